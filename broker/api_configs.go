@@ -1,0 +1,329 @@
+package broker
+
+import (
+	"errors"
+	"maps"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/metadata"
+)
+
+func init() {
+	register(0, 4, handleDescribeConfigs)
+	register(0, 2, handleAlterConfigs)
+	register(0, 1, handleIncrementalAlterConfigs)
+}
+
+// Kafka's config resource types.
+const (
+	resourceTopic  int8 = 2
+	resourceBroker int8 = 4
+)
+
+func validateTopicConfigs(configs map[string]string) (int16, string) {
+	if err := topicconfig.Validate(configs); err != nil {
+		return kerr.InvalidConfig.Code, err.Error()
+	}
+	return 0, ""
+}
+
+// describeTopicConfigs lists a topic's effective configs (all, or the named
+// ones) with their sources and, when asked, synonyms and documentation.
+func (s *Server) describeTopicConfigs(topic map[string]string, names []string, synonyms, docs bool) []kmsg.DescribeConfigsResponseResourceConfig {
+	var out []kmsg.DescribeConfigsResponseResourceConfig
+	for _, def := range topicconfig.All() {
+		if names != nil && !contains(names, def.Name) {
+			continue
+		}
+		value, source := topicconfig.Resolve(s.cfg.TopicDefaults, topic, def.Name)
+		entry := kmsg.NewDescribeConfigsResponseResourceConfig()
+		entry.Name = def.Name
+		entry.Value = &value
+		entry.Source = kmsg.ConfigSource(source)
+		entry.IsDefault = source == topicconfig.SourceDefault
+		entry.ConfigType = kmsg.ConfigType(def.Type)
+		if docs {
+			doc := def.Doc
+			entry.Documentation = &doc
+		}
+		if synonyms {
+			if v, ok := topic[def.Name]; ok {
+				entry.ConfigSynonyms = append(entry.ConfigSynonyms, kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{Name: def.Name, Value: &v, Source: kmsg.ConfigSource(topicconfig.SourceTopic)})
+			}
+			if v, ok := s.cfg.TopicDefaults[def.Name]; ok {
+				entry.ConfigSynonyms = append(entry.ConfigSynonyms, kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{Name: def.BrokerName, Value: &v, Source: kmsg.ConfigSource(topicconfig.SourceStaticBroker)})
+			}
+			d := def.Default
+			entry.ConfigSynonyms = append(entry.ConfigSynonyms, kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{Name: def.BrokerName, Value: &d, Source: kmsg.ConfigSource(topicconfig.SourceDefault)})
+		}
+		out = append(out, entry)
+	}
+	return out
+}
+
+// brokerConfigs are the read-only broker settings DescribeConfigs shows.
+func (s *Server) brokerConfigs() map[string]string {
+	m := map[string]string{
+		"node.id":                    strconv.Itoa(int(s.cfg.NodeID)),
+		"broker.id":                  strconv.Itoa(int(s.cfg.NodeID)),
+		"log.dirs":                   s.cfg.DataDir,
+		"num.partitions":             strconv.Itoa(int(s.cfg.NumPartitions)),
+		"default.replication.factor": strconv.Itoa(int(s.cfg.DefaultReplicationFactor)),
+		"auto.create.topics.enable":  strconv.FormatBool(!s.cfg.DisableAutoCreateTopics),
+		"socket.request.max.bytes":   strconv.Itoa(int(s.cfg.MaxRequestBytes)),
+		"connections.max.idle.ms":    strconv.FormatInt(s.cfg.IdleTimeout.Milliseconds(), 10),
+		"producer.id.expiration.ms":  strconv.FormatInt(s.cfg.ProducerIDExpiration.Milliseconds(), 10),
+	}
+	var listeners, advertised []string
+	for _, l := range s.listeners {
+		listeners = append(listeners, l.Name+"://"+l.Address)
+		advertised = append(advertised, l.Name+"://"+net.JoinHostPort(l.advertiseHost, strconv.Itoa(int(l.advertisePort))))
+	}
+	m["listeners"] = strings.Join(listeners, ",")
+	m["advertised.listeners"] = strings.Join(advertised, ",")
+	for _, def := range topicconfig.All() {
+		v, _ := s.cfg.TopicDefaults.Value(def.Name)
+		m[def.BrokerName] = v
+	}
+	return m
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func handleDescribeConfigs(c *clientConn, h requestHeader, req *kmsg.DescribeConfigsRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
+	state := s.cfg.Metadata.State()
+	for _, r := range req.Resources {
+		out := kmsg.NewDescribeConfigsResponseResource()
+		out.ResourceType = kmsg.ConfigResourceType(r.ResourceType)
+		out.ResourceName = r.ResourceName
+		setErr := func(code int16, msg string) {
+			out.ErrorCode = code
+			out.ErrorMessage = &msg
+		}
+		switch int8(r.ResourceType) {
+		case resourceTopic:
+			t, ok := state.Topic(r.ResourceName)
+			if !ok {
+				setErr(kerr.UnknownTopicOrPartition.Code, "topic '"+r.ResourceName+"' does not exist")
+				break
+			}
+			out.Configs = s.describeTopicConfigs(t.Configs, r.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
+		case resourceBroker:
+			if r.ResourceName != "" && r.ResourceName != strconv.Itoa(int(s.cfg.NodeID)) {
+				setErr(kerr.InvalidRequest.Code, "broker "+r.ResourceName+" is not this broker ("+strconv.Itoa(int(s.cfg.NodeID))+")")
+				break
+			}
+			cfgs := s.brokerConfigs()
+			names := make([]string, 0, len(cfgs))
+			for n := range cfgs {
+				if r.ConfigNames == nil || contains(r.ConfigNames, n) {
+					names = append(names, n)
+				}
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				v := cfgs[n]
+				entry := kmsg.NewDescribeConfigsResponseResourceConfig()
+				entry.Name = n
+				entry.Value = &v
+				entry.ReadOnly = true
+				entry.Source = kmsg.ConfigSource(topicconfig.SourceStaticBroker)
+				out.Configs = append(out.Configs, entry)
+			}
+		default:
+			setErr(kerr.InvalidRequest.Code, "unsupported resource type "+strconv.Itoa(int(r.ResourceType)))
+		}
+		resp.Resources = append(resp.Resources, out)
+	}
+	return resp, nil
+}
+
+// alterTopicConfigs validates and stores a topic's complete new config set.
+func (s *Server) alterTopicConfigs(topic string, configs map[string]string, validateOnly bool, timeoutMillis int32) (int16, string) {
+	if _, ok := s.cfg.Metadata.State().Topic(topic); !ok {
+		return kerr.UnknownTopicOrPartition.Code, "topic '" + topic + "' does not exist"
+	}
+	if code, msg := validateTopicConfigs(configs); code != 0 {
+		return code, msg
+	}
+	if validateOnly {
+		return 0, ""
+	}
+	ctx, cancel := s.adminContext(timeoutMillis)
+	defer cancel()
+	if err := s.cfg.Metadata.SetTopicConfigs(ctx, topic, configs); err != nil {
+		if errors.Is(err, metadata.ErrUnknownTopic) {
+			return kerr.UnknownTopicOrPartition.Code, "topic '" + topic + "' does not exist"
+		}
+		return kerr.RequestTimedOut.Code, "storing configs: " + err.Error()
+	}
+	if err := s.partitions.reconcile(); err != nil {
+		s.log.Error("applying new topic configs failed", "topic", topic, "err", err)
+	}
+	s.log.Info("altered topic configs", "topic", topic)
+	return 0, ""
+}
+
+func brokerAlterRefusal() (int16, string) {
+	return kerr.InvalidRequest.Code, "broker configs are static in Strata: set them with strata serve flags and restart"
+}
+
+func handleAlterConfigs(c *clientConn, h requestHeader, req *kmsg.AlterConfigsRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+	for _, r := range req.Resources {
+		out := kmsg.NewAlterConfigsResponseResource()
+		out.ResourceType = r.ResourceType
+		out.ResourceName = r.ResourceName
+		var code int16
+		var msg string
+		switch int8(r.ResourceType) {
+		case resourceTopic:
+			// AlterConfigs replaces the whole set: unnamed configs revert to defaults.
+			configs := map[string]string{}
+			for _, cfg := range r.Configs {
+				if cfg.Value != nil {
+					configs[cfg.Name] = *cfg.Value
+				}
+			}
+			code, msg = s.alterTopicConfigs(r.ResourceName, configs, req.ValidateOnly, 30000)
+		case resourceBroker:
+			code, msg = brokerAlterRefusal()
+		default:
+			code, msg = kerr.InvalidRequest.Code, "unsupported resource type "+strconv.Itoa(int(r.ResourceType))
+		}
+		if code != 0 {
+			out.ErrorCode = code
+			out.ErrorMessage = &msg
+		}
+		resp.Resources = append(resp.Resources, out)
+	}
+	return resp, nil
+}
+
+// Incremental alter operations.
+const (
+	opSet      int8 = 0
+	opDelete   int8 = 1
+	opAppend   int8 = 2
+	opSubtract int8 = 3
+)
+
+func handleIncrementalAlterConfigs(c *clientConn, h requestHeader, req *kmsg.IncrementalAlterConfigsRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+	for _, r := range req.Resources {
+		out := kmsg.NewIncrementalAlterConfigsResponseResource()
+		out.ResourceType = r.ResourceType
+		out.ResourceName = r.ResourceName
+		var code int16
+		var msg string
+		switch int8(r.ResourceType) {
+		case resourceTopic:
+			t, ok := s.cfg.Metadata.State().Topic(r.ResourceName)
+			if !ok {
+				code, msg = kerr.UnknownTopicOrPartition.Code, "topic '"+r.ResourceName+"' does not exist"
+				break
+			}
+			configs := maps.Clone(t.Configs)
+			if configs == nil {
+				configs = map[string]string{}
+			}
+			code, msg = applyIncremental(s, configs, r.Configs)
+			if code == 0 {
+				code, msg = s.alterTopicConfigs(r.ResourceName, configs, req.ValidateOnly, 30000)
+			}
+		case resourceBroker:
+			code, msg = brokerAlterRefusal()
+		default:
+			code, msg = kerr.InvalidRequest.Code, "unsupported resource type "+strconv.Itoa(int(r.ResourceType))
+		}
+		if code != 0 {
+			out.ErrorCode = code
+			out.ErrorMessage = &msg
+		}
+		resp.Resources = append(resp.Resources, out)
+	}
+	return resp, nil
+}
+
+func applyIncremental(s *Server, configs map[string]string, ops []kmsg.IncrementalAlterConfigsRequestResourceConfig) (int16, string) {
+	seen := map[string]bool{}
+	for _, op := range ops {
+		if seen[op.Name] {
+			return kerr.InvalidRequest.Code, "config '" + op.Name + "' appears more than once"
+		}
+		seen[op.Name] = true
+		def, known := topicconfig.Lookup(op.Name)
+		if !known {
+			return kerr.InvalidConfig.Code, "unknown topic config '" + op.Name + "'"
+		}
+		switch int8(op.Op) {
+		case opSet:
+			if op.Value == nil {
+				return kerr.InvalidRequest.Code, "SET of '" + op.Name + "' needs a value"
+			}
+			configs[op.Name] = *op.Value
+		case opDelete:
+			delete(configs, op.Name)
+		case opAppend, opSubtract:
+			if def.Type != topicconfig.TypeList {
+				return kerr.InvalidConfig.Code, "'" + op.Name + "' is not a list; APPEND and SUBTRACT need a list config"
+			}
+			if op.Value == nil {
+				return kerr.InvalidRequest.Code, "APPEND/SUBTRACT of '" + op.Name + "' needs a value"
+			}
+			current, _ := topicconfig.Resolve(s.cfg.TopicDefaults, configs, op.Name)
+			items := splitList(current)
+			for _, v := range splitList(*op.Value) {
+				if int8(op.Op) == opAppend {
+					if !contains(items, v) {
+						items = append(items, v)
+					}
+				} else {
+					items = removeAll(items, v)
+				}
+			}
+			configs[op.Name] = strings.Join(items, ",")
+		default:
+			return kerr.InvalidRequest.Code, "unknown config operation " + strconv.Itoa(int(op.Op))
+		}
+	}
+	return 0, ""
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func removeAll(list []string, v string) []string {
+	out := list[:0]
+	for _, x := range list {
+		if x != v {
+			out = append(out, x)
+		}
+	}
+	return out
+}

@@ -1,0 +1,43 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// FindCoordinator v0 (librdkafka enables LZ4 and groups only when it sees
+// v0) through v4 (batched keys). Groups are coordinated by this node;
+// transaction coordinators do not exist yet and are refused clearly.
+func init() { register(0, 4, handleFindCoordinator) }
+
+const coordinatorKeyTransaction = 1
+
+const transactionsUnsupported = "Strata does not support transactions yet"
+
+func handleFindCoordinator(c *clientConn, h requestHeader, req *kmsg.FindCoordinatorRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	if req.Version >= 4 {
+		for _, key := range req.CoordinatorKeys {
+			co := kmsg.NewFindCoordinatorResponseCoordinator()
+			co.Key = key
+			if req.CoordinatorType == coordinatorKeyTransaction {
+				msg := transactionsUnsupported
+				co.ErrorCode, co.ErrorMessage = kerr.InvalidRequest.Code, &msg
+				co.NodeID, co.Port = -1, -1
+			} else {
+				co.NodeID, co.Host, co.Port = s.cfg.NodeID, c.listener.advertiseHost, c.listener.advertisePort
+			}
+			resp.Coordinators = append(resp.Coordinators, co)
+		}
+		return resp, nil
+	}
+	if req.CoordinatorType == coordinatorKeyTransaction {
+		msg := transactionsUnsupported
+		resp.ErrorCode, resp.ErrorMessage = kerr.InvalidRequest.Code, &msg
+		resp.NodeID, resp.Port = -1, -1
+		return resp, nil
+	}
+	resp.NodeID, resp.Host, resp.Port = s.cfg.NodeID, c.listener.advertiseHost, c.listener.advertisePort
+	return resp, nil
+}

@@ -1,0 +1,181 @@
+package broker
+
+import (
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/metadata"
+)
+
+// Fetch v4 (the oldest librdkafka and kafka-python send) through v13 (topic
+// ids). Fetch sessions (KIP-227) are not created: every response is a full
+// one with session id 0, which clients treat as "no session".
+func init() { register(4, 13, handleFetch) }
+
+// currentLeaderEpoch is the leader epoch of every partition on a single node.
+const currentLeaderEpoch = 0
+
+// checkLeaderEpoch compares a client's idea of the leader epoch with ours
+// (KIP-320): an older one is fenced, a newer one is unknown to this leader.
+func checkLeaderEpoch(requested int32) int16 {
+	switch {
+	case requested == -1 || requested == currentLeaderEpoch:
+		return 0
+	case requested < currentLeaderEpoch:
+		return kerr.FencedLeaderEpoch.Code
+	default:
+		return kerr.UnknownLeaderEpoch.Code
+	}
+}
+
+type fetchTarget struct {
+	topicIndex     int
+	partitionIndex int
+	part           *partition
+	offset         int64
+	maxBytes       int32
+	errorCode      int16
+}
+
+func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	if req.SessionID != 0 {
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		return resp, nil
+	}
+	state := s.cfg.Metadata.State()
+	var targets []fetchTarget
+	for ti, rt := range req.Topics {
+		out := kmsg.NewFetchResponseTopic()
+		var topic metadata.Topic
+		var exists bool
+		if req.Version >= 13 {
+			out.TopicID = rt.TopicID
+			topic, exists = state.TopicByID(rt.TopicID)
+		} else {
+			out.Topic = rt.Topic
+			topic, exists = state.Topic(rt.Topic)
+		}
+		for pi, rp := range rt.Partitions {
+			p := kmsg.NewFetchResponseTopicPartition()
+			p.Partition = rp.Partition
+			t := fetchTarget{topicIndex: ti, partitionIndex: pi, offset: rp.FetchOffset, maxBytes: rp.PartitionMaxBytes}
+			switch {
+			case !exists && req.Version >= 13:
+				t.errorCode = kerr.UnknownTopicID.Code
+			case !exists || rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
+				t.errorCode = kerr.UnknownTopicOrPartition.Code
+			default:
+				t.part = s.partitions.get(topic.Name, rp.Partition)
+				if t.part == nil {
+					t.errorCode = kerr.NotLeaderForPartition.Code
+				} else if code := checkLeaderEpoch(rp.CurrentLeaderEpoch); code != 0 {
+					t.errorCode = code
+				}
+			}
+			p.ErrorCode = t.errorCode
+			out.Partitions = append(out.Partitions, p)
+			targets = append(targets, t)
+		}
+		resp.Topics = append(resp.Topics, out)
+	}
+
+	wake := make(chan struct{}, 1)
+	waiting := req.MaxWaitMillis > 0 && req.MinBytes > 0
+	if waiting {
+		for _, t := range targets {
+			if t.part != nil {
+				t.part.addWaiter(wake)
+				defer t.part.removeWaiter(wake)
+			}
+		}
+	}
+	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	var timer *time.Timer
+	for {
+		total := fillFetch(resp, targets, req.MaxBytes)
+		if !waiting || total >= int(req.MinBytes) || !time.Now().Before(deadline) {
+			for i := range resp.Topics {
+				name := ""
+				if resp.Topics[i].Topic != "" {
+					name = resp.Topics[i].Topic
+				}
+				for _, p := range resp.Topics[i].Partitions {
+					if len(p.RecordBatches) > 0 && name != "" {
+						s.metrics.bytesOut.WithLabelValues(name).Add(float64(len(p.RecordBatches)))
+					}
+				}
+			}
+			return resp, nil
+		}
+		if timer == nil {
+			timer = time.NewTimer(time.Until(deadline))
+			defer timer.Stop()
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			waiting = false // one last pass, then answer
+		case <-s.ctx.Done():
+			waiting = false
+		}
+	}
+}
+
+// fillFetch reads every target into resp and returns the bytes gathered.
+// The response-level maxBytes is shared in request order; the first batch
+// of the first partition with data is returned whole even when larger than
+// the limits (KIP-74), or the consumer could never make progress.
+func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) int {
+	if maxBytes <= 0 {
+		maxBytes = 1<<31 - 1
+	}
+	remaining := int64(maxBytes)
+	total := 0
+	for _, t := range targets {
+		p := &resp.Topics[t.topicIndex].Partitions[t.partitionIndex]
+		// Empty, not null: librdkafka rejects a null record set (size -1).
+		p.RecordBatches = []byte{}
+		if t.part == nil || t.errorCode != 0 {
+			continue
+		}
+		hw := t.part.highWatermark()
+		start := t.part.segments.StartOffset()
+		p.HighWatermark = hw
+		p.LastStableOffset = hw
+		p.LogStartOffset = start
+		p.ErrorCode = 0
+		if t.offset < start || t.offset > t.part.segments.EndOffset() {
+			p.ErrorCode = kerr.OffsetOutOfRange.Code
+			continue
+		}
+		limit := int64(t.maxBytes)
+		if remaining < limit {
+			limit = remaining
+		}
+		if limit <= 0 && total > 0 {
+			continue
+		}
+		data, err := t.part.segments.Read(t.offset, int32(max(limit, 0)), hw, total == 0)
+		if err != nil {
+			if errors.Is(err, segment.ErrOffsetOutOfRange) {
+				p.ErrorCode = kerr.OffsetOutOfRange.Code
+			} else {
+				t.part.log.Error("fetch read failed", "offset", t.offset, "err", err)
+				p.ErrorCode = kerr.KafkaStorageError.Code
+			}
+			continue
+		}
+		if len(data) > 0 {
+			p.RecordBatches = data
+		}
+		total += len(data)
+		remaining -= int64(len(data))
+	}
+	return total
+}

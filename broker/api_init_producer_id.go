@@ -1,0 +1,71 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/metadata"
+)
+
+// InitProducerId v0 (librdkafka's idempotence) through v4. Every call from
+// an idempotent (non-transactional) producer gets a fresh producer id with
+// epoch 0, as in Kafka; a producer recovering from a sequence error
+// (KIP-360) either bumps its epoch itself or asks for a new id here.
+func init() { register(0, 4, handleInitProducerID) }
+
+func handleInitProducerID(c *clientConn, h requestHeader, req *kmsg.InitProducerIDRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if req.TransactionalID != nil {
+		// Transactions need a transaction coordinator, which Strata does
+		// not have yet. Clients treat INVALID_REQUEST as fatal.
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		c.log.Warn("refusing transactional producer: transactions are not supported yet", "transactional_id", *req.TransactionalID, "client", h.clientID)
+		return resp, nil
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	id, err := s.producerIDs.next(ctx)
+	if err != nil {
+		c.log.Error("allocating a producer id failed", "err", err)
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		return resp, nil
+	}
+	resp.ProducerID, resp.ProducerEpoch = id, 0
+	return resp, nil
+}
+
+// producerIDBlockSize is how many producer ids one Raft command hands this
+// broker, so allocation costs one quorum round trip per thousand producers.
+const producerIDBlockSize = 1000
+
+// producerIDAllocator hands out producer ids from blocks allocated through
+// the metadata quorum, so ids are unique across the cluster and restarts.
+type producerIDAllocator struct {
+	store  *metadata.Store
+	nodeID int32
+
+	mu          sync.Mutex // guards nextID and end
+	nextID, end int64
+}
+
+func (a *producerIDAllocator) next(ctx context.Context) (int64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.nextID >= a.end {
+		first, err := a.store.AllocateProducerIDs(ctx, a.nodeID, producerIDBlockSize)
+		if err != nil {
+			return 0, fmt.Errorf("allocate producer id block: %w", err)
+		}
+		a.nextID, a.end = first, first+producerIDBlockSize
+	}
+	id := a.nextID
+	a.nextID++
+	return id, nil
+}

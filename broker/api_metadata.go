@@ -1,0 +1,227 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/metadata"
+)
+
+func init() { register(0, 12, handleMetadata) }
+
+func handleMetadata(c *clientConn, h requestHeader, req *kmsg.MetadataRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: s.cfg.NodeID, Host: c.listener.advertiseHost, Port: c.listener.advertisePort}}
+	clusterID := s.cfg.Metadata.State().ClusterID()
+	resp.ClusterID = &clusterID
+	resp.ControllerID = s.cfg.NodeID
+
+	allTopics := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	if allTopics {
+		for _, t := range s.cfg.Metadata.State().Topics() {
+			resp.Topics = append(resp.Topics, s.topicMetadata(t))
+		}
+		return resp, nil
+	}
+	// Kafka: auto-creation is allowed for v0-v3 always, v4+ when asked.
+	allowCreate := !s.cfg.DisableAutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
+	for _, rt := range req.Topics {
+		var mt kmsg.MetadataResponseTopic
+		mt = kmsg.NewMetadataResponseTopic()
+		if rt.Topic == nil {
+			// v10+: by topic id.
+			mt.TopicID = rt.TopicID
+			if t, ok := s.cfg.Metadata.State().TopicByID(rt.TopicID); ok {
+				resp.Topics = append(resp.Topics, s.topicMetadata(t))
+				continue
+			}
+			mt.ErrorCode = kerr.UnknownTopicID.Code
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
+		name := *rt.Topic
+		mt.Topic = rt.Topic
+		if t, ok := s.cfg.Metadata.State().Topic(name); ok {
+			resp.Topics = append(resp.Topics, s.topicMetadata(t))
+			continue
+		}
+		if err := validateTopicName(name); err != nil {
+			mt.ErrorCode = kerr.InvalidTopicException.Code
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
+		if !allowCreate {
+			mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		t, kerrCode, msg := s.createTopic(ctx, topicCreation{name: name, partitions: -1, replicationFactor: -1})
+		cancel()
+		switch {
+		case kerrCode == 0 || kerrCode == kerr.TopicAlreadyExists.Code:
+			if kerrCode != 0 {
+				t, _ = s.cfg.Metadata.State().Topic(name)
+			}
+			s.log.Info("auto-created topic", "topic", name, "client", h.clientID)
+			resp.Topics = append(resp.Topics, s.topicMetadata(t))
+		default:
+			s.log.Warn("auto-creating topic failed", "topic", name, "err", msg)
+			mt.ErrorCode = kerr.LeaderNotAvailable.Code
+			resp.Topics = append(resp.Topics, mt)
+		}
+	}
+	return resp, nil
+}
+
+// topicMetadata describes a topic; a partition whose log this broker has not
+// opened yet answers LEADER_NOT_AVAILABLE, so clients retry while a new
+// topic settles.
+func (s *Server) topicMetadata(t metadata.Topic) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	name := t.Name
+	mt.Topic = &name
+	mt.TopicID = t.ID
+	mt.IsInternal = t.Internal
+	ready := true
+	for _, p := range t.Partitions {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = p.Index
+		mp.Leader = p.Leader
+		mp.LeaderEpoch = p.LeaderEpoch
+		mp.Replicas = append([]int32(nil), p.Replicas...)
+		mp.ISR = append([]int32(nil), p.ISR...)
+		if p.Leader == s.cfg.NodeID && s.partitions.get(t.Name, p.Index) == nil {
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+			mp.Leader = -1
+			ready = false
+		}
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	if !ready {
+		mt.ErrorCode = kerr.LeaderNotAvailable.Code
+	}
+	return mt
+}
+
+// topicCreation is a validated-by-createTopic request to create one topic.
+type topicCreation struct {
+	name              string
+	partitions        int32 // -1: num.partitions
+	replicationFactor int16 // -1: default.replication.factor
+	assignments       [][]int32
+	configs           map[string]string
+	validateOnly      bool
+}
+
+// createTopic validates and creates a topic through the metadata quorum and
+// opens its local partitions. It answers a Kafka error code and message.
+func (s *Server) createTopic(ctx context.Context, tc topicCreation) (metadata.Topic, int16, string) {
+	if err := validateTopicName(tc.name); err != nil {
+		return metadata.Topic{}, kerr.InvalidTopicException.Code, err.Error()
+	}
+	if _, exists := s.cfg.Metadata.State().Topic(tc.name); exists {
+		return metadata.Topic{}, kerr.TopicAlreadyExists.Code, "topic '" + tc.name + "' already exists"
+	}
+	assignments, code, msg := s.placeReplicas(tc.partitions, tc.replicationFactor, tc.assignments)
+	if code != 0 {
+		return metadata.Topic{}, code, msg
+	}
+	if code, msg := validateTopicConfigs(tc.configs); code != 0 {
+		return metadata.Topic{}, code, msg
+	}
+	if tc.validateOnly {
+		return metadata.Topic{Name: tc.name}, 0, ""
+	}
+	t, err := s.cfg.Metadata.CreateTopic(ctx, metadata.TopicSpec{
+		Name:        tc.name,
+		Assignments: assignments,
+		Configs:     tc.configs,
+	})
+	if err != nil {
+		if errors.Is(err, metadata.ErrTopicExists) {
+			return metadata.Topic{}, kerr.TopicAlreadyExists.Code, "topic '" + tc.name + "' already exists"
+		}
+		return metadata.Topic{}, kerr.RequestTimedOut.Code, "creating topic: " + err.Error()
+	}
+	if err := s.partitions.reconcile(); err != nil {
+		s.log.Error("opening partitions of a new topic failed", "topic", tc.name, "err", err)
+	}
+	return t, 0, ""
+}
+
+// placeReplicas decides the replica set of each new partition. With one
+// broker every replica is this node.
+func (s *Server) placeReplicas(partitions int32, replicationFactor int16, manual [][]int32) ([][]int32, int16, string) {
+	liveBrokers := []int32{s.cfg.NodeID}
+	if len(manual) > 0 {
+		if partitions != -1 || replicationFactor != -1 {
+			return nil, kerr.InvalidRequest.Code, "both manual assignments and a partition count or replication factor were given"
+		}
+		for i, replicas := range manual {
+			if len(replicas) == 0 {
+				return nil, kerr.InvalidReplicaAssignment.Code, "partition with no replicas"
+			}
+			seen := map[int32]bool{}
+			for _, r := range replicas {
+				if seen[r] {
+					return nil, kerr.InvalidReplicaAssignment.Code, "duplicate replica in an assignment"
+				}
+				seen[r] = true
+				if !containsBroker(liveBrokers, r) {
+					return nil, kerr.InvalidReplicaAssignment.Code, "assignment names unknown broker"
+				}
+			}
+			_ = i
+		}
+		return manual, 0, ""
+	}
+	if partitions == -1 {
+		partitions = s.cfg.NumPartitions
+	}
+	if replicationFactor == -1 {
+		replicationFactor = s.cfg.DefaultReplicationFactor
+	}
+	if partitions < 1 {
+		return nil, kerr.InvalidPartitions.Code, "number of partitions must be at least 1"
+	}
+	if partitions > maxPartitionsPerRequest {
+		return nil, kerr.InvalidPartitions.Code, "number of partitions is too large"
+	}
+	if replicationFactor < 1 {
+		return nil, kerr.InvalidReplicationFactor.Code, "replication factor must be at least 1"
+	}
+	if int(replicationFactor) > len(liveBrokers) {
+		return nil, kerr.InvalidReplicationFactor.Code, "replication factor is larger than the number of available brokers (" + itoa(len(liveBrokers)) + ")"
+	}
+	out := make([][]int32, partitions)
+	for i := range out {
+		out[i] = []int32{s.cfg.NodeID}
+	}
+	return out, 0, ""
+}
+
+// maxPartitionsPerRequest bounds what one request can make this node open.
+const maxPartitionsPerRequest = 10000
+
+func validateTopicName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("topic name is empty")
+	case name == "." || name == "..":
+		return errors.New("topic name cannot be '.' or '..'")
+	case len(name) > 249:
+		return errors.New("topic name is longer than 249 characters")
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return errors.New("topic name '" + name + "' contains a character other than ASCII alphanumerics, '.', '_' and '-'")
+		}
+	}
+	return nil
+}

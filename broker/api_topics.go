@@ -1,0 +1,255 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/metadata"
+)
+
+func init() {
+	register(0, 7, handleCreateTopics)
+	register(0, 6, handleDeleteTopics)
+	register(0, 3, handleCreatePartitions)
+}
+
+// adminContext bounds an admin request by its own timeout (at least a
+// second, at most a minute) and by the server's life.
+func (s *Server) adminContext(timeoutMillis int32) (context.Context, context.CancelFunc) {
+	timeout := time.Duration(timeoutMillis) * time.Millisecond
+	timeout = min(max(timeout, time.Second), time.Minute)
+	return context.WithTimeout(s.ctx, timeout)
+}
+
+func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	ctx, cancel := s.adminContext(req.TimeoutMillis)
+	defer cancel()
+	counts := map[string]int{}
+	for _, rt := range req.Topics {
+		counts[rt.Topic]++
+	}
+	for _, rt := range req.Topics {
+		out := kmsg.NewCreateTopicsResponseTopic()
+		out.Topic = rt.Topic
+		setErr := func(code int16, msg string) {
+			out.ErrorCode = code
+			if msg != "" {
+				out.ErrorMessage = &msg
+			}
+		}
+		if counts[rt.Topic] > 1 {
+			setErr(kerr.InvalidRequest.Code, "topic '"+rt.Topic+"' appears more than once in the request")
+			resp.Topics = append(resp.Topics, out)
+			continue
+		}
+		tc := topicCreation{
+			name:              rt.Topic,
+			partitions:        rt.NumPartitions,
+			replicationFactor: rt.ReplicationFactor,
+			validateOnly:      req.ValidateOnly,
+		}
+		if len(rt.ReplicaAssignment) > 0 {
+			tc.assignments = make([][]int32, len(rt.ReplicaAssignment))
+			ok := true
+			for _, a := range rt.ReplicaAssignment {
+				if a.Partition < 0 || int(a.Partition) >= len(tc.assignments) || tc.assignments[a.Partition] != nil {
+					ok = false
+					break
+				}
+				tc.assignments[a.Partition] = a.Replicas
+			}
+			if !ok {
+				setErr(kerr.InvalidReplicaAssignment.Code, "replica assignment partitions must be 0..n-1, each once")
+				resp.Topics = append(resp.Topics, out)
+				continue
+			}
+		}
+		if len(rt.Configs) > 0 {
+			tc.configs = make(map[string]string, len(rt.Configs))
+			for _, cfg := range rt.Configs {
+				if cfg.Value == nil {
+					continue // a null value means "use the default"
+				}
+				tc.configs[cfg.Name] = *cfg.Value
+			}
+		}
+		t, code, msg := s.createTopic(ctx, tc)
+		if code != 0 {
+			setErr(code, msg)
+			resp.Topics = append(resp.Topics, out)
+			continue
+		}
+		s.log.Info("created topic", "topic", rt.Topic, "validate_only", req.ValidateOnly, "client", h.clientID)
+		out.TopicID = t.ID
+		if req.ValidateOnly {
+			assignments, _, _ := s.placeReplicas(tc.partitions, tc.replicationFactor, tc.assignments)
+			out.NumPartitions = int32(len(assignments))
+			out.ReplicationFactor = int16(len(assignments[0]))
+		} else {
+			out.NumPartitions = int32(len(t.Partitions))
+			out.ReplicationFactor = int16(len(t.Partitions[0].Replicas))
+		}
+		for _, entry := range s.describeTopicConfigs(tc.configs, nil, false, false) {
+			out.Configs = append(out.Configs, kmsg.CreateTopicsResponseTopicConfig{
+				Name:        entry.Name,
+				Value:       entry.Value,
+				ReadOnly:    entry.ReadOnly,
+				Source:      int8(entry.Source),
+				IsSensitive: entry.IsSensitive,
+			})
+		}
+		resp.Topics = append(resp.Topics, out)
+	}
+	return resp, nil
+}
+
+func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
+	ctx, cancel := s.adminContext(req.TimeoutMillis)
+	defer cancel()
+	type target struct {
+		name *string
+		id   [16]byte
+	}
+	var targets []target
+	if req.Version < 6 {
+		for _, n := range req.TopicNames {
+			n := n
+			targets = append(targets, target{name: &n})
+		}
+	} else {
+		for _, t := range req.Topics {
+			targets = append(targets, target{name: t.Topic, id: t.TopicID})
+		}
+	}
+	for _, tg := range targets {
+		out := kmsg.NewDeleteTopicsResponseTopic()
+		out.Topic = tg.name
+		out.TopicID = tg.id
+		setErr := func(code int16, msg string) {
+			out.ErrorCode = code
+			out.ErrorMessage = &msg
+		}
+		var (
+			topic  metadata.Topic
+			exists bool
+		)
+		state := s.cfg.Metadata.State()
+		if tg.name != nil {
+			topic, exists = state.Topic(*tg.name)
+		} else {
+			topic, exists = state.TopicByID(tg.id)
+		}
+		switch {
+		case !exists && tg.name == nil:
+			setErr(kerr.UnknownTopicID.Code, "no topic with that id")
+		case !exists:
+			setErr(kerr.UnknownTopicOrPartition.Code, "topic '"+*tg.name+"' does not exist")
+		case topic.Internal:
+			setErr(kerr.InvalidRequest.Code, "internal topic '"+topic.Name+"' cannot be deleted")
+		default:
+			name := topic.Name
+			out.Topic = &name
+			out.TopicID = topic.ID
+			if _, err := s.cfg.Metadata.DeleteTopic(ctx, topic.Name); err != nil {
+				if errors.Is(err, metadata.ErrUnknownTopic) {
+					setErr(kerr.UnknownTopicOrPartition.Code, "topic '"+topic.Name+"' does not exist")
+				} else {
+					setErr(kerr.RequestTimedOut.Code, "deleting topic: "+err.Error())
+				}
+				break
+			}
+			if err := s.partitions.reconcile(); err != nil {
+				s.log.Error("removing partitions of a deleted topic failed", "topic", topic.Name, "err", err)
+			}
+			s.log.Info("deleted topic", "topic", topic.Name, "client", h.clientID)
+		}
+		resp.Topics = append(resp.Topics, out)
+	}
+	return resp, nil
+}
+
+func handleCreatePartitions(c *clientConn, h requestHeader, req *kmsg.CreatePartitionsRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	ctx, cancel := s.adminContext(req.TimeoutMillis)
+	defer cancel()
+	counts := map[string]int{}
+	for _, rt := range req.Topics {
+		counts[rt.Topic]++
+	}
+	for _, rt := range req.Topics {
+		out := kmsg.NewCreatePartitionsResponseTopic()
+		out.Topic = rt.Topic
+		setErr := func(code int16, msg string) {
+			out.ErrorCode = code
+			out.ErrorMessage = &msg
+		}
+		topic, exists := s.cfg.Metadata.State().Topic(rt.Topic)
+		current := int32(len(topic.Partitions))
+		switch {
+		case counts[rt.Topic] > 1:
+			setErr(kerr.InvalidRequest.Code, "topic '"+rt.Topic+"' appears more than once in the request")
+		case !exists:
+			setErr(kerr.UnknownTopicOrPartition.Code, "topic '"+rt.Topic+"' does not exist")
+		case rt.Count <= current:
+			setErr(kerr.InvalidPartitions.Code, "topic '"+rt.Topic+"' has "+itoa(int(current))+" partitions; the new count must be larger")
+		case rt.Count-current > maxPartitionsPerRequest:
+			setErr(kerr.InvalidPartitions.Code, "too many new partitions in one request")
+		case rt.Assignment != nil && int32(len(rt.Assignment)) != rt.Count-current:
+			setErr(kerr.InvalidReplicaAssignment.Code, "the assignment must name replicas for exactly the new partitions")
+		default:
+			rf := int16(len(topic.Partitions[0].Replicas))
+			var manual [][]int32
+			for _, a := range rt.Assignment {
+				if len(a.Replicas) != int(rf) {
+					setErr(kerr.InvalidReplicaAssignment.Code, "every new partition needs "+itoa(int(rf))+" replicas")
+					break
+				}
+				manual = append(manual, a.Replicas)
+			}
+			if out.ErrorCode != 0 {
+				break
+			}
+			var assignments [][]int32
+			var code int16
+			var msg string
+			if manual != nil {
+				assignments, code, msg = s.placeReplicas(-1, -1, manual)
+			} else {
+				assignments, code, msg = s.placeReplicas(rt.Count-current, rf, nil)
+			}
+			if code != 0 {
+				setErr(code, msg)
+				break
+			}
+			if req.ValidateOnly {
+				break
+			}
+			if err := s.cfg.Metadata.CreatePartitions(ctx, rt.Topic, rt.Count, assignments); err != nil {
+				switch {
+				case errors.Is(err, metadata.ErrUnknownTopic):
+					setErr(kerr.UnknownTopicOrPartition.Code, err.Error())
+				case errors.Is(err, metadata.ErrInvalidPartitions):
+					setErr(kerr.InvalidPartitions.Code, err.Error())
+				default:
+					setErr(kerr.RequestTimedOut.Code, "creating partitions: "+err.Error())
+				}
+				break
+			}
+			if err := s.partitions.reconcile(); err != nil {
+				s.log.Error("opening new partitions failed", "topic", rt.Topic, "err", err)
+			}
+			s.log.Info("created partitions", "topic", rt.Topic, "count", rt.Count, "client", h.clientID)
+		}
+		resp.Topics = append(resp.Topics, out)
+	}
+	return resp, nil
+}

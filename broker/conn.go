@@ -1,0 +1,249 @@
+package broker
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// clientConn is one Kafka client connection. It has two goroutines: the
+// reader decodes and handles requests one at a time, in arrival order (as
+// Kafka does, so a producer's pipelined batches are appended in the order
+// they were sent), and the writer sends the encoded responses in the same
+// order. The reader can run ahead of the writer by up to cap(responses).
+type clientConn struct {
+	server    *Server
+	listener  *boundListener
+	nc        net.Conn
+	log       *slog.Logger
+	responses chan []byte // encoded response frames, in request order
+
+	stopOnce sync.Once
+}
+
+// maxQueuedResponses bounds how far request handling runs ahead of the
+// socket writer.
+const maxQueuedResponses = 16
+
+func newClientConn(s *Server, l *boundListener, nc net.Conn) *clientConn {
+	return &clientConn{
+		server:    s,
+		listener:  l,
+		nc:        nc,
+		log:       s.log.With("listener", l.Name, "remote", nc.RemoteAddr().String()),
+		responses: make(chan []byte, maxQueuedResponses),
+	}
+}
+
+// stopReading makes the reader stop after the request it is handling; the
+// writer then sends what is queued and closes the connection.
+func (c *clientConn) stopReading() {
+	c.stopOnce.Do(func() {
+		c.nc.SetReadDeadline(time.Now())
+	})
+}
+
+func (c *clientConn) serve() {
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+	reason := c.readLoop()
+	close(c.responses)
+	<-writerDone
+	c.nc.Close()
+	if reason != nil {
+		c.log.Warn("closing client connection", "reason", reason)
+	} else {
+		c.log.Debug("client connection closed")
+	}
+}
+
+func (c *clientConn) writeLoop() {
+	var failed bool
+	for frame := range c.responses {
+		if failed {
+			continue // drain so the reader never blocks
+		}
+		c.nc.SetWriteDeadline(time.Now().Add(c.server.cfg.IdleTimeout))
+		if _, err := c.nc.Write(frame); err != nil {
+			failed = true
+			c.log.Debug("write response failed", "err", err)
+			c.nc.Close() // unblocks the reader
+		}
+	}
+}
+
+// errCloseConnection is returned by handlers that must end the connection
+// after their (possibly absent) response, e.g. acks=0 produce errors.
+var errCloseConnection = errors.New("broker: close connection")
+
+// readLoop returns the reason the connection must close, or nil for a clean
+// end (client closed, server stopping).
+func (c *clientConn) readLoop() error {
+	var sizeBuf [4]byte
+	for {
+		c.nc.SetReadDeadline(time.Now().Add(c.server.cfg.IdleTimeout))
+		if _, err := io.ReadFull(c.nc, sizeBuf[:]); err != nil {
+			return classifyReadError(c, err, true)
+		}
+		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		// The smallest request header is key, version, correlation id and
+		// a null client id: 10 bytes.
+		if size < 10 {
+			return fmt.Errorf("request frame of %d bytes is too small to hold a request header", size)
+		}
+		if size > c.server.cfg.MaxRequestBytes {
+			return fmt.Errorf("request frame of %d bytes exceeds socket.request.max.bytes (%d)", size, c.server.cfg.MaxRequestBytes)
+		}
+		frame := make([]byte, size)
+		if _, err := io.ReadFull(c.nc, frame); err != nil {
+			if err := classifyReadError(c, err, false); err != nil {
+				return fmt.Errorf("reading %d-byte request: %w", size, err)
+			}
+			return nil
+		}
+		response, err := c.handleFrame(frame)
+		if err != nil {
+			return err
+		}
+		if response != nil {
+			c.responses <- response
+		}
+	}
+}
+
+func classifyReadError(c *clientConn, err error, betweenRequests bool) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if c.server.ctx.Err() != nil {
+			return nil // shutting down
+		}
+		if betweenRequests {
+			c.log.Debug("closing idle connection", "idle_timeout", c.server.cfg.IdleTimeout)
+			return nil
+		}
+		return errors.New("timed out in the middle of a request")
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		if betweenRequests {
+			return nil
+		}
+		return errors.New("truncated request: the client closed the connection mid-frame")
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.New("truncated request: the client closed the connection mid-frame")
+	}
+	return err
+}
+
+// requestHeader is a Kafka request header (v1, or v2 for flexible requests).
+type requestHeader struct {
+	key           int16
+	version       int16
+	correlationID int32
+	clientID      string
+}
+
+// handleFrame decodes one request, runs its handler and returns the encoded
+// response frame (nil when the request gets no response, as acks=0 produce).
+// An error closes the connection.
+func (c *clientConn) handleFrame(frame []byte) ([]byte, error) {
+	var h requestHeader
+	h.key = int16(binary.BigEndian.Uint16(frame[0:]))
+	h.version = int16(binary.BigEndian.Uint16(frame[2:]))
+	h.correlationID = int32(binary.BigEndian.Uint32(frame[4:]))
+	clientIDLen := int16(binary.BigEndian.Uint16(frame[8:]))
+	body := frame[10:]
+	if clientIDLen > 0 {
+		if int(clientIDLen) > len(body) {
+			return nil, fmt.Errorf("request header: client id of %d bytes overruns the %d-byte frame", clientIDLen, len(frame))
+		}
+		h.clientID = string(body[:clientIDLen])
+		body = body[clientIDLen:]
+	} else if clientIDLen < -1 {
+		return nil, fmt.Errorf("request header: invalid client id length %d", clientIDLen)
+	}
+
+	api := apiFor(h.key)
+	if api == nil {
+		return nil, fmt.Errorf("unknown api key %d (client %q)", h.key, h.clientID)
+	}
+	if h.version < api.minVersion || h.version > api.maxVersion {
+		if h.key == apiKeyVersions {
+			return c.encode(h, unsupportedAPIVersions(c.server)), nil
+		}
+		return nil, fmt.Errorf("%s version %d is not supported (supported %d-%d, client %q)", kmsg.NameForKey(h.key), h.version, api.minVersion, api.maxVersion, h.clientID)
+	}
+	req := kmsg.RequestForKey(h.key)
+	req.SetVersion(h.version)
+	if req.IsFlexible() {
+		n, ok := skipTaggedFields(body)
+		if !ok {
+			return nil, fmt.Errorf("%s v%d: malformed request header tagged fields", kmsg.NameForKey(h.key), h.version)
+		}
+		body = body[n:]
+	}
+	if err := req.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("%s v%d: malformed request body: %w", kmsg.NameForKey(h.key), h.version, err)
+	}
+	start := time.Now()
+	resp, err := api.handle(c, h, req)
+	c.server.metrics.observeRequest(h.key, time.Since(start))
+	if err != nil {
+		if errors.Is(err, errCloseConnection) {
+			return nil, fmt.Errorf("%s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
+		}
+		return nil, fmt.Errorf("%s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
+	}
+	if resp == nil {
+		return nil, nil
+	}
+	resp.SetVersion(h.version)
+	return c.encode(h, resp), nil
+}
+
+// encode frames a response: size, correlation id, and for flexible versions
+// an empty tagged-field section — except ApiVersions, whose response header
+// is always v0 so that a client can parse it before it knows our versions.
+func (c *clientConn) encode(h requestHeader, resp kmsg.Response) []byte {
+	buf := make([]byte, 8, 256)
+	binary.BigEndian.PutUint32(buf[4:], uint32(h.correlationID))
+	if resp.IsFlexible() && h.key != apiKeyVersions {
+		buf = append(buf, 0)
+	}
+	buf = resp.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf[0:], uint32(len(buf)-4))
+	return buf
+}
+
+// skipTaggedFields skips a tagged-field section: an unsigned varint count,
+// then per field an unsigned varint tag, an unsigned varint size and the data.
+func skipTaggedFields(b []byte) (int, bool) {
+	count, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, false
+	}
+	pos := n
+	for i := uint64(0); i < count; i++ {
+		_, n := binary.Uvarint(b[pos:])
+		if n <= 0 {
+			return 0, false
+		}
+		pos += n
+		size, n := binary.Uvarint(b[pos:])
+		if n <= 0 || size > uint64(len(b)-pos-n) {
+			return 0, false
+		}
+		pos += n + int(size)
+	}
+	return pos, true
+}

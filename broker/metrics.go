@@ -1,0 +1,52 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// metrics are the broker's Prometheus series. They are registered on the
+// Config's Registerer (cmd serves it on the admin listener).
+type metrics struct {
+	requests      *prometheus.HistogramVec
+	bytesIn       *prometheus.CounterVec
+	bytesOut      *prometheus.CounterVec
+	produceErrors *prometheus.CounterVec
+	connections   prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "strata", Name: "request_duration_seconds",
+			Help:    "Time to handle a Kafka request, by API.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		}, []string{"api"}),
+		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "strata", Name: "topic_bytes_in_total",
+			Help: "Record batch bytes appended, by topic.",
+		}, []string{"topic"}),
+		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "strata", Name: "topic_bytes_out_total",
+			Help: "Record batch bytes sent to consumers, by topic.",
+		}, []string{"topic"}),
+		produceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "strata", Name: "produce_errors_total",
+			Help: "Produced batches rejected, by topic.",
+		}, []string{"topic"}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "strata", Name: "client_connections",
+			Help: "Open client connections.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.bytesIn, m.bytesOut, m.produceErrors, m.connections)
+	}
+	return m
+}
+
+func (m *metrics) observeRequest(key int16, d time.Duration) {
+	m.requests.WithLabelValues(kmsg.NameForKey(key)).Observe(d.Seconds())
+}

@@ -1,0 +1,357 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/strata-log/strata/broker/producer"
+	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/broker/topicconfig"
+)
+
+// partition is one partition this broker leads: its local log, its
+// idempotent-producer state and the fetchers waiting for new data.
+//
+// On a single node the high watermark is the log end offset: a batch is
+// committed once it is appended (there are no other replicas to wait for).
+type partition struct {
+	topic   string
+	topicID [16]byte
+	index   int32
+	dir     string
+	log     *slog.Logger
+
+	segments *segment.Log
+	config   atomic.Pointer[topicconfig.Values]
+
+	appendMu  sync.Mutex // guards producers and serializes check → append → update
+	producers *producer.State
+
+	waitersMu sync.Mutex // guards waiters
+	waiters   map[chan struct{}]struct{}
+}
+
+// producerSnapshotSuffix names producer-state snapshots in a partition
+// directory: <log end offset, 20 digits>.snapshot, as in Kafka. The
+// snapshot holds the state of every producer for the log below that offset;
+// recovery loads the newest one at or below the log end and replays the
+// batch headers after it.
+const producerSnapshotSuffix = ".snapshot"
+
+func segmentConfig(v topicconfig.Values, log *slog.Logger) segment.Config {
+	ms := func(n int64) time.Duration {
+		if n < 0 {
+			return -1
+		}
+		if n >= math.MaxInt64/int64(time.Millisecond) {
+			return 0 // "never" in segment.Config
+		}
+		return time.Duration(n) * time.Millisecond
+	}
+	flushMessages := v.FlushMessages
+	if flushMessages == math.MaxInt64 {
+		flushMessages = 0
+	}
+	retention := ms(v.RetentionMs)
+	if v.RetentionMs < 0 {
+		retention = -1
+	}
+	segmentAge := ms(v.SegmentMs)
+	if segmentAge == 0 {
+		segmentAge = time.Duration(math.MaxInt64) // 0 would mean the default
+	}
+	return segment.Config{
+		SegmentBytes:       v.SegmentBytes,
+		SegmentAge:         segmentAge,
+		IndexIntervalBytes: v.IndexIntervalBytes,
+		MaxIndexBytes:      v.SegmentIndexBytes,
+		RetentionAge:       retention,
+		RetentionBytes:     v.RetentionBytes,
+		FlushMessages:      flushMessages,
+		FlushInterval:      ms(v.FlushMs),
+		Logger:             log,
+	}
+}
+
+func openPartition(dir, topic string, topicID [16]byte, index int32, values topicconfig.Values, log *slog.Logger) (*partition, error) {
+	log = log.With("topic", topic, "partition", index)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
+	}
+	if err := segment.WritePartitionMetadata(dir, topicID); err != nil {
+		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
+	}
+	segs, err := segment.Open(dir, 0, segmentConfig(values, log))
+	if err != nil {
+		return nil, fmt.Errorf("partition %s-%d: open log: %w", topic, index, err)
+	}
+	p := &partition{
+		topic:    topic,
+		topicID:  topicID,
+		index:    index,
+		dir:      dir,
+		log:      log,
+		segments: segs,
+		waiters:  make(map[chan struct{}]struct{}),
+	}
+	p.config.Store(&values)
+	if err := p.recoverProducers(); err != nil {
+		segs.Close()
+		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
+	}
+	return p, nil
+}
+
+// recoverProducers loads the newest usable producer snapshot and replays the
+// batch headers after it.
+func (p *partition) recoverProducers() error {
+	end := p.segments.EndOffset()
+	snapshots, _ := filepath.Glob(filepath.Join(p.dir, "*"+producerSnapshotSuffix))
+	sort.Strings(snapshots) // 20-digit names sort by offset
+	state := producer.NewState()
+	from := p.segments.StartOffset()
+	for i := len(snapshots) - 1; i >= 0; i-- {
+		offset, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(snapshots[i]), producerSnapshotSuffix), 10, 64)
+		if err != nil || offset > end || offset < from {
+			continue
+		}
+		f, err := os.Open(snapshots[i])
+		if err != nil {
+			continue
+		}
+		loaded, err := producer.ReadSnapshot(f)
+		f.Close()
+		if err != nil {
+			p.log.Warn("ignoring unreadable producer snapshot; rebuilding from the log", "file", snapshots[i], "err", err)
+			continue
+		}
+		state, from = loaded, offset
+		break
+	}
+	replayed := 0
+	err := p.segments.Scan(from, func(header []byte) error {
+		h, err := recordbatch.ParseHeader(header)
+		if err != nil {
+			return err
+		}
+		if h.BaseOffset < from || !h.HasProducerID() {
+			return nil
+		}
+		state.Update(batchMeta(h, h.BaseOffset))
+		replayed++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild producer state from offset %d: %w", from, err)
+	}
+	p.producers = state
+	if replayed > 0 {
+		p.log.Info("rebuilt producer state from the log", "from_offset", from, "batches", replayed, "producers", state.Len())
+	}
+	return nil
+}
+
+func batchMeta(h recordbatch.Header, baseOffset int64) producer.BatchMeta {
+	return producer.BatchMeta{
+		ProducerID:   h.ProducerID,
+		Epoch:        h.ProducerEpoch,
+		FirstSeq:     h.BaseSequence,
+		LastSeq:      h.LastSequence(),
+		FirstOffset:  baseOffset,
+		LastOffset:   baseOffset + int64(h.LastOffsetDelta),
+		MaxTimestamp: h.MaxTimestamp,
+	}
+}
+
+// writeProducerSnapshot persists the producer state at the current log end
+// and removes older snapshots. Called with appendMu held.
+func (p *partition) writeProducerSnapshotLocked() error {
+	end := p.segments.EndOffset()
+	name := filepath.Join(p.dir, fmt.Sprintf("%020d%s", end, producerSnapshotSuffix))
+	tmp := name + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if err := p.producers.WriteSnapshot(f); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return err
+	}
+	old, _ := filepath.Glob(filepath.Join(p.dir, "*"+producerSnapshotSuffix))
+	for _, o := range old {
+		if o != name {
+			os.Remove(o)
+		}
+	}
+	return nil
+}
+
+func (p *partition) highWatermark() int64 { return p.segments.EndOffset() }
+
+// produceError is a per-partition produce failure with its Kafka code.
+type produceError struct {
+	code    int16
+	message string
+}
+
+func (e *produceError) Error() string { return e.message }
+
+// appendBatch validates one produced batch, stamps it and appends it,
+// de-duplicating idempotent retries. It returns the batch's base offset and
+// the log-append time (or -1).
+func (p *partition) appendBatch(records []byte, produceVersion int16, now time.Time) (baseOffset, appendTime int64, err error) {
+	cfg := p.config.Load()
+	spans, err := recordbatch.Split(records)
+	if err != nil {
+		return 0, -1, &produceError{recordbatch.ErrorCode(err), err.Error()}
+	}
+	if len(spans) != 1 {
+		return 0, -1, &produceError{87, fmt.Sprintf("produce requests v3+ must carry exactly one record batch per partition, got %d", len(spans))}
+	}
+	batch := records[spans[0].Position : spans[0].Position+spans[0].Length]
+	h, err := recordbatch.Validate(batch, recordbatch.Limits{MaxBatchBytes: cfg.MaxMessageBytes})
+	if err != nil {
+		return 0, -1, &produceError{recordbatch.ErrorCode(err), err.Error()}
+	}
+	if h.Codec() == recordbatch.Zstd && produceVersion < 7 {
+		return 0, -1, &produceError{76, "zstd-compressed batches need Produce v7 or later"}
+	}
+	if h.IsTransactional() {
+		return 0, -1, &produceError{87, "transactional batches are not supported yet"}
+	}
+	appendTime = -1
+	if cfg.LogAppendTime {
+		appendTime = now.UnixMilli()
+		recordbatch.SetLogAppendTime(batch, appendTime)
+		h.MaxTimestamp = appendTime
+	}
+	recordbatch.SetPartitionLeaderEpoch(batch, 0)
+
+	p.appendMu.Lock()
+	if h.HasProducerID() {
+		dup, err := p.producers.Check(batchMeta(h, -1))
+		if err != nil {
+			p.appendMu.Unlock()
+			return 0, -1, &produceError{producer.ErrorCode(err), err.Error()}
+		}
+		if dup != nil {
+			p.appendMu.Unlock()
+			return dup.FirstOffset, appendTime, nil
+		}
+	}
+	base, _, err := p.segments.Append(batch, []segment.AppendBatch{{
+		Position:        0,
+		Length:          int32(len(batch)),
+		LastOffsetDelta: h.LastOffsetDelta,
+		MaxTimestamp:    h.MaxTimestamp,
+		Records:         h.NumRecords,
+	}})
+	if err != nil {
+		p.appendMu.Unlock()
+		p.log.Error("append failed", "err", err)
+		return 0, -1, &produceError{-1, "append failed: " + err.Error()}
+	}
+	if h.HasProducerID() {
+		p.producers.Update(batchMeta(h, base))
+	}
+	p.appendMu.Unlock()
+	p.notifyWaiters()
+	return base, appendTime, nil
+}
+
+// addWaiter registers ch to be signalled (non-blocking) when the high
+// watermark moves.
+func (p *partition) addWaiter(ch chan struct{}) {
+	p.waitersMu.Lock()
+	p.waiters[ch] = struct{}{}
+	p.waitersMu.Unlock()
+}
+
+func (p *partition) removeWaiter(ch chan struct{}) {
+	p.waitersMu.Lock()
+	delete(p.waiters, ch)
+	p.waitersMu.Unlock()
+}
+
+func (p *partition) notifyWaiters() {
+	p.waitersMu.Lock()
+	for ch := range p.waiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	p.waitersMu.Unlock()
+}
+
+// maintainPeriodic runs the periodic work: time-based flushes, and when
+// asked retention, producer expiry and a producer-state snapshot.
+func (p *partition) maintainPeriodic(now time.Time, expiration time.Duration, retention, snapshot bool) {
+	if retention {
+		if n, err := p.segments.EnforceRetention(); err != nil {
+			p.log.Error("retention failed", "err", err)
+		} else if n > 0 {
+			p.log.Info("retention deleted segments", "segments", n, "log_start_offset", p.segments.StartOffset())
+		}
+	}
+	if err := p.segments.FlushIfDue(); err != nil {
+		p.log.Error("flush failed", "err", err)
+	}
+	if !retention && !snapshot {
+		return
+	}
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if n := p.producers.ExpireBefore(now.Add(-expiration).UnixMilli()); n > 0 {
+		p.log.Info("expired idle producers", "producers", n)
+	}
+	if snapshot {
+		if err := p.writeProducerSnapshotLocked(); err != nil {
+			p.log.Warn("producer snapshot failed", "err", err)
+		}
+	}
+}
+
+func (p *partition) setConfig(v topicconfig.Values) error {
+	p.config.Store(&v)
+	return p.segments.SetConfig(segmentConfig(v, p.log))
+}
+
+// close flushes the log, snapshots producer state and closes the files.
+func (p *partition) close() error {
+	p.appendMu.Lock()
+	snapErr := p.writeProducerSnapshotLocked()
+	p.appendMu.Unlock()
+	err := p.segments.Close()
+	return errors.Join(err, snapErr)
+}
+
+// remove deletes the partition's directory (its topic was deleted).
+func (p *partition) remove() error {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	return p.segments.Delete()
+}

@@ -1,0 +1,243 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/metadata"
+)
+
+type partitionManagerConfig struct {
+	dataDir              string
+	nodeID               int32
+	store                *metadata.Store
+	defaults             topicconfig.Defaults
+	producerIDExpiration time.Duration
+	retentionInterval    time.Duration
+	log                  *slog.Logger
+}
+
+type topicPartition struct {
+	topic string
+	index int32
+}
+
+// partitionManager keeps the set of open partitions equal to what the
+// metadata state assigns to this node: it opens logs for new partitions,
+// deletes the directories of deleted topics, applies config changes, and
+// runs retention in the background.
+type partitionManager struct {
+	cfg partitionManagerConfig
+
+	reconcileMu sync.Mutex // serializes reconcile passes
+
+	mu         sync.RWMutex // guards partitions
+	partitions map[topicPartition]*partition
+}
+
+func newPartitionManager(cfg partitionManagerConfig) (*partitionManager, error) {
+	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("broker: data dir: %w", err)
+	}
+	m := &partitionManager{cfg: cfg, partitions: make(map[topicPartition]*partition)}
+	if err := m.removeStaleDirectories(cfg.store.State()); err != nil {
+		return nil, err
+	}
+	if err := m.reconcile(); err != nil {
+		m.close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// parsePartitionDir splits "<topic>-<partition>".
+func parsePartitionDir(name string) (topicPartition, bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 {
+		return topicPartition{}, false
+	}
+	n, err := strconv.ParseInt(name[i+1:], 10, 32)
+	if err != nil || n < 0 {
+		return topicPartition{}, false
+	}
+	return topicPartition{topic: name[:i], index: int32(n)}, true
+}
+
+// removeStaleDirectories deletes partition directories whose topic no longer
+// exists or whose topic id differs from the current topic of that name (the
+// topic was deleted and re-created while this node was down), so a
+// re-created topic never serves the old one's data.
+func (m *partitionManager) removeStaleDirectories(state *metadata.State) error {
+	entries, err := os.ReadDir(m.cfg.dataDir)
+	if err != nil {
+		return fmt.Errorf("broker: read data dir: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		tp, ok := parsePartitionDir(e.Name())
+		if !ok {
+			continue
+		}
+		dir := filepath.Join(m.cfg.dataDir, e.Name())
+		id, err := segment.ReadPartitionMetadata(dir)
+		if err != nil {
+			if errors.Is(err, segment.ErrNoPartitionMetadata) {
+				continue // not a partition directory of ours
+			}
+			return fmt.Errorf("broker: %s: %w", dir, err)
+		}
+		topic, exists := state.Topic(tp.topic)
+		switch {
+		case !exists:
+			m.cfg.log.Info("removing partition directory of a deleted topic", "dir", dir)
+		case topic.ID != id:
+			m.cfg.log.Info("removing partition directory of an earlier topic with the same name", "dir", dir)
+		case tp.index >= int32(len(topic.Partitions)):
+			m.cfg.log.Info("removing partition directory beyond the topic's partition count", "dir", dir)
+		default:
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("broker: remove stale %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+func (m *partitionManager) get(topic string, index int32) *partition {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.partitions[topicPartition{topic, index}]
+}
+
+// reconcile brings the open partitions in line with the metadata state.
+func (m *partitionManager) reconcile() error {
+	m.reconcileMu.Lock()
+	defer m.reconcileMu.Unlock()
+	state := m.cfg.store.State()
+	want := make(map[topicPartition]metadata.Topic)
+	for _, t := range state.Topics() {
+		for _, p := range t.Partitions {
+			if !containsBroker(p.Replicas, m.cfg.nodeID) {
+				continue
+			}
+			want[topicPartition{t.Name, p.Index}] = t
+		}
+	}
+	m.mu.RLock()
+	var remove []*partition
+	for tp, p := range m.partitions {
+		t, ok := want[tp]
+		if !ok || t.ID != p.topicID {
+			remove = append(remove, p)
+		}
+	}
+	m.mu.RUnlock()
+	for _, p := range remove {
+		m.mu.Lock()
+		delete(m.partitions, topicPartition{p.topic, p.index})
+		m.mu.Unlock()
+		if err := p.remove(); err != nil {
+			m.cfg.log.Error("removing partition failed", "topic", p.topic, "partition", p.index, "err", err)
+		} else {
+			m.cfg.log.Info("removed partition", "topic", p.topic, "partition", p.index)
+		}
+	}
+	var errs []error
+	for tp, t := range want {
+		values := topicconfig.Typed(m.cfg.defaults, t.Configs)
+		if p := m.get(tp.topic, tp.index); p != nil {
+			if *p.config.Load() != values {
+				if err := p.setConfig(values); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			continue
+		}
+		dir := filepath.Join(m.cfg.dataDir, fmt.Sprintf("%s-%d", tp.topic, tp.index))
+		p, err := openPartition(dir, tp.topic, t.ID, tp.index, values, m.cfg.log)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		m.mu.Lock()
+		m.partitions[tp] = p
+		m.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+func containsBroker(ids []int32, id int32) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *partitionManager) all() []*partition {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]*partition, 0, len(m.partitions))
+	for _, p := range m.partitions {
+		out = append(out, p)
+	}
+	return out
+}
+
+// run follows metadata changes and runs periodic maintenance until ctx ends.
+func (m *partitionManager) run(ctx context.Context) {
+	maintenance := time.NewTicker(time.Second)
+	defer maintenance.Stop()
+	lastRetention := time.Now()
+	lastSnapshot := time.Now()
+	for {
+		changed := m.cfg.store.Changed()
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			if err := m.reconcile(); err != nil {
+				m.cfg.log.Error("applying metadata change to local partitions failed", "err", err)
+			}
+		case now := <-maintenance.C:
+			retention := now.Sub(lastRetention) >= m.cfg.retentionInterval
+			snapshot := now.Sub(lastSnapshot) >= time.Minute
+			if retention {
+				lastRetention = now
+			}
+			if snapshot {
+				lastSnapshot = now
+			}
+			for _, p := range m.all() {
+				p.maintainPeriodic(now, m.cfg.producerIDExpiration, retention, snapshot)
+			}
+		}
+	}
+}
+
+func (m *partitionManager) close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for tp, p := range m.partitions {
+		if err := p.close(); err != nil {
+			errs = append(errs, fmt.Errorf("close %s-%d: %w", tp.topic, tp.index, err))
+		}
+		delete(m.partitions, tp)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,235 @@
+package producer
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// CachedBatches is how many of a producer's latest batches are kept to
+// recognise retries: a client has at most five requests in flight.
+const CachedBatches = 5
+
+// Sentinel errors. Classify with errors.Is, ErrorCode or IsCorruptSnapshot;
+// the messages are for people and may change.
+var (
+	// ErrInvalidProducerEpoch refuses a batch from an epoch older than the
+	// producer's current one. Kafka's INVALID_PRODUCER_EPOCH.
+	ErrInvalidProducerEpoch = errors.New("producer: invalid producer epoch")
+	// ErrOutOfOrderSequence refuses a batch whose first sequence does not
+	// follow the producer's last one. Kafka's OUT_OF_ORDER_SEQUENCE_NUMBER.
+	ErrOutOfOrderSequence = errors.New("producer: out of order sequence number")
+	// ErrCorruptSnapshot marks a snapshot that cannot be read.
+	ErrCorruptSnapshot = errors.New("producer: corrupt snapshot")
+)
+
+// IsCorruptSnapshot reports whether err stems from an unreadable snapshot.
+func IsCorruptSnapshot(err error) bool { return errors.Is(err, ErrCorruptSnapshot) }
+
+// ErrorCode maps an error from Check to the Kafka error code of a produce
+// response: 0 for nil, INVALID_PRODUCER_EPOCH (47), OUT_OF_ORDER_SEQUENCE_NUMBER
+// (45), and UNKNOWN_SERVER_ERROR (-1) for anything else.
+func ErrorCode(err error) int16 {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, ErrInvalidProducerEpoch):
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber.Code
+	default:
+		return kerr.UnknownServerError.Code
+	}
+}
+
+// BatchMeta describes one batch of an idempotent producer.
+type BatchMeta struct {
+	ProducerID int64
+	Epoch      int16
+	// FirstSeq and LastSeq are the sequences of the batch's first and last
+	// record (LastSeq wraps past math.MaxInt32 to 0).
+	FirstSeq, LastSeq int32
+	// FirstOffset and LastOffset are where the batch was appended; Check
+	// ignores them.
+	FirstOffset, LastOffset int64
+	// MaxTimestamp is the batch's max timestamp, which becomes the
+	// producer's last timestamp for expiration, as in Kafka.
+	MaxTimestamp int64
+}
+
+// Producer is the state of one producer, for DescribeProducers and tests.
+type Producer struct {
+	ProducerID    int64
+	Epoch         int16
+	LastSequence  int32 // -1 when no batch is cached
+	LastOffset    int64 // -1 when no batch is cached
+	LastTimestamp int64
+	// Batches are the cached batches, oldest first.
+	Batches []BatchMeta
+}
+
+// State is the idempotent-producer state of one partition. It is not safe
+// for concurrent use: the partition's append lock guards it (see the package
+// doc).
+type State struct {
+	producers map[int64]*entry
+}
+
+// entry is one producer's state.
+type entry struct {
+	epoch         int16
+	lastTimestamp int64
+	count         int                      // cached batches in use
+	batches       [CachedBatches]BatchMeta // oldest first
+}
+
+func (e *entry) last() *BatchMeta {
+	if e.count == 0 {
+		return nil
+	}
+	return &e.batches[e.count-1]
+}
+
+// add caches b, dropping the oldest batch when all slots are taken.
+func (e *entry) add(b BatchMeta) {
+	if e.count == CachedBatches {
+		copy(e.batches[:], e.batches[1:])
+		e.count--
+	}
+	e.batches[e.count] = b
+	e.count++
+}
+
+// NewState returns an empty State.
+func NewState() *State {
+	return &State{producers: make(map[int64]*entry)}
+}
+
+// Check decides what to do with an incoming batch before it is appended
+// (see the package doc for the rules). A duplicate returns the original
+// batch's metadata and no error: answer with its offsets, append nothing.
+// A nil duplicate and nil error mean: append, then Update. Batches without a
+// producer id pass unchecked.
+func (s *State) Check(b BatchMeta) (duplicate *BatchMeta, err error) {
+	if b.ProducerID < 0 {
+		return nil, nil
+	}
+	e, known := s.producers[b.ProducerID]
+	if !known {
+		// KIP-360: nothing left to compare the sequence with.
+		return nil, nil
+	}
+	if b.Epoch < e.epoch {
+		return nil, fmt.Errorf("%w: producer %d sent epoch %d, its current epoch is %d", ErrInvalidProducerEpoch, b.ProducerID, b.Epoch, e.epoch)
+	}
+	if b.Epoch != e.epoch {
+		if b.FirstSeq != 0 {
+			return nil, fmt.Errorf("%w: producer %d starts new epoch %d at sequence %d, want 0", ErrOutOfOrderSequence, b.ProducerID, b.Epoch, b.FirstSeq)
+		}
+		return nil, nil
+	}
+	for i := e.count - 1; i >= 0; i-- {
+		if cached := e.batches[i]; cached.FirstSeq == b.FirstSeq && cached.LastSeq == b.LastSeq {
+			return &cached, nil
+		}
+	}
+	last := e.last()
+	if last == nil {
+		// An epoch without batches (never written here, but a snapshot
+		// may hold one): no sequence to follow.
+		return nil, nil
+	}
+	if !inSequence(last.LastSeq, b.FirstSeq) {
+		return nil, fmt.Errorf("%w: producer %d epoch %d sent sequence %d, want %d", ErrOutOfOrderSequence, b.ProducerID, b.Epoch, b.FirstSeq, nextSequence(last.LastSeq))
+	}
+	return nil, nil
+}
+
+// inSequence reports whether next follows last, wrapping after MaxInt32.
+func inSequence(last, next int32) bool { return next == nextSequence(last) }
+
+func nextSequence(last int32) int32 {
+	if last == math.MaxInt32 {
+		return 0
+	}
+	return last + 1
+}
+
+// Update records an appended batch: after Check passed and the append
+// succeeded, and when rebuilding the state from the log. A new epoch
+// replaces the producer's cached batches. Batches without a producer id are
+// ignored.
+func (s *State) Update(b BatchMeta) {
+	if b.ProducerID < 0 {
+		return
+	}
+	e, known := s.producers[b.ProducerID]
+	if !known {
+		e = &entry{epoch: b.Epoch}
+		s.producers[b.ProducerID] = e
+	}
+	if b.Epoch != e.epoch {
+		e.epoch, e.count = b.Epoch, 0
+	}
+	e.add(b)
+	e.lastTimestamp = b.MaxTimestamp
+}
+
+// ExpireBefore drops every producer whose last timestamp is before
+// timestampMillis (now minus producer.id.expiration.ms) and returns how many
+// it dropped. A dropped producer's next batch is accepted with any sequence.
+func (s *State) ExpireBefore(timestampMillis int64) int {
+	expired := 0
+	for id, e := range s.producers {
+		if e.lastTimestamp < timestampMillis {
+			delete(s.producers, id)
+			expired++
+		}
+	}
+	return expired
+}
+
+// Len is the number of producers held.
+func (s *State) Len() int { return len(s.producers) }
+
+// Lookup returns one producer's state.
+func (s *State) Lookup(producerID int64) (Producer, bool) {
+	e, known := s.producers[producerID]
+	if !known {
+		return Producer{}, false
+	}
+	return e.describe(producerID), true
+}
+
+// Producers returns every producer's state, ordered by producer id.
+func (s *State) Producers() []Producer {
+	out := make([]Producer, 0, len(s.producers))
+	for _, id := range s.sortedIDs() {
+		out = append(out, s.producers[id].describe(id))
+	}
+	return out
+}
+
+func (s *State) sortedIDs() []int64 {
+	ids := make([]int64, 0, len(s.producers))
+	for id := range s.producers {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
+func (e *entry) describe(producerID int64) Producer {
+	p := Producer{
+		ProducerID: producerID, Epoch: e.epoch, LastTimestamp: e.lastTimestamp,
+		LastSequence: -1, LastOffset: -1,
+		Batches: append([]BatchMeta(nil), e.batches[:e.count]...),
+	}
+	if last := e.last(); last != nil {
+		p.LastSequence, p.LastOffset = last.LastSeq, last.LastOffset
+	}
+	return p
+}

@@ -1,0 +1,161 @@
+// Package segment is the durable local log of one partition: a directory of
+// Kafka-style segment files holding record batches exactly as appended, with
+// sparse offset and time indexes, recovery after a crash, retention, and
+// reads that do not block appends.
+//
+// # Directory
+//
+// One Log owns one partition directory <data>/<topic>-<partition>/:
+//
+//	00000000000000000000.log          record batches v2, back to back
+//	00000000000000000000.index        sparse offset index of that segment
+//	00000000000000000000.timeindex    sparse time index of that segment
+//	00000000000000004242.log          next segment: base offset 4242 …
+//	partition.metadata                topic id (Kafka's format)
+//	log-start-offset-checkpoint       log start offset set by SetStartOffset (Strata checkpoint)
+//	clean-shutdown                    written by Close, removed by Open (Strata checkpoint)
+//
+// Segment file names are the segment's base offset (the offset of its first
+// batch) in 20 decimal digits. The last segment is the active one; appends
+// go only there. Files this package does not know (leader-epoch checkpoint,
+// producer snapshots) are left alone; the three names above ending in .tmp
+// are leftovers of an interrupted atomic write and removed by Open, as are
+// .index/.timeindex files without their .log.
+//
+// # .log: record batches v2
+//
+// The file is a sequence of Kafka record batches, magic 2, as the producer
+// sent them (the caller validated them) except for the base offset, which
+// Append stamps. Big endian:
+//
+//	 0                   8         12        16 17        21    23        27
+//	+-------------------+---------+---------+--+---------+-----+---------+
+//	| baseOffset int64  | length  | leader  |m | crc     |attr | lastOff |
+//	|                   | int32   | epoch   |=2| uint32  |int16| Delta   |
+//	+-------------------+---------+---------+--+---------+-----+---------+
+//	27                  35                  43                  51    53
+//	+-------------------+-------------------+-------------------+-----+---------+---------+
+//	| firstTimestamp    | maxTimestamp      | producerId int64  |epoch| baseSeq | records |
+//	| int64             | int64             |                   |int16| int32   | int32   |
+//	+-------------------+-------------------+-------------------+-----+---------+---------+
+//	61: records … (length - 49 bytes)
+//
+// length counts the bytes after the length field, so a batch takes
+// 12 + length bytes. crc is CRC-32C (Castagnoli) of bytes [21, end); the base
+// offset and partition leader epoch lie outside it. The batch holds offsets
+// baseOffset .. baseOffset+lastOffsetDelta; the next batch starts at the
+// offset after. Offsets are dense within a segment, and the first batch's
+// base offset is the segment's base offset.
+//
+// # .index: offset index
+//
+// Sparse, sorted, 8 bytes per entry, big endian; part of the format, do not
+// change:
+//
+//	 0                 4                 8
+//	+-----------------+-----------------+
+//	| relativeOffset  | position        |
+//	| int32           | int32           |
+//	+-----------------+-----------------+
+//
+// relativeOffset is a batch's last offset minus the segment's base offset;
+// position is where that batch starts in the .log. An entry is written for
+// the first batch that starts more than IndexIntervalBytes after the
+// previous entry's batch (Kafka's rule, applied per batch rather than per
+// append). To find offset o: take the last entry with relativeOffset at most
+// o - base (or position 0) and walk batch headers forward to the first batch
+// whose last offset is at least o.
+//
+// # .timeindex: time index
+//
+// Sparse, sorted, 12 bytes per entry, big endian; part of the format, do
+// not change:
+//
+//	 0                                   8                 12
+//	+-----------------------------------+-----------------+
+//	| timestamp int64 (ms)              | relativeOffset  |
+//	|                                   | int32           |
+//	+-----------------------------------+-----------------+
+//
+// Written together with an offset index entry when the segment's largest
+// timestamp so far grew since the last time entry: timestamp is that
+// largest timestamp and relativeOffset the last offset of the first batch
+// that carried it. Timestamps strictly increase. When a segment is rolled or
+// the log closed, an entry holding the segment's largest timestamp is
+// appended if the last entry does not hold it, so the last entry of a sealed
+// segment is its largest timestamp (retention reads it from there). To find
+// the first batch with maxTimestamp >= t: pick the first segment whose
+// largest timestamp is >= t, take the last entry with timestamp <= t (or the
+// base offset), look its offset up in the offset index and walk forward.
+//
+// The indexes carry no checksum, as in Kafka: they are derived data. Open
+// checks them (size a multiple of the entry size, entries strictly
+// increasing and inside the segment, the last offset entry pointing at the
+// batch it names, the last time entry matching its batch's maxTimestamp) and
+// rebuilds them from the .log when a check fails or a file is missing. A
+// lookup that lands on a batch other than the one its entry names falls
+// back to scanning the segment from its start.
+//
+// # partition.metadata
+//
+// Kafka's PartitionMetadataFile, text, no trailing newline:
+//
+//	version: 0
+//	topic_id: <16 bytes, URL-safe base64 without padding (22 chars)>
+//
+// # Strata checkpoints: log-start-offset-checkpoint, clean-shutdown
+//
+// Text, one "key: value" per line, each line ending in a newline; the first
+// line is the version, the last a CRC-32C (8 lowercase hex digits) of every
+// byte before that line. Written to <name>.tmp, fsynced, renamed, then the
+// directory fsynced. Part of the format, do not change:
+//
+//	version: 0
+//	log_start_offset: 1234          (clean-shutdown: log_end_offset: 5678)
+//	crc32c: 0a1b2c3d
+//
+// log-start-offset-checkpoint records a start offset set by SetStartOffset
+// (or lowered by Truncate); Open uses the larger of it and the first
+// segment's base offset. An unreadable one fails Open (a *CorruptError):
+// ignoring it would resurrect deleted records.
+//
+// # Durability contract
+//
+//   - Append writes the bytes to the active segment with one write(2) (pwrite)
+//     before it returns, so a killed process (kill -9) loses nothing: the
+//     page cache survives it.
+//   - fsync happens when a segment is rolled (log, both indexes, then the
+//     new file's directory entry), on Flush and Close, after FlushMessages
+//     records and when the oldest unflushed append is FlushInterval old (on
+//     Append and FlushIfDue), and after Truncate. By default neither count
+//     nor time triggers it: like Kafka, Strata relies on replication, not
+//     fsync, for acknowledged writes.
+//   - Segments before the active one were fsynced when rolled, so after a
+//     power loss only the active segment can have a torn or missing tail.
+//   - Close writes the clean-shutdown marker (with the end offset) after
+//     the final fsync. Open removes it first; when it was present and the
+//     indexes pass their checks, Open skips verifying the last segment.
+//     Without it, Open verifies every batch of the last segment (header
+//     sanity, CRC-32C, contiguous offsets, length within the file) and
+//     truncates at the first bad or torn one, logging file, position and
+//     reason; appends continue at the offset after the last good batch.
+//   - An fsync that fails leaves the page cache state unknown: the Log
+//     refuses further appends (ErrLogFailed) until reopened.
+//
+// # Concurrency
+//
+// A Log is safe for concurrent use. Mutations are serialized by one lock.
+// Readers take no lock that appends take: they read up to the end offset
+// published when they start (bytes are written before the end offset is
+// published) and hold a reference on each segment they read, so retention
+// can delete a segment under an in-flight read (its descriptors stay open
+// until the last reader is done). Truncate rewrites bytes in place, so it
+// waits for in-flight reads.
+//
+// # Errors
+//
+// ErrOffsetOutOfRange, ErrClosed, ErrNoPartitionMetadata, ErrInvalidAppend,
+// ErrAppendTooLarge, ErrInvalidConfig and ErrLogFailed are sentinels for
+// errors.Is. Bytes on disk that do not have the expected format are
+// reported as *CorruptError; classify with IsCorrupt.
+package segment

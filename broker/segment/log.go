@@ -1,0 +1,585 @@
+package segment
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Log is the local log of one partition: a directory of segments.
+//
+// Concurrency: all methods are safe for concurrent use. Mutations (Append,
+// Truncate, SetStartOffset, EnforceRetention, Flush, FlushIfDue, SetConfig,
+// Close, Delete) are serialized. Reads (Read, FindTimestamp,
+// MaxTimestampBatch, Scan) do not take the append lock: they read up to the
+// end offset published when they start, and hold references on the segments
+// they read so that retention can delete files under them. Only Truncate
+// waits for in-flight reads, because it rewrites bytes in place.
+type Log struct {
+	dir    string
+	logger *slog.Logger // immutable
+
+	// appendMu serializes mutations and guards config, unflushedRecords,
+	// firstUnflushedAt, failure and the writer state of every segment.
+	appendMu         sync.Mutex
+	config           Config
+	unflushedRecords int64     // records appended since the last fsync
+	firstUnflushedAt time.Time // time of the oldest unflushed append; zero when none
+	failure          error     // set when the files are in an unknown state
+
+	// rewriteMu is held shared by readers while they read file bytes and
+	// exclusively by Truncate while it cuts bytes that later appends will
+	// overwrite, so a reader never returns a mix of old and new bytes.
+	rewriteMu sync.RWMutex
+
+	// mu guards segments and closed. They change only while appendMu is held
+	// too, so the holder of appendMu may read them without mu.
+	mu       sync.RWMutex
+	segments []*segment // sorted by base offset; the last is the active segment; replaced, never modified in place
+	closed   bool
+
+	startOffset atomic.Int64 // first readable offset
+	endOffset   atomic.Int64 // offset of the next appended record; published after the bytes below it are readable
+}
+
+// AppendBatch describes one record batch inside the bytes given to Append.
+type AppendBatch struct {
+	Position        int32 // where the batch starts in the appended bytes
+	Length          int32 // whole batch, header included
+	LastOffsetDelta int32 // the batch covers offsets base..base+LastOffsetDelta
+	MaxTimestamp    int64 // the header's maxTimestamp (after any LogAppendTime rewrite)
+	Records         int32 // record count, for the flush.messages policy
+}
+
+// Open opens the log in dir, creating the directory and a first segment at
+// startOffset when it holds no segment (startOffset is ignored otherwise).
+//
+// Recovery: without the clean-shutdown marker left by Close, the last
+// segment is verified batch by batch (framing, CRC-32C, contiguous offsets)
+// and truncated at the first bad or torn batch; earlier segments were
+// fsynced when they were rolled. Any segment whose index files are missing
+// or fail their checks is verified and re-indexed the same way; when such a
+// segment loses bytes, the segments after it are deleted so offsets stay
+// dense. Every truncation is logged with the file, position and reason.
+func Open(dir string, startOffset int64, cfg Config) (*Log, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("segment: open %s: %w", dir, err)
+	}
+	if startOffset < 0 {
+		return nil, fmt.Errorf("segment: open %s: %w: negative start offset %d", dir, ErrInvalidConfig, startOffset)
+	}
+	cfg = cfg.withDefaults()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("segment: open %s: %w", dir, err)
+	}
+	l := &Log{dir: dir, config: cfg, logger: cfg.Logger.With(slog.String("log_dir", dir))}
+	if err := l.load(startOffset); err != nil {
+		for _, s := range l.segments {
+			s.release()
+		}
+		return nil, fmt.Errorf("segment: open %s: %w", dir, err)
+	}
+	return l, nil
+}
+
+// load runs recovery; the Log is not shared yet.
+func (l *Log) load(startOffset int64) error {
+	clean, markerEndOffset := l.takeCleanShutdownMarker()
+	baseOffsets, err := l.scanDirectory()
+	if err != nil {
+		return err
+	}
+	checkpoint, hasCheckpoint, err := readOffsetCheckpoint(l.dir, startOffsetFileName, logStartOffsetKey)
+	if err != nil {
+		return err
+	}
+	now := l.config.Now()
+	if len(baseOffsets) == 0 {
+		if err := removeFileDurably(l.dir, startOffsetFileName); err != nil {
+			return err
+		}
+		s, err := createSegment(l.dir, startOffset, l.logger, now)
+		if err != nil {
+			return err
+		}
+		l.segments = []*segment{s}
+		l.startOffset.Store(startOffset)
+		l.endOffset.Store(startOffset)
+		return syncDirectory(l.dir)
+	}
+	if err := l.loadSegments(baseOffsets, clean, markerEndOffset); err != nil {
+		return err
+	}
+	active := l.segments[len(l.segments)-1]
+	active.initRollTime(now)
+	l.endOffset.Store(active.nextOffset)
+	start := l.segments[0].baseOffset
+	if hasCheckpoint && checkpoint > start {
+		start = checkpoint
+	}
+	l.startOffset.Store(start)
+	if start > active.nextOffset {
+		l.logger.Warn("log start offset is above the recovered end; starting empty at the log start offset",
+			"log_start_offset", start, "log_end_offset", active.nextOffset)
+		return l.truncateFullyLocked(start)
+	}
+	return nil
+}
+
+// takeCleanShutdownMarker reads and removes the marker Close writes. A
+// marker that cannot be read counts as an unclean shutdown.
+func (l *Log) takeCleanShutdownMarker() (clean bool, endOffset int64) {
+	endOffset, clean, err := readOffsetCheckpoint(l.dir, cleanShutdownFileName, logEndOffsetKey)
+	if err != nil {
+		l.logger.Warn("unreadable clean shutdown marker; recovering as after a crash", "err", err)
+	}
+	if err := removeFileDurably(l.dir, cleanShutdownFileName); err != nil {
+		// Keeping a marker would let the next open skip recovery after a
+		// crash; fall back to recovering now and every time.
+		l.logger.Warn("cannot remove clean shutdown marker; recovering as after a crash", "err", err)
+		return false, 0
+	}
+	return clean, endOffset
+}
+
+// scanDirectory lists the segment base offsets in dir, removing index files
+// without a .log and temporary files this package left behind. Files it
+// does not know are left alone (other packages keep theirs here).
+func (l *Log) scanDirectory() ([]int64, error) {
+	entries, err := os.ReadDir(l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list directory: %w", err)
+	}
+	logs := map[int64]bool{}
+	var indexFiles []string
+	for _, entry := range entries {
+		name := entry.Name()
+		if entry.IsDir() {
+			continue
+		}
+		if base, ok := parseSegmentFileName(name, logFileSuffix); ok {
+			logs[base] = true
+			continue
+		}
+		if strings.HasSuffix(name, offsetIndexFileSuffix) || strings.HasSuffix(name, timeIndexFileSuffix) {
+			indexFiles = append(indexFiles, name)
+			continue
+		}
+		switch name {
+		case startOffsetFileName + temporaryFileSuffix, cleanShutdownFileName + temporaryFileSuffix, partitionMetadataFileName + temporaryFileSuffix:
+			if err := os.Remove(filepath.Join(l.dir, name)); err != nil {
+				return nil, fmt.Errorf("remove leftover %s: %w", name, err)
+			}
+		}
+	}
+	for _, name := range indexFiles {
+		base, ok := parseSegmentFileName(name, offsetIndexFileSuffix)
+		if !ok {
+			base, ok = parseSegmentFileName(name, timeIndexFileSuffix)
+		}
+		if ok && !logs[base] {
+			l.logger.Info("removing index file without a log file", "file", name)
+			if err := os.Remove(filepath.Join(l.dir, name)); err != nil {
+				return nil, fmt.Errorf("remove orphan %s: %w", name, err)
+			}
+		}
+	}
+	baseOffsets := make([]int64, 0, len(logs))
+	for base := range logs {
+		baseOffsets = append(baseOffsets, base)
+	}
+	slices.Sort(baseOffsets)
+	return baseOffsets, nil
+}
+
+// loadSegments opens every segment, trusting checked indexes after a clean
+// shutdown and recovering the rest (see Open).
+func (l *Log) loadSegments(baseOffsets []int64, clean bool, markerEndOffset int64) error {
+	intervalBytes := int64(l.config.IndexIntervalBytes)
+	for i, base := range baseOffsets {
+		s, indexesMissing, err := openSegment(l.dir, base, l.logger)
+		if err != nil {
+			return err
+		}
+		l.segments = append(l.segments, s)
+		last := i == len(baseOffsets)-1
+		nextBaseOffset := int64(-1)
+		if !last {
+			nextBaseOffset = baseOffsets[i+1]
+		}
+		reason := ""
+		switch {
+		case indexesMissing:
+			reason = "index files missing"
+		case !clean && last:
+			reason = "no clean shutdown marker"
+		default:
+			problem, err := s.loadIndexes(nextBaseOffset, intervalBytes)
+			if err != nil {
+				return err
+			}
+			if problem != "" {
+				reason = "index check failed: " + problem
+			} else if last && s.nextOffset != markerEndOffset {
+				reason = fmt.Sprintf("clean shutdown marker says end offset %d, the segment ends at %d", markerEndOffset, s.nextOffset)
+			}
+		}
+		if reason == "" {
+			continue
+		}
+		l.logger.Warn("recovering segment", "file", s.logPath, "reason", reason)
+		truncated, err := s.recover(intervalBytes)
+		if err != nil {
+			return err
+		}
+		if last {
+			continue
+		}
+		if truncated || s.nextOffset > nextBaseOffset {
+			l.logger.Warn("deleting the segments after a damaged segment so offsets stay dense",
+				"file", s.logPath, "segment_end_offset", s.nextOffset, "deleted_segments", len(baseOffsets)-i-1)
+			for _, later := range baseOffsets[i+1:] {
+				if err := removeSegmentFiles(l.dir, later); err != nil {
+					return err
+				}
+			}
+			return syncDirectory(l.dir)
+		}
+		if s.nextOffset < nextBaseOffset {
+			l.logger.Warn("offset gap between segments", "file", s.logPath, "segment_end_offset", s.nextOffset, "next_base_offset", nextBaseOffset)
+		}
+	}
+	return nil
+}
+
+// Dir returns the partition directory.
+func (l *Log) Dir() string { return l.dir }
+
+// StartOffset returns the log start offset, the first readable offset.
+func (l *Log) StartOffset() int64 { return l.startOffset.Load() }
+
+// EndOffset returns the log end offset, the offset the next appended record
+// gets.
+func (l *Log) EndOffset() int64 { return l.endOffset.Load() }
+
+// Size returns the total size of the .log files in bytes.
+func (l *Log) Size() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return sizeOf(l.segments)
+}
+
+func sizeOf(segments []*segment) int64 {
+	total := int64(0)
+	for _, s := range segments {
+		total += s.size.Load()
+	}
+	return total
+}
+
+// SegmentInfo describes one segment, for tiering and status pages.
+type SegmentInfo struct {
+	BaseOffset      int64
+	EndOffset       int64 // offset after the segment's last batch (the next segment's base offset)
+	Size            int64
+	MaxTimestamp    int64 // -1 when no batch has a timestamp
+	Active          bool  // the segment appends go to; the others are sealed and fsynced
+	LogPath         string
+	OffsetIndexPath string
+	TimeIndexPath   string
+}
+
+// Segments describes the current segments, oldest first.
+func (l *Log) Segments() []SegmentInfo {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	infos := make([]SegmentInfo, len(l.segments))
+	for i, s := range l.segments {
+		maxTimestamp, _ := s.timestampSummary()
+		end := l.endOffset.Load()
+		if i+1 < len(l.segments) {
+			end = l.segments[i+1].baseOffset
+		}
+		infos[i] = SegmentInfo{
+			BaseOffset: s.baseOffset, EndOffset: end, Size: s.size.Load(), MaxTimestamp: maxTimestamp,
+			Active: i == len(l.segments)-1, LogPath: s.logPath, OffsetIndexPath: s.offsetIndexPath, TimeIndexPath: s.timeIndexPath,
+		}
+	}
+	return infos
+}
+
+// Append assigns offsets to the batches in records, which must be whole
+// record batches v2 back to back as described by batches, stamping each
+// batch's baseOffset field in place. It writes records to the active segment
+// with one write, rolling first when the segment is full (size, age or
+// index), updates the indexes, applies the flush policy and returns the
+// first batch's base offset and the log end offset after the append.
+//
+// The bytes are in the file (page cache) when Append returns. When the flush
+// policy's fsync fails, Append returns the error, the records may or may not
+// be durable, and every later append fails with ErrLogFailed: an fsync
+// failure cannot be retried safely; reopening the log recovers it.
+func (l *Log) Append(records []byte, batches []AppendBatch) (baseOffset, endOffset int64, err error) {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.closed {
+		return 0, 0, ErrClosed
+	}
+	if l.failure != nil {
+		return 0, 0, fmt.Errorf("%w: %w", ErrLogFailed, l.failure)
+	}
+	offsets, err := checkAppend(records, batches)
+	if err != nil {
+		return 0, 0, err
+	}
+	if int64(len(records)) > l.config.SegmentBytes {
+		return 0, 0, fmt.Errorf("%w: %d bytes, segment size %d", ErrAppendTooLarge, len(records), l.config.SegmentBytes)
+	}
+	now := l.config.Now()
+	if reason := l.rollReasonLocked(int64(len(records)), offsets, now); reason != "" {
+		if err := l.rollLocked(now, reason); err != nil {
+			return 0, 0, err
+		}
+	}
+	active := l.segments[len(l.segments)-1]
+	baseOffset = l.endOffset.Load()
+	next := baseOffset
+	for _, batch := range batches {
+		binary.BigEndian.PutUint64(records[batch.Position+batchBaseOffsetPosition:], uint64(next))
+		next += int64(batch.LastOffsetDelta) + 1
+	}
+	position := active.size.Load()
+	if _, err := active.logFile.WriteAt(records, position); err != nil {
+		err = fmt.Errorf("segment %s: write %d bytes at %d: %w", active.name(), len(records), position, err)
+		if truncateErr := active.logFile.Truncate(position); truncateErr != nil {
+			l.failure = errors.Join(err, truncateErr)
+		}
+		return 0, 0, err
+	}
+	intervalBytes := int64(l.config.IndexIntervalBytes)
+	// Publish under the segment lock so readers see the timestamp summary,
+	// size and end offset of the same append.
+	active.mu.Lock()
+	next = baseOffset
+	for _, batch := range batches {
+		info := batchInfo{
+			baseOffset:   next,
+			lastOffset:   next + int64(batch.LastOffsetDelta),
+			size:         int64(batch.Length),
+			maxTimestamp: batch.MaxTimestamp,
+			records:      batch.Records,
+		}
+		active.observeLocked(position+int64(batch.Position), info, intervalBytes)
+		next = info.lastOffset + 1
+	}
+	active.size.Store(position + int64(len(records)))
+	l.endOffset.Store(next)
+	active.mu.Unlock()
+	active.lastModified = now
+	if active.rollTime.IsZero() {
+		active.rollTime = now
+	}
+	if err := active.persistIndexes(); err != nil {
+		// The in-memory index is right and the entries stay pending; an
+		// unclean open rebuilds the files.
+		l.logger.Warn("index write failed; will retry", "err", err)
+	}
+
+	for _, batch := range batches {
+		l.unflushedRecords += int64(batch.Records)
+	}
+	if l.firstUnflushedAt.IsZero() {
+		l.firstUnflushedAt = now
+	}
+	if (l.config.FlushMessages > 0 && l.unflushedRecords >= l.config.FlushMessages) ||
+		(l.config.FlushInterval > 0 && now.Sub(l.firstUnflushedAt) >= l.config.FlushInterval) {
+		if err := l.flushLocked(); err != nil {
+			l.failure = err
+			return 0, 0, err
+		}
+	}
+	return baseOffset, next, nil
+}
+
+// checkAppend checks that batches describe records exactly and returns how
+// many offsets the append takes.
+func checkAppend(records []byte, batches []AppendBatch) (offsets int64, err error) {
+	if len(batches) == 0 {
+		return 0, fmt.Errorf("%w: no batches", ErrInvalidAppend)
+	}
+	position := int32(0)
+	for i, batch := range batches {
+		switch {
+		case batch.Position != position:
+			return 0, fmt.Errorf("%w: batch %d at %d, want %d", ErrInvalidAppend, i, batch.Position, position)
+		case batch.Length < BatchHeaderSize || int64(batch.Position)+int64(batch.Length) > int64(len(records)):
+			return 0, fmt.Errorf("%w: batch %d: length %d at %d does not fit in %d bytes", ErrInvalidAppend, i, batch.Length, batch.Position, len(records))
+		}
+		header := records[batch.Position:]
+		if length := int32(binary.BigEndian.Uint32(header[batchLengthPosition:])); int64(length)+batchLogOverhead != int64(batch.Length) {
+			return 0, fmt.Errorf("%w: batch %d: header length %d, descriptor length %d", ErrInvalidAppend, i, length, batch.Length)
+		}
+		if header[batchMagicPosition] != batchMagic {
+			return 0, fmt.Errorf("%w: batch %d: magic %d", ErrInvalidAppend, i, header[batchMagicPosition])
+		}
+		if delta := int32(binary.BigEndian.Uint32(header[batchLastOffsetDeltaPosition:])); batch.LastOffsetDelta < 0 || delta != batch.LastOffsetDelta {
+			return 0, fmt.Errorf("%w: batch %d: header last offset delta %d, descriptor %d", ErrInvalidAppend, i, delta, batch.LastOffsetDelta)
+		}
+		offsets += int64(batch.LastOffsetDelta) + 1
+		position += batch.Length
+	}
+	if int(position) != len(records) {
+		return 0, fmt.Errorf("%w: batches cover %d of %d bytes", ErrInvalidAppend, position, len(records))
+	}
+	if offsets > maxRelativeOffset {
+		return 0, fmt.Errorf("%w: %d offsets in one append", ErrInvalidAppend, offsets)
+	}
+	return offsets, nil
+}
+
+// rollReasonLocked says why the active segment must be rolled before an
+// append of size bytes taking offsets offsets, or "" when it need not.
+func (l *Log) rollReasonLocked(size, offsets int64, now time.Time) string {
+	active := l.segments[len(l.segments)-1]
+	activeSize := active.size.Load()
+	if activeSize == 0 {
+		return ""
+	}
+	active.mu.RLock()
+	offsetEntries, timeEntries := len(active.offsetEntries), len(active.timeEntries)
+	active.mu.RUnlock()
+	switch {
+	case activeSize+size > l.config.SegmentBytes:
+		return "segment size"
+	case !active.rollTime.IsZero() && now.Sub(active.rollTime) > l.config.SegmentAge:
+		return "segment age"
+	case offsetEntries >= int(l.config.MaxIndexBytes)/offsetIndexEntrySize || timeEntries >= int(l.config.MaxIndexBytes)/timeIndexEntrySize:
+		return "index full"
+	case l.endOffset.Load()+offsets-1-active.baseOffset > maxRelativeOffset:
+		return "relative offset overflow"
+	}
+	return ""
+}
+
+// rollLocked seals the active segment (final time index entry, fsync) and
+// starts a new one at the log end offset.
+func (l *Log) rollLocked(now time.Time, reason string) error {
+	active := l.segments[len(l.segments)-1]
+	active.finalizeTimeIndex()
+	if err := active.sync(); err != nil {
+		return fmt.Errorf("roll: %w", err)
+	}
+	end := l.endOffset.Load()
+	next, err := createSegment(l.dir, end, l.logger, now)
+	if err != nil {
+		return fmt.Errorf("roll: %w", err)
+	}
+	if err := syncDirectory(l.dir); err != nil {
+		next.release()
+		return fmt.Errorf("roll: %w", err)
+	}
+	l.mu.Lock()
+	l.segments = append(slices.Clip(l.segments), next)
+	l.mu.Unlock()
+	// Everything before the new segment is durable now.
+	l.unflushedRecords, l.firstUnflushedAt = 0, time.Time{}
+	l.logger.Debug("rolled segment", "reason", reason, "sealed", active.logPath, "sealed_bytes", active.size.Load(), "new_base_offset", end)
+	return nil
+}
+
+// Flush fsyncs everything written.
+func (l *Log) Flush() error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	return l.flushLocked()
+}
+
+// FlushIfDue flushes when FlushInterval is set and the oldest unflushed
+// append is at least that old.
+func (l *Log) FlushIfDue() error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if l.config.FlushInterval <= 0 || l.firstUnflushedAt.IsZero() || l.config.Now().Sub(l.firstUnflushedAt) < l.config.FlushInterval {
+		return nil
+	}
+	return l.flushLocked()
+}
+
+func (l *Log) flushLocked() error {
+	for _, s := range l.segments {
+		if err := s.sync(); err != nil {
+			return fmt.Errorf("segment: flush: %w", err)
+		}
+	}
+	l.unflushedRecords, l.firstUnflushedAt = 0, time.Time{}
+	return nil
+}
+
+// SetConfig applies a changed topic configuration (retention, segment size,
+// flush policy); it takes effect with the next append or retention pass.
+// The Logger given to Open stays in use.
+func (l *Log) SetConfig(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("segment: set config: %w", err)
+	}
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	l.config = cfg.withDefaults()
+	return nil
+}
+
+// Close fsyncs everything, writes the clean-shutdown marker and closes the
+// files (readers in flight finish first). Later calls return nil.
+func (l *Log) Close() error {
+	return l.close(true)
+}
+
+func (l *Log) close(writeMarker bool) error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.segments[len(l.segments)-1].finalizeTimeIndex()
+	err := l.flushLocked()
+	if err == nil && l.failure != nil {
+		err = l.failure
+	}
+	if err == nil && writeMarker {
+		err = writeOffsetCheckpoint(l.dir, cleanShutdownFileName, logEndOffsetKey, l.endOffset.Load())
+	}
+	l.mu.Lock()
+	segments := l.segments
+	l.segments, l.closed = nil, true
+	l.mu.Unlock()
+	for _, s := range segments {
+		s.release()
+	}
+	if err != nil {
+		return fmt.Errorf("segment: close %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+// Delete closes the log and removes its directory (topic deleted).
+func (l *Log) Delete() error {
+	closeErr := l.close(false)
+	if err := os.RemoveAll(l.dir); err != nil {
+		return fmt.Errorf("segment: delete %s: %w", l.dir, errors.Join(closeErr, err))
+	}
+	return nil
+}

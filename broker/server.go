@@ -1,0 +1,334 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/metadata"
+)
+
+// Config configures a broker. Zero values mean the documented defaults.
+type Config struct {
+	// NodeID is this broker's id (Kafka's node.id).
+	NodeID int32
+	// Listeners are the named Kafka listeners; default one, CLIENT on
+	// 127.0.0.1:9092. A client is told the advertised addresses of the
+	// listener it connected to, as in Kafka.
+	Listeners []Listener
+	// DataDir holds one directory per partition (<topic>-<partition>).
+	DataDir string
+	// Metadata is the cluster's state machine (required).
+	Metadata *metadata.Store
+
+	// TopicDefaults are the broker-level defaults of topic configs.
+	TopicDefaults topicconfig.Defaults
+	// NumPartitions is the partition count of auto-created topics and of
+	// CreateTopics requests that leave it unset (num.partitions), default 1.
+	NumPartitions int32
+	// DefaultReplicationFactor is default.replication.factor, default 1.
+	DefaultReplicationFactor int16
+	// DisableAutoCreateTopics turns off auto.create.topics.enable.
+	DisableAutoCreateTopics bool
+	// MaxRequestBytes is socket.request.max.bytes: a larger frame closes the
+	// connection before anything is allocated. Default 100 MiB.
+	MaxRequestBytes int32
+	// IdleTimeout is connections.max.idle.ms, default 10 minutes.
+	IdleTimeout time.Duration
+	// ProducerIDExpiration is producer.id.expiration.ms, default 1 day.
+	ProducerIDExpiration time.Duration
+	// RetentionCheckInterval is log.retention.check.interval.ms, default 5 minutes.
+	RetentionCheckInterval time.Duration
+	// Logger receives structured logs; default slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the broker's Prometheus metrics; nil keeps them
+	// unregistered.
+	Registerer prometheus.Registerer
+}
+
+// Listener is one named Kafka listener.
+type Listener struct {
+	// Name is the listener name, e.g. CLIENT or INTERNAL.
+	Name string
+	// Address is the host:port to bind.
+	Address string
+	// Advertise is the host:port clients of this listener are told; default
+	// Address. It must not be an unspecified address such as 0.0.0.0.
+	Advertise string
+}
+
+func (c *Config) setDefaults() {
+	if len(c.Listeners) == 0 {
+		c.Listeners = []Listener{{Name: "CLIENT", Address: "127.0.0.1:9092"}}
+	}
+	c.Listeners = append([]Listener(nil), c.Listeners...)
+	for i := range c.Listeners {
+		if c.Listeners[i].Advertise == "" {
+			c.Listeners[i].Advertise = c.Listeners[i].Address
+		}
+	}
+	if c.NumPartitions == 0 {
+		c.NumPartitions = 1
+	}
+	if c.DefaultReplicationFactor == 0 {
+		c.DefaultReplicationFactor = 1
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = 100 << 20
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 10 * time.Minute
+	}
+	if c.ProducerIDExpiration == 0 {
+		c.ProducerIDExpiration = 24 * time.Hour
+	}
+	if c.RetentionCheckInterval == 0 {
+		c.RetentionCheckInterval = 5 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports the first invalid setting, naming it.
+func (c Config) Validate() error {
+	c.setDefaults()
+	if c.Metadata == nil {
+		return errors.New("broker: Config.Metadata is required")
+	}
+	if c.DataDir == "" {
+		return errors.New("broker: data dir is required")
+	}
+	names := map[string]bool{}
+	for _, l := range c.Listeners {
+		if l.Name == "" {
+			return errors.New("broker: a listener has no name")
+		}
+		if names[l.Name] {
+			return fmt.Errorf("broker: listener %s is defined twice", l.Name)
+		}
+		names[l.Name] = true
+		if _, _, err := net.SplitHostPort(l.Address); err != nil {
+			return fmt.Errorf("broker: listener %s address %q: %w", l.Name, l.Address, err)
+		}
+		if _, _, err := splitAdvertise(l.Advertise); err != nil {
+			return fmt.Errorf("broker: listener %s: %w", l.Name, err)
+		}
+	}
+	if c.NumPartitions < 1 {
+		return fmt.Errorf("broker: num partitions %d must be at least 1", c.NumPartitions)
+	}
+	if c.DefaultReplicationFactor < 1 {
+		return fmt.Errorf("broker: default replication factor %d must be at least 1", c.DefaultReplicationFactor)
+	}
+	if c.MaxRequestBytes < 1024 {
+		return fmt.Errorf("broker: max request bytes %d must be at least 1024", c.MaxRequestBytes)
+	}
+	if err := topicconfig.Validate(c.TopicDefaults); err != nil {
+		return fmt.Errorf("broker: topic defaults: %w", err)
+	}
+	return nil
+}
+
+// splitAdvertise checks an advertised address and splits it. Port 0 is
+// allowed only here, for listeners that bind an ephemeral port; the bound
+// port is advertised then.
+func splitAdvertise(addr string) (string, int32, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("advertised address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return "", 0, fmt.Errorf("advertised address %q: clients cannot connect to an unspecified host such as 0.0.0.0; advertise a reachable host:port", addr)
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("advertised address %q: bad port: %w", addr, err)
+	}
+	return host, int32(port), nil
+}
+
+// boundListener is a Listener with its socket.
+type boundListener struct {
+	Listener
+	ln            net.Listener
+	advertiseHost string
+	advertisePort int32
+}
+
+// Server is one Strata broker: the Kafka protocol listener and the
+// partitions this node hosts.
+type Server struct {
+	cfg         Config
+	log         *slog.Logger
+	listeners   []*boundListener
+	metrics     *metrics
+	partitions  *partitionManager
+	producerIDs *producerIDAllocator
+
+	ctx    context.Context // canceled when the server shuts down
+	cancel context.CancelFunc
+
+	mu     sync.Mutex // guards conns and closed
+	conns  map[*clientConn]struct{}
+	closed bool
+
+	wg sync.WaitGroup // accept loop, connections, background loops
+}
+
+// New opens the partitions this node hosts (recovering their logs) and binds
+// the client listener. Serve starts accepting.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		ctx:     ctx,
+		cancel:  cancel,
+		conns:   make(map[*clientConn]struct{}),
+		metrics: newMetrics(cfg.Registerer),
+	}
+	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
+	pm, err := newPartitionManager(partitionManagerConfig{
+		dataDir:              filepath.Clean(cfg.DataDir),
+		nodeID:               cfg.NodeID,
+		store:                cfg.Metadata,
+		defaults:             cfg.TopicDefaults,
+		producerIDExpiration: cfg.ProducerIDExpiration,
+		retentionInterval:    cfg.RetentionCheckInterval,
+		log:                  cfg.Logger,
+	})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s.partitions = pm
+	for _, l := range cfg.Listeners {
+		ln, err := net.Listen("tcp", l.Address)
+		if err != nil {
+			cancel()
+			for _, b := range s.listeners {
+				b.ln.Close()
+			}
+			pm.close()
+			return nil, fmt.Errorf("broker: listener %s: listen on %s: %w", l.Name, l.Address, err)
+		}
+		host, port, _ := splitAdvertise(l.Advertise)
+		if port == 0 {
+			port = int32(ln.Addr().(*net.TCPAddr).Port)
+		}
+		s.listeners = append(s.listeners, &boundListener{Listener: l, ln: ln, advertiseHost: host, advertisePort: port})
+	}
+	return s, nil
+}
+
+// Addr is the bound address of the named listener (useful with port 0), or
+// nil when there is no such listener.
+func (s *Server) Addr(name string) net.Addr {
+	for _, l := range s.listeners {
+		if l.Name == name {
+			return l.ln.Addr()
+		}
+	}
+	return nil
+}
+
+// Serve accepts client connections on every listener until Close. It
+// returns nil after Close.
+func (s *Server) Serve() error {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.partitions.run(s.ctx)
+	}()
+	errs := make(chan error, len(s.listeners))
+	for _, l := range s.listeners {
+		go func() { errs <- s.accept(l) }()
+	}
+	var first error
+	for range s.listeners {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			s.Close()
+		}
+	}
+	return first
+}
+
+func (s *Server) accept(l *boundListener) error {
+	var backoff time.Duration
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("broker: listener %s: accept: %w", l.Name, err)
+		}
+		backoff = 0
+		c := newClientConn(s, l, nc)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return nil
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		s.metrics.connections.Inc()
+		go func() {
+			defer s.wg.Done()
+			defer s.metrics.connections.Dec()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops accepting, lets every connection finish the request it is
+// handling and send its responses, then flushes and closes the partitions.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	conns := make([]*clientConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	s.cancel()
+	for _, l := range s.listeners {
+		l.ln.Close()
+	}
+	for _, c := range conns {
+		c.stopReading()
+	}
+	s.wg.Wait()
+	return s.partitions.close()
+}

@@ -1,0 +1,279 @@
+// Package topicconfig defines the topic-level settings Strata understands,
+// under Kafka's names, with their types, defaults and validation.
+//
+// Topic configs are stored in the metadata state as the explicitly set
+// name → string pairs; everything else comes from the broker-level defaults
+// (which operators set with serve flags, like Kafka's log.* broker configs).
+// A name that is not defined here is refused with INVALID_CONFIG, as Kafka
+// does, so a setting that Strata would silently ignore is never accepted.
+package topicconfig
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Type is the Kafka DescribeConfigs config type (ConfigType in the protocol).
+type Type int8
+
+// Kafka's DescribeConfigs v3+ config types.
+const (
+	TypeBoolean Type = 1
+	TypeString  Type = 2
+	TypeInt     Type = 3
+	TypeLong    Type = 5
+	TypeDouble  Type = 6
+	TypeList    Type = 7
+)
+
+// Names of the topic configs Strata implements.
+const (
+	CleanupPolicy        = "cleanup.policy"
+	CompressionType      = "compression.type"
+	FlushMessages        = "flush.messages"
+	FlushMs              = "flush.ms"
+	IndexIntervalBytes   = "index.interval.bytes"
+	MaxMessageBytes      = "max.message.bytes"
+	MessageTimestampType = "message.timestamp.type"
+	MinInsyncReplicas    = "min.insync.replicas"
+	RetentionBytes       = "retention.bytes"
+	RetentionMs          = "retention.ms"
+	SegmentBytes         = "segment.bytes"
+	SegmentIndexBytes    = "segment.index.bytes"
+	SegmentMs            = "segment.ms"
+)
+
+// Definition describes one topic config.
+type Definition struct {
+	Name string
+	Type Type
+	// BrokerName is the broker-level synonym (Kafka's log.* name) whose value
+	// is the default for topics that do not set Name.
+	BrokerName string
+	// Default is the built-in default, used when the broker does not override it.
+	Default  string
+	Doc      string
+	validate func(string) error
+}
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("topicconfig: invalid config")
+
+func longAtLeast(min int64) func(string) error {
+	return func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		if n < min {
+			return fmt.Errorf("%d is below the minimum %d", n, min)
+		}
+		return nil
+	}
+}
+
+func intAtLeast(min int64) func(string) error {
+	return func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil {
+			return fmt.Errorf("%q is not a 32-bit whole number", v)
+		}
+		if n < min {
+			return fmt.Errorf("%d is below the minimum %d", n, min)
+		}
+		return nil
+	}
+}
+
+func oneOf(values ...string) func(string) error {
+	return func(v string) error {
+		for _, ok := range values {
+			if v == ok {
+				return nil
+			}
+		}
+		return fmt.Errorf("%q is not one of %s", v, strings.Join(values, ", "))
+	}
+}
+
+var definitions = []Definition{
+	{Name: CleanupPolicy, Type: TypeList, BrokerName: "log.cleanup.policy", Default: "delete",
+		Doc: "delete: old segments are removed by retention. compact is not supported yet and is refused.",
+		validate: func(v string) error {
+			for _, p := range strings.Split(v, ",") {
+				switch strings.TrimSpace(p) {
+				case "delete":
+				case "compact":
+					return errors.New("compaction is not supported yet (only cleanup.policy=delete)")
+				default:
+					return fmt.Errorf("%q is not a cleanup policy (delete)", p)
+				}
+			}
+			return nil
+		}},
+	{Name: CompressionType, Type: TypeString, BrokerName: "compression.type", Default: "producer",
+		Doc: "producer: batches are stored as the producer compressed them. Re-compression on the broker is not supported.",
+		validate: func(v string) error {
+			if v != "producer" {
+				return fmt.Errorf("%q is not supported: Strata stores batches as produced (compression.type=producer)", v)
+			}
+			return nil
+		}},
+	{Name: FlushMessages, Type: TypeLong, BrokerName: "log.flush.interval.messages", Default: strconv.FormatInt(math.MaxInt64, 10),
+		Doc: "fsync after this many records (default: never by count; durability comes from replication and the page cache)", validate: longAtLeast(1)},
+	{Name: FlushMs, Type: TypeLong, BrokerName: "log.flush.interval.ms", Default: strconv.FormatInt(math.MaxInt64, 10),
+		Doc: "fsync when unflushed data is older than this many milliseconds", validate: longAtLeast(0)},
+	{Name: IndexIntervalBytes, Type: TypeInt, BrokerName: "log.index.interval.bytes", Default: "4096",
+		Doc: "bytes between offset index entries", validate: intAtLeast(0)},
+	{Name: MaxMessageBytes, Type: TypeInt, BrokerName: "message.max.bytes", Default: "1048588",
+		Doc: "largest record batch accepted, in bytes", validate: intAtLeast(0)},
+	{Name: MessageTimestampType, Type: TypeString, BrokerName: "log.message.timestamp.type", Default: "CreateTime",
+		Doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's clock", validate: oneOf("CreateTime", "LogAppendTime")},
+	{Name: MinInsyncReplicas, Type: TypeInt, BrokerName: "min.insync.replicas", Default: "1",
+		Doc: "replicas that must have an acks=all write", validate: intAtLeast(1)},
+	{Name: RetentionBytes, Type: TypeLong, BrokerName: "log.retention.bytes", Default: "-1",
+		Doc: "bytes kept per partition before old segments are deleted; -1 = unlimited", validate: longAtLeast(-1)},
+	{Name: RetentionMs, Type: TypeLong, BrokerName: "log.retention.ms", Default: "604800000",
+		Doc: "milliseconds a segment is kept after its newest record; -1 = unlimited", validate: longAtLeast(-1)},
+	{Name: SegmentBytes, Type: TypeInt, BrokerName: "log.segment.bytes", Default: "1073741824",
+		Doc: "segment file size at which a new segment is rolled", validate: intAtLeast(14)},
+	{Name: SegmentIndexBytes, Type: TypeInt, BrokerName: "log.index.size.max.bytes", Default: "10485760",
+		Doc: "offset index size at which a new segment is rolled", validate: intAtLeast(8)},
+	{Name: SegmentMs, Type: TypeLong, BrokerName: "log.roll.ms", Default: "604800000",
+		Doc: "milliseconds after which the active segment is rolled", validate: longAtLeast(1)},
+}
+
+var byName = func() map[string]*Definition {
+	m := make(map[string]*Definition, len(definitions))
+	for i := range definitions {
+		m[definitions[i].Name] = &definitions[i]
+	}
+	return m
+}()
+
+// Lookup returns the definition of a topic config.
+func Lookup(name string) (Definition, bool) {
+	d, ok := byName[name]
+	if !ok {
+		return Definition{}, false
+	}
+	return *d, true
+}
+
+// All returns every definition, sorted by name.
+func All() []Definition {
+	out := append([]Definition(nil), definitions...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// ValidateOne checks one name and value.
+func ValidateOne(name, value string) error {
+	d, ok := byName[name]
+	if !ok {
+		return fmt.Errorf("%w: unknown topic config %q", ErrInvalid, name)
+	}
+	if err := d.validate(value); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrInvalid, name, err)
+	}
+	return nil
+}
+
+// Validate checks a set of explicitly set topic configs.
+func Validate(configs map[string]string) error {
+	names := make([]string, 0, len(configs))
+	for n := range configs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := ValidateOne(n, configs[n]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Defaults are the broker-level values for every topic config; a topic's own
+// settings override them. The zero value means Kafka's defaults.
+type Defaults map[string]string
+
+// Value returns the broker default for name.
+func (d Defaults) Value(name string) (value string, overridden bool) {
+	if v, ok := d[name]; ok {
+		return v, true
+	}
+	if def, ok := byName[name]; ok {
+		return def.Default, false
+	}
+	return "", false
+}
+
+// Values is a resolved, typed view of a topic's configs.
+type Values struct {
+	RetentionMs        int64
+	RetentionBytes     int64
+	SegmentBytes       int64
+	SegmentMs          int64
+	SegmentIndexBytes  int32
+	IndexIntervalBytes int32
+	FlushMessages      int64
+	FlushMs            int64
+	MaxMessageBytes    int32
+	LogAppendTime      bool
+	MinInsyncReplicas  int32
+}
+
+// Source tells where a resolved value came from (DescribeConfigs ConfigSource).
+type Source int8
+
+// Kafka's DescribeConfigs config sources.
+const (
+	SourceTopic        Source = 1
+	SourceStaticBroker Source = 4
+	SourceDefault      Source = 5
+)
+
+// Resolve returns the effective value of name for a topic with the given
+// explicitly set configs.
+func Resolve(defaults Defaults, topic map[string]string, name string) (string, Source) {
+	if v, ok := topic[name]; ok {
+		return v, SourceTopic
+	}
+	v, overridden := defaults.Value(name)
+	if overridden {
+		return v, SourceStaticBroker
+	}
+	return v, SourceDefault
+}
+
+// Typed resolves every config of a topic into Values. Values were validated
+// when they were stored, so parse errors fall back to the built-in default.
+func Typed(defaults Defaults, topic map[string]string) Values {
+	long := func(name string) int64 {
+		v, _ := Resolve(defaults, topic, name)
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			n, _ = strconv.ParseInt(byName[name].Default, 10, 64)
+		}
+		return n
+	}
+	ts, _ := Resolve(defaults, topic, MessageTimestampType)
+	return Values{
+		RetentionMs:        long(RetentionMs),
+		RetentionBytes:     long(RetentionBytes),
+		SegmentBytes:       long(SegmentBytes),
+		SegmentMs:          long(SegmentMs),
+		SegmentIndexBytes:  int32(long(SegmentIndexBytes)),
+		IndexIntervalBytes: int32(long(IndexIntervalBytes)),
+		FlushMessages:      long(FlushMessages),
+		FlushMs:            long(FlushMs),
+		MaxMessageBytes:    int32(long(MaxMessageBytes)),
+		LogAppendTime:      ts == "LogAppendTime",
+		MinInsyncReplicas:  int32(long(MinInsyncReplicas)),
+	}
+}

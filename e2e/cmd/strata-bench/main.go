@@ -1,0 +1,257 @@
+// Command strata-bench measures a Strata broker with a real Kafka client:
+// produce throughput and latency (acks=1 and acks=all, 1 KiB records,
+// 6 partitions) and consume throughput, next to the raw sequential write
+// bandwidth of the same disk (fsync every 16 MiB) measured in the same run,
+// so the figures can be compared as ratios on a noisy machine.
+//
+// It starts its own broker from $STRATA_BIN (or --bin) unless --brokers
+// points at a running one.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func main() {
+	var (
+		bin        = flag.String("bin", os.Getenv("STRATA_BIN"), "strata binary to start (default $STRATA_BIN)")
+		brokers    = flag.String("brokers", "", "use this running broker instead of starting one")
+		dir        = flag.String("dir", "", "directory for the broker's data and the disk reference (default: a temp dir)")
+		records    = flag.Int("records", 200_000, "records per produce run")
+		recordSize = flag.Int("record-size", 1024, "value size in bytes")
+		partitions = flag.Int("partitions", 6, "partitions of the benchmark topics")
+	)
+	flag.Parse()
+	if err := run(*bin, *brokers, *dir, *records, *recordSize, *partitions); err != nil {
+		fmt.Fprintln(os.Stderr, "strata-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bin, brokers, dir string, records, recordSize, partitions int) error {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "strata-bench")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	diskMBs, err := diskBandwidth(dir, 512<<20)
+	if err != nil {
+		return fmt.Errorf("disk reference: %w", err)
+	}
+	if brokers == "" {
+		if bin == "" {
+			return errors.New("set --bin or $STRATA_BIN, or --brokers")
+		}
+		addr, stop, err := startBroker(bin, filepath.Join(dir, "data"))
+		if err != nil {
+			return err
+		}
+		defer stop()
+		brokers = addr
+	}
+	fmt.Printf("strata-bench: %d records of %d B, %d partitions, broker %s\n\n", records, recordSize, partitions, brokers)
+	fmt.Printf("%-28s %10s %12s %10s %10s %8s\n", "run", "MB/s", "records/s", "p50 ms", "p99 ms", "vs disk")
+	fmt.Printf("%-28s %10.1f %12s %10s %10s %8s\n", "disk write (fsync/16MiB)", diskMBs, "-", "-", "-", "1.00")
+	for _, acks := range []struct {
+		name string
+		opt  kgo.Acks
+	}{{"acks=1", kgo.LeaderAck()}, {"acks=all", kgo.AllISRAcks()}} {
+		topic := fmt.Sprintf("bench-%s-%d", acks.name[5:], time.Now().UnixNano())
+		if err := createTopic(brokers, topic, partitions); err != nil {
+			return err
+		}
+		res, err := produce(brokers, topic, acks.opt, records, recordSize)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%-28s %10.1f %12.0f %10.2f %10.2f %8.2f\n", "produce "+acks.name, res.mbs, res.rps, res.p50, res.p99, res.mbs/diskMBs)
+		cres, err := consume(brokers, topic, records)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%-28s %10.1f %12.0f %10s %10s %8.2f\n", "consume ("+acks.name+" topic)", cres.mbs, cres.rps, "-", "-", cres.mbs/diskMBs)
+	}
+	return nil
+}
+
+// diskBandwidth writes size bytes sequentially in 1 MiB writes with an fsync
+// every 16 MiB and returns MB/s (10^6 bytes).
+func diskBandwidth(dir string, size int) (float64, error) {
+	f, err := os.CreateTemp(dir, "disk-reference")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	start := time.Now()
+	for written := 0; written < size; written += len(buf) {
+		if _, err := f.Write(buf); err != nil {
+			return 0, err
+		}
+		if (written+len(buf))%(16<<20) == 0 {
+			if err := f.Sync(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return 0, err
+	}
+	return float64(size) / time.Since(start).Seconds() / 1e6, nil
+}
+
+func startBroker(bin, dataDir string) (string, func(), error) {
+	ports := make([]string, 3)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", nil, err
+		}
+		ports[i] = ln.Addr().String()
+		ln.Close()
+	}
+	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--listen", ports[0], "--admin-listen", ports[1], "--controller-listen", ports[2], "--log-level", "warn")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + ports[1] + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return ports[0], stop, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	return "", nil, errors.New("broker not ready after 60s")
+}
+
+func createTopic(brokers, topic string, partitions int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, int32(partitions), 1, nil, topic)
+	if err != nil {
+		return err
+	}
+	return resp.Err
+}
+
+type result struct {
+	mbs, rps, p50, p99 float64
+}
+
+func produce(brokers, topic string, acks kgo.Acks, records, recordSize int) (result, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(brokers), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(acks),
+		kgo.ProducerLinger(2 * time.Millisecond), kgo.MaxBufferedRecords(50_000)}
+	if acks != kgo.AllISRAcks() {
+		opts = append(opts, kgo.DisableIdempotentWrite())
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return result{}, err
+	}
+	defer cl.Close()
+	value := make([]byte, recordSize)
+	for i := range value {
+		value[i] = byte('a' + i%26)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	latencies := make([]time.Duration, records)
+	var (
+		mu       sync.Mutex
+		firstErr error
+	)
+	start := time.Now()
+	for i := 0; i < records; i++ {
+		sent := time.Now()
+		i := i
+		cl.Produce(ctx, &kgo.Record{Value: value}, func(r *kgo.Record, err error) {
+			latencies[i] = time.Since(sent)
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return result{}, err
+	}
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return result{}, firstErr
+	}
+	sort.Slice(latencies, func(a, b int) bool { return latencies[a] < latencies[b] })
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return result{
+		mbs: float64(records*recordSize) / elapsed.Seconds() / 1e6,
+		rps: float64(records) / elapsed.Seconds(),
+		p50: ms(latencies[len(latencies)/2]),
+		p99: ms(latencies[len(latencies)*99/100]),
+	}, nil
+}
+
+func consume(brokers, topic string, records int) (result, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20))
+	if err != nil {
+		return result{}, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	start := time.Now()
+	n, bytes := 0, 0
+	for n < records {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return result{}, fmt.Errorf("consumed %d of %d", n, records)
+		}
+		if errs := fs.Errors(); len(errs) > 0 {
+			return result{}, errs[0].Err
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			bytes += len(r.Value)
+		})
+	}
+	elapsed := time.Since(start)
+	return result{mbs: float64(bytes) / elapsed.Seconds() / 1e6, rps: float64(n) / elapsed.Seconds()}, nil
+}

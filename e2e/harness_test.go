@@ -1,0 +1,283 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// strataBin is the binary under test: $STRATA_BIN, or built once by TestMain
+// (without -race, so timing-sensitive scenarios are not starved).
+var strataBin string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		strataBin = os.Getenv("STRATA_BIN")
+		if strataBin == "" {
+			dir, err := os.MkdirTemp("", "strata-e2e-bin")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			defer os.RemoveAll(dir)
+			strataBin = filepath.Join(dir, "strata")
+			build := exec.Command("go", "build", "-o", strataBin, "../cmd/strata")
+			build.Stdout, build.Stderr = os.Stderr, os.Stderr
+			if err := build.Run(); err != nil {
+				fmt.Fprintln(os.Stderr, "building strata:", err)
+				return 1
+			}
+		}
+		defer stopShared()
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// brokerProcess is one strata serve process on loopback ports.
+type brokerProcess struct {
+	dataDir string
+	addr    string // client listener
+	admin   string
+	ctrl    string
+	extra   []string
+	logPath string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// freePort returns a loopback address with a currently free port.
+func freePort(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startBroker starts a broker with its own data dir. Extra flags are passed
+// to strata serve. The process is killed at the end of the test; its log is
+// printed when the test failed.
+func startBroker(tb testing.TB, extra ...string) *brokerProcess {
+	tb.Helper()
+	dir := tb.TempDir()
+	b := &brokerProcess{
+		dataDir: filepath.Join(dir, "data"),
+		addr:    freePort(tb),
+		admin:   freePort(tb),
+		ctrl:    freePort(tb),
+		extra:   extra,
+		logPath: filepath.Join(dir, "strata.log"),
+	}
+	tb.Cleanup(func() {
+		b.kill()
+		if tb.Failed() {
+			logTail(tb, b.logPath)
+		}
+	})
+	if err := b.start(); err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func logTail(tb testing.TB, path string) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	if len(data) > 20000 {
+		data = data[len(data)-20000:]
+	}
+	tb.Logf("broker log %s (tail):\n%s", path, data)
+}
+
+func (b *brokerProcess) args() []string {
+	return append([]string{"serve",
+		"--data-dir", b.dataDir,
+		"--listen", b.addr,
+		"--admin-listen", b.admin,
+		"--controller-listen", b.ctrl,
+		"--log-level", "debug",
+	}, b.extra...)
+}
+
+// start launches the process and waits until /readyz answers.
+func (b *brokerProcess) start() error {
+	logFile, err := os.OpenFile(b.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(strataBin, b.args()...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		logFile.Close()
+		close(done)
+	}()
+	b.mu.Lock()
+	b.cmd, b.done = cmd, done
+	b.mu.Unlock()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			return fmt.Errorf("strata exited during start-up; see %s", b.logPath)
+		default:
+		}
+		resp, err := http.Get("http://" + b.admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("strata not ready after 60s; see %s", b.logPath)
+}
+
+func (b *brokerProcess) signal(sig syscall.Signal, wait time.Duration) error {
+	b.mu.Lock()
+	cmd, done := b.cmd, b.done
+	b.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	default:
+	}
+	cmd.Process.Signal(sig)
+	select {
+	case <-done:
+		return nil
+	case <-time.After(wait):
+		cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("strata did not exit within %s of %v", wait, sig)
+	}
+}
+
+// kill9 kills the process without any chance to flush.
+func (b *brokerProcess) kill() { b.signal(syscall.SIGKILL, 10*time.Second) }
+
+// stop asks for a graceful shutdown (SIGTERM) and waits for it.
+func (b *brokerProcess) stop() error { return b.signal(syscall.SIGTERM, 30*time.Second) }
+
+// exitCode returns the exit code of a stopped process.
+func (b *brokerProcess) exitCode() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd == nil || b.cmd.ProcessState == nil {
+		return -1
+	}
+	return b.cmd.ProcessState.ExitCode()
+}
+
+func (b *brokerProcess) restart(tb testing.TB) {
+	tb.Helper()
+	if err := b.start(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func (b *brokerProcess) logContains(s string) bool {
+	data, _ := os.ReadFile(b.logPath)
+	return bytes.Contains(data, []byte(s))
+}
+
+// shared is one broker that tests which only need their own topics use, so
+// the suite starts fewer processes.
+var (
+	sharedOnce sync.Once
+	sharedB    *brokerProcess
+	sharedErr  error
+	sharedDir  string
+)
+
+func sharedBroker(tb testing.TB) *brokerProcess {
+	tb.Helper()
+	sharedOnce.Do(func() {
+		sharedDir, sharedErr = os.MkdirTemp("", "strata-e2e-shared")
+		if sharedErr != nil {
+			return
+		}
+		ports := make([]string, 3)
+		for i := range ports {
+			ports[i] = freePort(tb)
+		}
+		sharedB = &brokerProcess{
+			dataDir: filepath.Join(sharedDir, "data"),
+			addr:    ports[0], admin: ports[1], ctrl: ports[2],
+			logPath: filepath.Join(sharedDir, "strata.log"),
+		}
+		sharedErr = sharedB.start()
+	})
+	if sharedErr != nil {
+		tb.Fatalf("shared broker: %v", sharedErr)
+	}
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			logTail(tb, sharedB.logPath)
+		}
+	})
+	return sharedB
+}
+
+func stopShared() {
+	if sharedB != nil {
+		sharedB.stop()
+		if sharedB.exitCode() != 0 {
+			fmt.Fprintf(os.Stderr, "shared broker exited with %d; log: %s\n", sharedB.exitCode(), sharedB.logPath)
+		}
+	}
+	if sharedDir != "" {
+		os.RemoveAll(sharedDir)
+	}
+}
+
+// client returns a franz-go client for the broker, closed with the test.
+func newClient(tb testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
+	tb.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(cl.Close)
+	return cl
+}
+
+// uniqueTopic makes a topic name from the test name.
+func uniqueTopic(tb testing.TB) string {
+	name := strings.NewReplacer("/", "-", " ", "-", "#", "-").Replace(tb.Name())
+	return fmt.Sprintf("%s-%d", name, time.Now().UnixNano()%1_000_000)
+}
+
+func testContext(tb testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	tb.Cleanup(cancel)
+	return ctx
+}

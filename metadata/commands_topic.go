@@ -1,0 +1,337 @@
+package metadata
+
+import (
+	"fmt"
+	"slices"
+)
+
+// maxTopicNameLength is Kafka's limit on topic names.
+const maxTopicNameLength = 249
+
+// ValidateTopicName checks a topic name against Kafka's rules: 1..249
+// characters from [a-zA-Z0-9._-], and neither "." nor "..". The Store checks
+// it before proposing CreateTopic; the state machine itself only checks what
+// it needs to stay consistent (a non-empty name), so that tightening these
+// rules never changes how an old log replays.
+func ValidateTopicName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty name", ErrInvalidTopic)
+	case name == "." || name == "..":
+		return fmt.Errorf("%w: name %q is not allowed", ErrInvalidTopic, name)
+	case len(name) > maxTopicNameLength:
+		return fmt.Errorf("%w: name is %d characters long, the limit is %d", ErrInvalidTopic, len(name), maxTopicNameLength)
+	}
+	for _, character := range []byte(name) {
+		switch {
+		case 'a' <= character && character <= 'z',
+			'A' <= character && character <= 'Z',
+			'0' <= character && character <= '9',
+			character == '.', character == '_', character == '-':
+		default:
+			return fmt.Errorf("%w: name %q contains %q; only ASCII letters, digits, '.', '_' and '-' are allowed", ErrInvalidTopic, name, character)
+		}
+	}
+	return nil
+}
+
+// validateTopic checks the invariants the state machine relies on.
+func validateTopic(topic *Topic) error {
+	if topic.Name == "" {
+		return fmt.Errorf("%w: empty name", ErrInvalidTopic)
+	}
+	if topic.ID == ([16]byte{}) {
+		return fmt.Errorf("%w: topic %q has a zero topic id", ErrInvalidTopic, topic.Name)
+	}
+	if len(topic.Partitions) == 0 {
+		return fmt.Errorf("%w: topic %q has no partitions", ErrInvalidPartitions, topic.Name)
+	}
+	return validatePartitions(topic.Name, topic.Partitions, 0)
+}
+
+// validatePartitions checks partitions numbered from firstIndex on.
+func validatePartitions(topicName string, partitions []Partition, firstIndex int) error {
+	for i, partition := range partitions {
+		if err := validatePartition(partition); err != nil {
+			return fmt.Errorf("topic %q partition %d: %w", topicName, firstIndex+i, err)
+		}
+	}
+	return nil
+}
+
+func validatePartition(partition Partition) error {
+	if len(partition.Replicas) == 0 {
+		return fmt.Errorf("%w: no replicas", ErrInvalidPartitions)
+	}
+	for i, replica := range partition.Replicas {
+		if replica < 0 {
+			return fmt.Errorf("%w: negative replica id %d", ErrInvalidPartitions, replica)
+		}
+		if slices.Contains(partition.Replicas[:i], replica) {
+			return fmt.Errorf("%w: replica %d appears twice", ErrInvalidPartitions, replica)
+		}
+	}
+	if partition.Leader != -1 && !slices.Contains(partition.Replicas, partition.Leader) {
+		return fmt.Errorf("%w: leader %d is not a replica", ErrInvalidPartitions, partition.Leader)
+	}
+	for i, replica := range partition.ISR {
+		if !slices.Contains(partition.Replicas, replica) {
+			return fmt.Errorf("%w: in-sync replica %d is not a replica", ErrInvalidPartitions, replica)
+		}
+		if slices.Contains(partition.ISR[:i], replica) {
+			return fmt.Errorf("%w: in-sync replica %d appears twice", ErrInvalidPartitions, replica)
+		}
+	}
+	if partition.LeaderEpoch < 0 || partition.PartitionEpoch < 0 {
+		return fmt.Errorf("%w: negative epoch", ErrInvalidPartitions)
+	}
+	return nil
+}
+
+// newPartitions builds the initial state of partitions firstIndex,
+// firstIndex+1, … from their replica assignments: the first replica leads,
+// every replica is in sync, epochs start at 0.
+func newPartitions(firstIndex int32, assignments [][]int32) []Partition {
+	partitions := make([]Partition, len(assignments))
+	for i, replicas := range assignments {
+		leader := int32(-1)
+		if len(replicas) > 0 {
+			leader = replicas[0]
+		}
+		partitions[i] = Partition{
+			Index:    firstIndex + int32(i),
+			Replicas: cloneInt32s(replicas),
+			Leader:   leader,
+			ISR:      cloneInt32s(replicas),
+		}
+	}
+	return partitions
+}
+
+// encodePartition writes a partition without its index, which is its
+// position in the list.
+func encodePartition(e *encoder, partition Partition) {
+	e.int32s(partition.Replicas)
+	e.int32(partition.Leader)
+	e.int32(partition.LeaderEpoch)
+	e.int32s(partition.ISR)
+	e.int32(partition.PartitionEpoch)
+}
+
+func decodePartition(d *decoder, index int32) Partition {
+	return Partition{
+		Index:          index,
+		Replicas:       d.int32s(),
+		Leader:         d.int32(),
+		LeaderEpoch:    d.int32(),
+		ISR:            d.int32s(),
+		PartitionEpoch: d.int32(),
+	}
+}
+
+// minimumPartitionSize is the fewest bytes an encoded partition takes.
+const minimumPartitionSize = 1 + 4 + 4 + 1 + 4
+
+func encodePartitions(e *encoder, partitions []Partition) {
+	e.uvarint(uint64(len(partitions)))
+	for _, partition := range partitions {
+		encodePartition(e, partition)
+	}
+}
+
+func decodePartitions(d *decoder, firstIndex int32) []Partition {
+	n := d.length(minimumPartitionSize)
+	if n == 0 {
+		return nil
+	}
+	partitions := make([]Partition, n)
+	for i := range partitions {
+		partitions[i] = decodePartition(d, firstIndex+int32(i))
+	}
+	return partitions
+}
+
+// encodeTopic writes a topic; shared by CreateTopic v1 and the snapshot's
+// topic record v1.
+func encodeTopic(e *encoder, topic *Topic) {
+	e.string(topic.Name)
+	e.uuid(topic.ID)
+	e.bool(topic.Internal)
+	e.int64(topic.CreatedAtUnixMilli)
+	e.stringMap(topic.Configs)
+	encodePartitions(e, topic.Partitions)
+}
+
+func decodeTopic(d *decoder) *Topic {
+	return &Topic{
+		Name:               d.string(),
+		ID:                 d.uuid(),
+		Internal:           d.bool(),
+		CreatedAtUnixMilli: d.int64(),
+		Configs:            d.stringMap(),
+		Partitions:         decodePartitions(d, 0),
+	}
+}
+
+// createTopicCommand creates a topic with fully specified partitions.
+type createTopicCommand struct {
+	topic Topic
+}
+
+func (c *createTopicCommand) commandType() commandType { return commandCreateTopic }
+func (c *createTopicCommand) encode(e *encoder)        { encodeTopic(e, &c.topic) }
+
+func decodeCreateTopic(version uint8, d *decoder) (command, bool) {
+	if version != 1 {
+		return nil, false
+	}
+	return &createTopicCommand{topic: *decodeTopic(d)}, true
+}
+
+func (c *createTopicCommand) apply(b *stateBuilder) (any, error) {
+	topic := c.topic.clone()
+	for i := range topic.Partitions {
+		topic.Partitions[i].Index = int32(i)
+	}
+	if err := validateTopic(&topic); err != nil {
+		return nil, err
+	}
+	if _, ok := b.topic(topic.Name); ok {
+		return nil, fmt.Errorf("topic %q: %w", topic.Name, ErrTopicExists)
+	}
+	if name, ok := b.topicNameByID(topic.ID); ok {
+		return nil, fmt.Errorf("topic %q: id %s is used by topic %q: %w", topic.Name, formatTopicID(topic.ID), name, ErrTopicIDExists)
+	}
+	b.putTopic(&topic)
+	return topic, nil
+}
+
+// lookupTopic finds a topic by name and, when id is not zero, requires the id
+// to match, so a command aimed at a deleted topic never hits a re-created
+// one of the same name.
+func lookupTopic(b *stateBuilder, name string, id [16]byte) (*Topic, error) {
+	topic, ok := b.topic(name)
+	if !ok {
+		return nil, fmt.Errorf("topic %q: %w", name, ErrUnknownTopic)
+	}
+	if id != ([16]byte{}) && topic.ID != id {
+		return nil, fmt.Errorf("topic %q has id %s, not %s: %w", name, formatTopicID(topic.ID), formatTopicID(id), ErrUnknownTopic)
+	}
+	return topic, nil
+}
+
+// deleteTopicCommand deletes a topic by name, optionally only if its id
+// matches.
+type deleteTopicCommand struct {
+	name string
+	id   [16]byte // zero: any id
+}
+
+func (c *deleteTopicCommand) commandType() commandType { return commandDeleteTopic }
+func (c *deleteTopicCommand) encode(e *encoder) {
+	e.string(c.name)
+	e.uuid(c.id)
+}
+
+func decodeDeleteTopic(version uint8, d *decoder) (command, bool) {
+	if version != 1 {
+		return nil, false
+	}
+	return &deleteTopicCommand{name: d.string(), id: d.uuid()}, true
+}
+
+func (c *deleteTopicCommand) apply(b *stateBuilder) (any, error) {
+	topic, err := lookupTopic(b, c.name, c.id)
+	if err != nil {
+		return nil, err
+	}
+	b.deleteTopic(topic)
+	return *topic, nil
+}
+
+// alterTopicConfigsCommand replaces the whole set of explicitly set configs
+// of a topic. Incremental changes are computed by the proposer against the
+// state it read, and guarded by the topic id.
+type alterTopicConfigsCommand struct {
+	name    string
+	id      [16]byte // zero: any id
+	configs map[string]string
+}
+
+func (c *alterTopicConfigsCommand) commandType() commandType { return commandAlterTopicConfigs }
+func (c *alterTopicConfigsCommand) encode(e *encoder) {
+	e.string(c.name)
+	e.uuid(c.id)
+	e.stringMap(c.configs)
+}
+
+func decodeAlterTopicConfigs(version uint8, d *decoder) (command, bool) {
+	if version != 1 {
+		return nil, false
+	}
+	return &alterTopicConfigsCommand{name: d.string(), id: d.uuid(), configs: d.stringMap()}, true
+}
+
+func (c *alterTopicConfigsCommand) apply(b *stateBuilder) (any, error) {
+	topic, err := lookupTopic(b, c.name, c.id)
+	if err != nil {
+		return nil, err
+	}
+	changed := *topic
+	changed.Configs = cloneConfigs(c.configs)
+	b.putTopic(&changed)
+	return nil, nil
+}
+
+// createPartitionsCommand grows a topic to total partitions; partitions holds
+// the state of the new ones (indexes current..total-1).
+type createPartitionsCommand struct {
+	name       string
+	id         [16]byte // zero: any id
+	total      int32
+	partitions []Partition
+}
+
+func (c *createPartitionsCommand) commandType() commandType { return commandCreatePartitions }
+func (c *createPartitionsCommand) encode(e *encoder) {
+	e.string(c.name)
+	e.uuid(c.id)
+	e.int32(c.total)
+	encodePartitions(e, c.partitions)
+}
+
+func decodeCreatePartitions(version uint8, d *decoder) (command, bool) {
+	if version != 1 {
+		return nil, false
+	}
+	c := &createPartitionsCommand{name: d.string(), id: d.uuid(), total: d.int32()}
+	c.partitions = decodePartitions(d, 0)
+	return c, true
+}
+
+func (c *createPartitionsCommand) apply(b *stateBuilder) (any, error) {
+	topic, err := lookupTopic(b, c.name, c.id)
+	if err != nil {
+		return nil, err
+	}
+	current := int32(len(topic.Partitions))
+	if c.total <= current {
+		return nil, fmt.Errorf("topic %q has %d partitions, cannot change to %d: %w", c.name, current, c.total, ErrInvalidPartitions)
+	}
+	if int64(len(c.partitions)) != int64(c.total)-int64(current) {
+		return nil, fmt.Errorf("topic %q: growing from %d to %d partitions needs %d assignments, got %d: %w",
+			c.name, current, c.total, c.total-current, len(c.partitions), ErrInvalidPartitions)
+	}
+	if err := validatePartitions(c.name, c.partitions, int(current)); err != nil {
+		return nil, err
+	}
+	changed := *topic
+	changed.Partitions = slices.Grow(slices.Clip(topic.Partitions), len(c.partitions))
+	for i, partition := range c.partitions {
+		partition = partition.clone()
+		partition.Index = current + int32(i)
+		changed.Partitions = append(changed.Partitions, partition)
+	}
+	b.putTopic(&changed)
+	return nil, nil
+}

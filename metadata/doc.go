@@ -1,0 +1,178 @@
+// Package metadata holds the cluster's truth — cluster id, topics with their
+// ids, configs and partition assignments (leader, epochs, ISR), producer-id
+// blocks — in a Raft state machine (hashicorp/raft). A single node runs it
+// with one voter; a cluster runs it with three or five. There is no other
+// metadata path.
+//
+// # Architecture
+//
+// A Store is one node's Raft replica. Format prepares a data directory and
+// bootstraps Raft exactly once; Open starts Raft on a formatted directory:
+//
+//	<data-dir>/meta.properties           node identity (format below)
+//	<data-dir>/metadata/.lock            flock held while a Store has the directory open
+//	<data-dir>/metadata/raft/            raft-wal: the Raft log and stable store
+//	<data-dir>/metadata/snapshots/       raft.FileSnapshotStore: state snapshots (format below)
+//
+// Raft talks over a stream layer of our own on the controller address: TCP,
+// with hostnames allowed in advertised addresses, where every connection
+// starts with a handshake (format below) so that a node of another cluster,
+// or a node that is not the one the dialer expected, is refused before any
+// Raft message. Raft server ids are decimal node ids.
+//
+// The state is a State value: immutable, built from persistent radix trees
+// (hashicorp/go-immutable-radix) keyed by name. Applying a command creates a
+// new State that shares every untouched node with the previous one, so a
+// reader holding a State never sees it change, FSM.Snapshot is O(1), and
+// Persist streams a captured State record by record while Apply goes on.
+//
+// # Threading contract
+//
+// Raft calls Apply/ApplyBatch, Snapshot and Restore one at a time on its FSM
+// goroutine; Persist runs on another goroutine concurrently with Apply.
+// Readers on any goroutine load the current State through an atomic pointer
+// (Store.State, Store.Watch); Store.Changed's channel is closed whenever a
+// newer State is published. Commands are proposed only on the leader
+// (ErrNotLeader elsewhere) and the proposer gets the state machine's result.
+//
+// # Commands
+//
+// Apply is deterministic: no clocks, randomness or I/O (times such as
+// CreatedAtUnixMilli travel in the command). A command the state rejects
+// (ErrTopicExists, ErrUnknownTopic, ErrInvalidPartitions, …) is a result: the
+// state is unchanged and the proposer gets the error. Data that does not
+// decode is a bug, and Apply panics rather than diverge from the other
+// nodes. Every command is registered in one table (commandTable) with the
+// payload version this build writes. A Raft log entry (raft.LogCommand) is:
+//
+//	+--------+---------+------------------------------+
+//	| type   | version | payload (version-specific)   |
+//	| 1 byte | 1 byte  | rest of the entry            |
+//	+--------+---------+------------------------------+
+//	type:    bit 7 = ignore-unknown; bits 0-6 = command type
+//	version: 1..255, the payload encoding
+//
+// A node that does not know the type or the version of an entry skips it if
+// the ignore-unknown bit is set, and otherwise stops (panics): it must be
+// upgraded before it can follow the log. Command types (part of the format):
+//
+//	1 InitCluster          v1: cluster id string
+//	2 CreateTopic          v1: topic (below)
+//	3 DeleteTopic          v1: name string, topic id uuid (zero = any id)
+//	4 AlterTopicConfigs    v1: name string, topic id uuid (zero = any id),
+//	                           configs map (full replacement)
+//	5 CreatePartitions     v1: name string, topic id uuid (zero = any id),
+//	                           new total int32, new partitions list
+//	6 AllocateProducerIDs  v1: broker id int32, block size int64
+//	16-31 reserved for brokers (registration, heartbeats, fencing, leader
+//	      and ISR changes), 32-47 for tiered-segment manifests.
+//
+// InitCluster records the cluster id of meta.properties in the replicated
+// state; a Store proposes it when it leads and finds the state without one
+// (right after Format). WaitReady waits for it.
+// AllocateProducerIDs answers with the first id of the block and advances
+// the next producer id by the block size, so blocks never overlap.
+//
+// # Primitive encodings
+//
+// Shared by command payloads and snapshot records. All integers are
+// big-endian.
+//
+//	int32, int64, uint64   4, 8, 8 bytes, two's complement
+//	uvarint                unsigned LEB128 (encoding/binary.AppendUvarint)
+//	bool                   1 byte, 0 or 1
+//	string                 uvarint length, then that many bytes
+//	uuid                   16 raw bytes
+//	int32 list             uvarint count, then count int32s
+//	map                    uvarint count, then count (key string, value string)
+//	                       pairs in strictly increasing key order
+//	partition              replicas int32 list, leader int32 (-1: none),
+//	                       leader epoch int32, ISR int32 list, partition epoch int32
+//	                       (the partition index is its position in its list)
+//	partitions list        uvarint count, then count partitions
+//	topic                  name string, id uuid, internal bool,
+//	                       created-at int64 (Unix milliseconds), configs map,
+//	                       partitions list
+//
+// For example CreateTopic v1 of topic "t" with one partition on broker 1:
+//
+//	02 01                                 type 2, version 1
+//	01 74                                 name "t"
+//	xx*16                                 topic id
+//	00                                    internal false
+//	00 00 01 8b cf e5 68 00               created at 1700000000000
+//	00                                    no configs
+//	01                                    1 partition:
+//	   01 00 00 00 01                       replicas [1]
+//	   00 00 00 01 00 00 00 00              leader 1, leader epoch 0
+//	   01 00 00 00 01                       ISR [1]
+//	   00 00 00 00                          partition epoch 0
+//
+// # Snapshot format
+//
+// A snapshot is a header followed by records, streamed one by one so that
+// neither writing nor reading needs the whole state in memory:
+//
+//	header:  +-----------------+----------------+
+//	         | magic "STRATAMS"| version uint16 |   version 1
+//	         | 8 bytes         | 2 bytes        |
+//	         +-----------------+----------------+
+//	record:  +--------+----------------+-----------------+------------------+
+//	         | type   | length uint32  | payload         | CRC-32C uint32   |
+//	         | 1 byte | 4 bytes        | length bytes    | of type..payload |
+//	         +--------+----------------+-----------------+------------------+
+//
+// Record types (bit 7 = ignore-unknown, as for commands; part of the format):
+//
+//	0x01 cluster  first and exactly once: applied index uint64,
+//	              cluster id string, next producer id int64
+//	0x02 topic    one per topic, in name order: topic (as above)
+//	0x7f end      last: uint64 count of the records before it
+//
+// A reader rejects (ErrCorrupt) a wrong magic or version, a bad checksum, a
+// record longer than 64 MiB, a payload with bytes left over, a missing or
+// misplaced cluster record, a duplicate topic name or id, a record count that
+// does not match, and anything after the end record; so truncation anywhere
+// is detected. Records of unknown types with the ignore-unknown bit are
+// skipped. raft.FileSnapshotStore adds its own metadata file and CRC-64.
+//
+// # meta.properties
+//
+// Like Kafka's, a Java-style properties file, written to a temporary file,
+// fsynced, renamed over meta.properties, and the directory fsynced:
+//
+//	#Written by Strata's metadata.Format. Do not edit.
+//	version=1
+//	cluster.id=<cluster id>
+//	node.id=<node id>
+//
+// Blank lines and lines starting with '#' or '!' are comments; unknown keys
+// are ignored. Its presence is what makes a directory formatted: Format
+// writes it last, after bootstrapping Raft, and Open refuses a directory
+// without it (ErrNotFormatted). Cluster ids are 1..255 characters from
+// [a-zA-Z0-9._-]; NewClusterID makes Kafka-style ones (22 characters of
+// URL-safe base64 of a random UUID).
+//
+// # Controller handshake
+//
+// The dialer of every controller connection sends a request and waits for
+// the response before Raft may use the connection; the listener hands the
+// connection to Raft only after accepting it. Handshakes time out after
+// Config.HandshakeTimeout.
+//
+//	request:   +--------+---------+---------------+---------------+--------+------------+
+//	           | "STRH" | version | dialer node id| target node id| id len | cluster id |
+//	           | 4 bytes| 1 byte  | int32         | int32         | 1 byte | id len     |
+//	           +--------+---------+---------------+---------------+--------+------------+
+//	response:  +--------+---------+--------+------------------+
+//	           | "STRH" | version | status | responder node id|
+//	           | 4 bytes| 1 byte  | 1 byte | int32            |
+//	           +--------+---------+--------+------------------+
+//	version 1; status 0 accepted, 1 unsupported version, 2 wrong cluster id,
+//	3 wrong node id (the target node id is not the listener's)
+//
+// The target node id is the one Raft's configuration lists at the dialed
+// address. A refusing listener answers and closes the connection; a request
+// with a wrong magic is closed without an answer. The dialer also checks
+// that the responder node id is the one it expected.
+package metadata

@@ -1,0 +1,61 @@
+package metadata
+
+import "errors"
+
+// Sentinel errors. Callers classify failures with errors.Is; the messages are
+// for people and may change.
+var (
+	// ErrNotFormatted means the data directory has no meta.properties: it has
+	// never been prepared with Format.
+	ErrNotFormatted = errors.New("metadata: data directory is not formatted")
+	// ErrAlreadyFormatted means Format was asked to prepare a directory that
+	// already holds meta.properties.
+	ErrAlreadyFormatted = errors.New("metadata: data directory is already formatted")
+	// ErrNodeIDMismatch means the node id a Store was opened with differs
+	// from the one recorded in meta.properties.
+	ErrNodeIDMismatch = errors.New("metadata: node id does not match the data directory")
+	// ErrClusterIDMismatch means the replicated state belongs to another
+	// cluster than the one recorded in meta.properties.
+	ErrClusterIDMismatch = errors.New("metadata: cluster id does not match")
+	// ErrDataDirLocked means another Store (in this or another process) has
+	// the data directory open.
+	ErrDataDirLocked = errors.New("metadata: data directory is in use")
+	// ErrCorrupt marks a file or stream that does not decode: a bad magic, a
+	// checksum mismatch, a truncated record. Test with IsCorrupt.
+	ErrCorrupt = errors.New("metadata: corrupt data")
+
+	// ErrNotLeader means a command was proposed on a node that is not the
+	// Raft leader; the caller should retry against the leader (Kafka's
+	// NOT_CONTROLLER).
+	ErrNotLeader = errors.New("metadata: not the leader")
+	// ErrClosed means the Store has been closed.
+	ErrClosed = errors.New("metadata: store is closed")
+
+	// ErrTopicExists rejects CreateTopic for a name that is taken.
+	ErrTopicExists = errors.New("metadata: topic already exists")
+	// ErrTopicIDExists rejects CreateTopic with a topic id that is taken.
+	ErrTopicIDExists = errors.New("metadata: topic id already exists")
+	// ErrUnknownTopic rejects a command naming a topic that does not exist
+	// (or, when an id is given, whose id differs).
+	ErrUnknownTopic = errors.New("metadata: unknown topic")
+	// ErrInvalidTopic rejects a malformed topic: an empty or illegal name, a
+	// zero topic id.
+	ErrInvalidTopic = errors.New("metadata: invalid topic")
+	// ErrInvalidPartitions rejects malformed partitions or replica
+	// assignments, and a partition count that does not increase.
+	ErrInvalidPartitions = errors.New("metadata: invalid partitions")
+	// ErrInvalidProducerIDs rejects a producer-id block request with a bad
+	// size, or one that would run past the largest producer id.
+	ErrInvalidProducerIDs = errors.New("metadata: invalid producer id allocation")
+	// ErrInvalidClusterID rejects an empty or malformed cluster id.
+	ErrInvalidClusterID = errors.New("metadata: invalid cluster id")
+
+	// ErrHandshakeRefused means the peer at the other end of a controller
+	// connection refused the handshake (another cluster, an unexpected node
+	// id, an unknown protocol version) or is not a Strata controller.
+	ErrHandshakeRefused = errors.New("metadata: controller handshake refused")
+)
+
+// IsCorrupt reports whether err stems from data that failed to decode
+// (meta.properties, a snapshot, a command, a handshake).
+func IsCorrupt(err error) bool { return errors.Is(err, ErrCorrupt) }

@@ -1,0 +1,149 @@
+package metadata
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+)
+
+// fsm is the Raft state machine holding the metadata State.
+//
+// Threading contract (hashicorp/raft's): Apply, ApplyBatch, Snapshot and
+// Restore are called one at a time from Raft's FSM goroutine; Persist of a
+// snapshot runs on another goroutine concurrently with later Applies. Readers
+// on any goroutine call state and changed, which only load an atomic pointer:
+// every published State is immutable, so Snapshot captures one in O(1) and
+// Persist streams it while Apply builds new versions next to it.
+type fsm struct {
+	// published is the current State and the channel closed when it is
+	// replaced. Only the FSM goroutine stores it (publish).
+	published atomic.Pointer[publication]
+	logger    *slog.Logger
+}
+
+// publication pairs a State with the channel that is closed when a newer
+// State replaces it.
+type publication struct {
+	state   *State
+	changed chan struct{}
+}
+
+// applyResult is what Apply returns to the proposer through the ApplyFuture.
+type applyResult struct {
+	value any
+	err   error
+}
+
+var (
+	_ raft.BatchingFSM = (*fsm)(nil)
+	_ raft.FSMSnapshot = (*fsmSnapshot)(nil)
+)
+
+func newFSM(logger *slog.Logger) *fsm {
+	f := &fsm{logger: logger}
+	f.published.Store(&publication{state: emptyState(), changed: make(chan struct{})})
+	return f
+}
+
+// state returns the current State.
+func (f *fsm) state() *State { return f.published.Load().state }
+
+// watch returns the current State and a channel closed once a newer State
+// is published.
+func (f *fsm) watch() (*State, <-chan struct{}) {
+	current := f.published.Load()
+	return current.state, current.changed
+}
+
+func (f *fsm) publish(state *State) {
+	previous := f.published.Swap(&publication{state: state, changed: make(chan struct{})})
+	close(previous.changed)
+}
+
+// Apply applies one committed log entry.
+func (f *fsm) Apply(log *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{log})[0]
+}
+
+// ApplyBatch applies committed log entries in order and publishes the
+// resulting State once. Entries that are not commands (configuration
+// changes, no-ops) only advance the applied index.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	state := f.state()
+	results := make([]any, len(logs))
+	for i, log := range logs {
+		if log.Type != raft.LogCommand {
+			state = state.withAppliedIndex(log.Index)
+			continue
+		}
+		var result applyResult
+		state, result = f.applyCommand(state, log.Index, log.Data)
+		results[i] = result
+	}
+	f.publish(state)
+	return results
+}
+
+// applyCommand applies one command entry to state. A command that the state
+// rejects yields an error result and the unchanged state (at the new index).
+// Data that does not decode is a bug, or a newer node's command without the
+// ignore-unknown bit: continuing could diverge from the other nodes, so it
+// panics.
+func (f *fsm) applyCommand(state *State, index uint64, data []byte) (*State, applyResult) {
+	cmd, err := decodeCommand(data)
+	var unknown *errUnknownCommand
+	if errors.As(err, &unknown) && unknown.ignoreUnknown {
+		f.logger.Warn("metadata: skipping unknown command", "index", index, "type", unknown.typ, "version", unknown.version)
+		return state.withAppliedIndex(index), applyResult{err: unknown}
+	}
+	if err != nil {
+		panic(fmt.Sprintf("metadata: raft log entry %d: %v", index, err))
+	}
+	builder := newStateBuilder(state)
+	value, err := cmd.apply(builder)
+	if err != nil {
+		return state.withAppliedIndex(index), applyResult{err: err}
+	}
+	return builder.build(index), applyResult{value: value}
+}
+
+// Snapshot captures the current State; Persist writes it out.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{state: f.state()}, nil
+}
+
+// Restore replaces the State with the one in snapshot.
+func (f *fsm) Restore(snapshot io.ReadCloser) error {
+	defer snapshot.Close()
+	state, err := readSnapshot(snapshot)
+	if err != nil {
+		return fmt.Errorf("metadata: restore snapshot: %w", err)
+	}
+	f.publish(state)
+	return nil
+}
+
+// fsmSnapshot is one captured State. Persist may run concurrently with
+// Apply: the State it streams is immutable.
+type fsmSnapshot struct {
+	state *State
+}
+
+// Persist streams the captured State into sink.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := writeSnapshot(sink, s.state); err != nil {
+		cancelErr := sink.Cancel()
+		return errors.Join(fmt.Errorf("metadata: persist snapshot: %w", err), cancelErr)
+	}
+	if err := sink.Close(); err != nil {
+		return fmt.Errorf("metadata: persist snapshot: close sink: %w", err)
+	}
+	return nil
+}
+
+// Release frees nothing: the State is garbage collected when unreferenced.
+func (s *fsmSnapshot) Release() {}

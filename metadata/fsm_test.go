@@ -1,0 +1,405 @@
+package metadata
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+func testTopic(name string, idByte byte, assignments ...[]int32) Topic {
+	return Topic{
+		Name:               name,
+		ID:                 [16]byte{idByte, 0xaa},
+		CreatedAtUnixMilli: goldenCreatedAt,
+		Partitions:         newPartitions(0, assignments),
+	}
+}
+
+func TestFSMCommands(t *testing.T) {
+	type step struct {
+		command   command
+		wantErr   error
+		wantValue any
+	}
+	orders := testTopic("orders", 1, []int32{1, 2}, []int32{2, 1})
+	tests := []struct {
+		name  string
+		steps []step
+		check func(t *testing.T, state *State)
+	}{
+		{
+			name: "init cluster once",
+			steps: []step{
+				{command: &initClusterCommand{clusterID: "a"}},
+				{command: &initClusterCommand{clusterID: "a"}},
+				{command: &initClusterCommand{clusterID: "b"}, wantErr: ErrClusterIDMismatch},
+				{command: &initClusterCommand{}, wantErr: ErrInvalidClusterID},
+			},
+			check: func(t *testing.T, state *State) {
+				if state.ClusterID() != "a" {
+					t.Errorf("cluster id %q", state.ClusterID())
+				}
+			},
+		},
+		{
+			name: "create topic",
+			steps: []step{
+				{command: &createTopicCommand{topic: orders}, wantValue: orders},
+				{command: &createTopicCommand{topic: testTopic("orders", 2, []int32{1})}, wantErr: ErrTopicExists},
+				{command: &createTopicCommand{topic: testTopic("other", 1, []int32{1})}, wantErr: ErrTopicIDExists},
+				{command: &createTopicCommand{topic: testTopic("", 3, []int32{1})}, wantErr: ErrInvalidTopic},
+				{command: &createTopicCommand{topic: Topic{Name: "zero-id", Partitions: newPartitions(0, [][]int32{{1}})}}, wantErr: ErrInvalidTopic},
+				{command: &createTopicCommand{topic: testTopic("no-partitions", 4)}, wantErr: ErrInvalidPartitions},
+				{command: &createTopicCommand{topic: testTopic("no-replicas", 5, nil)}, wantErr: ErrInvalidPartitions},
+				{command: &createTopicCommand{topic: testTopic("duplicate-replica", 6, []int32{1, 1})}, wantErr: ErrInvalidPartitions},
+				{command: &createTopicCommand{topic: testTopic("negative-replica", 7, []int32{-2})}, wantErr: ErrInvalidPartitions},
+				{command: &createTopicCommand{topic: Topic{Name: "leader-not-replica", ID: [16]byte{8}, Partitions: []Partition{{Replicas: []int32{1}, Leader: 2}}}}, wantErr: ErrInvalidPartitions},
+				{command: &createTopicCommand{topic: Topic{Name: "isr-not-replica", ID: [16]byte{9}, Partitions: []Partition{{Replicas: []int32{1}, Leader: 1, ISR: []int32{3}}}}}, wantErr: ErrInvalidPartitions},
+			},
+			check: func(t *testing.T, state *State) {
+				if state.TopicCount() != 1 {
+					t.Errorf("%d topics, want 1", state.TopicCount())
+				}
+				topic, ok := state.TopicByID(orders.ID)
+				if !ok || !reflect.DeepEqual(topic, orders) {
+					t.Errorf("TopicByID = %+v, %t", topic, ok)
+				}
+			},
+		},
+		{
+			name: "delete topic",
+			steps: []step{
+				{command: &createTopicCommand{topic: orders}, wantValue: orders},
+				{command: &deleteTopicCommand{name: "missing"}, wantErr: ErrUnknownTopic},
+				{command: &deleteTopicCommand{name: "orders", id: [16]byte{99}}, wantErr: ErrUnknownTopic},
+				{command: &deleteTopicCommand{name: "orders", id: orders.ID}, wantValue: orders},
+				{command: &deleteTopicCommand{name: "orders"}, wantErr: ErrUnknownTopic},
+				// The name and the id are free again.
+				{command: &createTopicCommand{topic: orders}, wantValue: orders},
+				{command: &deleteTopicCommand{name: "orders"}, wantValue: orders},
+			},
+			check: func(t *testing.T, state *State) {
+				if state.TopicCount() != 0 {
+					t.Errorf("%d topics, want 0", state.TopicCount())
+				}
+				if _, ok := state.TopicByID(orders.ID); ok {
+					t.Error("topic id still indexed")
+				}
+			},
+		},
+		{
+			name: "alter topic configs replaces the map",
+			steps: []step{
+				{command: &createTopicCommand{topic: orders}, wantValue: orders},
+				{command: &alterTopicConfigsCommand{name: "orders", configs: map[string]string{"retention.ms": "1", "cleanup.policy": "compact"}}},
+				{command: &alterTopicConfigsCommand{name: "orders", configs: map[string]string{"retention.ms": "2"}}},
+				{command: &alterTopicConfigsCommand{name: "orders", id: [16]byte{42}, configs: map[string]string{"x": "y"}}, wantErr: ErrUnknownTopic},
+				{command: &alterTopicConfigsCommand{name: "missing"}, wantErr: ErrUnknownTopic},
+			},
+			check: func(t *testing.T, state *State) {
+				topic, _ := state.Topic("orders")
+				if want := map[string]string{"retention.ms": "2"}; !reflect.DeepEqual(topic.Configs, want) {
+					t.Errorf("configs %v, want %v", topic.Configs, want)
+				}
+			},
+		},
+		{
+			name: "create partitions",
+			steps: []step{
+				{command: &createTopicCommand{topic: orders}, wantValue: orders},
+				{command: &createPartitionsCommand{name: "orders", total: 2}, wantErr: ErrInvalidPartitions},
+				{command: &createPartitionsCommand{name: "orders", total: 1}, wantErr: ErrInvalidPartitions},
+				{command: &createPartitionsCommand{name: "orders", total: 4, partitions: newPartitions(2, [][]int32{{3}})}, wantErr: ErrInvalidPartitions},
+				{command: &createPartitionsCommand{name: "orders", total: 3, partitions: newPartitions(2, [][]int32{{3, 3}})}, wantErr: ErrInvalidPartitions},
+				{command: &createPartitionsCommand{name: "missing", total: 3, partitions: newPartitions(0, [][]int32{{3}})}, wantErr: ErrUnknownTopic},
+				{command: &createPartitionsCommand{name: "orders", total: 4, partitions: newPartitions(2, [][]int32{{3}, {1, 3}})}},
+			},
+			check: func(t *testing.T, state *State) {
+				topic, _ := state.Topic("orders")
+				want := append(newPartitions(0, [][]int32{{1, 2}, {2, 1}}), newPartitions(2, [][]int32{{3}, {1, 3}})...)
+				if !reflect.DeepEqual(topic.Partitions, want) {
+					t.Errorf("partitions %+v\nwant %+v", topic.Partitions, want)
+				}
+			},
+		},
+		{
+			name: "allocate producer ids",
+			steps: []step{
+				{command: &allocateProducerIDsCommand{brokerID: 1, count: 1000}, wantValue: int64(0)},
+				{command: &allocateProducerIDsCommand{brokerID: 2, count: 10}, wantValue: int64(1000)},
+				{command: &allocateProducerIDsCommand{brokerID: 1, count: 0}, wantErr: ErrInvalidProducerIDs},
+				{command: &allocateProducerIDsCommand{brokerID: 1, count: MaxProducerIDBlock + 1}, wantErr: ErrInvalidProducerIDs},
+				{command: &allocateProducerIDsCommand{brokerID: -1, count: 1}, wantErr: ErrInvalidProducerIDs},
+				{command: &allocateProducerIDsCommand{brokerID: 1, count: 1}, wantValue: int64(1010)},
+			},
+			check: func(t *testing.T, state *State) {
+				if state.NextProducerID() != 1011 {
+					t.Errorf("next producer id %d, want 1011", state.NextProducerID())
+				}
+			},
+		},
+	}
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			f := newFSM(discardLogger())
+			for i, step := range test.steps {
+				before := f.state()
+				result := applyCommand(f, uint64(i+1), step.command)
+				if !errors.Is(result.err, step.wantErr) || (step.wantErr == nil && result.err != nil) {
+					t.Fatalf("step %d (%s): error %v, want %v", i, step.command.commandType(), result.err, step.wantErr)
+				}
+				if step.wantValue != nil && !reflect.DeepEqual(result.value, step.wantValue) {
+					t.Fatalf("step %d (%s): value %+v, want %+v", i, step.command.commandType(), result.value, step.wantValue)
+				}
+				if result.err != nil {
+					requireStatesEqual(t, f.state(), before.withAppliedIndex(uint64(i+1)))
+				}
+			}
+			test.check(t, f.state())
+		})
+	}
+}
+
+func TestFSMDoesNotModifyPublishedStates(t *testing.T) {
+	f := newFSM(discardLogger())
+	applyCommand(f, 1, &createTopicCommand{topic: testTopic("orders", 1, []int32{1})})
+	applyCommand(f, 2, &alterTopicConfigsCommand{name: "orders", configs: map[string]string{"a": "1"}})
+	old := f.state()
+	oldTopic, _ := old.Topic("orders")
+	oldBytes := snapshotOf(t, old)
+
+	applyCommand(f, 3, &alterTopicConfigsCommand{name: "orders", configs: map[string]string{"a": "2"}})
+	applyCommand(f, 4, &createPartitionsCommand{name: "orders", total: 2, partitions: newPartitions(1, [][]int32{{2}})})
+	applyCommand(f, 5, &createTopicCommand{topic: testTopic("other", 2, []int32{1})})
+	applyCommand(f, 6, &deleteTopicCommand{name: "orders"})
+
+	if !bytes.Equal(snapshotOf(t, old), oldBytes) {
+		t.Fatal("an old State changed after later commands")
+	}
+	if oldTopic.Configs["a"] != "1" || len(oldTopic.Partitions) != 1 {
+		t.Fatalf("a Topic read earlier changed: %+v", oldTopic)
+	}
+}
+
+func TestChangedIsClosedOnEveryApply(t *testing.T) {
+	f := newFSM(discardLogger())
+	state, changed := f.watch()
+	applyCommand(f, 1, &allocateProducerIDsCommand{brokerID: 1, count: 1})
+	select {
+	case <-changed:
+	default:
+		t.Fatal("changed channel still open after Apply")
+	}
+	newState, newChanged := f.watch()
+	if newState == state || newChanged == changed {
+		t.Fatal("watch did not move to a new State and channel")
+	}
+	f.ApplyBatch([]*raft.Log{{Index: 2, Type: raft.LogConfiguration}, {Index: 3, Type: raft.LogCommand, Data: encodeCommand(&allocateProducerIDsCommand{brokerID: 1, count: 1})}})
+	select {
+	case <-newChanged:
+	default:
+		t.Fatal("changed channel still open after ApplyBatch")
+	}
+	if got := f.state().AppliedIndex(); got != 3 {
+		t.Fatalf("applied index %d, want 3", got)
+	}
+}
+
+func snapshotOf(t *testing.T, state *State) []byte {
+	t.Helper()
+	var buffer bytes.Buffer
+	if err := writeSnapshot(&buffer, state); err != nil {
+		t.Fatal(err)
+	}
+	return buffer.Bytes()
+}
+
+// commandGenerator makes random command sequences over a small name space so
+// that commands often collide (existing names, wrong ids, shrinking counts)
+// and names share prefixes in the radix trees.
+type commandGenerator struct {
+	random *rand.Rand
+	ids    map[string][16]byte // last id used per name
+	counts map[string]int      // partition count per created name, as far as known
+}
+
+var generatorNames = []string{"a", "ab", "abc", "b", "b.c", "b-c", "orders", "orders_v2", "__consumer_offsets"}
+var generatorConfigKeys = []string{"retention.ms", "cleanup.policy", "segment.bytes", "min.insync.replicas"}
+
+func newCommandGenerator(seed uint64) *commandGenerator {
+	return &commandGenerator{random: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), ids: map[string][16]byte{}, counts: map[string]int{}}
+}
+
+func (g *commandGenerator) name() string { return generatorNames[g.random.IntN(len(generatorNames))] }
+
+func (g *commandGenerator) replicas() []int32 {
+	replicas := g.random.Perm(5)[:1+g.random.IntN(3)]
+	result := make([]int32, len(replicas))
+	for i, replica := range replicas {
+		result[i] = int32(replica)
+	}
+	return result
+}
+
+func (g *commandGenerator) partitions(count int) []Partition {
+	partitions := make([]Partition, count)
+	for i := range partitions {
+		replicas := g.replicas()
+		partitions[i] = Partition{
+			Replicas:       replicas,
+			Leader:         replicas[g.random.IntN(len(replicas))],
+			LeaderEpoch:    g.random.Int32N(5),
+			ISR:            replicas[:g.random.IntN(len(replicas)+1)],
+			PartitionEpoch: g.random.Int32N(5),
+		}
+		if g.random.IntN(5) == 0 {
+			partitions[i].Leader = -1
+		}
+	}
+	return partitions
+}
+
+func (g *commandGenerator) configs() map[string]string {
+	configs := map[string]string{}
+	for range g.random.IntN(3) {
+		configs[generatorConfigKeys[g.random.IntN(len(generatorConfigKeys))]] = fmt.Sprint(g.random.IntN(1000))
+	}
+	return configs
+}
+
+// id returns the id last used for name, or occasionally a wrong one or zero.
+func (g *commandGenerator) id(name string) [16]byte {
+	switch g.random.IntN(4) {
+	case 0:
+		return [16]byte{}
+	case 1:
+		return [16]byte{byte(g.random.IntN(256)), 1}
+	default:
+		return g.ids[name]
+	}
+}
+
+func (g *commandGenerator) next() command {
+	name := g.name()
+	switch g.random.IntN(7) {
+	case 0:
+		return &initClusterCommand{clusterID: []string{"c1", "c2"}[g.random.IntN(2)]}
+	case 1, 2:
+		var id [16]byte
+		for i := range id {
+			id[i] = byte(g.random.IntN(256))
+		}
+		if g.random.IntN(8) == 0 {
+			id = g.ids[g.name()] // reuse another topic's id
+		}
+		g.ids[name] = id
+		count := 1 + g.random.IntN(4)
+		g.counts[name] = count
+		return &createTopicCommand{topic: Topic{
+			Name: name, ID: id, Configs: g.configs(), Internal: g.random.IntN(4) == 0,
+			CreatedAtUnixMilli: g.random.Int64N(1 << 41), Partitions: g.partitions(count),
+		}}
+	case 3:
+		return &deleteTopicCommand{name: name, id: g.id(name)}
+	case 4:
+		return &alterTopicConfigsCommand{name: name, id: g.id(name), configs: g.configs()}
+	case 5:
+		current := g.counts[name]
+		added := g.random.IntN(3) // 0 is rejected
+		return &createPartitionsCommand{name: name, id: g.id(name), total: int32(current + added), partitions: g.partitions(added)}
+	default:
+		return &allocateProducerIDsCommand{brokerID: g.random.Int32N(3), count: g.random.Int64N(2000)}
+	}
+}
+
+// TestSnapshotRestoreProperty applies random command sequences, snapshots at
+// random points, restores into a fresh FSM and checks that the states are
+// equal, and stay equal when both apply the rest of the sequence.
+func TestSnapshotRestoreProperty(t *testing.T) {
+	for seed := range uint64(20) {
+		t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {
+			generator := newCommandGenerator(seed)
+			commands := make([]command, 300)
+			for i := range commands {
+				commands[i] = generator.next()
+			}
+			original := newFSM(discardLogger())
+			var restored []*fsm
+			var rejected int
+			for i, c := range commands {
+				index := uint64(i + 1)
+				result := applyCommand(original, index, c)
+				if result.err != nil {
+					rejected++
+				}
+				for _, replica := range restored {
+					applyCommand(replica, index, c)
+				}
+				if generator.random.IntN(40) == 0 {
+					replica := restore(t, persist(t, original))
+					requireStatesEqual(t, replica.state(), original.state())
+					restored = append(restored, replica)
+				}
+			}
+			for _, replica := range restored {
+				requireStatesEqual(t, replica.state(), original.state())
+			}
+			if rejected == 0 || rejected == len(commands) {
+				t.Fatalf("%d of %d commands rejected: the generator does not exercise both paths", rejected, len(commands))
+			}
+		})
+	}
+}
+
+// TestPersistStreamsWhileApplyContinues checks snapshot isolation: Persist,
+// running concurrently with Apply, writes the state captured by Snapshot.
+func TestPersistStreamsWhileApplyContinues(t *testing.T) {
+	generator := newCommandGenerator(99)
+	f := newFSM(discardLogger())
+	index := uint64(0)
+	for range 500 {
+		index++
+		applyCommand(f, index, generator.next())
+	}
+	for i := range 300 {
+		index++
+		topic := testTopic(fmt.Sprintf("bulk-%04d", i), 0, []int32{1})
+		topic.ID = [16]byte{0xbb, byte(i >> 8), byte(i)}
+		if result := applyCommand(f, index, &createTopicCommand{topic: topic}); result.err != nil {
+			t.Fatal(result.err)
+		}
+	}
+	captured := f.state()
+	snapshot, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snapshot.Release()
+
+	var sink memorySink
+	var persistErr error
+	var wait sync.WaitGroup
+	wait.Go(func() { persistErr = snapshot.Persist(&sink) })
+	for range 500 {
+		index++
+		applyCommand(f, index, generator.next())
+	}
+	for i := range 300 {
+		index++
+		applyCommand(f, index, &deleteTopicCommand{name: fmt.Sprintf("bulk-%04d", i)})
+	}
+	wait.Wait()
+	if persistErr != nil {
+		t.Fatal(persistErr)
+	}
+	requireStatesEqual(t, restore(t, sink.Bytes()).state(), captured)
+	if f.state().AppliedIndex() == captured.AppliedIndex() {
+		t.Fatal("no command applied after the snapshot")
+	}
+}

@@ -1,0 +1,129 @@
+package metadata
+
+import (
+	"bytes"
+	"encoding/hex"
+	"flag"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+// update rewrites golden files: go test ./metadata -run Golden -update
+var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+
+// checkGolden compares got with testdata/name, or writes it with -update.
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (run with -update to create it): %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s changed: the format changed by accident, or bump its version and run -update\ngot:\n%s\nwant:\n%s",
+			path, hex.Dump(got), hex.Dump(want))
+	}
+}
+
+// readGolden returns testdata/name.
+func readGolden(t *testing.T, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// memorySink is a raft.SnapshotSink over a buffer.
+type memorySink struct {
+	bytes.Buffer
+	closed, cancelled bool
+}
+
+func (s *memorySink) ID() string    { return "memory" }
+func (s *memorySink) Close() error  { s.closed = true; return nil }
+func (s *memorySink) Cancel() error { s.cancelled = true; return nil }
+
+var _ raft.SnapshotSink = (*memorySink)(nil)
+
+// requireStatesEqual fails unless a and b hold the same metadata.
+func requireStatesEqual(t *testing.T, got, want *State) {
+	t.Helper()
+	if got.AppliedIndex() != want.AppliedIndex() {
+		t.Errorf("applied index %d, want %d", got.AppliedIndex(), want.AppliedIndex())
+	}
+	if got.ClusterID() != want.ClusterID() {
+		t.Errorf("cluster id %q, want %q", got.ClusterID(), want.ClusterID())
+	}
+	if got.NextProducerID() != want.NextProducerID() {
+		t.Errorf("next producer id %d, want %d", got.NextProducerID(), want.NextProducerID())
+	}
+	gotTopics, wantTopics := got.Topics(), want.Topics()
+	if !reflect.DeepEqual(gotTopics, wantTopics) {
+		t.Fatalf("topics differ\ngot:  %+v\nwant: %+v", gotTopics, wantTopics)
+	}
+	if got.topicNames.Len() != want.topicNames.Len() {
+		t.Errorf("topic id index has %d entries, want %d", got.topicNames.Len(), want.topicNames.Len())
+	}
+	for _, topic := range wantTopics {
+		byID, ok := got.TopicByID(topic.ID)
+		if !ok || byID.Name != topic.Name {
+			t.Errorf("TopicByID(%s) = %q, %t; want %q", formatTopicID(topic.ID), byID.Name, ok, topic.Name)
+		}
+	}
+}
+
+// applyCommand applies c to f as the Raft entry at index and returns the
+// result.
+func applyCommand(f *fsm, index uint64, c command) applyResult {
+	return f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: encodeCommand(c)}).(applyResult)
+}
+
+// persist writes a snapshot of f's current state.
+func persist(t *testing.T, f *fsm) []byte {
+	t.Helper()
+	snapshot, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snapshot.Release()
+	var sink memorySink
+	if err := snapshot.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	if !sink.closed || sink.cancelled {
+		t.Fatalf("sink closed %t cancelled %t after Persist", sink.closed, sink.cancelled)
+	}
+	return sink.Bytes()
+}
+
+// restore builds a fresh FSM from a snapshot.
+func restore(t *testing.T, data []byte) *fsm {
+	t.Helper()
+	f := newFSM(discardLogger())
+	if err := f.Restore(readCloser{bytes.NewReader(data)}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+type readCloser struct{ *bytes.Reader }
+
+func (readCloser) Close() error { return nil }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,313 @@
+package metadata
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftwal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+)
+
+// On-disk names under a data directory. Part of the format: do not change.
+const (
+	// metaPropertiesFile identifies the node and its cluster.
+	metaPropertiesFile = "meta.properties"
+	// metadataDirectory holds everything else this package writes.
+	metadataDirectory = "metadata"
+	// raftDirectory (under metadataDirectory) holds the raft-wal log and
+	// stable store.
+	raftDirectory = "raft"
+	// snapshotsDirectory (under metadataDirectory) is created by
+	// raft.FileSnapshotStore, which appends this name to its base.
+	snapshotsDirectory = "snapshots"
+	// lockFile (under metadataDirectory) is held with flock while a Store
+	// or Format uses the directory.
+	lockFile = ".lock"
+	// temporarySuffix marks a file being written, before its rename.
+	temporarySuffix = ".tmp"
+
+	// metaPropertiesVersion is the meta.properties "version" value.
+	metaPropertiesVersion = 1
+	// snapshotsRetained is how many snapshots the snapshot store keeps.
+	snapshotsRetained = 2
+	// maxClusterIDLength keeps the cluster id within the handshake's
+	// one-byte length.
+	maxClusterIDLength = 255
+)
+
+// meta.properties keys, as Kafka names them.
+const (
+	propertyVersion   = "version"
+	propertyClusterID = "cluster.id"
+	propertyNodeID    = "node.id"
+)
+
+// NewClusterID returns a new random cluster id the way Kafka makes one: a
+// random (version 4) UUID in unpadded URL-safe base64, 22 characters, never
+// starting with '-' (it would read as a command-line flag).
+func NewClusterID() string {
+	for {
+		id := uuid.New()
+		encoded := base64.RawURLEncoding.EncodeToString(id[:])
+		if !strings.HasPrefix(encoded, "-") {
+			return encoded
+		}
+	}
+}
+
+// ValidateClusterID accepts 1..255 characters from [a-zA-Z0-9._-], which
+// covers Kafka's base64 ids and readable names like "compose-cluster".
+func ValidateClusterID(clusterID string) error {
+	if clusterID == "" || len(clusterID) > maxClusterIDLength {
+		return fmt.Errorf("%w: %q must have 1..%d characters", ErrInvalidClusterID, clusterID, maxClusterIDLength)
+	}
+	for _, character := range []byte(clusterID) {
+		switch {
+		case 'a' <= character && character <= 'z',
+			'A' <= character && character <= 'Z',
+			'0' <= character && character <= '9',
+			character == '.', character == '_', character == '-':
+		default:
+			return fmt.Errorf("%w: %q contains %q; only ASCII letters, digits, '.', '_' and '-' are allowed", ErrInvalidClusterID, clusterID, character)
+		}
+	}
+	return nil
+}
+
+// Format prepares dataDir for a node of the cluster clusterID: it
+// bootstraps Raft with voters (node id → controller address, hostnames
+// allowed; a single node lists just itself) and then writes
+// <dataDir>/meta.properties, which marks the directory as formatted. Raft is
+// bootstrapped only here, never by Open.
+//
+// Format refuses a directory that holds meta.properties (ErrAlreadyFormatted).
+// Metadata left by a Format that crashed before writing meta.properties is
+// removed first: no Store has ever opened it. For now nodeID must be one of
+// the voters.
+func Format(dataDir, clusterID string, nodeID int32, voters map[int32]string) error {
+	if err := ValidateClusterID(clusterID); err != nil {
+		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
+	}
+	if nodeID < 0 {
+		return fmt.Errorf("metadata: format %s: node id %d is negative", dataDir, nodeID)
+	}
+	if _, ok := voters[nodeID]; !ok {
+		return fmt.Errorf("metadata: format %s: node %d is not among the voters %v", dataDir, nodeID, voters)
+	}
+	configuration := raft.Configuration{}
+	for _, id := range slices.Sorted(maps.Keys(voters)) {
+		if id < 0 {
+			return fmt.Errorf("metadata: format %s: voter id %d is negative", dataDir, id)
+		}
+		if err := validateAdvertiseAddress(voters[id]); err != nil {
+			return fmt.Errorf("metadata: format %s: voter %d: %w", dataDir, id, err)
+		}
+		configuration.Servers = append(configuration.Servers, raft.Server{
+			Suffrage: raft.Voter,
+			ID:       serverID(id),
+			Address:  raft.ServerAddress(voters[id]),
+		})
+	}
+
+	metadataPath := filepath.Join(dataDir, metadataDirectory)
+	if err := os.MkdirAll(metadataPath, 0o755); err != nil {
+		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
+	}
+	unlock, err := lockDirectory(filepath.Join(metadataPath, lockFile))
+	if err != nil {
+		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
+	}
+	defer unlock()
+
+	switch _, err := os.Stat(filepath.Join(dataDir, metaPropertiesFile)); {
+	case err == nil:
+		return fmt.Errorf("metadata: format %s: %w", dataDir, ErrAlreadyFormatted)
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
+	}
+	for _, leftover := range []string{raftDirectory, snapshotsDirectory} {
+		if err := os.RemoveAll(filepath.Join(metadataPath, leftover)); err != nil {
+			return fmt.Errorf("metadata: format %s: remove leftover %s: %w", dataDir, leftover, err)
+		}
+	}
+
+	if err := bootstrap(metadataPath, nodeID, configuration); err != nil {
+		return fmt.Errorf("metadata: format %s: bootstrap raft: %w", dataDir, err)
+	}
+	if err := writeFileAtomic(filepath.Join(dataDir, metaPropertiesFile), encodeMetaProperties(clusterID, nodeID)); err != nil {
+		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
+	}
+	return nil
+}
+
+// bootstrap writes the initial Raft configuration into fresh stores.
+func bootstrap(metadataPath string, nodeID int32, configuration raft.Configuration) (err error) {
+	raftPath := filepath.Join(metadataPath, raftDirectory)
+	if err := os.MkdirAll(raftPath, 0o755); err != nil {
+		return err
+	}
+	wal, err := openRaftLog(raftPath, discardHCLogger())
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, wal.Close()) }()
+	snapshots, err := raft.NewFileSnapshotStoreWithLogger(metadataPath, snapshotsRetained, discardHCLogger())
+	if err != nil {
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	raftConfig := raft.DefaultConfig()
+	raftConfig.LocalID = serverID(nodeID)
+	raftConfig.Logger = discardHCLogger()
+	// The transport is only consulted for protocol versions before 3.
+	return raft.BootstrapCluster(raftConfig, wal, wal, snapshots, nil, configuration)
+}
+
+// raftLog is raft-wal's WAL, the Raft log and stable store, together with
+// its bolt metadata database: WAL.Close (raft-wal v0.4.0) leaves that
+// database open, and its file lock would then block the next open forever.
+type raftLog struct {
+	*raftwal.WAL
+	meta *metadb.BoltMetaDB
+}
+
+func openRaftLog(path string, logger hclog.Logger) (*raftLog, error) {
+	meta := &metadb.BoltMetaDB{}
+	wal, err := raftwal.Open(path, raftwal.WithMetaStore(meta), raftwal.WithLogger(logger))
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open raft log %s: %w", path, err), meta.Close())
+	}
+	return &raftLog{WAL: wal, meta: meta}, nil
+}
+
+// Close closes the WAL and then its metadata database.
+func (l *raftLog) Close() error {
+	return errors.Join(l.WAL.Close(), l.meta.Close())
+}
+
+// serverID is the Raft server id of a node: its decimal node id.
+func serverID(nodeID int32) raft.ServerID {
+	return raft.ServerID(strconv.FormatInt(int64(nodeID), 10))
+}
+
+// encodeMetaProperties renders meta.properties. No timestamp comment (Kafka
+// writes one), so that the file is a function of its contents.
+func encodeMetaProperties(clusterID string, nodeID int32) []byte {
+	var buffer bytes.Buffer
+	buffer.WriteString("#Written by Strata's metadata.Format. Do not edit.\n")
+	fmt.Fprintf(&buffer, "%s=%d\n", propertyVersion, metaPropertiesVersion)
+	fmt.Fprintf(&buffer, "%s=%s\n", propertyClusterID, clusterID)
+	fmt.Fprintf(&buffer, "%s=%d\n", propertyNodeID, nodeID)
+	return buffer.Bytes()
+}
+
+// decodeMetaProperties parses meta.properties: key=value lines, '#' and '!'
+// comments, blank lines; unknown keys are ignored (Kafka adds some).
+func decodeMetaProperties(data []byte) (clusterID string, nodeID int32, err error) {
+	properties := map[string]string{}
+	scanner := bufio.NewScanner(bytes.NewReader(data))
+	for lineNumber := 1; scanner.Scan(); lineNumber++ {
+		line := strings.TrimSpace(scanner.Text())
+		if line == "" || line[0] == '#' || line[0] == '!' {
+			continue
+		}
+		key, value, ok := strings.Cut(line, "=")
+		if !ok {
+			return "", 0, corruptf("meta.properties line %d: no '='", lineNumber)
+		}
+		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+		if _, duplicate := properties[key]; duplicate {
+			return "", 0, corruptf("meta.properties line %d: %s appears twice", lineNumber, key)
+		}
+		properties[key] = value
+	}
+	if err := scanner.Err(); err != nil {
+		return "", 0, corruptf("meta.properties: %v", err)
+	}
+	if version := properties[propertyVersion]; version != strconv.Itoa(metaPropertiesVersion) {
+		return "", 0, corruptf("meta.properties: version %q is not supported (want %d)", version, metaPropertiesVersion)
+	}
+	clusterID = properties[propertyClusterID]
+	if err := ValidateClusterID(clusterID); err != nil {
+		return "", 0, corruptf("meta.properties: %s: %v", propertyClusterID, err)
+	}
+	id, err := strconv.ParseInt(properties[propertyNodeID], 10, 32)
+	if err != nil || id < 0 {
+		return "", 0, corruptf("meta.properties: %s %q is not a node id", propertyNodeID, properties[propertyNodeID])
+	}
+	return clusterID, int32(id), nil
+}
+
+// ReadMetaProperties returns the cluster id and node id recorded in
+// <dataDir>/meta.properties, ErrNotFormatted if there is none, or an error
+// wrapping ErrCorrupt if it does not parse.
+func ReadMetaProperties(dataDir string) (clusterID string, nodeID int32, err error) {
+	path := filepath.Join(dataDir, metaPropertiesFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", 0, fmt.Errorf("metadata: %s: %w", dataDir, ErrNotFormatted)
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("metadata: %w", err)
+	}
+	clusterID, nodeID, err = decodeMetaProperties(data)
+	if err != nil {
+		return "", 0, fmt.Errorf("metadata: %s: %w", path, err)
+	}
+	return clusterID, nodeID, nil
+}
+
+// writeFileAtomic writes data to path so that a crash leaves either the old
+// file or the complete new one: write a temporary file, fsync it, rename it
+// over path, fsync the directory.
+func writeFileAtomic(path string, data []byte) (err error) {
+	temporary := path + temporarySuffix
+	file, err := os.OpenFile(temporary, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			file.Close()
+			os.Remove(temporary)
+		}
+	}()
+	if _, err := io.Copy(file, bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("write %s: %w", temporary, err)
+	}
+	if err := file.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", temporary, err)
+	}
+	if err := file.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", temporary, err)
+	}
+	if err := os.Rename(temporary, path); err != nil {
+		return fmt.Errorf("rename %s: %w", temporary, err)
+	}
+	return syncDirectory(filepath.Dir(path))
+}
+
+func syncDirectory(path string) error {
+	directory, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("fsync directory %s: %w", path, err)
+	}
+	defer directory.Close()
+	if err := directory.Sync(); err != nil {
+		return fmt.Errorf("fsync directory %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,78 @@
+// Package metadatatest starts real metadata Stores (single voter, Raft with
+// short timeouts, loopback controller port) for tests of other packages, so
+// they exercise the same metadata path as production.
+package metadatatest
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/strata-log/strata/metadata"
+)
+
+// ClusterID is the cluster id of the directories Open formats.
+const ClusterID = "metadatatest"
+
+// NodeID is the node id of the directories Open formats.
+const NodeID int32 = 1
+
+// Start returns a ready Store on a fresh temporary directory. It is closed
+// when the test ends.
+func Start(t testing.TB) *metadata.Store {
+	t.Helper()
+	return Open(t, t.TempDir())
+}
+
+// Open returns a ready Store on dataDir, formatting it first if it is not
+// formatted yet (use it again on the same directory to test a restart;
+// close the previous Store first). The Store is closed when the test ends.
+func Open(t testing.TB, dataDir string) *metadata.Store {
+	t.Helper()
+	address := freeAddress(t)
+	if _, _, err := metadata.ReadMetaProperties(dataDir); errors.Is(err, metadata.ErrNotFormatted) {
+		if err := metadata.Format(dataDir, ClusterID, NodeID, map[int32]string{NodeID: address}); err != nil {
+			t.Fatalf("metadatatest: %v", err)
+		}
+	}
+	store, err := metadata.Open(Config(dataDir, address))
+	if err != nil {
+		t.Fatalf("metadatatest: %v", err)
+	}
+	t.Cleanup(func() { store.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := store.WaitReady(ctx); err != nil {
+		t.Fatalf("metadatatest: %v", err)
+	}
+	return store
+}
+
+// Config returns a test configuration for node NodeID: controller on
+// address, short Raft timeouts, logs discarded.
+func Config(dataDir, address string) metadata.Config {
+	return metadata.Config{
+		NodeID:             NodeID,
+		DataDir:            dataDir,
+		ControllerListen:   address,
+		Logger:             slog.New(slog.DiscardHandler),
+		HeartbeatTimeout:   50 * time.Millisecond,
+		ElectionTimeout:    50 * time.Millisecond,
+		LeaderLeaseTimeout: 50 * time.Millisecond,
+		HandshakeTimeout:   time.Second,
+	}
+}
+
+// freeAddress returns a loopback address whose port was free a moment ago.
+func freeAddress(t testing.TB) string {
+	t.Helper()
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("metadatatest: %v", err)
+	}
+	defer listener.Close()
+	return listener.Addr().String()
+}

@@ -1,0 +1,208 @@
+package metadata
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	iradix "github.com/hashicorp/go-immutable-radix/v2"
+)
+
+// Snapshot format constants (see doc.go). Part of the format: do not change.
+const (
+	snapshotMagic   = "STRATAMS"
+	snapshotVersion = 1
+	// snapshotHeaderSize is the magic plus the version.
+	snapshotHeaderSize = len(snapshotMagic) + 2
+	// recordHeaderSize is the record type plus the payload length.
+	recordHeaderSize = 1 + 4
+	// recordTrailerSize is the CRC-32C after the payload.
+	recordTrailerSize = 4
+	// maxRecordPayload bounds a record so that a corrupt length cannot
+	// drive a huge allocation.
+	maxRecordPayload = 64 << 20
+
+	recordCluster = 0x01
+	recordTopic   = 0x02
+	recordEnd     = 0x7f
+	// recordIgnoreUnknown, set in a record type, lets a reader that does
+	// not know the type skip the record.
+	recordIgnoreUnknown = 0x80
+)
+
+// crcTable is CRC-32C (Castagnoli), as Kafka's record batches use.
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// snapshotWriter frames records onto a buffered writer.
+type snapshotWriter struct {
+	writer  *bufio.Writer
+	payload encoder
+	records uint64
+}
+
+// record frames the payload accumulated in w.payload as one record of the
+// given type, then resets the payload buffer.
+func (w *snapshotWriter) record(recordType uint8) error {
+	payload := w.payload.buffer
+	if len(payload) > maxRecordPayload {
+		return fmt.Errorf("record type %#x of %d bytes exceeds the %d-byte limit", recordType, len(payload), maxRecordPayload)
+	}
+	var header [recordHeaderSize]byte
+	header[0] = recordType
+	binary.BigEndian.PutUint32(header[1:], uint32(len(payload)))
+	checksum := crc32.Update(crc32.Checksum(header[:], crcTable), crcTable, payload)
+	var trailer [recordTrailerSize]byte
+	binary.BigEndian.PutUint32(trailer[:], checksum)
+	for _, part := range [][]byte{header[:], payload, trailer[:]} {
+		if _, err := w.writer.Write(part); err != nil {
+			return err
+		}
+	}
+	w.records++
+	w.payload.buffer = payload[:0]
+	return nil
+}
+
+// writeSnapshot streams state to out record by record: memory use is one
+// record, whatever the size of the state.
+func writeSnapshot(out io.Writer, state *State) error {
+	w := &snapshotWriter{writer: bufio.NewWriterSize(out, 64<<10)}
+	var header [snapshotHeaderSize]byte
+	copy(header[:], snapshotMagic)
+	binary.BigEndian.PutUint16(header[len(snapshotMagic):], snapshotVersion)
+	if _, err := w.writer.Write(header[:]); err != nil {
+		return fmt.Errorf("write header: %w", err)
+	}
+
+	w.payload.uint64(state.appliedIndex)
+	w.payload.string(state.clusterID)
+	w.payload.int64(state.nextProducerID)
+	if err := w.record(recordCluster); err != nil {
+		return fmt.Errorf("write cluster record: %w", err)
+	}
+
+	iterator := state.topics.Root().Iterator()
+	for _, topic, ok := iterator.Next(); ok; _, topic, ok = iterator.Next() {
+		encodeTopic(&w.payload, topic)
+		if err := w.record(recordTopic); err != nil {
+			return fmt.Errorf("write topic %q: %w", topic.Name, err)
+		}
+	}
+
+	w.payload.uint64(w.records)
+	if err := w.record(recordEnd); err != nil {
+		return fmt.Errorf("write end record: %w", err)
+	}
+	if err := w.writer.Flush(); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	return nil
+}
+
+// corruptf returns an error wrapping ErrCorrupt.
+func corruptf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+}
+
+// readSnapshot decodes a snapshot written by writeSnapshot, verifying the
+// magic, version, every record's checksum, the record order and count, and
+// that nothing follows the end record.
+func readSnapshot(in io.Reader) (*State, error) {
+	reader := bufio.NewReaderSize(in, 64<<10)
+	var header [snapshotHeaderSize]byte
+	if _, err := io.ReadFull(reader, header[:]); err != nil {
+		return nil, corruptf("snapshot header: %v", err)
+	}
+	if string(header[:len(snapshotMagic)]) != snapshotMagic {
+		return nil, corruptf("snapshot magic %q, want %q", header[:len(snapshotMagic)], snapshotMagic)
+	}
+	if version := binary.BigEndian.Uint16(header[len(snapshotMagic):]); version != snapshotVersion {
+		return nil, fmt.Errorf("%w: snapshot version %d is not supported (this build reads version %d)", ErrCorrupt, version, snapshotVersion)
+	}
+
+	state := emptyState()
+	topics := state.topics.Txn()
+	topicNames := iradix.New[string]().Txn()
+	var (
+		records     uint64
+		seenCluster bool
+		payload     []byte
+	)
+	for {
+		var recordHeader [recordHeaderSize]byte
+		if _, err := io.ReadFull(reader, recordHeader[:]); err != nil {
+			return nil, corruptf("record %d: header: %v (snapshot truncated?)", records, err)
+		}
+		recordType := recordHeader[0]
+		length := binary.BigEndian.Uint32(recordHeader[1:])
+		if length > maxRecordPayload {
+			return nil, corruptf("record %d: length %d exceeds the %d-byte limit", records, length, maxRecordPayload)
+		}
+		if cap(payload) < int(length)+recordTrailerSize {
+			payload = make([]byte, int(length)+recordTrailerSize)
+		}
+		payload = payload[:int(length)+recordTrailerSize]
+		if _, err := io.ReadFull(reader, payload); err != nil {
+			return nil, corruptf("record %d: payload: %v (snapshot truncated?)", records, err)
+		}
+		body := payload[:length]
+		checksum := crc32.Update(crc32.Checksum(recordHeader[:], crcTable), crcTable, body)
+		if stored := binary.BigEndian.Uint32(payload[length:]); stored != checksum {
+			return nil, corruptf("record %d: checksum %#08x, computed %#08x", records, stored, checksum)
+		}
+
+		d := &decoder{data: body}
+		switch {
+		case recordType == recordCluster:
+			if records != 0 {
+				return nil, corruptf("record %d: cluster record is not first", records)
+			}
+			seenCluster = true
+			state.appliedIndex = d.uint64()
+			state.clusterID = d.string()
+			state.nextProducerID = d.int64()
+		case !seenCluster:
+			return nil, corruptf("record %d: type %#x before the cluster record", records, recordType)
+		case recordType == recordTopic:
+			topic := decodeTopic(d)
+			if err := d.finish(); err != nil {
+				return nil, fmt.Errorf("record %d: topic: %w", records, err)
+			}
+			if _, exists := topics.Get([]byte(topic.Name)); exists {
+				return nil, corruptf("record %d: topic %q appears twice", records, topic.Name)
+			}
+			if _, exists := topicNames.Get(topic.ID[:]); exists {
+				return nil, corruptf("record %d: topic id %s appears twice", records, formatTopicID(topic.ID))
+			}
+			topics.Insert([]byte(topic.Name), topic)
+			topicNames.Insert(topic.ID[:], topic.Name)
+		case recordType == recordEnd:
+			count := d.uint64()
+			if err := d.finish(); err != nil {
+				return nil, fmt.Errorf("record %d: end: %w", records, err)
+			}
+			if count != records {
+				return nil, corruptf("end record counts %d records, read %d", count, records)
+			}
+			if _, err := reader.ReadByte(); !errors.Is(err, io.EOF) {
+				return nil, corruptf("data after the end record")
+			}
+			state.topics = topics.CommitOnly()
+			state.topicNames = topicNames.CommitOnly()
+			return state, nil
+		case recordType&recordIgnoreUnknown != 0:
+			// A newer writer's optional record: skip it.
+			records++
+			continue
+		default:
+			return nil, corruptf("record %d: unknown record type %#x", records, recordType)
+		}
+		if err := d.finish(); err != nil {
+			return nil, fmt.Errorf("record %d: type %#x: %w", records, recordType, err)
+		}
+		records++
+	}
+}

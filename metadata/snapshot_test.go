@@ -1,0 +1,181 @@
+package metadata
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"testing"
+)
+
+// goldenState builds a small state with every kind of record.
+func goldenState(t *testing.T) *State {
+	t.Helper()
+	f := newFSM(discardLogger())
+	index := uint64(0)
+	for _, test := range goldenCommands() {
+		switch test.command.(type) {
+		case *initClusterCommand, *createTopicCommand, *allocateProducerIDsCommand:
+			index++
+			if result := applyCommand(f, index, test.command); result.err != nil {
+				t.Fatalf("%s: %v", test.name, result.err)
+			}
+		}
+	}
+	index++
+	applyCommand(f, index, &alterTopicConfigsCommand{name: "t", configs: map[string]string{"retention.ms": "60000"}})
+	return f.state()
+}
+
+func TestSnapshotGolden(t *testing.T) {
+	state := goldenState(t)
+	checkGolden(t, "snapshot-v1.bin", snapshotOf(t, state))
+	restored, err := readSnapshot(bytes.NewReader(readGolden(t, "snapshot-v1.bin")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireStatesEqual(t, restored, state)
+}
+
+func TestSnapshotEmptyState(t *testing.T) {
+	restored, err := readSnapshot(bytes.NewReader(snapshotOf(t, emptyState())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireStatesEqual(t, restored, emptyState())
+}
+
+// appendRecord frames a record the way writeSnapshot does.
+func appendRecord(data []byte, recordType uint8, payload []byte) []byte {
+	start := len(data)
+	data = append(data, recordType)
+	data = binary.BigEndian.AppendUint32(data, uint32(len(payload)))
+	data = append(data, payload...)
+	return binary.BigEndian.AppendUint32(data, crc32.Checksum(data[start:], crcTable))
+}
+
+// withEndRecord replaces the end record of a snapshot with records followed
+// by a new end record counting them.
+func rewriteTail(t *testing.T, snapshot []byte, extra func(data []byte) ([]byte, uint64)) []byte {
+	t.Helper()
+	endRecordSize := recordHeaderSize + 8 + recordTrailerSize
+	body := snapshot[:len(snapshot)-endRecordSize]
+	oldCount := binary.BigEndian.Uint64(snapshot[len(snapshot)-endRecordSize+recordHeaderSize:])
+	data, added := extra(append([]byte(nil), body...))
+	return appendRecord(data, recordEnd, binary.BigEndian.AppendUint64(nil, oldCount+added))
+}
+
+func TestSnapshotRejectsCorruption(t *testing.T) {
+	valid := snapshotOf(t, goldenState(t))
+
+	t.Run("every truncation", func(t *testing.T) {
+		for length := range len(valid) {
+			if _, err := readSnapshot(bytes.NewReader(valid[:length])); !IsCorrupt(err) {
+				t.Fatalf("truncated to %d of %d bytes: error %v, want ErrCorrupt", length, len(valid), err)
+			}
+		}
+	})
+	t.Run("every bit flip", func(t *testing.T) {
+		for offset := range len(valid) {
+			for bit := range 8 {
+				corrupted := bytes.Clone(valid)
+				corrupted[offset] ^= 1 << bit
+				if _, err := readSnapshot(bytes.NewReader(corrupted)); !IsCorrupt(err) {
+					t.Fatalf("bit %d of byte %d flipped: error %v, want ErrCorrupt", bit, offset, err)
+				}
+			}
+		}
+	})
+
+	topicPayload := func(name string, id byte) []byte {
+		var e encoder
+		topic := testTopic(name, id, []int32{1})
+		encodeTopic(&e, &topic)
+		return e.buffer
+	}
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"trailing bytes", append(bytes.Clone(valid), 0)},
+		{"wrong version", func() []byte {
+			data := bytes.Clone(valid)
+			data[len(snapshotMagic)+1] = 2
+			return data
+		}()},
+		{"duplicate topic name", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			return appendRecord(data, recordTopic, topicPayload("t", 77)), 1
+		})},
+		{"duplicate topic id", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			var e encoder
+			topic := testTopic("zzz", 0, []int32{1})
+			topic.ID = goldenTopicID
+			encodeTopic(&e, &topic)
+			return appendRecord(data, recordTopic, e.buffer), 1
+		})},
+		{"wrong record count", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) { return data, 1 })},
+		{"unknown mandatory record", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			return appendRecord(data, 0x33, []byte{1}), 1
+		})},
+		{"second cluster record", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			var e encoder
+			e.uint64(1)
+			e.string("x")
+			e.int64(0)
+			return appendRecord(data, recordCluster, e.buffer), 1
+		})},
+		{"topic record with trailing payload", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			return appendRecord(data, recordTopic, append(topicPayload("zzz", 78), 0)), 1
+		})},
+		{"oversized record length", func() []byte {
+			data := []byte(snapshotMagic)
+			data = binary.BigEndian.AppendUint16(data, snapshotVersion)
+			data = append(data, recordCluster)
+			return binary.BigEndian.AppendUint32(data, maxRecordPayload+1)
+		}()},
+		{"no cluster record first", func() []byte {
+			data := []byte(snapshotMagic)
+			data = binary.BigEndian.AppendUint16(data, snapshotVersion)
+			data = appendRecord(data, recordTopic, topicPayload("a", 1))
+			return appendRecord(data, recordEnd, binary.BigEndian.AppendUint64(nil, 1))
+		}()},
+	}
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			if _, err := readSnapshot(bytes.NewReader(test.data)); !IsCorrupt(err) {
+				t.Fatalf("error %v, want ErrCorrupt", err)
+			}
+		})
+	}
+}
+
+func TestSnapshotSkipsIgnorableUnknownRecords(t *testing.T) {
+	state := goldenState(t)
+	data := rewriteTail(t, snapshotOf(t, state), func(data []byte) ([]byte, uint64) {
+		return appendRecord(data, recordIgnoreUnknown|0x33, []byte("from a newer build")), 1
+	})
+	restored, err := readSnapshot(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireStatesEqual(t, restored, state)
+}
+
+// TestSnapshotManyTopics round-trips a state larger than the I/O buffers.
+func TestSnapshotManyTopics(t *testing.T) {
+	f := newFSM(discardLogger())
+	const topics = 5000
+	for i := range topics {
+		topic := testTopic(fmt.Sprintf("topic-%05d", i), 0, []int32{1, 2, 3}, []int32{2, 3, 1})
+		topic.ID = [16]byte{0xcc, byte(i >> 8), byte(i)}
+		topic.Configs = map[string]string{"retention.ms": fmt.Sprint(i)}
+		if result := applyCommand(f, uint64(i+1), &createTopicCommand{topic: topic}); result.err != nil {
+			t.Fatal(result.err)
+		}
+	}
+	restored := restore(t, persist(t, f))
+	requireStatesEqual(t, restored.state(), f.state())
+	if restored.state().TopicCount() != topics {
+		t.Fatalf("%d topics restored, want %d", restored.state().TopicCount(), topics)
+	}
+}

@@ -1,0 +1,510 @@
+package metadata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/raft"
+)
+
+// Transport tuning; not worth a Config field yet.
+const (
+	transportMaxPool = 3
+	transportTimeout = 10 * time.Second
+	// readyPollInterval is how often WaitReady re-checks Raft's view of
+	// the leader, which it cannot wait on.
+	readyPollInterval = 10 * time.Millisecond
+)
+
+// Store is a node's replica of the cluster metadata: a Raft node whose state
+// machine holds the metadata State. Reads (State, Watch, Changed) are local
+// and cheap; writes are proposed through Raft and must run on the leader.
+//
+// All methods are safe for concurrent use. Close stops everything Open
+// started.
+type Store struct {
+	config    Config // defaults applied
+	clusterID string
+	logger    *slog.Logger
+
+	unlock    func() error
+	wal       *raftLog
+	layer     *streamLayer
+	transport *raft.NetworkTransport
+	fsm       *fsm
+	raft      *raft.Raft
+	// raftForResolve is raft once it exists; the stream layer's resolver
+	// runs before and during its construction.
+	raftForResolve atomic.Pointer[raft.Raft]
+
+	// closing is closed by Close so that waits return ErrClosed.
+	closing   chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	// goroutines tracks the leader-duties loop and the goroutines that
+	// wait for Raft futures on behalf of a caller whose context may end
+	// first.
+	goroutines sync.WaitGroup
+}
+
+// Open starts the metadata Raft node on a data directory prepared by Format.
+// It fails with ErrNotFormatted on an unformatted directory, ErrNodeIDMismatch
+// when cfg.NodeID differs from meta.properties, and ErrDataDirLocked when
+// another Store has the directory open. It never bootstraps Raft. Call
+// WaitReady before relying on the state.
+func Open(cfg Config) (_ *Store, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	clusterID, nodeID, err := ReadMetaProperties(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if nodeID != cfg.NodeID {
+		return nil, fmt.Errorf("metadata: open %s: formatted for node %d, configured as node %d: %w", cfg.DataDir, nodeID, cfg.NodeID, ErrNodeIDMismatch)
+	}
+
+	s := &Store{
+		config:    cfg,
+		clusterID: clusterID,
+		logger:    cfg.Logger.With("component", "metadata", "node", cfg.NodeID),
+		closing:   make(chan struct{}),
+	}
+	// On failure, release whatever was acquired, in reverse order.
+	var cleanups []func() error
+	defer func() {
+		if err != nil {
+			for i := len(cleanups) - 1; i >= 0; i-- {
+				cleanups[i]()
+			}
+		}
+	}()
+
+	metadataPath := filepath.Join(cfg.DataDir, metadataDirectory)
+	s.unlock, err = lockDirectory(filepath.Join(metadataPath, lockFile))
+	if err != nil {
+		return nil, fmt.Errorf("metadata: open %s: %w", cfg.DataDir, err)
+	}
+	cleanups = append(cleanups, s.unlock)
+
+	raftPath := filepath.Join(metadataPath, raftDirectory)
+	if _, err := os.Stat(raftPath); err != nil {
+		return nil, fmt.Errorf("metadata: open %s: formatted, but the raft log is gone: %w: %w", cfg.DataDir, ErrCorrupt, err)
+	}
+	s.wal, err = openRaftLog(raftPath, newHCLogger(s.logger, "raft-wal"))
+	if err != nil {
+		return nil, fmt.Errorf("metadata: open %s: %w", cfg.DataDir, err)
+	}
+	cleanups = append(cleanups, s.wal.Close)
+	snapshots, err := raft.NewFileSnapshotStoreWithLogger(metadataPath, snapshotsRetained, newHCLogger(s.logger, "raft-snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("metadata: open %s: snapshot store: %w", cfg.DataDir, err)
+	}
+	hasState, err := raft.HasExistingState(s.wal, s.wal, snapshots)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: open %s: %w", cfg.DataDir, err)
+	}
+	if !hasState {
+		return nil, fmt.Errorf("metadata: open %s: raft was never bootstrapped here: %w", cfg.DataDir, ErrCorrupt)
+	}
+
+	s.layer, err = listenStreamLayer(streamLayerConfig{
+		clusterID:        clusterID,
+		nodeID:           cfg.NodeID,
+		listen:           cfg.ControllerListen,
+		advertise:        cfg.ControllerAdvertise,
+		handshakeTimeout: cfg.HandshakeTimeout,
+		resolve:          s.resolveNodeID,
+		logger:           s.logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  s.layer,
+		MaxPool: transportMaxPool,
+		Timeout: transportTimeout,
+		Logger:  newHCLogger(s.logger, "raft-transport"),
+	})
+	cleanups = append(cleanups, s.transport.Close)
+
+	raftConfig := raft.DefaultConfig()
+	raftConfig.LocalID = serverID(cfg.NodeID)
+	raftConfig.HeartbeatTimeout = cfg.HeartbeatTimeout
+	raftConfig.ElectionTimeout = cfg.ElectionTimeout
+	raftConfig.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	raftConfig.SnapshotThreshold = cfg.SnapshotThreshold
+	raftConfig.SnapshotInterval = cfg.SnapshotInterval
+	raftConfig.TrailingLogs = cfg.TrailingLogs
+	raftConfig.Logger = newHCLogger(s.logger, "raft")
+	raftConfig.NoLegacyTelemetry = true
+	if err := raft.ValidateConfig(raftConfig); err != nil {
+		return nil, fmt.Errorf("metadata: open %s: raft config: %w", cfg.DataDir, err)
+	}
+
+	s.fsm = newFSM(s.logger)
+	s.raft, err = raft.NewRaft(raftConfig, s.fsm, s.wal, s.wal, snapshots, s.transport)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: open %s: start raft: %w", cfg.DataDir, err)
+	}
+	s.raftForResolve.Store(s.raft)
+	s.goroutines.Go(s.runLeaderDuties)
+	s.logger.Info("metadata: raft started", "cluster", clusterID, "address", s.layer.Addr().String())
+	return s, nil
+}
+
+// resolveNodeID returns the node id Raft's latest configuration lists at
+// address, so that every connection verifies it reached the node it meant.
+func (s *Store) resolveNodeID(address raft.ServerAddress) (int32, bool) {
+	r := s.raftForResolve.Load()
+	if r == nil {
+		return 0, false
+	}
+	future := r.GetConfiguration()
+	if future.Error() != nil {
+		return 0, false
+	}
+	for _, server := range future.Configuration().Servers {
+		if server.Address != address {
+			continue
+		}
+		id, err := strconv.ParseInt(string(server.ID), 10, 32)
+		if err != nil {
+			return 0, false
+		}
+		return int32(id), true
+	}
+	return 0, false
+}
+
+// ClusterID returns the cluster id recorded in meta.properties.
+func (s *Store) ClusterID() string { return s.clusterID }
+
+// NodeID returns this node's id.
+func (s *Store) NodeID() int32 { return s.config.NodeID }
+
+// ControllerAddress returns the address this node advertises to its peers.
+func (s *Store) ControllerAddress() string { return s.layer.Addr().String() }
+
+// IsLeader reports whether this node is the Raft leader (the controller).
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// Leader returns the node id of the current leader as far as this node
+// knows, and false when it knows none.
+func (s *Store) Leader() (nodeID int32, ok bool) {
+	_, id := s.raft.LeaderWithID()
+	if id == "" {
+		return -1, false
+	}
+	parsed, err := strconv.ParseInt(string(id), 10, 32)
+	if err != nil {
+		return -1, false
+	}
+	return int32(parsed), true
+}
+
+// State returns the current state. It is immutable; calling State again
+// later may return a newer one.
+func (s *Store) State() *State { return s.fsm.state() }
+
+// Changed returns a channel that is closed when a newer State is published
+// (on every applied log entry). To wait for a condition without missing a
+// change, take the channel before reading State, or use Watch.
+func (s *Store) Changed() <-chan struct{} {
+	_, changed := s.fsm.watch()
+	return changed
+}
+
+// Watch returns the current State together with the channel closed when a
+// newer one replaces it.
+func (s *Store) Watch() (*State, <-chan struct{}) { return s.fsm.watch() }
+
+// runLeaderDuties does what falls to this node while it leads: for now,
+// recording the cluster id of meta.properties in the state right after
+// Format (InitCluster). It runs until Close.
+func (s *Store) runLeaderDuties() {
+	leaderChanges := s.raft.LeaderCh()
+	isLeader := false
+	backoff := 10 * time.Millisecond
+	for {
+		var retry <-chan time.Time
+		if isLeader && s.State().ClusterID() == "" {
+			if err := s.recordClusterID(); err != nil {
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				s.logger.Warn("metadata: record cluster id", "error", err)
+				retry = time.After(backoff)
+				backoff = min(2*backoff, time.Second)
+			}
+		}
+		select {
+		case isLeader = <-leaderChanges:
+		case <-retry:
+		case <-s.closing:
+			return
+		}
+	}
+}
+
+// recordClusterID proposes InitCluster once every earlier entry is applied
+// and the state still has no cluster id.
+func (s *Store) recordClusterID() error {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultApplyEnqueueTimeout)
+	defer cancel()
+	if err := s.await(ctx, s.raft.Barrier(enqueueTimeout(ctx))); err != nil {
+		return err
+	}
+	if s.State().ClusterID() != "" {
+		return nil
+	}
+	_, err := s.propose(ctx, &initClusterCommand{clusterID: s.clusterID})
+	return err
+}
+
+// WaitReady waits until this node knows a leader, has applied everything
+// that was committed when it learned of it, and the cluster id is recorded
+// in the state (the first leader after Format records it). It returns
+// ErrClusterIDMismatch if the replicated cluster id differs from
+// meta.properties'. On a follower "committed" is the commit index the
+// leader has told it, so readiness there is as fresh as that message.
+func (s *Store) WaitReady(ctx context.Context) error {
+	ticker := time.NewTicker(readyPollInterval)
+	defer ticker.Stop()
+	for {
+		ready, err := s.checkReady(ctx)
+		if ready || err != nil {
+			return err
+		}
+		select {
+		case <-s.Changed():
+		case <-ticker.C:
+		case <-ctx.Done():
+			return fmt.Errorf("metadata: wait ready: %w", ctx.Err())
+		case <-s.closing:
+			return ErrClosed
+		}
+	}
+}
+
+// checkReady makes one attempt at readiness; false with a nil error means
+// "not yet".
+func (s *Store) checkReady(ctx context.Context) (bool, error) {
+	select {
+	case <-s.closing:
+		return false, ErrClosed
+	default:
+	}
+	if _, ok := s.Leader(); !ok {
+		return false, nil
+	}
+	switch clusterID := s.State().ClusterID(); clusterID {
+	case "":
+		return false, nil // not replayed yet, or not recorded yet
+	case s.clusterID:
+	default:
+		return false, fmt.Errorf("metadata: replicated state belongs to cluster %q, meta.properties says %q: %w", clusterID, s.clusterID, ErrClusterIDMismatch)
+	}
+	if !s.IsLeader() {
+		return s.raft.AppliedIndex() >= s.raft.CommitIndex(), nil
+	}
+	// A barrier returns once every entry before it has been applied.
+	if err := s.await(ctx, s.raft.Barrier(enqueueTimeout(ctx))); err != nil {
+		if errors.Is(err, ErrNotLeader) {
+			return false, nil
+		}
+		return false, fmt.Errorf("metadata: wait ready: %w", err)
+	}
+	return true, nil
+}
+
+// TopicSpec describes a topic to create.
+type TopicSpec struct {
+	Name string
+	// ID is the topic id; zero means a new random UUID.
+	ID [16]byte
+	// Assignments holds the replica set (broker ids, preferred leader
+	// first) of each partition; its length is the partition count. The
+	// first replica becomes the leader and all replicas start in sync.
+	Assignments [][]int32
+	// Configs are the explicitly set topic configs, validated by the
+	// caller.
+	Configs map[string]string
+	// Internal marks a topic Strata manages (e.g. __consumer_offsets).
+	Internal bool
+	// CreatedAtUnixMilli is the creation time; zero means now.
+	CreatedAtUnixMilli int64
+}
+
+// CreateTopic creates a topic and returns it as committed. It fails with
+// ErrInvalidTopic or ErrInvalidPartitions for a bad spec, ErrTopicExists if
+// the name is taken, ErrNotLeader on a follower.
+func (s *Store) CreateTopic(ctx context.Context, spec TopicSpec) (Topic, error) {
+	if err := ValidateTopicName(spec.Name); err != nil {
+		return Topic{}, err
+	}
+	if spec.ID == ([16]byte{}) {
+		spec.ID = uuid.New()
+	}
+	if spec.CreatedAtUnixMilli == 0 {
+		spec.CreatedAtUnixMilli = time.Now().UnixMilli()
+	}
+	topic := Topic{
+		Name:               spec.Name,
+		ID:                 spec.ID,
+		Configs:            cloneConfigs(spec.Configs),
+		Partitions:         newPartitions(0, spec.Assignments),
+		Internal:           spec.Internal,
+		CreatedAtUnixMilli: spec.CreatedAtUnixMilli,
+	}
+	if err := validateTopic(&topic); err != nil {
+		return Topic{}, err
+	}
+	result, err := s.propose(ctx, &createTopicCommand{topic: topic})
+	if err != nil {
+		return Topic{}, err
+	}
+	return result.(Topic), nil
+}
+
+// DeleteTopic deletes a topic and returns it as it was. It fails with
+// ErrUnknownTopic if there is none of that name.
+func (s *Store) DeleteTopic(ctx context.Context, name string) (Topic, error) {
+	result, err := s.propose(ctx, &deleteTopicCommand{name: name})
+	if err != nil {
+		return Topic{}, err
+	}
+	return result.(Topic), nil
+}
+
+// SetTopicConfigs replaces the explicitly set configs of a topic with
+// configs (nil or empty removes them all). Kafka's AlterConfigs maps to it
+// directly; IncrementalAlterConfigs computes the new map from State first.
+func (s *Store) SetTopicConfigs(ctx context.Context, name string, configs map[string]string) error {
+	_, err := s.propose(ctx, &alterTopicConfigsCommand{name: name, configs: cloneConfigs(configs)})
+	return err
+}
+
+// CreatePartitions grows a topic to total partitions; assignments holds the
+// replica sets of the new partitions (total minus the current count). It
+// fails with ErrInvalidPartitions unless total is larger than the current
+// count and the assignments fit.
+func (s *Store) CreatePartitions(ctx context.Context, name string, total int32, assignments [][]int32) error {
+	current := int32(0)
+	if topic, ok := s.State().Topic(name); ok {
+		current = int32(len(topic.Partitions))
+	}
+	_, err := s.propose(ctx, &createPartitionsCommand{
+		name:       name,
+		total:      total,
+		partitions: newPartitions(current, assignments),
+	})
+	return err
+}
+
+// AllocateProducerIDs hands brokerID a block of count (1..MaxProducerIDBlock)
+// producer ids and returns the first; the block is first..first+count-1 and
+// never overlaps another block of the cluster.
+func (s *Store) AllocateProducerIDs(ctx context.Context, brokerID int32, count int64) (first int64, err error) {
+	result, err := s.propose(ctx, &allocateProducerIDsCommand{brokerID: brokerID, count: count})
+	if err != nil {
+		return 0, err
+	}
+	return result.(int64), nil
+}
+
+// propose replicates c through Raft and returns the state machine's result.
+// If ctx ends first the command may still be applied.
+func (s *Store) propose(ctx context.Context, c command) (any, error) {
+	select {
+	case <-s.closing:
+		return nil, ErrClosed
+	default:
+	}
+	if !s.IsLeader() {
+		return nil, s.notLeaderError()
+	}
+	future := s.raft.Apply(encodeCommand(c), enqueueTimeout(ctx))
+	if err := s.await(ctx, future); err != nil {
+		return nil, fmt.Errorf("metadata: %s: %w", c.commandType(), err)
+	}
+	result, ok := future.Response().(applyResult)
+	if !ok {
+		return nil, fmt.Errorf("metadata: %s: unexpected apply response %T", c.commandType(), future.Response())
+	}
+	return result.value, result.err
+}
+
+func (s *Store) notLeaderError() error {
+	address, id := s.raft.LeaderWithID()
+	if id == "" {
+		return fmt.Errorf("%w (no leader is known)", ErrNotLeader)
+	}
+	return fmt.Errorf("%w (the leader is node %s at %s)", ErrNotLeader, id, address)
+}
+
+// await waits for future, the end of ctx or Close, and classifies Raft's
+// errors.
+func (s *Store) await(ctx context.Context, future raft.Future) error {
+	done := make(chan error, 1)
+	s.goroutines.Go(func() { done <- future.Error() })
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closing:
+		return ErrClosed
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrClosed
+	default:
+		return err
+	}
+}
+
+// enqueueTimeout is how long Raft may take to accept a proposal: until ctx's
+// deadline, or DefaultApplyEnqueueTimeout.
+func enqueueTimeout(ctx context.Context) time.Duration {
+	if deadline, ok := ctx.Deadline(); ok {
+		return max(time.Until(deadline), time.Millisecond)
+	}
+	return DefaultApplyEnqueueTimeout
+}
+
+// snapshot asks Raft to take a snapshot now (tests; later an admin API).
+func (s *Store) snapshot() error {
+	return s.raft.Snapshot().Error()
+}
+
+// Close shuts Raft down, closes the log and the listener, releases the data
+// directory and waits for every goroutine the Store started. Proposals in
+// flight fail with ErrClosed.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		errs := []error{s.raft.Shutdown().Error(), s.transport.Close()}
+		s.goroutines.Wait()
+		errs = append(errs, s.wal.Close(), s.unlock())
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("metadata: close: %w", err)
+		}
+	})
+	return s.closeErr
+}

@@ -1,0 +1,374 @@
+package metadata
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Handshake constants (see doc.go). Part of the format: do not change.
+const (
+	handshakeMagic   = "STRH"
+	handshakeVersion = 1
+	// handshakeRequestFixedSize is magic, version, dialer id, target id and
+	// the cluster id length; the cluster id follows.
+	handshakeRequestFixedSize = 4 + 1 + 4 + 4 + 1
+	// handshakeResponseSize is magic, version, status and responder id.
+	handshakeResponseSize = 4 + 1 + 1 + 4
+)
+
+// handshakeStatus is the listener's verdict on a handshake request.
+type handshakeStatus uint8
+
+// Handshake statuses. Part of the format: do not change.
+const (
+	handshakeAccepted           handshakeStatus = 0
+	handshakeUnsupportedVersion handshakeStatus = 1
+	handshakeWrongCluster       handshakeStatus = 2
+	handshakeWrongNode          handshakeStatus = 3
+)
+
+func (s handshakeStatus) String() string {
+	switch s {
+	case handshakeAccepted:
+		return "accepted"
+	case handshakeUnsupportedVersion:
+		return "unsupported handshake version"
+	case handshakeWrongCluster:
+		return "wrong cluster id"
+	case handshakeWrongNode:
+		return "wrong node id"
+	default:
+		return fmt.Sprintf("status %d", uint8(s))
+	}
+}
+
+// handshakeError is a refused handshake; errors.Is(err, ErrHandshakeRefused)
+// holds for it.
+type handshakeError struct {
+	status handshakeStatus
+	detail string
+}
+
+func (e *handshakeError) Error() string {
+	return fmt.Sprintf("%v: %v: %s", ErrHandshakeRefused, e.status, e.detail)
+}
+
+func (e *handshakeError) Is(target error) bool { return target == ErrHandshakeRefused }
+
+// handshakeRequest is what a dialer sends first on every connection.
+type handshakeRequest struct {
+	version      uint8
+	dialerNodeID int32
+	targetNodeID int32
+	clusterID    string
+}
+
+func (r handshakeRequest) encode() []byte {
+	buffer := make([]byte, 0, handshakeRequestFixedSize+len(r.clusterID))
+	buffer = append(buffer, handshakeMagic...)
+	buffer = append(buffer, r.version)
+	buffer = binary.BigEndian.AppendUint32(buffer, uint32(r.dialerNodeID))
+	buffer = binary.BigEndian.AppendUint32(buffer, uint32(r.targetNodeID))
+	buffer = append(buffer, uint8(len(r.clusterID)))
+	return append(buffer, r.clusterID...)
+}
+
+func readHandshakeRequest(reader io.Reader) (handshakeRequest, error) {
+	var fixed [handshakeRequestFixedSize]byte
+	if _, err := io.ReadFull(reader, fixed[:]); err != nil {
+		return handshakeRequest{}, fmt.Errorf("read handshake request: %w", err)
+	}
+	if string(fixed[:4]) != handshakeMagic {
+		return handshakeRequest{}, corruptf("handshake magic %q, want %q", fixed[:4], handshakeMagic)
+	}
+	request := handshakeRequest{
+		version:      fixed[4],
+		dialerNodeID: int32(binary.BigEndian.Uint32(fixed[5:])),
+		targetNodeID: int32(binary.BigEndian.Uint32(fixed[9:])),
+	}
+	clusterID := make([]byte, fixed[13])
+	if _, err := io.ReadFull(reader, clusterID); err != nil {
+		return handshakeRequest{}, fmt.Errorf("read handshake cluster id: %w", err)
+	}
+	request.clusterID = string(clusterID)
+	return request, nil
+}
+
+// handshakeResponse is the listener's answer.
+type handshakeResponse struct {
+	version         uint8
+	status          handshakeStatus
+	responderNodeID int32
+}
+
+func (r handshakeResponse) encode() []byte {
+	buffer := make([]byte, 0, handshakeResponseSize)
+	buffer = append(buffer, handshakeMagic...)
+	buffer = append(buffer, r.version, uint8(r.status))
+	return binary.BigEndian.AppendUint32(buffer, uint32(r.responderNodeID))
+}
+
+func readHandshakeResponse(reader io.Reader) (handshakeResponse, error) {
+	var data [handshakeResponseSize]byte
+	if _, err := io.ReadFull(reader, data[:]); err != nil {
+		return handshakeResponse{}, fmt.Errorf("read handshake response: %w", err)
+	}
+	if string(data[:4]) != handshakeMagic {
+		return handshakeResponse{}, &handshakeError{detail: fmt.Sprintf("peer answered with magic %q: not a Strata controller", data[:4])}
+	}
+	return handshakeResponse{
+		version:         data[4],
+		status:          handshakeStatus(data[5]),
+		responderNodeID: int32(binary.BigEndian.Uint32(data[6:])),
+	}, nil
+}
+
+// controllerAddress is the advertised address of a stream layer; it may name
+// a host rather than an IP, which net.TCPAddr cannot.
+type controllerAddress string
+
+func (a controllerAddress) Network() string { return "tcp" }
+func (a controllerAddress) String() string  { return string(a) }
+
+// streamLayerConfig configures a streamLayer.
+type streamLayerConfig struct {
+	clusterID string
+	nodeID    int32
+	// listen is the host:port to listen on; advertise what peers dial
+	// (default: the bound address).
+	listen, advertise string
+	// handshakeTimeout bounds each handshake.
+	handshakeTimeout time.Duration
+	// resolve maps a peer's address to the node id expected there; a dial
+	// to an address it does not know fails.
+	resolve func(raft.ServerAddress) (nodeID int32, ok bool)
+	logger  *slog.Logger
+}
+
+// streamLayer is the raft.StreamLayer of the controller listener: plain TCP
+// where every connection starts with a handshake (cluster id, node ids), and
+// only connections whose handshake succeeded reach Raft.
+//
+// Accept, Dial, Addr and Close are safe for concurrent use. The layer owns
+// its accept loop and one goroutine per handshake in progress; Close stops
+// them and waits.
+type streamLayer struct {
+	config    streamLayerConfig
+	listener  net.Listener
+	advertise controllerAddress
+
+	// accepted carries inbound connections whose handshake succeeded.
+	accepted chan net.Conn
+	// closing is closed by Close.
+	closing   chan struct{}
+	closeOnce sync.Once
+	// mutex guards handshaking.
+	mutex sync.Mutex
+	// handshaking holds inbound connections whose handshake is in
+	// progress, so that Close can interrupt them; nil once closed.
+	handshaking map[net.Conn]struct{}
+	// goroutines tracks the accept loop and inbound handshakes.
+	goroutines sync.WaitGroup
+}
+
+var _ raft.StreamLayer = (*streamLayer)(nil)
+
+// listenStreamLayer starts listening on config.listen.
+func listenStreamLayer(config streamLayerConfig) (*streamLayer, error) {
+	listener, err := net.Listen("tcp", config.listen)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: controller listener: %w", err)
+	}
+	advertise := config.advertise
+	if advertise == "" {
+		advertise = listener.Addr().String()
+	}
+	if err := validateAdvertiseAddress(advertise); err != nil {
+		listener.Close()
+		return nil, fmt.Errorf("metadata: controller advertise address (set it explicitly when listening on all interfaces): %w", err)
+	}
+	layer := &streamLayer{
+		config:      config,
+		listener:    listener,
+		advertise:   controllerAddress(advertise),
+		accepted:    make(chan net.Conn),
+		closing:     make(chan struct{}),
+		handshaking: map[net.Conn]struct{}{},
+	}
+	layer.goroutines.Go(layer.acceptLoop)
+	return layer, nil
+}
+
+// Addr returns the advertised address, which Raft records as this node's.
+func (l *streamLayer) Addr() net.Addr { return l.advertise }
+
+// Accept returns the next inbound connection that passed the handshake.
+func (l *streamLayer) Accept() (net.Conn, error) {
+	select {
+	case conn := <-l.accepted:
+		return conn, nil
+	case <-l.closing:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops listening, stops the handshakes in progress and waits for them.
+func (l *streamLayer) Close() error {
+	var err error
+	l.closeOnce.Do(func() {
+		close(l.closing)
+		err = l.listener.Close()
+		l.mutex.Lock()
+		for conn := range l.handshaking {
+			conn.Close()
+		}
+		l.handshaking = nil
+		l.mutex.Unlock()
+		l.goroutines.Wait()
+	})
+	return err
+}
+
+func (l *streamLayer) acceptLoop() {
+	backoff := 5 * time.Millisecond
+	for {
+		conn, err := l.listener.Accept()
+		if err != nil {
+			select {
+			case <-l.closing:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			l.config.logger.Warn("metadata: controller accept failed", "error", err)
+			select {
+			case <-time.After(backoff):
+			case <-l.closing:
+				return
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		l.goroutines.Go(func() { l.handshakeInbound(conn) })
+	}
+}
+
+// handshakeInbound runs the listener's side of the handshake and hands the
+// connection to Accept if it succeeds.
+func (l *streamLayer) handshakeInbound(conn net.Conn) {
+	// Register the connection so that Close can interrupt its handshake.
+	l.mutex.Lock()
+	if l.handshaking == nil {
+		l.mutex.Unlock()
+		conn.Close()
+		return
+	}
+	l.handshaking[conn] = struct{}{}
+	l.mutex.Unlock()
+	err := l.answerHandshake(conn)
+	l.mutex.Lock()
+	delete(l.handshaking, conn)
+	l.mutex.Unlock()
+	if err != nil {
+		l.config.logger.Warn("metadata: controller connection refused", "remote", conn.RemoteAddr().String(), "error", err)
+		conn.Close()
+		return
+	}
+	select {
+	case l.accepted <- conn:
+	case <-l.closing:
+		conn.Close()
+	}
+}
+
+// answerHandshake reads the request, answers it, and reports an error when
+// the connection must not reach Raft.
+func (l *streamLayer) answerHandshake(conn net.Conn) error {
+	if err := conn.SetDeadline(time.Now().Add(l.config.handshakeTimeout)); err != nil {
+		return err
+	}
+	request, err := readHandshakeRequest(conn)
+	if err != nil {
+		return err
+	}
+	response := handshakeResponse{version: handshakeVersion, status: handshakeAccepted, responderNodeID: l.config.nodeID}
+	var refusal error
+	switch {
+	case request.version != handshakeVersion:
+		response.status = handshakeUnsupportedVersion
+		refusal = fmt.Errorf("node %d speaks handshake version %d, this node %d", request.dialerNodeID, request.version, handshakeVersion)
+	case request.clusterID != l.config.clusterID:
+		response.status = handshakeWrongCluster
+		refusal = fmt.Errorf("node %d belongs to cluster %q, this node to %q", request.dialerNodeID, request.clusterID, l.config.clusterID)
+	case request.targetNodeID != l.config.nodeID:
+		response.status = handshakeWrongNode
+		refusal = fmt.Errorf("node %d expected node %d at this address, this is node %d", request.dialerNodeID, request.targetNodeID, l.config.nodeID)
+	}
+	if _, err := conn.Write(response.encode()); err != nil {
+		return fmt.Errorf("write handshake response: %w", err)
+	}
+	if refusal != nil {
+		return &handshakeError{status: response.status, detail: refusal.Error()}
+	}
+	return conn.SetDeadline(time.Time{})
+}
+
+// Dial connects to a peer controller and runs the dialer's side of the
+// handshake; the connection is returned only if the peer accepted it.
+func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	expected, ok := l.config.resolve(address)
+	if !ok {
+		return nil, fmt.Errorf("metadata: dial controller %s: no node id is known for this address", address)
+	}
+	return l.dial(address, expected, timeout)
+}
+
+func (l *streamLayer) dial(address raft.ServerAddress, expected int32, timeout time.Duration) (net.Conn, error) {
+	dialer := net.Dialer{Timeout: timeout}
+	conn, err := dialer.Dial("tcp", string(address))
+	if err != nil {
+		return nil, fmt.Errorf("metadata: dial controller %d at %s: %w", expected, address, err)
+	}
+	if err := l.requestHandshake(conn, expected); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("metadata: dial controller %d at %s: %w", expected, address, err)
+	}
+	return conn, nil
+}
+
+func (l *streamLayer) requestHandshake(conn net.Conn, expected int32) error {
+	if err := conn.SetDeadline(time.Now().Add(l.config.handshakeTimeout)); err != nil {
+		return err
+	}
+	request := handshakeRequest{
+		version:      handshakeVersion,
+		dialerNodeID: l.config.nodeID,
+		targetNodeID: expected,
+		clusterID:    l.config.clusterID,
+	}
+	if _, err := conn.Write(request.encode()); err != nil {
+		return fmt.Errorf("write handshake request: %w", err)
+	}
+	response, err := readHandshakeResponse(conn)
+	if err != nil {
+		return err
+	}
+	if response.status != handshakeAccepted {
+		return &handshakeError{status: response.status, detail: fmt.Sprintf("node %d refused the connection", response.responderNodeID)}
+	}
+	if response.responderNodeID != expected {
+		return &handshakeError{status: handshakeWrongNode, detail: fmt.Sprintf("expected node %d, node %d answered", expected, response.responderNodeID)}
+	}
+	return conn.SetDeadline(time.Time{})
+}
