@@ -75,6 +75,7 @@ func TestFranzGoCodecs(t *testing.T) {
 				kgo.ProducerBatchCompression(tc.codec),
 				kgo.RequiredAcks(kgo.AllISRAcks()),
 				kgo.ProducerLinger(5*time.Millisecond),
+				manualPartitioner(),
 			)
 			ctx := testContext(t, 120*time.Second)
 			value := func(i int) []byte {
