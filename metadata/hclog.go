@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -24,7 +25,7 @@ var _ hclog.Logger = (*slogAdapter)(nil)
 
 // newHCLogger adapts logger for hashicorp libraries, naming the component.
 func newHCLogger(logger *slog.Logger, name string) hclog.Logger {
-	return &slogAdapter{logger: logger.With("component", name), name: name}
+	return &slogAdapter{logger: logger.With("subsystem", name), name: name}
 }
 
 func discardHCLogger() hclog.Logger { return hclog.NewNullLogger() }
@@ -49,6 +50,14 @@ func toSlogLevel(level hclog.Level) slog.Level {
 func (a *slogAdapter) Log(level hclog.Level, message string, args ...any) {
 	if level == hclog.Off {
 		return
+	}
+	for i, arg := range args {
+		// hclog.Fmt values carry a format and its arguments.
+		if f, ok := arg.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				args[i] = fmt.Sprintf(format, f[1:]...)
+			}
+		}
 	}
 	a.logger.Log(context.Background(), toSlogLevel(level), message, args...)
 }
@@ -89,7 +98,7 @@ func (a *slogAdapter) Named(name string) hclog.Logger {
 }
 
 func (a *slogAdapter) ResetNamed(name string) hclog.Logger {
-	return &slogAdapter{logger: a.logger.With("component", name), name: name, implied: a.implied}
+	return &slogAdapter{logger: a.logger.With("subsystem", name), name: name, implied: a.implied}
 }
 
 func (a *slogAdapter) SetLevel(hclog.Level) {}

@@ -86,7 +86,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		DataDir:             cfg.DataDir,
 		ControllerListen:    cfg.ControllerListen,
 		ControllerAdvertise: cfg.ControllerAdvertise,
-		Logger:              log.With("component", "metadata"),
+		Logger:              log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open metadata store: %w", err)

@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/cmd/internal/node"
+)
+
+// parseServe runs flag parsing, overrides and validation like runServe,
+// without starting anything.
+func parseServe(t *testing.T, args ...string) (node.Config, error) {
+	t.Helper()
+	var stderr bytes.Buffer
+	fs, f := newServeFlagSet(&stderr)
+	if err := fs.Parse(args); err != nil {
+		return node.Config{}, err
+	}
+	if err := applyOverrides(fs, f.configFile); err != nil {
+		return node.Config{}, err
+	}
+	return serveConfig(fs, f, slog.Default())
+}
+
+func TestServeDefaults(t *testing.T) {
+	cfg, err := parseServe(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NodeID != 1 || cfg.DataDir != "./data" || cfg.ControllerListen != "127.0.0.1:9093" || cfg.AdminListen != "127.0.0.1:9080" {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	if len(cfg.Broker.Listeners) != 1 || cfg.Broker.Listeners[0].Name != "CLIENT" || cfg.Broker.Listeners[0].Address != "127.0.0.1:9092" {
+		t.Fatalf("listeners: %+v", cfg.Broker.Listeners)
+	}
+	if len(cfg.Broker.TopicDefaults) != 0 {
+		t.Fatalf("topic defaults set without flags: %v", cfg.Broker.TopicDefaults)
+	}
+	if cfg.Broker.DisableAutoCreateTopics || cfg.Broker.NumPartitions != 1 {
+		t.Fatalf("broker defaults: %+v", cfg.Broker)
+	}
+}
+
+func TestPrecedenceFlagOverEnvOverFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "strata.conf")
+	content := "# comment\nnode-id = 7\ndata-dir=/from/file\nnum-partitions = 3\nlog-retention-ms = 1000\n"
+	if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("STRATA_DATA_DIR", "/from/env")
+	t.Setenv("STRATA_NUM_PARTITIONS", "5")
+	cfg, err := parseServe(t, "--config", file, "--num-partitions", "9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NodeID != 7 {
+		t.Errorf("node id %d, want 7 from the file", cfg.NodeID)
+	}
+	if cfg.DataDir != "/from/env" {
+		t.Errorf("data dir %q, want the environment's", cfg.DataDir)
+	}
+	if cfg.Broker.NumPartitions != 9 {
+		t.Errorf("num partitions %d, want the flag's 9", cfg.Broker.NumPartitions)
+	}
+	if cfg.Broker.TopicDefaults[topicconfig.RetentionMs] != "1000" {
+		t.Errorf("retention default %q, want 1000 from the file", cfg.Broker.TopicDefaults[topicconfig.RetentionMs])
+	}
+}
+
+func TestInvalidSettingsAreNamed(t *testing.T) {
+	dir := t.TempDir()
+	badFile := filepath.Join(dir, "bad.conf")
+	os.WriteFile(badFile, []byte("no-such-setting = 1\n"), 0o644)
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{args: []string{"--node-id", "-1"}, want: "--node-id"},
+		{args: []string{"--listen", "nonsense"}, want: "--listen"},
+		{args: []string{"--listen", "0.0.0.0:9092"}, want: "--advertise"},
+		{args: []string{"--listeners", "CLIENT=0.0.0.0:9092", "--advertise", "CLIENT=0.0.0.0:9092"}, want: "--advertise"},
+		{args: []string{"--advertise", "OTHER=h:1"}, want: "--advertise"},
+		{args: []string{"--inter-broker-listener", "INTERNAL"}, want: "--inter-broker-listener"},
+		{args: []string{"--controller-quorum", "1@a:1,2@b:2"}, want: "--controller-quorum"},
+		{args: []string{"--controller-quorum", "x"}, want: "--controller-quorum"},
+		{args: []string{"--log-retention-ms", "abc"}, want: "--log-retention-ms"},
+		{args: []string{"--log-cleanup-policy", "compact"}, want: "--log-cleanup-policy"},
+		{args: []string{"--num-partitions", "0"}, want: "--num-partitions"},
+		{args: []string{"--socket-request-max-bytes", "10"}, want: "--socket-request-max-bytes"},
+		{args: []string{"--config", badFile}, want: "no-such-setting"},
+		{env: map[string]string{"STRATA_NODE_ID": "seven"}, want: "STRATA_NODE_ID"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " ")+tc.want, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, err := parseServe(t, tc.args...)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not name %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestHelpListsEveryFlag(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := Run([]string{"serve", "--help"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	fs, _ := newServeFlagSet(&bytes.Buffer{})
+	help := stderr.String()
+	for _, name := range []string{"node-id", "cluster-id", "listen", "listeners", "advertise", "inter-broker-listener", "data-dir",
+		"controller-listen", "controller-advertise", "controller-quorum", "admin-listen", "config", "log-retention-ms"} {
+		if fs.Lookup(name) == nil || !strings.Contains(help, "--"+name) {
+			t.Errorf("--help lacks --%s", name)
+		}
+	}
+	if !strings.Contains(help, "(default \"127.0.0.1:9092\")") {
+		t.Errorf("--help does not show defaults:\n%s", help)
+	}
+}
+
+func TestUnknownCommandAndBadFlagExitTwo(t *testing.T) {
+	var out bytes.Buffer
+	if code := Run([]string{"frobnicate"}, &out, &out); code != 2 {
+		t.Fatalf("unknown command: exit %d", code)
+	}
+	if code := Run([]string{"serve", "--no-such-flag"}, &out, &out); code != 2 {
+		t.Fatalf("unknown flag: exit %d", code)
+	}
+}
+
+func TestFormat(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	var stdout, stderr bytes.Buffer
+	if code := Run([]string{"format", "--cluster-id", "test-cluster", "--node-id", "3", "--data-dir", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("format: exit %d: %s", code, stderr.String())
+	}
+	if code := Run([]string{"format", "--cluster-id", "test-cluster", "--node-id", "3", "--data-dir", dir}, &stdout, &stderr); code == 0 {
+		t.Fatal("formatting twice succeeded")
+	}
+	if code := Run([]string{"format", "--node-id", "3", "--data-dir", t.TempDir()}, &stdout, &stderr); code != 2 {
+		t.Fatalf("format without a cluster id: exit %d", code)
+	}
+}
