@@ -30,6 +30,7 @@ unit:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzValidate$$' -fuzztime=$(FUZZTIME) ./broker/recordbatch
 	$(GO) test -run='^$$' -fuzz='^FuzzSplit$$' -fuzztime=$(FUZZTIME) ./broker/recordbatch
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRequest$$' -fuzztime=$(FUZZTIME) ./broker
 
 e2e: build
 	STRATA_BIN=$(abspath $(BIN)) $(GO) test -count=1 -p 1 -timeout 30m -v ./e2e/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+[a-z_]+\.go:[0-9]+:)' ; test $${PIPESTATUS[0]} -eq 0

@@ -157,51 +157,17 @@ type requestHeader struct {
 // response frame (nil when the request gets no response, as acks=0 produce).
 // An error closes the connection.
 func (c *clientConn) handleFrame(frame []byte) ([]byte, error) {
-	var h requestHeader
-	h.key = int16(binary.BigEndian.Uint16(frame[0:]))
-	h.version = int16(binary.BigEndian.Uint16(frame[2:]))
-	h.correlationID = int32(binary.BigEndian.Uint32(frame[4:]))
-	clientIDLen := int16(binary.BigEndian.Uint16(frame[8:]))
-	body := frame[10:]
-	if clientIDLen > 0 {
-		if int(clientIDLen) > len(body) {
-			return nil, fmt.Errorf("request header: client id of %d bytes overruns the %d-byte frame", clientIDLen, len(frame))
-		}
-		h.clientID = string(body[:clientIDLen])
-		body = body[clientIDLen:]
-	} else if clientIDLen < -1 {
-		return nil, fmt.Errorf("request header: invalid client id length %d", clientIDLen)
+	h, api, req, err := decodeRequest(frame)
+	if errors.Is(err, errUnsupportedAPIVersions) {
+		return c.encode(h, unsupportedAPIVersions(c.server)), nil
 	}
-
-	api := apiFor(h.key)
-	if api == nil {
-		return nil, fmt.Errorf("unknown api key %d (client %q)", h.key, h.clientID)
-	}
-	if h.version < api.minVersion || h.version > api.maxVersion {
-		if h.key == apiKeyVersions {
-			return c.encode(h, unsupportedAPIVersions(c.server)), nil
-		}
-		return nil, fmt.Errorf("%s version %d is not supported (supported %d-%d, client %q)", kmsg.NameForKey(h.key), h.version, api.minVersion, api.maxVersion, h.clientID)
-	}
-	req := kmsg.RequestForKey(h.key)
-	req.SetVersion(h.version)
-	if req.IsFlexible() {
-		n, ok := skipTaggedFields(body)
-		if !ok {
-			return nil, fmt.Errorf("%s v%d: malformed request header tagged fields", kmsg.NameForKey(h.key), h.version)
-		}
-		body = body[n:]
-	}
-	if err := req.ReadFrom(body); err != nil {
-		return nil, fmt.Errorf("%s v%d: malformed request body: %w", kmsg.NameForKey(h.key), h.version, err)
+	if err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	resp, err := api.handle(c, h, req)
 	c.server.metrics.observeRequest(h.key, time.Since(start))
 	if err != nil {
-		if errors.Is(err, errCloseConnection) {
-			return nil, fmt.Errorf("%s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
-		}
 		return nil, fmt.Errorf("%s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
 	}
 	if resp == nil {
@@ -211,11 +177,64 @@ func (c *clientConn) handleFrame(frame []byte) ([]byte, error) {
 	return c.encode(h, resp), nil
 }
 
+// errUnsupportedAPIVersions marks an ApiVersions request of a version this
+// broker does not know: it is answered (v0), not closed.
+var errUnsupportedAPIVersions = errors.New("broker: unsupported ApiVersions version")
+
+// decodeRequest parses a request frame (without its size prefix): the
+// header (v1, or v2 for flexible versions), the served API and the body.
+// Any error means the connection must close, except
+// errUnsupportedAPIVersions. It never panics, whatever the bytes.
+func decodeRequest(frame []byte) (requestHeader, *api, kmsg.Request, error) {
+	var h requestHeader
+	if len(frame) < 10 {
+		return h, nil, nil, fmt.Errorf("request frame of %d bytes is too small to hold a request header", len(frame))
+	}
+	h.key = int16(binary.BigEndian.Uint16(frame[0:]))
+	h.version = int16(binary.BigEndian.Uint16(frame[2:]))
+	h.correlationID = int32(binary.BigEndian.Uint32(frame[4:]))
+	clientIDLen := int16(binary.BigEndian.Uint16(frame[8:]))
+	body := frame[10:]
+	if clientIDLen > 0 {
+		if int(clientIDLen) > len(body) {
+			return h, nil, nil, fmt.Errorf("request header: client id of %d bytes overruns the %d-byte frame", clientIDLen, len(frame))
+		}
+		h.clientID = string(body[:clientIDLen])
+		body = body[clientIDLen:]
+	} else if clientIDLen < -1 {
+		return h, nil, nil, fmt.Errorf("request header: invalid client id length %d", clientIDLen)
+	}
+
+	api := apiFor(h.key)
+	if api == nil {
+		return h, nil, nil, fmt.Errorf("unknown api key %d (client %q)", h.key, h.clientID)
+	}
+	if h.version < api.minVersion || h.version > api.maxVersion {
+		if h.key == apiKeyVersions {
+			return h, api, nil, errUnsupportedAPIVersions
+		}
+		return h, nil, nil, fmt.Errorf("%s version %d is not supported (supported %d-%d, client %q)", kmsg.NameForKey(h.key), h.version, api.minVersion, api.maxVersion, h.clientID)
+	}
+	req := kmsg.RequestForKey(h.key)
+	req.SetVersion(h.version)
+	if req.IsFlexible() {
+		n, ok := skipTaggedFields(body)
+		if !ok {
+			return h, nil, nil, fmt.Errorf("%s v%d: malformed request header tagged fields", kmsg.NameForKey(h.key), h.version)
+		}
+		body = body[n:]
+	}
+	if err := req.ReadFrom(body); err != nil {
+		return h, nil, nil, fmt.Errorf("%s v%d: malformed request body: %w", kmsg.NameForKey(h.key), h.version, err)
+	}
+	return h, api, req, nil
+}
+
 // encode frames a response: size, correlation id, and for flexible versions
 // an empty tagged-field section — except ApiVersions, whose response header
 // is always v0 so that a client can parse it before it knows our versions.
 func (c *clientConn) encode(h requestHeader, resp kmsg.Response) []byte {
-	buf := make([]byte, 8, 256)
+	buf := make([]byte, 8, 256+responseSizeHint(resp))
 	binary.BigEndian.PutUint32(buf[4:], uint32(h.correlationID))
 	if resp.IsFlexible() && h.key != apiKeyVersions {
 		buf = append(buf, 0)
@@ -246,4 +265,20 @@ func skipTaggedFields(b []byte) (int, bool) {
 		pos += n + int(size)
 	}
 	return pos, true
+}
+
+// responseSizeHint estimates the bulk of a response so encoding it does not
+// re-grow the buffer: for Fetch, the record bytes it carries.
+func responseSizeHint(resp kmsg.Response) int {
+	fetch, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return 0
+	}
+	n := 0
+	for i := range fetch.Topics {
+		for j := range fetch.Topics[i].Partitions {
+			n += len(fetch.Topics[i].Partitions[j].RecordBatches) + 64
+		}
+	}
+	return n
 }

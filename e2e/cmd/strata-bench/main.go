@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -66,7 +67,8 @@ func run(bin, brokers, dir string, records, recordSize, partitions int) error {
 		defer stop()
 		brokers = addr
 	}
-	fmt.Printf("strata-bench: %d records of %d B, %d partitions, broker %s\n\n", records, recordSize, partitions, brokers)
+	fmt.Printf("strata-bench: %d records of %d B (incompressible, uncompressed batches), %d partitions, broker %s\n", records, recordSize, partitions, brokers)
+	fmt.Printf("throughput: one producer, async, linger 2ms; latency: one record at a time (request round trip)\n\n")
 	fmt.Printf("%-28s %10s %12s %10s %10s %8s\n", "run", "MB/s", "records/s", "p50 ms", "p99 ms", "vs disk")
 	fmt.Printf("%-28s %10.1f %12s %10s %10s %8s\n", "disk write (fsync/16MiB)", diskMBs, "-", "-", "-", "1.00")
 	for _, acks := range []struct {
@@ -81,7 +83,11 @@ func run(bin, brokers, dir string, records, recordSize, partitions int) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%-28s %10.1f %12.0f %10.2f %10.2f %8.2f\n", "produce "+acks.name, res.mbs, res.rps, res.p50, res.p99, res.mbs/diskMBs)
+		lat, err := latency(brokers, topic, acks.opt, recordSize, 3*time.Second)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%-28s %10.1f %12.0f %10.2f %10.2f %8.2f\n", "produce "+acks.name, res.mbs, res.rps, lat.p50, lat.p99, res.mbs/diskMBs)
 		cres, err := consume(brokers, topic, records)
 		if err != nil {
 			return err
@@ -176,7 +182,8 @@ type result struct {
 
 func produce(brokers, topic string, acks kgo.Acks, records, recordSize int) (result, error) {
 	opts := []kgo.Opt{kgo.SeedBrokers(brokers), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(acks),
-		kgo.ProducerLinger(2 * time.Millisecond), kgo.MaxBufferedRecords(50_000)}
+		kgo.ProducerLinger(2 * time.Millisecond), kgo.MaxBufferedRecords(50_000),
+		kgo.ProducerBatchCompression(kgo.NoCompression())}
 	if acks != kgo.AllISRAcks() {
 		opts = append(opts, kgo.DisableIdempotentWrite())
 	}
@@ -185,23 +192,17 @@ func produce(brokers, topic string, acks kgo.Acks, records, recordSize int) (res
 		return result{}, err
 	}
 	defer cl.Close()
-	value := make([]byte, recordSize)
-	for i := range value {
-		value[i] = byte('a' + i%26)
-	}
+	pool := randomBytes(4 << 20)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	latencies := make([]time.Duration, records)
 	var (
 		mu       sync.Mutex
 		firstErr error
 	)
 	start := time.Now()
 	for i := 0; i < records; i++ {
-		sent := time.Now()
-		i := i
-		cl.Produce(ctx, &kgo.Record{Value: value}, func(r *kgo.Record, err error) {
-			latencies[i] = time.Since(sent)
+		off := (i * 4099) % (len(pool) - recordSize)
+		cl.Produce(ctx, &kgo.Record{Value: pool[off : off+recordSize]}, func(r *kgo.Record, err error) {
 			if err != nil {
 				mu.Lock()
 				if firstErr == nil {
@@ -218,14 +219,45 @@ func produce(brokers, topic string, acks kgo.Acks, records, recordSize int) (res
 	if firstErr != nil {
 		return result{}, firstErr
 	}
-	sort.Slice(latencies, func(a, b int) bool { return latencies[a] < latencies[b] })
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	return result{
 		mbs: float64(records*recordSize) / elapsed.Seconds() / 1e6,
 		rps: float64(records) / elapsed.Seconds(),
-		p50: ms(latencies[len(latencies)/2]),
-		p99: ms(latencies[len(latencies)*99/100]),
 	}, nil
+}
+
+// latency produces one record at a time for d and reports the p50/p99 of
+// the acknowledgement round trip.
+func latency(brokers, topic string, acks kgo.Acks, recordSize int, d time.Duration) (result, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(brokers), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(acks),
+		kgo.ProducerLinger(0), kgo.ProducerBatchCompression(kgo.NoCompression())}
+	if acks != kgo.AllISRAcks() {
+		opts = append(opts, kgo.DisableIdempotentWrite())
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return result{}, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), d+time.Minute)
+	defer cancel()
+	value := randomBytes(recordSize)
+	var latencies []time.Duration
+	for start := time.Now(); time.Since(start) < d; {
+		sent := time.Now()
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: value}).FirstErr(); err != nil {
+			return result{}, err
+		}
+		latencies = append(latencies, time.Since(sent))
+	}
+	sort.Slice(latencies, func(a, b int) bool { return latencies[a] < latencies[b] })
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return result{p50: ms(latencies[len(latencies)/2]), p99: ms(latencies[len(latencies)*99/100])}, nil
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
 }
 
 func consume(brokers, topic string, records int) (result, error) {

@@ -1,0 +1,97 @@
+package e2e
+
+import (
+	"bytes"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestInvalidSettingsRefusedAtStart: the binary exits non-zero with a
+// message naming the setting, before binding anything.
+func TestInvalidSettingsRefusedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--listen", "0.0.0.0:0"}, "--advertise"},
+		{[]string{"--node-id", "-3"}, "--node-id"},
+		{[]string{"--log-retention-ms", "forever"}, "--log-retention-ms"},
+		{[]string{"--log-cleanup-policy", "compact"}, "compaction is not supported"},
+		{[]string{"--controller-quorum", "1@127.0.0.1:1,2@127.0.0.1:2"}, "--controller-quorum"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			args := append([]string{"serve", "--data-dir", filepath.Join(dir, "d"), "--admin-listen", "-"}, tc.args...)
+			cmd := exec.Command(strataBin, args...)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			done := make(chan error, 1)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatalf("exited 0; output:\n%s", out.String())
+				}
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("still running with an invalid setting; output:\n%s", out.String())
+			}
+			if !strings.Contains(out.String(), tc.want) {
+				t.Fatalf("message does not name %q:\n%s", tc.want, out.String())
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	out, _ := exec.Command(strataBin, "serve", "--help").CombinedOutput()
+	for _, want := range []string{"--node-id", "--data-dir", "--listen", "--advertise", "--controller-quorum", "--admin-listen", "--config", "STRATA_", "(default \"./data\")"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("strata serve --help lacks %q", want)
+		}
+	}
+}
+
+// TestIdleConnectionsClosed: connections.max.idle.ms closes idle clients.
+func TestIdleConnectionsClosed(t *testing.T) {
+	b := startBroker(t, "--connections-max-idle-ms", "300")
+	c := dialRaw(t, b.addr)
+	c.roundTrip(kmsg.NewPtrApiVersionsRequest())
+	c.expectClosed()
+}
+
+// TestOldProduceVersionsRefused: Produce v0-2 are advertised (librdkafka
+// looks for v0) but old message formats get UNSUPPORTED_VERSION.
+func TestOldProduceVersionsRefused(t *testing.T) {
+	b := sharedBroker(t)
+	topic := uniqueTopic(t)
+	createTopic(t, b.addr, topic, 1, nil)
+	c := dialRaw(t, b.addr)
+	versions := c.roundTrip(kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse)
+	var produceMin int16 = -1
+	for _, k := range versions.ApiKeys {
+		if k.ApiKey == 0 {
+			produceMin = k.MinVersion
+		}
+	}
+	if produceMin != 0 {
+		t.Fatalf("Produce advertised from v%d, want v0", produceMin)
+	}
+	for v := int16(0); v <= 2; v++ {
+		req := produceRequest(topic, 0, []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 14, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+		req.Version = v
+		resp := c.roundTrip(req).(*kmsg.ProduceResponse)
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.UnsupportedVersion.Code {
+			t.Fatalf("Produce v%d: error %d, want UNSUPPORTED_VERSION", v, code)
+		}
+	}
+}
