@@ -180,8 +180,17 @@ func (s *Server) alterTopicConfigs(topic string, configs map[string]string, vali
 	return 0, ""
 }
 
-func brokerAlterRefusal() (int16, string) {
-	return kerr.InvalidRequest.Code, "broker configs are static in Strata: set them with strata serve flags and restart"
+// alterResource dispatches one AlterConfigs/IncrementalAlterConfigs
+// resource: topics to alterTopic; broker configs are static.
+func alterResource(resourceType kmsg.ConfigResourceType, alterTopic func() (int16, string)) (int16, string) {
+	switch int8(resourceType) {
+	case resourceTopic:
+		return alterTopic()
+	case resourceBroker:
+		return kerr.InvalidRequest.Code, "broker configs are static in Strata: set them with strata serve flags and restart"
+	default:
+		return kerr.InvalidRequest.Code, "unsupported resource type " + strconv.Itoa(int(resourceType))
+	}
 }
 
 func handleAlterConfigs(c *clientConn, h requestHeader, req *kmsg.AlterConfigsRequest) (kmsg.Response, error) {
@@ -191,10 +200,7 @@ func handleAlterConfigs(c *clientConn, h requestHeader, req *kmsg.AlterConfigsRe
 		out := kmsg.NewAlterConfigsResponseResource()
 		out.ResourceType = r.ResourceType
 		out.ResourceName = r.ResourceName
-		var code int16
-		var msg string
-		switch int8(r.ResourceType) {
-		case resourceTopic:
+		code, msg := alterResource(r.ResourceType, func() (int16, string) {
 			// AlterConfigs replaces the whole set: unnamed configs revert to defaults.
 			configs := map[string]string{}
 			for _, cfg := range r.Configs {
@@ -202,12 +208,8 @@ func handleAlterConfigs(c *clientConn, h requestHeader, req *kmsg.AlterConfigsRe
 					configs[cfg.Name] = *cfg.Value
 				}
 			}
-			code, msg = s.alterTopicConfigs(r.ResourceName, configs, req.ValidateOnly, 30000)
-		case resourceBroker:
-			code, msg = brokerAlterRefusal()
-		default:
-			code, msg = kerr.InvalidRequest.Code, "unsupported resource type "+strconv.Itoa(int(r.ResourceType))
-		}
+			return s.alterTopicConfigs(r.ResourceName, configs, req.ValidateOnly, 30000)
+		})
 		if code != 0 {
 			out.ErrorCode = code
 			out.ErrorMessage = &msg
@@ -232,28 +234,20 @@ func handleIncrementalAlterConfigs(c *clientConn, h requestHeader, req *kmsg.Inc
 		out := kmsg.NewIncrementalAlterConfigsResponseResource()
 		out.ResourceType = r.ResourceType
 		out.ResourceName = r.ResourceName
-		var code int16
-		var msg string
-		switch int8(r.ResourceType) {
-		case resourceTopic:
+		code, msg := alterResource(r.ResourceType, func() (int16, string) {
 			t, ok := s.cfg.Metadata.State().Topic(r.ResourceName)
 			if !ok {
-				code, msg = kerr.UnknownTopicOrPartition.Code, "topic '"+r.ResourceName+"' does not exist"
-				break
+				return kerr.UnknownTopicOrPartition.Code, "topic '" + r.ResourceName + "' does not exist"
 			}
 			configs := maps.Clone(t.Configs)
 			if configs == nil {
 				configs = map[string]string{}
 			}
-			code, msg = applyIncremental(s, configs, r.Configs)
-			if code == 0 {
-				code, msg = s.alterTopicConfigs(r.ResourceName, configs, req.ValidateOnly, 30000)
+			if code, msg := applyIncremental(s, configs, r.Configs); code != 0 {
+				return code, msg
 			}
-		case resourceBroker:
-			code, msg = brokerAlterRefusal()
-		default:
-			code, msg = kerr.InvalidRequest.Code, "unsupported resource type "+strconv.Itoa(int(r.ResourceType))
-		}
+			return s.alterTopicConfigs(r.ResourceName, configs, req.ValidateOnly, 30000)
+		})
 		if code != 0 {
 			out.ErrorCode = code
 			out.ErrorMessage = &msg

@@ -100,15 +100,9 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 	for {
 		total := fillFetch(resp, targets, req.MaxBytes)
 		if !waiting || total >= int(req.MinBytes) || !time.Now().Before(deadline) {
-			for i := range resp.Topics {
-				name := ""
-				if resp.Topics[i].Topic != "" {
-					name = resp.Topics[i].Topic
-				}
-				for _, p := range resp.Topics[i].Partitions {
-					if len(p.RecordBatches) > 0 && name != "" {
-						s.metrics.bytesOut.WithLabelValues(name).Add(float64(len(p.RecordBatches)))
-					}
+			for _, t := range targets {
+				if n := len(resp.Topics[t.topicIndex].Partitions[t.partitionIndex].RecordBatches); n > 0 {
+					s.metrics.bytesOut.WithLabelValues(t.part.topic).Add(float64(n))
 				}
 			}
 			return resp, nil
@@ -163,9 +157,12 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 		}
 		data, err := t.part.segments.Read(t.offset, int32(max(limit, 0)), hw, total == 0)
 		if err != nil {
-			if errors.Is(err, segment.ErrOffsetOutOfRange) {
+			switch {
+			case errors.Is(err, segment.ErrOffsetOutOfRange):
 				p.ErrorCode = kerr.OffsetOutOfRange.Code
-			} else {
+			case errors.Is(err, segment.ErrClosed):
+				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			default:
 				t.part.log.Error("fetch read failed", "offset", t.offset, "err", err)
 				p.ErrorCode = kerr.KafkaStorageError.Code
 			}

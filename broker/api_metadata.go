@@ -209,19 +209,4 @@ func (s *Server) placeReplicas(partitions int32, replicationFactor int16, manual
 // maxPartitionsPerRequest bounds what one request can make this node open.
 const maxPartitionsPerRequest = 10000
 
-func validateTopicName(name string) error {
-	switch {
-	case name == "":
-		return errors.New("topic name is empty")
-	case name == "." || name == "..":
-		return errors.New("topic name cannot be '.' or '..'")
-	case len(name) > 249:
-		return errors.New("topic name is longer than 249 characters")
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return errors.New("topic name '" + name + "' contains a character other than ASCII alphanumerics, '.', '_' and '-'")
-		}
-	}
-	return nil
-}
+func validateTopicName(name string) error { return metadata.ValidateTopicName(name) }

@@ -236,6 +236,9 @@ func (p *partition) appendBatch(records []byte, produceVersion int16, now time.T
 	if err != nil {
 		return 0, -1, &produceError{recordbatch.ErrorCode(err), err.Error()}
 	}
+	if int64(len(batch)) > cfg.SegmentBytes {
+		return 0, -1, &produceError{18, fmt.Sprintf("batch of %d bytes is larger than segment.bytes (%d)", len(batch), cfg.SegmentBytes)}
+	}
 	if h.Codec() == recordbatch.Zstd && produceVersion < 7 {
 		return 0, -1, &produceError{76, "zstd-compressed batches need Produce v7 or later"}
 	}
@@ -271,8 +274,12 @@ func (p *partition) appendBatch(records []byte, produceVersion int16, now time.T
 	}})
 	if err != nil {
 		p.appendMu.Unlock()
+		if errors.Is(err, segment.ErrClosed) {
+			// The topic was deleted (or the broker is stopping) meanwhile.
+			return 0, -1, &produceError{3, "the partition is no longer hosted here"}
+		}
 		p.log.Error("append failed", "err", err)
-		return 0, -1, &produceError{-1, "append failed: " + err.Error()}
+		return 0, -1, &produceError{56, "append failed: " + err.Error()}
 	}
 	if h.HasProducerID() {
 		p.producers.Update(batchMeta(h, base))
