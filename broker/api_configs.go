@@ -193,23 +193,76 @@ func alterResource(resourceType kmsg.ConfigResourceType, alterTopic func() (int1
 	}
 }
 
+// resourceKey identifies a config resource within one request.
+type resourceKey struct {
+	kind kmsg.ConfigResourceType
+	name string
+}
+
+// repeatedResources counts how often each resource appears in a request.
+// As in Kafka (ConfigAdminManager.preprocess), a resource named more than
+// once is refused with INVALID_REQUEST at every occurrence and not applied.
+func repeatedResources[R any](resources []R, key func(R) resourceKey) map[resourceKey]bool {
+	count := make(map[resourceKey]int, len(resources))
+	for _, r := range resources {
+		count[key(r)]++
+	}
+	repeated := map[resourceKey]bool{}
+	for k, n := range count {
+		if n > 1 {
+			repeated[k] = true
+		}
+	}
+	return repeated
+}
+
+const resourceRepeatedMessage = "each resource must appear at most once in a request"
+
+// checkAlterConfigEntries refuses, as Kafka does, an AlterConfigs resource
+// that names a config twice or gives one a null value (AlterConfigs replaces
+// the whole set, so a config is unset by leaving it out).
+func checkAlterConfigEntries(configs []kmsg.AlterConfigsRequestResourceConfig) (int16, string) {
+	seen := make(map[string]bool, len(configs))
+	var nulls []string
+	for _, cfg := range configs {
+		if seen[cfg.Name] {
+			return kerr.InvalidRequest.Code, "config '" + cfg.Name + "' appears more than once"
+		}
+		seen[cfg.Name] = true
+		if cfg.Value == nil {
+			nulls = append(nulls, cfg.Name)
+		}
+	}
+	if len(nulls) > 0 {
+		return kerr.InvalidRequest.Code, "null value not supported for: " + strings.Join(nulls, ", ")
+	}
+	return 0, ""
+}
+
 func handleAlterConfigs(c *clientConn, h requestHeader, req *kmsg.AlterConfigsRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+	repeated := repeatedResources(req.Resources, func(r kmsg.AlterConfigsRequestResource) resourceKey {
+		return resourceKey{r.ResourceType, r.ResourceName}
+	})
 	for _, r := range req.Resources {
 		out := kmsg.NewAlterConfigsResponseResource()
 		out.ResourceType = r.ResourceType
 		out.ResourceName = r.ResourceName
-		code, msg := alterResource(r.ResourceType, func() (int16, string) {
-			// AlterConfigs replaces the whole set: unnamed configs revert to defaults.
-			configs := map[string]string{}
-			for _, cfg := range r.Configs {
-				if cfg.Value != nil {
+		var code int16
+		var msg string
+		if repeated[resourceKey{r.ResourceType, r.ResourceName}] {
+			code, msg = kerr.InvalidRequest.Code, resourceRepeatedMessage
+		} else if code, msg = checkAlterConfigEntries(r.Configs); code == 0 {
+			code, msg = alterResource(r.ResourceType, func() (int16, string) {
+				// AlterConfigs replaces the whole set: unnamed configs revert to defaults.
+				configs := make(map[string]string, len(r.Configs))
+				for _, cfg := range r.Configs {
 					configs[cfg.Name] = *cfg.Value
 				}
-			}
-			return s.alterTopicConfigs(r.ResourceName, configs, req.ValidateOnly, 30000)
-		})
+				return s.alterTopicConfigs(r.ResourceName, configs, req.ValidateOnly, 30000)
+			})
+		}
 		if code != 0 {
 			out.ErrorCode = code
 			out.ErrorMessage = &msg
@@ -230,10 +283,19 @@ const (
 func handleIncrementalAlterConfigs(c *clientConn, h requestHeader, req *kmsg.IncrementalAlterConfigsRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+	repeated := repeatedResources(req.Resources, func(r kmsg.IncrementalAlterConfigsRequestResource) resourceKey {
+		return resourceKey{r.ResourceType, r.ResourceName}
+	})
 	for _, r := range req.Resources {
 		out := kmsg.NewIncrementalAlterConfigsResponseResource()
 		out.ResourceType = r.ResourceType
 		out.ResourceName = r.ResourceName
+		if repeated[resourceKey{r.ResourceType, r.ResourceName}] {
+			msg := resourceRepeatedMessage
+			out.ErrorCode, out.ErrorMessage = kerr.InvalidRequest.Code, &msg
+			resp.Resources = append(resp.Resources, out)
+			continue
+		}
 		code, msg := alterResource(r.ResourceType, func() (int16, string) {
 			t, ok := s.cfg.Metadata.State().Topic(r.ResourceName)
 			if !ok {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -27,6 +28,7 @@ type clientConn struct {
 	responses chan []byte // encoded response frames, in request order
 
 	stopOnce sync.Once
+	stopping atomic.Bool // set by stopReading; the reader stops at the next request boundary
 }
 
 // maxQueuedResponses bounds how far request handling runs ahead of the
@@ -47,6 +49,7 @@ func newClientConn(s *Server, l *boundListener, nc net.Conn) *clientConn {
 // writer then sends what is queued and closes the connection.
 func (c *clientConn) stopReading() {
 	c.stopOnce.Do(func() {
+		c.stopping.Store(true)
 		c.nc.SetReadDeadline(time.Now())
 	})
 }
@@ -93,6 +96,11 @@ func (c *clientConn) readLoop() error {
 	var sizeBuf [4]byte
 	for {
 		c.nc.SetReadDeadline(time.Now().Add(c.server.cfg.IdleTimeout))
+		// Checked after moving the deadline, so a stopReading that raced
+		// with it is never lost: either its deadline or this check wins.
+		if c.stopping.Load() {
+			return nil
+		}
 		if _, err := io.ReadFull(c.nc, sizeBuf[:]); err != nil {
 			return classifyReadError(c, err, true)
 		}

@@ -467,6 +467,13 @@ func TestAdminDescribeConfigs(t *testing.T) {
 		got := map[string]string{}
 		for _, c := range resp.Resources[0].Configs {
 			got[c.Name] = *c.Value
+			if c.ReadOnly || c.IsSensitive {
+				t.Fatalf("%s: read-only %v sensitive %v, want neither", c.Name, c.ReadOnly, c.IsSensitive)
+			}
+			want := map[string]kmsg.ConfigType{"retention.ms": kmsg.ConfigTypeLong, "segment.bytes": kmsg.ConfigTypeInt}[c.Name]
+			if c.ConfigType != want {
+				t.Fatalf("%s: config type %v, want %v (as Kafka)", c.Name, c.ConfigType, want)
+			}
 		}
 		if len(got) != 2 || got["retention.ms"] != "3600000" || got["segment.bytes"] != "1073741824" {
 			t.Fatalf("named configs %v, want exactly retention.ms=3600000 and segment.bytes=1073741824", got)
@@ -638,6 +645,119 @@ func TestAdminAlterConfigs(t *testing.T) {
 	})
 }
 
+// rawAlterConfigs sends AlterConfigs v2 with one resource per entry
+// (name → name/value pairs, a nil value sent as null) and returns the codes.
+func rawAlterConfigs(tb testing.TB, addr string, resources ...kmsg.AlterConfigsRequestResource) []int16 {
+	tb.Helper()
+	req := kmsg.NewPtrAlterConfigsRequest()
+	req.Version = 2
+	req.Resources = resources
+	resp := dialRaw(tb, addr).roundTrip(req).(*kmsg.AlterConfigsResponse)
+	if len(resp.Resources) != len(resources) {
+		tb.Fatalf("AlterConfigs: %d results for %d resources", len(resp.Resources), len(resources))
+	}
+	var codes []int16
+	for _, r := range resp.Resources {
+		codes = append(codes, r.ErrorCode)
+	}
+	return codes
+}
+
+func alterResource(topic string, kv ...*string) kmsg.AlterConfigsRequestResource {
+	r := kmsg.NewAlterConfigsRequestResource()
+	r.ResourceType = kmsg.ConfigResourceTypeTopic
+	r.ResourceName = topic
+	for i := 0; i+1 < len(kv); i += 2 {
+		c := kmsg.NewAlterConfigsRequestResourceConfig()
+		c.Name = *kv[i]
+		c.Value = kv[i+1]
+		r.Configs = append(r.Configs, c)
+	}
+	return r
+}
+
+func rawIncrementalAlter(tb testing.TB, addr string, resources ...kmsg.IncrementalAlterConfigsRequestResource) []int16 {
+	tb.Helper()
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	req.Version = 1
+	req.Resources = resources
+	resp := dialRaw(tb, addr).roundTrip(req).(*kmsg.IncrementalAlterConfigsResponse)
+	if len(resp.Resources) != len(resources) {
+		tb.Fatalf("IncrementalAlterConfigs: %d results for %d resources", len(resp.Resources), len(resources))
+	}
+	var codes []int16
+	for _, r := range resp.Resources {
+		codes = append(codes, r.ErrorCode)
+	}
+	return codes
+}
+
+func incrementalResource(topic string, ops ...kmsg.IncrementalAlterConfigsRequestResourceConfig) kmsg.IncrementalAlterConfigsRequestResource {
+	r := kmsg.NewIncrementalAlterConfigsRequestResource()
+	r.ResourceType = kmsg.ConfigResourceTypeTopic
+	r.ResourceName = topic
+	r.Configs = ops
+	return r
+}
+
+func incSet(name, value string) kmsg.IncrementalAlterConfigsRequestResourceConfig {
+	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	c.Name = name
+	c.Op = kmsg.IncrementalAlterConfigOpSet
+	c.Value = kmsg.StringPtr(value)
+	return c
+}
+
+// TestAdminAlterConfigsMalformed: requests Kafka refuses with INVALID_REQUEST
+// (ConfigAdminManager.preprocess) — a config named twice, a null value, a
+// resource named twice — change nothing.
+func TestAdminAlterConfigsMalformed(t *testing.T) {
+	b := sharedBroker(t)
+	adm := newAdmin(t, b.addr)
+	topic := legalTopic(t)
+	createTopic(t, b.addr, topic, 1, map[string]*string{"retention.ms": kadm.StringPtr("1000000")})
+	explicit := map[string]string{"retention.ms": "1000000"}
+	s := kmsg.StringPtr
+
+	for _, tc := range []struct {
+		name      string
+		resources []kmsg.AlterConfigsRequestResource
+	}{
+		{"a config named twice", []kmsg.AlterConfigsRequestResource{alterResource(topic, s("segment.bytes"), s("1048576"), s("segment.bytes"), s("2097152"))}},
+		{"a null value", []kmsg.AlterConfigsRequestResource{alterResource(topic, s("segment.bytes"), s("1048576"), s("retention.ms"), nil)}},
+		{"the resource twice", []kmsg.AlterConfigsRequestResource{alterResource(topic, s("segment.bytes"), s("1048576")), alterResource(topic, s("segment.ms"), s("1000"))}},
+	} {
+		for i, code := range rawAlterConfigs(t, b.addr, tc.resources...) {
+			wantCode(t, fmt.Sprintf("AlterConfigs with %s (result %d)", tc.name, i), code, kerr.InvalidRequest)
+		}
+		requireConfigs(t, adm, topic, explicit)
+	}
+
+	for _, tc := range []struct {
+		name      string
+		resources []kmsg.IncrementalAlterConfigsRequestResource
+	}{
+		{"a config named twice", []kmsg.IncrementalAlterConfigsRequestResource{incrementalResource(topic, incSet("segment.bytes", "1048576"), incSet("segment.bytes", "2097152"))}},
+		{"SET with a null value", []kmsg.IncrementalAlterConfigsRequestResource{incrementalResource(topic, incSet("segment.bytes", "1048576"), kmsg.IncrementalAlterConfigsRequestResourceConfig{Name: "segment.ms", Op: kmsg.IncrementalAlterConfigOpSet})}},
+		{"the resource twice", []kmsg.IncrementalAlterConfigsRequestResource{incrementalResource(topic, incSet("segment.bytes", "1048576")), incrementalResource(topic, incSet("segment.ms", "1000"))}},
+	} {
+		for i, code := range rawIncrementalAlter(t, b.addr, tc.resources...) {
+			wantCode(t, fmt.Sprintf("IncrementalAlterConfigs with %s (result %d)", tc.name, i), code, kerr.InvalidRequest)
+		}
+		requireConfigs(t, adm, topic, explicit)
+	}
+
+	// Well-formed raw requests still work: two different topics in one.
+	other := topic + "-other"
+	createTopic(t, b.addr, other, 1, nil)
+	codes := rawIncrementalAlter(t, b.addr, incrementalResource(topic, incSet("segment.bytes", "1048576")), incrementalResource(other, incSet("segment.ms", "1000")))
+	wantOK(t, "incremental alter of two topics", codes[0])
+	wantOK(t, "incremental alter of two topics", codes[1])
+	explicit["segment.bytes"] = "1048576"
+	requireConfigs(t, adm, topic, explicit)
+	requireConfigs(t, adm, other, map[string]string{"segment.ms": "1000"})
+}
+
 // TestAdminConfigsSurviveRestart: configs set through every admin path are
 // in the Raft metadata and come back after a graceful restart and after
 // kill -9, and they are enforced, not just stored.
@@ -749,7 +869,7 @@ func TestAdminLogAppendTime(t *testing.T) {
 			t.Fatalf("record %q at %d: timestamp type %d ts %d, want LogAppendTime (1) within [%d, %d]", r.Value, r.Offset, r.Attrs.TimestampType(), ts, before, after)
 		}
 	}
-	if recs[2].Timestamp != recs[3].Timestamp || recs[2].Timestamp.UnixMilli() != p.LogAppendTime {
+	if !recs[2].Timestamp.Equal(recs[3].Timestamp) || recs[2].Timestamp.UnixMilli() != p.LogAppendTime {
 		t.Fatalf("raw batch records at %v and %v, want both at the response's LogAppendTime %d", recs[2].Timestamp, recs[3].Timestamp, p.LogAppendTime)
 	}
 }
@@ -942,10 +1062,14 @@ func TestAdminAutoCreate(t *testing.T) {
 			t.Fatal(err)
 		}
 		rc, _ := rcs.On("1", nil)
+		value := "(not described)"
 		for _, c := range rc.Configs {
-			if c.Key == "auto.create.topics.enable" && c.MaybeValue() != "false" {
-				t.Fatalf("auto.create.topics.enable = %q, want false", c.MaybeValue())
+			if c.Key == "auto.create.topics.enable" {
+				value = c.MaybeValue()
 			}
+		}
+		if value != "false" {
+			t.Fatalf("broker config auto.create.topics.enable = %s, want false", value)
 		}
 	})
 }

@@ -147,6 +147,14 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 
+	t.Run("batch larger than a segment", func(t *testing.T) {
+		small := createTopicWithConfig(t, b.addr, "segment.bytes", "1024")
+		code, msg := produceCode(t, good, small, buildBatch(time.Now().UnixMilli(), strings.Repeat("x", 2048)))
+		if code != kerr.RecordListTooLarge.Code {
+			t.Fatalf("error code %d (%s), want RECORD_LIST_TOO_LARGE", code, msg)
+		}
+	})
+
 	t.Run("unknown topic", func(t *testing.T) {
 		code, _ := produceCode(t, good, "no-such-topic-"+uniqueTopic(t), buildBatch(time.Now().UnixMilli(), "x"))
 		if code != kerr.UnknownTopicOrPartition.Code {

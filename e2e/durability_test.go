@@ -130,17 +130,67 @@ func TestGracefulRestart(t *testing.T) {
 		produceSync(t, cl, topic, p, "a", "b", "c")
 	}
 	cl.Close()
-	if err := b.stop(); err != nil {
-		t.Fatal(err)
+
+	// A producer keeps sending while the broker is asked to stop: the broker
+	// finishes the requests in flight and exits promptly, and everything it
+	// acknowledged is there after the restart.
+	busy := newClient(t, b.addr, manualPartitioner(), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordRetries(0))
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		mu    sync.Mutex
+		acked []ackedRecord
+		wg    sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ctx.Err() == nil; i++ {
+			r := &kgo.Record{Topic: topic, Partition: int32(i % 2), Value: []byte(fmt.Sprintf("busy-%d", i))}
+			busy.Produce(ctx, r, func(r *kgo.Record, err error) {
+				if err == nil {
+					mu.Lock()
+					acked = append(acked, ackedRecord{r.Partition, r.Offset, string(r.Value)})
+					mu.Unlock()
+				}
+			})
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	stopErr := b.stop() // fails if the broker is still up 30s after SIGTERM
+	cancel()
+	wg.Wait()
+	busy.Close()
+	if stopErr != nil {
+		t.Fatal(stopErr)
 	}
 	if code := b.exitCode(); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM, want 0", code)
 	}
 	b.restart(t)
-	recs := consumeAll(t, b.addr, topic, 6)
-	if len(recs) != 6 {
-		t.Fatalf("read %d records after restart, want 6", len(recs))
+	mu.Lock()
+	defer mu.Unlock()
+	recs := consumeAll(t, b.addr, topic, 6+len(acked))
+	at := map[int32]map[int64]string{}
+	for _, r := range recs {
+		if at[r.Partition] == nil {
+			at[r.Partition] = map[int64]string{}
+		}
+		at[r.Partition][r.Offset] = string(r.Value)
 	}
+	for p := int32(0); p < 2; p++ {
+		for o, v := range []string{"a", "b", "c"} {
+			if at[p][int64(o)] != v {
+				t.Fatalf("partition %d offset %d: %q, want %q", p, o, at[p][int64(o)], v)
+			}
+		}
+	}
+	for _, a := range acked {
+		if at[a.partition][a.offset] != a.value {
+			t.Fatalf("acknowledged %q at %d/%d missing after graceful restart", a.value, a.partition, a.offset)
+		}
+	}
+	t.Logf("%d records acknowledged while stopping", len(acked))
 }
 
 // TestDeleteAndRecreate: a topic deleted and re-created with the same name
