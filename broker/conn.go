@@ -25,7 +25,7 @@ type clientConn struct {
 	listener  *boundListener
 	nc        net.Conn
 	log       *slog.Logger
-	responses chan []byte // encoded response frames, in request order
+	responses chan net.Buffers // encoded response frames, in request order
 
 	stopOnce sync.Once
 	stopping atomic.Bool // set by stopReading; the reader stops at the next request boundary
@@ -41,7 +41,7 @@ func newClientConn(s *Server, l *boundListener, nc net.Conn) *clientConn {
 		listener:  l,
 		nc:        nc,
 		log:       s.log.With("listener", l.Name, "remote", nc.RemoteAddr().String()),
-		responses: make(chan []byte, maxQueuedResponses),
+		responses: make(chan net.Buffers, maxQueuedResponses),
 	}
 }
 
@@ -78,7 +78,7 @@ func (c *clientConn) writeLoop() {
 			continue // drain so the reader never blocks
 		}
 		c.nc.SetWriteDeadline(time.Now().Add(c.server.cfg.IdleTimeout))
-		if _, err := c.nc.Write(frame); err != nil {
+		if _, err := frame.WriteTo(c.nc); err != nil {
 			failed = true
 			c.log.Debug("write response failed", "err", err)
 			c.nc.Close() // unblocks the reader
@@ -164,10 +164,10 @@ type requestHeader struct {
 // handleFrame decodes one request, runs its handler and returns the encoded
 // response frame (nil when the request gets no response, as acks=0 produce).
 // An error closes the connection.
-func (c *clientConn) handleFrame(frame []byte) ([]byte, error) {
+func (c *clientConn) handleFrame(frame []byte) (net.Buffers, error) {
 	h, api, req, err := decodeRequest(frame)
 	if errors.Is(err, errUnsupportedAPIVersions) {
-		return c.encode(h, unsupportedAPIVersions(c.server)), nil
+		return net.Buffers{c.encode(h, unsupportedAPIVersions(c.server))}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -182,7 +182,10 @@ func (c *clientConn) handleFrame(frame []byte) ([]byte, error) {
 		return nil, nil
 	}
 	resp.SetVersion(h.version)
-	return c.encode(h, resp), nil
+	if fetch, ok := resp.(*kmsg.FetchResponse); ok {
+		return encodeFetchFrame(h.correlationID, fetch), nil
+	}
+	return net.Buffers{c.encode(h, resp)}, nil
 }
 
 // errUnsupportedAPIVersions marks an ApiVersions request of a version this
@@ -242,7 +245,7 @@ func decodeRequest(frame []byte) (requestHeader, *api, kmsg.Request, error) {
 // an empty tagged-field section — except ApiVersions, whose response header
 // is always v0 so that a client can parse it before it knows our versions.
 func (c *clientConn) encode(h requestHeader, resp kmsg.Response) []byte {
-	buf := make([]byte, 8, 256+responseSizeHint(resp))
+	buf := make([]byte, 8, 256)
 	binary.BigEndian.PutUint32(buf[4:], uint32(h.correlationID))
 	if resp.IsFlexible() && h.key != apiKeyVersions {
 		buf = append(buf, 0)
@@ -273,20 +276,4 @@ func skipTaggedFields(b []byte) (int, bool) {
 		pos += n + int(size)
 	}
 	return pos, true
-}
-
-// responseSizeHint estimates the bulk of a response so encoding it does not
-// re-grow the buffer: for Fetch, the record bytes it carries.
-func responseSizeHint(resp kmsg.Response) int {
-	fetch, ok := resp.(*kmsg.FetchResponse)
-	if !ok {
-		return 0
-	}
-	n := 0
-	for i := range fetch.Topics {
-		for j := range fetch.Topics[i].Partitions {
-			n += len(fetch.Topics[i].Partitions[j].RecordBatches) + 64
-		}
-	}
-	return n
 }
