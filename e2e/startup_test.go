@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -93,5 +95,46 @@ func TestOldProduceVersionsRefused(t *testing.T) {
 		if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.UnsupportedVersion.Code {
 			t.Fatalf("Produce v%d: error %d, want UNSUPPORTED_VERSION", v, code)
 		}
+	}
+}
+
+// TestAdminEndpoints: health, readiness and Prometheus metrics are served,
+// and the metrics move with traffic.
+func TestAdminEndpoints(t *testing.T) {
+	b := sharedBroker(t)
+	topic := uniqueTopic(t)
+	createTopic(t, b.addr, topic, 1, nil)
+	produceSync(t, newClient(t, b.addr, manualPartitioner()), topic, 0, "m1", "m2")
+	consumeAll(t, b.addr, topic, 2)
+	get := func(path string) string {
+		resp, err := http.Get("http://" + b.admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %s", path, resp.Status)
+		}
+		return string(body)
+	}
+	get("/healthz")
+	get("/readyz")
+	metrics := get("/metrics")
+	for _, want := range []string{
+		`strata_topic_bytes_in_total{topic="` + topic + `"}`,
+		`strata_topic_bytes_out_total{topic="` + topic + `"}`,
+		`strata_request_duration_seconds_count{api="Produce"}`,
+		`strata_request_duration_seconds_count{api="Fetch"}`,
+		"strata_client_connections",
+		"go_goroutines",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	out, err := exec.Command(strataBin, "healthcheck", "--admin", b.admin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("strata healthcheck: %v: %s", err, out)
 	}
 }
