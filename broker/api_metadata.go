@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -128,6 +129,9 @@ func (s *Server) createTopic(ctx context.Context, tc topicCreation) (metadata.To
 	if _, exists := s.cfg.Metadata.State().Topic(tc.name); exists {
 		return metadata.Topic{}, kerr.TopicAlreadyExists.Code, "topic '" + tc.name + "' already exists"
 	}
+	if other, collides := s.collidingTopic(tc.name); collides {
+		return metadata.Topic{}, kerr.InvalidTopicException.Code, "topic '" + tc.name + "' collides with existing topic '" + other + "': '.' and '_' are the same in metric names"
+	}
 	assignments, code, msg := s.placeReplicas(tc.partitions, tc.replicationFactor, tc.assignments)
 	if code != 0 {
 		return metadata.Topic{}, code, msg
@@ -208,5 +212,23 @@ func (s *Server) placeReplicas(partitions int32, replicationFactor int16, manual
 
 // maxPartitionsPerRequest bounds what one request can make this node open.
 const maxPartitionsPerRequest = 10000
+
+// collidingTopic finds an existing topic whose name differs from name only
+// by '.' versus '_' (Kafka refuses such pairs: metric names would clash).
+func (s *Server) collidingTopic(name string) (string, bool) {
+	if !strings.ContainsAny(name, "._") {
+		return "", false
+	}
+	key := strings.ReplaceAll(name, ".", "_")
+	found := ""
+	s.cfg.Metadata.State().EachTopic(func(t metadata.Topic) bool {
+		if t.Name != name && strings.ReplaceAll(t.Name, ".", "_") == key {
+			found = t.Name
+			return false
+		}
+		return true
+	})
+	return found, found != ""
+}
 
 func validateTopicName(name string) error { return metadata.ValidateTopicName(name) }

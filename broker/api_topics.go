@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -72,11 +73,19 @@ func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRe
 		}
 		if len(rt.Configs) > 0 {
 			tc.configs = make(map[string]string, len(rt.Configs))
+			var nulls []string
 			for _, cfg := range rt.Configs {
 				if cfg.Value == nil {
-					continue // a null value means "use the default"
+					nulls = append(nulls, cfg.Name)
+					continue
 				}
 				tc.configs[cfg.Name] = *cfg.Value
+			}
+			if len(nulls) > 0 {
+				// As Kafka: leave a config out to get its default.
+				setErr(kerr.InvalidConfig.Code, "null value not supported for topic configs: "+strings.Join(nulls, ", "))
+				resp.Topics = append(resp.Topics, out)
+				continue
 			}
 		}
 		t, code, msg := s.createTopic(ctx, tc)
