@@ -36,7 +36,7 @@ func TestCreateTopicsKafkaRefusals(t *testing.T) {
 			t.Errorf("%s next to %s_x.y: error %d (%s), want INVALID_TOPIC_EXCEPTION", name, base, code, msg)
 		}
 	}
-	if code, msg := create(base + "-nullcfg", kmsg.CreateTopicsRequestTopicConfig{Name: "retention.ms"}); code != kerr.InvalidConfig.Code {
+	if code, msg := create(base+"-nullcfg", kmsg.CreateTopicsRequestTopicConfig{Name: "retention.ms"}); code != kerr.InvalidConfig.Code {
 		t.Errorf("null config value: error %d (%s), want INVALID_CONFIG", code, msg)
 	}
 	if code, msg := create(base + "-ok"); code != 0 {
