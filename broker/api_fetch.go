@@ -71,7 +71,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			case !exists || rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
 				t.errorCode = kerr.UnknownTopicOrPartition.Code
 			default:
-				t.part = s.partitions.get(topic.Name, rp.Partition)
+				t.part = s.partitions.get(topic, rp.Partition)
 				if t.part == nil {
 					t.errorCode = kerr.NotLeaderForPartition.Code
 				} else if code := checkLeaderEpoch(rp.CurrentLeaderEpoch); code != 0 {

@@ -34,7 +34,7 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 			case !exists || rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
 				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
-				part := s.partitions.get(rt.Topic, rp.Partition)
+				part := s.partitions.get(topic, rp.Partition)
 				if part == nil {
 					p.ErrorCode = kerr.NotLeaderForPartition.Code
 					break

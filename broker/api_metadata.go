@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -64,13 +66,22 @@ func handleMetadata(c *clientConn, h requestHeader, req *kmsg.MetadataRequest) (
 		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 		t, kerrCode, msg := s.createTopic(ctx, topicCreation{name: name, partitions: -1, replicationFactor: -1})
 		cancel()
-		switch {
-		case kerrCode == 0 || kerrCode == kerr.TopicAlreadyExists.Code:
-			if kerrCode != 0 {
-				t, _ = s.cfg.Metadata.State().Topic(name)
-			}
+		switch kerrCode {
+		case 0:
 			s.log.Info("auto-created topic", "topic", name, "client", h.clientID)
 			resp.Topics = append(resp.Topics, s.topicMetadata(t))
+		case kerr.TopicAlreadyExists.Code: // created concurrently
+			if t, ok := s.cfg.Metadata.State().Topic(name); ok {
+				resp.Topics = append(resp.Topics, s.topicMetadata(t))
+				break
+			}
+			mt.ErrorCode = kerr.LeaderNotAvailable.Code
+			resp.Topics = append(resp.Topics, mt)
+		case kerr.InvalidTopicException.Code, kerr.InvalidConfig.Code, kerr.InvalidPartitions.Code, kerr.InvalidReplicationFactor.Code:
+			// Not going to succeed on a retry: say why.
+			s.log.Warn("auto-creating topic refused", "topic", name, "err", msg)
+			mt.ErrorCode = kerrCode
+			resp.Topics = append(resp.Topics, mt)
 		default:
 			s.log.Warn("auto-creating topic failed", "topic", name, "err", msg)
 			mt.ErrorCode = kerr.LeaderNotAvailable.Code
@@ -97,7 +108,7 @@ func (s *Server) topicMetadata(t metadata.Topic) kmsg.MetadataResponseTopic {
 		mp.LeaderEpoch = p.LeaderEpoch
 		mp.Replicas = append([]int32(nil), p.Replicas...)
 		mp.ISR = append([]int32(nil), p.ISR...)
-		if p.Leader == s.cfg.NodeID && s.partitions.get(t.Name, p.Index) == nil {
+		if p.Leader == s.cfg.NodeID && s.partitions.get(t, p.Index) == nil {
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
 			mp.Leader = -1
 			ready = false
@@ -118,6 +129,9 @@ type topicCreation struct {
 	assignments       [][]int32
 	configs           map[string]string
 	validateOnly      bool
+	// maxPartitions bounds the partitions this creation may add (what is
+	// left of the request's budget); 0 means maxPartitionsPerRequest.
+	maxPartitions int
 }
 
 // createTopic validates and creates a topic through the metadata quorum and
@@ -135,6 +149,9 @@ func (s *Server) createTopic(ctx context.Context, tc topicCreation) (metadata.To
 	assignments, code, msg := s.placeReplicas(tc.partitions, tc.replicationFactor, tc.assignments)
 	if code != 0 {
 		return metadata.Topic{}, code, msg
+	}
+	if budget := cmp.Or(tc.maxPartitions, maxPartitionsPerRequest); len(assignments) > budget {
+		return metadata.Topic{}, kerr.InvalidPartitions.Code, fmt.Sprintf("one request may create at most %d partitions (this topic asks for %d, %d left in this request)", maxPartitionsPerRequest, len(assignments), budget)
 	}
 	if code, msg := validateTopicConfigs(tc.configs); code != 0 {
 		return metadata.Topic{}, code, msg

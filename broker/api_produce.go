@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -54,9 +55,13 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 			case !topicExists || rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
 				p = partitionError(kerr.UnknownTopicOrPartition.Code, "unknown topic or partition")
 			default:
-				part := s.partitions.get(rt.Topic, rp.Partition)
+				part := s.partitions.get(topic, rp.Partition)
 				if part == nil {
 					p = partitionError(kerr.NotLeaderForPartition.Code, "this broker does not lead the partition")
+					break
+				}
+				if isr, need := int32(len(topic.Partitions[rp.Partition].ISR)), part.config.Load().MinInsyncReplicas; req.Acks == -1 && isr < need {
+					p = partitionError(kerr.NotEnoughReplicas.Code, fmt.Sprintf("%d in-sync replicas, min.insync.replicas is %d", isr, need))
 					break
 				}
 				base, appendTime, err := part.appendBatch(rp.Records, req.Version, now)

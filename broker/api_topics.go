@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -35,6 +36,7 @@ func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRe
 	for _, rt := range req.Topics {
 		counts[rt.Topic]++
 	}
+	budget := maxPartitionsPerRequest // shared by every topic of the request
 	for _, rt := range req.Topics {
 		out := kmsg.NewCreateTopicsResponseTopic()
 		out.Topic = rt.Topic
@@ -49,11 +51,22 @@ func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRe
 			resp.Topics = append(resp.Topics, out)
 			continue
 		}
+		if budget <= 0 {
+			setErr(kerr.InvalidPartitions.Code, fmt.Sprintf("one request may create at most %d partitions", maxPartitionsPerRequest))
+			resp.Topics = append(resp.Topics, out)
+			continue
+		}
 		tc := topicCreation{
 			name:              rt.Topic,
 			partitions:        rt.NumPartitions,
 			replicationFactor: rt.ReplicationFactor,
 			validateOnly:      req.ValidateOnly,
+			maxPartitions:     budget,
+		}
+		if len(rt.ReplicaAssignment) > budget {
+			setErr(kerr.InvalidPartitions.Code, fmt.Sprintf("one request may create at most %d partitions", maxPartitionsPerRequest))
+			resp.Topics = append(resp.Topics, out)
+			continue
 		}
 		if len(rt.ReplicaAssignment) > 0 {
 			tc.assignments = make([][]int32, len(rt.ReplicaAssignment))
@@ -93,6 +106,9 @@ func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRe
 			setErr(code, msg)
 			resp.Topics = append(resp.Topics, out)
 			continue
+		}
+		if !req.ValidateOnly {
+			budget -= len(t.Partitions)
 		}
 		s.log.Info("created topic", "topic", rt.Topic, "validate_only", req.ValidateOnly, "client", h.clientID)
 		out.TopicID = t.ID

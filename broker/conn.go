@@ -32,8 +32,10 @@ type clientConn struct {
 }
 
 // maxQueuedResponses bounds how far request handling runs ahead of the
-// socket writer.
-const maxQueuedResponses = 16
+// socket writer: the next response can be built while one is being sent,
+// but a client that does not read holds at most this many in memory (Kafka
+// holds one).
+const maxQueuedResponses = 1
 
 func newClientConn(s *Server, l *boundListener, nc net.Conn) *clientConn {
 	return &clientConn{
@@ -113,8 +115,8 @@ func (c *clientConn) readLoop() error {
 		if size > c.server.cfg.MaxRequestBytes {
 			return fmt.Errorf("request frame of %d bytes exceeds socket.request.max.bytes (%d)", size, c.server.cfg.MaxRequestBytes)
 		}
-		frame := make([]byte, size)
-		if _, err := io.ReadFull(c.nc, frame); err != nil {
+		frame, err := readFrame(c.nc, int(size))
+		if err != nil {
 			if err := classifyReadError(c, err, false); err != nil {
 				return fmt.Errorf("reading %d-byte request: %w", size, err)
 			}
@@ -276,4 +278,25 @@ func skipTaggedFields(b []byte) (int, bool) {
 		pos += n + int(size)
 	}
 	return pos, true
+}
+
+// readFrame reads a size-byte frame, growing the buffer as bytes arrive so
+// that a header claiming a large frame reserves memory only for the bytes
+// the client really sends.
+func readFrame(r io.Reader, size int) ([]byte, error) {
+	const initial = 64 << 10
+	frame := make([]byte, 0, min(size, initial))
+	for len(frame) < size {
+		if len(frame) == cap(frame) {
+			grown := make([]byte, len(frame), min(size, 2*cap(frame)))
+			copy(grown, frame)
+			frame = grown
+		}
+		n, err := io.ReadFull(r, frame[len(frame):cap(frame)])
+		frame = frame[:len(frame)+n]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return frame, nil
 }

@@ -35,8 +35,11 @@ type partition struct {
 	segments *segment.Log
 	config   atomic.Pointer[topicconfig.Values]
 
-	appendMu  sync.Mutex // guards producers and serializes check → append → update
+	appendMu  sync.Mutex // guards producers and snapshotEnd, serializes check → append → update
 	producers *producer.State
+	// snapshotEnd is the log end offset the newest producer snapshot was
+	// taken at (-1: none); an unchanged partition is not snapshotted again.
+	snapshotEnd int64
 
 	waitersMu sync.Mutex // guards waiters
 	waiters   map[chan struct{}]struct{}
@@ -121,9 +124,18 @@ func (p *partition) recoverProducers() error {
 	sort.Strings(snapshots) // 20-digit names sort by offset
 	state := producer.NewState()
 	from := p.segments.StartOffset()
+	p.snapshotEnd = -1
 	for i := len(snapshots) - 1; i >= 0; i-- {
 		offset, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(snapshots[i]), producerSnapshotSuffix), 10, 64)
-		if err != nil || offset > end || offset < from {
+		if err != nil || offset < from {
+			continue
+		}
+		if offset > end {
+			// Taken before the log lost its tail (an unsynced tail cut by
+			// recovery): it describes batches that are gone. As Kafka does,
+			// delete it so it is never loaded once the log grows back.
+			p.log.Warn("removing a producer snapshot above the recovered log end", "file", snapshots[i], "log_end_offset", end)
+			os.Remove(snapshots[i])
 			continue
 		}
 		f, err := os.Open(snapshots[i])
@@ -137,6 +149,7 @@ func (p *partition) recoverProducers() error {
 			continue
 		}
 		state, from = loaded, offset
+		p.snapshotEnd = offset
 		break
 	}
 	replayed := 0
@@ -178,6 +191,9 @@ func batchMeta(h recordbatch.Header, baseOffset int64) producer.BatchMeta {
 // and removes older snapshots. Called with appendMu held.
 func (p *partition) writeProducerSnapshotLocked() error {
 	end := p.segments.EndOffset()
+	if end == p.snapshotEnd {
+		return nil // nothing appended since the last snapshot
+	}
 	name := filepath.Join(p.dir, fmt.Sprintf("%020d%s", end, producerSnapshotSuffix))
 	tmp := name + ".tmp"
 	f, err := os.Create(tmp)
@@ -200,6 +216,11 @@ func (p *partition) writeProducerSnapshotLocked() error {
 	if err := os.Rename(tmp, name); err != nil {
 		return err
 	}
+	if dir, err := os.Open(p.dir); err == nil {
+		dir.Sync() // make the rename durable
+		dir.Close()
+	}
+	p.snapshotEnd = end
 	old, _ := filepath.Glob(filepath.Join(p.dir, "*"+producerSnapshotSuffix))
 	for _, o := range old {
 		if o != name {
@@ -334,6 +355,7 @@ func (p *partition) maintainPeriodic(now time.Time, expiration time.Duration, re
 	defer p.appendMu.Unlock()
 	if n := p.producers.ExpireBefore(now.Add(-expiration).UnixMilli()); n > 0 {
 		p.log.Info("expired idle producers", "producers", n)
+		p.snapshotEnd = -1 // the state changed without an append
 	}
 	if snapshot {
 		if err := p.writeProducerSnapshotLocked(); err != nil {

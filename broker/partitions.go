@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-log/strata/broker/segment"
@@ -39,7 +40,8 @@ type topicPartition struct {
 type partitionManager struct {
 	cfg partitionManagerConfig
 
-	reconcileMu sync.Mutex // serializes reconcile passes
+	reconcileMu    sync.Mutex    // serializes reconcile passes
+	lastReconciled atomic.Uint64 // applied index of the state last reconciled
 
 	mu         sync.RWMutex // guards partitions
 	partitions map[topicPartition]*partition
@@ -54,8 +56,9 @@ func newPartitionManager(cfg partitionManagerConfig) (*partitionManager, error) 
 		return nil, err
 	}
 	if err := m.reconcile(); err != nil {
-		m.close()
-		return nil, err
+		// A partition that cannot be opened stays offline (clients see
+		// LEADER_NOT_AVAILABLE); the others are served.
+		cfg.log.Error("some partitions could not be opened and are offline", "err", err)
 	}
 	return m, nil
 }
@@ -116,7 +119,20 @@ func (m *partitionManager) removeStaleDirectories(state *metadata.State) error {
 	return nil
 }
 
-func (m *partitionManager) get(topic string, index int32) *partition {
+// get returns the open partition of a topic, or nil. The topic id must
+// match too, so a log of an earlier topic with the same name is never
+// served for the current one.
+func (m *partitionManager) get(t metadata.Topic, index int32) *partition {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	p := m.partitions[topicPartition{t.Name, index}]
+	if p == nil || p.topicID != t.ID {
+		return nil
+	}
+	return p
+}
+
+func (m *partitionManager) getByName(topic string, index int32) *partition {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.partitions[topicPartition{topic, index}]
@@ -127,6 +143,7 @@ func (m *partitionManager) reconcile() error {
 	m.reconcileMu.Lock()
 	defer m.reconcileMu.Unlock()
 	state := m.cfg.store.State()
+	m.lastReconciled.Store(state.AppliedIndex())
 	want := make(map[topicPartition]metadata.Topic)
 	for _, t := range state.Topics() {
 		for _, p := range t.Partitions {
@@ -158,7 +175,7 @@ func (m *partitionManager) reconcile() error {
 	var errs []error
 	for tp, t := range want {
 		values := topicconfig.Typed(m.cfg.defaults, t.Configs)
-		if p := m.get(tp.topic, tp.index); p != nil {
+		if p := m.getByName(tp.topic, tp.index); p != nil {
 			if *p.config.Load() != values {
 				if err := p.setConfig(values); err != nil {
 					errs = append(errs, err)
@@ -178,6 +195,8 @@ func (m *partitionManager) reconcile() error {
 	}
 	return errors.Join(errs...)
 }
+
+func (m *partitionManager) reconciledIndex() uint64 { return m.lastReconciled.Load() }
 
 func containsBroker(ids []int32, id int32) bool {
 	for _, x := range ids {
@@ -205,14 +224,18 @@ func (m *partitionManager) run(ctx context.Context) {
 	lastRetention := time.Now()
 	lastSnapshot := time.Now()
 	for {
-		changed := m.cfg.store.Changed()
+		// The state and its change channel are read together, so a change
+		// that lands while reconciling is not missed.
+		state, changed := m.cfg.store.Watch()
+		if state.AppliedIndex() != m.reconciledIndex() {
+			if err := m.reconcile(); err != nil {
+				m.cfg.log.Error("applying metadata change to local partitions failed", "err", err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
-			if err := m.reconcile(); err != nil {
-				m.cfg.log.Error("applying metadata change to local partitions failed", "err", err)
-			}
 		case now := <-maintenance.C:
 			retention := now.Sub(lastRetention) >= m.cfg.retentionInterval
 			snapshot := now.Sub(lastSnapshot) >= time.Minute

@@ -276,14 +276,21 @@ func (s *Server) accept(l *boundListener) error {
 			if s.ctx.Err() != nil {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
-				time.Sleep(backoff)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("broker: listener %s closed: %w", l.Name, err)
 			}
-			return fmt.Errorf("broker: listener %s: accept: %w", l.Name, err)
+			// Out of file descriptors, aborted handshakes and the like pass:
+			// back off and keep serving the connections already open.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			if backoff == time.Second || backoff == 5*time.Millisecond {
+				s.log.Warn("accepting a connection failed; retrying", "listener", l.Name, "err", err, "backoff", backoff)
+			}
+			select {
+			case <-time.After(backoff):
+			case <-s.ctx.Done():
+				return nil
+			}
+			continue
 		}
 		backoff = 0
 		c := newClientConn(s, l, nc)
@@ -329,6 +336,25 @@ func (s *Server) Close() error {
 	for _, c := range conns {
 		c.stopReading()
 	}
-	s.wg.Wait()
+	// Connections finish the request in hand and send what is queued; a
+	// client that stops reading its responses cannot hold the shutdown up
+	// past the grace period.
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(shutdownGrace):
+		s.log.Warn("connections still busy after the shutdown grace period; closing them", "grace", shutdownGrace)
+		for _, c := range conns {
+			c.nc.Close()
+		}
+		<-done
+	}
 	return s.partitions.close()
 }
+
+// shutdownGrace bounds how long Close waits for connections to drain.
+const shutdownGrace = 5 * time.Second

@@ -54,6 +54,8 @@ type brokerProcess struct {
 	ctrl    string
 	extra   []string
 	logPath string
+	// maxFiles, when set, starts the process under `ulimit -n maxFiles`.
+	maxFiles int
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -125,6 +127,9 @@ func (b *brokerProcess) start() error {
 		return err
 	}
 	cmd := exec.Command(strataBin, b.args()...)
+	if b.maxFiles > 0 {
+		cmd = exec.Command("bash", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, b.maxFiles), strataBin}, b.args()...)...)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
