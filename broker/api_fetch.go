@@ -98,7 +98,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	var timer *time.Timer
 	for {
-		total := fillFetch(resp, targets, req.MaxBytes)
+		total := fillFetch(resp, targets, min(req.MaxBytes, s.cfg.FetchMaxBytes))
 		if !waiting || total >= int(req.MinBytes) || !time.Now().Before(deadline) {
 			for _, t := range targets {
 				if n := len(resp.Topics[t.topicIndex].Partitions[t.partitionIndex].RecordBatches); n > 0 {
@@ -126,9 +126,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 // of the first partition with data is returned whole even when larger than
 // the limits (KIP-74), or the consumer could never make progress.
 func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) int {
-	if maxBytes <= 0 {
-		maxBytes = 1<<31 - 1
-	}
+	maxBytes = max(maxBytes, 0)
 	remaining := int64(maxBytes)
 	total := 0
 	for _, t := range targets {

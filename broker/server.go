@@ -42,6 +42,10 @@ type Config struct {
 	// MaxRequestBytes is socket.request.max.bytes: a larger frame closes the
 	// connection before anything is allocated. Default 100 MiB.
 	MaxRequestBytes int32
+	// FetchMaxBytes caps what one Fetch response carries, whatever the
+	// client asks for (Kafka's fetch.max.bytes); default 55 MiB. The first
+	// batch is still returned whole when larger (KIP-74).
+	FetchMaxBytes int32
 	// IdleTimeout is connections.max.idle.ms, default 10 minutes.
 	IdleTimeout time.Duration
 	// ProducerIDExpiration is producer.id.expiration.ms, default 1 day.
@@ -84,6 +88,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxRequestBytes == 0 {
 		c.MaxRequestBytes = 100 << 20
+	}
+	if c.FetchMaxBytes == 0 {
+		c.FetchMaxBytes = 55 << 20
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 10 * time.Minute
@@ -129,6 +136,9 @@ func (c Config) Validate() error {
 	}
 	if c.DefaultReplicationFactor < 1 {
 		return fmt.Errorf("broker: default replication factor %d must be at least 1", c.DefaultReplicationFactor)
+	}
+	if c.FetchMaxBytes < 1024 {
+		return fmt.Errorf("broker: fetch max bytes %d must be at least 1024", c.FetchMaxBytes)
 	}
 	if c.MaxRequestBytes < 1024 {
 		return fmt.Errorf("broker: max request bytes %d must be at least 1024", c.MaxRequestBytes)

@@ -103,6 +103,7 @@ type serveFlags struct {
 	replicationFactor   int16
 	autoCreateTopics    bool
 	maxRequestBytes     int32
+	fetchMaxBytes       int32
 	idleMillis          int64
 	producerExpiryMs    int64
 	retentionCheckMs    int64
@@ -138,6 +139,7 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.Int16Var(&f.replicationFactor, "default-replication-factor", 1, "replication factor of topics created without one")
 	fs.BoolVar(&f.autoCreateTopics, "auto-create-topics", true, "create unknown topics on Metadata requests (auto.create.topics.enable)")
 	fs.Int32Var(&f.maxRequestBytes, "socket-request-max-bytes", 100<<20, "largest request frame; a larger one closes the connection")
+	fs.Int32Var(&f.fetchMaxBytes, "fetch-max-bytes", 55<<20, "most bytes one Fetch response carries, whatever the client asks (the first batch is always whole)")
 	fs.Int64Var(&f.idleMillis, "connections-max-idle-ms", 600000, "close client connections idle this long")
 	fs.Int64Var(&f.producerExpiryMs, "producer-id-expiration-ms", 86400000, "forget idempotent producers idle this long")
 	fs.Int64Var(&f.retentionCheckMs, "log-retention-check-interval-ms", 300000, "how often retention runs")
@@ -394,6 +396,9 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if f.replicationFactor < 1 {
 		return node.Config{}, usageErrorf("--default-replication-factor %d: must be at least 1", f.replicationFactor)
 	}
+	if f.fetchMaxBytes < 1024 {
+		return node.Config{}, usageErrorf("--fetch-max-bytes %d: must be at least 1024", f.fetchMaxBytes)
+	}
 	if f.maxRequestBytes < 1024 {
 		return node.Config{}, usageErrorf("--socket-request-max-bytes %d: must be at least 1024", f.maxRequestBytes)
 	}
@@ -436,6 +441,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			DefaultReplicationFactor: f.replicationFactor,
 			DisableAutoCreateTopics:  !f.autoCreateTopics,
 			MaxRequestBytes:          f.maxRequestBytes,
+			FetchMaxBytes:            f.fetchMaxBytes,
 			IdleTimeout:              time.Duration(f.idleMillis) * time.Millisecond,
 			ProducerIDExpiration:     time.Duration(f.producerExpiryMs) * time.Millisecond,
 			RetentionCheckInterval:   time.Duration(f.retentionCheckMs) * time.Millisecond,

@@ -1,0 +1,67 @@
+package topicconfig
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name    string
+		configs map[string]string
+		ok      bool
+	}{
+		{"empty", nil, true},
+		{"retention", map[string]string{RetentionMs: "-1", RetentionBytes: "1048576"}, true},
+		{"log append time", map[string]string{MessageTimestampType: "LogAppendTime"}, true},
+		{"unknown name", map[string]string{"retention.msec": "1"}, false},
+		{"not a number", map[string]string{RetentionMs: "forever"}, false},
+		{"below minimum", map[string]string{RetentionMs: "-2"}, false},
+		{"segment too small", map[string]string{SegmentBytes: "13"}, false},
+		{"int overflow", map[string]string{MaxMessageBytes: "4294967296"}, false},
+		{"compact refused", map[string]string{CleanupPolicy: "compact"}, false},
+		{"compact,delete refused", map[string]string{CleanupPolicy: "delete,compact"}, false},
+		{"recompression refused", map[string]string{CompressionType: "zstd"}, false},
+		{"bad timestamp type", map[string]string{MessageTimestampType: "AppendTime"}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Validate(tc.configs)
+			if (err == nil) != tc.ok {
+				t.Fatalf("Validate(%v) = %v, want ok=%v", tc.configs, err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func TestResolveSources(t *testing.T) {
+	defaults := Defaults{RetentionMs: "1000"}
+	topic := map[string]string{SegmentBytes: "2048"}
+	if v, src := Resolve(defaults, topic, SegmentBytes); v != "2048" || src != SourceTopic {
+		t.Errorf("topic value: %s %d", v, src)
+	}
+	if v, src := Resolve(defaults, topic, RetentionMs); v != "1000" || src != SourceStaticBroker {
+		t.Errorf("broker default: %s %d", v, src)
+	}
+	if v, src := Resolve(defaults, topic, RetentionBytes); v != "-1" || src != SourceDefault {
+		t.Errorf("built-in default: %s %d", v, src)
+	}
+	typed := Typed(defaults, map[string]string{MessageTimestampType: "LogAppendTime", SegmentBytes: "2048"})
+	if typed.RetentionMs != 1000 || typed.SegmentBytes != 2048 || !typed.LogAppendTime || typed.MaxMessageBytes != 1048588 || typed.MinInsyncReplicas != 1 {
+		t.Errorf("typed: %+v", typed)
+	}
+}
+
+func TestEveryDefinitionDefaultIsValid(t *testing.T) {
+	for _, d := range All() {
+		if err := ValidateOne(d.Name, d.Default); err != nil {
+			t.Errorf("%s default %q: %v", d.Name, d.Default, err)
+		}
+		if d.BrokerName == "" || d.Doc == "" {
+			t.Errorf("%s lacks a broker name or doc", d.Name)
+		}
+	}
+}
