@@ -6,8 +6,11 @@ import (
 )
 
 // FindCoordinator v0 (librdkafka enables LZ4 and groups only when it sees
-// v0) through v4 (batched keys). Groups are coordinated by this node;
-// transaction coordinators do not exist yet and are refused clearly.
+// v0) through v4 (batched keys). Groups are coordinated by the leader of
+// their __consumer_offsets partition (this node), which the first lookup
+// creates; if it cannot be created the answer is COORDINATOR_NOT_AVAILABLE
+// with node -1. Transaction coordinators do not exist yet and are refused
+// clearly.
 func init() { register(0, 4, handleFindCoordinator) }
 
 const coordinatorKeyTransaction = 1
@@ -25,6 +28,8 @@ func handleFindCoordinator(c *clientConn, h requestHeader, req *kmsg.FindCoordin
 				msg := transactionsUnsupported
 				co.ErrorCode, co.ErrorMessage = kerr.InvalidRequest.Code, &msg
 				co.NodeID, co.Port = -1, -1
+			} else if _, err := s.groups.ensureTopic(); err != nil {
+				co.ErrorCode, co.NodeID, co.Port = kerr.CoordinatorNotAvailable.Code, -1, -1
 			} else {
 				co.NodeID, co.Host, co.Port = s.cfg.NodeID, c.listener.advertiseHost, c.listener.advertisePort
 			}
@@ -36,6 +41,10 @@ func handleFindCoordinator(c *clientConn, h requestHeader, req *kmsg.FindCoordin
 		msg := transactionsUnsupported
 		resp.ErrorCode, resp.ErrorMessage = kerr.InvalidRequest.Code, &msg
 		resp.NodeID, resp.Port = -1, -1
+		return resp, nil
+	}
+	if _, err := s.groups.ensureTopic(); err != nil {
+		resp.ErrorCode, resp.NodeID, resp.Port = kerr.CoordinatorNotAvailable.Code, -1, -1
 		return resp, nil
 	}
 	resp.NodeID, resp.Host, resp.Port = s.cfg.NodeID, c.listener.advertiseHost, c.listener.advertisePort

@@ -63,6 +63,17 @@ func handleMetadata(c *clientConn, h requestHeader, req *kmsg.MetadataRequest) (
 			resp.Topics = append(resp.Topics, mt)
 			continue
 		}
+		if name == offsetsTopic {
+			// Created as the group coordinators need it (internal, its
+			// partition count and configs), not as an ordinary topic.
+			if t, err := s.groups.ensureTopic(); err == nil {
+				resp.Topics = append(resp.Topics, s.topicMetadata(t))
+			} else {
+				mt.ErrorCode = kerr.LeaderNotAvailable.Code
+				resp.Topics = append(resp.Topics, mt)
+			}
+			continue
+		}
 		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 		t, kerrCode, msg := s.createTopic(ctx, topicCreation{name: name, partitions: -1, replicationFactor: -1})
 		cancel()

@@ -54,6 +54,9 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 				p = partitionError(requestErr, requestMsg)
 			case !topicExists || rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
 				p = partitionError(kerr.UnknownTopicOrPartition.Code, "unknown topic or partition")
+			case topic.Internal:
+				// As Kafka: clients cannot write to internal topics.
+				p = partitionError(kerr.InvalidTopicException.Code, "cannot append to internal topic "+rt.Topic)
 			default:
 				part := s.partitions.get(topic, rp.Partition)
 				if part == nil {

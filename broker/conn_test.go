@@ -105,10 +105,21 @@ func TestAPIVersionsMatchRegistry(t *testing.T) {
 			t.Fatalf("%s advertised beyond what kmsg can decode", kmsg.NameForKey(k.ApiKey))
 		}
 	}
-	// Not implemented, so not advertised.
-	for _, key := range []int16{11, 14, 12, 13, 8, 9, 68} { // group APIs, KIP-848
+	// Not implemented, so not advertised: ConsumerGroupHeartbeat and
+	// ConsumerGroupDescribe (KIP-848).
+	for _, key := range []int16{68, 69} {
 		if apis[key] != nil {
 			t.Fatalf("%s is advertised but not implemented", kmsg.NameForKey(key))
+		}
+	}
+	// The classic group APIs, from the versions old clients send.
+	for key, want := range map[int16][2]int16{
+		10: {0, 4}, 11: {0, 9}, 14: {0, 5}, 12: {0, 4}, 13: {0, 5}, 15: {0, 5},
+		16: {0, 4}, 42: {0, 2}, 8: {0, 8}, 9: {0, 8}, 47: {0, 0},
+	} {
+		a := apis[key]
+		if a == nil || a.minVersion != want[0] || a.maxVersion != want[1] {
+			t.Fatalf("%s: registered %+v, want v%d-v%d", kmsg.NameForKey(key), a, want[0], want[1])
 		}
 	}
 }

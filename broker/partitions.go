@@ -26,6 +26,9 @@ type partitionManagerConfig struct {
 	producerIDExpiration time.Duration
 	retentionInterval    time.Duration
 	log                  *slog.Logger
+	// onOpen is called after a partition is opened, onClose before it is
+	// closed or removed (the group coordinators follow __consumer_offsets).
+	onOpen, onClose func(*partition)
 }
 
 type topicPartition struct {
@@ -163,6 +166,9 @@ func (m *partitionManager) reconcile() error {
 	}
 	m.mu.RUnlock()
 	for _, p := range remove {
+		if m.cfg.onClose != nil {
+			m.cfg.onClose(p)
+		}
 		m.mu.Lock()
 		delete(m.partitions, topicPartition{p.topic, p.index})
 		m.mu.Unlock()
@@ -192,6 +198,9 @@ func (m *partitionManager) reconcile() error {
 		m.mu.Lock()
 		m.partitions[tp] = p
 		m.mu.Unlock()
+		if m.cfg.onOpen != nil {
+			m.cfg.onOpen(p)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -257,6 +266,9 @@ func (m *partitionManager) close() error {
 	defer m.mu.Unlock()
 	var errs []error
 	for tp, p := range m.partitions {
+		if m.cfg.onClose != nil {
+			m.cfg.onClose(p)
+		}
 		if err := p.close(); err != nil {
 			errs = append(errs, fmt.Errorf("close %s-%d: %w", tp.topic, tp.index, err))
 		}

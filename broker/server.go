@@ -52,6 +52,12 @@ type Config struct {
 	ProducerIDExpiration time.Duration
 	// RetentionCheckInterval is log.retention.check.interval.ms, default 5 minutes.
 	RetentionCheckInterval time.Duration
+	// OffsetsTopicNumPartitions is offsets.topic.num.partitions: the
+	// partition count __consumer_offsets is created with, default 50.
+	OffsetsTopicNumPartitions int32
+	// GroupInitialRebalanceDelay is group.initial.rebalance.delay.ms,
+	// default 3 s; negative means no delay (Kafka's 0).
+	GroupInitialRebalanceDelay time.Duration
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the broker's Prometheus metrics; nil keeps them
@@ -101,6 +107,12 @@ func (c *Config) setDefaults() {
 	if c.RetentionCheckInterval == 0 {
 		c.RetentionCheckInterval = 5 * time.Minute
 	}
+	if c.OffsetsTopicNumPartitions == 0 {
+		c.OffsetsTopicNumPartitions = 50
+	}
+	if c.GroupInitialRebalanceDelay == 0 {
+		c.GroupInitialRebalanceDelay = 3 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -143,6 +155,9 @@ func (c Config) Validate() error {
 	if c.MaxRequestBytes < 1024 {
 		return fmt.Errorf("broker: max request bytes %d must be at least 1024", c.MaxRequestBytes)
 	}
+	if c.OffsetsTopicNumPartitions < 1 || c.OffsetsTopicNumPartitions > maxPartitionsPerRequest {
+		return fmt.Errorf("broker: offsets topic partitions %d must be between 1 and %d", c.OffsetsTopicNumPartitions, maxPartitionsPerRequest)
+	}
 	if err := topicconfig.Validate(c.TopicDefaults); err != nil {
 		return fmt.Errorf("broker: topic defaults: %w", err)
 	}
@@ -184,6 +199,7 @@ type Server struct {
 	metrics     *metrics
 	partitions  *partitionManager
 	producerIDs *producerIDAllocator
+	groups      *groupManager // group coordinators, one per __consumer_offsets partition
 
 	ctx    context.Context // canceled when the server shuts down
 	cancel context.CancelFunc
@@ -212,6 +228,7 @@ func New(cfg Config) (*Server, error) {
 		metrics: newMetrics(cfg.Registerer),
 	}
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
+	s.groups = newGroupManager(s)
 	pm, err := newPartitionManager(partitionManagerConfig{
 		dataDir:              filepath.Clean(cfg.DataDir),
 		nodeID:               cfg.NodeID,
@@ -220,6 +237,8 @@ func New(cfg Config) (*Server, error) {
 		producerIDExpiration: cfg.ProducerIDExpiration,
 		retentionInterval:    cfg.RetentionCheckInterval,
 		log:                  cfg.Logger,
+		onOpen:               s.groups.partitionOpened,
+		onClose:              s.groups.partitionClosing,
 	})
 	if err != nil {
 		cancel()

@@ -21,8 +21,8 @@ import (
 
 // Black-box tests with two more Go clients: IBM/sarama (pinned to a modern
 // and to old Kafka versions, so old request versions are exercised) and
-// segmentio/kafka-go. Consumer groups are not implemented yet, so both read
-// with explicitly assigned partitions.
+// segmentio/kafka-go. Both read with explicitly assigned partitions; group
+// consumers are covered in groups_test.go.
 
 // clientLog collects a client library's log lines; it is printed only when
 // the test fails. It stays safe to write to after the test ended (clients

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -41,5 +42,28 @@ func TestCreateTopicsKafkaRefusals(t *testing.T) {
 	}
 	if code, msg := create(base + "-ok"); code != 0 {
 		t.Errorf("plain create: error %d (%s)", code, msg)
+	}
+}
+
+// TestInternalTopicIsProtected: clients cannot write to or delete
+// __consumer_offsets.
+func TestInternalTopicIsProtected(t *testing.T) {
+	b := sharedBroker(t)
+	c := dialRaw(t, b.addr)
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorKey = "protect-" + uniqueTopic(t)
+	if resp := c.roundTrip(fc).(*kmsg.FindCoordinatorResponse); resp.ErrorCode != 0 {
+		t.Fatalf("FindCoordinator: error %d", resp.ErrorCode)
+	}
+	code, _ := produceCode(t, c, "__consumer_offsets", buildBatch(time.Now().UnixMilli(), "x"))
+	if code != kerr.InvalidTopicException.Code {
+		t.Fatalf("produce to __consumer_offsets: error %d, want INVALID_TOPIC_EXCEPTION", code)
+	}
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	del.Version = 4
+	del.TimeoutMillis = 10000
+	del.TopicNames = []string{"__consumer_offsets"}
+	if resp := c.roundTrip(del).(*kmsg.DeleteTopicsResponse); resp.Topics[0].ErrorCode == 0 {
+		t.Fatal("deleting __consumer_offsets succeeded")
 	}
 }

@@ -107,6 +107,8 @@ type serveFlags struct {
 	idleMillis          int64
 	producerExpiryMs    int64
 	retentionCheckMs    int64
+	offsetsPartitions   int32
+	groupInitialDelayMs int64
 	logLevel            string
 	logFormat           string
 	topicDefaults       map[string]*string // broker name → flag value
@@ -143,6 +145,8 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.Int64Var(&f.idleMillis, "connections-max-idle-ms", 600000, "close client connections idle this long")
 	fs.Int64Var(&f.producerExpiryMs, "producer-id-expiration-ms", 86400000, "forget idempotent producers idle this long")
 	fs.Int64Var(&f.retentionCheckMs, "log-retention-check-interval-ms", 300000, "how often retention runs")
+	fs.Int32Var(&f.offsetsPartitions, "offsets-topic-num-partitions", 50, "partitions of __consumer_offsets when it is created (offsets.topic.num.partitions)")
+	fs.Int64Var(&f.groupInitialDelayMs, "group-initial-rebalance-delay-ms", 3000, "how long the first rebalance of an empty group waits for more members (group.initial.rebalance.delay.ms)")
 	for _, def := range topicconfig.All() {
 		v := new(string)
 		*v = def.Default
@@ -402,6 +406,16 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if f.maxRequestBytes < 1024 {
 		return node.Config{}, usageErrorf("--socket-request-max-bytes %d: must be at least 1024", f.maxRequestBytes)
 	}
+	if f.offsetsPartitions < 1 || f.offsetsPartitions > 10000 {
+		return node.Config{}, usageErrorf("--offsets-topic-num-partitions %d: must be between 1 and 10000", f.offsetsPartitions)
+	}
+	if f.groupInitialDelayMs < 0 {
+		return node.Config{}, usageErrorf("--group-initial-rebalance-delay-ms %d: must be 0 or more", f.groupInitialDelayMs)
+	}
+	groupDelay := time.Duration(f.groupInitialDelayMs) * time.Millisecond
+	if groupDelay == 0 {
+		groupDelay = -1 // broker.Config: negative is no delay, zero the default
+	}
 	for name, ms := range map[string]int64{"connections-max-idle-ms": f.idleMillis, "producer-id-expiration-ms": f.producerExpiryMs, "log-retention-check-interval-ms": f.retentionCheckMs} {
 		if ms < 1 {
 			return node.Config{}, usageErrorf("--%s %d: must be at least 1", name, ms)
@@ -435,16 +449,18 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		AdminListen:         f.adminListen,
 		Logger:              log,
 		Broker: broker.Config{
-			Listeners:                listeners,
-			TopicDefaults:            defaults,
-			NumPartitions:            f.numPartitions,
-			DefaultReplicationFactor: f.replicationFactor,
-			DisableAutoCreateTopics:  !f.autoCreateTopics,
-			MaxRequestBytes:          f.maxRequestBytes,
-			FetchMaxBytes:            f.fetchMaxBytes,
-			IdleTimeout:              time.Duration(f.idleMillis) * time.Millisecond,
-			ProducerIDExpiration:     time.Duration(f.producerExpiryMs) * time.Millisecond,
-			RetentionCheckInterval:   time.Duration(f.retentionCheckMs) * time.Millisecond,
+			Listeners:                  listeners,
+			TopicDefaults:              defaults,
+			NumPartitions:              f.numPartitions,
+			DefaultReplicationFactor:   f.replicationFactor,
+			DisableAutoCreateTopics:    !f.autoCreateTopics,
+			MaxRequestBytes:            f.maxRequestBytes,
+			FetchMaxBytes:              f.fetchMaxBytes,
+			IdleTimeout:                time.Duration(f.idleMillis) * time.Millisecond,
+			ProducerIDExpiration:       time.Duration(f.producerExpiryMs) * time.Millisecond,
+			RetentionCheckInterval:     time.Duration(f.retentionCheckMs) * time.Millisecond,
+			OffsetsTopicNumPartitions:  f.offsetsPartitions,
+			GroupInitialRebalanceDelay: groupDelay,
 		},
 	}, nil
 }

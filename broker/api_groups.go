@@ -1,0 +1,291 @@
+package broker
+
+import (
+	"net"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker/group"
+)
+
+// Group membership APIs of the classic rebalance protocol, served by the
+// coordinator shard of each group's __consumer_offsets partition (see
+// groups.go). ConsumerGroupHeartbeat (KIP-848) is not served.
+func init() {
+	register(0, 9, handleJoinGroup)
+	register(0, 5, handleSyncGroup)
+	register(0, 4, handleHeartbeat)
+	register(0, 5, handleLeaveGroup)
+	register(0, 5, handleDescribeGroups)
+	register(0, 4, handleListGroups)
+	register(0, 2, handleDeleteGroups)
+}
+
+func strPtr(s string) *string { return &s }
+
+func nonEmptyPtr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func clientHost(c *clientConn) string {
+	if a, ok := c.nc.RemoteAddr().(*net.TCPAddr); ok {
+		return "/" + a.IP.String()
+	}
+	return c.nc.RemoteAddr().String()
+}
+
+func handleJoinGroup(c *clientConn, h requestHeader, req *kmsg.JoinGroupRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+	answer := func(res group.JoinResult) kmsg.Response {
+		resp.ErrorCode = errCode(res.Err)
+		resp.Generation = res.GenerationID
+		resp.MemberID = res.MemberID
+		resp.LeaderID = res.LeaderID
+		resp.SkipAssignment = res.SkipAssignment
+		if res.Err == nil {
+			resp.ProtocolType = strPtr(res.ProtocolType)
+			resp.Protocol = strPtr(res.ProtocolName)
+		}
+		for _, m := range res.Members {
+			rm := kmsg.NewJoinGroupResponseMember()
+			rm.MemberID = m.MemberID
+			rm.InstanceID = nonEmptyPtr(m.GroupInstanceID)
+			rm.ProtocolMetadata = m.Metadata
+			resp.Members = append(resp.Members, rm)
+		}
+		return resp
+	}
+	sh, kerrCode := c.server.groups.shardFor(req.Group)
+	if kerrCode != nil {
+		return answer(group.JoinResult{Err: kerrCode, MemberID: req.MemberID, GenerationID: -1}), nil
+	}
+	jr := group.JoinRequest{
+		GroupID:                req.Group,
+		MemberID:               req.MemberID,
+		GroupInstanceID:        deref(req.InstanceID),
+		ClientID:               h.clientID,
+		ClientHost:             clientHost(c),
+		ProtocolType:           req.ProtocolType,
+		SessionTimeout:         time.Duration(req.SessionTimeoutMillis) * time.Millisecond,
+		RequireKnownMemberID:   req.Version >= 4,
+		SupportsSkipAssignment: req.Version >= 9,
+	}
+	if req.Version >= 1 {
+		jr.RebalanceTimeout = time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond
+	}
+	for _, p := range req.Protocols {
+		jr.Protocols = append(jr.Protocols, group.Protocol{Name: p.Name, Metadata: p.Metadata})
+	}
+	done := make(chan group.JoinResult, 1)
+	sh.coord.Join(jr, func(res group.JoinResult) { done <- res })
+	select {
+	case res := <-done:
+		return answer(res), nil
+	case <-c.server.ctx.Done():
+		return answer(group.JoinResult{Err: kerr.NotCoordinator, MemberID: req.MemberID, GenerationID: -1}), nil
+	}
+}
+
+func handleSyncGroup(c *clientConn, h requestHeader, req *kmsg.SyncGroupRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+	answer := func(res group.SyncResult) kmsg.Response {
+		resp.ErrorCode = errCode(res.Err)
+		if res.Err == nil {
+			resp.ProtocolType = strPtr(res.ProtocolType)
+			resp.Protocol = strPtr(res.ProtocolName)
+			resp.MemberAssignment = res.Assignment
+		}
+		if resp.MemberAssignment == nil {
+			resp.MemberAssignment = []byte{}
+		}
+		return resp
+	}
+	sh, kerrCode := c.server.groups.shardFor(req.Group)
+	if kerrCode != nil {
+		return answer(group.SyncResult{Err: kerrCode}), nil
+	}
+	sr := group.SyncRequest{
+		GroupID:         req.Group,
+		GenerationID:    req.Generation,
+		MemberID:        req.MemberID,
+		GroupInstanceID: deref(req.InstanceID),
+		ProtocolType:    deref(req.ProtocolType),
+		ProtocolName:    deref(req.Protocol),
+	}
+	for _, a := range req.GroupAssignment {
+		sr.Assignments = append(sr.Assignments, group.MemberAssignment{MemberID: a.MemberID, Assignment: a.MemberAssignment})
+	}
+	done := make(chan group.SyncResult, 1)
+	sh.coord.Sync(sr, func(res group.SyncResult) { done <- res })
+	select {
+	case res := <-done:
+		return answer(res), nil
+	case <-c.server.ctx.Done():
+		return answer(group.SyncResult{Err: kerr.NotCoordinator}), nil
+	}
+}
+
+func handleHeartbeat(c *clientConn, h requestHeader, req *kmsg.HeartbeatRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+	sh, kerrCode := c.server.groups.shardFor(req.Group)
+	if kerrCode != nil {
+		resp.ErrorCode = kerrCode.Code
+		return resp, nil
+	}
+	resp.ErrorCode = errCode(sh.coord.Heartbeat(group.HeartbeatRequest{
+		GroupID:         req.Group,
+		GenerationID:    req.Generation,
+		MemberID:        req.MemberID,
+		GroupInstanceID: deref(req.InstanceID),
+	}))
+	return resp, nil
+}
+
+func handleLeaveGroup(c *clientConn, h requestHeader, req *kmsg.LeaveGroupRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+	sh, kerrCode := c.server.groups.shardFor(req.Group)
+	if kerrCode != nil {
+		resp.ErrorCode = kerrCode.Code
+		return resp, nil
+	}
+	var members []group.LeaveMember
+	if req.Version < 3 {
+		members = []group.LeaveMember{{MemberID: req.MemberID}}
+	} else {
+		for _, m := range req.Members {
+			members = append(members, group.LeaveMember{MemberID: m.MemberID, GroupInstanceID: deref(m.InstanceID)})
+		}
+	}
+	res := sh.coord.Leave(req.Group, members)
+	if res.Err != nil {
+		resp.ErrorCode = errCode(res.Err)
+		return resp, nil
+	}
+	if req.Version < 3 {
+		// v0-v2: one member, its error at the top level.
+		if len(res.Members) > 0 {
+			resp.ErrorCode = errCode(res.Members[0].Err)
+		}
+		return resp, nil
+	}
+	for _, m := range res.Members {
+		rm := kmsg.NewLeaveGroupResponseMember()
+		rm.MemberID = m.MemberID
+		rm.InstanceID = nonEmptyPtr(m.GroupInstanceID)
+		rm.ErrorCode = errCode(m.Err)
+		resp.Members = append(resp.Members, rm)
+	}
+	return resp, nil
+}
+
+func handleDescribeGroups(c *clientConn, h requestHeader, req *kmsg.DescribeGroupsRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+	for _, id := range req.Groups {
+		g := kmsg.NewDescribeGroupsResponseGroup()
+		g.Group = id
+		sh, kerrCode := c.server.groups.shardFor(id)
+		if kerrCode != nil {
+			g.ErrorCode = kerrCode.Code
+			g.State = group.StateDead.String()
+			resp.Groups = append(resp.Groups, g)
+			continue
+		}
+		d, err := sh.coord.Describe(id)
+		// Before v6 Kafka describes an unknown group as Dead without error.
+		if err != nil && errCode(err) != kerr.GroupIDNotFound.Code {
+			g.ErrorCode = errCode(err)
+		}
+		g.State = d.State.String()
+		g.ProtocolType = d.ProtocolType
+		g.Protocol = d.Protocol
+		for _, m := range d.Members {
+			gm := kmsg.NewDescribeGroupsResponseGroupMember()
+			gm.MemberID = m.MemberID
+			gm.InstanceID = nonEmptyPtr(m.GroupInstanceID)
+			gm.ClientID = m.ClientID
+			gm.ClientHost = m.ClientHost
+			gm.ProtocolMetadata = m.Metadata
+			if gm.ProtocolMetadata == nil {
+				gm.ProtocolMetadata = []byte{}
+			}
+			gm.MemberAssignment = m.Assignment
+			if gm.MemberAssignment == nil {
+				gm.MemberAssignment = []byte{}
+			}
+			g.Members = append(g.Members, gm)
+		}
+		resp.Groups = append(resp.Groups, g)
+	}
+	return resp, nil
+}
+
+func handleListGroups(c *clientConn, h requestHeader, req *kmsg.ListGroupsRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
+	var states []group.State
+	if req.Version >= 4 {
+		for _, name := range req.StatesFilter {
+			st, ok := group.ParseState(name)
+			if !ok {
+				// Kafka: an unknown state matches no group.
+				continue
+			}
+			states = append(states, st)
+		}
+		if len(req.StatesFilter) > 0 && len(states) == 0 {
+			return resp, nil
+		}
+	}
+	shards, allLoaded := c.server.groups.allShards()
+	if !allLoaded {
+		resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
+	}
+	for _, sh := range shards {
+		for _, l := range sh.coord.List(states...) {
+			g := kmsg.NewListGroupsResponseGroup()
+			g.Group = l.GroupID
+			g.ProtocolType = l.ProtocolType
+			g.GroupState = l.State.String()
+			resp.Groups = append(resp.Groups, g)
+		}
+	}
+	return resp, nil
+}
+
+func handleDeleteGroups(c *clientConn, h requestHeader, req *kmsg.DeleteGroupsRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
+	for _, id := range req.Groups {
+		g := kmsg.NewDeleteGroupsResponseGroup()
+		g.Group = id
+		sh, kerrCode := c.server.groups.shardFor(id)
+		switch {
+		case kerrCode != nil:
+			g.ErrorCode = kerrCode.Code
+		case id == "":
+			g.ErrorCode = kerr.InvalidGroupID.Code
+		default:
+			if err := sh.coord.Delete(id); err != nil {
+				g.ErrorCode = errCode(err)
+				break
+			}
+			if err := sh.deleteGroupData(id); err != nil {
+				g.ErrorCode = errCode(err)
+				break
+			}
+			c.log.Info("deleted group", "group", id)
+		}
+		resp.Groups = append(resp.Groups, g)
+	}
+	return resp, nil
+}

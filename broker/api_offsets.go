@@ -1,0 +1,290 @@
+package broker
+
+import (
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker/group"
+)
+
+// Committed offsets: OffsetCommit, OffsetFetch and OffsetDelete, stored as
+// records in __consumer_offsets by the group's coordinator shard.
+//
+// OffsetCommit v0 (ZooKeeper-era in Kafka) is served like v1 with no
+// generation or member: a commit outside group membership. OffsetFetch v0
+// likewise reads the same offsets as v1.
+func init() {
+	register(0, 8, handleOffsetCommit)
+	register(0, 8, handleOffsetFetch)
+	register(0, 0, handleOffsetDelete)
+}
+
+func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	// Every partition gets code unless it is 0, then its own check.
+	answer := func(code int16, perPartition func(rt kmsg.OffsetCommitRequestTopic, rp kmsg.OffsetCommitRequestTopicPartition) int16) kmsg.Response {
+		for _, rt := range req.Topics {
+			t := kmsg.NewOffsetCommitResponseTopic()
+			t.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				p := kmsg.NewOffsetCommitResponseTopicPartition()
+				p.Partition = rp.Partition
+				p.ErrorCode = code
+				if code == 0 && perPartition != nil {
+					p.ErrorCode = perPartition(rt, rp)
+				}
+				t.Partitions = append(t.Partitions, p)
+			}
+			resp.Topics = append(resp.Topics, t)
+		}
+		return resp
+	}
+	if req.Group == "" {
+		return answer(kerr.InvalidGroupID.Code, nil), nil
+	}
+	sh, kerrCode := s.groups.shardFor(req.Group)
+	if kerrCode != nil {
+		return answer(kerrCode.Code, nil), nil
+	}
+	generation, memberID := req.Generation, req.MemberID
+	if req.Version == 0 {
+		generation, memberID = -1, ""
+	}
+	if err := sh.coord.ValidateOffsetCommit(group.OffsetCommitRequest{
+		GroupID:         req.Group,
+		GenerationID:    generation,
+		MemberID:        memberID,
+		GroupInstanceID: deref(req.InstanceID),
+	}); err != nil {
+		return answer(errCode(err), nil), nil
+	}
+	now := time.Now().UnixMilli()
+	state := s.cfg.Metadata.State()
+	commits := map[topicPartition]committedOffset{}
+	codes := map[topicPartition]int16{}
+	for _, rt := range req.Topics {
+		topic, exists := state.Topic(rt.Topic)
+		for _, rp := range rt.Partitions {
+			tp := topicPartition{rt.Topic, rp.Partition}
+			switch {
+			case !exists || rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
+				codes[tp] = kerr.UnknownTopicOrPartition.Code
+			case rp.Metadata != nil && len(*rp.Metadata) > offsetMetadataMaxBytes:
+				codes[tp] = kerr.OffsetMetadataTooLarge.Code
+			default:
+				co := committedOffset{offset: rp.Offset, leaderEpoch: -1, metadata: deref(rp.Metadata), timestamp: now}
+				if req.Version >= 6 {
+					co.leaderEpoch = rp.LeaderEpoch
+				}
+				if req.Version == 1 && rp.Timestamp > 0 {
+					co.timestamp = rp.Timestamp
+				}
+				commits[tp] = co
+			}
+		}
+	}
+	var writeCode int16
+	if len(commits) > 0 {
+		writeCode = errCode(sh.commitOffsets(req.Group, commits))
+	}
+	return answer(0, func(rt kmsg.OffsetCommitRequestTopic, rp kmsg.OffsetCommitRequestTopicPartition) int16 {
+		if code, ok := codes[topicPartition{rt.Topic, rp.Partition}]; ok {
+			return code
+		}
+		return writeCode
+	}), nil
+}
+
+// offsetFetchGroup answers one group's OffsetFetch: the asked partitions
+// (nil: every committed one). Partitions without a commit answer offset -1
+// without error, as Kafka does.
+func offsetFetchGroup(s *Server, groupID string, topics []kmsg.OffsetFetchRequestTopic, all bool) ([]kmsg.OffsetFetchResponseTopic, int16) {
+	if groupID == "" {
+		return nil, kerr.InvalidGroupID.Code
+	}
+	sh, kerrCode := s.groups.shardFor(groupID)
+	if kerrCode != nil {
+		return nil, kerrCode.Code
+	}
+	fill := func(p *kmsg.OffsetFetchResponseTopicPartition, co committedOffset, ok bool) {
+		p.Offset, p.LeaderEpoch, p.Metadata = -1, -1, strPtr("")
+		if ok {
+			p.Offset, p.LeaderEpoch, p.Metadata = co.offset, co.leaderEpoch, strPtr(co.metadata)
+		}
+	}
+	var out []kmsg.OffsetFetchResponseTopic
+	if all {
+		byTopic := map[string][]int32{}
+		offsets := sh.groupOffsets(groupID)
+		for tp := range offsets {
+			byTopic[tp.topic] = append(byTopic[tp.topic], tp.index)
+		}
+		names := make([]string, 0, len(byTopic))
+		for name := range byTopic {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			t := kmsg.NewOffsetFetchResponseTopic()
+			t.Topic = name
+			parts := byTopic[name]
+			slices.Sort(parts)
+			for _, idx := range parts {
+				p := kmsg.NewOffsetFetchResponseTopicPartition()
+				p.Partition = idx
+				co, ok := offsets[topicPartition{name, idx}]
+				fill(&p, co, ok)
+				t.Partitions = append(t.Partitions, p)
+			}
+			out = append(out, t)
+		}
+		return out, 0
+	}
+	for _, rt := range topics {
+		t := kmsg.NewOffsetFetchResponseTopic()
+		t.Topic = rt.Topic
+		for _, idx := range rt.Partitions {
+			p := kmsg.NewOffsetFetchResponseTopicPartition()
+			p.Partition = idx
+			co, ok := sh.fetchOffset(groupID, topicPartition{rt.Topic, idx})
+			fill(&p, co, ok)
+			t.Partitions = append(t.Partitions, p)
+		}
+		out = append(out, t)
+	}
+	return out, 0
+}
+
+func handleOffsetFetch(c *clientConn, h requestHeader, req *kmsg.OffsetFetchRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+	if req.Version >= 8 {
+		for _, rg := range req.Groups {
+			g := kmsg.NewOffsetFetchResponseGroup()
+			g.Group = rg.Group
+			var topics []kmsg.OffsetFetchRequestTopic
+			for _, rt := range rg.Topics {
+				topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: rt.Topic, Partitions: rt.Partitions})
+			}
+			out, code := offsetFetchGroup(s, rg.Group, topics, rg.Topics == nil)
+			g.ErrorCode = code
+			for _, t := range out {
+				gt := kmsg.NewOffsetFetchResponseGroupTopic()
+				gt.Topic = t.Topic
+				for _, p := range t.Partitions {
+					gp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+					gp.Partition, gp.Offset, gp.LeaderEpoch, gp.Metadata, gp.ErrorCode = p.Partition, p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode
+					gt.Partitions = append(gt.Partitions, gp)
+				}
+				g.Topics = append(g.Topics, gt)
+			}
+			resp.Groups = append(resp.Groups, g)
+		}
+		return resp, nil
+	}
+	all := req.Version >= 2 && req.Topics == nil
+	out, code := offsetFetchGroup(s, req.Group, req.Topics, all)
+	if code == 0 {
+		resp.Topics = out
+		return resp, nil
+	}
+	if req.Version >= 2 {
+		resp.ErrorCode = code
+	}
+	// v0-v1 have no top-level error: every partition carries it (and v2+
+	// clients read the top level).
+	for _, rt := range req.Topics {
+		t := kmsg.NewOffsetFetchResponseTopic()
+		t.Topic = rt.Topic
+		for _, idx := range rt.Partitions {
+			p := kmsg.NewOffsetFetchResponseTopicPartition()
+			p.Partition, p.Offset, p.Metadata, p.ErrorCode = idx, -1, strPtr(""), code
+			t.Partitions = append(t.Partitions, p)
+		}
+		resp.Topics = append(resp.Topics, t)
+	}
+	return resp, nil
+}
+
+func handleOffsetDelete(c *clientConn, h requestHeader, req *kmsg.OffsetDeleteRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	if req.Group == "" {
+		resp.ErrorCode = kerr.InvalidGroupID.Code
+		return resp, nil
+	}
+	sh, kerrCode := s.groups.shardFor(req.Group)
+	if kerrCode != nil {
+		resp.ErrorCode = kerrCode.Code
+		return resp, nil
+	}
+	d, err := sh.coord.Describe(req.Group)
+	if err != nil {
+		resp.ErrorCode = errCode(err)
+		return resp, nil
+	}
+	// Topics a non-empty consumer group subscribes to keep their offsets
+	// (GROUP_SUBSCRIBED_TO_TOPIC). A group of another protocol type, or one
+	// in the middle of a rebalance (whose subscriptions are not known here),
+	// is treated as subscribed to everything, which errs on keeping offsets.
+	subscribed := func(topic string) bool { return false }
+	if d.State != group.StateEmpty && d.State != group.StateDead {
+		topics := map[string]bool{}
+		known := d.ProtocolType == "consumer" && d.State == group.StateStable
+		if known {
+			for _, m := range d.Members {
+				var meta kmsg.ConsumerMemberMetadata
+				if meta.ReadFrom(m.Metadata) != nil {
+					known = false
+					break
+				}
+				for _, t := range meta.Topics {
+					topics[t] = true
+				}
+			}
+		}
+		subscribed = func(topic string) bool { return !known || topics[topic] }
+	}
+	state := s.cfg.Metadata.State()
+	var del []topicPartition
+	codes := map[topicPartition]int16{}
+	for _, rt := range req.Topics {
+		topic, exists := state.Topic(rt.Topic)
+		for _, rp := range rt.Partitions {
+			tp := topicPartition{rt.Topic, rp.Partition}
+			switch {
+			case !exists || rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
+				codes[tp] = kerr.UnknownTopicOrPartition.Code
+			case subscribed(rt.Topic):
+				codes[tp] = kerr.GroupSubscribedToTopic.Code
+			default:
+				del = append(del, tp)
+			}
+		}
+	}
+	var writeCode int16
+	if len(del) > 0 {
+		writeCode = errCode(sh.deleteOffsets(req.Group, del))
+	}
+	for _, rt := range req.Topics {
+		t := kmsg.NewOffsetDeleteResponseTopic()
+		t.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			p := kmsg.NewOffsetDeleteResponseTopicPartition()
+			p.Partition = rp.Partition
+			if code, ok := codes[topicPartition{rt.Topic, rp.Partition}]; ok {
+				p.ErrorCode = code
+			} else {
+				p.ErrorCode = writeCode
+			}
+			t.Partitions = append(t.Partitions, p)
+		}
+		resp.Topics = append(resp.Topics, t)
+	}
+	return resp, nil
+}

@@ -1,0 +1,212 @@
+package broker
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker/group"
+	"github.com/strata-log/strata/metadata"
+)
+
+// testNode is a broker with its metadata store on a data dir that can be
+// reopened.
+type testNode struct {
+	t       *testing.T
+	dir     string
+	ctrl    string
+	store   *metadata.Store
+	srv     *Server
+	addr    string
+	serving chan struct{}
+}
+
+func newTestNode(t *testing.T) *testNode {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl := ln.Addr().String()
+	ln.Close()
+	n := &testNode{t: t, dir: t.TempDir(), ctrl: ctrl}
+	if err := metadata.Format(n.dir, metadata.NewClusterID(), 1, map[int32]string{1: ctrl}); err != nil {
+		t.Fatal(err)
+	}
+	n.open()
+	t.Cleanup(n.close)
+	return n
+}
+
+func (n *testNode) open() {
+	t := n.t
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := metadata.Open(metadata.Config{NodeID: 1, DataDir: n.dir, ControllerListen: n.ctrl, Logger: log,
+		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := store.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{
+		NodeID:                     1,
+		Listeners:                  []Listener{{Name: "CLIENT", Address: "127.0.0.1:0"}},
+		DataDir:                    n.dir,
+		Metadata:                   store,
+		OffsetsTopicNumPartitions:  4,
+		GroupInitialRebalanceDelay: -1,
+		Logger:                     log,
+	})
+	if err != nil {
+		store.Close()
+		t.Fatal(err)
+	}
+	n.store, n.srv, n.addr = store, srv, srv.Addr("CLIENT").String()
+	n.serving = make(chan struct{})
+	go func() {
+		defer close(n.serving)
+		srv.Serve()
+	}()
+}
+
+func (n *testNode) close() {
+	if n.srv == nil {
+		return
+	}
+	n.srv.Close()
+	<-n.serving
+	n.store.Close()
+	n.srv = nil
+}
+
+func (n *testNode) client() *kgo.Client {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(n.addr))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.t.Cleanup(cl.Close)
+	return cl
+}
+
+func request[R kmsg.Response](t *testing.T, cl *kgo.Client, req kmsg.Request) R {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := cl.Request(ctx, req)
+	if err != nil {
+		t.Fatalf("%s: %v", kmsg.NameForKey(req.Key()), err)
+	}
+	return resp.(R)
+}
+
+// TestGroupStateReplayedAfterRestart: group metadata, offsets and
+// tombstones written to __consumer_offsets are replayed when the broker
+// opens the partition again: a stable group comes back with its member and
+// assignment, a deleted group stays deleted.
+func TestGroupStateReplayedAfterRestart(t *testing.T) {
+	n := newTestNode(t)
+	cl := n.client()
+	ct := kmsg.NewPtrCreateTopicsRequest()
+	ct.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: "t", NumPartitions: 2, ReplicationFactor: 1}}
+	if r := request[*kmsg.CreateTopicsResponse](t, cl, ct); r.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create topic: %+v", r)
+	}
+
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Group, join.ProtocolType, join.SessionTimeoutMillis, join.RebalanceTimeoutMillis = "g1", "consumer", 30000, 30000
+	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte("sub")}}
+	jr := request[*kmsg.JoinGroupResponse](t, cl, join)
+	if jr.ErrorCode == 79 { // MEMBER_ID_REQUIRED
+		join.MemberID = jr.MemberID
+		jr = request[*kmsg.JoinGroupResponse](t, cl, join)
+	}
+	if jr.ErrorCode != 0 {
+		t.Fatalf("join: %+v", jr)
+	}
+	member, gen := jr.MemberID, jr.Generation
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Group, sync.Generation, sync.MemberID = "g1", gen, member
+	sync.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: member, MemberAssignment: []byte("a1")}}
+	if r := request[*kmsg.SyncGroupResponse](t, cl, sync); r.ErrorCode != 0 {
+		t.Fatalf("sync: %+v", r)
+	}
+	commit := func(groupID string, generation int32, memberID string, offset int64) {
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Group, req.Generation, req.MemberID = groupID, generation, memberID
+		req.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 1, Offset: offset, LeaderEpoch: -1}}}}
+		if r := request[*kmsg.OffsetCommitResponse](t, cl, req); r.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("commit %s: %+v", groupID, r)
+		}
+	}
+	commit("g1", gen, member, 41)
+	commit("g1", gen, member, 42) // the later commit wins on replay
+	commit("g2", -1, "", 7)
+	commit("g3", -1, "", 9)
+	del := kmsg.NewPtrDeleteGroupsRequest()
+	del.Groups = []string{"g2"}
+	if r := request[*kmsg.DeleteGroupsResponse](t, cl, del); r.Groups[0].ErrorCode != 0 {
+		t.Fatalf("delete: %+v", r)
+	}
+	cl.Close()
+
+	n.close()
+	n.open()
+	cl = n.client()
+
+	desc := kmsg.NewPtrDescribeGroupsRequest()
+	desc.Groups = []string{"g1", "g2", "g3"}
+	var dr *kmsg.DescribeGroupsResponse
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		dr = request[*kmsg.DescribeGroupsResponse](t, cl, desc)
+		if dr.Groups[0].ErrorCode == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	g1, g2, g3 := dr.Groups[0], dr.Groups[1], dr.Groups[2]
+	if g1.ErrorCode != 0 || g1.State != "Stable" || g1.Protocol != "range" || len(g1.Members) != 1 || g1.Members[0].MemberID != member || string(g1.Members[0].MemberAssignment) != "a1" || string(g1.Members[0].ProtocolMetadata) != "sub" {
+		t.Fatalf("g1 after restart: %+v", g1)
+	}
+	if g2.State != "Dead" {
+		t.Fatalf("deleted g2 after restart: %+v", g2)
+	}
+	if g3.ErrorCode != 0 || g3.State != "Empty" {
+		t.Fatalf("offsets-only g3 after restart: %+v", g3)
+	}
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.Generation, hb.MemberID = "g1", gen, member
+	if r := request[*kmsg.HeartbeatResponse](t, cl, hb); r.ErrorCode != 0 {
+		t.Fatalf("heartbeat of the restored member: %+v", r)
+	}
+	for groupID, want := range map[string]int64{"g1": 42, "g2": -1, "g3": 9} {
+		fetch := kmsg.NewPtrOffsetFetchRequest()
+		fetch.Group = groupID
+		fetch.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: []int32{1}}}
+		r := request[*kmsg.OffsetFetchResponse](t, cl, fetch)
+		var got int64 = -2
+		if len(r.Groups) > 0 {
+			got = r.Groups[0].Topics[0].Partitions[0].Offset
+		} else if len(r.Topics) > 0 {
+			got = r.Topics[0].Partitions[0].Offset
+		}
+		if got != want {
+			t.Fatalf("%s offset after restart: %d, want %d (%+v)", groupID, got, want, r)
+		}
+	}
+	// The shards cover every partition of the offsets topic.
+	if shards, all := n.srv.groups.allShards(); !all || len(shards) != 4 {
+		t.Fatalf("%d shards loaded (all %v), want 4", len(shards), all)
+	}
+	if p := group.Partition("g1", 4); n.srv.partitions.getByName(offsetsTopic, p) == nil {
+		t.Fatalf("partition %d of %s is not open", p, offsetsTopic)
+	}
+}
