@@ -41,6 +41,7 @@ func TestMain(m *testing.M) {
 			}
 		}
 		defer stopShared()
+		defer removeMemberBin()
 		return m.Run()
 	}()
 	os.Exit(code)
