@@ -14,6 +14,8 @@
 //	partition.metadata                topic id (Kafka's format)
 //	log-start-offset-checkpoint       log start offset set by SetStartOffset (Strata checkpoint)
 //	clean-shutdown                    written by Close, removed by Open (Strata checkpoint)
+//	cleaner-offset-checkpoint         offset below which Compact last cleaned (Strata checkpoint)
+//	<base>.{log,index,timeindex}.cleaned / .swap   an unfinished compaction swap (see Compaction)
 //
 // Segment file names are the segment's base offset (the offset of its first
 // batch) in 20 decimal digits. The last segment is the active one; appends
@@ -151,6 +153,77 @@
 // can delete a segment under an in-flight read (its descriptors stay open
 // until the last reader is done). Truncate rewrites bytes in place, so it
 // waits for in-flight reads.
+//
+// # Compaction
+//
+// Log.Compact is one pass of Kafka's log cleaner (cleanup.policy=compact),
+// called by the owner of the log; nothing here runs it in the background.
+//
+//   - Cleanable part: the longest run of oldest sealed segments whose largest
+//     timestamp (or, without timestamps, last modification) is at least
+//     MinCompactionLag old. The active segment is never touched.
+//   - Dirty ratio: bytes of cleanable segments ending above the
+//     cleaner-offset-checkpoint over all cleanable bytes; below
+//     MinCleanableDirtyRatio the pass does nothing unless Force is set.
+//   - Offset map: key -> offset of its latest record over the whole log up
+//     to the end offset at the start of the pass (dirty and active part
+//     included), exact keys in memory (Kafka hashes them to bound memory).
+//   - A record in the cleanable part is kept when it has no key (Kafka
+//     refuses null keys on compacted topics at produce time; here they are
+//     kept), or it is its key's latest record, except that a latest record
+//     with a null value (tombstone) is dropped once its timestamp is older
+//     than DeleteRetention (Kafka counts delete.retention.ms from when the
+//     tombstone's segment was first cleaned; the record timestamp is the
+//     documented approximation). Control batches are kept untouched.
+//     Transactional data is treated like any other (aborted records are not
+//     removed yet).
+//   - Kept records never change offset. A batch that keeps every record is
+//     copied byte for byte. A batch that loses some is rebuilt: same base
+//     offset, lastOffsetDelta, attributes (so the same codec and
+//     timestamp type), partition leader epoch, producer id/epoch, base
+//     sequence and firstTimestamp; each kept record keeps its offset delta,
+//     timestamp, key, value and headers; maxTimestamp is recomputed for
+//     CreateTime batches. The records are re-compressed with the batch's
+//     codec by this package (compact_records.go, the libraries recordbatch
+//     decodes with); snappy is written as a raw block even when the
+//     producer used the xerial framing. Rebuilt batches have
+//     recordCount < lastOffsetDelta+1 and sparse offset deltas, which
+//     recordbatch.Validate/Records refuse (decodeRecords here accepts them).
+//   - A run of consecutive batches that lose every record becomes one empty
+//     filler batch (no records, no timestamps, producer id -1, codec none)
+//     covering the run's offsets, so offsets stay dense inside a segment and
+//     recovery keeps its contiguity check; it costs 61 bytes per run. A
+//     fetch at a removed offset returns the batch containing it (possibly a
+//     filler, which consumers skip) or the next kept one. Producer state of a
+//     producer whose batches all went is therefore not kept (Kafka keeps
+//     each producer's last batch; TODO with the transaction work).
+//   - Segments are rewritten one for one (no merging), oldest first, and
+//     only when they lose a record. A segment's cleaned copy is built aside
+//     without the append lock; only the renames below hold it, after
+//     checking the segment is still a sealed segment of the log and no
+//     Truncate ran since the pass began (otherwise the copy is dropped).
+//     Readers holding the old segment keep its open descriptors.
+//
+// Swap of one segment, crash-safe:
+//
+//  1. write <base>.log.cleaned, .index.cleaned, .timeindex.cleaned, fsync;
+//  2. rename .index.cleaned and .timeindex.cleaned to .swap, then
+//     .log.cleaned to <base>.log.swap: the commit point; fsync the directory;
+//  3. rename .index.swap, .timeindex.swap, then .log.swap over the live
+//     names; fsync the directory; put the new segment in the list.
+//
+// Open, before anything else: removes every *.cleaned file (the swap had not
+// committed: the old segment is whole); for each <base>.log.swap renames
+// the .swap files present over the live names, the .log last (the swap had
+// committed; an index left over from the old segment fails its checks and
+// is rebuilt); then removes remaining *.swap files (index .swap without
+// their .log.swap: not committed). Segments are swapped oldest first, so a
+// crash between two segments leaves every removed record's successor in
+// place; each segment is the old one or the cleaned one, never a mix.
+//
+// The cleaner-offset-checkpoint (key cleaner_offset, same format as the
+// other checkpoints) is written after the pass; unreadable, it is ignored
+// (the next pass sees everything as dirty).
 //
 // # Errors
 //

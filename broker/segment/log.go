@@ -18,7 +18,8 @@ import (
 //
 // Concurrency: all methods are safe for concurrent use. Mutations (Append,
 // Truncate, SetStartOffset, EnforceRetention, Flush, FlushIfDue, SetConfig,
-// Close, Delete) are serialized. Reads (Read, FindTimestamp,
+// Close, Delete) are serialized. Compact builds cleaned segments without
+// the append lock and takes it only to swap each one in. Reads (Read, FindTimestamp,
 // MaxTimestampBatch, Scan) do not take the append lock: they read up to the
 // end offset published when they start, and hold references on the segments
 // they read so that retention can delete files under them. Only Truncate
@@ -34,6 +35,12 @@ type Log struct {
 	unflushedRecords int64     // records appended since the last fsync
 	firstUnflushedAt time.Time // time of the oldest unflushed append; zero when none
 	failure          error     // set when the files are in an unknown state
+	truncations      int64     // Truncate calls so far; Compact checks it did not miss one
+
+	// cleanMu serializes Compact; cleanerOffset is the offset below which
+	// the log was last compacted (cleaner-offset-checkpoint).
+	cleanMu       sync.Mutex
+	cleanerOffset atomic.Int64
 
 	// rewriteMu is held shared by readers while they read file bytes and
 	// exclusively by Truncate while it cuts bytes that later appends will
@@ -126,6 +133,9 @@ func (l *Log) load(startOffset int64) error {
 		start = checkpoint
 	}
 	l.startOffset.Store(start)
+	if err := l.loadCleanerOffset(); err != nil {
+		return err
+	}
 	if start > active.nextOffset {
 		l.logger.Warn("log start offset is above the recovered end; starting empty at the log start offset",
 			"log_start_offset", start, "log_end_offset", active.nextOffset)
@@ -154,6 +164,9 @@ func (l *Log) takeCleanShutdownMarker() (clean bool, endOffset int64) {
 // without a .log and temporary files this package left behind. Files it
 // does not know are left alone (other packages keep theirs here).
 func (l *Log) scanDirectory() ([]int64, error) {
+	if err := l.recoverCompactionSwaps(); err != nil {
+		return nil, err
+	}
 	entries, err := os.ReadDir(l.dir)
 	if err != nil {
 		return nil, fmt.Errorf("list directory: %w", err)
@@ -174,7 +187,8 @@ func (l *Log) scanDirectory() ([]int64, error) {
 			continue
 		}
 		switch name {
-		case startOffsetFileName + temporaryFileSuffix, cleanShutdownFileName + temporaryFileSuffix, partitionMetadataFileName + temporaryFileSuffix:
+		case startOffsetFileName + temporaryFileSuffix, cleanShutdownFileName + temporaryFileSuffix, partitionMetadataFileName + temporaryFileSuffix,
+			cleanerOffsetFileName + temporaryFileSuffix:
 			if err := os.Remove(filepath.Join(l.dir, name)); err != nil {
 				return nil, fmt.Errorf("remove leftover %s: %w", name, err)
 			}

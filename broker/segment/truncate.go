@@ -28,6 +28,7 @@ func (l *Log) Truncate(offset int64) error {
 	}
 	l.rewriteMu.Lock()
 	defer l.rewriteMu.Unlock()
+	l.truncations++
 	if offset < l.segments[0].baseOffset {
 		return l.truncateFullyLocked(offset)
 	}
@@ -69,6 +70,7 @@ func (l *Log) Truncate(offset int64) error {
 // truncateFullyLocked deletes every segment and restarts the log empty at
 // offset, which must not be the base offset of a current segment.
 func (l *Log) truncateFullyLocked(offset int64) error {
+	l.truncations++
 	// The checkpoint goes first: left behind, a higher value would hide the
 	// new segment's offsets.
 	if err := removeFileDurably(l.dir, startOffsetFileName); err != nil {

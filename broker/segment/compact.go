@@ -1,0 +1,579 @@
+package segment
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/snappy"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+
+	"github.com/strata-log/strata/broker/recordbatch"
+)
+
+// Compaction file names. Part of the format, do not change.
+const (
+	cleanerOffsetFileName = "cleaner-offset-checkpoint"
+	cleanerOffsetKey      = "cleaner_offset"
+	cleanedFileSuffix     = ".cleaned"
+	swapFileSuffix        = ".swap"
+)
+
+// CompactOptions are the cleanup.policy=compact settings of one pass.
+type CompactOptions struct {
+	// MinCompactionLag is min.compaction.lag.ms: a sealed segment is
+	// cleanable only when its largest batch timestamp (or, without
+	// timestamps, its last modification) is at least this old.
+	MinCompactionLag time.Duration
+	// DeleteRetention is delete.retention.ms: a tombstone (null value) that
+	// is the latest record of its key is dropped once its timestamp is older
+	// than this (an approximation of Kafka, which counts from the time the
+	// tombstone's segment was first cleaned).
+	DeleteRetention time.Duration
+	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: the pass does
+	// nothing unless the bytes of cleanable segments not yet compacted are
+	// at least this share of all cleanable bytes.
+	MinCleanableDirtyRatio float64
+	// Force ignores MinCleanableDirtyRatio.
+	Force bool
+}
+
+// CompactStats reports what a Compact pass did.
+type CompactStats struct {
+	Skipped            bool    // nothing cleanable, or the dirty ratio was below the minimum
+	DirtyRatio         float64 // dirty bytes / cleanable bytes, before the pass
+	CleanableEnd       int64   // the pass considered offsets below this
+	SegmentsRewritten  int
+	BytesBefore        int64 // of the rewritten segments
+	BytesAfter         int64
+	RecordsRemoved     int64 // superseded records and expired tombstones
+	TombstonesRemoved  int64 // expired tombstones among RecordsRemoved
+	BatchesRemoved     int64 // batches left without a record
+	BatchesRecompacted int64 // batches rewritten with fewer records
+}
+
+// compactHook, when set (tests), is called after each step of a segment
+// swap with the step's name; it simulates a crash by copying the directory.
+var compactHook atomic.Pointer[func(step string)]
+
+func runCompactHook(step string) {
+	if hook := compactHook.Load(); hook != nil {
+		(*hook)(step)
+	}
+}
+
+// Compact runs one log-cleaner pass over the sealed segments (see the
+// Compaction section of the package documentation). Appends and reads go on
+// while it reads and writes the cleaned copies; only the final renames hold
+// the append lock.
+func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
+	l.cleanMu.Lock()
+	defer l.cleanMu.Unlock()
+	var stats CompactStats
+
+	// Snapshot.
+	l.appendMu.Lock()
+	if l.closed {
+		l.appendMu.Unlock()
+		return stats, ErrClosed
+	}
+	now := l.config.Now()
+	intervalBytes := int64(l.config.IndexIntervalBytes)
+	truncations := l.truncations
+	end := l.endOffset.Load()
+	snapshot := slices.Clone(l.segments)
+	for _, s := range snapshot {
+		s.acquire()
+	}
+	l.appendMu.Unlock()
+	defer func() {
+		for _, s := range snapshot {
+			s.release()
+		}
+	}()
+
+	// Cleanable: the longest run of oldest sealed segments old enough.
+	cleanable := 0
+	for cleanable < len(snapshot)-1 && now.Sub(snapshot[cleanable].largestTime()) >= opts.MinCompactionLag {
+		cleanable++
+	}
+	if cleanable == 0 {
+		stats.Skipped = true
+		return stats, nil
+	}
+	stats.CleanableEnd = snapshot[cleanable].baseOffset
+	cleanerOffset := l.cleanerOffset.Load()
+	total, dirty := int64(0), int64(0)
+	for i, s := range snapshot[:cleanable] {
+		size := s.size.Load()
+		total += size
+		if snapshot[i+1].baseOffset > cleanerOffset {
+			dirty += size
+		}
+	}
+	if total > 0 {
+		stats.DirtyRatio = float64(dirty) / float64(total)
+	}
+	if total == 0 || (!opts.Force && stats.DirtyRatio < opts.MinCleanableDirtyRatio) {
+		stats.Skipped = true
+		return stats, nil
+	}
+
+	// Offset map: the latest offset of every key in the whole log.
+	latest := map[string]int64{}
+	for _, s := range snapshot {
+		err := l.forEachBatch(s, end, func(_ int64, batch []byte, h recordbatch.Header) error {
+			if h.IsControl() {
+				return nil
+			}
+			_, records, err := decodeRecords(batch)
+			if err != nil {
+				return corruptf(s.logPath, -1, "batch at offset %d: %v", h.BaseOffset, err)
+			}
+			for _, r := range records {
+				if r.Key != nil {
+					latest[string(r.Key)] = r.Offset
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return stats, fmt.Errorf("segment: compact: %w", err)
+		}
+	}
+
+	// Clean each cleanable segment aside, then swap it in, oldest first: a
+	// crash between two segments leaves a log where every record that was
+	// removed has its successor still present.
+	tombstoneHorizon := now.Add(-opts.DeleteRetention).UnixMilli()
+	for i, s := range snapshot[:cleanable] {
+		cleaned, changed, err := l.cleanSegment(s, snapshot[i+1].baseOffset, latest, tombstoneHorizon, intervalBytes, &stats)
+		if err != nil {
+			return stats, fmt.Errorf("segment: compact: %w", err)
+		}
+		if !changed {
+			continue
+		}
+		swapped, err := l.swapSegment(s, cleaned, truncations)
+		if err != nil {
+			return stats, fmt.Errorf("segment: compact: %w", err)
+		}
+		if swapped {
+			stats.SegmentsRewritten++
+			stats.BytesBefore += s.size.Load()
+			stats.BytesAfter += cleaned.size.Load()
+		}
+	}
+
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.closed || l.truncations != truncations {
+		return stats, nil
+	}
+	if err := writeOffsetCheckpoint(l.dir, cleanerOffsetFileName, cleanerOffsetKey, stats.CleanableEnd); err != nil {
+		return stats, fmt.Errorf("segment: compact: %w", err)
+	}
+	l.cleanerOffset.Store(stats.CleanableEnd)
+	l.logger.Info("compacted log", "cleanable_end", stats.CleanableEnd, "segments", stats.SegmentsRewritten,
+		"bytes_before", stats.BytesBefore, "bytes_after", stats.BytesAfter, "records_removed", stats.RecordsRemoved)
+	return stats, nil
+}
+
+// forEachBatch calls fn with every whole batch of s below end, holding the
+// reader side of rewriteMu per segment. batch is valid during the call.
+func (l *Log) forEachBatch(s *segment, end int64, fn func(position int64, batch []byte, h recordbatch.Header) error) error {
+	l.rewriteMu.RLock()
+	defer l.rewriteMu.RUnlock()
+	size := s.size.Load()
+	window := s.window(size, scanWindowSize)
+	for position := int64(0); position < size; {
+		info, _, err := window.batchAt(position)
+		if err != nil {
+			return err
+		}
+		if info.lastOffset >= end {
+			return nil
+		}
+		batch, err := window.bytes(position, info.size)
+		if err != nil {
+			return err
+		}
+		h, err := recordbatch.ParseHeader(batch)
+		if err != nil {
+			return corruptf(s.logPath, position, "%v", err)
+		}
+		if err := fn(position, batch, h); err != nil {
+			return err
+		}
+		position += info.size
+	}
+	return nil
+}
+
+// cleanSegment writes the cleaned copy of s to <base>.{log,index,timeindex}.cleaned,
+// fsynced, and returns it as a segment whose paths are the final names (its
+// descriptors follow the renames). changed is false, and nothing is
+// written, when no record of s goes.
+func (l *Log) cleanSegment(s *segment, segmentEnd int64, latest map[string]int64, tombstoneHorizon, intervalBytes int64, stats *CompactStats) (cleaned *segment, changed bool, err error) {
+	var out []byte
+	var infos []batchInfo
+	var positions []int64
+	var batchStats CompactStats
+	// A run of batches that lose every record becomes one empty filler
+	// batch covering the run's offsets, so offsets stay dense within the
+	// segment (recovery checks that) at 61 bytes per run.
+	runStart, runEnd, runEpoch := int64(-1), int64(-1), int32(-1)
+	emit := func(batch []byte) error {
+		info, reason := decodeBatchHeader(batch)
+		if reason != "" {
+			return corruptf(s.logPath, -1, "%s", reason)
+		}
+		positions = append(positions, int64(len(out)))
+		infos = append(infos, info)
+		out = append(out, batch...)
+		return nil
+	}
+	flushRun := func() error {
+		if runStart < 0 {
+			return nil
+		}
+		filler := recordbatch.Assemble(recordbatch.Header{
+			BaseOffset: runStart, PartitionLeaderEpoch: runEpoch, LastOffsetDelta: int32(runEnd - runStart),
+			FirstTimestamp: -1, MaxTimestamp: -1, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
+		}, nil)
+		runStart = -1
+		return emit(filler)
+	}
+	err = l.forEachBatch(s, segmentEnd, func(_ int64, batch []byte, h recordbatch.Header) error {
+		keep := batch
+		if !h.IsControl() {
+			_, records, err := decodeRecords(batch)
+			if err != nil {
+				return corruptf(s.logPath, -1, "batch at offset %d: %v", h.BaseOffset, err)
+			}
+			kept := records[:0:0]
+			for _, r := range records {
+				if r.Key != nil {
+					if latest[string(r.Key)] != r.Offset {
+						batchStats.RecordsRemoved++
+						continue
+					}
+					if r.Value == nil && r.Timestamp < tombstoneHorizon {
+						batchStats.RecordsRemoved++
+						batchStats.TombstonesRemoved++
+						continue
+					}
+				}
+				kept = append(kept, r)
+			}
+			switch {
+			case len(kept) == 0:
+				if len(records) > 0 {
+					batchStats.BatchesRemoved++
+				}
+				if runStart < 0 {
+					runStart = h.BaseOffset
+				}
+				runEnd, runEpoch = h.LastOffset(), h.PartitionLeaderEpoch
+				return nil
+			case len(kept) < len(records):
+				batchStats.BatchesRecompacted++
+				if keep, err = rebuildBatch(h, kept); err != nil {
+					return fmt.Errorf("rebuild batch at offset %d: %w", h.BaseOffset, err)
+				}
+			}
+		}
+		if err := flushRun(); err != nil {
+			return err
+		}
+		return emit(keep)
+	})
+	if err == nil {
+		err = flushRun()
+	}
+	if err != nil || batchStats.RecordsRemoved == 0 {
+		return nil, false, err
+	}
+	stats.RecordsRemoved += batchStats.RecordsRemoved
+	stats.TombstonesRemoved += batchStats.TombstonesRemoved
+	stats.BatchesRemoved += batchStats.BatchesRemoved
+	stats.BatchesRecompacted += batchStats.BatchesRecompacted
+
+	cleaned = newSegment(l.dir, s.baseOffset, l.logger)
+	cleaned.lastModified = s.lastModified
+	files := []**os.File{&cleaned.logFile, &cleaned.offsetIndexFile, &cleaned.timeIndexFile}
+	for i, path := range []string{cleaned.logPath, cleaned.offsetIndexPath, cleaned.timeIndexPath} {
+		if *files[i], err = os.OpenFile(path+cleanedFileSuffix, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+			cleaned.release()
+			return nil, false, fmt.Errorf("create cleaned segment: %w", err)
+		}
+	}
+	fail := func(err error) (*segment, bool, error) {
+		cleaned.release()
+		for _, path := range []string{cleaned.logPath, cleaned.offsetIndexPath, cleaned.timeIndexPath} {
+			os.Remove(path + cleanedFileSuffix)
+		}
+		return nil, false, err
+	}
+	if _, err := cleaned.logFile.WriteAt(out, 0); err != nil {
+		return fail(fmt.Errorf("write cleaned segment %s: %w", cleaned.name(), err))
+	}
+	cleaned.mu.Lock()
+	for i, info := range infos {
+		cleaned.observeLocked(positions[i], info, intervalBytes)
+	}
+	cleaned.mu.Unlock()
+	cleaned.size.Store(int64(len(out)))
+	cleaned.nextOffset = segmentEnd
+	cleaned.finalizeTimeIndex()
+	cleaned.dirty = true
+	if err := cleaned.sync(); err != nil {
+		return fail(err)
+	}
+	// Retention falls back to the modification time when no batch has a
+	// timestamp: keep the old one.
+	if err := os.Chtimes(cleaned.logPath+cleanedFileSuffix, time.Time{}, s.lastModified); err != nil {
+		return fail(err)
+	}
+	runCompactHook("cleaned")
+	return cleaned, true, nil
+}
+
+// swapSegment replaces old by cleaned in the directory and the segment list
+// under the append lock. It gives up (removing the cleaned files) when old
+// is no longer a sealed segment of the log or a Truncate ran since the
+// pass started.
+func (l *Log) swapSegment(old, cleaned *segment, truncations int64) (swapped bool, err error) {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	i := slices.Index(l.segments, old)
+	if l.closed || l.failure != nil || l.truncations != truncations || i < 0 || i == len(l.segments)-1 {
+		cleaned.release()
+		for _, path := range []string{cleaned.logPath, cleaned.offsetIndexPath, cleaned.timeIndexPath} {
+			os.Remove(path + cleanedFileSuffix)
+		}
+		return false, nil
+	}
+	// .cleaned -> .swap, the .log last: <base>.log.swap is the commit point.
+	for _, path := range []string{cleaned.offsetIndexPath, cleaned.timeIndexPath, cleaned.logPath} {
+		if err := os.Rename(path+cleanedFileSuffix, path+swapFileSuffix); err != nil {
+			// Before the commit point: Open removes the leftovers.
+			cleaned.release()
+			return false, fmt.Errorf("swap %s: %w", filepath.Base(path), err)
+		}
+		runCompactHook("swap " + filepath.Base(path))
+	}
+	if err := syncDirectory(l.dir); err != nil {
+		cleaned.release()
+		return false, err
+	}
+	// Committed: from here on a failure leaves the files for Open to finish.
+	finish := func() error {
+		for _, path := range []string{cleaned.offsetIndexPath, cleaned.timeIndexPath, cleaned.logPath} {
+			if err := os.Rename(path+swapFileSuffix, path); err != nil {
+				return fmt.Errorf("swap %s: %w", filepath.Base(path), err)
+			}
+			runCompactHook("rename " + filepath.Base(path))
+		}
+		return syncDirectory(l.dir)
+	}
+	if err := finish(); err != nil {
+		cleaned.release()
+		l.failure = err
+		return false, err
+	}
+	segments := slices.Clone(l.segments)
+	segments[i] = cleaned
+	l.mu.Lock()
+	l.segments = segments
+	l.mu.Unlock()
+	old.release() // the list's reference; readers keep theirs
+	return true, nil
+}
+
+// recoverCompactionSwaps finishes or rolls back a segment swap interrupted
+// by a crash (see the Compaction section of the package documentation).
+func (l *Log) recoverCompactionSwaps() error {
+	entries, err := os.ReadDir(l.dir)
+	if err != nil {
+		return fmt.Errorf("list directory: %w", err)
+	}
+	var committed []int64
+	var leftovers []string
+	for _, entry := range entries {
+		name := entry.Name()
+		switch {
+		case strings.HasSuffix(name, cleanedFileSuffix):
+			leftovers = append(leftovers, name)
+		case strings.HasSuffix(name, logFileSuffix+swapFileSuffix):
+			if base, ok := parseSegmentFileName(strings.TrimSuffix(name, swapFileSuffix), logFileSuffix); ok {
+				committed = append(committed, base)
+			}
+		}
+	}
+	changed := false
+	for _, name := range leftovers {
+		l.logger.Info("removing the files of an unfinished compaction", "file", name)
+		if err := os.Remove(filepath.Join(l.dir, name)); err != nil {
+			return fmt.Errorf("remove %s: %w", name, err)
+		}
+		changed = true
+	}
+	for _, base := range committed {
+		l.logger.Warn("finishing an interrupted compaction swap", "segment", segmentFileName(base, ""))
+		for _, suffix := range []string{offsetIndexFileSuffix, timeIndexFileSuffix, logFileSuffix} {
+			path := filepath.Join(l.dir, segmentFileName(base, suffix))
+			err := os.Rename(path+swapFileSuffix, path)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("finish swap: %w", err)
+			}
+		}
+		changed = true
+	}
+	// Index .swap files without their .log.swap: the swap never committed.
+	entries, err = os.ReadDir(l.dir)
+	if err != nil {
+		return fmt.Errorf("list directory: %w", err)
+	}
+	for _, entry := range entries {
+		if name := entry.Name(); strings.HasSuffix(name, swapFileSuffix) {
+			l.logger.Info("removing the files of an uncommitted compaction swap", "file", name)
+			if err := os.Remove(filepath.Join(l.dir, name)); err != nil {
+				return fmt.Errorf("remove %s: %w", name, err)
+			}
+			changed = true
+		}
+	}
+	if changed {
+		return syncDirectory(l.dir)
+	}
+	return nil
+}
+
+// loadCleanerOffset reads cleaner-offset-checkpoint (absent: nothing was
+// compacted yet). An unreadable one only costs a full pass, so it is
+// ignored with a warning.
+func (l *Log) loadCleanerOffset() error {
+	offset, exists, err := readOffsetCheckpoint(l.dir, cleanerOffsetFileName, cleanerOffsetKey)
+	if err != nil {
+		l.logger.Warn("unreadable cleaner offset checkpoint; the next compaction treats the whole log as dirty", "err", err)
+		return nil
+	}
+	if exists {
+		l.cleanerOffset.Store(offset)
+	}
+	return nil
+}
+
+// rebuildBatch encodes the kept records of the batch with header h: same
+// base offset, lastOffsetDelta, producer id/epoch, base sequence,
+// attributes (so the same codec), partition leader epoch and first
+// timestamp; each record keeps its offset delta and timestamp. The max
+// timestamp is recomputed from the kept records (CreateTime) or kept
+// (LogAppendTime).
+func rebuildBatch(h recordbatch.Header, kept []recordbatch.Record) ([]byte, error) {
+	var raw []byte
+	maxTimestamp := int64(-1)
+	for _, r := range kept {
+		raw = appendRecord(raw, r, int32(r.Offset-h.BaseOffset), r.Timestamp-h.FirstTimestamp)
+		maxTimestamp = max(maxTimestamp, r.Timestamp)
+	}
+	payload, err := compressRecords(h.Codec(), raw)
+	if err != nil {
+		return nil, err
+	}
+	if !h.LogAppendTime() {
+		h.MaxTimestamp = maxTimestamp
+	}
+	h.NumRecords = int32(len(kept))
+	return recordbatch.Assemble(h, payload), nil
+}
+
+// appendRecord encodes one record (see the recordbatch package doc).
+func appendRecord(dst []byte, r recordbatch.Record, offsetDelta int32, timestampDelta int64) []byte {
+	body := []byte{0} // attributes
+	body = binary.AppendVarint(body, timestampDelta)
+	body = binary.AppendVarint(body, int64(offsetDelta))
+	body = appendNullableBytes(body, r.Key)
+	body = appendNullableBytes(body, r.Value)
+	body = binary.AppendVarint(body, int64(len(r.Headers)))
+	for _, header := range r.Headers {
+		body = binary.AppendVarint(body, int64(len(header.Key)))
+		body = append(body, header.Key...)
+		body = appendNullableBytes(body, header.Value)
+	}
+	dst = binary.AppendVarint(dst, int64(len(body)))
+	return append(dst, body...)
+}
+
+func appendNullableBytes(dst, b []byte) []byte {
+	if b == nil {
+		return binary.AppendVarint(dst, -1)
+	}
+	dst = binary.AppendVarint(dst, int64(len(b)))
+	return append(dst, b...)
+}
+
+var (
+	zstdEncoderOnce sync.Once
+	zstdEncoder     *zstd.Encoder
+	zstdEncoderErr  error
+)
+
+// compressRecords compresses a records section with codec, using the
+// libraries recordbatch decodes with. Snappy is written as one raw block
+// (librdkafka's and franz-go's shape) even when the original used the Java
+// client's xerial framing; every client reads both.
+func compressRecords(codec recordbatch.Codec, raw []byte) ([]byte, error) {
+	switch codec {
+	case recordbatch.None:
+		return raw, nil
+	case recordbatch.Gzip:
+		var out bytes.Buffer
+		w := gzip.NewWriter(&out)
+		if _, err := w.Write(raw); err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		if err := w.Close(); err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		return out.Bytes(), nil
+	case recordbatch.Snappy:
+		return snappy.Encode(nil, raw), nil
+	case recordbatch.LZ4:
+		var out bytes.Buffer
+		w := lz4.NewWriter(&out)
+		// 64 KiB blocks, as Kafka's Java client writes them (the default
+		// 4 MiB block buffer is wasted on one batch).
+		if err := w.Apply(lz4.BlockSizeOption(lz4.Block64Kb)); err != nil {
+			return nil, fmt.Errorf("lz4: %w", err)
+		}
+		if _, err := w.Write(raw); err != nil {
+			return nil, fmt.Errorf("lz4: %w", err)
+		}
+		if err := w.Close(); err != nil {
+			return nil, fmt.Errorf("lz4: %w", err)
+		}
+		return out.Bytes(), nil
+	case recordbatch.Zstd:
+		zstdEncoderOnce.Do(func() {
+			zstdEncoder, zstdEncoderErr = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+		})
+		if zstdEncoderErr != nil {
+			return nil, fmt.Errorf("zstd: %w", zstdEncoderErr)
+		}
+		return zstdEncoder.EncodeAll(raw, nil), nil
+	default:
+		return nil, fmt.Errorf("unsupported codec %v", codec)
+	}
+}
