@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -94,10 +95,26 @@ func startBroker(tb testing.TB, extra ...string) *brokerProcess {
 			logTail(tb, b.logPath)
 		}
 	})
-	if err := b.start(); err != nil {
+	if err := b.startRetryingPorts(tb); err != nil {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// errPortTaken: a port picked by freePort was taken by someone else before
+// the broker bound it (freePort can only pick, not reserve).
+var errPortTaken = errors.New("a picked port was taken before strata bound it")
+
+// startRetryingPorts starts the process, picking fresh ports when one of
+// the picked ones was taken in between.
+func (b *brokerProcess) startRetryingPorts(tb testing.TB) error {
+	for attempt := 0; ; attempt++ {
+		err := b.start()
+		if err == nil || !errors.Is(err, errPortTaken) || attempt == 4 {
+			return err
+		}
+		b.addr, b.admin, b.ctrl = freePort(tb), freePort(tb), freePort(tb)
+	}
 }
 
 func logTail(tb testing.TB, path string) {
@@ -149,7 +166,14 @@ func (b *brokerProcess) start() error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-done:
-			return fmt.Errorf("strata exited during start-up; see %s", b.logPath)
+			tail, _ := os.ReadFile(b.logPath)
+			if len(tail) > 4000 {
+				tail = tail[len(tail)-4000:]
+			}
+			if bytes.Contains(tail, []byte("address already in use")) {
+				return fmt.Errorf("%w: %s", errPortTaken, tail)
+			}
+			return fmt.Errorf("strata exited during start-up; log %s:\n%s", b.logPath, tail)
 		default:
 		}
 		resp, err := http.Get("http://" + b.admin + "/readyz")
@@ -240,7 +264,7 @@ func sharedBroker(tb testing.TB) *brokerProcess {
 			addr:    ports[0], admin: ports[1], ctrl: ports[2],
 			logPath: filepath.Join(sharedDir, "strata.log"),
 		}
-		sharedErr = sharedB.start()
+		sharedErr = sharedB.startRetryingPorts(tb)
 	})
 	if sharedErr != nil {
 		tb.Fatalf("shared broker: %v", sharedErr)

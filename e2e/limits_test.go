@@ -45,7 +45,7 @@ func TestSurvivesFileDescriptorExhaustion(t *testing.T) {
 			logTail(t, b.logPath)
 		}
 	})
-	if err := b.start(); err != nil {
+	if err := b.startRetryingPorts(t); err != nil {
 		t.Fatal(err)
 	}
 	topic := uniqueTopic(t)
