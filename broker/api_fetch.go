@@ -68,7 +68,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			switch {
 			case !exists && req.Version >= 13:
 				t.errorCode = kerr.UnknownTopicID.Code
-			case !exists || rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
+			case !exists || !topic.HasPartition(rp.Partition):
 				t.errorCode = kerr.UnknownTopicOrPartition.Code
 			default:
 				t.part = s.partitions.get(topic, rp.Partition)

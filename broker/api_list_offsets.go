@@ -31,7 +31,7 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 			p.Timestamp = -1
 			p.Offset = -1
 			switch {
-			case !exists || rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
+			case !exists || !topic.HasPartition(rp.Partition):
 				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
 				part := s.partitions.get(topic, rp.Partition)

@@ -72,7 +72,7 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 		for _, rp := range rt.Partitions {
 			tp := topicPartition{rt.Topic, rp.Partition}
 			switch {
-			case !exists || rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
+			case !exists || !topic.HasPartition(rp.Partition):
 				codes[tp] = kerr.UnknownTopicOrPartition.Code
 			case rp.Metadata != nil && len(*rp.Metadata) > offsetMetadataMaxBytes:
 				codes[tp] = kerr.OffsetMetadataTooLarge.Code
@@ -258,7 +258,7 @@ func handleOffsetDelete(c *clientConn, h requestHeader, req *kmsg.OffsetDeleteRe
 		for _, rp := range rt.Partitions {
 			tp := topicPartition{rt.Topic, rp.Partition}
 			switch {
-			case !exists || rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
+			case !exists || !topic.HasPartition(rp.Partition):
 				codes[tp] = kerr.UnknownTopicOrPartition.Code
 			case subscribed(rt.Topic):
 				codes[tp] = kerr.GroupSubscribedToTopic.Code

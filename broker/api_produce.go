@@ -46,13 +46,13 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 	for _, rt := range req.Topics {
 		out := kmsg.NewProduceResponseTopic()
 		out.Topic = rt.Topic
-		topic, topicExists := s.cfg.Metadata.State().Topic(rt.Topic)
+		topic, _ := s.cfg.Metadata.State().Topic(rt.Topic)
 		for _, rp := range rt.Partitions {
 			var p kmsg.ProduceResponseTopicPartition
 			switch {
 			case requestErr != 0:
 				p = partitionError(requestErr, requestMsg)
-			case !topicExists || rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
+			case !topic.HasPartition(rp.Partition):
 				p = partitionError(kerr.UnknownTopicOrPartition.Code, "unknown topic or partition")
 			case topic.Internal:
 				// As Kafka: clients cannot write to internal topics.

@@ -218,3 +218,9 @@ func (s *State) withAppliedIndex(index uint64) *State {
 	next.appliedIndex = index
 	return &next
 }
+
+// HasPartition reports whether the topic has partition index (false for the
+// zero Topic a failed lookup returns).
+func (t Topic) HasPartition(index int32) bool {
+	return index >= 0 && int(index) < len(t.Partitions)
+}

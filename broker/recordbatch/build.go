@@ -54,9 +54,9 @@ func Build(opts BuildOptions, records []Record) ([]byte, error) {
 	var raw []byte
 	for index, record := range records {
 		maxTimestamp = max(maxTimestamp, record.Timestamp)
-		raw = appendRecord(raw, record, int32(index), record.Timestamp-firstTimestamp)
+		raw = AppendRecord(raw, record, int32(index), record.Timestamp-firstTimestamp)
 	}
-	payload, err := compress(opts.Codec, raw, opts.XerialSnappy)
+	payload, err := Compress(opts.Codec, raw, opts.XerialSnappy)
 	if err != nil {
 		return nil, err
 	}
@@ -112,8 +112,9 @@ func Assemble(h Header, payload []byte) []byte {
 	return batch
 }
 
-// appendRecord encodes one record with the given deltas.
-func appendRecord(dst []byte, record Record, offsetDelta int32, timestampDelta int64) []byte {
+// AppendRecord encodes one record with the given deltas (the layout in the
+// package doc). The log cleaner uses it to rewrite batches with gaps.
+func AppendRecord(dst []byte, record Record, offsetDelta int32, timestampDelta int64) []byte {
 	var body []byte
 	body = append(body, 0) // attributes
 	body = binary.AppendVarint(body, timestampDelta)
@@ -145,8 +146,9 @@ var (
 	zstdEncoderErr  error
 )
 
-// compress compresses a records section with codec.
-func compress(codec Codec, raw []byte, xerial bool) ([]byte, error) {
+// Compress compresses a records section with codec; xerial selects the
+// Java client's framed snappy instead of a raw block.
+func Compress(codec Codec, raw []byte, xerial bool) ([]byte, error) {
 	switch codec {
 	case None:
 		return raw, nil
@@ -178,6 +180,11 @@ func compress(codec Codec, raw []byte, xerial bool) ([]byte, error) {
 	case LZ4:
 		var out bytes.Buffer
 		w := lz4.NewWriter(&out)
+		// 64 KiB blocks, as Kafka's Java client writes them (the default
+		// 4 MiB block buffer is wasted on one batch).
+		if err := w.Apply(lz4.BlockSizeOption(lz4.Block64Kb)); err != nil {
+			return nil, fmt.Errorf("lz4: %w", err)
+		}
 		if _, err := w.Write(raw); err != nil {
 			return nil, fmt.Errorf("lz4: %w", err)
 		}

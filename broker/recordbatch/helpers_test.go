@@ -67,7 +67,7 @@ func mustBuild(t testing.TB, opts BuildOptions, records []Record) []byte {
 func encodeRaw(records []Record, offsetDeltas []int32) []byte {
 	var raw []byte
 	for i, record := range records {
-		raw = appendRecord(raw, record, offsetDeltas[i], record.Timestamp-records[0].Timestamp)
+		raw = AppendRecord(raw, record, offsetDeltas[i], record.Timestamp-records[0].Timestamp)
 	}
 	return raw
 }

@@ -299,8 +299,8 @@ func TestValidateAccepts(t *testing.T) {
 		{"sequence about to wrap", mustBuild(t, BuildOptions{Idempotent: true, ProducerID: 1, BaseSequence: math.MaxInt32 - 1}, records), Limits{}},
 		{"negative timestamp deltas", mustBuild(t, BuildOptions{}, []Record{{Timestamp: 100}, {Timestamp: -5}, {Timestamp: math.MaxInt64 / 2}}), Limits{}},
 		{"gzip with two members", func() []byte {
-			first, _ := compress(Gzip, encodeRaw(records, []int32{0, 1, 2})[:0], false)
-			second, _ := compress(Gzip, encodeRaw(records, []int32{0, 1, 2}), false)
+			first, _ := Compress(Gzip, encodeRaw(records, []int32{0, 1, 2})[:0], false)
+			second, _ := Compress(Gzip, encodeRaw(records, []int32{0, 1, 2}), false)
 			h := headerFor(Gzip, 3)
 			h.FirstTimestamp = records[0].Timestamp
 			return Assemble(h, append(first, second...))

@@ -1,22 +1,14 @@
 package segment
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/snappy"
-	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
 
 	"github.com/strata-log/strata/broker/recordbatch"
 )
@@ -485,10 +477,13 @@ func rebuildBatch(h recordbatch.Header, kept []recordbatch.Record) ([]byte, erro
 	var raw []byte
 	maxTimestamp := int64(-1)
 	for _, r := range kept {
-		raw = appendRecord(raw, r, int32(r.Offset-h.BaseOffset), r.Timestamp-h.FirstTimestamp)
+		raw = recordbatch.AppendRecord(raw, r, int32(r.Offset-h.BaseOffset), r.Timestamp-h.FirstTimestamp)
 		maxTimestamp = max(maxTimestamp, r.Timestamp)
 	}
-	payload, err := compressRecords(h.Codec(), raw)
+	// Snappy is written as one raw block (librdkafka's and franz-go's shape)
+	// even when the original used the Java client's xerial framing; every
+	// client reads both.
+	payload, err := recordbatch.Compress(h.Codec(), raw, false)
 	if err != nil {
 		return nil, err
 	}
@@ -497,83 +492,4 @@ func rebuildBatch(h recordbatch.Header, kept []recordbatch.Record) ([]byte, erro
 	}
 	h.NumRecords = int32(len(kept))
 	return recordbatch.Assemble(h, payload), nil
-}
-
-// appendRecord encodes one record (see the recordbatch package doc).
-func appendRecord(dst []byte, r recordbatch.Record, offsetDelta int32, timestampDelta int64) []byte {
-	body := []byte{0} // attributes
-	body = binary.AppendVarint(body, timestampDelta)
-	body = binary.AppendVarint(body, int64(offsetDelta))
-	body = appendNullableBytes(body, r.Key)
-	body = appendNullableBytes(body, r.Value)
-	body = binary.AppendVarint(body, int64(len(r.Headers)))
-	for _, header := range r.Headers {
-		body = binary.AppendVarint(body, int64(len(header.Key)))
-		body = append(body, header.Key...)
-		body = appendNullableBytes(body, header.Value)
-	}
-	dst = binary.AppendVarint(dst, int64(len(body)))
-	return append(dst, body...)
-}
-
-func appendNullableBytes(dst, b []byte) []byte {
-	if b == nil {
-		return binary.AppendVarint(dst, -1)
-	}
-	dst = binary.AppendVarint(dst, int64(len(b)))
-	return append(dst, b...)
-}
-
-var (
-	zstdEncoderOnce sync.Once
-	zstdEncoder     *zstd.Encoder
-	zstdEncoderErr  error
-)
-
-// compressRecords compresses a records section with codec, using the
-// libraries recordbatch decodes with. Snappy is written as one raw block
-// (librdkafka's and franz-go's shape) even when the original used the Java
-// client's xerial framing; every client reads both.
-func compressRecords(codec recordbatch.Codec, raw []byte) ([]byte, error) {
-	switch codec {
-	case recordbatch.None:
-		return raw, nil
-	case recordbatch.Gzip:
-		var out bytes.Buffer
-		w := gzip.NewWriter(&out)
-		if _, err := w.Write(raw); err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
-		if err := w.Close(); err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
-		return out.Bytes(), nil
-	case recordbatch.Snappy:
-		return snappy.Encode(nil, raw), nil
-	case recordbatch.LZ4:
-		var out bytes.Buffer
-		w := lz4.NewWriter(&out)
-		// 64 KiB blocks, as Kafka's Java client writes them (the default
-		// 4 MiB block buffer is wasted on one batch).
-		if err := w.Apply(lz4.BlockSizeOption(lz4.Block64Kb)); err != nil {
-			return nil, fmt.Errorf("lz4: %w", err)
-		}
-		if _, err := w.Write(raw); err != nil {
-			return nil, fmt.Errorf("lz4: %w", err)
-		}
-		if err := w.Close(); err != nil {
-			return nil, fmt.Errorf("lz4: %w", err)
-		}
-		return out.Bytes(), nil
-	case recordbatch.Zstd:
-		zstdEncoderOnce.Do(func() {
-			zstdEncoder, zstdEncoderErr = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
-		})
-		if zstdEncoderErr != nil {
-			return nil, fmt.Errorf("zstd: %w", zstdEncoderErr)
-		}
-		return zstdEncoder.EncodeAll(raw, nil), nil
-	default:
-		return nil, fmt.Errorf("unsupported codec %v", codec)
-	}
 }
