@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -26,8 +29,10 @@ import (
 //	                 value GroupMetadataValue (written as v3), null = deleted
 //
 // Each partition of it is one coordinator shard: group.Partition maps a group
-// id to its partition, as Kafka does. Until compaction exists the topic keeps
-// everything (retention.ms=-1) and a shard is rebuilt by replaying it whole.
+// id to its partition, as Kafka does. The topic is compacted
+// (cleanup.policy=compact, segments of offsets.topic.segment.bytes), so it
+// holds about one record per live commit key; a shard is rebuilt by
+// replaying its partition.
 const offsetsTopic = "__consumer_offsets"
 
 // offsetMetadataMaxBytes is Kafka's offset.metadata.max.bytes default.
@@ -64,7 +69,8 @@ type groupManager struct {
 	s   *Server
 	log *slog.Logger
 
-	createMu sync.Mutex // serializes creating the offsets topic
+	createMu sync.Mutex  // serializes creating and upgrading the offsets topic
+	upgraded atomic.Bool // the offsets topic exists with compaction on
 
 	mu     sync.RWMutex
 	shards map[int32]*groupShard
@@ -135,14 +141,16 @@ func (sh *groupShard) close() {
 // offsets.topic.num.partitions partitions and replication factor
 // min(3, live brokers).
 func (m *groupManager) ensureTopic() (metadata.Topic, error) {
-	if t, ok := m.s.cfg.Metadata.State().Topic(offsetsTopic); ok {
+	if t, ok := m.s.cfg.Metadata.State().Topic(offsetsTopic); ok && m.upgraded.Load() {
 		return t, nil
 	}
 	m.createMu.Lock()
 	defer m.createMu.Unlock()
 	if t, ok := m.s.cfg.Metadata.State().Topic(offsetsTopic); ok {
+		m.upgradeTopic(t)
 		return t, nil
 	}
+	m.upgraded.Store(true)
 	n := m.s.cfg.OffsetsTopicNumPartitions
 	assignments := make([][]int32, n)
 	for i := range assignments {
@@ -153,9 +161,8 @@ func (m *groupManager) ensureTopic() (metadata.Topic, error) {
 	t, err := m.s.cfg.Metadata.CreateTopic(ctx, metadata.TopicSpec{
 		Name:        offsetsTopic,
 		Assignments: assignments,
-		// No compaction yet: keep every record (a shard is replayed whole).
-		Configs:  map[string]string{"cleanup.policy": "delete", "retention.ms": "-1"},
-		Internal: true,
+		Configs:     m.offsetsTopicConfigs(nil),
+		Internal:    true,
 	})
 	if err != nil {
 		if errors.Is(err, metadata.ErrTopicExists) {
@@ -170,6 +177,45 @@ func (m *groupManager) ensureTopic() (metadata.Topic, error) {
 		m.log.Error("opening offsets topic partitions failed", "err", err)
 	}
 	return t, nil
+}
+
+// offsetsTopicConfigs are the offsets topic's configs: compacted, with
+// offsets.topic.segment.bytes segments, on top of configs already set.
+func (m *groupManager) offsetsTopicConfigs(set map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range set {
+		out[k] = v
+	}
+	// Written by an earlier version that could not compact: delete with
+	// unlimited retention.
+	if out[topicconfig.CleanupPolicy] == "delete" && out[topicconfig.RetentionMs] == "-1" {
+		delete(out, topicconfig.RetentionMs)
+	}
+	out[topicconfig.CleanupPolicy] = "compact"
+	if _, ok := out[topicconfig.SegmentBytes]; !ok {
+		out[topicconfig.SegmentBytes] = strconv.Itoa(int(m.s.cfg.OffsetsTopicSegmentBytes))
+	}
+	return out
+}
+
+// upgradeTopic switches an offsets topic created before compaction existed
+// to cleanup.policy=compact, once per process. Called with createMu held.
+func (m *groupManager) upgradeTopic(t metadata.Topic) {
+	if m.upgraded.Load() {
+		return
+	}
+	if t.Configs[topicconfig.CleanupPolicy] == "compact" {
+		m.upgraded.Store(true)
+		return
+	}
+	ctx, cancel := context.WithTimeout(m.s.ctx, 10*time.Second)
+	defer cancel()
+	if err := m.s.cfg.Metadata.SetTopicConfigs(ctx, offsetsTopic, m.offsetsTopicConfigs(t.Configs)); err != nil {
+		m.log.Warn("switching the offsets topic to cleanup.policy=compact failed; retrying on next use", "err", err)
+		return
+	}
+	m.upgraded.Store(true)
+	m.log.Info("switched the offsets topic to cleanup.policy=compact")
 }
 
 // shardFor returns the loaded shard coordinating a group, or the error a
@@ -488,12 +534,7 @@ func (sh *groupShard) commitOffsets(groupID string, commits map[topicPartition]c
 	for tp := range commits {
 		tps = append(tps, tp)
 	}
-	sort.Slice(tps, func(i, j int) bool {
-		if tps[i].topic != tps[j].topic {
-			return tps[i].topic < tps[j].topic
-		}
-		return tps[i].index < tps[j].index
-	})
+	sortTopicPartitions(tps)
 	records := make([]recordbatch.Record, 0, len(tps))
 	for _, tp := range tps {
 		records = append(records, recordbatch.Record{Key: offsetCommitKey(groupID, tp), Value: offsetCommitValue(commits[tp])})
@@ -560,12 +601,7 @@ func (sh *groupShard) deleteGroupData(groupID string) error {
 	for tp := range sh.offsets[groupID] {
 		tps = append(tps, tp)
 	}
-	sort.Slice(tps, func(i, j int) bool {
-		if tps[i].topic != tps[j].topic {
-			return tps[i].topic < tps[j].topic
-		}
-		return tps[i].index < tps[j].index
-	})
+	sortTopicPartitions(tps)
 	for _, tp := range tps {
 		records = append(records, recordbatch.Record{Key: offsetCommitKey(groupID, tp)})
 	}
@@ -575,6 +611,147 @@ func (sh *groupShard) deleteGroupData(groupID string) error {
 	}
 	delete(sh.offsets, groupID)
 	return nil
+}
+
+// runOffsetExpiry removes expired committed offsets every
+// offsets.retention.check.interval.ms until ctx ends.
+func (m *groupManager) runOffsetExpiry(ctx context.Context) {
+	ticker := time.NewTicker(m.s.cfg.OffsetsRetentionCheckInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-ticker.C:
+			m.expireOffsets(now, nil)
+		}
+	}
+}
+
+// expireOffsets runs offset expiry on every loaded shard; with topics, it
+// only removes the offsets of those (deleted) topics, right away.
+func (m *groupManager) expireOffsets(now time.Time, deletedTopics map[string]bool) {
+	state := m.s.cfg.Metadata.State()
+	exists := func(tp topicPartition) bool {
+		if deletedTopics != nil {
+			return !deletedTopics[tp.topic]
+		}
+		t, ok := state.Topic(tp.topic)
+		return ok && t.HasPartition(tp.index)
+	}
+	retention := m.s.cfg.OffsetsRetention
+	if deletedTopics != nil {
+		retention = -1 // only what belongs to the deleted topics
+	}
+	shards, _ := m.allShards()
+	for _, sh := range shards {
+		offsets, groups, err := sh.expireOffsets(now, retention, exists)
+		if err != nil {
+			m.log.Warn("expiring committed offsets failed; retried next pass", "partition", sh.index, "err", err)
+		}
+		if offsets > 0 || groups > 0 {
+			m.log.Info("removed expired committed offsets", "partition", sh.index, "offsets", offsets, "groups_deleted", groups)
+		}
+	}
+}
+
+// topicsDeleted removes every group's committed offsets of deleted topics,
+// as Kafka does, so a topic re-created with the same name starts without
+// them.
+func (m *groupManager) topicsDeleted(names ...string) {
+	deleted := map[string]bool{}
+	for _, n := range names {
+		deleted[n] = true
+	}
+	m.expireOffsets(time.Now(), deleted)
+}
+
+// expireOffsets removes, as Kafka's offset expiration does (KIP-211):
+//   - every offset of a group that has been Empty for retention (counted
+//     from when it became Empty);
+//   - offsets not committed for retention, of a group that never had
+//     members (standalone consumers committing with generation -1);
+//   - offsets of partitions that no longer exist.
+//
+// Offsets of groups with members are kept (Kafka also expires, for Stable
+// consumer groups, offsets of topics the group no longer subscribes to;
+// not done here). An Empty group left without offsets is deleted. A
+// negative retention expires nothing by age.
+func (sh *groupShard) expireOffsets(now time.Time, retention time.Duration, exists func(topicPartition) bool) (offsets, groups int, err error) {
+	sh.mu.Lock()
+	ids := make([]string, 0, len(sh.offsets))
+	for id := range sh.offsets {
+		ids = append(ids, id)
+	}
+	sh.mu.Unlock()
+	sort.Strings(ids)
+	// The coordinator is asked without sh.mu held (it may call StoreGroup).
+	descriptions := make(map[string]group.Description, len(ids))
+	for _, id := range ids {
+		if d, err := sh.coord.Describe(id); err == nil {
+			descriptions[id] = d
+		}
+	}
+	expired := func(id string, c committedOffset) bool {
+		if retention < 0 {
+			return false
+		}
+		d, ok := descriptions[id]
+		switch {
+		case !ok || d.State != group.StateEmpty:
+			return false
+		case d.ProtocolType != "" && !d.StateTimestamp.IsZero():
+			return now.Sub(d.StateTimestamp) >= retention
+		default:
+			return now.Sub(time.UnixMilli(c.timestamp)) >= retention
+		}
+	}
+	sh.mu.Lock()
+	var records []recordbatch.Record
+	type commitKey struct {
+		group string
+		tp    topicPartition
+	}
+	var gone []commitKey
+	for _, id := range ids {
+		tps := make([]topicPartition, 0, len(sh.offsets[id]))
+		for tp := range sh.offsets[id] {
+			tps = append(tps, tp)
+		}
+		sortTopicPartitions(tps)
+		for _, tp := range tps {
+			if exists(tp) && !expired(id, sh.offsets[id][tp]) {
+				continue
+			}
+			records = append(records, recordbatch.Record{Key: offsetCommitKey(id, tp)})
+			gone = append(gone, commitKey{id, tp})
+		}
+	}
+	if err := sh.appendLocked(records); err != nil {
+		sh.mu.Unlock()
+		return 0, 0, err
+	}
+	var emptied []string
+	for _, k := range gone {
+		sh.deleteOffsetLocked(k.group, k.tp)
+		if _, left := sh.offsets[k.group]; !left && (len(emptied) == 0 || emptied[len(emptied)-1] != k.group) {
+			emptied = append(emptied, k.group)
+		}
+	}
+	sh.mu.Unlock()
+	for _, id := range emptied {
+		if d, ok := descriptions[id]; !ok || d.State != group.StateEmpty {
+			continue
+		}
+		if sh.coord.Delete(id) != nil {
+			continue // members joined meanwhile, or already gone
+		}
+		if err := sh.deleteGroupData(id); err != nil {
+			return len(gone), groups, err
+		}
+		groups++
+	}
+	return len(gone), groups, nil
 }
 
 // errCode converts an error from the group package (or this file) into a
@@ -588,4 +765,14 @@ func errCode(err error) int16 {
 		return ke.Code
 	}
 	return kerr.UnknownServerError.Code
+}
+
+// sortTopicPartitions sorts by topic, then partition.
+func sortTopicPartitions(tps []topicPartition) {
+	sort.Slice(tps, func(i, j int) bool {
+		if tps[i].topic != tps[j].topic {
+			return tps[i].topic < tps[j].topic
+		}
+		return tps[i].index < tps[j].index
+	})
 }

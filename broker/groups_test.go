@@ -25,16 +25,18 @@ type testNode struct {
 	srv     *Server
 	addr    string
 	serving chan struct{}
+	options []func(*Config)
 }
 
-func newTestNode(t *testing.T) *testNode {
+// newTestNode starts a node; options adjust its broker Config.
+func newTestNode(t *testing.T, options ...func(*Config)) *testNode {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctrl := ln.Addr().String()
 	ln.Close()
-	n := &testNode{t: t, dir: t.TempDir(), ctrl: ctrl}
+	n := &testNode{t: t, dir: t.TempDir(), ctrl: ctrl, options: options}
 	if err := metadata.Format(n.dir, metadata.NewClusterID(), 1, map[int32]string{1: ctrl}); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +58,7 @@ func (n *testNode) open() {
 	if err := store.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{
+	cfg := Config{
 		NodeID:                     1,
 		Listeners:                  []Listener{{Name: "CLIENT", Address: "127.0.0.1:0"}},
 		DataDir:                    n.dir,
@@ -64,7 +66,11 @@ func (n *testNode) open() {
 		OffsetsTopicNumPartitions:  4,
 		GroupInitialRebalanceDelay: -1,
 		Logger:                     log,
-	})
+	}
+	for _, option := range n.options {
+		option(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		store.Close()
 		t.Fatal(err)

@@ -15,6 +15,10 @@ type metrics struct {
 	bytesOut      *prometheus.CounterVec
 	produceErrors *prometheus.CounterVec
 	connections   prometheus.Gauge
+
+	cleanerPasses         *prometheus.CounterVec
+	cleanerBytesReclaimed *prometheus.CounterVec
+	cleanerRecordsRemoved *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,9 +44,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "strata", Name: "client_connections",
 			Help: "Open client connections.",
 		}),
+		cleanerPasses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "strata", Name: "log_cleaner_passes_total",
+			Help: "Log cleaner passes over compacted partitions, by topic and result (cleaned, skipped, failed).",
+		}, []string{"topic", "result"}),
+		cleanerBytesReclaimed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "strata", Name: "log_cleaner_bytes_reclaimed_total",
+			Help: "Bytes of segment files the log cleaner freed, by topic.",
+		}, []string{"topic"}),
+		cleanerRecordsRemoved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "strata", Name: "log_cleaner_records_removed_total",
+			Help: "Superseded records and expired tombstones the log cleaner removed, by topic.",
+		}, []string{"topic"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.bytesIn, m.bytesOut, m.produceErrors, m.connections)
+		reg.MustRegister(m.requests, m.bytesIn, m.bytesOut, m.produceErrors, m.connections,
+			m.cleanerPasses, m.cleanerBytesReclaimed, m.cleanerRecordsRemoved)
 	}
 	return m
 }

@@ -43,6 +43,9 @@ type partition struct {
 
 	waitersMu sync.Mutex // guards waiters
 	waiters   map[chan struct{}]struct{}
+
+	cleanMu     sync.Mutex // guards lastCleaned
+	lastCleaned time.Time  // when the log cleaner last cleaned (or first looked at) this log
 }
 
 // producerSnapshotSuffix names producer-state snapshots in a partition
@@ -67,8 +70,12 @@ func segmentConfig(v topicconfig.Values, log *slog.Logger) segment.Config {
 		flushMessages = 0
 	}
 	retention := ms(v.RetentionMs)
-	if v.RetentionMs < 0 {
-		retention = -1
+	retentionBytes := v.RetentionBytes
+	if v.RetentionMs < 0 || !v.Delete {
+		retention = -1 // cleanup.policy=compact alone deletes nothing by age
+	}
+	if !v.Delete {
+		retentionBytes = -1
 	}
 	segmentAge := ms(v.SegmentMs)
 	if segmentAge == 0 {
@@ -80,7 +87,7 @@ func segmentConfig(v topicconfig.Values, log *slog.Logger) segment.Config {
 		IndexIntervalBytes: v.IndexIntervalBytes,
 		MaxIndexBytes:      v.SegmentIndexBytes,
 		RetentionAge:       retention,
-		RetentionBytes:     v.RetentionBytes,
+		RetentionBytes:     retentionBytes,
 		FlushMessages:      flushMessages,
 		FlushInterval:      ms(v.FlushMs),
 		Logger:             log,
@@ -253,7 +260,7 @@ func (p *partition) appendBatch(records []byte, produceVersion int16, now time.T
 		return 0, -1, &produceError{87, fmt.Sprintf("produce requests v3+ must carry exactly one record batch per partition, got %d", len(spans))}
 	}
 	batch := records[spans[0].Position : spans[0].Position+spans[0].Length]
-	h, err := recordbatch.Validate(batch, recordbatch.Limits{MaxBatchBytes: cfg.MaxMessageBytes})
+	h, err := recordbatch.Validate(batch, recordbatch.Limits{MaxBatchBytes: cfg.MaxMessageBytes, RequireKeys: cfg.Compact})
 	if err != nil {
 		return 0, -1, &produceError{recordbatch.ErrorCode(err), err.Error()}
 	}
@@ -362,6 +369,34 @@ func (p *partition) maintainPeriodic(now time.Time, expiration time.Duration, re
 			p.log.Warn("producer snapshot failed", "err", err)
 		}
 	}
+}
+
+// compact runs one log-cleaner pass when the topic's cleanup.policy
+// includes compact. Past max.compaction.lag.ms since the last pass that
+// cleaned, the dirty ratio is ignored.
+func (p *partition) compact(now time.Time) (segment.CompactStats, error) {
+	v := p.config.Load()
+	if !v.Compact {
+		return segment.CompactStats{Skipped: true}, nil
+	}
+	ms := func(n int64) time.Duration {
+		return time.Duration(min(n, math.MaxInt64/int64(time.Millisecond))) * time.Millisecond
+	}
+	p.cleanMu.Lock()
+	defer p.cleanMu.Unlock()
+	if p.lastCleaned.IsZero() {
+		p.lastCleaned = now
+	}
+	stats, err := p.segments.Compact(segment.CompactOptions{
+		MinCompactionLag:       ms(v.MinCompactionLagMs),
+		DeleteRetention:        ms(v.DeleteRetentionMs),
+		MinCleanableDirtyRatio: v.MinCleanableDirtyRatio,
+		Force:                  now.Sub(p.lastCleaned) >= ms(v.MaxCompactionLagMs),
+	})
+	if err == nil && !stats.Skipped {
+		p.lastCleaned = now
+	}
+	return stats, err
 }
 
 func (p *partition) setConfig(v topicconfig.Values) error {

@@ -25,6 +25,8 @@ type partitionManagerConfig struct {
 	defaults             topicconfig.Defaults
 	producerIDExpiration time.Duration
 	retentionInterval    time.Duration
+	cleanerBackoff       time.Duration // log.cleaner.backoff.ms
+	metrics              *metrics
 	log                  *slog.Logger
 	// onOpen is called after a partition is opened, onClose before it is
 	// closed or removed (the group coordinators follow __consumer_offsets).
@@ -257,6 +259,54 @@ func (m *partitionManager) run(ctx context.Context) {
 			for _, p := range m.all() {
 				p.maintainPeriodic(now, m.cfg.producerIDExpiration, retention, snapshot)
 			}
+		}
+	}
+}
+
+// runCleaner is the log cleaner (one thread, as Kafka's default
+// log.cleaner.threads): every cleanerBackoff it offers each partition of a
+// compacted topic one pass. It runs apart from run, so a long pass delays
+// neither metadata changes nor retention, and appends go on during it.
+func (m *partitionManager) runCleaner(ctx context.Context) {
+	ticker := time.NewTicker(m.cfg.cleanerBackoff)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		for _, p := range m.all() {
+			if ctx.Err() != nil {
+				return
+			}
+			m.cleanPartition(p)
+		}
+	}
+}
+
+func (m *partitionManager) cleanPartition(p *partition) {
+	if !p.config.Load().Compact {
+		return
+	}
+	stats, err := p.compact(time.Now())
+	switch {
+	case errors.Is(err, segment.ErrClosed):
+		return // deleted or closing meanwhile
+	case err != nil:
+		m.cfg.metrics.cleanerPasses.WithLabelValues(p.topic, "failed").Inc()
+		p.log.Error("log cleaner pass failed; the partition is retried next pass", "err", err)
+	case stats.Skipped:
+		m.cfg.metrics.cleanerPasses.WithLabelValues(p.topic, "skipped").Inc()
+	default:
+		m.cfg.metrics.cleanerPasses.WithLabelValues(p.topic, "cleaned").Inc()
+		m.cfg.metrics.cleanerBytesReclaimed.WithLabelValues(p.topic).Add(float64(stats.BytesBefore - stats.BytesAfter))
+		m.cfg.metrics.cleanerRecordsRemoved.WithLabelValues(p.topic).Add(float64(stats.RecordsRemoved))
+		if stats.SegmentsRewritten > 0 {
+			p.log.Info("log cleaner compacted segments", "segments", stats.SegmentsRewritten,
+				"bytes_before", stats.BytesBefore, "bytes_after", stats.BytesAfter,
+				"records_removed", stats.RecordsRemoved, "tombstones_removed", stats.TombstonesRemoved,
+				"dirty_ratio", fmt.Sprintf("%.2f", stats.DirtyRatio))
 		}
 	}
 }

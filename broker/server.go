@@ -52,6 +52,20 @@ type Config struct {
 	ProducerIDExpiration time.Duration
 	// RetentionCheckInterval is log.retention.check.interval.ms, default 5 minutes.
 	RetentionCheckInterval time.Duration
+	// CleanerBackoff is log.cleaner.backoff.ms: the pause between log
+	// cleaner passes over the compacted partitions, default 15 s.
+	CleanerBackoff time.Duration
+	// OffsetsTopicSegmentBytes is offsets.topic.segment.bytes: the segment
+	// size of __consumer_offsets (small, so the cleaner can compact it;
+	// the active segment is never cleaned), default 100 MiB.
+	OffsetsTopicSegmentBytes int32
+	// OffsetsRetention is offsets.retention.minutes: committed offsets of a
+	// group that has been empty this long (or, for a group that never had
+	// members, offsets not committed for this long) are removed. Default 7 days.
+	OffsetsRetention time.Duration
+	// OffsetsRetentionCheckInterval is offsets.retention.check.interval.ms,
+	// default 10 minutes.
+	OffsetsRetentionCheckInterval time.Duration
 	// OffsetsTopicNumPartitions is offsets.topic.num.partitions: the
 	// partition count __consumer_offsets is created with, default 50.
 	OffsetsTopicNumPartitions int32
@@ -110,6 +124,18 @@ func (c *Config) setDefaults() {
 	if c.OffsetsTopicNumPartitions == 0 {
 		c.OffsetsTopicNumPartitions = 50
 	}
+	if c.CleanerBackoff == 0 {
+		c.CleanerBackoff = 15 * time.Second
+	}
+	if c.OffsetsTopicSegmentBytes == 0 {
+		c.OffsetsTopicSegmentBytes = 100 << 20
+	}
+	if c.OffsetsRetention == 0 {
+		c.OffsetsRetention = 7 * 24 * time.Hour
+	}
+	if c.OffsetsRetentionCheckInterval == 0 {
+		c.OffsetsRetentionCheckInterval = 10 * time.Minute
+	}
 	if c.GroupInitialRebalanceDelay == 0 {
 		c.GroupInitialRebalanceDelay = 3 * time.Second
 	}
@@ -157,6 +183,12 @@ func (c Config) Validate() error {
 	}
 	if c.OffsetsTopicNumPartitions < 1 || c.OffsetsTopicNumPartitions > maxPartitionsPerRequest {
 		return fmt.Errorf("broker: offsets topic partitions %d must be between 1 and %d", c.OffsetsTopicNumPartitions, maxPartitionsPerRequest)
+	}
+	if c.OffsetsTopicSegmentBytes < 1024 {
+		return fmt.Errorf("broker: offsets topic segment bytes %d must be at least 1024", c.OffsetsTopicSegmentBytes)
+	}
+	if c.CleanerBackoff < 0 || c.OffsetsRetention < 0 || c.OffsetsRetentionCheckInterval < 0 {
+		return errors.New("broker: log cleaner backoff, offsets retention and its check interval must not be negative")
 	}
 	if err := topicconfig.Validate(c.TopicDefaults); err != nil {
 		return fmt.Errorf("broker: topic defaults: %w", err)
@@ -236,6 +268,8 @@ func New(cfg Config) (*Server, error) {
 		defaults:             cfg.TopicDefaults,
 		producerIDExpiration: cfg.ProducerIDExpiration,
 		retentionInterval:    cfg.RetentionCheckInterval,
+		cleanerBackoff:       cfg.CleanerBackoff,
+		metrics:              s.metrics,
 		log:                  cfg.Logger,
 		onOpen:               s.groups.partitionOpened,
 		onClose:              s.groups.partitionClosing,
@@ -282,6 +316,15 @@ func (s *Server) Serve() error {
 	go func() {
 		defer s.wg.Done()
 		s.partitions.run(s.ctx)
+	}()
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.partitions.runCleaner(s.ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.groups.runOffsetExpiry(s.ctx)
 	}()
 	errs := make(chan error, len(s.listeners))
 	for _, l := range s.listeners {

@@ -382,7 +382,7 @@ func (g *group) leaveLocked(leaving []LeaveMember, fx *effects) LeaveResult {
 }
 
 func (g *group) describeLocked() Description {
-	d := Description{GroupID: g.id, State: g.state, ProtocolType: g.protocolType}
+	d := Description{GroupID: g.id, State: g.state, ProtocolType: g.protocolType, StateTimestamp: g.stateTime}
 	stable := g.state == StateStable
 	if stable {
 		d.Protocol = g.protocolName

@@ -185,6 +185,9 @@ type Description struct {
 	// Protocol is the selected protocol, only while the group is Stable.
 	Protocol string
 	Members  []MemberDescription
+	// StateTimestamp is when the group entered its current state (offsets
+	// of an Empty group expire counting from it).
+	StateTimestamp time.Time
 }
 
 // Listing is a group in ListGroups.

@@ -33,6 +33,11 @@ type Limits struct {
 	// AllowControl accepts control batches (transaction markers). Clients
 	// may not write them; replication and log recovery see them.
 	AllowControl bool
+	// Compacted accepts batches as a compacted log stores them: fewer
+	// records than lastOffsetDelta+1 (none at all in an empty batch), with
+	// offset deltas that only increase and stay within 0..lastOffsetDelta.
+	// Never set for client input.
+	Compacted bool
 }
 
 func (l Limits) decompressionLimit() int64 {
@@ -88,11 +93,13 @@ func Validate(batch []byte, limits Limits) (Header, error) {
 
 // Records decodes every record of one whole batch, decompressing it. It
 // checks the framing as Validate does, but not the CRC or the client
-// policies (control batches are decoded). Keys, values and headers are
-// copies: they do not alias batch. Meant for tests, tools and rare reads;
-// the produce path uses Validate and lookups use Iterate.
+// policies: control batches are decoded, and batches as compaction leaves
+// them (offset gaps, no records at all) are accepted. Keys, values and
+// headers are copies: they do not alias batch. Meant for tools, the log
+// cleaner and rare reads; the produce path uses Validate and lookups use
+// Iterate.
 func Records(batch []byte) ([]Record, error) {
-	limits := Limits{AllowControl: true}
+	limits := storedLimits
 	h, err := checkHeader(batch, limits, false)
 	if err != nil {
 		return nil, err
@@ -109,15 +116,19 @@ func Records(batch []byte) ([]Record, error) {
 // LogAppendTime batch), until visit returns false. It decodes nothing else
 // and allocates nothing for an uncompressed batch: ListOffsets uses it to
 // find the first record at or after a timestamp. Like Records it checks the
-// framing but not the CRC.
+// framing but not the CRC, and accepts compacted batches.
 func Iterate(batch []byte, visit func(offset, timestamp int64) bool) error {
-	limits := Limits{AllowControl: true}
+	limits := storedLimits
 	h, err := checkHeader(batch, limits, false)
 	if err != nil {
 		return err
 	}
 	return walkRecords(batch, h, limits, nil, visit)
 }
+
+// storedLimits are what Records and Iterate accept: any batch a log may
+// hold.
+var storedLimits = Limits{AllowControl: true, Compacted: true}
 
 // initialRecordCapacity guesses how many records to make room for without
 // trusting the count of a batch that has not been walked yet.
@@ -149,10 +160,14 @@ func checkHeader(batch []byte, limits Limits, verifyCRC bool) (Header, error) {
 	if codec := h.Codec(); !codec.Valid() {
 		return h, fmt.Errorf("%w: %v", ErrUnsupportedCodec, codec)
 	}
-	if h.NumRecords <= 0 {
+	switch {
+	case limits.Compacted:
+		if h.NumRecords < 0 || h.LastOffsetDelta < 0 || int64(h.NumRecords) > int64(h.LastOffsetDelta)+1 {
+			return h, fmt.Errorf("%w: record count %d with last offset delta %d", ErrInvalidRecord, h.NumRecords, h.LastOffsetDelta)
+		}
+	case h.NumRecords <= 0:
 		return h, fmt.Errorf("%w: record count %d", ErrInvalidRecord, h.NumRecords)
-	}
-	if int64(h.LastOffsetDelta)+1 != int64(h.NumRecords) {
+	case int64(h.LastOffsetDelta)+1 != int64(h.NumRecords):
 		return h, fmt.Errorf("%w: record count %d does not match last offset delta %d", ErrInvalidRecord, h.NumRecords, h.LastOffsetDelta)
 	}
 	if h.IsControl() && !limits.AllowControl {
@@ -206,6 +221,7 @@ func walkRecords(batch []byte, h Header, limits Limits, collect *[]Record, visit
 // unless visit stops it early (stopped).
 func walk(r *recordReader, h Header, limits Limits, collect *[]Record, visit func(offset, timestamp int64) bool) (stopped bool, err error) {
 	count := h.NumRecords
+	previousDelta := int32(-1)
 	for index := int32(0); index < count; index++ {
 		if r.atEnd() {
 			if r.err != nil {
@@ -213,10 +229,14 @@ func walk(r *recordReader, h Header, limits Limits, collect *[]Record, visit fun
 			}
 			return false, fmt.Errorf("%w: batch declares %d records but holds %d", ErrInvalidRecord, count, index)
 		}
-		offsetDelta, timestampDelta, err := readRecord(r, index, limits, collect)
+		offsetDelta, timestampDelta, err := readRecord(r, limits, collect)
 		if err != nil {
 			return false, fmt.Errorf("record %d: %w", index, err)
 		}
+		if offsetDelta <= previousDelta || offsetDelta > h.LastOffsetDelta || (!limits.Compacted && offsetDelta != index) {
+			return false, fmt.Errorf("%w: record %d: offset delta %d after %d (last offset delta %d)", ErrInvalidRecord, index, offsetDelta, previousDelta, h.LastOffsetDelta)
+		}
+		previousDelta = offsetDelta
 		timestamp := h.FirstTimestamp + timestampDelta
 		if h.LogAppendTime() {
 			timestamp = h.MaxTimestamp
@@ -238,10 +258,10 @@ func walk(r *recordReader, h Header, limits Limits, collect *[]Record, visit fun
 	return false, r.err
 }
 
-// readRecord reads the record at index and checks its framing. With collect
+// readRecord reads the next record and checks its framing. With collect
 // it appends a copy of the record (Offset and Timestamp left for the
 // caller).
-func readRecord(r *recordReader, index int32, limits Limits, collect *[]Record) (offsetDelta int32, timestampDelta int64, err error) {
+func readRecord(r *recordReader, limits Limits, collect *[]Record) (offsetDelta int32, timestampDelta int64, err error) {
 	length, err := r.varint("record length")
 	if err != nil {
 		return 0, 0, err
@@ -262,9 +282,6 @@ func readRecord(r *recordReader, index int32, limits Limits, collect *[]Record) 
 	}
 	if offsetDelta, err = r.varint("offset delta"); err != nil {
 		return 0, 0, err
-	}
-	if offsetDelta != index {
-		return 0, 0, fmt.Errorf("%w: offset delta %d, want %d", ErrInvalidRecord, offsetDelta, index)
 	}
 
 	var record *Record

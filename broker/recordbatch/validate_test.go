@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/klauspost/compress/s2"
@@ -510,6 +511,54 @@ func TestValidateConcurrent(t *testing.T) {
 	for range 4 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestCompactedBatches: batches as the log cleaner leaves them (offset gaps,
+// fewer records than lastOffsetDelta+1, or none at all) decode with Records
+// and Iterate, and are still refused from clients by Validate.
+func TestCompactedBatches(t *testing.T) {
+	all := makeRecords(5, 16, 5)
+	kept := []Record{all[1], all[3]}
+	sparse := Assemble(Header{
+		BaseOffset: 100, Magic: Magic, LastOffsetDelta: 4, NumRecords: 2,
+		FirstTimestamp: kept[0].Timestamp, MaxTimestamp: kept[1].Timestamp,
+		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
+	}, encodeRaw(kept, []int32{1, 3}))
+	empty := Assemble(Header{BaseOffset: 100, Magic: Magic, LastOffsetDelta: 9, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, nil)
+
+	records, err := Records(sparse)
+	if err != nil {
+		t.Fatalf("Records(sparse): %v", err)
+	}
+	if len(records) != 2 || records[0].Offset != 101 || records[1].Offset != 103 || !bytes.Equal(records[1].Value, all[3].Value) {
+		t.Fatalf("Records(sparse) = %+v", records)
+	}
+	var offsets []int64
+	if err := Iterate(sparse, func(o, _ int64) bool { offsets = append(offsets, o); return true }); err != nil || !slices.Equal(offsets, []int64{101, 103}) {
+		t.Fatalf("Iterate(sparse) = %v, %v", offsets, err)
+	}
+	if records, err := Records(empty); err != nil || len(records) != 0 {
+		t.Fatalf("Records(empty) = %v, %v", records, err)
+	}
+	for name, batch := range map[string][]byte{"sparse": sparse, "empty": empty} {
+		if _, err := Validate(batch, Limits{}); !errors.Is(err, ErrInvalidRecord) {
+			t.Errorf("Validate(%s) = %v, want ErrInvalidRecord", name, err)
+		}
+	}
+	for name, tc := range map[string]struct {
+		count, last int32
+		deltas      []int32
+	}{
+		"delta past lastOffsetDelta": {2, 2, []int32{1, 3}},
+		"deltas out of order":        {2, 4, []int32{3, 1}},
+		"more records than offsets":  {2, 0, []int32{0, 1}},
+	} {
+		batch := Assemble(Header{BaseOffset: 100, Magic: Magic, LastOffsetDelta: tc.last, NumRecords: tc.count,
+			ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, encodeRaw(kept, tc.deltas))
+		if _, err := Records(batch); !errors.Is(err, ErrInvalidRecord) {
+			t.Errorf("Records(%s) = %v, want ErrInvalidRecord", name, err)
 		}
 	}
 }

@@ -493,3 +493,14 @@ func rebuildBatch(h recordbatch.Header, kept []recordbatch.Record) ([]byte, erro
 	h.NumRecords = int32(len(kept))
 	return recordbatch.Assemble(h, payload), nil
 }
+
+// decodeRecords parses a stored batch's header and decodes its records,
+// accepting the offset gaps an earlier pass left.
+func decodeRecords(batch []byte) (recordbatch.Header, []recordbatch.Record, error) {
+	h, err := recordbatch.ParseHeader(batch)
+	if err != nil {
+		return h, nil, err
+	}
+	records, err := recordbatch.Records(batch)
+	return h, records, err
+}

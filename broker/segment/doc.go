@@ -184,11 +184,11 @@
 //     sequence and firstTimestamp; each kept record keeps its offset delta,
 //     timestamp, key, value and headers; maxTimestamp is recomputed for
 //     CreateTime batches. The records are re-compressed with the batch's
-//     codec by this package (compact_records.go, the libraries recordbatch
+//     codec by recordbatch.Compress (the libraries recordbatch
 //     decodes with); snappy is written as a raw block even when the
 //     producer used the xerial framing. Rebuilt batches have
 //     recordCount < lastOffsetDelta+1 and sparse offset deltas, which
-//     recordbatch.Validate/Records refuse (decodeRecords here accepts them).
+//     recordbatch.Validate refuses from clients (Records and Iterate accept them).
 //   - A run of consecutive batches that lose every record becomes one empty
 //     filler batch (no records, no timestamps, producer id -1, codec none)
 //     covering the run's offsets, so offsets stay dense inside a segment and

@@ -32,19 +32,23 @@ const (
 
 // Names of the topic configs Strata implements.
 const (
-	CleanupPolicy        = "cleanup.policy"
-	CompressionType      = "compression.type"
-	FlushMessages        = "flush.messages"
-	FlushMs              = "flush.ms"
-	IndexIntervalBytes   = "index.interval.bytes"
-	MaxMessageBytes      = "max.message.bytes"
-	MessageTimestampType = "message.timestamp.type"
-	MinInsyncReplicas    = "min.insync.replicas"
-	RetentionBytes       = "retention.bytes"
-	RetentionMs          = "retention.ms"
-	SegmentBytes         = "segment.bytes"
-	SegmentIndexBytes    = "segment.index.bytes"
-	SegmentMs            = "segment.ms"
+	CleanupPolicy          = "cleanup.policy"
+	CompressionType        = "compression.type"
+	DeleteRetentionMs      = "delete.retention.ms"
+	MaxCompactionLagMs     = "max.compaction.lag.ms"
+	MinCleanableDirtyRatio = "min.cleanable.dirty.ratio"
+	MinCompactionLagMs     = "min.compaction.lag.ms"
+	FlushMessages          = "flush.messages"
+	FlushMs                = "flush.ms"
+	IndexIntervalBytes     = "index.interval.bytes"
+	MaxMessageBytes        = "max.message.bytes"
+	MessageTimestampType   = "message.timestamp.type"
+	MinInsyncReplicas      = "min.insync.replicas"
+	RetentionBytes         = "retention.bytes"
+	RetentionMs            = "retention.ms"
+	SegmentBytes           = "segment.bytes"
+	SegmentIndexBytes      = "segment.index.bytes"
+	SegmentMs              = "segment.ms"
 )
 
 // Definition describes one topic config.
@@ -89,6 +93,19 @@ func intAtLeast(min int64) func(string) error {
 	}
 }
 
+func doubleBetween(min, max float64) func(string) error {
+	return func(v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(f) {
+			return fmt.Errorf("%q is not a number", v)
+		}
+		if f < min || f > max {
+			return fmt.Errorf("%v is not between %v and %v", f, min, max)
+		}
+		return nil
+	}
+}
+
 func oneOf(values ...string) func(string) error {
 	return func(v string) error {
 		for _, ok := range values {
@@ -102,15 +119,13 @@ func oneOf(values ...string) func(string) error {
 
 var definitions = []Definition{
 	{Name: CleanupPolicy, Type: TypeList, BrokerName: "log.cleanup.policy", Default: "delete",
-		Doc: "delete: old segments are removed by retention. compact is not supported yet and is refused.",
+		Doc: "delete: old segments are removed by retention; compact: the log cleaner keeps the latest record of each key; compact,delete: both",
 		validate: func(v string) error {
 			for _, p := range strings.Split(v, ",") {
 				switch strings.TrimSpace(p) {
-				case "delete":
-				case "compact":
-					return errors.New("compaction is not supported yet (only cleanup.policy=delete)")
+				case "delete", "compact":
 				default:
-					return fmt.Errorf("%q is not a cleanup policy (delete)", p)
+					return fmt.Errorf("%q is not a cleanup policy (delete, compact, or compact,delete)", p)
 				}
 			}
 			return nil
@@ -123,6 +138,14 @@ var definitions = []Definition{
 			}
 			return nil
 		}},
+	{Name: DeleteRetentionMs, Type: TypeLong, BrokerName: "log.cleaner.delete.retention.ms", Default: "86400000",
+		Doc: "milliseconds a tombstone (null value) stays readable on a compacted topic before the cleaner drops it", validate: longAtLeast(0)},
+	{Name: MaxCompactionLagMs, Type: TypeLong, BrokerName: "log.cleaner.max.compaction.lag.ms", Default: strconv.FormatInt(math.MaxInt64, 10),
+		Doc: "milliseconds after which a compacted topic is cleaned even below min.cleanable.dirty.ratio", validate: longAtLeast(1)},
+	{Name: MinCleanableDirtyRatio, Type: TypeDouble, BrokerName: "log.cleaner.min.cleanable.ratio", Default: "0.5",
+		Doc: "share of a compacted log not yet cleaned that triggers the cleaner (0..1)", validate: doubleBetween(0, 1)},
+	{Name: MinCompactionLagMs, Type: TypeLong, BrokerName: "log.cleaner.min.compaction.lag.ms", Default: "0",
+		Doc: "milliseconds a record stays uncompacted (its segment must be at least this old)", validate: longAtLeast(0)},
 	{Name: FlushMessages, Type: TypeLong, BrokerName: "log.flush.interval.messages", Default: strconv.FormatInt(math.MaxInt64, 10),
 		Doc: "fsync after this many records (default: never by count; durability comes from replication and the page cache)", validate: longAtLeast(1)},
 	{Name: FlushMs, Type: TypeLong, BrokerName: "log.flush.interval.ms", Default: strconv.FormatInt(math.MaxInt64, 10),
@@ -226,6 +249,12 @@ type Values struct {
 	MaxMessageBytes    int32
 	LogAppendTime      bool
 	MinInsyncReplicas  int32
+	// Cleanup policy: Delete runs retention, Compact the log cleaner.
+	Delete, Compact        bool
+	DeleteRetentionMs      int64
+	MinCompactionLagMs     int64
+	MaxCompactionLagMs     int64
+	MinCleanableDirtyRatio float64
 }
 
 // Source tells where a resolved value came from (DescribeConfigs ConfigSource).
@@ -263,17 +292,39 @@ func Typed(defaults Defaults, topic map[string]string) Values {
 		return n
 	}
 	ts, _ := Resolve(defaults, topic, MessageTimestampType)
-	return Values{
-		RetentionMs:        long(RetentionMs),
-		RetentionBytes:     long(RetentionBytes),
-		SegmentBytes:       long(SegmentBytes),
-		SegmentMs:          long(SegmentMs),
-		SegmentIndexBytes:  int32(long(SegmentIndexBytes)),
-		IndexIntervalBytes: int32(long(IndexIntervalBytes)),
-		FlushMessages:      long(FlushMessages),
-		FlushMs:            long(FlushMs),
-		MaxMessageBytes:    int32(long(MaxMessageBytes)),
-		LogAppendTime:      ts == "LogAppendTime",
-		MinInsyncReplicas:  int32(long(MinInsyncReplicas)),
+	policy, _ := Resolve(defaults, topic, CleanupPolicy)
+	ratio, _ := Resolve(defaults, topic, MinCleanableDirtyRatio)
+	dirtyRatio, err := strconv.ParseFloat(ratio, 64)
+	if err != nil {
+		dirtyRatio, _ = strconv.ParseFloat(byName[MinCleanableDirtyRatio].Default, 64)
 	}
+	return Values{
+		Delete:                 hasPolicy(policy, "delete"),
+		Compact:                hasPolicy(policy, "compact"),
+		DeleteRetentionMs:      long(DeleteRetentionMs),
+		MinCompactionLagMs:     long(MinCompactionLagMs),
+		MaxCompactionLagMs:     long(MaxCompactionLagMs),
+		MinCleanableDirtyRatio: dirtyRatio,
+		RetentionMs:            long(RetentionMs),
+		RetentionBytes:         long(RetentionBytes),
+		SegmentBytes:           long(SegmentBytes),
+		SegmentMs:              long(SegmentMs),
+		SegmentIndexBytes:      int32(long(SegmentIndexBytes)),
+		IndexIntervalBytes:     int32(long(IndexIntervalBytes)),
+		FlushMessages:          long(FlushMessages),
+		FlushMs:                long(FlushMs),
+		MaxMessageBytes:        int32(long(MaxMessageBytes)),
+		LogAppendTime:          ts == "LogAppendTime",
+		MinInsyncReplicas:      int32(long(MinInsyncReplicas)),
+	}
+}
+
+// hasPolicy reports whether a cleanup.policy list names policy.
+func hasPolicy(list, policy string) bool {
+	for _, p := range strings.Split(list, ",") {
+		if strings.TrimSpace(p) == policy {
+			return true
+		}
+	}
+	return false
 }

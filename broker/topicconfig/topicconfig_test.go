@@ -19,8 +19,13 @@ func TestValidate(t *testing.T) {
 		{"below minimum", map[string]string{RetentionMs: "-2"}, false},
 		{"segment too small", map[string]string{SegmentBytes: "13"}, false},
 		{"int overflow", map[string]string{MaxMessageBytes: "4294967296"}, false},
-		{"compact refused", map[string]string{CleanupPolicy: "compact"}, false},
-		{"compact,delete refused", map[string]string{CleanupPolicy: "delete,compact"}, false},
+		{"compact", map[string]string{CleanupPolicy: "compact"}, true},
+		{"compact,delete", map[string]string{CleanupPolicy: "delete,compact"}, true},
+		{"unknown policy", map[string]string{CleanupPolicy: "compact,shred"}, false},
+		{"compaction settings", map[string]string{DeleteRetentionMs: "0", MinCompactionLagMs: "100", MinCleanableDirtyRatio: "0.01", MaxCompactionLagMs: "60000"}, true},
+		{"dirty ratio above 1", map[string]string{MinCleanableDirtyRatio: "1.5"}, false},
+		{"dirty ratio not a number", map[string]string{MinCleanableDirtyRatio: "NaN"}, false},
+		{"negative delete retention", map[string]string{DeleteRetentionMs: "-1"}, false},
 		{"recompression refused", map[string]string{CompressionType: "zstd"}, false},
 		{"bad timestamp type", map[string]string{MessageTimestampType: "AppendTime"}, false},
 	}
@@ -52,6 +57,17 @@ func TestResolveSources(t *testing.T) {
 	typed := Typed(defaults, map[string]string{MessageTimestampType: "LogAppendTime", SegmentBytes: "2048"})
 	if typed.RetentionMs != 1000 || typed.SegmentBytes != 2048 || !typed.LogAppendTime || typed.MaxMessageBytes != 1048588 || typed.MinInsyncReplicas != 1 {
 		t.Errorf("typed: %+v", typed)
+	}
+	if !typed.Delete || typed.Compact || typed.MinCleanableDirtyRatio != 0.5 || typed.DeleteRetentionMs != 86400000 {
+		t.Errorf("typed cleanup defaults: %+v", typed)
+	}
+	typed = Typed(defaults, map[string]string{CleanupPolicy: "compact", MinCleanableDirtyRatio: "0.1"})
+	if typed.Delete || !typed.Compact || typed.MinCleanableDirtyRatio != 0.1 {
+		t.Errorf("typed compact: %+v", typed)
+	}
+	typed = Typed(defaults, map[string]string{CleanupPolicy: "compact, delete"})
+	if !typed.Delete || !typed.Compact {
+		t.Errorf("typed compact,delete: %+v", typed)
 	}
 }
 

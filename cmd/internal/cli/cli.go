@@ -108,6 +108,10 @@ type serveFlags struct {
 	producerExpiryMs    int64
 	retentionCheckMs    int64
 	offsetsPartitions   int32
+	offsetsSegmentBytes int32
+	offsetsRetentionMin int64
+	offsetsCheckMs      int64
+	cleanerBackoffMs    int64
 	groupInitialDelayMs int64
 	logLevel            string
 	logFormat           string
@@ -145,7 +149,11 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.Int64Var(&f.idleMillis, "connections-max-idle-ms", 600000, "close client connections idle this long")
 	fs.Int64Var(&f.producerExpiryMs, "producer-id-expiration-ms", 86400000, "forget idempotent producers idle this long")
 	fs.Int64Var(&f.retentionCheckMs, "log-retention-check-interval-ms", 300000, "how often retention runs")
+	fs.Int64Var(&f.cleanerBackoffMs, "log-cleaner-backoff-ms", 15000, "pause between log cleaner passes over compacted topics (log.cleaner.backoff.ms)")
 	fs.Int32Var(&f.offsetsPartitions, "offsets-topic-num-partitions", 50, "partitions of __consumer_offsets when it is created (offsets.topic.num.partitions)")
+	fs.Int32Var(&f.offsetsSegmentBytes, "offsets-topic-segment-bytes", 100<<20, "segment size of the compacted __consumer_offsets topic when it is created (offsets.topic.segment.bytes)")
+	fs.Int64Var(&f.offsetsRetentionMin, "offsets-retention-minutes", 10080, "committed offsets of a group empty this long are removed (offsets.retention.minutes)")
+	fs.Int64Var(&f.offsetsCheckMs, "offsets-retention-check-interval-ms", 600000, "how often expired committed offsets are removed (offsets.retention.check.interval.ms)")
 	fs.Int64Var(&f.groupInitialDelayMs, "group-initial-rebalance-delay-ms", 3000, "how long the first rebalance of an empty group waits for more members (group.initial.rebalance.delay.ms)")
 	for _, def := range topicconfig.All() {
 		v := new(string)
@@ -416,7 +424,11 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if groupDelay == 0 {
 		groupDelay = -1 // broker.Config: negative is no delay, zero the default
 	}
-	for name, ms := range map[string]int64{"connections-max-idle-ms": f.idleMillis, "producer-id-expiration-ms": f.producerExpiryMs, "log-retention-check-interval-ms": f.retentionCheckMs} {
+	if f.offsetsSegmentBytes < 1024 {
+		return node.Config{}, usageErrorf("--offsets-topic-segment-bytes %d: must be at least 1024", f.offsetsSegmentBytes)
+	}
+	for name, ms := range map[string]int64{"connections-max-idle-ms": f.idleMillis, "producer-id-expiration-ms": f.producerExpiryMs, "log-retention-check-interval-ms": f.retentionCheckMs,
+		"log-cleaner-backoff-ms": f.cleanerBackoffMs, "offsets-retention-minutes": f.offsetsRetentionMin, "offsets-retention-check-interval-ms": f.offsetsCheckMs} {
 		if ms < 1 {
 			return node.Config{}, usageErrorf("--%s %d: must be at least 1", name, ms)
 		}
@@ -449,18 +461,22 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		AdminListen:         f.adminListen,
 		Logger:              log,
 		Broker: broker.Config{
-			Listeners:                  listeners,
-			TopicDefaults:              defaults,
-			NumPartitions:              f.numPartitions,
-			DefaultReplicationFactor:   f.replicationFactor,
-			DisableAutoCreateTopics:    !f.autoCreateTopics,
-			MaxRequestBytes:            f.maxRequestBytes,
-			FetchMaxBytes:              f.fetchMaxBytes,
-			IdleTimeout:                time.Duration(f.idleMillis) * time.Millisecond,
-			ProducerIDExpiration:       time.Duration(f.producerExpiryMs) * time.Millisecond,
-			RetentionCheckInterval:     time.Duration(f.retentionCheckMs) * time.Millisecond,
-			OffsetsTopicNumPartitions:  f.offsetsPartitions,
-			GroupInitialRebalanceDelay: groupDelay,
+			Listeners:                     listeners,
+			TopicDefaults:                 defaults,
+			NumPartitions:                 f.numPartitions,
+			DefaultReplicationFactor:      f.replicationFactor,
+			DisableAutoCreateTopics:       !f.autoCreateTopics,
+			MaxRequestBytes:               f.maxRequestBytes,
+			FetchMaxBytes:                 f.fetchMaxBytes,
+			IdleTimeout:                   time.Duration(f.idleMillis) * time.Millisecond,
+			ProducerIDExpiration:          time.Duration(f.producerExpiryMs) * time.Millisecond,
+			RetentionCheckInterval:        time.Duration(f.retentionCheckMs) * time.Millisecond,
+			OffsetsTopicNumPartitions:     f.offsetsPartitions,
+			GroupInitialRebalanceDelay:    groupDelay,
+			CleanerBackoff:                time.Duration(f.cleanerBackoffMs) * time.Millisecond,
+			OffsetsTopicSegmentBytes:      f.offsetsSegmentBytes,
+			OffsetsRetention:              time.Duration(f.offsetsRetentionMin) * time.Minute,
+			OffsetsRetentionCheckInterval: time.Duration(f.offsetsCheckMs) * time.Millisecond,
 		},
 	}, nil
 }
