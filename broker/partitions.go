@@ -303,7 +303,8 @@ func (m *partitionManager) cleanPartition(p *partition) {
 		m.cfg.metrics.cleanerBytesReclaimed.WithLabelValues(p.topic).Add(float64(stats.BytesBefore - stats.BytesAfter))
 		m.cfg.metrics.cleanerRecordsRemoved.WithLabelValues(p.topic).Add(float64(stats.RecordsRemoved))
 		if stats.SegmentsRewritten > 0 {
-			p.log.Info("log cleaner compacted segments", "segments", stats.SegmentsRewritten,
+			p.log.Info("log cleaner compacted segments", "segments", stats.SegmentsRewritten, "segments_merged", stats.SegmentsMerged,
+				"batches_removed", stats.BatchesRemoved,
 				"bytes_before", stats.BytesBefore, "bytes_after", stats.BytesAfter,
 				"records_removed", stats.RecordsRemoved, "tombstones_removed", stats.TombstonesRemoved,
 				"dirty_ratio", fmt.Sprintf("%.2f", stats.DirtyRatio))

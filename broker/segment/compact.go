@@ -3,6 +3,7 @@ package segment
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,8 +46,9 @@ type CompactStats struct {
 	Skipped            bool    // nothing cleanable, or the dirty ratio was below the minimum
 	DirtyRatio         float64 // dirty bytes / cleanable bytes, before the pass
 	CleanableEnd       int64   // the pass considered offsets below this
-	SegmentsRewritten  int
-	BytesBefore        int64 // of the rewritten segments
+	SegmentsRewritten  int     // old segments replaced by cleaned ones
+	SegmentsMerged     int     // of those, segments merged into an earlier one
+	BytesBefore        int64   // of the rewritten segments
 	BytesAfter         int64
 	RecordsRemoved     int64 // superseded records and expired tombstones
 	TombstonesRemoved  int64 // expired tombstones among RecordsRemoved
@@ -81,6 +83,7 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 	}
 	now := l.config.Now()
 	intervalBytes := int64(l.config.IndexIntervalBytes)
+	segmentBytes, maxIndexBytes := l.config.SegmentBytes, int64(l.config.MaxIndexBytes)
 	truncations := l.truncations
 	end := l.endOffset.Load()
 	snapshot := slices.Clone(l.segments)
@@ -144,25 +147,27 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 		}
 	}
 
-	// Clean each cleanable segment aside, then swap it in, oldest first: a
-	// crash between two segments leaves a log where every record that was
-	// removed has its successor still present.
+	// Clean each group of cleanable segments aside into one, then swap it
+	// in, oldest first: a crash between two groups leaves a log where every
+	// record that was removed has its successor still present.
 	tombstoneHorizon := now.Add(-opts.DeleteRetention).UnixMilli()
-	for i, s := range snapshot[:cleanable] {
-		cleaned, changed, err := l.cleanSegment(s, snapshot[i+1].baseOffset, latest, tombstoneHorizon, intervalBytes, &stats)
+	for _, group := range groupForCleaning(snapshot, cleanable, segmentBytes, maxIndexBytes) {
+		groupEnd := snapshot[slices.Index(snapshot, group[len(group)-1])+1].baseOffset
+		cleaned, changed, err := l.cleanSegments(group, groupEnd, latest, tombstoneHorizon, intervalBytes, &stats)
 		if err != nil {
 			return stats, fmt.Errorf("segment: compact: %w", err)
 		}
 		if !changed {
 			continue
 		}
-		swapped, err := l.swapSegment(s, cleaned, truncations)
+		swapped, err := l.swapSegments(group, cleaned, truncations)
 		if err != nil {
 			return stats, fmt.Errorf("segment: compact: %w", err)
 		}
 		if swapped {
-			stats.SegmentsRewritten++
-			stats.BytesBefore += s.size.Load()
+			stats.SegmentsRewritten += len(group)
+			stats.SegmentsMerged += len(group) - 1
+			stats.BytesBefore += sizeOf(group)
 			stats.BytesAfter += cleaned.size.Load()
 		}
 	}
@@ -176,7 +181,7 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 		return stats, fmt.Errorf("segment: compact: %w", err)
 	}
 	l.cleanerOffset.Store(stats.CleanableEnd)
-	l.logger.Info("compacted log", "cleanable_end", stats.CleanableEnd, "segments", stats.SegmentsRewritten,
+	l.logger.Info("compacted log", "cleanable_end", stats.CleanableEnd, "segments", stats.SegmentsRewritten, "merged", stats.SegmentsMerged,
 		"bytes_before", stats.BytesBefore, "bytes_after", stats.BytesAfter, "records_removed", stats.RecordsRemoved)
 	return stats, nil
 }
@@ -212,11 +217,46 @@ func (l *Log) forEachBatch(s *segment, end int64, fn func(position int64, batch 
 	return nil
 }
 
-// cleanSegment writes the cleaned copy of s to <base>.{log,index,timeindex}.cleaned,
+// groupForCleaning splits the cleanable segments (segments[:cleanable]) into
+// runs that are cleaned into one segment each, as Kafka's cleaner groups
+// them: consecutive segments whose sizes add up to at most segmentBytes,
+// whose index entries fit maxIndexBytes, and whose offsets fit relative
+// offsets. Segments already cleaned are small, so repeated passes merge
+// them and the number of files stays bounded.
+func groupForCleaning(segments []*segment, cleanable int, segmentBytes, maxIndexBytes int64) [][]*segment {
+	entries := func(s *segment) (offsets, times int64) {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return int64(len(s.offsetEntries)), int64(len(s.timeEntries))
+	}
+	var groups [][]*segment
+	for i := 0; i < cleanable; {
+		size := segments[i].size.Load()
+		offsets, times := entries(segments[i])
+		j := i + 1
+		for ; j < cleanable; j++ {
+			o, t := entries(segments[j])
+			if size+segments[j].size.Load() > segmentBytes ||
+				(offsets+o)*offsetIndexEntrySize > maxIndexBytes || (times+t)*timeIndexEntrySize > maxIndexBytes ||
+				segments[j+1].baseOffset-1-segments[i].baseOffset > maxRelativeOffset {
+				break
+			}
+			size += segments[j].size.Load()
+			offsets, times = offsets+o, times+t
+		}
+		groups = append(groups, segments[i:j])
+		i = j
+	}
+	return groups
+}
+
+// cleanSegments writes the cleaned copy of a group of consecutive segments,
+// ending at offset groupEnd, to <first base>.{log,index,timeindex}.cleaned,
 // fsynced, and returns it as a segment whose paths are the final names (its
 // descriptors follow the renames). changed is false, and nothing is
-// written, when no record of s goes.
-func (l *Log) cleanSegment(s *segment, segmentEnd int64, latest map[string]int64, tombstoneHorizon, intervalBytes int64, stats *CompactStats) (cleaned *segment, changed bool, err error) {
+// written, when the group is one segment that loses no record.
+func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]int64, tombstoneHorizon, intervalBytes int64, stats *CompactStats) (cleaned *segment, changed bool, err error) {
+	first := group[0]
 	var out []byte
 	var infos []batchInfo
 	var positions []int64
@@ -228,7 +268,7 @@ func (l *Log) cleanSegment(s *segment, segmentEnd int64, latest map[string]int64
 	emit := func(batch []byte) error {
 		info, reason := decodeBatchHeader(batch)
 		if reason != "" {
-			return corruptf(s.logPath, -1, "%s", reason)
+			return corruptf(first.logPath, -1, "%s", reason)
 		}
 		positions = append(positions, int64(len(out)))
 		infos = append(infos, info)
@@ -246,8 +286,14 @@ func (l *Log) cleanSegment(s *segment, segmentEnd int64, latest map[string]int64
 		runStart = -1
 		return emit(filler)
 	}
-	err = l.forEachBatch(s, segmentEnd, func(_ int64, batch []byte, h recordbatch.Header) error {
+	cleanBatch := func(s *segment, batch []byte, h recordbatch.Header) error {
 		keep := batch
+		if runStart >= 0 && h.PartitionLeaderEpoch != runEpoch {
+			// A filler carries one leader epoch: runs end where it changes.
+			if err := flushRun(); err != nil {
+				return err
+			}
+		}
 		if !h.IsControl() {
 			_, records, err := decodeRecords(batch)
 			if err != nil {
@@ -289,20 +335,33 @@ func (l *Log) cleanSegment(s *segment, segmentEnd int64, latest map[string]int64
 			return err
 		}
 		return emit(keep)
-	})
-	if err == nil {
-		err = flushRun()
 	}
-	if err != nil || batchStats.RecordsRemoved == 0 {
+	for k, s := range group {
+		end := groupEnd
+		if k+1 < len(group) {
+			end = group[k+1].baseOffset
+		}
+		err = l.forEachBatch(s, end, func(_ int64, batch []byte, h recordbatch.Header) error {
+			return cleanBatch(s, batch, h)
+		})
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	if err = flushRun(); err != nil {
 		return nil, false, err
+	}
+	if batchStats.RecordsRemoved == 0 && len(group) == 1 {
+		return nil, false, nil
 	}
 	stats.RecordsRemoved += batchStats.RecordsRemoved
 	stats.TombstonesRemoved += batchStats.TombstonesRemoved
 	stats.BatchesRemoved += batchStats.BatchesRemoved
 	stats.BatchesRecompacted += batchStats.BatchesRecompacted
 
-	cleaned = newSegment(l.dir, s.baseOffset, l.logger)
-	cleaned.lastModified = s.lastModified
+	last := group[len(group)-1]
+	cleaned = newSegment(l.dir, first.baseOffset, l.logger)
+	cleaned.lastModified = last.lastModified
 	files := []**os.File{&cleaned.logFile, &cleaned.offsetIndexFile, &cleaned.timeIndexFile}
 	for i, path := range []string{cleaned.logPath, cleaned.offsetIndexPath, cleaned.timeIndexPath} {
 		if *files[i], err = os.OpenFile(path+cleanedFileSuffix, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
@@ -326,30 +385,31 @@ func (l *Log) cleanSegment(s *segment, segmentEnd int64, latest map[string]int64
 	}
 	cleaned.mu.Unlock()
 	cleaned.size.Store(int64(len(out)))
-	cleaned.nextOffset = segmentEnd
+	cleaned.nextOffset = groupEnd
 	cleaned.finalizeTimeIndex()
 	cleaned.dirty = true
 	if err := cleaned.sync(); err != nil {
 		return fail(err)
 	}
 	// Retention falls back to the modification time when no batch has a
-	// timestamp: keep the old one.
-	if err := os.Chtimes(cleaned.logPath+cleanedFileSuffix, time.Time{}, s.lastModified); err != nil {
+	// timestamp: keep the newest of the group's.
+	if err := os.Chtimes(cleaned.logPath+cleanedFileSuffix, time.Time{}, last.lastModified); err != nil {
 		return fail(err)
 	}
 	runCompactHook("cleaned")
 	return cleaned, true, nil
 }
 
-// swapSegment replaces old by cleaned in the directory and the segment list
-// under the append lock. It gives up (removing the cleaned files) when old
-// is no longer a sealed segment of the log or a Truncate ran since the
-// pass started.
-func (l *Log) swapSegment(old, cleaned *segment, truncations int64) (swapped bool, err error) {
+// swapSegments replaces a group of consecutive segments by the cleaned
+// one in the directory and the segment list, under the append lock. It
+// gives up (removing the cleaned files) when the group is no longer a run of
+// sealed segments of the log or a Truncate ran since the pass started.
+func (l *Log) swapSegments(olds []*segment, cleaned *segment, truncations int64) (swapped bool, err error) {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
-	i := slices.Index(l.segments, old)
-	if l.closed || l.failure != nil || l.truncations != truncations || i < 0 || i == len(l.segments)-1 {
+	i := slices.Index(l.segments, olds[0])
+	if l.closed || l.failure != nil || l.truncations != truncations || i < 0 || i+len(olds) >= len(l.segments) ||
+		!slices.Equal(l.segments[i:i+len(olds)], olds) {
 		cleaned.release()
 		for _, path := range []string{cleaned.logPath, cleaned.offsetIndexPath, cleaned.timeIndexPath} {
 			os.Remove(path + cleanedFileSuffix)
@@ -370,7 +430,15 @@ func (l *Log) swapSegment(old, cleaned *segment, truncations int64) (swapped boo
 		return false, err
 	}
 	// Committed: from here on a failure leaves the files for Open to finish.
+	// The merged segments go first (their offsets are in the swap), then
+	// the swap files take the first segment's names.
 	finish := func() error {
+		for _, old := range olds[1:] {
+			if err := removeSegmentFiles(l.dir, old.baseOffset); err != nil {
+				return fmt.Errorf("swap: remove merged segment %s: %w", old.name(), err)
+			}
+			runCompactHook("remove " + old.name())
+		}
 		for _, path := range []string{cleaned.offsetIndexPath, cleaned.timeIndexPath, cleaned.logPath} {
 			if err := os.Rename(path+swapFileSuffix, path); err != nil {
 				return fmt.Errorf("swap %s: %w", filepath.Base(path), err)
@@ -384,12 +452,13 @@ func (l *Log) swapSegment(old, cleaned *segment, truncations int64) (swapped boo
 		l.failure = err
 		return false, err
 	}
-	segments := slices.Clone(l.segments)
-	segments[i] = cleaned
+	segments := slices.Concat(l.segments[:i], []*segment{cleaned}, l.segments[i+len(olds):])
 	l.mu.Lock()
 	l.segments = segments
 	l.mu.Unlock()
-	old.release() // the list's reference; readers keep theirs
+	for _, old := range olds {
+		old.release() // the list's reference; readers keep theirs
+	}
 	return true, nil
 }
 
@@ -423,6 +492,20 @@ func (l *Log) recoverCompactionSwaps() error {
 	}
 	for _, base := range committed {
 		l.logger.Warn("finishing an interrupted compaction swap", "segment", segmentFileName(base, ""))
+		// Segments merged into the swapped one and not removed yet.
+		last, err := lastOffsetOf(filepath.Join(l.dir, segmentFileName(base, logFileSuffix+swapFileSuffix)))
+		if err != nil {
+			return fmt.Errorf("finish swap: %w", err)
+		}
+		for _, entry := range entries {
+			merged, ok := parseSegmentFileName(entry.Name(), logFileSuffix)
+			if ok && merged > base && merged <= last {
+				l.logger.Warn("removing a segment merged by an interrupted compaction swap", "segment", segmentFileName(merged, ""))
+				if err := removeSegmentFiles(l.dir, merged); err != nil {
+					return fmt.Errorf("finish swap: %w", err)
+				}
+			}
+		}
 		for _, suffix := range []string{offsetIndexFileSuffix, timeIndexFileSuffix, logFileSuffix} {
 			path := filepath.Join(l.dir, segmentFileName(base, suffix))
 			err := os.Rename(path+swapFileSuffix, path)
@@ -450,6 +533,32 @@ func (l *Log) recoverCompactionSwaps() error {
 		return syncDirectory(l.dir)
 	}
 	return nil
+}
+
+// lastOffsetOf returns the last offset of the batches in a log file that
+// was fsynced whole (a committed swap), reading only batch headers.
+func lastOffsetOf(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	last := int64(-1)
+	header := make([]byte, recordbatch.HeaderSize)
+	for position := int64(0); ; {
+		if _, err := f.ReadAt(header, position); err != nil {
+			if errors.Is(err, io.EOF) {
+				return last, nil
+			}
+			return 0, err
+		}
+		h, err := recordbatch.ParseHeader(header)
+		if err != nil {
+			return 0, corruptf(path, position, "%v", err)
+		}
+		last = h.LastOffset()
+		position += h.Size()
+	}
 }
 
 // loadCleanerOffset reads cleaner-offset-checkpoint (absent: nothing was

@@ -191,35 +191,47 @@
 //     recordbatch.Validate refuses from clients (Records and Iterate accept them).
 //   - A run of consecutive batches that lose every record becomes one empty
 //     filler batch (no records, no timestamps, producer id -1, codec none)
-//     covering the run's offsets, so offsets stay dense inside a segment and
+//     covering the run's offsets (a run ends where the partition leader
+//     epoch changes), so offsets stay dense inside a segment and
 //     recovery keeps its contiguity check; it costs 61 bytes per run. A
 //     fetch at a removed offset returns the batch containing it (possibly a
 //     filler, which consumers skip) or the next kept one. Producer state of a
 //     producer whose batches all went is therefore not kept (Kafka keeps
 //     each producer's last batch; TODO with the transaction work).
-//   - Segments are rewritten one for one (no merging), oldest first, and
-//     only when they lose a record. A segment's cleaned copy is built aside
-//     without the append lock; only the renames below hold it, after
-//     checking the segment is still a sealed segment of the log and no
-//     Truncate ran since the pass began (otherwise the copy is dropped).
-//     Readers holding the old segment keep its open descriptors.
+//   - Cleanable segments are cleaned in groups, oldest first, as Kafka's
+//     cleaner groups them: consecutive segments whose current sizes add up
+//     to at most SegmentBytes, whose index entries fit MaxIndexBytes and
+//     whose offsets fit relative offsets become one segment with the
+//     first one's base offset. Fresh segments are about SegmentBytes each
+//     and are cleaned one for one; cleaned ones are small, so later passes
+//     merge them and the number of files stays bounded. A group of one
+//     segment that loses no record is left alone. A group's cleaned copy
+//     is built aside without the append lock; only the renames below hold
+//     it, after checking the group is still a run of sealed segments of
+//     the log and no Truncate ran since the pass began (otherwise the copy
+//     is dropped). Readers holding old segments keep their open
+//     descriptors.
 //
-// Swap of one segment, crash-safe:
+// Swap of one group (first segment <base>), crash-safe:
 //
 //  1. write <base>.log.cleaned, .index.cleaned, .timeindex.cleaned, fsync;
 //  2. rename .index.cleaned and .timeindex.cleaned to .swap, then
 //     .log.cleaned to <base>.log.swap: the commit point; fsync the directory;
-//  3. rename .index.swap, .timeindex.swap, then .log.swap over the live
-//     names; fsync the directory; put the new segment in the list.
+//  3. remove the files of the group's other segments (their offsets are all
+//     in the swap), then rename .index.swap, .timeindex.swap, then
+//     .log.swap over the live names; fsync the directory; put the new
+//     segment in the list in place of the group.
 //
 // Open, before anything else: removes every *.cleaned file (the swap had not
-// committed: the old segment is whole); for each <base>.log.swap renames
-// the .swap files present over the live names, the .log last (the swap had
-// committed; an index left over from the old segment fails its checks and
-// is rebuilt); then removes remaining *.swap files (index .swap without
-// their .log.swap: not committed). Segments are swapped oldest first, so a
-// crash between two segments leaves every removed record's successor in
-// place; each segment is the old one or the cleaned one, never a mix.
+// committed: the old segments are whole); for each <base>.log.swap (the
+// swap had committed) reads its batch headers for its last offset, removes
+// every segment whose base offset lies in (base, last] (merged segments not
+// yet removed), and renames the .swap files present over the live names,
+// the .log last (an index left over from the old segment fails its checks
+// and is rebuilt); then removes remaining *.swap files (index .swap without
+// their .log.swap: not committed). Groups are swapped oldest first, so a
+// crash between two groups leaves every removed record's successor in
+// place; each group is the old segments or the cleaned one, never a mix.
 //
 // The cleaner-offset-checkpoint (key cleaner_offset, same format as the
 // other checkpoints) is written after the pass; unreadable, it is ignored
