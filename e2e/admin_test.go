@@ -312,8 +312,9 @@ func TestAdminCreateTopics(t *testing.T) {
 			{"retention.ms", "-2"},
 			{"max.message.bytes", "99999999999"},
 			{"message.timestamp.type", "WallClock"},
-			{"cleanup.policy", "compact"},
-			{"cleanup.policy", "delete,compact"},
+			{"cleanup.policy", "shred"},
+			{"cleanup.policy", "delete,shred"},
+			{"min.cleanable.dirty.ratio", "1.5"},
 		} {
 			topic := legalTopic(t)
 			resp := createOne(t, adm, 1, 1, map[string]*string{cfg[0]: kadm.StringPtr(cfg[1])}, topic)
@@ -558,7 +559,7 @@ func TestAdminAlterConfigs(t *testing.T) {
 		for _, bad := range [][]kadm.AlterConfig{
 			{set("retention.ms", "abc")},
 			{set("no.such.config", "1")},
-			{set("cleanup.policy", "compact")},
+			{set("cleanup.policy", "shred")},
 			{set("segment.bytes", "2097152"), set("min.insync.replicas", "0")},
 		} {
 			resps, err := adm.AlterTopicConfigsState(ctx, bad, topic)
@@ -603,11 +604,22 @@ func TestAdminAlterConfigs(t *testing.T) {
 		}
 		explicit["cleanup.policy"] = "delete"
 		requireConfigs(t, adm, topic, explicit)
-		// APPEND compact would make "delete,compact": refused (no compaction yet).
-		resps, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.AppendConfig, Name: "cleanup.policy", Value: kadm.StringPtr("compact")}}, topic)
-		wantErr(t, "APPEND compact", alterErr(t, resps, err, topic), kerr.InvalidConfig)
+		// APPEND of an unknown policy is refused and changes nothing.
+		resps, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.AppendConfig, Name: "cleanup.policy", Value: kadm.StringPtr("shred")}}, topic)
+		wantErr(t, "APPEND shred", alterErr(t, resps, err, topic), kerr.InvalidConfig)
 		requireConfigs(t, adm, topic, explicit)
 		// SUBTRACT of a value not in the list leaves it as it was.
+		resps, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SubtractConfig, Name: "cleanup.policy", Value: kadm.StringPtr("compact")}}, topic)
+		if e := alterErr(t, resps, err, topic); e != nil {
+			t.Fatalf("SUBTRACT compact: %v", e)
+		}
+		requireConfigs(t, adm, topic, explicit)
+		// APPEND compact makes "delete,compact", SUBTRACT takes it away again.
+		resps, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.AppendConfig, Name: "cleanup.policy", Value: kadm.StringPtr("compact")}}, topic)
+		if e := alterErr(t, resps, err, topic); e != nil {
+			t.Fatalf("APPEND compact: %v", e)
+		}
+		requireConfigs(t, adm, topic, map[string]string{"retention.ms": "7200000", "max.message.bytes": "4096", "cleanup.policy": "delete,compact"})
 		resps, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SubtractConfig, Name: "cleanup.policy", Value: kadm.StringPtr("compact")}}, topic)
 		if e := alterErr(t, resps, err, topic); e != nil {
 			t.Fatalf("SUBTRACT compact: %v", e)
