@@ -25,7 +25,8 @@ func TestInvalidSettingsRefusedAtStart(t *testing.T) {
 		{[]string{"--listen", "0.0.0.0:0"}, "--advertise"},
 		{[]string{"--node-id", "-3"}, "--node-id"},
 		{[]string{"--log-retention-ms", "forever"}, "--log-retention-ms"},
-		{[]string{"--log-cleanup-policy", "compact"}, "compaction is not supported"},
+		{[]string{"--log-cleanup-policy", "shred"}, "not a cleanup policy"},
+		{[]string{"--log-cleaner-min-cleanable-ratio", "2"}, "not between 0 and 1"},
 		{[]string{"--controller-quorum", "1@127.0.0.1:1,2@127.0.0.1:2"}, "--controller-quorum"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
