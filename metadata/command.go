@@ -16,10 +16,11 @@ const (
 	commandAlterTopicConfigs   commandType = 4
 	commandCreatePartitions    commandType = 5
 	commandAllocateProducerIDs commandType = 6
-	// 16-31 are reserved for broker commands (RegisterBroker,
-	// BrokerHeartbeat, FenceBroker, ChangeLeader, ChangeISR), 32-47 for
-	// tiered-storage manifests (SegmentCopied, SegmentDeleting,
-	// SegmentDeleted).
+	// 16-31: brokers and partition leadership.
+	commandRegisterBroker   commandType = 16
+	commandUnregisterBroker commandType = 17
+	commandSetBrokerFenced  commandType = 18
+	// 32-47: tiered-segment manifests.
 
 	// commandIgnoreUnknown, set in a type byte, lets a node that does not
 	// know the type (or its version) skip the entry instead of stopping.
@@ -68,6 +69,9 @@ var commandTable = map[commandType]commandSpec{
 	commandAlterTopicConfigs:   {name: "AlterTopicConfigs", version: 1, decode: decodeAlterTopicConfigs},
 	commandCreatePartitions:    {name: "CreatePartitions", version: 1, decode: decodeCreatePartitions},
 	commandAllocateProducerIDs: {name: "AllocateProducerIDs", version: 1, decode: decodeAllocateProducerIDs},
+	commandRegisterBroker:      {name: "RegisterBroker", version: 1, decode: decodeRegisterBroker},
+	commandUnregisterBroker:    {name: "UnregisterBroker", version: 1, decode: decodeUnregisterBroker},
+	commandSetBrokerFenced:     {name: "SetBrokerFenced", version: 1, decode: decodeSetBrokerFenced},
 }
 
 func (t commandType) String() string {

@@ -1,6 +1,6 @@
-// Package metadata holds the cluster's truth — cluster id, topics with their
-// ids, configs and partition assignments (leader, epochs, ISR), producer-id
-// blocks — in a Raft state machine (hashicorp/raft). A single node runs it
+// Package metadata holds the cluster's truth — cluster id, registered
+// brokers, topics with their ids, configs and partition assignments
+// (leader, epochs, ISR), producer-id blocks — in a Raft state machine (hashicorp/raft). A single node runs it
 // with one voter; a cluster runs it with three or five. There is no other
 // metadata path.
 //
@@ -64,14 +64,32 @@
 //	5 CreatePartitions     v1: name string, topic id uuid (zero = any id),
 //	                           new total int32, new partitions list
 //	6 AllocateProducerIDs  v1: broker id int32, block size int64
-//	16-31 reserved for brokers (registration, heartbeats, fencing, leader
-//	      and ISR changes), 32-47 for tiered-segment manifests.
+//	16 RegisterBroker      v1: broker id int32, incarnation id uuid,
+//	                           endpoints list, rack string ("" = none)
+//	17 UnregisterBroker    v1: broker id int32, broker epoch int64 (-1 = any)
+//	18 SetBrokerFenced     v1: broker id int32, broker epoch int64, fenced bool
+//	19-31 reserved for brokers and partition leadership, 32-47 for
+//	      tiered-segment manifests.
 //
 // InitCluster records the cluster id of meta.properties in the replicated
 // state; a Store proposes it when it leads and finds the state without one
 // (right after Format). WaitReady waits for it.
 // AllocateProducerIDs answers with the first id of the block and advances
 // the next producer id by the block size, so blocks never overlap.
+//
+// Brokers: RegisterBroker answers with the broker epoch, which is the Raft
+// log index of the command that created the registration (the same on
+// every node, and increasing). A registration starts fenced. Registering
+// the same incarnation with the same endpoints and rack again is a retry:
+// nothing changes and the answer is the epoch already recorded; anything
+// else (a new incarnation, changed endpoints) replaces the record with a
+// new, fenced one. SetBrokerFenced and UnregisterBroker name the broker
+// epoch they mean, so a decision about an earlier incarnation never hits a
+// later one (ErrStaleBrokerEpoch). Sessions and heartbeats are not in the
+// replicated state: the controller keeps them in memory and turns their
+// expiry into SetBrokerFenced, as Kafka's controller does. None of these
+// commands touches partitions; moving leaderships off a fenced or
+// unregistered broker is the controller's job (ChangePartition).
 //
 // # Primitive encodings
 //
@@ -86,6 +104,8 @@
 //	int32 list             uvarint count, then count int32s
 //	map                    uvarint count, then count (key string, value string)
 //	                       pairs in strictly increasing key order
+//	endpoints list         uvarint count, then count (listener string,
+//	                       host string, port int32, security protocol string)
 //	partition              replicas int32 list, leader int32 (-1: none),
 //	                       leader epoch int32, ISR int32 list, partition epoch int32
 //	                       (the partition index is its position in its list)
@@ -127,14 +147,24 @@
 //	0x01 cluster  first and exactly once: applied index uint64,
 //	              cluster id string, next producer id int64
 //	0x02 topic    one per topic, in name order: topic (as above)
+//	0x03 broker   one per registered broker, in strictly increasing id
+//	              order: broker id int32, incarnation id uuid, endpoints
+//	              list, rack string, fenced bool, broker epoch int64
 //	0x7f end      last: uint64 count of the records before it
+//
+// Record types were added to version 1 without bumping it (broker
+// records): a snapshot without them is exactly the original version 1, and
+// a build that does not know them stops at them (they do not carry the
+// ignore-unknown bit, because skipping them would lose state) just as it
+// would stop at a higher version.
 //
 // A reader rejects (ErrCorrupt) a wrong magic or version, a bad checksum, a
 // record longer than 64 MiB, a payload with bytes left over, a missing or
-// misplaced cluster record, a duplicate topic name or id, a record count that
-// does not match, and anything after the end record; so truncation anywhere
-// is detected. Records of unknown types with the ignore-unknown bit are
-// skipped. raft.FileSnapshotStore adds its own metadata file and CRC-64.
+// misplaced cluster record, a duplicate topic name or id, brokers out of
+// order, a record count that does not match, and anything after the end
+// record; so truncation anywhere is detected. Records of unknown types with
+// the ignore-unknown bit are skipped. raft.FileSnapshotStore adds its own
+// metadata file and CRC-64.
 //
 // # meta.properties
 //

@@ -50,6 +50,16 @@ var (
 	// ErrInvalidClusterID rejects an empty or malformed cluster id.
 	ErrInvalidClusterID = errors.New("metadata: invalid cluster id")
 
+	// ErrInvalidBroker rejects a malformed broker registration: a negative
+	// id, a zero incarnation id, missing or duplicate endpoints.
+	ErrInvalidBroker = errors.New("metadata: invalid broker registration")
+	// ErrUnknownBroker rejects a command naming a broker id that is not
+	// registered.
+	ErrUnknownBroker = errors.New("metadata: unknown broker")
+	// ErrStaleBrokerEpoch rejects a command aimed at a registration the
+	// broker no longer has (its broker epoch is not the current one).
+	ErrStaleBrokerEpoch = errors.New("metadata: stale broker epoch")
+
 	// ErrHandshakeRefused means the peer at the other end of a controller
 	// connection refused the handshake (another cluster, an unexpected node
 	// id, an unknown protocol version) or is not a Strata controller.

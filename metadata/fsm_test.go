@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 
@@ -144,6 +145,69 @@ func TestFSMCommands(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "register brokers",
+			steps: []step{
+				{command: &registerBrokerCommand{registration: goldenRegistration}, wantValue: int64(1)},
+				// A retry of the same registration keeps its epoch.
+				{command: &registerBrokerCommand{registration: goldenRegistration}, wantValue: int64(1)},
+				{command: &registerBrokerCommand{registration: withRegistration(func(r *BrokerRegistration) { r.ID = -1 })}, wantErr: ErrInvalidBroker},
+				{command: &registerBrokerCommand{registration: withRegistration(func(r *BrokerRegistration) { r.IncarnationID = [16]byte{} })}, wantErr: ErrInvalidBroker},
+				{command: &registerBrokerCommand{registration: withRegistration(func(r *BrokerRegistration) { r.Endpoints = nil })}, wantErr: ErrInvalidBroker},
+				{command: &registerBrokerCommand{registration: withRegistration(func(r *BrokerRegistration) { r.Endpoints[1].Listener = "CLIENT" })}, wantErr: ErrInvalidBroker},
+				{command: &registerBrokerCommand{registration: withRegistration(func(r *BrokerRegistration) { r.Endpoints[0].Listener = "" })}, wantErr: ErrInvalidBroker},
+				{command: &registerBrokerCommand{registration: withRegistration(func(r *BrokerRegistration) { r.Endpoints[0].Host = "" })}, wantErr: ErrInvalidBroker},
+				{command: &registerBrokerCommand{registration: withRegistration(func(r *BrokerRegistration) { r.Endpoints[0].Port = 65536 })}, wantErr: ErrInvalidBroker},
+				{command: &registerBrokerCommand{registration: withRegistration(func(r *BrokerRegistration) { r.Endpoints[0].SecurityProtocol = "" })}, wantErr: ErrInvalidBroker},
+				// A changed registration of the same incarnation is a new
+				// registration.
+				{command: &registerBrokerCommand{registration: withRegistration(func(r *BrokerRegistration) { r.Rack = "" })}, wantValue: int64(11)},
+				{command: &registerBrokerCommand{registration: withRegistration(func(r *BrokerRegistration) { r.IncarnationID[0]++ })}, wantValue: int64(12)},
+				{command: &registerBrokerCommand{registration: withRegistration(func(r *BrokerRegistration) { r.ID = 0 })}, wantValue: int64(13)},
+			},
+			check: func(t *testing.T, state *State) {
+				want := Broker{
+					ID: 1, IncarnationID: goldenIncarnation, Endpoints: goldenRegistration.Endpoints,
+					Rack: goldenRegistration.Rack, Fenced: true, Epoch: 12,
+				}
+				want.IncarnationID[0]++
+				if broker, ok := state.Broker(1); !ok || !reflect.DeepEqual(broker, want) {
+					t.Errorf("Broker(1) = %+v, %t\nwant %+v", broker, ok, want)
+				}
+				if brokers := state.Brokers(); len(brokers) != 2 || brokers[0].ID != 0 || brokers[1].ID != 1 || state.BrokerCount() != 2 {
+					t.Errorf("Brokers() = %+v", brokers)
+				}
+				if endpoint, ok := want.Endpoint("INTERNAL"); !ok || endpoint.Port != 9094 {
+					t.Errorf("Endpoint(INTERNAL) = %+v, %t", endpoint, ok)
+				}
+				if _, ok := state.Broker(-1); ok {
+					t.Error("Broker(-1) found")
+				}
+			},
+		},
+		{
+			name: "fence and unregister brokers",
+			steps: []step{
+				{command: &registerBrokerCommand{registration: goldenRegistration}, wantValue: int64(1)},
+				{command: &setBrokerFencedCommand{id: 1, epoch: 1, fenced: false}},
+				{command: &setBrokerFencedCommand{id: 1, epoch: 1, fenced: false}},
+				{command: &setBrokerFencedCommand{id: 1, epoch: 2, fenced: true}, wantErr: ErrStaleBrokerEpoch},
+				{command: &setBrokerFencedCommand{id: 1, epoch: AnyBrokerEpoch, fenced: true}, wantErr: ErrStaleBrokerEpoch},
+				{command: &setBrokerFencedCommand{id: 9, epoch: 1, fenced: true}, wantErr: ErrUnknownBroker},
+				{command: &registerBrokerCommand{registration: withRegistration(func(r *BrokerRegistration) { r.IncarnationID[0]++ })}, wantValue: int64(7)},
+				{command: &setBrokerFencedCommand{id: 1, epoch: 1, fenced: false}, wantErr: ErrStaleBrokerEpoch},
+				{command: &unregisterBrokerCommand{id: 1, epoch: 1}, wantErr: ErrStaleBrokerEpoch},
+				{command: &unregisterBrokerCommand{id: 1, epoch: 7}},
+				{command: &unregisterBrokerCommand{id: 1, epoch: AnyBrokerEpoch}, wantErr: ErrUnknownBroker},
+				{command: &registerBrokerCommand{registration: goldenRegistration}, wantValue: int64(12)},
+				{command: &unregisterBrokerCommand{id: 1, epoch: AnyBrokerEpoch}},
+			},
+			check: func(t *testing.T, state *State) {
+				if state.BrokerCount() != 0 {
+					t.Errorf("%d brokers, want 0", state.BrokerCount())
+				}
+			},
+		},
 	}
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {
@@ -164,6 +228,14 @@ func TestFSMCommands(t *testing.T) {
 			test.check(t, f.state())
 		})
 	}
+}
+
+// withRegistration returns a copy of goldenRegistration changed by change.
+func withRegistration(change func(*BrokerRegistration)) BrokerRegistration {
+	registration := goldenRegistration
+	registration.Endpoints = slices.Clone(goldenRegistration.Endpoints)
+	change(&registration)
+	return registration
 }
 
 func TestFSMDoesNotModifyPublishedStates(t *testing.T) {

@@ -80,6 +80,9 @@ func requireStatesEqual(t *testing.T, got, want *State) {
 	if got.topicNames.Len() != want.topicNames.Len() {
 		t.Errorf("topic id index has %d entries, want %d", got.topicNames.Len(), want.topicNames.Len())
 	}
+	if gotBrokers, wantBrokers := got.Brokers(), want.Brokers(); !reflect.DeepEqual(gotBrokers, wantBrokers) {
+		t.Fatalf("brokers differ\ngot:  %+v\nwant: %+v", gotBrokers, wantBrokers)
+	}
 	for _, topic := range wantTopics {
 		byID, ok := got.TopicByID(topic.ID)
 		if !ok || byID.Name != topic.Name {

@@ -27,6 +27,7 @@ const (
 
 	recordCluster = 0x01
 	recordTopic   = 0x02
+	recordBroker  = 0x03
 	recordEnd     = 0x7f
 	// recordIgnoreUnknown, set in a record type, lets a reader that does
 	// not know the type skip the record.
@@ -92,6 +93,14 @@ func writeSnapshot(out io.Writer, state *State) error {
 		}
 	}
 
+	brokers := state.brokers.Root().Iterator()
+	for _, broker, ok := brokers.Next(); ok; _, broker, ok = brokers.Next() {
+		encodeBroker(&w.payload, broker)
+		if err := w.record(recordBroker); err != nil {
+			return fmt.Errorf("write broker %d: %w", broker.ID, err)
+		}
+	}
+
 	w.payload.uint64(w.records)
 	if err := w.record(recordEnd); err != nil {
 		return fmt.Errorf("write end record: %w", err)
@@ -126,10 +135,12 @@ func readSnapshot(in io.Reader) (*State, error) {
 	state := emptyState()
 	topics := state.topics.Txn()
 	topicNames := iradix.New[string]().Txn()
+	brokers := state.brokers.Txn()
 	var (
-		records     uint64
-		seenCluster bool
-		payload     []byte
+		records      uint64
+		seenCluster  bool
+		payload      []byte
+		lastBrokerID int32 = -1
 	)
 	for {
 		var recordHeader [recordHeaderSize]byte
@@ -179,6 +190,16 @@ func readSnapshot(in io.Reader) (*State, error) {
 			}
 			topics.Insert([]byte(topic.Name), topic)
 			topicNames.Insert(topic.ID[:], topic.Name)
+		case recordType == recordBroker:
+			broker := decodeBroker(d)
+			if err := d.finish(); err != nil {
+				return nil, fmt.Errorf("record %d: broker: %w", records, err)
+			}
+			if broker.ID <= lastBrokerID {
+				return nil, corruptf("record %d: broker %d follows broker %d", records, broker.ID, lastBrokerID)
+			}
+			lastBrokerID = broker.ID
+			brokers.Insert(brokerKey(broker.ID), broker)
 		case recordType == recordEnd:
 			count := d.uint64()
 			if err := d.finish(); err != nil {
@@ -192,6 +213,7 @@ func readSnapshot(in io.Reader) (*State, error) {
 			}
 			state.topics = topics.CommitOnly()
 			state.topicNames = topicNames.CommitOnly()
+			state.brokers = brokers.CommitOnly()
 			return state, nil
 		case recordType&recordIgnoreUnknown != 0:
 			// A newer writer's optional record: skip it.

@@ -27,10 +27,50 @@ func goldenState(t *testing.T) *State {
 	return f.state()
 }
 
+// goldenFullState extends goldenState with every record type added after
+// the first snapshot format: brokers.
+func goldenFullState(t *testing.T) *State {
+	t.Helper()
+	f := newFSM(discardLogger())
+	if err := f.Restore(readCloser{bytes.NewReader(snapshotOf(t, goldenState(t)))}); err != nil {
+		t.Fatal(err)
+	}
+	index := f.state().AppliedIndex()
+	second := goldenRegistration
+	second.ID = 2
+	second.IncarnationID[0] = 0x01
+	second.Rack = ""
+	second.Endpoints = second.Endpoints[:1]
+	steps := []command{
+		&registerBrokerCommand{registration: goldenRegistration},
+		&registerBrokerCommand{registration: second},
+		&setBrokerFencedCommand{id: 1, epoch: int64(index + 1), fenced: false},
+	}
+	for _, c := range steps {
+		index++
+		if result := applyCommand(f, index, c); result.err != nil {
+			t.Fatalf("%s: %v", c.commandType(), result.err)
+		}
+	}
+	return f.state()
+}
+
 func TestSnapshotGolden(t *testing.T) {
 	state := goldenState(t)
 	checkGolden(t, "snapshot-v1.bin", snapshotOf(t, state))
 	restored, err := readSnapshot(bytes.NewReader(readGolden(t, "snapshot-v1.bin")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireStatesEqual(t, restored, state)
+}
+
+// TestSnapshotGoldenFull pins the records added to format version 1 since
+// its first golden file (which must keep restoring: TestSnapshotGolden).
+func TestSnapshotGoldenFull(t *testing.T) {
+	state := goldenFullState(t)
+	checkGolden(t, "snapshot-v1-full.bin", snapshotOf(t, state))
+	restored, err := readSnapshot(bytes.NewReader(readGolden(t, "snapshot-v1-full.bin")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +106,7 @@ func rewriteTail(t *testing.T, snapshot []byte, extra func(data []byte) ([]byte,
 }
 
 func TestSnapshotRejectsCorruption(t *testing.T) {
-	valid := snapshotOf(t, goldenState(t))
+	valid := snapshotOf(t, goldenFullState(t))
 
 	t.Run("every truncation", func(t *testing.T) {
 		for length := range len(valid) {
@@ -112,6 +152,12 @@ func TestSnapshotRejectsCorruption(t *testing.T) {
 			topic.ID = goldenTopicID
 			encodeTopic(&e, &topic)
 			return appendRecord(data, recordTopic, e.buffer), 1
+		})},
+		{"brokers out of order", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			var e encoder
+			broker := Broker{ID: 1, IncarnationID: goldenIncarnation, Endpoints: goldenRegistration.Endpoints}
+			encodeBroker(&e, &broker)
+			return appendRecord(data, recordBroker, e.buffer), 1
 		})},
 		{"wrong record count", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) { return data, 1 })},
 		{"unknown mandatory record", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
