@@ -20,6 +20,7 @@ const (
 	commandRegisterBroker   commandType = 16
 	commandUnregisterBroker commandType = 17
 	commandSetBrokerFenced  commandType = 18
+	commandChangePartition  commandType = 19
 	// 32-47: tiered-segment manifests.
 
 	// commandIgnoreUnknown, set in a type byte, lets a node that does not
@@ -72,6 +73,7 @@ var commandTable = map[commandType]commandSpec{
 	commandRegisterBroker:      {name: "RegisterBroker", version: 1, decode: decodeRegisterBroker},
 	commandUnregisterBroker:    {name: "UnregisterBroker", version: 1, decode: decodeUnregisterBroker},
 	commandSetBrokerFenced:     {name: "SetBrokerFenced", version: 1, decode: decodeSetBrokerFenced},
+	commandChangePartition:     {name: "ChangePartition", version: 1, decode: decodeChangePartition},
 }
 
 func (t commandType) String() string {

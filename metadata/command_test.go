@@ -56,6 +56,12 @@ func goldenCommands() []struct {
 		{"register-broker", &registerBrokerCommand{registration: goldenRegistration}},
 		{"unregister-broker", &unregisterBrokerCommand{id: 2, epoch: AnyBrokerEpoch}},
 		{"set-broker-fenced", &setBrokerFencedCommand{id: 1, epoch: 17, fenced: false}},
+		{"change-partition", &changePartitionCommand{change: PartitionChange{
+			TopicID: goldenTopicID, Partition: 3, PartitionEpoch: 9, Leader: 2, ISR: []int32{2, 3}, BumpLeaderEpoch: true,
+		}}},
+		{"change-partition-isr-only", &changePartitionCommand{change: PartitionChange{
+			TopicID: goldenTopicID, Partition: 0, PartitionEpoch: 1, Leader: NoLeaderChange, ISR: []int32{1},
+		}}},
 	}
 }
 

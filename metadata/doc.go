@@ -68,7 +68,11 @@
 //	                           endpoints list, rack string ("" = none)
 //	17 UnregisterBroker    v1: broker id int32, broker epoch int64 (-1 = any)
 //	18 SetBrokerFenced     v1: broker id int32, broker epoch int64, fenced bool
-//	19-31 reserved for brokers and partition leadership, 32-47 for
+//	19 ChangePartition     v1: topic id uuid, partition int32,
+//	                           expected partition epoch int32,
+//	                           leader int32 (-1 = none, -2 = unchanged),
+//	                           bump leader epoch bool, ISR int32 list
+//	20-31 reserved for brokers and partition leadership, 32-47 for
 //	      tiered-segment manifests.
 //
 // InitCluster records the cluster id of meta.properties in the replicated
@@ -90,6 +94,19 @@
 // expiry into SetBrokerFenced, as Kafka's controller does. None of these
 // commands touches partitions; moving leaderships off a fenced or
 // unregistered broker is the controller's job (ChangePartition).
+//
+// ChangePartition is Kafka's AlterPartition, for the controller's leader
+// elections and the leaders' ISR changes alike. It names the partition
+// epoch it was computed from and is rejected (ErrStalePartitionEpoch)
+// unless that is still current. The new ISR replaces the old one and must
+// be a subset of the replicas without duplicates that holds the leader
+// (unless the leader is -1). A new leader always increases the leader
+// epoch; the bump flag increases it with the same leader. Any effective
+// change increases the partition epoch; a change to what the partition
+// already is is a no-op. The answer is the partition afterwards. Whether
+// the leader is a registered, unfenced broker is the controller's policy,
+// not checked here (a single node proposes no registrations before it
+// serves).
 //
 // # Primitive encodings
 //

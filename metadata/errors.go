@@ -44,6 +44,13 @@ var (
 	// ErrInvalidPartitions rejects malformed partitions or replica
 	// assignments, and a partition count that does not increase.
 	ErrInvalidPartitions = errors.New("metadata: invalid partitions")
+	// ErrUnknownPartition rejects a command naming a partition index the
+	// topic does not have (Kafka's UNKNOWN_TOPIC_OR_PARTITION).
+	ErrUnknownPartition = errors.New("metadata: unknown partition")
+	// ErrStalePartitionEpoch rejects a ChangePartition based on a partition
+	// epoch that is no longer the current one: the partition changed since
+	// the proposer read it (Kafka's INVALID_UPDATE_VERSION).
+	ErrStalePartitionEpoch = errors.New("metadata: stale partition epoch")
 	// ErrInvalidProducerIDs rejects a producer-id block request with a bad
 	// size, or one that would run past the largest producer id.
 	ErrInvalidProducerIDs = errors.New("metadata: invalid producer id allocation")

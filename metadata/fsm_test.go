@@ -208,6 +208,39 @@ func TestFSMCommands(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "change partition",
+			steps: []step{
+				{command: &createTopicCommand{topic: orders}, wantValue: orders},
+				{command: changePartition(orders.ID, 0, 0, NoLeaderChange, false, 1), wantValue: Partition{Replicas: []int32{1, 2}, Leader: 1, ISR: []int32{1}, PartitionEpoch: 1}},
+				{command: changePartition(orders.ID, 0, 0, NoLeaderChange, false, 1, 2), wantErr: ErrStalePartitionEpoch},
+				{command: changePartition(orders.ID, 0, 1, 2, false, 1), wantErr: ErrInvalidPartitions},
+				{command: changePartition(orders.ID, 0, 1, NoLeaderChange, false, 1, 3), wantErr: ErrInvalidPartitions},
+				{command: changePartition(orders.ID, 0, 1, NoLeaderChange, false, 1, 1), wantErr: ErrInvalidPartitions},
+				{command: changePartition(orders.ID, 0, 1, NoLeaderChange, false, 2), wantErr: ErrInvalidPartitions},
+				{command: changePartition(orders.ID, 0, 1, -3, false, 1), wantErr: ErrInvalidPartitions},
+				{command: changePartition([16]byte{42}, 0, 1, NoLeaderChange, false, 1), wantErr: ErrUnknownTopic},
+				{command: changePartition(orders.ID, 2, 0, NoLeaderChange, false, 1), wantErr: ErrUnknownPartition},
+				{command: changePartition(orders.ID, -1, 0, NoLeaderChange, false, 1), wantErr: ErrUnknownPartition},
+				// Election: the leader epoch moves with the leader.
+				{command: changePartition(orders.ID, 0, 1, 2, false, 2), wantValue: Partition{Replicas: []int32{1, 2}, Leader: 2, LeaderEpoch: 1, ISR: []int32{2}, PartitionEpoch: 2}},
+				// No effective change: no new epoch.
+				{command: changePartition(orders.ID, 0, 2, 2, false, 2), wantValue: Partition{Replicas: []int32{1, 2}, Leader: 2, LeaderEpoch: 1, ISR: []int32{2}, PartitionEpoch: 2}},
+				{command: changePartition(orders.ID, 0, 2, NoLeaderChange, true, 2), wantValue: Partition{Replicas: []int32{1, 2}, Leader: 2, LeaderEpoch: 2, ISR: []int32{2}, PartitionEpoch: 3}},
+				{command: changePartition(orders.ID, 0, 3, -1, false), wantValue: Partition{Replicas: []int32{1, 2}, Leader: -1, LeaderEpoch: 3, PartitionEpoch: 4}},
+				{command: changePartition(orders.ID, 1, 0, 1, false, 2, 1), wantValue: Partition{Index: 1, Replicas: []int32{2, 1}, Leader: 1, LeaderEpoch: 1, ISR: []int32{2, 1}, PartitionEpoch: 1}},
+			},
+			check: func(t *testing.T, state *State) {
+				topic, _ := state.TopicByID(orders.ID)
+				want := []Partition{
+					{Index: 0, Replicas: []int32{1, 2}, Leader: -1, LeaderEpoch: 3, PartitionEpoch: 4},
+					{Index: 1, Replicas: []int32{2, 1}, Leader: 1, LeaderEpoch: 1, ISR: []int32{2, 1}, PartitionEpoch: 1},
+				}
+				if !reflect.DeepEqual(topic.Partitions, want) {
+					t.Errorf("partitions %+v\nwant %+v", topic.Partitions, want)
+				}
+			},
+		},
 	}
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {
@@ -230,6 +263,13 @@ func TestFSMCommands(t *testing.T) {
 	}
 }
 
+func changePartition(topicID [16]byte, partition, partitionEpoch, leader int32, bump bool, isr ...int32) *changePartitionCommand {
+	return &changePartitionCommand{change: PartitionChange{
+		TopicID: topicID, Partition: partition, PartitionEpoch: partitionEpoch,
+		Leader: leader, ISR: isr, BumpLeaderEpoch: bump,
+	}}
+}
+
 // withRegistration returns a copy of goldenRegistration changed by change.
 func withRegistration(change func(*BrokerRegistration)) BrokerRegistration {
 	registration := goldenRegistration
@@ -249,12 +289,15 @@ func TestFSMDoesNotModifyPublishedStates(t *testing.T) {
 	applyCommand(f, 3, &alterTopicConfigsCommand{name: "orders", configs: map[string]string{"a": "2"}})
 	applyCommand(f, 4, &createPartitionsCommand{name: "orders", total: 2, partitions: newPartitions(1, [][]int32{{2}})})
 	applyCommand(f, 5, &createTopicCommand{topic: testTopic("other", 2, []int32{1})})
-	applyCommand(f, 6, &deleteTopicCommand{name: "orders"})
+	if result := applyCommand(f, 6, changePartition(oldTopic.ID, 0, 0, -1, false)); result.err != nil {
+		t.Fatal(result.err)
+	}
+	applyCommand(f, 7, &deleteTopicCommand{name: "orders"})
 
 	if !bytes.Equal(snapshotOf(t, old), oldBytes) {
 		t.Fatal("an old State changed after later commands")
 	}
-	if oldTopic.Configs["a"] != "1" || len(oldTopic.Partitions) != 1 {
+	if oldTopic.Configs["a"] != "1" || len(oldTopic.Partitions) != 1 || oldTopic.Partitions[0].Leader != 1 || len(oldTopic.Partitions[0].ISR) != 1 {
 		t.Fatalf("a Topic read earlier changed: %+v", oldTopic)
 	}
 }

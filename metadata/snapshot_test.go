@@ -45,6 +45,7 @@ func goldenFullState(t *testing.T) *State {
 		&registerBrokerCommand{registration: goldenRegistration},
 		&registerBrokerCommand{registration: second},
 		&setBrokerFencedCommand{id: 1, epoch: int64(index + 1), fenced: false},
+		changePartition(goldenTopicID, 0, 0, NoLeaderChange, true, 1),
 	}
 	for _, c := range steps {
 		index++

@@ -32,3 +32,17 @@ func (s *Store) SetBrokerFenced(ctx context.Context, id int32, brokerEpoch int64
 	_, err := s.propose(ctx, &setBrokerFencedCommand{id: id, epoch: brokerEpoch, fenced: fenced})
 	return err
 }
+
+// ChangePartition changes a partition's leader and ISR (Kafka's
+// AlterPartition) and returns the partition as committed. It fails with
+// ErrUnknownTopic or ErrUnknownPartition, ErrStalePartitionEpoch when the
+// partition changed since change.PartitionEpoch, and ErrInvalidPartitions
+// when the ISR is not a subset of the replicas or lacks the leader.
+func (s *Store) ChangePartition(ctx context.Context, change PartitionChange) (Partition, error) {
+	change.ISR = cloneInt32s(change.ISR)
+	result, err := s.propose(ctx, &changePartitionCommand{change: change})
+	if err != nil {
+		return Partition{}, err
+	}
+	return result.(Partition), nil
+}
