@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -25,10 +26,11 @@ const (
 	// drive a huge allocation.
 	maxRecordPayload = 64 << 20
 
-	recordCluster = 0x01
-	recordTopic   = 0x02
-	recordBroker  = 0x03
-	recordEnd     = 0x7f
+	recordCluster  = 0x01
+	recordTopic    = 0x02
+	recordBroker   = 0x03
+	recordSegments = 0x04
+	recordEnd      = 0x7f
 	// recordIgnoreUnknown, set in a record type, lets a reader that does
 	// not know the type skip the record.
 	recordIgnoreUnknown = 0x80
@@ -101,6 +103,22 @@ func writeSnapshot(out io.Writer, state *State) error {
 		}
 	}
 
+	segments := state.segments.Root().Iterator()
+	for key, partition, ok := segments.Next(); ok; key, partition, ok = segments.Next() {
+		for _, chunk := range partition.chunks {
+			w.payload.buffer = append(w.payload.buffer, key...)
+			w.payload.uvarint(uint64(len(chunk)))
+			for i := range chunk {
+				w.payload.uint8(uint8(chunk[i].State))
+				encodeSegment(&w.payload, &chunk[i])
+			}
+			if err := w.record(recordSegments); err != nil {
+				return fmt.Errorf("write tiered segments of topic id %s partition %d: %w",
+					formatTopicID([16]byte(key[:16])), binary.BigEndian.Uint32(key[16:]), err)
+			}
+		}
+	}
+
 	w.payload.uint64(w.records)
 	if err := w.record(recordEnd); err != nil {
 		return fmt.Errorf("write end record: %w", err)
@@ -136,6 +154,7 @@ func readSnapshot(in io.Reader) (*State, error) {
 	topics := state.topics.Txn()
 	topicNames := iradix.New[string]().Txn()
 	brokers := state.brokers.Txn()
+	segments := newSegmentsRestorer()
 	var (
 		records      uint64
 		seenCluster  bool
@@ -200,6 +219,10 @@ func readSnapshot(in io.Reader) (*State, error) {
 			}
 			lastBrokerID = broker.ID
 			brokers.Insert(brokerKey(broker.ID), broker)
+		case recordType == recordSegments:
+			if err := segments.restoreRecord(d); err != nil {
+				return nil, fmt.Errorf("record %d: tiered segments: %w", records, err)
+			}
 		case recordType == recordEnd:
 			count := d.uint64()
 			if err := d.finish(); err != nil {
@@ -214,6 +237,7 @@ func readSnapshot(in io.Reader) (*State, error) {
 			state.topics = topics.CommitOnly()
 			state.topicNames = topicNames.CommitOnly()
 			state.brokers = brokers.CommitOnly()
+			state.segments, state.segmentCount = segments.finish()
 			return state, nil
 		case recordType&recordIgnoreUnknown != 0:
 			// A newer writer's optional record: skip it.
@@ -227,4 +251,80 @@ func readSnapshot(in io.Reader) (*State, error) {
 		}
 		records++
 	}
+}
+
+// segmentsRestorer rebuilds the tiered-segment manifests from segment
+// records, which come in (topic id, partition, base offset) order, one
+// partition's entries possibly spread over several records. It chunks them
+// itself (segmentChunkSize), whatever the writer's record sizes.
+type segmentsRestorer struct {
+	tree       *iradix.Txn[*partitionSegments]
+	key        []byte // of current; nil before the first record
+	current    *partitionSegments
+	lastOffset int64 // base offset of current's last entry
+	count      int
+}
+
+func newSegmentsRestorer() *segmentsRestorer {
+	return &segmentsRestorer{tree: iradix.New[*partitionSegments]().Txn()}
+}
+
+func (r *segmentsRestorer) restoreRecord(d *decoder) error {
+	key := d.take(16 + 4)
+	n := d.length(1 + minimumSegmentSize)
+	if err := d.err(); err != nil {
+		return err
+	}
+	if int32(binary.BigEndian.Uint32(key[16:])) < 0 {
+		return corruptf("negative partition")
+	}
+	if n == 0 {
+		return corruptf("empty segment record")
+	}
+	switch compare := bytes.Compare(key, r.key); {
+	case r.key != nil && compare < 0:
+		return corruptf("partitions out of order")
+	case r.key == nil || compare > 0:
+		r.flush()
+		r.key = bytes.Clone(key)
+		r.current = &partitionSegments{}
+	}
+	for range n {
+		var segment SegmentManifest
+		segment.State = SegmentState(d.uint8())
+		decodeSegment(d, &segment)
+		if err := d.err(); err != nil {
+			return err
+		}
+		if segment.State < SegmentCopyStarted || segment.State > SegmentDeleteStarted {
+			return corruptf("segment state %d", segment.State)
+		}
+		if r.current.count > 0 && segment.BaseOffset <= r.lastOffset {
+			return corruptf("segment at base offset %d follows one at %d", segment.BaseOffset, r.lastOffset)
+		}
+		r.lastOffset = segment.BaseOffset
+		chunks := r.current.chunks
+		if len(chunks) == 0 || len(chunks[len(chunks)-1]) == segmentChunkSize {
+			chunks = append(chunks, make([]SegmentManifest, 0, segmentChunkSize))
+		}
+		chunks[len(chunks)-1] = append(chunks[len(chunks)-1], segment)
+		r.current.chunks = chunks
+		r.current.count++
+	}
+	return d.finish()
+}
+
+// flush stores the partition being restored.
+func (r *segmentsRestorer) flush() {
+	if r.current != nil {
+		r.tree.Insert(r.key, r.current)
+		r.count += r.current.count
+	}
+}
+
+// finish returns the restored manifests and their entry count.
+func (r *segmentsRestorer) finish() (*iradix.Tree[*partitionSegments], int) {
+	r.flush()
+	r.current = nil
+	return r.tree.CommitOnly(), r.count
 }

@@ -28,7 +28,7 @@ func goldenState(t *testing.T) *State {
 }
 
 // goldenFullState extends goldenState with every record type added after
-// the first snapshot format: brokers.
+// the first snapshot format: brokers, tiered segments.
 func goldenFullState(t *testing.T) *State {
 	t.Helper()
 	f := newFSM(discardLogger())
@@ -36,6 +36,18 @@ func goldenFullState(t *testing.T) *State {
 		t.Fatal(err)
 	}
 	index := f.state().AppliedIndex()
+	// Partition 1 of the second topic: leader 2 at leader epoch 7, where
+	// goldenSegment was uploaded.
+	index++
+	if result := applyCommand(f, index, changePartition(goldenTopicID2, 1, 2, 2, false, 2)); result.err != nil {
+		t.Fatal(result.err)
+	}
+	for i := range int32(5) {
+		index++
+		if result := applyCommand(f, index, changePartition(goldenTopicID2, 1, 3+i, NoLeaderChange, true, 2)); result.err != nil {
+			t.Fatal(result.err)
+		}
+	}
 	second := goldenRegistration
 	second.ID = 2
 	second.IncarnationID[0] = 0x01
@@ -46,6 +58,10 @@ func goldenFullState(t *testing.T) *State {
 		&registerBrokerCommand{registration: second},
 		&setBrokerFencedCommand{id: 1, epoch: int64(index + 1), fenced: false},
 		changePartition(goldenTopicID, 0, 0, NoLeaderChange, true, 1),
+		copyStarted(goldenTopicID, 0, testSegment(1, 0, 99, 1)),
+		transition(commandSegmentCopyFinished, goldenTopicID, 0, testSegment(1, 0, 99, 1), 1),
+		copyStarted(goldenTopicID, 0, testSegment(2, 100, 199, 1)),
+		copyStarted(goldenTopicID2, 1, goldenSegment),
 	}
 	for _, c := range steps {
 		index++
@@ -160,6 +176,22 @@ func TestSnapshotRejectsCorruption(t *testing.T) {
 			encodeBroker(&e, &broker)
 			return appendRecord(data, recordBroker, e.buffer), 1
 		})},
+		{"segment partitions out of order", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			return appendRecord(data, recordSegments, segmentsPayload(goldenTopicID2, 0, SegmentCopyStarted, testSegment(9, 500, 599, 1))), 1
+		})},
+		{"segments out of order", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			return appendRecord(data, recordSegments, segmentsPayload(goldenTopicID, 0, SegmentCopyStarted, testSegment(9, 100, 109, 1))), 1
+		})},
+		{"segment with unknown state", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			return appendRecord(data, recordSegments, segmentsPayload(goldenTopicID, 0, 4, testSegment(9, 5000, 5099, 1))), 1
+		})},
+		{"segment record with negative partition", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			return appendRecord(data, recordSegments, segmentsPayload([16]byte{0xff}, -1, SegmentCopyStarted, testSegment(9, 5000, 5099, 1))), 1
+		})},
+		{"empty segment record", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			payload := segmentsPayload([16]byte{0xff}, 1, SegmentCopyStarted)
+			return appendRecord(data, recordSegments, payload), 1
+		})},
 		{"wrong record count", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) { return data, 1 })},
 		{"unknown mandatory record", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
 			return appendRecord(data, 0x33, []byte{1}), 1
@@ -194,6 +226,17 @@ func TestSnapshotRejectsCorruption(t *testing.T) {
 			}
 		})
 	}
+}
+
+// segmentsPayload encodes a segment record.
+func segmentsPayload(topicID [16]byte, partition int32, state SegmentState, segments ...SegmentManifest) []byte {
+	e := encoder{buffer: segmentPartitionKey(topicID, partition)}
+	e.uvarint(uint64(len(segments)))
+	for i := range segments {
+		e.uint8(uint8(state))
+		encodeSegment(&e, &segments[i])
+	}
+	return e.buffer
 }
 
 func TestSnapshotSkipsIgnorableUnknownRecords(t *testing.T) {

@@ -98,6 +98,11 @@ type State struct {
 	nextProducerID int64
 	// brokers maps a broker id (brokerKey) to its registration.
 	brokers *iradix.Tree[*Broker]
+	// segments maps a partition (segmentPartitionKey: topic id, partition)
+	// to its tiered-segment manifest; segmentCount is the number of entries
+	// of all partitions.
+	segments     *iradix.Tree[*partitionSegments]
+	segmentCount int
 }
 
 // emptyState is the state before any log entry.
@@ -106,6 +111,7 @@ func emptyState() *State {
 		topics:     iradix.New[*Topic](),
 		topicNames: iradix.New[string](),
 		brokers:    iradix.New[*Broker](),
+		segments:   iradix.New[*partitionSegments](),
 	}
 }
 
@@ -172,6 +178,8 @@ type stateBuilder struct {
 	topicNames     *iradix.Txn[string]
 	nextProducerID int64
 	brokers        *iradix.Txn[*Broker]
+	segments       *iradix.Txn[*partitionSegments]
+	segmentCount   int
 }
 
 func newStateBuilder(base *State, index uint64) *stateBuilder {
@@ -183,6 +191,8 @@ func newStateBuilder(base *State, index uint64) *stateBuilder {
 		topicNames:     base.topicNames.Txn(),
 		nextProducerID: base.nextProducerID,
 		brokers:        base.brokers.Txn(),
+		segments:       base.segments.Txn(),
+		segmentCount:   base.segmentCount,
 	}
 }
 
@@ -215,6 +225,8 @@ func (b *stateBuilder) build(appliedIndex uint64) *State {
 		topicNames:     b.topicNames.CommitOnly(),
 		nextProducerID: b.nextProducerID,
 		brokers:        b.brokers.CommitOnly(),
+		segments:       b.segments.CommitOnly(),
+		segmentCount:   b.segmentCount,
 	}
 }
 

@@ -46,3 +46,39 @@ func (s *Store) ChangePartition(ctx context.Context, change PartitionChange) (Pa
 	}
 	return result.(Partition), nil
 }
+
+// StartSegmentCopy adds a tiered segment to a partition's manifest in state
+// SegmentCopyStarted, before its objects are written. segment.LeaderEpoch
+// is the uploader's leader epoch and must be the partition's current one
+// (ErrFencedLeaderEpoch); segment.State is ignored. It fails with
+// ErrInvalidSegment, ErrSegmentExists or ErrSegmentOverlap.
+func (s *Store) StartSegmentCopy(ctx context.Context, topicID [16]byte, partition int32, segment SegmentManifest) error {
+	segment.State = SegmentCopyStarted
+	if err := validateSegment(&segment); err != nil {
+		return err
+	}
+	_, err := s.propose(ctx, &segmentCopyStartedCommand{topicID: topicID, partition: partition, segment: segment})
+	return err
+}
+
+// FinishSegmentCopy marks a tiered segment readable (SegmentCopyFinished)
+// once all its objects are written.
+func (s *Store) FinishSegmentCopy(ctx context.Context, ref SegmentRef) error {
+	_, err := s.propose(ctx, &segmentTransitionCommand{typ: commandSegmentCopyFinished, ref: ref})
+	return err
+}
+
+// StartSegmentDelete marks a tiered segment as being deleted
+// (SegmentDeleteStarted): it is no longer served, and its objects may be
+// deleted once this returns.
+func (s *Store) StartSegmentDelete(ctx context.Context, ref SegmentRef) error {
+	_, err := s.propose(ctx, &segmentTransitionCommand{typ: commandSegmentDeleteStarted, ref: ref})
+	return err
+}
+
+// DeleteSegment drops a tiered segment in state SegmentDeleteStarted from
+// the manifest, after its objects are deleted.
+func (s *Store) DeleteSegment(ctx context.Context, ref SegmentRef) error {
+	_, err := s.propose(ctx, &segmentTransitionCommand{typ: commandSegmentDeleted, ref: ref})
+	return err
+}
