@@ -342,6 +342,10 @@ type commandGenerator struct {
 	random *rand.Rand
 	ids    map[string][16]byte // last id used per name
 	counts map[string]int      // partition count per created name, as far as known
+	// state, when set, returns the state the next command applies to, so
+	// that broker, partition and segment commands are often valid (their
+	// epochs are hard to hit blindly); without it they are mostly rejected.
+	state func() *State
 }
 
 var generatorNames = []string{"a", "ab", "abc", "b", "b.c", "b-c", "orders", "orders_v2", "__consumer_offsets"}
@@ -402,7 +406,11 @@ func (g *commandGenerator) id(name string) [16]byte {
 
 func (g *commandGenerator) next() command {
 	name := g.name()
-	switch g.random.IntN(7) {
+	choice := g.random.IntN(16)
+	if choice >= 7 {
+		return g.nextClusterCommand(choice - 7)
+	}
+	switch choice {
 	case 0:
 		return &initClusterCommand{clusterID: []string{"c1", "c2"}[g.random.IntN(2)]}
 	case 1, 2:
@@ -429,46 +437,7 @@ func (g *commandGenerator) next() command {
 		added := g.random.IntN(3) // 0 is rejected
 		return &createPartitionsCommand{name: name, id: g.id(name), total: int32(current + added), partitions: g.partitions(added)}
 	default:
-		return &allocateProducerIDsCommand{brokerID: g.random.Int32N(3), count: g.random.Int64N(2000)}
-	}
-}
-
-// TestSnapshotRestoreProperty applies random command sequences, snapshots at
-// random points, restores into a fresh FSM and checks that the states are
-// equal, and stay equal when both apply the rest of the sequence.
-func TestSnapshotRestoreProperty(t *testing.T) {
-	for seed := range uint64(20) {
-		t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {
-			generator := newCommandGenerator(seed)
-			commands := make([]command, 300)
-			for i := range commands {
-				commands[i] = generator.next()
-			}
-			original := newFSM(discardLogger())
-			var restored []*fsm
-			var rejected int
-			for i, c := range commands {
-				index := uint64(i + 1)
-				result := applyCommand(original, index, c)
-				if result.err != nil {
-					rejected++
-				}
-				for _, replica := range restored {
-					applyCommand(replica, index, c)
-				}
-				if generator.random.IntN(40) == 0 {
-					replica := restore(t, persist(t, original))
-					requireStatesEqual(t, replica.state(), original.state())
-					restored = append(restored, replica)
-				}
-			}
-			for _, replica := range restored {
-				requireStatesEqual(t, replica.state(), original.state())
-			}
-			if rejected == 0 || rejected == len(commands) {
-				t.Fatalf("%d of %d commands rejected: the generator does not exercise both paths", rejected, len(commands))
-			}
-		})
+		return &allocateProducerIDsCommand{brokerID: g.random.Int32N(4) - 1, count: g.random.Int64N(2000)}
 	}
 }
 
