@@ -83,34 +83,35 @@ func (c *changePartitionCommand) apply(b *stateBuilder) (any, error) {
 		return nil, err
 	}
 	current := topic.Partitions[change.Partition]
-	where := fmt.Sprintf("topic %q partition %d", topic.Name, change.Partition)
+	// where describes the target in error messages; only rejections pay for it.
+	where := func() string { return fmt.Sprintf("topic %q partition %d", topic.Name, change.Partition) }
 	if change.PartitionEpoch != current.PartitionEpoch {
-		return nil, fmt.Errorf("%s has partition epoch %d, the change expects %d: %w", where, current.PartitionEpoch, change.PartitionEpoch, ErrStalePartitionEpoch)
+		return nil, fmt.Errorf("%s has partition epoch %d, the change expects %d: %w", where(), current.PartitionEpoch, change.PartitionEpoch, ErrStalePartitionEpoch)
 	}
 	leader := change.Leader
 	if leader == NoLeaderChange {
 		leader = current.Leader
 	}
 	if leader < -1 {
-		return nil, fmt.Errorf("%s: %w: leader %d", where, ErrInvalidPartitions, change.Leader)
+		return nil, fmt.Errorf("%s: %w: leader %d", where(), ErrInvalidPartitions, change.Leader)
 	}
 	for i, replica := range change.ISR {
 		if !slices.Contains(current.Replicas, replica) {
-			return nil, fmt.Errorf("%s: %w: in-sync replica %d is not a replica", where, ErrInvalidPartitions, replica)
+			return nil, fmt.Errorf("%s: %w: in-sync replica %d is not a replica", where(), ErrInvalidPartitions, replica)
 		}
 		if slices.Contains(change.ISR[:i], replica) {
-			return nil, fmt.Errorf("%s: %w: in-sync replica %d appears twice", where, ErrInvalidPartitions, replica)
+			return nil, fmt.Errorf("%s: %w: in-sync replica %d appears twice", where(), ErrInvalidPartitions, replica)
 		}
 	}
 	if leader != -1 && !slices.Contains(change.ISR, leader) {
-		return nil, fmt.Errorf("%s: %w: leader %d is not in the ISR %v", where, ErrInvalidPartitions, leader, change.ISR)
+		return nil, fmt.Errorf("%s: %w: leader %d is not in the ISR %v", where(), ErrInvalidPartitions, leader, change.ISR)
 	}
 	leaderChanged := leader != current.Leader
 	if !leaderChanged && !change.BumpLeaderEpoch && slices.Equal(change.ISR, current.ISR) {
 		return current, nil
 	}
 	if current.PartitionEpoch == math.MaxInt32 || current.LeaderEpoch == math.MaxInt32 {
-		return nil, fmt.Errorf("%s: %w: epochs exhausted", where, ErrInvalidPartitions)
+		return nil, fmt.Errorf("%s: %w: epochs exhausted", where(), ErrInvalidPartitions)
 	}
 	next := Partition{
 		Index:          current.Index,

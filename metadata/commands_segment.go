@@ -56,11 +56,12 @@ func (c *segmentCopyStartedCommand) apply(b *stateBuilder) (any, error) {
 	if err := checkLeaderEpoch(topic, c.partition, segment.LeaderEpoch); err != nil {
 		return nil, err
 	}
-	where := fmt.Sprintf("topic %q partition %d", topic.Name, c.partition)
+	// where describes the target in error messages; only rejections pay for it.
+	where := func() string { return fmt.Sprintf("topic %q partition %d", topic.Name, c.partition) }
 	segments, _ := b.partitionSegments(c.topicID, c.partition)
 	if segments != nil {
 		if _, exists := segments.find(segment.BaseOffset); exists {
-			return nil, fmt.Errorf("%s: segment at base offset %d: %w", where, segment.BaseOffset, ErrSegmentExists)
+			return nil, fmt.Errorf("%s: segment at base offset %d: %w", where(), segment.BaseOffset, ErrSegmentExists)
 		}
 		// Entries being copied or readable never overlap (entries being
 		// deleted may): they are sorted by base offset and their ranges
@@ -77,7 +78,7 @@ func (c *segmentCopyStartedCommand) apply(b *stateBuilder) (any, error) {
 			return false
 		})
 		if overlapping != nil {
-			return nil, fmt.Errorf("%s: offsets %d..%d overlap segment %d..%d (%s): %w", where,
+			return nil, fmt.Errorf("%s: offsets %d..%d overlap segment %d..%d (%s): %w", where(),
 				segment.BaseOffset, segment.LastOffset, overlapping.BaseOffset, overlapping.LastOffset, overlapping.State, ErrSegmentOverlap)
 		}
 	}
@@ -140,14 +141,15 @@ func (c *segmentTransitionCommand) apply(b *stateBuilder) (any, error) {
 		return nil, fmt.Errorf("topic id %s: %w", formatTopicID(ref.TopicID), ErrUnknownTopic)
 	}
 
-	where := fmt.Sprintf("topic id %s partition %d segment at %d", formatTopicID(ref.TopicID), ref.Partition, ref.BaseOffset)
+	// where describes the target in error messages; only rejections pay for it.
+	where := func() string { return fmt.Sprintf("topic id %s partition %d segment at %d", formatTopicID(ref.TopicID), ref.Partition, ref.BaseOffset) }
 	segments, ok := b.partitionSegments(ref.TopicID, ref.Partition)
 	var position segmentPosition
 	if ok {
 		position, ok = segments.find(ref.BaseOffset)
 	}
 	if !ok || segments.at(position).SegmentID != ref.SegmentID {
-		return nil, fmt.Errorf("%s: %w", where, ErrUnknownSegment)
+		return nil, fmt.Errorf("%s: %w", where(), ErrUnknownSegment)
 	}
 	entry := *segments.at(position)
 	var next SegmentState
@@ -155,16 +157,16 @@ func (c *segmentTransitionCommand) apply(b *stateBuilder) (any, error) {
 	case commandSegmentCopyFinished:
 		next = SegmentCopyFinished
 		if entry.State != SegmentCopyStarted {
-			return nil, fmt.Errorf("%s: %s -> %s: %w", where, entry.State, next, ErrInvalidSegmentTransition)
+			return nil, fmt.Errorf("%s: %s -> %s: %w", where(), entry.State, next, ErrInvalidSegmentTransition)
 		}
 	case commandSegmentDeleteStarted:
 		next = SegmentDeleteStarted
 		if entry.State != SegmentCopyStarted && entry.State != SegmentCopyFinished {
-			return nil, fmt.Errorf("%s: %s -> %s: %w", where, entry.State, next, ErrInvalidSegmentTransition)
+			return nil, fmt.Errorf("%s: %s -> %s: %w", where(), entry.State, next, ErrInvalidSegmentTransition)
 		}
 	case commandSegmentDeleted:
 		if entry.State != SegmentDeleteStarted {
-			return nil, fmt.Errorf("%s: %s -> deleted: %w", where, entry.State, ErrInvalidSegmentTransition)
+			return nil, fmt.Errorf("%s: %s -> deleted: %w", where(), entry.State, ErrInvalidSegmentTransition)
 		}
 		b.putPartitionSegments(ref.TopicID, ref.Partition, segments, segments.removed(position))
 		return nil, nil

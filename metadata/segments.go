@@ -1,7 +1,6 @@
 package metadata
 
 import (
-	"encoding/binary"
 	"fmt"
 	"sort"
 )
@@ -245,13 +244,31 @@ func (p *partitionSegments) removed(position segmentPosition) *partitionSegments
 	return p.withChunks(position.chunk, to, chunk)
 }
 
-// segmentPartitionKey is the radix-tree key of a partition's manifest:
-// topic id, then the partition big-endian (never negative), so the tree
-// iterates in (topic id, partition) order.
+// segmentPartitionKey is the radix-tree key of a partition's manifest: the
+// topic id, then the partition (never negative) as 8 big-endian 4-bit
+// digits, one per byte. The tree iterates in (topic id, partition) order,
+// and its nodes have at most 16 children below the topic id: a change
+// copies the nodes on its path, and with whole bytes a node of 256
+// partitions would cost 4 KiB to copy on every change.
 func segmentPartitionKey(topicID [16]byte, partition int32) []byte {
-	key := make([]byte, 0, 20)
-	key = append(key, topicID[:]...)
-	return binary.BigEndian.AppendUint32(key, uint32(partition))
+	key := make([]byte, segmentPartitionKeySize)
+	copy(key, topicID[:])
+	for i := range 8 {
+		key[16+i] = byte(uint32(partition)>>(28-4*i)) & 0x0f
+	}
+	return key
+}
+
+const segmentPartitionKeySize = 16 + 8
+
+// parseSegmentPartitionKey inverts segmentPartitionKey.
+func parseSegmentPartitionKey(key []byte) (topicID [16]byte, partition int32) {
+	copy(topicID[:], key)
+	var value uint32
+	for _, digit := range key[16:segmentPartitionKeySize] {
+		value = value<<4 | uint32(digit)
+	}
+	return topicID, int32(value)
 }
 
 func (s *State) partitionSegments(topicID [16]byte, partition int32) (*partitionSegments, bool) {
@@ -365,8 +382,8 @@ func (s *State) RemoteLogOffsets(topicID [16]byte, partition int32) (start, end 
 func (s *State) EachSegmentPartition(fn func(topicID [16]byte, partition int32, segments int) bool) {
 	iterator := s.segments.Root().Iterator()
 	for key, segments, ok := iterator.Next(); ok; key, segments, ok = iterator.Next() {
-		topicID := [16]byte(key[:16])
-		if !fn(topicID, int32(binary.BigEndian.Uint32(key[16:])), segments.count) {
+		topicID, partition := parseSegmentPartitionKey(key)
+		if !fn(topicID, partition, segments.count) {
 			return
 		}
 	}

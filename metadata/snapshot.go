@@ -105,16 +105,17 @@ func writeSnapshot(out io.Writer, state *State) error {
 
 	segments := state.segments.Root().Iterator()
 	for key, partition, ok := segments.Next(); ok; key, partition, ok = segments.Next() {
+		topicID, partitionIndex := parseSegmentPartitionKey(key)
 		for _, chunk := range partition.chunks {
-			w.payload.buffer = append(w.payload.buffer, key...)
+			w.payload.uuid(topicID)
+			w.payload.int32(partitionIndex)
 			w.payload.uvarint(uint64(len(chunk)))
 			for i := range chunk {
 				w.payload.uint8(uint8(chunk[i].State))
 				encodeSegment(&w.payload, &chunk[i])
 			}
 			if err := w.record(recordSegments); err != nil {
-				return fmt.Errorf("write tiered segments of topic id %s partition %d: %w",
-					formatTopicID([16]byte(key[:16])), binary.BigEndian.Uint32(key[16:]), err)
+				return fmt.Errorf("write tiered segments of topic id %s partition %d: %w", formatTopicID(topicID), partitionIndex, err)
 			}
 		}
 	}
@@ -270,14 +271,15 @@ func newSegmentsRestorer() *segmentsRestorer {
 }
 
 func (r *segmentsRestorer) restoreRecord(d *decoder) error {
-	key := d.take(16 + 4)
+	topicID, partition := d.uuid(), d.int32()
 	n := d.length(1 + minimumSegmentSize)
 	if err := d.err(); err != nil {
 		return err
 	}
-	if int32(binary.BigEndian.Uint32(key[16:])) < 0 {
+	if partition < 0 {
 		return corruptf("negative partition")
 	}
+	key := segmentPartitionKey(topicID, partition)
 	if n == 0 {
 		return corruptf("empty segment record")
 	}
@@ -286,7 +288,7 @@ func (r *segmentsRestorer) restoreRecord(d *decoder) error {
 		return corruptf("partitions out of order")
 	case r.key == nil || compare > 0:
 		r.flush()
-		r.key = bytes.Clone(key)
+		r.key = key
 		r.current = &partitionSegments{}
 	}
 	for range n {

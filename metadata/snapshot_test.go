@@ -230,7 +230,9 @@ func TestSnapshotRejectsCorruption(t *testing.T) {
 
 // segmentsPayload encodes a segment record.
 func segmentsPayload(topicID [16]byte, partition int32, state SegmentState, segments ...SegmentManifest) []byte {
-	e := encoder{buffer: segmentPartitionKey(topicID, partition)}
+	var e encoder
+	e.uuid(topicID)
+	e.int32(partition)
 	e.uvarint(uint64(len(segments)))
 	for i := range segments {
 		e.uint8(uint8(state))
