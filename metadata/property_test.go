@@ -262,7 +262,7 @@ func TestSnapshotRestoreProperty(t *testing.T) {
 			generator.state = original.state
 			var restored []*fsm
 			var rejections int
-			const steps = 600
+			const steps = 400
 			for i := range steps {
 				index := uint64(i + 1)
 				c := generator.next()
