@@ -142,7 +142,9 @@ func (c *segmentTransitionCommand) apply(b *stateBuilder) (any, error) {
 	}
 
 	// where describes the target in error messages; only rejections pay for it.
-	where := func() string { return fmt.Sprintf("topic id %s partition %d segment at %d", formatTopicID(ref.TopicID), ref.Partition, ref.BaseOffset) }
+	where := func() string {
+		return fmt.Sprintf("topic id %s partition %d segment at %d", formatTopicID(ref.TopicID), ref.Partition, ref.BaseOffset)
+	}
 	segments, ok := b.partitionSegments(ref.TopicID, ref.Partition)
 	var position segmentPosition
 	if ok {
