@@ -16,10 +16,16 @@ const (
 	commandAlterTopicConfigs   commandType = 4
 	commandCreatePartitions    commandType = 5
 	commandAllocateProducerIDs commandType = 6
-	// 16-31 are reserved for broker commands (RegisterBroker,
-	// BrokerHeartbeat, FenceBroker, ChangeLeader, ChangeISR), 32-47 for
-	// tiered-storage manifests (SegmentCopied, SegmentDeleting,
-	// SegmentDeleted).
+	// 16-31: brokers and partition leadership.
+	commandRegisterBroker   commandType = 16
+	commandUnregisterBroker commandType = 17
+	commandSetBrokerFenced  commandType = 18
+	commandChangePartition  commandType = 19
+	// 32-47: tiered-segment manifests.
+	commandSegmentCopyStarted   commandType = 32
+	commandSegmentCopyFinished  commandType = 33
+	commandSegmentDeleteStarted commandType = 34
+	commandSegmentDeleted       commandType = 35
 
 	// commandIgnoreUnknown, set in a type byte, lets a node that does not
 	// know the type (or its version) skip the entry instead of stopping.
@@ -62,12 +68,20 @@ type commandSpec struct {
 
 // commandTable is the one registration table of command types.
 var commandTable = map[commandType]commandSpec{
-	commandInitCluster:         {name: "InitCluster", version: 1, decode: decodeInitCluster},
-	commandCreateTopic:         {name: "CreateTopic", version: 1, decode: decodeCreateTopic},
-	commandDeleteTopic:         {name: "DeleteTopic", version: 1, decode: decodeDeleteTopic},
-	commandAlterTopicConfigs:   {name: "AlterTopicConfigs", version: 1, decode: decodeAlterTopicConfigs},
-	commandCreatePartitions:    {name: "CreatePartitions", version: 1, decode: decodeCreatePartitions},
-	commandAllocateProducerIDs: {name: "AllocateProducerIDs", version: 1, decode: decodeAllocateProducerIDs},
+	commandInitCluster:          {name: "InitCluster", version: 1, decode: decodeInitCluster},
+	commandCreateTopic:          {name: "CreateTopic", version: 1, decode: decodeCreateTopic},
+	commandDeleteTopic:          {name: "DeleteTopic", version: 1, decode: decodeDeleteTopic},
+	commandAlterTopicConfigs:    {name: "AlterTopicConfigs", version: 1, decode: decodeAlterTopicConfigs},
+	commandCreatePartitions:     {name: "CreatePartitions", version: 1, decode: decodeCreatePartitions},
+	commandAllocateProducerIDs:  {name: "AllocateProducerIDs", version: 1, decode: decodeAllocateProducerIDs},
+	commandRegisterBroker:       {name: "RegisterBroker", version: 1, decode: decodeRegisterBroker},
+	commandUnregisterBroker:     {name: "UnregisterBroker", version: 1, decode: decodeUnregisterBroker},
+	commandSetBrokerFenced:      {name: "SetBrokerFenced", version: 1, decode: decodeSetBrokerFenced},
+	commandChangePartition:      {name: "ChangePartition", version: 1, decode: decodeChangePartition},
+	commandSegmentCopyStarted:   {name: "SegmentCopyStarted", version: 1, decode: decodeSegmentCopyStarted},
+	commandSegmentCopyFinished:  {name: "SegmentCopyFinished", version: 1, decode: decodeSegmentTransition(commandSegmentCopyFinished)},
+	commandSegmentDeleteStarted: {name: "SegmentDeleteStarted", version: 1, decode: decodeSegmentTransition(commandSegmentDeleteStarted)},
+	commandSegmentDeleted:       {name: "SegmentDeleted", version: 1, decode: decodeSegmentTransition(commandSegmentDeleted)},
 }
 
 func (t commandType) String() string {

@@ -12,6 +12,27 @@ var (
 	goldenTopicID   = [16]byte{0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8}
 	goldenTopicID2  = [16]byte{0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x47, 0x08, 0x89, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10}
 	goldenCreatedAt = int64(1700000000000)
+	goldenSegment   = SegmentManifest{
+		SegmentID:      [16]byte{0x9a, 0x8b, 0x7c, 0x6d, 0x5e, 0x4f, 0x40, 0x31, 0xa2, 0x13, 0x04, 0xf5, 0xe6, 0xd7, 0xc8, 0xb9},
+		BaseOffset:     1000,
+		LastOffset:     1999,
+		SizeBytes:      1 << 20,
+		FirstTimestamp: goldenCreatedAt,
+		MaxTimestamp:   goldenCreatedAt + 60000,
+		LeaderEpoch:    7,
+		State:          SegmentCopyStarted,
+		EpochRanges:    []EpochRange{{Epoch: 5, StartOffset: 1000}, {Epoch: 7, StartOffset: 1500}},
+	}
+	goldenIncarnation  = [16]byte{0xf0, 0xe1, 0xd2, 0xc3, 0xb4, 0xa5, 0x46, 0x87, 0x98, 0x89, 0x7a, 0x6b, 0x5c, 0x4d, 0x3e, 0x2f}
+	goldenRegistration = BrokerRegistration{
+		ID:            1,
+		IncarnationID: goldenIncarnation,
+		Endpoints: []BrokerEndpoint{
+			{Listener: "CLIENT", Host: "broker-1.example", Port: 9092, SecurityProtocol: "PLAINTEXT"},
+			{Listener: "INTERNAL", Host: "10.0.0.1", Port: 9094, SecurityProtocol: "PLAINTEXT"},
+		},
+		Rack: "rack-a",
+	}
 )
 
 // goldenCommands holds one example of every command type; their encodings
@@ -43,6 +64,19 @@ func goldenCommands() []struct {
 		{"alter-topic-configs-clear", &alterTopicConfigsCommand{name: "orders", id: goldenTopicID}},
 		{"create-partitions", &createPartitionsCommand{name: "orders", total: 3, partitions: newPartitions(1, [][]int32{{2, 1}, {1, 2}})}},
 		{"allocate-producer-ids", &allocateProducerIDsCommand{brokerID: 1, count: 1000}},
+		{"register-broker", &registerBrokerCommand{registration: goldenRegistration}},
+		{"unregister-broker", &unregisterBrokerCommand{id: 2, epoch: AnyBrokerEpoch}},
+		{"set-broker-fenced", &setBrokerFencedCommand{id: 1, epoch: 17, fenced: false}},
+		{"change-partition", &changePartitionCommand{change: PartitionChange{
+			TopicID: goldenTopicID, Partition: 3, PartitionEpoch: 9, Leader: 2, ISR: []int32{2, 3}, BumpLeaderEpoch: true,
+		}}},
+		{"segment-copy-started", &segmentCopyStartedCommand{topicID: goldenTopicID, partition: 2, segment: goldenSegment}},
+		{"segment-copy-finished", transition(commandSegmentCopyFinished, goldenTopicID, 2, goldenSegment, 7)},
+		{"segment-delete-started", transition(commandSegmentDeleteStarted, goldenTopicID, 2, goldenSegment, 8)},
+		{"segment-deleted", transition(commandSegmentDeleted, goldenTopicID, 2, goldenSegment, 8)},
+		{"change-partition-isr-only", &changePartitionCommand{change: PartitionChange{
+			TopicID: goldenTopicID, Partition: 0, PartitionEpoch: 1, Leader: NoLeaderChange, ISR: []int32{1},
+		}}},
 	}
 }
 

@@ -202,6 +202,11 @@ func (c *createTopicCommand) apply(b *stateBuilder) (any, error) {
 	if name, ok := b.topicNameByID(topic.ID); ok {
 		return nil, fmt.Errorf("topic %q: id %s is used by topic %q: %w", topic.Name, formatTopicID(topic.ID), name, ErrTopicIDExists)
 	}
+	if b.hasSegmentsOfTopic(topic.ID) {
+		// A deleted topic's tiered segments still wait for deletion under
+		// this id; a new topic must not inherit them.
+		return nil, fmt.Errorf("topic %q: id %s still has tiered segments of a deleted topic: %w", topic.Name, formatTopicID(topic.ID), ErrTopicIDExists)
+	}
 	b.putTopic(&topic)
 	return topic, nil
 }

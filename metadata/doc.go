@@ -1,8 +1,9 @@
-// Package metadata holds the cluster's truth — cluster id, topics with their
-// ids, configs and partition assignments (leader, epochs, ISR), producer-id
-// blocks — in a Raft state machine (hashicorp/raft). A single node runs it
-// with one voter; a cluster runs it with three or five. There is no other
-// metadata path.
+// Package metadata holds the cluster's truth — cluster id, registered
+// brokers, topics with their ids, configs and partition assignments
+// (leader, epochs, ISR), producer-id blocks, tiered-segment manifests — in
+// a Raft state machine (hashicorp/raft). A single node runs it with one
+// voter; a cluster runs it with three or five. There is no other metadata
+// path.
 //
 // # Architecture
 //
@@ -21,10 +22,16 @@
 // Raft message. Raft server ids are decimal node ids.
 //
 // The state is a State value: immutable, built from persistent radix trees
-// (hashicorp/go-immutable-radix) keyed by name. Applying a command creates a
-// new State that shares every untouched node with the previous one, so a
-// reader holding a State never sees it change, FSM.Snapshot is O(1), and
-// Persist streams a captured State record by record while Apply goes on.
+// (hashicorp/go-immutable-radix) keyed by topic name, topic id, broker id,
+// and (topic id, partition) for the tiered-segment manifests. A
+// partition's manifest is a list of immutable chunks of up to 64 entries
+// each, so a change copies one chunk and the list of chunk headers rather
+// than the whole manifest, and an entry costs about its own size (a radix
+// node per entry would cost several times more). Applying a command
+// creates a new State that shares every untouched node with the previous
+// one, so a reader holding a State never sees it change, FSM.Snapshot is
+// O(1), and Persist streams a captured State record by record while Apply
+// goes on.
 //
 // # Threading contract
 //
@@ -64,14 +71,80 @@
 //	5 CreatePartitions     v1: name string, topic id uuid (zero = any id),
 //	                           new total int32, new partitions list
 //	6 AllocateProducerIDs  v1: broker id int32, block size int64
-//	16-31 reserved for brokers (registration, heartbeats, fencing, leader
-//	      and ISR changes), 32-47 for tiered-segment manifests.
+//	16 RegisterBroker      v1: broker id int32, incarnation id uuid,
+//	                           endpoints list, rack string ("" = none)
+//	17 UnregisterBroker    v1: broker id int32, broker epoch int64 (-1 = any)
+//	18 SetBrokerFenced     v1: broker id int32, broker epoch int64, fenced bool
+//	19 ChangePartition     v1: topic id uuid, partition int32,
+//	                           expected partition epoch int32,
+//	                           leader int32 (-1 = none, -2 = unchanged),
+//	                           bump leader epoch bool, ISR int32 list
+//	20-31 reserved for brokers and partition leadership
+//	32 SegmentCopyStarted  v1: topic id uuid, partition int32, segment
+//	33 SegmentCopyFinished v1: segment ref
+//	34 SegmentDeleteStarted v1: segment ref
+//	35 SegmentDeleted      v1: segment ref
+//	36-47 reserved for tiered-segment manifests
 //
 // InitCluster records the cluster id of meta.properties in the replicated
 // state; a Store proposes it when it leads and finds the state without one
 // (right after Format). WaitReady waits for it.
 // AllocateProducerIDs answers with the first id of the block and advances
 // the next producer id by the block size, so blocks never overlap.
+//
+// Brokers: RegisterBroker answers with the broker epoch, which is the Raft
+// log index of the command that created the registration (the same on
+// every node, and increasing). A registration starts fenced. Registering
+// the same incarnation with the same endpoints and rack again is a retry:
+// nothing changes and the answer is the epoch already recorded; anything
+// else (a new incarnation, changed endpoints) replaces the record with a
+// new, fenced one. SetBrokerFenced and UnregisterBroker name the broker
+// epoch they mean, so a decision about an earlier incarnation never hits a
+// later one (ErrStaleBrokerEpoch). Sessions and heartbeats are not in the
+// replicated state: the controller keeps them in memory and turns their
+// expiry into SetBrokerFenced, as Kafka's controller does. None of these
+// commands touches partitions; moving leaderships off a fenced or
+// unregistered broker is the controller's job (ChangePartition).
+//
+// ChangePartition is Kafka's AlterPartition, for the controller's leader
+// elections and the leaders' ISR changes alike. It names the partition
+// epoch it was computed from and is rejected (ErrStalePartitionEpoch)
+// unless that is still current. The new ISR replaces the old one and must
+// be a subset of the replicas without duplicates that holds the leader
+// (unless the leader is -1). A new leader always increases the leader
+// epoch; the bump flag increases it with the same leader. Any effective
+// change increases the partition epoch; a change to what the partition
+// already is is a no-op. The answer is the partition afterwards. Whether
+// the leader is a registered, unfenced broker is the controller's policy,
+// not checked here (a single node proposes no registrations before it
+// serves).
+//
+// Tiered-segment manifests: each partition has a manifest of the segments
+// copied to the object store, keyed by base offset. An entry moves only
+// forward: SegmentCopyStarted adds it (CopyStarted) before the uploader
+// writes objects; SegmentCopyFinished makes it readable (CopyFinished);
+// SegmentDeleteStarted (from CopyStarted, for an abandoned upload, or from
+// CopyFinished) stops serving it before its objects are deleted
+// (DeleteStarted); SegmentDeleted drops it. Every command carries the
+// proposer's leader epoch of the partition and is rejected
+// (ErrFencedLeaderEpoch) unless it is the partition's current one, so a
+// deposed leader cannot change the manifest. SegmentCopyStarted is
+// rejected for a base offset that has an entry (ErrSegmentExists) and for
+// offsets that overlap an entry being copied or readable
+// (ErrSegmentOverlap): readable segments never overlap, and offsets of a
+// segment being deleted can be copied again. The other three name the
+// entry by base offset and segment id (ErrUnknownSegment for another
+// upload of the same offsets).
+//
+// DeleteTopic leaves the topic's manifest entries in place: their objects
+// still exist, and an entry is what lets them be found and deleted in
+// order (the entry marked DeleteStarted, the objects deleted, the entry
+// dropped). State.EachSegmentPartition lists them (TopicByID no longer
+// finds their topic); SegmentDeleteStarted and SegmentDeleted are then
+// accepted at any leader epoch, and SegmentCopyStarted/SegmentCopyFinished
+// fail with ErrUnknownTopic. Until the last entry is gone, CreateTopic
+// refuses the old topic id (ErrTopicIDExists), so a new topic never
+// inherits them.
 //
 // # Primitive encodings
 //
@@ -86,6 +159,8 @@
 //	int32 list             uvarint count, then count int32s
 //	map                    uvarint count, then count (key string, value string)
 //	                       pairs in strictly increasing key order
+//	endpoints list         uvarint count, then count (listener string,
+//	                       host string, port int32, security protocol string)
 //	partition              replicas int32 list, leader int32 (-1: none),
 //	                       leader epoch int32, ISR int32 list, partition epoch int32
 //	                       (the partition index is its position in its list)
@@ -93,6 +168,14 @@
 //	topic                  name string, id uuid, internal bool,
 //	                       created-at int64 (Unix milliseconds), configs map,
 //	                       partitions list
+//	segment                segment id uuid, base offset int64,
+//	                       last offset int64, size bytes int64,
+//	                       first timestamp int64, max timestamp int64
+//	                       (Unix milliseconds), uploader's leader epoch int32,
+//	                       epoch ranges: uvarint count, then count
+//	                       (epoch int32, start offset int64)
+//	segment ref            topic id uuid, partition int32, base offset int64,
+//	                       segment id uuid, proposer's leader epoch int32
 //
 // For example CreateTopic v1 of topic "t" with one partition on broker 1:
 //
@@ -127,14 +210,32 @@
 //	0x01 cluster  first and exactly once: applied index uint64,
 //	              cluster id string, next producer id int64
 //	0x02 topic    one per topic, in name order: topic (as above)
+//	0x03 broker   one per registered broker, in strictly increasing id
+//	              order: broker id int32, incarnation id uuid, endpoints
+//	              list, rack string, fenced bool, broker epoch int64
+//	0x04 segments tiered-segment manifest entries of one partition: topic
+//	              id uuid, partition int32, uvarint count (1 or more), then
+//	              count (state uint8, segment); 1 CopyStarted,
+//	              2 CopyFinished, 3 DeleteStarted. In (topic id, partition,
+//	              base offset) order; a partition's entries may span
+//	              several consecutive records (the writer writes one per
+//	              in-memory chunk of at most 64 entries)
 //	0x7f end      last: uint64 count of the records before it
+//
+// Record types were added to version 1 without bumping it (broker and
+// segments records): a snapshot without them is exactly the original version 1, and
+// a build that does not know them stops at them (they do not carry the
+// ignore-unknown bit, because skipping them would lose state) just as it
+// would stop at a higher version.
 //
 // A reader rejects (ErrCorrupt) a wrong magic or version, a bad checksum, a
 // record longer than 64 MiB, a payload with bytes left over, a missing or
-// misplaced cluster record, a duplicate topic name or id, a record count that
-// does not match, and anything after the end record; so truncation anywhere
-// is detected. Records of unknown types with the ignore-unknown bit are
-// skipped. raft.FileSnapshotStore adds its own metadata file and CRC-64.
+// misplaced cluster record, a duplicate topic name or id, brokers or
+// segments out of order, an empty segments record, an unknown segment
+// state, a record count that does not match, and anything after the end
+// record; so truncation anywhere is detected. Records of unknown types with
+// the ignore-unknown bit are skipped. raft.FileSnapshotStore adds its own
+// metadata file and CRC-64.
 //
 // # meta.properties
 //

@@ -44,11 +44,48 @@ var (
 	// ErrInvalidPartitions rejects malformed partitions or replica
 	// assignments, and a partition count that does not increase.
 	ErrInvalidPartitions = errors.New("metadata: invalid partitions")
+	// ErrUnknownPartition rejects a command naming a partition index the
+	// topic does not have (Kafka's UNKNOWN_TOPIC_OR_PARTITION).
+	ErrUnknownPartition = errors.New("metadata: unknown partition")
+	// ErrStalePartitionEpoch rejects a ChangePartition based on a partition
+	// epoch that is no longer the current one: the partition changed since
+	// the proposer read it (Kafka's INVALID_UPDATE_VERSION).
+	ErrStalePartitionEpoch = errors.New("metadata: stale partition epoch")
+	// ErrFencedLeaderEpoch rejects a tiered-segment command whose leader
+	// epoch is not the partition's current one: the proposer is no longer
+	// (or not) the leader (Kafka's FENCED_LEADER_EPOCH).
+	ErrFencedLeaderEpoch = errors.New("metadata: fenced leader epoch")
+	// ErrInvalidSegment rejects a malformed tiered-segment manifest entry:
+	// a zero segment id, bad offsets, size or epoch ranges.
+	ErrInvalidSegment = errors.New("metadata: invalid tiered segment")
+	// ErrSegmentExists rejects SegmentCopyStarted at a base offset the
+	// partition's manifest already has an entry for.
+	ErrSegmentExists = errors.New("metadata: tiered segment already exists")
+	// ErrSegmentOverlap rejects SegmentCopyStarted for offsets that overlap
+	// a segment being copied or readable.
+	ErrSegmentOverlap = errors.New("metadata: tiered segment overlaps another")
+	// ErrUnknownSegment rejects a command naming a manifest entry that does
+	// not exist (no entry at the base offset, or one of another segment id).
+	ErrUnknownSegment = errors.New("metadata: unknown tiered segment")
+	// ErrInvalidSegmentTransition rejects a tiered-segment command that
+	// would not move the entry forward (CopyStarted -> CopyFinished ->
+	// DeleteStarted -> deleted, or CopyStarted -> DeleteStarted).
+	ErrInvalidSegmentTransition = errors.New("metadata: invalid tiered segment state transition")
 	// ErrInvalidProducerIDs rejects a producer-id block request with a bad
 	// size, or one that would run past the largest producer id.
 	ErrInvalidProducerIDs = errors.New("metadata: invalid producer id allocation")
 	// ErrInvalidClusterID rejects an empty or malformed cluster id.
 	ErrInvalidClusterID = errors.New("metadata: invalid cluster id")
+
+	// ErrInvalidBroker rejects a malformed broker registration: a negative
+	// id, a zero incarnation id, missing or duplicate endpoints.
+	ErrInvalidBroker = errors.New("metadata: invalid broker registration")
+	// ErrUnknownBroker rejects a command naming a broker id that is not
+	// registered.
+	ErrUnknownBroker = errors.New("metadata: unknown broker")
+	// ErrStaleBrokerEpoch rejects a command aimed at a registration the
+	// broker no longer has (its broker epoch is not the current one).
+	ErrStaleBrokerEpoch = errors.New("metadata: stale broker epoch")
 
 	// ErrHandshakeRefused means the peer at the other end of a controller
 	// connection refused the handshake (another cluster, an unexpected node

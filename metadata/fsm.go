@@ -103,7 +103,7 @@ func (f *fsm) applyCommand(state *State, index uint64, data []byte) (*State, app
 	if err != nil {
 		panic(fmt.Sprintf("metadata: raft log entry %d: %v", index, err))
 	}
-	builder := newStateBuilder(state)
+	builder := newStateBuilder(state, index)
 	value, err := cmd.apply(builder)
 	if err != nil {
 		return state.withAppliedIndex(index), applyResult{err: err}

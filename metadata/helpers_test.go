@@ -80,6 +80,15 @@ func requireStatesEqual(t *testing.T, got, want *State) {
 	if got.topicNames.Len() != want.topicNames.Len() {
 		t.Errorf("topic id index has %d entries, want %d", got.topicNames.Len(), want.topicNames.Len())
 	}
+	if gotBrokers, wantBrokers := got.Brokers(), want.Brokers(); !reflect.DeepEqual(gotBrokers, wantBrokers) {
+		t.Fatalf("brokers differ\ngot:  %+v\nwant: %+v", gotBrokers, wantBrokers)
+	}
+	if got.SegmentCount() != want.SegmentCount() {
+		t.Errorf("%d tiered segments, want %d", got.SegmentCount(), want.SegmentCount())
+	}
+	if gotSegments, wantSegments := allSegments(got), allSegments(want); !reflect.DeepEqual(gotSegments, wantSegments) {
+		t.Fatalf("tiered segments differ\ngot:  %+v\nwant: %+v", gotSegments, wantSegments)
+	}
 	for _, topic := range wantTopics {
 		byID, ok := got.TopicByID(topic.ID)
 		if !ok || byID.Name != topic.Name {

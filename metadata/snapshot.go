@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -25,9 +26,11 @@ const (
 	// drive a huge allocation.
 	maxRecordPayload = 64 << 20
 
-	recordCluster = 0x01
-	recordTopic   = 0x02
-	recordEnd     = 0x7f
+	recordCluster  = 0x01
+	recordTopic    = 0x02
+	recordBroker   = 0x03
+	recordSegments = 0x04
+	recordEnd      = 0x7f
 	// recordIgnoreUnknown, set in a record type, lets a reader that does
 	// not know the type skip the record.
 	recordIgnoreUnknown = 0x80
@@ -92,6 +95,31 @@ func writeSnapshot(out io.Writer, state *State) error {
 		}
 	}
 
+	brokers := state.brokers.Root().Iterator()
+	for _, broker, ok := brokers.Next(); ok; _, broker, ok = brokers.Next() {
+		encodeBroker(&w.payload, broker)
+		if err := w.record(recordBroker); err != nil {
+			return fmt.Errorf("write broker %d: %w", broker.ID, err)
+		}
+	}
+
+	segments := state.segments.Root().Iterator()
+	for key, partition, ok := segments.Next(); ok; key, partition, ok = segments.Next() {
+		topicID, partitionIndex := parseSegmentPartitionKey(key)
+		for _, chunk := range partition.chunks {
+			w.payload.uuid(topicID)
+			w.payload.int32(partitionIndex)
+			w.payload.uvarint(uint64(len(chunk)))
+			for i := range chunk {
+				w.payload.uint8(uint8(chunk[i].State))
+				encodeSegment(&w.payload, &chunk[i])
+			}
+			if err := w.record(recordSegments); err != nil {
+				return fmt.Errorf("write tiered segments of topic id %s partition %d: %w", formatTopicID(topicID), partitionIndex, err)
+			}
+		}
+	}
+
 	w.payload.uint64(w.records)
 	if err := w.record(recordEnd); err != nil {
 		return fmt.Errorf("write end record: %w", err)
@@ -126,10 +154,13 @@ func readSnapshot(in io.Reader) (*State, error) {
 	state := emptyState()
 	topics := state.topics.Txn()
 	topicNames := iradix.New[string]().Txn()
+	brokers := state.brokers.Txn()
+	segments := newSegmentsRestorer()
 	var (
-		records     uint64
-		seenCluster bool
-		payload     []byte
+		records      uint64
+		seenCluster  bool
+		payload      []byte
+		lastBrokerID int32 = -1
 	)
 	for {
 		var recordHeader [recordHeaderSize]byte
@@ -179,6 +210,20 @@ func readSnapshot(in io.Reader) (*State, error) {
 			}
 			topics.Insert([]byte(topic.Name), topic)
 			topicNames.Insert(topic.ID[:], topic.Name)
+		case recordType == recordBroker:
+			broker := decodeBroker(d)
+			if err := d.finish(); err != nil {
+				return nil, fmt.Errorf("record %d: broker: %w", records, err)
+			}
+			if broker.ID <= lastBrokerID {
+				return nil, corruptf("record %d: broker %d follows broker %d", records, broker.ID, lastBrokerID)
+			}
+			lastBrokerID = broker.ID
+			brokers.Insert(brokerKey(broker.ID), broker)
+		case recordType == recordSegments:
+			if err := segments.restoreRecord(d); err != nil {
+				return nil, fmt.Errorf("record %d: tiered segments: %w", records, err)
+			}
 		case recordType == recordEnd:
 			count := d.uint64()
 			if err := d.finish(); err != nil {
@@ -192,6 +237,8 @@ func readSnapshot(in io.Reader) (*State, error) {
 			}
 			state.topics = topics.CommitOnly()
 			state.topicNames = topicNames.CommitOnly()
+			state.brokers = brokers.CommitOnly()
+			state.segments, state.segmentCount = segments.finish()
 			return state, nil
 		case recordType&recordIgnoreUnknown != 0:
 			// A newer writer's optional record: skip it.
@@ -205,4 +252,81 @@ func readSnapshot(in io.Reader) (*State, error) {
 		}
 		records++
 	}
+}
+
+// segmentsRestorer rebuilds the tiered-segment manifests from segment
+// records, which come in (topic id, partition, base offset) order, one
+// partition's entries possibly spread over several records. It chunks them
+// itself (segmentChunkSize), whatever the writer's record sizes.
+type segmentsRestorer struct {
+	tree       *iradix.Txn[*partitionSegments]
+	key        []byte // of current; nil before the first record
+	current    *partitionSegments
+	lastOffset int64 // base offset of current's last entry
+	count      int
+}
+
+func newSegmentsRestorer() *segmentsRestorer {
+	return &segmentsRestorer{tree: iradix.New[*partitionSegments]().Txn()}
+}
+
+func (r *segmentsRestorer) restoreRecord(d *decoder) error {
+	topicID, partition := d.uuid(), d.int32()
+	n := d.length(1 + minimumSegmentSize)
+	if err := d.err(); err != nil {
+		return err
+	}
+	if partition < 0 {
+		return corruptf("negative partition")
+	}
+	key := segmentPartitionKey(topicID, partition)
+	if n == 0 {
+		return corruptf("empty segment record")
+	}
+	switch compare := bytes.Compare(key, r.key); {
+	case r.key != nil && compare < 0:
+		return corruptf("partitions out of order")
+	case r.key == nil || compare > 0:
+		r.flush()
+		r.key = key
+		r.current = &partitionSegments{}
+	}
+	for range n {
+		var segment SegmentManifest
+		segment.State = SegmentState(d.uint8())
+		decodeSegment(d, &segment)
+		if err := d.err(); err != nil {
+			return err
+		}
+		if segment.State < SegmentCopyStarted || segment.State > SegmentDeleteStarted {
+			return corruptf("segment state %d", segment.State)
+		}
+		if r.current.count > 0 && segment.BaseOffset <= r.lastOffset {
+			return corruptf("segment at base offset %d follows one at %d", segment.BaseOffset, r.lastOffset)
+		}
+		r.lastOffset = segment.BaseOffset
+		chunks := r.current.chunks
+		if len(chunks) == 0 || len(chunks[len(chunks)-1]) == segmentChunkSize {
+			chunks = append(chunks, make([]SegmentManifest, 0, segmentChunkSize))
+		}
+		chunks[len(chunks)-1] = append(chunks[len(chunks)-1], segment)
+		r.current.chunks = chunks
+		r.current.count++
+	}
+	return d.finish()
+}
+
+// flush stores the partition being restored.
+func (r *segmentsRestorer) flush() {
+	if r.current != nil {
+		r.tree.Insert(r.key, r.current)
+		r.count += r.current.count
+	}
+}
+
+// finish returns the restored manifests and their entry count.
+func (r *segmentsRestorer) finish() (*iradix.Tree[*partitionSegments], int) {
+	r.flush()
+	r.current = nil
+	return r.tree.CommitOnly(), r.count
 }

@@ -27,10 +27,67 @@ func goldenState(t *testing.T) *State {
 	return f.state()
 }
 
+// goldenFullState extends goldenState with every record type added after
+// the first snapshot format: brokers, tiered segments.
+func goldenFullState(t *testing.T) *State {
+	t.Helper()
+	f := newFSM(discardLogger())
+	if err := f.Restore(readCloser{bytes.NewReader(snapshotOf(t, goldenState(t)))}); err != nil {
+		t.Fatal(err)
+	}
+	index := f.state().AppliedIndex()
+	// Partition 1 of the second topic: leader 2 at leader epoch 7, where
+	// goldenSegment was uploaded.
+	index++
+	if result := applyCommand(f, index, changePartition(goldenTopicID2, 1, 2, 2, false, 2)); result.err != nil {
+		t.Fatal(result.err)
+	}
+	for i := range int32(5) {
+		index++
+		if result := applyCommand(f, index, changePartition(goldenTopicID2, 1, 3+i, NoLeaderChange, true, 2)); result.err != nil {
+			t.Fatal(result.err)
+		}
+	}
+	second := goldenRegistration
+	second.ID = 2
+	second.IncarnationID[0] = 0x01
+	second.Rack = ""
+	second.Endpoints = second.Endpoints[:1]
+	steps := []command{
+		&registerBrokerCommand{registration: goldenRegistration},
+		&registerBrokerCommand{registration: second},
+		&setBrokerFencedCommand{id: 1, epoch: int64(index + 1), fenced: false},
+		changePartition(goldenTopicID, 0, 0, NoLeaderChange, true, 1),
+		copyStarted(goldenTopicID, 0, testSegment(1, 0, 99, 1)),
+		transition(commandSegmentCopyFinished, goldenTopicID, 0, testSegment(1, 0, 99, 1), 1),
+		copyStarted(goldenTopicID, 0, testSegment(2, 100, 199, 1)),
+		copyStarted(goldenTopicID2, 1, goldenSegment),
+	}
+	for _, c := range steps {
+		index++
+		if result := applyCommand(f, index, c); result.err != nil {
+			t.Fatalf("%s: %v", c.commandType(), result.err)
+		}
+	}
+	return f.state()
+}
+
 func TestSnapshotGolden(t *testing.T) {
 	state := goldenState(t)
 	checkGolden(t, "snapshot-v1.bin", snapshotOf(t, state))
 	restored, err := readSnapshot(bytes.NewReader(readGolden(t, "snapshot-v1.bin")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireStatesEqual(t, restored, state)
+}
+
+// TestSnapshotGoldenFull pins the records added to format version 1 since
+// its first golden file (which must keep restoring: TestSnapshotGolden).
+func TestSnapshotGoldenFull(t *testing.T) {
+	state := goldenFullState(t)
+	checkGolden(t, "snapshot-v1-full.bin", snapshotOf(t, state))
+	restored, err := readSnapshot(bytes.NewReader(readGolden(t, "snapshot-v1-full.bin")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +123,7 @@ func rewriteTail(t *testing.T, snapshot []byte, extra func(data []byte) ([]byte,
 }
 
 func TestSnapshotRejectsCorruption(t *testing.T) {
-	valid := snapshotOf(t, goldenState(t))
+	valid := snapshotOf(t, goldenFullState(t))
 
 	t.Run("every truncation", func(t *testing.T) {
 		for length := range len(valid) {
@@ -113,6 +170,28 @@ func TestSnapshotRejectsCorruption(t *testing.T) {
 			encodeTopic(&e, &topic)
 			return appendRecord(data, recordTopic, e.buffer), 1
 		})},
+		{"brokers out of order", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			var e encoder
+			broker := Broker{ID: 1, IncarnationID: goldenIncarnation, Endpoints: goldenRegistration.Endpoints}
+			encodeBroker(&e, &broker)
+			return appendRecord(data, recordBroker, e.buffer), 1
+		})},
+		{"segment partitions out of order", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			return appendRecord(data, recordSegments, segmentsPayload(goldenTopicID2, 0, SegmentCopyStarted, testSegment(9, 500, 599, 1))), 1
+		})},
+		{"segments out of order", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			return appendRecord(data, recordSegments, segmentsPayload(goldenTopicID, 0, SegmentCopyStarted, testSegment(9, 100, 109, 1))), 1
+		})},
+		{"segment with unknown state", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			return appendRecord(data, recordSegments, segmentsPayload(goldenTopicID, 0, 4, testSegment(9, 5000, 5099, 1))), 1
+		})},
+		{"segment record with negative partition", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			return appendRecord(data, recordSegments, segmentsPayload([16]byte{0xff}, -1, SegmentCopyStarted, testSegment(9, 5000, 5099, 1))), 1
+		})},
+		{"empty segment record", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			payload := segmentsPayload([16]byte{0xff}, 1, SegmentCopyStarted)
+			return appendRecord(data, recordSegments, payload), 1
+		})},
 		{"wrong record count", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) { return data, 1 })},
 		{"unknown mandatory record", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
 			return appendRecord(data, 0x33, []byte{1}), 1
@@ -147,6 +226,19 @@ func TestSnapshotRejectsCorruption(t *testing.T) {
 			}
 		})
 	}
+}
+
+// segmentsPayload encodes a segment record.
+func segmentsPayload(topicID [16]byte, partition int32, state SegmentState, segments ...SegmentManifest) []byte {
+	var e encoder
+	e.uuid(topicID)
+	e.int32(partition)
+	e.uvarint(uint64(len(segments)))
+	for i := range segments {
+		e.uint8(uint8(state))
+		encodeSegment(&e, &segments[i])
+	}
+	return e.buffer
 }
 
 func TestSnapshotSkipsIgnorableUnknownRecords(t *testing.T) {

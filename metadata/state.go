@@ -96,11 +96,13 @@ type State struct {
 	topicNames *iradix.Tree[string]
 	// nextProducerID is the first producer id of the next block handed out.
 	nextProducerID int64
-
-	// Room for later issues: brokers (registrations, sessions, fencing),
-	// keyed by broker id, and tiered-segment manifests, keyed by topic id +
-	// partition + base offset, each one more tree here, one more snapshot
-	// record type and a few more commands.
+	// brokers maps a broker id (brokerKey) to its registration.
+	brokers *iradix.Tree[*Broker]
+	// segments maps a partition (segmentPartitionKey: topic id, partition)
+	// to its tiered-segment manifest; segmentCount is the number of entries
+	// of all partitions.
+	segments     *iradix.Tree[*partitionSegments]
+	segmentCount int
 }
 
 // emptyState is the state before any log entry.
@@ -108,6 +110,8 @@ func emptyState() *State {
 	return &State{
 		topics:     iradix.New[*Topic](),
 		topicNames: iradix.New[string](),
+		brokers:    iradix.New[*Broker](),
+		segments:   iradix.New[*partitionSegments](),
 	}
 }
 
@@ -164,20 +168,31 @@ func (s *State) EachTopic(fn func(Topic) bool) {
 // stateBuilder accumulates the changes of one command on top of a base
 // State. Only the FSM goroutine uses it.
 type stateBuilder struct {
-	base           *State
+	base *State
+	// index is the Raft log index of the command being applied: the same
+	// on every node, so commands may use it as a deterministic counter
+	// (e.g. broker epochs).
+	index          uint64
 	clusterID      string
 	topics         *iradix.Txn[*Topic]
 	topicNames     *iradix.Txn[string]
 	nextProducerID int64
+	brokers        *iradix.Txn[*Broker]
+	segments       *iradix.Txn[*partitionSegments]
+	segmentCount   int
 }
 
-func newStateBuilder(base *State) *stateBuilder {
+func newStateBuilder(base *State, index uint64) *stateBuilder {
 	return &stateBuilder{
 		base:           base,
+		index:          index,
 		clusterID:      base.clusterID,
 		topics:         base.topics.Txn(),
 		topicNames:     base.topicNames.Txn(),
 		nextProducerID: base.nextProducerID,
+		brokers:        base.brokers.Txn(),
+		segments:       base.segments.Txn(),
+		segmentCount:   base.segmentCount,
 	}
 }
 
@@ -209,6 +224,9 @@ func (b *stateBuilder) build(appliedIndex uint64) *State {
 		topics:         b.topics.CommitOnly(),
 		topicNames:     b.topicNames.CommitOnly(),
 		nextProducerID: b.nextProducerID,
+		brokers:        b.brokers.CommitOnly(),
+		segments:       b.segments.CommitOnly(),
+		segmentCount:   b.segmentCount,
 	}
 }
 

@@ -1,0 +1,134 @@
+package metadata
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// NoLeaderChange, as PartitionChange.Leader, keeps the current leader.
+const NoLeaderChange int32 = -2
+
+// PartitionChange is a change of a partition's leader and in-sync replicas:
+// Kafka's AlterPartition, used by the controller for leader elections and
+// by partition leaders to shrink or expand their ISR.
+type PartitionChange struct {
+	TopicID   [16]byte
+	Partition int32
+	// PartitionEpoch is the partition epoch the proposer based the change
+	// on; the change is rejected (ErrStalePartitionEpoch) unless it is still
+	// the current one, so concurrent changes never overwrite each other.
+	PartitionEpoch int32
+	// Leader is the new leader (one of the new ISR), -1 for none, or
+	// NoLeaderChange.
+	Leader int32
+	// ISR is the new in-sync replica set, replacing the current one: a
+	// subset of the replicas without duplicates that holds the leader.
+	ISR []int32
+	// BumpLeaderEpoch increases the leader epoch although the leader stays
+	// (so that followers truncate and re-fetch). A leader change always
+	// increases it.
+	BumpLeaderEpoch bool
+}
+
+// changePartitionCommand applies a PartitionChange. Any effective change
+// increases the partition epoch; a change to what the partition already is
+// (same leader and ISR, no bump) is a no-op. The result is the partition as
+// it is afterwards.
+type changePartitionCommand struct {
+	change PartitionChange
+}
+
+func (c *changePartitionCommand) commandType() commandType { return commandChangePartition }
+func (c *changePartitionCommand) encode(e *encoder) {
+	e.uuid(c.change.TopicID)
+	e.int32(c.change.Partition)
+	e.int32(c.change.PartitionEpoch)
+	e.int32(c.change.Leader)
+	e.bool(c.change.BumpLeaderEpoch)
+	e.int32s(c.change.ISR)
+}
+
+func decodeChangePartition(version uint8, d *decoder) (command, bool) {
+	if version != 1 {
+		return nil, false
+	}
+	return &changePartitionCommand{change: PartitionChange{
+		TopicID:         d.uuid(),
+		Partition:       d.int32(),
+		PartitionEpoch:  d.int32(),
+		Leader:          d.int32(),
+		BumpLeaderEpoch: d.bool(),
+		ISR:             d.int32s(),
+	}}, true
+}
+
+// lookupPartition finds a partition by topic id and index.
+func lookupPartition(b *stateBuilder, topicID [16]byte, index int32) (*Topic, error) {
+	name, ok := b.topicNameByID(topicID)
+	if !ok {
+		return nil, fmt.Errorf("topic id %s: %w", formatTopicID(topicID), ErrUnknownTopic)
+	}
+	topic, _ := b.topic(name)
+	if !topic.HasPartition(index) {
+		return nil, fmt.Errorf("topic %q has %d partitions, no partition %d: %w", name, len(topic.Partitions), index, ErrUnknownPartition)
+	}
+	return topic, nil
+}
+
+func (c *changePartitionCommand) apply(b *stateBuilder) (any, error) {
+	change := &c.change
+	topic, err := lookupPartition(b, change.TopicID, change.Partition)
+	if err != nil {
+		return nil, err
+	}
+	current := topic.Partitions[change.Partition]
+	// where describes the target in error messages; only rejections pay for it.
+	where := func() string { return fmt.Sprintf("topic %q partition %d", topic.Name, change.Partition) }
+	if change.PartitionEpoch != current.PartitionEpoch {
+		return nil, fmt.Errorf("%s has partition epoch %d, the change expects %d: %w", where(), current.PartitionEpoch, change.PartitionEpoch, ErrStalePartitionEpoch)
+	}
+	leader := change.Leader
+	if leader == NoLeaderChange {
+		leader = current.Leader
+	}
+	if leader < -1 {
+		return nil, fmt.Errorf("%s: %w: leader %d", where(), ErrInvalidPartitions, change.Leader)
+	}
+	for i, replica := range change.ISR {
+		if !slices.Contains(current.Replicas, replica) {
+			return nil, fmt.Errorf("%s: %w: in-sync replica %d is not a replica", where(), ErrInvalidPartitions, replica)
+		}
+		if slices.Contains(change.ISR[:i], replica) {
+			return nil, fmt.Errorf("%s: %w: in-sync replica %d appears twice", where(), ErrInvalidPartitions, replica)
+		}
+	}
+	if leader != -1 && !slices.Contains(change.ISR, leader) {
+		return nil, fmt.Errorf("%s: %w: leader %d is not in the ISR %v", where(), ErrInvalidPartitions, leader, change.ISR)
+	}
+	leaderChanged := leader != current.Leader
+	if !leaderChanged && !change.BumpLeaderEpoch && slices.Equal(change.ISR, current.ISR) {
+		return current, nil
+	}
+	if current.PartitionEpoch == math.MaxInt32 || current.LeaderEpoch == math.MaxInt32 {
+		return nil, fmt.Errorf("%s: %w: epochs exhausted", where(), ErrInvalidPartitions)
+	}
+	next := Partition{
+		Index:          current.Index,
+		Replicas:       current.Replicas,
+		Leader:         leader,
+		LeaderEpoch:    current.LeaderEpoch,
+		ISR:            cloneInt32s(change.ISR),
+		PartitionEpoch: current.PartitionEpoch + 1,
+	}
+	if leaderChanged || change.BumpLeaderEpoch {
+		next.LeaderEpoch++
+	}
+	changed := *topic
+	changed.Partitions = slices.Clone(topic.Partitions)
+	changed.Partitions[change.Partition] = next
+	// The name and id are unchanged: only the topics tree needs the new
+	// value.
+	b.topics.Insert([]byte(changed.Name), &changed)
+	return next, nil
+}

@@ -1,0 +1,84 @@
+package metadata
+
+import "context"
+
+// RegisterBroker records a broker process's registration and returns its
+// broker epoch. A new incarnation (or changed endpoints or rack) creates a
+// new, fenced registration; repeating the current one returns the epoch it
+// already has. It fails with ErrInvalidBroker for a malformed registration.
+func (s *Store) RegisterBroker(ctx context.Context, registration BrokerRegistration) (brokerEpoch int64, err error) {
+	if err := validateBrokerRegistration(&registration); err != nil {
+		return 0, err
+	}
+	result, err := s.propose(ctx, &registerBrokerCommand{registration: registration})
+	if err != nil {
+		return 0, err
+	}
+	return result.(int64), nil
+}
+
+// UnregisterBroker removes a broker's registration. brokerEpoch must be its
+// current epoch, or AnyBrokerEpoch. It fails with ErrUnknownBroker or
+// ErrStaleBrokerEpoch.
+func (s *Store) UnregisterBroker(ctx context.Context, id int32, brokerEpoch int64) error {
+	_, err := s.propose(ctx, &unregisterBrokerCommand{id: id, epoch: brokerEpoch})
+	return err
+}
+
+// SetBrokerFenced fences or unfences the registration of broker id with
+// the given epoch. It fails with ErrUnknownBroker, or ErrStaleBrokerEpoch
+// when the broker has registered again since.
+func (s *Store) SetBrokerFenced(ctx context.Context, id int32, brokerEpoch int64, fenced bool) error {
+	_, err := s.propose(ctx, &setBrokerFencedCommand{id: id, epoch: brokerEpoch, fenced: fenced})
+	return err
+}
+
+// ChangePartition changes a partition's leader and ISR (Kafka's
+// AlterPartition) and returns the partition as committed. It fails with
+// ErrUnknownTopic or ErrUnknownPartition, ErrStalePartitionEpoch when the
+// partition changed since change.PartitionEpoch, and ErrInvalidPartitions
+// when the ISR is not a subset of the replicas or lacks the leader.
+func (s *Store) ChangePartition(ctx context.Context, change PartitionChange) (Partition, error) {
+	change.ISR = cloneInt32s(change.ISR)
+	result, err := s.propose(ctx, &changePartitionCommand{change: change})
+	if err != nil {
+		return Partition{}, err
+	}
+	return result.(Partition), nil
+}
+
+// StartSegmentCopy adds a tiered segment to a partition's manifest in state
+// SegmentCopyStarted, before its objects are written. segment.LeaderEpoch
+// is the uploader's leader epoch and must be the partition's current one
+// (ErrFencedLeaderEpoch); segment.State is ignored. It fails with
+// ErrInvalidSegment, ErrSegmentExists or ErrSegmentOverlap.
+func (s *Store) StartSegmentCopy(ctx context.Context, topicID [16]byte, partition int32, segment SegmentManifest) error {
+	segment.State = SegmentCopyStarted
+	if err := validateSegment(&segment); err != nil {
+		return err
+	}
+	_, err := s.propose(ctx, &segmentCopyStartedCommand{topicID: topicID, partition: partition, segment: segment})
+	return err
+}
+
+// FinishSegmentCopy marks a tiered segment readable (SegmentCopyFinished)
+// once all its objects are written.
+func (s *Store) FinishSegmentCopy(ctx context.Context, ref SegmentRef) error {
+	_, err := s.propose(ctx, &segmentTransitionCommand{typ: commandSegmentCopyFinished, ref: ref})
+	return err
+}
+
+// StartSegmentDelete marks a tiered segment as being deleted
+// (SegmentDeleteStarted): it is no longer served, and its objects may be
+// deleted once this returns.
+func (s *Store) StartSegmentDelete(ctx context.Context, ref SegmentRef) error {
+	_, err := s.propose(ctx, &segmentTransitionCommand{typ: commandSegmentDeleteStarted, ref: ref})
+	return err
+}
+
+// DeleteSegment drops a tiered segment in state SegmentDeleteStarted from
+// the manifest, after its objects are deleted.
+func (s *Store) DeleteSegment(ctx context.Context, ref SegmentRef) error {
+	_, err := s.propose(ctx, &segmentTransitionCommand{typ: commandSegmentDeleted, ref: ref})
+	return err
+}
