@@ -2,94 +2,303 @@ package metadata
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"log/slog"
-	"net"
-	"os"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
-// TestThreeVoterCluster runs three Stores that reach each other by hostname
-// through the handshaking stream layer, and checks that a topic created on
-// the leader reaches every node.
-func TestThreeVoterCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts three Raft nodes")
-	}
+// testCluster is n Stores on loopback, all voters.
+type testCluster struct {
+	t       *testing.T
+	configs map[int32]Config
+	stores  map[int32]*Store
+}
+
+func newTestCluster(t *testing.T, n int32) *testCluster {
+	t.Helper()
 	voters := map[int32]string{}
-	listens := map[int32]string{}
-	for id := int32(1); id <= 3; id++ {
-		listens[id] = freeAddress(t)
-		_, port, _ := net.SplitHostPort(listens[id])
-		voters[id] = net.JoinHostPort("localhost", port)
+	for id := int32(1); id <= n; id++ {
+		voters[id] = freeAddress(t)
 	}
-	stores := map[int32]*Store{}
-	for id := int32(1); id <= 3; id++ {
+	c := &testCluster{t: t, configs: map[int32]Config{}, stores: map[int32]*Store{}}
+	for id, address := range voters {
 		dir := t.TempDir()
-		if err := Format(dir, "three", id, voters); err != nil {
+		if err := Format(dir, "test-cluster", id, voters); err != nil {
 			t.Fatal(err)
 		}
-		config := testConfig(dir, listens[id])
+		config := testConfig(dir, address)
 		config.NodeID = id
-		if testing.Verbose() && os.Getenv("METADATA_TEST_LOG") != "" {
-			config.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		config.HeartbeatTimeout, config.ElectionTimeout, config.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
+		config.BrokerSessionTimeout = time.Second
+		c.configs[id] = config
+	}
+	for id := range voters {
+		c.start(id)
+	}
+	for id := range voters {
+		if err := c.stores[id].WaitReady(testContext(t)); err != nil {
+			t.Fatalf("node %d: %v", id, err)
 		}
-		config.ControllerAdvertise = voters[id]
-		// Slower than the single-node tests: elections among three nodes
-		// on two busy cores should not flap.
-		config.HeartbeatTimeout = 300 * time.Millisecond
-		config.ElectionTimeout = 300 * time.Millisecond
-		config.LeaderLeaseTimeout = 150 * time.Millisecond
-		store, err := Open(config)
-		if err != nil {
-			t.Fatal(err)
+	}
+	return c
+}
+
+func (c *testCluster) start(id int32) {
+	store, err := Open(c.configs[id])
+	if err != nil {
+		c.t.Fatalf("open node %d: %v", id, err)
+	}
+	c.stores[id] = store
+	c.t.Cleanup(func() { store.Close() })
+}
+
+func (c *testCluster) stop(id int32) {
+	c.stores[id].Close()
+	delete(c.stores, id)
+}
+
+// leader waits for a leader among the running nodes.
+func (c *testCluster) leader() (int32, *Store) {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for id, s := range c.stores {
+			if s.IsLeader() {
+				return id, s
+			}
 		}
-		t.Cleanup(func() { store.Close() })
-		stores[id] = store
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatal("no leader elected")
+	return 0, nil
+}
+
+// follower returns a running node that is not the leader.
+func (c *testCluster) follower() (int32, *Store) {
+	leader, _ := c.leader()
+	for id, s := range c.stores {
+		if id != leader {
+			return id, s
+		}
+	}
+	c.t.Fatal("no follower")
+	return 0, nil
+}
+
+// heartbeats keeps brokers alive through store until ctx ends.
+func heartbeats(ctx context.Context, store *Store, id int32, epoch int64) {
+	for ctx.Err() == nil {
+		store.Heartbeat(ctx, id, epoch, false)
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func waitState(t *testing.T, store *Store, what string, cond func(*State) bool) *State {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		state, changed := store.Watch()
+		if cond(state) {
+			return state
+		}
+		select {
+		case <-changed:
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// TestClusterForwardingAndFailover: proposals made on a follower are
+// forwarded to the leader and return the same results the leader would
+// (including rejections); after the leader dies a new one is elected and
+// proposals work again from any node.
+func TestClusterForwardingAndFailover(t *testing.T) {
+	c := newTestCluster(t, 3)
+	_, follower := c.follower()
+	ctx := testContext(t)
+	topic, err := follower.CreateTopic(ctx, TopicSpec{Name: "orders", Assignments: [][]int32{{1}, {2}}})
+	if err != nil {
+		t.Fatalf("create on a follower: %v", err)
+	}
+	if got, ok := follower.State().Topic("orders"); !ok || got.ID != topic.ID {
+		t.Fatalf("follower state after its own proposal: %+v %v", got, ok)
+	}
+	if _, err := follower.CreateTopic(ctx, TopicSpec{Name: "orders", Assignments: [][]int32{{1}}}); !errors.Is(err, ErrTopicExists) {
+		t.Fatalf("duplicate create on a follower: %v, want ErrTopicExists", err)
+	}
+	first, err := follower.AllocateProducerIDs(ctx, 2, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, leader := c.leader()
+	if second, err := leader.AllocateProducerIDs(ctx, 1, 1000); err != nil || second != first+1000 {
+		t.Fatalf("blocks %d then %d (%v)", first, second, err)
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
-	defer cancel()
-	var created Topic
-	for attempt := 0; ; attempt++ {
-		for _, store := range stores {
-			if err := store.WaitReady(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-		leaderID, ok := stores[1].Leader()
-		if !ok {
-			continue
-		}
-		var err error
-		created, err = stores[leaderID].CreateTopic(ctx, TopicSpec{Name: "replicated", Assignments: [][]int32{{1, 2, 3}}})
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("create topic on node %d: %v", leaderID, err)
+	leaderID, _ := c.leader()
+	c.stop(leaderID)
+	newLeader, _ := c.leader()
+	if newLeader == leaderID {
+		t.Fatal("the stopped node still leads")
+	}
+	for id, s := range c.stores {
+		if _, err := s.CreateTopic(ctx, TopicSpec{Name: fmt.Sprintf("after-failover-%d", id), Assignments: [][]int32{{1}}}); err != nil {
+			t.Fatalf("create on node %d after failover: %v", id, err)
 		}
 	}
-	for id, store := range stores {
-		t.Run(fmt.Sprintf("node-%d", id), func(t *testing.T) {
-			for {
-				state, changed := store.Watch()
-				if topic, ok := state.Topic("replicated"); ok {
-					if topic.ID != created.ID {
-						t.Fatalf("topic id %x, want %x", topic.ID, created.ID)
-					}
-					if state.ClusterID() != "three" {
-						t.Fatalf("cluster id %q", state.ClusterID())
-					}
-					return
-				}
-				select {
-				case <-changed:
-				case <-ctx.Done():
-					t.Fatal("topic never replicated")
-				}
+	c.start(leaderID)
+	waitState(t, c.stores[leaderID], "the restarted node to catch up", func(s *State) bool {
+		_, ok := s.Topic(fmt.Sprintf("after-failover-%d", newLeader))
+		return ok
+	})
+}
+
+// TestClusterControllerFencesAndElects: brokers register and heartbeat
+// through any node; the controller unfences them, fences one whose
+// heartbeats stop and moves its leaderships to a live in-sync replica
+// (bumping the leader epoch), takes an RF=1 partition offline and back, and
+// a controlled shutdown moves leaders before the broker is fenced.
+func TestClusterControllerFencesAndElects(t *testing.T) {
+	c := newTestCluster(t, 3)
+	ctx := testContext(t)
+	epochs := map[int32]int64{}
+	stopBeats := map[int32]context.CancelFunc{}
+	for id, s := range c.stores {
+		epoch, err := s.RegisterBroker(ctx, BrokerRegistration{ID: id, IncarnationID: uuid.New(),
+			Endpoints: []BrokerEndpoint{{Listener: "CLIENT", Host: "127.0.0.1", Port: 9000 + id, SecurityProtocol: "PLAINTEXT"}}})
+		if err != nil {
+			t.Fatalf("register %d: %v", id, err)
+		}
+		epochs[id] = epoch
+		beatCtx, cancel := context.WithCancel(ctx)
+		stopBeats[id] = cancel
+		go heartbeats(beatCtx, s, id, epoch)
+	}
+	defer func() {
+		for _, cancel := range stopBeats {
+			cancel()
+		}
+	}()
+	_, any := c.follower()
+	waitState(t, any, "all brokers unfenced", func(s *State) bool {
+		for _, b := range s.Brokers() {
+			if b.Fenced {
+				return false
 			}
-		})
+		}
+		return s.BrokerCount() == 3
+	})
+	topic, err := any.CreateTopic(ctx, TopicSpec{Name: "t", Assignments: [][]int32{{1, 2, 3}, {2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Broker 1's heartbeats stop: fenced, partition 0 moves to 2.
+	stopBeats[1]()
+	state := waitState(t, any, "partition 0 led by broker 2", func(s *State) bool {
+		tp, _ := s.Topic("t")
+		return tp.Partitions[0].Leader == 2
+	})
+	if b, _ := state.Broker(1); !b.Fenced {
+		t.Fatalf("broker 1 not fenced: %+v", b)
+	}
+	p0, _ := state.Topic("t")
+	if got := p0.Partitions[0]; got.LeaderEpoch != topic.Partitions[0].LeaderEpoch+1 || len(got.ISR) != 2 {
+		t.Fatalf("partition 0 after failover: %+v", got)
+	}
+
+	// Broker 2 (sole replica of partition 1) stops too: partition 1 goes
+	// offline; partition 0 moves to 3. When 2 heartbeats again, partition 1
+	// comes back under it.
+	stopBeats[2]()
+	waitState(t, any, "partition 1 offline and partition 0 on 3", func(s *State) bool {
+		tp, _ := s.Topic("t")
+		return tp.Partitions[1].Leader == -1 && tp.Partitions[0].Leader == 3
+	})
+	beatCtx, cancel := context.WithCancel(ctx)
+	stopBeats[2] = cancel
+	go heartbeats(beatCtx, any, 2, epochs[2])
+	state = waitState(t, any, "partition 1 back on broker 2", func(s *State) bool {
+		tp, _ := s.Topic("t")
+		return tp.Partitions[1].Leader == 2
+	})
+	if tp, _ := state.Topic("t"); tp.Partitions[1].LeaderEpoch != topic.Partitions[1].LeaderEpoch+2 {
+		t.Fatalf("partition 1 leader epoch %d, want %d (offline, then back)", tp.Partitions[1].LeaderEpoch, topic.Partitions[1].LeaderEpoch+2)
+	}
+
+	// Controlled shutdown of broker 3: partition 0 leaves it for broker 2
+	// (back in the ISR? no: the ISR is {2,3} after 1 left), then 3 is fenced.
+	stopBeats[3]()
+	if err := any.Heartbeat(ctx, 3, epochs[3], true); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, any, "broker 3 fenced after moving its leadership", func(s *State) bool {
+		tp, _ := s.Topic("t")
+		b, _ := s.Broker(3)
+		return b.Fenced && tp.Partitions[0].Leader != 3
+	})
+
+	// A stale epoch or an unknown broker is refused, through a follower too.
+	if err := any.Heartbeat(ctx, 2, epochs[2]-1, false); err == nil {
+		t.Fatal("heartbeat with a stale epoch accepted")
+	}
+	if err := any.Heartbeat(ctx, 9, 1, false); err == nil {
+		t.Fatal("heartbeat of an unknown broker accepted")
+	}
+}
+
+// TestClusterVoterChanges: a voter is removed and added back at runtime
+// through a follower, and the quorum keeps committing.
+func TestClusterVoterChanges(t *testing.T) {
+	c := newTestCluster(t, 3)
+	ctx := testContext(t)
+	_, follower := c.follower()
+	victim := int32(0)
+	for id := range c.stores {
+		if c.stores[id] != follower && !c.stores[id].IsLeader() {
+			victim = id
+		}
+	}
+	if victim == 0 {
+		_, leader := c.leader()
+		for id, s := range c.stores {
+			if s != follower && s != leader {
+				victim = id
+			}
+		}
+	}
+	if err := follower.RemoveVoter(ctx, victim); err != nil {
+		t.Fatalf("remove voter %d: %v", victim, err)
+	}
+	voters, err := follower.Voters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range voters {
+		if v.NodeID == victim {
+			t.Fatalf("voter %d still in %+v", victim, voters)
+		}
+	}
+	if _, err := follower.CreateTopic(ctx, TopicSpec{Name: "two-voters", Assignments: [][]int32{{1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.AddVoter(ctx, victim, c.configs[victim].ControllerListen); err != nil {
+		t.Fatalf("add voter %d back: %v", victim, err)
+	}
+	waitState(t, c.stores[victim], "the re-added voter to catch up", func(s *State) bool {
+		_, ok := s.Topic("two-voters")
+		return ok
+	})
+	if err := follower.AddVoter(ctx, 7, "0.0.0.0:1"); err == nil {
+		t.Fatal("voter with an unspecified address accepted")
 	}
 }

@@ -18,6 +18,8 @@ const (
 	DefaultSnapshotThreshold  = 8192
 	DefaultSnapshotInterval   = 2 * time.Minute
 	DefaultTrailingLogs       = 10240
+	// DefaultBrokerSessionTimeout is Kafka's broker.session.timeout.ms.
+	DefaultBrokerSessionTimeout = 9 * time.Second
 	// DefaultHandshakeTimeout bounds the controller handshake on a new
 	// connection, in both directions.
 	DefaultHandshakeTimeout = 5 * time.Second
@@ -63,6 +65,14 @@ type Config struct {
 	// HandshakeTimeout bounds the controller connection handshake.
 	// Default DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
+	// BrokerSessionTimeout is Kafka's broker.session.timeout.ms: the
+	// controller fences a broker it has not heard from for this long and
+	// moves its leaderships. Default DefaultBrokerSessionTimeout.
+	BrokerSessionTimeout time.Duration
+
+	// withoutController keeps the leader from running the controller
+	// (tests of the state machine's commands, which it would race).
+	withoutController bool
 }
 
 // withDefaults returns a copy of c with every zero field set to its default.
@@ -90,6 +100,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = DefaultTrailingLogs
+	}
+	if c.BrokerSessionTimeout == 0 {
+		c.BrokerSessionTimeout = DefaultBrokerSessionTimeout
 	}
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout

@@ -257,23 +257,66 @@
 // # Controller handshake
 //
 // The dialer of every controller connection sends a request and waits for
-// the response before Raft may use the connection; the listener hands the
-// connection to Raft only after accepting it. Handshakes time out after
+// the response before the connection is used; the listener hands the
+// connection on only after accepting it. Handshakes time out after
 // Config.HandshakeTimeout.
 //
-//	request:   +--------+---------+---------------+---------------+--------+------------+
-//	           | "STRH" | version | dialer node id| target node id| id len | cluster id |
-//	           | 4 bytes| 1 byte  | int32         | int32         | 1 byte | id len     |
-//	           +--------+---------+---------------+---------------+--------+------------+
+//	request:   +--------+---------+---------------+---------------+--------+------------+---------+
+//	           | "STRH" | version | dialer node id| target node id| id len | cluster id | channel |
+//	           | 4 bytes| 1 byte  | int32         | int32         | 1 byte | id len     | 1 byte  |
+//	           +--------+---------+---------------+---------------+--------+------------+---------+
 //	response:  +--------+---------+--------+------------------+
 //	           | "STRH" | version | status | responder node id|
 //	           | 4 bytes| 1 byte  | 1 byte | int32            |
 //	           +--------+---------+--------+------------------+
-//	version 1; status 0 accepted, 1 unsupported version, 2 wrong cluster id,
-//	3 wrong node id (the target node id is not the listener's)
+//	version 2 (this build; version 1 requests, without the channel byte,
+//	are still accepted and mean channel 0); the response carries the
+//	request's version. status 0 accepted, 1 unsupported version or
+//	channel, 2 wrong cluster id, 3 wrong node id (the target node id is not
+//	the listener's). channel 0 Raft (hashicorp/raft's transport), 1
+//	controller RPCs (below).
 //
 // The target node id is the one Raft's configuration lists at the dialed
 // address. A refusing listener answers and closes the connection; a request
 // with a wrong magic is closed without an answer. The dialer also checks
 // that the responder node id is the one it expected.
+//
+// # Controller RPCs
+//
+// A node that does not lead forwards to the leader, on the RPC channel:
+// proposals (every Store write: the caller's code is the same on every
+// node), broker heartbeats and voter changes. Requests and responses are
+// frames (uint32 length, then that many bytes, at most 16 MiB), answered
+// one at a time in order:
+//
+//	request:   kind uint8, then
+//	           1 propose       a Raft log entry as above (checked to decode
+//	                           before the leader appends it)
+//	           2 heartbeat     broker id int32, broker epoch int64,
+//	                           shutting down bool
+//	           3 add voter     node id int32, controller address string
+//	           4 remove voter  node id int32
+//	response:  status uint8 (0 ok, 1 not the leader, 2 failed),
+//	           log index uint64 (propose: where the entry was applied),
+//	           message string (why, when not ok)
+//
+// A proposal's result is not sent back: Apply is deterministic, so the
+// forwarding node waits until it has applied the entry at that index
+// itself and reads the result its own state machine computed (the last
+// 4096 command results are kept by index). A rejected command is a result
+// too, so it answers "ok" with the index, and the caller gets the error.
+//
+// # Controller
+//
+// The leader also runs the controller (controller.go): brokers register
+// (RegisterBroker; a registration starts fenced) and heartbeat; the
+// controller keeps their sessions in memory (a new leader gives every
+// broker a fresh session of Config.BrokerSessionTimeout), unfences brokers
+// that heartbeat, fences brokers whose session ends or that are in
+// controlled shutdown and lead nothing, and elects partition leaders: a
+// partition whose leader is fenced, unregistered (after the grace of one
+// session) or shutting down gets the first live in-sync replica in replica
+// order and an ISR without the dead ones, or no leader (-1) with its ISR
+// kept when none is alive; it gets that replica back when one returns. No
+// unclean election.
 package metadata

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
@@ -23,7 +24,17 @@ type fsm struct {
 	// replaced. Only the FSM goroutine stores it (publish).
 	published atomic.Pointer[publication]
 	logger    *slog.Logger
+
+	// resultsMu guards results: the results of the latest command entries
+	// by log index. Apply is deterministic, so every node computes the same
+	// result for an entry; a node that forwarded a proposal to the leader
+	// reads the result here once it has applied the entry itself.
+	resultsMu sync.Mutex
+	results   map[uint64]applyResult
 }
+
+// keptResults is how many command results the fsm remembers.
+const keptResults = 4096
 
 // publication pairs a State with the channel that is closed when a newer
 // State replaces it.
@@ -44,7 +55,7 @@ var (
 )
 
 func newFSM(logger *slog.Logger) *fsm {
-	f := &fsm{logger: logger}
+	f := &fsm{logger: logger, results: map[uint64]applyResult{}}
 	f.published.Store(&publication{state: emptyState(), changed: make(chan struct{})})
 	return f
 }
@@ -83,9 +94,28 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		var result applyResult
 		state, result = f.applyCommand(state, log.Index, log.Data)
 		results[i] = result
+		f.resultsMu.Lock()
+		f.results[log.Index] = result
+		if len(f.results) > 2*keptResults {
+			for index := range f.results {
+				if index+keptResults < log.Index {
+					delete(f.results, index)
+				}
+			}
+		}
+		f.resultsMu.Unlock()
 	}
 	f.publish(state)
 	return results
+}
+
+// result returns the result of the command entry at index, if it is among
+// the latest keptResults applied here.
+func (f *fsm) result(index uint64) (applyResult, bool) {
+	f.resultsMu.Lock()
+	defer f.resultsMu.Unlock()
+	r, ok := f.results[index]
+	return r, ok
 }
 
 // applyCommand applies one command entry to state. A command that the state

@@ -46,6 +46,11 @@ type Store struct {
 	// runs before and during its construction.
 	raftForResolve atomic.Pointer[raft.Raft]
 
+	// rpc is the connection to the leader for forwarded requests.
+	rpc rpcClient
+	// controller runs the leader's duties towards brokers.
+	controller *controller
+
 	// closing is closed by Close so that waits return ErrClosed.
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -125,6 +130,7 @@ func Open(cfg Config) (_ *Store, err error) {
 		advertise:        cfg.ControllerAdvertise,
 		handshakeTimeout: cfg.HandshakeTimeout,
 		resolve:          s.resolveNodeID,
+		serveRPC:         s.serveRPC,
 		logger:           s.logger,
 	})
 	if err != nil {
@@ -153,6 +159,7 @@ func Open(cfg Config) (_ *Store, err error) {
 	}
 
 	s.fsm = newFSM(s.logger)
+	s.controller = newController(s, cfg.BrokerSessionTimeout)
 	s.raft, err = raft.NewRaft(raftConfig, s.fsm, s.wal, s.wal, snapshots, s.transport)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: open %s: start raft: %w", cfg.DataDir, err)
@@ -250,8 +257,10 @@ func (s *Store) runLeaderDuties() {
 		}
 		select {
 		case isLeader = <-leaderChanges:
+			s.controller.setLeading(isLeader && !s.config.withoutController)
 		case <-retry:
 		case <-s.closing:
+			s.controller.setLeading(false)
 			return
 		}
 	}
@@ -424,7 +433,9 @@ func (s *Store) AllocateProducerIDs(ctx context.Context, brokerID int32, count i
 }
 
 // propose replicates c through Raft and returns the state machine's result.
-// If ctx ends first the command may still be applied.
+// On a node that does not lead, the command is forwarded to the leader and
+// the result is read from this node's state machine once it has applied
+// the entry. If ctx ends first the command may still be applied.
 func (s *Store) propose(ctx context.Context, c command) (any, error) {
 	select {
 	case <-s.closing:
@@ -432,7 +443,7 @@ func (s *Store) propose(ctx context.Context, c command) (any, error) {
 	default:
 	}
 	if !s.IsLeader() {
-		return nil, s.notLeaderError()
+		return s.proposeRemote(ctx, c)
 	}
 	future := s.raft.Apply(encodeCommand(c), enqueueTimeout(ctx))
 	if err := s.await(ctx, future); err != nil {
@@ -493,12 +504,98 @@ func (s *Store) snapshot() error {
 	return s.raft.Snapshot().Error()
 }
 
+// Heartbeat tells the controller that broker id (registration brokerEpoch)
+// is alive; shuttingDown asks it to move the broker's leaderships away
+// (controlled shutdown). It fails with ErrUnknownBroker or
+// ErrStaleBrokerEpoch when the broker must register again.
+func (s *Store) Heartbeat(ctx context.Context, id int32, brokerEpoch int64, shuttingDown bool) error {
+	if s.IsLeader() {
+		return s.controller.heartbeat(id, brokerEpoch, shuttingDown)
+	}
+	e := encoder{}
+	e.uint8(rpcHeartbeat)
+	e.int32(id)
+	e.int64(brokerEpoch)
+	e.bool(shuttingDown)
+	_, err := s.forward(ctx, e.buffer)
+	return err
+}
+
+// Voter is one member of the Raft configuration.
+type Voter struct {
+	NodeID  int32
+	Address string
+	// Voting is false for a non-voter (a member that follows the log).
+	Voting bool
+}
+
+// Voters returns the current Raft configuration as this node knows it.
+func (s *Store) Voters() ([]Voter, error) {
+	future := s.raft.GetConfiguration()
+	if err := future.Error(); err != nil {
+		return nil, err
+	}
+	var out []Voter
+	for _, server := range future.Configuration().Servers {
+		id, ok := parseServerID(server.ID)
+		if !ok {
+			continue
+		}
+		out = append(out, Voter{NodeID: id, Address: string(server.Address), Voting: server.Suffrage == raft.Voter})
+	}
+	return out, nil
+}
+
+// AddVoter adds a voter to the quorum (on the leader, or forwarded to it).
+// The new node must run with a data dir formatted for this cluster.
+func (s *Store) AddVoter(ctx context.Context, id int32, address string) error {
+	if err := validateAdvertiseAddress(address); err != nil {
+		return fmt.Errorf("metadata: add voter %d: %w", id, err)
+	}
+	if s.IsLeader() {
+		return s.changeVoters(ctx, true, id, address)
+	}
+	e := encoder{}
+	e.uint8(rpcAddVoter)
+	e.int32(id)
+	e.string(address)
+	_, err := s.forward(ctx, e.buffer)
+	return err
+}
+
+// RemoveVoter removes a node from the quorum.
+func (s *Store) RemoveVoter(ctx context.Context, id int32) error {
+	if s.IsLeader() {
+		return s.changeVoters(ctx, false, id, "")
+	}
+	e := encoder{}
+	e.uint8(rpcRemoveVoter)
+	e.int32(id)
+	_, err := s.forward(ctx, e.buffer)
+	return err
+}
+
+// changeVoters adds or removes a voter; only on the leader.
+func (s *Store) changeVoters(ctx context.Context, add bool, id int32, address string) error {
+	var future raft.IndexFuture
+	if add {
+		future = s.raft.AddVoter(serverID(id), raft.ServerAddress(address), 0, enqueueTimeout(ctx))
+	} else {
+		future = s.raft.RemoveServer(serverID(id), 0, enqueueTimeout(ctx))
+	}
+	if err := s.await(ctx, future); err != nil {
+		return fmt.Errorf("metadata: change voters: %w", err)
+	}
+	return nil
+}
+
 // Close shuts Raft down, closes the log and the listener, releases the data
 // directory and waits for every goroutine the Store started. Proposals in
 // flight fail with ErrClosed.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
+		s.rpc.close()
 		errs := []error{s.raft.Shutdown().Error(), s.transport.Close()}
 		s.goroutines.Wait()
 		errs = append(errs, s.wal.Close(), s.unlock())

@@ -9,7 +9,9 @@ import (
 // TestStoreClusterCommands proposes the broker, partition and segment
 // commands through Raft and checks what the Store methods answer.
 func TestStoreClusterCommands(t *testing.T) {
-	store := openReady(t, formatTestDir(t))
+	config := formatTestDir(t)
+	config.withoutController = true
+	store := openReady(t, config)
 	ctx := testContext(t)
 	orders := mustCreateTopic(t, store, TopicSpec{Name: "orders", Assignments: [][]int32{{1, 2}}})
 

@@ -15,13 +15,25 @@ import (
 
 // Handshake constants (see doc.go). Part of the format: do not change.
 const (
-	handshakeMagic   = "STRH"
-	handshakeVersion = 1
+	handshakeMagic = "STRH"
+	// handshakeVersion is what this build sends; version 1 (no channel
+	// byte, always Raft) is still accepted.
+	handshakeVersion = 2
 	// handshakeRequestFixedSize is magic, version, dialer id, target id and
-	// the cluster id length; the cluster id follows.
+	// the cluster id length; the cluster id follows, then (version 2) the
+	// channel byte.
 	handshakeRequestFixedSize = 4 + 1 + 4 + 4 + 1
 	// handshakeResponseSize is magic, version, status and responder id.
 	handshakeResponseSize = 4 + 1 + 1 + 4
+)
+
+// handshakeChannel says what a connection carries after the handshake.
+type handshakeChannel uint8
+
+// Channels. Part of the format: do not change.
+const (
+	channelRaft handshakeChannel = 0 // hashicorp/raft's transport
+	channelRPC  handshakeChannel = 1 // controller RPCs (rpc.go)
 )
 
 // handshakeStatus is the listener's verdict on a handshake request.
@@ -69,6 +81,7 @@ type handshakeRequest struct {
 	dialerNodeID int32
 	targetNodeID int32
 	clusterID    string
+	channel      handshakeChannel // version 2 and later
 }
 
 func (r handshakeRequest) encode() []byte {
@@ -78,7 +91,11 @@ func (r handshakeRequest) encode() []byte {
 	buffer = binary.BigEndian.AppendUint32(buffer, uint32(r.dialerNodeID))
 	buffer = binary.BigEndian.AppendUint32(buffer, uint32(r.targetNodeID))
 	buffer = append(buffer, uint8(len(r.clusterID)))
-	return append(buffer, r.clusterID...)
+	buffer = append(buffer, r.clusterID...)
+	if r.version >= 2 {
+		buffer = append(buffer, uint8(r.channel))
+	}
+	return buffer
 }
 
 func readHandshakeRequest(reader io.Reader) (handshakeRequest, error) {
@@ -99,6 +116,13 @@ func readHandshakeRequest(reader io.Reader) (handshakeRequest, error) {
 		return handshakeRequest{}, fmt.Errorf("read handshake cluster id: %w", err)
 	}
 	request.clusterID = string(clusterID)
+	if request.version >= 2 {
+		var channel [1]byte
+		if _, err := io.ReadFull(reader, channel[:]); err != nil {
+			return handshakeRequest{}, fmt.Errorf("read handshake channel: %w", err)
+		}
+		request.channel = handshakeChannel(channel[0])
+	}
 	return request, nil
 }
 
@@ -150,7 +174,10 @@ type streamLayerConfig struct {
 	// resolve maps a peer's address to the node id expected there; a dial
 	// to an address it does not know fails.
 	resolve func(raft.ServerAddress) (nodeID int32, ok bool)
-	logger  *slog.Logger
+	// serveRPC serves a connection on the RPC channel until it fails or
+	// is closed; nil refuses the channel.
+	serveRPC func(net.Conn)
+	logger   *slog.Logger
 }
 
 // streamLayer is the raft.StreamLayer of the controller listener: plain TCP
@@ -173,7 +200,8 @@ type streamLayer struct {
 	// mutex guards handshaking.
 	mutex sync.Mutex
 	// handshaking holds inbound connections whose handshake is in
-	// progress, so that Close can interrupt them; nil once closed.
+	// progress, or that serve RPCs, so that Close can interrupt them; nil
+	// once closed.
 	handshaking map[net.Conn]struct{}
 	// goroutines tracks the accept loop and inbound handshakes.
 	goroutines sync.WaitGroup
@@ -276,12 +304,20 @@ func (l *streamLayer) handshakeInbound(conn net.Conn) {
 	}
 	l.handshaking[conn] = struct{}{}
 	l.mutex.Unlock()
-	err := l.answerHandshake(conn)
+	channel, err := l.answerHandshake(conn)
+	if err == nil && channel == channelRPC {
+		// Stays registered while it serves, so Close interrupts it.
+		l.config.serveRPC(conn)
+	}
 	l.mutex.Lock()
 	delete(l.handshaking, conn)
 	l.mutex.Unlock()
 	if err != nil {
 		l.config.logger.Warn("metadata: controller connection refused", "remote", conn.RemoteAddr().String(), "error", err)
+		conn.Close()
+		return
+	}
+	if channel == channelRPC {
 		conn.Close()
 		return
 	}
@@ -292,22 +328,26 @@ func (l *streamLayer) handshakeInbound(conn net.Conn) {
 	}
 }
 
-// answerHandshake reads the request, answers it, and reports an error when
-// the connection must not reach Raft.
-func (l *streamLayer) answerHandshake(conn net.Conn) error {
+// answerHandshake reads the request, answers it, and returns the channel the
+// connection carries, or an error when it must not be used.
+func (l *streamLayer) answerHandshake(conn net.Conn) (handshakeChannel, error) {
 	if err := conn.SetDeadline(time.Now().Add(l.config.handshakeTimeout)); err != nil {
-		return err
+		return 0, err
 	}
 	request, err := readHandshakeRequest(conn)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	response := handshakeResponse{version: handshakeVersion, status: handshakeAccepted, responderNodeID: l.config.nodeID}
+	response := handshakeResponse{version: min(request.version, handshakeVersion), status: handshakeAccepted, responderNodeID: l.config.nodeID}
 	var refusal error
 	switch {
-	case request.version != handshakeVersion:
+	case request.version < 1 || request.version > handshakeVersion:
 		response.status = handshakeUnsupportedVersion
-		refusal = fmt.Errorf("node %d speaks handshake version %d, this node %d", request.dialerNodeID, request.version, handshakeVersion)
+		response.version = handshakeVersion
+		refusal = fmt.Errorf("node %d speaks handshake version %d, this node 1..%d", request.dialerNodeID, request.version, handshakeVersion)
+	case request.channel > channelRPC || (request.channel == channelRPC && l.config.serveRPC == nil):
+		response.status = handshakeUnsupportedVersion
+		refusal = fmt.Errorf("node %d asked for channel %d, which this node does not serve", request.dialerNodeID, request.channel)
 	case request.clusterID != l.config.clusterID:
 		response.status = handshakeWrongCluster
 		refusal = fmt.Errorf("node %d belongs to cluster %q, this node to %q", request.dialerNodeID, request.clusterID, l.config.clusterID)
@@ -316,12 +356,12 @@ func (l *streamLayer) answerHandshake(conn net.Conn) error {
 		refusal = fmt.Errorf("node %d expected node %d at this address, this is node %d", request.dialerNodeID, request.targetNodeID, l.config.nodeID)
 	}
 	if _, err := conn.Write(response.encode()); err != nil {
-		return fmt.Errorf("write handshake response: %w", err)
+		return 0, fmt.Errorf("write handshake response: %w", err)
 	}
 	if refusal != nil {
-		return &handshakeError{status: response.status, detail: refusal.Error()}
+		return 0, &handshakeError{status: response.status, detail: refusal.Error()}
 	}
-	return conn.SetDeadline(time.Time{})
+	return request.channel, conn.SetDeadline(time.Time{})
 }
 
 // Dial connects to a peer controller and runs the dialer's side of the
@@ -331,23 +371,23 @@ func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	if !ok {
 		return nil, fmt.Errorf("metadata: dial controller %s: no node id is known for this address", address)
 	}
-	return l.dial(address, expected, timeout)
+	return l.dial(address, expected, channelRaft, timeout)
 }
 
-func (l *streamLayer) dial(address raft.ServerAddress, expected int32, timeout time.Duration) (net.Conn, error) {
+func (l *streamLayer) dial(address raft.ServerAddress, expected int32, channel handshakeChannel, timeout time.Duration) (net.Conn, error) {
 	dialer := net.Dialer{Timeout: timeout}
 	conn, err := dialer.Dial("tcp", string(address))
 	if err != nil {
 		return nil, fmt.Errorf("metadata: dial controller %d at %s: %w", expected, address, err)
 	}
-	if err := l.requestHandshake(conn, expected); err != nil {
+	if err := l.requestHandshake(conn, expected, channel); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("metadata: dial controller %d at %s: %w", expected, address, err)
 	}
 	return conn, nil
 }
 
-func (l *streamLayer) requestHandshake(conn net.Conn, expected int32) error {
+func (l *streamLayer) requestHandshake(conn net.Conn, expected int32, channel handshakeChannel) error {
 	if err := conn.SetDeadline(time.Now().Add(l.config.handshakeTimeout)); err != nil {
 		return err
 	}
@@ -356,6 +396,7 @@ func (l *streamLayer) requestHandshake(conn net.Conn, expected int32) error {
 		dialerNodeID: l.config.nodeID,
 		targetNodeID: expected,
 		clusterID:    l.config.clusterID,
+		channel:      channel,
 	}
 	if _, err := conn.Write(request.encode()); err != nil {
 		return fmt.Errorf("write handshake request: %w", err)

@@ -14,9 +14,15 @@ import (
 )
 
 func TestHandshakeGolden(t *testing.T) {
-	request := handshakeRequest{version: handshakeVersion, dialerNodeID: 2, targetNodeID: 1, clusterID: "MkU3OEVBNTcwNTJENDM2Qk"}
+	// Version 1 (no channel byte) is still read; version 2 adds the channel.
+	request := handshakeRequest{version: 1, dialerNodeID: 2, targetNodeID: 1, clusterID: "MkU3OEVBNTcwNTJENDM2Qk"}
 	checkGolden(t, "handshake-request-v1.bin", request.encode())
-	response := handshakeResponse{version: handshakeVersion, status: handshakeWrongCluster, responderNodeID: 1}
+	requestV2 := handshakeRequest{version: 2, dialerNodeID: 2, targetNodeID: 1, clusterID: "MkU3OEVBNTcwNTJENDM2Qk", channel: channelRPC}
+	checkGolden(t, "handshake-request-v2.bin", requestV2.encode())
+	if decoded, err := readHandshakeRequest(bytesReader(readGolden(t, "handshake-request-v2.bin"))); err != nil || decoded != requestV2 {
+		t.Fatalf("decode request v2: %+v, %v", decoded, err)
+	}
+	response := handshakeResponse{version: 1, status: handshakeWrongCluster, responderNodeID: 1}
 	checkGolden(t, "handshake-response-v1.bin", response.encode())
 
 	decodedRequest, err := readHandshakeRequest(bytesReader(readGolden(t, "handshake-request-v1.bin")))

@@ -1,0 +1,241 @@
+package metadata
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// controllerTick is how often the controller re-checks broker sessions and
+// partition leaders while it leads (it also runs on every state change and
+// heartbeat).
+const controllerTick = 200 * time.Millisecond
+
+// controller is what the Raft leader does for the brokers, as Kafka's
+// KRaft controller does: it tracks broker sessions from heartbeats (in
+// memory: a new leader gives every broker a fresh session), fences brokers
+// whose session ended, unfences brokers that heartbeat, and elects
+// partition leaders from the live in-sync replicas when a leader is fenced,
+// gone or shutting down. Every decision is a command through Raft, checked
+// against the state it was based on (broker and partition epochs), so a
+// stale decision is rejected rather than applied.
+//
+// heartbeat is called from RPC and broker goroutines; run runs on its own
+// goroutine while this node leads, owned by the Store.
+type controller struct {
+	s              *Store
+	sessionTimeout time.Duration
+
+	mu sync.Mutex // guards everything below
+	// lastSeen is when each broker last heartbeated to this leader.
+	lastSeen map[int32]time.Time
+	// shuttingDown holds brokers in controlled shutdown.
+	shuttingDown map[int32]bool
+	// since is when this node started leading; zero when it does not.
+	since time.Time
+	// stop ends the running loop; kick wakes it.
+	stop chan struct{}
+	kick chan struct{}
+}
+
+func newController(s *Store, sessionTimeout time.Duration) *controller {
+	return &controller{s: s, sessionTimeout: sessionTimeout, kick: make(chan struct{}, 1)}
+}
+
+// setLeading starts the loop when this node becomes leader and stops it
+// when it stops leading.
+func (c *controller) setLeading(leading bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if leading == (c.stop != nil) {
+		return
+	}
+	if !leading {
+		close(c.stop)
+		c.stop, c.since = nil, time.Time{}
+		return
+	}
+	c.stop = make(chan struct{})
+	c.since = time.Now()
+	c.lastSeen = map[int32]time.Time{}
+	c.shuttingDown = map[int32]bool{}
+	stop := c.stop
+	c.s.goroutines.Go(func() { c.run(stop) })
+}
+
+// heartbeat records that a broker is alive (only on the leader).
+func (c *controller) heartbeat(id int32, epoch int64, shuttingDown bool) error {
+	b, ok := c.s.State().Broker(id)
+	if !ok {
+		return fmt.Errorf("broker %d is not registered: %w", id, ErrUnknownBroker)
+	}
+	if b.Epoch != epoch {
+		return fmt.Errorf("broker %d: epoch %d, registered as %d: %w", id, epoch, b.Epoch, ErrStaleBrokerEpoch)
+	}
+	c.mu.Lock()
+	if c.stop == nil {
+		c.mu.Unlock()
+		return c.s.notLeaderError()
+	}
+	c.lastSeen[id] = time.Now()
+	changed := c.shuttingDown[id] != shuttingDown
+	if shuttingDown {
+		c.shuttingDown[id] = true
+	} else {
+		delete(c.shuttingDown, id)
+	}
+	c.mu.Unlock()
+	if changed || b.Fenced {
+		c.wake()
+	}
+	return nil
+}
+
+func (c *controller) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *controller) run(stop chan struct{}) {
+	ticker := time.NewTicker(controllerTick)
+	defer ticker.Stop()
+	for {
+		_, changed := c.s.Watch()
+		c.reconcile(stop)
+		select {
+		case <-stop:
+			return
+		case <-c.s.closing:
+			return
+		case <-ticker.C:
+		case <-changed:
+		case <-c.kick:
+		}
+	}
+}
+
+// reconcile makes one pass: broker fencing, then leader elections.
+func (c *controller) reconcile(stop chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	state := c.s.State()
+	now := time.Now()
+	c.mu.Lock()
+	since := c.since
+	lastSeen := make(map[int32]time.Time, len(c.lastSeen))
+	for id, t := range c.lastSeen {
+		lastSeen[id] = t
+	}
+	shuttingDown := make(map[int32]bool, len(c.shuttingDown))
+	for id := range c.shuttingDown {
+		shuttingDown[id] = true
+	}
+	c.mu.Unlock()
+	if since.IsZero() {
+		return
+	}
+
+	// Sessions: a broker that has not heartbeated to this leader has had
+	// a session since the leader took over.
+	for _, b := range state.Brokers() {
+		seen, heard := lastSeen[b.ID]
+		if !heard {
+			seen = since
+		}
+		expired := now.Sub(seen) > c.sessionTimeout
+		switch {
+		case !b.Fenced && expired:
+			c.s.logger.Warn("controller: fencing broker: no heartbeat within the session timeout", "broker", b.ID, "session_timeout", c.sessionTimeout)
+			c.setFenced(ctx, b, true)
+		case !b.Fenced && shuttingDown[b.ID] && !leadsAny(state, b.ID):
+			c.s.logger.Info("controller: fencing broker in controlled shutdown", "broker", b.ID)
+			c.setFenced(ctx, b, true)
+		case b.Fenced && heard && !expired && !shuttingDown[b.ID]:
+			c.s.logger.Info("controller: unfencing broker", "broker", b.ID)
+			c.setFenced(ctx, b, false)
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	state = c.s.State()
+
+	// Leaders: every partition whose leader cannot lead gets the first
+	// live in-sync replica (in replica order) instead, or none.
+	alive := func(id int32) bool {
+		b, ok := state.Broker(id)
+		return ok && !b.Fenced && !shuttingDown[id]
+	}
+	graceOver := now.Sub(since) > c.sessionTimeout
+	state.EachTopic(func(t Topic) bool {
+		for _, p := range t.Partitions {
+			if p.Leader >= 0 && alive(p.Leader) {
+				continue
+			}
+			if _, registered := state.Broker(p.Leader); p.Leader >= 0 && !registered && !graceOver {
+				continue // a leader that has not registered yet since this controller started
+			}
+			var isr []int32
+			for _, r := range p.ISR {
+				if alive(r) {
+					isr = append(isr, r)
+				}
+			}
+			leader := int32(-1)
+			for _, r := range p.Replicas {
+				if slices.Contains(isr, r) {
+					leader = r
+					break
+				}
+			}
+			if leader == -1 {
+				if p.Leader == -1 {
+					continue // offline until an in-sync replica returns
+				}
+				// Keep the last in-sync set, so only one of them can be
+				// elected when it returns (no unclean election).
+				isr = p.ISR
+			}
+			change := PartitionChange{TopicID: t.ID, Partition: p.Index, PartitionEpoch: p.PartitionEpoch, Leader: leader, ISR: isr}
+			if _, err := c.s.ChangePartition(ctx, change); err != nil {
+				c.s.logger.Debug("controller: leader election not applied; retried", "topic", t.Name, "partition", p.Index, "error", err)
+				continue
+			}
+			c.s.logger.Info("controller: elected partition leader", "topic", t.Name, "partition", p.Index,
+				"leader", leader, "previous_leader", p.Leader, "leader_epoch", p.LeaderEpoch+1, "isr", isr)
+		}
+		return ctx.Err() == nil
+	})
+}
+
+func (c *controller) setFenced(ctx context.Context, b Broker, fenced bool) {
+	if err := c.s.SetBrokerFenced(ctx, b.ID, b.Epoch, fenced); err != nil {
+		c.s.logger.Debug("controller: broker fencing change not applied; retried", "broker", b.ID, "fenced", fenced, "error", err)
+	}
+}
+
+// leadsAny reports whether broker id leads a partition.
+func leadsAny(state *State, id int32) bool {
+	found := false
+	state.EachTopic(func(t Topic) bool {
+		for _, p := range t.Partitions {
+			if p.Leader == id {
+				found = true
+				return false
+			}
+		}
+		return true
+	})
+	return found
+}

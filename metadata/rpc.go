@@ -1,0 +1,278 @@
+package metadata
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Controller RPCs (see doc.go, "Controller RPCs"): a node that is not the
+// Raft leader forwards its proposals, broker heartbeats and voter changes to
+// the leader over the controller listener, on connections whose handshake
+// asked for the RPC channel. Requests on one connection are answered one at
+// a time, in order.
+
+// RPC kinds and statuses. Part of the format: do not change.
+const (
+	rpcPropose     uint8 = 1
+	rpcHeartbeat   uint8 = 2
+	rpcAddVoter    uint8 = 3
+	rpcRemoveVoter uint8 = 4
+
+	rpcOK        uint8 = 0
+	rpcNotLeader uint8 = 1
+	rpcFailed    uint8 = 2
+
+	// rpcMaxFrame bounds a request or response frame.
+	rpcMaxFrame = 16 << 20
+)
+
+// rpcTimeout bounds one forwarded request when the caller's context has no
+// earlier deadline.
+const rpcTimeout = 10 * time.Second
+
+// rpcResponse is a decoded response frame.
+type rpcResponse struct {
+	status uint8
+	// index is the Raft log index of the applied entry (propose).
+	index   uint64
+	message string
+}
+
+func writeFrame(w io.Writer, payload []byte) error {
+	frame := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(payload)), uint32(len(payload)))
+	_, err := w.Write(append(frame, payload...))
+	return err
+}
+
+func readFrame(r io.Reader) ([]byte, error) {
+	var size [4]byte
+	if _, err := io.ReadFull(r, size[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(size[:])
+	if n > rpcMaxFrame {
+		return nil, corruptf("controller RPC frame of %d bytes (limit %d)", n, rpcMaxFrame)
+	}
+	payload := make([]byte, n)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		return nil, err
+	}
+	return payload, nil
+}
+
+func (r rpcResponse) encode() []byte {
+	e := encoder{}
+	e.uint8(r.status)
+	e.uint64(r.index)
+	e.string(r.message)
+	return e.buffer
+}
+
+func decodeRPCResponse(payload []byte) (rpcResponse, error) {
+	d := decoder{data: payload}
+	r := rpcResponse{status: d.uint8(), index: d.uint64(), message: d.string()}
+	return r, d.finish()
+}
+
+// serveRPC answers the RPCs of one inbound connection until it fails or
+// the Store closes (the stream layer closes the connection then).
+func (s *Store) serveRPC(conn net.Conn) {
+	for {
+		request, err := readFrame(conn)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.logger.Debug("metadata: controller RPC connection ended", "remote", conn.RemoteAddr().String(), "error", err)
+			}
+			return
+		}
+		response := s.handleRPC(request)
+		if err := writeFrame(conn, response.encode()); err != nil {
+			return
+		}
+	}
+}
+
+func (s *Store) handleRPC(request []byte) rpcResponse {
+	if len(request) == 0 {
+		return rpcResponse{status: rpcFailed, message: "empty request"}
+	}
+	if !s.IsLeader() {
+		return rpcResponse{status: rpcNotLeader, message: s.notLeaderError().Error()}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+	defer cancel()
+	kind, payload := request[0], request[1:]
+	var err error
+	var index uint64
+	switch kind {
+	case rpcPropose:
+		// A peer's entry is checked before it reaches the log: one that
+		// does not decode would stop every node that applies it.
+		if _, decodeErr := decodeCommand(payload); decodeErr != nil {
+			return rpcResponse{status: rpcFailed, message: "undecodable command: " + decodeErr.Error()}
+		}
+		future := s.raft.Apply(payload, enqueueTimeout(ctx))
+		if err = s.await(ctx, future); err == nil {
+			index = future.Index()
+		}
+	case rpcHeartbeat:
+		d := decoder{data: payload}
+		id, epoch, shuttingDown := d.int32(), d.int64(), d.bool()
+		if err = d.finish(); err == nil {
+			err = s.controller.heartbeat(id, epoch, shuttingDown)
+		}
+	case rpcAddVoter, rpcRemoveVoter:
+		d := decoder{data: payload}
+		id := d.int32()
+		address := ""
+		if kind == rpcAddVoter {
+			address = d.string()
+		}
+		if err = d.finish(); err == nil {
+			err = s.changeVoters(ctx, kind == rpcAddVoter, id, address)
+		}
+	default:
+		return rpcResponse{status: rpcFailed, message: fmt.Sprintf("unknown RPC kind %d", kind)}
+	}
+	switch {
+	case errors.Is(err, ErrNotLeader):
+		return rpcResponse{status: rpcNotLeader, message: err.Error()}
+	case err != nil:
+		return rpcResponse{status: rpcFailed, message: err.Error()}
+	}
+	return rpcResponse{status: rpcOK, index: index}
+}
+
+// rpcClient holds one connection to the current leader's RPC channel.
+type rpcClient struct {
+	mu   sync.Mutex // guards conn and peer, and serializes requests
+	conn net.Conn
+	peer raft.ServerAddress
+}
+
+func (c *rpcClient) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn = nil
+	}
+}
+
+// forward sends one request to the leader and returns its response. A
+// response other than OK is an error: ErrNotLeader (retry later or
+// elsewhere) or the leader's failure.
+func (s *Store) forward(ctx context.Context, request []byte) (rpcResponse, error) {
+	address, id := s.raft.LeaderWithID()
+	if id == "" {
+		return rpcResponse{}, fmt.Errorf("%w (no leader is known)", ErrNotLeader)
+	}
+	leaderID, ok := parseServerID(id)
+	if !ok {
+		return rpcResponse{}, fmt.Errorf("%w (leader id %q)", ErrNotLeader, id)
+	}
+	deadline := time.Now().Add(rpcTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	c := &s.rpc
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// A cached connection may have been closed by the peer meanwhile:
+	// one retry on a fresh connection.
+	for attempt := 0; ; attempt++ {
+		fresh := false
+		if c.conn == nil || c.peer != address {
+			if c.conn != nil {
+				c.conn.Close()
+			}
+			conn, err := s.layer.dial(address, leaderID, channelRPC, time.Until(deadline))
+			if err != nil {
+				c.conn = nil
+				return rpcResponse{}, fmt.Errorf("%w: %w", ErrNotLeader, err)
+			}
+			c.conn, c.peer, fresh = conn, address, true
+		}
+		response, err := exchange(c.conn, request, deadline)
+		if err == nil {
+			switch response.status {
+			case rpcOK:
+				return response, nil
+			case rpcNotLeader:
+				return response, fmt.Errorf("%w (node %d answered: %s)", ErrNotLeader, leaderID, response.message)
+			default:
+				return response, fmt.Errorf("metadata: controller %d: %s", leaderID, response.message)
+			}
+		}
+		c.conn.Close()
+		c.conn = nil
+		if fresh || attempt > 0 || ctx.Err() != nil {
+			return rpcResponse{}, fmt.Errorf("%w: controller %d at %s: %w", ErrNotLeader, leaderID, address, err)
+		}
+	}
+}
+
+func exchange(conn net.Conn, request []byte, deadline time.Time) (rpcResponse, error) {
+	if err := conn.SetDeadline(deadline); err != nil {
+		return rpcResponse{}, err
+	}
+	if err := writeFrame(conn, request); err != nil {
+		return rpcResponse{}, err
+	}
+	payload, err := readFrame(conn)
+	if err != nil {
+		return rpcResponse{}, err
+	}
+	return decodeRPCResponse(payload)
+}
+
+// proposeRemote forwards a command to the leader, waits until this node has
+// applied it, and returns the result this node's state machine computed
+// for it (the same as the leader's: Apply is deterministic).
+func (s *Store) proposeRemote(ctx context.Context, c command) (any, error) {
+	response, err := s.forward(ctx, append([]byte{rpcPropose}, encodeCommand(c)...))
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %s: %w", c.commandType(), err)
+	}
+	if err := s.waitApplied(ctx, response.index); err != nil {
+		return nil, fmt.Errorf("metadata: %s: %w", c.commandType(), err)
+	}
+	result, ok := s.fsm.result(response.index)
+	if !ok {
+		return nil, fmt.Errorf("metadata: %s: applied at index %d, but this node no longer has the result (it restored a later snapshot); check the state", c.commandType(), response.index)
+	}
+	return result.value, result.err
+}
+
+// waitApplied waits until this node's state has applied index.
+func (s *Store) waitApplied(ctx context.Context, index uint64) error {
+	for {
+		state, changed := s.Watch()
+		if state.AppliedIndex() >= index {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.closing:
+			return ErrClosed
+		}
+	}
+}
+
+func parseServerID(id raft.ServerID) (int32, bool) {
+	var n int32
+	if _, err := fmt.Sscanf(string(id), "%d", &n); err != nil {
+		return 0, false
+	}
+	return n, true
+}
