@@ -7,8 +7,7 @@ import (
 
 // FindCoordinator v0 (librdkafka enables LZ4 and groups only when it sees
 // v0) through v4 (batched keys). Groups are coordinated by the leader of
-// their __consumer_offsets partition (this node), which the first lookup
-// creates; if it cannot be created the answer is COORDINATOR_NOT_AVAILABLE
+// their __consumer_offsets partition, which the first lookup creates; if it cannot be created the answer is COORDINATOR_NOT_AVAILABLE
 // with node -1. Transaction coordinators do not exist yet and are refused
 // clearly.
 func init() { register(0, 4, handleFindCoordinator) }
@@ -28,10 +27,8 @@ func handleFindCoordinator(c *clientConn, h requestHeader, req *kmsg.FindCoordin
 				msg := transactionsUnsupported
 				co.ErrorCode, co.ErrorMessage = kerr.InvalidRequest.Code, &msg
 				co.NodeID, co.Port = -1, -1
-			} else if _, err := s.groups.ensureTopic(); err != nil {
-				co.ErrorCode, co.NodeID, co.Port = kerr.CoordinatorNotAvailable.Code, -1, -1
 			} else {
-				co.NodeID, co.Host, co.Port = s.cfg.NodeID, c.listener.advertiseHost, c.listener.advertisePort
+				co.NodeID, co.Host, co.Port, co.ErrorCode = s.findCoordinator(c.listener, key)
 			}
 			resp.Coordinators = append(resp.Coordinators, co)
 		}
@@ -43,10 +40,20 @@ func handleFindCoordinator(c *clientConn, h requestHeader, req *kmsg.FindCoordin
 		resp.NodeID, resp.Port = -1, -1
 		return resp, nil
 	}
-	if _, err := s.groups.ensureTopic(); err != nil {
-		resp.ErrorCode, resp.NodeID, resp.Port = kerr.CoordinatorNotAvailable.Code, -1, -1
-		return resp, nil
-	}
-	resp.NodeID, resp.Host, resp.Port = s.cfg.NodeID, c.listener.advertiseHost, c.listener.advertisePort
+	resp.NodeID, resp.Host, resp.Port, resp.ErrorCode = s.findCoordinator(c.listener, req.CoordinatorKey)
 	return resp, nil
+}
+
+// findCoordinator answers where a group's coordinator is: the leader of its
+// __consumer_offsets partition, on the listener the client used.
+func (s *Server) findCoordinator(l *boundListener, groupID string) (node int32, host string, port int32, code int16) {
+	leader, kerrCode := s.groups.coordinatorOf(groupID)
+	if kerrCode != nil {
+		return -1, "", -1, kerrCode.Code
+	}
+	host, port, ok := s.brokerAddress(l, leader)
+	if !ok {
+		return -1, "", -1, kerr.CoordinatorNotAvailable.Code
+	}
+	return leader, host, port, 0
 }

@@ -16,16 +16,13 @@ import (
 // one with session id 0, which clients treat as "no session".
 func init() { register(4, 13, handleFetch) }
 
-// currentLeaderEpoch is the leader epoch of every partition on a single node.
-const currentLeaderEpoch = 0
-
 // checkLeaderEpoch compares a client's idea of the leader epoch with ours
 // (KIP-320): an older one is fenced, a newer one is unknown to this leader.
-func checkLeaderEpoch(requested int32) int16 {
+func checkLeaderEpoch(requested, current int32) int16 {
 	switch {
-	case requested == -1 || requested == currentLeaderEpoch:
+	case requested == -1 || requested == current:
 		return 0
-	case requested < currentLeaderEpoch:
+	case requested < current:
 		return kerr.FencedLeaderEpoch.Code
 	default:
 		return kerr.UnknownLeaderEpoch.Code
@@ -72,10 +69,10 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 				t.errorCode = kerr.UnknownTopicOrPartition.Code
 			default:
 				t.part = s.partitions.get(topic, rp.Partition)
-				if t.part == nil {
-					t.errorCode = kerr.NotLeaderForPartition.Code
-				} else if code := checkLeaderEpoch(rp.CurrentLeaderEpoch); code != 0 {
-					t.errorCode = code
+				if t.part == nil || !t.part.leading.Load() {
+					t.part, t.errorCode = nil, kerr.NotLeaderForPartition.Code
+				} else if code := checkLeaderEpoch(rp.CurrentLeaderEpoch, t.part.leaderEpoch.Load()); code != 0 {
+					t.part, t.errorCode = nil, code
 				}
 			}
 			p.ErrorCode = t.errorCode

@@ -35,15 +35,15 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
 				part := s.partitions.get(topic, rp.Partition)
-				if part == nil {
+				if part == nil || !part.leading.Load() {
 					p.ErrorCode = kerr.NotLeaderForPartition.Code
 					break
 				}
-				if code := checkLeaderEpoch(rp.CurrentLeaderEpoch); code != 0 {
+				if code := checkLeaderEpoch(rp.CurrentLeaderEpoch, part.leaderEpoch.Load()); code != 0 {
 					p.ErrorCode = code
 					break
 				}
-				p.LeaderEpoch = currentLeaderEpoch
+				p.LeaderEpoch = part.leaderEpoch.Load()
 				offset, ts, err := part.offsetForTimestamp(rp.Timestamp)
 				if err != nil {
 					part.log.Error("list offsets failed", "timestamp", rp.Timestamp, "err", err)

@@ -19,10 +19,9 @@ func init() { register(0, 12, handleMetadata) }
 func handleMetadata(c *clientConn, h requestHeader, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: s.cfg.NodeID, Host: c.listener.advertiseHost, Port: c.listener.advertisePort}}
+	resp.Brokers, resp.ControllerID = s.brokersFor(c.listener)
 	clusterID := s.cfg.Metadata.State().ClusterID()
 	resp.ClusterID = &clusterID
-	resp.ControllerID = s.cfg.NodeID
 
 	allTopics := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if allTopics {
@@ -102,9 +101,55 @@ func handleMetadata(c *clientConn, h requestHeader, req *kmsg.MetadataRequest) (
 	return resp, nil
 }
 
-// topicMetadata describes a topic; a partition whose log this broker has not
-// opened yet answers LEADER_NOT_AVAILABLE, so clients retry while a new
-// topic settles.
+// brokersFor lists the live brokers with their address on the listener the
+// client used (this broker always, so a client can bootstrap while it
+// registers), and the controller: the metadata leader when it is a live
+// broker, else this one (librdkafka needs a live controller id).
+func (s *Server) brokersFor(l *boundListener) ([]kmsg.MetadataResponseBroker, int32) {
+	self := kmsg.MetadataResponseBroker{NodeID: s.cfg.NodeID, Host: l.advertiseHost, Port: l.advertisePort}
+	if s.cfg.Rack != "" {
+		self.Rack = &s.cfg.Rack
+	}
+	brokers := []kmsg.MetadataResponseBroker{self}
+	controller := s.cfg.NodeID
+	leader, _ := s.cfg.Metadata.Leader()
+	for _, b := range liveBrokers(s.cfg.Metadata.State()) {
+		if b.ID == leader {
+			controller = leader
+		}
+		if b.ID == s.cfg.NodeID {
+			continue
+		}
+		endpoint, ok := b.Endpoint(l.Name)
+		if !ok {
+			continue
+		}
+		mb := kmsg.MetadataResponseBroker{NodeID: b.ID, Host: endpoint.Host, Port: endpoint.Port}
+		if b.Rack != "" {
+			rack := b.Rack
+			mb.Rack = &rack
+		}
+		brokers = append(brokers, mb)
+	}
+	return brokers, controller
+}
+
+// brokerAddress is where clients of listener l reach broker id.
+func (s *Server) brokerAddress(l *boundListener, id int32) (host string, port int32, ok bool) {
+	if id == s.cfg.NodeID {
+		return l.advertiseHost, l.advertisePort, true
+	}
+	b, ok := s.cfg.Metadata.State().Broker(id)
+	if !ok || b.Fenced {
+		return "", -1, false
+	}
+	endpoint, ok := b.Endpoint(l.Name)
+	return endpoint.Host, endpoint.Port, ok
+}
+
+// topicMetadata describes a topic; a partition without a leader, or whose
+// log this broker leads but has not opened yet, answers
+// LEADER_NOT_AVAILABLE, so clients retry while it settles.
 func (s *Server) topicMetadata(t metadata.Topic) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
@@ -119,10 +164,21 @@ func (s *Server) topicMetadata(t metadata.Topic) kmsg.MetadataResponseTopic {
 		mp.LeaderEpoch = p.LeaderEpoch
 		mp.Replicas = append([]int32(nil), p.Replicas...)
 		mp.ISR = append([]int32(nil), p.ISR...)
-		if p.Leader == s.cfg.NodeID && s.partitions.get(t, p.Index) == nil {
+		switch {
+		case p.Leader == -1:
+			// Offline (its in-sync replicas are down): the other
+			// partitions of the topic stay usable.
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		case p.Leader == s.cfg.NodeID && s.partitions.get(t, p.Index) == nil:
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
 			mp.Leader = -1
 			ready = false
+		}
+		state := s.cfg.Metadata.State()
+		for _, r := range p.Replicas {
+			if b, ok := state.Broker(r); r != s.cfg.NodeID && (!ok || b.Fenced) {
+				mp.OfflineReplicas = append(mp.OfflineReplicas, r)
+			}
 		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
@@ -187,10 +243,19 @@ func (s *Server) createTopic(ctx context.Context, tc topicCreation) (metadata.To
 	return t, 0, ""
 }
 
-// placeReplicas decides the replica set of each new partition. With one
-// broker every replica is this node.
+// replicationUnsupported is why a replication factor above 1 is refused:
+// leaders do not replicate to followers yet, so a second replica would hold
+// no data and acks=all would promise what no follower has.
+const replicationUnsupported = "replication between brokers is not implemented yet; use replication factor 1"
+
+// placeReplicas decides the replica set of each new partition across the
+// live (registered, unfenced) brokers.
 func (s *Server) placeReplicas(partitions int32, replicationFactor int16, manual [][]int32) ([][]int32, int16, string) {
-	liveBrokers := []int32{s.cfg.NodeID}
+	live := liveBrokers(s.cfg.Metadata.State())
+	var liveIDs []int32
+	for _, b := range live {
+		liveIDs = append(liveIDs, b.ID)
+	}
 	if len(manual) > 0 {
 		if partitions != -1 || replicationFactor != -1 {
 			return nil, kerr.InvalidRequest.Code, "both manual assignments and a partition count or replication factor were given"
@@ -205,11 +270,13 @@ func (s *Server) placeReplicas(partitions int32, replicationFactor int16, manual
 					return nil, kerr.InvalidReplicaAssignment.Code, "duplicate replica in an assignment"
 				}
 				seen[r] = true
-				if !containsBroker(liveBrokers, r) {
-					return nil, kerr.InvalidReplicaAssignment.Code, "assignment names unknown broker"
+				if !containsBroker(liveIDs, r) {
+					return nil, kerr.InvalidReplicaAssignment.Code, "assignment names broker " + itoa(int(r)) + ", which is not a live broker"
 				}
 			}
-			_ = i
+			if len(replicas) > 1 {
+				return nil, kerr.InvalidReplicationFactor.Code, fmt.Sprintf("partition %d has %d replicas: %s", i, len(replicas), replicationUnsupported)
+			}
 		}
 		return manual, 0, ""
 	}
@@ -228,14 +295,13 @@ func (s *Server) placeReplicas(partitions int32, replicationFactor int16, manual
 	if replicationFactor < 1 {
 		return nil, kerr.InvalidReplicationFactor.Code, "replication factor must be at least 1"
 	}
-	if int(replicationFactor) > len(liveBrokers) {
-		return nil, kerr.InvalidReplicationFactor.Code, "replication factor is larger than the number of available brokers (" + itoa(len(liveBrokers)) + ")"
+	if int(replicationFactor) > len(live) {
+		return nil, kerr.InvalidReplicationFactor.Code, "replication factor is larger than the number of available brokers (" + itoa(len(live)) + ")"
 	}
-	out := make([][]int32, partitions)
-	for i := range out {
-		out[i] = []int32{s.cfg.NodeID}
+	if replicationFactor > 1 {
+		return nil, kerr.InvalidReplicationFactor.Code, fmt.Sprintf("replication factor %d: %s", replicationFactor, replicationUnsupported)
 	}
-	return out, 0, ""
+	return placeNew(live, partitions, int(replicationFactor)), 0, ""
 }
 
 // maxPartitionsPerRequest bounds what one request can make this node open.

@@ -152,10 +152,14 @@ func (m *groupManager) ensureTopic() (metadata.Topic, error) {
 	}
 	m.upgraded.Store(true)
 	n := m.s.cfg.OffsetsTopicNumPartitions
-	assignments := make([][]int32, n)
-	for i := range assignments {
-		assignments[i] = []int32{m.s.cfg.NodeID} // min(3, live brokers) = 1 on one node
+	// Spread over the live brokers; one replica each until replication
+	// exists (then min(3, live brokers), as Kafka's
+	// offsets.topic.replication.factor).
+	live := liveBrokers(m.s.cfg.Metadata.State())
+	if len(live) == 0 {
+		live = []metadata.Broker{{ID: m.s.cfg.NodeID}}
 	}
+	assignments := placeNew(live, n, 1)
 	ctx, cancel := context.WithTimeout(m.s.ctx, 10*time.Second)
 	defer cancel()
 	t, err := m.s.cfg.Metadata.CreateTopic(ctx, metadata.TopicSpec{
@@ -242,10 +246,25 @@ func (m *groupManager) shardFor(groupID string) (*groupShard, *kerr.Error) {
 	sh.mu.Lock()
 	closed := sh.closed
 	sh.mu.Unlock()
-	if closed {
+	if closed || !sh.part.leading.Load() {
 		return nil, kerr.NotCoordinator
 	}
 	return sh, nil
+}
+
+// coordinatorOf returns the broker leading the offsets partition of a group
+// (FindCoordinator), or COORDINATOR_NOT_AVAILABLE.
+func (m *groupManager) coordinatorOf(groupID string) (int32, *kerr.Error) {
+	t, err := m.ensureTopic()
+	if err != nil {
+		m.log.Warn("offsets topic unavailable", "err", err)
+		return -1, kerr.CoordinatorNotAvailable
+	}
+	leader := t.Partitions[group.Partition(groupID, int32(len(t.Partitions)))].Leader
+	if leader < 0 {
+		return -1, kerr.CoordinatorNotAvailable
+	}
+	return leader, nil
 }
 
 // allShards returns the shards, and whether every one of them is loaded.
@@ -510,7 +529,7 @@ func (sh *groupShard) appendLocked(records []recordbatch.Record) error {
 	}
 	if _, _, err := sh.part.appendBatch(batch, 9, now); err != nil {
 		var pe *produceError
-		if errors.As(err, &pe) && pe.code == kerr.UnknownTopicOrPartition.Code {
+		if errors.As(err, &pe) && (pe.code == kerr.UnknownTopicOrPartition.Code || pe.code == kerr.NotLeaderForPartition.Code) {
 			return kerr.NotCoordinator
 		}
 		sh.m.log.Error("writing to the offsets topic failed", "partition", sh.index, "err", err)

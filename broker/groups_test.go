@@ -81,6 +81,14 @@ func (n *testNode) open() {
 		defer close(n.serving)
 		srv.Serve()
 	}()
+	// Registered with the controller and leading its partitions.
+	deadline := time.Now().Add(20 * time.Second)
+	for !srv.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("broker not ready (registration with the controller)")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (n *testNode) close() {

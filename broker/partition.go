@@ -35,6 +35,12 @@ type partition struct {
 	segments *segment.Log
 	config   atomic.Pointer[topicconfig.Values]
 
+	// leading and leaderEpoch follow the metadata state (set by the
+	// partition manager on every change): appends are accepted only while
+	// this broker leads, and stamped with the leader epoch.
+	leading     atomic.Bool
+	leaderEpoch atomic.Int32
+
 	appendMu  sync.Mutex // guards producers and snapshotEnd, serializes check → append → update
 	producers *producer.State
 	// snapshotEnd is the log end offset the newest producer snapshot was
@@ -279,9 +285,13 @@ func (p *partition) appendBatch(records []byte, produceVersion int16, now time.T
 		recordbatch.SetLogAppendTime(batch, appendTime)
 		h.MaxTimestamp = appendTime
 	}
-	recordbatch.SetPartitionLeaderEpoch(batch, 0)
 
 	p.appendMu.Lock()
+	if !p.leading.Load() {
+		p.appendMu.Unlock()
+		return 0, -1, &produceError{6, "this broker does not lead the partition (any more)"}
+	}
+	recordbatch.SetPartitionLeaderEpoch(batch, p.leaderEpoch.Load())
 	if h.HasProducerID() {
 		dup, err := p.producers.Check(batchMeta(h, -1))
 		if err != nil {
@@ -397,6 +407,20 @@ func (p *partition) compact(now time.Time) (segment.CompactStats, error) {
 		p.lastCleaned = now
 	}
 	return stats, err
+}
+
+// setLeadership records whether this broker leads the partition, and at
+// which leader epoch. Taking the append lock orders it with appends.
+func (p *partition) setLeadership(leading bool, epoch int32) {
+	if p.leading.Load() == leading && p.leaderEpoch.Load() == epoch {
+		return
+	}
+	p.appendMu.Lock()
+	p.leading.Store(leading)
+	p.leaderEpoch.Store(epoch)
+	p.appendMu.Unlock()
+	p.log.Debug("partition leadership", "leader", leading, "leader_epoch", epoch)
+	p.notifyWaiters() // long-polls re-check who leads
 }
 
 func (p *partition) setConfig(v topicconfig.Values) error {

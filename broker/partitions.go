@@ -183,12 +183,14 @@ func (m *partitionManager) reconcile() error {
 	var errs []error
 	for tp, t := range want {
 		values := topicconfig.Typed(m.cfg.defaults, t.Configs)
+		assigned := t.Partitions[tp.index]
 		if p := m.getByName(tp.topic, tp.index); p != nil {
 			if *p.config.Load() != values {
 				if err := p.setConfig(values); err != nil {
 					errs = append(errs, err)
 				}
 			}
+			p.setLeadership(assigned.Leader == m.cfg.nodeID, assigned.LeaderEpoch)
 			continue
 		}
 		dir := filepath.Join(m.cfg.dataDir, fmt.Sprintf("%s-%d", tp.topic, tp.index))
@@ -197,6 +199,7 @@ func (m *partitionManager) reconcile() error {
 			errs = append(errs, err)
 			continue
 		}
+		p.setLeadership(assigned.Leader == m.cfg.nodeID, assigned.LeaderEpoch)
 		m.mu.Lock()
 		m.partitions[tp] = p
 		m.mu.Unlock()

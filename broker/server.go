@@ -50,6 +50,16 @@ type Config struct {
 	IdleTimeout time.Duration
 	// ProducerIDExpiration is producer.id.expiration.ms, default 1 day.
 	ProducerIDExpiration time.Duration
+	// HeartbeatInterval is broker.heartbeat.interval.ms: how often this
+	// broker tells the controller it is alive; default 2 s. The
+	// controller's session timeout (metadata.Config) must be several times
+	// longer.
+	HeartbeatInterval time.Duration
+	// ControlledShutdownTimeout bounds how long Close waits for the
+	// controller to move this broker's leaderships; default 10 s.
+	ControlledShutdownTimeout time.Duration
+	// Rack is broker.rack: replicas of a partition are spread over racks.
+	Rack string
 	// RetentionCheckInterval is log.retention.check.interval.ms, default 5 minutes.
 	RetentionCheckInterval time.Duration
 	// CleanerBackoff is log.cleaner.backoff.ms: the pause between log
@@ -121,6 +131,12 @@ func (c *Config) setDefaults() {
 	if c.RetentionCheckInterval == 0 {
 		c.RetentionCheckInterval = 5 * time.Minute
 	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 2 * time.Second
+	}
+	if c.ControlledShutdownTimeout == 0 {
+		c.ControlledShutdownTimeout = 10 * time.Second
+	}
 	if c.OffsetsTopicNumPartitions == 0 {
 		c.OffsetsTopicNumPartitions = 50
 	}
@@ -174,6 +190,9 @@ func (c Config) Validate() error {
 	}
 	if c.DefaultReplicationFactor < 1 {
 		return fmt.Errorf("broker: default replication factor %d must be at least 1", c.DefaultReplicationFactor)
+	}
+	if c.DefaultReplicationFactor > 1 {
+		return fmt.Errorf("broker: default replication factor %d: %s", c.DefaultReplicationFactor, replicationUnsupported)
 	}
 	if c.FetchMaxBytes < 1024 {
 		return fmt.Errorf("broker: fetch max bytes %d must be at least 1024", c.FetchMaxBytes)
@@ -232,6 +251,7 @@ type Server struct {
 	partitions  *partitionManager
 	producerIDs *producerIDAllocator
 	groups      *groupManager // group coordinators, one per __consumer_offsets partition
+	membership  *membership   // registration and heartbeats with the controller
 
 	ctx    context.Context // canceled when the server shuts down
 	cancel context.CancelFunc
@@ -260,6 +280,7 @@ func New(cfg Config) (*Server, error) {
 		metrics: newMetrics(cfg.Registerer),
 	}
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
+	s.membership = newMembership(s)
 	s.groups = newGroupManager(s)
 	pm, err := newPartitionManager(partitionManagerConfig{
 		dataDir:              filepath.Clean(cfg.DataDir),
@@ -317,7 +338,11 @@ func (s *Server) Serve() error {
 		defer s.wg.Done()
 		s.partitions.run(s.ctx)
 	}()
-	s.wg.Add(2)
+	s.wg.Add(3)
+	go func() {
+		defer s.wg.Done()
+		s.membership.run(s.ctx)
+	}()
 	go func() {
 		defer s.wg.Done()
 		s.partitions.runCleaner(s.ctx)
@@ -387,9 +412,21 @@ func (s *Server) accept(l *boundListener) error {
 	}
 }
 
-// Close stops accepting, lets every connection finish the request it is
-// handling and send its responses, then flushes and closes the partitions.
+// Ready reports whether the broker serves what the cluster assigned it: it
+// is registered and unfenced and leads every partition waiting for it.
+func (s *Server) Ready() bool { return s.membership.ready() }
+
+// Close moves this broker's leaderships away (controlled shutdown), stops
+// accepting, lets every connection finish the request it is handling and
+// send its responses, then flushes and closes the partitions.
 func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	s.membership.controlledShutdown(s.cfg.ControlledShutdownTimeout)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

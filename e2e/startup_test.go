@@ -27,7 +27,7 @@ func TestInvalidSettingsRefusedAtStart(t *testing.T) {
 		{[]string{"--log-retention-ms", "forever"}, "--log-retention-ms"},
 		{[]string{"--log-cleanup-policy", "shred"}, "not a cleanup policy"},
 		{[]string{"--log-cleaner-min-cleanable-ratio", "2"}, "not between 0 and 1"},
-		{[]string{"--controller-quorum", "1@127.0.0.1:1,2@127.0.0.1:2"}, "--controller-quorum"},
+		{[]string{"--controller-quorum", "2@127.0.0.1:1,3@127.0.0.1:2"}, "--controller-quorum"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			args := append([]string{"serve", "--data-dir", filepath.Join(dir, "d"), "--admin-listen", "-"}, tc.args...)

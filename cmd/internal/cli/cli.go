@@ -36,6 +36,7 @@ Usage:
   strata [serve] [flags]      run a broker (plain "strata" runs one with embedded defaults)
   strata format [flags]       prepare a data dir (cluster id, node id, initial voters)
   strata healthcheck [flags]  exit 0 when the node at --admin is ready
+  strata cluster <command>    cluster status, add or remove metadata voters
   strata version              print the version
 
 Run "strata <command> --help" for the flags of a command.
@@ -55,6 +56,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		err = runFormat(args, stdout, stderr)
 	case "healthcheck":
 		err = runHealthcheck(args, stdout, stderr)
+	case "cluster":
+		err = runCluster(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "strata", Version)
 	case "help":
@@ -112,6 +115,10 @@ type serveFlags struct {
 	offsetsRetentionMin int64
 	offsetsCheckMs      int64
 	cleanerBackoffMs    int64
+	heartbeatMs         int64
+	quorumTimeoutMs     int64
+	sessionTimeoutMs    int64
+	rack                string
 	groupInitialDelayMs int64
 	logLevel            string
 	logFormat           string
@@ -149,6 +156,10 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.Int64Var(&f.idleMillis, "connections-max-idle-ms", 600000, "close client connections idle this long")
 	fs.Int64Var(&f.producerExpiryMs, "producer-id-expiration-ms", 86400000, "forget idempotent producers idle this long")
 	fs.Int64Var(&f.retentionCheckMs, "log-retention-check-interval-ms", 300000, "how often retention runs")
+	fs.Int64Var(&f.quorumTimeoutMs, "controller-quorum-timeout-ms", 60000, "how long start-up waits for the metadata quorum to elect a leader before giving up")
+	fs.StringVar(&f.rack, "broker-rack", "", "this broker's rack (broker.rack); replicas of a partition are spread over racks")
+	fs.Int64Var(&f.heartbeatMs, "broker-heartbeat-interval-ms", 2000, "how often this broker heartbeats to the controller (broker.heartbeat.interval.ms)")
+	fs.Int64Var(&f.sessionTimeoutMs, "broker-session-timeout-ms", 9000, "the controller fences a broker silent this long and moves its leaderships (broker.session.timeout.ms)")
 	fs.Int64Var(&f.cleanerBackoffMs, "log-cleaner-backoff-ms", 15000, "pause between log cleaner passes over compacted topics (log.cleaner.backoff.ms)")
 	fs.Int32Var(&f.offsetsPartitions, "offsets-topic-num-partitions", 50, "partitions of __consumer_offsets when it is created (offsets.topic.num.partitions)")
 	fs.Int32Var(&f.offsetsSegmentBytes, "offsets-topic-segment-bytes", 100<<20, "segment size of the compacted __consumer_offsets topic when it is created (offsets.topic.segment.bytes)")
@@ -380,10 +391,20 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		return node.Config{}, err
 	}
 	if len(quorum) > 0 {
-		if _, ok := quorum[f.nodeID]; !ok || len(quorum) > 1 {
-			return node.Config{}, usageErrorf("--controller-quorum %q: multi-node quorums are not supported yet; this release runs a single voter (this node)", f.controllerQuorum)
+		if _, ok := quorum[f.nodeID]; !ok {
+			return node.Config{}, usageErrorf("--controller-quorum %q: does not name this node (--node-id %d); every node of this release is a voter", f.controllerQuorum, f.nodeID)
 		}
-		quorum = nil
+		if f.controllerAdvertise == "" {
+			f.controllerAdvertise = quorum[f.nodeID] // what the other voters dial
+		} else if f.controllerAdvertise != quorum[f.nodeID] {
+			return node.Config{}, usageErrorf("--controller-advertise %q differs from this node's entry in --controller-quorum (%q): the other voters dial the quorum entry", f.controllerAdvertise, quorum[f.nodeID])
+		}
+		if len(quorum) == 1 {
+			quorum = nil // this node alone: the default
+		}
+	}
+	if f.sessionTimeoutMs < 3*f.heartbeatMs {
+		return node.Config{}, usageErrorf("--broker-session-timeout-ms %d: must be at least 3 × --broker-heartbeat-interval-ms (%d)", f.sessionTimeoutMs, f.heartbeatMs)
 	}
 	if _, _, err := net.SplitHostPort(f.controllerListen); err != nil {
 		return node.Config{}, usageErrorf("--controller-listen %q: %v", f.controllerListen, err)
@@ -428,7 +449,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		return node.Config{}, usageErrorf("--offsets-topic-segment-bytes %d: must be at least 1024", f.offsetsSegmentBytes)
 	}
 	for name, ms := range map[string]int64{"connections-max-idle-ms": f.idleMillis, "producer-id-expiration-ms": f.producerExpiryMs, "log-retention-check-interval-ms": f.retentionCheckMs,
-		"log-cleaner-backoff-ms": f.cleanerBackoffMs, "offsets-retention-minutes": f.offsetsRetentionMin, "offsets-retention-check-interval-ms": f.offsetsCheckMs} {
+		"log-cleaner-backoff-ms": f.cleanerBackoffMs, "broker-heartbeat-interval-ms": f.heartbeatMs, "controller-quorum-timeout-ms": f.quorumTimeoutMs, "broker-session-timeout-ms": f.sessionTimeoutMs, "offsets-retention-minutes": f.offsetsRetentionMin, "offsets-retention-check-interval-ms": f.offsetsCheckMs} {
 		if ms < 1 {
 			return node.Config{}, usageErrorf("--%s %d: must be at least 1", name, ms)
 		}
@@ -452,14 +473,16 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		defaults[name] = v
 	}
 	return node.Config{
-		NodeID:              f.nodeID,
-		ClusterID:           f.clusterID,
-		DataDir:             f.dataDir,
-		ControllerListen:    f.controllerListen,
-		ControllerAdvertise: f.controllerAdvertise,
-		ControllerQuorum:    quorum,
-		AdminListen:         f.adminListen,
-		Logger:              log,
+		NodeID:               f.nodeID,
+		ClusterID:            f.clusterID,
+		DataDir:              f.dataDir,
+		ControllerListen:     f.controllerListen,
+		ControllerAdvertise:  f.controllerAdvertise,
+		ControllerQuorum:     quorum,
+		BrokerSessionTimeout: time.Duration(f.sessionTimeoutMs) * time.Millisecond,
+		QuorumTimeout:        time.Duration(f.quorumTimeoutMs) * time.Millisecond,
+		AdminListen:          f.adminListen,
+		Logger:               log,
 		Broker: broker.Config{
 			Listeners:                     listeners,
 			TopicDefaults:                 defaults,
@@ -474,6 +497,8 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			OffsetsTopicNumPartitions:     f.offsetsPartitions,
 			GroupInitialRebalanceDelay:    groupDelay,
 			CleanerBackoff:                time.Duration(f.cleanerBackoffMs) * time.Millisecond,
+			HeartbeatInterval:             time.Duration(f.heartbeatMs) * time.Millisecond,
+			Rack:                          f.rack,
 			OffsetsTopicSegmentBytes:      f.offsetsSegmentBytes,
 			OffsetsRetention:              time.Duration(f.offsetsRetentionMin) * time.Minute,
 			OffsetsRetentionCheckInterval: time.Duration(f.offsetsCheckMs) * time.Millisecond,
@@ -513,8 +538,8 @@ func runFormat(args []string, stdout, stderr io.Writer) error {
 	if len(quorum) == 0 {
 		quorum = map[int32]string{*nodeID: *controllerAdvertise}
 	}
-	if _, ok := quorum[*nodeID]; !ok || len(quorum) > 1 {
-		return usageErrorf("--controller-quorum %q: multi-node quorums are not supported yet; this release runs a single voter (this node)", *quorumFlag)
+	if _, ok := quorum[*nodeID]; !ok {
+		return usageErrorf("--controller-quorum %q: does not name this node (--node-id %d)", *quorumFlag, *nodeID)
 	}
 	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
 		return err

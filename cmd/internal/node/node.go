@@ -4,14 +4,18 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +38,12 @@ type Config struct {
 	// ControllerQuorum are the initial voters (node id → controller
 	// address); empty means this node alone.
 	ControllerQuorum map[int32]string
+	// QuorumTimeout bounds how long start-up waits for the metadata quorum;
+	// default 60 s.
+	QuorumTimeout time.Duration
+	// BrokerSessionTimeout is how long the controller waits for a broker's
+	// heartbeat before fencing it (broker.session.timeout.ms).
+	BrokerSessionTimeout time.Duration
 	// AdminListen serves /metrics, /healthz, /readyz and /debug/pprof;
 	// default 127.0.0.1:9080; "-" disables it.
 	AdminListen string
@@ -55,6 +65,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.AdminListen == "" {
 		c.AdminListen = "127.0.0.1:9080"
+	}
+	if c.QuorumTimeout == 0 {
+		c.QuorumTimeout = 60 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -82,21 +95,19 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	store, err := metadata.Open(metadata.Config{
-		NodeID:              cfg.NodeID,
-		DataDir:             cfg.DataDir,
-		ControllerListen:    cfg.ControllerListen,
-		ControllerAdvertise: cfg.ControllerAdvertise,
-		Logger:              log,
+		NodeID:               cfg.NodeID,
+		DataDir:              cfg.DataDir,
+		ControllerListen:     cfg.ControllerListen,
+		ControllerAdvertise:  cfg.ControllerAdvertise,
+		BrokerSessionTimeout: cfg.BrokerSessionTimeout,
+		Logger:               log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open metadata store: %w", err)
 	}
-	waitCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	log.Info("waiting for the metadata quorum", "controller_listen", cfg.ControllerListen)
-	if err := store.WaitReady(waitCtx); err != nil {
+	if err := waitForQuorum(ctx, store, cfg, log); err != nil {
 		store.Close()
-		return nil, fmt.Errorf("metadata quorum not ready (is a majority of --controller-quorum reachable?): %w", err)
+		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -123,6 +134,35 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		n.admin = &http.Server{Handler: n.adminHandler(reg), ReadHeaderTimeout: 10 * time.Second}
 	}
 	return n, nil
+}
+
+// waitForQuorum waits for the metadata quorum to elect a leader and this
+// node to catch up, saying every few seconds what it waits for, and gives
+// up after cfg.QuorumTimeout.
+func waitForQuorum(ctx context.Context, store *metadata.Store, cfg Config, log *slog.Logger) error {
+	deadline := time.Now().Add(cfg.QuorumTimeout)
+	log.Info("waiting for the metadata quorum", "controller_listen", cfg.ControllerListen)
+	for {
+		step, cancel := context.WithTimeout(ctx, min(5*time.Second, time.Until(deadline)))
+		err := store.WaitReady(step)
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case !errors.Is(err, context.DeadlineExceeded):
+			return fmt.Errorf("metadata quorum: %w", err)
+		case !time.Now().Before(deadline):
+			return fmt.Errorf("metadata quorum not ready after %v: no leader could be elected with the reachable voters; check that a majority of --controller-quorum is running, reachable at the listed addresses, and formatted with the same cluster id", cfg.QuorumTimeout)
+		}
+		voters, _ := store.Voters()
+		var names []string
+		for _, v := range voters {
+			names = append(names, fmt.Sprintf("%d@%s", v.NodeID, v.Address))
+		}
+		log.Warn("still waiting for the metadata quorum: no leader yet (a majority of the voters must be up and reachable)", "voters", strings.Join(names, ","), "gives_up_in", time.Until(deadline).Round(time.Second))
+	}
 }
 
 // prepareDataDir formats an empty data dir when this node may: it runs
@@ -172,12 +212,94 @@ func (n *Node) adminHandler(reg *prometheus.Registry) http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	mux.HandleFunc("GET /v1/cluster", n.handleCluster)
+	mux.HandleFunc("POST /v1/voters", n.handleAddVoter)
+	mux.HandleFunc("DELETE /v1/voters/{id}", n.handleRemoveVoter)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// ClusterStatus is what GET /v1/cluster answers (strata cluster reads it).
+type ClusterStatus struct {
+	ClusterID string `json:"cluster_id"`
+	NodeID    int32  `json:"node_id"`
+	// Controller is the metadata quorum's leader, -1 when none is known.
+	Controller int32          `json:"controller"`
+	Voters     []VoterStatus  `json:"voters"`
+	Brokers    []BrokerStatus `json:"brokers"`
+}
+
+// VoterStatus is one member of the metadata quorum.
+type VoterStatus struct {
+	NodeID  int32  `json:"node_id"`
+	Address string `json:"address"`
+	Voting  bool   `json:"voting"`
+}
+
+// BrokerStatus is one registered broker.
+type BrokerStatus struct {
+	ID        int32    `json:"id"`
+	Endpoints []string `json:"endpoints"`
+	Rack      string   `json:"rack,omitempty"`
+	Fenced    bool     `json:"fenced"`
+	Epoch     int64    `json:"epoch"`
+}
+
+func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {
+	state := n.store.State()
+	status := ClusterStatus{ClusterID: state.ClusterID(), NodeID: n.cfg.NodeID, Controller: -1}
+	if leader, ok := n.store.Leader(); ok {
+		status.Controller = leader
+	}
+	voters, err := n.store.Voters()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	for _, v := range voters {
+		status.Voters = append(status.Voters, VoterStatus{NodeID: v.NodeID, Address: v.Address, Voting: v.Voting})
+	}
+	for _, b := range state.Brokers() {
+		bs := BrokerStatus{ID: b.ID, Rack: b.Rack, Fenced: b.Fenced, Epoch: b.Epoch}
+		for _, e := range b.Endpoints {
+			bs.Endpoints = append(bs.Endpoints, fmt.Sprintf("%s=%s", e.Listener, net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port)))))
+		}
+		status.Brokers = append(status.Brokers, bs)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(status)
+}
+
+func (n *Node) handleAddVoter(w http.ResponseWriter, r *http.Request) {
+	var voter VoterStatus
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&voter); err != nil || voter.Address == "" {
+		http.Error(w, "want JSON {\"node_id\": N, \"address\": \"host:port\"}", http.StatusBadRequest)
+		return
+	}
+	if err := n.store.AddVoter(r.Context(), voter.NodeID, voter.Address); err != nil {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
+	n.log.Info("added a voter", "voter", voter.NodeID, "address", voter.Address)
+	fmt.Fprintln(w, "ok")
+}
+
+func (n *Node) handleRemoveVoter(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 32)
+	if err != nil {
+		http.Error(w, "bad node id", http.StatusBadRequest)
+		return
+	}
+	if err := n.store.RemoveVoter(r.Context(), int32(id)); err != nil {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
+	n.log.Info("removed a voter", "voter", id)
+	fmt.Fprintln(w, "ok")
 }
 
 // BrokerAddr is the bound address of a broker listener.
@@ -201,6 +323,18 @@ func (n *Node) Run(ctx context.Context) error {
 				n.serveErr <- fmt.Errorf("admin listener: %w", err)
 			}
 		}()
+	}
+	// Ready once registered with the controller, unfenced, and leading
+	// what waits for this node.
+	for !n.broker.Ready() {
+		select {
+		case <-ctx.Done():
+			return n.Close()
+		case err := <-n.serveErr:
+			n.log.Error("a listener failed; shutting down", "err", err)
+			return errors.Join(err, n.Close())
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	n.ready.Store(true)
 	attrs := []any{"node_id", n.cfg.NodeID, "cluster_id", n.store.State().ClusterID(), "data_dir", n.cfg.DataDir}

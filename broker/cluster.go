@@ -1,0 +1,207 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/strata-log/strata/metadata"
+)
+
+// membership is this broker's registration with the controller: it
+// registers at start (a new incarnation each process run), heartbeats every
+// HeartbeatInterval, registers again when the controller no longer knows
+// the registration, and asks for a controlled shutdown before it stops.
+type membership struct {
+	s           *Server
+	incarnation [16]byte
+	epoch       atomic.Int64 // broker epoch of the current registration; 0 before the first
+	stopping    atomic.Bool  // controlled shutdown requested
+}
+
+func newMembership(s *Server) *membership {
+	return &membership{s: s, incarnation: uuid.New()}
+}
+
+// registration describes this broker: every listener with its advertised
+// address.
+func (m *membership) registration() metadata.BrokerRegistration {
+	reg := metadata.BrokerRegistration{ID: m.s.cfg.NodeID, IncarnationID: m.incarnation, Rack: m.s.cfg.Rack}
+	for _, l := range m.s.listeners {
+		reg.Endpoints = append(reg.Endpoints, metadata.BrokerEndpoint{
+			Listener: l.Name, Host: l.advertiseHost, Port: l.advertisePort, SecurityProtocol: "PLAINTEXT",
+		})
+	}
+	return reg
+}
+
+// run registers and heartbeats until ctx ends.
+func (m *membership) run(ctx context.Context) {
+	store := m.s.cfg.Metadata
+	log := m.s.log.With("subsystem", "membership")
+	backoff := 50 * time.Millisecond
+	failing := false
+	for ctx.Err() == nil {
+		var err error
+		if m.epoch.Load() == 0 {
+			var epoch int64
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			epoch, err = store.RegisterBroker(rctx, m.registration())
+			cancel()
+			if err == nil {
+				m.epoch.Store(epoch)
+				log.Info("registered with the controller", "broker_epoch", epoch)
+				continue // heartbeat right away: the controller unfences on it
+			}
+		} else {
+			hctx, cancel := context.WithTimeout(ctx, m.s.cfg.HeartbeatInterval)
+			err = store.Heartbeat(hctx, m.s.cfg.NodeID, m.epoch.Load(), m.stopping.Load())
+			cancel()
+			if errors.Is(err, metadata.ErrUnknownBroker) || errors.Is(err, metadata.ErrStaleBrokerEpoch) {
+				log.Warn("the controller no longer knows this registration; registering again", "err", err)
+				m.epoch.Store(0)
+				continue
+			}
+		}
+		wait := m.s.cfg.HeartbeatInterval
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !failing {
+				log.Warn("cannot reach the controller; retrying (is a majority of the controller quorum up?)", "err", err)
+			}
+			failing = true
+			wait = min(backoff, m.s.cfg.HeartbeatInterval)
+			backoff = min(2*backoff, time.Second)
+		} else {
+			if failing {
+				log.Info("reached the controller again")
+			}
+			failing, backoff = false, 50*time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+}
+
+// ready reports whether this broker is registered, unfenced, and leads
+// every partition waiting for it (an offline partition whose in-sync
+// replica it is).
+func (m *membership) ready() bool {
+	state := m.s.cfg.Metadata.State()
+	b, ok := state.Broker(m.s.cfg.NodeID)
+	if !ok || b.Fenced || b.Epoch != m.epoch.Load() {
+		return false
+	}
+	waiting := false
+	state.EachTopic(func(t metadata.Topic) bool {
+		for _, p := range t.Partitions {
+			if p.Leader == -1 && slices.Contains(p.ISR, m.s.cfg.NodeID) {
+				waiting = true
+				return false
+			}
+		}
+		return true
+	})
+	return !waiting
+}
+
+// controlledShutdown asks the controller to move this broker's leaderships
+// and waits, at most timeout, until it leads nothing.
+func (m *membership) controlledShutdown(timeout time.Duration) {
+	if m.epoch.Load() == 0 {
+		return
+	}
+	m.stopping.Store(true)
+	store := m.s.cfg.Metadata
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Until(deadline))
+		err := store.Heartbeat(ctx, m.s.cfg.NodeID, m.epoch.Load(), true)
+		cancel()
+		if err == nil && !leads(store.State(), m.s.cfg.NodeID) {
+			m.s.log.Info("controlled shutdown: leaderships moved")
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m.s.log.Warn("controlled shutdown: leaderships not all moved in time; stopping anyway", "timeout", timeout)
+}
+
+func leads(state *metadata.State, id int32) bool {
+	found := false
+	state.EachTopic(func(t metadata.Topic) bool {
+		for _, p := range t.Partitions {
+			if p.Leader == id {
+				found = true
+				return false
+			}
+		}
+		return true
+	})
+	return found
+}
+
+// liveBrokers returns the registered, unfenced brokers in id order.
+func liveBrokers(state *metadata.State) []metadata.Broker {
+	var out []metadata.Broker
+	for _, b := range state.Brokers() {
+		if !b.Fenced {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// placeNew assigns replicas to partitions new partitions across the live
+// brokers, as Kafka does without racks: partition i starts at a random
+// broker plus i, and its followers follow in id order, so leaders and
+// replicas spread evenly. With racks, consecutive replicas of a partition
+// go to different racks where there are enough.
+func placeNew(live []metadata.Broker, partitions int32, replicationFactor int) [][]int32 {
+	ordered := rackAlternating(live)
+	start := rand.IntN(len(ordered))
+	out := make([][]int32, partitions)
+	for i := range out {
+		replicas := make([]int32, 0, replicationFactor)
+		for r := range replicationFactor {
+			replicas = append(replicas, ordered[(start+i+r)%len(ordered)].ID)
+		}
+		out[i] = replicas
+	}
+	return out
+}
+
+// rackAlternating orders brokers so that consecutive ones are on different
+// racks where possible (Kafka's rack-alternated broker list).
+func rackAlternating(brokers []metadata.Broker) []metadata.Broker {
+	byRack := map[string][]metadata.Broker{}
+	var racks []string
+	for _, b := range brokers {
+		if _, ok := byRack[b.Rack]; !ok {
+			racks = append(racks, b.Rack)
+		}
+		byRack[b.Rack] = append(byRack[b.Rack], b)
+	}
+	if len(racks) <= 1 {
+		return brokers
+	}
+	slices.Sort(racks)
+	out := make([]metadata.Broker, 0, len(brokers))
+	for i := 0; len(out) < len(brokers); i++ {
+		for _, rack := range racks {
+			if i < len(byRack[rack]) {
+				out = append(out, byRack[rack][i])
+			}
+		}
+	}
+	return out
+}

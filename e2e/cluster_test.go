@@ -1,0 +1,425 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// cluster is n strata processes on loopback forming one metadata quorum
+// (every node a voter, combined mode), formatted by serve itself from
+// --cluster-id as compose does.
+type cluster struct {
+	t         *testing.T
+	clusterID string
+	nodes     map[int32]*brokerProcess
+	quorum    string
+}
+
+// Short sessions so failover tests take seconds: heartbeats every 200 ms,
+// fenced after 1.5 s of silence.
+var clusterTimingFlags = []string{"--broker-heartbeat-interval-ms", "200", "--broker-session-timeout-ms", "1500"}
+
+func startCluster(t *testing.T, n int32) *cluster {
+	t.Helper()
+	c := &cluster{t: t, clusterID: "e2e-cluster-" + fmt.Sprint(time.Now().UnixNano()%1_000_000), nodes: map[int32]*brokerProcess{}}
+	var voters []string
+	dir := t.TempDir()
+	for id := int32(1); id <= n; id++ {
+		b := &brokerProcess{
+			dataDir: filepath.Join(dir, fmt.Sprintf("node%d", id), "data"),
+			addr:    freePort(t), admin: freePort(t), ctrl: freePort(t),
+			logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", id)),
+		}
+		c.nodes[id] = b
+		voters = append(voters, fmt.Sprintf("%d@%s", id, b.ctrl))
+	}
+	c.quorum = strings.Join(voters, ",")
+	for id, b := range c.nodes {
+		b.extra = append([]string{"--node-id", fmt.Sprint(id), "--cluster-id", c.clusterID, "--controller-quorum", c.quorum}, clusterTimingFlags...)
+	}
+	t.Cleanup(func() {
+		for id, b := range c.nodes {
+			b.kill()
+			if t.Failed() {
+				t.Logf("--- node %d", id)
+				logTail(t, b.logPath)
+			}
+		}
+	})
+	// Every node waits for a quorum, so they start together.
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for id, b := range c.nodes {
+		wg.Go(func() {
+			if err := b.start(); err != nil {
+				errs <- fmt.Errorf("node %d: %w", id, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// seeds are every running node's client address.
+func (c *cluster) seeds(except ...int32) []string {
+	var out []string
+	for id, b := range c.nodes {
+		if !containsID(except, id) {
+			out = append(out, b.addr)
+		}
+	}
+	return out
+}
+
+func containsID(ids []int32, id int32) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// client is a franz-go client seeded with every running node (later
+// options win).
+func (c *cluster) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
+	return newClient(t, c.seeds()[0], append([]kgo.Opt{kgo.SeedBrokers(c.seeds()...)}, opts...)...)
+}
+
+func (c *cluster) admin(except ...int32) *kadm.Client {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds(except...)...))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
+}
+
+// status reads GET /v1/cluster from a node, as `strata cluster status
+// --output json` prints it.
+type clusterStatus struct {
+	ClusterID  string `json:"cluster_id"`
+	Controller int32  `json:"controller"`
+	Voters     []struct {
+		NodeID  int32  `json:"node_id"`
+		Address string `json:"address"`
+	} `json:"voters"`
+	Brokers []struct {
+		ID     int32 `json:"id"`
+		Fenced bool  `json:"fenced"`
+	} `json:"brokers"`
+}
+
+func (c *cluster) status(id int32) clusterStatus {
+	c.t.Helper()
+	out, err := exec.Command(strataBin, "cluster", "status", "--admin", c.nodes[id].admin, "--output", "json").CombinedOutput()
+	if err != nil {
+		c.t.Fatalf("strata cluster status on node %d: %v\n%s", id, err, out)
+	}
+	var s clusterStatus
+	if err := json.Unmarshal(out, &s); err != nil {
+		c.t.Fatalf("cluster status: %v\n%s", err, out)
+	}
+	return s
+}
+
+// eventually retries f until it succeeds or d passes.
+func eventually(t *testing.T, d time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still failing after %v: %v", what, d, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestCluster runs a 3-node cluster through the issue's scenarios, one
+// after the other on the same processes.
+func TestCluster(t *testing.T) {
+	c := startCluster(t, 3)
+	ctx := testContext(t, 5*time.Minute)
+	adm := c.admin()
+
+	t.Run("metadata lists every broker and a live controller", func(t *testing.T) {
+		eventually(t, 10*time.Second, "3 brokers in metadata", func() error {
+			m, err := adm.BrokerMetadata(ctx)
+			if err != nil {
+				return err
+			}
+			if len(m.Brokers) != 3 || !containsID([]int32{1, 2, 3}, m.Controller) {
+				return fmt.Errorf("brokers %v, controller %d", m.Brokers.NodeIDs(), m.Controller)
+			}
+			return nil
+		})
+		s := c.status(2)
+		if s.ClusterID != c.clusterID || len(s.Voters) != 3 || len(s.Brokers) != 3 {
+			t.Fatalf("cluster status: %+v", s)
+		}
+	})
+
+	topic := uniqueTopic(t)
+	records := map[int32][]string{}
+	t.Run("topics created on any node spread over the brokers", func(t *testing.T) {
+		for id := range c.nodes {
+			one := kadm.NewClient(newClient(t, c.nodes[id].addr))
+			name := fmt.Sprintf("%s-via-%d", topic, id)
+			resp, err := one.CreateTopic(ctx, 6, 1, nil, name)
+			if err != nil || resp.Err != nil {
+				t.Fatalf("create through node %d: %v %v", id, err, resp.Err)
+			}
+		}
+		resp, err := adm.CreateTopic(ctx, 6, 1, nil, topic)
+		if err != nil || resp.Err != nil {
+			t.Fatalf("create: %v %v", err, resp.Err)
+		}
+		var leaders map[int32]int
+		eventually(t, 10*time.Second, "every partition led", func() error {
+			leaders = map[int32]int{}
+			m, err := adm.Metadata(ctx, topic)
+			if err != nil {
+				return err
+			}
+			if td := m.Topics[topic]; td.Err != nil || len(td.Partitions) != 6 {
+				return fmt.Errorf("topic: %v, %d partitions", td.Err, len(td.Partitions))
+			}
+			for _, p := range m.Topics[topic].Partitions {
+				if p.Leader < 0 {
+					return fmt.Errorf("partition %d has no leader", p.Partition)
+				}
+				leaders[p.Leader]++
+			}
+			return nil
+		})
+		if len(leaders) != 3 {
+			t.Fatalf("leaders %v: want all three brokers to lead", leaders)
+		}
+		// RF 3 needs replication, which does not exist yet: refused clearly.
+		if resp, _ := adm.CreateTopic(ctx, 1, 3, nil, topic+"-rf3"); !errors.Is(resp.Err, kerr.InvalidReplicationFactor) {
+			t.Fatalf("RF=3: %v, want INVALID_REPLICATION_FACTOR", resp.Err)
+		}
+		producer := c.client(t, manualPartitioner())
+		for p := range int32(6) {
+			for i := range 50 {
+				v := fmt.Sprintf("p%d-r%d", p, i)
+				if err := producer.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: p, Value: []byte(v)}).FirstErr(); err != nil {
+					t.Fatalf("produce to partition %d: %v", p, err)
+				}
+				records[p] = append(records[p], v)
+			}
+		}
+	})
+
+	t.Run("killing the metadata leader elects a new controller", func(t *testing.T) {
+		s := c.status(1)
+		old := s.Controller
+		if old < 1 {
+			t.Fatalf("no controller: %+v", s)
+		}
+		before, err := adm.Metadata(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.nodes[old].kill()
+		start := time.Now()
+		others := kadm.NewClient(c.client(t, kgo.SeedBrokers(c.seeds(old)...)))
+		eventually(t, 20*time.Second, "creating a topic after the leader died", func() error {
+			resp, err := others.CreateTopic(ctx, 1, 1, nil, topic+"-after")
+			if err == nil && resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+				err = resp.Err
+			}
+			return err
+		})
+		t.Logf("topic creation worked again %v after kill -9 of controller %d", time.Since(start).Round(time.Millisecond), old)
+		var other int32
+		for id := range c.nodes {
+			if id != old {
+				other = id
+				break
+			}
+		}
+		if s := c.status(other); s.Controller == old || s.Controller < 1 {
+			t.Fatalf("controller after the kill: %+v", s)
+		}
+		// The dead broker's partitions: no leader (RF 1), leader epoch bumped.
+		eventually(t, 10*time.Second, "the dead broker's partitions marked offline", func() error {
+			m, err := others.Metadata(ctx, topic)
+			if err != nil {
+				return err
+			}
+			if len(m.Topics[topic].Partitions) != 6 {
+				return fmt.Errorf("%d partitions", len(m.Topics[topic].Partitions))
+			}
+			for _, p := range m.Topics[topic].Partitions {
+				was := before.Topics[topic].Partitions[p.Partition]
+				switch {
+				case was.Leader == old && (p.Leader != -1 || p.LeaderEpoch <= was.LeaderEpoch):
+					return fmt.Errorf("partition %d: leader %d epoch %d (was %d epoch %d)", p.Partition, p.Leader, p.LeaderEpoch, was.Leader, was.LeaderEpoch)
+				case was.Leader != old && p.Leader != was.Leader:
+					return fmt.Errorf("partition %d moved from live broker %d to %d", p.Partition, was.Leader, p.Leader)
+				}
+			}
+			return nil
+		})
+		// The restarted broker registers again and leads its partitions,
+		// with a newer leader epoch, holding every record.
+		c.nodes[old].restart(t)
+		eventually(t, 20*time.Second, "the restarted broker leading again", func() error {
+			m, err := adm.Metadata(ctx, topic)
+			if err != nil {
+				return err
+			}
+			for _, p := range m.Topics[topic].Partitions {
+				was := before.Topics[topic].Partitions[p.Partition]
+				if was.Leader == old && (p.Leader != old || p.LeaderEpoch < was.LeaderEpoch+2) {
+					return fmt.Errorf("partition %d: leader %d epoch %d", p.Partition, p.Leader, p.LeaderEpoch)
+				}
+			}
+			return nil
+		})
+		got := consumeAll(t, c.nodes[old].addr, topic, 300, kgo.SeedBrokers(c.seeds()...))
+		perPartition := map[int32][]string{}
+		for _, r := range got {
+			perPartition[r.Partition] = append(perPartition[r.Partition], string(r.Value))
+		}
+		for p, want := range records {
+			if strings.Join(perPartition[p], ",") != strings.Join(want, ",") {
+				t.Fatalf("partition %d after the restart: %v, want %v", p, perPartition[p], want)
+			}
+		}
+	})
+
+	t.Run("voters are removed and added at runtime", func(t *testing.T) {
+		run := func(args ...string) {
+			t.Helper()
+			out, err := exec.Command(strataBin, append([]string{"cluster"}, args...)...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("strata cluster %v: %v\n%s", args, err, out)
+			}
+		}
+		run("remove-voter", "--admin", c.nodes[1].admin, "--node-id", "3")
+		eventually(t, 10*time.Second, "two voters", func() error {
+			if s := c.status(2); len(s.Voters) != 2 {
+				return fmt.Errorf("voters %+v", s.Voters)
+			}
+			return nil
+		})
+		if resp, err := adm.CreateTopic(ctx, 1, 1, nil, topic+"-two-voters"); err != nil || resp.Err != nil {
+			t.Fatalf("create with two voters: %v %v", err, resp.Err)
+		}
+		run("add-voter", "--admin", c.nodes[2].admin, "--node-id", "3", "--address", c.nodes[3].ctrl)
+		eventually(t, 10*time.Second, "three voters, node 3 caught up", func() error {
+			if s := c.status(3); len(s.Voters) != 3 {
+				return fmt.Errorf("voters %+v", s.Voters)
+			}
+			m, err := kadm.NewClient(newClient(t, c.nodes[3].addr)).ListTopics(ctx)
+			if err != nil {
+				return err
+			}
+			if !m.Has(topic + "-two-voters") {
+				return errors.New("node 3 does not know the topic created while it was not a voter")
+			}
+			return nil
+		})
+		// An unreachable or bogus voter is refused, not half-added.
+		out, err := exec.Command(strataBin, "cluster", "add-voter", "--admin", c.nodes[1].admin, "--node-id", "9", "--address", "0.0.0.0:1").CombinedOutput()
+		if err == nil || !bytes.Contains(out, []byte("refused")) {
+			t.Fatalf("bogus voter: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("a wiped node rejoins as an empty follower", func(t *testing.T) {
+		n := c.nodes[3]
+		if err := n.stop(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(n.dataDir); err != nil {
+			t.Fatal(err)
+		}
+		n.restart(t)
+		eventually(t, 20*time.Second, "the wiped node knowing every topic", func() error {
+			m, err := kadm.NewClient(newClient(t, n.addr)).ListTopics(ctx)
+			if err != nil {
+				return err
+			}
+			if !m.Has(topic) || !m.Has(topic+"-two-voters") {
+				return fmt.Errorf("topics %v", m.Names())
+			}
+			return nil
+		})
+		if s := c.status(3); s.ClusterID != c.clusterID || len(s.Voters) != 3 {
+			t.Fatalf("wiped node's view: %+v", s)
+		}
+	})
+}
+
+// TestClusterStartupErrors: a node of another cluster cannot join, an
+// unformatted dir with other voters is refused with a hint, and a quorum
+// that cannot be reached gives up with a message saying what it waited for.
+func TestClusterStartupErrors(t *testing.T) {
+	dir := t.TempDir()
+	run := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, strataBin, args...).CombinedOutput()
+		return string(out), err
+	}
+	ctrl1, ctrl2 := freePort(t), freePort(t)
+	quorum := "1@" + ctrl1 + ",2@" + ctrl2
+	base := func(id int, data string) []string {
+		return []string{"serve", "--node-id", fmt.Sprint(id), "--data-dir", filepath.Join(dir, data), "--listen", freePort(t),
+			"--admin-listen", "-", "--controller-quorum", quorum, "--controller-quorum-timeout-ms", "3000"}
+	}
+
+	out, err := run(base(1, "unformatted")...)
+	if err == nil || !strings.Contains(out, "strata format") {
+		t.Fatalf("unformatted dir with other voters: %v\n%s", err, out)
+	}
+
+	// Node 2 of cluster "b" cannot join node 1 of cluster "a".
+	a := exec.Command(strataBin, append(base(1, "a"), "--cluster-id", "cluster-a", "--controller-listen", ctrl1)...)
+	var aOut bytes.Buffer
+	a.Stdout, a.Stderr = &aOut, &aOut
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Process.Kill()
+	out, err = run(append(base(2, "b"), "--cluster-id", "cluster-b", "--controller-listen", ctrl2)...)
+	if err == nil || !strings.Contains(out, "metadata quorum not ready") || !strings.Contains(out, "same cluster id") {
+		t.Fatalf("node of another cluster: %v\n%s", err, out)
+	}
+	a.Process.Kill()
+	a.Wait()
+	if !strings.Contains(aOut.String(), "wrong cluster id") {
+		t.Fatalf("node 1 did not log the refused handshake:\n%s", aOut.String())
+	}
+
+	// A second process for an id whose controller address is taken.
+	out, err = run("format", "--cluster-id", "c", "--node-id", "1", "--data-dir", filepath.Join(dir, "f"), "--controller-quorum", "2@"+ctrl2)
+	if err == nil || !strings.Contains(out, "--controller-quorum") {
+		t.Fatalf("format with a quorum without this node: %v\n%s", err, out)
+	}
+}
