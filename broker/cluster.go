@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync/atomic"
@@ -40,23 +41,44 @@ func (m *membership) registration() metadata.BrokerRegistration {
 	return reg
 }
 
-// run registers and heartbeats until ctx ends.
-func (m *membership) run(ctx context.Context) {
+// run registers and heartbeats until ctx ends. It fails when another live
+// process holds this broker id.
+func (m *membership) run(ctx context.Context) error {
 	store := m.s.cfg.Metadata
 	log := m.s.log.With("subsystem", "membership")
 	backoff := 50 * time.Millisecond
 	failing := false
+	var conflictSince time.Time
 	for ctx.Err() == nil {
 		var err error
 		if m.epoch.Load() == 0 {
+
 			var epoch int64
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			epoch, err = store.RegisterBroker(rctx, m.registration())
 			cancel()
 			if err == nil {
 				m.epoch.Store(epoch)
+				conflictSince = time.Time{}
 				log.Info("registered with the controller", "broker_epoch", epoch)
 				continue // heartbeat right away: the controller unfences on it
+			}
+			if errors.Is(err, metadata.ErrDuplicateBroker) {
+				// A crashed predecessor whose session has not ended yet
+				// (wait for it), or a second process with this node id
+				// (give up).
+				if conflictSince.IsZero() {
+					conflictSince = time.Now()
+					log.Warn("broker id is registered by another process with a live session; waiting for it to end", "session_timeout", m.s.cfg.SessionTimeout, "err", err)
+				}
+				if time.Since(conflictSince) > 3*m.s.cfg.SessionTimeout {
+					return fmt.Errorf("another live process is registered as broker %d (its heartbeats keep its session alive): two nodes have --node-id %d; give each node a unique id", m.s.cfg.NodeID, m.s.cfg.NodeID)
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(200 * time.Millisecond):
+				}
+				continue
 			}
 		} else {
 			hctx, cancel := context.WithTimeout(ctx, m.s.cfg.HeartbeatInterval)
@@ -71,7 +93,7 @@ func (m *membership) run(ctx context.Context) {
 		wait := m.s.cfg.HeartbeatInterval
 		if err != nil {
 			if ctx.Err() != nil {
-				return
+				return nil
 			}
 			if !failing {
 				log.Warn("cannot reach the controller; retrying (is a majority of the controller quorum up?)", "err", err)
@@ -90,6 +112,7 @@ func (m *membership) run(ctx context.Context) {
 		case <-time.After(wait):
 		}
 	}
+	return nil
 }
 
 // ready reports whether this broker is registered, unfenced, and leads

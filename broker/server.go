@@ -58,6 +58,11 @@ type Config struct {
 	// ControlledShutdownTimeout bounds how long Close waits for the
 	// controller to move this broker's leaderships; default 10 s.
 	ControlledShutdownTimeout time.Duration
+	// SessionTimeout is the controller's broker session timeout
+	// (broker.session.timeout.ms), default 9 s. A registration of this
+	// broker id by another process that stays alive for three times this
+	// long means two processes claim the id: start-up fails.
+	SessionTimeout time.Duration
 	// Rack is broker.rack: replicas of a partition are spread over racks.
 	Rack string
 	// RetentionCheckInterval is log.retention.check.interval.ms, default 5 minutes.
@@ -133,6 +138,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = 2 * time.Second
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 9 * time.Second
 	}
 	if c.ControlledShutdownTimeout == 0 {
 		c.ControlledShutdownTimeout = 10 * time.Second
@@ -338,10 +346,14 @@ func (s *Server) Serve() error {
 		defer s.wg.Done()
 		s.partitions.run(s.ctx)
 	}()
+	fatal := make(chan error, 1)
 	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
-		s.membership.run(s.ctx)
+		if err := s.membership.run(s.ctx); err != nil {
+			fatal <- err
+			s.Close()
+		}
 	}()
 	go func() {
 		defer s.wg.Done()
@@ -361,6 +373,11 @@ func (s *Server) Serve() error {
 			first = err
 			s.Close()
 		}
+	}
+	select {
+	case err := <-fatal:
+		return err
+	default:
 	}
 	return first
 }

@@ -247,6 +247,13 @@ func TestClusterControllerFencesAndElects(t *testing.T) {
 		return b.Fenced && tp.Partitions[0].Leader != 3
 	})
 
+	// A second process registering as live broker 2 is refused, through a
+	// follower too.
+	if _, err := any.RegisterBroker(ctx, BrokerRegistration{ID: 2, IncarnationID: uuid.New(),
+		Endpoints: []BrokerEndpoint{{Listener: "CLIENT", Host: "127.0.0.1", Port: 9999, SecurityProtocol: "PLAINTEXT"}}}); !errors.Is(err, ErrDuplicateBroker) {
+		t.Fatalf("duplicate registration of broker 2: %v, want ErrDuplicateBroker", err)
+	}
+
 	// A stale epoch or an unknown broker is refused, through a follower too.
 	if err := any.Heartbeat(ctx, 2, epochs[2]-1, false); err == nil {
 		t.Fatal("heartbeat with a stale epoch accepted")

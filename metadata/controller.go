@@ -93,6 +93,26 @@ func (c *controller) heartbeat(id int32, epoch int64, shuttingDown bool) error {
 	return nil
 }
 
+// admit refuses a registration of a broker id whose current registration,
+// of another incarnation, has a live session with this controller: two
+// processes claim the id (Kafka's DUPLICATE_BROKER_REGISTRATION). A
+// crashed process's registration is admitted over once its session ends,
+// and at once by a controller that never heard from it (after a controller
+// restart every session is new).
+func (c *controller) admit(registration BrokerRegistration) error {
+	existing, ok := c.s.State().Broker(registration.ID)
+	if !ok || existing.IncarnationID == registration.IncarnationID || existing.Fenced {
+		return nil
+	}
+	c.mu.Lock()
+	seen, heard := c.lastSeen[registration.ID]
+	c.mu.Unlock()
+	if heard && time.Since(seen) <= c.sessionTimeout {
+		return fmt.Errorf("broker %d is registered by another live process (last heartbeat %v ago): %w", registration.ID, time.Since(seen).Round(time.Millisecond), ErrDuplicateBroker)
+	}
+	return nil
+}
+
 func (c *controller) wake() {
 	select {
 	case c.kick <- struct{}{}:

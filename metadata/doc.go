@@ -296,7 +296,8 @@
 //	                           shutting down bool
 //	           3 add voter     node id int32, controller address string
 //	           4 remove voter  node id int32
-//	response:  status uint8 (0 ok, 1 not the leader, 2 failed),
+//	response:  status uint8 (0 ok, 1 not the leader, 2 failed,
+//	           3 duplicate broker registration: ErrDuplicateBroker),
 //	           log index uint64 (propose: where the entry was applied),
 //	           message string (why, when not ok)
 //

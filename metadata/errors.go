@@ -86,6 +86,9 @@ var (
 	// ErrStaleBrokerEpoch rejects a command aimed at a registration the
 	// broker no longer has (its broker epoch is not the current one).
 	ErrStaleBrokerEpoch = errors.New("metadata: stale broker epoch")
+	// ErrDuplicateBroker: another live process is registered with the
+	// broker id (its session with the controller has not ended).
+	ErrDuplicateBroker = errors.New("metadata: duplicate broker registration")
 
 	// ErrHandshakeRefused means the peer at the other end of a controller
 	// connection refused the handshake (another cluster, an unexpected node

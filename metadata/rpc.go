@@ -26,9 +26,10 @@ const (
 	rpcAddVoter    uint8 = 3
 	rpcRemoveVoter uint8 = 4
 
-	rpcOK        uint8 = 0
-	rpcNotLeader uint8 = 1
-	rpcFailed    uint8 = 2
+	rpcOK              uint8 = 0
+	rpcNotLeader       uint8 = 1
+	rpcFailed          uint8 = 2
+	rpcDuplicateBroker uint8 = 3
 
 	// rpcMaxFrame bounds a request or response frame.
 	rpcMaxFrame = 16 << 20
@@ -116,8 +117,14 @@ func (s *Store) handleRPC(request []byte) rpcResponse {
 	case rpcPropose:
 		// A peer's entry is checked before it reaches the log: one that
 		// does not decode would stop every node that applies it.
-		if _, decodeErr := decodeCommand(payload); decodeErr != nil {
+		cmd, decodeErr := decodeCommand(payload)
+		if decodeErr != nil {
 			return rpcResponse{status: rpcFailed, message: "undecodable command: " + decodeErr.Error()}
+		}
+		if register, ok := cmd.(*registerBrokerCommand); ok {
+			if err := s.controller.admit(register.registration); err != nil {
+				return rpcResponse{status: rpcDuplicateBroker, message: err.Error()}
+			}
 		}
 		future := s.raft.Apply(payload, enqueueTimeout(ctx))
 		if err = s.await(ctx, future); err == nil {
@@ -208,6 +215,8 @@ func (s *Store) forward(ctx context.Context, request []byte) (rpcResponse, error
 				return response, nil
 			case rpcNotLeader:
 				return response, fmt.Errorf("%w (node %d answered: %s)", ErrNotLeader, leaderID, response.message)
+			case rpcDuplicateBroker:
+				return response, fmt.Errorf("controller %d: %s: %w", leaderID, response.message, ErrDuplicateBroker)
 			default:
 				return response, fmt.Errorf("metadata: controller %d: %s", leaderID, response.message)
 			}

@@ -10,6 +10,11 @@ func (s *Store) RegisterBroker(ctx context.Context, registration BrokerRegistrat
 	if err := validateBrokerRegistration(&registration); err != nil {
 		return 0, err
 	}
+	if s.IsLeader() {
+		if err := s.controller.admit(registration); err != nil {
+			return 0, err
+		}
+	}
 	result, err := s.propose(ctx, &registerBrokerCommand{registration: registration})
 	if err != nil {
 		return 0, err

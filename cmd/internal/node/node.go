@@ -113,6 +113,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	bcfg := cfg.Broker
 	bcfg.NodeID = cfg.NodeID
+	bcfg.SessionTimeout = cfg.BrokerSessionTimeout
 	bcfg.DataDir = cfg.DataDir
 	bcfg.Metadata = store
 	bcfg.Logger = log.With("component", "broker")
