@@ -179,6 +179,18 @@ func TestCluster(t *testing.T) {
 		if s.ClusterID != c.clusterID || len(s.Voters) != 3 || len(s.Brokers) != 3 {
 			t.Fatalf("cluster status: %+v", s)
 		}
+		// Exactly one node reports itself as controller, and every node sees
+		// three live brokers.
+		controllers := 0
+		for _, n := range c.nodes {
+			controllers += int(metricValue(t, n, "strata_controller_active"))
+			if v := metricValue(t, n, "strata_brokers_alive"); v != 3 {
+				t.Fatalf("strata_brokers_alive = %v on %s", v, n.admin)
+			}
+		}
+		if controllers != 1 {
+			t.Fatalf("%d nodes report strata_controller_active 1", controllers)
+		}
 	})
 
 	topic := uniqueTopic(t)

@@ -111,6 +111,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerClusterMetrics(reg, store)
 	bcfg := cfg.Broker
 	bcfg.NodeID = cfg.NodeID
 	bcfg.SessionTimeout = cfg.BrokerSessionTimeout
@@ -164,6 +165,51 @@ func waitForQuorum(ctx context.Context, store *metadata.Store, cfg Config, log *
 		}
 		log.Warn("still waiting for the metadata quorum: no leader yet (a majority of the voters must be up and reachable)", "voters", strings.Join(names, ","), "gives_up_in", time.Until(deadline).Round(time.Second))
 	}
+}
+
+// registerClusterMetrics exports the metadata state's cluster view: whether
+// this node is the controller, how far it has applied the metadata log,
+// and the brokers and offline partitions it sees.
+func registerClusterMetrics(reg prometheus.Registerer, store *metadata.Store) {
+	gauge := func(name, help string, value func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "strata", Name: name, Help: help}, value)
+	}
+	brokers := func(fenced bool) func() float64 {
+		return func() float64 {
+			n := 0
+			for _, b := range store.State().Brokers() {
+				if b.Fenced == fenced {
+					n++
+				}
+			}
+			return float64(n)
+		}
+	}
+	reg.MustRegister(
+		gauge("controller_active", "1 when this node leads the metadata quorum (is the controller).", func() float64 {
+			if store.IsLeader() {
+				return 1
+			}
+			return 0
+		}),
+		gauge("metadata_applied_index", "Raft log index of the metadata state this node serves.", func() float64 {
+			return float64(store.State().AppliedIndex())
+		}),
+		gauge("brokers_alive", "Registered, unfenced brokers.", brokers(false)),
+		gauge("brokers_fenced", "Registered brokers the controller fenced.", brokers(true)),
+		gauge("offline_partitions", "Partitions without a leader.", func() float64 {
+			n := 0
+			store.State().EachTopic(func(t metadata.Topic) bool {
+				for _, p := range t.Partitions {
+					if p.Leader < 0 {
+						n++
+					}
+				}
+				return true
+			})
+			return float64(n)
+		}),
+	)
 }
 
 // prepareDataDir formats an empty data dir when this node may: it runs
