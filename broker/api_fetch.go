@@ -36,6 +36,8 @@ type fetchTarget struct {
 	offset         int64
 	maxBytes       int32
 	errorCode      int16
+	// replica reads up to the log end (a follower), not the high watermark.
+	replica bool
 }
 
 func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.Response, error) {
@@ -46,6 +48,9 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 		return resp, nil
 	}
 	state := s.cfg.Metadata.State()
+	// A follower fetching to replicate (Kafka's replica id, v0-14).
+	replicaID := req.ReplicaID
+	now := time.Now()
 	var targets []fetchTarget
 	for ti, rt := range req.Topics {
 		out := kmsg.NewFetchResponseTopic()
@@ -73,6 +78,19 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 					t.part, t.errorCode = nil, kerr.NotLeaderForPartition.Code
 				} else if code := checkLeaderEpoch(rp.CurrentLeaderEpoch, t.part.leaderEpoch.Load()); code != 0 {
 					t.part, t.errorCode = nil, code
+				} else if replicaID >= 0 {
+					t.replica = true
+					expand, err := t.part.followerFetched(replicaID, s.cfg.NodeID, rp.FetchOffset, now)
+					switch {
+					case errors.Is(err, segment.ErrOffsetOutOfRange):
+						t.part, t.errorCode = nil, kerr.OffsetOutOfRange.Code
+					case err != nil:
+						c.log.Debug("replica fetch refused", "topic", topic.Name, "partition", rp.Partition, "replica", replicaID, "err", err)
+						t.part, t.errorCode = nil, kerr.NotLeaderForPartition.Code
+					case expand != nil:
+						part := t.part
+						s.isrChanges.Go(func() { s.changeISR(part, expand) })
+					}
 				}
 			}
 			p.ErrorCode = t.errorCode
@@ -134,6 +152,10 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 			continue
 		}
 		hw := t.part.highWatermark()
+		upTo := hw
+		if t.replica {
+			upTo = t.part.segments.EndOffset()
+		}
 		start := t.part.segments.StartOffset()
 		p.HighWatermark = hw
 		p.LastStableOffset = hw
@@ -150,7 +172,7 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 		if limit <= 0 && total > 0 {
 			continue
 		}
-		data, err := t.part.segments.Read(t.offset, int32(max(limit, 0)), hw, total == 0)
+		data, err := t.part.segments.Read(t.offset, int32(max(limit, 0)), upTo, total == 0)
 		if err != nil {
 			switch {
 			case errors.Is(err, segment.ErrOffsetOutOfRange):

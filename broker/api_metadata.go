@@ -243,11 +243,6 @@ func (s *Server) createTopic(ctx context.Context, tc topicCreation) (metadata.To
 	return t, 0, ""
 }
 
-// replicationUnsupported is why a replication factor above 1 is refused:
-// leaders do not replicate to followers yet, so a second replica would hold
-// no data and acks=all would promise what no follower has.
-const replicationUnsupported = "replication between brokers is not implemented yet; use replication factor 1"
-
 // placeReplicas decides the replica set of each new partition across the
 // live (registered, unfenced) brokers.
 func (s *Server) placeReplicas(partitions int32, replicationFactor int16, manual [][]int32) ([][]int32, int16, string) {
@@ -260,7 +255,7 @@ func (s *Server) placeReplicas(partitions int32, replicationFactor int16, manual
 		if partitions != -1 || replicationFactor != -1 {
 			return nil, kerr.InvalidRequest.Code, "both manual assignments and a partition count or replication factor were given"
 		}
-		for i, replicas := range manual {
+		for _, replicas := range manual {
 			if len(replicas) == 0 {
 				return nil, kerr.InvalidReplicaAssignment.Code, "partition with no replicas"
 			}
@@ -273,9 +268,6 @@ func (s *Server) placeReplicas(partitions int32, replicationFactor int16, manual
 				if !containsBroker(liveIDs, r) {
 					return nil, kerr.InvalidReplicaAssignment.Code, "assignment names broker " + itoa(int(r)) + ", which is not a live broker"
 				}
-			}
-			if len(replicas) > 1 {
-				return nil, kerr.InvalidReplicationFactor.Code, fmt.Sprintf("partition %d has %d replicas: %s", i, len(replicas), replicationUnsupported)
 			}
 		}
 		return manual, 0, ""
@@ -297,9 +289,6 @@ func (s *Server) placeReplicas(partitions int32, replicationFactor int16, manual
 	}
 	if int(replicationFactor) > len(live) {
 		return nil, kerr.InvalidReplicationFactor.Code, "replication factor is larger than the number of available brokers (" + itoa(len(live)) + ")"
-	}
-	if replicationFactor > 1 {
-		return nil, kerr.InvalidReplicationFactor.Code, fmt.Sprintf("replication factor %d: %s", replicationFactor, replicationUnsupported)
 	}
 	return placeNew(live, partitions, int(replicationFactor)), 0, ""
 }

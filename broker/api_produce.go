@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker/recordbatch"
 )
 
 // Produce v0-2 carry the old message formats (magic 0/1). They are advertised
@@ -34,6 +36,7 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 	}
 	var requestErr int16
 	var requestMsg string
+	var pending []pendingAck // acks=all appends waiting for the high watermark
 	switch {
 	case req.Version < minServedProduceVersion:
 		requestErr, requestMsg = kerr.UnsupportedVersion.Code, "Produce v0-v2 (message formats v0/v1) is not supported; use a client that sends record batches (Produce v3+)"
@@ -84,11 +87,19 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 				p.BaseOffset = base
 				p.LogAppendTime = appendTime
 				p.LogStartOffset = part.segments.StartOffset()
+				if req.Acks == -1 {
+					h, _ := recordbatch.ParseHeader(rp.Records)
+					pending = append(pending, pendingAck{part: part, end: base + int64(h.LastOffsetDelta) + 1,
+						topicIndex: len(resp.Topics), partitionIndex: len(out.Partitions)})
+				}
 			}
 			p.Partition = rp.Partition
 			out.Partitions = append(out.Partitions, p)
 		}
 		resp.Topics = append(resp.Topics, out)
+	}
+	if len(pending) > 0 {
+		s.awaitCommitted(pending, resp, req.Version, now.Add(time.Duration(req.TimeoutMillis)*time.Millisecond))
 	}
 	if req.Acks == 0 {
 		if failed {
@@ -99,4 +110,69 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 		return nil, nil
 	}
 	return resp, nil
+}
+
+// pendingAck is an acks=all append waiting until the high watermark passes
+// end; the indexes locate its response partition.
+type pendingAck struct {
+	part                       *partition
+	end                        int64
+	topicIndex, partitionIndex int
+}
+
+// awaitCommitted waits until every pending append is below its partition's
+// high watermark (in every in-sync replica), or answers for those that
+// cannot be: REQUEST_TIMED_OUT at the deadline, NOT_ENOUGH_REPLICAS_AFTER_APPEND
+// when the ISR shrank below min.insync.replicas, NOT_LEADER_OR_FOLLOWER when
+// leadership moved. The records stay in the log either way (as in Kafka).
+func (s *Server) awaitCommitted(pending []pendingAck, resp *kmsg.ProduceResponse, version int16, deadline time.Time) {
+	wake := make(chan struct{}, 1)
+	for _, a := range pending {
+		a.part.addWaiter(wake)
+		defer a.part.removeWaiter(wake)
+	}
+	fail := func(a pendingAck, code int16, msg string) {
+		p := &resp.Topics[a.topicIndex].Partitions[a.partitionIndex]
+		p.ErrorCode, p.BaseOffset = code, -1
+		if version >= 8 {
+			p.ErrorMessage = &msg
+		}
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for len(pending) > 0 {
+		waiting := pending[:0]
+		for _, a := range pending {
+			a.part.appendMu.Lock()
+			isr, leading := len(a.part.assignment.ISR), a.part.leading.Load()
+			a.part.appendMu.Unlock()
+			need := int(a.part.config.Load().MinInsyncReplicas)
+			switch {
+			case a.part.highWatermark() >= a.end:
+			case !leading:
+				fail(a, kerr.NotLeaderForPartition.Code, "leadership moved before the write was replicated")
+			case isr < need:
+				fail(a, kerr.NotEnoughReplicasAfterAppend.Code, fmt.Sprintf("written to the leader, but the ISR shrank to %d, below min.insync.replicas %d", isr, need))
+			default:
+				waiting = append(waiting, a)
+			}
+		}
+		pending = waiting
+		if len(pending) == 0 {
+			return
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			for _, a := range pending {
+				fail(a, kerr.RequestTimedOut.Code, "the write did not reach every in-sync replica within the request timeout")
+			}
+			return
+		case <-s.ctx.Done():
+			for _, a := range pending {
+				fail(a, kerr.RequestTimedOut.Code, "the broker is shutting down")
+			}
+			return
+		}
+	}
 }

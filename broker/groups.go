@@ -89,11 +89,17 @@ func (m *groupManager) groupConfig(shard *groupShard) group.Config {
 	}
 }
 
-// partitionOpened is called by the partition manager after it opened a
-// partition: a __consumer_offsets partition gets a coordinator, loaded in
-// the background.
-func (m *groupManager) partitionOpened(p *partition) {
+// partitionLeadership is called by the partition manager when a
+// partition's leadership term changes: a __consumer_offsets partition this
+// broker now leads gets a fresh coordinator, loaded in the background from
+// the log (which it may have replicated as a follower); one it no longer
+// leads loses its coordinator.
+func (m *groupManager) partitionLeadership(p *partition) {
 	if p.topic != offsetsTopic {
+		return
+	}
+	if !p.leading.Load() {
+		m.partitionClosing(p)
 		return
 	}
 	sh := &groupShard{m: m, index: p.index, part: p, loaded: make(chan struct{}), offsets: map[string]map[topicPartition]committedOffset{}}
@@ -112,7 +118,8 @@ func (m *groupManager) partitionOpened(p *partition) {
 	go sh.load()
 }
 
-// partitionClosing is called before a partition is closed or removed.
+// partitionClosing is called before a partition is closed or removed, and
+// when this broker stops leading it.
 func (m *groupManager) partitionClosing(p *partition) {
 	if p.topic != offsetsTopic {
 		return
@@ -152,14 +159,13 @@ func (m *groupManager) ensureTopic() (metadata.Topic, error) {
 	}
 	m.upgraded.Store(true)
 	n := m.s.cfg.OffsetsTopicNumPartitions
-	// Spread over the live brokers; one replica each until replication
-	// exists (then min(3, live brokers), as Kafka's
-	// offsets.topic.replication.factor).
+	// Spread over the live brokers, min(3, live brokers) replicas each
+	// (Kafka's offsets.topic.replication.factor default).
 	live := liveBrokers(m.s.cfg.Metadata.State())
 	if len(live) == 0 {
 		live = []metadata.Broker{{ID: m.s.cfg.NodeID}}
 	}
-	assignments := placeNew(live, n, 1)
+	assignments := placeNew(live, n, min(3, len(live)))
 	ctx, cancel := context.WithTimeout(m.s.ctx, 10*time.Second)
 	defer cancel()
 	t, err := m.s.cfg.Metadata.CreateTopic(ctx, metadata.TopicSpec{

@@ -16,6 +16,8 @@ type metrics struct {
 	produceErrors *prometheus.CounterVec
 	connections   prometheus.Gauge
 
+	isrChanges prometheus.Counter
+
 	cleanerPasses         *prometheus.CounterVec
 	cleanerBytesReclaimed *prometheus.CounterVec
 	cleanerRecordsRemoved *prometheus.CounterVec
@@ -44,6 +46,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "strata", Name: "client_connections",
 			Help: "Open client connections.",
 		}),
+		isrChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "strata", Name: "isr_changes_total",
+			Help: "ISR shrinks and expansions this broker proposed as a leader.",
+		}),
 		cleanerPasses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "strata", Name: "log_cleaner_passes_total",
 			Help: "Log cleaner passes over compacted partitions, by topic and result (cleaned, skipped, failed).",
@@ -59,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.bytesIn, m.bytesOut, m.produceErrors, m.connections,
-			m.cleanerPasses, m.cleanerBytesReclaimed, m.cleanerRecordsRemoved)
+			m.cleanerPasses, m.cleanerBytesReclaimed, m.cleanerRecordsRemoved, m.isrChanges)
 	}
 	return m
 }

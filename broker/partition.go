@@ -18,6 +18,7 @@ import (
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/metadata"
 )
 
 // partition is one partition this broker leads: its local log, its
@@ -29,20 +30,32 @@ type partition struct {
 	topic   string
 	topicID [16]byte
 	index   int32
+	self    int32 // this broker's id
 	dir     string
 	log     *slog.Logger
 
 	segments *segment.Log
 	config   atomic.Pointer[topicconfig.Values]
 
-	// leading and leaderEpoch follow the metadata state (set by the
-	// partition manager on every change): appends are accepted only while
-	// this broker leads, and stamped with the leader epoch.
+	// leading and leaderEpoch follow the metadata state (applyAssignment,
+	// on every change): appends are accepted only while this broker leads,
+	// and stamped with the leader epoch. hw is the high watermark:
+	// consumers read below it, acks=all waits for it.
 	leading     atomic.Bool
 	leaderEpoch atomic.Int32
+	hw          atomic.Int64
 
-	appendMu  sync.Mutex // guards producers and snapshotEnd, serializes check → append → update
+	// appendMu guards producers, snapshotEnd, epochs, assignment, followers
+	// and isrChanging, and serializes check → append → update.
+	appendMu  sync.Mutex
 	producers *producer.State
+	epochs    epochCache
+	// assignment is the partition's replicated state as last applied;
+	// followers what the leader knows of each follower (leader only).
+	assignment  metadata.Partition
+	followers   map[int32]*followerState
+	isrChanging bool // an ISR change proposed by this leader is in flight
+	assigned    bool // applyAssignment ran at least once
 	// snapshotEnd is the log end offset the newest producer snapshot was
 	// taken at (-1: none); an unchanged partition is not snapshotted again.
 	snapshotEnd int64
@@ -100,7 +113,7 @@ func segmentConfig(v topicconfig.Values, log *slog.Logger) segment.Config {
 	}
 }
 
-func openPartition(dir, topic string, topicID [16]byte, index int32, values topicconfig.Values, log *slog.Logger) (*partition, error) {
+func openPartition(dir, topic string, topicID [16]byte, index int32, self int32, values topicconfig.Values, log *slog.Logger) (*partition, error) {
 	log = log.With("topic", topic, "partition", index)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
@@ -116,6 +129,7 @@ func openPartition(dir, topic string, topicID [16]byte, index int32, values topi
 		topic:    topic,
 		topicID:  topicID,
 		index:    index,
+		self:     self,
 		dir:      dir,
 		log:      log,
 		segments: segs,
@@ -126,6 +140,13 @@ func openPartition(dir, topic string, topicID [16]byte, index int32, values topi
 		segs.Close()
 		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
 	}
+	if err := p.loadEpochCache(); err != nil {
+		segs.Close()
+		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
+	}
+	// Nothing is known to be committed until the leader says so (or, as a
+	// leader, the ISR has it).
+	p.hw.Store(segs.StartOffset())
 	return p, nil
 }
 
@@ -243,7 +264,7 @@ func (p *partition) writeProducerSnapshotLocked() error {
 	return nil
 }
 
-func (p *partition) highWatermark() int64 { return p.segments.EndOffset() }
+func (p *partition) highWatermark() int64 { return p.hw.Load() }
 
 // produceError is a per-partition produce failure with its Kafka code.
 type produceError struct {
@@ -322,6 +343,7 @@ func (p *partition) appendBatch(records []byte, produceVersion int16, now time.T
 	if h.HasProducerID() {
 		p.producers.Update(batchMeta(h, base))
 	}
+	p.advanceHighWatermarkLocked(p.self)
 	p.appendMu.Unlock()
 	p.notifyWaiters()
 	return base, appendTime, nil
@@ -407,20 +429,6 @@ func (p *partition) compact(now time.Time) (segment.CompactStats, error) {
 		p.lastCleaned = now
 	}
 	return stats, err
-}
-
-// setLeadership records whether this broker leads the partition, and at
-// which leader epoch. Taking the append lock orders it with appends.
-func (p *partition) setLeadership(leading bool, epoch int32) {
-	if p.leading.Load() == leading && p.leaderEpoch.Load() == epoch {
-		return
-	}
-	p.appendMu.Lock()
-	p.leading.Store(leading)
-	p.leaderEpoch.Store(epoch)
-	p.appendMu.Unlock()
-	p.log.Debug("partition leadership", "leader", leading, "leader_epoch", epoch)
-	p.notifyWaiters() // long-polls re-check who leads
 }
 
 func (p *partition) setConfig(v topicconfig.Values) error {

@@ -28,9 +28,12 @@ type partitionManagerConfig struct {
 	cleanerBackoff       time.Duration // log.cleaner.backoff.ms
 	metrics              *metrics
 	log                  *slog.Logger
-	// onOpen is called after a partition is opened, onClose before it is
-	// closed or removed (the group coordinators follow __consumer_offsets).
-	onOpen, onClose func(*partition)
+	// onLeadership is called when a partition's leadership term changes
+	// (and after it is opened), onClose before it is closed or removed (the
+	// group coordinators follow __consumer_offsets leadership);
+	// onReconciled after every reconcile pass (the replica fetchers).
+	onLeadership, onClose func(*partition)
+	onReconciled          func(*metadata.State, []*partition)
 }
 
 type topicPartition struct {
@@ -190,22 +193,27 @@ func (m *partitionManager) reconcile() error {
 					errs = append(errs, err)
 				}
 			}
-			p.setLeadership(assigned.Leader == m.cfg.nodeID, assigned.LeaderEpoch)
+			if p.applyAssignment(assigned, m.cfg.nodeID, time.Now()) && m.cfg.onLeadership != nil {
+				m.cfg.onLeadership(p)
+			}
 			continue
 		}
 		dir := filepath.Join(m.cfg.dataDir, fmt.Sprintf("%s-%d", tp.topic, tp.index))
-		p, err := openPartition(dir, tp.topic, t.ID, tp.index, values, m.cfg.log)
+		p, err := openPartition(dir, tp.topic, t.ID, tp.index, m.cfg.nodeID, values, m.cfg.log)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		p.setLeadership(assigned.Leader == m.cfg.nodeID, assigned.LeaderEpoch)
+		p.applyAssignment(assigned, m.cfg.nodeID, time.Now())
 		m.mu.Lock()
 		m.partitions[tp] = p
 		m.mu.Unlock()
-		if m.cfg.onOpen != nil {
-			m.cfg.onOpen(p)
+		if m.cfg.onLeadership != nil {
+			m.cfg.onLeadership(p)
 		}
+	}
+	if m.cfg.onReconciled != nil {
+		m.cfg.onReconciled(state, m.all())
 	}
 	return errors.Join(errs...)
 }

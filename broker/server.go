@@ -50,6 +50,12 @@ type Config struct {
 	IdleTimeout time.Duration
 	// ProducerIDExpiration is producer.id.expiration.ms, default 1 day.
 	ProducerIDExpiration time.Duration
+	// InterBrokerListener names the listener followers fetch from (the
+	// leader's endpoint of that name); default the first listener.
+	InterBrokerListener string
+	// ReplicaLagTimeMax is replica.lag.time.max.ms: a follower that has not
+	// caught up with the leader for this long leaves the ISR; default 30 s.
+	ReplicaLagTimeMax time.Duration
 	// HeartbeatInterval is broker.heartbeat.interval.ms: how often this
 	// broker tells the controller it is alive; default 2 s. The
 	// controller's session timeout (metadata.Config) must be several times
@@ -136,6 +142,12 @@ func (c *Config) setDefaults() {
 	if c.RetentionCheckInterval == 0 {
 		c.RetentionCheckInterval = 5 * time.Minute
 	}
+	if c.InterBrokerListener == "" {
+		c.InterBrokerListener = c.Listeners[0].Name
+	}
+	if c.ReplicaLagTimeMax == 0 {
+		c.ReplicaLagTimeMax = 30 * time.Second
+	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = 2 * time.Second
 	}
@@ -199,9 +211,6 @@ func (c Config) Validate() error {
 	if c.DefaultReplicationFactor < 1 {
 		return fmt.Errorf("broker: default replication factor %d must be at least 1", c.DefaultReplicationFactor)
 	}
-	if c.DefaultReplicationFactor > 1 {
-		return fmt.Errorf("broker: default replication factor %d: %s", c.DefaultReplicationFactor, replicationUnsupported)
-	}
 	if c.FetchMaxBytes < 1024 {
 		return fmt.Errorf("broker: fetch max bytes %d must be at least 1024", c.FetchMaxBytes)
 	}
@@ -260,6 +269,7 @@ type Server struct {
 	producerIDs *producerIDAllocator
 	groups      *groupManager // group coordinators, one per __consumer_offsets partition
 	membership  *membership   // registration and heartbeats with the controller
+	fetchers    *replicaFetchers
 
 	ctx    context.Context // canceled when the server shuts down
 	cancel context.CancelFunc
@@ -269,6 +279,8 @@ type Server struct {
 	closed bool
 
 	wg sync.WaitGroup // accept loop, connections, background loops
+	// isrChanges tracks ISR change proposals in flight (bounded by ctx).
+	isrChanges sync.WaitGroup
 }
 
 // New opens the partitions this node hosts (recovering their logs) and binds
@@ -289,6 +301,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
 	s.membership = newMembership(s)
+	s.fetchers = newReplicaFetchers(s)
 	s.groups = newGroupManager(s)
 	pm, err := newPartitionManager(partitionManagerConfig{
 		dataDir:              filepath.Clean(cfg.DataDir),
@@ -300,8 +313,9 @@ func New(cfg Config) (*Server, error) {
 		cleanerBackoff:       cfg.CleanerBackoff,
 		metrics:              s.metrics,
 		log:                  cfg.Logger,
-		onOpen:               s.groups.partitionOpened,
+		onLeadership:         s.groups.partitionLeadership,
 		onClose:              s.groups.partitionClosing,
+		onReconciled:         func(state *metadata.State, parts []*partition) { s.fetchers.update(state, parts) },
 	})
 	if err != nil {
 		cancel()
@@ -347,7 +361,11 @@ func (s *Server) Serve() error {
 		s.partitions.run(s.ctx)
 	}()
 	fatal := make(chan error, 1)
-	s.wg.Add(3)
+	s.wg.Add(4)
+	go func() {
+		defer s.wg.Done()
+		s.maintainISRs(s.ctx)
+	}()
 	go func() {
 		defer s.wg.Done()
 		if err := s.membership.run(s.ctx); err != nil {
@@ -479,7 +497,29 @@ func (s *Server) Close() error {
 		}
 		<-done
 	}
+	s.fetchers.close()
+	s.isrChanges.Wait()
 	return s.partitions.close()
+}
+
+// maintainISRs shrinks the ISR of partitions this broker leads when a
+// follower stops catching up for ReplicaLagTimeMax, until ctx ends.
+func (s *Server) maintainISRs(ctx context.Context) {
+	ticker := time.NewTicker(min(s.cfg.ReplicaLagTimeMax/2, time.Second))
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-ticker.C:
+			for _, p := range s.partitions.all() {
+				if isr := p.laggingISR(s.cfg.NodeID, now, s.cfg.ReplicaLagTimeMax); isr != nil {
+					p.log.Warn("follower fell behind; shrinking the ISR", "isr", isr, "replica_lag_time_max", s.cfg.ReplicaLagTimeMax)
+					s.isrChanges.Go(func() { s.changeISR(p, isr) })
+				}
+			}
+		}
+	}
 }
 
 // shutdownGrace bounds how long Close waits for connections to drain.

@@ -69,6 +69,23 @@ func (l *Log) Truncate(offset int64) error {
 
 // truncateFullyLocked deletes every segment and restarts the log empty at
 // offset, which must not be the base offset of a current segment.
+// TruncateFullyAndStartAt empties the log and restarts it at offset, which
+// may lie above the end: a follower that fell behind its leader's log start
+// continues from there. Waits for in-flight reads.
+func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if offset < 0 {
+		return fmt.Errorf("segment: truncate fully: %w: negative offset %d", ErrOffsetOutOfRange, offset)
+	}
+	l.rewriteMu.Lock()
+	defer l.rewriteMu.Unlock()
+	return l.truncateFullyLocked(offset)
+}
+
 func (l *Log) truncateFullyLocked(offset int64) error {
 	l.truncations++
 	// The checkpoint goes first: left behind, a higher value would hide the

@@ -116,6 +116,7 @@ type serveFlags struct {
 	offsetsCheckMs      int64
 	cleanerBackoffMs    int64
 	heartbeatMs         int64
+	replicaLagMs        int64
 	quorumTimeoutMs     int64
 	sessionTimeoutMs    int64
 	rack                string
@@ -157,6 +158,7 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.Int64Var(&f.producerExpiryMs, "producer-id-expiration-ms", 86400000, "forget idempotent producers idle this long")
 	fs.Int64Var(&f.retentionCheckMs, "log-retention-check-interval-ms", 300000, "how often retention runs")
 	fs.Int64Var(&f.quorumTimeoutMs, "controller-quorum-timeout-ms", 60000, "how long start-up waits for the metadata quorum to elect a leader before giving up")
+	fs.Int64Var(&f.replicaLagMs, "replica-lag-time-max-ms", 30000, "a follower that has not caught up with its leader for this long leaves the ISR (replica.lag.time.max.ms)")
 	fs.StringVar(&f.rack, "broker-rack", "", "this broker's rack (broker.rack); replicas of a partition are spread over racks")
 	fs.Int64Var(&f.heartbeatMs, "broker-heartbeat-interval-ms", 2000, "how often this broker heartbeats to the controller (broker.heartbeat.interval.ms)")
 	fs.Int64Var(&f.sessionTimeoutMs, "broker-session-timeout-ms", 9000, "the controller fences a broker silent this long and moves its leaderships (broker.session.timeout.ms)")
@@ -449,7 +451,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		return node.Config{}, usageErrorf("--offsets-topic-segment-bytes %d: must be at least 1024", f.offsetsSegmentBytes)
 	}
 	for name, ms := range map[string]int64{"connections-max-idle-ms": f.idleMillis, "producer-id-expiration-ms": f.producerExpiryMs, "log-retention-check-interval-ms": f.retentionCheckMs,
-		"log-cleaner-backoff-ms": f.cleanerBackoffMs, "broker-heartbeat-interval-ms": f.heartbeatMs, "controller-quorum-timeout-ms": f.quorumTimeoutMs, "broker-session-timeout-ms": f.sessionTimeoutMs, "offsets-retention-minutes": f.offsetsRetentionMin, "offsets-retention-check-interval-ms": f.offsetsCheckMs} {
+		"log-cleaner-backoff-ms": f.cleanerBackoffMs, "broker-heartbeat-interval-ms": f.heartbeatMs, "replica-lag-time-max-ms": f.replicaLagMs, "controller-quorum-timeout-ms": f.quorumTimeoutMs, "broker-session-timeout-ms": f.sessionTimeoutMs, "offsets-retention-minutes": f.offsetsRetentionMin, "offsets-retention-check-interval-ms": f.offsetsCheckMs} {
 		if ms < 1 {
 			return node.Config{}, usageErrorf("--%s %d: must be at least 1", name, ms)
 		}
@@ -498,6 +500,8 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			GroupInitialRebalanceDelay:    groupDelay,
 			CleanerBackoff:                time.Duration(f.cleanerBackoffMs) * time.Millisecond,
 			HeartbeatInterval:             time.Duration(f.heartbeatMs) * time.Millisecond,
+			ReplicaLagTimeMax:             time.Duration(f.replicaLagMs) * time.Millisecond,
+			InterBrokerListener:           f.interBrokerListener,
 			Rack:                          f.rack,
 			OffsetsTopicSegmentBytes:      f.offsetsSegmentBytes,
 			OffsetsRetention:              time.Duration(f.offsetsRetentionMin) * time.Minute,

@@ -1,0 +1,49 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// OffsetForLeaderEpoch v0-v4: for each partition, the largest leader epoch
+// at or below the one asked for and the offset where it ends in the
+// leader's log (the next epoch's start, or the log end for the current
+// one). Followers truncate to it before fetching from a new leader; clients
+// use it to detect log truncation (KIP-320). Only the leader answers
+// (NOT_LEADER_OR_FOLLOWER elsewhere); an older current leader epoch is
+// FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH.
+func init() { register(0, 4, handleOffsetForLeaderEpoch) }
+
+func handleOffsetForLeaderEpoch(c *clientConn, h requestHeader, req *kmsg.OffsetForLeaderEpochRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+	state := s.cfg.Metadata.State()
+	for _, rt := range req.Topics {
+		out := kmsg.NewOffsetForLeaderEpochResponseTopic()
+		out.Topic = rt.Topic
+		topic, exists := state.Topic(rt.Topic)
+		for _, rp := range rt.Partitions {
+			p := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+			p.Partition = rp.Partition
+			p.LeaderEpoch, p.EndOffset = -1, -1
+			switch {
+			case !exists || !topic.HasPartition(rp.Partition):
+				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			default:
+				part := s.partitions.get(topic, rp.Partition)
+				if part == nil || !part.leading.Load() {
+					p.ErrorCode = kerr.NotLeaderForPartition.Code
+					break
+				}
+				if code := checkLeaderEpoch(rp.CurrentLeaderEpoch, part.leaderEpoch.Load()); code != 0 {
+					p.ErrorCode = code
+					break
+				}
+				p.LeaderEpoch, p.EndOffset = part.epochEndOffset(rp.LeaderEpoch)
+			}
+			out.Partitions = append(out.Partitions, p)
+		}
+		resp.Topics = append(resp.Topics, out)
+	}
+	return resp, nil
+}

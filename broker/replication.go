@@ -1,0 +1,481 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/metadata"
+)
+
+// Replication, the partition's side (fetcher.go is the follower's loop):
+//
+//   - The metadata state assigns each partition its replicas, leader, leader
+//     epoch and ISR; the partition manager hands every change to
+//     applyAssignment.
+//   - The leader appends produced batches stamped with its leader epoch,
+//     records each follower's log end offset from the follower's fetches,
+//     and advances the high watermark to the smallest log end offset in the
+//     ISR. Consumers read below the high watermark; acks=all produces wait
+//     for it. A follower that has not caught up with the leader's end for
+//     replica.lag.time.max.ms leaves the ISR; one that catches up with the
+//     high watermark joins it again (ChangePartition through the
+//     controller, checked against the partition epoch).
+//   - A follower first truncates its log to where it agrees with the leader
+//     (OffsetForLeaderEpoch on its latest epoch), then appends the leader's
+//     batches as they are (same offsets, epochs and CRCs) and takes the
+//     leader's high watermark.
+//
+// The leader-epoch cache (epoch → first offset of that epoch) lives in
+// memory, is checkpointed to leader-epoch-checkpoint in Kafka's format
+// (version 0, count, then "epoch start-offset" lines), and is rebuilt from
+// the batch headers when the checkpoint is missing or unreadable.
+
+// leaderEpochCheckpoint is the partition directory's epoch cache file (as
+// Kafka names it). Part of the format.
+const leaderEpochCheckpoint = "leader-epoch-checkpoint"
+
+type epochEntry struct {
+	epoch int32
+	start int64
+}
+
+// epochCache maps leader epochs to their first offsets, increasing in both.
+// The partition's appendMu guards it.
+type epochCache struct {
+	entries []epochEntry
+}
+
+// assign records that epoch starts at start, if it is newer than the last.
+func (c *epochCache) assign(epoch int32, start int64) bool {
+	if epoch < 0 {
+		return false
+	}
+	if n := len(c.entries); n > 0 {
+		last := c.entries[n-1]
+		if epoch <= last.epoch {
+			return false
+		}
+		if start < last.start {
+			start = last.start
+		}
+	}
+	c.entries = append(c.entries, epochEntry{epoch, start})
+	return true
+}
+
+func (c *epochCache) latest() int32 {
+	if len(c.entries) == 0 {
+		return -1
+	}
+	return c.entries[len(c.entries)-1].epoch
+}
+
+// endOffsetFor answers OffsetForLeaderEpoch as Kafka does: the largest
+// epoch at or below requested, and the first offset after it (the next
+// epoch's start, or logEnd for the latest). (-1, -1) when there is none.
+func (c *epochCache) endOffsetFor(requested int32, logEnd int64) (int32, int64) {
+	i := sort32(c.entries, requested)
+	if i < 0 {
+		return -1, -1
+	}
+	if i == len(c.entries)-1 {
+		return c.entries[i].epoch, logEnd
+	}
+	return c.entries[i].epoch, c.entries[i+1].start
+}
+
+// sort32 is the index of the last entry with epoch <= epoch, or -1.
+func sort32(entries []epochEntry, epoch int32) int {
+	i, _ := slices.BinarySearchFunc(entries, epoch+1, func(e epochEntry, target int32) int {
+		switch {
+		case e.epoch < target:
+			return -1
+		case e.epoch > target:
+			return 1
+		}
+		return 0
+	})
+	return i - 1
+}
+
+// truncateFromEnd drops the epochs that start at or after offset.
+func (c *epochCache) truncateFromEnd(offset int64) bool {
+	n := len(c.entries)
+	for n > 0 && c.entries[n-1].start >= offset {
+		n--
+	}
+	changed := n != len(c.entries)
+	c.entries = c.entries[:n]
+	return changed
+}
+
+func (c *epochCache) write(dir string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "0\n%d\n", len(c.entries))
+	for _, e := range c.entries {
+		fmt.Fprintf(&b, "%d %d\n", e.epoch, e.start)
+	}
+	path := filepath.Join(dir, leaderEpochCheckpoint)
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// readEpochCache reads the checkpoint; ok is false when it is missing or
+// does not parse (then the caller rebuilds from the log).
+func readEpochCache(dir string) (epochCache, bool) {
+	f, err := os.Open(filepath.Join(dir, leaderEpochCheckpoint))
+	if err != nil {
+		return epochCache{}, false
+	}
+	defer f.Close()
+	scanner := bufio.NewScanner(f)
+	var lines []string
+	for scanner.Scan() {
+		lines = append(lines, strings.TrimSpace(scanner.Text()))
+	}
+	if scanner.Err() != nil || len(lines) < 2 || lines[0] != "0" {
+		return epochCache{}, false
+	}
+	count, err := strconv.Atoi(lines[1])
+	if err != nil || count != len(lines)-2 {
+		return epochCache{}, false
+	}
+	var c epochCache
+	for _, line := range lines[2:] {
+		fields := strings.Fields(line)
+		if len(fields) != 2 {
+			return epochCache{}, false
+		}
+		epoch, err1 := strconv.ParseInt(fields[0], 10, 32)
+		start, err2 := strconv.ParseInt(fields[1], 10, 64)
+		if err1 != nil || err2 != nil || !c.assign(int32(epoch), start) {
+			return epochCache{}, false
+		}
+	}
+	return c, true
+}
+
+// loadEpochCache restores the epoch cache at open: the checkpoint cut to
+// the log end, or the batch headers.
+func (p *partition) loadEpochCache() error {
+	end := p.segments.EndOffset()
+	if c, ok := readEpochCache(p.dir); ok {
+		c.truncateFromEnd(end)
+		p.epochs = c
+		return nil
+	}
+	var c epochCache
+	err := p.segments.Scan(p.segments.StartOffset(), func(header []byte) error {
+		h, err := recordbatch.ParseHeader(header)
+		if err != nil {
+			return err
+		}
+		c.assign(h.PartitionLeaderEpoch, h.BaseOffset)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild leader epochs: %w", err)
+	}
+	p.epochs = c
+	if len(c.entries) > 0 {
+		return c.write(p.dir)
+	}
+	return nil
+}
+
+// followerState is what a leader knows of one follower.
+type followerState struct {
+	leo          int64     // the follower's log end offset: its last fetch offset (-1: unknown)
+	lastCaughtUp time.Time // last time it had everything the leader had at its previous fetch
+	leaderEndAt  int64     // the leader's log end when it last fetched
+}
+
+// applyAssignment takes the partition's replicated assignment: whether
+// this broker leads, the leader epoch, replicas and ISR. It reports whether
+// a new leadership term began (this broker started or stopped leading, or
+// the leader epoch moved).
+func (p *partition) applyAssignment(a metadata.Partition, self int32, now time.Time) (newTerm bool) {
+	p.appendMu.Lock()
+	leading := a.Leader == self
+	newTerm = leading != p.leading.Load() || a.LeaderEpoch != p.leaderEpoch.Load() || !p.assigned
+	p.assigned = true
+	p.assignment = a
+	if newTerm {
+		p.leading.Store(leading)
+		p.leaderEpoch.Store(a.LeaderEpoch)
+		if leading {
+			// A new term starts at the current end; followers are given
+			// a fresh lag allowance.
+			p.followers = map[int32]*followerState{}
+			for _, r := range a.Replicas {
+				if r != self {
+					p.followers[r] = &followerState{leo: -1, lastCaughtUp: now}
+				}
+			}
+			if p.epochs.assign(a.LeaderEpoch, p.segments.EndOffset()) {
+				if err := p.epochs.write(p.dir); err != nil {
+					p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
+				}
+			}
+		} else {
+			p.followers = nil
+		}
+		p.log.Debug("partition leadership", "leader", leading, "leader_epoch", a.LeaderEpoch, "isr", a.ISR)
+	}
+	if leading {
+		for _, r := range a.Replicas {
+			if _, ok := p.followers[r]; !ok && r != self {
+				p.followers[r] = &followerState{leo: -1, lastCaughtUp: now}
+			}
+		}
+		p.advanceHighWatermarkLocked(self)
+	}
+	p.appendMu.Unlock()
+	p.notifyWaiters() // long-polls and acks=all waits re-check
+	return newTerm
+}
+
+// advanceHighWatermarkLocked moves the high watermark to the smallest log
+// end offset in the ISR (never backwards). Called with appendMu held.
+func (p *partition) advanceHighWatermarkLocked(self int32) bool {
+	hw := p.segments.EndOffset()
+	for _, r := range p.assignment.ISR {
+		if r == self {
+			continue
+		}
+		f := p.followers[r]
+		if f == nil || f.leo < 0 {
+			return false // not heard from an in-sync follower yet
+		}
+		hw = min(hw, f.leo)
+	}
+	if hw > p.hw.Load() {
+		p.hw.Store(hw)
+		return true
+	}
+	return false
+}
+
+// followerFetched records a follower's fetch at offset and returns the ISR
+// to propose when the follower caught up and is not in it (nil otherwise).
+func (p *partition) followerFetched(follower, self int32, offset int64, now time.Time) (expand []int32, err error) {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if !p.leading.Load() {
+		return nil, errNotLeader
+	}
+	f := p.followers[follower]
+	if f == nil {
+		return nil, fmt.Errorf("broker %d is not a replica of %s-%d", follower, p.topic, p.index)
+	}
+	end := p.segments.EndOffset()
+	if offset > end {
+		return nil, segment.ErrOffsetOutOfRange
+	}
+	if offset >= f.leaderEndAt || offset >= end {
+		f.lastCaughtUp = now
+	}
+	f.leo, f.leaderEndAt = offset, end
+	if p.advanceHighWatermarkLocked(self) {
+		defer p.notifyWaiters()
+	}
+	hw := p.hw.Load()
+	epochStart := int64(0)
+	if n := len(p.epochs.entries); n > 0 {
+		epochStart = p.epochs.entries[n-1].start
+	}
+	if !slices.Contains(p.assignment.ISR, follower) && offset >= hw && offset >= epochStart && !p.isrChanging {
+		p.isrChanging = true
+		return append(slices.Clone(p.assignment.ISR), follower), nil
+	}
+	return nil, nil
+}
+
+// laggingISR returns the ISR without the followers that have not caught up
+// for lag (nil when nobody lags or a change is in flight).
+func (p *partition) laggingISR(self int32, now time.Time, lag time.Duration) []int32 {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if !p.leading.Load() || p.isrChanging {
+		return nil
+	}
+	var keep []int32
+	for _, r := range p.assignment.ISR {
+		if f := p.followers[r]; r == self || (f != nil && now.Sub(f.lastCaughtUp) <= lag) {
+			keep = append(keep, r)
+		}
+	}
+	if len(keep) == len(p.assignment.ISR) {
+		return nil
+	}
+	p.isrChanging = true
+	return keep
+}
+
+var errNotLeader = errors.New("this broker does not lead the partition")
+
+// changeISR proposes a new ISR for a partition this broker leads.
+func (s *Server) changeISR(p *partition, isr []int32) {
+	p.appendMu.Lock()
+	a := p.assignment
+	p.appendMu.Unlock()
+	defer func() {
+		p.appendMu.Lock()
+		p.isrChanging = false
+		p.appendMu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	_, err := s.cfg.Metadata.ChangePartition(ctx, metadata.PartitionChange{
+		TopicID: p.topicID, Partition: p.index, PartitionEpoch: a.PartitionEpoch,
+		Leader: metadata.NoLeaderChange, ISR: isr,
+	})
+	if err != nil {
+		p.log.Debug("ISR change not applied; retried later", "isr", isr, "err", err)
+		return
+	}
+	p.log.Info("ISR changed", "isr", isr, "previous_isr", a.ISR)
+	s.metrics.isrChanges.Inc()
+}
+
+// appendReplicated appends batches fetched from the leader as they are, at
+// the offsets they carry, and takes the leader's high watermark.
+func (p *partition) appendReplicated(data []byte, leaderHW int64) error {
+	spans, err := recordbatch.Split(data)
+	if err != nil {
+		return fmt.Errorf("replicated data: %w", err)
+	}
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if p.leading.Load() {
+		return errors.New("leads the partition: not appending replicated data")
+	}
+	end := p.segments.EndOffset()
+	var descriptors []segment.AppendBatch
+	var headers []recordbatch.Header
+	first := -1
+	for i, sp := range spans {
+		batch := data[sp.Position : sp.Position+sp.Length]
+		h, err := recordbatch.ParseHeader(batch)
+		if err != nil {
+			return fmt.Errorf("replicated batch: %w", err)
+		}
+		if h.LastOffset() < end {
+			continue // already here
+		}
+		if first < 0 {
+			if h.BaseOffset != end {
+				return fmt.Errorf("replicated batch at offset %d, log end is %d", h.BaseOffset, end)
+			}
+			first = i
+		}
+		if err := recordbatch.VerifyChecksum(batch); err != nil {
+			return fmt.Errorf("replicated batch at offset %d: %w", h.BaseOffset, err)
+		}
+		headers = append(headers, h)
+		descriptors = append(descriptors, segment.AppendBatch{
+			Position: int32(sp.Position - spans[first].Position), Length: int32(sp.Length),
+			LastOffsetDelta: h.LastOffsetDelta, MaxTimestamp: h.MaxTimestamp, Records: h.NumRecords,
+		})
+	}
+	if first >= 0 {
+		records := data[spans[first].Position : spans[len(spans)-1].Position+spans[len(spans)-1].Length]
+		if _, _, err := p.segments.Append(records, descriptors); err != nil {
+			return err
+		}
+		checkpoint := false
+		for _, h := range headers {
+			checkpoint = p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) || checkpoint
+			if h.HasProducerID() {
+				p.producers.Update(batchMeta(h, h.BaseOffset))
+			}
+		}
+		if checkpoint {
+			if err := p.epochs.write(p.dir); err != nil {
+				p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
+			}
+		}
+	}
+	if hw := min(leaderHW, p.segments.EndOffset()); hw > p.hw.Load() {
+		p.hw.Store(hw)
+	}
+	return nil
+}
+
+// truncateTo cuts the log at offset (a follower agreeing with its new
+// leader), with the epoch cache, producer state and high watermark.
+func (p *partition) truncateTo(offset int64) error {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if offset >= p.segments.EndOffset() {
+		return nil
+	}
+	p.log.Info("truncating to agree with the leader", "from_log_end", p.segments.EndOffset(), "to", offset)
+	if err := p.segments.Truncate(offset); err != nil {
+		return err
+	}
+	if p.epochs.truncateFromEnd(p.segments.EndOffset()) {
+		if err := p.epochs.write(p.dir); err != nil {
+			p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
+		}
+	}
+	if p.hw.Load() > p.segments.EndOffset() {
+		p.hw.Store(p.segments.EndOffset())
+	}
+	return p.recoverProducers()
+}
+
+// restartAt empties the log and restarts it at offset (a follower behind
+// its leader's log start).
+func (p *partition) restartAt(offset int64) error {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if err := p.segments.TruncateFullyAndStartAt(offset); err != nil {
+		return err
+	}
+	p.epochs.truncateFromEnd(0)
+	if err := p.epochs.write(p.dir); err != nil {
+		p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
+	}
+	p.hw.Store(offset)
+	return p.recoverProducers()
+}
+
+// epochEndOffset answers OffsetForLeaderEpoch from this replica's cache.
+func (p *partition) epochEndOffset(requested int32) (int32, int64) {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	return p.epochs.endOffsetFor(requested, p.segments.EndOffset())
+}
+
+// latestEpoch is the newest epoch in this replica's log.
+func (p *partition) latestEpoch() int32 {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	return p.epochs.latest()
+}
