@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -175,6 +176,9 @@ func newTier(t testing.TB, cfg tiering.Config) *tiering.Tier {
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = t.TempDir()
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
 	if cfg.RetryBackoff == 0 {
 		cfg.RetryBackoff = time.Millisecond
 		cfg.MaxRetryBackoff = 10 * time.Millisecond
@@ -328,4 +332,34 @@ func describeDiff(got, want []byte) string {
 	return fmt.Sprintf("got %d bytes, want %d", len(got), len(want))
 }
 
-var _ = bytes.Equal
+// testLogger collects the tier's log and prints it only when the test
+// fails.
+func testLogger(t testing.TB) *slog.Logger {
+	buffer := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("tier log:\n%s", buffer.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(buffer, nil))
+}
+
+type syncBuffer struct {
+	mu     sync.Mutex // guards buffer
+	buffer bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buffer.Len() > 1<<20 {
+		return len(p), nil
+	}
+	return b.buffer.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buffer.String()
+}
