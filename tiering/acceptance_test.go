@@ -109,6 +109,10 @@ func testRoundTrip(t *testing.T, b backend) {
 		if remote.BaseOffset != info.BaseOffset || remote.LastOffset != info.EndOffset-1 || remote.Size != info.Size || remote.MaxTimestamp != info.MaxTimestamp {
 			t.Fatalf("segment %d described as %+v, local %+v", i, remote, info)
 		}
+		snapshot, err := tier.ReadProducerSnapshot(ctx, remote)
+		if want := readFile(t, local.files(t, info).ProducerSnapshotPath); err != nil || !bytes.Equal(snapshot, want) {
+			t.Fatalf("producer snapshot of segment %d: %q, %v; want %q", i, snapshot, err, want)
+		}
 		epochs, err := tier.ReadEpochs(ctx, remote)
 		if err != nil || fmt.Sprint(epochs) != fmt.Sprint(remote.LeaderEpochs) || len(epochs) == 0 {
 			t.Fatalf("epochs of segment %d: %v, %v; want %v", i, epochs, err, remote.LeaderEpochs)

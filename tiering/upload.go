@@ -233,3 +233,10 @@ func (t *Tier) getAll(ctx context.Context, key string) ([]byte, error) {
 	})
 	return data, err
 }
+
+// ReadProducerSnapshot returns a remote segment's .producers object (the
+// producer-state snapshot uploaded with it; empty when it had none), for a
+// replica rebuilding its producer state from the bucket.
+func (t *Tier) ReadProducerSnapshot(ctx context.Context, segment RemoteSegment) ([]byte, error) {
+	return t.getAll(ctx, t.layout.segmentKey(segment, suffixProducers))
+}
