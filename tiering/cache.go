@@ -23,14 +23,18 @@ type chunkKey struct {
 	index   int64 // chunk number: bytes [index*ChunkBytes, (index+1)*ChunkBytes)
 }
 
-// chunkCache is the bounded on-disk LRU of .log chunks. One file per
-// chunk; the CRC-32C of each chunk is kept in memory and checked on every
-// hit, so a damaged cache file is dropped and fetched again instead of
-// being served. Safe for concurrent use.
+// chunkCache is the bounded on-disk LRU of .log chunks, with a small
+// in-memory LRU of the most recently used chunks in front of it (a reader
+// whose reads are not aligned to chunks touches each chunk twice). One file
+// per chunk; the CRC-32C of each chunk is kept in memory and checked on
+// every hit from disk, so a damaged cache file is dropped and fetched again
+// instead of being served. Chunks handed out are shared: nobody may modify
+// them. Safe for concurrent use.
 type chunkCache struct {
 	dir      string
 	capacity int64
 	stats    *stats
+	recent   *memoryLRU
 
 	mu      sync.Mutex // guards entries, lru, size
 	entries map[chunkKey]*list.Element
@@ -39,12 +43,13 @@ type chunkCache struct {
 }
 
 type cacheEntry struct {
-	key  chunkKey
-	size int64
-	crc  uint32
+	key     chunkKey
+	size    int64
+	crc     uint32
+	pending bool // its file is being written: not served yet
 }
 
-func newChunkCache(dir string, capacity int64, stats *stats) (*chunkCache, error) {
+func newChunkCache(dir string, capacity, memoryCapacity int64, stats *stats) (*chunkCache, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("tiering: chunk cache: %w", err)
 	}
@@ -60,7 +65,10 @@ func newChunkCache(dir string, capacity int64, stats *stats) (*chunkCache, error
 			}
 		}
 	}
-	return &chunkCache{dir: dir, capacity: capacity, stats: stats, entries: make(map[chunkKey]*list.Element), lru: list.New()}, nil
+	return &chunkCache{
+		dir: dir, capacity: capacity, stats: stats, recent: newMemoryLRU(memoryCapacity),
+		entries: make(map[chunkKey]*list.Element), lru: list.New(),
+	}, nil
 }
 
 func (c *chunkCache) path(key chunkKey) string {
@@ -70,9 +78,12 @@ func (c *chunkCache) path(key chunkKey) string {
 // get returns the cached chunk, or false when it is not cached (or its file
 // is missing or damaged, in which case the entry is dropped).
 func (c *chunkCache) get(key chunkKey) ([]byte, bool) {
+	if data, ok := c.recent.get(key); ok {
+		return data, true
+	}
 	c.mu.Lock()
 	element, ok := c.entries[key]
-	if !ok {
+	if !ok || element.Value.(*cacheEntry).pending {
 		c.mu.Unlock()
 		return nil, false
 	}
@@ -85,8 +96,13 @@ func (c *chunkCache) get(key chunkKey) ([]byte, bool) {
 		c.remove(key)
 		return nil, false
 	}
+	c.recent.put(key, data)
 	return data, true
 }
+
+// putMemory keeps a chunk in the in-memory LRU only (put writes it to disk
+// later).
+func (c *chunkCache) putMemory(key chunkKey, data []byte) { c.recent.put(key, data) }
 
 // contains reports whether key is cached, without touching the LRU order.
 func (c *chunkCache) contains(key chunkKey) bool {
@@ -97,34 +113,23 @@ func (c *chunkCache) contains(key chunkKey) bool {
 }
 
 // put stores a chunk, evicting the least recently used ones beyond the
-// capacity. A failure to write is not an error for the reader: the chunk
-// just stays uncached.
+// capacity. Space is reserved (and the victims' files removed) before the
+// file is written, so the directory never holds more than the capacity in
+// chunk files. A failure to write is not an error for the reader: the
+// chunk just stays uncached.
 func (c *chunkCache) put(key chunkKey, data []byte) {
-	if int64(len(data)) > c.capacity {
+	size := int64(len(data))
+	if size > c.capacity {
 		return
 	}
-	path := c.path(key)
-	temporary := path + ".tmp" + fmt.Sprintf("%08x", rand.Uint32())
-	if err := os.WriteFile(temporary, data, 0o644); err != nil {
-		os.Remove(temporary)
-		return
-	}
-	if err := os.Rename(temporary, path); err != nil {
-		os.Remove(temporary)
-		return
-	}
-	entry := &cacheEntry{key: key, size: int64(len(data)), crc: crc32.Checksum(data, castagnoli)}
+	entry := &cacheEntry{key: key, size: size, crc: crc32.Checksum(data, castagnoli), pending: true}
 	c.mu.Lock()
-	if element, ok := c.entries[key]; ok {
-		c.size -= element.Value.(*cacheEntry).size
-		element.Value = entry
-		c.lru.MoveToFront(element)
-	} else {
-		c.entries[key] = c.lru.PushFront(entry)
+	if _, ok := c.entries[key]; ok {
+		c.mu.Unlock()
+		return // already cached, or being written by another put
 	}
-	c.size += entry.size
 	var evicted []chunkKey
-	for c.size > c.capacity {
+	for c.size+size > c.capacity {
 		oldest := c.lru.Back()
 		victim := oldest.Value.(*cacheEntry)
 		c.lru.Remove(oldest)
@@ -132,15 +137,42 @@ func (c *chunkCache) put(key chunkKey, data []byte) {
 		c.size -= victim.size
 		evicted = append(evicted, victim.key)
 	}
+	c.entries[key] = c.lru.PushFront(entry)
+	c.size += size
 	c.mu.Unlock()
 	for _, victim := range evicted {
 		c.stats.cacheEvictions.Add(1)
 		os.Remove(c.path(victim))
 	}
+
+	path := c.path(key)
+	temporary := path + ".tmp" + fmt.Sprintf("%08x", rand.Uint32())
+	err := os.WriteFile(temporary, data, 0o644)
+	if err == nil {
+		err = os.Rename(temporary, path)
+	}
+	c.mu.Lock()
+	element, ok := c.entries[key]
+	stillOurs := ok && element.Value.(*cacheEntry) == entry
+	if stillOurs && err == nil {
+		entry.pending = false
+	} else if stillOurs {
+		c.lru.Remove(element)
+		delete(c.entries, key)
+		c.size -= size
+	}
+	c.mu.Unlock()
+	switch {
+	case err != nil:
+		os.Remove(temporary)
+	case !stillOurs:
+		os.Remove(path) // dropped (removeSegment) while being written
+	}
 }
 
 // remove drops one chunk.
 func (c *chunkCache) remove(key chunkKey) {
+	c.recent.remove(key)
 	c.mu.Lock()
 	element, ok := c.entries[key]
 	if ok {
@@ -173,6 +205,70 @@ func (c *chunkCache) bytes() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.size
+}
+
+// memoryLRU holds recently used chunks in memory, bounded in bytes. Safe
+// for concurrent use.
+type memoryLRU struct {
+	capacity int64
+
+	mu      sync.Mutex // guards entries, lru, size
+	entries map[chunkKey]*list.Element
+	lru     *list.List // of *memoryEntry, most recently used first
+	size    int64
+}
+
+type memoryEntry struct {
+	key  chunkKey
+	data []byte
+}
+
+func newMemoryLRU(capacity int64) *memoryLRU {
+	return &memoryLRU{capacity: capacity, entries: make(map[chunkKey]*list.Element), lru: list.New()}
+}
+
+func (m *memoryLRU) get(key chunkKey) ([]byte, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	element, ok := m.entries[key]
+	if !ok {
+		return nil, false
+	}
+	m.lru.MoveToFront(element)
+	return element.Value.(*memoryEntry).data, true
+}
+
+func (m *memoryLRU) put(key chunkKey, data []byte) {
+	if int64(len(data)) > m.capacity {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if element, ok := m.entries[key]; ok {
+		m.size -= int64(len(element.Value.(*memoryEntry).data))
+		element.Value = &memoryEntry{key: key, data: data}
+		m.lru.MoveToFront(element)
+	} else {
+		m.entries[key] = m.lru.PushFront(&memoryEntry{key: key, data: data})
+	}
+	m.size += int64(len(data))
+	for m.size > m.capacity {
+		oldest := m.lru.Back()
+		victim := oldest.Value.(*memoryEntry)
+		m.lru.Remove(oldest)
+		delete(m.entries, victim.key)
+		m.size -= int64(len(victim.data))
+	}
+}
+
+func (m *memoryLRU) remove(key chunkKey) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if element, ok := m.entries[key]; ok {
+		m.lru.Remove(element)
+		delete(m.entries, key)
+		m.size -= int64(len(element.Value.(*memoryEntry).data))
+	}
 }
 
 // indexCache keeps decoded offset indexes in memory, least recently used

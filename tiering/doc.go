@@ -125,7 +125,12 @@
 // file <segment uuid>-<chunk index, 10 digits>.chunk, written to a
 // temporary name and renamed) whose CRC-32C per chunk is kept in memory
 // and checked on every hit; a file that fails is dropped and fetched again.
-// Files left by an earlier process are removed at New. Concurrent readers
+// Files left by an earlier process are removed at New. In front of the
+// disk cache a small in-memory LRU (MemoryCacheBytes, default 8 chunks)
+// keeps the chunks used last, since reads not aligned to chunks touch each
+// chunk twice; a fetched chunk is handed to its readers first and written
+// to disk after (space is reserved first, so the directory never holds more
+// than CacheBytes of chunk files). Concurrent readers
 // of a chunk (or an index) share one GET, run detached from any one
 // reader's context under Config.RequestTimeout; a reader that gives up
 // does not fail the others. A read that starts where the previous read of

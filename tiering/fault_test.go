@@ -320,7 +320,7 @@ func TestSequentialReaderPrefetches(t *testing.T) {
 		if err != nil || !bytes.Equal(got, local.localRead(t, info, offset, 16<<10)) {
 			t.Fatalf("read %d: %v", offset, err)
 		}
-		offset = lastOffsetOf(t, got) + 1
+		offset = lastOffsetOf(got) + 1
 		time.Sleep(2 * time.Millisecond) // a consumer processing what it got
 	}
 	stats := tier.Stats()
@@ -330,8 +330,7 @@ func TestSequentialReaderPrefetches(t *testing.T) {
 	}
 }
 
-func lastOffsetOf(t *testing.T, data []byte) int64 {
-	t.Helper()
+func lastOffsetOf(data []byte) int64 {
 	last := int64(-1)
 	for at := 0; at < len(data); {
 		base := int64(uint64(data[at])<<56 | uint64(data[at+1])<<48 | uint64(data[at+2])<<40 | uint64(data[at+3])<<32 | uint64(data[at+4])<<24 | uint64(data[at+5])<<16 | uint64(data[at+6])<<8 | uint64(data[at+7]))
@@ -380,14 +379,17 @@ func TestCorruptObjectNeverReturned(t *testing.T) {
 func TestCorruptCacheFileRefetched(t *testing.T) {
 	local, bucket, segments := uploadedLog(t, 200)
 	cacheDir := t.TempDir()
-	tier := newTier(t, tiering.Config{Bucket: bucket, CacheDir: cacheDir, ChunkBytes: 64 << 10, PrefetchChunks: -1})
+	tier := newTier(t, tiering.Config{Bucket: bucket, CacheDir: cacheDir, ChunkBytes: 64 << 10, PrefetchChunks: -1, MemoryCacheBytes: -1})
 	ctx := context.Background()
 	remote, info := segments[0], local.sealed[0]
 	want := local.localRead(t, info, remote.BaseOffset, 30<<10)
 	if got, err := tier.Read(ctx, remote, remote.BaseOffset, 30<<10); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("first read: %v", err)
 	}
-	files, _ := filepath.Glob(filepath.Join(cacheDir, "*.chunk"))
+	var files []string
+	for deadline := time.Now().Add(10 * time.Second); len(files) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		files, _ = filepath.Glob(filepath.Join(cacheDir, "*.chunk")) // written after the reader got its bytes
+	}
 	if len(files) == 0 {
 		t.Fatal("nothing cached")
 	}

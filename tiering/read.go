@@ -105,12 +105,10 @@ func (t *Tier) read(ctx context.Context, segment RemoteSegment, offset int64, ma
 		}
 		end += h.Size()
 	}
-	data, err := cursor.bytes(start, end-start)
+	out, err := cursor.copy(start, end-start)
 	if err != nil {
 		return nil, 0, err
 	}
-	out := make([]byte, len(data))
-	copy(out, data)
 	if err := verifyBatches(logKey, start, out, offset, segment.LastOffset); err != nil {
 		for index := range cursor.chunks {
 			t.cache.remove(chunkKey{segment: segment.ID, index: index})
@@ -159,6 +157,19 @@ type chunkCursor struct {
 	segment  RemoteSegment
 	useCache bool
 	chunks   map[int64][]byte // loaded chunks by index
+}
+
+// copy returns a fresh copy of length bytes at position.
+func (c *chunkCursor) copy(position, length int64) ([]byte, error) {
+	chunkBytes := c.tier.config.ChunkBytes
+	if position/chunkBytes != (position+length-1)/chunkBytes {
+		return c.bytes(position, length) // assembled into a new slice
+	}
+	data, err := c.bytes(position, length)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(nil), data...), nil
 }
 
 // bytes returns length bytes at position; the slice may alias a chunk.
@@ -231,22 +242,31 @@ func (t *Tier) fetchChunk(ctx context.Context, segment RemoteSegment, index int6
 	offset := index * chunkBytes
 	length := min(chunkBytes, segment.Size-offset)
 	key := t.layout.segmentKey(segment, suffixLog)
+	chunk := chunkKey{segment: segment.ID, index: index}
 	return t.share(ctx, fmt.Sprintf("chunk %s %d", segment.ID, index), prefetch, func(ctx context.Context) ([]byte, error) {
-		if prefetch {
-			defer func() { <-t.prefetchSlots }()
-		}
 		data, err := t.getRange(ctx, key, offset, length)
 		if err == nil {
-			t.cache.put(chunkKey{segment: segment.ID, index: index}, data)
+			t.cache.putMemory(chunk, data)
 		}
 		return data, err
+	}, func(data []byte, err error) {
+		// After the waiters have their bytes, and before the flight ends
+		// (so no reader misses both the flight and the cache).
+		if err == nil {
+			t.cache.put(chunk, data)
+		}
+		if prefetch {
+			<-t.prefetchSlots
+		}
 	})
 }
 
 // share runs fetch once per flightKey at a time and hands its result to
 // every caller that asks meanwhile; with async it returns at once. started
 // reports whether this call started fetch (rather than joining a flight).
-func (t *Tier) share(ctx context.Context, flightKey string, async bool, fetch func(context.Context) ([]byte, error)) (data []byte, started bool, err error) {
+// after (may be nil) runs once the waiters have the result, before the
+// flight ends.
+func (t *Tier) share(ctx context.Context, flightKey string, async bool, fetch func(context.Context) ([]byte, error), after func([]byte, error)) (data []byte, started bool, err error) {
 	t.flightMu.Lock()
 	f, joined := t.flights[flightKey]
 	if joined {
@@ -273,10 +293,13 @@ func (t *Tier) share(ctx context.Context, flightKey string, async bool, fetch fu
 				err = errors.Join(ErrClosed, err)
 			}
 			f.data, f.err = data, err
+			close(f.done)
+			if after != nil {
+				after(data, err)
+			}
 			t.flightMu.Lock()
 			delete(t.flights, flightKey)
 			t.flightMu.Unlock()
-			close(f.done)
 		}()
 		if async {
 			return nil, true, nil
@@ -324,7 +347,7 @@ func (t *Tier) offsetIndex(ctx context.Context, segment RemoteSegment) (offsetIn
 	data, _, err := t.share(ctx, "index "+segment.ID.String(), false, func(ctx context.Context) ([]byte, error) {
 		t.stats.indexFetches.Add(1)
 		return t.getAll(ctx, key)
-	})
+	}, nil)
 	if err != nil {
 		return nil, err
 	}

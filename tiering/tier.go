@@ -20,7 +20,7 @@ const (
 	DefaultChunkBytes        = 1 << 20
 	DefaultCacheBytes        = 256 << 20
 	DefaultIndexCacheBytes   = 16 << 20
-	DefaultPrefetchChunks    = 2
+	DefaultPrefetchChunks    = 4
 	DefaultUploadConcurrency = 4
 	DefaultUploadPartBytes   = 8 << 20
 	DefaultUploadAttempts    = 5
@@ -48,11 +48,14 @@ type Config struct {
 	CacheDir string
 	// CacheBytes bounds the chunk cache. Default 256 MiB.
 	CacheBytes int64
+	// MemoryCacheBytes bounds the in-memory LRU of recently used chunks in
+	// front of the disk cache. Default 8 chunks; negative disables.
+	MemoryCacheBytes int64
 	// IndexCacheBytes bounds the in-memory cache of offset indexes.
 	// Default 16 MiB.
 	IndexCacheBytes int64
 	// PrefetchChunks is how many chunks after the last one read a
-	// sequential reader fetches ahead. Default 2; negative disables.
+	// sequential reader fetches ahead. Default 4; negative disables.
 	PrefetchChunks int
 	// UploadConcurrency bounds the segments uploaded at once over all
 	// Upload calls. Default 4.
@@ -85,6 +88,7 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	setDefault(&c.ChunkBytes, DefaultChunkBytes)
 	setDefault(&c.CacheBytes, DefaultCacheBytes)
+	setDefault(&c.MemoryCacheBytes, 8*c.ChunkBytes)
 	setDefault(&c.IndexCacheBytes, DefaultIndexCacheBytes)
 	setDefault(&c.PrefetchChunks, DefaultPrefetchChunks)
 	setDefault(&c.UploadConcurrency, DefaultUploadConcurrency)
@@ -189,7 +193,7 @@ func New(cfg Config) (*Tier, error) {
 		}
 		t.removeCacheDir = true
 	}
-	cache, err := newChunkCache(dir, cfg.CacheBytes, &t.stats)
+	cache, err := newChunkCache(dir, cfg.CacheBytes, max(cfg.MemoryCacheBytes, 0), &t.stats)
 	if err != nil {
 		return nil, err
 	}
