@@ -27,11 +27,11 @@ type replayFixture struct {
 	segments   []tiering.RemoteSegment
 	logKeys    []string
 	totalBytes int64
-	uploadPuts int64
+	files      []tiering.SegmentFiles // the local segments, ids set
 	// uploadRequests estimates the HTTP requests: a .log above one part
 	// is a multipart upload (create + parts + complete), the rest one PUT.
 	uploadRequests int64
-	uploadTime time.Duration
+	uploadTime     time.Duration
 }
 
 var replay struct {
@@ -39,6 +39,7 @@ var replay struct {
 	fixture *replayFixture
 	err     error
 	direct  float64 // MB/s of the direct read, for the ratios
+	ranges  float64 // MB/s of the direct chunk-range read
 }
 
 // BenchmarkRemoteReplay replays a partition's remote segments from
@@ -56,9 +57,28 @@ func BenchmarkRemoteReplay(b *testing.B) {
 		b.Fatal(replay.err)
 	}
 	f := replay.fixture
-	b.Logf("%d MiB in %d segments; upload %.1f MB/s, %.3f object PUTs/MiB, %.3f S3 PUT requests/MiB (multipart parts + create/complete)",
-		f.totalBytes>>20, len(f.segments), float64(f.totalBytes)/f.uploadTime.Seconds()/1e6,
-		float64(f.uploadPuts)/float64(f.totalBytes>>20), float64(f.uploadRequests)/float64(f.totalBytes>>20))
+	mib := float64(f.totalBytes) / (1 << 20)
+
+	// Upload: the same segments again under their ids (overwrites).
+	b.Run("upload", func(b *testing.B) {
+		bucket := openBucket(b, f.url)
+		metrics, _ := tiering.NewMetricsBucket(bucket, nil)
+		tier, err := tiering.New(tiering.Config{Bucket: metrics, Prefix: "bench", Logger: testLogger(b)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer tier.Close()
+		b.SetBytes(f.totalBytes)
+		for range b.N {
+			for _, files := range f.files {
+				if _, err := tier.Upload(context.Background(), files); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ReportMetric(float64(metrics.Counts().Puts)/float64(b.N)/mib, "PUTs/MiB")
+		b.ReportMetric(float64(f.uploadRequests)/mib, "S3-requests/MiB")
+	})
 
 	b.Run("direct-minio", func(b *testing.B) {
 		client := minioClient(b, server)
@@ -106,6 +126,7 @@ func BenchmarkRemoteReplay(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(gets)/float64(b.N)/(float64(f.totalBytes)/(1<<20)), "GETs/MiB")
+		replay.ranges = float64(f.totalBytes) * float64(b.N) / b.Elapsed().Seconds() / 1e6
 	})
 	for _, warm := range []bool{false, true} {
 		name := "tier-cold-cache"
@@ -155,7 +176,9 @@ func BenchmarkRemoteReplay(b *testing.B) {
 			if replay.direct > 0 {
 				b.ReportMetric(mbPerSecond/replay.direct, "x-direct")
 			}
-			mib := float64(f.totalBytes) / (1 << 20)
+			if replay.ranges > 0 {
+				b.ReportMetric(mbPerSecond/replay.ranges, "x-ranges")
+			}
 			if !warm {
 				b.ReportMetric(float64(metrics.Counts().Gets-gets)/mib, "GETs/MiB")
 			} else {
@@ -195,7 +218,7 @@ func newReplayFixture(b *testing.B) (*replayFixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	cleanupAfterTests = append(cleanupAfterTests, func() { os.RemoveAll(dir) })
 	log, err := segment.Open(filepath.Join(dir, "orders-3"), 0, segment.Config{SegmentBytes: 16 << 20})
 	if err != nil {
 		return nil, err
@@ -240,15 +263,17 @@ func newReplayFixture(b *testing.B) (*replayFixture, error) {
 	}
 	defer tier.Close()
 	local := &localLog{log: log, dir: log.Dir()}
-	start := time.Now()
 	for _, info := range log.Segments() {
 		if info.Active {
 			continue
 		}
-		remote, err := tier.Upload(context.Background(), local.files(b, info))
+		files := local.files(b, info)
+		remote, err := tier.Upload(context.Background(), files)
 		if err != nil {
 			return nil, err
 		}
+		files.ID = remote.ID
+		f.files = append(f.files, files)
 		f.segments = append(f.segments, remote)
 		f.totalBytes += remote.Size
 		f.uploadRequests += 4 + 1
@@ -257,8 +282,6 @@ func newReplayFixture(b *testing.B) (*replayFixture, error) {
 		}
 		f.logKeys = append(f.logKeys, fmt.Sprintf("bench/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/%020d-%s.log", remote.BaseOffset, remote.ID))
 	}
-	f.uploadTime = time.Since(start)
-	f.uploadPuts = metrics.Counts().Puts
 	// The bench reads with its own tiers, under the same prefix.
 	for i := range f.segments {
 		f.segments[i].Partition = testPartition

@@ -135,7 +135,11 @@
 // reader's context under Config.RequestTimeout; a reader that gives up
 // does not fail the others. A read that starts where the previous read of
 // the segment ended (or at the segment's start) counts as sequential and
-// has the next Config.PrefetchChunks chunks fetched in the background.
+// keeps the next Config.PrefetchChunks chunks cached or in flight:
+// prefetches are coalesced — when the chunks ahead fall to half the
+// window, the missing run is fetched with one ranged GET whose chunks are
+// handed out one by one as they stream in (a failed prefetch makes its
+// waiting readers fetch on their own, with retries).
 // ReadMany serves many partitions of one Fetch concurrently.
 //
 // Before any bytes are returned every batch is checked: header, CRC-32C,

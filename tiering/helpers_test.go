@@ -38,6 +38,9 @@ var s3Shared struct {
 func TestMain(m *testing.M) {
 	tieringtest.SetCredentialsEnv()
 	code := m.Run()
+	for _, cleanup := range cleanupAfterTests {
+		cleanup()
+	}
 	if s3Shared.server != nil {
 		s3Shared.server.Close()
 	}
@@ -64,6 +67,9 @@ func s3Server(tb testing.TB) *tieringtest.S3Server {
 }
 
 var bucketCounter atomic.Int64
+
+// cleanupAfterTests run when every test and benchmark is done.
+var cleanupAfterTests []func()
 
 // backend is one object store the acceptance suite runs against.
 type backend struct {

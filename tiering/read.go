@@ -216,8 +216,15 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 		chunk = cached
 	} else {
 		c.tier.stats.cacheMisses.Add(1)
+		var started bool
 		var err error
-		if chunk, _, err = c.tier.fetchChunk(c.ctx, c.segment, index, false); err != nil {
+		chunk, started, err = c.tier.fetchChunk(c.ctx, c.segment, index)
+		if err != nil && !started && c.ctx.Err() == nil {
+			// Joined someone else's fetch (a prefetch without retries) that
+			// failed: fetch on our own account, with the read retries.
+			chunk, _, err = c.tier.fetchChunk(c.ctx, c.segment, index)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -235,15 +242,15 @@ type flight struct {
 // fetchChunk returns a chunk from the store, joining a GET of the same
 // chunk already in flight. The GET runs detached from ctx (bounded by
 // Config.RequestTimeout and Close), so one reader giving up does not fail
-// the others; the result goes into the cache. prefetch starts the GET
-// without waiting for it.
-func (t *Tier) fetchChunk(ctx context.Context, segment RemoteSegment, index int64, prefetch bool) ([]byte, bool, error) {
+// the others; the result goes into the cache. started reports that this
+// call started the GET rather than joining one.
+func (t *Tier) fetchChunk(ctx context.Context, segment RemoteSegment, index int64) ([]byte, bool, error) {
 	chunkBytes := t.config.ChunkBytes
 	offset := index * chunkBytes
 	length := min(chunkBytes, segment.Size-offset)
 	key := t.layout.segmentKey(segment, suffixLog)
 	chunk := chunkKey{segment: segment.ID, index: index}
-	return t.share(ctx, fmt.Sprintf("chunk %s %d", segment.ID, index), prefetch, func(ctx context.Context) ([]byte, error) {
+	return t.share(ctx, chunkFlightKey(segment, index), func(ctx context.Context) ([]byte, error) {
 		data, err := t.getRange(ctx, key, offset, length)
 		if err == nil {
 			t.cache.putMemory(chunk, data)
@@ -255,25 +262,19 @@ func (t *Tier) fetchChunk(ctx context.Context, segment RemoteSegment, index int6
 		if err == nil {
 			t.cache.put(chunk, data)
 		}
-		if prefetch {
-			<-t.prefetchSlots
-		}
 	})
 }
 
 // share runs fetch once per flightKey at a time and hands its result to
-// every caller that asks meanwhile; with async it returns at once. started
-// reports whether this call started fetch (rather than joining a flight).
+// every caller that asks meanwhile. started reports whether this call
+// started fetch (rather than joining a flight).
 // after (may be nil) runs once the waiters have the result, before the
 // flight ends.
-func (t *Tier) share(ctx context.Context, flightKey string, async bool, fetch func(context.Context) ([]byte, error), after func([]byte, error)) (data []byte, started bool, err error) {
+func (t *Tier) share(ctx context.Context, flightKey string, fetch func(context.Context) ([]byte, error), after func([]byte, error)) (data []byte, started bool, err error) {
 	t.flightMu.Lock()
 	f, joined := t.flights[flightKey]
 	if joined {
 		t.flightMu.Unlock()
-		if async {
-			return nil, false, nil
-		}
 		t.stats.sharedFetches.Add(1)
 	} else {
 		if t.closed.Load() {
@@ -301,9 +302,6 @@ func (t *Tier) share(ctx context.Context, flightKey string, async bool, fetch fu
 			delete(t.flights, flightKey)
 			t.flightMu.Unlock()
 		}()
-		if async {
-			return nil, true, nil
-		}
 	}
 	select {
 	case <-f.done:
@@ -344,7 +342,7 @@ func (t *Tier) offsetIndex(ctx context.Context, segment RemoteSegment) (offsetIn
 		return index, nil
 	}
 	key := t.layout.segmentKey(segment, suffixOffsetIndex)
-	data, _, err := t.share(ctx, "index "+segment.ID.String(), false, func(ctx context.Context) ([]byte, error) {
+	data, _, err := t.share(ctx, "index "+segment.ID.String(), func(ctx context.Context) ([]byte, error) {
 		t.stats.indexFetches.Add(1)
 		return t.getAll(ctx, key)
 	}, nil)
@@ -361,7 +359,10 @@ func (t *Tier) offsetIndex(ctx context.Context, segment RemoteSegment) (offsetIn
 
 // afterRead records where a read ended and, for a sequential reader (one
 // that starts where its previous read of the segment ended, or at the
-// segment's start), prefetches the chunks after the last one it read.
+// segment's start), keeps up to PrefetchChunks chunks after the last one
+// it read cached or in flight. Prefetches are coalesced: nothing is fetched
+// until the chunks ahead fall to half the window, then the missing run is
+// fetched with one ranged GET, delivered chunk by chunk as it streams in.
 func (t *Tier) afterRead(segment RemoteSegment, start, end int64) {
 	t.sequentialMu.Lock()
 	previousEnd, known := t.lastReadEnd[segment.ID]
@@ -373,26 +374,109 @@ func (t *Tier) afterRead(segment RemoteSegment, start, end int64) {
 	if t.config.PrefetchChunks < 0 || !(start == 0 || (known && start == previousEnd)) {
 		return
 	}
-	lastChunk := (end - 1) / t.config.ChunkBytes
-	if end == start {
-		lastChunk = start / t.config.ChunkBytes
-	}
-	for index := lastChunk + 1; index <= lastChunk+int64(t.config.PrefetchChunks); index++ {
-		if index*t.config.ChunkBytes >= segment.Size {
-			return
-		}
-		if t.cache.contains(chunkKey{segment: segment.ID, index: index}) {
+	chunkBytes, window := t.config.ChunkBytes, int64(t.config.PrefetchChunks)
+	lastChunk := max(end-1, start) / chunkBytes
+	windowEnd := min(lastChunk+window, (segment.Size-1)/chunkBytes)
+	for index := lastChunk + 1; index <= windowEnd; index++ {
+		if t.chunkPresent(segment, index) {
 			continue
 		}
-		select {
-		case t.prefetchSlots <- struct{}{}:
-		default:
-			return // enough in flight already
+		if index <= lastChunk+max(window/2, 1) {
+			t.prefetchRun(segment, index, windowEnd)
 		}
-		if _, started, _ := t.fetchChunk(context.Background(), segment, index, true); started {
-			t.stats.prefetches.Add(1)
-		} else {
-			<-t.prefetchSlots
-		}
+		return
 	}
+}
+
+// chunkPresent reports whether a chunk is cached or being fetched.
+func (t *Tier) chunkPresent(segment RemoteSegment, index int64) bool {
+	if t.cache.contains(chunkKey{segment: segment.ID, index: index}) {
+		return true
+	}
+	t.flightMu.Lock()
+	defer t.flightMu.Unlock()
+	_, inFlight := t.flights[chunkFlightKey(segment, index)]
+	return inFlight
+}
+
+func chunkFlightKey(segment RemoteSegment, index int64) string {
+	return fmt.Sprintf("chunk %s %d", segment.ID, index)
+}
+
+// prefetchRun fetches chunks first..last (stopping at the first one already
+// cached or in flight) with one ranged GET in the background. Each chunk
+// is a flight of its own, completed as soon as its bytes have arrived, so
+// a reader waits only for its chunk. A failed prefetch fails its flights;
+// readers waiting on them fetch again themselves (see chunkCursor.chunk).
+func (t *Tier) prefetchRun(segment RemoteSegment, first, last int64) {
+	select {
+	case t.prefetchSlots <- struct{}{}:
+	default:
+		return // enough in flight already
+	}
+	var flights []*flight
+	var flightKeys []string
+	t.flightMu.Lock()
+	for index := first; index <= last && !t.closed.Load(); index++ {
+		key := chunkFlightKey(segment, index)
+		if _, busy := t.flights[key]; busy || (index > first && t.cache.contains(chunkKey{segment: segment.ID, index: index})) {
+			break
+		}
+		f := &flight{done: make(chan struct{})}
+		t.flights[key] = f
+		flights, flightKeys = append(flights, f), append(flightKeys, key)
+	}
+	if len(flights) == 0 {
+		t.flightMu.Unlock()
+		<-t.prefetchSlots
+		return
+	}
+	t.workers.Add(1)
+	t.flightMu.Unlock()
+	t.stats.prefetches.Add(int64(len(flights)))
+	go func() {
+		defer t.workers.Done()
+		defer func() { <-t.prefetchSlots }()
+		ctx, cancel := context.WithTimeout(t.background, t.config.RequestTimeout)
+		defer cancel()
+		chunkBytes := t.config.ChunkBytes
+		key := t.layout.segmentKey(segment, suffixLog)
+		offset := first * chunkBytes
+		reader, err := t.bucket.Get(ctx, key, offset, min(int64(len(flights))*chunkBytes, segment.Size-offset))
+		for i, f := range flights {
+			index := first + int64(i)
+			if err == nil {
+				data := make([]byte, min(chunkBytes, segment.Size-index*chunkBytes))
+				var n int
+				if n, err = io.ReadFull(reader, data); errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+					err = corruptf(key, index*chunkBytes+int64(n), "object ends inside chunk %d", index)
+				}
+				if err == nil {
+					f.data = data
+					t.cache.putMemory(chunkKey{segment: segment.ID, index: index}, data)
+				}
+			}
+			if err != nil {
+				// Out of the table first, so a reader that retries
+				// starts a fetch of its own instead of joining this one.
+				f.err = fmt.Errorf("prefetch: %w", err)
+				t.flightMu.Lock()
+				delete(t.flights, flightKeys[i])
+				t.flightMu.Unlock()
+			}
+			close(f.done)
+		}
+		if reader != nil {
+			reader.Close()
+		}
+		for i, f := range flights {
+			if f.err != nil {
+				continue
+			}
+			t.cache.put(chunkKey{segment: segment.ID, index: first + int64(i)}, f.data)
+			t.flightMu.Lock()
+			delete(t.flights, flightKeys[i])
+			t.flightMu.Unlock()
+		}
+	}()
 }

@@ -206,7 +206,12 @@ func New(cfg Config) (*Tier, error) {
 // CacheDir it removes the cache. Later calls return nil. The bucket is the
 // caller's to close.
 func (t *Tier) Close() error {
-	if t.closed.Swap(true) {
+	// Under flightMu: background goroutines are added under it after
+	// checking closed, so none is added once Wait may run.
+	t.flightMu.Lock()
+	alreadyClosed := t.closed.Swap(true)
+	t.flightMu.Unlock()
+	if alreadyClosed {
 		return nil
 	}
 	t.cancelBackground()
