@@ -447,3 +447,28 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// A prefetch that fails does not fail the reader that needed its chunk:
+// the reader fetches the chunk itself.
+func TestFailedPrefetchRetriedByReader(t *testing.T) {
+	local, bucket, segments := uploadedLog(t, 250)
+	faults := tieringtest.NewFaultBucket(bucket)
+	tier := newTier(t, tiering.Config{Bucket: faults, ChunkBytes: 16 << 10, PrefetchChunks: 4, ReadAttempts: 1})
+	ctx := context.Background()
+	remote, info := segments[0], local.sealed[0]
+	// Not at the segment's start: not sequential yet, no prefetch.
+	offset := remote.BaseOffset + 5
+	for i := 0; offset <= remote.LastOffset && i < 40; i++ {
+		got, err := tier.Read(ctx, remote, offset, 4<<10)
+		if err != nil || !bytes.Equal(got, local.localRead(t, info, offset, 4<<10)) {
+			t.Fatalf("read %d (after %d injected faults): %v", offset, faults.Injected(), err)
+		}
+		if i == 0 {
+			faults.FailNext(tieringtest.OpGet, 1) // the first prefetch's GET
+		}
+		offset = lastOffsetOf(got) + 1
+	}
+	if faults.Injected() != 1 || tier.Stats().Prefetches == 0 {
+		t.Fatalf("%d faults injected, stats %+v", faults.Injected(), tier.Stats())
+	}
+}
