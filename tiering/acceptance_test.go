@@ -31,6 +31,9 @@ func testBucketContract(t *testing.T, b backend) {
 	url, _ := b.open(t)
 	bucket := openBucket(t, url)
 	ctx := context.Background()
+	if err := tiering.CreateBucket(ctx, url); err != nil {
+		t.Fatalf("creating an existing bucket again: %v", err)
+	}
 	big := bytes.Repeat([]byte("0123456789abcdef"), (6<<20)/16+3) // > one 5 MiB part: multipart on S3
 	objects := map[string][]byte{"p/a/1": []byte("one"), "p/a/2": big, "p/b/3": []byte("three"), "q/4": []byte("four")}
 	for _, key := range sortedKeys(objects) {

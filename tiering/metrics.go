@@ -143,7 +143,7 @@ var tierMetrics = []struct {
 	{prometheus.NewDesc("strata_tiering_cache_corrupt_chunks_total", "Cached chunks dropped because their bytes were wrong.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CorruptChunks }},
 	{prometheus.NewDesc("strata_tiering_index_fetches_total", "Offset indexes fetched from the store.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.IndexFetches }},
 	{prometheus.NewDesc("strata_tiering_retries_total", "Store requests retried after a retriable failure.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.Retries }},
-	{prometheus.NewDesc("strata_tiering_segments_uploaded_total", "Segments uploaded.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.SegmentsUploads }},
+	{prometheus.NewDesc("strata_tiering_segments_uploaded_total", "Segments uploaded.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.SegmentsUploaded }},
 }
 
 func (c *tierCollector) Describe(ch chan<- *prometheus.Desc) {

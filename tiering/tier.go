@@ -224,17 +224,17 @@ func (t *Tier) Close() error {
 
 // Stats are counters since New.
 type Stats struct {
-	CacheHits       int64 // chunk lookups served by the on-disk cache
-	CacheMisses     int64 // chunk lookups that needed a GET (possibly shared)
-	SharedFetches   int64 // misses that joined a GET already in flight
-	Prefetches      int64 // chunk GETs started ahead of a sequential reader
-	CacheEvictions  int64 // chunks dropped to stay within CacheBytes
-	CacheBytes      int64 // bytes in the chunk cache now
-	CorruptChunks   int64 // cached chunks dropped because their bytes were wrong
-	IndexCacheHits  int64
-	IndexFetches    int64
-	Retries         int64 // attempts after a retriable failure (uploads, deletes, reads)
-	SegmentsUploads int64 // segments uploaded
+	CacheHits        int64 // chunk lookups served by the on-disk cache
+	CacheMisses      int64 // chunk lookups that needed a GET (possibly shared)
+	SharedFetches    int64 // misses that joined a GET already in flight
+	Prefetches       int64 // chunk GETs started ahead of a sequential reader
+	CacheEvictions   int64 // chunks dropped to stay within CacheBytes
+	CacheBytes       int64 // bytes in the chunk cache now
+	CorruptChunks    int64 // cached chunks dropped because their bytes were wrong
+	IndexCacheHits   int64
+	IndexFetches     int64
+	Retries          int64 // attempts after a retriable failure (uploads, deletes, reads)
+	SegmentsUploaded int64 // segments uploaded
 }
 
 type stats struct {
@@ -250,7 +250,7 @@ func (t *Tier) Stats() Stats {
 		CacheEvictions: t.stats.cacheEvictions.Load(), CacheBytes: t.cache.bytes(),
 		CorruptChunks: t.stats.corruptChunks.Load(), IndexCacheHits: t.stats.indexCacheHits.Load(),
 		IndexFetches: t.stats.indexFetches.Load(), Retries: t.stats.retries.Load(),
-		SegmentsUploads: t.stats.segmentUploads.Load(),
+		SegmentsUploaded: t.stats.segmentUploads.Load(),
 	}
 }
 
