@@ -472,3 +472,38 @@ func TestFailedPrefetchRetriedByReader(t *testing.T) {
 		t.Fatalf("%d faults injected, stats %+v", faults.Injected(), tier.Stats())
 	}
 }
+
+// An offset index pointing into the middle of a batch never yields wrong
+// data: reads through the bad entry fail as corrupt, the others are right.
+func TestWrongOffsetIndexNeverServesWrongData(t *testing.T) {
+	local, bucket, segments := uploadedLog(t, 250)
+	ctx := context.Background()
+	remote, info := segments[0], local.sealed[0]
+	index := readFile(t, info.OffsetIndexPath)
+	if len(index) < 16 {
+		t.Fatalf("index of %d bytes, want at least 2 entries", len(index))
+	}
+	// Shift the second entry's position by 7 bytes: inside its batch.
+	position := uint32(index[12])<<24 | uint32(index[13])<<16 | uint32(index[14])<<8 | uint32(index[15])
+	position += 7
+	index[12], index[13], index[14], index[15] = byte(position>>24), byte(position>>16), byte(position>>8), byte(position)
+	if err := bucket.Upload(ctx, objectKey(t, bucket, remote.ID.String(), ".index"), bytes.NewReader(index), 5<<20); err != nil {
+		t.Fatal(err)
+	}
+	tier := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: 16 << 10})
+	corrupt := 0
+	for offset := remote.BaseOffset; offset <= remote.LastOffset; offset++ {
+		got, err := tier.Read(ctx, remote, offset, 8<<10)
+		switch {
+		case err == nil && !bytes.Equal(got, local.localRead(t, info, offset, 8<<10)):
+			t.Fatalf("read %d returned wrong data", offset)
+		case err != nil && (!tiering.IsCorrupt(err) || got != nil):
+			t.Fatalf("read %d: %v", offset, err)
+		case err != nil:
+			corrupt++
+		}
+	}
+	if corrupt == 0 {
+		t.Fatal("no read went through the damaged index entry")
+	}
+}

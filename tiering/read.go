@@ -47,13 +47,22 @@ func (t *Tier) Read(ctx context.Context, segment RemoteSegment, offset int64, ma
 }
 
 // read locates and returns the batches; useCache false bypasses (and
-// refreshes) the chunk cache.
-func (t *Tier) read(ctx context.Context, segment RemoteSegment, offset int64, maxBytes int, useCache bool) ([]byte, int64, error) {
+// refreshes) the chunk cache. When what it read fails a check, the offset
+// index and the chunks it used are dropped from the caches.
+func (t *Tier) read(ctx context.Context, segment RemoteSegment, offset int64, maxBytes int, useCache bool) (_ []byte, _ int64, err error) {
 	index, err := t.offsetIndex(ctx, segment)
 	if err != nil {
 		return nil, 0, err
 	}
 	cursor := &chunkCursor{tier: t, ctx: ctx, segment: segment, useCache: useCache, chunks: make(map[int64][]byte)}
+	defer func() {
+		if IsCorrupt(err) {
+			t.indexes.remove(segment.ID)
+			for index := range cursor.chunks {
+				t.cache.remove(chunkKey{segment: segment.ID, index: index})
+			}
+		}
+	}()
 	logKey := t.layout.segmentKey(segment, suffixLog)
 	header := func(position int64) (recordbatch.Header, error) {
 		if segment.Size-position < recordbatch.HeaderSize {
@@ -110,9 +119,6 @@ func (t *Tier) read(ctx context.Context, segment RemoteSegment, offset int64, ma
 		return nil, 0, err
 	}
 	if err := verifyBatches(logKey, start, out, offset, segment.LastOffset); err != nil {
-		for index := range cursor.chunks {
-			t.cache.remove(chunkKey{segment: segment.ID, index: index})
-		}
 		return nil, 0, err
 	}
 	return out, start, nil
@@ -211,7 +217,7 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 	}
 	key := chunkKey{segment: c.segment.ID, index: index}
 	var chunk []byte
-	if cached, ok := c.tier.cache.get(key); c.useCache && ok {
+	if cached, ok := c.useCacheGet(key); ok {
 		c.tier.stats.cacheHits.Add(1)
 		chunk = cached
 	} else {
@@ -230,6 +236,13 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 	}
 	c.chunks[index] = chunk
 	return chunk, nil
+}
+
+func (c *chunkCursor) useCacheGet(key chunkKey) ([]byte, bool) {
+	if !c.useCache {
+		return nil, false
+	}
+	return c.tier.cache.get(key)
 }
 
 // flight is one GET shared by every reader that needs its result.
