@@ -213,6 +213,10 @@ func testManifestAndScrub(t *testing.T, b backend) {
 	if err != nil || fmt.Sprint(got) != fmt.Sprint(manifest) {
 		t.Fatalf("manifest read back: %v\n%+v\nwant\n%+v", err, got, manifest)
 	}
+	all, err := tier.Manifests(ctx)
+	if err != nil || len(all) != 1 || fmt.Sprint(all[0]) != fmt.Sprint(manifest) {
+		t.Fatalf("Manifests: %v, %d manifests", err, len(all))
+	}
 	report, err := tier.ScrubPartition(ctx, manifest)
 	if err != nil || !report.Clean() || report.Objects != 5*len(segments)+1 {
 		t.Fatalf("scrub of a consistent partition: %v %+v", err, report)

@@ -95,7 +95,9 @@
 //	| crc32c uint32   |   CRC-32C of every byte before it
 //	+-----------------+
 //
-// An object that fails any check (magic, version, CRC, lengths, order) is
+// Manifests lists and decodes every partition's manifest under the prefix
+// (disaster recovery). An object that fails any check (magic, version, CRC,
+// lengths, order) is
 // reported as a *CorruptError; nothing from it is used. testdata/*.golden
 // pin both formats.
 //

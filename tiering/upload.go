@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 
 	"github.com/google/uuid"
 
@@ -239,4 +240,40 @@ func (t *Tier) getAll(ctx context.Context, key string) ([]byte, error) {
 // replica rebuilding its producer state from the bucket.
 func (t *Tier) ReadProducerSnapshot(ctx context.Context, segment RemoteSegment) ([]byte, error) {
 	return t.getAll(ctx, t.layout.segmentKey(segment, suffixProducers))
+}
+
+// Manifests reads every partition's manifest snapshot under the prefix:
+// what a cluster rebuilt from the bucket alone starts from. A manifest that
+// does not decode fails the call with its *CorruptError.
+func (t *Tier) Manifests(ctx context.Context) ([]Manifest, error) {
+	listPrefix := ""
+	if t.config.Prefix != "" {
+		listPrefix = t.config.Prefix + "/"
+	}
+	var keys []string
+	err := t.bucket.Iter(ctx, listPrefix, func(key string, size int64) error {
+		if path.Base(key) == manifestName {
+			keys = append(keys, key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tiering: list manifests: %w", err)
+	}
+	manifests := make([]Manifest, 0, len(keys))
+	for _, key := range keys {
+		data, err := t.getAll(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("tiering: list manifests: %w", err)
+		}
+		m, err := UnmarshalManifest(key, data)
+		if err != nil {
+			return nil, err
+		}
+		if want := t.layout.manifestKey(m.Partition); want != key {
+			return nil, corruptf(key, -1, "manifest of %s stored under another partition's name", m.Partition)
+		}
+		manifests = append(manifests, m)
+	}
+	return manifests, nil
 }
