@@ -1,0 +1,310 @@
+package tiering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	gcaws "gocloud.dev/aws"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/memblob" // mem:// URLs
+	"gocloud.dev/blob/s3blob"
+	"gocloud.dev/gcerrors"
+)
+
+// BucketReader is the read side of an object store, as the remote reader and
+// the scrub need it. Implementations classify errors: a missing object is
+// reported as an error wrapping ErrNotFound, a store that cannot be reached
+// or answers with a failure as one wrapping ErrUnavailable, and a cancelled
+// context as the context's error.
+type BucketReader interface {
+	// Get returns length bytes of key starting at offset; length < 0 reads
+	// to the end of the object. The caller closes the reader.
+	Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
+	// Size returns the object's size in bytes.
+	Size(ctx context.Context, key string) (int64, error)
+	// Iter calls fn for every object whose key starts with prefix, in
+	// lexical key order; an error from fn stops the iteration and is
+	// returned.
+	Iter(ctx context.Context, prefix string, fn func(key string, size int64) error) error
+}
+
+// Bucket is an object store the tier reads and writes. Error classification
+// is the same as BucketReader's; Delete of a missing object succeeds.
+type Bucket interface {
+	BucketReader
+	// Upload streams r into key, replacing any object of that name. Large
+	// objects go up in parts (multipart upload on S3), partSize bytes each.
+	Upload(ctx context.Context, key string, r io.Reader, partSize int) error
+	// Delete removes key; a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// Sentinel errors. Errors returned by this package wrap them; compare with
+// errors.Is.
+var (
+	// ErrNotFound: the object (or segment, or manifest) does not exist.
+	ErrNotFound = errors.New("tiering: not found")
+	// ErrUnavailable: the object store could not be reached or failed the
+	// request. Retriable: the data is fine, ask again later.
+	ErrUnavailable = errors.New("tiering: object store unavailable")
+	// ErrOffsetOutOfRange: the offset is not inside the remote segment.
+	ErrOffsetOutOfRange = errors.New("tiering: offset out of range")
+	// ErrInvalidConfig: a Config field is out of range.
+	ErrInvalidConfig = errors.New("tiering: invalid config")
+	// ErrClosed: the Tier was closed.
+	ErrClosed = errors.New("tiering: closed")
+)
+
+// CorruptError reports bytes from the store that do not have the format
+// this package writes (a record batch failing its CRC, a manifest with a
+// bad checksum, an index pointing outside its segment). Never retriable by
+// waiting: the object is wrong. Classify with IsCorrupt.
+type CorruptError struct {
+	Key    string // object holding the bad bytes
+	Offset int64  // byte offset in the object, -1 when not meaningful
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	if e.Offset >= 0 {
+		return fmt.Sprintf("tiering: corrupt object %s at byte %d: %s", e.Key, e.Offset, e.Reason)
+	}
+	return fmt.Sprintf("tiering: corrupt object %s: %s", e.Key, e.Reason)
+}
+
+// IsCorrupt reports whether err (or an error it wraps) is a *CorruptError.
+func IsCorrupt(err error) bool {
+	var corrupt *CorruptError
+	return errors.As(err, &corrupt)
+}
+
+// IsRetriable reports whether err says the store is unavailable, so the same
+// request may succeed later.
+func IsRetriable(err error) bool { return errors.Is(err, ErrUnavailable) }
+
+func corruptf(key string, offset int64, format string, args ...any) error {
+	return &CorruptError{Key: key, Offset: offset, Reason: fmt.Sprintf(format, args...)}
+}
+
+// BlobBucket is a Bucket on a gocloud.dev/blob bucket (s3blob, fileblob,
+// memblob). Safe for concurrent use.
+type BlobBucket struct {
+	bucket *blob.Bucket
+	url    string
+}
+
+var _ Bucket = (*BlobBucket)(nil)
+
+// OpenBucket opens the object store named by rawURL:
+//
+//	s3://bucket?endpoint=http://host:port&region=us-east-1&use_path_style=true
+//	file:///dir            (file:///dir?create_dir=true creates dir)
+//	mem://                 (in memory, for tests)
+//
+// S3 credentials come from the standard AWS chain (AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY, shared config files, instance roles). The caller
+// closes the bucket.
+func OpenBucket(ctx context.Context, rawURL string) (*BlobBucket, error) {
+	var bucket *blob.Bucket
+	u, err := url.Parse(rawURL)
+	if err == nil && u.Scheme == "s3" {
+		// Opened here rather than by s3blob's URL opener so that the
+		// client is the one CreateBucket uses, without the SDK's log line
+		// for every ranged GET that carries no checksum.
+		var client *s3.Client
+		var config aws.Config
+		if client, config, err = s3ClientFromURL(ctx, u); err == nil {
+			bucket, err = s3blob.OpenBucket(ctx, client, u.Host, &s3blob.Options{RequestChecksumCalculation: config.RequestChecksumCalculation})
+		}
+	} else if err == nil {
+		bucket, err = blob.OpenBucket(ctx, rawURL)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tiering: open bucket %s: %w", redactURL(rawURL), err)
+	}
+	return &BlobBucket{bucket: bucket, url: redactURL(rawURL)}, nil
+}
+
+// NewBlobBucket wraps an already opened gocloud bucket; closing the
+// BlobBucket closes it.
+func NewBlobBucket(bucket *blob.Bucket) *BlobBucket {
+	return &BlobBucket{bucket: bucket, url: "blob"}
+}
+
+// CreateBucket creates the bucket or directory named by rawURL (see
+// OpenBucket) if it does not exist yet: CreateBucket on S3 (an existing
+// bucket owned by the caller is fine), a directory tree for file://, nothing
+// for mem://.
+func CreateBucket(ctx context.Context, rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return fmt.Errorf("tiering: create bucket: %w", err)
+	}
+	switch u.Scheme {
+	case "mem":
+		return nil
+	case fileblob.Scheme:
+		if err := os.MkdirAll(filepath.FromSlash(u.Path), 0o755); err != nil {
+			return fmt.Errorf("tiering: create bucket %s: %w", redactURL(rawURL), err)
+		}
+		return nil
+	case "s3":
+		client, _, err := s3ClientFromURL(ctx, u)
+		if err != nil {
+			return fmt.Errorf("tiering: create bucket %s: %w", redactURL(rawURL), err)
+		}
+		_, err = client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &u.Host})
+		var owned *s3types.BucketAlreadyOwnedByYou
+		if err != nil && !errors.As(err, &owned) {
+			return fmt.Errorf("tiering: create bucket %s: %w", redactURL(rawURL), err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("tiering: create bucket %s: unsupported scheme %q", redactURL(rawURL), u.Scheme)
+	}
+}
+
+// s3ClientFromURL builds the S3 client for an s3:// URL with s3blob's URL
+// parameters (endpoint, region, use_path_style, disable_https, profile,
+// anonymous, …; not accelerate, ssetype, kmskeyid).
+func s3ClientFromURL(ctx context.Context, u *url.URL) (*s3.Client, aws.Config, error) {
+	query := u.Query()
+	options := []func(*s3.Options){func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true }}
+	for _, key := range []string{"use_path_style", "s3ForcePathStyle"} {
+		if value := query.Get(key); value != "" {
+			query.Del(key)
+			pathStyle, err := strconv.ParseBool(value)
+			if err != nil {
+				return nil, aws.Config{}, fmt.Errorf("invalid %s: %w", key, err)
+			}
+			options = append(options, func(o *s3.Options) { o.UsePathStyle = pathStyle })
+		}
+	}
+	if value := query.Get("disable_https"); value != "" {
+		query.Del("disable_https")
+		disable, err := strconv.ParseBool(value)
+		if err != nil {
+			return nil, aws.Config{}, fmt.Errorf("invalid disable_https: %w", err)
+		}
+		options = append(options, func(o *s3.Options) { o.EndpointOptions.DisableHTTPS = disable })
+	}
+	for _, key := range []string{"accelerate", "ssetype", "kmskeyid"} {
+		if query.Has(key) {
+			return nil, aws.Config{}, fmt.Errorf("URL parameter %s is not supported", key)
+		}
+	}
+	config, err := gcaws.V2ConfigFromURLParams(ctx, query)
+	if err != nil {
+		return nil, aws.Config{}, err
+	}
+	return s3.NewFromConfig(config, options...), config, nil
+}
+
+// redactURL drops the query, which may name endpoints or profiles that do
+// not belong in error messages.
+func redactURL(rawURL string) string {
+	if i := strings.IndexByte(rawURL, '?'); i >= 0 {
+		return rawURL[:i]
+	}
+	return rawURL
+}
+
+// Close closes the underlying gocloud bucket.
+func (b *BlobBucket) Close() error { return b.bucket.Close() }
+
+// classify maps a gocloud error to this package's sentinels.
+func (b *BlobBucket) classify(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	switch gcerrors.Code(err) {
+	case gcerrors.NotFound:
+		return fmt.Errorf("%s %s/%s: %w: %w", op, b.url, key, ErrNotFound, err)
+	case gcerrors.Canceled:
+		if errors.Is(err, context.Canceled) {
+			return fmt.Errorf("%s %s/%s: %w", op, b.url, key, err)
+		}
+	}
+	return fmt.Errorf("%s %s/%s: %w: %w", op, b.url, key, ErrUnavailable, err)
+}
+
+// Get implements BucketReader.
+func (b *BlobBucket) Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	reader, err := b.bucket.NewRangeReader(ctx, key, offset, length, nil)
+	if err != nil {
+		return nil, b.classify("get", key, err)
+	}
+	return &classifiedReader{reader: reader, bucket: b, key: key}, nil
+}
+
+// classifiedReader classifies errors met while streaming a body.
+type classifiedReader struct {
+	reader *blob.Reader
+	bucket *BlobBucket
+	key    string
+}
+
+func (r *classifiedReader) Read(p []byte) (int, error) {
+	n, err := r.reader.Read(p)
+	if err != nil && err != io.EOF {
+		err = r.bucket.classify("read", r.key, err)
+	}
+	return n, err
+}
+
+func (r *classifiedReader) Close() error { return r.reader.Close() }
+
+// Size implements BucketReader.
+func (b *BlobBucket) Size(ctx context.Context, key string) (int64, error) {
+	attributes, err := b.bucket.Attributes(ctx, key)
+	if err != nil {
+		return 0, b.classify("stat", key, err)
+	}
+	return attributes.Size, nil
+}
+
+// Iter implements BucketReader.
+func (b *BlobBucket) Iter(ctx context.Context, prefix string, fn func(key string, size int64) error) error {
+	iterator := b.bucket.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		object, err := iterator.Next(ctx)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return b.classify("list", prefix, err)
+		}
+		if object.IsDir {
+			continue
+		}
+		if err := fn(object.Key, object.Size); err != nil {
+			return err
+		}
+	}
+}
+
+// Upload implements Bucket.
+func (b *BlobBucket) Upload(ctx context.Context, key string, r io.Reader, partSize int) error {
+	options := &blob.WriterOptions{ContentType: "application/octet-stream", BufferSize: partSize}
+	return b.classify("put", key, b.bucket.Upload(ctx, key, r, options))
+}
+
+// Delete implements Bucket.
+func (b *BlobBucket) Delete(ctx context.Context, key string) error {
+	err := b.bucket.Delete(ctx, key)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return nil
+	}
+	return b.classify("delete", key, err)
+}

@@ -1,0 +1,167 @@
+// Package tiering is Strata's cold tier: it copies sealed segments to an
+// object store (S3 or any S3-compatible server, a local directory, memory
+// in tests) through gocloud.dev/blob and serves reads of them, byte for
+// byte what the local segment held. It knows nothing of Raft or the
+// broker: the broker decides what to upload and records the returned
+// RemoteSegment in the Raft manifest; this package moves and checks bytes.
+//
+// # Using it
+//
+//	bucket, _ := tiering.OpenBucket(ctx, "s3://b?endpoint=http://127.0.0.1:7070&region=us-east-1&use_path_style=true")
+//	tier, _ := tiering.New(tiering.Config{Bucket: bucket, CacheDir: dir})
+//	remote, _ := tier.Upload(ctx, tiering.SegmentFiles{...})   // then commit remote in Raft
+//	batches, _ := tier.Read(ctx, remote, offset, maxBytes)      // consumer below local log start
+//
+// Buckets are layered: OpenBucket gives a *BlobBucket; NewMetricsBucket
+// wraps any Bucket with request and byte counters; tieringtest.FaultBucket
+// wraps one with injected failures. Errors are classified by the Bucket
+// (errors.Is ErrNotFound / ErrUnavailable), never by parsing provider
+// messages.
+//
+// # Bucket layout
+//
+// Every key starts with Config.Prefix and a slash (no slash without a
+// prefix). One directory per partition of one topic incarnation — the topic
+// id (32 lowercase hex digits) keeps a re-created topic apart from the old
+// one — holding five objects per segment and the manifest snapshot:
+//
+//	<prefix>/<topic>-<topic id hex>/<partition>/
+//	    <base offset, 20 digits>-<segment uuid>.log        the .log file, as on disk
+//	    <base offset, 20 digits>-<segment uuid>.index      the .index file, as on disk
+//	    <base offset, 20 digits>-<segment uuid>.timeindex  the .timeindex file, as on disk
+//	    <base offset, 20 digits>-<segment uuid>.epochs     leader-epoch ranges (below)
+//	    <base offset, 20 digits>-<segment uuid>.producers  producer snapshot at the segment's end, as on disk (may be empty)
+//	    manifest                                           manifest snapshot (below)
+//
+// e.g. strata/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/00000000000000004242-ffeeddcc-bbaa-9988-7766-554433221100.log.
+// The .log, .index, .timeindex and .producers objects hold the local files'
+// bytes unchanged (formats in broker/segment/doc.go and
+// broker/producer/doc.go). The uuid is chosen per copy of a segment:
+// uploading again under the same uuid overwrites the same five objects; a
+// copy under a new uuid never collides with an older one whose deletion is
+// still pending. Names are part of the format, do not change.
+//
+// # .epochs object
+//
+// The leader-epoch ranges of the segment, read from its batch headers
+// (partitionLeaderEpoch) at upload: a new range starts at each batch whose
+// epoch differs from the previous batch's. Big endian; part of the format,
+// do not change:
+//
+//	 0        4        6                 10
+//	+--------+--------+-----------------+
+//	| "STRE" | version| count uint32    |   version = 1
+//	+--------+--------+-----------------+
+//	then count ranges, epochs strictly increasing, start offsets not decreasing:
+//	+-----------------+-----------------------------------+
+//	| epoch int32     | start offset int64                |   12 bytes each
+//	+-----------------+-----------------------------------+
+//	then:
+//	+-----------------+
+//	| crc32c uint32   |   CRC-32C (Castagnoli) of every byte before it
+//	+-----------------+
+//
+// # manifest object
+//
+// A snapshot of the partition's remote segments (what the Raft manifest
+// holds for it), written by PutManifest, so that a cluster can be rebuilt
+// from the bucket alone. Big endian; part of the format, do not change:
+//
+//	 0        4        6          8
+//	+--------+--------+----------+--------------------+
+//	| "STRM" | version| topic    | topic name          |   version = 1
+//	|        | uint16 | length   | (length bytes,      |
+//	|        |        | uint16   |  UTF-8)             |
+//	+--------+--------+----------+--------------------+
+//	+-----------------------------------+-----------------+-----------------+
+//	| topic id [16]byte                 | partition int32 | count uint32    |
+//	+-----------------------------------+-----------------+-----------------+
+//	then count entries, base offsets strictly increasing:
+//	 0                 16           24           32           40
+//	+-----------------+------------+------------+------------+
+//	| segment uuid    | base offset| last offset| size       |
+//	| [16]byte        | int64      | int64      | int64 (.log|
+//	|                 |            |            | bytes)     |
+//	+-----------------+------------+------------+------------+
+//	40           48           56            60
+//	+------------+------------+-------------+--------------------------------+
+//	| first      | max        | epoch count | epoch ranges as in .epochs:    |
+//	| timestamp  | timestamp  | uint32      | (epoch int32, start int64) × n |
+//	| int64 (-1  | int64 (-1  |             |                                |
+//	| = none)    | = none)    |             |                                |
+//	+------------+------------+-------------+--------------------------------+
+//	then:
+//	+-----------------+
+//	| crc32c uint32   |   CRC-32C of every byte before it
+//	+-----------------+
+//
+// Manifests lists and decodes every partition's manifest under the prefix
+// (disaster recovery). An object that fails any check (magic, version, CRC,
+// lengths, order) is
+// reported as a *CorruptError; nothing from it is used. testdata/*.golden
+// pin both formats.
+//
+// # Upload
+//
+// Upload walks the .log's batch headers first (framing, dense offsets from
+// the base offset) to describe the segment, then streams the five objects,
+// the .log first, each with blob.Writer (multipart on S3, parts of
+// Config.UploadPartBytes). A retriable failure of one object retries that
+// object with exponential backoff and jitter. At most
+// Config.UploadConcurrency segments upload at once. The caller commits the
+// returned RemoteSegment to the manifest only after Upload returns; only
+// then may the local copy go (DESIGN invariant 4). DeleteSegment removes
+// the objects .log last; missing ones count as deleted.
+//
+// # Remote read
+//
+//	RemoteSegment → .index (fetched once per segment, decoded, kept in an
+//	in-memory LRU bounded by IndexCacheBytes) → position of the last entry
+//	whose batch ends at or before the offset → walk batch headers forward to
+//	the batch holding the offset → whole batches up to maxBytes (the first
+//	one whole, KIP-74) → the chunks covering them.
+//
+// The .log is read in chunks aligned to Config.ChunkBytes (chunk i covers
+// bytes [i·ChunkBytes, (i+1)·ChunkBytes), the last one shorter), each one
+// ranged GET. Chunks land in the on-disk LRU cache (CacheDir, CacheBytes;
+// file <segment uuid>-<chunk index, 10 digits>.chunk, written to a
+// temporary name and renamed) whose CRC-32C per chunk is kept in memory
+// and checked on every hit; a file that fails is dropped and fetched again.
+// Files left by an earlier process are removed at New. In front of the
+// disk cache a small in-memory LRU (MemoryCacheBytes, default 8 chunks)
+// keeps the chunks used last, since reads not aligned to chunks touch each
+// chunk twice; a fetched chunk is handed to its readers first and written
+// to disk after (space is reserved first, so the directory never holds more
+// than CacheBytes of chunk files). Concurrent readers
+// of a chunk (or an index) share one GET, run detached from any one
+// reader's context under Config.RequestTimeout; a reader that gives up
+// does not fail the others. A read that starts where the previous read of
+// the segment ended (or at the segment's start) counts as sequential and
+// keeps the next Config.PrefetchChunks chunks cached or in flight:
+// prefetches are coalesced — when the chunks ahead fall to half the
+// window, the missing run is fetched with one ranged GET whose chunks are
+// handed out one by one as they stream in (a failed prefetch makes its
+// waiting readers fetch on their own, with retries).
+// ReadMany serves many partitions of one Fetch concurrently.
+//
+// Before any bytes are returned every batch is checked: header, CRC-32C,
+// first batch holding the offset, dense offsets, nothing past the
+// segment's last offset. A failed check drops the chunks involved and
+// reads them once more from the store; if they fail again the read returns
+// a *CorruptError. A store that cannot be reached returns an error
+// wrapping ErrUnavailable after Config.ReadAttempts tries. Either way no
+// data comes with an error: never wrong data, never partial data.
+//
+// # Scrub
+//
+// Scrub (whole prefix) and ScrubPartition list the bucket and compare it
+// with manifests: objects without an entry (orphans: failed uploads,
+// interrupted deletes, unknown names), entries whose objects are missing,
+// and .log objects whose size differs from the entry.
+//
+// # Concurrency
+//
+// A Tier is safe for concurrent use. Its goroutines are the shared and
+// prefetch GETs; Close cancels them and waits. Buckets are safe for
+// concurrent use.
+package tiering

@@ -1,0 +1,241 @@
+package tiering
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"sort"
+)
+
+// In-bucket formats of the objects this package writes itself. Part of the
+// format, do not change (see doc.go).
+const (
+	manifestMagic   = "STRM"
+	manifestVersion = 1
+	epochsMagic     = "STRE"
+	epochsVersion   = 1
+
+	// Sizes of the fixed parts.
+	formatHeaderSize   = 6 // magic + version
+	formatCRCSize      = 4
+	manifestEntrySize  = 16 + 5*8 + 4
+	epochRangeSize     = 4 + 8
+	maxTopicNameLength = 249 // Kafka's limit
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Manifest is the per-partition manifest snapshot kept in the bucket so a
+// cluster can be rebuilt from the bucket alone: the partition's remote
+// segments sorted by base offset.
+type Manifest struct {
+	Partition Partition
+	Segments  []RemoteSegment // sorted by BaseOffset; each Segment.Partition equals Partition
+}
+
+// MarshalManifest encodes m in the manifest object format. Segments are
+// written sorted by base offset; two segments with one base offset, a
+// segment of another partition or a last offset below its base offset are
+// refused.
+func MarshalManifest(m Manifest) ([]byte, error) {
+	if len(m.Partition.Topic) == 0 || len(m.Partition.Topic) > maxTopicNameLength {
+		return nil, fmt.Errorf("tiering: manifest: topic name length %d out of range", len(m.Partition.Topic))
+	}
+	segments := append([]RemoteSegment(nil), m.Segments...)
+	sort.Slice(segments, func(i, j int) bool { return segments[i].BaseOffset < segments[j].BaseOffset })
+	size := formatHeaderSize + 2 + len(m.Partition.Topic) + 16 + 4 + 4 + formatCRCSize
+	for i, s := range segments {
+		if s.Partition != m.Partition {
+			return nil, fmt.Errorf("tiering: manifest of %s: segment %s belongs to %s", m.Partition, s.ID, s.Partition)
+		}
+		if s.LastOffset < s.BaseOffset {
+			return nil, fmt.Errorf("tiering: manifest of %s: segment %s: last offset %d below base offset %d", m.Partition, s.ID, s.LastOffset, s.BaseOffset)
+		}
+		if err := checkEpochRanges(s.LeaderEpochs); err != nil {
+			return nil, fmt.Errorf("tiering: manifest of %s: segment %s: %w", m.Partition, s.ID, err)
+		}
+		if i > 0 && segments[i-1].BaseOffset == s.BaseOffset {
+			return nil, fmt.Errorf("tiering: manifest of %s: two segments at base offset %d", m.Partition, s.BaseOffset)
+		}
+		size += manifestEntrySize + epochRangeSize*len(s.LeaderEpochs)
+	}
+	out := make([]byte, 0, size)
+	out = append(out, manifestMagic...)
+	out = binary.BigEndian.AppendUint16(out, manifestVersion)
+	out = binary.BigEndian.AppendUint16(out, uint16(len(m.Partition.Topic)))
+	out = append(out, m.Partition.Topic...)
+	out = append(out, m.Partition.TopicID[:]...)
+	out = binary.BigEndian.AppendUint32(out, uint32(m.Partition.Partition))
+	out = binary.BigEndian.AppendUint32(out, uint32(len(segments)))
+	for _, s := range segments {
+		out = append(out, s.ID[:]...)
+		for _, v := range []int64{s.BaseOffset, s.LastOffset, s.Size, s.FirstTimestamp, s.MaxTimestamp} {
+			out = binary.BigEndian.AppendUint64(out, uint64(v))
+		}
+		out = appendEpochRanges(out, s.LeaderEpochs)
+	}
+	return binary.BigEndian.AppendUint32(out, crc32.Checksum(out, castagnoli)), nil
+}
+
+// UnmarshalManifest decodes a manifest object; key names the object in
+// errors. Bytes that are not a valid manifest give a *CorruptError.
+func UnmarshalManifest(key string, data []byte) (Manifest, error) {
+	body, err := checkFraming(key, data, manifestMagic, manifestVersion)
+	if err != nil {
+		return Manifest{}, err
+	}
+	d := decoder{key: key, data: body, position: formatHeaderSize}
+	var m Manifest
+	topicLength := int(d.uint16())
+	m.Partition.Topic = string(d.bytes(topicLength))
+	copy(m.Partition.TopicID[:], d.bytes(16))
+	m.Partition.Partition = int32(d.uint32())
+	count := d.uint32()
+	if d.err == nil && uint64(count)*manifestEntrySize > uint64(len(body)) {
+		return Manifest{}, corruptf(key, -1, "segment count %d larger than the object", count)
+	}
+	m.Segments = make([]RemoteSegment, 0, count)
+	for i := uint32(0); i < count && d.err == nil; i++ {
+		s := RemoteSegment{Partition: m.Partition}
+		copy(s.ID[:], d.bytes(16))
+		s.BaseOffset = int64(d.uint64())
+		s.LastOffset = int64(d.uint64())
+		s.Size = int64(d.uint64())
+		s.FirstTimestamp = int64(d.uint64())
+		s.MaxTimestamp = int64(d.uint64())
+		s.LeaderEpochs = d.epochRanges()
+		if d.err == nil && (s.LastOffset < s.BaseOffset || (i > 0 && s.BaseOffset <= m.Segments[i-1].BaseOffset)) {
+			return Manifest{}, corruptf(key, -1, "segment %d out of order", i)
+		}
+		m.Segments = append(m.Segments, s)
+	}
+	if d.err == nil && d.position != len(body) {
+		return Manifest{}, corruptf(key, int64(d.position), "%d trailing bytes", len(body)-d.position)
+	}
+	return m, d.err
+}
+
+// marshalEpochs encodes a segment's leader-epoch ranges as its .epochs
+// object.
+func marshalEpochs(ranges []EpochRange) []byte {
+	out := make([]byte, 0, formatHeaderSize+4+epochRangeSize*len(ranges)+formatCRCSize)
+	out = append(out, epochsMagic...)
+	out = binary.BigEndian.AppendUint16(out, epochsVersion)
+	out = appendEpochRanges(out, ranges)
+	return binary.BigEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
+}
+
+// unmarshalEpochs decodes an .epochs object.
+func unmarshalEpochs(key string, data []byte) ([]EpochRange, error) {
+	body, err := checkFraming(key, data, epochsMagic, epochsVersion)
+	if err != nil {
+		return nil, err
+	}
+	d := decoder{key: key, data: body, position: formatHeaderSize}
+	ranges := d.epochRanges()
+	if d.err == nil && d.position != len(body) {
+		return nil, corruptf(key, int64(d.position), "%d trailing bytes", len(body)-d.position)
+	}
+	return ranges, d.err
+}
+
+func appendEpochRanges(out []byte, ranges []EpochRange) []byte {
+	out = binary.BigEndian.AppendUint32(out, uint32(len(ranges)))
+	for _, r := range ranges {
+		out = binary.BigEndian.AppendUint32(out, uint32(r.Epoch))
+		out = binary.BigEndian.AppendUint64(out, uint64(r.StartOffset))
+	}
+	return out
+}
+
+// checkFraming checks magic, version and the trailing CRC-32C and returns
+// the bytes before the CRC.
+func checkFraming(key string, data []byte, magic string, version uint16) ([]byte, error) {
+	if len(data) < formatHeaderSize+formatCRCSize {
+		return nil, corruptf(key, -1, "%d bytes, too short", len(data))
+	}
+	if string(data[:4]) != magic {
+		return nil, corruptf(key, 0, "magic %q, want %q", data[:4], magic)
+	}
+	if got := binary.BigEndian.Uint16(data[4:]); got != version {
+		return nil, corruptf(key, 4, "unsupported version %d", got)
+	}
+	body := data[:len(data)-formatCRCSize]
+	if stored, computed := binary.BigEndian.Uint32(data[len(body):]), crc32.Checksum(body, castagnoli); stored != computed {
+		return nil, corruptf(key, int64(len(body)), "crc32c %08x, computed %08x", stored, computed)
+	}
+	return body, nil
+}
+
+// decoder reads big-endian fields, remembering the first error.
+type decoder struct {
+	key      string
+	data     []byte
+	position int
+	err      error
+}
+
+func (d *decoder) bytes(n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n < 0 || len(d.data)-d.position < n {
+		d.err = corruptf(d.key, int64(d.position), "truncated: need %d bytes, %d left", n, len(d.data)-d.position)
+		return nil
+	}
+	b := d.data[d.position : d.position+n]
+	d.position += n
+	return b
+}
+
+func (d *decoder) uint16() uint16 {
+	if b := d.bytes(2); b != nil {
+		return binary.BigEndian.Uint16(b)
+	}
+	return 0
+}
+
+func (d *decoder) uint32() uint32 {
+	if b := d.bytes(4); b != nil {
+		return binary.BigEndian.Uint32(b)
+	}
+	return 0
+}
+
+func (d *decoder) uint64() uint64 {
+	if b := d.bytes(8); b != nil {
+		return binary.BigEndian.Uint64(b)
+	}
+	return 0
+}
+
+func (d *decoder) epochRanges() []EpochRange {
+	count := d.uint32()
+	if d.err != nil {
+		return nil
+	}
+	if uint64(count)*epochRangeSize > uint64(len(d.data)-d.position) {
+		d.err = corruptf(d.key, int64(d.position), "epoch range count %d larger than the object", count)
+		return nil
+	}
+	var ranges []EpochRange
+	for i := uint32(0); i < count; i++ {
+		r := EpochRange{Epoch: int32(d.uint32()), StartOffset: int64(d.uint64())}
+		if len(ranges) > 0 && (r.StartOffset < ranges[len(ranges)-1].StartOffset || r.Epoch <= ranges[len(ranges)-1].Epoch) {
+			d.err = corruptf(d.key, int64(d.position-epochRangeSize), "epoch range %d out of order", i)
+			return nil
+		}
+		ranges = append(ranges, r)
+	}
+	return ranges
+}
+
+// checkEpochRanges refuses ranges whose epochs or start offsets go down.
+func checkEpochRanges(ranges []EpochRange) error {
+	for i := 1; i < len(ranges); i++ {
+		if ranges[i].Epoch <= ranges[i-1].Epoch || ranges[i].StartOffset < ranges[i-1].StartOffset {
+			return fmt.Errorf("leader epoch ranges out of order at %d: %+v after %+v", i, ranges[i], ranges[i-1])
+		}
+	}
+	return nil
+}

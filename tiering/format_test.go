@@ -1,0 +1,185 @@
+package tiering
+
+import (
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+var goldenPartition = Partition{
+	Topic:     "orders",
+	TopicID:   [16]byte{0x5e, 0x1f, 0x00, 0x2a, 0x9b, 0x3c, 0x4d, 0x5e, 0x6f, 0x70, 0x81, 0x92, 0xa3, 0xb4, 0xc5, 0xd6},
+	Partition: 3,
+}
+
+func goldenManifest() Manifest {
+	return Manifest{Partition: goldenPartition, Segments: []RemoteSegment{
+		{
+			Partition: goldenPartition, ID: uuid.MustParse("00112233-4455-6677-8899-aabbccddeeff"),
+			BaseOffset: 0, LastOffset: 4241, Size: 1048576, FirstTimestamp: 1700000000000, MaxTimestamp: 1700000099999,
+			LeaderEpochs: []EpochRange{{Epoch: 0, StartOffset: 0}, {Epoch: 2, StartOffset: 4000}},
+		},
+		{
+			Partition: goldenPartition, ID: uuid.MustParse("ffeeddcc-bbaa-9988-7766-554433221100"),
+			BaseOffset: 4242, LastOffset: 4242, Size: 61, FirstTimestamp: -1, MaxTimestamp: -1,
+			LeaderEpochs: []EpochRange{{Epoch: 2, StartOffset: 4242}},
+		},
+	}}
+}
+
+// checkGolden compares data with testdata/name (a hex dump), rewriting it
+// with -update.
+func checkGolden(t *testing.T, name string, data []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	dump := hex.Dump(data)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(dump), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if dump != string(want) {
+		t.Fatalf("%s changed: the format is fixed (doc.go); got\n%s\nwant\n%s", name, dump, want)
+	}
+}
+
+func TestManifestGolden(t *testing.T) {
+	m := goldenManifest()
+	// Marshal sorts: hand the segments over in reverse.
+	reversed := Manifest{Partition: m.Partition, Segments: []RemoteSegment{m.Segments[1], m.Segments[0]}}
+	data, err := MarshalManifest(reversed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "manifest.golden", data)
+	decoded, err := UnmarshalManifest("manifest", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(decoded) != fmt.Sprint(m) {
+		t.Fatalf("decoded %+v\nwant %+v", decoded, m)
+	}
+	// Every single damaged byte and every truncation is caught.
+	for i := range data {
+		damaged := append([]byte(nil), data...)
+		damaged[i] ^= 0x01
+		if _, err := UnmarshalManifest("manifest", damaged); !IsCorrupt(err) {
+			t.Fatalf("byte %d flipped: %v", i, err)
+		}
+		if _, err := UnmarshalManifest("manifest", data[:i]); !IsCorrupt(err) {
+			t.Fatalf("truncated to %d bytes: %v", i, err)
+		}
+	}
+	empty, err := MarshalManifest(Manifest{Partition: goldenPartition})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decoded, err := UnmarshalManifest("manifest", empty); err != nil || len(decoded.Segments) != 0 || decoded.Partition != goldenPartition {
+		t.Fatalf("empty manifest: %+v, %v", decoded, err)
+	}
+}
+
+func TestManifestRefusesInconsistentEntries(t *testing.T) {
+	for name, change := range map[string]func(*Manifest){
+		"duplicate base offset": func(m *Manifest) { m.Segments[1].BaseOffset = 0; m.Segments[1].LastOffset = 5 },
+		"last below base":       func(m *Manifest) { m.Segments[0].LastOffset = -1 },
+		"other partition":       func(m *Manifest) { m.Segments[0].Partition.Partition = 4 },
+		"epochs out of order":   func(m *Manifest) { m.Segments[0].LeaderEpochs[1].Epoch = 0 },
+		"no topic":              func(m *Manifest) { m.Partition.Topic = "" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := goldenManifest()
+			change(&m)
+			if _, err := MarshalManifest(m); err == nil {
+				t.Fatal("marshalled")
+			}
+		})
+	}
+}
+
+func TestEpochsGolden(t *testing.T) {
+	ranges := []EpochRange{{Epoch: 0, StartOffset: 0}, {Epoch: 2, StartOffset: 4000}, {Epoch: 7, StartOffset: 4100}}
+	data := marshalEpochs(ranges)
+	checkGolden(t, "epochs.golden", data)
+	decoded, err := unmarshalEpochs("x.epochs", data)
+	if err != nil || fmt.Sprint(decoded) != fmt.Sprint(ranges) {
+		t.Fatalf("decoded %v, %v", decoded, err)
+	}
+	for i := range data {
+		damaged := append([]byte(nil), data...)
+		damaged[i] ^= 0x80
+		if _, err := unmarshalEpochs("x.epochs", damaged); !IsCorrupt(err) {
+			t.Fatalf("byte %d flipped: %v", i, err)
+		}
+	}
+}
+
+func TestLayoutGolden(t *testing.T) {
+	segment := goldenManifest().Segments[1]
+	for _, c := range []struct {
+		prefix, suffix, want string
+	}{
+		{"", suffixLog, "orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/00000000000000004242-ffeeddcc-bbaa-9988-7766-554433221100.log"},
+		{"strata/cluster-1", suffixOffsetIndex, "strata/cluster-1/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/00000000000000004242-ffeeddcc-bbaa-9988-7766-554433221100.index"},
+		{"p", suffixTimeIndex, "p/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/00000000000000004242-ffeeddcc-bbaa-9988-7766-554433221100.timeindex"},
+		{"p", suffixEpochs, "p/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/00000000000000004242-ffeeddcc-bbaa-9988-7766-554433221100.epochs"},
+		{"p", suffixProducers, "p/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/00000000000000004242-ffeeddcc-bbaa-9988-7766-554433221100.producers"},
+	} {
+		key := layout{prefix: c.prefix}.segmentKey(segment, c.suffix)
+		if key != c.want {
+			t.Fatalf("key %s, want %s", key, c.want)
+		}
+		base, id, suffix, ok := parseSegmentObject(key)
+		if !ok || base != 4242 || id != segment.ID || suffix != c.suffix {
+			t.Fatalf("parse %s: %d %s %s %v", key, base, id, suffix, ok)
+		}
+	}
+	if got := (layout{prefix: "p"}).manifestKey(goldenPartition); got != "p/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/manifest" {
+		t.Fatalf("manifest key %s", got)
+	}
+	for _, bad := range []string{"p/x/manifest", "p/0-ffeeddcc-bbaa-9988-7766-554433221100.log", "p/00000000000000004242-ffeeddcc-bbaa-9988-7766-554433221100.tmp"} {
+		if _, _, _, ok := parseSegmentObject(bad); ok {
+			t.Fatalf("parsed %s", bad)
+		}
+	}
+}
+
+func TestOffsetIndexLookup(t *testing.T) {
+	segment := RemoteSegment{BaseOffset: 100, LastOffset: 199, Size: 1 << 16}
+	raw, _ := hex.DecodeString(strings.Join([]string{"0000000a" + "00001000", "00000014" + "00002000", "0000001e" + "00003000"}, ""))
+	index, err := decodeOffsetIndex("x.index", raw, segment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for relative, want := range map[int64]int64{0: 0, 9: 0, 10: 0x1000, 15: 0x1000, 20: 0x2000, 30: 0x3000, 99: 0x3000} {
+		if got := index.lookup(relative); got != want {
+			t.Fatalf("lookup(%d) = %#x, want %#x", relative, got, want)
+		}
+	}
+	for name, bad := range map[string]string{
+		"size":           "0000000a000010",
+		"out of order":   "0000001400001000" + "0000000a00002000",
+		"past the end":   "0000000a00010000",
+		"offset too big": "0000006400001000",
+	} {
+		raw, _ := hex.DecodeString(bad)
+		if _, err := decodeOffsetIndex("x.index", raw, segment); !IsCorrupt(err) {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+}

@@ -1,0 +1,160 @@
+package tiering
+
+import (
+	"context"
+	"io"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// MetricsBucket counts the requests and bytes that go through a Bucket.
+// It wraps any Bucket; the counters are exported as Prometheus metrics
+// (strata_tiering_bucket_*) when a registerer is given, and read directly
+// with Counts. A GET is one Get call (one ranged request), a PUT one Upload
+// call (one object; on S3 a multipart upload of n parts is n+2 requests).
+type MetricsBucket struct {
+	bucket Bucket
+	counts bucketCounts
+}
+
+type bucketCounts struct {
+	gets, getBytes, puts, putBytes, lists, stats, deletes, failures atomic.Int64
+}
+
+// BucketCounts is a snapshot of a MetricsBucket's counters.
+type BucketCounts struct {
+	Gets, GetBytes, Puts, PutBytes, Lists, Stats, Deletes, Failures int64
+}
+
+var _ Bucket = (*MetricsBucket)(nil)
+
+// NewMetricsBucket wraps bucket; with a non-nil registerer it registers
+// the counters there.
+func NewMetricsBucket(bucket Bucket, registerer prometheus.Registerer) (*MetricsBucket, error) {
+	m := &MetricsBucket{bucket: bucket}
+	if registerer == nil {
+		return m, nil
+	}
+	for _, c := range []struct {
+		name, help string
+		value      *atomic.Int64
+	}{
+		{"strata_tiering_bucket_gets_total", "Object GET requests (whole or ranged).", &m.counts.gets},
+		{"strata_tiering_bucket_get_bytes_total", "Bytes read from the object store.", &m.counts.getBytes},
+		{"strata_tiering_bucket_puts_total", "Objects uploaded.", &m.counts.puts},
+		{"strata_tiering_bucket_put_bytes_total", "Bytes uploaded to the object store.", &m.counts.putBytes},
+		{"strata_tiering_bucket_lists_total", "List operations.", &m.counts.lists},
+		{"strata_tiering_bucket_stats_total", "Object attribute (HEAD) requests.", &m.counts.stats},
+		{"strata_tiering_bucket_deletes_total", "Object deletes.", &m.counts.deletes},
+		{"strata_tiering_bucket_failures_total", "Requests that failed.", &m.counts.failures},
+	} {
+		value := c.value
+		collector := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, func() float64 { return float64(value.Load()) })
+		if err := registerer.Register(collector); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Counts returns the counters.
+func (m *MetricsBucket) Counts() BucketCounts {
+	c := &m.counts
+	return BucketCounts{
+		Gets: c.gets.Load(), GetBytes: c.getBytes.Load(), Puts: c.puts.Load(), PutBytes: c.putBytes.Load(),
+		Lists: c.lists.Load(), Stats: c.stats.Load(), Deletes: c.deletes.Load(), Failures: c.failures.Load(),
+	}
+}
+
+func (m *MetricsBucket) failed(err error) error {
+	if err != nil {
+		m.counts.failures.Add(1)
+	}
+	return err
+}
+
+// Get implements BucketReader.
+func (m *MetricsBucket) Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	m.counts.gets.Add(1)
+	reader, err := m.bucket.Get(ctx, key, offset, length)
+	if err != nil {
+		return nil, m.failed(err)
+	}
+	return &countingReader{ReadCloser: reader, bytes: &m.counts.getBytes}, nil
+}
+
+// Size implements BucketReader.
+func (m *MetricsBucket) Size(ctx context.Context, key string) (int64, error) {
+	m.counts.stats.Add(1)
+	size, err := m.bucket.Size(ctx, key)
+	return size, m.failed(err)
+}
+
+// Iter implements BucketReader.
+func (m *MetricsBucket) Iter(ctx context.Context, prefix string, fn func(key string, size int64) error) error {
+	m.counts.lists.Add(1)
+	return m.failed(m.bucket.Iter(ctx, prefix, fn))
+}
+
+// Upload implements Bucket.
+func (m *MetricsBucket) Upload(ctx context.Context, key string, r io.Reader, partSize int) error {
+	m.counts.puts.Add(1)
+	return m.failed(m.bucket.Upload(ctx, key, &countingReader{ReadCloser: io.NopCloser(r), bytes: &m.counts.putBytes}, partSize))
+}
+
+// Delete implements Bucket.
+func (m *MetricsBucket) Delete(ctx context.Context, key string) error {
+	m.counts.deletes.Add(1)
+	return m.failed(m.bucket.Delete(ctx, key))
+}
+
+type countingReader struct {
+	io.ReadCloser
+	bytes *atomic.Int64
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	r.bytes.Add(int64(n))
+	return n, err
+}
+
+// NewTierCollector exports a Tier's Stats (chunk cache hits, misses,
+// evictions, bytes; shared fetches; prefetches; retries; uploads) as
+// Prometheus metrics named strata_tiering_*.
+func NewTierCollector(t *Tier) prometheus.Collector {
+	return &tierCollector{tier: t}
+}
+
+type tierCollector struct{ tier *Tier }
+
+var tierMetrics = []struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(Stats) int64
+}{
+	{prometheus.NewDesc("strata_tiering_cache_hits_total", "Chunk lookups served by the on-disk cache.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheHits }},
+	{prometheus.NewDesc("strata_tiering_cache_misses_total", "Chunk lookups that needed a GET.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheMisses }},
+	{prometheus.NewDesc("strata_tiering_shared_fetches_total", "Chunk misses that joined a GET in flight.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.SharedFetches }},
+	{prometheus.NewDesc("strata_tiering_prefetches_total", "Chunk GETs started ahead of sequential readers.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.Prefetches }},
+	{prometheus.NewDesc("strata_tiering_cache_evictions_total", "Chunks evicted from the cache.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheEvictions }},
+	{prometheus.NewDesc("strata_tiering_cache_bytes", "Bytes in the chunk cache.", nil, nil), prometheus.GaugeValue, func(s Stats) int64 { return s.CacheBytes }},
+	{prometheus.NewDesc("strata_tiering_cache_corrupt_chunks_total", "Cached chunks dropped because their bytes were wrong.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CorruptChunks }},
+	{prometheus.NewDesc("strata_tiering_index_fetches_total", "Offset indexes fetched from the store.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.IndexFetches }},
+	{prometheus.NewDesc("strata_tiering_retries_total", "Store requests retried after a retriable failure.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.Retries }},
+	{prometheus.NewDesc("strata_tiering_segments_uploaded_total", "Segments uploaded.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.SegmentsUploaded }},
+}
+
+func (c *tierCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range tierMetrics {
+		ch <- m.desc
+	}
+}
+
+func (c *tierCollector) Collect(ch chan<- prometheus.Metric) {
+	stats := c.tier.Stats()
+	for _, m := range tierMetrics {
+		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, float64(m.value(stats)))
+	}
+}

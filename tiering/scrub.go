@@ -1,0 +1,95 @@
+package tiering
+
+import (
+	"context"
+	"fmt"
+	"sort"
+)
+
+// ScrubReport lists the differences between the objects in the bucket and
+// the manifests they were checked against.
+type ScrubReport struct {
+	// Objects is how many objects were listed.
+	Objects int
+	// Orphans are keys with no manifest entry: objects of segments the
+	// manifests do not name (a failed or unfinished upload, a delete that
+	// stopped half way) and names this package does not write.
+	Orphans []string
+	// Missing are objects that a manifest entry needs and the bucket does
+	// not hold.
+	Missing []MissingObject
+	// SizeMismatches are .log objects whose size differs from the entry's.
+	SizeMismatches []string
+}
+
+// MissingObject is one object a manifest entry needs that is not there.
+type MissingObject struct {
+	Segment RemoteSegment
+	Key     string
+}
+
+// Clean reports whether the scrub found nothing wrong.
+func (r ScrubReport) Clean() bool {
+	return len(r.Orphans) == 0 && len(r.Missing) == 0 && len(r.SizeMismatches) == 0
+}
+
+// ScrubPartition compares the objects under the partition's prefix with its
+// manifest. Manifest snapshot objects are expected, not orphans.
+func (t *Tier) ScrubPartition(ctx context.Context, m Manifest) (ScrubReport, error) {
+	return t.scrub(ctx, t.layout.partitionPrefix(m.Partition), []Manifest{m})
+}
+
+// Scrub compares every object under the configured prefix with the given
+// manifests: objects of partitions without a manifest here are orphans.
+func (t *Tier) Scrub(ctx context.Context, manifests []Manifest) (ScrubReport, error) {
+	listPrefix := ""
+	if t.config.Prefix != "" {
+		listPrefix = t.config.Prefix + "/"
+	}
+	return t.scrub(ctx, listPrefix, manifests)
+}
+
+func (t *Tier) scrub(ctx context.Context, listPrefix string, manifests []Manifest) (ScrubReport, error) {
+	type expectation struct {
+		segment RemoteSegment
+		suffix  string
+	}
+	expected := make(map[string]expectation)
+	manifestKeys := make(map[string]bool)
+	for _, m := range manifests {
+		manifestKeys[t.layout.manifestKey(m.Partition)] = true
+		for _, segment := range m.Segments {
+			for _, suffix := range segmentSuffixes {
+				expected[t.layout.segmentKey(segment, suffix)] = expectation{segment: segment, suffix: suffix}
+			}
+		}
+	}
+	var report ScrubReport
+	seen := make(map[string]bool)
+	err := t.bucket.Iter(ctx, listPrefix, func(key string, size int64) error {
+		report.Objects++
+		if e, ok := expected[key]; ok {
+			seen[key] = true
+			if e.suffix == suffixLog && size != e.segment.Size {
+				report.SizeMismatches = append(report.SizeMismatches, fmt.Sprintf("%s: %d bytes, manifest says %d", key, size, e.segment.Size))
+			}
+			return nil
+		}
+		if manifestKeys[key] {
+			return nil
+		}
+		report.Orphans = append(report.Orphans, key)
+		return nil
+	})
+	if err != nil {
+		return ScrubReport{}, fmt.Errorf("tiering: scrub %q: %w", listPrefix, err)
+	}
+	for key, e := range expected {
+		if !seen[key] {
+			report.Missing = append(report.Missing, MissingObject{Segment: e.segment, Key: key})
+		}
+	}
+	sort.Strings(report.Orphans)
+	sort.Slice(report.Missing, func(i, j int) bool { return report.Missing[i].Key < report.Missing[j].Key })
+	return report, nil
+}

@@ -1,0 +1,278 @@
+package tiering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Defaults of Config's zero values.
+const (
+	DefaultChunkBytes        = 1 << 20
+	DefaultCacheBytes        = 256 << 20
+	DefaultIndexCacheBytes   = 16 << 20
+	DefaultPrefetchChunks    = 4
+	DefaultUploadConcurrency = 4
+	DefaultUploadPartBytes   = 8 << 20
+	DefaultUploadAttempts    = 5
+	DefaultReadAttempts      = 2
+	DefaultRetryBackoff      = 100 * time.Millisecond
+	DefaultMaxRetryBackoff   = 5 * time.Second
+	DefaultReadConcurrency   = 8
+	DefaultRequestTimeout    = 30 * time.Second
+)
+
+// Config configures a Tier. The zero value of every field but Bucket means
+// its default.
+type Config struct {
+	// Bucket is the object store (required): a *BlobBucket from
+	// OpenBucket, possibly wrapped (NewMetricsBucket, fault injection).
+	Bucket Bucket
+	// Prefix is prepended to every key ("" = the bucket root). No leading
+	// or trailing slash.
+	Prefix string
+	// ChunkBytes is the size of the aligned ranges remote reads fetch and
+	// cache. Default 1 MiB.
+	ChunkBytes int64
+	// CacheDir holds the on-disk chunk cache; its *.chunk files are removed
+	// at New. Default: a temporary directory removed by Close.
+	CacheDir string
+	// CacheBytes bounds the chunk cache. Default 256 MiB.
+	CacheBytes int64
+	// MemoryCacheBytes bounds the in-memory LRU of recently used chunks in
+	// front of the disk cache. Default 8 chunks; negative disables.
+	MemoryCacheBytes int64
+	// IndexCacheBytes bounds the in-memory cache of offset indexes.
+	// Default 16 MiB.
+	IndexCacheBytes int64
+	// PrefetchChunks is how many chunks after the last one read a
+	// sequential reader fetches ahead. Default 4; negative disables.
+	PrefetchChunks int
+	// UploadConcurrency bounds the segments uploaded at once over all
+	// Upload calls. Default 4.
+	UploadConcurrency int
+	// UploadPartBytes is the part size of streaming (multipart) uploads.
+	// Default 8 MiB; at least 5 MiB (S3's minimum part size).
+	UploadPartBytes int
+	// UploadAttempts is how often an object upload or delete is tried
+	// before a retriable failure is returned. Default 5.
+	UploadAttempts int
+	// ReadAttempts is how often a GET is tried before a read returns
+	// ErrUnavailable. Default 2.
+	ReadAttempts int
+	// RetryBackoff is the first wait between attempts; it doubles (with
+	// jitter) up to MaxRetryBackoff. Defaults 100 ms and 5 s.
+	RetryBackoff    time.Duration
+	MaxRetryBackoff time.Duration
+	// ReadConcurrency bounds the partitions ReadMany reads at once.
+	// Default 8.
+	ReadConcurrency int
+	// RequestTimeout bounds one GET shared by readers (it runs detached
+	// from any single reader's context). Default 30 s.
+	RequestTimeout time.Duration
+	// Logger receives warnings (retries, corrupt cache files). Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// withDefaults returns c with zero values replaced by defaults.
+func (c Config) withDefaults() Config {
+	setDefault(&c.ChunkBytes, DefaultChunkBytes)
+	setDefault(&c.CacheBytes, DefaultCacheBytes)
+	setDefault(&c.MemoryCacheBytes, 8*c.ChunkBytes)
+	setDefault(&c.IndexCacheBytes, DefaultIndexCacheBytes)
+	setDefault(&c.PrefetchChunks, DefaultPrefetchChunks)
+	setDefault(&c.UploadConcurrency, DefaultUploadConcurrency)
+	setDefault(&c.UploadPartBytes, DefaultUploadPartBytes)
+	setDefault(&c.UploadAttempts, DefaultUploadAttempts)
+	setDefault(&c.ReadAttempts, DefaultReadAttempts)
+	setDefault(&c.RetryBackoff, DefaultRetryBackoff)
+	setDefault(&c.MaxRetryBackoff, DefaultMaxRetryBackoff)
+	setDefault(&c.ReadConcurrency, DefaultReadConcurrency)
+	setDefault(&c.RequestTimeout, DefaultRequestTimeout)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func setDefault[T int | int64 | time.Duration](field *T, value T) {
+	if *field == 0 {
+		*field = value
+	}
+}
+
+// Validate reports the first field that is out of range.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.Bucket == nil:
+		return fmt.Errorf("%w: Bucket is required", ErrInvalidConfig)
+	case strings.HasPrefix(c.Prefix, "/") || strings.HasSuffix(c.Prefix, "/"):
+		return fmt.Errorf("%w: Prefix %q must not start or end with a slash", ErrInvalidConfig, c.Prefix)
+	case c.ChunkBytes < 4<<10 || c.ChunkBytes > 1<<30:
+		return fmt.Errorf("%w: ChunkBytes %d outside [4 KiB, 1 GiB]", ErrInvalidConfig, c.ChunkBytes)
+	case c.CacheBytes < c.ChunkBytes:
+		return fmt.Errorf("%w: CacheBytes %d below ChunkBytes %d", ErrInvalidConfig, c.CacheBytes, c.ChunkBytes)
+	case c.IndexCacheBytes < 0:
+		return fmt.Errorf("%w: IndexCacheBytes %d negative", ErrInvalidConfig, c.IndexCacheBytes)
+	case c.UploadConcurrency < 0, c.ReadConcurrency < 0, c.UploadAttempts < 0, c.ReadAttempts < 0:
+		return fmt.Errorf("%w: concurrency and attempt counts must be positive", ErrInvalidConfig)
+	case c.UploadPartBytes < 5<<20:
+		return fmt.Errorf("%w: UploadPartBytes %d below S3's 5 MiB minimum", ErrInvalidConfig, c.UploadPartBytes)
+	case c.RetryBackoff < 0 || c.MaxRetryBackoff < c.RetryBackoff || c.RequestTimeout < 0:
+		return fmt.Errorf("%w: backoffs and timeouts must be positive, MaxRetryBackoff >= RetryBackoff", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// Tier uploads sealed segments to an object store and serves reads of
+// them. All methods are safe for concurrent use. Close stops the
+// background fetches (prefetches, GETs shared by readers) and waits for
+// them.
+type Tier struct {
+	config  Config
+	layout  layout
+	bucket  Bucket
+	logger  *slog.Logger
+	cache   *chunkCache
+	indexes *indexCache
+
+	uploadSlots   chan struct{} // one token per segment being uploaded
+	prefetchSlots chan struct{} // one token per prefetch in flight
+
+	// background is the lifetime of fetches that run detached from the
+	// reader that started them; cancelled by Close.
+	background       context.Context
+	cancelBackground context.CancelFunc
+	workers          sync.WaitGroup // fetch goroutines
+	removeCacheDir   bool
+
+	flightMu sync.Mutex         // guards flights
+	flights  map[string]*flight // GETs in progress, by chunk or index key
+
+	sequentialMu sync.Mutex          // guards lastReadEnd
+	lastReadEnd  map[uuid.UUID]int64 // byte position after each segment's last read
+
+	closed atomic.Bool
+	stats  stats
+}
+
+// New checks cfg and returns a Tier. The chunk cache directory is created
+// (or emptied of chunk files left by an earlier process).
+func New(cfg Config) (*Tier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	t := &Tier{
+		config:        cfg,
+		layout:        layout{prefix: cfg.Prefix},
+		bucket:        cfg.Bucket,
+		logger:        cfg.Logger,
+		indexes:       newIndexCache(cfg.IndexCacheBytes),
+		uploadSlots:   make(chan struct{}, cfg.UploadConcurrency),
+		prefetchSlots: make(chan struct{}, max(cfg.PrefetchChunks, 1)*4),
+		flights:       make(map[string]*flight),
+		lastReadEnd:   make(map[uuid.UUID]int64),
+	}
+	dir := cfg.CacheDir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "strata-tiering-cache-"); err != nil {
+			return nil, fmt.Errorf("tiering: chunk cache: %w", err)
+		}
+		t.removeCacheDir = true
+	}
+	cache, err := newChunkCache(dir, cfg.CacheBytes, max(cfg.MemoryCacheBytes, 0), &t.stats)
+	if err != nil {
+		return nil, err
+	}
+	t.cache = cache
+	t.background, t.cancelBackground = context.WithCancel(context.Background())
+	return t, nil
+}
+
+// Close stops background fetches and waits for them; with the default
+// CacheDir it removes the cache. Later calls return nil. The bucket is the
+// caller's to close.
+func (t *Tier) Close() error {
+	// Under flightMu: background goroutines are added under it after
+	// checking closed, so none is added once Wait may run.
+	t.flightMu.Lock()
+	alreadyClosed := t.closed.Swap(true)
+	t.flightMu.Unlock()
+	if alreadyClosed {
+		return nil
+	}
+	t.cancelBackground()
+	t.workers.Wait()
+	if t.removeCacheDir {
+		return os.RemoveAll(t.cache.dir)
+	}
+	return nil
+}
+
+// Stats are counters since New.
+type Stats struct {
+	CacheHits        int64 // chunk lookups served by the on-disk cache
+	CacheMisses      int64 // chunk lookups that needed a GET (possibly shared)
+	SharedFetches    int64 // misses that joined a GET already in flight
+	Prefetches       int64 // chunk GETs started ahead of a sequential reader
+	CacheEvictions   int64 // chunks dropped to stay within CacheBytes
+	CacheBytes       int64 // bytes in the chunk cache now
+	CorruptChunks    int64 // cached chunks dropped because their bytes were wrong
+	IndexCacheHits   int64
+	IndexFetches     int64
+	Retries          int64 // attempts after a retriable failure (uploads, deletes, reads)
+	SegmentsUploaded int64 // segments uploaded
+}
+
+type stats struct {
+	cacheHits, cacheMisses, sharedFetches, prefetches, cacheEvictions, corruptChunks atomic.Int64
+	indexCacheHits, indexFetches, retries, segmentUploads                            atomic.Int64
+}
+
+// Stats returns the counters.
+func (t *Tier) Stats() Stats {
+	return Stats{
+		CacheHits: t.stats.cacheHits.Load(), CacheMisses: t.stats.cacheMisses.Load(),
+		SharedFetches: t.stats.sharedFetches.Load(), Prefetches: t.stats.prefetches.Load(),
+		CacheEvictions: t.stats.cacheEvictions.Load(), CacheBytes: t.cache.bytes(),
+		CorruptChunks: t.stats.corruptChunks.Load(), IndexCacheHits: t.stats.indexCacheHits.Load(),
+		IndexFetches: t.stats.indexFetches.Load(), Retries: t.stats.retries.Load(),
+		SegmentsUploaded: t.stats.segmentUploads.Load(),
+	}
+}
+
+// retry runs op up to attempts times while it fails with a retriable
+// error, waiting with exponential backoff and jitter in between.
+func (t *Tier) retry(ctx context.Context, attempts int, what string, op func() error) error {
+	backoff := t.config.RetryBackoff
+	for attempt := 1; ; attempt++ {
+		err := op()
+		if err == nil || !IsRetriable(err) || attempt >= attempts || ctx.Err() != nil {
+			return err
+		}
+		t.stats.retries.Add(1)
+		wait := backoff/2 + rand.N(backoff/2+1)
+		t.logger.Warn("tiering: retrying", "op", what, "attempt", attempt, "wait", wait, "err", err)
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-timer.C:
+		}
+		backoff = min(backoff*2, t.config.MaxRetryBackoff)
+	}
+}

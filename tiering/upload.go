@@ -1,0 +1,279 @@
+package tiering
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+
+	"github.com/google/uuid"
+
+	"github.com/strata-log/strata/broker/recordbatch"
+)
+
+// SegmentFiles names the local files of one sealed segment to upload.
+type SegmentFiles struct {
+	Partition Partition
+	// ID names this copy of the segment in the bucket. Zero: Upload
+	// generates one. Uploading again with the same ID overwrites the same
+	// objects, so a retried copy leaves no orphans.
+	ID uuid.UUID
+	// BaseOffset is the segment's base offset (its file name); the first
+	// batch must start there.
+	BaseOffset      int64
+	LogPath         string // .log, record batches v2 (broker/segment format)
+	OffsetIndexPath string // .index
+	TimeIndexPath   string // .timeindex
+	// ProducerSnapshotPath is the producer-state snapshot at the segment's
+	// end offset (broker/producer format), uploaded as it is; "" uploads an
+	// empty .producers object (no producer state).
+	ProducerSnapshotPath string
+}
+
+// Upload copies one sealed segment to the bucket: its .log, .index and
+// .timeindex as they are on disk, an .epochs object with the leader-epoch
+// ranges read from the batch headers, and the producer snapshot. Each
+// object is streamed (multipart on S3) and retried with backoff on
+// retriable failures. At most Config.UploadConcurrency segments are
+// uploaded at once; Upload waits for a slot. The segment must be sealed:
+// its files may not change during the upload.
+//
+// The returned descriptor is what the manifest entry records. Only after
+// that entry is committed may the local copy go; a failed Upload may leave
+// some of the objects behind (a later Upload with the same ID overwrites
+// them, DeleteSegment removes them, Scrub reports them).
+func (t *Tier) Upload(ctx context.Context, files SegmentFiles) (RemoteSegment, error) {
+	if t.closed.Load() {
+		return RemoteSegment{}, ErrClosed
+	}
+	select {
+	case t.uploadSlots <- struct{}{}:
+		defer func() { <-t.uploadSlots }()
+	case <-ctx.Done():
+		return RemoteSegment{}, ctx.Err()
+	}
+	id := files.ID
+	if id == uuid.Nil {
+		id = uuid.New()
+	}
+	logFile, err := os.Open(files.LogPath)
+	if err != nil {
+		return RemoteSegment{}, fmt.Errorf("tiering: upload %s: %w", files.LogPath, err)
+	}
+	defer logFile.Close()
+	info, err := logFile.Stat()
+	if err != nil {
+		return RemoteSegment{}, fmt.Errorf("tiering: upload %s: %w", files.LogPath, err)
+	}
+	segment, err := describeSegment(logFile, info.Size(), files.BaseOffset)
+	if err != nil {
+		return RemoteSegment{}, fmt.Errorf("tiering: upload %s: %w", files.LogPath, err)
+	}
+	segment.Partition, segment.ID = files.Partition, id
+
+	sources := map[string]func() (io.Reader, func(), error){
+		suffixLog: func() (io.Reader, func(), error) {
+			return io.NewSectionReader(logFile, 0, segment.Size), func() {}, nil
+		},
+		suffixOffsetIndex: openSource(files.OffsetIndexPath),
+		suffixTimeIndex:   openSource(files.TimeIndexPath),
+		suffixEpochs: func() (io.Reader, func(), error) {
+			return bytes.NewReader(marshalEpochs(segment.LeaderEpochs)), func() {}, nil
+		},
+		suffixProducers: openSource(files.ProducerSnapshotPath),
+	}
+	for _, suffix := range segmentSuffixes {
+		key := t.layout.segmentKey(segment, suffix)
+		err := t.retry(ctx, t.config.UploadAttempts, "upload "+key, func() error {
+			reader, done, err := sources[suffix]()
+			if err != nil {
+				return err
+			}
+			defer done()
+			return t.bucket.Upload(ctx, key, reader, t.config.UploadPartBytes)
+		})
+		if err != nil {
+			return RemoteSegment{}, fmt.Errorf("tiering: upload segment %d of %s: %w", files.BaseOffset, files.Partition, err)
+		}
+	}
+	t.stats.segmentUploads.Add(1)
+	return segment, nil
+}
+
+// openSource returns a function opening path afresh for each attempt; ""
+// stands for an empty object.
+func openSource(path string) func() (io.Reader, func(), error) {
+	return func() (io.Reader, func(), error) {
+		if path == "" {
+			return bytes.NewReader(nil), func() {}, nil
+		}
+		file, err := os.Open(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		return file, func() { file.Close() }, nil
+	}
+}
+
+// describeSegment walks the batch headers of a .log of size bytes and
+// returns its offsets, timestamps and leader-epoch ranges. It checks the
+// framing (magic, lengths, dense offsets starting at baseOffset), not the
+// CRCs: readers verify those on every read.
+func describeSegment(file io.ReaderAt, size, baseOffset int64) (RemoteSegment, error) {
+	segment := RemoteSegment{BaseOffset: baseOffset, Size: size, FirstTimestamp: -1, MaxTimestamp: -1}
+	if size == 0 {
+		return RemoteSegment{}, errors.New("empty segment")
+	}
+	header := make([]byte, recordbatch.HeaderSize)
+	next := baseOffset
+	for position := int64(0); position < size; {
+		if size-position < recordbatch.HeaderSize {
+			return RemoteSegment{}, fmt.Errorf("torn batch header at byte %d", position)
+		}
+		if _, err := file.ReadAt(header, position); err != nil {
+			return RemoteSegment{}, fmt.Errorf("read batch header at byte %d: %w", position, err)
+		}
+		h, err := recordbatch.ParseHeader(header)
+		if err != nil {
+			return RemoteSegment{}, fmt.Errorf("batch at byte %d: %w", position, err)
+		}
+		if h.BaseOffset != next {
+			return RemoteSegment{}, fmt.Errorf("batch at byte %d has base offset %d, want %d", position, h.BaseOffset, next)
+		}
+		if position+h.Size() > size {
+			return RemoteSegment{}, fmt.Errorf("batch at byte %d runs past the end (%d bytes)", position, size)
+		}
+		if n := len(segment.LeaderEpochs); n == 0 || h.PartitionLeaderEpoch != segment.LeaderEpochs[n-1].Epoch {
+			if n > 0 && h.PartitionLeaderEpoch < segment.LeaderEpochs[n-1].Epoch {
+				return RemoteSegment{}, fmt.Errorf("batch at byte %d: leader epoch %d after %d", position, h.PartitionLeaderEpoch, segment.LeaderEpochs[n-1].Epoch)
+			}
+			segment.LeaderEpochs = append(segment.LeaderEpochs, EpochRange{Epoch: h.PartitionLeaderEpoch, StartOffset: h.BaseOffset})
+		}
+		if h.NumRecords > 0 && h.FirstTimestamp >= 0 && (segment.FirstTimestamp < 0 || h.FirstTimestamp < segment.FirstTimestamp) {
+			segment.FirstTimestamp = h.FirstTimestamp
+		}
+		segment.MaxTimestamp = max(segment.MaxTimestamp, h.MaxTimestamp)
+		next = h.LastOffset() + 1
+		position += h.Size()
+	}
+	segment.LastOffset = next - 1
+	return segment, nil
+}
+
+// DeleteSegment removes a segment's objects, the .log last. Objects
+// already gone are fine, so a repeated delete succeeds. Retriable failures
+// are retried like uploads.
+func (t *Tier) DeleteSegment(ctx context.Context, segment RemoteSegment) error {
+	for i := len(segmentSuffixes) - 1; i >= 0; i-- {
+		key := t.layout.segmentKey(segment, segmentSuffixes[i])
+		if err := t.retry(ctx, t.config.UploadAttempts, "delete "+key, func() error { return t.bucket.Delete(ctx, key) }); err != nil {
+			return fmt.Errorf("tiering: delete segment %d of %s: %w", segment.BaseOffset, segment.Partition, err)
+		}
+	}
+	t.indexes.remove(segment.ID)
+	t.cache.removeSegment(segment.ID)
+	return nil
+}
+
+// PutManifest writes the partition's manifest snapshot object, replacing
+// the previous one.
+func (t *Tier) PutManifest(ctx context.Context, m Manifest) error {
+	data, err := MarshalManifest(m)
+	if err != nil {
+		return err
+	}
+	key := t.layout.manifestKey(m.Partition)
+	return t.retry(ctx, t.config.UploadAttempts, "upload "+key, func() error {
+		return t.bucket.Upload(ctx, key, bytes.NewReader(data), t.config.UploadPartBytes)
+	})
+}
+
+// GetManifest reads the partition's manifest snapshot object: ErrNotFound
+// when there is none, a *CorruptError when it does not decode.
+func (t *Tier) GetManifest(ctx context.Context, p Partition) (Manifest, error) {
+	key := t.layout.manifestKey(p)
+	data, err := t.getAll(ctx, key)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("tiering: manifest of %s: %w", p, err)
+	}
+	m, err := UnmarshalManifest(key, data)
+	if err != nil {
+		return Manifest{}, err
+	}
+	if m.Partition != p {
+		return Manifest{}, corruptf(key, -1, "manifest names partition %s", m.Partition)
+	}
+	return m, nil
+}
+
+// ReadEpochs reads a remote segment's leader-epoch ranges from its .epochs
+// object (a follower rebuilding its leader-epoch cache from the bucket).
+func (t *Tier) ReadEpochs(ctx context.Context, segment RemoteSegment) ([]EpochRange, error) {
+	key := t.layout.segmentKey(segment, suffixEpochs)
+	data, err := t.getAll(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return unmarshalEpochs(key, data)
+}
+
+// getAll reads a whole object with the read retry policy.
+func (t *Tier) getAll(ctx context.Context, key string) ([]byte, error) {
+	var data []byte
+	err := t.retry(ctx, t.config.ReadAttempts, "get "+key, func() error {
+		reader, err := t.bucket.Get(ctx, key, 0, -1)
+		if err != nil {
+			return err
+		}
+		defer reader.Close()
+		data, err = io.ReadAll(reader)
+		return err
+	})
+	return data, err
+}
+
+// ReadProducerSnapshot returns a remote segment's .producers object (the
+// producer-state snapshot uploaded with it; empty when it had none), for a
+// replica rebuilding its producer state from the bucket.
+func (t *Tier) ReadProducerSnapshot(ctx context.Context, segment RemoteSegment) ([]byte, error) {
+	return t.getAll(ctx, t.layout.segmentKey(segment, suffixProducers))
+}
+
+// Manifests reads every partition's manifest snapshot under the prefix:
+// what a cluster rebuilt from the bucket alone starts from. A manifest that
+// does not decode fails the call with its *CorruptError.
+func (t *Tier) Manifests(ctx context.Context) ([]Manifest, error) {
+	listPrefix := ""
+	if t.config.Prefix != "" {
+		listPrefix = t.config.Prefix + "/"
+	}
+	var keys []string
+	err := t.bucket.Iter(ctx, listPrefix, func(key string, size int64) error {
+		if path.Base(key) == manifestName {
+			keys = append(keys, key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tiering: list manifests: %w", err)
+	}
+	manifests := make([]Manifest, 0, len(keys))
+	for _, key := range keys {
+		data, err := t.getAll(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("tiering: list manifests: %w", err)
+		}
+		m, err := UnmarshalManifest(key, data)
+		if err != nil {
+			return nil, err
+		}
+		if want := t.layout.manifestKey(m.Partition); want != key {
+			return nil, corruptf(key, -1, "manifest of %s stored under another partition's name", m.Partition)
+		}
+		manifests = append(manifests, m)
+	}
+	return manifests, nil
+}
