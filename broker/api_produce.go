@@ -143,17 +143,11 @@ func (s *Server) awaitCommitted(pending []pendingAck, resp *kmsg.ProduceResponse
 	for len(pending) > 0 {
 		waiting := pending[:0]
 		for _, a := range pending {
-			a.part.appendMu.Lock()
-			isr, leading := len(a.part.assignment.ISR), a.part.leading.Load()
-			a.part.appendMu.Unlock()
-			need := int(a.part.config.Load().MinInsyncReplicas)
+			done, code, msg := a.part.commitStatus(a.end)
 			switch {
-			case a.part.highWatermark() >= a.end:
-			case !leading:
-				fail(a, kerr.NotLeaderForPartition.Code, "leadership moved before the write was replicated")
-			case isr < need:
-				fail(a, kerr.NotEnoughReplicasAfterAppend.Code, fmt.Sprintf("written to the leader, but the ISR shrank to %d, below min.insync.replicas %d", isr, need))
-			default:
+			case code != 0:
+				fail(a, code, msg)
+			case !done:
 				waiting = append(waiting, a)
 			}
 		}
@@ -173,6 +167,48 @@ func (s *Server) awaitCommitted(pending []pendingAck, resp *kmsg.ProduceResponse
 				fail(a, kerr.RequestTimedOut.Code, "the broker is shutting down")
 			}
 			return
+		}
+	}
+}
+
+// commitStatus tells an acks=all append ending at end whether it is
+// committed (below the high watermark), still waiting, or failed with a
+// Kafka error code: leadership moved, or the ISR shrank below
+// min.insync.replicas.
+func (p *partition) commitStatus(end int64) (done bool, code int16, msg string) {
+	if p.highWatermark() >= end {
+		return true, 0, ""
+	}
+	p.appendMu.Lock()
+	isr, leading := len(p.assignment.ISR), p.leading.Load()
+	p.appendMu.Unlock()
+	need := int(p.config.Load().MinInsyncReplicas)
+	switch {
+	case !leading:
+		return false, kerr.NotLeaderForPartition.Code, "leadership moved before the write was replicated"
+	case isr < need:
+		return false, kerr.NotEnoughReplicasAfterAppend.Code, fmt.Sprintf("written to the leader, but the ISR shrank to %d, below min.insync.replicas %d", isr, need)
+	}
+	return false, 0, ""
+}
+
+// awaitCommitted waits until an append ending at end is committed, for at
+// most timeout; it returns the Kafka error code when it cannot be.
+func (p *partition) awaitCommitted(end int64, timeout time.Duration) int16 {
+	wake := make(chan struct{}, 1)
+	p.addWaiter(wake)
+	defer p.removeWaiter(wake)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		done, code, _ := p.commitStatus(end)
+		if done || code != 0 {
+			return code
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			return kerr.RequestTimedOut.Code
 		}
 	}
 }

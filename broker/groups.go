@@ -533,7 +533,8 @@ func (sh *groupShard) appendLocked(records []recordbatch.Record) error {
 	if err != nil {
 		return err
 	}
-	if _, _, err := sh.part.appendBatch(batch, 9, now); err != nil {
+	base, _, err := sh.part.appendBatch(batch, 9, now)
+	if err != nil {
 		var pe *produceError
 		if errors.As(err, &pe) && (pe.code == kerr.UnknownTopicOrPartition.Code || pe.code == kerr.NotLeaderForPartition.Code) {
 			return kerr.NotCoordinator
@@ -541,8 +542,21 @@ func (sh *groupShard) appendLocked(records []recordbatch.Record) error {
 		sh.m.log.Error("writing to the offsets topic failed", "partition", sh.index, "err", err)
 		return kerr.CoordinatorNotAvailable
 	}
-	return nil
+	// acks=all, as Kafka writes commits: answered once every in-sync
+	// replica has them.
+	switch code := sh.part.awaitCommitted(base+int64(len(records)), offsetCommitTimeout); code {
+	case 0:
+		return nil
+	case kerr.NotLeaderForPartition.Code:
+		return kerr.NotCoordinator
+	default:
+		sh.m.log.Warn("offsets topic write not replicated in time", "partition", sh.index, "err", kerr.ErrorForCode(code))
+		return kerr.CoordinatorNotAvailable
+	}
 }
+
+// offsetCommitTimeout is offsets.commit.timeout.ms (Kafka's default).
+const offsetCommitTimeout = 5 * time.Second
 
 // StoreGroup implements group.Store: the group's metadata record is
 // appended to the shard's partition before the coordinator answers.

@@ -366,9 +366,12 @@ func (s *Server) changeISR(p *partition, isr []int32) {
 // appendReplicated appends batches fetched from the leader as they are, at
 // the offsets they carry, and takes the leader's high watermark.
 func (p *partition) appendReplicated(data []byte, leaderHW int64) error {
-	spans, err := recordbatch.Split(data)
-	if err != nil {
-		return fmt.Errorf("replicated data: %w", err)
+	var spans []recordbatch.Span
+	if len(data) > 0 {
+		var err error
+		if spans, err = recordbatch.Split(data); err != nil {
+			return fmt.Errorf("replicated data: %w", err)
+		}
 	}
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
