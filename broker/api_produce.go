@@ -172,18 +172,17 @@ func (s *Server) awaitCommitted(pending []pendingAck, resp *kmsg.ProduceResponse
 }
 
 // commitStatus tells an acks=all append ending at end whether it is
-// committed (below the high watermark), still waiting, or failed with a
-// Kafka error code: leadership moved, or the ISR shrank below
-// min.insync.replicas.
+// committed (below the high watermark, with at least min.insync.replicas
+// in sync, as Kafka checks), still waiting, or failed with a Kafka error
+// code: leadership moved, or the ISR shrank below min.insync.replicas.
 func (p *partition) commitStatus(end int64) (done bool, code int16, msg string) {
-	if p.highWatermark() >= end {
-		return true, 0, ""
-	}
 	p.appendMu.Lock()
 	isr, leading := len(p.assignment.ISR), p.leading.Load()
 	p.appendMu.Unlock()
 	need := int(p.config.Load().MinInsyncReplicas)
 	switch {
+	case p.highWatermark() >= end && isr >= need:
+		return true, 0, ""
 	case !leading:
 		return false, kerr.NotLeaderForPartition.Code, "leadership moved before the write was replicated"
 	case isr < need:

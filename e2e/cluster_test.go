@@ -121,11 +121,23 @@ type clusterStatus struct {
 	Voters     []struct {
 		NodeID  int32  `json:"node_id"`
 		Address string `json:"address"`
+		Voting  bool   `json:"voting"`
 	} `json:"voters"`
 	Brokers []struct {
 		ID     int32 `json:"id"`
 		Fenced bool  `json:"fenced"`
 	} `json:"brokers"`
+}
+
+// voting counts the members of the quorum that vote.
+func (s clusterStatus) voting() int {
+	n := 0
+	for _, v := range s.Voters {
+		if v.Voting {
+			n++
+		}
+	}
+	return n
 }
 
 func (c *cluster) status(id int32) clusterStatus {
@@ -176,7 +188,7 @@ func TestCluster(t *testing.T) {
 			return nil
 		})
 		s := c.status(2)
-		if s.ClusterID != c.clusterID || len(s.Voters) != 3 || len(s.Brokers) != 3 {
+		if s.ClusterID != c.clusterID || s.voting() != 3 || len(s.Brokers) != 3 {
 			t.Fatalf("cluster status: %+v", s)
 		}
 		// Exactly one node reports itself as controller, and every node sees
@@ -324,7 +336,7 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
-	t.Run("voters are removed and added at runtime", func(t *testing.T) {
+	t.Run("voters are demoted and promoted at runtime", func(t *testing.T) {
 		run := func(args ...string) {
 			t.Helper()
 			out, err := exec.Command(strataBin, append([]string{"cluster"}, args...)...).CombinedOutput()
@@ -333,8 +345,8 @@ func TestCluster(t *testing.T) {
 			}
 		}
 		run("remove-voter", "--admin", c.nodes[1].admin, "--node-id", "3")
-		eventually(t, 10*time.Second, "two voters", func() error {
-			if s := c.status(2); len(s.Voters) != 2 {
+		eventually(t, 10*time.Second, "two voters, node 3 a non-voter", func() error {
+			if s := c.status(2); s.voting() != 2 || len(s.Voters) != 3 {
 				return fmt.Errorf("voters %+v", s.Voters)
 			}
 			return nil
@@ -344,7 +356,7 @@ func TestCluster(t *testing.T) {
 		}
 		run("add-voter", "--admin", c.nodes[2].admin, "--node-id", "3", "--address", c.nodes[3].ctrl)
 		eventually(t, 10*time.Second, "three voters, node 3 caught up", func() error {
-			if s := c.status(3); len(s.Voters) != 3 {
+			if s := c.status(3); s.voting() != 3 {
 				return fmt.Errorf("voters %+v", s.Voters)
 			}
 			m, err := kadm.NewClient(newClient(t, c.nodes[3].addr)).ListTopics(ctx)
@@ -382,7 +394,7 @@ func TestCluster(t *testing.T) {
 			}
 			return nil
 		})
-		if s := c.status(3); s.ClusterID != c.clusterID || len(s.Voters) != 3 {
+		if s := c.status(3); s.ClusterID != c.clusterID || s.voting() != 3 {
 			t.Fatalf("wiped node's view: %+v", s)
 		}
 	})

@@ -295,10 +295,13 @@
 //	           2 heartbeat     broker id int32, broker epoch int64,
 //	                           shutting down bool
 //	           3 add voter     node id int32, controller address string
-//	           4 remove voter  node id int32
+//	           4 remove voter  node id int32 (demoted to non-voter: it
+//	                           keeps following the log)
 //	response:  status uint8 (0 ok, 1 not the leader, 2 failed,
 //	           3 duplicate broker registration: ErrDuplicateBroker),
-//	           log index uint64 (propose: where the entry was applied),
+//	           log index uint64 (propose: where the entry was applied;
+//	           with status 1: 0 when refused before appending, so a retry
+//	           is safe, all ones when leadership was lost after),
 //	           message string (why, when not ok)
 //
 // A proposal's result is not sent back: Apply is deterministic, so the

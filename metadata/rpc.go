@@ -101,6 +101,11 @@ func (s *Store) serveRPC(conn net.Conn) {
 	}
 }
 
+// errNotApplied marks a forwarding failure that certainly happened before
+// the leader appended the entry (no leader known, leader unreachable, or
+// refused at the door), so the proposal can be retried safely.
+var errNotApplied = errors.New("not applied")
+
 func (s *Store) handleRPC(request []byte) rpcResponse {
 	if len(request) == 0 {
 		return rpcResponse{status: rpcFailed, message: "empty request"}
@@ -151,7 +156,9 @@ func (s *Store) handleRPC(request []byte) rpcResponse {
 	}
 	switch {
 	case errors.Is(err, ErrNotLeader):
-		return rpcResponse{status: rpcNotLeader, message: err.Error()}
+		// Leadership was lost after the entry was handed to Raft: it may
+		// still commit, so the index is not 0 (not a safe retry).
+		return rpcResponse{status: rpcNotLeader, index: ^uint64(0), message: err.Error()}
 	case err != nil:
 		return rpcResponse{status: rpcFailed, message: err.Error()}
 	}
@@ -180,11 +187,11 @@ func (c *rpcClient) close() {
 func (s *Store) forward(ctx context.Context, request []byte) (rpcResponse, error) {
 	address, id := s.raft.LeaderWithID()
 	if id == "" {
-		return rpcResponse{}, fmt.Errorf("%w (no leader is known)", ErrNotLeader)
+		return rpcResponse{}, fmt.Errorf("%w (no leader is known): %w", ErrNotLeader, errNotApplied)
 	}
 	leaderID, ok := parseServerID(id)
 	if !ok {
-		return rpcResponse{}, fmt.Errorf("%w (leader id %q)", ErrNotLeader, id)
+		return rpcResponse{}, fmt.Errorf("%w (leader id %q): %w", ErrNotLeader, id, errNotApplied)
 	}
 	deadline := time.Now().Add(rpcTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -204,7 +211,7 @@ func (s *Store) forward(ctx context.Context, request []byte) (rpcResponse, error
 			conn, err := s.layer.dial(address, leaderID, channelRPC, time.Until(deadline))
 			if err != nil {
 				c.conn = nil
-				return rpcResponse{}, fmt.Errorf("%w: %w", ErrNotLeader, err)
+				return rpcResponse{}, fmt.Errorf("%w: %w: %w", ErrNotLeader, errNotApplied, err)
 			}
 			c.conn, c.peer, fresh = conn, address, true
 		}
@@ -214,7 +221,11 @@ func (s *Store) forward(ctx context.Context, request []byte) (rpcResponse, error
 			case rpcOK:
 				return response, nil
 			case rpcNotLeader:
-				return response, fmt.Errorf("%w (node %d answered: %s)", ErrNotLeader, leaderID, response.message)
+				err := fmt.Errorf("%w (node %d answered: %s)", ErrNotLeader, leaderID, response.message)
+				if response.index == 0 {
+					err = fmt.Errorf("%w: %w", err, errNotApplied) // refused before appending
+				}
+				return response, err
 			case rpcDuplicateBroker:
 				return response, fmt.Errorf("controller %d: %s: %w", leaderID, response.message, ErrDuplicateBroker)
 			default:
@@ -246,10 +257,33 @@ func exchange(conn net.Conn, request []byte, deadline time.Time) (rpcResponse, e
 // proposeRemote forwards a command to the leader, waits until this node has
 // applied it, and returns the result this node's state machine computed
 // for it (the same as the leader's: Apply is deterministic).
+//
+// While no leader is known, or the leader could not be reached or refused
+// before appending (an election in progress), it retries until ctx ends;
+// such a proposal was certainly not applied.
 func (s *Store) proposeRemote(ctx context.Context, c command) (any, error) {
-	response, err := s.forward(ctx, append([]byte{rpcPropose}, encodeCommand(c)...))
-	if err != nil {
-		return nil, fmt.Errorf("metadata: %s: %w", c.commandType(), err)
+	var response rpcResponse
+	backoff := 20 * time.Millisecond
+	for {
+		var err error
+		response, err = s.forward(ctx, append([]byte{rpcPropose}, encodeCommand(c)...))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errNotApplied) || ctx.Err() != nil {
+			return nil, fmt.Errorf("metadata: %s: %w", c.commandType(), err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("metadata: %s: %w", c.commandType(), err)
+		case <-s.closing:
+			return nil, ErrClosed
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+		if s.IsLeader() {
+			return s.proposeLocal(ctx, c)
+		}
 	}
 	if err := s.waitApplied(ctx, response.index); err != nil {
 		return nil, fmt.Errorf("metadata: %s: %w", c.commandType(), err)

@@ -445,6 +445,11 @@ func (s *Store) propose(ctx context.Context, c command) (any, error) {
 	if !s.IsLeader() {
 		return s.proposeRemote(ctx, c)
 	}
+	return s.proposeLocal(ctx, c)
+}
+
+// proposeLocal applies c through this node's Raft, the leader.
+func (s *Store) proposeLocal(ctx context.Context, c command) (any, error) {
 	future := s.raft.Apply(encodeCommand(c), enqueueTimeout(ctx))
 	if err := s.await(ctx, future); err != nil {
 		return nil, fmt.Errorf("metadata: %s: %w", c.commandType(), err)
@@ -563,7 +568,10 @@ func (s *Store) AddVoter(ctx context.Context, id int32, address string) error {
 	return err
 }
 
-// RemoveVoter removes a node from the quorum.
+// RemoveVoter takes a node's vote away: it stays in the Raft
+// configuration as a non-voter, so it keeps following the metadata log (a
+// broker that is no longer a controller), but no longer counts for the
+// quorum. AddVoter gives it back.
 func (s *Store) RemoveVoter(ctx context.Context, id int32) error {
 	if s.IsLeader() {
 		return s.changeVoters(ctx, false, id, "")
@@ -581,7 +589,7 @@ func (s *Store) changeVoters(ctx context.Context, add bool, id int32, address st
 	if add {
 		future = s.raft.AddVoter(serverID(id), raft.ServerAddress(address), 0, enqueueTimeout(ctx))
 	} else {
-		future = s.raft.RemoveServer(serverID(id), 0, enqueueTimeout(ctx))
+		future = s.raft.DemoteVoter(serverID(id), 0, enqueueTimeout(ctx))
 	}
 	if err := s.await(ctx, future); err != nil {
 		return fmt.Errorf("metadata: change voters: %w", err)

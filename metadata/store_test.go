@@ -323,7 +323,10 @@ func TestStoreNotLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	if _, err := store.CreateTopic(testContext(t), TopicSpec{Name: "orders", Assignments: [][]int32{{1}}}); !errors.Is(err, ErrNotLeader) {
+	// A proposal waits for a leader until its context ends.
+	short, cancelShort := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancelShort()
+	if _, err := store.CreateTopic(short, TopicSpec{Name: "orders", Assignments: [][]int32{{1}}}); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("CreateTopic before an election: %v, want ErrNotLeader", err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())

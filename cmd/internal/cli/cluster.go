@@ -21,7 +21,7 @@ const clusterUsage = `Usage: strata cluster <command> [flags]
 Commands (each talks to one node's admin listener, --admin):
   status                                   cluster id, controller, voters and brokers
   add-voter --node-id N --address H:P      add a metadata voter (its data dir formatted for this cluster)
-  remove-voter --node-id N                 remove a metadata voter
+  remove-voter --node-id N                 take a voter's vote away (it keeps following as a non-voter)
 
 Flags:
 `

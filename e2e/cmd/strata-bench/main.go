@@ -37,8 +37,16 @@ func main() {
 		records    = flag.Int("records", 200_000, "records per produce run")
 		recordSize = flag.Int("record-size", 1024, "value size in bytes")
 		partitions = flag.Int("partitions", 6, "partitions of the benchmark topics")
+		cluster    = flag.Bool("cluster", false, "start 3 nodes and compare RF=3 acks=all with RF=1 acks=1 in the same run")
 	)
 	flag.Parse()
+	if *cluster {
+		if err := runCluster(*bin, *dir, *records, *recordSize, *partitions); err != nil {
+			fmt.Fprintln(os.Stderr, "strata-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*bin, *brokers, *dir, *records, *recordSize, *partitions); err != nil {
 		fmt.Fprintln(os.Stderr, "strata-bench:", err)
 		os.Exit(1)
@@ -62,7 +70,7 @@ func run(bin, brokers, dir string, records, recordSize, partitions int) error {
 		if bin == "" {
 			return errors.New("set --bin or $STRATA_BIN, or --brokers")
 		}
-		addr, stop, err := startBroker(bin, filepath.Join(dir, "data"))
+		addr, stop, err := startBroker(bin, filepath.Join(dir, "data"), nil)
 		if err != nil {
 			return err
 		}
@@ -143,17 +151,29 @@ func diskBandwidth(dir string, size int) (float64, error) {
 	return float64(size) / time.Since(start).Seconds() / 1e6, nil
 }
 
-func startBroker(bin, dataDir string) (string, func(), error) {
-	ports := make([]string, 3)
+func freePorts(n int) ([]string, error) {
+	ports := make([]string, n)
 	for i := range ports {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		ports[i] = ln.Addr().String()
 		ln.Close()
 	}
-	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--listen", ports[0], "--admin-listen", ports[1], "--controller-listen", ports[2], "--log-level", "warn")
+	return ports, nil
+}
+
+// startBroker starts one node; ports, when given, are its client, admin
+// and controller addresses, and extra flags follow.
+func startBroker(bin, dataDir string, ports []string, extra ...string) (string, func(), error) {
+	if ports == nil {
+		var err error
+		if ports, err = freePorts(3); err != nil {
+			return "", nil, err
+		}
+	}
+	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", dataDir, "--listen", ports[0], "--admin-listen", ports[1], "--controller-listen", ports[2], "--log-level", "warn"}, extra...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return "", nil, err
@@ -178,6 +198,10 @@ func startBroker(bin, dataDir string) (string, func(), error) {
 }
 
 func createTopic(brokers, topic string, partitions int) error {
+	return createReplicatedTopic(brokers, topic, partitions, 1)
+}
+
+func createReplicatedTopic(brokers, topic string, partitions, replicationFactor int) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
 	if err != nil {
 		return err
@@ -185,7 +209,7 @@ func createTopic(brokers, topic string, partitions int) error {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, int32(partitions), 1, nil, topic)
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, int32(partitions), int16(replicationFactor), nil, topic)
 	if err != nil {
 		return err
 	}
@@ -377,4 +401,77 @@ func nextOffset(b []byte, current int64) int64 {
 		b = b[12+length:]
 	}
 	return current
+}
+
+// runCluster starts three nodes (brokers and metadata voters) and measures
+// produce throughput and latency of RF=1 acks=1 next to RF=3 acks=all
+// (acknowledged once every in-sync replica has the write), in the same run.
+func runCluster(bin, dir string, records, recordSize, partitions int) error {
+	if bin == "" {
+		return errors.New("set --bin or $STRATA_BIN")
+	}
+	if dir == "" {
+		d, err := os.MkdirTemp("", "strata-bench")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	ports, err := freePorts(9)
+	if err != nil {
+		return err
+	}
+	quorum := fmt.Sprintf("1@%s,2@%s,3@%s", ports[2], ports[5], ports[8])
+	type started struct {
+		addr string
+		stop func()
+		err  error
+	}
+	results := make([]started, 3)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			addr, stop, err := startBroker(bin, filepath.Join(dir, fmt.Sprintf("data-%d", i+1)), ports[3*i:3*i+3],
+				"--node-id", fmt.Sprint(i+1), "--cluster-id", "bench", "--controller-quorum", quorum)
+			results[i] = started{addr, stop, err}
+		})
+	}
+	wg.Wait()
+	var seeds []string
+	for _, r := range results {
+		if r.err != nil {
+			return r.err
+		}
+		defer r.stop()
+		seeds = append(seeds, r.addr)
+	}
+	brokers := seeds[0]
+	fmt.Printf("strata-bench --cluster: 3 nodes, %d records of %d B, %d partitions\n\n", records, recordSize, partitions)
+	fmt.Printf("%-28s %10s %12s %10s %10s %8s\n", "run", "MB/s", "records/s", "p50 ms", "p99 ms", "vs RF=1")
+	var base float64
+	for _, run := range []struct {
+		name string
+		rf   int
+		acks kgo.Acks
+	}{{"produce RF=1 acks=1", 1, kgo.LeaderAck()}, {"produce RF=3 acks=all", 3, kgo.AllISRAcks()}} {
+		topic := fmt.Sprintf("bench-rf%d-%d", run.rf, time.Now().UnixNano())
+		if err := createReplicatedTopic(brokers, topic, partitions, run.rf); err != nil {
+			return err
+		}
+		time.Sleep(time.Second) // followers start fetching
+		res, err := produce(brokers, topic, run.acks, records, recordSize)
+		if err != nil {
+			return err
+		}
+		lat, err := latency(brokers, topic, run.acks, recordSize, 3*time.Second)
+		if err != nil {
+			return err
+		}
+		if base == 0 {
+			base = res.mbs
+		}
+		fmt.Printf("%-28s %10.1f %12.0f %10.2f %10.2f %8.2f\n", run.name, res.mbs, res.rps, lat.p50, lat.p99, res.mbs/base)
+	}
+	return nil
 }
