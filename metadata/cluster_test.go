@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -33,6 +34,7 @@ func newTestCluster(t *testing.T, n int32) *testCluster {
 		config.NodeID = id
 		config.HeartbeatTimeout, config.ElectionTimeout, config.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
 		config.BrokerSessionTimeout = time.Second
+		config.preferredLeaderInterval = -1
 		c.configs[id] = config
 	}
 	for id := range voters {
@@ -245,6 +247,31 @@ func TestClusterControllerFencesAndElects(t *testing.T) {
 		tp, _ := s.Topic("t")
 		b, _ := s.Broker(3)
 		return b.Fenced && tp.Partitions[0].Leader != 3
+	})
+
+	// Broker 1 comes back and is in the ISR of partition 0 again (as a
+	// follower would be once caught up): leadership returns to it, its
+	// preferred replica.
+	epoch1, err := any.RegisterBroker(ctx, BrokerRegistration{ID: 1, IncarnationID: uuid.New(),
+		Endpoints: []BrokerEndpoint{{Listener: "CLIENT", Host: "127.0.0.1", Port: 9001, SecurityProtocol: "PLAINTEXT"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	beatCtx1, cancel1 := context.WithCancel(ctx)
+	stopBeats[1] = cancel1
+	go heartbeats(beatCtx1, any, 1, epoch1)
+	state = waitState(t, any, "broker 1 unfenced", func(s *State) bool {
+		b, _ := s.Broker(1)
+		return !b.Fenced
+	})
+	tp, _ := state.Topic("t")
+	p := tp.Partitions[0]
+	if _, err := any.ChangePartition(ctx, PartitionChange{TopicID: tp.ID, Partition: 0, PartitionEpoch: p.PartitionEpoch, Leader: NoLeaderChange, ISR: append(slices.Clone(p.ISR), 1)}); err != nil {
+		t.Fatalf("ISR expansion: %v", err)
+	}
+	waitState(t, any, "broker 1 leading partition 0 again", func(s *State) bool {
+		tp, _ := s.Topic("t")
+		return tp.Partitions[0].Leader == 1
 	})
 
 	// A second process registering as live broker 2 is refused, through a

@@ -73,6 +73,9 @@ type Config struct {
 	// withoutController keeps the leader from running the controller
 	// (tests of the state machine's commands, which it would race).
 	withoutController bool
+	// preferredLeaderInterval overrides how often preferred leaders are
+	// restored (tests; negative: every controller pass).
+	preferredLeaderInterval time.Duration
 }
 
 // withDefaults returns a copy of c with every zero field set to its default.

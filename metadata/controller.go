@@ -38,10 +38,23 @@ type controller struct {
 	// stop ends the running loop; kick wakes it.
 	stop chan struct{}
 	kick chan struct{}
+	// lastBalance is when preferred leaders were last restored, every
+	// preferredInterval.
+	lastBalance       time.Time
+	preferredInterval time.Duration
 }
 
-func newController(s *Store, sessionTimeout time.Duration) *controller {
-	return &controller{s: s, sessionTimeout: sessionTimeout, kick: make(chan struct{}, 1)}
+// defaultPreferredLeaderInterval is how often the controller gives
+// partitions back to their preferred (first) replica when it is alive and
+// in sync, as Kafka's auto.leader.rebalance.enable does every
+// leader.imbalance.check.interval.seconds.
+const defaultPreferredLeaderInterval = 30 * time.Second
+
+func newController(s *Store, sessionTimeout, preferredInterval time.Duration) *controller {
+	if preferredInterval == 0 {
+		preferredInterval = defaultPreferredLeaderInterval
+	}
+	return &controller{s: s, sessionTimeout: sessionTimeout, preferredInterval: preferredInterval, kick: make(chan struct{}, 1)}
 }
 
 // setLeading starts the loop when this node becomes leader and stops it
@@ -234,6 +247,35 @@ func (c *controller) reconcile(stop chan struct{}) {
 			}
 			c.s.logger.Info("controller: elected partition leader", "topic", t.Name, "partition", p.Index,
 				"leader", leader, "previous_leader", p.Leader, "leader_epoch", p.LeaderEpoch+1, "isr", isr)
+		}
+		return ctx.Err() == nil
+	})
+	if ctx.Err() != nil || now.Sub(c.lastBalance) < c.preferredInterval {
+		return
+	}
+	c.lastBalance = now
+	c.electPreferredLeaders(ctx, c.s.State(), alive)
+}
+
+// electPreferredLeaders moves leadership back to each partition's preferred
+// replica (the first) when it is alive and in the ISR, so leaders spread as
+// placed after brokers come back.
+func (c *controller) electPreferredLeaders(ctx context.Context, state *State, alive func(int32) bool) {
+	state.EachTopic(func(t Topic) bool {
+		for _, p := range t.Partitions {
+			if len(p.Replicas) == 0 {
+				continue
+			}
+			preferred := p.Replicas[0]
+			if p.Leader == preferred || p.Leader < 0 || !alive(preferred) || !slices.Contains(p.ISR, preferred) {
+				continue
+			}
+			change := PartitionChange{TopicID: t.ID, Partition: p.Index, PartitionEpoch: p.PartitionEpoch, Leader: preferred, ISR: p.ISR}
+			if _, err := c.s.ChangePartition(ctx, change); err != nil {
+				c.s.logger.Debug("controller: preferred leader election not applied; retried", "topic", t.Name, "partition", p.Index, "error", err)
+				continue
+			}
+			c.s.logger.Info("controller: preferred leader elected", "topic", t.Name, "partition", p.Index, "leader", preferred, "previous_leader", p.Leader)
 		}
 		return ctx.Err() == nil
 	})

@@ -159,7 +159,7 @@ func Open(cfg Config) (_ *Store, err error) {
 	}
 
 	s.fsm = newFSM(s.logger)
-	s.controller = newController(s, cfg.BrokerSessionTimeout)
+	s.controller = newController(s, cfg.BrokerSessionTimeout, cfg.preferredLeaderInterval)
 	s.raft, err = raft.NewRaft(raftConfig, s.fsm, s.wal, s.wal, snapshots, s.transport)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: open %s: start raft: %w", cfg.DataDir, err)
