@@ -398,6 +398,49 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("wiped node's view: %+v", s)
 		}
 	})
+	t.Run("a broker outside the quorum joins as a non-voter", func(t *testing.T) {
+		dir := t.TempDir()
+		b := &brokerProcess{
+			dataDir: filepath.Join(dir, "data"), addr: freePort(t), admin: freePort(t), ctrl: freePort(t),
+			logPath: filepath.Join(dir, "node4.log"),
+		}
+		b.extra = append([]string{"--node-id", "4", "--cluster-id", c.clusterID, "--controller-quorum", c.quorum}, clusterTimingFlags...)
+		c.nodes[4] = b
+		if err := b.start(); err != nil {
+			t.Fatal(err)
+		}
+		s := c.status(4)
+		if len(s.Voters) != 4 || s.voting() != 3 || len(s.Brokers) != 4 {
+			t.Fatalf("cluster with a non-voter: %+v", s)
+		}
+		name := topic + "-four"
+		eventually(t, 10*time.Second, "four brokers leading partitions", func() error {
+			resp, err := kadm.NewClient(c.client(t)).CreateTopic(ctx, 8, 1, nil, name)
+			if err == nil && resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+				err = resp.Err
+			}
+			if err != nil {
+				return err
+			}
+			m, err := adm.Metadata(ctx, name)
+			if err != nil {
+				return err
+			}
+			for _, p := range m.Topics[name].Partitions {
+				if p.Leader == 4 {
+					return nil
+				}
+			}
+			return errors.New("broker 4 leads none of 8 partitions")
+		})
+		producer := c.client(t)
+		for i := range 80 {
+			if err := producer.ProduceSync(ctx, &kgo.Record{Topic: name, Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		consumeAll(t, b.addr, name, 80, kgo.SeedBrokers(c.seeds()...))
+	})
 }
 
 // TestClusterStartupErrors: a node of another cluster cannot join, an

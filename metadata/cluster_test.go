@@ -352,3 +352,58 @@ func TestClusterVoterChanges(t *testing.T) {
 		t.Fatal("voter with an unspecified address accepted")
 	}
 }
+
+// TestClusterNonvoterJoins: a node formatted outside the voters joins the
+// quorum's log as a non-voter through any voter, follows the state,
+// proposes through the leader, and does not count for the quorum.
+func TestClusterNonvoterJoins(t *testing.T) {
+	c := newTestCluster(t, 3)
+	ctx := testContext(t)
+	voters := map[int32]string{}
+	for id, config := range c.configs {
+		voters[id] = config.ControllerListen
+	}
+	dir := t.TempDir()
+	if err := Format(dir, "test-cluster", 4, voters); err != nil {
+		t.Fatal(err)
+	}
+	config := c.configs[1]
+	config.NodeID, config.DataDir, config.ControllerListen, config.Voters = 4, dir, freeAddress(t), voters
+	c.configs[4] = config
+	c.start(4)
+	observer := c.stores[4]
+	if err := observer.WaitReady(ctx); err != nil {
+		t.Fatalf("non-voter ready: %v", err)
+	}
+	if _, err := observer.CreateTopic(ctx, TopicSpec{Name: "from-observer", Assignments: [][]int32{{4}}}); err != nil {
+		t.Fatalf("proposal from the non-voter: %v", err)
+	}
+	_, leader := c.leader()
+	waitState(t, leader, "the non-voter's topic on the leader", func(s *State) bool {
+		_, ok := s.Topic("from-observer")
+		return ok
+	})
+	all, err := leader.Voters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, v := range all {
+		if v.NodeID == 4 {
+			found = !v.Voting
+		}
+	}
+	if !found {
+		t.Fatalf("node 4 is not a non-voter member: %+v", all)
+	}
+	// Restarted, it keeps its membership and catches up.
+	c.stop(4)
+	if _, err := leader.CreateTopic(ctx, TopicSpec{Name: "while-away", Assignments: [][]int32{{1}}}); err != nil {
+		t.Fatal(err)
+	}
+	c.start(4)
+	waitState(t, c.stores[4], "the restarted non-voter to catch up", func(s *State) bool {
+		_, ok := s.Topic("while-away")
+		return ok
+	})
+}

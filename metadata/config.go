@@ -45,6 +45,11 @@ type Config struct {
 	// are not. Default ControllerListen, or the address actually bound when
 	// ControllerListen has port 0 or an unspecified host.
 	ControllerAdvertise string
+	// Voters are the quorum's voters (node id → controller address), as
+	// given to Format. A node that is not among them and has no Raft state
+	// yet (formatted as a non-voter) asks them to add it as a non-voter: it
+	// follows the metadata log without counting for the quorum.
+	Voters map[int32]string
 	// Logger receives Store and Raft logs. Default slog.Default().
 	Logger *slog.Logger
 

@@ -297,6 +297,9 @@
 //	           3 add voter     node id int32, controller address string
 //	           4 remove voter  node id int32 (demoted to non-voter: it
 //	                           keeps following the log)
+//	           5 add non-voter node id int32, controller address string
+//	                           (sent by a joining node to any voter, which
+//	                           passes it on to the leader)
 //	response:  status uint8 (0 ok, 1 not the leader, 2 failed,
 //	           3 duplicate broker registration: ErrDuplicateBroker),
 //	           log index uint64 (propose: where the entry was applied;

@@ -105,9 +105,13 @@ func Format(dataDir, clusterID string, nodeID int32, voters map[int32]string) er
 	if nodeID < 0 {
 		return fmt.Errorf("metadata: format %s: node id %d is negative", dataDir, nodeID)
 	}
-	if _, ok := voters[nodeID]; !ok {
-		return fmt.Errorf("metadata: format %s: node %d is not among the voters %v", dataDir, nodeID, voters)
+	if len(voters) == 0 {
+		return fmt.Errorf("metadata: format %s: no voters", dataDir)
 	}
+	// A node that is not a voter is formatted without a Raft
+	// configuration: it joins the quorum's log as a non-voter when it
+	// starts (Config.Voters), and can never start a quorum of its own.
+	_, isVoter := voters[nodeID]
 	configuration := raft.Configuration{}
 	for _, id := range slices.Sorted(maps.Keys(voters)) {
 		if id < 0 {
@@ -145,8 +149,12 @@ func Format(dataDir, clusterID string, nodeID int32, voters map[int32]string) er
 		}
 	}
 
-	if err := bootstrap(metadataPath, nodeID, configuration); err != nil {
-		return fmt.Errorf("metadata: format %s: bootstrap raft: %w", dataDir, err)
+	if isVoter {
+		if err := bootstrap(metadataPath, nodeID, configuration); err != nil {
+			return fmt.Errorf("metadata: format %s: bootstrap raft: %w", dataDir, err)
+		}
+	} else if err := os.MkdirAll(filepath.Join(metadataPath, raftDirectory), 0o755); err != nil {
+		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
 	}
 	if err := writeFileAtomic(filepath.Join(dataDir, metaPropertiesFile), encodeMetaProperties(clusterID, nodeID)); err != nil {
 		return fmt.Errorf("metadata: format %s: %w", dataDir, err)

@@ -132,7 +132,6 @@ func TestFormat(t *testing.T) {
 		{name: "cluster id with a space", clusterID: "a b", nodeID: 1, voters: voters, wantErr: ErrInvalidClusterID},
 		{name: "cluster id too long", clusterID: strings.Repeat("a", 256), nodeID: 1, voters: voters, wantErr: ErrInvalidClusterID},
 		{name: "negative node id", clusterID: "c", nodeID: -1, voters: map[int32]string{-1: "h:1"}},
-		{name: "node not a voter", clusterID: "c", nodeID: 2, voters: voters},
 		{name: "no voters", clusterID: "c", nodeID: 1, voters: nil},
 		{name: "voter without port", clusterID: "c", nodeID: 1, voters: map[int32]string{1: "localhost"}},
 		{name: "voter on unspecified address", clusterID: "c", nodeID: 1, voters: map[int32]string{1: "0.0.0.0:9093"}},
@@ -149,6 +148,25 @@ func TestFormat(t *testing.T) {
 				t.Fatalf("a failed Format left the directory formatted: %v", err)
 			}
 		})
+	}
+}
+
+// TestFormatNonvoter: a node outside the voters is formatted without a
+// Raft configuration, so it can only join the quorum's log, and opening it
+// without the voters is refused.
+func TestFormatNonvoter(t *testing.T) {
+	dir := t.TempDir()
+	address := freeAddress(t)
+	if err := Format(dir, "c", 4, map[int32]string{1: address}); err != nil {
+		t.Fatal(err)
+	}
+	if _, node, err := ReadMetaProperties(dir); err != nil || node != 4 {
+		t.Fatalf("meta.properties: node %d, %v", node, err)
+	}
+	config := testConfig(dir, freeAddress(t))
+	config.NodeID = 4
+	if _, err := Open(config); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open without voters: %v, want ErrCorrupt", err)
 	}
 }
 

@@ -25,6 +25,7 @@ const (
 	rpcHeartbeat   uint8 = 2
 	rpcAddVoter    uint8 = 3
 	rpcRemoveVoter uint8 = 4
+	rpcAddNonvoter uint8 = 5
 
 	rpcOK              uint8 = 0
 	rpcNotLeader       uint8 = 1
@@ -110,12 +111,20 @@ func (s *Store) handleRPC(request []byte) rpcResponse {
 	if len(request) == 0 {
 		return rpcResponse{status: rpcFailed, message: "empty request"}
 	}
-	if !s.IsLeader() {
-		return rpcResponse{status: rpcNotLeader, message: s.notLeaderError().Error()}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
 	defer cancel()
 	kind, payload := request[0], request[1:]
+	if kind == rpcAddNonvoter && !s.IsLeader() {
+		// The joining node knows only the voters' addresses, not the
+		// leader: pass its request on.
+		if _, err := s.forward(ctx, request); err != nil {
+			return rpcResponse{status: rpcFailed, message: err.Error()}
+		}
+		return rpcResponse{status: rpcOK}
+	}
+	if !s.IsLeader() {
+		return rpcResponse{status: rpcNotLeader, message: s.notLeaderError().Error()}
+	}
 	var err error
 	var index uint64
 	switch kind {
@@ -140,6 +149,15 @@ func (s *Store) handleRPC(request []byte) rpcResponse {
 		id, epoch, shuttingDown := d.int32(), d.int64(), d.bool()
 		if err = d.finish(); err == nil {
 			err = s.controller.heartbeat(id, epoch, shuttingDown)
+		}
+	case rpcAddNonvoter:
+		d := decoder{data: payload}
+		id, address := d.int32(), d.string()
+		if err = d.finish(); err == nil {
+			err = validateAdvertiseAddress(address)
+		}
+		if err == nil {
+			err = s.addNonvoter(ctx, id, address)
 		}
 	case rpcAddVoter, rpcRemoveVoter:
 		d := decoder{data: payload}

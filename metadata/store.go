@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -119,7 +121,9 @@ func Open(cfg Config) (_ *Store, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata: open %s: %w", cfg.DataDir, err)
 	}
-	if !hasState {
+	_, isVoter := cfg.Voters[cfg.NodeID]
+	joining := !hasState && len(cfg.Voters) > 0 && !isVoter
+	if !hasState && !joining {
 		return nil, fmt.Errorf("metadata: open %s: raft was never bootstrapped here: %w", cfg.DataDir, ErrCorrupt)
 	}
 
@@ -166,7 +170,10 @@ func Open(cfg Config) (_ *Store, err error) {
 	}
 	s.raftForResolve.Store(s.raft)
 	s.goroutines.Go(s.runLeaderDuties)
-	s.logger.Info("metadata: raft started", "cluster", clusterID, "address", s.layer.Addr().String())
+	if joining {
+		s.goroutines.Go(s.joinAsNonvoter)
+	}
+	s.logger.Info("metadata: raft started", "cluster", clusterID, "address", s.layer.Addr().String(), "joining_as_non_voter", joining)
 	return s, nil
 }
 
@@ -581,6 +588,67 @@ func (s *Store) RemoveVoter(ctx context.Context, id int32) error {
 	e.int32(id)
 	_, err := s.forward(ctx, e.buffer)
 	return err
+}
+
+// addNonvoter adds a node that follows the log without voting; a node
+// that is already a member keeps its role. Only on the leader.
+func (s *Store) addNonvoter(ctx context.Context, id int32, address string) error {
+	voters, err := s.Voters()
+	if err != nil {
+		return err
+	}
+	for _, v := range voters {
+		if v.NodeID == id {
+			if v.Address != address {
+				return fmt.Errorf("node %d is a member at %s, not %s: two nodes have the same node id?", id, v.Address, address)
+			}
+			return nil
+		}
+	}
+	if err := s.await(ctx, s.raft.AddNonvoter(serverID(id), raft.ServerAddress(address), 0, enqueueTimeout(ctx))); err != nil {
+		return fmt.Errorf("metadata: add non-voter %d: %w", id, err)
+	}
+	s.logger.Info("metadata: added a non-voter", "node", id, "address", address)
+	return nil
+}
+
+// joinAsNonvoter asks the voters, one after the other, to add this node
+// as a non-voter, until one of them (or the leader it forwards to) does or
+// the Store closes.
+func (s *Store) joinAsNonvoter() {
+	e := encoder{}
+	e.uint8(rpcAddNonvoter)
+	e.int32(s.config.NodeID)
+	e.string(s.layer.Addr().String())
+	request := e.buffer
+	ids := slices.Sorted(maps.Keys(s.config.Voters))
+	backoff := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		for _, id := range ids {
+			conn, err := s.layer.dial(raft.ServerAddress(s.config.Voters[id]), id, channelRPC, s.config.HandshakeTimeout)
+			if err == nil {
+				var response rpcResponse
+				response, err = exchange(conn, request, time.Now().Add(rpcTimeout))
+				conn.Close()
+				if err == nil && response.status != rpcOK {
+					err = errors.New(response.message)
+				}
+			}
+			if err == nil {
+				s.logger.Info("metadata: joined the quorum's log as a non-voter", "via", id)
+				return
+			}
+			if attempt%10 == 0 {
+				s.logger.Warn("metadata: asking a voter to add this node as a non-voter failed; retrying", "voter", id, "error", err)
+			}
+		}
+		select {
+		case <-s.closing:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
 }
 
 // changeVoters adds or removes a voter; only on the leader.

@@ -392,10 +392,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if err != nil {
 		return node.Config{}, err
 	}
-	if len(quorum) > 0 {
-		if _, ok := quorum[f.nodeID]; !ok {
-			return node.Config{}, usageErrorf("--controller-quorum %q: does not name this node (--node-id %d); every node of this release is a voter", f.controllerQuorum, f.nodeID)
-		}
+	if _, voter := quorum[f.nodeID]; len(quorum) > 0 && voter {
 		if f.controllerAdvertise == "" {
 			f.controllerAdvertise = quorum[f.nodeID] // what the other voters dial
 		} else if f.controllerAdvertise != quorum[f.nodeID] {
@@ -542,9 +539,8 @@ func runFormat(args []string, stdout, stderr io.Writer) error {
 	if len(quorum) == 0 {
 		quorum = map[int32]string{*nodeID: *controllerAdvertise}
 	}
-	if _, ok := quorum[*nodeID]; !ok {
-		return usageErrorf("--controller-quorum %q: does not name this node (--node-id %d)", *quorumFlag, *nodeID)
-	}
+	// A node not in the quorum is formatted as a broker that joins the
+	// quorum's log as a non-voter.
 	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
 		return err
 	}

@@ -88,7 +88,7 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{args: []string{"--listeners", "CLIENT=0.0.0.0:9092", "--advertise", "CLIENT=0.0.0.0:9092"}, want: "--advertise"},
 		{args: []string{"--advertise", "OTHER=h:1"}, want: "--advertise"},
 		{args: []string{"--inter-broker-listener", "INTERNAL"}, want: "--inter-broker-listener"},
-		{args: []string{"--controller-quorum", "2@a:1,3@b:2"}, want: "--controller-quorum"},
+		{args: []string{"--controller-quorum", "2@a,3@b:2"}, want: "--controller-quorum"},
 		{args: []string{"--controller-quorum", "1@a:1,2@b:2", "--controller-advertise", "c:3"}, want: "--controller-advertise"},
 		{args: []string{"--broker-heartbeat-interval-ms", "5000", "--broker-session-timeout-ms", "9000"}, want: "--broker-session-timeout-ms"},
 		{args: []string{"--controller-quorum", "x"}, want: "--controller-quorum"},

@@ -99,6 +99,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		DataDir:              cfg.DataDir,
 		ControllerListen:     cfg.ControllerListen,
 		ControllerAdvertise:  cfg.ControllerAdvertise,
+		Voters:               cfg.ControllerQuorum,
 		BrokerSessionTimeout: cfg.BrokerSessionTimeout,
 		Logger:               log,
 	})
