@@ -344,27 +344,45 @@ func TestCluster(t *testing.T) {
 				t.Fatalf("strata cluster %v: %v\n%s", args, err, out)
 			}
 		}
-		run("remove-voter", "--admin", c.nodes[1].admin, "--node-id", "3")
-		eventually(t, 10*time.Second, "two voters, node 3 a non-voter", func() error {
-			if s := c.status(2); s.voting() != 2 || len(s.Voters) != 3 {
+		// Demote a node that is not the controller (demoting the
+		// controller works too, at the cost of an election).
+		controller := c.status(1).Controller
+		victim := int32(3)
+		if controller == 3 {
+			victim = 2
+		}
+		admin := c.nodes[1].admin
+		if victim == 1 || controller == 1 {
+			admin = c.nodes[2].admin
+		}
+		run("remove-voter", "--admin", admin, "--node-id", fmt.Sprint(victim))
+		eventually(t, 10*time.Second, "two voters, one non-voter", func() error {
+			if s := c.status(controller); s.voting() != 2 || len(s.Voters) != 3 {
 				return fmt.Errorf("voters %+v", s.Voters)
 			}
 			return nil
 		})
-		if resp, err := adm.CreateTopic(ctx, 1, 1, nil, topic+"-two-voters"); err != nil || resp.Err != nil {
-			t.Fatalf("create with two voters: %v %v", err, resp.Err)
-		}
-		run("add-voter", "--admin", c.nodes[2].admin, "--node-id", "3", "--address", c.nodes[3].ctrl)
-		eventually(t, 10*time.Second, "three voters, node 3 caught up", func() error {
-			if s := c.status(3); s.voting() != 3 {
+		eventually(t, 20*time.Second, "a topic created with two voters", func() error {
+			resp, err := adm.CreateTopic(ctx, 1, 1, nil, topic+"-two-voters")
+			if err == nil {
+				err = resp.Err
+			}
+			if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+				return err
+			}
+			return nil
+		})
+		run("add-voter", "--admin", admin, "--node-id", fmt.Sprint(victim), "--address", c.nodes[victim].ctrl)
+		eventually(t, 10*time.Second, "three voters, the demoted node caught up", func() error {
+			if s := c.status(victim); s.voting() != 3 {
 				return fmt.Errorf("voters %+v", s.Voters)
 			}
-			m, err := kadm.NewClient(newClient(t, c.nodes[3].addr)).ListTopics(ctx)
+			m, err := kadm.NewClient(newClient(t, c.nodes[victim].addr)).ListTopics(ctx)
 			if err != nil {
 				return err
 			}
 			if !m.Has(topic + "-two-voters") {
-				return errors.New("node 3 does not know the topic created while it was not a voter")
+				return errors.New("the demoted node does not know the topic created while it did not vote")
 			}
 			return nil
 		})
@@ -398,6 +416,77 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("wiped node's view: %+v", s)
 		}
 	})
+	t.Run("group offsets on the replicated offsets topic survive the coordinator's death", func(t *testing.T) {
+		name := topic + "-groups"
+		resp, err := adm.CreateTopic(ctx, 3, 3, nil, name)
+		if err != nil || resp.Err != nil {
+			t.Fatalf("create: %v %v", err, resp.Err)
+		}
+		producer := c.client(t)
+		for i := range 90 {
+			if err := producer.ProduceSync(ctx, &kgo.Record{Topic: name, Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		group := "g-" + name
+		first := c.client(t, kgo.ConsumerGroup(group), kgo.ConsumeTopics(name), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.DisableAutoCommit(), kgo.SessionTimeout(6*time.Second), kgo.FetchMaxWait(200*time.Millisecond))
+		seen := 0
+		for seen < 90 {
+			fetches := first.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatal("timed out consuming")
+			}
+			seen += fetches.NumRecords()
+		}
+		if err := first.CommitUncommittedOffsets(ctx); err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+		first.Close()
+		// Kill the broker coordinating the group; the offsets are on
+		// every in-sync replica of its __consumer_offsets partition.
+		var coordinator int32 = -1
+		eventually(t, 10*time.Second, "finding the coordinator", func() error {
+			described, err := adm.DescribeGroups(ctx, group)
+			if err != nil {
+				return err
+			}
+			coordinator = described[group].Coordinator.NodeID
+			if coordinator < 1 {
+				return fmt.Errorf("no coordinator: %+v", described[group])
+			}
+			return nil
+		})
+		c.nodes[coordinator].kill()
+		defer c.nodes[coordinator].restart(t)
+		eventually(t, 30*time.Second, "committed offsets from the new coordinator", func() error {
+			// A fresh client, as a restarted consumer would be.
+			cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds(coordinator)...))
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			offsets, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+			if err != nil {
+				return err
+			}
+			// Every partition that got records has its commit (the
+			// producer's sticky partitioner may leave one empty).
+			total := int64(0)
+			for p := range int32(3) {
+				if o, ok := offsets.Lookup(name, p); ok {
+					if o.Err != nil {
+						return fmt.Errorf("partition %d: %v", p, o.Err)
+					}
+					total += o.At
+				}
+			}
+			if total != 90 {
+				return fmt.Errorf("committed offsets add up to %d, want 90", total)
+			}
+			return nil
+		})
+	})
 	t.Run("a broker outside the quorum joins as a non-voter", func(t *testing.T) {
 		dir := t.TempDir()
 		b := &brokerProcess{
@@ -416,10 +505,10 @@ func TestCluster(t *testing.T) {
 		name := topic + "-four"
 		eventually(t, 10*time.Second, "four brokers leading partitions", func() error {
 			resp, err := kadm.NewClient(c.client(t)).CreateTopic(ctx, 8, 1, nil, name)
-			if err == nil && resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+			if err == nil {
 				err = resp.Err
 			}
-			if err != nil {
+			if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 				return err
 			}
 			m, err := adm.Metadata(ctx, name)
