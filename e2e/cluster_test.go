@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -493,7 +494,7 @@ func TestCluster(t *testing.T) {
 			dataDir: filepath.Join(dir, "data"), addr: freePort(t), admin: freePort(t), ctrl: freePort(t),
 			logPath: filepath.Join(dir, "node4.log"),
 		}
-		b.extra = append([]string{"--node-id", "4", "--cluster-id", c.clusterID, "--controller-quorum", c.quorum}, clusterTimingFlags...)
+		b.extra = append([]string{"--node-id", "4", "--cluster-id", c.clusterID, "--controller-quorum", c.quorum, "--process-roles", "broker"}, clusterTimingFlags...)
 		c.nodes[4] = b
 		if err := b.start(); err != nil {
 			t.Fatal(err)
@@ -577,5 +578,23 @@ func TestClusterStartupErrors(t *testing.T) {
 	out, err = run("format", "--cluster-id", "c", "--node-id", "1", "--data-dir", filepath.Join(dir, "f"), "--controller-quorum", "2@no-port")
 	if err == nil || !strings.Contains(out, "--controller-quorum") {
 		t.Fatalf("format with a malformed quorum: %v\n%s", err, out)
+	}
+}
+
+// TestControllerOnlyNode: --process-roles controller runs the metadata voter
+// and the admin listener without a Kafka listener.
+func TestControllerOnlyNode(t *testing.T) {
+	b := startBroker(t, "--process-roles", "controller")
+	if conn, err := net.DialTimeout("tcp", b.addr, time.Second); err == nil {
+		conn.Close()
+		t.Fatalf("a controller-only node listens for Kafka clients on %s", b.addr)
+	}
+	out, err := exec.Command(strataBin, "cluster", "status", "--admin", b.admin).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "controller 1") {
+		t.Fatalf("cluster status of a controller-only node: %v\n%s", err, out)
+	}
+	out, err = exec.Command(strataBin, "serve", "--process-roles", "broker", "--data-dir", t.TempDir()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--process-roles") {
+		t.Fatalf("broker-only without a quorum: %v\n%s", err, out)
 	}
 }

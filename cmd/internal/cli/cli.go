@@ -116,6 +116,7 @@ type serveFlags struct {
 	offsetsCheckMs      int64
 	cleanerBackoffMs    int64
 	heartbeatMs         int64
+	processRoles        string
 	replicaLagMs        int64
 	quorumTimeoutMs     int64
 	sessionTimeoutMs    int64
@@ -157,6 +158,7 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.Int64Var(&f.idleMillis, "connections-max-idle-ms", 600000, "close client connections idle this long")
 	fs.Int64Var(&f.producerExpiryMs, "producer-id-expiration-ms", 86400000, "forget idempotent producers idle this long")
 	fs.Int64Var(&f.retentionCheckMs, "log-retention-check-interval-ms", 300000, "how often retention runs")
+	fs.StringVar(&f.processRoles, "process-roles", "broker,controller", "what this node runs (Kafka's process.roles): broker,controller; broker (a node outside --controller-quorum, following the metadata log as a non-voter); or controller (a voter without a Kafka listener)")
 	fs.Int64Var(&f.quorumTimeoutMs, "controller-quorum-timeout-ms", 60000, "how long start-up waits for the metadata quorum to elect a leader before giving up")
 	fs.Int64Var(&f.replicaLagMs, "replica-lag-time-max-ms", 30000, "a follower that has not caught up with its leader for this long leaves the ISR (replica.lag.time.max.ms)")
 	fs.StringVar(&f.rack, "broker-rack", "", "this broker's rack (broker.rack); replicas of a partition are spread over racks")
@@ -402,6 +404,26 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			quorum = nil // this node alone: the default
 		}
 	}
+	_, voter := quorum[f.nodeID]
+	voter = voter || len(quorum) == 0
+	var controllerOnly bool
+	switch strings.ReplaceAll(f.processRoles, " ", "") {
+	case "broker,controller", "controller,broker":
+		if !voter {
+			return node.Config{}, usageErrorf("--process-roles %s: node %d is not in --controller-quorum; a node outside the quorum runs --process-roles broker", f.processRoles, f.nodeID)
+		}
+	case "broker":
+		if voter {
+			return node.Config{}, usageErrorf("--process-roles broker: node %d must not be a voter of --controller-quorum (a broker-only node follows the metadata log as a non-voter)", f.nodeID)
+		}
+	case "controller":
+		if !voter {
+			return node.Config{}, usageErrorf("--process-roles controller: node %d must be a voter of --controller-quorum", f.nodeID)
+		}
+		controllerOnly = true
+	default:
+		return node.Config{}, usageErrorf("--process-roles %q: broker,controller, broker or controller", f.processRoles)
+	}
 	if f.sessionTimeoutMs < 3*f.heartbeatMs {
 		return node.Config{}, usageErrorf("--broker-session-timeout-ms %d: must be at least 3 × --broker-heartbeat-interval-ms (%d)", f.sessionTimeoutMs, f.heartbeatMs)
 	}
@@ -480,6 +502,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		ControllerQuorum:     quorum,
 		BrokerSessionTimeout: time.Duration(f.sessionTimeoutMs) * time.Millisecond,
 		QuorumTimeout:        time.Duration(f.quorumTimeoutMs) * time.Millisecond,
+		ControllerOnly:       controllerOnly,
 		AdminListen:          f.adminListen,
 		Logger:               log,
 		Broker: broker.Config{

@@ -38,6 +38,9 @@ type Config struct {
 	// ControllerQuorum are the initial voters (node id → controller
 	// address); empty means this node alone.
 	ControllerQuorum map[int32]string
+	// ControllerOnly runs the metadata voter without a broker (Kafka's
+	// process.roles=controller): no Kafka listener, no partitions.
+	ControllerOnly bool
 	// QuorumTimeout bounds how long start-up waits for the metadata quorum;
 	// default 60 s.
 	QuorumTimeout time.Duration
@@ -113,6 +116,29 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerClusterMetrics(reg, store)
+	n := &Node{cfg: cfg, log: log, store: store, serveErr: make(chan error, 2)}
+	if !cfg.ControllerOnly {
+		if err := n.openBroker(reg); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
+	if cfg.AdminListen != "-" {
+		ln, err := net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
+			n.closeBroker()
+			store.Close()
+			return nil, fmt.Errorf("admin listener: listen on %s: %w (set --admin-listen)", cfg.AdminListen, err)
+		}
+		n.adminLn = ln
+		n.admin = &http.Server{Handler: n.adminHandler(reg), ReadHeaderTimeout: 10 * time.Second}
+	}
+	return n, nil
+}
+
+// openBroker opens the Kafka side of the node.
+func (n *Node) openBroker(reg *prometheus.Registry) error {
+	cfg, log, store := n.cfg, n.log, n.store
 	bcfg := cfg.Broker
 	bcfg.NodeID = cfg.NodeID
 	bcfg.SessionTimeout = cfg.BrokerSessionTimeout
@@ -122,21 +148,17 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	bcfg.Registerer = reg
 	b, err := broker.New(bcfg)
 	if err != nil {
-		store.Close()
-		return nil, err
+		return err
 	}
-	n := &Node{cfg: cfg, log: log, store: store, broker: b, serveErr: make(chan error, 2)}
-	if cfg.AdminListen != "-" {
-		ln, err := net.Listen("tcp", cfg.AdminListen)
-		if err != nil {
-			b.Close()
-			store.Close()
-			return nil, fmt.Errorf("admin listener: listen on %s: %w (set --admin-listen)", cfg.AdminListen, err)
-		}
-		n.adminLn = ln
-		n.admin = &http.Server{Handler: n.adminHandler(reg), ReadHeaderTimeout: 10 * time.Second}
+	n.broker = b
+	return nil
+}
+
+func (n *Node) closeBroker() error {
+	if n.broker == nil {
+		return nil
 	}
-	return n, nil
+	return n.broker.Close()
 }
 
 // waitForQuorum waits for the metadata quorum to elect a leader and this
@@ -350,8 +372,14 @@ func (n *Node) handleRemoveVoter(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ok")
 }
 
-// BrokerAddr is the bound address of a broker listener.
-func (n *Node) BrokerAddr(listener string) net.Addr { return n.broker.Addr(listener) }
+// BrokerAddr is the bound address of a broker listener (nil on a
+// controller-only node).
+func (n *Node) BrokerAddr(listener string) net.Addr {
+	if n.broker == nil {
+		return nil
+	}
+	return n.broker.Addr(listener)
+}
 
 // AdminAddr is the bound admin address, or nil when disabled.
 func (n *Node) AdminAddr() net.Addr {
@@ -364,7 +392,9 @@ func (n *Node) AdminAddr() net.Addr {
 // Run serves until ctx is canceled (then shuts down gracefully) or a
 // listener fails.
 func (n *Node) Run(ctx context.Context) error {
-	go func() { n.serveErr <- n.broker.Serve() }()
+	if n.broker != nil {
+		go func() { n.serveErr <- n.broker.Serve() }()
+	}
 	if n.admin != nil {
 		go func() {
 			if err := n.admin.Serve(n.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -374,7 +404,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	// Ready once registered with the controller, unfenced, and leading
 	// what waits for this node.
-	for !n.broker.Ready() {
+	for n.broker != nil && !n.broker.Ready() {
 		select {
 		case <-ctx.Done():
 			return n.Close()
@@ -386,8 +416,13 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.ready.Store(true)
 	attrs := []any{"node_id", n.cfg.NodeID, "cluster_id", n.store.State().ClusterID(), "data_dir", n.cfg.DataDir}
+	if n.broker == nil {
+		attrs = append(attrs, "roles", "controller")
+	}
 	for _, l := range n.cfg.Broker.Listeners {
-		attrs = append(attrs, "listener_"+l.Name, n.broker.Addr(l.Name).String())
+		if a := n.BrokerAddr(l.Name); a != nil {
+			attrs = append(attrs, "listener_"+l.Name, a.String())
+		}
 	}
 	if a := n.AdminAddr(); a != nil {
 		attrs = append(attrs, "admin", a.String())
@@ -408,7 +443,7 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) Close() error {
 	n.ready.Store(false)
 	var errs []error
-	if err := n.broker.Close(); err != nil {
+	if err := n.closeBroker(); err != nil {
 		errs = append(errs, fmt.Errorf("close broker: %w", err))
 	}
 	if n.admin != nil {
