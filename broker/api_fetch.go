@@ -16,6 +16,19 @@ import (
 // one with session id 0, which clients treat as "no session".
 func init() { register(4, 13, handleFetch) }
 
+// leaderPartition returns the local partition when this broker leads it at
+// the leader epoch the client knows (-1: any), or the error code to answer.
+func (s *Server) leaderPartition(topic metadata.Topic, index, currentLeaderEpoch int32) (*partition, int16) {
+	part := s.partitions.get(topic, index)
+	if part == nil || !part.leading.Load() {
+		return nil, kerr.NotLeaderForPartition.Code
+	}
+	if code := checkLeaderEpoch(currentLeaderEpoch, part.leaderEpoch.Load()); code != 0 {
+		return nil, code
+	}
+	return part, 0
+}
+
 // checkLeaderEpoch compares a client's idea of the leader epoch with ours
 // (KIP-320): an older one is fenced, a newer one is unknown to this leader.
 func checkLeaderEpoch(requested, current int32) int16 {
@@ -73,12 +86,8 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			case !exists || !topic.HasPartition(rp.Partition):
 				t.errorCode = kerr.UnknownTopicOrPartition.Code
 			default:
-				t.part = s.partitions.get(topic, rp.Partition)
-				if t.part == nil || !t.part.leading.Load() {
-					t.part, t.errorCode = nil, kerr.NotLeaderForPartition.Code
-				} else if code := checkLeaderEpoch(rp.CurrentLeaderEpoch, t.part.leaderEpoch.Load()); code != 0 {
-					t.part, t.errorCode = nil, code
-				} else if replicaID >= 0 {
+				t.part, t.errorCode = s.leaderPartition(topic, rp.Partition, rp.CurrentLeaderEpoch)
+				if t.part != nil && replicaID >= 0 {
 					t.replica = true
 					expand, err := t.part.followerFetched(replicaID, s.cfg.NodeID, rp.FetchOffset, now)
 					switch {

@@ -34,12 +34,8 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 			case !exists || !topic.HasPartition(rp.Partition):
 				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
-				part := s.partitions.get(topic, rp.Partition)
-				if part == nil || !part.leading.Load() {
-					p.ErrorCode = kerr.NotLeaderForPartition.Code
-					break
-				}
-				if code := checkLeaderEpoch(rp.CurrentLeaderEpoch, part.leaderEpoch.Load()); code != 0 {
+				part, code := s.leaderPartition(topic, rp.Partition, rp.CurrentLeaderEpoch)
+				if part == nil {
 					p.ErrorCode = code
 					break
 				}

@@ -150,27 +150,13 @@ func (m *membership) controlledShutdown(timeout time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Until(deadline))
 		err := store.Heartbeat(ctx, m.s.cfg.NodeID, m.epoch.Load(), true)
 		cancel()
-		if err == nil && !leads(store.State(), m.s.cfg.NodeID) {
+		if err == nil && !store.State().LeadsAny(m.s.cfg.NodeID) {
 			m.s.log.Info("controlled shutdown: leaderships moved")
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	m.s.log.Warn("controlled shutdown: leaderships not all moved in time; stopping anyway", "timeout", timeout)
-}
-
-func leads(state *metadata.State, id int32) bool {
-	found := false
-	state.EachTopic(func(t metadata.Topic) bool {
-		for _, p := range t.Partitions {
-			if p.Leader == id {
-				found = true
-				return false
-			}
-		}
-		return true
-	})
-	return found
 }
 
 // liveBrokers returns the registered, unfenced brokers in id order.

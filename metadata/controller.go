@@ -191,7 +191,7 @@ func (c *controller) reconcile(stop chan struct{}) {
 		case !b.Fenced && expired:
 			c.s.logger.Warn("controller: fencing broker: no heartbeat within the session timeout", "broker", b.ID, "session_timeout", c.sessionTimeout)
 			c.setFenced(ctx, b, true)
-		case !b.Fenced && shuttingDown[b.ID] && !leadsAny(state, b.ID):
+		case !b.Fenced && shuttingDown[b.ID] && !state.LeadsAny(b.ID):
 			c.s.logger.Info("controller: fencing broker in controlled shutdown", "broker", b.ID)
 			c.setFenced(ctx, b, true)
 		case b.Fenced && heard && !expired && !shuttingDown[b.ID]:
@@ -287,8 +287,8 @@ func (c *controller) setFenced(ctx context.Context, b Broker, fenced bool) {
 	}
 }
 
-// leadsAny reports whether broker id leads a partition.
-func leadsAny(state *State, id int32) bool {
+// LeadsAny reports whether broker id leads a partition.
+func (state *State) LeadsAny(id int32) bool {
 	found := false
 	state.EachTopic(func(t Topic) bool {
 		for _, p := range t.Partitions {
