@@ -651,8 +651,30 @@ func (s *Store) joinAsNonvoter() {
 	}
 }
 
-// changeVoters adds or removes a voter; only on the leader.
+// changeVoters adds or removes a voter; only on the leader. A leader asked
+// to take its own vote away hands leadership to another voter first and
+// lets it do the change (hashicorp/raft's voters do not reliably elect a
+// new leader after the leader demotes itself).
 func (s *Store) changeVoters(ctx context.Context, add bool, id int32, address string) error {
+	if !add && id == s.config.NodeID {
+		if err := s.await(ctx, s.raft.LeadershipTransfer()); err != nil {
+			return fmt.Errorf("metadata: remove voter %d (this leader): hand leadership over first: %w", id, err)
+		}
+		e := encoder{}
+		e.uint8(rpcRemoveVoter)
+		e.int32(id)
+		for {
+			_, err := s.forward(ctx, e.buffer)
+			if err == nil || !errors.Is(err, errNotApplied) || ctx.Err() != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
 	var future raft.IndexFuture
 	if add {
 		future = s.raft.AddVoter(serverID(id), raft.ServerAddress(address), 0, enqueueTimeout(ctx))
