@@ -407,3 +407,59 @@ func TestClusterNonvoterJoins(t *testing.T) {
 		return ok
 	})
 }
+
+// TestClusterUncleanElection: with no live in-sync replica a partition
+// stays offline, unless its topic opted into unclean.leader.election.enable;
+// then the first live replica outside the ISR leads.
+func TestClusterUncleanElection(t *testing.T) {
+	c := newTestCluster(t, 3)
+	ctx := testContext(t)
+	_, any := c.follower()
+	epochs := map[int32]int64{}
+	stops := map[int32]context.CancelFunc{}
+	for id := int32(1); id <= 2; id++ {
+		epoch, err := any.RegisterBroker(ctx, BrokerRegistration{ID: id, IncarnationID: uuid.New(),
+			Endpoints: []BrokerEndpoint{{Listener: "CLIENT", Host: "127.0.0.1", Port: 9000 + id, SecurityProtocol: "PLAINTEXT"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		epochs[id] = epoch
+		beatCtx, cancel := context.WithCancel(ctx)
+		stops[id] = cancel
+		go heartbeats(beatCtx, any, id, epoch)
+	}
+	defer func() {
+		for _, cancel := range stops {
+			cancel()
+		}
+	}()
+	waitState(t, any, "brokers unfenced", func(s *State) bool {
+		a, _ := s.Broker(1)
+		b, _ := s.Broker(2)
+		return !a.Fenced && !b.Fenced
+	})
+	clean, err := any.CreateTopic(ctx, TopicSpec{Name: "clean", Assignments: [][]int32{{1, 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unclean, err := any.CreateTopic(ctx, TopicSpec{Name: "unclean", Assignments: [][]int32{{1, 2}}, Configs: map[string]string{"unclean.leader.election.enable": "true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Broker 2 drops out of both ISRs (a lagging follower), then broker 1,
+	// the only in-sync replica, dies.
+	for _, topic := range []Topic{clean, unclean} {
+		p := topic.Partitions[0]
+		if _, err := any.ChangePartition(ctx, PartitionChange{TopicID: topic.ID, Partition: 0, PartitionEpoch: p.PartitionEpoch, Leader: NoLeaderChange, ISR: []int32{1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stops[1]()
+	state := waitState(t, any, "the unclean topic led by broker 2", func(s *State) bool {
+		u, _ := s.Topic("unclean")
+		return u.Partitions[0].Leader == 2
+	})
+	if cl, _ := state.Topic("clean"); cl.Partitions[0].Leader != -1 || !slices.Equal(cl.Partitions[0].ISR, []int32{1}) {
+		t.Fatalf("clean topic: %+v, want offline with ISR [1]", cl.Partitions[0])
+	}
+}

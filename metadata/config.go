@@ -75,6 +75,11 @@ type Config struct {
 	// moves its leaderships. Default DefaultBrokerSessionTimeout.
 	BrokerSessionTimeout time.Duration
 
+	// UncleanLeaderElection is the broker default of Kafka's
+	// unclean.leader.election.enable; a topic's own config of that name
+	// ("true"/"false") wins.
+	UncleanLeaderElection bool
+
 	// withoutController keeps the leader from running the controller
 	// (tests of the state machine's commands, which it would race).
 	withoutController bool

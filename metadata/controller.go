@@ -232,6 +232,17 @@ func (c *controller) reconcile(stop chan struct{}) {
 					break
 				}
 			}
+			if leader == -1 && c.uncleanAllowed(t) {
+				// Unclean election (opted in): the first live replica
+				// outside the ISR leads; what only the ISR had is lost.
+				for _, r := range p.Replicas {
+					if alive(r) {
+						leader, isr = r, []int32{r}
+						c.s.logger.Warn("controller: unclean leader election: no in-sync replica is alive; records only they had are lost", "topic", t.Name, "partition", p.Index, "leader", r)
+						break
+					}
+				}
+			}
 			if leader == -1 {
 				if p.Leader == -1 {
 					continue // offline until an in-sync replica returns
@@ -279,6 +290,18 @@ func (c *controller) electPreferredLeaders(ctx context.Context, state *State, al
 		}
 		return ctx.Err() == nil
 	})
+}
+
+// uncleanAllowed reports whether a topic opted into unclean leader
+// election (unclean.leader.election.enable), or the broker default.
+func (c *controller) uncleanAllowed(t Topic) bool {
+	switch t.Configs["unclean.leader.election.enable"] {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return c.s.config.UncleanLeaderElection
 }
 
 func (c *controller) setFenced(ctx context.Context, b Broker, fenced bool) {

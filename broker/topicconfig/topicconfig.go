@@ -49,6 +49,7 @@ const (
 	SegmentBytes           = "segment.bytes"
 	SegmentIndexBytes      = "segment.index.bytes"
 	SegmentMs              = "segment.ms"
+	UncleanLeaderElection  = "unclean.leader.election.enable"
 )
 
 // Definition describes one topic config.
@@ -166,6 +167,8 @@ var definitions = []Definition{
 		Doc: "segment file size at which a new segment is rolled", validate: intAtLeast(14)},
 	{Name: SegmentIndexBytes, Type: TypeInt, BrokerName: "log.index.size.max.bytes", Default: "10485760",
 		Doc: "offset index size at which a new segment is rolled", validate: intAtLeast(8)},
+	{Name: UncleanLeaderElection, Type: TypeBoolean, BrokerName: "unclean.leader.election.enable", Default: "false",
+		Doc: "elect a replica outside the ISR when no in-sync replica is alive (availability over durability: acknowledged records can be lost)", validate: oneOf("true", "false")},
 	{Name: SegmentMs, Type: TypeLong, BrokerName: "log.roll.ms", Default: "604800000",
 		Doc: "milliseconds after which the active segment is rolled", validate: longAtLeast(1)},
 }

@@ -98,13 +98,14 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	store, err := metadata.Open(metadata.Config{
-		NodeID:               cfg.NodeID,
-		DataDir:              cfg.DataDir,
-		ControllerListen:     cfg.ControllerListen,
-		ControllerAdvertise:  cfg.ControllerAdvertise,
-		Voters:               cfg.ControllerQuorum,
-		BrokerSessionTimeout: cfg.BrokerSessionTimeout,
-		Logger:               log,
+		NodeID:                cfg.NodeID,
+		DataDir:               cfg.DataDir,
+		ControllerListen:      cfg.ControllerListen,
+		ControllerAdvertise:   cfg.ControllerAdvertise,
+		Voters:                cfg.ControllerQuorum,
+		UncleanLeaderElection: cfg.Broker.TopicDefaults["unclean.leader.election.enable"] == "true",
+		BrokerSessionTimeout:  cfg.BrokerSessionTimeout,
+		Logger:                log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open metadata store: %w", err)
