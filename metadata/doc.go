@@ -12,7 +12,8 @@
 //
 //	<data-dir>/meta.properties           node identity (format below)
 //	<data-dir>/metadata/.lock            flock held while a Store has the directory open
-//	<data-dir>/metadata/raft/            raft-wal: the Raft log and stable store
+//	<data-dir>/metadata/raft/raft.db     hashicorp/raft-boltdb: the Raft log and stable store
+//	                                     (raft-wal files of earlier versions are migrated at open)
 //	<data-dir>/metadata/snapshots/       raft.FileSnapshotStore: state snapshots (format below)
 //
 // Raft talks over a stream layer of our own on the controller address: TCP,

@@ -28,9 +28,15 @@ const (
 	metaPropertiesFile = "meta.properties"
 	// metadataDirectory holds everything else this package writes.
 	metadataDirectory = "metadata"
-	// raftDirectory (under metadataDirectory) holds the raft-wal log and
-	// stable store.
+	// raftDirectory (under metadataDirectory) holds the Raft log and
+	// stable store, raftLogFile.
 	raftDirectory = "raft"
+	// raftLogFile (in raftDirectory) is the Raft log and stable store, a
+	// bbolt database (logstore.go). Directories written by earlier versions
+	// hold raft-wal files there instead; they are migrated at open.
+	raftLogFile = "raft.db"
+	// raftWALMetaFile marks a raft-wal log of an earlier version.
+	raftWALMetaFile = "wal-meta.db"
 	// snapshotsDirectory (under metadataDirectory) is created by
 	// raft.FileSnapshotStore, which appends this name to its base.
 	snapshotsDirectory = "snapshots"
@@ -184,26 +190,101 @@ func bootstrap(metadataPath string, nodeID int32, configuration raft.Configurati
 	return raft.BootstrapCluster(raftConfig, wal, wal, snapshots, nil, configuration)
 }
 
-// raftLog is raft-wal's WAL, the Raft log and stable store, together with
-// its bolt metadata database: WAL.Close (raft-wal v0.4.0) leaves that
-// database open, and its file lock would then block the next open forever.
+// raftLog is the Raft log and stable store: a bbolt database
+// (logstore.go). Earlier versions used raft-wal v0.4.0, whose tail
+// truncation (a follower dropping a conflicting log suffix) marks the
+// segment sealed without writing its index, so the node cannot restart
+// ("sealed segment has no index block", hashicorp/raft-wal#31); no fixed
+// release exists.
 type raftLog struct {
-	*raftwal.WAL
-	meta *metadb.BoltMetaDB
+	*boltLogStore
 }
 
+// stableKeys are the stable-store keys hashicorp/raft uses (migrated with
+// the log).
+var stableKeys = []string{"CurrentTerm", "LastVoteTerm", "LastVoteCand"}
+
 func openRaftLog(path string, logger hclog.Logger) (*raftLog, error) {
+	file := filepath.Join(path, raftLogFile)
+	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(path, raftWALMetaFile)); err == nil {
+			if err := migrateRaftWAL(path, logger); err != nil {
+				return nil, fmt.Errorf("migrate the raft-wal log in %s: %w", path, err)
+			}
+		}
+	}
+	store, err := openBoltLogStore(file)
+	if err != nil {
+		return nil, fmt.Errorf("open raft log %s: %w", file, err)
+	}
+	return &raftLog{boltLogStore: store}, nil
+}
+
+// migrateRaftWAL copies a raft-wal log and stable store (earlier versions)
+// into a new bolt store, written aside and renamed into place, then
+// removes the raft-wal files. A crash before the rename leaves the raft-wal
+// files, and the next open migrates again.
+func migrateRaftWAL(path string, logger hclog.Logger) (err error) {
 	meta := &metadb.BoltMetaDB{}
 	wal, err := raftwal.Open(path, raftwal.WithMetaStore(meta), raftwal.WithLogger(logger))
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("open raft log %s: %w", path, err), meta.Close())
+		return errors.Join(err, meta.Close())
 	}
-	return &raftLog{WAL: wal, meta: meta}, nil
-}
-
-// Close closes the WAL and then its metadata database.
-func (l *raftLog) Close() error {
-	return errors.Join(l.WAL.Close(), l.meta.Close())
+	defer func() { err = errors.Join(err, wal.Close(), meta.Close()) }()
+	tmp := filepath.Join(path, raftLogFile+temporarySuffix)
+	os.Remove(tmp)
+	store, err := openBoltLogStore(tmp)
+	if err != nil {
+		return err
+	}
+	first, err := wal.FirstIndex()
+	if err != nil {
+		return errors.Join(err, store.Close())
+	}
+	last, err := wal.LastIndex()
+	if err != nil {
+		return errors.Join(err, store.Close())
+	}
+	for index := first; first > 0 && index <= last; index++ {
+		var entry raft.Log
+		if err := wal.GetLog(index, &entry); err != nil {
+			return errors.Join(fmt.Errorf("read log %d: %w", index, err), store.Close())
+		}
+		if err := store.StoreLog(&entry); err != nil {
+			return errors.Join(err, store.Close())
+		}
+	}
+	for _, key := range stableKeys {
+		value, err := wal.Get([]byte(key))
+		if err != nil {
+			return errors.Join(err, store.Close())
+		}
+		if len(value) > 0 {
+			if err := store.Set([]byte(key), value); err != nil {
+				return errors.Join(err, store.Close())
+			}
+		}
+	}
+	if err := store.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(path, raftLogFile)); err != nil {
+		return err
+	}
+	if err := syncDirectory(path); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() == raftWALMetaFile || strings.HasSuffix(e.Name(), ".wal") {
+			os.Remove(filepath.Join(path, e.Name()))
+		}
+	}
+	logger.Info("migrated the raft log from raft-wal", "entries", last-first+1)
+	return nil
 }
 
 // serverID is the Raft server id of a node: its decimal node id.

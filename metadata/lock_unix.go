@@ -11,7 +11,7 @@ import (
 
 // lockDirectory takes an exclusive, non-blocking flock on path (created if
 // needed) and returns the function that releases it. The lock also guards
-// raft-wal's bbolt file, whose own lock would block forever instead of
+// the Raft log's bolt file, whose own lock would block forever instead of
 // failing.
 func lockDirectory(path string) (unlock func() error, err error) {
 	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
