@@ -126,11 +126,6 @@ type pendingAck struct {
 // when the ISR shrank below min.insync.replicas, NOT_LEADER_OR_FOLLOWER when
 // leadership moved. The records stay in the log either way (as in Kafka).
 func (s *Server) awaitCommitted(pending []pendingAck, resp *kmsg.ProduceResponse, version int16, deadline time.Time) {
-	wake := make(chan struct{}, 1)
-	for _, a := range pending {
-		a.part.addWaiter(wake)
-		defer a.part.removeWaiter(wake)
-	}
 	fail := func(a pendingAck, code int16, msg string) {
 		p := &resp.Topics[a.topicIndex].Partitions[a.partitionIndex]
 		p.ErrorCode, p.BaseOffset = code, -1
@@ -138,9 +133,8 @@ func (s *Server) awaitCommitted(pending []pendingAck, resp *kmsg.ProduceResponse
 			p.ErrorMessage = &msg
 		}
 	}
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	for len(pending) > 0 {
+	// settle drops the appends that are committed or failed.
+	settle := func() {
 		waiting := pending[:0]
 		for _, a := range pending {
 			done, code, msg := a.part.commitStatus(a.end)
@@ -152,9 +146,22 @@ func (s *Server) awaitCommitted(pending []pendingAck, resp *kmsg.ProduceResponse
 			}
 		}
 		pending = waiting
-		if len(pending) == 0 {
-			return
-		}
+	}
+	// Usually committed already (a leader alone in its ISR): no waiting
+	// set up on the produce path then.
+	if settle(); len(pending) == 0 {
+		return
+	}
+	wake := make(chan struct{}, 1)
+	for _, a := range pending {
+		a.part.addWaiter(wake)
+		defer a.part.removeWaiter(wake)
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	// Re-check after registering: the high watermark may have moved in
+	// between.
+	for settle(); len(pending) > 0; settle() {
 		select {
 		case <-wake:
 		case <-timer.C:
@@ -194,6 +201,9 @@ func (p *partition) commitStatus(end int64) (done bool, code int16, msg string) 
 // awaitCommitted waits until an append ending at end is committed, for at
 // most timeout; it returns the Kafka error code when it cannot be.
 func (p *partition) awaitCommitted(end int64, timeout time.Duration) int16 {
+	if done, code, _ := p.commitStatus(end); done || code != 0 {
+		return code
+	}
 	wake := make(chan struct{}, 1)
 	p.addWaiter(wake)
 	defer p.removeWaiter(wake)

@@ -84,7 +84,7 @@ func (c *epochCache) latest() int32 {
 // epoch at or below requested, and the first offset after it (the next
 // epoch's start, or logEnd for the latest). (-1, -1) when there is none.
 func (c *epochCache) endOffsetFor(requested int32, logEnd int64) (int32, int64) {
-	i := sort32(c.entries, requested)
+	i := floorEpoch(c.entries, requested)
 	if i < 0 {
 		return -1, -1
 	}
@@ -94,8 +94,8 @@ func (c *epochCache) endOffsetFor(requested int32, logEnd int64) (int32, int64) 
 	return c.entries[i].epoch, c.entries[i+1].start
 }
 
-// sort32 is the index of the last entry with epoch <= epoch, or -1.
-func sort32(entries []epochEntry, epoch int32) int {
+// floorEpoch is the index of the last entry with epoch <= epoch, or -1.
+func floorEpoch(entries []epochEntry, epoch int32) int {
 	i, _ := slices.BinarySearchFunc(entries, epoch+1, func(e epochEntry, target int32) int {
 		switch {
 		case e.epoch < target:

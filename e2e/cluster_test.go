@@ -34,10 +34,18 @@ type cluster struct {
 // fenced after 1.5 s of silence.
 var clusterTimingFlags = []string{"--broker-heartbeat-interval-ms", "200", "--broker-session-timeout-ms", "1500"}
 
-func startCluster(t *testing.T, n int32) *cluster {
+func startCluster(t *testing.T, n int32) *cluster { return startClusterWith(t, n, nil) }
+
+// nodeSetup adjusts one node before the cluster starts: the address the
+// other voters dial for it (its quorum entry; "" = its controller
+// listener) and extra serve flags.
+type nodeSetup func(id int32, b *brokerProcess) (quorumAddress string, extra []string)
+
+func startClusterWith(t *testing.T, n int32, setup nodeSetup) *cluster {
 	t.Helper()
 	c := &cluster{t: t, clusterID: "e2e-cluster-" + fmt.Sprint(time.Now().UnixNano()%1_000_000), nodes: map[int32]*brokerProcess{}}
 	var voters []string
+	extras := map[int32][]string{}
 	dir := t.TempDir()
 	for id := int32(1); id <= n; id++ {
 		b := &brokerProcess{
@@ -45,12 +53,20 @@ func startCluster(t *testing.T, n int32) *cluster {
 			addr:    freePort(t), admin: freePort(t), ctrl: freePort(t),
 			logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", id)),
 		}
+		address := b.ctrl
+		if setup != nil {
+			var quorumAddress string
+			quorumAddress, extras[id] = setup(id, b)
+			if quorumAddress != "" {
+				address = quorumAddress
+			}
+		}
 		c.nodes[id] = b
-		voters = append(voters, fmt.Sprintf("%d@%s", id, b.ctrl))
+		voters = append(voters, fmt.Sprintf("%d@%s", id, address))
 	}
 	c.quorum = strings.Join(voters, ",")
 	for id, b := range c.nodes {
-		b.extra = append([]string{"--node-id", fmt.Sprint(id), "--cluster-id", c.clusterID, "--controller-quorum", c.quorum}, clusterTimingFlags...)
+		b.extra = append(append([]string{"--node-id", fmt.Sprint(id), "--cluster-id", c.clusterID, "--controller-quorum", c.quorum}, clusterTimingFlags...), extras[id]...)
 	}
 	t.Cleanup(func() {
 		for id, b := range c.nodes {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -125,55 +124,20 @@ func TestLeaderIsolation(t *testing.T) {
 	isolatedNode := int32(-1)
 	isolated := func(id int32) bool { mu.Lock(); defer mu.Unlock(); return id == isolatedNode }
 
-	dir := t.TempDir()
-	clusterID := fmt.Sprintf("isolation-%d", time.Now().UnixNano()%1_000_000)
-	nodes := map[int32]*brokerProcess{}
+	// Every node's controller and inter-broker listeners are reached
+	// through proxies; clients reach it directly.
 	var proxies []*linkProxy
-	var voters []string
-	internal := map[int32]string{}
-	for id := int32(1); id <= 3; id++ {
-		b := &brokerProcess{
-			dataDir: filepath.Join(dir, fmt.Sprintf("node%d", id)),
-			addr:    freePort(t), admin: freePort(t), ctrl: freePort(t),
-			logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", id)),
-		}
-		internal[id] = freePort(t)
+	c := startClusterWith(t, 3, func(id int32, b *brokerProcess) (string, []string) {
+		internal := freePort(t)
 		ctrlProxy := startLinkProxy(t, id, b.ctrl, true, isolated)
-		internalProxy := startLinkProxy(t, id, internal[id], false, isolated)
+		internalProxy := startLinkProxy(t, id, internal, false, isolated)
 		proxies = append(proxies, ctrlProxy, internalProxy)
-		voters = append(voters, fmt.Sprintf("%d@%s", id, ctrlProxy.addr()))
-		b.extra = []string{"--controller-advertise", ctrlProxy.addr(),
-			"--listeners", "CLIENT=" + b.addr + ",INTERNAL=" + internal[id],
+		return ctrlProxy.addr(), []string{"--controller-advertise", ctrlProxy.addr(),
+			"--listeners", "CLIENT=" + b.addr + ",INTERNAL=" + internal,
 			"--advertise", "CLIENT=" + b.addr + ",INTERNAL=" + internalProxy.addr(),
-			"--inter-broker-listener", "INTERNAL"}
-		nodes[id] = b
-	}
-	for id, b := range nodes {
-		b.extra = append(b.extra, append([]string{"--node-id", fmt.Sprint(id), "--cluster-id", clusterID,
-			"--controller-quorum", strings.Join(voters, ","), "--replica-lag-time-max-ms", "2000"}, clusterTimingFlags...)...)
-	}
-	c := &cluster{t: t, clusterID: clusterID, nodes: nodes}
-	t.Cleanup(func() {
-		for id, b := range nodes {
-			b.kill()
-			if t.Failed() {
-				t.Logf("--- node %d", id)
-				logTail(t, b.logPath)
-			}
-		}
+			"--inter-broker-listener", "INTERNAL", "--replica-lag-time-max-ms", "2000"}
 	})
-	var wg sync.WaitGroup
-	for id, b := range nodes {
-		wg.Go(func() {
-			if err := b.start(); err != nil {
-				t.Errorf("node %d: %v", id, err)
-			}
-		})
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
+	nodes := c.nodes
 	ctx := testContext(t, 3*time.Minute)
 	adm := c.admin()
 	topic := uniqueTopic(t)

@@ -55,27 +55,13 @@ func partitionLog(t *testing.T, dataDir, topic string, partition int32) []byte {
 // partition leaders with -9 and restarts them, and freezes a follower past
 // replica.lag.time.max.ms. Afterwards every acknowledged record is read
 // exactly once, in order, without gaps, and the replicas hold the same
-// bytes. Then min.insync.replicas is tested: with one replica left writes
-// are refused (NOT_ENOUGH_REPLICAS), and resume when a replica returns.
+// bytes. Then min.insync.replicas is tested: raised to 3 with a replica
+// down, writes are refused (NOT_ENOUGH_REPLICAS), and resume when the
+// replica returns.
 func TestReplicationFaults(t *testing.T) {
-	c := startCluster(t, 3)
-	for _, b := range c.nodes {
-		b.extra = append(b.extra, "--replica-lag-time-max-ms", "2000")
-		b.kill()
-	}
-	// Restart with the lag flag (the cluster is formatted already).
-	var wg sync.WaitGroup
-	for _, b := range c.nodes {
-		wg.Go(func() {
-			if err := b.start(); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
+	c := startClusterWith(t, 3, func(int32, *brokerProcess) (string, []string) {
+		return "", []string{"--replica-lag-time-max-ms", "2000"}
+	})
 	ctx := testContext(t, 5*time.Minute)
 	adm := c.admin()
 	topic := uniqueTopic(t)
