@@ -27,9 +27,26 @@ const (
 	resourceBroker int8 = 4
 )
 
-func validateTopicConfigs(configs map[string]string) (int16, string) {
+// validateTopicConfigs checks a topic's complete explicit config set: each
+// value, then the resolved set together. current is the topic's set before
+// the change (nil for a new topic): a tiered topic leaves tiering only with
+// remote.log.delete.on.disable=true, as in Kafka (its remote data is then
+// deleted).
+func (s *Server) validateTopicConfigs(configs, current map[string]string) (int16, string) {
 	if err := topicconfig.Validate(configs); err != nil {
 		return kerr.InvalidConfig.Code, err.Error()
+	}
+	if err := topicconfig.CheckCombined(s.cfg.TopicDefaults, configs); err != nil {
+		return kerr.InvalidConfig.Code, err.Error()
+	}
+	if topicconfig.Typed(s.cfg.TopicDefaults, configs).RemoteStorage && s.cfg.Tier == nil {
+		return kerr.InvalidConfig.Code, "remote.storage.enable=true needs an object store: start the brokers with --object-store"
+	}
+	if current != nil {
+		before, after := topicconfig.Typed(s.cfg.TopicDefaults, current), topicconfig.Typed(s.cfg.TopicDefaults, configs)
+		if before.RemoteStorage && !after.RemoteStorage && !after.RemoteLogDeleteOnDisable {
+			return kerr.InvalidConfig.Code, "turning remote.storage.enable off deletes the topic's remote data: set remote.log.delete.on.disable=true in the same request to confirm, or use remote.log.copy.disable=true to stop uploads and keep the data"
+		}
 	}
 	return 0, ""
 }
@@ -156,10 +173,11 @@ func handleDescribeConfigs(c *clientConn, h requestHeader, req *kmsg.DescribeCon
 
 // alterTopicConfigs validates and stores a topic's complete new config set.
 func (s *Server) alterTopicConfigs(topic string, configs map[string]string, validateOnly bool, timeoutMillis int32) (int16, string) {
-	if _, ok := s.cfg.Metadata.State().Topic(topic); !ok {
+	t, ok := s.cfg.Metadata.State().Topic(topic)
+	if !ok {
 		return kerr.UnknownTopicOrPartition.Code, "topic '" + topic + "' does not exist"
 	}
-	if code, msg := validateTopicConfigs(configs); code != 0 {
+	if code, msg := s.validateTopicConfigs(configs, t.Configs); code != 0 {
 		return code, msg
 	}
 	if validateOnly {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/tiering"
 )
 
 // Fetch v4 (the oldest librdkafka and kafka-python send) through v13 (topic
@@ -51,6 +53,14 @@ type fetchTarget struct {
 	errorCode      int16
 	// replica reads up to the log end (a follower), not the high watermark.
 	replica bool
+	// remote is set for a consumer's offset below the local log start held
+	// by the object store; remoteData or remoteErr is its read, done once
+	// before the response is filled.
+	remote     *metadata.SegmentManifest
+	remoteData []byte
+	remoteErr  error
+	// logStart is the partition's log start offset, remote data included.
+	logStart int64
 }
 
 func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.Response, error) {
@@ -102,6 +112,20 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 					}
 				}
 			}
+			if t.part != nil {
+				t.logStart = logStartOffset(state, t.part)
+			}
+			if t.part != nil && t.errorCode == 0 && t.offset < t.part.segments.StartOffset() && s.cfg.Tier != nil {
+				if e, ok := state.SegmentContaining(topic.ID, rp.Partition, t.offset); ok {
+					if t.replica {
+						// Followers start from the leader's local log
+						// (ListOffsets -4), not from the object store.
+						t.part, t.errorCode = nil, kerr.OffsetMovedToTieredStorage.Code
+					} else {
+						t.remote = &e
+					}
+				}
+			}
 			p.ErrorCode = t.errorCode
 			out.Partitions = append(out.Partitions, p)
 			targets = append(targets, t)
@@ -109,6 +133,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 		resp.Topics = append(resp.Topics, out)
 	}
 
+	s.readRemote(targets, min(req.MaxBytes, s.cfg.FetchMaxBytes))
 	wake := make(chan struct{}, 1)
 	waiting := req.MaxWaitMillis > 0 && req.MinBytes > 0
 	if waiting {
@@ -145,6 +170,52 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 	}
 }
 
+// readRemote reads the targets served from the object store, all at once
+// (one Fetch may replay many partitions). Each reads at most its partition
+// limit and the response limit; fillFetch then applies the response budget.
+func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
+	var requests []tiering.ReadRequest
+	var which []int
+	for i, t := range targets {
+		if t.remote == nil {
+			continue
+		}
+		tp := tiering.Partition{Topic: t.part.topic, TopicID: t.part.topicID, Partition: t.part.index}
+		requests = append(requests, tiering.ReadRequest{Segment: remoteSegment(tp, *t.remote), Offset: t.offset, MaxBytes: int(max(min(t.maxBytes, maxBytes), 0))})
+		which = append(which, i)
+	}
+	if len(requests) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, remoteFetchTimeout)
+	defer cancel()
+	for j, result := range s.cfg.Tier.ReadMany(ctx, requests) {
+		t := &targets[which[j]]
+		t.remoteData, t.remoteErr = result.Data, result.Err
+		if result.Err != nil {
+			s.tierMetrics.remoteReadErrors.WithLabelValues(t.part.topic).Inc()
+			t.part.log.Warn("remote fetch failed; the consumer retries", "offset", t.offset, "segment_base_offset", t.remote.BaseOffset, "err", result.Err)
+			continue
+		}
+		s.tierMetrics.remoteReadBytes.WithLabelValues(t.part.topic).Add(float64(len(result.Data)))
+	}
+}
+
+// logStartOffset is a partition's first offset, in the object store or on
+// local disk: what consumers see as the log start (ListOffsets earliest,
+// Fetch's LogStartOffset).
+func logStartOffset(state *metadata.State, p *partition) int64 {
+	start := p.segments.StartOffset()
+	if remoteStart, _, ok := state.RemoteLogOffsets(p.topicID, p.index); ok {
+		start = min(start, remoteStart)
+	}
+	return start
+}
+
+// remoteFetchTimeout bounds the remote reads of one Fetch; past it the
+// partitions not read answer a retriable error.
+const remoteFetchTimeout = 30 * time.Second
+
 // fillFetch reads every target into resp and returns the bytes gathered.
 // The response-level maxBytes is shared in request order; the first batch
 // of the first partition with data is returned whole even when larger than
@@ -168,15 +239,28 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 		start := t.part.segments.StartOffset()
 		p.HighWatermark = hw
 		p.LastStableOffset = hw
-		p.LogStartOffset = start
+		p.LogStartOffset = min(t.logStart, start)
 		p.ErrorCode = 0
-		if t.offset < start || t.offset > t.part.segments.EndOffset() {
-			p.ErrorCode = kerr.OffsetOutOfRange.Code
-			continue
-		}
 		limit := int64(t.maxBytes)
 		if remaining < limit {
 			limit = remaining
+		}
+		if t.remote != nil {
+			switch {
+			case t.remoteErr != nil:
+				p.ErrorCode = kerr.KafkaStorageError.Code
+			case int64(len(t.remoteData)) > max(limit, 0) && total > 0:
+				// Over the response's budget: the client asks again.
+			default:
+				p.RecordBatches = t.remoteData
+				total += len(t.remoteData)
+				remaining -= int64(len(t.remoteData))
+			}
+			continue
+		}
+		if t.offset < start || t.offset > t.part.segments.EndOffset() {
+			p.ErrorCode = kerr.OffsetOutOfRange.Code
+			continue
 		}
 		if limit <= 0 && total > 0 {
 			continue

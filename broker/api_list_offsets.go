@@ -1,20 +1,28 @@
 package broker
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/tiering"
 )
 
-// ListOffsets v1 (kafka-python) through v7 (KIP-734 max timestamp).
-func init() { register(1, 7, handleListOffsets) }
+// ListOffsets v1 (kafka-python) through v9: v7 max timestamp (KIP-734),
+// v8 earliest local (-4), v9 latest tiered (-5) (KIP-405, KIP-1005).
+func init() { register(1, 9, handleListOffsets) }
 
 // Special ListOffsets timestamps.
 const (
-	listLatest       = -1
-	listEarliest     = -2
-	listMaxTimestamp = -3
+	listLatest        = -1
+	listEarliest      = -2
+	listMaxTimestamp  = -3
+	listEarliestLocal = -4
+	listLatestTiered  = -5
 )
 
 func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequest) (kmsg.Response, error) {
@@ -40,7 +48,7 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 					break
 				}
 				p.LeaderEpoch = part.leaderEpoch.Load()
-				offset, ts, err := part.offsetForTimestamp(rp.Timestamp)
+				offset, ts, err := s.offsetForTimestamp(state, part, rp.Timestamp)
 				if err != nil {
 					part.log.Error("list offsets failed", "timestamp", rp.Timestamp, "err", err)
 					p.ErrorCode = kerr.KafkaStorageError.Code
@@ -58,12 +66,85 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 // offsetForTimestamp answers ListOffsets for one partition: the offset and
 // timestamp for the special values, else the first record with a timestamp
 // at or after ts below the high watermark, or (-1, -1) when there is none.
+// Earliest and timestamps include the data in the object store.
+func (s *Server) offsetForTimestamp(state *metadata.State, p *partition, ts int64) (offset, timestamp int64, err error) {
+	switch ts {
+	case listEarliest:
+		return logStartOffset(state, p), -1, nil
+	case listEarliestLocal:
+		return p.segments.StartOffset(), -1, nil
+	case listLatestTiered:
+		if _, end, ok := state.RemoteLogOffsets(p.topicID, p.index); ok {
+			return end, -1, nil
+		}
+		return -1, -1, nil
+	}
+	if ts >= 0 && s.cfg.Tier != nil {
+		if offset, timestamp, found, err := s.remoteOffsetForTimestamp(state, p, ts); err != nil || found {
+			return offset, timestamp, err
+		}
+	}
+	return p.offsetForTimestamp(ts)
+}
+
+// remoteOffsetForTimestamp looks for ts in the remote segments below the
+// local log start: the first segment whose largest timestamp reaches ts,
+// read batch by batch from its start.
+func (s *Server) remoteOffsetForTimestamp(state *metadata.State, p *partition, ts int64) (offset, timestamp int64, found bool, err error) {
+	localStart := p.segments.StartOffset()
+	var target *metadata.SegmentManifest
+	state.EachSegment(p.topicID, p.index, 0, func(e metadata.SegmentManifest) bool {
+		if e.BaseOffset >= localStart {
+			return false
+		}
+		if e.State == metadata.SegmentCopyFinished && e.MaxTimestamp >= ts {
+			target = &e
+			return false
+		}
+		return true
+	})
+	if target == nil {
+		return -1, -1, false, nil
+	}
+	tp := tiering.Partition{Topic: p.topic, TopicID: p.topicID, Partition: p.index}
+	segment := remoteSegment(tp, *target)
+	ctx, cancel := context.WithTimeout(s.ctx, remoteFetchTimeout)
+	defer cancel()
+	for next := target.BaseOffset; next <= target.LastOffset; {
+		data, err := s.cfg.Tier.Read(ctx, segment, next, 1<<20)
+		if err != nil {
+			return -1, -1, false, err
+		}
+		spans, err := recordbatch.Split(data)
+		if err != nil || len(spans) == 0 {
+			return -1, -1, false, fmt.Errorf("remote segment %d at offset %d: %d batches, %v", target.BaseOffset, next, len(spans), err)
+		}
+		for _, sp := range spans {
+			batch := data[sp.Position : sp.Position+sp.Length]
+			h, err := recordbatch.ParseHeader(batch)
+			if err != nil {
+				return -1, -1, false, err
+			}
+			next = h.LastOffset() + 1
+			if h.MaxTimestamp < ts {
+				continue
+			}
+			offset, timestamp, err := recordAtTimestamp(batch, h, ts, false)
+			if err != nil || offset >= 0 {
+				return offset, timestamp, err == nil, err
+			}
+		}
+	}
+	return -1, -1, false, nil
+}
+
+// offsetForTimestamp answers ListOffsets from the local log.
 func (p *partition) offsetForTimestamp(ts int64) (offset, timestamp int64, err error) {
 	hw := p.highWatermark()
 	switch ts {
 	case listLatest:
 		return hw, -1, nil
-	case listEarliest:
+	case listEarliest, listEarliestLocal:
 		return p.segments.StartOffset(), -1, nil
 	case listMaxTimestamp:
 		batch, found, err := p.segments.MaxTimestampBatch()

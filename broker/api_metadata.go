@@ -220,7 +220,7 @@ func (s *Server) createTopic(ctx context.Context, tc topicCreation) (metadata.To
 	if budget := cmp.Or(tc.maxPartitions, maxPartitionsPerRequest); len(assignments) > budget {
 		return metadata.Topic{}, kerr.InvalidPartitions.Code, fmt.Sprintf("one request may create at most %d partitions (this topic asks for %d, %d left in this request)", maxPartitionsPerRequest, len(assignments), budget)
 	}
-	if code, msg := validateTopicConfigs(tc.configs); code != 0 {
+	if code, msg := s.validateTopicConfigs(tc.configs, nil); code != 0 {
 		return metadata.Topic{}, code, msg
 	}
 	if tc.validateOnly {

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/tiering"
 )
 
 // replicaFetchers run one fetcher per leader broker this broker follows:
@@ -266,11 +267,18 @@ func (rf *replicaFetcher) fetchOnce(ctx context.Context, parts []*followed) erro
 				// Behind the leader's log start (retention): start over there.
 				if fo.part.segments.EndOffset() < rp.LogStartOffset {
 					fo.part.log.Warn("follower is behind the leader's log start; restarting the log there", "leader_log_start", rp.LogStartOffset)
-					if err := fo.part.restartAt(rp.LogStartOffset); err != nil {
+					if err := fo.part.restartAt(rp.LogStartOffset, nil, nil); err != nil {
 						fo.part.log.Error("restarting the log failed", "err", err)
 					}
 				} else {
 					rf.setTruncated(fo, false) // ahead of the leader: truncate again
+				}
+			case kerr.OffsetMovedToTieredStorage.Code:
+				// Behind the leader's local log, in data the object store
+				// holds: copy only the leader's local log.
+				if err := rf.restartFromTier(ctx, broker, fo); err != nil {
+					fo.part.log.Warn("restarting from the leader's local log start failed; retrying", "err", err)
+					rf.pause(fo)
 				}
 			default:
 				// NOT_LEADER, FENCED/UNKNOWN_LEADER_EPOCH…: wait for the
@@ -281,6 +289,61 @@ func (rf *replicaFetcher) fetchOnce(ctx context.Context, parts []*followed) erro
 		}
 	}
 	return nil
+}
+
+// restartFromTier restarts a follower's log at the leader's earliest local
+// offset (ListOffsets -4) when what it lacks below is in the object store:
+// its leader-epoch cache comes from the manifest, its producer state from
+// the .producers object of the remote segment holding the offset before.
+func (rf *replicaFetcher) restartFromTier(ctx context.Context, broker *kgo.Broker, fo *followed) error {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.Version = 8
+	req.ReplicaID = rf.f.s.cfg.NodeID
+	t := kmsg.NewListOffsetsRequestTopic()
+	t.Topic = fo.topic.Name
+	p := kmsg.NewListOffsetsRequestTopicPartition()
+	p.Partition = fo.part.index
+	p.CurrentLeaderEpoch = fo.epoch
+	p.Timestamp = listEarliestLocal
+	t.Partitions = append(t.Partitions, p)
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(ctx, broker)
+	if err != nil {
+		return err
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		return fmt.Errorf("ListOffsets answered %d topics", len(resp.Topics))
+	}
+	rp := resp.Topics[0].Partitions[0]
+	if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+		return fmt.Errorf("ListOffsets earliest local: %w", err)
+	}
+	start := rp.Offset
+	tier := rf.f.s.cfg.Tier
+	if tier == nil {
+		return fmt.Errorf("the leader tiers %s-%d but this broker has no object store", fo.topic.Name, fo.part.index)
+	}
+	state := rf.f.s.cfg.Metadata.State()
+	var epochs []metadata.EpochRange
+	state.EachSegment(fo.topic.ID, fo.part.index, 0, func(e metadata.SegmentManifest) bool {
+		if e.BaseOffset >= start {
+			return false
+		}
+		if e.State == metadata.SegmentCopyFinished {
+			epochs = append(epochs, e.EpochRanges...)
+		}
+		return true
+	})
+	var producers []byte
+	if prev, ok := state.SegmentContaining(fo.topic.ID, fo.part.index, start-1); ok {
+		tp := tiering.Partition{Topic: fo.topic.Name, TopicID: fo.topic.ID, Partition: fo.part.index}
+		if producers, err = tier.ReadProducerSnapshot(ctx, remoteSegment(tp, prev)); err != nil {
+			return fmt.Errorf("producer state from the object store: %w", err)
+		}
+	}
+	fo.part.log.Info("follower starts from the leader's local log; older offsets are in the object store",
+		"leader_local_log_start", start, "log_end_offset", fo.part.segments.EndOffset(), "epochs_from_manifest", len(epochs))
+	return fo.part.restartAt(start, epochs, producers)
 }
 
 // truncate asks the leader where each partition's latest local epoch ends

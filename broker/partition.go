@@ -88,9 +88,16 @@ func segmentConfig(v topicconfig.Values, log *slog.Logger) segment.Config {
 	if flushMessages == math.MaxInt64 {
 		flushMessages = 0
 	}
-	retention := ms(v.RetentionMs)
-	retentionBytes := v.RetentionBytes
-	if v.RetentionMs < 0 || !v.Delete {
+	retentionMs, retentionBytes := v.RetentionMs, v.RetentionBytes
+	if v.RemoteStorage && !v.RemoteLogCopyDisable {
+		// Local retention of a tiered topic: uploaded segments leave local
+		// disk past local.retention.*; the tier keeps them up to
+		// retention.* (and nothing not uploaded leaves: the partition's
+		// retention limit).
+		retentionMs, retentionBytes = v.LocalRetentionMs, v.LocalRetentionBytes
+	}
+	retention := ms(retentionMs)
+	if retentionMs < 0 || !v.Delete {
 		retention = -1 // cleanup.policy=compact alone deletes nothing by age
 	}
 	if !v.Delete {

@@ -454,18 +454,31 @@ func (p *partition) truncateTo(offset int64) error {
 }
 
 // restartAt empties the log and restarts it at offset (a follower behind
-// its leader's log start).
-func (p *partition) restartAt(offset int64) error {
+// its leader's log start). epochs seeds the leader-epoch cache with the
+// epochs of the offsets below (from the tiered segments' manifest), and
+// producers, when not nil, is the producer-state snapshot to start from.
+func (p *partition) restartAt(offset int64, epochs []metadata.EpochRange, producers []byte) error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	if err := p.segments.TruncateFullyAndStartAt(offset); err != nil {
 		return err
 	}
 	p.epochs.truncateFromEnd(0)
+	for _, e := range epochs {
+		if e.StartOffset < offset {
+			p.epochs.assign(e.Epoch, e.StartOffset)
+		}
+	}
 	if err := p.epochs.write(p.dir); err != nil {
 		p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
 	}
 	p.hw.Store(offset)
+	if len(producers) > 0 {
+		name := filepath.Join(p.dir, fmt.Sprintf("%020d%s", offset, producerSnapshotSuffix))
+		if err := os.WriteFile(name, producers, 0o644); err != nil {
+			return err
+		}
+	}
 	return p.recoverProducers()
 }
 

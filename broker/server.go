@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/tiering"
 )
 
 // Config configures a broker. Zero values mean the documented defaults.
@@ -93,6 +94,14 @@ type Config struct {
 	// GroupInitialRebalanceDelay is group.initial.rebalance.delay.ms,
 	// default 3 s; negative means no delay (Kafka's 0).
 	GroupInitialRebalanceDelay time.Duration
+	// Tier is the object store that topics with remote.storage.enable tier
+	// to; nil refuses remote.storage.enable=true. Closing it is the
+	// caller's job, after Close.
+	Tier *tiering.Tier
+	// TieringInterval is remote.log.manager.task.interval.ms: how often
+	// sealed segments are looked for and uploaded, remote retention
+	// applied; default 30 s.
+	TieringInterval time.Duration
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the broker's Prometheus metrics; nil keeps them
@@ -174,6 +183,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.GroupInitialRebalanceDelay == 0 {
 		c.GroupInitialRebalanceDelay = 3 * time.Second
+	}
+	if c.TieringInterval == 0 {
+		c.TieringInterval = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -270,6 +282,8 @@ type Server struct {
 	groups      *groupManager // group coordinators, one per __consumer_offsets partition
 	membership  *membership   // registration and heartbeats with the controller
 	fetchers    *replicaFetchers
+	tiers       *tierManager // nil without a Tier
+	tierMetrics *tierMetrics
 
 	ctx    context.Context // canceled when the server shuts down
 	cancel context.CancelFunc
@@ -322,6 +336,15 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.partitions = pm
+	s.tierMetrics = newTierMetrics(cfg.Registerer)
+	if cfg.Tier != nil {
+		s.tiers, err = newTierManager(cfg.Tier, cfg.Metadata, cfg.NodeID, cfg.TieringInterval, filepath.Clean(cfg.DataDir), pm.all, s.tierMetrics, cfg.Logger)
+		if err != nil {
+			cancel()
+			pm.close()
+			return nil, err
+		}
+	}
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Address)
 		if err != nil {
@@ -381,6 +404,13 @@ func (s *Server) Serve() error {
 		defer s.wg.Done()
 		s.groups.runOffsetExpiry(s.ctx)
 	}()
+	if s.tiers != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.tiers.run(s.ctx)
+		}()
+	}
 	errs := make(chan error, len(s.listeners))
 	for _, l := range s.listeners {
 		go func() { errs <- s.accept(l) }()

@@ -131,9 +131,9 @@ func OpenBucket(ctx context.Context, rawURL string) (*BlobBucket, error) {
 		bucket, err = blob.OpenBucket(ctx, rawURL)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tiering: open bucket %s: %w", redactURL(rawURL), err)
+		return nil, fmt.Errorf("tiering: open bucket %s: %w", RedactURL(rawURL), err)
 	}
-	return &BlobBucket{bucket: bucket, url: redactURL(rawURL)}, nil
+	return &BlobBucket{bucket: bucket, url: RedactURL(rawURL)}, nil
 }
 
 // NewBlobBucket wraps an already opened gocloud bucket; closing the
@@ -156,22 +156,22 @@ func CreateBucket(ctx context.Context, rawURL string) error {
 		return nil
 	case fileblob.Scheme:
 		if err := os.MkdirAll(filepath.FromSlash(u.Path), 0o755); err != nil {
-			return fmt.Errorf("tiering: create bucket %s: %w", redactURL(rawURL), err)
+			return fmt.Errorf("tiering: create bucket %s: %w", RedactURL(rawURL), err)
 		}
 		return nil
 	case "s3":
 		client, _, err := s3ClientFromURL(ctx, u)
 		if err != nil {
-			return fmt.Errorf("tiering: create bucket %s: %w", redactURL(rawURL), err)
+			return fmt.Errorf("tiering: create bucket %s: %w", RedactURL(rawURL), err)
 		}
 		_, err = client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &u.Host})
 		var owned *s3types.BucketAlreadyOwnedByYou
 		if err != nil && !errors.As(err, &owned) {
-			return fmt.Errorf("tiering: create bucket %s: %w", redactURL(rawURL), err)
+			return fmt.Errorf("tiering: create bucket %s: %w", RedactURL(rawURL), err)
 		}
 		return nil
 	default:
-		return fmt.Errorf("tiering: create bucket %s: unsupported scheme %q", redactURL(rawURL), u.Scheme)
+		return fmt.Errorf("tiering: create bucket %s: unsupported scheme %q", RedactURL(rawURL), u.Scheme)
 	}
 }
 
@@ -211,9 +211,9 @@ func s3ClientFromURL(ctx context.Context, u *url.URL) (*s3.Client, aws.Config, e
 	return s3.NewFromConfig(config, options...), config, nil
 }
 
-// redactURL drops the query, which may name endpoints or profiles that do
-// not belong in error messages.
-func redactURL(rawURL string) string {
+// RedactURL drops the query, which may name endpoints or profiles that do
+// not belong in error messages or logs.
+func RedactURL(rawURL string) string {
 	if i := strings.IndexByte(rawURL, '?'); i >= 0 {
 		return rawURL[:i]
 	}

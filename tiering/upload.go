@@ -3,11 +3,13 @@ package tiering
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -118,6 +120,32 @@ func openSource(path string) func() (io.Reader, func(), error) {
 	}
 }
 
+// DescribeSegment reads the batch headers of a sealed segment's .log and
+// returns what its manifest entry records (offsets, size, timestamps,
+// leader-epoch ranges) under files.ID (a new one when zero), without
+// uploading anything: the broker commits "copy started" with it before
+// Upload writes the objects under the same ID.
+func DescribeSegment(files SegmentFiles) (RemoteSegment, error) {
+	logFile, err := os.Open(files.LogPath)
+	if err != nil {
+		return RemoteSegment{}, fmt.Errorf("tiering: describe %s: %w", files.LogPath, err)
+	}
+	defer logFile.Close()
+	info, err := logFile.Stat()
+	if err != nil {
+		return RemoteSegment{}, fmt.Errorf("tiering: describe %s: %w", files.LogPath, err)
+	}
+	segment, err := describeSegment(logFile, info.Size(), files.BaseOffset)
+	if err != nil {
+		return RemoteSegment{}, fmt.Errorf("tiering: describe %s: %w", files.LogPath, err)
+	}
+	segment.Partition, segment.ID = files.Partition, files.ID
+	if segment.ID == uuid.Nil {
+		segment.ID = uuid.New()
+	}
+	return segment, nil
+}
+
 // describeSegment walks the batch headers of a .log of size bytes and
 // returns its offsets, timestamps and leader-epoch ranges. It checks the
 // framing (magic, lengths, dense offsets starting at baseOffset), not the
@@ -188,6 +216,19 @@ func (t *Tier) PutManifest(ctx context.Context, m Manifest) error {
 	key := t.layout.manifestKey(m.Partition)
 	return t.retry(ctx, t.config.UploadAttempts, "upload "+key, func() error {
 		return t.bucket.Upload(ctx, key, bytes.NewReader(data), t.config.UploadPartBytes)
+	})
+}
+
+// DeleteManifest removes the partition's manifest snapshot object (its
+// topic was deleted); a missing one counts as deleted.
+func (t *Tier) DeleteManifest(ctx context.Context, p Partition) error {
+	key := t.layout.manifestKey(p)
+	return t.retry(ctx, t.config.UploadAttempts, "delete "+key, func() error {
+		err := t.bucket.Delete(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		return err
 	})
 }
 
@@ -276,4 +317,33 @@ func (t *Tier) Manifests(ctx context.Context) ([]Manifest, error) {
 		manifests = append(manifests, m)
 	}
 	return manifests, nil
+}
+
+// TopicName finds the name of a topic incarnation from the bucket listing
+// (its partitions' key prefix "<topic>-<topic id hex>/"): for cleaning up
+// after a topic whose name the caller no longer knows. ErrNotFound when no
+// object of the topic exists.
+func (t *Tier) TopicName(ctx context.Context, topicID [16]byte) (string, error) {
+	listPrefix := ""
+	if t.config.Prefix != "" {
+		listPrefix = t.config.Prefix + "/"
+	}
+	suffix := "-" + hex.EncodeToString(topicID[:])
+	var name string
+	errFound := errors.New("found")
+	err := t.bucket.Iter(ctx, listPrefix, func(key string, _ int64) error {
+		dir, _, _ := strings.Cut(strings.TrimPrefix(key, listPrefix), "/")
+		if topic, ok := strings.CutSuffix(dir, suffix); ok && topic != "" {
+			name = topic
+			return errFound
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errFound):
+		return name, nil
+	case err != nil:
+		return "", err
+	}
+	return "", fmt.Errorf("tiering: no object of topic id %x: %w", topicID, ErrNotFound)
 }

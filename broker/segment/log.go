@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -53,6 +54,10 @@ type Log struct {
 	segments []*segment // sorted by base offset; the last is the active segment; replaced, never modified in place
 	closed   bool
 
+	// retentionLimit is the offset retention may delete up to
+	// (SetRetentionLimit): only segments ending at or below it go.
+	retentionLimit atomic.Int64
+
 	startOffset atomic.Int64 // first readable offset
 	endOffset   atomic.Int64 // offset of the next appended record; published after the bytes below it are readable
 }
@@ -88,6 +93,7 @@ func Open(dir string, startOffset int64, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("segment: open %s: %w", dir, err)
 	}
 	l := &Log{dir: dir, config: cfg, logger: cfg.Logger.With(slog.String("log_dir", dir))}
+	l.retentionLimit.Store(math.MaxInt64)
 	if err := l.load(startOffset); err != nil {
 		for _, s := range l.segments {
 			s.release()

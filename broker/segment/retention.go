@@ -13,7 +13,9 @@ import (
 //     RetentionBytes by at least the segment's size;
 //   - segments entirely below the log start offset (after SetStartOffset).
 //
-// Deletion stops at the first segment that is kept. An expired non-empty
+// Retention deletes only segments that end at or below the retention limit
+// (SetRetentionLimit): a tiered partition's segments not yet in the object
+// store stay, however old. Deletion stops at the first segment that is kept. An expired non-empty
 // active segment is rolled first and then deleted, as Kafka does; an empty
 // active segment is never deleted. The log start offset advances to the
 // first remaining segment.
@@ -25,8 +27,8 @@ func (l *Log) EnforceRetention() (deletedSegments int, err error) {
 	}
 	now := l.config.Now()
 	if retention := l.config.RetentionAge; retention >= 0 {
-		deleted, err := l.deleteOldestLocked("retention.ms", func(s, _ *segment) bool {
-			return now.Sub(s.largestTime()) > retention
+		deleted, err := l.deleteOldestLocked("retention.ms", func(s, next *segment) bool {
+			return l.withinLimit(next) && now.Sub(s.largestTime()) > retention
 		})
 		deletedSegments += deleted
 		if err != nil {
@@ -35,8 +37,8 @@ func (l *Log) EnforceRetention() (deletedSegments int, err error) {
 	}
 	if retention := l.config.RetentionBytes; retention >= 0 {
 		excess := sizeOf(l.segments) - retention
-		deleted, err := l.deleteOldestLocked("retention.bytes", func(s, _ *segment) bool {
-			if size := s.size.Load(); excess-size >= 0 {
+		deleted, err := l.deleteOldestLocked("retention.bytes", func(s, next *segment) bool {
+			if size := s.size.Load(); excess-size >= 0 && l.withinLimit(next) {
 				excess -= size
 				return true
 			}
@@ -49,6 +51,21 @@ func (l *Log) EnforceRetention() (deletedSegments int, err error) {
 	}
 	deleted, err := l.deleteBelowStartLocked()
 	return deletedSegments + deleted, err
+}
+
+// SetRetentionLimit bounds what EnforceRetention may delete: segments
+// whose offsets reach offset or beyond stay (math.MaxInt64: no bound, the
+// default). Tiering sets it to the offset after the last uploaded one.
+func (l *Log) SetRetentionLimit(offset int64) { l.retentionLimit.Store(offset) }
+
+// withinLimit reports whether the segment before next (nil: the active
+// segment) ends at or below the retention limit.
+func (l *Log) withinLimit(next *segment) bool {
+	end := l.endOffset.Load()
+	if next != nil {
+		end = next.baseOffset
+	}
+	return end <= l.retentionLimit.Load()
 }
 
 // SetStartOffset advances the log start offset (DeleteRecords) and deletes

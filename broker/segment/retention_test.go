@@ -182,3 +182,33 @@ func TestCorruptStartOffsetCheckpointFailsOpen(t *testing.T) {
 		t.Fatalf("open with a corrupt checkpoint: %v, want a corruption error", err)
 	}
 }
+
+// TestRetentionLimit: retention deletes only segments ending at or below
+// the retention limit (a tiered partition's uploaded data), whatever their
+// age or the log's size, and catches up once the limit moves.
+func TestRetentionLimit(t *testing.T) {
+	clock := newTestClock()
+	cfg := smallConfig(t, clock)
+	cfg.SegmentBytes = 400
+	cfg.RetentionBytes = 0
+	cfg.RetentionAge = time.Minute
+	l := openTestLog(t, t.TempDir(), 0, cfg)
+	var m model
+	for i := range 30 { // 100 bytes each, 4 per segment: segments at 0, 4, …, 28
+		m.append(t, l, makeBatch(1, clock.Millis(), 39, byte(i)))
+	}
+	clock.Advance(time.Hour)
+	l.SetRetentionLimit(0)
+	if n, err := l.EnforceRetention(); err != nil || n != 0 || l.StartOffset() != 0 {
+		t.Fatalf("limit 0: deleted %d, start %d, %v; want nothing deleted", n, l.StartOffset(), err)
+	}
+	l.SetRetentionLimit(10) // segments 0..3 and 4..7 end at or below 10; 8..11 does not
+	if n, err := l.EnforceRetention(); err != nil || n != 2 || l.StartOffset() != 8 {
+		t.Fatalf("limit 10: deleted %d, start %d, %v; want 2 and start 8", n, l.StartOffset(), err)
+	}
+	l.SetRetentionLimit(28) // up to the active segment, which stays
+	if n, err := l.EnforceRetention(); err != nil || n != 5 || l.StartOffset() != 28 {
+		t.Fatalf("limit 28: deleted %d, start %d, %v; want 5 and start 28", n, l.StartOffset(), err)
+	}
+	m.verifyAll(t, l)
+}

@@ -50,6 +50,12 @@ const (
 	SegmentIndexBytes      = "segment.index.bytes"
 	SegmentMs              = "segment.ms"
 	UncleanLeaderElection  = "unclean.leader.election.enable"
+	// Tiered storage (KIP-405, KIP-950).
+	RemoteStorageEnable      = "remote.storage.enable"
+	LocalRetentionMs         = "local.retention.ms"
+	LocalRetentionBytes      = "local.retention.bytes"
+	RemoteLogCopyDisable     = "remote.log.copy.disable"
+	RemoteLogDeleteOnDisable = "remote.log.delete.on.disable"
 )
 
 // Definition describes one topic config.
@@ -171,6 +177,16 @@ var definitions = []Definition{
 		Doc: "elect a replica outside the ISR when no in-sync replica is alive (availability over durability: acknowledged records can be lost)", validate: oneOf("true", "false")},
 	{Name: SegmentMs, Type: TypeLong, BrokerName: "log.roll.ms", Default: "604800000",
 		Doc: "milliseconds after which the active segment is rolled", validate: longAtLeast(1)},
+	{Name: RemoteStorageEnable, Type: TypeBoolean, BrokerName: "log.remote.storage.enable", Default: "false",
+		Doc: "tier sealed segments to the object store: local disk keeps local.retention.*, the object store everything up to retention.*", validate: oneOf("true", "false")},
+	{Name: LocalRetentionMs, Type: TypeLong, BrokerName: "log.local.retention.ms", Default: "-2",
+		Doc: "milliseconds an uploaded segment stays on local disk after its newest record; -2 = retention.ms (tiered topics only)", validate: longAtLeast(-2)},
+	{Name: LocalRetentionBytes, Type: TypeLong, BrokerName: "log.local.retention.bytes", Default: "-2",
+		Doc: "bytes of uploaded segments kept on local disk per partition; -2 = retention.bytes (tiered topics only)", validate: longAtLeast(-2)},
+	{Name: RemoteLogCopyDisable, Type: TypeBoolean, BrokerName: "log.remote.log.copy.disable", Default: "false",
+		Doc: "stop uploading new segments; remote data stays readable and local retention falls back to retention.*", validate: oneOf("true", "false")},
+	{Name: RemoteLogDeleteOnDisable, Type: TypeBoolean, BrokerName: "log.remote.log.delete.on.disable", Default: "false",
+		Doc: "needed to set remote.storage.enable=false on a tiered topic: its remote data is then deleted", validate: oneOf("true", "false")},
 }
 
 var byName = func() map[string]*Definition {
@@ -258,6 +274,13 @@ type Values struct {
 	MinCompactionLagMs     int64
 	MaxCompactionLagMs     int64
 	MinCleanableDirtyRatio float64
+	// Tiered storage. LocalRetentionMs and LocalRetentionBytes are
+	// resolved: -2 is replaced by the total retention.
+	RemoteStorage            bool
+	LocalRetentionMs         int64
+	LocalRetentionBytes      int64
+	RemoteLogCopyDisable     bool
+	RemoteLogDeleteOnDisable bool
 }
 
 // Source tells where a resolved value came from (DescribeConfigs ConfigSource).
@@ -301,25 +324,59 @@ func Typed(defaults Defaults, topic map[string]string) Values {
 	if err != nil {
 		dirtyRatio, _ = strconv.ParseFloat(byName[MinCleanableDirtyRatio].Default, 64)
 	}
-	return Values{
-		Delete:                 hasPolicy(policy, "delete"),
-		Compact:                hasPolicy(policy, "compact"),
-		DeleteRetentionMs:      long(DeleteRetentionMs),
-		MinCompactionLagMs:     long(MinCompactionLagMs),
-		MaxCompactionLagMs:     long(MaxCompactionLagMs),
-		MinCleanableDirtyRatio: dirtyRatio,
-		RetentionMs:            long(RetentionMs),
-		RetentionBytes:         long(RetentionBytes),
-		SegmentBytes:           long(SegmentBytes),
-		SegmentMs:              long(SegmentMs),
-		SegmentIndexBytes:      int32(long(SegmentIndexBytes)),
-		IndexIntervalBytes:     int32(long(IndexIntervalBytes)),
-		FlushMessages:          long(FlushMessages),
-		FlushMs:                long(FlushMs),
-		MaxMessageBytes:        int32(long(MaxMessageBytes)),
-		LogAppendTime:          ts == "LogAppendTime",
-		MinInsyncReplicas:      int32(long(MinInsyncReplicas)),
+	boolean := func(name string) bool {
+		v, _ := Resolve(defaults, topic, name)
+		return v == "true"
 	}
+	localMs, localBytes := long(LocalRetentionMs), long(LocalRetentionBytes)
+	if localMs == -2 {
+		localMs = long(RetentionMs)
+	}
+	if localBytes == -2 {
+		localBytes = long(RetentionBytes)
+	}
+	return Values{
+		RemoteStorage:            boolean(RemoteStorageEnable),
+		LocalRetentionMs:         localMs,
+		LocalRetentionBytes:      localBytes,
+		RemoteLogCopyDisable:     boolean(RemoteLogCopyDisable),
+		RemoteLogDeleteOnDisable: boolean(RemoteLogDeleteOnDisable),
+		Delete:                   hasPolicy(policy, "delete"),
+		Compact:                  hasPolicy(policy, "compact"),
+		DeleteRetentionMs:        long(DeleteRetentionMs),
+		MinCompactionLagMs:       long(MinCompactionLagMs),
+		MaxCompactionLagMs:       long(MaxCompactionLagMs),
+		MinCleanableDirtyRatio:   dirtyRatio,
+		RetentionMs:              long(RetentionMs),
+		RetentionBytes:           long(RetentionBytes),
+		SegmentBytes:             long(SegmentBytes),
+		SegmentMs:                long(SegmentMs),
+		SegmentIndexBytes:        int32(long(SegmentIndexBytes)),
+		IndexIntervalBytes:       int32(long(IndexIntervalBytes)),
+		FlushMessages:            long(FlushMessages),
+		FlushMs:                  long(FlushMs),
+		MaxMessageBytes:          int32(long(MaxMessageBytes)),
+		LogAppendTime:            ts == "LogAppendTime",
+		MinInsyncReplicas:        int32(long(MinInsyncReplicas)),
+	}
+}
+
+// CheckCombined checks what single values cannot: the resolved configs of
+// one topic together (Kafka's rules for tiered topics).
+func CheckCombined(defaults Defaults, topic map[string]string) error {
+	v := Typed(defaults, topic)
+	if !v.RemoteStorage {
+		return nil
+	}
+	switch {
+	case v.Compact:
+		return fmt.Errorf("%w: %s=true is not supported with cleanup.policy=compact (compacted topics are not tiered)", ErrInvalid, RemoteStorageEnable)
+	case v.RetentionMs >= 0 && (v.LocalRetentionMs < 0 || v.LocalRetentionMs > v.RetentionMs):
+		return fmt.Errorf("%w: %s (%d) must not exceed %s (%d)", ErrInvalid, LocalRetentionMs, v.LocalRetentionMs, RetentionMs, v.RetentionMs)
+	case v.RetentionBytes >= 0 && (v.LocalRetentionBytes < 0 || v.LocalRetentionBytes > v.RetentionBytes):
+		return fmt.Errorf("%w: %s (%d) must not exceed %s (%d)", ErrInvalid, LocalRetentionBytes, v.LocalRetentionBytes, RetentionBytes, v.RetentionBytes)
+	}
+	return nil
 }
 
 // hasPolicy reports whether a cleanup.policy list names policy.

@@ -81,3 +81,29 @@ func TestEveryDefinitionDefaultIsValid(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckCombinedTiering(t *testing.T) {
+	tests := []struct {
+		name    string
+		configs map[string]string
+		ok      bool
+	}{
+		{"not tiered", map[string]string{"cleanup.policy": "compact"}, true},
+		{"tiered delete", map[string]string{"remote.storage.enable": "true", "local.retention.bytes": "1000"}, true},
+		{"tiered compacted", map[string]string{"remote.storage.enable": "true", "cleanup.policy": "compact"}, false},
+		{"local above total bytes", map[string]string{"remote.storage.enable": "true", "retention.bytes": "100", "local.retention.bytes": "1000"}, false},
+		{"local above total ms", map[string]string{"remote.storage.enable": "true", "retention.ms": "100", "local.retention.ms": "1000"}, false},
+		{"local unlimited, total limited", map[string]string{"remote.storage.enable": "true", "retention.ms": "100", "local.retention.ms": "-1"}, false},
+		{"local -2 follows total", map[string]string{"remote.storage.enable": "true", "retention.ms": "100"}, true},
+	}
+	for _, test := range tests {
+		err := CheckCombined(nil, test.configs)
+		if (err == nil) != test.ok || (err != nil && !errors.Is(err, ErrInvalid)) {
+			t.Errorf("%s: %v, want ok=%v", test.name, err, test.ok)
+		}
+	}
+	v := Typed(nil, map[string]string{"retention.ms": "5000", "retention.bytes": "7000", "remote.storage.enable": "true"})
+	if !v.RemoteStorage || v.LocalRetentionMs != 5000 || v.LocalRetentionBytes != 7000 {
+		t.Fatalf("local retention -2 resolves to the total: %+v", v)
+	}
+}

@@ -122,6 +122,10 @@ type serveFlags struct {
 	sessionTimeoutMs    int64
 	rack                string
 	groupInitialDelayMs int64
+	objectStore         string
+	objectStorePrefix   string
+	remoteCacheBytes    int64
+	tieringIntervalMs   int64
 	logLevel            string
 	logFormat           string
 	topicDefaults       map[string]*string // broker name → flag value
@@ -150,6 +154,10 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.controllerQuorum, "controller-quorum", "", "initial voters id@host:port,... (default: this node alone)")
 	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:9080", "metrics (/metrics), health (/healthz, /readyz) and pprof listener; - disables it")
 	fs.StringVar(&f.configFile, "config", "", "optional config file of flag-name=value lines; flags and STRATA_<FLAG_NAME> env vars override it")
+	fs.StringVar(&f.objectStore, "object-store", "", "object store for tiered topics: s3://bucket?endpoint=...&region=...&use_path_style=true (credentials from the AWS chain), file:///dir or mem:// (default file://<data-dir>/bucket)")
+	fs.StringVar(&f.objectStorePrefix, "object-store-prefix", "", "key prefix in the object store, e.g. a cluster name when clusters share a bucket (no leading or trailing /)")
+	fs.Int64Var(&f.remoteCacheBytes, "remote-log-cache-bytes", 256<<20, "disk space for cached chunks of remote segments (<data-dir>/remote-cache)")
+	fs.Int64Var(&f.tieringIntervalMs, "remote-log-manager-task-interval-ms", 30000, "how often sealed segments are uploaded and remote retention applied (remote.log.manager.task.interval.ms)")
 	fs.Int32Var(&f.numPartitions, "num-partitions", 1, "partitions of auto-created topics and of CreateTopics without a count (num.partitions)")
 	fs.Int16Var(&f.replicationFactor, "default-replication-factor", 1, "replication factor of topics created without one")
 	fs.BoolVar(&f.autoCreateTopics, "auto-create-topics", true, "create unknown topics on Metadata requests (auto.create.topics.enable)")
@@ -470,10 +478,19 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		return node.Config{}, usageErrorf("--offsets-topic-segment-bytes %d: must be at least 1024", f.offsetsSegmentBytes)
 	}
 	for name, ms := range map[string]int64{"connections-max-idle-ms": f.idleMillis, "producer-id-expiration-ms": f.producerExpiryMs, "log-retention-check-interval-ms": f.retentionCheckMs,
-		"log-cleaner-backoff-ms": f.cleanerBackoffMs, "broker-heartbeat-interval-ms": f.heartbeatMs, "replica-lag-time-max-ms": f.replicaLagMs, "controller-quorum-timeout-ms": f.quorumTimeoutMs, "broker-session-timeout-ms": f.sessionTimeoutMs, "offsets-retention-minutes": f.offsetsRetentionMin, "offsets-retention-check-interval-ms": f.offsetsCheckMs} {
+		"log-cleaner-backoff-ms": f.cleanerBackoffMs, "broker-heartbeat-interval-ms": f.heartbeatMs, "replica-lag-time-max-ms": f.replicaLagMs, "controller-quorum-timeout-ms": f.quorumTimeoutMs, "broker-session-timeout-ms": f.sessionTimeoutMs, "offsets-retention-minutes": f.offsetsRetentionMin, "offsets-retention-check-interval-ms": f.offsetsCheckMs, "remote-log-manager-task-interval-ms": f.tieringIntervalMs} {
 		if ms < 1 {
 			return node.Config{}, usageErrorf("--%s %d: must be at least 1", name, ms)
 		}
+	}
+	if f.remoteCacheBytes < 1<<20 {
+		return node.Config{}, usageErrorf("--remote-log-cache-bytes %d: must be at least 1 MiB", f.remoteCacheBytes)
+	}
+	if strings.HasPrefix(f.objectStorePrefix, "/") || strings.HasSuffix(f.objectStorePrefix, "/") {
+		return node.Config{}, usageErrorf("--object-store-prefix %q: must not start or end with /", f.objectStorePrefix)
+	}
+	if f.objectStore != "" && !strings.HasPrefix(f.objectStore, "s3://") && !strings.HasPrefix(f.objectStore, "file://") && !strings.HasPrefix(f.objectStore, "mem://") {
+		return node.Config{}, usageErrorf("--object-store %q: want s3://bucket?endpoint=...&region=...&use_path_style=true, file:///dir or mem://", f.objectStore)
 	}
 	defaults := topicconfig.Defaults{}
 	names := make([]string, 0, len(f.topicDefaults))
@@ -504,6 +521,9 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		QuorumTimeout:        time.Duration(f.quorumTimeoutMs) * time.Millisecond,
 		ControllerOnly:       controllerOnly,
 		AdminListen:          f.adminListen,
+		ObjectStore:          f.objectStore,
+		ObjectStorePrefix:    f.objectStorePrefix,
+		RemoteCacheBytes:     f.remoteCacheBytes,
 		Logger:               log,
 		Broker: broker.Config{
 			Listeners:                     listeners,
@@ -516,6 +536,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			IdleTimeout:                   time.Duration(f.idleMillis) * time.Millisecond,
 			ProducerIDExpiration:          time.Duration(f.producerExpiryMs) * time.Millisecond,
 			RetentionCheckInterval:        time.Duration(f.retentionCheckMs) * time.Millisecond,
+			TieringInterval:               time.Duration(f.tieringIntervalMs) * time.Millisecond,
 			OffsetsTopicNumPartitions:     f.offsetsPartitions,
 			GroupInitialRebalanceDelay:    groupDelay,
 			CleanerBackoff:                time.Duration(f.cleanerBackoffMs) * time.Millisecond,

@@ -25,6 +25,7 @@ import (
 
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/tiering"
 )
 
 // Config is everything one node needs. Zero values mean defaults.
@@ -50,8 +51,16 @@ type Config struct {
 	// AdminListen serves /metrics, /healthz, /readyz and /debug/pprof;
 	// default 127.0.0.1:9080; "-" disables it.
 	AdminListen string
+	// ObjectStore is the tiered-storage bucket URL (s3://…, file:///…,
+	// mem://); default file://<data dir>/bucket. ObjectStorePrefix is
+	// prepended to every key.
+	ObjectStore       string
+	ObjectStorePrefix string
+	// RemoteCacheBytes bounds the on-disk cache of remote chunks in
+	// <data dir>/remote-cache; default 256 MiB.
+	RemoteCacheBytes int64
 	// Broker configures the Kafka side; its NodeID, DataDir, Metadata,
-	// Logger and Registerer are filled in by New.
+	// Tier, Logger and Registerer are filled in by New.
 	Broker broker.Config
 	Logger *slog.Logger
 }
@@ -83,6 +92,8 @@ type Node struct {
 	log      *slog.Logger
 	store    *metadata.Store
 	broker   *broker.Server
+	tier     *tiering.Tier
+	bucket   *tiering.BlobBucket
 	admin    *http.Server
 	adminLn  net.Listener
 	ready    atomic.Bool
@@ -147,19 +158,76 @@ func (n *Node) openBroker(reg *prometheus.Registry) error {
 	bcfg.Metadata = store
 	bcfg.Logger = log.With("component", "broker")
 	bcfg.Registerer = reg
-	b, err := broker.New(bcfg)
+	tier, bucket, err := openTier(cfg, reg, log)
 	if err != nil {
 		return err
 	}
-	n.broker = b
+	bcfg.Tier = tier
+	b, err := broker.New(bcfg)
+	if err != nil {
+		tier.Close()
+		bucket.Close()
+		return err
+	}
+	n.broker, n.tier, n.bucket = b, tier, bucket
 	return nil
+}
+
+// openTier opens the object store named by --object-store (creating the
+// directory of the default file:// bucket) and the tier over it, with
+// request metrics.
+func openTier(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*tiering.Tier, *tiering.BlobBucket, error) {
+	url := cfg.ObjectStore
+	if url == "" {
+		dir, err := filepath.Abs(filepath.Join(cfg.DataDir, "bucket"))
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("object store: %w", err)
+		}
+		url = "file://" + filepath.ToSlash(dir)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bucket, err := tiering.OpenBucket(ctx, url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--object-store: %w", err)
+	}
+	metered, err := tiering.NewMetricsBucket(bucket, reg)
+	if err != nil {
+		bucket.Close()
+		return nil, nil, err
+	}
+	tier, err := tiering.New(tiering.Config{
+		Bucket:     metered,
+		Prefix:     cfg.ObjectStorePrefix,
+		CacheDir:   filepath.Join(cfg.DataDir, "remote-cache"),
+		CacheBytes: cfg.RemoteCacheBytes,
+		Logger:     log.With("component", "tiering"),
+	})
+	if err != nil {
+		bucket.Close()
+		return nil, nil, fmt.Errorf("tiering: %w", err)
+	}
+	if err := reg.Register(tiering.NewTierCollector(tier)); err != nil {
+		tier.Close()
+		bucket.Close()
+		return nil, nil, err
+	}
+	log.Info("object store for tiered topics", "object_store", tiering.RedactURL(url), "prefix", cfg.ObjectStorePrefix)
+	return tier, bucket, nil
 }
 
 func (n *Node) closeBroker() error {
 	if n.broker == nil {
 		return nil
 	}
-	return n.broker.Close()
+	err := n.broker.Close()
+	if n.tier != nil {
+		err = errors.Join(err, n.tier.Close(), n.bucket.Close())
+	}
+	return err
 }
 
 // waitForQuorum waits for the metadata quorum to elect a leader and this

@@ -1,0 +1,247 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-log/strata/tiering"
+	"github.com/strata-log/strata/tiering/tieringtest"
+)
+
+// tieredTopicConfigs are the configs of a tiered test topic: small
+// segments, a small local window, everything else remote.
+func tieredTopicConfigs(segmentBytes, localBytes int64) map[string]*string {
+	s := func(v string) *string { return &v }
+	return map[string]*string{
+		"remote.storage.enable": s("true"),
+		"segment.bytes":         s(fmt.Sprint(segmentBytes)),
+		"local.retention.bytes": s(fmt.Sprint(localBytes)),
+	}
+}
+
+// tieredRecord is what a tiering test produces at index i: a value that
+// names its index (so order and identity can be checked) padded to size,
+// and a timestamp one second apart from its neighbours.
+func tieredRecord(topic string, partition int32, i, size int, base time.Time) *kgo.Record {
+	value := make([]byte, size)
+	header := fmt.Sprintf("%s/%d/%08d/", topic, partition, i)
+	copy(value, header)
+	rng := rand.New(rand.NewPCG(uint64(i), uint64(partition)))
+	for j := len(header); j < size; j++ {
+		value[j] = byte('a' + rng.IntN(26))
+	}
+	return &kgo.Record{Topic: topic, Partition: partition, Key: []byte(fmt.Sprint(i)), Value: value, Timestamp: base.Add(time.Duration(i) * time.Second)}
+}
+
+// produceTiered writes n records of size bytes to partition 0 with
+// acks=all and returns them as produced (offsets set).
+func produceTiered(t *testing.T, cl *kgo.Client, topic string, n, size int, base time.Time) []*kgo.Record {
+	t.Helper()
+	ctx := testContext(t, 5*time.Minute)
+	out := make([]*kgo.Record, n)
+	errs := make(chan error, 1)
+	for i := range n {
+		r := tieredRecord(topic, 0, i, size, base)
+		out[i] = r
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			if err != nil {
+				select {
+				case errs <- err:
+				default:
+				}
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errs:
+		t.Fatalf("produce: %v", err)
+	default:
+	}
+	return out
+}
+
+// requireReplay consumes partition 0 from offset 0 and checks every record
+// is back, byte-identical, in order, at its offset.
+func requireReplay(t *testing.T, addr, topic string, want []*kgo.Record) {
+	t.Helper()
+	cl := newClient(t, addr,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}),
+		kgo.FetchMaxWait(500*time.Millisecond), kgo.FetchMaxBytes(8<<20))
+	ctx := testContext(t, 5*time.Minute)
+	got := 0
+	for got < len(want) {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("replayed %d of %d records before timeout", got, len(want))
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			t.Fatalf("fetch %s[%d] at record %d: %v", topic, p, got, err)
+		})
+		for _, r := range fetches.Records() {
+			w := want[got]
+			if r.Offset != w.Offset || !bytes.Equal(r.Key, w.Key) || !bytes.Equal(r.Value, w.Value) || !r.Timestamp.Equal(w.Timestamp) {
+				t.Fatalf("record %d: got offset %d key %q value %.40q…, want offset %d key %q value %.40q…",
+					got, r.Offset, r.Key, r.Value, w.Offset, w.Key, w.Value)
+			}
+			got++
+		}
+	}
+}
+
+// localLogBytes sums the .log files of a partition directory (0 when it
+// does not exist).
+func localLogBytes(t *testing.T, dataDir, topic string, partition int32) int64 {
+	t.Helper()
+	names, _ := filepath.Glob(filepath.Join(dataDir, fmt.Sprintf("%s-%d", topic, partition), "*.log"))
+	total := int64(0)
+	for _, name := range names {
+		if info, err := os.Stat(name); err == nil {
+			total += info.Size()
+		}
+	}
+	return total
+}
+
+// TestTieringFileBucket: a single node with the embedded default object
+// store (file://<data-dir>/bucket) tiers a topic: local disk keeps the
+// local window, the bucket the rest, a consumer from offset 0 reads every
+// record back (also after a restart), ListOffsets earliest and by
+// timestamp land in remote data.
+func TestTieringFileBucket(t *testing.T) {
+	b := startBroker(t, "--remote-log-manager-task-interval-ms", "200", "--log-retention-check-interval-ms", "300")
+	bucketDir := filepath.Join(b.dataDir, "bucket")
+	testTieredTopic(t, b, func() (objects int, bytes int64) {
+		filepath.Walk(bucketDir, func(path string, info os.FileInfo, err error) error {
+			if err == nil && strings.HasSuffix(path, ".log") {
+				objects++
+				bytes += info.Size()
+			}
+			return nil
+		})
+		return objects, bytes
+	})
+}
+
+// TestTieringS3: the same against a real S3 server (versitygw); what Strata
+// wrote is listed with an independent S3 client (minio-go).
+func TestTieringS3(t *testing.T) {
+	s3 := startS3(t)
+	url := s3.URL("strata-e2e")
+	b := startBroker(t, "--object-store", url, "--object-store-prefix", "cluster-a",
+		"--remote-log-manager-task-interval-ms", "200", "--log-retention-check-interval-ms", "300")
+	mc := minioClient(t, s3)
+	testTieredTopic(t, b, func() (objects int, size int64) {
+		for obj := range mc.ListObjects(context.Background(), "strata-e2e", minio.ListObjectsOptions{Prefix: "cluster-a/", Recursive: true}) {
+			if obj.Err != nil {
+				t.Fatal(obj.Err)
+			}
+			if strings.HasSuffix(obj.Key, ".log") {
+				objects++
+				size += obj.Size
+			}
+		}
+		return objects, size
+	})
+}
+
+func testTieredTopic(t *testing.T, b *brokerProcess, bucketLogs func() (int, int64)) {
+	const (
+		segmentBytes = 256 << 10
+		localBytes   = 512 << 10
+		records      = 2000
+		recordSize   = 4 << 10
+	)
+	adm := newAdmin(t, b.addr)
+	topic := uniqueTopic(t)
+	createOne(t, adm, 1, 1, tieredTopicConfigs(segmentBytes, localBytes), topic)
+	cl := newClient(t, b.addr, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(64<<10), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	produced := produceTiered(t, cl, topic, records, recordSize, base)
+	total := int64(records * recordSize)
+
+	eventually(t, 60*time.Second, "local log shrinks to the local window and the bucket holds the rest", func() error {
+		local := localLogBytes(t, b.dataDir, topic, 0)
+		objects, remote := bucketLogs()
+		// The local window, the active segment and one segment being
+		// uploaded or deleted.
+		if local > localBytes+3*segmentBytes {
+			return fmt.Errorf("local log holds %d bytes", local)
+		}
+		if remote < total-local-2*segmentBytes {
+			return fmt.Errorf("bucket holds %d .log objects, %d bytes, of %d produced", objects, remote, total)
+		}
+		return nil
+	})
+	if v := metricValue(t, b, fmt.Sprintf(`strata_tiering_segments_committed_total{topic=%q}`, topic)); v < 5 {
+		t.Fatalf("uploaded segments metric %v", v)
+	}
+
+	requireReplay(t, b.addr, topic, produced)
+	if v := metricValue(t, b, fmt.Sprintf(`strata_tiering_remote_fetch_bytes_total{topic=%q}`, topic)); v < float64(total/2) {
+		t.Fatalf("remote fetch bytes %v, want most of %d", v, total)
+	}
+
+	ctx := testContext(t, 30*time.Second)
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := starts.Lookup(topic, 0); o.Err != nil || o.Offset != 0 {
+		t.Fatalf("earliest offset %+v, want 0", o)
+	}
+	// Record 10 lies in the first segments, long gone from local disk.
+	at := base.Add(10*time.Second - 500*time.Millisecond)
+	byTime, err := adm.ListOffsetsAfterMilli(ctx, at.UnixMilli(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := byTime.Lookup(topic, 0); o.Err != nil || o.Offset != 10 || o.Timestamp != base.Add(10*time.Second).UnixMilli() {
+		t.Fatalf("offset for timestamp %d: %+v, want offset 10", at.UnixMilli(), o)
+	}
+
+	// The manifest is in Raft: after a restart the history is still there.
+	b.restart(t)
+	requireReplay(t, b.addr, topic, produced)
+}
+
+// startS3 starts a versitygw S3 server with an empty bucket named
+// strata-e2e, and exports its credentials for the brokers.
+func startS3(t *testing.T) *tieringtest.S3Server {
+	t.Helper()
+	server, err := tieringtest.StartS3Server(t.TempDir())
+	if err != nil {
+		t.Fatalf("S3 server (versitygw, installed by .ci/run): %v", err)
+	}
+	t.Cleanup(func() { server.Close() })
+	tieringtest.SetCredentialsEnv()
+	if err := tiering.CreateBucket(testContext(t, 30*time.Second), server.URL("strata-e2e")); err != nil {
+		t.Fatal(err)
+	}
+	return server
+}
+
+func minioClient(t *testing.T, server *tieringtest.S3Server) *minio.Client {
+	t.Helper()
+	mc, err := minio.New(strings.TrimPrefix(server.Endpoint, "http://"), &minio.Options{
+		Creds:  credentials.NewStaticV4(tieringtest.S3AccessKey, tieringtest.S3SecretKey, ""),
+		Region: tieringtest.S3Region,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mc
+}
