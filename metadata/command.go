@@ -26,6 +26,7 @@ const (
 	commandSegmentCopyFinished  commandType = 33
 	commandSegmentDeleteStarted commandType = 34
 	commandSegmentDeleted       commandType = 35
+	commandSegmentsImported     commandType = 36
 
 	// commandIgnoreUnknown, set in a type byte, lets a node that does not
 	// know the type (or its version) skip the entry instead of stopping.
@@ -82,6 +83,7 @@ var commandTable = map[commandType]commandSpec{
 	commandSegmentCopyFinished:  {name: "SegmentCopyFinished", version: 1, decode: decodeSegmentTransition(commandSegmentCopyFinished)},
 	commandSegmentDeleteStarted: {name: "SegmentDeleteStarted", version: 1, decode: decodeSegmentTransition(commandSegmentDeleteStarted)},
 	commandSegmentDeleted:       {name: "SegmentDeleted", version: 1, decode: decodeSegmentTransition(commandSegmentDeleted)},
+	commandSegmentsImported:     {name: "SegmentsImported", version: 1, decode: decodeSegmentsImported},
 }
 
 func (t commandType) String() string {

@@ -110,23 +110,41 @@ func (c *changePartitionCommand) apply(b *stateBuilder) (any, error) {
 	if !leaderChanged && !change.BumpLeaderEpoch && slices.Equal(change.ISR, current.ISR) {
 		return current, nil
 	}
-	if current.PartitionEpoch == math.MaxInt32 || current.LeaderEpoch == math.MaxInt32 {
+	if current.LeaderEpoch == math.MaxInt32 {
 		return nil, fmt.Errorf("%s: %w: epochs exhausted", where(), ErrInvalidPartitions)
 	}
 	next := Partition{
-		Index:          current.Index,
-		Replicas:       current.Replicas,
-		Leader:         leader,
-		LeaderEpoch:    current.LeaderEpoch,
-		ISR:            cloneInt32s(change.ISR),
-		PartitionEpoch: current.PartitionEpoch + 1,
+		Index:       current.Index,
+		Leader:      leader,
+		LeaderEpoch: current.LeaderEpoch,
+		ISR:         cloneInt32s(change.ISR),
 	}
 	if leaderChanged || change.BumpLeaderEpoch {
 		next.LeaderEpoch++
 	}
+	next, err = b.advancePartition(topic, next)
+	if err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// advancePartition stores next (its leader, leader epoch and ISR) as
+// partition next.Index of topic, with the replicas kept and the partition
+// epoch increased, and returns it: the one way commands change an existing
+// partition (ChangePartition, SegmentsImported). It fails with
+// ErrInvalidPartitions when the partition epoch is exhausted. next must not
+// share slices a caller will change.
+func (b *stateBuilder) advancePartition(topic *Topic, next Partition) (Partition, error) {
+	current := topic.Partitions[next.Index]
+	if current.PartitionEpoch == math.MaxInt32 {
+		return Partition{}, fmt.Errorf("topic %q partition %d: %w: epochs exhausted", topic.Name, next.Index, ErrInvalidPartitions)
+	}
+	next.Replicas = current.Replicas
+	next.PartitionEpoch = current.PartitionEpoch + 1
 	changed := *topic
 	changed.Partitions = slices.Clone(topic.Partitions)
-	changed.Partitions[change.Partition] = next
+	changed.Partitions[next.Index] = next
 	// The name and id are unchanged: only the topics tree needs the new
 	// value.
 	b.topics.Insert([]byte(changed.Name), &changed)

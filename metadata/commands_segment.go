@@ -1,6 +1,9 @@
 package metadata
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // checkLeaderEpoch fences a tiering command: only the current leader of the
 // partition (at its current leader epoch) may change its manifest. The
@@ -56,34 +59,128 @@ func (c *segmentCopyStartedCommand) apply(b *stateBuilder) (any, error) {
 	if err := checkLeaderEpoch(topic, c.partition, segment.LeaderEpoch); err != nil {
 		return nil, err
 	}
-	// where describes the target in error messages; only rejections pay for it.
-	where := func() string { return fmt.Sprintf("topic %q partition %d", topic.Name, c.partition) }
 	segments, _ := b.partitionSegments(c.topicID, c.partition)
-	if segments != nil {
-		if _, exists := segments.find(segment.BaseOffset); exists {
-			return nil, fmt.Errorf("%s: segment at base offset %d: %w", where(), segment.BaseOffset, ErrSegmentExists)
-		}
-		// Entries being copied or readable never overlap (entries being
-		// deleted may): they are sorted by base offset and their ranges
-		// are disjoint, so only the last of them starting at or before
-		// segment.LastOffset can overlap the new one.
-		var overlapping *SegmentManifest
-		segments.eachBackward(segments.upperBound(segment.LastOffset), func(entry *SegmentManifest) bool {
-			if entry.State == SegmentDeleteStarted {
-				return true
-			}
-			if entry.LastOffset >= segment.BaseOffset {
-				overlapping = entry
-			}
-			return false
-		})
-		if overlapping != nil {
-			return nil, fmt.Errorf("%s: offsets %d..%d overlap segment %d..%d (%s): %w", where(),
-				segment.BaseOffset, segment.LastOffset, overlapping.BaseOffset, overlapping.LastOffset, overlapping.State, ErrSegmentOverlap)
-		}
+	if err := checkNewSegment(segments, &segment, topic, c.partition); err != nil {
+		return nil, err
 	}
 	segment.EpochRanges = append([]EpochRange(nil), segment.EpochRanges...)
 	b.putPartitionSegments(c.topicID, c.partition, segments, segments.inserted(segment))
+	return nil, nil
+}
+
+// checkNewSegment rejects a new entry of partition's manifest (segments,
+// nil when it has none) at a base offset that has an entry
+// (ErrSegmentExists), or whose offsets overlap an entry being copied or
+// readable (ErrSegmentOverlap); offsets of entries being deleted may be
+// copied again.
+func checkNewSegment(segments *partitionSegments, segment *SegmentManifest, topic *Topic, partition int32) error {
+	if segments == nil {
+		return nil
+	}
+	if _, exists := segments.find(segment.BaseOffset); exists {
+		return fmt.Errorf("topic %q partition %d: segment at base offset %d: %w", topic.Name, partition, segment.BaseOffset, ErrSegmentExists)
+	}
+	// Entries being copied or readable never overlap (entries being
+	// deleted may): they are sorted by base offset and their ranges are
+	// disjoint, so only the last of them starting at or before
+	// segment.LastOffset can overlap the new one.
+	var overlapping *SegmentManifest
+	segments.eachBackward(segments.upperBound(segment.LastOffset), func(entry *SegmentManifest) bool {
+		if entry.State == SegmentDeleteStarted {
+			return true
+		}
+		if entry.LastOffset >= segment.BaseOffset {
+			overlapping = entry
+		}
+		return false
+	})
+	if overlapping != nil {
+		return fmt.Errorf("topic %q partition %d: offsets %d..%d overlap segment %d..%d (%s): %w", topic.Name, partition,
+			segment.BaseOffset, segment.LastOffset, overlapping.BaseOffset, overlapping.LastOffset, overlapping.State, ErrSegmentOverlap)
+	}
+	return nil
+}
+
+// segmentsImportedCommand adds manifest entries of segments already in the
+// object store, readable (SegmentCopyFinished): disaster recovery rebuilds
+// a re-created topic's manifest from its bucket. It raises the partition's
+// leader epoch above every epoch of the entries, so that what is appended
+// after the import carries a higher epoch than anything imported.
+type segmentsImportedCommand struct {
+	topicID   [16]byte
+	partition int32
+	// segments are sorted by base offset (validateImportedSegments). Their
+	// State is ignored (not encoded): they enter as SegmentCopyFinished.
+	// Their LeaderEpoch is the uploader's in the cluster that wrote them:
+	// kept, and fencing nothing.
+	segments []SegmentManifest
+}
+
+func (c *segmentsImportedCommand) commandType() commandType { return commandSegmentsImported }
+func (c *segmentsImportedCommand) encode(e *encoder) {
+	e.uuid(c.topicID)
+	e.int32(c.partition)
+	e.uvarint(uint64(len(c.segments)))
+	for i := range c.segments {
+		encodeSegment(e, &c.segments[i])
+	}
+}
+
+func decodeSegmentsImported(version uint8, d *decoder) (command, bool) {
+	if version != 1 {
+		return nil, false
+	}
+	c := &segmentsImportedCommand{topicID: d.uuid(), partition: d.int32()}
+	// The count is bounded by the data (length), not by
+	// MaxImportedSegments: a longer list is a valid entry that apply
+	// rejects.
+	if n := d.length(minimumSegmentSize); n > 0 {
+		c.segments = make([]SegmentManifest, n)
+		for i := range c.segments {
+			decodeSegment(d, &c.segments[i])
+			c.segments[i].State = SegmentCopyFinished
+		}
+	}
+	return c, true
+}
+
+func (c *segmentsImportedCommand) apply(b *stateBuilder) (any, error) {
+	topic, err := lookupPartition(b, c.topicID, c.partition)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateImportedSegments(c.segments); err != nil {
+		return nil, fmt.Errorf("topic %q partition %d: %w", topic.Name, c.partition, err)
+	}
+	// The entries do not overlap each other (validateImportedSegments), so
+	// each needs checking against the manifest as it was only.
+	segments, _ := b.partitionSegments(c.topicID, c.partition)
+	highestEpoch := int32(0)
+	imported := make([]SegmentManifest, len(c.segments))
+	for i := range c.segments {
+		segment := &c.segments[i]
+		if err := checkNewSegment(segments, segment, topic, c.partition); err != nil {
+			return nil, err
+		}
+		// validateSegment keeps every epoch range at or below the
+		// entry's LeaderEpoch, so that is the entry's highest epoch.
+		highestEpoch = max(highestEpoch, segment.LeaderEpoch)
+		imported[i] = *segment
+		imported[i].State = SegmentCopyFinished
+		imported[i].EpochRanges = append([]EpochRange(nil), segment.EpochRanges...)
+	}
+	current := topic.Partitions[c.partition]
+	if current.LeaderEpoch <= highestEpoch {
+		if highestEpoch == math.MaxInt32 {
+			return nil, fmt.Errorf("topic %q partition %d: %w: leader epoch %d leaves none above it", topic.Name, c.partition, ErrInvalidSegment, highestEpoch)
+		}
+		next := current
+		next.LeaderEpoch = highestEpoch + 1
+		if _, err := b.advancePartition(topic, next); err != nil {
+			return nil, err
+		}
+	}
+	b.putPartitionSegments(c.topicID, c.partition, segments, segments.insertedSorted(imported))
 	return nil, nil
 }
 

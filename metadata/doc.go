@@ -85,7 +85,8 @@
 //	33 SegmentCopyFinished v1: segment ref
 //	34 SegmentDeleteStarted v1: segment ref
 //	35 SegmentDeleted      v1: segment ref
-//	36-47 reserved for tiered-segment manifests
+//	36 SegmentsImported    v1: topic id uuid, partition int32, segments list
+//	37-47 reserved for tiered-segment manifests
 //
 // InitCluster records the cluster id of meta.properties in the replicated
 // state; a Store proposes it when it leads and finds the state without one
@@ -137,6 +138,23 @@
 // entry by base offset and segment id (ErrUnknownSegment for another
 // upload of the same offsets).
 //
+// SegmentsImported is for disaster recovery: it rebuilds the manifest of a
+// topic re-created with its old topic id from the object-store bucket,
+// adding entries of segments whose objects are already there straight in
+// CopyFinished. It carries no proposer's epoch (no leader uploaded them);
+// each entry keeps the uploader's leader epoch of the old cluster. The
+// entries must be valid as for SegmentCopyStarted, sorted by base offset
+// (else ErrInvalidSegment), at most 10000 (MaxImportedSegments; else
+// ErrInvalidSegment: callers import in batches), and must not share a base
+// offset with each other or an existing entry (ErrSegmentExists) nor
+// overlap each other or an entry being copied or readable
+// (ErrSegmentOverlap). When the partition's leader epoch is not above the
+// highest leader epoch of the entries (which is also the highest of their
+// epoch ranges), it becomes that epoch plus one and the partition epoch
+// increases, leader and ISR unchanged, as a ChangePartition would change
+// them; so records appended after recovery carry a higher epoch than any
+// recovered one. Any rejected entry rejects the whole command.
+//
 // DeleteTopic leaves the topic's manifest entries in place: their objects
 // still exist, and an entry is what lets them be found and deleted in
 // order (the entry marked DeleteStarted, the objects deleted, the entry
@@ -175,6 +193,7 @@
 //	                       (Unix milliseconds), uploader's leader epoch int32,
 //	                       epoch ranges: uvarint count, then count
 //	                       (epoch int32, start offset int64)
+//	segments list          uvarint count, then count segments
 //	segment ref            topic id uuid, partition int32, base offset int64,
 //	                       segment id uuid, proposer's leader epoch int32
 //

@@ -58,11 +58,13 @@ var (
 	// ErrInvalidSegment rejects a malformed tiered-segment manifest entry:
 	// a zero segment id, bad offsets, size or epoch ranges.
 	ErrInvalidSegment = errors.New("metadata: invalid tiered segment")
-	// ErrSegmentExists rejects SegmentCopyStarted at a base offset the
-	// partition's manifest already has an entry for.
+	// ErrSegmentExists rejects SegmentCopyStarted or SegmentsImported at a
+	// base offset the partition's manifest already has an entry for (or
+	// that an import names twice).
 	ErrSegmentExists = errors.New("metadata: tiered segment already exists")
-	// ErrSegmentOverlap rejects SegmentCopyStarted for offsets that overlap
-	// a segment being copied or readable.
+	// ErrSegmentOverlap rejects SegmentCopyStarted or SegmentsImported for
+	// offsets that overlap a segment being copied or readable (or another
+	// segment of the same import).
 	ErrSegmentOverlap = errors.New("metadata: tiered segment overlaps another")
 	// ErrUnknownSegment rejects a command naming a manifest entry that does
 	// not exist (no entry at the base offset, or one of another segment id).

@@ -23,20 +23,15 @@ func testTopic(name string, idByte byte, assignments ...[]int32) Topic {
 }
 
 func TestFSMCommands(t *testing.T) {
-	type step struct {
-		command   command
-		wantErr   error
-		wantValue any
-	}
 	orders := testTopic("orders", 1, []int32{1, 2}, []int32{2, 1})
 	tests := []struct {
 		name  string
-		steps []step
+		steps []fsmStep
 		check func(t *testing.T, state *State)
 	}{
 		{
 			name: "init cluster once",
-			steps: []step{
+			steps: []fsmStep{
 				{command: &initClusterCommand{clusterID: "a"}},
 				{command: &initClusterCommand{clusterID: "a"}},
 				{command: &initClusterCommand{clusterID: "b"}, wantErr: ErrClusterIDMismatch},
@@ -50,7 +45,7 @@ func TestFSMCommands(t *testing.T) {
 		},
 		{
 			name: "create topic",
-			steps: []step{
+			steps: []fsmStep{
 				{command: &createTopicCommand{topic: orders}, wantValue: orders},
 				{command: &createTopicCommand{topic: testTopic("orders", 2, []int32{1})}, wantErr: ErrTopicExists},
 				{command: &createTopicCommand{topic: testTopic("other", 1, []int32{1})}, wantErr: ErrTopicIDExists},
@@ -75,7 +70,7 @@ func TestFSMCommands(t *testing.T) {
 		},
 		{
 			name: "delete topic",
-			steps: []step{
+			steps: []fsmStep{
 				{command: &createTopicCommand{topic: orders}, wantValue: orders},
 				{command: &deleteTopicCommand{name: "missing"}, wantErr: ErrUnknownTopic},
 				{command: &deleteTopicCommand{name: "orders", id: [16]byte{99}}, wantErr: ErrUnknownTopic},
@@ -96,7 +91,7 @@ func TestFSMCommands(t *testing.T) {
 		},
 		{
 			name: "alter topic configs replaces the map",
-			steps: []step{
+			steps: []fsmStep{
 				{command: &createTopicCommand{topic: orders}, wantValue: orders},
 				{command: &alterTopicConfigsCommand{name: "orders", configs: map[string]string{"retention.ms": "1", "cleanup.policy": "compact"}}},
 				{command: &alterTopicConfigsCommand{name: "orders", configs: map[string]string{"retention.ms": "2"}}},
@@ -112,7 +107,7 @@ func TestFSMCommands(t *testing.T) {
 		},
 		{
 			name: "create partitions",
-			steps: []step{
+			steps: []fsmStep{
 				{command: &createTopicCommand{topic: orders}, wantValue: orders},
 				{command: &createPartitionsCommand{name: "orders", total: 2}, wantErr: ErrInvalidPartitions},
 				{command: &createPartitionsCommand{name: "orders", total: 1}, wantErr: ErrInvalidPartitions},
@@ -131,7 +126,7 @@ func TestFSMCommands(t *testing.T) {
 		},
 		{
 			name: "allocate producer ids",
-			steps: []step{
+			steps: []fsmStep{
 				{command: &allocateProducerIDsCommand{brokerID: 1, count: 1000}, wantValue: int64(0)},
 				{command: &allocateProducerIDsCommand{brokerID: 2, count: 10}, wantValue: int64(1000)},
 				{command: &allocateProducerIDsCommand{brokerID: 1, count: 0}, wantErr: ErrInvalidProducerIDs},
@@ -147,7 +142,7 @@ func TestFSMCommands(t *testing.T) {
 		},
 		{
 			name: "register brokers",
-			steps: []step{
+			steps: []fsmStep{
 				{command: &registerBrokerCommand{registration: goldenRegistration}, wantValue: int64(1)},
 				// A retry of the same registration keeps its epoch.
 				{command: &registerBrokerCommand{registration: goldenRegistration}, wantValue: int64(1)},
@@ -187,7 +182,7 @@ func TestFSMCommands(t *testing.T) {
 		},
 		{
 			name: "fence and unregister brokers",
-			steps: []step{
+			steps: []fsmStep{
 				{command: &registerBrokerCommand{registration: goldenRegistration}, wantValue: int64(1)},
 				{command: &setBrokerFencedCommand{id: 1, epoch: 1, fenced: false}},
 				{command: &setBrokerFencedCommand{id: 1, epoch: 1, fenced: false}},
@@ -210,7 +205,7 @@ func TestFSMCommands(t *testing.T) {
 		},
 		{
 			name: "change partition",
-			steps: []step{
+			steps: []fsmStep{
 				{command: &createTopicCommand{topic: orders}, wantValue: orders},
 				{command: changePartition(orders.ID, 0, 0, NoLeaderChange, false, 1), wantValue: Partition{Replicas: []int32{1, 2}, Leader: 1, ISR: []int32{1}, PartitionEpoch: 1}},
 				{command: changePartition(orders.ID, 0, 0, NoLeaderChange, false, 1, 2), wantErr: ErrStalePartitionEpoch},
@@ -244,23 +239,41 @@ func TestFSMCommands(t *testing.T) {
 	}
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {
-			f := newFSM(discardLogger())
-			for i, step := range test.steps {
-				before := f.state()
-				result := applyCommand(f, uint64(i+1), step.command)
-				if !errors.Is(result.err, step.wantErr) || (step.wantErr == nil && result.err != nil) {
-					t.Fatalf("step %d (%s): error %v, want %v", i, step.command.commandType(), result.err, step.wantErr)
-				}
-				if step.wantValue != nil && !reflect.DeepEqual(result.value, step.wantValue) {
-					t.Fatalf("step %d (%s): value %+v, want %+v", i, step.command.commandType(), result.value, step.wantValue)
-				}
-				if result.err != nil {
-					requireStatesEqual(t, f.state(), before.withAppliedIndex(uint64(i+1)))
-				}
-			}
-			test.check(t, f.state())
+			test.check(t, applySteps(t, test.steps).state())
 		})
 	}
+}
+
+// fsmStep is one command of a test sequence and the answer it must get.
+type fsmStep struct {
+	command command
+	wantErr error
+	// wantValue, unless nil, is the result value the command must return.
+	wantValue any
+}
+
+// applySteps applies steps in order to a new FSM (step i as the entry at
+// index i+1) and returns it. It fails at the first answer that differs from
+// the step's, when a rejected command changed the state, and when a state
+// breaks an invariant (checkInvariants).
+func applySteps(t *testing.T, steps []fsmStep) *fsm {
+	t.Helper()
+	f := newFSM(discardLogger())
+	for i, step := range steps {
+		before := f.state()
+		result := applyCommand(f, uint64(i+1), step.command)
+		if !errors.Is(result.err, step.wantErr) || (step.wantErr == nil && result.err != nil) {
+			t.Fatalf("step %d (%s): error %v, want %v", i, step.command.commandType(), result.err, step.wantErr)
+		}
+		if step.wantValue != nil && !reflect.DeepEqual(result.value, step.wantValue) {
+			t.Fatalf("step %d (%s): value %+v, want %+v", i, step.command.commandType(), result.value, step.wantValue)
+		}
+		if result.err != nil {
+			requireStatesEqual(t, f.state(), before.withAppliedIndex(uint64(i+1)))
+		}
+		checkInvariants(t, f.state())
+	}
+	return f
 }
 
 func changePartition(topicID [16]byte, partition, partitionEpoch, leader int32, bump bool, isr ...int32) *changePartitionCommand {
@@ -406,7 +419,7 @@ func (g *commandGenerator) id(name string) [16]byte {
 
 func (g *commandGenerator) next() command {
 	name := g.name()
-	choice := g.random.IntN(16)
+	choice := g.random.IntN(17)
 	if choice >= 7 {
 		return g.nextClusterCommand(choice - 7)
 	}

@@ -65,7 +65,7 @@ func (g *commandGenerator) brokerEpoch(id int32) int64 {
 }
 
 // nextClusterCommand returns a broker, partition or tiered-segment command;
-// choice is 0..8.
+// choice is 0..9.
 func (g *commandGenerator) nextClusterCommand(choice int) command {
 	switch choice {
 	case 0:
@@ -124,16 +124,8 @@ func (g *commandGenerator) nextClusterCommand(choice int) command {
 	case 5, 6:
 		topic, partition := g.pickPartition()
 		leaderEpoch := g.leaderEpoch(topic, partition)
-		base := g.random.Int64N(400)
+		base := g.segmentBase(topic, partition)
 		last := base + g.random.Int64N(20)
-		if g.chance(60) {
-			// After the partition's last segment, as uploads go.
-			g.current().EachSegment(topic.ID, partition, 1<<62, func(segment SegmentManifest) bool {
-				base = segment.LastOffset + 1 + g.random.Int64N(2)
-				last = base + g.random.Int64N(20)
-				return false
-			})
-		}
 		segment := SegmentManifest{
 			SegmentID: g.segmentID(), BaseOffset: base, LastOffset: last, SizeBytes: (last - base) * 10,
 			FirstTimestamp: base, MaxTimestamp: last, LeaderEpoch: leaderEpoch,
@@ -146,9 +138,51 @@ func (g *commandGenerator) nextClusterCommand(choice int) command {
 			segment.EpochRanges = nil
 		}
 		return &segmentCopyStartedCommand{topicID: topic.ID, partition: partition, segment: segment}
+	case 9:
+		return g.segmentsImported()
 	default:
 		return g.segmentTransition()
 	}
+}
+
+// segmentBase returns a base offset for a new segment of the partition:
+// mostly after its last entry, as uploads go, else anywhere.
+func (g *commandGenerator) segmentBase(topic Topic, partition int32) int64 {
+	base := g.random.Int64N(400)
+	if g.chance(60) {
+		g.current().EachSegment(topic.ID, partition, 1<<62, func(segment SegmentManifest) bool {
+			base = segment.LastOffset + 1 + g.random.Int64N(2)
+			return false
+		})
+	}
+	return base
+}
+
+// segmentsImported returns an import of a few segments written at epochs
+// that are often above the partition's leader epoch; sometimes the batch
+// is out of order or overlaps itself.
+func (g *commandGenerator) segmentsImported() command {
+	topic, partition := g.pickPartition()
+	base := g.segmentBase(topic, partition)
+	segments := make([]SegmentManifest, 1+g.random.IntN(4))
+	for i := range segments {
+		last := base + g.random.Int64N(20)
+		leaderEpoch := g.random.Int32N(8)
+		segments[i] = SegmentManifest{
+			SegmentID: g.segmentID(), BaseOffset: base, LastOffset: last, SizeBytes: (last - base) * 10,
+			FirstTimestamp: base, MaxTimestamp: last, LeaderEpoch: leaderEpoch,
+			EpochRanges: []EpochRange{{Epoch: g.random.Int32N(leaderEpoch + 1), StartOffset: base}},
+		}
+		base = last + 1 + g.random.Int64N(3)
+	}
+	if len(segments) > 1 && g.chance(10) {
+		segments[0], segments[1] = segments[1], segments[0]
+	}
+	if g.chance(5) {
+		segments[len(segments)-1].BaseOffset = segments[0].BaseOffset
+		segments[len(segments)-1].EpochRanges[0].StartOffset = segments[0].BaseOffset
+	}
+	return &segmentsImportedCommand{topicID: topic.ID, partition: partition, segments: segments}
 }
 
 // segmentTransition moves a random manifest entry, mostly forward.

@@ -216,6 +216,61 @@ func (p *partitionSegments) inserted(entry SegmentManifest) *partitionSegments {
 	return p.withChunks(position.chunk, position.chunk+1, chunk[:half:half], chunk[half:])
 }
 
+// insertedSorted returns p (nil: empty) with entries added: entries sorted
+// by base offset, none at a base offset p already has. Each chunk takes the
+// new entries below the next chunk's first base offset (the first chunk
+// also those before it, the last every one after it): a chunk that takes
+// none is shared, and one that takes some is merged with them and packed
+// into full chunks, as the snapshot restorer packs them. So adding a batch
+// costs the chunks it touches and one list of chunk headers, where adding
+// its entries one by one would copy the header list for each.
+func (p *partitionSegments) insertedSorted(entries []SegmentManifest) *partitionSegments {
+	if len(entries) == 0 {
+		return p
+	}
+	if p == nil || len(p.chunks) == 0 {
+		merged := append([]SegmentManifest(nil), entries...)
+		return &partitionSegments{chunks: packChunks(nil, merged), count: len(merged)}
+	}
+	count := p.count + len(entries)
+	chunks := make([][]SegmentManifest, 0, len(p.chunks)+len(entries)/segmentChunkSize+1)
+	for i, chunk := range p.chunks {
+		taken := len(entries)
+		if i+1 < len(p.chunks) {
+			bound := p.chunks[i+1][0].BaseOffset
+			taken = sort.Search(len(entries), func(j int) bool { return entries[j].BaseOffset >= bound })
+		}
+		if taken == 0 {
+			chunks = append(chunks, chunk)
+			continue
+		}
+		adding := entries[:taken]
+		entries = entries[taken:]
+		merged := make([]SegmentManifest, 0, len(chunk)+len(adding))
+		for len(chunk) > 0 && len(adding) > 0 {
+			if adding[0].BaseOffset < chunk[0].BaseOffset {
+				merged, adding = append(merged, adding[0]), adding[1:]
+			} else {
+				merged, chunk = append(merged, chunk[0]), chunk[1:]
+			}
+		}
+		merged = append(append(merged, chunk...), adding...)
+		chunks = packChunks(chunks, merged)
+	}
+	return &partitionSegments{chunks: chunks, count: count}
+}
+
+// packChunks appends entries to chunks, cut into chunks of
+// segmentChunkSize (the last may hold fewer). The new chunks share entries'
+// array, each capped at its own end.
+func packChunks(chunks [][]SegmentManifest, entries []SegmentManifest) [][]SegmentManifest {
+	for len(entries) > segmentChunkSize {
+		chunks = append(chunks, entries[:segmentChunkSize:segmentChunkSize])
+		entries = entries[segmentChunkSize:]
+	}
+	return append(chunks, entries)
+}
+
 // replaced returns p with the entry at position replaced.
 func (p *partitionSegments) replaced(position segmentPosition, entry SegmentManifest) *partitionSegments {
 	chunk := append([]SegmentManifest(nil), p.chunks[position.chunk]...)
@@ -454,6 +509,45 @@ func decodeSegment(d *decoder, segment *SegmentManifest) {
 			segment.EpochRanges[i] = EpochRange{Epoch: d.int32(), StartOffset: d.int64()}
 		}
 	}
+}
+
+// MaxImportedSegments is the most entries one ImportSegments call (one
+// SegmentsImported command) may carry, so that a Raft entry and its Apply
+// stay small; a longer manifest is imported in batches.
+const MaxImportedSegments = 10000
+
+// validateImportedSegments checks the entries of one import: at least one,
+// at most MaxImportedSegments, each valid (validateSegment), sorted by base
+// offset (ErrInvalidSegment), no base offset twice (ErrSegmentExists), no
+// two overlapping (ErrSegmentOverlap).
+func validateImportedSegments(segments []SegmentManifest) error {
+	switch {
+	case len(segments) == 0:
+		return fmt.Errorf("%w: no segments to import", ErrInvalidSegment)
+	case len(segments) > MaxImportedSegments:
+		return fmt.Errorf("%w: %d segments in one import, at most %d: import them in batches", ErrInvalidSegment, len(segments), MaxImportedSegments)
+	}
+	for i := range segments {
+		segment := &segments[i]
+		if err := validateSegment(segment); err != nil {
+			return fmt.Errorf("imported segment %d (offsets %d..%d): %w", i, segment.BaseOffset, segment.LastOffset, err)
+		}
+		if i == 0 {
+			continue
+		}
+		previous := &segments[i-1]
+		switch {
+		case segment.BaseOffset == previous.BaseOffset:
+			return fmt.Errorf("imported segments %d and %d both at base offset %d: %w", i-1, i, segment.BaseOffset, ErrSegmentExists)
+		case segment.BaseOffset < previous.BaseOffset:
+			return fmt.Errorf("%w: imported segments are not sorted by base offset: %d (at %d) follows %d (at %d)",
+				ErrInvalidSegment, i, segment.BaseOffset, i-1, previous.BaseOffset)
+		case segment.BaseOffset <= previous.LastOffset:
+			return fmt.Errorf("imported segment %d (offsets %d..%d) overlaps %d (offsets %d..%d): %w",
+				i, segment.BaseOffset, segment.LastOffset, i-1, previous.BaseOffset, previous.LastOffset, ErrSegmentOverlap)
+		}
+	}
+	return nil
 }
 
 // validateSegment checks a new manifest entry's own fields.

@@ -16,7 +16,9 @@ type Partition struct {
 	Replicas []int32
 	// Leader is the broker id of the current leader, or -1 for none.
 	Leader int32
-	// LeaderEpoch increases every time the leader changes.
+	// LeaderEpoch increases every time the leader changes; it may also
+	// increase with the same leader (ChangePartition's bump, an import of
+	// tiered segments written at higher epochs).
 	LeaderEpoch int32
 	// ISR is the in-sync replica set, a subset of Replicas.
 	ISR []int32

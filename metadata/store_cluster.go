@@ -66,6 +66,29 @@ func (s *Store) StartSegmentCopy(ctx context.Context, topicID [16]byte, partitio
 	return err
 }
 
+// ImportSegments adds tiered segments whose objects are already in the
+// object store to a partition's manifest, readable (SegmentCopyFinished):
+// disaster recovery rebuilds the manifest of a topic re-created with its
+// old topic id (CreateTopic with TopicSpec.ID) from the bucket. segments
+// must be sorted by base offset, at most MaxImportedSegments of them (a
+// longer manifest goes in several calls), and must not overlap each other
+// or the partition's entries being copied or readable. Their LeaderEpoch
+// is the uploader's in the cluster that wrote them and is kept; their
+// State is ignored. When the partition's leader epoch is not above every
+// imported epoch, it becomes the highest one plus one and the partition
+// epoch increases (leader and ISR stay), so that what is appended after
+// the import carries a higher epoch than anything imported. The import is
+// atomic: it fails, changing nothing, with ErrUnknownTopic,
+// ErrUnknownPartition, ErrInvalidSegment, ErrSegmentExists or
+// ErrSegmentOverlap.
+func (s *Store) ImportSegments(ctx context.Context, topicID [16]byte, partition int32, segments []SegmentManifest) error {
+	if err := validateImportedSegments(segments); err != nil {
+		return err
+	}
+	_, err := s.propose(ctx, &segmentsImportedCommand{topicID: topicID, partition: partition, segments: segments})
+	return err
+}
+
 // FinishSegmentCopy marks a tiered segment readable (SegmentCopyFinished)
 // once all its objects are written.
 func (s *Store) FinishSegmentCopy(ctx context.Context, ref SegmentRef) error {
