@@ -193,8 +193,11 @@ func (m *partitionManager) reconcile() error {
 					errs = append(errs, err)
 				}
 			}
-			if p.applyAssignment(assigned, m.cfg.nodeID, time.Now()) && m.cfg.onLeadership != nil {
-				m.cfg.onLeadership(p)
+			if p.applyAssignment(assigned, m.cfg.nodeID, time.Now()) {
+				m.alignWithRemote(state, p)
+				if m.cfg.onLeadership != nil {
+					m.cfg.onLeadership(p)
+				}
 			}
 			continue
 		}
@@ -205,6 +208,7 @@ func (m *partitionManager) reconcile() error {
 			continue
 		}
 		p.applyAssignment(assigned, m.cfg.nodeID, time.Now())
+		m.alignWithRemote(state, p)
 		m.mu.Lock()
 		m.partitions[tp] = p
 		m.mu.Unlock()
@@ -216,6 +220,34 @@ func (m *partitionManager) reconcile() error {
 		m.cfg.onReconciled(state, m.all())
 	}
 	return errors.Join(errs...)
+}
+
+// alignWithRemote restarts a leader's local log after the partition's
+// remote data when the local log ends inside it: a topic recovered from the
+// bucket into an empty cluster (or a replica whose whole log is in the
+// object store) continues after the tiered offsets instead of writing new
+// records at offsets the object store already holds.
+func (m *partitionManager) alignWithRemote(state *metadata.State, p *partition) {
+	if !p.leading.Load() {
+		return
+	}
+	_, remoteEnd, ok := state.RemoteLogOffsets(p.topicID, p.index)
+	if !ok || p.segments.EndOffset() > remoteEnd {
+		return
+	}
+	var epochs []metadata.EpochRange
+	state.EachSegment(p.topicID, p.index, 0, func(e metadata.SegmentManifest) bool {
+		if e.State == metadata.SegmentCopyFinished {
+			epochs = append(epochs, e.EpochRanges...)
+		}
+		return true
+	})
+	epochs = append(epochs, metadata.EpochRange{Epoch: p.leaderEpoch.Load(), StartOffset: remoteEnd + 1})
+	p.log.Warn("local log ends inside the tiered data; restarting it after the remote log end",
+		"local_log_end_offset", p.segments.EndOffset(), "remote_log_end_offset", remoteEnd)
+	if err := p.restartAt(remoteEnd+1, epochs, nil); err != nil {
+		p.log.Error("restarting the local log after the remote data failed", "err", err)
+	}
 }
 
 func (m *partitionManager) reconciledIndex() uint64 { return m.lastReconciled.Load() }

@@ -465,7 +465,7 @@ func (p *partition) restartAt(offset int64, epochs []metadata.EpochRange, produc
 	}
 	p.epochs.truncateFromEnd(0)
 	for _, e := range epochs {
-		if e.StartOffset < offset {
+		if e.StartOffset <= offset {
 			p.epochs.assign(e.Epoch, e.StartOffset)
 		}
 	}

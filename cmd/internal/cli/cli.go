@@ -37,6 +37,7 @@ Usage:
   strata format [flags]       prepare a data dir (cluster id, node id, initial voters)
   strata healthcheck [flags]  exit 0 when the node at --admin is ready
   strata cluster <command>    cluster status, add or remove metadata voters
+  strata tiering <command>    scrub the object store, recover topics from it
   strata version              print the version
 
 Run "strata <command> --help" for the flags of a command.
@@ -58,6 +59,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		err = runHealthcheck(args, stdout, stderr)
 	case "cluster":
 		err = runCluster(args, stdout, stderr)
+	case "tiering":
+		err = runTiering(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "strata", Version)
 	case "help":

@@ -354,12 +354,64 @@ func (n *Node) adminHandler(reg *prometheus.Registry) http.Handler {
 	mux.HandleFunc("GET /v1/cluster", n.handleCluster)
 	mux.HandleFunc("POST /v1/voters", n.handleAddVoter)
 	mux.HandleFunc("DELETE /v1/voters/{id}", n.handleRemoveVoter)
+	mux.HandleFunc("GET /v1/tiering/scrub", n.handleScrub)
+	mux.HandleFunc("POST /v1/tiering/recover", n.handleRecover)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// ScrubResult is what GET /v1/tiering/scrub answers.
+type ScrubResult struct {
+	Clean  bool                `json:"clean"`
+	Report tiering.ScrubReport `json:"report"`
+}
+
+func (n *Node) handleScrub(w http.ResponseWriter, r *http.Request) {
+	if n.broker == nil {
+		http.Error(w, "this node runs no broker (--process-roles controller): ask a broker", http.StatusConflict)
+		return
+	}
+	report, err := n.broker.ScrubBucket(r.Context())
+	if err != nil {
+		http.Error(w, "scrub failed: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(ScrubResult{Clean: report.Clean(), Report: report})
+}
+
+// RecoverLine is one line of POST /v1/tiering/recover's answer (JSON
+// lines): a partition's progress, then a last line with Finished or Error.
+type RecoverLine struct {
+	*broker.RecoverProgress
+	Finished bool   `json:"finished,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+func (n *Node) handleRecover(w http.ResponseWriter, r *http.Request) {
+	if n.broker == nil {
+		http.Error(w, "this node runs no broker (--process-roles controller): ask a broker", http.StatusConflict)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	flusher, _ := w.(http.Flusher)
+	encoder := json.NewEncoder(w)
+	err := n.broker.RecoverFromBucket(r.Context(), func(p broker.RecoverProgress) {
+		encoder.Encode(RecoverLine{RecoverProgress: &p})
+		if flusher != nil {
+			flusher.Flush()
+		}
+	})
+	if err != nil {
+		n.log.Error("recovery from the bucket failed", "err", err)
+		encoder.Encode(RecoverLine{Error: err.Error()})
+		return
+	}
+	encoder.Encode(RecoverLine{Finished: true})
 }
 
 // ClusterStatus is what GET /v1/cluster answers (strata cluster reads it).

@@ -1,0 +1,152 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/strata-log/strata/cmd/internal/node"
+)
+
+const tieringUsage = `Usage: strata tiering <command> [flags]
+
+Commands (each talks to one broker's admin listener, --admin):
+  scrub      compare the object store with the cluster's manifest: objects no
+             manifest entry names, entries whose objects are missing, .log objects
+             of the wrong size; exit code 1 when anything is found
+  recover    disaster recovery: rebuild every topic found in the object store
+             (the broker's --object-store) into this cluster, keeping topic ids
+             and offsets, so consumers can replay all history. Recovered topics get
+             remote.storage.enable=true and retention.ms=-1: set their retention
+             afterwards. Safe to run again.
+
+Flags:
+`
+
+// runTiering runs the tiering subcommands against a broker's admin listener.
+func runTiering(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprint(stderr, tieringUsage+"  --admin HOST:PORT   admin listener of a broker (default 127.0.0.1:9080)\n")
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			return pflag.ErrHelp
+		}
+		return usageErrorf("missing subcommand (scrub, recover)")
+	}
+	sub, args := args[0], args[1:]
+	fs := pflag.NewFlagSet("tiering "+sub, pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	admin := fs.String("admin", "127.0.0.1:9080", "admin listener of a broker of the cluster")
+	output := fs.String("output", "table", "table or json")
+	timeout := fs.Duration("timeout", 30*time.Minute, "give up after this long")
+	fs.Usage = func() { fmt.Fprintf(stderr, "%s%s", tieringUsage, fs.FlagUsages()) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if *output != "table" && *output != "json" {
+		return usageErrorf("--output %q: table or json", *output)
+	}
+	client := &http.Client{Timeout: *timeout}
+	base := "http://" + *admin
+	unreachable := func(err error) error {
+		return fmt.Errorf("cannot reach the admin listener at %s (set --admin): %w", *admin, err)
+	}
+	switch sub {
+	case "scrub":
+		resp, err := client.Get(base + "/v1/tiering/scrub")
+		if err != nil {
+			return unreachable(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s %s", *admin, resp.Status, bytes.TrimSpace(body))
+		}
+		var result node.ScrubResult
+		if err := json.Unmarshal(body, &result); err != nil {
+			return fmt.Errorf("%s: unexpected answer: %w", *admin, err)
+		}
+		if *output == "json" {
+			stdout.Write(body)
+		} else {
+			r := result.Report
+			fmt.Fprintf(stdout, "%d objects checked: %d orphaned, %d missing, %d of the wrong size\n", r.Objects, len(r.Orphans), len(r.Missing), len(r.SizeMismatches))
+			for _, key := range r.Orphans {
+				fmt.Fprintf(stdout, "ORPHAN     %s\n", key)
+			}
+			for _, m := range r.Missing {
+				fmt.Fprintf(stdout, "MISSING    %s (segment %d..%d of %s)\n", m.Key, m.Segment.BaseOffset, m.Segment.LastOffset, m.Segment.Partition)
+			}
+			for _, key := range r.SizeMismatches {
+				fmt.Fprintf(stdout, "WRONG SIZE %s\n", key)
+			}
+		}
+		if !result.Clean {
+			return errors.New("the object store and the manifest disagree (see above)")
+		}
+		return nil
+	case "recover":
+		resp, err := client.Post(base+"/v1/tiering/recover", "application/json", nil)
+		if err != nil {
+			return unreachable(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			body, _ := io.ReadAll(resp.Body)
+			return fmt.Errorf("%s: %s %s", *admin, resp.Status, bytes.TrimSpace(body))
+		}
+		scanner := bufio.NewScanner(resp.Body)
+		scanner.Buffer(make([]byte, 64<<10), 1<<20)
+		for scanner.Scan() {
+			var line node.RecoverLine
+			if err := json.Unmarshal(scanner.Bytes(), &line); err != nil {
+				return fmt.Errorf("%s: unexpected answer: %w", *admin, err)
+			}
+			if *output == "json" {
+				fmt.Fprintln(stdout, scanner.Text())
+			}
+			switch {
+			case line.Error != "":
+				return fmt.Errorf("recovery failed: %s (fix the cause and run it again: it resumes)", line.Error)
+			case line.Finished:
+				if *output == "table" {
+					fmt.Fprintln(stdout, "recovery finished")
+				}
+				return nil
+			case line.RecoverProgress != nil && *output == "table":
+				p := line.RecoverProgress
+				what := fmt.Sprintf("%d segments imported, offsets %d..%d", p.Segments, p.FirstOffset, p.NextOffset)
+				if p.Skipped != "" {
+					what = "skipped: " + p.Skipped
+				}
+				fmt.Fprintf(stdout, "%s %s-%d: %s\n", progressBar(p.Done, p.Total), p.Topic, p.Partition, what)
+			}
+		}
+		if err := scanner.Err(); err != nil {
+			return fmt.Errorf("%s: %w", *admin, err)
+		}
+		return errors.New("the broker ended the recovery without a result; see its log, then run it again (it resumes)")
+	default:
+		return usageErrorf("unknown subcommand %q (scrub, recover)", sub)
+	}
+}
+
+// progressBar draws done of total as [#####-----] done/total.
+func progressBar(done, total int) string {
+	const width = 20
+	filled := width
+	if total > 0 {
+		filled = done * width / total
+	}
+	return fmt.Sprintf("[%s%s] %d/%d", strings.Repeat("#", filled), strings.Repeat("-", width-filled), done, total)
+}
