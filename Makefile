@@ -39,10 +39,14 @@ e2e: build
 	STRATA_BIN=$(abspath $(BIN)) $(GO) test -count=1 -p 1 -timeout 30m -v ./e2e/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+[a-z_]+\.go:[0-9]+:)' ; test $${PIPESTATUS[0]} -eq 0
 
 ## bench: throughput and latency against a running broker, with the disk's raw bandwidth as the reference;
-## then a 3-node cluster: RF=3 acks=all next to RF=1 acks=1
+## then a 3-node cluster: RF=3 acks=all next to RF=1 acks=1; then replaying a tiered topic through the
+## broker (cold and warm chunk cache) next to reading its objects directly from the same S3 server
+## (versitygw, as the tests use it; BENCH_TIERED_MIB sets the data size)
+BENCH_TIERED_MIB ?= 512
 bench: build
 	STRATA_BIN=$(abspath $(BIN)) $(GO) run ./e2e/cmd/strata-bench
 	STRATA_BIN=$(abspath $(BIN)) $(GO) run ./e2e/cmd/strata-bench --cluster
+	STRATA_BIN=$(abspath $(BIN)) $(GO) run ./e2e/cmd/strata-bench --tiered --tiered-mib $(BENCH_TIERED_MIB)
 
 clean:
 	rm -rf bin data e2e.log

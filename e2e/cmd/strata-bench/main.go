@@ -5,10 +5,14 @@
 // so the figures can be compared as ratios on a noisy machine.
 //
 // It starts its own broker from $STRATA_BIN (or --bin) unless --brokers
-// points at a running one.
+// points at a running one. --cluster compares replication settings on
+// three nodes; --tiered measures replaying a tiered topic through the
+// broker against reading the same objects directly from the object store
+// (tiered.go).
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -36,32 +40,43 @@ func main() {
 		dir        = flag.String("dir", "", "directory for the broker's data and the disk reference (default: a temp dir)")
 		records    = flag.Int("records", 200_000, "records per produce run")
 		recordSize = flag.Int("record-size", 1024, "value size in bytes")
-		partitions = flag.Int("partitions", 6, "partitions of the benchmark topics")
+		partitions = flag.Int("partitions", 0, "partitions of the benchmark topics (default 6, 3 with --tiered)")
 		cluster    = flag.Bool("cluster", false, "start 3 nodes and compare RF=3 acks=all with RF=1 acks=1 in the same run")
+		tiered     = flag.Bool("tiered", false, "tier a topic to an S3 server (versitygw) and replay it through the broker, cold and warm, next to direct S3 reads")
+		tieredMiB  = flag.Int("tiered-mib", 512, "MiB produced to the tiered topic")
 	)
 	flag.Parse()
-	if *cluster {
-		if err := runCluster(*bin, *dir, *records, *recordSize, *partitions); err != nil {
-			fmt.Fprintln(os.Stderr, "strata-bench:", err)
-			os.Exit(1)
+	err := inDir(*dir, func(dir string) error {
+		switch {
+		case *tiered:
+			return runTiered(*bin, dir, *tieredMiB, *recordSize, cmp.Or(*partitions, 3))
+		case *cluster:
+			return runCluster(*bin, dir, *records, *recordSize, cmp.Or(*partitions, 6))
+		default:
+			return run(*bin, *brokers, dir, *records, *recordSize, cmp.Or(*partitions, 6))
 		}
-		return
-	}
-	if err := run(*bin, *brokers, *dir, *records, *recordSize, *partitions); err != nil {
+	})
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "strata-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, brokers, dir string, records, recordSize, partitions int) error {
-	if dir == "" {
-		d, err := os.MkdirTemp("", "strata-bench")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		dir = d
+// inDir runs bench in dir, or in a temporary directory that it removes
+// afterwards when dir is "".
+func inDir(dir string, bench func(dir string) error) error {
+	if dir != "" {
+		return bench(dir)
 	}
+	temporary, err := os.MkdirTemp("", "strata-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(temporary)
+	return bench(temporary)
+}
+
+func run(bin, brokers, dir string, records, recordSize, partitions int) error {
 	diskMBs, err := diskBandwidth(dir, 512<<20)
 	if err != nil {
 		return fmt.Errorf("disk reference: %w", err)
@@ -87,7 +102,7 @@ func run(bin, brokers, dir string, records, recordSize, partitions int) error {
 	if err := createTopic(brokers, warm, partitions); err != nil {
 		return err
 	}
-	if _, err := produce(brokers, warm, kgo.LeaderAck(), records/4, recordSize); err != nil {
+	if _, err := produce(brokers, warm, kgo.LeaderAck(), records/4, recordSize, nil); err != nil {
 		return err
 	}
 	for _, acks := range []struct {
@@ -98,7 +113,7 @@ func run(bin, brokers, dir string, records, recordSize, partitions int) error {
 		if err := createTopic(brokers, topic, partitions); err != nil {
 			return err
 		}
-		res, err := produce(brokers, topic, acks.opt, records, recordSize)
+		res, err := produce(brokers, topic, acks.opt, records, recordSize, nil)
 		if err != nil {
 			return err
 		}
@@ -107,7 +122,7 @@ func run(bin, brokers, dir string, records, recordSize, partitions int) error {
 			return err
 		}
 		fmt.Printf("%-28s %10.1f %12.0f %10.2f %10.2f %8.2f\n", "produce "+acks.name, res.mbs, res.rps, lat.p50, lat.p99, res.mbs/diskMBs)
-		cres, err := consume(brokers, topic, records)
+		cres, err := consume(brokers, topic, records, nil)
 		if err != nil {
 			return err
 		}
@@ -198,10 +213,10 @@ func startBroker(bin, dataDir string, ports []string, extra ...string) (string, 
 }
 
 func createTopic(brokers, topic string, partitions int) error {
-	return createReplicatedTopic(brokers, topic, partitions, 1)
+	return createReplicatedTopic(brokers, topic, partitions, 1, nil)
 }
 
-func createReplicatedTopic(brokers, topic string, partitions, replicationFactor int) error {
+func createReplicatedTopic(brokers, topic string, partitions, replicationFactor int, configs map[string]*string) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
 	if err != nil {
 		return err
@@ -209,7 +224,7 @@ func createReplicatedTopic(brokers, topic string, partitions, replicationFactor 
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, int32(partitions), int16(replicationFactor), nil, topic)
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, int32(partitions), int16(replicationFactor), configs, topic)
 	if err != nil {
 		return err
 	}
@@ -220,7 +235,10 @@ type result struct {
 	mbs, rps, p50, p99 float64
 }
 
-func produce(brokers, topic string, acks kgo.Acks, records, recordSize int) (result, error) {
+// produce writes records values of recordSize incompressible bytes with one
+// async producer; acked, when not nil, sees each acknowledged record
+// (partition and offset set), one call at a time.
+func produce(brokers, topic string, acks kgo.Acks, records, recordSize int, acked func(*kgo.Record)) (result, error) {
 	opts := []kgo.Opt{kgo.SeedBrokers(brokers), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(acks),
 		kgo.ProducerLinger(2 * time.Millisecond), kgo.MaxBufferedRecords(50_000),
 		kgo.ProducerBatchCompression(kgo.NoCompression())}
@@ -243,12 +261,16 @@ func produce(brokers, topic string, acks kgo.Acks, records, recordSize int) (res
 	for i := 0; i < records; i++ {
 		off := (i * 4099) % (len(pool) - recordSize)
 		cl.Produce(ctx, &kgo.Record{Value: pool[off : off+recordSize]}, func(r *kgo.Record, err error) {
-			if err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
+			if err == nil && acked == nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil && firstErr == nil:
+				firstErr = err
+			case err == nil:
+				acked(r)
 			}
 		})
 	}
@@ -300,7 +322,10 @@ func randomBytes(n int) []byte {
 	return b
 }
 
-func consume(brokers, topic string, records int) (result, error) {
+// consume reads topic from the log start until records records have
+// arrived, decoding every record; each, when not nil, sees every record and
+// stops the replay with its error.
+func consume(brokers, topic string, records int, each func(*kgo.Record) error) (result, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20))
 	if err != nil {
@@ -311,6 +336,7 @@ func consume(brokers, topic string, records int) (result, error) {
 	defer cancel()
 	start := time.Now()
 	n, bytes := 0, 0
+	var eachErr error
 	for n < records {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -322,7 +348,13 @@ func consume(brokers, topic string, records int) (result, error) {
 		fs.EachRecord(func(r *kgo.Record) {
 			n++
 			bytes += len(r.Value)
+			if each != nil && eachErr == nil {
+				eachErr = each(r)
+			}
 		})
+		if eachErr != nil {
+			return result{}, eachErr
+		}
 	}
 	elapsed := time.Since(start)
 	return result{mbs: float64(bytes) / elapsed.Seconds() / 1e6, rps: float64(n) / elapsed.Seconds()}, nil
@@ -410,14 +442,6 @@ func runCluster(bin, dir string, records, recordSize, partitions int) error {
 	if bin == "" {
 		return errors.New("set --bin or $STRATA_BIN")
 	}
-	if dir == "" {
-		d, err := os.MkdirTemp("", "strata-bench")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		dir = d
-	}
 	ports, err := freePorts(9)
 	if err != nil {
 		return err
@@ -456,11 +480,11 @@ func runCluster(bin, dir string, records, recordSize, partitions int) error {
 		acks kgo.Acks
 	}{{"produce RF=1 acks=1", 1, kgo.LeaderAck()}, {"produce RF=3 acks=all", 3, kgo.AllISRAcks()}} {
 		topic := fmt.Sprintf("bench-rf%d-%d", run.rf, time.Now().UnixNano())
-		if err := createReplicatedTopic(brokers, topic, partitions, run.rf); err != nil {
+		if err := createReplicatedTopic(brokers, topic, partitions, run.rf, nil); err != nil {
 			return err
 		}
 		time.Sleep(time.Second) // followers start fetching
-		res, err := produce(brokers, topic, run.acks, records, recordSize)
+		res, err := produce(brokers, topic, run.acks, records, recordSize, nil)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,598 @@
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/tiering"
+	"github.com/strata-log/strata/tiering/tieringtest"
+)
+
+// The tiered topic: small segments and a local window of two of them, so
+// most of the data is only in the object store.
+const (
+	tieredSegmentBytes = 8 << 20
+	tieredLocalBytes   = 16 << 20
+	tieredBucket       = "strata-bench"
+	tieredPrefix       = "bench"
+)
+
+// runTiered produces mib MiB with acks=all to a tiered topic on one broker
+// that tiers to versitygw, waits until the bucket holds everything but the
+// local window, then measures in the same run: reading the remote range's
+// .log objects directly with minio-go (whole objects, and 1 MiB ranges:
+// the limit), and replaying the topic from offset 0 through the broker
+// with franz-go, after a restart (cold chunk cache) and again (warm). The
+// replay MB/s counts the remote range only: from offset 0 until every
+// partition has passed its local log start, over the bytes of the objects
+// the direct read reads. Every replay is checked record by record against
+// what was acknowledged.
+func runTiered(bin, dir string, mib, recordSize, partitions int) error {
+	if bin == "" {
+		return errors.New("set --bin or $STRATA_BIN")
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "s3"), 0o755); err != nil {
+		return err
+	}
+	s3, err := tieringtest.StartS3Server(filepath.Join(dir, "s3"))
+	if err != nil {
+		return err
+	}
+	defer s3.Close()
+	tieringtest.SetCredentialsEnv() // for the broker, through the AWS chain
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	if err := tiering.CreateBucket(ctx, s3.URL(tieredBucket)); err != nil {
+		return err
+	}
+	mc, err := minio.New(strings.TrimPrefix(s3.Endpoint, "http://"), &minio.Options{
+		Creds: credentials.NewStaticV4(tieringtest.S3AccessKey, tieringtest.S3SecretKey, ""), Region: tieringtest.S3Region})
+	if err != nil {
+		return err
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return err
+	}
+	total := int64(mib) << 20
+	b := &tieredBench{
+		dataDir: filepath.Join(dir, "data"), ports: ports, admin: ports[1],
+		flags: []string{"--object-store", s3.URL(tieredBucket), "--object-store-prefix", tieredPrefix,
+			"--remote-log-manager-task-interval-ms", "200", "--log-retention-check-interval-ms", "300",
+			"--remote-log-cache-bytes", fmt.Sprint(2 * total)}, // the warm pass finds every chunk
+		topic:      fmt.Sprintf("bench-tiered-%d", time.Now().UnixNano()),
+		partitions: partitions, records: int(total / int64(recordSize)),
+		acked: &ledger{values: map[int32][]uint64{}},
+	}
+	stop, err := b.start(bin)
+	if err != nil {
+		return err
+	}
+	defer func() { stop() }()
+
+	fmt.Printf("strata-bench --tiered: %d MiB in %d records of %d B (incompressible, uncompressed batches, acks=all), %d partitions,\n", mib, b.records, recordSize, partitions)
+	fmt.Printf("%d MiB segments, local.retention.bytes %d MiB; versitygw (posix) on loopback, broker and client on the same cores\n",
+		tieredSegmentBytes>>20, tieredLocalBytes>>20)
+	fmt.Printf("replay: franz-go from offset 0 (1 MiB per partition per fetch), timed over the remote range; direct: minio-go, one stream per partition\n\n")
+	fmt.Printf("%-28s %10s %12s %10s %10s %9s %9s\n", "run", "MB/s", "records/s", "GETs/MiB", "GET B/B", "vs direct", "vs ranges")
+	upload, err := b.produce(ctx, recordSize)
+	if err != nil {
+		return err
+	}
+
+	// A restart empties the chunk cache: the first replay is cold.
+	stop()
+	if stop, err = b.start(bin); err != nil {
+		stop = func() {} // stopped already
+		return err
+	}
+	// The remote range ends at each partition's earliest local offset.
+	if b.localStart, err = listOffsets(ctx, b.brokers, b.topic, partitions, -4); err != nil {
+		return err
+	}
+	if b.objects, err = remoteLogObjects(ctx, mc, b.topic, b.localStart); err != nil {
+		return err
+	}
+	for _, o := range b.objects {
+		b.remoteBytes += o.size
+	}
+	for _, start := range b.localStart {
+		b.remoteRecords += start
+	}
+	remoteMiB := float64(b.remoteBytes) / (1 << 20)
+
+	// MB/s of the whole-object read (the limit) and of the broker's cold
+	// request pattern (one ranged GET per chunk) with the same client.
+	var direct, ranges float64
+	for _, chunk := range []int64{0, tiering.DefaultChunkBytes} {
+		elapsed, gets, err := directRead(ctx, mc, b.objects, chunk)
+		if err != nil {
+			return err
+		}
+		mbs := float64(b.remoteBytes) / elapsed.Seconds() / 1e6
+		name, versusRanges := "direct S3, whole objects", "-"
+		if chunk > 0 {
+			ranges, name, versusRanges = mbs, fmt.Sprintf("direct S3, %d MiB ranges", chunk>>20), "1.00"
+		}
+		direct = cmp.Or(direct, mbs)
+		fmt.Printf("%-28s %10.1f %12s %10.2f %10.2f %9.2f %9s\n", name, mbs, "-", float64(gets)/remoteMiB, 1.0, mbs/direct, versusRanges)
+	}
+	var notes []string
+	for _, pass := range []string{"cold", "warm"} {
+		r, err := b.replay(ctx)
+		if err != nil {
+			return fmt.Errorf("replay (%s cache): %w", pass, err)
+		}
+		mbs := float64(b.remoteBytes) / r.elapsed.Seconds() / 1e6
+		fmt.Printf("%-28s %10.1f %12.0f %10.2f %10.2f %9.2f %9.2f\n", "broker replay, "+pass+" cache", mbs, float64(b.remoteRecords)/r.elapsed.Seconds(),
+			r.gets/(r.served/(1<<20)), r.getBytes/r.served, mbs/direct, mbs/ranges)
+		notes = append(notes, fmt.Sprintf("%s: whole topic (with the local window) %.1f MB/s; chunk cache %.0f hits, %.0f misses; served from the store / object bytes %.2f",
+			pass, r.whole.mbs, r.cacheHits, r.cacheMisses, r.served/float64(b.remoteBytes)))
+		if r.failures > 0 {
+			notes = append(notes, fmt.Sprintf("%s: %.0f failed bucket requests or remote fetches", pass, r.failures))
+		}
+	}
+
+	uploaded := upload["strata_tiering_bucket_put_bytes_total"]
+	fmt.Printf("\nremote range: %d records, %.1f MiB in %d .log objects (%.0f%% of the topic); every replay checked record by record\n",
+		b.remoteRecords, remoteMiB, len(b.objects), 100*float64(b.remoteRecords)/float64(b.records))
+	fmt.Printf("tiering: %.0f segments committed, %.1f MiB uploaded, all but the local window %.1f s after the last ack; %.2f PUTs/MiB uploaded\n",
+		upload[fmt.Sprintf("strata_tiering_segments_committed_total{topic=%q}", b.topic)], uploaded/(1<<20),
+		b.tieredAfter.Seconds(), upload["strata_tiering_bucket_puts_total"]/(uploaded/(1<<20)))
+	for _, note := range notes {
+		fmt.Println(note)
+	}
+	return nil
+}
+
+// tieredBench is one --tiered run: its broker and topic, and what the
+// remote range holds once tiered.
+type tieredBench struct {
+	dataDir, admin string
+	ports, flags   []string
+	brokers        string // the running broker's client address
+	topic          string
+	partitions     int
+	records        int
+	acked          *ledger
+	tieredAfter    time.Duration // from the last ack until only the local window stayed local
+
+	localStart    []int64 // per partition, the earliest local offset: the end of the remote range
+	objects       []remoteObject
+	remoteBytes   int64 // of the remote range's .log objects
+	remoteRecords int64
+}
+
+// start starts the broker (again) on the same data and ports.
+func (b *tieredBench) start(bin string) (stop func(), err error) {
+	b.brokers, stop, err = startBroker(bin, b.dataDir, b.ports, b.flags...)
+	return stop, err
+}
+
+// produce creates the topic, produces to it with acks=all, prints the row
+// and waits until it is tiered; it returns the broker's metric increases
+// over the whole phase.
+func (b *tieredBench) produce(ctx context.Context, recordSize int) (metricSamples, error) {
+	s := func(v string) *string { return &v }
+	if err := createReplicatedTopic(b.brokers, b.topic, b.partitions, 1, map[string]*string{
+		"remote.storage.enable": s("true"),
+		"segment.bytes":         s(fmt.Sprint(tieredSegmentBytes)),
+		"local.retention.bytes": s(fmt.Sprint(tieredLocalBytes)),
+	}); err != nil {
+		return nil, err
+	}
+	before, err := scrapeMetrics(b.admin)
+	if err != nil {
+		return nil, err
+	}
+	produced, err := produce(b.brokers, b.topic, kgo.AllISRAcks(), b.records, recordSize, b.acked.add)
+	if err != nil {
+		return nil, err
+	}
+	if b.acked.records != b.records {
+		return nil, fmt.Errorf("produce: %d records acknowledged of %d", b.acked.records, b.records)
+	}
+	lastAck := time.Now()
+	if err := waitTiered(ctx, b.brokers, b.dataDir, b.topic, b.partitions, 5*time.Minute); err != nil {
+		return nil, err
+	}
+	b.tieredAfter = time.Since(lastAck)
+	after, err := scrapeMetrics(b.admin)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("%-28s %10.1f %12.0f %10s %10s %9s %9s\n", "produce acks=all", produced.mbs, produced.rps, "-", "-", "-", "-")
+	return after.since(before), nil
+}
+
+type replayResult struct {
+	whole                  result        // the whole topic, local window included
+	elapsed                time.Duration // until every partition passed its remote range
+	served                 float64       // bytes the broker served from the object store
+	gets, getBytes         float64
+	cacheHits, cacheMisses float64
+	failures               float64 // failed bucket requests and remote fetches
+}
+
+// replay consumes the topic from offset 0, checks every record, and
+// returns the increases of the broker's tiering metrics.
+func (b *tieredBench) replay(ctx context.Context) (replayResult, error) {
+	before, err := scrapeMetrics(b.admin)
+	if err != nil {
+		return replayResult{}, err
+	}
+	check := b.acked.replay(b.localStart)
+	began := time.Now()
+	whole, err := consume(b.brokers, b.topic, b.records, check.record)
+	if err != nil {
+		return replayResult{}, err
+	}
+	if err := check.complete(); err != nil {
+		return replayResult{}, err
+	}
+	after, err := scrapeMetrics(b.admin)
+	if err != nil {
+		return replayResult{}, err
+	}
+	d := after.since(before)
+	r := replayResult{
+		whole: whole, elapsed: check.remoteDone.Sub(began),
+		served: d[fmt.Sprintf("strata_tiering_remote_fetch_bytes_total{topic=%q}", b.topic)],
+		gets:   d["strata_tiering_bucket_gets_total"], getBytes: d["strata_tiering_bucket_get_bytes_total"],
+		cacheHits: d["strata_tiering_cache_hits_total"], cacheMisses: d["strata_tiering_cache_misses_total"],
+		failures: d["strata_tiering_bucket_failures_total"] + d[fmt.Sprintf("strata_tiering_remote_fetch_errors_total{topic=%q}", b.topic)],
+	}
+	if r.served < float64(b.remoteBytes) {
+		return replayResult{}, fmt.Errorf("the broker served %.0f bytes from the object store, the remote range is %d", r.served, b.remoteBytes)
+	}
+	return r, nil
+}
+
+// ledger keeps what was acknowledged: per partition, the first 8 bytes of
+// each offset's value, so a replay can be checked record by record. Values
+// are slices of a 4 MiB random pool at positions that repeat only after
+// about 4 million records, so the prefixes tell records apart. Its methods
+// are called one at a time (produce's acked contract).
+type ledger struct {
+	values  map[int32][]uint64 // partition → value prefix by offset
+	records int
+}
+
+func (l *ledger) add(r *kgo.Record) {
+	offsets := l.values[r.Partition]
+	for int64(len(offsets)) <= r.Offset {
+		offsets = append(offsets, 0)
+	}
+	offsets[r.Offset] = valuePrefix(r.Value)
+	l.values[r.Partition] = offsets
+	l.records++
+}
+
+func valuePrefix(value []byte) uint64 {
+	var prefix [8]byte
+	copy(prefix[:], value)
+	return binary.LittleEndian.Uint64(prefix[:])
+}
+
+// replayCheck follows one replay: every partition's offsets must come
+// contiguously from 0 with the values acknowledged at them. remoteDone is
+// when the last partition passed the end of its remote range.
+type replayCheck struct {
+	ledger     *ledger
+	remoteEnd  []int64 // per partition, the local log start
+	next       map[int32]int64
+	remaining  int // partitions still in their remote range
+	remoteDone time.Time
+}
+
+func (l *ledger) replay(remoteEnd []int64) *replayCheck {
+	c := &replayCheck{ledger: l, remoteEnd: remoteEnd, next: map[int32]int64{}}
+	for _, end := range remoteEnd {
+		if end > 0 {
+			c.remaining++
+		}
+	}
+	if c.remaining == 0 {
+		c.remoteDone = time.Now()
+	}
+	return c
+}
+
+func (c *replayCheck) record(r *kgo.Record) error {
+	want := c.ledger.values[r.Partition]
+	if next := c.next[r.Partition]; r.Offset != next {
+		return fmt.Errorf("partition %d: got offset %d, want %d", r.Partition, r.Offset, next)
+	}
+	if r.Offset >= int64(len(want)) || valuePrefix(r.Value) != want[r.Offset] {
+		return fmt.Errorf("partition %d offset %d: not the value acknowledged there", r.Partition, r.Offset)
+	}
+	c.next[r.Partition] = r.Offset + 1
+	if r.Offset+1 == c.remoteEnd[r.Partition] {
+		if c.remaining--; c.remaining == 0 {
+			c.remoteDone = time.Now()
+		}
+	}
+	return nil
+}
+
+// complete checks that every acknowledged record came back.
+func (c *replayCheck) complete() error {
+	for partition, want := range c.ledger.values {
+		if got := c.next[partition]; got != int64(len(want)) {
+			return fmt.Errorf("partition %d: replayed %d records, %d acknowledged", partition, got, len(want))
+		}
+	}
+	if c.remaining > 0 {
+		return fmt.Errorf("%d partitions did not reach their local log start", c.remaining)
+	}
+	return nil
+}
+
+// waitTiered waits until every sealed segment is in the object store and
+// local retention has left only the local window: per partition, the
+// latest tiered offset (ListOffsets -5) ends where the active segment
+// starts, and the local log is no longer larger than local.retention.bytes
+// by its oldest segment (the retention.bytes rule).
+func waitTiered(ctx context.Context, brokers, dataDir, topic string, partitions int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		tieredEnd, err := listOffsets(ctx, brokers, topic, partitions, -5)
+		if err != nil {
+			return err
+		}
+		waiting := ""
+		for p := range partitions {
+			names, _ := filepath.Glob(filepath.Join(dataDir, fmt.Sprintf("%s-%d", topic, p), "*.log"))
+			// Zero-padded base offsets: the glob's order is the log's.
+			var sizes []int64
+			localBytes := int64(0)
+			for _, name := range names {
+				info, err := os.Stat(name)
+				if err != nil {
+					continue // deleted by retention meanwhile
+				}
+				sizes = append(sizes, info.Size())
+				localBytes += info.Size()
+			}
+			if len(names) == 0 {
+				return fmt.Errorf("partition %d: no local segments in %s", p, dataDir)
+			}
+			activeBase, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(names[len(names)-1]), ".log"), 10, 64)
+			if err != nil {
+				return fmt.Errorf("partition %d: segment name %s: %w", p, names[len(names)-1], err)
+			}
+			switch {
+			case tieredEnd[p]+1 != activeBase:
+				waiting = fmt.Sprintf("partition %d: tiered up to offset %d, active segment at %d", p, tieredEnd[p], activeBase)
+			case len(sizes) > 1 && localBytes-sizes[0] >= tieredLocalBytes:
+				waiting = fmt.Sprintf("partition %d: %d local bytes in %d segments", p, localBytes, len(sizes))
+			}
+			if waiting != "" {
+				break
+			}
+		}
+		if waiting == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not tiered after %s: %s", timeout, waiting)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// listOffsets answers ListOffsets for every partition of topic at one
+// special timestamp (-4 earliest local, -5 latest tiered: KIP-405/1005).
+func listOffsets(ctx context.Context, brokers, topic string, partitions int, timestamp int64) ([]int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	for p := range partitions {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition = int32(p)
+		rp.Timestamp = timestamp
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	deadline := time.Now().Add(30 * time.Second) // right after a restart, leadership may still be settling
+	for {
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return nil, err
+		}
+		offsets := make([]int64, partitions)
+		var failed error
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 {
+					failed = fmt.Errorf("list offsets %d of partition %d: error %d", timestamp, p.Partition, p.ErrorCode)
+				}
+				offsets[p.Partition] = p.Offset
+			}
+		}
+		if failed == nil {
+			return offsets, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, failed
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// remoteObject is one segment's .log object in the bucket.
+type remoteObject struct {
+	key        string
+	partition  int32
+	baseOffset int64
+	size       int64
+}
+
+// remoteLogObjects lists the .log objects of topic's remote range: per
+// partition, those below localStart, which the broker serves from the
+// bucket. Keys are <prefix>/<topic>-<topic id>/<partition>/<base offset>-<segment id>.log.
+func remoteLogObjects(ctx context.Context, mc *minio.Client, topic string, localStart []int64) ([]remoteObject, error) {
+	var objects []remoteObject
+	bases := map[int32]map[int64]bool{}
+	for info := range mc.ListObjects(ctx, tieredBucket, minio.ListObjectsOptions{Prefix: tieredPrefix + "/" + topic + "-", Recursive: true}) {
+		if info.Err != nil {
+			return nil, info.Err
+		}
+		if !strings.HasSuffix(info.Key, ".log") {
+			continue
+		}
+		parts := strings.Split(info.Key, "/")
+		partition, err := strconv.Atoi(parts[len(parts)-2])
+		if err != nil {
+			return nil, fmt.Errorf("object %s: %w", info.Key, err)
+		}
+		base, err := strconv.ParseInt(strings.SplitN(path.Base(info.Key), "-", 2)[0], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("object %s: %w", info.Key, err)
+		}
+		if partition >= len(localStart) || base >= localStart[partition] {
+			continue
+		}
+		if bases[int32(partition)] == nil {
+			bases[int32(partition)] = map[int64]bool{}
+		}
+		if bases[int32(partition)][base] {
+			return nil, fmt.Errorf("partition %d: two .log objects at base offset %d", partition, base)
+		}
+		bases[int32(partition)][base] = true
+		objects = append(objects, remoteObject{key: info.Key, partition: int32(partition), baseOffset: base, size: info.Size})
+	}
+	for p, start := range localStart {
+		if start > 0 && !bases[int32(p)][0] {
+			return nil, fmt.Errorf("partition %d: no .log object at offset 0 below the local log start %d", p, start)
+		}
+	}
+	if len(objects) == 0 {
+		return nil, errors.New("nothing in the object store below the local log starts")
+	}
+	return objects, nil
+}
+
+// directRead reads objects with minio-go, one goroutine per partition
+// front to back (a replaying consumer's order), whole objects when chunk
+// is 0, else in chunk-sized ranged GETs, into io.Discard.
+func directRead(ctx context.Context, mc *minio.Client, objects []remoteObject, chunk int64) (time.Duration, int, error) {
+	byPartition := map[int32][]remoteObject{}
+	for _, o := range objects {
+		byPartition[o.partition] = append(byPartition[o.partition], o)
+	}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex // guards gets and firstErr
+		gets     int
+		firstErr error
+	)
+	start := time.Now()
+	for _, list := range byPartition {
+		wg.Go(func() {
+			// Listed in key order: zero-padded base offsets, front to back.
+			for _, o := range list {
+				ranges := [][2]int64{{0, o.size}}
+				if chunk > 0 {
+					ranges = ranges[:0]
+					for offset := int64(0); offset < o.size; offset += chunk {
+						ranges = append(ranges, [2]int64{offset, min(offset+chunk, o.size)})
+					}
+				}
+				for _, r := range ranges {
+					options := minio.GetObjectOptions{}
+					if chunk > 0 {
+						options.SetRange(r[0], r[1]-1)
+					}
+					n, err := getObject(ctx, mc, o.key, options)
+					if err == nil && n != r[1]-r[0] {
+						err = fmt.Errorf("read %s at %d: %d bytes, want %d", o.key, r[0], n, r[1]-r[0])
+					}
+					mu.Lock()
+					gets++
+					if err != nil && firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start), gets, firstErr
+}
+
+func getObject(ctx context.Context, mc *minio.Client, key string, options minio.GetObjectOptions) (int64, error) {
+	object, err := mc.GetObject(ctx, tieredBucket, key, options)
+	if err != nil {
+		return 0, err
+	}
+	defer object.Close()
+	return io.Copy(io.Discard, object)
+}
+
+// metricSamples are a /metrics scrape: value by series as printed
+// (name{label="value",...}).
+type metricSamples map[string]float64
+
+func scrapeMetrics(admin string) (metricSamples, error) {
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	samples := metricSamples{}
+	scanner := bufio.NewScanner(resp.Body)
+	scanner.Buffer(nil, 1<<20)
+	for scanner.Scan() {
+		line := scanner.Text()
+		space := strings.LastIndexByte(line, ' ')
+		if line == "" || line[0] == '#' || space < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[space+1:], 64); err == nil {
+			samples[line[:space]] = v
+		}
+	}
+	return samples, scanner.Err()
+}
+
+// since returns every series' increase since before (counters; a series
+// missing from before counts from 0).
+func (m metricSamples) since(before metricSamples) metricSamples {
+	increase := metricSamples{}
+	for series, value := range m {
+		increase[series] = value - before[series]
+	}
+	return increase
+}
