@@ -45,6 +45,10 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 		requestErr, requestMsg = kerr.InvalidRequiredAcks.Code, "acks must be -1 (all), 0 or 1"
 	case req.TransactionID != nil:
 		requestErr, requestMsg = kerr.InvalidRequest.Code, transactionsUnsupported
+	default:
+		var throttle time.Duration
+		throttle, requestErr, requestMsg = s.diskPressure()
+		resp.ThrottleMillis = int32(throttle.Milliseconds())
 	}
 	for _, rt := range req.Topics {
 		out := kmsg.NewProduceResponseTopic()
@@ -110,6 +114,25 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 		return nil, nil
 	}
 	return resp, nil
+}
+
+// diskPressure applies --local-disk-limit-bytes to a produce request: from
+// 90% of the limit a throttle time growing to a second, at the limit a
+// retriable error.
+func (s *Server) diskPressure() (time.Duration, int16, string) {
+	limit := s.cfg.LocalDiskLimit
+	if limit <= 0 {
+		return 0, 0, ""
+	}
+	used := s.partitions.localBytes.Load()
+	switch {
+	case used >= limit:
+		s.metrics.diskRefusals.Inc()
+		return 0, kerr.KafkaStorageError.Code, fmt.Sprintf("local logs hold %d bytes, the broker's limit is %d (--local-disk-limit-bytes): tiering is behind (is the object store reachable?); retry later", used, limit)
+	case used*10 >= limit*9:
+		return time.Duration(float64(time.Second) * float64(used*10-limit*9) / float64(limit)), 0, ""
+	}
+	return 0, 0, ""
 }
 
 // pendingAck is an acks=all append waiting until the high watermark passes

@@ -18,6 +18,9 @@ type metrics struct {
 
 	isrChanges prometheus.Counter
 
+	localLogBytes prometheus.Gauge
+	diskRefusals  prometheus.Counter
+
 	cleanerPasses         *prometheus.CounterVec
 	cleanerBytesReclaimed *prometheus.CounterVec
 	cleanerRecordsRemoved *prometheus.CounterVec
@@ -62,10 +65,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "strata", Name: "log_cleaner_records_removed_total",
 			Help: "Superseded records and expired tombstones the log cleaner removed, by topic.",
 		}, []string{"topic"}),
+		localLogBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "strata", Name: "local_log_bytes",
+			Help: "Bytes of every local partition log on this broker (what --local-disk-limit-bytes bounds).",
+		}),
+		diskRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "strata", Name: "produce_disk_limit_refusals_total",
+			Help: "Produce requests refused with KAFKA_STORAGE_ERROR because local logs reached --local-disk-limit-bytes.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.bytesIn, m.bytesOut, m.produceErrors, m.connections,
-			m.cleanerPasses, m.cleanerBytesReclaimed, m.cleanerRecordsRemoved, m.isrChanges)
+			m.cleanerPasses, m.cleanerBytesReclaimed, m.cleanerRecordsRemoved, m.isrChanges, m.localLogBytes, m.diskRefusals)
 	}
 	return m
 }

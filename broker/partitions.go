@@ -53,6 +53,9 @@ type partitionManager struct {
 
 	mu         sync.RWMutex // guards partitions
 	partitions map[topicPartition]*partition
+
+	// localBytes is the size of every local log, summed each second.
+	localBytes atomic.Int64
 }
 
 func newPartitionManager(cfg partitionManagerConfig) (*partitionManager, error) {
@@ -299,9 +302,13 @@ func (m *partitionManager) run(ctx context.Context) {
 			if snapshot {
 				lastSnapshot = now
 			}
+			total := int64(0)
 			for _, p := range m.all() {
 				p.maintainPeriodic(now, m.cfg.producerIDExpiration, retention, snapshot)
+				total += p.segments.Size()
 			}
+			m.localBytes.Store(total)
+			m.cfg.metrics.localLogBytes.Set(float64(total))
 		}
 	}
 }

@@ -408,20 +408,40 @@ func (p *partition) appendReplicated(data []byte, leaderHW int64) error {
 	}
 	if first >= 0 {
 		records := data[spans[first].Position : spans[len(spans)-1].Position+spans[len(spans)-1].Length]
-		if _, _, err := p.segments.Append(records, descriptors); err != nil {
-			return err
-		}
+		// One append may not exceed segment.bytes (a fetch brings up to
+		// its partition limit, which may be more): append in runs that fit.
+		segmentBytes := p.config.Load().SegmentBytes
 		checkpoint := false
-		for _, h := range headers {
-			checkpoint = p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) || checkpoint
-			if h.HasProducerID() {
-				p.producers.Update(batchMeta(h, h.BaseOffset))
+		var appendErr error
+		for start := 0; start < len(descriptors) && appendErr == nil; {
+			end, size := start, int64(0)
+			for end < len(descriptors) && (end == start || size+int64(descriptors[end].Length) <= segmentBytes) {
+				size += int64(descriptors[end].Length)
+				end++
 			}
+			run := append([]segment.AppendBatch(nil), descriptors[start:end]...)
+			offset := run[0].Position
+			for i := range run {
+				run[i].Position -= offset
+			}
+			if _, _, appendErr = p.segments.Append(records[offset:int64(offset)+size], run); appendErr != nil {
+				break
+			}
+			for _, h := range headers[start:end] {
+				checkpoint = p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) || checkpoint
+				if h.HasProducerID() {
+					p.producers.Update(batchMeta(h, h.BaseOffset))
+				}
+			}
+			start = end
 		}
 		if checkpoint {
 			if err := p.epochs.write(p.dir); err != nil {
 				p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
 			}
+		}
+		if appendErr != nil {
+			return appendErr
 		}
 	}
 	if hw := min(leaderHW, p.segments.EndOffset()); hw > p.hw.Load() {

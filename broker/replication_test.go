@@ -1,10 +1,17 @@
 package broker
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/metadata"
 )
 
 // TestEpochCache: OffsetForLeaderEpoch answers as Kafka's leader-epoch
@@ -50,5 +57,39 @@ func TestEpochCache(t *testing.T) {
 		if _, ok := readEpochCache(dir); ok {
 			t.Errorf("checkpoint %q accepted", bad)
 		}
+	}
+}
+
+// TestAppendReplicatedLargerThanSegment: a follower appends what one fetch
+// brought — more than segment.bytes — in runs that fit, rolling segments,
+// with every batch at its offset.
+func TestAppendReplicatedLargerThanSegment(t *testing.T) {
+	values := topicconfig.Typed(nil, map[string]string{"segment.bytes": "4096"})
+	p, err := openPartition(t.TempDir(), "t", [16]byte{1}, 0, 2, values, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	p.applyAssignment(metadata.Partition{Index: 0, Replicas: []int32{1, 2}, Leader: 1, ISR: []int32{1, 2}}, 2, time.Now())
+	var data []byte
+	for i := range 10 { // 10 batches of ~1 KiB: 2.5 segments
+		batch, err := recordbatch.Build(recordbatch.BuildOptions{BaseOffset: int64(i)}, []recordbatch.Record{{Timestamp: 1, Value: bytes.Repeat([]byte{byte(i)}, 1000)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = append(data, batch...)
+	}
+	if err := p.appendReplicated(data, 10); err != nil {
+		t.Fatal(err)
+	}
+	if end := p.segments.EndOffset(); end != 10 {
+		t.Fatalf("log end %d, want 10", end)
+	}
+	if n := len(p.segments.Segments()); n < 3 {
+		t.Fatalf("%d segments, want the 10 KiB over at least 3 of 4 KiB", n)
+	}
+	got, err := p.segments.Read(0, 1<<20, 10, true)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes (%v), want the %d appended", len(got), err, len(data))
 	}
 }

@@ -102,6 +102,12 @@ type Config struct {
 	// sealed segments are looked for and uploaded, remote retention
 	// applied; default 30 s.
 	TieringInterval time.Duration
+	// LocalDiskLimit bounds the bytes of every local log together (0: no
+	// bound). Past 90% producers are throttled (throttle_time_ms), at 100%
+	// refused with the retriable KAFKA_STORAGE_ERROR: when the object store
+	// is unreachable, tiered partitions keep every segment not uploaded,
+	// and this stops the disk from filling up.
+	LocalDiskLimit int64
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the broker's Prometheus metrics; nil keeps them

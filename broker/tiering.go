@@ -212,6 +212,9 @@ func (m *tierManager) start(ctx context.Context, p *partition, now time.Time) {
 	go func() {
 		defer m.wg.Done()
 		err := m.work(ctx, p, task)
+		if p.leading.Load() {
+			m.metrics.lagBytes.WithLabelValues(p.topic, fmt.Sprint(p.index)).Set(float64(m.lag(p)))
+		}
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		task.running = false
@@ -283,7 +286,6 @@ func (m *tierManager) work(ctx context.Context, p *partition, task *tierTask) er
 			return err
 		}
 	}
-	m.metrics.lagBytes.WithLabelValues(p.topic, fmt.Sprint(p.index)).Set(float64(m.lag(p)))
 	expired, err := m.expireRemote(ctx, p, tp, epoch, time.Now())
 	changed = changed || expired > 0
 	return err

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-log/strata/tiering"
@@ -20,13 +23,15 @@ import (
 )
 
 // tieredTopicConfigs are the configs of a tiered test topic: small
-// segments, a small local window, everything else remote.
+// segments, a small local window, everything else remote and kept
+// (retention.ms=-1: the tests' records carry old timestamps).
 func tieredTopicConfigs(segmentBytes, localBytes int64) map[string]*string {
 	s := func(v string) *string { return &v }
 	return map[string]*string{
 		"remote.storage.enable": s("true"),
 		"segment.bytes":         s(fmt.Sprint(segmentBytes)),
 		"local.retention.bytes": s(fmt.Sprint(localBytes)),
+		"retention.ms":          s("-1"),
 	}
 }
 
@@ -44,17 +49,24 @@ func tieredRecord(topic string, partition int32, i, size int, base time.Time) *k
 	return &kgo.Record{Topic: topic, Partition: partition, Key: []byte(fmt.Sprint(i)), Value: value, Timestamp: base.Add(time.Duration(i) * time.Second)}
 }
 
-// produceTiered writes n records of size bytes to partition 0 with
-// acks=all and returns them as produced (offsets set).
-func produceTiered(t *testing.T, cl *kgo.Client, topic string, n, size int, base time.Time) []*kgo.Record {
+// tierGen regenerates the records a tiering test produced: record i of
+// size bytes at base + i seconds, at offset i of partition 0.
+type tierGen struct {
+	topic string
+	size  int
+	base  time.Time
+}
+
+func (g tierGen) record(i int) *kgo.Record { return tieredRecord(g.topic, 0, i, g.size, g.base) }
+
+// produce writes records from..to-1 to partition 0 in order with acks=all
+// (an idempotent producer: each lands once, at offset i).
+func (g tierGen) produce(t *testing.T, cl *kgo.Client, from, to int) {
 	t.Helper()
-	ctx := testContext(t, 5*time.Minute)
-	out := make([]*kgo.Record, n)
+	ctx := testContext(t, 10*time.Minute)
 	errs := make(chan error, 1)
-	for i := range n {
-		r := tieredRecord(topic, 0, i, size, base)
-		out[i] = r
-		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+	for i := from; i < to; i++ {
+		cl.Produce(ctx, g.record(i), func(_ *kgo.Record, err error) {
 			if err != nil {
 				select {
 				case errs <- err:
@@ -71,33 +83,35 @@ func produceTiered(t *testing.T, cl *kgo.Client, topic string, n, size int, base
 		t.Fatalf("produce: %v", err)
 	default:
 	}
-	return out
 }
 
-// requireReplay consumes partition 0 from offset 0 and checks every record
-// is back, byte-identical, in order, at its offset.
-func requireReplay(t *testing.T, addr, topic string, want []*kgo.Record) {
+// requireReplay consumes partition 0 from offset from and checks records
+// from..to-1 come back byte-identical, in order, each at its offset.
+func (g tierGen) requireReplay(t *testing.T, seeds []string, from, to int) {
 	t.Helper()
-	cl := newClient(t, addr,
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}),
-		kgo.FetchMaxWait(500*time.Millisecond), kgo.FetchMaxBytes(8<<20))
-	ctx := testContext(t, 5*time.Minute)
-	got := 0
-	for got < len(want) {
+	cl := newClient(t, seeds[0], kgo.SeedBrokers(seeds...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{g.topic: {0: kgo.NewOffset().At(int64(from))}}),
+		kgo.FetchMaxWait(500*time.Millisecond), kgo.FetchMaxBytes(16<<20))
+	ctx := testContext(t, 10*time.Minute)
+	next := from
+	for next < to {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			t.Fatalf("replayed %d of %d records before timeout", got, len(want))
+			t.Fatalf("replayed records %d..%d of %d..%d before timeout", from, next, from, to)
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
-			t.Fatalf("fetch %s[%d] at record %d: %v", topic, p, got, err)
+			t.Fatalf("fetch %s[%d] at record %d: %v", topic, p, next, err)
 		})
 		for _, r := range fetches.Records() {
-			w := want[got]
-			if r.Offset != w.Offset || !bytes.Equal(r.Key, w.Key) || !bytes.Equal(r.Value, w.Value) || !r.Timestamp.Equal(w.Timestamp) {
-				t.Fatalf("record %d: got offset %d key %q value %.40q…, want offset %d key %q value %.40q…",
-					got, r.Offset, r.Key, r.Value, w.Offset, w.Key, w.Value)
+			if next >= to {
+				break
 			}
-			got++
+			w := g.record(next)
+			if r.Offset != int64(next) || !bytes.Equal(r.Key, w.Key) || !bytes.Equal(r.Value, w.Value) || !r.Timestamp.Equal(w.Timestamp) {
+				t.Fatalf("record %d: got offset %d key %q value %.40q…, want offset %d key %q value %.40q…",
+					next, r.Offset, r.Key, r.Value, next, w.Key, w.Value)
+			}
+			next++
 		}
 	}
 }
@@ -170,7 +184,8 @@ func testTieredTopic(t *testing.T, b *brokerProcess, bucketLogs func() (int, int
 	createOne(t, adm, 1, 1, tieredTopicConfigs(segmentBytes, localBytes), topic)
 	cl := newClient(t, b.addr, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(64<<10), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
-	produced := produceTiered(t, cl, topic, records, recordSize, base)
+	g := tierGen{topic: topic, size: recordSize, base: base}
+	g.produce(t, cl, 0, records)
 	total := int64(records * recordSize)
 
 	eventually(t, 60*time.Second, "local log shrinks to the local window and the bucket holds the rest", func() error {
@@ -190,7 +205,7 @@ func testTieredTopic(t *testing.T, b *brokerProcess, bucketLogs func() (int, int
 		t.Fatalf("uploaded segments metric %v", v)
 	}
 
-	requireReplay(t, b.addr, topic, produced)
+	g.requireReplay(t, []string{b.addr}, 0, records)
 	if v := metricValue(t, b, fmt.Sprintf(`strata_tiering_remote_fetch_bytes_total{topic=%q}`, topic)); v < float64(total/2) {
 		t.Fatalf("remote fetch bytes %v, want most of %d", v, total)
 	}
@@ -215,7 +230,7 @@ func testTieredTopic(t *testing.T, b *brokerProcess, bucketLogs func() (int, int
 
 	// The manifest is in Raft: after a restart the history is still there.
 	b.restart(t)
-	requireReplay(t, b.addr, topic, produced)
+	g.requireReplay(t, []string{b.addr}, 0, records)
 }
 
 // startS3 starts a versitygw S3 server with an empty bucket named
@@ -244,4 +259,59 @@ func minioClient(t *testing.T, server *tieringtest.S3Server) *minio.Client {
 		t.Fatal(err)
 	}
 	return mc
+}
+
+// TestTieringConfigs: the tiered-topic configs are validated as Kafka does
+// them, with INVALID_CONFIG and a message naming the problem.
+func TestTieringConfigs(t *testing.T) {
+	b := sharedBroker(t)
+	adm := newAdmin(t, b.addr)
+	s := func(v string) *string { return &v }
+	refused := []map[string]*string{
+		{"remote.storage.enable": s("true"), "cleanup.policy": s("compact")},
+		{"remote.storage.enable": s("true"), "retention.bytes": s("1000"), "local.retention.bytes": s("2000")},
+		{"remote.storage.enable": s("true"), "retention.ms": s("1000"), "local.retention.ms": s("-1")},
+		{"remote.storage.enable": s("maybe")},
+		{"local.retention.ms": s("-3")},
+	}
+	for _, configs := range refused {
+		r := createOne(t, adm, 1, 1, configs, legalTopic(t))
+		if !errors.Is(r.Err, kerr.InvalidConfig) || r.ErrMessage == "" {
+			t.Errorf("create with %v: %v %q, want INVALID_CONFIG with a message", describe(configs), r.Err, r.ErrMessage)
+		}
+	}
+	topic := legalTopic(t)
+	if r := createOne(t, adm, 1, 1, tieredTopicConfigs(1<<20, 1<<20), topic); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	ctx := testContext(t, 30*time.Second)
+	// Leaving tiering needs remote.log.delete.on.disable=true, as in Kafka.
+	resps, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "remote.storage.enable", Value: s("false")}}, topic)
+	if err := alterErr(t, resps, err, topic); !errors.Is(err, kerr.InvalidConfig) {
+		t.Fatalf("remote.storage.enable=false alone: %v, want INVALID_CONFIG", err)
+	}
+	resps, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
+		{Op: kadm.SetConfig, Name: "remote.storage.enable", Value: s("false")},
+		{Op: kadm.SetConfig, Name: "remote.log.delete.on.disable", Value: s("true")},
+	}, topic)
+	if err := alterErr(t, resps, err, topic); err != nil {
+		t.Fatalf("remote.storage.enable=false with remote.log.delete.on.disable=true: %v", err)
+	}
+	// Compacting a tiered topic is refused too.
+	other := legalTopic(t) + "-2"
+	if r := createOne(t, adm, 1, 1, tieredTopicConfigs(1<<20, 1<<20), other); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	resps, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "cleanup.policy", Value: s("compact")}}, other)
+	if err := alterErr(t, resps, err, other); !errors.Is(err, kerr.InvalidConfig) {
+		t.Fatalf("cleanup.policy=compact on a tiered topic: %v, want INVALID_CONFIG", err)
+	}
+}
+
+func describe(configs map[string]*string) string {
+	var parts []string
+	for k, v := range configs {
+		parts = append(parts, k+"="+*v)
+	}
+	return strings.Join(parts, ",")
 }

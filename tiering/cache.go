@@ -59,7 +59,7 @@ func newChunkCache(dir string, capacity, memoryCapacity int64, stats *stats) (*c
 		return nil, fmt.Errorf("tiering: chunk cache: %w", err)
 	}
 	for _, name := range names {
-		if strings.HasSuffix(name.Name(), chunkCacheSuffix) || strings.HasSuffix(name.Name(), chunkCacheSuffix+".tmp") {
+		if strings.HasSuffix(name.Name(), chunkCacheSuffix) || strings.Contains(name.Name(), chunkCacheSuffix+".tmp") {
 			if err := os.Remove(filepath.Join(dir, name.Name())); err != nil {
 				return nil, fmt.Errorf("tiering: chunk cache: %w", err)
 			}

@@ -507,3 +507,30 @@ func TestWrongOffsetIndexNeverServesWrongData(t *testing.T) {
 		t.Fatal("no read went through the damaged index entry")
 	}
 }
+
+// TestCacheDirLeftoversRemoved: chunk files and interrupted chunk writes
+// (…chunk.tmpXXXXXXXX) of an earlier process are removed at New; other
+// files are left alone.
+func TestCacheDirLeftoversRemoved(t *testing.T) {
+	dir := t.TempDir()
+	leftovers := []string{"0f0e0d0c-0b0a-0908-0706-050403020100-0000000001.chunk", "0f0e0d0c-0b0a-0908-0706-050403020100-0000000002.chunk.tmp1a2b3c4d"}
+	for _, name := range append(leftovers, "keep.txt") {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bucket, err := tiering.OpenBucket(context.Background(), "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bucket.Close()
+	newTier(t, tiering.Config{Bucket: bucket, CacheDir: dir})
+	for _, name := range leftovers {
+		if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+			t.Errorf("%s left in the cache dir: %v", name, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keep.txt")); err != nil {
+		t.Errorf("a file not of the cache was removed: %v", err)
+	}
+}

@@ -87,6 +87,26 @@ func StartS3Server(dir string) (*S3Server, error) {
 	return nil, lastErr
 }
 
+// Restart starts the server again on the same address and directory after
+// Close (an object store outage that ends), waiting until it listens.
+func (s *S3Server) Restart() error {
+	binary, err := VersityGWBinary()
+	if err != nil {
+		return err
+	}
+	var lastErr error
+	for attempt := 0; attempt < 50; attempt++ { // the old socket may linger briefly
+		server, err := startS3ServerOn(binary, s.Dir, strings.TrimPrefix(s.Endpoint, "http://"))
+		if err == nil {
+			*s = *server
+			return nil
+		}
+		lastErr = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	return lastErr
+}
+
 func startS3Server(binary, dir string) (*S3Server, error) {
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -94,6 +114,10 @@ func startS3Server(binary, dir string) (*S3Server, error) {
 	}
 	address := listener.Addr().String()
 	listener.Close()
+	return startS3ServerOn(binary, dir, address)
+}
+
+func startS3ServerOn(binary, dir, address string) (*S3Server, error) {
 	output := &lockedBuffer{}
 	command := exec.Command(binary, "--port", address, "posix", dir)
 	command.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+S3AccessKey, "ROOT_SECRET_KEY="+S3SecretKey)

@@ -129,6 +129,7 @@ type serveFlags struct {
 	objectStorePrefix   string
 	remoteCacheBytes    int64
 	tieringIntervalMs   int64
+	localDiskLimit      int64
 	logLevel            string
 	logFormat           string
 	topicDefaults       map[string]*string // broker name → flag value
@@ -161,6 +162,7 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.objectStorePrefix, "object-store-prefix", "", "key prefix in the object store, e.g. a cluster name when clusters share a bucket (no leading or trailing /)")
 	fs.Int64Var(&f.remoteCacheBytes, "remote-log-cache-bytes", 256<<20, "disk space for cached chunks of remote segments (<data-dir>/remote-cache)")
 	fs.Int64Var(&f.tieringIntervalMs, "remote-log-manager-task-interval-ms", 30000, "how often sealed segments are uploaded and remote retention applied (remote.log.manager.task.interval.ms)")
+	fs.Int64Var(&f.localDiskLimit, "local-disk-limit-bytes", 0, "bound on all local partition logs together: producers are throttled past 90% and refused (retriable KAFKA_STORAGE_ERROR) at the limit, e.g. while the object store is unreachable; 0 = none")
 	fs.Int32Var(&f.numPartitions, "num-partitions", 1, "partitions of auto-created topics and of CreateTopics without a count (num.partitions)")
 	fs.Int16Var(&f.replicationFactor, "default-replication-factor", 1, "replication factor of topics created without one")
 	fs.BoolVar(&f.autoCreateTopics, "auto-create-topics", true, "create unknown topics on Metadata requests (auto.create.topics.enable)")
@@ -486,6 +488,9 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			return node.Config{}, usageErrorf("--%s %d: must be at least 1", name, ms)
 		}
 	}
+	if f.localDiskLimit < 0 {
+		return node.Config{}, usageErrorf("--local-disk-limit-bytes %d: must be 0 (none) or more", f.localDiskLimit)
+	}
 	if f.remoteCacheBytes < 1<<20 {
 		return node.Config{}, usageErrorf("--remote-log-cache-bytes %d: must be at least 1 MiB", f.remoteCacheBytes)
 	}
@@ -540,6 +545,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			ProducerIDExpiration:          time.Duration(f.producerExpiryMs) * time.Millisecond,
 			RetentionCheckInterval:        time.Duration(f.retentionCheckMs) * time.Millisecond,
 			TieringInterval:               time.Duration(f.tieringIntervalMs) * time.Millisecond,
+			LocalDiskLimit:                f.localDiskLimit,
 			OffsetsTopicNumPartitions:     f.offsetsPartitions,
 			GroupInitialRebalanceDelay:    groupDelay,
 			CleanerBackoff:                time.Duration(f.cleanerBackoffMs) * time.Millisecond,
