@@ -13,6 +13,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -255,6 +256,12 @@ func TestTieringFaults(t *testing.T) {
 			}
 			return nil
 		})
+		// Reading remote data answers a retriable error, never wrong data.
+		rc := dialRaw(t, tc.nodes[leader].addr)
+		fetched := rc.roundTrip(fetchRequest(g.topic, 0, 1, 1<<20, map[int32]int64{0: 0}, 1<<20)).(*kmsg.FetchResponse).Topics[0].Partitions[0]
+		if fetched.ErrorCode != kerr.KafkaStorageError.Code || len(fetched.RecordBatches) != 0 {
+			t.Fatalf("fetch of remote data during the outage: error %d with %d bytes, want KAFKA_STORAGE_ERROR and nothing", fetched.ErrorCode, len(fetched.RecordBatches))
+		}
 		// Nothing left local disk that is not uploaded.
 		if local := localLogBytes(t, tc.nodes[leader].dataDir, g.topic, 0); local < 25<<20 {
 			t.Fatalf("leader holds %d bytes locally during the outage; un-uploaded data must stay", local)

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/tiering"
 	"github.com/strata-log/strata/tiering/tieringtest"
@@ -231,6 +232,28 @@ func testTieredTopic(t *testing.T, b *brokerProcess, bucketLogs func() (int, int
 	// The manifest is in Raft: after a restart the history is still there.
 	b.restart(t)
 	g.requireReplay(t, []string{b.addr}, 0, records)
+
+	// Tiering off with remote.log.delete.on.disable: the remote data goes,
+	// the log starts at the local data.
+	on, off := "true", "false"
+	resps, err := adm.AlterTopicConfigs(testContext(t, 30*time.Second), []kadm.AlterConfig{
+		{Op: kadm.SetConfig, Name: "remote.storage.enable", Value: &off},
+		{Op: kadm.SetConfig, Name: "remote.log.delete.on.disable", Value: &on},
+	}, topic)
+	if err := alterErr(t, resps, err, topic); err != nil {
+		t.Fatal(err)
+	}
+	localStart := offsetAt(t, []string{b.addr}, topic, -4)
+	eventually(t, time.Minute, "remote data deleted after tiering was turned off", func() error {
+		if objects, _ := bucketLogs(); objects > 0 {
+			return fmt.Errorf("%d .log objects left", objects)
+		}
+		if earliest := offsetAt(t, []string{b.addr}, topic, -2); earliest != localStart {
+			return fmt.Errorf("earliest offset %d, local log start %d", earliest, localStart)
+		}
+		return nil
+	})
+	g.requireReplay(t, []string{b.addr}, int(localStart), records)
 }
 
 // startS3 starts a versitygw S3 server with an empty bucket named
@@ -314,4 +337,65 @@ func describe(configs map[string]*string) string {
 		parts = append(parts, k+"="+*v)
 	}
 	return strings.Join(parts, ",")
+}
+
+// TestLocalDiskLimit: with --local-disk-limit-bytes, producers are
+// throttled past 90% of the limit and refused with the retriable
+// KAFKA_STORAGE_ERROR at it; once tiering moves data off local disk they
+// are accepted again, and every acknowledged record is readable.
+func TestLocalDiskLimit(t *testing.T) {
+	b := startBroker(t, "--local-disk-limit-bytes", fmt.Sprint(4<<20),
+		"--remote-log-manager-task-interval-ms", "200", "--log-retention-check-interval-ms", "300")
+	adm := newAdmin(t, b.addr)
+	topic := legalTopic(t)
+	// Uploads wait while remote.log.copy.disable is set: nothing can leave.
+	configs := tieredTopicConfigs(256<<10, 256<<10)
+	configs["remote.log.copy.disable"] = func() *string { v := "true"; return &v }()
+	configs["retention.bytes"] = func() *string { v := "-1"; return &v }()
+	if r := createOne(t, adm, 1, 1, configs, topic); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	c := dialRaw(t, b.addr)
+	value := strings.Repeat("x", 200<<10)
+	throttled, refused, acked := false, false, 0
+	for i := 0; i < 40 && !refused; i++ {
+		resp := c.roundTrip(produceRequest(topic, 0, buildBatch(time.Now().UnixMilli(), value))).(*kmsg.ProduceResponse)
+		switch code := resp.Topics[0].Partitions[0].ErrorCode; code {
+		case 0:
+			acked++
+			throttled = throttled || resp.ThrottleMillis > 0
+		case kerr.KafkaStorageError.Code:
+			refused = true
+			if msg := resp.Topics[0].Partitions[0].ErrorMessage; msg == nil || !strings.Contains(*msg, "--local-disk-limit-bytes") {
+				t.Fatalf("refusal without a message naming the limit: %v", msg)
+			}
+		default:
+			t.Fatalf("produce %d: error %d", i, code)
+		}
+		time.Sleep(300 * time.Millisecond) // the broker sums its logs every second
+	}
+	if !throttled || !refused {
+		t.Fatalf("after %d acknowledged batches: throttled %v, refused %v; want both", acked, throttled, refused)
+	}
+	if v := metricValue(t, b, "strata_produce_disk_limit_refusals_total"); v < 1 {
+		t.Fatalf("refusals metric %v", v)
+	}
+	// Uploads on: local retention frees the disk and producers get in.
+	off := "false"
+	resps, err := adm.AlterTopicConfigs(testContext(t, 30*time.Second), []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "remote.log.copy.disable", Value: &off}}, topic)
+	if err := alterErr(t, resps, err, topic); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "producers accepted again once tiering freed local disk", func() error {
+		resp := c.roundTrip(produceRequest(topic, 0, buildBatch(time.Now().UnixMilli(), value))).(*kmsg.ProduceResponse)
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+			return fmt.Errorf("error %d", code)
+		}
+		acked++
+		return nil
+	})
+	recs := consumeAll(t, b.addr, topic, acked)
+	if len(recs) != acked {
+		t.Fatalf("read %d records, %d acknowledged", len(recs), acked)
+	}
 }

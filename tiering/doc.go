@@ -108,9 +108,13 @@
 // the .log first, each with blob.Writer (multipart on S3, parts of
 // Config.UploadPartBytes). A retriable failure of one object retries that
 // object with exponential backoff and jitter. At most
-// Config.UploadConcurrency segments upload at once. The caller commits the
-// returned RemoteSegment to the manifest only after Upload returns; only
-// then may the local copy go (DESIGN invariant 4). DeleteSegment removes
+// Config.UploadConcurrency segments upload at once. The broker first
+// describes the segment (DescribeSegment, which picks the segment uuid) and
+// commits "copy started" with it in Raft, then calls Upload with the same
+// uuid, then commits "copy finished"; only then may the local copy go
+// (DESIGN invariant 4). A copy that never finished is found in the manifest
+// by the next leader, which deletes its objects (DeleteSegment) and the
+// entry before uploading again, so a crash leaves no orphans behind. DeleteSegment removes
 // the objects .log last; missing ones count as deleted.
 //
 // # Remote read
