@@ -54,19 +54,9 @@ func startTieredCluster(t *testing.T) *tieredCluster {
 	return &tieredCluster{cluster: c, s3: fx, prefix: prefix}
 }
 
-// bucketLogBytes lists the .log objects of a topic with minio-go.
+// bucketLogs lists the .log objects of a topic with minio-go.
 func (tc *tieredCluster) bucketLogs(t *testing.T, topic string) (objects int, size int64) {
-	t.Helper()
-	for obj := range tc.s3.mc.ListObjects(context.Background(), tc.s3.bucket, minio.ListObjectsOptions{Prefix: tc.prefix + "/" + topic + "-", Recursive: true}) {
-		if obj.Err != nil {
-			t.Fatal(obj.Err)
-		}
-		if strings.HasSuffix(obj.Key, ".log") {
-			objects++
-			size += obj.Size
-		}
-	}
-	return objects, size
+	return listLogObjects(t, tc.s3.mc, tc.s3.bucket, tc.prefix+"/"+topic+"-")
 }
 
 // offsets answers ListOffsets with a special timestamp for partition 0.

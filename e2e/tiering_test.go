@@ -159,18 +159,23 @@ func TestTieringS3(t *testing.T) {
 	b := startBroker(t, "--object-store", url, "--object-store-prefix", "cluster-a",
 		"--remote-log-manager-task-interval-ms", "200", "--log-retention-check-interval-ms", "300")
 	mc := minioClient(t, s3)
-	testTieredTopic(t, b, func() (objects int, size int64) {
-		for obj := range mc.ListObjects(context.Background(), "strata-e2e", minio.ListObjectsOptions{Prefix: "cluster-a/", Recursive: true}) {
-			if obj.Err != nil {
-				t.Fatal(obj.Err)
-			}
-			if strings.HasSuffix(obj.Key, ".log") {
-				objects++
-				size += obj.Size
-			}
+	testTieredTopic(t, b, func() (int, int64) { return listLogObjects(t, mc, "strata-e2e", "cluster-a/") })
+}
+
+// listLogObjects counts the .log objects under a prefix, and their bytes,
+// with an S3 client independent of Strata's.
+func listLogObjects(t *testing.T, mc *minio.Client, bucket, prefix string) (objects int, size int64) {
+	t.Helper()
+	for obj := range mc.ListObjects(context.Background(), bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if obj.Err != nil {
+			t.Fatal(obj.Err)
 		}
-		return objects, size
-	})
+		if strings.HasSuffix(obj.Key, ".log") {
+			objects++
+			size += obj.Size
+		}
+	}
+	return objects, size
 }
 
 func testTieredTopic(t *testing.T, b *brokerProcess, bucketLogs func() (int, int64)) {

@@ -61,20 +61,12 @@ func (t *Tier) Upload(ctx context.Context, files SegmentFiles) (RemoteSegment, e
 	if id == uuid.Nil {
 		id = uuid.New()
 	}
-	logFile, err := os.Open(files.LogPath)
+	logFile, segment, err := openSegment(files)
 	if err != nil {
-		return RemoteSegment{}, fmt.Errorf("tiering: upload %s: %w", files.LogPath, err)
+		return RemoteSegment{}, fmt.Errorf("tiering: upload: %w", err)
 	}
 	defer logFile.Close()
-	info, err := logFile.Stat()
-	if err != nil {
-		return RemoteSegment{}, fmt.Errorf("tiering: upload %s: %w", files.LogPath, err)
-	}
-	segment, err := describeSegment(logFile, info.Size(), files.BaseOffset)
-	if err != nil {
-		return RemoteSegment{}, fmt.Errorf("tiering: upload %s: %w", files.LogPath, err)
-	}
-	segment.Partition, segment.ID = files.Partition, id
+	segment.ID = id
 
 	sources := map[string]func() (io.Reader, func(), error){
 		suffixLog: func() (io.Reader, func(), error) {
@@ -126,24 +118,35 @@ func openSource(path string) func() (io.Reader, func(), error) {
 // uploading anything: the broker commits "copy started" with it before
 // Upload writes the objects under the same ID.
 func DescribeSegment(files SegmentFiles) (RemoteSegment, error) {
-	logFile, err := os.Open(files.LogPath)
+	logFile, segment, err := openSegment(files)
 	if err != nil {
-		return RemoteSegment{}, fmt.Errorf("tiering: describe %s: %w", files.LogPath, err)
+		return RemoteSegment{}, fmt.Errorf("tiering: describe: %w", err)
 	}
-	defer logFile.Close()
-	info, err := logFile.Stat()
-	if err != nil {
-		return RemoteSegment{}, fmt.Errorf("tiering: describe %s: %w", files.LogPath, err)
-	}
-	segment, err := describeSegment(logFile, info.Size(), files.BaseOffset)
-	if err != nil {
-		return RemoteSegment{}, fmt.Errorf("tiering: describe %s: %w", files.LogPath, err)
-	}
-	segment.Partition, segment.ID = files.Partition, files.ID
+	logFile.Close()
+	segment.ID = files.ID
 	if segment.ID == uuid.Nil {
 		segment.ID = uuid.New()
 	}
 	return segment, nil
+}
+
+// openSegment opens a segment's .log and describes it (without an ID);
+// the caller closes the file.
+func openSegment(files SegmentFiles) (*os.File, RemoteSegment, error) {
+	logFile, err := os.Open(files.LogPath)
+	if err != nil {
+		return nil, RemoteSegment{}, err
+	}
+	info, err := logFile.Stat()
+	if err == nil {
+		var segment RemoteSegment
+		if segment, err = describeSegment(logFile, info.Size(), files.BaseOffset); err == nil {
+			segment.Partition = files.Partition
+			return logFile, segment, nil
+		}
+	}
+	logFile.Close()
+	return nil, RemoteSegment{}, fmt.Errorf("%s: %w", files.LogPath, err)
 }
 
 // describeSegment walks the batch headers of a .log of size bytes and

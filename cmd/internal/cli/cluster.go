@@ -26,37 +26,60 @@ Commands (each talks to one node's admin listener, --admin):
 Flags:
 `
 
-// runCluster runs the cluster subcommands against a node's admin listener.
-func runCluster(args []string, stdout, stderr io.Writer) error {
+// adminCommand is what every admin subcommand shares: the node's admin
+// listener, the output format and an HTTP client.
+type adminCommand struct {
+	admin, output, base string
+	client              *http.Client
+}
+
+// parseAdminCommand parses "<group> <sub> [flags]" for the subcommands that
+// talk to a node's admin listener: --admin, --output, --timeout, and the
+// flags extra adds.
+func parseAdminCommand(group, usage, subs string, timeout time.Duration, args []string, stderr io.Writer, extra func(*pflag.FlagSet)) (string, adminCommand, error) {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprint(stderr, clusterUsage+"  --admin HOST:PORT   admin listener of any node (default 127.0.0.1:9080)\n")
+		fmt.Fprint(stderr, usage+"  --admin HOST:PORT   admin listener of a node (default 127.0.0.1:9080)\n")
 		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			return pflag.ErrHelp
+			return "", adminCommand{}, pflag.ErrHelp
 		}
-		return usageErrorf("missing subcommand (status, add-voter, remove-voter)")
+		return "", adminCommand{}, usageErrorf("missing subcommand (%s)", subs)
 	}
 	sub, args := args[0], args[1:]
-	fs := pflag.NewFlagSet("cluster "+sub, pflag.ContinueOnError)
+	fs := pflag.NewFlagSet(group+" "+sub, pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	admin := fs.String("admin", "127.0.0.1:9080", "admin listener of any node of the cluster")
+	admin := fs.String("admin", "127.0.0.1:9080", "admin listener of a node of the cluster")
 	output := fs.String("output", "table", "table or json")
-	nodeID := fs.Int32("node-id", -1, "the voter's node id (add-voter, remove-voter)")
-	address := fs.String("address", "", "the new voter's controller address HOST:PORT (add-voter)")
-	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
-	fs.Usage = func() { fmt.Fprintf(stderr, "%s%s", clusterUsage, fs.FlagUsages()) }
+	wait := fs.Duration("timeout", timeout, "give up after this long")
+	if extra != nil {
+		extra(fs)
+	}
+	fs.Usage = func() { fmt.Fprintf(stderr, "%s%s", usage, fs.FlagUsages()) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			return err
+			return "", adminCommand{}, err
 		}
-		return usageError{err}
+		return "", adminCommand{}, usageError{err}
 	}
-	client := &http.Client{Timeout: *timeout}
-	base := "http://" + *admin
+	if *output != "table" && *output != "json" {
+		return "", adminCommand{}, usageErrorf("--output %q: table or json", *output)
+	}
+	return sub, adminCommand{admin: *admin, output: *output, base: "http://" + *admin, client: &http.Client{Timeout: *wait}}, nil
+}
+
+// runCluster runs the cluster subcommands against a node's admin listener.
+func runCluster(args []string, stdout, stderr io.Writer) error {
+	var nodeID *int32
+	var address *string
+	sub, a, err := parseAdminCommand("cluster", clusterUsage, "status, add-voter, remove-voter", 30*time.Second, args, stderr, func(fs *pflag.FlagSet) {
+		nodeID = fs.Int32("node-id", -1, "the voter's node id (add-voter, remove-voter)")
+		address = fs.String("address", "", "the new voter's controller address HOST:PORT (add-voter)")
+	})
+	if err != nil {
+		return err
+	}
+	admin, output, client, base := &a.admin, &a.output, a.client, a.base
 	switch sub {
 	case "status":
-		if *output != "table" && *output != "json" {
-			return usageErrorf("--output %q: table or json", *output)
-		}
 		resp, err := client.Get(base + "/v1/cluster")
 		if err != nil {
 			return fmt.Errorf("cannot reach the admin listener at %s (set --admin): %w", *admin, err)

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/strata-log/strata/cmd/internal/node"
 )
 
@@ -33,31 +31,11 @@ Flags:
 
 // runTiering runs the tiering subcommands against a broker's admin listener.
 func runTiering(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprint(stderr, tieringUsage+"  --admin HOST:PORT   admin listener of a broker (default 127.0.0.1:9080)\n")
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			return pflag.ErrHelp
-		}
-		return usageErrorf("missing subcommand (scrub, recover)")
+	sub, a, err := parseAdminCommand("tiering", tieringUsage, "scrub, recover", 30*time.Minute, args, stderr, nil)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	fs := pflag.NewFlagSet("tiering "+sub, pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	admin := fs.String("admin", "127.0.0.1:9080", "admin listener of a broker of the cluster")
-	output := fs.String("output", "table", "table or json")
-	timeout := fs.Duration("timeout", 30*time.Minute, "give up after this long")
-	fs.Usage = func() { fmt.Fprintf(stderr, "%s%s", tieringUsage, fs.FlagUsages()) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if *output != "table" && *output != "json" {
-		return usageErrorf("--output %q: table or json", *output)
-	}
-	client := &http.Client{Timeout: *timeout}
-	base := "http://" + *admin
+	admin, output, client, base := &a.admin, &a.output, a.client, a.base
 	unreachable := func(err error) error {
 		return fmt.Errorf("cannot reach the admin listener at %s (set --admin): %w", *admin, err)
 	}
