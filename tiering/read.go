@@ -287,6 +287,16 @@ func (t *Tier) share(ctx context.Context, flightKey string, fetch func(context.C
 	t.flightMu.Lock()
 	f, joined := t.flights[flightKey]
 	if joined {
+		// A flight that already failed (its waiters are being answered,
+		// it is not removed yet) is not joined: this reader asks the store
+		// again rather than taking an old error.
+		select {
+		case <-f.done:
+			joined = f.err == nil
+		default:
+		}
+	}
+	if joined {
 		t.flightMu.Unlock()
 		t.stats.sharedFetches.Add(1)
 	} else {
@@ -312,7 +322,9 @@ func (t *Tier) share(ctx context.Context, flightKey string, fetch func(context.C
 				after(data, err)
 			}
 			t.flightMu.Lock()
-			delete(t.flights, flightKey)
+			if t.flights[flightKey] == f { // a failed flight may have been replaced
+				delete(t.flights, flightKey)
+			}
 			t.flightMu.Unlock()
 		}()
 	}
