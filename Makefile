@@ -53,4 +53,6 @@ clean:
 
 ## image: the container image (static binary on scratch)
 image: build
+	mkdir -p bin/image
+	cp /etc/ssl/certs/ca-certificates.crt bin/image/ 2>/dev/null || : > bin/image/ca-certificates.crt
 	docker build -f deploy/Dockerfile -t strata:dev .

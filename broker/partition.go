@@ -65,6 +65,11 @@ type partition struct {
 
 	cleanMu     sync.Mutex // guards lastCleaned
 	lastCleaned time.Time  // when the log cleaner last cleaned (or first looked at) this log
+
+	// retentionMu serializes config changes with retention-limit updates,
+	// so local retention never runs with a tiered topic's local retention
+	// and no limit (which would delete segments not yet uploaded).
+	retentionMu sync.Mutex
 }
 
 // producerSnapshotSuffix names producer-state snapshots in a partition
@@ -438,9 +443,41 @@ func (p *partition) compact(now time.Time) (segment.CompactStats, error) {
 	return stats, err
 }
 
-func (p *partition) setConfig(v topicconfig.Values) error {
+// setConfig applies new topic configs. The retention limit moves with
+// them: the tighter of the old and new limits holds while the config
+// changes, so no retention pass sees the new retention with the old limit
+// (turning uploads back on) or the old retention with the new limit
+// (turning them off).
+func (p *partition) setConfig(v topicconfig.Values, state *metadata.State) error {
+	p.retentionMu.Lock()
+	defer p.retentionMu.Unlock()
+	limit := retentionLimit(v, state, p)
+	p.segments.SetRetentionLimit(min(limit, p.segments.RetentionLimit()))
 	p.config.Store(&v)
-	return p.segments.SetConfig(segmentConfig(v, p.log))
+	err := p.segments.SetConfig(segmentConfig(v, p.log))
+	p.segments.SetRetentionLimit(limit)
+	return err
+}
+
+// refreshRetentionLimit sets the retention limit from the manifest in
+// state (after uploads or remote deletions).
+func (p *partition) refreshRetentionLimit(state *metadata.State) {
+	p.retentionMu.Lock()
+	defer p.retentionMu.Unlock()
+	p.segments.SetRetentionLimit(retentionLimit(*p.config.Load(), state, p))
+}
+
+// retentionLimit is how far local retention may delete: for a tiered topic
+// that uploads, up to the end of the uploaded data; otherwise anywhere
+// (with remote.log.copy.disable, local retention is the total one).
+func retentionLimit(v topicconfig.Values, state *metadata.State, p *partition) int64 {
+	if !v.RemoteStorage || v.RemoteLogCopyDisable {
+		return math.MaxInt64
+	}
+	if _, end, ok := state.RemoteLogOffsets(p.topicID, p.index); ok {
+		return end + 1
+	}
+	return 0
 }
 
 // close flushes the log, snapshots producer state and closes the files.

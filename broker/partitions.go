@@ -192,7 +192,7 @@ func (m *partitionManager) reconcile() error {
 		assigned := t.Partitions[tp.index]
 		if p := m.getByName(tp.topic, tp.index); p != nil {
 			if *p.config.Load() != values {
-				if err := p.setConfig(values); err != nil {
+				if err := p.setConfig(values, state); err != nil {
 					errs = append(errs, err)
 				}
 			}
@@ -210,6 +210,7 @@ func (m *partitionManager) reconcile() error {
 			errs = append(errs, err)
 			continue
 		}
+		p.refreshRetentionLimit(state)
 		p.applyAssignment(assigned, m.cfg.nodeID, time.Now())
 		m.alignWithRemote(state, p)
 		m.mu.Lock()

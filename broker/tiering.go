@@ -140,7 +140,7 @@ func (m *tierManager) tick(ctx context.Context, now time.Time) {
 	live := make(map[*partition]bool, len(parts))
 	for _, p := range parts {
 		live[p] = true
-		m.setRetentionLimit(state, p)
+		p.refreshRetentionLimit(state)
 		if !p.leading.Load() {
 			m.metrics.lagBytes.DeleteLabelValues(p.topic, fmt.Sprint(p.index))
 			continue
@@ -173,21 +173,6 @@ func (m *tierManager) tick(ctx context.Context, now time.Time) {
 			m.mu.Unlock()
 		}()
 	}
-}
-
-// setRetentionLimit lets local retention delete only what the manifest
-// holds (a tiered topic); with uploads disabled, or tiering off, local
-// retention is the total one and unlimited.
-func (m *tierManager) setRetentionLimit(state *metadata.State, p *partition) {
-	cfg := p.config.Load()
-	limit := int64(math.MaxInt64)
-	if cfg.RemoteStorage && !cfg.RemoteLogCopyDisable {
-		limit = 0
-		if _, end, ok := state.RemoteLogOffsets(p.topicID, p.index); ok {
-			limit = end + 1
-		}
-	}
-	p.segments.SetRetentionLimit(limit)
 }
 
 // start launches the partition's task unless it runs or backs off.

@@ -35,6 +35,7 @@ func TestMain(m *testing.M) {
 			defer os.RemoveAll(dir)
 			strataBin = filepath.Join(dir, "strata")
 			build := exec.Command("go", "build", "-o", strataBin, "../cmd/strata")
+			build.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as make build: the compose test puts it on scratch
 			build.Stdout, build.Stderr = os.Stderr, os.Stderr
 			if err := build.Run(); err != nil {
 				fmt.Fprintln(os.Stderr, "building strata:", err)

@@ -58,6 +58,9 @@ func (l *Log) EnforceRetention() (deletedSegments int, err error) {
 // default). Tiering sets it to the offset after the last uploaded one.
 func (l *Log) SetRetentionLimit(offset int64) { l.retentionLimit.Store(offset) }
 
+// RetentionLimit returns the limit SetRetentionLimit set.
+func (l *Log) RetentionLimit() int64 { return l.retentionLimit.Load() }
+
 // withinLimit reports whether the segment before next (nil: the active
 // segment) ends at or below the retention limit.
 func (l *Log) withinLimit(next *segment) bool {

@@ -36,8 +36,12 @@ Usage:
   strata [serve] [flags]      run a broker (plain "strata" runs one with embedded defaults)
   strata format [flags]       prepare a data dir (cluster id, node id, initial voters)
   strata healthcheck [flags]  exit 0 when the node at --admin is ready
+  strata topics <command>     list, describe, create, delete topics, alter their configs
+  strata partitions list      leaders, ISRs, epochs, local/remote/log-start offsets, high watermarks
+  strata groups <command>     list, describe consumer groups, their lag; reset their offsets
   strata cluster <command>    cluster status, add or remove metadata voters
   strata tiering <command>    scrub the object store, recover topics from it
+  strata bucket create        create the object-store bucket (e.g. in docker compose)
   strata version              print the version
 
 Run "strata <command> --help" for the flags of a command.
@@ -61,6 +65,14 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		err = runCluster(args, stdout, stderr)
 	case "tiering":
 		err = runTiering(args, stdout, stderr)
+	case "bucket":
+		err = runBucket(args, stdout, stderr)
+	case "topics":
+		err = runTopics(args, stdout, stderr)
+	case "partitions":
+		err = runPartitions(args, stdout, stderr)
+	case "groups":
+		err = runGroups(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "strata", Version)
 	case "help":

@@ -37,17 +37,38 @@ type adminCommand struct {
 // talk to a node's admin listener: --admin, --output, --timeout, and the
 // flags extra adds.
 func parseAdminCommand(group, usage, subs string, timeout time.Duration, args []string, stderr io.Writer, extra func(*pflag.FlagSet)) (string, adminCommand, error) {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprint(stderr, usage+"  --admin HOST:PORT   admin listener of a node (default 127.0.0.1:9080)\n")
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			return "", adminCommand{}, pflag.ErrHelp
+	var admin *string
+	sub, common, err := parseSubcommand(group, usage, subs, "--admin HOST:PORT   admin listener of a node (default 127.0.0.1:9080)", timeout, args, stderr, func(fs *pflag.FlagSet) {
+		admin = fs.String("admin", "127.0.0.1:9080", "admin listener of a node of the cluster")
+		if extra != nil {
+			extra(fs)
 		}
-		return "", adminCommand{}, usageErrorf("missing subcommand (%s)", subs)
+	})
+	if err != nil {
+		return "", adminCommand{}, err
+	}
+	return sub, adminCommand{admin: *admin, output: common.output, base: "http://" + *admin, client: &http.Client{Timeout: common.timeout}}, nil
+}
+
+// commonFlags are the flags of every subcommand: --output and --timeout.
+type commonFlags struct {
+	output  string
+	timeout time.Duration
+}
+
+// parseSubcommand parses "<group> <sub> [flags]": the subcommand, then
+// --output (table or json), --timeout and the flags extra adds.
+func parseSubcommand(group, usage, subs, connectionHelp string, timeout time.Duration, args []string, stderr io.Writer, extra func(*pflag.FlagSet)) (string, commonFlags, error) {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprint(stderr, usage+"  "+connectionHelp+"\n")
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			return "", commonFlags{}, pflag.ErrHelp
+		}
+		return "", commonFlags{}, usageErrorf("missing subcommand (%s)", subs)
 	}
 	sub, args := args[0], args[1:]
 	fs := pflag.NewFlagSet(group+" "+sub, pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	admin := fs.String("admin", "127.0.0.1:9080", "admin listener of a node of the cluster")
 	output := fs.String("output", "table", "table or json")
 	wait := fs.Duration("timeout", timeout, "give up after this long")
 	if extra != nil {
@@ -56,14 +77,14 @@ func parseAdminCommand(group, usage, subs string, timeout time.Duration, args []
 	fs.Usage = func() { fmt.Fprintf(stderr, "%s%s", usage, fs.FlagUsages()) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			return "", adminCommand{}, err
+			return "", commonFlags{}, err
 		}
-		return "", adminCommand{}, usageError{err}
+		return "", commonFlags{}, usageError{err}
 	}
 	if *output != "table" && *output != "json" {
-		return "", adminCommand{}, usageErrorf("--output %q: table or json", *output)
+		return "", commonFlags{}, usageErrorf("--output %q: table or json", *output)
 	}
-	return sub, adminCommand{admin: *admin, output: *output, base: "http://" + *admin, client: &http.Client{Timeout: *wait}}, nil
+	return sub, commonFlags{output: *output, timeout: *wait}, nil
 }
 
 // runCluster runs the cluster subcommands against a node's admin listener.

@@ -355,6 +355,8 @@ func (n *Node) adminHandler(reg *prometheus.Registry) http.Handler {
 	mux.HandleFunc("POST /v1/voters", n.handleAddVoter)
 	mux.HandleFunc("DELETE /v1/voters/{id}", n.handleRemoveVoter)
 	mux.HandleFunc("GET /v1/tiering/scrub", n.handleScrub)
+	mux.HandleFunc("GET /v1/partitions", n.handlePartitions)
+	mux.HandleFunc("GET /{$}", n.handleStatus)
 	mux.HandleFunc("POST /v1/tiering/recover", n.handleRecover)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -362,6 +364,17 @@ func (n *Node) adminHandler(reg *prometheus.Registry) http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// handlePartitions answers GET /v1/partitions: the partitions this node
+// hosts with their local and remote offset ranges (broker.PartitionStatus).
+func (n *Node) handlePartitions(w http.ResponseWriter, r *http.Request) {
+	if n.broker == nil {
+		http.Error(w, "this node runs no broker (--process-roles controller): ask a broker", http.StatusConflict)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(n.broker.Partitions())
 }
 
 // ScrubResult is what GET /v1/tiering/scrub answers.
@@ -454,15 +467,23 @@ func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {
 	for _, v := range voters {
 		status.Voters = append(status.Voters, VoterStatus{NodeID: v.NodeID, Address: v.Address, Voting: v.Voting})
 	}
+	status.Brokers = brokerStatuses(state)
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(status)
+}
+
+// brokerStatuses lists the registered brokers for the admin API and the
+// status page.
+func brokerStatuses(state *metadata.State) []BrokerStatus {
+	var out []BrokerStatus
 	for _, b := range state.Brokers() {
 		bs := BrokerStatus{ID: b.ID, Rack: b.Rack, Fenced: b.Fenced, Epoch: b.Epoch}
 		for _, e := range b.Endpoints {
 			bs.Endpoints = append(bs.Endpoints, fmt.Sprintf("%s=%s", e.Listener, net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port)))))
 		}
-		status.Brokers = append(status.Brokers, bs)
+		out = append(out, bs)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(status)
+	return out
 }
 
 func (n *Node) handleAddVoter(w http.ResponseWriter, r *http.Request) {

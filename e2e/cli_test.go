@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// strata runs the binary under test and returns its stdout; it fails the
+// test unless the exit code is want.
+func strataCLI(t *testing.T, want int, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(strataBin, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	code := 0
+	if exitErr, ok := err.(*exec.ExitError); ok {
+		code = exitErr.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if code != want {
+		t.Fatalf("strata %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, want, out, stderr.String())
+	}
+	return string(out)
+}
+
+// TestAdminCLI drives every topics, partitions and groups subcommand
+// against a running broker, in table and JSON output, and checks what they
+// report against what the test did.
+func TestAdminCLI(t *testing.T) {
+	b := startBroker(t, "--remote-log-manager-task-interval-ms", "200", "--log-retention-check-interval-ms", "300")
+	bs := []string{"--bootstrap-server", b.addr}
+	cli := func(want int, args ...string) string { return strataCLI(t, want, append(args, bs...)...) }
+	topic := legalTopic(t)
+
+	out := cli(0, "topics", "create", "--topic", topic, "--partitions", "2", "--config", "remote.storage.enable=true",
+		"--config", "segment.bytes=65536", "--config", "local.retention.bytes=65536")
+	if !strings.Contains(out, "created topic "+topic) {
+		t.Fatalf("create: %s", out)
+	}
+	cli(1, "topics", "create", "--topic", topic) // exists: TOPIC_ALREADY_EXISTS, exit 1
+	if out := cli(0, "topics", "list"); !strings.Contains(out, topic) || !strings.Contains(out, "PARTITIONS") {
+		t.Fatalf("list: %s", out)
+	}
+	var topics []struct {
+		Name       string `json:"name"`
+		Partitions int    `json:"partitions"`
+	}
+	if err := json.Unmarshal([]byte(cli(0, "topics", "list", "--output", "json")), &topics); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, tp := range topics {
+		found = found || (tp.Name == topic && tp.Partitions == 2)
+	}
+	if !found {
+		t.Fatalf("list --output json lacks %s with 2 partitions: %+v", topic, topics)
+	}
+	cli(0, "topics", "alter-config", "--topic", topic, "--set", "retention.ms=-1")
+	cli(1, "topics", "alter-config", "--topic", topic, "--set", "cleanup.policy=compact") // refused on a tiered topic
+	var described struct {
+		Configs    map[string]string `json:"configs"`
+		Partitions []struct {
+			Partition int32 `json:"partition"`
+			Leader    int32 `json:"leader"`
+		} `json:"partitions"`
+	}
+	if err := json.Unmarshal([]byte(cli(0, "topics", "describe", "--topic", topic, "--output", "json")), &described); err != nil {
+		t.Fatal(err)
+	}
+	if described.Configs["retention.ms"] != "-1" || described.Configs["remote.storage.enable"] != "true" || len(described.Partitions) != 2 || described.Partitions[0].Leader != 1 {
+		t.Fatalf("describe: %+v", described)
+	}
+	if out := cli(0, "topics", "describe", "--topic", topic); !strings.Contains(out, "retention.ms") || !strings.Contains(out, "HIGH WATERMARK") {
+		t.Fatalf("describe table: %s", out)
+	}
+
+	// Data on partition 0, enough to tier; a group that read part of it.
+	g := tierGen{topic: topic, size: 2 << 10, base: time.Now().Add(-time.Hour).Truncate(time.Millisecond)}
+	g.produce(t, newClient(t, b.addr, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchMaxBytes(16<<10), kgo.ProducerBatchCompression(kgo.NoCompression())), 0, 400)
+	var parts []struct {
+		Partition     int32 `json:"partition"`
+		LogStart      int64 `json:"log_start"`
+		LocalStart    int64 `json:"local_start"`
+		RemoteEnd     int64 `json:"remote_end"`
+		HighWatermark int64 `json:"high_watermark"`
+	}
+	eventually(t, time.Minute, "partitions list showing tiered data", func() error {
+		if err := json.Unmarshal([]byte(cli(0, "partitions", "list", "--topic", topic, "--output", "json")), &parts); err != nil {
+			return err
+		}
+		if p := parts[0]; p.LogStart != 0 || p.LocalStart <= 0 || p.RemoteEnd < p.LocalStart || p.HighWatermark != 400 {
+			return fmt.Errorf("%+v", p)
+		}
+		return nil
+	})
+	if out := cli(0, "partitions", "list", "--topic", topic); !strings.Contains(out, "LOCAL START") || !strings.Contains(out, "400") {
+		t.Fatalf("partitions table: %s", out)
+	}
+
+	group := "cli-" + topic
+	consumer := newClient(t, b.addr, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	ctx := testContext(t, time.Minute)
+	var last *kgo.Record
+	for last == nil || last.Partition != 0 {
+		for _, r := range consumer.PollFetches(ctx).Records() {
+			if r.Partition == 0 {
+				last = r
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the group read nothing")
+		}
+	}
+	if err := consumer.CommitRecords(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	if out := cli(0, "groups", "describe", "--group", group); !strings.Contains(out, "Stable") || !strings.Contains(out, topic) {
+		t.Fatalf("describe group: %s", out)
+	}
+	cli(1, "groups", "reset-offsets", "--group", group, "--topic", topic, "--to-earliest", "--execute") // members present
+	consumer.Close()
+	if out := cli(0, "groups", "list"); !strings.Contains(out, group) {
+		t.Fatalf("groups list: %s", out)
+	}
+	var lags []struct {
+		Topic     string `json:"topic"`
+		Partition int32  `json:"partition"`
+		Committed int64  `json:"committed"`
+		End       int64  `json:"end"`
+		Lag       int64  `json:"lag"`
+	}
+	if err := json.Unmarshal([]byte(cli(0, "groups", "lag", "--group", group, "--output", "json")), &lags); err != nil {
+		t.Fatal(err)
+	}
+	lagOf := func(p int32) int64 {
+		for _, l := range lags {
+			if l.Topic == topic && l.Partition == p {
+				return l.Lag
+			}
+		}
+		t.Fatalf("no lag row for partition %d: %+v", p, lags)
+		return 0
+	}
+	if want := 400 - last.Offset - 1; lagOf(0) != want {
+		t.Fatalf("lag %d, want %d", lagOf(0), want)
+	}
+	if out := cli(0, "groups", "lag", "--group", group); !strings.Contains(out, "LAG") {
+		t.Fatalf("lag table: %s", out)
+	}
+	if out := cli(0, "groups", "reset-offsets", "--group", group, "--topic", topic, "--to-earliest"); !strings.Contains(out, "dry run") {
+		t.Fatalf("reset plan: %s", out)
+	}
+	cli(0, "groups", "reset-offsets", "--group", group, "--topic", topic, "--to-earliest", "--execute")
+	if err := json.Unmarshal([]byte(cli(0, "groups", "lag", "--group", group, "--output", "json")), &lags); err != nil {
+		t.Fatal(err)
+	}
+	if lagOf(0) != 400 {
+		t.Fatalf("lag after reset to earliest: %d, want 400", lagOf(0))
+	}
+	strataCLI(t, 2, "topics", "describe") // --topic missing: a usage error
+	strataCLI(t, 2, "groups", "lag", "--output", "yaml")
+	cli(0, "topics", "delete", "--topic", topic)
+	if out := cli(0, "topics", "list"); strings.Contains(out, topic+" ") {
+		t.Fatalf("deleted topic still listed: %s", out)
+	}
+}

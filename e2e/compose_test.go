@@ -1,0 +1,224 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-log/strata/tiering/tieringtest"
+)
+
+// composeCommand returns how to run Docker Compose here (the v2 plugin or
+// docker-compose v1), or why the compose test cannot run.
+func composeCommand() ([]string, string) {
+	if _, err := exec.LookPath("docker"); err != nil {
+		return nil, "no docker binary on PATH"
+	}
+	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
+		return nil, fmt.Sprintf("no Docker engine reachable (docker info: %v: %s)", err, bytes.TrimSpace(out))
+	}
+	if exec.Command("docker", "compose", "version").Run() == nil {
+		return []string{"docker", "compose"}, ""
+	}
+	if path, err := exec.LookPath("docker-compose"); err == nil {
+		return []string{path}, ""
+	}
+	return nil, "neither `docker compose` nor docker-compose is installed"
+}
+
+func run(t *testing.T, dir string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dst, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// buildImages builds strata:dev from deploy/Dockerfile around the binary
+// under test, and strata-test-s3:dev around the versitygw binary the other
+// tiering tests use (with the C library it links, on scratch).
+func buildImages(t *testing.T, repo string) {
+	t.Helper()
+	context := t.TempDir()
+	copyFile(t, strataBin, filepath.Join(context, "bin", "strata"), 0o755)
+	if _, err := os.Stat("/etc/ssl/certs/ca-certificates.crt"); err == nil {
+		copyFile(t, "/etc/ssl/certs/ca-certificates.crt", filepath.Join(context, "bin", "image", "ca-certificates.crt"), 0o644)
+	} else {
+		os.MkdirAll(filepath.Join(context, "bin", "image"), 0o755)
+		os.WriteFile(filepath.Join(context, "bin", "image", "ca-certificates.crt"), nil, 0o644)
+	}
+	copyFile(t, filepath.Join(repo, "deploy", "image", "data", "README"), filepath.Join(context, "deploy", "image", "data", "README"), 0o644)
+	run(t, context, "docker", "build", "-q", "-f", filepath.Join(repo, "deploy", "Dockerfile"), "-t", "strata:dev", ".")
+
+	versitygw, err := tieringtest.VersityGWBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3 := t.TempDir()
+	copyFile(t, versitygw, filepath.Join(s3, "versitygw"), 0o755)
+	dockerfile := "FROM scratch\nCOPY versitygw /versitygw\n"
+	// A cgo build links the C library: copy what it needs.
+	if out, err := exec.Command("ldd", versitygw).Output(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			for _, field := range strings.Fields(line) {
+				if strings.HasPrefix(field, "/") {
+					copyFile(t, field, filepath.Join(s3, "lib", field), 0o755)
+					dockerfile += fmt.Sprintf("COPY lib%s %s\n", field, field)
+				}
+			}
+		}
+	}
+	dockerfile += "WORKDIR /data\nENTRYPOINT [\"/versitygw\"]\n"
+	if err := os.WriteFile(filepath.Join(s3, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, s3, "docker", "build", "-q", "-t", "strata-test-s3:dev", ".")
+}
+
+// TestCompose brings up deploy/compose.yaml (3 Strata nodes tiering to an
+// S3 server, with the test override that swaps MinIO for a local image),
+// produces and consumes with a real client, stops one broker container,
+// keeps producing with acks=all and checks nothing acknowledged is lost and
+// that segments land in the bucket.
+func TestCompose(t *testing.T) {
+	compose, why := composeCommand()
+	if compose == nil {
+		t.Skipf("SKIP: the compose test needs a Docker engine with Compose: %s", why)
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("SKIP: the compose test builds linux images from the test binary")
+	}
+	_, file, _, _ := runtime.Caller(0)
+	repo := filepath.Dir(filepath.Dir(file))
+	buildImages(t, repo)
+	project := fmt.Sprintf("strata-e2e-%d", time.Now().UnixNano()%1_000_000)
+	dc := func(args ...string) string {
+		full := append(append(append([]string(nil), compose[1:]...), "-p", project,
+			"-f", filepath.Join(repo, "deploy", "compose.yaml"), "-f", filepath.Join(repo, "deploy", "compose.test.yaml")), args...)
+		return run(t, repo, compose[0], full...)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			cmd := exec.Command(compose[0], append(append([]string(nil), compose[1:]...), "-p", project,
+				"-f", filepath.Join(repo, "deploy", "compose.yaml"), "-f", filepath.Join(repo, "deploy", "compose.test.yaml"), "logs", "--no-color", "--tail", "60")...)
+			out, _ := cmd.CombinedOutput()
+			t.Logf("compose logs:\n%s", out)
+		}
+		cmd := exec.Command(compose[0], append(append([]string(nil), compose[1:]...), "-p", project,
+			"-f", filepath.Join(repo, "deploy", "compose.yaml"), "-f", filepath.Join(repo, "deploy", "compose.test.yaml"), "down", "-v", "--remove-orphans")...)
+		cmd.Dir = repo
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Logf("compose down: %v\n%s", err, out)
+		}
+	})
+	dc("up", "-d", "minio", "bucket", "strata-1", "strata-2", "strata-3")
+	seeds := []string{"127.0.0.1:19091", "127.0.0.1:19092", "127.0.0.1:19093"}
+	admins := []string{"127.0.0.1:19081", "127.0.0.1:19082", "127.0.0.1:19083"}
+	eventually(t, 3*time.Minute, "every node ready (strata healthcheck)", func() error {
+		for _, admin := range admins {
+			if out, err := exec.Command(strataBin, "healthcheck", "--admin", admin).CombinedOutput(); err != nil {
+				return fmt.Errorf("%s: %v %s", admin, err, bytes.TrimSpace(out))
+			}
+		}
+		return nil
+	})
+	if out := dc("ps"); strings.Count(out, "healthy") < 3 {
+		t.Logf("compose ps (Docker's health status may lag):\n%s", out)
+	}
+
+	adm := newAdmin(t, seeds[0])
+	topic := "compose-orders"
+	if r := createOne(t, adm, 3, 3, tieredTopicConfigs(256<<10, 512<<10), topic); r.Err != nil {
+		t.Fatalf("create: %v %s", r.Err, r.ErrMessage)
+	}
+	cl := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	ctx := testContext(t, 3*time.Minute)
+	produced := map[string]bool{}
+	produce := func(from, to int) {
+		for i := from; i < to; i++ {
+			value := fmt.Sprintf("record-%06d-%s", i, strings.Repeat("x", 2000))
+			if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(value)}).FirstErr(); err != nil {
+				t.Fatalf("produce %d (acks=all): %v", i, err)
+			}
+			produced[value] = true
+		}
+	}
+	produce(0, 1500)
+	dc("stop", "strata-2")
+	produce(1500, 3000) // acks=all with one broker down: two of three in sync
+
+	got := consumeAll(t, seeds[0], topic, len(produced), kgo.SeedBrokers(seeds[0], seeds[2]))
+	seen := map[string]bool{}
+	for _, r := range got {
+		if !produced[string(r.Value)] {
+			t.Fatalf("consumed a record never produced: %.40q", r.Value)
+		}
+		seen[string(r.Value)] = true
+	}
+	if len(seen) != len(produced) {
+		t.Fatalf("consumed %d distinct of %d acknowledged records", len(seen), len(produced))
+	}
+
+	// Segments land in the bucket (the S3 server's API is on 127.0.0.1:9000).
+	mc, err := minio.New("127.0.0.1:9000", &minio.Options{Creds: credentials.NewStaticV4("strata", "strata-secret", ""), Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "segments of the topic in the bucket", func() error {
+		n := 0
+		for obj := range mc.ListObjects(context.Background(), "strata", minio.ListObjectsOptions{Prefix: topic + "-", Recursive: true}) {
+			if obj.Err != nil {
+				return obj.Err
+			}
+			if strings.HasSuffix(obj.Key, ".log") {
+				n++
+			}
+		}
+		if n == 0 {
+			return fmt.Errorf("no .log object yet")
+		}
+		return nil
+	})
+	dc("start", "strata-2")
+	eventually(t, 2*time.Minute, "the restarted broker ready", func() error {
+		return exec.Command(strataBin, "healthcheck", "--admin", admins[1]).Run()
+	})
+}
