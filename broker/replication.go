@@ -502,6 +502,14 @@ func (p *partition) restartAt(offset int64, epochs []metadata.EpochRange, produc
 	return p.recoverProducers()
 }
 
+// underReplicated reports whether this broker leads the partition and its
+// ISR lacks some replica.
+func (p *partition) underReplicated() bool {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	return p.leading.Load() && len(p.assignment.ISR) < len(p.assignment.Replicas)
+}
+
 // epochEndOffset answers OffsetForLeaderEpoch from this replica's cache.
 func (p *partition) epochEndOffset(requested int32) (int32, int64) {
 	p.appendMu.Lock()

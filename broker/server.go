@@ -343,6 +343,20 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.partitions = pm
 	s.tierMetrics = newTierMetrics(cfg.Registerer)
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "strata", Name: "under_replicated_partitions",
+			Help: "Partitions this broker leads whose ISR is smaller than their replica set (Kafka's UnderReplicatedPartitions).",
+		}, func() float64 {
+			n := 0
+			for _, p := range pm.all() {
+				if p.underReplicated() {
+					n++
+				}
+			}
+			return float64(n)
+		}))
+	}
 	if cfg.Tier != nil {
 		s.tiers, err = newTierManager(cfg.Tier, cfg.Metadata, cfg.NodeID, cfg.TieringInterval, filepath.Clean(cfg.DataDir), pm.all, s.tierMetrics, cfg.Logger)
 		if err != nil {

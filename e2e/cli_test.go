@@ -166,6 +166,49 @@ func TestAdminCLI(t *testing.T) {
 	if lagOf(0) != 400 {
 		t.Fatalf("lag after reset to earliest: %d, want 400", lagOf(0))
 	}
+	// strata tiering status (admin listener): the tiered partition with
+	// bytes in the bucket.
+	var status struct {
+		Partitions []struct {
+			Topic       string `json:"topic"`
+			Partition   int32  `json:"partition"`
+			RemoteBytes int64  `json:"remote_bytes"`
+		} `json:"partitions"`
+		BucketBytes int64 `json:"bucket_bytes"`
+	}
+	if err := json.Unmarshal([]byte(strataCLI(t, 0, "tiering", "status", "--admin", b.admin, "--output", "json")), &status); err != nil {
+		t.Fatal(err)
+	}
+	if status.BucketBytes <= 0 || len(status.Partitions) != 2 || status.Partitions[0].Topic != topic || status.Partitions[0].RemoteBytes <= 0 {
+		t.Fatalf("tiering status: %+v", status)
+	}
+	if out := strataCLI(t, 0, "tiering", "status", "--admin", b.admin); !strings.Contains(out, "BACKLOG BYTES") || !strings.Contains(out, "in the bucket") {
+		t.Fatalf("tiering status table: %s", out)
+	}
+
+	// The key series after produce, consume (from remote data) and tiering.
+	for _, series := range []string{
+		`strata_request_duration_seconds_count{api="Produce"}`, `strata_request_duration_seconds_count{api="Fetch"}`,
+		fmt.Sprintf(`strata_topic_bytes_in_total{topic=%q}`, topic), fmt.Sprintf(`strata_topic_bytes_out_total{topic=%q}`, topic),
+		`strata_under_replicated_partitions`, `strata_offline_partitions`, `strata_isr_changes_total`,
+		`strata_controller_active`, `strata_metadata_applied_index`, `strata_brokers_alive`,
+		fmt.Sprintf(`strata_tiering_upload_lag_bytes{partition="0",topic=%q}`, topic),
+		fmt.Sprintf(`strata_tiering_segments_committed_total{topic=%q}`, topic),
+		fmt.Sprintf(`strata_tiering_remote_fetch_bytes_total{topic=%q}`, topic),
+		`strata_tiering_bucket_puts_total`, `strata_tiering_bucket_gets_total`,
+		`strata_tiering_cache_hits_total`, `strata_tiering_cache_misses_total`, `strata_local_log_bytes`,
+	} {
+		metricValue(t, b, series) // fails the test when the series is missing
+	}
+	if v := metricValue(t, b, `strata_controller_active`); v != 1 {
+		t.Fatalf("strata_controller_active %v on a single node", v)
+	}
+	for _, series := range []string{`strata_tiering_bucket_puts_total`, `strata_tiering_bucket_gets_total`, fmt.Sprintf(`strata_tiering_remote_fetch_bytes_total{topic=%q}`, topic)} {
+		if v := metricValue(t, b, series); v <= 0 {
+			t.Fatalf("%s = %v after tiering and a replay from remote data", series, v)
+		}
+	}
+
 	strataCLI(t, 2, "topics", "describe") // --topic missing: a usage error
 	strataCLI(t, 2, "groups", "lag", "--output", "yaml")
 	cli(0, "topics", "delete", "--topic", topic)

@@ -9,14 +9,18 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"text/tabwriter"
 	"time"
 
+	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/cmd/internal/node"
 )
 
 const tieringUsage = `Usage: strata tiering <command> [flags]
 
 Commands (each talks to one broker's admin listener, --admin):
+  status     the tiered partitions this broker hosts: remote and local offsets
+             and bytes, upload backlog (where it leads), bytes in the bucket
   scrub      compare the object store with the cluster's manifest: objects no
              manifest entry names, entries whose objects are missing, .log objects
              of the wrong size; exit code 1 when anything is found
@@ -31,7 +35,7 @@ Flags:
 
 // runTiering runs the tiering subcommands against a broker's admin listener.
 func runTiering(args []string, stdout, stderr io.Writer) error {
-	sub, a, err := parseAdminCommand("tiering", tieringUsage, "scrub, recover", 30*time.Minute, args, stderr, nil)
+	sub, a, err := parseAdminCommand("tiering", tieringUsage, "status, scrub, recover", 30*time.Minute, args, stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -40,6 +44,43 @@ func runTiering(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("cannot reach the admin listener at %s (set --admin): %w", *admin, err)
 	}
 	switch sub {
+	case "status":
+		resp, err := client.Get(base + "/v1/partitions")
+		if err != nil {
+			return unreachable(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s %s", *admin, resp.Status, bytes.TrimSpace(body))
+		}
+		var all []broker.PartitionStatus
+		if err := json.Unmarshal(body, &all); err != nil {
+			return fmt.Errorf("%s: unexpected answer: %w", *admin, err)
+		}
+		var tiered []broker.PartitionStatus
+		var inBucket, backlog int64
+		for _, p := range all {
+			if p.Tiered || p.RemoteSegments > 0 {
+				tiered = append(tiered, p)
+				inBucket += p.RemoteBytes
+				backlog += p.TieringLagBytes
+			}
+		}
+		if *output == "json" {
+			return json.NewEncoder(stdout).Encode(map[string]any{"partitions": tiered, "bucket_bytes": inBucket, "backlog_bytes": backlog})
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TOPIC\tPARTITION\tLEADS\tREMOTE OFFSETS\tREMOTE BYTES\tSEGMENTS\tLOCAL OFFSETS\tLOCAL BYTES\tBACKLOG BYTES")
+		for _, p := range tiered {
+			remote := "-"
+			if p.RemoteStart >= 0 {
+				remote = fmt.Sprintf("%d-%d", p.RemoteStart, p.RemoteEnd)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%t\t%s\t%d\t%d\t%d-%d\t%d\t%d\n", p.Topic, p.Partition, p.Leading, remote, p.RemoteBytes, p.RemoteSegments, p.LocalStart, p.LocalEnd, p.LocalBytes, p.TieringLagBytes)
+		}
+		fmt.Fprintf(tw, "\n%d tiered partitions here; %d bytes of them in the bucket; %d bytes waiting to be uploaded\n", len(tiered), inBucket, backlog)
+		return tw.Flush()
 	case "scrub":
 		resp, err := client.Get(base + "/v1/tiering/scrub")
 		if err != nil {
@@ -115,7 +156,7 @@ func runTiering(args []string, stdout, stderr io.Writer) error {
 		}
 		return errors.New("the broker ended the recovery without a result; see its log, then run it again (it resumes)")
 	default:
-		return usageErrorf("unknown subcommand %q (scrub, recover)", sub)
+		return usageErrorf("unknown subcommand %q (status, scrub, recover)", sub)
 	}
 }
 
