@@ -237,7 +237,7 @@ func TestTieringFaults(t *testing.T) {
 				tc.s3.server.Restart()
 			}
 		}()
-		g.produce(t, cl, 10*perMiB, 40*perMiB) // acknowledged while uploads fail
+		g.produce(t, cl, 10*perMiB, 50*perMiB) // acknowledged while uploads fail
 		eventually(t, time.Minute, "the leader reporting failed uploads and a backlog", func() error {
 			failures := metricOrZero(t, tc.nodes[leader], fmt.Sprintf(`strata_tiering_task_failures_total{topic=%q}`, g.topic))
 			lag := metricOrZero(t, tc.nodes[leader], fmt.Sprintf(`strata_tiering_upload_lag_bytes{partition="0",topic=%q}`, g.topic))
@@ -260,15 +260,15 @@ func TestTieringFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		down = false
-		tieredUpTo(t, g, 35*perMiB)
-		g.requireReplay(t, tc.seeds(), 0, 40*perMiB)
+		tieredUpTo(t, g, 45*perMiB)
+		g.requireReplay(t, tc.seeds(), 0, 50*perMiB)
 		requireClean(t)
 	})
 
 	t.Run("empty replacement replica", func(t *testing.T) {
 		g, cl := newTopic(t)
-		g.produce(t, cl, 0, 30*perMiB)
-		tieredUpTo(t, g, 20*perMiB)
+		g.produce(t, cl, 0, 50*perMiB)
+		tieredUpTo(t, g, 40*perMiB)
 		leader, _ := leaderOf(t, adm, g.topic)
 		replaced := int32(1)
 		if replaced == leader {
@@ -280,7 +280,7 @@ func TestTieringFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.restart(t)
-		g.produce(t, cl, 30*perMiB, 35*perMiB)
+		g.produce(t, cl, 50*perMiB, 55*perMiB)
 		eventually(t, 2*time.Minute, "the empty replica back in the ISR holding only the hot window", func() error {
 			_, isr := leaderOf(t, adm, g.topic)
 			if !containsID(isr, replaced) {
@@ -296,7 +296,7 @@ func TestTieringFaults(t *testing.T) {
 		}
 		// The replacement leads and serves the whole history.
 		tc.nodes[leader].kill()
-		g.requireReplay(t, tc.seeds(leader), 0, 35*perMiB)
+		g.requireReplay(t, tc.seeds(leader), 0, 55*perMiB)
 		tc.nodes[leader].restart(t)
 	})
 
