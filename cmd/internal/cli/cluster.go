@@ -50,6 +50,24 @@ func parseAdminCommand(group, usage, subs string, timeout time.Duration, args []
 	return sub, adminCommand{admin: *admin, output: common.output, base: "http://" + *admin, client: &http.Client{Timeout: common.timeout}}, nil
 }
 
+// getJSON GETs path from the admin listener and decodes the answer into v;
+// it returns the raw body too (for --output json).
+func (a adminCommand) getJSON(path string, v any) ([]byte, error) {
+	resp, err := a.client.Get(a.base + path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the admin listener at %s (set --admin): %w", a.admin, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s %s", a.admin, resp.Status, bytes.TrimSpace(body))
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return nil, fmt.Errorf("%s: unexpected answer: %w", a.admin, err)
+	}
+	return body, nil
+}
+
 // commonFlags are the flags of every subcommand: --output and --timeout.
 type commonFlags struct {
 	output  string
@@ -101,22 +119,14 @@ func runCluster(args []string, stdout, stderr io.Writer) error {
 	admin, output, client, base := &a.admin, &a.output, a.client, a.base
 	switch sub {
 	case "status":
-		resp, err := client.Get(base + "/v1/cluster")
+		var status node.ClusterStatus
+		body, err := a.getJSON("/v1/cluster", &status)
 		if err != nil {
-			return fmt.Errorf("cannot reach the admin listener at %s (set --admin): %w", *admin, err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: %s %s", *admin, resp.Status, bytes.TrimSpace(body))
+			return err
 		}
 		if *output == "json" {
 			_, err := stdout.Write(body)
 			return err
-		}
-		var status node.ClusterStatus
-		if err := json.Unmarshal(body, &status); err != nil {
-			return fmt.Errorf("%s: unexpected answer: %w", *admin, err)
 		}
 		fmt.Fprintf(stdout, "cluster %s, controller %d (asked node %d)\n\n", status.ClusterID, status.Controller, status.NodeID)
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)

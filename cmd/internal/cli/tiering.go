@@ -45,18 +45,9 @@ func runTiering(args []string, stdout, stderr io.Writer) error {
 	}
 	switch sub {
 	case "status":
-		resp, err := client.Get(base + "/v1/partitions")
-		if err != nil {
-			return unreachable(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: %s %s", *admin, resp.Status, bytes.TrimSpace(body))
-		}
 		var all []broker.PartitionStatus
-		if err := json.Unmarshal(body, &all); err != nil {
-			return fmt.Errorf("%s: unexpected answer: %w", *admin, err)
+		if _, err := a.getJSON("/v1/partitions", &all); err != nil {
+			return err
 		}
 		var tiered []broker.PartitionStatus
 		var inBucket, backlog int64
@@ -82,18 +73,10 @@ func runTiering(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "\n%d tiered partitions here; %d bytes of them in the bucket; %d bytes waiting to be uploaded\n", len(tiered), inBucket, backlog)
 		return tw.Flush()
 	case "scrub":
-		resp, err := client.Get(base + "/v1/tiering/scrub")
-		if err != nil {
-			return unreachable(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: %s %s", *admin, resp.Status, bytes.TrimSpace(body))
-		}
 		var result node.ScrubResult
-		if err := json.Unmarshal(body, &result); err != nil {
-			return fmt.Errorf("%s: unexpected answer: %w", *admin, err)
+		body, err := a.getJSON("/v1/tiering/scrub", &result)
+		if err != nil {
+			return err
 		}
 		if *output == "json" {
 			stdout.Write(body)
