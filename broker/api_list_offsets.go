@@ -89,7 +89,7 @@ func (s *Server) offsetForTimestamp(state *metadata.State, p *partition, ts int6
 
 // remoteOffsetForTimestamp looks for ts in the remote segments below the
 // local log start: the first segment whose largest timestamp reaches ts,
-// read batch by batch from its start.
+// read batch by batch from where its time index points.
 func (s *Server) remoteOffsetForTimestamp(state *metadata.State, p *partition, ts int64) (offset, timestamp int64, found bool, err error) {
 	localStart := p.segments.StartOffset()
 	var target *metadata.SegmentManifest
@@ -110,7 +110,13 @@ func (s *Server) remoteOffsetForTimestamp(state *metadata.State, p *partition, t
 	segment := remoteSegment(tp, *target)
 	ctx, cancel := context.WithTimeout(s.ctx, remoteFetchTimeout)
 	defer cancel()
-	for next := target.BaseOffset; next <= target.LastOffset; {
+	// The remote time index says where to start; batches are read from
+	// there, not from the segment's start.
+	next, err := s.cfg.Tier.TimestampStart(ctx, segment, ts)
+	if err != nil {
+		return -1, -1, false, err
+	}
+	for next <= target.LastOffset {
 		data, err := s.cfg.Tier.Read(ctx, segment, next, 1<<20)
 		if err != nil {
 			return -1, -1, false, err

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/tiering"
 	"github.com/strata-log/strata/tiering/tieringtest"
 )
@@ -532,5 +533,68 @@ func TestCacheDirLeftoversRemoved(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "keep.txt")); err != nil {
 		t.Errorf("a file not of the cache was removed: %v", err)
+	}
+}
+
+// TestTimestampStart: the remote time index gives a start from which the
+// first batch reaching a timestamp is found, as the local log finds it,
+// without reading the segment from its start; a corrupt .timeindex is a
+// CorruptError.
+func TestTimestampStart(t *testing.T) {
+	local, bucket, segments := uploadedLog(t, 400)
+	tier := newTier(t, tiering.Config{Bucket: bucket})
+	ctx := context.Background()
+	for s, remote := range segments {
+		info := local.sealed[s]
+		for ts := remote.FirstTimestamp - 5; ts <= remote.MaxTimestamp; ts += 97 {
+			start, err := tier.TimestampStart(ctx, remote, ts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if start < remote.BaseOffset || start > remote.LastOffset {
+				t.Fatalf("segment %d, timestamp %d: start %d outside the segment", s, ts, start)
+			}
+			want, found, err := local.log.FindTimestamp(ts)
+			if err != nil || !found {
+				t.Fatalf("local FindTimestamp(%d): %v %v", ts, found, err)
+			}
+			wantHeader, _ := recordbatch.ParseHeader(want)
+			// Walking the segment's batches from start reaches the same
+			// batch as the local log, and no batch before start reaches ts.
+			var got int64 = -1
+			for offset := start; offset <= remote.LastOffset && got < 0; {
+				data := local.localRead(t, info, offset, 1<<20)
+				spans, err := recordbatch.Split(data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, sp := range spans {
+					h, _ := recordbatch.ParseHeader(data[sp.Position:])
+					offset = h.LastOffset() + 1
+					if h.MaxTimestamp >= ts {
+						got = h.BaseOffset
+						break
+					}
+				}
+			}
+			if wantHeader.BaseOffset >= remote.BaseOffset && wantHeader.BaseOffset <= remote.LastOffset && got != wantHeader.BaseOffset {
+				t.Fatalf("segment %d, timestamp %d: walk from %d found batch %d, the local log %d", s, ts, start, got, wantHeader.BaseOffset)
+			}
+		}
+	}
+	// A .timeindex whose entries go backwards is refused.
+	corrupt := segments[0]
+	key := ""
+	bucket.Iter(ctx, "", func(k string, _ int64) error {
+		if strings.HasSuffix(k, corrupt.ID.String()+".timeindex") {
+			key = k
+		}
+		return nil
+	})
+	if err := bucket.Upload(ctx, key, bytes.NewReader(make([]byte, 24)), 5<<20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tier.TimestampStart(ctx, corrupt, 0); !tiering.IsCorrupt(err) {
+		t.Fatalf("corrupt .timeindex: %v, want a CorruptError", err)
 	}
 }
