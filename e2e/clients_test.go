@@ -186,6 +186,15 @@ func runPythonClient(t *testing.T, addr, script, prefix, codec string, wantAttr 
 		t.Fatalf("consumed %d records, want %d", total, n)
 	}
 	codecs := codecsOf(t, addr, topic, n)
+	if prefix == "kafkapython" && wantAttr != 0 {
+		// kafka-python sends a batch uncompressed when compressing does
+		// not make it smaller (a batch of one short record): most
+		// records, not all, carry the codec.
+		if codecs[wantAttr] < n*9/10 || codecs[wantAttr]+codecs[0] != n {
+			t.Fatalf("codecs stored: %v, want codec %d for nearly all and none for the rest", codecs, wantAttr)
+		}
+		return
+	}
 	if len(codecs) != 1 || codecs[wantAttr] != n {
 		t.Fatalf("codecs stored: %v, want codec %d for all", codecs, wantAttr)
 	}
