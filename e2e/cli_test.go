@@ -131,6 +131,27 @@ func TestAdminCLI(t *testing.T) {
 	if out := cli(0, "groups", "list"); !strings.Contains(out, group) {
 		t.Fatalf("groups list: %s", out)
 	}
+	var listed []struct{ Group, State string }
+	if err := json.Unmarshal([]byte(cli(0, "groups", "list", "--output", "json")), &listed); err != nil {
+		t.Fatal(err)
+	}
+	groupListed := false
+	for _, g := range listed {
+		groupListed = groupListed || (g.Group == group && g.State == "Empty")
+	}
+	if !groupListed {
+		t.Fatalf("groups list --output json lacks %s (Empty): %+v", group, listed)
+	}
+	var describedGroup struct {
+		Group string `json:"group"`
+		State string `json:"state"`
+	}
+	if err := json.Unmarshal([]byte(cli(0, "groups", "describe", "--group", group, "--output", "json")), &describedGroup); err != nil {
+		t.Fatal(err)
+	}
+	if describedGroup.Group != group || describedGroup.State != "Empty" {
+		t.Fatalf("groups describe --output json: %+v", describedGroup)
+	}
 	var lags []struct {
 		Topic     string `json:"topic"`
 		Partition int32  `json:"partition"`
@@ -208,6 +229,33 @@ func TestAdminCLI(t *testing.T) {
 			t.Fatalf("%s = %v after tiering and a replay from remote data", series, v)
 		}
 	}
+
+	// strata tiering scrub, table and JSON: the bucket agrees with the manifest.
+	if out := strataCLI(t, 0, "tiering", "scrub", "--admin", b.admin); !strings.Contains(out, "0 orphaned, 0 missing") {
+		t.Fatalf("tiering scrub: %s", out)
+	}
+	var scrubbed struct {
+		Clean bool `json:"clean"`
+	}
+	if err := json.Unmarshal([]byte(strataCLI(t, 0, "tiering", "scrub", "--admin", b.admin, "--output", "json")), &scrubbed); err != nil || !scrubbed.Clean {
+		t.Fatalf("tiering scrub --output json: %+v %v", scrubbed, err)
+	}
+	// strata cluster status, table and JSON.
+	if out := strataCLI(t, 0, "cluster", "status", "--admin", b.admin); !strings.Contains(out, "controller 1") {
+		t.Fatalf("cluster status: %s", out)
+	}
+	var cluster struct {
+		Controller int32 `json:"controller"`
+	}
+	if err := json.Unmarshal([]byte(strataCLI(t, 0, "cluster", "status", "--admin", b.admin, "--output", "json")), &cluster); err != nil || cluster.Controller != 1 {
+		t.Fatalf("cluster status --output json: %+v %v", cluster, err)
+	}
+	// strata bucket create on a directory.
+	bucketDir := t.TempDir() + "/new-bucket"
+	if out := strataCLI(t, 0, "bucket", "create", "--object-store", "file://"+bucketDir); !strings.Contains(out, "ready") {
+		t.Fatalf("bucket create: %s", out)
+	}
+	strataCLI(t, 2, "bucket", "create", "--object-store", "ftp://x")
 
 	strataCLI(t, 2, "topics", "describe") // --topic missing: a usage error
 	strataCLI(t, 2, "groups", "lag", "--output", "yaml")
