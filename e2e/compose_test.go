@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-log/strata/tiering/tieringtest"
@@ -175,9 +177,14 @@ func TestCompose(t *testing.T) {
 
 	adm := newAdmin(t, seeds[0])
 	topic := "compose-orders"
-	if r := createOne(t, adm, 3, 3, tieredTopicConfigs(256<<10, 512<<10), topic); r.Err != nil {
-		t.Fatalf("create: %v %s", r.Err, r.ErrMessage)
-	}
+	// A node ready itself may not see the other brokers yet: retry while
+	// the replication factor is refused.
+	eventually(t, time.Minute, "creating an RF=3 topic", func() error {
+		if r := createOne(t, adm, 3, 3, tieredTopicConfigs(256<<10, 512<<10), topic); r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("%v %s", r.Err, r.ErrMessage)
+		}
+		return nil
+	})
 	cl := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	ctx := testContext(t, 3*time.Minute)
