@@ -324,16 +324,7 @@ func (rf *replicaFetcher) restartFromTier(ctx context.Context, broker *kgo.Broke
 		return fmt.Errorf("the leader tiers %s-%d but this broker has no object store", fo.topic.Name, fo.part.index)
 	}
 	state := rf.f.s.cfg.Metadata.State()
-	var epochs []metadata.EpochRange
-	state.EachSegment(fo.topic.ID, fo.part.index, 0, func(e metadata.SegmentManifest) bool {
-		if e.BaseOffset >= start {
-			return false
-		}
-		if e.State == metadata.SegmentCopyFinished {
-			epochs = append(epochs, e.EpochRanges...)
-		}
-		return true
-	})
+	epochs := remoteEpochs(state, fo.part, start)
 	var producers []byte
 	if prev, ok := state.SegmentContaining(fo.topic.ID, fo.part.index, start-1); ok {
 		tp := tiering.Partition{Topic: fo.topic.Name, TopicID: fo.topic.ID, Partition: fo.part.index}

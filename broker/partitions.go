@@ -239,19 +239,29 @@ func (m *partitionManager) alignWithRemote(state *metadata.State, p *partition) 
 	if !ok || p.segments.EndOffset() > remoteEnd {
 		return
 	}
-	var epochs []metadata.EpochRange
-	state.EachSegment(p.topicID, p.index, 0, func(e metadata.SegmentManifest) bool {
-		if e.State == metadata.SegmentCopyFinished {
-			epochs = append(epochs, e.EpochRanges...)
-		}
-		return true
-	})
-	epochs = append(epochs, metadata.EpochRange{Epoch: p.leaderEpoch.Load(), StartOffset: remoteEnd + 1})
+	epochs := append(remoteEpochs(state, p, remoteEnd+1), metadata.EpochRange{Epoch: p.leaderEpoch.Load(), StartOffset: remoteEnd + 1})
 	p.log.Warn("local log ends inside the tiered data; restarting it after the remote log end",
 		"local_log_end_offset", p.segments.EndOffset(), "remote_log_end_offset", remoteEnd)
 	if err := p.restartAt(remoteEnd+1, epochs, nil); err != nil {
 		p.log.Error("restarting the local log after the remote data failed", "err", err)
 	}
+}
+
+// remoteEpochs are the leader-epoch ranges of a partition's readable
+// remote segments that start below offset: the leader-epoch cache of a log
+// restarted there.
+func remoteEpochs(state *metadata.State, p *partition, below int64) []metadata.EpochRange {
+	var epochs []metadata.EpochRange
+	state.EachSegment(p.topicID, p.index, 0, func(e metadata.SegmentManifest) bool {
+		if e.BaseOffset >= below {
+			return false
+		}
+		if e.State == metadata.SegmentCopyFinished {
+			epochs = append(epochs, e.EpochRanges...)
+		}
+		return true
+	})
+	return epochs
 }
 
 func (m *partitionManager) reconciledIndex() uint64 { return m.lastReconciled.Load() }

@@ -419,7 +419,9 @@ func (p *partition) appendReplicated(data []byte, leaderHW int64) error {
 				size += int64(descriptors[end].Length)
 				end++
 			}
-			run := append([]segment.AppendBatch(nil), descriptors[start:end]...)
+			// Positions are relative to records; a later run's are shifted
+			// in place to its own start (the first run's already are).
+			run := descriptors[start:end]
 			offset := run[0].Position
 			for i := range run {
 				run[i].Position -= offset
