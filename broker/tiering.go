@@ -365,14 +365,13 @@ func (m *tierManager) uploadSegment(ctx context.Context, p *partition, task *tie
 	if remote.LastOffset != info.EndOffset-1 {
 		return fmt.Errorf("segment %d: its batches end at %d, the log says %d", info.BaseOffset, remote.LastOffset, info.EndOffset-1)
 	}
-	files.ID = remote.ID
 	entry := manifestEntry(remote, epoch)
 	ref := metadata.SegmentRef{TopicID: p.topicID, Partition: p.index, BaseOffset: entry.BaseOffset, SegmentID: entry.SegmentID, LeaderEpoch: epoch}
 	started := time.Now()
 	if err := m.store.StartSegmentCopy(ctx, p.topicID, p.index, entry); err != nil {
 		return fmt.Errorf("commit copy started of segment %d: %w", entry.BaseOffset, err)
 	}
-	if _, err := m.tier.Upload(ctx, files); err != nil {
+	if err := m.tier.UploadDescribed(ctx, files, remote); err != nil {
 		// The entry stays "copy started": the next pass deletes whatever
 		// objects were written and the entry, then uploads again.
 		return err

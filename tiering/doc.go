@@ -110,8 +110,9 @@
 // object with exponential backoff and jitter. At most
 // Config.UploadConcurrency segments upload at once. The broker first
 // describes the segment (DescribeSegment, which picks the segment uuid) and
-// commits "copy started" with it in Raft, then calls Upload with the same
-// uuid, then commits "copy finished"; only then may the local copy go
+// commits "copy started" with it in Raft, then calls UploadDescribed with
+// that description (the headers are read once), then commits "copy
+// finished"; only then may the local copy go
 // (DESIGN invariant 4). A copy that never finished is found in the manifest
 // by the next leader, which deletes its objects (DeleteSegment) and the
 // entry before uploading again, so a crash leaves no orphans behind. DeleteSegment removes

@@ -598,3 +598,36 @@ func TestTimestampStart(t *testing.T) {
 		t.Fatalf("corrupt .timeindex: %v, want a CorruptError", err)
 	}
 }
+
+// TestUploadDescribedRefusesAChangedFile: a segment that changed after it
+// was described (and committed as "copy started") is not uploaded under
+// that description.
+func TestUploadDescribedRefusesAChangedFile(t *testing.T) {
+	local := buildLocalLog(t, 120, 256<<10, 0, 3)
+	files := local.files(t, local.sealed[0])
+	copied := filepath.Join(t.TempDir(), "copy.log")
+	if err := os.WriteFile(copied, readFile(t, files.LogPath), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files.LogPath = copied
+	described, err := tiering.DescribeSegment(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(copied, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("x"))
+	f.Close()
+	bucket := openBucket(t, "mem://")
+	tier := newTier(t, tiering.Config{Bucket: bucket})
+	if err := tier.UploadDescribed(context.Background(), files, described); err == nil || !strings.Contains(err.Error(), "changed") {
+		t.Fatalf("upload of a changed segment: %v", err)
+	}
+	objects := 0
+	bucket.Iter(context.Background(), "", func(string, int64) error { objects++; return nil })
+	if objects != 0 {
+		t.Fatalf("%d objects written for a refused upload", objects)
+	}
+}

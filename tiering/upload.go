@@ -48,25 +48,35 @@ type SegmentFiles struct {
 // some of the objects behind (a later Upload with the same ID overwrites
 // them, DeleteSegment removes them, Scrub reports them).
 func (t *Tier) Upload(ctx context.Context, files SegmentFiles) (RemoteSegment, error) {
+	segment, err := DescribeSegment(files)
+	if err != nil {
+		return RemoteSegment{}, err
+	}
+	return segment, t.UploadDescribed(ctx, files, segment)
+}
+
+// UploadDescribed is Upload of a segment already described by
+// DescribeSegment (its ID names the objects), so its batch headers are not
+// read a second time: the broker commits "copy started" with the
+// description, then uploads.
+func (t *Tier) UploadDescribed(ctx context.Context, files SegmentFiles, segment RemoteSegment) error {
 	if t.closed.Load() {
-		return RemoteSegment{}, ErrClosed
+		return ErrClosed
 	}
 	select {
 	case t.uploadSlots <- struct{}{}:
 		defer func() { <-t.uploadSlots }()
 	case <-ctx.Done():
-		return RemoteSegment{}, ctx.Err()
+		return ctx.Err()
 	}
-	id := files.ID
-	if id == uuid.Nil {
-		id = uuid.New()
-	}
-	logFile, segment, err := openSegment(files)
+	logFile, err := os.Open(files.LogPath)
 	if err != nil {
-		return RemoteSegment{}, fmt.Errorf("tiering: upload: %w", err)
+		return fmt.Errorf("tiering: upload: %w", err)
 	}
 	defer logFile.Close()
-	segment.ID = id
+	if info, err := logFile.Stat(); err != nil || info.Size() != segment.Size {
+		return fmt.Errorf("tiering: upload %s: %d bytes described, the file has changed (%v)", files.LogPath, segment.Size, err)
+	}
 
 	sources := map[string]func() (io.Reader, func(), error){
 		suffixLog: func() (io.Reader, func(), error) {
@@ -90,11 +100,11 @@ func (t *Tier) Upload(ctx context.Context, files SegmentFiles) (RemoteSegment, e
 			return t.bucket.Upload(ctx, key, reader, t.config.UploadPartBytes)
 		})
 		if err != nil {
-			return RemoteSegment{}, fmt.Errorf("tiering: upload segment %d of %s: %w", files.BaseOffset, files.Partition, err)
+			return fmt.Errorf("tiering: upload segment %d of %s: %w", files.BaseOffset, files.Partition, err)
 		}
 	}
 	t.stats.segmentUploads.Add(1)
-	return segment, nil
+	return nil
 }
 
 // openSource returns a function opening path afresh for each attempt; ""
@@ -118,35 +128,24 @@ func openSource(path string) func() (io.Reader, func(), error) {
 // uploading anything: the broker commits "copy started" with it before
 // Upload writes the objects under the same ID.
 func DescribeSegment(files SegmentFiles) (RemoteSegment, error) {
-	logFile, segment, err := openSegment(files)
+	logFile, err := os.Open(files.LogPath)
 	if err != nil {
 		return RemoteSegment{}, fmt.Errorf("tiering: describe: %w", err)
 	}
-	logFile.Close()
-	segment.ID = files.ID
+	defer logFile.Close()
+	info, err := logFile.Stat()
+	if err != nil {
+		return RemoteSegment{}, fmt.Errorf("tiering: describe: %w", err)
+	}
+	segment, err := describeSegment(logFile, info.Size(), files.BaseOffset)
+	if err != nil {
+		return RemoteSegment{}, fmt.Errorf("tiering: describe %s: %w", files.LogPath, err)
+	}
+	segment.Partition, segment.ID = files.Partition, files.ID
 	if segment.ID == uuid.Nil {
 		segment.ID = uuid.New()
 	}
 	return segment, nil
-}
-
-// openSegment opens a segment's .log and describes it (without an ID);
-// the caller closes the file.
-func openSegment(files SegmentFiles) (*os.File, RemoteSegment, error) {
-	logFile, err := os.Open(files.LogPath)
-	if err != nil {
-		return nil, RemoteSegment{}, err
-	}
-	info, err := logFile.Stat()
-	if err == nil {
-		var segment RemoteSegment
-		if segment, err = describeSegment(logFile, info.Size(), files.BaseOffset); err == nil {
-			segment.Partition = files.Partition
-			return logFile, segment, nil
-		}
-	}
-	logFile.Close()
-	return nil, RemoteSegment{}, fmt.Errorf("%s: %w", files.LogPath, err)
 }
 
 // describeSegment walks the batch headers of a .log of size bytes and
