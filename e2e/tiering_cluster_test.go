@@ -387,11 +387,18 @@ func TestTieringFaults(t *testing.T) {
 
 	t.Run("scrub finds an object deleted behind Strata's back", func(t *testing.T) {
 		g, cl := newTopic(t)
-		g.produce(t, cl, 0, 5*perMiB)
+		g.produce(t, cl, 0, 8*perMiB)
 		tieredUpTo(t, g, 2*perMiB)
+		eventually(t, time.Minute, "offset 0 gone from local disk", func() error {
+			if start := offsetAt(t, tc.seeds(), g.topic, -4); start == 0 {
+				return fmt.Errorf("local log still starts at 0")
+			}
+			return nil
+		})
+		// The first segment's offset index (base offset 0), never read yet.
 		var victim string
 		for obj := range tc.s3.mc.ListObjects(context.Background(), tc.s3.bucket, minio.ListObjectsOptions{Prefix: tc.prefix + "/" + g.topic + "-", Recursive: true}) {
-			if strings.HasSuffix(obj.Key, ".index") {
+			if strings.HasSuffix(obj.Key, ".index") && strings.Contains(obj.Key, "/00000000000000000000-") {
 				victim = obj.Key
 				break
 			}
@@ -405,6 +412,12 @@ func TestTieringFaults(t *testing.T) {
 		out, clean := scrub(t, tc.nodes[2])
 		if clean || !strings.Contains(out, "MISSING") || !strings.Contains(out, victim) {
 			t.Fatalf("scrub after deleting %s (clean %v):\n%s", victim, clean, out)
+		}
+		// A consumer reading that segment gets a retriable error, no data.
+		leader, _ := leaderOf(t, adm, g.topic)
+		fetched := dialRaw(t, tc.nodes[leader].addr).roundTrip(fetchRequest(g.topic, 0, 1, 1<<20, map[int32]int64{0: 0}, 1<<20)).(*kmsg.FetchResponse).Topics[0].Partitions[0]
+		if fetched.ErrorCode != kerr.KafkaStorageError.Code || len(fetched.RecordBatches) != 0 {
+			t.Fatalf("fetch of a segment whose index was deleted: error %d with %d bytes, want KAFKA_STORAGE_ERROR and nothing", fetched.ErrorCode, len(fetched.RecordBatches))
 		}
 	})
 
