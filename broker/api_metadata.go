@@ -16,6 +16,10 @@ import (
 
 func init() { register(0, 12, handleMetadata) }
 
+// autoCreatePropagationWait bounds how long a Metadata request that
+// auto-created a topic waits for every broker to have it.
+const autoCreatePropagationWait = 3 * time.Second
+
 func handleMetadata(c *clientConn, h requestHeader, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
@@ -79,6 +83,17 @@ func handleMetadata(c *clientConn, h requestHeader, req *kmsg.MetadataRequest) (
 		switch kerrCode {
 		case 0:
 			s.log.Info("auto-created topic", "topic", name, "client", h.clientID)
+			// Listed once every broker has it, so a producer's next
+			// request finds its partitions wherever they lead; while
+			// they settle, clients retry LEADER_NOT_AVAILABLE.
+			ctx, cancel := context.WithTimeout(s.ctx, autoCreatePropagationWait)
+			err := s.cfg.Metadata.WaitPropagated(ctx, s.cfg.Metadata.State().AppliedIndex())
+			cancel()
+			if err != nil {
+				mt.ErrorCode = kerr.LeaderNotAvailable.Code
+				resp.Topics = append(resp.Topics, mt)
+				break
+			}
 			resp.Topics = append(resp.Topics, s.topicMetadata(t))
 		case kerr.TopicAlreadyExists.Code: // created concurrently
 			if t, ok := s.cfg.Metadata.State().Topic(name); ok {

@@ -27,6 +27,24 @@ func (s *Server) adminContext(timeoutMillis int32) (context.Context, context.Can
 	return context.WithTimeout(s.ctx, timeout)
 }
 
+// awaitPropagation is the end of CreateTopics, CreatePartitions and
+// DeleteTopics, as in Kafka: with a timeout of 0 or less the request
+// answers at once and the change goes on (REQUEST_TIMED_OUT, the change
+// committed); otherwise it waits until every live broker has acted on the
+// metadata this node has applied, so whichever broker a client asks next
+// agrees (REQUEST_TIMED_OUT when the timeout ends first).
+func (s *Server) awaitPropagation(ctx context.Context, timeoutMillis int32) (int16, string) {
+	if timeoutMillis <= 0 {
+		return kerr.RequestTimedOut.Code, "committed; with timeout_ms 0 the request does not wait for every broker to see the change"
+	}
+	if err := s.cfg.Metadata.WaitPropagated(ctx, s.cfg.Metadata.State().AppliedIndex()); err != nil {
+		s.metrics.propagationTimeouts.Inc()
+		s.log.Warn("a metadata change did not reach every live broker within the request's timeout", "timeout_ms", timeoutMillis, "err", err)
+		return kerr.RequestTimedOut.Code, "committed, but not yet visible on every broker: " + err.Error()
+	}
+	return 0, ""
+}
+
 func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
@@ -37,6 +55,7 @@ func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRe
 		counts[rt.Topic]++
 	}
 	budget := maxPartitionsPerRequest // shared by every topic of the request
+	var created []int                 // indexes into resp.Topics
 	for _, rt := range req.Topics {
 		out := kmsg.NewCreateTopicsResponseTopic()
 		out.Topic = rt.Topic
@@ -109,6 +128,7 @@ func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRe
 		}
 		if !req.ValidateOnly {
 			budget -= len(t.Partitions)
+			created = append(created, len(resp.Topics))
 		}
 		s.log.Info("created topic", "topic", rt.Topic, "validate_only", req.ValidateOnly, "client", h.clientID)
 		out.TopicID = t.ID
@@ -130,6 +150,13 @@ func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRe
 			})
 		}
 		resp.Topics = append(resp.Topics, out)
+	}
+	if len(created) > 0 {
+		if code, msg := s.awaitPropagation(ctx, req.TimeoutMillis); code != 0 {
+			for _, i := range created {
+				resp.Topics[i].ErrorCode, resp.Topics[i].ErrorMessage = code, &msg
+			}
+		}
 	}
 	return resp, nil
 }
@@ -154,6 +181,7 @@ func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRe
 			targets = append(targets, target{name: t.Topic, id: t.TopicID})
 		}
 	}
+	var deleted []int // indexes into resp.Topics
 	for _, tg := range targets {
 		out := kmsg.NewDeleteTopicsResponseTopic()
 		out.Topic = tg.name
@@ -196,8 +224,16 @@ func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRe
 			}
 			s.groups.topicsDeleted(topic.Name)
 			s.log.Info("deleted topic", "topic", topic.Name, "client", h.clientID)
+			deleted = append(deleted, len(resp.Topics))
 		}
 		resp.Topics = append(resp.Topics, out)
+	}
+	if len(deleted) > 0 {
+		if code, msg := s.awaitPropagation(ctx, req.TimeoutMillis); code != 0 {
+			for _, i := range deleted {
+				resp.Topics[i].ErrorCode, resp.Topics[i].ErrorMessage = code, &msg
+			}
+		}
 	}
 	return resp, nil
 }
@@ -211,6 +247,7 @@ func handleCreatePartitions(c *clientConn, h requestHeader, req *kmsg.CreatePart
 	for _, rt := range req.Topics {
 		counts[rt.Topic]++
 	}
+	var grown []int // indexes into resp.Topics
 	for _, rt := range req.Topics {
 		out := kmsg.NewCreatePartitionsResponseTopic()
 		out.Topic = rt.Topic
@@ -274,8 +311,16 @@ func handleCreatePartitions(c *clientConn, h requestHeader, req *kmsg.CreatePart
 				s.log.Error("opening new partitions failed", "topic", rt.Topic, "err", err)
 			}
 			s.log.Info("created partitions", "topic", rt.Topic, "count", rt.Count, "client", h.clientID)
+			grown = append(grown, len(resp.Topics))
 		}
 		resp.Topics = append(resp.Topics, out)
+	}
+	if len(grown) > 0 {
+		if code, msg := s.awaitPropagation(ctx, req.TimeoutMillis); code != 0 {
+			for _, i := range grown {
+				resp.Topics[i].ErrorCode, resp.Topics[i].ErrorMessage = code, &msg
+			}
+		}
 	}
 	return resp, nil
 }

@@ -23,10 +23,13 @@ type membership struct {
 	incarnation [16]byte
 	epoch       atomic.Int64 // broker epoch of the current registration; 0 before the first
 	stopping    atomic.Bool  // controlled shutdown requested
+	// registered receives a token after each registration (reportApplied
+	// reports under the new broker epoch).
+	registered chan struct{}
 }
 
 func newMembership(s *Server) *membership {
-	return &membership{s: s, incarnation: uuid.New()}
+	return &membership{s: s, incarnation: uuid.New(), registered: make(chan struct{}, 1)}
 }
 
 // registration describes this broker: every listener with its advertised
@@ -59,6 +62,10 @@ func (m *membership) run(ctx context.Context) error {
 			cancel()
 			if err == nil {
 				m.epoch.Store(epoch)
+				select {
+				case m.registered <- struct{}{}:
+				default:
+				}
 				conflictSince = time.Time{}
 				log.Info("registered with the controller", "broker_epoch", epoch)
 				continue // heartbeat right away: the controller unfences on it
@@ -82,7 +89,7 @@ func (m *membership) run(ctx context.Context) error {
 			}
 		} else {
 			hctx, cancel := context.WithTimeout(ctx, m.s.cfg.HeartbeatInterval)
-			err = store.Heartbeat(hctx, m.s.cfg.NodeID, m.epoch.Load(), m.stopping.Load())
+			err = store.Heartbeat(hctx, m.heartbeat(m.stopping.Load()))
 			cancel()
 			if errors.Is(err, metadata.ErrUnknownBroker) || errors.Is(err, metadata.ErrStaleBrokerEpoch) {
 				log.Warn("the controller no longer knows this registration; registering again", "err", err)
@@ -113,6 +120,48 @@ func (m *membership) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// heartbeat is this broker's next heartbeat: alive, maybe shutting down,
+// and the metadata position it has acted on.
+func (m *membership) heartbeat(shuttingDown bool) metadata.BrokerHeartbeat {
+	return metadata.BrokerHeartbeat{
+		ID:           m.s.cfg.NodeID,
+		BrokerEpoch:  m.epoch.Load(),
+		ShuttingDown: shuttingDown,
+		AppliedIndex: m.s.partitions.reconciledIndex(),
+	}
+}
+
+// reportApplied tells the controller each new metadata position this
+// broker has acted on (its partitions opened or closed) as soon as it has,
+// so an admin request waiting for the change to reach every broker
+// (metadata.Store.WaitPropagated) answers without waiting for a heartbeat.
+// Heartbeats carry the position too, so a lost report only costs time.
+func (m *membership) reportApplied(ctx context.Context) {
+	store := m.s.cfg.Metadata
+	var reported uint64
+	var reportedEpoch int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.s.partitions.reconciled:
+		case <-m.registered:
+		}
+		epoch, index := m.epoch.Load(), m.s.partitions.reconciledIndex()
+		if epoch == 0 || (epoch == reportedEpoch && index <= reported) {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, m.s.cfg.HeartbeatInterval)
+		err := store.ReportApplied(rctx, m.s.cfg.NodeID, epoch, index)
+		cancel()
+		if err != nil {
+			m.s.log.Debug("reporting the applied metadata position failed; the next heartbeat carries it", "index", index, "err", err)
+			continue
+		}
+		reported, reportedEpoch = index, epoch
+	}
 }
 
 // ready reports whether this broker is registered, unfenced, and leads
@@ -148,7 +197,7 @@ func (m *membership) controlledShutdown(timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Until(deadline))
-		err := store.Heartbeat(ctx, m.s.cfg.NodeID, m.epoch.Load(), true)
+		err := store.Heartbeat(ctx, m.heartbeat(true))
 		cancel()
 		if err == nil && !store.State().LeadsAny(m.s.cfg.NodeID) {
 			m.s.log.Info("controlled shutdown: leaderships moved")

@@ -18,6 +18,8 @@ type metrics struct {
 
 	isrChanges prometheus.Counter
 
+	propagationTimeouts prometheus.Counter
+
 	localLogBytes prometheus.Gauge
 	diskRefusals  prometheus.Counter
 
@@ -53,6 +55,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "strata", Name: "isr_changes_total",
 			Help: "ISR shrinks and expansions this broker proposed as a leader.",
 		}),
+		propagationTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "strata", Name: "metadata_propagation_timeouts_total",
+			Help: "Topic changes (create, delete, new partitions) answered REQUEST_TIMED_OUT because a live broker had not applied them within the request's timeout.",
+		}),
 		cleanerPasses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "strata", Name: "log_cleaner_passes_total",
 			Help: "Log cleaner passes over compacted partitions, by topic and result (cleaned, skipped, failed).",
@@ -76,7 +82,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.bytesIn, m.bytesOut, m.produceErrors, m.connections,
-			m.cleanerPasses, m.cleanerBytesReclaimed, m.cleanerRecordsRemoved, m.isrChanges, m.localLogBytes, m.diskRefusals)
+			m.cleanerPasses, m.cleanerBytesReclaimed, m.cleanerRecordsRemoved, m.isrChanges, m.propagationTimeouts, m.localLogBytes, m.diskRefusals)
 	}
 	return m
 }

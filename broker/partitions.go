@@ -50,6 +50,9 @@ type partitionManager struct {
 
 	reconcileMu    sync.Mutex    // serializes reconcile passes
 	lastReconciled atomic.Uint64 // applied index of the state last reconciled
+	// reconciled receives a token after a pass that moved lastReconciled
+	// (the membership reports the new position to the controller).
+	reconciled chan struct{}
 
 	mu         sync.RWMutex // guards partitions
 	partitions map[topicPartition]*partition
@@ -62,7 +65,7 @@ func newPartitionManager(cfg partitionManagerConfig) (*partitionManager, error) 
 	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
-	m := &partitionManager{cfg: cfg, partitions: make(map[topicPartition]*partition)}
+	m := &partitionManager{cfg: cfg, partitions: make(map[topicPartition]*partition), reconciled: make(chan struct{}, 1)}
 	if err := m.removeStaleDirectories(cfg.store.State()); err != nil {
 		return nil, err
 	}
@@ -150,11 +153,13 @@ func (m *partitionManager) getByName(topic string, index int32) *partition {
 }
 
 // reconcile brings the open partitions in line with the metadata state.
+// Once it returns, this broker's Metadata answers reflect the state it
+// reconciled (a partition it leads is open): reconciledIndex says which.
 func (m *partitionManager) reconcile() error {
 	m.reconcileMu.Lock()
 	defer m.reconcileMu.Unlock()
 	state := m.cfg.store.State()
-	m.lastReconciled.Store(state.AppliedIndex())
+	defer m.markReconciled(state.AppliedIndex())
 	want := make(map[topicPartition]metadata.Topic)
 	for _, t := range state.Topics() {
 		for _, p := range t.Partitions {
@@ -265,6 +270,18 @@ func remoteEpochs(state *metadata.State, p *partition, below int64) []metadata.E
 }
 
 func (m *partitionManager) reconciledIndex() uint64 { return m.lastReconciled.Load() }
+
+// markReconciled publishes the applied index of the state a finished pass
+// reconciled, and signals reconciled when it moved.
+func (m *partitionManager) markReconciled(index uint64) {
+	if m.lastReconciled.Swap(index) == index {
+		return
+	}
+	select {
+	case m.reconciled <- struct{}{}:
+	default:
+	}
+}
 
 func containsBroker(ids []int32, id int32) bool {
 	for _, x := range ids {

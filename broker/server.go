@@ -420,6 +420,11 @@ func (s *Server) Serve() error {
 		defer s.wg.Done()
 		s.partitions.runCleaner(s.ctx)
 	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.membership.reportApplied(s.ctx)
+	}()
 	go func() {
 		defer s.wg.Done()
 		s.groups.runOffsetExpiry(s.ctx)

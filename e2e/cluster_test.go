@@ -92,7 +92,33 @@ func startClusterWith(t *testing.T, n int32, setup nodeSetup) *cluster {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	c.waitLiveBrokers(n)
 	return c
+}
+
+// waitLiveBrokers waits until every running node's metadata lists n
+// registered, unfenced brokers: a node that is ready itself may not have
+// applied the other brokers' registrations yet, and tests that count
+// brokers or create topics with replicas on all of them need every node to.
+func (c *cluster) waitLiveBrokers(n int32) {
+	c.t.Helper()
+	eventually(c.t, time.Minute, fmt.Sprintf("every node seeing %d live brokers", n), func() error {
+		for id, b := range c.nodes {
+			if !b.running() {
+				continue
+			}
+			live := int32(0)
+			for _, broker := range c.status(id).Brokers {
+				if !broker.Fenced {
+					live++
+				}
+			}
+			if live != n {
+				return fmt.Errorf("node %d sees %d live brokers", id, live)
+			}
+		}
+		return nil
+	})
 }
 
 // seeds are every running node's client address.

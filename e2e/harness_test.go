@@ -235,6 +235,21 @@ func (b *brokerProcess) restart(tb testing.TB) {
 	}
 }
 
+// running reports whether the process was started and has not exited.
+func (b *brokerProcess) running() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done == nil {
+		return false
+	}
+	select {
+	case <-b.done:
+		return false
+	default:
+		return true
+	}
+}
+
 func (b *brokerProcess) logContains(s string) bool {
 	data, _ := os.ReadFile(b.logPath)
 	return bytes.Contains(data, []byte(s))

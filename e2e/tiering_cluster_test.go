@@ -51,22 +51,6 @@ func startTieredCluster(t *testing.T) *tieredCluster {
 		return "", []string{"--object-store", fx.url, "--object-store-prefix", prefix,
 			"--remote-log-manager-task-interval-ms", "200", "--log-retention-check-interval-ms", "300"}
 	})
-	// Every node sees every broker unfenced before topics are created
-	// (a node ready itself may not know of the others yet).
-	eventually(t, time.Minute, "every node seeing three live brokers", func() error {
-		for id := range c.nodes {
-			live := 0
-			for _, b := range c.status(id).Brokers {
-				if !b.Fenced {
-					live++
-				}
-			}
-			if live != 3 {
-				return fmt.Errorf("node %d sees %d live brokers", id, live)
-			}
-		}
-		return nil
-	})
 	return &tieredCluster{cluster: c, s3: fx, prefix: prefix}
 }
 

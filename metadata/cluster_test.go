@@ -93,7 +93,7 @@ func (c *testCluster) follower() (int32, *Store) {
 // heartbeats keeps brokers alive through store until ctx ends.
 func heartbeats(ctx context.Context, store *Store, id int32, epoch int64) {
 	for ctx.Err() == nil {
-		store.Heartbeat(ctx, id, epoch, false)
+		store.Heartbeat(ctx, BrokerHeartbeat{ID: id, BrokerEpoch: epoch})
 		select {
 		case <-ctx.Done():
 		case <-time.After(100 * time.Millisecond):
@@ -240,7 +240,7 @@ func TestClusterControllerFencesAndElects(t *testing.T) {
 	// Controlled shutdown of broker 3: partition 0 leaves it for broker 2
 	// (back in the ISR? no: the ISR is {2,3} after 1 left), then 3 is fenced.
 	stopBeats[3]()
-	if err := any.Heartbeat(ctx, 3, epochs[3], true); err != nil {
+	if err := any.Heartbeat(ctx, BrokerHeartbeat{ID: 3, BrokerEpoch: epochs[3], ShuttingDown: true}); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, any, "broker 3 fenced after moving its leadership", func(s *State) bool {
@@ -282,10 +282,10 @@ func TestClusterControllerFencesAndElects(t *testing.T) {
 	}
 
 	// A stale epoch or an unknown broker is refused, through a follower too.
-	if err := any.Heartbeat(ctx, 2, epochs[2]-1, false); err == nil {
+	if err := any.Heartbeat(ctx, BrokerHeartbeat{ID: 2, BrokerEpoch: epochs[2] - 1}); err == nil {
 		t.Fatal("heartbeat with a stale epoch accepted")
 	}
-	if err := any.Heartbeat(ctx, 9, 1, false); err == nil {
+	if err := any.Heartbeat(ctx, BrokerHeartbeat{ID: 9, BrokerEpoch: 1}); err == nil {
 		t.Fatal("heartbeat of an unknown broker accepted")
 	}
 }

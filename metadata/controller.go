@@ -33,6 +33,11 @@ type controller struct {
 	lastSeen map[int32]time.Time
 	// shuttingDown holds brokers in controlled shutdown.
 	shuttingDown map[int32]bool
+	// applied is the metadata position each broker last reported
+	// (propagation.go); appliedChanged is closed and replaced when one
+	// rises.
+	applied        map[int32]appliedPosition
+	appliedChanged chan struct{}
 	// since is when this node started leading; zero when it does not.
 	since time.Time
 	// stop ends the running loop; kick wakes it.
@@ -74,34 +79,40 @@ func (c *controller) setLeading(leading bool) {
 	c.since = time.Now()
 	c.lastSeen = map[int32]time.Time{}
 	c.shuttingDown = map[int32]bool{}
+	c.applied = map[int32]appliedPosition{}
+	c.appliedChanged = make(chan struct{})
 	stop := c.stop
 	c.s.goroutines.Go(func() { c.run(stop) })
 }
 
-// heartbeat records that a broker is alive (only on the leader).
-func (c *controller) heartbeat(id int32, epoch int64, shuttingDown bool) error {
-	b, ok := c.s.State().Broker(id)
+// heartbeat records that a broker is alive and how far it has applied the
+// metadata (only on the leader).
+func (c *controller) heartbeat(h BrokerHeartbeat) error {
+	b, ok := c.s.State().Broker(h.ID)
 	if !ok {
-		return fmt.Errorf("broker %d is not registered: %w", id, ErrUnknownBroker)
+		return fmt.Errorf("broker %d is not registered: %w", h.ID, ErrUnknownBroker)
 	}
-	if b.Epoch != epoch {
-		return fmt.Errorf("broker %d: epoch %d, registered as %d: %w", id, epoch, b.Epoch, ErrStaleBrokerEpoch)
+	if b.Epoch != h.BrokerEpoch {
+		return fmt.Errorf("broker %d: epoch %d, registered as %d: %w", h.ID, h.BrokerEpoch, b.Epoch, ErrStaleBrokerEpoch)
 	}
 	c.mu.Lock()
 	if c.stop == nil {
 		c.mu.Unlock()
 		return c.s.notLeaderError()
 	}
-	c.lastSeen[id] = time.Now()
-	changed := c.shuttingDown[id] != shuttingDown
-	if shuttingDown {
-		c.shuttingDown[id] = true
+	c.lastSeen[h.ID] = time.Now()
+	changed := c.shuttingDown[h.ID] != h.ShuttingDown
+	if h.ShuttingDown {
+		c.shuttingDown[h.ID] = true
 	} else {
-		delete(c.shuttingDown, id)
+		delete(c.shuttingDown, h.ID)
 	}
 	c.mu.Unlock()
 	if changed || b.Fenced {
 		c.wake()
+	}
+	if h.AppliedIndex > 0 {
+		return c.reportApplied(h.ID, h.BrokerEpoch, h.AppliedIndex)
 	}
 	return nil
 }

@@ -313,13 +313,21 @@
 //	           1 propose       a Raft log entry as above (checked to decode
 //	                           before the leader appends it)
 //	           2 heartbeat     broker id int32, broker epoch int64,
-//	                           shutting down bool
+//	                           shutting down bool, applied metadata index
+//	                           uint64 (absent from older nodes: unknown)
 //	           3 add voter     node id int32, controller address string
 //	           4 remove voter  node id int32 (demoted to non-voter: it
 //	                           keeps following the log)
 //	           5 add non-voter node id int32, controller address string
 //	                           (sent by a joining node to any voter, which
 //	                           passes it on to the leader)
+//	           6 report applied broker id int32, broker epoch int64,
+//	                           applied metadata index uint64 (the broker
+//	                           has applied and acted on the state up to it)
+//	           7 applied floor (no payload) answers, in the log index
+//	                           field, the lowest index the live brokers
+//	                           reported, and in the message the ids of the
+//	                           brokers at it, space-separated
 //	response:  status uint8 (0 ok, 1 not the leader, 2 failed,
 //	           3 duplicate broker registration: ErrDuplicateBroker),
 //	           log index uint64 (propose: where the entry was applied;

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,9 @@ const (
 	rpcAddVoter    uint8 = 3
 	rpcRemoveVoter uint8 = 4
 	rpcAddNonvoter uint8 = 5
+	// Metadata propagation (propagation.go).
+	rpcReportApplied uint8 = 6
+	rpcAppliedFloor  uint8 = 7
 
 	rpcOK              uint8 = 0
 	rpcNotLeader       uint8 = 1
@@ -146,10 +150,32 @@ func (s *Store) handleRPC(request []byte) rpcResponse {
 		}
 	case rpcHeartbeat:
 		d := decoder{data: payload}
-		id, epoch, shuttingDown := d.int32(), d.int64(), d.bool()
-		if err = d.finish(); err == nil {
-			err = s.controller.heartbeat(id, epoch, shuttingDown)
+		h := BrokerHeartbeat{ID: d.int32(), BrokerEpoch: d.int64(), ShuttingDown: d.bool()}
+		if d.offset < len(d.data) {
+			h.AppliedIndex = d.uint64() // absent from older nodes' heartbeats
 		}
+		if err = d.finish(); err == nil {
+			err = s.controller.heartbeat(h)
+		}
+	case rpcReportApplied:
+		d := decoder{data: payload}
+		id, epoch, applied := d.int32(), d.int64(), d.uint64()
+		if err = d.finish(); err == nil {
+			err = s.controller.reportApplied(id, epoch, applied)
+		}
+	case rpcAppliedFloor:
+		if len(payload) != 0 {
+			return rpcResponse{status: rpcFailed, message: "applied floor: unexpected payload"}
+		}
+		floor, lagging, _, floorErr := s.controller.appliedFloor()
+		if floorErr == nil {
+			ids := make([]string, len(lagging))
+			for i, id := range lagging {
+				ids[i] = fmt.Sprint(id)
+			}
+			return rpcResponse{status: rpcOK, index: floor, message: strings.Join(ids, " ")}
+		}
+		err = floorErr
 	case rpcAddNonvoter:
 		d := decoder{data: payload}
 		id, address := d.int32(), d.string()

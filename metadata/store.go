@@ -516,19 +516,31 @@ func (s *Store) snapshot() error {
 	return s.raft.Snapshot().Error()
 }
 
-// Heartbeat tells the controller that broker id (registration brokerEpoch)
-// is alive; shuttingDown asks it to move the broker's leaderships away
-// (controlled shutdown). It fails with ErrUnknownBroker or
-// ErrStaleBrokerEpoch when the broker must register again.
-func (s *Store) Heartbeat(ctx context.Context, id int32, brokerEpoch int64, shuttingDown bool) error {
+// BrokerHeartbeat is one heartbeat of a registered broker.
+type BrokerHeartbeat struct {
+	ID          int32
+	BrokerEpoch int64 // of the registration
+	// ShuttingDown asks the controller to move the broker's leaderships
+	// away (controlled shutdown).
+	ShuttingDown bool
+	// AppliedIndex is the metadata position the broker has applied and
+	// acted on (0: unknown), as ReportApplied sends it.
+	AppliedIndex uint64
+}
+
+// Heartbeat tells the controller that a broker is alive. It fails with
+// ErrUnknownBroker or ErrStaleBrokerEpoch when the broker must register
+// again.
+func (s *Store) Heartbeat(ctx context.Context, h BrokerHeartbeat) error {
 	if s.IsLeader() {
-		return s.controller.heartbeat(id, brokerEpoch, shuttingDown)
+		return s.controller.heartbeat(h)
 	}
 	e := encoder{}
 	e.uint8(rpcHeartbeat)
-	e.int32(id)
-	e.int64(brokerEpoch)
-	e.bool(shuttingDown)
+	e.int32(h.ID)
+	e.int64(h.BrokerEpoch)
+	e.bool(h.ShuttingDown)
+	e.uint64(h.AppliedIndex)
 	_, err := s.forward(ctx, e.buffer)
 	return err
 }
