@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-log/strata/internal/childproc"
 )
 
 // Real non-Go clients: kcat (librdkafka), confluent-kafka-python
@@ -31,7 +33,11 @@ func runCmd(tb testing.TB, stdin []byte, timeout time.Duration, name string, arg
 	cmd.Stdin = bytes.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
+	err := childproc.Start(cmd)
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if err != nil {
 		tb.Fatalf("%s %s: %v\nstderr:\n%s", name, strings.Join(args, " "), err, stderr.String())
 	}
 	return stdout.Bytes()

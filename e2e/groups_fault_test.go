@@ -17,6 +17,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-log/strata/internal/childproc"
 )
 
 // The member program (cmd/strata-groupmember) is built once per test run.
@@ -89,7 +91,7 @@ func startMemberProc(t *testing.T, name string, args ...string) *memberProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.cmd.Start(); err != nil {
+	if err := childproc.Start(m.cmd); err != nil {
 		t.Fatal(err)
 	}
 	go func() {

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/strata-log/strata/internal/childproc"
 )
 
 // Credentials of the test server's root account. Tests export them as
@@ -122,8 +124,7 @@ func startS3ServerOn(binary, dir, address string) (*S3Server, error) {
 	command := exec.Command(binary, "--port", address, "posix", dir)
 	command.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+S3AccessKey, "ROOT_SECRET_KEY="+S3SecretKey)
 	command.Stdout, command.Stderr = output, output
-	command.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := command.Start(); err != nil {
+	if err := childproc.Start(command); err != nil {
 		return nil, fmt.Errorf("start %s: %w", binary, err)
 	}
 	server := &S3Server{Endpoint: "http://" + address, Dir: dir, command: command, output: output, exited: make(chan struct{})}
