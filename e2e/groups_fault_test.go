@@ -1,3 +1,5 @@
+//go:build e2e
+
 package e2e
 
 import (
@@ -37,7 +39,7 @@ func groupMemberBin(t *testing.T) string {
 			return
 		}
 		memberBin = filepath.Join(dir, "strata-groupmember")
-		out, err := exec.Command("go", "build", "-o", memberBin, "./cmd/strata-groupmember").CombinedOutput()
+		out, err := exec.Command("go", "build", "-tags", "e2e", "-o", memberBin, "./cmd/strata-groupmember").CombinedOutput()
 		if err != nil {
 			memberBinErr = fmt.Errorf("building strata-groupmember: %v\n%s", err, out)
 		}
