@@ -18,13 +18,13 @@ import (
 )
 
 // Real non-Go clients: kcat (librdkafka), confluent-kafka-python
-// (librdkafka) and kafka-python. They are installed by .ci/run; a missing
+// (librdkafka) and kafka-python. They are installed by make deps; a missing
 // one fails the test rather than skipping it, so CI never passes silently.
 
 func requireTool(tb testing.TB, path string) {
 	tb.Helper()
 	if _, err := exec.LookPath(path); err != nil {
-		tb.Fatalf("%s is not installed (apt-get install kcat python3-confluent-kafka python3-kafka): %v", path, err)
+		tb.Fatalf("%s is not installed (make deps installs it): %v", path, err)
 	}
 }
 
@@ -225,7 +225,7 @@ func TestKafkaPython(t *testing.T) {
 	requireTool(t, "/usr/bin/python3")
 	b := sharedBroker(t)
 	// kafka-python's snappy, lz4 and zstd need python3-snappy, python3-lz4
-	// and python3-zstandard (installed by .ci/run).
+	// and python3-zstandard (installed by make deps).
 	for _, c := range []struct {
 		codec string
 		attr  uint8
