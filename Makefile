@@ -3,13 +3,17 @@ GO        ?= go
 BIN       := bin/strata
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/strata-log/strata/cmd/internal/cli.Version=$(VERSION)
-UNIT_PKGS  = $(shell $(GO) list ./... | grep -v /e2e)
+# The S3 server of the tiering tests, where `make deps` builds it.
+ifndef VERSITYGW_BIN
+VERSITYGW_BIN := $(shell scripts/deps versitygw-bin)
+endif
+export VERSITYGW_BIN
 # An execution count, not a duration: a duration races Go 1.26's fuzz
 # coordinator at the deadline (golang/go#75804, spurious "context deadline
 # exceeded" failures on a loaded machine).
 FUZZTIME  ?= 100000x
 
-.PHONY: all build run test vet unit fuzz e2e bench clean image
+.PHONY: all build run deps check-deps test vet unit fuzz e2e bench clean image
 
 all: build
 
@@ -20,14 +24,24 @@ build:
 run: build
 	./$(BIN)
 
-## test: vet, unit tests with -race, brief fuzzing, end-to-end tests against the real binary
-test: vet unit fuzz e2e
+## deps: once, installs what the tests need and is missing (Kafka clients, chromium, versitygw);
+## without root it prints the apt-get command to run
+deps:
+	scripts/deps install
 
+## check-deps: stops within seconds, naming what is missing, before tests that would fail deep in
+check-deps:
+	scripts/deps check
+
+## test: vet, unit tests with -race, brief fuzzing, end-to-end tests against the real binary
+test: check-deps vet unit fuzz e2e
+
+# The end-to-end suite is behind the e2e build tag: `go test ./...` runs unit tests only.
 vet:
-	$(GO) vet ./...
+	$(GO) vet -tags e2e ./...
 
 unit:
-	$(GO) test -race -count=1 -timeout 15m $(UNIT_PKGS)
+	$(GO) test -race -count=1 -timeout 15m ./...
 
 # Each fuzz target runs briefly on top of its committed seed corpus.
 fuzz:
@@ -35,8 +49,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzSplit$$' -fuzztime=$(FUZZTIME) ./broker/recordbatch
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRequest$$' -fuzztime=$(FUZZTIME) ./broker
 
-e2e: build
-	STRATA_BIN=$(abspath $(BIN)) $(GO) test -count=1 -p 1 -timeout 30m -v ./e2e/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+[a-z_]+\.go:[0-9]+:)' ; test $${PIPESTATUS[0]} -eq 0
+e2e: check-deps build
+	STRATA_BIN=$(abspath $(BIN)) $(GO) test -tags e2e -count=1 -p 1 -timeout 30m -v ./e2e/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+[a-z_]+\.go:[0-9]+:)' ; test $${PIPESTATUS[0]} -eq 0
 
 ## bench: throughput and latency against a running broker, with the disk's raw bandwidth as the reference;
 ## then a 3-node cluster: RF=3 acks=all next to RF=1 acks=1; then replaying a tiered topic through the

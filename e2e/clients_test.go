@@ -1,3 +1,5 @@
+//go:build e2e
+
 package e2e
 
 import (
@@ -11,16 +13,18 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-log/strata/internal/childproc"
 )
 
 // Real non-Go clients: kcat (librdkafka), confluent-kafka-python
-// (librdkafka) and kafka-python. They are installed by .ci/run; a missing
+// (librdkafka) and kafka-python. They are installed by make deps; a missing
 // one fails the test rather than skipping it, so CI never passes silently.
 
 func requireTool(tb testing.TB, path string) {
 	tb.Helper()
 	if _, err := exec.LookPath(path); err != nil {
-		tb.Fatalf("%s is not installed (apt-get install kcat python3-confluent-kafka python3-kafka): %v", path, err)
+		tb.Fatalf("%s is not installed (make deps installs it): %v", path, err)
 	}
 }
 
@@ -31,7 +35,11 @@ func runCmd(tb testing.TB, stdin []byte, timeout time.Duration, name string, arg
 	cmd.Stdin = bytes.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
+	err := childproc.Start(cmd)
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if err != nil {
 		tb.Fatalf("%s %s: %v\nstderr:\n%s", name, strings.Join(args, " "), err, stderr.String())
 	}
 	return stdout.Bytes()
@@ -217,7 +225,7 @@ func TestKafkaPython(t *testing.T) {
 	requireTool(t, "/usr/bin/python3")
 	b := sharedBroker(t)
 	// kafka-python's snappy, lz4 and zstd need python3-snappy, python3-lz4
-	// and python3-zstandard (installed by .ci/run).
+	// and python3-zstandard (installed by make deps).
 	for _, c := range []struct {
 		codec string
 		attr  uint8

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package e2e
 
 import (
@@ -18,6 +20,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-log/strata/internal/childproc"
 )
 
 // cluster is n strata processes on loopback forming one metadata quorum
@@ -602,7 +606,7 @@ func TestClusterStartupErrors(t *testing.T) {
 	a := exec.Command(strataBin, append(base(1, "a"), "--cluster-id", "cluster-a", "--controller-listen", ctrl1)...)
 	var aOut bytes.Buffer
 	a.Stdout, a.Stderr = &aOut, &aOut
-	if err := a.Start(); err != nil {
+	if err := childproc.Start(a); err != nil {
 		t.Fatal(err)
 	}
 	defer a.Process.Kill()

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package e2e
 
 import (
@@ -17,6 +19,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-log/strata/internal/childproc"
 )
 
 // The member program (cmd/strata-groupmember) is built once per test run.
@@ -35,7 +39,7 @@ func groupMemberBin(t *testing.T) string {
 			return
 		}
 		memberBin = filepath.Join(dir, "strata-groupmember")
-		out, err := exec.Command("go", "build", "-o", memberBin, "./cmd/strata-groupmember").CombinedOutput()
+		out, err := exec.Command("go", "build", "-tags", "e2e", "-o", memberBin, "./cmd/strata-groupmember").CombinedOutput()
 		if err != nil {
 			memberBinErr = fmt.Errorf("building strata-groupmember: %v\n%s", err, out)
 		}
@@ -89,7 +93,7 @@ func startMemberProc(t *testing.T, name string, args ...string) *memberProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.cmd.Start(); err != nil {
+	if err := childproc.Start(m.cmd); err != nil {
 		t.Fatal(err)
 	}
 	go func() {

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package e2e
 
 import (
@@ -17,6 +19,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-log/strata/internal/childproc"
 )
 
 // strataBin is the binary under test: $STRATA_BIN, or built once by TestMain
@@ -150,7 +154,10 @@ func (b *brokerProcess) start() error {
 		cmd = exec.Command("bash", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, b.maxFiles), strataBin}, b.args()...)...)
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
+	// Every process the suite starts goes through childproc.Start, so it dies
+	// with the test binary even when that is killed (bash execs strata and
+	// passes the parent-death signal on).
+	if err := childproc.Start(cmd); err != nil {
 		logFile.Close()
 		return err
 	}

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package e2e
 
 import (
@@ -12,6 +14,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/internal/childproc"
 )
 
 // TestInvalidSettingsRefusedAtStart: the binary exits non-zero with a
@@ -35,7 +39,7 @@ func TestInvalidSettingsRefusedAtStart(t *testing.T) {
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			done := make(chan error, 1)
-			if err := cmd.Start(); err != nil {
+			if err := childproc.Start(cmd); err != nil {
 				t.Fatal(err)
 			}
 			go func() { done <- cmd.Wait() }()

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package e2e
 
 import (
@@ -15,7 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// chromiumBinary finds a headless-capable Chromium (.ci/run installs
+// chromiumBinary finds a headless-capable Chromium (make deps installs
 // Debian's chromium).
 func chromiumBinary(t *testing.T) string {
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -23,7 +25,7 @@ func chromiumBinary(t *testing.T) string {
 			return path
 		}
 	}
-	t.Fatal("Chromium is needed for the status page test: apt-get install chromium (.ci/run does it)")
+	t.Fatal("Chromium is needed for the status page test: apt-get install chromium (make deps does it)")
 	return ""
 }
 

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package e2e
 
 import (
@@ -267,7 +269,7 @@ func startS3(t *testing.T) *tieringtest.S3Server {
 	t.Helper()
 	server, err := tieringtest.StartS3Server(t.TempDir())
 	if err != nil {
-		t.Fatalf("S3 server (versitygw, installed by .ci/run): %v", err)
+		t.Fatalf("S3 server (versitygw, installed by make deps): %v", err)
 	}
 	t.Cleanup(func() { server.Close() })
 	tieringtest.SetCredentialsEnv()

@@ -31,6 +31,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/internal/childproc"
 )
 
 func main() {
@@ -190,7 +192,7 @@ func startBroker(bin, dataDir string, ports []string, extra ...string) (string, 
 	}
 	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", dataDir, "--listen", ports[0], "--admin-listen", ports[1], "--controller-listen", ports[2], "--log-level", "warn"}, extra...)...)
 	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
+	if err := childproc.Start(cmd); err != nil {
 		return "", nil, err
 	}
 	stop := func() {

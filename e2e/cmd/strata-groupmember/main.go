@@ -1,3 +1,5 @@
+//go:build e2e
+
 // Command strata-groupmember is one franz-go consumer group member for the
 // e2e fault tests, run as its own process so tests can SIGTERM, SIGSTOP and
 // restart it.
