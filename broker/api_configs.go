@@ -195,7 +195,16 @@ func (s *Server) alterTopicConfigs(topic string, configs map[string]string, vali
 		s.log.Error("applying new topic configs failed", "topic", topic, "err", err)
 	}
 	s.log.Info("altered topic configs", "topic", topic)
+	s.warnDeprecatedConfigs(topic, configs)
 	return 0, ""
+}
+
+// warnDeprecatedConfigs logs each deprecated config a topic sets: stored
+// and described as Kafka does, but without effect.
+func (s *Server) warnDeprecatedConfigs(topic string, configs map[string]string) {
+	for name, why := range topicconfig.DeprecatedIn(configs) {
+		s.log.Warn("topic config is deprecated and has no effect; remove it", "topic", topic, "config", name, "value", configs[name], "why", why)
+	}
 }
 
 // alterResource dispatches one AlterConfigs/IncrementalAlterConfigs

@@ -1,20 +1,26 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
 )
 
-// ListOffsets v1 (kafka-python) through v9: v7 max timestamp (KIP-734),
-// v8 earliest local (-4), v9 latest tiered (-5) (KIP-405, KIP-1005).
-func init() { register(1, 9, handleListOffsets) }
+// ListOffsets v0 (the "offsets before" form older tools such as Burrow
+// still send) through v9: v1 a single offset and its timestamp
+// (kafka-python), v7 max timestamp (KIP-734), v8 earliest local (-4), v9
+// latest tiered (-5) (KIP-405, KIP-1005).
+func init() { register(0, 9, handleListOffsets) }
 
 // Special ListOffsets timestamps.
 const (
@@ -48,6 +54,10 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 					break
 				}
 				p.LeaderEpoch = part.leaderEpoch.Load()
+				if req.Version == 0 {
+					p.OldStyleOffsets = legacyOffsets(part.segments.Segments(), logStartOffset(state, part), part.highWatermark(), rp.Timestamp, rp.MaxNumOffsets, time.Now().UnixMilli())
+					break
+				}
 				offset, ts, err := s.offsetForTimestamp(state, part, rp.Timestamp)
 				if err != nil {
 					part.log.Error("list offsets failed", "timestamp", rp.Timestamp, "err", err)
@@ -61,6 +71,49 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 		resp.Topics = append(resp.Topics, out)
 	}
 	return resp, nil
+}
+
+// legacyOffsets answers ListOffsets v0 for one partition as Kafka's
+// "offsets before" does: the candidate offsets are each segment's base
+// offset (at least the log start), stamped with the segment's newest
+// timestamp, then the log end stamped now; latest (-1) starts from the
+// newest candidate, earliest (-2) is the first alone, any other timestamp
+// starts from the newest candidate stamped at or before it. Up to
+// maxOffsets offsets are returned, newest first, and none above the high
+// watermark: the high watermark takes the place of those above it.
+// (Kafka stamps a segment with its file's modification time; the newest
+// record's timestamp is the portable equivalent. Tiered segments are not
+// candidates, but the log start includes them.)
+func legacyOffsets(segments []segment.SegmentInfo, logStart, highWatermark, timestamp int64, maxOffsets int32, now int64) []int64 {
+	type candidate struct{ offset, stamp int64 }
+	candidates := make([]candidate, 0, len(segments)+1)
+	for _, seg := range segments {
+		candidates = append(candidates, candidate{max(seg.BaseOffset, logStart), seg.MaxTimestamp})
+	}
+	if n := len(segments); n > 0 && segments[n-1].Size > 0 {
+		candidates = append(candidates, candidate{segments[n-1].EndOffset, now})
+	}
+	start := len(candidates) - 1
+	switch timestamp {
+	case listLatest:
+	case listEarliest:
+		start = min(start, 0)
+	default:
+		for start >= 0 && candidates[start].stamp > timestamp {
+			start--
+		}
+	}
+	count := max(min(int(maxOffsets), start+1), 0)
+	offsets := make([]int64, 0, count+1)
+	for i := start; i > start-count; i-- {
+		offsets = append(offsets, candidates[i].offset)
+	}
+	slices.SortFunc(offsets, func(a, b int64) int { return cmp.Compare(b, a) })
+	if slices.ContainsFunc(offsets, func(o int64) bool { return o > highWatermark }) {
+		kept := slices.DeleteFunc(offsets, func(o int64) bool { return o > highWatermark })
+		offsets = append([]int64{highWatermark}, kept...)
+	}
+	return offsets
 }
 
 // offsetForTimestamp answers ListOffsets for one partition: the offset and

@@ -255,6 +255,7 @@ func (s *Server) createTopic(ctx context.Context, tc topicCreation) (metadata.To
 	if err := s.partitions.reconcile(); err != nil {
 		s.log.Error("opening partitions of a new topic failed", "topic", tc.name, "err", err)
 	}
+	s.warnDeprecatedConfigs(tc.name, tc.configs)
 	return t, 0, ""
 }
 

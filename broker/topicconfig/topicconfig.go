@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +57,10 @@ const (
 	LocalRetentionBytes      = "local.retention.bytes"
 	RemoteLogCopyDisable     = "remote.log.copy.disable"
 	RemoteLogDeleteOnDisable = "remote.log.delete.on.disable"
+	// Deprecated in Kafka 3.x and still accepted by Kafka 3.9: stored,
+	// described and ignored.
+	MessageFormatVersion        = "message.format.version"
+	MessageDownconversionEnable = "message.downconversion.enable"
 )
 
 // Definition describes one topic config.
@@ -66,9 +71,12 @@ type Definition struct {
 	// is the default for topics that do not set Name.
 	BrokerName string
 	// Default is the built-in default, used when the broker does not override it.
-	Default  string
-	Doc      string
-	validate func(string) error
+	Default string
+	Doc     string
+	// Deprecated, when set, says why the config is accepted and ignored
+	// (Kafka still accepts it, so tools that set it keep working).
+	Deprecated string
+	validate   func(string) error
 }
 
 // ErrInvalid is wrapped by every validation error.
@@ -187,6 +195,26 @@ var definitions = []Definition{
 		Doc: "stop uploading new segments; remote data stays readable and local retention falls back to retention.*", validate: oneOf("true", "false")},
 	{Name: RemoteLogDeleteOnDisable, Type: TypeBoolean, BrokerName: "log.remote.log.delete.on.disable", Default: "false",
 		Doc: "needed to set remote.storage.enable=false on a tiered topic: its remote data is then deleted", validate: oneOf("true", "false")},
+	{Name: MessageFormatVersion, Type: TypeString, BrokerName: "log.message.format.version", Default: "3.0-IV1",
+		Doc:        "deprecated (Kafka 3.0): accepted and ignored; Strata stores record batches (message format v2) only",
+		Deprecated: "Kafka 3.0 deprecated it and ignores it from inter.broker.protocol.version 3.0; Strata writes message format v2 only",
+		validate:   kafkaVersion},
+	{Name: MessageDownconversionEnable, Type: TypeBoolean, BrokerName: "log.message.downconversion.enable", Default: "true",
+		Doc:        "deprecated (Kafka 3.x): accepted and ignored; Strata never down-converts (clients that fetch old message formats are refused)",
+		Deprecated: "Kafka deprecated it with message formats v0 and v1; Strata never down-converts",
+		validate:   oneOf("true", "false")},
+}
+
+// kafkaVersionPattern matches what Kafka accepts for message.format.version:
+// a release ("0.10.2", "2.8", "3.0") optionally with an IV suffix
+// ("3.0-IV1").
+var kafkaVersionPattern = regexp.MustCompile(`^[0-9]+\.[0-9]+(\.[0-9]+)?(-IV[0-9]+)?$`)
+
+func kafkaVersion(v string) error {
+	if !kafkaVersionPattern.MatchString(v) {
+		return fmt.Errorf("%q is not a Kafka version such as 2.8 or 3.0-IV1", v)
+	}
+	return nil
 }
 
 var byName = func() map[string]*Definition {
@@ -210,6 +238,21 @@ func Lookup(name string) (Definition, bool) {
 func All() []Definition {
 	out := append([]Definition(nil), definitions...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// DeprecatedIn lists the deprecated configs among configs, with why each
+// is ignored.
+func DeprecatedIn(configs map[string]string) map[string]string {
+	var out map[string]string
+	for name := range configs {
+		if d, ok := byName[name]; ok && d.Deprecated != "" {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[name] = d.Deprecated
+		}
+	}
 	return out
 }
 

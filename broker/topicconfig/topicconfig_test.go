@@ -28,6 +28,11 @@ func TestValidate(t *testing.T) {
 		{"negative delete retention", map[string]string{DeleteRetentionMs: "-1"}, false},
 		{"recompression refused", map[string]string{CompressionType: "zstd"}, false},
 		{"bad timestamp type", map[string]string{MessageTimestampType: "AppendTime"}, false},
+		{"deprecated format version", map[string]string{MessageFormatVersion: "2.8", MessageDownconversionEnable: "false"}, true},
+		{"deprecated format version with IV", map[string]string{MessageFormatVersion: "3.0-IV1"}, true},
+		{"old format version", map[string]string{MessageFormatVersion: "0.10.2"}, true},
+		{"not a version", map[string]string{MessageFormatVersion: "latest"}, false},
+		{"downconversion not a boolean", map[string]string{MessageDownconversionEnable: "yes"}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,5 +110,22 @@ func TestCheckCombinedTiering(t *testing.T) {
 	v := Typed(nil, map[string]string{"retention.ms": "5000", "retention.bytes": "7000", "remote.storage.enable": "true"})
 	if !v.RemoteStorage || v.LocalRetentionMs != 5000 || v.LocalRetentionBytes != 7000 {
 		t.Fatalf("local retention -2 resolves to the total: %+v", v)
+	}
+}
+
+// TestDeprecated: the deprecated configs Kafka 3.9 still accepts are named
+// with a reason, and change no resolved value.
+func TestDeprecated(t *testing.T) {
+	configs := map[string]string{MessageFormatVersion: "2.8", MessageDownconversionEnable: "false", RetentionMs: "1000"}
+	got := DeprecatedIn(configs)
+	if len(got) != 2 || got[MessageFormatVersion] == "" || got[MessageDownconversionEnable] == "" {
+		t.Fatalf("DeprecatedIn = %v, want both deprecated configs with a reason", got)
+	}
+	if DeprecatedIn(map[string]string{RetentionMs: "1"}) != nil {
+		t.Fatal("a current config reported as deprecated")
+	}
+	with, without := Typed(nil, configs), Typed(nil, map[string]string{RetentionMs: "1000"})
+	if with != without {
+		t.Fatalf("deprecated configs changed resolved values: %+v vs %+v", with, without)
 	}
 }

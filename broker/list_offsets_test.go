@@ -1,0 +1,50 @@
+package broker
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/strata-log/strata/broker/segment"
+)
+
+// TestLegacyOffsets pins ListOffsets v0's "offsets before" answers.
+func TestLegacyOffsets(t *testing.T) {
+	const now = 10_000
+	segments := []segment.SegmentInfo{
+		{BaseOffset: 0, EndOffset: 100, Size: 1000, MaxTimestamp: 1000},
+		{BaseOffset: 100, EndOffset: 250, Size: 1500, MaxTimestamp: 2000},
+		{BaseOffset: 250, EndOffset: 300, Size: 500, MaxTimestamp: 3000},
+	}
+	sealedEmpty := append(slices.Clone(segments[:2]), segment.SegmentInfo{BaseOffset: 250, EndOffset: 250})
+	cases := []struct {
+		name         string
+		segments     []segment.SegmentInfo
+		logStart, hw int64
+		timestamp    int64
+		max          int32
+		want         []int64
+	}{
+		{"latest, one", segments, 0, 300, listLatest, 1, []int64{300}},
+		{"latest, all", segments, 0, 300, listLatest, 10, []int64{300, 250, 100, 0}},
+		{"latest, two", segments, 0, 300, listLatest, 2, []int64{300, 250}},
+		{"latest above the high watermark", segments, 0, 280, listLatest, 10, []int64{280, 250, 100, 0}},
+		{"latest, high watermark below a segment base", segments, 0, 200, listLatest, 10, []int64{200, 100, 0}},
+		{"earliest", segments, 0, 300, listEarliest, 10, []int64{0}},
+		{"earliest after retention moved the start", segments, 40, 300, listEarliest, 10, []int64{40}},
+		{"earliest, none asked", segments, 0, 300, listEarliest, 0, []int64{}},
+		{"before the second segment's newest record", segments, 0, 300, 2500, 10, []int64{100, 0}},
+		{"at a segment's newest record", segments, 0, 300, 2000, 1, []int64{100}},
+		{"before every record", segments, 0, 300, 500, 10, []int64{}},
+		{"after every record", segments, 0, 300, now + 1, 10, []int64{300, 250, 100, 0}},
+		{"empty active segment", sealedEmpty, 0, 250, listLatest, 10, []int64{250, 100, 0}},
+		{"empty log", []segment.SegmentInfo{{BaseOffset: 0, EndOffset: 0, MaxTimestamp: -1}}, 0, 0, listLatest, 5, []int64{0}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := legacyOffsets(tc.segments, tc.logStart, tc.hw, tc.timestamp, tc.max, now)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("legacyOffsets = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
