@@ -499,5 +499,82 @@ func runCluster(bin, dir string, records, recordSize, partitions int) error {
 		}
 		fmt.Printf("%-28s %10.1f %12.0f %10.2f %10.2f %8.2f\n", run.name, res.mbs, res.rps, lat.p50, lat.p99, res.mbs/base)
 	}
+	return topicChanges(seeds)
+}
+
+// topicChangeRounds is how many topics topicChanges creates and deletes.
+const topicChangeRounds = 100
+
+// topicChangeLimit is what a user may expect of one CreateTopics or
+// DeleteTopics on a loopback cluster, answered only once every broker
+// lists the change.
+const topicChangeLimit = time.Second
+
+// topicChanges times CreateTopics and DeleteTopics (RF=3, 3 partitions)
+// and checks, after each, that every broker's first Metadata answer agrees
+// (all partitions with leaders; then no topic), so the figures are of
+// changes a client can act on.
+func topicChanges(seeds []string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	visible := func(topic string, want int) error {
+		for id := int32(1); id <= int32(len(seeds)); id++ {
+			req := kmsg.NewPtrMetadataRequest()
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(topic)
+			req.Topics = append(req.Topics, rt)
+			resp, err := req.RequestWith(ctx, cl.Broker(int(id)))
+			if err != nil {
+				return err
+			}
+			listed := 0
+			for _, p := range resp.Topics[0].Partitions {
+				if p.ErrorCode == 0 && p.Leader >= 0 {
+					listed++
+				}
+			}
+			if listed != want {
+				return fmt.Errorf("broker %d lists %d of %d partitions of %s with a leader right after the change", id, listed, want, topic)
+			}
+		}
+		return nil
+	}
+	var creates, deletes []float64
+	for i := range topicChangeRounds {
+		topic := fmt.Sprintf("bench-topic-change-%d-%d", i, time.Now().UnixNano())
+		start := time.Now()
+		if resp, err := adm.CreateTopic(ctx, 3, 3, nil, topic); err != nil || resp.Err != nil {
+			return fmt.Errorf("create %s: %v %v", topic, err, resp.Err)
+		}
+		creates = append(creates, float64(time.Since(start))/float64(time.Millisecond))
+		if err := visible(topic, 3); err != nil {
+			return err
+		}
+		start = time.Now()
+		if resp, err := adm.DeleteTopic(ctx, topic); err != nil || resp.Err != nil {
+			return fmt.Errorf("delete %s: %v %v", topic, err, resp.Err)
+		}
+		deletes = append(deletes, float64(time.Since(start))/float64(time.Millisecond))
+		if err := visible(topic, 0); err != nil {
+			return err
+		}
+	}
+	limit := float64(topicChangeLimit) / float64(time.Millisecond)
+	fmt.Printf("\n%d topic changes (RF=3, 3 partitions), answered once every broker lists them; limit %v\n", topicChangeRounds, topicChangeLimit)
+	fmt.Printf("%-28s %10s %10s %10s %14s\n", "request", "p50 ms", "p99 ms", "max ms", "p99 / limit")
+	for _, r := range []struct {
+		name string
+		ms   []float64
+	}{{"CreateTopics", creates}, {"DeleteTopics", deletes}} {
+		sort.Float64s(r.ms)
+		p50, p99 := r.ms[len(r.ms)/2], r.ms[len(r.ms)*99/100]
+		fmt.Printf("%-28s %10.1f %10.1f %10.1f %14.2f\n", r.name, p50, p99, r.ms[len(r.ms)-1], p99/limit)
+	}
 	return nil
 }
