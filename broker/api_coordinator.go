@@ -47,7 +47,7 @@ func handleFindCoordinator(c *clientConn, h requestHeader, req *kmsg.FindCoordin
 // findCoordinator answers where a group's coordinator is: the leader of its
 // __consumer_offsets partition, on the listener the client used.
 func (s *Server) findCoordinator(l *boundListener, groupID string) (node int32, host string, port int32, code int16) {
-	leader, kerrCode := s.groups.coordinatorOf(groupID)
+	leader, kerrCode := s.groups.CoordinatorOf(groupID)
 	if kerrCode != nil {
 		return -1, "", -1, kerrCode.Code
 	}

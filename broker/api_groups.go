@@ -49,7 +49,7 @@ func clientHost(c *clientConn) string {
 func handleJoinGroup(c *clientConn, h requestHeader, req *kmsg.JoinGroupRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
 	answer := func(res group.JoinResult) kmsg.Response {
-		resp.ErrorCode = errCode(res.Err)
+		resp.ErrorCode = group.ErrorCode(res.Err)
 		resp.Generation = res.GenerationID
 		resp.MemberID = res.MemberID
 		resp.LeaderID = res.LeaderID
@@ -67,7 +67,7 @@ func handleJoinGroup(c *clientConn, h requestHeader, req *kmsg.JoinGroupRequest)
 		}
 		return resp
 	}
-	sh, kerrCode := c.server.groups.shardFor(req.Group)
+	sh, kerrCode := c.server.groups.ShardFor(req.Group)
 	if kerrCode != nil {
 		return answer(group.JoinResult{Err: kerrCode, MemberID: req.MemberID, GenerationID: -1}), nil
 	}
@@ -89,7 +89,7 @@ func handleJoinGroup(c *clientConn, h requestHeader, req *kmsg.JoinGroupRequest)
 		jr.Protocols = append(jr.Protocols, group.Protocol{Name: p.Name, Metadata: p.Metadata})
 	}
 	done := make(chan group.JoinResult, 1)
-	sh.coord.Join(jr, func(res group.JoinResult) { done <- res })
+	sh.Coordinator().Join(jr, func(res group.JoinResult) { done <- res })
 	select {
 	case res := <-done:
 		return answer(res), nil
@@ -101,7 +101,7 @@ func handleJoinGroup(c *clientConn, h requestHeader, req *kmsg.JoinGroupRequest)
 func handleSyncGroup(c *clientConn, h requestHeader, req *kmsg.SyncGroupRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
 	answer := func(res group.SyncResult) kmsg.Response {
-		resp.ErrorCode = errCode(res.Err)
+		resp.ErrorCode = group.ErrorCode(res.Err)
 		if res.Err == nil {
 			resp.ProtocolType = strPtr(res.ProtocolType)
 			resp.Protocol = strPtr(res.ProtocolName)
@@ -112,7 +112,7 @@ func handleSyncGroup(c *clientConn, h requestHeader, req *kmsg.SyncGroupRequest)
 		}
 		return resp
 	}
-	sh, kerrCode := c.server.groups.shardFor(req.Group)
+	sh, kerrCode := c.server.groups.ShardFor(req.Group)
 	if kerrCode != nil {
 		return answer(group.SyncResult{Err: kerrCode}), nil
 	}
@@ -128,7 +128,7 @@ func handleSyncGroup(c *clientConn, h requestHeader, req *kmsg.SyncGroupRequest)
 		sr.Assignments = append(sr.Assignments, group.MemberAssignment{MemberID: a.MemberID, Assignment: a.MemberAssignment})
 	}
 	done := make(chan group.SyncResult, 1)
-	sh.coord.Sync(sr, func(res group.SyncResult) { done <- res })
+	sh.Coordinator().Sync(sr, func(res group.SyncResult) { done <- res })
 	select {
 	case res := <-done:
 		return answer(res), nil
@@ -139,12 +139,12 @@ func handleSyncGroup(c *clientConn, h requestHeader, req *kmsg.SyncGroupRequest)
 
 func handleHeartbeat(c *clientConn, h requestHeader, req *kmsg.HeartbeatRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-	sh, kerrCode := c.server.groups.shardFor(req.Group)
+	sh, kerrCode := c.server.groups.ShardFor(req.Group)
 	if kerrCode != nil {
 		resp.ErrorCode = kerrCode.Code
 		return resp, nil
 	}
-	resp.ErrorCode = errCode(sh.coord.Heartbeat(group.HeartbeatRequest{
+	resp.ErrorCode = group.ErrorCode(sh.Coordinator().Heartbeat(group.HeartbeatRequest{
 		GroupID:         req.Group,
 		GenerationID:    req.Generation,
 		MemberID:        req.MemberID,
@@ -155,7 +155,7 @@ func handleHeartbeat(c *clientConn, h requestHeader, req *kmsg.HeartbeatRequest)
 
 func handleLeaveGroup(c *clientConn, h requestHeader, req *kmsg.LeaveGroupRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
-	sh, kerrCode := c.server.groups.shardFor(req.Group)
+	sh, kerrCode := c.server.groups.ShardFor(req.Group)
 	if kerrCode != nil {
 		resp.ErrorCode = kerrCode.Code
 		return resp, nil
@@ -168,15 +168,15 @@ func handleLeaveGroup(c *clientConn, h requestHeader, req *kmsg.LeaveGroupReques
 			members = append(members, group.LeaveMember{MemberID: m.MemberID, GroupInstanceID: deref(m.InstanceID)})
 		}
 	}
-	res := sh.coord.Leave(req.Group, members)
+	res := sh.Coordinator().Leave(req.Group, members)
 	if res.Err != nil {
-		resp.ErrorCode = errCode(res.Err)
+		resp.ErrorCode = group.ErrorCode(res.Err)
 		return resp, nil
 	}
 	if req.Version < 3 {
 		// v0-v2: one member, its error at the top level.
 		if len(res.Members) > 0 {
-			resp.ErrorCode = errCode(res.Members[0].Err)
+			resp.ErrorCode = group.ErrorCode(res.Members[0].Err)
 		}
 		return resp, nil
 	}
@@ -184,7 +184,7 @@ func handleLeaveGroup(c *clientConn, h requestHeader, req *kmsg.LeaveGroupReques
 		rm := kmsg.NewLeaveGroupResponseMember()
 		rm.MemberID = m.MemberID
 		rm.InstanceID = nonEmptyPtr(m.GroupInstanceID)
-		rm.ErrorCode = errCode(m.Err)
+		rm.ErrorCode = group.ErrorCode(m.Err)
 		resp.Members = append(resp.Members, rm)
 	}
 	return resp, nil
@@ -195,17 +195,17 @@ func handleDescribeGroups(c *clientConn, h requestHeader, req *kmsg.DescribeGrou
 	for _, id := range req.Groups {
 		g := kmsg.NewDescribeGroupsResponseGroup()
 		g.Group = id
-		sh, kerrCode := c.server.groups.shardFor(id)
+		sh, kerrCode := c.server.groups.ShardFor(id)
 		if kerrCode != nil {
 			g.ErrorCode = kerrCode.Code
 			g.State = group.StateDead.String()
 			resp.Groups = append(resp.Groups, g)
 			continue
 		}
-		d, err := sh.coord.Describe(id)
+		d, err := sh.Coordinator().Describe(id)
 		// Before v6 Kafka describes an unknown group as Dead without error.
-		if err != nil && errCode(err) != kerr.GroupIDNotFound.Code {
-			g.ErrorCode = errCode(err)
+		if err != nil && group.ErrorCode(err) != kerr.GroupIDNotFound.Code {
+			g.ErrorCode = group.ErrorCode(err)
 		}
 		g.State = d.State.String()
 		g.ProtocolType = d.ProtocolType
@@ -247,12 +247,12 @@ func handleListGroups(c *clientConn, h requestHeader, req *kmsg.ListGroupsReques
 			return resp, nil
 		}
 	}
-	shards, allLoaded := c.server.groups.allShards()
+	shards, allLoaded := c.server.groups.Shards()
 	if !allLoaded {
 		resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
 	}
 	for _, sh := range shards {
-		for _, l := range sh.coord.List(states...) {
+		for _, l := range sh.Coordinator().List(states...) {
 			g := kmsg.NewListGroupsResponseGroup()
 			g.Group = l.GroupID
 			g.ProtocolType = l.ProtocolType
@@ -268,19 +268,19 @@ func handleDeleteGroups(c *clientConn, h requestHeader, req *kmsg.DeleteGroupsRe
 	for _, id := range req.Groups {
 		g := kmsg.NewDeleteGroupsResponseGroup()
 		g.Group = id
-		sh, kerrCode := c.server.groups.shardFor(id)
+		sh, kerrCode := c.server.groups.ShardFor(id)
 		switch {
 		case kerrCode != nil:
 			g.ErrorCode = kerrCode.Code
 		case id == "":
 			g.ErrorCode = kerr.InvalidGroupID.Code
 		default:
-			if err := sh.coord.Delete(id); err != nil {
-				g.ErrorCode = errCode(err)
+			if err := sh.Coordinator().Delete(id); err != nil {
+				g.ErrorCode = group.ErrorCode(err)
 				break
 			}
-			if err := sh.deleteGroupData(id); err != nil {
-				g.ErrorCode = errCode(err)
+			if err := sh.DeleteGroupData(id); err != nil {
+				g.ErrorCode = group.ErrorCode(err)
 				break
 			}
 			c.log.Info("deleted group", "group", id)

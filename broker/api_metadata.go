@@ -69,7 +69,7 @@ func handleMetadata(c *clientConn, h requestHeader, req *kmsg.MetadataRequest) (
 		if name == offsetsTopic {
 			// Created as the group coordinators need it (internal, its
 			// partition count and configs), not as an ordinary topic.
-			if t, err := s.groups.ensureTopic(); err == nil {
+			if t, err := s.offsets.ensure(); err == nil {
 				resp.Topics = append(resp.Topics, s.topicMetadata(t))
 			} else {
 				mt.ErrorCode = kerr.LeaderNotAvailable.Code

@@ -47,7 +47,7 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 	if req.Group == "" {
 		return answer(kerr.InvalidGroupID.Code, nil), nil
 	}
-	sh, kerrCode := s.groups.shardFor(req.Group)
+	sh, kerrCode := s.groups.ShardFor(req.Group)
 	if kerrCode != nil {
 		return answer(kerrCode.Code, nil), nil
 	}
@@ -55,34 +55,34 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 	if req.Version == 0 {
 		generation, memberID = -1, ""
 	}
-	if err := sh.coord.ValidateOffsetCommit(group.OffsetCommitRequest{
+	if err := sh.Coordinator().ValidateOffsetCommit(group.OffsetCommitRequest{
 		GroupID:         req.Group,
 		GenerationID:    generation,
 		MemberID:        memberID,
 		GroupInstanceID: deref(req.InstanceID),
 	}); err != nil {
-		return answer(errCode(err), nil), nil
+		return answer(group.ErrorCode(err), nil), nil
 	}
 	now := time.Now().UnixMilli()
 	state := s.cfg.Metadata.State()
-	commits := map[topicPartition]committedOffset{}
-	codes := map[topicPartition]int16{}
+	commits := map[group.TopicPartition]group.CommittedOffset{}
+	codes := map[group.TopicPartition]int16{}
 	for _, rt := range req.Topics {
 		topic, exists := state.Topic(rt.Topic)
 		for _, rp := range rt.Partitions {
-			tp := topicPartition{rt.Topic, rp.Partition}
+			tp := group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
 			switch {
 			case !exists || !topic.HasPartition(rp.Partition):
 				codes[tp] = kerr.UnknownTopicOrPartition.Code
-			case rp.Metadata != nil && len(*rp.Metadata) > offsetMetadataMaxBytes:
+			case rp.Metadata != nil && len(*rp.Metadata) > group.OffsetMetadataMaxBytes:
 				codes[tp] = kerr.OffsetMetadataTooLarge.Code
 			default:
-				co := committedOffset{offset: rp.Offset, leaderEpoch: -1, metadata: deref(rp.Metadata), timestamp: now}
+				co := group.CommittedOffset{Offset: rp.Offset, LeaderEpoch: -1, Metadata: deref(rp.Metadata), Timestamp: now}
 				if req.Version >= 6 {
-					co.leaderEpoch = rp.LeaderEpoch
+					co.LeaderEpoch = rp.LeaderEpoch
 				}
 				if req.Version == 1 && rp.Timestamp > 0 {
-					co.timestamp = rp.Timestamp
+					co.Timestamp = rp.Timestamp
 				}
 				commits[tp] = co
 			}
@@ -90,10 +90,10 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 	}
 	var writeCode int16
 	if len(commits) > 0 {
-		writeCode = errCode(sh.commitOffsets(req.Group, commits))
+		writeCode = group.ErrorCode(sh.CommitOffsets(req.Group, commits))
 	}
 	return answer(0, func(rt kmsg.OffsetCommitRequestTopic, rp kmsg.OffsetCommitRequestTopicPartition) int16 {
-		if code, ok := codes[topicPartition{rt.Topic, rp.Partition}]; ok {
+		if code, ok := codes[group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}]; ok {
 			return code
 		}
 		return writeCode
@@ -107,22 +107,22 @@ func offsetFetchGroup(s *Server, groupID string, topics []kmsg.OffsetFetchReques
 	if groupID == "" {
 		return nil, kerr.InvalidGroupID.Code
 	}
-	sh, kerrCode := s.groups.shardFor(groupID)
+	sh, kerrCode := s.groups.ShardFor(groupID)
 	if kerrCode != nil {
 		return nil, kerrCode.Code
 	}
-	fill := func(p *kmsg.OffsetFetchResponseTopicPartition, co committedOffset, ok bool) {
+	fill := func(p *kmsg.OffsetFetchResponseTopicPartition, co group.CommittedOffset, ok bool) {
 		p.Offset, p.LeaderEpoch, p.Metadata = -1, -1, strPtr("")
 		if ok {
-			p.Offset, p.LeaderEpoch, p.Metadata = co.offset, co.leaderEpoch, strPtr(co.metadata)
+			p.Offset, p.LeaderEpoch, p.Metadata = co.Offset, co.LeaderEpoch, strPtr(co.Metadata)
 		}
 	}
 	var out []kmsg.OffsetFetchResponseTopic
 	if all {
 		byTopic := map[string][]int32{}
-		offsets := sh.groupOffsets(groupID)
+		offsets := sh.GroupOffsets(groupID)
 		for tp := range offsets {
-			byTopic[tp.topic] = append(byTopic[tp.topic], tp.index)
+			byTopic[tp.Topic] = append(byTopic[tp.Topic], tp.Partition)
 		}
 		names := make([]string, 0, len(byTopic))
 		for name := range byTopic {
@@ -137,7 +137,7 @@ func offsetFetchGroup(s *Server, groupID string, topics []kmsg.OffsetFetchReques
 			for _, idx := range parts {
 				p := kmsg.NewOffsetFetchResponseTopicPartition()
 				p.Partition = idx
-				co, ok := offsets[topicPartition{name, idx}]
+				co, ok := offsets[group.TopicPartition{Topic: name, Partition: idx}]
 				fill(&p, co, ok)
 				t.Partitions = append(t.Partitions, p)
 			}
@@ -151,7 +151,7 @@ func offsetFetchGroup(s *Server, groupID string, topics []kmsg.OffsetFetchReques
 		for _, idx := range rt.Partitions {
 			p := kmsg.NewOffsetFetchResponseTopicPartition()
 			p.Partition = idx
-			co, ok := sh.fetchOffset(groupID, topicPartition{rt.Topic, idx})
+			co, ok := sh.FetchOffset(groupID, group.TopicPartition{Topic: rt.Topic, Partition: idx})
 			fill(&p, co, ok)
 			t.Partitions = append(t.Partitions, p)
 		}
@@ -218,14 +218,14 @@ func handleOffsetDelete(c *clientConn, h requestHeader, req *kmsg.OffsetDeleteRe
 		resp.ErrorCode = kerr.InvalidGroupID.Code
 		return resp, nil
 	}
-	sh, kerrCode := s.groups.shardFor(req.Group)
+	sh, kerrCode := s.groups.ShardFor(req.Group)
 	if kerrCode != nil {
 		resp.ErrorCode = kerrCode.Code
 		return resp, nil
 	}
-	d, err := sh.coord.Describe(req.Group)
+	d, err := sh.Coordinator().Describe(req.Group)
 	if err != nil {
-		resp.ErrorCode = errCode(err)
+		resp.ErrorCode = group.ErrorCode(err)
 		return resp, nil
 	}
 	// Topics a non-empty consumer group subscribes to keep their offsets
@@ -251,12 +251,12 @@ func handleOffsetDelete(c *clientConn, h requestHeader, req *kmsg.OffsetDeleteRe
 		subscribed = func(topic string) bool { return !known || topics[topic] }
 	}
 	state := s.cfg.Metadata.State()
-	var del []topicPartition
-	codes := map[topicPartition]int16{}
+	var del []group.TopicPartition
+	codes := map[group.TopicPartition]int16{}
 	for _, rt := range req.Topics {
 		topic, exists := state.Topic(rt.Topic)
 		for _, rp := range rt.Partitions {
-			tp := topicPartition{rt.Topic, rp.Partition}
+			tp := group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
 			switch {
 			case !exists || !topic.HasPartition(rp.Partition):
 				codes[tp] = kerr.UnknownTopicOrPartition.Code
@@ -269,7 +269,7 @@ func handleOffsetDelete(c *clientConn, h requestHeader, req *kmsg.OffsetDeleteRe
 	}
 	var writeCode int16
 	if len(del) > 0 {
-		writeCode = errCode(sh.deleteOffsets(req.Group, del))
+		writeCode = group.ErrorCode(sh.DeleteOffsets(req.Group, del))
 	}
 	for _, rt := range req.Topics {
 		t := kmsg.NewOffsetDeleteResponseTopic()
@@ -277,7 +277,7 @@ func handleOffsetDelete(c *clientConn, h requestHeader, req *kmsg.OffsetDeleteRe
 		for _, rp := range rt.Partitions {
 			p := kmsg.NewOffsetDeleteResponseTopicPartition()
 			p.Partition = rp.Partition
-			if code, ok := codes[topicPartition{rt.Topic, rp.Partition}]; ok {
+			if code, ok := codes[group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}]; ok {
 				p.ErrorCode = code
 			} else {
 				p.ErrorCode = writeCode

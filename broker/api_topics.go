@@ -222,7 +222,7 @@ func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRe
 			if err := s.partitions.reconcile(); err != nil {
 				s.log.Error("removing partitions of a deleted topic failed", "topic", topic.Name, "err", err)
 			}
-			s.groups.topicsDeleted(topic.Name)
+			s.groups.TopicsDeleted(topic.Name)
 			s.log.Info("deleted topic", "topic", topic.Name, "client", h.clientID)
 			deleted = append(deleted, len(resp.Topics))
 		}

@@ -87,7 +87,7 @@ func waitLoaded(t *testing.T, n *testNode) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, all := n.srv.groups.allShards(); all {
+		if _, all := n.srv.groups.Shards(); all {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -120,14 +120,14 @@ func TestOffsetExpiry(t *testing.T) {
 	commitOffset(t, cl, "active", generation, member, "t", 0, 7)
 	start := time.Now()
 
-	n.srv.groups.expireOffsets(start.Add(retention-time.Minute), nil)
+	n.srv.groups.ExpireOffsets(start.Add(retention - time.Minute))
 	for groupID, want := range map[string]int64{"standalone": 5, "left": 6, "active": 7} {
 		if got := fetchOffset(t, cl, groupID, "t", 0); got != want {
 			t.Fatalf("%s before retention: offset %d, want %d", groupID, got, want)
 		}
 	}
 
-	n.srv.groups.expireOffsets(start.Add(retention+time.Minute), nil)
+	n.srv.groups.ExpireOffsets(start.Add(retention + time.Minute))
 	check := func(when string) {
 		for groupID, want := range map[string]int64{"standalone": -1, "left": -1, "active": 7} {
 			if got := fetchOffset(t, cl, groupID, "t", 0); got != want {

@@ -217,7 +217,7 @@ func TestGroupStateReplayedAfterRestart(t *testing.T) {
 		}
 	}
 	// The shards cover every partition of the offsets topic.
-	if shards, all := n.srv.groups.allShards(); !all || len(shards) != 4 {
+	if shards, all := n.srv.groups.Shards(); !all || len(shards) != 4 {
 		t.Fatalf("%d shards loaded (all %v), want 4", len(shards), all)
 	}
 	if p := group.Partition("g1", 4); n.srv.partitions.getByName(offsetsTopic, p) == nil {

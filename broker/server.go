@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
@@ -285,8 +286,9 @@ type Server struct {
 	metrics     *metrics
 	partitions  *partitionManager
 	producerIDs *producerIDAllocator
-	groups      *groupManager // group coordinators, one per __consumer_offsets partition
-	membership  *membership   // registration and heartbeats with the controller
+	groups      *group.Manager // group coordinators, one per __consumer_offsets partition led here
+	offsets     *offsetsTopicManager
+	membership  *membership // registration and heartbeats with the controller
 	fetchers    *replicaFetchers
 	tiers       *tierManager // nil without a Tier
 	tierMetrics *tierMetrics
@@ -322,7 +324,15 @@ func New(cfg Config) (*Server, error) {
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
 	s.membership = newMembership(s)
 	s.fetchers = newReplicaFetchers(s)
-	s.groups = newGroupManager(s)
+	s.offsets = &offsetsTopicManager{s: s, log: s.log.With("subsystem", "groups")}
+	s.groups = group.NewManager(group.ManagerConfig{
+		Topic:                  s.offsets,
+		Coordinator:            group.Config{InitialRebalanceDelay: cfg.GroupInitialRebalanceDelay},
+		OffsetsRetention:       cfg.OffsetsRetention,
+		RetentionCheckInterval: cfg.OffsetsRetentionCheckInterval,
+		Logger:                 s.log.With("subsystem", "groups"),
+	})
+	follow := &groupsFollow{s: s, logs: map[*partition]*offsetsLog{}}
 	pm, err := newPartitionManager(partitionManagerConfig{
 		dataDir:              filepath.Clean(cfg.DataDir),
 		nodeID:               cfg.NodeID,
@@ -333,8 +343,8 @@ func New(cfg Config) (*Server, error) {
 		cleanerBackoff:       cfg.CleanerBackoff,
 		metrics:              s.metrics,
 		log:                  cfg.Logger,
-		onLeadership:         s.groups.partitionLeadership,
-		onClose:              s.groups.partitionClosing,
+		onLeadership:         follow.leadership,
+		onClose:              follow.closing,
 		onReconciled:         func(state *metadata.State, parts []*partition) { s.fetchers.update(state, parts) },
 	})
 	if err != nil {
@@ -427,7 +437,7 @@ func (s *Server) Serve() error {
 	}()
 	go func() {
 		defer s.wg.Done()
-		s.groups.runOffsetExpiry(s.ctx)
+		s.groups.Run(s.ctx)
 	}()
 	if s.tiers != nil {
 		s.wg.Add(1)
@@ -554,6 +564,7 @@ func (s *Server) Close() error {
 	}
 	s.fetchers.close()
 	s.isrChanges.Wait()
+	s.groups.Close()
 	return s.partitions.close()
 }
 

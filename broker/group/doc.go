@@ -9,9 +9,16 @@
 // eager and cooperative (KIP-429) clients need from the coordinator.
 //
 // A Coordinator holds the groups of one __consumer_offsets partition
-// (Partition maps a group id to its partition, as Kafka does): the broker
-// makes one when it becomes leader of that partition, Restores the groups
-// found in it, and Closes it when it stops leading.
+// (Partition maps a group id to its partition, as Kafka does). A Shard
+// pairs it with that partition's committed offsets and persists both to
+// the partition through a small Log interface, in Kafka's own record
+// schemas (OffsetsTopic): it replays the log when loaded, writes commits,
+// deletions and group metadata with acks=all before answering, and expires
+// offsets as Kafka's KIP-211 does. The Manager holds the shards of the
+// partitions this broker leads (Lead when a leadership term starts, Resign
+// when it ends), loads each in a goroutine it owns, finds a group's shard
+// (ShardFor, CoordinatorOf), and runs offset expiry. The broker gives it
+// the offsets topic (Topic) and each partition's log.
 //
 // # States
 //

@@ -1,0 +1,230 @@
+package group
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Offset retention defaults, as Kafka's.
+const (
+	DefaultOffsetsRetention              = 7 * 24 * time.Hour // offsets.retention.minutes
+	DefaultOffsetsRetentionCheckInterval = 10 * time.Minute   // offsets.retention.check.interval.ms
+)
+
+// Topic is the __consumer_offsets topic as the Manager needs it.
+type Topic interface {
+	// Leaders returns the leader broker of each of the topic's partitions
+	// (-1 for none), creating the topic on first use.
+	Leaders() ([]int32, error)
+	// PartitionExists reports whether a partition of a topic exists:
+	// committed offsets of partitions that are gone expire.
+	PartitionExists(tp TopicPartition) bool
+}
+
+// ManagerConfig configures a Manager. Topic is required; the other zero
+// values mean defaults.
+type ManagerConfig struct {
+	Topic Topic
+	// Coordinator configures every shard's coordinator.
+	Coordinator Config
+	// OffsetsRetention is offsets.retention.minutes (default
+	// DefaultOffsetsRetention); RetentionCheckInterval is
+	// offsets.retention.check.interval.ms (default
+	// DefaultOffsetsRetentionCheckInterval).
+	OffsetsRetention       time.Duration
+	RetentionCheckInterval time.Duration
+	Logger                 *slog.Logger
+}
+
+// Manager holds the coordinator shards of the __consumer_offsets
+// partitions this broker leads: Lead starts one (and loads it in the
+// background), Resign stops it, ShardFor finds a group's. It runs offset
+// expiry (Run) and owns the loading goroutines (Close waits for them).
+type Manager struct {
+	cfg ManagerConfig
+
+	loaders sync.WaitGroup // shards loading in the background
+
+	mu     sync.RWMutex // guards shards
+	shards map[int32]*Shard
+}
+
+// NewManager makes a Manager.
+func NewManager(cfg ManagerConfig) *Manager {
+	if cfg.OffsetsRetention == 0 {
+		cfg.OffsetsRetention = DefaultOffsetsRetention
+	}
+	if cfg.RetentionCheckInterval == 0 {
+		cfg.RetentionCheckInterval = DefaultOffsetsRetentionCheckInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Manager{cfg: cfg, shards: map[int32]*Shard{}}
+}
+
+// Lead gives partition a fresh shard over log, loaded in the background,
+// replacing (and closing) any shard it had: called when this broker starts
+// a leadership term of the partition.
+func (m *Manager) Lead(partition int32, log Log) error {
+	sh, err := NewShard(ShardConfig{Partition: partition, Log: log, Coordinator: m.cfg.Coordinator, Logger: m.cfg.Logger.With("shard", partition)})
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	old := m.shards[partition]
+	m.shards[partition] = sh
+	m.loaders.Add(1)
+	m.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	go func() {
+		defer m.loaders.Done()
+		sh.Load()
+	}()
+	return nil
+}
+
+// Resign closes the shard of partition if it runs over log: called when
+// this broker stops leading the partition or closes it.
+func (m *Manager) Resign(partition int32, log Log) {
+	m.mu.Lock()
+	sh := m.shards[partition]
+	if sh != nil && sh.log == log {
+		delete(m.shards, partition)
+	} else {
+		sh = nil
+	}
+	m.mu.Unlock()
+	if sh != nil {
+		sh.Close()
+	}
+}
+
+// Close closes every shard and waits for those still loading.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	shards := m.shards
+	m.shards = map[int32]*Shard{}
+	m.mu.Unlock()
+	for _, sh := range shards {
+		sh.Close()
+	}
+	m.loaders.Wait()
+}
+
+// ShardFor returns the loaded shard coordinating a group, or the error a
+// client acts on: COORDINATOR_NOT_AVAILABLE (no offsets topic),
+// NOT_COORDINATOR (not led here), COORDINATOR_LOAD_IN_PROGRESS.
+func (m *Manager) ShardFor(groupID string) (*Shard, *kerr.Error) {
+	leaders, err := m.cfg.Topic.Leaders()
+	if err != nil {
+		m.cfg.Logger.Warn("offsets topic unavailable", "err", err)
+		return nil, kerr.CoordinatorNotAvailable
+	}
+	m.mu.RLock()
+	sh := m.shards[Partition(groupID, int32(len(leaders)))]
+	m.mu.RUnlock()
+	if sh == nil {
+		return nil, kerr.NotCoordinator
+	}
+	select {
+	case <-sh.loaded:
+	default:
+		return nil, kerr.CoordinatorLoadInProgress
+	}
+	if !sh.Serving() {
+		return nil, kerr.NotCoordinator
+	}
+	return sh, nil
+}
+
+// CoordinatorOf returns the broker leading the offsets partition of a
+// group (FindCoordinator), or COORDINATOR_NOT_AVAILABLE.
+func (m *Manager) CoordinatorOf(groupID string) (int32, *kerr.Error) {
+	leaders, err := m.cfg.Topic.Leaders()
+	if err != nil {
+		m.cfg.Logger.Warn("offsets topic unavailable", "err", err)
+		return -1, kerr.CoordinatorNotAvailable
+	}
+	if len(leaders) == 0 {
+		return -1, kerr.CoordinatorNotAvailable
+	}
+	leader := leaders[Partition(groupID, int32(len(leaders)))]
+	if leader < 0 {
+		return -1, kerr.CoordinatorNotAvailable
+	}
+	return leader, nil
+}
+
+// Shards returns the loaded shards in partition order, and whether every
+// shard is loaded.
+func (m *Manager) Shards() ([]*Shard, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]*Shard, 0, len(m.shards))
+	allLoaded := true
+	for _, sh := range m.shards {
+		select {
+		case <-sh.loaded:
+			out = append(out, sh)
+		default:
+			allLoaded = false
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].partition < out[j].partition })
+	return out, allLoaded
+}
+
+// Run removes expired committed offsets every RetentionCheckInterval until
+// ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	ticker := time.NewTicker(m.cfg.RetentionCheckInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-ticker.C:
+			m.ExpireOffsets(now)
+		}
+	}
+}
+
+// ExpireOffsets runs offset expiry on every loaded shard (Shard.ExpireOffsets).
+func (m *Manager) ExpireOffsets(now time.Time) {
+	m.expire(now, m.cfg.OffsetsRetention, m.cfg.Topic.PartitionExists)
+}
+
+// TopicsDeleted removes every group's committed offsets of deleted
+// topics, as Kafka does, so a topic re-created with the same name starts
+// without them.
+func (m *Manager) TopicsDeleted(names ...string) {
+	deleted := map[string]bool{}
+	for _, n := range names {
+		deleted[n] = true
+	}
+	// Only what belongs to the deleted topics, whatever its age.
+	m.expire(m.clock().Now(), -1, func(tp TopicPartition) bool { return !deleted[tp.Topic] })
+}
+
+func (m *Manager) expire(now time.Time, retention time.Duration, exists func(TopicPartition) bool) {
+	shards, _ := m.Shards()
+	for _, sh := range shards {
+		offsets, groups, err := sh.ExpireOffsets(now, retention, exists)
+		if err != nil {
+			m.cfg.Logger.Warn("expiring committed offsets failed; retried next pass", "partition", sh.partition, "err", err)
+		}
+		if offsets > 0 || groups > 0 {
+			m.cfg.Logger.Info("removed expired committed offsets", "partition", sh.partition, "offsets", offsets, "groups_deleted", groups)
+		}
+	}
+}
+
+func (m *Manager) clock() Clock { return m.cfg.Coordinator.withDefaults().Clock }

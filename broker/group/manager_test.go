@@ -1,0 +1,167 @@
+package group
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// fakeTopic is a Manager's offsets topic: leaders by partition, or an
+// error; every partition of a user topic exists unless listed as gone.
+type fakeTopic struct {
+	mu      sync.Mutex // guards every field
+	leaders []int32
+	err     error
+	gone    map[TopicPartition]bool
+}
+
+func (f *fakeTopic) Leaders() ([]int32, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int32(nil), f.leaders...), f.err
+}
+
+func (f *fakeTopic) PartitionExists(tp TopicPartition) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.gone[tp]
+}
+
+func newTestManager(t *testing.T, topic *fakeTopic) *Manager {
+	m := NewManager(ManagerConfig{Topic: topic, Coordinator: Config{Clock: newFakeClock(), InitialRebalanceDelay: -1}, Logger: quiet})
+	t.Cleanup(m.Close)
+	return m
+}
+
+func waitServing(t *testing.T, m *Manager, groupID string) *Shard {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sh, err := m.ShardFor(groupID)
+		if err == nil {
+			return sh
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("shard of %s: %v", groupID, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestManagerShardFor: the errors a client acts on, in order of the
+// lifecycle of a shard.
+func TestManagerShardFor(t *testing.T) {
+	topic := &fakeTopic{err: errors.New("no quorum")}
+	m := newTestManager(t, topic)
+	const groupID = "orders"
+	if _, err := m.ShardFor(groupID); err != kerr.CoordinatorNotAvailable {
+		t.Fatalf("no offsets topic: %v", err)
+	}
+	if _, err := m.CoordinatorOf(groupID); err != kerr.CoordinatorNotAvailable {
+		t.Fatalf("coordinator without offsets topic: %v", err)
+	}
+	topic.mu.Lock()
+	topic.err, topic.leaders = nil, []int32{1, 2, -1, 4}
+	topic.mu.Unlock()
+	index := Partition(groupID, 4)
+	if _, err := m.ShardFor(groupID); err != kerr.NotCoordinator {
+		t.Fatalf("partition not led here: %v", err)
+	}
+	leader, err := m.CoordinatorOf(groupID)
+	if want := []int32{1, 2, -1, 4}[index]; (want < 0 && err != kerr.CoordinatorNotAvailable) || (want >= 0 && (err != nil || leader != want)) {
+		t.Fatalf("CoordinatorOf = %d, %v; partition %d led by %d", leader, err, index, want)
+	}
+
+	log := newMemLog()
+	log.hold = make(chan struct{})
+	if err := m.Lead(index, log); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.ShardFor(groupID); err != kerr.CoordinatorLoadInProgress {
+		t.Fatalf("while loading: %v", err)
+	}
+	if shards, all := m.Shards(); len(shards) != 0 || all {
+		t.Fatalf("while loading: %d shards listed, all loaded %v", len(shards), all)
+	}
+	close(log.hold)
+	sh := waitServing(t, m, groupID)
+	if sh.Partition() != index {
+		t.Fatalf("shard of partition %d, want %d", sh.Partition(), index)
+	}
+	if shards, all := m.Shards(); len(shards) != 1 || !all {
+		t.Fatalf("after loading: %d shards, all loaded %v", len(shards), all)
+	}
+	log.set(func(l *memLog) { l.leading = false })
+	if _, err := m.ShardFor(groupID); err != kerr.NotCoordinator {
+		t.Fatalf("partition no longer led: %v", err)
+	}
+	log.set(func(l *memLog) { l.leading = true })
+
+	// A new leadership term replaces the shard; resigning with another
+	// term's log leaves the current one alone.
+	next := newMemLog()
+	if err := m.Lead(index, next); err != nil {
+		t.Fatal(err)
+	}
+	if sh.Serving() {
+		t.Fatal("the replaced shard still serves")
+	}
+	current := waitServing(t, m, groupID)
+	m.Resign(index, log)
+	if got, err := m.ShardFor(groupID); err != nil || got != current {
+		t.Fatalf("resigning an old term's log removed the current shard: %v", err)
+	}
+	m.Resign(index, next)
+	if _, err := m.ShardFor(groupID); err != kerr.NotCoordinator {
+		t.Fatalf("after resigning: %v", err)
+	}
+}
+
+// TestManagerCloseWaitsForLoaders: Close returns only once every shard
+// still loading has finished.
+func TestManagerCloseWaitsForLoaders(t *testing.T) {
+	m := NewManager(ManagerConfig{Topic: &fakeTopic{leaders: []int32{1}}, Logger: quiet})
+	log := newMemLog()
+	log.hold = make(chan struct{})
+	if err := m.Lead(0, log); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() { m.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a shard was loading")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(log.hold)
+	<-closed
+}
+
+// TestManagerTopicsDeleted: a deleted topic's offsets go at once whatever
+// their age; other topics' stay. Offsets of partitions that are gone go
+// with the periodic expiry.
+func TestManagerTopicsDeleted(t *testing.T) {
+	topic := &fakeTopic{leaders: []int32{1}, gone: map[TopicPartition]bool{}}
+	m := newTestManager(t, topic)
+	if err := m.Lead(0, newMemLog()); err != nil {
+		t.Fatal(err)
+	}
+	sh := waitServing(t, m, "g")
+	if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("keep", 0): {Offset: 1}, tp("drop", 0): {Offset: 2}, tp("shrunk", 3): {Offset: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	m.TopicsDeleted("drop")
+	if got := sh.GroupOffsets("g"); len(got) != 2 {
+		t.Fatalf("after deleting topic drop: %v", got)
+	}
+	topic.mu.Lock()
+	topic.gone[tp("shrunk", 3)] = true
+	topic.mu.Unlock()
+	m.ExpireOffsets(time.Now())
+	if got := sh.GroupOffsets("g"); len(got) != 1 || got[tp("keep", 0)].Offset != 1 {
+		t.Fatalf("after expiry: %v, want only keep-0", got)
+	}
+}

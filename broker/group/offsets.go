@@ -1,0 +1,589 @@
+package group
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker/recordbatch"
+)
+
+// OffsetsTopic is the internal topic holding committed offsets and group
+// metadata, in Kafka's own key/value schemas:
+//
+//	key version 0/1: OffsetCommitKey{group, topic, partition}
+//	                 value OffsetCommitValue (written as v3), null = deleted
+//	key version 2:   GroupMetadataKey{group}
+//	                 value GroupMetadataValue (written as v3), null = deleted
+//
+// Each partition of it is one coordinator shard (Partition maps a group id
+// to its partition, as Kafka does). The topic is compacted, so it holds
+// about one record per live key; a shard is rebuilt by replaying its
+// partition.
+const OffsetsTopic = "__consumer_offsets"
+
+// OffsetMetadataMaxBytes is Kafka's offset.metadata.max.bytes default: a
+// commit with longer metadata gets OFFSET_METADATA_TOO_LARGE.
+const OffsetMetadataMaxBytes = 4096
+
+// TopicPartition names a partition of a topic.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// CommittedOffset is one committed offset of a group.
+type CommittedOffset struct {
+	Offset      int64
+	LeaderEpoch int32 // -1: unknown
+	Metadata    string
+	Timestamp   int64 // commit time, Unix milliseconds
+}
+
+// Log is the __consumer_offsets partition a Shard keeps its records in.
+type Log interface {
+	// Append writes records as one batch and returns once every in-sync
+	// replica has it (acks=all, as Kafka writes commits). A failure is the
+	// Kafka error the client is to see: NOT_COORDINATOR when this broker
+	// no longer leads the partition, COORDINATOR_NOT_AVAILABLE otherwise.
+	Append(records []recordbatch.Record) error
+	// Replay calls fn with each record batch from the log's start to its
+	// end as it is when Replay starts, in offset order.
+	Replay(fn func(batch []byte) error) error
+	// Leading reports whether this broker still leads the partition.
+	Leading() bool
+}
+
+// ShardConfig configures a Shard. Log is required; the other zero values
+// mean defaults.
+type ShardConfig struct {
+	// Partition is the shard's __consumer_offsets partition.
+	Partition int32
+	Log       Log
+	// Coordinator configures the shard's group coordinator; its Store is
+	// the shard itself.
+	Coordinator Config
+	Logger      *slog.Logger
+}
+
+// Shard is the coordinator of one __consumer_offsets partition: the group
+// membership state machine and the committed offsets of its groups,
+// persisted to and replayed from the partition's log.
+//
+// Every method may be called from any goroutine. Load must run once before
+// the shard serves (Loaded is closed then).
+type Shard struct {
+	partition int32
+	log       Log
+	coord     *Coordinator
+	clock     Clock
+	logger    *slog.Logger
+
+	loaded chan struct{} // closed once Load has replayed the log
+
+	// mu guards offsets and closed, and serializes the shard's appends with
+	// the in-memory updates they make, so both happen in the same order.
+	// Lock order: the coordinator is never called with mu held (it may
+	// call StoreGroup).
+	mu      sync.Mutex
+	offsets map[string]map[TopicPartition]CommittedOffset // group → partition → commit
+	closed  bool
+}
+
+var _ Store = (*Shard)(nil)
+
+// NewShard makes a shard; it serves once Load has run.
+func NewShard(cfg ShardConfig) (*Shard, error) {
+	if cfg.Log == nil {
+		return nil, fmt.Errorf("%w: a shard needs a Log", ErrInvalidConfig)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	sh := &Shard{
+		partition: cfg.Partition,
+		log:       cfg.Log,
+		logger:    cfg.Logger,
+		loaded:    make(chan struct{}),
+		offsets:   map[string]map[TopicPartition]CommittedOffset{},
+	}
+	coordCfg := cfg.Coordinator
+	coordCfg.Store = sh
+	if coordCfg.Logger == nil {
+		coordCfg.Logger = cfg.Logger
+	}
+	coord, err := New(coordCfg)
+	if err != nil {
+		return nil, err
+	}
+	sh.coord = coord
+	sh.clock = coordCfg.withDefaults().Clock
+	return sh, nil
+}
+
+// Partition is the shard's __consumer_offsets partition.
+func (sh *Shard) Partition() int32 { return sh.partition }
+
+// Coordinator is the shard's group membership state machine.
+func (sh *Shard) Coordinator() *Coordinator { return sh.coord }
+
+// Loaded is closed once the shard has replayed its log.
+func (sh *Shard) Loaded() <-chan struct{} { return sh.loaded }
+
+// Serving reports whether the shard is loaded, open and its partition
+// still led here.
+func (sh *Shard) Serving() bool {
+	select {
+	case <-sh.loaded:
+	default:
+		return false
+	}
+	sh.mu.Lock()
+	closed := sh.closed
+	sh.mu.Unlock()
+	return !closed && sh.log.Leading()
+}
+
+// Close stops the shard: its coordinator answers NOT_COORDINATOR and its
+// writes fail with NOT_COORDINATOR.
+func (sh *Shard) Close() {
+	sh.mu.Lock()
+	sh.closed = true
+	sh.mu.Unlock()
+	sh.coord.Close()
+}
+
+// Load replays the log from its start: the latest commit per group and
+// partition wins and tombstones delete; the latest group metadata record
+// of each group is restored into the coordinator; groups known only by
+// their offsets come back Empty, as in Kafka. A batch that cannot be
+// decoded is skipped with an error logged (its groups are incomplete).
+func (sh *Shard) Load() {
+	defer close(sh.loaded)
+	start := time.Now()
+	groups := map[string]*kmsg.GroupMetadataValue{}
+	records := 0
+	sh.mu.Lock()
+	err := sh.log.Replay(func(batch []byte) error {
+		recs, err := recordbatch.Records(batch)
+		if err != nil {
+			h, _ := recordbatch.ParseHeader(batch)
+			sh.logger.Error("undecodable batch in the offsets partition; skipped", "offset", h.BaseOffset, "err", err)
+			return nil
+		}
+		for _, r := range recs {
+			records++
+			sh.applyRecordLocked(r.Key, r.Value, groups)
+		}
+		return nil
+	})
+	offsetGroups := make([]string, 0, len(sh.offsets))
+	for id := range sh.offsets {
+		offsetGroups = append(offsetGroups, id)
+	}
+	sh.mu.Unlock()
+	if err != nil {
+		sh.logger.Error("reading the offsets partition failed; its groups are incomplete", "err", err)
+	}
+	restored := 0
+	for id, v := range groups {
+		if err := sh.coord.Restore(recordFromValue(id, v)); err != nil {
+			sh.logger.Error("restoring group failed", "group", id, "err", err)
+			continue
+		}
+		restored++
+	}
+	for _, id := range offsetGroups {
+		if groups[id] == nil {
+			if err := sh.coord.Restore(Record{GroupID: id}); err == nil {
+				restored++
+			}
+		}
+	}
+	if records > 0 {
+		sh.logger.Info("loaded group coordinator shard", "records", records, "groups", restored, "took", time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// applyRecordLocked applies one __consumer_offsets record while loading.
+func (sh *Shard) applyRecordLocked(key, value []byte, groups map[string]*kmsg.GroupMetadataValue) {
+	if len(key) < 2 {
+		return
+	}
+	switch version := int16(key[0])<<8 | int16(key[1]); version {
+	case 0, 1:
+		var k kmsg.OffsetCommitKey
+		if k.ReadFrom(key) != nil {
+			return
+		}
+		tp := TopicPartition{k.Topic, k.Partition}
+		if value == nil {
+			sh.deleteOffsetLocked(k.Group, tp)
+			return
+		}
+		var v kmsg.OffsetCommitValue
+		if v.ReadFrom(value) != nil {
+			return
+		}
+		epoch := int32(-1)
+		if v.Version >= 3 {
+			epoch = v.LeaderEpoch
+		}
+		sh.setOffsetLocked(k.Group, tp, CommittedOffset{Offset: v.Offset, LeaderEpoch: epoch, Metadata: v.Metadata, Timestamp: v.CommitTimestamp})
+	case 2:
+		var k kmsg.GroupMetadataKey
+		if k.ReadFrom(key) != nil {
+			return
+		}
+		if value == nil {
+			delete(groups, k.Group)
+			return
+		}
+		v := new(kmsg.GroupMetadataValue)
+		if v.ReadFrom(value) != nil {
+			return
+		}
+		groups[k.Group] = v
+	}
+}
+
+func (sh *Shard) setOffsetLocked(groupID string, tp TopicPartition, c CommittedOffset) {
+	g := sh.offsets[groupID]
+	if g == nil {
+		g = map[TopicPartition]CommittedOffset{}
+		sh.offsets[groupID] = g
+	}
+	g[tp] = c
+}
+
+func (sh *Shard) deleteOffsetLocked(groupID string, tp TopicPartition) {
+	if g := sh.offsets[groupID]; g != nil {
+		delete(g, tp)
+		if len(g) == 0 {
+			delete(sh.offsets, groupID)
+		}
+	}
+}
+
+// appendLocked writes records to the log, stamped now. Called with sh.mu
+// held.
+func (sh *Shard) appendLocked(records []recordbatch.Record) error {
+	if sh.closed {
+		return kerr.NotCoordinator
+	}
+	if len(records) == 0 {
+		return nil
+	}
+	now := sh.clock.Now().UnixMilli()
+	for i := range records {
+		records[i].Timestamp = now
+	}
+	return sh.log.Append(records)
+}
+
+// StoreGroup implements Store: the group's metadata record is appended to
+// the shard's log before the coordinator answers.
+func (sh *Shard) StoreGroup(rec Record, done func(error)) {
+	sh.mu.Lock()
+	err := sh.appendLocked([]recordbatch.Record{{Key: groupMetadataKey(rec.GroupID), Value: groupMetadataValue(rec)}})
+	sh.mu.Unlock()
+	done(err)
+}
+
+// CommitOffsets writes commits and applies them once written; on failure
+// nothing changes.
+func (sh *Shard) CommitOffsets(groupID string, commits map[TopicPartition]CommittedOffset) error {
+	tps := make([]TopicPartition, 0, len(commits))
+	for tp := range commits {
+		tps = append(tps, tp)
+	}
+	sortTopicPartitions(tps)
+	records := make([]recordbatch.Record, 0, len(tps))
+	for _, tp := range tps {
+		records = append(records, recordbatch.Record{Key: offsetCommitKey(groupID, tp), Value: offsetCommitValue(commits[tp])})
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if err := sh.appendLocked(records); err != nil {
+		return err
+	}
+	for _, tp := range tps {
+		sh.setOffsetLocked(groupID, tp, commits[tp])
+	}
+	return nil
+}
+
+// FetchOffset returns a group's committed offset of a partition.
+func (sh *Shard) FetchOffset(groupID string, tp TopicPartition) (CommittedOffset, bool) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	c, ok := sh.offsets[groupID][tp]
+	return c, ok
+}
+
+// GroupOffsets returns every committed offset of a group.
+func (sh *Shard) GroupOffsets(groupID string) map[TopicPartition]CommittedOffset {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	out := make(map[TopicPartition]CommittedOffset, len(sh.offsets[groupID]))
+	for tp, c := range sh.offsets[groupID] {
+		out[tp] = c
+	}
+	return out
+}
+
+// DeleteOffsets writes tombstones for the given commits of a group (those
+// that exist) and forgets them.
+func (sh *Shard) DeleteOffsets(groupID string, tps []TopicPartition) error {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	var records []recordbatch.Record
+	var gone []TopicPartition
+	for _, tp := range tps {
+		if _, ok := sh.offsets[groupID][tp]; ok {
+			records = append(records, recordbatch.Record{Key: offsetCommitKey(groupID, tp)})
+			gone = append(gone, tp)
+		}
+	}
+	if err := sh.appendLocked(records); err != nil {
+		return err
+	}
+	for _, tp := range gone {
+		sh.deleteOffsetLocked(groupID, tp)
+	}
+	return nil
+}
+
+// DeleteGroupData writes the tombstones of a deleted group: its offsets
+// and its metadata record.
+func (sh *Shard) DeleteGroupData(groupID string) error {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	tps := make([]TopicPartition, 0, len(sh.offsets[groupID]))
+	for tp := range sh.offsets[groupID] {
+		tps = append(tps, tp)
+	}
+	sortTopicPartitions(tps)
+	records := make([]recordbatch.Record, 0, len(tps)+1)
+	for _, tp := range tps {
+		records = append(records, recordbatch.Record{Key: offsetCommitKey(groupID, tp)})
+	}
+	records = append(records, recordbatch.Record{Key: groupMetadataKey(groupID)})
+	if err := sh.appendLocked(records); err != nil {
+		return err
+	}
+	delete(sh.offsets, groupID)
+	return nil
+}
+
+// ExpireOffsets removes, as Kafka's offset expiration does (KIP-211):
+//   - every offset of a group that has been Empty for retention (counted
+//     from when it became Empty);
+//   - offsets not committed for retention, of a group that never had
+//     members (standalone consumers committing with generation -1);
+//   - offsets of partitions that no longer exist.
+//
+// Offsets of groups with members are kept (Kafka also expires, for Stable
+// consumer groups, offsets of topics the group no longer subscribes to;
+// not done here). An Empty group left without offsets is deleted. A
+// negative retention expires nothing by age.
+func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists func(TopicPartition) bool) (offsets, groups int, err error) {
+	sh.mu.Lock()
+	ids := make([]string, 0, len(sh.offsets))
+	for id := range sh.offsets {
+		ids = append(ids, id)
+	}
+	sh.mu.Unlock()
+	sort.Strings(ids)
+	// The coordinator is asked without sh.mu held (it may call StoreGroup).
+	descriptions := make(map[string]Description, len(ids))
+	for _, id := range ids {
+		if d, err := sh.coord.Describe(id); err == nil {
+			descriptions[id] = d
+		}
+	}
+	expired := func(id string, c CommittedOffset) bool {
+		if retention < 0 {
+			return false
+		}
+		d, ok := descriptions[id]
+		switch {
+		case !ok || d.State != StateEmpty:
+			return false
+		case d.ProtocolType != "" && !d.StateTimestamp.IsZero():
+			return now.Sub(d.StateTimestamp) >= retention
+		default:
+			return now.Sub(time.UnixMilli(c.Timestamp)) >= retention
+		}
+	}
+	type commitKey struct {
+		group string
+		tp    TopicPartition
+	}
+	sh.mu.Lock()
+	var records []recordbatch.Record
+	var gone []commitKey
+	for _, id := range ids {
+		tps := make([]TopicPartition, 0, len(sh.offsets[id]))
+		for tp := range sh.offsets[id] {
+			tps = append(tps, tp)
+		}
+		sortTopicPartitions(tps)
+		for _, tp := range tps {
+			if exists(tp) && !expired(id, sh.offsets[id][tp]) {
+				continue
+			}
+			records = append(records, recordbatch.Record{Key: offsetCommitKey(id, tp)})
+			gone = append(gone, commitKey{id, tp})
+		}
+	}
+	if err := sh.appendLocked(records); err != nil {
+		sh.mu.Unlock()
+		return 0, 0, err
+	}
+	var emptied []string
+	for _, k := range gone {
+		sh.deleteOffsetLocked(k.group, k.tp)
+		if _, left := sh.offsets[k.group]; !left && (len(emptied) == 0 || emptied[len(emptied)-1] != k.group) {
+			emptied = append(emptied, k.group)
+		}
+	}
+	sh.mu.Unlock()
+	for _, id := range emptied {
+		if d, ok := descriptions[id]; !ok || d.State != StateEmpty {
+			continue
+		}
+		if sh.coord.Delete(id) != nil {
+			continue // members joined meanwhile, or already gone
+		}
+		if err := sh.DeleteGroupData(id); err != nil {
+			return len(gone), groups, err
+		}
+		groups++
+	}
+	return len(gone), groups, nil
+}
+
+// ErrorCode converts an error of this package (or a Log's) into the Kafka
+// error code a client is to see.
+func ErrorCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
+	return kerr.UnknownServerError.Code
+}
+
+// sortTopicPartitions sorts by topic, then partition.
+func sortTopicPartitions(tps []TopicPartition) {
+	sort.Slice(tps, func(i, j int) bool {
+		if tps[i].Topic != tps[j].Topic {
+			return tps[i].Topic < tps[j].Topic
+		}
+		return tps[i].Partition < tps[j].Partition
+	})
+}
+
+// The record codecs: Kafka's own schemas, via kmsg.
+
+func recordFromValue(id string, v *kmsg.GroupMetadataValue) Record {
+	rec := Record{GroupID: id, ProtocolType: v.ProtocolType, GenerationID: v.Generation}
+	if v.Protocol != nil {
+		rec.Protocol = *v.Protocol
+	}
+	if v.Leader != nil {
+		rec.LeaderID = *v.Leader
+	}
+	if v.CurrentStateTimestamp > 0 {
+		rec.StateTimestamp = time.UnixMilli(v.CurrentStateTimestamp)
+	}
+	for _, m := range v.Members {
+		rm := RecordMember{
+			MemberID:       m.MemberID,
+			ClientID:       m.ClientID,
+			ClientHost:     m.ClientHost,
+			SessionTimeout: time.Duration(m.SessionTimeoutMillis) * time.Millisecond,
+			Subscription:   m.Subscription,
+			Assignment:     m.Assignment,
+		}
+		if m.InstanceID != nil {
+			rm.GroupInstanceID = *m.InstanceID
+		}
+		if m.RebalanceTimeoutMillis > 0 {
+			rm.RebalanceTimeout = time.Duration(m.RebalanceTimeoutMillis) * time.Millisecond
+		}
+		rec.Members = append(rec.Members, rm)
+	}
+	return rec
+}
+
+func groupMetadataKey(id string) []byte {
+	k := kmsg.GroupMetadataKey{Version: 2, Group: id}
+	return k.AppendTo(nil)
+}
+
+func groupMetadataValue(rec Record) []byte {
+	v := kmsg.NewGroupMetadataValue()
+	v.Version = 3
+	v.ProtocolType = rec.ProtocolType
+	v.Generation = rec.GenerationID
+	if rec.Protocol != "" {
+		p := rec.Protocol
+		v.Protocol = &p
+	}
+	if rec.LeaderID != "" {
+		l := rec.LeaderID
+		v.Leader = &l
+	}
+	if !rec.StateTimestamp.IsZero() {
+		v.CurrentStateTimestamp = rec.StateTimestamp.UnixMilli()
+	} else {
+		v.CurrentStateTimestamp = -1
+	}
+	for _, m := range rec.Members {
+		mv := kmsg.NewGroupMetadataValueMember()
+		mv.MemberID = m.MemberID
+		if m.GroupInstanceID != "" {
+			id := m.GroupInstanceID
+			mv.InstanceID = &id
+		}
+		mv.ClientID = m.ClientID
+		mv.ClientHost = m.ClientHost
+		mv.RebalanceTimeoutMillis = int32(m.RebalanceTimeout / time.Millisecond)
+		mv.SessionTimeoutMillis = int32(m.SessionTimeout / time.Millisecond)
+		mv.Subscription = m.Subscription
+		if mv.Subscription == nil {
+			mv.Subscription = []byte{}
+		}
+		mv.Assignment = m.Assignment
+		if mv.Assignment == nil {
+			mv.Assignment = []byte{}
+		}
+		v.Members = append(v.Members, mv)
+	}
+	return v.AppendTo(nil)
+}
+
+func offsetCommitKey(groupID string, tp TopicPartition) []byte {
+	k := kmsg.OffsetCommitKey{Version: 1, Group: groupID, Topic: tp.Topic, Partition: tp.Partition}
+	return k.AppendTo(nil)
+}
+
+func offsetCommitValue(c CommittedOffset) []byte {
+	v := kmsg.NewOffsetCommitValue()
+	v.Version = 3
+	v.Offset = c.Offset
+	v.LeaderEpoch = c.LeaderEpoch
+	v.Metadata = c.Metadata
+	v.CommitTimestamp = c.Timestamp
+	return v.AppendTo(nil)
+}

@@ -1,0 +1,290 @@
+package group
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/strata-log/strata/broker/recordbatch"
+)
+
+// memLog is an in-memory Log: each Append is one batch. fail makes appends
+// fail; hold makes Replay wait until released; corrupt batches can be
+// appended by hand.
+type memLog struct {
+	mu      sync.Mutex // guards every field
+	batches [][]byte
+	fail    error
+	leading bool
+	hold    chan struct{}
+}
+
+var _ Log = (*memLog)(nil)
+
+func newMemLog() *memLog { return &memLog{leading: true} }
+
+func (l *memLog) Append(records []recordbatch.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail != nil {
+		return l.fail
+	}
+	batch, err := recordbatch.Build(recordbatch.BuildOptions{}, records)
+	if err != nil {
+		return err
+	}
+	l.batches = append(l.batches, batch)
+	return nil
+}
+
+func (l *memLog) Replay(fn func([]byte) error) error {
+	l.mu.Lock()
+	hold := l.hold
+	batches := append([][]byte(nil), l.batches...)
+	l.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
+	for _, b := range batches {
+		if err := fn(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *memLog) Leading() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.leading
+}
+
+func (l *memLog) set(f func(*memLog)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f(l)
+}
+
+func (l *memLog) appends() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.batches)
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// loadedShard makes a shard over log on clock and loads it.
+func loadedShard(t *testing.T, log Log, clock Clock) *Shard {
+	t.Helper()
+	sh, err := NewShard(ShardConfig{Partition: 3, Log: log, Coordinator: Config{Clock: clock, InitialRebalanceDelay: -1}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sh.Close)
+	sh.Load()
+	if !sh.Serving() {
+		t.Fatal("a loaded shard over a led log does not serve")
+	}
+	return sh
+}
+
+func tp(topic string, partition int32) TopicPartition {
+	return TopicPartition{Topic: topic, Partition: partition}
+}
+
+// TestShardReplay: commits, deletions and group metadata written by one
+// shard are what a new shard over the same log loads (the latest record
+// of a key wins, tombstones delete).
+func TestShardReplay(t *testing.T) {
+	log, clock := newMemLog(), newFakeClock()
+	sh := loadedShard(t, log, clock)
+	commit := func(groupID string, commits map[TopicPartition]CommittedOffset) {
+		t.Helper()
+		if err := sh.CommitOffsets(groupID, commits); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit("g1", map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 5, LeaderEpoch: 2, Metadata: "m", Timestamp: 100}, tp("a", 1): {Offset: 7, LeaderEpoch: -1}})
+	commit("g1", map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 9, LeaderEpoch: 3, Timestamp: 200}})
+	commit("g2", map[TopicPartition]CommittedOffset{tp("b", 0): {Offset: 1}})
+	if err := sh.DeleteOffsets("g1", []TopicPartition{tp("a", 1), tp("zzz", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	stored := make(chan error, 1)
+	sh.StoreGroup(Record{GroupID: "g3", ProtocolType: "consumer", GenerationID: 4, Protocol: "range", LeaderID: "m1",
+		Members: []RecordMember{{MemberID: "m1", ClientID: "c", ClientHost: "h", SessionTimeout: 10 * time.Second, RebalanceTimeout: time.Minute, Subscription: []byte("s"), Assignment: []byte("a")}}}, func(err error) { stored <- err })
+	if err := <-stored; err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.DeleteGroupData("g2"); err != nil {
+		t.Fatal(err)
+	}
+
+	again := loadedShard(t, log, clock)
+	want := map[string]map[TopicPartition]CommittedOffset{
+		"g1": {tp("a", 0): {Offset: 9, LeaderEpoch: 3, Timestamp: clock.Now().UnixMilli()}},
+		"g2": {},
+	}
+	for groupID, commits := range want {
+		got := again.GroupOffsets(groupID)
+		if len(got) != len(commits) {
+			t.Fatalf("%s after replay: %v, want %v", groupID, got, commits)
+		}
+		for k, c := range commits {
+			// The commit's own timestamp is kept; only the record is
+			// stamped with the clock.
+			if g := got[k]; g.Offset != c.Offset || g.LeaderEpoch != c.LeaderEpoch || g.Metadata != c.Metadata {
+				t.Fatalf("%s %v after replay: %+v, want %+v", groupID, k, g, c)
+			}
+		}
+	}
+	if c, ok := again.FetchOffset("g1", tp("a", 0)); !ok || c.Timestamp != 200 {
+		t.Fatalf("commit timestamp after replay: %+v %v, want 200", c, ok)
+	}
+	d, err := again.Coordinator().Describe("g3")
+	if err != nil || d.ProtocolType != "consumer" || d.Protocol != "range" || len(d.Members) != 1 {
+		t.Fatalf("g3 after replay: %+v %v", d, err)
+	}
+	// A group known only by its offsets comes back Empty.
+	if d, err := again.Coordinator().Describe("g1"); err != nil || d.State != StateEmpty {
+		t.Fatalf("g1 after replay: %+v %v, want Empty", d, err)
+	}
+	// A deleted group is gone.
+	if d, err := again.Coordinator().Describe("g2"); err == nil && d.State != StateDead {
+		t.Fatalf("deleted g2 after replay: %+v", d)
+	}
+}
+
+// TestShardWriteFailures: a failed append changes nothing in memory and
+// the caller gets the log's Kafka error; a closed shard refuses writes
+// with NOT_COORDINATOR and stops serving.
+func TestShardWriteFailures(t *testing.T) {
+	log := newMemLog()
+	sh := loadedShard(t, log, newFakeClock())
+	if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	log.set(func(l *memLog) { l.fail = kerr.CoordinatorNotAvailable })
+	if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 2}}); !errors.Is(err, kerr.CoordinatorNotAvailable) {
+		t.Fatalf("commit on a failing log: %v", err)
+	}
+	if err := sh.DeleteOffsets("g", []TopicPartition{tp("a", 0)}); !errors.Is(err, kerr.CoordinatorNotAvailable) {
+		t.Fatalf("delete on a failing log: %v", err)
+	}
+	if err := sh.DeleteGroupData("g"); ErrorCode(err) != kerr.CoordinatorNotAvailable.Code {
+		t.Fatalf("group deletion on a failing log: %v", err)
+	}
+	if c, ok := sh.FetchOffset("g", tp("a", 0)); !ok || c.Offset != 1 {
+		t.Fatalf("after failed writes: %+v %v, want offset 1 kept", c, ok)
+	}
+	log.set(func(l *memLog) { l.fail = nil; l.leading = false })
+	if sh.Serving() {
+		t.Fatal("a shard whose partition is no longer led here serves")
+	}
+	log.set(func(l *memLog) { l.leading = true })
+	sh.Close()
+	if sh.Serving() {
+		t.Fatal("a closed shard serves")
+	}
+	before := log.appends()
+	if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 3}}); !errors.Is(err, kerr.NotCoordinator) {
+		t.Fatalf("commit on a closed shard: %v, want NOT_COORDINATOR", err)
+	}
+	if log.appends() != before {
+		t.Fatal("a closed shard appended")
+	}
+	if ErrorCode(nil) != 0 || ErrorCode(errors.New("x")) != kerr.UnknownServerError.Code {
+		t.Fatal("ErrorCode of nil or a foreign error")
+	}
+}
+
+// TestShardLoadSkipsUndecodable: a batch whose records cannot be decoded
+// is skipped; the records around it load.
+func TestShardLoadSkipsUndecodable(t *testing.T) {
+	log := newMemLog()
+	sh := loadedShard(t, log, newFakeClock())
+	for i, topic := range []string{"a", "b"} {
+		if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp(topic, 0): {Offset: int64(i)}}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			log.set(func(l *memLog) {
+				bad := append([]byte(nil), l.batches[0]...)
+				bad[len(bad)-1] ^= 0xff // the last record's framing
+				l.batches = append(l.batches, bad[:len(bad)-3])
+			})
+		}
+	}
+	again := loadedShard(t, log, newFakeClock())
+	if got := again.GroupOffsets("g"); len(got) != 2 {
+		t.Fatalf("after a corrupt batch: %v, want both commits", got)
+	}
+}
+
+// TestShardExpiry: KIP-211's rules on a fake clock.
+func TestShardExpiry(t *testing.T) {
+	log, clock := newMemLog(), newFakeClock()
+	sh := loadedShard(t, log, clock)
+	const retention = time.Hour
+	now := clock.Now()
+	commit := func(groupID string, partition int32, at time.Time) {
+		t.Helper()
+		if err := sh.CommitOffsets(groupID, map[TopicPartition]CommittedOffset{tp("t", partition): {Offset: 1, Timestamp: at.UnixMilli()}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A standalone consumer's commits (no members ever), one old, one new.
+	if err := sh.Coordinator().Restore(Record{GroupID: "standalone"}); err != nil {
+		t.Fatal(err)
+	}
+	commit("standalone", 0, now.Add(-2*retention))
+	commit("standalone", 1, now)
+	// A consumer group with members keeps old offsets.
+	if err := sh.Coordinator().Restore(Record{GroupID: "busy", ProtocolType: "consumer", GenerationID: 1, Protocol: "range", LeaderID: "m",
+		Members: []RecordMember{{MemberID: "m", SessionTimeout: time.Hour, RebalanceTimeout: time.Minute}}}); err != nil {
+		t.Fatal(err)
+	}
+	commit("busy", 0, now.Add(-2*retention))
+	// An old commit of a partition that no longer exists.
+	commit("busy", 7, now)
+	exists := func(tp TopicPartition) bool { return tp.Partition != 7 }
+
+	offsets, groups, err := sh.ExpireOffsets(now, retention, exists)
+	if err != nil || offsets != 2 || groups != 0 {
+		t.Fatalf("first pass: %d offsets, %d groups, %v; want 2, 0", offsets, groups, err)
+	}
+	if _, ok := sh.FetchOffset("standalone", tp("t", 0)); ok {
+		t.Fatal("an old standalone commit was kept")
+	}
+	if _, ok := sh.FetchOffset("busy", tp("t", 0)); !ok {
+		t.Fatal("a group with members lost its offset")
+	}
+	// Later the standalone group's last commit expires too, and the group
+	// with it. (The clock is not advanced: the busy member's session
+	// would end.)
+	later := now.Add(2 * retention)
+	offsets, groups, err = sh.ExpireOffsets(later, retention, exists)
+	if err != nil || offsets != 1 || groups != 1 {
+		t.Fatalf("second pass: %d offsets, %d groups, %v; want 1, 1", offsets, groups, err)
+	}
+	if d, err := sh.Coordinator().Describe("standalone"); err == nil && d.State != StateDead {
+		t.Fatalf("emptied standalone group still there: %+v", d)
+	}
+	// What expiry removed stays removed after a replay.
+	again := loadedShard(t, log, clock)
+	if got := again.GroupOffsets("standalone"); len(got) != 0 {
+		t.Fatalf("expired offsets back after replay: %v", got)
+	}
+	if got := again.GroupOffsets("busy"); len(got) != 1 {
+		t.Fatalf("busy group's offsets after replay: %v", got)
+	}
+	// A negative retention removes only what exists no more.
+	if offsets, _, err := again.ExpireOffsets(later.Add(100*retention), -1, func(TopicPartition) bool { return true }); err != nil || offsets != 0 {
+		t.Fatalf("negative retention expired %d offsets (%v)", offsets, err)
+	}
+}
