@@ -18,6 +18,7 @@ import (
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/internal/atomicfile"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -241,30 +242,8 @@ func (p *partition) writeProducerSnapshotLocked() error {
 		return nil // nothing appended since the last snapshot
 	}
 	name := filepath.Join(p.dir, fmt.Sprintf("%020d%s", end, producerSnapshotSuffix))
-	tmp := name + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
+	if err := atomicfile.Write(name, 0o644, p.producers.WriteSnapshot); err != nil {
 		return err
-	}
-	if err := p.producers.WriteSnapshot(f); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, name); err != nil {
-		return err
-	}
-	if dir, err := os.Open(p.dir); err == nil {
-		dir.Sync() // make the rename durable
-		dir.Close()
 	}
 	p.snapshotEnd = end
 	old, _ := filepath.Glob(filepath.Join(p.dir, "*"+producerSnapshotSuffix))

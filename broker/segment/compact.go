@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/internal/atomicfile"
 )
 
 // Compaction file names. Part of the format, do not change.
@@ -425,7 +426,7 @@ func (l *Log) swapSegments(olds []*segment, cleaned *segment, truncations int64)
 		}
 		runCompactHook("swap " + filepath.Base(path))
 	}
-	if err := syncDirectory(l.dir); err != nil {
+	if err := atomicfile.SyncDir(l.dir); err != nil {
 		cleaned.release()
 		return false, err
 	}
@@ -445,7 +446,7 @@ func (l *Log) swapSegments(olds []*segment, cleaned *segment, truncations int64)
 			}
 			runCompactHook("rename " + filepath.Base(path))
 		}
-		return syncDirectory(l.dir)
+		return atomicfile.SyncDir(l.dir)
 	}
 	if err := finish(); err != nil {
 		cleaned.release()
@@ -530,7 +531,7 @@ func (l *Log) recoverCompactionSwaps() error {
 		}
 	}
 	if changed {
-		return syncDirectory(l.dir)
+		return atomicfile.SyncDir(l.dir)
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/strata-log/strata/internal/atomicfile"
 )
 
 // Log is the local log of one partition: a directory of segments.
@@ -126,7 +128,7 @@ func (l *Log) load(startOffset int64) error {
 		l.segments = []*segment{s}
 		l.startOffset.Store(startOffset)
 		l.endOffset.Store(startOffset)
-		return syncDirectory(l.dir)
+		return atomicfile.SyncDir(l.dir)
 	}
 	if err := l.loadSegments(baseOffsets, clean, markerEndOffset); err != nil {
 		return err
@@ -271,7 +273,7 @@ func (l *Log) loadSegments(baseOffsets []int64, clean bool, markerEndOffset int6
 					return err
 				}
 			}
-			return syncDirectory(l.dir)
+			return atomicfile.SyncDir(l.dir)
 		}
 		if s.nextOffset < nextBaseOffset {
 			l.logger.Warn("offset gap between segments", "file", s.logPath, "segment_end_offset", s.nextOffset, "next_base_offset", nextBaseOffset)
@@ -502,7 +504,7 @@ func (l *Log) rollLocked(now time.Time, reason string) error {
 	if err != nil {
 		return fmt.Errorf("roll: %w", err)
 	}
-	if err := syncDirectory(l.dir); err != nil {
+	if err := atomicfile.SyncDir(l.dir); err != nil {
 		next.release()
 		return fmt.Errorf("roll: %w", err)
 	}
