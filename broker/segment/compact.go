@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/segment/index"
 	"github.com/strata-log/strata/internal/atomicfile"
 )
 
@@ -238,8 +239,8 @@ func groupForCleaning(segments []*segment, cleanable int, segmentBytes, maxIndex
 		for ; j < cleanable; j++ {
 			o, t := entries(segments[j])
 			if size+segments[j].size.Load() > segmentBytes ||
-				(offsets+o)*offsetIndexEntrySize > maxIndexBytes || (times+t)*timeIndexEntrySize > maxIndexBytes ||
-				segments[j+1].baseOffset-1-segments[i].baseOffset > maxRelativeOffset {
+				(offsets+o)*index.OffsetEntrySize > maxIndexBytes || (times+t)*index.TimeEntrySize > maxIndexBytes ||
+				segments[j+1].baseOffset-1-segments[i].baseOffset > index.MaxRelativeOffset {
 				break
 			}
 			size += segments[j].size.Load()

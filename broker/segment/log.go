@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/strata-log/strata/broker/segment/index"
 	"github.com/strata-log/strata/internal/atomicfile"
 )
 
@@ -461,7 +462,7 @@ func checkAppend(records []byte, batches []AppendBatch) (offsets int64, err erro
 	if int(position) != len(records) {
 		return 0, fmt.Errorf("%w: batches cover %d of %d bytes", ErrInvalidAppend, position, len(records))
 	}
-	if offsets > maxRelativeOffset {
+	if offsets > index.MaxRelativeOffset {
 		return 0, fmt.Errorf("%w: %d offsets in one append", ErrInvalidAppend, offsets)
 	}
 	return offsets, nil
@@ -483,9 +484,9 @@ func (l *Log) rollReasonLocked(size, offsets int64, now time.Time) string {
 		return "segment size"
 	case !active.rollTime.IsZero() && now.Sub(active.rollTime) > l.config.SegmentAge:
 		return "segment age"
-	case offsetEntries >= int(l.config.MaxIndexBytes)/offsetIndexEntrySize || timeEntries >= int(l.config.MaxIndexBytes)/timeIndexEntrySize:
+	case offsetEntries >= int(l.config.MaxIndexBytes)/index.OffsetEntrySize || timeEntries >= int(l.config.MaxIndexBytes)/index.TimeEntrySize:
 		return "index full"
-	case l.endOffset.Load()+offsets-1-active.baseOffset > maxRelativeOffset:
+	case l.endOffset.Load()+offsets-1-active.baseOffset > index.MaxRelativeOffset:
 		return "relative offset overflow"
 	}
 	return ""
