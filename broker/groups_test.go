@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -138,7 +139,7 @@ func TestGroupStateReplayedAfterRestart(t *testing.T) {
 	join.Group, join.ProtocolType, join.SessionTimeoutMillis, join.RebalanceTimeoutMillis = "g1", "consumer", 30000, 30000
 	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte("sub")}}
 	jr := request[*kmsg.JoinGroupResponse](t, cl, join)
-	if jr.ErrorCode == 79 { // MEMBER_ID_REQUIRED
+	if jr.ErrorCode == kerr.MemberIDRequired.Code {
 		join.MemberID = jr.MemberID
 		jr = request[*kmsg.JoinGroupResponse](t, cl, join)
 	}

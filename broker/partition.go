@@ -18,7 +18,9 @@ import (
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/internal/atomicfile"
 	"github.com/strata-log/strata/metadata"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // partition is one partition this broker leads: its local log, its
@@ -241,30 +243,8 @@ func (p *partition) writeProducerSnapshotLocked() error {
 		return nil // nothing appended since the last snapshot
 	}
 	name := filepath.Join(p.dir, fmt.Sprintf("%020d%s", end, producerSnapshotSuffix))
-	tmp := name + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
+	if err := atomicfile.Write(name, 0o644, p.producers.WriteSnapshot); err != nil {
 		return err
-	}
-	if err := p.producers.WriteSnapshot(f); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, name); err != nil {
-		return err
-	}
-	if dir, err := os.Open(p.dir); err == nil {
-		dir.Sync() // make the rename durable
-		dir.Close()
 	}
 	p.snapshotEnd = end
 	old, _ := filepath.Glob(filepath.Join(p.dir, "*"+producerSnapshotSuffix))
@@ -296,7 +276,7 @@ func (p *partition) appendBatch(records []byte, produceVersion int16, now time.T
 		return 0, -1, &produceError{recordbatch.ErrorCode(err), err.Error()}
 	}
 	if len(spans) != 1 {
-		return 0, -1, &produceError{87, fmt.Sprintf("produce requests v3+ must carry exactly one record batch per partition, got %d", len(spans))}
+		return 0, -1, &produceError{kerr.InvalidRecord.Code, fmt.Sprintf("produce requests v3+ must carry exactly one record batch per partition, got %d", len(spans))}
 	}
 	batch := records[spans[0].Position : spans[0].Position+spans[0].Length]
 	h, err := recordbatch.Validate(batch, recordbatch.Limits{MaxBatchBytes: cfg.MaxMessageBytes, RequireKeys: cfg.Compact})
@@ -304,13 +284,13 @@ func (p *partition) appendBatch(records []byte, produceVersion int16, now time.T
 		return 0, -1, &produceError{recordbatch.ErrorCode(err), err.Error()}
 	}
 	if int64(len(batch)) > cfg.SegmentBytes {
-		return 0, -1, &produceError{18, fmt.Sprintf("batch of %d bytes is larger than segment.bytes (%d)", len(batch), cfg.SegmentBytes)}
+		return 0, -1, &produceError{kerr.RecordListTooLarge.Code, fmt.Sprintf("batch of %d bytes is larger than segment.bytes (%d)", len(batch), cfg.SegmentBytes)}
 	}
 	if h.Codec() == recordbatch.Zstd && produceVersion < 7 {
-		return 0, -1, &produceError{76, "zstd-compressed batches need Produce v7 or later"}
+		return 0, -1, &produceError{kerr.UnsupportedCompressionType.Code, "zstd-compressed batches need Produce v7 or later"}
 	}
 	if h.IsTransactional() {
-		return 0, -1, &produceError{87, "transactional batches are not supported yet"}
+		return 0, -1, &produceError{kerr.InvalidRecord.Code, "transactional batches are not supported yet"}
 	}
 	appendTime = -1
 	if cfg.LogAppendTime {
@@ -322,7 +302,7 @@ func (p *partition) appendBatch(records []byte, produceVersion int16, now time.T
 	p.appendMu.Lock()
 	if !p.leading.Load() {
 		p.appendMu.Unlock()
-		return 0, -1, &produceError{6, "this broker does not lead the partition (any more)"}
+		return 0, -1, &produceError{kerr.NotLeaderForPartition.Code, "this broker does not lead the partition (any more)"}
 	}
 	recordbatch.SetPartitionLeaderEpoch(batch, p.leaderEpoch.Load())
 	if h.HasProducerID() {
@@ -347,10 +327,10 @@ func (p *partition) appendBatch(records []byte, produceVersion int16, now time.T
 		p.appendMu.Unlock()
 		if errors.Is(err, segment.ErrClosed) {
 			// The topic was deleted (or the broker is stopping) meanwhile.
-			return 0, -1, &produceError{3, "the partition is no longer hosted here"}
+			return 0, -1, &produceError{kerr.UnknownTopicOrPartition.Code, "the partition is no longer hosted here"}
 		}
 		p.log.Error("append failed", "err", err)
-		return 0, -1, &produceError{56, "append failed: " + err.Error()}
+		return 0, -1, &produceError{kerr.KafkaStorageError.Code, "append failed: " + err.Error()}
 	}
 	if h.HasProducerID() {
 		p.producers.Update(batchMeta(h, base))

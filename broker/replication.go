@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/internal/atomicfile"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -125,24 +126,7 @@ func (c *epochCache) write(dir string) error {
 	for _, e := range c.entries {
 		fmt.Fprintf(&b, "%d %d\n", e.epoch, e.start)
 	}
-	path := filepath.Join(dir, leaderEpochCheckpoint)
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(b.String()); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(filepath.Join(dir, leaderEpochCheckpoint), []byte(b.String()), 0o644)
 }
 
 // readEpochCache reads the checkpoint; ok is false when it is missing or
@@ -497,7 +481,7 @@ func (p *partition) restartAt(offset int64, epochs []metadata.EpochRange, produc
 	p.hw.Store(offset)
 	if len(producers) > 0 {
 		name := filepath.Join(p.dir, fmt.Sprintf("%020d%s", offset, producerSnapshotSuffix))
-		if err := os.WriteFile(name, producers, 0o644); err != nil {
+		if err := atomicfile.WriteFile(name, producers, 0o644); err != nil {
 			return err
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftwal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/strata-log/strata/internal/atomicfile"
 )
 
 // On-disk names under a data directory. Part of the format: do not change.
@@ -44,7 +44,7 @@ const (
 	// or Format uses the directory.
 	lockFile = ".lock"
 	// temporarySuffix marks a file being written, before its rename.
-	temporarySuffix = ".tmp"
+	temporarySuffix = atomicfile.TempSuffix
 
 	// metaPropertiesVersion is the meta.properties "version" value.
 	metaPropertiesVersion = 1
@@ -162,7 +162,7 @@ func Format(dataDir, clusterID string, nodeID int32, voters map[int32]string) er
 	} else if err := os.MkdirAll(filepath.Join(metadataPath, raftDirectory), 0o755); err != nil {
 		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
 	}
-	if err := writeFileAtomic(filepath.Join(dataDir, metaPropertiesFile), encodeMetaProperties(clusterID, nodeID)); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dataDir, metaPropertiesFile), encodeMetaProperties(clusterID, nodeID), 0o644); err != nil {
 		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
 	}
 	return nil
@@ -271,7 +271,7 @@ func migrateRaftWAL(path string, logger hclog.Logger) (err error) {
 	if err := os.Rename(tmp, filepath.Join(path, raftLogFile)); err != nil {
 		return err
 	}
-	if err := syncDirectory(path); err != nil {
+	if err := atomicfile.SyncDir(path); err != nil {
 		return err
 	}
 	entries, err := os.ReadDir(path)
@@ -357,46 +357,4 @@ func ReadMetaProperties(dataDir string) (clusterID string, nodeID int32, err err
 		return "", 0, fmt.Errorf("metadata: %s: %w", path, err)
 	}
 	return clusterID, nodeID, nil
-}
-
-// writeFileAtomic writes data to path so that a crash leaves either the old
-// file or the complete new one: write a temporary file, fsync it, rename it
-// over path, fsync the directory.
-func writeFileAtomic(path string, data []byte) (err error) {
-	temporary := path + temporarySuffix
-	file, err := os.OpenFile(temporary, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			file.Close()
-			os.Remove(temporary)
-		}
-	}()
-	if _, err := io.Copy(file, bytes.NewReader(data)); err != nil {
-		return fmt.Errorf("write %s: %w", temporary, err)
-	}
-	if err := file.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", temporary, err)
-	}
-	if err := file.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", temporary, err)
-	}
-	if err := os.Rename(temporary, path); err != nil {
-		return fmt.Errorf("rename %s: %w", temporary, err)
-	}
-	return syncDirectory(filepath.Dir(path))
-}
-
-func syncDirectory(path string) error {
-	directory, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("fsync directory %s: %w", path, err)
-	}
-	defer directory.Close()
-	if err := directory.Sync(); err != nil {
-		return fmt.Errorf("fsync directory %s: %w", path, err)
-	}
-	return nil
 }

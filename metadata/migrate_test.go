@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftwal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/strata-log/strata/internal/atomicfile"
 )
 
 // TestMigrateRaftWAL: a data directory written by an earlier version (the
@@ -54,7 +55,7 @@ func TestMigrateRaftWAL(t *testing.T) {
 		t.Fatal(err)
 	}
 	meta.Close()
-	if err := writeFileAtomic(filepath.Join(dir, metaPropertiesFile), encodeMetaProperties("migrated", 1)); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, metaPropertiesFile), encodeMetaProperties("migrated", 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
 

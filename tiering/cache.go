@@ -2,7 +2,7 @@ package tiering
 
 import (
 	"container/list"
-	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/google/uuid"
+	"github.com/strata-log/strata/broker/segment/index"
 )
 
 // chunkCacheSuffix ends every file of the chunk cache directory.
@@ -302,8 +303,8 @@ func (c *indexCache) get(segment uuid.UUID) (offsetIndex, bool) {
 	return element.Value.(*indexEntry).index, true
 }
 
-func (c *indexCache) put(segment uuid.UUID, index offsetIndex) {
-	size := index.bytes()
+func (c *indexCache) put(segment uuid.UUID, decoded offsetIndex) {
+	size := decoded.bytes()
 	if size > c.capacity {
 		return
 	}
@@ -311,10 +312,10 @@ func (c *indexCache) put(segment uuid.UUID, index offsetIndex) {
 	defer c.mu.Unlock()
 	if element, ok := c.entries[segment]; ok {
 		c.size -= element.Value.(*indexEntry).index.bytes()
-		element.Value = &indexEntry{segment: segment, index: index}
+		element.Value = &indexEntry{segment: segment, index: decoded}
 		c.lru.MoveToFront(element)
 	} else {
-		c.entries[segment] = c.lru.PushFront(&indexEntry{segment: segment, index: index})
+		c.entries[segment] = c.lru.PushFront(&indexEntry{segment: segment, index: decoded})
 	}
 	c.size += size
 	for c.size > c.capacity {
@@ -337,55 +338,37 @@ func (c *indexCache) remove(segment uuid.UUID) {
 }
 
 // offsetIndex is a decoded .index object: the entries as on disk.
-type offsetIndex []indexPoint
+type offsetIndex []index.OffsetEntry
 
-type indexPoint struct {
-	relativeOffset int32 // last offset of the batch minus the segment's base offset
-	position       int32 // where that batch starts in the .log
+func (x offsetIndex) bytes() int64 { return int64(len(x))*index.OffsetEntrySize + 64 }
+
+// decodeOffsetIndex checks and decodes a .index object of a segment with
+// the local log's decoder (package index), so a remote index passes exactly
+// the checks of a local one.
+func decodeOffsetIndex(key string, data []byte, segment RemoteSegment) (offsetIndex, error) {
+	entries, err := index.DecodeOffsetEntries(data, segment.Size, segment.LastOffset-segment.BaseOffset)
+	if err != nil {
+		return nil, corruptIndex(key, err)
+	}
+	return entries, nil
 }
 
-// offsetIndexEntrySize is the size of one .index entry (broker/segment
-// format).
-const offsetIndexEntrySize = 8
-
-func (x offsetIndex) bytes() int64 { return int64(len(x))*offsetIndexEntrySize + 64 }
-
-// decodeOffsetIndex checks and decodes a .index object of a segment.
-func decodeOffsetIndex(key string, data []byte, segment RemoteSegment) (offsetIndex, error) {
-	if len(data)%offsetIndexEntrySize != 0 {
-		return nil, corruptf(key, -1, "size %d not a multiple of %d", len(data), offsetIndexEntrySize)
+// corruptIndex turns a decoder's *index.CorruptError into this package's
+// *CorruptError for the object key.
+func corruptIndex(key string, err error) error {
+	var corrupt *index.CorruptError
+	if errors.As(err, &corrupt) {
+		return corruptf(key, corrupt.Offset, "%s", corrupt.Reason)
 	}
-	index := make(offsetIndex, len(data)/offsetIndexEntrySize)
-	for i := range index {
-		point := indexPoint{
-			relativeOffset: int32(binary.BigEndian.Uint32(data[i*offsetIndexEntrySize:])),
-			position:       int32(binary.BigEndian.Uint32(data[i*offsetIndexEntrySize+4:])),
-		}
-		switch {
-		case point.relativeOffset < 0 || int64(point.relativeOffset) > segment.LastOffset-segment.BaseOffset,
-			point.position < 0 || int64(point.position) >= segment.Size,
-			i > 0 && (point.relativeOffset <= index[i-1].relativeOffset || point.position <= index[i-1].position):
-			return nil, corruptf(key, int64(i*offsetIndexEntrySize), "entry %d (%d, %d) out of order or outside the segment", i, point.relativeOffset, point.position)
-		}
-		index[i] = point
-	}
-	return index, nil
+	return err
 }
 
 // lookup returns the position to walk from for offset: that of the last
 // entry whose batch ends at or before offset, else 0.
 func (x offsetIndex) lookup(relativeOffset int64) int64 {
-	low, high := 0, len(x) // first entry with relativeOffset > target
-	for low < high {
-		middle := (low + high) / 2
-		if int64(x[middle].relativeOffset) <= relativeOffset {
-			low = middle + 1
-		} else {
-			high = middle
-		}
-	}
-	if low == 0 {
+	entry, ok := index.SearchOffsetEntries(x, relativeOffset)
+	if !ok {
 		return 0
 	}
-	return int64(x[low-1].position)
+	return int64(entry.Position)
 }

@@ -149,7 +149,9 @@
 // waiting readers fetch on their own, with retries).
 // ReadMany serves many partitions of one Fetch concurrently. For
 // ListOffsets by timestamp, TimestampStart reads the segment's .timeindex
-// (checked: timestamps strictly increasing, offsets inside the segment) and
+// (checked by broker/segment/index, the local log's decoder: timestamps not
+// negative and strictly increasing, offsets not decreasing and inside the
+// segment) and
 // returns the offset of its last entry at or below the timestamp, where the
 // broker starts reading batches.
 //

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite the seed corpora in testdata/fuzz")
@@ -39,7 +41,7 @@ func checkValidateProperty(t *testing.T, batch []byte) {
 		t.Fatal("Validate modified its input")
 	}
 	if err != nil {
-		if ErrorCode(err) == -1 {
+		if ErrorCode(err) == kerr.UnknownServerError.Code {
 			t.Fatalf("unclassified error: %v", err)
 		}
 		return
@@ -83,7 +85,7 @@ func FuzzSplit(f *testing.F) {
 	f.Fuzz(func(t *testing.T, records []byte) {
 		spans, err := Split(records)
 		if err != nil {
-			if ErrorCode(err) == -1 {
+			if ErrorCode(err) == kerr.UnknownServerError.Code {
 				t.Fatalf("unclassified error: %v", err)
 			}
 			return

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/segment/index"
+	"github.com/strata-log/strata/internal/atomicfile"
 )
 
 // Compaction file names. Part of the format, do not change.
@@ -237,8 +239,8 @@ func groupForCleaning(segments []*segment, cleanable int, segmentBytes, maxIndex
 		for ; j < cleanable; j++ {
 			o, t := entries(segments[j])
 			if size+segments[j].size.Load() > segmentBytes ||
-				(offsets+o)*offsetIndexEntrySize > maxIndexBytes || (times+t)*timeIndexEntrySize > maxIndexBytes ||
-				segments[j+1].baseOffset-1-segments[i].baseOffset > maxRelativeOffset {
+				(offsets+o)*index.OffsetEntrySize > maxIndexBytes || (times+t)*index.TimeEntrySize > maxIndexBytes ||
+				segments[j+1].baseOffset-1-segments[i].baseOffset > index.MaxRelativeOffset {
 				break
 			}
 			size += segments[j].size.Load()
@@ -425,7 +427,7 @@ func (l *Log) swapSegments(olds []*segment, cleaned *segment, truncations int64)
 		}
 		runCompactHook("swap " + filepath.Base(path))
 	}
-	if err := syncDirectory(l.dir); err != nil {
+	if err := atomicfile.SyncDir(l.dir); err != nil {
 		cleaned.release()
 		return false, err
 	}
@@ -445,7 +447,7 @@ func (l *Log) swapSegments(olds []*segment, cleaned *segment, truncations int64)
 			}
 			runCompactHook("rename " + filepath.Base(path))
 		}
-		return syncDirectory(l.dir)
+		return atomicfile.SyncDir(l.dir)
 	}
 	if err := finish(); err != nil {
 		cleaned.release()
@@ -530,7 +532,7 @@ func (l *Log) recoverCompactionSwaps() error {
 		}
 	}
 	if changed {
-		return syncDirectory(l.dir)
+		return atomicfile.SyncDir(l.dir)
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"math"
 	"time"
+
+	"github.com/strata-log/strata/broker/segment/index"
 )
 
 // Defaults, the same as Kafka's topic defaults.
@@ -69,8 +71,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: SegmentAge %v is negative", ErrInvalidConfig, c.SegmentAge)
 	case c.IndexIntervalBytes < 0:
 		return fmt.Errorf("%w: IndexIntervalBytes %d is negative", ErrInvalidConfig, c.IndexIntervalBytes)
-	case c.MaxIndexBytes != 0 && c.MaxIndexBytes < timeIndexEntrySize:
-		return fmt.Errorf("%w: MaxIndexBytes %d is below %d", ErrInvalidConfig, c.MaxIndexBytes, timeIndexEntrySize)
+	case c.MaxIndexBytes != 0 && c.MaxIndexBytes < index.TimeEntrySize:
+		return fmt.Errorf("%w: MaxIndexBytes %d is below %d", ErrInvalidConfig, c.MaxIndexBytes, index.TimeEntrySize)
 	case c.FlushMessages < 0:
 		return fmt.Errorf("%w: FlushMessages %d is negative", ErrInvalidConfig, c.FlushMessages)
 	case c.FlushInterval < 0:

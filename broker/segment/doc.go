@@ -51,15 +51,9 @@
 //
 // # .index: offset index
 //
-// Sparse, sorted, 8 bytes per entry, big endian; part of the format, do not
-// change:
-//
-//	 0                 4                 8
-//	+-----------------+-----------------+
-//	| relativeOffset  | position        |
-//	| int32           | int32           |
-//	+-----------------+-----------------+
-//
+// Sparse, sorted, 8 bytes per entry (relativeOffset int32, position int32),
+// big endian; the bytes are drawn in package broker/segment/index, the one
+// codec of both indexes (tiering decodes its copies with it too).
 // relativeOffset is a batch's last offset minus the segment's base offset;
 // position is where that batch starts in the .log. An entry is written for
 // the first batch that starts more than IndexIntervalBytes after the
@@ -70,15 +64,8 @@
 //
 // # .timeindex: time index
 //
-// Sparse, sorted, 12 bytes per entry, big endian; part of the format, do
-// not change:
-//
-//	 0                                   8                 12
-//	+-----------------------------------+-----------------+
-//	| timestamp int64 (ms)              | relativeOffset  |
-//	|                                   | int32           |
-//	+-----------------------------------+-----------------+
-//
+// Sparse, sorted, 12 bytes per entry (timestamp int64 in ms,
+// relativeOffset int32), big endian, drawn in package broker/segment/index.
 // Written together with an offset index entry when the segment's largest
 // timestamp so far grew since the last time entry: timestamp is that
 // largest timestamp and relativeOffset the last offset of the first batch
@@ -91,12 +78,13 @@
 // base offset), look its offset up in the offset index and walk forward.
 //
 // The indexes carry no checksum, as in Kafka: they are derived data. Open
-// checks them (size a multiple of the entry size, entries strictly
-// increasing and inside the segment, the last offset entry pointing at the
-// batch it names, the last time entry matching its batch's maxTimestamp) and
-// rebuilds them from the .log when a check fails or a file is missing. A
-// lookup that lands on a batch other than the one its entry names falls
-// back to scanning the segment from its start.
+// checks them (package index's decoder checks: size a multiple of the
+// entry size, entries strictly increasing and inside the segment; then the
+// last offset entry pointing at the batch it names, the last time entry
+// matching its batch's maxTimestamp) and rebuilds them from the .log when
+// a check fails or a file is missing. A lookup that lands on a batch other
+// than the one its entry names falls back to scanning the segment from its
+// start.
 //
 // # partition.metadata
 //

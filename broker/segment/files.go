@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/strata-log/strata/internal/atomicfile"
 )
 
 // Names of the per-partition files other than segments. Part of the
@@ -18,7 +20,7 @@ const (
 	partitionMetadataFileName = "partition.metadata"
 	startOffsetFileName       = "log-start-offset-checkpoint"
 	cleanShutdownFileName     = "clean-shutdown"
-	temporaryFileSuffix       = ".tmp"
+	temporaryFileSuffix       = atomicfile.TempSuffix
 
 	partitionMetadataVersion = 0
 	checkpointVersion        = 0
@@ -39,7 +41,7 @@ const (
 // directory fsync.
 func WritePartitionMetadata(dir string, topicID [16]byte) error {
 	content := fmt.Sprintf("%s: %d\n%s: %s", versionKey, partitionMetadataVersion, topicIDKey, base64.RawURLEncoding.EncodeToString(topicID[:]))
-	if err := writeFileAtomically(dir, partitionMetadataFileName, []byte(content)); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, partitionMetadataFileName), []byte(content), 0o644); err != nil {
 		return fmt.Errorf("segment: write partition metadata: %w", err)
 	}
 	return nil
@@ -158,10 +160,7 @@ func readOffsetCheckpoint(dir, name, key string) (offset int64, exists bool, err
 }
 
 func writeOffsetCheckpoint(dir, name, key string, offset int64) error {
-	if err := writeFileAtomically(dir, name, encodeCheckpoint(key, strconv.FormatInt(offset, 10))); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
+	return atomicfile.WriteFile(filepath.Join(dir, name), encodeCheckpoint(key, strconv.FormatInt(offset, 10)), 0o644)
 }
 
 // removeFileDurably removes dir/name if present and fsyncs the directory.
@@ -172,45 +171,5 @@ func removeFileDurably(dir, name string) error {
 		}
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
-	return syncDirectory(dir)
-}
-
-// writeFileAtomically replaces dir/name with data: temporary file, fsync,
-// rename, directory fsync. A crash leaves the old or the new content.
-func writeFileAtomically(dir, name string, data []byte) error {
-	temporary := filepath.Join(dir, name+temporaryFileSuffix)
-	file, err := os.OpenFile(temporary, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = file.Write(data)
-	if err == nil {
-		err = file.Sync()
-	}
-	if closeErr := file.Close(); err == nil {
-		err = closeErr
-	}
-	if err == nil {
-		err = os.Rename(temporary, filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(temporary)
-		return err
-	}
-	return syncDirectory(dir)
-}
-
-func syncDirectory(dir string) error {
-	directory, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fsync directory: %w", err)
-	}
-	err = directory.Sync()
-	if closeErr := directory.Close(); err == nil {
-		err = closeErr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.SyncDir(dir)
 }

@@ -13,6 +13,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/strata-log/strata/broker/segment/index"
+	"github.com/strata-log/strata/internal/atomicfile"
 )
 
 // Log is the local log of one partition: a directory of segments.
@@ -126,7 +129,7 @@ func (l *Log) load(startOffset int64) error {
 		l.segments = []*segment{s}
 		l.startOffset.Store(startOffset)
 		l.endOffset.Store(startOffset)
-		return syncDirectory(l.dir)
+		return atomicfile.SyncDir(l.dir)
 	}
 	if err := l.loadSegments(baseOffsets, clean, markerEndOffset); err != nil {
 		return err
@@ -271,7 +274,7 @@ func (l *Log) loadSegments(baseOffsets []int64, clean bool, markerEndOffset int6
 					return err
 				}
 			}
-			return syncDirectory(l.dir)
+			return atomicfile.SyncDir(l.dir)
 		}
 		if s.nextOffset < nextBaseOffset {
 			l.logger.Warn("offset gap between segments", "file", s.logPath, "segment_end_offset", s.nextOffset, "next_base_offset", nextBaseOffset)
@@ -459,7 +462,7 @@ func checkAppend(records []byte, batches []AppendBatch) (offsets int64, err erro
 	if int(position) != len(records) {
 		return 0, fmt.Errorf("%w: batches cover %d of %d bytes", ErrInvalidAppend, position, len(records))
 	}
-	if offsets > maxRelativeOffset {
+	if offsets > index.MaxRelativeOffset {
 		return 0, fmt.Errorf("%w: %d offsets in one append", ErrInvalidAppend, offsets)
 	}
 	return offsets, nil
@@ -481,9 +484,9 @@ func (l *Log) rollReasonLocked(size, offsets int64, now time.Time) string {
 		return "segment size"
 	case !active.rollTime.IsZero() && now.Sub(active.rollTime) > l.config.SegmentAge:
 		return "segment age"
-	case offsetEntries >= int(l.config.MaxIndexBytes)/offsetIndexEntrySize || timeEntries >= int(l.config.MaxIndexBytes)/timeIndexEntrySize:
+	case offsetEntries >= int(l.config.MaxIndexBytes)/index.OffsetEntrySize || timeEntries >= int(l.config.MaxIndexBytes)/index.TimeEntrySize:
 		return "index full"
-	case l.endOffset.Load()+offsets-1-active.baseOffset > maxRelativeOffset:
+	case l.endOffset.Load()+offsets-1-active.baseOffset > index.MaxRelativeOffset:
 		return "relative offset overflow"
 	}
 	return ""
@@ -502,7 +505,7 @@ func (l *Log) rollLocked(now time.Time, reason string) error {
 	if err != nil {
 		return fmt.Errorf("roll: %w", err)
 	}
-	if err := syncDirectory(l.dir); err != nil {
+	if err := atomicfile.SyncDir(l.dir); err != nil {
 		next.release()
 		return fmt.Errorf("roll: %w", err)
 	}

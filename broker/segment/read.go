@@ -3,6 +3,8 @@ package segment
 import (
 	"fmt"
 	"sort"
+
+	"github.com/strata-log/strata/broker/segment/index"
 )
 
 // acquireSegment returns the segment holding offset (the last whose base
@@ -129,11 +131,11 @@ func (l *Log) FindTimestamp(timestamp int64) (batch []byte, found bool, err erro
 // the end offset.
 func (s *segment) findTimestamp(timestamp, start, end int64) (batch []byte, found, done bool, err error) {
 	s.mu.RLock()
-	entry, indexed := searchTimeEntries(s.timeEntries, timestamp)
+	entry, indexed := index.SearchTimeEntries(s.timeEntries, timestamp)
 	s.mu.RUnlock()
 	from := s.baseOffset
 	if indexed {
-		from += int64(entry.relativeOffset)
+		from += int64(entry.RelativeOffset)
 	}
 	size := s.size.Load()
 	position, length := int64(-1), int64(0)

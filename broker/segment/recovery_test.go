@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/strata-log/strata/broker/segment/index"
 )
 
 // buildLog writes a multi-segment log and returns it with its model.
@@ -162,7 +164,7 @@ func TestRebuildIndexes(t *testing.T) {
 		{name: "index emptied", file: offsetIndexFileSuffix, damage: func([]byte) []byte { return nil }, rebuilt: true},
 		{name: "last index entry position changed", file: offsetIndexFileSuffix, damage: func(d []byte) []byte { d[len(d)-1] ^= 0x01; return d }, rebuilt: true},
 		{name: "middle index entry position off by one", file: offsetIndexFileSuffix, damage: func(d []byte) []byte {
-			middle := (len(d)/offsetIndexEntrySize/2)*offsetIndexEntrySize + 4
+			middle := (len(d)/index.OffsetEntrySize/2)*index.OffsetEntrySize + 4
 			binary.BigEndian.PutUint32(d[middle:], binary.BigEndian.Uint32(d[middle:])+1)
 			return d
 		}},
@@ -196,7 +198,7 @@ func TestRebuildIndexes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(original) < 2*timeIndexEntrySize {
+				if len(original) < 2*index.TimeEntrySize {
 					t.Fatalf("%s has %d bytes; the test needs a few entries", path, len(original))
 				}
 				if test.damage == nil {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/strata-log/strata/broker/segment/index"
 )
 
 // segment is one .log file with its .index and .timeindex.
@@ -39,8 +41,8 @@ type segment struct {
 	indexSuspect atomic.Bool
 
 	mu                   sync.RWMutex // guards offsetEntries, timeEntries, maxTimestamp, offsetOfMaxTimestamp
-	offsetEntries        []offsetIndexEntry
-	timeEntries          []timeIndexEntry
+	offsetEntries        []index.OffsetEntry
+	timeEntries          []index.TimeEntry
 	maxTimestamp         int64 // largest batch max timestamp, -1 when none
 	offsetOfMaxTimestamp int64 // last offset of the first batch with maxTimestamp, -1 when none
 
@@ -202,7 +204,7 @@ func (s *segment) relative(offset int64) int32 { return int32(offset - s.baseOff
 // -1 when there is none (Kafka's empty time index). Caller holds mu.
 func (s *segment) lastTimeIndexTimestampLocked() int64 {
 	if n := len(s.timeEntries); n > 0 {
-		return s.timeEntries[n-1].timestamp
+		return s.timeEntries[n-1].Timestamp
 	}
 	return -1
 }
@@ -217,9 +219,9 @@ func (s *segment) observeLocked(position int64, info batchInfo, intervalBytes in
 		s.offsetOfMaxTimestamp = info.lastOffset
 	}
 	if s.bytesSinceIndexEntry > intervalBytes {
-		s.offsetEntries = append(s.offsetEntries, offsetIndexEntry{relativeOffset: s.relative(info.lastOffset), position: int32(position)})
+		s.offsetEntries = append(s.offsetEntries, index.OffsetEntry{RelativeOffset: s.relative(info.lastOffset), Position: int32(position)})
 		if s.maxTimestamp > s.lastTimeIndexTimestampLocked() {
-			s.timeEntries = append(s.timeEntries, timeIndexEntry{timestamp: s.maxTimestamp, relativeOffset: s.relative(s.offsetOfMaxTimestamp)})
+			s.timeEntries = append(s.timeEntries, index.TimeEntry{Timestamp: s.maxTimestamp, RelativeOffset: s.relative(s.offsetOfMaxTimestamp)})
 		}
 		s.bytesSinceIndexEntry = 0
 	}
@@ -236,7 +238,7 @@ func (s *segment) finalizeTimeIndex() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.maxTimestamp > s.lastTimeIndexTimestampLocked() {
-		s.timeEntries = append(s.timeEntries, timeIndexEntry{timestamp: s.maxTimestamp, relativeOffset: s.relative(s.offsetOfMaxTimestamp)})
+		s.timeEntries = append(s.timeEntries, index.TimeEntry{Timestamp: s.maxTimestamp, RelativeOffset: s.relative(s.offsetOfMaxTimestamp)})
 		s.dirty = true
 	}
 }
@@ -249,15 +251,15 @@ func (s *segment) persistIndexes() error {
 	timeEntries := s.timeEntries[s.persistedTimeEntries:]
 	s.mu.RUnlock()
 	if len(offsetEntries) > 0 {
-		position := int64(s.persistedOffsetEntries) * offsetIndexEntrySize
-		if _, err := s.offsetIndexFile.WriteAt(encodeOffsetEntries(offsetEntries), position); err != nil {
+		position := int64(s.persistedOffsetEntries) * index.OffsetEntrySize
+		if _, err := s.offsetIndexFile.WriteAt(index.EncodeOffsetEntries(offsetEntries), position); err != nil {
 			return fmt.Errorf("segment %s: write offset index: %w", s.name(), err)
 		}
 		s.persistedOffsetEntries += len(offsetEntries)
 	}
 	if len(timeEntries) > 0 {
-		position := int64(s.persistedTimeEntries) * timeIndexEntrySize
-		if _, err := s.timeIndexFile.WriteAt(encodeTimeEntries(timeEntries), position); err != nil {
+		position := int64(s.persistedTimeEntries) * index.TimeEntrySize
+		if _, err := s.timeIndexFile.WriteAt(index.EncodeTimeEntries(timeEntries), position); err != nil {
 			return fmt.Errorf("segment %s: write time index: %w", s.name(), err)
 		}
 		s.persistedTimeEntries += len(timeEntries)
@@ -339,18 +341,18 @@ func (s *segment) window(limit int64, size int) *fileWindow {
 func (s *segment) seek(window *fileWindow, target int64) (position int64, info batchInfo, found bool, err error) {
 	if !s.indexSuspect.Load() {
 		s.mu.RLock()
-		entry, indexed := searchOffsetEntries(s.offsetEntries, target-s.baseOffset)
+		entry, indexed := index.SearchOffsetEntries(s.offsetEntries, target-s.baseOffset)
 		s.mu.RUnlock()
-		if indexed && int64(entry.position) < window.limit {
-			position = int64(entry.position)
+		if indexed && int64(entry.Position) < window.limit {
+			position = int64(entry.Position)
 			info, _, err = window.batchAt(position)
 			if err != nil && !IsCorrupt(err) {
 				return 0, batchInfo{}, false, err
 			}
-			if err != nil || info.lastOffset != s.baseOffset+int64(entry.relativeOffset) {
+			if err != nil || info.lastOffset != s.baseOffset+int64(entry.RelativeOffset) {
 				if s.indexSuspect.CompareAndSwap(false, true) {
 					s.logger.Warn("offset index entry does not point at its batch; scanning the segment from its start until the index is rebuilt at the next open",
-						"file", s.offsetIndexPath, "relative_offset", entry.relativeOffset, "position", entry.position)
+						"file", s.offsetIndexPath, "relative_offset", entry.RelativeOffset, "position", entry.Position)
 				}
 				position = 0
 			}
@@ -376,12 +378,12 @@ func (s *segment) positionBound(limit, size int64) int64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	i := sort.Search(len(s.offsetEntries), func(i int) bool {
-		return s.baseOffset+int64(s.offsetEntries[i].relativeOffset) >= limit
+		return s.baseOffset+int64(s.offsetEntries[i].RelativeOffset) >= limit
 	})
 	if i == len(s.offsetEntries) || s.indexSuspect.Load() {
 		return size
 	}
-	return min(size, int64(s.offsetEntries[i].position))
+	return min(size, int64(s.offsetEntries[i].Position))
 }
 
 // readAt returns a copy of length bytes at position.
@@ -521,7 +523,7 @@ func verifyBatchAt(window *fileWindow, position, expectedBaseOffset int64) (info
 		return batchInfo{}, fmt.Sprintf("torn batch: %d bytes long, %d bytes left", info.size, remaining), nil
 	case info.baseOffset != expectedBaseOffset:
 		return batchInfo{}, fmt.Sprintf("base offset %d, want %d", info.baseOffset, expectedBaseOffset), nil
-	case info.lastOffset-expectedBaseOffset > maxRelativeOffset:
+	case info.lastOffset-expectedBaseOffset > index.MaxRelativeOffset:
 		return batchInfo{}, fmt.Sprintf("last offset %d too far from segment offsets", info.lastOffset), nil
 	}
 	batch, err := window.bytes(position, info.size)
@@ -541,7 +543,7 @@ func verifyBatchAt(window *fileWindow, position, expectedBaseOffset int64) (info
 func (s *segment) loadIndexes(nextBaseOffset, intervalBytes int64) (reason string, err error) {
 	size := s.size.Load()
 	last := nextBaseOffset < 0
-	maxRelative := int64(maxRelativeOffset)
+	maxRelative := int64(index.MaxRelativeOffset)
 	if !last {
 		maxRelative = nextBaseOffset - 1 - s.baseOffset
 	}
@@ -549,9 +551,9 @@ func (s *segment) loadIndexes(nextBaseOffset, intervalBytes int64) (reason strin
 	if err != nil {
 		return "", fmt.Errorf("segment %s: read offset index: %w", s.name(), err)
 	}
-	offsetEntries, problem := decodeOffsetEntries(offsetData, size, maxRelative)
-	if problem != "" {
-		return "offset index: " + problem, nil
+	offsetEntries, err := index.DecodeOffsetEntries(offsetData, size, maxRelative)
+	if err != nil {
+		return "offset index: " + err.Error(), nil
 	}
 	window := s.window(size, seekWindowSize)
 	// Timestamps the time index must reach: those of the batches read here.
@@ -586,15 +588,15 @@ func (s *segment) loadIndexes(nextBaseOffset, intervalBytes int64) (reason strin
 			switch {
 			case len(offsetEntries) == 0 && position < size:
 				return fmt.Sprintf("offset index: empty, want an entry for position %d", position), nil
-			case len(offsetEntries) > 0 && int64(offsetEntries[0].position) != position:
-				return fmt.Sprintf("offset index: first entry at position %d, want %d", offsetEntries[0].position, position), nil
+			case len(offsetEntries) > 0 && int64(offsetEntries[0].Position) != position:
+				return fmt.Sprintf("offset index: first entry at position %d, want %d", offsetEntries[0].Position, position), nil
 			}
 		}
 	}
 	lastEntryPosition := int64(0)
 	if n := len(offsetEntries); n > 0 {
 		entry := offsetEntries[n-1]
-		lastEntryPosition = int64(entry.position)
+		lastEntryPosition = int64(entry.Position)
 		info, _, err := window.batchAt(lastEntryPosition)
 		if err != nil {
 			if IsCorrupt(err) {
@@ -602,8 +604,8 @@ func (s *segment) loadIndexes(nextBaseOffset, intervalBytes int64) (reason strin
 			}
 			return "", err
 		}
-		if info.lastOffset != s.baseOffset+int64(entry.relativeOffset) {
-			return fmt.Sprintf("offset index: last entry names offset %d, its batch ends at %d", s.baseOffset+int64(entry.relativeOffset), info.lastOffset), nil
+		if info.lastOffset != s.baseOffset+int64(entry.RelativeOffset) {
+			return fmt.Sprintf("offset index: last entry names offset %d, its batch ends at %d", s.baseOffset+int64(entry.RelativeOffset), info.lastOffset), nil
 		}
 		knownTimestamp = max(knownTimestamp, info.maxTimestamp)
 	}
@@ -611,14 +613,14 @@ func (s *segment) loadIndexes(nextBaseOffset, intervalBytes int64) (reason strin
 	if err != nil {
 		return "", fmt.Errorf("segment %s: read time index: %w", s.name(), err)
 	}
-	timeEntries, problem := decodeTimeEntries(timeData, maxRelative)
-	if problem != "" {
-		return "time index: " + problem, nil
+	timeEntries, err := index.DecodeTimeEntries(timeData, maxRelative)
+	if err != nil {
+		return "time index: " + err.Error(), nil
 	}
 
 	maxTimestamp, offsetOfMaxTimestamp := int64(-1), int64(-1)
 	if n := len(timeEntries); n > 0 {
-		maxTimestamp, offsetOfMaxTimestamp = timeEntries[n-1].timestamp, s.baseOffset+int64(timeEntries[n-1].relativeOffset)
+		maxTimestamp, offsetOfMaxTimestamp = timeEntries[n-1].Timestamp, s.baseOffset+int64(timeEntries[n-1].RelativeOffset)
 	}
 	// The time index covers every batch up to the last offset index entry's.
 	if maxTimestamp < knownTimestamp {
@@ -646,8 +648,8 @@ func (s *segment) loadIndexes(nextBaseOffset, intervalBytes int64) (reason strin
 			nextOffset = info.lastOffset + 1
 			position += info.size
 		}
-		if n := len(timeEntries); n > 0 && s.baseOffset+int64(timeEntries[n-1].relativeOffset) >= nextOffset {
-			return fmt.Sprintf("time index: last entry names offset %d beyond the end %d", s.baseOffset+int64(timeEntries[n-1].relativeOffset), nextOffset), nil
+		if n := len(timeEntries); n > 0 && s.baseOffset+int64(timeEntries[n-1].RelativeOffset) >= nextOffset {
+			return fmt.Sprintf("time index: last entry names offset %d beyond the end %d", s.baseOffset+int64(timeEntries[n-1].RelativeOffset), nextOffset), nil
 		}
 	}
 	s.mu.Lock()
@@ -661,16 +663,16 @@ func (s *segment) loadIndexes(nextBaseOffset, intervalBytes int64) (reason strin
 	// that its batch has it, since retention and MaxTimestampBatch rely on it.
 	if n := len(timeEntries); n > 0 {
 		entry := timeEntries[n-1]
-		_, info, found, err := s.seek(window, s.baseOffset+int64(entry.relativeOffset))
+		_, info, found, err := s.seek(window, s.baseOffset+int64(entry.RelativeOffset))
 		if err != nil {
 			if IsCorrupt(err) {
 				return "time index: last entry: " + err.Error(), nil
 			}
 			return "", err
 		}
-		if !found || info.maxTimestamp != entry.timestamp {
+		if !found || info.maxTimestamp != entry.Timestamp {
 			return fmt.Sprintf("time index: last entry says timestamp %d at offset %d, the batch has %d",
-				entry.timestamp, s.baseOffset+int64(entry.relativeOffset), info.maxTimestamp), nil
+				entry.Timestamp, s.baseOffset+int64(entry.RelativeOffset), info.maxTimestamp), nil
 		}
 	}
 	return "", nil
@@ -693,11 +695,11 @@ func (s *segment) cut(position, newNextOffset int64) error {
 	}
 	s.mu.Lock()
 	keptOffsetEntries := len(s.offsetEntries)
-	for keptOffsetEntries > 0 && int64(s.offsetEntries[keptOffsetEntries-1].position) >= position {
+	for keptOffsetEntries > 0 && int64(s.offsetEntries[keptOffsetEntries-1].Position) >= position {
 		keptOffsetEntries--
 	}
 	keptTimeEntries := len(s.timeEntries)
-	for keptTimeEntries > 0 && s.baseOffset+int64(s.timeEntries[keptTimeEntries-1].relativeOffset) >= newNextOffset {
+	for keptTimeEntries > 0 && s.baseOffset+int64(s.timeEntries[keptTimeEntries-1].RelativeOffset) >= newNextOffset {
 		keptTimeEntries--
 	}
 	s.offsetEntries = s.offsetEntries[:keptOffsetEntries:keptOffsetEntries]
@@ -707,11 +709,11 @@ func (s *segment) cut(position, newNextOffset int64) error {
 	s.maxTimestamp, s.offsetOfMaxTimestamp = -1, -1
 	if keptTimeEntries > 0 {
 		entry := s.timeEntries[keptTimeEntries-1]
-		s.maxTimestamp, s.offsetOfMaxTimestamp = entry.timestamp, s.baseOffset+int64(entry.relativeOffset)
+		s.maxTimestamp, s.offsetOfMaxTimestamp = entry.Timestamp, s.baseOffset+int64(entry.RelativeOffset)
 	}
 	lastEntryPosition := int64(0)
 	if keptOffsetEntries > 0 {
-		lastEntryPosition = int64(s.offsetEntries[keptOffsetEntries-1].position)
+		lastEntryPosition = int64(s.offsetEntries[keptOffsetEntries-1].Position)
 	}
 	s.mu.Unlock()
 
@@ -733,10 +735,10 @@ func (s *segment) cut(position, newNextOffset int64) error {
 
 	s.persistedOffsetEntries = min(s.persistedOffsetEntries, keptOffsetEntries)
 	s.persistedTimeEntries = min(s.persistedTimeEntries, keptTimeEntries)
-	if err := s.offsetIndexFile.Truncate(int64(s.persistedOffsetEntries) * offsetIndexEntrySize); err != nil {
+	if err := s.offsetIndexFile.Truncate(int64(s.persistedOffsetEntries) * index.OffsetEntrySize); err != nil {
 		return fmt.Errorf("segment %s: truncate offset index: %w", s.name(), err)
 	}
-	if err := s.timeIndexFile.Truncate(int64(s.persistedTimeEntries) * timeIndexEntrySize); err != nil {
+	if err := s.timeIndexFile.Truncate(int64(s.persistedTimeEntries) * index.TimeEntrySize); err != nil {
 		return fmt.Errorf("segment %s: truncate time index: %w", s.name(), err)
 	}
 	s.size.Store(position)

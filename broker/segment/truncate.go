@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/strata-log/strata/internal/atomicfile"
 )
 
 // Truncate removes every batch whose last offset is at least offset
@@ -142,7 +144,7 @@ func (l *Log) releaseRemovedSegments(removed []*segment, reason string) error {
 		l.logger.Info("deleted segment", "reason", reason, "file", s.logPath, "bytes", s.size.Load())
 		s.release()
 	}
-	if err := syncDirectory(l.dir); err != nil {
+	if err := atomicfile.SyncDir(l.dir); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
