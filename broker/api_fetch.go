@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
@@ -20,12 +21,12 @@ func init() { register(4, 13, handleFetch) }
 
 // leaderPartition returns the local partition when this broker leads it at
 // the leader epoch the client knows (-1: any), or the error code to answer.
-func (s *Server) leaderPartition(topic metadata.Topic, index, currentLeaderEpoch int32) (*partition, int16) {
+func (s *Server) leaderPartition(topic metadata.Topic, index, currentLeaderEpoch int32) (*partition.Partition, int16) {
 	part := s.partitions.get(topic, index)
-	if part == nil || !part.leading.Load() {
+	if part == nil || !part.Leading() {
 		return nil, kerr.NotLeaderForPartition.Code
 	}
-	if code := checkLeaderEpoch(currentLeaderEpoch, part.leaderEpoch.Load()); code != 0 {
+	if code := checkLeaderEpoch(currentLeaderEpoch, part.LeaderEpoch()); code != 0 {
 		return nil, code
 	}
 	return part, 0
@@ -47,7 +48,7 @@ func checkLeaderEpoch(requested, current int32) int16 {
 type fetchTarget struct {
 	topicIndex     int
 	partitionIndex int
-	part           *partition
+	part           *partition.Partition
 	offset         int64
 	maxBytes       int32
 	errorCode      int16
@@ -99,7 +100,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 				t.part, t.errorCode = s.leaderPartition(topic, rp.Partition, rp.CurrentLeaderEpoch)
 				if t.part != nil && replicaID >= 0 {
 					t.replica = true
-					expand, err := t.part.followerFetched(replicaID, s.cfg.NodeID, rp.FetchOffset, now)
+					expand, err := t.part.FollowerFetched(replicaID, rp.FetchOffset, now)
 					switch {
 					case errors.Is(err, segment.ErrOffsetOutOfRange):
 						t.part, t.errorCode = nil, kerr.OffsetOutOfRange.Code
@@ -115,7 +116,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			if t.part != nil {
 				t.logStart = logStartOffset(state, t.part)
 			}
-			if t.part != nil && t.errorCode == 0 && t.offset < t.part.segments.StartOffset() && s.cfg.Tier != nil {
+			if t.part != nil && t.errorCode == 0 && t.offset < t.part.LogStartOffset() && s.cfg.Tier != nil {
 				if e, ok := state.SegmentContaining(topic.ID, rp.Partition, t.offset); ok {
 					if t.replica {
 						// Followers start from the leader's local log
@@ -139,8 +140,8 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 	if waiting {
 		for _, t := range targets {
 			if t.part != nil {
-				t.part.addWaiter(wake)
-				defer t.part.removeWaiter(wake)
+				t.part.AddWaiter(wake)
+				defer t.part.RemoveWaiter(wake)
 			}
 		}
 	}
@@ -151,7 +152,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 		if !waiting || total >= int(req.MinBytes) || !time.Now().Before(deadline) {
 			for _, t := range targets {
 				if n := len(resp.Topics[t.topicIndex].Partitions[t.partitionIndex].RecordBatches); n > 0 {
-					s.metrics.bytesOut.WithLabelValues(t.part.topic).Add(float64(n))
+					s.metrics.bytesOut.WithLabelValues(t.part.Topic()).Add(float64(n))
 				}
 			}
 			return resp, nil
@@ -180,7 +181,7 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 		if t.remote == nil {
 			continue
 		}
-		tp := tiering.Partition{Topic: t.part.topic, TopicID: t.part.topicID, Partition: t.part.index}
+		tp := tiering.Partition{Topic: t.part.Topic(), TopicID: t.part.TopicID(), Partition: t.part.Index()}
 		requests = append(requests, tiering.ReadRequest{Segment: remoteSegment(tp, *t.remote), Offset: t.offset, MaxBytes: int(max(min(t.maxBytes, maxBytes), 0))})
 		which = append(which, i)
 	}
@@ -193,20 +194,20 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 		t := &targets[which[j]]
 		t.remoteData, t.remoteErr = result.Data, result.Err
 		if result.Err != nil {
-			s.tierMetrics.remoteReadErrors.WithLabelValues(t.part.topic).Inc()
-			t.part.log.Warn("remote fetch failed; the consumer retries", "offset", t.offset, "segment_base_offset", t.remote.BaseOffset, "err", result.Err)
+			s.tierMetrics.remoteReadErrors.WithLabelValues(t.part.Topic()).Inc()
+			t.part.Logger().Warn("remote fetch failed; the consumer retries", "offset", t.offset, "segment_base_offset", t.remote.BaseOffset, "err", result.Err)
 			continue
 		}
-		s.tierMetrics.remoteReadBytes.WithLabelValues(t.part.topic).Add(float64(len(result.Data)))
+		s.tierMetrics.remoteReadBytes.WithLabelValues(t.part.Topic()).Add(float64(len(result.Data)))
 	}
 }
 
 // logStartOffset is a partition's first offset, in the object store or on
 // local disk: what consumers see as the log start (ListOffsets earliest,
 // Fetch's LogStartOffset).
-func logStartOffset(state *metadata.State, p *partition) int64 {
-	start := p.segments.StartOffset()
-	if remoteStart, _, ok := state.RemoteLogOffsets(p.topicID, p.index); ok {
+func logStartOffset(state *metadata.State, p *partition.Partition) int64 {
+	start := p.LogStartOffset()
+	if remoteStart, _, ok := state.RemoteLogOffsets(p.TopicID(), p.Index()); ok {
 		start = min(start, remoteStart)
 	}
 	return start
@@ -231,12 +232,12 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 		if t.part == nil || t.errorCode != 0 {
 			continue
 		}
-		hw := t.part.highWatermark()
+		hw := t.part.HighWatermark()
 		upTo := hw
 		if t.replica {
-			upTo = t.part.segments.EndOffset()
+			upTo = t.part.LogEndOffset()
 		}
-		start := t.part.segments.StartOffset()
+		start := t.part.LogStartOffset()
 		p.HighWatermark = hw
 		p.LastStableOffset = hw
 		p.LogStartOffset = min(t.logStart, start)
@@ -258,14 +259,14 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 			}
 			continue
 		}
-		if t.offset < start || t.offset > t.part.segments.EndOffset() {
+		if t.offset < start || t.offset > t.part.LogEndOffset() {
 			p.ErrorCode = kerr.OffsetOutOfRange.Code
 			continue
 		}
 		if limit <= 0 && total > 0 {
 			continue
 		}
-		data, err := t.part.segments.Read(t.offset, int32(max(limit, 0)), upTo, total == 0)
+		data, err := t.part.Read(t.offset, int32(max(limit, 0)), upTo, total == 0)
 		if err != nil {
 			switch {
 			case errors.Is(err, segment.ErrOffsetOutOfRange):
@@ -273,7 +274,7 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 			case errors.Is(err, segment.ErrClosed):
 				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
-				t.part.log.Error("fetch read failed", "offset", t.offset, "err", err)
+				t.part.Logger().Error("fetch read failed", "offset", t.offset, "err", err)
 				p.ErrorCode = kerr.KafkaStorageError.Code
 			}
 			continue

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/metadata"
@@ -53,14 +54,14 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 					p.ErrorCode = code
 					break
 				}
-				p.LeaderEpoch = part.leaderEpoch.Load()
+				p.LeaderEpoch = part.LeaderEpoch()
 				if req.Version == 0 {
-					p.OldStyleOffsets = legacyOffsets(part.segments.Segments(), logStartOffset(state, part), part.highWatermark(), rp.Timestamp, rp.MaxNumOffsets, time.Now().UnixMilli())
+					p.OldStyleOffsets = legacyOffsets(part.Segments(), logStartOffset(state, part), part.HighWatermark(), rp.Timestamp, rp.MaxNumOffsets, time.Now().UnixMilli())
 					break
 				}
 				offset, ts, err := s.offsetForTimestamp(state, part, rp.Timestamp)
 				if err != nil {
-					part.log.Error("list offsets failed", "timestamp", rp.Timestamp, "err", err)
+					part.Logger().Error("list offsets failed", "timestamp", rp.Timestamp, "err", err)
 					p.ErrorCode = kerr.KafkaStorageError.Code
 					break
 				}
@@ -120,14 +121,14 @@ func legacyOffsets(segments []segment.SegmentInfo, logStart, highWatermark, time
 // timestamp for the special values, else the first record with a timestamp
 // at or after ts below the high watermark, or (-1, -1) when there is none.
 // Earliest and timestamps include the data in the object store.
-func (s *Server) offsetForTimestamp(state *metadata.State, p *partition, ts int64) (offset, timestamp int64, err error) {
+func (s *Server) offsetForTimestamp(state *metadata.State, p *partition.Partition, ts int64) (offset, timestamp int64, err error) {
 	switch ts {
 	case listEarliest:
 		return logStartOffset(state, p), -1, nil
 	case listEarliestLocal:
-		return p.segments.StartOffset(), -1, nil
+		return p.LogStartOffset(), -1, nil
 	case listLatestTiered:
-		if _, end, ok := state.RemoteLogOffsets(p.topicID, p.index); ok {
+		if _, end, ok := state.RemoteLogOffsets(p.TopicID(), p.Index()); ok {
 			return end, -1, nil
 		}
 		return -1, -1, nil
@@ -137,16 +138,16 @@ func (s *Server) offsetForTimestamp(state *metadata.State, p *partition, ts int6
 			return offset, timestamp, err
 		}
 	}
-	return p.offsetForTimestamp(ts)
+	return p.OffsetForTimestamp(ts)
 }
 
 // remoteOffsetForTimestamp looks for ts in the remote segments below the
 // local log start: the first segment whose largest timestamp reaches ts,
 // read batch by batch from where its time index points.
-func (s *Server) remoteOffsetForTimestamp(state *metadata.State, p *partition, ts int64) (offset, timestamp int64, found bool, err error) {
-	localStart := p.segments.StartOffset()
+func (s *Server) remoteOffsetForTimestamp(state *metadata.State, p *partition.Partition, ts int64) (offset, timestamp int64, found bool, err error) {
+	localStart := p.LogStartOffset()
 	var target *metadata.SegmentManifest
-	state.EachSegment(p.topicID, p.index, 0, func(e metadata.SegmentManifest) bool {
+	state.EachSegment(p.TopicID(), p.Index(), 0, func(e metadata.SegmentManifest) bool {
 		if e.BaseOffset >= localStart {
 			return false
 		}
@@ -159,7 +160,7 @@ func (s *Server) remoteOffsetForTimestamp(state *metadata.State, p *partition, t
 	if target == nil {
 		return -1, -1, false, nil
 	}
-	tp := tiering.Partition{Topic: p.topic, TopicID: p.topicID, Partition: p.index}
+	tp := tiering.Partition{Topic: p.Topic(), TopicID: p.TopicID(), Partition: p.Index()}
 	segment := remoteSegment(tp, *target)
 	ctx, cancel := context.WithTimeout(s.ctx, remoteFetchTimeout)
 	defer cancel()
@@ -188,71 +189,11 @@ func (s *Server) remoteOffsetForTimestamp(state *metadata.State, p *partition, t
 			if h.MaxTimestamp < ts {
 				continue
 			}
-			offset, timestamp, err := recordAtTimestamp(batch, h, ts, false)
+			offset, timestamp, err := recordbatch.RecordAtTimestamp(batch, h, ts, false)
 			if err != nil || offset >= 0 {
 				return offset, timestamp, err == nil, err
 			}
 		}
 	}
 	return -1, -1, false, nil
-}
-
-// offsetForTimestamp answers ListOffsets from the local log.
-func (p *partition) offsetForTimestamp(ts int64) (offset, timestamp int64, err error) {
-	hw := p.highWatermark()
-	switch ts {
-	case listLatest:
-		return hw, -1, nil
-	case listEarliest, listEarliestLocal:
-		return p.segments.StartOffset(), -1, nil
-	case listMaxTimestamp:
-		batch, found, err := p.segments.MaxTimestampBatch()
-		if err != nil || !found {
-			return -1, -1, err
-		}
-		h, err := recordbatch.ParseHeader(batch)
-		if err != nil {
-			return -1, -1, err
-		}
-		if h.BaseOffset >= hw {
-			return -1, -1, nil
-		}
-		return recordAtTimestamp(batch, h, h.MaxTimestamp, true)
-	}
-	if ts < 0 {
-		return -1, -1, nil
-	}
-	batch, found, err := p.segments.FindTimestamp(ts)
-	if err != nil || !found {
-		return -1, -1, err
-	}
-	h, err := recordbatch.ParseHeader(batch)
-	if err != nil {
-		return -1, -1, err
-	}
-	if h.BaseOffset >= hw {
-		return -1, -1, nil
-	}
-	return recordAtTimestamp(batch, h, ts, false)
-}
-
-// recordAtTimestamp finds, inside one batch, the first record whose
-// timestamp is >= ts (exact: == ts). With LogAppendTime every record carries
-// the batch's timestamp.
-func recordAtTimestamp(batch []byte, h recordbatch.Header, ts int64, exact bool) (int64, int64, error) {
-	if h.LogAppendTime() {
-		return h.BaseOffset, h.MaxTimestamp, nil
-	}
-	offset, timestamp := int64(-1), int64(-1)
-	err := recordbatch.Iterate(batch, func(o, t int64) bool {
-		if t == ts || (!exact && t > ts) {
-			offset, timestamp = o, t
-			return false
-		}
-		return true
-	})
-	if err != nil {
-		return -1, -1, err
-	}
-	return offset, timestamp, nil
 }

@@ -35,7 +35,7 @@ func handleOffsetForLeaderEpoch(c *clientConn, h requestHeader, req *kmsg.Offset
 					p.ErrorCode = code
 					break
 				}
-				p.LeaderEpoch, p.EndOffset = part.epochEndOffset(rp.LeaderEpoch)
+				p.LeaderEpoch, p.EndOffset = part.EpochEndOffset(rp.LeaderEpoch)
 			}
 			out.Partitions = append(out.Partitions, p)
 		}

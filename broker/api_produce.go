@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/recordbatch"
 )
 
@@ -70,15 +71,15 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 					p = partitionError(kerr.NotLeaderForPartition.Code, "this broker does not lead the partition")
 					break
 				}
-				if isr, need := int32(len(topic.Partitions[rp.Partition].ISR)), part.config.Load().MinInsyncReplicas; req.Acks == -1 && isr < need {
+				if isr, need := int32(len(topic.Partitions[rp.Partition].ISR)), part.Config().MinInsyncReplicas; req.Acks == -1 && isr < need {
 					p = partitionError(kerr.NotEnoughReplicas.Code, fmt.Sprintf("%d in-sync replicas, min.insync.replicas is %d", isr, need))
 					break
 				}
-				base, appendTime, err := part.appendBatch(rp.Records, req.Version, now)
+				base, appendTime, err := part.Append(rp.Records, req.Version, now)
 				if err != nil {
-					var pe *produceError
-					if errors.As(err, &pe) && pe.code > 0 {
-						p = partitionError(pe.code, pe.message)
+					var pe *partition.Error
+					if errors.As(err, &pe) && pe.Code > 0 {
+						p = partitionError(pe.Code, pe.Message)
 					} else {
 						p = partitionError(kerr.UnknownServerError.Code, err.Error())
 					}
@@ -90,7 +91,7 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 				p = kmsg.NewProduceResponseTopicPartition()
 				p.BaseOffset = base
 				p.LogAppendTime = appendTime
-				p.LogStartOffset = part.segments.StartOffset()
+				p.LogStartOffset = part.LogStartOffset()
 				if req.Acks == -1 {
 					h, _ := recordbatch.ParseHeader(rp.Records)
 					pending = append(pending, pendingAck{part: part, end: base + int64(h.LastOffsetDelta) + 1,
@@ -138,109 +139,30 @@ func (s *Server) diskPressure() (time.Duration, int16, string) {
 // pendingAck is an acks=all append waiting until the high watermark passes
 // end; the indexes locate its response partition.
 type pendingAck struct {
-	part                       *partition
+	part                       *partition.Partition
 	end                        int64
 	topicIndex, partitionIndex int
 }
 
-// awaitCommitted waits until every pending append is below its partition's
-// high watermark (in every in-sync replica), or answers for those that
-// cannot be: REQUEST_TIMED_OUT at the deadline, NOT_ENOUGH_REPLICAS_AFTER_APPEND
-// when the ISR shrank below min.insync.replicas, NOT_LEADER_OR_FOLLOWER when
-// leadership moved. The records stay in the log either way (as in Kafka).
+// awaitCommitted waits until every pending append is committed, or answers
+// for those that cannot be (partition.WaitAll): REQUEST_TIMED_OUT at the
+// deadline, NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below
+// min.insync.replicas, NOT_LEADER_OR_FOLLOWER when leadership moved.
 func (s *Server) awaitCommitted(pending []pendingAck, resp *kmsg.ProduceResponse, version int16, deadline time.Time) {
-	fail := func(a pendingAck, code int16, msg string) {
+	waits := make([]partition.Pending, len(pending))
+	for i, a := range pending {
+		waits[i] = partition.Pending{Partition: a.part, End: a.end}
+	}
+	for i, outcome := range partition.WaitAll(waits, deadline, s.ctx.Done()) {
+		if outcome.Code == 0 {
+			continue
+		}
+		a := pending[i]
 		p := &resp.Topics[a.topicIndex].Partitions[a.partitionIndex]
-		p.ErrorCode, p.BaseOffset = code, -1
+		p.ErrorCode, p.BaseOffset = outcome.Code, -1
 		if version >= 8 {
+			msg := outcome.Message
 			p.ErrorMessage = &msg
-		}
-	}
-	// settle drops the appends that are committed or failed.
-	settle := func() {
-		waiting := pending[:0]
-		for _, a := range pending {
-			done, code, msg := a.part.commitStatus(a.end)
-			switch {
-			case code != 0:
-				fail(a, code, msg)
-			case !done:
-				waiting = append(waiting, a)
-			}
-		}
-		pending = waiting
-	}
-	// Usually committed already (a leader alone in its ISR): no waiting
-	// set up on the produce path then.
-	if settle(); len(pending) == 0 {
-		return
-	}
-	wake := make(chan struct{}, 1)
-	for _, a := range pending {
-		a.part.addWaiter(wake)
-		defer a.part.removeWaiter(wake)
-	}
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	// Re-check after registering: the high watermark may have moved in
-	// between.
-	for settle(); len(pending) > 0; settle() {
-		select {
-		case <-wake:
-		case <-timer.C:
-			for _, a := range pending {
-				fail(a, kerr.RequestTimedOut.Code, "the write did not reach every in-sync replica within the request timeout")
-			}
-			return
-		case <-s.ctx.Done():
-			for _, a := range pending {
-				fail(a, kerr.RequestTimedOut.Code, "the broker is shutting down")
-			}
-			return
-		}
-	}
-}
-
-// commitStatus tells an acks=all append ending at end whether it is
-// committed (below the high watermark, with at least min.insync.replicas
-// in sync, as Kafka checks), still waiting, or failed with a Kafka error
-// code: leadership moved, or the ISR shrank below min.insync.replicas.
-func (p *partition) commitStatus(end int64) (done bool, code int16, msg string) {
-	p.appendMu.Lock()
-	isr, leading := len(p.assignment.ISR), p.leading.Load()
-	p.appendMu.Unlock()
-	need := int(p.config.Load().MinInsyncReplicas)
-	switch {
-	case p.highWatermark() >= end && isr >= need:
-		return true, 0, ""
-	case !leading:
-		return false, kerr.NotLeaderForPartition.Code, "leadership moved before the write was replicated"
-	case isr < need:
-		return false, kerr.NotEnoughReplicasAfterAppend.Code, fmt.Sprintf("written to the leader, but the ISR shrank to %d, below min.insync.replicas %d", isr, need)
-	}
-	return false, 0, ""
-}
-
-// awaitCommitted waits until an append ending at end is committed, for at
-// most timeout; it returns the Kafka error code when it cannot be.
-func (p *partition) awaitCommitted(end int64, timeout time.Duration) int16 {
-	if done, code, _ := p.commitStatus(end); done || code != 0 {
-		return code
-	}
-	wake := make(chan struct{}, 1)
-	p.addWaiter(wake)
-	defer p.removeWaiter(wake)
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
-		done, code, _ := p.commitStatus(end)
-		if done || code != 0 {
-			return code
-		}
-		select {
-		case <-wake:
-		case <-timer.C:
-			return kerr.RequestTimedOut.Code
 		}
 	}
 }

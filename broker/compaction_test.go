@@ -197,9 +197,9 @@ func TestOffsetsTopicCompacted(t *testing.T) {
 		t.Fatalf("offsets topic configs: %v", topic.Configs)
 	}
 	p := n.srv.partitions.getByName(offsetsTopic, group.Partition("g", int32(len(topic.Partitions))))
-	before := p.segments.Size()
+	before := p.Size()
 	n.srv.partitions.cleanPartition(p)
-	after := p.segments.Size()
+	after := p.Size()
 	t.Logf("shard log: %d bytes before the cleaner pass, %d after (%d commits)", before, after, commits)
 	if after*10 > before {
 		t.Fatalf("cleaner left %d of %d bytes", after, before)
@@ -256,9 +256,9 @@ func TestCompactedTopic(t *testing.T) {
 		}
 	}
 	p := n.srv.partitions.getByName("c", 0)
-	before := p.segments.Size()
+	before := p.Size()
 	n.srv.partitions.cleanPartition(p)
-	if after := p.segments.Size(); after*3 > before {
+	if after := p.Size(); after*3 > before {
 		t.Fatalf("cleaner left %d of %d bytes", after, before)
 	}
 
@@ -269,7 +269,7 @@ func TestCompactedTopic(t *testing.T) {
 	defer consumer.Close()
 	got := map[string]int64{}
 	var lastOffset int64 = -1
-	end := p.highWatermark()
+	end := p.HighWatermark()
 	for lastOffset < end-1 {
 		fetches := consumer.PollFetches(ctx)
 		if err := fetches.Err(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
 )
@@ -39,7 +40,7 @@ type leaderKey struct {
 
 // followed is one partition a fetcher follows at a leader epoch.
 type followed struct {
-	part  *partition
+	part  *partition.Partition
 	topic metadata.Topic
 	epoch int32
 	// truncated is set once the log agrees with this leader epoch
@@ -56,7 +57,7 @@ type replicaFetcher struct {
 	cancel context.CancelFunc
 
 	mu         sync.Mutex // guards partitions
-	partitions map[*partition]*followed
+	partitions map[*partition.Partition]*followed
 }
 
 func newReplicaFetchers(s *Server) *replicaFetchers {
@@ -65,15 +66,15 @@ func newReplicaFetchers(s *Server) *replicaFetchers {
 
 // update assigns every local partition that follows a live leader to that
 // leader's fetcher, and stops fetchers that follow nothing.
-func (f *replicaFetchers) update(state *metadata.State, parts []*partition) {
+func (f *replicaFetchers) update(state *metadata.State, parts []*partition.Partition) {
 	self := f.s.cfg.NodeID
-	want := map[leaderKey]map[*partition]*followed{}
+	want := map[leaderKey]map[*partition.Partition]*followed{}
 	for _, p := range parts {
-		t, ok := state.TopicByID(p.topicID)
-		if !ok || !t.HasPartition(p.index) {
+		t, ok := state.TopicByID(p.TopicID())
+		if !ok || !t.HasPartition(p.Index()) {
 			continue
 		}
-		a := t.Partitions[p.index]
+		a := t.Partitions[p.Index()]
 		if a.Leader < 0 || a.Leader == self {
 			continue
 		}
@@ -88,7 +89,7 @@ func (f *replicaFetchers) update(state *metadata.State, parts []*partition) {
 		}
 		key := leaderKey{a.Leader, net.JoinHostPort(endpoint.Host, strconv.Itoa(int(endpoint.Port)))}
 		if want[key] == nil {
-			want[key] = map[*partition]*followed{}
+			want[key] = map[*partition.Partition]*followed{}
 		}
 		want[key][p] = &followed{part: p, topic: t, epoch: a.LeaderEpoch}
 	}
@@ -121,7 +122,7 @@ func (f *replicaFetchers) start(key leaderKey) (*replicaFetcher, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(f.s.ctx)
-	rf := &replicaFetcher{f: f, leader: key, client: client, cancel: cancel, partitions: map[*partition]*followed{}}
+	rf := &replicaFetcher{f: f, leader: key, client: client, cancel: cancel, partitions: map[*partition.Partition]*followed{}}
 	f.wg.Go(func() {
 		defer client.Close()
 		rf.run(ctx)
@@ -131,7 +132,7 @@ func (f *replicaFetchers) start(key leaderKey) (*replicaFetcher, error) {
 
 // assign replaces the followed partitions; a partition keeps its progress
 // when its leader epoch did not change.
-func (rf *replicaFetcher) assign(partitions map[*partition]*followed) {
+func (rf *replicaFetcher) assign(partitions map[*partition.Partition]*followed) {
 	rf.mu.Lock()
 	defer rf.mu.Unlock()
 	for p, fo := range partitions {
@@ -228,13 +229,13 @@ func (rf *replicaFetcher) fetchOnce(ctx context.Context, parts []*followed) erro
 			index[fo.topic.ID] = map[int32]*followed{}
 		}
 		p := kmsg.NewFetchRequestTopicPartition()
-		p.Partition = fo.part.index
-		p.FetchOffset = fo.part.segments.EndOffset()
+		p.Partition = fo.part.Index()
+		p.FetchOffset = fo.part.LogEndOffset()
 		p.CurrentLeaderEpoch = fo.epoch
-		p.LogStartOffset = fo.part.segments.StartOffset()
+		p.LogStartOffset = fo.part.LogStartOffset()
 		p.PartitionMaxBytes = 4 << 20
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, p)
-		index[fo.topic.ID][fo.part.index] = fo
+		index[fo.topic.ID][fo.part.Index()] = fo
 	}
 	if len(req.Topics) == 0 {
 		return nil
@@ -259,16 +260,16 @@ func (rf *replicaFetcher) fetchOnce(ctx context.Context, parts []*followed) erro
 			}
 			switch rp.ErrorCode {
 			case 0:
-				if err := fo.part.appendReplicated(rp.RecordBatches, rp.HighWatermark); err != nil {
-					fo.part.log.Error("appending replicated data failed; fetching again from the leader", "err", err)
+				if err := fo.part.AppendReplicated(rp.RecordBatches, rp.HighWatermark); err != nil {
+					fo.part.Logger().Error("appending replicated data failed; fetching again from the leader", "err", err)
 					rf.setTruncated(fo, false)
 				}
 			case kerr.OffsetOutOfRange.Code:
 				// Behind the leader's log start (retention): start over there.
-				if fo.part.segments.EndOffset() < rp.LogStartOffset {
-					fo.part.log.Warn("follower is behind the leader's log start; restarting the log there", "leader_log_start", rp.LogStartOffset)
-					if err := fo.part.restartAt(rp.LogStartOffset, nil, nil); err != nil {
-						fo.part.log.Error("restarting the log failed", "err", err)
+				if fo.part.LogEndOffset() < rp.LogStartOffset {
+					fo.part.Logger().Warn("follower is behind the leader's log start; restarting the log there", "leader_log_start", rp.LogStartOffset)
+					if err := fo.part.RestartAt(rp.LogStartOffset, nil, nil); err != nil {
+						fo.part.Logger().Error("restarting the log failed", "err", err)
 					}
 				} else {
 					rf.setTruncated(fo, false) // ahead of the leader: truncate again
@@ -277,13 +278,13 @@ func (rf *replicaFetcher) fetchOnce(ctx context.Context, parts []*followed) erro
 				// Behind the leader's local log, in data the object store
 				// holds: copy only the leader's local log.
 				if err := rf.restartFromTier(ctx, broker, fo); err != nil {
-					fo.part.log.Warn("restarting from the leader's local log start failed; retrying", "err", err)
+					fo.part.Logger().Warn("restarting from the leader's local log start failed; retrying", "err", err)
 					rf.pause(fo)
 				}
 			default:
 				// NOT_LEADER, FENCED/UNKNOWN_LEADER_EPOCH…: wait for the
 				// metadata to say who leads now.
-				fo.part.log.Debug("leader refused the replica fetch; waiting for new metadata", "err", kerr.ErrorForCode(rp.ErrorCode))
+				fo.part.Logger().Debug("leader refused the replica fetch; waiting for new metadata", "err", kerr.ErrorForCode(rp.ErrorCode))
 				rf.pause(fo)
 			}
 		}
@@ -302,7 +303,7 @@ func (rf *replicaFetcher) restartFromTier(ctx context.Context, broker *kgo.Broke
 	t := kmsg.NewListOffsetsRequestTopic()
 	t.Topic = fo.topic.Name
 	p := kmsg.NewListOffsetsRequestTopicPartition()
-	p.Partition = fo.part.index
+	p.Partition = fo.part.Index()
 	p.CurrentLeaderEpoch = fo.epoch
 	p.Timestamp = listEarliestLocal
 	t.Partitions = append(t.Partitions, p)
@@ -321,20 +322,20 @@ func (rf *replicaFetcher) restartFromTier(ctx context.Context, broker *kgo.Broke
 	start := rp.Offset
 	tier := rf.f.s.cfg.Tier
 	if tier == nil {
-		return fmt.Errorf("the leader tiers %s-%d but this broker has no object store", fo.topic.Name, fo.part.index)
+		return fmt.Errorf("the leader tiers %s-%d but this broker has no object store", fo.topic.Name, fo.part.Index())
 	}
 	state := rf.f.s.cfg.Metadata.State()
 	epochs := remoteEpochs(state, fo.part, start)
 	var producers []byte
-	if prev, ok := state.SegmentContaining(fo.topic.ID, fo.part.index, start-1); ok {
-		tp := tiering.Partition{Topic: fo.topic.Name, TopicID: fo.topic.ID, Partition: fo.part.index}
+	if prev, ok := state.SegmentContaining(fo.topic.ID, fo.part.Index(), start-1); ok {
+		tp := tiering.Partition{Topic: fo.topic.Name, TopicID: fo.topic.ID, Partition: fo.part.Index()}
 		if producers, err = tier.ReadProducerSnapshot(ctx, remoteSegment(tp, prev)); err != nil {
 			return fmt.Errorf("producer state from the object store: %w", err)
 		}
 	}
-	fo.part.log.Info("follower starts from the leader's local log; older offsets are in the object store",
-		"leader_local_log_start", start, "log_end_offset", fo.part.segments.EndOffset(), "epochs_from_manifest", len(epochs))
-	return fo.part.restartAt(start, epochs, producers)
+	fo.part.Logger().Info("follower starts from the leader's local log; older offsets are in the object store",
+		"leader_local_log_start", start, "log_end_offset", fo.part.LogEndOffset(), "epochs_from_manifest", len(epochs))
+	return fo.part.RestartAt(start, epochs, producers)
 }
 
 // truncate asks the leader where each partition's latest local epoch ends
@@ -353,9 +354,9 @@ func (rf *replicaFetcher) truncate(ctx context.Context, broker *kgo.Broker, part
 			req.Topics = append(req.Topics, t)
 		}
 		p := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
-		p.Partition = fo.part.index
+		p.Partition = fo.part.Index()
 		p.CurrentLeaderEpoch = fo.epoch
-		p.LeaderEpoch = fo.part.latestEpoch()
+		p.LeaderEpoch = fo.part.LatestEpoch()
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, p)
 	}
 	resp, err := broker.Request(ctx, req)
@@ -364,7 +365,7 @@ func (rf *replicaFetcher) truncate(ctx context.Context, broker *kgo.Broker, part
 	}
 	find := func(topic string, partition int32) *followed {
 		for _, fo := range parts {
-			if fo.topic.Name == topic && fo.part.index == partition {
+			if fo.topic.Name == topic && fo.part.Index() == partition {
 				return fo
 			}
 		}
@@ -377,21 +378,21 @@ func (rf *replicaFetcher) truncate(ctx context.Context, broker *kgo.Broker, part
 				continue
 			}
 			if rp.ErrorCode != 0 {
-				fo.part.log.Debug("leader refused OffsetForLeaderEpoch; waiting for new metadata", "err", kerr.ErrorForCode(rp.ErrorCode))
+				fo.part.Logger().Debug("leader refused OffsetForLeaderEpoch; waiting for new metadata", "err", kerr.ErrorForCode(rp.ErrorCode))
 				rf.pause(fo)
 				continue
 			}
-			target := fo.part.segments.EndOffset()
-			if fo.part.latestEpoch() >= 0 {
+			target := fo.part.LogEndOffset()
+			if fo.part.LatestEpoch() >= 0 {
 				if rp.LeaderEpoch < 0 {
-					target = fo.part.highWatermark() // the leader knows none of our epochs
+					target = fo.part.HighWatermark() // the leader knows none of our epochs
 				} else {
-					_, localEnd := fo.part.epochEndOffset(rp.LeaderEpoch)
+					_, localEnd := fo.part.EpochEndOffset(rp.LeaderEpoch)
 					target = min(target, rp.EndOffset, max(localEnd, 0))
 				}
 			}
-			if err := fo.part.truncateTo(target); err != nil {
-				return fmt.Errorf("truncate %s-%d to %d: %w", fo.topic.Name, fo.part.index, target, err)
+			if err := fo.part.TruncateTo(target); err != nil {
+				return fmt.Errorf("truncate %s-%d to %d: %w", fo.topic.Name, fo.part.Index(), target, err)
 			}
 			rf.setTruncated(fo, true)
 		}

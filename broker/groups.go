@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/strata-log/strata/broker/group"
+	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/metadata"
@@ -144,7 +145,7 @@ func (o *offsetsTopicManager) upgrade(t metadata.Topic) {
 // offsetsLog is one __consumer_offsets partition as a coordinator shard's
 // log: appends go through the normal append path and wait for the ISR.
 type offsetsLog struct {
-	p   *partition
+	p   *partition.Partition
 	log *slog.Logger
 }
 
@@ -159,34 +160,33 @@ func (l *offsetsLog) Append(records []recordbatch.Record) error {
 	if err != nil {
 		return err
 	}
-	base, _, err := l.p.appendBatch(batch, 9, time.Now())
+	base, _, err := l.p.Append(batch, 9, time.Now())
 	if err != nil {
-		var pe *produceError
-		if errors.As(err, &pe) && (pe.code == kerr.UnknownTopicOrPartition.Code || pe.code == kerr.NotLeaderForPartition.Code) {
+		var pe *partition.Error
+		if errors.As(err, &pe) && (pe.Code == kerr.UnknownTopicOrPartition.Code || pe.Code == kerr.NotLeaderForPartition.Code) {
 			return kerr.NotCoordinator
 		}
-		l.log.Error("writing to the offsets topic failed", "partition", l.p.index, "err", err)
+		l.log.Error("writing to the offsets topic failed", "partition", l.p.Index(), "err", err)
 		return kerr.CoordinatorNotAvailable
 	}
 	// acks=all, as Kafka writes commits: answered once every in-sync
 	// replica has them.
-	switch code := l.p.awaitCommitted(base+int64(len(records)), offsetCommitTimeout); code {
+	switch code := l.p.WaitCommitted(base+int64(len(records)), offsetCommitTimeout); code {
 	case 0:
 		return nil
 	case kerr.NotLeaderForPartition.Code:
 		return kerr.NotCoordinator
 	default:
-		l.log.Warn("offsets topic write not replicated in time", "partition", l.p.index, "err", kerr.ErrorForCode(code))
+		l.log.Warn("offsets topic write not replicated in time", "partition", l.p.Index(), "err", kerr.ErrorForCode(code))
 		return kerr.CoordinatorNotAvailable
 	}
 }
 
 // Replay implements group.Log.
 func (l *offsetsLog) Replay(fn func(batch []byte) error) error {
-	seg := l.p.segments
-	offset, end := seg.StartOffset(), seg.EndOffset()
+	offset, end := l.p.LogStartOffset(), l.p.LogEndOffset()
 	for offset < end {
-		data, err := seg.Read(offset, 1<<20, end, true)
+		data, err := l.p.Read(offset, 1<<20, end, true)
 		if err != nil {
 			return fmt.Errorf("offset %d: %w", offset, err)
 		}
@@ -213,7 +213,7 @@ func (l *offsetsLog) Replay(fn func(batch []byte) error) error {
 }
 
 // Leading implements group.Log.
-func (l *offsetsLog) Leading() bool { return l.p.leading.Load() }
+func (l *offsetsLog) Leading() bool { return l.p.Leading() }
 
 // groupsFollow makes the group manager follow the offsets partitions'
 // leadership: a __consumer_offsets partition this broker now leads gets a
@@ -225,10 +225,10 @@ type groupsFollow struct {
 	s *Server
 
 	mu   sync.Mutex // guards logs
-	logs map[*partition]*offsetsLog
+	logs map[*partition.Partition]*offsetsLog
 }
 
-func (g *groupsFollow) logOf(p *partition) *offsetsLog {
+func (g *groupsFollow) logOf(p *partition.Partition) *offsetsLog {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	l := g.logs[p]
@@ -240,25 +240,25 @@ func (g *groupsFollow) logOf(p *partition) *offsetsLog {
 }
 
 // leadership is the partition manager's onLeadership.
-func (g *groupsFollow) leadership(p *partition) {
-	if p.topic != offsetsTopic {
+func (g *groupsFollow) leadership(p *partition.Partition) {
+	if p.Topic() != offsetsTopic {
 		return
 	}
-	if !p.leading.Load() {
-		g.s.groups.Resign(p.index, g.logOf(p))
+	if !p.Leading() {
+		g.s.groups.Resign(p.Index(), g.logOf(p))
 		return
 	}
-	if err := g.s.groups.Lead(p.index, g.logOf(p)); err != nil {
-		g.s.log.Error("cannot start group coordinator", "partition", p.index, "err", err)
+	if err := g.s.groups.Lead(p.Index(), g.logOf(p)); err != nil {
+		g.s.log.Error("cannot start group coordinator", "partition", p.Index(), "err", err)
 	}
 }
 
 // closing is the partition manager's onClose.
-func (g *groupsFollow) closing(p *partition) {
-	if p.topic != offsetsTopic {
+func (g *groupsFollow) closing(p *partition.Partition) {
+	if p.Topic() != offsetsTopic {
 		return
 	}
-	g.s.groups.Resign(p.index, g.logOf(p))
+	g.s.groups.Resign(p.Index(), g.logOf(p))
 	g.mu.Lock()
 	delete(g.logs, p)
 	g.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/metadata"
@@ -32,8 +33,8 @@ type partitionManagerConfig struct {
 	// (and after it is opened), onClose before it is closed or removed (the
 	// group coordinators follow __consumer_offsets leadership);
 	// onReconciled after every reconcile pass (the replica fetchers).
-	onLeadership, onClose func(*partition)
-	onReconciled          func(*metadata.State, []*partition)
+	onLeadership, onClose func(*partition.Partition)
+	onReconciled          func(*metadata.State, []*partition.Partition)
 }
 
 type topicPartition struct {
@@ -55,7 +56,7 @@ type partitionManager struct {
 	reconciled chan struct{}
 
 	mu         sync.RWMutex // guards partitions
-	partitions map[topicPartition]*partition
+	partitions map[topicPartition]*partition.Partition
 
 	// localBytes is the size of every local log, summed each second.
 	localBytes atomic.Int64
@@ -65,7 +66,7 @@ func newPartitionManager(cfg partitionManagerConfig) (*partitionManager, error) 
 	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
-	m := &partitionManager{cfg: cfg, partitions: make(map[topicPartition]*partition), reconciled: make(chan struct{}, 1)}
+	m := &partitionManager{cfg: cfg, partitions: make(map[topicPartition]*partition.Partition), reconciled: make(chan struct{}, 1)}
 	if err := m.removeStaleDirectories(cfg.store.State()); err != nil {
 		return nil, err
 	}
@@ -136,17 +137,17 @@ func (m *partitionManager) removeStaleDirectories(state *metadata.State) error {
 // get returns the open partition of a topic, or nil. The topic id must
 // match too, so a log of an earlier topic with the same name is never
 // served for the current one.
-func (m *partitionManager) get(t metadata.Topic, index int32) *partition {
+func (m *partitionManager) get(t metadata.Topic, index int32) *partition.Partition {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	p := m.partitions[topicPartition{t.Name, index}]
-	if p == nil || p.topicID != t.ID {
+	if p == nil || p.TopicID() != t.ID {
 		return nil
 	}
 	return p
 }
 
-func (m *partitionManager) getByName(topic string, index int32) *partition {
+func (m *partitionManager) getByName(topic string, index int32) *partition.Partition {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.partitions[topicPartition{topic, index}]
@@ -170,10 +171,10 @@ func (m *partitionManager) reconcile() error {
 		}
 	}
 	m.mu.RLock()
-	var remove []*partition
+	var remove []*partition.Partition
 	for tp, p := range m.partitions {
 		t, ok := want[tp]
-		if !ok || t.ID != p.topicID {
+		if !ok || t.ID != p.TopicID() {
 			remove = append(remove, p)
 		}
 	}
@@ -183,12 +184,12 @@ func (m *partitionManager) reconcile() error {
 			m.cfg.onClose(p)
 		}
 		m.mu.Lock()
-		delete(m.partitions, topicPartition{p.topic, p.index})
+		delete(m.partitions, topicPartition{p.Topic(), p.Index()})
 		m.mu.Unlock()
-		if err := p.remove(); err != nil {
-			m.cfg.log.Error("removing partition failed", "topic", p.topic, "partition", p.index, "err", err)
+		if err := p.Remove(); err != nil {
+			m.cfg.log.Error("removing partition failed", "topic", p.Topic(), "partition", p.Index(), "err", err)
 		} else {
-			m.cfg.log.Info("removed partition", "topic", p.topic, "partition", p.index)
+			m.cfg.log.Info("removed partition", "topic", p.Topic(), "partition", p.Index())
 		}
 	}
 	var errs []error
@@ -196,12 +197,12 @@ func (m *partitionManager) reconcile() error {
 		values := topicconfig.Typed(m.cfg.defaults, t.Configs)
 		assigned := t.Partitions[tp.index]
 		if p := m.getByName(tp.topic, tp.index); p != nil {
-			if *p.config.Load() != values {
-				if err := p.setConfig(values, state); err != nil {
+			if p.Config() != values {
+				if err := p.SetConfig(values, state); err != nil {
 					errs = append(errs, err)
 				}
 			}
-			if p.applyAssignment(assigned, m.cfg.nodeID, time.Now()) {
+			if p.ApplyAssignment(assigned, time.Now()) {
 				m.alignWithRemote(state, p)
 				if m.cfg.onLeadership != nil {
 					m.cfg.onLeadership(p)
@@ -210,13 +211,13 @@ func (m *partitionManager) reconcile() error {
 			continue
 		}
 		dir := filepath.Join(m.cfg.dataDir, fmt.Sprintf("%s-%d", tp.topic, tp.index))
-		p, err := openPartition(dir, tp.topic, t.ID, tp.index, m.cfg.nodeID, values, m.cfg.log)
+		p, err := partition.Open(partition.Config{Dir: dir, Topic: tp.topic, TopicID: t.ID, Index: tp.index, Self: m.cfg.nodeID, Values: values, Logger: m.cfg.log})
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		p.refreshRetentionLimit(state)
-		p.applyAssignment(assigned, m.cfg.nodeID, time.Now())
+		p.RefreshRetentionLimit(state)
+		p.ApplyAssignment(assigned, time.Now())
 		m.alignWithRemote(state, p)
 		m.mu.Lock()
 		m.partitions[tp] = p
@@ -236,28 +237,28 @@ func (m *partitionManager) reconcile() error {
 // bucket into an empty cluster (or a replica whose whole log is in the
 // object store) continues after the tiered offsets instead of writing new
 // records at offsets the object store already holds.
-func (m *partitionManager) alignWithRemote(state *metadata.State, p *partition) {
-	if !p.leading.Load() {
+func (m *partitionManager) alignWithRemote(state *metadata.State, p *partition.Partition) {
+	if !p.Leading() {
 		return
 	}
-	_, remoteEnd, ok := state.RemoteLogOffsets(p.topicID, p.index)
-	if !ok || p.segments.EndOffset() > remoteEnd {
+	_, remoteEnd, ok := state.RemoteLogOffsets(p.TopicID(), p.Index())
+	if !ok || p.LogEndOffset() > remoteEnd {
 		return
 	}
-	epochs := append(remoteEpochs(state, p, remoteEnd+1), metadata.EpochRange{Epoch: p.leaderEpoch.Load(), StartOffset: remoteEnd + 1})
-	p.log.Warn("local log ends inside the tiered data; restarting it after the remote log end",
-		"local_log_end_offset", p.segments.EndOffset(), "remote_log_end_offset", remoteEnd)
-	if err := p.restartAt(remoteEnd+1, epochs, nil); err != nil {
-		p.log.Error("restarting the local log after the remote data failed", "err", err)
+	epochs := append(remoteEpochs(state, p, remoteEnd+1), metadata.EpochRange{Epoch: p.LeaderEpoch(), StartOffset: remoteEnd + 1})
+	p.Logger().Warn("local log ends inside the tiered data; restarting it after the remote log end",
+		"local_log_end_offset", p.LogEndOffset(), "remote_log_end_offset", remoteEnd)
+	if err := p.RestartAt(remoteEnd+1, epochs, nil); err != nil {
+		p.Logger().Error("restarting the local log after the remote data failed", "err", err)
 	}
 }
 
 // remoteEpochs are the leader-epoch ranges of a partition's readable
 // remote segments that start below offset: the leader-epoch cache of a log
 // restarted there.
-func remoteEpochs(state *metadata.State, p *partition, below int64) []metadata.EpochRange {
+func remoteEpochs(state *metadata.State, p *partition.Partition, below int64) []metadata.EpochRange {
 	var epochs []metadata.EpochRange
-	state.EachSegment(p.topicID, p.index, 0, func(e metadata.SegmentManifest) bool {
+	state.EachSegment(p.TopicID(), p.Index(), 0, func(e metadata.SegmentManifest) bool {
 		if e.BaseOffset >= below {
 			return false
 		}
@@ -292,10 +293,10 @@ func containsBroker(ids []int32, id int32) bool {
 	return false
 }
 
-func (m *partitionManager) all() []*partition {
+func (m *partitionManager) all() []*partition.Partition {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	out := make([]*partition, 0, len(m.partitions))
+	out := make([]*partition.Partition, 0, len(m.partitions))
 	for _, p := range m.partitions {
 		out = append(out, p)
 	}
@@ -332,8 +333,8 @@ func (m *partitionManager) run(ctx context.Context) {
 			}
 			total := int64(0)
 			for _, p := range m.all() {
-				p.maintainPeriodic(now, m.cfg.producerIDExpiration, retention, snapshot)
-				total += p.segments.Size()
+				p.Maintain(now, partition.Maintenance{ProducerIDExpiration: m.cfg.producerIDExpiration, Retention: retention, Snapshot: snapshot})
+				total += p.Size()
 			}
 			m.localBytes.Store(total)
 			m.cfg.metrics.localLogBytes.Set(float64(total))
@@ -363,25 +364,25 @@ func (m *partitionManager) runCleaner(ctx context.Context) {
 	}
 }
 
-func (m *partitionManager) cleanPartition(p *partition) {
-	if !p.config.Load().Compact {
+func (m *partitionManager) cleanPartition(p *partition.Partition) {
+	if !p.Config().Compact {
 		return
 	}
-	stats, err := p.compact(time.Now())
+	stats, err := p.Compact(time.Now())
 	switch {
 	case errors.Is(err, segment.ErrClosed):
 		return // deleted or closing meanwhile
 	case err != nil:
-		m.cfg.metrics.cleanerPasses.WithLabelValues(p.topic, "failed").Inc()
-		p.log.Error("log cleaner pass failed; the partition is retried next pass", "err", err)
+		m.cfg.metrics.cleanerPasses.WithLabelValues(p.Topic(), "failed").Inc()
+		p.Logger().Error("log cleaner pass failed; the partition is retried next pass", "err", err)
 	case stats.Skipped:
-		m.cfg.metrics.cleanerPasses.WithLabelValues(p.topic, "skipped").Inc()
+		m.cfg.metrics.cleanerPasses.WithLabelValues(p.Topic(), "skipped").Inc()
 	default:
-		m.cfg.metrics.cleanerPasses.WithLabelValues(p.topic, "cleaned").Inc()
-		m.cfg.metrics.cleanerBytesReclaimed.WithLabelValues(p.topic).Add(float64(stats.BytesBefore - stats.BytesAfter))
-		m.cfg.metrics.cleanerRecordsRemoved.WithLabelValues(p.topic).Add(float64(stats.RecordsRemoved))
+		m.cfg.metrics.cleanerPasses.WithLabelValues(p.Topic(), "cleaned").Inc()
+		m.cfg.metrics.cleanerBytesReclaimed.WithLabelValues(p.Topic()).Add(float64(stats.BytesBefore - stats.BytesAfter))
+		m.cfg.metrics.cleanerRecordsRemoved.WithLabelValues(p.Topic()).Add(float64(stats.RecordsRemoved))
 		if stats.SegmentsRewritten > 0 {
-			p.log.Info("log cleaner compacted segments", "segments", stats.SegmentsRewritten, "segments_merged", stats.SegmentsMerged,
+			p.Logger().Info("log cleaner compacted segments", "segments", stats.SegmentsRewritten, "segments_merged", stats.SegmentsMerged,
 				"batches_removed", stats.BatchesRemoved,
 				"bytes_before", stats.BytesBefore, "bytes_after", stats.BytesAfter,
 				"records_removed", stats.RecordsRemoved, "tombstones_removed", stats.TombstonesRemoved,
@@ -398,7 +399,7 @@ func (m *partitionManager) close() error {
 		if m.cfg.onClose != nil {
 			m.cfg.onClose(p)
 		}
-		if err := p.close(); err != nil {
+		if err := p.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close %s-%d: %w", tp.topic, tp.index, err))
 		}
 		delete(m.partitions, tp)

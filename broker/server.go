@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-log/strata/broker/group"
+	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
@@ -332,7 +333,7 @@ func New(cfg Config) (*Server, error) {
 		RetentionCheckInterval: cfg.OffsetsRetentionCheckInterval,
 		Logger:                 s.log.With("subsystem", "groups"),
 	})
-	follow := &groupsFollow{s: s, logs: map[*partition]*offsetsLog{}}
+	follow := &groupsFollow{s: s, logs: map[*partition.Partition]*offsetsLog{}}
 	pm, err := newPartitionManager(partitionManagerConfig{
 		dataDir:              filepath.Clean(cfg.DataDir),
 		nodeID:               cfg.NodeID,
@@ -345,7 +346,7 @@ func New(cfg Config) (*Server, error) {
 		log:                  cfg.Logger,
 		onLeadership:         follow.leadership,
 		onClose:              follow.closing,
-		onReconciled:         func(state *metadata.State, parts []*partition) { s.fetchers.update(state, parts) },
+		onReconciled:         func(state *metadata.State, parts []*partition.Partition) { s.fetchers.update(state, parts) },
 	})
 	if err != nil {
 		cancel()
@@ -360,7 +361,7 @@ func New(cfg Config) (*Server, error) {
 		}, func() float64 {
 			n := 0
 			for _, p := range pm.all() {
-				if p.underReplicated() {
+				if p.UnderReplicated() {
 					n++
 				}
 			}
@@ -579,13 +580,32 @@ func (s *Server) maintainISRs(ctx context.Context) {
 			return
 		case now := <-ticker.C:
 			for _, p := range s.partitions.all() {
-				if isr := p.laggingISR(s.cfg.NodeID, now, s.cfg.ReplicaLagTimeMax); isr != nil {
-					p.log.Warn("follower fell behind; shrinking the ISR", "isr", isr, "replica_lag_time_max", s.cfg.ReplicaLagTimeMax)
+				if isr := p.LaggingISR(now, s.cfg.ReplicaLagTimeMax); isr != nil {
+					p.Logger().Warn("follower fell behind; shrinking the ISR", "isr", isr, "replica_lag_time_max", s.cfg.ReplicaLagTimeMax)
 					s.isrChanges.Go(func() { s.changeISR(p, isr) })
 				}
 			}
 		}
 	}
+}
+
+// changeISR proposes a new ISR for a partition this broker leads (one that
+// FollowerFetched or LaggingISR returned), then ends the change in flight.
+func (s *Server) changeISR(p *partition.Partition, isr []int32) {
+	defer p.ISRChangeDone()
+	a := p.Assignment()
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	_, err := s.cfg.Metadata.ChangePartition(ctx, metadata.PartitionChange{
+		TopicID: p.TopicID(), Partition: p.Index(), PartitionEpoch: a.PartitionEpoch,
+		Leader: metadata.NoLeaderChange, ISR: isr,
+	})
+	if err != nil {
+		p.Logger().Debug("ISR change not applied; retried later", "isr", isr, "err", err)
+		return
+	}
+	p.Logger().Info("ISR changed", "isr", isr, "previous_isr", a.ISR)
+	s.metrics.isrChanges.Inc()
 }
 
 // shutdownGrace bounds how long Close waits for connections to drain.

@@ -39,11 +39,11 @@ func (s *Server) Partitions() []PartitionStatus {
 	var out []PartitionStatus
 	for _, p := range s.partitions.all() {
 		st := PartitionStatus{
-			Topic: p.topic, Partition: p.index, Leading: p.leading.Load(), LeaderEpoch: p.leaderEpoch.Load(),
-			LocalStart: p.segments.StartOffset(), LocalEnd: p.segments.EndOffset(), LocalBytes: p.segments.Size(),
-			HighWatermark: p.highWatermark(), RemoteStart: -1, RemoteEnd: -1, Tiered: p.config.Load().RemoteStorage,
+			Topic: p.Topic(), Partition: p.Index(), Leading: p.Leading(), LeaderEpoch: p.LeaderEpoch(),
+			LocalStart: p.LogStartOffset(), LocalEnd: p.LogEndOffset(), LocalBytes: p.Size(),
+			HighWatermark: p.HighWatermark(), RemoteStart: -1, RemoteEnd: -1, Tiered: p.Config().RemoteStorage,
 		}
-		state.EachSegment(p.topicID, p.index, 0, func(e metadata.SegmentManifest) bool {
+		state.EachSegment(p.TopicID(), p.Index(), 0, func(e metadata.SegmentManifest) bool {
 			if e.State != metadata.SegmentCopyFinished {
 				return true
 			}

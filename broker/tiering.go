@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/producer"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
@@ -47,12 +48,12 @@ type tierManager struct {
 	nodeID   int32
 	interval time.Duration
 	staging  string // <data dir>/tiering-staging: producer snapshots and trimmed segments being uploaded
-	all      func() []*partition
+	all      func() []*partition.Partition
 	log      *slog.Logger
 	metrics  *tierMetrics
 
 	mu      sync.Mutex
-	tasks   map[*partition]*tierTask
+	tasks   map[*partition.Partition]*tierTask
 	cleanup bool                // a deleted-topics cleanup runs
 	names   map[[16]byte]string // topic names by id as last seen, for deleted topics' object keys
 	wg      sync.WaitGroup
@@ -104,7 +105,7 @@ func newTierMetrics(reg prometheus.Registerer) *tierMetrics {
 }
 
 func newTierManager(tier *tiering.Tier, store *metadata.Store, nodeID int32, interval time.Duration, dataDir string,
-	all func() []*partition, metrics *tierMetrics, log *slog.Logger) (*tierManager, error) {
+	all func() []*partition.Partition, metrics *tierMetrics, log *slog.Logger) (*tierManager, error) {
 	staging := filepath.Join(dataDir, "tiering-staging")
 	// Left by an earlier process: nothing in it is referenced.
 	if err := os.RemoveAll(staging); err != nil {
@@ -115,7 +116,7 @@ func newTierManager(tier *tiering.Tier, store *metadata.Store, nodeID int32, int
 	}
 	return &tierManager{
 		tier: tier, store: store, nodeID: nodeID, interval: interval, staging: staging, all: all,
-		log: log, metrics: metrics, tasks: map[*partition]*tierTask{}, names: map[[16]byte]string{},
+		log: log, metrics: metrics, tasks: map[*partition.Partition]*tierTask{}, names: map[[16]byte]string{},
 	}, nil
 }
 
@@ -137,12 +138,12 @@ func (m *tierManager) run(ctx context.Context) {
 func (m *tierManager) tick(ctx context.Context, now time.Time) {
 	state := m.store.State()
 	parts := m.all()
-	live := make(map[*partition]bool, len(parts))
+	live := make(map[*partition.Partition]bool, len(parts))
 	for _, p := range parts {
 		live[p] = true
-		p.refreshRetentionLimit(state)
-		if !p.leading.Load() {
-			m.metrics.lagBytes.DeleteLabelValues(p.topic, fmt.Sprint(p.index))
+		p.RefreshRetentionLimit(state)
+		if !p.Leading() {
+			m.metrics.lagBytes.DeleteLabelValues(p.Topic(), fmt.Sprint(p.Index()))
 			continue
 		}
 		m.start(ctx, p, now)
@@ -151,7 +152,7 @@ func (m *tierManager) tick(ctx context.Context, now time.Time) {
 	for p, task := range m.tasks {
 		if !live[p] && !task.running {
 			delete(m.tasks, p)
-			m.metrics.lagBytes.DeleteLabelValues(p.topic, fmt.Sprint(p.index))
+			m.metrics.lagBytes.DeleteLabelValues(p.Topic(), fmt.Sprint(p.Index()))
 		}
 	}
 	state.EachTopic(func(t metadata.Topic) bool {
@@ -176,8 +177,8 @@ func (m *tierManager) tick(ctx context.Context, now time.Time) {
 }
 
 // start launches the partition's task unless it runs or backs off.
-func (m *tierManager) start(ctx context.Context, p *partition, now time.Time) {
-	cfg := p.config.Load()
+func (m *tierManager) start(ctx context.Context, p *partition.Partition, now time.Time) {
+	cfg := p.Config()
 	if !cfg.RemoteStorage && !cfg.RemoteLogDeleteOnDisable {
 		return
 	}
@@ -197,8 +198,8 @@ func (m *tierManager) start(ctx context.Context, p *partition, now time.Time) {
 	go func() {
 		defer m.wg.Done()
 		err := m.work(ctx, p, task)
-		if p.leading.Load() {
-			m.metrics.lagBytes.WithLabelValues(p.topic, fmt.Sprint(p.index)).Set(float64(m.lag(p)))
+		if p.Leading() {
+			m.metrics.lagBytes.WithLabelValues(p.Topic(), fmt.Sprint(p.Index())).Set(float64(m.lag(p)))
 		}
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -211,35 +212,35 @@ func (m *tierManager) start(ctx context.Context, p *partition, now time.Time) {
 		task.failures++
 		backoff := min(time.Duration(1<<min(task.failures-1, 6))*time.Second, time.Minute)
 		task.retryAt = time.Now().Add(backoff)
-		m.metrics.failures.WithLabelValues(p.topic).Inc()
-		p.log.Warn("tiering failed; local segments stay until they are uploaded", "err", err,
+		m.metrics.failures.WithLabelValues(p.Topic()).Inc()
+		p.Logger().Warn("tiering failed; local segments stay until they are uploaded", "err", err,
 			"attempts", task.failures, "retry_in", backoff, "upload_lag_bytes", m.lag(p))
 	}()
 }
 
 // stillLeads reports whether this broker leads p at epoch in the state.
-func (m *tierManager) stillLeads(p *partition, epoch int32) bool {
-	t, ok := m.store.State().TopicByID(p.topicID)
-	if !ok || !t.HasPartition(p.index) || !p.leading.Load() {
+func (m *tierManager) stillLeads(p *partition.Partition, epoch int32) bool {
+	t, ok := m.store.State().TopicByID(p.TopicID())
+	if !ok || !t.HasPartition(p.Index()) || !p.Leading() {
 		return false
 	}
-	a := t.Partitions[p.index]
-	return a.Leader == m.nodeID && a.LeaderEpoch == epoch && p.leaderEpoch.Load() == epoch
+	a := t.Partitions[p.Index()]
+	return a.Leader == m.nodeID && a.LeaderEpoch == epoch && p.LeaderEpoch() == epoch
 }
 
 // work is one pass over a partition this broker leads.
-func (m *tierManager) work(ctx context.Context, p *partition, task *tierTask) error {
-	epoch := p.leaderEpoch.Load()
+func (m *tierManager) work(ctx context.Context, p *partition.Partition, task *tierTask) error {
+	epoch := p.LeaderEpoch()
 	if !m.stillLeads(p, epoch) {
 		return nil
 	}
-	cfg := p.config.Load()
-	tp := tiering.Partition{Topic: p.topic, TopicID: p.topicID, Partition: p.index}
+	cfg := p.Config()
+	tp := tiering.Partition{Topic: p.Topic(), TopicID: p.TopicID(), Partition: p.Index()}
 	changed := false
 	defer func() {
 		if changed {
 			if err := m.putManifest(ctx, tp); err != nil {
-				p.log.Warn("writing the manifest snapshot to the bucket failed; retried after the next change", "err", err)
+				p.Logger().Warn("writing the manifest snapshot to the bucket failed; retried after the next change", "err", err)
 			}
 		}
 	}()
@@ -249,7 +250,7 @@ func (m *tierManager) work(ctx context.Context, p *partition, task *tierTask) er
 	// time per partition.
 	var stale []metadata.SegmentManifest
 	deleteAll := !cfg.RemoteStorage && cfg.RemoteLogDeleteOnDisable
-	m.store.State().EachSegment(p.topicID, p.index, 0, func(e metadata.SegmentManifest) bool {
+	m.store.State().EachSegment(p.TopicID(), p.Index(), 0, func(e metadata.SegmentManifest) bool {
 		if e.State != metadata.SegmentCopyFinished || deleteAll {
 			stale = append(stale, e)
 		}
@@ -277,13 +278,13 @@ func (m *tierManager) work(ctx context.Context, p *partition, task *tierTask) er
 }
 
 // lag is the size of the sealed local segments past the uploaded data.
-func (m *tierManager) lag(p *partition) int64 {
+func (m *tierManager) lag(p *partition.Partition) int64 {
 	next := int64(0)
-	if _, end, ok := m.store.State().RemoteLogOffsets(p.topicID, p.index); ok {
+	if _, end, ok := m.store.State().RemoteLogOffsets(p.TopicID(), p.Index()); ok {
 		next = end + 1
 	}
 	lag := int64(0)
-	for _, info := range p.segments.Segments() {
+	for _, info := range p.Segments() {
 		if !info.Active && info.EndOffset > next {
 			lag += info.Size
 		}
@@ -293,24 +294,24 @@ func (m *tierManager) lag(p *partition) int64 {
 
 // uploadEligible uploads, oldest first, each sealed segment entirely below
 // the high watermark that is not in the manifest yet.
-func (m *tierManager) uploadEligible(ctx context.Context, p *partition, task *tierTask, tp tiering.Partition, epoch int32) (int, error) {
+func (m *tierManager) uploadEligible(ctx context.Context, p *partition.Partition, task *tierTask, tp tiering.Partition, epoch int32) (int, error) {
 	uploaded := 0
 	for ctx.Err() == nil {
 		if !m.stillLeads(p, epoch) {
 			return uploaded, nil
 		}
-		next := p.segments.StartOffset()
-		if _, end, ok := m.store.State().RemoteLogOffsets(p.topicID, p.index); ok {
+		next := p.LogStartOffset()
+		if _, end, ok := m.store.State().RemoteLogOffsets(p.TopicID(), p.Index()); ok {
 			if end+1 < next {
-				p.log.Warn("local log starts after the uploaded data: the remote log has a gap (local data expired while uploads were disabled)",
+				p.Logger().Warn("local log starts after the uploaded data: the remote log has a gap (local data expired while uploads were disabled)",
 					"remote_log_end_offset", end, "local_log_start_offset", next)
 			} else {
 				next = end + 1
 			}
 		}
-		hw := p.highWatermark()
+		hw := p.HighWatermark()
 		var candidate *segment.SegmentInfo
-		for _, info := range p.segments.Segments() {
+		for _, info := range p.Segments() {
 			if info.Active || info.EndOffset > hw {
 				break
 			}
@@ -335,8 +336,8 @@ func (m *tierManager) uploadEligible(ctx context.Context, p *partition, task *ti
 // finished". A segment that starts below from (this leader rolled its
 // segments elsewhere than the previous uploader) is uploaded from a trimmed
 // copy, so manifest entries never overlap.
-func (m *tierManager) uploadSegment(ctx context.Context, p *partition, task *tierTask, tp tiering.Partition, epoch int32, info segment.SegmentInfo, from int64) error {
-	staging, err := os.MkdirTemp(m.staging, fmt.Sprintf("%s-%d-*", p.topic, p.index))
+func (m *tierManager) uploadSegment(ctx context.Context, p *partition.Partition, task *tierTask, tp tiering.Partition, epoch int32, info segment.SegmentInfo, from int64) error {
+	staging, err := os.MkdirTemp(m.staging, fmt.Sprintf("%s-%d-*", p.Topic(), p.Index()))
 	if err != nil {
 		return err
 	}
@@ -344,7 +345,7 @@ func (m *tierManager) uploadSegment(ctx context.Context, p *partition, task *tie
 	files := tiering.SegmentFiles{Partition: tp, BaseOffset: info.BaseOffset,
 		LogPath: info.LogPath, OffsetIndexPath: info.OffsetIndexPath, TimeIndexPath: info.TimeIndexPath}
 	if from > info.BaseOffset {
-		trimmed, err := copySegmentRange(p.segments, filepath.Join(staging, "trimmed"), from, info.EndOffset, p.log)
+		trimmed, err := copySegmentRange(p, filepath.Join(staging, "trimmed"), from, info.EndOffset, p.Logger())
 		if err != nil {
 			return fmt.Errorf("trimmed copy of segment %d from %d: %w", info.BaseOffset, from, err)
 		}
@@ -366,9 +367,9 @@ func (m *tierManager) uploadSegment(ctx context.Context, p *partition, task *tie
 		return fmt.Errorf("segment %d: its batches end at %d, the log says %d", info.BaseOffset, remote.LastOffset, info.EndOffset-1)
 	}
 	entry := manifestEntry(remote, epoch)
-	ref := metadata.SegmentRef{TopicID: p.topicID, Partition: p.index, BaseOffset: entry.BaseOffset, SegmentID: entry.SegmentID, LeaderEpoch: epoch}
+	ref := metadata.SegmentRef{TopicID: p.TopicID(), Partition: p.Index(), BaseOffset: entry.BaseOffset, SegmentID: entry.SegmentID, LeaderEpoch: epoch}
 	started := time.Now()
-	if err := m.store.StartSegmentCopy(ctx, p.topicID, p.index, entry); err != nil {
+	if err := m.store.StartSegmentCopy(ctx, p.TopicID(), p.Index(), entry); err != nil {
 		return fmt.Errorf("commit copy started of segment %d: %w", entry.BaseOffset, err)
 	}
 	if err := m.tier.UploadDescribed(ctx, files, remote); err != nil {
@@ -380,29 +381,26 @@ func (m *tierManager) uploadSegment(ctx context.Context, p *partition, task *tie
 		return fmt.Errorf("commit copy finished of segment %d: %w", entry.BaseOffset, err)
 	}
 	task.producers, task.producersEnd = snapshot, info.EndOffset
-	m.metrics.uploadedSegments.WithLabelValues(p.topic).Inc()
-	m.metrics.uploadedBytes.WithLabelValues(p.topic).Add(float64(remote.Size))
-	p.log.Info("uploaded segment", "base_offset", remote.BaseOffset, "last_offset", remote.LastOffset,
+	m.metrics.uploadedSegments.WithLabelValues(p.Topic()).Inc()
+	m.metrics.uploadedBytes.WithLabelValues(p.Topic()).Add(float64(remote.Size))
+	p.Logger().Info("uploaded segment", "base_offset", remote.BaseOffset, "last_offset", remote.LastOffset,
 		"bytes", remote.Size, "segment_id", remote.ID, "leader_epoch", epoch, "took", time.Since(started).Round(time.Millisecond))
 	return nil
 }
-
-// errStopScan ends a segment scan early.
-var errStopScan = errors.New("stop scan")
 
 // producerSnapshot returns the producer-state snapshot at end: the state at
 // base (the end of the previous upload, kept by the task or read from the
 // previous remote segment's .producers object) with the batches from base
 // to end applied.
-func (m *tierManager) producerSnapshot(ctx context.Context, p *partition, task *tierTask, base, end int64) ([]byte, error) {
+func (m *tierManager) producerSnapshot(ctx context.Context, p *partition.Partition, task *tierTask, base, end int64) ([]byte, error) {
 	var data []byte
 	switch {
 	case task.producersEnd == base:
 		data = task.producers
 	case base > 0:
-		if prev, ok := m.store.State().SegmentContaining(p.topicID, p.index, base-1); ok && prev.LastOffset == base-1 {
+		if prev, ok := m.store.State().SegmentContaining(p.TopicID(), p.Index(), base-1); ok && prev.LastOffset == base-1 {
 			var err error
-			if data, err = m.tier.ReadProducerSnapshot(ctx, remoteSegment(tiering.Partition{Topic: p.topic, TopicID: p.topicID, Partition: p.index}, prev)); err != nil {
+			if data, err = m.tier.ReadProducerSnapshot(ctx, remoteSegment(tiering.Partition{Topic: p.Topic(), TopicID: p.TopicID(), Partition: p.Index()}, prev)); err != nil {
 				return nil, fmt.Errorf("producer state of the previous remote segment: %w", err)
 			}
 		}
@@ -414,20 +412,7 @@ func (m *tierManager) producerSnapshot(ctx context.Context, p *partition, task *
 			return nil, fmt.Errorf("producer state at %d: %w", base, err)
 		}
 	}
-	err := p.segments.Scan(base, func(header []byte) error {
-		h, err := recordbatch.ParseHeader(header)
-		if err != nil {
-			return err
-		}
-		if h.BaseOffset >= end {
-			return errStopScan
-		}
-		if h.BaseOffset >= base && h.HasProducerID() {
-			state.Update(batchMeta(h, h.BaseOffset))
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errStopScan) {
+	if err := p.ReplayProducers(state, base, end); err != nil {
 		return nil, fmt.Errorf("producer state from %d to %d: %w", base, end, err)
 	}
 	var buf bytes.Buffer
@@ -439,14 +424,14 @@ func (m *tierManager) producerSnapshot(ctx context.Context, p *partition, task *
 
 // expireRemote applies total retention (retention.ms, retention.bytes over
 // remote and local data) to the partition's remote segments, oldest first.
-func (m *tierManager) expireRemote(ctx context.Context, p *partition, tp tiering.Partition, epoch int32, now time.Time) (int, error) {
-	cfg := p.config.Load()
+func (m *tierManager) expireRemote(ctx context.Context, p *partition.Partition, tp tiering.Partition, epoch int32, now time.Time) (int, error) {
+	cfg := p.Config()
 	if !cfg.Delete {
 		return 0, nil
 	}
 	var finished []metadata.SegmentManifest
 	remoteBytes := int64(0)
-	m.store.State().EachSegment(p.topicID, p.index, 0, func(e metadata.SegmentManifest) bool {
+	m.store.State().EachSegment(p.TopicID(), p.Index(), 0, func(e metadata.SegmentManifest) bool {
 		if e.State == metadata.SegmentCopyFinished {
 			finished = append(finished, e)
 			remoteBytes += e.SizeBytes
@@ -466,7 +451,7 @@ func (m *tierManager) expireRemote(ctx context.Context, p *partition, tp tiering
 		// Local bytes not in the object store count too.
 		total := remoteBytes
 		remoteEnd := finished[len(finished)-1].LastOffset
-		for _, info := range p.segments.Segments() {
+		for _, info := range p.Segments() {
 			if info.EndOffset > remoteEnd+1 {
 				total += info.Size
 			}
@@ -483,7 +468,7 @@ func (m *tierManager) expireRemote(ctx context.Context, p *partition, tp tiering
 		if err := m.deleteRemote(ctx, tp, e, epoch); err != nil {
 			return 0, err
 		}
-		p.log.Info("remote segment expired by retention", "base_offset", e.BaseOffset, "last_offset", e.LastOffset, "bytes", e.SizeBytes)
+		p.Logger().Info("remote segment expired by retention", "base_offset", e.BaseOffset, "last_offset", e.LastOffset, "bytes", e.SizeBytes)
 	}
 	return expire, nil
 }
@@ -618,7 +603,9 @@ func remoteSegment(tp tiering.Partition, e metadata.SegmentManifest) tiering.Rem
 
 // copySegmentRange writes the batches of src from..to (batch boundaries)
 // as one segment of a new log in dir and returns its files.
-func copySegmentRange(src *segment.Log, dir string, from, to int64, log *slog.Logger) (segment.SegmentInfo, error) {
+func copySegmentRange(src interface {
+	Read(offset int64, maxBytes int32, upTo int64, minOneBatch bool) ([]byte, error)
+}, dir string, from, to int64, log *slog.Logger) (segment.SegmentInfo, error) {
 	dst, err := segment.Open(dir, from, segment.Config{SegmentBytes: math.MaxInt32, SegmentAge: time.Duration(math.MaxInt64),
 		RetentionAge: -1, RetentionBytes: -1, Logger: log})
 	if err != nil {

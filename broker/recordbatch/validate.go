@@ -126,6 +126,28 @@ func Iterate(batch []byte, visit func(offset, timestamp int64) bool) error {
 	return walkRecords(batch, h, limits, nil, visit)
 }
 
+// RecordAtTimestamp finds, inside one batch with header h, the first record
+// whose timestamp is at or after ts (exact: equal to ts) and returns its
+// offset and timestamp, or (-1, -1). With LogAppendTime every record
+// carries the batch's timestamp.
+func RecordAtTimestamp(batch []byte, h Header, ts int64, exact bool) (offset, timestamp int64, err error) {
+	if h.LogAppendTime() {
+		return h.BaseOffset, h.MaxTimestamp, nil
+	}
+	offset, timestamp = -1, -1
+	err = Iterate(batch, func(o, t int64) bool {
+		if t == ts || (!exact && t > ts) {
+			offset, timestamp = o, t
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return -1, -1, err
+	}
+	return offset, timestamp, nil
+}
+
 // storedLimits are what Records and Iterate accept: any batch a log may
 // hold.
 var storedLimits = Limits{AllowControl: true, Compacted: true}

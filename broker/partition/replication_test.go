@@ -1,4 +1,4 @@
-package broker
+package partition
 
 import (
 	"bytes"
@@ -65,12 +65,12 @@ func TestEpochCache(t *testing.T) {
 // with every batch at its offset.
 func TestAppendReplicatedLargerThanSegment(t *testing.T) {
 	values := topicconfig.Typed(nil, map[string]string{"segment.bytes": "4096"})
-	p, err := openPartition(t.TempDir(), "t", [16]byte{1}, 0, 2, values, slog.New(slog.DiscardHandler))
+	p, err := Open(Config{Dir: t.TempDir(), Topic: "t", TopicID: [16]byte{1}, Index: 0, Self: 2, Values: values, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.close()
-	p.applyAssignment(metadata.Partition{Index: 0, Replicas: []int32{1, 2}, Leader: 1, ISR: []int32{1, 2}}, 2, time.Now())
+	defer p.Close()
+	p.ApplyAssignment(metadata.Partition{Index: 0, Replicas: []int32{1, 2}, Leader: 1, ISR: []int32{1, 2}}, time.Now())
 	var data []byte
 	for i := range 10 { // 10 batches of ~1 KiB: 2.5 segments
 		batch, err := recordbatch.Build(recordbatch.BuildOptions{BaseOffset: int64(i)}, []recordbatch.Record{{Timestamp: 1, Value: bytes.Repeat([]byte{byte(i)}, 1000)}})
@@ -79,16 +79,16 @@ func TestAppendReplicatedLargerThanSegment(t *testing.T) {
 		}
 		data = append(data, batch...)
 	}
-	if err := p.appendReplicated(data, 10); err != nil {
+	if err := p.AppendReplicated(data, 10); err != nil {
 		t.Fatal(err)
 	}
 	if end := p.segments.EndOffset(); end != 10 {
 		t.Fatalf("log end %d, want 10", end)
 	}
-	if n := len(p.segments.Segments()); n < 3 {
+	if n := len(p.Segments()); n < 3 {
 		t.Fatalf("%d segments, want the 10 KiB over at least 3 of 4 KiB", n)
 	}
-	got, err := p.segments.Read(0, 1<<20, 10, true)
+	got, err := p.Read(0, 1<<20, 10, true)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read back %d bytes (%v), want the %d appended", len(got), err, len(data))
 	}

@@ -1,8 +1,7 @@
-package broker
+package partition
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -18,11 +17,12 @@ import (
 	"github.com/strata-log/strata/metadata"
 )
 
-// Replication, the partition's side (fetcher.go is the follower's loop):
+// Replication, the partition's side (broker/fetcher.go is the follower's
+// loop):
 //
 //   - The metadata state assigns each partition its replicas, leader, leader
 //     epoch and ISR; the partition manager hands every change to
-//     applyAssignment.
+//     ApplyAssignment.
 //   - The leader appends produced batches stamped with its leader epoch,
 //     records each follower's log end offset from the follower's fetches,
 //     and advances the high watermark to the smallest log end offset in the
@@ -166,7 +166,7 @@ func readEpochCache(dir string) (epochCache, bool) {
 
 // loadEpochCache restores the epoch cache at open: the checkpoint cut to
 // the log end, or the batch headers.
-func (p *partition) loadEpochCache() error {
+func (p *Partition) loadEpochCache() error {
 	end := p.segments.EndOffset()
 	if c, ok := readEpochCache(p.dir); ok {
 		c.truncateFromEnd(end)
@@ -194,17 +194,18 @@ func (p *partition) loadEpochCache() error {
 
 // followerState is what a leader knows of one follower.
 type followerState struct {
-	leo          int64     // the follower's log end offset: its last fetch offset (-1: unknown)
+	logEndOffset int64     // the follower's log end offset: its last fetch offset (-1: unknown)
 	lastCaughtUp time.Time // last time it had everything the leader had at its previous fetch
 	leaderEndAt  int64     // the leader's log end when it last fetched
 }
 
-// applyAssignment takes the partition's replicated assignment: whether
+// ApplyAssignment takes the partition's replicated assignment: whether
 // this broker leads, the leader epoch, replicas and ISR. It reports whether
 // a new leadership term began (this broker started or stopped leading, or
 // the leader epoch moved).
-func (p *partition) applyAssignment(a metadata.Partition, self int32, now time.Time) (newTerm bool) {
+func (p *Partition) ApplyAssignment(a metadata.Partition, now time.Time) (newTerm bool) {
 	p.appendMu.Lock()
+	self := p.self
 	leading := a.Leader == self
 	newTerm = leading != p.leading.Load() || a.LeaderEpoch != p.leaderEpoch.Load() || !p.assigned
 	p.assigned = true
@@ -218,7 +219,7 @@ func (p *partition) applyAssignment(a metadata.Partition, self int32, now time.T
 			p.followers = map[int32]*followerState{}
 			for _, r := range a.Replicas {
 				if r != self {
-					p.followers[r] = &followerState{leo: -1, lastCaughtUp: now}
+					p.followers[r] = &followerState{logEndOffset: -1, lastCaughtUp: now}
 				}
 			}
 			if p.epochs.assign(a.LeaderEpoch, p.segments.EndOffset()) {
@@ -234,10 +235,10 @@ func (p *partition) applyAssignment(a metadata.Partition, self int32, now time.T
 	if leading {
 		for _, r := range a.Replicas {
 			if _, ok := p.followers[r]; !ok && r != self {
-				p.followers[r] = &followerState{leo: -1, lastCaughtUp: now}
+				p.followers[r] = &followerState{logEndOffset: -1, lastCaughtUp: now}
 			}
 		}
-		p.advanceHighWatermarkLocked(self)
+		p.advanceHighWatermarkLocked()
 	}
 	p.appendMu.Unlock()
 	p.notifyWaiters() // long-polls and acks=all waits re-check
@@ -246,32 +247,36 @@ func (p *partition) applyAssignment(a metadata.Partition, self int32, now time.T
 
 // advanceHighWatermarkLocked moves the high watermark to the smallest log
 // end offset in the ISR (never backwards). Called with appendMu held.
-func (p *partition) advanceHighWatermarkLocked(self int32) bool {
-	hw := p.segments.EndOffset()
+func (p *Partition) advanceHighWatermarkLocked() bool {
+	highWatermark := p.segments.EndOffset()
 	for _, r := range p.assignment.ISR {
-		if r == self {
+		if r == p.self {
 			continue
 		}
 		f := p.followers[r]
-		if f == nil || f.leo < 0 {
+		if f == nil || f.logEndOffset < 0 {
 			return false // not heard from an in-sync follower yet
 		}
-		hw = min(hw, f.leo)
+		highWatermark = min(highWatermark, f.logEndOffset)
 	}
-	if hw > p.hw.Load() {
-		p.hw.Store(hw)
+	if highWatermark > p.highWatermark.Load() {
+		p.highWatermark.Store(highWatermark)
 		return true
 	}
 	return false
 }
 
-// followerFetched records a follower's fetch at offset and returns the ISR
+// FollowerFetched records a follower's fetch at offset and returns the ISR
 // to propose when the follower caught up and is not in it (nil otherwise).
-func (p *partition) followerFetched(follower, self int32, offset int64, now time.Time) (expand []int32, err error) {
+// A returned proposal marks an ISR change in flight: the caller proposes it
+// and calls ISRChangeDone. It fails with ErrNotLeader, with
+// segment.ErrOffsetOutOfRange past the log end, or for a broker that is not
+// a replica.
+func (p *Partition) FollowerFetched(follower int32, offset int64, now time.Time) (expand []int32, err error) {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	if !p.leading.Load() {
-		return nil, errNotLeader
+		return nil, ErrNotLeader
 	}
 	f := p.followers[follower]
 	if f == nil {
@@ -284,25 +289,26 @@ func (p *partition) followerFetched(follower, self int32, offset int64, now time
 	if offset >= f.leaderEndAt || offset >= end {
 		f.lastCaughtUp = now
 	}
-	f.leo, f.leaderEndAt = offset, end
-	if p.advanceHighWatermarkLocked(self) {
+	f.logEndOffset, f.leaderEndAt = offset, end
+	if p.advanceHighWatermarkLocked() {
 		defer p.notifyWaiters()
 	}
-	hw := p.hw.Load()
+	highWatermark := p.highWatermark.Load()
 	epochStart := int64(0)
 	if n := len(p.epochs.entries); n > 0 {
 		epochStart = p.epochs.entries[n-1].start
 	}
-	if !slices.Contains(p.assignment.ISR, follower) && offset >= hw && offset >= epochStart && !p.isrChanging {
+	if !slices.Contains(p.assignment.ISR, follower) && offset >= highWatermark && offset >= epochStart && !p.isrChanging {
 		p.isrChanging = true
 		return append(slices.Clone(p.assignment.ISR), follower), nil
 	}
 	return nil, nil
 }
 
-// laggingISR returns the ISR without the followers that have not caught up
-// for lag (nil when nobody lags or a change is in flight).
-func (p *partition) laggingISR(self int32, now time.Time, lag time.Duration) []int32 {
+// LaggingISR returns the ISR without the followers that have not caught up
+// for lag (nil when nobody lags or a change is in flight). A returned
+// proposal marks an ISR change in flight, as FollowerFetched's does.
+func (p *Partition) LaggingISR(now time.Time, lag time.Duration) []int32 {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	if !p.leading.Load() || p.isrChanging {
@@ -310,7 +316,7 @@ func (p *partition) laggingISR(self int32, now time.Time, lag time.Duration) []i
 	}
 	var keep []int32
 	for _, r := range p.assignment.ISR {
-		if f := p.followers[r]; r == self || (f != nil && now.Sub(f.lastCaughtUp) <= lag) {
+		if f := p.followers[r]; r == p.self || (f != nil && now.Sub(f.lastCaughtUp) <= lag) {
 			keep = append(keep, r)
 		}
 	}
@@ -321,35 +327,27 @@ func (p *partition) laggingISR(self int32, now time.Time, lag time.Duration) []i
 	return keep
 }
 
-var errNotLeader = errors.New("this broker does not lead the partition")
+// ErrNotLeader: this broker does not lead the partition (any more).
+var ErrNotLeader = errors.New("partition: this broker does not lead the partition")
 
-// changeISR proposes a new ISR for a partition this broker leads.
-func (s *Server) changeISR(p *partition, isr []int32) {
+// ISRChangeDone ends the ISR change in flight (proposed from FollowerFetched
+// or LaggingISR, committed or not): the next one may be proposed.
+func (p *Partition) ISRChangeDone() {
 	p.appendMu.Lock()
-	a := p.assignment
+	p.isrChanging = false
 	p.appendMu.Unlock()
-	defer func() {
-		p.appendMu.Lock()
-		p.isrChanging = false
-		p.appendMu.Unlock()
-	}()
-	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-	defer cancel()
-	_, err := s.cfg.Metadata.ChangePartition(ctx, metadata.PartitionChange{
-		TopicID: p.topicID, Partition: p.index, PartitionEpoch: a.PartitionEpoch,
-		Leader: metadata.NoLeaderChange, ISR: isr,
-	})
-	if err != nil {
-		p.log.Debug("ISR change not applied; retried later", "isr", isr, "err", err)
-		return
-	}
-	p.log.Info("ISR changed", "isr", isr, "previous_isr", a.ISR)
-	s.metrics.isrChanges.Inc()
 }
 
-// appendReplicated appends batches fetched from the leader as they are, at
+// Assignment is the replicated assignment last applied.
+func (p *Partition) Assignment() metadata.Partition {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	return p.assignment
+}
+
+// AppendReplicated appends batches fetched from the leader as they are, at
 // the offsets they carry, and takes the leader's high watermark.
-func (p *partition) appendReplicated(data []byte, leaderHW int64) error {
+func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64) error {
 	var spans []recordbatch.Span
 	if len(data) > 0 {
 		var err error
@@ -430,15 +428,15 @@ func (p *partition) appendReplicated(data []byte, leaderHW int64) error {
 			return appendErr
 		}
 	}
-	if hw := min(leaderHW, p.segments.EndOffset()); hw > p.hw.Load() {
-		p.hw.Store(hw)
+	if highWatermark := min(leaderHighWatermark, p.segments.EndOffset()); highWatermark > p.highWatermark.Load() {
+		p.highWatermark.Store(highWatermark)
 	}
 	return nil
 }
 
-// truncateTo cuts the log at offset (a follower agreeing with its new
+// TruncateTo cuts the log at offset (a follower agreeing with its new
 // leader), with the epoch cache, producer state and high watermark.
-func (p *partition) truncateTo(offset int64) error {
+func (p *Partition) TruncateTo(offset int64) error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	if offset >= p.segments.EndOffset() {
@@ -453,17 +451,17 @@ func (p *partition) truncateTo(offset int64) error {
 			p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
 		}
 	}
-	if p.hw.Load() > p.segments.EndOffset() {
-		p.hw.Store(p.segments.EndOffset())
+	if p.highWatermark.Load() > p.segments.EndOffset() {
+		p.highWatermark.Store(p.segments.EndOffset())
 	}
 	return p.recoverProducers()
 }
 
-// restartAt empties the log and restarts it at offset (a follower behind
+// RestartAt empties the log and restarts it at offset (a follower behind
 // its leader's log start). epochs seeds the leader-epoch cache with the
 // epochs of the offsets below (from the tiered segments' manifest), and
 // producers, when not nil, is the producer-state snapshot to start from.
-func (p *partition) restartAt(offset int64, epochs []metadata.EpochRange, producers []byte) error {
+func (p *Partition) RestartAt(offset int64, epochs []metadata.EpochRange, producers []byte) error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	if err := p.segments.TruncateFullyAndStartAt(offset); err != nil {
@@ -478,7 +476,7 @@ func (p *partition) restartAt(offset int64, epochs []metadata.EpochRange, produc
 	if err := p.epochs.write(p.dir); err != nil {
 		p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
 	}
-	p.hw.Store(offset)
+	p.highWatermark.Store(offset)
 	if len(producers) > 0 {
 		name := filepath.Join(p.dir, fmt.Sprintf("%020d%s", offset, producerSnapshotSuffix))
 		if err := atomicfile.WriteFile(name, producers, 0o644); err != nil {
@@ -488,23 +486,23 @@ func (p *partition) restartAt(offset int64, epochs []metadata.EpochRange, produc
 	return p.recoverProducers()
 }
 
-// underReplicated reports whether this broker leads the partition and its
+// UnderReplicated reports whether this broker leads the partition and its
 // ISR lacks some replica.
-func (p *partition) underReplicated() bool {
+func (p *Partition) UnderReplicated() bool {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	return p.leading.Load() && len(p.assignment.ISR) < len(p.assignment.Replicas)
 }
 
-// epochEndOffset answers OffsetForLeaderEpoch from this replica's cache.
-func (p *partition) epochEndOffset(requested int32) (int32, int64) {
+// EpochEndOffset answers OffsetForLeaderEpoch from this replica's cache.
+func (p *Partition) EpochEndOffset(requested int32) (int32, int64) {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	return p.epochs.endOffsetFor(requested, p.segments.EndOffset())
 }
 
-// latestEpoch is the newest epoch in this replica's log.
-func (p *partition) latestEpoch() int32 {
+// LatestEpoch is the newest epoch in this replica's log.
+func (p *Partition) LatestEpoch() int32 {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	return p.epochs.latest()

@@ -1,4 +1,4 @@
-package broker
+package partition
 
 import (
 	"errors"
@@ -23,12 +23,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// partition is one partition this broker leads: its local log, its
-// idempotent-producer state and the fetchers waiting for new data.
-//
-// On a single node the high watermark is the log end offset: a batch is
-// committed once it is appended (there are no other replicas to wait for).
-type partition struct {
+// Partition is one partition replica on this broker (see the package doc
+// for the locking contract).
+type Partition struct {
 	topic   string
 	topicID [16]byte
 	index   int32
@@ -39,13 +36,13 @@ type partition struct {
 	segments *segment.Log
 	config   atomic.Pointer[topicconfig.Values]
 
-	// leading and leaderEpoch follow the metadata state (applyAssignment,
+	// leading and leaderEpoch follow the metadata state (ApplyAssignment,
 	// on every change): appends are accepted only while this broker leads,
-	// and stamped with the leader epoch. hw is the high watermark:
-	// consumers read below it, acks=all waits for it.
-	leading     atomic.Bool
-	leaderEpoch atomic.Int32
-	hw          atomic.Int64
+	// and stamped with the leader epoch. highWatermark: consumers read
+	// below it, acks=all waits for it.
+	leading       atomic.Bool
+	leaderEpoch   atomic.Int32
+	highWatermark atomic.Int64
 
 	// appendMu guards producers, snapshotEnd, epochs, assignment, followers
 	// and isrChanging, and serializes check → append → update.
@@ -127,23 +124,53 @@ func segmentConfig(v topicconfig.Values, log *slog.Logger) segment.Config {
 	}
 }
 
-func openPartition(dir, topic string, topicID [16]byte, index int32, self int32, values topicconfig.Values, log *slog.Logger) (*partition, error) {
+// Config describes a partition replica to open.
+type Config struct {
+	// Dir is the partition's directory (created if missing): the log,
+	// its indexes, partition.metadata with TopicID, the leader-epoch
+	// checkpoint and producer snapshots.
+	Dir     string
+	Topic   string
+	TopicID [16]byte
+	Index   int32
+	// Self is this broker's id: the replica ApplyAssignment compares the
+	// leader with.
+	Self int32
+	// Values are the topic's resolved configs.
+	Values topicconfig.Values
+	// Logger gets the partition's events; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Open opens (recovering) or creates a partition replica: the log is
+// checked and its torn tail cut, the producer state is loaded from the
+// newest snapshot and the batch headers after it, and the leader-epoch
+// cache from its checkpoint (or the batch headers). The replica neither
+// leads nor follows until ApplyAssignment; its high watermark starts at the
+// log start (nothing is known to be committed yet).
+func Open(cfg Config) (*Partition, error) {
+	topic, index, dir := cfg.Topic, cfg.Index, cfg.Dir
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	log = log.With("topic", topic, "partition", index)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
 	}
-	if err := segment.WritePartitionMetadata(dir, topicID); err != nil {
+	if err := segment.WritePartitionMetadata(dir, cfg.TopicID); err != nil {
 		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
 	}
+	values := cfg.Values
 	segs, err := segment.Open(dir, 0, segmentConfig(values, log))
 	if err != nil {
 		return nil, fmt.Errorf("partition %s-%d: open log: %w", topic, index, err)
 	}
-	p := &partition{
+	p := &Partition{
 		topic:    topic,
-		topicID:  topicID,
+		topicID:  cfg.TopicID,
 		index:    index,
-		self:     self,
+		self:     cfg.Self,
 		dir:      dir,
 		log:      log,
 		segments: segs,
@@ -160,13 +187,13 @@ func openPartition(dir, topic string, topicID [16]byte, index int32, self int32,
 	}
 	// Nothing is known to be committed until the leader says so (or, as a
 	// leader, the ISR has it).
-	p.hw.Store(segs.StartOffset())
+	p.highWatermark.Store(segs.StartOffset())
 	return p, nil
 }
 
 // recoverProducers loads the newest usable producer snapshot and replays the
 // batch headers after it.
-func (p *partition) recoverProducers() error {
+func (p *Partition) recoverProducers() error {
 	end := p.segments.EndOffset()
 	snapshots, _ := filepath.Glob(filepath.Join(p.dir, "*"+producerSnapshotSuffix))
 	sort.Strings(snapshots) // 20-digit names sort by offset
@@ -200,19 +227,7 @@ func (p *partition) recoverProducers() error {
 		p.snapshotEnd = offset
 		break
 	}
-	replayed := 0
-	err := p.segments.Scan(from, func(header []byte) error {
-		h, err := recordbatch.ParseHeader(header)
-		if err != nil {
-			return err
-		}
-		if h.BaseOffset < from || !h.HasProducerID() {
-			return nil
-		}
-		state.Update(batchMeta(h, h.BaseOffset))
-		replayed++
-		return nil
-	})
+	replayed, err := p.replayProducers(state, from, math.MaxInt64)
 	if err != nil {
 		return fmt.Errorf("rebuild producer state from offset %d: %w", from, err)
 	}
@@ -221,6 +236,39 @@ func (p *partition) recoverProducers() error {
 		p.log.Info("rebuilt producer state from the log", "from_offset", from, "batches", replayed, "producers", state.Len())
 	}
 	return nil
+}
+
+// ReplayProducers applies to state the producer batches of the log from
+// offset from up to (not including) end: the producer state a snapshot at
+// end holds, given the state at from.
+func (p *Partition) ReplayProducers(state *producer.State, from, end int64) error {
+	_, err := p.replayProducers(state, from, end)
+	return err
+}
+
+// errStopScan ends a Scan early.
+var errStopScan = errors.New("stop scan")
+
+func (p *Partition) replayProducers(state *producer.State, from, end int64) (replayed int, err error) {
+	err = p.segments.Scan(from, func(header []byte) error {
+		h, err := recordbatch.ParseHeader(header)
+		if err != nil {
+			return err
+		}
+		if h.BaseOffset >= end {
+			return errStopScan
+		}
+		if h.BaseOffset < from || !h.HasProducerID() {
+			return nil
+		}
+		state.Update(batchMeta(h, h.BaseOffset))
+		replayed++
+		return nil
+	})
+	if errors.Is(err, errStopScan) {
+		err = nil
+	}
+	return replayed, err
 }
 
 func batchMeta(h recordbatch.Header, baseOffset int64) producer.BatchMeta {
@@ -237,7 +285,7 @@ func batchMeta(h recordbatch.Header, baseOffset int64) producer.BatchMeta {
 
 // writeProducerSnapshot persists the producer state at the current log end
 // and removes older snapshots. Called with appendMu held.
-func (p *partition) writeProducerSnapshotLocked() error {
+func (p *Partition) writeProducerSnapshotLocked() error {
 	end := p.segments.EndOffset()
 	if end == p.snapshotEnd {
 		return nil // nothing appended since the last snapshot
@@ -256,41 +304,41 @@ func (p *partition) writeProducerSnapshotLocked() error {
 	return nil
 }
 
-func (p *partition) highWatermark() int64 { return p.hw.Load() }
-
-// produceError is a per-partition produce failure with its Kafka code.
-type produceError struct {
-	code    int16
-	message string
+// Error is a produce failure with the Kafka error code the client gets.
+type Error struct {
+	Code    int16
+	Message string
 }
 
-func (e *produceError) Error() string { return e.message }
+func (e *Error) Error() string { return e.Message }
 
-// appendBatch validates one produced batch, stamps it and appends it,
-// de-duplicating idempotent retries. It returns the batch's base offset and
-// the log-append time (or -1).
-func (p *partition) appendBatch(records []byte, produceVersion int16, now time.Time) (baseOffset, appendTime int64, err error) {
+// Append validates one produced batch (records holds exactly one, as
+// Produce v3+ carries), stamps it with the leader epoch (and the append
+// time under LogAppendTime) and appends it, de-duplicating idempotent
+// retries (the original's base offset is returned). It returns the batch's
+// base offset and the log-append time (or -1); a failure is an *Error.
+func (p *Partition) Append(records []byte, produceVersion int16, now time.Time) (baseOffset, appendTime int64, err error) {
 	cfg := p.config.Load()
 	spans, err := recordbatch.Split(records)
 	if err != nil {
-		return 0, -1, &produceError{recordbatch.ErrorCode(err), err.Error()}
+		return 0, -1, &Error{Code: recordbatch.ErrorCode(err), Message: err.Error()}
 	}
 	if len(spans) != 1 {
-		return 0, -1, &produceError{kerr.InvalidRecord.Code, fmt.Sprintf("produce requests v3+ must carry exactly one record batch per partition, got %d", len(spans))}
+		return 0, -1, &Error{Code: kerr.InvalidRecord.Code, Message: fmt.Sprintf("produce requests v3+ must carry exactly one record batch per partition, got %d", len(spans))}
 	}
 	batch := records[spans[0].Position : spans[0].Position+spans[0].Length]
 	h, err := recordbatch.Validate(batch, recordbatch.Limits{MaxBatchBytes: cfg.MaxMessageBytes, RequireKeys: cfg.Compact})
 	if err != nil {
-		return 0, -1, &produceError{recordbatch.ErrorCode(err), err.Error()}
+		return 0, -1, &Error{Code: recordbatch.ErrorCode(err), Message: err.Error()}
 	}
 	if int64(len(batch)) > cfg.SegmentBytes {
-		return 0, -1, &produceError{kerr.RecordListTooLarge.Code, fmt.Sprintf("batch of %d bytes is larger than segment.bytes (%d)", len(batch), cfg.SegmentBytes)}
+		return 0, -1, &Error{Code: kerr.RecordListTooLarge.Code, Message: fmt.Sprintf("batch of %d bytes is larger than segment.bytes (%d)", len(batch), cfg.SegmentBytes)}
 	}
 	if h.Codec() == recordbatch.Zstd && produceVersion < 7 {
-		return 0, -1, &produceError{kerr.UnsupportedCompressionType.Code, "zstd-compressed batches need Produce v7 or later"}
+		return 0, -1, &Error{Code: kerr.UnsupportedCompressionType.Code, Message: "zstd-compressed batches need Produce v7 or later"}
 	}
 	if h.IsTransactional() {
-		return 0, -1, &produceError{kerr.InvalidRecord.Code, "transactional batches are not supported yet"}
+		return 0, -1, &Error{Code: kerr.InvalidRecord.Code, Message: "transactional batches are not supported yet"}
 	}
 	appendTime = -1
 	if cfg.LogAppendTime {
@@ -302,14 +350,14 @@ func (p *partition) appendBatch(records []byte, produceVersion int16, now time.T
 	p.appendMu.Lock()
 	if !p.leading.Load() {
 		p.appendMu.Unlock()
-		return 0, -1, &produceError{kerr.NotLeaderForPartition.Code, "this broker does not lead the partition (any more)"}
+		return 0, -1, &Error{Code: kerr.NotLeaderForPartition.Code, Message: "this broker does not lead the partition (any more)"}
 	}
 	recordbatch.SetPartitionLeaderEpoch(batch, p.leaderEpoch.Load())
 	if h.HasProducerID() {
 		dup, err := p.producers.Check(batchMeta(h, -1))
 		if err != nil {
 			p.appendMu.Unlock()
-			return 0, -1, &produceError{producer.ErrorCode(err), err.Error()}
+			return 0, -1, &Error{Code: producer.ErrorCode(err), Message: err.Error()}
 		}
 		if dup != nil {
 			p.appendMu.Unlock()
@@ -327,35 +375,36 @@ func (p *partition) appendBatch(records []byte, produceVersion int16, now time.T
 		p.appendMu.Unlock()
 		if errors.Is(err, segment.ErrClosed) {
 			// The topic was deleted (or the broker is stopping) meanwhile.
-			return 0, -1, &produceError{kerr.UnknownTopicOrPartition.Code, "the partition is no longer hosted here"}
+			return 0, -1, &Error{Code: kerr.UnknownTopicOrPartition.Code, Message: "the partition is no longer hosted here"}
 		}
 		p.log.Error("append failed", "err", err)
-		return 0, -1, &produceError{kerr.KafkaStorageError.Code, "append failed: " + err.Error()}
+		return 0, -1, &Error{Code: kerr.KafkaStorageError.Code, Message: "append failed: " + err.Error()}
 	}
 	if h.HasProducerID() {
 		p.producers.Update(batchMeta(h, base))
 	}
-	p.advanceHighWatermarkLocked(p.self)
+	p.advanceHighWatermarkLocked()
 	p.appendMu.Unlock()
 	p.notifyWaiters()
 	return base, appendTime, nil
 }
 
-// addWaiter registers ch to be signalled (non-blocking) when the high
-// watermark moves.
-func (p *partition) addWaiter(ch chan struct{}) {
+// AddWaiter registers ch to be signalled (non-blocking) when the high
+// watermark moves, data is appended, or the assignment changes.
+func (p *Partition) AddWaiter(ch chan struct{}) {
 	p.waitersMu.Lock()
 	p.waiters[ch] = struct{}{}
 	p.waitersMu.Unlock()
 }
 
-func (p *partition) removeWaiter(ch chan struct{}) {
+// RemoveWaiter undoes AddWaiter.
+func (p *Partition) RemoveWaiter(ch chan struct{}) {
 	p.waitersMu.Lock()
 	delete(p.waiters, ch)
 	p.waitersMu.Unlock()
 }
 
-func (p *partition) notifyWaiters() {
+func (p *Partition) notifyWaiters() {
 	p.waitersMu.Lock()
 	for ch := range p.waiters {
 		select {
@@ -366,9 +415,21 @@ func (p *partition) notifyWaiters() {
 	p.waitersMu.Unlock()
 }
 
-// maintainPeriodic runs the periodic work: time-based flushes, and when
-// asked retention, producer expiry and a producer-state snapshot.
-func (p *partition) maintainPeriodic(now time.Time, expiration time.Duration, retention, snapshot bool) {
+// Maintenance is one round of a partition's periodic work.
+type Maintenance struct {
+	// ProducerIDExpiration is producer.id.expiration.ms: idle producers
+	// older than this are forgotten (with Retention or Snapshot).
+	ProducerIDExpiration time.Duration
+	// Retention runs retention and producer expiry.
+	Retention bool
+	// Snapshot writes a producer-state snapshot if anything changed.
+	Snapshot bool
+}
+
+// Maintain runs the periodic work: time-based flushes, and as asked
+// retention, producer expiry and a producer-state snapshot.
+func (p *Partition) Maintain(now time.Time, m Maintenance) {
+	expiration, retention, snapshot := m.ProducerIDExpiration, m.Retention, m.Snapshot
 	if retention {
 		if n, err := p.segments.EnforceRetention(); err != nil {
 			p.log.Error("retention failed", "err", err)
@@ -395,10 +456,10 @@ func (p *partition) maintainPeriodic(now time.Time, expiration time.Duration, re
 	}
 }
 
-// compact runs one log-cleaner pass when the topic's cleanup.policy
+// Compact runs one log-cleaner pass when the topic's cleanup.policy
 // includes compact. Past max.compaction.lag.ms since the last pass that
 // cleaned, the dirty ratio is ignored.
-func (p *partition) compact(now time.Time) (segment.CompactStats, error) {
+func (p *Partition) Compact(now time.Time) (segment.CompactStats, error) {
 	v := p.config.Load()
 	if !v.Compact {
 		return segment.CompactStats{Skipped: true}, nil
@@ -423,12 +484,12 @@ func (p *partition) compact(now time.Time) (segment.CompactStats, error) {
 	return stats, err
 }
 
-// setConfig applies new topic configs. The retention limit moves with
+// SetConfig applies new topic configs. The retention limit moves with
 // them: the tighter of the old and new limits holds while the config
 // changes, so no retention pass sees the new retention with the old limit
 // (turning uploads back on) or the old retention with the new limit
 // (turning them off).
-func (p *partition) setConfig(v topicconfig.Values, state *metadata.State) error {
+func (p *Partition) SetConfig(v topicconfig.Values, state *metadata.State) error {
 	p.retentionMu.Lock()
 	defer p.retentionMu.Unlock()
 	limit := retentionLimit(v, state, p)
@@ -439,9 +500,9 @@ func (p *partition) setConfig(v topicconfig.Values, state *metadata.State) error
 	return err
 }
 
-// refreshRetentionLimit sets the retention limit from the manifest in
+// RefreshRetentionLimit sets the retention limit from the manifest in
 // state (after uploads or remote deletions).
-func (p *partition) refreshRetentionLimit(state *metadata.State) {
+func (p *Partition) RefreshRetentionLimit(state *metadata.State) {
 	p.retentionMu.Lock()
 	defer p.retentionMu.Unlock()
 	p.segments.SetRetentionLimit(retentionLimit(*p.config.Load(), state, p))
@@ -450,7 +511,7 @@ func (p *partition) refreshRetentionLimit(state *metadata.State) {
 // retentionLimit is how far local retention may delete: for a tiered topic
 // that uploads, up to the end of the uploaded data; otherwise anywhere
 // (with remote.log.copy.disable, local retention is the total one).
-func retentionLimit(v topicconfig.Values, state *metadata.State, p *partition) int64 {
+func retentionLimit(v topicconfig.Values, state *metadata.State, p *Partition) int64 {
 	if !v.RemoteStorage || v.RemoteLogCopyDisable {
 		return math.MaxInt64
 	}
@@ -460,8 +521,8 @@ func retentionLimit(v topicconfig.Values, state *metadata.State, p *partition) i
 	return 0
 }
 
-// close flushes the log, snapshots producer state and closes the files.
-func (p *partition) close() error {
+// Close flushes the log, snapshots producer state and closes the files.
+func (p *Partition) Close() error {
 	p.appendMu.Lock()
 	snapErr := p.writeProducerSnapshotLocked()
 	p.appendMu.Unlock()
@@ -469,8 +530,8 @@ func (p *partition) close() error {
 	return errors.Join(err, snapErr)
 }
 
-// remove deletes the partition's directory (its topic was deleted).
-func (p *partition) remove() error {
+// Remove deletes the partition's directory (its topic was deleted).
+func (p *Partition) Remove() error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	return p.segments.Delete()

@@ -1,0 +1,105 @@
+package partition
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// CommitStatus tells an acks=all append ending at end whether it is
+// committed (below the high watermark, with at least min.insync.replicas
+// in sync, as Kafka checks), still waiting, or failed with a Kafka error
+// code: leadership moved, or the ISR shrank below min.insync.replicas.
+func (p *Partition) CommitStatus(end int64) (done bool, code int16, msg string) {
+	p.appendMu.Lock()
+	isr, leading := len(p.assignment.ISR), p.leading.Load()
+	p.appendMu.Unlock()
+	need := int(p.config.Load().MinInsyncReplicas)
+	switch {
+	case p.HighWatermark() >= end && isr >= need:
+		return true, 0, ""
+	case !leading:
+		return false, kerr.NotLeaderForPartition.Code, "leadership moved before the write was replicated"
+	case isr < need:
+		return false, kerr.NotEnoughReplicasAfterAppend.Code, fmt.Sprintf("written to the leader, but the ISR shrank to %d, below min.insync.replicas %d", isr, need)
+	}
+	return false, 0, ""
+}
+
+// WaitCommitted waits until an append ending at end is committed, for at
+// most timeout; it returns 0 or the Kafka error code of why it cannot be
+// (CommitStatus's, or REQUEST_TIMED_OUT).
+func (p *Partition) WaitCommitted(end int64, timeout time.Duration) int16 {
+	return WaitAll([]Pending{{Partition: p, End: end}}, time.Now().Add(timeout), nil)[0].Code
+}
+
+// Pending is an acks=all append waiting to be committed.
+type Pending struct {
+	Partition *Partition
+	End       int64 // the offset after the append's last record
+}
+
+// Outcome is how a Pending append ended: Code 0 (committed) or the Kafka
+// error code, with a message.
+type Outcome struct {
+	Code    int16
+	Message string
+}
+
+// WaitAll waits until every pending append is committed or cannot be
+// (CommitStatus), until deadline (REQUEST_TIMED_OUT for those left), or
+// until stop is closed (REQUEST_TIMED_OUT: the broker is stopping). The
+// records stay in the log whatever the outcome, as in Kafka. Outcomes are
+// in the order of pending.
+func WaitAll(pending []Pending, deadline time.Time, stop <-chan struct{}) []Outcome {
+	outcomes := make([]Outcome, len(pending))
+	waiting := make([]int, 0, len(pending))
+	for i := range pending {
+		waiting = append(waiting, i)
+	}
+	// settle drops the appends that are committed or failed.
+	settle := func() {
+		left := waiting[:0]
+		for _, i := range waiting {
+			done, code, msg := pending[i].Partition.CommitStatus(pending[i].End)
+			switch {
+			case code != 0:
+				outcomes[i] = Outcome{Code: code, Message: msg}
+			case !done:
+				left = append(left, i)
+			}
+		}
+		waiting = left
+	}
+	// Usually committed already (a leader alone in its ISR): no waiting
+	// set up then.
+	if settle(); len(waiting) == 0 {
+		return outcomes
+	}
+	wake := make(chan struct{}, 1)
+	for _, i := range waiting {
+		pending[i].Partition.AddWaiter(wake)
+		defer pending[i].Partition.RemoveWaiter(wake)
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	timedOut := func(msg string) []Outcome {
+		for _, i := range waiting {
+			outcomes[i] = Outcome{Code: kerr.RequestTimedOut.Code, Message: msg}
+		}
+		return outcomes
+	}
+	// Re-check after registering: the high watermark may have moved in
+	// between.
+	for settle(); len(waiting) > 0; settle() {
+		select {
+		case <-wake:
+		case <-timer.C:
+			return timedOut("the write did not reach every in-sync replica within the request timeout")
+		case <-stop:
+			return timedOut("the broker is shutting down")
+		}
+	}
+	return outcomes
+}

@@ -1,0 +1,105 @@
+package partition
+
+import (
+	"log/slog"
+
+	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/broker/topicconfig"
+)
+
+// Topic is the partition's topic name.
+func (p *Partition) Topic() string { return p.topic }
+
+// TopicID is the id of the topic the directory belongs to.
+func (p *Partition) TopicID() [16]byte { return p.topicID }
+
+// Index is the partition's number within its topic.
+func (p *Partition) Index() int32 { return p.index }
+
+// Logger logs with the partition's topic and index.
+func (p *Partition) Logger() *slog.Logger { return p.log }
+
+// Leading reports whether this broker leads the partition (as of the last
+// ApplyAssignment).
+func (p *Partition) Leading() bool { return p.leading.Load() }
+
+// LeaderEpoch is the leader epoch of the last ApplyAssignment.
+func (p *Partition) LeaderEpoch() int32 { return p.leaderEpoch.Load() }
+
+// HighWatermark is the offset below which records are committed:
+// consumers read below it.
+func (p *Partition) HighWatermark() int64 { return p.highWatermark.Load() }
+
+// LogStartOffset is the first offset of the local log.
+func (p *Partition) LogStartOffset() int64 { return p.segments.StartOffset() }
+
+// LogEndOffset is the offset the next append gets.
+func (p *Partition) LogEndOffset() int64 { return p.segments.EndOffset() }
+
+// Size is the bytes of the local log's segments.
+func (p *Partition) Size() int64 { return p.segments.Size() }
+
+// Config is the topic's resolved configs as last set.
+func (p *Partition) Config() topicconfig.Values { return *p.config.Load() }
+
+// Segments describes the local log's segments, oldest first.
+func (p *Partition) Segments() []segment.SegmentInfo { return p.segments.Segments() }
+
+// Read returns whole batches from offset, at most maxBytes of them (the
+// first whole even when larger, with minOneBatch, as KIP-74 asks) and none
+// at or past upTo (the high watermark for consumers, the log end for
+// followers).
+func (p *Partition) Read(offset int64, maxBytes int32, upTo int64, minOneBatch bool) ([]byte, error) {
+	return p.segments.Read(offset, maxBytes, upTo, minOneBatch)
+}
+
+// Special ListOffsets timestamps OffsetForTimestamp answers (Kafka's).
+const (
+	LatestTimestamp     = -1
+	EarliestTimestamp   = -2
+	MaxTimestamp        = -3
+	EarliestLocalOffset = -4
+)
+
+// OffsetForTimestamp answers ListOffsets from the local log: the offset
+// (and its timestamp) for the special timestamps above, else the first
+// record with a timestamp at or after ts below the high watermark, or
+// (-1, -1) when there is none.
+func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, err error) {
+	highWatermark := p.HighWatermark()
+	switch ts {
+	case LatestTimestamp:
+		return highWatermark, -1, nil
+	case EarliestTimestamp, EarliestLocalOffset:
+		return p.segments.StartOffset(), -1, nil
+	case MaxTimestamp:
+		batch, found, err := p.segments.MaxTimestampBatch()
+		if err != nil || !found {
+			return -1, -1, err
+		}
+		h, err := recordbatch.ParseHeader(batch)
+		if err != nil {
+			return -1, -1, err
+		}
+		if h.BaseOffset >= highWatermark {
+			return -1, -1, nil
+		}
+		return recordbatch.RecordAtTimestamp(batch, h, h.MaxTimestamp, true)
+	}
+	if ts < 0 {
+		return -1, -1, nil
+	}
+	batch, found, err := p.segments.FindTimestamp(ts)
+	if err != nil || !found {
+		return -1, -1, err
+	}
+	h, err := recordbatch.ParseHeader(batch)
+	if err != nil {
+		return -1, -1, err
+	}
+	if h.BaseOffset >= highWatermark {
+		return -1, -1, nil
+	}
+	return recordbatch.RecordAtTimestamp(batch, h, ts, false)
+}
