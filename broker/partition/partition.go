@@ -62,6 +62,11 @@ type Partition struct {
 	waitersMu sync.Mutex // guards waiters
 	waiters   map[chan struct{}]struct{}
 
+	// afterLeaderCheckLocked, when set (tests only), runs in Append with
+	// appendMu held, after the leadership check and before the append:
+	// tests force interleavings there.
+	afterLeaderCheckLocked func()
+
 	cleanMu     sync.Mutex // guards lastCleaned
 	lastCleaned time.Time  // when the log cleaner last cleaned (or first looked at) this log
 
@@ -351,6 +356,9 @@ func (p *Partition) Append(records []byte, produceVersion int16, now time.Time) 
 	if !p.leading.Load() {
 		p.appendMu.Unlock()
 		return 0, -1, &Error{Code: kerr.NotLeaderForPartition.Code, Message: "this broker does not lead the partition (any more)"}
+	}
+	if p.afterLeaderCheckLocked != nil {
+		p.afterLeaderCheckLocked()
 	}
 	recordbatch.SetPartitionLeaderEpoch(batch, p.leaderEpoch.Load())
 	if h.HasProducerID() {

@@ -17,30 +17,6 @@ import (
 	"github.com/strata-log/strata/metadata"
 )
 
-// Replication, the partition's side (broker/fetcher.go is the follower's
-// loop):
-//
-//   - The metadata state assigns each partition its replicas, leader, leader
-//     epoch and ISR; the partition manager hands every change to
-//     ApplyAssignment.
-//   - The leader appends produced batches stamped with its leader epoch,
-//     records each follower's log end offset from the follower's fetches,
-//     and advances the high watermark to the smallest log end offset in the
-//     ISR. Consumers read below the high watermark; acks=all produces wait
-//     for it. A follower that has not caught up with the leader's end for
-//     replica.lag.time.max.ms leaves the ISR; one that catches up with the
-//     high watermark joins it again (ChangePartition through the
-//     controller, checked against the partition epoch).
-//   - A follower first truncates its log to where it agrees with the leader
-//     (OffsetForLeaderEpoch on its latest epoch), then appends the leader's
-//     batches as they are (same offsets, epochs and CRCs) and takes the
-//     leader's high watermark.
-//
-// The leader-epoch cache (epoch → first offset of that epoch) lives in
-// memory, is checkpointed to leader-epoch-checkpoint in Kafka's format
-// (version 0, count, then "epoch start-offset" lines), and is rebuilt from
-// the batch headers when the checkpoint is missing or unreadable.
-
 // leaderEpochCheckpoint is the partition directory's epoch cache file (as
 // Kafka names it). Part of the format.
 const leaderEpochCheckpoint = "leader-epoch-checkpoint"

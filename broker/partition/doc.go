@@ -1,0 +1,67 @@
+// Package partition is one partition replica on this broker: its local log
+// (broker/segment), idempotent-producer state, leader-epoch cache, high
+// watermark, what the leader knows of each follower, and the waiters of
+// long polls and acks=all produces. Every other package reaches it only
+// through the methods of Partition.
+//
+// # Replication, the partition's side
+//
+// (broker/fetcher.go is the follower's loop.)
+//
+//   - The metadata state assigns each partition its replicas, leader,
+//     leader epoch and ISR; the broker's partition manager hands every
+//     change to ApplyAssignment, which reports whether a new leadership
+//     term began.
+//   - The leader appends produced batches (Append) stamped with its leader
+//     epoch, records each follower's log end offset from the follower's
+//     fetches (FollowerFetched), and advances the high watermark to the
+//     smallest log end offset in the ISR. Consumers read below the high
+//     watermark; acks=all produces wait for it (CommitStatus, WaitAll),
+//     and need min.insync.replicas in the ISR. A follower that has not
+//     caught up with the leader's end for replica.lag.time.max.ms leaves
+//     the ISR (LaggingISR); one that catches up with the high watermark
+//     joins it again (FollowerFetched): both return the ISR to propose,
+//     and one proposal at a time is in flight until ISRChangeDone.
+//   - A follower first truncates its log to where it agrees with the leader
+//     (TruncateTo, after OffsetForLeaderEpoch on LatestEpoch), then appends
+//     the leader's batches as they are (AppendReplicated: same offsets,
+//     epochs and CRCs) and takes the leader's high watermark. A follower
+//     behind the leader's log start restarts its log there (RestartAt).
+//
+// # Locking contract
+//
+// appendMu serializes everything that decides: the leadership check,
+// producer-sequence check, append and producer-state update of Append; the
+// assignment and follower progress (ApplyAssignment, FollowerFetched,
+// LaggingISR); replicated appends, truncation and restarts; the epoch
+// cache and producer snapshots. So a demotion (ApplyAssignment) never
+// interleaves with an append: an append either completes as the leader's,
+// or is refused with NOT_LEADER_OR_FOLLOWER. Readers do not take it: the
+// log end, high watermark, leadership and leader epoch are atomics, and
+// Read goes to the segment files up to a published offset. waitersMu
+// guards only the waiter set; it may be taken with appendMu held, never
+// the other way round. retentionMu
+// serializes config changes with retention-limit updates; cleanMu the log
+// cleaner's bookkeeping. Lock order: retentionMu, then the segment log's
+// own locks; appendMu, then the segment log's; never appendMu inside
+// waitersMu.
+//
+// # Files in the partition directory
+//
+// Besides the segment files and partition.metadata (broker/segment):
+//
+//	leader-epoch-checkpoint   the leader-epoch cache in Kafka's text format:
+//	                          "0" (version), then the entry count, then one
+//	                          "<epoch> <start offset>" line per entry, epochs
+//	                          and offsets increasing. Written atomically and
+//	                          durably on every change; missing or unreadable,
+//	                          it is rebuilt from the batch headers, and cut
+//	                          to the log end at open.
+//	<offset, 20 digits>.snapshot
+//	                          producer state of every producer for the log
+//	                          below that offset (broker/producer's snapshot
+//	                          format: magic, version, CRC-32C). Recovery loads
+//	                          the newest one at or below the log end and
+//	                          replays the batch headers after it; one above
+//	                          the recovered log end is deleted.
+package partition
