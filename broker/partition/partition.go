@@ -255,11 +255,7 @@ func (p *Partition) ReplayProducers(state *producer.State, from, end int64) erro
 var errStopScan = errors.New("stop scan")
 
 func (p *Partition) replayProducers(state *producer.State, from, end int64) (replayed int, err error) {
-	err = p.segments.Scan(from, func(header []byte) error {
-		h, err := recordbatch.ParseHeader(header)
-		if err != nil {
-			return err
-		}
+	err = p.segments.Scan(from, func(h recordbatch.Header) error {
 		if h.BaseOffset >= end {
 			return errStopScan
 		}

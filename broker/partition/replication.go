@@ -150,11 +150,7 @@ func (p *Partition) loadEpochCache() error {
 		return nil
 	}
 	var c epochCache
-	err := p.segments.Scan(p.segments.StartOffset(), func(header []byte) error {
-		h, err := recordbatch.ParseHeader(header)
-		if err != nil {
-			return err
-		}
+	err := p.segments.Scan(p.segments.StartOffset(), func(h recordbatch.Header) error {
 		c.assign(h.PartitionLeaderEpoch, h.BaseOffset)
 		return nil
 	})

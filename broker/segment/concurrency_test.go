@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/strata-log/strata/broker/recordbatch"
 )
 
 // TestConcurrentReadersWhileAppending runs readers against a log that is
@@ -127,15 +129,11 @@ func TestConcurrentReadersWhileAppending(t *testing.T) {
 					}
 				case 9:
 					next := int64(-1)
-					if err := l.Scan(l.StartOffset(), func(header []byte) error {
-						info, reason := decodeBatchHeader(header)
-						if reason != "" {
-							return errors.New(reason)
+					if err := l.Scan(l.StartOffset(), func(h recordbatch.Header) error {
+						if next >= 0 && h.BaseOffset != next {
+							return fmt.Errorf("batch %d after %d", h.BaseOffset, next)
 						}
-						if next >= 0 && info.baseOffset != next {
-							return fmt.Errorf("batch %d after %d", info.baseOffset, next)
-						}
-						next = info.lastOffset + 1
+						next = h.LastOffset() + 1
 						return nil
 					}); err != nil && !errors.Is(err, ErrOffsetOutOfRange) {
 						report(fmt.Errorf("scan: %w", err))

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/strata-log/strata/broker/recordbatch"
 )
 
 func smallConfig(t *testing.T, clock *testClock) Config {
@@ -236,7 +238,7 @@ func TestEmptyLog(t *testing.T) {
 		t.Fatalf("max timestamp batch: found=%v err=%v", found, err)
 	}
 	called := false
-	if err := l.Scan(0, func([]byte) error { called = true; return nil }); err != nil || called {
+	if err := l.Scan(0, func(recordbatch.Header) error { called = true; return nil }); err != nil || called {
 		t.Fatalf("scan: called=%v err=%v", called, err)
 	}
 	var m model
@@ -252,35 +254,36 @@ func TestScan(t *testing.T) {
 	var m model
 	fill(t, l, &m, clock, 60)
 	for _, from := range []int64{0, 1, 37, m.batches[len(m.batches)-1].baseOffset, l.EndOffset()} {
-		var got [][]byte
-		err := l.Scan(from, func(header []byte) error {
-			if len(header) != BatchHeaderSize {
-				t.Fatalf("header of %d bytes", len(header))
-			}
-			got = append(got, bytes.Clone(header))
+		var got []recordbatch.Header
+		err := l.Scan(from, func(h recordbatch.Header) error {
+			got = append(got, h)
 			return nil
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var want [][]byte
+		var want []recordbatch.Header
 		for _, batch := range m.batches {
 			if batch.lastOffset >= from {
-				want = append(want, batch.bytes[:BatchHeaderSize])
+				h, err := recordbatch.ParseHeader(batch.bytes[:BatchHeaderSize])
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, h)
 			}
 		}
 		if len(got) != len(want) {
 			t.Fatalf("from %d: %d headers, want %d", from, len(got), len(want))
 		}
 		for i := range got {
-			if !bytes.Equal(got[i], want[i]) {
-				t.Fatalf("from %d: header %d differs", from, i)
+			if got[i] != want[i] {
+				t.Fatalf("from %d: header %d is %+v, want %+v", from, i, got[i], want[i])
 			}
 		}
 	}
 	stop := errors.New("stop")
 	calls := 0
-	if err := l.Scan(0, func([]byte) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+	if err := l.Scan(0, func(recordbatch.Header) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
 		t.Fatalf("scan stopping: err=%v calls=%d", err, calls)
 	}
 }

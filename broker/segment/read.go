@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/strata-log/strata/broker/recordbatch"
+
 	"github.com/strata-log/strata/broker/segment/index"
 )
 
@@ -195,12 +197,12 @@ func (l *Log) MaxTimestampBatch() (batch []byte, found bool, err error) {
 	return batch, err == nil, err
 }
 
-// Scan calls fn with the BatchHeaderSize-byte header of each batch whose
-// last offset is at least from, in offset order, up to the end offset at the
-// call (used to rebuild producer state). The header is valid only during the
-// call. fn must not call methods of the Log. An error from fn stops the scan
-// and is returned.
-func (l *Log) Scan(from int64, fn func(header []byte) error) error {
+// Scan calls fn with the parsed header of each batch whose last offset is
+// at least from, in offset order, up to the end offset at the call (used to
+// rebuild producer state and the leader-epoch cache). fn must not call
+// methods of the Log. An error from fn stops the scan and is returned; a
+// header that does not parse fails the scan.
+func (l *Log) Scan(from int64, fn func(h recordbatch.Header) error) error {
 	l.rewriteMu.RLock()
 	defer l.rewriteMu.RUnlock()
 	end := l.endOffset.Load()
@@ -220,7 +222,11 @@ func (l *Log) Scan(from int64, fn func(header []byte) error) error {
 				return false, nil
 			}
 			from = info.lastOffset + 1
-			return true, fn(header)
+			h, err := recordbatch.ParseHeader(header)
+			if err != nil {
+				return false, fmt.Errorf("segment: scan at offset %d: %w", info.baseOffset, err)
+			}
+			return true, fn(h)
 		})
 		if err != nil || done {
 			s.release()
