@@ -1,4 +1,4 @@
-package broker
+package broker_test
 
 import (
 	"context"
@@ -10,12 +10,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/topicconfig"
 )
 
 // A cleaner that never ticks by itself: tests drive passes with cleanPartition.
-func manualCleaner(c *Config) { c.CleanerBackoff = time.Hour }
+func manualCleaner(c *broker.Config) { c.CleanerBackoff = time.Hour }
 
 func createTopic(t *testing.T, cl *kgo.Client, name string, partitions int32, configs map[string]string) {
 	t.Helper()
@@ -83,11 +85,11 @@ func joinAndSync(t *testing.T, cl *kgo.Client, groupID string) (memberID string,
 }
 
 // waitLoaded waits until every coordinator shard is loaded.
-func waitLoaded(t *testing.T, n *testNode) {
+func waitLoaded(t *testing.T, n *brokertest.Node) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, all := n.srv.groups.Shards(); all {
+		if _, all := n.Server.Groups().Shards(); all {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -102,10 +104,10 @@ func waitLoaded(t *testing.T, n *testNode) {
 // member-less group not committed for that long, are removed and the groups
 // deleted; a Stable group keeps its offsets; the removal survives a restart.
 func TestOffsetExpiry(t *testing.T) {
-	n := newTestNode(t)
-	cl := n.client()
+	n := brokertest.Start(t)
+	cl := n.Client()
 	createTopic(t, cl, "t", 1, nil)
-	retention := n.srv.cfg.OffsetsRetention
+	retention := time.Duration(n.Server.OffsetsRetention())
 
 	commitOffset(t, cl, "standalone", -1, "", "t", 0, 5)
 	member, generation := joinAndSync(t, cl, "left")
@@ -120,14 +122,14 @@ func TestOffsetExpiry(t *testing.T) {
 	commitOffset(t, cl, "active", generation, member, "t", 0, 7)
 	start := time.Now()
 
-	n.srv.groups.ExpireOffsets(start.Add(retention - time.Minute))
+	n.Server.Groups().ExpireOffsets(start.Add(retention - time.Minute))
 	for groupID, want := range map[string]int64{"standalone": 5, "left": 6, "active": 7} {
 		if got := fetchOffset(t, cl, groupID, "t", 0); got != want {
 			t.Fatalf("%s before retention: offset %d, want %d", groupID, got, want)
 		}
 	}
 
-	n.srv.groups.ExpireOffsets(start.Add(retention + time.Minute))
+	n.Server.Groups().ExpireOffsets(start.Add(retention + time.Minute))
 	check := func(when string) {
 		for groupID, want := range map[string]int64{"standalone": -1, "left": -1, "active": 7} {
 			if got := fetchOffset(t, cl, groupID, "t", 0); got != want {
@@ -145,9 +147,8 @@ func TestOffsetExpiry(t *testing.T) {
 	}
 	check("after expiry")
 	cl.Close()
-	n.close()
-	n.open()
-	cl = n.client()
+	n.Restart()
+	cl = n.Client()
 	waitLoaded(t, n)
 	check("after restart")
 }
@@ -155,8 +156,8 @@ func TestOffsetExpiry(t *testing.T) {
 // TestOffsetsOfDeletedTopicRemoved: deleting a topic removes every group's
 // committed offsets of it, so a re-created topic of that name starts clean.
 func TestOffsetsOfDeletedTopicRemoved(t *testing.T) {
-	n := newTestNode(t)
-	cl := n.client()
+	n := brokertest.Start(t)
+	cl := n.Client()
 	createTopic(t, cl, "gone", 2, nil)
 	createTopic(t, cl, "kept", 1, nil)
 	commitOffset(t, cl, "g", -1, "", "gone", 1, 10)
@@ -185,29 +186,28 @@ func TestOffsetsOfDeletedTopicRemoved(t *testing.T) {
 // cleaner pass shrinks a shard to about one record per key while the
 // coordinator still replays the latest commits.
 func TestOffsetsTopicCompacted(t *testing.T) {
-	n := newTestNode(t, manualCleaner, func(c *Config) { c.OffsetsTopicSegmentBytes = 2048 })
-	cl := n.client()
+	n := brokertest.Start(t, manualCleaner, func(c *broker.Config) { c.OffsetsTopicSegmentBytes = 2048 })
+	cl := n.Client()
 	createTopic(t, cl, "t", 3, nil)
 	const commits = 3000
 	for i := range commits {
 		commitOffset(t, cl, "g", -1, "", "t", int32(i%3), int64(i))
 	}
-	topic, _ := n.store.State().Topic(offsetsTopic)
+	topic, _ := n.Store.State().Topic(group.OffsetsTopic)
 	if topic.Configs[topicconfig.CleanupPolicy] != "compact" || topic.Configs[topicconfig.SegmentBytes] != "2048" {
 		t.Fatalf("offsets topic configs: %v", topic.Configs)
 	}
-	p := n.srv.partitions.getByName(offsetsTopic, group.Partition("g", int32(len(topic.Partitions))))
+	p := n.Server.OpenPartition(group.OffsetsTopic, group.Partition("g", int32(len(topic.Partitions))))
 	before := p.Size()
-	n.srv.partitions.cleanPartition(p)
+	n.Server.CleanPartition(p)
 	after := p.Size()
 	t.Logf("shard log: %d bytes before the cleaner pass, %d after (%d commits)", before, after, commits)
 	if after*10 > before {
 		t.Fatalf("cleaner left %d of %d bytes", after, before)
 	}
 	cl.Close()
-	n.close()
-	n.open()
-	cl = n.client()
+	n.Restart()
+	cl = n.Client()
 	waitLoaded(t, n)
 	for partition := range int32(3) {
 		if got, want := fetchOffset(t, cl, "g", "t", partition), int64(commits-3)+int64(partition); got != want {
@@ -220,13 +220,13 @@ func TestOffsetsTopicCompacted(t *testing.T) {
 // a key, and after a cleaner pass serves each key's latest value at its
 // original offset, without the superseded records or expired tombstones.
 func TestCompactedTopic(t *testing.T) {
-	n := newTestNode(t, manualCleaner)
-	cl := n.client()
+	n := brokertest.Start(t, manualCleaner)
+	cl := n.Client()
 	createTopic(t, cl, "c", 1, map[string]string{
 		topicconfig.CleanupPolicy: "compact", topicconfig.SegmentBytes: "4096",
 		topicconfig.DeleteRetentionMs: "0", topicconfig.MinCleanableDirtyRatio: "0.01",
 	})
-	producer, err := kgo.NewClient(kgo.SeedBrokers(n.addr), kgo.DefaultProduceTopic("c"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	producer, err := kgo.NewClient(kgo.SeedBrokers(n.Addr), kgo.DefaultProduceTopic("c"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,14 +255,14 @@ func TestCompactedTopic(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p := n.srv.partitions.getByName("c", 0)
+	p := n.Server.OpenPartition("c", 0)
 	before := p.Size()
-	n.srv.partitions.cleanPartition(p)
+	n.Server.CleanPartition(p)
 	if after := p.Size(); after*3 > before {
 		t.Fatalf("cleaner left %d of %d bytes", after, before)
 	}
 
-	consumer, err := kgo.NewClient(kgo.SeedBrokers(n.addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"c": {0: kgo.NewOffset().AtStart()}}))
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(n.Addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"c": {0: kgo.NewOffset().AtStart()}}))
 	if err != nil {
 		t.Fatal(err)
 	}

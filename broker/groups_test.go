@@ -1,10 +1,7 @@
-package broker
+package broker_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -12,104 +9,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/group"
-	"github.com/strata-log/strata/metadata"
 )
-
-// testNode is a broker with its metadata store on a data dir that can be
-// reopened.
-type testNode struct {
-	t       *testing.T
-	dir     string
-	ctrl    string
-	store   *metadata.Store
-	srv     *Server
-	addr    string
-	serving chan struct{}
-	options []func(*Config)
-}
-
-// newTestNode starts a node; options adjust its broker Config.
-func newTestNode(t *testing.T, options ...func(*Config)) *testNode {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctrl := ln.Addr().String()
-	ln.Close()
-	n := &testNode{t: t, dir: t.TempDir(), ctrl: ctrl, options: options}
-	if err := metadata.Format(n.dir, metadata.NewClusterID(), 1, map[int32]string{1: ctrl}); err != nil {
-		t.Fatal(err)
-	}
-	n.open()
-	t.Cleanup(n.close)
-	return n
-}
-
-func (n *testNode) open() {
-	t := n.t
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := metadata.Open(metadata.Config{NodeID: 1, DataDir: n.dir, ControllerListen: n.ctrl, Logger: log,
-		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := store.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{
-		NodeID:                     1,
-		Listeners:                  []Listener{{Name: "CLIENT", Address: "127.0.0.1:0"}},
-		DataDir:                    n.dir,
-		Metadata:                   store,
-		OffsetsTopicNumPartitions:  4,
-		GroupInitialRebalanceDelay: -1,
-		Logger:                     log,
-	}
-	for _, option := range n.options {
-		option(&cfg)
-	}
-	srv, err := New(cfg)
-	if err != nil {
-		store.Close()
-		t.Fatal(err)
-	}
-	n.store, n.srv, n.addr = store, srv, srv.Addr("CLIENT").String()
-	n.serving = make(chan struct{})
-	go func() {
-		defer close(n.serving)
-		srv.Serve()
-	}()
-	// Registered with the controller and leading its partitions.
-	deadline := time.Now().Add(20 * time.Second)
-	for !srv.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatal("broker not ready (registration with the controller)")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (n *testNode) close() {
-	if n.srv == nil {
-		return
-	}
-	n.srv.Close()
-	<-n.serving
-	n.store.Close()
-	n.srv = nil
-}
-
-func (n *testNode) client() *kgo.Client {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(n.addr))
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	n.t.Cleanup(cl.Close)
-	return cl
-}
 
 func request[R kmsg.Response](t *testing.T, cl *kgo.Client, req kmsg.Request) R {
 	t.Helper()
@@ -127,8 +29,8 @@ func request[R kmsg.Response](t *testing.T, cl *kgo.Client, req kmsg.Request) R 
 // opens the partition again: a stable group comes back with its member and
 // assignment, a deleted group stays deleted.
 func TestGroupStateReplayedAfterRestart(t *testing.T) {
-	n := newTestNode(t)
-	cl := n.client()
+	n := brokertest.Start(t)
+	cl := n.Client()
 	ct := kmsg.NewPtrCreateTopicsRequest()
 	ct.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: "t", NumPartitions: 2, ReplicationFactor: 1}}
 	if r := request[*kmsg.CreateTopicsResponse](t, cl, ct); r.Topics[0].ErrorCode != 0 {
@@ -172,9 +74,8 @@ func TestGroupStateReplayedAfterRestart(t *testing.T) {
 	}
 	cl.Close()
 
-	n.close()
-	n.open()
-	cl = n.client()
+	n.Restart()
+	cl = n.Client()
 
 	desc := kmsg.NewPtrDescribeGroupsRequest()
 	desc.Groups = []string{"g1", "g2", "g3"}
@@ -218,10 +119,10 @@ func TestGroupStateReplayedAfterRestart(t *testing.T) {
 		}
 	}
 	// The shards cover every partition of the offsets topic.
-	if shards, all := n.srv.groups.Shards(); !all || len(shards) != 4 {
+	if shards, all := n.Server.Groups().Shards(); !all || len(shards) != 4 {
 		t.Fatalf("%d shards loaded (all %v), want 4", len(shards), all)
 	}
-	if p := group.Partition("g1", 4); n.srv.partitions.getByName(offsetsTopic, p) == nil {
-		t.Fatalf("partition %d of %s is not open", p, offsetsTopic)
+	if p := group.Partition("g1", 4); n.Server.OpenPartition(group.OffsetsTopic, p) == nil {
+		t.Fatalf("partition %d of %s is not open", p, group.OffsetsTopic)
 	}
 }

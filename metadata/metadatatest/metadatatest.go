@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,12 +28,22 @@ func Start(t testing.TB) *metadata.Store {
 	return Open(t, t.TempDir())
 }
 
+// addresses remembers the controller address of every directory Open
+// formatted, so a restart on the same directory listens where its Raft
+// configuration says it does (a single voter at another address would
+// have to wait for an election timeout it cannot win at once).
+var addresses sync.Map // data dir → controller address
+
 // Open returns a ready Store on dataDir, formatting it first if it is not
 // formatted yet (use it again on the same directory to test a restart;
 // close the previous Store first). The Store is closed when the test ends.
 func Open(t testing.TB, dataDir string) *metadata.Store {
 	t.Helper()
 	address := freeAddress(t)
+	if known, ok := addresses.Load(dataDir); ok {
+		address = known.(string)
+	}
+	addresses.Store(dataDir, address)
 	if _, _, err := metadata.ReadMetaProperties(dataDir); errors.Is(err, metadata.ErrNotFormatted) {
 		if err := metadata.Format(dataDir, ClusterID, NodeID, map[int32]string{NodeID: address}); err != nil {
 			t.Fatalf("metadatatest: %v", err)

@@ -1,0 +1,23 @@
+package broker
+
+import (
+	"github.com/strata-log/strata/broker/group"
+	"github.com/strata-log/strata/broker/partition"
+)
+
+// What the package's external tests (package broker_test, which start
+// brokers with brokertest) may look at inside a Server.
+
+// Groups is the server's group coordinator manager.
+func (s *Server) Groups() *group.Manager { return s.groups }
+
+// OpenPartition is an open partition replica of this broker, or nil.
+func (s *Server) OpenPartition(topic string, index int32) *partition.Partition {
+	return s.partitions.getByName(topic, index)
+}
+
+// CleanPartition runs one log-cleaner pass over p now.
+func (s *Server) CleanPartition(p *partition.Partition) { s.partitions.cleanPartition(p) }
+
+// OffsetsRetention is the server's offsets.retention.minutes.
+func (s *Server) OffsetsRetention() int64 { return int64(s.cfg.OffsetsRetention) }
