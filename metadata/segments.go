@@ -34,6 +34,22 @@ func (s SegmentState) String() string {
 	return fmt.Sprintf("SegmentState(%d)", uint8(s))
 }
 
+// TopicPartition names one partition of one topic incarnation: the topic
+// id keeps a re-created topic apart from an earlier one of the same name.
+// It is what a tiered segment's objects are stored under (tiering) and what
+// the broker reads remote data of.
+type TopicPartition struct {
+	Topic     string
+	TopicID   [16]byte
+	Partition int32
+}
+
+// String is "<topic>-<topic id hex>/<partition>", as the partition's
+// directory in the bucket.
+func (p TopicPartition) String() string {
+	return fmt.Sprintf("%s-%x/%d", p.Topic, p.TopicID, p.Partition)
+}
+
 // EpochRange says that the offsets from StartOffset on (up to the next
 // range's start, or the segment's end) were written in leader epoch Epoch:
 // a segment's slice of the leader-epoch cache.

@@ -563,3 +563,10 @@ func TestImportedSegmentsSurviveSnapshot(t *testing.T) {
 	requireStatesEqual(t, restored.state(), state)
 	requireStatesEqual(t, restore(t, persist(t, restored)).state(), state)
 }
+
+func TestTopicPartitionString(t *testing.T) {
+	p := TopicPartition{Topic: "orders", TopicID: [16]byte{0x5e, 0x1f, 15: 0xd6}, Partition: 3}
+	if got, want := p.String(), "orders-5e1f00000000000000000000000000d6/3"; got != want {
+		t.Fatalf("String() = %q, want %q", got, want)
+	}
+}
