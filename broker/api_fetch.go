@@ -181,8 +181,7 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 		if t.remote == nil {
 			continue
 		}
-		tp := tiering.Partition{Topic: t.part.Topic(), TopicID: t.part.TopicID(), Partition: t.part.Index()}
-		requests = append(requests, tiering.ReadRequest{Segment: remoteSegment(tp, *t.remote), Offset: t.offset, MaxBytes: int(max(min(t.maxBytes, maxBytes), 0))})
+		requests = append(requests, tiering.ReadRequest{Partition: t.part.Name(), Segment: *t.remote, Offset: t.offset, MaxBytes: int(max(min(t.maxBytes, maxBytes), 0))})
 		which = append(which, i)
 	}
 	if len(requests) == 0 {

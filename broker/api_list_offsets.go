@@ -14,7 +14,6 @@ import (
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/metadata"
-	"github.com/strata-log/strata/tiering"
 )
 
 // ListOffsets v0 (the "offsets before" form older tools such as Burrow
@@ -160,18 +159,16 @@ func (s *Server) remoteOffsetForTimestamp(state *metadata.State, p *partition.Pa
 	if target == nil {
 		return -1, -1, false, nil
 	}
-	tp := tiering.Partition{Topic: p.Topic(), TopicID: p.TopicID(), Partition: p.Index()}
-	segment := remoteSegment(tp, *target)
 	ctx, cancel := context.WithTimeout(s.ctx, remoteFetchTimeout)
 	defer cancel()
 	// The remote time index says where to start; batches are read from
 	// there, not from the segment's start.
-	next, err := s.cfg.Tier.TimestampStart(ctx, segment, ts)
+	next, err := s.cfg.Tier.TimestampStart(ctx, p.Name(), *target, ts)
 	if err != nil {
 		return -1, -1, false, err
 	}
 	for next <= target.LastOffset {
-		data, err := s.cfg.Tier.Read(ctx, segment, next, 1<<20)
+		data, err := s.cfg.Tier.Read(ctx, p.Name(), *target, next, 1<<20)
 		if err != nil {
 			return -1, -1, false, err
 		}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/metadata"
-	"github.com/strata-log/strata/tiering"
 )
 
 // replicaFetchers run one fetcher per leader broker this broker follows:
@@ -328,8 +327,7 @@ func (rf *replicaFetcher) restartFromTier(ctx context.Context, broker *kgo.Broke
 	epochs := remoteEpochs(state, fo.part, start)
 	var producers []byte
 	if prev, ok := state.SegmentContaining(fo.topic.ID, fo.part.Index(), start-1); ok {
-		tp := tiering.Partition{Topic: fo.topic.Name, TopicID: fo.topic.ID, Partition: fo.part.Index()}
-		if producers, err = tier.ReadProducerSnapshot(ctx, remoteSegment(tp, prev)); err != nil {
+		if producers, err = tier.ReadProducerSnapshot(ctx, fo.part.Name(), prev); err != nil {
 			return fmt.Errorf("producer state from the object store: %w", err)
 		}
 	}

@@ -235,7 +235,7 @@ func (m *tierManager) work(ctx context.Context, p *partition.Partition, task *ti
 		return nil
 	}
 	cfg := p.Config()
-	tp := tiering.Partition{Topic: p.Topic(), TopicID: p.TopicID(), Partition: p.Index()}
+	tp := p.Name()
 	changed := false
 	defer func() {
 		if changed {
@@ -294,7 +294,7 @@ func (m *tierManager) lag(p *partition.Partition) int64 {
 
 // uploadEligible uploads, oldest first, each sealed segment entirely below
 // the high watermark that is not in the manifest yet.
-func (m *tierManager) uploadEligible(ctx context.Context, p *partition.Partition, task *tierTask, tp tiering.Partition, epoch int32) (int, error) {
+func (m *tierManager) uploadEligible(ctx context.Context, p *partition.Partition, task *tierTask, tp metadata.TopicPartition, epoch int32) (int, error) {
 	uploaded := 0
 	for ctx.Err() == nil {
 		if !m.stillLeads(p, epoch) {
@@ -336,7 +336,7 @@ func (m *tierManager) uploadEligible(ctx context.Context, p *partition.Partition
 // finished". A segment that starts below from (this leader rolled its
 // segments elsewhere than the previous uploader) is uploaded from a trimmed
 // copy, so manifest entries never overlap.
-func (m *tierManager) uploadSegment(ctx context.Context, p *partition.Partition, task *tierTask, tp tiering.Partition, epoch int32, info segment.SegmentInfo, from int64) error {
+func (m *tierManager) uploadSegment(ctx context.Context, p *partition.Partition, task *tierTask, tp metadata.TopicPartition, epoch int32, info segment.SegmentInfo, from int64) error {
 	staging, err := os.MkdirTemp(m.staging, fmt.Sprintf("%s-%d-*", p.Topic(), p.Index()))
 	if err != nil {
 		return err
@@ -366,7 +366,8 @@ func (m *tierManager) uploadSegment(ctx context.Context, p *partition.Partition,
 	if remote.LastOffset != info.EndOffset-1 {
 		return fmt.Errorf("segment %d: its batches end at %d, the log says %d", info.BaseOffset, remote.LastOffset, info.EndOffset-1)
 	}
-	entry := manifestEntry(remote, epoch)
+	entry := remote
+	entry.LeaderEpoch = epoch
 	ref := metadata.SegmentRef{TopicID: p.TopicID(), Partition: p.Index(), BaseOffset: entry.BaseOffset, SegmentID: entry.SegmentID, LeaderEpoch: epoch}
 	started := time.Now()
 	if err := m.store.StartSegmentCopy(ctx, p.TopicID(), p.Index(), entry); err != nil {
@@ -382,9 +383,9 @@ func (m *tierManager) uploadSegment(ctx context.Context, p *partition.Partition,
 	}
 	task.producers, task.producersEnd = snapshot, info.EndOffset
 	m.metrics.uploadedSegments.WithLabelValues(p.Topic()).Inc()
-	m.metrics.uploadedBytes.WithLabelValues(p.Topic()).Add(float64(remote.Size))
+	m.metrics.uploadedBytes.WithLabelValues(p.Topic()).Add(float64(remote.SizeBytes))
 	p.Logger().Info("uploaded segment", "base_offset", remote.BaseOffset, "last_offset", remote.LastOffset,
-		"bytes", remote.Size, "segment_id", remote.ID, "leader_epoch", epoch, "took", time.Since(started).Round(time.Millisecond))
+		"bytes", remote.SizeBytes, "segment_id", uuid.UUID(remote.SegmentID), "leader_epoch", epoch, "took", time.Since(started).Round(time.Millisecond))
 	return nil
 }
 
@@ -400,7 +401,7 @@ func (m *tierManager) producerSnapshot(ctx context.Context, p *partition.Partiti
 	case base > 0:
 		if prev, ok := m.store.State().SegmentContaining(p.TopicID(), p.Index(), base-1); ok && prev.LastOffset == base-1 {
 			var err error
-			if data, err = m.tier.ReadProducerSnapshot(ctx, remoteSegment(tiering.Partition{Topic: p.Topic(), TopicID: p.TopicID(), Partition: p.Index()}, prev)); err != nil {
+			if data, err = m.tier.ReadProducerSnapshot(ctx, p.Name(), prev); err != nil {
 				return nil, fmt.Errorf("producer state of the previous remote segment: %w", err)
 			}
 		}
@@ -424,7 +425,7 @@ func (m *tierManager) producerSnapshot(ctx context.Context, p *partition.Partiti
 
 // expireRemote applies total retention (retention.ms, retention.bytes over
 // remote and local data) to the partition's remote segments, oldest first.
-func (m *tierManager) expireRemote(ctx context.Context, p *partition.Partition, tp tiering.Partition, epoch int32, now time.Time) (int, error) {
+func (m *tierManager) expireRemote(ctx context.Context, p *partition.Partition, tp metadata.TopicPartition, epoch int32, now time.Time) (int, error) {
 	cfg := p.Config()
 	if !cfg.Delete {
 		return 0, nil
@@ -476,14 +477,14 @@ func (m *tierManager) expireRemote(ctx context.Context, p *partition.Partition, 
 // deleteRemote moves a manifest entry through "delete started", deletes
 // its objects and drops the entry. Each step is idempotent, so an
 // interrupted delete is finished by whoever finds the entry next.
-func (m *tierManager) deleteRemote(ctx context.Context, tp tiering.Partition, e metadata.SegmentManifest, epoch int32) error {
+func (m *tierManager) deleteRemote(ctx context.Context, tp metadata.TopicPartition, e metadata.SegmentManifest, epoch int32) error {
 	ref := metadata.SegmentRef{TopicID: tp.TopicID, Partition: tp.Partition, BaseOffset: e.BaseOffset, SegmentID: e.SegmentID, LeaderEpoch: epoch}
 	if e.State != metadata.SegmentDeleteStarted {
 		if err := m.store.StartSegmentDelete(ctx, ref); err != nil {
 			return fmt.Errorf("commit delete started of remote segment %d: %w", e.BaseOffset, err)
 		}
 	}
-	if err := m.tier.DeleteSegment(ctx, remoteSegment(tp, e)); err != nil {
+	if err := m.tier.DeleteSegment(ctx, tp, e); err != nil {
 		return err
 	}
 	if err := m.store.DeleteSegment(ctx, ref); err != nil {
@@ -495,11 +496,11 @@ func (m *tierManager) deleteRemote(ctx context.Context, tp tiering.Partition, e 
 
 // putManifest writes the partition's manifest snapshot (its readable
 // segments) to the bucket, for recovery from the bucket alone.
-func (m *tierManager) putManifest(ctx context.Context, tp tiering.Partition) error {
+func (m *tierManager) putManifest(ctx context.Context, tp metadata.TopicPartition) error {
 	manifest := tiering.Manifest{Partition: tp}
 	m.store.State().EachSegment(tp.TopicID, tp.Partition, 0, func(e metadata.SegmentManifest) bool {
 		if e.State == metadata.SegmentCopyFinished {
-			manifest.Segments = append(manifest.Segments, remoteSegment(tp, e))
+			manifest.Segments = append(manifest.Segments, e)
 		}
 		return true
 	})
@@ -558,7 +559,7 @@ func (m *tierManager) cleanDeletedTopics(ctx context.Context) error {
 				return err
 			}
 		}
-		tp := tiering.Partition{Topic: name, TopicID: t.topicID, Partition: t.partition}
+		tp := metadata.TopicPartition{Topic: name, TopicID: t.topicID, Partition: t.partition}
 		var entries []metadata.SegmentManifest
 		state.EachSegment(t.topicID, t.partition, 0, func(e metadata.SegmentManifest) bool {
 			entries = append(entries, e)
@@ -575,30 +576,6 @@ func (m *tierManager) cleanDeletedTopics(ctx context.Context) error {
 		m.log.Info("deleted the remote data of a deleted topic", "topic", name, "partition", t.partition, "segments", len(entries))
 	}
 	return nil
-}
-
-// manifestEntry is the Raft manifest entry of an uploaded segment.
-func manifestEntry(r tiering.RemoteSegment, epoch int32) metadata.SegmentManifest {
-	e := metadata.SegmentManifest{
-		SegmentID: r.ID, BaseOffset: r.BaseOffset, LastOffset: r.LastOffset, SizeBytes: r.Size,
-		FirstTimestamp: r.FirstTimestamp, MaxTimestamp: r.MaxTimestamp, LeaderEpoch: epoch,
-	}
-	for _, er := range r.LeaderEpochs {
-		e.EpochRanges = append(e.EpochRanges, metadata.EpochRange{Epoch: er.Epoch, StartOffset: er.StartOffset})
-	}
-	return e
-}
-
-// remoteSegment is the tiering descriptor of a manifest entry.
-func remoteSegment(tp tiering.Partition, e metadata.SegmentManifest) tiering.RemoteSegment {
-	r := tiering.RemoteSegment{
-		Partition: tp, ID: uuid.UUID(e.SegmentID), BaseOffset: e.BaseOffset, LastOffset: e.LastOffset, Size: e.SizeBytes,
-		FirstTimestamp: e.FirstTimestamp, MaxTimestamp: e.MaxTimestamp,
-	}
-	for _, er := range e.EpochRanges {
-		r.LeaderEpochs = append(r.LeaderEpochs, tiering.EpochRange{Epoch: er.Epoch, StartOffset: er.StartOffset})
-	}
-	return r
 }
 
 // copySegmentRange writes the batches of src from..to (batch boundaries)

@@ -137,11 +137,12 @@ func (s *Server) importPartition(ctx context.Context, topicID [16]byte, partitio
 		if r.BaseOffset < from {
 			continue
 		}
-		epoch := int32(0)
-		for _, er := range r.LeaderEpochs {
-			epoch = max(epoch, er.Epoch)
+		// The snapshot does not hold the uploader's epoch: the highest
+		// epoch of the segment's offsets stands in for it.
+		for _, epochRange := range r.EpochRanges {
+			r.LeaderEpoch = max(r.LeaderEpoch, epochRange.Epoch)
 		}
-		entries = append(entries, manifestEntry(r, epoch))
+		entries = append(entries, r)
 	}
 	for start := 0; start < len(entries); start += recoverImportBatch {
 		batch := entries[start:min(start+recoverImportBatch, len(entries))]
@@ -174,10 +175,9 @@ func (s *Server) ScrubBucket(ctx context.Context) (tiering.ScrubReport, error) {
 			err = nil
 			return true // a deleted topic with no object left
 		}
-		tp := tiering.Partition{Topic: name, TopicID: topicID, Partition: partition}
-		m := tiering.Manifest{Partition: tp}
+		m := tiering.Manifest{Partition: metadata.TopicPartition{Topic: name, TopicID: topicID, Partition: partition}}
 		state.EachSegment(topicID, partition, 0, func(e metadata.SegmentManifest) bool {
-			m.Segments = append(m.Segments, remoteSegment(tp, e))
+			m.Segments = append(m.Segments, e)
 			return true
 		})
 		manifests = append(manifests, m)
@@ -188,13 +188,13 @@ func (s *Server) ScrubBucket(ctx context.Context) (tiering.ScrubReport, error) {
 	}
 	// Partitions without entries may still have a (possibly empty)
 	// manifest snapshot object: it is expected, not an orphan.
-	listed := map[tiering.Partition]bool{}
+	listed := map[metadata.TopicPartition]bool{}
 	for _, m := range manifests {
 		listed[m.Partition] = true
 	}
 	state.EachTopic(func(t metadata.Topic) bool {
 		for _, p := range t.Partitions {
-			if tp := (tiering.Partition{Topic: t.Name, TopicID: t.ID, Partition: p.Index}); !listed[tp] {
+			if tp := (metadata.TopicPartition{Topic: t.Name, TopicID: t.ID, Partition: p.Index}); !listed[tp] {
 				manifests = append(manifests, tiering.Manifest{Partition: tp})
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/strata-log/strata/tiering"
 )
 
@@ -109,16 +110,16 @@ func testRoundTrip(t *testing.T, b backend) {
 
 	for i, remote := range segments {
 		info := local.sealed[i]
-		if remote.BaseOffset != info.BaseOffset || remote.LastOffset != info.EndOffset-1 || remote.Size != info.Size || remote.MaxTimestamp != info.MaxTimestamp {
+		if remote.BaseOffset != info.BaseOffset || remote.LastOffset != info.EndOffset-1 || remote.SizeBytes != info.Size || remote.MaxTimestamp != info.MaxTimestamp {
 			t.Fatalf("segment %d described as %+v, local %+v", i, remote, info)
 		}
-		snapshot, err := tier.ReadProducerSnapshot(ctx, remote)
+		snapshot, err := tier.ReadProducerSnapshot(ctx, testPartition, remote)
 		if want := readFile(t, local.files(t, info).ProducerSnapshotPath); err != nil || !bytes.Equal(snapshot, want) {
 			t.Fatalf("producer snapshot of segment %d: %q, %v; want %q", i, snapshot, err, want)
 		}
-		epochs, err := tier.ReadEpochs(ctx, remote)
-		if err != nil || fmt.Sprint(epochs) != fmt.Sprint(remote.LeaderEpochs) || len(epochs) == 0 {
-			t.Fatalf("epochs of segment %d: %v, %v; want %v", i, epochs, err, remote.LeaderEpochs)
+		epochs, err := tier.ReadEpochs(ctx, testPartition, remote)
+		if err != nil || fmt.Sprint(epochs) != fmt.Sprint(remote.EpochRanges) || len(epochs) == 0 {
+			t.Fatalf("epochs of segment %d: %v, %v; want %v", i, epochs, err, remote.EpochRanges)
 		}
 	}
 
@@ -129,7 +130,7 @@ func testRoundTrip(t *testing.T, b backend) {
 		for i, remote := range segments {
 			info := local.sealed[i]
 			files := local.files(t, info)
-			stem := fmt.Sprintf("cluster-a/tiered/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/%020d-%s", info.BaseOffset, remote.ID)
+			stem := fmt.Sprintf("cluster-a/tiered/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/%020d-%s", info.BaseOffset, uuid.UUID(remote.SegmentID))
 			want[stem+".log"] = readFile(t, info.LogPath)
 			want[stem+".index"] = readFile(t, info.OffsetIndexPath)
 			want[stem+".timeindex"] = readFile(t, info.TimeIndexPath)
@@ -158,7 +159,7 @@ func testRoundTrip(t *testing.T, b backend) {
 				if maxBytes == 300<<10 && offset%7 != 0 {
 					continue
 				}
-				got, err := tier.Read(ctx, remote, offset, maxBytes)
+				got, err := tier.Read(ctx, testPartition, remote, offset, maxBytes)
 				if err != nil {
 					t.Fatalf("remote read of %d (max %d): %v", offset, maxBytes, err)
 				}
@@ -169,7 +170,7 @@ func testRoundTrip(t *testing.T, b backend) {
 			}
 		}
 		for _, offset := range []int64{info.BaseOffset - 1, info.EndOffset} {
-			if _, err := tier.Read(ctx, remote, offset, 1<<20); !errors.Is(err, tiering.ErrOffsetOutOfRange) {
+			if _, err := tier.Read(ctx, testPartition, remote, offset, 1<<20); !errors.Is(err, tiering.ErrOffsetOutOfRange) {
 				t.Fatalf("read at %d outside the segment: %v", offset, err)
 			}
 		}
@@ -178,7 +179,7 @@ func testRoundTrip(t *testing.T, b backend) {
 	// One fetch over several partitions' (here: segments') data at once.
 	var requests []tiering.ReadRequest
 	for i, remote := range segments {
-		requests = append(requests, tiering.ReadRequest{Segment: remote, Offset: local.sealed[i].BaseOffset + 3, MaxBytes: 100 << 10})
+		requests = append(requests, tiering.ReadRequest{Partition: testPartition, Segment: remote, Offset: local.sealed[i].BaseOffset + 3, MaxBytes: 100 << 10})
 	}
 	for i, result := range tier.ReadMany(ctx, requests) {
 		want := local.localRead(t, local.sealed[i], requests[i].Offset, requests[i].MaxBytes)
@@ -225,7 +226,7 @@ func testManifestAndScrub(t *testing.T, b backend) {
 	// The same segment uploaded again under its id overwrites; under a new
 	// id it is an orphan until a manifest names it.
 	files := local.files(t, local.sealed[0])
-	files.ID = segments[0].ID
+	files.ID = segments[0].SegmentID
 	if _, err := tier.Upload(ctx, files); err != nil {
 		t.Fatal(err)
 	}
@@ -236,25 +237,25 @@ func testManifestAndScrub(t *testing.T, b backend) {
 	}
 	// An entry whose index object was lost.
 	lost := segments[1]
-	if err := bucket.Delete(ctx, strings.TrimSuffix(objectKey(t, bucket, lost.ID.String(), ".log"), ".log")+".index"); err != nil {
+	if err := bucket.Delete(ctx, strings.TrimSuffix(objectKey(t, bucket, uuid.UUID(lost.SegmentID).String(), ".log"), ".log")+".index"); err != nil {
 		t.Fatal(err)
 	}
 	report, err = tier.Scrub(ctx, []tiering.Manifest{manifest})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(report.Orphans) != 5 || !strings.Contains(report.Orphans[0], orphan.ID.String()) {
-		t.Fatalf("orphans %v, want the 5 objects of %s", report.Orphans, orphan.ID)
+	if len(report.Orphans) != 5 || !strings.Contains(report.Orphans[0], uuid.UUID(orphan.SegmentID).String()) {
+		t.Fatalf("orphans %v, want the 5 objects of %s", report.Orphans, uuid.UUID(orphan.SegmentID))
 	}
-	if len(report.Missing) != 1 || report.Missing[0].Segment.ID != lost.ID || !strings.HasSuffix(report.Missing[0].Key, ".index") {
-		t.Fatalf("missing %+v, want the index of %s", report.Missing, lost.ID)
+	if len(report.Missing) != 1 || report.Missing[0].Segment.SegmentID != lost.SegmentID || !strings.HasSuffix(report.Missing[0].Key, ".index") {
+		t.Fatalf("missing %+v, want the index of %s", report.Missing, uuid.UUID(lost.SegmentID))
 	}
-	if _, err := tier.Read(ctx, lost, lost.BaseOffset, 1000); !errors.Is(err, tiering.ErrNotFound) || tiering.IsRetriable(err) {
+	if _, err := tier.Read(ctx, testPartition, lost, lost.BaseOffset, 1000); !errors.Is(err, tiering.ErrNotFound) || tiering.IsRetriable(err) {
 		t.Fatalf("read of a segment without index: %v, want ErrNotFound", err)
 	}
 
 	for range 2 {
-		if err := tier.DeleteSegment(ctx, orphan); err != nil {
+		if err := tier.DeleteSegment(ctx, testPartition, orphan); err != nil {
 			t.Fatalf("delete (idempotent): %v", err)
 		}
 	}

@@ -12,10 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/minio/minio-go/v7"
 
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
 )
 
@@ -24,7 +26,7 @@ import (
 type replayFixture struct {
 	bucketName string
 	url        string
-	segments   []tiering.RemoteSegment
+	segments   []metadata.SegmentManifest
 	logKeys    []string
 	totalBytes int64
 	files      []tiering.SegmentFiles // the local segments, ids set
@@ -109,9 +111,9 @@ func BenchmarkRemoteReplay(b *testing.B) {
 		gets := 0
 		for range b.N {
 			for i, key := range f.logKeys {
-				for offset := int64(0); offset < f.segments[i].Size; offset += chunkBytes {
+				for offset := int64(0); offset < f.segments[i].SizeBytes; offset += chunkBytes {
 					options := minio.GetObjectOptions{}
-					options.SetRange(offset, min(offset+chunkBytes, f.segments[i].Size)-1)
+					options.SetRange(offset, min(offset+chunkBytes, f.segments[i].SizeBytes)-1)
 					object, err := client.GetObject(context.Background(), f.bucketName, key, options)
 					if err != nil {
 						b.Fatal(err)
@@ -202,7 +204,7 @@ func replayAll(b *testing.B, tier *tiering.Tier, f *replayFixture) {
 	ctx := context.Background()
 	for _, remote := range f.segments {
 		for offset := remote.BaseOffset; offset <= remote.LastOffset; {
-			data, err := tier.Read(ctx, remote, offset, 1<<20)
+			data, err := tier.Read(ctx, testPartition, remote, offset, 1<<20)
 			if err != nil {
 				b.Fatalf("read %d: %v", offset, err)
 			}
@@ -272,19 +274,15 @@ func newReplayFixture(b *testing.B) (*replayFixture, error) {
 		if err != nil {
 			return nil, err
 		}
-		files.ID = remote.ID
+		files.ID = remote.SegmentID
 		f.files = append(f.files, files)
 		f.segments = append(f.segments, remote)
-		f.totalBytes += remote.Size
+		f.totalBytes += remote.SizeBytes
 		f.uploadRequests += 4 + 1
-		if parts := (remote.Size + tiering.DefaultUploadPartBytes - 1) / tiering.DefaultUploadPartBytes; parts > 1 {
+		if parts := (remote.SizeBytes + tiering.DefaultUploadPartBytes - 1) / tiering.DefaultUploadPartBytes; parts > 1 {
 			f.uploadRequests += parts + 1
 		}
-		f.logKeys = append(f.logKeys, fmt.Sprintf("bench/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/%020d-%s.log", remote.BaseOffset, remote.ID))
-	}
-	// The bench reads with its own tiers, under the same prefix.
-	for i := range f.segments {
-		f.segments[i].Partition = testPartition
+		f.logKeys = append(f.logKeys, fmt.Sprintf("bench/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/%020d-%s.log", remote.BaseOffset, uuid.UUID(remote.SegmentID)))
 	}
 	return f, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/strata-log/strata/broker/segment/index"
+	"github.com/strata-log/strata/metadata"
 )
 
 // chunkCacheSuffix ends every file of the chunk cache directory.
@@ -345,8 +346,8 @@ func (x offsetIndex) bytes() int64 { return int64(len(x))*index.OffsetEntrySize 
 // decodeOffsetIndex checks and decodes a .index object of a segment with
 // the local log's decoder (package index), so a remote index passes exactly
 // the checks of a local one.
-func decodeOffsetIndex(key string, data []byte, segment RemoteSegment) (offsetIndex, error) {
-	entries, err := index.DecodeOffsetEntries(data, segment.Size, segment.LastOffset-segment.BaseOffset)
+func decodeOffsetIndex(key string, data []byte, segment metadata.SegmentManifest) (offsetIndex, error) {
+	entries, err := index.DecodeOffsetEntries(data, segment.SizeBytes, segment.LastOffset-segment.BaseOffset)
 	if err != nil {
 		return nil, corruptIndex(key, err)
 	}

@@ -2,15 +2,19 @@
 // object store (S3 or any S3-compatible server, a local directory, memory
 // in tests) through gocloud.dev/blob and serves reads of them, byte for
 // byte what the local segment held. It knows nothing of Raft or the
-// broker: the broker decides what to upload and records the returned
-// RemoteSegment in the Raft manifest; this package moves and checks bytes.
+// broker, and shares metadata's types: a partition is named by a
+// metadata.TopicPartition, a segment in the store is described by its
+// metadata.SegmentManifest (the Raft manifest entry, with its
+// metadata.EpochRange leader epochs). The broker decides what to upload and
+// commits the returned entry in the Raft manifest; this package moves and
+// checks bytes.
 //
 // # Using it
 //
 //	bucket, _ := tiering.OpenBucket(ctx, "s3://b?endpoint=http://127.0.0.1:7070&region=us-east-1&use_path_style=true")
 //	tier, _ := tiering.New(tiering.Config{Bucket: bucket, CacheDir: dir})
-//	remote, _ := tier.Upload(ctx, tiering.SegmentFiles{...})   // then commit remote in Raft
-//	batches, _ := tier.Read(ctx, remote, offset, maxBytes)      // consumer below local log start
+//	entry, _ := tier.Upload(ctx, tiering.SegmentFiles{Partition: p, ...}) // then commit entry in Raft
+//	batches, _ := tier.Read(ctx, p, entry, offset, maxBytes)              // consumer below local log start
 //
 // Buckets are layered: OpenBucket gives a *BlobBucket; NewMetricsBucket
 // wraps any Bucket with request and byte counters; tieringtest.FaultBucket
@@ -120,7 +124,7 @@
 //
 // # Remote read
 //
-//	RemoteSegment → .index (fetched once per segment, decoded, kept in an
+//	manifest entry → .index (fetched once per segment, decoded, kept in an
 //	in-memory LRU bounded by IndexCacheBytes) → position of the last entry
 //	whose batch ends at or before the offset → walk batch headers forward to
 //	the batch holding the offset → whole batches up to maxBytes (the first

@@ -14,17 +14,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
 	"github.com/strata-log/strata/tiering/tieringtest"
 )
 
 // uploadedLog builds a log, uploads its sealed segments to a mem bucket and
 // returns them.
-func uploadedLog(t *testing.T, batches int) (*localLog, tiering.Bucket, []tiering.RemoteSegment) {
+func uploadedLog(t *testing.T, batches int) (*localLog, tiering.Bucket, []metadata.SegmentManifest) {
 	t.Helper()
 	bucket := openBucket(t, "mem://")
 	local := buildLocalLog(t, batches, 512<<10, 0, 7)
@@ -43,23 +45,23 @@ func TestUnreachableStoreIsRetriable(t *testing.T) {
 	remote, info := segments[0], local.sealed[0]
 
 	faults.SetUnreachable(true)
-	data, err := tier.Read(ctx, remote, remote.BaseOffset, 1<<20)
+	data, err := tier.Read(ctx, testPartition, remote, remote.BaseOffset, 1<<20)
 	if !tiering.IsRetriable(err) || data != nil || tiering.IsCorrupt(err) {
 		t.Fatalf("cold read from an unreachable store: %d bytes, %v; want no data and ErrUnavailable", len(data), err)
 	}
 	faults.SetUnreachable(false)
-	first, err := tier.Read(ctx, remote, remote.BaseOffset, 10<<10)
+	first, err := tier.Read(ctx, testPartition, remote, remote.BaseOffset, 10<<10)
 	if err != nil || !bytes.Equal(first, local.localRead(t, info, remote.BaseOffset, 10<<10)) {
 		t.Fatalf("read after the store came back: %v", err)
 	}
 
 	faults.SetUnreachable(true)
-	cached, err := tier.Read(ctx, remote, remote.BaseOffset, 10<<10)
+	cached, err := tier.Read(ctx, testPartition, remote, remote.BaseOffset, 10<<10)
 	if err != nil || !bytes.Equal(cached, first) {
 		t.Fatalf("read of cached chunks while unreachable: %v", err)
 	}
 	far := remote.LastOffset
-	if data, err := tier.Read(ctx, remote, far, 1<<20); !errors.Is(err, tiering.ErrUnavailable) || data != nil {
+	if data, err := tier.Read(ctx, testPartition, remote, far, 1<<20); !errors.Is(err, tiering.ErrUnavailable) || data != nil {
 		t.Fatalf("uncached read while unreachable: %d bytes, %v", len(data), err)
 	}
 	if _, err := tier.Upload(ctx, local.files(t, local.sealed[1])); !tiering.IsRetriable(err) {
@@ -72,7 +74,7 @@ func TestUnreachableStoreIsRetriable(t *testing.T) {
 		t.Fatalf("scrub while unreachable: %v", err)
 	}
 	faults.SetUnreachable(false)
-	if got, err := tier.Read(ctx, remote, far, 1<<20); err != nil || !bytes.Equal(got, local.localRead(t, info, far, 1<<20)) {
+	if got, err := tier.Read(ctx, testPartition, remote, far, 1<<20); err != nil || !bytes.Equal(got, local.localRead(t, info, far, 1<<20)) {
 		t.Fatalf("read after recovery: %v", err)
 	}
 }
@@ -114,7 +116,7 @@ func TestUploadRetries(t *testing.T) {
 	if got := tier.Stats().Retries; got != 3 {
 		t.Fatalf("%d retries, want 3", got)
 	}
-	key := objectKey(t, bucket, remote.ID.String(), ".log")
+	key := objectKey(t, bucket, uuid.UUID(remote.SegmentID).String(), ".log")
 	reader, err := bucket.Get(ctx, key, 0, -1)
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +127,7 @@ func TestUploadRetries(t *testing.T) {
 		t.Fatalf("stored log: %s", describeDiff(stored, want))
 	}
 	for offset := remote.BaseOffset; offset <= remote.LastOffset; offset += 5 {
-		got, err := tier.Read(ctx, remote, offset, 50<<10)
+		got, err := tier.Read(ctx, testPartition, remote, offset, 50<<10)
 		if err != nil || !bytes.Equal(got, local.localRead(t, local.sealed[0], offset, 50<<10)) {
 			t.Fatalf("read %d after retried upload: %v", offset, err)
 		}
@@ -136,7 +138,7 @@ func TestUploadRetries(t *testing.T) {
 		t.Fatalf("upload failing every attempt: %v, want retriable", err)
 	}
 	faults.FailNext(tieringtest.OpDelete, 2)
-	if err := tier.DeleteSegment(ctx, remote); err != nil {
+	if err := tier.DeleteSegment(ctx, testPartition, remote); err != nil {
 		t.Fatalf("delete with transient failures: %v", err)
 	}
 }
@@ -197,7 +199,7 @@ func TestChunkCacheEvictionBounded(t *testing.T) {
 	ctx := context.Background()
 	for i, remote := range segments {
 		for offset := remote.BaseOffset; offset <= remote.LastOffset; offset += 3 {
-			got, err := tier.Read(ctx, remote, offset, 40<<10)
+			got, err := tier.Read(ctx, testPartition, remote, offset, 40<<10)
 			if err != nil || !bytes.Equal(got, local.localRead(t, local.sealed[i], offset, 40<<10)) {
 				t.Fatalf("read %d: %v", offset, err)
 			}
@@ -251,7 +253,7 @@ func TestConcurrentReadersShareGETs(t *testing.T) {
 		go func() {
 			defer wait.Done()
 			<-start
-			got, err := tier.Read(context.Background(), remote, offset, maxBytes)
+			got, err := tier.Read(context.Background(), testPartition, remote, offset, maxBytes)
 			if err != nil || !bytes.Equal(got, want) {
 				t.Errorf("concurrent read: %v, %s", err, describeDiff(got, want))
 			}
@@ -317,7 +319,7 @@ func TestSequentialReaderPrefetches(t *testing.T) {
 	ctx := context.Background()
 	remote, info := segments[0], local.sealed[0]
 	for offset := remote.BaseOffset; offset <= remote.LastOffset; {
-		got, err := tier.Read(ctx, remote, offset, 16<<10)
+		got, err := tier.Read(ctx, testPartition, remote, offset, 16<<10)
 		if err != nil || !bytes.Equal(got, local.localRead(t, info, offset, 16<<10)) {
 			t.Fatalf("read %d: %v", offset, err)
 		}
@@ -325,7 +327,7 @@ func TestSequentialReaderPrefetches(t *testing.T) {
 		time.Sleep(2 * time.Millisecond) // a consumer processing what it got
 	}
 	stats := tier.Stats()
-	chunks := (remote.Size + 32<<10 - 1) / (32 << 10)
+	chunks := (remote.SizeBytes + 32<<10 - 1) / (32 << 10)
 	if stats.Prefetches == 0 || stats.CacheHits < stats.CacheMisses || metrics.Counts().Gets > chunks+1 {
 		t.Fatalf("stats %+v, %d GETs for %d chunks: want prefetches, mostly hits, one GET per chunk", stats, metrics.Counts().Gets, chunks)
 	}
@@ -349,7 +351,7 @@ func TestCorruptObjectNeverReturned(t *testing.T) {
 	local, bucket, segments := uploadedLog(t, 250)
 	ctx := context.Background()
 	remote, info := segments[0], local.sealed[0]
-	key := objectKey(t, bucket, remote.ID.String(), ".log")
+	key := objectKey(t, bucket, uuid.UUID(remote.SegmentID).String(), ".log")
 	data := readFile(t, info.LogPath)
 	damagedAt := len(data) / 2
 	data[damagedAt] ^= 0x40
@@ -359,7 +361,7 @@ func TestCorruptObjectNeverReturned(t *testing.T) {
 	tier := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: 16 << 10})
 	sawCorrupt := false
 	for offset := remote.BaseOffset; offset <= remote.LastOffset; offset++ {
-		got, err := tier.Read(ctx, remote, offset, 1)
+		got, err := tier.Read(ctx, testPartition, remote, offset, 1)
 		want := local.localRead(t, info, offset, 1)
 		switch {
 		case err == nil && !bytes.Equal(got, want):
@@ -384,7 +386,7 @@ func TestCorruptCacheFileRefetched(t *testing.T) {
 	ctx := context.Background()
 	remote, info := segments[0], local.sealed[0]
 	want := local.localRead(t, info, remote.BaseOffset, 30<<10)
-	if got, err := tier.Read(ctx, remote, remote.BaseOffset, 30<<10); err != nil || !bytes.Equal(got, want) {
+	if got, err := tier.Read(ctx, testPartition, remote, remote.BaseOffset, 30<<10); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("first read: %v", err)
 	}
 	var files []string
@@ -399,7 +401,7 @@ func TestCorruptCacheFileRefetched(t *testing.T) {
 		data[100] ^= 0xff
 		os.WriteFile(file, data, 0o644)
 	}
-	if got, err := tier.Read(ctx, remote, remote.BaseOffset, 30<<10); err != nil || !bytes.Equal(got, want) {
+	if got, err := tier.Read(ctx, testPartition, remote, remote.BaseOffset, 30<<10); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("read over a damaged cache: %v, %s", err, describeDiff(got, want))
 	}
 	if tier.Stats().CorruptChunks == 0 {
@@ -414,13 +416,13 @@ func TestCloseStopsBackgroundFetches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tier.Read(context.Background(), segments[0], segments[0].BaseOffset, 1); err != nil {
+	if _, err := tier.Read(context.Background(), testPartition, segments[0], segments[0].BaseOffset, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := tier.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tier.Read(context.Background(), segments[0], segments[0].BaseOffset, 1); !errors.Is(err, tiering.ErrClosed) {
+	if _, err := tier.Read(context.Background(), testPartition, segments[0], segments[0].BaseOffset, 1); !errors.Is(err, tiering.ErrClosed) {
 		t.Fatalf("read after close: %v", err)
 	}
 }
@@ -460,7 +462,7 @@ func TestFailedPrefetchRetriedByReader(t *testing.T) {
 	// Not at the segment's start: not sequential yet, no prefetch.
 	offset := remote.BaseOffset + 5
 	for i := 0; offset <= remote.LastOffset && i < 40; i++ {
-		got, err := tier.Read(ctx, remote, offset, 4<<10)
+		got, err := tier.Read(ctx, testPartition, remote, offset, 4<<10)
 		if err != nil || !bytes.Equal(got, local.localRead(t, info, offset, 4<<10)) {
 			t.Fatalf("read %d (after %d injected faults): %v", offset, faults.Injected(), err)
 		}
@@ -488,13 +490,13 @@ func TestWrongOffsetIndexNeverServesWrongData(t *testing.T) {
 	position := uint32(index[12])<<24 | uint32(index[13])<<16 | uint32(index[14])<<8 | uint32(index[15])
 	position += 7
 	index[12], index[13], index[14], index[15] = byte(position>>24), byte(position>>16), byte(position>>8), byte(position)
-	if err := bucket.Upload(ctx, objectKey(t, bucket, remote.ID.String(), ".index"), bytes.NewReader(index), 5<<20); err != nil {
+	if err := bucket.Upload(ctx, objectKey(t, bucket, uuid.UUID(remote.SegmentID).String(), ".index"), bytes.NewReader(index), 5<<20); err != nil {
 		t.Fatal(err)
 	}
 	tier := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: 16 << 10})
 	corrupt := 0
 	for offset := remote.BaseOffset; offset <= remote.LastOffset; offset++ {
-		got, err := tier.Read(ctx, remote, offset, 8<<10)
+		got, err := tier.Read(ctx, testPartition, remote, offset, 8<<10)
 		switch {
 		case err == nil && !bytes.Equal(got, local.localRead(t, info, offset, 8<<10)):
 			t.Fatalf("read %d returned wrong data", offset)
@@ -547,7 +549,7 @@ func TestTimestampStart(t *testing.T) {
 	for s, remote := range segments {
 		info := local.sealed[s]
 		for ts := remote.FirstTimestamp - 5; ts <= remote.MaxTimestamp; ts += 97 {
-			start, err := tier.TimestampStart(ctx, remote, ts)
+			start, err := tier.TimestampStart(ctx, testPartition, remote, ts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -586,7 +588,7 @@ func TestTimestampStart(t *testing.T) {
 	corrupt := segments[0]
 	key := ""
 	bucket.Iter(ctx, "", func(k string, _ int64) error {
-		if strings.HasSuffix(k, corrupt.ID.String()+".timeindex") {
+		if strings.HasSuffix(k, uuid.UUID(corrupt.SegmentID).String()+".timeindex") {
 			key = k
 		}
 		return nil
@@ -594,7 +596,7 @@ func TestTimestampStart(t *testing.T) {
 	if err := bucket.Upload(ctx, key, bytes.NewReader(make([]byte, 24)), 5<<20); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tier.TimestampStart(ctx, corrupt, 0); !tiering.IsCorrupt(err) {
+	if _, err := tier.TimestampStart(ctx, testPartition, corrupt, 0); !tiering.IsCorrupt(err) {
 		t.Fatalf("corrupt .timeindex: %v, want a CorruptError", err)
 	}
 }

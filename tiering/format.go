@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"sort"
+
+	"github.com/google/uuid"
+
+	"github.com/strata-log/strata/metadata"
 )
 
 // In-bucket formats of the objects this package writes itself. Part of the
@@ -27,37 +31,35 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Manifest is the per-partition manifest snapshot kept in the bucket so a
 // cluster can be rebuilt from the bucket alone: the partition's remote
-// segments sorted by base offset.
+// segments sorted by base offset. The object holds each entry's segment
+// id, offsets, size, timestamps and epoch ranges; LeaderEpoch and State
+// are not in it (decoded entries have them zero).
 type Manifest struct {
-	Partition Partition
-	Segments  []RemoteSegment // sorted by BaseOffset; each Segment.Partition equals Partition
+	Partition metadata.TopicPartition
+	Segments  []metadata.SegmentManifest // sorted by BaseOffset
 }
 
 // MarshalManifest encodes m in the manifest object format. Segments are
-// written sorted by base offset; two segments with one base offset, a
-// segment of another partition or a last offset below its base offset are
-// refused.
+// written sorted by base offset; two segments with one base offset or a
+// last offset below its base offset are refused.
 func MarshalManifest(m Manifest) ([]byte, error) {
 	if len(m.Partition.Topic) == 0 || len(m.Partition.Topic) > maxTopicNameLength {
 		return nil, fmt.Errorf("tiering: manifest: topic name length %d out of range", len(m.Partition.Topic))
 	}
-	segments := append([]RemoteSegment(nil), m.Segments...)
+	segments := append([]metadata.SegmentManifest(nil), m.Segments...)
 	sort.Slice(segments, func(i, j int) bool { return segments[i].BaseOffset < segments[j].BaseOffset })
 	size := formatHeaderSize + 2 + len(m.Partition.Topic) + 16 + 4 + 4 + formatCRCSize
 	for i, s := range segments {
-		if s.Partition != m.Partition {
-			return nil, fmt.Errorf("tiering: manifest of %s: segment %s belongs to %s", m.Partition, s.ID, s.Partition)
-		}
 		if s.LastOffset < s.BaseOffset {
-			return nil, fmt.Errorf("tiering: manifest of %s: segment %s: last offset %d below base offset %d", m.Partition, s.ID, s.LastOffset, s.BaseOffset)
+			return nil, fmt.Errorf("tiering: manifest of %s: segment %s: last offset %d below base offset %d", m.Partition, uuid.UUID(s.SegmentID), s.LastOffset, s.BaseOffset)
 		}
-		if err := checkEpochRanges(s.LeaderEpochs); err != nil {
-			return nil, fmt.Errorf("tiering: manifest of %s: segment %s: %w", m.Partition, s.ID, err)
+		if err := checkEpochRanges(s.EpochRanges); err != nil {
+			return nil, fmt.Errorf("tiering: manifest of %s: segment %s: %w", m.Partition, uuid.UUID(s.SegmentID), err)
 		}
 		if i > 0 && segments[i-1].BaseOffset == s.BaseOffset {
 			return nil, fmt.Errorf("tiering: manifest of %s: two segments at base offset %d", m.Partition, s.BaseOffset)
 		}
-		size += manifestEntrySize + epochRangeSize*len(s.LeaderEpochs)
+		size += manifestEntrySize + epochRangeSize*len(s.EpochRanges)
 	}
 	out := make([]byte, 0, size)
 	out = append(out, manifestMagic...)
@@ -68,11 +70,11 @@ func MarshalManifest(m Manifest) ([]byte, error) {
 	out = binary.BigEndian.AppendUint32(out, uint32(m.Partition.Partition))
 	out = binary.BigEndian.AppendUint32(out, uint32(len(segments)))
 	for _, s := range segments {
-		out = append(out, s.ID[:]...)
-		for _, v := range []int64{s.BaseOffset, s.LastOffset, s.Size, s.FirstTimestamp, s.MaxTimestamp} {
+		out = append(out, s.SegmentID[:]...)
+		for _, v := range []int64{s.BaseOffset, s.LastOffset, s.SizeBytes, s.FirstTimestamp, s.MaxTimestamp} {
 			out = binary.BigEndian.AppendUint64(out, uint64(v))
 		}
-		out = appendEpochRanges(out, s.LeaderEpochs)
+		out = appendEpochRanges(out, s.EpochRanges)
 	}
 	return binary.BigEndian.AppendUint32(out, crc32.Checksum(out, castagnoli)), nil
 }
@@ -94,16 +96,16 @@ func UnmarshalManifest(key string, data []byte) (Manifest, error) {
 	if d.err == nil && uint64(count)*manifestEntrySize > uint64(len(body)) {
 		return Manifest{}, corruptf(key, -1, "segment count %d larger than the object", count)
 	}
-	m.Segments = make([]RemoteSegment, 0, count)
+	m.Segments = make([]metadata.SegmentManifest, 0, count)
 	for i := uint32(0); i < count && d.err == nil; i++ {
-		s := RemoteSegment{Partition: m.Partition}
-		copy(s.ID[:], d.bytes(16))
+		var s metadata.SegmentManifest
+		copy(s.SegmentID[:], d.bytes(16))
 		s.BaseOffset = int64(d.uint64())
 		s.LastOffset = int64(d.uint64())
-		s.Size = int64(d.uint64())
+		s.SizeBytes = int64(d.uint64())
 		s.FirstTimestamp = int64(d.uint64())
 		s.MaxTimestamp = int64(d.uint64())
-		s.LeaderEpochs = d.epochRanges()
+		s.EpochRanges = d.epochRanges()
 		if d.err == nil && (s.LastOffset < s.BaseOffset || (i > 0 && s.BaseOffset <= m.Segments[i-1].BaseOffset)) {
 			return Manifest{}, corruptf(key, -1, "segment %d out of order", i)
 		}
@@ -117,7 +119,7 @@ func UnmarshalManifest(key string, data []byte) (Manifest, error) {
 
 // marshalEpochs encodes a segment's leader-epoch ranges as its .epochs
 // object.
-func marshalEpochs(ranges []EpochRange) []byte {
+func marshalEpochs(ranges []metadata.EpochRange) []byte {
 	out := make([]byte, 0, formatHeaderSize+4+epochRangeSize*len(ranges)+formatCRCSize)
 	out = append(out, epochsMagic...)
 	out = binary.BigEndian.AppendUint16(out, epochsVersion)
@@ -126,7 +128,7 @@ func marshalEpochs(ranges []EpochRange) []byte {
 }
 
 // unmarshalEpochs decodes an .epochs object.
-func unmarshalEpochs(key string, data []byte) ([]EpochRange, error) {
+func unmarshalEpochs(key string, data []byte) ([]metadata.EpochRange, error) {
 	body, err := checkFraming(key, data, epochsMagic, epochsVersion)
 	if err != nil {
 		return nil, err
@@ -139,7 +141,7 @@ func unmarshalEpochs(key string, data []byte) ([]EpochRange, error) {
 	return ranges, d.err
 }
 
-func appendEpochRanges(out []byte, ranges []EpochRange) []byte {
+func appendEpochRanges(out []byte, ranges []metadata.EpochRange) []byte {
 	out = binary.BigEndian.AppendUint32(out, uint32(len(ranges)))
 	for _, r := range ranges {
 		out = binary.BigEndian.AppendUint32(out, uint32(r.Epoch))
@@ -209,7 +211,7 @@ func (d *decoder) uint64() uint64 {
 	return 0
 }
 
-func (d *decoder) epochRanges() []EpochRange {
+func (d *decoder) epochRanges() []metadata.EpochRange {
 	count := d.uint32()
 	if d.err != nil {
 		return nil
@@ -218,9 +220,9 @@ func (d *decoder) epochRanges() []EpochRange {
 		d.err = corruptf(d.key, int64(d.position), "epoch range count %d larger than the object", count)
 		return nil
 	}
-	var ranges []EpochRange
+	var ranges []metadata.EpochRange
 	for i := uint32(0); i < count; i++ {
-		r := EpochRange{Epoch: int32(d.uint32()), StartOffset: int64(d.uint64())}
+		r := metadata.EpochRange{Epoch: int32(d.uint32()), StartOffset: int64(d.uint64())}
 		if len(ranges) > 0 && (r.StartOffset < ranges[len(ranges)-1].StartOffset || r.Epoch <= ranges[len(ranges)-1].Epoch) {
 			d.err = corruptf(d.key, int64(d.position-epochRangeSize), "epoch range %d out of order", i)
 			return nil
@@ -231,7 +233,7 @@ func (d *decoder) epochRanges() []EpochRange {
 }
 
 // checkEpochRanges refuses ranges whose epochs or start offsets go down.
-func checkEpochRanges(ranges []EpochRange) error {
+func checkEpochRanges(ranges []metadata.EpochRange) error {
 	for i := 1; i < len(ranges); i++ {
 		if ranges[i].Epoch <= ranges[i-1].Epoch || ranges[i].StartOffset < ranges[i-1].StartOffset {
 			return fmt.Errorf("leader epoch ranges out of order at %d: %+v after %+v", i, ranges[i], ranges[i-1])

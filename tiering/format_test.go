@@ -10,27 +10,29 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+
+	"github.com/strata-log/strata/metadata"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-var goldenPartition = Partition{
+var goldenPartition = metadata.TopicPartition{
 	Topic:     "orders",
 	TopicID:   [16]byte{0x5e, 0x1f, 0x00, 0x2a, 0x9b, 0x3c, 0x4d, 0x5e, 0x6f, 0x70, 0x81, 0x92, 0xa3, 0xb4, 0xc5, 0xd6},
 	Partition: 3,
 }
 
 func goldenManifest() Manifest {
-	return Manifest{Partition: goldenPartition, Segments: []RemoteSegment{
+	return Manifest{Partition: goldenPartition, Segments: []metadata.SegmentManifest{
 		{
-			Partition: goldenPartition, ID: uuid.MustParse("00112233-4455-6677-8899-aabbccddeeff"),
-			BaseOffset: 0, LastOffset: 4241, Size: 1048576, FirstTimestamp: 1700000000000, MaxTimestamp: 1700000099999,
-			LeaderEpochs: []EpochRange{{Epoch: 0, StartOffset: 0}, {Epoch: 2, StartOffset: 4000}},
+			SegmentID:  uuid.MustParse("00112233-4455-6677-8899-aabbccddeeff"),
+			BaseOffset: 0, LastOffset: 4241, SizeBytes: 1048576, FirstTimestamp: 1700000000000, MaxTimestamp: 1700000099999,
+			EpochRanges: []metadata.EpochRange{{Epoch: 0, StartOffset: 0}, {Epoch: 2, StartOffset: 4000}},
 		},
 		{
-			Partition: goldenPartition, ID: uuid.MustParse("ffeeddcc-bbaa-9988-7766-554433221100"),
-			BaseOffset: 4242, LastOffset: 4242, Size: 61, FirstTimestamp: -1, MaxTimestamp: -1,
-			LeaderEpochs: []EpochRange{{Epoch: 2, StartOffset: 4242}},
+			SegmentID:  uuid.MustParse("ffeeddcc-bbaa-9988-7766-554433221100"),
+			BaseOffset: 4242, LastOffset: 4242, SizeBytes: 61, FirstTimestamp: -1, MaxTimestamp: -1,
+			EpochRanges: []metadata.EpochRange{{Epoch: 2, StartOffset: 4242}},
 		},
 	}}
 }
@@ -61,7 +63,7 @@ func checkGolden(t *testing.T, name string, data []byte) {
 func TestManifestGolden(t *testing.T) {
 	m := goldenManifest()
 	// Marshal sorts: hand the segments over in reverse.
-	reversed := Manifest{Partition: m.Partition, Segments: []RemoteSegment{m.Segments[1], m.Segments[0]}}
+	reversed := Manifest{Partition: m.Partition, Segments: []metadata.SegmentManifest{m.Segments[1], m.Segments[0]}}
 	data, err := MarshalManifest(reversed)
 	if err != nil {
 		t.Fatal(err)
@@ -98,8 +100,7 @@ func TestManifestRefusesInconsistentEntries(t *testing.T) {
 	for name, change := range map[string]func(*Manifest){
 		"duplicate base offset": func(m *Manifest) { m.Segments[1].BaseOffset = 0; m.Segments[1].LastOffset = 5 },
 		"last below base":       func(m *Manifest) { m.Segments[0].LastOffset = -1 },
-		"other partition":       func(m *Manifest) { m.Segments[0].Partition.Partition = 4 },
-		"epochs out of order":   func(m *Manifest) { m.Segments[0].LeaderEpochs[1].Epoch = 0 },
+		"epochs out of order":   func(m *Manifest) { m.Segments[0].EpochRanges[1].Epoch = 0 },
 		"no topic":              func(m *Manifest) { m.Partition.Topic = "" },
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -113,7 +114,7 @@ func TestManifestRefusesInconsistentEntries(t *testing.T) {
 }
 
 func TestEpochsGolden(t *testing.T) {
-	ranges := []EpochRange{{Epoch: 0, StartOffset: 0}, {Epoch: 2, StartOffset: 4000}, {Epoch: 7, StartOffset: 4100}}
+	ranges := []metadata.EpochRange{{Epoch: 0, StartOffset: 0}, {Epoch: 2, StartOffset: 4000}, {Epoch: 7, StartOffset: 4100}}
 	data := marshalEpochs(ranges)
 	checkGolden(t, "epochs.golden", data)
 	decoded, err := unmarshalEpochs("x.epochs", data)
@@ -140,12 +141,12 @@ func TestLayoutGolden(t *testing.T) {
 		{"p", suffixEpochs, "p/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/00000000000000004242-ffeeddcc-bbaa-9988-7766-554433221100.epochs"},
 		{"p", suffixProducers, "p/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/00000000000000004242-ffeeddcc-bbaa-9988-7766-554433221100.producers"},
 	} {
-		key := layout{prefix: c.prefix}.segmentKey(segment, c.suffix)
+		key := layout{prefix: c.prefix}.segmentKey(goldenPartition, segment, c.suffix)
 		if key != c.want {
 			t.Fatalf("key %s, want %s", key, c.want)
 		}
 		base, id, suffix, ok := parseSegmentObject(key)
-		if !ok || base != 4242 || id != segment.ID || suffix != c.suffix {
+		if !ok || base != 4242 || id != segment.SegmentID || suffix != c.suffix {
 			t.Fatalf("parse %s: %d %s %s %v", key, base, id, suffix, ok)
 		}
 	}
@@ -160,7 +161,7 @@ func TestLayoutGolden(t *testing.T) {
 }
 
 func TestOffsetIndexLookup(t *testing.T) {
-	segment := RemoteSegment{BaseOffset: 100, LastOffset: 199, Size: 1 << 16}
+	segment := metadata.SegmentManifest{BaseOffset: 100, LastOffset: 199, SizeBytes: 1 << 16}
 	raw, _ := hex.DecodeString(strings.Join([]string{"0000000a" + "00001000", "00000014" + "00002000", "0000001e" + "00003000"}, ""))
 	index, err := decodeOffsetIndex("x.index", raw, segment)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
 	"github.com/strata-log/strata/tiering/tieringtest"
 )
@@ -207,7 +208,7 @@ func newTier(t testing.TB, cfg tiering.Config) *tiering.Tier {
 	return tier
 }
 
-var testPartition = tiering.Partition{
+var testPartition = metadata.TopicPartition{
 	Topic:     "orders",
 	TopicID:   [16]byte{0x5e, 0x1f, 0x00, 0x2a, 0x9b, 0x3c, 0x4d, 0x5e, 0x6f, 0x70, 0x81, 0x92, 0xa3, 0xb4, 0xc5, 0xd6},
 	Partition: 3,
@@ -297,9 +298,9 @@ func (l *localLog) files(t testing.TB, info segment.SegmentInfo) tiering.Segment
 }
 
 // uploadAll uploads every sealed segment and returns their descriptors.
-func (l *localLog) uploadAll(t testing.TB, tier *tiering.Tier) []tiering.RemoteSegment {
+func (l *localLog) uploadAll(t testing.TB, tier *tiering.Tier) []metadata.SegmentManifest {
 	t.Helper()
-	var segments []tiering.RemoteSegment
+	var segments []metadata.SegmentManifest
 	for _, info := range l.sealed {
 		remote, err := tier.Upload(context.Background(), l.files(t, info))
 		if err != nil {

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+
+	"github.com/strata-log/strata/metadata"
 )
 
 // Object names. Part of the bucket format, do not change.
@@ -32,45 +34,13 @@ const (
 // delete leaves the log, which a scrub reports.
 var segmentSuffixes = []string{suffixLog, suffixOffsetIndex, suffixTimeIndex, suffixEpochs, suffixProducers}
 
-// Partition names one partition of one topic incarnation. The topic id keeps
-// a re-created topic's objects apart from the old one's.
-type Partition struct {
-	Topic     string
-	TopicID   [16]byte
-	Partition int32
-}
-
-func (p Partition) String() string {
-	return fmt.Sprintf("%s-%x/%d", p.Topic, p.TopicID, p.Partition)
-}
-
-// EpochRange says that offsets from StartOffset on (up to the next range's
-// start) were written by the leader of Epoch.
-type EpochRange struct {
-	Epoch       int32
-	StartOffset int64
-}
-
-// RemoteSegment describes one segment in the object store: what the Raft
-// manifest entry holds and what a remote read needs.
-type RemoteSegment struct {
-	Partition      Partition
-	ID             uuid.UUID // unique per upload attempt of a segment
-	BaseOffset     int64     // offset of the first batch
-	LastOffset     int64     // last offset of the last batch
-	Size           int64     // bytes of the .log object
-	FirstTimestamp int64     // smallest firstTimestamp of any batch, -1 without timestamps
-	MaxTimestamp   int64     // largest maxTimestamp of any batch, -1 without timestamps
-	LeaderEpochs   []EpochRange
-}
-
 // layout turns partitions and segments into object keys under a prefix.
 type layout struct {
 	prefix string // without trailing slash; "" for the bucket root
 }
 
 // partitionPrefix returns "<prefix>/<topic>-<topic id hex>/<partition>/".
-func (l layout) partitionPrefix(p Partition) string {
+func (l layout) partitionPrefix(p metadata.TopicPartition) string {
 	dir := p.Topic + "-" + hex.EncodeToString(p.TopicID[:]) + "/" + strconv.FormatInt(int64(p.Partition), 10) + "/"
 	if l.prefix == "" {
 		return dir
@@ -78,18 +48,18 @@ func (l layout) partitionPrefix(p Partition) string {
 	return l.prefix + "/" + dir
 }
 
-// segmentKey returns the key of one of a segment's objects.
-func (l layout) segmentKey(segment RemoteSegment, suffix string) string {
-	return l.partitionPrefix(segment.Partition) + segmentStem(segment.BaseOffset, segment.ID) + suffix
+// segmentKey returns the key of one of a partition's segment's objects.
+func (l layout) segmentKey(p metadata.TopicPartition, segment metadata.SegmentManifest, suffix string) string {
+	return l.partitionPrefix(p) + segmentStem(segment.BaseOffset, segment.SegmentID) + suffix
 }
 
-func (l layout) manifestKey(p Partition) string {
+func (l layout) manifestKey(p metadata.TopicPartition) string {
 	return l.partitionPrefix(p) + manifestName
 }
 
 // segmentStem is "<base offset, 20 digits>-<uuid>".
-func segmentStem(baseOffset int64, id uuid.UUID) string {
-	return fmt.Sprintf("%0*d-%s", baseOffsetDigits, baseOffset, id.String())
+func segmentStem(baseOffset int64, id [16]byte) string {
+	return fmt.Sprintf("%0*d-%s", baseOffsetDigits, baseOffset, uuid.UUID(id).String())
 }
 
 // parseSegmentObject splits the last element of a segment object's key into

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/google/uuid"
+
 	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/metadata"
 )
 
 // Read returns whole record batches of a remote segment, starting with the
@@ -25,48 +28,48 @@ import (
 // ErrUnavailable (retriable) when the store cannot be reached; ErrNotFound
 // when the segment's objects are gone; a *CorruptError when the objects
 // hold bytes that fail the checks. No error ever comes with data.
-func (t *Tier) Read(ctx context.Context, segment RemoteSegment, offset int64, maxBytes int) ([]byte, error) {
+func (t *Tier) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) ([]byte, error) {
 	if t.closed.Load() {
 		return nil, ErrClosed
 	}
 	if offset < segment.BaseOffset || offset > segment.LastOffset {
-		return nil, fmt.Errorf("%w: offset %d not in remote segment %d..%d of %s", ErrOffsetOutOfRange, offset, segment.BaseOffset, segment.LastOffset, segment.Partition)
+		return nil, fmt.Errorf("%w: offset %d not in remote segment %d..%d of %s", ErrOffsetOutOfRange, offset, segment.BaseOffset, segment.LastOffset, p)
 	}
-	data, start, err := t.read(ctx, segment, offset, maxBytes, true)
+	data, start, err := t.read(ctx, p, segment, offset, maxBytes, true)
 	if IsCorrupt(err) {
 		// The cache may hold a damaged chunk that its checksum did not
 		// catch (written wrong); read the range straight from the store.
-		t.logger.Warn("tiering: remote read failed its checks, reading again from the store", "segment", segment.ID, "offset", offset, "err", err)
-		data, start, err = t.read(ctx, segment, offset, maxBytes, false)
+		t.logger.Warn("tiering: remote read failed its checks, reading again from the store", "segment", uuid.UUID(segment.SegmentID), "offset", offset, "err", err)
+		data, start, err = t.read(ctx, p, segment, offset, maxBytes, false)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tiering: read offset %d of %s (segment %s): %w", offset, segment.Partition, segment.ID, err)
+		return nil, fmt.Errorf("tiering: read offset %d of %s (segment %s): %w", offset, p, uuid.UUID(segment.SegmentID), err)
 	}
-	t.afterRead(segment, start, start+int64(len(data)))
+	t.afterRead(p, segment, start, start+int64(len(data)))
 	return data, nil
 }
 
 // read locates and returns the batches; useCache false bypasses (and
 // refreshes) the chunk cache. When what it read fails a check, the offset
 // index and the chunks it used are dropped from the caches.
-func (t *Tier) read(ctx context.Context, segment RemoteSegment, offset int64, maxBytes int, useCache bool) (_ []byte, _ int64, err error) {
-	index, err := t.offsetIndex(ctx, segment)
+func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, useCache bool) (_ []byte, _ int64, err error) {
+	index, err := t.offsetIndex(ctx, p, segment)
 	if err != nil {
 		return nil, 0, err
 	}
-	cursor := &chunkCursor{tier: t, ctx: ctx, segment: segment, useCache: useCache, chunks: make(map[int64][]byte)}
+	cursor := &chunkCursor{tier: t, ctx: ctx, partition: p, segment: segment, useCache: useCache, chunks: make(map[int64][]byte)}
 	defer func() {
 		if IsCorrupt(err) {
-			t.indexes.remove(segment.ID)
+			t.indexes.remove(segment.SegmentID)
 			for index := range cursor.chunks {
-				t.cache.remove(chunkKey{segment: segment.ID, index: index})
+				t.cache.remove(chunkKey{segment: segment.SegmentID, index: index})
 			}
 		}
 	}()
-	logKey := t.layout.segmentKey(segment, suffixLog)
+	logKey := t.layout.segmentKey(p, segment, suffixLog)
 	header := func(position int64) (recordbatch.Header, error) {
-		if segment.Size-position < recordbatch.HeaderSize {
-			return recordbatch.Header{}, corruptf(logKey, position, "torn batch header (object is %d bytes)", segment.Size)
+		if segment.SizeBytes-position < recordbatch.HeaderSize {
+			return recordbatch.Header{}, corruptf(logKey, position, "torn batch header (object is %d bytes)", segment.SizeBytes)
 		}
 		raw, err := cursor.bytes(position, recordbatch.HeaderSize)
 		if err != nil {
@@ -76,7 +79,7 @@ func (t *Tier) read(ctx context.Context, segment RemoteSegment, offset int64, ma
 		if err != nil {
 			return recordbatch.Header{}, corruptf(logKey, position, "%v", err)
 		}
-		if position+h.Size() > segment.Size {
+		if position+h.Size() > segment.SizeBytes {
 			return recordbatch.Header{}, corruptf(logKey, position, "batch of %d bytes runs past the end", h.Size())
 		}
 		return h, nil
@@ -86,7 +89,7 @@ func (t *Tier) read(ctx context.Context, segment RemoteSegment, offset int64, ma
 	start := index.lookup(offset - segment.BaseOffset)
 	var first recordbatch.Header
 	for {
-		if start >= segment.Size {
+		if start >= segment.SizeBytes {
 			return nil, 0, corruptf(logKey, start, "offset %d not found before the end", offset)
 		}
 		h, err := header(start)
@@ -104,7 +107,7 @@ func (t *Tier) read(ctx context.Context, segment RemoteSegment, offset int64, ma
 	}
 	// Add following batches while they fit.
 	end := start + first.Size()
-	for end-start+recordbatch.HeaderSize <= int64(maxBytes) && end < segment.Size {
+	for end-start+recordbatch.HeaderSize <= int64(maxBytes) && end < segment.SizeBytes {
 		h, err := header(end)
 		if err != nil {
 			return nil, 0, err
@@ -158,11 +161,12 @@ func verifyBatches(key string, position int64, data []byte, offset, lastOffset i
 // chunkCursor serves byte ranges of one segment's .log from its chunks,
 // keeping the chunks it loaded for the duration of one read.
 type chunkCursor struct {
-	tier     *Tier
-	ctx      context.Context
-	segment  RemoteSegment
-	useCache bool
-	chunks   map[int64][]byte // loaded chunks by index
+	tier      *Tier
+	ctx       context.Context
+	partition metadata.TopicPartition
+	segment   metadata.SegmentManifest
+	useCache  bool
+	chunks    map[int64][]byte // loaded chunks by index
 }
 
 // copy returns a fresh copy of length bytes at position.
@@ -189,7 +193,7 @@ func (c *chunkCursor) bytes(position, length int64) ([]byte, error) {
 		}
 		offset := position - firstChunk*chunkBytes
 		if offset+length > int64(len(chunk)) {
-			return nil, corruptf(c.tier.layout.segmentKey(c.segment, suffixLog), position, "chunk %d is %d bytes, short", firstChunk, len(chunk))
+			return nil, corruptf(c.tier.layout.segmentKey(c.partition, c.segment, suffixLog), position, "chunk %d is %d bytes, short", firstChunk, len(chunk))
 		}
 		return chunk[offset : offset+length], nil
 	}
@@ -201,12 +205,12 @@ func (c *chunkCursor) bytes(position, length int64) ([]byte, error) {
 		}
 		from, to := max(position-index*chunkBytes, 0), min(position+length-index*chunkBytes, int64(len(chunk)))
 		if from > to {
-			return nil, corruptf(c.tier.layout.segmentKey(c.segment, suffixLog), position, "chunk %d is %d bytes, short", index, len(chunk))
+			return nil, corruptf(c.tier.layout.segmentKey(c.partition, c.segment, suffixLog), position, "chunk %d is %d bytes, short", index, len(chunk))
 		}
 		out = append(out, chunk[from:to]...)
 	}
 	if int64(len(out)) != length {
-		return nil, corruptf(c.tier.layout.segmentKey(c.segment, suffixLog), position, "got %d of %d bytes", len(out), length)
+		return nil, corruptf(c.tier.layout.segmentKey(c.partition, c.segment, suffixLog), position, "got %d of %d bytes", len(out), length)
 	}
 	return out, nil
 }
@@ -215,7 +219,7 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 	if chunk, ok := c.chunks[index]; ok {
 		return chunk, nil
 	}
-	key := chunkKey{segment: c.segment.ID, index: index}
+	key := chunkKey{segment: c.segment.SegmentID, index: index}
 	var chunk []byte
 	if cached, ok := c.useCacheGet(key); ok {
 		c.tier.stats.cacheHits.Add(1)
@@ -224,11 +228,11 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 		c.tier.stats.cacheMisses.Add(1)
 		var started bool
 		var err error
-		chunk, started, err = c.tier.fetchChunk(c.ctx, c.segment, index)
+		chunk, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index)
 		if err != nil && !started && c.ctx.Err() == nil {
 			// Joined someone else's fetch (a prefetch without retries) that
 			// failed: fetch on our own account, with the read retries.
-			chunk, _, err = c.tier.fetchChunk(c.ctx, c.segment, index)
+			chunk, _, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index)
 		}
 		if err != nil {
 			return nil, err
@@ -257,12 +261,12 @@ type flight struct {
 // Config.RequestTimeout and Close), so one reader giving up does not fail
 // the others; the result goes into the cache. started reports that this
 // call started the GET rather than joining one.
-func (t *Tier) fetchChunk(ctx context.Context, segment RemoteSegment, index int64) ([]byte, bool, error) {
+func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, index int64) ([]byte, bool, error) {
 	chunkBytes := t.config.ChunkBytes
 	offset := index * chunkBytes
-	length := min(chunkBytes, segment.Size-offset)
-	key := t.layout.segmentKey(segment, suffixLog)
-	chunk := chunkKey{segment: segment.ID, index: index}
+	length := min(chunkBytes, segment.SizeBytes-offset)
+	key := t.layout.segmentKey(p, segment, suffixLog)
+	chunk := chunkKey{segment: segment.SegmentID, index: index}
 	return t.share(ctx, chunkFlightKey(segment, index), func(ctx context.Context) ([]byte, error) {
 		data, err := t.getRange(ctx, key, offset, length)
 		if err == nil {
@@ -361,13 +365,13 @@ func (t *Tier) getRange(ctx context.Context, key string, offset, length int64) (
 
 // offsetIndex returns the segment's decoded offset index, from memory or
 // fetched (shared by concurrent readers).
-func (t *Tier) offsetIndex(ctx context.Context, segment RemoteSegment) (offsetIndex, error) {
-	if index, ok := t.indexes.get(segment.ID); ok {
+func (t *Tier) offsetIndex(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest) (offsetIndex, error) {
+	if index, ok := t.indexes.get(segment.SegmentID); ok {
 		t.stats.indexCacheHits.Add(1)
 		return index, nil
 	}
-	key := t.layout.segmentKey(segment, suffixOffsetIndex)
-	data, _, err := t.share(ctx, "index "+segment.ID.String(), func(ctx context.Context) ([]byte, error) {
+	key := t.layout.segmentKey(p, segment, suffixOffsetIndex)
+	data, _, err := t.share(ctx, "index "+uuid.UUID(segment.SegmentID).String(), func(ctx context.Context) ([]byte, error) {
 		t.stats.indexFetches.Add(1)
 		return t.getAll(ctx, key)
 	}, nil)
@@ -378,7 +382,7 @@ func (t *Tier) offsetIndex(ctx context.Context, segment RemoteSegment) (offsetIn
 	if err != nil {
 		return nil, err
 	}
-	t.indexes.put(segment.ID, index)
+	t.indexes.put(segment.SegmentID, index)
 	return index, nil
 }
 
@@ -388,34 +392,34 @@ func (t *Tier) offsetIndex(ctx context.Context, segment RemoteSegment) (offsetIn
 // it read cached or in flight. Prefetches are coalesced: nothing is fetched
 // until the chunks ahead fall to half the window, then the missing run is
 // fetched with one ranged GET, delivered chunk by chunk as it streams in.
-func (t *Tier) afterRead(segment RemoteSegment, start, end int64) {
+func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentManifest, start, end int64) {
 	t.sequentialMu.Lock()
-	previousEnd, known := t.lastReadEnd[segment.ID]
+	previousEnd, known := t.lastReadEnd[segment.SegmentID]
 	if len(t.lastReadEnd) >= 4096 {
 		clear(t.lastReadEnd)
 	}
-	t.lastReadEnd[segment.ID] = end
+	t.lastReadEnd[segment.SegmentID] = end
 	t.sequentialMu.Unlock()
 	if t.config.PrefetchChunks < 0 || !(start == 0 || (known && start == previousEnd)) {
 		return
 	}
 	chunkBytes, window := t.config.ChunkBytes, int64(t.config.PrefetchChunks)
 	lastChunk := max(end-1, start) / chunkBytes
-	windowEnd := min(lastChunk+window, (segment.Size-1)/chunkBytes)
+	windowEnd := min(lastChunk+window, (segment.SizeBytes-1)/chunkBytes)
 	for index := lastChunk + 1; index <= windowEnd; index++ {
 		if t.chunkPresent(segment, index) {
 			continue
 		}
 		if index <= lastChunk+max(window/2, 1) {
-			t.prefetchRun(segment, index, windowEnd)
+			t.prefetchRun(p, segment, index, windowEnd)
 		}
 		return
 	}
 }
 
 // chunkPresent reports whether a chunk is cached or being fetched.
-func (t *Tier) chunkPresent(segment RemoteSegment, index int64) bool {
-	if t.cache.contains(chunkKey{segment: segment.ID, index: index}) {
+func (t *Tier) chunkPresent(segment metadata.SegmentManifest, index int64) bool {
+	if t.cache.contains(chunkKey{segment: segment.SegmentID, index: index}) {
 		return true
 	}
 	t.flightMu.Lock()
@@ -424,8 +428,8 @@ func (t *Tier) chunkPresent(segment RemoteSegment, index int64) bool {
 	return inFlight
 }
 
-func chunkFlightKey(segment RemoteSegment, index int64) string {
-	return fmt.Sprintf("chunk %s %d", segment.ID, index)
+func chunkFlightKey(segment metadata.SegmentManifest, index int64) string {
+	return fmt.Sprintf("chunk %s %d", uuid.UUID(segment.SegmentID), index)
 }
 
 // prefetchRun fetches chunks first..last (stopping at the first one already
@@ -433,7 +437,7 @@ func chunkFlightKey(segment RemoteSegment, index int64) string {
 // is a flight of its own, completed as soon as its bytes have arrived, so
 // a reader waits only for its chunk. A failed prefetch fails its flights;
 // readers waiting on them fetch again themselves (see chunkCursor.chunk).
-func (t *Tier) prefetchRun(segment RemoteSegment, first, last int64) {
+func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentManifest, first, last int64) {
 	select {
 	case t.prefetchSlots <- struct{}{}:
 	default:
@@ -444,7 +448,7 @@ func (t *Tier) prefetchRun(segment RemoteSegment, first, last int64) {
 	t.flightMu.Lock()
 	for index := first; index <= last && !t.closed.Load(); index++ {
 		key := chunkFlightKey(segment, index)
-		if _, busy := t.flights[key]; busy || (index > first && t.cache.contains(chunkKey{segment: segment.ID, index: index})) {
+		if _, busy := t.flights[key]; busy || (index > first && t.cache.contains(chunkKey{segment: segment.SegmentID, index: index})) {
 			break
 		}
 		f := &flight{done: make(chan struct{})}
@@ -465,20 +469,20 @@ func (t *Tier) prefetchRun(segment RemoteSegment, first, last int64) {
 		ctx, cancel := context.WithTimeout(t.background, t.config.RequestTimeout)
 		defer cancel()
 		chunkBytes := t.config.ChunkBytes
-		key := t.layout.segmentKey(segment, suffixLog)
+		key := t.layout.segmentKey(p, segment, suffixLog)
 		offset := first * chunkBytes
-		reader, err := t.bucket.Get(ctx, key, offset, min(int64(len(flights))*chunkBytes, segment.Size-offset))
+		reader, err := t.bucket.Get(ctx, key, offset, min(int64(len(flights))*chunkBytes, segment.SizeBytes-offset))
 		for i, f := range flights {
 			index := first + int64(i)
 			if err == nil {
-				data := make([]byte, min(chunkBytes, segment.Size-index*chunkBytes))
+				data := make([]byte, min(chunkBytes, segment.SizeBytes-index*chunkBytes))
 				var n int
 				if n, err = io.ReadFull(reader, data); errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 					err = corruptf(key, index*chunkBytes+int64(n), "object ends inside chunk %d", index)
 				}
 				if err == nil {
 					f.data = data
-					t.cache.putMemory(chunkKey{segment: segment.ID, index: index}, data)
+					t.cache.putMemory(chunkKey{segment: segment.SegmentID, index: index}, data)
 				}
 			}
 			if err != nil {
@@ -498,7 +502,7 @@ func (t *Tier) prefetchRun(segment RemoteSegment, first, last int64) {
 			if f.err != nil {
 				continue
 			}
-			t.cache.put(chunkKey{segment: segment.ID, index: first + int64(i)}, f.data)
+			t.cache.put(chunkKey{segment: segment.SegmentID, index: first + int64(i)}, f.data)
 			t.flightMu.Lock()
 			delete(t.flights, flightKeys[i])
 			t.flightMu.Unlock()

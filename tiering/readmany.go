@@ -3,14 +3,17 @@ package tiering
 import (
 	"context"
 	"sync"
+
+	"github.com/strata-log/strata/metadata"
 )
 
 // ReadRequest is one partition's part of a fetch served from the remote
 // tier.
 type ReadRequest struct {
-	Segment  RemoteSegment
-	Offset   int64
-	MaxBytes int
+	Partition metadata.TopicPartition
+	Segment   metadata.SegmentManifest
+	Offset    int64
+	MaxBytes  int
 }
 
 // ReadResult is the answer to one ReadRequest: Data or Err, never both.
@@ -32,7 +35,7 @@ func (t *Tier) ReadMany(ctx context.Context, requests []ReadRequest) []ReadResul
 		go func() {
 			defer wait.Done()
 			defer func() { <-slots }()
-			results[i].Data, results[i].Err = t.Read(ctx, request.Segment, request.Offset, request.MaxBytes)
+			results[i].Data, results[i].Err = t.Read(ctx, request.Partition, request.Segment, request.Offset, request.MaxBytes)
 		}()
 	}
 	wait.Wait()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sort"
+
+	"github.com/strata-log/strata/metadata"
 )
 
 // ScrubReport lists the differences between the objects in the bucket and
@@ -24,8 +26,9 @@ type ScrubReport struct {
 
 // MissingObject is one object a manifest entry needs that is not there.
 type MissingObject struct {
-	Segment RemoteSegment
-	Key     string
+	Partition metadata.TopicPartition
+	Segment   metadata.SegmentManifest
+	Key       string
 }
 
 // Clean reports whether the scrub found nothing wrong.
@@ -51,8 +54,9 @@ func (t *Tier) Scrub(ctx context.Context, manifests []Manifest) (ScrubReport, er
 
 func (t *Tier) scrub(ctx context.Context, listPrefix string, manifests []Manifest) (ScrubReport, error) {
 	type expectation struct {
-		segment RemoteSegment
-		suffix  string
+		partition metadata.TopicPartition
+		segment   metadata.SegmentManifest
+		suffix    string
 	}
 	expected := make(map[string]expectation)
 	manifestKeys := make(map[string]bool)
@@ -60,7 +64,7 @@ func (t *Tier) scrub(ctx context.Context, listPrefix string, manifests []Manifes
 		manifestKeys[t.layout.manifestKey(m.Partition)] = true
 		for _, segment := range m.Segments {
 			for _, suffix := range segmentSuffixes {
-				expected[t.layout.segmentKey(segment, suffix)] = expectation{segment: segment, suffix: suffix}
+				expected[t.layout.segmentKey(m.Partition, segment, suffix)] = expectation{partition: m.Partition, segment: segment, suffix: suffix}
 			}
 		}
 	}
@@ -70,8 +74,8 @@ func (t *Tier) scrub(ctx context.Context, listPrefix string, manifests []Manifes
 		report.Objects++
 		if e, ok := expected[key]; ok {
 			seen[key] = true
-			if e.suffix == suffixLog && size != e.segment.Size {
-				report.SizeMismatches = append(report.SizeMismatches, fmt.Sprintf("%s: %d bytes, manifest says %d", key, size, e.segment.Size))
+			if e.suffix == suffixLog && size != e.segment.SizeBytes {
+				report.SizeMismatches = append(report.SizeMismatches, fmt.Sprintf("%s: %d bytes, manifest says %d", key, size, e.segment.SizeBytes))
 			}
 			return nil
 		}
@@ -86,7 +90,7 @@ func (t *Tier) scrub(ctx context.Context, listPrefix string, manifests []Manifes
 	}
 	for key, e := range expected {
 		if !seen[key] {
-			report.Missing = append(report.Missing, MissingObject{Segment: e.segment, Key: key})
+			report.Missing = append(report.Missing, MissingObject{Partition: e.partition, Segment: e.segment, Key: key})
 		}
 	}
 	sort.Strings(report.Orphans)

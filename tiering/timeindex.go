@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/strata-log/strata/broker/segment/index"
+	"github.com/strata-log/strata/metadata"
 )
 
 // TimestampStart returns where a search for the first batch with
@@ -12,8 +13,8 @@ import (
 // base offset when there is none), as the local log does. The caller reads
 // batches from there; the .timeindex object is read whole (12 bytes per
 // index interval of the segment), not the .log.
-func (t *Tier) TimestampStart(ctx context.Context, segment RemoteSegment, timestamp int64) (int64, error) {
-	key := t.layout.segmentKey(segment, suffixTimeIndex)
+func (t *Tier) TimestampStart(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, timestamp int64) (int64, error) {
+	key := t.layout.segmentKey(p, segment, suffixTimeIndex)
 	data, err := t.getAll(ctx, key)
 	if err != nil {
 		return 0, err

@@ -14,11 +14,12 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/metadata"
 )
 
 // SegmentFiles names the local files of one sealed segment to upload.
 type SegmentFiles struct {
-	Partition Partition
+	Partition metadata.TopicPartition
 	// ID names this copy of the segment in the bucket. Zero: Upload
 	// generates one. Uploading again with the same ID overwrites the same
 	// objects, so a retried copy leaves no orphans.
@@ -43,23 +44,24 @@ type SegmentFiles struct {
 // uploaded at once; Upload waits for a slot. The segment must be sealed:
 // its files may not change during the upload.
 //
-// The returned descriptor is what the manifest entry records. Only after
+// The returned entry is what the manifest records (the caller adds its
+// LeaderEpoch and State). Only after
 // that entry is committed may the local copy go; a failed Upload may leave
 // some of the objects behind (a later Upload with the same ID overwrites
 // them, DeleteSegment removes them, Scrub reports them).
-func (t *Tier) Upload(ctx context.Context, files SegmentFiles) (RemoteSegment, error) {
+func (t *Tier) Upload(ctx context.Context, files SegmentFiles) (metadata.SegmentManifest, error) {
 	segment, err := DescribeSegment(files)
 	if err != nil {
-		return RemoteSegment{}, err
+		return metadata.SegmentManifest{}, err
 	}
 	return segment, t.UploadDescribed(ctx, files, segment)
 }
 
 // UploadDescribed is Upload of a segment already described by
-// DescribeSegment (its ID names the objects), so its batch headers are not
+// DescribeSegment (its SegmentID names the objects), so its batch headers are not
 // read a second time: the broker commits "copy started" with the
 // description, then uploads.
-func (t *Tier) UploadDescribed(ctx context.Context, files SegmentFiles, segment RemoteSegment) error {
+func (t *Tier) UploadDescribed(ctx context.Context, files SegmentFiles, segment metadata.SegmentManifest) error {
 	if t.closed.Load() {
 		return ErrClosed
 	}
@@ -74,23 +76,23 @@ func (t *Tier) UploadDescribed(ctx context.Context, files SegmentFiles, segment 
 		return fmt.Errorf("tiering: upload: %w", err)
 	}
 	defer logFile.Close()
-	if info, err := logFile.Stat(); err != nil || info.Size() != segment.Size {
-		return fmt.Errorf("tiering: upload %s: %d bytes described, the file has changed (%v)", files.LogPath, segment.Size, err)
+	if info, err := logFile.Stat(); err != nil || info.Size() != segment.SizeBytes {
+		return fmt.Errorf("tiering: upload %s: %d bytes described, the file has changed (%v)", files.LogPath, segment.SizeBytes, err)
 	}
 
 	sources := map[string]func() (io.Reader, func(), error){
 		suffixLog: func() (io.Reader, func(), error) {
-			return io.NewSectionReader(logFile, 0, segment.Size), func() {}, nil
+			return io.NewSectionReader(logFile, 0, segment.SizeBytes), func() {}, nil
 		},
 		suffixOffsetIndex: openSource(files.OffsetIndexPath),
 		suffixTimeIndex:   openSource(files.TimeIndexPath),
 		suffixEpochs: func() (io.Reader, func(), error) {
-			return bytes.NewReader(marshalEpochs(segment.LeaderEpochs)), func() {}, nil
+			return bytes.NewReader(marshalEpochs(segment.EpochRanges)), func() {}, nil
 		},
 		suffixProducers: openSource(files.ProducerSnapshotPath),
 	}
 	for _, suffix := range segmentSuffixes {
-		key := t.layout.segmentKey(segment, suffix)
+		key := t.layout.segmentKey(files.Partition, segment, suffix)
 		err := t.retry(ctx, t.config.UploadAttempts, "upload "+key, func() error {
 			reader, done, err := sources[suffix]()
 			if err != nil {
@@ -123,27 +125,28 @@ func openSource(path string) func() (io.Reader, func(), error) {
 }
 
 // DescribeSegment reads the batch headers of a sealed segment's .log and
-// returns what its manifest entry records (offsets, size, timestamps,
-// leader-epoch ranges) under files.ID (a new one when zero), without
+// returns its manifest entry (offsets, size, timestamps, leader-epoch
+// ranges; LeaderEpoch and State are the caller's) with SegmentID files.ID
+// (a new one when zero), without
 // uploading anything: the broker commits "copy started" with it before
 // Upload writes the objects under the same ID.
-func DescribeSegment(files SegmentFiles) (RemoteSegment, error) {
+func DescribeSegment(files SegmentFiles) (metadata.SegmentManifest, error) {
 	logFile, err := os.Open(files.LogPath)
 	if err != nil {
-		return RemoteSegment{}, fmt.Errorf("tiering: describe: %w", err)
+		return metadata.SegmentManifest{}, fmt.Errorf("tiering: describe: %w", err)
 	}
 	defer logFile.Close()
 	info, err := logFile.Stat()
 	if err != nil {
-		return RemoteSegment{}, fmt.Errorf("tiering: describe: %w", err)
+		return metadata.SegmentManifest{}, fmt.Errorf("tiering: describe: %w", err)
 	}
 	segment, err := describeSegment(logFile, info.Size(), files.BaseOffset)
 	if err != nil {
-		return RemoteSegment{}, fmt.Errorf("tiering: describe %s: %w", files.LogPath, err)
+		return metadata.SegmentManifest{}, fmt.Errorf("tiering: describe %s: %w", files.LogPath, err)
 	}
-	segment.Partition, segment.ID = files.Partition, files.ID
-	if segment.ID == uuid.Nil {
-		segment.ID = uuid.New()
+	segment.SegmentID = files.ID
+	if files.ID == uuid.Nil {
+		segment.SegmentID = uuid.New()
 	}
 	return segment, nil
 }
@@ -152,35 +155,35 @@ func DescribeSegment(files SegmentFiles) (RemoteSegment, error) {
 // returns its offsets, timestamps and leader-epoch ranges. It checks the
 // framing (magic, lengths, dense offsets starting at baseOffset), not the
 // CRCs: readers verify those on every read.
-func describeSegment(file io.ReaderAt, size, baseOffset int64) (RemoteSegment, error) {
-	segment := RemoteSegment{BaseOffset: baseOffset, Size: size, FirstTimestamp: -1, MaxTimestamp: -1}
+func describeSegment(file io.ReaderAt, size, baseOffset int64) (metadata.SegmentManifest, error) {
+	segment := metadata.SegmentManifest{BaseOffset: baseOffset, SizeBytes: size, FirstTimestamp: -1, MaxTimestamp: -1}
 	if size == 0 {
-		return RemoteSegment{}, errors.New("empty segment")
+		return metadata.SegmentManifest{}, errors.New("empty segment")
 	}
 	header := make([]byte, recordbatch.HeaderSize)
 	next := baseOffset
 	for position := int64(0); position < size; {
 		if size-position < recordbatch.HeaderSize {
-			return RemoteSegment{}, fmt.Errorf("torn batch header at byte %d", position)
+			return metadata.SegmentManifest{}, fmt.Errorf("torn batch header at byte %d", position)
 		}
 		if _, err := file.ReadAt(header, position); err != nil {
-			return RemoteSegment{}, fmt.Errorf("read batch header at byte %d: %w", position, err)
+			return metadata.SegmentManifest{}, fmt.Errorf("read batch header at byte %d: %w", position, err)
 		}
 		h, err := recordbatch.ParseHeader(header)
 		if err != nil {
-			return RemoteSegment{}, fmt.Errorf("batch at byte %d: %w", position, err)
+			return metadata.SegmentManifest{}, fmt.Errorf("batch at byte %d: %w", position, err)
 		}
 		if h.BaseOffset != next {
-			return RemoteSegment{}, fmt.Errorf("batch at byte %d has base offset %d, want %d", position, h.BaseOffset, next)
+			return metadata.SegmentManifest{}, fmt.Errorf("batch at byte %d has base offset %d, want %d", position, h.BaseOffset, next)
 		}
 		if position+h.Size() > size {
-			return RemoteSegment{}, fmt.Errorf("batch at byte %d runs past the end (%d bytes)", position, size)
+			return metadata.SegmentManifest{}, fmt.Errorf("batch at byte %d runs past the end (%d bytes)", position, size)
 		}
-		if n := len(segment.LeaderEpochs); n == 0 || h.PartitionLeaderEpoch != segment.LeaderEpochs[n-1].Epoch {
-			if n > 0 && h.PartitionLeaderEpoch < segment.LeaderEpochs[n-1].Epoch {
-				return RemoteSegment{}, fmt.Errorf("batch at byte %d: leader epoch %d after %d", position, h.PartitionLeaderEpoch, segment.LeaderEpochs[n-1].Epoch)
+		if n := len(segment.EpochRanges); n == 0 || h.PartitionLeaderEpoch != segment.EpochRanges[n-1].Epoch {
+			if n > 0 && h.PartitionLeaderEpoch < segment.EpochRanges[n-1].Epoch {
+				return metadata.SegmentManifest{}, fmt.Errorf("batch at byte %d: leader epoch %d after %d", position, h.PartitionLeaderEpoch, segment.EpochRanges[n-1].Epoch)
 			}
-			segment.LeaderEpochs = append(segment.LeaderEpochs, EpochRange{Epoch: h.PartitionLeaderEpoch, StartOffset: h.BaseOffset})
+			segment.EpochRanges = append(segment.EpochRanges, metadata.EpochRange{Epoch: h.PartitionLeaderEpoch, StartOffset: h.BaseOffset})
 		}
 		if h.NumRecords > 0 && h.FirstTimestamp >= 0 && (segment.FirstTimestamp < 0 || h.FirstTimestamp < segment.FirstTimestamp) {
 			segment.FirstTimestamp = h.FirstTimestamp
@@ -196,15 +199,15 @@ func describeSegment(file io.ReaderAt, size, baseOffset int64) (RemoteSegment, e
 // DeleteSegment removes a segment's objects, the .log last. Objects
 // already gone are fine, so a repeated delete succeeds. Retriable failures
 // are retried like uploads.
-func (t *Tier) DeleteSegment(ctx context.Context, segment RemoteSegment) error {
+func (t *Tier) DeleteSegment(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest) error {
 	for i := len(segmentSuffixes) - 1; i >= 0; i-- {
-		key := t.layout.segmentKey(segment, segmentSuffixes[i])
+		key := t.layout.segmentKey(p, segment, segmentSuffixes[i])
 		if err := t.retry(ctx, t.config.UploadAttempts, "delete "+key, func() error { return t.bucket.Delete(ctx, key) }); err != nil {
-			return fmt.Errorf("tiering: delete segment %d of %s: %w", segment.BaseOffset, segment.Partition, err)
+			return fmt.Errorf("tiering: delete segment %d of %s: %w", segment.BaseOffset, p, err)
 		}
 	}
-	t.indexes.remove(segment.ID)
-	t.cache.removeSegment(segment.ID)
+	t.indexes.remove(segment.SegmentID)
+	t.cache.removeSegment(segment.SegmentID)
 	return nil
 }
 
@@ -223,7 +226,7 @@ func (t *Tier) PutManifest(ctx context.Context, m Manifest) error {
 
 // DeleteManifest removes the partition's manifest snapshot object (its
 // topic was deleted); a missing one counts as deleted.
-func (t *Tier) DeleteManifest(ctx context.Context, p Partition) error {
+func (t *Tier) DeleteManifest(ctx context.Context, p metadata.TopicPartition) error {
 	key := t.layout.manifestKey(p)
 	return t.retry(ctx, t.config.UploadAttempts, "delete "+key, func() error {
 		err := t.bucket.Delete(ctx, key)
@@ -236,7 +239,7 @@ func (t *Tier) DeleteManifest(ctx context.Context, p Partition) error {
 
 // GetManifest reads the partition's manifest snapshot object: ErrNotFound
 // when there is none, a *CorruptError when it does not decode.
-func (t *Tier) GetManifest(ctx context.Context, p Partition) (Manifest, error) {
+func (t *Tier) GetManifest(ctx context.Context, p metadata.TopicPartition) (Manifest, error) {
 	key := t.layout.manifestKey(p)
 	data, err := t.getAll(ctx, key)
 	if err != nil {
@@ -254,8 +257,8 @@ func (t *Tier) GetManifest(ctx context.Context, p Partition) (Manifest, error) {
 
 // ReadEpochs reads a remote segment's leader-epoch ranges from its .epochs
 // object (a follower rebuilding its leader-epoch cache from the bucket).
-func (t *Tier) ReadEpochs(ctx context.Context, segment RemoteSegment) ([]EpochRange, error) {
-	key := t.layout.segmentKey(segment, suffixEpochs)
+func (t *Tier) ReadEpochs(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest) ([]metadata.EpochRange, error) {
+	key := t.layout.segmentKey(p, segment, suffixEpochs)
 	data, err := t.getAll(ctx, key)
 	if err != nil {
 		return nil, err
@@ -281,8 +284,8 @@ func (t *Tier) getAll(ctx context.Context, key string) ([]byte, error) {
 // ReadProducerSnapshot returns a remote segment's .producers object (the
 // producer-state snapshot uploaded with it; empty when it had none), for a
 // replica rebuilding its producer state from the bucket.
-func (t *Tier) ReadProducerSnapshot(ctx context.Context, segment RemoteSegment) ([]byte, error) {
-	return t.getAll(ctx, t.layout.segmentKey(segment, suffixProducers))
+func (t *Tier) ReadProducerSnapshot(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest) ([]byte, error) {
+	return t.getAll(ctx, t.layout.segmentKey(p, segment, suffixProducers))
 }
 
 // Manifests reads every partition's manifest snapshot under the prefix:

@@ -6,6 +6,7 @@ import (
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/metadata"
 )
 
 // Topic is the partition's topic name.
@@ -16,6 +17,12 @@ func (p *Partition) TopicID() [16]byte { return p.topicID }
 
 // Index is the partition's number within its topic.
 func (p *Partition) Index() int32 { return p.index }
+
+// Name is the partition's topic, topic id and index: what its tiered
+// segments are stored under.
+func (p *Partition) Name() metadata.TopicPartition {
+	return metadata.TopicPartition{Topic: p.topic, TopicID: p.topicID, Partition: p.index}
+}
 
 // Logger logs with the partition's topic and index.
 func (p *Partition) Logger() *slog.Logger { return p.log }

@@ -87,7 +87,7 @@ func runTiering(args []string, stdout, stderr io.Writer) error {
 				fmt.Fprintf(stdout, "ORPHAN     %s\n", key)
 			}
 			for _, m := range r.Missing {
-				fmt.Fprintf(stdout, "MISSING    %s (segment %d..%d of %s)\n", m.Key, m.Segment.BaseOffset, m.Segment.LastOffset, m.Segment.Partition)
+				fmt.Fprintf(stdout, "MISSING    %s (segment %d..%d of %s)\n", m.Key, m.Segment.BaseOffset, m.Segment.LastOffset, m.Partition)
 			}
 			for _, key := range r.SizeMismatches {
 				fmt.Fprintf(stdout, "WRONG SIZE %s\n", key)
