@@ -239,7 +239,7 @@ func (m *tierManager) work(ctx context.Context, p *partition.Partition, task *ti
 	changed := false
 	defer func() {
 		if changed {
-			if err := m.putManifest(ctx, tp); err != nil {
+			if err := m.putManifestSnapshot(ctx, tp); err != nil {
 				p.Logger().Warn("writing the manifest snapshot to the bucket failed; retried after the next change", "err", err)
 			}
 		}
@@ -494,17 +494,17 @@ func (m *tierManager) deleteRemote(ctx context.Context, tp metadata.TopicPartiti
 	return nil
 }
 
-// putManifest writes the partition's manifest snapshot (its readable
+// putManifestSnapshot writes the partition's manifest snapshot (its readable
 // segments) to the bucket, for recovery from the bucket alone.
-func (m *tierManager) putManifest(ctx context.Context, tp metadata.TopicPartition) error {
-	manifest := tiering.Manifest{Partition: tp}
+func (m *tierManager) putManifestSnapshot(ctx context.Context, tp metadata.TopicPartition) error {
+	manifest := tiering.ManifestSnapshot{Partition: tp}
 	m.store.State().EachSegment(tp.TopicID, tp.Partition, 0, func(e metadata.SegmentManifest) bool {
 		if e.State == metadata.SegmentCopyFinished {
 			manifest.Segments = append(manifest.Segments, e)
 		}
 		return true
 	})
-	return m.tier.PutManifest(ctx, manifest)
+	return m.tier.PutManifestSnapshot(ctx, manifest)
 }
 
 // lowestLiveBroker reports whether this broker has the lowest id among the
@@ -570,7 +570,7 @@ func (m *tierManager) cleanDeletedTopics(ctx context.Context) error {
 				return err
 			}
 		}
-		if err := m.tier.DeleteManifest(ctx, tp); err != nil {
+		if err := m.tier.DeleteManifestSnapshot(ctx, tp); err != nil {
 			return err
 		}
 		m.log.Info("deleted the remote data of a deleted topic", "topic", name, "partition", t.partition, "segments", len(entries))

@@ -49,14 +49,14 @@ func (s *Server) RecoverFromBucket(ctx context.Context, progress func(RecoverPro
 	if tier == nil {
 		return ErrNoTier
 	}
-	manifests, err := tier.Manifests(ctx)
+	manifests, err := tier.ManifestSnapshots(ctx)
 	if err != nil {
-		return fmt.Errorf("reading the manifests in the bucket: %w", err)
+		return fmt.Errorf("reading the manifest snapshots in the bucket: %w", err)
 	}
 	type topicManifests struct {
 		name       string
 		id         [16]byte
-		partitions map[int32]tiering.Manifest
+		partitions map[int32]tiering.ManifestSnapshot
 		count      int32
 	}
 	var order [][16]byte
@@ -64,7 +64,7 @@ func (s *Server) RecoverFromBucket(ctx context.Context, progress func(RecoverPro
 	for _, m := range manifests {
 		t := topics[m.Partition.TopicID]
 		if t == nil {
-			t = &topicManifests{name: m.Partition.Topic, id: m.Partition.TopicID, partitions: map[int32]tiering.Manifest{}}
+			t = &topicManifests{name: m.Partition.Topic, id: m.Partition.TopicID, partitions: map[int32]tiering.ManifestSnapshot{}}
 			topics[t.id] = t
 			order = append(order, t.id)
 		}
@@ -127,7 +127,7 @@ func (s *Server) RecoverFromBucket(ctx context.Context, progress func(RecoverPro
 
 // importPartition imports the manifest's segments past the partition's
 // remote log end.
-func (s *Server) importPartition(ctx context.Context, topicID [16]byte, partition int32, m tiering.Manifest) (int, error) {
+func (s *Server) importPartition(ctx context.Context, topicID [16]byte, partition int32, m tiering.ManifestSnapshot) (int, error) {
 	from := int64(0)
 	if _, end, ok := s.cfg.Metadata.State().RemoteLogOffsets(topicID, partition); ok {
 		from = end + 1
@@ -162,7 +162,7 @@ func (s *Server) ScrubBucket(ctx context.Context) (tiering.ScrubReport, error) {
 		return tiering.ScrubReport{}, ErrNoTier
 	}
 	state := s.cfg.Metadata.State()
-	var manifests []tiering.Manifest
+	var manifests []tiering.ManifestSnapshot
 	var err error
 	state.EachSegmentPartition(func(topicID [16]byte, partition int32, _ int) bool {
 		name := ""
@@ -175,7 +175,7 @@ func (s *Server) ScrubBucket(ctx context.Context) (tiering.ScrubReport, error) {
 			err = nil
 			return true // a deleted topic with no object left
 		}
-		m := tiering.Manifest{Partition: metadata.TopicPartition{Topic: name, TopicID: topicID, Partition: partition}}
+		m := tiering.ManifestSnapshot{Partition: metadata.TopicPartition{Topic: name, TopicID: topicID, Partition: partition}}
 		state.EachSegment(topicID, partition, 0, func(e metadata.SegmentManifest) bool {
 			m.Segments = append(m.Segments, e)
 			return true
@@ -195,7 +195,7 @@ func (s *Server) ScrubBucket(ctx context.Context) (tiering.ScrubReport, error) {
 	state.EachTopic(func(t metadata.Topic) bool {
 		for _, p := range t.Partitions {
 			if tp := (metadata.TopicPartition{Topic: t.Name, TopicID: t.ID, Partition: p.Index}); !listed[tp] {
-				manifests = append(manifests, tiering.Manifest{Partition: tp})
+				manifests = append(manifests, tiering.ManifestSnapshot{Partition: tp})
 			}
 		}
 		return true

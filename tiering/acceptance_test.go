@@ -20,7 +20,7 @@ func TestAcceptance(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Run("BucketContract", func(t *testing.T) { testBucketContract(t, b) })
 			t.Run("RoundTrip", func(t *testing.T) { testRoundTrip(t, b) })
-			t.Run("ManifestAndScrub", func(t *testing.T) { testManifestAndScrub(t, b) })
+			t.Run("ManifestSnapshotAndScrub", func(t *testing.T) { testManifestSnapshotAndScrub(t, b) })
 		})
 	}
 }
@@ -194,27 +194,27 @@ func testRoundTrip(t *testing.T, b backend) {
 	}
 }
 
-// testManifestAndScrub: manifest snapshot round trip; scrub finds orphans
+// testManifestSnapshotAndScrub: manifest snapshot round trip; scrub finds orphans
 // and missing objects; delete is idempotent.
-func testManifestAndScrub(t *testing.T, b backend) {
+func testManifestSnapshotAndScrub(t *testing.T, b backend) {
 	url, _ := b.open(t)
 	bucket := openBucket(t, url)
 	local := buildLocalLog(t, 150, 256<<10, 0, 2)
 	tier := newTier(t, tiering.Config{Bucket: bucket})
 	ctx := context.Background()
 	segments := local.uploadAll(t, tier)
-	manifest := tiering.Manifest{Partition: testPartition, Segments: segments}
-	if _, err := tier.GetManifest(ctx, testPartition); !errors.Is(err, tiering.ErrNotFound) {
+	manifest := tiering.ManifestSnapshot{Partition: testPartition, Segments: segments}
+	if _, err := tier.GetManifestSnapshot(ctx, testPartition); !errors.Is(err, tiering.ErrNotFound) {
 		t.Fatalf("manifest before any: %v", err)
 	}
-	if err := tier.PutManifest(ctx, manifest); err != nil {
+	if err := tier.PutManifestSnapshot(ctx, manifest); err != nil {
 		t.Fatal(err)
 	}
-	got, err := tier.GetManifest(ctx, testPartition)
+	got, err := tier.GetManifestSnapshot(ctx, testPartition)
 	if err != nil || fmt.Sprint(got) != fmt.Sprint(manifest) {
 		t.Fatalf("manifest read back: %v\n%+v\nwant\n%+v", err, got, manifest)
 	}
-	all, err := tier.Manifests(ctx)
+	all, err := tier.ManifestSnapshots(ctx)
 	if err != nil || len(all) != 1 || fmt.Sprint(all[0]) != fmt.Sprint(manifest) {
 		t.Fatalf("Manifests: %v, %d manifests", err, len(all))
 	}
@@ -240,7 +240,7 @@ func testManifestAndScrub(t *testing.T, b backend) {
 	if err := bucket.Delete(ctx, strings.TrimSuffix(objectKey(t, bucket, uuid.UUID(lost.SegmentID).String(), ".log"), ".log")+".index"); err != nil {
 		t.Fatal(err)
 	}
-	report, err = tier.Scrub(ctx, []tiering.Manifest{manifest})
+	report, err = tier.Scrub(ctx, []tiering.ManifestSnapshot{manifest})
 	if err != nil {
 		t.Fatal(err)
 	}

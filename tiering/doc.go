@@ -9,6 +9,13 @@
 // commits the returned entry in the Raft manifest; this package moves and
 // checks bytes.
 //
+// "Manifest" means one thing here as everywhere in Strata: the Raft
+// manifest of tiered segments, whose entries are metadata.SegmentManifest
+// values. A copy of one partition's manifest is a ManifestSnapshot; the
+// object it is written to in the bucket is the manifest snapshot object
+// (named "manifest" in the bucket for historical reasons: the name is part
+// of the format and stays).
+//
 // # Using it
 //
 //	bucket, _ := tiering.OpenBucket(ctx, "s3://b?endpoint=http://127.0.0.1:7070&region=us-east-1&use_path_style=true")
@@ -65,11 +72,13 @@
 //	| crc32c uint32   |   CRC-32C (Castagnoli) of every byte before it
 //	+-----------------+
 //
-// # manifest object
+// # Manifest snapshot object
 //
-// A snapshot of the partition's remote segments (what the Raft manifest
-// holds for it), written by PutManifest, so that a cluster can be rebuilt
-// from the bucket alone. Big endian; part of the format, do not change:
+// A snapshot of the partition's readable remote segments (its Raft
+// manifest's SegmentCopyFinished entries), written by PutManifestSnapshot,
+// so that a cluster can be rebuilt from the bucket alone. An entry's
+// LeaderEpoch and State are not in it. Big endian; part of the format, do
+// not change:
 //
 //	 0        4        6          8
 //	+--------+--------+----------+--------------------+
@@ -99,11 +108,11 @@
 //	| crc32c uint32   |   CRC-32C of every byte before it
 //	+-----------------+
 //
-// Manifests lists and decodes every partition's manifest under the prefix
-// (disaster recovery). An object that fails any check (magic, version, CRC,
-// lengths, order) is
-// reported as a *CorruptError; nothing from it is used. testdata/*.golden
-// pin both formats.
+// ManifestSnapshots lists and decodes every partition's manifest snapshot
+// under the prefix (disaster recovery). An object that fails any check
+// (magic, version, CRC, lengths, order) is reported as a *CorruptError;
+// nothing from it is used. testdata/*.golden pin both formats
+// (manifest.golden is the manifest snapshot object).
 //
 // # Upload
 //
@@ -170,9 +179,10 @@
 // # Scrub
 //
 // Scrub (whole prefix) and ScrubPartition list the bucket and compare it
-// with manifests: objects without an entry (orphans: failed uploads,
-// interrupted deletes, unknown names), entries whose objects are missing,
-// and .log objects whose size differs from the entry.
+// with snapshots of the partitions' manifests (entries in every state):
+// objects without an entry (orphans: failed uploads, interrupted deletes,
+// unknown names), entries whose objects are missing, and .log objects whose
+// size differs from the entry.
 //
 // # Concurrency
 //

@@ -67,7 +67,7 @@ func TestUnreachableStoreIsRetriable(t *testing.T) {
 	if _, err := tier.Upload(ctx, local.files(t, local.sealed[1])); !tiering.IsRetriable(err) {
 		t.Fatalf("upload while unreachable: %v", err)
 	}
-	if _, err := tier.GetManifest(ctx, testPartition); !tiering.IsRetriable(err) || errors.Is(err, tiering.ErrNotFound) {
+	if _, err := tier.GetManifestSnapshot(ctx, testPartition); !tiering.IsRetriable(err) || errors.Is(err, tiering.ErrNotFound) {
 		t.Fatalf("manifest while unreachable: %v", err)
 	}
 	if _, err := tier.Scrub(ctx, nil); !tiering.IsRetriable(err) {

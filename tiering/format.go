@@ -14,56 +14,57 @@ import (
 // In-bucket formats of the objects this package writes itself. Part of the
 // format, do not change (see doc.go).
 const (
-	manifestMagic   = "STRM"
-	manifestVersion = 1
-	epochsMagic     = "STRE"
-	epochsVersion   = 1
+	manifestSnapshotMagic   = "STRM"
+	manifestSnapshotVersion = 1
+	epochsMagic             = "STRE"
+	epochsVersion           = 1
 
 	// Sizes of the fixed parts.
-	formatHeaderSize   = 6 // magic + version
-	formatCRCSize      = 4
-	manifestEntrySize  = 16 + 5*8 + 4
-	epochRangeSize     = 4 + 8
-	maxTopicNameLength = 249 // Kafka's limit
+	formatHeaderSize          = 6 // magic + version
+	formatCRCSize             = 4
+	manifestSnapshotEntrySize = 16 + 5*8 + 4
+	epochRangeSize            = 4 + 8
+	maxTopicNameLength        = 249 // Kafka's limit
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Manifest is the per-partition manifest snapshot kept in the bucket so a
-// cluster can be rebuilt from the bucket alone: the partition's remote
-// segments sorted by base offset. The object holds each entry's segment
-// id, offsets, size, timestamps and epoch ranges; LeaderEpoch and State
-// are not in it (decoded entries have them zero).
-type Manifest struct {
+// ManifestSnapshot is a copy of one partition's manifest (its Raft
+// manifest entries, sorted by base offset) taken at one moment. Encoded, it
+// is the partition's manifest snapshot object, kept in the bucket so a
+// cluster can be rebuilt from the bucket alone. The object holds each
+// entry's segment id, offsets, size, timestamps and epoch ranges;
+// LeaderEpoch and State are not in it (decoded entries have them zero).
+type ManifestSnapshot struct {
 	Partition metadata.TopicPartition
 	Segments  []metadata.SegmentManifest // sorted by BaseOffset
 }
 
-// MarshalManifest encodes m in the manifest object format. Segments are
-// written sorted by base offset; two segments with one base offset or a
-// last offset below its base offset are refused.
-func MarshalManifest(m Manifest) ([]byte, error) {
+// MarshalManifestSnapshot encodes m in the manifest snapshot object format
+// (doc.go). Segments are written sorted by base offset; two segments with
+// one base offset or a last offset below its base offset are refused.
+func MarshalManifestSnapshot(m ManifestSnapshot) ([]byte, error) {
 	if len(m.Partition.Topic) == 0 || len(m.Partition.Topic) > maxTopicNameLength {
-		return nil, fmt.Errorf("tiering: manifest: topic name length %d out of range", len(m.Partition.Topic))
+		return nil, fmt.Errorf("tiering: manifest snapshot: topic name length %d out of range", len(m.Partition.Topic))
 	}
 	segments := append([]metadata.SegmentManifest(nil), m.Segments...)
 	sort.Slice(segments, func(i, j int) bool { return segments[i].BaseOffset < segments[j].BaseOffset })
 	size := formatHeaderSize + 2 + len(m.Partition.Topic) + 16 + 4 + 4 + formatCRCSize
 	for i, s := range segments {
 		if s.LastOffset < s.BaseOffset {
-			return nil, fmt.Errorf("tiering: manifest of %s: segment %s: last offset %d below base offset %d", m.Partition, uuid.UUID(s.SegmentID), s.LastOffset, s.BaseOffset)
+			return nil, fmt.Errorf("tiering: manifest snapshot of %s: segment %s: last offset %d below base offset %d", m.Partition, uuid.UUID(s.SegmentID), s.LastOffset, s.BaseOffset)
 		}
 		if err := checkEpochRanges(s.EpochRanges); err != nil {
-			return nil, fmt.Errorf("tiering: manifest of %s: segment %s: %w", m.Partition, uuid.UUID(s.SegmentID), err)
+			return nil, fmt.Errorf("tiering: manifest snapshot of %s: segment %s: %w", m.Partition, uuid.UUID(s.SegmentID), err)
 		}
 		if i > 0 && segments[i-1].BaseOffset == s.BaseOffset {
-			return nil, fmt.Errorf("tiering: manifest of %s: two segments at base offset %d", m.Partition, s.BaseOffset)
+			return nil, fmt.Errorf("tiering: manifest snapshot of %s: two segments at base offset %d", m.Partition, s.BaseOffset)
 		}
-		size += manifestEntrySize + epochRangeSize*len(s.EpochRanges)
+		size += manifestSnapshotEntrySize + epochRangeSize*len(s.EpochRanges)
 	}
 	out := make([]byte, 0, size)
-	out = append(out, manifestMagic...)
-	out = binary.BigEndian.AppendUint16(out, manifestVersion)
+	out = append(out, manifestSnapshotMagic...)
+	out = binary.BigEndian.AppendUint16(out, manifestSnapshotVersion)
 	out = binary.BigEndian.AppendUint16(out, uint16(len(m.Partition.Topic)))
 	out = append(out, m.Partition.Topic...)
 	out = append(out, m.Partition.TopicID[:]...)
@@ -79,22 +80,23 @@ func MarshalManifest(m Manifest) ([]byte, error) {
 	return binary.BigEndian.AppendUint32(out, crc32.Checksum(out, castagnoli)), nil
 }
 
-// UnmarshalManifest decodes a manifest object; key names the object in
-// errors. Bytes that are not a valid manifest give a *CorruptError.
-func UnmarshalManifest(key string, data []byte) (Manifest, error) {
-	body, err := checkFraming(key, data, manifestMagic, manifestVersion)
+// UnmarshalManifestSnapshot decodes a manifest snapshot object; key names
+// the object in errors. Bytes that are not a valid manifest snapshot give a
+// *CorruptError.
+func UnmarshalManifestSnapshot(key string, data []byte) (ManifestSnapshot, error) {
+	body, err := checkFraming(key, data, manifestSnapshotMagic, manifestSnapshotVersion)
 	if err != nil {
-		return Manifest{}, err
+		return ManifestSnapshot{}, err
 	}
 	d := decoder{key: key, data: body, position: formatHeaderSize}
-	var m Manifest
+	var m ManifestSnapshot
 	topicLength := int(d.uint16())
 	m.Partition.Topic = string(d.bytes(topicLength))
 	copy(m.Partition.TopicID[:], d.bytes(16))
 	m.Partition.Partition = int32(d.uint32())
 	count := d.uint32()
-	if d.err == nil && uint64(count)*manifestEntrySize > uint64(len(body)) {
-		return Manifest{}, corruptf(key, -1, "segment count %d larger than the object", count)
+	if d.err == nil && uint64(count)*manifestSnapshotEntrySize > uint64(len(body)) {
+		return ManifestSnapshot{}, corruptf(key, -1, "segment count %d larger than the object", count)
 	}
 	m.Segments = make([]metadata.SegmentManifest, 0, count)
 	for i := uint32(0); i < count && d.err == nil; i++ {
@@ -107,12 +109,12 @@ func UnmarshalManifest(key string, data []byte) (Manifest, error) {
 		s.MaxTimestamp = int64(d.uint64())
 		s.EpochRanges = d.epochRanges()
 		if d.err == nil && (s.LastOffset < s.BaseOffset || (i > 0 && s.BaseOffset <= m.Segments[i-1].BaseOffset)) {
-			return Manifest{}, corruptf(key, -1, "segment %d out of order", i)
+			return ManifestSnapshot{}, corruptf(key, -1, "segment %d out of order", i)
 		}
 		m.Segments = append(m.Segments, s)
 	}
 	if d.err == nil && d.position != len(body) {
-		return Manifest{}, corruptf(key, int64(d.position), "%d trailing bytes", len(body)-d.position)
+		return ManifestSnapshot{}, corruptf(key, int64(d.position), "%d trailing bytes", len(body)-d.position)
 	}
 	return m, d.err
 }

@@ -22,8 +22,8 @@ var goldenPartition = metadata.TopicPartition{
 	Partition: 3,
 }
 
-func goldenManifest() Manifest {
-	return Manifest{Partition: goldenPartition, Segments: []metadata.SegmentManifest{
+func goldenManifestSnapshot() ManifestSnapshot {
+	return ManifestSnapshot{Partition: goldenPartition, Segments: []metadata.SegmentManifest{
 		{
 			SegmentID:  uuid.MustParse("00112233-4455-6677-8899-aabbccddeeff"),
 			BaseOffset: 0, LastOffset: 4241, SizeBytes: 1048576, FirstTimestamp: 1700000000000, MaxTimestamp: 1700000099999,
@@ -60,16 +60,16 @@ func checkGolden(t *testing.T, name string, data []byte) {
 	}
 }
 
-func TestManifestGolden(t *testing.T) {
-	m := goldenManifest()
+func TestManifestSnapshotGolden(t *testing.T) {
+	m := goldenManifestSnapshot()
 	// Marshal sorts: hand the segments over in reverse.
-	reversed := Manifest{Partition: m.Partition, Segments: []metadata.SegmentManifest{m.Segments[1], m.Segments[0]}}
-	data, err := MarshalManifest(reversed)
+	reversed := ManifestSnapshot{Partition: m.Partition, Segments: []metadata.SegmentManifest{m.Segments[1], m.Segments[0]}}
+	data, err := MarshalManifestSnapshot(reversed)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkGolden(t, "manifest.golden", data)
-	decoded, err := UnmarshalManifest("manifest", data)
+	decoded, err := UnmarshalManifestSnapshot("manifest", data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,33 +80,33 @@ func TestManifestGolden(t *testing.T) {
 	for i := range data {
 		damaged := append([]byte(nil), data...)
 		damaged[i] ^= 0x01
-		if _, err := UnmarshalManifest("manifest", damaged); !IsCorrupt(err) {
+		if _, err := UnmarshalManifestSnapshot("manifest", damaged); !IsCorrupt(err) {
 			t.Fatalf("byte %d flipped: %v", i, err)
 		}
-		if _, err := UnmarshalManifest("manifest", data[:i]); !IsCorrupt(err) {
+		if _, err := UnmarshalManifestSnapshot("manifest", data[:i]); !IsCorrupt(err) {
 			t.Fatalf("truncated to %d bytes: %v", i, err)
 		}
 	}
-	empty, err := MarshalManifest(Manifest{Partition: goldenPartition})
+	empty, err := MarshalManifestSnapshot(ManifestSnapshot{Partition: goldenPartition})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if decoded, err := UnmarshalManifest("manifest", empty); err != nil || len(decoded.Segments) != 0 || decoded.Partition != goldenPartition {
+	if decoded, err := UnmarshalManifestSnapshot("manifest", empty); err != nil || len(decoded.Segments) != 0 || decoded.Partition != goldenPartition {
 		t.Fatalf("empty manifest: %+v, %v", decoded, err)
 	}
 }
 
-func TestManifestRefusesInconsistentEntries(t *testing.T) {
-	for name, change := range map[string]func(*Manifest){
-		"duplicate base offset": func(m *Manifest) { m.Segments[1].BaseOffset = 0; m.Segments[1].LastOffset = 5 },
-		"last below base":       func(m *Manifest) { m.Segments[0].LastOffset = -1 },
-		"epochs out of order":   func(m *Manifest) { m.Segments[0].EpochRanges[1].Epoch = 0 },
-		"no topic":              func(m *Manifest) { m.Partition.Topic = "" },
+func TestManifestSnapshotRefusesInconsistentEntries(t *testing.T) {
+	for name, change := range map[string]func(*ManifestSnapshot){
+		"duplicate base offset": func(m *ManifestSnapshot) { m.Segments[1].BaseOffset = 0; m.Segments[1].LastOffset = 5 },
+		"last below base":       func(m *ManifestSnapshot) { m.Segments[0].LastOffset = -1 },
+		"epochs out of order":   func(m *ManifestSnapshot) { m.Segments[0].EpochRanges[1].Epoch = 0 },
+		"no topic":              func(m *ManifestSnapshot) { m.Partition.Topic = "" },
 	} {
 		t.Run(name, func(t *testing.T) {
-			m := goldenManifest()
+			m := goldenManifestSnapshot()
 			change(&m)
-			if _, err := MarshalManifest(m); err == nil {
+			if _, err := MarshalManifestSnapshot(m); err == nil {
 				t.Fatal("marshalled")
 			}
 		})
@@ -131,7 +131,7 @@ func TestEpochsGolden(t *testing.T) {
 }
 
 func TestLayoutGolden(t *testing.T) {
-	segment := goldenManifest().Segments[1]
+	segment := goldenManifestSnapshot().Segments[1]
 	for _, c := range []struct {
 		prefix, suffix, want string
 	}{
@@ -150,7 +150,7 @@ func TestLayoutGolden(t *testing.T) {
 			t.Fatalf("parse %s: %d %s %s %v", key, base, id, suffix, ok)
 		}
 	}
-	if got := (layout{prefix: "p"}).manifestKey(goldenPartition); got != "p/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/manifest" {
+	if got := (layout{prefix: "p"}).manifestSnapshotKey(goldenPartition); got != "p/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/manifest" {
 		t.Fatalf("manifest key %s", got)
 	}
 	for _, bad := range []string{"p/x/manifest", "p/0-ffeeddcc-bbaa-9988-7766-554433221100.log", "p/00000000000000004242-ffeeddcc-bbaa-9988-7766-554433221100.tmp"} {

@@ -24,9 +24,9 @@ const (
 	suffixEpochs      = ".epochs"
 	suffixProducers   = ".producers"
 
-	// manifestName is the per-partition manifest snapshot object, next to
+	// manifestSnapshotName is the per-partition manifest snapshot object, next to
 	// the partition's segment objects.
-	manifestName = "manifest"
+	manifestSnapshotName = "manifest"
 )
 
 // segmentSuffixes lists a segment's objects in upload order: the log, which
@@ -53,8 +53,8 @@ func (l layout) segmentKey(p metadata.TopicPartition, segment metadata.SegmentMa
 	return l.partitionPrefix(p) + segmentStem(segment.BaseOffset, segment.SegmentID) + suffix
 }
 
-func (l layout) manifestKey(p metadata.TopicPartition) string {
-	return l.partitionPrefix(p) + manifestName
+func (l layout) manifestSnapshotKey(p metadata.TopicPartition) string {
+	return l.partitionPrefix(p) + manifestSnapshotName
 }
 
 // segmentStem is "<base offset, 20 digits>-<uuid>".

@@ -9,12 +9,12 @@ import (
 )
 
 // ScrubReport lists the differences between the objects in the bucket and
-// the manifests they were checked against.
+// the manifest they were checked against.
 type ScrubReport struct {
 	// Objects is how many objects were listed.
 	Objects int
 	// Orphans are keys with no manifest entry: objects of segments the
-	// manifests do not name (a failed or unfinished upload, a delete that
+	// manifest does not name (a failed or unfinished upload, a delete that
 	// stopped half way) and names this package does not write.
 	Orphans []string
 	// Missing are objects that a manifest entry needs and the bucket does
@@ -37,31 +37,33 @@ func (r ScrubReport) Clean() bool {
 }
 
 // ScrubPartition compares the objects under the partition's prefix with its
-// manifest. Manifest snapshot objects are expected, not orphans.
-func (t *Tier) ScrubPartition(ctx context.Context, m Manifest) (ScrubReport, error) {
-	return t.scrub(ctx, t.layout.partitionPrefix(m.Partition), []Manifest{m})
+// manifest (a snapshot of it, with entries in every state). Manifest
+// snapshot objects are expected, not orphans.
+func (t *Tier) ScrubPartition(ctx context.Context, m ManifestSnapshot) (ScrubReport, error) {
+	return t.scrub(ctx, t.layout.partitionPrefix(m.Partition), []ManifestSnapshot{m})
 }
 
 // Scrub compares every object under the configured prefix with the given
-// manifests: objects of partitions without a manifest here are orphans.
-func (t *Tier) Scrub(ctx context.Context, manifests []Manifest) (ScrubReport, error) {
+// snapshots of the partitions' manifests: objects of partitions without a
+// snapshot here are orphans.
+func (t *Tier) Scrub(ctx context.Context, snapshots []ManifestSnapshot) (ScrubReport, error) {
 	listPrefix := ""
 	if t.config.Prefix != "" {
 		listPrefix = t.config.Prefix + "/"
 	}
-	return t.scrub(ctx, listPrefix, manifests)
+	return t.scrub(ctx, listPrefix, snapshots)
 }
 
-func (t *Tier) scrub(ctx context.Context, listPrefix string, manifests []Manifest) (ScrubReport, error) {
+func (t *Tier) scrub(ctx context.Context, listPrefix string, snapshots []ManifestSnapshot) (ScrubReport, error) {
 	type expectation struct {
 		partition metadata.TopicPartition
 		segment   metadata.SegmentManifest
 		suffix    string
 	}
 	expected := make(map[string]expectation)
-	manifestKeys := make(map[string]bool)
-	for _, m := range manifests {
-		manifestKeys[t.layout.manifestKey(m.Partition)] = true
+	snapshotKeys := make(map[string]bool)
+	for _, m := range snapshots {
+		snapshotKeys[t.layout.manifestSnapshotKey(m.Partition)] = true
 		for _, segment := range m.Segments {
 			for _, suffix := range segmentSuffixes {
 				expected[t.layout.segmentKey(m.Partition, segment, suffix)] = expectation{partition: m.Partition, segment: segment, suffix: suffix}
@@ -79,7 +81,7 @@ func (t *Tier) scrub(ctx context.Context, listPrefix string, manifests []Manifes
 			}
 			return nil
 		}
-		if manifestKeys[key] {
+		if snapshotKeys[key] {
 			return nil
 		}
 		report.Orphans = append(report.Orphans, key)

@@ -211,23 +211,23 @@ func (t *Tier) DeleteSegment(ctx context.Context, p metadata.TopicPartition, seg
 	return nil
 }
 
-// PutManifest writes the partition's manifest snapshot object, replacing
-// the previous one.
-func (t *Tier) PutManifest(ctx context.Context, m Manifest) error {
-	data, err := MarshalManifest(m)
+// PutManifestSnapshot writes the partition's manifest snapshot object,
+// replacing the previous one.
+func (t *Tier) PutManifestSnapshot(ctx context.Context, m ManifestSnapshot) error {
+	data, err := MarshalManifestSnapshot(m)
 	if err != nil {
 		return err
 	}
-	key := t.layout.manifestKey(m.Partition)
+	key := t.layout.manifestSnapshotKey(m.Partition)
 	return t.retry(ctx, t.config.UploadAttempts, "upload "+key, func() error {
 		return t.bucket.Upload(ctx, key, bytes.NewReader(data), t.config.UploadPartBytes)
 	})
 }
 
-// DeleteManifest removes the partition's manifest snapshot object (its
-// topic was deleted); a missing one counts as deleted.
-func (t *Tier) DeleteManifest(ctx context.Context, p metadata.TopicPartition) error {
-	key := t.layout.manifestKey(p)
+// DeleteManifestSnapshot removes the partition's manifest snapshot object
+// (its topic was deleted); a missing one counts as deleted.
+func (t *Tier) DeleteManifestSnapshot(ctx context.Context, p metadata.TopicPartition) error {
+	key := t.layout.manifestSnapshotKey(p)
 	return t.retry(ctx, t.config.UploadAttempts, "delete "+key, func() error {
 		err := t.bucket.Delete(ctx, key)
 		if errors.Is(err, ErrNotFound) {
@@ -237,20 +237,20 @@ func (t *Tier) DeleteManifest(ctx context.Context, p metadata.TopicPartition) er
 	})
 }
 
-// GetManifest reads the partition's manifest snapshot object: ErrNotFound
+// GetManifestSnapshot reads the partition's manifest snapshot object: ErrNotFound
 // when there is none, a *CorruptError when it does not decode.
-func (t *Tier) GetManifest(ctx context.Context, p metadata.TopicPartition) (Manifest, error) {
-	key := t.layout.manifestKey(p)
+func (t *Tier) GetManifestSnapshot(ctx context.Context, p metadata.TopicPartition) (ManifestSnapshot, error) {
+	key := t.layout.manifestSnapshotKey(p)
 	data, err := t.getAll(ctx, key)
 	if err != nil {
-		return Manifest{}, fmt.Errorf("tiering: manifest of %s: %w", p, err)
+		return ManifestSnapshot{}, fmt.Errorf("tiering: manifest snapshot of %s: %w", p, err)
 	}
-	m, err := UnmarshalManifest(key, data)
+	m, err := UnmarshalManifestSnapshot(key, data)
 	if err != nil {
-		return Manifest{}, err
+		return ManifestSnapshot{}, err
 	}
 	if m.Partition != p {
-		return Manifest{}, corruptf(key, -1, "manifest names partition %s", m.Partition)
+		return ManifestSnapshot{}, corruptf(key, -1, "manifest snapshot names partition %s", m.Partition)
 	}
 	return m, nil
 }
@@ -288,36 +288,36 @@ func (t *Tier) ReadProducerSnapshot(ctx context.Context, p metadata.TopicPartiti
 	return t.getAll(ctx, t.layout.segmentKey(p, segment, suffixProducers))
 }
 
-// Manifests reads every partition's manifest snapshot under the prefix:
-// what a cluster rebuilt from the bucket alone starts from. A manifest that
-// does not decode fails the call with its *CorruptError.
-func (t *Tier) Manifests(ctx context.Context) ([]Manifest, error) {
+// ManifestSnapshots reads every partition's manifest snapshot object under
+// the prefix: what a cluster rebuilt from the bucket alone starts from. An
+// object that does not decode fails the call with its *CorruptError.
+func (t *Tier) ManifestSnapshots(ctx context.Context) ([]ManifestSnapshot, error) {
 	listPrefix := ""
 	if t.config.Prefix != "" {
 		listPrefix = t.config.Prefix + "/"
 	}
 	var keys []string
 	err := t.bucket.Iter(ctx, listPrefix, func(key string, size int64) error {
-		if path.Base(key) == manifestName {
+		if path.Base(key) == manifestSnapshotName {
 			keys = append(keys, key)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tiering: list manifests: %w", err)
+		return nil, fmt.Errorf("tiering: list manifest snapshots: %w", err)
 	}
-	manifests := make([]Manifest, 0, len(keys))
+	manifests := make([]ManifestSnapshot, 0, len(keys))
 	for _, key := range keys {
 		data, err := t.getAll(ctx, key)
 		if err != nil {
-			return nil, fmt.Errorf("tiering: list manifests: %w", err)
+			return nil, fmt.Errorf("tiering: list manifest snapshots: %w", err)
 		}
-		m, err := UnmarshalManifest(key, data)
+		m, err := UnmarshalManifestSnapshot(key, data)
 		if err != nil {
 			return nil, err
 		}
-		if want := t.layout.manifestKey(m.Partition); want != key {
-			return nil, corruptf(key, -1, "manifest of %s stored under another partition's name", m.Partition)
+		if want := t.layout.manifestSnapshotKey(m.Partition); want != key {
+			return nil, corruptf(key, -1, "manifest snapshot of %s stored under another partition's name", m.Partition)
 		}
 		manifests = append(manifests, m)
 	}
