@@ -39,7 +39,7 @@ func (s *Server) validateTopicConfigs(configs, current map[string]string) (int16
 	if err := topicconfig.CheckCombined(s.cfg.TopicDefaults, configs); err != nil {
 		return kerr.InvalidConfig.Code, err.Error()
 	}
-	if topicconfig.Typed(s.cfg.TopicDefaults, configs).RemoteStorage && s.cfg.Tier == nil {
+	if topicconfig.Typed(s.cfg.TopicDefaults, configs).RemoteStorage && s.cfg.RemoteReader == nil {
 		return kerr.InvalidConfig.Code, "remote.storage.enable=true needs an object store: start the brokers with --object-store"
 	}
 	if current != nil {

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -11,7 +12,6 @@ import (
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/metadata"
-	"github.com/strata-log/strata/tiering"
 )
 
 // Fetch v4 (the oldest librdkafka and kafka-python send) through v13 (topic
@@ -116,7 +116,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			if t.part != nil {
 				t.logStart = logStartOffset(state, t.part)
 			}
-			if t.part != nil && t.errorCode == 0 && t.offset < t.part.LogStartOffset() && s.cfg.Tier != nil {
+			if t.part != nil && t.errorCode == 0 && t.offset < t.part.LogStartOffset() && s.cfg.RemoteReader != nil {
 				if e, ok := state.SegmentContaining(topic.ID, rp.Partition, t.offset); ok {
 					if t.replica {
 						// Followers start from the leader's local log
@@ -172,32 +172,36 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 }
 
 // readRemote reads the targets served from the object store, all at once
-// (one Fetch may replay many partitions). Each reads at most its partition
-// limit and the response limit; fillFetch then applies the response budget.
+// (one Fetch may replay many partitions; at most remoteReadConcurrency
+// reads run together). Each reads at most its partition limit and the
+// response limit; fillFetch then applies the response budget.
 func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
-	var requests []tiering.ReadRequest
-	var which []int
-	for i, t := range targets {
+	ctx, cancel := context.WithTimeout(s.ctx, remoteFetchTimeout)
+	defer cancel()
+	slots := make(chan struct{}, remoteReadConcurrency)
+	var reads sync.WaitGroup
+	for i := range targets {
+		t := &targets[i]
 		if t.remote == nil {
 			continue
 		}
-		requests = append(requests, tiering.ReadRequest{Partition: t.part.Name(), Segment: *t.remote, Offset: t.offset, MaxBytes: int(max(min(t.maxBytes, maxBytes), 0))})
-		which = append(which, i)
+		slots <- struct{}{}
+		reads.Go(func() {
+			defer func() { <-slots }()
+			t.remoteData, t.remoteErr = s.cfg.RemoteReader.Read(ctx, t.part.Name(), *t.remote, t.offset, int(max(min(t.maxBytes, maxBytes), 0)))
+		})
 	}
-	if len(requests) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(s.ctx, remoteFetchTimeout)
-	defer cancel()
-	for j, result := range s.cfg.Tier.ReadMany(ctx, requests) {
-		t := &targets[which[j]]
-		t.remoteData, t.remoteErr = result.Data, result.Err
-		if result.Err != nil {
+	reads.Wait()
+	for i := range targets {
+		t := &targets[i]
+		switch {
+		case t.remote == nil:
+		case t.remoteErr != nil:
 			s.tierMetrics.remoteReadErrors.WithLabelValues(t.part.Topic()).Inc()
-			t.part.Logger().Warn("remote fetch failed; the consumer retries", "offset", t.offset, "segment_base_offset", t.remote.BaseOffset, "err", result.Err)
-			continue
+			t.part.Logger().Warn("remote fetch failed; the consumer retries", "offset", t.offset, "segment_base_offset", t.remote.BaseOffset, "err", t.remoteErr)
+		default:
+			s.tierMetrics.remoteReadBytes.WithLabelValues(t.part.Topic()).Add(float64(len(t.remoteData)))
 		}
-		s.tierMetrics.remoteReadBytes.WithLabelValues(t.part.Topic()).Add(float64(len(result.Data)))
 	}
 }
 

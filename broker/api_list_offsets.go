@@ -132,7 +132,7 @@ func (s *Server) offsetForTimestamp(state *metadata.State, p *partition.Partitio
 		}
 		return -1, -1, nil
 	}
-	if ts >= 0 && s.cfg.Tier != nil {
+	if ts >= 0 && s.cfg.RemoteReader != nil {
 		if offset, timestamp, found, err := s.remoteOffsetForTimestamp(state, p, ts); err != nil || found {
 			return offset, timestamp, err
 		}
@@ -163,12 +163,12 @@ func (s *Server) remoteOffsetForTimestamp(state *metadata.State, p *partition.Pa
 	defer cancel()
 	// The remote time index says where to start; batches are read from
 	// there, not from the segment's start.
-	next, err := s.cfg.Tier.TimestampStart(ctx, p.Name(), *target, ts)
+	next, err := s.cfg.RemoteReader.TimestampStart(ctx, p.Name(), *target, ts)
 	if err != nil {
 		return -1, -1, false, err
 	}
 	for next <= target.LastOffset {
-		data, err := s.cfg.Tier.Read(ctx, p.Name(), *target, next, 1<<20)
+		data, err := s.cfg.RemoteReader.Read(ctx, p.Name(), *target, next, 1<<20)
 		if err != nil {
 			return -1, -1, false, err
 		}

@@ -319,15 +319,15 @@ func (rf *replicaFetcher) restartFromTier(ctx context.Context, broker *kgo.Broke
 		return fmt.Errorf("ListOffsets earliest local: %w", err)
 	}
 	start := rp.Offset
-	tier := rf.f.s.cfg.Tier
-	if tier == nil {
+	remote := rf.f.s.cfg.RemoteReader
+	if remote == nil {
 		return fmt.Errorf("the leader tiers %s-%d but this broker has no object store", fo.topic.Name, fo.part.Index())
 	}
 	state := rf.f.s.cfg.Metadata.State()
 	epochs := remoteEpochs(state, fo.part, start)
 	var producers []byte
 	if prev, ok := state.SegmentContaining(fo.topic.ID, fo.part.Index(), start-1); ok {
-		if producers, err = tier.ReadProducerSnapshot(ctx, fo.part.Name(), prev); err != nil {
+		if producers, err = remote.ReadProducerSnapshot(ctx, fo.part.Name(), prev); err != nil {
 			return fmt.Errorf("producer state from the object store: %w", err)
 		}
 	}

@@ -96,9 +96,13 @@ type Config struct {
 	// GroupInitialRebalanceDelay is group.initial.rebalance.delay.ms,
 	// default 3 s; negative means no delay (Kafka's 0).
 	GroupInitialRebalanceDelay time.Duration
-	// Tier is the object store that topics with remote.storage.enable tier
-	// to; nil refuses remote.storage.enable=true. Closing it is the
-	// caller's job, after Close.
+	// RemoteReader reads tiered segments from the object store that topics
+	// with remote.storage.enable tier to; nil refuses
+	// remote.storage.enable=true. Closing it is the caller's job, after
+	// Close.
+	RemoteReader RemoteReader
+	// Tier is the object store the broker's tier manager uploads to
+	// (required with RemoteReader).
 	Tier *tiering.Tier
 	// TieringInterval is remote.log.manager.task.interval.ms: how often
 	// sealed segments are looked for and uploaded, remote retention

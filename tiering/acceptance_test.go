@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -176,15 +177,21 @@ func testRoundTrip(t *testing.T, b backend) {
 		}
 	}
 
-	// One fetch over several partitions' (here: segments') data at once.
-	var requests []tiering.ReadRequest
+	// One fetch over several partitions' (here: segments') data at once:
+	// concurrent reads.
+	results := make([][]byte, len(segments))
+	errs := make([]error, len(segments))
+	var readers sync.WaitGroup
 	for i, remote := range segments {
-		requests = append(requests, tiering.ReadRequest{Partition: testPartition, Segment: remote, Offset: local.sealed[i].BaseOffset + 3, MaxBytes: 100 << 10})
+		readers.Go(func() {
+			results[i], errs[i] = tier.Read(ctx, testPartition, remote, local.sealed[i].BaseOffset+3, 100<<10)
+		})
 	}
-	for i, result := range tier.ReadMany(ctx, requests) {
-		want := local.localRead(t, local.sealed[i], requests[i].Offset, requests[i].MaxBytes)
-		if result.Err != nil || !bytes.Equal(result.Data, want) {
-			t.Fatalf("ReadMany %d: %v, %s", i, result.Err, describeDiff(result.Data, want))
+	readers.Wait()
+	for i := range segments {
+		want := local.localRead(t, local.sealed[i], local.sealed[i].BaseOffset+3, 100<<10)
+		if errs[i] != nil || !bytes.Equal(results[i], want) {
+			t.Fatalf("concurrent read %d: %v, %s", i, errs[i], describeDiff(results[i], want))
 		}
 	}
 	stats := tier.Stats()

@@ -160,13 +160,13 @@
 // window, the missing run is fetched with one ranged GET whose chunks are
 // handed out one by one as they stream in (a failed prefetch makes its
 // waiting readers fetch on their own, with retries).
-// ReadMany serves many partitions of one Fetch concurrently. For
-// ListOffsets by timestamp, TimestampStart reads the segment's .timeindex
-// (checked by broker/segment/index, the local log's decoder: timestamps not
-// negative and strictly increasing, offsets not decreasing and inside the
-// segment) and
-// returns the offset of its last entry at or below the timestamp, where the
-// broker starts reading batches.
+// Read is safe for concurrent use: the broker reads the remote partitions
+// of one Fetch concurrently. For ListOffsets by timestamp, TimestampStart
+// reads the segment's .timeindex (checked by broker/segment/index, the
+// local log's decoder: timestamps not negative and strictly increasing,
+// offsets not decreasing and inside the segment) and returns the offset of
+// its last entry at or below the timestamp, where the broker starts
+// reading batches.
 //
 // Before any bytes are returned every batch is checked: header, CRC-32C,
 // first batch holding the offset, dense offsets, nothing past the

@@ -27,7 +27,6 @@ const (
 	DefaultReadAttempts      = 2
 	DefaultRetryBackoff      = 100 * time.Millisecond
 	DefaultMaxRetryBackoff   = 5 * time.Second
-	DefaultReadConcurrency   = 8
 	DefaultRequestTimeout    = 30 * time.Second
 )
 
@@ -73,9 +72,6 @@ type Config struct {
 	// jitter) up to MaxRetryBackoff. Defaults 100 ms and 5 s.
 	RetryBackoff    time.Duration
 	MaxRetryBackoff time.Duration
-	// ReadConcurrency bounds the partitions ReadMany reads at once.
-	// Default 8.
-	ReadConcurrency int
 	// RequestTimeout bounds one GET shared by readers (it runs detached
 	// from any single reader's context). Default 30 s.
 	RequestTimeout time.Duration
@@ -97,7 +93,6 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.ReadAttempts, DefaultReadAttempts)
 	setDefault(&c.RetryBackoff, DefaultRetryBackoff)
 	setDefault(&c.MaxRetryBackoff, DefaultMaxRetryBackoff)
-	setDefault(&c.ReadConcurrency, DefaultReadConcurrency)
 	setDefault(&c.RequestTimeout, DefaultRequestTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -125,7 +120,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: CacheBytes %d below ChunkBytes %d", ErrInvalidConfig, c.CacheBytes, c.ChunkBytes)
 	case c.IndexCacheBytes < 0:
 		return fmt.Errorf("%w: IndexCacheBytes %d negative", ErrInvalidConfig, c.IndexCacheBytes)
-	case c.UploadConcurrency < 0, c.ReadConcurrency < 0, c.UploadAttempts < 0, c.ReadAttempts < 0:
+	case c.UploadConcurrency < 0, c.UploadAttempts < 0, c.ReadAttempts < 0:
 		return fmt.Errorf("%w: concurrency and attempt counts must be positive", ErrInvalidConfig)
 	case c.UploadPartBytes < 5<<20:
 		return fmt.Errorf("%w: UploadPartBytes %d below S3's 5 MiB minimum", ErrInvalidConfig, c.UploadPartBytes)

@@ -162,7 +162,7 @@ func (n *Node) openBroker(reg *prometheus.Registry) error {
 	if err != nil {
 		return err
 	}
-	bcfg.Tier = tier
+	bcfg.Tier, bcfg.RemoteReader = tier, tier
 	b, err := broker.New(bcfg)
 	if err != nil {
 		tier.Close()
