@@ -279,17 +279,7 @@ func (m *tierManager) work(ctx context.Context, p *partition.Partition, task *ti
 
 // lag is the size of the sealed local segments past the uploaded data.
 func (m *tierManager) lag(p *partition.Partition) int64 {
-	next := int64(0)
-	if _, end, ok := m.store.State().RemoteLogOffsets(p.TopicID(), p.Index()); ok {
-		next = end + 1
-	}
-	lag := int64(0)
-	for _, info := range p.Segments() {
-		if !info.Active && info.EndOffset > next {
-			lag += info.Size
-		}
-	}
-	return lag
+	return p.UploadLag(m.store.State())
 }
 
 // uploadEligible uploads, oldest first, each sealed segment entirely below

@@ -512,6 +512,23 @@ func (p *Partition) RefreshRetentionLimit(state *metadata.State) {
 	p.segments.SetRetentionLimit(retentionLimit(*p.config.Load(), state, p))
 }
 
+// UploadLag is the size of the sealed local segments past the end of the
+// partition's uploaded data in state (all of them when nothing is
+// uploaded): the bytes tiering has yet to copy to the object store.
+func (p *Partition) UploadLag(state *metadata.State) int64 {
+	next := int64(0)
+	if _, end, ok := state.RemoteLogOffsets(p.topicID, p.index); ok {
+		next = end + 1
+	}
+	lag := int64(0)
+	for _, info := range p.segments.Segments() {
+		if !info.Active && info.EndOffset > next {
+			lag += info.Size
+		}
+	}
+	return lag
+}
+
 // retentionLimit is how far local retention may delete: for a tiered topic
 // that uploads, up to the end of the uploaded data; otherwise anywhere
 // (with remote.log.copy.disable, local retention is the total one).
