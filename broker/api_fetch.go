@@ -197,10 +197,10 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 		switch {
 		case t.remote == nil:
 		case t.remoteErr != nil:
-			s.tierMetrics.remoteReadErrors.WithLabelValues(t.part.Topic()).Inc()
+			s.metrics.remoteReadErrors.WithLabelValues(t.part.Topic()).Inc()
 			t.part.Logger().Warn("remote fetch failed; the consumer retries", "offset", t.offset, "segment_base_offset", t.remote.BaseOffset, "err", t.remoteErr)
 		default:
-			s.tierMetrics.remoteReadBytes.WithLabelValues(t.part.Topic()).Add(float64(len(t.remoteData)))
+			s.metrics.remoteReadBytes.WithLabelValues(t.part.Topic()).Add(float64(len(t.remoteData)))
 		}
 	}
 }

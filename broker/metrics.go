@@ -26,6 +26,9 @@ type metrics struct {
 	cleanerPasses         *prometheus.CounterVec
 	cleanerBytesReclaimed *prometheus.CounterVec
 	cleanerRecordsRemoved *prometheus.CounterVec
+
+	remoteReadBytes  *prometheus.CounterVec
+	remoteReadErrors *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -80,9 +83,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Produce requests refused with KAFKA_STORAGE_ERROR because local logs reached --local-disk-limit-bytes.",
 		}),
 	}
+	m.remoteReadBytes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "strata", Name: "tiering_remote_fetch_bytes_total",
+		Help: "Record batch bytes served to consumers from the object store, by topic."}, []string{"topic"})
+	m.remoteReadErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "strata", Name: "tiering_remote_fetch_errors_total",
+		Help: "Fetches of remote data that failed (answered with a retriable error), by topic."}, []string{"topic"})
 	if reg != nil {
 		reg.MustRegister(m.requests, m.bytesIn, m.bytesOut, m.produceErrors, m.connections,
-			m.cleanerPasses, m.cleanerBytesReclaimed, m.cleanerRecordsRemoved, m.isrChanges, m.propagationTimeouts, m.localLogBytes, m.diskRefusals)
+			m.cleanerPasses, m.cleanerBytesReclaimed, m.cleanerRecordsRemoved, m.isrChanges, m.propagationTimeouts, m.localLogBytes, m.diskRefusals,
+			m.remoteReadBytes, m.remoteReadErrors)
 	}
 	return m
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/metadata"
-	"github.com/strata-log/strata/tiering"
 )
 
 // Config configures a broker. Zero values mean the documented defaults.
@@ -99,15 +98,9 @@ type Config struct {
 	// RemoteReader reads tiered segments from the object store that topics
 	// with remote.storage.enable tier to; nil refuses
 	// remote.storage.enable=true. Closing it is the caller's job, after
-	// Close.
+	// Close. What gets uploaded is the tier manager's business
+	// (broker/tiermanager), which works with HostedPartitions.
 	RemoteReader RemoteReader
-	// Tier is the object store the broker's tier manager uploads to
-	// (required with RemoteReader).
-	Tier *tiering.Tier
-	// TieringInterval is remote.log.manager.task.interval.ms: how often
-	// sealed segments are looked for and uploaded, remote retention
-	// applied; default 30 s.
-	TieringInterval time.Duration
 	// LocalDiskLimit bounds the bytes of every local log together (0: no
 	// bound). Past 90% producers are throttled (throttle_time_ms), at 100%
 	// refused with the retriable KAFKA_STORAGE_ERROR: when the object store
@@ -195,9 +188,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.GroupInitialRebalanceDelay == 0 {
 		c.GroupInitialRebalanceDelay = 3 * time.Second
-	}
-	if c.TieringInterval == 0 {
-		c.TieringInterval = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -295,8 +285,6 @@ type Server struct {
 	offsets     *offsetsTopicManager
 	membership  *membership // registration and heartbeats with the controller
 	fetchers    *replicaFetchers
-	tiers       *tierManager // nil without a Tier
-	tierMetrics *tierMetrics
 
 	ctx    context.Context // canceled when the server shuts down
 	cancel context.CancelFunc
@@ -357,7 +345,6 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.partitions = pm
-	s.tierMetrics = newTierMetrics(cfg.Registerer)
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "strata", Name: "under_replicated_partitions",
@@ -371,14 +358,6 @@ func New(cfg Config) (*Server, error) {
 			}
 			return float64(n)
 		}))
-	}
-	if cfg.Tier != nil {
-		s.tiers, err = newTierManager(cfg.Tier, cfg.Metadata, cfg.NodeID, cfg.TieringInterval, filepath.Clean(cfg.DataDir), pm.all, s.tierMetrics, cfg.Logger)
-		if err != nil {
-			cancel()
-			pm.close()
-			return nil, err
-		}
 	}
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Address)
@@ -444,13 +423,6 @@ func (s *Server) Serve() error {
 		defer s.wg.Done()
 		s.groups.Run(s.ctx)
 	}()
-	if s.tiers != nil {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.tiers.run(s.ctx)
-		}()
-	}
 	errs := make(chan error, len(s.listeners))
 	for _, l := range s.listeners {
 		go func() { errs <- s.accept(l) }()

@@ -55,8 +55,8 @@ func (s *Server) Partitions() []PartitionStatus {
 			st.RemoteSegments++
 			return true
 		})
-		if st.Leading && s.tiers != nil && st.Tiered {
-			st.TieringLagBytes = s.tiers.lag(p)
+		if st.Leading && s.cfg.RemoteReader != nil && st.Tiered {
+			st.TieringLagBytes = p.UploadLag(state)
 		}
 		out = append(out, st)
 	}

@@ -544,6 +544,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		ObjectStore:          f.objectStore,
 		ObjectStorePrefix:    f.objectStorePrefix,
 		RemoteCacheBytes:     f.remoteCacheBytes,
+		TieringInterval:      time.Duration(f.tieringIntervalMs) * time.Millisecond,
 		Logger:               log,
 		Broker: broker.Config{
 			Listeners:                     listeners,
@@ -556,7 +557,6 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			IdleTimeout:                   time.Duration(f.idleMillis) * time.Millisecond,
 			ProducerIDExpiration:          time.Duration(f.producerExpiryMs) * time.Millisecond,
 			RetentionCheckInterval:        time.Duration(f.retentionCheckMs) * time.Millisecond,
-			TieringInterval:               time.Duration(f.tieringIntervalMs) * time.Millisecond,
 			LocalDiskLimit:                f.localDiskLimit,
 			OffsetsTopicNumPartitions:     f.offsetsPartitions,
 			GroupInitialRebalanceDelay:    groupDelay,

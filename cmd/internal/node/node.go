@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/tiermanager"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
 )
@@ -59,8 +61,12 @@ type Config struct {
 	// RemoteCacheBytes bounds the on-disk cache of remote chunks in
 	// <data dir>/remote-cache; default 256 MiB.
 	RemoteCacheBytes int64
+	// TieringInterval is remote.log.manager.task.interval.ms: how often
+	// sealed segments are looked for and uploaded, remote retention
+	// applied; default 30 s.
+	TieringInterval time.Duration
 	// Broker configures the Kafka side; its NodeID, DataDir, Metadata,
-	// Tier, Logger and Registerer are filled in by New.
+	// RemoteReader, Logger and Registerer are filled in by New.
 	Broker broker.Config
 	Logger *slog.Logger
 }
@@ -88,16 +94,26 @@ func (c *Config) setDefaults() {
 
 // Node is a running Strata process.
 type Node struct {
-	cfg      Config
-	log      *slog.Logger
-	store    *metadata.Store
-	broker   *broker.Server
-	tier     *tiering.Tier
-	bucket   *tiering.BlobBucket
-	admin    *http.Server
-	adminLn  net.Listener
-	ready    atomic.Bool
-	serveErr chan error
+	cfg    Config
+	log    *slog.Logger
+	store  *metadata.Store
+	broker *broker.Server
+	tier   *tiering.Tier
+	bucket *tiering.BlobBucket
+	// tiers runs the broker's tiered storage: Run starts it, closeBroker
+	// stops it (tiersOnce makes sure it starts at most once, and never
+	// after closeBroker) and waits for tiersStopped. recovery is what a
+	// recovery from the bucket works with.
+	tiers        *tiermanager.Manager
+	tiersContext context.Context
+	stopTiers    context.CancelFunc
+	tiersOnce    sync.Once
+	tiersStopped chan struct{}
+	recovery     tiermanager.RecoverConfig
+	admin        *http.Server
+	adminLn      net.Listener
+	ready        atomic.Bool
+	serveErr     chan error
 }
 
 // New formats the data dir when allowed, opens the metadata store, waits
@@ -162,16 +178,42 @@ func (n *Node) openBroker(reg *prometheus.Registry) error {
 	if err != nil {
 		return err
 	}
-	bcfg.Tier, bcfg.RemoteReader = tier, tier
+	bcfg.RemoteReader = tier
 	b, err := broker.New(bcfg)
 	if err != nil {
 		tier.Close()
 		bucket.Close()
 		return err
 	}
-	n.broker, n.tier, n.bucket = b, tier, bucket
+	tiers, err := tiermanager.New(tiermanager.Config{
+		Tier:       tier,
+		Store:      store,
+		NodeID:     cfg.NodeID,
+		Partitions: b.HostedPartitions,
+		StagingDir: filepath.Join(cfg.DataDir, "tiering-staging"),
+		Interval:   cfg.TieringInterval,
+		Registerer: reg,
+		Logger:     bcfg.Logger,
+	})
+	if err != nil {
+		b.Close()
+		tier.Close()
+		bucket.Close()
+		return fmt.Errorf("broker: %w", err)
+	}
+	n.broker, n.tier, n.bucket, n.tiers = b, tier, bucket, tiers
+	n.tiersContext, n.stopTiers = context.WithCancel(context.Background())
+	n.tiersStopped = make(chan struct{})
+	n.recovery = tiermanager.RecoverConfig{Tier: tier, Store: store, Cluster: b, Logger: bcfg.Logger}
 	return nil
 }
+
+// The node plugs tiering into the broker and the broker into the tier
+// manager: the broker imports neither.
+var (
+	_ broker.RemoteReader = (*tiering.Tier)(nil)
+	_ tiermanager.Cluster = (*broker.Server)(nil)
+)
 
 // openTier opens the object store named by --object-store (creating the
 // directory of the default file:// bucket) and the tier over it, with
@@ -223,6 +265,11 @@ func (n *Node) closeBroker() error {
 	if n.broker == nil {
 		return nil
 	}
+	// The tier manager stops before the broker closes the partitions its
+	// passes read.
+	n.stopTiers()
+	n.tiersOnce.Do(func() { close(n.tiersStopped) }) // never started
+	<-n.tiersStopped
 	err := n.broker.Close()
 	if n.tier != nil {
 		err = errors.Join(err, n.tier.Close(), n.bucket.Close())
@@ -388,7 +435,7 @@ func (n *Node) handleScrub(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this node runs no broker (--process-roles controller): ask a broker", http.StatusConflict)
 		return
 	}
-	report, err := n.broker.ScrubBucket(r.Context())
+	report, err := tiermanager.Scrub(r.Context(), n.tier, n.store.State())
 	if err != nil {
 		http.Error(w, "scrub failed: "+err.Error(), http.StatusServiceUnavailable)
 		return
@@ -400,7 +447,7 @@ func (n *Node) handleScrub(w http.ResponseWriter, r *http.Request) {
 // RecoverLine is one line of POST /v1/tiering/recover's answer (JSON
 // lines): a partition's progress, then a last line with Finished or Error.
 type RecoverLine struct {
-	*broker.RecoverProgress
+	*tiermanager.RecoverProgress
 	Finished bool   `json:"finished,omitempty"`
 	Error    string `json:"error,omitempty"`
 }
@@ -413,7 +460,7 @@ func (n *Node) handleRecover(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	flusher, _ := w.(http.Flusher)
 	encoder := json.NewEncoder(w)
-	err := n.broker.RecoverFromBucket(r.Context(), func(p broker.RecoverProgress) {
+	err := tiermanager.Recover(r.Context(), n.recovery, func(p tiermanager.RecoverProgress) {
 		encoder.Encode(RecoverLine{RecoverProgress: &p})
 		if flusher != nil {
 			flusher.Flush()
@@ -536,6 +583,12 @@ func (n *Node) AdminAddr() net.Addr {
 func (n *Node) Run(ctx context.Context) error {
 	if n.broker != nil {
 		go func() { n.serveErr <- n.broker.Serve() }()
+		n.tiersOnce.Do(func() {
+			go func() {
+				defer close(n.tiersStopped)
+				n.tiers.Run(n.tiersContext)
+			}()
+		})
 	}
 	if n.admin != nil {
 		go func() {

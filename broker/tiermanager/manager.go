@@ -1,0 +1,389 @@
+// Package tiermanager decides what the partitions a broker hosts keep in
+// the object store and when (DESIGN "Tiering"): it uploads sealed
+// segments, finishes what an earlier leader left half done, applies total
+// retention to the remote segments, writes each partition's manifest
+// snapshot, cleans up after deleted topics, and runs the operator's
+// recovery from the bucket and scrub. tiering moves and checks the bytes;
+// the metadata store holds the manifest; the broker hosts the partition
+// replicas (broker/partition). cmd/internal/node wires them together:
+// package broker never imports this package (nor tiering); it lists its
+// partitions for it and implements the small Cluster interface a recovery
+// needs.
+//
+// # Order of a segment's life
+//
+// Every manifest change is fenced by the uploader's leader epoch, so a
+// deposed leader's late commit is refused:
+//
+//	DescribeSegment → commit "copy started" → write the objects → commit "copy finished"
+//	commit "delete started" → delete the objects (.log last) → drop the entry
+//
+// Only after "copy finished" may the local copy go (DESIGN invariant 4):
+// every pass first sets each replica's local retention limit to the end of
+// the uploaded data. Uploads of one partition are sequential, oldest first,
+// from where the manifest ends, so its end never passes a segment not
+// uploaded yet.
+package tiermanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/tiering"
+)
+
+// Store is what the tier manager reads from and proposes to the metadata
+// store (*metadata.Store): the state, and the commands that move a
+// segment's manifest entry through its life.
+type Store interface {
+	State() *metadata.State
+	StartSegmentCopy(ctx context.Context, topicID [16]byte, partition int32, segment metadata.SegmentManifest) error
+	FinishSegmentCopy(ctx context.Context, ref metadata.SegmentRef) error
+	StartSegmentDelete(ctx context.Context, ref metadata.SegmentRef) error
+	DeleteSegment(ctx context.Context, ref metadata.SegmentRef) error
+}
+
+var _ Store = (*metadata.Store)(nil)
+
+// Config configures a Manager. Zero values mean the documented defaults.
+type Config struct {
+	// Tier is the object store segments are copied to (required).
+	Tier *tiering.Tier
+	// Store is the metadata store holding the manifest (required).
+	Store Store
+	// NodeID is this broker's id: uploads run while the state names this
+	// broker leader, and the lowest-numbered live broker cleans up after
+	// deleted topics.
+	NodeID int32
+	// Partitions lists the partition replicas the broker hosts (required).
+	Partitions func() []*partition.Partition
+	// StagingDir holds the producer snapshots and trimmed segment copies
+	// being uploaded (required). It is emptied by New: nothing an earlier
+	// process left there is referenced.
+	StagingDir string
+	// Interval is remote.log.manager.task.interval.ms: how often sealed
+	// segments are looked for and uploaded and remote retention applied;
+	// default 30 s.
+	Interval time.Duration
+	// Registerer receives the tiering metrics; nil keeps them
+	// unregistered.
+	Registerer prometheus.Registerer
+	// Logger receives structured logs; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Interval == 0 {
+		c.Interval = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports the first missing or invalid setting.
+func (c Config) Validate() error {
+	switch {
+	case c.Tier == nil:
+		return errors.New("tiermanager: Config.Tier is required")
+	case c.Store == nil:
+		return errors.New("tiermanager: Config.Store is required")
+	case c.Partitions == nil:
+		return errors.New("tiermanager: Config.Partitions is required")
+	case c.StagingDir == "":
+		return errors.New("tiermanager: Config.StagingDir is required")
+	case c.Interval < 0:
+		return fmt.Errorf("tiermanager: interval %v is negative", c.Interval)
+	}
+	return nil
+}
+
+// Manager runs tiered storage for the partitions a broker hosts. Every
+// Interval it
+//   - sets each replica's local retention limit to the end of the
+//     partition's uploaded data, so nothing leaves local disk before it is
+//     in the object store and committed in the manifest;
+//   - on each partition this broker leads with remote.storage.enable (or
+//     remote.log.delete.on.disable): first finishes what an earlier leader
+//     left (copies never finished, deletes never finished: their objects
+//     are deleted, then their entries), then uploads every sealed segment
+//     entirely below the high watermark from where the manifest ends, then
+//     applies total retention to the remote segments, then writes the
+//     partition's manifest snapshot to the bucket;
+//   - on the lowest-numbered live broker: deletes the remote data of
+//     deleted topics.
+//
+// One task per partition runs at a time; tasks of different partitions run
+// concurrently (the Tier bounds concurrent uploads). A failing task backs
+// off exponentially up to a minute and logs how far behind tiering is.
+//
+// Run is the Manager's only goroutine owner: it returns once every task it
+// started has ended.
+type Manager struct {
+	cfg     Config
+	tier    *tiering.Tier
+	store   Store
+	log     *slog.Logger
+	metrics *metrics
+
+	// mu guards tasks, cleanup and names, and each task's running,
+	// failures and retryAt.
+	mu      sync.Mutex
+	tasks   map[*partition.Partition]*task
+	cleanup bool                // a deleted-topics cleanup runs
+	names   map[[16]byte]string // topic names by id as last seen, for deleted topics' object keys
+	wg      sync.WaitGroup      // tasks and cleanups
+}
+
+// task is one partition's tiering state. producers and producersEnd are
+// touched only by the partition's running task; the rest is guarded by
+// Manager.mu.
+type task struct {
+	running  bool
+	failures int
+	retryAt  time.Time
+	// producers is the producer-state snapshot at producersEnd: the state
+	// at the end of the segment uploaded last, the start of the next one.
+	producers    []byte
+	producersEnd int64
+}
+
+// New checks cfg and empties the staging directory. Run starts the
+// passes.
+func New(cfg Config) (*Manager, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	// Left by an earlier process: nothing in it is referenced.
+	if err := os.RemoveAll(cfg.StagingDir); err != nil {
+		return nil, fmt.Errorf("tiermanager: staging dir: %w", err)
+	}
+	if err := os.MkdirAll(cfg.StagingDir, 0o755); err != nil {
+		return nil, fmt.Errorf("tiermanager: staging dir: %w", err)
+	}
+	return &Manager{
+		cfg: cfg, tier: cfg.Tier, store: cfg.Store, log: cfg.Logger, metrics: newMetrics(cfg.Registerer),
+		tasks: map[*partition.Partition]*task{}, names: map[[16]byte]string{},
+	}, nil
+}
+
+// Run passes over the partitions every Interval until ctx ends, then waits
+// for the tasks it started.
+func (m *Manager) Run(ctx context.Context) {
+	defer m.wg.Wait()
+	ticker := time.NewTicker(m.cfg.Interval)
+	defer ticker.Stop()
+	for {
+		m.tick(ctx, time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+func (m *Manager) tick(ctx context.Context, now time.Time) {
+	state := m.store.State()
+	parts := m.cfg.Partitions()
+	live := make(map[*partition.Partition]bool, len(parts))
+	for _, p := range parts {
+		live[p] = true
+		p.RefreshRetentionLimit(state)
+		if !p.Leading() {
+			m.metrics.forgetLag(p.Name())
+			continue
+		}
+		m.start(ctx, p, now)
+	}
+	m.mu.Lock()
+	for p, task := range m.tasks {
+		if !live[p] && !task.running {
+			delete(m.tasks, p)
+			m.metrics.forgetLag(p.Name())
+		}
+	}
+	state.EachTopic(func(t metadata.Topic) bool {
+		m.names[t.ID] = t.Name
+		return true
+	})
+	startCleanup := !m.cleanup && lowestLiveBroker(state, m.cfg.NodeID) && hasDeletedTopicSegments(state)
+	m.cleanup = m.cleanup || startCleanup
+	m.mu.Unlock()
+	if startCleanup {
+		m.wg.Go(func() {
+			if err := m.cleanDeletedTopics(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("deleting the remote data of deleted topics failed; retrying next pass", "err", err)
+			}
+			m.mu.Lock()
+			m.cleanup = false
+			m.mu.Unlock()
+		})
+	}
+}
+
+// start launches the partition's task unless it runs or backs off.
+func (m *Manager) start(ctx context.Context, p *partition.Partition, now time.Time) {
+	cfg := p.Config()
+	if !cfg.RemoteStorage && !cfg.RemoteLogDeleteOnDisable {
+		return
+	}
+	m.mu.Lock()
+	t := m.tasks[p]
+	if t == nil {
+		t = &task{producersEnd: -1}
+		m.tasks[p] = t
+	}
+	if t.running || now.Before(t.retryAt) {
+		m.mu.Unlock()
+		return
+	}
+	t.running = true
+	m.mu.Unlock()
+	m.wg.Go(func() {
+		err := m.work(ctx, p, t)
+		if p.Leading() {
+			m.metrics.setLag(p.Name(), m.lag(p))
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		t.running = false
+		if err == nil || ctx.Err() != nil {
+			t.failures = 0
+			t.retryAt = time.Time{}
+			return
+		}
+		t.failures++
+		backoff := retryBackoff(t.failures)
+		t.retryAt = time.Now().Add(backoff)
+		m.metrics.failures.WithLabelValues(p.Name().Topic).Inc()
+		p.Logger().Warn("tiering failed; local segments stay until they are uploaded", "err", err,
+			"attempts", t.failures, "retry_in", backoff, "upload_lag_bytes", m.lag(p))
+	})
+}
+
+// retryBackoff is the wait after a partition's failures-th failed pass in
+// a row: 1 s doubling up to a minute.
+func retryBackoff(failures int) time.Duration {
+	return min(time.Duration(1<<min(failures-1, 6))*time.Second, time.Minute)
+}
+
+// stillLeads reports whether this broker leads p at epoch in the state.
+func (m *Manager) stillLeads(p *partition.Partition, epoch int32) bool {
+	name := p.Name()
+	t, ok := m.store.State().TopicByID(name.TopicID)
+	if !ok || !t.HasPartition(name.Partition) || !p.Leading() {
+		return false
+	}
+	a := t.Partitions[name.Partition]
+	return a.Leader == m.cfg.NodeID && a.LeaderEpoch == epoch && p.LeaderEpoch() == epoch
+}
+
+// work is one pass over a partition this broker leads.
+func (m *Manager) work(ctx context.Context, p *partition.Partition, t *task) error {
+	epoch := p.LeaderEpoch()
+	if !m.stillLeads(p, epoch) {
+		return nil
+	}
+	cfg := p.Config()
+	name := p.Name()
+	changed := false
+	defer func() {
+		if changed {
+			if err := m.putManifestSnapshot(ctx, name); err != nil {
+				p.Logger().Warn("writing the manifest snapshot to the bucket failed; retried after the next change", "err", err)
+			}
+		}
+	}()
+
+	// What an earlier leader (or this broker before a crash) left
+	// unfinished. No copy of this leader's runs now: tasks are one at a
+	// time per partition.
+	deleteAll := !cfg.RemoteStorage && cfg.RemoteLogDeleteOnDisable
+	for _, e := range staleEntries(m.store.State(), name, deleteAll) {
+		if err := m.deleteRemote(ctx, name, e, epoch); err != nil {
+			return err
+		}
+		changed = true
+	}
+	if !cfg.RemoteStorage {
+		return nil
+	}
+	if !cfg.RemoteLogCopyDisable {
+		uploaded, err := m.uploadEligible(ctx, p, t, epoch)
+		changed = changed || uploaded > 0
+		if err != nil {
+			return err
+		}
+	}
+	expired, err := m.expireRemote(ctx, p, epoch, time.Now())
+	changed = changed || expired > 0
+	return err
+}
+
+// staleEntries are the partition's manifest entries a new pass deletes
+// first: copies never finished and deletes never finished (an earlier
+// leader's, or this broker's before a crash), and with deleteAll
+// (remote.storage.enable=false with remote.log.delete.on.disable) every
+// entry.
+func staleEntries(state *metadata.State, name metadata.TopicPartition, deleteAll bool) []metadata.SegmentManifest {
+	var stale []metadata.SegmentManifest
+	state.EachSegment(name.TopicID, name.Partition, 0, func(e metadata.SegmentManifest) bool {
+		if e.State != metadata.SegmentCopyFinished || deleteAll {
+			stale = append(stale, e)
+		}
+		return true
+	})
+	return stale
+}
+
+// lag is the size of the sealed local segments past the uploaded data.
+func (m *Manager) lag(p *partition.Partition) int64 {
+	return p.UploadLag(m.store.State())
+}
+
+// metrics are the tier manager's Prometheus series.
+type metrics struct {
+	uploadedSegments *prometheus.CounterVec
+	uploadedBytes    *prometheus.CounterVec
+	deletedSegments  *prometheus.CounterVec
+	failures         *prometheus.CounterVec
+	lagBytes         *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		uploadedSegments: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "strata", Name: "tiering_segments_committed_total",
+			Help: "Segments copied to the object store and committed, by topic."}, []string{"topic"}),
+		uploadedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "strata", Name: "tiering_bytes_uploaded_total",
+			Help: "Segment log bytes copied to the object store, by topic."}, []string{"topic"}),
+		deletedSegments: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "strata", Name: "tiering_segments_deleted_total",
+			Help: "Remote segments deleted (retention, unfinished copies, deleted topics), by topic."}, []string{"topic"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "strata", Name: "tiering_task_failures_total",
+			Help: "Tiering passes over a partition that failed and will be retried with backoff, by topic."}, []string{"topic"}),
+		lagBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "strata", Name: "tiering_upload_lag_bytes",
+			Help: "Bytes of sealed, committed segments not yet in the object store, per partition this broker leads."}, []string{"topic", "partition"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.uploadedSegments, m.uploadedBytes, m.deletedSegments, m.failures, m.lagBytes)
+	}
+	return m
+}
+
+func (m *metrics) setLag(name metadata.TopicPartition, lag int64) {
+	m.lagBytes.WithLabelValues(name.Topic, fmt.Sprint(name.Partition)).Set(float64(lag))
+}
+
+func (m *metrics) forgetLag(name metadata.TopicPartition) {
+	m.lagBytes.DeleteLabelValues(name.Topic, fmt.Sprint(name.Partition))
+}

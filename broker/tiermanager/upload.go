@@ -1,0 +1,207 @@
+package tiermanager
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/producer"
+	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/tiering"
+)
+
+// uploadEligible uploads, oldest first, each sealed segment entirely below
+// the high watermark that is not in the manifest yet.
+func (m *Manager) uploadEligible(ctx context.Context, p *partition.Partition, t *task, epoch int32) (int, error) {
+	name := p.Name()
+	uploaded := 0
+	for ctx.Err() == nil {
+		if !m.stillLeads(p, epoch) {
+			return uploaded, nil
+		}
+		next := p.LogStartOffset()
+		if _, end, ok := m.store.State().RemoteLogOffsets(name.TopicID, name.Partition); ok {
+			if end+1 < next {
+				p.Logger().Warn("local log starts after the uploaded data: the remote log has a gap (local data expired while uploads were disabled)",
+					"remote_log_end_offset", end, "local_log_start_offset", next)
+			} else {
+				next = end + 1
+			}
+		}
+		candidate, ok := nextUpload(p.Segments(), next, p.HighWatermark())
+		if !ok {
+			return uploaded, nil
+		}
+		if err := m.uploadSegment(ctx, p, t, epoch, candidate, max(next, candidate.BaseOffset)); err != nil {
+			return uploaded, err
+		}
+		uploaded++
+	}
+	return uploaded, ctx.Err()
+}
+
+// nextUpload picks the segment to upload next from a log's segments
+// (oldest first): the first non-empty one ending after next, the first
+// offset not uploaded yet, provided it is sealed and entirely below the
+// high watermark. Segments are uploaded in order, so a later one never
+// qualifies while an earlier one does not.
+func nextUpload(segments []segment.SegmentInfo, next, highWatermark int64) (segment.SegmentInfo, bool) {
+	for _, info := range segments {
+		if info.Active || info.EndOffset > highWatermark {
+			break
+		}
+		if info.EndOffset > next && info.Size > 0 {
+			return info, true
+		}
+	}
+	return segment.SegmentInfo{}, false
+}
+
+// uploadSegment copies the offsets from..info.EndOffset of one sealed
+// segment: commit "copy started", write the objects, commit "copy
+// finished". A segment that starts below from (this leader rolled its
+// segments elsewhere than the previous uploader) is uploaded from a trimmed
+// copy, so manifest entries never overlap.
+func (m *Manager) uploadSegment(ctx context.Context, p *partition.Partition, t *task, epoch int32, info segment.SegmentInfo, from int64) error {
+	name := p.Name()
+	staging, err := os.MkdirTemp(m.cfg.StagingDir, fmt.Sprintf("%s-%d-*", name.Topic, name.Partition))
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(staging)
+	files := tiering.SegmentFiles{Partition: name, BaseOffset: info.BaseOffset,
+		LogPath: info.LogPath, OffsetIndexPath: info.OffsetIndexPath, TimeIndexPath: info.TimeIndexPath}
+	if from > info.BaseOffset {
+		trimmed, err := copySegmentRange(p, filepath.Join(staging, "trimmed"), from, info.EndOffset, p.Logger())
+		if err != nil {
+			return fmt.Errorf("trimmed copy of segment %d from %d: %w", info.BaseOffset, from, err)
+		}
+		files.BaseOffset, files.LogPath, files.OffsetIndexPath, files.TimeIndexPath = from, trimmed.LogPath, trimmed.OffsetIndexPath, trimmed.TimeIndexPath
+	}
+	snapshot, err := m.producerSnapshot(ctx, p, t, files.BaseOffset, info.EndOffset)
+	if err != nil {
+		return err
+	}
+	files.ProducerSnapshotPath = filepath.Join(staging, "producers")
+	if err := os.WriteFile(files.ProducerSnapshotPath, snapshot, 0o644); err != nil {
+		return err
+	}
+	entry, err := tiering.DescribeSegment(files)
+	if err != nil {
+		return err
+	}
+	if entry.LastOffset != info.EndOffset-1 {
+		return fmt.Errorf("segment %d: its batches end at %d, the log says %d", info.BaseOffset, entry.LastOffset, info.EndOffset-1)
+	}
+	entry.LeaderEpoch = epoch
+	ref := metadata.SegmentRef{TopicID: name.TopicID, Partition: name.Partition, BaseOffset: entry.BaseOffset, SegmentID: entry.SegmentID, LeaderEpoch: epoch}
+	started := time.Now()
+	if err := m.store.StartSegmentCopy(ctx, name.TopicID, name.Partition, entry); err != nil {
+		return fmt.Errorf("commit copy started of segment %d: %w", entry.BaseOffset, err)
+	}
+	if err := m.tier.UploadDescribed(ctx, files, entry); err != nil {
+		// The entry stays "copy started": the next pass deletes whatever
+		// objects were written and the entry, then uploads again.
+		return err
+	}
+	if err := m.store.FinishSegmentCopy(ctx, ref); err != nil {
+		return fmt.Errorf("commit copy finished of segment %d: %w", entry.BaseOffset, err)
+	}
+	t.producers, t.producersEnd = snapshot, info.EndOffset
+	m.metrics.uploadedSegments.WithLabelValues(name.Topic).Inc()
+	m.metrics.uploadedBytes.WithLabelValues(name.Topic).Add(float64(entry.SizeBytes))
+	p.Logger().Info("uploaded segment", "base_offset", entry.BaseOffset, "last_offset", entry.LastOffset,
+		"bytes", entry.SizeBytes, "segment_id", uuid.UUID(entry.SegmentID), "leader_epoch", epoch, "took", time.Since(started).Round(time.Millisecond))
+	return nil
+}
+
+// producerSnapshot returns the producer-state snapshot at end: the state at
+// base (the end of the previous upload, kept by the task or read from the
+// previous remote segment's .producers object) with the batches from base
+// to end applied.
+func (m *Manager) producerSnapshot(ctx context.Context, p *partition.Partition, t *task, base, end int64) ([]byte, error) {
+	name := p.Name()
+	var data []byte
+	switch {
+	case t.producersEnd == base:
+		data = t.producers
+	case base > 0:
+		if previous, ok := m.store.State().SegmentContaining(name.TopicID, name.Partition, base-1); ok && previous.LastOffset == base-1 {
+			var err error
+			if data, err = m.tier.ReadProducerSnapshot(ctx, name, previous); err != nil {
+				return nil, fmt.Errorf("producer state of the previous remote segment: %w", err)
+			}
+		}
+	}
+	state := producer.NewState()
+	if len(data) > 0 {
+		var err error
+		if state, err = producer.ReadSnapshot(bytes.NewReader(data)); err != nil {
+			return nil, fmt.Errorf("producer state at %d: %w", base, err)
+		}
+	}
+	if err := p.ReplayProducers(state, base, end); err != nil {
+		return nil, fmt.Errorf("producer state from %d to %d: %w", base, end, err)
+	}
+	var buf bytes.Buffer
+	if err := state.WriteSnapshot(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// copySegmentRange writes the batches of src from..to (batch boundaries)
+// as one segment of a new log in dir and returns its files.
+func copySegmentRange(src interface {
+	Read(offset int64, maxBytes int32, upTo int64, minOneBatch bool) ([]byte, error)
+}, dir string, from, to int64, log *slog.Logger) (segment.SegmentInfo, error) {
+	dst, err := segment.Open(dir, from, segment.Config{SegmentBytes: math.MaxInt32, SegmentAge: time.Duration(math.MaxInt64),
+		RetentionAge: -1, RetentionBytes: -1, Logger: log})
+	if err != nil {
+		return segment.SegmentInfo{}, err
+	}
+	defer dst.Close()
+	for offset := from; offset < to; offset = dst.EndOffset() {
+		data, err := src.Read(offset, 4<<20, to, true)
+		if err != nil {
+			return segment.SegmentInfo{}, err
+		}
+		if len(data) == 0 {
+			return segment.SegmentInfo{}, fmt.Errorf("no batches at offset %d below %d", offset, to)
+		}
+		spans, err := recordbatch.Split(data)
+		if err != nil {
+			return segment.SegmentInfo{}, err
+		}
+		batches := make([]segment.AppendBatch, len(spans))
+		for i, span := range spans {
+			h, err := recordbatch.ParseHeader(data[span.Position:])
+			if err != nil {
+				return segment.SegmentInfo{}, err
+			}
+			batches[i] = segment.AppendBatch{Position: int32(span.Position), Length: int32(span.Length),
+				LastOffsetDelta: h.LastOffsetDelta, MaxTimestamp: h.MaxTimestamp, Records: h.NumRecords}
+		}
+		if _, _, err := dst.Append(data, batches); err != nil {
+			return segment.SegmentInfo{}, err
+		}
+	}
+	if err := dst.Flush(); err != nil {
+		return segment.SegmentInfo{}, err
+	}
+	infos := dst.Segments()
+	if len(infos) != 1 || infos[0].EndOffset != to {
+		return segment.SegmentInfo{}, fmt.Errorf("trimmed copy holds %d segments ending at %d, want one ending at %d", len(infos), dst.EndOffset(), to)
+	}
+	return infos[0], nil
+}
