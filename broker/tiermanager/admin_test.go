@@ -1,0 +1,180 @@
+package tiermanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/metadata/metadatatest"
+	"github.com/strata-log/strata/tiering"
+)
+
+// fakeCluster places every partition on node metadatatest.NodeID and
+// counts reconciles.
+type fakeCluster struct {
+	reconciles int
+	placeErr   error
+}
+
+func (c *fakeCluster) PlaceReplicas(partitions int32) ([][]int32, error) {
+	if c.placeErr != nil {
+		return nil, c.placeErr
+	}
+	assignments := make([][]int32, partitions)
+	for i := range assignments {
+		assignments[i] = []int32{metadatatest.NodeID}
+	}
+	return assignments, nil
+}
+
+func (c *fakeCluster) Reconcile() error {
+	c.reconciles++
+	return nil
+}
+
+// TestRecoverRebuildsTheManifest: a cluster rebuilt from the bucket alone
+// gets the topic with its id, tiering on and no retention, and the
+// readable segments as they were; a second run imports nothing; a topic
+// of that name with another id is left alone.
+func TestRecoverRebuildsTheManifest(t *testing.T) {
+	f := newFixture(t, 20)
+	if err := f.work(); err != nil {
+		t.Fatal(err)
+	}
+	uploaded := f.entries()
+
+	fresh := metadatatest.Start(t)
+	cluster := &fakeCluster{}
+	var reports []RecoverProgress
+	recovery := RecoverConfig{Tier: f.tier, Store: fresh, Cluster: cluster, Logger: testLogger(t)}
+	if err := Recover(f.ctx, recovery, func(p RecoverProgress) { reports = append(reports, p) }); err != nil {
+		t.Fatal(err)
+	}
+	topic, ok := fresh.State().Topic(f.topic.Name)
+	if !ok || topic.ID != f.topic.ID || len(topic.Partitions) != 1 ||
+		topic.Configs["remote.storage.enable"] != "true" || topic.Configs["retention.ms"] != "-1" {
+		t.Fatalf("recovered topic %+v (found %t)", topic, ok)
+	}
+	var recovered []metadata.SegmentManifest
+	fresh.State().EachSegment(topic.ID, 0, 0, func(e metadata.SegmentManifest) bool {
+		recovered = append(recovered, e)
+		return true
+	})
+	if fmt.Sprint(recovered) != fmt.Sprint(uploaded) {
+		t.Fatalf("recovered entries\n%+v\nwant\n%+v", recovered, uploaded)
+	}
+	last := uploaded[len(uploaded)-1]
+	want := RecoverProgress{Topic: f.topic.Name, Partition: 0, Segments: len(uploaded), FirstOffset: 0, NextOffset: last.LastOffset + 1, Done: 1, Total: 1}
+	if len(reports) != 1 || reports[0] != want || cluster.reconciles != 1 {
+		t.Fatalf("reports %+v (want %+v), %d reconciles", reports, want, cluster.reconciles)
+	}
+
+	reports = nil
+	if err := Recover(f.ctx, recovery, func(p RecoverProgress) { reports = append(reports, p) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(reports) != 1 || reports[0].Segments != 0 || reports[0].Skipped != "" {
+		t.Fatalf("second recovery: %+v", reports)
+	}
+
+	other := metadatatest.Start(t)
+	if _, err := other.CreateTopic(f.ctx, metadata.TopicSpec{Name: f.topic.Name, Assignments: [][]int32{{metadatatest.NodeID}}}); err != nil {
+		t.Fatal(err)
+	}
+	reports = nil
+	if err := Recover(f.ctx, RecoverConfig{Tier: f.tier, Store: other, Cluster: cluster}, func(p RecoverProgress) { reports = append(reports, p) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(reports) != 1 || !strings.Contains(reports[0].Skipped, "another topic id") || other.State().SegmentCount() != 0 {
+		t.Fatalf("recovery next to a topic of another id: %+v, %d entries", reports, other.State().SegmentCount())
+	}
+}
+
+func TestRecoverFailures(t *testing.T) {
+	f := newFixture(t, 10)
+	if err := f.work(); err != nil {
+		t.Fatal(err)
+	}
+	placement := errors.New("no live broker")
+	err := Recover(f.ctx, RecoverConfig{Tier: f.tier, Store: metadatatest.Start(t), Cluster: &fakeCluster{placeErr: placement}}, nil)
+	if !errors.Is(err, placement) {
+		t.Fatalf("recovery without a placement: %v", err)
+	}
+	if err := Recover(f.ctx, RecoverConfig{Tier: f.tier}, nil); err == nil {
+		t.Fatal("recovery without a store")
+	}
+}
+
+// TestImportedEntries: entries at or past the remote log end are imported,
+// each at the highest leader epoch of its offsets.
+func TestImportedEntries(t *testing.T) {
+	f := newFixture(t, 1)
+	entry := func(base int64, epochs ...int32) metadata.SegmentManifest {
+		e := metadata.SegmentManifest{SegmentID: uuid.New(), BaseOffset: base, LastOffset: base + 9, State: metadata.SegmentCopyFinished}
+		for i, epoch := range epochs {
+			e.EpochRanges = append(e.EpochRanges, metadata.EpochRange{Epoch: epoch, StartOffset: base + int64(i)})
+		}
+		return e
+	}
+	existing := entry(0, 0)
+	existing.LeaderEpoch = 0
+	if err := f.store.StartSegmentCopy(f.ctx, f.topic.ID, 0, existing); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.FinishSegmentCopy(f.ctx, metadata.SegmentRef{TopicID: f.topic.ID, BaseOffset: 0, SegmentID: existing.SegmentID}); err != nil {
+		t.Fatal(err)
+	}
+	entries := importedEntries(f.store.State(), snapshotOf(f.part.Name(), entry(0, 0), entry(10, 1, 4), entry(20, 4, 7)))
+	if len(entries) != 2 || entries[0].BaseOffset != 10 || entries[0].LeaderEpoch != 4 || entries[1].LeaderEpoch != 7 {
+		t.Fatalf("imported %+v, want the entries at 10 (epoch 4) and 20 (epoch 7)", entries)
+	}
+}
+
+// TestScrub: the bucket agrees with the manifest after uploads; a lost
+// object and an object no entry names are reported; an empty manifest
+// snapshot of a partition without entries is expected.
+func TestScrub(t *testing.T) {
+	f := newFixture(t, 10)
+	if err := f.work(); err != nil {
+		t.Fatal(err)
+	}
+	report, err := Scrub(f.ctx, f.tier, f.store.State())
+	if err != nil || !report.Clean() {
+		t.Fatalf("scrub after uploads: %v %+v", err, report)
+	}
+	entries := f.entries()
+	lost := entries[0]
+	var lostKey string
+	for _, key := range f.objects() {
+		if strings.Contains(key, uuid.UUID(lost.SegmentID).String()) && strings.HasSuffix(key, ".timeindex") {
+			lostKey = key
+		}
+	}
+	if err := f.faults.Delete(f.ctx, lostKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.faults.Upload(f.ctx, strings.Replace(lostKey, ".timeindex", ".stray", 1), strings.NewReader("x"), 5<<20); err != nil {
+		t.Fatal(err)
+	}
+	other, err := f.store.CreateTopic(f.ctx, metadata.TopicSpec{Name: "empty", Assignments: [][]int32{{metadatatest.NodeID}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.tier.PutManifestSnapshot(f.ctx, snapshotOf(metadata.TopicPartition{Topic: other.Name, TopicID: other.ID})); err != nil {
+		t.Fatal(err)
+	}
+	report, err = Scrub(context.Background(), f.tier, f.store.State())
+	if err != nil || len(report.Missing) != 1 || report.Missing[0].Key != lostKey || report.Missing[0].Partition != f.part.Name() ||
+		report.Missing[0].Segment.SegmentID != lost.SegmentID || len(report.Orphans) != 1 || len(report.SizeMismatches) != 0 {
+		t.Fatalf("scrub after losing %s: %v %+v", lostKey, err, report)
+	}
+}
+
+func snapshotOf(p metadata.TopicPartition, segments ...metadata.SegmentManifest) tiering.ManifestSnapshot {
+	return tiering.ManifestSnapshot{Partition: p, Segments: segments}
+}

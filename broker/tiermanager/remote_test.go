@@ -1,0 +1,171 @@
+package tiermanager
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/metadata/metadatatest"
+)
+
+func TestExpiredSegments(t *testing.T) {
+	now := time.UnixMilli(1_000_000)
+	// Three remote segments of 100 bytes, newest records 900, 500 and 100
+	// ms old; one without timestamps.
+	finished := []metadata.SegmentManifest{
+		{BaseOffset: 0, LastOffset: 9, SizeBytes: 100, MaxTimestamp: 1_000_000 - 900},
+		{BaseOffset: 10, LastOffset: 19, SizeBytes: 100, MaxTimestamp: 1_000_000 - 500},
+		{BaseOffset: 20, LastOffset: 29, SizeBytes: 100, MaxTimestamp: 1_000_000 - 100},
+	}
+	noTimestamps := []metadata.SegmentManifest{{BaseOffset: 0, LastOffset: 9, SizeBytes: 100, MaxTimestamp: -1}, finished[1], finished[2]}
+	// Local: the uploaded segments still on disk count once (they are in
+	// the remote bytes), the 50 bytes past the remote end count: 350 bytes
+	// in all. A segment expires by size only if the rest still reaches
+	// the limit.
+	local := []segment.SegmentInfo{
+		{BaseOffset: 20, EndOffset: 30, Size: 100},
+		{BaseOffset: 30, EndOffset: 35, Size: 50, Active: true},
+	}
+	retention := func(ms, bytes int64) topicconfig.Values {
+		v := topicconfig.Typed(nil, tieredConfigs)
+		v.RetentionMs, v.RetentionBytes = ms, bytes
+		return v
+	}
+	for _, c := range []struct {
+		name     string
+		finished []metadata.SegmentManifest
+		config   topicconfig.Values
+		want     int
+	}{
+		{"no limits", finished, retention(-1, -1), 0},
+		{"by age", finished, retention(600, -1), 1},
+		{"by age, every segment", finished, retention(50, -1), 3},
+		{"by age, at the limit", finished, retention(500, -1), 1},
+		{"no timestamps never expire by age", noTimestamps, retention(50, -1), 0},
+		{"by size: 350 bytes against 300, one less would undershoot", finished, retention(-1, 300), 0},
+		{"by size: 350 bytes against 250", finished, retention(-1, 250), 1},
+		{"by size: 350 bytes against 150", finished, retention(-1, 150), 2},
+		{"by size: 350 bytes against 0", finished, retention(-1, 0), 3},
+		{"by size: 350 bytes against 350", finished, retention(-1, 350), 0},
+		{"by age, then by size", finished, retention(600, 100), 2},
+		{"by size after age", finished, retention(600, 250), 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := expiredSegments(c.finished, local, c.config, now); got != c.want {
+				t.Fatalf("expiredSegments = %d, want %d", got, c.want)
+			}
+		})
+	}
+}
+
+// TestRemoteRetention: total retention deletes the oldest remote segments,
+// entries and objects, and the manifest snapshot follows; a topic that
+// only compacts keeps them.
+func TestRemoteRetention(t *testing.T) {
+	f := newFixture(t, 20)
+	if err := f.work(); err != nil {
+		t.Fatal(err)
+	}
+	sealed := f.sealed()
+	f.checkCoversSealed(sealed, 0)
+
+	f.setConfigs(tiered("retention.bytes", "0", "cleanup.policy", "compact"))
+	if err := f.work(); err != nil {
+		t.Fatal(err)
+	}
+	f.checkCoversSealed(sealed, 0)
+
+	// Keep all but the two oldest segments' bytes.
+	total := f.part.Size()
+	limit := total - sealed[0].Size - sealed[1].Size
+	f.setConfigs(tiered("retention.bytes", fmt.Sprint(limit)))
+	f.pass()
+	f.checkCoversSealed(sealed[2:], 0)
+	snapshot, err := f.tier.GetManifestSnapshot(f.ctx, f.part.Name())
+	if err != nil || len(snapshot.Segments) != len(sealed)-2 || snapshot.Segments[0].BaseOffset != sealed[2].BaseOffset {
+		t.Fatalf("manifest snapshot after retention: %v %+v", err, snapshot)
+	}
+}
+
+// TestRemoteStorageOffDeletesEverything: remote.storage.enable=false with
+// remote.log.delete.on.disable deletes every remote segment.
+func TestRemoteStorageOffDeletesEverything(t *testing.T) {
+	f := newFixture(t, 10)
+	if err := f.work(); err != nil {
+		t.Fatal(err)
+	}
+	f.setConfigs(tiered("remote.storage.enable", "false", "remote.log.delete.on.disable", "true"))
+	f.pass()
+	if entries := f.entries(); len(entries) != 0 {
+		t.Fatalf("entries %+v", entries)
+	}
+	// The (empty) manifest snapshot stays.
+	if objects := f.objects(); len(objects) != 1 {
+		t.Fatalf("objects %v", objects)
+	}
+}
+
+// TestDeletedTopicCleanup: the lowest live broker deletes a deleted
+// topic's objects, entries and manifest snapshot, knowing its name from
+// before or finding it in the bucket.
+func TestDeletedTopicCleanup(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		f := newFixture(t, 10)
+		f.pass()
+		if len(f.entries()) == 0 {
+			t.Fatal("nothing uploaded")
+		}
+		if _, err := f.store.DeleteTopic(f.ctx, f.topic.Name); err != nil {
+			t.Fatal(err)
+		}
+		if restart {
+			f.manager = f.newManager() // the name only in the bucket
+		}
+		f.pass() // no live broker: no cleanup
+		if len(f.entries()) == 0 {
+			t.Fatalf("restart %t: cleaned up while no broker is live", restart)
+		}
+		registerLiveBroker(t, f.store, metadatatest.NodeID)
+		f.pass()
+		if entries := f.entries(); len(entries) != 0 {
+			t.Fatalf("restart %t: entries left %+v", restart, entries)
+		}
+		if objects := f.objects(); len(objects) != 0 {
+			t.Fatalf("restart %t: objects left %v", restart, objects)
+		}
+	}
+}
+
+func TestLowestLiveBroker(t *testing.T) {
+	store := metadatatest.Start(t)
+	if lowestLiveBroker(store.State(), 1) {
+		t.Fatal("lowest live broker without any broker")
+	}
+	registerLiveBroker(t, store, 3)
+	registerLiveBroker(t, store, 2)
+	for id, want := range map[int32]bool{1: false, 2: true, 3: false} {
+		if got := lowestLiveBroker(store.State(), id); got != want {
+			t.Errorf("lowestLiveBroker(%d) = %t, want %t", id, got, want)
+		}
+	}
+}
+
+// registerLiveBroker registers broker id and unfences it.
+func registerLiveBroker(t *testing.T, store *metadata.Store, id int32) {
+	t.Helper()
+	ctx := context.Background()
+	epoch, err := store.RegisterBroker(ctx, metadata.BrokerRegistration{ID: id, IncarnationID: uuid.New(),
+		Endpoints: []metadata.BrokerEndpoint{{Listener: "CLIENT", Host: "127.0.0.1", Port: 9092 + id, SecurityProtocol: "PLAINTEXT"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetBrokerFenced(ctx, id, epoch, false); err != nil {
+		t.Fatal(err)
+	}
+}
