@@ -5,9 +5,11 @@
 // broker, and shares metadata's types: a partition is named by a
 // metadata.TopicPartition, a segment in the store is described by its
 // metadata.SegmentManifest (the Raft manifest entry, with its
-// metadata.EpochRange leader epochs). The broker decides what to upload and
-// commits the returned entry in the Raft manifest; this package moves and
-// checks bytes.
+// metadata.EpochRange leader epochs). The broker's tier manager
+// (broker/tiermanager) decides what to upload and commits the returned
+// entry in the Raft manifest; the broker reads remote data through an
+// interface of its own that Tier implements (broker.RemoteReader); this
+// package moves and checks bytes.
 //
 // "Manifest" means one thing here as everywhere in Strata: the Raft
 // manifest of tiered segments, whose entries are metadata.SegmentManifest
@@ -121,7 +123,7 @@
 // the .log first, each with blob.Writer (multipart on S3, parts of
 // Config.UploadPartBytes). A retriable failure of one object retries that
 // object with exponential backoff and jitter. At most
-// Config.UploadConcurrency segments upload at once. The broker first
+// Config.UploadConcurrency segments upload at once. The tier manager first
 // describes the segment (DescribeSegment, which picks the segment uuid) and
 // commits "copy started" with it in Raft, then calls UploadDescribed with
 // that description (the headers are read once), then commits "copy
