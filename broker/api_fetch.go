@@ -108,8 +108,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 						c.log.Debug("replica fetch refused", "topic", topic.Name, "partition", rp.Partition, "replica", replicaID, "err", err)
 						t.part, t.errorCode = nil, kerr.NotLeaderForPartition.Code
 					case expand != nil:
-						part := t.part
-						s.isrChanges.Go(func() { s.changeISR(part, expand) })
+						s.isr.Expand(t.part, expand)
 					}
 				}
 			}

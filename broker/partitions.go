@@ -245,29 +245,12 @@ func (m *partitionManager) alignWithRemote(state *metadata.State, p *partition.P
 	if !ok || p.LogEndOffset() > remoteEnd {
 		return
 	}
-	epochs := append(remoteEpochs(state, p, remoteEnd+1), metadata.EpochRange{Epoch: p.LeaderEpoch(), StartOffset: remoteEnd + 1})
+	epochs := append(p.RemoteEpochs(state, remoteEnd+1), metadata.EpochRange{Epoch: p.LeaderEpoch(), StartOffset: remoteEnd + 1})
 	p.Logger().Warn("local log ends inside the tiered data; restarting it after the remote log end",
 		"local_log_end_offset", p.LogEndOffset(), "remote_log_end_offset", remoteEnd)
 	if err := p.RestartAt(remoteEnd+1, epochs, nil); err != nil {
 		p.Logger().Error("restarting the local log after the remote data failed", "err", err)
 	}
-}
-
-// remoteEpochs are the leader-epoch ranges of a partition's readable
-// remote segments that start below offset: the leader-epoch cache of a log
-// restarted there.
-func remoteEpochs(state *metadata.State, p *partition.Partition, below int64) []metadata.EpochRange {
-	var epochs []metadata.EpochRange
-	state.EachSegment(p.TopicID(), p.Index(), 0, func(e metadata.SegmentManifest) bool {
-		if e.BaseOffset >= below {
-			return false
-		}
-		if e.State == metadata.SegmentCopyFinished {
-			epochs = append(epochs, e.EpochRanges...)
-		}
-		return true
-	})
-	return epochs
 }
 
 func (m *partitionManager) reconciledIndex() uint64 { return m.lastReconciled.Load() }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/replica"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/metadata"
 )
@@ -283,8 +284,9 @@ type Server struct {
 	producerIDs *producerIDAllocator
 	groups      *group.Manager // group coordinators, one per __consumer_offsets partition led here
 	offsets     *offsetsTopicManager
-	membership  *membership // registration and heartbeats with the controller
-	fetchers    *replicaFetchers
+	membership  *membership       // registration and heartbeats with the controller
+	fetchers    *replica.Fetchers // the follower's side of replication
+	isr         *replica.ISR      // the leader's ISR changes
 
 	ctx    context.Context // canceled when the server shuts down
 	cancel context.CancelFunc
@@ -294,8 +296,6 @@ type Server struct {
 	closed bool
 
 	wg sync.WaitGroup // accept loop, connections, background loops
-	// isrChanges tracks ISR change proposals in flight (bounded by ctx).
-	isrChanges sync.WaitGroup
 }
 
 // New opens the partitions this node hosts (recovering their logs) and binds
@@ -316,7 +316,20 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
 	s.membership = newMembership(s)
-	s.fetchers = newReplicaFetchers(s)
+	s.fetchers = replica.NewFetchers(replica.FetchersConfig{
+		NodeID:              cfg.NodeID,
+		InterBrokerListener: cfg.InterBrokerListener,
+		Store:               cfg.Metadata,
+		Remote:              cfg.RemoteReader,
+		Logger:              s.log.With("subsystem", "replication"),
+	})
+	s.isr = replica.NewISR(replica.ISRConfig{
+		Store:             cfg.Metadata,
+		Partitions:        func() []*partition.Partition { return s.partitions.all() },
+		ReplicaLagTimeMax: cfg.ReplicaLagTimeMax,
+		Changed:           s.metrics.isrChanges.Inc,
+		Logger:            s.log.With("subsystem", "replication"),
+	})
 	s.offsets = &offsetsTopicManager{s: s, log: s.log.With("subsystem", "groups")}
 	s.groups = group.NewManager(group.ManagerConfig{
 		Topic:                  s.offsets,
@@ -338,7 +351,7 @@ func New(cfg Config) (*Server, error) {
 		log:                  cfg.Logger,
 		onLeadership:         follow.leadership,
 		onClose:              follow.closing,
-		onReconciled:         func(state *metadata.State, parts []*partition.Partition) { s.fetchers.update(state, parts) },
+		onReconciled:         func(state *metadata.State, parts []*partition.Partition) { s.fetchers.Update(state, parts) },
 	})
 	if err != nil {
 		cancel()
@@ -401,7 +414,7 @@ func (s *Server) Serve() error {
 	s.wg.Add(4)
 	go func() {
 		defer s.wg.Done()
-		s.maintainISRs(s.ctx)
+		s.isr.Run(s.ctx)
 	}()
 	go func() {
 		defer s.wg.Done()
@@ -539,49 +552,9 @@ func (s *Server) Close() error {
 		}
 		<-done
 	}
-	s.fetchers.close()
-	s.isrChanges.Wait()
+	s.fetchers.Close()
 	s.groups.Close()
 	return s.partitions.close()
-}
-
-// maintainISRs shrinks the ISR of partitions this broker leads when a
-// follower stops catching up for ReplicaLagTimeMax, until ctx ends.
-func (s *Server) maintainISRs(ctx context.Context) {
-	ticker := time.NewTicker(min(s.cfg.ReplicaLagTimeMax/2, time.Second))
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-ticker.C:
-			for _, p := range s.partitions.all() {
-				if isr := p.LaggingISR(now, s.cfg.ReplicaLagTimeMax); isr != nil {
-					p.Logger().Warn("follower fell behind; shrinking the ISR", "isr", isr, "replica_lag_time_max", s.cfg.ReplicaLagTimeMax)
-					s.isrChanges.Go(func() { s.changeISR(p, isr) })
-				}
-			}
-		}
-	}
-}
-
-// changeISR proposes a new ISR for a partition this broker leads (one that
-// FollowerFetched or LaggingISR returned), then ends the change in flight.
-func (s *Server) changeISR(p *partition.Partition, isr []int32) {
-	defer p.ISRChangeDone()
-	a := p.Assignment()
-	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-	defer cancel()
-	_, err := s.cfg.Metadata.ChangePartition(ctx, metadata.PartitionChange{
-		TopicID: p.TopicID(), Partition: p.Index(), PartitionEpoch: a.PartitionEpoch,
-		Leader: metadata.NoLeaderChange, ISR: isr,
-	})
-	if err != nil {
-		p.Logger().Debug("ISR change not applied; retried later", "isr", isr, "err", err)
-		return
-	}
-	p.Logger().Info("ISR changed", "isr", isr, "previous_isr", a.ISR)
-	s.metrics.isrChanges.Inc()
 }
 
 // shutdownGrace bounds how long Close waits for connections to drain.

@@ -479,3 +479,20 @@ func (p *Partition) LatestEpoch() int32 {
 	defer p.appendMu.Unlock()
 	return p.epochs.latest()
 }
+
+// RemoteEpochs are the leader-epoch ranges of the partition's readable
+// remote segments (in state's manifest) that start below offset: the
+// leader-epoch cache of a log restarted there.
+func (p *Partition) RemoteEpochs(state *metadata.State, below int64) []metadata.EpochRange {
+	var epochs []metadata.EpochRange
+	state.EachSegment(p.topicID, p.index, 0, func(e metadata.SegmentManifest) bool {
+		if e.BaseOffset >= below {
+			return false
+		}
+		if e.State == metadata.SegmentCopyFinished {
+			epochs = append(epochs, e.EpochRanges...)
+		}
+		return true
+	})
+	return epochs
+}

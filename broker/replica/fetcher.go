@@ -1,4 +1,4 @@
-package broker
+package replica
 
 import (
 	"context"
@@ -17,17 +17,52 @@ import (
 	"github.com/strata-log/strata/metadata"
 )
 
-// replicaFetchers run one fetcher per leader broker this broker follows:
-// it fetches every partition it follows from that leader in one Fetch
-// request (replica id = this broker) over the leader's inter-broker
-// listener, as Kafka's replica fetcher threads do.
-type replicaFetchers struct {
-	s   *Server
+// Fetchers run one fetcher per leader broker this broker follows: it
+// fetches every partition it follows from that leader in one Fetch request
+// (replica id = this broker) over the leader's inter-broker listener, as
+// Kafka's replica fetcher threads do. Update assigns the partitions; Close
+// stops every fetcher and waits for them.
+type Fetchers struct {
+	cfg FetchersConfig
 	log *slog.Logger
+	ctx context.Context // ends with Close
+	end context.CancelFunc
 
 	mu       sync.Mutex // guards byLeader
-	byLeader map[leaderKey]*replicaFetcher
+	byLeader map[leaderKey]*fetcher
 	wg       sync.WaitGroup
+}
+
+// FetchersConfig configures Fetchers.
+type FetchersConfig struct {
+	// NodeID is this broker's id: the replica id of its fetches.
+	NodeID int32
+	// InterBrokerListener names the leaders' listener to fetch from.
+	InterBrokerListener string
+	// Store is the metadata state (who leads, the tiered-segment
+	// manifest).
+	Store interface{ State() *metadata.State }
+	// Remote reads producer snapshots of tiered segments, for a follower
+	// that restarts its log after the leader's remote data; nil without
+	// an object store.
+	Remote ProducerSnapshotReader
+	Logger *slog.Logger
+}
+
+// ProducerSnapshotReader reads the producer-state snapshot uploaded with a
+// tiered segment (tiering.Tier implements it).
+type ProducerSnapshotReader interface {
+	ReadProducerSnapshot(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest) ([]byte, error)
+}
+
+// NewFetchers makes the fetchers; none runs until Update assigns
+// partitions.
+func NewFetchers(cfg FetchersConfig) *Fetchers {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ctx, end := context.WithCancel(context.Background())
+	return &Fetchers{cfg: cfg, log: cfg.Logger, ctx: ctx, end: end, byLeader: map[leaderKey]*fetcher{}}
 }
 
 // leaderKey identifies a fetcher: a leader at one address (a re-registered
@@ -49,8 +84,9 @@ type followed struct {
 	pausedUntil time.Time
 }
 
-type replicaFetcher struct {
-	f      *replicaFetchers
+// fetcher follows the partitions of one leader.
+type fetcher struct {
+	f      *Fetchers
 	leader leaderKey
 	client *kgo.Client
 	cancel context.CancelFunc
@@ -59,14 +95,10 @@ type replicaFetcher struct {
 	partitions map[*partition.Partition]*followed
 }
 
-func newReplicaFetchers(s *Server) *replicaFetchers {
-	return &replicaFetchers{s: s, log: s.log.With("subsystem", "replication"), byLeader: map[leaderKey]*replicaFetcher{}}
-}
-
-// update assigns every local partition that follows a live leader to that
+// Update assigns every local partition that follows a live leader to that
 // leader's fetcher, and stops fetchers that follow nothing.
-func (f *replicaFetchers) update(state *metadata.State, parts []*partition.Partition) {
-	self := f.s.cfg.NodeID
+func (f *Fetchers) Update(state *metadata.State, parts []*partition.Partition) {
+	self := f.cfg.NodeID
 	want := map[leaderKey]map[*partition.Partition]*followed{}
 	for _, p := range parts {
 		t, ok := state.TopicByID(p.TopicID())
@@ -81,9 +113,9 @@ func (f *replicaFetchers) update(state *metadata.State, parts []*partition.Parti
 		if !ok || b.Fenced {
 			continue
 		}
-		endpoint, ok := b.Endpoint(f.s.cfg.InterBrokerListener)
+		endpoint, ok := b.Endpoint(f.cfg.InterBrokerListener)
 		if !ok {
-			f.log.Warn("leader has no inter-broker listener; not replicating from it", "leader", a.Leader, "listener", f.s.cfg.InterBrokerListener)
+			f.log.Warn("leader has no inter-broker listener; not replicating from it", "leader", a.Leader, "listener", f.cfg.InterBrokerListener)
 			continue
 		}
 		key := leaderKey{a.Leader, net.JoinHostPort(endpoint.Host, strconv.Itoa(int(endpoint.Port)))}
@@ -114,14 +146,14 @@ func (f *replicaFetchers) update(state *metadata.State, parts []*partition.Parti
 	}
 }
 
-func (f *replicaFetchers) start(key leaderKey) (*replicaFetcher, error) {
-	client, err := kgo.NewClient(kgo.SeedBrokers(key.address), kgo.ClientID(fmt.Sprintf("strata-replica-%d", f.s.cfg.NodeID)),
+func (f *Fetchers) start(key leaderKey) (*fetcher, error) {
+	client, err := kgo.NewClient(kgo.SeedBrokers(key.address), kgo.ClientID(fmt.Sprintf("strata-replica-%d", f.cfg.NodeID)),
 		kgo.RequestTimeoutOverhead(5*time.Second))
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(f.s.ctx)
-	rf := &replicaFetcher{f: f, leader: key, client: client, cancel: cancel, partitions: map[*partition.Partition]*followed{}}
+	ctx, cancel := context.WithCancel(f.ctx)
+	rf := &fetcher{f: f, leader: key, client: client, cancel: cancel, partitions: map[*partition.Partition]*followed{}}
 	f.wg.Go(func() {
 		defer client.Close()
 		rf.run(ctx)
@@ -131,7 +163,7 @@ func (f *replicaFetchers) start(key leaderKey) (*replicaFetcher, error) {
 
 // assign replaces the followed partitions; a partition keeps its progress
 // when its leader epoch did not change.
-func (rf *replicaFetcher) assign(partitions map[*partition.Partition]*followed) {
+func (rf *fetcher) assign(partitions map[*partition.Partition]*followed) {
 	rf.mu.Lock()
 	defer rf.mu.Unlock()
 	for p, fo := range partitions {
@@ -144,7 +176,7 @@ func (rf *replicaFetcher) assign(partitions map[*partition.Partition]*followed) 
 
 // snapshot copies the followed partitions that are not paused; changes go
 // back through setTruncated and pause, which match on the leader epoch.
-func (rf *replicaFetcher) snapshot() []*followed {
+func (rf *fetcher) snapshot() []*followed {
 	rf.mu.Lock()
 	defer rf.mu.Unlock()
 	out := make([]*followed, 0, len(rf.partitions))
@@ -158,7 +190,7 @@ func (rf *replicaFetcher) snapshot() []*followed {
 	return out
 }
 
-func (rf *replicaFetcher) run(ctx context.Context) {
+func (rf *fetcher) run(ctx context.Context) {
 	log := rf.f.log.With("leader", rf.leader.id)
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
@@ -185,7 +217,7 @@ func (rf *replicaFetcher) run(ctx context.Context) {
 
 // fetchOnce truncates the partitions new to this leader epoch, then sends
 // one Fetch for all of them and applies the answer.
-func (rf *replicaFetcher) fetchOnce(ctx context.Context, parts []*followed) error {
+func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 	if len(parts) == 0 {
 		return nil
 	}
@@ -205,7 +237,7 @@ func (rf *replicaFetcher) fetchOnce(ctx context.Context, parts []*followed) erro
 			return err
 		}
 	}
-	self := rf.f.s.cfg.NodeID
+	self := rf.f.cfg.NodeID
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = self
 	req.MaxWaitMillis = 500
@@ -295,16 +327,16 @@ func (rf *replicaFetcher) fetchOnce(ctx context.Context, parts []*followed) erro
 // offset (ListOffsets -4) when what it lacks below is in the object store:
 // its leader-epoch cache comes from the manifest, its producer state from
 // the .producers object of the remote segment holding the offset before.
-func (rf *replicaFetcher) restartFromTier(ctx context.Context, broker *kgo.Broker, fo *followed) error {
+func (rf *fetcher) restartFromTier(ctx context.Context, broker *kgo.Broker, fo *followed) error {
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.Version = 8
-	req.ReplicaID = rf.f.s.cfg.NodeID
+	req.ReplicaID = rf.f.cfg.NodeID
 	t := kmsg.NewListOffsetsRequestTopic()
 	t.Topic = fo.topic.Name
 	p := kmsg.NewListOffsetsRequestTopicPartition()
 	p.Partition = fo.part.Index()
 	p.CurrentLeaderEpoch = fo.epoch
-	p.Timestamp = listEarliestLocal
+	p.Timestamp = partition.EarliestLocalOffset
 	t.Partitions = append(t.Partitions, p)
 	req.Topics = append(req.Topics, t)
 	resp, err := req.RequestWith(ctx, broker)
@@ -319,12 +351,12 @@ func (rf *replicaFetcher) restartFromTier(ctx context.Context, broker *kgo.Broke
 		return fmt.Errorf("ListOffsets earliest local: %w", err)
 	}
 	start := rp.Offset
-	remote := rf.f.s.cfg.RemoteReader
+	remote := rf.f.cfg.Remote
 	if remote == nil {
 		return fmt.Errorf("the leader tiers %s-%d but this broker has no object store", fo.topic.Name, fo.part.Index())
 	}
-	state := rf.f.s.cfg.Metadata.State()
-	epochs := remoteEpochs(state, fo.part, start)
+	state := rf.f.cfg.Store.State()
+	epochs := fo.part.RemoteEpochs(state, start)
 	var producers []byte
 	if prev, ok := state.SegmentContaining(fo.topic.ID, fo.part.Index(), start-1); ok {
 		if producers, err = remote.ReadProducerSnapshot(ctx, fo.part.Name(), prev); err != nil {
@@ -338,9 +370,9 @@ func (rf *replicaFetcher) restartFromTier(ctx context.Context, broker *kgo.Broke
 
 // truncate asks the leader where each partition's latest local epoch ends
 // and cuts the local log there.
-func (rf *replicaFetcher) truncate(ctx context.Context, broker *kgo.Broker, parts []*followed) error {
+func (rf *fetcher) truncate(ctx context.Context, broker *kgo.Broker, parts []*followed) error {
 	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
-	req.ReplicaID = rf.f.s.cfg.NodeID
+	req.ReplicaID = rf.f.cfg.NodeID
 	byName := map[string]int{}
 	for _, fo := range parts {
 		i, ok := byName[fo.topic.Name]
@@ -380,15 +412,7 @@ func (rf *replicaFetcher) truncate(ctx context.Context, broker *kgo.Broker, part
 				rf.pause(fo)
 				continue
 			}
-			target := fo.part.LogEndOffset()
-			if fo.part.LatestEpoch() >= 0 {
-				if rp.LeaderEpoch < 0 {
-					target = fo.part.HighWatermark() // the leader knows none of our epochs
-				} else {
-					_, localEnd := fo.part.EpochEndOffset(rp.LeaderEpoch)
-					target = min(target, rp.EndOffset, max(localEnd, 0))
-				}
-			}
+			target := truncationTarget(fo.part, rp.LeaderEpoch, rp.EndOffset)
 			if err := fo.part.TruncateTo(target); err != nil {
 				return fmt.Errorf("truncate %s-%d to %d: %w", fo.topic.Name, fo.part.Index(), target, err)
 			}
@@ -398,7 +422,7 @@ func (rf *replicaFetcher) truncate(ctx context.Context, broker *kgo.Broker, part
 	return nil
 }
 
-func (rf *replicaFetcher) setTruncated(fo *followed, truncated bool) {
+func (rf *fetcher) setTruncated(fo *followed, truncated bool) {
 	rf.mu.Lock()
 	defer rf.mu.Unlock()
 	fo.truncated = truncated
@@ -407,7 +431,7 @@ func (rf *replicaFetcher) setTruncated(fo *followed, truncated bool) {
 	}
 }
 
-func (rf *replicaFetcher) pause(fo *followed) {
+func (rf *fetcher) pause(fo *followed) {
 	rf.mu.Lock()
 	defer rf.mu.Unlock()
 	if cur := rf.partitions[fo.part]; cur != nil && cur.epoch == fo.epoch {
@@ -415,8 +439,26 @@ func (rf *replicaFetcher) pause(fo *followed) {
 	}
 }
 
-// close stops every fetcher and waits for them.
-func (f *replicaFetchers) close() {
+// truncationTarget is where a follower cuts its log after the leader
+// answered OffsetForLeaderEpoch for the follower's latest epoch with
+// (leaderEpoch, leaderEnd): the end of the largest epoch both have, capped
+// at both ends; a follower with no epochs keeps its log; one whose epochs
+// the leader does not know at all keeps only what it knows is committed.
+func truncationTarget(p *partition.Partition, leaderEpoch int32, leaderEnd int64) int64 {
+	target := p.LogEndOffset()
+	if p.LatestEpoch() < 0 {
+		return target
+	}
+	if leaderEpoch < 0 {
+		return p.HighWatermark() // the leader knows none of our epochs
+	}
+	_, localEnd := p.EpochEndOffset(leaderEpoch)
+	return min(target, leaderEnd, max(localEnd, 0))
+}
+
+// Close stops every fetcher and waits for them.
+func (f *Fetchers) Close() {
+	f.end()
 	f.mu.Lock()
 	for key, rf := range f.byLeader {
 		rf.cancel()

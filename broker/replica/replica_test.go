@@ -1,0 +1,230 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/metadata"
+)
+
+var t0 = time.Unix(1_700_000_000, 0)
+
+func openReplica(t *testing.T, self int32) *partition.Partition {
+	t.Helper()
+	p, err := partition.Open(partition.Config{Dir: t.TempDir(), Topic: "orders", TopicID: [16]byte{3}, Self: self,
+		Values: topicconfig.Typed(nil, nil), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func appendRecords(t *testing.T, p *partition.Partition, n int) int64 {
+	t.Helper()
+	records := make([]recordbatch.Record, n)
+	for i := range records {
+		records[i] = recordbatch.Record{Timestamp: t0.UnixMilli(), Value: []byte("v")}
+	}
+	b, err := recordbatch.Build(recordbatch.BuildOptions{}, records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _, err := p.Append(b, 9, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base + int64(n)
+}
+
+// fakeStore records proposed ISR changes; fail refuses them.
+type fakeStore struct {
+	mu       sync.Mutex // guards every field
+	changes  []metadata.PartitionChange
+	fail     error
+	proposed chan struct{}
+}
+
+func (f *fakeStore) ChangePartition(_ context.Context, c metadata.PartitionChange) (metadata.Partition, error) {
+	f.mu.Lock()
+	f.changes = append(f.changes, c)
+	err := f.fail
+	f.mu.Unlock()
+	if f.proposed != nil {
+		f.proposed <- struct{}{}
+	}
+	return metadata.Partition{}, err
+}
+
+func (f *fakeStore) proposals() []metadata.PartitionChange {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.changes)
+}
+
+// TestISRProposesExpansionsAndShrinks: the owner goroutine proposes what
+// the fetch path hands it and what the lag check finds, one change in
+// flight per partition, against the partition epoch; a refused change is
+// proposed again when its condition still holds.
+func TestISRProposesExpansionsAndShrinks(t *testing.T) {
+	p := openReplica(t, 1)
+	p.ApplyAssignment(metadata.Partition{Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 4, PartitionEpoch: 9, ISR: []int32{1, 2}}, t0)
+	end := appendRecords(t, p, 3)
+	store := &fakeStore{proposed: make(chan struct{}, 8)}
+	changed := 0
+	m := NewISR(ISRConfig{Store: store, Partitions: func() []*partition.Partition { return []*partition.Partition{p} },
+		ReplicaLagTimeMax: 10 * time.Second, Changed: func() { changed++ }, Logger: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	if _, err := p.FollowerFetched(2, end, t0); err != nil {
+		t.Fatal(err)
+	}
+	expand, err := p.FollowerFetched(3, end, t0)
+	if err != nil || expand == nil {
+		t.Fatalf("follower 3 caught up: %v %v", expand, err)
+	}
+	m.Expand(p, expand)
+	<-store.proposed
+	got := store.proposals()
+	if len(got) != 1 || !slices.Equal(got[0].ISR, []int32{1, 2, 3}) || got[0].PartitionEpoch != 9 || got[0].Leader != metadata.NoLeaderChange {
+		t.Fatalf("proposal %+v", got)
+	}
+	// The change ended: the next condition can be proposed.
+	waitFor(t, func() bool { again, _ := p.FollowerFetched(3, end, t0); return again != nil })
+	m.Expand(p, []int32{1, 2, 3})
+	<-store.proposed
+
+	// The controller applied the expansion; follower 3 then stops
+	// fetching, and the lag check (driven with its own time) shrinks.
+	p.ApplyAssignment(metadata.Partition{Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 4, PartitionEpoch: 10, ISR: []int32{1, 2, 3}}, t0)
+	if _, err := p.FollowerFetched(2, end, t0.Add(25*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	store.mu.Lock()
+	store.fail = errors.New("stale partition epoch")
+	store.mu.Unlock()
+	m.CheckLagging(ctx, t0.Add(30*time.Second))
+	<-store.proposed
+	got = store.proposals()
+	if last := got[len(got)-1]; !slices.Equal(last.ISR, []int32{1, 2}) || last.PartitionEpoch != 10 {
+		t.Fatalf("shrink proposal %+v", last)
+	}
+	// Refused: proposed again on the next check.
+	m.CheckLagging(ctx, t0.Add(31*time.Second))
+	<-store.proposed
+	if changed != 2 {
+		t.Fatalf("%d changes reported committed, want the 2 expansions", changed)
+	}
+}
+
+// TestISRDropsQueuedOnStop: proposals still queued when Run ends are
+// marked done, so a later term can propose again.
+func TestISRDropsQueuedOnStop(t *testing.T) {
+	p := openReplica(t, 1)
+	p.ApplyAssignment(metadata.Partition{Replicas: []int32{1, 2}, Leader: 1, ISR: []int32{1}}, t0)
+	end := appendRecords(t, p, 1)
+	expand, _ := p.FollowerFetched(2, end, t0)
+	if expand == nil {
+		t.Fatal("no expansion")
+	}
+	m := NewISR(ISRConfig{Store: &fakeStore{}, Partitions: func() []*partition.Partition { return nil }})
+	m.Expand(p, expand)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m.Run(ctx)
+	if again, _ := p.FollowerFetched(2, end, t0); again == nil {
+		t.Fatal("the dropped proposal's change stayed in flight")
+	}
+}
+
+// TestTruncationTarget: where a follower cuts its log after the leader's
+// OffsetForLeaderEpoch answer.
+func TestTruncationTarget(t *testing.T) {
+	follower := openReplica(t, 2)
+	if target := truncationTarget(follower, 3, 0); target != 0 {
+		t.Fatalf("empty log: %d", target)
+	}
+	// The follower's log: epoch 1 at 0..3, epoch 2 at 4..5 (replicated).
+	leader := openReplica(t, 1)
+	leader.ApplyAssignment(metadata.Partition{Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 1, ISR: []int32{1}}, t0)
+	appendRecords(t, leader, 4)
+	leader.ApplyAssignment(metadata.Partition{Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 2, ISR: []int32{1}}, t0)
+	appendRecords(t, leader, 2)
+	data, err := leader.Read(0, 1<<20, 6, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	follower.ApplyAssignment(metadata.Partition{Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 2, ISR: []int32{1, 2}}, t0)
+	if err := follower.AppendReplicated(data, 5); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name        string
+		leaderEpoch int32
+		leaderEnd   int64
+		want        int64
+	}{
+		{"the leader has our latest epoch to the end", 2, 6, 6},
+		{"the leader's epoch 2 ends earlier", 2, 5, 5},
+		{"the leader knows epoch 1 only, ending at 4", 1, 4, 4},
+		{"the leader's epoch 1 ends past ours", 1, 9, 4},
+		{"the leader knows none of our epochs", -1, -1, 5},
+	} {
+		if got := truncationTarget(follower, c.leaderEpoch, c.leaderEnd); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+// TestFetcherKeepsProgressWithinAnEpoch: a reassignment keeps a partition's
+// truncation and pause when its leader epoch did not change, and resets
+// them for a new epoch; updates of a stale epoch do not touch the current.
+func TestFetcherKeepsProgressWithinAnEpoch(t *testing.T) {
+	p, q := openReplica(t, 2), openReplica(t, 2)
+	rf := &fetcher{partitions: map[*partition.Partition]*followed{}}
+	rf.assign(map[*partition.Partition]*followed{p: {part: p, epoch: 3}, q: {part: q, epoch: 1}})
+	old := rf.snapshot()
+	for _, fo := range old {
+		rf.setTruncated(fo, true)
+	}
+	rf.assign(map[*partition.Partition]*followed{p: {part: p, epoch: 3}, q: {part: q, epoch: 2}})
+	if !rf.partitions[p].truncated || rf.partitions[q].truncated {
+		t.Fatalf("after reassignment: p truncated %v (same epoch), q truncated %v (new epoch)", rf.partitions[p].truncated, rf.partitions[q].truncated)
+	}
+	// A result of the old epoch of q is ignored.
+	for _, fo := range old {
+		if fo.part == q {
+			rf.setTruncated(fo, true)
+			rf.pause(fo)
+		}
+	}
+	if rf.partitions[q].truncated || !rf.partitions[q].pausedUntil.IsZero() {
+		t.Fatal("a stale epoch's result changed the current one")
+	}
+	rf.pause(&followed{part: p, epoch: 3})
+	if got := rf.snapshot(); len(got) != 1 || got[0].part != q {
+		t.Fatalf("a paused partition was fetched: %d partitions", len(got))
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
