@@ -82,22 +82,19 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, err e
 		return p.segments.StartOffset(), -1, nil
 	case MaxTimestamp:
 		batch, found, err := p.segments.MaxTimestampBatch()
-		if err != nil || !found {
-			return -1, -1, err
-		}
-		h, err := recordbatch.ParseHeader(batch)
-		if err != nil {
-			return -1, -1, err
-		}
-		if h.BaseOffset >= highWatermark {
-			return -1, -1, nil
-		}
-		return recordbatch.RecordAtTimestamp(batch, h, h.MaxTimestamp, true)
+		return recordBelow(batch, found, err, highWatermark, -1, true)
 	}
 	if ts < 0 {
 		return -1, -1, nil
 	}
 	batch, found, err := p.segments.FindTimestamp(ts)
+	return recordBelow(batch, found, err, highWatermark, ts, false)
+}
+
+// recordBelow finds the record of a batch the log found (at timestamp ts,
+// or -1 for the batch's max timestamp; exact as RecordAtTimestamp) when
+// the batch starts below the high watermark, else (-1, -1).
+func recordBelow(batch []byte, found bool, err error, highWatermark, ts int64, exact bool) (offset, timestamp int64, _ error) {
 	if err != nil || !found {
 		return -1, -1, err
 	}
@@ -108,5 +105,8 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, err e
 	if h.BaseOffset >= highWatermark {
 		return -1, -1, nil
 	}
-	return recordbatch.RecordAtTimestamp(batch, h, ts, false)
+	if ts < 0 {
+		ts = h.MaxTimestamp
+	}
+	return recordbatch.RecordAtTimestamp(batch, h, ts, exact)
 }
