@@ -131,7 +131,7 @@ func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterF
 
 var _ Clock = realClock{}
 
-// Store persists group metadata; later it writes Kafka's GroupMetadata
+// Store persists group metadata: a Shard writes Kafka's GroupMetadata
 // records to the group's __consumer_offsets partition.
 type Store interface {
 	// StoreGroup persists rec and calls done exactly once, from any
