@@ -6,7 +6,7 @@
 //
 // # Replication, the partition's side
 //
-// (broker/fetcher.go is the follower's loop.)
+// (broker/replica is the follower's loop and the ISR owner.)
 //
 //   - The metadata state assigns each partition its replicas, leader,
 //     leader epoch and ISR; the broker's partition manager hands every
