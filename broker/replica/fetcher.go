@@ -228,7 +228,15 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 	broker := seed[0]
 	var untruncated []*followed
 	for _, fo := range parts {
-		if !fo.truncated {
+		switch {
+		case fo.truncated:
+		case fo.part.LatestEpoch() < 0:
+			// No epochs (an empty log): nothing to agree on, so no
+			// OffsetForLeaderEpoch round trip (truncationTarget would
+			// keep the log as it is).
+			fo.truncated = true
+			rf.setTruncated(fo, true)
+		default:
 			untruncated = append(untruncated, fo)
 		}
 	}
