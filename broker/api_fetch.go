@@ -234,14 +234,14 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 		if t.part == nil || t.errorCode != 0 {
 			continue
 		}
-		hw := t.part.HighWatermark()
-		upTo := hw
+		highWatermark := t.part.HighWatermark()
+		upTo := highWatermark
 		if t.replica {
 			upTo = t.part.LogEndOffset()
 		}
 		start := t.part.LogStartOffset()
-		p.HighWatermark = hw
-		p.LastStableOffset = hw
+		p.HighWatermark = highWatermark
+		p.LastStableOffset = highWatermark
 		p.LogStartOffset = min(t.logStart, start)
 		p.ErrorCode = 0
 		limit := int64(t.maxBytes)
