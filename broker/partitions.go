@@ -163,6 +163,13 @@ func (m *partitionManager) reconcile() error {
 	defer m.markReconciled(state.AppliedIndex())
 	want := make(map[topicPartition]metadata.Topic)
 	for _, t := range state.Topics() {
+		if err := metadata.ValidateTopicName(t.Name); err != nil {
+			// Applied by a version that did not check names on apply: its
+			// partitions would be directories outside <topic>-<n> of the
+			// data dir, so they are never opened here.
+			m.cfg.log.Error("not hosting a topic whose name is not a legal Kafka topic name; delete it", "topic", t.Name, "err", err)
+			continue
+		}
 		for _, p := range t.Partitions {
 			if !containsBroker(p.Replicas, m.cfg.nodeID) {
 				continue

@@ -35,10 +35,13 @@ func ValidateTopicName(name string) error {
 	return nil
 }
 
-// validateTopic checks the invariants the state machine relies on.
+// validateTopic checks the invariants the state machine relies on. It runs
+// before a command is proposed and again when it is applied, whoever
+// proposed it: a name that breaks Kafka's rules (a path separator, "..")
+// never enters the state, so no broker builds a directory from it.
 func validateTopic(topic *Topic) error {
-	if topic.Name == "" {
-		return fmt.Errorf("%w: empty name", ErrInvalidTopic)
+	if err := ValidateTopicName(topic.Name); err != nil {
+		return err
 	}
 	if topic.ID == ([16]byte{}) {
 		return fmt.Errorf("%w: topic %q has a zero topic id", ErrInvalidTopic, topic.Name)
