@@ -126,10 +126,6 @@ func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRe
 			resp.Topics = append(resp.Topics, out)
 			continue
 		}
-		if !req.ValidateOnly {
-			budget -= len(t.Partitions)
-			created = append(created, len(resp.Topics))
-		}
 		s.log.Info("created topic", "topic", rt.Topic, "validate_only", req.ValidateOnly, "client", h.clientID)
 		out.TopicID = t.ID
 		if req.ValidateOnly {
@@ -139,7 +135,11 @@ func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRe
 		} else {
 			out.NumPartitions = int32(len(t.Partitions))
 			out.ReplicationFactor = int16(len(t.Partitions[0].Replicas))
+			created = append(created, len(resp.Topics))
 		}
+		// Validated partitions count too: a validate-only request does the
+		// same placement work, so it gets the same bound.
+		budget -= int(out.NumPartitions)
 		for _, entry := range s.describeTopicConfigs(tc.configs, nil, false, false) {
 			out.Configs = append(out.Configs, kmsg.CreateTopicsResponseTopicConfig{
 				Name:        entry.Name,

@@ -141,3 +141,36 @@ func TestCreateTopicsPartitionBudget(t *testing.T) {
 	}
 	_ = fmt.Sprint
 }
+
+// TestCreateTopicsValidateOnlyBudget: validate-only topics count against
+// the per-request partition budget as created ones do (each needs the
+// same placement work): a validate-only request of 11 topics of 1,000
+// partitions validates 10 and refuses the 11th, and creates nothing.
+func TestCreateTopicsValidateOnlyBudget(t *testing.T) {
+	b := sharedBroker(t)
+	c := dialRaw(t, b.addr)
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.Version = 4
+	req.TimeoutMillis = 10000
+	req.ValidateOnly = true
+	for i := range 11 {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic = fmt.Sprintf("%s-%02d", uniqueTopic(t), i)
+		rt.NumPartitions, rt.ReplicationFactor = 1000, 1
+		req.Topics = append(req.Topics, rt)
+	}
+	resp := c.roundTrip(req).(*kmsg.CreateTopicsResponse)
+	if len(resp.Topics) != 11 {
+		t.Fatalf("%d topics answered", len(resp.Topics))
+	}
+	for i, topic := range resp.Topics {
+		want := int16(0)
+		if i == 10 {
+			want = kerr.InvalidPartitions.Code
+		}
+		if topic.ErrorCode != want {
+			t.Errorf("topic %d (%s): error %d, want %d", i, topic.Topic, topic.ErrorCode, want)
+		}
+	}
+	requireNoTopic(t, b.addr, req.Topics[0].Topic)
+}
