@@ -75,6 +75,9 @@ func (f *fakeStore) proposals() []metadata.PartitionChange {
 // flight per partition, against the partition epoch; a refused change is
 // proposed again when its condition still holds.
 func TestISRProposesExpansionsAndShrinks(t *testing.T) {
+	// Times near the real clock: Run's own periodic check uses it, and
+	// must agree with the checks this test drives.
+	t0 := time.Now()
 	p := openReplica(t, 1)
 	p.ApplyAssignment(metadata.Partition{Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 4, PartitionEpoch: 9, ISR: []int32{1, 2}}, t0)
 	end := appendRecords(t, p, 3)
