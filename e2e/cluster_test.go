@@ -32,6 +32,24 @@ type cluster struct {
 	clusterID string
 	nodes     map[int32]*brokerProcess
 	quorum    string
+	// secretFile is the cluster secret every node is started with.
+	secretFile string
+}
+
+// generateClusterSecret writes a new cluster secret file in dir with
+// strata format --generate-cluster-secret, as an operator would.
+func generateClusterSecret(tb testing.TB, dir string) string {
+	tb.Helper()
+	path := filepath.Join(dir, "cluster.secret")
+	if out, err := exec.Command(strataBin, "format", "--generate-cluster-secret", path).CombinedOutput(); err != nil {
+		tb.Fatalf("strata format --generate-cluster-secret: %v\n%s", err, out)
+	}
+	return path
+}
+
+// memberFlags are the serve flags that make a process a member of c.
+func (c *cluster) memberFlags(id int32) []string {
+	return []string{"--node-id", fmt.Sprint(id), "--cluster-id", c.clusterID, "--controller-quorum", c.quorum, "--cluster-secret-file", c.secretFile}
 }
 
 // Short sessions so failover tests take seconds: heartbeats every 200 ms,
@@ -51,6 +69,7 @@ func startClusterWith(t *testing.T, n int32, setup nodeSetup) *cluster {
 	var voters []string
 	extras := map[int32][]string{}
 	dir := t.TempDir()
+	c.secretFile = generateClusterSecret(t, dir)
 	for id := int32(1); id <= n; id++ {
 		b := &brokerProcess{
 			dataDir: filepath.Join(dir, fmt.Sprintf("node%d", id), "data"),
@@ -70,7 +89,7 @@ func startClusterWith(t *testing.T, n int32, setup nodeSetup) *cluster {
 	}
 	c.quorum = strings.Join(voters, ",")
 	for id, b := range c.nodes {
-		b.extra = append(append([]string{"--node-id", fmt.Sprint(id), "--cluster-id", c.clusterID, "--controller-quorum", c.quorum}, clusterTimingFlags...), extras[id]...)
+		b.extra = append(append(c.memberFlags(id), clusterTimingFlags...), extras[id]...)
 	}
 	t.Cleanup(func() {
 		for id, b := range c.nodes {
@@ -540,7 +559,7 @@ func TestCluster(t *testing.T) {
 			dataDir: filepath.Join(dir, "data"), addr: freePort(t), admin: freePort(t), ctrl: freePort(t),
 			logPath: filepath.Join(dir, "node4.log"),
 		}
-		b.extra = append([]string{"--node-id", "4", "--cluster-id", c.clusterID, "--controller-quorum", c.quorum, "--process-roles", "broker"}, clusterTimingFlags...)
+		b.extra = append(append(c.memberFlags(4), "--process-roles", "broker"), clusterTimingFlags...)
 		c.nodes[4] = b
 		if err := b.start(); err != nil {
 			t.Fatal(err)
@@ -592,9 +611,10 @@ func TestClusterStartupErrors(t *testing.T) {
 	}
 	ctrl1, ctrl2 := freePort(t), freePort(t)
 	quorum := "1@" + ctrl1 + ",2@" + ctrl2
+	secret := generateClusterSecret(t, dir)
 	base := func(id int, data string) []string {
 		return []string{"serve", "--node-id", fmt.Sprint(id), "--data-dir", filepath.Join(dir, data), "--listen", freePort(t),
-			"--admin-listen", "-", "--controller-quorum", quorum, "--controller-quorum-timeout-ms", "3000"}
+			"--admin-listen", "-", "--controller-quorum", quorum, "--controller-quorum-timeout-ms", "3000", "--cluster-secret-file", secret}
 	}
 
 	out, err := run(base(1, "unformatted")...)

@@ -50,6 +50,10 @@ type Config struct {
 	// yet (formatted as a non-voter) asks them to add it as a non-voter: it
 	// follows the metadata log without counting for the quorum.
 	Voters map[int32]string
+	// ClusterSecret is what this node and every controller peer prove to
+	// each other in the handshake of each connection (ReadClusterSecretFile,
+	// GenerateClusterSecretFile). Required.
+	ClusterSecret ClusterSecret
 	// Logger receives Store and Raft logs. Default slog.Default().
 	Logger *slog.Logger
 
@@ -130,6 +134,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("metadata: config: data dir is empty")
+	}
+	if c.ClusterSecret.IsZero() {
+		return fmt.Errorf("metadata: config: %w: every controller connection is authenticated with it", ErrNoClusterSecret)
 	}
 	c = c.withDefaults()
 	if err := validateListenAddress(c.ControllerListen); err != nil {

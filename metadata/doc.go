@@ -279,27 +279,40 @@
 // The dialer of every controller connection sends a request and waits for
 // the response before the connection is used; the listener hands the
 // connection on only after accepting it. Handshakes time out after
-// Config.HandshakeTimeout.
+// Config.HandshakeTimeout. Both ends prove that they hold the cluster
+// secret (secret.go) without sending it:
 //
-//	request:   +--------+---------+---------------+---------------+--------+------------+---------+
-//	           | "STRH" | version | dialer node id| target node id| id len | cluster id | channel |
-//	           | 4 bytes| 1 byte  | int32         | int32         | 1 byte | id len     | 1 byte  |
-//	           +--------+---------+---------------+---------------+--------+------------+---------+
+//	request:   +--------+---------+---------------+---------------+--------+------------+---------+-------------+
+//	           | "STRH" | version | dialer node id| target node id| id len | cluster id | channel | dialer nonce|
+//	           | 4 bytes| 1 byte  | int32         | int32         | 1 byte | id len     | 1 byte  | 32 bytes    |
+//	           +--------+---------+---------------+---------------+--------+------------+---------+-------------+
 //	response:  +--------+---------+--------+------------------+
 //	           | "STRH" | version | status | responder node id|
 //	           | 4 bytes| 1 byte  | 1 byte | int32            |
 //	           +--------+---------+--------+------------------+
-//	version 2 (this build; version 1 requests, without the channel byte,
-//	are still accepted and mean channel 0); the response carries the
-//	request's version. status 0 accepted, 1 unsupported version or
-//	channel, 2 wrong cluster id, 3 wrong node id (the target node id is not
-//	the listener's). channel 0 Raft (hashicorp/raft's transport), 1
-//	controller RPCs (below).
+//	           then, when status is 0: listener nonce (32 bytes), listener proof (32 bytes)
+//	dialer:    dialer proof (32 bytes), sent only if the listener's proof checked out
+//	listener:  verdict (1 byte: 0 accepted, 4 wrong cluster secret)
+//
+//	proof = HMAC-SHA256(secret, label || transcript), where the label is
+//	"strata controller handshake v3: listener" or "...: dialer", and the
+//	transcript is the request as sent, the response's first 10 bytes and
+//	the listener nonce. Each side proves with the first secret of its file
+//	and accepts a proof under any of them (two during a rotation).
+//
+// Version 3 (this build; versions 1 and 2, which did not authenticate, are
+// answered status 1 and closed). status 0 accepted so far, 1 unsupported
+// version or channel, 2 wrong cluster id, 3 wrong node id (the target node
+// id is not the listener's), 4 wrong cluster secret. channel 0 Raft
+// (hashicorp/raft's transport), 1 controller RPCs (below).
 //
 // The target node id is the one Raft's configuration lists at the dialed
 // address. A refusing listener answers and closes the connection; a request
 // with a wrong magic is closed without an answer. The dialer also checks
-// that the responder node id is the one it expected.
+// that the responder node id is the one it expected. On the Raft channel
+// every request must carry, as its header's server id, the node id the
+// dialer authenticated as (raftpeer.go), or the connection is closed: a
+// node can vote, lead and send snapshots only in its own name.
 //
 // # Controller RPCs
 //

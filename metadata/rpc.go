@@ -88,9 +88,10 @@ func decodeRPCResponse(payload []byte) (rpcResponse, error) {
 	return r, d.finish()
 }
 
-// serveRPC answers the RPCs of one inbound connection until it fails or
-// the Store closes (the stream layer closes the connection then).
-func (s *Store) serveRPC(conn net.Conn) {
+// serveRPC answers the RPCs of one inbound connection, from the node that
+// authenticated as peer, until it fails or the Store closes (the stream
+// layer closes the connection then).
+func (s *Store) serveRPC(conn net.Conn, peer int32) {
 	for {
 		request, err := readFrame(conn)
 		if err != nil {
@@ -99,7 +100,7 @@ func (s *Store) serveRPC(conn net.Conn) {
 			}
 			return
 		}
-		response := s.handleRPC(request)
+		response := s.handleRPC(request, peer)
 		if err := writeFrame(conn, response.encode()); err != nil {
 			return
 		}
@@ -111,7 +112,11 @@ func (s *Store) serveRPC(conn net.Conn) {
 // refused at the door), so the proposal can be retried safely.
 var errNotApplied = errors.New("not applied")
 
-func (s *Store) handleRPC(request []byte) rpcResponse {
+// handleRPC answers one request from the node that authenticated as peer.
+// Any node holding the cluster secret may send any request (a proposal is
+// checked by the state machine, not by who sent it); peer names the sender
+// in logs.
+func (s *Store) handleRPC(request []byte, peer int32) rpcResponse {
 	if len(request) == 0 {
 		return rpcResponse{status: rpcFailed, message: "empty request"}
 	}
@@ -137,6 +142,7 @@ func (s *Store) handleRPC(request []byte) rpcResponse {
 		// does not decode would stop every node that applies it.
 		cmd, decodeErr := decodeCommand(payload)
 		if decodeErr != nil {
+			s.logger.Warn("metadata: refused an undecodable proposal", "node", peer, "error", decodeErr)
 			return rpcResponse{status: rpcFailed, message: "undecodable command: " + decodeErr.Error()}
 		}
 		if register, ok := cmd.(*registerBrokerCommand); ok {

@@ -130,6 +130,7 @@ func Open(cfg Config) (_ *Store, err error) {
 	s.layer, err = listenStreamLayer(streamLayerConfig{
 		clusterID:        clusterID,
 		nodeID:           cfg.NodeID,
+		secret:           cfg.ClusterSecret,
 		listen:           cfg.ControllerListen,
 		advertise:        cfg.ControllerAdvertise,
 		handshakeTimeout: cfg.HandshakeTimeout,

@@ -22,12 +22,24 @@ func freeAddress(t *testing.T) string {
 	return listener.Addr().String()
 }
 
+// testSecret is the cluster secret of the package's test clusters.
+var testSecret = mustParseSecret("metadata tests: the secret of every test cluster")
+
+func mustParseSecret(text string) ClusterSecret {
+	secret, err := ParseClusterSecret([]byte(text))
+	if err != nil {
+		panic(err)
+	}
+	return secret
+}
+
 // testConfig is a single-node config with short Raft timeouts.
 func testConfig(dataDir, address string) Config {
 	return Config{
 		NodeID:             1,
 		DataDir:            dataDir,
 		ControllerListen:   address,
+		ClusterSecret:      testSecret,
 		Logger:             discardLogger(),
 		HeartbeatTimeout:   50 * time.Millisecond,
 		ElectionTimeout:    50 * time.Millisecond,
@@ -371,7 +383,7 @@ func TestProducerIDBlocksNeverOverlap(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	valid := Config{NodeID: 1, DataDir: "/data"}
+	valid := Config{NodeID: 1, DataDir: "/data", ClusterSecret: testSecret}
 	tests := []struct {
 		name    string
 		change  func(*Config)

@@ -1,6 +1,8 @@
 package metadata
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,15 +18,25 @@ import (
 // Handshake constants (see doc.go). Part of the format: do not change.
 const (
 	handshakeMagic = "STRH"
-	// handshakeVersion is what this build sends; version 1 (no channel
-	// byte, always Raft) is still accepted.
-	handshakeVersion = 2
+	// handshakeVersion is the only version this build speaks: version 3
+	// added the cluster secret's challenge–response; versions 1 and 2
+	// (no authentication) are refused.
+	handshakeVersion = 3
 	// handshakeRequestFixedSize is magic, version, dialer id, target id and
-	// the cluster id length; the cluster id follows, then (version 2) the
-	// channel byte.
+	// the cluster id length; the cluster id follows, then the channel byte
+	// and the dialer's nonce.
 	handshakeRequestFixedSize = 4 + 1 + 4 + 4 + 1
-	// handshakeResponseSize is magic, version, status and responder id.
+	// handshakeResponseSize is magic, version, status and responder id;
+	// an accepting response goes on with the listener's nonce and proof.
 	handshakeResponseSize = 4 + 1 + 1 + 4
+	// handshakeNonceSize is the size of each side's random challenge.
+	handshakeNonceSize = 32
+	// handshakeProofSize is the size of an HMAC-SHA256 proof.
+	handshakeProofSize = sha256.Size
+	// Labels of the two proofs, so that neither side's proof can be
+	// reflected as the other's.
+	listenerProofLabel = "strata controller handshake v3: listener"
+	dialerProofLabel   = "strata controller handshake v3: dialer"
 )
 
 // handshakeChannel says what a connection carries after the handshake.
@@ -45,6 +57,7 @@ const (
 	handshakeUnsupportedVersion handshakeStatus = 1
 	handshakeWrongCluster       handshakeStatus = 2
 	handshakeWrongNode          handshakeStatus = 3
+	handshakeUnauthenticated    handshakeStatus = 4
 )
 
 func (s handshakeStatus) String() string {
@@ -57,6 +70,8 @@ func (s handshakeStatus) String() string {
 		return "wrong cluster id"
 	case handshakeWrongNode:
 		return "wrong node id"
+	case handshakeUnauthenticated:
+		return "wrong cluster secret"
 	default:
 		return fmt.Sprintf("status %d", uint8(s))
 	}
@@ -82,10 +97,11 @@ type handshakeRequest struct {
 	targetNodeID int32
 	clusterID    string
 	channel      handshakeChannel // version 2 and later
+	nonce        [handshakeNonceSize]byte
 }
 
 func (r handshakeRequest) encode() []byte {
-	buffer := make([]byte, 0, handshakeRequestFixedSize+len(r.clusterID))
+	buffer := make([]byte, 0, handshakeRequestFixedSize+len(r.clusterID)+1+handshakeNonceSize)
 	buffer = append(buffer, handshakeMagic...)
 	buffer = append(buffer, r.version)
 	buffer = binary.BigEndian.AppendUint32(buffer, uint32(r.dialerNodeID))
@@ -95,9 +111,14 @@ func (r handshakeRequest) encode() []byte {
 	if r.version >= 2 {
 		buffer = append(buffer, uint8(r.channel))
 	}
+	if r.version >= 3 {
+		buffer = append(buffer, r.nonce[:]...)
+	}
 	return buffer
 }
 
+// readHandshakeRequest reads a request of any version; the caller refuses
+// the versions it does not speak.
 func readHandshakeRequest(reader io.Reader) (handshakeRequest, error) {
 	var fixed [handshakeRequestFixedSize]byte
 	if _, err := io.ReadFull(reader, fixed[:]); err != nil {
@@ -122,6 +143,11 @@ func readHandshakeRequest(reader io.Reader) (handshakeRequest, error) {
 			return handshakeRequest{}, fmt.Errorf("read handshake channel: %w", err)
 		}
 		request.channel = handshakeChannel(channel[0])
+	}
+	if request.version == 3 {
+		if _, err := io.ReadFull(reader, request.nonce[:]); err != nil {
+			return handshakeRequest{}, fmt.Errorf("read handshake nonce: %w", err)
+		}
 	}
 	return request, nil
 }
@@ -155,6 +181,16 @@ func readHandshakeResponse(reader io.Reader) (handshakeResponse, error) {
 	}, nil
 }
 
+// handshakeTranscript is what both proofs cover: the request as sent (with
+// the dialer's nonce), the accepting response and the listener's nonce. A
+// proof therefore binds both node ids, the cluster id, the channel and
+// both challenges.
+func handshakeTranscript(request handshakeRequest, response handshakeResponse, listenerNonce []byte) []byte {
+	transcript := request.encode()
+	transcript = append(transcript, response.encode()...)
+	return append(transcript, listenerNonce...)
+}
+
 // controllerAddress is the advertised address of a stream layer; it may name
 // a host rather than an IP, which net.TCPAddr cannot.
 type controllerAddress string
@@ -166,6 +202,8 @@ func (a controllerAddress) String() string  { return string(a) }
 type streamLayerConfig struct {
 	clusterID string
 	nodeID    int32
+	// secret is what both ends of every connection prove they hold.
+	secret ClusterSecret
 	// listen is the host:port to listen on; advertise what peers dial
 	// (default: the bound address).
 	listen, advertise string
@@ -174,15 +212,18 @@ type streamLayerConfig struct {
 	// resolve maps a peer's address to the node id expected there; a dial
 	// to an address it does not know fails.
 	resolve func(raft.ServerAddress) (nodeID int32, ok bool)
-	// serveRPC serves a connection on the RPC channel until it fails or
-	// is closed; nil refuses the channel.
-	serveRPC func(net.Conn)
+	// serveRPC serves a connection on the RPC channel, from the node that
+	// authenticated as peer, until it fails or is closed; nil refuses the
+	// channel.
+	serveRPC func(conn net.Conn, peer int32)
 	logger   *slog.Logger
 }
 
 // streamLayer is the raft.StreamLayer of the controller listener: plain TCP
-// where every connection starts with a handshake (cluster id, node ids), and
-// only connections whose handshake succeeded reach Raft.
+// where every connection starts with a handshake (cluster id, node ids, and
+// a challenge–response proving that both ends hold the cluster secret), and
+// only connections whose handshake succeeded reach Raft, which then may
+// only speak for the node that authenticated (raftPeerConn).
 //
 // Accept, Dial, Addr and Close are safe for concurrent use. The layer owns
 // its accept loop and one goroutine per handshake in progress; Close stops
@@ -304,10 +345,10 @@ func (l *streamLayer) handshakeInbound(conn net.Conn) {
 	}
 	l.handshaking[conn] = struct{}{}
 	l.mutex.Unlock()
-	channel, err := l.answerHandshake(conn)
+	channel, peer, err := l.answerHandshake(conn)
 	if err == nil && channel == channelRPC {
 		// Stays registered while it serves, so Close interrupts it.
-		l.config.serveRPC(conn)
+		l.config.serveRPC(conn, peer)
 	}
 	l.mutex.Lock()
 	delete(l.handshaking, conn)
@@ -322,29 +363,29 @@ func (l *streamLayer) handshakeInbound(conn net.Conn) {
 		return
 	}
 	select {
-	case l.accepted <- conn:
+	case l.accepted <- newRaftPeerConn(conn, peer, l.config.logger):
 	case <-l.closing:
 		conn.Close()
 	}
 }
 
-// answerHandshake reads the request, answers it, and returns the channel the
-// connection carries, or an error when it must not be used.
-func (l *streamLayer) answerHandshake(conn net.Conn) (handshakeChannel, error) {
+// answerHandshake reads the request, answers it, runs the challenge–response
+// and returns the channel the connection carries and the node id the peer
+// proved, or an error when the connection must not be used.
+func (l *streamLayer) answerHandshake(conn net.Conn) (handshakeChannel, int32, error) {
 	if err := conn.SetDeadline(time.Now().Add(l.config.handshakeTimeout)); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	request, err := readHandshakeRequest(conn)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	response := handshakeResponse{version: min(request.version, handshakeVersion), status: handshakeAccepted, responderNodeID: l.config.nodeID}
+	response := handshakeResponse{version: handshakeVersion, status: handshakeAccepted, responderNodeID: l.config.nodeID}
 	var refusal error
 	switch {
-	case request.version < 1 || request.version > handshakeVersion:
+	case request.version != handshakeVersion:
 		response.status = handshakeUnsupportedVersion
-		response.version = handshakeVersion
-		refusal = fmt.Errorf("node %d speaks handshake version %d, this node 1..%d", request.dialerNodeID, request.version, handshakeVersion)
+		refusal = fmt.Errorf("node %d speaks handshake version %d, this node %d (versions before 3 do not authenticate: upgrade every node, and give it --cluster-secret-file)", request.dialerNodeID, request.version, handshakeVersion)
 	case request.channel > channelRPC || (request.channel == channelRPC && l.config.serveRPC == nil):
 		response.status = handshakeUnsupportedVersion
 		refusal = fmt.Errorf("node %d asked for channel %d, which this node does not serve", request.dialerNodeID, request.channel)
@@ -355,13 +396,34 @@ func (l *streamLayer) answerHandshake(conn net.Conn) (handshakeChannel, error) {
 		response.status = handshakeWrongNode
 		refusal = fmt.Errorf("node %d expected node %d at this address, this is node %d", request.dialerNodeID, request.targetNodeID, l.config.nodeID)
 	}
-	if _, err := conn.Write(response.encode()); err != nil {
-		return 0, fmt.Errorf("write handshake response: %w", err)
-	}
 	if refusal != nil {
-		return 0, &handshakeError{status: response.status, detail: refusal.Error()}
+		if _, err := conn.Write(response.encode()); err != nil {
+			return 0, 0, fmt.Errorf("write handshake response: %w", err)
+		}
+		return 0, 0, &handshakeError{status: response.status, detail: refusal.Error()}
 	}
-	return request.channel, conn.SetDeadline(time.Time{})
+	// Challenge–response: this node proves the secret over both nonces,
+	// then the dialer does, then this node says whether it believed it.
+	var nonce [handshakeNonceSize]byte
+	rand.Read(nonce[:])
+	transcript := handshakeTranscript(request, response, nonce[:])
+	answer := append(response.encode(), nonce[:]...)
+	answer = append(answer, l.config.secret.prove(listenerProofLabel, transcript)...)
+	if _, err := conn.Write(answer); err != nil {
+		return 0, 0, fmt.Errorf("write handshake response: %w", err)
+	}
+	dialerProof := make([]byte, handshakeProofSize)
+	if _, err := io.ReadFull(conn, dialerProof); err != nil {
+		return 0, 0, fmt.Errorf("node %d sent no proof of the cluster secret (it may not hold ours): %w", request.dialerNodeID, err)
+	}
+	if !l.config.secret.verify(dialerProofLabel, transcript, dialerProof) {
+		conn.Write([]byte{uint8(handshakeUnauthenticated)})
+		return 0, 0, &handshakeError{status: handshakeUnauthenticated, detail: fmt.Sprintf("the peer calling itself node %d does not hold this cluster's secret (check --cluster-secret-file on both nodes)", request.dialerNodeID)}
+	}
+	if _, err := conn.Write([]byte{uint8(handshakeAccepted)}); err != nil {
+		return 0, 0, fmt.Errorf("write handshake verdict: %w", err)
+	}
+	return request.channel, request.dialerNodeID, conn.SetDeadline(time.Time{})
 }
 
 // Dial connects to a peer controller and runs the dialer's side of the
@@ -398,6 +460,7 @@ func (l *streamLayer) requestHandshake(conn net.Conn, expected int32, channel ha
 		clusterID:    l.config.clusterID,
 		channel:      channel,
 	}
+	rand.Read(request.nonce[:])
 	if _, err := conn.Write(request.encode()); err != nil {
 		return fmt.Errorf("write handshake request: %w", err)
 	}
@@ -408,8 +471,31 @@ func (l *streamLayer) requestHandshake(conn net.Conn, expected int32, channel ha
 	if response.status != handshakeAccepted {
 		return &handshakeError{status: response.status, detail: fmt.Sprintf("node %d refused the connection", response.responderNodeID)}
 	}
+	if response.version != handshakeVersion {
+		return &handshakeError{status: handshakeUnsupportedVersion, detail: fmt.Sprintf("node %d answered with handshake version %d, this node speaks %d", response.responderNodeID, response.version, handshakeVersion)}
+	}
 	if response.responderNodeID != expected {
 		return &handshakeError{status: handshakeWrongNode, detail: fmt.Sprintf("expected node %d, node %d answered", expected, response.responderNodeID)}
+	}
+	challenge := make([]byte, handshakeNonceSize+handshakeProofSize)
+	if _, err := io.ReadFull(conn, challenge); err != nil {
+		return fmt.Errorf("read handshake challenge: %w", err)
+	}
+	listenerNonce, listenerProof := challenge[:handshakeNonceSize], challenge[handshakeNonceSize:]
+	transcript := handshakeTranscript(request, response, listenerNonce)
+	// Believe the listener before proving anything to it.
+	if !l.config.secret.verify(listenerProofLabel, transcript, listenerProof) {
+		return &handshakeError{status: handshakeUnauthenticated, detail: fmt.Sprintf("the peer answering as node %d does not hold this cluster's secret (check --cluster-secret-file on both nodes)", expected)}
+	}
+	if _, err := conn.Write(l.config.secret.prove(dialerProofLabel, transcript)); err != nil {
+		return fmt.Errorf("write handshake proof: %w", err)
+	}
+	var verdict [1]byte
+	if _, err := io.ReadFull(conn, verdict[:]); err != nil {
+		return fmt.Errorf("read handshake verdict: %w", err)
+	}
+	if status := handshakeStatus(verdict[0]); status != handshakeAccepted {
+		return &handshakeError{status: status, detail: fmt.Sprintf("node %d does not accept this node's cluster secret (check --cluster-secret-file on both nodes)", expected)}
 	}
 	return conn.SetDeadline(time.Time{})
 }

@@ -62,6 +62,15 @@ func Open(t testing.TB, dataDir string) *metadata.Store {
 	return store
 }
 
+// ClusterSecret is the secret of every test cluster.
+var ClusterSecret = func() metadata.ClusterSecret {
+	secret, err := metadata.ParseClusterSecret([]byte("metadatatest: the secret of every test cluster"))
+	if err != nil {
+		panic(err)
+	}
+	return secret
+}()
+
 // Config returns a test configuration for node NodeID: controller on
 // address, short Raft timeouts, logs discarded.
 func Config(dataDir, address string) metadata.Config {
@@ -69,6 +78,7 @@ func Config(dataDir, address string) metadata.Config {
 		NodeID:             NodeID,
 		DataDir:            dataDir,
 		ControllerListen:   address,
+		ClusterSecret:      ClusterSecret,
 		Logger:             slog.New(slog.DiscardHandler),
 		HeartbeatTimeout:   50 * time.Millisecond,
 		ElectionTimeout:    50 * time.Millisecond,

@@ -41,6 +41,11 @@ type Config struct {
 	// ControllerQuorum are the initial voters (node id → controller
 	// address); empty means this node alone.
 	ControllerQuorum map[int32]string
+	// ClusterSecretFile holds the secret every controller connection is
+	// authenticated with (metadata.ReadClusterSecretFile); empty means the
+	// one in the data dir, generated there by the only voter of a one-node
+	// quorum.
+	ClusterSecretFile string
 	// ControllerOnly runs the metadata voter without a broker (Kafka's
 	// process.roles=controller): no Kafka listener, no partitions.
 	ControllerOnly bool
@@ -121,12 +126,17 @@ type Node struct {
 func New(ctx context.Context, cfg Config) (*Node, error) {
 	cfg.setDefaults()
 	log := cfg.Logger
+	secret, err := loadClusterSecret(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	if err := prepareDataDir(cfg, log); err != nil {
 		return nil, err
 	}
 	store, err := metadata.Open(metadata.Config{
 		NodeID:                cfg.NodeID,
 		DataDir:               cfg.DataDir,
+		ClusterSecret:         secret,
 		ControllerListen:      cfg.ControllerListen,
 		ControllerAdvertise:   cfg.ControllerAdvertise,
 		Voters:                cfg.ControllerQuorum,

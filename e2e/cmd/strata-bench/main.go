@@ -449,6 +449,10 @@ func runCluster(bin, dir string, records, recordSize, partitions int) error {
 		return err
 	}
 	quorum := fmt.Sprintf("1@%s,2@%s,3@%s", ports[2], ports[5], ports[8])
+	secret := filepath.Join(dir, "cluster.secret")
+	if out, err := exec.Command(bin, "format", "--generate-cluster-secret", secret).CombinedOutput(); err != nil {
+		return fmt.Errorf("generate the cluster secret: %v: %s", err, out)
+	}
 	type started struct {
 		addr string
 		stop func()
@@ -459,7 +463,7 @@ func runCluster(bin, dir string, records, recordSize, partitions int) error {
 	for i := range 3 {
 		wg.Go(func() {
 			addr, stop, err := startBroker(bin, filepath.Join(dir, fmt.Sprintf("data-%d", i+1)), ports[3*i:3*i+3],
-				"--node-id", fmt.Sprint(i+1), "--cluster-id", "bench", "--controller-quorum", quorum)
+				"--node-id", fmt.Sprint(i+1), "--cluster-id", "bench", "--controller-quorum", quorum, "--cluster-secret-file", secret)
 			results[i] = started{addr, stop, err}
 		})
 	}
