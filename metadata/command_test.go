@@ -194,23 +194,56 @@ func TestFSMSkipsIgnorableUnknownCommands(t *testing.T) {
 	requireStatesEqual(t, after, before.withAppliedIndex(2))
 }
 
-func TestFSMPanicsOnUndecodableCommands(t *testing.T) {
+// TestFSMHaltsOnUndecodableCommands: a committed entry this build cannot
+// decode stops the state machine at the state before it, with an error
+// naming the entry; later entries, even valid ones, are not applied, and no
+// snapshot claims the entry was (it would vanish from the log).
+func TestFSMHaltsOnUndecodableCommands(t *testing.T) {
 	tests := []struct {
-		name string
-		data []byte
+		name        string
+		data        []byte
+		wantType    uint8
+		wantVersion uint8
 	}{
-		{"unknown type without the ignore bit", []byte{0x7e, 1}},
-		{"known type with a newer version", []byte{byte(commandCreateTopic), 9}},
-		{"corrupt payload", []byte{byte(commandCreateTopic), 1, 5, 'a'}},
+		{"unknown type without the ignore bit", []byte{0x7e, 1}, 0x7e, 1},
+		{"known type with a newer version", []byte{byte(commandCreateTopic), 9}, uint8(commandCreateTopic), 9},
+		{"corrupt payload", []byte{byte(commandCreateTopic), 1, 5, 'a'}, uint8(commandCreateTopic), 1},
 	}
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {
-			defer func() {
-				if recover() == nil {
-					t.Fatal("Apply did not panic")
-				}
-			}()
-			newFSM(discardLogger()).Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: test.data})
+			f := newFSM(discardLogger())
+			valid := encodeCommand(&initClusterCommand{clusterID: "c"})
+			results := f.ApplyBatch([]*raft.Log{
+				{Index: 1, Type: raft.LogCommand, Data: valid},
+				{Index: 2, Type: raft.LogCommand, Data: test.data},
+				{Index: 3, Type: raft.LogNoop},
+			})
+			var halt *UnappliableEntryError
+			if !errors.As(results[1].(applyResult).err, &halt) || halt.Index != 2 || halt.Type != test.wantType || halt.Version != test.wantVersion {
+				t.Fatalf("result of the undecodable entry: %v, want an UnappliableEntryError for index 2, type %d, version %d", results[1].(applyResult).err, test.wantType, test.wantVersion)
+			}
+			if err := results[2].(applyResult).err; !errors.As(err, &halt) {
+				t.Fatalf("result of the entry after it: %v, want the halt", err)
+			}
+			select {
+			case <-f.haltedSignal:
+			default:
+				t.Fatal("halted signal not closed")
+			}
+			if got := f.state().AppliedIndex(); got != 1 {
+				t.Fatalf("applied index %d, want 1 (the state before the entry)", got)
+			}
+			if f.state().ClusterID() != "c" {
+				t.Fatal("the entry before the undecodable one was not applied")
+			}
+			if _, err := f.Snapshot(); !errors.As(err, &halt) {
+				t.Fatalf("Snapshot of a halted fsm: %v, want the halt", err)
+			}
+			// Nothing is applied any more.
+			f.Apply(&raft.Log{Index: 4, Type: raft.LogCommand, Data: valid})
+			if got := f.state().AppliedIndex(); got != 1 {
+				t.Fatalf("applied index %d after another entry, want 1", got)
+			}
 		})
 	}
 }

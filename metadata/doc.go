@@ -49,8 +49,8 @@
 // CreatedAtUnixMilli travel in the command). A command the state rejects
 // (ErrTopicExists, ErrUnknownTopic, ErrInvalidPartitions, …) is a result: the
 // state is unchanged and the proposer gets the error. Data that does not
-// decode is a bug, and Apply panics rather than diverge from the other
-// nodes. Every command is registered in one table (commandTable) with the
+// decode stops the node rather than let it diverge from the others (below).
+// Every command is registered in one table (commandTable) with the
 // payload version this build writes. A Raft log entry (raft.LogCommand) is:
 //
 //	+--------+---------+------------------------------+
@@ -61,8 +61,13 @@
 //	version: 1..255, the payload encoding
 //
 // A node that does not know the type or the version of an entry skips it if
-// the ignore-unknown bit is set, and otherwise stops (panics): it must be
-// upgraded before it can follow the log. Command types (part of the format):
+// the ignore-unknown bit is set, and otherwise stops: the state machine
+// halts at the state before the entry, applies and snapshots nothing more,
+// and the node exits (code 3) with an UnappliableEntryError naming the
+// entry's index, type and version; it stops there again after every restart
+// until it is upgraded, or wiped and rejoined from the quorum. A leader
+// refuses to append a proposal that does not decode, so only a newer
+// build's command or corruption gets there. Command types (part of the format):
 //
 //	1 InitCluster          v1: cluster id string
 //	2 CreateTopic          v1: topic (below)

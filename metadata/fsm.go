@@ -31,7 +31,31 @@ type fsm struct {
 	// reads the result here once it has applied the entry itself.
 	resultsMu sync.Mutex
 	results   map[uint64]applyResult
+
+	// halted is the committed entry this node cannot apply, set once by
+	// the FSM goroutine; haltedSignal is closed when it is. From then on
+	// nothing more is applied or snapshotted: the node must stop.
+	halted       atomic.Pointer[UnappliableEntryError]
+	haltedSignal chan struct{}
 }
+
+// UnappliableEntryError is a committed metadata log entry that this node
+// cannot decode: a newer build's command without the ignore-unknown bit, or
+// a corrupt entry. Applying anything after it could diverge from the other
+// nodes, so the node stops; it stops again at the same entry after a
+// restart, until it is upgraded, or wiped and rejoined from the quorum.
+type UnappliableEntryError struct {
+	Index   uint64
+	Type    uint8
+	Version uint8
+	Err     error
+}
+
+func (e *UnappliableEntryError) Error() string {
+	return fmt.Sprintf("metadata: committed log entry %d (command type %d, version %d) cannot be applied by this build: %v", e.Index, e.Type, e.Version, e.Err)
+}
+
+func (e *UnappliableEntryError) Unwrap() error { return e.Err }
 
 // keptResults is how many command results the fsm remembers.
 const keptResults = 4096
@@ -55,7 +79,7 @@ var (
 )
 
 func newFSM(logger *slog.Logger) *fsm {
-	f := &fsm{logger: logger, results: map[uint64]applyResult{}}
+	f := &fsm{logger: logger, results: map[uint64]applyResult{}, haltedSignal: make(chan struct{})}
 	f.published.Store(&publication{state: emptyState(), changed: make(chan struct{})})
 	return f
 }
@@ -87,6 +111,10 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	state := f.state()
 	results := make([]any, len(logs))
 	for i, log := range logs {
+		if halted := f.halted.Load(); halted != nil {
+			results[i] = applyResult{err: halted}
+			continue
+		}
 		if log.Type != raft.LogCommand {
 			state = state.withAppliedIndex(log.Index)
 			continue
@@ -120,9 +148,9 @@ func (f *fsm) result(index uint64) (applyResult, bool) {
 
 // applyCommand applies one command entry to state. A command that the state
 // rejects yields an error result and the unchanged state (at the new index).
-// Data that does not decode is a bug, or a newer node's command without the
-// ignore-unknown bit: continuing could diverge from the other nodes, so it
-// panics.
+// Data that does not decode is a newer node's command without the
+// ignore-unknown bit, or corruption: continuing could diverge from the other
+// nodes, so the fsm halts (UnappliableEntryError) with the state before it.
 func (f *fsm) applyCommand(state *State, index uint64, data []byte) (*State, applyResult) {
 	cmd, err := decodeCommand(data)
 	var unknown *errUnknownCommand
@@ -131,7 +159,17 @@ func (f *fsm) applyCommand(state *State, index uint64, data []byte) (*State, app
 		return state.withAppliedIndex(index), applyResult{err: unknown}
 	}
 	if err != nil {
-		panic(fmt.Sprintf("metadata: raft log entry %d: %v", index, err))
+		halt := &UnappliableEntryError{Index: index, Err: err}
+		if len(data) > 0 {
+			halt.Type = data[0] &^ commandIgnoreUnknown
+		}
+		if len(data) > 1 {
+			halt.Version = data[1]
+		}
+		f.logger.Error("metadata: stopping: a committed log entry cannot be applied by this build (upgrade this node, or wipe its data dir and let it rejoin from the quorum)", "index", index, "type", halt.Type, "version", halt.Version, "error", err)
+		f.halted.Store(halt)
+		close(f.haltedSignal)
+		return state, applyResult{err: halt}
 	}
 	builder := newStateBuilder(state, index)
 	value, err := cmd.apply(builder)
@@ -141,8 +179,13 @@ func (f *fsm) applyCommand(state *State, index uint64, data []byte) (*State, app
 	return builder.build(index), applyResult{value: value}
 }
 
-// Snapshot captures the current State; Persist writes it out.
+// Snapshot captures the current State; Persist writes it out. A halted fsm
+// takes none: Raft would label it with the index of the entry that was not
+// applied, and the entry would be gone from the log after a restart.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if halted := f.halted.Load(); halted != nil {
+		return nil, halted
+	}
 	return &fsmSnapshot{state: f.state()}, nil
 }
 

@@ -232,6 +232,18 @@ func (s *Store) Leader() (nodeID int32, ok bool) {
 // later may return a newer one.
 func (s *Store) State() *State { return s.fsm.state() }
 
+// Halted is closed when this node met a committed entry it cannot apply
+// (HaltError says which): it applies nothing more, and must stop.
+func (s *Store) Halted() <-chan struct{} { return s.fsm.haltedSignal }
+
+// HaltError returns the *UnappliableEntryError that halted this node, or nil.
+func (s *Store) HaltError() error {
+	if halted := s.fsm.halted.Load(); halted != nil {
+		return halted
+	}
+	return nil
+}
+
 // Changed returns a channel that is closed when a newer State is published
 // (on every applied log entry). To wait for a condition without missing a
 // change, take the channel before reading State, or use Watch.
@@ -306,6 +318,7 @@ func (s *Store) WaitReady(ctx context.Context) error {
 		select {
 		case <-s.Changed():
 		case <-ticker.C:
+		case <-s.Halted():
 		case <-ctx.Done():
 			return fmt.Errorf("metadata: wait ready: %w", ctx.Err())
 		case <-s.closing:
@@ -321,6 +334,9 @@ func (s *Store) checkReady(ctx context.Context) (bool, error) {
 	case <-s.closing:
 		return false, ErrClosed
 	default:
+	}
+	if err := s.HaltError(); err != nil {
+		return false, err
 	}
 	if _, ok := s.Leader(); !ok {
 		return false, nil

@@ -420,3 +420,56 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreStopsAtAnUnappliableEntry: a committed entry that this build
+// cannot decode (here put in the log past the proposal checks, as a newer
+// build or a corrupted log would) halts the node with an error naming the
+// entry, and it halts again at the same entry on every restart, never
+// panicking and never applying past it.
+func TestStoreStopsAtAnUnappliableEntry(t *testing.T) {
+	config := formatTestDir(t)
+	store := openReady(t, config)
+	ctx := testContext(t)
+	if _, err := store.CreateTopic(ctx, TopicSpec{Name: "before", Assignments: [][]int32{{1}}}); err != nil {
+		t.Fatal(err)
+	}
+	future := store.raft.Apply([]byte{0x7e, 1, 0xde, 0xad}, time.Second)
+	if err := future.Error(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-store.Halted():
+	case <-ctx.Done():
+		t.Fatal("the store did not halt at the unappliable entry")
+	}
+	var halt *UnappliableEntryError
+	if err := store.HaltError(); !errors.As(err, &halt) || halt.Index != future.Index() || halt.Type != 0x7e || halt.Version != 1 {
+		t.Fatalf("HaltError: %v, want entry %d, type 0x7e, version 1", err, future.Index())
+	}
+	if _, ok := store.State().Topic("before"); !ok {
+		t.Fatal("the state before the entry is lost")
+	}
+	if err := store.WaitReady(ctx); !errors.As(err, &halt) {
+		t.Fatalf("WaitReady of a halted store: %v, want the halt", err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for restart := 1; restart <= 2; restart++ {
+		reopened, err := Open(config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = reopened.WaitReady(ctx)
+		if !errors.As(err, &halt) || halt.Index != future.Index() {
+			t.Fatalf("restart %d: WaitReady: %v, want a halt at entry %d", restart, err, future.Index())
+		}
+		if _, ok := reopened.State().Topic("before"); !ok {
+			t.Fatalf("restart %d: the state before the entry is lost", restart)
+		}
+		if err := reopened.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

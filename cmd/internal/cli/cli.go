@@ -85,6 +85,11 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, pflag.ErrHelp) {
 		return 0
 	}
+	var unappliable *metadata.UnappliableEntryError
+	if errors.As(err, &unappliable) {
+		fmt.Fprintf(stderr, "strata %s: %v\n\nThis node stopped rather than diverge from the others. Upgrade it to the build the\nother nodes run; or wipe its data dir and start it again, so that it rejoins from\nthe quorum (a voter: with the same --node-id, --controller-quorum and secret).\n", cmd, err)
+		return ExitUnappliableEntry
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "strata %s: %v\n", cmd, err)
@@ -96,6 +101,11 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// ExitUnappliableEntry is the exit code of a node that stopped at a
+// committed metadata log entry it cannot apply (an older build than the
+// cluster's, or corruption): restarting it does not help.
+const ExitUnappliableEntry = 3
 
 // usageError is a bad flag or setting: exit code 2.
 type usageError struct{ error }

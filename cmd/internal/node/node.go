@@ -616,6 +616,8 @@ func (n *Node) Run(ctx context.Context) error {
 		case err := <-n.serveErr:
 			n.log.Error("a listener failed; shutting down", "err", err)
 			return errors.Join(err, n.Close())
+		case <-n.store.Halted():
+			return errors.Join(n.store.HaltError(), n.Close())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -639,6 +641,8 @@ func (n *Node) Run(ctx context.Context) error {
 		n.log.Info("shutting down")
 	case runErr = <-n.serveErr:
 		n.log.Error("a listener failed; shutting down", "err", runErr)
+	case <-n.store.Halted():
+		runErr = n.store.HaltError()
 	}
 	return errors.Join(runErr, n.Close())
 }
