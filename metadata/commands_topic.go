@@ -3,6 +3,8 @@ package metadata
 import (
 	"fmt"
 	"slices"
+	"strings"
+	"unicode/utf8"
 )
 
 // maxTopicNameLength is Kafka's limit on topic names.
@@ -49,8 +51,47 @@ func validateTopic(topic *Topic) error {
 	if len(topic.Partitions) == 0 {
 		return fmt.Errorf("%w: topic %q has no partitions", ErrInvalidPartitions, topic.Name)
 	}
+	if len(topic.Partitions) > MaxPartitionsPerTopic {
+		return fmt.Errorf("%w: topic %q: %d partitions, more than %d", ErrInvalidPartitions, topic.Name, len(topic.Partitions), MaxPartitionsPerTopic)
+	}
+	if err := validateConfigs(topic.Configs); err != nil {
+		return fmt.Errorf("topic %q: %w", topic.Name, err)
+	}
 	return validatePartitions(topic.Name, topic.Partitions, 0)
 }
+
+// Bounds the state machine puts on what one command may bring, whoever
+// proposed it: a topic's partitions, and its configs (Kafka's config names
+// are lower case words with dots; values are short strings).
+const (
+	MaxPartitionsPerTopic  = 100_000
+	maxTopicConfigs        = 256
+	maxTopicConfigNameLen  = 255
+	maxTopicConfigValueLen = 32 << 10
+)
+
+// validateConfigs checks the shape of a topic's configs. Their values are
+// checked against each config's rules by the broker before it proposes them
+// (broker/topicconfig), not here: those rules change between versions, and
+// nodes of two versions applying the same entry must agree on its result.
+// A broker that acts on a value it does not accept uses the default.
+func validateConfigs(configs map[string]string) error {
+	if len(configs) > maxTopicConfigs {
+		return fmt.Errorf("%w: %d configs, more than %d", ErrInvalidTopicConfig, len(configs), maxTopicConfigs)
+	}
+	for name, value := range configs {
+		if name == "" || len(name) > maxTopicConfigNameLen || strings.IndexFunc(name, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+		}) >= 0 {
+			return fmt.Errorf("%w: config name %.300q is not a config name", ErrInvalidTopicConfig, name)
+		}
+		if len(value) > maxTopicConfigValueLen || !utf8.ValidString(value) {
+			return fmt.Errorf("%w: config %s: a value of %d bytes that is not short UTF-8 text", ErrInvalidTopicConfig, name, len(value))
+		}
+	}
+	return nil
+}
+
 
 // validatePartitions checks partitions numbered from firstIndex on.
 func validatePartitions(topicName string, partitions []Partition, firstIndex int) error {
@@ -285,6 +326,9 @@ func (c *alterTopicConfigsCommand) apply(b *stateBuilder) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := validateConfigs(c.configs); err != nil {
+		return nil, fmt.Errorf("topic %q: %w", c.name, err)
+	}
 	changed := *topic
 	changed.Configs = cloneConfigs(c.configs)
 	b.putTopic(&changed)
@@ -329,6 +373,9 @@ func (c *createPartitionsCommand) apply(b *stateBuilder) (any, error) {
 	if int64(len(c.partitions)) != int64(c.total)-int64(current) {
 		return nil, fmt.Errorf("topic %q: growing from %d to %d partitions needs %d assignments, got %d: %w",
 			c.name, current, c.total, c.total-current, len(c.partitions), ErrInvalidPartitions)
+	}
+	if c.total > MaxPartitionsPerTopic {
+		return nil, fmt.Errorf("topic %q: %d partitions, more than %d: %w", c.name, c.total, MaxPartitionsPerTopic, ErrInvalidPartitions)
 	}
 	if err := validatePartitions(c.name, c.partitions, int(current)); err != nil {
 		return nil, err

@@ -44,6 +44,9 @@ var (
 	// ErrInvalidPartitions rejects malformed partitions or replica
 	// assignments, and a partition count that does not increase.
 	ErrInvalidPartitions = errors.New("metadata: invalid partitions")
+	// ErrInvalidTopicConfig means a command carries topic configs that
+	// are not config names and short values.
+	ErrInvalidTopicConfig = errors.New("metadata: invalid topic configs")
 	// ErrUnknownPartition rejects a command naming a partition index the
 	// topic does not have (Kafka's UNKNOWN_TOPIC_OR_PARTITION).
 	ErrUnknownPartition = errors.New("metadata: unknown partition")

@@ -349,27 +349,33 @@ func Resolve(defaults Defaults, topic map[string]string, name string) (string, S
 	return v, SourceDefault
 }
 
-// Typed resolves every config of a topic into Values. Values were validated
-// when they were stored, so parse errors fall back to the built-in default.
+// Typed resolves every config of a topic into Values. Values are validated
+// before they are stored, but the metadata log only checks their shape (its
+// rules must not change between versions): a value that this build does not
+// accept, as any other that does not parse, counts as the built-in default.
 func Typed(defaults Defaults, topic map[string]string) Values {
-	long := func(name string) int64 {
+	resolve := func(name string) string {
 		v, _ := Resolve(defaults, topic, name)
-		n, err := strconv.ParseInt(v, 10, 64)
+		if ValidateOne(name, v) != nil {
+			return byName[name].Default
+		}
+		return v
+	}
+	long := func(name string) int64 {
+		n, err := strconv.ParseInt(resolve(name), 10, 64)
 		if err != nil {
 			n, _ = strconv.ParseInt(byName[name].Default, 10, 64)
 		}
 		return n
 	}
-	ts, _ := Resolve(defaults, topic, MessageTimestampType)
-	policy, _ := Resolve(defaults, topic, CleanupPolicy)
-	ratio, _ := Resolve(defaults, topic, MinCleanableDirtyRatio)
-	dirtyRatio, err := strconv.ParseFloat(ratio, 64)
+	ts := resolve(MessageTimestampType)
+	policy := resolve(CleanupPolicy)
+	dirtyRatio, err := strconv.ParseFloat(resolve(MinCleanableDirtyRatio), 64)
 	if err != nil {
 		dirtyRatio, _ = strconv.ParseFloat(byName[MinCleanableDirtyRatio].Default, 64)
 	}
 	boolean := func(name string) bool {
-		v, _ := Resolve(defaults, topic, name)
-		return v == "true"
+		return resolve(name) == "true"
 	}
 	localMs, localBytes := long(LocalRetentionMs), long(LocalRetentionBytes)
 	if localMs == -2 {

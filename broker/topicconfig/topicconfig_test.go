@@ -129,3 +129,24 @@ func TestDeprecated(t *testing.T) {
 		t.Fatalf("deprecated configs changed resolved values: %+v vs %+v", with, without)
 	}
 }
+
+// TestTypedIgnoresValuesItDoesNotAccept: the metadata log only checks the
+// shape of configs, so a value that reached it without the broker's checks
+// (a raw proposal) must not take effect: a segment of 1 byte, an index
+// interval of 0, a cleanup policy "shred" all count as the defaults.
+func TestTypedIgnoresValuesItDoesNotAccept(t *testing.T) {
+	defaults := Typed(nil, nil)
+	got := Typed(nil, map[string]string{
+		SegmentBytes:       "1",
+		IndexIntervalBytes: "-5",
+		CleanupPolicy:      "shred",
+		RetentionMs:        "-7",
+	})
+	if got.SegmentBytes != defaults.SegmentBytes || got.IndexIntervalBytes != defaults.IndexIntervalBytes ||
+		got.Delete != defaults.Delete || got.Compact != defaults.Compact || got.RetentionMs != defaults.RetentionMs {
+		t.Fatalf("invalid values took effect: %+v, want the defaults %+v", got, defaults)
+	}
+	if valid := Typed(nil, map[string]string{SegmentBytes: "2000000"}); valid.SegmentBytes != 2000000 {
+		t.Fatalf("a valid segment.bytes did not take effect: %d", valid.SegmentBytes)
+	}
+}
