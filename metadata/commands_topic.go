@@ -92,7 +92,6 @@ func validateConfigs(configs map[string]string) error {
 	return nil
 }
 
-
 // validatePartitions checks partitions numbered from firstIndex on.
 func validatePartitions(topicName string, partitions []Partition, firstIndex int) error {
 	for i, partition := range partitions {
