@@ -953,6 +953,48 @@ func TestAdminCreatePartitions(t *testing.T) {
 	requireNoTopic(t, b.addr, missing)
 }
 
+// TestAdminManualAssignmentToUnknownBroker: CreateTopics and
+// CreatePartitions with a manual replica assignment naming a broker that
+// does not exist answer INVALID_REPLICA_ASSIGNMENT for that topic, as
+// Kafka does, and change nothing.
+func TestAdminManualAssignmentToUnknownBroker(t *testing.T) {
+	b := sharedBroker(t)
+	c := dialRaw(t, b.addr)
+	const unknownBroker = 7
+
+	create := kmsg.NewPtrCreateTopicsRequest()
+	create.Version = 4
+	create.TimeoutMillis = 10000
+	nowhere := kmsg.NewCreateTopicsRequestTopic()
+	nowhere.Topic = legalTopic(t) + "-nowhere"
+	nowhere.NumPartitions, nowhere.ReplicationFactor = -1, -1
+	nowhere.ReplicaAssignment = []kmsg.CreateTopicsRequestTopicReplicaAssignment{
+		{Partition: 0, Replicas: []int32{1}},
+		{Partition: 1, Replicas: []int32{unknownBroker}},
+	}
+	create.Topics = append(create.Topics, nowhere)
+	created := c.roundTrip(create).(*kmsg.CreateTopicsResponse)
+	if len(created.Topics) != 1 || created.Topics[0].ErrorCode != kerr.InvalidReplicaAssignment.Code {
+		t.Fatalf("CreateTopics naming broker %d: %+v, want INVALID_REPLICA_ASSIGNMENT", unknownBroker, created.Topics)
+	}
+	requireNoTopic(t, b.addr, nowhere.Topic)
+
+	topic := legalTopic(t)
+	createTopic(t, b.addr, topic, 1, nil)
+	grow := kmsg.NewPtrCreatePartitionsRequest()
+	grow.Version = 1
+	grow.TimeoutMillis = 10000
+	growTopic := kmsg.NewCreatePartitionsRequestTopic()
+	growTopic.Topic, growTopic.Count = topic, 2
+	growTopic.Assignment = []kmsg.CreatePartitionsRequestTopicAssignment{{Replicas: []int32{unknownBroker}}}
+	grow.Topics = append(grow.Topics, growTopic)
+	grown := c.roundTrip(grow).(*kmsg.CreatePartitionsResponse)
+	if len(grown.Topics) != 1 || grown.Topics[0].ErrorCode != kerr.InvalidReplicaAssignment.Code {
+		t.Fatalf("CreatePartitions naming broker %d: %+v, want INVALID_REPLICA_ASSIGNMENT", unknownBroker, grown.Topics)
+	}
+	requireTopicPartitions(t, b.addr, topic, 1)
+}
+
 func TestAdminDeleteTopics(t *testing.T) {
 	b := sharedBroker(t)
 	adm := newAdmin(t, b.addr)

@@ -52,11 +52,14 @@ func (a *benchApplier) apply(b *testing.B, data []byte) {
 	}
 }
 
-// benchTieredFSM returns an FSM holding a topic of benchPartitions
-// partitions with segmentsPerPartition finished segments each, built
-// through Apply.
+// benchTieredFSM returns an FSM holding brokers 1 and 2 and a topic of
+// benchPartitions partitions on them with segmentsPerPartition finished
+// segments each, built through Apply.
 func benchTieredFSM(b *testing.B, segmentsPerPartition int64) *benchApplier {
 	applier := &benchApplier{fsm: newFSM(discardLogger())}
+	for _, step := range registerBrokers(1, 2) {
+		applier.apply(b, encodeCommand(step.command))
+	}
 	assignments := make([][]int32, benchPartitions)
 	for i := range assignments {
 		assignments[i] = []int32{1, 2}

@@ -127,6 +127,7 @@ func TestClusterForwardingAndFailover(t *testing.T) {
 	c := newTestCluster(t, 3)
 	_, follower := c.follower()
 	ctx := testContext(t)
+	registerTestBrokers(t, ctx, follower, 1, 2)
 	topic, err := follower.CreateTopic(ctx, TopicSpec{Name: "orders", Assignments: [][]int32{{1}, {2}}})
 	if err != nil {
 		t.Fatalf("create on a follower: %v", err)
@@ -322,6 +323,7 @@ func TestClusterVoterChanges(t *testing.T) {
 			t.Fatalf("voter %d still votes: %+v", victim, voters)
 		}
 	}
+	registerTestBrokers(t, ctx, follower, 1)
 	if _, err := follower.CreateTopic(ctx, TopicSpec{Name: "two-voters", Assignments: [][]int32{{1}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -375,6 +377,7 @@ func TestClusterNonvoterJoins(t *testing.T) {
 	if err := observer.WaitReady(ctx); err != nil {
 		t.Fatalf("non-voter ready: %v", err)
 	}
+	registerTestBrokers(t, ctx, observer, 1, 4)
 	if _, err := observer.CreateTopic(ctx, TopicSpec{Name: "from-observer", Assignments: [][]int32{{4}}}); err != nil {
 		t.Fatalf("proposal from the non-voter: %v", err)
 	}

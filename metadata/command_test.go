@@ -250,7 +250,7 @@ func TestFSMHaltsOnUndecodableCommands(t *testing.T) {
 
 // FuzzDecodeCommand: no Raft entry makes decoding panic; a command that
 // decodes encodes to an entry that decodes to the same command; and
-// applying it to a state with topics, partitions and tiered segments
+// applying it to a state with brokers, topics, partitions and tiered segments
 // rejects it or changes the state, without panicking. The seeds are the
 // golden examples of every command type.
 func FuzzDecodeCommand(f *testing.F) {
@@ -259,6 +259,12 @@ func FuzzDecodeCommand(f *testing.F) {
 	}
 	state := newFSM(discardLogger())
 	index := uint64(0)
+	for _, step := range registerBrokers(1, 2, 3) {
+		index++
+		if result := applyCommand(state, index, step.command); result.err != nil {
+			f.Fatal(result.err)
+		}
+	}
 	for _, test := range goldenCommands() {
 		switch test.command.(type) {
 		case *initClusterCommand, *createTopicCommand:

@@ -12,9 +12,8 @@ const maxTopicNameLength = 249
 
 // ValidateTopicName checks a topic name against Kafka's rules: 1..249
 // characters from [a-zA-Z0-9._-], and neither "." nor "..". The Store checks
-// it before proposing CreateTopic; the state machine itself only checks what
-// it needs to stay consistent (a non-empty name), so that tightening these
-// rules never changes how an old log replays.
+// it before proposing CreateTopic, and the state machine again when it
+// applies one (validateTopic).
 func ValidateTopicName(name string) error {
 	switch {
 	case name == "":
@@ -97,6 +96,28 @@ func validatePartitions(topicName string, partitions []Partition, firstIndex int
 	for i, partition := range partitions {
 		if err := validatePartition(partition); err != nil {
 			return fmt.Errorf("topic %q partition %d: %w", topicName, firstIndex+i, err)
+		}
+	}
+	return nil
+}
+
+// checkReplicasRegistered refuses new partitions (numbered from firstIndex
+// on) with a replica that is not a registered broker: it would never get a
+// leader. It runs when CreateTopic and CreatePartitions are applied, whoever
+// proposed them, and reads only the state they apply to, so every node
+// reaches the same result for the same entry. Proposers check nothing more
+// before: their own state may lag behind the one the command applies to
+// (brokers choose replicas among the live brokers they know, and get
+// ErrInvalidPartitions from here if one unregistered meanwhile). A fenced
+// broker counts: it is registered, and the controller moves leaderships
+// off it as off any fenced replica. Only new partitions are checked:
+// unregistering a broker leaves the partitions it holds as they are.
+func checkReplicasRegistered(b *stateBuilder, topicName string, partitions []Partition, firstIndex int) error {
+	for i, partition := range partitions {
+		for _, replica := range partition.Replicas {
+			if _, ok := b.broker(replica); !ok {
+				return fmt.Errorf("topic %q partition %d: %w: replica %d is not a registered broker", topicName, firstIndex+i, ErrInvalidPartitions, replica)
+			}
 		}
 	}
 	return nil
@@ -239,6 +260,9 @@ func (c *createTopicCommand) apply(b *stateBuilder) (any, error) {
 	if err := validateTopic(&topic); err != nil {
 		return nil, err
 	}
+	if err := checkReplicasRegistered(b, topic.Name, topic.Partitions, 0); err != nil {
+		return nil, err
+	}
 	if _, ok := b.topic(topic.Name); ok {
 		return nil, fmt.Errorf("topic %q: %w", topic.Name, ErrTopicExists)
 	}
@@ -377,6 +401,9 @@ func (c *createPartitionsCommand) apply(b *stateBuilder) (any, error) {
 		return nil, fmt.Errorf("topic %q: %d partitions, more than %d: %w", c.name, c.total, MaxPartitionsPerTopic, ErrInvalidPartitions)
 	}
 	if err := validatePartitions(c.name, c.partitions, int(current)); err != nil {
+		return nil, err
+	}
+	if err := checkReplicasRegistered(b, c.name, c.partitions, int(current)); err != nil {
 		return nil, err
 	}
 	changed := *topic

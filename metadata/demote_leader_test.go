@@ -12,6 +12,7 @@ func TestClusterDemoteLeader(t *testing.T) {
 	c := newTestCluster(t, 3)
 	ctx := testContext(t)
 	leaderID, leader := c.leader()
+	registerTestBrokers(t, ctx, leader, 1)
 	if err := leader.RemoveVoter(ctx, leaderID); err != nil {
 		t.Fatalf("demote the leader: %v", err)
 	}

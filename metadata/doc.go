@@ -93,6 +93,16 @@
 //	36 SegmentsImported    v1: topic id uuid, partition int32, segments list
 //	37-47 reserved for tiered-segment manifests
 //
+// Topics: CreateTopic and CreatePartitions are checked when they are
+// applied, whoever proposed them, against the state they apply to: a name
+// by Kafka's rules, a topic id no topic uses (nor a deleted topic's tiered
+// segments), configs that are config names with short UTF-8 values, 1 to
+// MaxPartitionsPerTopic partitions, and new partitions whose replicas are
+// distinct, registered brokers (fenced or not), with the leader and the
+// ISR among them (ErrInvalidTopic, ErrTopicExists, ErrTopicIDExists,
+// ErrInvalidTopicConfig, ErrInvalidPartitions). UnregisterBroker leaves
+// the partitions a broker holds alone.
+//
 // InitCluster records the cluster id of meta.properties in the replicated
 // state; a Store proposes it when it leads and finds the state without one
 // (right after Format). WaitReady waits for it.

@@ -42,7 +42,8 @@ var (
 	// zero topic id.
 	ErrInvalidTopic = errors.New("metadata: invalid topic")
 	// ErrInvalidPartitions rejects malformed partitions or replica
-	// assignments, and a partition count that does not increase.
+	// assignments (also a new partition with a replica that is not a
+	// registered broker), and a partition count that does not increase.
 	ErrInvalidPartitions = errors.New("metadata: invalid partitions")
 	// ErrInvalidTopicConfig means a command carries topic configs that
 	// are not config names and short values.

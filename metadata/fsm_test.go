@@ -25,9 +25,12 @@ func testTopic(name string, idByte byte, assignments ...[]int32) Topic {
 func TestFSMCommands(t *testing.T) {
 	orders := testTopic("orders", 1, []int32{1, 2}, []int32{2, 1})
 	tests := []struct {
-		name  string
-		steps []fsmStep
-		check func(t *testing.T, state *State)
+		name string
+		// brokers are registered before the steps (applySteps' indexes
+		// 1..len(brokers)), so that topics may be placed on them.
+		brokers []int32
+		steps   []fsmStep
+		check   func(t *testing.T, state *State)
 	}{
 		{
 			name: "init cluster once",
@@ -44,7 +47,8 @@ func TestFSMCommands(t *testing.T) {
 			},
 		},
 		{
-			name: "create topic",
+			name:    "create topic",
+			brokers: []int32{1, 2},
 			steps: []fsmStep{
 				{command: &createTopicCommand{topic: orders}, wantValue: orders},
 				{command: &createTopicCommand{topic: testTopic("orders", 2, []int32{1})}, wantErr: ErrTopicExists},
@@ -57,6 +61,7 @@ func TestFSMCommands(t *testing.T) {
 				{command: &createTopicCommand{topic: testTopic("negative-replica", 7, []int32{-2})}, wantErr: ErrInvalidPartitions},
 				{command: &createTopicCommand{topic: Topic{Name: "leader-not-replica", ID: [16]byte{8}, Partitions: []Partition{{Replicas: []int32{1}, Leader: 2}}}}, wantErr: ErrInvalidPartitions},
 				{command: &createTopicCommand{topic: Topic{Name: "isr-not-replica", ID: [16]byte{9}, Partitions: []Partition{{Replicas: []int32{1}, Leader: 1, ISR: []int32{3}}}}}, wantErr: ErrInvalidPartitions},
+				{command: &createTopicCommand{topic: testTopic("unregistered-replica", 10, []int32{1}, []int32{2, 3})}, wantErr: ErrInvalidPartitions},
 			},
 			check: func(t *testing.T, state *State) {
 				if state.TopicCount() != 1 {
@@ -69,7 +74,8 @@ func TestFSMCommands(t *testing.T) {
 			},
 		},
 		{
-			name: "delete topic",
+			name:    "delete topic",
+			brokers: []int32{1, 2},
 			steps: []fsmStep{
 				{command: &createTopicCommand{topic: orders}, wantValue: orders},
 				{command: &deleteTopicCommand{name: "missing"}, wantErr: ErrUnknownTopic},
@@ -90,7 +96,8 @@ func TestFSMCommands(t *testing.T) {
 			},
 		},
 		{
-			name: "alter topic configs replaces the map",
+			name:    "alter topic configs replaces the map",
+			brokers: []int32{1, 2},
 			steps: []fsmStep{
 				{command: &createTopicCommand{topic: orders}, wantValue: orders},
 				{command: &alterTopicConfigsCommand{name: "orders", configs: map[string]string{"retention.ms": "1", "cleanup.policy": "compact"}}},
@@ -106,7 +113,8 @@ func TestFSMCommands(t *testing.T) {
 			},
 		},
 		{
-			name: "create partitions",
+			name:    "create partitions",
+			brokers: []int32{1, 2, 3},
 			steps: []fsmStep{
 				{command: &createTopicCommand{topic: orders}, wantValue: orders},
 				{command: &createPartitionsCommand{name: "orders", total: 2}, wantErr: ErrInvalidPartitions},
@@ -114,6 +122,7 @@ func TestFSMCommands(t *testing.T) {
 				{command: &createPartitionsCommand{name: "orders", total: 4, partitions: newPartitions(2, [][]int32{{3}})}, wantErr: ErrInvalidPartitions},
 				{command: &createPartitionsCommand{name: "orders", total: 3, partitions: newPartitions(2, [][]int32{{3, 3}})}, wantErr: ErrInvalidPartitions},
 				{command: &createPartitionsCommand{name: "missing", total: 3, partitions: newPartitions(0, [][]int32{{3}})}, wantErr: ErrUnknownTopic},
+				{command: &createPartitionsCommand{name: "orders", total: 4, partitions: newPartitions(2, [][]int32{{3}, {1, 4}})}, wantErr: ErrInvalidPartitions},
 				{command: &createPartitionsCommand{name: "orders", total: 4, partitions: newPartitions(2, [][]int32{{3}, {1, 3}})}},
 			},
 			check: func(t *testing.T, state *State) {
@@ -204,7 +213,8 @@ func TestFSMCommands(t *testing.T) {
 			},
 		},
 		{
-			name: "change partition",
+			name:    "change partition",
+			brokers: []int32{1, 2},
 			steps: []fsmStep{
 				{command: &createTopicCommand{topic: orders}, wantValue: orders},
 				{command: changePartition(orders.ID, 0, 0, NoLeaderChange, false, 1), wantValue: Partition{Replicas: []int32{1, 2}, Leader: 1, ISR: []int32{1}, PartitionEpoch: 1}},
@@ -239,7 +249,7 @@ func TestFSMCommands(t *testing.T) {
 	}
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {
-			test.check(t, applySteps(t, test.steps).state())
+			test.check(t, applySteps(t, append(registerBrokers(test.brokers...), test.steps...)).state())
 		})
 	}
 }
@@ -292,20 +302,27 @@ func withRegistration(change func(*BrokerRegistration)) BrokerRegistration {
 }
 
 func TestFSMDoesNotModifyPublishedStates(t *testing.T) {
-	f := newFSM(discardLogger())
-	applyCommand(f, 1, &createTopicCommand{topic: testTopic("orders", 1, []int32{1})})
-	applyCommand(f, 2, &alterTopicConfigsCommand{name: "orders", configs: map[string]string{"a": "1"}})
+	f := applySteps(t, append(registerBrokers(1, 2),
+		fsmStep{command: &createTopicCommand{topic: testTopic("orders", 1, []int32{1})}},
+		fsmStep{command: &alterTopicConfigsCommand{name: "orders", configs: map[string]string{"a": "1"}}},
+	))
 	old := f.state()
 	oldTopic, _ := old.Topic("orders")
 	oldBytes := snapshotOf(t, old)
 
-	applyCommand(f, 3, &alterTopicConfigsCommand{name: "orders", configs: map[string]string{"a": "2"}})
-	applyCommand(f, 4, &createPartitionsCommand{name: "orders", total: 2, partitions: newPartitions(1, [][]int32{{2}})})
-	applyCommand(f, 5, &createTopicCommand{topic: testTopic("other", 2, []int32{1})})
-	if result := applyCommand(f, 6, changePartition(oldTopic.ID, 0, 0, -1, false)); result.err != nil {
-		t.Fatal(result.err)
+	index := old.AppliedIndex()
+	for _, c := range []command{
+		&alterTopicConfigsCommand{name: "orders", configs: map[string]string{"a": "2"}},
+		&createPartitionsCommand{name: "orders", total: 2, partitions: newPartitions(1, [][]int32{{2}})},
+		&createTopicCommand{topic: testTopic("other", 2, []int32{1})},
+		changePartition(oldTopic.ID, 0, 0, -1, false),
+		&deleteTopicCommand{name: "orders"},
+	} {
+		index++
+		if result := applyCommand(f, index, c); result.err != nil {
+			t.Fatalf("%s: %v", c.commandType(), result.err)
+		}
 	}
-	applyCommand(f, 7, &deleteTopicCommand{name: "orders"})
 
 	if !bytes.Equal(snapshotOf(t, old), oldBytes) {
 		t.Fatal("an old State changed after later commands")
@@ -370,13 +387,21 @@ func newCommandGenerator(seed uint64) *commandGenerator {
 
 func (g *commandGenerator) name() string { return generatorNames[g.random.IntN(len(generatorNames))] }
 
+// replicas returns 1..3 distinct broker ids out of 0..4 (the ids
+// nextClusterCommand registers); with a state, mostly registered ones, so
+// that CreateTopic and CreatePartitions are often accepted.
 func (g *commandGenerator) replicas() []int32 {
-	replicas := g.random.Perm(5)[:1+g.random.IntN(3)]
-	result := make([]int32, len(replicas))
-	for i, replica := range replicas {
-		result[i] = int32(replica)
+	ids := []int32{0, 1, 2, 3, 4}
+	if g.state != nil && g.chance(90) {
+		if registered := g.state().Brokers(); len(registered) > 0 {
+			ids = ids[:0]
+			for _, broker := range registered {
+				ids = append(ids, broker.ID)
+			}
+		}
 	}
-	return result
+	g.random.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	return ids[:1+g.random.IntN(min(3, len(ids)))]
 }
 
 func (g *commandGenerator) partitions(count int) []Partition {
@@ -463,6 +488,10 @@ func TestPersistStreamsWhileApplyContinues(t *testing.T) {
 	for range 500 {
 		index++
 		applyCommand(f, index, generator.next())
+	}
+	index++
+	if result := applyCommand(f, index, &registerBrokerCommand{registration: testRegistration(1)}); result.err != nil {
+		t.Fatal(result.err)
 	}
 	for i := range 300 {
 		index++

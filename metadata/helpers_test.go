@@ -2,8 +2,10 @@ package metadata
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -136,3 +138,43 @@ type readCloser struct{ *bytes.Reader }
 func (readCloser) Close() error { return nil }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// testRegistration is a valid registration of broker id.
+func testRegistration(id int32) BrokerRegistration {
+	return BrokerRegistration{
+		ID:            id,
+		IncarnationID: [16]byte{0x1b, byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)},
+		Endpoints:     []BrokerEndpoint{{Listener: "CLIENT", Host: fmt.Sprintf("broker-%d.example", id), Port: 9092, SecurityProtocol: "PLAINTEXT"}},
+	}
+}
+
+// registerBrokers returns steps that register brokers ids, one step each in
+// order, so that later steps may place replicas on them (CreateTopic and
+// CreatePartitions refuse replicas that are not registered brokers). A
+// broker's epoch is its step's log index: applySteps applies step i as
+// index i+1.
+func registerBrokers(ids ...int32) []fsmStep {
+	steps := make([]fsmStep, len(ids))
+	for i, id := range ids {
+		steps[i] = fsmStep{command: &registerBrokerCommand{registration: testRegistration(id)}}
+	}
+	return steps
+}
+
+// registerTestBrokers registers brokers ids through store (any node of a
+// cluster) and unfences them, so that topics may be placed on them and they
+// keep leading what they are given. They never heartbeat: a controller
+// fences them once their session ends (Config.BrokerSessionTimeout after it
+// took over) and then moves their leaderships.
+func registerTestBrokers(t *testing.T, ctx context.Context, store *Store, ids ...int32) {
+	t.Helper()
+	for _, id := range ids {
+		epoch, err := store.RegisterBroker(ctx, testRegistration(id))
+		if err != nil {
+			t.Fatalf("register broker %d: %v", id, err)
+		}
+		if err := store.SetBrokerFenced(ctx, id, epoch, false); err != nil {
+			t.Fatalf("unfence broker %d: %v", id, err)
+		}
+	}
+}

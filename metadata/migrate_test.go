@@ -23,7 +23,8 @@ func TestMigrateRaftWAL(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What Format and a running node of the earlier version left: the
-	// bootstrap configuration, then committed commands, in raft-wal.
+	// bootstrap configuration, then committed commands (the broker
+	// registers before a topic is placed on it), in raft-wal.
 	meta := &metadb.BoltMetaDB{}
 	wal, err := raftwal.Open(raftPath, raftwal.WithMetaStore(meta))
 	if err != nil {
@@ -43,7 +44,8 @@ func TestMigrateRaftWAL(t *testing.T) {
 	topic := Topic{Name: "kept", ID: [16]byte{1}, Partitions: newPartitions(0, [][]int32{{1}}), CreatedAtUnixMilli: 1}
 	entries := []*raft.Log{
 		{Index: 2, Term: 1, Type: raft.LogCommand, Data: encodeCommand(&initClusterCommand{clusterID: "migrated"})},
-		{Index: 3, Term: 1, Type: raft.LogCommand, Data: encodeCommand(&createTopicCommand{topic: topic})},
+		{Index: 3, Term: 1, Type: raft.LogCommand, Data: encodeCommand(&registerBrokerCommand{registration: testRegistration(1)})},
+		{Index: 4, Term: 1, Type: raft.LogCommand, Data: encodeCommand(&createTopicCommand{topic: topic})},
 	}
 	if err := wal.StoreLogs(entries); err != nil {
 		t.Fatal(err)

@@ -120,7 +120,7 @@ func TestFSMSegments(t *testing.T) {
 		{command: transition(commandSegmentDeleteStarted, orders.ID, 0, testSegment(5, 1, 99, 1), 1)},
 		{command: copyStarted(orders.ID, 1, testSegment(8, 0, 9, 0))},
 	}
-	state := applySteps(t, steps).state()
+	state := applySteps(t, append(registerBrokers(1, 2), steps...)).state()
 	finished := func(segment SegmentManifest) SegmentManifest {
 		segment.State = SegmentCopyFinished
 		return segment
@@ -184,6 +184,7 @@ func TestDeleteTopicKeepsSegments(t *testing.T) {
 		command command
 		wantErr error
 	}{
+		{command: &registerBrokerCommand{registration: testRegistration(1)}},
 		{command: &createTopicCommand{topic: orders}},
 		{command: copyStarted(orders.ID, 0, a)},
 		{command: transition(commandSegmentCopyFinished, orders.ID, 0, a, 0)},
@@ -205,7 +206,7 @@ func TestDeleteTopicKeepsSegments(t *testing.T) {
 		if !errors.Is(result.err, step.wantErr) || (step.wantErr == nil && result.err != nil) {
 			t.Fatalf("step %d (%s): error %v, want %v", i, step.command.commandType(), result.err, step.wantErr)
 		}
-		if i == 4 {
+		if _, deleteTopic := step.command.(*deleteTopicCommand); deleteTopic {
 			var partitions int
 			f.state().EachSegmentPartition(func(topicID [16]byte, partition int32, count int) bool {
 				partitions++
@@ -311,9 +312,14 @@ func TestPartitionSegmentsModel(t *testing.T) {
 // many chunks per partition.
 func TestSegmentsSurviveSnapshotOfLargeManifest(t *testing.T) {
 	f := newFSM(discardLogger())
-	index := uint64(1)
 	topic := testTopic("tiered", 1, []int32{1}, []int32{1}, []int32{1})
-	applyCommand(f, index, &createTopicCommand{topic: topic})
+	index := uint64(0)
+	for _, c := range []command{&registerBrokerCommand{registration: testRegistration(1)}, &createTopicCommand{topic: topic}} {
+		index++
+		if result := applyCommand(f, index, c); result.err != nil {
+			t.Fatalf("%s: %v", c.commandType(), result.err)
+		}
+	}
 	for partition := range int32(3) {
 		for i := range int64(300) {
 			segment := testSegment(byte(i), i*10, i*10+9, 0)
@@ -492,7 +498,7 @@ func TestFSMSegmentsImported(t *testing.T) {
 	}
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {
-			state := applySteps(t, test.steps).state()
+			state := applySteps(t, append(registerBrokers(1, 2), test.steps...)).state()
 			var got []SegmentManifest
 			state.EachSegment(orders.ID, 0, 0, func(segment SegmentManifest) bool {
 				got = append(got, segment)
@@ -528,6 +534,8 @@ func TestImportedSegmentsSurviveSnapshot(t *testing.T) {
 		return segments
 	}
 	steps := []command{
+		&registerBrokerCommand{registration: testRegistration(1)},
+		&registerBrokerCommand{registration: testRegistration(2)},
 		&createTopicCommand{topic: topic},
 		copyStarted(topic.ID, 0, testSegment(1, 5000, 5009, 0)),
 		importSegments(topic.ID, 0, batch(600, 300, 4)...),

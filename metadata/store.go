@@ -380,8 +380,9 @@ type TopicSpec struct {
 }
 
 // CreateTopic creates a topic and returns it as committed. It fails with
-// ErrInvalidTopic or ErrInvalidPartitions for a bad spec, ErrTopicExists if
-// the name is taken, ErrNotLeader on a follower.
+// ErrInvalidTopic or ErrInvalidPartitions for a bad spec (also, when the
+// command is applied, for a replica that is not a registered broker),
+// ErrTopicExists if the name is taken, ErrNotLeader on a follower.
 func (s *Store) CreateTopic(ctx context.Context, spec TopicSpec) (Topic, error) {
 	if err := ValidateTopicName(spec.Name); err != nil {
 		return Topic{}, err
@@ -431,7 +432,7 @@ func (s *Store) SetTopicConfigs(ctx context.Context, name string, configs map[st
 // CreatePartitions grows a topic to total partitions; assignments holds the
 // replica sets of the new partitions (total minus the current count). It
 // fails with ErrInvalidPartitions unless total is larger than the current
-// count and the assignments fit.
+// count and the assignments fit, on registered brokers.
 func (s *Store) CreatePartitions(ctx context.Context, name string, total int32, assignments [][]int32) error {
 	current := int32(0)
 	if topic, ok := s.State().Topic(name); ok {

@@ -13,12 +13,13 @@ func TestStoreClusterCommands(t *testing.T) {
 	config.withoutController = true
 	store := openReady(t, config)
 	ctx := testContext(t)
-	orders := mustCreateTopic(t, store, TopicSpec{Name: "orders", Assignments: [][]int32{{1, 2}}})
-
 	epoch, err := store.RegisterBroker(ctx, goldenRegistration)
 	if err != nil {
 		t.Fatal(err)
 	}
+	registerTestBrokers(t, ctx, store, 2)
+	orders := mustCreateTopic(t, store, TopicSpec{Name: "orders", Assignments: [][]int32{{1, 2}}})
+
 	if again, err := store.RegisterBroker(ctx, goldenRegistration); err != nil || again != epoch {
 		t.Fatalf("retried registration: epoch %d, %v; want %d", again, err, epoch)
 	}
@@ -64,6 +65,7 @@ func TestStoreClusterCommands(t *testing.T) {
 		func() error { return store.StartSegmentDelete(ctx, ref) },
 		func() error { return store.DeleteSegment(ctx, ref) },
 		func() error { return store.UnregisterBroker(ctx, 1, AnyBrokerEpoch) },
+		func() error { return store.UnregisterBroker(ctx, 2, AnyBrokerEpoch) },
 	} {
 		if err := step(); err != nil {
 			t.Fatal(err)
@@ -83,6 +85,7 @@ func TestStoreImportSegments(t *testing.T) {
 	store := openReady(t, config)
 	ctx := testContext(t)
 	oldID := [16]byte{0x0d, 0x15, 0xa5, 0x7e}
+	registerTestBrokers(t, ctx, store, 1, 2)
 	orders := mustCreateTopic(t, store, TopicSpec{Name: "orders", ID: oldID, Assignments: [][]int32{{1, 2}}})
 
 	later := []SegmentManifest{epochSegment(3, 200, 299, 12, 11, 12), epochSegment(4, 300, 399, 12, 12)}

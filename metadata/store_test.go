@@ -116,6 +116,7 @@ func TestStoreSurvivesRestart(t *testing.T) {
 				t.Fatalf("cluster id %q", got)
 			}
 			ctx := testContext(t)
+			registerTestBrokers(t, ctx, store, 1)
 			steps := []func() error{
 				func() error {
 					_, err := store.CreateTopic(ctx, TopicSpec{Name: "orders", Assignments: [][]int32{{1}, {1}}, Configs: map[string]string{"retention.ms": "1000"}})
@@ -184,6 +185,7 @@ func TestStoreCommands(t *testing.T) {
 	store := openReady(t, formatTestDir(t))
 	ctx := testContext(t)
 
+	registerTestBrokers(t, ctx, store, 1, 2)
 	changed := store.Changed()
 	orders := mustCreateTopic(t, store, TopicSpec{Name: "orders", Assignments: [][]int32{{1, 2}, {2, 1}}, CreatedAtUnixMilli: 42})
 	select {
@@ -222,6 +224,10 @@ func TestStoreCommands(t *testing.T) {
 			_, err := store.CreateTopic(ctx, TopicSpec{Name: "empty"})
 			return err
 		}, ErrInvalidPartitions},
+		{"replica not a registered broker", func() error {
+			_, err := store.CreateTopic(ctx, TopicSpec{Name: "nowhere", Assignments: [][]int32{{1}, {2, 3}}})
+			return err
+		}, ErrInvalidPartitions},
 		{"delete unknown topic", func() error {
 			_, err := store.DeleteTopic(ctx, "missing")
 			return err
@@ -230,6 +236,7 @@ func TestStoreCommands(t *testing.T) {
 		{"same partition count", func() error { return store.CreatePartitions(ctx, "orders", 2, nil) }, ErrInvalidPartitions},
 		{"fewer partitions", func() error { return store.CreatePartitions(ctx, "orders", 1, nil) }, ErrInvalidPartitions},
 		{"assignments do not fit", func() error { return store.CreatePartitions(ctx, "orders", 4, [][]int32{{1}}) }, ErrInvalidPartitions},
+		{"new partition on an unregistered broker", func() error { return store.CreatePartitions(ctx, "orders", 4, [][]int32{{1}, {3}}) }, ErrInvalidPartitions},
 		{"partitions of unknown topic", func() error { return store.CreatePartitions(ctx, "missing", 2, [][]int32{{1}}) }, ErrUnknownTopic},
 		{"empty producer id block", func() error {
 			_, err := store.AllocateProducerIDs(ctx, 1, 0)
@@ -430,6 +437,7 @@ func TestStoreStopsAtAnUnappliableEntry(t *testing.T) {
 	config := formatTestDir(t)
 	store := openReady(t, config)
 	ctx := testContext(t)
+	registerTestBrokers(t, ctx, store, 1)
 	if _, err := store.CreateTopic(ctx, TopicSpec{Name: "before", Assignments: [][]int32{{1}}}); err != nil {
 		t.Fatal(err)
 	}

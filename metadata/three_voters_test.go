@@ -62,8 +62,15 @@ func TestThreeVoterCluster(t *testing.T) {
 		if !ok {
 			continue
 		}
+		// The replicas must be registered brokers; registering the same
+		// incarnation again after a failed attempt is a retry.
 		var err error
-		created, err = stores[leaderID].CreateTopic(ctx, TopicSpec{Name: "replicated", Assignments: [][]int32{{1, 2, 3}}})
+		for id := int32(1); id <= 3 && err == nil; id++ {
+			_, err = stores[leaderID].RegisterBroker(ctx, testRegistration(id))
+		}
+		if err == nil {
+			created, err = stores[leaderID].CreateTopic(ctx, TopicSpec{Name: "replicated", Assignments: [][]int32{{1, 2, 3}}})
+		}
 		if err == nil {
 			break
 		}

@@ -2,6 +2,10 @@ package metadata
 
 import (
 	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -17,6 +21,8 @@ func TestApplyRefusesIllegalTopicNames(t *testing.T) {
 	ctx := testContext(t)
 	_, leader := c.leader()
 	_, follower := c.follower()
+	// The replica is registered: the name is what is refused.
+	registerTestBrokers(t, ctx, leader, 1)
 	for _, name := range []string{"../x", "a/b", "..", ".", "", "x\x00y", `..\x`} {
 		topic := Topic{Name: name, ID: uuid.New(), Partitions: newPartitions(0, [][]int32{{1}})}
 		for _, via := range []struct {
@@ -80,10 +86,106 @@ func TestApplyRefusesMalformedCommands(t *testing.T) {
 	}
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {
-			applySteps(t, []fsmStep{
-				{command: &createTopicCommand{topic: orders}},
-				{command: test.command, wantErr: test.wantErr},
-			})
+			applySteps(t, append(registerBrokers(1),
+				fsmStep{command: &createTopicCommand{topic: orders}},
+				fsmStep{command: test.command, wantErr: test.wantErr},
+			))
 		})
+	}
+}
+
+// TestApplyRefusesReplicasOnUnregisteredBrokers: CreateTopic and
+// CreatePartitions commands that place a replica on a broker id that is not
+// registered, proposed raw (as a peer on the controller port could, past
+// the broker's placement checks), are refused when applied, on the leader
+// and through a follower's forwarding; no node's state changes. The same
+// commands on registered brokers are accepted.
+func TestApplyRefusesReplicasOnUnregisteredBrokers(t *testing.T) {
+	c := newTestCluster(t, 3)
+	ctx := testContext(t)
+	_, leader := c.leader()
+	_, follower := c.follower()
+	registerTestBrokers(t, ctx, leader, 1, 2)
+	existing, err := follower.proposeRemote(ctx, &createTopicCommand{topic: Topic{Name: "existing", ID: uuid.New(), Partitions: newPartitions(0, [][]int32{{1}})}})
+	if err != nil {
+		t.Fatalf("topic on a registered broker: %v", err)
+	}
+	unregistered := int32(9)
+	vias := []struct {
+		what    string
+		propose func(command) (any, error)
+	}{
+		{"on the leader", func(cmd command) (any, error) { return leader.proposeLocal(ctx, cmd) }},
+		{"forwarded by a follower", func(cmd command) (any, error) { return follower.proposeRemote(ctx, cmd) }},
+	}
+	for _, via := range vias {
+		for _, test := range []struct {
+			what    string
+			command command
+		}{
+			{"new topic", &createTopicCommand{topic: Topic{Name: "nowhere", ID: uuid.New(), Partitions: newPartitions(0, [][]int32{{1, 2}, {2, unregistered}})}}},
+			{"new topic led by it", &createTopicCommand{topic: Topic{Name: "nowhere", ID: uuid.New(), Partitions: newPartitions(0, [][]int32{{unregistered}})}}},
+			{"new partitions", &createPartitionsCommand{name: "existing", total: 3, partitions: newPartitions(1, [][]int32{{2}, {unregistered, 1}})}},
+		} {
+			_, err := via.propose(test.command)
+			if !errors.Is(err, ErrInvalidPartitions) || !strings.Contains(err.Error(), fmt.Sprintf("replica %d is not a registered broker", unregistered)) {
+				t.Fatalf("%s %s: %v, want ErrInvalidPartitions naming replica %d", test.what, via.what, err, unregistered)
+			}
+		}
+	}
+	// The same commands on registered brokers are accepted; once every node
+	// has applied them, the refused ones left nothing behind.
+	if _, err := leader.proposeLocal(ctx, &createTopicCommand{topic: Topic{Name: "placed", ID: uuid.New(), Partitions: newPartitions(0, [][]int32{{1, 2}, {2, 1}})}}); err != nil {
+		t.Fatalf("topic on registered brokers: %v", err)
+	}
+	if _, err := follower.proposeRemote(ctx, &createPartitionsCommand{name: "existing", total: 3, partitions: newPartitions(1, [][]int32{{2}, {2, 1}})}); err != nil {
+		t.Fatalf("partitions on registered brokers: %v", err)
+	}
+	for id, store := range c.stores {
+		state := waitState(t, store, fmt.Sprintf("node %d to apply every command", id), func(s *State) bool {
+			topic, _ := s.Topic("existing")
+			_, placed := s.Topic("placed")
+			return placed && len(topic.Partitions) == 3
+		})
+		if _, ok := state.Topic("nowhere"); ok {
+			t.Fatalf("node %d: a topic on an unregistered broker entered the state", id)
+		}
+		topic, _ := state.Topic("existing")
+		if topic.ID != existing.(Topic).ID || !slices.Equal(topic.Partitions[1].Replicas, []int32{2}) || !slices.Equal(topic.Partitions[2].Replicas, []int32{2, 1}) {
+			t.Fatalf("node %d: partitions of the grown topic %+v", id, topic.Partitions)
+		}
+		state.EachTopic(func(topic Topic) bool {
+			for _, partition := range topic.Partitions {
+				if slices.Contains(partition.Replicas, unregistered) {
+					t.Fatalf("node %d: topic %q partition %d on unregistered broker %d", id, topic.Name, partition.Index, unregistered)
+				}
+			}
+			return true
+		})
+	}
+}
+
+// TestApplyChecksReplicasAgainstTheStateAtApply: whether a replica is a
+// registered broker is decided by the state the command applies to, the
+// same on every node: a broker registered by an earlier entry may be
+// placed on, one unregistered by an earlier entry may not, and
+// unregistering a broker leaves the partitions it already holds alone.
+func TestApplyChecksReplicasAgainstTheStateAtApply(t *testing.T) {
+	orders := testTopic("orders", 1, []int32{1, 3})
+	steps := []fsmStep{
+		{command: &registerBrokerCommand{registration: testRegistration(1)}},
+		{command: &createTopicCommand{topic: orders}, wantErr: ErrInvalidPartitions},
+		{command: &registerBrokerCommand{registration: testRegistration(3)}},
+		{command: &createTopicCommand{topic: orders}, wantValue: orders},
+		{command: &unregisterBrokerCommand{id: 3, epoch: AnyBrokerEpoch}},
+		{command: &createPartitionsCommand{name: "orders", total: 2, partitions: newPartitions(1, [][]int32{{3}})}, wantErr: ErrInvalidPartitions},
+		{command: &createTopicCommand{topic: testTopic("later", 2, []int32{3})}, wantErr: ErrInvalidPartitions},
+		{command: &createPartitionsCommand{name: "orders", total: 2, partitions: newPartitions(1, [][]int32{{1}})}},
+	}
+	state := applySteps(t, steps).state()
+	topic, _ := state.Topic("orders")
+	want := append(slices.Clone(orders.Partitions), newPartitions(1, [][]int32{{1}})...)
+	if !reflect.DeepEqual(topic.Partitions, want) {
+		t.Fatalf("partitions %+v\nwant %+v", topic.Partitions, want)
 	}
 }

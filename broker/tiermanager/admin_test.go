@@ -49,6 +49,7 @@ func TestRecoverRebuildsTheManifest(t *testing.T) {
 	uploaded := f.entries()
 
 	fresh := metadatatest.Start(t)
+	metadatatest.RegisterBroker(t, fresh, metadatatest.NodeID) // where fakeCluster places replicas
 	cluster := &fakeCluster{}
 	var reports []RecoverProgress
 	recovery := RecoverConfig{Tier: f.tier, Store: fresh, Cluster: cluster, Logger: testLogger(t)}
@@ -83,6 +84,7 @@ func TestRecoverRebuildsTheManifest(t *testing.T) {
 	}
 
 	other := metadatatest.Start(t)
+	metadatatest.RegisterBroker(t, other, metadatatest.NodeID)
 	if _, err := other.CreateTopic(f.ctx, metadata.TopicSpec{Name: f.topic.Name, Assignments: [][]int32{{metadatatest.NodeID}}}); err != nil {
 		t.Fatal(err)
 	}

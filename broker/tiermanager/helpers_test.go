@@ -46,7 +46,8 @@ var tieredConfigs = map[string]string{"remote.storage.enable": "true", "segment.
 
 // newFixture builds the fixture with a topic of one partition whose
 // replicas are this broker and then followers (none by default: the
-// high watermark follows the appends), and appends batches of producer 42.
+// high watermark follows the appends), all registered live brokers, and
+// appends batches of producer 42.
 func newFixture(t *testing.T, batches int, followers ...int32) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -54,6 +55,9 @@ func newFixture(t *testing.T, batches int, followers ...int32) *fixture {
 	f := &fixture{t: t, ctx: ctx, store: metadatatest.Start(t)}
 	var err error
 	replicas := append([]int32{metadatatest.NodeID}, followers...)
+	for _, id := range replicas {
+		metadatatest.RegisterBroker(t, f.store, id)
+	}
 	f.topic, err = f.store.CreateTopic(ctx, metadata.TopicSpec{Name: "orders", Assignments: [][]int32{replicas}, Configs: tieredConfigs})
 	if err != nil {
 		t.Fatal(err)

@@ -234,6 +234,7 @@ func TestRetryBackoff(t *testing.T) {
 func TestStaleEntries(t *testing.T) {
 	store := metadatatest.Start(t)
 	ctx := context.Background()
+	metadatatest.RegisterBroker(t, store, metadatatest.NodeID)
 	topic, err := store.CreateTopic(ctx, metadata.TopicSpec{Name: "orders", Assignments: [][]int32{{metadatatest.NodeID}}})
 	if err != nil {
 		t.Fatal(err)

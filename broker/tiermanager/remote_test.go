@@ -1,12 +1,9 @@
 package tiermanager
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/broker/topicconfig"
@@ -127,11 +124,15 @@ func TestDeletedTopicCleanup(t *testing.T) {
 		if restart {
 			f.manager = f.newManager() // the name only in the bucket
 		}
+		broker, _ := f.store.State().Broker(metadatatest.NodeID)
+		if err := f.store.SetBrokerFenced(f.ctx, broker.ID, broker.Epoch, true); err != nil {
+			t.Fatal(err)
+		}
 		f.pass() // no live broker: no cleanup
 		if len(f.entries()) == 0 {
 			t.Fatalf("restart %t: cleaned up while no broker is live", restart)
 		}
-		registerLiveBroker(t, f.store, metadatatest.NodeID)
+		metadatatest.RegisterBroker(t, f.store, metadatatest.NodeID)
 		f.pass()
 		if entries := f.entries(); len(entries) != 0 {
 			t.Fatalf("restart %t: entries left %+v", restart, entries)
@@ -147,25 +148,11 @@ func TestLowestLiveBroker(t *testing.T) {
 	if lowestLiveBroker(store.State(), 1) {
 		t.Fatal("lowest live broker without any broker")
 	}
-	registerLiveBroker(t, store, 3)
-	registerLiveBroker(t, store, 2)
+	metadatatest.RegisterBroker(t, store, 3)
+	metadatatest.RegisterBroker(t, store, 2)
 	for id, want := range map[int32]bool{1: false, 2: true, 3: false} {
 		if got := lowestLiveBroker(store.State(), id); got != want {
 			t.Errorf("lowestLiveBroker(%d) = %t, want %t", id, got, want)
 		}
-	}
-}
-
-// registerLiveBroker registers broker id and unfences it.
-func registerLiveBroker(t *testing.T, store *metadata.Store, id int32) {
-	t.Helper()
-	ctx := context.Background()
-	epoch, err := store.RegisterBroker(ctx, metadata.BrokerRegistration{ID: id, IncarnationID: uuid.New(),
-		Endpoints: []metadata.BrokerEndpoint{{Listener: "CLIENT", Host: "127.0.0.1", Port: 9092 + id, SecurityProtocol: "PLAINTEXT"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.SetBrokerFenced(ctx, id, epoch, false); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -60,6 +62,27 @@ func Open(t testing.TB, dataDir string) *metadata.Store {
 		t.Fatalf("metadatatest: %v", err)
 	}
 	return store
+}
+
+// RegisterBroker registers broker id (a new incarnation) with store and
+// unfences it, as a broker process does when it starts, and returns its
+// broker epoch. Topics may be placed only on registered brokers. It never
+// heartbeats: the controller fences it once its session ends
+// (metadata.DefaultBrokerSessionTimeout after the controller took over) and
+// then moves its leaderships.
+func RegisterBroker(t testing.TB, store *metadata.Store, id int32) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	epoch, err := store.RegisterBroker(ctx, metadata.BrokerRegistration{ID: id, IncarnationID: uuid.New(),
+		Endpoints: []metadata.BrokerEndpoint{{Listener: "CLIENT", Host: "127.0.0.1", Port: 9092 + id, SecurityProtocol: "PLAINTEXT"}}})
+	if err != nil {
+		t.Fatalf("metadatatest: register broker %d: %v", id, err)
+	}
+	if err := store.SetBrokerFenced(ctx, id, epoch, false); err != nil {
+		t.Fatalf("metadatatest: unfence broker %d: %v", id, err)
+	}
+	return epoch
 }
 
 // ClusterSecret is the secret of every test cluster.

@@ -13,6 +13,7 @@ func TestOpenSurvivesRestart(t *testing.T) {
 	if store.State().ClusterID() != ClusterID || !store.IsLeader() {
 		t.Fatalf("cluster id %q, leader %t", store.State().ClusterID(), store.IsLeader())
 	}
+	RegisterBroker(t, store, NodeID)
 	created, err := store.CreateTopic(context.Background(), metadata.TopicSpec{Name: "orders", Assignments: [][]int32{{NodeID}}})
 	if err != nil {
 		t.Fatal(err)
