@@ -706,6 +706,14 @@ func (s *Store) changeVoters(ctx context.Context, add bool, id int32, address st
 	}
 	var future raft.IndexFuture
 	if add {
+		// A voter that cannot be reached, or is not a member of this
+		// cluster, would count for the quorum without ever voting: with
+		// one voter, adding it stops the quorum for good. It must answer
+		// the handshake first, as that node, with this cluster's id and
+		// secret.
+		if err := s.probePeer(id, address); err != nil {
+			return fmt.Errorf("metadata: add voter %d: %w: start it first with this cluster's --cluster-id and --cluster-secret-file, and check the address", id, err)
+		}
 		future = s.raft.AddVoter(serverID(id), raft.ServerAddress(address), 0, enqueueTimeout(ctx))
 	} else {
 		future = s.raft.DemoteVoter(serverID(id), 0, enqueueTimeout(ctx))
@@ -714,6 +722,16 @@ func (s *Store) changeVoters(ctx context.Context, add bool, id int32, address st
 		return fmt.Errorf("metadata: change voters: %w", err)
 	}
 	return nil
+}
+
+// probePeer checks that the node at address answers the controller
+// handshake as node id, with this cluster's id and secret.
+func (s *Store) probePeer(id int32, address string) error {
+	conn, err := s.layer.dial(raft.ServerAddress(address), id, channelRPC, s.config.HandshakeTimeout)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }
 
 // Close shuts Raft down, closes the log and the listener, releases the data
