@@ -104,11 +104,11 @@ func handleMetadata(c *clientConn, h requestHeader, req *kmsg.MetadataRequest) (
 			resp.Topics = append(resp.Topics, mt)
 		case kerr.InvalidTopicException.Code, kerr.InvalidConfig.Code, kerr.InvalidPartitions.Code, kerr.InvalidReplicationFactor.Code:
 			// Not going to succeed on a retry: say why.
-			s.log.Warn("auto-creating topic refused", "topic", name, "err", msg)
+			s.peerLog.Warn("auto-creating topic refused", "topic", name, "err", msg)
 			mt.ErrorCode = kerrCode
 			resp.Topics = append(resp.Topics, mt)
 		default:
-			s.log.Warn("auto-creating topic failed", "topic", name, "err", msg)
+			s.peerLog.Warn("auto-creating topic failed", "topic", name, "err", msg)
 			mt.ErrorCode = kerr.LeaderNotAvailable.Code
 			resp.Topics = append(resp.Topics, mt)
 		}

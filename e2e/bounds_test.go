@@ -1,0 +1,297 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// apiVersionsOK opens a connection and checks the broker answers on it.
+func apiVersionsOK(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c := dialRaw(t, addr)
+	if resp := c.roundTrip(kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse); resp.ErrorCode != 0 {
+		t.Fatalf("ApiVersions: error %d", resp.ErrorCode)
+	}
+	return c
+}
+
+// noAnswerWithin asserts that nothing arrives on c for d: the broker has
+// not read the request (or not accepted the connection).
+func noAnswerWithin(t *testing.T, c *rawConn, d time.Duration, what string) {
+	t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(d))
+	buf := make([]byte, 1)
+	_, err := c.conn.Read(buf)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("%s: want no answer for %s, got %v", what, d, err)
+	}
+}
+
+// TestMaxConnectionsPerIP: with max.connections.per.ip 4, a fifth
+// connection from the same address is closed at once, counted in
+// /metrics, and the address gets a connection again once one closes.
+func TestMaxConnectionsPerIP(t *testing.T) {
+	b := startBroker(t, "--max-connections-per-ip", "4")
+	var open []*rawConn
+	for range 4 {
+		open = append(open, apiVersionsOK(t, b.addr))
+	}
+	extra := dialRaw(t, b.addr)
+	extra.expectClosed()
+	series := `strata_client_connections_refused_total{listener="CLIENT",reason="max_connections_per_ip"}`
+	if got := metricValue(t, b, series); got != 1 {
+		t.Fatalf("%s = %v, want 1", series, got)
+	}
+	open[0].conn.Close()
+	// The broker notices the close asynchronously: retry until it has.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", b.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := &rawConn{tb: t, conn: c}
+		raw.send(kmsg.NewPtrApiVersionsRequest())
+		if _, _, err := raw.readFrame(); err == nil {
+			c.Close()
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("no connection accepted after one of the four closed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if resp := open[1].roundTrip(kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse); resp.ErrorCode != 0 {
+		t.Fatalf("ApiVersions on a connection kept open: error %d", resp.ErrorCode)
+	}
+}
+
+// TestMaxConnections: with max.connections 4 the broker stops accepting:
+// a fifth connection waits (its request is not answered) until one of the
+// four closes, then it is served.
+func TestMaxConnections(t *testing.T) {
+	b := startBroker(t, "--max-connections", "4")
+	var open []*rawConn
+	for range 4 {
+		open = append(open, apiVersionsOK(t, b.addr))
+	}
+	waiting := dialRaw(t, b.addr) // the kernel completes the handshake: it waits in the backlog
+	waiting.send(kmsg.NewPtrApiVersionsRequest())
+	noAnswerWithin(t, waiting, 2*time.Second, "a fifth connection with max.connections 4")
+	if got := metricValue(t, b, "strata_client_connection_accept_pauses_total"); got < 1 {
+		t.Fatalf("accept pauses %v, want at least 1", got)
+	}
+	open[0].conn.Close()
+	if _, _, err := waiting.readFrame(); err != nil {
+		t.Fatalf("the waiting connection is not served after a slot freed: %v", err)
+	}
+	// The broker keeps working for the others.
+	for _, c := range open[1:] {
+		if resp := c.roundTrip(kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse); resp.ErrorCode != 0 {
+			t.Fatalf("ApiVersions: error %d", resp.ErrorCode)
+		}
+	}
+}
+
+// TestPeerLogLinesRateLimited: a peer that makes the broker log a line per
+// attempt — refused connections, malformed frames — gets at most the
+// limiter's burst of lines, then one summary saying how many were
+// suppressed (written at the latest when the broker stops).
+func TestPeerLogLinesRateLimited(t *testing.T) {
+	b := startBroker(t, "--max-connections-per-ip", "1")
+	hold := apiVersionsOK(t, b.addr)
+	const attempts = 200
+	for range attempts {
+		c := dialRaw(t, b.addr)
+		c.expectClosed()
+		c.conn.Close()
+	}
+	hold.conn.Close()
+	// Malformed frames: each closes its connection with a logged reason.
+	for i := range attempts {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			c, err := net.DialTimeout("tcp", b.addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Write([]byte{0, 0, 0, 3, 1, 2, 3}) // a frame too small for a header
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err = c.Read(make([]byte, 1))
+			c.Close()
+			if err != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("attempt %d: connection not closed", i)
+			}
+		}
+	}
+	if err := b.stop(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(b.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := string(data)
+	total := 0
+	for _, message := range []string{"refused a client connection", "closing client connection"} {
+		lines := strings.Count(log, `msg="`+message)
+		if lines == 0 || lines > 10 {
+			t.Errorf("%q logged %d times for %d attempts, want 1..10", message, lines, attempts)
+		}
+		total += lines
+		for _, line := range strings.Split(log, "\n") {
+			if !strings.Contains(line, "suppressed similar log lines") || !strings.Contains(line, `message="`+message) {
+				continue
+			}
+			_, after, _ := strings.Cut(line, "suppressed=")
+			n, _ := strconv.Atoi(strings.Fields(after)[0])
+			total += n
+		}
+	}
+	// A connection that raced with the close of the one before it can be
+	// refused instead of reading a frame: the sum over both messages
+	// counts every attempt.
+	if total < 2*attempts {
+		t.Errorf("%d lines logged or suppressed for %d attempts", total, 2*attempts)
+	}
+}
+
+// TestQueuedMaxRequestBytes: with queued.max.request.bytes 1 MiB, a
+// connection that has announced a 1 MiB request holds the whole budget
+// until it is handled: meanwhile the broker reads no other request (a
+// second client's ApiVersions waits — backpressure, not an error), and
+// answers it as soon as the first request is done. Then many producers
+// sending large batches at once all get through.
+func TestQueuedMaxRequestBytes(t *testing.T) {
+	const limit = 1 << 20
+	b := startBroker(t, "--socket-request-max-bytes", strconv.Itoa(limit), "--queued-max-request-bytes", strconv.Itoa(limit))
+	topic := uniqueTopic(t)
+	createTopic(t, b.addr, topic, 4, nil)
+
+	// A produce frame of exactly the limit: nothing else fits beside it.
+	encode := func(valueBytes int) []byte {
+		req := produceRequest(topic, 0, buildBatch(time.Now().UnixMilli(), strings.Repeat("v", valueBytes)))
+		return kmsg.NewRequestFormatter(kmsg.FormatterClientID("strata-e2e")).AppendRequest(nil, req, 1)
+	}
+	frame := encode(limit - 4096)
+	frame = encode(limit - 4096 + limit - (len(frame) - 4))
+	if len(frame)-4 != limit {
+		t.Fatalf("test bug: a %d-byte frame", len(frame)-4)
+	}
+	big := dialRaw(t, b.addr)
+	big.write(frame[:len(frame)-100])
+	deadline := time.Now().Add(10 * time.Second)
+	for metricOrZero(t, b, "strata_queued_request_bytes") < float64(len(frame)-4) {
+		if time.Now().After(deadline) {
+			t.Fatalf("queued request bytes %v, want %d", metricOrZero(t, b, "strata_queued_request_bytes"), len(frame)-4)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	small := dialRaw(t, b.addr)
+	small.send(kmsg.NewPtrApiVersionsRequest())
+	noAnswerWithin(t, small, 2*time.Second, "a request while the request memory is full")
+	big.write(frame[len(frame)-100:])
+	if _, _, err := big.readFrame(); err != nil {
+		t.Fatalf("the large produce is not answered: %v", err)
+	}
+	if _, _, err := small.readFrame(); err != nil {
+		t.Fatalf("the waiting request is not answered once memory is free: %v", err)
+	}
+
+	// Many producers of large batches at once: every record is acknowledged.
+	pid := b.pid()
+	before := peakRSS(t, pid)
+	const producers, records = 12, 24
+	var wg sync.WaitGroup
+	errs := make(chan error, producers)
+	for i := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr), manualPartitioner(), kgo.ProducerBatchCompression(kgo.NoCompression()),
+				kgo.ProducerBatchMaxBytes(limit-1024), kgo.RecordRetries(20))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer cl.Close()
+			payload := strings.Repeat(strconv.Itoa(i), 200<<10)
+			var pending sync.WaitGroup
+			for range records {
+				pending.Add(1)
+				cl.Produce(testContext(t, 2*time.Minute), &kgo.Record{Topic: topic, Partition: int32(i % 4), Value: []byte(payload)}, func(_ *kgo.Record, err error) {
+					defer pending.Done()
+					if err != nil {
+						errs <- err
+					}
+				})
+			}
+			pending.Wait()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("produce under queued.max.request.bytes: %v", err)
+	}
+	if !b.running() {
+		t.Fatal("the broker exited")
+	}
+	var total int64
+	for p := int32(0); p < 4; p++ {
+		total += endOffset(t, b.addr, topic, p)
+	}
+	if want := int64(1 + producers*records); total != want {
+		t.Fatalf("%d records in the topic, want %d", total, want)
+	}
+	if waits := metricValue(t, b, "strata_request_memory_waits_total"); waits < 1 {
+		t.Fatalf("request memory waits %v: the producers never filled the budget, the test proves nothing", waits)
+	}
+	if queued := metricValue(t, b, "strata_queued_request_bytes"); queued != 0 {
+		t.Fatalf("queued request bytes %v after every request was answered, want 0", queued)
+	}
+	t.Logf("peak RSS %d MiB before the producers, %d MiB after (%d MiB produced)", before>>20, peakRSS(t, pid)>>20, producers*records*200>>10)
+}
+
+func (b *brokerProcess) pid() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cmd.Process.Pid
+}
+
+// peakRSS is a process's peak resident set size (VmHWM), in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
