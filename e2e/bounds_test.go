@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -294,4 +295,49 @@ func peakRSS(t *testing.T, pid int) int64 {
 	}
 	t.Fatal("no VmHWM")
 	return 0
+}
+
+// TestMessageTimestampWindow: on a CreateTime topic a record timestamped
+// two hours ahead of the broker's clock is refused with INVALID_TIMESTAMP
+// (message.timestamp.after.max.ms defaults to one hour, as in Kafka 4) and
+// appends nothing; one inside the window is accepted; a topic that sets
+// message.timestamp.before.max.ms refuses a record older than it; a
+// LogAppendTime topic takes any timestamp (the broker stamps its own).
+func TestMessageTimestampWindow(t *testing.T) {
+	b := sharedBroker(t)
+	topic := uniqueTopic(t)
+	createTopic(t, b.addr, topic, 1, nil)
+	cl := newClient(t, b.addr, manualPartitioner(), kgo.RecordRetries(0))
+	produce := func(topic string, ts time.Time) error {
+		return cl.ProduceSync(testContext(t, 30*time.Second), &kgo.Record{Topic: topic, Value: []byte(ts.String()), Timestamp: ts}).FirstErr()
+	}
+	if err := produce(topic, time.Now().Add(2*time.Hour)); !errors.Is(err, kerr.InvalidTimestamp) {
+		t.Fatalf("a record two hours ahead: %v, want INVALID_TIMESTAMP", err)
+	}
+	if err := produce(topic, time.Now().Add(30*time.Minute)); err != nil {
+		t.Fatalf("a record 30 minutes ahead: %v", err)
+	}
+	if err := produce(topic, time.Now().Add(-30*24*time.Hour)); err != nil {
+		t.Fatalf("a record 30 days old with the default before.max.ms: %v", err)
+	}
+	if end := endOffset(t, b.addr, topic, 0); end != 2 {
+		t.Fatalf("log end offset %d, want 2 (the refused record appended nothing)", end)
+	}
+
+	strict := uniqueTopic(t) + "-strict"
+	day := "86400000"
+	createTopic(t, b.addr, strict, 1, map[string]*string{"message.timestamp.before.max.ms": &day})
+	if err := produce(strict, time.Now().Add(-48*time.Hour)); !errors.Is(err, kerr.InvalidTimestamp) {
+		t.Fatalf("a record two days old with before.max.ms one day: %v, want INVALID_TIMESTAMP", err)
+	}
+	if err := produce(strict, time.Now().Add(-time.Hour)); err != nil {
+		t.Fatalf("a record an hour old with before.max.ms one day: %v", err)
+	}
+
+	appendTime := uniqueTopic(t) + "-append"
+	logAppendTime := "LogAppendTime"
+	createTopic(t, b.addr, appendTime, 1, map[string]*string{"message.timestamp.type": &logAppendTime})
+	if err := produce(appendTime, time.Now().Add(2*time.Hour)); err != nil {
+		t.Fatalf("LogAppendTime topic: %v", err)
+	}
 }

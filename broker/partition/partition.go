@@ -328,7 +328,12 @@ func (p *Partition) Append(records []byte, produceVersion int16, now time.Time) 
 		return 0, -1, &Error{Code: kerr.InvalidRecord.Code, Message: fmt.Sprintf("produce requests v3+ must carry exactly one record batch per partition, got %d", len(spans))}
 	}
 	batch := records[spans[0].Position : spans[0].Position+spans[0].Length]
-	h, err := recordbatch.Validate(batch, recordbatch.Limits{MaxBatchBytes: cfg.MaxMessageBytes, RequireKeys: cfg.Compact})
+	limits := recordbatch.Limits{MaxBatchBytes: cfg.MaxMessageBytes, RequireKeys: cfg.Compact}
+	if !cfg.LogAppendTime {
+		limits.CheckTimestamps = true
+		limits.EarliestTimestamp, limits.LatestTimestamp = recordbatch.TimestampWindow(now.UnixMilli(), cfg.TimestampBeforeMaxMs, cfg.TimestampAfterMaxMs)
+	}
+	h, err := recordbatch.Validate(batch, limits)
 	if err != nil {
 		return 0, -1, &Error{Code: recordbatch.ErrorCode(err), Message: err.Error()}
 	}
