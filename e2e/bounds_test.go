@@ -341,3 +341,138 @@ func TestMessageTimestampWindow(t *testing.T) {
 		t.Fatalf("LogAppendTime topic: %v", err)
 	}
 }
+
+// partitionDirs lists the data dir entries named <topic>-<n>.
+func partitionDirs(t *testing.T, dataDir, topic string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), topic+"-")
+		if _, err := strconv.Atoi(rest); ok && err == nil {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// TestPartitionCreationBoundedByFileDescriptors: under a file limit of
+// 1,024 (prlimit --nofile=1024:1024), a topic of 1,000 partitions (3,000
+// open files) is refused with POLICY_VIOLATION naming the limit — as is
+// growing a topic to 1,000 — and leaves no topic and no directory; a topic
+// that fits works and leaves nothing behind once deleted; a partition that
+// cannot be opened is never answered with success (KAFKA_STORAGE_ERROR,
+// the topic deleted again, nothing left behind); and a directory that is
+// not a partition's is neither used nor deleted.
+func TestPartitionCreationBoundedByFileDescriptors(t *testing.T) {
+	b := &brokerProcess{maxFiles: 1024}
+	dir := t.TempDir()
+	b.dataDir, b.logPath = dir+"/data", dir+"/strata.log"
+	b.addr, b.admin, b.ctrl = freePort(t), freePort(t), freePort(t)
+	t.Cleanup(func() {
+		b.kill()
+		if t.Failed() {
+			logTail(t, b.logPath)
+		}
+	})
+	if err := b.startRetryingPorts(t); err != nil {
+		t.Fatal(err)
+	}
+	adm := newAdmin(t, b.addr)
+	requireRefused := func(what string, code int16, msg *string) {
+		t.Helper()
+		if code != kerr.PolicyViolation.Code || msg == nil || !strings.Contains(*msg, "file descriptor limit of 1024") {
+			t.Fatalf("%s: error %d (%v), want POLICY_VIOLATION naming the file descriptor limit", what, code, msg)
+		}
+	}
+
+	big := legalTopic(t) + "-big"
+	c := dialRaw(t, b.addr)
+	for _, validateOnly := range []bool{true, false} {
+		req := kmsg.NewPtrCreateTopicsRequest()
+		req.Version, req.TimeoutMillis, req.ValidateOnly = 5, 30000, validateOnly
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = big, 1000, 1
+		req.Topics = append(req.Topics, rt)
+		resp := c.roundTrip(req).(*kmsg.CreateTopicsResponse)
+		requireRefused(fmt.Sprintf("1,000 partitions (validate only %v)", validateOnly), resp.Topics[0].ErrorCode, resp.Topics[0].ErrorMessage)
+	}
+	requireNoTopic(t, b.addr, big)
+	if dirs := partitionDirs(t, b.dataDir, big); len(dirs) != 0 {
+		t.Fatalf("a refused topic left %d directories, e.g. %s", len(dirs), dirs[0])
+	}
+
+	fits := legalTopic(t) + "-fits"
+	if r := createOne(t, adm, 100, 1, nil, fits); r.Err != nil {
+		t.Fatalf("100 partitions: %v (%s)", r.Err, r.ErrMessage)
+	}
+	cl := newClient(t, b.addr, manualPartitioner())
+	produceSync(t, cl, fits, 99, "in the last partition")
+	grow := kmsg.NewPtrCreatePartitionsRequest()
+	grow.TimeoutMillis = 30000
+	gt := kmsg.NewCreatePartitionsRequestTopic()
+	gt.Topic, gt.Count = fits, 1000
+	grow.Topics = append(grow.Topics, gt)
+	gresp := c.roundTrip(grow).(*kmsg.CreatePartitionsResponse)
+	requireRefused("growing to 1,000 partitions", gresp.Topics[0].ErrorCode, gresp.Topics[0].ErrorMessage)
+	if got := len(allTopics(t, b.addr)[fits].Partitions); got != 100 {
+		t.Fatalf("%d partitions after a refused CreatePartitions, want 100", got)
+	}
+	if dirs := partitionDirs(t, b.dataDir, fits); len(dirs) != 100 {
+		t.Fatalf("%d partition directories, want 100", len(dirs))
+	}
+	if r := deleteOne(t, adm, fits); r.Err != nil {
+		t.Fatalf("delete: %v", r.Err)
+	}
+	if dirs := partitionDirs(t, b.dataDir, fits); len(dirs) != 0 {
+		t.Fatalf("a deleted topic left %d directories, e.g. %s", len(dirs), dirs[0])
+	}
+
+	// A partition that cannot be opened (a file where its directory goes).
+	blocked := legalTopic(t) + "-blocked"
+	blocker := b.dataDir + "/" + blocked + "-3"
+	if err := os.WriteFile(blocker, []byte("not a partition"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := createOne(t, adm, 8, 1, nil, blocked)
+	if r.Err == nil || !errors.Is(r.Err, kerr.KafkaStorageError) || !strings.Contains(r.ErrMessage, blocked+"-3") {
+		t.Fatalf("a topic whose partition 3 cannot be opened: %v (%s), want KAFKA_STORAGE_ERROR naming it", r.Err, r.ErrMessage)
+	}
+	requireNoTopic(t, b.addr, blocked)
+	if dirs := partitionDirs(t, b.dataDir, blocked); len(dirs) != 1 || dirs[0] != blocked+"-3" {
+		t.Fatalf("left behind: %v, want only the file that was there", dirs)
+	}
+	if data, err := os.ReadFile(blocker); err != nil || string(data) != "not a partition" {
+		t.Fatalf("the file in the partition's place: %q, %v", data, err)
+	}
+
+	// A directory that is not a partition's is neither adopted nor deleted.
+	victim := legalTopic(t) + "-victim"
+	unrelated := b.dataDir + "/" + victim + "-0"
+	if err := os.MkdirAll(unrelated, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(unrelated+"/keep", []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = createOne(t, adm, 1, 1, nil, victim)
+	if !errors.Is(r.Err, kerr.KafkaStorageError) {
+		t.Fatalf("a topic whose directory is taken by an unrelated one: %v (%s), want KAFKA_STORAGE_ERROR", r.Err, r.ErrMessage)
+	}
+	requireNoTopic(t, b.addr, victim)
+	if data, err := os.ReadFile(unrelated + "/keep"); err != nil || string(data) != "mine" {
+		t.Fatalf("the unrelated directory's file: %q, %v", data, err)
+	}
+	if entries, _ := os.ReadDir(unrelated); len(entries) != 1 {
+		t.Fatalf("the unrelated directory holds %d entries, want its one file", len(entries))
+	}
+	if !b.running() {
+		t.Fatal("the broker exited")
+	}
+	if got := metricValue(t, b, "strata_partition_file_descriptor_refusals_total"); got < 2000 {
+		t.Fatalf("file descriptor refusals %v, want at least 2,000 (two refused 1,000-partition requests)", got)
+	}
+}
