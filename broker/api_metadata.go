@@ -102,7 +102,7 @@ func handleMetadata(c *clientConn, h requestHeader, req *kmsg.MetadataRequest) (
 			}
 			mt.ErrorCode = kerr.LeaderNotAvailable.Code
 			resp.Topics = append(resp.Topics, mt)
-		case kerr.InvalidTopicException.Code, kerr.InvalidConfig.Code, kerr.InvalidPartitions.Code, kerr.InvalidReplicationFactor.Code:
+		case kerr.InvalidTopicException.Code, kerr.InvalidConfig.Code, kerr.InvalidPartitions.Code, kerr.InvalidReplicationFactor.Code, kerr.PolicyViolation.Code:
 			// Not going to succeed on a retry: say why.
 			s.peerLog.Warn("auto-creating topic refused", "topic", name, "err", msg)
 			mt.ErrorCode = kerrCode
