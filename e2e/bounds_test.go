@@ -216,9 +216,51 @@ func TestQueuedMaxRequestBytes(t *testing.T) {
 		t.Fatalf("the waiting request is not answered once memory is free: %v", err)
 	}
 
-	// Many producers of large batches at once: every record is acknowledged.
+	// 40 connections each send a 1 MiB produce but its last bytes: the
+	// broker reads one of them into memory (the rest stays in the kernel's
+	// socket buffers), so its peak RSS grows by far less than the 40 MiB
+	// it would buffer without the limit. Then every one is completed and
+	// answered.
 	pid := b.pid()
 	before := peakRSS(t, pid)
+	const stalled = 40
+	conns := make([]*rawConn, stalled)
+	var writers sync.WaitGroup
+	for i := range conns {
+		conns[i] = dialRaw(t, b.addr)
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			conns[i].conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			if _, err := conns[i].conn.Write(frame[:len(frame)-100]); err != nil {
+				t.Errorf("connection %d: %v", i, err)
+			}
+		}()
+	}
+	writers.Wait()
+	time.Sleep(time.Second) // what the broker would read, it has read by now
+	grown := peakRSS(t, pid) - before
+	t.Logf("peak RSS grew by %d MiB with %d stalled 1 MiB requests", grown>>20, stalled)
+	if grown > 16<<20 {
+		t.Fatalf("peak RSS grew by %d MiB with %d stalled 1 MiB requests and queued.max.request.bytes 1 MiB", grown>>20, stalled)
+	}
+	for _, c := range conns {
+		c.write(frame[len(frame)-100:])
+	}
+	for i, c := range conns {
+		_, body, err := c.readFrame()
+		if err != nil {
+			t.Fatalf("stalled request %d not answered: %v", i, err)
+		}
+		resp := kmsg.NewPtrProduceResponse()
+		resp.Version = 9
+		if err := resp.ReadFrom(body[1:]); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("stalled request %d: %v %+v", i, err, resp.Topics)
+		}
+	}
+
+	// Many producers of large batches at once: every record is acknowledged.
+	before = peakRSS(t, pid)
 	const producers, records = 12, 24
 	var wg sync.WaitGroup
 	errs := make(chan error, producers)
@@ -259,7 +301,7 @@ func TestQueuedMaxRequestBytes(t *testing.T) {
 	for p := int32(0); p < 4; p++ {
 		total += endOffset(t, b.addr, topic, p)
 	}
-	if want := int64(1 + producers*records); total != want {
+	if want := int64(1 + stalled + producers*records); total != want {
 		t.Fatalf("%d records in the topic, want %d", total, want)
 	}
 	if waits := metricValue(t, b, "strata_request_memory_waits_total"); waits < 1 {
