@@ -152,8 +152,12 @@ func (c *clientConn) readLoop() error {
 			return nil // stopping
 		}
 		c.releaseRequest = release
-		// Time spent waiting for memory is not the client's idleness.
+		// Time spent waiting for memory is not the client's idleness. A
+		// stopReading that came meanwhile keeps its deadline.
 		c.nc.SetReadDeadline(time.Now().Add(c.server.cfg.IdleTimeout))
+		if c.stopping.Load() {
+			c.nc.SetReadDeadline(time.Now())
+		}
 		frame, err := readFrame(c.nc, int(size))
 		if err != nil {
 			if err := classifyReadError(c, err, false); err != nil {
