@@ -446,6 +446,9 @@ func (s *Server) Addr(name string) net.Addr {
 // Serve accepts client connections on every listener until Close. It
 // returns nil after Close.
 func (s *Server) Serve() error {
+	files := s.admissionCheck()
+	s.log.Info("client connection bounds", "max_connections", s.cfg.MaxConnections, "max_connections_per_ip", s.cfg.MaxConnectionsPerIP,
+		"queued_max_request_bytes", s.cfg.QueuedMaxRequestBytes, "file_descriptor_limit", files.limit, "room_for_new_partitions", files.partitions())
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
