@@ -135,6 +135,9 @@ type serveFlags struct {
 	maxRequestBytes     int32
 	fetchMaxBytes       int32
 	idleMillis          int64
+	maxConnections      int
+	maxConnectionsPerIP int
+	queuedMaxBytes      int64
 	producerExpiryMs    int64
 	retentionCheckMs    int64
 	offsetsPartitions   int32
@@ -194,6 +197,9 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.Int32Var(&f.maxRequestBytes, "socket-request-max-bytes", 100<<20, "largest request frame; a larger one closes the connection")
 	fs.Int32Var(&f.fetchMaxBytes, "fetch-max-bytes", 55<<20, "most bytes one Fetch response carries, whatever the client asks (the first batch is always whole)")
 	fs.Int64Var(&f.idleMillis, "connections-max-idle-ms", 600000, "close client connections idle this long")
+	fs.IntVar(&f.maxConnections, "max-connections", 0, "max.connections: with this many client connections open the broker stops accepting until one closes (new ones wait in the kernel backlog); the inter-broker listener, when it is a listener of its own, is not counted (default 10000, or a quarter of the file-descriptor limit when lower)")
+	fs.IntVar(&f.maxConnectionsPerIP, "max-connections-per-ip", 1000, "max.connections.per.ip: a connection from an address with this many open is closed at once")
+	fs.Int64Var(&f.queuedMaxBytes, "queued-max-request-bytes", 512<<20, "queued.max.request.bytes: while request bytes read and not yet handled would pass this, connections stop reading (backpressure); at least --socket-request-max-bytes")
 	fs.Int64Var(&f.producerExpiryMs, "producer-id-expiration-ms", 86400000, "forget idempotent producers idle this long")
 	fs.Int64Var(&f.retentionCheckMs, "log-retention-check-interval-ms", 300000, "how often retention runs")
 	fs.StringVar(&f.processRoles, "process-roles", "broker,controller", "what this node runs (Kafka's process.roles): broker,controller; broker (a node outside --controller-quorum, following the metadata log as a non-voter); or controller (a voter without a Kafka listener)")
@@ -494,6 +500,15 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if f.maxRequestBytes < 1024 {
 		return node.Config{}, usageErrorf("--socket-request-max-bytes %d: must be at least 1024", f.maxRequestBytes)
 	}
+	if f.maxConnections < 0 {
+		return node.Config{}, usageErrorf("--max-connections %d: must be at least 1 (0 = the default)", f.maxConnections)
+	}
+	if f.maxConnectionsPerIP < 1 {
+		return node.Config{}, usageErrorf("--max-connections-per-ip %d: must be at least 1", f.maxConnectionsPerIP)
+	}
+	if f.queuedMaxBytes < int64(f.maxRequestBytes) {
+		return node.Config{}, usageErrorf("--queued-max-request-bytes %d: must be at least --socket-request-max-bytes (%d), or a request of the largest size could never be read", f.queuedMaxBytes, f.maxRequestBytes)
+	}
 	if f.offsetsPartitions < 1 || f.offsetsPartitions > 10000 {
 		return node.Config{}, usageErrorf("--offsets-topic-num-partitions %d: must be between 1 and 10000", f.offsetsPartitions)
 	}
@@ -569,6 +584,9 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			MaxRequestBytes:               f.maxRequestBytes,
 			FetchMaxBytes:                 f.fetchMaxBytes,
 			IdleTimeout:                   time.Duration(f.idleMillis) * time.Millisecond,
+			MaxConnections:                f.maxConnections,
+			MaxConnectionsPerIP:           f.maxConnectionsPerIP,
+			QueuedMaxRequestBytes:         f.queuedMaxBytes,
 			ProducerIDExpiration:          time.Duration(f.producerExpiryMs) * time.Millisecond,
 			RetentionCheckInterval:        time.Duration(f.retentionCheckMs) * time.Millisecond,
 			LocalDiskLimit:                f.localDiskLimit,
