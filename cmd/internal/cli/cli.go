@@ -39,7 +39,7 @@ Usage:
   strata topics <command>     list, describe, create, delete topics, alter their configs
   strata partitions list      leaders, ISRs, epochs, local/remote/log-start offsets, high watermarks
   strata groups <command>     list, describe consumer groups, their lag; reset their offsets
-  strata cluster <command>    cluster status, add or remove metadata voters
+  strata cluster <command>    cluster status, add or remove metadata voters, recover a lost quorum
   strata tiering <command>    scrub the object store, recover topics from it
   strata bucket create        create the object-store bucket (e.g. in docker compose)
   strata version              print the version
@@ -116,6 +116,8 @@ type serveFlags struct {
 	controllerAdvertise string
 	controllerQuorum    string
 	adminListen         string
+	adminTokenFile      string
+	adminPprof          bool
 	configFile          string
 	numPartitions       int32
 	replicationFactor   int16
@@ -168,7 +170,9 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.controllerListen, "controller-listen", "127.0.0.1:9093", "Raft/controller listener HOST:PORT")
 	fs.StringVar(&f.controllerAdvertise, "controller-advertise", "", "Raft address other voters use (default: --controller-listen; hostnames allowed)")
 	fs.StringVar(&f.controllerQuorum, "controller-quorum", "", "initial voters id@host:port,... (default: this node alone)")
-	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:9080", "metrics (/metrics), health (/healthz, /readyz) and pprof listener; - disables it")
+	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:9080", "admin listener: status page, metrics (/metrics), health (/healthz, /readyz), the strata cluster/tiering routes; - disables it")
+	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the bearer token the admin listener's operator routes (POST/DELETE) and pprof require, one per line (two while rotating); without it they are open on a loopback --admin-listen and refused on any other")
+	fs.BoolVar(&f.adminPprof, "admin-pprof", false, "serve Go's pprof under /debug/pprof on the admin listener (needs the admin token like the operator routes; ?seconds= at most 60)")
 	fs.StringVar(&f.configFile, "config", "", "optional config file of flag-name=value lines; flags and STRATA_<FLAG_NAME> env vars override it")
 	fs.StringVar(&f.objectStore, "object-store", "", "object store for tiered topics: s3://bucket?endpoint=...&region=...&use_path_style=true (credentials from the AWS chain), file:///dir or mem:// (default file://<data-dir>/bucket)")
 	fs.StringVar(&f.objectStorePrefix, "object-store-prefix", "", "key prefix in the object store, e.g. a cluster name when clusters share a bucket (no leading or trailing /)")
@@ -344,8 +348,11 @@ func parseListeners(f *serveFlags, listenersSet bool) ([]broker.Listener, error)
 	return listeners, nil
 }
 
-// parseQuorum parses id@host:port,...
-func parseQuorum(s string) (map[int32]string, error) {
+// parseQuorum parses --controller-quorum.
+func parseQuorum(s string) (map[int32]string, error) { return parseVoters("--controller-quorum", s) }
+
+// parseVoters parses id@host:port,... given as flag.
+func parseVoters(flag, s string) (map[int32]string, error) {
 	if s == "" {
 		return nil, nil
 	}
@@ -354,13 +361,13 @@ func parseQuorum(s string) (map[int32]string, error) {
 		idStr, addr, ok := strings.Cut(strings.TrimSpace(item), "@")
 		id, err := strconv.ParseInt(idStr, 10, 32)
 		if !ok || err != nil || id < 0 {
-			return nil, usageErrorf("--controller-quorum %q: want id@host:port,...", s)
+			return nil, usageErrorf("%s %q: want id@host:port,...", flag, s)
 		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return nil, usageErrorf("--controller-quorum: voter %d address %q: %v", id, addr, err)
+			return nil, usageErrorf("%s: voter %d address %q: %v", flag, id, addr, err)
 		}
 		if _, dup := out[int32(id)]; dup {
-			return nil, usageErrorf("--controller-quorum: voter %d is listed twice", id)
+			return nil, usageErrorf("%s: voter %d is listed twice", flag, id)
 		}
 		out[int32(id)] = addr
 	}
@@ -541,6 +548,8 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		QuorumTimeout:        time.Duration(f.quorumTimeoutMs) * time.Millisecond,
 		ControllerOnly:       controllerOnly,
 		AdminListen:          f.adminListen,
+		AdminTokenFile:       f.adminTokenFile,
+		AdminPprof:           f.adminPprof,
 		ObjectStore:          f.objectStore,
 		ObjectStorePrefix:    f.objectStorePrefix,
 		RemoteCacheBytes:     f.remoteCacheBytes,
