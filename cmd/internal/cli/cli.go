@@ -643,7 +643,8 @@ func runHealthcheck(args []string, stdout, stderr io.Writer) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("not ready: %s", resp.Status)
+		reason, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(reason)))
 	}
 	fmt.Fprintln(stdout, "ready")
 	return nil
