@@ -174,20 +174,32 @@ func bootstrap(metadataPath string, nodeID int32, configuration raft.Configurati
 	if err := os.MkdirAll(raftPath, 0o755); err != nil {
 		return err
 	}
-	wal, err := openRaftLog(raftPath, discardHCLogger())
+	wal, snapshots, err := openRaftStores(metadataPath, discardHCLogger(), discardHCLogger())
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, wal.Close()) }()
-	snapshots, err := raft.NewFileSnapshotStoreWithLogger(metadataPath, snapshotsRetained, discardHCLogger())
-	if err != nil {
-		return fmt.Errorf("open snapshot store: %w", err)
-	}
 	raftConfig := raft.DefaultConfig()
 	raftConfig.LocalID = serverID(nodeID)
 	raftConfig.Logger = discardHCLogger()
 	// The transport is only consulted for protocol versions before 3.
 	return raft.BootstrapCluster(raftConfig, wal, wal, snapshots, nil, configuration)
+}
+
+// openRaftStores opens what hashicorp/raft keeps under metadataPath: the
+// Raft log and stable store (one bolt file, raftDirectory) and the snapshot
+// store (snapshotsDirectory). Open, Format and RecoverQuorum all go through
+// it. The caller holds the directory lock and closes the log.
+func openRaftStores(metadataPath string, logLogger, snapshotLogger hclog.Logger) (*raftLog, *raft.FileSnapshotStore, error) {
+	wal, err := openRaftLog(filepath.Join(metadataPath, raftDirectory), logLogger)
+	if err != nil {
+		return nil, nil, err
+	}
+	snapshots, err := raft.NewFileSnapshotStoreWithLogger(metadataPath, snapshotsRetained, snapshotLogger)
+	if err != nil {
+		return nil, nil, errors.Join(fmt.Errorf("open snapshot store: %w", err), wal.Close())
+	}
+	return wal, snapshots, nil
 }
 
 // raftLog is the Raft log and stable store: a bbolt database

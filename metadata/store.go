@@ -108,15 +108,12 @@ func Open(cfg Config) (_ *Store, err error) {
 	if _, err := os.Stat(raftPath); err != nil {
 		return nil, fmt.Errorf("metadata: open %s: formatted, but the raft log is gone: %w: %w", cfg.DataDir, ErrCorrupt, err)
 	}
-	s.wal, err = openRaftLog(raftPath, newHCLogger(s.logger, "raft-wal"))
+	var snapshots *raft.FileSnapshotStore
+	s.wal, snapshots, err = openRaftStores(metadataPath, newHCLogger(s.logger, "raft-wal"), newHCLogger(s.logger, "raft-snapshots"))
 	if err != nil {
 		return nil, fmt.Errorf("metadata: open %s: %w", cfg.DataDir, err)
 	}
 	cleanups = append(cleanups, s.wal.Close)
-	snapshots, err := raft.NewFileSnapshotStoreWithLogger(metadataPath, snapshotsRetained, newHCLogger(s.logger, "raft-snapshots"))
-	if err != nil {
-		return nil, fmt.Errorf("metadata: open %s: snapshot store: %w", cfg.DataDir, err)
-	}
 	hasState, err := raft.HasExistingState(s.wal, s.wal, snapshots)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: open %s: %w", cfg.DataDir, err)
@@ -576,15 +573,7 @@ func (s *Store) Voters() ([]Voter, error) {
 	if err := future.Error(); err != nil {
 		return nil, err
 	}
-	var out []Voter
-	for _, server := range future.Configuration().Servers {
-		id, ok := parseServerID(server.ID)
-		if !ok {
-			continue
-		}
-		out = append(out, Voter{NodeID: id, Address: string(server.Address), Voting: server.Suffrage == raft.Voter})
-	}
-	return out, nil
+	return votersOf(future.Configuration()), nil
 }
 
 // AddVoter adds a voter to the quorum (on the leader, or forwarded to it).
