@@ -113,7 +113,7 @@ func Open(cfg Config) (_ *Store, err error) {
 		return nil, fmt.Errorf("metadata: open %s: %w", cfg.DataDir, err)
 	}
 	cleanups = append(cleanups, s.wal.Close)
-	snapshots, err := raft.NewFileSnapshotStoreWithLogger(metadataPath, snapshotsRetained, newHCLogger(s.logger, "raft-snapshots"))
+	snapshots, err := openSnapshotStore(metadataPath, newHCLogger(s.logger, "raft-snapshots"))
 	if err != nil {
 		return nil, fmt.Errorf("metadata: open %s: snapshot store: %w", cfg.DataDir, err)
 	}

@@ -20,6 +20,8 @@ import (
 	_ "gocloud.dev/blob/memblob" // mem:// URLs
 	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
+
+	"github.com/strata-log/strata/internal/fsperm"
 )
 
 // BucketReader is the read side of an object store, as the remote reader and
@@ -128,12 +130,26 @@ func OpenBucket(ctx context.Context, rawURL string) (*BlobBucket, error) {
 			bucket, err = s3blob.OpenBucket(ctx, client, u.Host, &s3blob.Options{RequestChecksumCalculation: config.RequestChecksumCalculation})
 		}
 	} else if err == nil {
-		bucket, err = blob.OpenBucket(ctx, rawURL)
+		bucket, err = blob.OpenBucket(ctx, ownerOnlyDirectories(u).String())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tiering: open bucket %s: %w", RedactURL(rawURL), err)
 	}
 	return &BlobBucket{bucket: bucket, url: RedactURL(rawURL)}, nil
+}
+
+// ownerOnlyDirectories makes fileblob create the directories of a file://
+// bucket 0700 (its default is 0777 less the umask) unless the URL asks for
+// another dir_file_mode: the bucket holds every tiered record.
+func ownerOnlyDirectories(u *url.URL) *url.URL {
+	if u.Scheme != fileblob.Scheme || u.Query().Has("dir_file_mode") {
+		return u
+	}
+	query := u.Query()
+	query.Set("dir_file_mode", fmt.Sprintf("%#o", fsperm.Dir))
+	withMode := *u
+	withMode.RawQuery = query.Encode()
+	return &withMode
 }
 
 // NewBlobBucket wraps an already opened gocloud bucket; closing the
@@ -155,7 +171,7 @@ func CreateBucket(ctx context.Context, rawURL string) error {
 	case "mem":
 		return nil
 	case fileblob.Scheme:
-		if err := os.MkdirAll(filepath.FromSlash(u.Path), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.FromSlash(u.Path), fsperm.Dir); err != nil {
 			return fmt.Errorf("tiering: create bucket %s: %w", RedactURL(rawURL), err)
 		}
 		return nil

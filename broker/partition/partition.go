@@ -19,6 +19,7 @@ import (
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/internal/atomicfile"
+	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/metadata"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -160,7 +161,7 @@ func Open(cfg Config) (*Partition, error) {
 		log = slog.Default()
 	}
 	log = log.With("topic", topic, "partition", index)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, fsperm.Dir); err != nil {
 		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
 	}
 	if err := segment.WritePartitionMetadata(dir, cfg.TopicID); err != nil {
@@ -292,7 +293,7 @@ func (p *Partition) writeProducerSnapshotLocked() error {
 		return nil // nothing appended since the last snapshot
 	}
 	name := filepath.Join(p.dir, fmt.Sprintf("%020d%s", end, producerSnapshotSuffix))
-	if err := atomicfile.Write(name, 0o644, p.producers.WriteSnapshot); err != nil {
+	if err := atomicfile.Write(name, fsperm.File, p.producers.WriteSnapshot); err != nil {
 		return err
 	}
 	p.snapshotEnd = end

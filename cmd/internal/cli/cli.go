@@ -24,6 +24,7 @@ import (
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/cmd/internal/node"
+	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -389,6 +390,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	restrictUmask()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	n, err := node.New(ctx, cfg)
@@ -606,7 +608,8 @@ func runFormat(args []string, stdout, stderr io.Writer) error {
 	}
 	// A node not in the quorum is formatted as a broker that joins the
 	// quorum's log as a non-voter.
-	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+	restrictUmask()
+	if err := os.MkdirAll(*dataDir, fsperm.Dir); err != nil {
 		return err
 	}
 	if err := metadata.Format(*dataDir, *clusterID, *nodeID, quorum); err != nil {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/tiermanager"
+	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
 )
@@ -121,6 +122,7 @@ type Node struct {
 func New(ctx context.Context, cfg Config) (*Node, error) {
 	cfg.setDefaults()
 	log := cfg.Logger
+	restrictDataDir(cfg.DataDir, log)
 	if err := prepareDataDir(cfg, log); err != nil {
 		return nil, err
 	}
@@ -225,7 +227,7 @@ func openTier(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*tiering
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, fsperm.Dir); err != nil {
 			return nil, nil, fmt.Errorf("object store: %w", err)
 		}
 		url = "file://" + filepath.ToSlash(dir)
@@ -374,7 +376,7 @@ func prepareDataDir(cfg Config, log *slog.Logger) error {
 	if clusterID == "" {
 		clusterID = metadata.NewClusterID()
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, fsperm.Dir); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	if err := metadata.Format(cfg.DataDir, clusterID, cfg.NodeID, voters); err != nil {
