@@ -26,6 +26,7 @@ import (
 	"github.com/strata-log/strata/cmd/internal/node"
 	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/tiering"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=...".
@@ -171,7 +172,7 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.controllerQuorum, "controller-quorum", "", "initial voters id@host:port,... (default: this node alone)")
 	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:9080", "metrics (/metrics), health (/healthz, /readyz) and pprof listener; - disables it")
 	fs.StringVar(&f.configFile, "config", "", "optional config file of flag-name=value lines; flags and STRATA_<FLAG_NAME> env vars override it")
-	fs.StringVar(&f.objectStore, "object-store", "", "object store for tiered topics: s3://bucket?endpoint=...&region=...&use_path_style=true (credentials from the AWS chain), file:///dir or mem:// (default file://<data-dir>/bucket)")
+	fs.StringVar(&f.objectStore, "object-store", "", "object store for tiered topics: s3://bucket?endpoint=...&region=...&use_path_style=true (credentials from the AWS chain: best AWS_SHARED_CREDENTIALS_FILE=FILE, a file only this user can read, rather than keys in the environment), file:///dir or mem:// (default file://<data-dir>/bucket)")
 	fs.StringVar(&f.objectStorePrefix, "object-store-prefix", "", "key prefix in the object store, e.g. a cluster name when clusters share a bucket (no leading or trailing /)")
 	fs.Int64Var(&f.remoteCacheBytes, "remote-log-cache-bytes", 256<<20, "disk space for cached chunks of remote segments (<data-dir>/remote-cache)")
 	fs.Int64Var(&f.tieringIntervalMs, "remote-log-manager-task-interval-ms", 30000, "how often sealed segments are uploaded and remote retention applied (remote.log.manager.task.interval.ms)")
@@ -512,7 +513,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		return node.Config{}, usageErrorf("--object-store-prefix %q: must not start or end with /", f.objectStorePrefix)
 	}
 	if f.objectStore != "" && !strings.HasPrefix(f.objectStore, "s3://") && !strings.HasPrefix(f.objectStore, "file://") && !strings.HasPrefix(f.objectStore, "mem://") {
-		return node.Config{}, usageErrorf("--object-store %q: want s3://bucket?endpoint=...&region=...&use_path_style=true, file:///dir or mem://", f.objectStore)
+		return node.Config{}, usageErrorf("--object-store %q: want s3://bucket?endpoint=...&region=...&use_path_style=true, file:///dir or mem://", tiering.RedactURL(f.objectStore))
 	}
 	defaults := topicconfig.Defaults{}
 	names := make([]string, 0, len(f.topicDefaults))
