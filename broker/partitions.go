@@ -16,6 +16,7 @@ import (
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -65,7 +66,7 @@ type partitionManager struct {
 }
 
 func newPartitionManager(cfg partitionManagerConfig) (*partitionManager, error) {
-	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.dataDir, fsperm.Dir); err != nil {
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
 	m := &partitionManager{cfg: cfg, partitions: make(map[topicPartition]*partition.Partition), reconciled: make(chan struct{}, 1)}

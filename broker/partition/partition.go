@@ -19,6 +19,7 @@ import (
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/internal/atomicfile"
+	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/metadata"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -219,7 +220,7 @@ var ErrNotOurDirectory = errors.New("partition: directory belongs to something e
 func claimDir(dir string, topicID [16]byte) (created bool, err error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, fsperm.Dir); err != nil {
 			return false, err
 		}
 		return true, nil
@@ -340,7 +341,7 @@ func (p *Partition) writeProducerSnapshotLocked() error {
 		return nil // nothing appended since the last snapshot
 	}
 	name := filepath.Join(p.dir, fmt.Sprintf("%020d%s", end, producerSnapshotSuffix))
-	if err := atomicfile.Write(name, 0o644, p.producers.WriteSnapshot); err != nil {
+	if err := atomicfile.Write(name, fsperm.File, p.producers.WriteSnapshot); err != nil {
 		return err
 	}
 	p.snapshotEnd = end

@@ -25,7 +25,9 @@ import (
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/cmd/internal/node"
+	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/tiering"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=...".
@@ -190,7 +192,7 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the bearer token the admin listener's operator routes (POST/DELETE) and pprof require, one per line (two while rotating); without it they are open on a loopback --admin-listen and refused on any other")
 	fs.BoolVar(&f.adminPprof, "admin-pprof", false, "serve Go's pprof under /debug/pprof on the admin listener (needs the admin token like the operator routes; ?seconds= at most 60)")
 	fs.StringVar(&f.configFile, "config", "", "optional config file of flag-name=value lines; flags and STRATA_<FLAG_NAME> env vars override it")
-	fs.StringVar(&f.objectStore, "object-store", "", "object store for tiered topics: s3://bucket?endpoint=...&region=...&use_path_style=true (credentials from the AWS chain), file:///dir or mem:// (default file://<data-dir>/bucket)")
+	fs.StringVar(&f.objectStore, "object-store", "", "object store for tiered topics: s3://bucket?endpoint=...&region=...&use_path_style=true (credentials from the AWS chain: best AWS_SHARED_CREDENTIALS_FILE=FILE, a file only this user can read, rather than keys in the environment), file:///dir or mem:// (default file://<data-dir>/bucket)")
 	fs.StringVar(&f.objectStorePrefix, "object-store-prefix", "", "key prefix in the object store, e.g. a cluster name when clusters share a bucket (no leading or trailing /)")
 	fs.Int64Var(&f.remoteCacheBytes, "remote-log-cache-bytes", 256<<20, "disk space for cached chunks of remote segments (<data-dir>/remote-cache)")
 	fs.Int64Var(&f.tieringIntervalMs, "remote-log-manager-task-interval-ms", 30000, "how often sealed segments are uploaded and remote retention applied (remote.log.manager.task.interval.ms)")
@@ -415,6 +417,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	restrictUmask()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	n, err := node.New(ctx, cfg)
@@ -545,7 +548,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		return node.Config{}, usageErrorf("--object-store-prefix %q: must not start or end with /", f.objectStorePrefix)
 	}
 	if f.objectStore != "" && !strings.HasPrefix(f.objectStore, "s3://") && !strings.HasPrefix(f.objectStore, "file://") && !strings.HasPrefix(f.objectStore, "mem://") {
-		return node.Config{}, usageErrorf("--object-store %q: want s3://bucket?endpoint=...&region=...&use_path_style=true, file:///dir or mem://", f.objectStore)
+		return node.Config{}, usageErrorf("--object-store %q: want s3://bucket?endpoint=...&region=...&use_path_style=true, file:///dir or mem://", tiering.RedactURL(f.objectStore))
 	}
 	defaults := topicconfig.Defaults{}
 	names := make([]string, 0, len(f.topicDefaults))
@@ -662,7 +665,8 @@ func runFormat(args []string, stdout, stderr io.Writer) error {
 	}
 	// A node not in the quorum is formatted as a broker that joins the
 	// quorum's log as a non-voter.
-	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+	restrictUmask()
+	if err := os.MkdirAll(*dataDir, fsperm.Dir); err != nil {
 		return err
 	}
 	if err := metadata.Format(*dataDir, *clusterID, *nodeID, quorum); err != nil {

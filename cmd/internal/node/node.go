@@ -25,6 +25,7 @@ import (
 
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/tiermanager"
+	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
 )
@@ -132,6 +133,7 @@ type Node struct {
 func New(ctx context.Context, cfg Config) (*Node, error) {
 	cfg.setDefaults()
 	log := cfg.Logger
+	restrictDataDir(cfg.DataDir, log)
 	secret, err := loadClusterSecret(cfg, log)
 	if err != nil {
 		return nil, err
@@ -266,7 +268,7 @@ func openTier(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*tiering
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, fsperm.Dir); err != nil {
 			return nil, nil, fmt.Errorf("object store: %w", err)
 		}
 		url = "file://" + filepath.ToSlash(dir)
@@ -415,7 +417,7 @@ func prepareDataDir(cfg Config, log *slog.Logger) error {
 	if clusterID == "" {
 		clusterID = metadata.NewClusterID()
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, fsperm.Dir); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	if err := metadata.Format(cfg.DataDir, clusterID, cfg.NodeID, voters); err != nil {
