@@ -23,6 +23,7 @@ require (
 	github.com/twmb/franz-go/pkg/kmsg v1.15.1
 	go.etcd.io/bbolt v1.3.6
 	gocloud.dev v0.47.0
+	golang.org/x/sync v0.23.0
 )
 
 require (

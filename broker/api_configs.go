@@ -203,7 +203,7 @@ func (s *Server) alterTopicConfigs(topic string, configs map[string]string, vali
 // and described as Kafka does, but without effect.
 func (s *Server) warnDeprecatedConfigs(topic string, configs map[string]string) {
 	for name, why := range topicconfig.DeprecatedIn(configs) {
-		s.log.Warn("topic config is deprecated and has no effect; remove it", "topic", topic, "config", name, "value", configs[name], "why", why)
+		s.peerLog.Warn("topic config is deprecated and has no effect; remove it", "topic", topic, "config", name, "value", configs[name], "why", why)
 	}
 }
 

@@ -102,13 +102,13 @@ func handleMetadata(c *clientConn, h requestHeader, req *kmsg.MetadataRequest) (
 			}
 			mt.ErrorCode = kerr.LeaderNotAvailable.Code
 			resp.Topics = append(resp.Topics, mt)
-		case kerr.InvalidTopicException.Code, kerr.InvalidConfig.Code, kerr.InvalidPartitions.Code, kerr.InvalidReplicationFactor.Code:
+		case kerr.InvalidTopicException.Code, kerr.InvalidConfig.Code, kerr.InvalidPartitions.Code, kerr.InvalidReplicationFactor.Code, kerr.PolicyViolation.Code:
 			// Not going to succeed on a retry: say why.
-			s.log.Warn("auto-creating topic refused", "topic", name, "err", msg)
+			s.peerLog.Warn("auto-creating topic refused", "topic", name, "err", msg)
 			mt.ErrorCode = kerrCode
 			resp.Topics = append(resp.Topics, mt)
 		default:
-			s.log.Warn("auto-creating topic failed", "topic", name, "err", msg)
+			s.peerLog.Warn("auto-creating topic failed", "topic", name, "err", msg)
 			mt.ErrorCode = kerr.LeaderNotAvailable.Code
 			resp.Topics = append(resp.Topics, mt)
 		}
@@ -238,6 +238,9 @@ func (s *Server) createTopic(ctx context.Context, tc topicCreation) (metadata.To
 	if code, msg := s.validateTopicConfigs(tc.configs, nil); code != 0 {
 		return metadata.Topic{}, code, msg
 	}
+	if code, msg := s.admitPartitions(assignments); code != 0 {
+		return metadata.Topic{}, code, msg
+	}
 	if tc.validateOnly {
 		return metadata.Topic{Name: tc.name}, 0, ""
 	}
@@ -252,11 +255,84 @@ func (s *Server) createTopic(ctx context.Context, tc topicCreation) (metadata.To
 		}
 		return metadata.Topic{}, kerr.RequestTimedOut.Code, "creating topic: " + err.Error()
 	}
-	if err := s.partitions.reconcile(); err != nil {
-		s.log.Error("opening partitions of a new topic failed", "topic", tc.name, "err", err)
+	reconcileErr := s.partitions.reconcile()
+	if failed := s.unopenedPartitions(t, 0); len(failed) > 0 {
+		// Never answer success for a partition that is not there: the
+		// topic is deleted again (its opened partitions and directories
+		// with it) and the client told why.
+		msg := fmt.Sprintf("%d of the topic's partitions (%s) could not be opened on broker %d: %s; the topic was deleted again",
+			len(failed), partitionList(tc.name, failed), s.cfg.NodeID, firstLine(reconcileErr))
+		s.log.Error("a new topic's partitions could not be opened; deleting the topic again", "topic", tc.name, "partitions", len(failed), "err", reconcileErr)
+		if _, err := s.cfg.Metadata.DeleteTopic(ctx, tc.name); err != nil {
+			msg += " — but deleting it failed (" + err.Error() + "); delete it by hand"
+		}
+		if err := s.partitions.reconcile(); err != nil {
+			s.log.Error("removing the partitions of a topic whose creation failed", "topic", tc.name, "err", err)
+		}
+		return metadata.Topic{}, kerr.KafkaStorageError.Code, msg
+	}
+	if reconcileErr != nil {
+		s.log.Error("applying metadata after creating a topic", "topic", tc.name, "err", reconcileErr)
 	}
 	s.warnDeprecatedConfigs(tc.name, tc.configs)
 	return t, 0, ""
+}
+
+// admitPartitions refuses new partitions (with POLICY_VIOLATION and a
+// message naming the limit) when this broker's file descriptors cannot
+// hold those assigned to it. Each broker can only count its own: replicas
+// placed on other brokers are checked there when they open (and stay
+// offline, logged, if they do not fit).
+func (s *Server) admitPartitions(assignments [][]int32) (int16, string) {
+	mine := 0
+	for _, replicas := range assignments {
+		if containsBroker(replicas, s.cfg.NodeID) {
+			mine++
+		}
+	}
+	if mine == 0 {
+		return 0, ""
+	}
+	if ok, msg := s.admissionCheck().admit(s.cfg.NodeID, mine); !ok {
+		s.metrics.fdRefusals.Add(float64(mine))
+		s.peerLog.Warn("refused new partitions: not enough file descriptors", "partitions", mine, "err", msg)
+		return kerr.PolicyViolation.Code, msg
+	}
+	return 0, ""
+}
+
+// unopenedPartitions lists the partitions of t from index from on that
+// are assigned to this broker but not open here.
+func (s *Server) unopenedPartitions(t metadata.Topic, from int32) []int32 {
+	var failed []int32
+	for _, p := range t.Partitions {
+		if p.Index >= from && containsBroker(p.Replicas, s.cfg.NodeID) && s.partitions.get(t, p.Index) == nil {
+			failed = append(failed, p.Index)
+		}
+	}
+	return failed
+}
+
+// partitionList names a few partitions: "orders-3, orders-7 and 12 more".
+func partitionList(topic string, indexes []int32) string {
+	var names []string
+	for _, i := range indexes[:min(len(indexes), 3)] {
+		names = append(names, fmt.Sprintf("%s-%d", topic, i))
+	}
+	list := strings.Join(names, ", ")
+	if more := len(indexes) - len(names); more > 0 {
+		list += fmt.Sprintf(" and %d more", more)
+	}
+	return list
+}
+
+// firstLine is the first line of an error joined from many.
+func firstLine(err error) string {
+	if err == nil {
+		return "see the broker log"
+	}
+	line, _, _ := strings.Cut(err.Error(), "\n")
+	return line
 }
 
 // placeReplicas decides the replica set of each new partition across the

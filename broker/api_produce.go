@@ -104,6 +104,10 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 		resp.Topics = append(resp.Topics, out)
 	}
 	if len(pending) > 0 {
+		// The records are appended: waiting for the followers does not
+		// need the request's bytes, and must not hold the request memory
+		// that the followers' own Fetch requests need to be read.
+		c.releaseRequestMemory()
 		s.awaitCommitted(pending, resp, req.Version, now.Add(time.Duration(req.TimeoutMillis)*time.Millisecond))
 	}
 	if req.Acks == 0 {

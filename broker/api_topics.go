@@ -293,6 +293,10 @@ func handleCreatePartitions(c *clientConn, h requestHeader, req *kmsg.CreatePart
 				setErr(code, msg)
 				break
 			}
+			if code, msg := s.admitPartitions(assignments); code != 0 {
+				setErr(code, msg)
+				break
+			}
 			if req.ValidateOnly {
 				break
 			}
@@ -307,8 +311,19 @@ func handleCreatePartitions(c *clientConn, h requestHeader, req *kmsg.CreatePart
 				}
 				break
 			}
-			if err := s.partitions.reconcile(); err != nil {
-				s.log.Error("opening new partitions failed", "topic", rt.Topic, "err", err)
+			reconcileErr := s.partitions.reconcile()
+			if grownTopic, ok := s.cfg.Metadata.State().Topic(rt.Topic); ok {
+				if failed := s.unopenedPartitions(grownTopic, current); len(failed) > 0 {
+					// Kafka cannot take partitions back: they stay, offline,
+					// and the client is told, never a success.
+					s.log.Error("new partitions could not be opened and are offline", "topic", rt.Topic, "partitions", len(failed), "err", reconcileErr)
+					setErr(kerr.KafkaStorageError.Code, fmt.Sprintf("%d of the new partitions (%s) could not be opened on broker %d: %s; they stay offline until it can open them (e.g. after raising its file limit and restarting it)",
+						len(failed), partitionList(rt.Topic, failed), s.cfg.NodeID, firstLine(reconcileErr)))
+					break
+				}
+			}
+			if reconcileErr != nil {
+				s.log.Error("applying metadata after creating partitions", "topic", rt.Topic, "err", reconcileErr)
 			}
 			s.log.Info("created partitions", "topic", rt.Topic, "count", rt.Count, "client", h.clientID)
 			grown = append(grown, len(resp.Topics))

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -24,8 +25,17 @@ type clientConn struct {
 	server    *Server
 	listener  *boundListener
 	nc        net.Conn
-	log       *slog.Logger
+	log       *slog.Logger     // rate limited: a peer causes these lines
 	responses chan net.Buffers // encoded response frames, in request order
+
+	// ctx ends when the connection stops reading (or the server stops): it
+	// ends a wait for request memory.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// releaseRequest gives the request in hand's bytes back to the
+	// server's request memory (queued.max.request.bytes). Used by the
+	// reader goroutine only (handlers run on it).
+	releaseRequest func()
 
 	stopOnce sync.Once
 	stopping atomic.Bool // set by stopReading; the reader stops at the next request boundary
@@ -38,12 +48,28 @@ type clientConn struct {
 const maxQueuedResponses = 1
 
 func newClientConn(s *Server, l *boundListener, nc net.Conn) *clientConn {
+	ctx, cancel := context.WithCancel(s.ctx)
 	return &clientConn{
 		server:    s,
 		listener:  l,
 		nc:        nc,
-		log:       s.log.With("listener", l.Name, "remote", nc.RemoteAddr().String()),
+		log:       s.peerLog.With("listener", l.Name, "remote", nc.RemoteAddr().String()),
 		responses: make(chan net.Buffers, maxQueuedResponses),
+		ctx:       ctx,
+		cancel:    cancel,
+	}
+}
+
+// releaseRequestMemory gives the bytes of the request in hand back to the
+// server's request memory. The reader calls it once the request is
+// handled; a handler that waits after it no longer needs the request's
+// bytes (a Produce waiting for acks=all) calls it first, so waiting
+// requests do not hold the memory other connections need to be read (a
+// follower's Fetch among them).
+func (c *clientConn) releaseRequestMemory() {
+	if c.releaseRequest != nil {
+		c.releaseRequest()
+		c.releaseRequest = nil
 	}
 }
 
@@ -52,6 +78,7 @@ func newClientConn(s *Server, l *boundListener, nc net.Conn) *clientConn {
 func (c *clientConn) stopReading() {
 	c.stopOnce.Do(func() {
 		c.stopping.Store(true)
+		c.cancel()
 		c.nc.SetReadDeadline(time.Now())
 	})
 }
@@ -63,6 +90,8 @@ func (c *clientConn) serve() {
 		c.writeLoop()
 	}()
 	reason := c.readLoop()
+	c.releaseRequestMemory()
+	c.cancel()
 	close(c.responses)
 	<-writerDone
 	c.nc.Close()
@@ -115,6 +144,20 @@ func (c *clientConn) readLoop() error {
 		if size > c.server.cfg.MaxRequestBytes {
 			return fmt.Errorf("request frame of %d bytes exceeds socket.request.max.bytes (%d)", size, c.server.cfg.MaxRequestBytes)
 		}
+		// queued.max.request.bytes: room for the whole frame first, so
+		// that while the server's request memory is full this socket is
+		// not read (TCP pushes back on the client).
+		release, err := c.server.requestMemory.acquire(c.ctx, int64(size))
+		if err != nil {
+			return nil // stopping
+		}
+		c.releaseRequest = release
+		// Time spent waiting for memory is not the client's idleness. A
+		// stopReading that came meanwhile keeps its deadline.
+		c.nc.SetReadDeadline(time.Now().Add(c.server.cfg.IdleTimeout))
+		if c.stopping.Load() {
+			c.nc.SetReadDeadline(time.Now())
+		}
 		frame, err := readFrame(c.nc, int(size))
 		if err != nil {
 			if err := classifyReadError(c, err, false); err != nil {
@@ -123,6 +166,7 @@ func (c *clientConn) readLoop() error {
 			return nil
 		}
 		response, err := c.handleFrame(frame)
+		c.releaseRequestMemory()
 		if err != nil {
 			return err
 		}

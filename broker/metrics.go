@@ -16,6 +16,12 @@ type metrics struct {
 	produceErrors *prometheus.CounterVec
 	connections   prometheus.Gauge
 
+	connectionsRefused *prometheus.CounterVec
+	acceptPauses       prometheus.Counter
+	queuedRequestBytes prometheus.Gauge
+	requestMemoryWaits prometheus.Counter
+	fdRefusals         prometheus.Counter
+
 	isrChanges prometheus.Counter
 
 	propagationTimeouts prometheus.Counter
@@ -54,6 +60,26 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "strata", Name: "client_connections",
 			Help: "Open client connections.",
 		}),
+		connectionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "strata", Name: "client_connections_refused_total",
+			Help: "Client connections closed as soon as they were accepted, by listener and reason (max_connections_per_ip).",
+		}, []string{"listener", "reason"}),
+		acceptPauses: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "strata", Name: "client_connection_accept_pauses_total",
+			Help: "Times a listener stopped accepting because max.connections connections were open (new ones waited in the kernel backlog).",
+		}),
+		queuedRequestBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "strata", Name: "queued_request_bytes",
+			Help: "Request bytes read into memory (or reserved for a frame being read) and not yet handled; bounded by queued.max.request.bytes.",
+		}),
+		requestMemoryWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "strata", Name: "request_memory_waits_total",
+			Help: "Times a connection stopped reading its socket until queued request bytes fell below queued.max.request.bytes.",
+		}),
+		fdRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "strata", Name: "partition_file_descriptor_refusals_total",
+			Help: "Partitions not created or not opened because the node's file descriptor limit (RLIMIT_NOFILE) could not hold them.",
+		}),
 		isrChanges: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "strata", Name: "isr_changes_total",
 			Help: "ISR shrinks and expansions this broker proposed as a leader.",
@@ -89,6 +115,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Fetches of remote data that failed (answered with a retriable error), by topic."}, []string{"topic"})
 	if reg != nil {
 		reg.MustRegister(m.requests, m.bytesIn, m.bytesOut, m.produceErrors, m.connections,
+			m.connectionsRefused, m.acceptPauses, m.queuedRequestBytes, m.requestMemoryWaits, m.fdRefusals,
 			m.cleanerPasses, m.cleanerBytesReclaimed, m.cleanerRecordsRemoved, m.isrChanges, m.propagationTimeouts, m.localLogBytes, m.diskRefusals,
 			m.remoteReadBytes, m.remoteReadErrors)
 	}

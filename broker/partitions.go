@@ -16,6 +16,7 @@ import (
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -29,6 +30,8 @@ type partitionManagerConfig struct {
 	cleanerBackoff       time.Duration // log.cleaner.backoff.ms
 	metrics              *metrics
 	log                  *slog.Logger
+	// files bounds the partitions opened by the file descriptors left.
+	files fileBudget
 	// onLeadership is called when a partition's leadership term changes
 	// (and after it is opened), onClose before it is closed or removed (the
 	// group coordinators follow __consumer_offsets leadership);
@@ -63,7 +66,7 @@ type partitionManager struct {
 }
 
 func newPartitionManager(cfg partitionManagerConfig) (*partitionManager, error) {
-	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.dataDir, fsperm.Dir); err != nil {
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
 	m := &partitionManager{cfg: cfg, partitions: make(map[topicPartition]*partition.Partition), reconciled: make(chan struct{}, 1)}
@@ -200,6 +203,15 @@ func (m *partitionManager) reconcile() error {
 		}
 	}
 	var errs []error
+	// Partitions are opened only while file descriptors are left beside
+	// fdReserve, so that a node asked to host more than it can keeps the
+	// descriptors its connections and the controller need; the others
+	// stay offline (retried on the next pass), and clients are refused
+	// before this by CreateTopics' own check. Recounted every so often:
+	// an opened partition may hold more than one segment's files.
+	var files fdCheck
+	opened, notOpened := 0, 0
+	var firstNotOpened topicPartition
 	for tp, t := range want {
 		values := topicconfig.Typed(m.cfg.defaults, t.Configs)
 		assigned := t.Partitions[tp.index]
@@ -217,6 +229,18 @@ func (m *partitionManager) reconcile() error {
 			}
 			continue
 		}
+		if opened%100 == 0 {
+			files = m.cfg.files.check(0)
+		}
+		if files.known && files.available < fdsPerPartition {
+			m.cfg.metrics.fdRefusals.Inc()
+			if notOpened++; notOpened == 1 {
+				firstNotOpened = tp
+			}
+			continue
+		}
+		opened++
+		files.available -= fdsPerPartition
 		dir := filepath.Join(m.cfg.dataDir, fmt.Sprintf("%s-%d", tp.topic, tp.index))
 		p, err := partition.Open(partition.Config{Dir: dir, Topic: tp.topic, TopicID: t.ID, Index: tp.index, Self: m.cfg.nodeID, Values: values, Logger: m.cfg.log})
 		if err != nil {
@@ -232,6 +256,10 @@ func (m *partitionManager) reconcile() error {
 		if m.cfg.onLeadership != nil {
 			m.cfg.onLeadership(p)
 		}
+	}
+	if notOpened > 0 {
+		errs = append(errs, fmt.Errorf("%d partitions (%s-%d among them) not opened: %d of the %d file descriptors (RLIMIT_NOFILE) are open and %d are kept free; raise the limit (ulimit -n, systemd LimitNOFILE=)",
+			notOpened, firstNotOpened.topic, firstNotOpened.index, files.open, files.limit, fdReserve))
 	}
 	if m.cfg.onReconciled != nil {
 		m.cfg.onReconciled(state, m.all())

@@ -17,6 +17,7 @@ import (
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/replica"
 	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/internal/ratelog"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -51,6 +52,21 @@ type Config struct {
 	FetchMaxBytes int32
 	// IdleTimeout is connections.max.idle.ms, default 10 minutes.
 	IdleTimeout time.Duration
+	// MaxConnections is max.connections: with this many client connections
+	// open, the listeners stop accepting (new connections wait in the
+	// kernel's backlog) until one closes. Connections on the inter-broker
+	// listener are not counted when it is a listener of its own, so
+	// clients cannot starve replication (Kafka's KIP-402). Default 10,000,
+	// or a quarter of the file-descriptor limit (RLIMIT_NOFILE) when lower.
+	MaxConnections int
+	// MaxConnectionsPerIP is max.connections.per.ip: a connection from an
+	// address that has this many open is closed at once. Default 1,000.
+	MaxConnectionsPerIP int
+	// QueuedMaxRequestBytes is queued.max.request.bytes: while request
+	// bytes read into memory and not yet handled would exceed it,
+	// connections stop reading their sockets. Default 512 MiB; at least
+	// MaxRequestBytes.
+	QueuedMaxRequestBytes int64
 	// ProducerIDExpiration is producer.id.expiration.ms, default 1 day.
 	ProducerIDExpiration time.Duration
 	// InterBrokerListener names the listener followers fetch from (the
@@ -151,6 +167,15 @@ func (c *Config) setDefaults() {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 10 * time.Minute
 	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = maxConnectionsByDefault()
+	}
+	if c.MaxConnectionsPerIP == 0 {
+		c.MaxConnectionsPerIP = defaultMaxConnectionsPerIP
+	}
+	if c.QueuedMaxRequestBytes == 0 {
+		c.QueuedMaxRequestBytes = defaultQueuedMaxRequestBytes
+	}
 	if c.ProducerIDExpiration == 0 {
 		c.ProducerIDExpiration = 24 * time.Hour
 	}
@@ -232,6 +257,12 @@ func (c Config) Validate() error {
 	if c.MaxRequestBytes < 1024 {
 		return fmt.Errorf("broker: max request bytes %d must be at least 1024", c.MaxRequestBytes)
 	}
+	if c.MaxConnections < 1 || c.MaxConnectionsPerIP < 1 {
+		return fmt.Errorf("broker: max connections (%d) and max connections per ip (%d) must be at least 1", c.MaxConnections, c.MaxConnectionsPerIP)
+	}
+	if c.QueuedMaxRequestBytes < int64(c.MaxRequestBytes) {
+		return fmt.Errorf("broker: queued max request bytes (%d) must be at least the max request bytes (%d), or a request of the largest size could never be read", c.QueuedMaxRequestBytes, c.MaxRequestBytes)
+	}
 	if c.OffsetsTopicNumPartitions < 1 || c.OffsetsTopicNumPartitions > maxPartitionsPerRequest {
 		return fmt.Errorf("broker: offsets topic partitions %d must be between 1 and %d", c.OffsetsTopicNumPartitions, maxPartitionsPerRequest)
 	}
@@ -276,17 +307,23 @@ type boundListener struct {
 // Server is one Strata broker: the Kafka protocol listener and the
 // partitions this node hosts.
 type Server struct {
-	cfg         Config
-	log         *slog.Logger
-	listeners   []*boundListener
-	metrics     *metrics
-	partitions  *partitionManager
-	producerIDs *producerIDAllocator
-	groups      *group.Manager // group coordinators, one per __consumer_offsets partition led here
-	offsets     *offsetsTopicManager
-	membership  *membership       // registration and heartbeats with the controller
-	fetchers    *replica.Fetchers // the follower's side of replication
-	isr         *replica.ISR      // the leader's ISR changes
+	cfg Config
+	log *slog.Logger
+	// peerLog is log, rate limited (logLimiter): for lines a remote peer
+	// can cause once per attempt (a refused connection, a bad frame).
+	peerLog       *slog.Logger
+	logLimiter    *ratelog.Limiter
+	connLimits    *connectionLimits
+	requestMemory *requestMemory
+	listeners     []*boundListener
+	metrics       *metrics
+	partitions    *partitionManager
+	producerIDs   *producerIDAllocator
+	groups        *group.Manager // group coordinators, one per __consumer_offsets partition led here
+	offsets       *offsetsTopicManager
+	membership    *membership       // registration and heartbeats with the controller
+	fetchers      *replica.Fetchers // the follower's side of replication
+	isr           *replica.ISR      // the leader's ISR changes
 
 	ctx    context.Context // canceled when the server shuts down
 	cancel context.CancelFunc
@@ -307,13 +344,17 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		ctx:     ctx,
-		cancel:  cancel,
-		conns:   make(map[*clientConn]struct{}),
-		metrics: newMetrics(cfg.Registerer),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		ctx:        ctx,
+		cancel:     cancel,
+		conns:      make(map[*clientConn]struct{}),
+		metrics:    newMetrics(cfg.Registerer),
+		logLimiter: ratelog.New(ratelog.Config{}),
+		connLimits: newConnectionLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
 	}
+	s.peerLog = s.logLimiter.Logger(cfg.Logger)
+	s.requestMemory = newRequestMemory(cfg.QueuedMaxRequestBytes, s.metrics)
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
 	s.membership = newMembership(s)
 	s.fetchers = replica.NewFetchers(replica.FetchersConfig{
@@ -405,6 +446,9 @@ func (s *Server) Addr(name string) net.Addr {
 // Serve accepts client connections on every listener until Close. It
 // returns nil after Close.
 func (s *Server) Serve() error {
+	files := s.admissionCheck()
+	s.log.Info("client connection bounds", "max_connections", s.cfg.MaxConnections, "max_connections_per_ip", s.cfg.MaxConnectionsPerIP,
+		"queued_max_request_bytes", s.cfg.QueuedMaxRequestBytes, "file_descriptor_limit", files.limit, "room_for_new_partitions", files.partitions())
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -456,10 +500,29 @@ func (s *Server) Serve() error {
 }
 
 func (s *Server) accept(l *boundListener) error {
+	// The inter-broker listener, when it is not also a client listener, is
+	// not counted against max.connections (KIP-402): clients filling the
+	// broker must not cut replication off.
+	counted := len(s.listeners) == 1 || l.Name != s.cfg.InterBrokerListener
 	var backoff time.Duration
 	for {
+		if counted {
+			err := s.connLimits.waitForSlot(s.ctx, func() {
+				s.metrics.acceptPauses.Inc()
+				s.peerLog.Warn("max.connections reached: stopped accepting until a connection closes", "listener", l.Name, "max_connections", s.cfg.MaxConnections)
+			})
+			if err != nil {
+				return nil // shutting down
+			}
+		}
+		release := func() {
+			if counted {
+				s.connLimits.releaseSlot()
+			}
+		}
 		nc, err := l.ln.Accept()
 		if err != nil {
+			release()
 			if s.ctx.Err() != nil {
 				return nil
 			}
@@ -470,7 +533,7 @@ func (s *Server) accept(l *boundListener) error {
 			// back off and keep serving the connections already open.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 			if backoff == time.Second || backoff == 5*time.Millisecond {
-				s.log.Warn("accepting a connection failed; retrying", "listener", l.Name, "err", err, "backoff", backoff)
+				s.peerLog.Warn("accepting a connection failed; retrying", "listener", l.Name, "err", err, "backoff", backoff)
 			}
 			select {
 			case <-time.After(backoff):
@@ -480,11 +543,22 @@ func (s *Server) accept(l *boundListener) error {
 			continue
 		}
 		backoff = 0
+		addr := remoteAddr(nc)
+		if !s.connLimits.admit(addr) {
+			release()
+			nc.Close()
+			s.metrics.connectionsRefused.WithLabelValues(l.Name, "max_connections_per_ip").Inc()
+			s.peerLog.Warn("refused a client connection: its address has max.connections.per.ip connections open",
+				"listener", l.Name, "remote", nc.RemoteAddr().String(), "max_connections_per_ip", s.cfg.MaxConnectionsPerIP)
+			continue
+		}
 		c := newClientConn(s, l, nc)
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			nc.Close()
+			s.connLimits.leave(addr)
+			release()
 			return nil
 		}
 		s.conns[c] = struct{}{}
@@ -493,6 +567,8 @@ func (s *Server) accept(l *boundListener) error {
 		s.metrics.connections.Inc()
 		go func() {
 			defer s.wg.Done()
+			defer release()
+			defer s.connLimits.leave(addr)
 			defer s.metrics.connections.Dec()
 			c.serve()
 			s.mu.Lock()
@@ -554,6 +630,7 @@ func (s *Server) Close() error {
 	}
 	s.fetchers.Close()
 	s.groups.Close()
+	defer s.logLimiter.Close()
 	return s.partitions.close()
 }
 

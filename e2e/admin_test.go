@@ -33,12 +33,15 @@ var kafkaTopicDefaults = map[string]string{
 	"index.interval.bytes":   "4096",
 	"max.message.bytes":      "1048588",
 	"message.timestamp.type": "CreateTime",
-	"min.insync.replicas":    "1",
-	"retention.bytes":        "-1",
-	"retention.ms":           "604800000",
-	"segment.bytes":          "1073741824",
-	"segment.index.bytes":    "10485760",
-	"segment.ms":             "604800000",
+	// Kafka 4's defaults (KIP-937; after.max.ms became 1 hour in 4.0).
+	"message.timestamp.before.max.ms": "9223372036854775807",
+	"message.timestamp.after.max.ms":  "3600000",
+	"min.insync.replicas":             "1",
+	"retention.bytes":                 "-1",
+	"retention.ms":                    "604800000",
+	"segment.bytes":                   "1073741824",
+	"segment.index.bytes":             "10485760",
+	"segment.ms":                      "604800000",
 }
 
 // legalTopic is uniqueTopic with every character Kafka does not allow in a

@@ -3,11 +3,14 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,7 +100,14 @@ func buildImages(t *testing.T, repo string) {
 	}
 	s3 := t.TempDir()
 	copyFile(t, versitygw, filepath.Join(s3, "versitygw"), 0o755)
-	dockerfile := "FROM scratch\nCOPY versitygw /versitygw\n"
+	// busybox gives deploy/s3-init.sh the shell and tools it finds in
+	// MinIO's image.
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatalf("busybox (the Debian package busybox-static) is needed to run deploy/s3-init.sh in the test image: run `make deps`: %v", err)
+	}
+	copyFile(t, busybox, filepath.Join(s3, "busybox"), 0o755)
+	dockerfile := "FROM scratch\nCOPY versitygw /bin/versitygw\nCOPY busybox /bin/busybox\n"
 	// A cgo build links the C library: copy what it needs.
 	if out, err := exec.Command("ldd", versitygw).Output(); err == nil {
 		for _, line := range strings.Split(string(out), "\n") {
@@ -109,18 +119,30 @@ func buildImages(t *testing.T, repo string) {
 			}
 		}
 	}
-	dockerfile += "WORKDIR /data\nENTRYPOINT [\"/versitygw\"]\n"
+	dockerfile += "RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nWORKDIR /iam\nWORKDIR /data\nENTRYPOINT [\"/bin/versitygw\"]\n"
 	if err := os.WriteFile(filepath.Join(s3, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	run(t, s3, "docker", "build", "-q", "-t", "strata-test-s3:dev", ".")
 }
 
+// composeRootUser and composeRootPassword are the S3 server's root
+// account in deploy/compose.yaml when MINIO_ROOT_USER/PASSWORD are not set.
+const (
+	composeRootUser     = "minio-root"
+	composeRootPassword = "minio-root-secret"
+)
+
 // TestCompose brings up deploy/compose.yaml (3 Strata nodes tiering to an
 // S3 server, with the test override that swaps MinIO for a local image),
 // produces and consumes with a real client, stops one broker container,
 // keeps producing with acks=all and checks nothing acknowledged is lost and
-// that segments land in the bucket.
+// that segments land in the bucket. Issue 14: the brokers reach the bucket
+// as a user that may use that bucket only, with its key in a read-only
+// owner-only credentials file and no S3 secret in their environment; the
+// controller and INTERNAL ports are not published and admin only on
+// loopback; the image's default command keeps controller and admin on the
+// container's loopback.
 func TestCompose(t *testing.T) {
 	compose, why := composeCommand()
 	if compose == nil {
@@ -132,6 +154,7 @@ func TestCompose(t *testing.T) {
 	_, file, _, _ := runtime.Caller(0)
 	repo := filepath.Dir(filepath.Dir(file))
 	buildImages(t, repo)
+	t.Run("image default command", func(t *testing.T) { testImageDefaultCommand(t) })
 	project := fmt.Sprintf("strata-e2e-%d", time.Now().UnixNano()%1_000_000)
 	dc := func(args ...string) string {
 		full := append(append(append([]string(nil), compose[1:]...), "-p", project,
@@ -152,7 +175,7 @@ func TestCompose(t *testing.T) {
 			t.Logf("compose down: %v\n%s", err, out)
 		}
 	})
-	dc("up", "-d", "minio", "bucket", "strata-1", "strata-2", "strata-3")
+	dc("up", "-d", "minio", "s3-init", "strata-1", "strata-2", "strata-3")
 	seeds := []string{"127.0.0.1:19091", "127.0.0.1:19092", "127.0.0.1:19093"}
 	admins := []string{"127.0.0.1:19081", "127.0.0.1:19082", "127.0.0.1:19083"}
 	eventually(t, 3*time.Minute, "every node ready (strata healthcheck)", func() error {
@@ -176,6 +199,8 @@ func TestCompose(t *testing.T) {
 		}
 		return nil
 	})
+
+	brokerUser, brokerSecret := requireComposeHardening(t, id)
 
 	adm := newAdmin(t, seeds[0])
 	topic := "compose-orders"
@@ -216,8 +241,9 @@ func TestCompose(t *testing.T) {
 		t.Fatalf("consumed %d distinct of %d acknowledged records", len(seen), len(produced))
 	}
 
-	// Segments land in the bucket (the S3 server's API is on 127.0.0.1:9000).
-	mc, err := minio.New("127.0.0.1:9000", &minio.Options{Creds: credentials.NewStaticV4("strata", "strata-secret", ""), Region: "us-east-1"})
+	// Segments land in the bucket (the S3 server's API is on
+	// 127.0.0.1:9000), listed with the brokers' own scoped credentials.
+	mc, err := minio.New("127.0.0.1:9000", &minio.Options{Creds: credentials.NewStaticV4(brokerUser, brokerSecret, ""), Region: "us-east-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,4 +266,193 @@ func TestCompose(t *testing.T) {
 	eventually(t, 2*time.Minute, "the restarted broker ready", func() error {
 		return exec.Command(strataBin, "healthcheck", "--admin", admins[1]).Run()
 	})
+}
+
+// requireComposeHardening checks, on the running strata-1 container, what
+// issue 14 asked of the compose file, and returns the S3 key the brokers
+// use:
+//   - no S3 secret in the brokers' environment: the key is in a shared
+//     credentials file, mode 0400, owned by the strata user, on a volume
+//     mounted read-only;
+//   - that key is not the root account's and may use the strata bucket
+//     only: another bucket and creating buckets are refused;
+//   - the controller (9093) and INTERNAL (9094) ports are not published,
+//     the client and admin ports on 127.0.0.1 only.
+func requireComposeHardening(t *testing.T, container string) (user, secret string) {
+	t.Helper()
+	var inspected []struct {
+		Config struct {
+			Env []string
+		}
+		HostConfig struct {
+			PortBindings map[string][]struct{ HostIp, HostPort string }
+		}
+		Mounts []struct {
+			Destination string
+			RW          bool
+		}
+	}
+	out, err := exec.Command("docker", "inspect", container).Output()
+	if err != nil {
+		t.Fatalf("docker inspect: %v", err)
+	}
+	if err := json.Unmarshal(out, &inspected); err != nil || len(inspected) != 1 {
+		t.Fatalf("docker inspect: %v: %s", err, out)
+	}
+	c := inspected[0]
+	credentialsFile, clusterSecretFile := "", ""
+	for _, variable := range c.Config.Env {
+		name, value, _ := strings.Cut(variable, "=")
+		switch {
+		case name == "AWS_SHARED_CREDENTIALS_FILE":
+			credentialsFile = value
+		case name == "STRATA_CLUSTER_SECRET_FILE":
+			clusterSecretFile = value
+		case strings.Contains(name, "SECRET") || strings.Contains(name, "PASSWORD") || name == "AWS_ACCESS_KEY_ID" || strings.Contains(value, composeRootPassword):
+			t.Errorf("broker environment holds %s", name)
+		}
+	}
+	if credentialsFile == "" || clusterSecretFile == "" {
+		t.Fatalf("broker environment has no AWS_SHARED_CREDENTIALS_FILE or STRATA_CLUSTER_SECRET_FILE: %q", c.Config.Env)
+	}
+	// The cluster secret, generated by the cluster-secret step: the
+	// strata user's alone.
+	secretArchive, err := exec.Command("docker", "cp", container+":"+clusterSecretFile, "-").Output()
+	if err != nil {
+		t.Fatalf("docker cp %s: %v", clusterSecretFile, err)
+	}
+	secretHeader, err := tar.NewReader(bytes.NewReader(secretArchive)).Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if secretHeader.Uid != 65532 || secretHeader.FileInfo().Mode().Perm() != 0o600 {
+		t.Errorf("cluster secret file: uid %d mode %v, want uid 65532 mode -rw-------", secretHeader.Uid, secretHeader.FileInfo().Mode().Perm())
+	}
+	for _, mount := range c.Mounts {
+		if strings.HasPrefix(credentialsFile, mount.Destination+"/") && mount.RW {
+			t.Errorf("the credentials volume %s is mounted read-write", mount.Destination)
+		}
+	}
+	for port, bindings := range c.HostConfig.PortBindings {
+		for _, binding := range bindings {
+			switch {
+			case strings.HasPrefix(port, "9093/") || strings.HasPrefix(port, "9094/"):
+				t.Errorf("port %s is published on %s:%s", port, binding.HostIp, binding.HostPort)
+			case binding.HostIp != "127.0.0.1":
+				t.Errorf("port %s is published on %q, not on loopback only", port, binding.HostIp)
+			}
+		}
+	}
+
+	// docker cp streams the file as a tar archive: its header has the
+	// owner and mode.
+	archive, err := exec.Command("docker", "cp", container+":"+credentialsFile, "-").Output()
+	if err != nil {
+		t.Fatalf("docker cp %s: %v", credentialsFile, err)
+	}
+	reader := tar.NewReader(bytes.NewReader(archive))
+	header, err := reader.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if header.Uid != 65532 || header.FileInfo().Mode().Perm() != 0o400 {
+		t.Errorf("credentials file: uid %d mode %v, want uid 65532 mode -r--------", header.Uid, header.FileInfo().Mode().Perm())
+	}
+	content, err := io.ReadAll(reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(content), "\n") {
+		key, value, _ := strings.Cut(line, "=")
+		switch strings.TrimSpace(key) {
+		case "aws_access_key_id":
+			user = strings.TrimSpace(value)
+		case "aws_secret_access_key":
+			secret = strings.TrimSpace(value)
+		}
+	}
+	if user == "" || secret == "" || user == composeRootUser || secret == composeRootPassword {
+		t.Fatalf("credentials file holds user %q and a secret of %d bytes: want a scoped user, not the root account", user, len(secret))
+	}
+
+	ctx := testContext(t, time.Minute)
+	root, err := minio.New("127.0.0.1:9000", &minio.Options{Creds: credentials.NewStaticV4(composeRootUser, composeRootPassword, ""), Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.MakeBucket(ctx, "not-strata", minio.MakeBucketOptions{}); err != nil {
+		t.Fatalf("root creates another bucket: %v", err)
+	}
+	scoped, err := minio.New("127.0.0.1:9000", &minio.Options{Creds: credentials.NewStaticV4(user, secret, ""), Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := scoped.PutObject(ctx, "strata", "scope-check", strings.NewReader("x"), 1, minio.PutObjectOptions{}); err != nil {
+		t.Fatalf("the brokers' user cannot write its bucket: %v", err)
+	}
+	if err := scoped.RemoveObject(ctx, "strata", "scope-check", minio.RemoveObjectOptions{}); err != nil {
+		t.Fatalf("the brokers' user cannot delete from its bucket: %v", err)
+	}
+	if _, err := scoped.PutObject(ctx, "not-strata", "x", strings.NewReader("x"), 1, minio.PutObjectOptions{}); err == nil {
+		t.Error("the brokers' user wrote to another bucket")
+	}
+	for object := range scoped.ListObjects(ctx, "not-strata", minio.ListObjectsOptions{}) {
+		if object.Err == nil {
+			t.Errorf("the brokers' user lists another bucket: %s", object.Key)
+		}
+	}
+	if err := scoped.MakeBucket(ctx, "strata-other", minio.MakeBucketOptions{}); err == nil {
+		t.Error("the brokers' user created a bucket")
+	}
+	return user, secret
+}
+
+// testImageDefaultCommand runs strata:dev with its default command and
+// every port published: it turns healthy (the health check reaches admin
+// on the container's loopback), while the published admin and controller
+// ports lead nowhere, since those listeners are not on the container's
+// network interface.
+func testImageDefaultCommand(t *testing.T) {
+	out, err := exec.Command("docker", "run", "-d", "-p", "127.0.0.1::9080", "-p", "127.0.0.1::9093", "strata:dev").CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker run strata:dev: %v: %s", err, out)
+	}
+	id := strings.TrimSpace(string(out))
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := exec.Command("docker", "logs", "--tail", "40", id).CombinedOutput()
+			t.Logf("container log:\n%s", logs)
+		}
+		exec.Command("docker", "rm", "-f", "-v", id).Run()
+	})
+	eventually(t, time.Minute, "the container healthy", func() error {
+		out, err := exec.Command("docker", "inspect", "--format", "{{.State.Health.Status}}", id).Output()
+		if err != nil {
+			return err
+		}
+		if status := strings.TrimSpace(string(out)); status != "healthy" {
+			return fmt.Errorf("health %q", status)
+		}
+		return nil
+	})
+	for _, port := range []string{"9080", "9093"} {
+		out, err := exec.Command("docker", "port", id, port).Output()
+		if err != nil {
+			t.Fatalf("docker port %s: %v", port, err)
+		}
+		address := strings.TrimSpace(strings.Split(string(out), "\n")[0])
+		// Docker's proxy accepts on the host and closes when the
+		// container refuses: no byte of an answer comes back.
+		conn, err := net.DialTimeout("tcp", address, 5*time.Second)
+		if err != nil {
+			continue
+		}
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(conn, "GET /healthz HTTP/1.0\r\n\r\n")
+		answer, _ := io.ReadAll(conn)
+		conn.Close()
+		if len(answer) > 0 {
+			t.Errorf("container port %s, published on %s, answered from outside the container: %.80q", port, address, answer)
+		}
+	}
 }

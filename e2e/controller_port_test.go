@@ -4,11 +4,15 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +120,148 @@ func TestControllerPortProbes(t *testing.T) {
 			t.Errorf("the node's log does not say %q", want)
 		}
 	}
+}
+
+// TestControllerPortInsiderProbes: even a peer holding the cluster secret
+// (here the node's own, generated in its data dir) cannot make a node touch
+// files outside its data dir: a raw CreateTopic named ../x, proposed past
+// every check a broker makes, is refused by the state machine, and a
+// DeleteTopic of ../x leaves an unrelated directory x-0 beside the data dir
+// alone.
+func TestControllerPortInsiderProbes(t *testing.T) {
+	b := startBroker(t)
+	adm := kadm.NewClient(newClient(t, b.addr))
+	ctx := testContext(t, 30*time.Second)
+	metadata, err := adm.Metadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretText, err := os.ReadFile(filepath.Join(b.dataDir, "cluster.secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secret []byte
+	for _, line := range strings.Split(string(secretText), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			secret = []byte(line)
+			break
+		}
+	}
+	bystander := filepath.Join(filepath.Dir(b.dataDir), "x-0")
+	if err := os.MkdirAll(bystander, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bystander, "keep"), []byte("not Strata's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// metadata/testdata/commands/create-topic-minimal.bin is CreateTopic
+	// v1 of topic "t" with one partition on broker 1; rename it ../x.
+	golden, err := os.ReadFile("../metadata/testdata/commands/create-topic-minimal.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if golden[2] != 1 || golden[3] != 't' {
+		t.Fatalf("the golden CreateTopic changed: %x", golden)
+	}
+	create := append([]byte{golden[0], golden[1], 4}, "../x"...)
+	create = append(create, golden[4:]...)
+	remove := append([]byte{3, 1, 4}, "../x"...)
+	remove = append(remove, make([]byte, 16)...)
+
+	for _, command := range [][]byte{create, remove} {
+		conn := insiderRPC(t, b.ctrl, metadata.Cluster, secret)
+		status, message := proposeRaw(t, conn, command)
+		conn.Close()
+		t.Logf("command type %d: status %d %q", command[0], status, message)
+	}
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if topics.Has("../x") {
+		t.Fatal("topic ../x exists")
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(b.dataDir), "x-0", "keep")); err != nil {
+		t.Fatalf("the directory beside the data dir was touched: %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(b.dataDir)); len(entries) != 3 { // data, strata.log, x-0
+		var names []string
+		for _, entry := range entries {
+			names = append(names, entry.Name())
+		}
+		t.Fatalf("the data dir's parent holds %v, want data, strata.log and x-0", names)
+	}
+}
+
+// insiderRPC opens a controller RPC connection to the node at address
+// (node id 1) as node 2, proving secret in the version 3 handshake
+// (metadata/doc.go).
+func insiderRPC(t *testing.T, address, clusterID string, secret []byte) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	request := []byte("STRH\x03")
+	request = binary.BigEndian.AppendUint32(request, 2)
+	request = binary.BigEndian.AppendUint32(request, 1)
+	request = append(request, byte(len(clusterID)))
+	request = append(request, clusterID...)
+	request = append(request, 1) // the RPC channel
+	nonce := make([]byte, 32)
+	rand.Read(nonce)
+	request = append(request, nonce...)
+	if _, err := conn.Write(request); err != nil {
+		t.Fatal(err)
+	}
+	response := make([]byte, 10+32+32)
+	if _, err := io.ReadFull(conn, response); err != nil || response[5] != 0 {
+		t.Fatalf("handshake response %x, %v", response, err)
+	}
+	transcript := append(append(slices.Clone(request), response[:10]...), response[10:42]...)
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("strata controller handshake v3: dialer"))
+	mac.Write(transcript)
+	if _, err := conn.Write(mac.Sum(nil)); err != nil {
+		t.Fatal(err)
+	}
+	verdict := make([]byte, 1)
+	if _, err := io.ReadFull(conn, verdict); err != nil || verdict[0] != 0 {
+		t.Fatalf("handshake verdict %x, %v: the secret was not accepted", verdict, err)
+	}
+	conn.SetDeadline(time.Time{})
+	return conn
+}
+
+// proposeRaw sends one controller RPC "propose" of a raw Raft entry and
+// returns the response's status and message.
+func proposeRaw(t *testing.T, conn net.Conn, entry []byte) (byte, string) {
+	t.Helper()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	frame := binary.BigEndian.AppendUint32(nil, uint32(1+len(entry)))
+	frame = append(append(frame, 1), entry...)
+	if _, err := conn.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	header := make([]byte, 4)
+	if _, err := io.ReadFull(conn, header); err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, binary.BigEndian.Uint32(header))
+	if _, err := io.ReadFull(conn, payload); err != nil {
+		t.Fatal(err)
+	}
+	// status uint8, log index uint64, message string (uvarint length).
+	message := ""
+	if len(payload) > 9 {
+		length, n := binary.Uvarint(payload[9:])
+		if n > 0 && int(length) <= len(payload[9+n:]) {
+			message = string(payload[9+n : 9+n+int(length)])
+		}
+	}
+	return payload[0], message
 }
 
 func isTimeout(err error) bool {

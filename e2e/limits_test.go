@@ -35,9 +35,11 @@ func TestMinInsyncReplicas(t *testing.T) {
 
 // TestSurvivesFileDescriptorExhaustion: a connection storm beyond the
 // process's file limit is refused connection by connection; the broker keeps
-// running and serves clients again once the storm is over.
+// running and serves clients again once the storm is over. max.connections
+// is raised past the file limit so that the storm reaches it (by default
+// it stops at a quarter of the limit: TestMaxConnectionsDefaultSparesDescriptors).
 func TestSurvivesFileDescriptorExhaustion(t *testing.T) {
-	b := &brokerProcess{maxFiles: 256}
+	b := &brokerProcess{maxFiles: 256, extra: []string{"--max-connections", "10000"}}
 	dir := t.TempDir()
 	b.dataDir, b.logPath = filepath.Join(dir, "data"), filepath.Join(dir, "strata.log")
 	b.addr, b.admin, b.ctrl = freePort(t), freePort(t), freePort(t)
@@ -100,6 +102,53 @@ func TestShutdownWithUnreadResponses(t *testing.T) {
 	}
 	if code := b.exitCode(); code != 0 {
 		t.Fatalf("exit code %d, want 0", code)
+	}
+}
+
+// TestMaxConnectionsDefaultSparesDescriptors: by default max.connections
+// is a quarter of the file limit, so a connection storm stops at it (the
+// rest wait in the kernel backlog) and never makes the broker run out of
+// file descriptors; clients are served once the storm is over.
+func TestMaxConnectionsDefaultSparesDescriptors(t *testing.T) {
+	b := &brokerProcess{maxFiles: 256}
+	dir := t.TempDir()
+	b.dataDir, b.logPath = filepath.Join(dir, "data"), filepath.Join(dir, "strata.log")
+	b.addr, b.admin, b.ctrl = freePort(t), freePort(t), freePort(t)
+	t.Cleanup(func() {
+		b.kill()
+		if t.Failed() {
+			logTail(t, b.logPath)
+		}
+	})
+	if err := b.startRetryingPorts(t); err != nil {
+		t.Fatal(err)
+	}
+	topic := uniqueTopic(t)
+	createTopic(t, b.addr, topic, 1, nil)
+	var storm []net.Conn
+	for i := 0; i < 400; i++ {
+		c, err := net.DialTimeout("tcp", b.addr, 2*time.Second)
+		if err != nil {
+			break
+		}
+		storm = append(storm, c)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !b.logContains("max.connections reached") {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections did not reach max.connections", len(storm))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, c := range storm {
+		c.Close()
+	}
+	if b.logContains("accepting a connection failed") {
+		t.Fatal("the broker ran out of file descriptors accepting connections")
+	}
+	produceSync(t, newClient(t, b.addr, manualPartitioner(), kgo.RetryTimeout(30*time.Second)), topic, 0, "after the storm")
+	if recs := consumeAll(t, b.addr, topic, 1); string(recs[0].Value) != "after the storm" {
+		t.Fatalf("read %q", recs[0].Value)
 	}
 }
 

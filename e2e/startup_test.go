@@ -32,6 +32,9 @@ func TestInvalidSettingsRefusedAtStart(t *testing.T) {
 		{[]string{"--log-cleanup-policy", "shred"}, "not a cleanup policy"},
 		{[]string{"--log-cleaner-min-cleanable-ratio", "2"}, "not between 0 and 1"},
 		{[]string{"--controller-quorum", "2@127.0.0.1:1,3@127.0.0.1:2"}, "--controller-quorum"},
+		{[]string{"--max-connections-per-ip", "0"}, "--max-connections-per-ip"},
+		{[]string{"--queued-max-request-bytes", "1048576"}, "--queued-max-request-bytes"},
+		{[]string{"--log-message-timestamp-after-max-ms", "-1"}, "--log-message-timestamp-after-max-ms"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			args := append([]string{"serve", "--data-dir", filepath.Join(dir, "d"), "--admin-listen", "-"}, tc.args...)

@@ -19,7 +19,9 @@ import (
 	"github.com/hashicorp/raft"
 	raftwal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
+
 	"github.com/strata-log/strata/internal/atomicfile"
+	"github.com/strata-log/strata/internal/fsperm"
 )
 
 // On-disk names under a data directory. Part of the format: do not change.
@@ -134,7 +136,7 @@ func Format(dataDir, clusterID string, nodeID int32, voters map[int32]string) er
 	}
 
 	metadataPath := filepath.Join(dataDir, metadataDirectory)
-	if err := os.MkdirAll(metadataPath, 0o755); err != nil {
+	if err := os.MkdirAll(metadataPath, fsperm.Dir); err != nil {
 		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
 	}
 	unlock, err := lockDirectory(filepath.Join(metadataPath, lockFile))
@@ -159,10 +161,10 @@ func Format(dataDir, clusterID string, nodeID int32, voters map[int32]string) er
 		if err := bootstrap(metadataPath, nodeID, configuration); err != nil {
 			return fmt.Errorf("metadata: format %s: bootstrap raft: %w", dataDir, err)
 		}
-	} else if err := os.MkdirAll(filepath.Join(metadataPath, raftDirectory), 0o755); err != nil {
+	} else if err := os.MkdirAll(filepath.Join(metadataPath, raftDirectory), fsperm.Dir); err != nil {
 		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dataDir, metaPropertiesFile), encodeMetaProperties(clusterID, nodeID), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dataDir, metaPropertiesFile), encodeMetaProperties(clusterID, nodeID), fsperm.File); err != nil {
 		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
 	}
 	return nil
@@ -171,23 +173,48 @@ func Format(dataDir, clusterID string, nodeID int32, voters map[int32]string) er
 // bootstrap writes the initial Raft configuration into fresh stores.
 func bootstrap(metadataPath string, nodeID int32, configuration raft.Configuration) (err error) {
 	raftPath := filepath.Join(metadataPath, raftDirectory)
-	if err := os.MkdirAll(raftPath, 0o755); err != nil {
+	if err := os.MkdirAll(raftPath, fsperm.Dir); err != nil {
 		return err
 	}
-	wal, err := openRaftLog(raftPath, discardHCLogger())
+	wal, snapshots, err := openRaftStores(metadataPath, discardHCLogger(), discardHCLogger())
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, wal.Close()) }()
-	snapshots, err := raft.NewFileSnapshotStoreWithLogger(metadataPath, snapshotsRetained, discardHCLogger())
-	if err != nil {
-		return fmt.Errorf("open snapshot store: %w", err)
-	}
 	raftConfig := raft.DefaultConfig()
 	raftConfig.LocalID = serverID(nodeID)
 	raftConfig.Logger = discardHCLogger()
 	// The transport is only consulted for protocol versions before 3.
 	return raft.BootstrapCluster(raftConfig, wal, wal, snapshots, nil, configuration)
+}
+
+// openRaftStores opens what hashicorp/raft keeps under metadataPath: the
+// Raft log and stable store (one bolt file, raftDirectory) and the snapshot
+// store (snapshotsDirectory). Open, Format and RecoverQuorum all go through
+// it. The caller holds the directory lock and closes the log.
+func openRaftStores(metadataPath string, logLogger, snapshotLogger hclog.Logger) (*raftLog, *raft.FileSnapshotStore, error) {
+	wal, err := openRaftLog(filepath.Join(metadataPath, raftDirectory), logLogger)
+	if err != nil {
+		return nil, nil, err
+	}
+	snapshots, err := openSnapshotStore(metadataPath, snapshotLogger)
+	if err != nil {
+		return nil, nil, errors.Join(fmt.Errorf("open snapshot store: %w", err), wal.Close())
+	}
+	return wal, snapshots, nil
+}
+
+// openSnapshotStore opens raft's file snapshot store in
+// <metadataPath>/snapshots, creating that directory owner-only first:
+// raft.FileSnapshotStore creates its directories 0755 and its files 0666
+// (less the umask), and a directory it finds is kept as it is, so the 0700
+// directory made here is what keeps the snapshots (the whole metadata
+// state) from other local users.
+func openSnapshotStore(metadataPath string, logger hclog.Logger) (*raft.FileSnapshotStore, error) {
+	if err := os.MkdirAll(filepath.Join(metadataPath, snapshotsDirectory), fsperm.Dir); err != nil {
+		return nil, err
+	}
+	return raft.NewFileSnapshotStoreWithLogger(metadataPath, snapshotsRetained, logger)
 }
 
 // raftLog is the Raft log and stable store: a bbolt database

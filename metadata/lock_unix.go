@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+
+	"github.com/strata-log/strata/internal/fsperm"
 )
 
 // lockDirectory takes an exclusive, non-blocking flock on path (created if
@@ -14,7 +16,7 @@ import (
 // the Raft log's bolt file, whose own lock would block forever instead of
 // failing.
 func lockDirectory(path string) (unlock func() error, err error) {
-	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, fsperm.File)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}

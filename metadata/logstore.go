@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/strata-log/strata/internal/fsperm"
 )
 
 // boltLogStore is the Raft log and stable store in one bbolt database
@@ -47,7 +49,7 @@ var (
 )
 
 func openBoltLogStore(path string) (*boltLogStore, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(path, fsperm.File, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		return nil, err
 	}

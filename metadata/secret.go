@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/strata-log/strata/internal/atomicfile"
+	"github.com/strata-log/strata/internal/fsperm"
 )
 
 // Cluster secret file (--cluster-secret-file). Part of the format: do not
@@ -138,7 +139,7 @@ func GenerateClusterSecretFile(path string) (created bool, err error) {
 	content.WriteString("# says how to rotate it.\n")
 	content.WriteString(base64.RawURLEncoding.EncodeToString(random))
 	content.WriteString("\n")
-	if err := atomicfile.WriteFile(path, content.Bytes(), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, content.Bytes(), fsperm.File); err != nil {
 		return false, fmt.Errorf("cluster secret: %w", err)
 	}
 	return true, nil

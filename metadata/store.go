@@ -108,15 +108,12 @@ func Open(cfg Config) (_ *Store, err error) {
 	if _, err := os.Stat(raftPath); err != nil {
 		return nil, fmt.Errorf("metadata: open %s: formatted, but the raft log is gone: %w: %w", cfg.DataDir, ErrCorrupt, err)
 	}
-	s.wal, err = openRaftLog(raftPath, newHCLogger(s.logger, "raft-wal"))
+	var snapshots *raft.FileSnapshotStore
+	s.wal, snapshots, err = openRaftStores(metadataPath, newHCLogger(s.logger, "raft-wal"), newHCLogger(s.logger, "raft-snapshots"))
 	if err != nil {
 		return nil, fmt.Errorf("metadata: open %s: %w", cfg.DataDir, err)
 	}
 	cleanups = append(cleanups, s.wal.Close)
-	snapshots, err := raft.NewFileSnapshotStoreWithLogger(metadataPath, snapshotsRetained, newHCLogger(s.logger, "raft-snapshots"))
-	if err != nil {
-		return nil, fmt.Errorf("metadata: open %s: snapshot store: %w", cfg.DataDir, err)
-	}
 	hasState, err := raft.HasExistingState(s.wal, s.wal, snapshots)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: open %s: %w", cfg.DataDir, err)
@@ -577,15 +574,7 @@ func (s *Store) Voters() ([]Voter, error) {
 	if err := future.Error(); err != nil {
 		return nil, err
 	}
-	var out []Voter
-	for _, server := range future.Configuration().Servers {
-		id, ok := parseServerID(server.ID)
-		if !ok {
-			continue
-		}
-		out = append(out, Voter{NodeID: id, Address: string(server.Address), Voting: server.Suffrage == raft.Voter})
-	}
-	return out, nil
+	return votersOf(future.Configuration()), nil
 }
 
 // AddVoter adds a voter to the quorum (on the leader, or forwarded to it).
@@ -707,6 +696,14 @@ func (s *Store) changeVoters(ctx context.Context, add bool, id int32, address st
 	}
 	var future raft.IndexFuture
 	if add {
+		// A voter that cannot be reached, or is not a member of this
+		// cluster, would count for the quorum without ever voting: with
+		// one voter, adding it stops the quorum for good. It must answer
+		// the handshake first, as that node, with this cluster's id and
+		// secret.
+		if err := s.probePeer(id, address); err != nil {
+			return fmt.Errorf("metadata: add voter %d: %w: start it first with this cluster's --cluster-id and --cluster-secret-file, and check the address", id, err)
+		}
 		future = s.raft.AddVoter(serverID(id), raft.ServerAddress(address), 0, enqueueTimeout(ctx))
 	} else {
 		future = s.raft.DemoteVoter(serverID(id), 0, enqueueTimeout(ctx))
@@ -715,6 +712,16 @@ func (s *Store) changeVoters(ctx context.Context, add bool, id int32, address st
 		return fmt.Errorf("metadata: change voters: %w", err)
 	}
 	return nil
+}
+
+// probePeer checks that the node at address answers the controller
+// handshake as node id, with this cluster's id and secret.
+func (s *Store) probePeer(id int32, address string) error {
+	conn, err := s.layer.dial(raft.ServerAddress(address), id, channelRPC, s.config.HandshakeTimeout)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }
 
 // Close shuts Raft down, closes the log and the listener, releases the data

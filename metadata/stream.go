@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/strata-log/strata/internal/ratelog"
 )
 
 // Handshake constants (see doc.go). Part of the format: do not change.
@@ -232,6 +234,10 @@ type streamLayer struct {
 	config    streamLayerConfig
 	listener  net.Listener
 	advertise controllerAddress
+	// peerLimiter bounds the log lines that connecting peers cause (a
+	// refused handshake per attempt); peerLog writes through it.
+	peerLimiter *ratelog.Limiter
+	peerLog     *slog.Logger
 
 	// accepted carries inbound connections whose handshake succeeded.
 	accepted chan net.Conn
@@ -264,8 +270,11 @@ func listenStreamLayer(config streamLayerConfig) (*streamLayer, error) {
 		listener.Close()
 		return nil, fmt.Errorf("metadata: controller advertise address (set it explicitly when listening on all interfaces): %w", err)
 	}
+	peerLimiter := ratelog.New(ratelog.Config{})
 	layer := &streamLayer{
 		config:      config,
+		peerLimiter: peerLimiter,
+		peerLog:     peerLimiter.Logger(config.logger),
 		listener:    listener,
 		advertise:   controllerAddress(advertise),
 		accepted:    make(chan net.Conn),
@@ -302,6 +311,7 @@ func (l *streamLayer) Close() error {
 		l.handshaking = nil
 		l.mutex.Unlock()
 		l.goroutines.Wait()
+		l.peerLimiter.Close()
 	})
 	return err
 }
@@ -354,7 +364,7 @@ func (l *streamLayer) handshakeInbound(conn net.Conn) {
 	delete(l.handshaking, conn)
 	l.mutex.Unlock()
 	if err != nil {
-		l.config.logger.Warn("metadata: controller connection refused", "remote", conn.RemoteAddr().String(), "error", err)
+		l.peerLog.Warn("metadata: controller connection refused", "remote", conn.RemoteAddr().String(), "error", err)
 		conn.Close()
 		return
 	}
@@ -363,7 +373,7 @@ func (l *streamLayer) handshakeInbound(conn net.Conn) {
 		return
 	}
 	select {
-	case l.accepted <- newRaftPeerConn(conn, peer, l.config.logger):
+	case l.accepted <- newRaftPeerConn(conn, peer, l.peerLog):
 	case <-l.closing:
 		conn.Close()
 	}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -20,6 +21,8 @@ import (
 	_ "gocloud.dev/blob/memblob" // mem:// URLs
 	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
+
+	"github.com/strata-log/strata/internal/fsperm"
 )
 
 // BucketReader is the read side of an object store, as the remote reader and
@@ -102,6 +105,7 @@ func corruptf(key string, offset int64, format string, args ...any) error {
 type BlobBucket struct {
 	bucket *blob.Bucket
 	url    string
+	redact redactor
 }
 
 var _ Bucket = (*BlobBucket)(nil)
@@ -112,11 +116,15 @@ var _ Bucket = (*BlobBucket)(nil)
 //	file:///dir            (file:///dir?create_dir=true creates dir)
 //	mem://                 (in memory, for tests)
 //
-// S3 credentials come from the standard AWS chain (AWS_ACCESS_KEY_ID and
-// AWS_SECRET_ACCESS_KEY, shared config files, instance roles). The caller
-// closes the bucket.
+// S3 credentials come from the standard AWS chain: the shared credentials
+// file (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials; the way
+// SECURITY.md recommends), AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY,
+// profiles, instance roles. Errors never show the URL's query (the
+// endpoint, a profile), the endpoint's host or any user info: they reach
+// logs and clients (see redactor). The caller closes the bucket.
 func OpenBucket(ctx context.Context, rawURL string) (*BlobBucket, error) {
 	var bucket *blob.Bucket
+	redact := newRedactor(rawURL)
 	u, err := url.Parse(rawURL)
 	if err == nil && u.Scheme == "s3" {
 		// Opened here rather than by s3blob's URL opener so that the
@@ -128,12 +136,26 @@ func OpenBucket(ctx context.Context, rawURL string) (*BlobBucket, error) {
 			bucket, err = s3blob.OpenBucket(ctx, client, u.Host, &s3blob.Options{RequestChecksumCalculation: config.RequestChecksumCalculation})
 		}
 	} else if err == nil {
-		bucket, err = blob.OpenBucket(ctx, rawURL)
+		bucket, err = blob.OpenBucket(ctx, ownerOnlyDirectories(u).String())
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tiering: open bucket %s: %w", RedactURL(rawURL), err)
+		return nil, fmt.Errorf("tiering: open bucket %s: %w", RedactURL(rawURL), redact.error(err))
 	}
-	return &BlobBucket{bucket: bucket, url: RedactURL(rawURL)}, nil
+	return &BlobBucket{bucket: bucket, url: RedactURL(rawURL), redact: redact}, nil
+}
+
+// ownerOnlyDirectories makes fileblob create the directories of a file://
+// bucket 0700 (its default is 0777 less the umask) unless the URL asks for
+// another dir_file_mode: the bucket holds every tiered record.
+func ownerOnlyDirectories(u *url.URL) *url.URL {
+	if u.Scheme != fileblob.Scheme || u.Query().Has("dir_file_mode") {
+		return u
+	}
+	query := u.Query()
+	query.Set("dir_file_mode", fmt.Sprintf("%#o", fsperm.Dir))
+	withMode := *u
+	withMode.RawQuery = query.Encode()
+	return &withMode
 }
 
 // NewBlobBucket wraps an already opened gocloud bucket; closing the
@@ -146,7 +168,9 @@ func NewBlobBucket(bucket *blob.Bucket) *BlobBucket {
 // OpenBucket) if it does not exist yet: CreateBucket on S3 (an existing
 // bucket owned by the caller is fine), a directory tree for file://, nothing
 // for mem://.
-func CreateBucket(ctx context.Context, rawURL string) error {
+func CreateBucket(ctx context.Context, rawURL string) (err error) {
+	redact := newRedactor(rawURL)
+	defer func() { err = redact.error(err) }()
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return fmt.Errorf("tiering: create bucket: %w", err)
@@ -155,7 +179,7 @@ func CreateBucket(ctx context.Context, rawURL string) error {
 	case "mem":
 		return nil
 	case fileblob.Scheme:
-		if err := os.MkdirAll(filepath.FromSlash(u.Path), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.FromSlash(u.Path), fsperm.Dir); err != nil {
 			return fmt.Errorf("tiering: create bucket %s: %w", RedactURL(rawURL), err)
 		}
 		return nil
@@ -212,12 +236,157 @@ func s3ClientFromURL(ctx context.Context, u *url.URL) (*s3.Client, aws.Config, e
 }
 
 // RedactURL drops the query, which may name endpoints or profiles that do
-// not belong in error messages or logs.
+// not belong in error messages or logs, and any user info
+// (s3://user:password@bucket): what is left is the scheme, the bucket and
+// the path.
 func RedactURL(rawURL string) string {
 	if i := strings.IndexByte(rawURL, '?'); i >= 0 {
-		return rawURL[:i]
+		rawURL = rawURL[:i]
+	}
+	if scheme, rest, found := strings.Cut(rawURL, "://"); found {
+		host, path, _ := strings.Cut(rest, "/")
+		if at := strings.LastIndexByte(host, '@'); at >= 0 {
+			rest = host[at+1:]
+			if path != "" || strings.HasSuffix(rawURL, "/") {
+				rest += "/" + path
+			}
+			rawURL = scheme + "://" + rest
+		}
 	}
 	return rawURL
+}
+
+// redactor takes out of error text what an object-store URL must not show
+// there: the object store's errors (the AWS SDK's, net/http's) name the
+// endpoint's URL and host, and a configuration error may echo a query
+// parameter (a profile name) or user info. Such text reaches the log and,
+// through the admin API and Kafka error messages, clients. The bucket name
+// and object keys stay: they are what an operator needs to act.
+type redactor struct {
+	// replacements are {old, new} pairs, longest old first; each old is
+	// replaced only where it stands as a whole name (not inside a longer
+	// host name or object key).
+	replacements [][2]string
+}
+
+// endpointPlaceholder replaces the endpoint in error text.
+const endpointPlaceholder = "<endpoint>"
+
+func newRedactor(rawURL string) redactor {
+	var r redactor
+	add := func(secret, placeholder string) {
+		if secret != "" {
+			r.replacements = append(r.replacements, [2]string{secret, placeholder})
+		}
+	}
+	addUserInfo := func(user *url.Userinfo) {
+		if user == nil {
+			return
+		}
+		add(user.String(), "<redacted>")
+		add(user.Username(), "<redacted>")
+		if password, ok := user.Password(); ok {
+			add(password, "<redacted>")
+		}
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// Unparsable: nothing in it can be told apart, so all of it goes.
+		add(rawURL, RedactURL(rawURL))
+		if i := strings.IndexByte(rawURL, '?'); i >= 0 {
+			add(rawURL[i+1:], "<redacted>")
+		}
+		return r.sorted()
+	}
+	add(rawURL, RedactURL(rawURL))
+	add(u.RawQuery, "<redacted>")
+	addUserInfo(u.User)
+	for key, values := range u.Query() {
+		for _, value := range values {
+			if key == "endpoint" {
+				add(value, endpointPlaceholder)
+				if endpoint, err := url.Parse(value); err == nil {
+					addUserInfo(endpoint.User)
+					add(endpoint.Host, endpointPlaceholder)
+					add(endpoint.Hostname(), endpointPlaceholder)
+				}
+				continue
+			}
+			// Switches and numbers say nothing, and the region is
+			// needed to make sense of an error; the rest (a profile,
+			// a parameter this code does not know) may be private.
+			if _, err := strconv.ParseFloat(value, 64); err == nil || key == "region" {
+				continue
+			}
+			if _, err := strconv.ParseBool(value); err == nil {
+				continue
+			}
+			add(value, "<redacted>")
+		}
+	}
+	return r.sorted()
+}
+
+// sorted orders the replacements longest first, so that a URL is replaced
+// whole before its host is.
+func (r redactor) sorted() redactor {
+	slices.SortStableFunc(r.replacements, func(a, b [2]string) int { return len(b[0]) - len(a[0]) })
+	return r
+}
+
+// text returns s with every secret replaced.
+func (r redactor) text(s string) string {
+	for _, replacement := range r.replacements {
+		s = replaceWholeNames(s, replacement[0], replacement[1])
+	}
+	return s
+}
+
+// error returns err with redacted text; errors.Is and errors.As still see
+// everything it wraps (ErrNotFound, ErrUnavailable, the SDK's types).
+func (r redactor) error(err error) error {
+	if err == nil || len(r.replacements) == 0 {
+		return err
+	}
+	text := r.text(err.Error())
+	if text == err.Error() {
+		return err
+	}
+	return &redactedError{text: text, err: err}
+}
+
+type redactedError struct {
+	text string
+	err  error
+}
+
+func (e *redactedError) Error() string { return e.text }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// replaceWholeNames replaces old in s where the characters on both sides
+// cannot continue a host name or key (letters, digits, '-', '.', '_').
+func replaceWholeNames(s, old, replacement string) string {
+	var out strings.Builder
+	for {
+		i := strings.Index(s, old)
+		if i < 0 {
+			out.WriteString(s)
+			return out.String()
+		}
+		end := i + len(old)
+		whole := (i == 0 || !isNameByte(s[i-1])) && (end == len(s) || !isNameByte(s[end]))
+		out.WriteString(s[:i])
+		if whole {
+			out.WriteString(replacement)
+		} else {
+			out.WriteString(old)
+		}
+		s = s[end:]
+	}
+}
+
+func isNameByte(c byte) bool {
+	return c == '-' || c == '.' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // Close closes the underlying gocloud bucket.
@@ -228,7 +397,9 @@ func (b *BlobBucket) classify(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
-	switch gcerrors.Code(err) {
+	code := gcerrors.Code(err)
+	err = b.redact.error(err)
+	switch code {
 	case gcerrors.NotFound:
 		return fmt.Errorf("%s %s/%s: %w: %w", op, b.url, key, ErrNotFound, err)
 	case gcerrors.Canceled:

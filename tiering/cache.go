@@ -12,7 +12,9 @@ import (
 	"sync"
 
 	"github.com/google/uuid"
+
 	"github.com/strata-log/strata/broker/segment/index"
+	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -52,7 +54,7 @@ type cacheEntry struct {
 }
 
 func newChunkCache(dir string, capacity, memoryCapacity int64, stats *stats) (*chunkCache, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, fsperm.Dir); err != nil {
 		return nil, fmt.Errorf("tiering: chunk cache: %w", err)
 	}
 	// Files of an earlier process: their checksums are gone with it.
@@ -149,7 +151,7 @@ func (c *chunkCache) put(key chunkKey, data []byte) {
 
 	path := c.path(key)
 	temporary := path + ".tmp" + fmt.Sprintf("%08x", rand.Uint32())
-	err := os.WriteFile(temporary, data, 0o644)
+	err := os.WriteFile(temporary, data, fsperm.File)
 	if err == nil {
 		err = os.Rename(temporary, path)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/internal/atomicfile"
+	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/metadata"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -153,16 +154,27 @@ type Config struct {
 // cache from its checkpoint (or the batch headers). The replica neither
 // leads nor follows until ApplyAssignment; its high watermark starts at the
 // log start (nothing is known to be committed yet).
-func Open(cfg Config) (*Partition, error) {
+func Open(cfg Config) (p *Partition, err error) {
 	topic, index, dir := cfg.Topic, cfg.Index, cfg.Dir
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 	log = log.With("topic", topic, "partition", index)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	created, err := claimDir(dir, cfg.TopicID)
+	if err != nil {
 		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
 	}
+	defer func() {
+		// A partition that was never here leaves nothing behind: a failed
+		// creation (out of file descriptors, a full disk) must not leave
+		// a directory that no topic owns.
+		if err != nil && created {
+			if removeErr := os.RemoveAll(dir); removeErr != nil {
+				log.Error("removing the directory of a partition that failed to open", "dir", dir, "err", removeErr)
+			}
+		}
+	}()
 	if err := segment.WritePartitionMetadata(dir, cfg.TopicID); err != nil {
 		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
 	}
@@ -171,7 +183,7 @@ func Open(cfg Config) (*Partition, error) {
 	if err != nil {
 		return nil, fmt.Errorf("partition %s-%d: open log: %w", topic, index, err)
 	}
-	p := &Partition{
+	p = &Partition{
 		topic:    topic,
 		topicID:  cfg.TopicID,
 		index:    index,
@@ -194,6 +206,43 @@ func Open(cfg Config) (*Partition, error) {
 	// leader, the ISR has it).
 	p.highWatermark.Store(segs.StartOffset())
 	return p, nil
+}
+
+// ErrNotOurDirectory marks a partition directory that exists but is not
+// this partition's: its partition.metadata names another topic id, or it
+// has none and holds files. Such a directory is neither used nor deleted.
+var ErrNotOurDirectory = errors.New("partition: directory belongs to something else")
+
+// claimDir makes dir this partition's directory: it creates it (created
+// reports that), or checks that the existing one is this partition's — it
+// holds partition.metadata with topicID, or nothing but the leftovers of
+// a creation that crashed before partition.metadata was written.
+func claimDir(dir string, topicID [16]byte) (created bool, err error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, fsperm.Dir); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	id, err := segment.ReadPartitionMetadata(dir)
+	switch {
+	case err == nil && id == topicID:
+		return false, nil
+	case err == nil:
+		return false, fmt.Errorf("%w: %s holds partition.metadata of topic id %x", ErrNotOurDirectory, dir, id)
+	case !errors.Is(err, segment.ErrNoPartitionMetadata):
+		return false, err
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), atomicfile.TempSuffix) {
+			return false, fmt.Errorf("%w: %s exists without partition.metadata and holds %s; move it out of the data dir", ErrNotOurDirectory, dir, e.Name())
+		}
+	}
+	return false, nil
 }
 
 // recoverProducers loads the newest usable producer snapshot and replays the
@@ -292,7 +341,7 @@ func (p *Partition) writeProducerSnapshotLocked() error {
 		return nil // nothing appended since the last snapshot
 	}
 	name := filepath.Join(p.dir, fmt.Sprintf("%020d%s", end, producerSnapshotSuffix))
-	if err := atomicfile.Write(name, 0o644, p.producers.WriteSnapshot); err != nil {
+	if err := atomicfile.Write(name, fsperm.File, p.producers.WriteSnapshot); err != nil {
 		return err
 	}
 	p.snapshotEnd = end
@@ -328,7 +377,12 @@ func (p *Partition) Append(records []byte, produceVersion int16, now time.Time) 
 		return 0, -1, &Error{Code: kerr.InvalidRecord.Code, Message: fmt.Sprintf("produce requests v3+ must carry exactly one record batch per partition, got %d", len(spans))}
 	}
 	batch := records[spans[0].Position : spans[0].Position+spans[0].Length]
-	h, err := recordbatch.Validate(batch, recordbatch.Limits{MaxBatchBytes: cfg.MaxMessageBytes, RequireKeys: cfg.Compact})
+	limits := recordbatch.Limits{MaxBatchBytes: cfg.MaxMessageBytes, RequireKeys: cfg.Compact}
+	if !cfg.LogAppendTime {
+		limits.CheckTimestamps = true
+		limits.EarliestTimestamp, limits.LatestTimestamp = recordbatch.TimestampWindow(now.UnixMilli(), cfg.TimestampBeforeMaxMs, cfg.TimestampAfterMaxMs)
+	}
+	h, err := recordbatch.Validate(batch, limits)
 	if err != nil {
 		return 0, -1, &Error{Code: recordbatch.ErrorCode(err), Message: err.Error()}
 	}
@@ -555,5 +609,15 @@ func (p *Partition) Close() error {
 func (p *Partition) Remove() error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	// The directory is deleted recursively only when its partition.metadata
+	// still names this partition's topic: a directory that something else
+	// put in its place is left alone.
+	if id, err := segment.ReadPartitionMetadata(p.dir); err != nil || id != p.topicID {
+		closeErr := p.segments.Close()
+		if err == nil {
+			err = fmt.Errorf("its partition.metadata names topic id %x", id)
+		}
+		return errors.Join(fmt.Errorf("%w: not deleting %s: %w", ErrNotOurDirectory, p.dir, err), closeErr)
+	}
 	return p.segments.Delete()
 }

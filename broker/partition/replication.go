@@ -14,6 +14,7 @@ import (
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/internal/atomicfile"
+	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -102,7 +103,7 @@ func (c *epochCache) write(dir string) error {
 	for _, e := range c.entries {
 		fmt.Fprintf(&b, "%d %d\n", e.epoch, e.start)
 	}
-	return atomicfile.WriteFile(filepath.Join(dir, leaderEpochCheckpoint), []byte(b.String()), 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, leaderEpochCheckpoint), []byte(b.String()), fsperm.File)
 }
 
 // readEpochCache reads the checkpoint; ok is false when it is missing or
@@ -451,7 +452,7 @@ func (p *Partition) RestartAt(offset int64, epochs []metadata.EpochRange, produc
 	p.highWatermark.Store(offset)
 	if len(producers) > 0 {
 		name := filepath.Join(p.dir, fmt.Sprintf("%020d%s", offset, producerSnapshotSuffix))
-		if err := atomicfile.WriteFile(name, producers, 0o644); err != nil {
+		if err := atomicfile.WriteFile(name, producers, fsperm.File); err != nil {
 			return err
 		}
 	}

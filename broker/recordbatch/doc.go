@@ -108,6 +108,10 @@
 //	                    answers Produce v3+; CORRUPT_MESSAGE for any other
 //	                    magic
 //	ErrUnsupportedCodec UNSUPPORTED_COMPRESSION_TYPE (76): codec ids 5-7
+//	ErrInvalidTimestamp INVALID_TIMESTAMP (32): with Limits.CheckTimestamps,
+//	                    a record timestamped outside the topic's window
+//	                    around the broker's clock, or a client batch that
+//	                    says LogAppendTime
 //
 // Nothing in this package panics on any input; FuzzValidate and FuzzSplit
 // check that, and that every batch Validate accepts decodes to exactly

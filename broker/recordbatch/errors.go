@@ -26,6 +26,9 @@ var (
 	// ErrUnsupportedCodec marks a batch with a compression codec id this
 	// broker does not know (5-7). Kafka's UNSUPPORTED_COMPRESSION_TYPE.
 	ErrUnsupportedCodec = errors.New("recordbatch: unsupported compression codec")
+	// ErrInvalidTimestamp marks a record whose timestamp lies outside the
+	// topic's window (Limits.CheckTimestamps). Kafka's INVALID_TIMESTAMP.
+	ErrInvalidTimestamp = errors.New("recordbatch: invalid timestamp")
 )
 
 // IsCorrupt reports whether err stems from bytes that cannot be read.
@@ -40,7 +43,8 @@ func IsTooLarge(err error) bool { return errors.Is(err, ErrTooLarge) }
 
 // ErrorCode maps an error from this package to the Kafka error code a
 // produce response carries: 0 for nil, CORRUPT_MESSAGE (2), MESSAGE_TOO_LARGE
-// (10), UNSUPPORTED_COMPRESSION_TYPE (76), INVALID_RECORD (87), and
+// (10), INVALID_TIMESTAMP (32), UNSUPPORTED_COMPRESSION_TYPE (76),
+// INVALID_RECORD (87), and
 // UNKNOWN_SERVER_ERROR (-1) for anything it does not know.
 func ErrorCode(err error) int16 {
 	switch {
@@ -51,6 +55,8 @@ func ErrorCode(err error) int16 {
 		return kerr.CorruptMessage.Code
 	case errors.Is(err, ErrTooLarge):
 		return kerr.MessageTooLarge.Code
+	case errors.Is(err, ErrInvalidTimestamp):
+		return kerr.InvalidTimestamp.Code
 	case errors.Is(err, ErrUnsupportedCodec):
 		return kerr.UnsupportedCompressionType.Code
 	case errors.Is(err, ErrInvalidRecord), errors.Is(err, ErrUnsupportedMagic):

@@ -38,6 +38,30 @@ type Limits struct {
 	// offset deltas that only increase and stay within 0..lastOffsetDelta.
 	// Never set for client input.
 	Compacted bool
+	// CheckTimestamps refuses (ErrInvalidTimestamp) a record whose
+	// timestamp lies outside EarliestTimestamp..LatestTimestamp, as Kafka
+	// does on a CreateTime topic (message.timestamp.before.max.ms and
+	// after.max.ms around the broker's clock), and a batch that says
+	// LogAppendTime: only the broker may. A record without a timestamp
+	// (-1) passes.
+	CheckTimestamps                    bool
+	EarliestTimestamp, LatestTimestamp int64
+}
+
+// TimestampWindow returns the EarliestTimestamp and LatestTimestamp of a
+// broker whose clock reads now (milliseconds) and whose topic allows
+// timestamps up to before milliseconds behind and after ahead. The
+// maximum int64 (Kafka's default of before) means no bound on that side,
+// and the bounds saturate instead of overflowing.
+func TimestampWindow(now, before, after int64) (earliest, latest int64) {
+	earliest, latest = math.MinInt64, math.MaxInt64
+	if before >= 0 && before != math.MaxInt64 && now-before <= now {
+		earliest = now - before
+	}
+	if after >= 0 && after != math.MaxInt64 && now+after >= now {
+		latest = now + after
+	}
+	return earliest, latest
 }
 
 func (l Limits) decompressionLimit() int64 {
@@ -192,6 +216,9 @@ func checkHeader(batch []byte, limits Limits, verifyCRC bool) (Header, error) {
 	case int64(h.LastOffsetDelta)+1 != int64(h.NumRecords):
 		return h, fmt.Errorf("%w: record count %d does not match last offset delta %d", ErrInvalidRecord, h.NumRecords, h.LastOffsetDelta)
 	}
+	if limits.CheckTimestamps && h.LogAppendTime() {
+		return h, fmt.Errorf("%w: the batch says LogAppendTime, which only the broker may set", ErrInvalidTimestamp)
+	}
 	if h.IsControl() && !limits.AllowControl {
 		return h, fmt.Errorf("%w: clients may not write control batches", ErrInvalidRecord)
 	}
@@ -264,6 +291,10 @@ func walk(r *recordReader, h Header, limits Limits, collect *[]Record, visit fun
 			timestamp = h.MaxTimestamp
 		}
 		offset := h.BaseOffset + int64(offsetDelta)
+		if limits.CheckTimestamps && timestamp != -1 && (timestamp < limits.EarliestTimestamp || timestamp > limits.LatestTimestamp) {
+			return false, fmt.Errorf("%w: record %d has timestamp %d, outside [%d, %d] (message.timestamp.before.max.ms / after.max.ms around the broker's clock)",
+				ErrInvalidTimestamp, index, timestamp, limits.EarliestTimestamp, limits.LatestTimestamp)
+		}
 		if collect != nil {
 			last := &(*collect)[len(*collect)-1]
 			last.Offset, last.Timestamp = offset, timestamp

@@ -14,6 +14,7 @@ import (
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment/index"
 	"github.com/strata-log/strata/internal/atomicfile"
+	"github.com/strata-log/strata/internal/fsperm"
 )
 
 // Compaction file names. Part of the format, do not change.
@@ -366,7 +367,7 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 	cleaned.lastModified = last.lastModified
 	files := []**os.File{&cleaned.logFile, &cleaned.offsetIndexFile, &cleaned.timeIndexFile}
 	for i, path := range []string{cleaned.logPath, cleaned.offsetIndexPath, cleaned.timeIndexPath} {
-		if *files[i], err = os.OpenFile(path+cleanedFileSuffix, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+		if *files[i], err = os.OpenFile(path+cleanedFileSuffix, os.O_RDWR|os.O_CREATE|os.O_TRUNC, fsperm.File); err != nil {
 			cleaned.release()
 			return nil, false, fmt.Errorf("create cleaned segment: %w", err)
 		}

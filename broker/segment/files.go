@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/strata-log/strata/internal/atomicfile"
+	"github.com/strata-log/strata/internal/fsperm"
 )
 
 // Names of the per-partition files other than segments. Part of the
@@ -41,7 +42,7 @@ const (
 // directory fsync.
 func WritePartitionMetadata(dir string, topicID [16]byte) error {
 	content := fmt.Sprintf("%s: %d\n%s: %s", versionKey, partitionMetadataVersion, topicIDKey, base64.RawURLEncoding.EncodeToString(topicID[:]))
-	if err := atomicfile.WriteFile(filepath.Join(dir, partitionMetadataFileName), []byte(content), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, partitionMetadataFileName), []byte(content), fsperm.File); err != nil {
 		return fmt.Errorf("segment: write partition metadata: %w", err)
 	}
 	return nil
@@ -160,7 +161,7 @@ func readOffsetCheckpoint(dir, name, key string) (offset int64, exists bool, err
 }
 
 func writeOffsetCheckpoint(dir, name, key string, offset int64) error {
-	return atomicfile.WriteFile(filepath.Join(dir, name), encodeCheckpoint(key, strconv.FormatInt(offset, 10)), 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, name), encodeCheckpoint(key, strconv.FormatInt(offset, 10)), fsperm.File)
 }
 
 // removeFileDurably removes dir/name if present and fsyncs the directory.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-log/strata/broker/segment/index"
 	"github.com/strata-log/strata/internal/atomicfile"
+	"github.com/strata-log/strata/internal/fsperm"
 )
 
 // Log is the local log of one partition: a directory of segments.
@@ -92,7 +93,7 @@ func Open(dir string, startOffset int64, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("segment: open %s: %w: negative start offset %d", dir, ErrInvalidConfig, startOffset)
 	}
 	cfg = cfg.withDefaults()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, fsperm.Dir); err != nil {
 		return nil, fmt.Errorf("segment: open %s: %w", dir, err)
 	}
 	l := &Log{dir: dir, config: cfg, logger: cfg.Logger.With(slog.String("log_dir", dir))}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/strata-log/strata/broker/segment/index"
+	"github.com/strata-log/strata/internal/fsperm"
 )
 
 // segment is one .log file with its .index and .timeindex.
@@ -109,14 +110,14 @@ func createSegment(dir string, baseOffset int64, logger *slog.Logger, now time.T
 	s.lastModified = now
 	var err error
 	flags := os.O_RDWR | os.O_CREATE | os.O_TRUNC
-	if s.logFile, err = os.OpenFile(s.logPath, flags, 0o644); err != nil {
+	if s.logFile, err = os.OpenFile(s.logPath, flags, fsperm.File); err != nil {
 		return nil, fmt.Errorf("create segment: %w", err)
 	}
-	if s.offsetIndexFile, err = os.OpenFile(s.offsetIndexPath, flags, 0o644); err != nil {
+	if s.offsetIndexFile, err = os.OpenFile(s.offsetIndexPath, flags, fsperm.File); err != nil {
 		s.closeFiles()
 		return nil, fmt.Errorf("create segment: %w", err)
 	}
-	if s.timeIndexFile, err = os.OpenFile(s.timeIndexPath, flags, 0o644); err != nil {
+	if s.timeIndexFile, err = os.OpenFile(s.timeIndexPath, flags, fsperm.File); err != nil {
 		s.closeFiles()
 		return nil, fmt.Errorf("create segment: %w", err)
 	}
@@ -143,7 +144,7 @@ func openSegment(dir string, baseOffset int64, logger *slog.Logger) (*segment, b
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			missing = true
 		}
-		return os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		return os.OpenFile(path, os.O_RDWR|os.O_CREATE, fsperm.File)
 	}
 	if s.offsetIndexFile, err = open(s.offsetIndexPath); err != nil {
 		s.closeFiles()

@@ -37,6 +37,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
 )
@@ -168,7 +169,7 @@ func New(cfg Config) (*Manager, error) {
 	if err := os.RemoveAll(cfg.StagingDir); err != nil {
 		return nil, fmt.Errorf("tiermanager: staging dir: %w", err)
 	}
-	if err := os.MkdirAll(cfg.StagingDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.StagingDir, fsperm.Dir); err != nil {
 		return nil, fmt.Errorf("tiermanager: staging dir: %w", err)
 	}
 	return &Manager{

@@ -16,6 +16,7 @@ import (
 	"github.com/strata-log/strata/broker/producer"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
 )
@@ -93,7 +94,7 @@ func (m *Manager) uploadSegment(ctx context.Context, p *partition.Partition, t *
 		return err
 	}
 	files.ProducerSnapshotPath = filepath.Join(staging, "producers")
-	if err := os.WriteFile(files.ProducerSnapshotPath, snapshot, 0o644); err != nil {
+	if err := os.WriteFile(files.ProducerSnapshotPath, snapshot, fsperm.File); err != nil {
 		return err
 	}
 	entry, err := tiering.DescribeSegment(files)

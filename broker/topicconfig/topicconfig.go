@@ -44,13 +44,17 @@ const (
 	IndexIntervalBytes     = "index.interval.bytes"
 	MaxMessageBytes        = "max.message.bytes"
 	MessageTimestampType   = "message.timestamp.type"
-	MinInsyncReplicas      = "min.insync.replicas"
-	RetentionBytes         = "retention.bytes"
-	RetentionMs            = "retention.ms"
-	SegmentBytes           = "segment.bytes"
-	SegmentIndexBytes      = "segment.index.bytes"
-	SegmentMs              = "segment.ms"
-	UncleanLeaderElection  = "unclean.leader.election.enable"
+	// KIP-937: how far a CreateTime record's timestamp may lie behind or
+	// ahead of the broker's clock.
+	MessageTimestampBeforeMaxMs = "message.timestamp.before.max.ms"
+	MessageTimestampAfterMaxMs  = "message.timestamp.after.max.ms"
+	MinInsyncReplicas           = "min.insync.replicas"
+	RetentionBytes              = "retention.bytes"
+	RetentionMs                 = "retention.ms"
+	SegmentBytes                = "segment.bytes"
+	SegmentIndexBytes           = "segment.index.bytes"
+	SegmentMs                   = "segment.ms"
+	UncleanLeaderElection       = "unclean.leader.election.enable"
 	// Tiered storage (KIP-405, KIP-950).
 	RemoteStorageEnable      = "remote.storage.enable"
 	LocalRetentionMs         = "local.retention.ms"
@@ -171,6 +175,10 @@ var definitions = []Definition{
 		Doc: "largest record batch accepted, in bytes", validate: intAtLeast(0)},
 	{Name: MessageTimestampType, Type: TypeString, BrokerName: "log.message.timestamp.type", Default: "CreateTime",
 		Doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's clock", validate: oneOf("CreateTime", "LogAppendTime")},
+	{Name: MessageTimestampBeforeMaxMs, Type: TypeLong, BrokerName: "log.message.timestamp.before.max.ms", Default: strconv.FormatInt(math.MaxInt64, 10),
+		Doc: "on a CreateTime topic, a batch with a record timestamped more than this many milliseconds before the broker's clock is refused (INVALID_TIMESTAMP)", validate: longAtLeast(0)},
+	{Name: MessageTimestampAfterMaxMs, Type: TypeLong, BrokerName: "log.message.timestamp.after.max.ms", Default: "3600000",
+		Doc: "on a CreateTime topic, a batch with a record timestamped more than this many milliseconds after the broker's clock is refused (INVALID_TIMESTAMP); Kafka 4's default, 1 hour", validate: longAtLeast(0)},
 	{Name: MinInsyncReplicas, Type: TypeInt, BrokerName: "min.insync.replicas", Default: "1",
 		Doc: "replicas that must have an acks=all write", validate: intAtLeast(1)},
 	{Name: RetentionBytes, Type: TypeLong, BrokerName: "log.retention.bytes", Default: "-1",
@@ -310,7 +318,11 @@ type Values struct {
 	FlushMs            int64
 	MaxMessageBytes    int32
 	LogAppendTime      bool
-	MinInsyncReplicas  int32
+	// TimestampBeforeMaxMs and TimestampAfterMaxMs bound a CreateTime
+	// record's timestamp around the broker's clock.
+	TimestampBeforeMaxMs int64
+	TimestampAfterMaxMs  int64
+	MinInsyncReplicas    int32
 	// Cleanup policy: Delete runs retention, Compact the log cleaner.
 	Delete, Compact        bool
 	DeleteRetentionMs      int64
@@ -406,6 +418,8 @@ func Typed(defaults Defaults, topic map[string]string) Values {
 		FlushMs:                  long(FlushMs),
 		MaxMessageBytes:          int32(long(MaxMessageBytes)),
 		LogAppendTime:            ts == "LogAppendTime",
+		TimestampBeforeMaxMs:     long(MessageTimestampBeforeMaxMs),
+		TimestampAfterMaxMs:      long(MessageTimestampAfterMaxMs),
 		MinInsyncReplicas:        int32(long(MinInsyncReplicas)),
 	}
 }

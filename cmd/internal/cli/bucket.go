@@ -18,7 +18,9 @@ const bucketUsage = `Usage: strata bucket create --object-store URL [flags]
 Creates the object-store bucket tiered topics go to (an existing bucket of
 yours is fine), retrying while the store is not reachable yet (e.g. MinIO
 starting next to it in docker compose). Credentials come from the standard
-AWS chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, profiles).
+AWS chain: best a shared credentials file only this user can read
+(AWS_SHARED_CREDENTIALS_FILE=FILE, mode 0600, see SECURITY.md), else
+AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profiles or instance roles.
 
 Flags:
 `
@@ -44,7 +46,7 @@ func runBucket(args []string, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	if !strings.HasPrefix(*store, "s3://") && !strings.HasPrefix(*store, "file://") {
-		return usageErrorf("--object-store %q: want s3://bucket?endpoint=...&region=...&use_path_style=true or file:///dir", *store)
+		return usageErrorf("--object-store %q: want s3://bucket?endpoint=...&region=...&use_path_style=true or file:///dir", tiering.RedactURL(*store))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()

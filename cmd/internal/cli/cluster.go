@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,13 +24,19 @@ Commands (each talks to one node's admin listener, --admin):
   add-voter --node-id N --address H:P      add a metadata voter (its data dir formatted for this cluster)
   remove-voter --node-id N                 take a voter's vote away (it keeps following as a non-voter)
 
+Offline (the node is stopped; run "strata cluster recover-quorum --help"):
+  recover-quorum --voters id@H:P,...       when a majority of voters is lost for good: rewrite
+                                           this data dir's voter set to the surviving voters
+
 Flags:
 `
 
 // adminCommand is what every admin subcommand shares: the node's admin
-// listener, the output format and an HTTP client.
+// listener, the output format, an HTTP client and the file of the admin
+// token ("" = none).
 type adminCommand struct {
 	admin, output, base string
+	tokenFile           string
 	client              *http.Client
 }
 
@@ -37,9 +44,10 @@ type adminCommand struct {
 // talk to a node's admin listener: --admin, --output, --timeout, and the
 // flags extra adds.
 func parseAdminCommand(group, usage, subs string, timeout time.Duration, args []string, stderr io.Writer, extra func(*pflag.FlagSet)) (string, adminCommand, error) {
-	var admin *string
+	var admin, tokenFile *string
 	sub, common, err := parseSubcommand(group, usage, subs, "--admin HOST:PORT   admin listener of a node (default 127.0.0.1:9080)", timeout, args, stderr, func(fs *pflag.FlagSet) {
 		admin = fs.String("admin", "127.0.0.1:9080", "admin listener of a node of the cluster")
+		tokenFile = fs.String("admin-token-file", os.Getenv(adminTokenFileEnv), "file holding the admin token (the node's --admin-token-file; its first line is sent), needed by the commands that change the cluster when the node has one (default $"+adminTokenFileEnv+")")
 		if extra != nil {
 			extra(fs)
 		}
@@ -47,15 +55,53 @@ func parseAdminCommand(group, usage, subs string, timeout time.Duration, args []
 	if err != nil {
 		return "", adminCommand{}, err
 	}
-	return sub, adminCommand{admin: *admin, output: common.output, base: "http://" + *admin, client: &http.Client{Timeout: common.timeout}}, nil
+	return sub, adminCommand{admin: *admin, output: common.output, base: "http://" + *admin, tokenFile: *tokenFile, client: &http.Client{Timeout: common.timeout}}, nil
+}
+
+// adminTokenFileEnv names the admin token file for the cluster and tiering
+// commands when --admin-token-file is not given (the same variable sets
+// strata serve's --admin-token-file).
+const adminTokenFileEnv = "STRATA_ADMIN_TOKEN_FILE"
+
+// request builds a request to the admin listener: JSON, with the admin
+// token when there is one.
+func (a adminCommand) request(method, path string, body []byte) (*http.Request, error) {
+	req, err := http.NewRequest(method, a.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.tokenFile != "" {
+		tokens, err := node.ReadAdminTokens(a.tokenFile)
+		if err != nil {
+			return nil, usageErrorf("--admin-token-file: %v", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tokens[0])
+	}
+	return req, nil
+}
+
+// do sends a request built by request.
+func (a adminCommand) do(method, path string, body []byte) (*http.Response, error) {
+	req, err := a.request(method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the admin listener at %s (set --admin): %w", a.admin, err)
+	}
+	return resp, nil
 }
 
 // getJSON GETs path from the admin listener and decodes the answer into v;
 // it returns the raw body too (for --output json).
 func (a adminCommand) getJSON(path string, v any) ([]byte, error) {
-	resp, err := a.client.Get(a.base + path)
+	resp, err := a.do(http.MethodGet, path, nil)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the admin listener at %s (set --admin): %w", a.admin, err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
@@ -107,6 +153,9 @@ func parseSubcommand(group, usage, subs, connectionHelp string, timeout time.Dur
 
 // runCluster runs the cluster subcommands against a node's admin listener.
 func runCluster(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "recover-quorum" {
+		return runRecoverQuorum(args[1:], stdout, stderr)
+	}
 	var nodeID *int32
 	var address *string
 	sub, a, err := parseAdminCommand("cluster", clusterUsage, "status, add-voter, remove-voter", 30*time.Second, args, stderr, func(fs *pflag.FlagSet) {
@@ -116,7 +165,7 @@ func runCluster(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	admin, output, client, base := &a.admin, &a.output, a.client, a.base
+	output := &a.output
 	switch sub {
 	case "status":
 		var status node.ClusterStatus
@@ -148,19 +197,18 @@ func runCluster(args []string, stdout, stderr io.Writer) error {
 		if *nodeID < 0 {
 			return usageErrorf("--node-id is required")
 		}
-		var req *http.Request
+		var resp *http.Response
 		if sub == "add-voter" {
 			if *address == "" {
 				return usageErrorf("--address HOST:PORT (the new voter's --controller-advertise) is required")
 			}
 			payload, _ := json.Marshal(node.VoterStatus{NodeID: *nodeID, Address: *address})
-			req, _ = http.NewRequest(http.MethodPost, base+"/v1/voters", bytes.NewReader(payload))
+			resp, err = a.do(http.MethodPost, "/v1/voters", payload)
 		} else {
-			req, _ = http.NewRequest(http.MethodDelete, fmt.Sprintf("%s/v1/voters/%d", base, *nodeID), nil)
+			resp, err = a.do(http.MethodDelete, fmt.Sprintf("/v1/voters/%d", *nodeID), nil)
 		}
-		resp, err := client.Do(req)
 		if err != nil {
-			return fmt.Errorf("cannot reach the admin listener at %s (set --admin): %w", *admin, err)
+			return err
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)

@@ -39,10 +39,7 @@ func runTiering(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	admin, output, client, base := &a.admin, &a.output, a.client, a.base
-	unreachable := func(err error) error {
-		return fmt.Errorf("cannot reach the admin listener at %s (set --admin): %w", *admin, err)
-	}
+	admin, output := &a.admin, &a.output
 	switch sub {
 	case "status":
 		var all []broker.PartitionStatus
@@ -98,9 +95,9 @@ func runTiering(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	case "recover":
-		resp, err := client.Post(base+"/v1/tiering/recover", "application/json", nil)
+		resp, err := a.do(http.MethodPost, "/v1/tiering/recover", nil)
 		if err != nil {
-			return unreachable(err)
+			return err
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {

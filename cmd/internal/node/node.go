@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/tiermanager"
+	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
 )
@@ -55,9 +55,16 @@ type Config struct {
 	// BrokerSessionTimeout is how long the controller waits for a broker's
 	// heartbeat before fencing it (broker.session.timeout.ms).
 	BrokerSessionTimeout time.Duration
-	// AdminListen serves /metrics, /healthz, /readyz and /debug/pprof;
-	// default 127.0.0.1:9080; "-" disables it.
+	// AdminListen serves /metrics, /healthz, /readyz, the status page and
+	// the operator routes (admin.go); default 127.0.0.1:9080; "-" disables
+	// it.
 	AdminListen string
+	// AdminTokenFile holds the bearer token(s) the operator routes and
+	// pprof need (ReadAdminTokens); without it they are open on a
+	// loopback-only listener and refused on any other.
+	AdminTokenFile string
+	// AdminPprof serves /debug/pprof.
+	AdminPprof bool
 	// ObjectStore is the tiered-storage bucket URL (s3://…, file:///…,
 	// mem://); default file://<data dir>/bucket. ObjectStorePrefix is
 	// prepended to every key.
@@ -126,6 +133,7 @@ type Node struct {
 func New(ctx context.Context, cfg Config) (*Node, error) {
 	cfg.setDefaults()
 	log := cfg.Logger
+	restrictDataDir(cfg.DataDir, log)
 	secret, err := loadClusterSecret(cfg, log)
 	if err != nil {
 		return nil, err
@@ -162,16 +170,41 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		}
 	}
 	if cfg.AdminListen != "-" {
-		ln, err := net.Listen("tcp", cfg.AdminListen)
-		if err != nil {
+		if err := n.openAdmin(reg); err != nil {
 			n.closeBroker()
 			store.Close()
-			return nil, fmt.Errorf("admin listener: listen on %s: %w (set --admin-listen)", cfg.AdminListen, err)
+			return nil, err
 		}
-		n.adminLn = ln
-		n.admin = &http.Server{Handler: n.adminHandler(reg), ReadHeaderTimeout: 10 * time.Second}
 	}
 	return n, nil
+}
+
+// openAdmin binds the admin listener and decides who may call its
+// operator routes (admin.go).
+func (n *Node) openAdmin(reg *prometheus.Registry) error {
+	cfg := n.cfg
+	if cfg.AdminTokenFile != "" {
+		if _, err := ReadAdminTokens(cfg.AdminTokenFile); err != nil {
+			return fmt.Errorf("--admin-token-file: %w", err)
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		return fmt.Errorf("admin listener: listen on %s: %w (set --admin-listen)", cfg.AdminListen, err)
+	}
+	access := &adminAccess{
+		tokenFile:    cfg.AdminTokenFile,
+		loopbackOnly: isLoopbackListener(ln.Addr()),
+		hostnames:    adminHostnames(cfg.AdminListen),
+		pprof:        cfg.AdminPprof,
+		log:          n.log.With("component", "admin"),
+	}
+	if access.tokenFile == "" && !access.loopbackOnly {
+		n.log.Warn("the admin listener is not loopback-only and has no --admin-token-file: its operator routes (voters, tiering recovery) and pprof are refused", "admin_listen", ln.Addr().String())
+	}
+	n.adminLn = ln
+	n.admin = newAdminServer(newAdminMux(access, n.adminRoutes(reg)), defaultAdminTimeouts, n.log)
+	return nil
 }
 
 // openBroker opens the Kafka side of the node.
@@ -235,7 +268,7 @@ func openTier(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*tiering
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, fsperm.Dir); err != nil {
 			return nil, nil, fmt.Errorf("object store: %w", err)
 		}
 		url = "file://" + filepath.ToSlash(dir)
@@ -384,7 +417,7 @@ func prepareDataDir(cfg Config, log *slog.Logger) error {
 	if clusterID == "" {
 		clusterID = metadata.NewClusterID()
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, fsperm.Dir); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	if err := metadata.Format(cfg.DataDir, clusterID, cfg.NodeID, voters); err != nil {
@@ -395,32 +428,19 @@ func prepareDataDir(cfg Config, log *slog.Logger) error {
 	return nil
 }
 
-func (n *Node) adminHandler(reg *prometheus.Registry) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !n.ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	mux.HandleFunc("GET /v1/cluster", n.handleCluster)
-	mux.HandleFunc("POST /v1/voters", n.handleAddVoter)
-	mux.HandleFunc("DELETE /v1/voters/{id}", n.handleRemoveVoter)
-	mux.HandleFunc("GET /v1/tiering/scrub", n.handleScrub)
-	mux.HandleFunc("GET /v1/partitions", n.handlePartitions)
-	mux.HandleFunc("GET /{$}", n.handleStatus)
-	mux.HandleFunc("POST /v1/tiering/recover", n.handleRecover)
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
+// adminRoutes are this node's handlers for the admin listener.
+func (n *Node) adminRoutes(reg *prometheus.Registry) adminRoutes {
+	return adminRoutes{
+		metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		status:      http.HandlerFunc(n.handleStatus),
+		cluster:     http.HandlerFunc(n.handleCluster),
+		partitions:  http.HandlerFunc(n.handlePartitions),
+		scrub:       http.HandlerFunc(n.handleScrub),
+		addVoter:    http.HandlerFunc(n.handleAddVoter),
+		removeVoter: http.HandlerFunc(n.handleRemoveVoter),
+		recover:     http.HandlerFunc(n.handleRecover),
+		ready:       func() error { return readiness(n.ready.Load(), n.store) },
+	}
 }
 
 // handlePartitions answers GET /v1/partitions: the partitions this node

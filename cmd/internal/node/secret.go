@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -24,7 +25,7 @@ func loadClusterSecret(cfg Config, log *slog.Logger) (metadata.ClusterSecret, er
 			if !aloneInQuorum(cfg) {
 				return metadata.ClusterSecret{}, fmt.Errorf("%w: a node whose --controller-quorum names other voters (or that joins one) needs the cluster's secret: run `strata format --generate-cluster-secret FILE` once, copy FILE to every node (readable by the strata user only) and start each with --cluster-secret-file FILE", metadata.ErrNoClusterSecret)
 			}
-			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			if err := os.MkdirAll(cfg.DataDir, fsperm.Dir); err != nil {
 				return metadata.ClusterSecret{}, fmt.Errorf("create data dir: %w", err)
 			}
 			if _, err := metadata.GenerateClusterSecretFile(path); err != nil {

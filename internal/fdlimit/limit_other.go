@@ -1,0 +1,5 @@
+//go:build !unix
+
+package fdlimit
+
+func limit() (uint64, bool) { return 0, false }
