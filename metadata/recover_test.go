@@ -15,6 +15,7 @@ import (
 func TestRecoverQuorum(t *testing.T) {
 	config := formatTestDir(t)
 	store := openReady(t, config)
+	registerTestBrokers(t, testContext(t), store, 1)
 	mustCreateTopic(t, store, TopicSpec{Name: "in-snapshot", Assignments: [][]int32{{1}}})
 	if err := store.snapshot(); err != nil {
 		t.Fatal(err)
