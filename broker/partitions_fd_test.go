@@ -20,6 +20,7 @@ import (
 // descriptors are free.
 func TestReconcileKeepsDescriptorsFree(t *testing.T) {
 	store := metadatatest.Start(t)
+	metadatatest.RegisterBroker(t, store, metadatatest.NodeID)
 	dataDir := t.TempDir()
 	// Room for 4 partitions: 64 reserved + 4×3 beside the 100 open.
 	var limit uint64 = 100 + fdReserve + 4*fdsPerPartition
