@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -620,6 +621,17 @@ func TestClusterStartupErrors(t *testing.T) {
 	out, err := run(base(1, "unformatted")...)
 	if err == nil || !strings.Contains(out, "strata format") {
 		t.Fatalf("unformatted dir with other voters: %v\n%s", err, out)
+	}
+
+	// A node of a quorum of two refuses to start without the cluster
+	// secret, and says how to make one; its data dir stays unformatted.
+	noSecret := slices.DeleteFunc(append([]string{}, base(1, "no-secret")...), func(arg string) bool { return arg == "--cluster-secret-file" || arg == secret })
+	out, err = run(append(noSecret, "--cluster-id", "cluster-a")...)
+	if err == nil || !strings.Contains(out, "--cluster-secret-file") || !strings.Contains(out, "strata format --generate-cluster-secret") {
+		t.Fatalf("a voter of two without the secret: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "no-secret", "meta.properties")); err == nil {
+		t.Fatal("the node refused to start but formatted its data dir")
 	}
 
 	// Node 2 of cluster "b" cannot join node 1 of cluster "a".

@@ -50,14 +50,14 @@ func TestControllerPortProbes(t *testing.T) {
 	frame := binary.BigEndian.AppendUint32(nil, uint32(len(propose)))
 	frame = append(frame, propose...)
 
-	handshake := func(version byte) []byte {
+	handshake := func(version, channel byte) []byte {
 		request := []byte("STRH")
 		request = append(request, version)
 		request = binary.BigEndian.AppendUint32(request, 2) // "node 2"
 		request = binary.BigEndian.AppendUint32(request, 1) // the node's id
 		request = append(request, byte(len(clusterID)))
 		request = append(request, clusterID...)
-		request = append(request, 1) // the RPC channel
+		request = append(request, channel) // 0 Raft, 1 controller RPCs
 		if version >= 3 {
 			request = append(request, make([]byte, 32)...) // a nonce
 		}
@@ -69,9 +69,14 @@ func TestControllerPortProbes(t *testing.T) {
 	}{
 		// The protocol every build spoke before the secret: the handshake
 		// then the proposal.
-		{name: "handshake without a secret (version 2)", send: [][]byte{handshake(2), frame}},
+		{name: "handshake without a secret (version 2)", send: [][]byte{handshake(2, 1), frame}},
 		// This build's protocol, with a guessed proof.
-		{name: "guessed proof (version 3)", send: [][]byte{handshake(3), make([]byte, 32), frame}},
+		{name: "guessed proof (version 3)", send: [][]byte{handshake(3, 1), make([]byte, 32), frame}},
+		// The Raft channel, where a peer could act as a leader: a vote
+		// request for a term far ahead, as hashicorp/raft encodes it
+		// (type 1, then a msgpack map), never reaches Raft.
+		{name: "Raft channel without a secret (version 2)", send: [][]byte{handshake(2, 0), raftVoteRequest}},
+		{name: "Raft channel, guessed proof (version 3)", send: [][]byte{handshake(3, 0), make([]byte, 32), raftVoteRequest}},
 		{name: "proposal without a handshake", send: [][]byte{frame}},
 	}
 	for _, probe := range probes {
@@ -127,7 +132,8 @@ func TestControllerPortProbes(t *testing.T) {
 // files outside its data dir: a raw CreateTopic named ../x, proposed past
 // every check a broker makes, is refused by the state machine, and a
 // DeleteTopic of ../x leaves an unrelated directory x-0 beside the data dir
-// alone.
+// alone; topics on a broker that does not exist, or with a config that is
+// no config name, are refused too.
 func TestControllerPortInsiderProbes(t *testing.T) {
 	b := startBroker(t)
 	adm := kadm.NewClient(newClient(t, b.addr))
@@ -169,18 +175,37 @@ func TestControllerPortInsiderProbes(t *testing.T) {
 	remove := append([]byte{3, 1, 4}, "../x"...)
 	remove = append(remove, make([]byte, 16)...)
 
-	for _, command := range [][]byte{create, remove} {
+	unknownReplica := createTopicEntry("insider-unknown-replica", 99, [2]string{})
+	badConfig := createTopicEntry("insider-bad-config", 1, [2]string{"../segment.bytes", "1"})
+	// The control: the same encoding with a registered broker and a real
+	// config is a topic like any other.
+	control := createTopicEntry("insider-control", 1, [2]string{"retention.ms", "3600000"})
+	for _, command := range [][]byte{create, remove, unknownReplica, badConfig, control} {
 		conn := insiderRPC(t, b.ctrl, metadata.Cluster, secret)
 		status, message := proposeRaw(t, conn, command)
 		conn.Close()
 		t.Logf("command type %d: status %d %q", command[0], status, message)
 	}
-	topics, err := adm.ListTopics(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// Entries apply in order: once the control (the last) is visible, so
+	// is whatever came before it.
+	var topics kadm.TopicDetails
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if topics, err = adm.ListTopics(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if topics.Has("insider-control") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	if topics.Has("../x") {
-		t.Fatal("topic ../x exists")
+	for _, name := range []string{"../x", "insider-unknown-replica", "insider-bad-config"} {
+		if topics.Has(name) {
+			t.Errorf("topic %s exists", name)
+		}
+	}
+	if !topics.Has("insider-control") {
+		t.Fatalf("the control topic, encoded the same way, was not created: the probes prove nothing (topics %v)", topics.Names())
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(b.dataDir), "x-0", "keep")); err != nil {
 		t.Fatalf("the directory beside the data dir was touched: %v", err)
@@ -192,6 +217,33 @@ func TestControllerPortInsiderProbes(t *testing.T) {
 		}
 		t.Fatalf("the data dir's parent holds %v, want data, strata.log and x-0", names)
 	}
+}
+
+// createTopicEntry is a CreateTopic v1 Raft entry (metadata/doc.go) of a
+// topic with one partition on replica, and at most one config.
+func createTopicEntry(name string, replica int32, config [2]string) []byte {
+	entry := []byte{2, 1, byte(len(name))}
+	entry = append(entry, name...)
+	id := make([]byte, 16)
+	rand.Read(id)
+	entry = append(entry, id...)
+	entry = append(entry, 0)                                                     // not internal
+	entry = binary.BigEndian.AppendUint64(entry, uint64(time.Now().UnixMilli())) // created at
+	if config[0] == "" {
+		entry = append(entry, 0)
+	} else {
+		entry = append(entry, 1, byte(len(config[0])))
+		entry = append(entry, config[0]...)
+		entry = append(entry, byte(len(config[1])))
+		entry = append(entry, config[1]...)
+	}
+	entry = append(entry, 1, 1) // one partition, one replica
+	entry = binary.BigEndian.AppendUint32(entry, uint32(replica))
+	entry = binary.BigEndian.AppendUint32(entry, uint32(replica)) // leader
+	entry = binary.BigEndian.AppendUint32(entry, 0)               // leader epoch
+	entry = append(entry, 1)                                      // ISR
+	entry = binary.BigEndian.AppendUint32(entry, uint32(replica))
+	return binary.BigEndian.AppendUint32(entry, 0) // partition epoch
 }
 
 // insiderRPC opens a controller RPC connection to the node at address
@@ -263,6 +315,10 @@ func proposeRaw(t *testing.T, conn net.Conn, entry []byte) (byte, string) {
 	}
 	return payload[0], message
 }
+
+// raftVoteRequest is hashicorp/raft's RequestVote RPC (type byte 1, then a
+// msgpack map) from server "2" for term 1000.
+var raftVoteRequest = append([]byte{1, 0x82, 0xa2, 'I', 'D', 0xc4, 1, '2', 0xa4, 'T', 'e', 'r', 'm', 0xcd}, 0x03, 0xe8)
 
 func isTimeout(err error) bool {
 	netErr, ok := err.(net.Error)
