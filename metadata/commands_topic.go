@@ -112,6 +112,13 @@ func validatePartitions(topicName string, partitions []Partition, firstIndex int
 // broker counts: it is registered, and the controller moves leaderships
 // off it as off any fenced replica. Only new partitions are checked:
 // unregistering a broker leaves the partitions it holds as they are.
+//
+// Internal topics are not checked: builds before this check created
+// __consumer_offsets on the node itself when it had not registered yet, and
+// such an entry can still be in the log after an upgrade. Refusing it on
+// replay would drop the committed offsets' topic on the upgraded node only
+// (the nodes that had snapshotted past it keep it): nodes must reach the
+// same result for an entry whatever build first applied it.
 func checkReplicasRegistered(b *stateBuilder, topicName string, partitions []Partition, firstIndex int) error {
 	for i, partition := range partitions {
 		for _, replica := range partition.Replicas {
@@ -260,8 +267,10 @@ func (c *createTopicCommand) apply(b *stateBuilder) (any, error) {
 	if err := validateTopic(&topic); err != nil {
 		return nil, err
 	}
-	if err := checkReplicasRegistered(b, topic.Name, topic.Partitions, 0); err != nil {
-		return nil, err
+	if !topic.Internal {
+		if err := checkReplicasRegistered(b, topic.Name, topic.Partitions, 0); err != nil {
+			return nil, err
+		}
 	}
 	if _, ok := b.topic(topic.Name); ok {
 		return nil, fmt.Errorf("topic %q: %w", topic.Name, ErrTopicExists)
@@ -403,8 +412,10 @@ func (c *createPartitionsCommand) apply(b *stateBuilder) (any, error) {
 	if err := validatePartitions(c.name, c.partitions, int(current)); err != nil {
 		return nil, err
 	}
-	if err := checkReplicasRegistered(b, c.name, c.partitions, int(current)); err != nil {
-		return nil, err
+	if !topic.Internal {
+		if err := checkReplicasRegistered(b, c.name, c.partitions, int(current)); err != nil {
+			return nil, err
+		}
 	}
 	changed := *topic
 	changed.Partitions = slices.Grow(slices.Clip(topic.Partitions), len(c.partitions))

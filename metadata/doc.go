@@ -101,7 +101,9 @@
 // distinct, registered brokers (fenced or not), with the leader and the
 // ISR among them (ErrInvalidTopic, ErrTopicExists, ErrTopicIDExists,
 // ErrInvalidTopicConfig, ErrInvalidPartitions). UnregisterBroker leaves
-// the partitions a broker holds alone.
+// the partitions a broker holds alone. Internal topics are not held to
+// registered replicas: earlier builds created __consumer_offsets before
+// their node registered, and every entry must replay as it first applied.
 //
 // InitCluster records the cluster id of meta.properties in the replicated
 // state; a Store proposes it when it leads and finds the state without one

@@ -189,3 +189,18 @@ func TestApplyChecksReplicasAgainstTheStateAtApply(t *testing.T) {
 		t.Fatalf("partitions %+v\nwant %+v", topic.Partitions, want)
 	}
 }
+
+// TestApplyReplaysInternalTopicsOfEarlierBuilds: an earlier build created
+// __consumer_offsets on its own node before that node had registered, and
+// such an entry replays after an upgrade exactly as it applied then.
+func TestApplyReplaysInternalTopicsOfEarlierBuilds(t *testing.T) {
+	offsets := testTopic("__consumer_offsets", 1, []int32{1})
+	offsets.Internal = true
+	state := applySteps(t, []fsmStep{
+		{command: &createTopicCommand{topic: offsets}, wantValue: offsets},
+		{command: &registerBrokerCommand{registration: testRegistration(1)}},
+	}).state()
+	if _, ok := state.Topic("__consumer_offsets"); !ok {
+		t.Fatal("the offsets topic of an earlier build's log was refused on replay")
+	}
+}
