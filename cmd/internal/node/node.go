@@ -26,6 +26,7 @@ import (
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/tiermanager"
 	"github.com/strata-log/strata/internal/fsperm"
+	"github.com/strata-log/strata/internal/ratelog"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
 )
@@ -124,8 +125,10 @@ type Node struct {
 	recovery     tiermanager.RecoverConfig
 	admin        *http.Server
 	adminLn      net.Listener
-	ready        atomic.Bool
-	serveErr     chan error
+	// adminLogLimiter bounds the admin listener's refusal lines.
+	adminLogLimiter *ratelog.Limiter
+	ready           atomic.Bool
+	serveErr        chan error
 }
 
 // New formats the data dir when allowed, opens the metadata store, waits
@@ -192,12 +195,15 @@ func (n *Node) openAdmin(reg *prometheus.Registry) error {
 	if err != nil {
 		return fmt.Errorf("admin listener: listen on %s: %w (set --admin-listen)", cfg.AdminListen, err)
 	}
+	// Refused requests are logged, at most 10 lines a minute per message:
+	// anyone who reaches the port can cause them.
+	n.adminLogLimiter = ratelog.New(ratelog.Config{})
 	access := &adminAccess{
 		tokenFile:    cfg.AdminTokenFile,
 		loopbackOnly: isLoopbackListener(ln.Addr()),
 		hostnames:    adminHostnames(cfg.AdminListen),
 		pprof:        cfg.AdminPprof,
-		log:          n.log.With("component", "admin"),
+		log:          n.adminLogLimiter.Logger(n.log.With("component", "admin")),
 	}
 	if access.tokenFile == "" && !access.loopbackOnly {
 		n.log.Warn("the admin listener is not loopback-only and has no --admin-token-file: its operator routes (voters, tiering recovery) and pprof are refused", "admin_listen", ln.Addr().String())
@@ -679,6 +685,7 @@ func (n *Node) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		n.admin.Shutdown(ctx)
 		cancel()
+		n.adminLogLimiter.Close()
 	}
 	if err := n.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close metadata store: %w", err))
