@@ -110,8 +110,9 @@ func (f *fsm) Apply(log *raft.Log) any {
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	state := f.state()
 	results := make([]any, len(logs))
+	halted := f.halted.Load()
 	for i, log := range logs {
-		if halted := f.halted.Load(); halted != nil {
+		if halted != nil {
 			results[i] = applyResult{err: halted}
 			continue
 		}
@@ -122,6 +123,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		var result applyResult
 		state, result = f.applyCommand(state, log.Index, log.Data)
 		results[i] = result
+		errors.As(result.err, &halted)
 		f.resultsMu.Lock()
 		f.results[log.Index] = result
 		if len(f.results) > 2*keptResults {
@@ -134,6 +136,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		f.resultsMu.Unlock()
 	}
 	f.publish(state)
+	// Signal the halt only once the state before the entry is published:
+	// whoever sees the halt reads that state.
+	if halted != nil && f.halted.CompareAndSwap(nil, halted) {
+		close(f.haltedSignal)
+	}
 	return results
 }
 
@@ -167,8 +174,6 @@ func (f *fsm) applyCommand(state *State, index uint64, data []byte) (*State, app
 			halt.Version = data[1]
 		}
 		f.logger.Error("metadata: stopping: a committed log entry cannot be applied by this build (upgrade this node, or wipe its data dir and let it rejoin from the quorum)", "index", index, "type", halt.Type, "version", halt.Version, "error", err)
-		f.halted.Store(halt)
-		close(f.haltedSignal)
 		return state, applyResult{err: halt}
 	}
 	builder := newStateBuilder(state, index)

@@ -346,14 +346,24 @@ func (s *Store) checkReady(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("metadata: replicated state belongs to cluster %q, meta.properties says %q: %w", clusterID, s.clusterID, ErrClusterIDMismatch)
 	}
 	if !s.IsLeader() {
-		return s.raft.AppliedIndex() >= s.raft.CommitIndex(), nil
+		if s.raft.AppliedIndex() < s.raft.CommitIndex() {
+			return false, nil
+		}
+		if err := s.HaltError(); err != nil {
+			return false, err
+		}
+		return true, nil
 	}
-	// A barrier returns once every entry before it has been applied.
+	// A barrier returns once every entry before it has been applied; the
+	// state machine may have halted at one of them.
 	if err := s.await(ctx, s.raft.Barrier(enqueueTimeout(ctx))); err != nil {
 		if errors.Is(err, ErrNotLeader) {
 			return false, nil
 		}
 		return false, fmt.Errorf("metadata: wait ready: %w", err)
+	}
+	if err := s.HaltError(); err != nil {
+		return false, err
 	}
 	return true, nil
 }
