@@ -410,19 +410,7 @@ func partitionDirs(t *testing.T, dataDir, topic string) []string {
 // the topic deleted again, nothing left behind); and a directory that is
 // not a partition's is neither used nor deleted.
 func TestPartitionCreationBoundedByFileDescriptors(t *testing.T) {
-	b := &brokerProcess{maxFiles: 1024}
-	dir := t.TempDir()
-	b.dataDir, b.logPath = dir+"/data", dir+"/strata.log"
-	b.addr, b.admin, b.ctrl = freePort(t), freePort(t), freePort(t)
-	t.Cleanup(func() {
-		b.kill()
-		if t.Failed() {
-			logTail(t, b.logPath)
-		}
-	})
-	if err := b.startRetryingPorts(t); err != nil {
-		t.Fatal(err)
-	}
+	b := startBrokerWithFileLimit(t, 1024)
 	adm := newAdmin(t, b.addr)
 	requireRefused := func(what string, code int16, msg *string) {
 		t.Helper()

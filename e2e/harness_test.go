@@ -85,14 +85,23 @@ func freePort(tb testing.TB) string {
 // printed when the test failed.
 func startBroker(tb testing.TB, extra ...string) *brokerProcess {
 	tb.Helper()
+	return startBrokerWithFileLimit(tb, 0, extra...)
+}
+
+// startBrokerWithFileLimit is startBroker with the process's file
+// descriptors limited to maxFiles (soft and hard, as prlimit
+// --nofile=N:N); 0 leaves the limit alone.
+func startBrokerWithFileLimit(tb testing.TB, maxFiles int, extra ...string) *brokerProcess {
+	tb.Helper()
 	dir := tb.TempDir()
 	b := &brokerProcess{
-		dataDir: filepath.Join(dir, "data"),
-		addr:    freePort(tb),
-		admin:   freePort(tb),
-		ctrl:    freePort(tb),
-		extra:   extra,
-		logPath: filepath.Join(dir, "strata.log"),
+		dataDir:  filepath.Join(dir, "data"),
+		addr:     freePort(tb),
+		admin:    freePort(tb),
+		ctrl:     freePort(tb),
+		extra:    extra,
+		logPath:  filepath.Join(dir, "strata.log"),
+		maxFiles: maxFiles,
 	}
 	tb.Cleanup(func() {
 		b.kill()

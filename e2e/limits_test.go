@@ -5,7 +5,6 @@ package e2e
 import (
 	"fmt"
 	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -39,19 +38,7 @@ func TestMinInsyncReplicas(t *testing.T) {
 // is raised past the file limit so that the storm reaches it (by default
 // it stops at a quarter of the limit: TestMaxConnectionsDefaultSparesDescriptors).
 func TestSurvivesFileDescriptorExhaustion(t *testing.T) {
-	b := &brokerProcess{maxFiles: 256, extra: []string{"--max-connections", "10000"}}
-	dir := t.TempDir()
-	b.dataDir, b.logPath = filepath.Join(dir, "data"), filepath.Join(dir, "strata.log")
-	b.addr, b.admin, b.ctrl = freePort(t), freePort(t), freePort(t)
-	t.Cleanup(func() {
-		b.kill()
-		if t.Failed() {
-			logTail(t, b.logPath)
-		}
-	})
-	if err := b.startRetryingPorts(t); err != nil {
-		t.Fatal(err)
-	}
+	b := startBrokerWithFileLimit(t, 256, "--max-connections", "10000")
 	topic := uniqueTopic(t)
 	createTopic(t, b.addr, topic, 1, nil)
 	var storm []net.Conn
@@ -110,19 +97,7 @@ func TestShutdownWithUnreadResponses(t *testing.T) {
 // rest wait in the kernel backlog) and never makes the broker run out of
 // file descriptors; clients are served once the storm is over.
 func TestMaxConnectionsDefaultSparesDescriptors(t *testing.T) {
-	b := &brokerProcess{maxFiles: 256}
-	dir := t.TempDir()
-	b.dataDir, b.logPath = filepath.Join(dir, "data"), filepath.Join(dir, "strata.log")
-	b.addr, b.admin, b.ctrl = freePort(t), freePort(t), freePort(t)
-	t.Cleanup(func() {
-		b.kill()
-		if t.Failed() {
-			logTail(t, b.logPath)
-		}
-	})
-	if err := b.startRetryingPorts(t); err != nil {
-		t.Fatal(err)
-	}
+	b := startBrokerWithFileLimit(t, 256)
 	topic := uniqueTopic(t)
 	createTopic(t, b.addr, topic, 1, nil)
 	var storm []net.Conn
