@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Issue 14's probes against the admin listener, replayed on the real
@@ -257,14 +258,25 @@ func TestRecoverQuorum(t *testing.T) {
 	producer.Close()
 	// Node 1 must hold every acknowledged record: acks=all covers the ISR,
 	// and a slow node may have left it for a while.
-	eventually(t, time.Minute, "node 1 in every partition's ISR", func() error {
-		m, err := adm.Metadata(ctx, topic)
-		if err != nil {
-			return err
-		}
-		for _, p := range m.Topics[topic].Partitions {
-			if !containsID(p.ISR, 1) {
-				return fmt.Errorf("partition %d ISR %v", p.Partition, p.ISR)
+	// Every node's view must agree: one that has not applied a shrink yet
+	// would show node 1 in an ISR it already left.
+	views := c.client(t)
+	eventually(t, time.Minute, "node 1 in every partition's ISR, on every node", func() error {
+		for id := range c.nodes {
+			request := kmsg.NewPtrMetadataRequest()
+			requestTopic := kmsg.NewMetadataRequestTopic()
+			requestTopic.Topic = kmsg.StringPtr(topic)
+			request.Topics = append(request.Topics, requestTopic)
+			response, err := request.RequestWith(ctx, views.Broker(int(id)))
+			if err != nil {
+				return err
+			}
+			for _, responseTopic := range response.Topics {
+				for _, p := range responseTopic.Partitions {
+					if !containsID(p.ISR, 1) {
+						return fmt.Errorf("node %d: partition %d ISR %v", id, p.Partition, p.ISR)
+					}
+				}
 			}
 		}
 		return nil
