@@ -230,7 +230,7 @@ func TestRecoverQuorum(t *testing.T) {
 	// A short lag time lets the survivor, once it leads, drop the dead
 	// replicas from the ISR within seconds.
 	c := startClusterWith(t, 3, func(id int32, b *brokerProcess) (string, []string) {
-		return "", []string{"--replica-lag-time-max-ms", "5000"}
+		return "", []string{"--replica-lag-time-max-ms", "5000", "--broker-session-timeout-ms", "10000"}
 	})
 	ctx := testContext(t, 5*time.Minute)
 	topic := legalTopic(t)
