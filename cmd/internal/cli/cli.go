@@ -109,6 +109,21 @@ func Run(args []string, stdout, stderr io.Writer) int {
 // cluster's, or corruption): restarting it does not help.
 const ExitUnappliableEntry = 3
 
+// parseFlags parses a command's flags, which take no positional
+// arguments: --help is pflag.ErrHelp, anything else wrong a usageError.
+func parseFlags(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected arguments %q", fs.Args())
+	}
+	return nil
+}
+
 // usageError is a bad flag or setting: exit code 2.
 type usageError struct{ error }
 
@@ -397,14 +412,8 @@ func parseVoters(flag, s string) (map[int32]string, error) {
 
 func runServe(args []string, stdout, stderr io.Writer) error {
 	fs, f := newServeFlagSet(stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageErrorf("unexpected arguments %q", fs.Args())
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if err := applyOverrides(fs, f.configFile); err != nil {
 		return err

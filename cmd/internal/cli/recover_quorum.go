@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,14 +38,8 @@ func runRecoverQuorum(args []string, stdout, stderr io.Writer) error {
 	votersFlag := fs.String("voters", "", "the surviving voters id@host:port,... (their controller addresses), this node among them")
 	nodeID := fs.Int32("node-id", -1, "this node's id (default: read from the data dir's meta.properties)")
 	fs.Usage = func() { fmt.Fprintf(stderr, "%s%s", recoverQuorumUsage, fs.FlagUsages()) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageErrorf("unexpected arguments %q", fs.Args())
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	voters, err := parseVoters("--voters", *votersFlag)
 	if err != nil {
