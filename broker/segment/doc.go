@@ -120,6 +120,8 @@
 //     Append and FlushIfDue), and after Truncate. By default neither count
 //     nor time triggers it: like Kafka, Strata relies on replication, not
 //     fsync, for acknowledged writes.
+//   - Open of a log without segments (a new partition) fsyncs the parent
+//     directory too, so that the log directory's own name is durable.
 //   - Segments before the active one were fsynced when rolled, so after a
 //     power loss only the active segment can have a torn or missing tail.
 //   - Close writes the clean-shutdown marker (with the end offset) after

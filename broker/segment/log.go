@@ -130,7 +130,13 @@ func (l *Log) load(startOffset int64) error {
 		l.segments = []*segment{s}
 		l.startOffset.Store(startOffset)
 		l.endOffset.Store(startOffset)
-		return atomicfile.SyncDir(l.dir)
+		if err := atomicfile.SyncDir(l.dir); err != nil {
+			return err
+		}
+		// A new log's directory was just created (here or by the caller):
+		// its name in the parent is durable only once the parent is fsynced,
+		// or a power loss takes the whole log, flushed records included.
+		return atomicfile.SyncDir(filepath.Dir(l.dir))
 	}
 	if err := l.loadSegments(baseOffsets, clean, markerEndOffset); err != nil {
 		return err
