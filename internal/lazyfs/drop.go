@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -163,26 +164,31 @@ func (lfs *FS) undoNamespaceLocked(locations map[uint64]string) error {
 			objectFDs[entry.ino] = objectFD
 		}
 	}
-	var rootStat unix.Stat_t
-	if err := unix.Stat(lfs.backing, &rootStat); err != nil {
-		return fmt.Errorf("lazyfs: drop: %w", err)
-	}
-	rootIno := rootStat.Ino
 	// Phase 1: move every name that is not durable out of the way.
 	graveyardFD, err := openPath(lfs.graveyard, unix.O_DIRECTORY)
 	if err != nil {
 		return fmt.Errorf("lazyfs: drop: open graveyard: %w", err)
 	}
 	defer unix.Close(int(graveyardFD))
+	// Shallowest first, so that a directory whose own name is not durable
+	// goes aside with its content before its content is looked at.
+	order := make([]uint64, 0, len(dirFDs))
+	for dirIno := range dirFDs {
+		order = append(order, dirIno)
+	}
+	sort.Slice(order, func(i, j int) bool {
+		return strings.Count(locations[order[i]], "/") < strings.Count(locations[order[j]], "/")
+	})
 	aside := 0
-	for dirIno, dirFD := range dirFDs {
-		if !durableInodes[dirIno] && dirIno != rootIno {
-			continue // not durable itself: it goes aside with its content
-		}
+	for _, dirIno := range order {
+		dirFD := dirFDs[dirIno]
 		dirPath, err := dirFD.currentPath()
 		if err != nil {
 			lfs.dropErrorLocked("locate changed directory", "err", err)
 			continue
+		}
+		if lfs.inGraveyard(dirPath) {
+			continue // removed, or moved aside just now: nothing was added to it since
 		}
 		current, err := readListing(dirPath, dirPath == lfs.backing)
 		if err != nil {
@@ -207,9 +213,6 @@ func (lfs *FS) undoNamespaceLocked(locations map[uint64]string) error {
 	}
 	// Phase 2: put back every durable name that is missing.
 	for dirIno, dirFD := range dirFDs {
-		if !durableInodes[dirIno] && dirIno != rootIno {
-			continue
-		}
 		for name, entry := range lfs.dirs[dirIno] {
 			var st unix.Stat_t
 			if err := unix.Fstatat(int(dirFD), name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {

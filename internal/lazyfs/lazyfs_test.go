@@ -188,6 +188,41 @@ func TestDropAtomicReplace(t *testing.T) {
 	})
 }
 
+// TestDropDirectoryNeverFsynced is hashicorp/raft's snapshot sequence: a
+// temporary directory, files in it fsynced, the directory renamed and its
+// parent fsynced, but the directory itself never: its name survives a
+// drop, and the names in it do not.
+func TestDropDirectoryNeverFsynced(t *testing.T) {
+	dir, m := mountTest(t)
+	snapshots := filepath.Join(dir, "snapshots")
+	if err := os.Mkdir(snapshots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fsyncDir(t, dir)
+	temporary := filepath.Join(snapshots, "1-10.tmp")
+	if err := os.Mkdir(temporary, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := create(t, filepath.Join(temporary, "state.bin"))
+	writeAt(t, f, "state", 0)
+	fsync(t, f)
+	f.Close()
+	if err := os.Rename(temporary, filepath.Join(snapshots, "1-10")); err != nil {
+		t.Fatal(err)
+	}
+	fsyncDir(t, snapshots)
+
+	drop(t, m)
+	entries, err := os.ReadDir(filepath.Join(snapshots, "1-10"))
+	if err != nil {
+		t.Fatalf("the renamed directory's name was made durable: %v", err)
+	}
+	if len(entries) != 0 {
+		t.Fatalf("the directory was never fsynced, yet %d names in it survived", len(entries))
+	}
+	requireMissing(t, temporary)
+}
+
 func TestDropUndoesUnlink(t *testing.T) {
 	dir, m := mountTest(t)
 	path := filepath.Join(dir, "segment")
