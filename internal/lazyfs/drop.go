@@ -235,7 +235,7 @@ func (lfs *FS) undoNamespaceLocked(locations map[uint64]string) error {
 			} else if lfs.inGraveyard(objectPath) {
 				lfs.undoneUnlinks++
 			}
-			if entry.isDir {
+			if entry.isDir() {
 				if !lfs.inGraveyard(objectPath) {
 					// Durable in another listing too (the directory it was
 					// renamed into was fsynced): it stays there.

@@ -63,9 +63,11 @@ func (s Stats) String() string {
 
 // dirEntry is one name of a directory listing: the backing inode it names.
 type dirEntry struct {
-	ino   uint64
-	isDir bool
+	ino  uint64
+	kind uint32 // the S_IFMT bits of the inode's mode
 }
+
+func (e dirEntry) isDir() bool { return e.kind == unix.S_IFDIR }
 
 // FS is the state of one lost-page-cache file system: what was made
 // durable, and what a drop must undo. Its methods are safe for concurrent
@@ -247,7 +249,7 @@ func readListing(path string, isRoot bool) (map[string]dirEntry, error) {
 			}
 			return nil, err
 		}
-		listing[entry.Name()] = dirEntry{ino: st.Ino, isDir: st.Mode&unix.S_IFMT == unix.S_IFDIR}
+		listing[entry.Name()] = dirEntry{ino: st.Ino, kind: st.Mode & unix.S_IFMT}
 	}
 	return listing, nil
 }

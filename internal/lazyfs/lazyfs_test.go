@@ -358,3 +358,30 @@ func TestExecute(t *testing.T) {
 		}
 	}
 }
+
+func TestSymlinks(t *testing.T) {
+	dir, m := mountTest(t)
+	writeDurably(t, filepath.Join(dir, "target"), "x")
+	if err := os.Symlink("target", filepath.Join(dir, "durable")); err != nil {
+		t.Fatal(err)
+	}
+	fsyncDir(t, dir)
+	if err := os.Symlink("target", filepath.Join(dir, "lost")); err != nil {
+		t.Fatal(err)
+	}
+	drop(t, m)
+	requireMissing(t, filepath.Join(dir, "lost"))
+	requireContent(t, filepath.Join(dir, "durable"), "x")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, entry := range entries {
+		if entry.Name() == "durable" && entry.Type() != os.ModeSymlink {
+			t.Fatalf("readdir says %s is %v, want a symlink", entry.Name(), entry.Type())
+		}
+	}
+	if err := os.Link(filepath.Join(dir, "target"), filepath.Join(dir, "hard")); !errors.Is(err, syscall.ENOTSUP) {
+		t.Fatalf("hard link: %v, want ENOTSUP", err)
+	}
+}

@@ -291,11 +291,7 @@ func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	}
 	entries := make([]fuse.DirEntry, 0, len(listing))
 	for name, entry := range listing {
-		mode := uint32(unix.S_IFREG)
-		if entry.isDir {
-			mode = unix.S_IFDIR
-		}
-		entries = append(entries, fuse.DirEntry{Name: name, Ino: entry.ino, Mode: mode})
+		entries = append(entries, fuse.DirEntry{Name: name, Ino: entry.ino, Mode: entry.kind})
 	}
 	return fusefs.NewListDirStream(entries), 0
 }
