@@ -59,6 +59,10 @@
 // through an O_PATH descriptor), empties the graveyard and forgets all
 // state: after a drop everything on the mount is durable.
 //
+// The undo state lives in the daemon's memory only: a daemon that is
+// killed and started again on the same backing directory counts everything
+// in it as durable (and empties the graveyard: removals count as durable).
+//
 // Memory is bounded by what is unsynced: a file costs the synced bytes it
 // overwrote or cut since its last fsync (Stats.UndoBytes; appends cost
 // nothing), a changed directory its durable listing. A process that
@@ -83,9 +87,11 @@
 // with one line:
 //
 //	drop           -> ok | error: <text>   forget everything not durable
-//	enospc on|off  -> ok                   while on, writes past the end of a file,
+//	enospc on|off  -> ok                   while on, writes past the end of a file
+//	                                       (the whole write, nothing partial),
 //	                                       creates, mkdir, symlink and allocating
-//	                                       fallocate fail with ENOSPC (overwrites,
+//	                                       fallocate fail with ENOSPC, and statfs
+//	                                       shows no free space (overwrites,
 //	                                       truncates and removals still work)
 //	fsync-delay MS -> ok                   every fsync/fdatasync of a file or a
 //	                                       directory takes at least MS ms (0: off)

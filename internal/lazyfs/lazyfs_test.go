@@ -291,6 +291,13 @@ func TestENOSPC(t *testing.T) {
 		t.Fatalf("fallocate with enospc on: %v, want ENOSPC", err)
 	}
 	requireContent(t, path, "ab23456789")
+	var full syscall.Statfs_t
+	if err := syscall.Statfs(dir, &full); err != nil {
+		t.Fatal(err)
+	}
+	if full.Bavail != 0 || full.Bfree != 0 {
+		t.Fatalf("statfs with enospc on: %d blocks free, %d available, want 0", full.Bfree, full.Bavail)
+	}
 
 	m.SetENOSPC(false)
 	writeAt(t, f, "grow", 8)

@@ -332,6 +332,9 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 		return fusefs.ToErrno(err)
 	}
 	out.FromStatfsT(&st)
+	if n.lazy.enospc.Load() {
+		out.Bfree, out.Bavail = 0, 0 // a full disk says so
+	}
 	return 0
 }
 
