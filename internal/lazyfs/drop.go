@@ -1,12 +1,10 @@
 package lazyfs
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -133,8 +131,6 @@ func (lfs *FS) undoNamespaceLocked(locations map[uint64]string) error {
 			unix.Close(int(fd))
 		}
 	}()
-	// durableInodes: every inode a durable listing names.
-	durableInodes := map[uint64]bool{}
 	for dirIno, listing := range lfs.dirs {
 		path, ok := locations[dirIno]
 		if !ok {
@@ -147,7 +143,6 @@ func (lfs *FS) undoNamespaceLocked(locations map[uint64]string) error {
 		}
 		dirFDs[dirIno] = fd
 		for name, entry := range listing {
-			durableInodes[entry.ino] = true
 			if _, done := objectFDs[entry.ino]; done {
 				continue
 			}
@@ -170,25 +165,20 @@ func (lfs *FS) undoNamespaceLocked(locations map[uint64]string) error {
 		return fmt.Errorf("lazyfs: drop: open graveyard: %w", err)
 	}
 	defer unix.Close(int(graveyardFD))
-	// Shallowest first, so that a directory whose own name is not durable
-	// goes aside with its content before its content is looked at.
-	order := make([]uint64, 0, len(dirFDs))
-	for dirIno := range dirFDs {
-		order = append(order, dirIno)
+	// Every changed directory gets its durable listing back, even one that
+	// goes away itself (it is in the graveyard at the end), because a
+	// directory in the graveyard may be one that comes back: a rename
+	// undone, or one inside a directory whose rename is undone.
+	type movedAside struct {
+		from pathFD // the directory the name was in
+		ino  uint64
 	}
-	sort.Slice(order, func(i, j int) bool {
-		return strings.Count(locations[order[i]], "/") < strings.Count(locations[order[j]], "/")
-	})
-	aside := 0
-	for _, dirIno := range order {
-		dirFD := dirFDs[dirIno]
+	var asides []movedAside
+	for dirIno, dirFD := range dirFDs {
 		dirPath, err := dirFD.currentPath()
 		if err != nil {
 			lfs.dropErrorLocked("locate changed directory", "err", err)
 			continue
-		}
-		if lfs.inGraveyard(dirPath) {
-			continue // removed, or moved aside just now: nothing was added to it since
 		}
 		current, err := readListing(dirPath, dirPath == lfs.backing)
 		if err != nil {
@@ -200,18 +190,15 @@ func (lfs *FS) undoNamespaceLocked(locations map[uint64]string) error {
 			if durable[name] == entry {
 				continue
 			}
-			if durableInodes[entry.ino] {
-				lfs.undoneRenames++
-			} else {
-				lfs.undoneCreates++
-			}
-			aside++
-			if err := unix.Renameat(int(dirFD), name, int(graveyardFD), "aside-"+strconv.Itoa(aside)); err != nil {
+			if err := unix.Renameat(int(dirFD), name, int(graveyardFD), "aside-"+strconv.Itoa(len(asides))); err != nil {
 				lfs.dropErrorLocked("move name aside", "dir", dirPath, "name", name, "err", err)
+				continue
 			}
+			asides = append(asides, movedAside{from: dirFD, ino: entry.ino})
 		}
 	}
 	// Phase 2: put back every durable name that is missing.
+	putBack := map[uint64]bool{}
 	for dirIno, dirFD := range dirFDs {
 		for name, entry := range lfs.dirs[dirIno] {
 			var st unix.Stat_t
@@ -230,11 +217,6 @@ func (lfs *FS) undoNamespaceLocked(locations map[uint64]string) error {
 				lfs.dropErrorLocked("locate durable entry", "name", name, "err", err)
 				continue
 			}
-			if lfs.inGraveyard(objectPath) && strings.HasPrefix(filepath.Base(objectPath), "aside-") {
-				// It had a name that a drop took away: a rename undone.
-			} else if lfs.inGraveyard(objectPath) {
-				lfs.undoneUnlinks++
-			}
 			if entry.isDir() {
 				if !lfs.inGraveyard(objectPath) {
 					// Durable in another listing too (the directory it was
@@ -245,9 +227,27 @@ func (lfs *FS) undoNamespaceLocked(locations map[uint64]string) error {
 			} else {
 				err = unix.Linkat(unix.AT_FDCWD, objectFD.proc(), int(dirFD), name, unix.AT_SYMLINK_FOLLOW)
 			}
-			if err != nil && !errors.Is(err, unix.EEXIST) {
+			if err != nil {
 				lfs.dropErrorLocked("put back durable name", "name", name, "from", objectPath, "err", err)
+				continue
 			}
+			if objectPath == filepath.Join(lfs.graveyard, strconv.FormatUint(entry.ino, 10)) {
+				lfs.undoneUnlinks++ // removed at run time, kept in the graveyard
+			}
+			putBack[entry.ino] = true
+		}
+	}
+	// Count what was taken from directories that survive: a name whose
+	// object came back under its durable name is a rename undone, else a
+	// create undone.
+	for _, aside := range asides {
+		if from, err := aside.from.currentPath(); err != nil || lfs.inGraveyard(from) {
+			continue
+		}
+		if putBack[aside.ino] {
+			lfs.undoneRenames++
+		} else {
+			lfs.undoneCreates++
 		}
 	}
 	return nil
