@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -75,7 +76,8 @@ func (o *modelObject) describe() string {
 	return strings.Join(lines, "\n")
 }
 
-func describeBacking(t *testing.T, backing string) string {
+// describeTree is describe for a directory tree, without the graveyard.
+func describeTree(t *testing.T, backing string) string {
 	t.Helper()
 	var lines []string
 	err := filepath.WalkDir(backing, func(path string, entry os.DirEntry, err error) error {
@@ -106,21 +108,172 @@ func describeBacking(t *testing.T, backing string) string {
 	return strings.Join(lines, "\n")
 }
 
-// TestNamespaceModel drives FS's namespace operations directly on a
-// backing directory (no mount) with random creates, mkdirs, writes,
-// fsyncs of files and directories, unlinks, rmdirs, renames and drops,
-// and compares the backing tree with a model of strict POSIX durability
-// after every step. Fixed seeds.
+// namespaceDriver applies the model's operations (paths relative to the
+// root) to a file system, and drops.
+type namespaceDriver interface {
+	create(path string) error
+	mkdir(path string) error
+	write(path string, data []byte, offset int64) error
+	fsync(path string) error
+	fsyncDir(path string) error
+	remove(path string, isDir bool) error
+	rename(from, to string) error
+	drop() error
+	root() string // the directory whose tree must match the model
+	stats() Stats
+}
+
+// directDriver calls FS's operations on the backing directory, no mount.
+type directDriver struct {
+	lfs *FS
+}
+
+func (d directDriver) abs(path string) string { return filepath.Join(d.lfs.backing, path) }
+
+func errnoError(errno syscall.Errno) error {
+	if errno == 0 {
+		return nil
+	}
+	return errno
+}
+
+func (d directDriver) create(path string) error {
+	var st unix.Stat_t
+	fd, errno := d.lfs.create(filepath.Dir(d.abs(path)), filepath.Base(path), unix.O_RDWR, 0o644, &st)
+	if errno == 0 {
+		unix.Close(fd)
+	}
+	return errnoError(errno)
+}
+
+func (d directDriver) mkdir(path string) error {
+	var st unix.Stat_t
+	return errnoError(d.lfs.mkdir(filepath.Dir(d.abs(path)), filepath.Base(path), 0o755, &st))
+}
+
+func (d directDriver) withFile(path string, fn func(fd int) syscall.Errno) error {
+	fd, err := unix.Open(d.abs(path), unix.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return errnoError(fn(fd))
+}
+
+func (d directDriver) write(path string, data []byte, offset int64) error {
+	return d.withFile(path, func(fd int) syscall.Errno {
+		_, errno := d.lfs.write(fd, data, offset)
+		return errno
+	})
+}
+
+func (d directDriver) fsync(path string) error { return d.withFile(path, d.lfs.syncFile) }
+
+func (d directDriver) fsyncDir(path string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(d.abs(path), &st); err != nil {
+		return err
+	}
+	d.lfs.syncDir(st.Ino)
+	return nil
+}
+
+func (d directDriver) remove(path string, isDir bool) error {
+	return errnoError(d.lfs.remove(filepath.Dir(d.abs(path)), filepath.Base(path), isDir))
+}
+
+func (d directDriver) rename(from, to string) error {
+	return errnoError(d.lfs.rename(filepath.Dir(d.abs(from)), filepath.Base(from), filepath.Dir(d.abs(to)), filepath.Base(to), 0))
+}
+
+func (d directDriver) drop() error  { return d.lfs.Drop() }
+func (d directDriver) root() string { return d.lfs.backing }
+func (d directDriver) stats() Stats { return d.lfs.Stats() }
+
+// mountDriver makes the system calls on the mount, so the kernel and its
+// caches are part of the test.
+type mountDriver struct {
+	dir   string
+	mount *Mount
+}
+
+func (d mountDriver) abs(path string) string { return filepath.Join(d.dir, path) }
+
+func (d mountDriver) create(path string) error {
+	f, err := os.OpenFile(d.abs(path), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err == nil {
+		err = f.Close()
+	}
+	return err
+}
+
+func (d mountDriver) mkdir(path string) error { return os.Mkdir(d.abs(path), 0o755) }
+
+func (d mountDriver) write(path string, data []byte, offset int64) error {
+	f, err := os.OpenFile(d.abs(path), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.WriteAt(data, offset)
+	return err
+}
+
+func (d mountDriver) fsync(path string) error {
+	f, err := os.OpenFile(d.abs(path), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+func (d mountDriver) fsyncDir(path string) error {
+	f, err := os.Open(d.abs(path))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+func (d mountDriver) remove(path string, isDir bool) error { return os.Remove(d.abs(path)) }
+
+// rename is rename(2): os.Rename refuses to replace a directory.
+func (d mountDriver) rename(from, to string) error { return unix.Rename(d.abs(from), d.abs(to)) }
+func (d mountDriver) drop() error                  { return d.mount.Drop() }
+func (d mountDriver) root() string                 { return d.dir }
+func (d mountDriver) stats() Stats                 { return d.mount.Stats() }
+
+// TestNamespaceModel applies random creates, mkdirs, writes, fsyncs of
+// files and directories, unlinks, rmdirs, renames and drops, and compares
+// the tree with a model of strict POSIX durability after every step (fixed
+// seeds): once calling FS directly on a backing directory (runs where FUSE
+// is missing), once through a real mount (the kernel's caches included).
 func TestNamespaceModel(t *testing.T) {
-	names := []string{"a", "b", "c"}
-	for seed := range uint64(40) {
-		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
-			random := rand.New(rand.NewPCG(seed, 15))
-			backing := t.TempDir()
-			lfs, err := New(Config{Backing: backing})
+	t.Run("direct", func(t *testing.T) {
+		runNamespaceModel(t, 40, func(t *testing.T) namespaceDriver {
+			lfs, err := New(Config{Backing: t.TempDir()})
 			if err != nil {
 				t.Fatal(err)
 			}
+			return directDriver{lfs: lfs}
+		})
+	})
+	t.Run("mount", func(t *testing.T) {
+		runNamespaceModel(t, 10, func(t *testing.T) namespaceDriver {
+			dir, m := mountTest(t)
+			return mountDriver{dir: dir, mount: m}
+		})
+	})
+}
+
+func runNamespaceModel(t *testing.T, seeds uint64, newDriver func(t *testing.T) namespaceDriver) {
+	names := []string{"a", "b", "c"}
+	for seed := range seeds {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			random := rand.New(rand.NewPCG(seed, 15))
+			driver := newDriver(t)
 			root := newModelDir()
 			var history []string
 			pick := func(entries []modelEntry, dirs bool) (modelEntry, bool) {
@@ -137,41 +290,31 @@ func TestNamespaceModel(t *testing.T) {
 			}
 			for step := range 200 {
 				entries := root.entries("")
-				dirs := append([]modelEntry{{object: root}}, func() []modelEntry {
-					var out []modelEntry
-					for _, entry := range entries {
-						if entry.object.dir {
-							out = append(out, entry)
-						}
+				dirs := []modelEntry{{object: root}}
+				for _, entry := range entries {
+					if entry.object.dir {
+						dirs = append(dirs, entry)
 					}
-					return out
-				}()...)
+				}
 				dir := dirs[random.IntN(len(dirs))]
-				dirPath := filepath.Join(backing, dir.path)
 				name := names[random.IntN(len(names))]
+				path := filepath.Join(dir.path, name)
 				var op string
+				var err error
 				switch random.IntN(11) {
 				case 0, 1:
 					if dir.object.children[name] != nil {
 						continue
 					}
-					op = "create " + filepath.Join(dir.path, name)
-					var st unix.Stat_t
-					fd, errno := lfs.create(dirPath, name, unix.O_RDWR, 0o644, &st)
-					if errno != 0 {
-						t.Fatalf("%s: %v", op, errno)
-					}
-					unix.Close(fd)
+					op = "create " + path
+					err = driver.create(path)
 					dir.object.children[name] = &modelObject{}
 				case 2:
 					if dir.object.children[name] != nil {
 						continue
 					}
-					op = "mkdir " + filepath.Join(dir.path, name)
-					var st unix.Stat_t
-					if errno := lfs.mkdir(dirPath, name, 0o755, &st); errno != 0 {
-						t.Fatalf("%s: %v", op, errno)
-					}
+					op = "mkdir " + path
+					err = driver.mkdir(path)
 					dir.object.children[name] = newModelDir()
 				case 3:
 					file, ok := pick(entries, false)
@@ -181,15 +324,7 @@ func TestNamespaceModel(t *testing.T) {
 					data := []byte(fmt.Sprint(step))
 					offset := random.IntN(len(file.object.content) + 1)
 					op = fmt.Sprintf("write %s at %d", file.path, offset)
-					fd, err := unix.Open(filepath.Join(backing, file.path), unix.O_RDWR, 0)
-					if err != nil {
-						t.Fatalf("%s: %v", op, err)
-					}
-					_, errno := lfs.write(fd, data, int64(offset))
-					unix.Close(fd)
-					if errno != 0 {
-						t.Fatalf("%s: %v", op, errno)
-					}
+					err = driver.write(file.path, data, int64(offset))
 					content := file.object.content
 					if grown := offset + len(data); grown > len(content) {
 						content = append(content, make([]byte, grown-len(content))...)
@@ -202,29 +337,19 @@ func TestNamespaceModel(t *testing.T) {
 						continue
 					}
 					op = "fsync " + file.path
-					fd, err := unix.Open(filepath.Join(backing, file.path), unix.O_RDWR, 0)
-					if err != nil {
-						t.Fatalf("%s: %v", op, err)
-					}
-					errno := lfs.syncFile(fd)
-					unix.Close(fd)
-					if errno != 0 {
-						t.Fatalf("%s: %v", op, errno)
-					}
+					err = driver.fsync(file.path)
 					file.object.synced = bytes.Clone(file.object.content)
 				case 5, 6:
 					op = "fsync dir " + dir.path
-					lfs.syncDir(dirIno(t, dirPath))
+					err = driver.fsyncDir(dir.path)
 					dir.object.durable = maps.Clone(dir.object.children)
 				case 7:
 					victim := dir.object.children[name]
 					if victim == nil || (victim.dir && len(victim.children) > 0) {
 						continue
 					}
-					op = "remove " + filepath.Join(dir.path, name)
-					if errno := lfs.remove(dirPath, name, victim.dir); errno != 0 {
-						t.Fatalf("%s: %v", op, errno)
-					}
+					op = "remove " + path
+					err = driver.remove(path, victim.dir)
 					delete(dir.object.children, name)
 				case 8, 9:
 					if len(entries) == 0 {
@@ -246,23 +371,22 @@ func TestNamespaceModel(t *testing.T) {
 						continue
 					}
 					op = fmt.Sprintf("rename %s -> %s", source.path, filepath.Join(targetDir.path, name))
-					if errno := lfs.rename(filepath.Join(backing, filepath.Dir(source.path)), source.name, filepath.Join(backing, targetDir.path), name, 0); errno != 0 {
-						t.Fatalf("%s: %v", op, errno)
-					}
+					err = driver.rename(source.path, filepath.Join(targetDir.path, name))
 					delete(source.parent.children, source.name)
 					targetDir.object.children[name] = source.object
 				case 10:
 					op = "drop"
-					if err := lfs.Drop(); err != nil {
-						t.Fatalf("drop: %v", err)
-					}
+					err = driver.drop()
 					root.powerLoss()
 				}
 				history = append(history, op)
-				if got, want := describeBacking(t, backing), root.describe(); got != want {
-					t.Fatalf("after:\n  %s\nbacking:\n%s\nmodel:\n%s", strings.Join(history, "\n  "), got, want)
+				if err != nil {
+					t.Fatalf("after:\n  %s\nfailed: %v", strings.Join(history, "\n  "), err)
 				}
-				if stats := lfs.Stats(); stats.DropErrors != 0 {
+				if got, want := describeTree(t, driver.root()), root.describe(); got != want {
+					t.Fatalf("after:\n  %s\ntree:\n%s\nmodel:\n%s", strings.Join(history, "\n  "), got, want)
+				}
+				if stats := driver.stats(); stats.DropErrors != 0 {
 					t.Fatalf("after:\n  %s\n%s", strings.Join(history, "\n  "), stats)
 				}
 			}
