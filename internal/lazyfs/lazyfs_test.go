@@ -2,6 +2,7 @@ package lazyfs
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,12 @@ func TestDropKeepsSyncedPrefix(t *testing.T) {
 	writeAt(t, f, "lost", 7)
 	requireContent(t, path, "synced.lost")
 	drop(t, m)
+	// A descriptor open across the drop reads the restored file, not the
+	// kernel's cached pages or length.
+	buffer := make([]byte, 64)
+	if n, err := f.ReadAt(buffer, 0); string(buffer[:n]) != "synced." || !errors.Is(err, io.EOF) {
+		t.Fatalf("read through the open descriptor after drop: %q, %v; want %q, EOF", buffer[:n], err, "synced.")
+	}
 	requireContent(t, path, "synced.")
 	if got := m.Stats().DroppedBytes; got != 4 {
 		t.Fatalf("dropped_bytes = %d, want 4", got)
