@@ -112,3 +112,68 @@ func TestSegmentLogRecoversSyncedPrefix(t *testing.T) {
 		})
 	}
 }
+
+// TestSegmentTruncateIsDurable: a replica that truncates its log (to a
+// leader epoch end) must not get the truncated records back after a power
+// loss, or it would diverge from its leader. Truncate within the active
+// segment, across segments, and below the first one.
+func TestSegmentTruncateIsDurable(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		truncateTo int64
+		fully      bool // TruncateFullyAndStartAt instead of Truncate
+	}{
+		{name: "within the active segment", truncateTo: 14},
+		{name: "across segments", truncateTo: 4},
+		{name: "below the first segment", truncateTo: 0},
+		{name: "fully, restarting above the end", truncateTo: 40, fully: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, m := mountTest(t)
+			logDir := filepath.Join(dir, "topic-0")
+			cfg := segment.Config{SegmentBytes: 300}
+			l, err := segment.Open(logDir, 0, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			var values []string
+			for i := range 16 {
+				values = append(values, fmt.Sprintf("value-%03d", i))
+			}
+			batches := appendBatches(t, l, values...)
+			if err := l.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if tc.fully {
+				err = l.TruncateFullyAndStartAt(tc.truncateTo)
+			} else {
+				err = l.Truncate(tc.truncateTo)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantEnd := l.EndOffset()
+			wantStart := l.StartOffset()
+			var want []byte
+			if !tc.fully {
+				want = bytes.Join(batches[:wantEnd], nil)
+			}
+
+			drop(t, m)
+
+			reopened, err := segment.Open(logDir, 0, cfg)
+			if err != nil {
+				t.Fatalf("reopen after drop: %v", err)
+			}
+			defer reopened.Close()
+			if reopened.EndOffset() != wantEnd || reopened.StartOffset() != wantStart {
+				t.Fatalf("after drop the log is [%d, %d), want [%d, %d) as truncated; stats %s",
+					reopened.StartOffset(), reopened.EndOffset(), wantStart, wantEnd, m.Stats())
+			}
+			if got, err := reopened.Read(wantStart, 1<<30, wantEnd, true); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("after drop the log holds %d bytes (%v), want the %d bytes below the truncation", len(got), err, len(want))
+			}
+		})
+	}
+}
