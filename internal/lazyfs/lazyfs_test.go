@@ -399,3 +399,35 @@ func TestSymlinks(t *testing.T) {
 		t.Fatalf("hard link: %v, want ENOTSUP", err)
 	}
 }
+
+// TestFailedRenameKeepsTarget renames a directory over a durable empty
+// directory inside itself, which fails: the target, moved aside first so a
+// drop could bring it back, must stay where it was. (The kernel refuses this
+// rename before asking a FUSE file system, so FS is called directly: it
+// stands for any rename the backing file system refuses.)
+func TestFailedRenameKeepsTarget(t *testing.T) {
+	backing := t.TempDir()
+	lfs, err := New(Config{Backing: backing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := filepath.Join(backing, "parent")
+	target := filepath.Join(parent, "target")
+	for _, d := range []string{parent, target} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if errno := lfs.rename(backing, "parent", parent, "target", 0); errno != syscall.EINVAL {
+		t.Fatalf("rename a directory into itself: %v, want EINVAL", errno)
+	}
+	if info, err := os.Stat(target); err != nil || !info.IsDir() {
+		t.Fatalf("the target after the failed rename: %v", err)
+	}
+	if err := lfs.Drop(); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := os.Stat(target); err != nil || !info.IsDir() {
+		t.Fatalf("the target after a drop: %v", err)
+	}
+}
