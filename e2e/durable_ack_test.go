@@ -89,6 +89,15 @@ func TestDurableAcknowledgement(t *testing.T) {
 	if err := consumer.CommitUncommittedOffsets(ctx); err != nil {
 		t.Fatalf("commit: %v", err)
 	}
+	// The offsets topic (created by the group's first use) follows the
+	// broker default too: commits are answered once fsynced on its ISR.
+	offsetsConfigs, err := adm.DescribeTopicConfigs(ctx, "__consumer_offsets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := offsetsConfigs.On("__consumer_offsets", nil); err != nil || !hasConfig(v.Configs, "flush.messages", "1") {
+		t.Fatalf("__consumer_offsets: flush.messages is not the broker default 1: %+v %v", v.Configs, err)
+	}
 	committed, err := adm.FetchOffsets(ctx, group)
 	if err != nil {
 		t.Fatal(err)
