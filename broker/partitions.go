@@ -32,6 +32,9 @@ type partitionManagerConfig struct {
 	log                  *slog.Logger
 	// files bounds the partitions opened by the file descriptors left.
 	files fileBudget
+	// syncs bounds the partitions fsyncing at once in durable mode
+	// (flush.messages=1).
+	syncs *partition.SyncPool
 	// onLeadership is called when a partition's leadership term changes
 	// (and after it is opened), onClose before it is closed or removed (the
 	// group coordinators follow __consumer_offsets leadership);
@@ -242,7 +245,7 @@ func (m *partitionManager) reconcile() error {
 		opened++
 		files.available -= fdsPerPartition
 		dir := filepath.Join(m.cfg.dataDir, fmt.Sprintf("%s-%d", tp.topic, tp.index))
-		p, err := partition.Open(partition.Config{Dir: dir, Topic: tp.topic, TopicID: t.ID, Index: tp.index, Self: m.cfg.nodeID, Values: values, Logger: m.cfg.log})
+		p, err := partition.Open(partition.Config{Dir: dir, Topic: tp.topic, TopicID: t.ID, Index: tp.index, Self: m.cfg.nodeID, Values: values, Logger: m.cfg.log, Syncs: m.cfg.syncs})
 		if err != nil {
 			errs = append(errs, err)
 			continue

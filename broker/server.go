@@ -390,6 +390,7 @@ func New(cfg Config) (*Server, error) {
 		cleanerBackoff:       cfg.CleanerBackoff,
 		metrics:              s.metrics,
 		log:                  cfg.Logger,
+		syncs:                partition.NewSyncPool(partition.DefaultSyncConcurrency),
 		onLeadership:         follow.leadership,
 		onClose:              follow.closing,
 		onReconciled:         func(state *metadata.State, parts []*partition.Partition) { s.fetchers.Update(state, parts) },

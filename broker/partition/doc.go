@@ -22,6 +22,13 @@
 //     the ISR (LaggingISR); one that catches up with the high watermark
 //     joins it again (FollowerFetched): both return the ISR to propose,
 //     and one proposal at a time is in flight until ISRChangeDone.
+//   - Durable mode (flush.messages=1, sync.go): the leader's own log end
+//     counts toward the high watermark only once fsynced, acks=1 waits for
+//     the leader's fsync (Pending.LeaderOnly), and a follower fsyncs what it
+//     appended before it fetches again, reporting only its fsynced end
+//     (WaitSynced, ReplicaFetchOffset). fsyncs run outside appendMu, one
+//     per partition at a time covering every earlier append, at most
+//     SyncPool's size at once per broker.
 //   - A follower first truncates its log to where it agrees with the leader
 //     (TruncateTo, after OffsetForLeaderEpoch on LatestEpoch), then appends
 //     the leader's batches as they are (AppendReplicated: same offsets,

@@ -63,6 +63,17 @@ type Partition struct {
 	waitersMu sync.Mutex // guards waiters
 	waiters   map[chan struct{}]struct{}
 
+	// Durable mode (sync.go): syncs bounds the fsyncs running at once;
+	// syncMu guards syncRunning (a goroutine is syncing this partition) and
+	// syncAgain (appends came while it ran: sync once more); syncFailed is
+	// set when an fsync failed. syncLog is segments.Sync (tests wrap it).
+	syncs       *SyncPool
+	syncMu      sync.Mutex
+	syncRunning bool
+	syncAgain   bool
+	syncFailed  atomic.Bool
+	syncLog     func() (int64, error)
+
 	// afterLeaderCheckLocked, when set (tests only), runs in Append with
 	// appendMu held, after the leadership check and before the append:
 	// tests force interleavings there.
@@ -95,7 +106,10 @@ func segmentConfig(v topicconfig.Values, log *slog.Logger) segment.Config {
 		return time.Duration(n) * time.Millisecond
 	}
 	flushMessages := v.FlushMessages
-	if flushMessages == math.MaxInt64 {
+	if flushMessages == math.MaxInt64 || isDurable(&v) {
+		// flush.messages=1 is the durable mode: the partition fsyncs
+		// outside the append lock (group commit, sync.go), not the log
+		// inside every append.
 		flushMessages = 0
 	}
 	retentionMs, retentionBytes := v.RetentionMs, v.RetentionBytes
@@ -146,6 +160,9 @@ type Config struct {
 	Values topicconfig.Values
 	// Logger gets the partition's events; default slog.Default().
 	Logger *slog.Logger
+	// Syncs is the broker's pool of durable-mode fsyncs; default a pool
+	// shared by the partitions opened without one.
+	Syncs *SyncPool
 }
 
 // Open opens (recovering) or creates a partition replica: the log is
@@ -192,6 +209,11 @@ func Open(cfg Config) (p *Partition, err error) {
 		log:      log,
 		segments: segs,
 		waiters:  make(map[chan struct{}]struct{}),
+		syncs:    cfg.Syncs,
+		syncLog:  segs.Sync,
+	}
+	if p.syncs == nil {
+		p.syncs = defaultSyncPool
 	}
 	p.config.Store(&values)
 	if err := p.recoverProducers(); err != nil {
@@ -443,6 +465,9 @@ func (p *Partition) Append(records []byte, produceVersion int16, now time.Time) 
 	}
 	p.advanceHighWatermarkLocked()
 	p.appendMu.Unlock()
+	if p.Durable() {
+		p.requestSync()
+	}
 	p.notifyWaiters()
 	return base, appendTime, nil
 }
@@ -555,6 +580,9 @@ func (p *Partition) SetConfig(v topicconfig.Values, state *metadata.State) error
 	p.config.Store(&v)
 	err := p.segments.SetConfig(segmentConfig(v, p.log))
 	p.segments.SetRetentionLimit(limit)
+	if isDurable(&v) {
+		p.requestSync() // what was appended before counts from its fsync on
+	}
 	return err
 }
 

@@ -214,14 +214,19 @@ func (p *Partition) ApplyAssignment(a metadata.Partition, now time.Time) (newTer
 		p.advanceHighWatermarkLocked()
 	}
 	p.appendMu.Unlock()
+	if leading && p.Durable() && p.segments.SyncedEnd() < p.segments.EndOffset() {
+		p.requestSync() // a follower's appends not fsynced yet count once they are
+	}
 	p.notifyWaiters() // long-polls and acks=all waits re-check
 	return newTerm
 }
 
 // advanceHighWatermarkLocked moves the high watermark to the smallest log
-// end offset in the ISR (never backwards). Called with appendMu held.
+// end offset in the ISR (never backwards); the leader's own is
+// ownEndLocked (its fsynced end in durable mode). Called with appendMu
+// held.
 func (p *Partition) advanceHighWatermarkLocked() bool {
-	highWatermark := p.segments.EndOffset()
+	highWatermark := p.ownEndLocked()
 	for _, r := range p.assignment.ISR {
 		if r == p.self {
 			continue

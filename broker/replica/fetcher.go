@@ -245,6 +245,16 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 			return err
 		}
 	}
+	// Durable mode: the fetch offset tells the leader what this replica
+	// has, which must be on disk; fsync what the last fetch appended (all
+	// partitions at once, from the broker's pool) before asking again.
+	synced := make([]*partition.Partition, 0, len(parts))
+	for _, fo := range parts {
+		if fo.truncated {
+			synced = append(synced, fo.part)
+		}
+	}
+	partition.WaitSynced(synced, ctx.Done())
 	self := rf.f.cfg.NodeID
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = self
@@ -269,7 +279,7 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 		}
 		p := kmsg.NewFetchRequestTopicPartition()
 		p.Partition = fo.part.Index()
-		p.FetchOffset = fo.part.LogEndOffset()
+		p.FetchOffset = fo.part.ReplicaFetchOffset()
 		p.CurrentLeaderEpoch = fo.epoch
 		p.LogStartOffset = fo.part.LogStartOffset()
 		p.PartitionMaxBytes = 4 << 20
