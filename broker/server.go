@@ -106,6 +106,10 @@ type Config struct {
 	// OffsetsRetentionCheckInterval is offsets.retention.check.interval.ms,
 	// default 10 minutes.
 	OffsetsRetentionCheckInterval time.Duration
+	// OffsetsExpiryPause holds back offset expiry while it reports paused
+	// (internal/clockwatch: after a forward jump of the wall clock); nil
+	// never pauses.
+	OffsetsExpiryPause group.Pauser
 	// OffsetsTopicNumPartitions is offsets.topic.num.partitions: the
 	// partition count __consumer_offsets is created with, default 50.
 	OffsetsTopicNumPartitions int32
@@ -387,6 +391,7 @@ func New(cfg Config) (*Server, error) {
 		Coordinator:            group.Config{InitialRebalanceDelay: cfg.GroupInitialRebalanceDelay},
 		OffsetsRetention:       cfg.OffsetsRetention,
 		RetentionCheckInterval: cfg.OffsetsRetentionCheckInterval,
+		ExpiryPause:            cfg.OffsetsExpiryPause,
 		Logger:                 s.log.With("subsystem", "groups"),
 	})
 	follow := &groupsFollow{s: s, logs: map[*partition.Partition]*offsetsLog{}}
