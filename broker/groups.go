@@ -79,7 +79,7 @@ func (o *offsetsTopicManager) ensure() (metadata.Topic, error) {
 	}
 	live := liveBrokers(state)
 	if len(live) < replicas {
-		return metadata.Topic{}, fmt.Errorf("%w: %d replicas wanted (offsets.topic.replication.factor), %d brokers registered and unfenced", errOffsetsTopicReplicas, replicas, len(live))
+		return metadata.Topic{}, fmt.Errorf("%w: it needs %d replicas (--offsets-topic-replication-factor) and %d brokers are registered and unfenced; groups get COORDINATOR_NOT_AVAILABLE until more brokers are up (a smaller cluster needs a smaller --offsets-topic-replication-factor)", errOffsetsTopicReplicas, replicas, len(live))
 	}
 	o.upgraded.Store(true)
 	assignments := placeNew(live, n, replicas)
