@@ -77,7 +77,7 @@ type Watch struct {
 	mu sync.Mutex // guards the fields below
 	// lastOffset is wall minus monotonic time at the previous Check.
 	lastOffset time.Duration
-	// paused: a forward jump has not been confirmed and the clock has not
+	// isPaused: a forward jump has not been confirmed and the clock has not
 	// returned; beforeJump is the offset before it.
 	isPaused   bool
 	beforeJump time.Duration
