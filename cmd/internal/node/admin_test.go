@@ -59,8 +59,9 @@ func (rr *recordingRoutes) routes() adminRoutes {
 		metrics: rr.handler("metrics"), status: rr.handler("status"), cluster: rr.handler("cluster"),
 		partitions: rr.handler("partitions"), scrub: rr.handler("scrub"),
 		addVoter: rr.handler("add-voter"), removeVoter: rr.handler("remove-voter"), recover: rr.handler("recover"),
+		ready: func() error { return readiness(true, rr) },
+
 		confirmClock: rr.handler("confirm-clock"),
-		ready:        func() error { return readiness(true, rr) },
 	}
 }
 

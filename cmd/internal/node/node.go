@@ -123,11 +123,13 @@ type Node struct {
 	stopTiers    context.CancelFunc
 	tiersOnce    sync.Once
 	tiersStopped chan struct{}
+	recovery     tiermanager.RecoverConfig
+	admin        *http.Server
+	adminLn      net.Listener
+
 	// clock watches the wall clock for jumps (runs with the tier manager).
-	clock    *clockwatch.Watch
-	recovery tiermanager.RecoverConfig
-	admin    *http.Server
-	adminLn  net.Listener
+	clock *clockwatch.Watch
+
 	// adminLogLimiter bounds the admin listener's refusal lines.
 	adminLogLimiter *ratelog.Limiter
 	ready           atomic.Bool
@@ -245,14 +247,15 @@ func (n *Node) openBroker(reg *prometheus.Registry) error {
 		return err
 	}
 	tiers, err := tiermanager.New(tiermanager.Config{
-		Tier:           tier,
-		Store:          store,
-		NodeID:         cfg.NodeID,
-		Partitions:     b.HostedPartitions,
-		StagingDir:     filepath.Join(cfg.DataDir, "tiering-staging"),
-		Interval:       cfg.TieringInterval,
-		Registerer:     reg,
-		Logger:         bcfg.Logger,
+		Tier:       tier,
+		Store:      store,
+		NodeID:     cfg.NodeID,
+		Partitions: b.HostedPartitions,
+		StagingDir: filepath.Join(cfg.DataDir, "tiering-staging"),
+		Interval:   cfg.TieringInterval,
+		Registerer: reg,
+		Logger:     bcfg.Logger,
+
 		RetentionPause: clock,
 	})
 	if err != nil {
@@ -448,16 +451,17 @@ func prepareDataDir(cfg Config, log *slog.Logger) error {
 // adminRoutes are this node's handlers for the admin listener.
 func (n *Node) adminRoutes(reg *prometheus.Registry) adminRoutes {
 	return adminRoutes{
-		metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-		status:       http.HandlerFunc(n.handleStatus),
-		cluster:      http.HandlerFunc(n.handleCluster),
-		partitions:   http.HandlerFunc(n.handlePartitions),
-		scrub:        http.HandlerFunc(n.handleScrub),
-		addVoter:     http.HandlerFunc(n.handleAddVoter),
-		removeVoter:  http.HandlerFunc(n.handleRemoveVoter),
-		recover:      http.HandlerFunc(n.handleRecover),
+		metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		status:      http.HandlerFunc(n.handleStatus),
+		cluster:     http.HandlerFunc(n.handleCluster),
+		partitions:  http.HandlerFunc(n.handlePartitions),
+		scrub:       http.HandlerFunc(n.handleScrub),
+		addVoter:    http.HandlerFunc(n.handleAddVoter),
+		removeVoter: http.HandlerFunc(n.handleRemoveVoter),
+		recover:     http.HandlerFunc(n.handleRecover),
+		ready:       func() error { return readiness(n.ready.Load(), n.store) },
+
 		confirmClock: http.HandlerFunc(n.handleConfirmClock),
-		ready:        func() error { return readiness(n.ready.Load(), n.store) },
 	}
 }
 
