@@ -36,6 +36,8 @@ type Partition struct {
 
 	segments *segment.Log
 	config   atomic.Pointer[topicconfig.Values]
+	// segmentWriteFault is Config.SegmentWriteFault (tests only).
+	segmentWriteFault func(size int) (written int, err error)
 
 	// leading and leaderEpoch follow the metadata state (ApplyAssignment,
 	// on every change): appends are accepted only while this broker leads,
@@ -45,8 +47,8 @@ type Partition struct {
 	leaderEpoch   atomic.Int32
 	highWatermark atomic.Int64
 
-	// appendMu guards producers, snapshotEnd, epochs, assignment, followers
-	// and isrChanging, and serializes check → append → update.
+	// appendMu guards producers, snapshotEnd, epochs, assignment, followers,
+	// isrChanging and storageFailed, and serializes check → append → update.
 	appendMu  sync.Mutex
 	producers *producer.State
 	epochs    epochCache
@@ -59,6 +61,9 @@ type Partition struct {
 	// snapshotEnd is the log end offset the newest producer snapshot was
 	// taken at (-1: none); an unchanged partition is not snapshotted again.
 	snapshotEnd int64
+	// storageFailed: an append failed on this broker's disk during the
+	// current leadership term (StorageResignation hands the term over).
+	storageFailed bool
 
 	waitersMu sync.Mutex // guards waiters
 	waiters   map[chan struct{}]struct{}
@@ -163,6 +168,9 @@ type Config struct {
 	// Syncs is the broker's pool of durable-mode fsyncs; default a pool
 	// shared by the partitions opened without one.
 	Syncs *SyncPool
+	// SegmentWriteFault, when set (tests only), fails appends' writes as a
+	// full or failing disk does (segment.Config.WriteFault).
+	SegmentWriteFault func(size int) (written int, err error)
 }
 
 // Open opens (recovering) or creates a partition replica: the log is
@@ -196,7 +204,9 @@ func Open(cfg Config) (p *Partition, err error) {
 		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
 	}
 	values := cfg.Values
-	segs, err := segment.Open(dir, 0, segmentConfig(values, log))
+	segmentCfg := segmentConfig(values, log)
+	segmentCfg.WriteFault = cfg.SegmentWriteFault
+	segs, err := segment.Open(dir, 0, segmentCfg)
 	if err != nil {
 		return nil, fmt.Errorf("partition %s-%d: open log: %w", topic, index, err)
 	}
@@ -215,6 +225,7 @@ func Open(cfg Config) (p *Partition, err error) {
 	if p.syncs == nil {
 		p.syncs = defaultSyncPool
 	}
+	p.segmentWriteFault = cfg.SegmentWriteFault
 	p.config.Store(&values)
 	if err := p.recoverProducers(); err != nil {
 		segs.Close()
@@ -452,12 +463,14 @@ func (p *Partition) Append(records []byte, produceVersion int16, now time.Time) 
 		Records:         h.NumRecords,
 	}})
 	if err != nil {
-		p.appendMu.Unlock()
 		if errors.Is(err, segment.ErrClosed) {
+			p.appendMu.Unlock()
 			// The topic was deleted (or the broker is stopping) meanwhile.
 			return 0, -1, &Error{Code: kerr.UnknownTopicOrPartition.Code, Message: "the partition is no longer hosted here"}
 		}
-		p.log.Error("append failed", "err", err)
+		p.storageFailedLocked()
+		p.appendMu.Unlock()
+		p.log.Error("append failed; handing leadership to another in-sync replica", "err", err)
 		return 0, -1, &Error{Code: kerr.KafkaStorageError.Code, Message: "append failed: " + err.Error()}
 	}
 	if h.HasProducerID() {
@@ -578,7 +591,9 @@ func (p *Partition) SetConfig(v topicconfig.Values, state *metadata.State) error
 	limit := retentionLimit(v, state, p)
 	p.segments.SetRetentionLimit(min(limit, p.segments.RetentionLimit()))
 	p.config.Store(&v)
-	err := p.segments.SetConfig(segmentConfig(v, p.log))
+	segmentCfg := segmentConfig(v, p.log)
+	segmentCfg.WriteFault = p.segmentWriteFault
+	err := p.segments.SetConfig(segmentCfg)
 	p.segments.SetRetentionLimit(limit)
 	if isDurable(&v) {
 		p.requestSync() // what was appended before counts from its fsync on

@@ -203,6 +203,7 @@ func (p *Partition) ApplyAssignment(a metadata.Partition, now time.Time) (newTer
 		} else {
 			p.followers = nil
 		}
+		p.storageFailed = false
 		p.log.Debug("partition leadership", "leader", leading, "leader_epoch", a.LeaderEpoch, "isr", a.ISR)
 	}
 	if leading {
@@ -303,6 +304,42 @@ func (p *Partition) LaggingISR(now time.Time, lag time.Duration) []int32 {
 	}
 	p.isrChanging = true
 	return keep
+}
+
+// storageFailedLocked records that an append failed on this broker's disk
+// (a full disk, an I/O error): the leader hands the partition over
+// (StorageResignation), as Kafka's controller moves leadership off a log
+// directory that went offline. Called with appendMu held.
+func (p *Partition) storageFailedLocked() {
+	if p.leading.Load() {
+		p.storageFailed = true
+	}
+}
+
+// StorageResignation returns the ISR that hands the partition over after
+// an append failed on this broker's disk during the current leadership
+// term: the ISR without this replica (the new leader is one of them). A
+// returned proposal marks an ISR change in flight, as LaggingISR's does;
+// nil when no append failed, this broker does not lead, a change is in
+// flight, or no other replica is in sync (the partition then stays here,
+// answering KAFKA_STORAGE_ERROR, rather than going offline).
+func (p *Partition) StorageResignation() []int32 {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if !p.storageFailed || !p.leading.Load() || p.isrChanging {
+		return nil
+	}
+	var rest []int32
+	for _, r := range p.assignment.ISR {
+		if r != p.self {
+			rest = append(rest, r)
+		}
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	p.isrChanging = true
+	return rest
 }
 
 // ErrNotLeader: this broker does not lead the partition (any more).

@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,9 +14,10 @@ import (
 // ISRConfig configures an ISR maintainer.
 type ISRConfig struct {
 	// Store proposes ISR changes (checked against the partition epoch by
-	// the controller).
+	// the controller); its state says which brokers are alive.
 	Store interface {
 		ChangePartition(ctx context.Context, change metadata.PartitionChange) (metadata.Partition, error)
+		State() *metadata.State
 	}
 	// Partitions lists the partitions hosted here (those this broker leads
 	// are checked for lagging followers).
@@ -93,10 +95,16 @@ func (m *ISR) Run(ctx context.Context) {
 }
 
 // CheckLagging proposes the shrink of every led partition whose ISR holds
-// a follower that has not caught up for ReplicaLagTimeMax at now. Run
-// calls it periodically; tests call it with their own times.
+// a follower that has not caught up for ReplicaLagTimeMax at now, and
+// hands over every led partition whose last append failed on this
+// broker's disk (resign). Run calls it periodically; tests call it with
+// their own times.
 func (m *ISR) CheckLagging(ctx context.Context, now time.Time) {
 	for _, p := range m.cfg.Partitions() {
+		if isr := p.StorageResignation(); isr != nil {
+			m.resign(ctx, p, isr)
+			continue
+		}
 		if isr := p.LaggingISR(now, m.cfg.ReplicaLagTimeMax); isr != nil {
 			p.Logger().Warn("follower fell behind; shrinking the ISR", "isr", isr, "replica_lag_time_max", m.cfg.ReplicaLagTimeMax)
 			m.propose(ctx, proposal{p, isr})
@@ -141,6 +149,46 @@ func (m *ISR) propose(ctx context.Context, pr proposal) {
 		return
 	}
 	pr.p.Logger().Info("ISR changed", "isr", pr.isr, "previous_isr", a.ISR)
+	if m.cfg.Changed != nil {
+		m.cfg.Changed()
+	}
+}
+
+// resign hands a partition whose append failed on this broker's disk (a
+// full disk, an I/O error) to the first live replica of isr, the ISR
+// without this broker, in replica order: one AlterPartition with the new
+// leader and the smaller ISR, fenced by the partition epoch like any ISR
+// change. Producers, answered KAFKA_STORAGE_ERROR (retriable), find the new
+// leader in their next metadata; this replica follows it and rejoins the
+// ISR only once its appends work again and it has caught up. It ends the
+// partition's change in flight, committed or not (a refused change is
+// proposed again on the next check).
+func (m *ISR) resign(ctx context.Context, p *partition.Partition, isr []int32) {
+	defer p.ISRChangeDone()
+	a := p.Assignment()
+	state := m.cfg.Store.State()
+	leader := int32(-1)
+	for _, r := range a.Replicas {
+		if b, ok := state.Broker(r); ok && !b.Fenced && slices.Contains(isr, r) {
+			leader = r
+			break
+		}
+	}
+	if leader < 0 {
+		p.Logger().Warn("append failed on this broker's disk, but no other in-sync replica is alive to take the partition over; producers get KAFKA_STORAGE_ERROR until one is", "isr", a.ISR)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
+		TopicID: p.TopicID(), Partition: p.Index(), PartitionEpoch: a.PartitionEpoch,
+		Leader: leader, ISR: isr,
+	})
+	if err != nil {
+		p.Logger().Warn("handing the partition over after a failed append was not applied; retried", "leader", leader, "isr", isr, "err", err)
+		return
+	}
+	p.Logger().Warn("handed the partition over after an append failed on this broker's disk", "leader", leader, "isr", isr, "previous_isr", a.ISR)
 	if m.cfg.Changed != nil {
 		m.cfg.Changed()
 	}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/metadata/metadatatest"
 )
 
 var t0 = time.Unix(1_700_000_000, 0)
@@ -30,28 +34,24 @@ func openReplica(t *testing.T, self int32) *partition.Partition {
 
 func appendRecords(t *testing.T, p *partition.Partition, n int) int64 {
 	t.Helper()
-	records := make([]recordbatch.Record, n)
-	for i := range records {
-		records[i] = recordbatch.Record{Timestamp: t0.UnixMilli(), Value: []byte("v")}
-	}
-	b, err := recordbatch.Build(recordbatch.BuildOptions{}, records)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, _, err := p.Append(b, 9, t0)
+	base, _, err := p.Append(buildBatch(t, n), 9, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return base + int64(n)
 }
 
-// fakeStore records proposed ISR changes; fail refuses them.
+// fakeStore records proposed ISR changes; fail refuses them. Its state
+// is metadata's (nil: an empty state).
 type fakeStore struct {
 	mu       sync.Mutex // guards every field
 	changes  []metadata.PartitionChange
 	fail     error
 	proposed chan struct{}
+	metadata *metadata.Store
 }
+
+func (f *fakeStore) State() *metadata.State { return f.metadata.State() }
 
 func (f *fakeStore) ChangePartition(_ context.Context, c metadata.PartitionChange) (metadata.Partition, error) {
 	f.mu.Lock()
@@ -230,4 +230,77 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestISRHandsOverAfterAFullDisk: once an append failed on this broker's
+// disk, the next check proposes one AlterPartition that makes the first
+// live in-sync replica leader (a fenced one is passed over) and drops this
+// broker from the ISR, fenced by the partition epoch; a refused one is
+// proposed again; with no other live in-sync replica nothing is proposed.
+func TestISRHandsOverAfterAFullDisk(t *testing.T) {
+	ctx := context.Background()
+	meta := metadatatest.Start(t)
+	metadatatest.RegisterBroker(t, meta, 1)
+	epoch2 := metadatatest.RegisterBroker(t, meta, 2)
+	metadatatest.RegisterBroker(t, meta, 3)
+	if err := meta.SetBrokerFenced(ctx, 2, epoch2, true); err != nil {
+		t.Fatal(err)
+	}
+	var full atomic.Bool
+	p, err := partition.Open(partition.Config{Dir: t.TempDir(), Topic: "orders", TopicID: [16]byte{3}, Self: 1,
+		Values: topicconfig.Typed(nil, nil), Logger: slog.New(slog.DiscardHandler),
+		SegmentWriteFault: func(size int) (int, error) {
+			if full.Load() {
+				return size / 2, syscall.ENOSPC
+			}
+			return 0, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	p.ApplyAssignment(metadata.Partition{Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 4, PartitionEpoch: 9, ISR: []int32{1, 2, 3}}, t0)
+	store := &fakeStore{metadata: meta, fail: errors.New("stale partition epoch")}
+	m := NewISR(ISRConfig{Store: store, Partitions: func() []*partition.Partition { return []*partition.Partition{p} },
+		ReplicaLagTimeMax: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+
+	appendRecords(t, p, 2)
+	m.CheckLagging(ctx, t0)
+	if got := store.proposals(); len(got) != 0 {
+		t.Fatalf("proposals while the disk works: %+v", got)
+	}
+	full.Store(true)
+	if _, _, err := p.Append(buildBatch(t, 1), 9, t0); err == nil {
+		t.Fatal("append on a full disk succeeded")
+	}
+	m.CheckLagging(ctx, t0)
+	m.CheckLagging(ctx, t0) // refused: proposed again
+	want := metadata.PartitionChange{TopicID: [16]byte{3}, PartitionEpoch: 9, Leader: 3, ISR: []int32{2, 3}}
+	got := store.proposals()
+	if len(got) != 2 || !reflect.DeepEqual(got[0], want) || !reflect.DeepEqual(got[1], want) {
+		t.Fatalf("proposals %+v, want twice %+v", got, want)
+	}
+
+	// Only fenced replicas left in the ISR: nothing to hand over to.
+	p.ApplyAssignment(metadata.Partition{Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 5, PartitionEpoch: 10, ISR: []int32{1, 2}}, t0)
+	if _, _, err := p.Append(buildBatch(t, 1), 9, t0); err == nil {
+		t.Fatal("append on a full disk succeeded")
+	}
+	m.CheckLagging(ctx, t0)
+	if got := store.proposals(); len(got) != 2 {
+		t.Fatalf("a hand-over to a fenced replica: %+v", got[2:])
+	}
+}
+
+func buildBatch(t *testing.T, n int) []byte {
+	t.Helper()
+	records := make([]recordbatch.Record, n)
+	for i := range records {
+		records[i] = recordbatch.Record{Timestamp: t0.UnixMilli(), Value: []byte("v")}
+	}
+	b, err := recordbatch.Build(recordbatch.BuildOptions{}, records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

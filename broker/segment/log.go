@@ -370,6 +370,12 @@ func (l *Log) Segments() []SegmentInfo {
 // policy's fsync fails, Append returns the error, the records may or may not
 // be durable, and every later append fails with ErrLogFailed: an fsync
 // failure cannot be retried safely; reopening the log recovers it.
+//
+// A write that fails (a full disk: ENOSPC, a failing one: EIO), even after
+// writing part of the batch, leaves nothing behind: the file is truncated
+// back to where the append started and the log end does not move, so the
+// next append (once there is space) continues at the same offset. Only if
+// that truncate fails too is the log failed.
 func (l *Log) Append(records []byte, batches []AppendBatch) (baseOffset, endOffset int64, err error) {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
@@ -400,7 +406,7 @@ func (l *Log) Append(records []byte, batches []AppendBatch) (baseOffset, endOffs
 		next += int64(batch.LastOffsetDelta) + 1
 	}
 	position := active.size.Load()
-	if _, err := active.logFile.WriteAt(records, position); err != nil {
+	if _, err := l.writeLocked(active, records, position); err != nil {
 		err = fmt.Errorf("segment %s: write %d bytes at %d: %w", active.name(), len(records), position, err)
 		if truncateErr := active.logFile.Truncate(position); truncateErr != nil {
 			l.failure = errors.Join(err, truncateErr)
@@ -450,6 +456,18 @@ func (l *Log) Append(records []byte, batches []AppendBatch) (baseOffset, endOffs
 		}
 	}
 	return baseOffset, next, nil
+}
+
+// writeLocked writes an append's bytes at position of the active segment's
+// log file, through Config.WriteFault in tests. Called with appendMu held.
+func (l *Log) writeLocked(active *segment, records []byte, position int64) (int, error) {
+	if fault := l.config.WriteFault; fault != nil {
+		if written, err := fault(len(records)); err != nil {
+			n, _ := active.logFile.WriteAt(records[:min(max(written, 0), len(records))], position)
+			return n, err
+		}
+	}
+	return active.logFile.WriteAt(records, position)
 }
 
 // checkAppend checks that batches describe records exactly and returns how
