@@ -15,7 +15,11 @@
 //   - The leader appends produced batches (Append) stamped with its leader
 //     epoch, records each follower's log end offset from the follower's
 //     fetches (FollowerFetched), and advances the high watermark to the
-//     smallest log end offset in the ISR. Consumers read below the high
+//     smallest log end offset in the maximal ISR: the applied ISR plus the
+//     members of ISR changes it proposed whose outcome it has not applied
+//     yet (as Kafka's AlterPartition flow does), so a replica the
+//     controller puts in the ISR holds everything below the high
+//     watermark. The high watermark never goes back. Consumers read below the high
 //     watermark; acks=all produces wait for it (CommitStatus, WaitAll),
 //     and need min.insync.replicas in the ISR. A follower that has not
 //     caught up with the leader's end for replica.lag.time.max.ms leaves

@@ -45,8 +45,8 @@ type Partition struct {
 	leaderEpoch   atomic.Int32
 	highWatermark atomic.Int64
 
-	// appendMu guards producers, snapshotEnd, epochs, assignment, followers
-	// and isrChanging, and serializes check → append → update.
+	// appendMu guards producers, snapshotEnd, epochs, assignment, followers,
+	// isrChanging and isrPending, and serializes check → append → update.
 	appendMu  sync.Mutex
 	producers *producer.State
 	epochs    epochCache
@@ -55,7 +55,13 @@ type Partition struct {
 	assignment  metadata.Partition
 	followers   map[int32]*followerState
 	isrChanging bool // an ISR change proposed by this leader is in flight
-	assigned    bool // applyAssignment ran at least once
+	// isrPending holds the members of ISR changes this leader proposed
+	// whose outcome its assignment does not show yet: they count for the
+	// high watermark (Kafka's maximal ISR) until an assignment at partition
+	// epoch isrPendingUntil or later is applied (or a new term begins).
+	isrPending      []int32
+	isrPendingUntil int32
+	assigned        bool // applyAssignment ran at least once
 	// snapshotEnd is the log end offset the newest producer snapshot was
 	// taken at (-1: none); an unchanged partition is not snapshotted again.
 	snapshotEnd int64

@@ -183,6 +183,9 @@ func (p *Partition) ApplyAssignment(a metadata.Partition, now time.Time) (newTer
 	newTerm = leading != p.leading.Load() || a.LeaderEpoch != p.leaderEpoch.Load() || !p.assigned
 	p.assigned = true
 	p.assignment = a
+	if newTerm || a.PartitionEpoch >= p.isrPendingUntil {
+		p.isrPending = nil // the proposals' outcome is applied (or void)
+	}
 	if newTerm {
 		p.leading.Store(leading)
 		p.leaderEpoch.Store(a.LeaderEpoch)
@@ -219,24 +222,70 @@ func (p *Partition) ApplyAssignment(a metadata.Partition, now time.Time) (newTer
 }
 
 // advanceHighWatermarkLocked moves the high watermark to the smallest log
-// end offset in the ISR (never backwards). Called with appendMu held.
+// end offset in the maximal ISR (never backwards). Called with appendMu
+// held.
 func (p *Partition) advanceHighWatermarkLocked() bool {
-	highWatermark := p.segments.EndOffset()
-	for _, r := range p.assignment.ISR {
-		if r == p.self {
-			continue
-		}
-		f := p.followers[r]
-		if f == nil || f.logEndOffset < 0 {
-			return false // not heard from an in-sync follower yet
-		}
-		highWatermark = min(highWatermark, f.logEndOffset)
-	}
-	if highWatermark > p.highWatermark.Load() {
+	highWatermark, ok := highWatermarkOver(p.maximalISRLocked(), p.self, p.segments.EndOffset(), p.followers)
+	if ok && highWatermark > p.highWatermark.Load() {
 		p.highWatermark.Store(highWatermark)
 		return true
 	}
 	return false
+}
+
+// highWatermarkOver is the high watermark the replicas in isr allow: the
+// smallest log end offset among them, the leader's (self) being leaderEnd
+// and each follower's the one its fetches reported. ok is false while an
+// in-sync follower has not reported one (since this term or its broker's
+// latest registration).
+func highWatermarkOver(isr []int32, self int32, leaderEnd int64, followers map[int32]*followerState) (highWatermark int64, ok bool) {
+	highWatermark = leaderEnd
+	for _, r := range isr {
+		if r == self {
+			continue
+		}
+		f := followers[r]
+		if f == nil || f.logEndOffset < 0 {
+			return 0, false
+		}
+		highWatermark = min(highWatermark, f.logEndOffset)
+	}
+	return highWatermark, true
+}
+
+// maximalISRLocked is the set the high watermark is computed over, as in
+// Kafka's AlterPartition flow: the applied ISR plus the members of the ISR
+// changes this leader proposed whose outcome is not applied yet. A follower
+// proposed into the ISR counts from the proposal on, so it holds everything
+// below the high watermark once the controller commits it (and before this
+// leader applies that); one proposed out counts until its removal is
+// applied (it is still in the applied ISR).
+func (p *Partition) maximalISRLocked() []int32 {
+	if len(p.isrPending) == 0 {
+		return p.assignment.ISR
+	}
+	isr := slices.Clone(p.assignment.ISR)
+	for _, r := range p.isrPending {
+		if !slices.Contains(isr, r) {
+			isr = append(isr, r)
+		}
+	}
+	return isr
+}
+
+// proposeISRLocked marks the ISR change to isr in flight and counts its
+// members for the high watermark until its outcome is applied (an
+// assignment past the current partition epoch: the controller checks the
+// change against that epoch, so a later one either holds it or refused
+// it).
+func (p *Partition) proposeISRLocked(isr []int32) {
+	p.isrChanging = true
+	for _, r := range isr {
+		if !slices.Contains(p.isrPending, r) {
+			p.isrPending = append(p.isrPending, r)
+		}
+	}
+	p.isrPendingUntil = max(p.isrPendingUntil, p.assignment.PartitionEpoch+1)
 }
 
 // FollowerFetched records a follower's fetch at offset and returns the ISR
@@ -272,31 +321,33 @@ func (p *Partition) FollowerFetched(follower int32, offset int64, now time.Time)
 		epochStart = p.epochs.entries[n-1].start
 	}
 	if !slices.Contains(p.assignment.ISR, follower) && offset >= highWatermark && offset >= epochStart && !p.isrChanging {
-		p.isrChanging = true
-		return append(slices.Clone(p.assignment.ISR), follower), nil
+		expand = append(slices.Clone(p.assignment.ISR), follower)
+		p.proposeISRLocked(expand)
+		return expand, nil
 	}
 	return nil, nil
 }
 
 // LaggingISR returns the ISR without the followers that have not caught up
-// for lag (nil when nobody lags or a change is in flight). A returned
-// proposal marks an ISR change in flight, as FollowerFetched's does.
+// for lag (nil when nobody lags or a change is in flight). A member of a
+// proposed expansion whose outcome is unknown (maximal ISR) that lags is
+// proposed out too. A returned proposal marks an ISR change in flight, as
+// FollowerFetched's does.
 func (p *Partition) LaggingISR(now time.Time, lag time.Duration) []int32 {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	if !p.leading.Load() || p.isrChanging {
 		return nil
 	}
-	var keep []int32
-	for _, r := range p.assignment.ISR {
-		if f := p.followers[r]; r == p.self || (f != nil && now.Sub(f.lastCaughtUp) <= lag) {
-			keep = append(keep, r)
-		}
+	lagging := func(r int32) bool {
+		f := p.followers[r]
+		return r != p.self && (f == nil || now.Sub(f.lastCaughtUp) > lag)
 	}
-	if len(keep) == len(p.assignment.ISR) {
+	if !slices.ContainsFunc(p.maximalISRLocked(), lagging) {
 		return nil
 	}
-	p.isrChanging = true
+	keep := slices.DeleteFunc(slices.Clone(p.assignment.ISR), lagging)
+	p.proposeISRLocked(keep)
 	return keep
 }
 
@@ -304,11 +355,32 @@ func (p *Partition) LaggingISR(now time.Time, lag time.Duration) []int32 {
 var ErrNotLeader = errors.New("partition: this broker does not lead the partition")
 
 // ISRChangeDone ends the ISR change in flight (proposed from FollowerFetched
-// or LaggingISR, committed or not): the next one may be proposed.
-func (p *Partition) ISRChangeDone() {
+// or LaggingISR): the next one may be proposed. committed is the
+// partition's state the controller answered with when it accepted the
+// change; nil when it refused it or the outcome is unknown (a timeout: it
+// may still commit), and then the proposed members keep counting for the
+// high watermark until an assignment past the proposal's partition epoch
+// is applied.
+func (p *Partition) ISRChangeDone(committed *metadata.Partition) {
 	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
 	p.isrChanging = false
-	p.appendMu.Unlock()
+	if committed == nil {
+		return
+	}
+	if committed.PartitionEpoch <= p.assignment.PartitionEpoch {
+		// The controller's state is the one applied (the change was a
+		// no-op there) or an older one: nothing is pending any more.
+		p.isrPending = nil
+		if p.leading.Load() && p.advanceHighWatermarkLocked() {
+			defer p.notifyWaiters()
+		}
+		return
+	}
+	// Committed, not applied here yet: the committed ISR counts until it
+	// is.
+	p.isrPending = slices.Clone(committed.ISR)
+	p.isrPendingUntil = committed.PartitionEpoch
 }
 
 // Assignment is the replicated assignment last applied.

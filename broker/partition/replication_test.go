@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -91,5 +92,96 @@ func TestAppendReplicatedLargerThanSegment(t *testing.T) {
 	got, err := p.Read(0, 1<<20, 10, true)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read back %d bytes (%v), want the %d appended", len(got), err, len(data))
+	}
+}
+
+// TestHighWatermarkOverMaximalISR (forced order): a follower proposed into
+// the ISR counts for the high watermark from the proposal on — while the
+// change is in flight and after the controller committed it but before
+// this leader applied it — so once in the ISR it holds everything below
+// the high watermark; a follower proposed out counts until its removal is
+// applied; a refused or lost proposal keeps counting until the partition
+// epoch moves, and a lagging proposed member is proposed out.
+func TestHighWatermarkOverMaximalISR(t *testing.T) {
+	p := replica(t, t.TempDir(), 1, nil)
+	applied := metadata.Partition{Index: 0, Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 1, ISR: []int32{1, 2}, PartitionEpoch: 4}
+	p.ApplyAssignment(applied, t0)
+	end := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 3)) + 3
+	if _, err := p.FollowerFetched(2, end, t0); err != nil {
+		t.Fatal(err)
+	}
+	expand, err := p.FollowerFetched(3, end, t0)
+	if err != nil || !slices.Equal(expand, []int32{1, 2, 3}) {
+		t.Fatalf("follower 3 caught up: proposal %v (%v)", expand, err)
+	}
+	// In flight: more records, follower 2 has them, follower 3 not yet.
+	end2 := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "b", 2)) + 2
+	if _, err := p.FollowerFetched(2, end2, t0); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != end {
+		t.Fatalf("expansion in flight: high watermark %d, want %d (follower 3's end)", hw, end)
+	}
+	// Committed by the controller, not applied here yet.
+	committed := applied
+	committed.ISR, committed.PartitionEpoch = []int32{1, 2, 3}, 5
+	p.ISRChangeDone(&committed)
+	if _, err := p.FollowerFetched(2, end2, t0); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != end {
+		t.Fatalf("expansion committed, not applied: high watermark %d, want %d", hw, end)
+	}
+	p.ApplyAssignment(committed, t0)
+	if hw := p.HighWatermark(); hw != end {
+		t.Fatalf("expansion applied: high watermark %d, want %d", hw, end)
+	}
+	if _, err := p.FollowerFetched(3, end2, t0); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != end2 {
+		t.Fatalf("follower 3 caught up in the ISR: high watermark %d, want %d", hw, end2)
+	}
+
+	// Follower 3 stops fetching: proposed out; it counts until the shrink
+	// is applied.
+	end3 := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "c", 1)) + 1
+	if _, err := p.FollowerFetched(2, end3, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if shrink := p.LaggingISR(t0.Add(time.Minute), time.Second); !slices.Equal(shrink, []int32{1, 2}) {
+		t.Fatalf("follower 3 lagging: proposal %v, want [1 2]", shrink)
+	}
+	shrunk := committed
+	shrunk.ISR, shrunk.PartitionEpoch = []int32{1, 2}, 6
+	p.ISRChangeDone(&shrunk)
+	if hw := p.HighWatermark(); hw != end2 {
+		t.Fatalf("shrink committed, not applied: high watermark %d, want %d", hw, end2)
+	}
+	p.ApplyAssignment(shrunk, t0.Add(time.Minute))
+	if hw := p.HighWatermark(); hw != end3 {
+		t.Fatalf("shrink applied: high watermark %d, want %d", hw, end3)
+	}
+
+	// A proposal whose outcome is unknown (a timeout) keeps counting; a
+	// lagging proposed member is proposed out, and the controller's
+	// answer (no change) ends the pending addition.
+	if expand, _ := p.FollowerFetched(3, end3, t0.Add(time.Minute)); !slices.Equal(expand, []int32{1, 2, 3}) {
+		t.Fatalf("follower 3 caught up again: proposal %v", expand)
+	}
+	p.ISRChangeDone(nil)
+	end4 := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "d", 1)) + 1
+	if _, err := p.FollowerFetched(2, end4, t0.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != end3 {
+		t.Fatalf("expansion outcome unknown: high watermark %d, want %d", hw, end3)
+	}
+	if shrink := p.LaggingISR(t0.Add(2*time.Minute), time.Second); !slices.Equal(shrink, []int32{1, 2}) {
+		t.Fatalf("proposed member 3 lagging: proposal %v, want [1 2]", shrink)
+	}
+	p.ISRChangeDone(&shrunk)
+	if hw := p.HighWatermark(); hw != end4 {
+		t.Fatalf("the controller kept the ISR: high watermark %d, want %d", hw, end4)
 	}
 }

@@ -120,26 +120,29 @@ func (m *ISR) proposeQueued(ctx context.Context) {
 
 func (m *ISR) drop() {
 	for _, pr := range m.take() {
-		pr.p.ISRChangeDone()
+		pr.p.ISRChangeDone(nil)
 	}
 }
 
 // propose sends one ISR change to the controller and ends the partition's
 // change in flight, committed or not (a refused change is proposed again
-// when its condition still holds).
+// when its condition still holds), handing the partition the committed
+// state (its proposed members count for the high watermark until it
+// applies that state).
 func (m *ISR) propose(ctx context.Context, pr proposal) {
-	defer pr.p.ISRChangeDone()
 	a := pr.p.Assignment()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
+	committed, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
 		TopicID: pr.p.TopicID(), Partition: pr.p.Index(), PartitionEpoch: a.PartitionEpoch,
 		Leader: metadata.NoLeaderChange, ISR: pr.isr,
 	})
 	if err != nil {
+		pr.p.ISRChangeDone(nil)
 		pr.p.Logger().Debug("ISR change not applied; retried later", "isr", pr.isr, "err", err)
 		return
 	}
+	pr.p.ISRChangeDone(&committed)
 	pr.p.Logger().Info("ISR changed", "isr", pr.isr, "previous_isr", a.ISR)
 	if m.cfg.Changed != nil {
 		m.cfg.Changed()
