@@ -29,7 +29,10 @@
 //   - A follower first truncates its log to where it agrees with the leader
 //     (TruncateTo, after OffsetForLeaderEpoch on LatestEpoch), then appends
 //     the leader's batches as they are (AppendReplicated: same offsets,
-//     epochs and CRCs) and takes the leader's high watermark. A follower
+//     epochs and CRCs) and takes the leader's high watermark. A response
+//     to a fetch issued under an earlier leader epoch is discarded
+//     (ErrStaleLeaderEpoch); a follower without epochs truncates to its
+//     high watermark. A follower
 //     behind the leader's log start restarts its log there (RestartAt).
 //
 // # Locking contract

@@ -390,9 +390,18 @@ func (p *Partition) Assignment() metadata.Partition {
 	return p.assignment
 }
 
+// ErrStaleLeaderEpoch: replicated data fetched under a leader epoch that is
+// no longer this replica's (the leader changed while the fetch was in
+// flight) is discarded, not appended: it may continue a history the new
+// leader does not have.
+var ErrStaleLeaderEpoch = errors.New("partition: replicated data from a previous leader epoch")
+
 // AppendReplicated appends batches fetched from the leader as they are, at
-// the offsets they carry, and takes the leader's high watermark.
-func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64) error {
+// the offsets they carry, and takes the leader's high watermark. fetchEpoch
+// is the leader epoch the fetch was issued under: unless it is still this
+// replica's, nothing is appended (ErrStaleLeaderEpoch) — checked under
+// appendMu, so no leader change or truncation interleaves.
+func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fetchEpoch int32) error {
 	var spans []recordbatch.Span
 	if len(data) > 0 {
 		var err error
@@ -404,6 +413,9 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64) err
 	defer p.appendMu.Unlock()
 	if p.leading.Load() {
 		return errors.New("leads the partition: not appending replicated data")
+	}
+	if current := p.leaderEpoch.Load(); fetchEpoch != current {
+		return fmt.Errorf("%w: fetched under leader epoch %d, the partition is at %d", ErrStaleLeaderEpoch, fetchEpoch, current)
 	}
 	end := p.segments.EndOffset()
 	var descriptors []segment.AppendBatch

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -80,7 +81,7 @@ func TestAppendReplicatedLargerThanSegment(t *testing.T) {
 		}
 		data = append(data, batch...)
 	}
-	if err := p.AppendReplicated(data, 10); err != nil {
+	if err := p.AppendReplicated(data, 10, 0); err != nil {
 		t.Fatal(err)
 	}
 	if end := p.segments.EndOffset(); end != 10 {
@@ -183,5 +184,47 @@ func TestHighWatermarkOverMaximalISR(t *testing.T) {
 	p.ISRChangeDone(&shrunk)
 	if hw := p.HighWatermark(); hw != end4 {
 		t.Fatalf("the controller kept the ISR: high watermark %d, want %d", hw, end4)
+	}
+}
+
+// TestStaleFetchResponseDiscarded (forced order): a fetch issued to the
+// old leader under epoch 1 answers after this follower moved to epoch 2
+// and truncated to agree with the new leader at exactly the offset the
+// stale response starts at; the response is discarded (it continues a
+// history the new leader does not have), and the new leader's data is
+// appended.
+func TestStaleFetchResponseDiscarded(t *testing.T) {
+	oldLeader := replica(t, t.TempDir(), 1, nil)
+	oldLeader.ApplyAssignment(assignment(1, 1, []int32{1, 2, 3}, []int32{1, 2, 3}), t0)
+	for range 3 {
+		mustAppend(t, oldLeader, batch(t, recordbatch.BuildOptions{}, "old", 2))
+	}
+	early, _ := oldLeader.Read(0, 1<<20, 4, true) // offsets 0..3
+	stale, _ := oldLeader.Read(4, 1<<20, 6, true) // offsets 4..5: the response in flight
+
+	follower := replica(t, t.TempDir(), 2, nil)
+	follower.ApplyAssignment(assignment(1, 1, []int32{1, 2, 3}, []int32{1, 2, 3}), t0)
+	if err := follower.AppendReplicated(early, 4, 1); err != nil {
+		t.Fatal(err)
+	}
+	// Broker 3 leads at epoch 2 with epoch 1 ending at 4: the follower's
+	// truncation keeps 0..3.
+	follower.ApplyAssignment(assignment(3, 2, []int32{1, 2, 3}, []int32{2, 3}), t0)
+	if err := follower.TruncateTo(4); err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.AppendReplicated(stale, 6, 1); !errors.Is(err, ErrStaleLeaderEpoch) {
+		t.Fatalf("a response fetched under epoch 1 after the move to epoch 2: %v, want ErrStaleLeaderEpoch", err)
+	}
+	if follower.LogEndOffset() != 4 || follower.LatestEpoch() != 1 {
+		t.Fatalf("after the stale response: end %d, latest epoch %d; want 4 and 1", follower.LogEndOffset(), follower.LatestEpoch())
+	}
+	fresh := batch(t, recordbatch.BuildOptions{BaseOffset: 4, PartitionLeaderEpoch: 2}, "new", 1)
+	if err := follower.AppendReplicated(fresh, 5, 2); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := follower.Read(4, 1<<20, 5, true)
+	if !bytes.Equal(got, fresh) {
+		t.Fatal("the follower does not hold the new leader's record at offset 4")
 	}
 }

@@ -169,7 +169,7 @@ func TestTruncationTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	follower.ApplyAssignment(metadata.Partition{Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 2, ISR: []int32{1, 2}}, t0)
-	if err := follower.AppendReplicated(data, 5); err != nil {
+	if err := follower.AppendReplicated(data, 5, 2); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -187,6 +187,25 @@ func TestTruncationTarget(t *testing.T) {
 		if got := truncationTarget(follower, c.leaderEpoch, c.leaderEnd); got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
 		}
+	}
+
+	// A follower with records but an empty epoch cache (batches without a
+	// leader epoch) keeps only what it knows is committed: its high
+	// watermark, not its log end.
+	noEpochs := openReplica(t, 2)
+	noEpochs.ApplyAssignment(metadata.Partition{Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 2, ISR: []int32{1, 2}}, t0)
+	unstamped, err := recordbatch.Build(recordbatch.BuildOptions{PartitionLeaderEpoch: -1}, []recordbatch.Record{{Value: []byte("a")}, {Value: []byte("b")}, {Value: []byte("c")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := noEpochs.AppendReplicated(unstamped, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if noEpochs.LatestEpoch() >= 0 || noEpochs.LogEndOffset() != 3 || noEpochs.HighWatermark() != 1 {
+		t.Fatalf("setup: epoch %d end %d high watermark %d", noEpochs.LatestEpoch(), noEpochs.LogEndOffset(), noEpochs.HighWatermark())
+	}
+	if got := truncationTarget(noEpochs, -1, -1); got != 1 {
+		t.Errorf("no epochs: truncate to %d, want the high watermark 1", got)
 	}
 }
 
