@@ -54,6 +54,10 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 					break
 				}
 				p.LeaderEpoch = part.LeaderEpoch()
+				if code := offsetsNotAvailable(req.Version, req.ReplicaID, rp.Timestamp, part.OffsetsAvailable()); code != 0 {
+					p.ErrorCode = code
+					break
+				}
 				if req.Version == 0 {
 					p.OldStyleOffsets = legacyOffsets(part.Segments(), logStartOffset(state, part), part.HighWatermark(), rp.Timestamp, rp.MaxNumOffsets, time.Now().UnixMilli())
 					break
@@ -71,6 +75,28 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 		resp.Topics = append(resp.Topics, out)
 	}
 	return resp, nil
+}
+
+// offsetsNotAvailable is the error a leader answers a client's ListOffsets
+// with while its high watermark has not reached the log end it had when it
+// started leading (KIP-207; available: partition.OffsetsAvailable):
+// OFFSET_NOT_AVAILABLE from v5 on, LEADER_NOT_AVAILABLE before (both
+// retriable), so the latest offset (and the latest tiered one, which the
+// high watermark bounds) never goes backwards when leadership moves or the
+// leader restarts. Other timestamps are answered from below the high
+// watermark, and replicas are not held back. 0 when the offsets are
+// available.
+func offsetsNotAvailable(version int16, replicaID int32, timestamp int64, available bool) int16 {
+	if available || replicaID >= 0 {
+		return 0
+	}
+	if version > 0 && timestamp != listLatest && timestamp != listLatestTiered {
+		return 0
+	}
+	if version >= 5 {
+		return kerr.OffsetNotAvailable.Code
+	}
+	return kerr.LeaderNotAvailable.Code
 }
 
 // legacyOffsets answers ListOffsets v0 for one partition as Kafka's

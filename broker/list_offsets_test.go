@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/strata-log/strata/broker/segment"
 )
 
@@ -46,5 +48,33 @@ func TestLegacyOffsets(t *testing.T) {
 				t.Fatalf("legacyOffsets = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestOffsetsNotAvailable: while a new leader's high watermark is below
+// its start (KIP-207), clients asking for the latest (or latest tiered)
+// offset, or any v0 question, get OFFSET_NOT_AVAILABLE from v5 on and
+// LEADER_NOT_AVAILABLE before; timestamps and replicas are answered.
+func TestOffsetsNotAvailable(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		version   int16
+		replicaID int32
+		timestamp int64
+		available bool
+		want      int16
+	}{
+		{"available", 9, -1, listLatest, true, 0},
+		{"latest, v5+", 5, -1, listLatest, false, kerr.OffsetNotAvailable.Code},
+		{"latest, v4", 4, -1, listLatest, false, kerr.LeaderNotAvailable.Code},
+		{"latest tiered", 9, -1, listLatestTiered, false, kerr.OffsetNotAvailable.Code},
+		{"v0 offsets before", 0, -1, 1000, false, kerr.LeaderNotAvailable.Code},
+		{"earliest", 9, -1, listEarliest, false, 0},
+		{"a timestamp", 9, -1, 1000, false, 0},
+		{"a replica", 8, 2, listEarliestLocal, false, 0},
+	} {
+		if got := offsetsNotAvailable(c.version, c.replicaID, c.timestamp, c.available); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
 	}
 }

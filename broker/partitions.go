@@ -321,12 +321,17 @@ func (m *partitionManager) all() []*partition.Partition {
 	return out
 }
 
+// highWatermarkCheckpointInterval is how often moved high watermarks are
+// checkpointed (Kafka's replica.high.watermark.checkpoint.interval.ms).
+const highWatermarkCheckpointInterval = 5 * time.Second
+
 // run follows metadata changes and runs periodic maintenance until ctx ends.
 func (m *partitionManager) run(ctx context.Context) {
 	maintenance := time.NewTicker(time.Second)
 	defer maintenance.Stop()
 	lastRetention := time.Now()
 	lastSnapshot := time.Now()
+	lastCheckpoint := time.Now()
 	for {
 		// The state and its change channel are read together, so a change
 		// that lands while reconciling is not missed.
@@ -349,9 +354,14 @@ func (m *partitionManager) run(ctx context.Context) {
 			if snapshot {
 				lastSnapshot = now
 			}
+			checkpoint := now.Sub(lastCheckpoint) >= highWatermarkCheckpointInterval
+			if checkpoint {
+				lastCheckpoint = now
+			}
 			total := int64(0)
 			for _, p := range m.all() {
-				p.Maintain(now, partition.Maintenance{ProducerIDExpiration: m.cfg.producerIDExpiration, Retention: retention, Snapshot: snapshot})
+				p.Maintain(now, partition.Maintenance{ProducerIDExpiration: m.cfg.producerIDExpiration, Retention: retention, Snapshot: snapshot,
+					CheckpointHighWatermark: checkpoint})
 				total += p.Size()
 			}
 			m.localBytes.Store(total)

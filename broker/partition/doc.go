@@ -64,6 +64,11 @@
 //	                          durably on every change; missing or unreadable,
 //	                          it is rebuilt from the batch headers, and cut
 //	                          to the log end at open.
+//	replication-offset-checkpoint
+//	                          the high watermark, in the text format of
+//	                          Kafka's per-data-dir file with one entry (see
+//	                          highWatermarkCheckpoint); Open starts the high
+//	                          watermark there, within the recovered log.
 //	<offset, 20 digits>.snapshot
 //	                          producer state of every producer for the log
 //	                          below that offset (broker/producer's snapshot

@@ -211,8 +211,8 @@ func TestIdempotentAppends(t *testing.T) {
 	mustAppend(t, p, batch(t, idempotent(42, 0, 4), "d", 1))
 	p.Close()
 	reopened := replica(t, dir, 1, nil)
-	if reopened.HighWatermark() != 0 {
-		t.Fatalf("high watermark after restart %d: nothing is known committed before the leader says so", reopened.HighWatermark())
+	if reopened.HighWatermark() != 5 {
+		t.Fatalf("high watermark after restart %d, want 5: the checkpoint written at close", reopened.HighWatermark())
 	}
 	reopened.ApplyAssignment(assignment(1, 0, []int32{1}, []int32{1}), t0)
 	if again := mustAppend(t, reopened, batch(t, idempotent(42, 0, 4), "d", 1)); again != 4 || reopened.LogEndOffset() != 5 {

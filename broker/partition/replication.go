@@ -192,6 +192,7 @@ func (p *Partition) ApplyAssignment(a metadata.Partition, now time.Time) (newTer
 		if leading {
 			// A new term starts at the current end; followers are given
 			// a fresh lag allowance.
+			p.leaderStart.Store(p.segments.EndOffset())
 			p.followers = map[int32]*followerState{}
 			for _, r := range a.Replicas {
 				if r != self {
@@ -508,9 +509,7 @@ func (p *Partition) TruncateTo(offset int64) error {
 			p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
 		}
 	}
-	if p.highWatermark.Load() > p.segments.EndOffset() {
-		p.highWatermark.Store(p.segments.EndOffset())
-	}
+	p.lowerHighWatermarkLocked(p.segments.EndOffset())
 	return p.recoverProducers()
 }
 
@@ -533,6 +532,7 @@ func (p *Partition) RestartAt(offset int64, epochs []metadata.EpochRange, produc
 	if err := p.epochs.write(p.dir); err != nil {
 		p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
 	}
+	p.lowerHighWatermarkLocked(offset)
 	p.highWatermark.Store(offset)
 	if len(producers) > 0 {
 		name := filepath.Join(p.dir, fmt.Sprintf("%020d%s", offset, producerSnapshotSuffix))
