@@ -221,6 +221,7 @@ func (m *partitionManager) reconcile() error {
 					errs = append(errs, err)
 				}
 			}
+			p.ObserveRegistrations(assigned.Replicas, state)
 			if p.ApplyAssignment(assigned, time.Now()) {
 				m.alignWithRemote(state, p)
 				if m.cfg.onLeadership != nil {
@@ -248,6 +249,7 @@ func (m *partitionManager) reconcile() error {
 			continue
 		}
 		p.RefreshRetentionLimit(state)
+		p.ObserveRegistrations(assigned.Replicas, state)
 		p.ApplyAssignment(assigned, time.Now())
 		m.alignWithRemote(state, p)
 		m.mu.Lock()

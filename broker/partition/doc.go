@@ -19,7 +19,9 @@
 //     members of ISR changes it proposed whose outcome it has not applied
 //     yet (as Kafka's AlterPartition flow does), so a replica the
 //     controller puts in the ISR holds everything below the high
-//     watermark. The high watermark never goes back. Consumers read below the high
+//     watermark. The high watermark never goes back. A follower whose
+//     broker registered again (ObserveRegistrations: a new incarnation)
+//     counts only with what its new incarnation's fetches report. Consumers read below the high
 //     watermark; acks=all produces wait for it (CommitStatus, WaitAll),
 //     and need min.insync.replicas in the ISR. A follower that has not
 //     caught up with the leader's end for replica.lag.time.max.ms leaves

@@ -55,7 +55,8 @@ type Partition struct {
 	checkpointed int64
 
 	// appendMu guards producers, snapshotEnd, epochs, assignment, followers,
-	// isrChanging and isrPending, and serializes check → append → update.
+	// isrChanging, isrPending and brokerEpochs, and serializes check →
+	// append → update.
 	appendMu  sync.Mutex
 	producers *producer.State
 	epochs    epochCache
@@ -70,7 +71,10 @@ type Partition struct {
 	// epoch isrPendingUntil or later is applied (or a new term begins).
 	isrPending      []int32
 	isrPendingUntil int32
-	assigned        bool // applyAssignment ran at least once
+	// brokerEpochs is the broker epoch (registration) of each replica's
+	// broker as last observed (ObserveRegistrations); -1: not registered.
+	brokerEpochs map[int32]int64
+	assigned     bool // applyAssignment ran at least once
 	// snapshotEnd is the log end offset the newest producer snapshot was
 	// taken at (-1: none); an unchanged partition is not snapshotted again.
 	snapshotEnd int64

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -170,6 +171,44 @@ type followerState struct {
 	logEndOffset int64     // the follower's log end offset: its last fetch offset (-1: unknown)
 	lastCaughtUp time.Time // last time it had everything the leader had at its previous fetch
 	leaderEndAt  int64     // the leader's log end when it last fetched
+}
+
+// Registrations is what ObserveRegistrations needs of the metadata state
+// (*metadata.State): each broker's current registration.
+type Registrations interface {
+	Broker(id int32) (metadata.Broker, bool)
+}
+
+// ObserveRegistrations notes the registration (broker epoch) in state of
+// each broker of replicas, the partition's replicas. A follower whose broker registered again since
+// the last call is a new incarnation that may have lost what the previous
+// one reported (an unsynced tail, a power loss): what this leader knew of
+// its log end no longer counts for the high watermark (it is unknown until
+// the new incarnation fetches), and it is caught up only once its own
+// fetches reach the leader's end. The partition manager calls it before
+// ApplyAssignment with the same state.
+func (p *Partition) ObserveRegistrations(replicas []int32, state Registrations) {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if p.brokerEpochs == nil {
+		p.brokerEpochs = map[int32]int64{}
+	}
+	for _, r := range replicas {
+		if r == p.self {
+			continue
+		}
+		epoch := int64(-1) // not registered
+		if b, ok := state.Broker(r); ok {
+			epoch = b.Epoch
+		}
+		if known, ok := p.brokerEpochs[r]; ok && known != epoch {
+			if f := p.followers[r]; f != nil {
+				p.log.Info("follower registered again: its earlier progress no longer counts", "follower", r, "broker_epoch", epoch, "previous_broker_epoch", known, "previous_log_end_offset", f.logEndOffset)
+				f.logEndOffset, f.leaderEndAt = -1, math.MaxInt64
+			}
+		}
+		p.brokerEpochs[r] = epoch
+	}
 }
 
 // ApplyAssignment takes the partition's replicated assignment: whether

@@ -228,3 +228,67 @@ func TestStaleFetchResponseDiscarded(t *testing.T) {
 		t.Fatal("the follower does not hold the new leader's record at offset 4")
 	}
 }
+
+// registrations is a metadata state's broker registrations: id → epoch.
+type registrations map[int32]int64
+
+func (r registrations) Broker(id int32) (metadata.Broker, bool) {
+	epoch, ok := r[id]
+	return metadata.Broker{ID: id, Epoch: epoch}, ok
+}
+
+// TestRestartedFollowerProgressDoesNotCount: follower 3 fetched up to 7
+// and then restarted (losing its unsynced tail) and registered again with
+// a new broker epoch; what the leader knew of it no longer counts for the
+// high watermark — it waits for the new incarnation's fetches — and it is
+// not caught up until those reach the leader's end.
+func TestRestartedFollowerProgressDoesNotCount(t *testing.T) {
+	p := replica(t, t.TempDir(), 1, nil)
+	a := assignment(1, 1, []int32{1, 2, 3}, []int32{1, 2, 3})
+	brokers := registrations{1: 10, 2: 11, 3: 12}
+	p.ObserveRegistrations(a.Replicas, brokers)
+	p.ApplyAssignment(a, t0)
+	end := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 7)) + 7
+	if _, err := p.FollowerFetched(3, end, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.FollowerFetched(2, 5, t0); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != 5 {
+		t.Fatalf("high watermark %d, want 5", hw)
+	}
+	// Broker 3 registers again (still in the ISR in this state).
+	brokers[3] = 20
+	p.ObserveRegistrations(a.Replicas, brokers)
+	p.ApplyAssignment(a, t0)
+	if _, err := p.FollowerFetched(2, end, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != 5 {
+		t.Fatalf("after follower 3 restarted: high watermark %d, want 5 until it fetches again", hw)
+	}
+	// The new incarnation fetches from where its log ends now: behind,
+	// not caught up.
+	if _, err := p.FollowerFetched(3, 5, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.FollowerFetched(2, end, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if shrink := p.LaggingISR(t0.Add(time.Minute), 10*time.Second); !slices.Equal(shrink, []int32{1, 2}) {
+		t.Fatalf("restarted follower behind the leader: shrink %v, want [1 2]", shrink)
+	}
+	p.ISRChangeDone(nil)
+	if _, err := p.FollowerFetched(3, end, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != end {
+		t.Fatalf("restarted follower caught up: high watermark %d, want %d", hw, end)
+	}
+	// An unchanged registration changes nothing.
+	p.ObserveRegistrations(a.Replicas, brokers)
+	if hw := p.HighWatermark(); hw != end {
+		t.Fatalf("high watermark %d, want %d", hw, end)
+	}
+}
