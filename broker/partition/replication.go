@@ -180,13 +180,13 @@ type Registrations interface {
 }
 
 // ObserveRegistrations notes the registration (broker epoch) in state of
-// each broker of replicas, the partition's replicas. A follower whose broker registered again since
-// the last call is a new incarnation that may have lost what the previous
-// one reported (an unsynced tail, a power loss): what this leader knew of
-// its log end no longer counts for the high watermark (it is unknown until
-// the new incarnation fetches), and it is caught up only once its own
-// fetches reach the leader's end. The partition manager calls it before
-// ApplyAssignment with the same state.
+// each broker of replicas, the partition's replicas. A follower whose
+// broker registered again since the last call is a new incarnation that may
+// have lost what the previous one reported (an unsynced tail, a power
+// loss): what this leader knew of its log end no longer counts for the high
+// watermark (it is unknown until the new incarnation fetches), and it is
+// caught up only once its own fetches reach the leader's end. The
+// partition manager calls it before ApplyAssignment with the same state.
 func (p *Partition) ObserveRegistrations(replicas []int32, state Registrations) {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
