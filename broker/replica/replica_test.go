@@ -45,23 +45,29 @@ func appendRecords(t *testing.T, p *partition.Partition, n int) int64 {
 	return base + int64(n)
 }
 
-// fakeStore records proposed ISR changes; fail refuses them.
+// fakeStore records proposed ISR changes; fail refuses them; committed,
+// when set, is the partition state answered for an accepted change.
 type fakeStore struct {
-	mu       sync.Mutex // guards every field
-	changes  []metadata.PartitionChange
-	fail     error
-	proposed chan struct{}
+	mu        sync.Mutex // guards every field
+	changes   []metadata.PartitionChange
+	fail      error
+	committed func(metadata.PartitionChange) metadata.Partition
+	proposed  chan struct{}
 }
 
 func (f *fakeStore) ChangePartition(_ context.Context, c metadata.PartitionChange) (metadata.Partition, error) {
 	f.mu.Lock()
 	f.changes = append(f.changes, c)
 	err := f.fail
+	var committed metadata.Partition
+	if f.committed != nil {
+		committed = f.committed(c)
+	}
 	f.mu.Unlock()
 	if f.proposed != nil {
 		f.proposed <- struct{}{}
 	}
-	return metadata.Partition{}, err
+	return committed, err
 }
 
 func (f *fakeStore) proposals() []metadata.PartitionChange {
@@ -128,6 +134,45 @@ func TestISRProposesExpansionsAndShrinks(t *testing.T) {
 	<-store.proposed
 	if changed != 2 {
 		t.Fatalf("%d changes reported committed, want the 2 expansions", changed)
+	}
+}
+
+// TestISRCommittedExpansionCountsBeforeApplied (forced order): the ISR
+// owner hands the partition the state the controller committed; until the
+// leader applies it, the new member already counts for the high watermark,
+// so records it lacks are not committed.
+func TestISRCommittedExpansionCountsBeforeApplied(t *testing.T) {
+	p := openReplica(t, 1)
+	applied := metadata.Partition{Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 4, PartitionEpoch: 9, ISR: []int32{1, 2}}
+	p.ApplyAssignment(applied, t0)
+	end := appendRecords(t, p, 3)
+	store := &fakeStore{committed: func(c metadata.PartitionChange) metadata.Partition {
+		next := applied
+		next.ISR, next.PartitionEpoch = c.ISR, c.PartitionEpoch+1
+		return next
+	}}
+	m := NewISR(ISRConfig{Store: store, Partitions: func() []*partition.Partition { return nil }, Logger: slog.New(slog.DiscardHandler)})
+	if _, err := p.FollowerFetched(2, end, t0); err != nil {
+		t.Fatal(err)
+	}
+	expand, err := p.FollowerFetched(3, end, t0)
+	if err != nil || expand == nil {
+		t.Fatalf("follower 3 caught up: %v %v", expand, err)
+	}
+	m.propose(context.Background(), proposal{p, expand})
+	// Committed, not applied here: more records reach follower 2 only.
+	end2 := appendRecords(t, p, 2)
+	if _, err := p.FollowerFetched(2, end2, t0); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != end {
+		t.Fatalf("high watermark %d past follower 3's end %d, which the committed ISR holds", hw, end)
+	}
+	if _, err := p.FollowerFetched(3, end2, t0); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != end2 {
+		t.Fatalf("high watermark %d, want %d", hw, end2)
 	}
 }
 
