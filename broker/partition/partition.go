@@ -55,7 +55,8 @@ type Partition struct {
 	checkpointed int64
 
 	// appendMu guards producers, snapshotEnd, epochs, assignment, followers,
-	// isrChanging, isrPending and brokerEpochs, and serializes check →
+	// isrChanging, isrPending, isrInFlight, isrRetry and brokerEpochs, and
+	// serializes check →
 	// append → update.
 	appendMu  sync.Mutex
 	producers *producer.State
@@ -71,6 +72,13 @@ type Partition struct {
 	// epoch isrPendingUntil or later is applied (or a new term begins).
 	isrPending      []int32
 	isrPendingUntil int32
+	// isrInFlight is the ISR of the change in flight; isrRetry that of a
+	// change whose outcome is unknown (a timeout), proposed again as is
+	// before any other (as Kafka's AlterPartition is retried) until the
+	// controller answers or an assignment past its partition epoch is
+	// applied.
+	isrInFlight []int32
+	isrRetry    []int32
 	// brokerEpochs is the broker epoch (registration) of each replica's
 	// broker as last observed (ObserveRegistrations); -1: not registered.
 	brokerEpochs map[int32]int64

@@ -322,7 +322,7 @@ func TestISRProposals(t *testing.T) {
 	if shrink := p.LaggingISR(t0.Add(time.Hour), time.Second); shrink != nil {
 		t.Fatalf("a shrink while a change is in flight: %v", shrink)
 	}
-	p.ISRChangeDone(nil)
+	p.ISRChangeDone(ISROutcome{Refused: true})
 	p.ApplyAssignment(assignment(1, 5, []int32{1, 2, 3}, []int32{1, 2, 3}), t0)
 	if !slices.Equal(p.Assignment().ISR, []int32{1, 2, 3}) || p.UnderReplicated() {
 		t.Fatalf("assignment %+v, under-replicated %v", p.Assignment(), p.UnderReplicated())
@@ -340,7 +340,7 @@ func TestISRProposals(t *testing.T) {
 	if !slices.Equal(shrink, []int32{1, 2}) {
 		t.Fatalf("follower 3 lagging: proposal %v, want [1 2]", shrink)
 	}
-	p.ISRChangeDone(nil)
+	p.ISRChangeDone(ISROutcome{Refused: true})
 
 	if _, err := p.FollowerFetched(9, 0, t0); err == nil {
 		t.Fatal("a fetch from a broker that is no replica was accepted")

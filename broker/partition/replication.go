@@ -223,7 +223,8 @@ func (p *Partition) ApplyAssignment(a metadata.Partition, now time.Time) (newTer
 	p.assigned = true
 	p.assignment = a
 	if newTerm || a.PartitionEpoch >= p.isrPendingUntil {
-		p.isrPending = nil // the proposals' outcome is applied (or void)
+		// The proposals' outcome is applied (or void).
+		p.isrPending, p.isrRetry = nil, nil
 	}
 	if newTerm {
 		p.leading.Store(leading)
@@ -319,7 +320,7 @@ func (p *Partition) maximalISRLocked() []int32 {
 // change against that epoch, so a later one either holds it or refused
 // it).
 func (p *Partition) proposeISRLocked(isr []int32) {
-	p.isrChanging = true
+	p.isrChanging, p.isrInFlight = true, isr
 	for _, r := range isr {
 		if !slices.Contains(p.isrPending, r) {
 			p.isrPending = append(p.isrPending, r)
@@ -360,7 +361,7 @@ func (p *Partition) FollowerFetched(follower int32, offset int64, now time.Time)
 	if n := len(p.epochs.entries); n > 0 {
 		epochStart = p.epochs.entries[n-1].start
 	}
-	if !slices.Contains(p.assignment.ISR, follower) && offset >= highWatermark && offset >= epochStart && !p.isrChanging {
+	if !slices.Contains(p.assignment.ISR, follower) && offset >= highWatermark && offset >= epochStart && !p.isrChanging && p.isrRetry == nil {
 		expand = append(slices.Clone(p.assignment.ISR), follower)
 		p.proposeISRLocked(expand)
 		return expand, nil
@@ -370,14 +371,20 @@ func (p *Partition) FollowerFetched(follower int32, offset int64, now time.Time)
 
 // LaggingISR returns the ISR without the followers that have not caught up
 // for lag (nil when nobody lags or a change is in flight). A member of a
-// proposed expansion whose outcome is unknown (maximal ISR) that lags is
-// proposed out too. A returned proposal marks an ISR change in flight, as
-// FollowerFetched's does.
+// proposed change not applied yet (maximal ISR) that lags is proposed out
+// too. A change whose outcome is unknown is returned again as it was,
+// before anything else. A returned proposal marks an ISR change in flight,
+// as FollowerFetched's does.
 func (p *Partition) LaggingISR(now time.Time, lag time.Duration) []int32 {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	if !p.leading.Load() || p.isrChanging {
 		return nil
+	}
+	if p.isrRetry != nil {
+		retry := slices.Clone(p.isrRetry)
+		p.proposeISRLocked(retry)
+		return retry
 	}
 	lagging := func(r int32) bool {
 		f := p.followers[r]
@@ -394,20 +401,41 @@ func (p *Partition) LaggingISR(now time.Time, lag time.Duration) []int32 {
 // ErrNotLeader: this broker does not lead the partition (any more).
 var ErrNotLeader = errors.New("partition: this broker does not lead the partition")
 
+// ISROutcome is how a proposed ISR change ended. The zero value means
+// the outcome is unknown (a timeout: it may still commit).
+type ISROutcome struct {
+	// Committed is the partition's state the controller answered with
+	// when it accepted the change.
+	Committed *metadata.Partition
+	// Refused: nothing was committed (the controller refused the change,
+	// or it was never sent).
+	Refused bool
+}
+
 // ISRChangeDone ends the ISR change in flight (proposed from FollowerFetched
-// or LaggingISR): the next one may be proposed. committed is the
-// partition's state the controller answered with when it accepted the
-// change; nil when it refused it or the outcome is unknown (a timeout: it
-// may still commit), and then the proposed members keep counting for the
-// high watermark until an assignment past the proposal's partition epoch
-// is applied.
-func (p *Partition) ISRChangeDone(committed *metadata.Partition) {
+// or LaggingISR): the next one may be proposed. The proposed members keep
+// counting for the high watermark until an assignment showing the outcome
+// is applied: the committed one, or any past the proposal's partition
+// epoch. A change whose outcome is unknown is proposed again (LaggingISR)
+// before any other, so that a late commit of it is never mistaken for
+// its absence.
+func (p *Partition) ISRChangeDone(outcome ISROutcome) {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	p.isrChanging = false
-	if committed == nil {
+	inFlight := p.isrInFlight
+	p.isrChanging, p.isrInFlight = false, nil
+	committed := outcome.Committed
+	switch {
+	case committed == nil && outcome.Refused:
+		p.isrRetry = nil
+		return
+	case committed == nil:
+		if inFlight != nil {
+			p.isrRetry = inFlight
+		}
 		return
 	}
+	p.isrRetry = nil
 	if committed.PartitionEpoch <= p.assignment.PartitionEpoch {
 		// The controller's state is the one applied (the change was a
 		// no-op there) or an older one: nothing is pending any more.

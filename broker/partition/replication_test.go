@@ -126,7 +126,7 @@ func TestHighWatermarkOverMaximalISR(t *testing.T) {
 	// Committed by the controller, not applied here yet.
 	committed := applied
 	committed.ISR, committed.PartitionEpoch = []int32{1, 2, 3}, 5
-	p.ISRChangeDone(&committed)
+	p.ISRChangeDone(ISROutcome{Committed: &committed})
 	if _, err := p.FollowerFetched(2, end2, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestHighWatermarkOverMaximalISR(t *testing.T) {
 	}
 	shrunk := committed
 	shrunk.ISR, shrunk.PartitionEpoch = []int32{1, 2}, 6
-	p.ISRChangeDone(&shrunk)
+	p.ISRChangeDone(ISROutcome{Committed: &shrunk})
 	if hw := p.HighWatermark(); hw != end2 {
 		t.Fatalf("shrink committed, not applied: high watermark %d, want %d", hw, end2)
 	}
@@ -164,13 +164,15 @@ func TestHighWatermarkOverMaximalISR(t *testing.T) {
 		t.Fatalf("shrink applied: high watermark %d, want %d", hw, end3)
 	}
 
-	// A proposal whose outcome is unknown (a timeout) keeps counting; a
-	// lagging proposed member is proposed out, and the controller's
-	// answer (no change) ends the pending addition.
+	// A proposal whose outcome is unknown (a timeout) keeps counting and
+	// is proposed again as it was, before anything else (a late commit of
+	// the first try is then never taken for its absence); the second try
+	// is refused (the first committed meanwhile: stale epoch), and the
+	// pending member counts until the commit is applied.
 	if expand, _ := p.FollowerFetched(3, end3, t0.Add(time.Minute)); !slices.Equal(expand, []int32{1, 2, 3}) {
 		t.Fatalf("follower 3 caught up again: proposal %v", expand)
 	}
-	p.ISRChangeDone(nil)
+	p.ISRChangeDone(ISROutcome{})
 	end4 := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "d", 1)) + 1
 	if _, err := p.FollowerFetched(2, end4, t0.Add(2*time.Minute)); err != nil {
 		t.Fatal(err)
@@ -178,12 +180,54 @@ func TestHighWatermarkOverMaximalISR(t *testing.T) {
 	if hw := p.HighWatermark(); hw != end3 {
 		t.Fatalf("expansion outcome unknown: high watermark %d, want %d", hw, end3)
 	}
-	if shrink := p.LaggingISR(t0.Add(2*time.Minute), time.Second); !slices.Equal(shrink, []int32{1, 2}) {
+	if again, _ := p.FollowerFetched(2, end4, t0.Add(2*time.Minute)); again != nil {
+		t.Fatalf("another change proposed while one's outcome is unknown: %v", again)
+	}
+	if retry := p.LaggingISR(t0.Add(2*time.Minute), time.Second); !slices.Equal(retry, []int32{1, 2, 3}) {
+		t.Fatalf("outcome unknown: proposal %v, want the same [1 2 3] again", retry)
+	}
+	p.ISRChangeDone(ISROutcome{Refused: true})
+	if hw := p.HighWatermark(); hw != end3 {
+		t.Fatalf("retry refused, epoch not moved here: high watermark %d, want %d", hw, end3)
+	}
+	lateCommit := shrunk
+	lateCommit.ISR, lateCommit.PartitionEpoch = []int32{1, 2, 3}, 7
+	p.ApplyAssignment(lateCommit, t0.Add(2*time.Minute))
+	if hw := p.HighWatermark(); hw != end3 {
+		t.Fatalf("late commit applied: high watermark %d, want %d", hw, end3)
+	}
+
+}
+
+// TestLaggingPendingMemberProposedOut: a follower whose expansion was
+// refused keeps counting for the high watermark until the partition epoch
+// moves; when it stops fetching it is proposed out, and the controller's
+// answer (no change) ends its count.
+func TestLaggingPendingMemberProposedOut(t *testing.T) {
+	p := replica(t, t.TempDir(), 1, nil)
+	applied := metadata.Partition{Index: 0, Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 1, ISR: []int32{1, 2}, PartitionEpoch: 8}
+	p.ApplyAssignment(applied, t0)
+	end := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 2)) + 2
+	if _, err := p.FollowerFetched(2, end, t0); err != nil {
+		t.Fatal(err)
+	}
+	if expand, _ := p.FollowerFetched(3, end, t0); !slices.Equal(expand, []int32{1, 2, 3}) {
+		t.Fatalf("follower 3 caught up: proposal %v", expand)
+	}
+	p.ISRChangeDone(ISROutcome{Refused: true})
+	end2 := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "b", 1)) + 1
+	if _, err := p.FollowerFetched(2, end2, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != end {
+		t.Fatalf("refused, epoch not moved: high watermark %d, want %d", hw, end)
+	}
+	if shrink := p.LaggingISR(t0.Add(time.Minute), time.Second); !slices.Equal(shrink, []int32{1, 2}) {
 		t.Fatalf("proposed member 3 lagging: proposal %v, want [1 2]", shrink)
 	}
-	p.ISRChangeDone(&shrunk)
-	if hw := p.HighWatermark(); hw != end4 {
-		t.Fatalf("the controller kept the ISR: high watermark %d, want %d", hw, end4)
+	p.ISRChangeDone(ISROutcome{Committed: &applied})
+	if hw := p.HighWatermark(); hw != end2 {
+		t.Fatalf("the controller kept the ISR: high watermark %d, want %d", hw, end2)
 	}
 }
 
@@ -279,7 +323,7 @@ func TestRestartedFollowerProgressDoesNotCount(t *testing.T) {
 	if shrink := p.LaggingISR(t0.Add(time.Minute), 10*time.Second); !slices.Equal(shrink, []int32{1, 2}) {
 		t.Fatalf("restarted follower behind the leader: shrink %v, want [1 2]", shrink)
 	}
-	p.ISRChangeDone(nil)
+	p.ISRChangeDone(ISROutcome{Refused: true})
 	if _, err := p.FollowerFetched(3, end, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -120,16 +121,18 @@ func (m *ISR) proposeQueued(ctx context.Context) {
 
 func (m *ISR) drop() {
 	for _, pr := range m.take() {
-		pr.p.ISRChangeDone(nil)
+		pr.p.ISRChangeDone(partition.ISROutcome{Refused: true}) // never sent
 	}
 }
 
 // propose sends one ISR change to the controller and ends the partition's
-// change in flight, committed or not (a refused change is proposed again
-// when its condition still holds), handing the partition the committed
-// state (its proposed members count for the high watermark until it
-// applies that state).
+// change in flight with its outcome: the committed state (the proposed
+// members count for the high watermark until the partition applies it), a
+// refusal (proposed again when its condition still holds), or unknown (a
+// timeout, a lost controller: proposed again as is).
 func (m *ISR) propose(ctx context.Context, pr proposal) {
+	var outcome partition.ISROutcome // unknown unless answered
+	defer func() { pr.p.ISRChangeDone(outcome) }()
 	a := pr.p.Assignment()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -138,13 +141,24 @@ func (m *ISR) propose(ctx context.Context, pr proposal) {
 		Leader: metadata.NoLeaderChange, ISR: pr.isr,
 	})
 	if err != nil {
-		pr.p.ISRChangeDone(nil)
-		pr.p.Logger().Debug("ISR change not applied; retried later", "isr", pr.isr, "err", err)
+		outcome.Refused = refused(err)
+		pr.p.Logger().Debug("ISR change not applied; proposed again", "isr", pr.isr, "refused", outcome.Refused, "err", err)
 		return
 	}
-	pr.p.ISRChangeDone(&committed)
+	outcome.Committed = &committed
 	pr.p.Logger().Info("ISR changed", "isr", pr.isr, "previous_isr", a.ISR)
 	if m.cfg.Changed != nil {
 		m.cfg.Changed()
 	}
+}
+
+// refused reports whether a ChangePartition error is the controller's
+// refusal (nothing was committed), rather than an unknown outcome.
+func refused(err error) bool {
+	for _, rejection := range []error{metadata.ErrStalePartitionEpoch, metadata.ErrInvalidPartitions, metadata.ErrUnknownTopic, metadata.ErrUnknownPartition} {
+		if errors.Is(err, rejection) {
+			return true
+		}
+	}
+	return false
 }
