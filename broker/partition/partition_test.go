@@ -247,7 +247,7 @@ func TestAcksAllWaitsForTheISR(t *testing.T) {
 		t.Fatalf("no follower: %d, want REQUEST_TIMED_OUT", code)
 	}
 	waited := make(chan []Outcome, 1)
-	go func() { waited <- WaitAll([]Pending{{Partition: p, End: end}}, t0.Add(time.Hour), nil) }()
+	go func() { waited <- WaitAll([]Pending{{Partition: p, End: end}}, time.Now().Add(time.Hour), nil) }()
 	if _, err := p.FollowerFetched(2, end, t0); err != nil {
 		t.Fatal(err)
 	}
