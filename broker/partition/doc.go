@@ -49,7 +49,9 @@
 // log end, high watermark, leadership and leader epoch are atomics, and
 // Read goes to the segment files up to a published offset. waitersMu
 // guards only the waiter set; it may be taken with appendMu held, never
-// the other way round. retentionMu
+// the other way round. checkpointMu serializes the high-watermark
+// checkpoint's writes; it may be taken with appendMu held, never the other
+// way round. retentionMu
 // serializes config changes with retention-limit updates; cleanMu the log
 // cleaner's bookkeeping. Lock order: retentionMu, then the segment log's
 // own locks; appendMu, then the segment log's; never appendMu inside
