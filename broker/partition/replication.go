@@ -203,7 +203,7 @@ func (p *Partition) ObserveRegistrations(replicas []int32, state Registrations) 
 		}
 		if known, ok := p.brokerEpochs[r]; ok && known != epoch {
 			if f := p.followers[r]; f != nil {
-				p.log.Info("follower registered again: its earlier progress no longer counts", "follower", r, "broker_epoch", epoch, "previous_broker_epoch", known, "previous_log_end_offset", f.logEndOffset)
+				p.log.Debug("follower registered again: its earlier progress no longer counts", "follower", r, "broker_epoch", epoch, "previous_broker_epoch", known, "previous_log_end_offset", f.logEndOffset)
 				f.logEndOffset, f.leaderEndAt = -1, math.MaxInt64
 			}
 		}
