@@ -224,6 +224,7 @@ func (m *partitionManager) reconcile() error {
 					errs = append(errs, err)
 				}
 			}
+			p.ObserveRegistrations(assigned.Replicas, state)
 			if p.ApplyAssignment(assigned, time.Now()) {
 				m.alignWithRemote(state, p)
 				if m.cfg.onLeadership != nil {
@@ -251,6 +252,7 @@ func (m *partitionManager) reconcile() error {
 			continue
 		}
 		p.RefreshRetentionLimit(state)
+		p.ObserveRegistrations(assigned.Replicas, state)
 		p.ApplyAssignment(assigned, time.Now())
 		m.alignWithRemote(state, p)
 		m.mu.Lock()
@@ -324,12 +326,17 @@ func (m *partitionManager) all() []*partition.Partition {
 	return out
 }
 
+// highWatermarkCheckpointInterval is how often moved high watermarks are
+// checkpointed (Kafka's replica.high.watermark.checkpoint.interval.ms).
+const highWatermarkCheckpointInterval = 5 * time.Second
+
 // run follows metadata changes and runs periodic maintenance until ctx ends.
 func (m *partitionManager) run(ctx context.Context) {
 	maintenance := time.NewTicker(time.Second)
 	defer maintenance.Stop()
 	lastRetention := time.Now()
 	lastSnapshot := time.Now()
+	lastCheckpoint := time.Now()
 	for {
 		// The state and its change channel are read together, so a change
 		// that lands while reconciling is not missed.
@@ -352,9 +359,14 @@ func (m *partitionManager) run(ctx context.Context) {
 			if snapshot {
 				lastSnapshot = now
 			}
+			checkpoint := now.Sub(lastCheckpoint) >= highWatermarkCheckpointInterval
+			if checkpoint {
+				lastCheckpoint = now
+			}
 			total := int64(0)
 			for _, p := range m.all() {
-				p.Maintain(now, partition.Maintenance{ProducerIDExpiration: m.cfg.producerIDExpiration, Retention: retention, Snapshot: snapshot})
+				p.Maintain(now, partition.Maintenance{ProducerIDExpiration: m.cfg.producerIDExpiration, Retention: retention, Snapshot: snapshot,
+					CheckpointHighWatermark: checkpoint})
 				total += p.Size()
 			}
 			m.localBytes.Store(total)

@@ -46,9 +46,21 @@ type Partition struct {
 	leading       atomic.Bool
 	leaderEpoch   atomic.Int32
 	highWatermark atomic.Int64
+	// leaderStart is the log end when this replica's current leadership
+	// began (KIP-207's epoch start offset; OffsetsAvailable).
+	leaderStart atomic.Int64
+
+	// checkpointMu guards checkpointed, the high watermark last written to
+	// the checkpoint, and serializes the checkpoint's writes. Taken inside
+	// appendMu, never the other way round.
+	checkpointMu sync.Mutex
+	checkpointed int64
 
 	// appendMu guards producers, snapshotEnd, epochs, assignment, followers,
-	// isrChanging and storageFailed, and serializes check → append → update.
+	// isrChanging, isrPending, isrInFlight, isrRetry, brokerEpochs and
+	// storageFailed, and
+	// serializes check →
+	// append → update.
 	appendMu  sync.Mutex
 	producers *producer.State
 	epochs    epochCache
@@ -57,7 +69,23 @@ type Partition struct {
 	assignment  metadata.Partition
 	followers   map[int32]*followerState
 	isrChanging bool // an ISR change proposed by this leader is in flight
-	assigned    bool // applyAssignment ran at least once
+	// isrPending holds the members of ISR changes this leader proposed
+	// whose outcome its assignment does not show yet: they count for the
+	// high watermark (Kafka's maximal ISR) until an assignment at partition
+	// epoch isrPendingUntil or later is applied (or a new term begins).
+	isrPending      []int32
+	isrPendingUntil int32
+	// isrInFlight is the ISR of the change in flight; isrRetry that of a
+	// change whose outcome is unknown (a timeout), proposed again as is
+	// before any other (as Kafka's AlterPartition is retried) until the
+	// controller answers or an assignment past its partition epoch is
+	// applied.
+	isrInFlight []int32
+	isrRetry    []int32
+	// brokerEpochs is the broker epoch (registration) of each replica's
+	// broker as last observed (ObserveRegistrations); -1: not registered.
+	brokerEpochs map[int32]int64
+	assigned     bool // applyAssignment ran at least once
 	// snapshotEnd is the log end offset the newest producer snapshot was
 	// taken at (-1: none); an unchanged partition is not snapshotted again.
 	snapshotEnd int64
@@ -177,8 +205,9 @@ type Config struct {
 // checked and its torn tail cut, the producer state is loaded from the
 // newest snapshot and the batch headers after it, and the leader-epoch
 // cache from its checkpoint (or the batch headers). The replica neither
-// leads nor follows until ApplyAssignment; its high watermark starts at the
-// log start (nothing is known to be committed yet).
+// leads nor follows until ApplyAssignment; its high watermark starts at its
+// checkpoint (replication-offset-checkpoint) within the recovered log, or
+// at the log start without one (nothing is known to be committed yet).
 func Open(cfg Config) (p *Partition, err error) {
 	topic, index, dir := cfg.Topic, cfg.Index, cfg.Dir
 	log := cfg.Logger
@@ -235,9 +264,16 @@ func Open(cfg Config) (p *Partition, err error) {
 		segs.Close()
 		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
 	}
-	// Nothing is known to be committed until the leader says so (or, as a
-	// leader, the ISR has it).
-	p.highWatermark.Store(segs.StartOffset())
+	// The high watermark restarts where it was checkpointed, within the
+	// recovered log; without a checkpoint nothing is known to be committed
+	// until the leader says so (or, as a leader, the ISR has it).
+	highWatermark := segs.StartOffset()
+	p.checkpointed = -1
+	if checkpointed, ok := readHighWatermarkCheckpoint(dir, topic, index); ok {
+		highWatermark = min(max(checkpointed, segs.StartOffset()), segs.EndOffset())
+		p.checkpointed = checkpointed
+	}
+	p.highWatermark.Store(highWatermark)
 	return p, nil
 }
 
@@ -520,6 +556,10 @@ type Maintenance struct {
 	Retention bool
 	// Snapshot writes a producer-state snapshot if anything changed.
 	Snapshot bool
+	// CheckpointHighWatermark writes the high-watermark checkpoint if the
+	// high watermark moved (Kafka's
+	// replica.high.watermark.checkpoint.interval.ms, 5 s).
+	CheckpointHighWatermark bool
 }
 
 // Maintain runs the periodic work: time-based flushes, and as asked
@@ -535,6 +575,11 @@ func (p *Partition) Maintain(now time.Time, m Maintenance) {
 	}
 	if err := p.segments.FlushIfDue(); err != nil {
 		p.log.Error("flush failed", "err", err)
+	}
+	if m.CheckpointHighWatermark {
+		if err := p.checkpointHighWatermark(); err != nil {
+			p.log.Warn("writing the high watermark checkpoint failed", "err", err)
+		}
 	}
 	if !retention && !snapshot {
 		return
@@ -639,13 +684,15 @@ func retentionLimit(v topicconfig.Values, state *metadata.State, p *Partition) i
 	return 0
 }
 
-// Close flushes the log, snapshots producer state and closes the files.
+// Close flushes the log, snapshots producer state, checkpoints the high
+// watermark and closes the files.
 func (p *Partition) Close() error {
 	p.appendMu.Lock()
 	snapErr := p.writeProducerSnapshotLocked()
+	checkpointErr := p.checkpointHighWatermark()
 	p.appendMu.Unlock()
 	err := p.segments.Close()
-	return errors.Join(err, snapErr)
+	return errors.Join(err, snapErr, checkpointErr)
 }
 
 // Remove deletes the partition's directory (its topic was deleted).

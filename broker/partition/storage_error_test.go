@@ -58,11 +58,11 @@ func TestAppendOnAFullDisk(t *testing.T) {
 	if again := p.StorageResignation(); again != nil {
 		t.Fatalf("a second resignation while one is in flight: %v", again)
 	}
-	p.ISRChangeDone()
+	p.ISRChangeDone(ISROutcome{Refused: true})
 	if again := p.StorageResignation(); !slices.Equal(again, []int32{2, 3}) {
 		t.Fatalf("the refused resignation is not proposed again: %v", again)
 	}
-	p.ISRChangeDone()
+	p.ISRChangeDone(ISROutcome{Refused: true})
 
 	// The controller applied it: broker 2 leads, this replica follows.
 	p.ApplyAssignment(assignment(2, 6, []int32{1, 2, 3}, []int32{2, 3}), t0)

@@ -132,7 +132,7 @@ func TestDurableFollowerReportsOnlyFsyncedData(t *testing.T) {
 	p := replica(t, t.TempDir(), 2, durable)
 	p.ApplyAssignment(assignment(1, 1, []int32{1, 2}, []int32{1, 2}), t0)
 	started, release, _ := gateSyncs(p)
-	if err := p.AppendReplicated(data, 0); err != nil {
+	if err := p.AppendReplicated(data, 0, 1); err != nil {
 		t.Fatal(err)
 	}
 	if p.LogEndOffset() != 5 || p.ReplicaFetchOffset() != 0 {
@@ -155,7 +155,7 @@ func TestDurableFollowerReportsOnlyFsyncedData(t *testing.T) {
 
 	plain := replica(t, t.TempDir(), 2, nil)
 	plain.ApplyAssignment(assignment(1, 1, []int32{1, 2}, []int32{1, 2}), t0)
-	if err := plain.AppendReplicated(data, 0); err != nil {
+	if err := plain.AppendReplicated(data, 0, 1); err != nil {
 		t.Fatal(err)
 	}
 	if got := plain.ReplicaFetchOffset(); got != 5 {

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"sync"
@@ -128,26 +129,31 @@ func (m *ISR) proposeQueued(ctx context.Context) {
 
 func (m *ISR) drop() {
 	for _, pr := range m.take() {
-		pr.p.ISRChangeDone()
+		pr.p.ISRChangeDone(partition.ISROutcome{Refused: true}) // never sent
 	}
 }
 
 // propose sends one ISR change to the controller and ends the partition's
-// change in flight, committed or not (a refused change is proposed again
-// when its condition still holds).
+// change in flight with its outcome: the committed state (the proposed
+// members count for the high watermark until the partition applies it), a
+// refusal (proposed again when its condition still holds), or unknown (a
+// timeout, a lost controller: proposed again as is).
 func (m *ISR) propose(ctx context.Context, pr proposal) {
-	defer pr.p.ISRChangeDone()
+	var outcome partition.ISROutcome // unknown unless answered
+	defer func() { pr.p.ISRChangeDone(outcome) }()
 	a := pr.p.Assignment()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
+	committed, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
 		TopicID: pr.p.TopicID(), Partition: pr.p.Index(), PartitionEpoch: a.PartitionEpoch,
 		Leader: metadata.NoLeaderChange, ISR: pr.isr,
 	})
 	if err != nil {
-		pr.p.Logger().Debug("ISR change not applied; retried later", "isr", pr.isr, "err", err)
+		outcome.Refused = refused(err)
+		pr.p.Logger().Debug("ISR change not applied; proposed again", "isr", pr.isr, "refused", outcome.Refused, "err", err)
 		return
 	}
+	outcome.Committed = &committed
 	pr.p.Logger().Info("ISR changed", "isr", pr.isr, "previous_isr", a.ISR)
 	if m.cfg.Changed != nil {
 		m.cfg.Changed()
@@ -164,7 +170,8 @@ func (m *ISR) propose(ctx context.Context, pr proposal) {
 // partition's change in flight, committed or not (a refused change is
 // proposed again on the next check).
 func (m *ISR) resign(ctx context.Context, p *partition.Partition, isr []int32) {
-	defer p.ISRChangeDone()
+	var outcome partition.ISROutcome // unknown unless answered
+	defer func() { p.ISRChangeDone(outcome) }()
 	a := p.Assignment()
 	state := m.cfg.Store.State()
 	leader := int32(-1)
@@ -180,16 +187,29 @@ func (m *ISR) resign(ctx context.Context, p *partition.Partition, isr []int32) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
+	committed, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
 		TopicID: p.TopicID(), Partition: p.Index(), PartitionEpoch: a.PartitionEpoch,
 		Leader: leader, ISR: isr,
 	})
 	if err != nil {
+		outcome.Refused = refused(err)
 		p.Logger().Warn("handing the partition over after a failed append was not applied; retried", "leader", leader, "isr", isr, "err", err)
 		return
 	}
+	outcome.Committed = &committed
 	p.Logger().Warn("handed the partition over after an append failed on this broker's disk", "leader", leader, "isr", isr, "previous_isr", a.ISR)
 	if m.cfg.Changed != nil {
 		m.cfg.Changed()
 	}
+}
+
+// refused reports whether a ChangePartition error is the controller's
+// refusal (nothing was committed), rather than an unknown outcome.
+func refused(err error) bool {
+	for _, rejection := range []error{metadata.ErrStalePartitionEpoch, metadata.ErrInvalidPartitions, metadata.ErrUnknownTopic, metadata.ErrUnknownPartition} {
+		if errors.Is(err, rejection) {
+			return true
+		}
+	}
+	return false
 }
