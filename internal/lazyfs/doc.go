@@ -100,7 +100,8 @@
 //	                  undo_bytes=N drop_errors=N enospc_refusals=N
 //
 // Anything else answers "error: unknown command ...". drop_errors counts
-// inconsistencies a drop logged and skipped; a test should require 0.
+// inconsistencies a drop logged and skipped (the drop then answers
+// "error: ..." after finishing); a test should require 0.
 //
 // # Exit
 //

@@ -15,10 +15,11 @@ import (
 // file returns to its content and length as of its last fsync, and every
 // directory changed since its last fsync to its listing as of then. The
 // caller has stopped the processes using the mount (their open files keep
-// working, on the restored content). Inconsistencies are logged, counted
-// in Stats.DropErrors and skipped; the returned error is for failures that
-// leave the backing directory in an unknown state.
-func (lfs *FS) Drop() error {
+// working, on the restored content). Inconsistencies (a bug here, or a
+// change to the backing directory behind the mount's back) are logged,
+// counted in Stats.DropErrors and skipped, and make Drop return an error
+// after finishing, so that a test cannot miss them.
+func (lfs *FS) Drop() (err error) {
 	lfs.mu.Lock()
 	defer lfs.mu.Unlock()
 	for _, state := range lfs.files {
@@ -34,6 +35,12 @@ func (lfs *FS) Drop() error {
 		clear(lfs.graveyardEntries)
 	}()
 	lfs.drops++
+	errorsBefore := lfs.dropErrors
+	defer func() {
+		if inconsistencies := lfs.dropErrors - errorsBefore; inconsistencies > 0 && err == nil {
+			err = fmt.Errorf("lazyfs: drop: %d inconsistencies, logged and skipped", inconsistencies)
+		}
+	}()
 
 	locations, err := lfs.locate()
 	if err != nil {

@@ -431,3 +431,35 @@ func TestFailedRenameKeepsTarget(t *testing.T) {
 		t.Fatalf("the target after a drop: %v", err)
 	}
 }
+
+// TestDropReportsInconsistencies removes, behind the file system's back,
+// the graveyard link that keeps an unlinked file for a drop: the drop
+// finishes, counts the inconsistency and returns an error.
+func TestDropReportsInconsistencies(t *testing.T) {
+	backing := t.TempDir()
+	if err := os.WriteFile(filepath.Join(backing, "f"), []byte("durable"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lfs, err := New(Config{Backing: backing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errno := lfs.remove(backing, "f", false); errno != 0 {
+		t.Fatal(errno)
+	}
+	if err := os.RemoveAll(lfs.graveyard); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(lfs.graveyard, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := lfs.Drop(); err == nil || !strings.Contains(err.Error(), "1 inconsistencies") {
+		t.Fatalf("drop: %v, want an error counting 1 inconsistency", err)
+	}
+	if got := lfs.Stats().DropErrors; got != 1 {
+		t.Fatalf("drop_errors = %d, want 1", got)
+	}
+	if err := lfs.Drop(); err != nil {
+		t.Fatalf("the next drop: %v", err)
+	}
+}
