@@ -193,3 +193,36 @@ func blockedInFsync(pid int) bool {
 	fields := strings.Fields(string(data))
 	return len(fields) > 0 && (fields[0] == strconv.Itoa(unix.SYS_FSYNC) || fields[0] == strconv.Itoa(unix.SYS_FDATASYNC))
 }
+
+// TestBinaryKilledWriterLeavesFsyncDelay kills a process while the daemon
+// holds its fsync in the fsync delay: the kernel interrupts the request,
+// the delay ends, and the process exits; the daemon and the mount go on.
+func TestBinaryKilledWriterLeavesFsyncDelay(t *testing.T) {
+	requireFUSE(t)
+	d := startDaemon(t, buildBinary(t))
+	if got := d.command(t, "fsync-delay 600000"); got != "ok" {
+		t.Fatalf("fsync-delay: %s", got)
+	}
+	writer := exec.Command("dd", "if=/dev/zero", "of="+filepath.Join(d.mount, "f"), "bs=4096", "count=1", "conv=fsync")
+	if err := writer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	writerExited := make(chan error, 1)
+	go func() { writerExited <- writer.Wait() }()
+	for !blockedInFsync(writer.Process.Pid) {
+		select {
+		case err := <-writerExited:
+			t.Fatalf("dd ended before the fsync delay: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := writer.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, "dd killed inside a delayed fsync", writerExited)
+	if got := d.command(t, "fsync-delay 0"); got != "ok" {
+		t.Fatalf("fsync-delay 0: %s", got)
+	}
+	writeDurably(t, filepath.Join(d.mount, "g"), "still usable")
+	requireContent(t, filepath.Join(d.mount, "g"), "still usable")
+}
