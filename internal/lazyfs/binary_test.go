@@ -119,8 +119,9 @@ func TestBinaryControlAndSignal(t *testing.T) {
 		{"drop", "ok"},
 		{"fsync-delay 1", "ok"},
 		{"enospc off", "ok"},
-		{"bogus", `error: unknown command "bogus" (drop | enospc on|off | fsync-delay MS | stats)`},
-		{"stats", "fsyncs=1 dir_fsyncs=1 drops=1 dropped_bytes=5 undone_creates=0 undone_renames=0 undone_unlinks=0 undo_bytes=0 drop_errors=0 enospc_refusals=0"},
+		{"fsync-error off", "ok"},
+		{"bogus", `error: unknown command "bogus" (drop | enospc on|off | fsync-delay MS | fsync-error on|off | stats)`},
+		{"stats", "fsyncs=1 dir_fsyncs=1 drops=1 dropped_bytes=5 undone_creates=0 undone_renames=0 undone_unlinks=0 undo_bytes=0 drop_errors=0 enospc_refusals=0 fsync_errors=0"},
 	} {
 		if got := d.command(t, tc.command); got != tc.answer {
 			t.Errorf("%s: answer %q, want %q", tc.command, got, tc.answer)

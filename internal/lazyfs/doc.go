@@ -95,9 +95,14 @@
 //	                                       truncates and removals still work)
 //	fsync-delay MS -> ok                   every fsync/fdatasync of a file or a
 //	                                       directory takes at least MS ms (0: off)
+//	fsync-error on|off -> ok               while on, every fsync/fdatasync of a
+//	                                       file or a directory fails with EIO and
+//	                                       makes nothing durable (a failing disk;
+//	                                       an addition to the nemesis contract)
 //	stats          -> fsyncs=N dir_fsyncs=N drops=N dropped_bytes=N
 //	                  undone_creates=N undone_renames=N undone_unlinks=N
 //	                  undo_bytes=N drop_errors=N enospc_refusals=N
+//	                  fsync_errors=N
 //
 // Anything else answers "error: unknown command ...". drop_errors counts
 // inconsistencies a drop logged and skipped (the drop then answers

@@ -59,7 +59,7 @@ func drop(t *testing.T, m *Mount) {
 	if err := m.Drop(); err != nil {
 		t.Fatalf("drop: %v", err)
 	}
-	if s := m.Stats(); s.DropErrors != 0 {
+	if s := m.FS().Stats(); s.DropErrors != 0 {
 		t.Fatalf("drop logged %d inconsistencies", s.DropErrors)
 	}
 }

@@ -29,7 +29,7 @@ func TestDropKeepsSyncedPrefix(t *testing.T) {
 		t.Fatalf("read through the open descriptor after drop: %q, %v; want %q, EOF", buffer[:n], err, "synced.")
 	}
 	requireContent(t, path, "synced.")
-	if got := m.Stats().DroppedBytes; got != 4 {
+	if got := m.FS().Stats().DroppedBytes; got != 4 {
 		t.Fatalf("dropped_bytes = %d, want 4", got)
 	}
 	// The mount stays usable, and the old descriptor sees the restored file.
@@ -121,7 +121,7 @@ func TestDropUndoesCreateWithoutDirFsync(t *testing.T) {
 	requireContent(t, empty, "")
 	requireMissing(t, lost)
 	requireMissing(t, filepath.Join(dir, "newdir"))
-	if got := m.Stats().UndoneCreates; got != 2 {
+	if got := m.FS().Stats().UndoneCreates; got != 2 {
 		t.Fatalf("undone_creates = %d, want 2 (lost, newdir)", got)
 	}
 	entries, err := os.ReadDir(dir)
@@ -268,7 +268,7 @@ func TestDropUndoesUnlink(t *testing.T) {
 	}
 	drop(t, m)
 	requireContent(t, path, "again")
-	if got := m.Stats().UndoneUnlinks; got != 3 {
+	if got := m.FS().Stats().UndoneUnlinks; got != 3 {
 		t.Fatalf("undone_unlinks = %d, want 3 (sub/inner, sub, segment)", got)
 	}
 }
@@ -283,7 +283,7 @@ func TestENOSPC(t *testing.T) {
 	}
 	defer f.Close()
 
-	m.SetENOSPC(true)
+	m.FS().SetENOSPC(true)
 	if _, err := f.WriteAt([]byte("grow"), 8); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("growing write with enospc on: %v, want ENOSPC", err)
 	}
@@ -306,7 +306,7 @@ func TestENOSPC(t *testing.T) {
 		t.Fatalf("statfs with enospc on: %d blocks free, %d available, want 0", full.Bfree, full.Bavail)
 	}
 
-	m.SetENOSPC(false)
+	m.FS().SetENOSPC(false)
 	writeAt(t, f, "grow", 8)
 	requireContent(t, path, "ab234567grow")
 	nf, err := os.Create(filepath.Join(dir, "new"))
@@ -314,8 +314,50 @@ func TestENOSPC(t *testing.T) {
 		t.Fatalf("create with enospc off: %v", err)
 	}
 	nf.Close()
-	if got := m.Stats().ENOSPCRefusals; got != 4 {
+	if got := m.FS().Stats().ENOSPCRefusals; got != 4 {
 		t.Fatalf("enospc_refusals = %d, want 4", got)
+	}
+}
+
+func TestFsyncError(t *testing.T) {
+	dir, m := mountTest(t)
+	path := filepath.Join(dir, "f")
+	writeDurably(t, path, "synced")
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	writeAt(t, f, "+written", 6)
+	m.FS().SetFsyncError(true)
+	if err := f.Sync(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("fsync with fsync-error on: %v, want EIO", err)
+	}
+	if err := syscall.Fdatasync(int(f.Fd())); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("fdatasync with fsync-error on: %v, want EIO", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "g"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Sync(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("directory fsync with fsync-error on: %v, want EIO", err)
+	}
+	drop(t, m) // nothing became durable
+	requireContent(t, path, "synced")
+	requireMissing(t, filepath.Join(dir, "g"))
+
+	m.FS().SetFsyncError(false)
+	writeAt(t, f, "+written", 6)
+	fsync(t, f)
+	drop(t, m)
+	requireContent(t, path, "synced+written")
+	if got := m.FS().Stats().FsyncErrors; got != 3 {
+		t.Fatalf("fsync_errors = %d, want 3", got)
 	}
 }
 
@@ -324,7 +366,7 @@ func TestFsyncDelay(t *testing.T) {
 	f := create(t, filepath.Join(dir, "f"))
 	defer f.Close()
 	const delay = 200 * time.Millisecond
-	m.SetFsyncDelay(delay)
+	m.FS().SetFsyncDelay(delay)
 	for _, sync := range []struct {
 		name string
 		call func() error
@@ -348,7 +390,7 @@ func TestFsyncDelay(t *testing.T) {
 			t.Fatalf("%s took %v with fsync-delay %v", sync.name, took, delay)
 		}
 	}
-	m.SetFsyncDelay(0)
+	m.FS().SetFsyncDelay(0)
 	fsync(t, f)
 }
 
@@ -362,6 +404,9 @@ func TestExecute(t *testing.T) {
 		{"fsync-delay 5", "ok"},
 		{"fsync-delay -1", "error: "},
 		{"fsync-delay 0", "ok"},
+		{"fsync-error on", "ok"},
+		{"fsync-error off", "ok"},
+		{"fsync-error 1", "error: "},
 		{"drop", "ok"},
 		{"stats", "fsyncs=1 dir_fsyncs=1 drops=1 "},
 		{"", "error: "},

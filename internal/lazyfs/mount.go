@@ -74,15 +74,6 @@ func (m *Mount) Drop() error {
 	return err
 }
 
-// SetENOSPC is FS.SetENOSPC.
-func (m *Mount) SetENOSPC(on bool) { m.lfs.SetENOSPC(on) }
-
-// SetFsyncDelay is FS.SetFsyncDelay.
-func (m *Mount) SetFsyncDelay(d time.Duration) { m.lfs.SetFsyncDelay(d) }
-
-// Stats is FS.Stats.
-func (m *Mount) Stats() Stats { return m.lfs.Stats() }
-
 // invalidate makes the kernel forget the cached pages and attributes of
 // every file it knows and every name of every directory it knows, and
 // removes from the go-fuse tree the names whose backing object changed.

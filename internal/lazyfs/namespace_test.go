@@ -243,7 +243,7 @@ func (d mountDriver) remove(path string, isDir bool) error { return os.Remove(d.
 func (d mountDriver) rename(from, to string) error { return unix.Rename(d.abs(from), d.abs(to)) }
 func (d mountDriver) drop() error                  { return d.mount.Drop() }
 func (d mountDriver) root() string                 { return d.dir }
-func (d mountDriver) stats() Stats                 { return d.mount.Stats() }
+func (d mountDriver) stats() Stats                 { return d.mount.FS().Stats() }
 
 // TestNamespaceModel applies random creates, mkdirs, writes, fsyncs of
 // files and directories, unlinks, rmdirs, renames and drops, and compares

@@ -303,6 +303,13 @@ func (n *node) Fsync(ctx context.Context, f fusefs.FileHandle, flags uint32) sys
 	if errno := n.lazy.delayFsync(ctx); errno != 0 {
 		return errno
 	}
+	if n.lazy.fsyncError.Load() {
+		// A disk that failed to write: nothing becomes durable. (Linux
+		// reports a writeback error once and may have dropped the pages;
+		// here the data stays in the file, and a drop undoes it.)
+		n.lazy.fsyncErrors.Add(1)
+		return syscall.EIO
+	}
 	if n.StableAttr().Mode&unix.S_IFMT == unix.S_IFDIR {
 		fd, err := unix.Open(n.path(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {

@@ -99,7 +99,7 @@ func TestSegmentLogRecoversSyncedPrefix(t *testing.T) {
 			}
 			defer reopened.Close()
 			if got := reopened.EndOffset(); got != durableEnd {
-				t.Fatalf("log end offset after drop = %d, want %d (the flushed records); stats %s", got, durableEnd, m.Stats())
+				t.Fatalf("log end offset after drop = %d, want %d (the flushed records); stats %s", got, durableEnd, m.FS().Stats())
 			}
 			if !bytes.Equal(readAll(t, reopened), bytes.Join(batches[:durableEnd], nil)) {
 				t.Fatal("recovered log is not the durable prefix")
@@ -169,7 +169,7 @@ func TestSegmentTruncateIsDurable(t *testing.T) {
 			defer reopened.Close()
 			if reopened.EndOffset() != wantEnd || reopened.StartOffset() != wantStart {
 				t.Fatalf("after drop the log is [%d, %d), want [%d, %d) as truncated; stats %s",
-					reopened.StartOffset(), reopened.EndOffset(), wantStart, wantEnd, m.Stats())
+					reopened.StartOffset(), reopened.EndOffset(), wantStart, wantEnd, m.FS().Stats())
 			}
 			if got, err := reopened.Read(wantStart, 1<<30, wantEnd, true); err != nil || !bytes.Equal(got, want) {
 				t.Fatalf("after drop the log holds %d bytes (%v), want the %d bytes below the truncation", len(got), err, len(want))
@@ -224,7 +224,7 @@ func TestSegmentSyncIsDurable(t *testing.T) {
 			}
 			defer reopened.Close()
 			if got := reopened.EndOffset(); got != syncedEnd {
-				t.Fatalf("log end offset after drop = %d, want the synced end %d; stats %s", got, syncedEnd, m.Stats())
+				t.Fatalf("log end offset after drop = %d, want the synced end %d; stats %s", got, syncedEnd, m.FS().Stats())
 			}
 			if !bytes.Equal(readAll(t, reopened), bytes.Join(batches[:syncedEnd], nil)) {
 				t.Fatal("recovered log is not the synced prefix")
