@@ -105,7 +105,7 @@ func (p *Partition) syncOnce() {
 	// answer ErrLogFailed, not logged again. A leader hands the partition
 	// over (StorageResignation).
 	if _, err := p.syncLog(); err != nil && !errors.Is(err, segment.ErrClosed) && !errors.Is(err, segment.ErrLogFailed) {
-		p.log.Error("fsync failed; writes waiting for it fail with KAFKA_STORAGE_ERROR, and a leader hands the partition to another in-sync replica", "err", err)
+		p.log.Error("fsync failed; the log takes no writes until the broker restarts: produces waiting for it get KAFKA_STORAGE_ERROR, a leader hands the partition to another in-sync replica, a follower stops fetching it", "err", err)
 	}
 	p.appendMu.Lock()
 	if p.leading.Load() {
