@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,6 +72,14 @@ type Config struct {
 	// being uploaded (required). It is emptied by New: nothing an earlier
 	// process left there is referenced.
 	StagingDir string
+	// Unshared, when set and returning an error, pauses uploads: this
+	// broker's object store is node-local and the cluster has another
+	// node (broker.Server.UnsharedObjectStore), so the other replicas
+	// could not read what it uploads and would drop their local copies of
+	// it. Local segments then stay until the store is shared; the error
+	// is logged once while it lasts. Deletes of what is already in the
+	// store still run.
+	Unshared func() error
 	// Interval is remote.log.manager.task.interval.ms: how often sealed
 	// segments are looked for and uploaded and remote retention applied;
 	// default 30 s.
@@ -153,6 +162,10 @@ type Manager struct {
 	cleanup bool                // a deleted-topics cleanup runs
 	names   map[[16]byte]string // topic names by id as last seen, for deleted topics' object keys
 	wg      sync.WaitGroup      // tasks and cleanups
+
+	// uploadsPaused is set while Config.Unshared pauses uploads (logged
+	// when it is set).
+	uploadsPaused atomic.Bool
 }
 
 // task is one partition's tiering state. producers and producersEnd are
@@ -330,7 +343,7 @@ func (m *Manager) work(ctx context.Context, p *partition.Partition, t *task) err
 	if !cfg.RemoteStorage {
 		return nil
 	}
-	if !cfg.RemoteLogCopyDisable {
+	if !cfg.RemoteLogCopyDisable && m.uploadsAllowed() {
 		uploaded, err := m.uploadEligible(ctx, p, t, epoch)
 		changed = changed || uploaded > 0
 		if err != nil {
@@ -340,6 +353,25 @@ func (m *Manager) work(ctx context.Context, p *partition.Partition, t *task) err
 	expired, err := m.expireRemote(ctx, p, epoch, time.Now())
 	changed = changed || expired > 0
 	return err
+}
+
+// uploadsAllowed reports whether uploads may run (Config.Unshared),
+// logging when they pause and resume.
+func (m *Manager) uploadsAllowed() bool {
+	var err error
+	if m.cfg.Unshared != nil {
+		err = m.cfg.Unshared()
+	}
+	if err != nil {
+		if !m.uploadsPaused.Swap(true) {
+			m.log.Error("tiering: uploads paused, local segments of tiered topics are kept until the object store is shared by every node", "err", err)
+		}
+		return false
+	}
+	if m.uploadsPaused.Swap(false) {
+		m.log.Info("tiering: uploads resumed")
+	}
+	return true
 }
 
 // staleEntries are the partition's manifest entries a new pass deletes
