@@ -25,6 +25,16 @@
 //	entry, _ := tier.Upload(ctx, tiering.SegmentFiles{Partition: p, ...}) // then commit entry in Raft
 //	batches, _ := tier.Read(ctx, p, entry, offset, maxBytes)              // consumer below local log start
 //
+// A file:// bucket (fileblob) is made durable by this package, which
+// fileblob is not: Upload returns only once the object's file, its
+// directory and any directory created for it are fsynced, and Delete once
+// its directory is; objects are written to a temporary file next to their
+// name and renamed (no_tmp_dir, so a bucket on another file system than
+// os.TempDir works), without fileblob's ".attrs" sidecar files
+// (metadata=skip: they are written in place and a torn one fails every
+// read; old ones are still read). A URL that sets these parameters keeps
+// its own.
+//
 // Buckets are layered: OpenBucket gives a *BlobBucket; NewMetricsBucket
 // wraps any Bucket with request and byte counters; tieringtest.FaultBucket
 // wraps one with injected failures. Errors are classified by the Bucket
