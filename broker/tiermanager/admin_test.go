@@ -167,7 +167,7 @@ func TestScrub(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.tier.PutManifestSnapshot(f.ctx, snapshotOf(metadata.TopicPartition{Topic: other.Name, TopicID: other.ID})); err != nil {
+	if err := f.tier.PutManifestSnapshot(f.ctx, snapshotOf(metadata.TopicPartition{Topic: other.Name, TopicID: other.ID}), 0); err != nil {
 		t.Fatal(err)
 	}
 	report, err = Scrub(context.Background(), f.tier, f.store.State())

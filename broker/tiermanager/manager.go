@@ -324,7 +324,7 @@ func (m *Manager) work(ctx context.Context, p *partition.Partition, t *task) err
 	changed := false
 	defer func() {
 		if changed {
-			if err := m.putManifestSnapshot(ctx, name); err != nil {
+			if err := m.putManifestSnapshot(ctx, name, epoch); err != nil {
 				p.Logger().Warn("writing the manifest snapshot to the bucket failed; retried after the next change", "err", err)
 			}
 		}

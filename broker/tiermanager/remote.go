@@ -105,8 +105,9 @@ func (m *Manager) deleteRemote(ctx context.Context, name metadata.TopicPartition
 }
 
 // putManifestSnapshot writes the partition's manifest snapshot (its
-// readable segments) to the bucket, for recovery from the bucket alone.
-func (m *Manager) putManifestSnapshot(ctx context.Context, name metadata.TopicPartition) error {
+// readable segments) to the bucket under the leader epoch, for recovery
+// from the bucket alone.
+func (m *Manager) putManifestSnapshot(ctx context.Context, name metadata.TopicPartition, epoch int32) error {
 	snapshot := tiering.ManifestSnapshot{Partition: name}
 	m.store.State().EachSegment(name.TopicID, name.Partition, 0, func(e metadata.SegmentManifest) bool {
 		if e.State == metadata.SegmentCopyFinished {
@@ -114,7 +115,7 @@ func (m *Manager) putManifestSnapshot(ctx context.Context, name metadata.TopicPa
 		}
 		return true
 	})
-	return m.tier.PutManifestSnapshot(ctx, snapshot)
+	return m.tier.PutManifestSnapshot(ctx, snapshot, epoch)
 }
 
 // lowestLiveBroker reports whether nodeID is the lowest id among the
