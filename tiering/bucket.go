@@ -110,6 +110,9 @@ type BlobBucket struct {
 	// files makes a file:// bucket's writes durable; nil for other
 	// schemes.
 	files *fileSyncer
+	// s3Bucket is the bucket name of an s3:// bucket, "" for other
+	// schemes (multipart uploads are S3's).
+	s3Bucket string
 }
 
 var _ Bucket = (*BlobBucket)(nil)
@@ -146,8 +149,11 @@ func OpenBucket(ctx context.Context, rawURL string) (*BlobBucket, error) {
 		return nil, fmt.Errorf("tiering: open bucket %s: %w", RedactURL(rawURL), redact.error(err))
 	}
 	b := &BlobBucket{bucket: bucket, url: RedactURL(rawURL), redact: redact}
-	if u.Scheme == fileblob.Scheme {
+	switch u.Scheme {
+	case fileblob.Scheme:
 		b.files = newFileSyncer(fileBucketDir(u))
+	case "s3":
+		b.s3Bucket = u.Host
 	}
 	return b, nil
 }

@@ -137,8 +137,12 @@ func (c Config) Validate() error {
 //     left (copies never finished, deletes never finished: their objects
 //     are deleted, then their entries), then uploads every sealed segment
 //     entirely below the high watermark from where the manifest ends, then
-//     applies total retention to the remote segments, then writes the
-//     partition's manifest snapshot to the bucket;
+//     applies total retention to the remote segments, on the first pass
+//     of a leadership and every sweepEvery passes deletes the partition's
+//     orphans (a deposed uploader's late objects, unfinished writes,
+//     older manifest snapshots) and aborts its abandoned multipart
+//     uploads (sweepOrphans), then writes the partition's manifest
+//     snapshot to the bucket (named by the leader epoch);
 //   - on the lowest-numbered live broker: deletes the remote data of
 //     deleted topics.
 //
@@ -179,6 +183,10 @@ type task struct {
 	// at the end of the segment uploaded last, the start of the next one.
 	producers    []byte
 	producersEnd int64
+	// sweptEpoch and sweptAt are the leader epoch and time of the last
+	// orphan sweep (sweepOrphans).
+	sweptEpoch int32
+	sweptAt    time.Time
 }
 
 // New checks cfg and empties the staging directory. Run starts the
@@ -265,7 +273,7 @@ func (m *Manager) start(ctx context.Context, p *partition.Partition, now time.Ti
 	m.mu.Lock()
 	t := m.tasks[p]
 	if t == nil {
-		t = &task{producersEnd: -1}
+		t = &task{producersEnd: -1, sweptEpoch: -1}
 		m.tasks[p] = t
 	}
 	if t.running || now.Before(t.retryAt) {
@@ -352,7 +360,16 @@ func (m *Manager) work(ctx context.Context, p *partition.Partition, t *task) err
 	}
 	expired, err := m.expireRemote(ctx, p, epoch, time.Now())
 	changed = changed || expired > 0
-	return err
+	if err != nil {
+		return err
+	}
+	if now := time.Now(); m.sweepDue(t, epoch, now) {
+		if err := m.sweepOrphans(ctx, p, epoch, now); err != nil {
+			return err
+		}
+		t.sweptEpoch, t.sweptAt = epoch, now
+	}
+	return nil
 }
 
 // uploadsAllowed reports whether uploads may run (Config.Unshared),
@@ -402,6 +419,8 @@ type metrics struct {
 	deletedSegments  *prometheus.CounterVec
 	failures         *prometheus.CounterVec
 	lagBytes         *prometheus.GaugeVec
+	orphansDeleted   *prometheus.CounterVec
+	uploadsAborted   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -416,9 +435,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Tiering passes over a partition that failed and will be retried with backoff, by topic."}, []string{"topic"}),
 		lagBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "strata", Name: "tiering_upload_lag_bytes",
 			Help: "Bytes of sealed, committed segments not yet in the object store, per partition this broker leads."}, []string{"topic", "partition"}),
+		orphansDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "strata", Name: "tiering_orphans_deleted_total",
+			Help: "Objects deleted because no manifest entry names them (a deposed uploader's late writes, unfinished writes, older manifest snapshots), by topic."}, []string{"topic"}),
+		uploadsAborted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "strata", Name: "tiering_multipart_uploads_aborted_total",
+			Help: "Abandoned multipart uploads aborted, by topic."}, []string{"topic"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.uploadedSegments, m.uploadedBytes, m.deletedSegments, m.failures, m.lagBytes)
+		reg.MustRegister(m.uploadedSegments, m.uploadedBytes, m.deletedSegments, m.failures, m.lagBytes, m.orphansDeleted, m.uploadsAborted)
 	}
 	return m
 }

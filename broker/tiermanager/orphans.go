@@ -1,0 +1,93 @@
+package tiermanager
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/metadata"
+)
+
+// sweepEvery is how many Intervals pass between two orphan sweeps of a
+// partition (a sweep lists the partition's objects: on S3, LIST requests),
+// and how old a multipart upload must be to be aborted.
+const sweepEvery = 10
+
+// sweepDue reports whether the partition's orphans are swept in this pass
+// at epoch: on the first pass of a leadership, then every sweepEvery
+// Intervals.
+func (m *Manager) sweepDue(t *task, epoch int32, now time.Time) bool {
+	return t.sweptEpoch != epoch || now.Sub(t.sweptAt) >= sweepEvery*m.cfg.Interval
+}
+
+// sweepOrphans deletes what the bucket holds under the partition's prefix
+// that its manifest does not name and no writer can still need: objects of
+// segments with no manifest entry (in any state: a copy-started entry may
+// still be writing, a delete-started one is being deleted by its
+// leader) — a deposed or paused uploader's late objects, written after the
+// next leader deleted its unfinished copy, and temporary files of a write
+// that never finished — manifest snapshot objects older than the newest,
+// and multipart uploads started more than sweepEvery Intervals ago. Names
+// this package does not write are left for `strata tiering scrub` to
+// report.
+//
+// It is safe against a newer leader the local state does not know yet: the
+// bucket is listed first, then a fenced Raft command proves this broker
+// still leads at epoch (a no-op: it names no entry, so it fails with
+// ErrUnknownSegment after passing the leader-epoch fence, or with
+// ErrFencedLeaderEpoch, and then nothing is deleted), then the local state,
+// which has applied that command, is read. Every listed object was written
+// after its entry's "copy started" committed, before the listing, so
+// before the fenced command: the state read holds every entry a listed
+// object can belong to. A newer leader commits and writes only after the
+// fenced command, so nothing of it was listed.
+func (m *Manager) sweepOrphans(ctx context.Context, p *partition.Partition, epoch int32, now time.Time) error {
+	name := p.Name()
+	listed, err := m.tier.ListPartition(ctx, name)
+	if err != nil {
+		return err
+	}
+	fence := metadata.SegmentRef{TopicID: name.TopicID, Partition: name.Partition, BaseOffset: -1, LeaderEpoch: epoch}
+	if err := m.store.FinishSegmentCopy(ctx, fence); !errors.Is(err, metadata.ErrUnknownSegment) {
+		if err == nil {
+			err = errors.New("the fencing no-op changed the manifest")
+		}
+		p.Logger().Debug("tiering: orphan sweep skipped, this broker may no longer lead", "err", err)
+		return nil
+	}
+	known := map[uuid.UUID]bool{}
+	m.store.State().EachSegment(name.TopicID, name.Partition, 0, func(e metadata.SegmentManifest) bool {
+		known[e.SegmentID] = true
+		return true
+	})
+	var orphans []string
+	for id, keys := range listed.Segments {
+		if !known[id] {
+			orphans = append(orphans, keys...)
+		}
+	}
+	for i, snapshot := range listed.Snapshots {
+		if i < len(listed.Snapshots)-1 && snapshot.Epoch < listed.Snapshots[len(listed.Snapshots)-1].Epoch {
+			orphans = append(orphans, snapshot.Key)
+		}
+	}
+	if len(orphans) > 0 {
+		if err := m.tier.DeleteObjects(ctx, orphans); err != nil {
+			return err
+		}
+		m.metrics.orphansDeleted.WithLabelValues(name.Topic).Add(float64(len(orphans)))
+		p.Logger().Info("tiering: deleted objects no manifest entry names (a deposed uploader's late writes, unfinished writes, older manifest snapshots)", "objects", len(orphans), "keys", orphans)
+	}
+	if len(listed.Others) > 0 {
+		p.Logger().Warn("tiering: objects of unknown names under the partition's prefix; left alone (strata tiering scrub lists them)", "keys", listed.Others)
+	}
+	aborted, err := m.tier.AbortMultipartUploads(ctx, name, now.Add(-sweepEvery*m.cfg.Interval))
+	if aborted > 0 {
+		m.metrics.uploadsAborted.WithLabelValues(name.Topic).Add(float64(aborted))
+		p.Logger().Info("tiering: aborted abandoned multipart uploads", "uploads", aborted)
+	}
+	return err
+}
