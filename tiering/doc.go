@@ -208,6 +208,9 @@
 // the partition's newest, unknown names), entries whose objects are
 // missing, and .log objects whose size differs from the entry.
 // ListPartition, DeleteObjects and AbortMultipartUploads are what the
+// broker's tier manager deletes orphans with (what is an orphan, and when
+// deleting it is safe, is the tier manager's decision).
+// ListPartition, DeleteObjects and AbortMultipartUploads are what the
 // broker's tier manager deletes orphans with (the decision what is an
 // orphan, and when that is safe, is the tier manager's).
 //
