@@ -210,9 +210,6 @@
 // ListPartition, DeleteObjects and AbortMultipartUploads are what the
 // broker's tier manager deletes orphans with (what is an orphan, and when
 // deleting it is safe, is the tier manager's decision).
-// ListPartition, DeleteObjects and AbortMultipartUploads are what the
-// broker's tier manager deletes orphans with (the decision what is an
-// orphan, and when that is safe, is the tier manager's).
 //
 // # Concurrency
 //
