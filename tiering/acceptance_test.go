@@ -211,11 +211,11 @@ func testManifestSnapshotAndScrub(t *testing.T, b backend) {
 	tier := newTier(t, tiering.Config{Bucket: bucket})
 	ctx := context.Background()
 	segments := local.uploadAll(t, tier)
-	manifest := tiering.ManifestSnapshot{Partition: testPartition, Segments: segments}
+	manifest := tiering.ManifestSnapshot{Partition: testPartition, Segments: segments, Epoch: 3}
 	if _, err := tier.GetManifestSnapshot(ctx, testPartition); !errors.Is(err, tiering.ErrNotFound) {
 		t.Fatalf("manifest before any: %v", err)
 	}
-	if err := tier.PutManifestSnapshot(ctx, manifest, 3); err != nil {
+	if err := tier.PutManifestSnapshot(ctx, manifest); err != nil {
 		t.Fatal(err)
 	}
 	got, err := tier.GetManifestSnapshot(ctx, testPartition)
@@ -287,8 +287,8 @@ func testDeposedSnapshotWriter(t *testing.T, b backend) {
 	tier := newTier(t, tiering.Config{Bucket: bucket})
 	ctx := context.Background()
 	segments := buildLocalLog(t, 60, 256<<10, 0, 2).uploadAll(t, tier)
-	older := tiering.ManifestSnapshot{Partition: testPartition, Segments: segments[:1]}
-	newer := tiering.ManifestSnapshot{Partition: testPartition, Segments: segments}
+	older := tiering.ManifestSnapshot{Partition: testPartition, Segments: segments[:1], Epoch: -1}
+	newer := tiering.ManifestSnapshot{Partition: testPartition, Segments: segments, Epoch: 5}
 
 	legacy, err := tiering.MarshalManifestSnapshot(older)
 	if err != nil {
@@ -302,10 +302,12 @@ func testDeposedSnapshotWriter(t *testing.T, b backend) {
 		t.Fatalf("legacy manifest snapshot read back: %v %+v", err, got)
 	}
 
-	if err := tier.PutManifestSnapshot(ctx, newer, 5); err != nil { // the new leader
+	if err := tier.PutManifestSnapshot(ctx, newer); err != nil { // the new leader
 		t.Fatal(err)
 	}
-	if err := tier.PutManifestSnapshot(ctx, older, 4); err != nil { // the deposed one, late
+	late := older
+	late.Epoch = 4
+	if err := tier.PutManifestSnapshot(ctx, late); err != nil { // the deposed one, late
 		t.Fatal(err)
 	}
 	if got, err := tier.GetManifestSnapshot(ctx, testPartition); err != nil || fmt.Sprint(got) != fmt.Sprint(newer) {
@@ -319,7 +321,7 @@ func testDeposedSnapshotWriter(t *testing.T, b backend) {
 	if err != nil || len(report.Orphans) != 1 || !strings.HasSuffix(report.Orphans[0], "/manifest-0000000004") || len(report.Missing) != 0 {
 		t.Fatalf("scrub with the late snapshot: %v %+v, want it as the only orphan", err, report)
 	}
-	if err := tier.PutManifestSnapshot(ctx, newer, 5); err != nil { // the new leader's next pass
+	if err := tier.PutManifestSnapshot(ctx, newer); err != nil { // the new leader's next pass
 		t.Fatal(err)
 	}
 	report, err = tier.ScrubPartition(ctx, newer)

@@ -100,7 +100,9 @@
 // writing, PutManifestSnapshot deletes the partition's snapshot objects of
 // lower epochs; a deposed leader's late one is deleted by the next
 // snapshot of the current leader, and scrub reports it as an orphan until
-// then. An entry's LeaderEpoch and State are not in the object. Big
+// then. A recovery from the bucket gives the imported entries the epoch
+// of the snapshot they came from, so the recovered cluster's leader
+// epochs, and its snapshots, are above the old cluster's. An entry's LeaderEpoch and State are not in the object. Big
 // endian; part of the format, do not change:
 //
 //	 0        4        6          8

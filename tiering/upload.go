@@ -214,13 +214,14 @@ func (t *Tier) DeleteSegment(ctx context.Context, p metadata.TopicPartition, seg
 }
 
 // PutManifestSnapshot writes the partition's manifest snapshot object of
-// leader epoch (the uploader's: manifest-<epoch>), then deletes the
+// leader epoch m.Epoch (the uploader's: manifest-<epoch>), then deletes the
 // partition's snapshot objects of lower epochs. A deposed uploader's late
 // snapshot thus never replaces a newer leader's (readers take the highest
 // epoch), and is deleted by the newer leader's next snapshot. An error
 // after the object is written (its predecessors not all deleted) leaves
 // the new snapshot in force.
-func (t *Tier) PutManifestSnapshot(ctx context.Context, m ManifestSnapshot, epoch int32) error {
+func (t *Tier) PutManifestSnapshot(ctx context.Context, m ManifestSnapshot) error {
+	epoch := m.Epoch
 	if epoch < 0 {
 		return fmt.Errorf("tiering: manifest snapshot of %s: leader epoch %d", m.Partition, epoch)
 	}
@@ -327,6 +328,7 @@ func (t *Tier) GetManifestSnapshot(ctx context.Context, p metadata.TopicPartitio
 	if m.Partition != p {
 		return ManifestSnapshot{}, corruptf(key, -1, "manifest snapshot names partition %s", m.Partition)
 	}
+	m.Epoch = snapshots[len(snapshots)-1].Epoch
 	return m, nil
 }
 
@@ -406,6 +408,7 @@ func (t *Tier) ManifestSnapshots(ctx context.Context) ([]ManifestSnapshot, error
 		if want := t.layout.partitionPrefix(m.Partition); want != dir+"/" {
 			return nil, corruptf(key, -1, "manifest snapshot of %s stored under another partition's name", m.Partition)
 		}
+		m.Epoch = newest[dir].Epoch
 		manifests = append(manifests, m)
 	}
 	return manifests, nil

@@ -108,14 +108,14 @@ func (m *Manager) deleteRemote(ctx context.Context, name metadata.TopicPartition
 // readable segments) to the bucket under the leader epoch, for recovery
 // from the bucket alone.
 func (m *Manager) putManifestSnapshot(ctx context.Context, name metadata.TopicPartition, epoch int32) error {
-	snapshot := tiering.ManifestSnapshot{Partition: name}
+	snapshot := tiering.ManifestSnapshot{Partition: name, Epoch: epoch}
 	m.store.State().EachSegment(name.TopicID, name.Partition, 0, func(e metadata.SegmentManifest) bool {
 		if e.State == metadata.SegmentCopyFinished {
 			snapshot.Segments = append(snapshot.Segments, e)
 		}
 		return true
 	})
-	return m.tier.PutManifestSnapshot(ctx, snapshot, epoch)
+	return m.tier.PutManifestSnapshot(ctx, snapshot)
 }
 
 // lowestLiveBroker reports whether nodeID is the lowest id among the
