@@ -183,6 +183,22 @@ func (m *Manager) cleanDeletedTopics(ctx context.Context) error {
 		if err := m.tier.DeleteManifestSnapshot(ctx, target); err != nil {
 			return err
 		}
+		// What no entry named (a deposed uploader's late objects): the
+		// topic id is gone for good, nothing under it is needed.
+		listed, err := m.tier.ListPartition(ctx, target)
+		if err != nil {
+			return err
+		}
+		var orphans []string
+		for _, keys := range listed.Segments {
+			orphans = append(orphans, keys...)
+		}
+		for _, snapshot := range listed.Snapshots {
+			orphans = append(orphans, snapshot.Key)
+		}
+		if err := m.tier.DeleteObjects(ctx, orphans); err != nil {
+			return err
+		}
 		m.log.Info("deleted the remote data of a deleted topic", "topic", topic, "partition", target.Partition, "segments", len(entries))
 	}
 	return nil
