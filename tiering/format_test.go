@@ -207,3 +207,21 @@ func TestOffsetIndexLookup(t *testing.T) {
 		}
 	}
 }
+
+// TestIsTemporary: fileblob's temporary files of the objects this package
+// writes are recognized; other names ending in .tmp are not.
+func TestIsTemporary(t *testing.T) {
+	for key, want := range map[string]bool{
+		"p/t-00/3/00000000000000004242-ffeeddcc-bbaa-9988-7766-554433221100.log.18f3a2b4c5d6e7f8.tmp": true,
+		"p/t-00/3/manifest-0000000007.18f3a2b4c5d6e7f8.tmp":                                           true,
+		"p/t-00/3/manifest.1a.tmp": true,
+		"p/t-00/3/00000000000000004242-ffeeddcc-bbaa-9988-7766-554433221100.log": false,
+		"p/t-00/3/notes.1a.tmp":     false,
+		"p/t-00/3/manifest.tmp":     false,
+		"p/t-00/3/manifest.xyz.tmp": false,
+	} {
+		if got := isTemporary(key); got != want {
+			t.Errorf("isTemporary(%s) = %v, want %v", key, got, want)
+		}
+	}
+}

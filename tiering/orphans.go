@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"strings"
 	"time"
@@ -19,14 +18,14 @@ import (
 // sorted by the kind of name: what a cleanup of orphans compares with the
 // partition's manifest.
 type PartitionObjects struct {
-	// Segments maps each segment id found to the keys of its objects,
-	// including temporary files a file:// bucket left for them
-	// ("<object>.<hex>.tmp", from a write that never finished).
+	// Segments maps each segment id found to the keys of its objects.
 	Segments map[uuid.UUID][]string
-	// Snapshots are the manifest snapshot objects (and temporary files of
-	// them, with the epoch of the object they were for), lowest epoch
-	// first.
+	// Snapshots are the manifest snapshot objects, lowest epoch first.
 	Snapshots []SnapshotObject
+	// Temporary are files a file:// bucket writes an object to before
+	// renaming it ("<object>.<hex>.tmp"), left by a write that never
+	// finished (the writer died).
+	Temporary []string
 	// Others are names this package does not write.
 	Others []string
 }
@@ -35,16 +34,12 @@ type PartitionObjects struct {
 func (t *Tier) ListPartition(ctx context.Context, p metadata.TopicPartition) (PartitionObjects, error) {
 	objects := PartitionObjects{Segments: map[uuid.UUID][]string{}}
 	err := t.bucket.Iter(ctx, t.layout.partitionPrefix(p), func(key string, _ int64) error {
-		name := strings.TrimSuffix(key, path.Ext(key))
-		if !strings.HasSuffix(key, ".tmp") || path.Ext(name) == "" {
-			name = key // not a temporary file: the name itself
-		} else {
-			name = strings.TrimSuffix(name, path.Ext(name)) // "<object>.<hex>.tmp" → "<object>"
-		}
-		if _, id, _, ok := parseSegmentObject(name); ok {
+		if _, id, _, ok := parseSegmentObject(key); ok {
 			objects.Segments[id] = append(objects.Segments[id], key)
-		} else if epoch, ok := parseManifestSnapshotObject(name); ok {
+		} else if epoch, ok := parseManifestSnapshotObject(key); ok {
 			objects.Snapshots = append(objects.Snapshots, SnapshotObject{Key: key, Epoch: epoch})
+		} else if isTemporary(key) {
+			objects.Temporary = append(objects.Temporary, key)
 		} else {
 			objects.Others = append(objects.Others, key)
 		}
@@ -55,6 +50,23 @@ func (t *Tier) ListPartition(ctx context.Context, p metadata.TopicPartition) (Pa
 	}
 	slices.SortStableFunc(objects.Snapshots, func(a, b SnapshotObject) int { return int(a.Epoch) - int(b.Epoch) })
 	return objects, nil
+}
+
+// isTemporary reports whether key is fileblob's temporary file of an object
+// this package writes: "<object>.<hex digits>.tmp".
+func isTemporary(key string) bool {
+	stem, found := strings.CutSuffix(key, ".tmp")
+	if !found {
+		return false
+	}
+	dot := strings.LastIndexByte(stem, '.')
+	if dot < 0 || dot == len(stem)-1 || strings.Trim(stem[dot+1:], "0123456789abcdef") != "" {
+		return false
+	}
+	object := stem[:dot]
+	_, _, _, segment := parseSegmentObject(object)
+	_, snapshot := parseManifestSnapshotObject(object)
+	return segment || snapshot
 }
 
 // DeleteObjects deletes the keys, each with the upload retry policy; a

@@ -63,7 +63,7 @@ func (m *Manager) sweepOrphans(ctx context.Context, p *partition.Partition, epoc
 		known[e.SegmentID] = true
 		return true
 	})
-	var orphans []string
+	orphans := listed.Temporary // no write of this leader's runs now
 	for id, keys := range listed.Segments {
 		if !known[id] {
 			orphans = append(orphans, keys...)

@@ -14,8 +14,8 @@ import (
 )
 
 // TestOrphanSweep: a deposed or paused uploader's late objects (a copy
-// whose "copy started" entry the next leader already deleted), a
-// temporary file of a write that never finished and a manifest snapshot
+// whose "copy started" entry the next leader already deleted), temporary
+// files of writes that never finished and a manifest snapshot
 // older than the newest are deleted by the leader's sweep; objects of
 // entries in every state (finished, and a copy still being written) and
 // the newest snapshot stay, and names tiering does not write are left for
@@ -61,14 +61,15 @@ func TestOrphanSweep(t *testing.T) {
 	}
 	prefix := lateKeys[0][:strings.LastIndexByte(lateKeys[0], '/')+1]
 	unfinished := lateKeys[0] + ".18f3a2b4c5d6e7f8.tmp"
+	unfinishedSnapshot := prefix + "manifest-0000000000.18f3a2b4c5d6e7f9.tmp"
 	olderSnapshot := prefix + "manifest" // as written before epochs named snapshots
 	stray := prefix + "notes.txt"
-	for _, key := range []string{unfinished, olderSnapshot, stray} {
+	for _, key := range []string{unfinished, unfinishedSnapshot, olderSnapshot, stray} {
 		if err := f.faults.Upload(f.ctx, key, strings.NewReader("x"), 5<<20); err != nil {
 			t.Fatal(err)
 		}
 	}
-	orphans := append(slices.Clone(lateKeys), unfinished, olderSnapshot)
+	orphans := append(slices.Clone(lateKeys), unfinished, unfinishedSnapshot, olderSnapshot)
 
 	// Swept by a broker that does not lead at epoch+1: nothing goes.
 	if err := f.manager.sweepOrphans(f.ctx, f.part, epoch+1, time.Now()); err != nil {
