@@ -3,12 +3,14 @@ package tiermanager
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/tiering"
 )
 
 // sweepEvery is how many Intervals pass between two orphan sweeps of a
@@ -35,7 +37,8 @@ func (m *Manager) sweepDue(t *task, epoch int32, now time.Time) bool {
 // report.
 //
 // It is safe against a newer leader the local state does not know yet: the
-// bucket is listed first, then a fenced Raft command proves this broker
+// bucket is listed first, then (only when the local state finds something
+// to delete) a fenced Raft command proves this broker
 // still leads at epoch (a no-op: it names no entry, so it fails with
 // ErrUnknownSegment after passing the leader-epoch fence, or with
 // ErrFencedLeaderEpoch, and then nothing is deleted), then the local state,
@@ -50,29 +53,19 @@ func (m *Manager) sweepOrphans(ctx context.Context, p *partition.Partition, epoc
 	if err != nil {
 		return err
 	}
-	fence := metadata.SegmentRef{TopicID: name.TopicID, Partition: name.Partition, BaseOffset: -1, LeaderEpoch: epoch}
-	if err := m.store.FinishSegmentCopy(ctx, fence); !errors.Is(err, metadata.ErrUnknownSegment) {
-		if err == nil {
-			err = errors.New("the fencing no-op changed the manifest")
+	// Nothing to delete by the local state, which may lag: no Raft round
+	// trip. Else the fenced no-op, and the state that has applied it.
+	orphans := orphansOf(listed, m.store.State(), name)
+	if len(orphans) > 0 {
+		fence := metadata.SegmentRef{TopicID: name.TopicID, Partition: name.Partition, BaseOffset: -1, LeaderEpoch: epoch}
+		if err := m.store.FinishSegmentCopy(ctx, fence); !errors.Is(err, metadata.ErrUnknownSegment) {
+			if err == nil {
+				err = errors.New("the fencing no-op changed the manifest")
+			}
+			p.Logger().Debug("tiering: orphan sweep skipped, this broker may no longer lead", "err", err)
+			return nil
 		}
-		p.Logger().Debug("tiering: orphan sweep skipped, this broker may no longer lead", "err", err)
-		return nil
-	}
-	known := map[uuid.UUID]bool{}
-	m.store.State().EachSegment(name.TopicID, name.Partition, 0, func(e metadata.SegmentManifest) bool {
-		known[e.SegmentID] = true
-		return true
-	})
-	orphans := listed.Temporary // no write of this leader's runs now
-	for id, keys := range listed.Segments {
-		if !known[id] {
-			orphans = append(orphans, keys...)
-		}
-	}
-	for i, snapshot := range listed.Snapshots {
-		if i < len(listed.Snapshots)-1 && snapshot.Epoch < listed.Snapshots[len(listed.Snapshots)-1].Epoch {
-			orphans = append(orphans, snapshot.Key)
-		}
+		orphans = orphansOf(listed, m.store.State(), name)
 	}
 	if len(orphans) > 0 {
 		if err := m.tier.DeleteObjects(ctx, orphans); err != nil {
@@ -84,10 +77,39 @@ func (m *Manager) sweepOrphans(ctx context.Context, p *partition.Partition, epoc
 	if len(listed.Others) > 0 {
 		p.Logger().Warn("tiering: objects of unknown names under the partition's prefix; left alone (strata tiering scrub lists them)", "keys", listed.Others)
 	}
+	// An aborted upload fails and its writer, if it still leads, retries
+	// it: no fence needed, and only uploads older than any a pass of this
+	// leader runs are aborted.
 	aborted, err := m.tier.AbortMultipartUploads(ctx, name, now.Add(-sweepEvery*m.cfg.Interval))
 	if aborted > 0 {
 		m.metrics.uploadsAborted.WithLabelValues(name.Topic).Add(float64(aborted))
 		p.Logger().Info("tiering: aborted abandoned multipart uploads", "uploads", aborted)
 	}
 	return err
+}
+
+// orphansOf returns the listed objects of the partition that state does
+// not need: temporary files (no write of this leader's runs during its
+// sweep), objects of segment ids no entry names in any state, and
+// manifest snapshot objects older than the newest.
+func orphansOf(listed tiering.PartitionObjects, state *metadata.State, name metadata.TopicPartition) []string {
+	known := map[uuid.UUID]bool{}
+	state.EachSegment(name.TopicID, name.Partition, 0, func(e metadata.SegmentManifest) bool {
+		known[e.SegmentID] = true
+		return true
+	})
+	orphans := slices.Clone(listed.Temporary)
+	for id, keys := range listed.Segments {
+		if !known[id] {
+			orphans = append(orphans, keys...)
+		}
+	}
+	if n := len(listed.Snapshots); n > 0 {
+		for _, snapshot := range listed.Snapshots[:n-1] {
+			if snapshot.Epoch < listed.Snapshots[n-1].Epoch {
+				orphans = append(orphans, snapshot.Key)
+			}
+		}
+	}
+	return orphans
 }
