@@ -1,6 +1,7 @@
 package tiering
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,7 +49,7 @@ func (t *Tier) ListPartition(ctx context.Context, p metadata.TopicPartition) (Pa
 	if err != nil {
 		return PartitionObjects{}, fmt.Errorf("tiering: list %s: %w", p, err)
 	}
-	slices.SortStableFunc(objects.Snapshots, func(a, b SnapshotObject) int { return int(a.Epoch) - int(b.Epoch) })
+	slices.SortFunc(objects.Snapshots, func(a, b SnapshotObject) int { return cmp.Compare(a.Epoch, b.Epoch) })
 	return objects, nil
 }
 
