@@ -26,6 +26,9 @@ type membership struct {
 	// registered receives a token after each registration (reportApplied
 	// reports under the new broker epoch).
 	registered chan struct{}
+	// beforeRegister, when set (tests only), runs before each
+	// registration attempt: a test holds the broker unregistered with it.
+	beforeRegister func()
 }
 
 func newMembership(s *Server) *membership {
@@ -55,7 +58,9 @@ func (m *membership) run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		var err error
 		if m.epoch.Load() == 0 {
-
+			if m.beforeRegister != nil {
+				m.beforeRegister()
+			}
 			var epoch int64
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			epoch, err = store.RegisterBroker(rctx, m.registration())
@@ -162,6 +167,14 @@ func (m *membership) reportApplied(ctx context.Context) {
 		}
 		reported, reportedEpoch = index, epoch
 	}
+}
+
+// active reports whether this process's registration (its incarnation,
+// not an earlier one's replayed from the log) is in state and unfenced:
+// only then does it lead or follow partitions.
+func (m *membership) active(state *metadata.State) bool {
+	b, ok := state.Broker(m.s.cfg.NodeID)
+	return ok && b.IncarnationID == m.incarnation && !b.Fenced
 }
 
 // ready reports whether this broker is registered, unfenced, and leads

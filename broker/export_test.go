@@ -21,3 +21,9 @@ func (s *Server) CleanPartition(p *partition.Partition) { s.partitions.cleanPart
 
 // OffsetsRetention is the server's offsets.retention.minutes.
 func (s *Server) OffsetsRetention() int64 { return int64(s.cfg.OffsetsRetention) }
+
+// HoldRegistration makes the server wait for release before each attempt
+// to register with its controller (call it before Serve).
+func (s *Server) HoldRegistration(release <-chan struct{}) {
+	s.membership.beforeRegister = func() { <-release }
+}

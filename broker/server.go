@@ -393,6 +393,7 @@ func New(cfg Config) (*Server, error) {
 		onLeadership:         follow.leadership,
 		onClose:              follow.closing,
 		onReconciled:         func(state *metadata.State, parts []*partition.Partition) { s.fetchers.Update(state, parts) },
+		active:               s.membership.active,
 	})
 	if err != nil {
 		cancel()

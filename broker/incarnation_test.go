@@ -1,0 +1,125 @@
+package broker_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/metadata/metadatatest"
+)
+
+// seedRequest sends req to the client's first seed broker itself, not to
+// the broker the metadata names for the partition.
+func seedRequest[R kmsg.Response](t *testing.T, cl *kgo.Client, req kmsg.Request) R {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := cl.SeedBrokers()[0].Request(ctx, req)
+	if err != nil {
+		t.Fatalf("%s: %v", kmsg.NameForKey(req.Key()), err)
+	}
+	return resp.(R)
+}
+
+// TestRestartedBrokerActsOnNothingBeforeItsRegistration: a broker that
+// restarts replays metadata naming its previous incarnation leader. Until
+// its own registration is accepted and unfenced it must not take writes
+// (it may have lost the unsynced tail the previous incarnation
+// acknowledged, and would write new records at the same offsets and epoch)
+// nor answer OffsetForLeaderEpoch (followers would truncate to what it has
+// left). Once registered it leads again and keeps every record.
+func TestRestartedBrokerActsOnNothingBeforeItsRegistration(t *testing.T) {
+	// No controlled shutdown: the stop leaves the leadership in place, as
+	// a crash does.
+	n := brokertest.Start(t, func(cfg *broker.Config) { cfg.ControlledShutdownTimeout = -1 })
+	cl := n.Client(kgo.DefaultProduceTopic("t"), kgo.AllowAutoTopicCreation())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("first")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	n.Stop()
+
+	store := metadatatest.Open(t, n.Dir())
+	topic, ok := store.State().Topic("t")
+	if !ok || topic.Partitions[0].Leader != metadatatest.NodeID {
+		t.Fatalf("replayed state: topic %+v, want node %d leading partition 0", topic, metadatatest.NodeID)
+	}
+	leaderEpoch := topic.Partitions[0].LeaderEpoch
+	srv, err := broker.New(broker.Config{
+		NodeID:                     metadatatest.NodeID,
+		Listeners:                  []broker.Listener{{Name: "CLIENT", Address: "127.0.0.1:0"}},
+		DataDir:                    n.Dir(),
+		Metadata:                   store,
+		OffsetsTopicNumPartitions:  4,
+		GroupInitialRebalanceDelay: -1,
+		Logger:                     slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	srv.HoldRegistration(release)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.Serve()
+	}()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+		srv.Close()
+		<-served
+	}()
+	if p := srv.OpenPartition("t", 0); p == nil || p.Leading() {
+		t.Fatalf("partition t-0 before registration: open %t, leading %t; want open and not leading", p != nil, p != nil && p.Leading())
+	}
+
+	direct := n.Client(kgo.SeedBrokers(srv.Addr("CLIENT").String()))
+	batch, err := recordbatch.Build(recordbatch.BuildOptions{}, []recordbatch.Record{{Timestamp: time.Now().UnixMilli(), Value: []byte("stale")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce := kmsg.NewPtrProduceRequest()
+	produce.Acks, produce.TimeoutMillis = 1, 5000
+	produce.Topics = []kmsg.ProduceRequestTopic{{Topic: "t", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: batch}}}}
+	if code := seedRequest[*kmsg.ProduceResponse](t, direct, produce).Topics[0].Partitions[0].ErrorCode; code != kerr.NotLeaderForPartition.Code {
+		t.Errorf("produce before registration: %v, want NOT_LEADER_OR_FOLLOWER", kerr.ErrorForCode(code))
+	}
+	epochs := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	epochs.ReplicaID = 2
+	epochs.Topics = []kmsg.OffsetForLeaderEpochRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetForLeaderEpochRequestTopicPartition{
+		{Partition: 0, CurrentLeaderEpoch: leaderEpoch, LeaderEpoch: leaderEpoch},
+	}}}
+	if code := seedRequest[*kmsg.OffsetForLeaderEpochResponse](t, direct, epochs).Topics[0].Partitions[0].ErrorCode; code != kerr.NotLeaderForPartition.Code {
+		t.Errorf("OffsetForLeaderEpoch before registration: %v, want NOT_LEADER_OR_FOLLOWER", kerr.ErrorForCode(code))
+	}
+
+	close(release)
+	deadline := time.Now().Add(20 * time.Second)
+	for !srv.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("broker not ready after its registration")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	produced := direct.ProduceSync(ctx, &kgo.Record{Topic: "t", Value: []byte("second")})
+	if err := produced.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if offset := produced[0].Record.Offset; offset != 1 {
+		t.Errorf("record after the restart at offset %d, want 1 (after the acknowledged one)", offset)
+	}
+}
