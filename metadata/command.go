@@ -75,7 +75,7 @@ var commandTable = map[commandType]commandSpec{
 	commandAlterTopicConfigs:    {name: "AlterTopicConfigs", version: 1, decode: decodeAlterTopicConfigs},
 	commandCreatePartitions:     {name: "CreatePartitions", version: 1, decode: decodeCreatePartitions},
 	commandAllocateProducerIDs:  {name: "AllocateProducerIDs", version: 1, decode: decodeAllocateProducerIDs},
-	commandRegisterBroker:       {name: "RegisterBroker", version: 1, decode: decodeRegisterBroker},
+	commandRegisterBroker:       {name: "RegisterBroker", version: 2, decode: decodeRegisterBroker},
 	commandUnregisterBroker:     {name: "UnregisterBroker", version: 1, decode: decodeUnregisterBroker},
 	commandSetBrokerFenced:      {name: "SetBrokerFenced", version: 1, decode: decodeSetBrokerFenced},
 	commandChangePartition:      {name: "ChangePartition", version: 1, decode: decodeChangePartition},

@@ -31,8 +31,11 @@ var (
 			{Listener: "CLIENT", Host: "broker-1.example", Port: 9092, SecurityProtocol: "PLAINTEXT"},
 			{Listener: "INTERNAL", Host: "10.0.0.1", Port: 9094, SecurityProtocol: "PLAINTEXT"},
 		},
-		Rack: "rack-a",
+		Rack:          "rack-a",
+		DirectoryID:   goldenDirectory,
+		CleanShutdown: true,
 	}
+	goldenDirectory = [16]byte{0x3c, 0x2b, 0x1a, 0x09, 0xf8, 0xe7, 0x46, 0xd5, 0x84, 0xb3, 0xa2, 0x91, 0x80, 0x7f, 0x6e, 0x5d}
 )
 
 // goldenImportedSegments are goldenSegment and the segment after it, as a
@@ -121,6 +124,22 @@ func TestCommandGolden(t *testing.T) {
 				t.Fatalf("decoded %#v\nwant    %#v", decoded, want)
 			}
 		})
+	}
+}
+
+// TestRegisterBrokerV1Golden: RegisterBroker entries written by builds
+// before directory ids keep decoding, as legacy commands (which change no
+// partition when applied, as they did then).
+func TestRegisterBrokerV1Golden(t *testing.T) {
+	want := goldenRegistration
+	want.DirectoryID, want.CleanShutdown = [16]byte{}, false
+	checkGolden(t, "commands/register-broker-v1.bin", encodeRegisterBrokerV1(want))
+	decoded, err := decodeCommand(readGolden(t, "commands/register-broker-v1.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (&registerBrokerCommand{registration: want, legacy: true}); !reflect.DeepEqual(decoded, want) {
+		t.Fatalf("decoded %#v\nwant    %#v", decoded, want)
 	}
 }
 

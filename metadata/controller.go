@@ -118,21 +118,33 @@ func (c *controller) heartbeat(h BrokerHeartbeat) error {
 }
 
 // admit refuses a registration of a broker id whose current registration,
-// of another incarnation, has a live session with this controller: two
-// processes claim the id (Kafka's DUPLICATE_BROKER_REGISTRATION). A
-// crashed process's registration is admitted over once its session ends,
-// and at once by a controller that never heard from it (after a controller
-// restart every session is new).
+// of another incarnation on another data directory, has a live session
+// with this controller: two processes claim the id (Kafka's
+// DUPLICATE_BROKER_REGISTRATION). A session is live while the broker has
+// heartbeated within the session timeout, or, for a broker this
+// controller has not heard from yet, within the session timeout since it
+// took over (as reconcile counts it). A registration from the same data
+// directory is admitted at once: only one process at a time runs on a
+// directory (it is locked), so the registration it replaces belongs to a
+// process that has stopped. A crashed process's registration from another
+// directory is admitted over once its session ends (it is fenced).
 func (c *controller) admit(registration BrokerRegistration) error {
 	existing, ok := c.s.State().Broker(registration.ID)
 	if !ok || existing.IncarnationID == registration.IncarnationID || existing.Fenced {
 		return nil
 	}
+	if registration.DirectoryID != ([16]byte{}) && registration.DirectoryID == existing.DirectoryID {
+		return nil
+	}
 	c.mu.Lock()
 	seen, heard := c.lastSeen[registration.ID]
+	if !heard {
+		seen = c.since
+	}
 	c.mu.Unlock()
-	if heard && time.Since(seen) <= c.sessionTimeout {
-		return fmt.Errorf("broker %d is registered by another live process (last heartbeat %v ago): %w", registration.ID, time.Since(seen).Round(time.Millisecond), ErrDuplicateBroker)
+	if !seen.IsZero() && time.Since(seen) <= c.sessionTimeout {
+		return fmt.Errorf("broker %d is registered by another live process on another data directory (its session was renewed %v ago, session timeout %v): %w",
+			registration.ID, time.Since(seen).Round(time.Millisecond), c.sessionTimeout, ErrDuplicateBroker)
 	}
 	return nil
 }

@@ -35,10 +35,36 @@ const (
 	rpcNotLeader       uint8 = 1
 	rpcFailed          uint8 = 2
 	rpcDuplicateBroker uint8 = 3
+	// rpcRejectedBase + i is a command or request rejected with
+	// rpcRejections[i], so the caller's errors.Is works across a forward.
+	rpcRejectedBase uint8 = 16
 
 	// rpcMaxFrame bounds a request or response frame.
 	rpcMaxFrame = 16 << 20
 )
+
+// rpcRejections are the sentinel errors a forwarded request's rejection
+// keeps (status rpcRejectedBase + index). Part of the format: append only,
+// never reorder. A node that does not know a status reports the message
+// without a sentinel, as all rejections were before.
+var rpcRejections = []error{
+	ErrUnknownBroker, ErrStaleBrokerEpoch, ErrInvalidBroker,
+	ErrStalePartitionEpoch, ErrFencedLeaderEpoch, ErrUnknownTopic, ErrUnknownPartition,
+	ErrTopicExists, ErrTopicIDExists, ErrInvalidTopic, ErrInvalidPartitions, ErrInvalidTopicConfig,
+	ErrInvalidSegment, ErrSegmentExists, ErrSegmentOverlap, ErrUnknownSegment, ErrInvalidSegmentTransition,
+	ErrInvalidProducerIDs, ErrInvalidClusterID,
+}
+
+// rejectionStatus is the response status of a failed request: the
+// sentinel it wraps, or rpcFailed.
+func rejectionStatus(err error) uint8 {
+	for i, sentinel := range rpcRejections {
+		if errors.Is(err, sentinel) {
+			return rpcRejectedBase + uint8(i)
+		}
+	}
+	return rpcFailed
+}
 
 // rpcTimeout bounds one forwarded request when the caller's context has no
 // earlier deadline.
@@ -210,7 +236,7 @@ func (s *Store) handleRPC(request []byte, peer int32) rpcResponse {
 		// still commit, so the index is not 0 (not a safe retry).
 		return rpcResponse{status: rpcNotLeader, index: ^uint64(0), message: err.Error()}
 	case err != nil:
-		return rpcResponse{status: rpcFailed, message: err.Error()}
+		return rpcResponse{status: rejectionStatus(err), message: err.Error()}
 	}
 	return rpcResponse{status: rpcOK, index: index}
 }
@@ -278,6 +304,11 @@ func (s *Store) forward(ctx context.Context, request []byte) (rpcResponse, error
 				return response, err
 			case rpcDuplicateBroker:
 				return response, fmt.Errorf("controller %d: %s: %w", leaderID, response.message, ErrDuplicateBroker)
+			}
+			if i := int(response.status) - int(rpcRejectedBase); i >= 0 && i < len(rpcRejections) {
+				return response, fmt.Errorf("metadata: controller %d: %s: %w", leaderID, response.message, rpcRejections[i])
+			}
+			switch response.status {
 			default:
 				return response, fmt.Errorf("metadata: controller %d: %s", leaderID, response.message)
 			}

@@ -1,0 +1,195 @@
+package metadata
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/raft"
+)
+
+// TestRegisterBrokerReleasesEarlierIncarnation: a new incarnation of a
+// broker takes nothing over from the one before (DESIGN.md,
+// "Incarnations"). In the same command that registers it, every partition
+// it leads loses its leader (a higher leader epoch, so nothing the earlier
+// incarnation wrote at the old epoch counts), and after an unclean
+// shutdown it leaves every ISR it shares (KIP-966: its log may have lost
+// its unsynced tail) — except where it is the only member, which nothing
+// else could replace. A retry of the same registration changes nothing,
+// and a version 1 entry (earlier builds) applies as it did then.
+func TestRegisterBrokerReleasesEarlierIncarnation(t *testing.T) {
+	topic := testTopic("t", 1, []int32{1, 2, 3}, []int32{2, 1, 3}, []int32{2, 3, 1}, []int32{1})
+	setup := func(t *testing.T) (*fsm, uint64) {
+		f := applySteps(t, append(registerBrokers(1, 2, 3), fsmStep{command: &createTopicCommand{topic: topic}}))
+		index := uint64(4)
+		// Partition 2: broker 1 has fallen out of the ISR.
+		index++
+		if result := applyCommand(f, index, changePartition(topic.ID, 2, 0, NoLeaderChange, false, 2, 3)); result.err != nil {
+			t.Fatal(result.err)
+		}
+		return f, index
+	}
+	restarted := testRegistration(1)
+	restarted.IncarnationID = uuid.New()
+	restarted.DirectoryID = [16]byte{0xd1}
+	type want struct {
+		leader      int32
+		leaderEpoch int32
+		isr         []int32
+	}
+	tests := []struct {
+		name    string
+		command *registerBrokerCommand
+		want    []want
+	}{
+		{
+			name:    "unclean shutdown",
+			command: &registerBrokerCommand{registration: restarted},
+			want:    []want{{-1, 1, []int32{2, 3}}, {2, 0, []int32{2, 3}}, {2, 0, []int32{2, 3}}, {-1, 1, []int32{1}}},
+		},
+		{
+			name: "clean shutdown",
+			command: &registerBrokerCommand{registration: func() BrokerRegistration {
+				clean := restarted
+				clean.CleanShutdown = true
+				return clean
+			}()},
+			want: []want{{-1, 1, []int32{1, 2, 3}}, {2, 0, []int32{2, 1, 3}}, {2, 0, []int32{2, 3}}, {-1, 1, []int32{1}}},
+		},
+		{
+			name:    "retry of the current registration",
+			command: &registerBrokerCommand{registration: testRegistration(1)},
+			want:    []want{{1, 0, []int32{1, 2, 3}}, {2, 0, []int32{2, 1, 3}}, {2, 0, []int32{2, 3}}, {1, 0, []int32{1}}},
+		},
+		{
+			name:    "version 1 entry",
+			command: &registerBrokerCommand{registration: testRegistration(1), legacy: true},
+			want:    []want{{1, 0, []int32{1, 2, 3}}, {2, 0, []int32{2, 1, 3}}, {2, 0, []int32{2, 3}}, {1, 0, []int32{1}}},
+		},
+	}
+	tests[3].command.registration.IncarnationID = uuid.New()
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			f, index := setup(t)
+			before, _ := f.state().Topic("t")
+			index++
+			data := encodeCommand(test.command)
+			if test.command.legacy {
+				data = encodeRegisterBrokerV1(test.command.registration)
+			}
+			result := f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}).(applyResult)
+			if result.err != nil {
+				t.Fatal(result.err)
+			}
+			state := f.state()
+			after, _ := state.Topic("t")
+			for i, w := range test.want {
+				p := after.Partitions[i]
+				if p.Leader != w.leader || p.LeaderEpoch != w.leaderEpoch || !slices.Equal(p.ISR, w.isr) {
+					t.Errorf("partition %d: leader %d, leader epoch %d, ISR %v; want %d, %d, %v", i, p.Leader, p.LeaderEpoch, p.ISR, w.leader, w.leaderEpoch, w.isr)
+				}
+				changed := p.Leader != before.Partitions[i].Leader || !slices.Equal(p.ISR, before.Partitions[i].ISR)
+				if changed != (p.PartitionEpoch != before.Partitions[i].PartitionEpoch) {
+					t.Errorf("partition %d: partition epoch %d -> %d, changed %t", i, before.Partitions[i].PartitionEpoch, p.PartitionEpoch, changed)
+				}
+			}
+			broker, _ := state.Broker(1)
+			if broker.IncarnationID != test.command.registration.IncarnationID || broker.DirectoryID != test.command.registration.DirectoryID {
+				t.Errorf("broker 1 registered as %+v", broker)
+			}
+		})
+	}
+}
+
+// encodeRegisterBrokerV1 encodes a registration as builds before directory
+// ids wrote it (testdata/commands/register-broker-v1.bin).
+func encodeRegisterBrokerV1(registration BrokerRegistration) []byte {
+	e := encoder{buffer: []byte{byte(commandRegisterBroker), 1}}
+	e.int32(registration.ID)
+	e.uuid(registration.IncarnationID)
+	encodeEndpoints(&e, registration.Endpoints)
+	e.string(registration.Rack)
+	return e.buffer
+}
+
+// TestControllerAdmitsBrokerRegistration: a registration that would
+// replace another incarnation's is admitted at once from the same data
+// directory (the process before it on that directory has stopped), and
+// refused (ErrDuplicateBroker) from another directory while the current
+// registration's session lives — also before this controller has heard
+// from it, counting from when it took over — so two processes with one
+// node id never fence each other.
+func TestControllerAdmitsBrokerRegistration(t *testing.T) {
+	current := testRegistration(1)
+	current.DirectoryID = [16]byte{0xd1}
+	f := applySteps(t, []fsmStep{{command: &registerBrokerCommand{registration: current}}})
+	if result := applyCommand(f, 2, &setBrokerFencedCommand{id: 1, epoch: 1, fenced: false}); result.err != nil {
+		t.Fatal(result.err)
+	}
+	store := &Store{fsm: f}
+	c := newController(store, time.Minute, 0)
+	c.since = time.Now()
+	c.lastSeen = map[int32]time.Time{}
+
+	sameDirectory := current
+	sameDirectory.IncarnationID = uuid.New()
+	otherDirectory := sameDirectory
+	otherDirectory.DirectoryID = [16]byte{0xd2}
+	noDirectory := sameDirectory
+	noDirectory.DirectoryID = [16]byte{}
+
+	check := func(what string, registration BrokerRegistration, wantDuplicate bool) {
+		t.Helper()
+		err := c.admit(registration)
+		if errors.Is(err, ErrDuplicateBroker) != wantDuplicate || (err != nil && !errors.Is(err, ErrDuplicateBroker)) {
+			t.Errorf("%s: admit: %v, want duplicate %t", what, err, wantDuplicate)
+		}
+	}
+	check("same directory, session not heard yet", sameDirectory, false)
+	check("other directory, session not heard yet", otherDirectory, true)
+	check("no directory id, session not heard yet", noDirectory, true)
+	check("the current incarnation again", current, false)
+	c.lastSeen[1] = time.Now()
+	check("same directory, live session", sameDirectory, false)
+	check("other directory, live session", otherDirectory, true)
+	c.lastSeen[1] = time.Now().Add(-2 * time.Minute)
+	c.since = c.lastSeen[1]
+	check("other directory, session over", otherDirectory, false)
+}
+
+// TestForwardedRejectionsKeepTheirSentinel: a request a follower forwards
+// to the leader and the leader rejects fails with the same sentinel as on
+// the leader, so a broker behind a follower tells a stale registration
+// (register again) from a controller it cannot reach (retry).
+func TestForwardedRejectionsKeepTheirSentinel(t *testing.T) {
+	c := newTestCluster(t, 3)
+	ctx := testContext(t)
+	_, follower := c.follower()
+	epoch, err := follower.RegisterBroker(ctx, testRegistration(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.Heartbeat(ctx, BrokerHeartbeat{ID: 1, BrokerEpoch: epoch - 1}); !errors.Is(err, ErrStaleBrokerEpoch) {
+		t.Errorf("heartbeat with a stale epoch: %v, want ErrStaleBrokerEpoch", err)
+	}
+	if err := follower.Heartbeat(ctx, BrokerHeartbeat{ID: 9, BrokerEpoch: 1}); !errors.Is(err, ErrUnknownBroker) {
+		t.Errorf("heartbeat of an unknown broker: %v, want ErrUnknownBroker", err)
+	}
+	if err := follower.SetBrokerFenced(ctx, 1, epoch+100, false); !errors.Is(err, ErrStaleBrokerEpoch) {
+		t.Errorf("fencing a stale epoch: %v, want ErrStaleBrokerEpoch", err)
+	}
+	other := testRegistration(1)
+	other.IncarnationID[0]++
+	other.DirectoryID = [16]byte{0xd2}
+	if err := follower.Heartbeat(ctx, BrokerHeartbeat{ID: 1, BrokerEpoch: epoch}); err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.SetBrokerFenced(ctx, 1, epoch, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := follower.RegisterBroker(ctx, other); !errors.Is(err, ErrDuplicateBroker) {
+		t.Errorf("second process on another directory: %v, want ErrDuplicateBroker", err)
+	}
+}
