@@ -2,7 +2,11 @@ package broker_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -121,5 +125,57 @@ func TestRestartedBrokerActsOnNothingBeforeItsRegistration(t *testing.T) {
 	}
 	if offset := produced[0].Record.Offset; offset != 1 {
 		t.Errorf("record after the restart at offset %d, want 1 (after the acknowledged one)", offset)
+	}
+}
+
+// TestRegistrationReportsCleanShutdown: a broker that stopped cleanly
+// (every log flushed and closed) leaves its clean-shutdown marker; the next
+// process on the data dir takes it away before it writes anything and says
+// so in its registration, with the data dir's id. A process that finds no
+// marker (the previous one crashed) registers as unclean, and the
+// controller takes it out of every ISR.
+func TestRegistrationReportsCleanShutdown(t *testing.T) {
+	n := brokertest.Start(t)
+	n.Stop()
+	marker := filepath.Join(n.Dir(), ".strata_cleanshutdown")
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("clean-shutdown marker after a clean stop: %v", err)
+	}
+	for _, test := range []struct {
+		name  string
+		crash bool
+	}{{"after a clean stop", false}, {"after a crash", true}} {
+		t.Run(test.name, func(t *testing.T) {
+			if test.crash {
+				if err := os.Remove(marker); err != nil {
+					t.Fatal(err)
+				}
+			}
+			store := metadatatest.Open(t, n.Dir())
+			srv, err := broker.New(broker.Config{
+				NodeID:    metadatatest.NodeID,
+				Listeners: []broker.Listener{{Name: "CLIENT", Address: "127.0.0.1:0"}},
+				DataDir:   n.Dir(),
+				Metadata:  store,
+				Logger:    slog.New(slog.DiscardHandler),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(marker); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("clean-shutdown marker once the next process has started: %v, want it gone", err)
+			}
+			registration := srv.Registration()
+			if registration.CleanShutdown == test.crash {
+				t.Errorf("registration reports clean shutdown %t, want %t", registration.CleanShutdown, !test.crash)
+			}
+			if registration.DirectoryID != store.DirectoryID() || registration.DirectoryID == ([16]byte{}) {
+				t.Errorf("registration directory id %x, want the data dir's %x", registration.DirectoryID, store.DirectoryID())
+			}
+			if err := srv.Close(); err != nil {
+				t.Fatal(err)
+			}
+			store.Close()
+		})
 	}
 }
