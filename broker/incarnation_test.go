@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -17,6 +18,7 @@ import (
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/metadata/metadatatest"
 )
 
@@ -177,5 +179,75 @@ func TestRegistrationReportsCleanShutdown(t *testing.T) {
 			}
 			store.Close()
 		})
+	}
+}
+
+// TestStaleBrokerEpochFetchCountsForNothing: a follower's fetch carries its
+// broker epoch (Fetch v15 ReplicaState, KIP-903). A fetch made under an
+// earlier registration of the follower — the broker has registered again
+// since, and its new incarnation may have lost what the earlier one had —
+// must not move the high watermark (nor join the ISR); the same fetch
+// under the current registration does.
+func TestStaleBrokerEpochFetchCountsForNothing(t *testing.T) {
+	// Broker 2 never fetches on its own: no controlled shutdown waiting
+	// for it at the end.
+	n := brokertest.Start(t, func(cfg *broker.Config) { cfg.ControlledShutdownTimeout = -1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	registration := metadata.BrokerRegistration{ID: 2, IncarnationID: uuid.New(), DirectoryID: uuid.New(),
+		Endpoints: []metadata.BrokerEndpoint{{Listener: "CLIENT", Host: "127.0.0.1", Port: 9094, SecurityProtocol: "PLAINTEXT"}}}
+	staleEpoch, err := n.Store.RegisterBroker(ctx, registration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Store.SetBrokerFenced(ctx, 2, staleEpoch, false); err != nil {
+		t.Fatal(err)
+	}
+	cl := n.Client(kgo.DefaultProduceTopic("t"), kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	// Created through the store: CreateTopics would wait for broker 2,
+	// which runs nowhere, to report the new topic.
+	if _, err := n.Store.CreateTopic(ctx, metadata.TopicSpec{Name: "t", Assignments: [][]int32{{1, 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("one")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	topic, _ := n.Store.State().Topic("t")
+	if isr := topic.Partitions[0].ISR; len(isr) != 2 {
+		t.Fatalf("ISR %v, want [1 2]", isr)
+	}
+
+	// Broker 2 restarts on its data dir after a clean shutdown (so it
+	// stays in the ISR): a new registration, a new broker epoch.
+	registration.IncarnationID, registration.CleanShutdown = uuid.New(), true
+	currentEpoch, err := n.Store.RegisterBroker(ctx, registration)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	fetch := func(epoch int64) int64 {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID = 2
+		req.ReplicaState.ID, req.ReplicaState.Epoch = 2, epoch
+		req.MaxBytes = 1 << 20
+		part := kmsg.NewFetchRequestTopicPartition()
+		part.Partition, part.FetchOffset, part.PartitionMaxBytes = 0, 1, 1<<20
+		req.Topics = []kmsg.FetchRequestTopic{{Topic: "t", TopicID: topic.ID, Partitions: []kmsg.FetchRequestTopicPartition{part}}}
+		resp := request[*kmsg.FetchResponse](t, cl, req)
+		if resp.Version < 15 {
+			t.Fatalf("Fetch v%d, want v15 (ReplicaState)", resp.Version)
+		}
+		p := resp.Topics[0].Partitions[0]
+		if p.ErrorCode != 0 {
+			t.Fatalf("replica fetch: %v", kerr.ErrorForCode(p.ErrorCode))
+		}
+		return p.HighWatermark
+	}
+	if hw := fetch(staleEpoch); hw != 0 {
+		t.Errorf("high watermark %d after a caught-up fetch at broker 2's earlier epoch, want 0", hw)
+	}
+	if hw := fetch(currentEpoch); hw != 1 {
+		t.Errorf("high watermark %d after a caught-up fetch at broker 2's current epoch, want 1", hw)
 	}
 }

@@ -371,6 +371,7 @@ func New(cfg Config) (*Server, error) {
 	s.membership.cleanShutdown = clean
 	s.fetchers = replica.NewFetchers(replica.FetchersConfig{
 		NodeID:              cfg.NodeID,
+		BrokerEpoch:         s.membership.epoch.Load,
 		InterBrokerListener: cfg.InterBrokerListener,
 		Store:               cfg.Metadata,
 		Remote:              cfg.RemoteReader,

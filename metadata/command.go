@@ -78,7 +78,7 @@ var commandTable = map[commandType]commandSpec{
 	commandRegisterBroker:       {name: "RegisterBroker", version: 2, decode: decodeRegisterBroker},
 	commandUnregisterBroker:     {name: "UnregisterBroker", version: 1, decode: decodeUnregisterBroker},
 	commandSetBrokerFenced:      {name: "SetBrokerFenced", version: 1, decode: decodeSetBrokerFenced},
-	commandChangePartition:      {name: "ChangePartition", version: 1, decode: decodeChangePartition},
+	commandChangePartition:      {name: "ChangePartition", version: 2, decode: decodeChangePartition},
 	commandSegmentCopyStarted:   {name: "SegmentCopyStarted", version: 1, decode: decodeSegmentCopyStarted},
 	commandSegmentCopyFinished:  {name: "SegmentCopyFinished", version: 1, decode: decodeSegmentTransition(commandSegmentCopyFinished)},
 	commandSegmentDeleteStarted: {name: "SegmentDeleteStarted", version: 1, decode: decodeSegmentTransition(commandSegmentDeleteStarted)},

@@ -92,6 +92,9 @@ func goldenCommands() []struct {
 		{"change-partition-isr-only", &changePartitionCommand{change: PartitionChange{
 			TopicID: goldenTopicID, Partition: 0, PartitionEpoch: 1, Leader: NoLeaderChange, ISR: []int32{1},
 		}}},
+		{"change-partition-isr-broker-epochs", &changePartitionCommand{change: PartitionChange{
+			TopicID: goldenTopicID, Partition: 0, PartitionEpoch: 2, Leader: NoLeaderChange, ISR: []int32{1, 3}, ISRBrokerEpochs: []int64{-1, 17},
+		}}},
 	}
 }
 
@@ -139,6 +142,21 @@ func TestRegisterBrokerV1Golden(t *testing.T) {
 		t.Fatal(err)
 	}
 	if want := (&registerBrokerCommand{registration: want, legacy: true}); !reflect.DeepEqual(decoded, want) {
+		t.Fatalf("decoded %#v\nwant    %#v", decoded, want)
+	}
+}
+
+// TestChangePartitionV1Golden: ChangePartition entries written before ISR
+// broker epochs keep decoding, without them.
+func TestChangePartitionV1Golden(t *testing.T) {
+	decoded, err := decodeCommand(readGolden(t, "commands/change-partition-v1.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &changePartitionCommand{change: PartitionChange{
+		TopicID: goldenTopicID, Partition: 3, PartitionEpoch: 9, Leader: 2, ISR: []int32{2, 3}, BumpLeaderEpoch: true,
+	}}
+	if !reflect.DeepEqual(decoded, want) {
 		t.Fatalf("decoded %#v\nwant    %#v", decoded, want)
 	}
 }

@@ -84,10 +84,13 @@
 //	                       v1 (read, applied as before): up to rack
 //	17 UnregisterBroker    v1: broker id int32, broker epoch int64 (-1 = any)
 //	18 SetBrokerFenced     v1: broker id int32, broker epoch int64, fenced bool
-//	19 ChangePartition     v1: topic id uuid, partition int32,
+//	19 ChangePartition     v2: topic id uuid, partition int32,
 //	                           expected partition epoch int32,
 //	                           leader int32 (-1 = none, -2 = unchanged),
-//	                           bump leader epoch bool, ISR int32 list
+//	                           bump leader epoch bool, ISR int32 list,
+//	                           ISR broker epochs int64 list (empty = none;
+//	                           else one per ISR member, -1 = not checked)
+//	                       v1 (read): up to the ISR, no broker epochs
 //	20-31 reserved for brokers and partition leadership
 //	32 SegmentCopyStarted  v1: topic id uuid, partition int32, segment
 //	33 SegmentCopyFinished v1: segment ref
@@ -143,7 +146,11 @@
 // epoch it was computed from and is rejected (ErrStalePartitionEpoch)
 // unless that is still current. The new ISR replaces the old one and must
 // be a subset of the replicas without duplicates that holds the leader
-// (unless the leader is -1). A new leader always increases the leader
+// (unless the leader is -1). Broker epochs given with the ISR (a leader
+// adding a follower names the epoch the follower fetched with, KIP-903)
+// must be the members' current registrations' (ErrIneligibleReplica): a
+// replica that caught up as an earlier incarnation does not join as the
+// next one. A new leader always increases the leader
 // epoch; the bump flag increases it with the same leader. Any effective
 // change increases the partition epoch; a change to what the partition
 // already is is a no-op. The answer is the partition afterwards. Whether

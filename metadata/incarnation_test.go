@@ -193,3 +193,43 @@ func TestForwardedRejectionsKeepTheirSentinel(t *testing.T) {
 		t.Errorf("second process on another directory: %v, want ErrDuplicateBroker", err)
 	}
 }
+
+// TestChangePartitionRefusesIneligibleReplicas: an ISR expansion naming a
+// member at a broker epoch that is not its current registration (the
+// follower caught up as an earlier incarnation, and has registered again
+// since) is refused with ErrIneligibleReplica (KIP-903); -1 is not
+// checked, and the current epoch is accepted.
+func TestChangePartitionRefusesIneligibleReplicas(t *testing.T) {
+	topic := testTopic("t", 1, []int32{1, 2})
+	f := applySteps(t, append(registerBrokers(1, 2), fsmStep{command: &createTopicCommand{topic: topic}}))
+	// Partition 0: broker 2 left the ISR.
+	if result := applyCommand(f, 4, changePartition(topic.ID, 0, 0, NoLeaderChange, false, 1)); result.err != nil {
+		t.Fatal(result.err)
+	}
+	// Broker 2 restarts: a new registration, epoch 5.
+	restarted := testRegistration(2)
+	restarted.IncarnationID[0]++
+	if result := applyCommand(f, 5, &registerBrokerCommand{registration: restarted}); result.err != nil {
+		t.Fatal(result.err)
+	}
+	expand := func(epochs ...int64) *changePartitionCommand {
+		c := changePartition(topic.ID, 0, 1, NoLeaderChange, false, 1, 2)
+		c.change.ISRBrokerEpochs = epochs
+		return c
+	}
+	if result := applyCommand(f, 6, expand(-1, 2)); !errors.Is(result.err, ErrIneligibleReplica) {
+		t.Fatalf("expansion with broker 2's earlier epoch: %v, want ErrIneligibleReplica", result.err)
+	}
+	if result := applyCommand(f, 7, expand(-1)); !errors.Is(result.err, ErrInvalidPartitions) {
+		t.Fatalf("expansion with one epoch for two members: %v, want ErrInvalidPartitions", result.err)
+	}
+	if tp, _ := f.state().Topic("t"); !slices.Equal(tp.Partitions[0].ISR, []int32{1}) {
+		t.Fatalf("ISR %v after refused expansions, want [1]", tp.Partitions[0].ISR)
+	}
+	if result := applyCommand(f, 8, expand(-1, 5)); result.err != nil {
+		t.Fatalf("expansion with broker 2's current epoch: %v", result.err)
+	}
+	if tp, _ := f.state().Topic("t"); !slices.Equal(tp.Partitions[0].ISR, []int32{1, 2}) {
+		t.Fatalf("ISR %v, want [1 2]", tp.Partitions[0].ISR)
+	}
+}

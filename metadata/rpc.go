@@ -52,7 +52,7 @@ var rpcRejections = []error{
 	ErrStalePartitionEpoch, ErrFencedLeaderEpoch, ErrUnknownTopic, ErrUnknownPartition,
 	ErrTopicExists, ErrTopicIDExists, ErrInvalidTopic, ErrInvalidPartitions, ErrInvalidTopicConfig,
 	ErrInvalidSegment, ErrSegmentExists, ErrSegmentOverlap, ErrUnknownSegment, ErrInvalidSegmentTransition,
-	ErrInvalidProducerIDs, ErrInvalidClusterID,
+	ErrInvalidProducerIDs, ErrInvalidClusterID, ErrIneligibleReplica,
 }
 
 // rejectionStatus is the response status of a failed request: the

@@ -1,6 +1,9 @@
 package metadata
 
-import "context"
+import (
+	"context"
+	"slices"
+)
 
 // RegisterBroker records a broker process's registration and returns its
 // broker epoch. A new incarnation (or changed endpoints or rack) creates a
@@ -41,10 +44,15 @@ func (s *Store) SetBrokerFenced(ctx context.Context, id int32, brokerEpoch int64
 // ChangePartition changes a partition's leader and ISR (Kafka's
 // AlterPartition) and returns the partition as committed. It fails with
 // ErrUnknownTopic or ErrUnknownPartition, ErrStalePartitionEpoch when the
-// partition changed since change.PartitionEpoch, and ErrInvalidPartitions
-// when the ISR is not a subset of the replicas or lacks the leader.
+// partition changed since change.PartitionEpoch, ErrInvalidPartitions
+// when the ISR is not a subset of the replicas or lacks the leader, and
+// ErrIneligibleReplica when change.ISRBrokerEpochs names a registration a
+// member no longer has.
 func (s *Store) ChangePartition(ctx context.Context, change PartitionChange) (Partition, error) {
 	change.ISR = cloneInt32s(change.ISR)
+	if len(change.ISRBrokerEpochs) != 0 {
+		change.ISRBrokerEpochs = slices.Clone(change.ISRBrokerEpochs)
+	}
 	result, err := s.propose(ctx, &changePartitionCommand{change: change})
 	if err != nil {
 		return Partition{}, err
