@@ -344,7 +344,7 @@ func waitForQuorum(ctx context.Context, store *metadata.Store, cfg Config, log *
 		case !errors.Is(err, context.DeadlineExceeded):
 			return fmt.Errorf("metadata quorum: %w", err)
 		case !time.Now().Before(deadline):
-			return fmt.Errorf("metadata quorum not ready after %v: no leader could be elected with the reachable voters; check that a majority of --controller-quorum is running, reachable at the listed addresses, and formatted with the same cluster id", cfg.QuorumTimeout)
+			return fmt.Errorf("metadata quorum not ready after %v: no leader could be elected with the reachable voters, or the quorum has a leader that does not replicate to this process; check that a majority of --controller-quorum is running, reachable at the listed addresses, and formatted with the same cluster id, and that no other running process uses node id %d (the quorum replicates to the address it lists for that node id, not to a second process)", cfg.QuorumTimeout, cfg.NodeID)
 		}
 		voters, _ := store.Voters()
 		var names []string
