@@ -251,3 +251,61 @@ func TestStaleBrokerEpochFetchCountsForNothing(t *testing.T) {
 		t.Errorf("high watermark %d after a caught-up fetch at broker 2's current epoch, want 1", hw)
 	}
 }
+
+// TestSecondProcessWithALiveNodeIDStops: a broker whose node id is
+// registered from another data directory by a process that keeps its
+// session alive is refused (DUPLICATE_BROKER_REGISTRATION) and gives up:
+// Serve returns an error wrapping metadata.ErrDuplicateBroker (the process
+// exits non-zero), and the live registration is untouched.
+func TestSecondProcessWithALiveNodeIDStops(t *testing.T) {
+	store := metadatatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	live := metadata.BrokerRegistration{ID: metadatatest.NodeID, IncarnationID: uuid.New(), DirectoryID: uuid.New(),
+		Endpoints: []metadata.BrokerEndpoint{{Listener: "CLIENT", Host: "127.0.0.1", Port: 9092, SecurityProtocol: "PLAINTEXT"}}}
+	epoch, err := store.RegisterBroker(ctx, live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetBrokerFenced(ctx, live.ID, epoch, false); err != nil {
+		t.Fatal(err)
+	}
+	beating, stopBeating := context.WithCancel(ctx)
+	defer stopBeating()
+	go func() {
+		for beating.Err() == nil {
+			store.Heartbeat(beating, metadata.BrokerHeartbeat{ID: live.ID, BrokerEpoch: epoch})
+			select {
+			case <-beating.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+
+	srv, err := broker.New(broker.Config{
+		NodeID:            metadatatest.NodeID,
+		Listeners:         []broker.Listener{{Name: "CLIENT", Address: "127.0.0.1:0"}},
+		DataDir:           t.TempDir(),
+		Metadata:          store,
+		HeartbeatInterval: 50 * time.Millisecond,
+		SessionTimeout:    200 * time.Millisecond,
+		Logger:            slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	select {
+	case err := <-served:
+		if !errors.Is(err, metadata.ErrDuplicateBroker) {
+			t.Fatalf("Serve: %v, want an error wrapping ErrDuplicateBroker", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the second process with a live node id kept running")
+	}
+	if b, _ := store.State().Broker(live.ID); b.IncarnationID != live.IncarnationID || b.Epoch != epoch {
+		t.Fatalf("the live registration was replaced: %+v", b)
+	}
+}
