@@ -640,7 +640,7 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return n.Close()
 		case err := <-n.serveErr:
-			n.log.Error("the broker stopped (a listener failed, or it was refused as a second process with this node id); shutting down", "err", err)
+			n.log.Error("a listener failed, or the broker was refused (a second process with this node id); shutting down", "err", err)
 			return errors.Join(err, n.Close())
 		case <-n.store.Halted():
 			return errors.Join(n.store.HaltError(), n.Close())
@@ -666,7 +666,7 @@ func (n *Node) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		n.log.Info("shutting down")
 	case runErr = <-n.serveErr:
-		n.log.Error("the broker stopped (a listener failed, or it was refused as a second process with this node id); shutting down", "err", runErr)
+		n.log.Error("a listener failed, or the broker was refused (a second process with this node id); shutting down", "err", runErr)
 	case <-n.store.Halted():
 		runErr = n.store.HaltError()
 	}
