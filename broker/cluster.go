@@ -70,8 +70,9 @@ func (m *membership) run(ctx context.Context) error {
 				m.beforeRegister()
 			}
 			var epoch int64
+			registration := m.registration()
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			epoch, err = store.RegisterBroker(rctx, m.registration())
+			epoch, err = store.RegisterBroker(rctx, registration)
 			cancel()
 			if err == nil {
 				m.cleanShutdown = false
@@ -81,7 +82,7 @@ func (m *membership) run(ctx context.Context) error {
 				default:
 				}
 				conflictSince = time.Time{}
-				log.Info("registered with the controller", "broker_epoch", epoch)
+				log.Info("registered with the controller", "broker_epoch", epoch, "clean_shutdown", registration.CleanShutdown)
 				continue // heartbeat right away: the controller unfences on it
 			}
 			if errors.Is(err, metadata.ErrDuplicateBroker) {
