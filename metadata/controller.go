@@ -138,10 +138,17 @@ func (c *controller) admit(registration BrokerRegistration) error {
 	}
 	c.mu.Lock()
 	seen, heard := c.lastSeen[registration.ID]
+	c.mu.Unlock()
 	if !heard {
+		if existing.DirectoryID == ([16]byte{}) {
+			// Registered by a build before directory ids, and not heard
+			// from since this controller took over: no evidence of a
+			// live process, as before directory ids (the first start
+			// after an upgrade is not held up).
+			return nil
+		}
 		seen = c.since
 	}
-	c.mu.Unlock()
 	if !seen.IsZero() && time.Since(seen) <= c.sessionTimeout {
 		return fmt.Errorf("broker %d is registered by another live process on another data directory (its session was renewed %v ago, session timeout %v): %w",
 			registration.ID, time.Since(seen).Round(time.Millisecond), c.sessionTimeout, ErrDuplicateBroker)

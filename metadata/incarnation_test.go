@@ -157,6 +157,23 @@ func TestControllerAdmitsBrokerRegistration(t *testing.T) {
 	c.lastSeen[1] = time.Now().Add(-2 * time.Minute)
 	c.since = c.lastSeen[1]
 	check("other directory, session over", otherDirectory, false)
+
+	// A registration from a build before directory ids: admitted over
+	// unless heard from within the session (the first start after an
+	// upgrade is not held up).
+	old := current
+	old.IncarnationID, old.DirectoryID = uuid.New(), [16]byte{}
+	if result := applyCommand(f, 3, &registerBrokerCommand{registration: old}); result.err != nil {
+		t.Fatal(result.err)
+	}
+	if result := applyCommand(f, 4, &setBrokerFencedCommand{id: 1, epoch: 3, fenced: false}); result.err != nil {
+		t.Fatal(result.err)
+	}
+	c.since = time.Now()
+	delete(c.lastSeen, 1)
+	check("registration without a directory id, not heard yet", otherDirectory, false)
+	c.lastSeen[1] = time.Now()
+	check("registration without a directory id, live session", otherDirectory, true)
 }
 
 // TestForwardedRejectionsKeepTheirSentinel: a request a follower forwards
