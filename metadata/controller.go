@@ -240,6 +240,17 @@ func (c *controller) reconcile(stop chan struct{}) {
 		b, ok := state.Broker(id)
 		return ok && !b.Fenced && !shuttingDown[id]
 	}
+	// A new leader must also have heartbeated to this controller within
+	// the session timeout: a broker merely not fenced yet (its session
+	// with this controller is counted from when it took over) may be
+	// dead, and electing it (after a broker's re-registration took its
+	// leaderships back, or after a failover) would take the partition
+	// offline and drop the live replicas that are still registering from
+	// the ISR.
+	eligible := func(id int32) bool {
+		seen, heard := lastSeen[id]
+		return alive(id) && heard && now.Sub(seen) <= c.sessionTimeout
+	}
 	graceOver := now.Sub(since) > c.sessionTimeout
 	state.EachTopic(func(t Topic) bool {
 		for _, p := range t.Partitions {
@@ -257,16 +268,16 @@ func (c *controller) reconcile(stop chan struct{}) {
 			}
 			leader := int32(-1)
 			for _, r := range p.Replicas {
-				if slices.Contains(isr, r) {
+				if slices.Contains(isr, r) && eligible(r) {
 					leader = r
 					break
 				}
 			}
-			if leader == -1 && c.uncleanAllowed(t) {
+			if leader == -1 && len(isr) == 0 && c.uncleanAllowed(t) {
 				// Unclean election (opted in): the first live replica
 				// outside the ISR leads; what only the ISR had is lost.
 				for _, r := range p.Replicas {
-					if alive(r) {
+					if eligible(r) {
 						leader, isr = r, []int32{r}
 						c.s.logger.Warn("controller: unclean leader election: no in-sync replica is alive; records only they had are lost", "topic", t.Name, "partition", p.Index, "leader", r)
 						break
@@ -291,11 +302,18 @@ func (c *controller) reconcile(stop chan struct{}) {
 		}
 		return ctx.Err() == nil
 	})
-	if ctx.Err() != nil || now.Sub(c.lastBalance) < c.preferredInterval {
+	if ctx.Err() != nil {
 		return
 	}
-	c.lastBalance = now
-	c.electPreferredLeaders(ctx, c.s.State(), alive)
+	c.mu.Lock()
+	balance := now.Sub(c.lastBalance) >= c.preferredInterval
+	if balance {
+		c.lastBalance = now
+	}
+	c.mu.Unlock()
+	if balance {
+		c.electPreferredLeaders(ctx, c.s.State(), eligible)
+	}
 }
 
 // electPreferredLeaders moves leadership back to each partition's preferred
