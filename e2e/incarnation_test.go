@@ -22,13 +22,12 @@ import (
 // "Incarnations"), on real processes.
 //
 //   - A second process with a live node's id (another data dir) does not
-//     fence the first: it exits non-zero with a message naming the node
-//     id, and the first keeps serving. (In combined mode the quorum
-//     already refuses it: its pre-votes are denied and the leader
-//     replicates to the address the quorum lists for the id, so it never
-//     gets as far as registering its broker; the controller's refusal of a
-//     registration from another data dir, DUPLICATE_BROKER_REGISTRATION,
-//     is tested in-process in metadata.)
+//     fence the first: it exits non-zero, saying the node id is in use
+//     (DUPLICATE_BROKER_REGISTRATION), and the first keeps serving. Its
+//     Raft never gets a leader (the quorum replicates to the address it
+//     lists for the id), so it asks the voters whether its registration
+//     would be admitted, and gives up once the refusal has outlasted a
+//     session timeout, well before its quorum timeout.
 //   - A leader, and a follower, killed with SIGKILL and restarted at once
 //     replace their earlier incarnation without waiting for its session to
 //     end, leave the ISR (no clean-shutdown marker) and rejoin it only once
@@ -64,7 +63,7 @@ func TestIncarnations(t *testing.T) {
 		second := &brokerProcess{
 			dataDir: filepath.Join(dir, "data"), addr: freePort(t), admin: freePort(t), ctrl: freePort(t),
 			logPath: filepath.Join(dir, "second.log"),
-			extra:   append(append(c.memberFlags(2), clusterTimingFlags...), "--controller-quorum-timeout-ms", "5000"),
+			extra:   append(append(c.memberFlags(2), clusterTimingFlags...), "--controller-quorum-timeout-ms", "30000"),
 		}
 		t.Cleanup(func() {
 			second.kill()
@@ -72,14 +71,16 @@ func TestIncarnations(t *testing.T) {
 				logTail(t, second.logPath)
 			}
 		})
+		started := time.Now()
 		if err := second.start(); err == nil {
 			t.Fatal("a second process with node id 2 became ready")
 		}
+		t.Logf("the second process exited after %v (quorum timeout 30 s)", time.Since(started))
 		if code := second.exitCode(); code == 0 || code == -1 {
 			t.Fatalf("second process exit code %d, want non-zero", code)
 		}
 		log, _ := os.ReadFile(second.logPath)
-		if !strings.Contains(string(log), "no other running process uses node id 2") {
+		if !strings.Contains(string(log), "node id 2 is in use by another live process, on another data directory (DUPLICATE_BROKER_REGISTRATION)") {
 			t.Errorf("the second process does not say why it exited (a node id in use):\n%s", log)
 		}
 		if !first.running() {

@@ -385,6 +385,12 @@
 //	                           field, the lowest index the live brokers
 //	                           reported, and in the message the ids of the
 //	                           brokers at it, space-separated
+//	           8 check registration  a RegisterBroker command (type and
+//	                           version bytes, payload): answered 0 if the
+//	                           leader would admit it, 3 if another live
+//	                           process on another data directory holds the
+//	                           broker id; any node passes it on to the
+//	                           leader (the asking node may have none yet)
 //	response:  status uint8 (0 ok, 1 not the leader, 2 failed,
 //	           3 duplicate broker registration: ErrDuplicateBroker,
 //	           16+i rejected with the i-th sentinel of rpcRejections,

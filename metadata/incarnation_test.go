@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -179,12 +180,16 @@ func TestControllerAdmitsBrokerRegistration(t *testing.T) {
 // TestForwardedRejectionsKeepTheirSentinel: a request a follower forwards
 // to the leader and the leader rejects fails with the same sentinel as on
 // the leader, so a broker behind a follower tells a stale registration
-// (register again) from a controller it cannot reach (retry).
+// (register again) from a controller it cannot reach (retry); a
+// registration check (CheckRegistration) answers as the registration
+// would, from any node.
 func TestForwardedRejectionsKeepTheirSentinel(t *testing.T) {
 	c := newTestCluster(t, 3)
 	ctx := testContext(t)
 	_, follower := c.follower()
-	epoch, err := follower.RegisterBroker(ctx, testRegistration(1))
+	registration := testRegistration(1)
+	registration.DirectoryID = [16]byte{0xd1}
+	epoch, err := follower.RegisterBroker(ctx, registration)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,6 +213,23 @@ func TestForwardedRejectionsKeepTheirSentinel(t *testing.T) {
 	}
 	if _, err := follower.RegisterBroker(ctx, other); !errors.Is(err, ErrDuplicateBroker) {
 		t.Errorf("second process on another directory: %v, want ErrDuplicateBroker", err)
+	}
+
+	// CheckRegistration asks the voters without registering (a node
+	// whose Raft has no leader can ask): the same answers, nothing
+	// changes.
+	for _, store := range c.stores {
+		if err := store.CheckRegistration(ctx, other); !errors.Is(err, ErrDuplicateBroker) {
+			t.Errorf("check of a second process on another directory: %v, want ErrDuplicateBroker", err)
+		}
+		restart := registration
+		restart.IncarnationID[0] += 2
+		if err := store.CheckRegistration(ctx, restart); err != nil {
+			t.Errorf("check of a restart on the same directory: %v", err)
+		}
+	}
+	if b, _ := follower.State().Broker(1); b.Epoch != epoch {
+		t.Errorf("broker 1 at epoch %d after checks, want %d", b.Epoch, epoch)
 	}
 }
 
@@ -248,5 +270,75 @@ func TestChangePartitionRefusesIneligibleReplicas(t *testing.T) {
 	}
 	if tp, _ := f.state().Topic("t"); !slices.Equal(tp.Partitions[0].ISR, []int32{1, 2}) {
 		t.Fatalf("ISR %v, want [1 2]", tp.Partitions[0].ISR)
+	}
+}
+
+// TestControllerElectsOnlyBrokersItHears: when a broker's re-registration
+// takes its leadership back, a controller that has not heard from the
+// other in-sync replica (not fenced yet only because its session is
+// counted from when this controller took over: it may be dead, as after a
+// quorum recovery) does not hand it the partition, which would drop the
+// re-registering broker from the ISR and leave the partition offline if
+// the other is dead; the partition waits for the re-registered broker,
+// which leads again once unfenced, still in the ISR.
+func TestControllerElectsOnlyBrokersItHears(t *testing.T) {
+	c := newTestCluster(t, 1)
+	ctx := testContext(t)
+	_, store := c.leader()
+	one := testRegistration(1)
+	one.DirectoryID = [16]byte{0xd1}
+	epoch1, err := store.RegisterBroker(ctx, one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	beats, stopBeats := context.WithCancel(ctx)
+	beating := make(chan struct{})
+	go func() { defer close(beating); heartbeats(beats, store, 1, epoch1) }()
+	epoch2, err := store.RegisterBroker(ctx, testRegistration(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetBrokerFenced(ctx, 2, epoch2, false); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, store, "broker 1 unfenced", func(s *State) bool { b, _ := s.Broker(1); return !b.Fenced })
+	topic, err := store.CreateTopic(ctx, TopicSpec{Name: "t", Assignments: [][]int32{{1, 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := topic.Partitions[0]; p.Leader != 1 || len(p.ISR) != 2 {
+		t.Fatalf("partition %+v, want leader 1, ISR [1 2]", p)
+	}
+
+	// A controller that has just taken over: it has heard from nobody,
+	// and broker 2 (which never heartbeats) is within its first session.
+	stopBeats()
+	<-beating
+	store.controller.mu.Lock()
+	store.controller.lastSeen = map[int32]time.Time{}
+	store.controller.since = time.Now()
+	store.controller.mu.Unlock()
+	// Broker 1 restarts on its data dir after a clean shutdown, and the
+	// controller makes a pass before it heartbeats.
+	restarted := one
+	restarted.IncarnationID, restarted.CleanShutdown = uuid.New(), true
+	epoch, err := store.RegisterBroker(ctx, restarted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.controller.reconcile(make(chan struct{}))
+	tp, _ := store.State().Topic("t")
+	if p := tp.Partitions[0]; p.Leader != -1 || !slices.Contains(p.ISR, 1) {
+		t.Fatalf("partition %+v while broker 1 registers, want no leader and broker 1 in the ISR (broker 2 was never heard from)", p)
+	}
+
+	go heartbeats(ctx, store, 1, epoch)
+	state := waitState(t, store, "a leader again", func(s *State) bool {
+		tp, _ := s.Topic("t")
+		return tp.Partitions[0].Leader >= 0
+	})
+	tp, _ = state.Topic("t")
+	if p := tp.Partitions[0]; p.Leader != 1 || !slices.Contains(p.ISR, 1) {
+		t.Fatalf("partition %+v, want broker 1 leading, in the ISR", p)
 	}
 }

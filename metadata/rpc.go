@@ -30,6 +30,9 @@ const (
 	// Metadata propagation (propagation.go).
 	rpcReportApplied uint8 = 6
 	rpcAppliedFloor  uint8 = 7
+	// rpcCheckRegistration asks whether a registration would be admitted
+	// (registration.go: CheckRegistration).
+	rpcCheckRegistration uint8 = 8
 
 	rpcOK              uint8 = 0
 	rpcNotLeader       uint8 = 1
@@ -149,6 +152,16 @@ func (s *Store) handleRPC(request []byte, peer int32) rpcResponse {
 	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
 	defer cancel()
 	kind, payload := request[0], request[1:]
+	if kind == rpcCheckRegistration && !s.IsLeader() {
+		// Asked by a node that has no leader yet: pass it on.
+		if _, err := s.forward(ctx, request); err != nil {
+			if errors.Is(err, ErrDuplicateBroker) {
+				return rpcResponse{status: rpcDuplicateBroker, message: err.Error()}
+			}
+			return rpcResponse{status: rpcFailed, message: err.Error()}
+		}
+		return rpcResponse{status: rpcOK}
+	}
 	if kind == rpcAddNonvoter && !s.IsLeader() {
 		// The joining node knows only the voters' addresses, not the
 		// leader: pass its request on.
@@ -180,6 +193,16 @@ func (s *Store) handleRPC(request []byte, peer int32) rpcResponse {
 		if err = s.await(ctx, future); err == nil {
 			index = future.Index()
 		}
+	case rpcCheckRegistration:
+		cmd, decodeErr := decodeCommand(payload)
+		register, ok := cmd.(*registerBrokerCommand)
+		if decodeErr != nil || !ok {
+			return rpcResponse{status: rpcFailed, message: "check registration: not a RegisterBroker command"}
+		}
+		if err := s.controller.admit(register.registration); err != nil {
+			return rpcResponse{status: rpcDuplicateBroker, message: err.Error()}
+		}
+		return rpcResponse{status: rpcOK}
 	case rpcHeartbeat:
 		d := decoder{data: payload}
 		h := BrokerHeartbeat{ID: d.int32(), BrokerEpoch: d.int64(), ShuttingDown: d.bool()}

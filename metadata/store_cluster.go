@@ -2,7 +2,13 @@ package metadata
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"maps"
 	"slices"
+	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // RegisterBroker records a broker process's registration and returns its
@@ -23,6 +29,62 @@ func (s *Store) RegisterBroker(ctx context.Context, registration BrokerRegistrat
 		return 0, err
 	}
 	return result.(int64), nil
+}
+
+// CheckRegistration asks the quorum's leader whether registration would
+// be admitted, without registering: it fails with ErrDuplicateBroker when
+// another live process, on another data directory, holds the broker id.
+// It works before this node has a leader of its own (it asks the voters
+// in turn, which pass the question on to the leader), so a node whose
+// Raft never gets going because another process holds its node id can
+// say so. Any other failure (no voter reachable, no leader) is returned
+// as it is: the answer is unknown.
+func (s *Store) CheckRegistration(ctx context.Context, registration BrokerRegistration) error {
+	request := append([]byte{rpcCheckRegistration}, encodeCommand(&registerBrokerCommand{registration: registration})...)
+	// The members this node knows: its Raft configuration, or the
+	// configured voters of a node that has not joined yet.
+	members := map[int32]string{}
+	if voters, err := s.Voters(); err == nil {
+		for _, v := range voters {
+			members[v.NodeID] = v.Address
+		}
+	}
+	for id, address := range s.config.Voters {
+		if _, known := members[id]; !known {
+			members[id] = address
+		}
+	}
+	errs := []error{errors.New("no other member to ask")}
+	for _, id := range slices.Sorted(maps.Keys(members)) {
+		if id == s.config.NodeID {
+			continue
+		}
+		deadline := time.Now().Add(rpcTimeout)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		conn, err := s.layer.dial(raft.ServerAddress(members[id]), id, channelRPC, time.Until(deadline))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		response, err := exchange(conn, request, deadline)
+		conn.Close()
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case response.status == rpcOK:
+			return nil
+		case response.status == rpcDuplicateBroker:
+			return fmt.Errorf("metadata: voter %d: %s: %w", id, response.message, ErrDuplicateBroker)
+		default:
+			errs = append(errs, fmt.Errorf("voter %d: %s", id, response.message))
+		}
+	}
+	if len(errs) > 1 {
+		errs = errs[1:]
+	}
+	return fmt.Errorf("metadata: check registration of broker %d: %w", registration.ID, errors.Join(errs...))
 }
 
 // UnregisterBroker removes a broker's registration. brokerEpoch must be its

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -332,10 +333,39 @@ func (n *Node) closeBroker() error {
 func waitForQuorum(ctx context.Context, store *metadata.Store, cfg Config, log *slog.Logger) error {
 	deadline := time.Now().Add(cfg.QuorumTimeout)
 	log.Info("waiting for the metadata quorum", "controller_listen", cfg.ControllerListen)
-	for {
-		step, cancel := context.WithTimeout(ctx, min(5*time.Second, time.Until(deadline)))
+	// A broker whose node id a live process on another data dir holds
+	// never gets a leader (the quorum replicates to that process): ask the
+	// voters, so it says so instead of waiting out the quorum timeout. A
+	// refusal that outlasts a session timeout is not a crashed
+	// predecessor's session running out.
+	probe := metadata.BrokerRegistration{ID: cfg.NodeID, IncarnationID: uuid.New(), DirectoryID: store.DirectoryID()}
+	sessionTimeout := cfg.BrokerSessionTimeout
+	if sessionTimeout == 0 {
+		sessionTimeout = 9 * time.Second
+	}
+	var refusedSince time.Time
+	for attempt := 0; ; attempt++ {
+		wait := 5 * time.Second
+		if attempt == 0 || !refusedSince.IsZero() {
+			wait = time.Second
+		}
+		step, cancel := context.WithTimeout(ctx, min(wait, time.Until(deadline)))
 		err := store.WaitReady(step)
 		cancel()
+		if err != nil && errors.Is(err, context.DeadlineExceeded) && !cfg.ControllerOnly && ctx.Err() == nil {
+			check, cancel := context.WithTimeout(ctx, 2*time.Second)
+			checkErr := store.CheckRegistration(check, probe)
+			cancel()
+			switch {
+			case !errors.Is(checkErr, metadata.ErrDuplicateBroker):
+				refusedSince = time.Time{}
+			case refusedSince.IsZero():
+				refusedSince = time.Now()
+				log.Warn("another live process, on another data directory, holds this node id; waiting for its session to end", "node_id", cfg.NodeID, "session_timeout", sessionTimeout, "err", checkErr)
+			case time.Since(refusedSince) > sessionTimeout:
+				return fmt.Errorf("node id %d is in use by another live process, on another data directory (DUPLICATE_BROKER_REGISTRATION): give each node a unique --node-id: %w", cfg.NodeID, checkErr)
+			}
+		}
 		switch {
 		case err == nil:
 			return nil
