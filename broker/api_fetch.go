@@ -14,10 +14,13 @@ import (
 	"github.com/strata-log/strata/metadata"
 )
 
-// Fetch v4 (the oldest librdkafka and kafka-python send) through v13 (topic
-// ids). Fetch sessions (KIP-227) are not created: every response is a full
-// one with session id 0, which clients treat as "no session".
-func init() { register(4, 13, handleFetch) }
+// Fetch v4 (the oldest librdkafka and kafka-python send) through v15
+// (v13: topic ids; v14: OFFSET_MOVED_TO_TIERED_STORAGE may be answered to
+// followers; v15: a follower names itself in ReplicaState with its broker
+// epoch, KIP-903). Fetch sessions (KIP-227) are not created: every
+// response is a full one with session id 0, which clients treat as "no
+// session".
+func init() { register(4, 15, handleFetch) }
 
 // leaderPartition returns the local partition when this broker leads it at
 // the leader epoch the client knows (-1: any), or the error code to answer.
@@ -72,8 +75,22 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 		return resp, nil
 	}
 	state := s.cfg.Metadata.State()
-	// A follower fetching to replicate (Kafka's replica id, v0-14).
-	replicaID := req.ReplicaID
+	// A follower fetching to replicate: Kafka's replica id (v0-14), or
+	// ReplicaState with the follower's broker epoch (v15+; -1 before).
+	replicaID, replicaEpoch := req.ReplicaID, int64(-1)
+	if req.Version >= 15 {
+		replicaID, replicaEpoch = req.ReplicaState.ID, req.ReplicaState.Epoch
+	}
+	// A fetch from an earlier registration of the follower (a stale broker
+	// epoch: the broker has registered again since) is served, but its
+	// offset counts for nothing: neither the high watermark nor an ISR
+	// expansion (KIP-903).
+	staleReplica := false
+	if replicaID >= 0 && replicaEpoch >= 0 {
+		if b, ok := state.Broker(replicaID); ok && replicaEpoch < b.Epoch {
+			staleReplica = true
+		}
+	}
 	now := time.Now()
 	var targets []fetchTarget
 	for ti, rt := range req.Topics {
@@ -100,6 +117,8 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 				t.part, t.errorCode = s.leaderPartition(topic, rp.Partition, rp.CurrentLeaderEpoch)
 				if t.part != nil && replicaID >= 0 {
 					t.replica = true
+				}
+				if t.replica && !staleReplica {
 					expand, err := t.part.FollowerFetched(replicaID, rp.FetchOffset, now)
 					switch {
 					case errors.Is(err, segment.ErrOffsetOutOfRange):
@@ -108,7 +127,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 						c.log.Debug("replica fetch refused", "topic", topic.Name, "partition", rp.Partition, "replica", replicaID, "err", err)
 						t.part, t.errorCode = nil, kerr.NotLeaderForPartition.Code
 					case expand != nil:
-						s.isr.Expand(t.part, expand)
+						s.isr.Expand(t.part, expand, replicaID, replicaEpoch)
 					}
 				}
 			}

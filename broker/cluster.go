@@ -26,6 +26,14 @@ type membership struct {
 	// registered receives a token after each registration (reportApplied
 	// reports under the new broker epoch).
 	registered chan struct{}
+	// cleanShutdown reports that the previous process on the data dir
+	// stopped cleanly (cleanshutdown.go); only the first registration
+	// says so: a registration lost later is replaced by one that
+	// conservatively does not.
+	cleanShutdown bool
+	// beforeRegister, when set (tests only), runs before each
+	// registration attempt: a test holds the broker unregistered with it.
+	beforeRegister func()
 }
 
 func newMembership(s *Server) *membership {
@@ -35,7 +43,10 @@ func newMembership(s *Server) *membership {
 // registration describes this broker: every listener with its advertised
 // address.
 func (m *membership) registration() metadata.BrokerRegistration {
-	reg := metadata.BrokerRegistration{ID: m.s.cfg.NodeID, IncarnationID: m.incarnation, Rack: m.s.cfg.Rack}
+	reg := metadata.BrokerRegistration{
+		ID: m.s.cfg.NodeID, IncarnationID: m.incarnation, Rack: m.s.cfg.Rack,
+		DirectoryID: m.s.cfg.Metadata.DirectoryID(), CleanShutdown: m.cleanShutdown,
+	}
 	for _, l := range m.s.listeners {
 		reg.Endpoints = append(reg.Endpoints, metadata.BrokerEndpoint{
 			Listener: l.Name, Host: l.advertiseHost, Port: l.advertisePort, SecurityProtocol: "PLAINTEXT",
@@ -55,31 +66,37 @@ func (m *membership) run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		var err error
 		if m.epoch.Load() == 0 {
-
+			if m.beforeRegister != nil {
+				m.beforeRegister()
+			}
 			var epoch int64
+			registration := m.registration()
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			epoch, err = store.RegisterBroker(rctx, m.registration())
+			epoch, err = store.RegisterBroker(rctx, registration)
 			cancel()
 			if err == nil {
+				m.cleanShutdown = false
 				m.epoch.Store(epoch)
 				select {
 				case m.registered <- struct{}{}:
 				default:
 				}
 				conflictSince = time.Time{}
-				log.Info("registered with the controller", "broker_epoch", epoch)
+				log.Info("registered with the controller", "broker_epoch", epoch, "clean_shutdown", registration.CleanShutdown)
 				continue // heartbeat right away: the controller unfences on it
 			}
 			if errors.Is(err, metadata.ErrDuplicateBroker) {
-				// A crashed predecessor whose session has not ended yet
-				// (wait for it), or a second process with this node id
-				// (give up).
+				// Another data directory registered this broker id: a
+				// crashed predecessor on a replaced disk whose session
+				// has not ended yet (wait for it), or a second process
+				// with this node id (give up). A restart on the same
+				// directory is admitted at once.
 				if conflictSince.IsZero() {
 					conflictSince = time.Now()
 					log.Warn("broker id is registered by another process with a live session; waiting for it to end", "session_timeout", m.s.cfg.SessionTimeout, "err", err)
 				}
 				if time.Since(conflictSince) > 3*m.s.cfg.SessionTimeout {
-					return fmt.Errorf("another live process is registered as broker %d (its heartbeats keep its session alive): two nodes have --node-id %d; give each node a unique id", m.s.cfg.NodeID, m.s.cfg.NodeID)
+					return fmt.Errorf("another live process, on another data directory, is registered as broker %d (its heartbeats keep its session alive): two nodes have --node-id %d; give each node a unique id: %w", m.s.cfg.NodeID, m.s.cfg.NodeID, err)
 				}
 				select {
 				case <-ctx.Done():
@@ -162,6 +179,14 @@ func (m *membership) reportApplied(ctx context.Context) {
 		}
 		reported, reportedEpoch = index, epoch
 	}
+}
+
+// active reports whether this process's registration (its incarnation,
+// not an earlier one's replayed from the log) is in state and unfenced:
+// only then does it lead or follow partitions.
+func (m *membership) active(state *metadata.State) bool {
+	b, ok := state.Broker(m.s.cfg.NodeID)
+	return ok && b.IncarnationID == m.incarnation && !b.Fenced
 }
 
 // ready reports whether this broker is registered, unfenced, and leads

@@ -3,6 +3,7 @@ package broker
 import (
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/metadata"
 )
 
 // What the package's external tests (package broker_test, which start
@@ -21,3 +22,13 @@ func (s *Server) CleanPartition(p *partition.Partition) { s.partitions.cleanPart
 
 // OffsetsRetention is the server's offsets.retention.minutes.
 func (s *Server) OffsetsRetention() int64 { return int64(s.cfg.OffsetsRetention) }
+
+// HoldRegistration makes the server wait for release before each attempt
+// to register with its controller (call it before Serve).
+func (s *Server) HoldRegistration(release <-chan struct{}) {
+	s.membership.beforeRegister = func() { <-release }
+}
+
+// Registration is what the server registers (or would register next) with
+// its controller.
+func (s *Server) Registration() metadata.BrokerRegistration { return s.membership.registration() }

@@ -41,6 +41,12 @@ type partitionManagerConfig struct {
 	// onReconciled after every reconcile pass (the replica fetchers).
 	onLeadership, onClose func(*partition.Partition)
 	onReconciled          func(*metadata.State, []*partition.Partition)
+	// active reports whether this process may act on the partitions the
+	// state assigns it: its own registration (this incarnation's) is in
+	// the state and unfenced. Until then (a restart replays metadata that
+	// may name the previous incarnation leader) every partition is opened
+	// but leads and follows nothing. Nil means always.
+	active func(*metadata.State) bool
 }
 
 type topicPartition struct {
@@ -167,6 +173,12 @@ func (m *partitionManager) reconcile() error {
 	defer m.reconcileMu.Unlock()
 	state := m.cfg.store.State()
 	defer m.markReconciled(state.AppliedIndex())
+	// A broker leads or follows nothing until its current registration is
+	// accepted and unfenced (as in KRaft): the replayed state may name an
+	// earlier incarnation leader, whose unsynced tail this one may have
+	// lost. Such a partition is held with no leader, so it refuses
+	// produce and replica fetches, and no fetcher follows for it.
+	active := m.cfg.active == nil || m.cfg.active(state)
 	want := make(map[topicPartition]metadata.Topic)
 	for _, t := range state.Topics() {
 		if err := metadata.ValidateTopicName(t.Name); err != nil {
@@ -218,6 +230,9 @@ func (m *partitionManager) reconcile() error {
 	for tp, t := range want {
 		values := topicconfig.Typed(m.cfg.defaults, t.Configs)
 		assigned := t.Partitions[tp.index]
+		if !active {
+			assigned.Leader = -1
+		}
 		if p := m.getByName(tp.topic, tp.index); p != nil {
 			if p.Config() != values {
 				if err := p.SetConfig(values, state); err != nil {
@@ -267,7 +282,11 @@ func (m *partitionManager) reconcile() error {
 			notOpened, firstNotOpened.topic, firstNotOpened.index, files.open, files.limit, fdReserve))
 	}
 	if m.cfg.onReconciled != nil {
-		m.cfg.onReconciled(state, m.all())
+		parts := m.all()
+		if !active {
+			parts = nil // follow nothing
+		}
+		m.cfg.onReconciled(state, parts)
 	}
 	return errors.Join(errs...)
 }

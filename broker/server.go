@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/replica"
 	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/internal/ratelog"
 	"github.com/strata-log/strata/metadata"
 )
@@ -379,8 +381,19 @@ func New(cfg Config) (*Server, error) {
 	s.requestMemory = newRequestMemory(cfg.QueuedMaxRequestBytes, s.metrics)
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
 	s.membership = newMembership(s)
+	if err := os.MkdirAll(cfg.DataDir, fsperm.Dir); err != nil {
+		cancel()
+		return nil, fmt.Errorf("broker: data dir: %w", err)
+	}
+	clean, err := takeCleanShutdownMarker(cfg.DataDir)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s.membership.cleanShutdown = clean
 	s.fetchers = replica.NewFetchers(replica.FetchersConfig{
 		NodeID:              cfg.NodeID,
+		BrokerEpoch:         s.membership.epoch.Load,
 		InterBrokerListener: cfg.InterBrokerListener,
 		Store:               cfg.Metadata,
 		Remote:              cfg.RemoteReader,
@@ -418,6 +431,7 @@ func New(cfg Config) (*Server, error) {
 		onLeadership:         follow.leadership,
 		onClose:              follow.closing,
 		onReconciled:         func(state *metadata.State, parts []*partition.Partition) { s.fetchers.Update(state, parts) },
+		active:               s.membership.active,
 	})
 	if err != nil {
 		cancel()
@@ -656,7 +670,10 @@ func (s *Server) Close() error {
 	s.fetchers.Close()
 	s.groups.Close()
 	defer s.logLimiter.Close()
-	return s.partitions.close()
+	if err := s.partitions.close(); err != nil {
+		return err // not a clean shutdown: no marker
+	}
+	return writeCleanShutdownMarker(s.cfg.DataDir)
 }
 
 // shutdownGrace bounds how long Close waits for connections to drain.

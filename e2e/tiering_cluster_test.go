@@ -283,6 +283,10 @@ func TestTieringFaults(t *testing.T) {
 		}
 		b.restart(t)
 		g.produce(t, cl, 50*perMiB, 55*perMiB)
+		// A restart on the same data dir is admitted at once (no waiting
+		// for the killed process's session to end), so the replica may
+		// not have fetched yet when this starts checking: the log line is
+		// waited for too (kadm's metadata is cached for up to 5 s).
 		eventually(t, 2*time.Minute, "the empty replica back in the ISR holding only the hot window", func() error {
 			_, isr := leaderOf(t, adm, g.topic)
 			if !containsID(isr, replaced) {
@@ -291,11 +295,11 @@ func TestTieringFaults(t *testing.T) {
 			if local := localLogBytes(t, b.dataDir, g.topic, 0); local > localBytes+4*segmentBytes {
 				return fmt.Errorf("replica copied %d bytes", local)
 			}
+			if !b.logContains("follower starts from the leader's local log") {
+				return fmt.Errorf("the replica did not start from the leader's local log")
+			}
 			return nil
 		})
-		if !b.logContains("follower starts from the leader's local log") {
-			t.Fatal("the replica did not start from the leader's local log")
-		}
 		// The replacement leads and serves the whole history.
 		tc.nodes[leader].kill()
 		g.requireReplay(t, tc.seeds(leader), 0, 55*perMiB)

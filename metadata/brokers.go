@@ -3,6 +3,7 @@ package metadata
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -33,6 +34,20 @@ type BrokerRegistration struct {
 	Endpoints []BrokerEndpoint
 	// Rack is the broker's rack, "" for none.
 	Rack string
+	// DirectoryID is the id of the broker's data directory (written once
+	// at format, Store.DirectoryID); all zeros from brokers that predate
+	// it. A new incarnation with the directory id of the current
+	// registration is the same disk restarted: it replaces that
+	// registration at once, whatever its session. Another directory id is
+	// another process, refused while the registration's session lives
+	// (ErrDuplicateBroker).
+	DirectoryID [16]byte
+	// CleanShutdown reports that the previous process on this directory
+	// stopped cleanly (it flushed every log and left its clean-shutdown
+	// marker), so its logs hold everything it acknowledged. A broker that
+	// did not (a crash, a power loss) leaves every ISR when it registers
+	// (KIP-966): its log may have lost its unsynced tail.
+	CleanShutdown bool
 }
 
 // Broker is the replicated registration of one broker.
@@ -44,6 +59,8 @@ type Broker struct {
 	IncarnationID [16]byte
 	Endpoints     []BrokerEndpoint
 	Rack          string
+	// DirectoryID is the registration's BrokerRegistration.DirectoryID.
+	DirectoryID [16]byte
 	// Fenced brokers lead no partition and are kept out of new ISRs. A
 	// registration starts fenced; the controller unfences the broker once
 	// it has caught up with the metadata, and fences it when its session
@@ -175,7 +192,9 @@ func decodeEndpoints(d *decoder) []BrokerEndpoint {
 	return endpoints
 }
 
-// encodeBroker writes a broker; the snapshot's broker record v1.
+// encodeBroker writes a broker: the snapshot's broker record
+// (recordBrokerWithDirectory), the fields of the first broker record
+// (recordBroker) followed by the directory id.
 func encodeBroker(e *encoder, broker *Broker) {
 	e.int32(broker.ID)
 	e.uuid(broker.IncarnationID)
@@ -183,10 +202,14 @@ func encodeBroker(e *encoder, broker *Broker) {
 	e.string(broker.Rack)
 	e.bool(broker.Fenced)
 	e.int64(broker.Epoch)
+	e.uuid(broker.DirectoryID)
 }
 
-func decodeBroker(d *decoder) *Broker {
-	return &Broker{
+// decodeBroker reads a broker record; withDirectory tells
+// recordBrokerWithDirectory from the first broker record, whose brokers
+// have no directory id.
+func decodeBroker(d *decoder, withDirectory bool) *Broker {
+	broker := &Broker{
 		ID:            d.int32(),
 		IncarnationID: d.uuid(),
 		Endpoints:     decodeEndpoints(d),
@@ -194,6 +217,10 @@ func decodeBroker(d *decoder) *Broker {
 		Fenced:        d.bool(),
 		Epoch:         d.int64(),
 	}
+	if withDirectory {
+		broker.DirectoryID = d.uuid()
+	}
+	return broker
 }
 
 // registerBrokerCommand registers a broker process. A new incarnation (or
@@ -201,8 +228,27 @@ func decodeBroker(d *decoder) *Broker {
 // whose epoch is the command's log index; the same registration again (a
 // retry) changes nothing and answers the epoch it already has. The result
 // is the broker epoch (int64).
+//
+// From payload version 2 on, a new registration (no record, or one of
+// another incarnation) also takes back what the broker held as an earlier
+// incarnation, in the same command, so that nothing it did before counts
+// for the process that registers now: every partition it leads loses its
+// leader (leader epoch and partition epoch increase; the controller
+// elects again, from the ISR, once brokers are unfenced), and unless the
+// registration reports a clean shutdown it leaves every ISR it is in,
+// except where it is the only member (nothing else could lead: the
+// partition waits for it, as it would without the change). Version 1
+// entries, written by earlier builds, apply as they did then.
+//
+// Payload, version 2 (version 1 ends after rack):
+//
+//	int32 id | uuid incarnation id | endpoints | string rack |
+//	uuid directory id | bool clean shutdown
 type registerBrokerCommand struct {
 	registration BrokerRegistration
+	// legacy marks a version 1 payload: no directory id or clean-shutdown
+	// flag, and no partition changes.
+	legacy bool
 }
 
 func (c *registerBrokerCommand) commandType() commandType { return commandRegisterBroker }
@@ -211,18 +257,27 @@ func (c *registerBrokerCommand) encode(e *encoder) {
 	e.uuid(c.registration.IncarnationID)
 	encodeEndpoints(e, c.registration.Endpoints)
 	e.string(c.registration.Rack)
+	e.uuid(c.registration.DirectoryID)
+	e.bool(c.registration.CleanShutdown)
 }
 
 func decodeRegisterBroker(version uint8, d *decoder) (command, bool) {
-	if version != 1 {
+	if version != 1 && version != 2 {
 		return nil, false
 	}
-	return &registerBrokerCommand{registration: BrokerRegistration{
+	c := &registerBrokerCommand{registration: BrokerRegistration{
 		ID:            d.int32(),
 		IncarnationID: d.uuid(),
 		Endpoints:     decodeEndpoints(d),
 		Rack:          d.string(),
-	}}, true
+	}}
+	if version == 1 {
+		c.legacy = true
+		return c, true
+	}
+	c.registration.DirectoryID = d.uuid()
+	c.registration.CleanShutdown = d.bool()
+	return c, true
 }
 
 func (c *registerBrokerCommand) apply(b *stateBuilder) (any, error) {
@@ -230,22 +285,63 @@ func (c *registerBrokerCommand) apply(b *stateBuilder) (any, error) {
 	if err := validateBrokerRegistration(registration); err != nil {
 		return nil, err
 	}
-	if existing, ok := b.broker(registration.ID); ok &&
+	existing, registered := b.broker(registration.ID)
+	if registered &&
 		existing.IncarnationID == registration.IncarnationID &&
 		existing.Rack == registration.Rack &&
+		existing.DirectoryID == registration.DirectoryID &&
 		slices.Equal(existing.Endpoints, registration.Endpoints) {
 		return existing.Epoch, nil
+	}
+	if !c.legacy && (!registered || existing.IncarnationID != registration.IncarnationID) {
+		if err := b.releaseEarlierIncarnation(registration.ID, !registration.CleanShutdown); err != nil {
+			return nil, err
+		}
 	}
 	broker := &Broker{
 		ID:            registration.ID,
 		IncarnationID: registration.IncarnationID,
 		Endpoints:     slices.Clone(registration.Endpoints),
 		Rack:          registration.Rack,
+		DirectoryID:   registration.DirectoryID,
 		Fenced:        true,
 		Epoch:         int64(b.index),
 	}
 	b.brokers.Insert(brokerKey(broker.ID), broker)
 	return broker.Epoch, nil
+}
+
+// releaseEarlierIncarnation takes from broker id what an earlier
+// incarnation of it held: the leadership of every partition it leads, and
+// with leaveISRs its place in every ISR it shares with another replica.
+func (b *stateBuilder) releaseEarlierIncarnation(id int32, leaveISRs bool) error {
+	var err error
+	b.base.EachTopic(func(t Topic) bool {
+		for _, p := range t.Partitions {
+			leads := p.Leader == id
+			leaves := leaveISRs && len(p.ISR) > 1 && slices.Contains(p.ISR, id)
+			if !leads && !leaves {
+				continue
+			}
+			next := Partition{Index: p.Index, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, ISR: cloneInt32s(p.ISR)}
+			if leads {
+				if p.LeaderEpoch == math.MaxInt32 {
+					err = fmt.Errorf("topic %q partition %d: %w: epochs exhausted", t.Name, p.Index, ErrInvalidPartitions)
+					return false
+				}
+				next.Leader, next.LeaderEpoch = -1, p.LeaderEpoch+1
+			}
+			if leaves {
+				next.ISR = slices.DeleteFunc(next.ISR, func(r int32) bool { return r == id })
+			}
+			topic, _ := b.topic(t.Name)
+			if _, err = b.advancePartition(topic, next); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	return err
 }
 
 // lookupBroker finds a broker and checks its epoch (AnyBrokerEpoch matches

@@ -31,8 +31,11 @@ var (
 			{Listener: "CLIENT", Host: "broker-1.example", Port: 9092, SecurityProtocol: "PLAINTEXT"},
 			{Listener: "INTERNAL", Host: "10.0.0.1", Port: 9094, SecurityProtocol: "PLAINTEXT"},
 		},
-		Rack: "rack-a",
+		Rack:          "rack-a",
+		DirectoryID:   goldenDirectory,
+		CleanShutdown: true,
 	}
+	goldenDirectory = [16]byte{0x3c, 0x2b, 0x1a, 0x09, 0xf8, 0xe7, 0x46, 0xd5, 0x84, 0xb3, 0xa2, 0x91, 0x80, 0x7f, 0x6e, 0x5d}
 )
 
 // goldenImportedSegments are goldenSegment and the segment after it, as a
@@ -89,6 +92,9 @@ func goldenCommands() []struct {
 		{"change-partition-isr-only", &changePartitionCommand{change: PartitionChange{
 			TopicID: goldenTopicID, Partition: 0, PartitionEpoch: 1, Leader: NoLeaderChange, ISR: []int32{1},
 		}}},
+		{"change-partition-isr-broker-epochs", &changePartitionCommand{change: PartitionChange{
+			TopicID: goldenTopicID, Partition: 0, PartitionEpoch: 2, Leader: NoLeaderChange, ISR: []int32{1, 3}, ISRBrokerEpochs: []int64{-1, 17},
+		}}},
 	}
 }
 
@@ -121,6 +127,37 @@ func TestCommandGolden(t *testing.T) {
 				t.Fatalf("decoded %#v\nwant    %#v", decoded, want)
 			}
 		})
+	}
+}
+
+// TestRegisterBrokerV1Golden: RegisterBroker entries written by builds
+// before directory ids keep decoding, as legacy commands (which change no
+// partition when applied, as they did then).
+func TestRegisterBrokerV1Golden(t *testing.T) {
+	want := goldenRegistration
+	want.DirectoryID, want.CleanShutdown = [16]byte{}, false
+	checkGolden(t, "commands/register-broker-v1.bin", encodeRegisterBrokerV1(want))
+	decoded, err := decodeCommand(readGolden(t, "commands/register-broker-v1.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (&registerBrokerCommand{registration: want, legacy: true}); !reflect.DeepEqual(decoded, want) {
+		t.Fatalf("decoded %#v\nwant    %#v", decoded, want)
+	}
+}
+
+// TestChangePartitionV1Golden: ChangePartition entries written before ISR
+// broker epochs keep decoding, without them.
+func TestChangePartitionV1Golden(t *testing.T) {
+	decoded, err := decodeCommand(readGolden(t, "commands/change-partition-v1.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &changePartitionCommand{change: PartitionChange{
+		TopicID: goldenTopicID, Partition: 3, PartitionEpoch: 9, Leader: 2, ISR: []int32{2, 3}, BumpLeaderEpoch: true,
+	}}
+	if !reflect.DeepEqual(decoded, want) {
+		t.Fatalf("decoded %#v\nwant    %#v", decoded, want)
 	}
 }
 

@@ -29,12 +29,27 @@ type PartitionChange struct {
 	// (so that followers truncate and re-fetch). A leader change always
 	// increases it.
 	BumpLeaderEpoch bool
+	// ISRBrokerEpochs, when set, has one entry per ISR member: the broker
+	// epoch the proposer knew it by (a leader adding a follower: the
+	// epoch the follower's fetches carry, KIP-903), or -1 for "not
+	// checked". A member whose entry is not its current registration's
+	// epoch makes the change fail with ErrIneligibleReplica, so a replica
+	// that caught up as an earlier incarnation never joins an ISR as the
+	// later one (which may have lost what the earlier one had).
+	ISRBrokerEpochs []int64
 }
 
 // changePartitionCommand applies a PartitionChange. Any effective change
 // increases the partition epoch; a change to what the partition already is
 // (same leader and ISR, no bump) is a no-op. The result is the partition as
 // it is afterwards.
+//
+// Payload, version 2 (version 1 ends after the ISR, and has no broker
+// epochs):
+//
+//	uuid topic id | int32 partition | int32 partition epoch | int32 leader |
+//	bool bump leader epoch | int32 list ISR | uvarint count, int64 each:
+//	ISR broker epochs (count 0: none)
 type changePartitionCommand struct {
 	change PartitionChange
 }
@@ -47,20 +62,33 @@ func (c *changePartitionCommand) encode(e *encoder) {
 	e.int32(c.change.Leader)
 	e.bool(c.change.BumpLeaderEpoch)
 	e.int32s(c.change.ISR)
+	e.uvarint(uint64(len(c.change.ISRBrokerEpochs)))
+	for _, epoch := range c.change.ISRBrokerEpochs {
+		e.int64(epoch)
+	}
 }
 
 func decodeChangePartition(version uint8, d *decoder) (command, bool) {
-	if version != 1 {
+	if version != 1 && version != 2 {
 		return nil, false
 	}
-	return &changePartitionCommand{change: PartitionChange{
+	c := &changePartitionCommand{change: PartitionChange{
 		TopicID:         d.uuid(),
 		Partition:       d.int32(),
 		PartitionEpoch:  d.int32(),
 		Leader:          d.int32(),
 		BumpLeaderEpoch: d.bool(),
 		ISR:             d.int32s(),
-	}}, true
+	}}
+	if version >= 2 {
+		if n := d.length(8); n > 0 {
+			c.change.ISRBrokerEpochs = make([]int64, n)
+			for i := range c.change.ISRBrokerEpochs {
+				c.change.ISRBrokerEpochs[i] = d.int64()
+			}
+		}
+	}
+	return c, true
 }
 
 // lookupPartition finds a partition by topic id and index.
@@ -105,6 +133,17 @@ func (c *changePartitionCommand) apply(b *stateBuilder) (any, error) {
 	}
 	if leader != -1 && !slices.Contains(change.ISR, leader) {
 		return nil, fmt.Errorf("%s: %w: leader %d is not in the ISR %v", where(), ErrInvalidPartitions, leader, change.ISR)
+	}
+	if len(change.ISRBrokerEpochs) != 0 && len(change.ISRBrokerEpochs) != len(change.ISR) {
+		return nil, fmt.Errorf("%s: %w: %d broker epochs for %d in-sync replicas", where(), ErrInvalidPartitions, len(change.ISRBrokerEpochs), len(change.ISR))
+	}
+	for i, epoch := range change.ISRBrokerEpochs {
+		if epoch < 0 {
+			continue
+		}
+		if broker, ok := b.broker(change.ISR[i]); !ok || broker.Epoch != epoch {
+			return nil, fmt.Errorf("%s: in-sync replica %d at broker epoch %d is not its current registration: %w", where(), change.ISR[i], epoch, ErrIneligibleReplica)
+		}
 	}
 	leaderChanged := leader != current.Leader
 	if !leaderChanged && !change.BumpLeaderEpoch && slices.Equal(change.ISR, current.ISR) {

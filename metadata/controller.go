@@ -122,21 +122,40 @@ func (c *controller) heartbeat(h BrokerHeartbeat) error {
 }
 
 // admit refuses a registration of a broker id whose current registration,
-// of another incarnation, has a live session with this controller: two
-// processes claim the id (Kafka's DUPLICATE_BROKER_REGISTRATION). A
-// crashed process's registration is admitted over once its session ends,
-// and at once by a controller that never heard from it (after a controller
-// restart every session is new).
+// of another incarnation on another data directory, has a live session
+// with this controller: two processes claim the id (Kafka's
+// DUPLICATE_BROKER_REGISTRATION). A session is live while the broker has
+// heartbeated within the session timeout, or, for a broker this
+// controller has not heard from yet, within the session timeout since it
+// took over (as reconcile counts it). A registration from the same data
+// directory is admitted at once: only one process at a time runs on a
+// directory (it is locked), so the registration it replaces belongs to a
+// process that has stopped. A crashed process's registration from another
+// directory is admitted over once its session ends (it is fenced).
 func (c *controller) admit(registration BrokerRegistration) error {
 	existing, ok := c.s.State().Broker(registration.ID)
 	if !ok || existing.IncarnationID == registration.IncarnationID || existing.Fenced {
 		return nil
 	}
+	if registration.DirectoryID != ([16]byte{}) && registration.DirectoryID == existing.DirectoryID {
+		return nil
+	}
 	c.mu.Lock()
 	seen, heard := c.lastSeen[registration.ID]
 	c.mu.Unlock()
-	if heard && time.Since(seen) <= c.sessionTimeout {
-		return fmt.Errorf("broker %d is registered by another live process (last heartbeat %v ago): %w", registration.ID, time.Since(seen).Round(time.Millisecond), ErrDuplicateBroker)
+	if !heard {
+		if existing.DirectoryID == ([16]byte{}) {
+			// Registered by a build before directory ids, and not heard
+			// from since this controller took over: no evidence of a
+			// live process, as before directory ids (the first start
+			// after an upgrade is not held up).
+			return nil
+		}
+		seen = c.since
+	}
+	if !seen.IsZero() && time.Since(seen) <= c.sessionTimeout {
+		return fmt.Errorf("broker %d is registered by another live process on another data directory (its session was renewed %v ago, session timeout %v): %w",
+			registration.ID, time.Since(seen).Round(time.Millisecond), c.sessionTimeout, ErrDuplicateBroker)
 	}
 	return nil
 }
@@ -225,6 +244,17 @@ func (c *controller) reconcile(stop chan struct{}) {
 		b, ok := state.Broker(id)
 		return ok && !b.Fenced && !shuttingDown[id]
 	}
+	// A new leader must also have heartbeated to this controller within
+	// the session timeout: a broker merely not fenced yet (its session
+	// with this controller is counted from when it took over) may be
+	// dead, and electing it (after a broker's re-registration took its
+	// leaderships back, or after a failover) would take the partition
+	// offline and drop the live replicas that are still registering from
+	// the ISR.
+	eligible := func(id int32) bool {
+		seen, heard := lastSeen[id]
+		return alive(id) && heard && now.Sub(seen) <= c.sessionTimeout
+	}
 	graceOver := now.Sub(since) > c.sessionTimeout
 	state.EachTopic(func(t Topic) bool {
 		for _, p := range t.Partitions {
@@ -234,12 +264,12 @@ func (c *controller) reconcile(stop chan struct{}) {
 			if _, registered := state.Broker(p.Leader); p.Leader >= 0 && !registered && !graceOver {
 				continue // a leader that has not registered yet since this controller started
 			}
-			leader, isr := electFromISR(p, alive)
-			if leader == -1 && c.uncleanAllowed(t) {
+			leader, isr := electFromISR(p, alive, eligible)
+			if leader == -1 && len(isr) == 0 && c.uncleanAllowed(t) {
 				// Unclean election (opted in): the first live replica
 				// outside the ISR leads; what only the ISR had is lost.
 				for _, r := range p.Replicas {
-					if alive(r) {
+					if eligible(r) {
 						leader, isr = r, []int32{r}
 						c.s.logger.Warn("controller: unclean leader election: no in-sync replica is alive; records only they had are lost", "topic", t.Name, "partition", p.Index, "leader", r)
 						break
@@ -264,24 +294,32 @@ func (c *controller) reconcile(stop chan struct{}) {
 		}
 		return ctx.Err() == nil
 	})
-	if ctx.Err() != nil || now.Sub(c.lastBalance) < c.preferredInterval {
+	if ctx.Err() != nil {
 		return
 	}
-	c.lastBalance = now
-	c.electPreferredLeaders(ctx, c.s.State(), alive)
+	c.mu.Lock()
+	balance := now.Sub(c.lastBalance) >= c.preferredInterval
+	if balance {
+		c.lastBalance = now
+	}
+	c.mu.Unlock()
+	if balance {
+		c.electPreferredLeaders(ctx, c.s.State(), eligible)
+	}
 }
 
 // electFromISR is a clean election: the first replica (in replica order)
 // that is electable, and the ISR without the members that are not alive;
-// (-1, that ISR) when none is.
-func electFromISR(p Partition, alive func(int32) bool) (leader int32, isr []int32) {
+// (-1, that ISR) when none is. eligible is alive plus "heard from
+// recently" (see reconcile).
+func electFromISR(p Partition, alive, eligible func(int32) bool) (leader int32, isr []int32) {
 	for _, r := range p.ISR {
 		if alive(r) {
 			isr = append(isr, r)
 		}
 	}
 	for _, r := range p.Replicas {
-		if electable(p, r, alive) {
+		if electable(p, r, eligible) {
 			return r, isr
 		}
 	}
@@ -291,23 +329,24 @@ func electFromISR(p Partition, alive func(int32) bool) (leader int32, isr []int3
 // electable reports whether replica r may lead p in a clean election: it
 // is in the ISR — which holds everything below the high watermark, since
 // the leader computes it over the maximal ISR and a broker that registers
-// again leaves every ISR — and alive (registered, unfenced, not shutting
-// down: alive).
-func electable(p Partition, r int32, alive func(int32) bool) bool {
-	return slices.Contains(p.ISR, r) && alive(r)
+// again leaves every ISR — and eligible (registered, unfenced, not
+// shutting down, and heard from by this controller within the session
+// timeout).
+func electable(p Partition, r int32, eligible func(int32) bool) bool {
+	return slices.Contains(p.ISR, r) && eligible(r)
 }
 
 // electPreferredLeaders moves leadership back to each partition's preferred
 // replica (the first) when it is alive and in the ISR, so leaders spread as
 // placed after brokers come back.
-func (c *controller) electPreferredLeaders(ctx context.Context, state *State, alive func(int32) bool) {
+func (c *controller) electPreferredLeaders(ctx context.Context, state *State, eligible func(int32) bool) {
 	state.EachTopic(func(t Topic) bool {
 		for _, p := range t.Partitions {
 			if len(p.Replicas) == 0 {
 				continue
 			}
 			preferred := p.Replicas[0]
-			if p.Leader == preferred || p.Leader < 0 || !electable(p, preferred, alive) {
+			if p.Leader == preferred || p.Leader < 0 || !electable(p, preferred, eligible) {
 				continue
 			}
 			change := PartitionChange{TopicID: t.ID, Partition: p.Index, PartitionEpoch: p.PartitionEpoch, Leader: preferred, ISR: p.ISR}

@@ -77,14 +77,20 @@
 //	5 CreatePartitions     v1: name string, topic id uuid (zero = any id),
 //	                           new total int32, new partitions list
 //	6 AllocateProducerIDs  v1: broker id int32, block size int64
-//	16 RegisterBroker      v1: broker id int32, incarnation id uuid,
-//	                           endpoints list, rack string ("" = none)
+//	16 RegisterBroker      v2: broker id int32, incarnation id uuid,
+//	                           endpoints list, rack string ("" = none),
+//	                           directory id uuid (zero = unknown),
+//	                           clean shutdown bool
+//	                       v1 (read, applied as before): up to rack
 //	17 UnregisterBroker    v1: broker id int32, broker epoch int64 (-1 = any)
 //	18 SetBrokerFenced     v1: broker id int32, broker epoch int64, fenced bool
-//	19 ChangePartition     v1: topic id uuid, partition int32,
+//	19 ChangePartition     v2: topic id uuid, partition int32,
 //	                           expected partition epoch int32,
 //	                           leader int32 (-1 = none, -2 = unchanged),
-//	                           bump leader epoch bool, ISR int32 list
+//	                           bump leader epoch bool, ISR int32 list,
+//	                           ISR broker epochs int64 list (empty = none;
+//	                           else one per ISR member, -1 = not checked)
+//	                       v1 (read): up to the ISR, no broker epochs
 //	20-31 reserved for brokers and partition leadership
 //	32 SegmentCopyStarted  v1: topic id uuid, partition int32, segment
 //	33 SegmentCopyFinished v1: segment ref
@@ -121,16 +127,30 @@
 // epoch they mean, so a decision about an earlier incarnation never hits a
 // later one (ErrStaleBrokerEpoch). Sessions and heartbeats are not in the
 // replicated state: the controller keeps them in memory and turns their
-// expiry into SetBrokerFenced, as Kafka's controller does. None of these
-// commands touches partitions; moving leaderships off a fenced or
-// unregistered broker is the controller's job (ChangePartition).
+// expiry into SetBrokerFenced, as Kafka's controller does. Moving
+// leaderships off a fenced or unregistered broker is the controller's job
+// (ChangePartition), with one exception: a new incarnation (RegisterBroker
+// v2 that is not a retry) takes back, in the same entry, what the
+// broker's earlier incarnation held, since nothing it did counts for the
+// new process: every partition the broker leads gets no leader and the
+// next leader epoch, and after an unclean shutdown (no clean-shutdown
+// marker) it leaves every ISR it shares with another replica (KIP-966),
+// each change increasing the partition epoch. Before the entry is
+// proposed, the controller refuses (ErrDuplicateBroker) a new incarnation
+// from another data directory (directory id) while the current
+// registration's session lives; one from the same directory is admitted
+// at once (the directory is locked by the one process that runs on it).
 //
 // ChangePartition is Kafka's AlterPartition, for the controller's leader
 // elections and the leaders' ISR changes alike. It names the partition
 // epoch it was computed from and is rejected (ErrStalePartitionEpoch)
 // unless that is still current. The new ISR replaces the old one and must
 // be a subset of the replicas without duplicates that holds the leader
-// (unless the leader is -1). A new leader always increases the leader
+// (unless the leader is -1). Broker epochs given with the ISR (a leader
+// adding a follower names the epoch the follower fetched with, KIP-903)
+// must be the members' current registrations' (ErrIneligibleReplica): a
+// replica that caught up as an earlier incarnation does not join as the
+// next one. A new leader always increases the leader
 // epoch; the bump flag increases it with the same leader. Any effective
 // change increases the partition epoch; a change to what the partition
 // already is is a no-op. The answer is the partition afterwards. Whether
@@ -247,9 +267,12 @@
 //	0x01 cluster  first and exactly once: applied index uint64,
 //	              cluster id string, next producer id int64
 //	0x02 topic    one per topic, in name order: topic (as above)
-//	0x03 broker   one per registered broker, in strictly increasing id
-//	              order: broker id int32, incarnation id uuid, endpoints
-//	              list, rack string, fenced bool, broker epoch int64
+//	0x03 broker   (read only; written before directory ids) one per
+//	              registered broker, in strictly increasing id order:
+//	              broker id int32, incarnation id uuid, endpoints list,
+//	              rack string, fenced bool, broker epoch int64
+//	0x05 broker   what 0x03 holds, then directory id uuid; written for
+//	              every broker since directory ids
 //	0x04 segments tiered-segment manifest entries of one partition: topic
 //	              id uuid, partition int32, uvarint count (1 or more), then
 //	              count (state uint8, segment); 1 CopyStarted,
@@ -259,8 +282,8 @@
 //	              in-memory chunk of at most 64 entries)
 //	0x7f end      last: uint64 count of the records before it
 //
-// Record types were added to version 1 without bumping it (broker and
-// segments records): a snapshot without them is exactly the original version 1, and
+// Record types were added to version 1 without bumping it (broker,
+// segments and directory-id broker records): a snapshot without them is exactly the original version 1, and
 // a build that does not know them stops at them (they do not carry the
 // ignore-unknown bit, because skipping them would lose state) just as it
 // would stop at a higher version.
@@ -283,9 +306,13 @@
 //	version=1
 //	cluster.id=<cluster id>
 //	node.id=<node id>
+//	directory.id=<directory id>
 //
 // Blank lines and lines starting with '#' or '!' are comments; unknown keys
-// are ignored. Its presence is what makes a directory formatted: Format
+// are ignored. directory.id (Kafka's name) identifies the directory: a
+// random UUID in the cluster id's encoding, written by Format, or by the
+// first Open of a directory formatted before it existed (rewriting the
+// file the same way); brokers register with it (RegisterBroker). Its presence is what makes a directory formatted: Format
 // writes it last, after bootstrapping Raft, and Open refuses a directory
 // without it (ErrNotFormatted). Cluster ids are 1..255 characters from
 // [a-zA-Z0-9._-]; NewClusterID makes Kafka-style ones (22 characters of
@@ -358,8 +385,17 @@
 //	                           field, the lowest index the live brokers
 //	                           reported, and in the message the ids of the
 //	                           brokers at it, space-separated
+//	           8 check registration  a RegisterBroker command (type and
+//	                           version bytes, payload): answered 0 if the
+//	                           leader would admit it, 3 if another live
+//	                           process on another data directory holds the
+//	                           broker id; any node passes it on to the
+//	                           leader (the asking node may have none yet)
 //	response:  status uint8 (0 ok, 1 not the leader, 2 failed,
-//	           3 duplicate broker registration: ErrDuplicateBroker),
+//	           3 duplicate broker registration: ErrDuplicateBroker,
+//	           16+i rejected with the i-th sentinel of rpcRejections,
+//	           e.g. 17 ErrStaleBrokerEpoch, so errors.Is works across a
+//	           forward; older nodes answered 2 for all of them),
 //	           log index uint64 (propose: where the entry was applied;
 //	           with status 1: 0 when refused before appending, so a retry
 //	           is safe, all ones when leadership was lost after),

@@ -20,20 +20,26 @@ func TestElectionPicksOnlySafeReplicas(t *testing.T) {
 		leader  int32
 		isr     []int32
 		electOK []int32 // electable replicas
+		heard   []int32 // heard from by the controller lately; nil: every live one
 	}{
-		{"the first live in-sync replica in replica order", []int32{2, 3, 4}, 3, []int32{3, 4}, []int32{3, 4}},
-		{"never a live replica outside the ISR", []int32{2}, -1, nil, nil},
-		{"a fenced, unregistered or shutting-down in-sync replica is not alive", []int32{2, 4}, 4, []int32{4}, []int32{4}},
-		{"the leader itself when alive", []int32{1, 2, 3, 4}, 1, []int32{1, 3, 4}, []int32{1, 3, 4}},
+		{"the first live in-sync replica in replica order", []int32{2, 3, 4}, 3, []int32{3, 4}, []int32{3, 4}, nil},
+		{"never a live replica outside the ISR", []int32{2}, -1, nil, nil, nil},
+		{"a fenced, unregistered or shutting-down in-sync replica is not alive", []int32{2, 4}, 4, []int32{4}, []int32{4}, nil},
+		{"the leader itself when alive", []int32{1, 2, 3, 4}, 1, []int32{1, 3, 4}, []int32{1, 3, 4}, nil},
+		{"a live in-sync replica the controller has not heard from is kept in the ISR but not elected", []int32{3, 4}, 4, []int32{3, 4}, []int32{4}, []int32{4}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			alive := func(id int32) bool { return slices.Contains(c.alive, id) }
-			leader, isr := electFromISR(partition, alive)
+			eligible := alive
+			if c.heard != nil {
+				eligible = func(id int32) bool { return alive(id) && slices.Contains(c.heard, id) }
+			}
+			leader, isr := electFromISR(partition, alive, eligible)
 			if leader != c.leader || !slices.Equal(isr, c.isr) {
 				t.Fatalf("elected %d with ISR %v, want %d with %v", leader, isr, c.leader, c.isr)
 			}
 			for _, r := range partition.Replicas {
-				if got := electable(partition, r, alive); got != slices.Contains(c.electOK, r) {
+				if got := electable(partition, r, eligible); got != slices.Contains(c.electOK, r) {
 					t.Errorf("replica %d electable %v", r, got)
 				}
 			}

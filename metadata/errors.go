@@ -55,6 +55,10 @@ var (
 	// epoch that is no longer the current one: the partition changed since
 	// the proposer read it (Kafka's INVALID_UPDATE_VERSION).
 	ErrStalePartitionEpoch = errors.New("metadata: stale partition epoch")
+	// ErrIneligibleReplica rejects a ChangePartition that names an ISR
+	// member at a broker epoch that is not its current registration's
+	// (Kafka's INELIGIBLE_REPLICA, KIP-903).
+	ErrIneligibleReplica = errors.New("metadata: ineligible replica")
 	// ErrFencedLeaderEpoch rejects a tiered-segment command whose leader
 	// epoch is not the partition's current one: the proposer is no longer
 	// (or not) the leader (Kafka's FENCED_LEADER_EPOCH).

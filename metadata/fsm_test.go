@@ -172,7 +172,7 @@ func TestFSMCommands(t *testing.T) {
 			check: func(t *testing.T, state *State) {
 				want := Broker{
 					ID: 1, IncarnationID: goldenIncarnation, Endpoints: goldenRegistration.Endpoints,
-					Rack: goldenRegistration.Rack, Fenced: true, Epoch: 12,
+					Rack: goldenRegistration.Rack, DirectoryID: goldenDirectory, Fenced: true, Epoch: 12,
 				}
 				want.IncarnationID[0]++
 				if broker, ok := state.Broker(1); !ok || !reflect.DeepEqual(broker, want) {

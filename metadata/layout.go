@@ -62,7 +62,29 @@ const (
 	propertyVersion   = "version"
 	propertyClusterID = "cluster.id"
 	propertyNodeID    = "node.id"
+	// propertyDirectoryID identifies the data directory itself (Kafka's
+	// directory.id): a random UUID in the cluster id's encoding, written
+	// once by Format (or by the first Open of a directory formatted before
+	// it existed) and never changed. A broker registers with it, so the
+	// controller tells a restart on the same disk (which replaces the
+	// previous incarnation at once) from a second process with the same
+	// node id (refused while the first one's session lives).
+	propertyDirectoryID = "directory.id"
 )
+
+// metaProperties is the content of meta.properties.
+type metaProperties struct {
+	clusterID string
+	nodeID    int32
+	// directoryID is all zeros in a file written before directory ids.
+	directoryID [16]byte
+}
+
+// newDirectoryID returns a new random directory id, never all zeros.
+func newDirectoryID() [16]byte { return uuid.New() }
+
+// encodeDirectoryID renders a directory id as meta.properties stores it.
+func encodeDirectoryID(id [16]byte) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
 
 // NewClusterID returns a new random cluster id the way Kafka makes one: a
 // random (version 4) UUID in unpadded URL-safe base64, 22 characters, never
@@ -164,7 +186,8 @@ func Format(dataDir, clusterID string, nodeID int32, voters map[int32]string) er
 	} else if err := os.MkdirAll(filepath.Join(metadataPath, raftDirectory), fsperm.Dir); err != nil {
 		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dataDir, metaPropertiesFile), encodeMetaProperties(clusterID, nodeID), fsperm.File); err != nil {
+	properties := metaProperties{clusterID: clusterID, nodeID: nodeID, directoryID: newDirectoryID()}
+	if err := atomicfile.WriteFile(filepath.Join(dataDir, metaPropertiesFile), encodeMetaProperties(properties), fsperm.File); err != nil {
 		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
 	}
 	return nil
@@ -321,18 +344,23 @@ func serverID(nodeID int32) raft.ServerID {
 
 // encodeMetaProperties renders meta.properties. No timestamp comment (Kafka
 // writes one), so that the file is a function of its contents.
-func encodeMetaProperties(clusterID string, nodeID int32) []byte {
+func encodeMetaProperties(properties metaProperties) []byte {
 	var buffer bytes.Buffer
 	buffer.WriteString("#Written by Strata's metadata.Format. Do not edit.\n")
 	fmt.Fprintf(&buffer, "%s=%d\n", propertyVersion, metaPropertiesVersion)
-	fmt.Fprintf(&buffer, "%s=%s\n", propertyClusterID, clusterID)
-	fmt.Fprintf(&buffer, "%s=%d\n", propertyNodeID, nodeID)
+	fmt.Fprintf(&buffer, "%s=%s\n", propertyClusterID, properties.clusterID)
+	fmt.Fprintf(&buffer, "%s=%d\n", propertyNodeID, properties.nodeID)
+	if properties.directoryID != ([16]byte{}) {
+		fmt.Fprintf(&buffer, "%s=%s\n", propertyDirectoryID, encodeDirectoryID(properties.directoryID))
+	}
 	return buffer.Bytes()
 }
 
 // decodeMetaProperties parses meta.properties: key=value lines, '#' and '!'
-// comments, blank lines; unknown keys are ignored (Kafka adds some).
-func decodeMetaProperties(data []byte) (clusterID string, nodeID int32, err error) {
+// comments, blank lines; unknown keys are ignored (Kafka adds some). A
+// file without directory.id (written before it existed) decodes with a
+// zero directory id.
+func decodeMetaProperties(data []byte) (metaProperties, error) {
 	properties := map[string]string{}
 	scanner := bufio.NewScanner(bytes.NewReader(data))
 	for lineNumber := 1; scanner.Scan(); lineNumber++ {
@@ -342,46 +370,79 @@ func decodeMetaProperties(data []byte) (clusterID string, nodeID int32, err erro
 		}
 		key, value, ok := strings.Cut(line, "=")
 		if !ok {
-			return "", 0, corruptf("meta.properties line %d: no '='", lineNumber)
+			return metaProperties{}, corruptf("meta.properties line %d: no '='", lineNumber)
 		}
 		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
 		if _, duplicate := properties[key]; duplicate {
-			return "", 0, corruptf("meta.properties line %d: %s appears twice", lineNumber, key)
+			return metaProperties{}, corruptf("meta.properties line %d: %s appears twice", lineNumber, key)
 		}
 		properties[key] = value
 	}
 	if err := scanner.Err(); err != nil {
-		return "", 0, corruptf("meta.properties: %v", err)
+		return metaProperties{}, corruptf("meta.properties: %v", err)
 	}
 	if version := properties[propertyVersion]; version != strconv.Itoa(metaPropertiesVersion) {
-		return "", 0, corruptf("meta.properties: version %q is not supported (want %d)", version, metaPropertiesVersion)
+		return metaProperties{}, corruptf("meta.properties: version %q is not supported (want %d)", version, metaPropertiesVersion)
 	}
-	clusterID = properties[propertyClusterID]
-	if err := ValidateClusterID(clusterID); err != nil {
-		return "", 0, corruptf("meta.properties: %s: %v", propertyClusterID, err)
+	var decoded metaProperties
+	decoded.clusterID = properties[propertyClusterID]
+	if err := ValidateClusterID(decoded.clusterID); err != nil {
+		return metaProperties{}, corruptf("meta.properties: %s: %v", propertyClusterID, err)
 	}
 	id, err := strconv.ParseInt(properties[propertyNodeID], 10, 32)
 	if err != nil || id < 0 {
-		return "", 0, corruptf("meta.properties: %s %q is not a node id", propertyNodeID, properties[propertyNodeID])
+		return metaProperties{}, corruptf("meta.properties: %s %q is not a node id", propertyNodeID, properties[propertyNodeID])
 	}
-	return clusterID, int32(id), nil
+	decoded.nodeID = int32(id)
+	if encoded, ok := properties[propertyDirectoryID]; ok {
+		raw, err := base64.RawURLEncoding.DecodeString(encoded)
+		if err != nil || len(raw) != 16 || [16]byte(raw) == ([16]byte{}) {
+			return metaProperties{}, corruptf("meta.properties: %s %q is not a directory id", propertyDirectoryID, encoded)
+		}
+		decoded.directoryID = [16]byte(raw)
+	}
+	return decoded, nil
+}
+
+// readMetaProperties reads <dataDir>/meta.properties: ErrNotFormatted if
+// there is none, an error wrapping ErrCorrupt if it does not parse.
+func readMetaProperties(dataDir string) (metaProperties, error) {
+	path := filepath.Join(dataDir, metaPropertiesFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return metaProperties{}, fmt.Errorf("metadata: %s: %w", dataDir, ErrNotFormatted)
+	}
+	if err != nil {
+		return metaProperties{}, fmt.Errorf("metadata: %w", err)
+	}
+	properties, err := decodeMetaProperties(data)
+	if err != nil {
+		return metaProperties{}, fmt.Errorf("metadata: %s: %w", path, err)
+	}
+	return properties, nil
+}
+
+// ensureDirectoryID gives a directory formatted before directory ids one,
+// rewriting its meta.properties (atomically; the caller holds the
+// directory lock), and returns the directory's id.
+func ensureDirectoryID(dataDir string, properties metaProperties) ([16]byte, error) {
+	if properties.directoryID != ([16]byte{}) {
+		return properties.directoryID, nil
+	}
+	properties.directoryID = newDirectoryID()
+	if err := atomicfile.WriteFile(filepath.Join(dataDir, metaPropertiesFile), encodeMetaProperties(properties), fsperm.File); err != nil {
+		return [16]byte{}, fmt.Errorf("metadata: %s: add %s: %w", dataDir, propertyDirectoryID, err)
+	}
+	return properties.directoryID, nil
 }
 
 // ReadMetaProperties returns the cluster id and node id recorded in
 // <dataDir>/meta.properties, ErrNotFormatted if there is none, or an error
 // wrapping ErrCorrupt if it does not parse.
 func ReadMetaProperties(dataDir string) (clusterID string, nodeID int32, err error) {
-	path := filepath.Join(dataDir, metaPropertiesFile)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", 0, fmt.Errorf("metadata: %s: %w", dataDir, ErrNotFormatted)
-	}
+	properties, err := readMetaProperties(dataDir)
 	if err != nil {
-		return "", 0, fmt.Errorf("metadata: %w", err)
+		return "", 0, err
 	}
-	clusterID, nodeID, err = decodeMetaProperties(data)
-	if err != nil {
-		return "", 0, fmt.Errorf("metadata: %s: %w", path, err)
-	}
-	return clusterID, nodeID, nil
+	return properties.clusterID, properties.nodeID, nil
 }

@@ -10,11 +10,16 @@ import (
 )
 
 func TestMetaPropertiesGolden(t *testing.T) {
-	encoded := encodeMetaProperties("MkU3OEVBNTcwNTJENDM2Qk", 3)
-	checkGolden(t, "meta.properties", encoded)
-	clusterID, nodeID, err := decodeMetaProperties(readGolden(t, "meta.properties"))
-	if err != nil || clusterID != "MkU3OEVBNTcwNTJENDM2Qk" || nodeID != 3 {
-		t.Fatalf("decode golden: %q, %d, %v", clusterID, nodeID, err)
+	want := metaProperties{clusterID: "MkU3OEVBNTcwNTJENDM2Qk", nodeID: 3, directoryID: goldenDirectory}
+	checkGolden(t, "meta.properties", encodeMetaProperties(want))
+	got, err := decodeMetaProperties(readGolden(t, "meta.properties"))
+	if err != nil || got != want {
+		t.Fatalf("decode golden: %+v, %v; want %+v", got, err, want)
+	}
+	// A file written before directory ids keeps decoding, with none.
+	old, err := decodeMetaProperties(readGolden(t, "meta-no-directory-id.properties"))
+	if want.directoryID = [16]byte{}; err != nil || old != want {
+		t.Fatalf("decode golden without a directory id: %+v, %v; want %+v", old, err, want)
 	}
 }
 
@@ -26,7 +31,9 @@ func TestDecodeMetaProperties(t *testing.T) {
 		wantNodeID    int32
 		wantCorrupt   bool
 	}{
-		{name: "kafka style with comments and extra keys", text: "#\n#Tue Jan 02 10:00:00 UTC 2024\n! other comment\n\nnode.id=7\ndirectory.id=abc\nversion=1\ncluster.id = my-cluster \n", wantClusterID: "my-cluster", wantNodeID: 7},
+		{name: "kafka style with comments and extra keys", text: "#\n#Tue Jan 02 10:00:00 UTC 2024\n! other comment\n\nnode.id=7\ndirectory.id=8PHhwtLDtKVGh5iJemtcTQ\nversion=1\nlog.dirs=/x\ncluster.id = my-cluster \n", wantClusterID: "my-cluster", wantNodeID: 7},
+		{name: "bad directory id", text: "version=1\ncluster.id=c\nnode.id=1\ndirectory.id=abc\n", wantCorrupt: true},
+		{name: "zero directory id", text: "version=1\ncluster.id=c\nnode.id=1\ndirectory.id=AAAAAAAAAAAAAAAAAAAAAA\n", wantCorrupt: true},
 		{name: "missing version", text: "cluster.id=c\nnode.id=1\n", wantCorrupt: true},
 		{name: "version 0", text: "version=0\ncluster.id=c\nnode.id=1\n", wantCorrupt: true},
 		{name: "missing cluster id", text: "version=1\nnode.id=1\n", wantCorrupt: true},
@@ -39,7 +46,8 @@ func TestDecodeMetaProperties(t *testing.T) {
 	}
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {
-			clusterID, nodeID, err := decodeMetaProperties([]byte(test.text))
+			properties, err := decodeMetaProperties([]byte(test.text))
+			clusterID, nodeID := properties.clusterID, properties.nodeID
 			if test.wantCorrupt {
 				if !IsCorrupt(err) {
 					t.Fatalf("error %v, want ErrCorrupt", err)

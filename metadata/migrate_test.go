@@ -57,7 +57,7 @@ func TestMigrateRaftWAL(t *testing.T) {
 		t.Fatal(err)
 	}
 	meta.Close()
-	if err := atomicfile.WriteFile(filepath.Join(dir, metaPropertiesFile), encodeMetaProperties("migrated", 1), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, metaPropertiesFile), encodeMetaProperties(metaProperties{clusterID: "migrated", nodeID: 1}), 0o644); err != nil {
 		t.Fatal(err)
 	}
 

@@ -30,15 +30,44 @@ const (
 	// Metadata propagation (propagation.go).
 	rpcReportApplied uint8 = 6
 	rpcAppliedFloor  uint8 = 7
+	// rpcCheckRegistration asks whether a registration would be admitted
+	// (registration.go: CheckRegistration).
+	rpcCheckRegistration uint8 = 8
 
 	rpcOK              uint8 = 0
 	rpcNotLeader       uint8 = 1
 	rpcFailed          uint8 = 2
 	rpcDuplicateBroker uint8 = 3
+	// rpcRejectedBase + i is a command or request rejected with
+	// rpcRejections[i], so the caller's errors.Is works across a forward.
+	rpcRejectedBase uint8 = 16
 
 	// rpcMaxFrame bounds a request or response frame.
 	rpcMaxFrame = 16 << 20
 )
+
+// rpcRejections are the sentinel errors a forwarded request's rejection
+// keeps (status rpcRejectedBase + index). Part of the format: append only,
+// never reorder. A node that does not know a status reports the message
+// without a sentinel, as all rejections were before.
+var rpcRejections = []error{
+	ErrUnknownBroker, ErrStaleBrokerEpoch, ErrInvalidBroker,
+	ErrStalePartitionEpoch, ErrFencedLeaderEpoch, ErrUnknownTopic, ErrUnknownPartition,
+	ErrTopicExists, ErrTopicIDExists, ErrInvalidTopic, ErrInvalidPartitions, ErrInvalidTopicConfig,
+	ErrInvalidSegment, ErrSegmentExists, ErrSegmentOverlap, ErrUnknownSegment, ErrInvalidSegmentTransition,
+	ErrInvalidProducerIDs, ErrInvalidClusterID, ErrIneligibleReplica,
+}
+
+// rejectionStatus is the response status of a failed request: the
+// sentinel it wraps, or rpcFailed.
+func rejectionStatus(err error) uint8 {
+	for i, sentinel := range rpcRejections {
+		if errors.Is(err, sentinel) {
+			return rpcRejectedBase + uint8(i)
+		}
+	}
+	return rpcFailed
+}
 
 // rpcTimeout bounds one forwarded request when the caller's context has no
 // earlier deadline.
@@ -123,6 +152,16 @@ func (s *Store) handleRPC(request []byte, peer int32) rpcResponse {
 	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
 	defer cancel()
 	kind, payload := request[0], request[1:]
+	if kind == rpcCheckRegistration && !s.IsLeader() {
+		// Asked by a node that has no leader yet: pass it on.
+		if _, err := s.forward(ctx, request); err != nil {
+			if errors.Is(err, ErrDuplicateBroker) {
+				return rpcResponse{status: rpcDuplicateBroker, message: err.Error()}
+			}
+			return rpcResponse{status: rpcFailed, message: err.Error()}
+		}
+		return rpcResponse{status: rpcOK}
+	}
 	if kind == rpcAddNonvoter && !s.IsLeader() {
 		// The joining node knows only the voters' addresses, not the
 		// leader: pass its request on.
@@ -154,6 +193,16 @@ func (s *Store) handleRPC(request []byte, peer int32) rpcResponse {
 		if err = s.await(ctx, future); err == nil {
 			index = future.Index()
 		}
+	case rpcCheckRegistration:
+		cmd, decodeErr := decodeCommand(payload)
+		register, ok := cmd.(*registerBrokerCommand)
+		if decodeErr != nil || !ok {
+			return rpcResponse{status: rpcFailed, message: "check registration: not a RegisterBroker command"}
+		}
+		if err := s.controller.admit(register.registration); err != nil {
+			return rpcResponse{status: rpcDuplicateBroker, message: err.Error()}
+		}
+		return rpcResponse{status: rpcOK}
 	case rpcHeartbeat:
 		d := decoder{data: payload}
 		h := BrokerHeartbeat{ID: d.int32(), BrokerEpoch: d.int64(), ShuttingDown: d.bool()}
@@ -210,7 +259,7 @@ func (s *Store) handleRPC(request []byte, peer int32) rpcResponse {
 		// still commit, so the index is not 0 (not a safe retry).
 		return rpcResponse{status: rpcNotLeader, index: ^uint64(0), message: err.Error()}
 	case err != nil:
-		return rpcResponse{status: rpcFailed, message: err.Error()}
+		return rpcResponse{status: rejectionStatus(err), message: err.Error()}
 	}
 	return rpcResponse{status: rpcOK, index: index}
 }
@@ -278,6 +327,11 @@ func (s *Store) forward(ctx context.Context, request []byte) (rpcResponse, error
 				return response, err
 			case rpcDuplicateBroker:
 				return response, fmt.Errorf("controller %d: %s: %w", leaderID, response.message, ErrDuplicateBroker)
+			}
+			if i := int(response.status) - int(rpcRejectedBase); i >= 0 && i < len(rpcRejections) {
+				return response, fmt.Errorf("metadata: controller %d: %s: %w", leaderID, response.message, rpcRejections[i])
+			}
+			switch response.status {
 			default:
 				return response, fmt.Errorf("metadata: controller %d: %s", leaderID, response.message)
 			}

@@ -30,7 +30,10 @@ const (
 	recordTopic    = 0x02
 	recordBroker   = 0x03
 	recordSegments = 0x04
-	recordEnd      = 0x7f
+	// recordBrokerWithDirectory replaced recordBroker (which is still
+	// read) when registrations gained a directory id.
+	recordBrokerWithDirectory = 0x05
+	recordEnd                 = 0x7f
 	// recordIgnoreUnknown, set in a record type, lets a reader that does
 	// not know the type skip the record.
 	recordIgnoreUnknown = 0x80
@@ -98,7 +101,7 @@ func writeSnapshot(out io.Writer, state *State) error {
 	brokers := state.brokers.Root().Iterator()
 	for _, broker, ok := brokers.Next(); ok; _, broker, ok = brokers.Next() {
 		encodeBroker(&w.payload, broker)
-		if err := w.record(recordBroker); err != nil {
+		if err := w.record(recordBrokerWithDirectory); err != nil {
 			return fmt.Errorf("write broker %d: %w", broker.ID, err)
 		}
 	}
@@ -210,8 +213,8 @@ func readSnapshot(in io.Reader) (*State, error) {
 			}
 			topics.Insert([]byte(topic.Name), topic)
 			topicNames.Insert(topic.ID[:], topic.Name)
-		case recordType == recordBroker:
-			broker := decodeBroker(d)
+		case recordType == recordBroker || recordType == recordBrokerWithDirectory:
+			broker := decodeBroker(d, recordType == recordBrokerWithDirectory)
 			if err := d.finish(); err != nil {
 				return nil, fmt.Errorf("record %d: broker: %w", records, err)
 			}

@@ -78,15 +78,17 @@ func goldenFullState(t *testing.T) *State {
 	second.IncarnationID[0] = 0x01
 	second.Rack = ""
 	second.Endpoints = second.Endpoints[:1]
+	// The registrations come last: a new incarnation takes the
+	// leaderships of its earlier one (leader epochs move on).
 	steps := []command{
-		&registerBrokerCommand{registration: goldenRegistration},
-		&registerBrokerCommand{registration: second},
-		&setBrokerFencedCommand{id: 1, epoch: int64(index + 1), fenced: false},
 		changePartition(goldenTopicID, 0, 0, NoLeaderChange, true, 1),
 		copyStarted(goldenTopicID, 0, testSegment(1, 0, 99, 1)),
 		transition(commandSegmentCopyFinished, goldenTopicID, 0, testSegment(1, 0, 99, 1), 1),
 		copyStarted(goldenTopicID, 0, testSegment(2, 100, 199, 1)),
 		copyStarted(goldenTopicID2, 1, goldenSegment),
+		&registerBrokerCommand{registration: goldenRegistration},
+		&registerBrokerCommand{registration: second},
+		&setBrokerFencedCommand{id: 1, epoch: int64(index + 6), fenced: false},
 	}
 	for _, c := range steps {
 		index++
@@ -117,6 +119,28 @@ func TestSnapshotGoldenFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireStatesEqual(t, restored, state)
+}
+
+// TestSnapshotGoldenBrokerRecordWithoutDirectory: a snapshot written before
+// directory ids (broker records of type recordBroker) keeps restoring, its
+// brokers without a directory id.
+func TestSnapshotGoldenBrokerRecordWithoutDirectory(t *testing.T) {
+	restored, err := readSnapshot(bytes.NewReader(readGolden(t, "snapshot-v1-full-broker-record-3.bin")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers := restored.Brokers()
+	if len(brokers) != 2 {
+		t.Fatalf("restored brokers %+v, want 2", brokers)
+	}
+	for _, broker := range brokers {
+		if broker.DirectoryID != ([16]byte{}) || broker.Epoch == 0 {
+			t.Errorf("restored broker %+v: want an epoch and no directory id", broker)
+		}
+	}
+	if restored.TopicCount() != 2 {
+		t.Errorf("restored %d topics, want 2", restored.TopicCount())
+	}
 }
 
 func TestSnapshotEmptyState(t *testing.T) {

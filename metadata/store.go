@@ -36,7 +36,10 @@ const (
 type Store struct {
 	config    Config // defaults applied
 	clusterID string
-	logger    *slog.Logger
+	// directoryID is the data directory's id (meta.properties
+	// directory.id).
+	directoryID [16]byte
+	logger      *slog.Logger
 
 	unlock    func() error
 	wal       *raftLog
@@ -63,6 +66,11 @@ type Store struct {
 	goroutines sync.WaitGroup
 }
 
+// DirectoryID returns the id of the data directory the Store was opened
+// on (meta.properties' directory.id): the same for every process that runs
+// on this directory, different on any other. A broker registers with it.
+func (s *Store) DirectoryID() [16]byte { return s.directoryID }
+
 // Open starts the metadata Raft node on a data directory prepared by Format.
 // It fails with ErrNotFormatted on an unformatted directory, ErrNodeIDMismatch
 // when cfg.NodeID differs from meta.properties, and ErrDataDirLocked when
@@ -73,10 +81,11 @@ func Open(cfg Config) (_ *Store, err error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	clusterID, nodeID, err := ReadMetaProperties(cfg.DataDir)
+	properties, err := readMetaProperties(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
+	clusterID, nodeID := properties.clusterID, properties.nodeID
 	if nodeID != cfg.NodeID {
 		return nil, fmt.Errorf("metadata: open %s: formatted for node %d, configured as node %d: %w", cfg.DataDir, nodeID, cfg.NodeID, ErrNodeIDMismatch)
 	}
@@ -103,6 +112,9 @@ func Open(cfg Config) (_ *Store, err error) {
 		return nil, fmt.Errorf("metadata: open %s: %w", cfg.DataDir, err)
 	}
 	cleanups = append(cleanups, s.unlock)
+	if s.directoryID, err = ensureDirectoryID(cfg.DataDir, properties); err != nil {
+		return nil, err
+	}
 
 	raftPath := filepath.Join(metadataPath, raftDirectory)
 	if _, err := os.Stat(raftPath); err != nil {

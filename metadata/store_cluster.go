@@ -1,6 +1,15 @@
 package metadata
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
 
 // RegisterBroker records a broker process's registration and returns its
 // broker epoch. A new incarnation (or changed endpoints or rack) creates a
@@ -22,6 +31,62 @@ func (s *Store) RegisterBroker(ctx context.Context, registration BrokerRegistrat
 	return result.(int64), nil
 }
 
+// CheckRegistration asks the quorum's leader whether registration would
+// be admitted, without registering: it fails with ErrDuplicateBroker when
+// another live process, on another data directory, holds the broker id.
+// It works before this node has a leader of its own (it asks the voters
+// in turn, which pass the question on to the leader), so a node whose
+// Raft never gets going because another process holds its node id can
+// say so. Any other failure (no voter reachable, no leader) is returned
+// as it is: the answer is unknown.
+func (s *Store) CheckRegistration(ctx context.Context, registration BrokerRegistration) error {
+	request := append([]byte{rpcCheckRegistration}, encodeCommand(&registerBrokerCommand{registration: registration})...)
+	// The members this node knows: its Raft configuration, or the
+	// configured voters of a node that has not joined yet.
+	members := map[int32]string{}
+	if voters, err := s.Voters(); err == nil {
+		for _, v := range voters {
+			members[v.NodeID] = v.Address
+		}
+	}
+	for id, address := range s.config.Voters {
+		if _, known := members[id]; !known {
+			members[id] = address
+		}
+	}
+	errs := []error{errors.New("no other member to ask")}
+	for _, id := range slices.Sorted(maps.Keys(members)) {
+		if id == s.config.NodeID {
+			continue
+		}
+		deadline := time.Now().Add(rpcTimeout)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		conn, err := s.layer.dial(raft.ServerAddress(members[id]), id, channelRPC, time.Until(deadline))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		response, err := exchange(conn, request, deadline)
+		conn.Close()
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case response.status == rpcOK:
+			return nil
+		case response.status == rpcDuplicateBroker:
+			return fmt.Errorf("metadata: voter %d: %s: %w", id, response.message, ErrDuplicateBroker)
+		default:
+			errs = append(errs, fmt.Errorf("voter %d: %s", id, response.message))
+		}
+	}
+	if len(errs) > 1 {
+		errs = errs[1:]
+	}
+	return fmt.Errorf("metadata: check registration of broker %d: %w", registration.ID, errors.Join(errs...))
+}
+
 // UnregisterBroker removes a broker's registration. brokerEpoch must be its
 // current epoch, or AnyBrokerEpoch. It fails with ErrUnknownBroker or
 // ErrStaleBrokerEpoch.
@@ -41,10 +106,15 @@ func (s *Store) SetBrokerFenced(ctx context.Context, id int32, brokerEpoch int64
 // ChangePartition changes a partition's leader and ISR (Kafka's
 // AlterPartition) and returns the partition as committed. It fails with
 // ErrUnknownTopic or ErrUnknownPartition, ErrStalePartitionEpoch when the
-// partition changed since change.PartitionEpoch, and ErrInvalidPartitions
-// when the ISR is not a subset of the replicas or lacks the leader.
+// partition changed since change.PartitionEpoch, ErrInvalidPartitions
+// when the ISR is not a subset of the replicas or lacks the leader, and
+// ErrIneligibleReplica when change.ISRBrokerEpochs names a registration a
+// member no longer has.
 func (s *Store) ChangePartition(ctx context.Context, change PartitionChange) (Partition, error) {
 	change.ISR = cloneInt32s(change.ISR)
+	if len(change.ISRBrokerEpochs) != 0 {
+		change.ISRBrokerEpochs = slices.Clone(change.ISRBrokerEpochs)
+	}
 	result, err := s.propose(ctx, &changePartitionCommand{change: change})
 	if err != nil {
 		return Partition{}, err

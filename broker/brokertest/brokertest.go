@@ -61,6 +61,9 @@ func (n *Node) Stop() {
 	n.Server = nil
 }
 
+// Dir is the node's data dir (its metadata and partition logs).
+func (n *Node) Dir() string { return n.dir }
+
 // Client returns a franz-go client of the node (later options win), closed
 // when the test ends.
 func (n *Node) Client(opts ...kgo.Opt) *kgo.Client {

@@ -39,6 +39,11 @@ type Fetchers struct {
 type FetchersConfig struct {
 	// NodeID is this broker's id: the replica id of its fetches.
 	NodeID int32
+	// BrokerEpoch returns this broker's current broker epoch, sent with
+	// every fetch (Fetch v15 ReplicaState, KIP-903) so that the leader
+	// counts a follower's progress only for its current registration.
+	// Nil sends -1 (unknown).
+	BrokerEpoch func() int64
 	// InterBrokerListener names the leaders' listener to fetch from.
 	InterBrokerListener string
 	// Store is the metadata state (who leads, the tiered-segment
@@ -297,7 +302,11 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 	partition.WaitSynced(synced, ctx.Done())
 	self := rf.f.cfg.NodeID
 	req := kmsg.NewPtrFetchRequest()
-	req.ReplicaID = self
+	req.ReplicaID = self // v4-v14
+	req.ReplicaState.ID = self
+	if rf.f.cfg.BrokerEpoch != nil {
+		req.ReplicaState.Epoch = rf.f.cfg.BrokerEpoch()
+	}
 	req.MaxWaitMillis = 500
 	req.MinBytes = 1
 	req.MaxBytes = 16 << 20

@@ -49,6 +49,9 @@ type ISR struct {
 type proposal struct {
 	p   *partition.Partition
 	isr []int32
+	// brokerEpochs, for an expansion, is ISRBrokerEpochs: the added
+	// follower's fetch broker epoch, -1 for the others (nil: unchecked).
+	brokerEpochs []int64
 }
 
 // NewISR makes an ISR maintainer; it acts once Run runs.
@@ -62,12 +65,27 @@ func NewISR(cfg ISRConfig) *ISR {
 	return &ISR{cfg: cfg, pending: make(chan struct{}, 1)}
 }
 
-// Expand hands over an ISR expansion partition.FollowerFetched returned;
-// it does not block. The partition's change stays in flight until Run has
+// Expand hands over an ISR expansion partition.FollowerFetched returned
+// for follower, whose fetch carried followerEpoch (its broker epoch; -1
+// from fetches before v15: not checked). The proposal names that epoch for
+// the follower, so the controller refuses it (ErrIneligibleReplica) if
+// the follower has registered again since: a replica that caught up as an
+// earlier incarnation does not join the ISR as the next one (KIP-903). It
+// does not block; the partition's change stays in flight until Run has
 // proposed it.
-func (m *ISR) Expand(p *partition.Partition, isr []int32) {
+func (m *ISR) Expand(p *partition.Partition, isr []int32, follower int32, followerEpoch int64) {
+	var epochs []int64
+	if followerEpoch >= 0 {
+		epochs = make([]int64, len(isr))
+		for i, r := range isr {
+			epochs[i] = -1
+			if r == follower {
+				epochs[i] = followerEpoch
+			}
+		}
+	}
 	m.mu.Lock()
-	m.queued = append(m.queued, proposal{p, isr})
+	m.queued = append(m.queued, proposal{p: p, isr: isr, brokerEpochs: epochs})
 	m.mu.Unlock()
 	select {
 	case m.pending <- struct{}{}:
@@ -108,7 +126,7 @@ func (m *ISR) CheckLagging(ctx context.Context, now time.Time) {
 		}
 		if isr := p.LaggingISR(now, m.cfg.ReplicaLagTimeMax); isr != nil {
 			p.Logger().Warn("follower fell behind; shrinking the ISR", "isr", isr, "replica_lag_time_max", m.cfg.ReplicaLagTimeMax)
-			m.propose(ctx, proposal{p, isr})
+			m.propose(ctx, proposal{p: p, isr: isr})
 		}
 	}
 }
@@ -146,7 +164,7 @@ func (m *ISR) propose(ctx context.Context, pr proposal) {
 	defer cancel()
 	committed, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
 		TopicID: pr.p.TopicID(), Partition: pr.p.Index(), PartitionEpoch: a.PartitionEpoch,
-		Leader: metadata.NoLeaderChange, ISR: pr.isr,
+		Leader: metadata.NoLeaderChange, ISR: pr.isr, ISRBrokerEpochs: pr.brokerEpochs,
 	})
 	if err != nil {
 		outcome.Refused = refused(err)

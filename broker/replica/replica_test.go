@@ -103,15 +103,18 @@ func TestISRProposesExpansionsAndShrinks(t *testing.T) {
 	if err != nil || expand == nil {
 		t.Fatalf("follower 3 caught up: %v %v", expand, err)
 	}
-	m.Expand(p, expand)
+	// Follower 3 fetched at broker epoch 7: the proposal names it, so the
+	// controller refuses it if broker 3 has registered again since.
+	m.Expand(p, expand, 3, 7)
 	<-store.proposed
 	got := store.proposals()
-	if len(got) != 1 || !slices.Equal(got[0].ISR, []int32{1, 2, 3}) || got[0].PartitionEpoch != 9 || got[0].Leader != metadata.NoLeaderChange {
+	if len(got) != 1 || !slices.Equal(got[0].ISR, []int32{1, 2, 3}) || got[0].PartitionEpoch != 9 || got[0].Leader != metadata.NoLeaderChange ||
+		!slices.Equal(got[0].ISRBrokerEpochs, []int64{-1, -1, 7}) {
 		t.Fatalf("proposal %+v", got)
 	}
 	// The change ended: the next condition can be proposed.
 	waitFor(t, func() bool { again, _ := p.FollowerFetched(3, end, t0); return again != nil })
-	m.Expand(p, []int32{1, 2, 3})
+	m.Expand(p, []int32{1, 2, 3}, 3, -1)
 	<-store.proposed
 
 	// The controller applied the expansion; follower 3 then stops
@@ -159,7 +162,7 @@ func TestISRCommittedExpansionCountsBeforeApplied(t *testing.T) {
 	if err != nil || expand == nil {
 		t.Fatalf("follower 3 caught up: %v %v", expand, err)
 	}
-	m.propose(context.Background(), proposal{p, expand})
+	m.propose(context.Background(), proposal{p: p, isr: expand})
 	// Committed, not applied here: more records reach follower 2 only.
 	end2 := appendRecords(t, p, 2)
 	if _, err := p.FollowerFetched(2, end2, t0); err != nil {
@@ -187,7 +190,7 @@ func TestISRDropsQueuedOnStop(t *testing.T) {
 		t.Fatal("no expansion")
 	}
 	m := NewISR(ISRConfig{Store: &fakeStore{}, Partitions: func() []*partition.Partition { return nil }})
-	m.Expand(p, expand)
+	m.Expand(p, expand, 2, -1)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	m.Run(ctx)

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -366,10 +367,39 @@ func (n *Node) closeBroker() error {
 func waitForQuorum(ctx context.Context, store *metadata.Store, cfg Config, log *slog.Logger) error {
 	deadline := time.Now().Add(cfg.QuorumTimeout)
 	log.Info("waiting for the metadata quorum", "controller_listen", cfg.ControllerListen)
-	for {
-		step, cancel := context.WithTimeout(ctx, min(5*time.Second, time.Until(deadline)))
+	// A broker whose node id a live process on another data dir holds
+	// never gets a leader (the quorum replicates to that process): ask the
+	// voters, so it says so instead of waiting out the quorum timeout. A
+	// refusal that outlasts a session timeout is not a crashed
+	// predecessor's session running out.
+	probe := metadata.BrokerRegistration{ID: cfg.NodeID, IncarnationID: uuid.New(), DirectoryID: store.DirectoryID()}
+	sessionTimeout := cfg.BrokerSessionTimeout
+	if sessionTimeout == 0 {
+		sessionTimeout = 9 * time.Second
+	}
+	var refusedSince time.Time
+	for attempt := 0; ; attempt++ {
+		wait := 5 * time.Second
+		if attempt == 0 || !refusedSince.IsZero() {
+			wait = time.Second
+		}
+		step, cancel := context.WithTimeout(ctx, min(wait, time.Until(deadline)))
 		err := store.WaitReady(step)
 		cancel()
+		if err != nil && errors.Is(err, context.DeadlineExceeded) && !cfg.ControllerOnly && ctx.Err() == nil {
+			check, cancel := context.WithTimeout(ctx, 2*time.Second)
+			checkErr := store.CheckRegistration(check, probe)
+			cancel()
+			switch {
+			case !errors.Is(checkErr, metadata.ErrDuplicateBroker):
+				refusedSince = time.Time{}
+			case refusedSince.IsZero():
+				refusedSince = time.Now()
+				log.Warn("another live process, on another data directory, holds this node id; waiting for its session to end", "node_id", cfg.NodeID, "session_timeout", sessionTimeout, "err", checkErr)
+			case time.Since(refusedSince) > sessionTimeout:
+				return fmt.Errorf("node id %d is in use by another live process, on another data directory (DUPLICATE_BROKER_REGISTRATION): give each node a unique --node-id: %w", cfg.NodeID, checkErr)
+			}
+		}
 		switch {
 		case err == nil:
 			return nil
@@ -378,7 +408,7 @@ func waitForQuorum(ctx context.Context, store *metadata.Store, cfg Config, log *
 		case !errors.Is(err, context.DeadlineExceeded):
 			return fmt.Errorf("metadata quorum: %w", err)
 		case !time.Now().Before(deadline):
-			return fmt.Errorf("metadata quorum not ready after %v: no leader could be elected with the reachable voters; check that a majority of --controller-quorum is running, reachable at the listed addresses, and formatted with the same cluster id", cfg.QuorumTimeout)
+			return fmt.Errorf("metadata quorum not ready after %v: no leader could be elected with the reachable voters, or the quorum has a leader that does not replicate to this process; check that a majority of --controller-quorum is running, reachable at the listed addresses, and formatted with the same cluster id, and that no other running process uses node id %d (the quorum replicates to the address it lists for that node id, not to a second process)", cfg.QuorumTimeout, cfg.NodeID)
 		}
 		voters, _ := store.Voters()
 		var names []string
@@ -697,7 +727,7 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return n.Close()
 		case err := <-n.serveErr:
-			n.log.Error("a listener failed; shutting down", "err", err)
+			n.log.Error("a listener failed, or the broker was refused (a second process with this node id); shutting down", "err", err)
 			return errors.Join(err, n.Close())
 		case <-n.store.Halted():
 			return errors.Join(n.store.HaltError(), n.Close())
@@ -723,7 +753,7 @@ func (n *Node) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		n.log.Info("shutting down")
 	case runErr = <-n.serveErr:
-		n.log.Error("a listener failed; shutting down", "err", runErr)
+		n.log.Error("a listener failed, or the broker was refused (a second process with this node id); shutting down", "err", runErr)
 	case <-n.store.Halted():
 		runErr = n.store.HaltError()
 	}

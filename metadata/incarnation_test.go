@@ -1,0 +1,344 @@
+package metadata
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/raft"
+)
+
+// TestRegisterBrokerReleasesEarlierIncarnation: a new incarnation of a
+// broker takes nothing over from the one before (DESIGN.md,
+// "Incarnations"). In the same command that registers it, every partition
+// it leads loses its leader (a higher leader epoch, so nothing the earlier
+// incarnation wrote at the old epoch counts), and after an unclean
+// shutdown it leaves every ISR it shares (KIP-966: its log may have lost
+// its unsynced tail) — except where it is the only member, which nothing
+// else could replace. A retry of the same registration changes nothing,
+// and a version 1 entry (earlier builds) applies as it did then.
+func TestRegisterBrokerReleasesEarlierIncarnation(t *testing.T) {
+	topic := testTopic("t", 1, []int32{1, 2, 3}, []int32{2, 1, 3}, []int32{2, 3, 1}, []int32{1})
+	setup := func(t *testing.T) (*fsm, uint64) {
+		f := applySteps(t, append(registerBrokers(1, 2, 3), fsmStep{command: &createTopicCommand{topic: topic}}))
+		index := uint64(4)
+		// Partition 2: broker 1 has fallen out of the ISR.
+		index++
+		if result := applyCommand(f, index, changePartition(topic.ID, 2, 0, NoLeaderChange, false, 2, 3)); result.err != nil {
+			t.Fatal(result.err)
+		}
+		return f, index
+	}
+	restarted := testRegistration(1)
+	restarted.IncarnationID = uuid.New()
+	restarted.DirectoryID = [16]byte{0xd1}
+	type want struct {
+		leader      int32
+		leaderEpoch int32
+		isr         []int32
+	}
+	tests := []struct {
+		name    string
+		command *registerBrokerCommand
+		want    []want
+	}{
+		{
+			name:    "unclean shutdown",
+			command: &registerBrokerCommand{registration: restarted},
+			want:    []want{{-1, 1, []int32{2, 3}}, {2, 0, []int32{2, 3}}, {2, 0, []int32{2, 3}}, {-1, 1, []int32{1}}},
+		},
+		{
+			name: "clean shutdown",
+			command: &registerBrokerCommand{registration: func() BrokerRegistration {
+				clean := restarted
+				clean.CleanShutdown = true
+				return clean
+			}()},
+			want: []want{{-1, 1, []int32{1, 2, 3}}, {2, 0, []int32{2, 1, 3}}, {2, 0, []int32{2, 3}}, {-1, 1, []int32{1}}},
+		},
+		{
+			name:    "retry of the current registration",
+			command: &registerBrokerCommand{registration: testRegistration(1)},
+			want:    []want{{1, 0, []int32{1, 2, 3}}, {2, 0, []int32{2, 1, 3}}, {2, 0, []int32{2, 3}}, {1, 0, []int32{1}}},
+		},
+		{
+			name:    "version 1 entry",
+			command: &registerBrokerCommand{registration: testRegistration(1), legacy: true},
+			want:    []want{{1, 0, []int32{1, 2, 3}}, {2, 0, []int32{2, 1, 3}}, {2, 0, []int32{2, 3}}, {1, 0, []int32{1}}},
+		},
+	}
+	tests[3].command.registration.IncarnationID = uuid.New()
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			f, index := setup(t)
+			before, _ := f.state().Topic("t")
+			index++
+			data := encodeCommand(test.command)
+			if test.command.legacy {
+				data = encodeRegisterBrokerV1(test.command.registration)
+			}
+			result := f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}).(applyResult)
+			if result.err != nil {
+				t.Fatal(result.err)
+			}
+			state := f.state()
+			after, _ := state.Topic("t")
+			for i, w := range test.want {
+				p := after.Partitions[i]
+				if p.Leader != w.leader || p.LeaderEpoch != w.leaderEpoch || !slices.Equal(p.ISR, w.isr) {
+					t.Errorf("partition %d: leader %d, leader epoch %d, ISR %v; want %d, %d, %v", i, p.Leader, p.LeaderEpoch, p.ISR, w.leader, w.leaderEpoch, w.isr)
+				}
+				changed := p.Leader != before.Partitions[i].Leader || !slices.Equal(p.ISR, before.Partitions[i].ISR)
+				if changed != (p.PartitionEpoch != before.Partitions[i].PartitionEpoch) {
+					t.Errorf("partition %d: partition epoch %d -> %d, changed %t", i, before.Partitions[i].PartitionEpoch, p.PartitionEpoch, changed)
+				}
+			}
+			broker, _ := state.Broker(1)
+			if broker.IncarnationID != test.command.registration.IncarnationID || broker.DirectoryID != test.command.registration.DirectoryID {
+				t.Errorf("broker 1 registered as %+v", broker)
+			}
+		})
+	}
+}
+
+// encodeRegisterBrokerV1 encodes a registration as builds before directory
+// ids wrote it (testdata/commands/register-broker-v1.bin).
+func encodeRegisterBrokerV1(registration BrokerRegistration) []byte {
+	e := encoder{buffer: []byte{byte(commandRegisterBroker), 1}}
+	e.int32(registration.ID)
+	e.uuid(registration.IncarnationID)
+	encodeEndpoints(&e, registration.Endpoints)
+	e.string(registration.Rack)
+	return e.buffer
+}
+
+// TestControllerAdmitsBrokerRegistration: a registration that would
+// replace another incarnation's is admitted at once from the same data
+// directory (the process before it on that directory has stopped), and
+// refused (ErrDuplicateBroker) from another directory while the current
+// registration's session lives — also before this controller has heard
+// from it, counting from when it took over — so two processes with one
+// node id never fence each other.
+func TestControllerAdmitsBrokerRegistration(t *testing.T) {
+	current := testRegistration(1)
+	current.DirectoryID = [16]byte{0xd1}
+	f := applySteps(t, []fsmStep{{command: &registerBrokerCommand{registration: current}}})
+	if result := applyCommand(f, 2, &setBrokerFencedCommand{id: 1, epoch: 1, fenced: false}); result.err != nil {
+		t.Fatal(result.err)
+	}
+	store := &Store{fsm: f}
+	c := newController(store, time.Minute, 0)
+	c.since = time.Now()
+	c.lastSeen = map[int32]time.Time{}
+
+	sameDirectory := current
+	sameDirectory.IncarnationID = uuid.New()
+	otherDirectory := sameDirectory
+	otherDirectory.DirectoryID = [16]byte{0xd2}
+	noDirectory := sameDirectory
+	noDirectory.DirectoryID = [16]byte{}
+
+	check := func(what string, registration BrokerRegistration, wantDuplicate bool) {
+		t.Helper()
+		err := c.admit(registration)
+		if errors.Is(err, ErrDuplicateBroker) != wantDuplicate || (err != nil && !errors.Is(err, ErrDuplicateBroker)) {
+			t.Errorf("%s: admit: %v, want duplicate %t", what, err, wantDuplicate)
+		}
+	}
+	check("same directory, session not heard yet", sameDirectory, false)
+	check("other directory, session not heard yet", otherDirectory, true)
+	check("no directory id, session not heard yet", noDirectory, true)
+	check("the current incarnation again", current, false)
+	c.lastSeen[1] = time.Now()
+	check("same directory, live session", sameDirectory, false)
+	check("other directory, live session", otherDirectory, true)
+	c.lastSeen[1] = time.Now().Add(-2 * time.Minute)
+	c.since = c.lastSeen[1]
+	check("other directory, session over", otherDirectory, false)
+
+	// A registration from a build before directory ids: admitted over
+	// unless heard from within the session (the first start after an
+	// upgrade is not held up).
+	old := current
+	old.IncarnationID, old.DirectoryID = uuid.New(), [16]byte{}
+	if result := applyCommand(f, 3, &registerBrokerCommand{registration: old}); result.err != nil {
+		t.Fatal(result.err)
+	}
+	if result := applyCommand(f, 4, &setBrokerFencedCommand{id: 1, epoch: 3, fenced: false}); result.err != nil {
+		t.Fatal(result.err)
+	}
+	c.since = time.Now()
+	delete(c.lastSeen, 1)
+	check("registration without a directory id, not heard yet", otherDirectory, false)
+	c.lastSeen[1] = time.Now()
+	check("registration without a directory id, live session", otherDirectory, true)
+}
+
+// TestForwardedRejectionsKeepTheirSentinel: a request a follower forwards
+// to the leader and the leader rejects fails with the same sentinel as on
+// the leader, so a broker behind a follower tells a stale registration
+// (register again) from a controller it cannot reach (retry); a
+// registration check (CheckRegistration) answers as the registration
+// would, from any node.
+func TestForwardedRejectionsKeepTheirSentinel(t *testing.T) {
+	c := newTestCluster(t, 3)
+	ctx := testContext(t)
+	_, follower := c.follower()
+	registration := testRegistration(1)
+	registration.DirectoryID = [16]byte{0xd1}
+	epoch, err := follower.RegisterBroker(ctx, registration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.Heartbeat(ctx, BrokerHeartbeat{ID: 1, BrokerEpoch: epoch - 1}); !errors.Is(err, ErrStaleBrokerEpoch) {
+		t.Errorf("heartbeat with a stale epoch: %v, want ErrStaleBrokerEpoch", err)
+	}
+	if err := follower.Heartbeat(ctx, BrokerHeartbeat{ID: 9, BrokerEpoch: 1}); !errors.Is(err, ErrUnknownBroker) {
+		t.Errorf("heartbeat of an unknown broker: %v, want ErrUnknownBroker", err)
+	}
+	if err := follower.SetBrokerFenced(ctx, 1, epoch+100, false); !errors.Is(err, ErrStaleBrokerEpoch) {
+		t.Errorf("fencing a stale epoch: %v, want ErrStaleBrokerEpoch", err)
+	}
+	other := testRegistration(1)
+	other.IncarnationID[0]++
+	other.DirectoryID = [16]byte{0xd2}
+	if err := follower.Heartbeat(ctx, BrokerHeartbeat{ID: 1, BrokerEpoch: epoch}); err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.SetBrokerFenced(ctx, 1, epoch, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := follower.RegisterBroker(ctx, other); !errors.Is(err, ErrDuplicateBroker) {
+		t.Errorf("second process on another directory: %v, want ErrDuplicateBroker", err)
+	}
+
+	// CheckRegistration asks the voters without registering (a node
+	// whose Raft has no leader can ask): the same answers, nothing
+	// changes.
+	for _, store := range c.stores {
+		if err := store.CheckRegistration(ctx, other); !errors.Is(err, ErrDuplicateBroker) {
+			t.Errorf("check of a second process on another directory: %v, want ErrDuplicateBroker", err)
+		}
+		restart := registration
+		restart.IncarnationID[0] += 2
+		if err := store.CheckRegistration(ctx, restart); err != nil {
+			t.Errorf("check of a restart on the same directory: %v", err)
+		}
+	}
+	if b, _ := follower.State().Broker(1); b.Epoch != epoch {
+		t.Errorf("broker 1 at epoch %d after checks, want %d", b.Epoch, epoch)
+	}
+}
+
+// TestChangePartitionRefusesIneligibleReplicas: an ISR expansion naming a
+// member at a broker epoch that is not its current registration (the
+// follower caught up as an earlier incarnation, and has registered again
+// since) is refused with ErrIneligibleReplica (KIP-903); -1 is not
+// checked, and the current epoch is accepted.
+func TestChangePartitionRefusesIneligibleReplicas(t *testing.T) {
+	topic := testTopic("t", 1, []int32{1, 2})
+	f := applySteps(t, append(registerBrokers(1, 2), fsmStep{command: &createTopicCommand{topic: topic}}))
+	// Partition 0: broker 2 left the ISR.
+	if result := applyCommand(f, 4, changePartition(topic.ID, 0, 0, NoLeaderChange, false, 1)); result.err != nil {
+		t.Fatal(result.err)
+	}
+	// Broker 2 restarts: a new registration, epoch 5.
+	restarted := testRegistration(2)
+	restarted.IncarnationID[0]++
+	if result := applyCommand(f, 5, &registerBrokerCommand{registration: restarted}); result.err != nil {
+		t.Fatal(result.err)
+	}
+	expand := func(epochs ...int64) *changePartitionCommand {
+		c := changePartition(topic.ID, 0, 1, NoLeaderChange, false, 1, 2)
+		c.change.ISRBrokerEpochs = epochs
+		return c
+	}
+	if result := applyCommand(f, 6, expand(-1, 2)); !errors.Is(result.err, ErrIneligibleReplica) {
+		t.Fatalf("expansion with broker 2's earlier epoch: %v, want ErrIneligibleReplica", result.err)
+	}
+	if result := applyCommand(f, 7, expand(-1)); !errors.Is(result.err, ErrInvalidPartitions) {
+		t.Fatalf("expansion with one epoch for two members: %v, want ErrInvalidPartitions", result.err)
+	}
+	if tp, _ := f.state().Topic("t"); !slices.Equal(tp.Partitions[0].ISR, []int32{1}) {
+		t.Fatalf("ISR %v after refused expansions, want [1]", tp.Partitions[0].ISR)
+	}
+	if result := applyCommand(f, 8, expand(-1, 5)); result.err != nil {
+		t.Fatalf("expansion with broker 2's current epoch: %v", result.err)
+	}
+	if tp, _ := f.state().Topic("t"); !slices.Equal(tp.Partitions[0].ISR, []int32{1, 2}) {
+		t.Fatalf("ISR %v, want [1 2]", tp.Partitions[0].ISR)
+	}
+}
+
+// TestControllerElectsOnlyBrokersItHears: when a broker's re-registration
+// takes its leadership back, a controller that has not heard from the
+// other in-sync replica (not fenced yet only because its session is
+// counted from when this controller took over: it may be dead, as after a
+// quorum recovery) does not hand it the partition, which would drop the
+// re-registering broker from the ISR and leave the partition offline if
+// the other is dead; the partition waits for the re-registered broker,
+// which leads again once unfenced, still in the ISR.
+func TestControllerElectsOnlyBrokersItHears(t *testing.T) {
+	c := newTestCluster(t, 1)
+	ctx := testContext(t)
+	_, store := c.leader()
+	one := testRegistration(1)
+	one.DirectoryID = [16]byte{0xd1}
+	epoch1, err := store.RegisterBroker(ctx, one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	beats, stopBeats := context.WithCancel(ctx)
+	beating := make(chan struct{})
+	go func() { defer close(beating); heartbeats(beats, store, 1, epoch1) }()
+	epoch2, err := store.RegisterBroker(ctx, testRegistration(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetBrokerFenced(ctx, 2, epoch2, false); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, store, "broker 1 unfenced", func(s *State) bool { b, _ := s.Broker(1); return !b.Fenced })
+	topic, err := store.CreateTopic(ctx, TopicSpec{Name: "t", Assignments: [][]int32{{1, 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := topic.Partitions[0]; p.Leader != 1 || len(p.ISR) != 2 {
+		t.Fatalf("partition %+v, want leader 1, ISR [1 2]", p)
+	}
+
+	// A controller that has just taken over: it has heard from nobody,
+	// and broker 2 (which never heartbeats) is within its first session.
+	stopBeats()
+	<-beating
+	store.controller.mu.Lock()
+	store.controller.lastSeen = map[int32]time.Time{}
+	store.controller.since = time.Now()
+	store.controller.mu.Unlock()
+	// Broker 1 restarts on its data dir after a clean shutdown, and the
+	// controller makes a pass before it heartbeats.
+	restarted := one
+	restarted.IncarnationID, restarted.CleanShutdown = uuid.New(), true
+	epoch, err := store.RegisterBroker(ctx, restarted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.controller.reconcile(make(chan struct{}))
+	tp, _ := store.State().Topic("t")
+	if p := tp.Partitions[0]; p.Leader != -1 || !slices.Contains(p.ISR, 1) {
+		t.Fatalf("partition %+v while broker 1 registers, want no leader and broker 1 in the ISR (broker 2 was never heard from)", p)
+	}
+
+	go heartbeats(ctx, store, 1, epoch)
+	state := waitState(t, store, "a leader again", func(s *State) bool {
+		tp, _ := s.Topic("t")
+		return tp.Partitions[0].Leader >= 0
+	})
+	tp, _ = state.Topic("t")
+	if p := tp.Partitions[0]; p.Leader != 1 || !slices.Contains(p.ISR, 1) {
+		t.Fatalf("partition %+v, want broker 1 leading, in the ISR", p)
+	}
+}
