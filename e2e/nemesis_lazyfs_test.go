@@ -168,7 +168,7 @@ func (l *lazyFS) stop() {
 	exec.Command("fusermount3", "-uz", l.mount).Run()
 }
 
-// do sends one control command and returns the answer after "ok".
+// do sends one control command and returns its answer.
 func (l *lazyFS) do(command string) (string, error) {
 	conn, err := net.DialTimeout("unix", l.control, 5*time.Second)
 	if err != nil {
@@ -184,8 +184,8 @@ func (l *lazyFS) do(command string) (string, error) {
 		return "", fmt.Errorf("strata-lazyfs %q: %w", command, err)
 	}
 	answer = strings.TrimSpace(answer)
-	if rest, ok := strings.CutPrefix(answer, "ok"); ok {
-		return strings.TrimSpace(rest), nil
+	if strings.HasPrefix(answer, "error") {
+		return "", fmt.Errorf("strata-lazyfs %q: %s", command, answer)
 	}
-	return "", fmt.Errorf("strata-lazyfs %q: %s", command, answer)
+	return answer, nil // "ok", or the counters of stats
 }
