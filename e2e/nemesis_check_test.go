@@ -30,15 +30,22 @@ type nemesisReport struct {
 	acked, lost, duplicated, divergent, orphans int
 
 	mu         sync.Mutex
-	violations []string // invariant violations (each one a finding)
-	evidence   []string // which records, which replicas
+	violations []string       // invariant violations (each one a finding), in order
+	repeats    map[string]int // how often each was seen
+	evidence   []string       // which records, which replicas
 }
 
-// violation records a broken invariant.
+// violation records a broken invariant (once; repeats are counted).
 func (r *nemesisReport) violation(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.violations = append(r.violations, fmt.Sprintf(format, args...))
+	v := fmt.Sprintf(format, args...)
+	if r.repeats == nil {
+		r.repeats = map[string]int{}
+	}
+	if r.repeats[v]++; r.repeats[v] == 1 {
+		r.violations = append(r.violations, v)
+	}
 }
 
 // evidence records one detail behind a bad column, up to a bound.
@@ -273,11 +280,16 @@ func waitQuiet(t *testing.T, adm *kadm.Client, topics []nemesisTopic, r *nemesis
 }
 
 // readBack consumes every partition of a topic from its start to its end
-// offset: record id → the offsets it was read at. A partition that cannot
-// be read to its end is a violation.
-func readBack(t *testing.T, seeds []string, tp nemesisTopic, r *nemesisReport) map[string][]int64 {
+// offset: record id → the positions (partition, offset) it was read at,
+// and the partitions that could not be read to their end (a violation:
+// their acknowledged records are neither found nor known lost).
+func readBack(t *testing.T, seeds []string, tp nemesisTopic, r *nemesisReport) (map[string][]int64, map[int32]bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	unread := map[int32]bool{}
+	for p := range tp.partitions {
+		unread[p] = true
+	}
 	setup, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
 		t.Fatal(err)
@@ -288,11 +300,10 @@ func readBack(t *testing.T, seeds []string, tp nemesisTopic, r *nemesisReport) m
 	ends, err2 := adm.ListEndOffsets(ctx, tp.name)
 	if err1 != nil || err2 != nil {
 		r.violation("%s: list offsets: %v %v", tp.name, err1, err2)
-		return nil
+		return nil, unread
 	}
 	from := map[int32]kgo.Offset{}
 	end := map[int32]int64{}
-	remaining := 0
 	for p := range tp.partitions {
 		s, _ := starts.Lookup(tp.name, p)
 		e, _ := ends.Lookup(tp.name, p)
@@ -305,8 +316,8 @@ func readBack(t *testing.T, seeds []string, tp nemesisTopic, r *nemesisReport) m
 		}
 		from[p] = kgo.NewOffset().At(s.Offset)
 		end[p] = e.Offset
-		if e.Offset > s.Offset {
-			remaining++
+		if e.Offset <= s.Offset {
+			delete(unread, p)
 		}
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{tp.name: from}),
@@ -316,11 +327,18 @@ func readBack(t *testing.T, seeds []string, tp nemesisTopic, r *nemesisReport) m
 	}
 	defer cl.Close()
 	read := map[string][]int64{}
-	next := map[int32]int64{}
-	for remaining > 0 {
+	pending := func() bool { // a listed partition not read to its end yet
+		for p := range unread {
+			if _, listed := from[p]; listed {
+				return true
+			}
+		}
+		return false
+	}
+	for pending() {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			r.violation("%s: %d partitions not read to their end offset within 2m", tp.name, remaining)
+			r.violation("%s: partitions %v not read to their end offset within 2m", tp.name, unread)
 			break
 		}
 		fetches.EachError(func(_ string, p int32, err error) {
@@ -334,14 +352,13 @@ func readBack(t *testing.T, seeds []string, tp nemesisTopic, r *nemesisReport) m
 			if id == "" || !bytes.Equal(rec.Value, recordValue(id, tp.valueSize)) {
 				r.violation("%s[%d] offset %d: a value no producer wrote: %.60q", tp.name, rec.Partition, rec.Offset, rec.Value)
 			}
-			read[id] = append(read[id], int64(rec.Partition)<<48|rec.Offset)
-			if rec.Offset+1 >= end[rec.Partition] && next[rec.Partition] < end[rec.Partition] {
-				remaining--
+			read[id] = append(read[id], position(rec.Partition, rec.Offset))
+			if rec.Offset+1 >= end[rec.Partition] {
+				delete(unread, rec.Partition)
 			}
-			next[rec.Partition] = rec.Offset + 1
 		})
 	}
-	return read
+	return read, unread
 }
 
 // position packs a partition and an offset as readBack does.
@@ -349,15 +366,26 @@ func position(partition int32, offset int64) int64 { return int64(partition)<<48
 
 // checkRecords compares what was acknowledged with what was read back:
 // every acknowledged record exactly at its acknowledged offset (else lost),
-// and no record id at two positions (duplicated).
-func checkRecords(tp nemesisTopic, ledger *ackLedger, read map[string][]int64, r *nemesisReport) {
+// and no record id at two positions (duplicated). Records of partitions
+// that could not be read are counted as a violation, not as lost.
+func checkRecords(tp nemesisTopic, ledger *ackLedger, read map[string][]int64, unread map[int32]bool, r *nemesisReport) {
 	ledger.mu.Lock()
 	defer ledger.mu.Unlock()
+	unreadable := 0
+	defer func() {
+		if unreadable > 0 {
+			r.violation("%s: %d acknowledged records in partitions %v that could not be read back", tp.name, unreadable, unread)
+		}
+	}()
 	for id, at := range ledger.acked {
 		if at.topic != tp.name {
 			continue
 		}
 		r.acked++
+		if unread[at.partition] {
+			unreadable++
+			continue
+		}
 		got := read[id]
 		if len(got) == 0 || !containsPos(got, position(at.partition, at.offset)) {
 			r.lost++

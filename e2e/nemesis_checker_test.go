@@ -32,14 +32,22 @@ func TestNemesisChecker(t *testing.T) {
 		"f": {position(0, 3), position(0, 4)},
 	}
 	r := &nemesisReport{}
-	checkRecords(tp, ledger, read, r)
+	checkRecords(tp, ledger, read, nil, r)
 	if r.acked != 4 || r.lost != 2 || r.duplicated != 2 || len(r.violations) != 0 {
 		t.Fatalf("acked %d lost %d duplicated %d violations %v; want 4, 2, 2, none", r.acked, r.lost, r.duplicated, r.violations)
 	}
 	read["x"] = []int64{position(0, 9)}
-	checkRecords(tp, ledger, read, r)
+	checkRecords(tp, ledger, read, nil, r)
 	if len(r.violations) != 1 {
 		t.Fatalf("a record no producer sent: violations %v", r.violations)
+	}
+
+	// Partitions that could not be read: their records are a violation,
+	// not counted lost.
+	r = &nemesisReport{}
+	checkRecords(tp, ledger, map[string][]int64{"c": {position(1, 0)}, "d": {position(1, 1)}}, map[int32]bool{0: true}, r)
+	if r.acked != 4 || r.lost != 0 || len(r.violations) != 1 {
+		t.Fatalf("partition 0 unreadable: acked %d lost %d violations %v; want 4, 0 and one violation", r.acked, r.lost, r.violations)
 	}
 
 	// Replicas: batches at offsets 0 (records 0-1) and 2 (record 2).

@@ -79,7 +79,12 @@ var nemesisScenarios = []nemesisScenario{
 // broker bug another change fixes, with the reason: they run and print
 // their row, but do not fail the test. Flip an entry off when its fix
 // lands.
-var nemesisKnownFailing = map[string]string{}
+var nemesisKnownFailing = map[string]string{
+	"power-loss-one-node": "metadata.Format creates data/metadata/raft without fsyncing data/metadata: " +
+		"after a power loss the node exits with \"formatted, but the raft log is gone\" and never restarts",
+	"power-loss-all-nodes-durable": "as power-loss-one-node (no node restarts); and the durable mode " +
+		"(flush.messages=1 on every replica, internal topics included) is not merged yet",
+}
 
 // nemesisPlan is how long each scenario's fault phase lasts and which seed
 // it uses: the bounded run's fixed seeds, or NEMESIS_DURATION split over
@@ -144,7 +149,7 @@ func TestNemesis(t *testing.T) {
 func gateNemesis(t *testing.T, sc nemesisScenario, r *nemesisReport) {
 	r.mu.Lock()
 	for _, v := range r.violations {
-		t.Logf("violation: %s", v)
+		t.Logf("violation (×%d): %s", r.repeats[v], v)
 	}
 	for _, e := range r.evidence {
 		t.Logf("evidence: %s", e)
@@ -221,8 +226,8 @@ func runNemesisScenario(t *testing.T, sc nemesisScenario, r *nemesisReport, phas
 	ledger.mu.Unlock()
 
 	for _, tp := range topics {
-		read := readBack(t, nc.seeds(), tp, r)
-		checkRecords(tp, ledger, read, r)
+		read, unread := readBack(t, nc.seeds(), tp, r)
+		checkRecords(tp, ledger, read, unread, r)
 		checkReplicas(t, nc, adm, tp, r)
 	}
 	finalTopics(t, adm, topics, r)
