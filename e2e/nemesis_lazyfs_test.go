@@ -102,7 +102,7 @@ func startLazyFS(t *testing.T, bin, backing, mount string) *lazyFS {
 		}
 	}
 	// Unix socket paths are short (108 bytes): not under t.TempDir.
-	sockDir, err := os.MkdirTemp("", "lazyfs")
+	sockDir, err := os.MkdirTemp("", "nemesis-lazyfs")
 	if err != nil {
 		t.Fatal(err)
 	}

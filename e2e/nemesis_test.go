@@ -86,6 +86,16 @@ var nemesisKnownFailing = map[string]string{
 		"(flush.messages=1 on every replica, internal topics included) is not merged yet",
 }
 
+// nemesisKnownViolations names invariant checks that fail today because
+// of a broker bug another change fixes, with the reason: their violations
+// are printed (the "known" column) but do not gate. Flip an entry off when
+// its fix lands.
+var nemesisKnownViolations = map[string]string{
+	"latest-offset-monotonic": "a broker restarted after kill -9 (or a new leader) answers ListOffsets latest " +
+		"below what the old leader answered (0 after a restart): the high watermark is not checkpointed, " +
+		"and a new leader does not answer OFFSET_NOT_AVAILABLE until its high watermark reaches its epoch start (KIP-207)",
+}
+
 // nemesisPlan is how long each scenario's fault phase lasts and which seed
 // it uses: the bounded run's fixed seeds, or NEMESIS_DURATION split over
 // the scenarios with random (or NEMESIS_SEED) seeds.
@@ -127,18 +137,18 @@ func TestNemesis(t *testing.T) {
 			t.Logf("scenario %s: NEMESIS_SEED=%d, fault phase %v", sc.name, r.seed, phase)
 			began := time.Now()
 			defer func() {
-				r.wall = time.Since(began)
 				mu.Lock()
 				rows = append(rows, r)
 				mu.Unlock()
-				t.Logf("%s wall time %v", sc.name, r.wall.Round(time.Second))
 			}()
 			runNemesisScenario(t, sc, r, phase)
+			r.wall = time.Since(began)
+			t.Logf("%s wall time %v", sc.name, r.wall.Round(time.Second))
 			gateNemesis(t, sc, r)
 		})
 	}
 	t.Logf("nemesis: %d scenarios in %v", len(rows), time.Since(start).Round(time.Second))
-	t.Logf(nemesisTableHeader, "scenario", "gate", "acked", "lost", "dup", "divergent", "orphans", "violations", "wall")
+	t.Logf(nemesisTableHeader, "scenario", "gate", "acked", "lost", "dup", "divergent", "orphans", "violations", "known", "wall")
 	for _, r := range rows {
 		t.Log(r.row())
 	}
@@ -153,6 +163,9 @@ func gateNemesis(t *testing.T, sc nemesisScenario, r *nemesisReport) {
 	}
 	for _, e := range r.evidence {
 		t.Logf("evidence: %s", e)
+	}
+	for _, k := range r.known {
+		t.Logf("known violation: %s", k)
 	}
 	r.mu.Unlock()
 	reason, known := nemesisKnownFailing[sc.name]
@@ -218,12 +231,28 @@ func runNemesisScenario(t *testing.T, sc nemesisScenario, r *nemesisReport, phas
 	nc.healAll(t, r)
 	stopWork()
 	work.Wait()
-	waitQuiet(t, adm, topics, r, 60*time.Second)
+	var down []int32
+	for id, b := range nc.nodes {
+		if !b.running() {
+			down = append(down, id)
+		}
+	}
+	if len(down) == 0 {
+		waitQuiet(t, adm, topics, r, 60*time.Second)
+	}
 	stopMonitor()
 	monitoring.Wait()
 	ledger.mu.Lock()
 	t.Logf("%d faults; %d records sent, %d acknowledged, %d failed; %d monitor polls", faults, len(ledger.sent), len(ledger.acked), ledger.failed, monitor.polls)
+	acked := len(ledger.acked)
 	ledger.mu.Unlock()
+	if len(down) > 0 {
+		// The restart failure is the finding; what the down nodes hold
+		// cannot be read back or compared.
+		r.acked = acked
+		r.violation("nodes %v down after healing: %d acknowledged records not checked", down, acked)
+		return
+	}
 
 	for _, tp := range topics {
 		read, unread := readBack(t, nc.seeds(), tp, r)
