@@ -4,9 +4,13 @@ package e2e
 
 import (
 	"encoding/binary"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestNemesisChecker feeds the checker known damage, without processes: a
@@ -92,5 +96,60 @@ func TestNemesisChecker(t *testing.T) {
 	write(3, batch(0, 1, 'x'))
 	if why := divergentReplicas(nodes, "t", 0, 3); why == "" {
 		t.Fatal("a replica lacking a batch below the high watermark: not seen")
+	}
+}
+
+// TestNemesisLinkDelay: a delayed linkProxy holds each chunk back by the
+// delay both ways (a round trip takes at least twice the delay) and keeps
+// the bytes and their order; with the delay set back to 0 the link is
+// prompt again, and a cut closes it.
+func TestNemesisLinkDelay(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	var cut atomic.Bool
+	p := startLinkProxy(t, 1, echo.Addr().String(), false, func(int32) bool { return cut.Load() })
+	c, err := net.Dial("tcp", p.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	roundTrip := func(msg string) time.Duration {
+		start := time.Now()
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != msg {
+			t.Fatalf("echo through the proxy: %q, want %q", got, msg)
+		}
+		return time.Since(start)
+	}
+	roundTrip("prompt")
+	p.setDelay(150 * time.Millisecond)
+	if d := roundTrip("delayed"); d < 300*time.Millisecond {
+		t.Fatalf("round trip over a link delayed 150 ms each way took %v", d)
+	}
+	p.setDelay(0)
+	roundTrip("prompt again")
+	cut.Store(true)
+	p.cut(func(int32) bool { return true })
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("read %d bytes from a cut link", n)
 	}
 }
