@@ -47,6 +47,12 @@ func startLinkProxy(t *testing.T, node int32, target string, controller bool, is
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startLinkProxyOn(t, ln, node, target, controller, isolated)
+}
+
+// startLinkProxyOn is startLinkProxy on a listener opened beforehand (so it
+// cannot take a port freePort picked for a broker).
+func startLinkProxyOn(t *testing.T, ln net.Listener, node int32, target string, controller bool, isolated func(int32) bool) *linkProxy {
 	p := &linkProxy{t: t, ln: ln, target: target, node: node, controller: controller, isolated: isolated, conns: map[net.Conn]int32{}}
 	t.Cleanup(func() { ln.Close(); p.cut(func(int32) bool { return true }) })
 	go p.accept()

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -68,6 +69,16 @@ func startNemesisCluster(t *testing.T, spec nemesisClusterSpec, seed uint64) *ne
 		storeFlags = []string{"--object-store", proxied, "--object-store-prefix", nc.prefix,
 			"--remote-log-manager-task-interval-ms", "200", "--log-retention-check-interval-ms", "300"}
 	}
+	// The proxies' listeners are open before the cluster picks its ports,
+	// so they cannot take one of them.
+	listeners := make([]net.Listener, 6)
+	for i := range listeners {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listeners[i] = ln
+	}
 	ctrlCut := func(id int32) bool { nc.mu.Lock(); defer nc.mu.Unlock(); return nc.cutCtrl[id] }
 	dataCut := func(id int32) bool { nc.mu.Lock(); defer nc.mu.Unlock(); return nc.cutData[id] }
 	nc.cluster = startClusterWith(t, 3, func(id int32, b *brokerProcess) (string, []string) {
@@ -76,8 +87,8 @@ func startNemesisCluster(t *testing.T, spec nemesisClusterSpec, seed uint64) *ne
 			nc.fs[id] = startLazyFS(t, nc.lazyfsBinary, filepath.Join(node, "backing"), b.dataDir)
 		}
 		internal := freePort(t)
-		nc.ctrlProxy[id] = startLinkProxy(t, id, b.ctrl, true, ctrlCut)
-		nc.dataProxy[id] = startLinkProxy(t, id, internal, false, dataCut)
+		nc.ctrlProxy[id] = startLinkProxyOn(t, listeners[2*(id-1)], id, b.ctrl, true, ctrlCut)
+		nc.dataProxy[id] = startLinkProxyOn(t, listeners[2*(id-1)+1], id, internal, false, dataCut)
 		flags := []string{"--controller-advertise", nc.ctrlProxy[id].addr(),
 			"--listeners", "CLIENT=" + b.addr + ",INTERNAL=" + internal,
 			"--advertise", "CLIENT=" + b.addr + ",INTERNAL=" + nc.dataProxy[id].addr(),

@@ -231,6 +231,7 @@ func runNemesisScenario(t *testing.T, sc nemesisScenario, r *nemesisReport, phas
 	nc.healAll(t, r)
 	stopWork()
 	work.Wait()
+	logFaultCounters(t, nc)
 	var down []int32
 	for id, b := range nc.nodes {
 		if !b.running() {
@@ -267,6 +268,19 @@ func runNemesisScenario(t *testing.T, sc nemesisScenario, r *nemesisReport, phas
 				checkRecovery(t, nc, tp, ledger, r)
 			}
 		}
+	}
+}
+
+// logFaultCounters prints what the fault injectors did (so a passing
+// scenario shows its faults were real): the object-store proxy's counts and
+// each lazy file system's stats.
+func logFaultCounters(t *testing.T, nc *nemesisCluster) {
+	if p := nc.s3proxy; p != nil {
+		t.Logf("object store proxy: %d answered 503, %d hung and dropped, %d PUTs delayed", p.failed.Load(), p.hung.Load(), p.delayed.Load())
+	}
+	for id, fs := range nc.fs {
+		stats, err := fs.do("stats")
+		t.Logf("node %d lazyfs: %s %v", id, stats, err)
 	}
 }
 
