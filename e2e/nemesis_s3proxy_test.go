@@ -32,7 +32,7 @@ type s3FaultProxy struct {
 	hang     time.Duration //
 	putDelay time.Duration // every PUT waits this long before it is forwarded
 
-	failed, hung, delayed atomic.Int64
+	requests, failed, hung, delayed atomic.Int64
 }
 
 func startS3FaultProxy(t *testing.T, target string, seed uint64) *s3FaultProxy {
@@ -66,6 +66,7 @@ func (p *s3FaultProxy) set(failRate, hangRate float64, hang, putDelay time.Durat
 }
 
 func (p *s3FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.requests.Add(1)
 	p.mu.Lock()
 	roll := p.rng.Float64()
 	fail := roll < p.failRate

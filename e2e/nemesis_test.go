@@ -58,7 +58,7 @@ var nemesisScenarios = []nemesisScenario{
 		topics: []nemesisTopic{{name: "wide", partitions: 120, valueSize: 100}},
 		faults: []nemesisFault{killRestart(true), pauseZombie, delayLinks}},
 	{name: "tiered-object-store-faults", seed: 5, gated: true, tiered: true,
-		topics: []nemesisTopic{{name: "tiered", partitions: 2, tiered: true, valueSize: 1024}, {name: "plain", partitions: 3, valueSize: 100}},
+		topics: []nemesisTopic{{name: "tiered", partitions: 2, tiered: true, valueSize: 4096}, {name: "plain", partitions: 3, valueSize: 100}},
 		faults: []nemesisFault{s3Errors, s3SlowPutDeposed, killRestart(false)}},
 	{name: "full-disk", seed: 6, gated: true, lazyfs: true,
 		topics: []nemesisTopic{{name: "plain", partitions: 6, valueSize: 100}},
@@ -222,9 +222,15 @@ func runNemesisScenario(t *testing.T, sc nemesisScenario, r *nemesisReport, phas
 
 	rng := rand.New(rand.NewPCG(r.seed, 15))
 	env := &faultEnv{t: t, nc: nc, rng: rng, r: r, adm: adm, topics: topics}
+	// Every fault of the scenario once, in a seeded order, then seeded
+	// picks until the phase is over.
+	order := rng.Perm(len(sc.faults))
 	faults := 0
-	for end := time.Now().Add(phase); time.Now().Before(end); faults++ {
+	for end := time.Now().Add(phase); faults < len(order) || time.Now().Before(end); faults++ {
 		f := sc.faults[rng.IntN(len(sc.faults))]
+		if faults < len(order) {
+			f = sc.faults[order[faults]]
+		}
 		f.do(env)
 		time.Sleep(env.between(300*time.Millisecond, 1500*time.Millisecond))
 	}
@@ -276,7 +282,7 @@ func runNemesisScenario(t *testing.T, sc nemesisScenario, r *nemesisReport, phas
 // each lazy file system's stats.
 func logFaultCounters(t *testing.T, nc *nemesisCluster) {
 	if p := nc.s3proxy; p != nil {
-		t.Logf("object store proxy: %d answered 503, %d hung and dropped, %d PUTs delayed", p.failed.Load(), p.hung.Load(), p.delayed.Load())
+		t.Logf("object store proxy: %d requests, %d answered 503, %d hung and dropped, %d PUTs delayed", p.requests.Load(), p.failed.Load(), p.hung.Load(), p.delayed.Load())
 	}
 	for id, fs := range nc.fs {
 		stats, err := fs.do("stats")
