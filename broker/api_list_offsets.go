@@ -54,6 +54,11 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 					break
 				}
 				p.LeaderEpoch = part.LeaderEpoch()
+				available := part.OffsetsAvailable()
+				if code := offsetsNotAvailable(req.Version, req.ReplicaID, rp.Timestamp, -1, 0, available); code != 0 {
+					p.ErrorCode = code
+					break
+				}
 				if req.Version == 0 {
 					p.OldStyleOffsets = legacyOffsets(part.Segments(), logStartOffset(state, part), part.HighWatermark(), rp.Timestamp, rp.MaxNumOffsets, time.Now().UnixMilli())
 					break
@@ -64,6 +69,10 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 					p.ErrorCode = kerr.KafkaStorageError.Code
 					break
 				}
+				if code := offsetsNotAvailable(req.Version, req.ReplicaID, rp.Timestamp, offset, part.HighWatermark(), available); code != 0 {
+					p.ErrorCode = code
+					break
+				}
 				p.Offset, p.Timestamp = offset, ts
 			}
 			out.Partitions = append(out.Partitions, p)
@@ -71,6 +80,29 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 		resp.Topics = append(resp.Topics, out)
 	}
 	return resp, nil
+}
+
+// offsetsNotAvailable is the error a leader answers a client's ListOffsets
+// with while its high watermark has not reached the log end it had when it
+// started leading (KIP-207; available: partition.OffsetsAvailable), as
+// Kafka does: OFFSET_NOT_AVAILABLE from v5 on, LEADER_NOT_AVAILABLE before
+// (both retriable). It is asked before the answer is looked up (offset -1)
+// and after, with the answer's offset and the high watermark: the latest
+// offset and any v0 answer are refused, and another answer (a timestamp's,
+// the latest tiered) when it is not below the high watermark; so the
+// latest offset never goes backwards when leadership moves or the leader
+// restarts, and no offset answered exceeds the high watermark. Replicas
+// are not held back. 0 when the answer may go out.
+func offsetsNotAvailable(version int16, replicaID int32, timestamp, offset, highWatermark int64, available bool) int16 {
+	switch {
+	case available || replicaID >= 0:
+		return 0
+	case version > 0 && timestamp != listLatest && (offset < 0 || offset < highWatermark):
+		return 0
+	case version >= 5:
+		return kerr.OffsetNotAvailable.Code
+	}
+	return kerr.LeaderNotAvailable.Code
 }
 
 // legacyOffsets answers ListOffsets v0 for one partition as Kafka's

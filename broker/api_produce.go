@@ -37,7 +37,7 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 	}
 	var requestErr int16
 	var requestMsg string
-	var pending []pendingAck // acks=all appends waiting for the high watermark
+	var pending []pendingAck // acks=all appends waiting for the high watermark, acks=1 ones of durable partitions for the leader's fsync
 	switch {
 	case req.Version < minServedProduceVersion:
 		requestErr, requestMsg = kerr.UnsupportedVersion.Code, "Produce v0-v2 (message formats v0/v1) is not supported; use a client that sends record batches (Produce v3+)"
@@ -92,9 +92,9 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 				p.BaseOffset = base
 				p.LogAppendTime = appendTime
 				p.LogStartOffset = part.LogStartOffset()
-				if req.Acks == -1 {
+				if req.Acks == -1 || (req.Acks == 1 && part.Durable()) {
 					h, _ := recordbatch.ParseHeader(rp.Records)
-					pending = append(pending, pendingAck{part: part, end: base + int64(h.LastOffsetDelta) + 1,
+					pending = append(pending, pendingAck{part: part, end: base + int64(h.LastOffsetDelta) + 1, leaderOnly: req.Acks == 1,
 						topicIndex: len(resp.Topics), partitionIndex: len(out.Partitions)})
 				}
 			}
@@ -141,21 +141,24 @@ func (s *Server) diskPressure() (time.Duration, int16, string) {
 }
 
 // pendingAck is an acks=all append waiting until the high watermark passes
-// end; the indexes locate its response partition.
+// end, or (leaderOnly) an acks=1 append of a durable partition waiting
+// until the leader fsynced it; the indexes locate its response partition.
 type pendingAck struct {
 	part                       *partition.Partition
 	end                        int64
+	leaderOnly                 bool
 	topicIndex, partitionIndex int
 }
 
 // awaitCommitted waits until every pending append is committed, or answers
 // for those that cannot be (partition.WaitAll): REQUEST_TIMED_OUT at the
 // deadline, NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below
-// min.insync.replicas, NOT_LEADER_OR_FOLLOWER when leadership moved.
+// min.insync.replicas, NOT_LEADER_OR_FOLLOWER when leadership moved,
+// KAFKA_STORAGE_ERROR when a durable partition's fsync failed.
 func (s *Server) awaitCommitted(pending []pendingAck, resp *kmsg.ProduceResponse, version int16, deadline time.Time) {
 	waits := make([]partition.Pending, len(pending))
 	for i, a := range pending {
-		waits[i] = partition.Pending{Partition: a.part, End: a.end}
+		waits[i] = partition.Pending{Partition: a.part, End: a.end, LeaderOnly: a.leaderOnly}
 	}
 	for i, outcome := range partition.WaitAll(waits, deadline, s.ctx.Done()) {
 		if outcome.Code == 0 {

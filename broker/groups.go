@@ -58,8 +58,8 @@ func (o *offsetsTopicManager) PartitionExists(tp group.TopicPartition) bool {
 }
 
 // ensure returns the offsets topic, creating it on first use with
-// offsets.topic.num.partitions partitions and replication factor
-// min(3, live brokers).
+// offsets.topic.num.partitions partitions of replicationFactor replicas
+// each, or errOffsetsTopicReplicas while fewer brokers are up.
 func (o *offsetsTopicManager) ensure() (metadata.Topic, error) {
 	store := o.s.cfg.Metadata
 	if t, ok := store.State().Topic(offsetsTopic); ok && o.upgraded.Load() {
@@ -71,15 +71,18 @@ func (o *offsetsTopicManager) ensure() (metadata.Topic, error) {
 		o.upgrade(t)
 		return t, nil
 	}
-	o.upgraded.Store(true)
 	n := o.s.cfg.OffsetsTopicNumPartitions
-	// Spread over the live brokers, min(3, live brokers) replicas each
-	// (Kafka's offsets.topic.replication.factor default).
-	live := liveBrokers(store.State())
-	if len(live) == 0 {
-		live = []metadata.Broker{{ID: o.s.cfg.NodeID}}
+	state := store.State()
+	replicas, err := o.replicationFactor(state)
+	if err != nil {
+		return metadata.Topic{}, err
 	}
-	assignments := placeNew(live, n, min(3, len(live)))
+	live := liveBrokers(state)
+	if len(live) < replicas {
+		return metadata.Topic{}, fmt.Errorf("%w: it needs %d replicas (--offsets-topic-replication-factor) and %d brokers are registered and unfenced; groups get COORDINATOR_NOT_AVAILABLE until more brokers are up (a smaller cluster needs a smaller --offsets-topic-replication-factor)", errOffsetsTopicReplicas, replicas, len(live))
+	}
+	o.upgraded.Store(true)
+	assignments := placeNew(live, n, replicas)
 	ctx, cancel := context.WithTimeout(o.s.ctx, 10*time.Second)
 	defer cancel()
 	t, err := store.CreateTopic(ctx, metadata.TopicSpec{
@@ -96,11 +99,46 @@ func (o *offsetsTopicManager) ensure() (metadata.Topic, error) {
 		}
 		return metadata.Topic{}, fmt.Errorf("creating %s: %w", offsetsTopic, err)
 	}
-	o.log.Info("created the offsets topic", "partitions", n)
+	o.log.Info("created the offsets topic", "partitions", n, "replication_factor", replicas)
 	if err := o.s.partitions.reconcile(); err != nil {
 		o.log.Error("opening offsets topic partitions failed", "err", err)
 	}
 	return t, nil
+}
+
+// errOffsetsTopicReplicas: too few brokers are up to create the offsets
+// topic with its replication factor; groups wait (COORDINATOR_NOT_AVAILABLE).
+var errOffsetsTopicReplicas = errors.New("broker: not enough brokers for the offsets topic")
+
+// replicationFactor is the offsets topic's replication factor:
+// OffsetsTopicReplicationFactor, or 1 in a one-node cluster (the quorum
+// names one voter and no broker but this one has registered), so a lone
+// broker serves groups without a flag. A cluster that is meant to grow
+// past one voter never gets a single-replica offsets topic.
+func (o *offsetsTopicManager) replicationFactor(state *metadata.State) (int, error) {
+	configured := int(o.s.cfg.OffsetsTopicReplicationFactor)
+	if configured <= 1 {
+		return 1, nil
+	}
+	for _, b := range state.Brokers() {
+		if b.ID != o.s.cfg.NodeID {
+			return configured, nil
+		}
+	}
+	members, err := o.s.cfg.Metadata.Voters()
+	if err != nil {
+		return 0, fmt.Errorf("reading the quorum: %w", err)
+	}
+	voters := 0
+	for _, m := range members {
+		if m.Voting {
+			voters++
+		}
+	}
+	if voters == 1 {
+		return 1, nil
+	}
+	return configured, nil
 }
 
 // configs are the offsets topic's configs: compacted, with

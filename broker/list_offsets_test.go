@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/strata-log/strata/broker/segment"
 )
 
@@ -46,5 +48,38 @@ func TestLegacyOffsets(t *testing.T) {
 				t.Fatalf("legacyOffsets = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestOffsetsNotAvailable: while a new leader's high watermark is below
+// its start (KIP-207), clients asking for the latest offset, any v0
+// question, or an offset (latest tiered, by timestamp) not below the high
+// watermark get OFFSET_NOT_AVAILABLE from v5 on and LEADER_NOT_AVAILABLE
+// before; answers below the high watermark, and replicas, go out.
+func TestOffsetsNotAvailable(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		version       int16
+		replicaID     int32
+		timestamp     int64
+		offset        int64 // -1: before the lookup, or nothing found
+		highWatermark int64
+		available     bool
+		want          int16
+	}{
+		{"available", 9, -1, listLatest, -1, 0, true, 0},
+		{"latest, v5+", 5, -1, listLatest, -1, 0, false, kerr.OffsetNotAvailable.Code},
+		{"latest, v4", 4, -1, listLatest, -1, 0, false, kerr.LeaderNotAvailable.Code},
+		{"v0 offsets before", 0, -1, 1000, -1, 0, false, kerr.LeaderNotAvailable.Code},
+		{"latest tiered below the high watermark", 9, -1, listLatestTiered, 99, 100, false, 0},
+		{"latest tiered at the high watermark", 9, -1, listLatestTiered, 100, 100, false, kerr.OffsetNotAvailable.Code},
+		{"latest tiered before the lookup", 9, -1, listLatestTiered, -1, 0, false, 0},
+		{"earliest", 9, -1, listEarliest, 0, 100, false, 0},
+		{"a timestamp below the high watermark", 9, -1, 1000, 50, 100, false, 0},
+		{"a replica", 8, 2, listLatest, -1, 0, false, 0},
+	} {
+		if got := offsetsNotAvailable(c.version, c.replicaID, c.timestamp, c.offset, c.highWatermark, c.available); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
 	}
 }

@@ -32,6 +32,9 @@ type partitionManagerConfig struct {
 	log                  *slog.Logger
 	// files bounds the partitions opened by the file descriptors left.
 	files fileBudget
+	// syncs bounds the partitions fsyncing at once in durable mode
+	// (flush.messages=1).
+	syncs *partition.SyncPool
 	// onLeadership is called when a partition's leadership term changes
 	// (and after it is opened), onClose before it is closed or removed (the
 	// group coordinators follow __consumer_offsets leadership);
@@ -221,6 +224,7 @@ func (m *partitionManager) reconcile() error {
 					errs = append(errs, err)
 				}
 			}
+			p.ObserveRegistrations(assigned.Replicas, state)
 			if p.ApplyAssignment(assigned, time.Now()) {
 				m.alignWithRemote(state, p)
 				if m.cfg.onLeadership != nil {
@@ -242,12 +246,13 @@ func (m *partitionManager) reconcile() error {
 		opened++
 		files.available -= fdsPerPartition
 		dir := filepath.Join(m.cfg.dataDir, fmt.Sprintf("%s-%d", tp.topic, tp.index))
-		p, err := partition.Open(partition.Config{Dir: dir, Topic: tp.topic, TopicID: t.ID, Index: tp.index, Self: m.cfg.nodeID, Values: values, Logger: m.cfg.log})
+		p, err := partition.Open(partition.Config{Dir: dir, Topic: tp.topic, TopicID: t.ID, Index: tp.index, Self: m.cfg.nodeID, Values: values, Logger: m.cfg.log, Syncs: m.cfg.syncs})
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		p.RefreshRetentionLimit(state)
+		p.ObserveRegistrations(assigned.Replicas, state)
 		p.ApplyAssignment(assigned, time.Now())
 		m.alignWithRemote(state, p)
 		m.mu.Lock()
@@ -321,12 +326,17 @@ func (m *partitionManager) all() []*partition.Partition {
 	return out
 }
 
+// highWatermarkCheckpointInterval is how often moved high watermarks are
+// checkpointed (Kafka's replica.high.watermark.checkpoint.interval.ms).
+const highWatermarkCheckpointInterval = 5 * time.Second
+
 // run follows metadata changes and runs periodic maintenance until ctx ends.
 func (m *partitionManager) run(ctx context.Context) {
 	maintenance := time.NewTicker(time.Second)
 	defer maintenance.Stop()
 	lastRetention := time.Now()
 	lastSnapshot := time.Now()
+	lastCheckpoint := time.Now()
 	for {
 		// The state and its change channel are read together, so a change
 		// that lands while reconciling is not missed.
@@ -349,9 +359,14 @@ func (m *partitionManager) run(ctx context.Context) {
 			if snapshot {
 				lastSnapshot = now
 			}
+			checkpoint := now.Sub(lastCheckpoint) >= highWatermarkCheckpointInterval
+			if checkpoint {
+				lastCheckpoint = now
+			}
 			total := int64(0)
 			for _, p := range m.all() {
-				p.Maintain(now, partition.Maintenance{ProducerIDExpiration: m.cfg.producerIDExpiration, Retention: retention, Snapshot: snapshot})
+				p.Maintain(now, partition.Maintenance{ProducerIDExpiration: m.cfg.producerIDExpiration, Retention: retention, Snapshot: snapshot,
+					CheckpointHighWatermark: checkpoint})
 				total += p.Size()
 			}
 			m.localBytes.Store(total)

@@ -106,9 +106,20 @@ type Config struct {
 	// OffsetsRetentionCheckInterval is offsets.retention.check.interval.ms,
 	// default 10 minutes.
 	OffsetsRetentionCheckInterval time.Duration
+	// OffsetsExpiryPause holds back offset expiry while it reports paused
+	// (internal/clockwatch: after a forward jump of the wall clock); nil
+	// never pauses.
+	OffsetsExpiryPause group.Pauser
 	// OffsetsTopicNumPartitions is offsets.topic.num.partitions: the
 	// partition count __consumer_offsets is created with, default 50.
 	OffsetsTopicNumPartitions int32
+	// OffsetsTopicReplicationFactor is offsets.topic.replication.factor:
+	// the replicas of each __consumer_offsets partition, default 3. The
+	// topic is never created with fewer: until that many brokers are
+	// registered and unfenced, group lookups answer
+	// COORDINATOR_NOT_AVAILABLE, as in Kafka. A one-node cluster (the
+	// quorum names one voter and no other broker has registered) uses 1.
+	OffsetsTopicReplicationFactor int16
 	// GroupInitialRebalanceDelay is group.initial.rebalance.delay.ms,
 	// default 3 s; negative means no delay (Kafka's 0).
 	GroupInitialRebalanceDelay time.Duration
@@ -199,6 +210,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.OffsetsTopicNumPartitions == 0 {
 		c.OffsetsTopicNumPartitions = 50
+	}
+	if c.OffsetsTopicReplicationFactor == 0 {
+		c.OffsetsTopicReplicationFactor = 3
 	}
 	if c.CleanerBackoff == 0 {
 		c.CleanerBackoff = 15 * time.Second
@@ -377,6 +391,7 @@ func New(cfg Config) (*Server, error) {
 		Coordinator:            group.Config{InitialRebalanceDelay: cfg.GroupInitialRebalanceDelay},
 		OffsetsRetention:       cfg.OffsetsRetention,
 		RetentionCheckInterval: cfg.OffsetsRetentionCheckInterval,
+		ExpiryPause:            cfg.OffsetsExpiryPause,
 		Logger:                 s.log.With("subsystem", "groups"),
 	})
 	follow := &groupsFollow{s: s, logs: map[*partition.Partition]*offsetsLog{}}
@@ -390,6 +405,7 @@ func New(cfg Config) (*Server, error) {
 		cleanerBackoff:       cfg.CleanerBackoff,
 		metrics:              s.metrics,
 		log:                  cfg.Logger,
+		syncs:                partition.NewSyncPool(partition.DefaultSyncConcurrency),
 		onLeadership:         follow.leadership,
 		onClose:              follow.closing,
 		onReconciled:         func(state *metadata.State, parts []*partition.Partition) { s.fetchers.Update(state, parts) },

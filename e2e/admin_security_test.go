@@ -171,6 +171,7 @@ func TestAdminToken(t *testing.T) {
 			{method: http.MethodPost, path: "/v1/voters", body: unreachableVoter, contentType: "text/plain", origin: "http://evil.example"},
 			{method: http.MethodDelete, path: "/v1/voters/1", contentType: "application/json"},
 			{method: http.MethodPost, path: "/v1/tiering/recover", contentType: "application/json"},
+			{method: http.MethodPost, path: "/v1/clock/confirm", contentType: "application/json"},
 			{method: http.MethodGet, path: "/debug/pprof/cmdline"},
 		} {
 			status, body := p.send(t, b.admin)

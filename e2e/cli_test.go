@@ -252,6 +252,10 @@ func TestAdminCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(strataCLI(t, 0, "cluster", "status", "--admin", b.admin, "--output", "json")), &cluster); err != nil || cluster.Controller != 1 {
 		t.Fatalf("cluster status --output json: %+v %v", cluster, err)
 	}
+	// strata cluster confirm-clock: no jump seen, nothing to resume.
+	if out := strataCLI(t, 0, "cluster", "confirm-clock", "--admin", b.admin); !strings.Contains(out, "nothing was paused") {
+		t.Fatalf("cluster confirm-clock: %s", out)
+	}
 	// strata bucket create on a directory.
 	bucketDir := t.TempDir() + "/new-bucket"
 	if out := strataCLI(t, 0, "bucket", "create", "--object-store", "file://"+bucketDir); !strings.Contains(out, "ready") {

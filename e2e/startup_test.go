@@ -135,6 +135,7 @@ func TestAdminEndpoints(t *testing.T) {
 		`strata_request_duration_seconds_count{api="Produce"}`,
 		`strata_request_duration_seconds_count{api="Fetch"}`,
 		"strata_client_connections",
+		"strata_clock_jump_paused 0",
 		"go_goroutines",
 	} {
 		if !strings.Contains(metrics, want) {

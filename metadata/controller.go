@@ -230,19 +230,7 @@ func (c *controller) reconcile(stop chan struct{}) {
 			if _, registered := state.Broker(p.Leader); p.Leader >= 0 && !registered && !graceOver {
 				continue // a leader that has not registered yet since this controller started
 			}
-			var isr []int32
-			for _, r := range p.ISR {
-				if alive(r) {
-					isr = append(isr, r)
-				}
-			}
-			leader := int32(-1)
-			for _, r := range p.Replicas {
-				if slices.Contains(isr, r) {
-					leader = r
-					break
-				}
-			}
+			leader, isr := electFromISR(p, alive)
 			if leader == -1 && c.uncleanAllowed(t) {
 				// Unclean election (opted in): the first live replica
 				// outside the ISR leads; what only the ISR had is lost.
@@ -279,6 +267,32 @@ func (c *controller) reconcile(stop chan struct{}) {
 	c.electPreferredLeaders(ctx, c.s.State(), alive)
 }
 
+// electFromISR is a clean election: the first replica (in replica order)
+// that is electable, and the ISR without the members that are not alive;
+// (-1, that ISR) when none is.
+func electFromISR(p Partition, alive func(int32) bool) (leader int32, isr []int32) {
+	for _, r := range p.ISR {
+		if alive(r) {
+			isr = append(isr, r)
+		}
+	}
+	for _, r := range p.Replicas {
+		if electable(p, r, alive) {
+			return r, isr
+		}
+	}
+	return -1, isr
+}
+
+// electable reports whether replica r may lead p in a clean election: it
+// is in the ISR — which holds everything below the high watermark, since
+// the leader computes it over the maximal ISR and a broker that registers
+// again leaves every ISR — and alive (registered, unfenced, not shutting
+// down: alive).
+func electable(p Partition, r int32, alive func(int32) bool) bool {
+	return slices.Contains(p.ISR, r) && alive(r)
+}
+
 // electPreferredLeaders moves leadership back to each partition's preferred
 // replica (the first) when it is alive and in the ISR, so leaders spread as
 // placed after brokers come back.
@@ -289,7 +303,7 @@ func (c *controller) electPreferredLeaders(ctx context.Context, state *State, al
 				continue
 			}
 			preferred := p.Replicas[0]
-			if p.Leader == preferred || p.Leader < 0 || !alive(preferred) || !slices.Contains(p.ISR, preferred) {
+			if p.Leader == preferred || p.Leader < 0 || !electable(p, preferred, alive) {
 				continue
 			}
 			change := PartitionChange{TopicID: t.ID, Partition: p.Index, PartitionEpoch: p.PartitionEpoch, Leader: preferred, ISR: p.ISR}

@@ -38,7 +38,16 @@ type ManagerConfig struct {
 	// DefaultOffsetsRetentionCheckInterval).
 	OffsetsRetention       time.Duration
 	RetentionCheckInterval time.Duration
-	Logger                 *slog.Logger
+	// ExpiryPause, when it reports paused (internal/clockwatch: the wall
+	// clock jumped forward), holds back offset expiry; nil never pauses.
+	ExpiryPause Pauser
+	Logger      *slog.Logger
+}
+
+// Pauser tells whether deleting data by wall-clock age must wait
+// (*clockwatch.Watch).
+type Pauser interface {
+	Paused() bool
 }
 
 // Manager holds the coordinator shards of the __consumer_offsets
@@ -197,8 +206,13 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 }
 
-// ExpireOffsets runs offset expiry on every loaded shard (Shard.ExpireOffsets).
+// ExpireOffsets runs offset expiry on every loaded shard
+// (Shard.ExpireOffsets), unless ExpiryPause says the wall clock is not to
+// be trusted.
 func (m *Manager) ExpireOffsets(now time.Time) {
+	if m.cfg.ExpiryPause != nil && m.cfg.ExpiryPause.Paused() {
+		return
+	}
 	m.expire(now, m.cfg.OffsetsRetention, m.cfg.Topic.PartitionExists)
 }
 

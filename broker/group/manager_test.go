@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/strata-log/strata/internal/clockwatch"
+	"github.com/strata-log/strata/internal/clockwatch/clockwatchtest"
 )
 
 // fakeTopic is a Manager's offsets topic: leaders by partition, or an
@@ -163,5 +166,56 @@ func TestManagerTopicsDeleted(t *testing.T) {
 	m.ExpireOffsets(time.Now())
 	if got := sh.GroupOffsets("g"); len(got) != 1 || got[tp("keep", 0)].Offset != 1 {
 		t.Fatalf("after expiry: %v, want only keep-0", got)
+	}
+}
+
+// TestManagerExpiryPausedByClockJump: after a forward jump of the wall
+// clock, offset expiry removes nothing until an operator confirms the
+// clock (or it returns): a clock set a year ahead must not expire every
+// group's offsets.
+func TestManagerExpiryPausedByClockJump(t *testing.T) {
+	for _, resume := range []string{"confirm", "clock returns"} {
+		t.Run(resume, func(t *testing.T) {
+			wall := clockwatchtest.New(time.Unix(1_700_000_000, 0))
+			watch, err := clockwatch.New(clockwatch.Config{Clock: wall, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			topic := &fakeTopic{leaders: []int32{1}}
+			m := NewManager(ManagerConfig{Topic: topic, Coordinator: Config{Clock: newFakeClock(), InitialRebalanceDelay: -1}, OffsetsRetention: 24 * time.Hour, ExpiryPause: watch, Logger: quiet})
+			t.Cleanup(m.Close)
+			if err := m.Lead(0, newMemLog()); err != nil {
+				t.Fatal(err)
+			}
+			sh := waitServing(t, m, "g")
+			// A standalone consumer's group: its commits expire by age.
+			if err := sh.Coordinator().Restore(Record{GroupID: "g"}); err != nil {
+				t.Fatal(err)
+			}
+			committedAt, _ := wall.Now()
+			if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 5, Timestamp: committedAt.UnixMilli()}}); err != nil {
+				t.Fatal(err)
+			}
+
+			wall.Jump(365 * 24 * time.Hour)
+			now, _ := wall.Now()
+			m.ExpireOffsets(now)
+			if _, ok := sh.FetchOffset("g", tp("t", 0)); !ok {
+				t.Fatal("offset expired by a clock that jumped a year ahead")
+			}
+
+			switch resume {
+			case "confirm":
+				watch.Confirm()
+			case "clock returns":
+				wall.Jump(-365 * 24 * time.Hour)
+				wall.Advance(48 * time.Hour) // now really past retention
+			}
+			now, _ = wall.Now()
+			m.ExpireOffsets(now)
+			if got, ok := sh.FetchOffset("g", tp("t", 0)); ok {
+				t.Fatalf("offset %+v kept after the clock was trusted again", got)
+			}
+		})
 	}
 }

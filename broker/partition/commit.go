@@ -9,20 +9,45 @@ import (
 
 // CommitStatus tells an acks=all append ending at end whether it is
 // committed (below the high watermark, with at least min.insync.replicas
-// in sync, as Kafka checks), still waiting, or failed with a Kafka error
-// code: leadership moved, or the ISR shrank below min.insync.replicas.
+// in sync, as Kafka checks; in durable mode also fsynced here), still
+// waiting, or failed with a Kafka error code: leadership moved, the ISR
+// shrank below min.insync.replicas, or the fsync failed.
 func (p *Partition) CommitStatus(end int64) (done bool, code int16, msg string) {
 	p.appendMu.Lock()
 	isr, leading := len(p.assignment.ISR), p.leading.Load()
 	p.appendMu.Unlock()
 	need := int(p.config.Load().MinInsyncReplicas)
+	synced, failed := p.syncStatus(end)
 	switch {
-	case p.HighWatermark() >= end && isr >= need:
+	case failed:
+		return false, kerr.KafkaStorageError.Code, "written to the leader, but its fsync failed"
+	case p.HighWatermark() >= end && isr >= need && synced:
 		return true, 0, ""
 	case !leading:
 		return false, kerr.NotLeaderForPartition.Code, "leadership moved before the write was replicated"
 	case isr < need:
 		return false, kerr.NotEnoughReplicasAfterAppend.Code, fmt.Sprintf("written to the leader, but the ISR shrank to %d, below min.insync.replicas %d", isr, need)
+	}
+	return false, 0, ""
+}
+
+// syncStatus tells whether records below end are fsynced here (always
+// true outside durable mode), or failed when the fsync failed before.
+func (p *Partition) syncStatus(end int64) (synced, failed bool) {
+	if !p.Durable() || p.segments.SyncedEnd() >= end {
+		return true, false
+	}
+	return false, p.syncFailed.Load()
+}
+
+// leaderStatus is CommitStatus for acks=1: done once written, and in
+// durable mode fsynced, on the leader.
+func (p *Partition) leaderStatus(end int64) (done bool, code int16, msg string) {
+	switch synced, failed := p.syncStatus(end); {
+	case synced:
+		return true, 0, ""
+	case failed:
+		return false, kerr.KafkaStorageError.Code, "written to the leader, but its fsync failed"
 	}
 	return false, 0, ""
 }
@@ -34,10 +59,12 @@ func (p *Partition) WaitCommitted(end int64, timeout time.Duration) int16 {
 	return WaitAll([]Pending{{Partition: p, End: end}}, time.Now().Add(timeout), nil)[0].Code
 }
 
-// Pending is an acks=all append waiting to be committed.
+// Pending is an acks=all append waiting to be committed, or (LeaderOnly)
+// an acks=1 append of a durable partition waiting for the leader's fsync.
 type Pending struct {
-	Partition *Partition
-	End       int64 // the offset after the append's last record
+	Partition  *Partition
+	End        int64 // the offset after the append's last record
+	LeaderOnly bool
 }
 
 // Outcome is how a Pending append ended: Code 0 (committed) or the Kafka
@@ -48,7 +75,7 @@ type Outcome struct {
 }
 
 // WaitAll waits until every pending append is committed or cannot be
-// (CommitStatus), until deadline (REQUEST_TIMED_OUT for those left), or
+// (CommitStatus; for LeaderOnly, fsynced on the leader), until deadline (REQUEST_TIMED_OUT for those left), or
 // until stop is closed (REQUEST_TIMED_OUT: the broker is stopping). The
 // records stay in the log whatever the outcome, as in Kafka. Outcomes are
 // in the order of pending.
@@ -62,7 +89,11 @@ func WaitAll(pending []Pending, deadline time.Time, stop <-chan struct{}) []Outc
 	settle := func() {
 		left := waiting[:0]
 		for _, i := range waiting {
-			done, code, msg := pending[i].Partition.CommitStatus(pending[i].End)
+			status := pending[i].Partition.CommitStatus
+			if pending[i].LeaderOnly {
+				status = pending[i].Partition.leaderStatus
+			}
+			done, code, msg := status(pending[i].End)
 			switch {
 			case code != 0:
 				outcomes[i] = Outcome{Code: code, Message: msg}

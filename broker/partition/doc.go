@@ -15,17 +15,33 @@
 //   - The leader appends produced batches (Append) stamped with its leader
 //     epoch, records each follower's log end offset from the follower's
 //     fetches (FollowerFetched), and advances the high watermark to the
-//     smallest log end offset in the ISR. Consumers read below the high
+//     smallest log end offset in the maximal ISR: the applied ISR plus the
+//     members of ISR changes it proposed whose outcome it has not applied
+//     yet (as Kafka's AlterPartition flow does), so a replica the
+//     controller puts in the ISR holds everything below the high
+//     watermark. The high watermark never goes back. A follower whose
+//     broker registered again (ObserveRegistrations: a new incarnation)
+//     counts only with what its new incarnation's fetches report. Consumers read below the high
 //     watermark; acks=all produces wait for it (CommitStatus, WaitAll),
 //     and need min.insync.replicas in the ISR. A follower that has not
 //     caught up with the leader's end for replica.lag.time.max.ms leaves
 //     the ISR (LaggingISR); one that catches up with the high watermark
 //     joins it again (FollowerFetched): both return the ISR to propose,
 //     and one proposal at a time is in flight until ISRChangeDone.
+//   - Durable mode (flush.messages=1, sync.go): the leader's own log end
+//     counts toward the high watermark only once fsynced, acks=1 waits for
+//     the leader's fsync (Pending.LeaderOnly), and a follower fsyncs what it
+//     appended before it fetches again, reporting only its fsynced end
+//     (WaitSynced, ReplicaFetchOffset). fsyncs run outside appendMu, one
+//     per partition at a time covering every earlier append, at most
+//     SyncPool's size at once per broker.
 //   - A follower first truncates its log to where it agrees with the leader
 //     (TruncateTo, after OffsetForLeaderEpoch on LatestEpoch), then appends
 //     the leader's batches as they are (AppendReplicated: same offsets,
-//     epochs and CRCs) and takes the leader's high watermark. A follower
+//     epochs and CRCs) and takes the leader's high watermark. A response
+//     to a fetch issued under an earlier leader epoch is discarded
+//     (ErrStaleLeaderEpoch); a follower without epochs truncates to its
+//     high watermark. A follower
 //     behind the leader's log start restarts its log there (RestartAt).
 //
 // # Locking contract
@@ -40,7 +56,9 @@
 // log end, high watermark, leadership and leader epoch are atomics, and
 // Read goes to the segment files up to a published offset. waitersMu
 // guards only the waiter set; it may be taken with appendMu held, never
-// the other way round. retentionMu
+// the other way round. checkpointMu serializes the high-watermark
+// checkpoint's writes; it may be taken with appendMu held, never the other
+// way round. retentionMu
 // serializes config changes with retention-limit updates; cleanMu the log
 // cleaner's bookkeeping. Lock order: retentionMu, then the segment log's
 // own locks; appendMu, then the segment log's; never appendMu inside
@@ -57,6 +75,11 @@
 //	                          durably on every change; missing or unreadable,
 //	                          it is rebuilt from the batch headers, and cut
 //	                          to the log end at open.
+//	replication-offset-checkpoint
+//	                          the high watermark, in the text format of
+//	                          Kafka's per-data-dir file with one entry (see
+//	                          highWatermarkCheckpoint); Open starts the high
+//	                          watermark there, within the recovered log.
 //	<offset, 20 digits>.snapshot
 //	                          producer state of every producer for the log
 //	                          below that offset (broker/producer's snapshot

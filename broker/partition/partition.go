@@ -36,6 +36,8 @@ type Partition struct {
 
 	segments *segment.Log
 	config   atomic.Pointer[topicconfig.Values]
+	// segmentWriteFault is Config.SegmentWriteFault (tests only).
+	segmentWriteFault func(size int) (written int, err error)
 
 	// leading and leaderEpoch follow the metadata state (ApplyAssignment,
 	// on every change): appends are accepted only while this broker leads,
@@ -44,9 +46,21 @@ type Partition struct {
 	leading       atomic.Bool
 	leaderEpoch   atomic.Int32
 	highWatermark atomic.Int64
+	// leaderStart is the log end when this replica's current leadership
+	// began (KIP-207's epoch start offset; OffsetsAvailable).
+	leaderStart atomic.Int64
 
-	// appendMu guards producers, snapshotEnd, epochs, assignment, followers
-	// and isrChanging, and serializes check → append → update.
+	// checkpointMu guards checkpointed, the high watermark last written to
+	// the checkpoint, and serializes the checkpoint's writes. Taken inside
+	// appendMu, never the other way round.
+	checkpointMu sync.Mutex
+	checkpointed int64
+
+	// appendMu guards producers, snapshotEnd, epochs, assignment, followers,
+	// isrChanging, isrPending, isrInFlight, isrRetry, brokerEpochs and
+	// storageFailed, and
+	// serializes check →
+	// append → update.
 	appendMu  sync.Mutex
 	producers *producer.State
 	epochs    epochCache
@@ -55,13 +69,43 @@ type Partition struct {
 	assignment  metadata.Partition
 	followers   map[int32]*followerState
 	isrChanging bool // an ISR change proposed by this leader is in flight
-	assigned    bool // applyAssignment ran at least once
+	// isrPending holds the members of ISR changes this leader proposed
+	// whose outcome its assignment does not show yet: they count for the
+	// high watermark (Kafka's maximal ISR) until an assignment at partition
+	// epoch isrPendingUntil or later is applied (or a new term begins).
+	isrPending      []int32
+	isrPendingUntil int32
+	// isrInFlight is the ISR of the change in flight; isrRetry that of a
+	// change whose outcome is unknown (a timeout), proposed again as is
+	// before any other (as Kafka's AlterPartition is retried) until the
+	// controller answers or an assignment past its partition epoch is
+	// applied.
+	isrInFlight []int32
+	isrRetry    []int32
+	// brokerEpochs is the broker epoch (registration) of each replica's
+	// broker as last observed (ObserveRegistrations); -1: not registered.
+	brokerEpochs map[int32]int64
+	assigned     bool // applyAssignment ran at least once
 	// snapshotEnd is the log end offset the newest producer snapshot was
 	// taken at (-1: none); an unchanged partition is not snapshotted again.
 	snapshotEnd int64
+	// storageFailed: an append failed on this broker's disk during the
+	// current leadership term (StorageResignation hands the term over).
+	storageFailed bool
 
 	waitersMu sync.Mutex // guards waiters
 	waiters   map[chan struct{}]struct{}
+
+	// Durable mode (sync.go): syncs bounds the fsyncs running at once;
+	// syncMu guards syncRunning (a goroutine is syncing this partition) and
+	// syncAgain (appends came while it ran: sync once more); syncFailed is
+	// set when an fsync failed. syncLog is segments.Sync (tests wrap it).
+	syncs       *SyncPool
+	syncMu      sync.Mutex
+	syncRunning bool
+	syncAgain   bool
+	syncFailed  atomic.Bool
+	syncLog     func() (int64, error)
 
 	// afterLeaderCheckLocked, when set (tests only), runs in Append with
 	// appendMu held, after the leadership check and before the append:
@@ -95,7 +139,10 @@ func segmentConfig(v topicconfig.Values, log *slog.Logger) segment.Config {
 		return time.Duration(n) * time.Millisecond
 	}
 	flushMessages := v.FlushMessages
-	if flushMessages == math.MaxInt64 {
+	if flushMessages == math.MaxInt64 || isDurable(&v) {
+		// flush.messages=1 is the durable mode: the partition fsyncs
+		// outside the append lock (group commit, sync.go), not the log
+		// inside every append.
 		flushMessages = 0
 	}
 	retentionMs, retentionBytes := v.RetentionMs, v.RetentionBytes
@@ -146,14 +193,21 @@ type Config struct {
 	Values topicconfig.Values
 	// Logger gets the partition's events; default slog.Default().
 	Logger *slog.Logger
+	// Syncs is the broker's pool of durable-mode fsyncs; default a pool
+	// shared by the partitions opened without one.
+	Syncs *SyncPool
+	// SegmentWriteFault, when set (tests only), fails appends' writes as a
+	// full or failing disk does (segment.Config.WriteFault).
+	SegmentWriteFault func(size int) (written int, err error)
 }
 
 // Open opens (recovering) or creates a partition replica: the log is
 // checked and its torn tail cut, the producer state is loaded from the
 // newest snapshot and the batch headers after it, and the leader-epoch
 // cache from its checkpoint (or the batch headers). The replica neither
-// leads nor follows until ApplyAssignment; its high watermark starts at the
-// log start (nothing is known to be committed yet).
+// leads nor follows until ApplyAssignment; its high watermark starts at its
+// checkpoint (replication-offset-checkpoint) within the recovered log, or
+// at the log start without one (nothing is known to be committed yet).
 func Open(cfg Config) (p *Partition, err error) {
 	topic, index, dir := cfg.Topic, cfg.Index, cfg.Dir
 	log := cfg.Logger
@@ -179,7 +233,9 @@ func Open(cfg Config) (p *Partition, err error) {
 		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
 	}
 	values := cfg.Values
-	segs, err := segment.Open(dir, 0, segmentConfig(values, log))
+	segmentCfg := segmentConfig(values, log)
+	segmentCfg.WriteFault = cfg.SegmentWriteFault
+	segs, err := segment.Open(dir, 0, segmentCfg)
 	if err != nil {
 		return nil, fmt.Errorf("partition %s-%d: open log: %w", topic, index, err)
 	}
@@ -192,7 +248,13 @@ func Open(cfg Config) (p *Partition, err error) {
 		log:      log,
 		segments: segs,
 		waiters:  make(map[chan struct{}]struct{}),
+		syncs:    cfg.Syncs,
+		syncLog:  segs.Sync,
 	}
+	if p.syncs == nil {
+		p.syncs = defaultSyncPool
+	}
+	p.segmentWriteFault = cfg.SegmentWriteFault
 	p.config.Store(&values)
 	if err := p.recoverProducers(); err != nil {
 		segs.Close()
@@ -202,9 +264,16 @@ func Open(cfg Config) (p *Partition, err error) {
 		segs.Close()
 		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
 	}
-	// Nothing is known to be committed until the leader says so (or, as a
-	// leader, the ISR has it).
-	p.highWatermark.Store(segs.StartOffset())
+	// The high watermark restarts where it was checkpointed, within the
+	// recovered log; without a checkpoint nothing is known to be committed
+	// until the leader says so (or, as a leader, the ISR has it).
+	highWatermark := segs.StartOffset()
+	p.checkpointed = -1
+	if checkpointed, ok := readHighWatermarkCheckpoint(dir, topic, index); ok {
+		highWatermark = min(max(checkpointed, segs.StartOffset()), segs.EndOffset())
+		p.checkpointed = checkpointed
+	}
+	p.highWatermark.Store(highWatermark)
 	return p, nil
 }
 
@@ -430,12 +499,14 @@ func (p *Partition) Append(records []byte, produceVersion int16, now time.Time) 
 		Records:         h.NumRecords,
 	}})
 	if err != nil {
-		p.appendMu.Unlock()
 		if errors.Is(err, segment.ErrClosed) {
+			p.appendMu.Unlock()
 			// The topic was deleted (or the broker is stopping) meanwhile.
 			return 0, -1, &Error{Code: kerr.UnknownTopicOrPartition.Code, Message: "the partition is no longer hosted here"}
 		}
-		p.log.Error("append failed", "err", err)
+		p.storageFailedLocked()
+		p.appendMu.Unlock()
+		p.log.Error("append failed; handing leadership to another in-sync replica", "err", err)
 		return 0, -1, &Error{Code: kerr.KafkaStorageError.Code, Message: "append failed: " + err.Error()}
 	}
 	if h.HasProducerID() {
@@ -443,6 +514,9 @@ func (p *Partition) Append(records []byte, produceVersion int16, now time.Time) 
 	}
 	p.advanceHighWatermarkLocked()
 	p.appendMu.Unlock()
+	if p.Durable() {
+		p.requestSync()
+	}
 	p.notifyWaiters()
 	return base, appendTime, nil
 }
@@ -482,6 +556,10 @@ type Maintenance struct {
 	Retention bool
 	// Snapshot writes a producer-state snapshot if anything changed.
 	Snapshot bool
+	// CheckpointHighWatermark writes the high-watermark checkpoint if the
+	// high watermark moved (Kafka's
+	// replica.high.watermark.checkpoint.interval.ms, 5 s).
+	CheckpointHighWatermark bool
 }
 
 // Maintain runs the periodic work: time-based flushes, and as asked
@@ -497,6 +575,11 @@ func (p *Partition) Maintain(now time.Time, m Maintenance) {
 	}
 	if err := p.segments.FlushIfDue(); err != nil {
 		p.log.Error("flush failed", "err", err)
+	}
+	if m.CheckpointHighWatermark {
+		if err := p.checkpointHighWatermark(); err != nil {
+			p.log.Warn("writing the high watermark checkpoint failed", "err", err)
+		}
 	}
 	if !retention && !snapshot {
 		return
@@ -553,8 +636,13 @@ func (p *Partition) SetConfig(v topicconfig.Values, state *metadata.State) error
 	limit := retentionLimit(v, state, p)
 	p.segments.SetRetentionLimit(min(limit, p.segments.RetentionLimit()))
 	p.config.Store(&v)
-	err := p.segments.SetConfig(segmentConfig(v, p.log))
+	segmentCfg := segmentConfig(v, p.log)
+	segmentCfg.WriteFault = p.segmentWriteFault
+	err := p.segments.SetConfig(segmentCfg)
 	p.segments.SetRetentionLimit(limit)
+	if isDurable(&v) {
+		p.requestSync() // what was appended before counts from its fsync on
+	}
 	return err
 }
 
@@ -596,13 +684,15 @@ func retentionLimit(v topicconfig.Values, state *metadata.State, p *Partition) i
 	return 0
 }
 
-// Close flushes the log, snapshots producer state and closes the files.
+// Close flushes the log, snapshots producer state, checkpoints the high
+// watermark and closes the files.
 func (p *Partition) Close() error {
 	p.appendMu.Lock()
 	snapErr := p.writeProducerSnapshotLocked()
+	checkpointErr := p.checkpointHighWatermark()
 	p.appendMu.Unlock()
 	err := p.segments.Close()
-	return errors.Join(err, snapErr)
+	return errors.Join(err, snapErr, checkpointErr)
 }
 
 // Remove deletes the partition's directory (its topic was deleted).

@@ -211,8 +211,8 @@ func TestIdempotentAppends(t *testing.T) {
 	mustAppend(t, p, batch(t, idempotent(42, 0, 4), "d", 1))
 	p.Close()
 	reopened := replica(t, dir, 1, nil)
-	if reopened.HighWatermark() != 0 {
-		t.Fatalf("high watermark after restart %d: nothing is known committed before the leader says so", reopened.HighWatermark())
+	if reopened.HighWatermark() != 5 {
+		t.Fatalf("high watermark after restart %d, want 5: the checkpoint written at close", reopened.HighWatermark())
 	}
 	reopened.ApplyAssignment(assignment(1, 0, []int32{1}, []int32{1}), t0)
 	if again := mustAppend(t, reopened, batch(t, idempotent(42, 0, 4), "d", 1)); again != 4 || reopened.LogEndOffset() != 5 {
@@ -247,7 +247,7 @@ func TestAcksAllWaitsForTheISR(t *testing.T) {
 		t.Fatalf("no follower: %d, want REQUEST_TIMED_OUT", code)
 	}
 	waited := make(chan []Outcome, 1)
-	go func() { waited <- WaitAll([]Pending{{Partition: p, End: end}}, t0.Add(time.Hour), nil) }()
+	go func() { waited <- WaitAll([]Pending{{Partition: p, End: end}}, time.Now().Add(time.Hour), nil) }()
 	if _, err := p.FollowerFetched(2, end, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestWaitAllStops(t *testing.T) {
 	end := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 1)) + 1
 	stop := make(chan struct{})
 	close(stop)
-	if outcome := WaitAll([]Pending{{Partition: p, End: end}}, t0.Add(time.Hour), stop); outcome[0].Code != kerr.RequestTimedOut.Code {
+	if outcome := WaitAll([]Pending{{Partition: p, End: end}}, time.Now().Add(time.Hour), stop); outcome[0].Code != kerr.RequestTimedOut.Code {
 		t.Fatalf("stopped: %+v", outcome)
 	}
 }
@@ -322,7 +322,7 @@ func TestISRProposals(t *testing.T) {
 	if shrink := p.LaggingISR(t0.Add(time.Hour), time.Second); shrink != nil {
 		t.Fatalf("a shrink while a change is in flight: %v", shrink)
 	}
-	p.ISRChangeDone()
+	p.ISRChangeDone(ISROutcome{Refused: true})
 	p.ApplyAssignment(assignment(1, 5, []int32{1, 2, 3}, []int32{1, 2, 3}), t0)
 	if !slices.Equal(p.Assignment().ISR, []int32{1, 2, 3}) || p.UnderReplicated() {
 		t.Fatalf("assignment %+v, under-replicated %v", p.Assignment(), p.UnderReplicated())
@@ -340,7 +340,7 @@ func TestISRProposals(t *testing.T) {
 	if !slices.Equal(shrink, []int32{1, 2}) {
 		t.Fatalf("follower 3 lagging: proposal %v, want [1 2]", shrink)
 	}
-	p.ISRChangeDone()
+	p.ISRChangeDone(ISROutcome{Refused: true})
 
 	if _, err := p.FollowerFetched(9, 0, t0); err == nil {
 		t.Fatal("a fetch from a broker that is no replica was accepted")
@@ -367,7 +367,7 @@ func TestFollowerReplicates(t *testing.T) {
 	dir := t.TempDir()
 	follower := replica(t, dir, 2, nil)
 	follower.ApplyAssignment(assignment(1, 2, []int32{1, 2}, []int32{1}), t0)
-	if err := follower.AppendReplicated(data, 100); err != nil {
+	if err := follower.AppendReplicated(data, 100, 2); err != nil {
 		t.Fatal(err)
 	}
 	if follower.LogEndOffset() != 4 || follower.HighWatermark() != 4 || follower.LatestEpoch() != 2 {
@@ -378,10 +378,10 @@ func TestFollowerReplicates(t *testing.T) {
 		t.Fatalf("replica not byte-identical (%v)", err)
 	}
 	// The same data again (a retried fetch) is skipped.
-	if err := follower.AppendReplicated(data, 4); err != nil || follower.LogEndOffset() != 4 {
+	if err := follower.AppendReplicated(data, 4, 2); err != nil || follower.LogEndOffset() != 4 {
 		t.Fatalf("re-fetched data: end %d (%v)", follower.LogEndOffset(), err)
 	}
-	if err := follower.AppendReplicated(nil, 4); err != nil {
+	if err := follower.AppendReplicated(nil, 4, 2); err != nil {
 		t.Fatalf("an empty fetch: %v", err)
 	}
 	if epoch, end := follower.EpochEndOffset(2); epoch != 2 || end != 4 {
@@ -390,7 +390,7 @@ func TestFollowerReplicates(t *testing.T) {
 	if _, err := follower.FollowerFetched(1, 0, t0); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("a follower took a replica fetch: %v", err)
 	}
-	if err := leader.AppendReplicated(data, 4); err == nil {
+	if err := leader.AppendReplicated(data, 4, 2); err == nil {
 		t.Fatal("a leader appended replicated data")
 	}
 
@@ -491,7 +491,7 @@ func TestFollowerResponseAfterTruncation(t *testing.T) {
 	late, _ := leader.Read(4, 1<<20, 6, true)  // offsets 4..5: the in-flight response
 	follower := replica(t, t.TempDir(), 2, nil)
 	follower.ApplyAssignment(assignment(1, 1, []int32{1, 2}, []int32{1}), t0)
-	if err := follower.AppendReplicated(early, 4); err != nil {
+	if err := follower.AppendReplicated(early, 4, 1); err != nil {
 		t.Fatal(err)
 	}
 	// The follower truncates (a new leader agrees up to 2) before the
@@ -499,7 +499,7 @@ func TestFollowerResponseAfterTruncation(t *testing.T) {
 	if err := follower.TruncateTo(2); err != nil {
 		t.Fatal(err)
 	}
-	if err := follower.AppendReplicated(late, 6); err == nil {
+	if err := follower.AppendReplicated(late, 6, 1); err == nil {
 		t.Fatal("a response from before the truncation was appended")
 	}
 	if follower.LogEndOffset() != 2 || follower.HighWatermark() != 2 {
@@ -507,7 +507,7 @@ func TestFollowerResponseAfterTruncation(t *testing.T) {
 	}
 	// A leader ahead of its follower's truncated log gets the offset it
 	// asks from again.
-	if err := follower.AppendReplicated(early, 6); err != nil || follower.LogEndOffset() != 4 {
+	if err := follower.AppendReplicated(early, 6, 1); err != nil || follower.LogEndOffset() != 4 {
 		t.Fatalf("re-fetched from the new end: end %d (%v)", follower.LogEndOffset(), err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -172,6 +173,44 @@ type followerState struct {
 	leaderEndAt  int64     // the leader's log end when it last fetched
 }
 
+// Registrations is what ObserveRegistrations needs of the metadata state
+// (*metadata.State): each broker's current registration.
+type Registrations interface {
+	Broker(id int32) (metadata.Broker, bool)
+}
+
+// ObserveRegistrations notes the registration (broker epoch) in state of
+// each broker of replicas, the partition's replicas. A follower whose
+// broker registered again since the last call is a new incarnation that may
+// have lost what the previous one reported (an unsynced tail, a power
+// loss): what this leader knew of its log end no longer counts for the high
+// watermark (it is unknown until the new incarnation fetches), and it is
+// caught up only once its own fetches reach the leader's end. The
+// partition manager calls it before ApplyAssignment with the same state.
+func (p *Partition) ObserveRegistrations(replicas []int32, state Registrations) {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if p.brokerEpochs == nil {
+		p.brokerEpochs = map[int32]int64{}
+	}
+	for _, r := range replicas {
+		if r == p.self {
+			continue
+		}
+		epoch := int64(-1) // not registered
+		if b, ok := state.Broker(r); ok {
+			epoch = b.Epoch
+		}
+		if known, ok := p.brokerEpochs[r]; ok && known != epoch {
+			if f := p.followers[r]; f != nil {
+				p.log.Debug("follower registered again: its earlier progress no longer counts", "follower", r, "broker_epoch", epoch, "previous_broker_epoch", known, "previous_log_end_offset", f.logEndOffset)
+				f.logEndOffset, f.leaderEndAt = -1, math.MaxInt64
+			}
+		}
+		p.brokerEpochs[r] = epoch
+	}
+}
+
 // ApplyAssignment takes the partition's replicated assignment: whether
 // this broker leads, the leader epoch, replicas and ISR. It reports whether
 // a new leadership term began (this broker started or stopped leading, or
@@ -183,12 +222,17 @@ func (p *Partition) ApplyAssignment(a metadata.Partition, now time.Time) (newTer
 	newTerm = leading != p.leading.Load() || a.LeaderEpoch != p.leaderEpoch.Load() || !p.assigned
 	p.assigned = true
 	p.assignment = a
+	if newTerm || a.PartitionEpoch >= p.isrPendingUntil {
+		// The proposals' outcome is applied (or void).
+		p.isrPending, p.isrRetry = nil, nil
+	}
 	if newTerm {
 		p.leading.Store(leading)
 		p.leaderEpoch.Store(a.LeaderEpoch)
 		if leading {
 			// A new term starts at the current end; followers are given
 			// a fresh lag allowance.
+			p.leaderStart.Store(p.segments.EndOffset())
 			p.followers = map[int32]*followerState{}
 			for _, r := range a.Replicas {
 				if r != self {
@@ -203,6 +247,7 @@ func (p *Partition) ApplyAssignment(a metadata.Partition, now time.Time) (newTer
 		} else {
 			p.followers = nil
 		}
+		p.storageFailed = false
 		p.log.Debug("partition leadership", "leader", leading, "leader_epoch", a.LeaderEpoch, "isr", a.ISR)
 	}
 	if leading {
@@ -214,29 +259,79 @@ func (p *Partition) ApplyAssignment(a metadata.Partition, now time.Time) (newTer
 		p.advanceHighWatermarkLocked()
 	}
 	p.appendMu.Unlock()
+	if leading && p.Durable() && p.segments.SyncedEnd() < p.segments.EndOffset() {
+		p.requestSync() // a follower's appends not fsynced yet count once they are
+	}
 	p.notifyWaiters() // long-polls and acks=all waits re-check
 	return newTerm
 }
 
 // advanceHighWatermarkLocked moves the high watermark to the smallest log
-// end offset in the ISR (never backwards). Called with appendMu held.
+// end offset in the maximal ISR (never backwards); the leader's own is
+// ownEndLocked (its fsynced end in durable mode). Called with appendMu
+// held.
 func (p *Partition) advanceHighWatermarkLocked() bool {
-	highWatermark := p.segments.EndOffset()
-	for _, r := range p.assignment.ISR {
-		if r == p.self {
-			continue
-		}
-		f := p.followers[r]
-		if f == nil || f.logEndOffset < 0 {
-			return false // not heard from an in-sync follower yet
-		}
-		highWatermark = min(highWatermark, f.logEndOffset)
-	}
-	if highWatermark > p.highWatermark.Load() {
+	highWatermark, ok := highWatermarkOver(p.maximalISRLocked(), p.self, p.ownEndLocked(), p.followers)
+	if ok && highWatermark > p.highWatermark.Load() {
 		p.highWatermark.Store(highWatermark)
 		return true
 	}
 	return false
+}
+
+// highWatermarkOver is the high watermark the replicas in isr allow: the
+// smallest log end offset among them, the leader's (self) being leaderEnd
+// and each follower's the one its fetches reported. ok is false while an
+// in-sync follower has not reported one (since this term or its broker's
+// latest registration).
+func highWatermarkOver(isr []int32, self int32, leaderEnd int64, followers map[int32]*followerState) (highWatermark int64, ok bool) {
+	highWatermark = leaderEnd
+	for _, r := range isr {
+		if r == self {
+			continue
+		}
+		f := followers[r]
+		if f == nil || f.logEndOffset < 0 {
+			return 0, false
+		}
+		highWatermark = min(highWatermark, f.logEndOffset)
+	}
+	return highWatermark, true
+}
+
+// maximalISRLocked is the set the high watermark is computed over, as in
+// Kafka's AlterPartition flow: the applied ISR plus the members of the ISR
+// changes this leader proposed whose outcome is not applied yet. A follower
+// proposed into the ISR counts from the proposal on, so it holds everything
+// below the high watermark once the controller commits it (and before this
+// leader applies that); one proposed out counts until its removal is
+// applied (it is still in the applied ISR).
+func (p *Partition) maximalISRLocked() []int32 {
+	if len(p.isrPending) == 0 {
+		return p.assignment.ISR
+	}
+	isr := slices.Clone(p.assignment.ISR)
+	for _, r := range p.isrPending {
+		if !slices.Contains(isr, r) {
+			isr = append(isr, r)
+		}
+	}
+	return isr
+}
+
+// proposeISRLocked marks the ISR change to isr in flight and counts its
+// members for the high watermark until its outcome is applied (an
+// assignment past the current partition epoch: the controller checks the
+// change against that epoch, so a later one either holds it or refused
+// it).
+func (p *Partition) proposeISRLocked(isr []int32) {
+	p.isrChanging, p.isrInFlight = true, isr
+	for _, r := range isr {
+		if !slices.Contains(p.isrPending, r) {
+			p.isrPending = append(p.isrPending, r)
+		}
+	}
+	p.isrPendingUntil = max(p.isrPendingUntil, p.assignment.PartitionEpoch+1)
 }
 
 // FollowerFetched records a follower's fetch at offset and returns the ISR
@@ -271,44 +366,130 @@ func (p *Partition) FollowerFetched(follower int32, offset int64, now time.Time)
 	if n := len(p.epochs.entries); n > 0 {
 		epochStart = p.epochs.entries[n-1].start
 	}
-	if !slices.Contains(p.assignment.ISR, follower) && offset >= highWatermark && offset >= epochStart && !p.isrChanging {
-		p.isrChanging = true
-		return append(slices.Clone(p.assignment.ISR), follower), nil
+	if !slices.Contains(p.assignment.ISR, follower) && offset >= highWatermark && offset >= epochStart && !p.isrChanging && p.isrRetry == nil {
+		expand = append(slices.Clone(p.assignment.ISR), follower)
+		p.proposeISRLocked(expand)
+		return expand, nil
 	}
 	return nil, nil
 }
 
 // LaggingISR returns the ISR without the followers that have not caught up
-// for lag (nil when nobody lags or a change is in flight). A returned
-// proposal marks an ISR change in flight, as FollowerFetched's does.
+// for lag (nil when nobody lags or a change is in flight). A member of a
+// proposed change not applied yet (maximal ISR) that lags is proposed out
+// too. A change whose outcome is unknown is returned again as it was,
+// before anything else. A returned proposal marks an ISR change in flight,
+// as FollowerFetched's does.
 func (p *Partition) LaggingISR(now time.Time, lag time.Duration) []int32 {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	if !p.leading.Load() || p.isrChanging {
 		return nil
 	}
-	var keep []int32
+	if p.isrRetry != nil {
+		retry := slices.Clone(p.isrRetry)
+		p.proposeISRLocked(retry)
+		return retry
+	}
+	lagging := func(r int32) bool {
+		f := p.followers[r]
+		return r != p.self && (f == nil || now.Sub(f.lastCaughtUp) > lag)
+	}
+	if !slices.ContainsFunc(p.maximalISRLocked(), lagging) {
+		return nil
+	}
+	keep := slices.DeleteFunc(slices.Clone(p.assignment.ISR), lagging)
+	p.proposeISRLocked(keep)
+	return keep
+}
+
+// storageFailedLocked records that an append failed on this broker's disk
+// (a full disk, an I/O error): the leader hands the partition over
+// (StorageResignation), as Kafka's controller moves leadership off a log
+// directory that went offline. Called with appendMu held.
+func (p *Partition) storageFailedLocked() {
+	if p.leading.Load() {
+		p.storageFailed = true
+	}
+}
+
+// StorageResignation returns the ISR that hands the partition over after
+// an append failed on this broker's disk during the current leadership
+// term: the ISR without this replica (the new leader is one of them). A
+// returned proposal marks an ISR change in flight, as LaggingISR's does;
+// nil when no append failed, this broker does not lead, a change is in
+// flight, or no other replica is in sync (the partition then stays here,
+// answering KAFKA_STORAGE_ERROR, rather than going offline).
+func (p *Partition) StorageResignation() []int32 {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if !p.storageFailed || !p.leading.Load() || p.isrChanging {
+		return nil
+	}
+	var rest []int32
 	for _, r := range p.assignment.ISR {
-		if f := p.followers[r]; r == p.self || (f != nil && now.Sub(f.lastCaughtUp) <= lag) {
-			keep = append(keep, r)
+		if r != p.self {
+			rest = append(rest, r)
 		}
 	}
-	if len(keep) == len(p.assignment.ISR) {
+	if len(rest) == 0 {
 		return nil
 	}
 	p.isrChanging = true
-	return keep
+	return rest
 }
 
 // ErrNotLeader: this broker does not lead the partition (any more).
 var ErrNotLeader = errors.New("partition: this broker does not lead the partition")
 
+// ISROutcome is how a proposed ISR change ended. The zero value means
+// the outcome is unknown (a timeout: it may still commit).
+type ISROutcome struct {
+	// Committed is the partition's state the controller answered with
+	// when it accepted the change.
+	Committed *metadata.Partition
+	// Refused: nothing was committed (the controller refused the change,
+	// or it was never sent).
+	Refused bool
+}
+
 // ISRChangeDone ends the ISR change in flight (proposed from FollowerFetched
-// or LaggingISR, committed or not): the next one may be proposed.
-func (p *Partition) ISRChangeDone() {
+// or LaggingISR): the next one may be proposed. The proposed members keep
+// counting for the high watermark until an assignment showing the outcome
+// is applied: the committed one, or any past the proposal's partition
+// epoch. A change whose outcome is unknown is proposed again (LaggingISR)
+// before any other, so that a late commit of it is never mistaken for
+// its absence.
+func (p *Partition) ISRChangeDone(outcome ISROutcome) {
 	p.appendMu.Lock()
-	p.isrChanging = false
-	p.appendMu.Unlock()
+	defer p.appendMu.Unlock()
+	inFlight := p.isrInFlight
+	p.isrChanging, p.isrInFlight = false, nil
+	committed := outcome.Committed
+	switch {
+	case committed == nil && outcome.Refused:
+		p.isrRetry = nil
+		return
+	case committed == nil:
+		if inFlight != nil {
+			p.isrRetry = inFlight
+		}
+		return
+	}
+	p.isrRetry = nil
+	if committed.PartitionEpoch <= p.assignment.PartitionEpoch {
+		// The controller's state is the one applied (the change was a
+		// no-op there) or an older one: nothing is pending any more.
+		p.isrPending = nil
+		if p.leading.Load() && p.advanceHighWatermarkLocked() {
+			defer p.notifyWaiters()
+		}
+		return
+	}
+	// Committed, not applied here yet: the committed ISR counts until it
+	// is.
+	p.isrPending = slices.Clone(committed.ISR)
+	p.isrPendingUntil = committed.PartitionEpoch
 }
 
 // Assignment is the replicated assignment last applied.
@@ -318,9 +499,18 @@ func (p *Partition) Assignment() metadata.Partition {
 	return p.assignment
 }
 
+// ErrStaleLeaderEpoch: replicated data fetched under a leader epoch that is
+// no longer this replica's (the leader changed while the fetch was in
+// flight) is discarded, not appended: it may continue a history the new
+// leader does not have.
+var ErrStaleLeaderEpoch = errors.New("partition: replicated data from a previous leader epoch")
+
 // AppendReplicated appends batches fetched from the leader as they are, at
-// the offsets they carry, and takes the leader's high watermark.
-func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64) error {
+// the offsets they carry, and takes the leader's high watermark. fetchEpoch
+// is the leader epoch the fetch was issued under: unless it is still this
+// replica's, nothing is appended (ErrStaleLeaderEpoch) — checked under
+// appendMu, so no leader change or truncation interleaves.
+func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fetchEpoch int32) error {
 	var spans []recordbatch.Span
 	if len(data) > 0 {
 		var err error
@@ -332,6 +522,9 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64) err
 	defer p.appendMu.Unlock()
 	if p.leading.Load() {
 		return errors.New("leads the partition: not appending replicated data")
+	}
+	if current := p.leaderEpoch.Load(); fetchEpoch != current {
+		return fmt.Errorf("%w: fetched under leader epoch %d, the partition is at %d", ErrStaleLeaderEpoch, fetchEpoch, current)
 	}
 	end := p.segments.EndOffset()
 	var descriptors []segment.AppendBatch
@@ -424,9 +617,7 @@ func (p *Partition) TruncateTo(offset int64) error {
 			p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
 		}
 	}
-	if p.highWatermark.Load() > p.segments.EndOffset() {
-		p.highWatermark.Store(p.segments.EndOffset())
-	}
+	p.lowerHighWatermarkLocked(p.segments.EndOffset())
 	return p.recoverProducers()
 }
 
@@ -449,6 +640,7 @@ func (p *Partition) RestartAt(offset int64, epochs []metadata.EpochRange, produc
 	if err := p.epochs.write(p.dir); err != nil {
 		p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
 	}
+	p.lowerHighWatermarkLocked(offset)
 	p.highWatermark.Store(offset)
 	if len(producers) > 0 {
 		name := filepath.Join(p.dir, fmt.Sprintf("%020d%s", offset, producerSnapshotSuffix))

@@ -2,10 +2,12 @@ package partition
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -79,7 +81,7 @@ func TestAppendReplicatedLargerThanSegment(t *testing.T) {
 		}
 		data = append(data, batch...)
 	}
-	if err := p.AppendReplicated(data, 10); err != nil {
+	if err := p.AppendReplicated(data, 10, 0); err != nil {
 		t.Fatal(err)
 	}
 	if end := p.segments.EndOffset(); end != 10 {
@@ -91,5 +93,246 @@ func TestAppendReplicatedLargerThanSegment(t *testing.T) {
 	got, err := p.Read(0, 1<<20, 10, true)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read back %d bytes (%v), want the %d appended", len(got), err, len(data))
+	}
+}
+
+// TestHighWatermarkOverMaximalISR (forced order): a follower proposed into
+// the ISR counts for the high watermark from the proposal on — while the
+// change is in flight and after the controller committed it but before
+// this leader applied it — so once in the ISR it holds everything below
+// the high watermark; a follower proposed out counts until its removal is
+// applied; a refused or lost proposal keeps counting until the partition
+// epoch moves, and a lagging proposed member is proposed out.
+func TestHighWatermarkOverMaximalISR(t *testing.T) {
+	p := replica(t, t.TempDir(), 1, nil)
+	applied := metadata.Partition{Index: 0, Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 1, ISR: []int32{1, 2}, PartitionEpoch: 4}
+	p.ApplyAssignment(applied, t0)
+	end := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 3)) + 3
+	if _, err := p.FollowerFetched(2, end, t0); err != nil {
+		t.Fatal(err)
+	}
+	expand, err := p.FollowerFetched(3, end, t0)
+	if err != nil || !slices.Equal(expand, []int32{1, 2, 3}) {
+		t.Fatalf("follower 3 caught up: proposal %v (%v)", expand, err)
+	}
+	// In flight: more records, follower 2 has them, follower 3 not yet.
+	end2 := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "b", 2)) + 2
+	if _, err := p.FollowerFetched(2, end2, t0); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != end {
+		t.Fatalf("expansion in flight: high watermark %d, want %d (follower 3's end)", hw, end)
+	}
+	// Committed by the controller, not applied here yet.
+	committed := applied
+	committed.ISR, committed.PartitionEpoch = []int32{1, 2, 3}, 5
+	p.ISRChangeDone(ISROutcome{Committed: &committed})
+	if _, err := p.FollowerFetched(2, end2, t0); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != end {
+		t.Fatalf("expansion committed, not applied: high watermark %d, want %d", hw, end)
+	}
+	p.ApplyAssignment(committed, t0)
+	if hw := p.HighWatermark(); hw != end {
+		t.Fatalf("expansion applied: high watermark %d, want %d", hw, end)
+	}
+	if _, err := p.FollowerFetched(3, end2, t0); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != end2 {
+		t.Fatalf("follower 3 caught up in the ISR: high watermark %d, want %d", hw, end2)
+	}
+
+	// Follower 3 stops fetching: proposed out; it counts until the shrink
+	// is applied.
+	end3 := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "c", 1)) + 1
+	if _, err := p.FollowerFetched(2, end3, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if shrink := p.LaggingISR(t0.Add(time.Minute), time.Second); !slices.Equal(shrink, []int32{1, 2}) {
+		t.Fatalf("follower 3 lagging: proposal %v, want [1 2]", shrink)
+	}
+	shrunk := committed
+	shrunk.ISR, shrunk.PartitionEpoch = []int32{1, 2}, 6
+	p.ISRChangeDone(ISROutcome{Committed: &shrunk})
+	if hw := p.HighWatermark(); hw != end2 {
+		t.Fatalf("shrink committed, not applied: high watermark %d, want %d", hw, end2)
+	}
+	p.ApplyAssignment(shrunk, t0.Add(time.Minute))
+	if hw := p.HighWatermark(); hw != end3 {
+		t.Fatalf("shrink applied: high watermark %d, want %d", hw, end3)
+	}
+
+	// A proposal whose outcome is unknown (a timeout) keeps counting and
+	// is proposed again as it was, before anything else (a late commit of
+	// the first try is then never taken for its absence); the second try
+	// is refused (the first committed meanwhile: stale epoch), and the
+	// pending member counts until the commit is applied.
+	if expand, _ := p.FollowerFetched(3, end3, t0.Add(time.Minute)); !slices.Equal(expand, []int32{1, 2, 3}) {
+		t.Fatalf("follower 3 caught up again: proposal %v", expand)
+	}
+	p.ISRChangeDone(ISROutcome{})
+	end4 := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "d", 1)) + 1
+	if _, err := p.FollowerFetched(2, end4, t0.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != end3 {
+		t.Fatalf("expansion outcome unknown: high watermark %d, want %d", hw, end3)
+	}
+	if again, _ := p.FollowerFetched(2, end4, t0.Add(2*time.Minute)); again != nil {
+		t.Fatalf("another change proposed while one's outcome is unknown: %v", again)
+	}
+	if retry := p.LaggingISR(t0.Add(2*time.Minute), time.Second); !slices.Equal(retry, []int32{1, 2, 3}) {
+		t.Fatalf("outcome unknown: proposal %v, want the same [1 2 3] again", retry)
+	}
+	p.ISRChangeDone(ISROutcome{Refused: true})
+	if hw := p.HighWatermark(); hw != end3 {
+		t.Fatalf("retry refused, epoch not moved here: high watermark %d, want %d", hw, end3)
+	}
+	lateCommit := shrunk
+	lateCommit.ISR, lateCommit.PartitionEpoch = []int32{1, 2, 3}, 7
+	p.ApplyAssignment(lateCommit, t0.Add(2*time.Minute))
+	if hw := p.HighWatermark(); hw != end3 {
+		t.Fatalf("late commit applied: high watermark %d, want %d", hw, end3)
+	}
+
+}
+
+// TestLaggingPendingMemberProposedOut: a follower whose expansion was
+// refused keeps counting for the high watermark until the partition epoch
+// moves; when it stops fetching it is proposed out, and the controller's
+// answer (no change) ends its count.
+func TestLaggingPendingMemberProposedOut(t *testing.T) {
+	p := replica(t, t.TempDir(), 1, nil)
+	applied := metadata.Partition{Index: 0, Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 1, ISR: []int32{1, 2}, PartitionEpoch: 8}
+	p.ApplyAssignment(applied, t0)
+	end := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 2)) + 2
+	if _, err := p.FollowerFetched(2, end, t0); err != nil {
+		t.Fatal(err)
+	}
+	if expand, _ := p.FollowerFetched(3, end, t0); !slices.Equal(expand, []int32{1, 2, 3}) {
+		t.Fatalf("follower 3 caught up: proposal %v", expand)
+	}
+	p.ISRChangeDone(ISROutcome{Refused: true})
+	end2 := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "b", 1)) + 1
+	if _, err := p.FollowerFetched(2, end2, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != end {
+		t.Fatalf("refused, epoch not moved: high watermark %d, want %d", hw, end)
+	}
+	if shrink := p.LaggingISR(t0.Add(time.Minute), time.Second); !slices.Equal(shrink, []int32{1, 2}) {
+		t.Fatalf("proposed member 3 lagging: proposal %v, want [1 2]", shrink)
+	}
+	p.ISRChangeDone(ISROutcome{Committed: &applied})
+	if hw := p.HighWatermark(); hw != end2 {
+		t.Fatalf("the controller kept the ISR: high watermark %d, want %d", hw, end2)
+	}
+}
+
+// TestStaleFetchResponseDiscarded (forced order): a fetch issued to the
+// old leader under epoch 1 answers after this follower moved to epoch 2
+// and truncated to agree with the new leader at exactly the offset the
+// stale response starts at; the response is discarded (it continues a
+// history the new leader does not have), and the new leader's data is
+// appended.
+func TestStaleFetchResponseDiscarded(t *testing.T) {
+	oldLeader := replica(t, t.TempDir(), 1, nil)
+	oldLeader.ApplyAssignment(assignment(1, 1, []int32{1, 2, 3}, []int32{1, 2, 3}), t0)
+	for range 3 {
+		mustAppend(t, oldLeader, batch(t, recordbatch.BuildOptions{}, "old", 2))
+	}
+	early, _ := oldLeader.Read(0, 1<<20, 4, true) // offsets 0..3
+	stale, _ := oldLeader.Read(4, 1<<20, 6, true) // offsets 4..5: the response in flight
+
+	follower := replica(t, t.TempDir(), 2, nil)
+	follower.ApplyAssignment(assignment(1, 1, []int32{1, 2, 3}, []int32{1, 2, 3}), t0)
+	if err := follower.AppendReplicated(early, 4, 1); err != nil {
+		t.Fatal(err)
+	}
+	// Broker 3 leads at epoch 2 with epoch 1 ending at 4: the follower's
+	// truncation keeps 0..3.
+	follower.ApplyAssignment(assignment(3, 2, []int32{1, 2, 3}, []int32{2, 3}), t0)
+	if err := follower.TruncateTo(4); err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.AppendReplicated(stale, 6, 1); !errors.Is(err, ErrStaleLeaderEpoch) {
+		t.Fatalf("a response fetched under epoch 1 after the move to epoch 2: %v, want ErrStaleLeaderEpoch", err)
+	}
+	if follower.LogEndOffset() != 4 || follower.LatestEpoch() != 1 {
+		t.Fatalf("after the stale response: end %d, latest epoch %d; want 4 and 1", follower.LogEndOffset(), follower.LatestEpoch())
+	}
+	fresh := batch(t, recordbatch.BuildOptions{BaseOffset: 4, PartitionLeaderEpoch: 2}, "new", 1)
+	if err := follower.AppendReplicated(fresh, 5, 2); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := follower.Read(4, 1<<20, 5, true)
+	if !bytes.Equal(got, fresh) {
+		t.Fatal("the follower does not hold the new leader's record at offset 4")
+	}
+}
+
+// registrations is a metadata state's broker registrations: id → epoch.
+type registrations map[int32]int64
+
+func (r registrations) Broker(id int32) (metadata.Broker, bool) {
+	epoch, ok := r[id]
+	return metadata.Broker{ID: id, Epoch: epoch}, ok
+}
+
+// TestRestartedFollowerProgressDoesNotCount: follower 3 fetched up to 7
+// and then restarted (losing its unsynced tail) and registered again with
+// a new broker epoch; what the leader knew of it no longer counts for the
+// high watermark — it waits for the new incarnation's fetches — and it is
+// not caught up until those reach the leader's end.
+func TestRestartedFollowerProgressDoesNotCount(t *testing.T) {
+	p := replica(t, t.TempDir(), 1, nil)
+	a := assignment(1, 1, []int32{1, 2, 3}, []int32{1, 2, 3})
+	brokers := registrations{1: 10, 2: 11, 3: 12}
+	p.ObserveRegistrations(a.Replicas, brokers)
+	p.ApplyAssignment(a, t0)
+	end := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 7)) + 7
+	if _, err := p.FollowerFetched(3, end, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.FollowerFetched(2, 5, t0); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != 5 {
+		t.Fatalf("high watermark %d, want 5", hw)
+	}
+	// Broker 3 registers again (still in the ISR in this state).
+	brokers[3] = 20
+	p.ObserveRegistrations(a.Replicas, brokers)
+	p.ApplyAssignment(a, t0)
+	if _, err := p.FollowerFetched(2, end, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != 5 {
+		t.Fatalf("after follower 3 restarted: high watermark %d, want 5 until it fetches again", hw)
+	}
+	// The new incarnation fetches from where its log ends now: behind,
+	// not caught up.
+	if _, err := p.FollowerFetched(3, 5, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.FollowerFetched(2, end, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if shrink := p.LaggingISR(t0.Add(time.Minute), 10*time.Second); !slices.Equal(shrink, []int32{1, 2}) {
+		t.Fatalf("restarted follower behind the leader: shrink %v, want [1 2]", shrink)
+	}
+	p.ISRChangeDone(ISROutcome{Refused: true})
+	if _, err := p.FollowerFetched(3, end, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != end {
+		t.Fatalf("restarted follower caught up: high watermark %d, want %d", hw, end)
+	}
+	// An unchanged registration changes nothing.
+	p.ObserveRegistrations(a.Replicas, brokers)
+	if hw := p.HighWatermark(); hw != end {
+		t.Fatalf("high watermark %d, want %d", hw, end)
 	}
 }

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -231,9 +232,13 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 		switch {
 		case fo.truncated:
 		case fo.part.LatestEpoch() < 0:
-			// No epochs (an empty log): nothing to agree on, so no
-			// OffsetForLeaderEpoch round trip (truncationTarget would
-			// keep the log as it is).
+			// No epochs (usually an empty log): nothing to ask the
+			// leader about, so no OffsetForLeaderEpoch round trip; what
+			// the log holds past its high watermark is not known to be
+			// the leader's, so it goes (as in Kafka).
+			if err := fo.part.TruncateTo(truncationTarget(fo.part, -1, -1)); err != nil {
+				return fmt.Errorf("truncate %s-%d to its high watermark: %w", fo.topic.Name, fo.part.Index(), err)
+			}
 			fo.truncated = true
 			rf.setTruncated(fo, true)
 		default:
@@ -245,6 +250,16 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 			return err
 		}
 	}
+	// Durable mode: the fetch offset tells the leader what this replica
+	// has, which must be on disk; fsync what the last fetch appended (all
+	// partitions at once, from the broker's pool) before asking again.
+	synced := make([]*partition.Partition, 0, len(parts))
+	for _, fo := range parts {
+		if fo.truncated {
+			synced = append(synced, fo.part)
+		}
+	}
+	partition.WaitSynced(synced, ctx.Done())
 	self := rf.f.cfg.NodeID
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = self
@@ -269,7 +284,7 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 		}
 		p := kmsg.NewFetchRequestTopicPartition()
 		p.Partition = fo.part.Index()
-		p.FetchOffset = fo.part.LogEndOffset()
+		p.FetchOffset = fo.part.ReplicaFetchOffset()
 		p.CurrentLeaderEpoch = fo.epoch
 		p.LogStartOffset = fo.part.LogStartOffset()
 		p.PartitionMaxBytes = 4 << 20
@@ -299,7 +314,14 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 			}
 			switch rp.ErrorCode {
 			case 0:
-				if err := fo.part.AppendReplicated(rp.RecordBatches, rp.HighWatermark); err != nil {
+				err := fo.part.AppendReplicated(rp.RecordBatches, rp.HighWatermark, fo.epoch)
+				switch {
+				case errors.Is(err, partition.ErrStaleLeaderEpoch):
+					// The leader changed while this fetch was in flight:
+					// the next fetch goes out under the new epoch, after
+					// truncating to agree with its leader.
+					fo.part.Logger().Debug("discarded a replica fetch response from a previous leader epoch", "err", err)
+				case err != nil:
 					fo.part.Logger().Error("appending replicated data failed; fetching again from the leader", "err", err)
 					rf.setTruncated(fo, false)
 				}
@@ -450,15 +472,13 @@ func (rf *fetcher) pause(fo *followed) {
 // truncationTarget is where a follower cuts its log after the leader
 // answered OffsetForLeaderEpoch for the follower's latest epoch with
 // (leaderEpoch, leaderEnd): the end of the largest epoch both have, capped
-// at both ends; a follower with no epochs keeps its log; one whose epochs
-// the leader does not know at all keeps only what it knows is committed.
+// at both ends; a follower with no epochs, or whose epochs the leader does
+// not know at all, keeps only what it knows is committed (its high
+// watermark).
 func truncationTarget(p *partition.Partition, leaderEpoch int32, leaderEnd int64) int64 {
 	target := p.LogEndOffset()
-	if p.LatestEpoch() < 0 {
-		return target
-	}
-	if leaderEpoch < 0 {
-		return p.HighWatermark() // the leader knows none of our epochs
+	if p.LatestEpoch() < 0 || leaderEpoch < 0 {
+		return min(target, p.HighWatermark())
 	}
 	_, localEnd := p.EpochEndOffset(leaderEpoch)
 	return min(target, leaderEnd, max(localEnd, 0))

@@ -2,7 +2,9 @@ package replica
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,9 +15,10 @@ import (
 // ISRConfig configures an ISR maintainer.
 type ISRConfig struct {
 	// Store proposes ISR changes (checked against the partition epoch by
-	// the controller).
+	// the controller); its state says which brokers are alive.
 	Store interface {
 		ChangePartition(ctx context.Context, change metadata.PartitionChange) (metadata.Partition, error)
+		State() *metadata.State
 	}
 	// Partitions lists the partitions hosted here (those this broker leads
 	// are checked for lagging followers).
@@ -93,10 +96,16 @@ func (m *ISR) Run(ctx context.Context) {
 }
 
 // CheckLagging proposes the shrink of every led partition whose ISR holds
-// a follower that has not caught up for ReplicaLagTimeMax at now. Run
-// calls it periodically; tests call it with their own times.
+// a follower that has not caught up for ReplicaLagTimeMax at now, and
+// hands over every led partition whose last append failed on this
+// broker's disk (resign). Run calls it periodically; tests call it with
+// their own times.
 func (m *ISR) CheckLagging(ctx context.Context, now time.Time) {
 	for _, p := range m.cfg.Partitions() {
+		if isr := p.StorageResignation(); isr != nil {
+			m.resign(ctx, p, isr)
+			continue
+		}
 		if isr := p.LaggingISR(now, m.cfg.ReplicaLagTimeMax); isr != nil {
 			p.Logger().Warn("follower fell behind; shrinking the ISR", "isr", isr, "replica_lag_time_max", m.cfg.ReplicaLagTimeMax)
 			m.propose(ctx, proposal{p, isr})
@@ -120,28 +129,87 @@ func (m *ISR) proposeQueued(ctx context.Context) {
 
 func (m *ISR) drop() {
 	for _, pr := range m.take() {
-		pr.p.ISRChangeDone()
+		pr.p.ISRChangeDone(partition.ISROutcome{Refused: true}) // never sent
 	}
 }
 
 // propose sends one ISR change to the controller and ends the partition's
-// change in flight, committed or not (a refused change is proposed again
-// when its condition still holds).
+// change in flight with its outcome: the committed state (the proposed
+// members count for the high watermark until the partition applies it), a
+// refusal (proposed again when its condition still holds), or unknown (a
+// timeout, a lost controller: proposed again as is).
 func (m *ISR) propose(ctx context.Context, pr proposal) {
-	defer pr.p.ISRChangeDone()
+	var outcome partition.ISROutcome // unknown unless answered
+	defer func() { pr.p.ISRChangeDone(outcome) }()
 	a := pr.p.Assignment()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
+	committed, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
 		TopicID: pr.p.TopicID(), Partition: pr.p.Index(), PartitionEpoch: a.PartitionEpoch,
 		Leader: metadata.NoLeaderChange, ISR: pr.isr,
 	})
 	if err != nil {
-		pr.p.Logger().Debug("ISR change not applied; retried later", "isr", pr.isr, "err", err)
+		outcome.Refused = refused(err)
+		pr.p.Logger().Debug("ISR change not applied; proposed again", "isr", pr.isr, "refused", outcome.Refused, "err", err)
 		return
 	}
+	outcome.Committed = &committed
 	pr.p.Logger().Info("ISR changed", "isr", pr.isr, "previous_isr", a.ISR)
 	if m.cfg.Changed != nil {
 		m.cfg.Changed()
 	}
+}
+
+// resign hands a partition whose append failed on this broker's disk (a
+// full disk, an I/O error) to the first live replica of isr, the ISR
+// without this broker, in replica order: one AlterPartition with the new
+// leader and the smaller ISR, fenced by the partition epoch like any ISR
+// change. Producers, answered KAFKA_STORAGE_ERROR (retriable), find the new
+// leader in their next metadata; this replica follows it and rejoins the
+// ISR only once its appends work again and it has caught up. It ends the
+// partition's change in flight, committed or not (a refused change is
+// proposed again on the next check).
+func (m *ISR) resign(ctx context.Context, p *partition.Partition, isr []int32) {
+	var outcome partition.ISROutcome // unknown unless answered
+	defer func() { p.ISRChangeDone(outcome) }()
+	a := p.Assignment()
+	state := m.cfg.Store.State()
+	leader := int32(-1)
+	for _, r := range a.Replicas {
+		if b, ok := state.Broker(r); ok && !b.Fenced && slices.Contains(isr, r) {
+			leader = r
+			break
+		}
+	}
+	if leader < 0 {
+		p.Logger().Warn("append failed on this broker's disk, but no other in-sync replica is alive to take the partition over; producers get KAFKA_STORAGE_ERROR until one is", "isr", a.ISR)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	committed, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
+		TopicID: p.TopicID(), Partition: p.Index(), PartitionEpoch: a.PartitionEpoch,
+		Leader: leader, ISR: isr,
+	})
+	if err != nil {
+		outcome.Refused = refused(err)
+		p.Logger().Warn("handing the partition over after a failed append was not applied; retried", "leader", leader, "isr", isr, "err", err)
+		return
+	}
+	outcome.Committed = &committed
+	p.Logger().Warn("handed the partition over after an append failed on this broker's disk", "leader", leader, "isr", isr, "previous_isr", a.ISR)
+	if m.cfg.Changed != nil {
+		m.cfg.Changed()
+	}
+}
+
+// refused reports whether a ChangePartition error is the controller's
+// refusal (nothing was committed), rather than an unknown outcome.
+func refused(err error) bool {
+	for _, rejection := range []error{metadata.ErrStalePartitionEpoch, metadata.ErrInvalidPartitions, metadata.ErrUnknownTopic, metadata.ErrUnknownPartition} {
+		if errors.Is(err, rejection) {
+			return true
+		}
+	}
+	return false
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/metadata/metadatatest"
 )
 
 var t0 = time.Unix(1_700_000_000, 0)
@@ -30,38 +34,40 @@ func openReplica(t *testing.T, self int32) *partition.Partition {
 
 func appendRecords(t *testing.T, p *partition.Partition, n int) int64 {
 	t.Helper()
-	records := make([]recordbatch.Record, n)
-	for i := range records {
-		records[i] = recordbatch.Record{Timestamp: t0.UnixMilli(), Value: []byte("v")}
-	}
-	b, err := recordbatch.Build(recordbatch.BuildOptions{}, records)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, _, err := p.Append(b, 9, t0)
+	base, _, err := p.Append(buildBatch(t, n), 9, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return base + int64(n)
 }
 
-// fakeStore records proposed ISR changes; fail refuses them.
+// fakeStore records proposed ISR changes; fail refuses them; committed,
+// when set, is the partition state answered for an accepted change. Its
+// state is metadata's (nil: an empty state).
 type fakeStore struct {
-	mu       sync.Mutex // guards every field
-	changes  []metadata.PartitionChange
-	fail     error
-	proposed chan struct{}
+	mu        sync.Mutex // guards every field
+	changes   []metadata.PartitionChange
+	fail      error
+	committed func(metadata.PartitionChange) metadata.Partition
+	proposed  chan struct{}
+	metadata  *metadata.Store
 }
+
+func (f *fakeStore) State() *metadata.State { return f.metadata.State() }
 
 func (f *fakeStore) ChangePartition(_ context.Context, c metadata.PartitionChange) (metadata.Partition, error) {
 	f.mu.Lock()
 	f.changes = append(f.changes, c)
 	err := f.fail
+	var committed metadata.Partition
+	if f.committed != nil {
+		committed = f.committed(c)
+	}
 	f.mu.Unlock()
 	if f.proposed != nil {
 		f.proposed <- struct{}{}
 	}
-	return metadata.Partition{}, err
+	return committed, err
 }
 
 func (f *fakeStore) proposals() []metadata.PartitionChange {
@@ -131,6 +137,45 @@ func TestISRProposesExpansionsAndShrinks(t *testing.T) {
 	}
 }
 
+// TestISRCommittedExpansionCountsBeforeApplied (forced order): the ISR
+// owner hands the partition the state the controller committed; until the
+// leader applies it, the new member already counts for the high watermark,
+// so records it lacks are not committed.
+func TestISRCommittedExpansionCountsBeforeApplied(t *testing.T) {
+	p := openReplica(t, 1)
+	applied := metadata.Partition{Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 4, PartitionEpoch: 9, ISR: []int32{1, 2}}
+	p.ApplyAssignment(applied, t0)
+	end := appendRecords(t, p, 3)
+	store := &fakeStore{committed: func(c metadata.PartitionChange) metadata.Partition {
+		next := applied
+		next.ISR, next.PartitionEpoch = c.ISR, c.PartitionEpoch+1
+		return next
+	}}
+	m := NewISR(ISRConfig{Store: store, Partitions: func() []*partition.Partition { return nil }, Logger: slog.New(slog.DiscardHandler)})
+	if _, err := p.FollowerFetched(2, end, t0); err != nil {
+		t.Fatal(err)
+	}
+	expand, err := p.FollowerFetched(3, end, t0)
+	if err != nil || expand == nil {
+		t.Fatalf("follower 3 caught up: %v %v", expand, err)
+	}
+	m.propose(context.Background(), proposal{p, expand})
+	// Committed, not applied here: more records reach follower 2 only.
+	end2 := appendRecords(t, p, 2)
+	if _, err := p.FollowerFetched(2, end2, t0); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != end {
+		t.Fatalf("high watermark %d past follower 3's end %d, which the committed ISR holds", hw, end)
+	}
+	if _, err := p.FollowerFetched(3, end2, t0); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != end2 {
+		t.Fatalf("high watermark %d, want %d", hw, end2)
+	}
+}
+
 // TestISRDropsQueuedOnStop: proposals still queued when Run ends are
 // marked done, so a later term can propose again.
 func TestISRDropsQueuedOnStop(t *testing.T) {
@@ -169,7 +214,7 @@ func TestTruncationTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	follower.ApplyAssignment(metadata.Partition{Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 2, ISR: []int32{1, 2}}, t0)
-	if err := follower.AppendReplicated(data, 5); err != nil {
+	if err := follower.AppendReplicated(data, 5, 2); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -187,6 +232,25 @@ func TestTruncationTarget(t *testing.T) {
 		if got := truncationTarget(follower, c.leaderEpoch, c.leaderEnd); got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
 		}
+	}
+
+	// A follower with records but an empty epoch cache (batches without a
+	// leader epoch) keeps only what it knows is committed: its high
+	// watermark, not its log end.
+	noEpochs := openReplica(t, 2)
+	noEpochs.ApplyAssignment(metadata.Partition{Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 2, ISR: []int32{1, 2}}, t0)
+	unstamped, err := recordbatch.Build(recordbatch.BuildOptions{PartitionLeaderEpoch: -1}, []recordbatch.Record{{Value: []byte("a")}, {Value: []byte("b")}, {Value: []byte("c")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := noEpochs.AppendReplicated(unstamped, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if noEpochs.LatestEpoch() >= 0 || noEpochs.LogEndOffset() != 3 || noEpochs.HighWatermark() != 1 {
+		t.Fatalf("setup: epoch %d end %d high watermark %d", noEpochs.LatestEpoch(), noEpochs.LogEndOffset(), noEpochs.HighWatermark())
+	}
+	if got := truncationTarget(noEpochs, -1, -1); got != 1 {
+		t.Errorf("no epochs: truncate to %d, want the high watermark 1", got)
 	}
 }
 
@@ -230,4 +294,77 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestISRHandsOverAfterAFullDisk: once an append failed on this broker's
+// disk, the next check proposes one AlterPartition that makes the first
+// live in-sync replica leader (a fenced one is passed over) and drops this
+// broker from the ISR, fenced by the partition epoch; a refused one is
+// proposed again; with no other live in-sync replica nothing is proposed.
+func TestISRHandsOverAfterAFullDisk(t *testing.T) {
+	ctx := context.Background()
+	meta := metadatatest.Start(t)
+	metadatatest.RegisterBroker(t, meta, 1)
+	epoch2 := metadatatest.RegisterBroker(t, meta, 2)
+	metadatatest.RegisterBroker(t, meta, 3)
+	if err := meta.SetBrokerFenced(ctx, 2, epoch2, true); err != nil {
+		t.Fatal(err)
+	}
+	var full atomic.Bool
+	p, err := partition.Open(partition.Config{Dir: t.TempDir(), Topic: "orders", TopicID: [16]byte{3}, Self: 1,
+		Values: topicconfig.Typed(nil, nil), Logger: slog.New(slog.DiscardHandler),
+		SegmentWriteFault: func(size int) (int, error) {
+			if full.Load() {
+				return size / 2, syscall.ENOSPC
+			}
+			return 0, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	p.ApplyAssignment(metadata.Partition{Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 4, PartitionEpoch: 9, ISR: []int32{1, 2, 3}}, t0)
+	store := &fakeStore{metadata: meta, fail: errors.New("stale partition epoch")}
+	m := NewISR(ISRConfig{Store: store, Partitions: func() []*partition.Partition { return []*partition.Partition{p} },
+		ReplicaLagTimeMax: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+
+	appendRecords(t, p, 2)
+	m.CheckLagging(ctx, t0)
+	if got := store.proposals(); len(got) != 0 {
+		t.Fatalf("proposals while the disk works: %+v", got)
+	}
+	full.Store(true)
+	if _, _, err := p.Append(buildBatch(t, 1), 9, t0); err == nil {
+		t.Fatal("append on a full disk succeeded")
+	}
+	m.CheckLagging(ctx, t0)
+	m.CheckLagging(ctx, t0) // refused: proposed again
+	want := metadata.PartitionChange{TopicID: [16]byte{3}, PartitionEpoch: 9, Leader: 3, ISR: []int32{2, 3}}
+	got := store.proposals()
+	if len(got) != 2 || !reflect.DeepEqual(got[0], want) || !reflect.DeepEqual(got[1], want) {
+		t.Fatalf("proposals %+v, want twice %+v", got, want)
+	}
+
+	// Only fenced replicas left in the ISR: nothing to hand over to.
+	p.ApplyAssignment(metadata.Partition{Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 5, PartitionEpoch: 10, ISR: []int32{1, 2}}, t0)
+	if _, _, err := p.Append(buildBatch(t, 1), 9, t0); err == nil {
+		t.Fatal("append on a full disk succeeded")
+	}
+	m.CheckLagging(ctx, t0)
+	if got := store.proposals(); len(got) != 2 {
+		t.Fatalf("a hand-over to a fenced replica: %+v", got[2:])
+	}
+}
+
+func buildBatch(t *testing.T, n int) []byte {
+	t.Helper()
+	records := make([]recordbatch.Record, n)
+	for i := range records {
+		records[i] = recordbatch.Record{Timestamp: t0.UnixMilli(), Value: []byte("v")}
+	}
+	b, err := recordbatch.Build(recordbatch.BuildOptions{}, records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

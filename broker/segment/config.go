@@ -60,6 +60,12 @@ type Config struct {
 	// Now is the clock used for segment age, retention and the flush
 	// interval. Default time.Now; tests inject their own.
 	Now func() time.Time
+	// WriteFault, when set (tests only), is asked before each append's
+	// write to the active segment's log file, with the size of the write.
+	// An error it returns fails that write after written bytes of it
+	// reached the file: a full disk (syscall.ENOSPC) or a failing one
+	// (syscall.EIO), as a short write leaves them.
+	WriteFault func(size int) (written int, err error)
 }
 
 // Validate reports the first field that is out of range.

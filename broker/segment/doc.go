@@ -120,6 +120,13 @@
 //     Append and FlushIfDue), and after Truncate. By default neither count
 //     nor time triggers it: like Kafka, Strata relies on replication, not
 //     fsync, for acknowledged writes.
+//   - Sync is the group commit of the durable mode (broker/partition, with
+//     flush.messages=1): it fsyncs the active segment's .log file without
+//     the append lock, so appends and reads continue while it runs, and
+//     publishes SyncedEnd, the end offset when it started: one fsync covers
+//     every append before it. SyncedEnd also moves with rolls, Flush and
+//     Close, only goes down on Truncate, and at Open is the end offset
+//     after a clean shutdown, the active segment's base offset otherwise.
 //   - Segments before the active one were fsynced when rolled, so after a
 //     power loss only the active segment can have a torn or missing tail.
 //   - Close writes the clean-shutdown marker (with the end offset) after

@@ -64,6 +64,16 @@ type Log struct {
 
 	startOffset atomic.Int64 // first readable offset
 	endOffset   atomic.Int64 // offset of the next appended record; published after the bytes below it are readable
+	// syncedEnd is the offset below which every record is known to be on
+	// disk (fsynced); at most endOffset. It only moves with appendMu held
+	// (Sync takes it again to publish), and only down on Truncate.
+	syncedEnd atomic.Int64
+
+	// syncMu serializes Sync calls. syncFile fsyncs the active segment's
+	// log file for Sync, outside appendMu; tests replace it to block or
+	// count.
+	syncMu   sync.Mutex
+	syncFile func(*os.File) error
 }
 
 // AppendBatch describes one record batch inside the bytes given to Append.
@@ -96,7 +106,7 @@ func Open(dir string, startOffset int64, cfg Config) (*Log, error) {
 	if err := os.MkdirAll(dir, fsperm.Dir); err != nil {
 		return nil, fmt.Errorf("segment: open %s: %w", dir, err)
 	}
-	l := &Log{dir: dir, config: cfg, logger: cfg.Logger.With(slog.String("log_dir", dir))}
+	l := &Log{dir: dir, config: cfg, logger: cfg.Logger.With(slog.String("log_dir", dir)), syncFile: (*os.File).Sync}
 	l.retentionLimit.Store(math.MaxInt64)
 	if err := l.load(startOffset); err != nil {
 		for _, s := range l.segments {
@@ -130,6 +140,7 @@ func (l *Log) load(startOffset int64) error {
 		l.segments = []*segment{s}
 		l.startOffset.Store(startOffset)
 		l.endOffset.Store(startOffset)
+		l.syncedEnd.Store(startOffset)
 		return atomicfile.SyncDir(l.dir)
 	}
 	if err := l.loadSegments(baseOffsets, clean, markerEndOffset); err != nil {
@@ -138,6 +149,14 @@ func (l *Log) load(startOffset int64) error {
 	active := l.segments[len(l.segments)-1]
 	active.initRollTime(now)
 	l.endOffset.Store(active.nextOffset)
+	// After a clean shutdown everything was fsynced by Close; after a
+	// crash only the sealed segments are known to be (the page cache may
+	// still hold the active one's tail): Sync covers the rest when asked.
+	if clean {
+		l.syncedEnd.Store(active.nextOffset)
+	} else {
+		l.syncedEnd.Store(active.baseOffset)
+	}
 	start := l.segments[0].baseOffset
 	if hasCheckpoint && checkpoint > start {
 		start = checkpoint
@@ -351,6 +370,12 @@ func (l *Log) Segments() []SegmentInfo {
 // policy's fsync fails, Append returns the error, the records may or may not
 // be durable, and every later append fails with ErrLogFailed: an fsync
 // failure cannot be retried safely; reopening the log recovers it.
+//
+// A write that fails (a full disk: ENOSPC, a failing one: EIO), even after
+// writing part of the batch, leaves nothing behind: the file is truncated
+// back to where the append started and the log end does not move, so the
+// next append (once there is space) continues at the same offset. Only if
+// that truncate fails too is the log failed.
 func (l *Log) Append(records []byte, batches []AppendBatch) (baseOffset, endOffset int64, err error) {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
@@ -381,7 +406,7 @@ func (l *Log) Append(records []byte, batches []AppendBatch) (baseOffset, endOffs
 		next += int64(batch.LastOffsetDelta) + 1
 	}
 	position := active.size.Load()
-	if _, err := active.logFile.WriteAt(records, position); err != nil {
+	if _, err := l.writeLocked(active, records, position); err != nil {
 		err = fmt.Errorf("segment %s: write %d bytes at %d: %w", active.name(), len(records), position, err)
 		if truncateErr := active.logFile.Truncate(position); truncateErr != nil {
 			l.failure = errors.Join(err, truncateErr)
@@ -431,6 +456,18 @@ func (l *Log) Append(records []byte, batches []AppendBatch) (baseOffset, endOffs
 		}
 	}
 	return baseOffset, next, nil
+}
+
+// writeLocked writes an append's bytes at position of the active segment's
+// log file, through Config.WriteFault in tests. Called with appendMu held.
+func (l *Log) writeLocked(active *segment, records []byte, position int64) (int, error) {
+	if fault := l.config.WriteFault; fault != nil {
+		if written, err := fault(len(records)); err != nil {
+			n, _ := active.logFile.WriteAt(records[:min(max(written, 0), len(records))], position)
+			return n, err
+		}
+	}
+	return active.logFile.WriteAt(records, position)
 }
 
 // checkAppend checks that batches describe records exactly and returns how
@@ -515,6 +552,7 @@ func (l *Log) rollLocked(now time.Time, reason string) error {
 	l.mu.Unlock()
 	// Everything before the new segment is durable now.
 	l.unflushedRecords, l.firstUnflushedAt = 0, time.Time{}
+	l.syncedEnd.Store(max(l.syncedEnd.Load(), end))
 	l.logger.Debug("rolled segment", "reason", reason, "sealed", active.logPath, "sealed_bytes", active.size.Load(), "new_base_offset", end)
 	return nil
 }
@@ -550,7 +588,67 @@ func (l *Log) flushLocked() error {
 		}
 	}
 	l.unflushedRecords, l.firstUnflushedAt = 0, time.Time{}
+	l.syncedEnd.Store(max(l.syncedEnd.Load(), l.endOffset.Load()))
 	return nil
+}
+
+// SyncedEnd returns the offset below which every record is known to be on
+// disk: fsynced by Sync, Flush, a roll or Close, or there at Open after a
+// clean shutdown. It never exceeds EndOffset.
+func (l *Log) SyncedEnd() int64 { return l.syncedEnd.Load() }
+
+// Sync fsyncs what was appended so far without holding the append lock
+// while the fsync runs: appends, reads and rolls go on meanwhile, and the
+// next Sync covers them (group commit: one fsync for every append before
+// it). It returns SyncedEnd after the fsync. Only the active segment's
+// .log file is fsynced: segments before it were fsynced when rolled, and
+// Open rebuilds the active segment's indexes after a crash.
+//
+// A failed fsync fails the log as Append's does (ErrLogFailed from then
+// on). A Truncate while the fsync runs wins: the fsync then publishes
+// nothing (Truncate set SyncedEnd itself).
+func (l *Log) Sync() (int64, error) {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.appendMu.Lock()
+	if l.closed {
+		l.appendMu.Unlock()
+		return 0, ErrClosed
+	}
+	if l.failure != nil {
+		l.appendMu.Unlock()
+		return l.syncedEnd.Load(), fmt.Errorf("%w: %w", ErrLogFailed, l.failure)
+	}
+	end := l.endOffset.Load()
+	if l.syncedEnd.Load() >= end {
+		l.appendMu.Unlock()
+		return end, nil
+	}
+	// Bytes below end are written (Append publishes the end after its
+	// write), and earlier segments are synced: fsyncing the active file
+	// makes everything below end durable. The reference keeps the file
+	// open if a roll, truncation or retention replaces the segment.
+	active := l.segments[len(l.segments)-1]
+	active.acquire()
+	truncations := l.truncations
+	l.appendMu.Unlock()
+
+	err := l.syncFile(active.logFile)
+	active.release()
+
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if err != nil {
+		err = fmt.Errorf("segment %s: fsync: %w", active.name(), err)
+		if l.failure == nil {
+			l.failure = err
+		}
+		return l.syncedEnd.Load(), err
+	}
+	if l.truncations == truncations && end > l.syncedEnd.Load() {
+		l.syncedEnd.Store(end)
+	}
+	return l.syncedEnd.Load(), nil
 }
 
 // SetConfig applies a changed topic configuration (retention, segment size,

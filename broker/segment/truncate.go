@@ -65,6 +65,9 @@ func (l *Log) Truncate(offset int64) error {
 	last.nextOffset = newEnd
 	last.initRollTime(l.config.Now())
 	l.endOffset.Store(newEnd)
+	// cut fsynced the kept bytes, but what was not durable below newEnd
+	// (an offset gap, an unsynced tail) is not made so: only lower.
+	l.syncedEnd.Store(min(l.syncedEnd.Load(), newEnd))
 	l.logger.Info("truncated log", "requested_offset", offset, "log_end_offset", newEnd)
 	return nil
 }
@@ -105,6 +108,7 @@ func (l *Log) truncateFullyLocked(offset int64) error {
 	l.mu.Unlock()
 	l.startOffset.Store(offset)
 	l.endOffset.Store(offset)
+	l.syncedEnd.Store(offset) // empty: nothing below offset to lose
 	l.unflushedRecords, l.firstUnflushedAt = 0, time.Time{}
 	l.logger.Info("emptied log", "log_start_offset", offset)
 	return l.releaseRemovedSegments(old, "truncate fully")

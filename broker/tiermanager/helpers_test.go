@@ -111,7 +111,7 @@ func (f *fixture) followerAt(follower int32, offset int64) {
 		f.t.Fatal(err)
 	}
 	if expand != nil {
-		f.part.ISRChangeDone()
+		f.part.ISRChangeDone(partition.ISROutcome{Refused: true})
 	}
 	if got := f.part.HighWatermark(); got != offset {
 		f.t.Fatalf("high watermark %d after the follower fetched at %d", got, offset)

@@ -80,6 +80,16 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
+	// RetentionPause, when it reports paused (internal/clockwatch: the
+	// wall clock jumped forward), holds back remote retention by age
+	// (retention.ms); nil never pauses.
+	RetentionPause Pauser
+}
+
+// Pauser tells whether deleting data by wall-clock age must wait
+// (*clockwatch.Watch).
+type Pauser interface {
+	Paused() bool
 }
 
 func (c *Config) setDefaults() {

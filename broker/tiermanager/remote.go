@@ -16,10 +16,15 @@ import (
 
 // expireRemote applies total retention (retention.ms, retention.bytes over
 // remote and local data) to the partition's remote segments, oldest first.
+// retention.ms waits while Config.RetentionPause says the wall clock is not
+// to be trusted.
 func (m *Manager) expireRemote(ctx context.Context, p *partition.Partition, epoch int32, now time.Time) (int, error) {
 	cfg := p.Config()
 	if !cfg.Delete {
 		return 0, nil
+	}
+	if cfg.RetentionMs >= 0 && m.cfg.RetentionPause != nil && m.cfg.RetentionPause.Paused() {
+		cfg.RetentionMs = -1
 	}
 	name := p.Name()
 	var finished []metadata.SegmentManifest

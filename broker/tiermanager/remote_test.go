@@ -7,6 +7,8 @@ import (
 
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/internal/clockwatch"
+	"github.com/strata-log/strata/internal/clockwatch/clockwatchtest"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/metadata/metadatatest"
 )
@@ -154,5 +156,56 @@ func TestLowestLiveBroker(t *testing.T) {
 		if got := lowestLiveBroker(store.State(), id); got != want {
 			t.Errorf("lowestLiveBroker(%d) = %t, want %t", id, got, want)
 		}
+	}
+}
+
+// TestRemoteRetentionPausedByClockJump: after the wall clock jumps a year
+// ahead, a pass at that time deletes no remote segment by age until an
+// operator confirms the clock (or it returns); retention.bytes still
+// applies.
+func TestRemoteRetentionPausedByClockJump(t *testing.T) {
+	for _, resume := range []string{"confirm", "clock returns"} {
+		t.Run(resume, func(t *testing.T) {
+			f := newFixture(t, 20)
+			wall := clockwatchtest.New(time.Now())
+			watch, err := clockwatch.New(clockwatch.Config{Clock: wall, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.manager.cfg.RetentionPause = watch
+			if err := f.work(); err != nil {
+				t.Fatal(err)
+			}
+			sealed := f.sealed()
+			f.checkCoversSealed(sealed, 0)
+			f.setConfigs(tiered("retention.ms", fmt.Sprint((24 * time.Hour).Milliseconds())))
+
+			wall.Jump(365 * 24 * time.Hour)
+			now, _ := wall.Now()
+			if expired, err := f.manager.expireRemote(f.ctx, f.part, 0, now); err != nil || expired != 0 {
+				t.Fatalf("a year-ahead clock expired %d remote segments (%v)", expired, err)
+			}
+			f.checkCoversSealed(sealed, 0)
+
+			// retention.bytes does not read the clock: it still applies.
+			limit := f.part.Size() - sealed[0].Size
+			f.setConfigs(tiered("retention.ms", fmt.Sprint((24 * time.Hour).Milliseconds()), "retention.bytes", fmt.Sprint(limit)))
+			if expired, err := f.manager.expireRemote(f.ctx, f.part, 0, now); err != nil || expired != 1 {
+				t.Fatalf("retention.bytes while paused: %d expired (%v), want 1", expired, err)
+			}
+			f.setConfigs(tiered("retention.ms", fmt.Sprint((24 * time.Hour).Milliseconds())))
+
+			switch resume {
+			case "confirm":
+				watch.Confirm()
+			case "clock returns":
+				wall.Jump(-365 * 24 * time.Hour)
+				wall.Advance(48 * time.Hour) // now really past retention
+			}
+			now, _ = wall.Now()
+			if expired, err := f.manager.expireRemote(f.ctx, f.part, 0, now); err != nil || expired != len(sealed)-1 {
+				t.Fatalf("after the clock is trusted again: %d expired (%v), want %d", expired, err, len(sealed)-1)
+			}
+		})
 	}
 }

@@ -166,7 +166,7 @@ var definitions = []Definition{
 	{Name: MinCompactionLagMs, Type: TypeLong, BrokerName: "log.cleaner.min.compaction.lag.ms", Default: "0",
 		Doc: "milliseconds a record stays uncompacted (its segment must be at least this old)", validate: longAtLeast(0)},
 	{Name: FlushMessages, Type: TypeLong, BrokerName: "log.flush.interval.messages", Default: strconv.FormatInt(math.MaxInt64, 10),
-		Doc: "fsync after this many records (default: never by count; durability comes from replication and the page cache)", validate: longAtLeast(1)},
+		Doc: "fsync after this many records (default: never by count; durability comes from replication and the page cache); 1 is the durable mode: acks=1 and acks=all are answered only once the write is fsynced on the leader, and on every in-sync replica", validate: longAtLeast(1)},
 	{Name: FlushMs, Type: TypeLong, BrokerName: "log.flush.interval.ms", Default: strconv.FormatInt(math.MaxInt64, 10),
 		Doc: "fsync when unflushed data is older than this many milliseconds", validate: longAtLeast(0)},
 	{Name: IndexIntervalBytes, Type: TypeInt, BrokerName: "log.index.interval.bytes", Default: "4096",

@@ -161,6 +161,7 @@ type serveFlags struct {
 	retentionCheckMs    int64
 	offsetsPartitions   int32
 	offsetsSegmentBytes int32
+	offsetsReplication  int16
 	offsetsRetentionMin int64
 	offsetsCheckMs      int64
 	cleanerBackoffMs    int64
@@ -231,6 +232,7 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.Int64Var(&f.sessionTimeoutMs, "broker-session-timeout-ms", 9000, "the controller fences a broker silent this long and moves its leaderships (broker.session.timeout.ms)")
 	fs.Int64Var(&f.cleanerBackoffMs, "log-cleaner-backoff-ms", 15000, "pause between log cleaner passes over compacted topics (log.cleaner.backoff.ms)")
 	fs.Int32Var(&f.offsetsPartitions, "offsets-topic-num-partitions", 50, "partitions of __consumer_offsets when it is created (offsets.topic.num.partitions)")
+	fs.Int16Var(&f.offsetsReplication, "offsets-topic-replication-factor", 3, "replicas of each __consumer_offsets partition (offsets.topic.replication.factor); the topic is never created with fewer: groups get COORDINATOR_NOT_AVAILABLE until this many brokers are up. A one-node cluster (one voter, no other broker registered) uses 1")
 	fs.Int32Var(&f.offsetsSegmentBytes, "offsets-topic-segment-bytes", 100<<20, "segment size of the compacted __consumer_offsets topic when it is created (offsets.topic.segment.bytes)")
 	fs.Int64Var(&f.offsetsRetentionMin, "offsets-retention-minutes", 10080, "committed offsets of a group empty this long are removed (offsets.retention.minutes)")
 	fs.Int64Var(&f.offsetsCheckMs, "offsets-retention-check-interval-ms", 600000, "how often expired committed offsets are removed (offsets.retention.check.interval.ms)")
@@ -531,6 +533,9 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if f.offsetsPartitions < 1 || f.offsetsPartitions > 10000 {
 		return node.Config{}, usageErrorf("--offsets-topic-num-partitions %d: must be between 1 and 10000", f.offsetsPartitions)
 	}
+	if f.offsetsReplication < 1 {
+		return node.Config{}, usageErrorf("--offsets-topic-replication-factor %d: must be at least 1", f.offsetsReplication)
+	}
 	if f.groupInitialDelayMs < 0 {
 		return node.Config{}, usageErrorf("--group-initial-rebalance-delay-ms %d: must be 0 or more", f.groupInitialDelayMs)
 	}
@@ -612,6 +617,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			RetentionCheckInterval:        time.Duration(f.retentionCheckMs) * time.Millisecond,
 			LocalDiskLimit:                f.localDiskLimit,
 			OffsetsTopicNumPartitions:     f.offsetsPartitions,
+			OffsetsTopicReplicationFactor: f.offsetsReplication,
 			GroupInitialRebalanceDelay:    groupDelay,
 			CleanerBackoff:                time.Duration(f.cleanerBackoffMs) * time.Millisecond,
 			HeartbeatInterval:             time.Duration(f.heartbeatMs) * time.Millisecond,

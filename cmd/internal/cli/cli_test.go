@@ -100,6 +100,7 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{args: []string{"--log-cleanup-policy", "shred"}, want: "--log-cleanup-policy"},
 		{args: []string{"--log-cleaner-min-cleanable-ratio", "2"}, want: "--log-cleaner-min-cleanable-ratio"},
 		{args: []string{"--offsets-topic-segment-bytes", "10"}, want: "--offsets-topic-segment-bytes"},
+		{args: []string{"--offsets-topic-replication-factor", "0"}, want: "--offsets-topic-replication-factor"},
 		{args: []string{"--log-cleaner-backoff-ms", "0"}, want: "--log-cleaner-backoff-ms"},
 		{args: []string{"--num-partitions", "0"}, want: "--num-partitions"},
 		{args: []string{"--object-store", "ftp://host/bucket"}, want: "--object-store"},

@@ -23,6 +23,9 @@ Commands (each talks to one node's admin listener, --admin):
   status                                   cluster id, controller, voters and brokers
   add-voter --node-id N --address H:P      add a metadata voter (its data dir formatted for this cluster)
   remove-voter --node-id N                 take a voter's vote away (it keeps following as a non-voter)
+  confirm-clock                            after a forward jump of the node's wall clock (its log says so, and
+                                           strata_clock_jump_paused is 1), confirm that the time is now right:
+                                           remote retention and committed-offset expiry resume on that node
 
 Offline (the node is stopped; run "strata cluster recover-quorum --help"):
   recover-quorum --voters id@H:P,...       when a majority of voters is lost for good: rewrite
@@ -158,7 +161,7 @@ func runCluster(args []string, stdout, stderr io.Writer) error {
 	}
 	var nodeID *int32
 	var address *string
-	sub, a, err := parseAdminCommand("cluster", clusterUsage, "status, add-voter, remove-voter", 30*time.Second, args, stderr, func(fs *pflag.FlagSet) {
+	sub, a, err := parseAdminCommand("cluster", clusterUsage, "status, add-voter, remove-voter, confirm-clock", 30*time.Second, args, stderr, func(fs *pflag.FlagSet) {
 		nodeID = fs.Int32("node-id", -1, "the voter's node id (add-voter, remove-voter)")
 		address = fs.String("address", "", "the new voter's controller address HOST:PORT (add-voter)")
 	})
@@ -217,7 +220,28 @@ func runCluster(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%s %d: done\n", sub, *nodeID)
 		return nil
+	case "confirm-clock":
+		resp, err := a.do(http.MethodPost, "/v1/clock/confirm", nil)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		var answer node.ClockConfirmation
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &answer) != nil {
+			return fmt.Errorf("confirm-clock refused: %s", bytes.TrimSpace(body))
+		}
+		if *output == "json" {
+			_, err := stdout.Write(body)
+			return err
+		}
+		if answer.WasPaused {
+			fmt.Fprintln(stdout, "confirm-clock: the clock is confirmed; remote retention and committed-offset expiry resume")
+		} else {
+			fmt.Fprintln(stdout, "confirm-clock: nothing was paused (no clock jump seen)")
+		}
+		return nil
 	default:
-		return usageErrorf("unknown subcommand %q (status, add-voter, remove-voter)", sub)
+		return usageErrorf("unknown subcommand %q (status, add-voter, remove-voter, confirm-clock)", sub)
 	}
 }

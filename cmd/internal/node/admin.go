@@ -26,8 +26,8 @@ import (
 //   - reads (GET): /metrics, /healthz, /readyz, /v1/cluster,
 //     /v1/partitions, /v1/tiering/scrub and the status page, open to
 //     whoever reaches the port;
-//   - operations (POST, DELETE): /v1/voters and /v1/tiering/recover, which
-//     change the cluster;
+//   - operations (POST, DELETE): /v1/voters, /v1/tiering/recover and
+//     /v1/clock/confirm, which change the cluster or what it deletes;
 //   - diagnostics: /debug/pprof, only with --admin-pprof (heap contents,
 //     the command line).
 //
@@ -101,6 +101,7 @@ func newAdminServer(handler http.Handler, timeouts adminTimeouts, log *slog.Logg
 type adminRoutes struct {
 	metrics, status, cluster, partitions, scrub http.Handler
 	addVoter, removeVoter, recover              http.Handler
+	confirmClock                                http.Handler
 	// ready returns why the node is not ready, or nil.
 	ready func() error
 }
@@ -146,6 +147,7 @@ func newAdminMux(access *adminAccess, routes adminRoutes) http.Handler {
 
 	mux.Handle("POST /v1/voters", access.operation(withDeadline(voterRouteTimeout, routes.addVoter)))
 	mux.Handle("DELETE /v1/voters/{id}", access.operation(withDeadline(voterRouteTimeout, routes.removeVoter)))
+	mux.Handle("POST /v1/clock/confirm", access.operation(withDeadline(readRouteTimeout, routes.confirmClock)))
 	mux.Handle("POST /v1/tiering/recover", access.operation(withStreamingDeadline(recoverRouteTimeout, routes.recover)))
 
 	if !access.pprof {

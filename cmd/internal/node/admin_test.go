@@ -60,6 +60,8 @@ func (rr *recordingRoutes) routes() adminRoutes {
 		partitions: rr.handler("partitions"), scrub: rr.handler("scrub"),
 		addVoter: rr.handler("add-voter"), removeVoter: rr.handler("remove-voter"), recover: rr.handler("recover"),
 		ready: func() error { return readiness(true, rr) },
+
+		confirmClock: rr.handler("confirm-clock"),
 	}
 }
 
@@ -131,6 +133,7 @@ func TestAdminOperatorRoutesNeedToken(t *testing.T) {
 		addVoterRequest,
 		{method: http.MethodDelete, path: "/v1/voters/3"},
 		{method: http.MethodPost, path: "/v1/tiering/recover"},
+		{method: http.MethodPost, path: "/v1/clock/confirm"},
 	}
 	tests := []struct {
 		name         string

@@ -25,6 +25,7 @@ import (
 
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/tiermanager"
+	"github.com/strata-log/strata/internal/clockwatch"
 	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/internal/ratelog"
 	"github.com/strata-log/strata/metadata"
@@ -125,6 +126,10 @@ type Node struct {
 	recovery     tiermanager.RecoverConfig
 	admin        *http.Server
 	adminLn      net.Listener
+
+	// clock watches the wall clock for jumps (runs with the tier manager).
+	clock *clockwatch.Watch
+
 	// adminLogLimiter bounds the admin listener's refusal lines.
 	adminLogLimiter *ratelog.Limiter
 	ready           atomic.Bool
@@ -223,6 +228,13 @@ func (n *Node) openBroker(reg *prometheus.Registry) error {
 	bcfg.Metadata = store
 	bcfg.Logger = log.With("component", "broker")
 	bcfg.Registerer = reg
+	// Deletion by wall-clock age (remote retention, offset expiry) waits
+	// after a forward jump of the clock until an operator confirms it.
+	clock, err := clockwatch.New(clockwatch.Config{Logger: log.With("component", "clockwatch"), Registerer: reg})
+	if err != nil {
+		return err
+	}
+	bcfg.OffsetsExpiryPause = clock
 	tier, bucket, err := openTier(cfg, reg, log)
 	if err != nil {
 		return err
@@ -243,6 +255,8 @@ func (n *Node) openBroker(reg *prometheus.Registry) error {
 		Interval:   cfg.TieringInterval,
 		Registerer: reg,
 		Logger:     bcfg.Logger,
+
+		RetentionPause: clock,
 	})
 	if err != nil {
 		b.Close()
@@ -250,7 +264,7 @@ func (n *Node) openBroker(reg *prometheus.Registry) error {
 		bucket.Close()
 		return fmt.Errorf("broker: %w", err)
 	}
-	n.broker, n.tier, n.bucket, n.tiers = b, tier, bucket, tiers
+	n.broker, n.tier, n.bucket, n.tiers, n.clock = b, tier, bucket, tiers, clock
 	n.tiersContext, n.stopTiers = context.WithCancel(context.Background())
 	n.tiersStopped = make(chan struct{})
 	n.recovery = tiermanager.RecoverConfig{Tier: tier, Store: store, Cluster: b, Logger: bcfg.Logger}
@@ -446,6 +460,8 @@ func (n *Node) adminRoutes(reg *prometheus.Registry) adminRoutes {
 		removeVoter: http.HandlerFunc(n.handleRemoveVoter),
 		recover:     http.HandlerFunc(n.handleRecover),
 		ready:       func() error { return readiness(n.ready.Load(), n.store) },
+
+		confirmClock: http.HandlerFunc(n.handleConfirmClock),
 	}
 }
 
@@ -597,6 +613,24 @@ func (n *Node) handleRemoveVoter(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ok")
 }
 
+// ClockConfirmation is what POST /v1/clock/confirm answers: whether
+// deletion by wall-clock age was paused by a clock jump (and now resumes).
+type ClockConfirmation struct {
+	WasPaused bool `json:"was_paused"`
+}
+
+// handleConfirmClock answers POST /v1/clock/confirm: the operator says the
+// wall clock is right, and remote retention and offset expiry paused by a
+// jump resume (internal/clockwatch).
+func (n *Node) handleConfirmClock(w http.ResponseWriter, r *http.Request) {
+	if n.broker == nil {
+		http.Error(w, "this node runs no broker (--process-roles controller): nothing deletes by the clock here", http.StatusConflict)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(ClockConfirmation{WasPaused: n.clock.Confirm()})
+}
+
 // BrokerAddr is the bound address of a broker listener (nil on a
 // controller-only node).
 func (n *Node) BrokerAddr(listener string) net.Addr {
@@ -622,7 +656,10 @@ func (n *Node) Run(ctx context.Context) error {
 		n.tiersOnce.Do(func() {
 			go func() {
 				defer close(n.tiersStopped)
+				var clockChecks sync.WaitGroup
+				clockChecks.Go(func() { n.clock.Run(n.tiersContext) })
 				n.tiers.Run(n.tiersContext)
+				clockChecks.Wait()
 			}()
 		})
 	}

@@ -2,7 +2,9 @@
 // produce throughput and latency (acks=1 and acks=all, 1 KiB records,
 // 6 partitions) and consume throughput, next to the raw sequential write
 // bandwidth of the same disk (fsync every 16 MiB) measured in the same run,
-// so the figures can be compared as ratios on a noisy machine.
+// so the figures can be compared as ratios on a noisy machine; and durable
+// produce (flush.messages=1) as a ratio of page-cache produce, RF=1 here
+// and RF=3 with --cluster, median of 3.
 //
 // It starts its own broker from $STRATA_BIN (or --bin) unless --brokers
 // points at a running one. --cluster compares replication settings on
@@ -135,7 +137,7 @@ func run(bin, brokers, dir string, records, recordSize, partitions int) error {
 		}
 		fmt.Printf("%-28s %10.1f %12s %10s %10s %8.2f\n", "raw fetch (no decoding)", rres.mbs, "-", "-", "-", rres.mbs/diskMBs)
 	}
-	return nil
+	return durableRatio(brokers, 1, partitions, records, recordSize)
 }
 
 // diskBandwidth writes size bytes sequentially in 1 MiB writes with an fsync
@@ -503,6 +505,9 @@ func runCluster(bin, dir string, records, recordSize, partitions int) error {
 		}
 		fmt.Printf("%-28s %10.1f %12.0f %10.2f %10.2f %8.2f\n", run.name, res.mbs, res.rps, lat.p50, lat.p99, res.mbs/base)
 	}
+	if err := durableRatio(brokers, 3, partitions, records, recordSize); err != nil {
+		return err
+	}
 	return topicChanges(seeds)
 }
 
@@ -579,6 +584,74 @@ func topicChanges(seeds []string) error {
 		sort.Float64s(r.ms)
 		p50, p99 := r.ms[len(r.ms)/2], r.ms[len(r.ms)*99/100]
 		fmt.Printf("%-28s %10.1f %10.1f %10.1f %14.2f\n", r.name, p50, p99, r.ms[len(r.ms)-1], p99/limit)
+	}
+	return nil
+}
+
+// durableRounds is how many times durableRatio measures each mode; it
+// reports the medians.
+const durableRounds = 3
+
+// durableGoal is the target for durable produce throughput, as a
+// share of page-cache produce (not a gate: the machine may be shared).
+const durableGoal = 0.75
+
+// durableRatio measures produce throughput (acks=all) into topics of
+// replication factor rf in the default page-cache mode and in the durable
+// mode (flush.messages=1: acknowledged once fsynced on every in-sync
+// replica), alternating, durableRounds times each, and prints the medians,
+// the latency of one record at a time, and their ratio.
+func durableRatio(brokers string, rf, partitions, records, recordSize int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	modes := []struct {
+		name    string
+		configs map[string]*string
+	}{{"page cache", nil}, {"durable", map[string]*string{"flush.messages": kmsg.StringPtr("1")}}}
+	throughput := make([][]float64, len(modes))
+	latencies := make([]result, len(modes))
+	for round := range durableRounds {
+		for m, mode := range modes {
+			topic := fmt.Sprintf("bench-durable-%d-rf%d-%d", m, rf, time.Now().UnixNano())
+			if err := createReplicatedTopic(brokers, topic, partitions, rf, mode.configs); err != nil {
+				return err
+			}
+			if rf > 1 {
+				time.Sleep(time.Second) // followers start fetching
+			}
+			res, err := produce(brokers, topic, kgo.AllISRAcks(), records, recordSize, nil)
+			if err != nil {
+				return fmt.Errorf("%s: %w", mode.name, err)
+			}
+			throughput[m] = append(throughput[m], res.mbs)
+			if round == durableRounds-1 {
+				if latencies[m], err = latency(brokers, topic, kgo.AllISRAcks(), recordSize, 3*time.Second); err != nil {
+					return fmt.Errorf("%s: %w", mode.name, err)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_, err = adm.DeleteTopic(ctx, topic) // frees the disk for the next round
+			cancel()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Printf("\ndurable acknowledgement (flush.messages=1) vs page cache: RF=%d acks=all, median of %d runs each (goal: durable >= %.2fx)\n", rf, durableRounds, durableGoal)
+	fmt.Printf("%-28s %10s %12s %10s %10s %14s\n", "run", "MB/s", "records/s", "p50 ms", "p99 ms", "vs page cache")
+	base := 0.0
+	for m, mode := range modes {
+		sort.Float64s(throughput[m])
+		median := throughput[m][len(throughput[m])/2]
+		if base == 0 {
+			base = median
+		}
+		fmt.Printf("%-28s %10.1f %12.0f %10.2f %10.2f %14.2f\n", fmt.Sprintf("produce RF=%d %s", rf, mode.name), median, median*1e6/float64(recordSize),
+			latencies[m].p50, latencies[m].p99, median/base)
 	}
 	return nil
 }

@@ -1,0 +1,82 @@
+package broker_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/broker/group"
+	"github.com/strata-log/strata/metadata/metadatatest"
+)
+
+// TestOffsetsTopicWaitsForItsReplicationFactor: with
+// offsets.topic.replication.factor 3 and two brokers registered,
+// __consumer_offsets is not created with fewer replicas: FindCoordinator
+// and JoinGroup answer COORDINATOR_NOT_AVAILABLE. Once a third broker
+// registers the next lookup creates it with three replicas per partition.
+func TestOffsetsTopicWaitsForItsReplicationFactor(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) { c.OffsetsTopicReplicationFactor = 3 })
+	metadatatest.RegisterBroker(t, n.Store, 2)
+	cl := n.Client()
+
+	find := kmsg.NewPtrFindCoordinatorRequest()
+	find.CoordinatorKey = "g"
+	if r := request[*kmsg.FindCoordinatorResponse](t, cl, find); r.ErrorCode != kerr.CoordinatorNotAvailable.Code || r.NodeID != -1 {
+		t.Fatalf("FindCoordinator with 2 of 3 brokers: error %v, node %d; want COORDINATOR_NOT_AVAILABLE, -1", kerr.ErrorForCode(r.ErrorCode), r.NodeID)
+	}
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Group, join.ProtocolType, join.SessionTimeoutMillis, join.RebalanceTimeoutMillis = "g", "consumer", 30000, 30000
+	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte("sub")}}
+	// Straight to the broker: the client would look the coordinator up
+	// again and again.
+	resp, err := cl.Broker(int(metadatatest.NodeID)).Request(context.Background(), join)
+	if err != nil {
+		t.Fatalf("JoinGroup: %v", err)
+	}
+	if code := resp.(*kmsg.JoinGroupResponse).ErrorCode; code != kerr.CoordinatorNotAvailable.Code {
+		t.Fatalf("JoinGroup with 2 of 3 brokers: %v, want COORDINATOR_NOT_AVAILABLE", kerr.ErrorForCode(code))
+	}
+	if topic, ok := n.Store.State().Topic(group.OffsetsTopic); ok {
+		t.Fatalf("offsets topic created with 2 of 3 brokers: %+v", topic.Partitions)
+	}
+
+	metadatatest.RegisterBroker(t, n.Store, 3)
+	if r := request[*kmsg.FindCoordinatorResponse](t, cl, find); r.ErrorCode != 0 || r.NodeID < 1 || r.NodeID > 3 {
+		t.Fatalf("FindCoordinator with 3 brokers: error %v, node %d", kerr.ErrorForCode(r.ErrorCode), r.NodeID)
+	}
+	topic, ok := n.Store.State().Topic(group.OffsetsTopic)
+	if !ok {
+		t.Fatal("offsets topic not created with 3 brokers")
+	}
+	for i, p := range topic.Partitions {
+		if len(p.Replicas) != 3 {
+			t.Errorf("offsets partition %d: replicas %v, want 3", i, p.Replicas)
+		}
+	}
+}
+
+// TestOffsetsTopicOnOneNode: a one-node cluster (one voter, no other broker
+// registered) creates __consumer_offsets with one replica under the
+// default replication factor of 3, so plain `strata` serves groups.
+func TestOffsetsTopicOnOneNode(t *testing.T) {
+	n := brokertest.Start(t)
+	cl := n.Client()
+	find := kmsg.NewPtrFindCoordinatorRequest()
+	find.CoordinatorKey = "g"
+	if r := request[*kmsg.FindCoordinatorResponse](t, cl, find); r.ErrorCode != 0 || r.NodeID != metadatatest.NodeID {
+		t.Fatalf("FindCoordinator: error %v, node %d", kerr.ErrorForCode(r.ErrorCode), r.NodeID)
+	}
+	topic, ok := n.Store.State().Topic(group.OffsetsTopic)
+	if !ok {
+		t.Fatal("offsets topic not created")
+	}
+	for i, p := range topic.Partitions {
+		if len(p.Replicas) != 1 {
+			t.Errorf("offsets partition %d: replicas %v, want 1", i, p.Replicas)
+		}
+	}
+}
