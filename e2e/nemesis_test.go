@@ -39,9 +39,11 @@ type nemesisScenario struct {
 	tiered bool   // a tiered topic (and the object-store fault proxy)
 	// topics are the workload's topics (names are made unique per run).
 	topics []nemesisTopic
-	// topicConfigs are set on every topic (e.g. flush.messages=1).
+	// topicConfigs are set on every topic.
 	topicConfigs map[string]string
-	faults       []nemesisFault
+	// serveFlags are passed to every node (e.g. the durable mode).
+	serveFlags []string
+	faults     []nemesisFault
 }
 
 var nemesisScenarios = []nemesisScenario{
@@ -69,10 +71,11 @@ var nemesisScenarios = []nemesisScenario{
 	{name: "power-loss-all-nodes", seed: 8, gated: false, lazyfs: true,
 		topics: []nemesisTopic{{name: "plain", partitions: 6, valueSize: 100}},
 		faults: []nemesisFault{powerLossAll}},
+	// The durable mode: flush.messages=1 for every topic, internal ones too.
 	{name: "power-loss-all-nodes-durable", seed: 9, gated: true, lazyfs: true,
-		topics:       []nemesisTopic{{name: "plain", partitions: 6, valueSize: 100}},
-		topicConfigs: map[string]string{"flush.messages": "1"},
-		faults:       []nemesisFault{powerLossAll}},
+		topics:     []nemesisTopic{{name: "plain", partitions: 6, valueSize: 100}},
+		serveFlags: []string{"--log-flush-interval-messages", "1"},
+		faults:     []nemesisFault{powerLossAll}},
 }
 
 // nemesisKnownFailing names gated scenarios that fail today because of a
@@ -82,8 +85,7 @@ var nemesisScenarios = []nemesisScenario{
 var nemesisKnownFailing = map[string]string{
 	"power-loss-one-node": "metadata.Format creates data/metadata/raft without fsyncing data/metadata: " +
 		"after a power loss the node exits with \"formatted, but the raft log is gone\" and never restarts",
-	"power-loss-all-nodes-durable": "as power-loss-one-node (no node restarts); and the durable mode " +
-		"(flush.messages=1 on every replica, internal topics included) is not merged yet",
+	"power-loss-all-nodes-durable": "as power-loss-one-node: no node restarts after a power loss",
 }
 
 // nemesisKnownViolations names invariant checks that fail today because
@@ -185,7 +187,7 @@ func gateNemesis(t *testing.T, sc nemesisScenario, r *nemesisReport) {
 // runNemesisScenario: a fresh cluster, the topics, the workload and the
 // monitor, the faults for phase, then heal, quiesce and check.
 func runNemesisScenario(t *testing.T, sc nemesisScenario, r *nemesisReport, phase time.Duration) {
-	nc := startNemesisCluster(t, nemesisClusterSpec{tiered: sc.tiered, lazyfs: sc.lazyfs}, r.seed)
+	nc := startNemesisCluster(t, nemesisClusterSpec{tiered: sc.tiered, lazyfs: sc.lazyfs, flags: sc.serveFlags}, r.seed)
 	adm := nc.admin()
 	run := time.Now().UnixNano() % 1_000_000
 	topics := make([]nemesisTopic, len(sc.topics))
