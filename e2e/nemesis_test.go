@@ -92,11 +92,7 @@ var nemesisKnownFailing = map[string]string{
 // of a broker bug another change fixes, with the reason: their violations
 // are printed (the "known" column) but do not gate. Flip an entry off when
 // its fix lands.
-var nemesisKnownViolations = map[string]string{
-	"latest-offset-monotonic": "a broker restarted after kill -9 (or a new leader) answers ListOffsets latest " +
-		"below what the old leader answered (0 after a restart): the high watermark is not checkpointed, " +
-		"and a new leader does not answer OFFSET_NOT_AVAILABLE until its high watermark reaches its epoch start (KIP-207)",
-}
+var nemesisKnownViolations = map[string]string{}
 
 // nemesisPlan is how long each scenario's fault phase lasts and which seed
 // it uses: the bounded run's fixed seeds, or NEMESIS_DURATION split over
