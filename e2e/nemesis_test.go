@@ -83,9 +83,11 @@ var nemesisScenarios = []nemesisScenario{
 // their row, but do not fail the test. Flip an entry off when its fix
 // lands.
 var nemesisKnownFailing = map[string]string{
-	"power-loss-one-node": "metadata.Format creates data/metadata/raft without fsyncing data/metadata: " +
-		"after a power loss the node exits with \"formatted, but the raft log is gone\" and never restarts",
-	"power-loss-all-nodes-durable": "as power-loss-one-node: no node restarts after a power loss",
+	"power-loss-one-node": "metadata.Format creates data/metadata/raft (and snapshots/) without fsyncing data/metadata: " +
+		"after a power loss the node exits with \"formatted, but the raft log is gone\" and never restarts " +
+		"(with atomicfile.SyncDir(metadataPath) at the end of Format this scenario passed: 7599 acknowledged, 0 lost)",
+	"power-loss-all-nodes-durable": "as power-loss-one-node: no node restarts after a power loss " +
+		"(with the same fix it passed: 2221 acknowledged, 0 lost)",
 }
 
 // nemesisKnownViolations names invariant checks that fail today because
