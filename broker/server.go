@@ -377,6 +377,7 @@ func New(cfg Config) (*Server, error) {
 		Store:               cfg.Metadata,
 		Remote:              cfg.RemoteReader,
 		Logger:              s.log.With("subsystem", "replication"),
+		LogLimiter:          s.logLimiter,
 	})
 	s.isr = replica.NewISR(replica.ISRConfig{
 		Store:             cfg.Metadata,

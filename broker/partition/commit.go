@@ -32,12 +32,13 @@ func (p *Partition) CommitStatus(end int64) (done bool, code int16, msg string) 
 }
 
 // syncStatus tells whether records below end are fsynced here (always
-// true outside durable mode), or failed when the fsync failed before.
+// true outside durable mode), or failed when they never will be: an fsync
+// failed and failed the log (LogFailed).
 func (p *Partition) syncStatus(end int64) (synced, failed bool) {
 	if !p.Durable() || p.segments.SyncedEnd() >= end {
 		return true, false
 	}
-	return false, p.syncFailed.Load()
+	return false, p.segments.Failed() != nil
 }
 
 // leaderStatus is CommitStatus for acks=1: done once written, and in

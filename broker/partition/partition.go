@@ -36,8 +36,10 @@ type Partition struct {
 
 	segments *segment.Log
 	config   atomic.Pointer[topicconfig.Values]
-	// segmentWriteFault is Config.SegmentWriteFault (tests only).
+	// segmentWriteFault is Config.SegmentWriteFault, segmentSyncFault
+	// Config.SegmentSyncFault (tests only).
 	segmentWriteFault func(size int) (written int, err error)
+	segmentSyncFault  func() error
 
 	// leading and leaderEpoch follow the metadata state (ApplyAssignment,
 	// on every change): appends are accepted only while this broker leads,
@@ -98,13 +100,13 @@ type Partition struct {
 
 	// Durable mode (sync.go): syncs bounds the fsyncs running at once;
 	// syncMu guards syncRunning (a goroutine is syncing this partition) and
-	// syncAgain (appends came while it ran: sync once more); syncFailed is
-	// set when an fsync failed. syncLog is segments.Sync (tests wrap it).
+	// syncAgain (appends came while it ran: sync once more). A failed
+	// fsync fails the log (LogFailed). syncLog is segments.Sync (tests
+	// wrap it).
 	syncs       *SyncPool
 	syncMu      sync.Mutex
 	syncRunning bool
 	syncAgain   bool
-	syncFailed  atomic.Bool
 	syncLog     func() (int64, error)
 
 	// afterLeaderCheckLocked, when set (tests only), runs in Append with
@@ -199,6 +201,9 @@ type Config struct {
 	// SegmentWriteFault, when set (tests only), fails appends' writes as a
 	// full or failing disk does (segment.Config.WriteFault).
 	SegmentWriteFault func(size int) (written int, err error)
+	// SegmentSyncFault, when set (tests only), fails the log's fsyncs as a
+	// failing disk does (segment.Config.SyncFault).
+	SegmentSyncFault func() error
 }
 
 // Open opens (recovering) or creates a partition replica: the log is
@@ -234,7 +239,7 @@ func Open(cfg Config) (p *Partition, err error) {
 	}
 	values := cfg.Values
 	segmentCfg := segmentConfig(values, log)
-	segmentCfg.WriteFault = cfg.SegmentWriteFault
+	segmentCfg.WriteFault, segmentCfg.SyncFault = cfg.SegmentWriteFault, cfg.SegmentSyncFault
 	segs, err := segment.Open(dir, 0, segmentCfg)
 	if err != nil {
 		return nil, fmt.Errorf("partition %s-%d: open log: %w", topic, index, err)
@@ -254,7 +259,7 @@ func Open(cfg Config) (p *Partition, err error) {
 	if p.syncs == nil {
 		p.syncs = defaultSyncPool
 	}
-	p.segmentWriteFault = cfg.SegmentWriteFault
+	p.segmentWriteFault, p.segmentSyncFault = cfg.SegmentWriteFault, cfg.SegmentSyncFault
 	p.config.Store(&values)
 	if err := p.recoverProducers(); err != nil {
 		segs.Close()
@@ -573,7 +578,10 @@ func (p *Partition) Maintain(now time.Time, m Maintenance) {
 			p.log.Info("retention deleted segments", "segments", n, "log_start_offset", p.segments.StartOffset())
 		}
 	}
-	if err := p.segments.FlushIfDue(); err != nil {
+	if err := p.segments.FlushIfDue(); err != nil && !errors.Is(err, segment.ErrLogFailed) {
+		// A failed fsync fails the log (LogFailed): a leader hands the
+		// partition over (StorageResignation); the due flushes after it
+		// answer ErrLogFailed, not logged again.
 		p.log.Error("flush failed", "err", err)
 	}
 	if m.CheckpointHighWatermark {
@@ -637,7 +645,7 @@ func (p *Partition) SetConfig(v topicconfig.Values, state *metadata.State) error
 	p.segments.SetRetentionLimit(min(limit, p.segments.RetentionLimit()))
 	p.config.Store(&v)
 	segmentCfg := segmentConfig(v, p.log)
-	segmentCfg.WriteFault = p.segmentWriteFault
+	segmentCfg.WriteFault, segmentCfg.SyncFault = p.segmentWriteFault, p.segmentSyncFault
 	err := p.segments.SetConfig(segmentCfg)
 	p.segments.SetRetentionLimit(limit)
 	if isDurable(&v) {

@@ -403,10 +403,10 @@ func (p *Partition) LaggingISR(now time.Time, lag time.Duration) []int32 {
 	return keep
 }
 
-// storageFailedLocked records that an append failed on this broker's disk
-// (a full disk, an I/O error): the leader hands the partition over
-// (StorageResignation), as Kafka's controller moves leadership off a log
-// directory that went offline. Called with appendMu held.
+// storageFailedLocked records that an append or an fsync failed on this
+// broker's disk (a full disk, an I/O error): the leader hands the partition
+// over (StorageResignation), as Kafka's controller moves leadership off a
+// log directory that went offline. Called with appendMu held.
 func (p *Partition) storageFailedLocked() {
 	if p.leading.Load() {
 		p.storageFailed = true
@@ -414,16 +414,19 @@ func (p *Partition) storageFailedLocked() {
 }
 
 // StorageResignation returns the ISR that hands the partition over after
-// an append failed on this broker's disk during the current leadership
-// term: the ISR without this replica (the new leader is one of them). A
-// returned proposal marks an ISR change in flight, as LaggingISR's does;
-// nil when no append failed, this broker does not lead, a change is in
-// flight, or no other replica is in sync (the partition then stays here,
-// answering KAFKA_STORAGE_ERROR, rather than going offline).
+// an append or an fsync failed on this broker's disk during the current
+// leadership term, or while its log is failed (LogFailed: an fsync failed,
+// until the broker reopens the log): the ISR without this replica (the new
+// leader is one of them). A returned proposal marks an ISR change in
+// flight, as LaggingISR's does; nil when nothing failed, this broker does
+// not lead, a change is in flight, or no other replica is in sync (the
+// partition then stays here, answering KAFKA_STORAGE_ERROR, rather than
+// going offline).
 func (p *Partition) StorageResignation() []int32 {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	if !p.storageFailed || !p.leading.Load() || p.isrChanging {
+	failed := p.storageFailed || p.segments.Failed() != nil
+	if !failed || !p.leading.Load() || p.isrChanging {
 		return nil
 	}
 	var rest []int32
@@ -438,6 +441,13 @@ func (p *Partition) StorageResignation() []int32 {
 	p.isrChanging = true
 	return rest
 }
+
+// LogFailed returns why this replica's log failed (an fsync that failed, a
+// failed write that could not be undone), or nil. A failed log takes no
+// appends, replicated or produced, and its fsynced end no longer moves,
+// until the broker reopens it (recovering it, as after a crash): a leader
+// hands the partition over (StorageResignation), a follower stops fetching.
+func (p *Partition) LogFailed() error { return p.segments.Failed() }
 
 // ErrNotLeader: this broker does not lead the partition (any more).
 var ErrNotLeader = errors.New("partition: this broker does not lead the partition")

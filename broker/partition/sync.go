@@ -101,10 +101,11 @@ func (p *Partition) runSyncs() {
 // syncOnce fsyncs the log, then moves the high watermark (a leader's own
 // end counts now) and wakes the waiters.
 func (p *Partition) syncOnce() {
-	if _, err := p.syncLog(); err != nil && !errors.Is(err, segment.ErrClosed) {
-		if p.syncFailed.CompareAndSwap(false, true) {
-			p.log.Error("fsync failed; writes waiting for it fail with KAFKA_STORAGE_ERROR", "err", err)
-		}
+	// The first failed fsync fails the log (LogFailed): the syncs after it
+	// answer ErrLogFailed, not logged again. A leader hands the partition
+	// over (StorageResignation).
+	if _, err := p.syncLog(); err != nil && !errors.Is(err, segment.ErrClosed) && !errors.Is(err, segment.ErrLogFailed) {
+		p.log.Error("fsync failed; the log takes no writes until the broker restarts: produces waiting for it get KAFKA_STORAGE_ERROR, a leader hands the partition to another in-sync replica, a follower stops fetching it", "err", err)
 	}
 	p.appendMu.Lock()
 	if p.leading.Load() {
@@ -139,7 +140,7 @@ func WaitSynced(parts []*Partition, stop <-chan struct{}) {
 		t.p.requestSync()
 	}
 	for _, t := range targets {
-		for t.p.segments.SyncedEnd() < t.end && !t.p.syncFailed.Load() && t.p.segments.EndOffset() >= t.end {
+		for t.p.segments.SyncedEnd() < t.end && t.p.segments.Failed() == nil && t.p.segments.EndOffset() >= t.end {
 			select {
 			case <-wake:
 			case <-stop:

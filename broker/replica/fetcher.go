@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/internal/ratelog"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -48,6 +49,13 @@ type FetchersConfig struct {
 	// an object store.
 	Remote ProducerSnapshotReader
 	Logger *slog.Logger
+	// LogLimiter bounds the error lines a failing disk causes on every
+	// retry (a full disk fails every partition's appends); default one of
+	// the Fetchers' own.
+	LogLimiter *ratelog.Limiter
+	// Now is the clock of retry backoffs; default time.Now (tests inject
+	// their own).
+	Now func() time.Time
 }
 
 // ProducerSnapshotReader reads the producer-state snapshot uploaded with a
@@ -61,6 +69,12 @@ type ProducerSnapshotReader interface {
 func NewFetchers(cfg FetchersConfig) *Fetchers {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.LogLimiter == nil {
+		cfg.LogLimiter = ratelog.New(ratelog.Config{})
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	ctx, end := context.WithCancel(context.Background())
 	return &Fetchers{cfg: cfg, log: cfg.Logger, ctx: ctx, end: end, byLeader: map[leaderKey]*fetcher{}}
@@ -80,9 +94,27 @@ type followed struct {
 	epoch int32
 	// truncated is set once the log agrees with this leader epoch
 	// (OffsetForLeaderEpoch done); pausedUntil holds off a partition the
-	// leader refused (it may not know the new epoch yet).
+	// leader refused (it may not know the new epoch yet) or whose last
+	// append failed; retryDelay is that append backoff (0: the last append
+	// worked).
 	truncated   bool
 	pausedUntil time.Time
+	retryDelay  time.Duration
+}
+
+// Fetch retries: a fetch round that failed (the leader unreachable) and a
+// partition whose fetched data could not be appended (a full disk) wait
+// retryBackoffMin, doubled after each further failure up to
+// retryBackoffMax (Kafka's replica.fetch.backoff.ms).
+const (
+	retryBackoffMin = 50 * time.Millisecond
+	retryBackoffMax = time.Second
+)
+
+// nextBackoff is the wait after one more failure than the one that waited
+// d (0: none yet).
+func nextBackoff(d time.Duration) time.Duration {
+	return min(max(2*d, retryBackoffMin), retryBackoffMax)
 }
 
 // fetcher follows the partitions of one leader.
@@ -169,21 +201,24 @@ func (rf *fetcher) assign(partitions map[*partition.Partition]*followed) {
 	defer rf.mu.Unlock()
 	for p, fo := range partitions {
 		if old := rf.partitions[p]; old != nil && old.epoch == fo.epoch {
-			fo.truncated, fo.pausedUntil = old.truncated, old.pausedUntil
+			fo.truncated, fo.pausedUntil, fo.retryDelay = old.truncated, old.pausedUntil, old.retryDelay
 		}
 	}
 	rf.partitions = partitions
 }
 
 // snapshot copies the followed partitions that are not paused; changes go
-// back through setTruncated and pause, which match on the leader epoch.
+// back through setTruncated, pause and appended, which match on the leader
+// epoch. A partition whose log failed (an fsync failed) is not fetched:
+// it takes no data until the broker restarts and recovers it, and the
+// leader's lag check drops it from the ISR.
 func (rf *fetcher) snapshot() []*followed {
 	rf.mu.Lock()
 	defer rf.mu.Unlock()
 	out := make([]*followed, 0, len(rf.partitions))
-	now := time.Now()
+	now := rf.f.cfg.Now()
 	for _, fo := range rf.partitions {
-		if now.After(fo.pausedUntil) {
+		if now.After(fo.pausedUntil) && fo.part.LogFailed() == nil {
 			c := *fo
 			out = append(out, &c)
 		}
@@ -193,20 +228,20 @@ func (rf *fetcher) snapshot() []*followed {
 
 func (rf *fetcher) run(ctx context.Context) {
 	log := rf.f.log.With("leader", rf.leader.id)
-	backoff := 50 * time.Millisecond
+	var backoff time.Duration
 	for ctx.Err() == nil {
 		parts := rf.snapshot()
 		err := rf.fetchOnce(ctx, parts)
 		if err != nil && ctx.Err() == nil {
-			log.Debug("replica fetch failed; retrying", "err", err)
+			backoff = nextBackoff(backoff)
+			log.Debug("replica fetch failed; retrying", "err", err, "backoff", backoff)
 			select {
 			case <-ctx.Done():
 			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, time.Second)
 			continue
 		}
-		backoff = 50 * time.Millisecond
+		backoff = 0
 		if len(parts) == 0 {
 			select {
 			case <-ctx.Done():
@@ -321,9 +356,8 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 					// the next fetch goes out under the new epoch, after
 					// truncating to agree with its leader.
 					fo.part.Logger().Debug("discarded a replica fetch response from a previous leader epoch", "err", err)
-				case err != nil:
-					fo.part.Logger().Error("appending replicated data failed; fetching again from the leader", "err", err)
-					rf.setTruncated(fo, false)
+				default:
+					rf.appended(fo, err)
 				}
 			case kerr.OffsetOutOfRange.Code:
 				// Behind the leader's log start (retention): start over there.
@@ -461,11 +495,47 @@ func (rf *fetcher) setTruncated(fo *followed, truncated bool) {
 	}
 }
 
+// appended takes the outcome of appending a partition's fetched data.
+// After a failure (a full disk, data that does not continue the log) the
+// partition truncates again and waits before its next fetch, twice as
+// long after each failure in a row (nextBackoff), rather than fetching and
+// failing at once, round after round; meanwhile its fetch offset stands
+// still, so the leader's lag check drops it from the ISR, and once an
+// append works it fetches at once again. The error line is rate-limited:
+// a full disk fails every partition on it.
+func (rf *fetcher) appended(fo *followed, err error) {
+	if err == nil && fo.retryDelay == 0 {
+		return
+	}
+	rf.mu.Lock()
+	cur := rf.partitions[fo.part]
+	if cur == nil || cur.epoch != fo.epoch {
+		rf.mu.Unlock()
+		return
+	}
+	if err == nil {
+		cur.retryDelay = 0
+		rf.mu.Unlock()
+		return
+	}
+	cur.truncated = false
+	cur.retryDelay = nextBackoff(cur.retryDelay)
+	cur.pausedUntil = rf.f.cfg.Now().Add(cur.retryDelay)
+	delay := cur.retryDelay
+	rf.mu.Unlock()
+	log := rf.f.cfg.LogLimiter.Logger(fo.part.Logger())
+	if fo.part.LogFailed() != nil {
+		log.Error("appending replicated data failed and failed the log; not fetching the partition until the broker restarts", "err", err)
+		return
+	}
+	log.Error("appending replicated data failed; fetching again after a backoff", "err", err, "backoff", delay)
+}
+
 func (rf *fetcher) pause(fo *followed) {
 	rf.mu.Lock()
 	defer rf.mu.Unlock()
 	if cur := rf.partitions[fo.part]; cur != nil && cur.epoch == fo.epoch {
-		cur.pausedUntil = time.Now().Add(500 * time.Millisecond)
+		cur.pausedUntil = rf.f.cfg.Now().Add(500 * time.Millisecond)
 	}
 }
 

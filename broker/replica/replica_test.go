@@ -259,7 +259,7 @@ func TestTruncationTarget(t *testing.T) {
 // them for a new epoch; updates of a stale epoch do not touch the current.
 func TestFetcherKeepsProgressWithinAnEpoch(t *testing.T) {
 	p, q := openReplica(t, 2), openReplica(t, 2)
-	rf := &fetcher{partitions: map[*partition.Partition]*followed{}}
+	rf := &fetcher{f: NewFetchers(FetchersConfig{}), partitions: map[*partition.Partition]*followed{}}
 	rf.assign(map[*partition.Partition]*followed{p: {part: p, epoch: 3}, q: {part: q, epoch: 1}})
 	old := rf.snapshot()
 	for _, fo := range old {

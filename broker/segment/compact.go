@@ -452,7 +452,7 @@ func (l *Log) swapSegments(olds []*segment, cleaned *segment, truncations int64)
 	}
 	if err := finish(); err != nil {
 		cleaned.release()
-		l.failure = err
+		l.fail(err)
 		return false, err
 	}
 	segments := slices.Concat(l.segments[:i], []*segment{cleaned}, l.segments[i+len(olds):])

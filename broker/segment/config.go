@@ -66,6 +66,12 @@ type Config struct {
 	// reached the file: a full disk (syscall.ENOSPC) or a failing one
 	// (syscall.EIO), as a short write leaves them.
 	WriteFault func(size int) (written int, err error)
+	// SyncFault, when set (tests only), is asked before each fsync of the
+	// log's records: Sync, a flush (flush.messages, flush.ms, Flush,
+	// Close) and the fsync that seals a segment at a roll. An error it
+	// returns fails that fsync as a failing disk does (syscall.EIO): the
+	// log is failed from then on (ErrLogFailed).
+	SyncFault func() error
 }
 
 // Validate reports the first field that is out of range.

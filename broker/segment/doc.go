@@ -127,6 +127,8 @@
 //     every append before it. SyncedEnd also moves with rolls, Flush and
 //     Close, only goes down on Truncate, and at Open is the end offset
 //     after a clean shutdown, the active segment's base offset otherwise.
+//   - Open of a log without segments (a new partition) fsyncs the parent
+//     directory too, so that the log directory's own name is durable.
 //   - Segments before the active one were fsynced when rolled, so after a
 //     power loss only the active segment can have a torn or missing tail.
 //   - Close writes the clean-shutdown marker (with the end offset) after
@@ -136,8 +138,12 @@
 //     sanity, CRC-32C, contiguous offsets, length within the file) and
 //     truncates at the first bad or torn one, logging file, position and
 //     reason; appends continue at the offset after the last good batch.
-//   - An fsync that fails leaves the page cache state unknown: the Log
-//     refuses further appends (ErrLogFailed) until reopened.
+//   - An fsync that fails (Sync, a flush, the fsync sealing a segment at a
+//     roll) leaves the page cache state unknown: the kernel may have
+//     dropped the pages it could not write and report the next fsync as a
+//     success. The Log is failed then (Failed): appends, flushes and syncs
+//     answer ErrLogFailed, and SyncedEnd no longer moves, until Open
+//     recovers the log. Config.SyncFault injects such a failure in tests.
 //
 // # Concurrency
 //

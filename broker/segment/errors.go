@@ -24,9 +24,9 @@ var (
 	ErrAppendTooLarge = errors.New("segment: append larger than the segment size")
 	// ErrInvalidConfig is returned by Config.Validate.
 	ErrInvalidConfig = errors.New("segment: invalid config")
-	// ErrLogFailed is returned by Append after a write or fsync failed in a
-	// way that leaves the files in an unknown state; the log must be
-	// reopened (which recovers it).
+	// ErrLogFailed is returned by Append, Flush and Sync after a write or
+	// fsync failed in a way that leaves the files in an unknown state
+	// (Log.Failed); the log must be reopened (which recovers it).
 	ErrLogFailed = errors.New("segment: log failed")
 )
 

@@ -39,8 +39,10 @@ type Log struct {
 	config           Config
 	unflushedRecords int64     // records appended since the last fsync
 	firstUnflushedAt time.Time // time of the oldest unflushed append; zero when none
-	failure          error     // set when the files are in an unknown state
+	failure          error     // set (fail) when the files are in an unknown state
 	truncations      int64     // Truncate calls so far; Compact checks it did not miss one
+	// failed is failure != nil, read without appendMu (Failed).
+	failed atomic.Bool
 
 	// cleanMu serializes Compact; cleanerOffset is the offset below which
 	// the log was last compacted (cleaner-offset-checkpoint).
@@ -141,7 +143,13 @@ func (l *Log) load(startOffset int64) error {
 		l.startOffset.Store(startOffset)
 		l.endOffset.Store(startOffset)
 		l.syncedEnd.Store(startOffset)
-		return atomicfile.SyncDir(l.dir)
+		if err := atomicfile.SyncDir(l.dir); err != nil {
+			return err
+		}
+		// A new log's directory was just created (here or by the caller):
+		// its name in the parent is durable only once the parent is fsynced,
+		// or a power loss takes the whole log, flushed records included.
+		return atomicfile.SyncDir(filepath.Dir(l.dir))
 	}
 	if err := l.loadSegments(baseOffsets, clean, markerEndOffset); err != nil {
 		return err
@@ -367,9 +375,10 @@ func (l *Log) Segments() []SegmentInfo {
 // first batch's base offset and the log end offset after the append.
 //
 // The bytes are in the file (page cache) when Append returns. When the flush
-// policy's fsync fails, Append returns the error, the records may or may not
-// be durable, and every later append fails with ErrLogFailed: an fsync
-// failure cannot be retried safely; reopening the log recovers it.
+// policy's fsync (or the fsync sealing the segment at a roll) fails, Append
+// returns the error, the records may or may not be durable, and every later
+// append fails with ErrLogFailed: an fsync failure cannot be retried
+// safely; reopening the log recovers it.
 //
 // A write that fails (a full disk: ENOSPC, a failing one: EIO), even after
 // writing part of the batch, leaves nothing behind: the file is truncated
@@ -409,7 +418,7 @@ func (l *Log) Append(records []byte, batches []AppendBatch) (baseOffset, endOffs
 	if _, err := l.writeLocked(active, records, position); err != nil {
 		err = fmt.Errorf("segment %s: write %d bytes at %d: %w", active.name(), len(records), position, err)
 		if truncateErr := active.logFile.Truncate(position); truncateErr != nil {
-			l.failure = errors.Join(err, truncateErr)
+			l.fail(errors.Join(err, truncateErr))
 		}
 		return 0, 0, err
 	}
@@ -451,7 +460,9 @@ func (l *Log) Append(records []byte, batches []AppendBatch) (baseOffset, endOffs
 	if (l.config.FlushMessages > 0 && l.unflushedRecords >= l.config.FlushMessages) ||
 		(l.config.FlushInterval > 0 && now.Sub(l.firstUnflushedAt) >= l.config.FlushInterval) {
 		if err := l.flushLocked(); err != nil {
-			l.failure = err
+			// The batch is in the log but its append fails: nothing may
+			// follow it (a retry would be appended twice).
+			l.fail(err)
 			return 0, 0, err
 		}
 	}
@@ -535,7 +546,7 @@ func (l *Log) rollReasonLocked(size, offsets int64, now time.Time) string {
 func (l *Log) rollLocked(now time.Time, reason string) error {
 	active := l.segments[len(l.segments)-1]
 	active.finalizeTimeIndex()
-	if err := active.sync(); err != nil {
+	if err := l.syncSegmentLocked(active); err != nil {
 		return fmt.Errorf("roll: %w", err)
 	}
 	end := l.endOffset.Load()
@@ -582,14 +593,63 @@ func (l *Log) FlushIfDue() error {
 }
 
 func (l *Log) flushLocked() error {
+	if l.failure != nil {
+		// Another fsync may well succeed now (the kernel reports a write
+		// error once), but what the failed one lost is not made durable by
+		// it: SyncedEnd stays.
+		return fmt.Errorf("segment: flush: %w: %w", ErrLogFailed, l.failure)
+	}
 	for _, s := range l.segments {
-		if err := s.sync(); err != nil {
+		if err := l.syncSegmentLocked(s); err != nil {
 			return fmt.Errorf("segment: flush: %w", err)
 		}
 	}
 	l.unflushedRecords, l.firstUnflushedAt = 0, time.Time{}
 	l.syncedEnd.Store(max(l.syncedEnd.Load(), l.endOffset.Load()))
 	return nil
+}
+
+// syncSegmentLocked fsyncs s (segment.sync), failing first as
+// Config.SyncFault says. A failed fsync fails the log: the kernel may have
+// dropped the dirty pages it could not write, and report the next fsync of
+// the file as a success (PostgreSQL's "fsyncgate"), so nothing written
+// before it can be known durable again until Open recovers the log. Called
+// with appendMu held.
+func (l *Log) syncSegmentLocked(s *segment) error {
+	var err error
+	if fault := l.config.SyncFault; fault != nil && s.dirty {
+		if faultErr := fault(); faultErr != nil {
+			err = fmt.Errorf("segment %s: %w %s: %w", s.name(), errFsync, filepath.Base(s.logPath), faultErr)
+		}
+	}
+	if err == nil {
+		err = s.sync()
+	}
+	if errors.Is(err, errFsync) {
+		l.fail(err)
+	}
+	return err
+}
+
+// fail marks the log failed (the first failure is kept): appends, flushes
+// and syncs return ErrLogFailed from then on. Called with appendMu held.
+func (l *Log) fail(err error) {
+	if l.failure == nil {
+		l.failure = err
+		l.failed.Store(true)
+	}
+}
+
+// Failed returns why the log failed (an fsync that failed, a failed write
+// that could not be undone), or nil: a failed log refuses appends, flushes
+// and syncs with ErrLogFailed until it is reopened, which recovers it.
+func (l *Log) Failed() error {
+	if !l.failed.Load() {
+		return nil
+	}
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	return l.failure
 }
 
 // SyncedEnd returns the offset below which every record is known to be on
@@ -630,19 +690,23 @@ func (l *Log) Sync() (int64, error) {
 	// open if a roll, truncation or retention replaces the segment.
 	active := l.segments[len(l.segments)-1]
 	active.acquire()
-	truncations := l.truncations
+	truncations, fault := l.truncations, l.config.SyncFault
 	l.appendMu.Unlock()
 
-	err := l.syncFile(active.logFile)
+	var err error
+	if fault != nil {
+		err = fault()
+	}
+	if err == nil {
+		err = l.syncFile(active.logFile)
+	}
 	active.release()
 
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if err != nil {
 		err = fmt.Errorf("segment %s: fsync: %w", active.name(), err)
-		if l.failure == nil {
-			l.failure = err
-		}
+		l.fail(err)
 		return l.syncedEnd.Load(), err
 	}
 	if l.truncations == truncations && end > l.syncedEnd.Load() {

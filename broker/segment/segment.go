@@ -281,6 +281,10 @@ func (s *segment) rewriteIndexes() error {
 	return s.persistIndexes()
 }
 
+// errFsync marks an fsync that failed (as opposed to the index writes sync
+// does first): it fails the log (Log.syncSegmentLocked).
+var errFsync = errors.New("fsync")
+
 // sync writes pending index entries and fsyncs the three files when the
 // segment changed since its last sync.
 func (s *segment) sync() error {
@@ -292,7 +296,7 @@ func (s *segment) sync() error {
 	}
 	for _, file := range []*os.File{s.logFile, s.offsetIndexFile, s.timeIndexFile} {
 		if err := file.Sync(); err != nil {
-			return fmt.Errorf("segment %s: fsync %s: %w", s.name(), filepath.Base(file.Name()), err)
+			return fmt.Errorf("segment %s: %w %s: %w", s.name(), errFsync, filepath.Base(file.Name()), err)
 		}
 	}
 	s.dirty = false

@@ -58,7 +58,7 @@ func (l *Log) Truncate(offset int64) error {
 	}
 	if found {
 		if err := last.cut(position, newEnd); err != nil {
-			l.failure = err
+			l.fail(err)
 			return fmt.Errorf("segment: truncate to %d: %w", offset, err)
 		}
 	}

@@ -119,8 +119,9 @@ func TestBinaryControlAndSignal(t *testing.T) {
 		{"drop", "ok"},
 		{"fsync-delay 1", "ok"},
 		{"enospc off", "ok"},
-		{"bogus", `error: unknown command "bogus" (drop | enospc on|off | fsync-delay MS | stats)`},
-		{"stats", "fsyncs=1 dir_fsyncs=1 drops=1 dropped_bytes=5 undone_creates=0 undone_renames=0 undone_unlinks=0 undo_bytes=0 drop_errors=0 enospc_refusals=0"},
+		{"fsync-error off", "ok"},
+		{"bogus", `error: unknown command "bogus" (drop | enospc on|off | fsync-delay MS | fsync-error on|off | stats)`},
+		{"stats", "fsyncs=1 dir_fsyncs=1 drops=1 dropped_bytes=5 undone_creates=0 undone_renames=0 undone_unlinks=0 undo_bytes=0 drop_errors=0 enospc_refusals=0 fsync_errors=0"},
 	} {
 		if got := d.command(t, tc.command); got != tc.answer {
 			t.Errorf("%s: answer %q, want %q", tc.command, got, tc.answer)
@@ -192,4 +193,37 @@ func blockedInFsync(pid int) bool {
 	}
 	fields := strings.Fields(string(data))
 	return len(fields) > 0 && (fields[0] == strconv.Itoa(unix.SYS_FSYNC) || fields[0] == strconv.Itoa(unix.SYS_FDATASYNC))
+}
+
+// TestBinaryKilledWriterLeavesFsyncDelay kills a process while the daemon
+// holds its fsync in the fsync delay: the kernel interrupts the request,
+// the delay ends, and the process exits; the daemon and the mount go on.
+func TestBinaryKilledWriterLeavesFsyncDelay(t *testing.T) {
+	requireFUSE(t)
+	d := startDaemon(t, buildBinary(t))
+	if got := d.command(t, "fsync-delay 600000"); got != "ok" {
+		t.Fatalf("fsync-delay: %s", got)
+	}
+	writer := exec.Command("dd", "if=/dev/zero", "of="+filepath.Join(d.mount, "f"), "bs=4096", "count=1", "conv=fsync")
+	if err := writer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	writerExited := make(chan error, 1)
+	go func() { writerExited <- writer.Wait() }()
+	for !blockedInFsync(writer.Process.Pid) {
+		select {
+		case err := <-writerExited:
+			t.Fatalf("dd ended before the fsync delay: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := writer.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, "dd killed inside a delayed fsync", writerExited)
+	if got := d.command(t, "fsync-delay 0"); got != "ok" {
+		t.Fatalf("fsync-delay 0: %s", got)
+	}
+	writeDurably(t, filepath.Join(d.mount, "g"), "still usable")
+	requireContent(t, filepath.Join(d.mount, "g"), "still usable")
 }

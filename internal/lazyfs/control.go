@@ -13,12 +13,11 @@ import (
 	"time"
 )
 
-// Controller is what the control socket drives: a Mount.
+// Controller is what the control socket drives: a Mount (its Drop also
+// invalidates the kernel's caches; the faults and counters are the FS's).
 type Controller interface {
 	Drop() error
-	SetENOSPC(on bool)
-	SetFsyncDelay(d time.Duration)
-	Stats() Stats
+	FS() *FS
 }
 
 var _ Controller = (*Mount)(nil)
@@ -114,18 +113,21 @@ func Execute(controller Controller, line string) string {
 		}
 		return "ok"
 	case command == "enospc" && len(args) == 1 && (args[0] == "on" || args[0] == "off"):
-		controller.SetENOSPC(args[0] == "on")
+		controller.FS().SetENOSPC(args[0] == "on")
+		return "ok"
+	case command == "fsync-error" && len(args) == 1 && (args[0] == "on" || args[0] == "off"):
+		controller.FS().SetFsyncError(args[0] == "on")
 		return "ok"
 	case command == "fsync-delay" && len(args) == 1:
 		ms, err := strconv.ParseInt(args[0], 10, 64)
 		if err != nil || ms < 0 {
 			return "error: fsync-delay wants a number of milliseconds >= 0"
 		}
-		controller.SetFsyncDelay(time.Duration(ms) * time.Millisecond)
+		controller.FS().SetFsyncDelay(time.Duration(ms) * time.Millisecond)
 		return "ok"
 	case command == "stats" && len(args) == 0:
-		return controller.Stats().String()
+		return controller.FS().Stats().String()
 	default:
-		return fmt.Sprintf("error: unknown command %q (drop | enospc on|off | fsync-delay MS | stats)", line)
+		return fmt.Sprintf("error: unknown command %q (drop | enospc on|off | fsync-delay MS | fsync-error on|off | stats)", line)
 	}
 }

@@ -59,6 +59,10 @@
 // through an O_PATH descriptor), empties the graveyard and forgets all
 // state: after a drop everything on the mount is durable.
 //
+// The undo state lives in the daemon's memory only: a daemon that is
+// killed and started again on the same backing directory counts everything
+// in it as durable (and empties the graveyard: removals count as durable).
+//
 // Memory is bounded by what is unsynced: a file costs the synced bytes it
 // overwrote or cut since its last fsync (Stats.UndoBytes; appends cost
 // nothing), a changed directory its durable listing. A process that
@@ -83,18 +87,26 @@
 // with one line:
 //
 //	drop           -> ok | error: <text>   forget everything not durable
-//	enospc on|off  -> ok                   while on, writes past the end of a file,
+//	enospc on|off  -> ok                   while on, writes past the end of a file
+//	                                       (the whole write, nothing partial),
 //	                                       creates, mkdir, symlink and allocating
-//	                                       fallocate fail with ENOSPC (overwrites,
+//	                                       fallocate fail with ENOSPC, and statfs
+//	                                       shows no free space (overwrites,
 //	                                       truncates and removals still work)
 //	fsync-delay MS -> ok                   every fsync/fdatasync of a file or a
 //	                                       directory takes at least MS ms (0: off)
+//	fsync-error on|off -> ok               while on, every fsync/fdatasync of a
+//	                                       file or a directory fails with EIO and
+//	                                       makes nothing durable (a failing disk;
+//	                                       an addition to the nemesis contract)
 //	stats          -> fsyncs=N dir_fsyncs=N drops=N dropped_bytes=N
 //	                  undone_creates=N undone_renames=N undone_unlinks=N
 //	                  undo_bytes=N drop_errors=N enospc_refusals=N
+//	                  fsync_errors=N
 //
 // Anything else answers "error: unknown command ...". drop_errors counts
-// inconsistencies a drop logged and skipped; a test should require 0.
+// inconsistencies a drop logged and skipped (the drop then answers
+// "error: ..." after finishing); a test should require 0.
 //
 // # Exit
 //

@@ -1,7 +1,6 @@
 package lazyfs
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -16,10 +15,11 @@ import (
 // file returns to its content and length as of its last fsync, and every
 // directory changed since its last fsync to its listing as of then. The
 // caller has stopped the processes using the mount (their open files keep
-// working, on the restored content). Inconsistencies are logged, counted
-// in Stats.DropErrors and skipped; the returned error is for failures that
-// leave the backing directory in an unknown state.
-func (lfs *FS) Drop() error {
+// working, on the restored content). Inconsistencies (a bug here, or a
+// change to the backing directory behind the mount's back) are logged,
+// counted in Stats.DropErrors and skipped, and make Drop return an error
+// after finishing, so that a test cannot miss them.
+func (lfs *FS) Drop() (err error) {
 	lfs.mu.Lock()
 	defer lfs.mu.Unlock()
 	for _, state := range lfs.files {
@@ -35,6 +35,12 @@ func (lfs *FS) Drop() error {
 		clear(lfs.graveyardEntries)
 	}()
 	lfs.drops++
+	errorsBefore := lfs.dropErrors
+	defer func() {
+		if inconsistencies := lfs.dropErrors - errorsBefore; inconsistencies > 0 && err == nil {
+			err = fmt.Errorf("lazyfs: drop: %d inconsistencies, logged and skipped", inconsistencies)
+		}
+	}()
 
 	locations, err := lfs.locate()
 	if err != nil {
@@ -132,8 +138,6 @@ func (lfs *FS) undoNamespaceLocked(locations map[uint64]string) error {
 			unix.Close(int(fd))
 		}
 	}()
-	// durableInodes: every inode a durable listing names.
-	durableInodes := map[uint64]bool{}
 	for dirIno, listing := range lfs.dirs {
 		path, ok := locations[dirIno]
 		if !ok {
@@ -146,7 +150,6 @@ func (lfs *FS) undoNamespaceLocked(locations map[uint64]string) error {
 		}
 		dirFDs[dirIno] = fd
 		for name, entry := range listing {
-			durableInodes[entry.ino] = true
 			if _, done := objectFDs[entry.ino]; done {
 				continue
 			}
@@ -163,22 +166,22 @@ func (lfs *FS) undoNamespaceLocked(locations map[uint64]string) error {
 			objectFDs[entry.ino] = objectFD
 		}
 	}
-	var rootStat unix.Stat_t
-	if err := unix.Stat(lfs.backing, &rootStat); err != nil {
-		return fmt.Errorf("lazyfs: drop: %w", err)
-	}
-	rootIno := rootStat.Ino
 	// Phase 1: move every name that is not durable out of the way.
 	graveyardFD, err := openPath(lfs.graveyard, unix.O_DIRECTORY)
 	if err != nil {
 		return fmt.Errorf("lazyfs: drop: open graveyard: %w", err)
 	}
 	defer unix.Close(int(graveyardFD))
-	aside := 0
+	// Every changed directory gets its durable listing back, even one that
+	// goes away itself (it is in the graveyard at the end), because a
+	// directory in the graveyard may be one that comes back: a rename
+	// undone, or one inside a directory whose rename is undone.
+	type movedAside struct {
+		from pathFD // the directory the name was in
+		ino  uint64
+	}
+	var asides []movedAside
 	for dirIno, dirFD := range dirFDs {
-		if !durableInodes[dirIno] && dirIno != rootIno {
-			continue // not durable itself: it goes aside with its content
-		}
 		dirPath, err := dirFD.currentPath()
 		if err != nil {
 			lfs.dropErrorLocked("locate changed directory", "err", err)
@@ -194,22 +197,16 @@ func (lfs *FS) undoNamespaceLocked(locations map[uint64]string) error {
 			if durable[name] == entry {
 				continue
 			}
-			if durableInodes[entry.ino] {
-				lfs.undoneRenames++
-			} else {
-				lfs.undoneCreates++
-			}
-			aside++
-			if err := unix.Renameat(int(dirFD), name, int(graveyardFD), "aside-"+strconv.Itoa(aside)); err != nil {
+			if err := unix.Renameat(int(dirFD), name, int(graveyardFD), "aside-"+strconv.Itoa(len(asides))); err != nil {
 				lfs.dropErrorLocked("move name aside", "dir", dirPath, "name", name, "err", err)
+				continue
 			}
+			asides = append(asides, movedAside{from: dirFD, ino: entry.ino})
 		}
 	}
 	// Phase 2: put back every durable name that is missing.
+	putBack := map[uint64]bool{}
 	for dirIno, dirFD := range dirFDs {
-		if !durableInodes[dirIno] && dirIno != rootIno {
-			continue
-		}
 		for name, entry := range lfs.dirs[dirIno] {
 			var st unix.Stat_t
 			if err := unix.Fstatat(int(dirFD), name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
@@ -227,12 +224,7 @@ func (lfs *FS) undoNamespaceLocked(locations map[uint64]string) error {
 				lfs.dropErrorLocked("locate durable entry", "name", name, "err", err)
 				continue
 			}
-			if lfs.inGraveyard(objectPath) && strings.HasPrefix(filepath.Base(objectPath), "aside-") {
-				// It had a name that a drop took away: a rename undone.
-			} else if lfs.inGraveyard(objectPath) {
-				lfs.undoneUnlinks++
-			}
-			if entry.isDir {
+			if entry.isDir() {
 				if !lfs.inGraveyard(objectPath) {
 					// Durable in another listing too (the directory it was
 					// renamed into was fsynced): it stays there.
@@ -242,9 +234,27 @@ func (lfs *FS) undoNamespaceLocked(locations map[uint64]string) error {
 			} else {
 				err = unix.Linkat(unix.AT_FDCWD, objectFD.proc(), int(dirFD), name, unix.AT_SYMLINK_FOLLOW)
 			}
-			if err != nil && !errors.Is(err, unix.EEXIST) {
+			if err != nil {
 				lfs.dropErrorLocked("put back durable name", "name", name, "from", objectPath, "err", err)
+				continue
 			}
+			if objectPath == filepath.Join(lfs.graveyard, strconv.FormatUint(entry.ino, 10)) {
+				lfs.undoneUnlinks++ // removed at run time, kept in the graveyard
+			}
+			putBack[entry.ino] = true
+		}
+	}
+	// Count what was taken from directories that survive: a name whose
+	// object came back under its durable name is a rename undone, else a
+	// create undone.
+	for _, aside := range asides {
+		if from, err := aside.from.currentPath(); err != nil || lfs.inGraveyard(from) {
+			continue
+		}
+		if putBack[aside.ino] {
+			lfs.undoneRenames++
+		} else {
+			lfs.undoneCreates++
 		}
 	}
 	return nil

@@ -53,19 +53,22 @@ type Stats struct {
 	UndoBytes      int64 // undo memory held now (synced bytes that were overwritten since)
 	DropErrors     int64 // inconsistencies a drop logged and skipped
 	ENOSPCRefusals int64 // operations refused while enospc was on
+	FsyncErrors    int64 // fsyncs failed while fsync-error was on
 }
 
 // String is the one-line form of the control protocol.
 func (s Stats) String() string {
-	return fmt.Sprintf("fsyncs=%d dir_fsyncs=%d drops=%d dropped_bytes=%d undone_creates=%d undone_renames=%d undone_unlinks=%d undo_bytes=%d drop_errors=%d enospc_refusals=%d",
-		s.Fsyncs, s.DirFsyncs, s.Drops, s.DroppedBytes, s.UndoneCreates, s.UndoneRenames, s.UndoneUnlinks, s.UndoBytes, s.DropErrors, s.ENOSPCRefusals)
+	return fmt.Sprintf("fsyncs=%d dir_fsyncs=%d drops=%d dropped_bytes=%d undone_creates=%d undone_renames=%d undone_unlinks=%d undo_bytes=%d drop_errors=%d enospc_refusals=%d fsync_errors=%d",
+		s.Fsyncs, s.DirFsyncs, s.Drops, s.DroppedBytes, s.UndoneCreates, s.UndoneRenames, s.UndoneUnlinks, s.UndoBytes, s.DropErrors, s.ENOSPCRefusals, s.FsyncErrors)
 }
 
 // dirEntry is one name of a directory listing: the backing inode it names.
 type dirEntry struct {
-	ino   uint64
-	isDir bool
+	ino  uint64
+	kind uint32 // the S_IFMT bits of the inode's mode
 }
+
+func (e dirEntry) isDir() bool { return e.kind == unix.S_IFDIR }
 
 // FS is the state of one lost-page-cache file system: what was made
 // durable, and what a drop must undo. Its methods are safe for concurrent
@@ -76,10 +79,12 @@ type FS struct {
 	logger    *slog.Logger
 
 	enospc      atomic.Bool
+	fsyncError  atomic.Bool
 	fsyncDelay  atomic.Int64 // nanoseconds
 	fsyncs      atomic.Int64
 	dirFsyncs   atomic.Int64
 	enospcCount atomic.Int64
+	fsyncErrors atomic.Int64
 
 	// mu guards files, dirs, graveyardEntries and the drop counters below,
 	// and is held across every namespace change (create, mkdir, unlink,
@@ -146,6 +151,10 @@ func (lfs *FS) resetGraveyard() error {
 // SetENOSPC turns the full-disk fault on or off.
 func (lfs *FS) SetENOSPC(on bool) { lfs.enospc.Store(on) }
 
+// SetFsyncError turns the failing-disk fault on or off: while on, every
+// fsync and fdatasync fails with EIO and makes nothing durable.
+func (lfs *FS) SetFsyncError(on bool) { lfs.fsyncError.Store(on) }
+
 // SetFsyncDelay makes every fsync take at least d (0: no delay).
 func (lfs *FS) SetFsyncDelay(d time.Duration) { lfs.fsyncDelay.Store(int64(d)) }
 
@@ -163,6 +172,7 @@ func (lfs *FS) Stats() Stats {
 		UndoneUnlinks:  lfs.undoneUnlinks,
 		DropErrors:     lfs.dropErrors,
 		ENOSPCRefusals: lfs.enospcCount.Load(),
+		FsyncErrors:    lfs.fsyncErrors.Load(),
 	}
 	for _, state := range lfs.files {
 		state.mu.Lock()
@@ -247,7 +257,7 @@ func readListing(path string, isRoot bool) (map[string]dirEntry, error) {
 			}
 			return nil, err
 		}
-		listing[entry.Name()] = dirEntry{ino: st.Ino, isDir: st.Mode&unix.S_IFMT == unix.S_IFDIR}
+		listing[entry.Name()] = dirEntry{ino: st.Ino, kind: st.Mode & unix.S_IFMT}
 	}
 	return listing, nil
 }

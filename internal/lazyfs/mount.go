@@ -74,15 +74,6 @@ func (m *Mount) Drop() error {
 	return err
 }
 
-// SetENOSPC is FS.SetENOSPC.
-func (m *Mount) SetENOSPC(on bool) { m.lfs.SetENOSPC(on) }
-
-// SetFsyncDelay is FS.SetFsyncDelay.
-func (m *Mount) SetFsyncDelay(d time.Duration) { m.lfs.SetFsyncDelay(d) }
-
-// Stats is FS.Stats.
-func (m *Mount) Stats() Stats { return m.lfs.Stats() }
-
 // invalidate makes the kernel forget the cached pages and attributes of
 // every file it knows and every name of every directory it knows, and
 // removes from the go-fuse tree the names whose backing object changed.
@@ -115,16 +106,21 @@ func (m *Mount) invalidateDir(dir *fusefs.Inode) {
 	}
 }
 
-// Unmount unmounts, lazily (`fusermount3 -uz`) if the mount is busy, and
-// waits until the server has stopped.
+// Unmount unmounts and waits until the server has stopped. If the mount is
+// busy (files still open on it), it detaches it lazily (`fusermount3 -uz`)
+// and returns at once: the server keeps answering for the open files until
+// they are closed or the process exits, which ends the connection. Waiting
+// for them instead could wait forever, for files held open by the caller's
+// own process.
 func (m *Mount) Unmount() error {
 	err := m.server.Unmount()
-	if err != nil {
-		if out, lazyErr := exec.Command("fusermount3", "-uz", m.dir).CombinedOutput(); lazyErr != nil {
-			return errors.Join(err, fmt.Errorf("fusermount3 -uz %s: %w: %s", m.dir, lazyErr, out))
-		}
+	if err == nil {
+		return nil
 	}
-	m.server.Wait()
+	m.lfs.logger.Warn("lazyfs: mount busy, detaching it lazily", "mount", m.dir, "err", err)
+	if out, lazyErr := exec.Command("fusermount3", "-uz", m.dir).CombinedOutput(); lazyErr != nil {
+		return errors.Join(err, fmt.Errorf("fusermount3 -uz %s: %w: %s", m.dir, lazyErr, out))
+	}
 	return nil
 }
 

@@ -291,11 +291,7 @@ func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	}
 	entries := make([]fuse.DirEntry, 0, len(listing))
 	for name, entry := range listing {
-		mode := uint32(unix.S_IFREG)
-		if entry.isDir {
-			mode = unix.S_IFDIR
-		}
-		entries = append(entries, fuse.DirEntry{Name: name, Ino: entry.ino, Mode: mode})
+		entries = append(entries, fuse.DirEntry{Name: name, Ino: entry.ino, Mode: entry.kind})
 	}
 	return fusefs.NewListDirStream(entries), 0
 }
@@ -306,6 +302,13 @@ func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 func (n *node) Fsync(ctx context.Context, f fusefs.FileHandle, flags uint32) syscall.Errno {
 	if errno := n.lazy.delayFsync(ctx); errno != 0 {
 		return errno
+	}
+	if n.lazy.fsyncError.Load() {
+		// A disk that failed to write: nothing becomes durable. (Linux
+		// reports a writeback error once and may have dropped the pages;
+		// here the data stays in the file, and a drop undoes it.)
+		n.lazy.fsyncErrors.Add(1)
+		return syscall.EIO
 	}
 	if n.StableAttr().Mode&unix.S_IFMT == unix.S_IFDIR {
 		fd, err := unix.Open(n.path(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -336,6 +339,9 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 		return fusefs.ToErrno(err)
 	}
 	out.FromStatfsT(&st)
+	if n.lazy.enospc.Load() {
+		out.Bfree, out.Bavail = 0, 0 // a full disk says so
+	}
 	return 0
 }
 

@@ -2,6 +2,7 @@ package lazyfs
 
 import (
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
@@ -213,6 +214,7 @@ func (lfs *FS) remove(dir, name string, isDir bool) syscall.Errno {
 func (lfs *FS) rename(oldDir, oldName, newDir, newName string, flags uint32) syscall.Errno {
 	lfs.mu.Lock()
 	defer lfs.mu.Unlock()
+	var renamed error // the rename's own result
 	oldPath, newPath := filepath.Join(oldDir, oldName), filepath.Join(newDir, newName)
 	var source unix.Stat_t
 	if err := unix.Lstat(oldPath, &source); err != nil {
@@ -244,12 +246,27 @@ func (lfs *FS) rename(oldDir, oldName, newDir, newName string, flags uint32) sys
 				return syscall.ENOTEMPTY
 			}
 		}
-		if _, err := lfs.buryLocked(newPath, target.Ino, targetIsDir); err != nil {
+		moved, err := lfs.buryLocked(newPath, target.Ino, targetIsDir)
+		if err != nil {
 			return fusefs.ToErrno(err)
 		}
+		if moved {
+			// The replaced directory is in the graveyard already; if the
+			// rename fails (say, a directory into itself), it goes back.
+			defer func() {
+				if renamed != nil {
+					buried := filepath.Join(lfs.graveyard, strconv.FormatUint(target.Ino, 10))
+					if err := unix.Rename(buried, newPath); err != nil {
+						lfs.logger.Error("lazyfs: put back the target of a failed rename", "path", newPath, "err", err)
+						return
+					}
+					delete(lfs.graveyardEntries, target.Ino)
+				}
+			}()
+		}
 	}
-	if err := unix.Renameat2(unix.AT_FDCWD, oldPath, unix.AT_FDCWD, newPath, uint(flags)); err != nil {
-		return fusefs.ToErrno(err)
+	if renamed = unix.Renameat2(unix.AT_FDCWD, oldPath, unix.AT_FDCWD, newPath, uint(flags)); renamed != nil {
+		return fusefs.ToErrno(renamed)
 	}
 	if replaced {
 		lfs.forgetIfGoneLocked(target.Ino, lfs.graveyardEntries[target.Ino] || (target.Mode&unix.S_IFMT != unix.S_IFDIR && target.Nlink > 1))

@@ -38,7 +38,7 @@ func run(args []string) error {
 	flags := pflag.NewFlagSet("strata-lazyfs", pflag.ContinueOnError)
 	backing := flags.String("backing", "", "directory holding the files (required)")
 	mount := flags.String("mount", "", "empty directory to mount the lost-page-cache view on (required)")
-	control := flags.String("control", "", "Unix socket for commands: drop | enospc on|off | fsync-delay MS | stats (required)")
+	control := flags.String("control", "", "Unix socket for commands: drop | enospc on|off | fsync-delay MS | fsync-error on|off | stats (required)")
 	debug := flags.Bool("debug", false, "log every FUSE request")
 	flags.Usage = func() {
 		fmt.Fprintf(os.Stderr, `Usage: strata-lazyfs --backing DIR --mount DIR --control SOCKET
@@ -53,6 +53,7 @@ Control commands (one per line, answered with one line):
   drop             forget everything not durable          -> ok | error: <text>
   enospc on|off    growing writes/creates/fallocate fail  -> ok
   fsync-delay MS   every fsync takes at least MS ms       -> ok
+  fsync-error on|off  every fsync fails with EIO          -> ok
   stats            counters                               -> fsyncs=N dir_fsyncs=N ...
 
 Flags:
