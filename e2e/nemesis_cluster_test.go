@@ -128,8 +128,10 @@ func (nc *nemesisCluster) healAll(t *testing.T, r *nemesisReport) {
 		nc.setCut(id, false, false)
 		nc.setDelay(id, 0)
 		if fs := nc.fs[id]; fs != nil {
-			if _, err := fs.do("enospc off"); err != nil {
-				r.violation("node %d: lazyfs enospc off: %v", id, err)
+			for _, off := range []string{"enospc off", "fsync-delay 0", "fsync-error off"} {
+				if _, err := fs.do(off); err != nil {
+					r.violation("node %d: lazyfs %s: %v", id, off, err)
+				}
 			}
 		}
 		nc.resume(id)

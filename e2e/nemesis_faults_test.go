@@ -161,6 +161,42 @@ var fullDisk = nemesisFault{"full disk", func(f *faultEnv) {
 	}
 }}
 
+// slowDisk: every fsync on a node takes 50–300 ms for a while (a slow
+// follower, or a leader whose durable acknowledgements lag).
+var slowDisk = nemesisFault{"slow fsync", func(f *faultEnv) {
+	id := f.victim()
+	delay := f.between(50*time.Millisecond, 300*time.Millisecond)
+	d := f.between(2*time.Second, 4*time.Second)
+	f.note("node %d: fsync takes %v for %v", id, delay.Round(time.Millisecond), d.Round(time.Millisecond))
+	if _, err := f.nc.fs[id].do(fmt.Sprintf("fsync-delay %d", delay.Milliseconds())); err != nil {
+		f.r.violation("node %d: lazyfs fsync-delay: %v", id, err)
+		return
+	}
+	time.Sleep(d)
+	if _, err := f.nc.fs[id].do("fsync-delay 0"); err != nil {
+		f.r.violation("node %d: lazyfs fsync-delay 0: %v", id, err)
+	}
+}}
+
+// failingDisk: every fsync on a node fails with EIO for a while; a broker
+// whose log failed stops using it until it restarts, so the operator's
+// restart (kill -9, the page cache kept) ends the fault.
+var failingDisk = nemesisFault{"failing fsync (EIO), then a restart", func(f *faultEnv) {
+	id := f.victim()
+	d := f.between(time.Second, 3*time.Second)
+	f.note("node %d: fsync fails with EIO for %v, then kill -9 and restart", id, d.Round(time.Millisecond))
+	if _, err := f.nc.fs[id].do("fsync-error on"); err != nil {
+		f.r.violation("node %d: lazyfs fsync-error on: %v", id, err)
+		return
+	}
+	time.Sleep(d)
+	f.nc.nodes[id].kill()
+	if _, err := f.nc.fs[id].do("fsync-error off"); err != nil {
+		f.r.violation("node %d: lazyfs fsync-error off: %v", id, err)
+	}
+	f.nc.restartNode(f.t, f.r, id)
+}}
+
 // powerLoss: kill -9 a node and drop what it had not fsynced (its page
 // cache), then restart it within the session timeout or after it.
 func powerLoss(within bool) nemesisFault {

@@ -65,6 +65,11 @@ var nemesisScenarios = []nemesisScenario{
 	{name: "full-disk", seed: 6, gated: true, lazyfs: true,
 		topics: []nemesisTopic{{name: "plain", partitions: 6, valueSize: 100}},
 		faults: []nemesisFault{fullDisk}},
+	// In the durable mode every acknowledgement waits for fsyncs.
+	{name: "slow-and-failing-fsync-durable", seed: 10, gated: true, lazyfs: true,
+		topics:     []nemesisTopic{{name: "plain", partitions: 6, valueSize: 100}},
+		serveFlags: []string{"--log-flush-interval-messages", "1"},
+		faults:     []nemesisFault{slowDisk, failingDisk}},
 	{name: "power-loss-one-node", seed: 7, gated: true, lazyfs: true,
 		topics: []nemesisTopic{{name: "plain", partitions: 6, valueSize: 100}},
 		faults: []nemesisFault{powerLoss(true), powerLoss(false)}},
