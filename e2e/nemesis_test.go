@@ -142,6 +142,9 @@ func TestNemesis(t *testing.T) {
 			t.Logf("scenario %s: NEMESIS_SEED=%d, fault phase %v", sc.name, r.seed, phase)
 			began := time.Now()
 			defer func() {
+				if t.Skipped() {
+					r.scenario += " (skipped)"
+				}
 				mu.Lock()
 				rows = append(rows, r)
 				mu.Unlock()
