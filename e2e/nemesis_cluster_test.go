@@ -5,6 +5,7 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -174,6 +175,28 @@ func (nc *nemesisCluster) isPaused(id int32) bool {
 func (nc *nemesisCluster) restartNode(t *testing.T, r *nemesisReport, id int32) {
 	if err := nc.nodes[id].start(); err != nil {
 		lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
-		r.violation("node %d did not restart: %s", id, lines[len(lines)-1]) // the line strata exits with
+		why := lines[len(lines)-1] // the line strata exits with
+		for _, l := range lines {
+			if strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "fatal error:") {
+				why = l
+				break
+			}
+		}
+		kept := nc.keepLog(t, r, id)
+		r.violation("node %d did not restart: %s (its log: %s)", id, why, kept)
 	}
+}
+
+// keepLog copies a node's log as it is now into the artifacts directory
+// (the test's temporary directory goes away) and returns the copy's path.
+func (nc *nemesisCluster) keepLog(t *testing.T, r *nemesisReport, id int32) string {
+	data, err := os.ReadFile(nc.nodes[id].logPath)
+	if err != nil {
+		return err.Error()
+	}
+	path := filepath.Join(artifactDir(t), fmt.Sprintf("nemesis-%s-seed%d-node%d-%s.log", r.scenario, r.seed, id, time.Now().Format("150405.000")))
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return err.Error()
+	}
+	return path
 }
