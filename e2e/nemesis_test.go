@@ -194,6 +194,13 @@ func gateNemesis(t *testing.T, sc nemesisScenario, r *nemesisReport) {
 // monitor, the faults for phase, then heal, quiesce and check.
 func runNemesisScenario(t *testing.T, sc nemesisScenario, r *nemesisReport, phase time.Duration) {
 	nc := startNemesisCluster(t, nemesisClusterSpec{tiered: sc.tiered, lazyfs: sc.lazyfs, flags: sc.serveFlags}, r.seed)
+	defer func() { // the evidence outlives the temporary directory
+		if r.bad() {
+			for id := range nc.nodes {
+				t.Logf("node %d log kept: %s", id, nc.keepLog(t, r, id))
+			}
+		}
+	}()
 	adm := nc.admin()
 	run := time.Now().UnixNano() % 1_000_000
 	topics := make([]nemesisTopic, len(sc.topics))
