@@ -39,8 +39,14 @@ func (s *Server) validateTopicConfigs(configs, current map[string]string) (int16
 	if err := topicconfig.CheckCombined(s.cfg.TopicDefaults, configs); err != nil {
 		return kerr.InvalidConfig.Code, err.Error()
 	}
-	if topicconfig.Typed(s.cfg.TopicDefaults, configs).RemoteStorage && s.cfg.RemoteReader == nil {
+	tiered := topicconfig.Typed(s.cfg.TopicDefaults, configs).RemoteStorage
+	if tiered && s.cfg.RemoteReader == nil {
 		return kerr.InvalidConfig.Code, "remote.storage.enable=true needs an object store: start the brokers with --object-store"
+	}
+	if tiered && (current == nil || !topicconfig.Typed(s.cfg.TopicDefaults, current).RemoteStorage) {
+		if err := s.UnsharedObjectStore(); err != nil {
+			return kerr.InvalidConfig.Code, err.Error()
+		}
 	}
 	if current != nil {
 		before, after := topicconfig.Typed(s.cfg.TopicDefaults, current), topicconfig.Typed(s.cfg.TopicDefaults, configs)
@@ -49,6 +55,39 @@ func (s *Server) validateTopicConfigs(configs, current map[string]string) (int16
 		}
 	}
 	return 0, ""
+}
+
+// UnsharedObjectStore returns an error saying why this broker must not
+// tier: its object store is node-local (Config.ObjectStoreNodeLocal) and
+// the cluster has another node (a registered broker or a Raft member
+// other than this node). Every broker checks its own store, so
+// remote.storage.enable=true is refused whichever node receives the
+// request (each node of a cluster started without --object-store has a
+// private one), and the tier manager of such a node does not upload (a
+// second node joined a one-node cluster that tiers to its data dir). nil
+// when tiering is safe.
+func (s *Server) UnsharedObjectStore() error {
+	if !s.cfg.ObjectStoreNodeLocal {
+		return nil
+	}
+	others := 0
+	s.cfg.Metadata.State().EachBroker(func(b metadata.Broker) bool {
+		if b.ID != s.cfg.NodeID {
+			others++
+		}
+		return true
+	})
+	if voters, err := s.cfg.Metadata.Voters(); err == nil {
+		for _, v := range voters {
+			if v.NodeID != s.cfg.NodeID {
+				others++
+			}
+		}
+	}
+	if others == 0 {
+		return nil
+	}
+	return errors.New("remote.storage.enable=true needs an object store every broker shares, and this broker's is node-local (the default file://<data-dir>/bucket, or a file:// or mem:// store not declared shared) in a cluster of more than one node: the other replicas would drop their local copies of segments only this node's directory holds. Start every broker with the same --object-store s3://..., or a file:// directory all of them mount, with --object-store-shared")
 }
 
 // describeTopicConfigs lists a topic's effective configs (all, or the named

@@ -129,6 +129,14 @@ type Config struct {
 	// Close. What gets uploaded is the tier manager's business
 	// (broker/tiermanager), which works with HostedPartitions.
 	RemoteReader RemoteReader
+	// ObjectStoreNodeLocal says the object store behind RemoteReader is
+	// private to this node (the default file://<data dir>/bucket, a
+	// file:// directory not declared shared with --object-store-shared,
+	// mem://). A tiered partition's replicas drop their local copies of
+	// what the leader uploaded, so in a cluster of more than one node such
+	// a store loses data: remote.storage.enable=true is then refused
+	// (UnsharedObjectStore).
+	ObjectStoreNodeLocal bool
 	// LocalDiskLimit bounds the bytes of every local log together (0: no
 	// bound). Past 90% producers are throttled (throttle_time_ms), at 100%
 	// refused with the retriable KAFKA_STORAGE_ERROR: when the object store

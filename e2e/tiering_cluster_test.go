@@ -439,3 +439,85 @@ func TestTieringFaults(t *testing.T) {
 		}
 	})
 }
+
+// TestTieringNeedsASharedStore reproduces issue 15's confirmed loss: in a
+// 3-node cluster started as the README's walk-through does, without
+// --object-store, each node tiers into its own data dir, so replicas
+// dropped local copies of segments only the uploader's directory held and
+// a killed leader took them with it. Such a cluster now refuses
+// remote.storage.enable=true, whichever node the request reaches, with a
+// message naming the fix. With one file:// directory every node shares
+// (declared with --object-store-shared) the topic is tiered, and with its
+// leader killed every acknowledged record is read back, the old ones from
+// the shared directory.
+func TestTieringNeedsASharedStore(t *testing.T) {
+	timing := []string{"--remote-log-manager-task-interval-ms", "200", "--log-retention-check-interval-ms", "300"}
+	const (
+		recordSize   = 8 << 10
+		segmentBytes = 1 << 20
+		localBytes   = 2 << 20
+	)
+	perMiB := (1 << 20) / recordSize
+
+	t.Run("node-local stores refused", func(t *testing.T) {
+		c := startClusterWith(t, 3, func(int32, *brokerProcess) (string, []string) { return "", timing })
+		c.waitLiveBrokers(3)
+		topic := legalTopic(t)
+		for id, b := range c.nodes {
+			req := kmsg.NewPtrCreateTopicsRequest()
+			req.Version, req.TimeoutMillis = 5, 10_000 // v1+ carries the error message
+			rt := kmsg.NewCreateTopicsRequestTopic()
+			rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, 1, 3
+			for name, value := range tieredTopicConfigs(segmentBytes, localBytes) {
+				config := kmsg.NewCreateTopicsRequestTopicConfig()
+				config.Name, config.Value = name, value
+				rt.Configs = append(rt.Configs, config)
+			}
+			req.Topics = append(req.Topics, rt)
+			got := dialRaw(t, b.addr).roundTrip(req).(*kmsg.CreateTopicsResponse).Topics[0]
+			message := ""
+			if got.ErrorMessage != nil {
+				message = *got.ErrorMessage
+			}
+			if got.ErrorCode != kerr.InvalidConfig.Code || !strings.Contains(message, "--object-store-shared") || !strings.Contains(message, "node-local") {
+				t.Fatalf("node %d: CreateTopics of a tiered topic answered error %d %q, want INVALID_CONFIG naming a shared --object-store", id, got.ErrorCode, message)
+			}
+		}
+		if r := createOne(t, c.admin(), 1, 3, nil, topic); r.Err != nil {
+			t.Fatalf("an untiered topic: %v %s", r.Err, r.ErrMessage)
+		}
+	})
+
+	t.Run("shared file store", func(t *testing.T) {
+		shared := t.TempDir()
+		c := startClusterWith(t, 3, func(int32, *brokerProcess) (string, []string) {
+			return "", append([]string{"--object-store", "file://" + shared, "--object-store-shared"}, timing...)
+		})
+		c.waitLiveBrokers(3)
+		adm := c.admin()
+		topic := legalTopic(t)
+		configs := tieredTopicConfigs(segmentBytes, localBytes)
+		configs["min.insync.replicas"] = kadm.StringPtr("2")
+		if r := createOne(t, adm, 1, 3, configs, topic); r.Err != nil {
+			t.Fatalf("create %s: %v %s", topic, r.Err, r.ErrMessage)
+		}
+		g := tierGen{topic: topic, size: recordSize, base: time.Now().Add(-24 * time.Hour).Truncate(time.Millisecond)}
+		cl := c.client(t, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.ProducerBatchMaxBytes(256<<10), kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RequiredAcks(kgo.AllISRAcks()))
+		g.produce(t, cl, 0, 12*perMiB)
+		leader, _ := leaderOf(t, adm, topic)
+		eventually(t, 2*time.Minute, "the followers holding only the local window, the rest tiered", func() error {
+			if end := offsetAt(t, c.seeds(), topic, -5); end < int64(8*perMiB) {
+				return fmt.Errorf("remote log ends at %d", end)
+			}
+			for id, b := range c.nodes {
+				if local := localLogBytes(t, b.dataDir, topic, 0); id != leader && local > localBytes+3*segmentBytes {
+					return fmt.Errorf("node %d holds %d bytes locally", id, local)
+				}
+			}
+			return nil
+		})
+		c.nodes[leader].kill()
+		g.requireReplay(t, c.seeds(leader), 0, 12*perMiB)
+	})
+}

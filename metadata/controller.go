@@ -43,6 +43,10 @@ type controller struct {
 	// stop ends the running loop; kick wakes it.
 	stop chan struct{}
 	kick chan struct{}
+	// uncleanRefused holds the ids of tiered topics whose unclean
+	// election was refused and logged (once per topic); a sync.Map, not
+	// under mu.
+	uncleanRefused sync.Map
 	// lastBalance is when preferred leaders were last restored, every
 	// preferredInterval.
 	lastBalance       time.Time
@@ -318,15 +322,29 @@ func (c *controller) electPreferredLeaders(ctx context.Context, state *State, al
 }
 
 // uncleanAllowed reports whether a topic opted into unclean leader
-// election (unclean.leader.election.enable), or the broker default.
+// election (unclean.leader.election.enable), or the broker default. Never
+// on a tiered topic (remote.storage.enable=true): an unclean leader would
+// start a history of its own below data already in the object store, and
+// its uploads would splice the two into one partition's remote log, which
+// no leader-epoch check against the remote data catches yet. The topic
+// stays offline until an in-sync replica returns (a topic-level "true" is
+// refused when set: broker/topicconfig.CheckCombined; the broker default
+// is ignored).
 func (c *controller) uncleanAllowed(t Topic) bool {
+	allowed := c.s.config.UncleanLeaderElection
 	switch t.Configs["unclean.leader.election.enable"] {
 	case "true":
-		return true
+		allowed = true
 	case "false":
+		allowed = false
+	}
+	if allowed && t.Configs["remote.storage.enable"] == "true" {
+		if _, logged := c.uncleanRefused.LoadOrStore(t.ID, true); !logged {
+			c.s.logger.Warn("controller: unclean leader election refused on a tiered topic (remote.storage.enable=true): an out-of-sync leader would splice its history into the remote data; the partition stays offline until an in-sync replica returns", "topic", t.Name)
+		}
 		return false
 	}
-	return c.s.config.UncleanLeaderElection
+	return allowed
 }
 
 func (c *controller) setFenced(ctx context.Context, b Broker, fenced bool) {

@@ -22,6 +22,7 @@ func TestAcceptance(t *testing.T) {
 			t.Run("BucketContract", func(t *testing.T) { testBucketContract(t, b) })
 			t.Run("RoundTrip", func(t *testing.T) { testRoundTrip(t, b) })
 			t.Run("ManifestSnapshotAndScrub", func(t *testing.T) { testManifestSnapshotAndScrub(t, b) })
+			t.Run("DeposedSnapshotWriter", func(t *testing.T) { testDeposedSnapshotWriter(t, b) })
 		})
 	}
 }
@@ -210,7 +211,7 @@ func testManifestSnapshotAndScrub(t *testing.T, b backend) {
 	tier := newTier(t, tiering.Config{Bucket: bucket})
 	ctx := context.Background()
 	segments := local.uploadAll(t, tier)
-	manifest := tiering.ManifestSnapshot{Partition: testPartition, Segments: segments}
+	manifest := tiering.ManifestSnapshot{Partition: testPartition, Segments: segments, Epoch: 3}
 	if _, err := tier.GetManifestSnapshot(ctx, testPartition); !errors.Is(err, tiering.ErrNotFound) {
 		t.Fatalf("manifest before any: %v", err)
 	}
@@ -269,6 +270,69 @@ func testManifestSnapshotAndScrub(t *testing.T, b backend) {
 	report, err = tier.ScrubPartition(ctx, manifest)
 	if err != nil || len(report.Orphans) != 0 || len(report.Missing) != 1 {
 		t.Fatalf("after deleting the orphan: %v %+v", err, report)
+	}
+}
+
+// testDeposedSnapshotWriter: the manifest snapshot object is named by the
+// writer's leader epoch, so a deposed or paused leader's late snapshot
+// (epoch 4, written after the new leader's at epoch 5) does not replace
+// the newer one: readers and recovery take the highest epoch, scrub
+// reports the late one as an orphan, and the newer leader's next snapshot
+// deletes it. A snapshot under the name older versions wrote ("manifest")
+// is read while it is the only one, and deleted by the first snapshot
+// with an epoch.
+func testDeposedSnapshotWriter(t *testing.T, b backend) {
+	url, _ := b.open(t)
+	bucket := openBucket(t, url)
+	tier := newTier(t, tiering.Config{Bucket: bucket})
+	ctx := context.Background()
+	segments := buildLocalLog(t, 60, 256<<10, 0, 2).uploadAll(t, tier)
+	older := tiering.ManifestSnapshot{Partition: testPartition, Segments: segments[:1], Epoch: -1}
+	newer := tiering.ManifestSnapshot{Partition: testPartition, Segments: segments, Epoch: 5}
+
+	legacy, err := tiering.MarshalManifestSnapshot(older)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacyKey := fmt.Sprintf("%s-%x/%d/manifest", testPartition.Topic, testPartition.TopicID[:], testPartition.Partition)
+	if err := bucket.Upload(ctx, legacyKey, bytes.NewReader(legacy), 5<<20); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tier.GetManifestSnapshot(ctx, testPartition); err != nil || fmt.Sprint(got) != fmt.Sprint(older) {
+		t.Fatalf("legacy manifest snapshot read back: %v %+v", err, got)
+	}
+
+	if err := tier.PutManifestSnapshot(ctx, newer); err != nil { // the new leader
+		t.Fatal(err)
+	}
+	late := older
+	late.Epoch = 4
+	if err := tier.PutManifestSnapshot(ctx, late); err != nil { // the deposed one, late
+		t.Fatal(err)
+	}
+	if got, err := tier.GetManifestSnapshot(ctx, testPartition); err != nil || fmt.Sprint(got) != fmt.Sprint(newer) {
+		t.Fatalf("after a deposed leader's late snapshot: %v, read %d segments, want the newer leader's %d", err, len(got.Segments), len(newer.Segments))
+	}
+	all, err := tier.ManifestSnapshots(ctx)
+	if err != nil || len(all) != 1 || fmt.Sprint(all[0]) != fmt.Sprint(newer) {
+		t.Fatalf("recovery's snapshots: %v %+v", err, all)
+	}
+	report, err := tier.ScrubPartition(ctx, newer)
+	if err != nil || len(report.Orphans) != 1 || !strings.HasSuffix(report.Orphans[0], "/manifest-0000000004") || len(report.Missing) != 0 {
+		t.Fatalf("scrub with the late snapshot: %v %+v, want it as the only orphan", err, report)
+	}
+	if err := tier.PutManifestSnapshot(ctx, newer); err != nil { // the new leader's next pass
+		t.Fatal(err)
+	}
+	report, err = tier.ScrubPartition(ctx, newer)
+	if err != nil || !report.Clean() || report.Objects != 5*len(segments)+1 {
+		t.Fatalf("scrub after the newer leader's next snapshot: %v %+v", err, report)
+	}
+	if err := tier.DeleteManifestSnapshot(ctx, testPartition); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tier.GetManifestSnapshot(ctx, testPartition); !errors.Is(err, tiering.ErrNotFound) {
+		t.Fatalf("after DeleteManifestSnapshot: %v", err)
 	}
 }
 

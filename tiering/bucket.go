@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -106,6 +107,12 @@ type BlobBucket struct {
 	bucket *blob.Bucket
 	url    string
 	redact redactor
+	// files makes a file:// bucket's writes durable; nil for other
+	// schemes.
+	files *fileSyncer
+	// s3Bucket is the bucket name of an s3:// bucket, "" for other
+	// schemes (multipart uploads are S3's).
+	s3Bucket string
 }
 
 var _ Bucket = (*BlobBucket)(nil)
@@ -136,26 +143,60 @@ func OpenBucket(ctx context.Context, rawURL string) (*BlobBucket, error) {
 			bucket, err = s3blob.OpenBucket(ctx, client, u.Host, &s3blob.Options{RequestChecksumCalculation: config.RequestChecksumCalculation})
 		}
 	} else if err == nil {
-		bucket, err = blob.OpenBucket(ctx, ownerOnlyDirectories(u).String())
+		bucket, err = blob.OpenBucket(ctx, fileBucketURL(u).String())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tiering: open bucket %s: %w", RedactURL(rawURL), redact.error(err))
 	}
-	return &BlobBucket{bucket: bucket, url: RedactURL(rawURL), redact: redact}, nil
+	b := &BlobBucket{bucket: bucket, url: RedactURL(rawURL), redact: redact}
+	switch u.Scheme {
+	case fileblob.Scheme:
+		b.files = newFileSyncer(fileBucketDir(u))
+	case "s3":
+		b.s3Bucket = u.Host
+	}
+	return b, nil
 }
 
-// ownerOnlyDirectories makes fileblob create the directories of a file://
-// bucket 0700 (its default is 0777 less the umask) unless the URL asks for
-// another dir_file_mode: the bucket holds every tiered record.
-func ownerOnlyDirectories(u *url.URL) *url.URL {
-	if u.Scheme != fileblob.Scheme || u.Query().Has("dir_file_mode") {
+// fileBucketURL adjusts the URL of a file:// bucket, unless it sets these
+// parameters itself:
+//   - dir_file_mode: directories are created 0700 (fileblob's default is
+//     0777 less the umask): the bucket holds every tiered record;
+//   - no_tmp_dir: an object is written to a temporary file next to its
+//     final name and renamed (fileblob's default writes in os.TempDir,
+//     whose rename fails when the bucket is on another file system, such
+//     as the network mount --object-store-shared declares);
+//   - metadata=skip: no ".attrs" sidecar file per object, which fileblob
+//     writes in place, not atomically, so a power loss could leave a torn
+//     one that fails every read of the object (sidecars written before
+//     are still read and deleted).
+func fileBucketURL(u *url.URL) *url.URL {
+	if u.Scheme != fileblob.Scheme {
 		return u
 	}
 	query := u.Query()
-	query.Set("dir_file_mode", fmt.Sprintf("%#o", fsperm.Dir))
-	withMode := *u
-	withMode.RawQuery = query.Encode()
-	return &withMode
+	if !query.Has("dir_file_mode") {
+		query.Set("dir_file_mode", fmt.Sprintf("%#o", fsperm.Dir))
+	}
+	if !query.Has("no_tmp_dir") {
+		query.Set("no_tmp_dir", "true")
+	}
+	if !query.Has("metadata") {
+		query.Set("metadata", string(fileblob.MetadataDontWrite))
+	}
+	adjusted := *u
+	adjusted.RawQuery = query.Encode()
+	return &adjusted
+}
+
+// fileBucketDir is the directory of a file:// URL, as fileblob reads it
+// (host "." for a relative path).
+func fileBucketDir(u *url.URL) string {
+	dir := u.Path
+	if u.Host == "." {
+		dir = strings.TrimPrefix(dir, "/")
+	}
+	return filepath.Clean(filepath.FromSlash(dir))
 }
 
 // NewBlobBucket wraps an already opened gocloud bucket; closing the
@@ -465,17 +506,98 @@ func (b *BlobBucket) Iter(ctx context.Context, prefix string, fn func(key string
 	}
 }
 
-// Upload implements Bucket.
+// Upload implements Bucket. On a file:// bucket the object is durable when
+// Upload returns: its file and the directories naming it are fsynced
+// (fileSyncer), so the manifest never commits an object a power loss
+// takes back.
 func (b *BlobBucket) Upload(ctx context.Context, key string, r io.Reader, partSize int) error {
 	options := &blob.WriterOptions{ContentType: "application/octet-stream", BufferSize: partSize}
-	return b.classify("put", key, b.bucket.Upload(ctx, key, r, options))
+	if err := b.bucket.Upload(ctx, key, r, options); err != nil {
+		return b.classify("put", key, err)
+	}
+	if b.files != nil {
+		if err := b.files.written(key); err != nil {
+			return fmt.Errorf("put %s/%s: %w: %w", b.url, key, ErrUnavailable, err)
+		}
+	}
+	return nil
 }
 
-// Delete implements Bucket.
+// Delete implements Bucket. On a file:// bucket the deletion is durable
+// when Delete returns (its directory is fsynced).
 func (b *BlobBucket) Delete(ctx context.Context, key string) error {
 	err := b.bucket.Delete(ctx, key)
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return nil
 	}
+	if err == nil && b.files != nil {
+		if err := b.files.deleted(key); err != nil {
+			return fmt.Errorf("delete %s/%s: %w: %w", b.url, key, ErrUnavailable, err)
+		}
+	}
 	return b.classify("delete", key, err)
+}
+
+// fileSyncer makes writes to a file:// bucket durable: fileblob writes an
+// object to a temporary file and renames it, without any fsync. After an
+// upload the object's file is fsynced, then its directory (the rename),
+// then each directory above it up to the bucket's root that this process
+// has not yet made durable (fileblob creates a partition's directories on
+// its first object). After a delete the directory is fsynced.
+type fileSyncer struct {
+	root string
+	// sync fsyncs a file or directory; replaced in tests to see the
+	// calls.
+	sync func(path string) error
+	// durable holds directories whose own entry, in their parent, is
+	// known to be synced.
+	durable sync.Map
+}
+
+func newFileSyncer(root string) *fileSyncer {
+	return &fileSyncer{root: root, sync: fsyncPath}
+}
+
+// path is the file of key: fileblob's name for it, since the keys this
+// package writes need none of fileblob's escapes.
+func (f *fileSyncer) path(key string) string {
+	return filepath.Join(f.root, filepath.FromSlash(key))
+}
+
+func (f *fileSyncer) written(key string) error {
+	path := f.path(key)
+	if err := f.sync(path); err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if err := f.sync(dir); err != nil {
+		return err
+	}
+	for ; dir != f.root && strings.HasPrefix(dir, f.root+string(filepath.Separator)); dir = filepath.Dir(dir) {
+		if _, done := f.durable.Load(dir); done {
+			break
+		}
+		if err := f.sync(filepath.Dir(dir)); err != nil {
+			return err
+		}
+		f.durable.Store(dir, true)
+	}
+	return nil
+}
+
+func (f *fileSyncer) deleted(key string) error {
+	return f.sync(filepath.Dir(f.path(key)))
+}
+
+// fsyncPath opens path (a file or a directory) and fsyncs it.
+func fsyncPath(path string) error {
+	file, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	if err := file.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	return nil
 }

@@ -15,8 +15,8 @@
 // manifest of tiered segments, whose entries are metadata.SegmentManifest
 // values. A copy of one partition's manifest is a ManifestSnapshot; the
 // object it is written to in the bucket is the manifest snapshot object
-// (named "manifest" in the bucket for historical reasons: the name is part
-// of the format and stays).
+// (named "manifest-<leader epoch>" in the bucket; "manifest" alone in
+// buckets written before the epoch joined the name, still read).
 //
 // # Using it
 //
@@ -24,6 +24,16 @@
 //	tier, _ := tiering.New(tiering.Config{Bucket: bucket, CacheDir: dir})
 //	entry, _ := tier.Upload(ctx, tiering.SegmentFiles{Partition: p, ...}) // then commit entry in Raft
 //	batches, _ := tier.Read(ctx, p, entry, offset, maxBytes)              // consumer below local log start
+//
+// A file:// bucket (fileblob) is made durable by this package, which
+// fileblob is not: Upload returns only once the object's file, its
+// directory and any directory created for it are fsynced, and Delete once
+// its directory is; objects are written to a temporary file next to their
+// name and renamed (no_tmp_dir, so a bucket on another file system than
+// os.TempDir works), without fileblob's ".attrs" sidecar files
+// (metadata=skip: they are written in place and a torn one fails every
+// read; old ones are still read). A URL that sets these parameters keeps
+// its own.
 //
 // Buckets are layered: OpenBucket gives a *BlobBucket; NewMetricsBucket
 // wraps any Bucket with request and byte counters; tieringtest.FaultBucket
@@ -44,7 +54,7 @@
 //	    <base offset, 20 digits>-<segment uuid>.timeindex  the .timeindex file, as on disk
 //	    <base offset, 20 digits>-<segment uuid>.epochs     leader-epoch ranges (below)
 //	    <base offset, 20 digits>-<segment uuid>.producers  producer snapshot at the segment's end, as on disk (may be empty)
-//	    manifest                                           manifest snapshot (below)
+//	    manifest-<leader epoch, 10 digits>                 manifest snapshot (below), e.g. manifest-0000000007
 //
 // e.g. strata/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/00000000000000004242-ffeeddcc-bbaa-9988-7766-554433221100.log.
 // The .log, .index, .timeindex and .producers objects hold the local files'
@@ -78,9 +88,22 @@
 //
 // A snapshot of the partition's readable remote segments (its Raft
 // manifest's SegmentCopyFinished entries), written by PutManifestSnapshot,
-// so that a cluster can be rebuilt from the bucket alone. An entry's
-// LeaderEpoch and State are not in it. Big endian; part of the format, do
-// not change:
+// so that a cluster can be rebuilt from the bucket alone. Its name carries
+// the writer's leader epoch, zero-padded to 10 digits
+// ("manifest-0000000007"): object stores without conditional PUT (file
+// buckets, some S3 servers) let the last writer of a shared name win, so a
+// deposed or paused leader could otherwise replace a newer leader's
+// snapshot with an older one. Readers (GetManifestSnapshot, and
+// ManifestSnapshots for recovery and `strata tiering` commands) take the
+// object with the highest epoch; the name "manifest" without an epoch
+// (written by earlier versions) counts as lower than any epoch. After
+// writing, PutManifestSnapshot deletes the partition's snapshot objects of
+// lower epochs; a deposed leader's late one is deleted by the next
+// snapshot of the current leader, and scrub reports it as an orphan until
+// then. A recovery from the bucket gives the imported entries the epoch
+// of the snapshot they came from, so the recovered cluster's leader
+// epochs, and its snapshots, are above the old cluster's. An entry's LeaderEpoch and State are not in the object. Big
+// endian; part of the format, do not change:
 //
 //	 0        4        6          8
 //	+--------+--------+----------+--------------------+
@@ -183,8 +206,12 @@
 // Scrub (whole prefix) and ScrubPartition list the bucket and compare it
 // with snapshots of the partitions' manifests (entries in every state):
 // objects without an entry (orphans: failed uploads, interrupted deletes,
-// unknown names), entries whose objects are missing, and .log objects whose
-// size differs from the entry.
+// a deposed uploader's late objects, manifest snapshot objects older than
+// the partition's newest, unknown names), entries whose objects are
+// missing, and .log objects whose size differs from the entry.
+// ListPartition, DeleteObjects and AbortMultipartUploads are what the
+// broker's tier manager deletes orphans with (what is an orphan, and when
+// deleting it is safe, is the tier manager's decision).
 //
 // # Concurrency
 //

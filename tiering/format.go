@@ -38,6 +38,11 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type ManifestSnapshot struct {
 	Partition metadata.TopicPartition
 	Segments  []metadata.SegmentManifest // sorted by BaseOffset
+	// Epoch is the leader epoch of the snapshot's writer: it names the
+	// object (manifest-<epoch>), not in its bytes (Marshal ignores it,
+	// Unmarshal leaves it 0). Readers of the bucket set it from the name;
+	// -1 for an object named "manifest" (written by earlier versions).
+	Epoch int32
 }
 
 // MarshalManifestSnapshot encodes m in the manifest snapshot object format

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,8 +151,30 @@ func TestLayoutGolden(t *testing.T) {
 			t.Fatalf("parse %s: %d %s %s %v", key, base, id, suffix, ok)
 		}
 	}
-	if got := (layout{prefix: "p"}).manifestSnapshotKey(goldenPartition); got != "p/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/manifest" {
-		t.Fatalf("manifest key %s", got)
+	l := layout{prefix: "p"}
+	if got := l.manifestSnapshotKey(goldenPartition, 7); got != "p/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/manifest-0000000007" {
+		t.Fatalf("manifest snapshot key %s", got)
+	}
+	if got := l.manifestSnapshotKey(goldenPartition, math.MaxInt32); got != "p/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/manifest-2147483647" {
+		t.Fatalf("manifest snapshot key %s", got)
+	}
+	if got := l.legacyManifestSnapshotKey(goldenPartition); got != "p/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/manifest" {
+		t.Fatalf("legacy manifest snapshot key %s", got)
+	}
+	for key, want := range map[string]int32{
+		"p/t-00/3/manifest":            -1,
+		"p/t-00/3/manifest-0000000000": 0,
+		"p/t-00/3/manifest-0000000007": 7,
+		"p/t-00/3/manifest-2147483647": math.MaxInt32,
+	} {
+		if epoch, ok := parseManifestSnapshotObject(key); !ok || epoch != want {
+			t.Fatalf("parse %s: epoch %d %v, want %d", key, epoch, ok, want)
+		}
+	}
+	for _, bad := range []string{"p/t-00/3/manifest-7", "p/t-00/3/manifest-+000000007", "p/t-00/3/manifest-2147483648", "p/t-00/3/manifests", "p/t-00/3/manifest-0000000007.tmp"} {
+		if _, ok := parseManifestSnapshotObject(bad); ok {
+			t.Fatalf("parsed %s as a manifest snapshot", bad)
+		}
 	}
 	for _, bad := range []string{"p/x/manifest", "p/0-ffeeddcc-bbaa-9988-7766-554433221100.log", "p/00000000000000004242-ffeeddcc-bbaa-9988-7766-554433221100.tmp"} {
 		if _, _, _, ok := parseSegmentObject(bad); ok {
@@ -181,6 +204,24 @@ func TestOffsetIndexLookup(t *testing.T) {
 		raw, _ := hex.DecodeString(bad)
 		if _, err := decodeOffsetIndex("x.index", raw, segment); !IsCorrupt(err) {
 			t.Fatalf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestIsTemporary: fileblob's temporary files of the objects this package
+// writes are recognized; other names ending in .tmp are not.
+func TestIsTemporary(t *testing.T) {
+	for key, want := range map[string]bool{
+		"p/t-00/3/00000000000000004242-ffeeddcc-bbaa-9988-7766-554433221100.log.18f3a2b4c5d6e7f8.tmp": true,
+		"p/t-00/3/manifest-0000000007.18f3a2b4c5d6e7f8.tmp":                                           true,
+		"p/t-00/3/manifest.1a.tmp": true,
+		"p/t-00/3/00000000000000004242-ffeeddcc-bbaa-9988-7766-554433221100.log": false,
+		"p/t-00/3/notes.1a.tmp":     false,
+		"p/t-00/3/manifest.tmp":     false,
+		"p/t-00/3/manifest.xyz.tmp": false,
+	} {
+		if got := isTemporary(key); got != want {
+			t.Errorf("isTemporary(%s) = %v, want %v", key, got, want)
 		}
 	}
 }

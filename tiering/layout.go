@@ -24,9 +24,20 @@ const (
 	suffixEpochs      = ".epochs"
 	suffixProducers   = ".producers"
 
-	// manifestSnapshotName is the per-partition manifest snapshot object, next to
-	// the partition's segment objects.
+	// manifestSnapshotName is the per-partition manifest snapshot object,
+	// next to the partition's segment objects, as written before the
+	// uploader's leader epoch joined its name: still read (as older than
+	// any epoch's), never written.
 	manifestSnapshotName = "manifest"
+	// manifestSnapshotEpochPrefix starts the name of a manifest snapshot
+	// object written at a leader epoch: "manifest-<epoch, 10 digits>"
+	// (e.g. manifest-0000000007), zero-padded so names sort as epochs do.
+	// A deposed or paused uploader cannot replace a newer leader's
+	// snapshot (object stores without conditional PUT, file buckets among
+	// them, would let the last writer win a shared name): readers take the
+	// highest epoch, the writer deletes the lower ones after writing.
+	manifestSnapshotEpochPrefix = manifestSnapshotName + "-"
+	manifestSnapshotEpochDigits = 10
 )
 
 // segmentSuffixes lists a segment's objects in upload order: the log, which
@@ -53,8 +64,34 @@ func (l layout) segmentKey(p metadata.TopicPartition, segment metadata.SegmentMa
 	return l.partitionPrefix(p) + segmentStem(segment.BaseOffset, segment.SegmentID) + suffix
 }
 
-func (l layout) manifestSnapshotKey(p metadata.TopicPartition) string {
+// manifestSnapshotKey returns the key of the partition's manifest
+// snapshot written at leader epoch (epoch >= 0).
+func (l layout) manifestSnapshotKey(p metadata.TopicPartition, epoch int32) string {
+	return fmt.Sprintf("%s%s%0*d", l.partitionPrefix(p), manifestSnapshotEpochPrefix, manifestSnapshotEpochDigits, epoch)
+}
+
+// legacyManifestSnapshotKey returns the key of the partition's manifest
+// snapshot as written before epochs were in the name.
+func (l layout) legacyManifestSnapshotKey(p metadata.TopicPartition) string {
 	return l.partitionPrefix(p) + manifestSnapshotName
+}
+
+// parseManifestSnapshotObject reports whether key names a manifest
+// snapshot object and at which leader epoch: -1 for the legacy name.
+func parseManifestSnapshotObject(key string) (epoch int32, ok bool) {
+	name := path.Base(key)
+	if name == manifestSnapshotName {
+		return -1, true
+	}
+	digits, found := strings.CutPrefix(name, manifestSnapshotEpochPrefix)
+	if !found || len(digits) != manifestSnapshotEpochDigits || strings.Trim(digits, "0123456789") != "" {
+		return 0, false
+	}
+	value, err := strconv.ParseInt(digits, 10, 32)
+	if err != nil || value < 0 {
+		return 0, false
+	}
+	return int32(value), true
 }
 
 // segmentStem is "<base offset, 20 digits>-<uuid>".

@@ -3,6 +3,7 @@ package tiering
 import (
 	"context"
 	"fmt"
+	"path"
 	"sort"
 
 	"github.com/strata-log/strata/metadata"
@@ -37,8 +38,9 @@ func (r ScrubReport) Clean() bool {
 }
 
 // ScrubPartition compares the objects under the partition's prefix with its
-// manifest (a snapshot of it, with entries in every state). Manifest
-// snapshot objects are expected, not orphans.
+// manifest (a snapshot of it, with entries in every state). The newest
+// manifest snapshot object is expected, not an orphan; older ones are
+// orphans.
 func (t *Tier) ScrubPartition(ctx context.Context, m ManifestSnapshot) (ScrubReport, error) {
 	return t.scrub(ctx, t.layout.partitionPrefix(m.Partition), []ManifestSnapshot{m})
 }
@@ -61,9 +63,13 @@ func (t *Tier) scrub(ctx context.Context, listPrefix string, snapshots []Manifes
 		suffix    string
 	}
 	expected := make(map[string]expectation)
-	snapshotKeys := make(map[string]bool)
+	// Each partition's newest manifest snapshot object is expected; older
+	// ones (a deposed uploader's late one, one whose deletion failed) are
+	// orphans.
+	newestSnapshot := make(map[string]*SnapshotObject) // by partition prefix
+	var staleSnapshots []string
 	for _, m := range snapshots {
-		snapshotKeys[t.layout.manifestSnapshotKey(m.Partition)] = true
+		newestSnapshot[t.layout.partitionPrefix(m.Partition)] = nil
 		for _, segment := range m.Segments {
 			for _, suffix := range segmentSuffixes {
 				expected[t.layout.segmentKey(m.Partition, segment, suffix)] = expectation{partition: m.Partition, segment: segment, suffix: suffix}
@@ -81,8 +87,19 @@ func (t *Tier) scrub(ctx context.Context, listPrefix string, snapshots []Manifes
 			}
 			return nil
 		}
-		if snapshotKeys[key] {
-			return nil
+		if epoch, ok := parseManifestSnapshotObject(key); ok {
+			if newest, known := newestSnapshot[path.Dir(key)+"/"]; known {
+				switch {
+				case newest == nil:
+					newestSnapshot[path.Dir(key)+"/"] = &SnapshotObject{Key: key, Epoch: epoch}
+				case epoch > newest.Epoch:
+					staleSnapshots = append(staleSnapshots, newest.Key)
+					*newest = SnapshotObject{Key: key, Epoch: epoch}
+				default:
+					staleSnapshots = append(staleSnapshots, key)
+				}
+				return nil
+			}
 		}
 		report.Orphans = append(report.Orphans, key)
 		return nil
@@ -90,6 +107,7 @@ func (t *Tier) scrub(ctx context.Context, listPrefix string, snapshots []Manifes
 	if err != nil {
 		return ScrubReport{}, fmt.Errorf("tiering: scrub %q: %w", listPrefix, err)
 	}
+	report.Orphans = append(report.Orphans, staleSnapshots...)
 	for key, e := range expected {
 		if !seen[key] {
 			report.Missing = append(report.Missing, MissingObject{Partition: e.partition, Segment: e.segment, Key: key})

@@ -2,6 +2,7 @@ package tiering
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -211,23 +213,74 @@ func (t *Tier) DeleteSegment(ctx context.Context, p metadata.TopicPartition, seg
 	return nil
 }
 
-// PutManifestSnapshot writes the partition's manifest snapshot object,
-// replacing the previous one.
+// PutManifestSnapshot writes the partition's manifest snapshot object of
+// leader epoch m.Epoch (the uploader's: manifest-<epoch>), then deletes the
+// partition's snapshot objects of lower epochs. A deposed uploader's late
+// snapshot thus never replaces a newer leader's (readers take the highest
+// epoch), and is deleted by the newer leader's next snapshot. An error
+// after the object is written (its predecessors not all deleted) leaves
+// the new snapshot in force.
 func (t *Tier) PutManifestSnapshot(ctx context.Context, m ManifestSnapshot) error {
+	epoch := m.Epoch
+	if epoch < 0 {
+		return fmt.Errorf("tiering: manifest snapshot of %s: leader epoch %d", m.Partition, epoch)
+	}
 	data, err := MarshalManifestSnapshot(m)
 	if err != nil {
 		return err
 	}
-	key := t.layout.manifestSnapshotKey(m.Partition)
-	return t.retry(ctx, t.config.UploadAttempts, "upload "+key, func() error {
+	key := t.layout.manifestSnapshotKey(m.Partition, epoch)
+	err = t.retry(ctx, t.config.UploadAttempts, "upload "+key, func() error {
 		return t.bucket.Upload(ctx, key, bytes.NewReader(data), t.config.UploadPartBytes)
 	})
+	if err != nil {
+		return err
+	}
+	snapshots, err := t.manifestSnapshotObjects(ctx, m.Partition)
+	if err != nil {
+		return err
+	}
+	for _, old := range snapshots {
+		if old.Epoch < epoch {
+			if err := t.deleteObject(ctx, old.Key); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
-// DeleteManifestSnapshot removes the partition's manifest snapshot object
-// (its topic was deleted); a missing one counts as deleted.
-func (t *Tier) DeleteManifestSnapshot(ctx context.Context, p metadata.TopicPartition) error {
-	key := t.layout.manifestSnapshotKey(p)
+// SnapshotObject is one manifest snapshot object of a partition.
+type SnapshotObject struct {
+	Key string
+	// Epoch is the leader epoch in its name; -1 for the name without
+	// one ("manifest", written by older versions).
+	Epoch int32
+}
+
+// manifestSnapshotObjects lists the partition's manifest snapshot objects,
+// lowest epoch first.
+func (t *Tier) manifestSnapshotObjects(ctx context.Context, p metadata.TopicPartition) ([]SnapshotObject, error) {
+	var objects []SnapshotObject
+	err := t.bucket.Iter(ctx, t.layout.legacyManifestSnapshotKey(p), func(key string, _ int64) error {
+		if path.Dir(key)+"/" != t.layout.partitionPrefix(p) {
+			return nil
+		}
+		if epoch, ok := parseManifestSnapshotObject(key); ok {
+			objects = append(objects, SnapshotObject{Key: key, Epoch: epoch})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tiering: list manifest snapshots of %s: %w", p, err)
+	}
+	slices.SortFunc(objects, func(a, b SnapshotObject) int { return cmp.Compare(a.Epoch, b.Epoch) })
+	return objects, nil
+}
+
+// deleteObject deletes one object with the upload retry policy; a
+// missing one counts as deleted.
+func (t *Tier) deleteObject(ctx context.Context, key string) error {
 	return t.retry(ctx, t.config.UploadAttempts, "delete "+key, func() error {
 		err := t.bucket.Delete(ctx, key)
 		if errors.Is(err, ErrNotFound) {
@@ -237,10 +290,33 @@ func (t *Tier) DeleteManifestSnapshot(ctx context.Context, p metadata.TopicParti
 	})
 }
 
-// GetManifestSnapshot reads the partition's manifest snapshot object: ErrNotFound
-// when there is none, a *CorruptError when it does not decode.
+// DeleteManifestSnapshot removes the partition's manifest snapshot objects
+// (its topic was deleted); missing ones count as deleted.
+func (t *Tier) DeleteManifestSnapshot(ctx context.Context, p metadata.TopicPartition) error {
+	snapshots, err := t.manifestSnapshotObjects(ctx, p)
+	if err != nil {
+		return err
+	}
+	for _, snapshot := range snapshots {
+		if err := t.deleteObject(ctx, snapshot.Key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// GetManifestSnapshot reads the partition's newest manifest snapshot
+// object (the highest leader epoch in its name): ErrNotFound when there is
+// none, a *CorruptError when it does not decode.
 func (t *Tier) GetManifestSnapshot(ctx context.Context, p metadata.TopicPartition) (ManifestSnapshot, error) {
-	key := t.layout.manifestSnapshotKey(p)
+	snapshots, err := t.manifestSnapshotObjects(ctx, p)
+	if err != nil {
+		return ManifestSnapshot{}, err
+	}
+	if len(snapshots) == 0 {
+		return ManifestSnapshot{}, fmt.Errorf("tiering: manifest snapshot of %s: %w", p, ErrNotFound)
+	}
+	key := snapshots[len(snapshots)-1].Key
 	data, err := t.getAll(ctx, key)
 	if err != nil {
 		return ManifestSnapshot{}, fmt.Errorf("tiering: manifest snapshot of %s: %w", p, err)
@@ -252,6 +328,7 @@ func (t *Tier) GetManifestSnapshot(ctx context.Context, p metadata.TopicPartitio
 	if m.Partition != p {
 		return ManifestSnapshot{}, corruptf(key, -1, "manifest snapshot names partition %s", m.Partition)
 	}
+	m.Epoch = snapshots[len(snapshots)-1].Epoch
 	return m, nil
 }
 
@@ -288,26 +365,38 @@ func (t *Tier) ReadProducerSnapshot(ctx context.Context, p metadata.TopicPartiti
 	return t.getAll(ctx, t.layout.segmentKey(p, segment, suffixProducers))
 }
 
-// ManifestSnapshots reads every partition's manifest snapshot object under
-// the prefix: what a cluster rebuilt from the bucket alone starts from. An
-// object that does not decode fails the call with its *CorruptError.
+// ManifestSnapshots reads every partition's newest manifest snapshot object
+// (the highest leader epoch in its name) under the prefix: what a cluster
+// rebuilt from the bucket alone starts from. An object that does not
+// decode fails the call with its *CorruptError.
 func (t *Tier) ManifestSnapshots(ctx context.Context) ([]ManifestSnapshot, error) {
 	listPrefix := ""
 	if t.config.Prefix != "" {
 		listPrefix = t.config.Prefix + "/"
 	}
-	var keys []string
+	// The newest snapshot object of each partition directory.
+	newest := map[string]SnapshotObject{}
+	var dirs []string
 	err := t.bucket.Iter(ctx, listPrefix, func(key string, size int64) error {
-		if path.Base(key) == manifestSnapshotName {
-			keys = append(keys, key)
+		epoch, ok := parseManifestSnapshotObject(key)
+		if !ok {
+			return nil
+		}
+		dir := path.Dir(key)
+		if current, seen := newest[dir]; !seen || epoch > current.Epoch {
+			if !seen {
+				dirs = append(dirs, dir)
+			}
+			newest[dir] = SnapshotObject{Key: key, Epoch: epoch}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tiering: list manifest snapshots: %w", err)
 	}
-	manifests := make([]ManifestSnapshot, 0, len(keys))
-	for _, key := range keys {
+	manifests := make([]ManifestSnapshot, 0, len(dirs))
+	for _, dir := range dirs {
+		key := newest[dir].Key
 		data, err := t.getAll(ctx, key)
 		if err != nil {
 			return nil, fmt.Errorf("tiering: list manifest snapshots: %w", err)
@@ -316,9 +405,10 @@ func (t *Tier) ManifestSnapshots(ctx context.Context) ([]ManifestSnapshot, error
 		if err != nil {
 			return nil, err
 		}
-		if want := t.layout.manifestSnapshotKey(m.Partition); want != key {
+		if want := t.layout.partitionPrefix(m.Partition); want != dir+"/" {
 			return nil, corruptf(key, -1, "manifest snapshot of %s stored under another partition's name", m.Partition)
 		}
+		m.Epoch = newest[dir].Epoch
 		manifests = append(manifests, m)
 	}
 	return manifests, nil

@@ -172,8 +172,11 @@ func importPartition(ctx context.Context, store RecoveryStore, snapshot tiering.
 
 // importedEntries are the manifest entries a recovery imports from a
 // partition's manifest snapshot: those past the partition's remote log end
-// in state, each with the highest epoch of its offsets as its leader epoch
-// (the snapshot does not hold the uploader's).
+// in state, each with the highest epoch of its offsets, or the snapshot
+// writer's epoch if higher, as its leader epoch (the snapshot does not
+// hold the uploader's). The import lifts the partition's leader epoch
+// above them, so the recovered cluster's snapshots, named by its leaders'
+// epochs, supersede the old cluster's in the bucket.
 func importedEntries(state *metadata.State, snapshot tiering.ManifestSnapshot) []metadata.SegmentManifest {
 	from := int64(0)
 	if _, end, ok := state.RemoteLogOffsets(snapshot.Partition.TopicID, snapshot.Partition.Partition); ok {
@@ -184,6 +187,7 @@ func importedEntries(state *metadata.State, snapshot tiering.ManifestSnapshot) [
 		if e.BaseOffset < from {
 			continue
 		}
+		e.LeaderEpoch = max(e.LeaderEpoch, snapshot.Epoch)
 		for _, epochRange := range e.EpochRanges {
 			e.LeaderEpoch = max(e.LeaderEpoch, epochRange.Epoch)
 		}

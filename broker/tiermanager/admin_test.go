@@ -135,6 +135,15 @@ func TestImportedEntries(t *testing.T) {
 	if len(entries) != 2 || entries[0].BaseOffset != 10 || entries[0].LeaderEpoch != 4 || entries[1].LeaderEpoch != 7 {
 		t.Fatalf("imported %+v, want the entries at 10 (epoch 4) and 20 (epoch 7)", entries)
 	}
+	// A snapshot written at epoch 9 (leaderships without new data): the
+	// entries take its epoch, so the import lifts the partition's leader
+	// epoch above 9 and the recovered cluster's snapshots (manifest-10 and
+	// up) supersede the old cluster's manifest-9.
+	written := snapshotOf(f.part.Name(), entry(10, 1, 4), entry(20, 4, 7))
+	written.Epoch = 9
+	if entries := importedEntries(f.store.State(), written); len(entries) != 2 || entries[0].LeaderEpoch != 9 || entries[1].LeaderEpoch != 9 {
+		t.Fatalf("imported from a snapshot of epoch 9: %+v", entries)
+	}
 }
 
 // TestScrub: the bucket agrees with the manifest after uploads; a lost

@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,6 +72,14 @@ type Config struct {
 	// being uploaded (required). It is emptied by New: nothing an earlier
 	// process left there is referenced.
 	StagingDir string
+	// Unshared, when set and returning an error, pauses uploads: this
+	// broker's object store is node-local and the cluster has another
+	// node (broker.Server.UnsharedObjectStore), so the other replicas
+	// could not read what it uploads and would drop their local copies of
+	// it. Local segments then stay until the store is shared; the error
+	// is logged once while it lasts. Deletes of what is already in the
+	// store still run.
+	Unshared func() error
 	// Interval is remote.log.manager.task.interval.ms: how often sealed
 	// segments are looked for and uploaded and remote retention applied;
 	// default 30 s.
@@ -128,8 +137,12 @@ func (c Config) Validate() error {
 //     left (copies never finished, deletes never finished: their objects
 //     are deleted, then their entries), then uploads every sealed segment
 //     entirely below the high watermark from where the manifest ends, then
-//     applies total retention to the remote segments, then writes the
-//     partition's manifest snapshot to the bucket;
+//     applies total retention to the remote segments, on the first pass
+//     of a leadership and every sweepEvery passes deletes the partition's
+//     orphans (a deposed uploader's late objects, unfinished writes,
+//     older manifest snapshots) and aborts its abandoned multipart
+//     uploads (sweepOrphans), then writes the partition's manifest
+//     snapshot to the bucket (named by the leader epoch);
 //   - on the lowest-numbered live broker: deletes the remote data of
 //     deleted topics.
 //
@@ -153,6 +166,10 @@ type Manager struct {
 	cleanup bool                // a deleted-topics cleanup runs
 	names   map[[16]byte]string // topic names by id as last seen, for deleted topics' object keys
 	wg      sync.WaitGroup      // tasks and cleanups
+
+	// uploadsPaused is set while Config.Unshared pauses uploads (logged
+	// when it is set).
+	uploadsPaused atomic.Bool
 }
 
 // task is one partition's tiering state. producers and producersEnd are
@@ -166,6 +183,10 @@ type task struct {
 	// at the end of the segment uploaded last, the start of the next one.
 	producers    []byte
 	producersEnd int64
+	// sweptEpoch and sweptAt are the leader epoch and time of the last
+	// orphan sweep (sweepOrphans).
+	sweptEpoch int32
+	sweptAt    time.Time
 }
 
 // New checks cfg and empties the staging directory. Run starts the
@@ -252,7 +273,7 @@ func (m *Manager) start(ctx context.Context, p *partition.Partition, now time.Ti
 	m.mu.Lock()
 	t := m.tasks[p]
 	if t == nil {
-		t = &task{producersEnd: -1}
+		t = &task{producersEnd: -1, sweptEpoch: -1}
 		m.tasks[p] = t
 	}
 	if t.running || now.Before(t.retryAt) {
@@ -311,7 +332,7 @@ func (m *Manager) work(ctx context.Context, p *partition.Partition, t *task) err
 	changed := false
 	defer func() {
 		if changed {
-			if err := m.putManifestSnapshot(ctx, name); err != nil {
+			if err := m.putManifestSnapshot(ctx, name, epoch); err != nil {
 				p.Logger().Warn("writing the manifest snapshot to the bucket failed; retried after the next change", "err", err)
 			}
 		}
@@ -330,7 +351,7 @@ func (m *Manager) work(ctx context.Context, p *partition.Partition, t *task) err
 	if !cfg.RemoteStorage {
 		return nil
 	}
-	if !cfg.RemoteLogCopyDisable {
+	if !cfg.RemoteLogCopyDisable && m.uploadsAllowed() {
 		uploaded, err := m.uploadEligible(ctx, p, t, epoch)
 		changed = changed || uploaded > 0
 		if err != nil {
@@ -339,7 +360,35 @@ func (m *Manager) work(ctx context.Context, p *partition.Partition, t *task) err
 	}
 	expired, err := m.expireRemote(ctx, p, epoch, time.Now())
 	changed = changed || expired > 0
-	return err
+	if err != nil {
+		return err
+	}
+	if now := time.Now(); m.sweepDue(t, epoch, now) {
+		if err := m.sweepOrphans(ctx, p, epoch, now); err != nil {
+			return err
+		}
+		t.sweptEpoch, t.sweptAt = epoch, now
+	}
+	return nil
+}
+
+// uploadsAllowed reports whether uploads may run (Config.Unshared),
+// logging when they pause and resume.
+func (m *Manager) uploadsAllowed() bool {
+	var err error
+	if m.cfg.Unshared != nil {
+		err = m.cfg.Unshared()
+	}
+	if err != nil {
+		if !m.uploadsPaused.Swap(true) {
+			m.log.Error("tiering: uploads paused, local segments of tiered topics are kept until the object store is shared by every node", "err", err)
+		}
+		return false
+	}
+	if m.uploadsPaused.Swap(false) {
+		m.log.Info("tiering: uploads resumed")
+	}
+	return true
 }
 
 // staleEntries are the partition's manifest entries a new pass deletes
@@ -370,6 +419,8 @@ type metrics struct {
 	deletedSegments  *prometheus.CounterVec
 	failures         *prometheus.CounterVec
 	lagBytes         *prometheus.GaugeVec
+	orphansDeleted   *prometheus.CounterVec
+	uploadsAborted   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -384,9 +435,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Tiering passes over a partition that failed and will be retried with backoff, by topic."}, []string{"topic"}),
 		lagBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "strata", Name: "tiering_upload_lag_bytes",
 			Help: "Bytes of sealed, committed segments not yet in the object store, per partition this broker leads."}, []string{"topic", "partition"}),
+		orphansDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "strata", Name: "tiering_orphans_deleted_total",
+			Help: "Objects deleted because no manifest entry names them (a deposed uploader's late writes, unfinished writes, older manifest snapshots), by topic."}, []string{"topic"}),
+		uploadsAborted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "strata", Name: "tiering_multipart_uploads_aborted_total",
+			Help: "Abandoned multipart uploads aborted, by topic."}, []string{"topic"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.uploadedSegments, m.uploadedBytes, m.deletedSegments, m.failures, m.lagBytes)
+		reg.MustRegister(m.uploadedSegments, m.uploadedBytes, m.deletedSegments, m.failures, m.lagBytes, m.orphansDeleted, m.uploadsAborted)
 	}
 	return m
 }

@@ -3,6 +3,7 @@ package tiermanager
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -391,4 +392,24 @@ func TestLocalRetentionWaitsForUploads(t *testing.T) {
 	if len(entries) != len(sealed) || entries[0].BaseOffset != 0 {
 		t.Fatalf("entries %+v", entries)
 	}
+}
+
+// TestUploadsPauseOnAnUnsharedStore: while Config.Unshared reports that
+// this broker's object store is node-local in a multi-node cluster (a
+// second node joined a one-node cluster tiering into its data dir),
+// nothing is uploaded (and nothing committed), so no replica's local
+// retention passes a segment the other nodes could not read back; once
+// the store is shared, uploads resume.
+func TestUploadsPauseOnAnUnsharedStore(t *testing.T) {
+	f := newFixture(t, 40)
+	sealed := f.sealed()
+	unshared := errors.New("node-local object store in a cluster of more than one node")
+	f.manager.cfg.Unshared = func() error { return unshared }
+	f.pass()
+	if entries, objects := f.entries(), f.objects(); len(entries) != 0 || len(objects) != 0 {
+		t.Fatalf("uploaded to an unshared store: entries %+v, objects %v", entries, objects)
+	}
+	unshared = nil
+	f.pass()
+	f.checkCoversSealed(sealed, f.topic.Partitions[0].LeaderEpoch)
 }

@@ -105,9 +105,10 @@ func (m *Manager) deleteRemote(ctx context.Context, name metadata.TopicPartition
 }
 
 // putManifestSnapshot writes the partition's manifest snapshot (its
-// readable segments) to the bucket, for recovery from the bucket alone.
-func (m *Manager) putManifestSnapshot(ctx context.Context, name metadata.TopicPartition) error {
-	snapshot := tiering.ManifestSnapshot{Partition: name}
+// readable segments) to the bucket under the leader epoch, for recovery
+// from the bucket alone.
+func (m *Manager) putManifestSnapshot(ctx context.Context, name metadata.TopicPartition, epoch int32) error {
+	snapshot := tiering.ManifestSnapshot{Partition: name, Epoch: epoch}
 	m.store.State().EachSegment(name.TopicID, name.Partition, 0, func(e metadata.SegmentManifest) bool {
 		if e.State == metadata.SegmentCopyFinished {
 			snapshot.Segments = append(snapshot.Segments, e)
@@ -180,6 +181,22 @@ func (m *Manager) cleanDeletedTopics(ctx context.Context) error {
 			}
 		}
 		if err := m.tier.DeleteManifestSnapshot(ctx, target); err != nil {
+			return err
+		}
+		// What no entry named (a deposed uploader's late objects): the
+		// topic id is gone for good, nothing under it is needed.
+		listed, err := m.tier.ListPartition(ctx, target)
+		if err != nil {
+			return err
+		}
+		var orphans []string
+		for _, keys := range listed.Segments {
+			orphans = append(orphans, keys...)
+		}
+		for _, snapshot := range listed.Snapshots {
+			orphans = append(orphans, snapshot.Key)
+		}
+		if err := m.tier.DeleteObjects(ctx, orphans); err != nil {
 			return err
 		}
 		m.log.Info("deleted the remote data of a deleted topic", "topic", topic, "partition", target.Partition, "segments", len(entries))

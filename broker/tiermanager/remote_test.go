@@ -11,6 +11,7 @@ import (
 	"github.com/strata-log/strata/internal/clockwatch/clockwatchtest"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/metadata/metadatatest"
+	"github.com/strata-log/strata/tiering"
 )
 
 func TestExpiredSegments(t *testing.T) {
@@ -119,6 +120,12 @@ func TestDeletedTopicCleanup(t *testing.T) {
 		f.pass()
 		if len(f.entries()) == 0 {
 			t.Fatal("nothing uploaded")
+		}
+		// A deposed uploader's late copy, which no entry names.
+		sealed := f.sealed()[0]
+		if _, err := f.tier.Upload(f.ctx, tiering.SegmentFiles{Partition: f.part.Name(), BaseOffset: sealed.BaseOffset,
+			LogPath: sealed.LogPath, OffsetIndexPath: sealed.OffsetIndexPath, TimeIndexPath: sealed.TimeIndexPath}); err != nil {
+			t.Fatal(err)
 		}
 		if _, err := f.store.DeleteTopic(f.ctx, f.topic.Name); err != nil {
 			t.Fatal(err)

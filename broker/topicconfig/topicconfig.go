@@ -425,13 +425,18 @@ func Typed(defaults Defaults, topic map[string]string) Values {
 }
 
 // CheckCombined checks what single values cannot: the resolved configs of
-// one topic together (Kafka's rules for tiered topics).
+// one topic together (Kafka's rules for tiered topics, and Strata's: a
+// tiered topic never elects an unclean leader, so its own
+// unclean.leader.election.enable=true is refused; the broker default is
+// ignored for it, see metadata's controller).
 func CheckCombined(defaults Defaults, topic map[string]string) error {
 	v := Typed(defaults, topic)
 	if !v.RemoteStorage {
 		return nil
 	}
 	switch {
+	case topic[UncleanLeaderElection] == "true":
+		return fmt.Errorf("%w: %s=true is not supported with %s=true (an out-of-sync leader would splice its history into the remote data; a tiered partition stays offline until an in-sync replica returns)", ErrInvalid, UncleanLeaderElection, RemoteStorageEnable)
 	case v.Compact:
 		return fmt.Errorf("%w: %s=true is not supported with cleanup.policy=compact (compacted topics are not tiered)", ErrInvalid, RemoteStorageEnable)
 	case v.RetentionMs >= 0 && (v.LocalRetentionMs < 0 || v.LocalRetentionMs > v.RetentionMs):

@@ -100,6 +100,9 @@ func TestCheckCombinedTiering(t *testing.T) {
 		{"local above total ms", map[string]string{"remote.storage.enable": "true", "retention.ms": "100", "local.retention.ms": "1000"}, false},
 		{"local unlimited, total limited", map[string]string{"remote.storage.enable": "true", "retention.ms": "100", "local.retention.ms": "-1"}, false},
 		{"local -2 follows total", map[string]string{"remote.storage.enable": "true", "retention.ms": "100"}, true},
+		{"tiered unclean", map[string]string{"remote.storage.enable": "true", "unclean.leader.election.enable": "true"}, false},
+		{"tiered clean", map[string]string{"remote.storage.enable": "true", "unclean.leader.election.enable": "false"}, true},
+		{"unclean not tiered", map[string]string{"unclean.leader.election.enable": "true"}, true},
 	}
 	for _, test := range tests {
 		err := CheckCombined(nil, test.configs)

@@ -27,10 +27,13 @@ const (
 type FaultBucket struct {
 	bucket tiering.Bucket
 
-	mu          sync.Mutex // guards failNext, unreachable, injected
+	mu          sync.Mutex // guards failNext, unreachable, injected, beforeUpload
 	failNext    map[Op]int
 	unreachable bool
 	injected    int
+	// beforeUpload runs before each upload, outside mu: a test holds a
+	// writer there (a paused uploader) to force an interleaving.
+	beforeUpload func(key string)
 }
 
 var _ tiering.Bucket = (*FaultBucket)(nil)
@@ -52,6 +55,14 @@ func (f *FaultBucket) SetUnreachable(unreachable bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.unreachable = unreachable
+}
+
+// BeforeUpload sets a function called with the key before each upload
+// (nil: none); it may block to pause the uploader.
+func (f *FaultBucket) BeforeUpload(hook func(key string)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.beforeUpload = hook
 }
 
 // Injected returns how many failures were injected.
@@ -102,6 +113,12 @@ func (f *FaultBucket) Iter(ctx context.Context, prefix string, fn func(key strin
 // Upload implements tiering.Bucket. A failing upload consumes part of r
 // first, as a connection dropped mid-upload would.
 func (f *FaultBucket) Upload(ctx context.Context, key string, r io.Reader, partSize int) error {
+	f.mu.Lock()
+	hook := f.beforeUpload
+	f.mu.Unlock()
+	if hook != nil {
+		hook(key)
+	}
 	if err := f.fault(OpUpload, key); err != nil {
 		io.CopyN(io.Discard, r, 100)
 		return err

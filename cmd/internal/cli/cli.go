@@ -4,6 +4,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -174,6 +175,7 @@ type serveFlags struct {
 	groupInitialDelayMs int64
 	objectStore         string
 	objectStorePrefix   string
+	objectStoreShared   bool
 	remoteCacheBytes    int64
 	tieringIntervalMs   int64
 	localDiskLimit      int64
@@ -209,6 +211,7 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.BoolVar(&f.adminPprof, "admin-pprof", false, "serve Go's pprof under /debug/pprof on the admin listener (needs the admin token like the operator routes; ?seconds= at most 60)")
 	fs.StringVar(&f.configFile, "config", "", "optional config file of flag-name=value lines; flags and STRATA_<FLAG_NAME> env vars override it")
 	fs.StringVar(&f.objectStore, "object-store", "", "object store for tiered topics: s3://bucket?endpoint=...&region=...&use_path_style=true (credentials from the AWS chain: best AWS_SHARED_CREDENTIALS_FILE=FILE, a file only this user can read, rather than keys in the environment), file:///dir or mem:// (default file://<data-dir>/bucket)")
+	fs.BoolVar(&f.objectStoreShared, "object-store-shared", false, "the file:// --object-store is a directory every node of the cluster mounts (a network file system): tiered topics are then allowed in a multi-node cluster, which otherwise refuses them on a node-local store")
 	fs.StringVar(&f.objectStorePrefix, "object-store-prefix", "", "key prefix in the object store, e.g. a cluster name when clusters share a bucket (no leading or trailing /)")
 	fs.Int64Var(&f.remoteCacheBytes, "remote-log-cache-bytes", 256<<20, "disk space for cached chunks of remote segments (<data-dir>/remote-cache)")
 	fs.Int64Var(&f.tieringIntervalMs, "remote-log-manager-task-interval-ms", 30000, "how often sealed segments are uploaded and remote retention applied (remote.log.manager.task.interval.ms)")
@@ -564,6 +567,9 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if f.objectStore != "" && !strings.HasPrefix(f.objectStore, "s3://") && !strings.HasPrefix(f.objectStore, "file://") && !strings.HasPrefix(f.objectStore, "mem://") {
 		return node.Config{}, usageErrorf("--object-store %q: want s3://bucket?endpoint=...&region=...&use_path_style=true, file:///dir or mem://", tiering.RedactURL(f.objectStore))
 	}
+	if f.objectStoreShared && !strings.HasPrefix(f.objectStore, "file://") {
+		return node.Config{}, usageErrorf("--object-store-shared declares a file:// --object-store shared by every node; it does not apply to %q", cmp.Or(tiering.RedactURL(f.objectStore), "the default file://<data-dir>/bucket"))
+	}
 	defaults := topicconfig.Defaults{}
 	names := make([]string, 0, len(f.topicDefaults))
 	for name := range f.topicDefaults {
@@ -598,6 +604,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		AdminPprof:           f.adminPprof,
 		ObjectStore:          f.objectStore,
 		ObjectStorePrefix:    f.objectStorePrefix,
+		ObjectStoreShared:    f.objectStoreShared,
 		RemoteCacheBytes:     f.remoteCacheBytes,
 		TieringInterval:      time.Duration(f.tieringIntervalMs) * time.Millisecond,
 		Logger:               log,

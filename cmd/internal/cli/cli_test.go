@@ -105,6 +105,8 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{args: []string{"--num-partitions", "0"}, want: "--num-partitions"},
 		{args: []string{"--object-store", "ftp://host/bucket"}, want: "--object-store"},
 		{args: []string{"--object-store-prefix", "/a"}, want: "--object-store-prefix"},
+		{args: []string{"--object-store-shared"}, want: "--object-store-shared"},
+		{args: []string{"--object-store", "mem://", "--object-store-shared"}, want: "--object-store-shared"},
 		{args: []string{"--remote-log-cache-bytes", "10"}, want: "--remote-log-cache-bytes"},
 		{args: []string{"--remote-log-manager-task-interval-ms", "0"}, want: "--remote-log-manager-task-interval-ms"},
 		{args: []string{"--local-disk-limit-bytes", "-1"}, want: "--local-disk-limit-bytes"},

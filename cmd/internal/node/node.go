@@ -72,6 +72,11 @@ type Config struct {
 	// prepended to every key.
 	ObjectStore       string
 	ObjectStorePrefix string
+	// ObjectStoreShared declares a file:// ObjectStore a directory every
+	// node mounts. Without it a file:// or mem:// store (and the default)
+	// is node-local, and tiered topics are refused in a cluster of more
+	// than one node (broker.Config.ObjectStoreNodeLocal).
+	ObjectStoreShared bool
 	// RemoteCacheBytes bounds the on-disk cache of remote chunks in
 	// <data dir>/remote-cache; default 256 MiB.
 	RemoteCacheBytes int64
@@ -240,6 +245,7 @@ func (n *Node) openBroker(reg *prometheus.Registry) error {
 		return err
 	}
 	bcfg.RemoteReader = tier
+	bcfg.ObjectStoreNodeLocal = objectStoreNodeLocal(cfg)
 	b, err := broker.New(bcfg)
 	if err != nil {
 		tier.Close()
@@ -251,6 +257,7 @@ func (n *Node) openBroker(reg *prometheus.Registry) error {
 		Store:      store,
 		NodeID:     cfg.NodeID,
 		Partitions: b.HostedPartitions,
+		Unshared:   b.UnsharedObjectStore,
 		StagingDir: filepath.Join(cfg.DataDir, "tiering-staging"),
 		Interval:   cfg.TieringInterval,
 		Registerer: reg,
@@ -277,6 +284,19 @@ var (
 	_ broker.RemoteReader = (*tiering.Tier)(nil)
 	_ tiermanager.Cluster = (*broker.Server)(nil)
 )
+
+// objectStoreNodeLocal reports whether the node's object store is private
+// to it: the default directory in the data dir, mem://, or a file://
+// directory not declared shared.
+func objectStoreNodeLocal(cfg Config) bool {
+	switch {
+	case strings.HasPrefix(cfg.ObjectStore, "s3://"):
+		return false
+	case strings.HasPrefix(cfg.ObjectStore, "file://"):
+		return !cfg.ObjectStoreShared
+	}
+	return true
+}
 
 // openTier opens the object store named by --object-store (creating the
 // directory of the default file:// bucket) and the tier over it, with
