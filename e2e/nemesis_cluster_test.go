@@ -33,6 +33,7 @@ type nemesisCluster struct {
 	mu               sync.Mutex
 	cutCtrl, cutData map[int32]bool
 	paused           map[int32]bool
+	logKept          map[int32]bool // a failed restart's log is in the artifacts
 	lazyfsBinary     string
 }
 
@@ -54,7 +55,7 @@ func startNemesisCluster(t *testing.T, spec nemesisClusterSpec, seed uint64) *ne
 	t.Helper()
 	nc := &nemesisCluster{
 		ctrlProxy: map[int32]*linkProxy{}, dataProxy: map[int32]*linkProxy{},
-		cutCtrl: map[int32]bool{}, cutData: map[int32]bool{}, paused: map[int32]bool{},
+		cutCtrl: map[int32]bool{}, cutData: map[int32]bool{}, paused: map[int32]bool{}, logKept: map[int32]bool{},
 	}
 	if spec.lazyfs {
 		nc.lazyfsBinary = requireLazyFS(t)
@@ -182,8 +183,14 @@ func (nc *nemesisCluster) restartNode(t *testing.T, r *nemesisReport, id int32) 
 				break
 			}
 		}
-		kept := nc.keepLog(t, r, id)
-		r.violation("node %d did not restart: %s (its log: %s)", id, why, kept)
+		r.violation("node %d did not restart: %s", id, why)
+		nc.mu.Lock()
+		first := !nc.logKept[id]
+		nc.logKept[id] = true
+		nc.mu.Unlock()
+		if first {
+			r.evidenceOf("node %d's log when it first did not restart: %s", id, nc.keepLog(t, r, id))
+		}
 	}
 }
 
