@@ -13,7 +13,7 @@ export VERSITYGW_BIN
 # exceeded" failures on a loaded machine).
 FUZZTIME  ?= 100000x
 
-.PHONY: all build run deps check-deps test vet unit fuzz e2e bench clean image
+.PHONY: all build run deps check-deps test vet unit fuzz e2e nemesis bench clean image
 
 all: build
 
@@ -52,6 +52,14 @@ fuzz:
 e2e: check-deps build
 	STRATA_BIN=$(abspath $(BIN)) $(GO) test -tags e2e -count=1 -p 1 -timeout 30m -v ./e2e/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+[a-z_]+\.go:[0-9]+:)' ; test $${PIPESTATUS[0]} -eq 0
 
+## nemesis: the fault scenarios of TestNemesis (kill -9, pauses, link cuts and delays, object-store faults,
+## full disk, lost page cache) for NEMESIS_DURATION in all, random seeds (each printed; replay one with
+## NEMESIS_SEED=N make nemesis NEMESIS_RUN=TestNemesis/<scenario>); `make test` runs them briefly with fixed seeds
+NEMESIS_DURATION ?= 30m
+NEMESIS_RUN      ?= TestNemesis
+nemesis: check-deps build
+	NEMESIS_DURATION=$(NEMESIS_DURATION) STRATA_BIN=$(abspath $(BIN)) $(GO) test -tags e2e -count=1 -timeout 0 -v -run '$(NEMESIS_RUN)' ./e2e/ 2>&1 | tee nemesis.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+[a-z_]+\.go:[0-9]+:)' ; test $${PIPESTATUS[0]} -eq 0
+
 ## bench: throughput and latency against a running broker, with the disk's raw bandwidth as the reference;
 ## then a 3-node cluster: RF=3 acks=all next to RF=1 acks=1; then replaying a tiered topic through the
 ## broker (cold and warm chunk cache) next to reading its objects directly from the same S3 server
@@ -63,7 +71,7 @@ bench: build
 	STRATA_BIN=$(abspath $(BIN)) $(GO) run ./e2e/cmd/strata-bench --tiered --tiered-mib $(BENCH_TIERED_MIB)
 
 clean:
-	rm -rf bin data e2e.log
+	rm -rf bin data e2e.log nemesis.log
 
 ## image: the container image (static binary on scratch)
 image: build

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,8 +25,10 @@ import (
 // which forwards to the node. It can cut the node off: then it refuses and
 // closes every connection to the node and, for controller links, every
 // connection a cut-off node dials (it reads the dialer's node id from the
-// controller handshake, "STRH" version dialer-id …). Clients talk to the
-// node's client listener directly and are never cut.
+// controller handshake, "STRH" version dialer-id …). It can also delay the
+// link: every chunk either way is held back by the current delay (a latency,
+// not a throughput cap). Clients talk to the node's client listener directly
+// and are never cut.
 type linkProxy struct {
 	t          *testing.T
 	ln         net.Listener
@@ -33,6 +36,7 @@ type linkProxy struct {
 	node       int32
 	controller bool
 	isolated   func(int32) bool
+	delay      atomic.Int64 // nanoseconds each chunk waits, both ways
 
 	mu    sync.Mutex
 	conns map[net.Conn]int32 // open connections and the dialer node (-1: unknown)
@@ -43,6 +47,12 @@ func startLinkProxy(t *testing.T, node int32, target string, controller bool, is
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startLinkProxyOn(t, ln, node, target, controller, isolated)
+}
+
+// startLinkProxyOn is startLinkProxy on a listener opened beforehand (so it
+// cannot take a port freePort picked for a broker).
+func startLinkProxyOn(t *testing.T, ln net.Listener, node int32, target string, controller bool, isolated func(int32) bool) *linkProxy {
 	p := &linkProxy{t: t, ln: ln, target: target, node: node, controller: controller, isolated: isolated, conns: map[net.Conn]int32{}}
 	t.Cleanup(func() { ln.Close(); p.cut(func(int32) bool { return true }) })
 	go p.accept()
@@ -93,8 +103,8 @@ func (p *linkProxy) serve(c net.Conn) {
 	p.conns[c], p.conns[up] = dialer, dialer
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
-	go func() { io.Copy(up, c); done <- struct{}{} }()
-	go func() { io.Copy(c, up); done <- struct{}{} }()
+	go func() { p.pipe(up, c); done <- struct{}{} }()
+	go func() { p.pipe(c, up); done <- struct{}{} }()
 	<-done
 	c.Close()
 	up.Close()
@@ -102,6 +112,42 @@ func (p *linkProxy) serve(c net.Conn) {
 	delete(p.conns, c)
 	delete(p.conns, up)
 	p.mu.Unlock()
+}
+
+// setDelay holds every chunk on this link back by d from now on (0: none).
+func (p *linkProxy) setDelay(d time.Duration) { p.delay.Store(int64(d)) }
+
+// pipe copies src to dst, each chunk leaving the link's delay after it
+// arrived: chunks queue up while they wait, so the link keeps its bandwidth.
+func (p *linkProxy) pipe(dst, src net.Conn) {
+	type chunk struct {
+		data []byte
+		due  time.Time
+	}
+	queue := make(chan chunk, 256)
+	go func() {
+		defer close(queue)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				queue <- chunk{append([]byte(nil), buf[:n]...), time.Now().Add(time.Duration(p.delay.Load()))}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for c := range queue {
+		time.Sleep(time.Until(c.due))
+		if _, err := dst.Write(c.data); err != nil {
+			go func() {
+				for range queue { // until serve closes src
+				}
+			}()
+			return
+		}
+	}
 }
 
 // cut closes the open connections of the node or of dialers for which
