@@ -186,9 +186,50 @@ func Format(dataDir, clusterID string, nodeID int32, voters map[int32]string) er
 	} else if err := os.MkdirAll(filepath.Join(metadataPath, raftDirectory), fsperm.Dir); err != nil {
 		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
 	}
+	// The identity file goes last, once everything it vouches for is
+	// durable: a power loss before it leaves an unformatted directory
+	// (formatted again from scratch), never a node that knows who it is
+	// but has lost its Raft log, term and vote (it could vote twice in one
+	// term).
+	if err := SyncDirectories(formattedDirectories(dataDir)...); err != nil {
+		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
+	}
 	properties := metaProperties{clusterID: clusterID, nodeID: nodeID, directoryID: newDirectoryID()}
 	if err := atomicfile.WriteFile(filepath.Join(dataDir, metaPropertiesFile), encodeMetaProperties(properties), fsperm.File); err != nil {
 		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
+	}
+	return nil
+}
+
+// formattedDirectories lists, children before parents, the directories
+// whose listings Format changed: fsyncing them in this order makes every
+// file and directory Format created durable under its name (bbolt fsyncs
+// raft.db's content; an fsync of a file does not make its name durable).
+// The data directory's parent comes last: the caller may just have
+// created the data directory.
+func formattedDirectories(dataDir string) []string {
+	metadataPath := filepath.Join(dataDir, metadataDirectory)
+	return []string{
+		filepath.Join(metadataPath, raftDirectory),
+		filepath.Join(metadataPath, snapshotsDirectory),
+		metadataPath,
+		dataDir,
+		filepath.Dir(filepath.Clean(dataDir)),
+	}
+}
+
+// SyncDirectories fsyncs each directory in order (skipping one that does
+// not exist), so that the names created, renamed or removed in it survive
+// a power loss. List children before their parents. A file written at
+// format time next to meta.properties (written last) goes through it too.
+func SyncDirectories(dirs ...string) error {
+	for _, dir := range dirs {
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := atomicfile.SyncDir(dir); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -215,7 +256,7 @@ func bootstrap(metadataPath string, nodeID int32, configuration raft.Configurati
 // Raft log and stable store (one bolt file, raftDirectory) and the snapshot
 // store (snapshotsDirectory). Open, Format and RecoverQuorum all go through
 // it. The caller holds the directory lock and closes the log.
-func openRaftStores(metadataPath string, logLogger, snapshotLogger hclog.Logger) (*raftLog, *raft.FileSnapshotStore, error) {
+func openRaftStores(metadataPath string, logLogger, snapshotLogger hclog.Logger) (*raftLog, *durableSnapshotStore, error) {
 	wal, err := openRaftLog(filepath.Join(metadataPath, raftDirectory), logLogger)
 	if err != nil {
 		return nil, nil, err
@@ -227,17 +268,23 @@ func openRaftStores(metadataPath string, logLogger, snapshotLogger hclog.Logger)
 	return wal, snapshots, nil
 }
 
-// openSnapshotStore opens raft's file snapshot store in
+// openSnapshotStore opens raft's file snapshot store (made durable:
+// durableSnapshotStore) in
 // <metadataPath>/snapshots, creating that directory owner-only first:
 // raft.FileSnapshotStore creates its directories 0755 and its files 0666
 // (less the umask), and a directory it finds is kept as it is, so the 0700
 // directory made here is what keeps the snapshots (the whole metadata
 // state) from other local users.
-func openSnapshotStore(metadataPath string, logger hclog.Logger) (*raft.FileSnapshotStore, error) {
-	if err := os.MkdirAll(filepath.Join(metadataPath, snapshotsDirectory), fsperm.Dir); err != nil {
+func openSnapshotStore(metadataPath string, logger hclog.Logger) (*durableSnapshotStore, error) {
+	dir := filepath.Join(metadataPath, snapshotsDirectory)
+	if err := os.MkdirAll(dir, fsperm.Dir); err != nil {
 		return nil, err
 	}
-	return raft.NewFileSnapshotStoreWithLogger(metadataPath, snapshotsRetained, logger)
+	store, err := raft.NewFileSnapshotStoreWithLogger(metadataPath, snapshotsRetained, logger)
+	if err != nil {
+		return nil, err
+	}
+	return &durableSnapshotStore{FileSnapshotStore: store, dir: dir}, nil
 }
 
 // raftLog is the Raft log and stable store: a bbolt database
