@@ -337,8 +337,17 @@ func (p *Partition) recoverProducers() error {
 			// Taken before the log lost its tail (an unsynced tail cut by
 			// recovery): it describes batches that are gone. As Kafka does,
 			// delete it so it is never loaded once the log grows back.
+			// The removal is made durable before anything is appended: a
+			// power loss after the log has grown past the snapshot's
+			// offset again would otherwise bring it back, and it would be
+			// loaded.
 			p.log.Warn("removing a producer snapshot above the recovered log end", "file", snapshots[i], "log_end_offset", end)
-			os.Remove(snapshots[i])
+			if err := os.Remove(snapshots[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("remove producer snapshot above the log end: %w", err)
+			}
+			if err := atomicfile.SyncDir(p.dir); err != nil {
+				return fmt.Errorf("remove producer snapshot above the log end: %w", err)
+			}
 			continue
 		}
 		f, err := os.Open(snapshots[i])

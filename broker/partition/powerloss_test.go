@@ -1,0 +1,103 @@
+package partition
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/internal/lazyfs/lazyfstest"
+)
+
+// openCrashable opens a partition replica in dir that the test "crashes":
+// it is never closed before the power loss (Close would flush and
+// snapshot), only when the test ends.
+func openCrashable(t *testing.T, dir string) *Partition {
+	t.Helper()
+	p, err := Open(Config{Dir: dir, Topic: "orders", TopicID: [16]byte{7}, Index: 0, Self: 1,
+		Values: topicconfig.Typed(nil, nil), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	p.ApplyAssignment(assignment(1, 0, []int32{1}, []int32{1}), t0)
+	return p
+}
+
+// TestStaleProducerSnapshotStaysRemoved runs a partition on a
+// lost-page-cache file system (internal/lazyfs). A producer snapshot taken
+// above what the log kept through a power loss describes batches that are
+// gone, and recovery removes it. That removal must itself survive the next
+// power loss: else, once the log has grown past the snapshot's offset
+// again, the snapshot comes back and is loaded, and a producer's next
+// batch is answered as a duplicate of batches it never wrote there (an
+// acknowledged write that is not in the log).
+func TestStaleProducerSnapshotStaysRemoved(t *testing.T) {
+	// Records stamped now, so that no append rolls the segment for its age
+	// (a roll fsyncs the directory, which would hide a missing fsync).
+	idempotentNow := func(producerID int64, sequence int32, value string) []byte {
+		t.Helper()
+		b, err := recordbatch.Build(idempotent(producerID, 0, sequence), []recordbatch.Record{{Timestamp: time.Now().UnixMilli(), Value: []byte(value)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	mustAppend := func(p *Partition, b []byte) int64 {
+		t.Helper()
+		base, _, err := p.Append(b, 9, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base
+	}
+	mount := lazyfstest.Mount(t)
+	dir := filepath.Join(mount.Dir, "orders-0")
+	crashed := openCrashable(t, dir)
+	mustAppend(crashed, idempotentNow(42, 0, "a")) // offset 0
+	mustAppend(crashed, idempotentNow(42, 1, "b")) // offset 1
+	if _, err := crashed.syncLog(); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(crashed, idempotentNow(42, 2, "c")) // offsets 2-3, never fsynced
+	mustAppend(crashed, idempotentNow(42, 3, "d"))
+	crashed.Maintain(t0, Maintenance{ProducerIDExpiration: 24 * time.Hour, Snapshot: true})
+	stale := filepath.Join(dir, "00000000000000000004.snapshot")
+	if _, err := os.Stat(stale); err != nil {
+		t.Fatalf("no producer snapshot at the log end: %v", err)
+	}
+	mount.Drop(t) // the log keeps offsets 0-1; the snapshot at 4 survives
+
+	recovered := openCrashable(t, dir)
+	if end := recovered.LogEndOffset(); end != 2 {
+		t.Fatalf("log end after a power loss %d, want 2 (the fsynced prefix)", end)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("the snapshot above the recovered log end: stat says %v, want it removed", err)
+	}
+	// Another producer takes offsets 2-4, fsynced; nothing fsyncs the
+	// partition directory in between.
+	for sequence := range int32(3) {
+		mustAppend(recovered, idempotentNow(43, sequence, "other"))
+	}
+	if _, err := recovered.syncLog(); err != nil {
+		t.Fatal(err)
+	}
+	mount.Drop(t)
+
+	reopened := openCrashable(t, dir)
+	if end := reopened.LogEndOffset(); end != 5 {
+		t.Fatalf("log end after the second power loss %d, want 5", end)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the stale producer snapshot came back after the second power loss (stat: %v)", err)
+	}
+	// Producer 42 wrote sequences 0-1 only (its 2-3 were lost unacknowledged
+	// with the tail): its retry of sequence 2 is new and lands at the end.
+	if base := mustAppend(reopened, idempotentNow(42, 2, "c")); base != 5 {
+		t.Fatalf("producer 42's sequence 2 answered at offset %d, want appended at 5 (offset 2 holds producer 43's records)", base)
+	}
+}
