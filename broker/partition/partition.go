@@ -229,7 +229,7 @@ func Open(cfg Config) (p *Partition, err error) {
 		// creation (out of file descriptors, a full disk) must not leave
 		// a directory that no topic owns.
 		if err != nil && created {
-			if removeErr := os.RemoveAll(dir); removeErr != nil {
+			if removeErr := segment.RemoveLogDirectory(dir); removeErr != nil {
 				log.Error("removing the directory of a partition that failed to open", "dir", dir, "err", removeErr)
 			}
 		}

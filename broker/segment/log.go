@@ -771,14 +771,20 @@ func (l *Log) close(writeMarker bool) error {
 // directory, then the parent is fsynced so that the deletion holds.
 func (l *Log) Delete() error {
 	closeErr := l.close(false)
-	if err := removeDirectoryDurably(l.dir); err != nil {
+	if err := RemoveLogDirectory(l.dir); err != nil {
 		return fmt.Errorf("segment: delete %s: %w", l.dir, errors.Join(closeErr, err))
 	}
 	return nil
 }
 
-func removeDirectoryDurably(dir string) error {
+// RemoveLogDirectory removes a partition directory as Delete does (see
+// there), for a log that is not open: a power loss at any point leaves it
+// whole with its partition.metadata, empty, or gone.
+func RemoveLogDirectory(dir string) error {
 	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
