@@ -12,10 +12,18 @@ import (
 	"github.com/strata-log/strata/internal/lazyfs/lazyfstest"
 )
 
-// openCrashable opens a partition replica in dir that the test "crashes":
-// it is never closed before the power loss (Close would flush and
-// snapshot), only when the test ends.
+// openCrashable opens a partition replica in dir, the only replica and
+// leader at epoch 0, that the test "crashes": it is never closed before the
+// power loss (Close would flush and snapshot), only when the test ends.
 func openCrashable(t *testing.T, dir string) *Partition {
+	t.Helper()
+	p := openUnassigned(t, dir)
+	p.ApplyAssignment(assignment(1, 0, []int32{1}, []int32{1}), t0)
+	return p
+}
+
+// openUnassigned is openCrashable without the assignment.
+func openUnassigned(t *testing.T, dir string) *Partition {
 	t.Helper()
 	p, err := Open(Config{Dir: dir, Topic: "orders", TopicID: [16]byte{7}, Index: 0, Self: 1,
 		Values: topicconfig.Typed(nil, nil), Logger: slog.New(slog.DiscardHandler)})
@@ -23,7 +31,6 @@ func openCrashable(t *testing.T, dir string) *Partition {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	p.ApplyAssignment(assignment(1, 0, []int32{1}, []int32{1}), t0)
 	return p
 }
 
@@ -129,5 +136,54 @@ func TestNewPartitionSurvivesPowerLoss(t *testing.T) {
 	// came back with the records.
 	if base := mustAppend(t, reopened, batch(t, idempotent(42, 0, 0), "a", 3)); base != 0 || reopened.LogEndOffset() != 3 {
 		t.Fatalf("retry answered %d, log end %d; want 0 and no append", base, reopened.LogEndOffset())
+	}
+}
+
+// TestEpochCacheTrimmedThroughPowerLoss: the leader-epoch checkpoint names
+// an epoch that started above what the log kept through a power loss. Open
+// trims it from the cache; the trimmed cache must also be what is on disk,
+// or, once the log has grown past that offset again under an older epoch
+// (a follower copying its leader), a second power loss brings the stale
+// entry back and OffsetForLeaderEpoch answers from a history this replica
+// does not hold (the truncation decisions of KIP-101 go wrong).
+func TestEpochCacheTrimmedThroughPowerLoss(t *testing.T) {
+	mount := lazyfstest.Mount(t)
+	dir := filepath.Join(mount.Dir, "orders-0")
+	crashed := openCrashable(t, dir) // leader at epoch 0
+	mustAppend(t, crashed, batch(t, recordbatch.BuildOptions{}, "a", 3)) // offsets 0-2, epoch 0
+	if _, err := crashed.syncLog(); err != nil {
+		t.Fatal(err)
+	}
+	crashed.ApplyAssignment(assignment(1, 5, []int32{1, 2}, []int32{1}), t0) // epoch 5 from offset 3, checkpointed
+	mustAppend(t, crashed, batch(t, recordbatch.BuildOptions{}, "b", 1))      // offset 3, never fsynced
+	mount.Drop(t)
+
+	follower := openUnassigned(t, dir)
+	if end := follower.LogEndOffset(); end != 3 {
+		t.Fatalf("log end after a power loss %d, want 3", end)
+	}
+	if epoch := follower.LatestEpoch(); epoch != 0 {
+		t.Fatalf("latest epoch after a power loss %d, want 0 (epoch 5 started above the log kept)", epoch)
+	}
+	// Broker 2 leads at epoch 6; its log holds epoch 0 up to offset 5.
+	follower.ApplyAssignment(assignment(2, 6, []int32{1, 2}, []int32{2}), t0)
+	fromLeader := batch(t, recordbatch.BuildOptions{BaseOffset: 3, PartitionLeaderEpoch: 0}, "c", 2) // offsets 3-4
+	if err := follower.AppendReplicated(fromLeader, 5, 6); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := follower.syncLog(); err != nil {
+		t.Fatal(err)
+	}
+	mount.Drop(t)
+
+	reopened := openUnassigned(t, dir)
+	if end := reopened.LogEndOffset(); end != 5 {
+		t.Fatalf("log end after the second power loss %d, want 5", end)
+	}
+	if epoch := reopened.LatestEpoch(); epoch != 0 {
+		t.Errorf("latest epoch %d, want 0: every batch in the log is epoch 0", epoch)
+	}
+	if epoch, end := reopened.EpochEndOffset(0); epoch != 0 || end != 5 {
+		t.Errorf("OffsetForLeaderEpoch(0) = epoch %d end %d, want epoch 0 end 5", epoch, end)
 	}
 }
