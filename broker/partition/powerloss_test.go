@@ -149,13 +149,13 @@ func TestNewPartitionSurvivesPowerLoss(t *testing.T) {
 func TestEpochCacheTrimmedThroughPowerLoss(t *testing.T) {
 	mount := lazyfstest.Mount(t)
 	dir := filepath.Join(mount.Dir, "orders-0")
-	crashed := openCrashable(t, dir) // leader at epoch 0
+	crashed := openCrashable(t, dir)                                     // leader at epoch 0
 	mustAppend(t, crashed, batch(t, recordbatch.BuildOptions{}, "a", 3)) // offsets 0-2, epoch 0
 	if _, err := crashed.syncLog(); err != nil {
 		t.Fatal(err)
 	}
 	crashed.ApplyAssignment(assignment(1, 5, []int32{1, 2}, []int32{1}), t0) // epoch 5 from offset 3, checkpointed
-	mustAppend(t, crashed, batch(t, recordbatch.BuildOptions{}, "b", 1))      // offset 3, never fsynced
+	mustAppend(t, crashed, batch(t, recordbatch.BuildOptions{}, "b", 1))     // offset 3, never fsynced
 	mount.Drop(t)
 
 	follower := openUnassigned(t, dir)
