@@ -303,7 +303,9 @@ var stableKeys = []string{"CurrentTerm", "LastVoteTerm", "LastVoteCand"}
 
 func openRaftLog(path string, logger hclog.Logger) (*raftLog, error) {
 	file := filepath.Join(path, raftLogFile)
-	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+	_, err := os.Stat(file)
+	created := errors.Is(err, fs.ErrNotExist)
+	if created {
 		if _, err := os.Stat(filepath.Join(path, raftWALMetaFile)); err == nil {
 			if err := migrateRaftWAL(path, logger); err != nil {
 				return nil, fmt.Errorf("migrate the raft-wal log in %s: %w", path, err)
@@ -313,6 +315,14 @@ func openRaftLog(path string, logger hclog.Logger) (*raftLog, error) {
 	store, err := openBoltLogStore(file)
 	if err != nil {
 		return nil, fmt.Errorf("open raft log %s: %w", file, err)
+	}
+	if created {
+		// bbolt fsyncs the file, never its name: a new log (Format of a
+		// voter, the first start of a non-voter) must not vanish with
+		// the term and vote it will hold.
+		if err := SyncDirectories(path); err != nil {
+			return nil, errors.Join(fmt.Errorf("open raft log %s: %w", file, err), store.Close())
+		}
 	}
 	return &raftLog{boltLogStore: store}, nil
 }

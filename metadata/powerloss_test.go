@@ -140,3 +140,36 @@ func syncDir(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 }
+
+// TestRaftLogCreatedAtOpenSurvivesPowerLoss: a node formatted as a
+// non-voter has no Raft log until it starts; the log its first start
+// creates keeps its term and vote through a power loss (bbolt fsyncs the
+// file, not its name: without an fsync of metadata/raft the whole file
+// could vanish, and a non-voter since promoted to voter would vote again
+// in a term it already voted in).
+func TestRaftLogCreatedAtOpenSurvivesPowerLoss(t *testing.T) {
+	mount := lazyfstest.Daemon(t)
+	dataDir := filepath.Join(mount.Dir, "data")
+	if err := Format(dataDir, "test-cluster", 2, map[int32]string{1: freeAddress(t)}); err != nil {
+		t.Fatal(err)
+	}
+	raftPath := filepath.Join(dataDir, metadataDirectory, raftDirectory)
+	log, err := openRaftLog(raftPath, discardHCLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := log.SetUint64([]byte("CurrentTerm"), 7); err != nil {
+		t.Fatal(err)
+	}
+	mount.Drop(t)
+	log.Close()
+
+	reopened, err := openRaftLog(raftPath, discardHCLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reopened.Close()
+	if term, err := reopened.GetUint64([]byte("CurrentTerm")); err != nil || term != 7 {
+		t.Fatalf("current term after a power loss: %d (%v), want 7", term, err)
+	}
+}
