@@ -280,6 +280,12 @@ func openSnapshotStore(metadataPath string, logger hclog.Logger) (*durableSnapsh
 	if err := os.MkdirAll(dir, fsperm.Dir); err != nil {
 		return nil, err
 	}
+	// A non-voter's snapshots directory is made here, at its first start,
+	// not by Format: its name must be durable before a snapshot in it
+	// lets raft trim the log.
+	if err := SyncDirectories(metadataPath); err != nil {
+		return nil, err
+	}
 	store, err := raft.NewFileSnapshotStoreWithLogger(metadataPath, snapshotsRetained, logger)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/strata-log/strata/internal/lazyfs/lazyfstest"
 )
 
@@ -171,5 +173,45 @@ func TestRaftLogCreatedAtOpenSurvivesPowerLoss(t *testing.T) {
 	defer reopened.Close()
 	if term, err := reopened.GetUint64([]byte("CurrentTerm")); err != nil || term != 7 {
 		t.Fatalf("current term after a power loss: %d (%v), want 7", term, err)
+	}
+}
+
+// TestNonVoterSnapshotSurvivesPowerLoss: a node formatted as a non-voter
+// gets its snapshots directory at its first start, not at Format; a
+// snapshot taken there (after which raft trims its log) survives a power
+// loss: the snapshots directory itself must be durable in metadata/.
+func TestNonVoterSnapshotSurvivesPowerLoss(t *testing.T) {
+	mount := lazyfstest.Mount(t) // no bbolt here: served in-process
+	dataDir := filepath.Join(mount.Dir, "data")
+	if err := Format(dataDir, "test-cluster", 2, map[int32]string{1: freeAddress(t)}); err != nil {
+		t.Fatal(err)
+	}
+	metadataPath := filepath.Join(dataDir, metadataDirectory)
+	snapshots, err := openSnapshotStore(metadataPath, discardHCLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := snapshots.Create(1, 10, 2, raft.Configuration{}, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sink.Write([]byte("state")); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mount.Drop(t)
+
+	reopened, err := openSnapshotStore(metadataPath, discardHCLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := reopened.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Index != 10 {
+		t.Fatalf("snapshots after a power loss: %+v, want the one at index 10", list)
 	}
 }
