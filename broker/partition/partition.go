@@ -279,6 +279,15 @@ func Open(cfg Config) (p *Partition, err error) {
 		p.checkpointed = checkpointed
 	}
 	p.highWatermark.Store(highWatermark)
+	if p.checkpointed > highWatermark {
+		// The log lost records the checkpoint counted (an unsynced tail
+		// cut by recovery): lower the checkpoint too, as a truncation
+		// does, or a later crash brings the old value back over records
+		// that will have replaced them.
+		if err := p.checkpointHighWatermark(); err != nil {
+			log.Warn("writing the high watermark checkpoint failed", "err", err)
+		}
+	}
 	return p, nil
 }
 

@@ -187,3 +187,45 @@ func TestEpochCacheTrimmedThroughPowerLoss(t *testing.T) {
 		t.Errorf("OffsetForLeaderEpoch(0) = epoch %d end %d, want epoch 0 end 5", epoch, end)
 	}
 }
+
+// TestHighWatermarkCheckpointTrimmedThroughPowerLoss: the
+// replication-offset-checkpoint names a high watermark above what the log
+// kept through a power loss. Open lowers the high watermark to the log
+// end; the checkpoint must be lowered too (as a truncation does), or, once
+// the log has grown past it again with records its leader has not
+// committed, a second power loss brings the old value back and this
+// replica counts those records as committed.
+func TestHighWatermarkCheckpointTrimmedThroughPowerLoss(t *testing.T) {
+	mount := lazyfstest.Mount(t)
+	dir := filepath.Join(mount.Dir, "orders-0")
+	crashed := openCrashable(t, dir)                                     // alone in its ISR: commits on append
+	mustAppend(t, crashed, batch(t, recordbatch.BuildOptions{}, "a", 3)) // offsets 0-2
+	if _, err := crashed.syncLog(); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, crashed, batch(t, recordbatch.BuildOptions{}, "b", 2)) // offsets 3-4, never fsynced
+	if err := crashed.checkpointHighWatermark(); err != nil {            // 5, durable
+		t.Fatal(err)
+	}
+	mount.Drop(t)
+
+	follower := openUnassigned(t, dir)
+	if hw := follower.HighWatermark(); hw != 3 {
+		t.Fatalf("high watermark after a power loss %d, want 3 (the log end)", hw)
+	}
+	// Broker 2 leads at epoch 1 and has committed only up to offset 3.
+	follower.ApplyAssignment(assignment(2, 1, []int32{1, 2}, []int32{2}), t0)
+	fromLeader := batch(t, recordbatch.BuildOptions{BaseOffset: 3, PartitionLeaderEpoch: 1}, "c", 2) // offsets 3-4
+	if err := follower.AppendReplicated(fromLeader, 3, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := follower.syncLog(); err != nil {
+		t.Fatal(err)
+	}
+	mount.Drop(t)
+
+	reopened := openUnassigned(t, dir)
+	if hw := reopened.HighWatermark(); hw != 3 {
+		t.Fatalf("high watermark after the second power loss %d, want 3: offsets 3-4 were never committed", hw)
+	}
+}
