@@ -194,6 +194,12 @@ func Format(dataDir, clusterID string, nodeID int32, voters map[int32]string) er
 	if err := SyncDirectories(formattedDirectories(dataDir)...); err != nil {
 		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
 	}
+	// The data dir's name, for a data dir the caller just created. A
+	// parent this user may not read (a root-owned 0711 directory) cannot
+	// be opened to fsync; such a data dir was made by someone else, before.
+	if err := SyncDirectories(filepath.Dir(filepath.Clean(dataDir))); err != nil && !errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
+	}
 	properties := metaProperties{clusterID: clusterID, nodeID: nodeID, directoryID: newDirectoryID()}
 	if err := atomicfile.WriteFile(filepath.Join(dataDir, metaPropertiesFile), encodeMetaProperties(properties), fsperm.File); err != nil {
 		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
@@ -202,11 +208,10 @@ func Format(dataDir, clusterID string, nodeID int32, voters map[int32]string) er
 }
 
 // formattedDirectories lists, children before parents, the directories
-// whose listings Format changed: fsyncing them in this order makes every
-// file and directory Format created durable under its name (bbolt fsyncs
-// raft.db's content; an fsync of a file does not make its name durable).
-// The data directory's parent comes last: the caller may just have
-// created the data directory.
+// under dataDir whose listings Format changed: fsyncing them in this order
+// makes every file and directory Format created durable under its name
+// (bbolt fsyncs raft.db's content; an fsync of a file does not make its
+// name durable).
 func formattedDirectories(dataDir string) []string {
 	metadataPath := filepath.Join(dataDir, metadataDirectory)
 	return []string{
@@ -214,7 +219,6 @@ func formattedDirectories(dataDir string) []string {
 		filepath.Join(metadataPath, snapshotsDirectory),
 		metadataPath,
 		dataDir,
-		filepath.Dir(filepath.Clean(dataDir)),
 	}
 }
 
