@@ -1,9 +1,13 @@
 package segment
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/strata-log/strata/broker/recordbatch"
 
 	"github.com/strata-log/strata/internal/lazyfs/lazyfstest"
 )
@@ -38,5 +42,89 @@ func TestDeleteSurvivesPowerLoss(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		entries, _ := os.ReadDir(dir)
 		t.Fatalf("the deleted log's directory after a power loss: stat says %v, holding %d files; want it gone", err, len(entries))
+	}
+}
+
+// TestCompactSurvivesPowerLoss is TestCompactCrashRecovery with a power
+// loss instead of a process crash: at each step of a compaction pass the
+// lost-page-cache file system (internal/lazyfs) forgets what was not
+// fsynced, and the directory as it is then must open to every segment
+// either as it was or as cleaned. Already safe: the .cleaned files are
+// fsynced before their rename to .swap, the directory is fsynced before
+// the swaps are renamed into place, and after.
+func TestCompactSurvivesPowerLoss(t *testing.T) {
+	fill := func(t *testing.T, dir string) (*Log, *testClock, []SegmentInfo, []compactRecord) {
+		t.Helper()
+		clock := newTestClock()
+		cfg := Config{SegmentBytes: 3000, IndexIntervalBytes: 200, Now: clock.Now}
+		l, err := Open(dir, 0, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fillLog(t, l, clock, &compactModel{}, rand.New(rand.NewPCG(3, 4)), 60, 10, []recordbatch.Codec{recordbatch.None, recordbatch.Snappy})
+		if err := l.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := readRecords(t, l)
+		return l, clock, l.Segments(), before
+	}
+	// The same pass, uninterrupted, gives the cleaned records.
+	reference, _, _, _ := fill(t, t.TempDir())
+	defer reference.Close()
+	var steps int
+	countSteps := func(string) { steps++ }
+	compactHook.Store(&countSteps)
+	_, err := reference.Compact(CompactOptions{Force: true})
+	compactHook.Store(nil)
+	if err != nil || steps < 7 {
+		t.Fatalf("reference compaction: %v after %d steps", err, steps)
+	}
+	after, _ := readRecords(t, reference)
+
+	for step := range steps {
+		t.Run(fmt.Sprintf("step %d", step), func(t *testing.T) {
+			mount := lazyfstest.Mount(t)
+			dir := filepath.Join(mount.Dir, "log")
+			l, _, segments, before := fill(t, dir)
+			powerLost := filepath.Join(t.TempDir(), "log")
+			var seen int
+			hook := func(name string) {
+				if seen == step {
+					// The power goes: keep the directory as it comes back.
+					mount.Drop(t)
+					copyDir(t, dir, powerLost)
+				}
+				seen++
+			}
+			compactHook.Store(&hook)
+			l.Compact(CompactOptions{Force: true}) // what it does after the drop does not count
+			compactHook.Store(nil)
+			l.Close()
+
+			recovered, err := Open(powerLost, 0, Config{SegmentBytes: 3000, IndexIntervalBytes: 200})
+			if err != nil {
+				t.Fatalf("open after a power loss: %v", err)
+			}
+			defer recovered.Close()
+			got, _ := readRecords(t, recovered)
+			if recovered.EndOffset() != reference.EndOffset() {
+				t.Fatalf("end offset %d after a power loss, want %d", recovered.EndOffset(), reference.EndOffset())
+			}
+			for j, s := range segments {
+				inRange := func(records []compactRecord) []compactRecord {
+					var out []compactRecord
+					for _, r := range records {
+						if r.offset >= s.BaseOffset && r.offset < s.EndOffset {
+							out = append(out, r)
+						}
+					}
+					return out
+				}
+				part := inRange(got)
+				if sameRecords(part, inRange(before)) != "" && sameRecords(part, inRange(after)) != "" {
+					t.Fatalf("segment %d [%d, %d) is neither the old nor the cleaned one after a power loss", j, s.BaseOffset, s.EndOffset)
+				}
+			}
+		})
 	}
 }
