@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/strata-log/strata/internal/lazyfs"
@@ -90,38 +89,24 @@ func Mount(t testing.TB) *Mounted {
 	}}
 }
 
-var daemonBinary struct {
-	once sync.Once
-	path string
-	err  error
-	out  []byte
-}
-
 // Daemon mounts a fresh file system served by a strata-lazyfs process
-// (built once per test binary), for code that maps files into memory. The
-// process is killed and the mount removed when the test ends.
+// (built into the test's temporary directory; the build cache makes that
+// quick), for code that maps files into memory. The process is killed and
+// the mount removed when the test ends.
 func Daemon(t testing.TB) *Mounted {
 	t.Helper()
 	RequireFUSE(t)
-	daemonBinary.once.Do(func() {
-		dir, err := os.MkdirTemp("", "lazyfstest-")
-		if err != nil {
-			daemonBinary.err = err
-			return
-		}
-		daemonBinary.path = filepath.Join(dir, "strata-lazyfs")
-		build := exec.Command("go", "build", "-o", daemonBinary.path, "github.com/strata-log/strata/e2e/cmd/strata-lazyfs")
-		daemonBinary.out, daemonBinary.err = build.CombinedOutput()
-	})
-	if daemonBinary.err != nil {
-		t.Fatalf("lazyfstest: go build strata-lazyfs: %v\n%s", daemonBinary.err, daemonBinary.out)
+	binary := filepath.Join(t.TempDir(), "strata-lazyfs")
+	build := exec.Command("go", "build", "-o", binary, "github.com/strata-log/strata/e2e/cmd/strata-lazyfs")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("lazyfstest: go build strata-lazyfs: %v\n%s", err, out)
 	}
 	dir := t.TempDir()
 	mount, control := filepath.Join(dir, "mount"), filepath.Join(dir, "control.sock")
 	if err := os.Mkdir(mount, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(daemonBinary.path, "--backing", t.TempDir(), "--mount", mount, "--control", control)
+	cmd := exec.Command(binary, "--backing", t.TempDir(), "--mount", mount, "--control", control)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
