@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/strata-log/strata/broker/recordbatch"
 
@@ -127,4 +128,56 @@ func TestCompactSurvivesPowerLoss(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCleanShutdownMarkerAfterPowerLoss: the clean-shutdown marker Close
+// writes is taken (removed, durably) by the next Open, so a power loss
+// after more appends never finds a marker that would vouch for the active
+// segment's old end and skip its recovery. Already safe: the marker goes
+// through atomicfile after every segment is fsynced, and Open removes it
+// with a directory fsync (and a marker whose end offset differs from the
+// segment's is not trusted either).
+func TestCleanShutdownMarkerAfterPowerLoss(t *testing.T) {
+	mount := lazyfstest.Mount(t)
+	dir := filepath.Join(mount.Dir, "orders-0")
+	// Timestamps of now: no append rolls the segment for its age (a roll
+	// fsyncs the directory, which would hide a missing fsync).
+	now := time.Now().UnixMilli()
+	var m model
+	l, err := Open(dir, 0, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		m.append(t, l, makeBatch(2, now, 100, byte(i)))
+	}
+	if err := l.Close(); err != nil { // fsyncs, writes the marker
+		t.Fatal(err)
+	}
+	l, err = Open(dir, 0, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		m.append(t, l, makeBatch(2, now, 100, byte(10+i)))
+	}
+	if _, err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	unsynced := makeBatch(2, now, 100, 99)
+	records, descriptors := appendRequest(unsynced)
+	if _, _, err := l.Append(records, descriptors); err != nil {
+		t.Fatal(err)
+	}
+	mount.Drop(t)
+	crash(l)
+
+	if _, err := os.Stat(filepath.Join(dir, cleanShutdownFileName)); !os.IsNotExist(err) {
+		t.Fatalf("the clean-shutdown marker came back after a power loss (stat: %v)", err)
+	}
+	recovered := openTestLog(t, dir, 0, Config{})
+	if recovered.EndOffset() != 12 {
+		t.Fatalf("end offset after a power loss %d, want 12 (the synced records)", recovered.EndOffset())
+	}
+	m.verifyAll(t, recovered)
 }
