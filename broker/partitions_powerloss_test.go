@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/internal/atomicfile"
 	"github.com/strata-log/strata/internal/lazyfs/lazyfstest"
-	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/metadata/metadatatest"
 )
 
@@ -28,7 +28,7 @@ func TestStaleDirectoryRemovalSurvivesPowerLoss(t *testing.T) {
 	if err := os.Mkdir(dataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := metadata.SyncDirectories(mount.Dir); err != nil {
+	if err := atomicfile.SyncDir(mount.Dir); err != nil {
 		t.Fatal(err)
 	}
 	stale := filepath.Join(dataDir, "deleted-0")
