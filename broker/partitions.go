@@ -139,7 +139,7 @@ func (m *partitionManager) removeStaleDirectories(state *metadata.State) error {
 		default:
 			continue
 		}
-		if err := os.RemoveAll(dir); err != nil {
+		if err := segment.RemoveLogDirectory(dir); err != nil {
 			return fmt.Errorf("broker: remove stale %s: %w", dir, err)
 		}
 	}

@@ -16,6 +16,15 @@
 //	                                     (raft-wal files of earlier versions are migrated at open)
 //	<data-dir>/metadata/snapshots/       raft.FileSnapshotStore: state snapshots (format below)
 //
+// Everything here survives a power loss once the call that wrote it
+// returns: Format fsyncs every directory it created (children first, the
+// data dir's parent last) before it writes meta.properties, the identity,
+// last; bbolt fsyncs each Raft log commit, and metadata/raft is fsynced
+// when raft.db is created (at Format, or at a non-voter's first start, as
+// metadata/ is for its snapshots directory); a snapshot's directory and
+// the snapshots directory are fsynced before raft may trim its log
+// (durableSnapshotStore: raft's own store does not fsync the former).
+//
 // Raft talks over a stream layer of our own on the controller address: TCP,
 // with hostnames allowed in advertised addresses, where every connection
 // starts with a handshake (format below) so that a node of another cluster,

@@ -186,9 +186,54 @@ func Format(dataDir, clusterID string, nodeID int32, voters map[int32]string) er
 	} else if err := os.MkdirAll(filepath.Join(metadataPath, raftDirectory), fsperm.Dir); err != nil {
 		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
 	}
+	// The identity file goes last, once everything it vouches for is
+	// durable: a power loss before it leaves an unformatted directory
+	// (formatted again from scratch), never a node that knows who it is
+	// but has lost its Raft log, term and vote (it could vote twice in one
+	// term).
+	if err := SyncDirectories(formattedDirectories(dataDir)...); err != nil {
+		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
+	}
+	// The data dir's name, for a data dir the caller just created. A
+	// parent this user may not read (a root-owned 0711 directory) cannot
+	// be opened to fsync; such a data dir was made by someone else, before.
+	if err := SyncDirectories(filepath.Dir(filepath.Clean(dataDir))); err != nil && !errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
+	}
 	properties := metaProperties{clusterID: clusterID, nodeID: nodeID, directoryID: newDirectoryID()}
 	if err := atomicfile.WriteFile(filepath.Join(dataDir, metaPropertiesFile), encodeMetaProperties(properties), fsperm.File); err != nil {
 		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
+	}
+	return nil
+}
+
+// formattedDirectories lists, children before parents, the directories
+// under dataDir whose listings Format changed: fsyncing them in this order
+// makes every file and directory Format created durable under its name
+// (bbolt fsyncs raft.db's content; an fsync of a file does not make its
+// name durable).
+func formattedDirectories(dataDir string) []string {
+	metadataPath := filepath.Join(dataDir, metadataDirectory)
+	return []string{
+		filepath.Join(metadataPath, raftDirectory),
+		filepath.Join(metadataPath, snapshotsDirectory),
+		metadataPath,
+		dataDir,
+	}
+}
+
+// SyncDirectories fsyncs each directory in order (skipping one that does
+// not exist), so that the names created, renamed or removed in it survive
+// a power loss. List children before their parents. A file written at
+// format time next to meta.properties (written last) goes through it too.
+func SyncDirectories(dirs ...string) error {
+	for _, dir := range dirs {
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := atomicfile.SyncDir(dir); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -215,7 +260,7 @@ func bootstrap(metadataPath string, nodeID int32, configuration raft.Configurati
 // Raft log and stable store (one bolt file, raftDirectory) and the snapshot
 // store (snapshotsDirectory). Open, Format and RecoverQuorum all go through
 // it. The caller holds the directory lock and closes the log.
-func openRaftStores(metadataPath string, logLogger, snapshotLogger hclog.Logger) (*raftLog, *raft.FileSnapshotStore, error) {
+func openRaftStores(metadataPath string, logLogger, snapshotLogger hclog.Logger) (*raftLog, *durableSnapshotStore, error) {
 	wal, err := openRaftLog(filepath.Join(metadataPath, raftDirectory), logLogger)
 	if err != nil {
 		return nil, nil, err
@@ -227,17 +272,29 @@ func openRaftStores(metadataPath string, logLogger, snapshotLogger hclog.Logger)
 	return wal, snapshots, nil
 }
 
-// openSnapshotStore opens raft's file snapshot store in
+// openSnapshotStore opens raft's file snapshot store (made durable:
+// durableSnapshotStore) in
 // <metadataPath>/snapshots, creating that directory owner-only first:
 // raft.FileSnapshotStore creates its directories 0755 and its files 0666
 // (less the umask), and a directory it finds is kept as it is, so the 0700
 // directory made here is what keeps the snapshots (the whole metadata
 // state) from other local users.
-func openSnapshotStore(metadataPath string, logger hclog.Logger) (*raft.FileSnapshotStore, error) {
-	if err := os.MkdirAll(filepath.Join(metadataPath, snapshotsDirectory), fsperm.Dir); err != nil {
+func openSnapshotStore(metadataPath string, logger hclog.Logger) (*durableSnapshotStore, error) {
+	dir := filepath.Join(metadataPath, snapshotsDirectory)
+	if err := os.MkdirAll(dir, fsperm.Dir); err != nil {
 		return nil, err
 	}
-	return raft.NewFileSnapshotStoreWithLogger(metadataPath, snapshotsRetained, logger)
+	// A non-voter's snapshots directory is made here, at its first start,
+	// not by Format: its name must be durable before a snapshot in it
+	// lets raft trim the log.
+	if err := SyncDirectories(metadataPath); err != nil {
+		return nil, err
+	}
+	store, err := raft.NewFileSnapshotStoreWithLogger(metadataPath, snapshotsRetained, logger)
+	if err != nil {
+		return nil, err
+	}
+	return &durableSnapshotStore{FileSnapshotStore: store, dir: dir}, nil
 }
 
 // raftLog is the Raft log and stable store: a bbolt database
@@ -256,7 +313,9 @@ var stableKeys = []string{"CurrentTerm", "LastVoteTerm", "LastVoteCand"}
 
 func openRaftLog(path string, logger hclog.Logger) (*raftLog, error) {
 	file := filepath.Join(path, raftLogFile)
-	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+	_, err := os.Stat(file)
+	created := errors.Is(err, fs.ErrNotExist)
+	if created {
 		if _, err := os.Stat(filepath.Join(path, raftWALMetaFile)); err == nil {
 			if err := migrateRaftWAL(path, logger); err != nil {
 				return nil, fmt.Errorf("migrate the raft-wal log in %s: %w", path, err)
@@ -266,6 +325,14 @@ func openRaftLog(path string, logger hclog.Logger) (*raftLog, error) {
 	store, err := openBoltLogStore(file)
 	if err != nil {
 		return nil, fmt.Errorf("open raft log %s: %w", file, err)
+	}
+	if created {
+		// bbolt fsyncs the file, never its name: a new log (Format of a
+		// voter, the first start of a non-voter) must not vanish with
+		// the term and vote it will hold.
+		if err := SyncDirectories(path); err != nil {
+			return nil, errors.Join(fmt.Errorf("open raft log %s: %w", file, err), store.Close())
+		}
 	}
 	return &raftLog{boltLogStore: store}, nil
 }

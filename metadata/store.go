@@ -120,7 +120,7 @@ func Open(cfg Config) (_ *Store, err error) {
 	if _, err := os.Stat(raftPath); err != nil {
 		return nil, fmt.Errorf("metadata: open %s: formatted, but the raft log is gone: %w: %w", cfg.DataDir, ErrCorrupt, err)
 	}
-	var snapshots *raft.FileSnapshotStore
+	var snapshots *durableSnapshotStore
 	s.wal, snapshots, err = openRaftStores(metadataPath, newHCLogger(s.logger, "raft-wal"), newHCLogger(s.logger, "raft-snapshots"))
 	if err != nil {
 		return nil, fmt.Errorf("metadata: open %s: %w", cfg.DataDir, err)

@@ -229,7 +229,7 @@ func Open(cfg Config) (p *Partition, err error) {
 		// creation (out of file descriptors, a full disk) must not leave
 		// a directory that no topic owns.
 		if err != nil && created {
-			if removeErr := os.RemoveAll(dir); removeErr != nil {
+			if removeErr := segment.RemoveLogDirectory(dir); removeErr != nil {
 				log.Error("removing the directory of a partition that failed to open", "dir", dir, "err", removeErr)
 			}
 		}
@@ -279,6 +279,15 @@ func Open(cfg Config) (p *Partition, err error) {
 		p.checkpointed = checkpointed
 	}
 	p.highWatermark.Store(highWatermark)
+	if p.checkpointed > highWatermark {
+		// The log lost records the checkpoint counted (an unsynced tail
+		// cut by recovery): lower the checkpoint too, as a truncation
+		// does, or a later crash brings the old value back over records
+		// that will have replaced them.
+		if err := p.checkpointHighWatermark(); err != nil {
+			log.Warn("writing the high watermark checkpoint failed", "err", err)
+		}
+	}
 	return p, nil
 }
 
@@ -337,8 +346,17 @@ func (p *Partition) recoverProducers() error {
 			// Taken before the log lost its tail (an unsynced tail cut by
 			// recovery): it describes batches that are gone. As Kafka does,
 			// delete it so it is never loaded once the log grows back.
+			// The removal is made durable before anything is appended: a
+			// power loss after the log has grown past the snapshot's
+			// offset again would otherwise bring it back, and it would be
+			// loaded.
 			p.log.Warn("removing a producer snapshot above the recovered log end", "file", snapshots[i], "log_end_offset", end)
-			os.Remove(snapshots[i])
+			if err := os.Remove(snapshots[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("remove producer snapshot above the log end: %w", err)
+			}
+			if err := atomicfile.SyncDir(p.dir); err != nil {
+				return fmt.Errorf("remove producer snapshot above the log end: %w", err)
+			}
 			continue
 		}
 		f, err := os.Open(snapshots[i])

@@ -147,8 +147,15 @@ func readEpochCache(dir string) (epochCache, bool) {
 func (p *Partition) loadEpochCache() error {
 	end := p.segments.EndOffset()
 	if c, ok := readEpochCache(p.dir); ok {
-		c.truncateFromEnd(end)
+		trimmed := c.truncateFromEnd(end)
 		p.epochs = c
+		if trimmed {
+			// Epochs that started above what the log kept (an unsynced
+			// tail lost): the checkpoint must forget them too, or they
+			// come back after the next crash, once the log has grown
+			// past their start under other epochs.
+			return c.write(p.dir)
+		}
 		return nil
 	}
 	var c epochCache

@@ -761,11 +761,46 @@ func (l *Log) close(writeMarker bool) error {
 	return nil
 }
 
-// Delete closes the log and removes its directory (topic deleted).
+// Delete closes the log and removes its directory (topic deleted), so
+// that a power loss at any point leaves the directory whole with its
+// partition.metadata (which the broker removes at start once the topic is
+// gone), or empty, or gone: never log files without the id that says whose
+// they are (a directory the broker would refuse to reuse, or delete, for a
+// topic re-created under the same name). Everything but partition.metadata
+// goes first and is made durable, then partition.metadata and the
+// directory, then the parent is fsynced so that the deletion holds.
 func (l *Log) Delete() error {
 	closeErr := l.close(false)
-	if err := os.RemoveAll(l.dir); err != nil {
+	if err := RemoveLogDirectory(l.dir); err != nil {
 		return fmt.Errorf("segment: delete %s: %w", l.dir, errors.Join(closeErr, err))
 	}
 	return nil
+}
+
+// RemoveLogDirectory removes a partition directory as Delete does (see
+// there), for a log that is not open: a power loss at any point leaves it
+// whole with its partition.metadata, empty, or gone.
+func RemoveLogDirectory(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, entry := range entries {
+		if entry.Name() == partitionMetadataFileName {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, entry.Name())); err != nil {
+			return err
+		}
+	}
+	if err := atomicfile.SyncDir(dir); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	return atomicfile.SyncDir(filepath.Dir(dir))
 }
