@@ -221,33 +221,56 @@ func (l *offsetsLog) Append(records []recordbatch.Record) error {
 }
 
 // Replay implements group.Log.
-func (l *offsetsLog) Replay(fn func(batch []byte) error) error {
+func (l *offsetsLog) Replay(fn func(batch []byte) error) (int64, error) {
 	offset, end := l.p.LogStartOffset(), l.p.LogEndOffset()
 	for offset < end {
 		data, err := l.p.Read(offset, 1<<20, end, true)
 		if err != nil {
-			return fmt.Errorf("offset %d: %w", offset, err)
+			return end, fmt.Errorf("offset %d: %w", offset, err)
 		}
 		if len(data) == 0 {
-			return nil
+			return end, nil
 		}
 		spans, err := recordbatch.Split(data)
 		if err != nil || len(spans) == 0 {
-			return fmt.Errorf("corrupt batch at offset %d: %v", offset, err)
+			return end, fmt.Errorf("corrupt batch at offset %d: %v", offset, err)
 		}
 		for _, sp := range spans {
 			batch := data[sp.Position : sp.Position+sp.Length]
 			h, err := recordbatch.ParseHeader(batch)
 			if err != nil {
-				return fmt.Errorf("corrupt batch header at offset %d: %w", offset, err)
+				return end, fmt.Errorf("corrupt batch header at offset %d: %w", offset, err)
 			}
 			offset = max(offset, h.BaseOffset+int64(h.LastOffsetDelta)+1)
 			if err := fn(batch); err != nil {
-				return err
+				return end, err
 			}
 		}
 	}
-	return nil
+	return end, nil
+}
+
+// AwaitCommitted implements group.Log: it waits for the high watermark
+// alone (not min.insync.replicas, which only gates writes), so a shard
+// whose ISR shrank to its leader still serves reads once its log is
+// committed.
+func (l *offsetsLog) AwaitCommitted(end int64, stop <-chan struct{}) error {
+	wake := make(chan struct{}, 1)
+	l.p.AddWaiter(wake)
+	defer l.p.RemoveWaiter(wake)
+	for {
+		switch {
+		case !l.p.Leading():
+			return kerr.NotCoordinator
+		case l.p.HighWatermark() >= end:
+			return nil
+		}
+		select {
+		case <-wake:
+		case <-stop:
+			return kerr.NotCoordinator
+		}
+	}
 }
 
 // Leading implements group.Log.

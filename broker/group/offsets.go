@@ -54,8 +54,14 @@ type Log interface {
 	// no longer leads the partition, COORDINATOR_NOT_AVAILABLE otherwise.
 	Append(records []recordbatch.Record) error
 	// Replay calls fn with each record batch from the log's start to its
-	// end as it is when Replay starts, in offset order.
-	Replay(fn func(batch []byte) error) error
+	// end as it is when Replay starts, in offset order, and returns that
+	// end (the offset after the last record replayed).
+	Replay(fn func(batch []byte) error) (end int64, err error)
+	// AwaitCommitted returns nil once every record below end is committed
+	// (below the high watermark: on every in-sync replica, so no election
+	// can truncate it), NOT_COORDINATOR when this broker stops leading the
+	// partition first, or when stop is closed.
+	AwaitCommitted(end int64, stop <-chan struct{}) error
 	// Leading reports whether this broker still leads the partition.
 	Leading() bool
 }
@@ -86,6 +92,8 @@ type Shard struct {
 	logger    *slog.Logger
 
 	loaded chan struct{} // closed once Load has replayed the log
+	stop   chan struct{} // closed by Close: a Load still waiting gives up
+	once   sync.Once     // closes stop
 
 	// mu guards offsets and closed, and serializes the shard's appends with
 	// the in-memory updates they make, so both happen in the same order.
@@ -111,6 +119,7 @@ func NewShard(cfg ShardConfig) (*Shard, error) {
 		log:       cfg.Log,
 		logger:    cfg.Logger,
 		loaded:    make(chan struct{}),
+		stop:      make(chan struct{}),
 		offsets:   map[string]map[TopicPartition]CommittedOffset{},
 	}
 	coordCfg := cfg.Coordinator
@@ -156,6 +165,7 @@ func (sh *Shard) Close() {
 	sh.mu.Lock()
 	sh.closed = true
 	sh.mu.Unlock()
+	sh.once.Do(func() { close(sh.stop) })
 	sh.coord.Close()
 }
 
@@ -164,13 +174,23 @@ func (sh *Shard) Close() {
 // of each group is restored into the coordinator; groups known only by
 // their offsets come back Empty, as in Kafka. A batch that cannot be
 // decoded is skipped with an error logged (its groups are incomplete).
+//
+// The shard serves only once everything it replayed is committed: a new
+// leader's log may end with records of the previous leader's term that no
+// other replica holds yet (a commit that was never acknowledged). Served
+// at once, such an offset could be read by a consumer and then vanish when
+// the leadership moves on to a replica without it, and the group's
+// committed offset would go backwards. Until the high watermark reaches
+// the replayed end, the shard answers COORDINATOR_LOAD_IN_PROGRESS (as
+// Kafka's coordinator runtime reads only committed state); if the
+// leadership moves first, it never serves.
 func (sh *Shard) Load() {
 	defer close(sh.loaded)
 	start := time.Now()
 	groups := map[string]*kmsg.GroupMetadataValue{}
 	records := 0
 	sh.mu.Lock()
-	err := sh.log.Replay(func(batch []byte) error {
+	end, err := sh.log.Replay(func(batch []byte) error {
 		recs, err := recordbatch.Records(batch)
 		if err != nil {
 			h, _ := recordbatch.ParseHeader(batch)
@@ -190,6 +210,11 @@ func (sh *Shard) Load() {
 	sh.mu.Unlock()
 	if err != nil {
 		sh.logger.Error("reading the offsets partition failed; its groups are incomplete", "err", err)
+	}
+	if err := sh.log.AwaitCommitted(end, sh.stop); err != nil {
+		sh.logger.Info("the offsets partition's leadership moved before its replayed records were committed; not serving", "end", end, "err", err)
+		sh.Close()
+		return
 	}
 	restored := 0
 	for id, v := range groups {

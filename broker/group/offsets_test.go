@@ -13,20 +13,27 @@ import (
 	"github.com/strata-log/strata/broker/recordbatch"
 )
 
-// memLog is an in-memory Log: each Append is one batch. fail makes appends
-// fail; hold makes Replay wait until released; corrupt batches can be
-// appended by hand.
+// memLog is an in-memory Log: each Append is one batch, and its offsets
+// are batch indexes. fail makes appends fail; hold makes Replay wait until
+// released; corrupt batches can be appended by hand. uncommitted is how
+// many of the last batches are above the high watermark (a previous
+// leader's unacknowledged tail): AwaitCommitted waits, signalling awaiting
+// once, until set lowers it or takes the leadership away.
 type memLog struct {
-	mu      sync.Mutex // guards every field
-	batches [][]byte
-	fail    error
-	leading bool
-	hold    chan struct{}
+	mu          sync.Mutex // guards every field
+	batches     [][]byte
+	fail        error
+	leading     bool
+	hold        chan struct{}
+	uncommitted int
+	awaiting    chan struct{} // if not nil, closed when AwaitCommitted first waits
+	awaited     bool          // awaiting is closed
+	changed     chan struct{} // closed and replaced by set
 }
 
 var _ Log = (*memLog)(nil)
 
-func newMemLog() *memLog { return &memLog{leading: true} }
+func newMemLog() *memLog { return &memLog{leading: true, changed: make(chan struct{})} }
 
 func (l *memLog) Append(records []recordbatch.Record) error {
 	l.mu.Lock()
@@ -42,7 +49,7 @@ func (l *memLog) Append(records []recordbatch.Record) error {
 	return nil
 }
 
-func (l *memLog) Replay(fn func([]byte) error) error {
+func (l *memLog) Replay(fn func([]byte) error) (int64, error) {
 	l.mu.Lock()
 	hold := l.hold
 	batches := append([][]byte(nil), l.batches...)
@@ -52,10 +59,33 @@ func (l *memLog) Replay(fn func([]byte) error) error {
 	}
 	for _, b := range batches {
 		if err := fn(b); err != nil {
-			return err
+			return int64(len(batches)), err
 		}
 	}
-	return nil
+	return int64(len(batches)), nil
+}
+
+func (l *memLog) AwaitCommitted(end int64, stop <-chan struct{}) error {
+	for {
+		l.mu.Lock()
+		leading, committed, changed := l.leading, int64(len(l.batches)-l.uncommitted), l.changed
+		if l.awaiting != nil && !l.awaited && leading && committed < end {
+			close(l.awaiting)
+			l.awaited = true
+		}
+		l.mu.Unlock()
+		switch {
+		case !leading:
+			return kerr.NotCoordinator
+		case committed >= end:
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-stop:
+			return kerr.NotCoordinator
+		}
+	}
 }
 
 func (l *memLog) Leading() bool {
@@ -68,6 +98,17 @@ func (l *memLog) set(f func(*memLog)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f(l)
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// copyOf is another replica's log: the same batches, led there.
+func (l *memLog) copyOf(batches int) *memLog {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := newMemLog()
+	c.batches = append([][]byte(nil), l.batches[:batches]...)
+	return c
 }
 
 func (l *memLog) appends() int {
@@ -286,5 +327,92 @@ func TestShardExpiry(t *testing.T) {
 	// A negative retention removes only what exists no more.
 	if offsets, _, err := again.ExpireOffsets(later.Add(100*retention), -1, func(TopicPartition) bool { return true }); err != nil || offsets != 0 {
 		t.Fatalf("negative retention expired %d offsets (%v)", offsets, err)
+	}
+}
+
+// TestShardServesOnlyCommittedOffsets: a new coordinator whose log ends
+// with a commit the previous leader never got acknowledged (it reached
+// this replica, not the high watermark) does not answer with it until it
+// is committed. Served at once, a consumer could read offset 34, and then,
+// the leadership moving to a replica without it, read 32: the group's
+// committed offset would go backwards (nemesis, many-partitions seed
+// 14308674804434582132: 34 → 32 while the coordinator moved 3 → 1 → 2).
+func TestShardServesOnlyCommittedOffsets(t *testing.T) {
+	clock := newFakeClock()
+	onLeader := newMemLog()
+	old := loadedShard(t, onLeader, clock)
+	for _, offset := range []int64{32, 34} {
+		if err := old.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: offset}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+	// The replica that takes over holds both commits; only the first is
+	// below the high watermark. A third replica holds only the first.
+	taker := onLeader.copyOf(2)
+	taker.uncommitted = 1
+	taker.awaiting = make(chan struct{})
+	other := onLeader.copyOf(1)
+
+	load := func(log *memLog) *Shard {
+		sh, err := NewShard(ShardConfig{Partition: 3, Log: log, Coordinator: Config{Clock: clock, InitialRebalanceDelay: -1}, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(sh.Close)
+		go sh.Load()
+		return sh
+	}
+	seen := []int64{}
+	read := func(sh *Shard) {
+		t.Helper()
+		if !sh.Serving() {
+			return
+		}
+		if c, ok := sh.FetchOffset("g", tp("t", 0)); ok {
+			seen = append(seen, c.Offset)
+		}
+	}
+
+	// Term 1 on taker: it must wait for the tail to be committed.
+	sh := load(taker)
+	select {
+	case <-taker.awaiting:
+	case <-sh.Loaded():
+		read(sh)
+		t.Fatalf("the new coordinator served before its replayed tail was committed: read %v", seen)
+	}
+	read(sh)
+	if len(seen) != 0 || sh.Serving() {
+		t.Fatalf("serving while the replayed tail is above the high watermark: read %v", seen)
+	}
+	// The leadership moves on before the tail is committed: this shard
+	// never serves, and the replica without the tail serves 32.
+	taker.set(func(l *memLog) { l.leading = false })
+	<-sh.Loaded()
+	read(sh)
+	if sh.Serving() {
+		t.Fatal("a shard whose leadership moved while it waited serves")
+	}
+	next := load(other)
+	<-next.Loaded()
+	read(next)
+	if len(seen) != 1 || seen[0] != 32 {
+		t.Fatalf("committed offsets read across the two terms: %v, want [32]", seen)
+	}
+
+	// A term in which the tail gets committed serves it once it is.
+	again := taker.copyOf(2)
+	again.uncommitted = 1
+	again.awaiting = make(chan struct{})
+	third := load(again)
+	<-again.awaiting
+	if third.Serving() {
+		t.Fatal("serving before the tail is committed")
+	}
+	again.set(func(l *memLog) { l.uncommitted = 0 })
+	<-third.Loaded()
+	if c, ok := third.FetchOffset("g", tp("t", 0)); !third.Serving() || !ok || c.Offset != 34 {
+		t.Fatalf("once committed: serving %v, offset %+v %v; want 34", third.Serving(), c, ok)
 	}
 }
