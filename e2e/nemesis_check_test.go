@@ -252,6 +252,18 @@ func (m *invariantMonitor) pollCommitted(ctx context.Context, adm *kadm.Client) 
 	})
 }
 
+// committedSeen is how many partitions had a committed offset of the group
+// and the sum of the highest ones: the group made progress.
+func (m *invariantMonitor) committedSeen() (partitions int, sum int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, o := range m.committed {
+		partitions++
+		sum += o
+	}
+	return partitions, sum
+}
+
 // waitQuiet waits until every partition has a leader and a full ISR in
 // the metadata (the cluster healed); a partition that does not get there is
 // a violation.

@@ -259,7 +259,8 @@ func runNemesisScenario(t *testing.T, sc nemesisScenario, r *nemesisReport, phas
 	stopMonitor()
 	monitoring.Wait()
 	ledger.mu.Lock()
-	t.Logf("%d faults; %d records sent, %d acknowledged, %d failed; %d monitor polls", faults, len(ledger.sent), len(ledger.acked), ledger.failed, monitor.polls)
+	committedParts, committedSum := monitor.committedSeen()
+	t.Logf("%d faults; %d records sent, %d acknowledged, %d failed; %d monitor polls; group offsets committed on %d partitions, %d in all", faults, len(ledger.sent), len(ledger.acked), ledger.failed, monitor.polls, committedParts, committedSum)
 	acked := len(ledger.acked)
 	ledger.mu.Unlock()
 	if acked == 0 {
