@@ -84,6 +84,10 @@ type Partition struct {
 	// applied.
 	isrInFlight []int32
 	isrRetry    []int32
+	// isrInFlightEpoch is the partition epoch the change in flight was
+	// decided at (ISRChangeEpoch): it is proposed against that epoch, not
+	// the one applied when it is finally sent.
+	isrInFlightEpoch int32
 	// brokerEpochs is the broker epoch (registration) of each replica's
 	// broker as last observed (ObserveRegistrations); -1: not registered.
 	brokerEpochs map[int32]int64

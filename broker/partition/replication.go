@@ -332,7 +332,7 @@ func (p *Partition) maximalISRLocked() []int32 {
 // change against that epoch, so a later one either holds it or refused
 // it).
 func (p *Partition) proposeISRLocked(isr []int32) {
-	p.isrChanging, p.isrInFlight = true, isr
+	p.isrChanging, p.isrInFlight, p.isrInFlightEpoch = true, isr, p.assignment.PartitionEpoch
 	for _, r := range isr {
 		if !slices.Contains(p.isrPending, r) {
 			p.isrPending = append(p.isrPending, r)
@@ -445,8 +445,22 @@ func (p *Partition) StorageResignation() []int32 {
 	if len(rest) == 0 {
 		return nil
 	}
-	p.isrChanging = true
+	p.isrChanging, p.isrInFlightEpoch = true, p.assignment.PartitionEpoch
 	return rest
+}
+
+// ISRChangeEpoch is the partition epoch the ISR change in flight was
+// decided at, while this broker led at that epoch: the change is proposed
+// against it, so the controller refuses it (a stale partition epoch) once
+// anything else changed the partition. A proposal waits in a queue while
+// the controller is unreachable; proposed against the epoch applied by
+// then, a leader's expansion decided before it was deposed could add a
+// replica that lacks what the leader acknowledged to a leaderless ISR, and
+// that replica could then be elected.
+func (p *Partition) ISRChangeEpoch() int32 {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	return p.isrInFlightEpoch
 }
 
 // LogFailed returns why this replica's log failed (an fsync that failed, a

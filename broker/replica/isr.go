@@ -162,8 +162,10 @@ func (m *ISR) propose(ctx context.Context, pr proposal) {
 	a := pr.p.Assignment()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	// Against the epoch the change was decided at, not a later one
+	// applied while it waited (ISRChangeEpoch).
 	committed, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
-		TopicID: pr.p.TopicID(), Partition: pr.p.Index(), PartitionEpoch: a.PartitionEpoch,
+		TopicID: pr.p.TopicID(), Partition: pr.p.Index(), PartitionEpoch: pr.p.ISRChangeEpoch(),
 		Leader: metadata.NoLeaderChange, ISR: pr.isr, ISRBrokerEpochs: pr.brokerEpochs,
 	})
 	if err != nil {
@@ -206,7 +208,7 @@ func (m *ISR) resign(ctx context.Context, p *partition.Partition, isr []int32) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	committed, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
-		TopicID: p.TopicID(), Partition: p.Index(), PartitionEpoch: a.PartitionEpoch,
+		TopicID: p.TopicID(), Partition: p.Index(), PartitionEpoch: p.ISRChangeEpoch(),
 		Leader: leader, ISR: isr,
 	})
 	if err != nil {
