@@ -556,6 +556,28 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 		if h.LastOffset() < end {
 			continue // already here
 		}
+		if first < 0 && h.BaseOffset < end {
+			// The log end is inside the leader's batch: what this replica
+			// holds from h.BaseOffset on is not the leader's (another
+			// history under the same leader epoch, which
+			// OffsetForLeaderEpoch cannot tell apart, or a log restarted
+			// at an offset inside the batch). Take the leader's: cut back
+			// to the batch (whole local batches go, so the end may land
+			// lower still, and the next fetch resumes there) and append
+			// it. Kafka restarts an empty log at the batch's base offset
+			// and otherwise fails the partition until its leader changes;
+			// this replica would never catch up.
+			p.log.Warn("the leader's batch starts below this replica's log end: the logs diverge there; truncating to take the leader's",
+				"batch_base_offset", h.BaseOffset, "batch_last_offset", h.LastOffset(), "log_end_offset", end, "log_start_offset", p.segments.StartOffset())
+			if err := p.truncateLocked(h.BaseOffset); err != nil {
+				return fmt.Errorf("replicated batch at offset %d, log end %d: truncating to it: %w", h.BaseOffset, end, err)
+			}
+			if end = p.segments.EndOffset(); h.BaseOffset > end {
+				// A local batch straddled h.BaseOffset: fetch again from
+				// the new end.
+				break
+			}
+		}
 		if first < 0 {
 			if h.BaseOffset != end {
 				return fmt.Errorf("replicated batch at offset %d, log end is %d", h.BaseOffset, end)
@@ -622,6 +644,11 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 func (p *Partition) TruncateTo(offset int64) error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	return p.truncateLocked(offset)
+}
+
+// truncateLocked is TruncateTo with appendMu held.
+func (p *Partition) truncateLocked(offset int64) error {
 	if offset >= p.segments.EndOffset() {
 		return nil
 	}
