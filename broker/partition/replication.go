@@ -556,6 +556,20 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 		if h.LastOffset() < end {
 			continue // already here
 		}
+		if first < 0 && h.BaseOffset < end && h.NumRecords == 0 && !h.IsControl() {
+			// A compaction filler (segment.Log.Compact: an empty batch
+			// spanning a run of removed batches) across the log end: the
+			// leader's cleaner merged batches this replica still has
+			// apart. Nothing survives in the filler's offsets on the
+			// leader: take the part past the log end as a filler of its
+			// own (replicas of a compacted log compact independently, so
+			// their bytes differ anyway).
+			if err := p.appendFillerLocked(end, h); err != nil {
+				return fmt.Errorf("replicated compaction filler at offset %d, log end %d: %w", h.BaseOffset, end, err)
+			}
+			end = p.segments.EndOffset()
+			continue
+		}
 		if first < 0 && h.BaseOffset < end {
 			// The log end is inside the leader's batch: what this replica
 			// holds from h.BaseOffset on is not the leader's (another
@@ -635,6 +649,25 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 	}
 	if highWatermark := min(leaderHighWatermark, p.segments.EndOffset()); highWatermark > p.highWatermark.Load() {
 		p.highWatermark.Store(highWatermark)
+	}
+	return nil
+}
+
+// appendFillerLocked appends the part of the compaction filler h from
+// offset from on (h spans it): an empty batch of its own, under h's leader
+// epoch. Called with appendMu held.
+func (p *Partition) appendFillerLocked(from int64, h recordbatch.Header) error {
+	filler := recordbatch.Assemble(recordbatch.Header{
+		BaseOffset: from, PartitionLeaderEpoch: h.PartitionLeaderEpoch, LastOffsetDelta: int32(h.LastOffset() - from),
+		FirstTimestamp: -1, MaxTimestamp: -1, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
+	}, nil)
+	if _, _, err := p.segments.Append(filler, []segment.AppendBatch{{Length: int32(len(filler)), LastOffsetDelta: int32(h.LastOffset() - from), MaxTimestamp: -1}}); err != nil {
+		return err
+	}
+	if p.epochs.assign(h.PartitionLeaderEpoch, from) {
+		if err := p.epochs.write(p.dir); err != nil {
+			p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
+		}
 	}
 	return nil
 }

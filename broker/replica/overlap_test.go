@@ -2,6 +2,7 @@ package replica
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 
@@ -116,5 +117,71 @@ func TestFollowerRecoversFromABatchBelowItsLogEnd(t *testing.T) {
 				t.Fatalf("follower log from %d: %d bytes, not the leader's %d (want the leader's batches from offset 2 at least)", start, len(got), len(want))
 			}
 		})
+	}
+}
+
+// TestFollowerTakesACompactionFillerAcrossItsLogEnd: the leader's cleaner
+// replaces a run of removed batches by one empty filler batch, so a
+// follower behind it (which still has some of those batches, as they were)
+// fetches at a log end inside the filler. Before, the append failed at
+// every retry ("replicated batch at offset 2, log end is 4"), forever —
+// the nemesis saw it on __consumer_offsets; truncating to the filler, as
+// for a divergent batch, would throw away the follower's compacted log
+// filler by filler. Now the follower appends the filler's part past its
+// log end as a filler of its own, keeps what it has, and goes on with the
+// leader's next batch.
+func TestFollowerTakesACompactionFillerAcrossItsLogEnd(t *testing.T) {
+	clock := &testClock{now: t0}
+	const epoch = 4
+	a := metadata.Partition{Replicas: []int32{leaderID, followerID}, Leader: leaderID, LeaderEpoch: epoch, PartitionEpoch: epoch, ISR: []int32{leaderID}}
+	// The leader's log as its cleaner left it: records 0..1, a filler
+	// over 2..6, record 7 (written here as replicated data under an
+	// earlier assignment, then it leads).
+	leaderPart := openReplica(t, leaderID)
+	leaderPart.ApplyAssignment(metadata.Partition{Replicas: a.Replicas, Leader: 5, LeaderEpoch: epoch, PartitionEpoch: 3, ISR: a.Replicas}, clock.Now())
+	first := replicatedBatch(t, 0, epoch, "a", 2)
+	filler := recordbatch.Assemble(recordbatch.Header{BaseOffset: 2, PartitionLeaderEpoch: epoch, LastOffsetDelta: 4,
+		FirstTimestamp: -1, MaxTimestamp: -1, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, nil)
+	last := replicatedBatch(t, 7, epoch, "c", 1)
+	if err := leaderPart.AppendReplicated(slices.Concat(first, filler, last), 0, epoch); err != nil {
+		t.Fatal(err)
+	}
+	leaderPart.ApplyAssignment(a, clock.Now())
+	// The follower has 0..1 and 2..3 as they were before the leader
+	// compacted them.
+	follower := openReplica(t, followerID)
+	follower.ApplyAssignment(a, clock.Now())
+	removed := replicatedBatch(t, 2, epoch, "b", 2)
+	if err := follower.AppendReplicated(slices.Concat(first, removed), 0, epoch); err != nil {
+		t.Fatal(err)
+	}
+
+	leader := serveLeader(t, leaderPart, clock, nil)
+	limiter := ratelog.New(ratelog.Config{})
+	t.Cleanup(limiter.Close)
+	round := followerFetcher(t, leader, clock, limiter, follower, epoch)
+	for i := 0; follower.LogEndOffset() != 8 || follower.HighWatermark() != 8; i++ {
+		if i == 100 {
+			t.Fatalf("after 100 rounds (10 s): follower end %d, high watermark %d; want the leader's 8", follower.LogEndOffset(), follower.HighWatermark())
+		}
+		round()
+		clock.Advance(100 * time.Millisecond)
+	}
+	if start := follower.LogStartOffset(); start != 0 {
+		t.Fatalf("follower log start %d, want 0", start)
+	}
+	kept, err := follower.Read(0, 1<<20, 4, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := slices.Concat(first, removed); !bytes.Equal(kept, want) {
+		t.Fatal("the follower's records 0..3 are not the ones it had: it truncated them")
+	}
+	got, err := follower.Read(7, 1<<20, 8, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, last) {
+		t.Fatal("the follower does not hold the leader's record 7")
 	}
 }
