@@ -564,6 +564,8 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 			// leader: take the part past the log end as a filler of its
 			// own (replicas of a compacted log compact independently, so
 			// their bytes differ anyway).
+			p.log.Info("the leader's compaction filler spans this replica's log end: appending its part past the end",
+				"filler_base_offset", h.BaseOffset, "filler_last_offset", h.LastOffset(), "log_end_offset", end)
 			if err := p.appendFillerLocked(end, h); err != nil {
 				return fmt.Errorf("replicated compaction filler at offset %d, log end %d: %w", h.BaseOffset, end, err)
 			}
