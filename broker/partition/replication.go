@@ -332,7 +332,7 @@ func (p *Partition) maximalISRLocked() []int32 {
 // change against that epoch, so a later one either holds it or refused
 // it).
 func (p *Partition) proposeISRLocked(isr []int32) {
-	p.isrChanging, p.isrInFlight = true, isr
+	p.isrChanging, p.isrInFlight, p.isrBasis = true, isr, p.assignment
 	for _, r := range isr {
 		if !slices.Contains(p.isrPending, r) {
 			p.isrPending = append(p.isrPending, r)
@@ -445,8 +445,23 @@ func (p *Partition) StorageResignation() []int32 {
 	if len(rest) == 0 {
 		return nil
 	}
-	p.isrChanging = true
+	p.isrChanging, p.isrBasis = true, p.assignment
 	return rest
+}
+
+// ISRChangeBasis is the assignment the ISR change in flight was computed
+// from (by FollowerFetched, LaggingISR or StorageResignation), which the
+// change is proposed against: the controller refuses it
+// (ErrStalePartitionEpoch) once the partition has moved past that
+// partition epoch. A change computed in an earlier state — by a leader
+// whose term has ended since, its proposal late behind a pause or an
+// unreachable controller — never applies to the partition as it is now
+// (which could put a replica that lacks committed records into the ISR,
+// and then elect it).
+func (p *Partition) ISRChangeBasis() metadata.Partition {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	return p.isrBasis
 }
 
 // LogFailed returns why this replica's log failed (an fsync that failed, a

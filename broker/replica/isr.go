@@ -159,7 +159,7 @@ func (m *ISR) drop() {
 func (m *ISR) propose(ctx context.Context, pr proposal) {
 	var outcome partition.ISROutcome // unknown unless answered
 	defer func() { pr.p.ISRChangeDone(outcome) }()
-	a := pr.p.Assignment()
+	a := pr.p.ISRChangeBasis()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	committed, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
@@ -190,7 +190,7 @@ func (m *ISR) propose(ctx context.Context, pr proposal) {
 func (m *ISR) resign(ctx context.Context, p *partition.Partition, isr []int32) {
 	var outcome partition.ISROutcome // unknown unless answered
 	defer func() { p.ISRChangeDone(outcome) }()
-	a := p.Assignment()
+	a := p.ISRChangeBasis()
 	state := m.cfg.Store.State()
 	leader := int32(-1)
 	for _, r := range a.Replicas {
