@@ -127,37 +127,33 @@ func (lfs *FS) create(dir, name string, flags, mode uint32, st *unix.Stat_t) (in
 
 // mkdir creates the directory dir/name, whose durable listing is empty.
 func (lfs *FS) mkdir(dir, name string, mode uint32, st *unix.Stat_t) syscall.Errno {
-	lfs.mu.Lock()
-	defer lfs.mu.Unlock()
-	if _, err := lfs.recordDirLocked(dir); err != nil {
-		return fusefs.ToErrno(err)
-	}
-	path := filepath.Join(dir, name)
-	if err := unix.Mkdir(path, mode); err != nil {
-		return fusefs.ToErrno(err)
-	}
-	if err := unix.Lstat(path, st); err != nil {
-		return fusefs.ToErrno(err)
-	}
-	lfs.forgetIfGoneLocked(st.Ino, false)
-	lfs.dirs[st.Ino] = map[string]dirEntry{}
-	return 0
+	return lfs.makeEntry(dir, name, st, func(path string) error { return unix.Mkdir(path, mode) }, func(ino uint64) {
+		lfs.dirs[ino] = map[string]dirEntry{}
+	})
 }
 
 func (lfs *FS) symlink(dir, name, target string, st *unix.Stat_t) syscall.Errno {
+	return lfs.makeEntry(dir, name, st, func(path string) error { return unix.Symlink(target, path) }, func(uint64) {})
+}
+
+// makeEntry creates dir/name with mk (until dir is fsynced a drop removes
+// it) and fills st with its attributes; record, called under lfs.mu,
+// starts the state of the new inode.
+func (lfs *FS) makeEntry(dir, name string, st *unix.Stat_t, mk func(path string) error, record func(ino uint64)) syscall.Errno {
 	lfs.mu.Lock()
 	defer lfs.mu.Unlock()
 	if _, err := lfs.recordDirLocked(dir); err != nil {
 		return fusefs.ToErrno(err)
 	}
 	path := filepath.Join(dir, name)
-	if err := unix.Symlink(target, path); err != nil {
+	if err := mk(path); err != nil {
 		return fusefs.ToErrno(err)
 	}
 	if err := unix.Lstat(path, st); err != nil {
 		return fusefs.ToErrno(err)
 	}
 	lfs.forgetIfGoneLocked(st.Ino, false)
+	record(st.Ino)
 	return 0
 }
 
