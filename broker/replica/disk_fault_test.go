@@ -166,6 +166,27 @@ func followerFetcher(t *testing.T, l *testLeader, clock *testClock, limiter *rat
 	}
 }
 
+// openOnFillingDisk opens replica self of topic "orders" in a fresh
+// directory on a disk that is full while full reads true: an append then
+// writes half its bytes and fails with ENOSPC. It is closed when the test
+// ends.
+func openOnFillingDisk(t *testing.T, self int32, topicID [16]byte, logger *slog.Logger, full *atomic.Bool) *partition.Partition {
+	t.Helper()
+	p, err := partition.Open(partition.Config{Dir: t.TempDir(), Topic: "orders", TopicID: topicID, Self: self,
+		Values: topicconfig.Typed(nil, nil), Logger: logger,
+		SegmentWriteFault: func(size int) (int, error) {
+			if full.Load() {
+				return size / 2, syscall.ENOSPC
+			}
+			return 0, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
 // errorCounter counts the error records logged through it.
 type errorCounter struct {
 	errors atomic.Int32
@@ -214,18 +235,7 @@ func TestFollowerBacksOffOnAFullDisk(t *testing.T) {
 	leaderPart.ApplyAssignment(a, clock.Now())
 	var full atomic.Bool
 	logged := &errorCounter{}
-	follower, err := partition.Open(partition.Config{Dir: t.TempDir(), Topic: "orders", TopicID: leaderPart.TopicID(), Self: followerID,
-		Values: topicconfig.Typed(nil, nil), Logger: slog.New(logged),
-		SegmentWriteFault: func(size int) (int, error) {
-			if full.Load() {
-				return size / 2, syscall.ENOSPC
-			}
-			return 0, nil
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { follower.Close() })
+	follower := openOnFillingDisk(t, followerID, leaderPart.TopicID(), slog.New(logged), &full)
 	follower.ApplyAssignment(a, clock.Now())
 	leader := serveLeader(t, leaderPart, clock, nil)
 	limiter := ratelog.New(ratelog.Config{Burst: 3, Interval: time.Hour})
