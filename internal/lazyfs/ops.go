@@ -11,15 +11,11 @@ import (
 
 // write writes data at off, first saving the synced bytes it overwrites.
 func (lfs *FS) write(fd int, data []byte, off int64) (uint32, syscall.Errno) {
-	state, err := lfs.lockedFileState(fd)
+	state, st, err := lfs.lockedFileStat(fd)
 	if err != nil {
 		return 0, fusefs.ToErrno(err)
 	}
 	defer state.mu.Unlock()
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return 0, fusefs.ToErrno(err)
-	}
 	end := off + int64(len(data))
 	if end > st.Size && lfs.refuseGrowth() {
 		return 0, syscall.ENOSPC
@@ -37,15 +33,11 @@ func (lfs *FS) write(fd int, data []byte, off int64) (uint32, syscall.Errno) {
 
 // truncate sets the file's length, first saving the synced bytes it cuts.
 func (lfs *FS) truncate(fd int, size int64) syscall.Errno {
-	state, err := lfs.lockedFileState(fd)
+	state, st, err := lfs.lockedFileStat(fd)
 	if err != nil {
 		return fusefs.ToErrno(err)
 	}
 	defer state.mu.Unlock()
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return fusefs.ToErrno(err)
-	}
 	if err := state.saveLocked(fd, size, st.Size, st.Size); err != nil {
 		lfs.logger.Error("lazyfs: save before truncate", "err", err)
 		return syscall.EIO
@@ -57,15 +49,11 @@ func (lfs *FS) truncate(fd int, size int64) syscall.Errno {
 // grew past the synced length); punching, zeroing, collapsing or inserting
 // a range changes bytes, which are saved first.
 func (lfs *FS) allocate(fd int, off, size int64, mode uint32) syscall.Errno {
-	state, err := lfs.lockedFileState(fd)
+	state, st, err := lfs.lockedFileStat(fd)
 	if err != nil {
 		return fusefs.ToErrno(err)
 	}
 	defer state.mu.Unlock()
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return fusefs.ToErrno(err)
-	}
 	if mode&(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_COLLAPSE_RANGE) == 0 && lfs.refuseGrowth() {
 		return syscall.ENOSPC
 	}
