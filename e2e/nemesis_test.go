@@ -87,13 +87,7 @@ var nemesisScenarios = []nemesisScenario{
 // broker bug another change fixes, with the reason: they run and print
 // their row, but do not fail the test. Flip an entry off when its fix
 // lands.
-var nemesisKnownFailing = map[string]string{
-	"power-loss-one-node": "the metadata store is not durable from format on: metadata.Format creates " +
-		"data/metadata/raft (and snapshots/) without fsyncing data/metadata, so after a power loss the node exits with " +
-		"\"formatted, but the raft log is gone\"; with that directory fsynced (a trial build) a 1-minute run then exits with " +
-		"\"raft was never bootstrapped here\" (the bootstrapped Raft log's files are not durable either)",
-	"power-loss-all-nodes-durable": "as power-loss-one-node: a node does not restart after a power loss",
-}
+var nemesisKnownFailing = map[string]string{}
 
 // nemesisKnownViolations names invariant checks that fail today because
 // of a broker bug another change fixes, with the reason: their violations
@@ -268,6 +262,11 @@ func runNemesisScenario(t *testing.T, sc nemesisScenario, r *nemesisReport, phas
 	t.Logf("%d faults; %d records sent, %d acknowledged, %d failed; %d monitor polls", faults, len(ledger.sent), len(ledger.acked), ledger.failed, monitor.polls)
 	acked := len(ledger.acked)
 	ledger.mu.Unlock()
+	if acked == 0 {
+		// A scenario that acknowledged nothing proves nothing: the
+		// cluster never served between its faults.
+		r.violation("no write was acknowledged during the run (%d faults)", faults)
+	}
 	if len(down) > 0 {
 		// The restart failure is the finding; what the down nodes hold
 		// cannot be read back or compared.

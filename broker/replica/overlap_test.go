@@ -9,6 +9,7 @@ import (
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/internal/ratelog"
+	"github.com/strata-log/strata/internal/testclock"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -83,7 +84,7 @@ func TestFollowerRecoversFromABatchBelowItsLogEnd(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := &testClock{now: t0}
+			clock := testclock.New(t0)
 			a := metadata.Partition{Replicas: []int32{leaderID, followerID}, Leader: leaderID, LeaderEpoch: 4, PartitionEpoch: 4, ISR: []int32{leaderID}}
 			leaderPart := openReplica(t, leaderID)
 			leaderPart.ApplyAssignment(a, clock.Now())
@@ -131,7 +132,7 @@ func TestFollowerRecoversFromABatchBelowItsLogEnd(t *testing.T) {
 // log end as a filler of its own, keeps what it has, and goes on with the
 // leader's next batch.
 func TestFollowerTakesACompactionFillerAcrossItsLogEnd(t *testing.T) {
-	clock := &testClock{now: t0}
+	clock := testclock.New(t0)
 	const epoch = 4
 	a := metadata.Partition{Replicas: []int32{leaderID, followerID}, Leader: leaderID, LeaderEpoch: epoch, PartitionEpoch: epoch, ISR: []int32{leaderID}}
 	// The leader's log as its cleaner left it: records 0..1, a filler

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -314,18 +313,7 @@ func TestISRHandsOverAfterAFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	var full atomic.Bool
-	p, err := partition.Open(partition.Config{Dir: t.TempDir(), Topic: "orders", TopicID: [16]byte{3}, Self: 1,
-		Values: topicconfig.Typed(nil, nil), Logger: slog.New(slog.DiscardHandler),
-		SegmentWriteFault: func(size int) (int, error) {
-			if full.Load() {
-				return size / 2, syscall.ENOSPC
-			}
-			return 0, nil
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := openOnFillingDisk(t, 1, [16]byte{3}, slog.New(slog.DiscardHandler), &full)
 	p.ApplyAssignment(metadata.Partition{Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 4, PartitionEpoch: 9, ISR: []int32{1, 2, 3}}, t0)
 	store := &fakeStore{metadata: meta, fail: errors.New("stale partition epoch")}
 	m := NewISR(ISRConfig{Store: store, Partitions: func() []*partition.Partition { return []*partition.Partition{p} },
