@@ -6,14 +6,21 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/group"
 )
 
-func request[R kmsg.Response](t *testing.T, cl *kgo.Client, req kmsg.Request) R {
+// requester sends a request: a client (to the broker the request is for)
+// or one broker (kgo.Client.SeedBrokers, Broker).
+type requester interface {
+	Request(context.Context, kmsg.Request) (kmsg.Response, error)
+}
+
+// request sends req through cl and returns its response, failing the test
+// on an error.
+func request[R kmsg.Response](t *testing.T, cl requester, req kmsg.Request) R {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

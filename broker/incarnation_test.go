@@ -26,13 +26,7 @@ import (
 // the broker the metadata names for the partition.
 func seedRequest[R kmsg.Response](t *testing.T, cl *kgo.Client, req kmsg.Request) R {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	resp, err := cl.SeedBrokers()[0].Request(ctx, req)
-	if err != nil {
-		t.Fatalf("%s: %v", kmsg.NameForKey(req.Key()), err)
-	}
-	return resp.(R)
+	return request[R](t, cl.SeedBrokers()[0], req)
 }
 
 // TestRestartedBrokerActsOnNothingBeforeItsRegistration: a broker that

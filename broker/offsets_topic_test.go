@@ -10,6 +10,7 @@ import (
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/group"
+	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/metadata/metadatatest"
 )
 
@@ -48,15 +49,7 @@ func TestOffsetsTopicWaitsForItsReplicationFactor(t *testing.T) {
 	if r := request[*kmsg.FindCoordinatorResponse](t, cl, find); r.ErrorCode != 0 || r.NodeID < 1 || r.NodeID > 3 {
 		t.Fatalf("FindCoordinator with 3 brokers: error %v, node %d", kerr.ErrorForCode(r.ErrorCode), r.NodeID)
 	}
-	topic, ok := n.Store.State().Topic(group.OffsetsTopic)
-	if !ok {
-		t.Fatal("offsets topic not created with 3 brokers")
-	}
-	for i, p := range topic.Partitions {
-		if len(p.Replicas) != 3 {
-			t.Errorf("offsets partition %d: replicas %v, want 3", i, p.Replicas)
-		}
-	}
+	requireOffsetsTopicReplicas(t, n.Store.State(), 3)
 }
 
 // TestOffsetsTopicOnOneNode: a one-node cluster (one voter, no other broker
@@ -70,13 +63,20 @@ func TestOffsetsTopicOnOneNode(t *testing.T) {
 	if r := request[*kmsg.FindCoordinatorResponse](t, cl, find); r.ErrorCode != 0 || r.NodeID != metadatatest.NodeID {
 		t.Fatalf("FindCoordinator: error %v, node %d", kerr.ErrorForCode(r.ErrorCode), r.NodeID)
 	}
-	topic, ok := n.Store.State().Topic(group.OffsetsTopic)
+	requireOffsetsTopicReplicas(t, n.Store.State(), 1)
+}
+
+// requireOffsetsTopicReplicas checks that __consumer_offsets exists in
+// state with replicas replicas in every partition.
+func requireOffsetsTopicReplicas(t *testing.T, state *metadata.State, replicas int) {
+	t.Helper()
+	topic, ok := state.Topic(group.OffsetsTopic)
 	if !ok {
-		t.Fatal("offsets topic not created")
+		t.Fatalf("offsets topic not created (want %d replicas)", replicas)
 	}
 	for i, p := range topic.Partitions {
-		if len(p.Replicas) != 1 {
-			t.Errorf("offsets partition %d: replicas %v, want 1", i, p.Replicas)
+		if len(p.Replicas) != replicas {
+			t.Errorf("offsets partition %d: replicas %v, want %d", i, p.Replicas, replicas)
 		}
 	}
 }

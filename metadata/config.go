@@ -90,6 +90,9 @@ type Config struct {
 	// preferredLeaderInterval overrides how often preferred leaders are
 	// restored (tests; negative: every controller pass).
 	preferredLeaderInterval time.Duration
+	// raftStarting, when set, runs in Open after the controller listener
+	// is up and before Raft starts (tests of that window).
+	raftStarting func(*Store)
 }
 
 // withDefaults returns a copy of c with every zero field set to its default.

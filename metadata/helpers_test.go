@@ -161,6 +161,20 @@ func registerBrokers(ids ...int32) []fsmStep {
 	return steps
 }
 
+// registerOnDirectory registers broker id, on the data directory whose id
+// starts with directory, through store (any node of a cluster), and
+// returns the registration and its broker epoch.
+func registerOnDirectory(t *testing.T, ctx context.Context, store *Store, id int32, directory byte) (BrokerRegistration, int64) {
+	t.Helper()
+	registration := testRegistration(id)
+	registration.DirectoryID = [16]byte{directory}
+	epoch, err := store.RegisterBroker(ctx, registration)
+	if err != nil {
+		t.Fatalf("register broker %d: %v", id, err)
+	}
+	return registration, epoch
+}
+
 // registerTestBrokers registers brokers ids through store (any node of a
 // cluster) and unfences them, so that topics may be placed on them and they
 // keep leading what they are given. They never heartbeat: a controller

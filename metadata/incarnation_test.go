@@ -187,12 +187,7 @@ func TestForwardedRejectionsKeepTheirSentinel(t *testing.T) {
 	c := newTestCluster(t, 3)
 	ctx := testContext(t)
 	_, follower := c.follower()
-	registration := testRegistration(1)
-	registration.DirectoryID = [16]byte{0xd1}
-	epoch, err := follower.RegisterBroker(ctx, registration)
-	if err != nil {
-		t.Fatal(err)
-	}
+	registration, epoch := registerOnDirectory(t, ctx, follower, 1, 0xd1)
 	if err := follower.Heartbeat(ctx, BrokerHeartbeat{ID: 1, BrokerEpoch: epoch - 1}); !errors.Is(err, ErrStaleBrokerEpoch) {
 		t.Errorf("heartbeat with a stale epoch: %v, want ErrStaleBrokerEpoch", err)
 	}
@@ -285,12 +280,7 @@ func TestControllerElectsOnlyBrokersItHears(t *testing.T) {
 	c := newTestCluster(t, 1)
 	ctx := testContext(t)
 	_, store := c.leader()
-	one := testRegistration(1)
-	one.DirectoryID = [16]byte{0xd1}
-	epoch1, err := store.RegisterBroker(ctx, one)
-	if err != nil {
-		t.Fatal(err)
-	}
+	one, epoch1 := registerOnDirectory(t, ctx, store, 1, 0xd1)
 	beats, stopBeats := context.WithCancel(ctx)
 	beating := make(chan struct{})
 	go func() { defer close(beating); heartbeats(beats, store, 1, epoch1) }()

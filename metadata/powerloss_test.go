@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/strata-log/strata/internal/atomicfile"
 	"github.com/strata-log/strata/internal/lazyfs/lazyfstest"
 )
 
@@ -133,12 +134,7 @@ func TestSnapshotSurvivesPowerLoss(t *testing.T) {
 
 func syncDir(t *testing.T, dir string) {
 	t.Helper()
-	f, err := os.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		t.Fatal(err)
 	}
 }

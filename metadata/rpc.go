@@ -149,6 +149,13 @@ func (s *Store) handleRPC(request []byte, peer int32) rpcResponse {
 	if len(request) == 0 {
 		return rpcResponse{status: rpcFailed, message: "empty request"}
 	}
+	if s.raftForResolve.Load() == nil {
+		// The listener is up before Raft has started (it replays its log
+		// first): this node leads nothing yet. Refused before appending,
+		// so the sender retries. (Loading raftForResolve also orders the
+		// reads of s.raft below after Open set it.)
+		return rpcResponse{status: rpcNotLeader, message: fmt.Sprintf("node %d is starting", s.config.NodeID)}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
 	defer cancel()
 	kind, payload := request[0], request[1:]

@@ -48,7 +48,7 @@ type Store struct {
 	fsm       *fsm
 	raft      *raft.Raft
 	// raftForResolve is raft once it exists; the stream layer's resolver
-	// runs before and during its construction.
+	// and the RPC handler run before and during its construction.
 	raftForResolve atomic.Pointer[raft.Raft]
 
 	// rpc is the connection to the leader for forwarded requests.
@@ -174,6 +174,9 @@ func Open(cfg Config) (_ *Store, err error) {
 
 	s.fsm = newFSM(s.logger)
 	s.controller = newController(s, cfg.BrokerSessionTimeout, cfg.preferredLeaderInterval)
+	if cfg.raftStarting != nil {
+		cfg.raftStarting(s)
+	}
 	s.raft, err = raft.NewRaft(raftConfig, s.fsm, s.wal, s.wal, snapshots, s.transport)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: open %s: start raft: %w", cfg.DataDir, err)

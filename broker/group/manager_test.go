@@ -174,7 +174,7 @@ func TestManagerTopicsDeleted(t *testing.T) {
 // clock (or it returns): a clock set a year ahead must not expire every
 // group's offsets.
 func TestManagerExpiryPausedByClockJump(t *testing.T) {
-	for _, resume := range []string{"confirm", "clock returns"} {
+	for _, resume := range clockwatchtest.Resumes {
 		t.Run(resume, func(t *testing.T) {
 			wall := clockwatchtest.New(time.Unix(1_700_000_000, 0))
 			watch, err := clockwatch.New(clockwatch.Config{Clock: wall, Logger: quiet})
@@ -204,13 +204,7 @@ func TestManagerExpiryPausedByClockJump(t *testing.T) {
 				t.Fatal("offset expired by a clock that jumped a year ahead")
 			}
 
-			switch resume {
-			case "confirm":
-				watch.Confirm()
-			case "clock returns":
-				wall.Jump(-365 * 24 * time.Hour)
-				wall.Advance(48 * time.Hour) // now really past retention
-			}
+			clockwatchtest.Resume(t, watch, wall, resume, 365*24*time.Hour, 48*time.Hour) // 48 h: now really past retention
 			now, _ = wall.Now()
 			m.ExpireOffsets(now)
 			if got, ok := sh.FetchOffset("g", tp("t", 0)); ok {

@@ -59,7 +59,7 @@ type Partition struct {
 	checkpointed int64
 
 	// appendMu guards producers, snapshotEnd, epochs, assignment, followers,
-	// isrChanging, isrPending, isrInFlight, isrRetry, brokerEpochs and
+	// isrChanging, isrPending, isrInFlight, isrRetry, isrBasis, brokerEpochs and
 	// storageFailed, and
 	// serializes check →
 	// append → update.
@@ -84,10 +84,9 @@ type Partition struct {
 	// applied.
 	isrInFlight []int32
 	isrRetry    []int32
-	// isrInFlightEpoch is the partition epoch the change in flight was
-	// decided at (ISRChangeEpoch): it is proposed against that epoch, not
-	// the one applied when it is finally sent.
-	isrInFlightEpoch int32
+	// isrBasis is the assignment the change in flight was computed from
+	// (ISRChangeBasis).
+	isrBasis metadata.Partition
 	// brokerEpochs is the broker epoch (registration) of each replica's
 	// broker as last observed (ObserveRegistrations); -1: not registered.
 	brokerEpochs map[int32]int64

@@ -332,7 +332,7 @@ func (p *Partition) maximalISRLocked() []int32 {
 // change against that epoch, so a later one either holds it or refused
 // it).
 func (p *Partition) proposeISRLocked(isr []int32) {
-	p.isrChanging, p.isrInFlight, p.isrInFlightEpoch = true, isr, p.assignment.PartitionEpoch
+	p.isrChanging, p.isrInFlight, p.isrBasis = true, isr, p.assignment
 	for _, r := range isr {
 		if !slices.Contains(p.isrPending, r) {
 			p.isrPending = append(p.isrPending, r)
@@ -445,22 +445,23 @@ func (p *Partition) StorageResignation() []int32 {
 	if len(rest) == 0 {
 		return nil
 	}
-	p.isrChanging, p.isrInFlightEpoch = true, p.assignment.PartitionEpoch
+	p.isrChanging, p.isrBasis = true, p.assignment
 	return rest
 }
 
-// ISRChangeEpoch is the partition epoch the ISR change in flight was
-// decided at, while this broker led at that epoch: the change is proposed
-// against it, so the controller refuses it (a stale partition epoch) once
-// anything else changed the partition. A proposal waits in a queue while
-// the controller is unreachable; proposed against the epoch applied by
-// then, a leader's expansion decided before it was deposed could add a
-// replica that lacks what the leader acknowledged to a leaderless ISR, and
-// that replica could then be elected.
-func (p *Partition) ISRChangeEpoch() int32 {
+// ISRChangeBasis is the assignment the ISR change in flight was computed
+// from (by FollowerFetched, LaggingISR or StorageResignation), which the
+// change is proposed against: the controller refuses it
+// (ErrStalePartitionEpoch) once the partition has moved past that
+// partition epoch. A change computed in an earlier state — by a leader
+// whose term has ended since, its proposal late behind a pause or an
+// unreachable controller — never applies to the partition as it is now
+// (which could put a replica that lacks committed records into the ISR,
+// and then elect it).
+func (p *Partition) ISRChangeBasis() metadata.Partition {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	return p.isrInFlightEpoch
+	return p.isrBasis
 }
 
 // LogFailed returns why this replica's log failed (an fsync that failed, a
@@ -570,6 +571,44 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 		if h.LastOffset() < end {
 			continue // already here
 		}
+		if first < 0 && h.BaseOffset < end && h.NumRecords == 0 && !h.IsControl() {
+			// A compaction filler (segment.Log.Compact: an empty batch
+			// spanning a run of removed batches) across the log end: the
+			// leader's cleaner merged batches this replica still has
+			// apart. Nothing survives in the filler's offsets on the
+			// leader: take the part past the log end as a filler of its
+			// own (replicas of a compacted log compact independently, so
+			// their bytes differ anyway).
+			p.log.Info("the leader's compaction filler spans this replica's log end: appending its part past the end",
+				"filler_base_offset", h.BaseOffset, "filler_last_offset", h.LastOffset(), "log_end_offset", end)
+			if err := p.appendFillerLocked(end, h); err != nil {
+				return fmt.Errorf("replicated compaction filler at offset %d, log end %d: %w", h.BaseOffset, end, err)
+			}
+			end = p.segments.EndOffset()
+			continue
+		}
+		if first < 0 && h.BaseOffset < end {
+			// The log end is inside the leader's batch: what this replica
+			// holds from h.BaseOffset on is not the leader's (another
+			// history under the same leader epoch, which
+			// OffsetForLeaderEpoch cannot tell apart, or a log restarted
+			// at an offset inside the batch). Take the leader's: cut back
+			// to the batch (whole local batches go, so the end may land
+			// lower still, and the next fetch resumes there) and append
+			// it. Kafka restarts an empty log at the batch's base offset
+			// and otherwise fails the partition until its leader changes;
+			// this replica would never catch up.
+			p.log.Warn("the leader's batch starts below this replica's log end: the logs diverge there; truncating to take the leader's",
+				"batch_base_offset", h.BaseOffset, "batch_last_offset", h.LastOffset(), "log_end_offset", end, "log_start_offset", p.segments.StartOffset())
+			if err := p.truncateLocked(h.BaseOffset); err != nil {
+				return fmt.Errorf("replicated batch at offset %d, log end %d: truncating to it: %w", h.BaseOffset, end, err)
+			}
+			if end = p.segments.EndOffset(); h.BaseOffset > end {
+				// A local batch straddled h.BaseOffset: fetch again from
+				// the new end.
+				break
+			}
+		}
 		if first < 0 {
 			if h.BaseOffset != end {
 				return fmt.Errorf("replicated batch at offset %d, log end is %d", h.BaseOffset, end)
@@ -631,11 +670,35 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 	return nil
 }
 
+// appendFillerLocked appends the part of the compaction filler h from
+// offset from on (h spans it): an empty batch of its own, under h's leader
+// epoch. Called with appendMu held.
+func (p *Partition) appendFillerLocked(from int64, h recordbatch.Header) error {
+	filler := recordbatch.Assemble(recordbatch.Header{
+		BaseOffset: from, PartitionLeaderEpoch: h.PartitionLeaderEpoch, LastOffsetDelta: int32(h.LastOffset() - from),
+		FirstTimestamp: -1, MaxTimestamp: -1, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
+	}, nil)
+	if _, _, err := p.segments.Append(filler, []segment.AppendBatch{{Length: int32(len(filler)), LastOffsetDelta: int32(h.LastOffset() - from), MaxTimestamp: -1}}); err != nil {
+		return err
+	}
+	if p.epochs.assign(h.PartitionLeaderEpoch, from) {
+		if err := p.epochs.write(p.dir); err != nil {
+			p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
+		}
+	}
+	return nil
+}
+
 // TruncateTo cuts the log at offset (a follower agreeing with its new
 // leader), with the epoch cache, producer state and high watermark.
 func (p *Partition) TruncateTo(offset int64) error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	return p.truncateLocked(offset)
+}
+
+// truncateLocked is TruncateTo with appendMu held.
+func (p *Partition) truncateLocked(offset int64) error {
 	if offset >= p.segments.EndOffset() {
 		return nil
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/internal/ratelog"
+	"github.com/strata-log/strata/internal/testclock"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -27,25 +28,6 @@ const (
 	followerID = 77
 	leaderID   = 1
 )
-
-// testClock is the time of a test: the fetcher's backoffs and the
-// leader's lag bookkeeping both read it.
-type testClock struct {
-	mu  sync.Mutex // guards now
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // testLeader serves a partition.Partition as a Kafka-protocol leader over
 // loopback: kfake carries the connection, and Fetch and
@@ -69,7 +51,7 @@ type testLeader struct {
 
 // serveLeader serves part; synced, when not nil, is the follower's fsynced
 // end for the check of every fetch offset.
-func serveLeader(t *testing.T, part *partition.Partition, clock *testClock, synced func() int64) *testLeader {
+func serveLeader(t *testing.T, part *partition.Partition, clock *testclock.Clock, synced func() int64) *testLeader {
 	t.Helper()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
@@ -144,7 +126,7 @@ func (l *testLeader) requests() (fetches, truncates int) {
 
 // followerFetcher is a fetcher of follower from l that fetches only when
 // the test calls round (its run goroutine is not started), with clock.
-func followerFetcher(t *testing.T, l *testLeader, clock *testClock, limiter *ratelog.Limiter, follower *partition.Partition, epoch int32) (round func()) {
+func followerFetcher(t *testing.T, l *testLeader, clock *testclock.Clock, limiter *ratelog.Limiter, follower *partition.Partition, epoch int32) (round func()) {
 	t.Helper()
 	client, err := kgo.NewClient(kgo.SeedBrokers(l.addr))
 	if err != nil {
@@ -164,6 +146,27 @@ func followerFetcher(t *testing.T, l *testLeader, clock *testClock, limiter *rat
 			t.Fatal(err)
 		}
 	}
+}
+
+// openOnFillingDisk opens replica self of topic "orders" in a fresh
+// directory on a disk that is full while full reads true: an append then
+// writes half its bytes and fails with ENOSPC. It is closed when the test
+// ends.
+func openOnFillingDisk(t *testing.T, self int32, topicID [16]byte, logger *slog.Logger, full *atomic.Bool) *partition.Partition {
+	t.Helper()
+	p, err := partition.Open(partition.Config{Dir: t.TempDir(), Topic: "orders", TopicID: topicID, Self: self,
+		Values: topicconfig.Typed(nil, nil), Logger: logger,
+		SegmentWriteFault: func(size int) (int, error) {
+			if full.Load() {
+				return size / 2, syscall.ENOSPC
+			}
+			return 0, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }
 
 // errorCounter counts the error records logged through it.
@@ -208,24 +211,13 @@ func sameLog(t *testing.T, leader, follower *partition.Partition) {
 // it, moves on); once the disk has space again it catches up with the
 // leader's bytes at its next retry, and rejoins the ISR.
 func TestFollowerBacksOffOnAFullDisk(t *testing.T) {
-	clock := &testClock{now: t0}
+	clock := testclock.New(t0)
 	a := metadata.Partition{Replicas: []int32{leaderID, followerID}, Leader: leaderID, LeaderEpoch: 4, PartitionEpoch: 4, ISR: []int32{leaderID, followerID}}
 	leaderPart := openReplica(t, leaderID)
 	leaderPart.ApplyAssignment(a, clock.Now())
 	var full atomic.Bool
 	logged := &errorCounter{}
-	follower, err := partition.Open(partition.Config{Dir: t.TempDir(), Topic: "orders", TopicID: leaderPart.TopicID(), Self: followerID,
-		Values: topicconfig.Typed(nil, nil), Logger: slog.New(logged),
-		SegmentWriteFault: func(size int) (int, error) {
-			if full.Load() {
-				return size / 2, syscall.ENOSPC
-			}
-			return 0, nil
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { follower.Close() })
+	follower := openOnFillingDisk(t, followerID, leaderPart.TopicID(), slog.New(logged), &full)
 	follower.ApplyAssignment(a, clock.Now())
 	leader := serveLeader(t, leaderPart, clock, nil)
 	limiter := ratelog.New(ratelog.Config{Burst: 3, Interval: time.Hour})
@@ -309,7 +301,7 @@ func TestFollowerBacksOffOnAFullDisk(t *testing.T) {
 // on. After a restart (the log reopened and recovered) it catches up,
 // fsyncs, and rejoins the ISR.
 func TestFollowerStopsFetchingAfterAFailedFsync(t *testing.T) {
-	clock := &testClock{now: t0}
+	clock := testclock.New(t0)
 	a := metadata.Partition{Replicas: []int32{leaderID, followerID}, Leader: leaderID, LeaderEpoch: 4, PartitionEpoch: 4, ISR: []int32{leaderID, followerID}}
 	durable := topicconfig.Typed(nil, map[string]string{"flush.messages": "1"})
 	leaderPart, err := partition.Open(partition.Config{Dir: t.TempDir(), Topic: "orders", TopicID: [16]byte{3}, Self: leaderID,

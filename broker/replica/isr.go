@@ -159,13 +159,11 @@ func (m *ISR) drop() {
 func (m *ISR) propose(ctx context.Context, pr proposal) {
 	var outcome partition.ISROutcome // unknown unless answered
 	defer func() { pr.p.ISRChangeDone(outcome) }()
-	a := pr.p.Assignment()
+	a := pr.p.ISRChangeBasis()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	// Against the epoch the change was decided at, not a later one
-	// applied while it waited (ISRChangeEpoch).
 	committed, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
-		TopicID: pr.p.TopicID(), Partition: pr.p.Index(), PartitionEpoch: pr.p.ISRChangeEpoch(),
+		TopicID: pr.p.TopicID(), Partition: pr.p.Index(), PartitionEpoch: a.PartitionEpoch,
 		Leader: metadata.NoLeaderChange, ISR: pr.isr, ISRBrokerEpochs: pr.brokerEpochs,
 	})
 	if err != nil {
@@ -192,7 +190,7 @@ func (m *ISR) propose(ctx context.Context, pr proposal) {
 func (m *ISR) resign(ctx context.Context, p *partition.Partition, isr []int32) {
 	var outcome partition.ISROutcome // unknown unless answered
 	defer func() { p.ISRChangeDone(outcome) }()
-	a := p.Assignment()
+	a := p.ISRChangeBasis()
 	state := m.cfg.Store.State()
 	leader := int32(-1)
 	for _, r := range a.Replicas {
@@ -208,7 +206,7 @@ func (m *ISR) resign(ctx context.Context, p *partition.Partition, isr []int32) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	committed, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
-		TopicID: p.TopicID(), Partition: p.Index(), PartitionEpoch: p.ISRChangeEpoch(),
+		TopicID: p.TopicID(), Partition: p.Index(), PartitionEpoch: a.PartitionEpoch,
 		Leader: leader, ISR: isr,
 	})
 	if err != nil {

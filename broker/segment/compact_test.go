@@ -141,6 +141,28 @@ func readRecords(t *testing.T, l *Log) ([]compactRecord, map[int64]recordbatch.C
 	return out, codecs
 }
 
+// mixedSegment returns the index of the first of segments whose records
+// in got are neither those in before (the old segment) nor those in after
+// (the cleaned one), or -1 when every segment is one or the other.
+func mixedSegment(segments []SegmentInfo, got, before, after []compactRecord) int {
+	for j, s := range segments {
+		inRange := func(records []compactRecord) []compactRecord {
+			var out []compactRecord
+			for _, r := range records {
+				if r.offset >= s.BaseOffset && r.offset < s.EndOffset {
+					out = append(out, r)
+				}
+			}
+			return out
+		}
+		part := inRange(got)
+		if sameRecords(part, inRange(before)) != "" && sameRecords(part, inRange(after)) != "" {
+			return j
+		}
+	}
+	return -1
+}
+
 func sameRecords(got, want []compactRecord) string {
 	if len(got) != len(want) {
 		return fmt.Sprintf("%d records, want %d", len(got), len(want))
@@ -441,20 +463,8 @@ func TestCompactCrashRecovery(t *testing.T) {
 		if recovered.EndOffset() != l.EndOffset() {
 			t.Fatalf("step %d (%s): end offset %d, want %d", i, step, recovered.EndOffset(), l.EndOffset())
 		}
-		for j, s := range segments {
-			inRange := func(records []compactRecord) []compactRecord {
-				var out []compactRecord
-				for _, r := range records {
-					if r.offset >= s.BaseOffset && r.offset < s.EndOffset {
-						out = append(out, r)
-					}
-				}
-				return out
-			}
-			part := inRange(got)
-			if sameRecords(part, inRange(before)) != "" && sameRecords(part, inRange(after)) != "" {
-				t.Fatalf("step %d (%s): segment %d [%d, %d) is neither the old nor the cleaned one", i, step, j, s.BaseOffset, s.EndOffset)
-			}
+		if j := mixedSegment(segments, got, before, after); j >= 0 {
+			t.Fatalf("step %d (%s): segment %d [%d, %d) is neither the old nor the cleaned one", i, step, j, segments[j].BaseOffset, segments[j].EndOffset)
 		}
 		leftovers, _ := os.ReadDir(snapshot)
 		for _, entry := range leftovers {

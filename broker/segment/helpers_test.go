@@ -9,31 +9,16 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/strata-log/strata/internal/testclock"
 )
 
 // testClock is an injectable clock.
-type testClock struct {
-	mu  sync.Mutex // guards now
-	now time.Time
-}
+type testClock = testclock.Clock
 
 func newTestClock() *testClock {
-	return &testClock{now: time.UnixMilli(1_700_000_000_000)}
+	return testclock.New(time.UnixMilli(1_700_000_000_000))
 }
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func (c *testClock) Millis() int64 { return c.Now().UnixMilli() }
 
 // logBuffer collects slog output so tests can assert on it and print it on
 // failure.

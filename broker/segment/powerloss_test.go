@@ -111,20 +111,8 @@ func TestCompactSurvivesPowerLoss(t *testing.T) {
 			if recovered.EndOffset() != reference.EndOffset() {
 				t.Fatalf("end offset %d after a power loss, want %d", recovered.EndOffset(), reference.EndOffset())
 			}
-			for j, s := range segments {
-				inRange := func(records []compactRecord) []compactRecord {
-					var out []compactRecord
-					for _, r := range records {
-						if r.offset >= s.BaseOffset && r.offset < s.EndOffset {
-							out = append(out, r)
-						}
-					}
-					return out
-				}
-				part := inRange(got)
-				if sameRecords(part, inRange(before)) != "" && sameRecords(part, inRange(after)) != "" {
-					t.Fatalf("segment %d [%d, %d) is neither the old nor the cleaned one after a power loss", j, s.BaseOffset, s.EndOffset)
-				}
+			if j := mixedSegment(segments, got, before, after); j >= 0 {
+				t.Fatalf("segment %d [%d, %d) is neither the old nor the cleaned one after a power loss", j, segments[j].BaseOffset, segments[j].EndOffset)
 			}
 		})
 	}

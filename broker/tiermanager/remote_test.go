@@ -171,7 +171,7 @@ func TestLowestLiveBroker(t *testing.T) {
 // operator confirms the clock (or it returns); retention.bytes still
 // applies.
 func TestRemoteRetentionPausedByClockJump(t *testing.T) {
-	for _, resume := range []string{"confirm", "clock returns"} {
+	for _, resume := range clockwatchtest.Resumes {
 		t.Run(resume, func(t *testing.T) {
 			f := newFixture(t, 20)
 			wall := clockwatchtest.New(time.Now())
@@ -202,13 +202,7 @@ func TestRemoteRetentionPausedByClockJump(t *testing.T) {
 			}
 			f.setConfigs(tiered("retention.ms", fmt.Sprint((24 * time.Hour).Milliseconds())))
 
-			switch resume {
-			case "confirm":
-				watch.Confirm()
-			case "clock returns":
-				wall.Jump(-365 * 24 * time.Hour)
-				wall.Advance(48 * time.Hour) // now really past retention
-			}
+			clockwatchtest.Resume(t, watch, wall, resume, 365*24*time.Hour, 48*time.Hour) // 48 h: now really past retention
 			now, _ = wall.Now()
 			if expired, err := f.manager.expireRemote(f.ctx, f.part, 0, now); err != nil || expired != len(sealed)-1 {
 				t.Fatalf("after the clock is trusted again: %d expired (%v), want %d", expired, err, len(sealed)-1)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-log/strata/internal/lazyfs/fusetest"
 )
 
 // daemon is a strata-lazyfs process started by a test.
@@ -34,8 +36,13 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-func startDaemon(t *testing.T, bin string) *daemon {
+// startDaemon builds and starts a strata-lazyfs process on a fresh mount
+// (the test skips where FUSE is missing); it is killed and the mount
+// removed when the test ends.
+func startDaemon(t *testing.T) *daemon {
 	t.Helper()
+	fusetest.Require(t)
+	bin := buildBinary(t)
 	dir := t.TempDir()
 	d := &daemon{mount: filepath.Join(dir, "mount"), control: filepath.Join(dir, "control.sock"), exited: make(chan error, 1)}
 	if err := os.Mkdir(d.mount, 0o755); err != nil {
@@ -103,8 +110,7 @@ func waitExit(t *testing.T, what string, exited <-chan error) error {
 }
 
 func TestBinaryControlAndSignal(t *testing.T) {
-	requireFUSE(t)
-	d := startDaemon(t, buildBinary(t))
+	d := startDaemon(t)
 	path := filepath.Join(d.mount, "f")
 	writeDurably(t, path, "synced")
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
@@ -145,26 +151,8 @@ func TestBinaryControlAndSignal(t *testing.T) {
 // inside an fsync on the mount (held there by fsync-delay): after
 // `fusermount3 -uz`, as the harness runs it, that process must end.
 func TestBinaryKilledLeavesNoHungProcess(t *testing.T) {
-	requireFUSE(t)
-	d := startDaemon(t, buildBinary(t))
-	if got := d.command(t, "fsync-delay 600000"); got != "ok" {
-		t.Fatalf("fsync-delay: %s", got)
-	}
-	writer := exec.Command("dd", "if=/dev/zero", "of="+filepath.Join(d.mount, "f"), "bs=4096", "count=1", "conv=fsync")
-	if err := writer.Start(); err != nil {
-		t.Fatal(err)
-	}
-	writerExited := make(chan error, 1)
-	go func() { writerExited <- writer.Wait() }()
-	// Wait until dd is blocked in the fsync: the daemon counts a pending one
-	// only when it finishes, so watch dd's kernel stack state instead.
-	for !blockedInFsync(writer.Process.Pid) {
-		select {
-		case err := <-writerExited:
-			t.Fatalf("dd ended before the fsync delay: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	d := startDaemon(t)
+	_, writerExited := startDelayedFsync(t, d)
 
 	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -184,6 +172,32 @@ func TestBinaryKilledLeavesNoHungProcess(t *testing.T) {
 	}
 }
 
+// startDelayedFsync turns on a long fsync delay in d and starts a writer
+// (dd) that fsyncs a file on its mount; it returns once the writer is
+// blocked in that fsync, with the channel its exit is sent on.
+func startDelayedFsync(t *testing.T, d *daemon) (*exec.Cmd, chan error) {
+	t.Helper()
+	if got := d.command(t, "fsync-delay 600000"); got != "ok" {
+		t.Fatalf("fsync-delay: %s", got)
+	}
+	writer := exec.Command("dd", "if=/dev/zero", "of="+filepath.Join(d.mount, "f"), "bs=4096", "count=1", "conv=fsync")
+	if err := writer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	writerExited := make(chan error, 1)
+	go func() { writerExited <- writer.Wait() }()
+	// Wait until dd is blocked in the fsync: the daemon counts a pending one
+	// only when it finishes, so watch dd's kernel stack state instead.
+	for !blockedInFsync(writer.Process.Pid) {
+		select {
+		case err := <-writerExited:
+			t.Fatalf("dd ended before the fsync delay: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return writer, writerExited
+}
+
 // blockedInFsync reports whether the process's current system call is
 // fsync or fdatasync, from /proc/PID/syscall.
 func blockedInFsync(pid int) bool {
@@ -199,24 +213,8 @@ func blockedInFsync(pid int) bool {
 // holds its fsync in the fsync delay: the kernel interrupts the request,
 // the delay ends, and the process exits; the daemon and the mount go on.
 func TestBinaryKilledWriterLeavesFsyncDelay(t *testing.T) {
-	requireFUSE(t)
-	d := startDaemon(t, buildBinary(t))
-	if got := d.command(t, "fsync-delay 600000"); got != "ok" {
-		t.Fatalf("fsync-delay: %s", got)
-	}
-	writer := exec.Command("dd", "if=/dev/zero", "of="+filepath.Join(d.mount, "f"), "bs=4096", "count=1", "conv=fsync")
-	if err := writer.Start(); err != nil {
-		t.Fatal(err)
-	}
-	writerExited := make(chan error, 1)
-	go func() { writerExited <- writer.Wait() }()
-	for !blockedInFsync(writer.Process.Pid) {
-		select {
-		case err := <-writerExited:
-			t.Fatalf("dd ended before the fsync delay: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	d := startDaemon(t)
+	writer, writerExited := startDelayedFsync(t, d)
 	if err := writer.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,7 @@ import (
 // deadlock the Go runtime (a stop-the-world waits for the faulting thread,
 // which waits for the FUSE server goroutines).
 func TestBoltRecoversCommittedTransactions(t *testing.T) {
-	requireFUSE(t)
-	d := startDaemon(t, buildBinary(t))
+	d := startDaemon(t)
 	dir := d.mount
 	path := filepath.Join(dir, "raft.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})

@@ -4,30 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
-)
 
-// requireFUSE skips the test where FUSE is missing, or fails it under CI
-// (env CI set), where a skipped power-loss test would hide a regression.
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	var missing []string
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		missing = append(missing, "/dev/fuse")
-	}
-	if _, err := exec.LookPath("fusermount3"); err != nil {
-		missing = append(missing, "fusermount3")
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("FUSE is needed and missing here: %v (CI is set, so this fails instead of skipping)", missing)
-	}
-	t.Skipf("skipping: FUSE is missing here: %v (install fuse3 and load the fuse module to run the lost-page-cache tests)", missing)
-}
+	"github.com/strata-log/strata/internal/atomicfile"
+	"github.com/strata-log/strata/internal/lazyfs/fusetest"
+)
 
 // mountTest mounts a fresh lost-page-cache file system, served by the test
 // process itself, and returns its mount point and the mount; it is
@@ -36,7 +18,7 @@ func requireFUSE(t *testing.T) {
 // runtime. Such tests run the daemon (startDaemon) instead.
 func mountTest(t *testing.T) (string, *Mount) {
 	t.Helper()
-	requireFUSE(t)
+	fusetest.Require(t)
 	backing, dir := t.TempDir(), t.TempDir()
 	lfs, err := New(Config{Backing: backing})
 	if err != nil {
@@ -89,12 +71,7 @@ func fsync(t *testing.T, f *os.File) {
 
 func fsyncDir(t *testing.T, dir string) {
 	t.Helper()
-	f, err := os.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -107,6 +84,18 @@ func writeDurably(t *testing.T, path, content string) {
 	fsync(t, f)
 	f.Close()
 	fsyncDir(t, filepath.Dir(path))
+}
+
+// openDurable writes path durably with content and opens it for reading
+// and writing.
+func openDurable(t *testing.T, path, content string) *os.File {
+	t.Helper()
+	writeDurably(t, path, content)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 func requireContent(t *testing.T, path, want string) {

@@ -192,6 +192,21 @@ func (lfs *FS) refuseGrowth() bool {
 	return false
 }
 
+// lockedFileStat is lockedFileState, and the file's attributes as they
+// are once its state is locked.
+func (lfs *FS) lockedFileStat(fd int) (*fileState, unix.Stat_t, error) {
+	var st unix.Stat_t
+	state, err := lfs.lockedFileState(fd)
+	if err != nil {
+		return nil, st, err
+	}
+	if err := unix.Fstat(fd, &st); err != nil {
+		state.mu.Unlock()
+		return nil, st, err
+	}
+	return state, st, nil
+}
+
 // lockedFileState returns the undo state of the file open as fd, locked,
 // creating it (synced length = the length now) if the file has none.
 func (lfs *FS) lockedFileState(fd int) (*fileState, error) {

@@ -42,11 +42,7 @@ func TestDropKeepsSyncedPrefix(t *testing.T) {
 func TestDropUndoesOverwriteInPlace(t *testing.T) {
 	dir, m := mountTest(t)
 	path := filepath.Join(dir, "data")
-	writeDurably(t, path, "0123456789")
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := openDurable(t, path, "0123456789")
 	defer f.Close()
 	writeAt(t, f, "ab", 2)
 	writeAt(t, f, "XYZ", 1) // overlaps the first overwrite: the synced bytes are kept once
@@ -233,11 +229,7 @@ func TestDropDirectoryNeverFsynced(t *testing.T) {
 func TestDropUndoesUnlink(t *testing.T) {
 	dir, m := mountTest(t)
 	path := filepath.Join(dir, "segment")
-	writeDurably(t, path, "synced")
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := openDurable(t, path, "synced")
 	writeAt(t, f, "+unsynced", 6)
 	f.Close()
 	if err := os.Remove(path); err != nil {
@@ -276,11 +268,7 @@ func TestDropUndoesUnlink(t *testing.T) {
 func TestENOSPC(t *testing.T) {
 	dir, m := mountTest(t)
 	path := filepath.Join(dir, "data")
-	writeDurably(t, path, "0123456789")
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := openDurable(t, path, "0123456789")
 	defer f.Close()
 
 	m.FS().SetENOSPC(true)
@@ -322,11 +310,7 @@ func TestENOSPC(t *testing.T) {
 func TestFsyncError(t *testing.T) {
 	dir, m := mountTest(t)
 	path := filepath.Join(dir, "f")
-	writeDurably(t, path, "synced")
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := openDurable(t, path, "synced")
 	defer f.Close()
 	writeAt(t, f, "+written", 6)
 	m.FS().SetFsyncError(true)

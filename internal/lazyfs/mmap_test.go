@@ -15,8 +15,7 @@ import (
 // cache, then undone), and the mapping then shows the synced content.
 // Against the daemon: see TestBoltRecoversCommittedTransactions.
 func TestDropUndoesSharedMappingWrites(t *testing.T) {
-	requireFUSE(t)
-	d := startDaemon(t, buildBinary(t))
+	d := startDaemon(t)
 	path := filepath.Join(d.mount, "mapped")
 	synced := bytes.Repeat([]byte("A"), 8192)
 	writeDurably(t, path, string(synced))

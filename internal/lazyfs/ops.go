@@ -11,15 +11,11 @@ import (
 
 // write writes data at off, first saving the synced bytes it overwrites.
 func (lfs *FS) write(fd int, data []byte, off int64) (uint32, syscall.Errno) {
-	state, err := lfs.lockedFileState(fd)
+	state, st, err := lfs.lockedFileStat(fd)
 	if err != nil {
 		return 0, fusefs.ToErrno(err)
 	}
 	defer state.mu.Unlock()
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return 0, fusefs.ToErrno(err)
-	}
 	end := off + int64(len(data))
 	if end > st.Size && lfs.refuseGrowth() {
 		return 0, syscall.ENOSPC
@@ -37,15 +33,11 @@ func (lfs *FS) write(fd int, data []byte, off int64) (uint32, syscall.Errno) {
 
 // truncate sets the file's length, first saving the synced bytes it cuts.
 func (lfs *FS) truncate(fd int, size int64) syscall.Errno {
-	state, err := lfs.lockedFileState(fd)
+	state, st, err := lfs.lockedFileStat(fd)
 	if err != nil {
 		return fusefs.ToErrno(err)
 	}
 	defer state.mu.Unlock()
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return fusefs.ToErrno(err)
-	}
 	if err := state.saveLocked(fd, size, st.Size, st.Size); err != nil {
 		lfs.logger.Error("lazyfs: save before truncate", "err", err)
 		return syscall.EIO
@@ -57,15 +49,11 @@ func (lfs *FS) truncate(fd int, size int64) syscall.Errno {
 // grew past the synced length); punching, zeroing, collapsing or inserting
 // a range changes bytes, which are saved first.
 func (lfs *FS) allocate(fd int, off, size int64, mode uint32) syscall.Errno {
-	state, err := lfs.lockedFileState(fd)
+	state, st, err := lfs.lockedFileStat(fd)
 	if err != nil {
 		return fusefs.ToErrno(err)
 	}
 	defer state.mu.Unlock()
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return fusefs.ToErrno(err)
-	}
 	if mode&(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_COLLAPSE_RANGE) == 0 && lfs.refuseGrowth() {
 		return syscall.ENOSPC
 	}
@@ -127,37 +115,33 @@ func (lfs *FS) create(dir, name string, flags, mode uint32, st *unix.Stat_t) (in
 
 // mkdir creates the directory dir/name, whose durable listing is empty.
 func (lfs *FS) mkdir(dir, name string, mode uint32, st *unix.Stat_t) syscall.Errno {
-	lfs.mu.Lock()
-	defer lfs.mu.Unlock()
-	if _, err := lfs.recordDirLocked(dir); err != nil {
-		return fusefs.ToErrno(err)
-	}
-	path := filepath.Join(dir, name)
-	if err := unix.Mkdir(path, mode); err != nil {
-		return fusefs.ToErrno(err)
-	}
-	if err := unix.Lstat(path, st); err != nil {
-		return fusefs.ToErrno(err)
-	}
-	lfs.forgetIfGoneLocked(st.Ino, false)
-	lfs.dirs[st.Ino] = map[string]dirEntry{}
-	return 0
+	return lfs.makeEntry(dir, name, st, func(path string) error { return unix.Mkdir(path, mode) }, func(ino uint64) {
+		lfs.dirs[ino] = map[string]dirEntry{}
+	})
 }
 
 func (lfs *FS) symlink(dir, name, target string, st *unix.Stat_t) syscall.Errno {
+	return lfs.makeEntry(dir, name, st, func(path string) error { return unix.Symlink(target, path) }, func(uint64) {})
+}
+
+// makeEntry creates dir/name with mk (until dir is fsynced a drop removes
+// it) and fills st with its attributes; record, called under lfs.mu,
+// starts the state of the new inode.
+func (lfs *FS) makeEntry(dir, name string, st *unix.Stat_t, mk func(path string) error, record func(ino uint64)) syscall.Errno {
 	lfs.mu.Lock()
 	defer lfs.mu.Unlock()
 	if _, err := lfs.recordDirLocked(dir); err != nil {
 		return fusefs.ToErrno(err)
 	}
 	path := filepath.Join(dir, name)
-	if err := unix.Symlink(target, path); err != nil {
+	if err := mk(path); err != nil {
 		return fusefs.ToErrno(err)
 	}
 	if err := unix.Lstat(path, st); err != nil {
 		return fusefs.ToErrno(err)
 	}
 	lfs.forgetIfGoneLocked(st.Ino, false)
+	record(st.Ino)
 	return 0
 }
 

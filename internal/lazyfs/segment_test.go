@@ -47,6 +47,50 @@ func readAll(t *testing.T, l *segment.Log) []byte {
 	return data
 }
 
+// mountedLog is a segment log's directory on a lost-page-cache mount.
+type mountedLog struct {
+	m   *Mount
+	dir string
+	cfg segment.Config
+}
+
+// openMountedLog opens a log in a fresh mount. The log is abandoned at a
+// power loss, not closed: its descriptors are closed only when the test
+// ends (before the unmount, which must not find them open).
+func openMountedLog(t *testing.T, segmentBytes int64) (*mountedLog, *segment.Log) {
+	t.Helper()
+	dir, m := mountTest(t)
+	ml := &mountedLog{m: m, dir: filepath.Join(dir, "topic-0"), cfg: segment.Config{SegmentBytes: segmentBytes}}
+	l, err := segment.Open(ml.dir, 0, ml.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return ml, l
+}
+
+// powerLoss drops what was not made durable and opens the log again, as
+// a restarted broker would; the reopened log is closed when the test ends.
+func (ml *mountedLog) powerLoss(t *testing.T) *segment.Log {
+	t.Helper()
+	drop(t, ml.m)
+	reopened, err := segment.Open(ml.dir, 0, ml.cfg)
+	if err != nil {
+		t.Fatalf("reopen after drop: %v", err)
+	}
+	t.Cleanup(func() { reopened.Close() })
+	return reopened
+}
+
+// valueStrings returns n distinct record values.
+func valueStrings(n int) []string {
+	values := make([]string, n)
+	for i := range values {
+		values[i] = fmt.Sprintf("value-%03d", i)
+	}
+	return values
+}
+
 // TestSegmentLogRecoversSyncedPrefix runs the broker's own log
 // (broker/segment) on the lost-page-cache mount: whatever was flushed, or
 // fsynced by a segment roll, must come back after a power loss, and the log
@@ -63,20 +107,8 @@ func TestSegmentLogRecoversSyncedPrefix(t *testing.T) {
 		{name: "rolled segments", segmentBytes: 300, synced: 10, unsynced: 7},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, m := mountTest(t)
-			logDir := filepath.Join(dir, "topic-0")
-			cfg := segment.Config{SegmentBytes: tc.segmentBytes}
-			l, err := segment.Open(logDir, 0, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// The abandoned log's descriptors are closed only after the
-			// checks (before the unmount, which must not find them open).
-			t.Cleanup(func() { l.Close() })
-			var values []string
-			for i := range tc.synced + tc.unsynced {
-				values = append(values, fmt.Sprintf("value-%03d", i))
-			}
+			ml, l := openMountedLog(t, tc.segmentBytes)
+			values := valueStrings(tc.synced + tc.unsynced)
 			batches := appendBatches(t, l, values[:tc.synced]...)
 			if err := l.Flush(); err != nil {
 				t.Fatal(err)
@@ -91,15 +123,9 @@ func TestSegmentLogRecoversSyncedPrefix(t *testing.T) {
 			durableEnd := max(int64(tc.synced), segments[len(segments)-1].BaseOffset)
 
 			// Power loss: the process is gone (l is abandoned, not closed).
-			drop(t, m)
-
-			reopened, err := segment.Open(logDir, 0, cfg)
-			if err != nil {
-				t.Fatalf("reopen after drop: %v", err)
-			}
-			defer reopened.Close()
+			reopened := ml.powerLoss(t)
 			if got := reopened.EndOffset(); got != durableEnd {
-				t.Fatalf("log end offset after drop = %d, want %d (the flushed records); stats %s", got, durableEnd, m.FS().Stats())
+				t.Fatalf("log end offset after drop = %d, want %d (the flushed records); stats %s", got, durableEnd, ml.m.FS().Stats())
 			}
 			if !bytes.Equal(readAll(t, reopened), bytes.Join(batches[:durableEnd], nil)) {
 				t.Fatal("recovered log is not the durable prefix")
@@ -129,22 +155,13 @@ func TestSegmentTruncateIsDurable(t *testing.T) {
 		{name: "fully, restarting above the end", truncateTo: 40, fully: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, m := mountTest(t)
-			logDir := filepath.Join(dir, "topic-0")
-			cfg := segment.Config{SegmentBytes: 300}
-			l, err := segment.Open(logDir, 0, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			var values []string
-			for i := range 16 {
-				values = append(values, fmt.Sprintf("value-%03d", i))
-			}
+			ml, l := openMountedLog(t, 300)
+			values := valueStrings(16)
 			batches := appendBatches(t, l, values...)
 			if err := l.Flush(); err != nil {
 				t.Fatal(err)
 			}
+			var err error
 			if tc.fully {
 				err = l.TruncateFullyAndStartAt(tc.truncateTo)
 			} else {
@@ -160,16 +177,10 @@ func TestSegmentTruncateIsDurable(t *testing.T) {
 				want = bytes.Join(batches[:wantEnd], nil)
 			}
 
-			drop(t, m)
-
-			reopened, err := segment.Open(logDir, 0, cfg)
-			if err != nil {
-				t.Fatalf("reopen after drop: %v", err)
-			}
-			defer reopened.Close()
+			reopened := ml.powerLoss(t)
 			if reopened.EndOffset() != wantEnd || reopened.StartOffset() != wantStart {
 				t.Fatalf("after drop the log is [%d, %d), want [%d, %d) as truncated; stats %s",
-					reopened.StartOffset(), reopened.EndOffset(), wantStart, wantEnd, m.FS().Stats())
+					reopened.StartOffset(), reopened.EndOffset(), wantStart, wantEnd, ml.m.FS().Stats())
 			}
 			if got, err := reopened.Read(wantStart, 1<<30, wantEnd, true); err != nil || !bytes.Equal(got, want) {
 				t.Fatalf("after drop the log holds %d bytes (%v), want the %d bytes below the truncation", len(got), err, len(want))
@@ -190,18 +201,8 @@ func TestSegmentSyncIsDurable(t *testing.T) {
 		{name: "rolled segments", segmentBytes: 300},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, m := mountTest(t)
-			logDir := filepath.Join(dir, "topic-0")
-			cfg := segment.Config{SegmentBytes: tc.segmentBytes}
-			l, err := segment.Open(logDir, 0, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			var values []string
-			for i := range 12 {
-				values = append(values, fmt.Sprintf("value-%03d", i))
-			}
+			ml, l := openMountedLog(t, tc.segmentBytes)
+			values := valueStrings(12)
 			batches := appendBatches(t, l, values[:10]...)
 			syncedEnd, err := l.Sync()
 			if err != nil {
@@ -216,15 +217,9 @@ func TestSegmentSyncIsDurable(t *testing.T) {
 				t.Fatal("the appends after Sync rolled a segment: the test means them to stay unsynced")
 			}
 
-			drop(t, m)
-
-			reopened, err := segment.Open(logDir, 0, cfg)
-			if err != nil {
-				t.Fatalf("reopen after drop: %v", err)
-			}
-			defer reopened.Close()
+			reopened := ml.powerLoss(t)
 			if got := reopened.EndOffset(); got != syncedEnd {
-				t.Fatalf("log end offset after drop = %d, want the synced end %d; stats %s", got, syncedEnd, m.FS().Stats())
+				t.Fatalf("log end offset after drop = %d, want the synced end %d; stats %s", got, syncedEnd, ml.m.FS().Stats())
 			}
 			if !bytes.Equal(readAll(t, reopened), bytes.Join(batches[:syncedEnd], nil)) {
 				t.Fatal("recovered log is not the synced prefix")

@@ -518,8 +518,7 @@ func (n *Node) adminRoutes(reg *prometheus.Registry) adminRoutes {
 // handlePartitions answers GET /v1/partitions: the partitions this node
 // hosts with their local and remote offset ranges (broker.PartitionStatus).
 func (n *Node) handlePartitions(w http.ResponseWriter, r *http.Request) {
-	if n.broker == nil {
-		http.Error(w, "this node runs no broker (--process-roles controller): ask a broker", http.StatusConflict)
+	if !n.runsBroker(w, "ask a broker") {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -533,8 +532,7 @@ type ScrubResult struct {
 }
 
 func (n *Node) handleScrub(w http.ResponseWriter, r *http.Request) {
-	if n.broker == nil {
-		http.Error(w, "this node runs no broker (--process-roles controller): ask a broker", http.StatusConflict)
+	if !n.runsBroker(w, "ask a broker") {
 		return
 	}
 	report, err := tiermanager.Scrub(r.Context(), n.tier, n.store.State())
@@ -555,8 +553,7 @@ type RecoverLine struct {
 }
 
 func (n *Node) handleRecover(w http.ResponseWriter, r *http.Request) {
-	if n.broker == nil {
-		http.Error(w, "this node runs no broker (--process-roles controller): ask a broker", http.StatusConflict)
+	if !n.runsBroker(w, "ask a broker") {
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
@@ -673,12 +670,22 @@ type ClockConfirmation struct {
 // wall clock is right, and remote retention and offset expiry paused by a
 // jump resume (internal/clockwatch).
 func (n *Node) handleConfirmClock(w http.ResponseWriter, r *http.Request) {
-	if n.broker == nil {
-		http.Error(w, "this node runs no broker (--process-roles controller): nothing deletes by the clock here", http.StatusConflict)
+	if !n.runsBroker(w, "nothing deletes by the clock here") {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(ClockConfirmation{WasPaused: n.clock.Confirm()})
+}
+
+// runsBroker reports whether this node runs a broker; where it does not
+// (--process-roles controller) it answers the request 409 Conflict, with
+// instead saying where to turn.
+func (n *Node) runsBroker(w http.ResponseWriter, instead string) bool {
+	if n.broker != nil {
+		return true
+	}
+	http.Error(w, "this node runs no broker (--process-roles controller): "+instead, http.StatusConflict)
+	return false
 }
 
 // BrokerAddr is the bound address of a broker listener (nil on a

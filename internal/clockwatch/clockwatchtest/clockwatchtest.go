@@ -4,6 +4,7 @@ package clockwatchtest
 
 import (
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/strata-log/strata/internal/clockwatch"
@@ -41,4 +42,24 @@ func (c *Clock) Jump(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.wall = c.wall.Add(d)
+}
+
+// Resumes name the two ways a pause of deletion by a forward jump ends,
+// for Resume.
+var Resumes = []string{"confirm", "clock returns"}
+
+// Resume ends the pause of w that c's forward jump by jumped started, the
+// way how (one of Resumes) names: an operator confirms the new time, or
+// the wall clock returns (jumps back by jumped) and then later passes.
+func Resume(t testing.TB, w *clockwatch.Watch, c *Clock, how string, jumped, later time.Duration) {
+	t.Helper()
+	switch how {
+	case "confirm":
+		w.Confirm()
+	case "clock returns":
+		c.Jump(-jumped)
+		c.Advance(later)
+	default:
+		t.Fatalf("clockwatchtest: no way to resume named %q", how)
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"testing"
 
 	"github.com/strata-log/strata/internal/lazyfs"
+	"github.com/strata-log/strata/internal/lazyfs/fusetest"
 )
 
 // Mounted is a mounted lost-page-cache file system.
@@ -38,32 +39,12 @@ func (m *Mounted) Drop(t testing.TB) {
 	m.drop(t)
 }
 
-// RequireFUSE skips the test where FUSE is missing, or fails it under CI
-// (env CI set), where a skipped power-loss test would hide a regression.
-func RequireFUSE(t testing.TB) {
-	t.Helper()
-	var missing []string
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		missing = append(missing, "/dev/fuse")
-	}
-	if _, err := exec.LookPath("fusermount3"); err != nil {
-		missing = append(missing, "fusermount3")
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("FUSE is needed and missing here: %v (CI is set, so this fails instead of skipping)", missing)
-	}
-	t.Skipf("skipping: FUSE is missing here: %v (install fuse3 and load the fuse module to run the lost-page-cache tests)", missing)
-}
-
 // Mount mounts a fresh file system served by the test process; it is
 // unmounted when the test ends. Do not map its files into memory (see the
 // package doc).
 func Mount(t testing.TB) *Mounted {
 	t.Helper()
-	RequireFUSE(t)
+	fusetest.Require(t)
 	backing, dir := t.TempDir(), t.TempDir()
 	lfs, err := lazyfs.New(lazyfs.Config{Backing: backing})
 	if err != nil {
@@ -95,7 +76,7 @@ func Mount(t testing.TB) *Mounted {
 // the mount removed when the test ends.
 func Daemon(t testing.TB) *Mounted {
 	t.Helper()
-	RequireFUSE(t)
+	fusetest.Require(t)
 	binary := filepath.Join(t.TempDir(), "strata-lazyfs")
 	build := exec.Command("go", "build", "-o", binary, "github.com/strata-log/strata/e2e/cmd/strata-lazyfs")
 	if out, err := build.CombinedOutput(); err != nil {
