@@ -530,9 +530,13 @@ func (p *Partition) Append(records []byte, produceVersion int16, now time.Time) 
 			// The topic was deleted (or the broker is stopping) meanwhile.
 			return 0, -1, &Error{Code: kerr.UnknownTopicOrPartition.Code, Message: "the partition is no longer hosted here"}
 		}
-		p.storageFailedLocked()
+		first := p.storageFailedLocked()
 		p.appendMu.Unlock()
-		p.log.Error("append failed; handing leadership to another in-sync replica", "err", err)
+		if first {
+			p.log.Error("append failed; handing leadership to another in-sync replica", "err", err)
+		} else {
+			p.log.Debug("append failed again; the partition is being handed over", "err", err)
+		}
 		return 0, -1, &Error{Code: kerr.KafkaStorageError.Code, Message: "append failed: " + err.Error()}
 	}
 	if h.HasProducerID() {

@@ -414,10 +414,15 @@ func (p *Partition) LaggingISR(now time.Time, lag time.Duration) []int32 {
 // broker's disk (a full disk, an I/O error): the leader hands the partition
 // over (StorageResignation), as Kafka's controller moves leadership off a
 // log directory that went offline. Called with appendMu held.
-func (p *Partition) storageFailedLocked() {
-	if p.leading.Load() {
-		p.storageFailed = true
+// It reports whether this is the term's first failure (the one worth an
+// error line: every produce after it fails the same way until the
+// partition is handed over).
+func (p *Partition) storageFailedLocked() (first bool) {
+	if !p.leading.Load() || p.storageFailed {
+		return false
 	}
+	p.storageFailed = true
+	return true
 }
 
 // StorageResignation returns the ISR that hands the partition over after
