@@ -54,6 +54,16 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 					break
 				}
 				p.LeaderEpoch = part.LeaderEpoch()
+				// A failed log (an fsync or a write failed) is offline on
+				// this broker, as a replica in a failed log directory is in
+				// Kafka: its high watermark is frozen at what it had fsynced
+				// while the partition moves on on another replica, and its
+				// metadata may be stalled by the same disk (so it may still
+				// think it leads), so no offset it answers can be trusted.
+				if part.LogFailed() != nil {
+					p.ErrorCode = kerr.KafkaStorageError.Code
+					break
+				}
 				available := part.OffsetsAvailable()
 				if code := offsetsNotAvailable(req.Version, req.ReplicaID, rp.Timestamp, -1, 0, available); code != 0 {
 					p.ErrorCode = code

@@ -3,6 +3,8 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/metadata"
@@ -124,5 +127,52 @@ func TestListOffsetsLatestNeverGoesBackAcrossRestart(t *testing.T) {
 	}
 	if offset, code := listLatest(t, n.Client()); code != 0 || offset != 3 {
 		t.Fatalf("follower caught up: latest %d (code %d), want 3", offset, code)
+	}
+}
+
+// TestListOffsetsRefusedOnAFailedLog: a leader whose log failed (an fsync
+// answered EIO) answers ListOffsets KAFKA_STORAGE_ERROR, as Kafka does for
+// a replica in an offline log directory, not its high watermark: that is
+// frozen at what it had fsynced, while the replica the partition is handed
+// to moves on. Seen in the nemesis (slow-and-failing-fsync-durable): the
+// failed leader's metadata log failed too, so it went on leading the old
+// epoch in its own view, and a client whose metadata came from it read a
+// latest offset (1200) below the one the new leader had answered (1201).
+// Before, the failed leader answered its frozen high watermark.
+func TestListOffsetsRefusedOnAFailedLog(t *testing.T) {
+	var failing atomic.Bool
+	n := brokertest.Start(t, func(c *broker.Config) {
+		c.SegmentSyncFault = func(topic string, _ int32) error {
+			if topic == "t" && failing.Load() {
+				return syscall.EIO
+			}
+			return nil
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := n.Store.CreateTopic(ctx, metadata.TopicSpec{Name: "t", Assignments: [][]int32{{metadatatest.NodeID}},
+		Configs: map[string]string{"flush.messages": "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	p := leading(t, n)
+	producer := n.Client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite(), kgo.DefaultProduceTopic("t"), kgo.RecordRetries(0))
+	for _, v := range []string{"a", "b"} {
+		if err := producer.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if offset, code := listLatest(t, n.Client()); code != 0 || offset != 2 {
+		t.Fatalf("before the failure: latest %d (code %d), want 2", offset, code)
+	}
+	failing.Store(true)
+	if err := producer.ProduceSync(ctx, &kgo.Record{Value: []byte("c")}).FirstErr(); !errors.Is(err, kerr.KafkaStorageError) {
+		t.Fatalf("produce on a failing fsync: %v, want KAFKA_STORAGE_ERROR", err)
+	}
+	if p.LogFailed() == nil {
+		t.Fatal("the log did not fail")
+	}
+	if offset, code := listLatest(t, n.Client()); code != kerr.KafkaStorageError.Code {
+		t.Fatalf("after the failure: latest %d (code %d), want KAFKA_STORAGE_ERROR", offset, code)
 	}
 }

@@ -35,6 +35,9 @@ type partitionManagerConfig struct {
 	// syncs bounds the partitions fsyncing at once in durable mode
 	// (flush.messages=1).
 	syncs *partition.SyncPool
+	// syncFault fails partition logs' fsyncs (tests only;
+	// Config.SegmentSyncFault).
+	syncFault func(topic string, index int32) error
 	// onLeadership is called when a partition's leadership term changes
 	// (and after it is opened), onClose before it is closed or removed (the
 	// group coordinators follow __consumer_offsets leadership);
@@ -261,7 +264,11 @@ func (m *partitionManager) reconcile() error {
 		opened++
 		files.available -= fdsPerPartition
 		dir := filepath.Join(m.cfg.dataDir, fmt.Sprintf("%s-%d", tp.topic, tp.index))
-		p, err := partition.Open(partition.Config{Dir: dir, Topic: tp.topic, TopicID: t.ID, Index: tp.index, Self: m.cfg.nodeID, Values: values, Logger: m.cfg.log, Syncs: m.cfg.syncs})
+		var syncFault func() error
+		if fault := m.cfg.syncFault; fault != nil {
+			syncFault = func() error { return fault(tp.topic, tp.index) }
+		}
+		p, err := partition.Open(partition.Config{Dir: dir, Topic: tp.topic, TopicID: t.ID, Index: tp.index, Self: m.cfg.nodeID, Values: values, Logger: m.cfg.log, Syncs: m.cfg.syncs, SegmentSyncFault: syncFault})
 		if err != nil {
 			errs = append(errs, err)
 			continue

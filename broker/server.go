@@ -145,6 +145,10 @@ type Config struct {
 	// is unreachable, tiered partitions keep every segment not uploaded,
 	// and this stops the disk from filling up.
 	LocalDiskLimit int64
+	// SegmentSyncFault, when set (tests only), fails the fsyncs of the
+	// partition logs it returns an error for (partition.Config's
+	// SegmentSyncFault), as a disk that fails fsync with EIO does.
+	SegmentSyncFault func(topic string, index int32) error
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the broker's Prometheus metrics; nil keeps them
@@ -428,6 +432,7 @@ func New(cfg Config) (*Server, error) {
 		metrics:              s.metrics,
 		log:                  cfg.Logger,
 		syncs:                partition.NewSyncPool(partition.DefaultSyncConcurrency),
+		syncFault:            cfg.SegmentSyncFault,
 		onLeadership:         follow.leadership,
 		onClose:              follow.closing,
 		onReconciled:         func(state *metadata.State, parts []*partition.Partition) { s.fetchers.Update(state, parts) },
