@@ -69,15 +69,34 @@ type brokerProcess struct {
 	done chan struct{}
 }
 
-// freePort returns a loopback address with a currently free port.
+// picked holds every address freePort handed out in this test binary:
+// the kernel may offer a port again as soon as it is closed, and a
+// cluster's node once got the same port for its admin and controller
+// listeners (one of them then failed to bind).
+var picked = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
+// freePort returns a loopback address with a currently free port, never
+// one it returned before.
 func freePort(tb testing.TB) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		picked.Lock()
+		fresh := !picked.addrs[addr]
+		picked.addrs[addr] = true
+		picked.Unlock()
+		if fresh {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // startBroker starts a broker with its own data dir. Extra flags are passed
