@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-log/strata/internal/lazyfs/fusetest"
+
 	"github.com/strata-log/strata/internal/childproc"
 )
 
@@ -71,16 +73,8 @@ func lazyfsBin(t *testing.T) (string, string) {
 // without FUSE fails the test: the power-loss scenarios must run there.
 func requireLazyFS(t *testing.T) string {
 	t.Helper()
-	reason := ""
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		reason = "/dev/fuse is missing"
-	} else if _, err := exec.LookPath("fusermount3"); err != nil {
-		reason = "fusermount3 is missing (apt-get install fuse3)"
-	}
-	bin := ""
-	if reason == "" {
-		bin, reason = lazyfsBin(t)
-	}
+	fusetest.Require(t) // /dev/fuse and fusermount3: skip here, fail under CI
+	bin, reason := lazyfsBin(t)
 	if reason == "" {
 		return bin
 	}
