@@ -6,20 +6,38 @@ import (
 	"net"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
 
+// handedOut holds every address freeAddress returned in this test binary:
+// the kernel may offer a closed port again at once, and a test cluster
+// once got one address for two voters ("found duplicate address").
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
 // freeAddress returns a loopback address with a port that was free a moment
-// ago.
+// ago, never one it returned before.
 func freeAddress(t *testing.T) string {
 	t.Helper()
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		listener, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := listener.Addr().String()
+		listener.Close()
+		handedOut.Lock()
+		fresh := !handedOut.addrs[addr]
+		handedOut.addrs[addr] = true
+		handedOut.Unlock()
+		if fresh {
+			return addr
+		}
 	}
-	defer listener.Close()
-	return listener.Addr().String()
 }
 
 // testSecret is the cluster secret of the package's test clusters.
