@@ -159,6 +159,12 @@ var fullDisk = nemesisFault{"full disk", func(f *faultEnv) {
 	if _, err := f.nc.fs[id].do("enospc off"); err != nil {
 		f.r.violation("node %d: lazyfs enospc off: %v", id, err)
 	}
+	if !f.nc.nodes[id].running() {
+		// A node whose Raft log cannot be written stops, as Kafka's does
+		// when its metadata log directory fails; its supervisor restarts it.
+		f.note("node %d stopped itself (its raft log could not be written); restarting it, as a supervisor would", id)
+		f.nc.restartNode(f.t, f.r, id)
+	}
 }}
 
 // slowDisk: every fsync on a node takes 50–300 ms for a while (a slow

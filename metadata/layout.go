@@ -303,8 +303,60 @@ func openSnapshotStore(metadataPath string, logger hclog.Logger) (*durableSnapsh
 // segment sealed without writing its index, so the node cannot restart
 // ("sealed segment has no index block", hashicorp/raft-wal#31); no fixed
 // release exists.
+//
+// A failed write (a full disk, an I/O error, a failed fsync) stops the
+// node, as Kafka stops a broker whose metadata log directory fails: Raft
+// cannot tell a vote or an entry it could not persist from one it did, so
+// a voter that goes on after one would either stall the quorum's progress
+// silently or break Raft's durability promise. onFailure (set before Raft
+// starts) is told once per failure; the Store halts on the first.
+//
+// hashicorp/raft panics when it cannot store its term or vote ("failed to
+// save current term"); the failure is logged before that, with what to do.
 type raftLog struct {
 	*boltLogStore
+	onFailure func(error)
+	// faultLogWrites, a test hook, fails log-entry writes when it returns
+	// an error.
+	faultLogWrites func() error
+}
+
+func (r *raftLog) fault() error {
+	if r.faultLogWrites == nil {
+		return nil
+	}
+	return r.faultLogWrites()
+}
+
+// failed reports err (when not nil) and returns it unchanged.
+func (r *raftLog) failed(op string, err error) error {
+	if err != nil && r.onFailure != nil {
+		r.onFailure(fmt.Errorf("%s: %w", op, err))
+	}
+	return err
+}
+
+func (r *raftLog) StoreLog(log *raft.Log) error {
+	return r.StoreLogs([]*raft.Log{log})
+}
+
+func (r *raftLog) StoreLogs(logs []*raft.Log) error {
+	if err := r.fault(); err != nil {
+		return r.failed("store log entries", err)
+	}
+	return r.failed("store log entries", r.boltLogStore.StoreLogs(logs))
+}
+
+func (r *raftLog) DeleteRange(min, max uint64) error {
+	return r.failed("delete log entries", r.boltLogStore.DeleteRange(min, max))
+}
+
+func (r *raftLog) Set(key, value []byte) error {
+	return r.failed("store "+string(key), r.boltLogStore.Set(key, value))
+}
+
+func (r *raftLog) SetUint64(key []byte, value uint64) error {
+	return r.failed("store "+string(key), r.boltLogStore.SetUint64(key, value))
 }
 
 // stableKeys are the stable-store keys hashicorp/raft uses (migrated with

@@ -56,6 +56,13 @@ type Store struct {
 	// controller runs the leader's duties towards brokers.
 	controller *controller
 
+	// halt is closed (once, by haltWith, after haltErr is set) when this
+	// node must stop: the FSM met a committed entry it cannot apply, or
+	// the Raft log's storage failed.
+	halt     chan struct{}
+	haltOnce sync.Once
+	haltErr  error
+
 	// closing is closed by Close so that waits return ErrClosed.
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -95,6 +102,7 @@ func Open(cfg Config) (_ *Store, err error) {
 		clusterID: clusterID,
 		logger:    cfg.Logger.With("component", "metadata", "node", cfg.NodeID),
 		closing:   make(chan struct{}),
+		halt:      make(chan struct{}),
 	}
 	// On failure, release whatever was acquired, in reverse order.
 	var cleanups []func() error
@@ -173,6 +181,14 @@ func Open(cfg Config) (_ *Store, err error) {
 	}
 
 	s.fsm = newFSM(s.logger)
+	s.wal.onFailure = s.logStorageFailed
+	s.goroutines.Go(func() {
+		select {
+		case <-s.fsm.haltedSignal:
+			s.haltWith(s.fsm.halted.Load())
+		case <-s.closing:
+		}
+	})
 	s.controller = newController(s, cfg.BrokerSessionTimeout, cfg.preferredLeaderInterval)
 	if cfg.raftStarting != nil {
 		cfg.raftStarting(s)
@@ -244,16 +260,53 @@ func (s *Store) Leader() (nodeID int32, ok bool) {
 // later may return a newer one.
 func (s *Store) State() *State { return s.fsm.state() }
 
-// Halted is closed when this node met a committed entry it cannot apply
-// (HaltError says which): it applies nothing more, and must stop.
-func (s *Store) Halted() <-chan struct{} { return s.fsm.haltedSignal }
+// Halted is closed when this node must stop (HaltError says why): it met
+// a committed entry it cannot apply (it applies nothing more), or its
+// Raft log's storage failed (*LogStorageError).
+func (s *Store) Halted() <-chan struct{} { return s.halt }
 
-// HaltError returns the *UnappliableEntryError that halted this node, or nil.
+// HaltError returns why this node halted — an *UnappliableEntryError or a
+// *LogStorageError — or nil while it has not.
 func (s *Store) HaltError() error {
-	if halted := s.fsm.halted.Load(); halted != nil {
-		return halted
+	select {
+	case <-s.halt:
+		return s.haltErr
+	default:
+		return nil
 	}
-	return nil
+}
+
+// haltWith halts the node with err, unless it halted already.
+func (s *Store) haltWith(err error) {
+	s.haltOnce.Do(func() {
+		s.haltErr = err
+		close(s.halt)
+	})
+}
+
+// LogStorageError halts a node whose Raft log or stable store could not be
+// written.
+type LogStorageError struct {
+	Dir string
+	Err error
+}
+
+func (e *LogStorageError) Error() string {
+	return fmt.Sprintf("metadata: the raft log in %s could not be written (%v); this node stopped, as Kafka stops a broker whose metadata log directory fails: free space or replace the disk, then restart it (the other voters keep the quorum meanwhile)", e.Dir, e.Err)
+}
+
+func (e *LogStorageError) Unwrap() error { return e.Err }
+
+// logStorageFailed is the Raft log's failure report: the first failure
+// halts the node.
+func (s *Store) logStorageFailed(err error) {
+	herr := &LogStorageError{Dir: filepath.Join(s.config.DataDir, metadataDirectory, raftDirectory), Err: err}
+	select {
+	case <-s.halt:
+	default:
+		s.logger.Error("metadata: the raft log could not be written; stopping this node", "err", err, "dir", herr.Dir)
+	}
+	s.haltWith(herr)
 }
 
 // Changed returns a channel that is closed when a newer State is published

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"net"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -497,5 +501,45 @@ func TestStoreStopsAtAnUnappliableEntry(t *testing.T) {
 		if err := reopened.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestStoreStopsWhenTheRaftLogFails: a write to the Raft log that fails
+// (here an injected EIO, as a failing disk gives) halts the node with a
+// *LogStorageError naming the directory and the cause, as Kafka stops a
+// broker whose metadata log directory fails, instead of running on as a
+// voter that can persist nothing.
+func TestStoreStopsWhenTheRaftLogFails(t *testing.T) {
+	config := formatTestDir(t)
+	var failing atomic.Bool
+	config.raftStarting = func(s *Store) {
+		s.wal.faultLogWrites = func() error {
+			if failing.Load() {
+				return syscall.EIO
+			}
+			return nil
+		}
+	}
+	store := openReady(t, config)
+	ctx := testContext(t)
+	registerTestBrokers(t, ctx, store, 1)
+	if err := store.HaltError(); err != nil {
+		t.Fatalf("HaltError before any failure: %v", err)
+	}
+	failing.Store(true)
+	createCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err := store.CreateTopic(createCtx, TopicSpec{Name: "after", Assignments: [][]int32{{1}}})
+	cancel()
+	if err == nil {
+		t.Fatal("CreateTopic succeeded with a failing raft log")
+	}
+	select {
+	case <-store.Halted():
+	case <-ctx.Done():
+		t.Fatal("the store did not halt when its raft log failed")
+	}
+	var storageErr *LogStorageError
+	if err := store.HaltError(); !errors.As(err, &storageErr) || !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), filepath.Join("metadata", "raft")) {
+		t.Fatalf("HaltError: %v, want a *LogStorageError wrapping EIO naming the raft directory", err)
 	}
 }
