@@ -8,12 +8,13 @@ import (
 // to its __consumer_offsets partition.
 
 // coordinatorSequence is the base sequence of the group coordinator's
-// transactional batches: Kafka's RecordBatch.NO_SEQUENCE. The producer's
-// own sequences belong to its produce requests; a coordinator batch is
-// fenced by the producer's epoch alone and never de-duplicated (a retried
-// TxnOffsetCommit writes its records again, and the later record of a
-// partition wins).
-const coordinatorSequence = -1
+// transactional batches, as Kafka's coordinator writes them (0: a batch
+// with a producer id needs a sequence to be a valid batch at all). The
+// producer's own sequences belong to its produce requests: a coordinator
+// batch is fenced by the producer's epoch alone, its sequence is neither
+// checked nor de-duplicated (a retried TxnOffsetCommit writes its records
+// again, and the later record of a partition wins).
+const coordinatorSequence = 0
 
 // AppendTxn implements group.Log: the records as one transactional batch
 // of the producer, appended as the group coordinator (which is where the

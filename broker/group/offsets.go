@@ -498,9 +498,14 @@ func (sh *Shard) DeleteGroupData(groupID string) error {
 // expires nothing by age.
 func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists func(TopicPartition) bool) (offsets, groups int, err error) {
 	sh.mu.Lock()
-	ids := make([]string, 0, len(sh.offsets))
+	ids := make([]string, 0, len(sh.offsets)+len(sh.txns.held))
 	for id := range sh.offsets {
 		ids = append(ids, id)
+	}
+	for id := range sh.txns.held {
+		if _, ok := sh.offsets[id]; !ok {
+			ids = append(ids, id)
+		}
 	}
 	sh.mu.Unlock()
 	sort.Strings(ids)
@@ -554,8 +559,20 @@ func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists fu
 	for _, k := range gone {
 		sh.deleteOffsetLocked(k.group, k.tp)
 		_, left := sh.offsets[k.group]
-		if !left && !sh.txns.open(k.group) && (len(emptied) == 0 || emptied[len(emptied)-1] != k.group) {
+		switch {
+		case left:
+		case sh.txns.open(k.group):
+			sh.txns.held[k.group] = true // deleted by a pass after the transaction
+		case len(emptied) == 0 || emptied[len(emptied)-1] != k.group:
 			emptied = append(emptied, k.group)
+		}
+	}
+	for id := range sh.txns.held {
+		if _, left := sh.offsets[id]; left {
+			delete(sh.txns.held, id) // committed to again: expires as usual
+		} else if !sh.txns.open(id) && descriptions[id].State == StateEmpty {
+			delete(sh.txns.held, id)
+			emptied = append(emptied, id)
 		}
 	}
 	sh.mu.Unlock()

@@ -40,10 +40,14 @@ const noProducerID int64 = -1
 type txnOffsets struct {
 	byProducer map[int64]map[string]map[TopicPartition]storedOffset // producer → group → partition
 	byGroup    map[string]map[int64]struct{}                        // group → producers with commits of it pending
+	// held are the groups offset expiry left without offsets but did not
+	// delete while a transaction had commits of them pending: a later
+	// pass deletes them once it has ended.
+	held map[string]bool
 }
 
 func newTxnOffsets() txnOffsets {
-	return txnOffsets{byProducer: map[int64]map[string]map[TopicPartition]storedOffset{}, byGroup: map[string]map[int64]struct{}{}}
+	return txnOffsets{byProducer: map[int64]map[string]map[TopicPartition]storedOffset{}, byGroup: map[string]map[int64]struct{}{}, held: map[string]bool{}}
 }
 
 func (t *txnOffsets) put(producerID int64, groupID string, tp TopicPartition, c storedOffset) {
