@@ -487,25 +487,34 @@ func (sh *Shard) DeleteGroupData(groupID string) error {
 //     from when it became Empty);
 //   - offsets not committed for retention, of a group that never had
 //     members (standalone consumers committing with generation -1);
-//   - offsets of partitions that no longer exist.
+//   - offsets of partitions that no longer exist, committed or pending in
+//     a transaction.
 //
 // Offsets of groups with members are kept (Kafka also expires, for Stable
 // consumer groups, offsets of topics the group no longer subscribes to;
 // not done here), and so is an offset whose partition has a pending
 // transactional commit of the group (it is not expired by age yet, as in
-// Kafka). An Empty group left without offsets is deleted, unless a
-// transaction still has commits of it pending. A negative retention
-// expires nothing by age.
+// Kafka). An Empty group left without offsets is deleted, once no
+// transaction has commits of it pending (a later pass, if one has now). A
+// negative retention expires nothing by age.
 func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists func(TopicPartition) bool) (offsets, groups int, err error) {
 	sh.mu.Lock()
-	ids := make([]string, 0, len(sh.offsets)+len(sh.txns.held))
-	for id := range sh.offsets {
-		ids = append(ids, id)
-	}
-	for id := range sh.txns.held {
-		if _, ok := sh.offsets[id]; !ok {
+	seen := map[string]bool{}
+	ids := make([]string, 0, len(sh.offsets)+len(sh.txns.byGroup)+len(sh.txns.held))
+	add := func(id string) {
+		if !seen[id] {
+			seen[id] = true
 			ids = append(ids, id)
 		}
+	}
+	for id := range sh.offsets {
+		add(id)
+	}
+	for id := range sh.txns.byGroup {
+		add(id)
+	}
+	for id := range sh.txns.held {
+		add(id)
 	}
 	sh.mu.Unlock()
 	sort.Strings(ids)
@@ -550,28 +559,40 @@ func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists fu
 			records = append(records, recordbatch.Record{Key: offsetCommitKey(id, tp)})
 			gone = append(gone, commitKey{id, tp})
 		}
+		for _, tp := range sh.txns.partitions(id) {
+			if _, committed := sh.offsets[id][tp]; !committed && !exists(tp) {
+				records = append(records, recordbatch.Record{Key: offsetCommitKey(id, tp)})
+				gone = append(gone, commitKey{id, tp})
+			}
+		}
 	}
 	if _, err := sh.appendLocked(records); err != nil {
 		sh.mu.Unlock()
 		return 0, 0, err
 	}
 	var emptied []string
+	isEmptied := map[string]bool{}
 	for _, k := range gone {
 		sh.deleteOffsetLocked(k.group, k.tp)
 		_, left := sh.offsets[k.group]
 		switch {
-		case left:
+		case left, isEmptied[k.group]:
 		case sh.txns.open(k.group):
 			sh.txns.held[k.group] = true // deleted by a pass after the transaction
-		case len(emptied) == 0 || emptied[len(emptied)-1] != k.group:
+		default:
+			isEmptied[k.group] = true
 			emptied = append(emptied, k.group)
 		}
 	}
-	for id := range sh.txns.held {
+	for _, id := range ids {
+		if !sh.txns.held[id] {
+			continue
+		}
 		if _, left := sh.offsets[id]; left {
 			delete(sh.txns.held, id) // committed to again: expires as usual
-		} else if !sh.txns.open(id) && descriptions[id].State == StateEmpty {
+		} else if !sh.txns.open(id) && !isEmptied[id] {
 			delete(sh.txns.held, id)
+			isEmptied[id] = true
 			emptied = append(emptied, id)
 		}
 	}

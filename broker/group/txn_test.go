@@ -272,6 +272,34 @@ func TestTxnOffsetsExpiry(t *testing.T) {
 	}
 }
 
+// TestTxnOffsetsOfDeletedTopics: the offsets of a deleted topic go,
+// pending transactional ones too (tombstones), so the transaction's
+// commit does not bring them back; an Empty group left with nothing is
+// deleted.
+func TestTxnOffsetsOfDeletedTopics(t *testing.T) {
+	log, clock := newMemLog(), newFakeClock()
+	sh := loadedShard(t, log, clock)
+	if err := sh.Coordinator().Restore(Record{GroupID: "g"}); err != nil {
+		t.Fatal(err)
+	}
+	txnCommit(t, sh, "g", pidA, map[TopicPartition]CommittedOffset{tp("gone", 0): {Offset: 2, LeaderEpoch: -1}})
+	txnCommit(t, sh, "g", pidB, map[TopicPartition]CommittedOffset{tp("gone", 1): {Offset: 3, LeaderEpoch: -1}})
+	exists := func(tp TopicPartition) bool { return tp.Topic != "gone" }
+	offsets, groups, err := sh.ExpireOffsets(clock.Now(), -1, exists)
+	if err != nil || offsets != 2 || groups != 1 {
+		t.Fatalf("expiry of a deleted topic: %d offsets, %d groups, %v; want 2, 1", offsets, groups, err)
+	}
+	log.marker(t, pidA, epoch, true)
+	sh.CompleteTransaction(pidA, true)
+	for _, s := range []*Shard{sh, loadedShard(t, log, clock)} {
+		wantPending(t, s, "g", tp("gone", 1), false)
+		wantOffset(t, s, "g", tp("gone", 0), -1)
+	}
+	if d, err := sh.Coordinator().Describe("g"); err == nil && d.State != StateDead {
+		t.Fatalf("emptied group still there: %+v", d)
+	}
+}
+
 // TestTxnOffsetCommitFailure: a failed transactional write changes
 // nothing; the log's error (a fenced producer's, too) is the caller's.
 func TestTxnOffsetCommitFailure(t *testing.T) {
