@@ -92,7 +92,7 @@ func handleTxnOffsetCommit(c *clientConn, h requestHeader, req *kmsg.TxnOffsetCo
 	}
 	var writeCode int16
 	if len(commits) > 0 {
-		err := sh.CommitTxnOffsets(req.Group, req.ProducerID, req.ProducerEpoch, commits)
+		err := sh.CommitTxnOffsets(req.Group, group.TxnProducer{TransactionalID: req.TransactionalID, ProducerID: req.ProducerID, ProducerEpoch: req.ProducerEpoch}, commits)
 		if writeCode = group.ErrorCode(err); writeCode != 0 {
 			c.log.Debug("transactional offset commit failed", "group", req.Group, "transactional_id", req.TransactionalID, "producer_id", req.ProducerID, "producer_epoch", req.ProducerEpoch, "err", err)
 		}

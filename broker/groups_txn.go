@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/recordbatch"
 )
 
@@ -17,20 +18,24 @@ import (
 const coordinatorSequence = 0
 
 // AppendTxn implements group.Log: the records as one transactional batch
-// of the producer, appended as the group coordinator (which is where the
-// TxnOffsetCommit was checked; AddOffsetsToTxn put the partition in the
-// transaction) and waited for like Append.
-func (l *offsetsLog) AppendTxn(records []recordbatch.Record, producerID int64, producerEpoch int16) (int64, error) {
+// of the producer, appended like Append (acks=all). The group coordinator
+// checked the TxnOffsetCommit; that the partition is in the producer's
+// transaction (AddOffsetsToTxn) is the transaction coordinator's record,
+// and StartTxnVerification lets the partition take the batch as part of
+// it (KIP-890 part 1: Kafka's coordinator first asks the transaction
+// coordinator with AddPartitionsToTxn VerifyOnly, as the produce path
+// does; p.TransactionalID is what that question needs).
+func (l *offsetsLog) AppendTxn(records []recordbatch.Record, p group.TxnProducer) (int64, error) {
 	batch, err := recordbatch.Build(recordbatch.BuildOptions{
 		Transactional: true,
 		Idempotent:    true,
-		ProducerID:    producerID,
-		ProducerEpoch: producerEpoch,
+		ProducerID:    p.ProducerID,
+		ProducerEpoch: p.ProducerEpoch,
 		BaseSequence:  coordinatorSequence,
 	}, records)
 	if err != nil {
 		return 0, err
 	}
-	l.p.StartTxnVerification(producerID)
+	l.p.StartTxnVerification(p.ProducerID)
 	return l.write(batch, len(records))
 }

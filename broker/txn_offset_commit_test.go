@@ -22,7 +22,7 @@ import (
 type memGroupLog struct {
 	mu   sync.Mutex // guards every field
 	next int64
-	txns []int64 // producer id of each transactional append
+	txns []group.TxnProducer // the producer of each transactional append
 }
 
 func (l *memGroupLog) Append(records []recordbatch.Record) (int64, error) {
@@ -33,10 +33,10 @@ func (l *memGroupLog) Append(records []recordbatch.Record) (int64, error) {
 	return base, nil
 }
 
-func (l *memGroupLog) AppendTxn(records []recordbatch.Record, producerID int64, producerEpoch int16) (int64, error) {
+func (l *memGroupLog) AppendTxn(records []recordbatch.Record, p group.TxnProducer) (int64, error) {
 	base, err := l.Append(records)
 	l.mu.Lock()
-	l.txns = append(l.txns, producerID)
+	l.txns = append(l.txns, p)
 	l.mu.Unlock()
 	return base, err
 }
@@ -175,8 +175,9 @@ func TestTxnOffsetCommitAndRequireStable(t *testing.T) {
 	want("v2 without a member", txnCommit(2, func(r *kmsg.TxnOffsetCommitRequest) { r.Topics[0].Partitions[0].Offset = 14 }), 0)
 	want("member of the generation", txnCommit(3, nil), 0)
 	log.mu.Lock()
-	if len(log.txns) != 2 || log.txns[0] != pid || log.txns[1] != pid {
-		t.Fatalf("transactional appends %v, want two of producer %d", log.txns, pid)
+	wantProducer := group.TxnProducer{TransactionalID: "tx", ProducerID: pid, ProducerEpoch: epoch}
+	if len(log.txns) != 2 || log.txns[0] != wantProducer || log.txns[1] != wantProducer {
+		t.Fatalf("transactional appends %v, want two of %+v", log.txns, wantProducer)
 	}
 	log.mu.Unlock()
 

@@ -61,7 +61,7 @@ type Log interface {
 	// epoch, which that producer's transaction marker later commits or
 	// aborts. It may also fail with the producer's error
 	// (INVALID_PRODUCER_EPOCH, PRODUCER_FENCED, INVALID_TXN_STATE).
-	AppendTxn(records []recordbatch.Record, producerID int64, producerEpoch int16) (offset int64, err error)
+	AppendTxn(records []recordbatch.Record, p TxnProducer) (offset int64, err error)
 	// Replay calls fn with each record batch from the log's start to its
 	// end as it is when Replay starts, in offset order, and returns that
 	// end (the offset after the last record replayed).

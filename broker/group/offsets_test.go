@@ -40,8 +40,8 @@ func (l *memLog) Append(records []recordbatch.Record) (int64, error) {
 	return l.build(recordbatch.BuildOptions{}, records)
 }
 
-func (l *memLog) AppendTxn(records []recordbatch.Record, producerID int64, producerEpoch int16) (int64, error) {
-	return l.build(recordbatch.BuildOptions{Transactional: true, Idempotent: true, ProducerID: producerID, ProducerEpoch: producerEpoch}, records)
+func (l *memLog) AppendTxn(records []recordbatch.Record, p TxnProducer) (int64, error) {
+	return l.build(recordbatch.BuildOptions{Transactional: true, Idempotent: true, ProducerID: p.ProducerID, ProducerEpoch: p.ProducerEpoch}, records)
 }
 
 func (l *memLog) build(opts recordbatch.BuildOptions, records []recordbatch.Record) (int64, error) {

@@ -32,6 +32,13 @@ import (
 // too. Offset expiry keeps an offset whose partition has a pending commit
 // and does not delete a group with pending commits.
 
+// TxnProducer is the transactional producer of a TxnOffsetCommit.
+type TxnProducer struct {
+	TransactionalID string
+	ProducerID      int64
+	ProducerEpoch   int16
+}
+
 // noProducerID marks a plain (non-transactional) commit.
 const noProducerID int64 = -1
 
@@ -146,9 +153,9 @@ func (t *txnOffsets) take(producerID int64) map[string]map[TopicPartition]stored
 // until the transaction ends (CompleteTransaction); on failure nothing
 // changes. Who may commit is the caller's check
 // (Coordinator.ValidateOffsetCommit with Transactional set).
-func (sh *Shard) CommitTxnOffsets(groupID string, producerID int64, producerEpoch int16, commits map[TopicPartition]CommittedOffset) error {
-	return sh.commitOffsets(groupID, producerID, commits, func(records []recordbatch.Record) (int64, error) {
-		return sh.log.AppendTxn(records, producerID, producerEpoch)
+func (sh *Shard) CommitTxnOffsets(groupID string, p TxnProducer, commits map[TopicPartition]CommittedOffset) error {
+	return sh.commitOffsets(groupID, p.ProducerID, commits, func(records []recordbatch.Record) (int64, error) {
+		return sh.log.AppendTxn(records, p)
 	})
 }
 
