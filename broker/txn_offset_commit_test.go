@@ -221,6 +221,14 @@ func TestTxnOffsetCommitAndRequireStable(t *testing.T) {
 			t.Fatalf("OffsetFetch v%d RequireStable during the transaction: offset %d code %d, want UNSTABLE_OFFSET_COMMIT", v, off, code)
 		}
 	}
+	// Every committed partition (v8, no topics): the unstable one says so.
+	all := kmsg.NewPtrOffsetFetchRequest()
+	all.RequireStable = true
+	all.Groups = []kmsg.OffsetFetchRequestGroup{{Group: groupID}}
+	if r := request[*kmsg.OffsetFetchResponse](t, at(all.Key(), 8), all); len(r.Groups) != 1 || len(r.Groups[0].Topics) != 1 ||
+		len(r.Groups[0].Topics[0].Partitions) != 1 || r.Groups[0].Topics[0].Partitions[0].ErrorCode != kerr.UnstableOffsetCommit.Code {
+		t.Fatalf("OffsetFetch of every partition with RequireStable during the transaction: %+v", r.Groups)
+	}
 	groups.CompleteTransaction(partition, pid, epoch, true)
 	for _, v := range []int16{7, 8} {
 		for _, stable := range []bool{false, true} {
