@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker/group"
+	"github.com/strata-log/strata/metadata"
 )
 
 // Committed offsets: OffsetCommit, OffsetFetch and OffsetDelete, stored as
@@ -68,15 +69,11 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 	commits := map[group.TopicPartition]group.CommittedOffset{}
 	codes := map[group.TopicPartition]int16{}
 	for _, rt := range req.Topics {
-		topic, exists := state.Topic(rt.Topic)
 		for _, rp := range rt.Partitions {
 			tp := group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
-			switch {
-			case !exists || !topic.HasPartition(rp.Partition):
-				codes[tp] = kerr.UnknownTopicOrPartition.Code
-			case rp.Metadata != nil && len(*rp.Metadata) > group.OffsetMetadataMaxBytes:
-				codes[tp] = kerr.OffsetMetadataTooLarge.Code
-			default:
+			if code := offsetCommitPartitionCode(state, tp, rp.Metadata); code != 0 {
+				codes[tp] = code
+			} else {
 				co := group.CommittedOffset{Offset: rp.Offset, LeaderEpoch: -1, Metadata: deref(rp.Metadata), Timestamp: now}
 				if req.Version >= 6 {
 					co.LeaderEpoch = rp.LeaderEpoch
@@ -100,10 +97,27 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 	}), nil
 }
 
+// offsetCommitPartitionCode is the per-partition check of OffsetCommit and
+// TxnOffsetCommit: UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE,
+// or 0.
+func offsetCommitPartitionCode(state *metadata.State, tp group.TopicPartition, meta *string) int16 {
+	topic, exists := state.Topic(tp.Topic)
+	switch {
+	case !exists || !topic.HasPartition(tp.Partition):
+		return kerr.UnknownTopicOrPartition.Code
+	case meta != nil && len(*meta) > group.OffsetMetadataMaxBytes:
+		return kerr.OffsetMetadataTooLarge.Code
+	}
+	return 0
+}
+
 // offsetFetchGroup answers one group's OffsetFetch: the asked partitions
 // (nil: every committed one). Partitions without a commit answer offset -1
-// without error, as Kafka does.
-func offsetFetchGroup(s *Server, groupID string, topics []kmsg.OffsetFetchRequestTopic, all bool) ([]kmsg.OffsetFetchResponseTopic, int16) {
+// without error, as Kafka does. Only committed offsets are answered: with
+// requireStable (v7+, KIP-447), a partition with a transactional commit
+// pending answers UNSTABLE_OFFSET_COMMIT instead (the client retries until
+// the transaction ends), as Kafka does, partition by partition.
+func offsetFetchGroup(s *Server, groupID string, topics []kmsg.OffsetFetchRequestTopic, all, requireStable bool) ([]kmsg.OffsetFetchResponseTopic, int16) {
 	if groupID == "" {
 		return nil, kerr.InvalidGroupID.Code
 	}
@@ -111,9 +125,12 @@ func offsetFetchGroup(s *Server, groupID string, topics []kmsg.OffsetFetchReques
 	if kerrCode != nil {
 		return nil, kerrCode.Code
 	}
-	fill := func(p *kmsg.OffsetFetchResponseTopicPartition, co group.CommittedOffset, ok bool) {
+	fill := func(p *kmsg.OffsetFetchResponseTopicPartition, tp group.TopicPartition, co group.CommittedOffset, ok bool) {
 		p.Offset, p.LeaderEpoch, p.Metadata = -1, -1, strPtr("")
-		if ok {
+		switch {
+		case requireStable && sh.PendingTxnOffset(groupID, tp):
+			p.ErrorCode = kerr.UnstableOffsetCommit.Code
+		case ok:
 			p.Offset, p.LeaderEpoch, p.Metadata = co.Offset, co.LeaderEpoch, strPtr(co.Metadata)
 		}
 	}
@@ -137,8 +154,9 @@ func offsetFetchGroup(s *Server, groupID string, topics []kmsg.OffsetFetchReques
 			for _, idx := range parts {
 				p := kmsg.NewOffsetFetchResponseTopicPartition()
 				p.Partition = idx
-				co, ok := offsets[group.TopicPartition{Topic: name, Partition: idx}]
-				fill(&p, co, ok)
+				tp := group.TopicPartition{Topic: name, Partition: idx}
+				co, ok := offsets[tp]
+				fill(&p, tp, co, ok)
 				t.Partitions = append(t.Partitions, p)
 			}
 			out = append(out, t)
@@ -151,8 +169,9 @@ func offsetFetchGroup(s *Server, groupID string, topics []kmsg.OffsetFetchReques
 		for _, idx := range rt.Partitions {
 			p := kmsg.NewOffsetFetchResponseTopicPartition()
 			p.Partition = idx
-			co, ok := sh.FetchOffset(groupID, group.TopicPartition{Topic: rt.Topic, Partition: idx})
-			fill(&p, co, ok)
+			tp := group.TopicPartition{Topic: rt.Topic, Partition: idx}
+			co, ok := sh.FetchOffset(groupID, tp)
+			fill(&p, tp, co, ok)
 			t.Partitions = append(t.Partitions, p)
 		}
 		out = append(out, t)
@@ -171,7 +190,7 @@ func handleOffsetFetch(c *clientConn, h requestHeader, req *kmsg.OffsetFetchRequ
 			for _, rt := range rg.Topics {
 				topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: rt.Topic, Partitions: rt.Partitions})
 			}
-			out, code := offsetFetchGroup(s, rg.Group, topics, rg.Topics == nil)
+			out, code := offsetFetchGroup(s, rg.Group, topics, rg.Topics == nil, req.RequireStable)
 			g.ErrorCode = code
 			for _, t := range out {
 				gt := kmsg.NewOffsetFetchResponseGroupTopic()
@@ -188,7 +207,7 @@ func handleOffsetFetch(c *clientConn, h requestHeader, req *kmsg.OffsetFetchRequ
 		return resp, nil
 	}
 	all := req.Version >= 2 && req.Topics == nil
-	out, code := offsetFetchGroup(s, req.Group, req.Topics, all)
+	out, code := offsetFetchGroup(s, req.Group, req.Topics, all, req.RequireStable)
 	if code == 0 {
 		resp.Topics = out
 		return resp, nil

@@ -193,30 +193,45 @@ var _ group.Log = (*offsetsLog)(nil)
 const offsetCommitTimeout = 5 * time.Second
 
 // Append implements group.Log.
-func (l *offsetsLog) Append(records []recordbatch.Record) error {
+func (l *offsetsLog) Append(records []recordbatch.Record) (int64, error) {
 	batch, err := recordbatch.Build(recordbatch.BuildOptions{}, records)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	return l.write(batch, len(records))
+}
+
+// write appends one batch of n records through the partition's append
+// path and waits until every in-sync replica has it; it returns the
+// batch's base offset, or the Kafka error the group coordinator's client
+// is to see.
+func (l *offsetsLog) write(batch []byte, n int) (int64, error) {
 	base, _, err := l.p.Append(batch, 9, time.Now())
 	if err != nil {
 		var pe *partition.Error
-		if errors.As(err, &pe) && (pe.Code == kerr.UnknownTopicOrPartition.Code || pe.Code == kerr.NotLeaderForPartition.Code) {
-			return kerr.NotCoordinator
+		if errors.As(err, &pe) {
+			switch pe.Code {
+			case kerr.UnknownTopicOrPartition.Code, kerr.NotLeaderForPartition.Code:
+				return 0, kerr.NotCoordinator
+			case kerr.InvalidProducerEpoch.Code, kerr.ProducerFenced.Code, kerr.InvalidTxnState.Code:
+				// A transactional write's producer is fenced or its
+				// transaction is not open here (groups_txn.go).
+				return 0, kerr.ErrorForCode(pe.Code)
+			}
 		}
 		l.log.Error("writing to the offsets topic failed", "partition", l.p.Index(), "err", err)
-		return kerr.CoordinatorNotAvailable
+		return 0, kerr.CoordinatorNotAvailable
 	}
 	// acks=all, as Kafka writes commits: answered once every in-sync
 	// replica has them.
-	switch code := l.p.WaitCommitted(base+int64(len(records)), offsetCommitTimeout); code {
+	switch code := l.p.WaitCommitted(base+int64(n), offsetCommitTimeout); code {
 	case 0:
-		return nil
+		return base, nil
 	case kerr.NotLeaderForPartition.Code:
-		return kerr.NotCoordinator
+		return 0, kerr.NotCoordinator
 	default:
 		l.log.Warn("offsets topic write not replicated in time", "partition", l.p.Index(), "err", kerr.ErrorForCode(code))
-		return kerr.CoordinatorNotAvailable
+		return 0, kerr.CoordinatorNotAvailable
 	}
 }
 

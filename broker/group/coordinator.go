@@ -291,8 +291,10 @@ func (c *Coordinator) deleteGroup(groupID string, fx *effects) error {
 // (OffsetCommit), as Kafka does: members of the current generation, and
 // anyone while the group is Empty with generation -1 and no member id. A
 // commit to a group that does not exist creates it (Empty) when it comes
-// with generation -1. A member's commit counts as a heartbeat. It returns
-// nil or the error for every partition of the commit.
+// with generation -1. A member's commit counts as a heartbeat. A
+// transactional commit (TxnOffsetCommit) is checked the same way, except
+// as OffsetCommitRequest.Transactional says. It returns nil or the error
+// for every partition of the commit.
 func (c *Coordinator) ValidateOffsetCommit(req OffsetCommitRequest) error {
 	g, err := c.lookup(req.GroupID)
 	if err != nil {

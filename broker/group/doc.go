@@ -14,11 +14,14 @@
 // the partition through a small Log interface, in Kafka's own record
 // schemas (OffsetsTopic): it replays the log when loaded, writes commits,
 // deletions and group metadata with acks=all before answering, and expires
-// offsets as Kafka's KIP-211 does. The Manager holds the shards of the
-// partitions this broker leads (Lead when a leadership term starts, Resign
-// when it ends), loads each in a goroutine it owns, finds a group's shard
-// (ShardFor, CoordinatorOf), and runs offset expiry. The broker gives it
-// the offsets topic (Topic) and each partition's log.
+// offsets as Kafka's KIP-211 does. Transactional offset commits
+// (TxnOffsetCommit, KIP-447) stay pending per producer until the
+// transaction's marker commits or aborts them (txn.go). The Manager holds
+// the shards of the partitions this broker leads (Lead when a leadership
+// term starts, Resign when it ends), loads each in a goroutine it owns,
+// finds a group's shard (ShardFor, CoordinatorOf), runs offset expiry and
+// hands transaction markers to their shard (CompleteTransaction). The
+// broker gives it the offsets topic (Topic) and each partition's log.
 //
 // # States
 //

@@ -19,6 +19,8 @@ import (
 //
 //	key version 0/1: OffsetCommitKey{group, topic, partition}
 //	                 value OffsetCommitValue (written as v3), null = deleted
+//	                 (in a transactional batch: pending until the
+//	                 producer's COMMIT or ABORT marker, see txn.go)
 //	key version 2:   GroupMetadataKey{group}
 //	                 value GroupMetadataValue (written as v3), null = deleted
 //
@@ -49,10 +51,17 @@ type CommittedOffset struct {
 // Log is the __consumer_offsets partition a Shard keeps its records in.
 type Log interface {
 	// Append writes records as one batch and returns once every in-sync
-	// replica has it (acks=all, as Kafka writes commits). A failure is the
-	// Kafka error the client is to see: NOT_COORDINATOR when this broker
-	// no longer leads the partition, COORDINATOR_NOT_AVAILABLE otherwise.
-	Append(records []recordbatch.Record) error
+	// replica has it (acks=all, as Kafka writes commits), with the batch's
+	// base offset (record i is at offset+i). A failure is the Kafka error
+	// the client is to see: NOT_COORDINATOR when this broker no longer
+	// leads the partition, COORDINATOR_NOT_AVAILABLE otherwise.
+	Append(records []recordbatch.Record) (offset int64, err error)
+	// AppendTxn is Append for a transactional producer's offset commit
+	// (TxnOffsetCommit): one transactional batch with the producer's id and
+	// epoch, which that producer's transaction marker later commits or
+	// aborts. It may also fail with the producer's error
+	// (INVALID_PRODUCER_EPOCH, PRODUCER_FENCED, INVALID_TXN_STATE).
+	AppendTxn(records []recordbatch.Record, p TxnProducer) (offset int64, err error)
 	// Replay calls fn with each record batch from the log's start to its
 	// end as it is when Replay starts, in offset order, and returns that
 	// end (the offset after the last record replayed).
@@ -95,13 +104,22 @@ type Shard struct {
 	stop   chan struct{} // closed by Close: a Load still waiting gives up
 	once   sync.Once     // closes stop
 
-	// mu guards offsets and closed, and serializes the shard's appends with
-	// the in-memory updates they make, so both happen in the same order.
-	// Lock order: the coordinator is never called with mu held (it may
-	// call StoreGroup).
+	// mu guards offsets, the transactional state and closed, and
+	// serializes the shard's appends with the in-memory updates they make,
+	// so both happen in the same order. Lock order: the coordinator is
+	// never called with mu held (it may call StoreGroup).
 	mu      sync.Mutex
-	offsets map[string]map[TopicPartition]CommittedOffset // group → partition → commit
+	offsets map[string]map[TopicPartition]storedOffset // group → partition → commit
+	txns    txnOffsets                                 // pending transactional commits
 	closed  bool
+}
+
+// storedOffset is a commit with the log offset of its record: of a
+// transactional and a plain commit of one partition, the later record
+// wins (txn.go).
+type storedOffset struct {
+	CommittedOffset
+	at int64
 }
 
 var _ Store = (*Shard)(nil)
@@ -120,7 +138,8 @@ func NewShard(cfg ShardConfig) (*Shard, error) {
 		logger:    cfg.Logger,
 		loaded:    make(chan struct{}),
 		stop:      make(chan struct{}),
-		offsets:   map[string]map[TopicPartition]CommittedOffset{},
+		offsets:   map[string]map[TopicPartition]storedOffset{},
+		txns:      newTxnOffsets(),
 	}
 	coordCfg := cfg.Coordinator
 	coordCfg.Store = sh
@@ -172,8 +191,10 @@ func (sh *Shard) Close() {
 // Load replays the log from its start: the latest commit per group and
 // partition wins and tombstones delete; the latest group metadata record
 // of each group is restored into the coordinator; groups known only by
-// their offsets come back Empty, as in Kafka. A batch that cannot be
-// decoded is skipped with an error logged (its groups are incomplete).
+// their offsets (committed or pending in a transaction) come back Empty,
+// as in Kafka. Transactional commits stay pending until their producer's
+// marker appears in the log (txn.go). A batch that cannot be decoded is
+// skipped with an error logged (its groups are incomplete).
 //
 // The shard serves only once everything it replayed is committed: a new
 // leader's log may end with records of the previous leader's term that no
@@ -191,21 +212,34 @@ func (sh *Shard) Load() {
 	records := 0
 	sh.mu.Lock()
 	end, err := sh.log.Replay(func(batch []byte) error {
+		h, _ := recordbatch.ParseHeader(batch)
 		recs, err := recordbatch.Records(batch)
 		if err != nil {
-			h, _ := recordbatch.ParseHeader(batch)
 			sh.logger.Error("undecodable batch in the offsets partition; skipped", "offset", h.BaseOffset, "err", err)
 			return nil
 		}
+		if h.IsControl() {
+			sh.replayMarkerLocked(h, recs)
+			return nil
+		}
+		producerID := noProducerID
+		if h.IsTransactional() {
+			producerID = h.ProducerID
+		}
 		for _, r := range recs {
 			records++
-			sh.applyRecordLocked(r.Key, r.Value, groups)
+			sh.applyRecordLocked(r, producerID, groups)
 		}
 		return nil
 	})
 	offsetGroups := make([]string, 0, len(sh.offsets))
 	for id := range sh.offsets {
 		offsetGroups = append(offsetGroups, id)
+	}
+	for id := range sh.txns.byGroup {
+		if _, ok := sh.offsets[id]; !ok {
+			offsetGroups = append(offsetGroups, id)
+		}
 	}
 	sh.mu.Unlock()
 	if err != nil {
@@ -236,8 +270,10 @@ func (sh *Shard) Load() {
 	}
 }
 
-// applyRecordLocked applies one __consumer_offsets record while loading.
-func (sh *Shard) applyRecordLocked(key, value []byte, groups map[string]*kmsg.GroupMetadataValue) {
+// applyRecordLocked applies one __consumer_offsets record while loading;
+// producerID is the producer of a transactional batch, else noProducerID.
+func (sh *Shard) applyRecordLocked(r recordbatch.Record, producerID int64, groups map[string]*kmsg.GroupMetadataValue) {
+	key, value := r.Key, r.Value
 	if len(key) < 2 {
 		return
 	}
@@ -260,7 +296,7 @@ func (sh *Shard) applyRecordLocked(key, value []byte, groups map[string]*kmsg.Gr
 		if v.Version >= 3 {
 			epoch = v.LeaderEpoch
 		}
-		sh.setOffsetLocked(k.Group, tp, CommittedOffset{Offset: v.Offset, LeaderEpoch: epoch, Metadata: v.Metadata, Timestamp: v.CommitTimestamp})
+		sh.putOffsetLocked(k.Group, tp, producerID, storedOffset{CommittedOffset{Offset: v.Offset, LeaderEpoch: epoch, Metadata: v.Metadata, Timestamp: v.CommitTimestamp}, r.Offset})
 	case 2:
 		var k kmsg.GroupMetadataKey
 		if k.ReadFrom(key) != nil {
@@ -278,15 +314,29 @@ func (sh *Shard) applyRecordLocked(key, value []byte, groups map[string]*kmsg.Gr
 	}
 }
 
-func (sh *Shard) setOffsetLocked(groupID string, tp TopicPartition, c CommittedOffset) {
+// putOffsetLocked applies an offset commit record: a plain one
+// (producerID noProducerID) is the group's committed offset at once, a
+// transactional one is pending until its producer's marker (txn.go).
+func (sh *Shard) putOffsetLocked(groupID string, tp TopicPartition, producerID int64, c storedOffset) {
+	if producerID != noProducerID {
+		sh.txns.put(producerID, groupID, tp, c)
+		return
+	}
+	sh.setOffsetLocked(groupID, tp, c)
+}
+
+func (sh *Shard) setOffsetLocked(groupID string, tp TopicPartition, c storedOffset) {
 	g := sh.offsets[groupID]
 	if g == nil {
-		g = map[TopicPartition]CommittedOffset{}
+		g = map[TopicPartition]storedOffset{}
 		sh.offsets[groupID] = g
 	}
 	g[tp] = c
 }
 
+// deleteOffsetLocked applies an offset tombstone: it deletes the committed
+// offset and, as Kafka does, the partition's pending transactional ones of
+// the group.
 func (sh *Shard) deleteOffsetLocked(groupID string, tp TopicPartition) {
 	if g := sh.offsets[groupID]; g != nil {
 		delete(g, tp)
@@ -294,29 +344,36 @@ func (sh *Shard) deleteOffsetLocked(groupID string, tp TopicPartition) {
 			delete(sh.offsets, groupID)
 		}
 	}
+	sh.txns.deletePartition(groupID, tp)
 }
 
-// appendLocked writes records to the log, stamped now. Called with sh.mu
-// held.
-func (sh *Shard) appendLocked(records []recordbatch.Record) error {
+// appendLocked writes records to the log, stamped now, and returns the
+// first one's offset. Called with sh.mu held.
+func (sh *Shard) appendLocked(records []recordbatch.Record) (int64, error) {
+	return sh.writeLocked(records, func() (int64, error) { return sh.log.Append(records) })
+}
+
+// writeLocked stamps records now and writes them with write, unless the
+// shard is closed. Called with sh.mu held.
+func (sh *Shard) writeLocked(records []recordbatch.Record, write func() (int64, error)) (int64, error) {
 	if sh.closed {
-		return kerr.NotCoordinator
+		return 0, kerr.NotCoordinator
 	}
 	if len(records) == 0 {
-		return nil
+		return 0, nil
 	}
 	now := sh.clock.Now().UnixMilli()
 	for i := range records {
 		records[i].Timestamp = now
 	}
-	return sh.log.Append(records)
+	return write()
 }
 
 // StoreGroup implements Store: the group's metadata record is appended to
 // the shard's log before the coordinator answers.
 func (sh *Shard) StoreGroup(rec Record, done func(error)) {
 	sh.mu.Lock()
-	err := sh.appendLocked([]recordbatch.Record{{Key: groupMetadataKey(rec.GroupID), Value: groupMetadataValue(rec)}})
+	_, err := sh.appendLocked([]recordbatch.Record{{Key: groupMetadataKey(rec.GroupID), Value: groupMetadataValue(rec)}})
 	sh.mu.Unlock()
 	done(err)
 }
@@ -324,6 +381,12 @@ func (sh *Shard) StoreGroup(rec Record, done func(error)) {
 // CommitOffsets writes commits and applies them once written; on failure
 // nothing changes.
 func (sh *Shard) CommitOffsets(groupID string, commits map[TopicPartition]CommittedOffset) error {
+	return sh.commitOffsets(groupID, noProducerID, commits, sh.log.Append)
+}
+
+// commitOffsets writes commits as one batch with write and applies them
+// (committed, or pending for producerID) once written.
+func (sh *Shard) commitOffsets(groupID string, producerID int64, commits map[TopicPartition]CommittedOffset, write func([]recordbatch.Record) (int64, error)) error {
 	tps := make([]TopicPartition, 0, len(commits))
 	for tp := range commits {
 		tps = append(tps, tp)
@@ -335,30 +398,33 @@ func (sh *Shard) CommitOffsets(groupID string, commits map[TopicPartition]Commit
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if err := sh.appendLocked(records); err != nil {
+	base, err := sh.writeLocked(records, func() (int64, error) { return write(records) })
+	if err != nil {
 		return err
 	}
-	for _, tp := range tps {
-		sh.setOffsetLocked(groupID, tp, commits[tp])
+	for i, tp := range tps {
+		sh.putOffsetLocked(groupID, tp, producerID, storedOffset{commits[tp], base + int64(i)})
 	}
 	return nil
 }
 
-// FetchOffset returns a group's committed offset of a partition.
+// FetchOffset returns a group's committed offset of a partition (not a
+// pending transactional one).
 func (sh *Shard) FetchOffset(groupID string, tp TopicPartition) (CommittedOffset, bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	c, ok := sh.offsets[groupID][tp]
-	return c, ok
+	return c.CommittedOffset, ok
 }
 
-// GroupOffsets returns every committed offset of a group.
+// GroupOffsets returns every committed offset of a group (not the pending
+// transactional ones).
 func (sh *Shard) GroupOffsets(groupID string) map[TopicPartition]CommittedOffset {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	out := make(map[TopicPartition]CommittedOffset, len(sh.offsets[groupID]))
 	for tp, c := range sh.offsets[groupID] {
-		out[tp] = c
+		out[tp] = c.CommittedOffset
 	}
 	return out
 }
@@ -376,7 +442,7 @@ func (sh *Shard) DeleteOffsets(groupID string, tps []TopicPartition) error {
 			gone = append(gone, tp)
 		}
 	}
-	if err := sh.appendLocked(records); err != nil {
+	if _, err := sh.appendLocked(records); err != nil {
 		return err
 	}
 	for _, tp := range gone {
@@ -386,7 +452,9 @@ func (sh *Shard) DeleteOffsets(groupID string, tps []TopicPartition) error {
 }
 
 // DeleteGroupData writes the tombstones of a deleted group: its offsets
-// and its metadata record.
+// (committed, and as Kafka does, those only pending in a transaction, so
+// that the transaction's commit does not bring them back) and its
+// metadata record.
 func (sh *Shard) DeleteGroupData(groupID string) error {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -394,16 +462,23 @@ func (sh *Shard) DeleteGroupData(groupID string) error {
 	for tp := range sh.offsets[groupID] {
 		tps = append(tps, tp)
 	}
+	for _, tp := range sh.txns.partitions(groupID) {
+		if _, ok := sh.offsets[groupID][tp]; !ok {
+			tps = append(tps, tp)
+		}
+	}
 	sortTopicPartitions(tps)
 	records := make([]recordbatch.Record, 0, len(tps)+1)
 	for _, tp := range tps {
 		records = append(records, recordbatch.Record{Key: offsetCommitKey(groupID, tp)})
 	}
 	records = append(records, recordbatch.Record{Key: groupMetadataKey(groupID)})
-	if err := sh.appendLocked(records); err != nil {
+	if _, err := sh.appendLocked(records); err != nil {
 		return err
 	}
-	delete(sh.offsets, groupID)
+	for _, tp := range tps {
+		sh.deleteOffsetLocked(groupID, tp)
+	}
 	return nil
 }
 
@@ -412,17 +487,34 @@ func (sh *Shard) DeleteGroupData(groupID string) error {
 //     from when it became Empty);
 //   - offsets not committed for retention, of a group that never had
 //     members (standalone consumers committing with generation -1);
-//   - offsets of partitions that no longer exist.
+//   - offsets of partitions that no longer exist, committed or pending in
+//     a transaction.
 //
 // Offsets of groups with members are kept (Kafka also expires, for Stable
 // consumer groups, offsets of topics the group no longer subscribes to;
-// not done here). An Empty group left without offsets is deleted. A
+// not done here), and so is an offset whose partition has a pending
+// transactional commit of the group (it is not expired by age yet, as in
+// Kafka). An Empty group left without offsets is deleted, once no
+// transaction has commits of it pending (a later pass, if one has now). A
 // negative retention expires nothing by age.
 func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists func(TopicPartition) bool) (offsets, groups int, err error) {
 	sh.mu.Lock()
-	ids := make([]string, 0, len(sh.offsets))
+	seen := map[string]bool{}
+	ids := make([]string, 0, len(sh.offsets)+len(sh.txns.byGroup)+len(sh.txns.held))
+	add := func(id string) {
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
 	for id := range sh.offsets {
-		ids = append(ids, id)
+		add(id)
+	}
+	for id := range sh.txns.byGroup {
+		add(id)
+	}
+	for id := range sh.txns.held {
+		add(id)
 	}
 	sh.mu.Unlock()
 	sort.Strings(ids)
@@ -433,8 +525,8 @@ func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists fu
 			descriptions[id] = d
 		}
 	}
-	expired := func(id string, c CommittedOffset) bool {
-		if retention < 0 {
+	expired := func(id string, tp TopicPartition, c CommittedOffset) bool {
+		if retention < 0 || sh.txns.pending(id, tp) {
 			return false
 		}
 		d, ok := descriptions[id]
@@ -461,22 +553,47 @@ func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists fu
 		}
 		sortTopicPartitions(tps)
 		for _, tp := range tps {
-			if exists(tp) && !expired(id, sh.offsets[id][tp]) {
+			if exists(tp) && !expired(id, tp, sh.offsets[id][tp].CommittedOffset) {
 				continue
 			}
 			records = append(records, recordbatch.Record{Key: offsetCommitKey(id, tp)})
 			gone = append(gone, commitKey{id, tp})
 		}
+		for _, tp := range sh.txns.partitions(id) {
+			if _, committed := sh.offsets[id][tp]; !committed && !exists(tp) {
+				records = append(records, recordbatch.Record{Key: offsetCommitKey(id, tp)})
+				gone = append(gone, commitKey{id, tp})
+			}
+		}
 	}
-	if err := sh.appendLocked(records); err != nil {
+	if _, err := sh.appendLocked(records); err != nil {
 		sh.mu.Unlock()
 		return 0, 0, err
 	}
 	var emptied []string
+	isEmptied := map[string]bool{}
 	for _, k := range gone {
 		sh.deleteOffsetLocked(k.group, k.tp)
-		if _, left := sh.offsets[k.group]; !left && (len(emptied) == 0 || emptied[len(emptied)-1] != k.group) {
+		_, left := sh.offsets[k.group]
+		switch {
+		case left, isEmptied[k.group]:
+		case sh.txns.open(k.group):
+			sh.txns.held[k.group] = true // deleted by a pass after the transaction
+		default:
+			isEmptied[k.group] = true
 			emptied = append(emptied, k.group)
+		}
+	}
+	for _, id := range ids {
+		if !sh.txns.held[id] {
+			continue
+		}
+		if _, left := sh.offsets[id]; left {
+			delete(sh.txns.held, id) // committed to again: expires as usual
+		} else if !sh.txns.open(id) && !isEmptied[id] {
+			delete(sh.txns.held, id)
+			isEmptied[id] = true
+			emptied = append(emptied, id)
 		}
 	}
 	sh.mu.Unlock()

@@ -13,12 +13,13 @@ import (
 	"github.com/strata-log/strata/broker/recordbatch"
 )
 
-// memLog is an in-memory Log: each Append is one batch, and its offsets
-// are batch indexes. fail makes appends fail; hold makes Replay wait until
-// released; corrupt batches can be appended by hand. uncommitted is how
-// many of the last batches are above the high watermark (a previous
-// leader's unacknowledged tail): AwaitCommitted waits, signalling awaiting
-// once, until set lowers it or takes the leadership away.
+// memLog is an in-memory Log: each Append is one batch, numbered from
+// offset 0 on as a partition numbers them. fail makes appends fail; hold
+// makes Replay wait until released; corrupt batches and markers can be
+// appended by hand (add). uncommitted is how many of the last batches are
+// above the high watermark (a previous leader's unacknowledged tail):
+// AwaitCommitted waits, signalling awaiting once, until set lowers it or
+// takes the leadership away.
 type memLog struct {
 	mu          sync.Mutex // guards every field
 	batches     [][]byte
@@ -35,40 +36,88 @@ var _ Log = (*memLog)(nil)
 
 func newMemLog() *memLog { return &memLog{leading: true, changed: make(chan struct{})} }
 
-func (l *memLog) Append(records []recordbatch.Record) error {
+func (l *memLog) Append(records []recordbatch.Record) (int64, error) {
+	return l.build(recordbatch.BuildOptions{}, records)
+}
+
+func (l *memLog) AppendTxn(records []recordbatch.Record, p TxnProducer) (int64, error) {
+	return l.build(recordbatch.BuildOptions{Transactional: true, Idempotent: true, ProducerID: p.ProducerID, ProducerEpoch: p.ProducerEpoch}, records)
+}
+
+func (l *memLog) build(opts recordbatch.BuildOptions, records []recordbatch.Record) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.fail != nil {
-		return l.fail
+		return 0, l.fail
 	}
-	batch, err := recordbatch.Build(recordbatch.BuildOptions{}, records)
+	opts.BaseOffset = l.endLocked(len(l.batches))
+	batch, err := recordbatch.Build(opts, records)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	l.batches = append(l.batches, batch)
-	return nil
+	return opts.BaseOffset, nil
+}
+
+// add appends a batch made by hand, renumbered to follow the log.
+func (l *memLog) add(batch []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	recordbatch.SetBaseOffset(batch, l.endLocked(len(l.batches)))
+	l.batches = append(l.batches, batch)
+}
+
+// marker appends the producer's transaction marker as a transaction
+// coordinator writes it: a control batch of one record, key int16 version
+// 0 + int16 type (0 abort, 1 commit), value int16 version 0 + int32
+// coordinator epoch.
+func (l *memLog) marker(t *testing.T, producerID int64, producerEpoch int16, commit bool) {
+	t.Helper()
+	typ := byte(0)
+	if commit {
+		typ = 1
+	}
+	batch, err := recordbatch.Build(recordbatch.BuildOptions{Control: true, Transactional: true, Idempotent: true, ProducerID: producerID, ProducerEpoch: producerEpoch, BaseSequence: -1},
+		[]recordbatch.Record{{Key: []byte{0, 0, 0, typ}, Value: []byte{0, 0, 0, 0, 0, 5}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.add(batch)
+}
+
+// endLocked is the offset after the first n batches.
+func (l *memLog) endLocked(n int) int64 {
+	if n == 0 {
+		return 0
+	}
+	h, err := recordbatch.ParseHeader(l.batches[n-1])
+	if err != nil {
+		panic(err)
+	}
+	return h.LastOffset() + 1
 }
 
 func (l *memLog) Replay(fn func([]byte) error) (int64, error) {
 	l.mu.Lock()
 	hold := l.hold
 	batches := append([][]byte(nil), l.batches...)
+	end := l.endLocked(len(batches))
 	l.mu.Unlock()
 	if hold != nil {
 		<-hold
 	}
 	for _, b := range batches {
 		if err := fn(b); err != nil {
-			return int64(len(batches)), err
+			return end, err
 		}
 	}
-	return int64(len(batches)), nil
+	return end, nil
 }
 
 func (l *memLog) AwaitCommitted(end int64, stop <-chan struct{}) error {
 	for {
 		l.mu.Lock()
-		leading, committed, changed := l.leading, int64(len(l.batches)-l.uncommitted), l.changed
+		leading, committed, changed := l.leading, l.endLocked(len(l.batches)-l.uncommitted), l.changed
 		if l.awaiting != nil && !l.awaited && leading && committed < end {
 			close(l.awaiting)
 			l.awaited = true
@@ -254,11 +303,11 @@ func TestShardLoadSkipsUndecodable(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i == 0 {
-			log.set(func(l *memLog) {
-				bad := append([]byte(nil), l.batches[0]...)
-				bad[len(bad)-1] ^= 0xff // the last record's framing
-				l.batches = append(l.batches, bad[:len(bad)-3])
-			})
+			log.mu.Lock()
+			bad := append([]byte(nil), log.batches[0]...)
+			log.mu.Unlock()
+			bad[len(bad)-1] ^= 0xff // the last record's framing
+			log.add(bad[:len(bad)-3])
 		}
 	}
 	again := loadedShard(t, log, newFakeClock())

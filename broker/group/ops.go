@@ -409,9 +409,13 @@ func (g *group) validateOffsetCommitLocked(req OffsetCommitRequest) error {
 		if req.GenerationID != g.generation {
 			return kerr.IllegalGeneration
 		}
-	} else if g.state != StateEmpty {
+	} else if g.state != StateEmpty && !req.Transactional {
 		// Only members commit to a group that has them.
 		return kerr.UnknownMemberID
+	}
+	if req.Transactional {
+		// Not a heartbeat (Kafka's TxnOffsetCommit is not one either).
+		return nil
 	}
 	switch g.state {
 	case StateCompletingRebalance:

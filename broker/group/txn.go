@@ -1,8 +1,237 @@
 package group
 
+import (
+	"encoding/binary"
+	"sort"
+
+	"github.com/strata-log/strata/broker/recordbatch"
+)
+
+// Transactional offset commits (KIP-98, KIP-447), as Kafka's group
+// coordinator keeps them.
+//
+// TxnOffsetCommit writes a group's offsets to its __consumer_offsets
+// partition with Log.AppendTxn: the same OffsetCommitKey/OffsetCommitValue
+// records as OffsetCommit, in one transactional batch carrying the
+// producer's id and epoch, so the partition's last stable offset and the
+// transaction's markers cover them. Until the producer's transaction ends
+// they are pending: not the group's committed offsets (OffsetFetch and
+// GroupOffsets do not see them; OffsetFetch with RequireStable answers
+// UNSTABLE_OFFSET_COMMIT for their partitions). The transaction's marker
+// (a control batch: key int16 version, int16 type 0 = ABORT, 1 = COMMIT)
+// ends them: Manager.CompleteTransaction once the marker is written, and
+// the marker itself when the shard replays its log. A commit makes each
+// pending offset the committed one unless a later plain commit of the
+// partition was written after it (Kafka compares the log offsets of the
+// two records: the later record wins, so compaction, which keeps only the
+// latest record of a key, cannot change the outcome); an abort drops them.
+//
+// A tombstone of a group's partition (OffsetDelete, expiry, a deleted
+// group) also drops the partition's pending commits of that group, as in
+// Kafka; a deleted group gets tombstones for its pending-only partitions
+// too. Offset expiry keeps an offset whose partition has a pending commit
+// and does not delete a group with pending commits.
+
+// TxnProducer is the transactional producer of a TxnOffsetCommit.
+type TxnProducer struct {
+	TransactionalID string
+	ProducerID      int64
+	ProducerEpoch   int16
+}
+
+// noProducerID marks a plain (non-transactional) commit.
+const noProducerID int64 = -1
+
+// txnOffsets are the pending transactional commits of a shard, by producer
+// and by group. Guarded by the shard's mu.
+type txnOffsets struct {
+	byProducer map[int64]map[string]map[TopicPartition]storedOffset // producer → group → partition
+	byGroup    map[string]map[int64]struct{}                        // group → producers with commits of it pending
+	// held are the groups offset expiry left without offsets but did not
+	// delete while a transaction had commits of them pending: a later
+	// pass deletes them once it has ended.
+	held map[string]bool
+}
+
+func newTxnOffsets() txnOffsets {
+	return txnOffsets{byProducer: map[int64]map[string]map[TopicPartition]storedOffset{}, byGroup: map[string]map[int64]struct{}{}, held: map[string]bool{}}
+}
+
+func (t *txnOffsets) put(producerID int64, groupID string, tp TopicPartition, c storedOffset) {
+	groups := t.byProducer[producerID]
+	if groups == nil {
+		groups = map[string]map[TopicPartition]storedOffset{}
+		t.byProducer[producerID] = groups
+	}
+	parts := groups[groupID]
+	if parts == nil {
+		parts = map[TopicPartition]storedOffset{}
+		groups[groupID] = parts
+	}
+	parts[tp] = c
+	producers := t.byGroup[groupID]
+	if producers == nil {
+		producers = map[int64]struct{}{}
+		t.byGroup[groupID] = producers
+	}
+	producers[producerID] = struct{}{}
+}
+
+// pending reports whether some transaction has a commit of the group's
+// partition pending.
+func (t *txnOffsets) pending(groupID string, tp TopicPartition) bool {
+	for producerID := range t.byGroup[groupID] {
+		if _, ok := t.byProducer[producerID][groupID][tp]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// open reports whether some transaction has commits of the group pending.
+func (t *txnOffsets) open(groupID string) bool { return len(t.byGroup[groupID]) > 0 }
+
+// partitions returns the group's partitions with pending commits.
+func (t *txnOffsets) partitions(groupID string) []TopicPartition {
+	seen := map[TopicPartition]bool{}
+	var out []TopicPartition
+	for producerID := range t.byGroup[groupID] {
+		for tp := range t.byProducer[producerID][groupID] {
+			if !seen[tp] {
+				seen[tp] = true
+				out = append(out, tp)
+			}
+		}
+	}
+	sortTopicPartitions(out)
+	return out
+}
+
+// deletePartition drops every pending commit of the group's partition.
+func (t *txnOffsets) deletePartition(groupID string, tp TopicPartition) {
+	for producerID := range t.byGroup[groupID] {
+		parts := t.byProducer[producerID][groupID]
+		delete(parts, tp)
+		if len(parts) == 0 {
+			t.forget(producerID, groupID)
+		}
+	}
+}
+
+func (t *txnOffsets) forget(producerID int64, groupID string) {
+	if groups := t.byProducer[producerID]; groups != nil {
+		delete(groups, groupID)
+		if len(groups) == 0 {
+			delete(t.byProducer, producerID)
+		}
+	}
+	if producers := t.byGroup[groupID]; producers != nil {
+		delete(producers, producerID)
+		if len(producers) == 0 {
+			delete(t.byGroup, groupID)
+		}
+	}
+}
+
+// take removes and returns the producer's pending commits.
+func (t *txnOffsets) take(producerID int64) map[string]map[TopicPartition]storedOffset {
+	groups := t.byProducer[producerID]
+	delete(t.byProducer, producerID)
+	for groupID := range groups {
+		if producers := t.byGroup[groupID]; producers != nil {
+			delete(producers, producerID)
+			if len(producers) == 0 {
+				delete(t.byGroup, groupID)
+			}
+		}
+	}
+	return groups
+}
+
+// CommitTxnOffsets writes a transactional producer's offset commits
+// (TxnOffsetCommit) as one transactional batch and keeps them pending
+// until the transaction ends (CompleteTransaction); on failure nothing
+// changes. Who may commit is the caller's check
+// (Coordinator.ValidateOffsetCommit with Transactional set).
+func (sh *Shard) CommitTxnOffsets(groupID string, p TxnProducer, commits map[TopicPartition]CommittedOffset) error {
+	return sh.commitOffsets(groupID, p.ProducerID, commits, func(records []recordbatch.Record) (int64, error) {
+		return sh.log.AppendTxn(records, p)
+	})
+}
+
+// PendingTxnOffset reports whether a transaction has a commit of the
+// group's partition pending (OffsetFetch RequireStable).
+func (sh *Shard) PendingTxnOffset(groupID string, tp TopicPartition) bool {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.txns.pending(groupID, tp)
+}
+
+// CompleteTransaction ends the producer's transaction in this shard: on
+// commit its pending offsets become the committed ones (each unless a
+// later-written plain commit of its partition is committed), on abort they
+// are dropped. The marker is already in the log; nothing is written.
+func (sh *Shard) CompleteTransaction(producerID int64, commit bool) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.completeTxnLocked(producerID, commit)
+}
+
+func (sh *Shard) completeTxnLocked(producerID int64, commit bool) {
+	groups := sh.txns.take(producerID)
+	if !commit {
+		return
+	}
+	ids := make([]string, 0, len(groups))
+	for id := range groups {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		for tp, c := range groups[id] {
+			if cur, ok := sh.offsets[id][tp]; ok && cur.at > c.at {
+				continue // a plain commit written after this one
+			}
+			sh.setOffsetLocked(id, tp, c)
+		}
+	}
+}
+
+// replayMarkerLocked applies a control batch met while loading: a
+// transaction marker ends its producer's transaction. Other control
+// records are skipped.
+func (sh *Shard) replayMarkerLocked(h recordbatch.Header, recs []recordbatch.Record) {
+	for _, r := range recs {
+		if len(r.Key) < 4 {
+			continue
+		}
+		switch binary.BigEndian.Uint16(r.Key[2:4]) { // after the int16 version
+		case markerAbort:
+			sh.completeTxnLocked(h.ProducerID, false)
+		case markerCommit:
+			sh.completeTxnLocked(h.ProducerID, true)
+		}
+	}
+}
+
+// The control record types of transaction markers (Kafka's
+// ControlRecordType).
+const (
+	markerAbort  = 0
+	markerCommit = 1
+)
+
 // CompleteTransaction makes the transactional offset commits producerID
 // wrote to partition's shard visible (commit) or drops them (abort), once
 // the transaction's marker is committed in that __consumer_offsets
-// partition. A placeholder until transactional offset commits land.
+// partition. A partition without a shard here has nothing pending: its
+// next shard replays the marker from the log.
 func (m *Manager) CompleteTransaction(partition int32, producerID int64, producerEpoch int16, commit bool) {
+	m.mu.RLock()
+	sh := m.shards[partition]
+	m.mu.RUnlock()
+	if sh == nil {
+		return
+	}
+	sh.CompleteTransaction(producerID, commit)
 }

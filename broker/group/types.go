@@ -205,6 +205,11 @@ type OffsetCommitRequest struct {
 	GenerationID    int32
 	MemberID        string
 	GroupInstanceID string
+	// Transactional marks a TxnOffsetCommit (KIP-447): without a member
+	// (versions before 3 carry none) it is accepted in any state of the
+	// group, and a member's commit is accepted while the group completes
+	// a rebalance, as Kafka does.
+	Transactional bool
 }
 
 // Record is the group metadata a Store persists, field for field Kafka's

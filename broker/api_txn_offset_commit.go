@@ -1,0 +1,106 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker/group"
+)
+
+// TxnOffsetCommit v0–v4 (KIP-98; KIP-447 adds the group generation, member
+// id and instance id in v3): a transactional producer commits a consumer
+// group's offsets as part of its transaction. The group's coordinator
+// checks the sender like OffsetCommit (ILLEGAL_GENERATION,
+// UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID; before v3 there is no member to
+// check), writes the offsets to the group's __consumer_offsets partition
+// in a transactional batch of the producer, and keeps them pending until
+// the transaction's marker commits or aborts them (broker/group/txn.go).
+// That the partition is in the transaction (AddOffsetsToTxn) is the
+// transaction coordinator's business. v5 is Transactions V2 (KIP-890 part
+// 2: the group added to the transaction implicitly) and v6 names topics by
+// id; neither is served.
+//
+// TxnOffsetCommitResponse has no top-level error: a failure of the whole
+// request (INVALID_GROUP_ID, NOT_COORDINATOR,
+// COORDINATOR_LOAD_IN_PROGRESS, a fenced member or producer) is every
+// partition's.
+func init() { register(0, 4, handleTxnOffsetCommit) }
+
+func handleTxnOffsetCommit(c *clientConn, h requestHeader, req *kmsg.TxnOffsetCommitRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+	answer := func(code func(topic string, partition int32) int16) kmsg.Response {
+		for _, rt := range req.Topics {
+			t := kmsg.NewTxnOffsetCommitResponseTopic()
+			t.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				p := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+				p.Partition = rp.Partition
+				p.ErrorCode = code(rt.Topic, rp.Partition)
+				t.Partitions = append(t.Partitions, p)
+			}
+			resp.Topics = append(resp.Topics, t)
+		}
+		return resp
+	}
+	all := func(code int16) kmsg.Response {
+		return answer(func(string, int32) int16 { return code })
+	}
+	if req.Group == "" {
+		return all(kerr.InvalidGroupID.Code), nil
+	}
+	if req.ProducerID < 0 || req.ProducerEpoch < 0 {
+		// No transactional producer sends these.
+		return all(kerr.InvalidProducerIDMapping.Code), nil
+	}
+	sh, kerrCode := s.groups.ShardFor(req.Group)
+	if kerrCode != nil {
+		return all(kerrCode.Code), nil
+	}
+	generation, memberID, instanceID := req.Generation, req.MemberID, deref(req.InstanceID)
+	if req.Version < 3 {
+		generation, memberID, instanceID = -1, "", ""
+	}
+	if err := sh.Coordinator().ValidateOffsetCommit(group.OffsetCommitRequest{
+		GroupID:         req.Group,
+		GenerationID:    generation,
+		MemberID:        memberID,
+		GroupInstanceID: instanceID,
+		Transactional:   true,
+	}); err != nil {
+		return all(group.ErrorCode(err)), nil
+	}
+	now := time.Now().UnixMilli()
+	state := s.cfg.Metadata.State()
+	commits := map[group.TopicPartition]group.CommittedOffset{}
+	codes := map[group.TopicPartition]int16{}
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			tp := group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
+			if code := offsetCommitPartitionCode(state, tp, rp.Metadata); code != 0 {
+				codes[tp] = code
+				continue
+			}
+			co := group.CommittedOffset{Offset: rp.Offset, LeaderEpoch: -1, Metadata: deref(rp.Metadata), Timestamp: now}
+			if req.Version >= 2 {
+				co.LeaderEpoch = rp.LeaderEpoch
+			}
+			commits[tp] = co
+		}
+	}
+	var writeCode int16
+	if len(commits) > 0 {
+		err := sh.CommitTxnOffsets(req.Group, group.TxnProducer{TransactionalID: req.TransactionalID, ProducerID: req.ProducerID, ProducerEpoch: req.ProducerEpoch}, commits)
+		if writeCode = group.ErrorCode(err); writeCode != 0 {
+			c.log.Debug("transactional offset commit failed", "group", req.Group, "transactional_id", req.TransactionalID, "producer_id", req.ProducerID, "producer_epoch", req.ProducerEpoch, "err", err)
+		}
+	}
+	return answer(func(topic string, partition int32) int16 {
+		if code, ok := codes[group.TopicPartition{Topic: topic, Partition: partition}]; ok {
+			return code
+		}
+		return writeCode
+	}), nil
+}
