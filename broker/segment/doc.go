@@ -10,6 +10,9 @@
 //	00000000000000000000.log          record batches v2, back to back
 //	00000000000000000000.index        sparse offset index of that segment
 //	00000000000000000000.timeindex    sparse time index of that segment
+//	00000000000000000000.txnindex     aborted transactions whose ABORT marker is in
+//	                                  that segment (Kafka's format, see txnindex.go);
+//	                                  only when the segment holds one
 //	00000000000000004242.log          next segment: base offset 4242 …
 //	partition.metadata                topic id (Kafka's format)
 //	log-start-offset-checkpoint       log start offset set by SetStartOffset (Strata checkpoint)
@@ -22,7 +25,7 @@
 // go only there. Files this package does not know (leader-epoch checkpoint,
 // producer snapshots) are left alone; the three names above ending in .tmp
 // are leftovers of an interrupted atomic write and removed by Open, as are
-// .index/.timeindex files without their .log.
+// .index/.timeindex/.txnindex files without their .log.
 //
 // # .log: record batches v2
 //
