@@ -702,11 +702,18 @@ func (p *Partition) Compact(now time.Time) (segment.CompactStats, error) {
 	if p.lastCleaned.IsZero() {
 		p.lastCleaned = now
 	}
+	// Never past the last stable offset (Kafka's bound): an open
+	// transaction's records may yet be aborted.
+	stableEnd := p.LastStableOffset()
+	if stableEnd <= 0 {
+		return segment.CompactStats{Skipped: true}, nil
+	}
 	stats, err := p.segments.Compact(segment.CompactOptions{
 		MinCompactionLag:       ms(v.MinCompactionLagMs),
 		DeleteRetention:        ms(v.DeleteRetentionMs),
 		MinCleanableDirtyRatio: v.MinCleanableDirtyRatio,
 		Force:                  now.Sub(p.lastCleaned) >= ms(v.MaxCompactionLagMs),
+		StableEnd:              stableEnd,
 	})
 	if err == nil && !stats.Skipped {
 		p.lastCleaned = now

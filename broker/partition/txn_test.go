@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -219,5 +220,39 @@ func TestLastStableOffsetAndAbortedIndex(t *testing.T) {
 	}
 	if got := follower.AbortedTransactions(0, 8); !reflect.DeepEqual(got, []segment.AbortedTxn{wantAborted[0], wantAborted[2]}) {
 		t.Fatalf("after truncation: aborted %+v", got)
+	}
+}
+
+// TestCompactionStopsAtLastStableOffset: the log cleaner never uses or
+// cleans records at or above the LSO: an open transaction's record of a
+// key (which may yet be aborted) does not remove the committed one below.
+func TestCompactionStopsAtLastStableOffset(t *testing.T) {
+	p := replica(t, t.TempDir(), 1, map[string]string{"cleanup.policy": "compact", "segment.bytes": "200", "min.cleanable.dirty.ratio": "0.01"})
+	p.ApplyAssignment(assignment(1, 1, []int32{1}, []int32{1}), t0)
+	keyed := func(opts recordbatch.BuildOptions, key, value string) []byte {
+		b, err := recordbatch.Build(opts, []recordbatch.Record{{Key: []byte(key), Value: []byte(value), Timestamp: t0.UnixMilli()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	mustAppend(t, p, keyed(recordbatch.BuildOptions{}, "k", "committed")) // 0
+	p.StartTxnVerification(7)
+	mustAppend(t, p, keyed(transactional(7, 0, 0), "k", "in-transaction")) // 1
+	for i := range 6 {
+		mustAppend(t, p, keyed(recordbatch.BuildOptions{}, "other", string(rune('a'+i)))) // 2-7, rolling segments
+	}
+	if len(p.Segments()) < 3 {
+		t.Fatalf("only %d segments", len(p.Segments()))
+	}
+	if _, err := p.Compact(t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	data, err := p.Read(0, 1<<20, p.LogEndOffset(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := headers(t, data); len(h) == 0 || h[0].BaseOffset != 0 || h[0].NumRecords != 1 {
+		t.Fatalf("the committed record below the open transaction was cleaned: %+v", h)
 	}
 }

@@ -165,13 +165,16 @@
 //
 //   - Cleanable part: the longest run of oldest sealed segments whose largest
 //     timestamp (or, without timestamps, last modification) is at least
-//     MinCompactionLag old. The active segment is never touched.
+//     MinCompactionLag old and that end at or below StableEnd (the
+//     partition's last stable offset) when set. The active segment is never
+//     touched.
 //   - Dirty ratio: bytes of cleanable segments ending above the
 //     cleaner-offset-checkpoint over all cleanable bytes; below
 //     MinCleanableDirtyRatio the pass does nothing unless Force is set.
 //   - Offset map: key -> offset of its latest record over the whole log up
-//     to the end offset at the start of the pass (dirty and active part
-//     included), exact keys in memory (Kafka hashes them to bound memory).
+//     to the end offset at the start of the pass, or StableEnd when lower
+//     (dirty and active part included; an open transaction's records never
+//     supersede anything), exact keys in memory (Kafka hashes them to bound memory).
 //   - A record in the cleanable part is kept when it has no key (Kafka
 //     refuses null keys on compacted topics at produce time; here they are
 //     kept), or it is its key's latest record, except that a latest record
@@ -180,7 +183,10 @@
 //     tombstone's segment was first cleaned; the record timestamp is the
 //     documented approximation). Control batches are kept untouched.
 //     Transactional data is treated like any other (aborted records are not
-//     removed yet).
+//     removed yet, and an aborted record below StableEnd still supersedes
+//     its key's earlier ones: removing aborted data is later work). Merged
+//     segments' aborted-transaction indexes are concatenated into the
+//     merged segment's .txnindex before the swap.
 //   - Kept records never change offset. A batch that keeps every record is
 //     copied byte for byte. A batch that loses some is rebuilt: same base
 //     offset, lastOffsetDelta, attributes (so the same codec and

@@ -169,7 +169,8 @@ func (l *Log) AbortedTxns(from, upTo int64) []AbortedTxn {
 		}
 		return 0
 	})
-	return out
+	// An interrupted compaction swap can leave an entry in two files.
+	return slices.Compact(out)
 }
 
 // TruncateAbortedTxns drops the entries whose marker is at or above offset

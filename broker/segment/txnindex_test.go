@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/strata-log/strata/broker/recordbatch"
 )
 
 // TestGoldenTxnIndex pins the .txnindex entry layout (Kafka's): if it
@@ -83,5 +85,50 @@ func TestAbortedTxnsQuery(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "00000000000000000000.txnindex")); !os.IsNotExist(err) {
 		t.Fatalf("empty txnindex not removed: %v", err)
+	}
+}
+
+// TestCompactionMergesAbortedTxns: segments merged by the cleaner keep
+// their aborted-transaction entries (under the merged segment's name), and
+// the cleaner stops at StableEnd.
+func TestCompactionMergesAbortedTxns(t *testing.T) {
+	dir := t.TempDir()
+	clock := newTestClock()
+	cfg := smallConfig(t, clock)
+	l := openTestLog(t, dir, 0, cfg)
+	var m compactModel
+	for i := range 40 {
+		m.appendRecords(t, l, recordbatch.None, []compactRecord{{key: []byte("k"), value: []byte{byte(i)}, timestamp: 1}}, -1)
+	}
+	segments := l.Segments()
+	if len(segments) < 4 {
+		t.Fatalf("only %d segments", len(segments))
+	}
+	var want []AbortedTxn
+	for _, s := range segments[1:3] {
+		e := AbortedTxn{ProducerID: s.BaseOffset, FirstOffset: s.BaseOffset, LastOffset: s.BaseOffset, LastStableOffset: s.BaseOffset + 1}
+		if err := l.AppendAbortedTxn(e); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, e)
+	}
+	// Bounded at the third segment's start: only the first two are cleaned.
+	stats, err := l.Compact(CompactOptions{Force: true, StableEnd: segments[2].BaseOffset})
+	if err != nil || stats.CleanableEnd != segments[2].BaseOffset {
+		t.Fatalf("bounded pass: %+v, %v", stats, err)
+	}
+	stats, err = l.Compact(CompactOptions{Force: true})
+	if err != nil || stats.SegmentsMerged == 0 {
+		t.Fatalf("merging pass: %+v, %v", stats, err)
+	}
+	if got := l.AbortedTxns(0, l.EndOffset()); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after merging: %+v, want %+v", got, want)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openTestLog(t, dir, 0, cfg)
+	if got := l.AbortedTxns(0, l.EndOffset()); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after reopening: %+v, want %+v", got, want)
 	}
 }
