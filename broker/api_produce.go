@@ -74,6 +74,12 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 					p = partitionError(kerr.NotLeaderForPartition.Code, "this broker does not lead the partition")
 					break
 				}
+				if req.TransactionID == nil && isTransactional(rp.Records) {
+					// As Kafka: transactional records need the producer's
+					// transactional id (which an ACL could then check).
+					p = partitionError(kerr.TransactionalIDAuthorizationFailed.Code, "transactional records in a produce request without a transactional id")
+					break
+				}
 				if code := verified[rt.Topic][rp.Partition]; code != 0 {
 					p = partitionError(code, "the transaction coordinator did not verify that the partition is in the producer's transaction")
 					break
@@ -162,7 +168,23 @@ func (s *Server) verifyTransaction(transactionalID string, req *kmsg.ProduceRequ
 	}
 	ctx, cancel := context.WithDeadline(s.ctx, now.Add(time.Duration(max(req.TimeoutMillis, 1000))*time.Millisecond))
 	defer cancel()
-	return s.txnVerifier.verify(ctx, state, transactionalID, producerID, producerEpoch, toVerify)
+	codes := s.txnVerifier.verify(ctx, state, transactionalID, producerID, producerEpoch, toVerify)
+	for topicName, byIndex := range codes {
+		topic, _ := state.Topic(topicName)
+		for index, code := range byIndex {
+			if part := s.partitions.get(topic, index); code != 0 && part != nil {
+				part.AbandonTxnVerification(producerID)
+			}
+		}
+	}
+	return codes
+}
+
+// isTransactional reports whether records start with a transactional
+// batch (Append refuses anything else that does not parse).
+func isTransactional(records []byte) bool {
+	h, err := recordbatch.ParseHeader(records)
+	return err == nil && h.IsTransactional()
 }
 
 // diskPressure applies --local-disk-limit-bytes to a produce request: from

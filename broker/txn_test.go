@@ -218,4 +218,14 @@ func TestReadCommitted(t *testing.T) {
 	if produced.ErrorCode != kerr.NotEnoughReplicas.Code || p.LogEndOffset() != end {
 		t.Fatalf("unverifiable transactional produce: %v, log end %d -> %d", kerr.ErrorForCode(produced.ErrorCode), end, p.LogEndOffset())
 	}
+	// The failed verification does not stand for a later batch.
+	if _, _, err := p.Append(b, 9, time.Now()); err == nil {
+		t.Fatal("a transactional batch was appended on a verification the coordinator never confirmed")
+	}
+	// Transactional records without a transactional id are refused.
+	produce.TransactionID = nil
+	produced = request[*kmsg.ProduceResponse](t, broker, produce).Topics[0].Partitions[0]
+	if produced.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code || p.LogEndOffset() != end {
+		t.Fatalf("transactional records without a transactional id: %v", kerr.ErrorForCode(produced.ErrorCode))
+	}
 }

@@ -138,6 +138,16 @@ func (p *Partition) StartTxnVerification(producerID int64) {
 	p.txnVerified[producerID] = true
 }
 
+// AbandonTxnVerification withdraws a verification the coordinator did not
+// confirm, so no later batch is accepted on it. (The produce path handles
+// one connection's requests in order, so it never withdraws another
+// request's verification of the same producer.)
+func (p *Partition) AbandonTxnVerification(producerID int64) {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	delete(p.txnVerified, producerID)
+}
+
 // NeedsTxnVerification reports whether a transactional batch from
 // producerID would open a transaction here (none is open): the produce
 // path then verifies with the coordinator first.
