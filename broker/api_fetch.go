@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/metadata"
 )
@@ -238,6 +239,21 @@ func logStartOffset(state *metadata.State, p *partition.Partition) int64 {
 	return start
 }
 
+// readEnd is the offset after the last batch of data (whole batches, as
+// Read returns them), or upTo when it cannot tell.
+func readEnd(data []byte, upTo int64) int64 {
+	spans, err := recordbatch.Split(data)
+	if err != nil || len(spans) == 0 {
+		return upTo
+	}
+	last := spans[len(spans)-1]
+	h, err := recordbatch.ParseHeader(data[last.Position:])
+	if err != nil {
+		return upTo
+	}
+	return h.LastOffset() + 1
+}
+
 // remoteFetchTimeout bounds the remote reads of one Fetch; past it the
 // partitions not read answer a retriable error.
 const remoteFetchTimeout = 30 * time.Second
@@ -316,7 +332,7 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 				// Every aborted transaction overlapping what is returned,
 				// by first offset: the consumer drops a producer's
 				// records from there to its ABORT marker.
-				aborted := t.part.AbortedTransactions(t.offset, upTo)
+				aborted := t.part.AbortedTransactions(t.offset, readEnd(data, upTo))
 				p.AbortedTransactions = make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, 0, len(aborted))
 				for _, a := range aborted {
 					at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()

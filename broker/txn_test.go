@@ -53,13 +53,17 @@ func writeMarker(t *testing.T, broker *kgo.Broker, topic string, producerID int6
 
 // fetchCommitted sends a read_committed Fetch of t-0 from offset.
 func fetchCommitted(t *testing.T, broker *kgo.Broker, topicID [16]byte, offset int64, maxWait int32) kmsg.FetchResponseTopicPartition {
+	return fetchCommittedLimited(t, broker, topicID, offset, maxWait, 1<<20)
+}
+
+func fetchCommittedLimited(t *testing.T, broker *kgo.Broker, topicID [16]byte, offset int64, maxWait, partitionMaxBytes int32) kmsg.FetchResponseTopicPartition {
 	t.Helper()
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID, req.IsolationLevel, req.MaxBytes, req.MaxWaitMillis, req.MinBytes = -1, 1, 1<<20, maxWait, 1
 	ft := kmsg.NewFetchRequestTopic()
 	ft.Topic, ft.TopicID = "t", topicID
 	fp := kmsg.NewFetchRequestTopicPartition()
-	fp.FetchOffset, fp.PartitionMaxBytes, fp.CurrentLeaderEpoch = offset, 1<<20, -1
+	fp.FetchOffset, fp.PartitionMaxBytes, fp.CurrentLeaderEpoch = offset, partitionMaxBytes, -1
 	ft.Partitions = append(ft.Partitions, fp)
 	req.Topics = append(req.Topics, ft)
 	resp := request[*kmsg.FetchResponse](t, broker, req)
@@ -192,6 +196,21 @@ func TestReadCommitted(t *testing.T) {
 	}
 	if !reflect.DeepEqual(values, []string{"committed", "after"}) {
 		t.Fatalf("read_committed consumer saw %q", values)
+	}
+
+	// Only the aborted transactions overlapping what is returned are
+	// listed: producer 700's, aborted after the returned batch, is not.
+	appendTransactional(t, p, 700, 0, "aborted-later") // 6
+	if code := writeMarker(t, broker, "t", 700, false); code != 0 { // 7
+		t.Fatalf("abort marker: %v", kerr.ErrorForCode(code))
+	}
+	got = fetchCommittedLimited(t, broker, created.ID, 0, 0, 1)
+	if !reflect.DeepEqual(batchOffsets(t, got.RecordBatches), [][2]int64{{0, 1}}) || !reflect.DeepEqual(got.AbortedTransactions, wantAborted) {
+		t.Fatalf("one batch: %v, aborted %+v", batchOffsets(t, got.RecordBatches), got.AbortedTransactions)
+	}
+	got = fetchCommitted(t, broker, created.ID, 4, 0)
+	if want := []kmsg.FetchResponseTopicPartitionAbortedTransaction{{ProducerID: 700, FirstOffset: 6}}; !reflect.DeepEqual(got.AbortedTransactions, want) {
+		t.Fatalf("from offset 4: aborted %+v", got.AbortedTransactions)
 	}
 
 	// Markers for an unknown partition, and a transactional produce whose
