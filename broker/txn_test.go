@@ -200,7 +200,7 @@ func TestReadCommitted(t *testing.T) {
 
 	// Only the aborted transactions overlapping what is returned are
 	// listed: producer 700's, aborted after the returned batch, is not.
-	appendTransactional(t, p, 700, 0, "aborted-later") // 6
+	appendTransactional(t, p, 700, 0, "aborted-later")              // 6
 	if code := writeMarker(t, broker, "t", 700, false); code != 0 { // 7
 		t.Fatalf("abort marker: %v", kerr.ErrorForCode(code))
 	}
