@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/metadata"
 )
@@ -57,6 +58,9 @@ type fetchTarget struct {
 	errorCode      int16
 	// replica reads up to the log end (a follower), not the high watermark.
 	replica bool
+	// readCommitted (isolation_level 1, consumers only) reads up to the
+	// last stable offset and lists the aborted transactions it returns.
+	readCommitted bool
 	// remote is set for a consumer's offset below the local log start held
 	// by the object store; remoteData or remoteErr is its read, done once
 	// before the response is filled.
@@ -118,6 +122,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 				if t.part != nil && replicaID >= 0 {
 					t.replica = true
 				}
+				t.readCommitted = !t.replica && req.IsolationLevel == 1
 				if t.replica && !staleReplica {
 					expand, err := t.part.FollowerFetched(replicaID, rp.FetchOffset, now)
 					switch {
@@ -234,6 +239,21 @@ func logStartOffset(state *metadata.State, p *partition.Partition) int64 {
 	return start
 }
 
+// readEnd is the offset after the last batch of data (whole batches, as
+// Read returns them), or upTo when it cannot tell.
+func readEnd(data []byte, upTo int64) int64 {
+	spans, err := recordbatch.Split(data)
+	if err != nil || len(spans) == 0 {
+		return upTo
+	}
+	last := spans[len(spans)-1]
+	h, err := recordbatch.ParseHeader(data[last.Position:])
+	if err != nil {
+		return upTo
+	}
+	return h.LastOffset() + 1
+}
+
 // remoteFetchTimeout bounds the remote reads of one Fetch; past it the
 // partitions not read answer a retriable error.
 const remoteFetchTimeout = 30 * time.Second
@@ -253,14 +273,20 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 		if t.part == nil || t.errorCode != 0 {
 			continue
 		}
+		// The last stable offset first: it is never above the high
+		// watermark read after it.
+		lastStable := t.part.LastStableOffset()
 		highWatermark := t.part.HighWatermark()
 		upTo := highWatermark
-		if t.replica {
+		switch {
+		case t.replica:
 			upTo = t.part.LogEndOffset()
+		case t.readCommitted:
+			upTo = lastStable
 		}
 		start := t.part.LogStartOffset()
 		p.HighWatermark = highWatermark
-		p.LastStableOffset = highWatermark
+		p.LastStableOffset = lastStable
 		p.LogStartOffset = min(t.logStart, start)
 		p.ErrorCode = 0
 		limit := int64(t.maxBytes)
@@ -302,6 +328,18 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 		}
 		if len(data) > 0 {
 			p.RecordBatches = data
+			if t.readCommitted {
+				// Every aborted transaction overlapping what is returned,
+				// by first offset: the consumer drops a producer's
+				// records from there to its ABORT marker.
+				aborted := t.part.AbortedTransactions(t.offset, readEnd(data, upTo))
+				p.AbortedTransactions = make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, 0, len(aborted))
+				for _, a := range aborted {
+					at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+					at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+					p.AbortedTransactions = append(p.AbortedTransactions, at)
+				}
+			}
 		}
 		total += len(data)
 		remaining -= int64(len(data))

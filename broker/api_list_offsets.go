@@ -83,6 +83,9 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 					p.ErrorCode = code
 					break
 				}
+				if req.Version >= 2 && req.IsolationLevel == 1 {
+					offset, ts = readCommittedOffset(part.LastStableOffset(), rp.Timestamp, offset, ts)
+				}
 				p.Offset, p.Timestamp = offset, ts
 			}
 			out.Partitions = append(out.Partitions, p)
@@ -90,6 +93,20 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 		resp.Topics = append(resp.Topics, out)
 	}
 	return resp, nil
+}
+
+// readCommittedOffset is a READ_COMMITTED answer (v2+, isolation level 1),
+// as Kafka's: the latest offset is the last stable offset, and an offset
+// found by timestamp (or max timestamp) counts only below it; the log
+// start answers stay.
+func readCommittedOffset(lastStable, requested, offset, timestamp int64) (int64, int64) {
+	switch {
+	case requested == listLatest:
+		return lastStable, -1
+	case (requested >= 0 || requested == listMaxTimestamp) && offset >= lastStable:
+		return -1, -1
+	}
+	return offset, timestamp
 }
 
 // offsetsNotAvailable is the error a leader answers a client's ListOffsets

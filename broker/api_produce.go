@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -44,12 +45,14 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 		c.log.Warn("refusing old-format produce", "version", req.Version, "client", h.clientID)
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		requestErr, requestMsg = kerr.InvalidRequiredAcks.Code, "acks must be -1 (all), 0 or 1"
-	case req.TransactionID != nil:
-		requestErr, requestMsg = kerr.InvalidRequest.Code, transactionsUnsupported
 	default:
 		var throttle time.Duration
 		throttle, requestErr, requestMsg = s.diskPressure()
 		resp.ThrottleMillis = int32(throttle.Milliseconds())
+	}
+	var verified map[string]map[int32]int16
+	if requestErr == 0 && req.TransactionID != nil {
+		verified = s.verifyTransaction(*req.TransactionID, req, now)
 	}
 	for _, rt := range req.Topics {
 		out := kmsg.NewProduceResponseTopic()
@@ -69,6 +72,16 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 				part := s.partitions.get(topic, rp.Partition)
 				if part == nil {
 					p = partitionError(kerr.NotLeaderForPartition.Code, "this broker does not lead the partition")
+					break
+				}
+				if req.TransactionID == nil && isTransactional(rp.Records) {
+					// As Kafka: transactional records need the producer's
+					// transactional id (which an ACL could then check).
+					p = partitionError(kerr.TransactionalIDAuthorizationFailed.Code, "transactional records in a produce request without a transactional id")
+					break
+				}
+				if code := verified[rt.Topic][rp.Partition]; code != 0 {
+					p = partitionError(code, "the transaction coordinator did not verify that the partition is in the producer's transaction")
 					break
 				}
 				if isr, need := int32(len(topic.Partitions[rp.Partition].ISR)), part.Config().MinInsyncReplicas; req.Acks == -1 && isr < need {
@@ -119,6 +132,59 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 		return nil, nil
 	}
 	return resp, nil
+}
+
+// verifyTransaction runs KIP-890 part 1 for a transactional produce: the
+// partitions whose transactional batch would open a transaction here are
+// verified with the transactional id's coordinator (StartTxnVerification
+// first, so a marker landing meanwhile voids the verification). It returns
+// the produce error code of each partition that failed (absent or 0:
+// append).
+func (s *Server) verifyTransaction(transactionalID string, req *kmsg.ProduceRequest, now time.Time) map[string]map[int32]int16 {
+	state := s.cfg.Metadata.State()
+	toVerify := map[string][]int32{}
+	producerID, producerEpoch := int64(-1), int16(-1)
+	for _, rt := range req.Topics {
+		topic, ok := state.Topic(rt.Topic)
+		if !ok || topic.Internal {
+			continue
+		}
+		for _, rp := range rt.Partitions {
+			if !topic.HasPartition(rp.Partition) {
+				continue
+			}
+			part := s.partitions.get(topic, rp.Partition)
+			h, err := recordbatch.ParseHeader(rp.Records)
+			if part == nil || err != nil || !h.IsTransactional() || !h.HasProducerID() || !part.NeedsTxnVerification(h.ProducerID) {
+				continue // Append answers (or the batch needs no verification)
+			}
+			part.StartTxnVerification(h.ProducerID)
+			producerID, producerEpoch = h.ProducerID, h.ProducerEpoch
+			toVerify[rt.Topic] = append(toVerify[rt.Topic], rp.Partition)
+		}
+	}
+	if len(toVerify) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithDeadline(s.ctx, now.Add(time.Duration(max(req.TimeoutMillis, 1000))*time.Millisecond))
+	defer cancel()
+	codes := s.txnVerifier.verify(ctx, state, transactionalID, producerID, producerEpoch, toVerify)
+	for topicName, byIndex := range codes {
+		topic, _ := state.Topic(topicName)
+		for index, code := range byIndex {
+			if part := s.partitions.get(topic, index); code != 0 && part != nil {
+				part.AbandonTxnVerification(producerID)
+			}
+		}
+	}
+	return codes
+}
+
+// isTransactional reports whether records start with a transactional
+// batch (Append refuses anything else that does not parse).
+func isTransactional(records []byte) bool {
+	h, err := recordbatch.ParseHeader(records)
+	return err == nil && h.IsTransactional()
 }
 
 // diskPressure applies --local-disk-limit-bytes to a produce request: from

@@ -347,6 +347,7 @@ type Server struct {
 	metrics       *metrics
 	partitions    *partitionManager
 	producerIDs   *producerIDAllocator
+	txnVerifier   *txnVerifier   // KIP-890 part 1: the produce path's questions to transaction coordinators
 	groups        *group.Manager // group coordinators, one per __consumer_offsets partition led here
 	offsets       *offsetsTopicManager
 	membership    *membership       // registration and heartbeats with the controller
@@ -384,6 +385,7 @@ func New(cfg Config) (*Server, error) {
 	s.peerLog = s.logLimiter.Logger(cfg.Logger)
 	s.requestMemory = newRequestMemory(cfg.QueuedMaxRequestBytes, s.metrics)
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
+	s.txnVerifier = newTxnVerifier(cfg.NodeID, cfg.InterBrokerListener)
 	s.membership = newMembership(s)
 	if err := os.MkdirAll(cfg.DataDir, fsperm.Dir); err != nil {
 		cancel()
@@ -673,6 +675,7 @@ func (s *Server) Close() error {
 		<-done
 	}
 	s.fetchers.Close()
+	s.txnVerifier.close()
 	s.groups.Close()
 	defer s.logLimiter.Close()
 	if err := s.partitions.close(); err != nil {

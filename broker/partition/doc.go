@@ -47,10 +47,16 @@
 // # Locking contract
 //
 // appendMu serializes everything that decides: the leadership check,
-// producer-sequence check, append and producer-state update of Append; the
+// producer-sequence check, transaction-verification check, append and
+// producer-state update of Append; transaction markers (AppendMarker:
+// check, append, producer state, aborted-transaction index) and
+// verifications (StartTxnVerification); the
 // assignment and follower progress (ApplyAssignment, FollowerFetched,
 // LaggingISR); replicated appends, truncation and restarts; the epoch
-// cache and producer snapshots. So a demotion (ApplyAssignment) never
+// cache and producer snapshots. A marker and an Append of the same
+// producer therefore never interleave: a verification started before a
+// marker is cleared by it, whichever the produce path's append comes
+// after. So a demotion (ApplyAssignment) never
 // interleaves with an append: an append either completes as the leader's,
 // or is refused with NOT_LEADER_OR_FOLLOWER. Readers do not take it: the
 // log end, high watermark, leadership and leader epoch are atomics, and
@@ -82,9 +88,27 @@
 //	                          watermark there, within the recovered log.
 //	<offset, 20 digits>.snapshot
 //	                          producer state of every producer for the log
-//	                          below that offset (broker/producer's snapshot
-//	                          format: magic, version, CRC-32C). Recovery loads
-//	                          the newest one at or below the log end and
-//	                          replays the batch headers after it; one above
-//	                          the recovered log end is deleted.
+//	                          below that offset, open transactions included
+//	                          (broker/producer's snapshot format: magic,
+//	                          version, CRC-32C). Recovery loads the newest
+//	                          one at or below the log end and replays the
+//	                          batch headers (and transaction markers) after
+//	                          it; one above the recovered log end is deleted.
+//	<base offset>.txnindex    the segment's aborted transactions (Kafka's
+//	                          format, broker/segment's txnindex.go): an entry
+//	                          per ABORT marker, written by AppendMarker and
+//	                          AppendReplicated; recovery drops the entries
+//	                          above the snapshot it starts from and writes
+//	                          them again while replaying.
+//
+// # Transactions (txn.go)
+//
+// A transactional batch that would open a transaction (none open for its
+// producer here) is accepted only after StartTxnVerification for its
+// producer and before any marker for it (else INVALID_TXN_STATE); a
+// non-transactional batch of a producer with an open transaction is
+// INVALID_TXN_STATE. LastStableOffset is min(high watermark, first offset
+// of the earliest open transaction). Followers build the same state from
+// the replicated batches, so a new leader has the open transactions and
+// the aborted index.
 package partition

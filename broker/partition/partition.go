@@ -58,14 +58,22 @@ type Partition struct {
 	checkpointMu sync.Mutex
 	checkpointed int64
 
-	// appendMu guards producers, snapshotEnd, epochs, assignment, followers,
+	// appendMu guards producers, txnVerified, snapshotEnd, epochs, assignment, followers,
 	// isrChanging, isrPending, isrInFlight, isrRetry, isrBasis, brokerEpochs and
 	// storageFailed, and
 	// serializes check →
 	// append → update.
 	appendMu  sync.Mutex
 	producers *producer.State
-	epochs    epochCache
+	// txnVerified holds the producers whose transaction a verification
+	// (StartTxnVerification) says includes this partition, until a marker
+	// for the producer or the transaction's first batch (txn.go).
+	txnVerified map[int64]bool
+	// firstUnstable is the first offset of the earliest open transaction
+	// (math.MaxInt64: none), published under appendMu for
+	// LastStableOffset.
+	firstUnstable atomic.Int64
+	epochs        epochCache
 	// assignment is the partition's replicated state as last applied;
 	// followers what the leader knows of each follower (leader only).
 	assignment  metadata.Partition
@@ -248,16 +256,17 @@ func Open(cfg Config) (p *Partition, err error) {
 		return nil, fmt.Errorf("partition %s-%d: open log: %w", topic, index, err)
 	}
 	p = &Partition{
-		topic:    topic,
-		topicID:  cfg.TopicID,
-		index:    index,
-		self:     cfg.Self,
-		dir:      dir,
-		log:      log,
-		segments: segs,
-		waiters:  make(map[chan struct{}]struct{}),
-		syncs:    cfg.Syncs,
-		syncLog:  segs.Sync,
+		topic:       topic,
+		topicID:     cfg.TopicID,
+		index:       index,
+		self:        cfg.Self,
+		dir:         dir,
+		log:         log,
+		segments:    segs,
+		waiters:     make(map[chan struct{}]struct{}),
+		syncs:       cfg.Syncs,
+		txnVerified: map[int64]bool{},
+		syncLog:     segs.Sync,
 	}
 	if p.syncs == nil {
 		p.syncs = defaultSyncPool
@@ -376,38 +385,62 @@ func (p *Partition) recoverProducers() error {
 		p.snapshotEnd = offset
 		break
 	}
-	replayed, err := p.replayProducers(state, from, math.MaxInt64)
+	// The aborted-transaction index above the snapshot is rebuilt from the
+	// markers replayed: what a crash lost of it is written again.
+	if err := p.segments.TruncateAbortedTxns(from); err != nil {
+		return fmt.Errorf("rebuild aborted transaction index from offset %d: %w", from, err)
+	}
+	var aborted []segment.AbortedTxn
+	replayed, err := p.replayProducers(state, from, math.MaxInt64, &aborted)
 	if err != nil {
 		return fmt.Errorf("rebuild producer state from offset %d: %w", from, err)
 	}
+	for _, t := range aborted {
+		if err := p.segments.AppendAbortedTxn(t); err != nil {
+			return fmt.Errorf("rebuild aborted transaction index: %w", err)
+		}
+	}
 	p.producers = state
+	p.updateFirstUnstableLocked()
 	if replayed > 0 {
 		p.log.Info("rebuilt producer state from the log", "from_offset", from, "batches", replayed, "producers", state.Len())
 	}
 	return nil
 }
 
-// ReplayProducers applies to state the producer batches of the log from
-// offset from up to (not including) end: the producer state a snapshot at
-// end holds, given the state at from.
+// ReplayProducers applies to state the producer batches and transaction
+// markers of the log from offset from up to (not including) end: the
+// producer state a snapshot at end holds, given the state at from.
 func (p *Partition) ReplayProducers(state *producer.State, from, end int64) error {
-	_, err := p.replayProducers(state, from, end)
+	_, err := p.replayProducers(state, from, end, nil)
 	return err
 }
 
 // errStopScan ends a Scan early.
 var errStopScan = errors.New("stop scan")
 
-func (p *Partition) replayProducers(state *producer.State, from, end int64) (replayed int, err error) {
-	err = p.segments.Scan(from, func(h recordbatch.Header) error {
+// replayProducers is ReplayProducers; with aborted, it also collects the
+// aborted-transaction index entries of the ABORT markers replayed.
+func (p *Partition) replayProducers(state *producer.State, from, end int64, aborted *[]segment.AbortedTxn) (replayed int, err error) {
+	err = p.segments.ScanWithControl(from, func(h recordbatch.Header, control []byte) error {
 		if h.BaseOffset >= end {
 			return errStopScan
 		}
 		if h.BaseOffset < from || !h.HasProducerID() {
 			return nil
 		}
-		state.Update(batchMeta(h, h.BaseOffset))
 		replayed++
+		if control == nil {
+			state.Update(batchMeta(h, h.BaseOffset))
+			return nil
+		}
+		done, ok, err := replayMarker(state, h, control)
+		if err != nil {
+			return fmt.Errorf("control batch at offset %d: %w", h.BaseOffset, err)
+		}
+		if ok && done.Aborted && aborted != nil {
+			*aborted = append(*aborted, abortedEntry(done, state))
+		}
 		return nil
 	})
 	if errors.Is(err, errStopScan) {
@@ -425,7 +458,22 @@ func batchMeta(h recordbatch.Header, baseOffset int64) producer.BatchMeta {
 		FirstOffset:  baseOffset,
 		LastOffset:   baseOffset + int64(h.LastOffsetDelta),
 		MaxTimestamp: h.MaxTimestamp,
+		// Control batches are transactional too, but end transactions
+		// (replayMarker) rather than open them.
+		Transactional: h.IsTransactional() && !h.IsControl(),
 	}
+}
+
+// replayMarker applies the transaction marker of a control batch (the
+// whole batch, header h) to state; ok is false for a control batch that is
+// not a transaction marker.
+func replayMarker(state *producer.State, h recordbatch.Header, control []byte) (done producer.CompletedTxn, ok bool, err error) {
+	marker, ok, err := recordbatch.ParseMarker(control)
+	if err != nil || !ok {
+		return producer.CompletedTxn{}, false, err
+	}
+	m := producer.Marker{ProducerID: h.ProducerID, Epoch: h.ProducerEpoch, CoordinatorEpoch: marker.CoordinatorEpoch, Commit: marker.Type == recordbatch.ControlCommit}
+	return state.CompleteTxn(m, h.BaseOffset, h.MaxTimestamp), true, nil
 }
 
 // writeProducerSnapshot persists the producer state at the current log end
@@ -487,8 +535,8 @@ func (p *Partition) Append(records []byte, produceVersion int16, now time.Time) 
 	if h.Codec() == recordbatch.Zstd && produceVersion < 7 {
 		return 0, -1, &Error{Code: kerr.UnsupportedCompressionType.Code, Message: "zstd-compressed batches need Produce v7 or later"}
 	}
-	if h.IsTransactional() {
-		return 0, -1, &Error{Code: kerr.InvalidRecord.Code, Message: "transactional batches are not supported yet"}
+	if h.IsTransactional() && !h.HasProducerID() {
+		return 0, -1, &Error{Code: kerr.InvalidRecord.Code, Message: "a transactional batch needs a producer id"}
 	}
 	appendTime = -1
 	if cfg.LogAppendTime {
@@ -516,6 +564,10 @@ func (p *Partition) Append(records []byte, produceVersion int16, now time.Time) 
 			p.appendMu.Unlock()
 			return dup.FirstOffset, appendTime, nil
 		}
+		if err := p.checkTxnLocked(h); err != nil {
+			p.appendMu.Unlock()
+			return 0, -1, err
+		}
 	}
 	base, _, err := p.segments.Append(batch, []segment.AppendBatch{{
 		Position:        0,
@@ -541,6 +593,10 @@ func (p *Partition) Append(records []byte, produceVersion int16, now time.Time) 
 	}
 	if h.HasProducerID() {
 		p.producers.Update(batchMeta(h, base))
+		if h.IsTransactional() {
+			delete(p.txnVerified, h.ProducerID) // the transaction is open: no longer needed
+			p.updateFirstUnstableLocked()
+		}
 	}
 	p.advanceHighWatermarkLocked()
 	p.appendMu.Unlock()
@@ -646,11 +702,18 @@ func (p *Partition) Compact(now time.Time) (segment.CompactStats, error) {
 	if p.lastCleaned.IsZero() {
 		p.lastCleaned = now
 	}
+	// Never past the last stable offset (Kafka's bound): an open
+	// transaction's records may yet be aborted.
+	stableEnd := p.LastStableOffset()
+	if stableEnd <= 0 {
+		return segment.CompactStats{Skipped: true}, nil
+	}
 	stats, err := p.segments.Compact(segment.CompactOptions{
 		MinCompactionLag:       ms(v.MinCompactionLagMs),
 		DeleteRetention:        ms(v.DeleteRetentionMs),
 		MinCleanableDirtyRatio: v.MinCleanableDirtyRatio,
 		Force:                  now.Sub(p.lastCleaned) >= ms(v.MaxCompactionLagMs),
+		StableEnd:              stableEnd,
 	})
 	if err == nil && !stats.Skipped {
 		p.lastCleaned = now

@@ -131,7 +131,7 @@ func TestAppendAndRead(t *testing.T) {
 	corrupt[len(corrupt)-1] ^= 0xff
 	wantCode(t, "a batch whose CRC does not match", appendErr(p, corrupt, 9), kerr.CorruptMessage)
 	wantCode(t, "zstd before Produce v7", appendErr(p, batch(t, recordbatch.BuildOptions{Codec: recordbatch.Zstd}, "f", 1), 6), kerr.UnsupportedCompressionType)
-	wantCode(t, "a transactional batch", appendErr(p, batch(t, recordbatch.BuildOptions{Transactional: true, Idempotent: true, ProducerID: 9}, "g", 1), 9), kerr.InvalidRecord)
+	wantCode(t, "a transactional batch without a producer id", appendErr(p, batch(t, recordbatch.BuildOptions{Transactional: true}, "g", 1), 9), kerr.InvalidRecord)
 	if p.LogEndOffset() != 5 {
 		t.Fatalf("refused batches changed the log end: %d", p.LogEndOffset())
 	}

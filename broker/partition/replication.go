@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strata-log/strata/broker/producer"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/internal/atomicfile"
@@ -566,6 +567,7 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 	end := p.segments.EndOffset()
 	var descriptors []segment.AppendBatch
 	var headers []recordbatch.Header
+	var controls [][]byte // the control batches' bytes (nil for others), by headers' index
 	first := -1
 	for i, sp := range spans {
 		batch := data[sp.Position : sp.Position+sp.Length]
@@ -624,6 +626,11 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 			return fmt.Errorf("replicated batch at offset %d: %w", h.BaseOffset, err)
 		}
 		headers = append(headers, h)
+		var control []byte
+		if h.IsControl() {
+			control = batch
+		}
+		controls = append(controls, control)
 		descriptors = append(descriptors, segment.AppendBatch{
 			Position: int32(sp.Position - spans[first].Position), Length: int32(sp.Length),
 			LastOffsetDelta: h.LastOffsetDelta, MaxTimestamp: h.MaxTimestamp, Records: h.NumRecords,
@@ -652,10 +659,10 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 			if _, _, appendErr = p.segments.Append(records[offset:int64(offset)+size], run); appendErr != nil {
 				break
 			}
-			for _, h := range headers[start:end] {
+			for i, h := range headers[start:end] {
 				checkpoint = p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) || checkpoint
-				if h.HasProducerID() {
-					p.producers.Update(batchMeta(h, h.BaseOffset))
+				if appendErr = p.replicatedProducerBatchLocked(h, controls[start+i]); appendErr != nil {
+					break
 				}
 			}
 			start = end
@@ -673,6 +680,32 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 		p.highWatermark.Store(highWatermark)
 	}
 	return nil
+}
+
+// replicatedProducerBatchLocked applies a replicated batch (control: the
+// whole control batch, else nil) to the producer state, and an ABORT
+// marker to the aborted-transaction index, as the leader did. Called with
+// appendMu held.
+func (p *Partition) replicatedProducerBatchLocked(h recordbatch.Header, control []byte) error {
+	if !h.HasProducerID() {
+		return nil
+	}
+	if control == nil {
+		p.producers.Update(batchMeta(h, h.BaseOffset))
+		if h.IsTransactional() {
+			p.updateFirstUnstableLocked()
+		}
+		return nil
+	}
+	marker, ok, err := recordbatch.ParseMarker(control)
+	if err != nil {
+		return fmt.Errorf("replicated control batch at offset %d: %w", h.BaseOffset, err)
+	}
+	if !ok {
+		return nil
+	}
+	m := producer.Marker{ProducerID: h.ProducerID, Epoch: h.ProducerEpoch, CoordinatorEpoch: marker.CoordinatorEpoch, Commit: marker.Type == recordbatch.ControlCommit}
+	return p.completeTxnLocked(m, h.BaseOffset, h.MaxTimestamp, true)
 }
 
 // appendFillerLocked appends the part of the compaction filler h from

@@ -1,10 +1,27 @@
 package partition
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
 
-// Transactions (KIP-98) at the partition: the seam the transaction work
-// builds on. The bodies are placeholders until the partition-side
-// transaction support lands; nothing calls them yet.
+	"github.com/strata-log/strata/broker/producer"
+	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/segment"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Transactions (KIP-98) at the partition. The producer state
+// (broker/producer) knows each producer's open transaction; markers end
+// them; the last stable offset (LSO) is the first offset of the earliest
+// open transaction, capped at the high watermark; every ABORT marker adds
+// an entry to the segment's aborted-transaction index (broker/segment's
+// .txnindex), on the leader (AppendMarker) and on followers
+// (AppendReplicated) alike, and recovery rebuilds the entries above the
+// producer snapshot it starts from. KIP-890 part 1: a transactional batch
+// that would open a transaction here is accepted only while a verification
+// (StartTxnVerification) stands; a marker clears it.
 
 // Marker is a transaction marker a transaction coordinator writes to a
 // partition through WriteTxnMarkers: a control batch ending the producer's
@@ -17,9 +34,94 @@ type Marker struct {
 }
 
 // AppendMarker appends m as a control batch, as leader, and returns its
-// offset; a failure is an *Error with the Kafka code the coordinator gets.
+// offset; a failure is an *Error with the Kafka code the coordinator gets:
+// NOT_LEADER_OR_FOLLOWER, INVALID_PRODUCER_EPOCH (a producer epoch older
+// than the producer's here), TRANSACTION_COORDINATOR_FENCED (a coordinator
+// epoch older than the producer's last marker's), KAFKA_STORAGE_ERROR. A
+// marker for a producer without an open transaction here is written too
+// (a retried marker), as Kafka does. The caller waits for the marker to be
+// committed (WaitAll) before reporting success.
 func (p *Partition) AppendMarker(m Marker, now time.Time) (offset int64, err error) {
-	return -1, &Error{Code: -1, Message: "transaction markers are not supported yet"}
+	pm := producer.Marker{ProducerID: m.ProducerID, Epoch: m.ProducerEpoch, CoordinatorEpoch: m.CoordinatorEpoch, Commit: m.Commit}
+	controlType := recordbatch.ControlAbort
+	if m.Commit {
+		controlType = recordbatch.ControlCommit
+	}
+	p.appendMu.Lock()
+	if !p.leading.Load() {
+		p.appendMu.Unlock()
+		return -1, &Error{Code: kerr.NotLeaderForPartition.Code, Message: "this broker does not lead the partition (any more)"}
+	}
+	if err := p.producers.CheckMarker(pm); err != nil {
+		p.appendMu.Unlock()
+		return -1, &Error{Code: producer.ErrorCode(err), Message: err.Error()}
+	}
+	timestamp := now.UnixMilli()
+	batch := recordbatch.BuildMarker(recordbatch.MarkerOptions{
+		PartitionLeaderEpoch: p.leaderEpoch.Load(),
+		ProducerID:           m.ProducerID,
+		ProducerEpoch:        m.ProducerEpoch,
+		Timestamp:            timestamp,
+		Marker:               recordbatch.Marker{Type: controlType, CoordinatorEpoch: m.CoordinatorEpoch},
+	})
+	base, _, err := p.segments.Append(batch, []segment.AppendBatch{{Length: int32(len(batch)), MaxTimestamp: timestamp, Records: 1}})
+	if err == nil {
+		err = p.completeTxnLocked(pm, base, timestamp, true)
+	}
+	if err != nil {
+		defer p.appendMu.Unlock()
+		if errors.Is(err, segment.ErrClosed) {
+			return -1, &Error{Code: kerr.UnknownTopicOrPartition.Code, Message: "the partition is no longer hosted here"}
+		}
+		if p.storageFailedLocked() {
+			p.log.Error("appending a transaction marker failed; handing leadership to another in-sync replica", "err", err)
+		}
+		return -1, &Error{Code: kerr.KafkaStorageError.Code, Message: "append transaction marker: " + err.Error()}
+	}
+	p.advanceHighWatermarkLocked()
+	p.appendMu.Unlock()
+	if p.Durable() {
+		p.requestSync()
+	}
+	p.notifyWaiters()
+	return base, nil
+}
+
+// completeTxnLocked applies a marker appended at offset to the producer
+// state, clears the producer's verification and, for an ABORT, adds the
+// transaction to the aborted-transaction index (when index: recovery
+// collects the entries and adds them after its scan). Called with appendMu
+// held.
+func (p *Partition) completeTxnLocked(m producer.Marker, offset, timestamp int64, index bool) error {
+	done := p.producers.CompleteTxn(m, offset, timestamp)
+	delete(p.txnVerified, m.ProducerID)
+	p.updateFirstUnstableLocked()
+	if !done.Aborted || !index {
+		return nil
+	}
+	return p.segments.AppendAbortedTxn(abortedEntry(done, p.producers))
+}
+
+// abortedEntry is the index entry of an aborted transaction just
+// completed in state: its last stable offset is the first offset of the
+// earliest transaction still open, or the one after the marker (Kafka's).
+func abortedEntry(done producer.CompletedTxn, state *producer.State) segment.AbortedTxn {
+	lastStable := done.LastOffset + 1
+	if first, ok := state.FirstUnstableOffset(); ok {
+		lastStable = first
+	}
+	return segment.AbortedTxn{ProducerID: done.ProducerID, FirstOffset: done.FirstOffset, LastOffset: done.LastOffset, LastStableOffset: lastStable}
+}
+
+// updateFirstUnstableLocked publishes the first offset of the earliest
+// open transaction for LastStableOffset (readers do not take appendMu).
+// Called with appendMu held, after every change of the producer state.
+func (p *Partition) updateFirstUnstableLocked() {
+	first, ok := p.producers.FirstUnstableOffset()
+	if !ok {
+		first = math.MaxInt64
+	}
+	p.firstUnstable.Store(first)
 }
 
 // StartTxnVerification records that the caller verified (KIP-890 part 1:
@@ -28,10 +130,69 @@ func (p *Partition) AppendMarker(m Marker, now time.Time) (offset int64, err err
 // accepts the producer's first transactional batch of a transaction here
 // only while such a verification stands: a marker for the producer clears
 // it, so a batch verified before the transaction ended cannot open a new,
-// hanging one.
-func (p *Partition) StartTxnVerification(producerID int64) {}
+// hanging one. Call it BEFORE asking the coordinator, so a marker that
+// lands while the question is in flight clears it.
+func (p *Partition) StartTxnVerification(producerID int64) {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	p.txnVerified[producerID] = true
+}
+
+// AbandonTxnVerification withdraws a verification the coordinator did not
+// confirm, so no later batch is accepted on it. (The produce path handles
+// one connection's requests in order, so it never withdraws another
+// request's verification of the same producer.)
+func (p *Partition) AbandonTxnVerification(producerID int64) {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	delete(p.txnVerified, producerID)
+}
+
+// NeedsTxnVerification reports whether a transactional batch from
+// producerID would open a transaction here (none is open): the produce
+// path then verifies with the coordinator first.
+func (p *Partition) NeedsTxnVerification(producerID int64) bool {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	return !p.producers.InTransaction(producerID)
+}
+
+// checkTxnLocked refuses a transactional batch that would open a
+// transaction without a standing verification. Called with appendMu held,
+// after the producer-state check.
+func (p *Partition) checkTxnLocked(h recordbatch.Header) error {
+	if !h.IsTransactional() || p.producers.InTransaction(h.ProducerID) || p.txnVerified[h.ProducerID] {
+		return nil
+	}
+	return &Error{Code: kerr.InvalidTxnState.Code, Message: fmt.Sprintf("producer %d's transactional batch would start a transaction on %s-%d that its transaction coordinator has not verified (or a marker ended since)", h.ProducerID, p.topic, p.index)}
+}
 
 // LastStableOffset is the first offset of the earliest open transaction,
-// or the high watermark when none is open: what read_committed consumers
-// may read up to.
-func (p *Partition) LastStableOffset() int64 { return p.HighWatermark() }
+// or the high watermark when none is open (never above it): what
+// read_committed consumers may read up to.
+func (p *Partition) LastStableOffset() int64 {
+	return min(p.HighWatermark(), p.firstUnstable.Load())
+}
+
+// OpenTransactions returns the transactions open on this replica, by first
+// offset (DescribeProducers, tests).
+func (p *Partition) OpenTransactions() []producer.OpenTxn {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	return p.producers.OpenTransactions()
+}
+
+// Producers returns the state of every producer of this replica, by
+// producer id (DescribeProducers).
+func (p *Partition) Producers() []producer.Producer {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	return p.producers.Producers()
+}
+
+// AbortedTransactions returns the aborted transactions overlapping
+// [from, upTo), by first offset: what a read_committed Fetch returning
+// records from from up to upTo lists.
+func (p *Partition) AbortedTransactions(from, upTo int64) []segment.AbortedTxn {
+	return p.segments.AbortedTxns(from, upTo)
+}

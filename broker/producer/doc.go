@@ -43,6 +43,18 @@
 //     a gap, or a duplicate older than the five cached batches — is
 //     ErrOutOfOrderSequence.
 //
+// # Transactions
+//
+// A transactional batch from a producer without an open transaction here
+// opens one at its first offset (Update); a marker (CompleteTxn, after
+// CheckMarker: not from an older producer epoch, INVALID_PRODUCER_EPOCH,
+// nor an older coordinator epoch, TRANSACTION_COORDINATOR_FENCED) closes
+// it and reports the transaction's first offset, for the aborted-
+// transaction index. While one is open, a non-transactional batch from the
+// producer is ErrInvalidTxnState (INVALID_TXN_STATE). FirstUnstableOffset
+// (the earliest open transaction's first offset) bounds the last stable
+// offset. Producers with an open transaction are never expired.
+//
 // After the batch is appended, Update records it; log recovery replays
 // Update over the batch headers after the last snapshot. ExpireBefore drops
 // producers idle for longer than producer.id.expiration.ms.
@@ -59,19 +71,25 @@
 //	| "STRATAPS" | 2 bytes | 4 bytes        | sorted by producer id | 4 bytes|
 //	+------------+---------+----------------+-----------------------+--------+
 //
-// Producer entry (18 bytes + 32 per batch, batches oldest first, at most 5):
+// Producer entry, version 2 (31 bytes + 33 per batch, batches oldest
+// first, at most 5):
 //
-//	+-------------+-------+----------------+-------------+----------------+
-//	| producer id | epoch | last timestamp | batch count | batches ...    |
-//	| int64       | int16 | int64          | uint8       | 32 bytes each  |
-//	+-------------+-------+----------------+-------------+----------------+
+//	+-------------+-------+----------------+-------------------+------------------+-------------+-------------+
+//	| producer id | epoch | last timestamp | coordinator epoch | txn first offset | batch count | batches ... |
+//	| int64       | int16 | int64          | int32 (-1: none)  | int64 (-1: none) | uint8       | 33 bytes    |
+//	+-------------+-------+----------------+-------------------+------------------+-------------+-------------+
 //
-// Batch:
+// Batch, version 2:
 //
-//	+-----------+----------+--------------+-------------+---------------+
-//	| first seq | last seq | first offset | last offset | max timestamp |
-//	| int32     | int32    | int64        | int64       | int64         |
-//	+-----------+----------+--------------+-------------+---------------+
+//	+-----------+----------+--------------+-------------+---------------+-------------------------+
+//	| first seq | last seq | first offset | last offset | max timestamp | flags (bit 0:           |
+//	| int32     | int32    | int64        | int64       | int64         | transactional) uint8    |
+//	+-----------+----------+--------------+-------------+---------------+-------------------------+
+//
+// Version 1 (still read; written before transactions) has neither the
+// coordinator epoch nor the txn first offset (18-byte entry header), nor
+// the flags byte (32-byte batches): its producers have no transaction
+// open.
 //
 // Unlike Kafka's snapshot, which keeps only each producer's last batch, all
 // five cached batches are kept, so a retry is still recognised after a

@@ -13,10 +13,15 @@ import (
 // Snapshot format constants (see doc.go). Part of the format: do not change.
 const (
 	snapshotMagic      = "STRATAPS"
-	snapshotVersion    = 1
+	snapshotVersion    = 2                          // written; version 1 (no transactions) is still read
 	snapshotHeaderSize = len(snapshotMagic) + 2 + 4 // magic, version, producer count
-	entryHeaderSize    = 8 + 2 + 8 + 1              // producer id, epoch, last timestamp, batch count
-	batchSize          = 4 + 4 + 8 + 8 + 8          // first seq, last seq, first offset, last offset, max timestamp
+	entryHeaderSizeV1  = 8 + 2 + 8 + 1              // producer id, epoch, last timestamp, batch count
+	batchSizeV1        = 4 + 4 + 8 + 8 + 8          // first seq, last seq, first offset, last offset, max timestamp
+	// Version 2 adds the coordinator epoch and the open transaction's first
+	// offset before the batch count, and a flags byte after each batch.
+	entryHeaderSizeV2  = 8 + 2 + 8 + 4 + 8 + 1
+	batchSizeV2        = batchSizeV1 + 1
+	batchTransactional = 1 // batch flags bit 0
 	crcSize            = 4
 )
 
@@ -36,12 +41,14 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 	if _, err := out.Write(header); err != nil {
 		return fmt.Errorf("write producer snapshot header: %w", err)
 	}
-	record := make([]byte, 0, entryHeaderSize+CachedBatches*batchSize)
+	record := make([]byte, 0, entryHeaderSizeV2+CachedBatches*batchSizeV2)
 	for _, id := range ids {
 		e := s.producers[id]
 		record = binary.BigEndian.AppendUint64(record[:0], uint64(id))
 		record = binary.BigEndian.AppendUint16(record, uint16(e.epoch))
 		record = binary.BigEndian.AppendUint64(record, uint64(e.lastTimestamp))
+		record = binary.BigEndian.AppendUint32(record, uint32(e.coordinatorEpoch))
+		record = binary.BigEndian.AppendUint64(record, uint64(e.txnFirstOffset))
 		record = append(record, uint8(e.count))
 		for _, b := range e.batches[:e.count] {
 			record = binary.BigEndian.AppendUint32(record, uint32(b.FirstSeq))
@@ -49,6 +56,11 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 			record = binary.BigEndian.AppendUint64(record, uint64(b.FirstOffset))
 			record = binary.BigEndian.AppendUint64(record, uint64(b.LastOffset))
 			record = binary.BigEndian.AppendUint64(record, uint64(b.MaxTimestamp))
+			flags := byte(0)
+			if b.Transactional {
+				flags |= batchTransactional
+			}
+			record = append(record, flags)
 		}
 		if _, err := out.Write(record); err != nil {
 			return fmt.Errorf("write producer %d: %w", id, err)
@@ -68,7 +80,7 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 type snapshotReader struct {
 	in       *bufio.Reader
 	checksum hash.Hash32
-	scratch  [entryHeaderSize + CachedBatches*batchSize]byte
+	scratch  [entryHeaderSizeV2 + CachedBatches*batchSizeV2]byte
 }
 
 // read returns the next n bytes (n <= len(scratch)), checksummed.
@@ -96,13 +108,19 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 	if string(header[:len(snapshotMagic)]) != snapshotMagic {
 		return nil, fmt.Errorf("%w: bad magic %q", ErrCorruptSnapshot, header[:len(snapshotMagic)])
 	}
-	if version := binary.BigEndian.Uint16(header[len(snapshotMagic):]); version != snapshotVersion {
+	version := binary.BigEndian.Uint16(header[len(snapshotMagic):])
+	entryHeaderSize, batchSize := entryHeaderSizeV2, batchSizeV2
+	switch version {
+	case snapshotVersion:
+	case 1:
+		entryHeaderSize, batchSize = entryHeaderSizeV1, batchSizeV1
+	default:
 		return nil, fmt.Errorf("%w: unknown version %d", ErrCorruptSnapshot, version)
 	}
 	count := binary.BigEndian.Uint32(header[len(snapshotMagic)+2:])
 	// The count is not trusted until the CRC is: the map grows as entries
 	// actually arrive.
-	state := &State{producers: make(map[int64]*entry, min(count, 1024))}
+	state := &State{producers: make(map[int64]*entry, min(count, 1024)), open: map[int64]int64{}}
 	previous := int64(-1)
 	for i := uint32(0); i < count; i++ {
 		record, err := in.read(entryHeaderSize, "producer entry")
@@ -114,10 +132,17 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 			return nil, fmt.Errorf("%w: producer id %d after %d", ErrCorruptSnapshot, id, previous)
 		}
 		previous = id
-		e := &entry{
-			epoch:         int16(binary.BigEndian.Uint16(record[8:])),
-			lastTimestamp: int64(binary.BigEndian.Uint64(record[10:])),
-			count:         int(record[18]),
+		e := newEntry(int16(binary.BigEndian.Uint16(record[8:])))
+		e.lastTimestamp = int64(binary.BigEndian.Uint64(record[10:]))
+		if version == 1 {
+			e.count = int(record[18])
+		} else {
+			e.coordinatorEpoch = int32(binary.BigEndian.Uint32(record[18:]))
+			e.txnFirstOffset = int64(binary.BigEndian.Uint64(record[22:]))
+			e.count = int(record[30])
+			if e.txnFirstOffset < -1 {
+				return nil, fmt.Errorf("%w: producer %d has an open transaction at offset %d", ErrCorruptSnapshot, id, e.txnFirstOffset)
+			}
 		}
 		if e.count > CachedBatches {
 			return nil, fmt.Errorf("%w: producer %d has %d batches, at most %d fit", ErrCorruptSnapshot, id, e.count, CachedBatches)
@@ -137,8 +162,14 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 				LastOffset:   int64(binary.BigEndian.Uint64(b[16:])),
 				MaxTimestamp: int64(binary.BigEndian.Uint64(b[24:])),
 			}
+			if version != 1 {
+				e.batches[j].Transactional = b[32]&batchTransactional != 0
+			}
 		}
 		state.producers[id] = e
+		if e.txnFirstOffset >= 0 {
+			state.open[id] = e.txnFirstOffset
+		}
 	}
 	computed := in.checksum.Sum32()
 	trailer, err := in.read(crcSize, "checksum")

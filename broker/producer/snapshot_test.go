@@ -11,17 +11,29 @@ import (
 	"testing"
 )
 
-var updateGolden = flag.Bool("update", false, "rewrite testdata/snapshot-v1.golden")
+var updateGolden = flag.Bool("update", false, "rewrite testdata/snapshot-v2.golden")
 
-// goldenState is the state testdata/snapshot-v1.golden holds.
-func goldenState() *State {
+// goldenStateV1 is the state testdata/snapshot-v1.golden holds (written by
+// the version before transactions; still read).
+func goldenStateV1() *State {
 	state := NewState()
 	for _, b := range history(7) { // producer 1: five cached batches
 		state.Update(b)
 	}
 	state.Update(BatchMeta{ProducerID: 7, Epoch: 3, FirstSeq: math.MaxInt32 - 1, LastSeq: 1, FirstOffset: 500, LastOffset: 503, MaxTimestamp: -1})
 	state.Update(BatchMeta{ProducerID: math.MaxInt64, Epoch: math.MaxInt16, FirstSeq: 0, LastSeq: 0, FirstOffset: 0, LastOffset: 0, MaxTimestamp: 1_700_000_000_000})
-	state.producers[9] = &entry{epoch: 2, lastTimestamp: 5} // an epoch without batches
+	state.producers[9] = newEntry(2) // an epoch without batches
+	state.producers[9].lastTimestamp = 5
+	return state
+}
+
+// goldenState is the state testdata/snapshot-v2.golden holds: v1's plus
+// transactions, one open and one completed by a marker.
+func goldenState() *State {
+	state := goldenStateV1()
+	state.Update(BatchMeta{ProducerID: 11, Epoch: 1, FirstSeq: 0, LastSeq: 2, FirstOffset: 600, LastOffset: 602, MaxTimestamp: 9, Transactional: true})
+	state.Update(BatchMeta{ProducerID: 12, Epoch: 0, FirstSeq: 0, LastSeq: 0, FirstOffset: 603, LastOffset: 603, MaxTimestamp: 10, Transactional: true})
+	state.CompleteTxn(Marker{ProducerID: 12, Epoch: 0, CoordinatorEpoch: 4, Commit: true}, 604, 11)
 	return state
 }
 
@@ -74,7 +86,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 // TestSnapshotGolden fails when the format changes by accident. Run with
 // -update only when changing it on purpose (and bump the version).
 func TestSnapshotGolden(t *testing.T) {
-	path := filepath.Join("testdata", "snapshot-v1.golden")
+	path := filepath.Join("testdata", "snapshot-v2.golden")
 	got := snapshotBytes(t, goldenState())
 	if *updateGolden {
 		if err := os.WriteFile(path, got, 0o644); err != nil {
@@ -94,6 +106,28 @@ func TestSnapshotGolden(t *testing.T) {
 	}
 	if !reflect.DeepEqual(read.Producers(), goldenState().Producers()) {
 		t.Fatalf("golden decodes to %+v", read.Producers())
+	}
+	if got := read.OpenTransactions(); !reflect.DeepEqual(got, []OpenTxn{{ProducerID: 11, Epoch: 1, FirstOffset: 600}}) {
+		t.Fatalf("golden's open transactions: %+v", got)
+	}
+}
+
+// TestSnapshotV1StillRead: snapshots written before transactions load,
+// with no transaction open and no coordinator epoch.
+func TestSnapshotV1StillRead(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "snapshot-v1.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, err := ReadSnapshot(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("ReadSnapshot(v1): %v", err)
+	}
+	if !reflect.DeepEqual(read.Producers(), goldenStateV1().Producers()) {
+		t.Fatalf("v1 golden decodes to %+v\nwant %+v", read.Producers(), goldenStateV1().Producers())
+	}
+	if len(read.OpenTransactions()) != 0 {
+		t.Fatalf("v1 snapshot has open transactions: %+v", read.OpenTransactions())
 	}
 }
 
@@ -118,7 +152,7 @@ func TestSnapshotCorruption(t *testing.T) {
 			state := NewState()
 			state.producers[1] = &entry{count: 5}
 			b := snapshotBytes(t, state)
-			b[snapshotHeaderSize+entryHeaderSize-1] = 6
+			b[snapshotHeaderSize+entryHeaderSizeV2-1] = 6
 			return b
 		}()},
 	)

@@ -22,6 +22,15 @@ var (
 	// ErrOutOfOrderSequence refuses a batch whose first sequence does not
 	// follow the producer's last one. Kafka's OUT_OF_ORDER_SEQUENCE_NUMBER.
 	ErrOutOfOrderSequence = errors.New("producer: out of order sequence number")
+	// ErrInvalidTxnState refuses a non-transactional batch from a producer
+	// with a transaction open here, or a transactional batch that would
+	// open one without verification (the partition checks that).
+	// Kafka's INVALID_TXN_STATE.
+	ErrInvalidTxnState = errors.New("producer: invalid transaction state")
+	// ErrCoordinatorFenced refuses a transaction marker from a
+	// coordinator epoch older than one already seen for the producer.
+	// Kafka's TRANSACTION_COORDINATOR_FENCED.
+	ErrCoordinatorFenced = errors.New("producer: transaction coordinator fenced")
 	// ErrCorruptSnapshot marks a snapshot that cannot be read.
 	ErrCorruptSnapshot = errors.New("producer: corrupt snapshot")
 )
@@ -40,6 +49,10 @@ func ErrorCode(err error) int16 {
 		return kerr.InvalidProducerEpoch.Code
 	case errors.Is(err, ErrOutOfOrderSequence):
 		return kerr.OutOfOrderSequenceNumber.Code
+	case errors.Is(err, ErrInvalidTxnState):
+		return kerr.InvalidTxnState.Code
+	case errors.Is(err, ErrCoordinatorFenced):
+		return kerr.TransactionCoordinatorFenced.Code
 	default:
 		return kerr.UnknownServerError.Code
 	}
@@ -58,6 +71,36 @@ type BatchMeta struct {
 	// MaxTimestamp is the batch's max timestamp, which becomes the
 	// producer's last timestamp for expiration, as in Kafka.
 	MaxTimestamp int64
+	// Transactional: the batch belongs to a transaction; the producer's
+	// first one after a marker (or ever) opens a transaction at
+	// FirstOffset.
+	Transactional bool
+}
+
+// Marker ends a producer's transaction on the partition (a COMMIT or ABORT
+// control batch).
+type Marker struct {
+	ProducerID       int64
+	Epoch            int16
+	CoordinatorEpoch int32
+	Commit           bool
+}
+
+// CompletedTxn is what a marker ended: the transaction's first offset (the
+// marker's own when no transaction was open, as Kafka records it) and the
+// marker's offset.
+type CompletedTxn struct {
+	ProducerID  int64
+	FirstOffset int64
+	LastOffset  int64
+	Aborted     bool
+}
+
+// OpenTxn is a transaction open on the partition.
+type OpenTxn struct {
+	ProducerID  int64
+	Epoch       int16
+	FirstOffset int64
 }
 
 // Producer is the state of one producer, for DescribeProducers and tests.
@@ -67,6 +110,11 @@ type Producer struct {
 	LastSequence  int32 // -1 when no batch is cached
 	LastOffset    int64 // -1 when no batch is cached
 	LastTimestamp int64
+	// CoordinatorEpoch is the coordinator epoch of the producer's last
+	// marker here (-1: none); CurrentTxnStartOffset the first offset of
+	// its open transaction (-1: none).
+	CoordinatorEpoch      int32
+	CurrentTxnStartOffset int64
 	// Batches are the cached batches, oldest first.
 	Batches []BatchMeta
 }
@@ -76,14 +124,19 @@ type Producer struct {
 // doc).
 type State struct {
 	producers map[int64]*entry
+	// open maps the producers with a transaction open here to its first
+	// offset (the entries' txnFirstOffset, indexed for the LSO).
+	open map[int64]int64
 }
 
 // entry is one producer's state.
 type entry struct {
-	epoch         int16
-	lastTimestamp int64
-	count         int                      // cached batches in use
-	batches       [CachedBatches]BatchMeta // oldest first
+	epoch            int16
+	lastTimestamp    int64
+	coordinatorEpoch int32                    // of the last marker, -1 when none
+	txnFirstOffset   int64                    // first offset of the open transaction, -1 when none
+	count            int                      // cached batches in use
+	batches          [CachedBatches]BatchMeta // oldest first
 }
 
 func (e *entry) last() *BatchMeta {
@@ -105,7 +158,11 @@ func (e *entry) add(b BatchMeta) {
 
 // NewState returns an empty State.
 func NewState() *State {
-	return &State{producers: make(map[int64]*entry)}
+	return &State{producers: make(map[int64]*entry), open: make(map[int64]int64)}
+}
+
+func newEntry(epoch int16) *entry {
+	return &entry{epoch: epoch, coordinatorEpoch: -1, txnFirstOffset: -1}
 }
 
 // Check decides what to do with an incoming batch before it is appended
@@ -124,6 +181,9 @@ func (s *State) Check(b BatchMeta) (duplicate *BatchMeta, err error) {
 	}
 	if b.Epoch < e.epoch {
 		return nil, fmt.Errorf("%w: producer %d sent epoch %d, its current epoch is %d", ErrInvalidProducerEpoch, b.ProducerID, b.Epoch, e.epoch)
+	}
+	if !b.Transactional && e.txnFirstOffset >= 0 {
+		return nil, fmt.Errorf("%w: producer %d sent a non-transactional batch while its transaction from offset %d is open", ErrInvalidTxnState, b.ProducerID, e.txnFirstOffset)
 	}
 	if b.Epoch != e.epoch {
 		if b.FirstSeq != 0 {
@@ -168,7 +228,7 @@ func (s *State) Update(b BatchMeta) {
 	}
 	e, known := s.producers[b.ProducerID]
 	if !known {
-		e = &entry{epoch: b.Epoch}
+		e = newEntry(b.Epoch)
 		s.producers[b.ProducerID] = e
 	}
 	if b.Epoch != e.epoch {
@@ -176,15 +236,91 @@ func (s *State) Update(b BatchMeta) {
 	}
 	e.add(b)
 	e.lastTimestamp = b.MaxTimestamp
+	if b.Transactional && e.txnFirstOffset < 0 {
+		e.txnFirstOffset = b.FirstOffset
+		s.open[b.ProducerID] = b.FirstOffset
+	}
+}
+
+// InTransaction reports whether producerID has a transaction open here: a
+// transactional batch from a producer without one opens one.
+func (s *State) InTransaction(producerID int64) bool {
+	_, open := s.open[producerID]
+	return open
+}
+
+// CheckMarker decides whether a marker may be appended: not from an epoch
+// older than the producer's (ErrInvalidProducerEpoch), nor from a
+// coordinator epoch older than its last marker's (ErrCoordinatorFenced). A
+// marker for a producer without an open transaction (or unknown) passes:
+// a retried marker is written again, as Kafka does.
+func (s *State) CheckMarker(m Marker) error {
+	e, known := s.producers[m.ProducerID]
+	if !known {
+		return nil
+	}
+	if m.Epoch < e.epoch {
+		return fmt.Errorf("%w: marker for producer %d at epoch %d, its current epoch is %d", ErrInvalidProducerEpoch, m.ProducerID, m.Epoch, e.epoch)
+	}
+	if m.CoordinatorEpoch < e.coordinatorEpoch {
+		return fmt.Errorf("%w: marker for producer %d from coordinator epoch %d, already saw %d", ErrCoordinatorFenced, m.ProducerID, m.CoordinatorEpoch, e.coordinatorEpoch)
+	}
+	return nil
+}
+
+// CompleteTxn records a marker appended at offset (after CheckMarker
+// passed, and when rebuilding the state from the log): the producer's
+// open transaction ends. A newer epoch drops the cached batches, as a new
+// epoch's first batch does.
+func (s *State) CompleteTxn(m Marker, offset, timestamp int64) CompletedTxn {
+	e, known := s.producers[m.ProducerID]
+	if !known {
+		e = newEntry(m.Epoch)
+		s.producers[m.ProducerID] = e
+	}
+	if m.Epoch != e.epoch {
+		e.epoch, e.count = m.Epoch, 0
+	}
+	first := offset
+	if e.txnFirstOffset >= 0 {
+		first = e.txnFirstOffset
+	}
+	e.txnFirstOffset = -1
+	delete(s.open, m.ProducerID)
+	e.coordinatorEpoch = m.CoordinatorEpoch
+	e.lastTimestamp = timestamp
+	return CompletedTxn{ProducerID: m.ProducerID, FirstOffset: first, LastOffset: offset, Aborted: !m.Commit}
+}
+
+// FirstUnstableOffset is the first offset of the earliest open
+// transaction; ok is false when none is open.
+func (s *State) FirstUnstableOffset() (offset int64, ok bool) {
+	for _, first := range s.open {
+		if !ok || first < offset {
+			offset, ok = first, true
+		}
+	}
+	return offset, ok
+}
+
+// OpenTransactions returns the open transactions, by first offset.
+func (s *State) OpenTransactions() []OpenTxn {
+	out := make([]OpenTxn, 0, len(s.open))
+	for id, first := range s.open {
+		out = append(out, OpenTxn{ProducerID: id, Epoch: s.producers[id].epoch, FirstOffset: first})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].FirstOffset < out[j].FirstOffset })
+	return out
 }
 
 // ExpireBefore drops every producer whose last timestamp is before
 // timestampMillis (now minus producer.id.expiration.ms) and returns how many
 // it dropped. A dropped producer's next batch is accepted with any sequence.
+// A producer with an open transaction stays (as in Kafka): the LSO needs it.
 func (s *State) ExpireBefore(timestampMillis int64) int {
 	expired := 0
 	for id, e := range s.producers {
-		if e.lastTimestamp < timestampMillis {
+		if e.lastTimestamp < timestampMillis && e.txnFirstOffset < 0 {
 			delete(s.producers, id)
 			expired++
 		}
@@ -226,6 +362,7 @@ func (e *entry) describe(producerID int64) Producer {
 	p := Producer{
 		ProducerID: producerID, Epoch: e.epoch, LastTimestamp: e.lastTimestamp,
 		LastSequence: -1, LastOffset: -1,
+		CoordinatorEpoch: e.coordinatorEpoch, CurrentTxnStartOffset: e.txnFirstOffset,
 		Batches: append([]BatchMeta(nil), e.batches[:e.count]...),
 	}
 	if last := e.last(); last != nil {

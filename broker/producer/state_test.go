@@ -158,3 +158,66 @@ func TestErrorCode(t *testing.T) {
 		})
 	}
 }
+
+func TestTransactionTransitions(t *testing.T) {
+	s := NewState()
+	txn := func(id int64, epoch int16, seq int32, offset int64) BatchMeta {
+		return BatchMeta{ProducerID: id, Epoch: epoch, FirstSeq: seq, LastSeq: seq, FirstOffset: offset, LastOffset: offset, Transactional: true}
+	}
+	if _, ok := s.FirstUnstableOffset(); ok {
+		t.Fatal("an empty state has an open transaction")
+	}
+	// Two producers interleave; the first transactional batch opens each.
+	s.Update(txn(1, 0, 0, 10))
+	s.Update(txn(2, 0, 0, 11))
+	s.Update(txn(1, 0, 1, 12))
+	if first, ok := s.FirstUnstableOffset(); !ok || first != 10 {
+		t.Fatalf("first unstable = %d, %v; want 10", first, ok)
+	}
+	if !s.InTransaction(1) || !s.InTransaction(2) || s.InTransaction(3) {
+		t.Fatal("InTransaction wrong")
+	}
+	// A non-transactional batch while the transaction is open.
+	nonTxn := txn(1, 0, 2, -1)
+	nonTxn.Transactional = false
+	if _, err := s.Check(nonTxn); !errors.Is(err, ErrInvalidTxnState) || ErrorCode(err) != 48 {
+		t.Fatalf("non-transactional batch in a transaction: %v", err)
+	}
+	// Producer 1 aborts: its transaction spanned 10..13.
+	if err := s.CheckMarker(Marker{ProducerID: 1, Epoch: 0, CoordinatorEpoch: 3}); err != nil {
+		t.Fatal(err)
+	}
+	done := s.CompleteTxn(Marker{ProducerID: 1, Epoch: 0, CoordinatorEpoch: 3}, 13, 0)
+	if done != (CompletedTxn{ProducerID: 1, FirstOffset: 10, LastOffset: 13, Aborted: true}) {
+		t.Fatalf("completed %+v", done)
+	}
+	if first, ok := s.FirstUnstableOffset(); !ok || first != 11 {
+		t.Fatalf("first unstable after abort = %d, %v; want 11", first, ok)
+	}
+	if got := s.OpenTransactions(); len(got) != 1 || got[0] != (OpenTxn{ProducerID: 2, Epoch: 0, FirstOffset: 11}) {
+		t.Fatalf("open transactions %+v", got)
+	}
+	// Fencing of markers: older producer epoch, older coordinator epoch.
+	if err := s.CheckMarker(Marker{ProducerID: 1, Epoch: 0, CoordinatorEpoch: 2}); !errors.Is(err, ErrCoordinatorFenced) {
+		t.Fatalf("older coordinator epoch: %v", err)
+	}
+	s.CompleteTxn(Marker{ProducerID: 1, Epoch: 1, CoordinatorEpoch: 3, Commit: true}, 14, 0) // a bumped epoch (abort on timeout)
+	if err := s.CheckMarker(Marker{ProducerID: 1, Epoch: 0, CoordinatorEpoch: 3}); !errors.Is(err, ErrInvalidProducerEpoch) {
+		t.Fatalf("older producer epoch: %v", err)
+	}
+	// A marker without an open transaction is recorded at its own offset.
+	if done := s.CompleteTxn(Marker{ProducerID: 1, Epoch: 1, CoordinatorEpoch: 3}, 15, 0); done.FirstOffset != 15 {
+		t.Fatalf("marker without transaction: %+v", done)
+	}
+	// Open transactions are not expired; a committed producer is.
+	if n := s.ExpireBefore(1 << 40); n != 1 || !s.InTransaction(2) {
+		t.Fatalf("expired %d; producer 2 in transaction %v", n, s.InTransaction(2))
+	}
+	s.CompleteTxn(Marker{ProducerID: 2, Epoch: 0, CoordinatorEpoch: 3, Commit: true}, 16, 0)
+	if _, ok := s.FirstUnstableOffset(); ok {
+		t.Fatal("transactions still open after both markers")
+	}
+	if p, _ := s.Lookup(2); p.CurrentTxnStartOffset != -1 || p.CoordinatorEpoch != 3 {
+		t.Fatalf("producer 2 after commit: %+v", p)
+	}
+}

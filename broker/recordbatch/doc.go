@@ -46,6 +46,10 @@
 //	bit 5    control batch (transaction markers; written by the broker only)
 //	bit 6    has delete horizon (compaction; ignored here)
 //
+// Control batches (transaction markers) are written by the broker only,
+// with BuildMarker; their one record's key and value are described in
+// control.go (ParseMarker reads them).
+//
 // # Record
 //
 // Varints are zigzag-encoded base-128 integers (protobuf's sint32/sint64): a

@@ -42,6 +42,13 @@ type CompactOptions struct {
 	MinCleanableDirtyRatio float64
 	// Force ignores MinCleanableDirtyRatio.
 	Force bool
+	// StableEnd, when above 0, bounds the pass: only segments ending at or
+	// below it are cleaned, and records at or above it neither count as a
+	// key's latest nor are removed. The partition passes its last stable
+	// offset, so an open transaction's records (which may yet be aborted)
+	// never supersede anything, and nothing above the high watermark is
+	// cleaned, as in Kafka.
+	StableEnd int64
 }
 
 // CompactStats reports what a Compact pass did.
@@ -89,6 +96,9 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 	segmentBytes, maxIndexBytes := l.config.SegmentBytes, int64(l.config.MaxIndexBytes)
 	truncations := l.truncations
 	end := l.endOffset.Load()
+	if opts.StableEnd > 0 {
+		end = min(end, opts.StableEnd)
+	}
 	snapshot := slices.Clone(l.segments)
 	for _, s := range snapshot {
 		s.acquire()
@@ -102,7 +112,7 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 
 	// Cleanable: the longest run of oldest sealed segments old enough.
 	cleanable := 0
-	for cleanable < len(snapshot)-1 && now.Sub(snapshot[cleanable].largestTime()) >= opts.MinCompactionLag {
+	for cleanable < len(snapshot)-1 && snapshot[cleanable+1].baseOffset <= end && now.Sub(snapshot[cleanable].largestTime()) >= opts.MinCompactionLag {
 		cleanable++
 	}
 	if cleanable == 0 {
@@ -419,6 +429,34 @@ func (l *Log) swapSegments(olds []*segment, cleaned *segment, truncations int64)
 		}
 		return false, nil
 	}
+	// The cleaned segment's aborted-transaction index is the group's,
+	// written under the first segment's name before the swap (a crash
+	// before the commit point leaves duplicates, which AbortedTxns drops).
+	var aborted []AbortedTxn
+	for _, old := range olds {
+		old.mu.RLock()
+		aborted = append(aborted, old.aborted...)
+		old.mu.RUnlock()
+	}
+	olds[0].mu.RLock()
+	merged := len(aborted) > len(olds[0].aborted)
+	olds[0].mu.RUnlock()
+	if merged {
+		var data []byte
+		for _, t := range aborted {
+			data = appendTxnIndexEntry(data, t)
+		}
+		if err := atomicfile.WriteFile(olds[0].txnIndexPath(), data, fsperm.File); err != nil {
+			cleaned.release()
+			for _, path := range []string{cleaned.logPath, cleaned.offsetIndexPath, cleaned.timeIndexPath} {
+				os.Remove(path + cleanedFileSuffix)
+			}
+			return false, fmt.Errorf("swap: merge aborted transaction indexes: %w", err)
+		}
+	}
+	cleaned.mu.Lock()
+	cleaned.aborted = aborted
+	cleaned.mu.Unlock()
 	// .cleaned -> .swap, the .log last: <base>.log.swap is the commit point.
 	for _, path := range []string{cleaned.offsetIndexPath, cleaned.timeIndexPath, cleaned.logPath} {
 		if err := os.Rename(path+cleanedFileSuffix, path+swapFileSuffix); err != nil {

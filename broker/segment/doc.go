@@ -10,6 +10,9 @@
 //	00000000000000000000.log          record batches v2, back to back
 //	00000000000000000000.index        sparse offset index of that segment
 //	00000000000000000000.timeindex    sparse time index of that segment
+//	00000000000000000000.txnindex     aborted transactions whose ABORT marker is in
+//	                                  that segment (Kafka's format, see txnindex.go);
+//	                                  only when the segment holds one
 //	00000000000000004242.log          next segment: base offset 4242 …
 //	partition.metadata                topic id (Kafka's format)
 //	log-start-offset-checkpoint       log start offset set by SetStartOffset (Strata checkpoint)
@@ -22,7 +25,7 @@
 // go only there. Files this package does not know (leader-epoch checkpoint,
 // producer snapshots) are left alone; the three names above ending in .tmp
 // are leftovers of an interrupted atomic write and removed by Open, as are
-// .index/.timeindex files without their .log.
+// .index/.timeindex/.txnindex files without their .log.
 //
 // # .log: record batches v2
 //
@@ -162,13 +165,16 @@
 //
 //   - Cleanable part: the longest run of oldest sealed segments whose largest
 //     timestamp (or, without timestamps, last modification) is at least
-//     MinCompactionLag old. The active segment is never touched.
+//     MinCompactionLag old and that end at or below StableEnd (the
+//     partition's last stable offset) when set. The active segment is never
+//     touched.
 //   - Dirty ratio: bytes of cleanable segments ending above the
 //     cleaner-offset-checkpoint over all cleanable bytes; below
 //     MinCleanableDirtyRatio the pass does nothing unless Force is set.
 //   - Offset map: key -> offset of its latest record over the whole log up
-//     to the end offset at the start of the pass (dirty and active part
-//     included), exact keys in memory (Kafka hashes them to bound memory).
+//     to the end offset at the start of the pass, or StableEnd when lower
+//     (dirty and active part included; an open transaction's records never
+//     supersede anything), exact keys in memory (Kafka hashes them to bound memory).
 //   - A record in the cleanable part is kept when it has no key (Kafka
 //     refuses null keys on compacted topics at produce time; here they are
 //     kept), or it is its key's latest record, except that a latest record
@@ -177,7 +183,10 @@
 //     tombstone's segment was first cleaned; the record timestamp is the
 //     documented approximation). Control batches are kept untouched.
 //     Transactional data is treated like any other (aborted records are not
-//     removed yet).
+//     removed yet, and an aborted record below StableEnd still supersedes
+//     its key's earlier ones: removing aborted data is later work). Merged
+//     segments' aborted-transaction indexes are concatenated into the
+//     merged segment's .txnindex before the swap.
 //   - Kept records never change offset. A batch that keeps every record is
 //     copied byte for byte. A batch that loses some is rebuilt: same base
 //     offset, lastOffsetDelta, attributes (so the same codec and

@@ -219,7 +219,7 @@ func (l *Log) scanDirectory() ([]int64, error) {
 			logs[base] = true
 			continue
 		}
-		if strings.HasSuffix(name, offsetIndexFileSuffix) || strings.HasSuffix(name, timeIndexFileSuffix) {
+		if strings.HasSuffix(name, offsetIndexFileSuffix) || strings.HasSuffix(name, timeIndexFileSuffix) || strings.HasSuffix(name, txnIndexFileSuffix) {
 			indexFiles = append(indexFiles, name)
 			continue
 		}
@@ -235,6 +235,9 @@ func (l *Log) scanDirectory() ([]int64, error) {
 		base, ok := parseSegmentFileName(name, offsetIndexFileSuffix)
 		if !ok {
 			base, ok = parseSegmentFileName(name, timeIndexFileSuffix)
+		}
+		if !ok {
+			base, ok = parseSegmentFileName(name, txnIndexFileSuffix)
 		}
 		if ok && !logs[base] {
 			l.logger.Info("removing index file without a log file", "file", name)

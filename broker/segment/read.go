@@ -203,6 +203,13 @@ func (l *Log) MaxTimestampBatch() (batch []byte, found bool, err error) {
 // methods of the Log. An error from fn stops the scan and is returned; a
 // header that does not parse fails the scan.
 func (l *Log) Scan(from int64, fn func(h recordbatch.Header) error) error {
+	return l.ScanWithControl(from, func(h recordbatch.Header, _ []byte) error { return fn(h) })
+}
+
+// ScanWithControl is Scan that also hands fn the whole bytes of each
+// control batch (transaction markers; nil for other batches), valid during
+// the call: replaying transactions needs the marker's type.
+func (l *Log) ScanWithControl(from int64, fn func(h recordbatch.Header, control []byte) error) error {
 	l.rewriteMu.RLock()
 	defer l.rewriteMu.RUnlock()
 	end := l.endOffset.Load()
@@ -216,7 +223,7 @@ func (l *Log) Scan(from int64, fn func(h recordbatch.Header) error) error {
 	}
 	for s != nil {
 		done := false
-		err := s.walk(max(from, s.baseOffset), s.size.Load(), scanWindowSize, func(_ int64, info batchInfo, header []byte) (bool, error) {
+		err := s.walk(max(from, s.baseOffset), s.size.Load(), scanWindowSize, func(position int64, info batchInfo, header []byte) (bool, error) {
 			if info.lastOffset >= end {
 				done = true
 				return false, nil
@@ -226,7 +233,13 @@ func (l *Log) Scan(from int64, fn func(h recordbatch.Header) error) error {
 			if err != nil {
 				return false, fmt.Errorf("segment: scan at offset %d: %w", info.baseOffset, err)
 			}
-			return true, fn(h)
+			var control []byte
+			if h.IsControl() {
+				if control, err = s.readAt(position, info.size); err != nil {
+					return false, fmt.Errorf("segment: scan at offset %d: %w", info.baseOffset, err)
+				}
+			}
+			return true, fn(h, control)
 		})
 		if err != nil || done {
 			s.release()

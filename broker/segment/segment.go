@@ -41,8 +41,9 @@ type segment struct {
 	// names; lookups then scan from the start of the segment.
 	indexSuspect atomic.Bool
 
-	mu                   sync.RWMutex // guards offsetEntries, timeEntries, maxTimestamp, offsetOfMaxTimestamp
+	mu                   sync.RWMutex // guards offsetEntries, timeEntries, maxTimestamp, offsetOfMaxTimestamp, aborted
 	offsetEntries        []index.OffsetEntry
+	aborted              []AbortedTxn // the .txnindex entries (txnindex.go), in marker order
 	timeEntries          []index.TimeEntry
 	maxTimestamp         int64 // largest batch max timestamp, -1 when none
 	offsetOfMaxTimestamp int64 // last offset of the first batch with maxTimestamp, -1 when none
@@ -121,6 +122,10 @@ func createSegment(dir string, baseOffset int64, logger *slog.Logger, now time.T
 		s.closeFiles()
 		return nil, fmt.Errorf("create segment: %w", err)
 	}
+	if err := os.Remove(s.txnIndexPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.closeFiles()
+		return nil, fmt.Errorf("create segment: remove a stale aborted transaction index: %w", err)
+	}
 	return s, nil
 }
 
@@ -154,6 +159,10 @@ func openSegment(dir string, baseOffset int64, logger *slog.Logger) (*segment, b
 		s.closeFiles()
 		return nil, false, fmt.Errorf("open segment: %w", err)
 	}
+	if err := s.loadTxnIndex(); err != nil {
+		s.closeFiles()
+		return nil, false, fmt.Errorf("open segment: %w", err)
+	}
 	return s, missing, nil
 }
 
@@ -175,7 +184,7 @@ func removeSegmentFiles(dir string, baseOffset int64) error {
 	var errs []error
 	// The .log goes first: without it the index files are orphans that Open
 	// removes.
-	for _, suffix := range []string{logFileSuffix, offsetIndexFileSuffix, timeIndexFileSuffix} {
+	for _, suffix := range []string{logFileSuffix, offsetIndexFileSuffix, timeIndexFileSuffix, txnIndexFileSuffix} {
 		if err := os.Remove(filepath.Join(dir, segmentFileName(baseOffset, suffix))); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

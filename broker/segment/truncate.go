@@ -64,6 +64,9 @@ func (l *Log) Truncate(offset int64) error {
 	}
 	last.nextOffset = newEnd
 	last.initRollTime(l.config.Now())
+	if err := last.truncateTxnIndexLocked(newEnd); err != nil {
+		return fmt.Errorf("segment: truncate to %d: %w", offset, err)
+	}
 	l.endOffset.Store(newEnd)
 	// cut fsynced the kept bytes, but what was not durable below newEnd
 	// (an offset gap, an unsynced tail) is not made so: only lower.

@@ -1,0 +1,107 @@
+package broker
+
+import (
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker/partition"
+)
+
+// WriteTxnMarkers v0-v1: a transaction coordinator (inter-broker), or an
+// admin client aborting a hanging transaction (KIP-664, as
+// kafka-transactions.sh --abort does), ends a producer's transaction on
+// partitions this broker leads. v2 (Kafka 4.2) adds the marker's
+// transaction version, which only transactions V2 (KIP-890 part 2) give a
+// meaning: not served yet.
+func init() { register(0, 1, handleWriteTxnMarkers) }
+
+// markerCommitTimeout bounds how long a marker waits to be committed (the
+// in-sync replicas have it), as Kafka's request.timeout.ms does for the
+// markers it appends with acks=all.
+const markerCommitTimeout = 30 * time.Second
+
+func handleWriteTxnMarkers(c *clientConn, h requestHeader, req *kmsg.WriteTxnMarkersRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
+	state := s.cfg.Metadata.State()
+	now := time.Now()
+	// A written marker waits to be committed (acks=all) before it counts,
+	// and, on a __consumer_offsets partition, before the group coordinator
+	// applies the transaction's offsets.
+	type written struct {
+		marker, topic, partition int
+		offsetsPartition         int32 // -1: not a __consumer_offsets partition
+		producerID               int64
+		producerEpoch            int16
+		commit                   bool
+	}
+	var pending []partition.Pending
+	var waiting []written
+	for mi, rm := range req.Markers {
+		out := kmsg.NewWriteTxnMarkersResponseMarker()
+		out.ProducerID = rm.ProducerID
+		for ti, rt := range rm.Topics {
+			ot := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
+			ot.Topic = rt.Topic
+			topic, exists := state.Topic(rt.Topic)
+			for _, index := range rt.Partitions {
+				op := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
+				op.Partition = index
+				if !exists || !topic.HasPartition(index) {
+					op.ErrorCode = kerr.UnknownTopicOrPartition.Code
+					ot.Partitions = append(ot.Partitions, op)
+					continue
+				}
+				part, code := s.leaderPartition(topic, index, -1)
+				if part == nil {
+					op.ErrorCode = code
+					ot.Partitions = append(ot.Partitions, op)
+					continue
+				}
+				offset, err := part.AppendMarker(partition.Marker{
+					ProducerID: rm.ProducerID, ProducerEpoch: rm.ProducerEpoch,
+					CoordinatorEpoch: rm.CoordinatorEpoch, Commit: rm.Committed,
+				}, now)
+				if err != nil {
+					var pe *partition.Error
+					if errors.As(err, &pe) && pe.Code > 0 {
+						op.ErrorCode = pe.Code
+					} else {
+						op.ErrorCode = kerr.UnknownServerError.Code
+					}
+					c.log.Debug("transaction marker refused", "topic", rt.Topic, "partition", index, "producer_id", rm.ProducerID, "err", err)
+					ot.Partitions = append(ot.Partitions, op)
+					continue
+				}
+				offsetsPartition := int32(-1)
+				if rt.Topic == offsetsTopic {
+					offsetsPartition = index
+				}
+				pending = append(pending, partition.Pending{Partition: part, End: offset + 1})
+				waiting = append(waiting, written{marker: mi, topic: ti, partition: len(ot.Partitions),
+					offsetsPartition: offsetsPartition, producerID: rm.ProducerID, producerEpoch: rm.ProducerEpoch, commit: rm.Committed})
+				ot.Partitions = append(ot.Partitions, op)
+			}
+			out.Topics = append(out.Topics, ot)
+		}
+		resp.Markers = append(resp.Markers, out)
+	}
+	if len(pending) == 0 {
+		return resp, nil
+	}
+	c.releaseRequestMemory()
+	for i, outcome := range partition.WaitAll(pending, time.Now().Add(markerCommitTimeout), s.ctx.Done()) {
+		w := waiting[i]
+		if outcome.Code != 0 {
+			resp.Markers[w.marker].Topics[w.topic].Partitions[w.partition].ErrorCode = outcome.Code
+			continue
+		}
+		if w.offsetsPartition >= 0 {
+			s.groups.CompleteTransaction(w.offsetsPartition, w.producerID, w.producerEpoch, w.commit)
+		}
+	}
+	return resp, nil
+}
