@@ -206,7 +206,7 @@ func (l *offsetsLog) Append(records []recordbatch.Record) (int64, error) {
 // batch's base offset, or the Kafka error the group coordinator's client
 // is to see.
 func (l *offsetsLog) write(batch []byte, n int) (int64, error) {
-	base, _, err := l.p.Append(batch, 9, time.Now())
+	base, err := l.p.AppendFromCoordinator(batch, time.Now())
 	if err != nil {
 		var pe *partition.Error
 		if errors.As(err, &pe) {

@@ -15,7 +15,7 @@ import (
 // batch is fenced by the producer's epoch alone, its sequence is neither
 // checked nor de-duplicated (a retried TxnOffsetCommit writes its records
 // again, and the later record of a partition wins).
-const coordinatorSequence = 0
+const coordinatorSequence = 0 // see Partition.AppendFromCoordinator
 
 // AppendTxn implements group.Log: the records as one transactional batch
 // of the producer, appended like Append (acks=all). The group coordinator

@@ -511,6 +511,24 @@ func (e *Error) Error() string { return e.Message }
 // retries (the original's base offset is returned). It returns the batch's
 // base offset and the log-append time (or -1); a failure is an *Error.
 func (p *Partition) Append(records []byte, produceVersion int16, now time.Time) (baseOffset, appendTime int64, err error) {
+	return p.appendBatch(records, produceVersion, now, false)
+}
+
+// AppendFromCoordinator appends one batch that a coordinator writes on a
+// producer's behalf (the group coordinator's transactional offset
+// commits): checked like a produced batch, except that the producer is
+// fenced by its epoch alone — the batch's sequence is the coordinator's,
+// neither checked nor de-duplicated (producer.State.CheckCoordinator).
+func (p *Partition) AppendFromCoordinator(records []byte, now time.Time) (baseOffset int64, err error) {
+	baseOffset, _, err = p.appendBatch(records, coordinatorProduceVersion, now, true)
+	return baseOffset, err
+}
+
+// coordinatorProduceVersion is the Produce version a coordinator's batch
+// is checked as: the newest served, so every codec is allowed.
+const coordinatorProduceVersion = 9
+
+func (p *Partition) appendBatch(records []byte, produceVersion int16, now time.Time, fromCoordinator bool) (baseOffset, appendTime int64, err error) {
 	cfg := p.config.Load()
 	spans, err := recordbatch.Split(records)
 	if err != nil {
@@ -555,7 +573,13 @@ func (p *Partition) Append(records []byte, produceVersion int16, now time.Time) 
 	}
 	recordbatch.SetPartitionLeaderEpoch(batch, p.leaderEpoch.Load())
 	if h.HasProducerID() {
-		dup, err := p.producers.Check(batchMeta(h, -1))
+		var dup *producer.BatchMeta
+		var err error
+		if fromCoordinator {
+			err = p.producers.CheckCoordinator(batchMeta(h, -1))
+		} else {
+			dup, err = p.producers.Check(batchMeta(h, -1))
+		}
 		if err != nil {
 			p.appendMu.Unlock()
 			return 0, -1, &Error{Code: producer.ErrorCode(err), Message: err.Error()}

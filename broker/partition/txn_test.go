@@ -256,3 +256,27 @@ func TestCompactionStopsAtLastStableOffset(t *testing.T) {
 		t.Fatalf("the committed record below the open transaction was cleaned: %+v", h)
 	}
 }
+
+// TestCoordinatorBatchesAreNotDeduplicated: the group coordinator writes
+// each TxnOffsetCommit of a transaction as a batch of the producer with
+// its own sequence (0): two commits of one transaction with the same
+// record count are two batches, not a retry of one (the second was once
+// answered as a duplicate and never written), and the producer's epoch
+// still fences them.
+func TestCoordinatorBatchesAreNotDeduplicated(t *testing.T) {
+	p := soleLeader(t, t.TempDir())
+	p.StartTxnVerification(9)
+	first, err := p.AppendFromCoordinator(batch(t, transactional(9, 1, 0), "commit-1", 1), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := p.AppendFromCoordinator(batch(t, transactional(9, 1, 0), "commit-2", 1), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != 0 || second != 1 || p.LogEndOffset() != 2 {
+		t.Fatalf("coordinator batches at %d and %d, log end %d; want 0, 1 and 2", first, second, p.LogEndOffset())
+	}
+	_, err = p.AppendFromCoordinator(batch(t, transactional(9, 0, 0), "fenced", 1), t0)
+	wantCode(t, "coordinator batch of an older epoch", err, kerr.InvalidProducerEpoch)
+}

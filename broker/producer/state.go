@@ -170,6 +170,26 @@ func newEntry(epoch int16) *entry {
 // batch's metadata and no error: answer with its offsets, append nothing.
 // A nil duplicate and nil error mean: append, then Update. Batches without a
 // producer id pass unchecked.
+// CheckCoordinator decides on a batch that a coordinator writes on the
+// producer's behalf (the group coordinator's TxnOffsetCommit records, as
+// Kafka's AppendOrigin.COORDINATOR): it is fenced by the producer's epoch
+// alone; its sequence is the coordinator's, neither checked nor
+// de-duplicated (a retried TxnOffsetCommit writes its records again, and
+// the later record of a partition wins).
+func (s *State) CheckCoordinator(b BatchMeta) error {
+	e, known := s.producers[b.ProducerID]
+	if b.ProducerID < 0 || !known {
+		return nil
+	}
+	if b.Epoch < e.epoch {
+		return fmt.Errorf("%w: producer %d sent epoch %d, its current epoch is %d", ErrInvalidProducerEpoch, b.ProducerID, b.Epoch, e.epoch)
+	}
+	if !b.Transactional && e.txnFirstOffset >= 0 {
+		return fmt.Errorf("%w: producer %d sent a non-transactional batch while its transaction from offset %d is open", ErrInvalidTxnState, b.ProducerID, e.txnFirstOffset)
+	}
+	return nil
+}
+
 func (s *State) Check(b BatchMeta) (duplicate *BatchMeta, err error) {
 	if b.ProducerID < 0 {
 		return nil, nil
