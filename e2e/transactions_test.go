@@ -59,7 +59,8 @@ func requireTransactions(t *testing.T, seeds ...string) {
 			return
 		case ctx.Err() != nil:
 			t.Fatalf("no transaction coordinator for %q after a minute: %v %s", id, r.Err, r.ErrMessage)
-		case r.Err == nil, errors.Is(r.Err, kerr.CoordinatorNotAvailable), errors.Is(r.Err, kerr.NotCoordinator), errors.Is(r.Err, kerr.CoordinatorLoadInProgress):
+		case r.Err == nil, errors.Is(r.Err, kerr.CoordinatorNotAvailable), errors.Is(r.Err, kerr.NotCoordinator), errors.Is(r.Err, kerr.CoordinatorLoadInProgress),
+			!errors.As(r.Err, new(*kerr.Error)): // not an answer: a connection failed
 			time.Sleep(200 * time.Millisecond)
 		default:
 			t.Fatalf("transactions refused: FindCoordinator(transaction, %q) answered %v: %s", id, r.Err, r.ErrMessage)
@@ -219,8 +220,9 @@ type eosChain struct {
 	cancel context.CancelFunc
 
 	committed atomic.Int64 // records in committed transactions
-	mu        sync.Mutex   // guards aborted
+	mu        sync.Mutex   // guards aborted and members
 	aborted   map[string]bool
+	members   []*eosMember
 }
 
 type eosMember struct {
@@ -234,13 +236,30 @@ func newEOSChain(t *testing.T, seeds []string, in, out string, batch int, work t
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &eosChain{t: t, seeds: seeds, group: "eos-" + in, in: in, out: out, batch: batch, work: work,
 		log: newClientLog(t, "eos chain"), ctx: ctx, cancel: cancel, aborted: map[string]bool{}}
-	t.Cleanup(cancel)
+	t.Cleanup(func() {
+		// Members still running (the test failed early) stop with the
+		// context; wait for them, boundedly, before the brokers go.
+		cancel()
+		c.mu.Lock()
+		members := c.members
+		c.mu.Unlock()
+		for _, m := range members {
+			select {
+			case <-m.done:
+			case <-time.After(30 * time.Second):
+				t.Logf("member %s did not stop within 30s", m.name)
+			}
+		}
+	})
 	return c
 }
 
 // start adds a member to the group.
 func (c *eosChain) start(name string) *eosMember {
 	m := &eosMember{name: name, stop: make(chan struct{}), done: make(chan struct{})}
+	c.mu.Lock()
+	c.members = append(c.members, m)
+	c.mu.Unlock()
 	go c.run(m)
 	return m
 }
