@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -163,6 +164,35 @@ func TestTransactionsAgainstKafka(t *testing.T) {
 	// offset is the end.
 	if got := lso(); got != 4 {
 		t.Fatalf("last stable offset %d after the abort, want 4", got)
+	}
+	// A producer named directly: its epoch from describe, the coordinator
+	// epoch left to the default.
+	second, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("orders"), kgo.TransactionalID("hanging-2"),
+		kgo.TransactionTimeout(10*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if err := second.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.ProduceSync(ctx, &kgo.Record{Value: []byte("in-txn-3")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if got := lso(); got != 4 {
+		t.Fatalf("last stable offset %d with the second transaction open, want 4", got)
+	}
+	out, _ = cli(0, "transactions", "describe", "--transactional-id", "hanging-2", "--output", "json")
+	if err := json.Unmarshal([]byte(out), &described); err != nil {
+		t.Fatalf("describe json: %v\n%s", err, out)
+	}
+	out, _ = cli(0, "transactions", "abort", "--topic", "orders", "--partition", "0", "--producer-id", fmt.Sprint(described.ProducerID),
+		"--producer-epoch", fmt.Sprint(described.ProducerEpoch))
+	if want := fmt.Sprintf("aborted the transaction of producer %d (epoch %d) on orders-0\n", described.ProducerID, described.ProducerEpoch); out != want {
+		t.Fatalf("abort by producer: %q, want %q", out, want)
+	}
+	if got := lso(); got != 6 {
+		t.Fatalf("last stable offset %d after the second abort, want 6", got)
 	}
 	// (kfake keeps reporting the producer's transaction in
 	// DescribeProducers after an admin marker, unlike Kafka; the e2e test
