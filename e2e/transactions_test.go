@@ -451,10 +451,12 @@ func (c *eosChain) verifyExactlyOnce(partitions int32, tail *tailer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{}
+	// written: input record "p/o" → where its output records are, as
+	// "offset p/o (member#transaction)".
+	written := map[string][]string{}
 	ends.Each(func(end kadm.ListedOffset) {
 		for o := int64(0); o < end.Offset; o++ {
-			want[fmt.Sprintf("%d/%d", end.Partition, o)] = 0
+			written[fmt.Sprintf("%d/%d", end.Partition, o)] = nil
 		}
 	})
 	sentinel := appendSentinels(t, c.seeds, c.out, partitions)
@@ -467,46 +469,62 @@ func (c *eosChain) verifyExactlyOnce(partitions int32, tail *tailer) {
 		v := string(r.Value)
 		final[v] = true
 		source, tag, ok := strings.Cut(v, "|")
-		if _, known := want[source]; !ok || !known {
+		if _, known := written[source]; !ok || !known {
 			problems = append(problems, fmt.Sprintf("offset %d/%d: %q is no input record (a control record surfaced?)", r.Partition, r.Offset, v))
 			continue
 		}
-		want[source]++
+		written[source] = append(written[source], fmt.Sprintf("offset %d/%d (%s)", r.Partition, r.Offset, tag))
 		if c.aborted[tag] {
-			problems = append(problems, fmt.Sprintf("offset %d/%d: %q is from transaction %s, which aborted", r.Partition, r.Offset, v, tag))
+			problems = append(problems, fmt.Sprintf("offset %d/%d: %q is from transaction %s, which ended in an abort", r.Partition, r.Offset, v, tag))
 		}
 		if !strings.HasPrefix(source, strconv.Itoa(int(r.Partition))+"/") {
 			problems = append(problems, fmt.Sprintf("offset %d/%d: %q was written to partition %d", r.Partition, r.Offset, v, r.Partition))
 		}
 	}
+	sources := make([]string, 0, len(written))
+	for source := range written {
+		sources = append(sources, source)
+	}
+	sort.Strings(sources)
 	missing, duplicated := 0, 0
-	for source, n := range want {
-		switch {
-		case n == 0:
+	for _, source := range sources {
+		switch at := written[source]; {
+		case len(at) == 0:
 			missing++
 			if missing <= 5 {
 				problems = append(problems, fmt.Sprintf("input %s: no output record", source))
 			}
-		case n > 1:
+		case len(at) > 1:
 			duplicated++
 			if duplicated <= 5 {
-				problems = append(problems, fmt.Sprintf("input %s: %d output records", source, n))
+				problems = append(problems, fmt.Sprintf("input %s: %d output records: %s", source, len(at), strings.Join(at, ", ")))
 			}
 		}
 	}
+	var unseen []string
 	for v := range tail.seen {
 		if !final[v] {
-			problems = append(problems, fmt.Sprintf("read_committed showed %q during the run, but it is not in the committed output", v))
+			unseen = append(unseen, v)
 		}
+	}
+	sort.Strings(unseen)
+	for i, v := range unseen {
+		if i == 5 {
+			problems = append(problems, fmt.Sprintf("... and %d more records read_committed showed during the run", len(unseen)-5))
+			break
+		}
+		_, tag, _ := strings.Cut(v, "|")
+		outcome := "an outcome the member does not know"
+		if c.aborted[tag] {
+			outcome = "an abort"
+		}
+		problems = append(problems, fmt.Sprintf("read_committed showed %q during the run, but it is not in the committed output (its transaction ended in %s)", v, outcome))
 	}
 	if len(problems) > 0 {
-		if len(problems) > 20 {
-			problems = problems[:20]
-		}
-		t.Fatalf("output of %d input records: %d missing, %d duplicated (%d records read, %d aborted transactions):\n%s",
-			len(want), missing, duplicated, len(output), len(c.aborted), strings.Join(problems, "\n"))
+		t.Fatalf("output of %d input records: %d missing, %d duplicated (%d records read, %d transactions aborted):\n%s",
+			len(written), missing, duplicated, len(output), len(c.aborted), strings.Join(problems, "\n"))
 	}
-	t.Logf("%d input records, each exactly once in the output; %d transactions aborted; the read_committed tail saw %d records", len(want), len(c.aborted), len(tail.seen))
+	t.Logf("%d input records, each exactly once in the output; %d transactions aborted; the read_committed tail saw %d records", len(written), len(c.aborted), len(tail.seen))
 }
 
 // produceInput writes n records with keys to topic (idempotent, acks=all).
@@ -538,13 +556,13 @@ func TestTransactionsFranzGoEOS(t *testing.T) {
 // testTransactionsEOS runs the chain with its rebalances against seeds;
 // create makes a topic.
 func testTransactionsEOS(t *testing.T, seeds []string, create func(topic string, partitions int32)) {
-	const partitions, records = 6, 2000
+	const partitions, records = 6, 1200
 	in, out := uniqueTopic(t)+"-in", uniqueTopic(t)+"-out"
 	create(in, partitions)
 	create(out, partitions)
 	produceInput(t, seeds, in, records)
 
-	chain := newEOSChain(t, seeds, in, out, 20, 250*time.Millisecond)
+	chain := newEOSChain(t, seeds, in, out, 20, 100*time.Millisecond)
 	tail := startTail(t, seeds, out, partitions)
 	deadline := time.Now().Add(2 * time.Minute)
 	a, b := chain.start("a"), chain.start("b")
@@ -1067,14 +1085,14 @@ func TestTransactionsUnderKills(t *testing.T) {
 	c := startTxnCluster(t)
 	seeds := c.seeds()
 	requireTransactions(t, seeds...)
-	const partitions, records = 6, 3000
+	const partitions, records = 6, 2000
 	in, out := uniqueTopic(t)+"-in", uniqueTopic(t)+"-out"
 	createReplicatedTopic(t, c, in, partitions)
 	createReplicatedTopic(t, c, out, partitions)
 	produceInput(t, seeds, in, records)
 
-	// About 60 records/s (3 members, 10 records per transaction, each open
-	// 400 ms), so the kills land while the chain runs.
+	// At most 75 records/s (3 members, 10 records per transaction, each
+	// open 400 ms), so the kills land while the chain runs.
 	chain := newEOSChain(t, seeds, in, out, 10, 400*time.Millisecond)
 	tail := startTail(t, seeds, out, partitions)
 	sampler := startLSOSampler(t, seeds, out, partitions)
