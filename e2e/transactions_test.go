@@ -389,14 +389,19 @@ func (c *eosChain) waitConsumed(deadline time.Time) {
 		if err != nil {
 			return err
 		}
-		committed, err := adm.FetchOffsets(ctx, c.group)
+		// As the members read them: a transactional commit still pending
+		// is UNSTABLE_OFFSET_COMMIT.
+		committed, err := adm.FetchOffsets(kadm.RequireStable(ctx), c.group)
 		if err != nil {
 			return err
 		}
 		var behind []string
 		ends.Each(func(end kadm.ListedOffset) {
 			o, ok := committed.Lookup(c.in, end.Partition)
-			if !ok || o.At != end.Offset {
+			switch {
+			case ok && o.Err != nil:
+				behind = append(behind, fmt.Sprintf("%d: %v", end.Partition, o.Err))
+			case !ok || o.At != end.Offset:
 				behind = append(behind, fmt.Sprintf("%d: committed %d of %d", end.Partition, o.At, end.Offset))
 			}
 		})
