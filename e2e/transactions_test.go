@@ -280,7 +280,7 @@ func (c *eosChain) run(m *eosMember) {
 		sess, err := kgo.NewGroupTransactSession(
 			kgo.SeedBrokers(c.seeds...),
 			kgo.TransactionalID(c.group+"-"+m.name),
-			kgo.TransactionTimeout(10*time.Second),
+			kgo.TransactionTimeout(20*time.Second),
 			kgo.ConsumerGroup(c.group),
 			kgo.ConsumeTopics(c.in),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
