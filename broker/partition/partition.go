@@ -73,6 +73,10 @@ type Partition struct {
 	// (math.MaxInt64: none), published under appendMu for
 	// LastStableOffset.
 	firstUnstable atomic.Int64
+	// held are the completed transactions whose marker is not yet below
+	// the high watermark: each still holds the LSO at its first offset
+	// (txn.go). Replaced under appendMu, read without it.
+	held atomic.Pointer[[]heldTxn]
 	epochs        epochCache
 	// assignment is the partition's replicated state as last applied;
 	// followers what the leader knows of each follower (leader only).
