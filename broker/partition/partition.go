@@ -76,8 +76,8 @@ type Partition struct {
 	// held are the completed transactions whose marker is not yet below
 	// the high watermark: each still holds the LSO at its first offset
 	// (txn.go). Replaced under appendMu, read without it.
-	held atomic.Pointer[[]heldTxn]
-	epochs        epochCache
+	held   atomic.Pointer[[]heldTxn]
+	epochs epochCache
 	// assignment is the partition's replicated state as last applied;
 	// followers what the leader knows of each follower (leader only).
 	assignment  metadata.Partition

@@ -308,7 +308,7 @@ func TestMarkerHoldsTheLSOUntilCommitted(t *testing.T) {
 	p := replica(t, t.TempDir(), 1, nil)
 	p.ApplyAssignment(assignment(1, 1, []int32{1, 2}, []int32{1, 2}), t0)
 	mustAppend(t, p, batch(t, idempotent(3, 0, 0), "plain", 1)) // offset 0
-	appendTxn(t, p, 7, 0)                                        // offset 1
+	appendTxn(t, p, 7, 0)                                       // offset 1
 	if _, err := p.FollowerFetched(2, 2, t0); err != nil {
 		t.Fatal(err)
 	}
