@@ -835,11 +835,11 @@ func (p *Partition) TruncateTo(offset int64) error {
 func (p *Partition) TruncateFollowing(offset int64, fetchEpoch int32) error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	if p.leading.Load() {
-		return errors.New("leads the partition: not truncating to another leader's log")
-	}
 	if current := p.leaderEpoch.Load(); fetchEpoch != current {
 		return fmt.Errorf("%w: truncation asked under leader epoch %d, the partition is at %d", ErrStaleLeaderEpoch, fetchEpoch, current)
+	}
+	if p.leading.Load() {
+		return errors.New("leads the partition: not truncating to another leader's log")
 	}
 	return p.truncateLocked(offset)
 }

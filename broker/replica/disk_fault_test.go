@@ -143,10 +143,11 @@ func (l *testLeader) requests() (fetches, truncates int) {
 }
 
 // followerFetcher is a fetcher of follower from l that fetches only when
-// the test calls round (its run goroutine is not started), with clock.
-func followerFetcher(t *testing.T, l *testLeader, clock *testclock.Clock, limiter *ratelog.Limiter, follower *partition.Partition, epoch int32) (round func()) {
+// the test calls round (its run goroutine is not started), with clock; opts
+// are its client's.
+func followerFetcher(t *testing.T, l *testLeader, clock *testclock.Clock, limiter *ratelog.Limiter, follower *partition.Partition, epoch int32, opts ...kgo.Opt) (round func()) {
 	t.Helper()
-	client, err := kgo.NewClient(kgo.SeedBrokers(l.addr))
+	client, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(l.addr)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
