@@ -43,8 +43,14 @@ func divergentFollower(t *testing.T, clock *testclock.Clock, tailEpoch int32) (l
 	if tailEpoch != 1 {
 		follower.ApplyAssignment(metadata.Partition{Replicas: replicas, Leader: 9, LeaderEpoch: tailEpoch, PartitionEpoch: tailEpoch, ISR: replicas}, clock.Now())
 	}
-	if err := follower.AppendReplicated(replicatedBatch(t, 4, tailEpoch, "lost", 3), 4, tailEpoch); err != nil { // 4..6
-		t.Fatal(err)
+	// The tail: batches 4..5 and 6, so that its end, 7, falls inside the
+	// leader's batch 6..7 but its batch 4..5 ends where the leader's
+	// does: a follower that took the leader's batches from 7 unchecked
+	// would cut back to 6 only and keep 4..5.
+	for _, b := range [][]byte{replicatedBatch(t, 4, tailEpoch, "lost", 2), replicatedBatch(t, 6, tailEpoch, "lost", 1)} {
+		if err := follower.AppendReplicated(b, 4, tailEpoch); err != nil {
+			t.Fatal(err)
+		}
 	}
 	follower.ApplyAssignment(a, clock.Now())
 	if follower.LogEndOffset() != 7 || follower.HighWatermark() != 4 {
