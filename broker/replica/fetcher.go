@@ -531,7 +531,9 @@ func (rf *fetcher) restartFromTier(ctx context.Context, broker *kgo.Broker, fo *
 }
 
 // truncate asks the leader where each partition's latest local epoch ends
-// and cuts the local log there.
+// and cuts the local log there: for a leader that answers Fetch below v12
+// (which does not check the last fetched epoch), on every new leader
+// epoch.
 func (rf *fetcher) truncate(ctx context.Context, broker *kgo.Broker, parts []*followed) error {
 	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
 	req.ReplicaID = rf.f.cfg.NodeID
@@ -598,7 +600,7 @@ func (rf *fetcher) setReady(fo *followed, ready readiness) {
 
 // appended takes the outcome of appending a partition's fetched data.
 // After a failure (a full disk, data that does not continue the log) the
-// partition truncates again and waits before its next fetch, twice as
+// partition is readied again (checked by the leader, or truncated) and waits before its next fetch, twice as
 // long after each failure in a row (nextBackoff), rather than fetching and
 // failing at once, round after round; meanwhile its fetch offset stands
 // still, so the leader's lag check drops it from the ISR, and once an
