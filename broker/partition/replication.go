@@ -647,6 +647,16 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 			return fmt.Errorf("replicated data: %w", err)
 		}
 	}
+	appended := false
+	defer func() {
+		// Durable mode: the fsync of what this fetch brought starts now,
+		// while the fetcher appends the response's other partitions, not
+		// when it next asks (WaitSynced then finds it running or done).
+		// After appendMu is released (deferred calls run last first).
+		if appended && p.Durable() {
+			p.requestSync()
+		}
+	}()
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	if p.leading.Load() {
@@ -750,6 +760,7 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 			if _, _, appendErr = p.segments.Append(records[offset:int64(offset)+size], run); appendErr != nil {
 				break
 			}
+			appended = true
 			for i, h := range headers[start:end] {
 				checkpoint = p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) || checkpoint
 				if appendErr = p.replicatedProducerBatchLocked(h, controls[start+i]); appendErr != nil {
