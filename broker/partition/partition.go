@@ -641,8 +641,9 @@ func (p *Partition) appendBatch(records []byte, produceVersion int16, now time.T
 // so that a follower's fetch woken by the first append finds the
 // request's other partitions appended too: one replication round trip per
 // request rather than one per partition — in durable mode, one follower
-// fsync. The leader's own fsync is not deferred; nor are the wakeups of
-// high-watermark moves. release must be called once.
+// fsync. The leader's own fsync is not deferred, nor are the wakeups of
+// other events (a follower's fetch or an fsync moving the high
+// watermark). release must be called once.
 func (p *Partition) HoldAppendWakeups() (release func()) {
 	p.waitersMu.Lock()
 	p.appendHolds++
