@@ -149,6 +149,11 @@ type Config struct {
 	// partition logs it returns an error for (partition.Config's
 	// SegmentSyncFault), as a disk that fails fsync with EIO does.
 	SegmentSyncFault func(topic string, index int32) error
+	// SegmentWriteFault, when set (tests only), is asked before each write
+	// of the partition logs' appends (partition.Config's
+	// SegmentWriteFault): tests fail writes, or hold them to force an
+	// interleaving.
+	SegmentWriteFault func(topic string, index int32, size int) (written int, err error)
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the broker's Prometheus metrics; nil keeps them
@@ -435,6 +440,7 @@ func New(cfg Config) (*Server, error) {
 		log:                  cfg.Logger,
 		syncs:                partition.NewSyncPool(partition.DefaultSyncConcurrency),
 		syncFault:            cfg.SegmentSyncFault,
+		writeFault:           cfg.SegmentWriteFault,
 		onLeadership:         follow.leadership,
 		onClose:              follow.closing,
 		onReconciled:         func(state *metadata.State, parts []*partition.Partition) { s.fetchers.Update(state, parts) },
