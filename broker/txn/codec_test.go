@@ -115,7 +115,7 @@ func TestReadsValueV1(t *testing.T) {
 	want := &transaction{id: "payments-7", producerID: 4242, producerEpoch: 3, lastProducerID: 4000, lastProducerEpoch: -1,
 		timeoutMillis: 60000, state: kmsg.TransactionStatePrepareCommit,
 		partitions: map[group.TopicPartition]struct{}{{Topic: "orders", Partition: 0}: {}, {Topic: "orders", Partition: 2}: {}},
-		start: 1_700_000_000_000, lastUpdate: 1_700_000_000_500}
+		start:      1_700_000_000_000, lastUpdate: 1_700_000_000_500}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("decoded %+v, want %+v", got, want)
 	}
