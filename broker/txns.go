@@ -1,0 +1,309 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/strata-log/strata/broker/group"
+	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/txn"
+	"github.com/strata-log/strata/metadata"
+)
+
+// The transaction coordinators (broker/txn) keep their records in
+// __transaction_state (internaltopic.go creates it): this file follows
+// its partitions' leadership, gives each shard its partition's log (the
+// group coordinators' adapter, offsetsLog), and writes the coordinators'
+// markers to partition leaders with WriteTxnMarkers.
+
+// txnsFollow makes the transaction manager follow the __transaction_state
+// partitions' leadership, as groupsFollow does for __consumer_offsets: a
+// partition this broker now leads gets a fresh shard whose coordinator
+// epoch is the partition's leader epoch.
+type txnsFollow struct {
+	s *Server
+
+	mu   sync.Mutex // guards logs
+	logs map[*partition.Partition]*offsetsLog
+}
+
+func (f *txnsFollow) logOf(p *partition.Partition) *offsetsLog {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l := f.logs[p]
+	if l == nil {
+		l = &offsetsLog{p: p, log: f.s.log.With("subsystem", "transactions")}
+		f.logs[p] = l
+	}
+	return l
+}
+
+// leadership is (part of) the partition manager's onLeadership.
+func (f *txnsFollow) leadership(p *partition.Partition) {
+	if p.Topic() != txn.TopicName {
+		return
+	}
+	if !p.Leading() {
+		f.s.txns.Resign(p.Index(), f.logOf(p))
+		return
+	}
+	if err := f.s.txns.Lead(p.Index(), p.LeaderEpoch(), f.logOf(p)); err != nil {
+		f.s.log.Error("cannot start transaction coordinator", "partition", p.Index(), "err", err)
+	}
+}
+
+// closing is (part of) the partition manager's onClose.
+func (f *txnsFollow) closing(p *partition.Partition) {
+	if p.Topic() != txn.TopicName {
+		return
+	}
+	f.s.txns.Resign(p.Index(), f.logOf(p))
+	f.mu.Lock()
+	delete(f.logs, p)
+	f.mu.Unlock()
+}
+
+// writeTxnMarkersVersion is the WriteTxnMarkers version sent to partition
+// leaders: 1, as Kafka's coordinator sends it with Transactions V1 (v2
+// adds the transaction version of KIP-1228).
+const writeTxnMarkersVersion = 1
+
+// errMarkerNotWritten: a partition's leader did not take its marker this
+// time (no leader, leader unreachable, NOT_LEADER...): retried.
+var errMarkerNotWritten = errors.New("broker: transaction marker not written")
+
+// markerWriter implements txn.MarkerWriter: the partitions of one marker
+// are grouped by leader, and each leader gets one WriteTxnMarkers v1
+// request, all leaders at once.
+type markerWriter struct {
+	// resolve finds a partition's leader and its inter-broker address, or
+	// txn.ErrPartitionGone when the partition no longer exists.
+	resolve func(tp group.TopicPartition) (leader int32, address string, err error)
+	// send sends one request to a broker.
+	send func(ctx context.Context, leader int32, address string, req *kmsg.WriteTxnMarkersRequest) (*kmsg.WriteTxnMarkersResponse, error)
+	log  *slog.Logger
+}
+
+var _ txn.MarkerWriter = (*markerWriter)(nil)
+
+// WriteMarkers implements txn.MarkerWriter.
+func (w *markerWriter) WriteMarkers(ctx context.Context, m txn.Marker) map[group.TopicPartition]error {
+	out := make(map[group.TopicPartition]error, len(m.Partitions))
+	type leaderKey struct {
+		id      int32
+		address string
+	}
+	byLeader := map[leaderKey][]group.TopicPartition{}
+	for _, tp := range m.Partitions {
+		leader, address, err := w.resolve(tp)
+		if err != nil {
+			out[tp] = err
+			continue
+		}
+		k := leaderKey{leader, address}
+		byLeader[k] = append(byLeader[k], tp)
+	}
+	var mu sync.Mutex // guards out while the requests run
+	var wg sync.WaitGroup
+	for k, tps := range byLeader {
+		wg.Go(func() {
+			results := w.writeTo(ctx, k.id, k.address, m, tps)
+			mu.Lock()
+			defer mu.Unlock()
+			for tp, err := range results {
+				out[tp] = err
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// writeTo sends m's markers for tps to one leader and classifies each
+// partition's answer.
+func (w *markerWriter) writeTo(ctx context.Context, leader int32, address string, m txn.Marker, tps []group.TopicPartition) map[group.TopicPartition]error {
+	req := kmsg.NewPtrWriteTxnMarkersRequest()
+	req.Version = writeTxnMarkersVersion
+	marker := kmsg.NewWriteTxnMarkersRequestMarker()
+	marker.ProducerID, marker.ProducerEpoch, marker.Committed, marker.CoordinatorEpoch = m.ProducerID, m.ProducerEpoch, m.Commit, m.CoordinatorEpoch
+	for _, tp := range tps {
+		if n := len(marker.Topics); n == 0 || marker.Topics[n-1].Topic != tp.Topic {
+			t := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
+			t.Topic = tp.Topic
+			marker.Topics = append(marker.Topics, t)
+		}
+		last := &marker.Topics[len(marker.Topics)-1]
+		last.Partitions = append(last.Partitions, tp.Partition)
+	}
+	req.Markers = append(req.Markers, marker)
+	out := make(map[group.TopicPartition]error, len(tps))
+	resp, err := w.send(ctx, leader, address, req)
+	if err != nil {
+		for _, tp := range tps {
+			out[tp] = fmt.Errorf("%w: leader %d at %s: %v", errMarkerNotWritten, leader, address, err)
+		}
+		return out
+	}
+	for _, rm := range resp.Markers {
+		if rm.ProducerID != m.ProducerID {
+			continue
+		}
+		for _, rt := range rm.Topics {
+			for _, rp := range rt.Partitions {
+				tp := group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
+				out[tp] = w.classify(tp, leader, rp.ErrorCode)
+			}
+		}
+	}
+	for _, tp := range tps {
+		if _, ok := out[tp]; !ok {
+			out[tp] = fmt.Errorf("%w: leader %d did not answer for %s-%d", errMarkerNotWritten, leader, tp.Topic, tp.Partition)
+		}
+	}
+	return out
+}
+
+// classify turns a leader's answer for one partition into what the
+// coordinator does (Kafka's TransactionMarkerRequestCompletionHandler).
+func (w *markerWriter) classify(tp group.TopicPartition, leader int32, code int16) error {
+	switch code {
+	case 0:
+		return nil
+	case kerr.InvalidProducerEpoch.Code, kerr.TransactionCoordinatorFenced.Code:
+		return fmt.Errorf("%w: leader %d of %s-%d: %v", txn.ErrCoordinatorFenced, leader, tp.Topic, tp.Partition, kerr.ErrorForCode(code))
+	case kerr.UnknownTopicOrPartition.Code:
+		// Deleted (nothing to write), or not known there yet (retry).
+		if _, _, err := w.resolve(tp); errors.Is(err, txn.ErrPartitionGone) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: leader %d of %s-%d: %v", errMarkerNotWritten, leader, tp.Topic, tp.Partition, kerr.ErrorForCode(code))
+}
+
+// resolveLeader finds a partition's leader in the metadata state and its
+// address on the inter-broker listener.
+func resolveLeader(store *metadata.Store, listener string) func(tp group.TopicPartition) (int32, string, error) {
+	return func(tp group.TopicPartition) (int32, string, error) {
+		state := store.State()
+		t, ok := state.Topic(tp.Topic)
+		if !ok || !t.HasPartition(tp.Partition) {
+			return -1, "", fmt.Errorf("%w: %s-%d", txn.ErrPartitionGone, tp.Topic, tp.Partition)
+		}
+		leader := t.Partitions[tp.Partition].Leader
+		if leader < 0 {
+			return -1, "", fmt.Errorf("%w: %s-%d has no leader", errMarkerNotWritten, tp.Topic, tp.Partition)
+		}
+		b, ok := state.Broker(leader)
+		if !ok || b.Fenced {
+			return -1, "", fmt.Errorf("%w: leader %d of %s-%d is not registered and unfenced", errMarkerNotWritten, leader, tp.Topic, tp.Partition)
+		}
+		endpoint, ok := b.Endpoint(listener)
+		if !ok {
+			return -1, "", fmt.Errorf("%w: leader %d of %s-%d has no %s listener", errMarkerNotWritten, leader, tp.Topic, tp.Partition, listener)
+		}
+		return leader, net.JoinHostPort(endpoint.Host, strconv.Itoa(int(endpoint.Port))), nil
+	}
+}
+
+// brokerClients keeps one client per broker for the coordinators'
+// inter-broker requests (as the replica fetchers build theirs), replaced
+// when the broker's address changes or a request to it fails.
+type brokerClients struct {
+	nodeID int32
+
+	mu      sync.Mutex // guards clients and closed
+	clients map[int32]*brokerClient
+	closed  bool
+}
+
+type brokerClient struct {
+	address string
+	client  *kgo.Client
+}
+
+// send sends req to a broker and returns its answer.
+func (c *brokerClients) send(ctx context.Context, id int32, address string, req *kmsg.WriteTxnMarkersRequest) (*kmsg.WriteTxnMarkersResponse, error) {
+	bc, err := c.get(id, address)
+	if err != nil {
+		return nil, err
+	}
+	seeds := bc.client.SeedBrokers()
+	if len(seeds) == 0 {
+		return nil, fmt.Errorf("no connection to broker %d", id)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := seeds[0].Request(ctx, req)
+	if err != nil {
+		c.drop(id, bc)
+		return nil, err
+	}
+	return resp.(*kmsg.WriteTxnMarkersResponse), nil
+}
+
+func (c *brokerClients) get(id int32, address string) (*brokerClient, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errors.New("broker: shutting down")
+	}
+	if bc := c.clients[id]; bc != nil && bc.address == address {
+		return bc, nil
+	} else if bc != nil {
+		bc.client.Close()
+	}
+	versions := kversion.Stable()
+	versions.SetMaxKeyVersion(kmsg.WriteTxnMarkers.Int16(), writeTxnMarkersVersion)
+	client, err := kgo.NewClient(kgo.SeedBrokers(address), kgo.ClientID(fmt.Sprintf("strata-txn-coordinator-%d", c.nodeID)),
+		kgo.MaxVersions(versions), kgo.RequestTimeoutOverhead(5*time.Second))
+	if err != nil {
+		return nil, err
+	}
+	bc := &brokerClient{address: address, client: client}
+	c.clients[id] = bc
+	return bc, nil
+}
+
+func (c *brokerClients) drop(id int32, bc *brokerClient) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.clients[id] == bc {
+		delete(c.clients, id)
+		bc.client.Close()
+	}
+}
+
+// close closes every client; later sends fail.
+func (c *brokerClients) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	for id, bc := range c.clients {
+		bc.client.Close()
+		delete(c.clients, id)
+	}
+}
+
+// txnEvents counts the coordinators' transactions (txn.Events).
+type txnEvents struct{ m *metrics }
+
+func (e txnEvents) Started() { e.m.transactions.WithLabelValues("started").Inc() }
+func (e txnEvents) Ended(commit bool) {
+	if commit {
+		e.m.transactions.WithLabelValues("committed").Inc()
+	} else {
+		e.m.transactions.WithLabelValues("aborted").Inc()
+	}
+}
+func (e txnEvents) TimedOut() { e.m.transactions.WithLabelValues("timed_out").Inc() }
