@@ -348,6 +348,11 @@ func (sh *Shard) InitProducerID(ctx context.Context, transactionalID string, tim
 		return -1, -1, kerr.ProducerFenced
 	}
 	switch {
+	case t.state == kmsg.TransactionStateOngoing && expected && currentEpoch != t.producerEpoch:
+		// A stale instance (KIP-360 with an old epoch) is fenced; it does
+		// not get to abort the current instance's transaction.
+		sh.mu.Unlock()
+		return -1, -1, kerr.ProducerFenced
 	case t.state == kmsg.TransactionStateOngoing:
 		// Abort the open transaction with a bumped epoch (Kafka's
 		// PrepareEpochFence): its producer is fenced, its partitions get

@@ -138,6 +138,14 @@ func TestKIP360EpochBump(t *testing.T) {
 	if _, _, err := h.init("t", 60_000, pid+50, 0); err != kerr.ProducerFenced {
 		t.Fatalf("other producer id: %v", err)
 	}
+	// A stale epoch does not abort the current instance's transaction.
+	wantErr(t, "add", h.shard.AddPartitions("t", pid, bumped, tps("a", 0)), nil)
+	if _, _, err := h.init("t", 60_000, pid, epoch); err != kerr.ProducerFenced {
+		t.Fatalf("stale KIP-360 with an open transaction: %v", err)
+	}
+	if d := h.describe("t"); d.State != kmsg.TransactionStateOngoing {
+		t.Fatalf("stale KIP-360 changed the open transaction: %+v", d)
+	}
 	// KIP-360 with an open transaction aborts it first.
 	wantErr(t, "add", h.shard.AddPartitions("t", pid, bumped, tps("a", 0)), nil)
 	if _, _, err := h.init("t", 60_000, pid, bumped); err != kerr.ConcurrentTransactions {
