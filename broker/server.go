@@ -419,6 +419,7 @@ type Server struct {
 	txnTopic      *internalTopicManager // __transaction_state
 	txns          *txn.Manager          // transaction coordinators, one per __transaction_state partition led here
 	peers         *brokerClients        // the transaction coordinators' clients to other brokers
+	markers       *markerWriter         // the transaction coordinators' WriteTxnMarkers, batched per leader
 	membership    *membership           // registration and heartbeats with the controller
 	fetchers      *replica.Fetchers     // the follower's side of replication
 	isr           *replica.ISR          // the leader's ISR changes
@@ -492,14 +493,16 @@ func New(cfg Config) (*Server, error) {
 		replicationFlag: "--transaction-state-log-replication-factor", users: "transactional producers",
 	}}
 	s.peers = &brokerClients{nodeID: cfg.NodeID, clients: map[int32]*brokerClient{}}
+	s.markers = &markerWriter{
+		resolve: resolveLeader(cfg.Metadata, cfg.InterBrokerListener),
+		send:    s.peers.send,
+		ctx:     ctx,
+		log:     s.log.With("subsystem", "transactions"),
+	}
 	txns, err := txn.NewManager(txn.ManagerConfig{
 		Topic:       s.txnTopic,
 		ProducerIDs: s.producerIDs.next,
-		Markers: &markerWriter{
-			resolve: resolveLeader(cfg.Metadata, cfg.InterBrokerListener),
-			send:    s.peers.send,
-			log:     s.log.With("subsystem", "transactions"),
-		},
+		Markers:     s.markers,
 		Config: txn.Config{
 			MaxTimeout:            cfg.TransactionMaxTimeout,
 			IDExpiration:          cfg.TransactionalIDExpiration,
@@ -794,6 +797,7 @@ func (s *Server) Close() error {
 	s.txnVerifier.close()
 	s.groups.Close()
 	s.txns.Close()
+	s.markers.wait()
 	s.peers.close()
 	defer s.logLimiter.Close()
 	if err := s.partitions.close(); err != nil {

@@ -84,15 +84,50 @@ const writeTxnMarkersVersion = 1
 var errMarkerNotWritten = errors.New("broker: transaction marker not written")
 
 // markerWriter implements txn.MarkerWriter: the partitions of one marker
-// are grouped by leader, and each leader gets one WriteTxnMarkers v1
-// request, all leaders at once.
+// are grouped by leader, all leaders at once. As Kafka's marker channel
+// manager does, markers of many transactions bound for one leader share a
+// request: each leader has a queue, and while one WriteTxnMarkers v1 is in
+// flight to it the markers that arrive wait and then go together (a
+// partition leader handles a connection's requests one at a time, each
+// waiting for its markers to be replicated, so one request per
+// transaction would queue them up behind each other).
 type markerWriter struct {
 	// resolve finds a partition's leader and its inter-broker address, or
 	// txn.ErrPartitionGone when the partition no longer exists.
 	resolve func(tp group.TopicPartition) (leader int32, address string, err error)
 	// send sends one request to a broker.
 	send func(ctx context.Context, leader int32, address string, req *kmsg.WriteTxnMarkersRequest) (*kmsg.WriteTxnMarkersResponse, error)
-	log  *slog.Logger
+	// ctx ends the requests in flight (the server's); nil: never.
+	ctx context.Context
+	log *slog.Logger
+
+	senders sync.WaitGroup // one goroutine per leader with queued markers
+
+	mu     sync.Mutex // guards queues
+	queues map[markerLeader]*markerQueue
+}
+
+// markerLeader is a partition leader markers are sent to.
+type markerLeader struct {
+	id      int32
+	address string
+}
+
+// markerQueue holds the markers waiting for a leader.
+type markerQueue struct {
+	calls   []*markerCall
+	sending bool // a sender goroutine drains the queue
+}
+
+// markerCall is one transaction's marker waiting for its leader's answer.
+type markerCall struct {
+	marker kmsg.WriteTxnMarkersRequestMarker
+	done   chan markerAnswer // buffered: the sender never waits for the caller
+}
+
+type markerAnswer struct {
+	marker *kmsg.WriteTxnMarkersResponseMarker // nil: the leader did not answer for it
+	err    error
 }
 
 var _ txn.MarkerWriter = (*markerWriter)(nil)
@@ -100,18 +135,14 @@ var _ txn.MarkerWriter = (*markerWriter)(nil)
 // WriteMarkers implements txn.MarkerWriter.
 func (w *markerWriter) WriteMarkers(ctx context.Context, m txn.Marker) map[group.TopicPartition]error {
 	out := make(map[group.TopicPartition]error, len(m.Partitions))
-	type leaderKey struct {
-		id      int32
-		address string
-	}
-	byLeader := map[leaderKey][]group.TopicPartition{}
+	byLeader := map[markerLeader][]group.TopicPartition{}
 	for _, tp := range m.Partitions {
 		leader, address, err := w.resolve(tp)
 		if err != nil {
 			out[tp] = err
 			continue
 		}
-		k := leaderKey{leader, address}
+		k := markerLeader{leader, address}
 		byLeader[k] = append(byLeader[k], tp)
 	}
 	var mu sync.Mutex // guards out while the requests run
@@ -133,8 +164,6 @@ func (w *markerWriter) WriteMarkers(ctx context.Context, m txn.Marker) map[group
 // writeTo sends m's markers for tps to one leader and classifies each
 // partition's answer.
 func (w *markerWriter) writeTo(ctx context.Context, leader int32, address string, m txn.Marker, tps []group.TopicPartition) map[group.TopicPartition]error {
-	req := kmsg.NewPtrWriteTxnMarkersRequest()
-	req.Version = writeTxnMarkersVersion
 	marker := kmsg.NewWriteTxnMarkersRequestMarker()
 	marker.ProducerID, marker.ProducerEpoch, marker.Committed, marker.CoordinatorEpoch = m.ProducerID, m.ProducerEpoch, m.Commit, m.CoordinatorEpoch
 	for _, tp := range tps {
@@ -146,19 +175,15 @@ func (w *markerWriter) writeTo(ctx context.Context, leader int32, address string
 		last := &marker.Topics[len(marker.Topics)-1]
 		last.Partitions = append(last.Partitions, tp.Partition)
 	}
-	req.Markers = append(req.Markers, marker)
 	out := make(map[group.TopicPartition]error, len(tps))
-	resp, err := w.send(ctx, leader, address, req)
+	rm, err := w.exchange(ctx, markerLeader{leader, address}, marker)
 	if err != nil {
 		for _, tp := range tps {
 			out[tp] = fmt.Errorf("%w: leader %d at %s: %v", errMarkerNotWritten, leader, address, err)
 		}
 		return out
 	}
-	for _, rm := range resp.Markers {
-		if rm.ProducerID != m.ProducerID {
-			continue
-		}
+	if rm != nil {
 		for _, rt := range rm.Topics {
 			for _, rp := range rt.Partitions {
 				tp := group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
@@ -173,6 +198,85 @@ func (w *markerWriter) writeTo(ctx context.Context, leader int32, address string
 	}
 	return out
 }
+
+// exchange queues marker for leader and returns the leader's answer for
+// it, or gives up when ctx ends.
+func (w *markerWriter) exchange(ctx context.Context, leader markerLeader, marker kmsg.WriteTxnMarkersRequestMarker) (*kmsg.WriteTxnMarkersResponseMarker, error) {
+	call := &markerCall{marker: marker, done: make(chan markerAnswer, 1)}
+	w.mu.Lock()
+	if w.queues == nil {
+		w.queues = map[markerLeader]*markerQueue{}
+	}
+	q := w.queues[leader]
+	if q == nil {
+		q = &markerQueue{}
+		w.queues[leader] = q
+	}
+	q.calls = append(q.calls, call)
+	if !q.sending {
+		q.sending = true
+		w.senders.Add(1)
+		go w.drain(leader, q)
+	}
+	w.mu.Unlock()
+	select {
+	case a := <-call.done:
+		return a.marker, a.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// drain sends leader's queued markers, as many as are queued in each
+// request (one per producer id: the answer is keyed by it), until the
+// queue is empty.
+func (w *markerWriter) drain(leader markerLeader, q *markerQueue) {
+	defer w.senders.Done()
+	ctx := w.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	for {
+		w.mu.Lock()
+		if len(q.calls) == 0 {
+			q.sending = false
+			delete(w.queues, leader)
+			w.mu.Unlock()
+			return
+		}
+		var batch, rest []*markerCall
+		producers := map[int64]bool{}
+		for _, c := range q.calls {
+			if producers[c.marker.ProducerID] {
+				rest = append(rest, c)
+				continue
+			}
+			producers[c.marker.ProducerID] = true
+			batch = append(batch, c)
+		}
+		q.calls = rest
+		w.mu.Unlock()
+		req := kmsg.NewPtrWriteTxnMarkersRequest()
+		req.Version = writeTxnMarkersVersion
+		for _, c := range batch {
+			req.Markers = append(req.Markers, c.marker)
+		}
+		resp, err := w.send(ctx, leader.id, leader.address, req)
+		answers := map[int64]*kmsg.WriteTxnMarkersResponseMarker{}
+		if err == nil {
+			for i := range resp.Markers {
+				answers[resp.Markers[i].ProducerID] = &resp.Markers[i]
+			}
+		}
+		for _, c := range batch {
+			c.done <- markerAnswer{marker: answers[c.marker.ProducerID], err: err}
+		}
+	}
+}
+
+// wait waits for the senders, once every caller is gone (the
+// coordinators closed) and ctx has ended.
+func (w *markerWriter) wait() { w.senders.Wait() }
 
 // classify turns a leader's answer for one partition into what the
 // coordinator does (Kafka's TransactionMarkerRequestCompletionHandler).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"sort"
 	"sync"
 	"testing"
@@ -107,4 +108,85 @@ func TestMarkerWriter(t *testing.T) {
 	if err := w.WriteMarkers(context.Background(), m)[m.Partitions[0]]; !errors.Is(err, errMarkerNotWritten) {
 		t.Fatalf("unreachable leader: %v", err)
 	}
+}
+
+// TestMarkerWriterBatchesPerLeader: markers of several transactions bound
+// for one leader while a request to it is in flight go together in the
+// next request (one marker entry per producer), and each transaction gets
+// its own answer.
+func TestMarkerWriterBatchesPerLeader(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var requests [][]int64 // producer ids per request
+	send := func(_ context.Context, _ int32, _ string, req *kmsg.WriteTxnMarkersRequest) (*kmsg.WriteTxnMarkersResponse, error) {
+		mu.Lock()
+		var pids []int64
+		for _, m := range req.Markers {
+			pids = append(pids, m.ProducerID)
+		}
+		first := len(requests) == 0
+		requests = append(requests, pids)
+		mu.Unlock()
+		if first {
+			<-release
+		}
+		resp := kmsg.NewPtrWriteTxnMarkersResponse()
+		for _, m := range req.Markers {
+			rm := kmsg.NewWriteTxnMarkersResponseMarker()
+			rm.ProducerID = m.ProducerID
+			for _, mt := range m.Topics {
+				rt := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
+				rt.Topic = mt.Topic
+				for _, p := range mt.Partitions {
+					rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
+					rp.Partition = p
+					if m.ProducerID == 3 {
+						rp.ErrorCode = kerr.NotLeaderForPartition.Code
+					}
+					rt.Partitions = append(rt.Partitions, rp)
+				}
+				rm.Topics = append(rm.Topics, rt)
+			}
+			resp.Markers = append(resp.Markers, rm)
+		}
+		return resp, nil
+	}
+	w := &markerWriter{send: send, resolve: func(group.TopicPartition) (int32, string, error) { return 1, "leader:9094", nil }}
+	tp := group.TopicPartition{Topic: "a", Partition: 0}
+	results := make([]map[group.TopicPartition]error, 4)
+	var wg sync.WaitGroup
+	write := func(pid int64) {
+		wg.Go(func() {
+			results[pid] = w.WriteMarkers(context.Background(), txn.Marker{ProducerID: pid, ProducerEpoch: 0, Commit: true, Partitions: []group.TopicPartition{tp}})
+		})
+	}
+	queued := func(n int) {
+		for {
+			w.mu.Lock()
+			q := w.queues[markerLeader{1, "leader:9094"}]
+			got := q != nil && len(q.calls) == n
+			w.mu.Unlock()
+			mu.Lock()
+			sent := len(requests)
+			mu.Unlock()
+			if got && sent == 1 {
+				return
+			}
+			runtime.Gosched()
+		}
+	}
+	write(1)
+	queued(0) // the first request is in flight
+	write(2)
+	write(3)
+	queued(2)
+	close(release)
+	wg.Wait()
+	if len(requests) != 2 || !reflect.DeepEqual(requests[0], []int64{1}) || len(requests[1]) != 2 {
+		t.Fatalf("requests %v, want [1] then [2 3] together", requests)
+	}
+	if results[1][tp] != nil || results[2][tp] != nil || !errors.Is(results[3][tp], errMarkerNotWritten) {
+		t.Fatalf("results %v", results)
+	}
+	w.wait()
 }
