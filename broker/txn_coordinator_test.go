@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -85,7 +86,11 @@ func servesWriteTxnMarkers(t *testing.T, cl *kgo.Client) bool {
 // verifying its batches) sends them, then restarts the broker: the
 // coordinator's state comes back from __transaction_state.
 func TestTransactionCoordinatorOverTheWire(t *testing.T) {
-	n := brokertest.Start(t)
+	var registry *prometheus.Registry // the running incarnation's
+	n := brokertest.Start(t, func(c *broker.Config) {
+		registry = prometheus.NewRegistry()
+		c.Registerer = registry
+	})
 	cl := n.Client()
 	ct := kmsg.NewPtrCreateTopicsRequest()
 	ct.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: "t", NumPartitions: 3, ReplicationFactor: 1}}
@@ -128,6 +133,9 @@ func TestTransactionCoordinatorOverTheWire(t *testing.T) {
 	offsets.TransactionalID, offsets.ProducerID, offsets.ProducerEpoch, offsets.Group = "tx", pid, epoch, "g"
 	if r := request[*kmsg.AddOffsetsToTxnResponse](t, cl, offsets); r.ErrorCode != 0 {
 		t.Fatalf("AddOffsetsToTxn: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	if got := metricValue(t, registry, "strata_transactions_total", "started"); got != 1 {
+		t.Fatalf("strata_transactions_total{event=started} = %v, want 1", got)
 	}
 
 	// A partition leader verifying the producer's first batch (KIP-890
@@ -181,6 +189,9 @@ func TestTransactionCoordinatorOverTheWire(t *testing.T) {
 		t.Fatalf("after EndTxn: %+v, want %s", d, wantState)
 	}
 	if wantState == "PrepareCommit" {
+		if got := metricValue(t, registry, "strata_transaction_markers_pending", ""); got != 1 {
+			t.Fatalf("strata_transaction_markers_pending = %v, want 1", got)
+		}
 		if code := endTxn(t, cl, "tx", pid, epoch, true); code != kerr.ConcurrentTransactions.Code {
 			t.Fatalf("EndTxn while the markers are pending: %v", kerr.ErrorForCode(code))
 		}
@@ -241,4 +252,30 @@ func TestTransactionalProducerFencing(t *testing.T) {
 	if err != nil || resp.ErrorCode != kerr.ProducerFenced.Code {
 		t.Fatalf("KIP-360 from the zombie: %v %v", err, resp)
 	}
+}
+
+// metricValue is the value of a counter (with label event) or gauge
+// (event "") in registry; 0 when absent.
+func metricValue(t *testing.T, registry *prometheus.Registry, name, event string) float64 {
+	t.Helper()
+	families, err := registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if event == "" {
+				return m.GetGauge().GetValue()
+			}
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "event" && l.GetValue() == event {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
