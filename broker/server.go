@@ -110,9 +110,9 @@ type Config struct {
 	// OffsetsRetentionCheckInterval is offsets.retention.check.interval.ms,
 	// default 10 minutes.
 	OffsetsRetentionCheckInterval time.Duration
-	// OffsetsExpiryPause holds back offset expiry while it reports paused
-	// (internal/clockwatch: after a forward jump of the wall clock); nil
-	// never pauses.
+	// OffsetsExpiryPause holds back offset expiry (and transactional id
+	// expiration) while it reports paused (internal/clockwatch: after a
+	// forward jump of the wall clock); nil never pauses.
 	OffsetsExpiryPause group.Pauser
 	// OffsetsTopicNumPartitions is offsets.topic.num.partitions: the
 	// partition count __consumer_offsets is created with, default 50.
@@ -508,8 +508,9 @@ func New(cfg Config) (*Server, error) {
 			IDExpiration:          cfg.TransactionalIDExpiration,
 			AbortTimedOutInterval: cfg.TransactionAbortTimedOutInterval,
 		},
-		Events: txnEvents{s.metrics},
-		Logger: s.log.With("subsystem", "transactions"),
+		Events:      txnEvents{s.metrics},
+		ExpiryPause: cfg.OffsetsExpiryPause,
+		Logger:      s.log.With("subsystem", "transactions"),
 	})
 	if err != nil {
 		cancel()

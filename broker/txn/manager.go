@@ -32,6 +32,10 @@ type ManagerConfig struct {
 	Markers     MarkerWriter
 	Config      Config
 	Events      Events
+	// ExpiryPause, when it reports paused (internal/clockwatch: the wall
+	// clock jumped forward), holds back transactional id expiration; nil
+	// never pauses.
+	ExpiryPause group.Pauser
 	Logger      *slog.Logger
 }
 
@@ -221,8 +225,12 @@ func (m *Manager) AbortTimedOut(now time.Time) {
 }
 
 // ExpireTransactionalIDs runs Shard.ExpireTransactionalIDs on every
-// serving shard.
+// serving shard, unless ExpiryPause says the wall clock is not to be
+// trusted.
 func (m *Manager) ExpireTransactionalIDs(now time.Time) {
+	if m.cfg.ExpiryPause != nil && m.cfg.ExpiryPause.Paused() {
+		return
+	}
 	shards, _ := m.Shards()
 	for _, sh := range shards {
 		n, err := sh.ExpireTransactionalIDs(now)

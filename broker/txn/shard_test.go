@@ -476,3 +476,38 @@ func TestManagerRoutesAndLoads(t *testing.T) {
 		t.Fatalf("CoordinatorOf without the topic: %v", err)
 	}
 }
+
+type pauser struct{ paused bool }
+
+func (p *pauser) Paused() bool { return p.paused }
+
+func TestManagerExpiryHeldWhileClockUntrusted(t *testing.T) {
+	log := &memLog{}
+	idle := &transaction{id: "idle", producerID: 1, producerEpoch: 0, lastProducerID: -1, lastProducerEpoch: -1, timeoutMillis: 60_000,
+		state: kmsg.TransactionStateCompleteCommit, partitions: map[group.TopicPartition]struct{}{}, start: 1, lastUpdate: 1}
+	log.Append(recordsOf(idle))
+	pause := &pauser{paused: true}
+	m, err := NewManager(ManagerConfig{Topic: &fakeTopic{leaders: []int32{1}}, ProducerIDs: func(ctx) (int64, error) { return 2, nil },
+		Markers: &fakeMarkers{}, ExpiryPause: pause})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Lead(0, 1, log); err != nil {
+		t.Fatal(err)
+	}
+	var sh *Shard
+	for deadline := time.Now().Add(5 * time.Second); sh == nil && time.Now().Before(deadline); {
+		sh, _ = m.ShardFor("idle")
+	}
+	now := time.UnixMilli(1).Add(DefaultIDExpiration + time.Hour)
+	m.ExpireTransactionalIDs(now)
+	if _, err := sh.Describe("idle"); err != nil {
+		t.Fatalf("expired while the clock is not trusted: %v", err)
+	}
+	pause.paused = false
+	m.ExpireTransactionalIDs(now)
+	if _, err := sh.Describe("idle"); err != kerr.TransactionalIDNotFound {
+		t.Fatalf("not expired once the clock is trusted: %v", err)
+	}
+}
