@@ -38,6 +38,10 @@ type txnsFollow struct {
 	logs map[*partition.Partition]*offsetsLog
 }
 
+// The group coordinators' partition adapter serves the transaction
+// coordinators too.
+var _ txn.Log = (*offsetsLog)(nil)
+
 func (f *txnsFollow) logOf(p *partition.Partition) *offsetsLog {
 	f.mu.Lock()
 	defer f.mu.Unlock()

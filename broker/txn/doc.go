@@ -11,8 +11,9 @@
 // It is built like the group coordinator (broker/group): a Shard per
 // __transaction_state partition (group.Partition maps a transactional id
 // to its partition, as Kafka does), persisting to the partition through
-// the same Log contract (acks=all appends, replay, AwaitCommitted before
-// serving), and a Manager holding the shards of the partitions this broker
+// the group shards' Log contract less its transactional append (acks=all
+// appends, replay, AwaitCommitted before serving; the broker's one adapter
+// serves both), and a Manager holding the shards of the partitions this broker
 // leads (Lead, Resign, ShardFor, CoordinatorOf). The coordinator epoch of
 // a shard is its partition's leader epoch; it goes into every marker.
 //

@@ -23,18 +23,18 @@ type memLog struct {
 
 var _ Log = (*memLog)(nil)
 
-func (l *memLog) Append(records []recordbatch.Record) error {
+func (l *memLog) Append(records []recordbatch.Record) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.appendErr != nil {
-		return l.appendErr
+		return 0, l.appendErr
 	}
 	batch, err := recordbatch.Build(recordbatch.BuildOptions{}, records)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	l.batches = append(l.batches, batch)
-	return nil
+	return int64(len(l.batches) - 1), nil
 }
 
 func (l *memLog) Replay(fn func(batch []byte) error) (int64, error) {

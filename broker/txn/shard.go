@@ -19,9 +19,27 @@ import (
 )
 
 // Log is the __transaction_state partition a Shard keeps its records in:
-// the very contract of a group coordinator shard's __consumer_offsets log
-// (append with acks=all, replay, wait for the high watermark, leading).
-type Log = group.Log
+// a group coordinator shard's log contract (group.Log) without its
+// transactional append, so the broker gives both coordinators one
+// partition adapter.
+type Log interface {
+	// Append writes records as one batch and returns once every in-sync
+	// replica has it (acks=all), with the batch's base offset. A failure
+	// is the Kafka error the client is to see: NOT_COORDINATOR when this
+	// broker no longer leads the partition, COORDINATOR_NOT_AVAILABLE
+	// otherwise.
+	Append(records []recordbatch.Record) (offset int64, err error)
+	// Replay calls fn with each record batch from the log's start to its
+	// end as it is when Replay starts, in offset order, and returns that
+	// end.
+	Replay(fn func(batch []byte) error) (end int64, err error)
+	// AwaitCommitted returns nil once every record below end is committed
+	// (below the high watermark), NOT_COORDINATOR when this broker stops
+	// leading the partition first, or when stop is closed.
+	AwaitCommitted(end int64, stop <-chan struct{}) error
+	// Leading reports whether this broker still leads the partition.
+	Leading() bool
+}
 
 // ProducerIDs allocates a cluster-unique producer id.
 type ProducerIDs func(ctx context.Context) (int64, error)
@@ -280,7 +298,8 @@ func (sh *Shard) append(records []recordbatch.Record) error {
 	for i := range records {
 		records[i].Timestamp = now
 	}
-	return sh.log.Append(records)
+	_, err := sh.log.Append(records)
+	return err
 }
 
 // asKafkaError is err as the Kafka error a client is to see.
