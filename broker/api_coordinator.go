@@ -60,7 +60,3 @@ func (s *Server) findCoordinator(l *boundListener, keyType int8, key string) (no
 	}
 	return leader, host, port, 0
 }
-
-// transactionsUnsupported is the produce path's refusal of transactional
-// batches, until the partitions accept them.
-const transactionsUnsupported = "Strata does not accept transactional batches yet"
