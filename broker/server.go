@@ -418,7 +418,7 @@ type Server struct {
 	offsets       *internalTopicManager // __consumer_offsets
 	txnTopic      *internalTopicManager // __transaction_state
 	txns          *txn.Manager          // transaction coordinators, one per __transaction_state partition led here
-	peers         *brokerClients        // the transaction coordinators' clients to other brokers
+	peers         *brokerClients        // clients to other brokers for transactions (markers, KIP-890 verification)
 	markers       *markerWriter         // the transaction coordinators' WriteTxnMarkers, batched per leader
 	membership    *membership           // registration and heartbeats with the controller
 	fetchers      *replica.Fetchers     // the follower's side of replication
@@ -455,7 +455,8 @@ func New(cfg Config) (*Server, error) {
 	s.peerLog = s.logLimiter.Logger(cfg.Logger)
 	s.requestMemory = newRequestMemory(cfg.QueuedMaxRequestBytes, s.metrics)
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
-	s.txnVerifier = newTxnVerifier(cfg.NodeID, cfg.InterBrokerListener)
+	s.peers = newBrokerClients(cfg.NodeID)
+	s.txnVerifier = newTxnVerifier(s.peers, cfg.InterBrokerListener)
 	s.membership = newMembership(s)
 	if err := os.MkdirAll(cfg.DataDir, fsperm.Dir); err != nil {
 		cancel()
@@ -492,7 +493,6 @@ func New(cfg Config) (*Server, error) {
 		segmentBytes: cfg.TransactionStateLogSegmentBytes, minInsyncReplicas: 2,
 		replicationFlag: "--transaction-state-log-replication-factor", users: "transactional producers",
 	}}
-	s.peers = &brokerClients{nodeID: cfg.NodeID, clients: map[int32]*brokerClient{}}
 	s.markers = &markerWriter{
 		resolve: resolveLeader(cfg.Metadata, cfg.InterBrokerListener),
 		send:    s.peers.send,
@@ -795,7 +795,6 @@ func (s *Server) Close() error {
 		<-done
 	}
 	s.fetchers.Close()
-	s.txnVerifier.close()
 	s.groups.Close()
 	s.txns.Close()
 	s.markers.wait()

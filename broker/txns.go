@@ -324,82 +324,77 @@ func resolveLeader(store *metadata.Store, listener string) func(tp group.TopicPa
 	}
 }
 
-// brokerClients keeps one client per broker for the coordinators'
-// inter-broker requests (as the replica fetchers build theirs), replaced
-// when the broker's address changes or a request to it fails.
+// brokerClients keeps one client per broker address for the
+// transaction requests brokers send each other (built as the replica
+// fetchers build theirs): the coordinators' WriteTxnMarkers (v1) and the
+// produce path's KIP-890 verification (AddPartitionsToTxn v4 with
+// VerifyOnly, never downgraded: an older version would add the partitions
+// instead of checking them). A client reconnects by itself; clients of
+// addresses no longer used stay until close (a handful per cluster).
 type brokerClients struct {
 	nodeID int32
 
 	mu      sync.Mutex // guards clients and closed
-	clients map[int32]*brokerClient
+	clients map[string]*kgo.Client
 	closed  bool
 }
 
-type brokerClient struct {
-	address string
-	client  *kgo.Client
+func newBrokerClients(nodeID int32) *brokerClients {
+	return &brokerClients{nodeID: nodeID, clients: map[string]*kgo.Client{}}
 }
 
-// send sends req to a broker and returns its answer.
-func (c *brokerClients) send(ctx context.Context, id int32, address string, req *kmsg.WriteTxnMarkersRequest) (*kmsg.WriteTxnMarkersResponse, error) {
-	bc, err := c.get(id, address)
-	if err != nil {
-		return nil, err
-	}
-	seeds := bc.client.SeedBrokers()
-	if len(seeds) == 0 {
-		return nil, fmt.Errorf("no connection to broker %d", id)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	resp, err := seeds[0].Request(ctx, req)
-	if err != nil {
-		c.drop(id, bc)
-		return nil, err
-	}
-	return resp.(*kmsg.WriteTxnMarkersResponse), nil
-}
-
-func (c *brokerClients) get(id int32, address string) (*brokerClient, error) {
+// broker is the connection to the broker at address.
+func (c *brokerClients) broker(address string) (*kgo.Broker, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil, errors.New("broker: shutting down")
 	}
-	if bc := c.clients[id]; bc != nil && bc.address == address {
-		return bc, nil
-	} else if bc != nil {
-		bc.client.Close()
+	client := c.clients[address]
+	if client == nil {
+		minVersions := new(kversion.Versions)
+		minVersions.SetMaxKeyVersion(kmsg.AddPartitionsToTxn.Int16(), addPartitionsToTxnVerifyVersion)
+		maxVersions := kversion.Stable()
+		maxVersions.SetMaxKeyVersion(kmsg.AddPartitionsToTxn.Int16(), addPartitionsToTxnVerifyVersion)
+		maxVersions.SetMaxKeyVersion(kmsg.WriteTxnMarkers.Int16(), writeTxnMarkersVersion)
+		var err error
+		client, err = kgo.NewClient(kgo.SeedBrokers(address), kgo.ClientID(fmt.Sprintf("strata-txn-%d", c.nodeID)),
+			kgo.MinVersions(minVersions), kgo.MaxVersions(maxVersions), kgo.RequestTimeoutOverhead(5*time.Second))
+		if err != nil {
+			return nil, err
+		}
+		c.clients[address] = client
 	}
-	versions := kversion.Stable()
-	versions.SetMaxKeyVersion(kmsg.WriteTxnMarkers.Int16(), writeTxnMarkersVersion)
-	client, err := kgo.NewClient(kgo.SeedBrokers(address), kgo.ClientID(fmt.Sprintf("strata-txn-coordinator-%d", c.nodeID)),
-		kgo.MaxVersions(versions), kgo.RequestTimeoutOverhead(5*time.Second))
+	seeds := client.SeedBrokers()
+	if len(seeds) == 0 {
+		return nil, fmt.Errorf("no connection to %s", address)
+	}
+	return seeds[0], nil
+}
+
+// send sends WriteTxnMarkers to the broker at address (markerWriter.send).
+func (c *brokerClients) send(ctx context.Context, _ int32, address string, req *kmsg.WriteTxnMarkersRequest) (*kmsg.WriteTxnMarkersResponse, error) {
+	b, err := c.broker(address)
 	if err != nil {
 		return nil, err
 	}
-	bc := &brokerClient{address: address, client: client}
-	c.clients[id] = bc
-	return bc, nil
-}
-
-func (c *brokerClients) drop(id int32, bc *brokerClient) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.clients[id] == bc {
-		delete(c.clients, id)
-		bc.client.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := b.Request(ctx, req)
+	if err != nil {
+		return nil, err
 	}
+	return resp.(*kmsg.WriteTxnMarkersResponse), nil
 }
 
-// close closes every client; later sends fail.
+// close closes every client; later requests fail.
 func (c *brokerClients) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
-	for id, bc := range c.clients {
-		bc.client.Close()
-		delete(c.clients, id)
+	for address, client := range c.clients {
+		client.Close()
+		delete(c.clients, address)
 	}
 }
 
