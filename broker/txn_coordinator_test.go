@@ -241,6 +241,19 @@ func TestTransactionalProducerFencing(t *testing.T) {
 	if got := addPartitions(t, cl, 3, "zombie", second.ProducerID, second.ProducerEpoch, "t", 0); got[0] != 0 {
 		t.Fatalf("current producer AddPartitionsToTxn: %v", kerr.ErrorForCode(got[0]))
 	}
+	// ListTransactions v2 filters by a pattern over the whole id.
+	for pattern, want := range map[string]int{"zom.*": 1, "zom": 0, "": 1} {
+		list := kmsg.NewPtrListTransactionsRequest()
+		list.TransactionalIDPattern = kmsg.StringPtr(pattern)
+		if r := request[*kmsg.ListTransactionsResponse](t, cl, list); r.ErrorCode != 0 || len(r.TransactionStates) != want {
+			t.Fatalf("ListTransactions pattern %q: %v %+v, want %d", pattern, kerr.ErrorForCode(r.ErrorCode), r.TransactionStates, want)
+		}
+	}
+	list := kmsg.NewPtrListTransactionsRequest()
+	list.TransactionalIDPattern = kmsg.StringPtr("(")
+	if r := request[*kmsg.ListTransactionsResponse](t, cl, list); r.ErrorCode != kerr.InvalidRegularExpression.Code {
+		t.Fatalf("ListTransactions with a bad pattern: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
 	// KIP-360 from the zombie with its stale epoch is fenced too.
 	req := kmsg.NewPtrInitProducerIDRequest()
 	req.TransactionalID = kmsg.StringPtr("zombie")
