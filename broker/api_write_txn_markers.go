@@ -34,6 +34,7 @@ func handleWriteTxnMarkers(c *clientConn, h requestHeader, req *kmsg.WriteTxnMar
 	type written struct {
 		marker, topic, partition int
 		offsetsPartition         int32 // -1: not a __consumer_offsets partition
+		offset                   int64 // the marker's
 		producerID               int64
 		producerEpoch            int16
 		commit                   bool
@@ -82,7 +83,7 @@ func handleWriteTxnMarkers(c *clientConn, h requestHeader, req *kmsg.WriteTxnMar
 				}
 				pending = append(pending, partition.Pending{Partition: part, End: offset + 1})
 				waiting = append(waiting, written{marker: mi, topic: ti, partition: len(ot.Partitions),
-					offsetsPartition: offsetsPartition, producerID: rm.ProducerID, producerEpoch: rm.ProducerEpoch, commit: rm.Committed})
+					offsetsPartition: offsetsPartition, offset: offset, producerID: rm.ProducerID, producerEpoch: rm.ProducerEpoch, commit: rm.Committed})
 				ot.Partitions = append(ot.Partitions, op)
 			}
 			out.Topics = append(out.Topics, ot)
@@ -100,7 +101,9 @@ func handleWriteTxnMarkers(c *clientConn, h requestHeader, req *kmsg.WriteTxnMar
 			continue
 		}
 		if w.offsetsPartition >= 0 {
-			s.groups.CompleteTransaction(w.offsetsPartition, w.producerID, w.producerEpoch, w.commit)
+			// The marker ends the producer's offset commits written below
+			// it, not a later transaction's (this answer may come late).
+			s.groups.CompleteTransaction(w.offsetsPartition, w.producerID, w.producerEpoch, w.offset, w.commit)
 		}
 	}
 	return resp, nil

@@ -25,6 +25,10 @@ import (
 type offsetsLog struct {
 	p   *partition.Partition
 	log *slog.Logger
+	// verifyTxn is VerifyTxn's question to the transaction coordinator
+	// (Server.verifyOffsetsTxn, groups_txn.go); nil for
+	// __transaction_state, which has no transactional appends.
+	verifyTxn func(*partition.Partition, group.TxnProducer) error
 }
 
 var _ group.Log = (*offsetsLog)(nil)
@@ -149,7 +153,7 @@ func (g *groupsFollow) logOf(p *partition.Partition) *offsetsLog {
 	defer g.mu.Unlock()
 	l := g.logs[p]
 	if l == nil {
-		l = &offsetsLog{p: p, log: g.s.log.With("subsystem", "groups")}
+		l = &offsetsLog{p: p, log: g.s.log.With("subsystem", "groups"), verifyTxn: g.s.verifyOffsetsTxn}
 		g.logs[p] = l
 	}
 	return l

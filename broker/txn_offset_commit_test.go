@@ -41,6 +41,18 @@ func (l *memGroupLog) AppendTxn(records []recordbatch.Record, p group.TxnProduce
 	return base, err
 }
 
+// VerifyTxn: the test's producer has no transaction coordinator; every
+// commit is taken as part of its transaction.
+func (l *memGroupLog) VerifyTxn(group.TxnProducer) error { return nil }
+
+// marker takes the next offset for a transaction marker and returns it.
+func (l *memGroupLog) marker() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.next++
+	return l.next - 1
+}
+
 func (l *memGroupLog) Replay(func([]byte) error) (int64, error)    { return 0, nil }
 func (l *memGroupLog) AwaitCommitted(int64, <-chan struct{}) error { return nil }
 func (l *memGroupLog) Leading() bool                               { return true }
@@ -229,7 +241,7 @@ func TestTxnOffsetCommitAndRequireStable(t *testing.T) {
 		len(r.Groups[0].Topics[0].Partitions) != 1 || r.Groups[0].Topics[0].Partitions[0].ErrorCode != kerr.UnstableOffsetCommit.Code {
 		t.Fatalf("OffsetFetch of every partition with RequireStable during the transaction: %+v", r.Groups)
 	}
-	groups.CompleteTransaction(partition, pid, epoch, true)
+	groups.CompleteTransaction(partition, pid, epoch, log.marker(), true)
 	for _, v := range []int16{7, 8} {
 		for _, stable := range []bool{false, true} {
 			if off, code := fetch(v, stable); off != 15 || code != 0 {

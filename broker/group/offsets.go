@@ -62,6 +62,17 @@ type Log interface {
 	// aborts. It may also fail with the producer's error
 	// (INVALID_PRODUCER_EPOCH, PRODUCER_FENCED, INVALID_TXN_STATE).
 	AppendTxn(records []recordbatch.Record, p TxnProducer) (offset int64, err error)
+	// VerifyTxn makes sure, before AppendTxn, that the partition is in the
+	// producer's ongoing transaction (KIP-890 part 1: asked of the
+	// transaction coordinator of p.TransactionalID, as Kafka's group
+	// coordinator verifies a TxnOffsetCommit), so that a commit arriving
+	// after its transaction ended is refused (INVALID_TXN_STATE,
+	// INVALID_PRODUCER_EPOCH, ...) instead of opening a new transaction on
+	// the partition; a transaction ending meanwhile voids the
+	// verification (AppendTxn then fails). COORDINATOR_NOT_AVAILABLE when
+	// the transaction coordinator cannot answer now. Called without the
+	// shard's lock.
+	VerifyTxn(p TxnProducer) error
 	// Replay calls fn with each record batch from the log's start to its
 	// end as it is when Replay starts, in offset order, and returns that
 	// end (the offset after the last record replayed).
@@ -385,7 +396,10 @@ func (sh *Shard) CommitOffsets(groupID string, commits map[TopicPartition]Commit
 }
 
 // commitOffsets writes commits as one batch with write and applies them
-// (committed, or pending for producerID) once written.
+// (committed, or pending for producerID) once written, at their records'
+// log offsets. mu is held from before the append until they are applied,
+// so the shard applies its writes in log order and a transaction's
+// CompleteTransaction never sees a write in flight (txn.go).
 func (sh *Shard) commitOffsets(groupID string, producerID int64, commits map[TopicPartition]CommittedOffset, write func([]recordbatch.Record) (int64, error)) error {
 	tps := make([]TopicPartition, 0, len(commits))
 	for tp := range commits {

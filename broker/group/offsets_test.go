@@ -30,6 +30,14 @@ type memLog struct {
 	awaiting    chan struct{} // if not nil, closed when AwaitCommitted first waits
 	awaited     bool          // awaiting is closed
 	changed     chan struct{} // closed and replaced by set
+	// verify is VerifyTxn's answer; verified the producers it was asked
+	// about.
+	verify   error
+	verified []TxnProducer
+	// beforeTxn and afterTxn, if set, run (without mu) in AppendTxn
+	// before the batch is appended and after: a test holds a write in
+	// flight there (appending; appended, awaiting the in-sync replicas).
+	beforeTxn, afterTxn func()
 }
 
 var _ Log = (*memLog)(nil)
@@ -41,7 +49,24 @@ func (l *memLog) Append(records []recordbatch.Record) (int64, error) {
 }
 
 func (l *memLog) AppendTxn(records []recordbatch.Record, p TxnProducer) (int64, error) {
-	return l.build(recordbatch.BuildOptions{Transactional: true, Idempotent: true, ProducerID: p.ProducerID, ProducerEpoch: p.ProducerEpoch}, records)
+	l.mu.Lock()
+	before, after := l.beforeTxn, l.afterTxn
+	l.mu.Unlock()
+	if before != nil {
+		before()
+	}
+	base, err := l.build(recordbatch.BuildOptions{Transactional: true, Idempotent: true, ProducerID: p.ProducerID, ProducerEpoch: p.ProducerEpoch}, records)
+	if after != nil {
+		after()
+	}
+	return base, err
+}
+
+func (l *memLog) VerifyTxn(p TxnProducer) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.verified = append(l.verified, p)
+	return l.verify
 }
 
 func (l *memLog) build(opts recordbatch.BuildOptions, records []recordbatch.Record) (int64, error) {
@@ -59,19 +84,22 @@ func (l *memLog) build(opts recordbatch.BuildOptions, records []recordbatch.Reco
 	return opts.BaseOffset, nil
 }
 
-// add appends a batch made by hand, renumbered to follow the log.
-func (l *memLog) add(batch []byte) {
+// add appends a batch made by hand, renumbered to follow the log, and
+// returns its base offset.
+func (l *memLog) add(batch []byte) int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	recordbatch.SetBaseOffset(batch, l.endLocked(len(l.batches)))
+	base := l.endLocked(len(l.batches))
+	recordbatch.SetBaseOffset(batch, base)
 	l.batches = append(l.batches, batch)
+	return base
 }
 
 // marker appends the producer's transaction marker as a transaction
 // coordinator writes it: a control batch of one record, key int16 version
 // 0 + int16 type (0 abort, 1 commit), value int16 version 0 + int32
-// coordinator epoch.
-func (l *memLog) marker(t *testing.T, producerID int64, producerEpoch int16, commit bool) {
+// coordinator epoch. It returns the marker's offset.
+func (l *memLog) marker(t *testing.T, producerID int64, producerEpoch int16, commit bool) int64 {
 	t.Helper()
 	typ := byte(0)
 	if commit {
@@ -82,7 +110,7 @@ func (l *memLog) marker(t *testing.T, producerID int64, producerEpoch int16, com
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.add(batch)
+	return l.add(batch)
 }
 
 // endLocked is the offset after the first n batches.

@@ -14,8 +14,13 @@ import (
 // partition with Log.AppendTxn: the same OffsetCommitKey/OffsetCommitValue
 // records as OffsetCommit, in one transactional batch carrying the
 // producer's id and epoch, so the partition's last stable offset and the
-// transaction's markers cover them. Until the producer's transaction ends
-// they are pending: not the group's committed offsets (OffsetFetch and
+// transaction's markers cover them. Before writing, the shard has the Log
+// verify that the partition is in the producer's ongoing transaction
+// (Log.VerifyTxn: KIP-890 part 1, as Kafka verifies TxnOffsetCommit with
+// the transaction coordinator), so a TxnOffsetCommit arriving after its
+// transaction ended is refused instead of opening a new, hanging
+// transaction on the partition. Until the producer's transaction ends the
+// commits are pending: not the group's committed offsets (OffsetFetch and
 // GroupOffsets do not see them; OffsetFetch with RequireStable answers
 // UNSTABLE_OFFSET_COMMIT for their partitions). The transaction's marker
 // (a control batch: key int16 version, int16 type 0 = ABORT, 1 = COMMIT)
@@ -25,6 +30,29 @@ import (
 // partition was written after it (Kafka compares the log offsets of the
 // two records: the later record wins, so compaction, which keeps only the
 // latest record of a key, cannot change the outcome); an abort drops them.
+//
+// A marker ends only the producer's commits written below it: each pending
+// commit keeps the log offset of its record, and CompleteTransaction
+// carries the marker's offset. So the live state is what a replay of the
+// log gives, whatever order the writes and the markers' completions run
+// in:
+//   - a CompleteTransaction that arrives while a TxnOffsetCommit write is
+//     in flight waits for it (the shard holds mu from before the append to
+//     after the commits are recorded, so no in-flight state is visible),
+//     then completes the write's commits if they landed below the marker
+//     and leaves them pending (for the producer's next marker, as a replay
+//     would) if they landed above it — which the verification keeps from
+//     happening to a transaction that is over, as in Kafka;
+//   - a delayed CompleteTransaction of an earlier transaction (a
+//     WriteTxnMarkers whose marker was written again and completed by a
+//     retry, then answered late) does not end the newer transaction's
+//     commits of the same producer: they are above its marker;
+//   - a write that fails records nothing (as Kafka's coordinator drops the
+//     pending commit of a failed append).
+//
+// Pending commits of one group partition are kept in log order (a
+// transaction may commit a partition more than once; the latest below the
+// marker counts).
 //
 // A tombstone of a group's partition (OffsetDelete, expiry, a deleted
 // group) also drops the partition's pending commits of that group, as in
@@ -45,8 +73,10 @@ const noProducerID int64 = -1
 // txnOffsets are the pending transactional commits of a shard, by producer
 // and by group. Guarded by the shard's mu.
 type txnOffsets struct {
-	byProducer map[int64]map[string]map[TopicPartition]storedOffset // producer → group → partition
-	byGroup    map[string]map[int64]struct{}                        // group → producers with commits of it pending
+	// byProducer holds each producer's pending commits by group and
+	// partition, in log order (never empty).
+	byProducer map[int64]map[string]map[TopicPartition][]storedOffset
+	byGroup    map[string]map[int64]struct{} // group → producers with commits of it pending
 	// held are the groups offset expiry left without offsets but did not
 	// delete while a transaction had commits of them pending: a later
 	// pass deletes them once it has ended.
@@ -54,21 +84,23 @@ type txnOffsets struct {
 }
 
 func newTxnOffsets() txnOffsets {
-	return txnOffsets{byProducer: map[int64]map[string]map[TopicPartition]storedOffset{}, byGroup: map[string]map[int64]struct{}{}, held: map[string]bool{}}
+	return txnOffsets{byProducer: map[int64]map[string]map[TopicPartition][]storedOffset{}, byGroup: map[string]map[int64]struct{}{}, held: map[string]bool{}}
 }
 
+// put adds a pending commit; c.at is above those of the commits already
+// pending (the shard records commits in log order).
 func (t *txnOffsets) put(producerID int64, groupID string, tp TopicPartition, c storedOffset) {
 	groups := t.byProducer[producerID]
 	if groups == nil {
-		groups = map[string]map[TopicPartition]storedOffset{}
+		groups = map[string]map[TopicPartition][]storedOffset{}
 		t.byProducer[producerID] = groups
 	}
 	parts := groups[groupID]
 	if parts == nil {
-		parts = map[TopicPartition]storedOffset{}
+		parts = map[TopicPartition][]storedOffset{}
 		groups[groupID] = parts
 	}
-	parts[tp] = c
+	parts[tp] = append(parts[tp], c)
 	producers := t.byGroup[groupID]
 	if producers == nil {
 		producers = map[int64]struct{}{}
@@ -133,27 +165,51 @@ func (t *txnOffsets) forget(producerID int64, groupID string) {
 	}
 }
 
-// take removes and returns the producer's pending commits.
-func (t *txnOffsets) take(producerID int64) map[string]map[TopicPartition]storedOffset {
-	groups := t.byProducer[producerID]
-	delete(t.byProducer, producerID)
-	for groupID := range groups {
-		if producers := t.byGroup[groupID]; producers != nil {
-			delete(producers, producerID)
-			if len(producers) == 0 {
-				delete(t.byGroup, groupID)
+// take removes the producer's pending commits written below the log
+// offset before (its transaction's marker) and returns, per group and
+// partition, the latest of them; those written above it stay pending.
+func (t *txnOffsets) take(producerID, before int64) map[string]map[TopicPartition]storedOffset {
+	out := map[string]map[TopicPartition]storedOffset{}
+	for groupID, parts := range t.byProducer[producerID] {
+		for tp, commits := range parts {
+			n := 0
+			for n < len(commits) && commits[n].at < before {
+				n++
+			}
+			if n == 0 {
+				continue
+			}
+			if out[groupID] == nil {
+				out[groupID] = map[TopicPartition]storedOffset{}
+			}
+			out[groupID][tp] = commits[n-1]
+			if n == len(commits) {
+				delete(parts, tp)
+			} else {
+				parts[tp] = commits[n:]
 			}
 		}
+		if len(parts) == 0 {
+			t.forget(producerID, groupID)
+		}
 	}
-	return groups
+	return out
 }
 
-// CommitTxnOffsets writes a transactional producer's offset commits
+// CommitTxnOffsets verifies (Log.VerifyTxn, without the shard's lock: it
+// may ask another broker) that the producer's transaction includes the
+// shard's partition, then writes the producer's offset commits
 // (TxnOffsetCommit) as one transactional batch and keeps them pending
-// until the transaction ends (CompleteTransaction); on failure nothing
+// until the transaction's marker (CompleteTransaction); on failure nothing
 // changes. Who may commit is the caller's check
 // (Coordinator.ValidateOffsetCommit with Transactional set).
 func (sh *Shard) CommitTxnOffsets(groupID string, p TxnProducer, commits map[TopicPartition]CommittedOffset) error {
+	if len(commits) == 0 {
+		return nil
+	}
+	if err := sh.log.VerifyTxn(p); err != nil {
+		return err
+	}
 	return sh.commitOffsets(groupID, p.ProducerID, commits, func(records []recordbatch.Record) (int64, error) {
 		return sh.log.AppendTxn(records, p)
 	})
@@ -167,18 +223,20 @@ func (sh *Shard) PendingTxnOffset(groupID string, tp TopicPartition) bool {
 	return sh.txns.pending(groupID, tp)
 }
 
-// CompleteTransaction ends the producer's transaction in this shard: on
-// commit its pending offsets become the committed ones (each unless a
-// later-written plain commit of its partition is committed), on abort they
-// are dropped. The marker is already in the log; nothing is written.
-func (sh *Shard) CompleteTransaction(producerID int64, commit bool) {
+// CompleteTransaction ends the producer's transaction in this shard, given
+// its marker's log offset: on commit its pending offsets written below the
+// marker become the committed ones (each unless a later-written plain
+// commit of its partition is committed), on abort they are dropped; those
+// written above the marker are not this transaction's and stay pending.
+// The marker is already in the log; nothing is written.
+func (sh *Shard) CompleteTransaction(producerID, markerOffset int64, commit bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sh.completeTxnLocked(producerID, commit)
+	sh.completeTxnLocked(producerID, markerOffset, commit)
 }
 
-func (sh *Shard) completeTxnLocked(producerID int64, commit bool) {
-	groups := sh.txns.take(producerID)
+func (sh *Shard) completeTxnLocked(producerID, markerOffset int64, commit bool) {
+	groups := sh.txns.take(producerID, markerOffset)
 	if !commit {
 		return
 	}
@@ -198,8 +256,8 @@ func (sh *Shard) completeTxnLocked(producerID int64, commit bool) {
 }
 
 // replayMarkerLocked applies a control batch met while loading: a
-// transaction marker ends its producer's transaction. Other control
-// records are skipped.
+// transaction marker ends its producer's transaction (the commits replayed
+// so far, all below it). Other control records are skipped.
 func (sh *Shard) replayMarkerLocked(h recordbatch.Header, recs []recordbatch.Record) {
 	for _, r := range recs {
 		if len(r.Key) < 4 {
@@ -207,9 +265,9 @@ func (sh *Shard) replayMarkerLocked(h recordbatch.Header, recs []recordbatch.Rec
 		}
 		switch binary.BigEndian.Uint16(r.Key[2:4]) { // after the int16 version
 		case markerAbort:
-			sh.completeTxnLocked(h.ProducerID, false)
+			sh.completeTxnLocked(h.ProducerID, r.Offset, false)
 		case markerCommit:
-			sh.completeTxnLocked(h.ProducerID, true)
+			sh.completeTxnLocked(h.ProducerID, r.Offset, true)
 		}
 	}
 }
@@ -222,16 +280,17 @@ const (
 )
 
 // CompleteTransaction makes the transactional offset commits producerID
-// wrote to partition's shard visible (commit) or drops them (abort), once
-// the transaction's marker is committed in that __consumer_offsets
-// partition. A partition without a shard here has nothing pending: its
-// next shard replays the marker from the log.
-func (m *Manager) CompleteTransaction(partition int32, producerID int64, producerEpoch int16, commit bool) {
+// wrote to partition's shard below markerOffset visible (commit) or drops
+// them (abort), once the transaction's marker, at markerOffset, is
+// committed in that __consumer_offsets partition (Shard.CompleteTransaction).
+// A partition without a shard here has nothing pending: its next shard
+// replays the marker from the log.
+func (m *Manager) CompleteTransaction(partition int32, producerID int64, producerEpoch int16, markerOffset int64, commit bool) {
 	m.mu.RLock()
 	sh := m.shards[partition]
 	m.mu.RUnlock()
 	if sh == nil {
 		return
 	}
-	sh.CompleteTransaction(producerID, commit)
+	sh.CompleteTransaction(producerID, markerOffset, commit)
 }

@@ -74,8 +74,7 @@ func TestTxnOffsetsInvisibleUntilCommit(t *testing.T) {
 	wantPending(t, sh, "g", tp("a", 1), true)
 	wantPending(t, sh, "g", tp("a", 2), false)
 
-	log.marker(t, pidA, epoch, true)
-	sh.CompleteTransaction(pidA, true)
+	sh.CompleteTransaction(pidA, log.marker(t, pidA, epoch, true), true)
 	wantOffset(t, sh, "g", tp("a", 0), 9)
 	wantOffset(t, sh, "g", tp("a", 1), 3)
 	if c, _ := sh.FetchOffset("g", tp("a", 0)); c.LeaderEpoch != 2 || c.Metadata != "m" {
@@ -85,7 +84,7 @@ func TestTxnOffsetsInvisibleUntilCommit(t *testing.T) {
 	wantPending(t, sh, "g", tp("b", 0), true)
 	wantOffset(t, sh, "g", tp("b", 0), -1)
 	// A repeated marker (a retried WriteTxnMarkers) changes nothing.
-	sh.CompleteTransaction(pidA, false)
+	sh.CompleteTransaction(pidA, log.marker(t, pidA, epoch, true), true)
 	wantOffset(t, sh, "g", tp("a", 0), 9)
 }
 
@@ -96,13 +95,12 @@ func TestTxnOffsetsDroppedOnAbort(t *testing.T) {
 	sh := loadedShard(t, log, newFakeClock())
 	plainCommit(t, sh, "g", map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 5, LeaderEpoch: -1}})
 	txnCommit(t, sh, "g", pidA, map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 9, LeaderEpoch: -1}, tp("a", 1): {Offset: 3, LeaderEpoch: -1}})
-	log.marker(t, pidA, epoch, false)
-	sh.CompleteTransaction(pidA, false)
+	sh.CompleteTransaction(pidA, log.marker(t, pidA, epoch, false), false)
 	wantOffset(t, sh, "g", tp("a", 0), 5)
 	wantOffset(t, sh, "g", tp("a", 1), -1)
 	wantPending(t, sh, "g", tp("a", 0), false)
-	// A late commit marker for the ended transaction brings nothing back.
-	sh.CompleteTransaction(pidA, true)
+	// A marker for the ended transaction brings nothing back.
+	sh.CompleteTransaction(pidA, log.marker(t, pidA, epoch, true), true)
 	wantOffset(t, sh, "g", tp("a", 0), 5)
 }
 
@@ -117,10 +115,8 @@ func TestTxnOffsetsReplay(t *testing.T) {
 	txnCommit(t, sh, "g", pidA, map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 10, LeaderEpoch: -1}})
 	txnCommit(t, sh, "g", pidB, map[TopicPartition]CommittedOffset{tp("a", 1): {Offset: 20, LeaderEpoch: -1}})
 	txnCommit(t, sh, "only-pending", pidC, map[TopicPartition]CommittedOffset{tp("a", 2): {Offset: 30, LeaderEpoch: -1}})
-	log.marker(t, pidA, epoch, true)
-	sh.CompleteTransaction(pidA, true)
-	log.marker(t, pidB, epoch, false)
-	sh.CompleteTransaction(pidB, false)
+	sh.CompleteTransaction(pidA, log.marker(t, pidA, epoch, true), true)
+	sh.CompleteTransaction(pidB, log.marker(t, pidB, epoch, false), false)
 	// pidA's next transaction, after its marker, is pending again.
 	txnCommit(t, sh, "g", pidA, map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 11, LeaderEpoch: -1}})
 
@@ -137,10 +133,8 @@ func TestTxnOffsetsReplay(t *testing.T) {
 		t.Fatalf("group with only pending offsets after replay: %+v %v, want Empty", d, err)
 	}
 	// The transactions pending at the end of the log end later.
-	log.marker(t, pidC, epoch, true)
-	again.CompleteTransaction(pidC, true)
-	log.marker(t, pidA, epoch, false)
-	again.CompleteTransaction(pidA, false)
+	again.CompleteTransaction(pidC, log.marker(t, pidC, epoch, true), true)
+	again.CompleteTransaction(pidA, log.marker(t, pidA, epoch, false), false)
 	for _, s := range []*Shard{again, loadedShard(t, log, clock)} {
 		wantOffset(t, s, "only-pending", tp("a", 2), 30)
 		wantOffset(t, s, "g", tp("a", 0), 10)
@@ -158,10 +152,9 @@ func TestTxnOffsetsManagerCompleteTransaction(t *testing.T) {
 	}
 	sh := waitServing(t, m, "g")
 	txnCommit(t, sh, "g", pidA, map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 7, LeaderEpoch: -1}})
-	m.CompleteTransaction(5, pidA, epoch, true) // not this shard's partition
+	m.CompleteTransaction(5, pidA, epoch, 100, true) // not this shard's partition
 	wantOffset(t, sh, "g", tp("a", 0), -1)
-	log.marker(t, pidA, epoch, true)
-	m.CompleteTransaction(0, pidA, epoch, true)
+	m.CompleteTransaction(0, pidA, epoch, log.marker(t, pidA, epoch, true), true)
 	wantOffset(t, sh, "g", tp("a", 0), 7)
 }
 
@@ -182,8 +175,7 @@ func TestTxnOffsetsInterleavedWithPlainCommits(t *testing.T) {
 	txnCommit(t, sh, "g", pidA, map[TopicPartition]CommittedOffset{tp("a", 1): {Offset: 40, LeaderEpoch: -1}})
 	wantOffset(t, sh, "g", tp("a", 0), 50)
 	wantOffset(t, sh, "g", tp("a", 1), 60)
-	log.marker(t, pidA, epoch, true)
-	sh.CompleteTransaction(pidA, true)
+	sh.CompleteTransaction(pidA, log.marker(t, pidA, epoch, true), true)
 	for _, s := range []*Shard{sh, loadedShard(t, log, clock)} {
 		wantOffset(t, s, "g", tp("a", 0), 50)
 		wantOffset(t, s, "g", tp("a", 1), 40)
@@ -215,8 +207,7 @@ func TestTxnOffsetsTombstones(t *testing.T) {
 		wantPending(t, s, "kept", tp("a", 0), false)
 		wantPending(t, s, "kept", tp("a", 1), true)
 	}
-	log.marker(t, pidA, epoch, true)
-	sh.CompleteTransaction(pidA, true)
+	sh.CompleteTransaction(pidA, log.marker(t, pidA, epoch, true), true)
 	for _, s := range []*Shard{sh, loadedShard(t, log, clock)} {
 		wantOffset(t, s, "gone", tp("a", 0), -1)
 		wantOffset(t, s, "gone", tp("a", 1), -1)
@@ -259,8 +250,7 @@ func TestTxnOffsetsExpiry(t *testing.T) {
 	if d, err := sh.Coordinator().Describe("h"); err != nil || d.State != StateEmpty {
 		t.Fatalf("group with a pending transaction: %+v %v, want it kept", d, err)
 	}
-	log.marker(t, pidA, epoch, false)
-	sh.CompleteTransaction(pidA, false)
+	sh.CompleteTransaction(pidA, log.marker(t, pidA, epoch, false), false)
 	offsets, groups, err = sh.ExpireOffsets(now, retention, all)
 	if err != nil || offsets != 1 || groups != 2 {
 		t.Fatalf("expiry after the transaction: %d offsets, %d groups, %v; want 1, 2", offsets, groups, err)
@@ -289,8 +279,7 @@ func TestTxnOffsetsOfDeletedTopics(t *testing.T) {
 	if err != nil || offsets != 2 || groups != 1 {
 		t.Fatalf("expiry of a deleted topic: %d offsets, %d groups, %v; want 2, 1", offsets, groups, err)
 	}
-	log.marker(t, pidA, epoch, true)
-	sh.CompleteTransaction(pidA, true)
+	sh.CompleteTransaction(pidA, log.marker(t, pidA, epoch, true), true)
 	for _, s := range []*Shard{sh, loadedShard(t, log, clock)} {
 		wantPending(t, s, "g", tp("gone", 1), false)
 		wantOffset(t, s, "g", tp("gone", 0), -1)
