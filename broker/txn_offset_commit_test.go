@@ -238,14 +238,15 @@ func TestTxnOffsetCommitAndRequireStable(t *testing.T) {
 		}
 	}
 
-	// v5 (Transactions V2) is not served.
+	// v5 (Transactions V2, the offsets partition added implicitly) is
+	// served; v6 (topic ids) is not.
 	av := request[*kmsg.ApiVersionsResponse](t, cl, kmsg.NewPtrApiVersionsRequest())
 	advertised := false
 	for _, k := range av.ApiKeys {
 		if k.ApiKey == 28 {
 			advertised = true
-			if k.MinVersion != 0 || k.MaxVersion != 4 {
-				t.Fatalf("TxnOffsetCommit advertised v%d-v%d, want v0-v4", k.MinVersion, k.MaxVersion)
+			if k.MinVersion != 0 || k.MaxVersion != 5 {
+				t.Fatalf("TxnOffsetCommit advertised v%d-v%d, want v0-v5", k.MinVersion, k.MaxVersion)
 			}
 		}
 	}

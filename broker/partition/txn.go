@@ -192,19 +192,21 @@ func (p *Partition) AbandonTxnVerification(producerID int64) {
 }
 
 // NeedsTxnVerification reports whether a transactional batch from
-// producerID would open a transaction here (none is open): the produce
-// path then verifies with the coordinator first.
-func (p *Partition) NeedsTxnVerification(producerID int64) bool {
+// producerID at epoch would open a transaction here (none is open at that
+// epoch: in Transactions V2 the next transaction's epoch is one above the
+// one its marker has not closed yet): the produce path then verifies
+// with the coordinator first.
+func (p *Partition) NeedsTxnVerification(producerID int64, epoch int16) bool {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	return !p.producers.InTransaction(producerID)
+	return !p.producers.InTransactionAt(producerID, epoch)
 }
 
 // checkTxnLocked refuses a transactional batch that would open a
 // transaction without a standing verification. Called with appendMu held,
 // after the producer-state check.
 func (p *Partition) checkTxnLocked(h recordbatch.Header) error {
-	if !h.IsTransactional() || p.producers.InTransaction(h.ProducerID) || p.txnVerified[h.ProducerID] {
+	if !h.IsTransactional() || p.producers.InTransactionAt(h.ProducerID, h.ProducerEpoch) || p.txnVerified[h.ProducerID] {
 		return nil
 	}
 	return &Error{Code: kerr.InvalidTxnState.Code, Message: fmt.Sprintf("producer %d's transactional batch would start a transaction on %s-%d that its transaction coordinator has not verified (or a marker ended since)", h.ProducerID, p.topic, p.index)}

@@ -49,7 +49,7 @@ func TestTxnAppendRequiresVerification(t *testing.T) {
 	p := soleLeader(t, t.TempDir())
 	_, _, err := p.Append(batch(t, transactional(7, 0, 0), "a", 1), 9, t0)
 	wantCode(t, "unverified transactional batch", err, kerr.InvalidTxnState)
-	if !p.NeedsTxnVerification(7) {
+	if !p.NeedsTxnVerification(7, 0) {
 		t.Fatal("no transaction open, yet no verification needed")
 	}
 	p.StartTxnVerification(7)
@@ -58,7 +58,7 @@ func TestTxnAppendRequiresVerification(t *testing.T) {
 	}
 	// The transaction is open: its next batches need no verification, and
 	// a retry is still answered with the original offset.
-	if p.NeedsTxnVerification(7) {
+	if p.NeedsTxnVerification(7, 0) {
 		t.Fatal("an open transaction needs verification again")
 	}
 	if base := mustAppend(t, p, batch(t, transactional(7, 0, 1), "b", 1)); base != 1 {
@@ -327,5 +327,55 @@ func TestMarkerHoldsTheLSOUntilCommitted(t *testing.T) {
 	}
 	if got := p.AbortedTransactions(0, 3); len(got) != 1 || got[0].ProducerID != 7 || got[0].FirstOffset != 1 || got[0].LastOffset != 2 {
 		t.Fatalf("aborted transactions %+v", got)
+	}
+}
+
+// TestV2MarkerBumpsTheEpoch: a Transactions V2 marker carries the epoch the
+// coordinator bumped at EndTxn, one above the transaction's batches: the
+// partition takes it (the transaction ends, the LSO moves past it), the
+// old epoch's late batches are fenced (a zombie's retry cannot join the
+// next transaction), and the next transaction runs at the bumped epoch
+// from sequence 0. Its first batch, arriving before the marker, is not
+// part of the old epoch's transaction: it needs its own verification.
+func TestV2MarkerBumpsTheEpoch(t *testing.T) {
+	p := soleLeader(t, t.TempDir())
+	p.StartTxnVerification(7)
+	mustAppend(t, p, batch(t, transactional(7, 3, 0), "a", 1))
+	mustAppend(t, p, batch(t, transactional(7, 3, 1), "b", 1))
+	if p.NeedsTxnVerification(7, 3) {
+		t.Fatal("the open transaction's epoch needs verification")
+	}
+	if !p.NeedsTxnVerification(7, 4) {
+		t.Fatal("a batch of the next epoch would join the transaction still open at the old one")
+	}
+	_, _, err := p.Append(batch(t, transactional(7, 4, 0), "early", 1), 12, t0)
+	wantCode(t, "next transaction's batch before the marker, unverified", err, kerr.InvalidTxnState)
+
+	marker, err := p.AppendMarker(Marker{ProducerID: 7, ProducerEpoch: 4, CoordinatorEpoch: 1, Commit: true}, t0)
+	if err != nil {
+		t.Fatalf("marker at the bumped epoch: %v", err)
+	}
+	if open := p.OpenTransactions(); len(open) != 0 {
+		t.Fatalf("open after the marker: %+v", open)
+	}
+	if lso := p.LastStableOffset(); lso != marker+1 {
+		t.Fatalf("LSO %d, want %d", lso, marker+1)
+	}
+	_, _, err = p.Append(batch(t, transactional(7, 3, 2), "zombie", 1), 12, t0)
+	wantCode(t, "the old epoch's late batch", err, kerr.InvalidProducerEpoch)
+	if _, err := p.AppendMarker(Marker{ProducerID: 7, ProducerEpoch: 3, CoordinatorEpoch: 1, Commit: false}, t0); err == nil {
+		t.Fatal("a marker of the old epoch was taken after the bumped one")
+	}
+	if _, err := p.AppendMarker(Marker{ProducerID: 7, ProducerEpoch: 4, CoordinatorEpoch: 1, Commit: true}, t0); err != nil {
+		t.Fatalf("a retried marker: %v", err)
+	}
+
+	if !p.NeedsTxnVerification(7, 4) {
+		t.Fatal("no transaction open, yet no verification needed")
+	}
+	p.StartTxnVerification(7)
+	first := mustAppend(t, p, batch(t, transactional(7, 4, 0), "next", 1))
+	if open := p.OpenTransactions(); len(open) != 1 || open[0].Epoch != 4 || open[0].FirstOffset != first {
+		t.Fatalf("next transaction: %+v", open)
 	}
 }
