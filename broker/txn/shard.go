@@ -379,7 +379,7 @@ func (sh *Shard) InitProducerID(ctx context.Context, transactionalID string, tim
 		// bumps the epoch again.
 		next := t.clone()
 		next.producerEpoch++
-		next.lastProducerEpoch = noProducerEpoch
+		next.lastProducerEpoch = epochFenced
 		next.state = kmsg.TransactionStatePrepareAbort
 		next.lastUpdate = now
 		t.pending = true
@@ -581,9 +581,7 @@ func (sh *Shard) EndTxn(transactionalID string, producerID int64, epoch int16, c
 		return -1, -1, kerr.NotCoordinator
 	}
 	t := sh.txns[transactionalID]
-	if v >= V2 && t != nil && t.lastProducerEpoch >= 0 && epoch == t.lastProducerEpoch &&
-		((producerID == t.producerID && t.producerEpoch == epoch+1) ||
-			(producerID == t.lastProducerID && producerID != t.producerID && t.producerEpoch == 0)) {
+	if v >= V2 && t != nil && t.endTxnRetry(producerID, epoch) {
 		// A retry of the EndTxn that bumped the epoch.
 		var answer *kerr.Error
 		switch {
@@ -729,7 +727,7 @@ func (sh *Shard) AbortTimedOut(now time.Time) int {
 		next := t.clone()
 		sh.mu.Unlock()
 		next.producerEpoch++
-		next.lastProducerEpoch = noProducerEpoch
+		next.lastProducerEpoch = epochFenced
 		next.state = kmsg.TransactionStatePrepareAbort
 		next.lastUpdate = now.UnixMilli()
 		if err := sh.write(t, next); err != nil {

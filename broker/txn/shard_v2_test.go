@@ -3,6 +3,7 @@ package txn
 import (
 	"math"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -138,4 +139,34 @@ func TestV1EndTxnKeepsEpoch(t *testing.T) {
 		t.Fatalf("answered %d/%d, marker %+v", npid, nepoch, h.markers.written[0])
 	}
 	wantErr(t, "next add at the same epoch", h.shard.AddPartitions("t", pid, epoch, tps("a", 0), V1), nil)
+}
+
+// TestV2EndTxnRetryAcrossLoadAndFence: a retried EndTxn reaching a new
+// coordinator (which loaded the state, and with it no memory of the epoch
+// before the bump) gets the first answer rather than PRODUCER_FENCED; the
+// old epoch of a producer the coordinator fenced (a timeout) is no retry.
+func TestV2EndTxnRetryAcrossLoadAndFence(t *testing.T) {
+	h := newHarness(t, nil)
+	pid, epoch := h.mustInit("t")
+	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("a", 0), V2), nil)
+	if _, _, err := h.shard.EndTxn("t", pid, epoch, true, V2); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	h.load()
+	npid, nepoch, err := h.shard.EndTxn("t", pid, epoch, true, V2)
+	wantErr(t, "retry after a load", err, nil)
+	if npid != pid || nepoch != epoch+1 {
+		t.Fatalf("retry answered %d/%d", npid, nepoch)
+	}
+
+	epoch++
+	wantErr(t, "next transaction", h.shard.AddPartitions("t", pid, epoch, tps("a", 0), V2), nil)
+	h.clock.Advance(2 * time.Minute)
+	if n := h.shard.AbortTimedOut(h.clock.Now()); n != 1 {
+		t.Fatalf("aborted %d", n)
+	}
+	h.settle()
+	_, _, err = h.shard.EndTxn("t", pid, epoch, false, V2)
+	wantErr(t, "abort by the timed-out producer", err, kerr.ProducerFenced)
 }

@@ -94,6 +94,35 @@ func (t *transaction) sortedPartitions() []group.TopicPartition {
 	return out
 }
 
+// epochFenced is lastProducerEpoch after the coordinator bumped the epoch
+// to fence the producer (a timeout, an InitProducerId of another
+// instance): no request of the old epoch is a retry of one answered.
+const epochFenced int16 = -2
+
+// endTxnRetry reports whether a V2 EndTxn with producerID and epoch is a
+// retry of the one that bumped the epoch (or, at an exhausted epoch, moved
+// the producer to its next producer id). After a load lastProducerEpoch is
+// unknown (-1, as in Kafka): the epoch just below is taken as the retry,
+// unless the coordinator fenced it since it knows.
+func (t *transaction) endTxnRetry(producerID int64, epoch int16) bool {
+	switch t.lastProducerEpoch {
+	case epochFenced:
+		return false
+	case noProducerEpoch:
+	default:
+		if epoch != t.lastProducerEpoch {
+			return false
+		}
+	}
+	switch {
+	case producerID == t.producerID:
+		return epoch >= 0 && t.producerEpoch == epoch+1
+	case producerID == t.lastProducerID && t.producerEpoch == 0:
+		return epochExhausted(epoch)
+	}
+	return false
+}
+
 // epochExhausted: the epoch cannot be bumped any more and the producer
 // gets a new id instead (Kafka's isEpochExhausted).
 func epochExhausted(epoch int16) bool { return epoch >= math.MaxInt16-1 }
