@@ -69,7 +69,10 @@
 // (PreviousProducerId the old one), and a request with it gets
 // CONCURRENT_TRANSACTIONS until then. A retried EndTxn (the epoch before
 // the bump, or the previous producer id after a rotation) gets the first
-// answer while lastProducerEpoch is known (not after a load, as in Kafka).
+// answer, also from a coordinator that loaded the state (which does not
+// know the epoch before the bump: the one just below is taken), but never
+// for an epoch the coordinator fenced (a timeout, another instance's
+// InitProducerId) while it knows.
 //
 // # Failover
 //

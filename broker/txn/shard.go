@@ -421,7 +421,7 @@ func (sh *Shard) InitProducerID(ctx context.Context, transactionalID string, tim
 	} else {
 		switch {
 		case !expected:
-			next.producerEpoch, next.lastProducerEpoch = t.producerEpoch+1, noProducerEpoch
+			next.producerEpoch, next.lastProducerEpoch = t.producerEpoch+1, epochFenced // older instances
 		case t.producerEpoch == noProducerEpoch || currentEpoch == t.producerEpoch:
 			next.producerEpoch, next.lastProducerEpoch = t.producerEpoch+1, t.producerEpoch
 		case currentEpoch == t.lastProducerEpoch:
