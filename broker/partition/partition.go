@@ -533,7 +533,7 @@ func (p *Partition) AppendFromCoordinator(records []byte, now time.Time) (baseOf
 }
 
 // coordinatorProduceVersion is the Produce version a coordinator's batch
-// is checked as: the newest served, so every codec is allowed.
+// is checked as: one that allows every codec.
 const coordinatorProduceVersion = 9
 
 func (p *Partition) appendBatch(records []byte, produceVersion int16, now time.Time, fromCoordinator bool) (baseOffset, appendTime int64, err error) {
