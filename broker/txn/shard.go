@@ -662,8 +662,10 @@ func (sh *Shard) prepareEndLocked(t *transaction, commit bool, v Version, now in
 	}
 	next.lastUpdate = now
 	t.pending = true
+	// The EndTxn's protocol decides, as in Kafka (a client may speak
+	// Produce v12 yet end with EndTxn v4): the markers say which.
+	next.version = v
 	if v >= V2 {
-		next.version = V2
 		next.lastProducerEpoch = t.producerEpoch
 		next.producerEpoch = t.producerEpoch + 1
 		if next.start < 0 || len(next.partitions) == 0 {

@@ -170,3 +170,18 @@ func TestV2EndTxnRetryAcrossLoadAndFence(t *testing.T) {
 	_, _, err = h.shard.EndTxn("t", pid, epoch, false, V2)
 	wantErr(t, "abort by the timed-out producer", err, kerr.ProducerFenced)
 }
+
+// TestEndTxnVersionDecides: a transaction whose partition came by an
+// implicit (V2) add but which ends with a V1 EndTxn (v4) is a V1 one: no
+// bump, V1 markers, as Kafka takes the EndTxn's version.
+func TestEndTxnVersionDecides(t *testing.T) {
+	h := newHarness(t, nil)
+	pid, epoch := h.mustInit("t")
+	wantErr(t, "implicit add", h.shard.AddPartitions("t", pid, epoch, tps("a", 0), V2), nil)
+	npid, nepoch, err := h.shard.EndTxn("t", pid, epoch, true, V1)
+	wantErr(t, "end", err, nil)
+	h.settle()
+	if m := h.markers.written[0]; npid != pid || nepoch != epoch || m.ProducerEpoch != epoch || m.Version != V1 {
+		t.Fatalf("answered %d/%d, marker %+v", npid, nepoch, m)
+	}
+}
