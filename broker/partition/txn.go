@@ -95,11 +95,15 @@ func (p *Partition) AppendMarker(m Marker, now time.Time) (offset int64, err err
 func (p *Partition) completeTxnLocked(m producer.Marker, offset, timestamp int64, index bool) error {
 	done := p.producers.CompleteTxn(m, offset, timestamp)
 	delete(p.txnVerified, m.ProducerID)
-	p.updateFirstUnstableLocked()
-	if !done.Aborted || !index {
-		return nil
+	// The index entry first: once the LSO passes the transaction, the log
+	// cleaner (bounded by it) must find the entry, or it would keep the
+	// aborted records as their keys' latest values.
+	var err error
+	if done.Aborted && index {
+		err = p.segments.AppendAbortedTxn(abortedEntry(done, p.producers))
 	}
-	return p.segments.AppendAbortedTxn(abortedEntry(done, p.producers))
+	p.updateFirstUnstableLocked()
+	return err
 }
 
 // abortedEntry is the index entry of an aborted transaction just

@@ -1,0 +1,186 @@
+package segment
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-log/strata/broker/recordbatch"
+)
+
+// appendRaw appends one whole batch and returns its base offset.
+func appendRaw(t *testing.T, l *Log, batch []byte) int64 {
+	t.Helper()
+	data, descriptors := appendRequest(batch)
+	base, _, err := l.Append(data, descriptors)
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	return base
+}
+
+// appendKeyed appends one batch of one record; producerID >= 0 makes it
+// a transactional batch of that producer.
+func appendKeyed(t *testing.T, l *Log, clock *testClock, producerID int64, key, value string) int64 {
+	t.Helper()
+	opts := recordbatch.BuildOptions{}
+	if producerID >= 0 {
+		opts = recordbatch.BuildOptions{Idempotent: true, Transactional: true, ProducerID: producerID, ProducerEpoch: 0, BaseSequence: 0}
+	}
+	batch, err := recordbatch.Build(opts, []recordbatch.Record{{Key: []byte(key), Value: []byte(value), Timestamp: clock.Now().UnixMilli()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return appendRaw(t, l, batch)
+}
+
+// appendMarker appends a transaction marker of producerID and, for an
+// abort, its aborted-transaction index entry (as the partition does).
+func appendMarker(t *testing.T, l *Log, clock *testClock, producerID, firstOffset int64, commit bool) int64 {
+	t.Helper()
+	typ := recordbatch.ControlAbort
+	if commit {
+		typ = recordbatch.ControlCommit
+	}
+	offset := appendRaw(t, l, recordbatch.BuildMarker(recordbatch.MarkerOptions{
+		ProducerID: producerID, Timestamp: clock.Now().UnixMilli(), Marker: recordbatch.Marker{Type: typ, CoordinatorEpoch: 1},
+	}))
+	if !commit {
+		if err := l.AppendAbortedTxn(AbortedTxn{ProducerID: producerID, FirstOffset: firstOffset, LastOffset: offset, LastStableOffset: offset + 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return offset
+}
+
+// logContents describes every non-empty batch of the log below upTo: data
+// records as offset:key=value, markers as offset:COMMIT(pid)/ABORT(pid).
+func logContents(t *testing.T, l *Log, upTo int64) string {
+	t.Helper()
+	var out []string
+	data, err := l.Read(l.StartOffset(), 1<<24, upTo, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(data) > 0 {
+		h, err := recordbatch.ParseHeader(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch := data[:h.Size()]
+		data = data[h.Size():]
+		if h.BaseOffset >= upTo {
+			break
+		}
+		if h.IsControl() {
+			m, ok, err := recordbatch.ParseMarker(batch)
+			if err != nil || !ok {
+				t.Fatalf("control batch at %d: %v", h.BaseOffset, err)
+			}
+			name := "ABORT"
+			if m.Type == recordbatch.ControlCommit {
+				name = "COMMIT"
+			}
+			out = append(out, fmt.Sprintf("%d:%s(%d)", h.BaseOffset, name, h.ProducerID))
+			continue
+		}
+		_, records, err := decodeRecords(batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range records {
+			out = append(out, fmt.Sprintf("%d:%s=%s", r.Offset, r.Key, r.Value))
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// TestCompactTransactions: the cleaner removes aborted transactions'
+// records (an aborted record never supersedes the committed one before
+// it), compacts committed transactional records like any other, keeps each
+// marker while a batch of its transaction remains and for
+// delete.retention.ms after, and drops the index entry of a removed ABORT
+// marker, also across a reopen.
+func TestCompactTransactions(t *testing.T) {
+	dir := t.TempDir()
+	clock := newTestClock()
+	cfg := smallConfig(t, clock)
+	l := openTestLog(t, dir, 0, cfg)
+	appendKeyed(t, l, clock, -1, "a", "plain")        // 0
+	appendKeyed(t, l, clock, 5, "a", "aborted")       // 1
+	appendKeyed(t, l, clock, 6, "b", "committed-old") // 2
+	appendKeyed(t, l, clock, 5, "c", "aborted")       // 3
+	appendMarker(t, l, clock, 5, 1, false)            // 4
+	appendKeyed(t, l, clock, 6, "b", "committed")     // 5
+	appendMarker(t, l, clock, 6, 2, true)             // 6
+	appendKeyed(t, l, clock, 5, "d", "committed")     // 7: producer 5's next transaction
+	appendMarker(t, l, clock, 5, 7, true)             // 8
+	for i := 0; len(l.Segments()) < 3; i++ {
+		appendKeyed(t, l, clock, -1, "z", fmt.Sprint(i))
+	}
+	cleanableEnd := l.Segments()[len(l.Segments())-1].BaseOffset
+	if cleanableEnd <= 8 {
+		t.Fatalf("the transactions are not all sealed: active segment at %d", cleanableEnd)
+	}
+	compact := func(what string) CompactStats {
+		t.Helper()
+		stats, err := l.Compact(CompactOptions{Force: true, DeleteRetention: time.Hour})
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return stats
+	}
+	check := func(what, want string, wantAborted []AbortedTxn) {
+		t.Helper()
+		if got := logContents(t, l, 9); got != want {
+			t.Fatalf("%s: log\n%s\nwant\n%s", what, got, want)
+		}
+		if got := l.AbortedTxns(0, l.EndOffset()); !reflect.DeepEqual(got, wantAborted) {
+			t.Fatalf("%s: aborted transactions %+v, want %+v", what, got, wantAborted)
+		}
+	}
+	entry := []AbortedTxn{{ProducerID: 5, FirstOffset: 1, LastOffset: 4, LastStableOffset: 5}}
+
+	// Pass 1: the aborted records go, the markers stay (their data was
+	// there when the pass started).
+	stats := compact("first pass")
+	if stats.AbortedRemoved != 2 || stats.MarkersRemoved != 0 {
+		t.Fatalf("first pass: %+v", stats)
+	}
+	check("first pass", "0:a=plain 4:ABORT(5) 5:b=committed 6:COMMIT(6) 7:d=committed 8:COMMIT(5)", entry)
+
+	// Pass 2: the ABORT marker's data is gone, but delete.retention.ms has
+	// not passed.
+	clock.Advance(30 * time.Minute)
+	compact("second pass")
+	check("second pass", "0:a=plain 4:ABORT(5) 5:b=committed 6:COMMIT(6) 7:d=committed 8:COMMIT(5)", entry)
+
+	// Pass 3, after delete.retention.ms: the ABORT marker and its index
+	// entry go; the COMMIT markers stay while their records remain.
+	clock.Advance(time.Hour)
+	stats = compact("third pass")
+	if stats.MarkersRemoved != 1 {
+		t.Fatalf("third pass: %+v", stats)
+	}
+	check("third pass", "0:a=plain 5:b=committed 6:COMMIT(6) 7:d=committed 8:COMMIT(5)", nil)
+
+	// A newer value of b supersedes the committed one; the next pass
+	// removes it and the one after, its marker.
+	appendKeyed(t, l, clock, -1, "b", "newer")
+	for n := len(l.Segments()); len(l.Segments()) == n; {
+		appendKeyed(t, l, clock, -1, "y", "roll")
+	}
+	clock.Advance(2 * time.Hour)
+	compact("fourth pass")
+	check("fourth pass", "0:a=plain 6:COMMIT(6) 7:d=committed 8:COMMIT(5)", nil)
+	compact("fifth pass")
+	check("fifth pass", "0:a=plain 7:d=committed 8:COMMIT(5)", nil)
+
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openTestLog(t, dir, 0, cfg)
+	check("reopened", "0:a=plain 7:d=committed 8:COMMIT(5)", nil)
+}
