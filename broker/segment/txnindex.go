@@ -225,9 +225,25 @@ func writeTxnIndex(path string, entries []AbortedTxn) error {
 		}
 		return atomicfile.SyncDir(filepath.Dir(path))
 	}
+	return atomicfile.WriteFile(path, EncodeTxnIndex(entries), fsperm.File)
+}
+
+// EncodeTxnIndex returns entries in the .txnindex format (above): what a
+// tiered segment's .txnindex object holds.
+func EncodeTxnIndex(entries []AbortedTxn) []byte {
 	var data []byte
 	for _, t := range entries {
 		data = appendTxnIndexEntry(data, t)
 	}
-	return atomicfile.WriteFile(path, data, fsperm.File)
+	return data
+}
+
+// DecodeTxnIndex decodes bytes in the .txnindex format; an error names
+// what does not decode (a torn entry, an unknown version).
+func DecodeTxnIndex(data []byte) ([]AbortedTxn, error) {
+	entries, problem := decodeTxnIndex(data)
+	if problem != "" {
+		return nil, errors.New(problem)
+	}
+	return entries, nil
 }
