@@ -511,6 +511,19 @@ func (l *Log) swapSegments(olds []*segment, cleaned *segment, removedMarkers map
 		cleaned.release()
 		return false, err
 	}
+	// An entry must not outlive its marker: a read_committed consumer
+	// skips the producer's transactional batches from the entry's first
+	// offset until it meets the marker, so later committed ones would be
+	// hidden. The entries of the markers the pass removed are dropped after
+	// the commit point (before it the old segments, markers included, may
+	// come back) and before <base>.log.swap is renamed (Open, finishing a
+	// swap, prunes the index again).
+	var kept []AbortedTxn
+	for _, t := range aborted {
+		if !removedMarkers[t.LastOffset] {
+			kept = append(kept, t)
+		}
+	}
 	// Committed: from here on a failure leaves the files for Open to finish.
 	// The merged segments go first (their offsets are in the swap), then
 	// the swap files take the first segment's names.
@@ -520,6 +533,12 @@ func (l *Log) swapSegments(olds []*segment, cleaned *segment, removedMarkers map
 				return fmt.Errorf("swap: remove merged segment %s: %w", old.name(), err)
 			}
 			runCompactHook("remove " + old.name())
+		}
+		if len(kept) < len(aborted) {
+			if err := writeTxnIndex(cleaned.txnIndexPath(), kept); err != nil {
+				return fmt.Errorf("swap: prune aborted transaction index: %w", err)
+			}
+			runCompactHook("prune txnindex")
 		}
 		for _, path := range []string{cleaned.offsetIndexPath, cleaned.timeIndexPath, cleaned.logPath} {
 			if err := os.Rename(path+swapFileSuffix, path); err != nil {
@@ -533,25 +552,6 @@ func (l *Log) swapSegments(olds []*segment, cleaned *segment, removedMarkers map
 		cleaned.release()
 		l.fail(err)
 		return false, err
-	}
-	// An entry must not outlive its marker: a read_committed consumer
-	// skips the producer's transactional batches from the entry's first
-	// offset until it meets the marker, so later committed ones would be
-	// hidden. (Removed after the commit point: before it the old segments,
-	// markers included, may come back; a crash in between is finished by
-	// Open, which prunes the index against the swapped log.)
-	var kept []AbortedTxn
-	for _, t := range aborted {
-		if !removedMarkers[t.LastOffset] {
-			kept = append(kept, t)
-		}
-	}
-	if len(kept) < len(aborted) {
-		if err := writeTxnIndex(cleaned.txnIndexPath(), kept); err != nil {
-			cleaned.release()
-			l.fail(err)
-			return false, err
-		}
 	}
 	cleaned.mu.Lock()
 	cleaned.aborted = kept

@@ -199,12 +199,13 @@
 //     (never written here) go at once; control records of other types stay.
 //   - Aborted-transaction index: merged segments' entries are concatenated
 //     into the merged segment's .txnindex before the swap; after the swap
-//     commits, the entries whose ABORT marker the pass removed are dropped
+//     commits (<base>.log.swap written) and before <base>.log.swap is
+//     renamed, the entries whose ABORT marker the pass removed are dropped
 //     (a read_committed consumer skips P's transactional batches from an
 //     entry's first offset until it meets P's ABORT marker, so an entry
 //     outliving its marker would hide P's later committed transactions).
-//     Open finishing a swap interrupted between the commit and the prune
-//     drops the entries whose marker is not in the swapped log. An entry
+//     Open, finishing a committed swap, drops the entries whose marker is
+//     not in the swapped log. An entry
 //     whose data is gone but whose marker stays (for DeleteRetention) is
 //     kept, unlike Kafka (harmless: no batch of it remains to skip, and
 //     the marker ends it).

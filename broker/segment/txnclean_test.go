@@ -2,6 +2,7 @@ package segment
 
 import (
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -183,4 +184,56 @@ func TestCompactTransactions(t *testing.T) {
 	}
 	l = openTestLog(t, dir, 0, cfg)
 	check("reopened", "0:a=plain 7:d=committed 8:COMMIT(5)", nil)
+}
+
+// TestCompactTransactionsCrash: a crash at any step of the pass that
+// removes an ABORT marker never leaves an aborted-transaction entry
+// without its marker (a read_committed consumer would then skip the
+// producer's later committed batches) nor loses the marker while its entry
+// stays: Open finishes or rolls back the swap and prunes the index.
+func TestCompactTransactionsCrash(t *testing.T) {
+	dir := t.TempDir()
+	clock := newTestClock()
+	cfg := smallConfig(t, clock)
+	l := openTestLog(t, dir, 0, cfg)
+	appendKeyed(t, l, clock, 5, "a", "aborted")   // 0
+	appendMarker(t, l, clock, 5, 0, false)        // 1
+	appendKeyed(t, l, clock, 5, "b", "committed") // 2
+	appendMarker(t, l, clock, 5, 2, true)         // 3
+	for i := 0; len(l.Segments()) < 4; i++ {
+		appendKeyed(t, l, clock, -1, fmt.Sprint("z", i%3), fmt.Sprint(i))
+	}
+	if _, err := l.Compact(CompactOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour)
+	snapshots := t.TempDir()
+	var steps []string
+	hook := func(step string) {
+		steps = append(steps, step)
+		copyDir(t, dir, filepath.Join(snapshots, fmt.Sprintf("%03d", len(steps)-1)))
+	}
+	compactHook.Store(&hook)
+	defer compactHook.Store(nil)
+	stats, err := l.Compact(CompactOptions{Force: true})
+	compactHook.Store(nil)
+	if err != nil || stats.MarkersRemoved != 1 {
+		t.Fatalf("second pass: %+v, %v", stats, err)
+	}
+	if got := logContents(t, l, 4); got != "2:b=committed 3:COMMIT(5)" {
+		t.Fatalf("after the second pass: %s", got)
+	}
+	for i, step := range steps {
+		recovered, err := Open(filepath.Join(snapshots, fmt.Sprintf("%03d", i)), 0, cfg)
+		if err != nil {
+			t.Fatalf("step %d (%s): open: %v", i, step, err)
+		}
+		contents := logContents(t, recovered, 4)
+		aborted := recovered.AbortedTxns(0, recovered.EndOffset())
+		hasMarker := strings.Contains(contents, "1:ABORT(5)")
+		if hasMarker != (len(aborted) == 1) || len(aborted) > 1 {
+			t.Fatalf("step %d (%s): log %q with aborted transactions %+v: an entry and its marker go together", i, step, contents, aborted)
+		}
+		recovered.Close()
+	}
 }
