@@ -122,14 +122,19 @@ func TestReadCommittedFromTieredSegments(t *testing.T) {
 	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: "tx", Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
 	versions := kversion.Stable()
 	versions.SetMaxKeyVersion(fetch.Key(), 11) // topics by name
-	resp := request[*kmsg.FetchResponse](t, n.Client(kgo.MaxVersions(versions)), fetch)
-	got := resp.Topics[0].Partitions[0]
-	if got.ErrorCode != 0 || len(got.RecordBatches) == 0 {
-		t.Fatalf("remote read_committed fetch: %+v", got)
+	rawClient := n.Client(kgo.MaxVersions(versions))
+	checkRawFetch := func(what string) {
+		t.Helper()
+		resp := request[*kmsg.FetchResponse](t, rawClient, fetch)
+		got := resp.Topics[0].Partitions[0]
+		if got.ErrorCode != 0 || len(got.RecordBatches) == 0 {
+			t.Fatalf("%s: remote read_committed fetch: %+v", what, got)
+		}
+		if len(got.AbortedTransactions) != 1 || got.AbortedTransactions[0].ProducerID != 100 || got.AbortedTransactions[0].FirstOffset != abortedFirst {
+			t.Fatalf("%s: aborted transactions %+v, want producer 100's from offset %d", what, got.AbortedTransactions, abortedFirst)
+		}
 	}
-	if len(got.AbortedTransactions) != 1 || got.AbortedTransactions[0].ProducerID != 100 || got.AbortedTransactions[0].FirstOffset != abortedFirst {
-		t.Fatalf("aborted transactions %+v, want producer 100's from offset %d", got.AbortedTransactions, abortedFirst)
-	}
+	checkRawFetch("after local retention")
 
 	consume := func(isolation kgo.IsolationLevel, count int) []string {
 		t.Helper()
@@ -150,4 +155,16 @@ func TestReadCommittedFromTieredSegments(t *testing.T) {
 	if values := consume(kgo.ReadUncommitted(), len(want)+2); !slices.Contains(values, "aborted-1") || !slices.Contains(values, "aborted-2") {
 		t.Fatalf("read_uncommitted consumer read %v, want the aborted records too", values)
 	}
+
+	// A log restarted after the remote data (a partition recovered from
+	// the bucket) has no local index entries below its start: the remote
+	// ones still answer.
+	stopManager()
+	<-done
+	state := n.Store.State()
+	_, remoteEnd, _ := state.RemoteLogOffsets(p.TopicID(), p.Index())
+	if err := p.RestartAt(remoteEnd+1, p.RemoteEpochs(state, remoteEnd+1), nil); err != nil {
+		t.Fatal(err)
+	}
+	checkRawFetch("after RestartAt")
 }
