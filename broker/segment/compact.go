@@ -34,8 +34,9 @@ type CompactOptions struct {
 	// DeleteRetention is delete.retention.ms: a tombstone (null value) that
 	// is the latest record of its key is dropped once its timestamp is older
 	// than this (an approximation of Kafka, which counts from the time the
-	// tombstone's segment was first cleaned); so is a transaction marker
-	// once no batch of its transaction remains.
+	// tombstone's segment was first cleaned). A transaction marker is
+	// dropped this long after a pass first found no batch of its
+	// transaction left (Kafka's delete horizon, stamped into the marker).
 	DeleteRetention time.Duration
 	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: the pass does
 	// nothing unless the bytes of cleanable segments not yet compacted are
@@ -65,6 +66,7 @@ type CompactStats struct {
 	TombstonesRemoved  int64 // expired tombstones among RecordsRemoved
 	AbortedRemoved     int64 // records of aborted transactions among RecordsRemoved
 	MarkersRemoved     int64 // transaction markers (control batches) removed
+	MarkersStamped     int64 // markers given their delete horizon (removable from then on plus DeleteRetention)
 	BatchesRemoved     int64 // batches left without a record
 	BatchesRecompacted int64 // batches rewritten with fewer records
 }
@@ -177,10 +179,11 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 	// in, oldest first: a crash between two groups leaves a log where every
 	// record that was removed has its successor still present.
 	tombstoneHorizon := now.Add(-opts.DeleteRetention).UnixMilli()
+	markers := markerHorizon{now: now.UnixMilli(), horizon: now.Add(opts.DeleteRetention).UnixMilli()}
 	txns = newTxnCleaner(abortedTxns)
 	for _, group := range groupForCleaning(snapshot, cleanable, segmentBytes, maxIndexBytes) {
 		groupEnd := snapshot[slices.Index(snapshot, group[len(group)-1])+1].baseOffset
-		cleaned, removedMarkers, changed, err := l.cleanSegments(group, groupEnd, latest, txns, tombstoneHorizon, intervalBytes, &stats)
+		cleaned, removedMarkers, changed, err := l.cleanSegments(group, groupEnd, latest, txns, markers, tombstoneHorizon, intervalBytes, &stats)
 		if err != nil {
 			return stats, fmt.Errorf("segment: compact: %w", err)
 		}
@@ -277,6 +280,13 @@ func groupForCleaning(segments []*segment, cleanable int, segmentBytes, maxIndex
 	return groups
 }
 
+// markerHorizon is what a pass needs to remove transaction markers: the
+// pass's time and the delete horizon it stamps (now + delete.retention.ms),
+// Unix milliseconds.
+type markerHorizon struct {
+	now, horizon int64
+}
+
 // cleanSegments writes the cleaned copy of a group of consecutive segments,
 // ending at offset groupEnd, to <first base>.{log,index,timeindex}.cleaned,
 // fsynced, and returns it as a segment whose paths are the final names (its
@@ -284,7 +294,7 @@ func groupForCleaning(segments []*segment, cleanable int, segmentBytes, maxIndex
 // written, when the group is one segment that loses no record. txns is
 // the cleaning walk's transaction state (groups are cleaned in offset
 // order); removedMarkers holds the offsets of the control batches removed.
-func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]int64, txns *txnCleaner, tombstoneHorizon, intervalBytes int64, stats *CompactStats) (cleaned *segment, removedMarkers map[int64]bool, changed bool, err error) {
+func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]int64, txns *txnCleaner, markers markerHorizon, tombstoneHorizon, intervalBytes int64, stats *CompactStats) (cleaned *segment, removedMarkers map[int64]bool, changed bool, err error) {
 	first := group[0]
 	var out []byte
 	var infos []batchInfo
@@ -334,12 +344,28 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 		switch {
 		case h.IsControl():
 			// A marker goes once its transaction's data is gone (seen in
-			// an earlier pass) and delete.retention.ms passed.
-			if txns.controlBatch(h, batch) && h.MaxTimestamp < tombstoneHorizon {
+			// an earlier pass) and delete.retention.ms passed since a
+			// pass first found it so (Kafka's delete horizon, stamped
+			// into the batch then).
+			if !txns.controlBatch(h, batch) {
+				break
+			}
+			horizon, stamped := h.DeleteHorizon()
+			switch {
+			case stamped && horizon <= markers.now:
 				batchStats.MarkersRemoved++
 				removedMarkers[h.BaseOffset] = true
 				drop(h)
 				return nil
+			case !stamped:
+				_, records, err := decodeRecords(batch)
+				if err != nil {
+					return corruptf(s.logPath, -1, "batch at offset %d: %v", h.BaseOffset, err)
+				}
+				if keep, err = rebuildBatch(h.WithDeleteHorizon(markers.horizon), records); err != nil {
+					return fmt.Errorf("stamp the delete horizon of the marker at offset %d: %w", h.BaseOffset, err)
+				}
+				batchStats.MarkersStamped++
 			}
 		case txns.dataBatch(h):
 			// An aborted transaction's batch goes whole.
@@ -404,13 +430,14 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 	if err = flushRun(); err != nil {
 		return nil, nil, false, err
 	}
-	if batchStats.RecordsRemoved == 0 && batchStats.MarkersRemoved == 0 && len(group) == 1 {
+	if batchStats.RecordsRemoved == 0 && batchStats.MarkersRemoved == 0 && batchStats.MarkersStamped == 0 && len(group) == 1 {
 		return nil, nil, false, nil
 	}
 	stats.RecordsRemoved += batchStats.RecordsRemoved
 	stats.TombstonesRemoved += batchStats.TombstonesRemoved
 	stats.AbortedRemoved += batchStats.AbortedRemoved
 	stats.MarkersRemoved += batchStats.MarkersRemoved
+	stats.MarkersStamped += batchStats.MarkersStamped
 	stats.BatchesRemoved += batchStats.BatchesRemoved
 	stats.BatchesRecompacted += batchStats.BatchesRecompacted
 

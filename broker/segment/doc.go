@@ -191,12 +191,15 @@
 //     A marker (control batch) is kept while the pass walked a batch of its
 //     transaction (an ABORT marker: an aborted batch of P since the entry's
 //     first offset; a COMMIT marker: a transactional batch of P since P's
-//     previous marker), so removing one transaction takes two passes: the
-//     first removes the data, a later one the marker, once the marker's
-//     timestamp is older than DeleteRetention (the tombstone
-//     approximation; Kafka stamps a delete horizon into the batch when it
-//     first finds the marker removable). Control batches without records
-//     (never written here) go at once; control records of other types stay.
+//     previous marker). The first pass that finds a marker's transaction
+//     without data stamps its delete horizon (now + DeleteRetention) into
+//     the batch as Kafka does (KIP-534: attribute bit 6, the first
+//     timestamp holds the horizon, record timestamp deltas re-encoded
+//     against it, CRC recomputed); the first pass at or after the horizon
+//     removes it. So removing an aborted transaction takes three passes:
+//     the data, then the stamp, then (DeleteRetention later) the marker.
+//     Control batches without records (never written here) go at once;
+//     control records of other types stay.
 //   - Aborted-transaction index: merged segments' entries are concatenated
 //     into the merged segment's .txnindex before the swap; after the swap
 //     commits (<base>.log.swap written) and before <base>.log.swap is

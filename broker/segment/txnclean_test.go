@@ -56,6 +56,9 @@ func appendMarker(t *testing.T, l *Log, clock *testClock, producerID, firstOffse
 	return offset
 }
 
+// deleteHorizons are the delete horizons logContents saw, by marker offset.
+var deleteHorizons = map[int64]int64{}
+
 // logContents describes every non-empty batch of the log below upTo: data
 // records as offset:key=value, markers as offset:COMMIT(pid)/ABORT(pid).
 func logContents(t *testing.T, l *Log, upTo int64) string {
@@ -75,6 +78,9 @@ func logContents(t *testing.T, l *Log, upTo int64) string {
 		if h.BaseOffset >= upTo {
 			break
 		}
+		if err := recordbatch.VerifyChecksum(batch); err != nil {
+			t.Fatalf("batch at %d: %v", h.BaseOffset, err)
+		}
 		if h.IsControl() {
 			m, ok, err := recordbatch.ParseMarker(batch)
 			if err != nil || !ok {
@@ -83,6 +89,13 @@ func logContents(t *testing.T, l *Log, upTo int64) string {
 			name := "ABORT"
 			if m.Type == recordbatch.ControlCommit {
 				name = "COMMIT"
+			}
+			if horizon, ok := h.DeleteHorizon(); ok {
+				records, err := recordbatch.Records(batch)
+				if err != nil || records[0].Timestamp != h.MaxTimestamp {
+					t.Fatalf("marker at %d with delete horizon %d: record timestamp changed (%+v, %v)", h.BaseOffset, horizon, records, err)
+				}
+				deleteHorizons[h.BaseOffset] = horizon
 			}
 			out = append(out, fmt.Sprintf("%d:%s(%d)", h.BaseOffset, name, h.ProducerID))
 			continue
@@ -102,8 +115,9 @@ func logContents(t *testing.T, l *Log, upTo int64) string {
 // records (an aborted record never supersedes the committed one before
 // it), compacts committed transactional records like any other, keeps each
 // marker while a batch of its transaction remains and for
-// delete.retention.ms after, and drops the index entry of a removed ABORT
-// marker, also across a reopen.
+// delete.retention.ms after the first pass that found none (its delete
+// horizon, stamped into the batch), and drops the index entry of a removed
+// ABORT marker, also across a reopen.
 func TestCompactTransactions(t *testing.T) {
 	dir := t.TempDir()
 	clock := newTestClock()
@@ -152,15 +166,24 @@ func TestCompactTransactions(t *testing.T) {
 	}
 	check("first pass", "0:a=plain 4:ABORT(5) 5:b=committed 6:COMMIT(6) 7:d=committed 8:COMMIT(5)", entry)
 
-	// Pass 2: the ABORT marker's data is gone, but delete.retention.ms has
-	// not passed.
+	// Pass 2: the ABORT marker's data is gone: it gets its delete horizon,
+	// delete.retention.ms from now.
 	clock.Advance(30 * time.Minute)
-	compact("second pass")
+	stats = compact("second pass")
+	if stats.MarkersStamped != 1 || stats.MarkersRemoved != 0 {
+		t.Fatalf("second pass: %+v", stats)
+	}
 	check("second pass", "0:a=plain 4:ABORT(5) 5:b=committed 6:COMMIT(6) 7:d=committed 8:COMMIT(5)", entry)
+	if horizon := deleteHorizons[4]; horizon != clock.Now().Add(time.Hour).UnixMilli() {
+		t.Fatalf("ABORT marker's delete horizon %d, want now + delete.retention.ms (%d)", horizon, clock.Now().Add(time.Hour).UnixMilli())
+	}
+	clock.Advance(59 * time.Minute)
+	compact("before the horizon")
+	check("before the horizon", "0:a=plain 4:ABORT(5) 5:b=committed 6:COMMIT(6) 7:d=committed 8:COMMIT(5)", entry)
 
-	// Pass 3, after delete.retention.ms: the ABORT marker and its index
-	// entry go; the COMMIT markers stay while their records remain.
-	clock.Advance(time.Hour)
+	// Pass 3, at the horizon: the ABORT marker and its index entry go; the
+	// COMMIT markers stay while their records remain.
+	clock.Advance(time.Minute)
 	stats = compact("third pass")
 	if stats.MarkersRemoved != 1 {
 		t.Fatalf("third pass: %+v", stats)
@@ -176,8 +199,11 @@ func TestCompactTransactions(t *testing.T) {
 	clock.Advance(2 * time.Hour)
 	compact("fourth pass")
 	check("fourth pass", "0:a=plain 6:COMMIT(6) 7:d=committed 8:COMMIT(5)", nil)
-	compact("fifth pass")
-	check("fifth pass", "0:a=plain 7:d=committed 8:COMMIT(5)", nil)
+	compact("fifth pass") // stamps COMMIT(6)'s horizon
+	check("fifth pass", "0:a=plain 6:COMMIT(6) 7:d=committed 8:COMMIT(5)", nil)
+	clock.Advance(time.Hour)
+	compact("sixth pass")
+	check("sixth pass", "0:a=plain 7:d=committed 8:COMMIT(5)", nil)
 
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
@@ -203,10 +229,11 @@ func TestCompactTransactionsCrash(t *testing.T) {
 	for i := 0; len(l.Segments()) < 4; i++ {
 		appendKeyed(t, l, clock, -1, fmt.Sprint("z", i%3), fmt.Sprint(i))
 	}
-	if _, err := l.Compact(CompactOptions{Force: true}); err != nil {
-		t.Fatal(err)
+	for range 2 { // removes the data, then stamps the ABORT marker's horizon
+		if _, err := l.Compact(CompactOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	clock.Advance(time.Hour)
 	snapshots := t.TempDir()
 	var steps []string
 	hook := func(step string) {
