@@ -56,8 +56,19 @@ func appendMarker(t *testing.T, l *Log, clock *testClock, producerID, firstOffse
 	return offset
 }
 
-// deleteHorizons are the delete horizons logContents saw, by marker offset.
-var deleteHorizons = map[int64]int64{}
+// deleteHorizon returns the delete horizon of the batch at offset.
+func deleteHorizon(t *testing.T, l *Log, offset int64) (int64, bool) {
+	t.Helper()
+	data, err := l.Read(offset, 1, offset+1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := recordbatch.ParseHeader(data)
+	if err != nil || h.BaseOffset != offset {
+		t.Fatalf("batch at %d: %+v, %v", offset, h, err)
+	}
+	return h.DeleteHorizon()
+}
 
 // logContents describes every non-empty batch of the log below upTo: data
 // records as offset:key=value, markers as offset:COMMIT(pid)/ABORT(pid).
@@ -95,7 +106,6 @@ func logContents(t *testing.T, l *Log, upTo int64) string {
 				if err != nil || records[0].Timestamp != h.MaxTimestamp {
 					t.Fatalf("marker at %d with delete horizon %d: record timestamp changed (%+v, %v)", h.BaseOffset, horizon, records, err)
 				}
-				deleteHorizons[h.BaseOffset] = horizon
 			}
 			out = append(out, fmt.Sprintf("%d:%s(%d)", h.BaseOffset, name, h.ProducerID))
 			continue
@@ -174,8 +184,11 @@ func TestCompactTransactions(t *testing.T) {
 		t.Fatalf("second pass: %+v", stats)
 	}
 	check("second pass", "0:a=plain 4:ABORT(5) 5:b=committed 6:COMMIT(6) 7:d=committed 8:COMMIT(5)", entry)
-	if horizon := deleteHorizons[4]; horizon != clock.Now().Add(time.Hour).UnixMilli() {
-		t.Fatalf("ABORT marker's delete horizon %d, want now + delete.retention.ms (%d)", horizon, clock.Now().Add(time.Hour).UnixMilli())
+	if horizon, ok := deleteHorizon(t, l, 4); !ok || horizon != clock.Now().Add(time.Hour).UnixMilli() {
+		t.Fatalf("ABORT marker's delete horizon %d (%v), want now + delete.retention.ms (%d)", horizon, ok, clock.Now().Add(time.Hour).UnixMilli())
+	}
+	if _, ok := deleteHorizon(t, l, 6); ok {
+		t.Fatal("COMMIT marker stamped while its records remain")
 	}
 	clock.Advance(59 * time.Minute)
 	compact("before the horizon")
