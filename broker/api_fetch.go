@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,7 +19,9 @@ import (
 // Fetch v4 (the oldest librdkafka and kafka-python send) through v15
 // (v13: topic ids; v14: OFFSET_MOVED_TO_TIERED_STORAGE may be answered to
 // followers; v15: a follower names itself in ReplicaState with its broker
-// epoch, KIP-903). Fetch sessions (KIP-227) are not created: every
+// epoch, KIP-903; v12: a follower states the epoch of its last batch,
+// LastFetchedEpoch, and is answered DivergingEpoch when its log does not
+// agree with this leader's, KIP-595). Fetch sessions (KIP-227) are not created: every
 // response is a full one with session id 0, which clients treat as "no
 // session".
 func init() { register(4, 15, handleFetch) }
@@ -72,6 +75,10 @@ type fetchTarget struct {
 	remoteAborted []segment.AbortedTxn
 	// logStart is the partition's log start offset, remote data included.
 	logStart int64
+	// diverging is set for a follower whose log does not agree with this
+	// leader's below its fetch offset: it is answered this epoch and its
+	// end here (DivergingEpoch), and no records.
+	diverging *partition.EpochEnd
 }
 
 func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.Response, error) {
@@ -126,8 +133,21 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 					t.replica = true
 				}
 				t.readCommitted = !t.replica && req.IsolationLevel == 1
-				if t.replica && !staleReplica {
-					expand, err := t.part.FollowerFetched(replicaID, rp.FetchOffset, now)
+				position := partition.FetchPosition{Offset: rp.FetchOffset, LastFetchedEpoch: -1}
+				if req.Version >= 12 {
+					position.LastFetchedEpoch = rp.LastFetchedEpoch
+				}
+				switch {
+				case t.replica && staleReplica:
+					// Its offset counts for nothing, but its log is
+					// checked all the same: no records on a divergent log.
+					var err error
+					if t.diverging, err = t.part.DivergingEpoch(position); errors.Is(err, segment.ErrOffsetOutOfRange) {
+						t.part, t.errorCode = nil, kerr.OffsetOutOfRange.Code
+					}
+				case t.replica:
+					expand, diverging, err := t.part.FollowerFetchedAt(replicaID, position, now)
+					t.diverging = diverging
 					switch {
 					case errors.Is(err, segment.ErrOffsetOutOfRange):
 						t.part, t.errorCode = nil, kerr.OffsetOutOfRange.Code
@@ -142,7 +162,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			if t.part != nil {
 				t.logStart = logStartOffset(state, t.part)
 			}
-			if t.part != nil && t.errorCode == 0 && t.offset < t.part.LogStartOffset() && s.cfg.RemoteReader != nil {
+			if t.part != nil && t.errorCode == 0 && t.diverging == nil && t.offset < t.part.LogStartOffset() && s.cfg.RemoteReader != nil {
 				if e, ok := state.SegmentContaining(topic.ID, rp.Partition, t.offset); ok {
 					if t.replica {
 						// Followers start from the leader's local log
@@ -162,7 +182,9 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 
 	s.readRemote(targets, min(req.MaxBytes, s.cfg.FetchMaxBytes))
 	wake := make(chan struct{}, 1)
-	waiting := req.MaxWaitMillis > 0 && req.MinBytes > 0
+	// A diverging follower is answered at once (as Kafka does): it
+	// truncates before it can fetch anything.
+	waiting := req.MaxWaitMillis > 0 && req.MinBytes > 0 && !slices.ContainsFunc(targets, func(t fetchTarget) bool { return t.diverging != nil })
 	if waiting {
 		for _, t := range targets {
 			if t.part != nil {
@@ -296,6 +318,10 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 		p.LastStableOffset = lastStable
 		p.LogStartOffset = min(t.logStart, start)
 		p.ErrorCode = 0
+		if t.diverging != nil {
+			p.DivergingEpoch.Epoch, p.DivergingEpoch.EndOffset = t.diverging.Epoch, t.diverging.EndOffset
+			continue
+		}
 		limit := int64(t.maxBytes)
 		if remaining < limit {
 			limit = remaining

@@ -12,21 +12,22 @@ import (
 	"github.com/strata-log/strata/metadata"
 )
 
-// InitProducerId v0 (librdkafka's idempotence) through v4. Every call from
-// an idempotent (non-transactional) producer gets a fresh producer id with
+// InitProducerId v0 (librdkafka's idempotence) through v5 (v5 only lets
+// the broker answer TRANSACTION_ABORTABLE, which this one never needs;
+// v6 is KIP-939's two-phase commit, not served). Every call from an
+// idempotent (non-transactional) producer gets a fresh producer id with
 // epoch 0, as in Kafka; a producer recovering from a sequence error
-// (KIP-360) either bumps its epoch itself or asks for a new id here.
-func init() { register(0, 4, handleInitProducerID) }
+// (KIP-360) either bumps its epoch itself or asks for a new id here. A
+// transactional producer goes to its transaction coordinator (broker/txn),
+// which keeps its producer id and bumps its epoch.
+func init() { register(0, 5, handleInitProducerID) }
 
 func handleInitProducerID(c *clientConn, h requestHeader, req *kmsg.InitProducerIDRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
-		// Transactions need a transaction coordinator, which Strata does
-		// not have yet. Clients treat INVALID_REQUEST as fatal.
-		resp.ErrorCode = kerr.InvalidRequest.Code
-		c.log.Warn("refusing transactional producer: transactions are not supported yet", "transactional_id", *req.TransactionalID, "client", h.clientID)
+		resp.ProducerID, resp.ProducerEpoch, resp.ErrorCode = s.initTransactionalProducer(req)
 		return resp, nil
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
@@ -39,6 +40,26 @@ func handleInitProducerID(c *clientConn, h requestHeader, req *kmsg.InitProducer
 	}
 	resp.ProducerID, resp.ProducerEpoch = id, 0
 	return resp, nil
+}
+
+// initTransactionalProducer is InitProducerId with a transactional id, at
+// the id's transaction coordinator.
+func (s *Server) initTransactionalProducer(req *kmsg.InitProducerIDRequest) (int64, int16, int16) {
+	id := *req.TransactionalID
+	if id == "" || (req.ProducerID < 0) != (req.ProducerEpoch < 0) {
+		return -1, -1, kerr.InvalidRequest.Code
+	}
+	shard, kerrCode := s.txns.ShardFor(id)
+	if kerrCode != nil {
+		return -1, -1, kerrCode.Code
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	pid, epoch, kerrCode := shard.InitProducerID(ctx, id, req.TransactionTimeoutMillis, req.ProducerID, req.ProducerEpoch)
+	if kerrCode != nil {
+		return -1, -1, producerFencedFor(kerrCode, req.Version, 4)
+	}
+	return pid, epoch, 0
 }
 
 // producerIDBlockSize is how many producer ids one Raft command hands this

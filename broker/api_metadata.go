@@ -66,10 +66,10 @@ func handleMetadata(c *clientConn, h requestHeader, req *kmsg.MetadataRequest) (
 			resp.Topics = append(resp.Topics, mt)
 			continue
 		}
-		if name == offsetsTopic {
-			// Created as the group coordinators need it (internal, its
+		if internal := s.internalTopic(name); internal != nil {
+			// Created as its coordinators need it (internal, its
 			// partition count and configs), not as an ordinary topic.
-			if t, err := s.offsets.ensure(); err == nil {
+			if t, err := internal.ensure(); err == nil {
 				resp.Topics = append(resp.Topics, s.topicMetadata(t))
 			} else {
 				mt.ErrorCode = kerr.LeaderNotAvailable.Code

@@ -54,6 +54,17 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 	if requestErr == 0 && req.TransactionID != nil {
 		verified = s.verifyTransaction(*req.TransactionID, req, now)
 	}
+	var holds []func()
+	if requestErr == 0 {
+		holds = s.holdAppendWakeups(req)
+	}
+	releaseHolds := func() {
+		for _, release := range holds {
+			release()
+		}
+		holds = nil
+	}
+	defer releaseHolds() // on a panic too: a hold never outlives the request
 	for _, rt := range req.Topics {
 		out := kmsg.NewProduceResponseTopic()
 		out.Topic = rt.Topic
@@ -116,6 +127,7 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 		}
 		resp.Topics = append(resp.Topics, out)
 	}
+	releaseHolds()
 	if len(pending) > 0 {
 		// The records are appended: waiting for the followers does not
 		// need the request's bytes, and must not hold the request memory
@@ -221,6 +233,38 @@ type pendingAck struct {
 // deadline, NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below
 // min.insync.replicas, NOT_LEADER_OR_FOLLOWER when leadership moved,
 // KAFKA_STORAGE_ERROR when a durable partition's fsync failed.
+// holdAppendWakeups holds the append wakeups of the local partitions a
+// produce request appends to, when it appends to more than one
+// (partition.HoldAppendWakeups): a follower's fetch woken by the first
+// append then takes all of the request's records in one round trip. The
+// caller releases each once the request's appends are done.
+func (s *Server) holdAppendWakeups(req *kmsg.ProduceRequest) []func() {
+	count := 0
+	for _, rt := range req.Topics {
+		count += len(rt.Partitions)
+	}
+	if count < 2 {
+		return nil
+	}
+	state := s.cfg.Metadata.State()
+	var holds []func()
+	for _, rt := range req.Topics {
+		topic, ok := state.Topic(rt.Topic)
+		if !ok {
+			continue
+		}
+		for _, rp := range rt.Partitions {
+			if !topic.HasPartition(rp.Partition) {
+				continue
+			}
+			if part := s.partitions.get(topic, rp.Partition); part != nil {
+				holds = append(holds, part.HoldAppendWakeups())
+			}
+		}
+	}
+	return holds
+}
+
 func (s *Server) awaitCommitted(pending []pendingAck, resp *kmsg.ProduceResponse, version int16, deadline time.Time) {
 	waits := make([]partition.Pending, len(pending))
 	for i, a := range pending {

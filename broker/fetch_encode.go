@@ -10,8 +10,8 @@ import (
 // encodeFetchFrame frames a Fetch response as a list of buffers so the
 // record bytes read from the segments are written to the socket as they
 // are (writev), never copied into one response buffer. It produces the same
-// bytes as kmsg's encoder for the fields this broker sets (no diverging
-// epochs, current-leader or snapshot tags, no node endpoints); a test pins
+// bytes as kmsg's encoder for the fields this broker sets (the diverging
+// epoch tag; no current-leader or snapshot tags, no node endpoints); a test pins
 // that equivalence for every served version.
 func encodeFetchFrame(correlationID int32, resp *kmsg.FetchResponse) net.Buffers {
 	version := resp.Version
@@ -105,7 +105,16 @@ func encodeFetchFrame(correlationID int32, resp *kmsg.FetchResponse) net.Buffers
 				cur = make([]byte, 0, 256)
 			}
 			if flexible {
-				cur = append(cur, 0) // partition tagged fields
+				// Partition tagged fields: tag 0, DivergingEpoch (v12+),
+				// when set: {epoch int32, end offset int64, no tags}.
+				if d := p.DivergingEpoch; d.Epoch != -1 || d.EndOffset != -1 {
+					cur = append(cur, 1, 0, 4+8+1) // one tag: 0, 13 bytes
+					cur = binary.BigEndian.AppendUint32(cur, uint32(d.Epoch))
+					cur = binary.BigEndian.AppendUint64(cur, uint64(d.EndOffset))
+					cur = append(cur, 0)
+				} else {
+					cur = append(cur, 0)
+				}
 			}
 		}
 		if flexible {

@@ -49,6 +49,9 @@ func TestEncodeFetchFrameMatchesKmsg(t *testing.T) {
 					} else if rng.Intn(2) == 0 {
 						p.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
 					}
+					if version >= 12 && rng.Intn(3) == 0 {
+						p.DivergingEpoch.Epoch, p.DivergingEpoch.EndOffset = rng.Int31(), rng.Int63()
+					}
 					topic.Partitions = append(topic.Partitions, p)
 				}
 				resp.Topics = append(resp.Topics, topic)

@@ -1,13 +1,10 @@
 package broker
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -15,170 +12,13 @@ import (
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/recordbatch"
-	"github.com/strata-log/strata/broker/topicconfig"
-	"github.com/strata-log/strata/metadata"
 )
 
 // The group coordinators (broker/group) keep their records in
-// __consumer_offsets: this file gives them the topic (created on first
-// use, compacted) and each partition's log, and follows the partitions'
-// leadership.
-
-const offsetsTopic = group.OffsetsTopic
-
-// offsetsTopicManager creates and upgrades the offsets topic through the
-// metadata quorum; it is the group.Manager's view of the topic.
-type offsetsTopicManager struct {
-	s   *Server
-	log *slog.Logger
-
-	createMu sync.Mutex  // serializes creating and upgrading the topic
-	upgraded atomic.Bool // the topic exists with compaction on
-}
-
-var _ group.Topic = (*offsetsTopicManager)(nil)
-
-// Leaders implements group.Topic.
-func (o *offsetsTopicManager) Leaders() ([]int32, error) {
-	t, err := o.ensure()
-	if err != nil {
-		return nil, err
-	}
-	leaders := make([]int32, len(t.Partitions))
-	for i, p := range t.Partitions {
-		leaders[i] = p.Leader
-	}
-	return leaders, nil
-}
-
-// PartitionExists implements group.Topic.
-func (o *offsetsTopicManager) PartitionExists(tp group.TopicPartition) bool {
-	t, ok := o.s.cfg.Metadata.State().Topic(tp.Topic)
-	return ok && t.HasPartition(tp.Partition)
-}
-
-// ensure returns the offsets topic, creating it on first use with
-// offsets.topic.num.partitions partitions of replicationFactor replicas
-// each, or errOffsetsTopicReplicas while fewer brokers are up.
-func (o *offsetsTopicManager) ensure() (metadata.Topic, error) {
-	store := o.s.cfg.Metadata
-	if t, ok := store.State().Topic(offsetsTopic); ok && o.upgraded.Load() {
-		return t, nil
-	}
-	o.createMu.Lock()
-	defer o.createMu.Unlock()
-	if t, ok := store.State().Topic(offsetsTopic); ok {
-		o.upgrade(t)
-		return t, nil
-	}
-	n := o.s.cfg.OffsetsTopicNumPartitions
-	state := store.State()
-	replicas, err := o.replicationFactor(state)
-	if err != nil {
-		return metadata.Topic{}, err
-	}
-	live := liveBrokers(state)
-	if len(live) < replicas {
-		return metadata.Topic{}, fmt.Errorf("%w: it needs %d replicas (--offsets-topic-replication-factor) and %d brokers are registered and unfenced; groups get COORDINATOR_NOT_AVAILABLE until more brokers are up (a smaller cluster needs a smaller --offsets-topic-replication-factor)", errOffsetsTopicReplicas, replicas, len(live))
-	}
-	o.upgraded.Store(true)
-	assignments := placeNew(live, n, replicas)
-	ctx, cancel := context.WithTimeout(o.s.ctx, 10*time.Second)
-	defer cancel()
-	t, err := store.CreateTopic(ctx, metadata.TopicSpec{
-		Name:        offsetsTopic,
-		Assignments: assignments,
-		Configs:     o.configs(nil),
-		Internal:    true,
-	})
-	if err != nil {
-		if errors.Is(err, metadata.ErrTopicExists) {
-			if t, ok := store.State().Topic(offsetsTopic); ok {
-				return t, nil
-			}
-		}
-		return metadata.Topic{}, fmt.Errorf("creating %s: %w", offsetsTopic, err)
-	}
-	o.log.Info("created the offsets topic", "partitions", n, "replication_factor", replicas)
-	if err := o.s.partitions.reconcile(); err != nil {
-		o.log.Error("opening offsets topic partitions failed", "err", err)
-	}
-	return t, nil
-}
-
-// errOffsetsTopicReplicas: too few brokers are up to create the offsets
-// topic with its replication factor; groups wait (COORDINATOR_NOT_AVAILABLE).
-var errOffsetsTopicReplicas = errors.New("broker: not enough brokers for the offsets topic")
-
-// replicationFactor is the offsets topic's replication factor:
-// OffsetsTopicReplicationFactor, or 1 in a one-node cluster (the quorum
-// names one voter and no broker but this one has registered), so a lone
-// broker serves groups without a flag. A cluster that is meant to grow
-// past one voter never gets a single-replica offsets topic.
-func (o *offsetsTopicManager) replicationFactor(state *metadata.State) (int, error) {
-	configured := int(o.s.cfg.OffsetsTopicReplicationFactor)
-	if configured <= 1 {
-		return 1, nil
-	}
-	for _, b := range state.Brokers() {
-		if b.ID != o.s.cfg.NodeID {
-			return configured, nil
-		}
-	}
-	members, err := o.s.cfg.Metadata.Voters()
-	if err != nil {
-		return 0, fmt.Errorf("reading the quorum: %w", err)
-	}
-	voters := 0
-	for _, m := range members {
-		if m.Voting {
-			voters++
-		}
-	}
-	if voters == 1 {
-		return 1, nil
-	}
-	return configured, nil
-}
-
-// configs are the offsets topic's configs: compacted, with
-// offsets.topic.segment.bytes segments, on top of configs already set.
-func (o *offsetsTopicManager) configs(set map[string]string) map[string]string {
-	out := map[string]string{}
-	for k, v := range set {
-		out[k] = v
-	}
-	// Written by an earlier version that could not compact: delete with
-	// unlimited retention.
-	if out[topicconfig.CleanupPolicy] == "delete" && out[topicconfig.RetentionMs] == "-1" {
-		delete(out, topicconfig.RetentionMs)
-	}
-	out[topicconfig.CleanupPolicy] = "compact"
-	if _, ok := out[topicconfig.SegmentBytes]; !ok {
-		out[topicconfig.SegmentBytes] = strconv.Itoa(int(o.s.cfg.OffsetsTopicSegmentBytes))
-	}
-	return out
-}
-
-// upgrade switches an offsets topic created before compaction existed to
-// cleanup.policy=compact, once per process. Called with createMu held.
-func (o *offsetsTopicManager) upgrade(t metadata.Topic) {
-	if o.upgraded.Load() {
-		return
-	}
-	if t.Configs[topicconfig.CleanupPolicy] == "compact" {
-		o.upgraded.Store(true)
-		return
-	}
-	ctx, cancel := context.WithTimeout(o.s.ctx, 10*time.Second)
-	defer cancel()
-	if err := o.s.cfg.Metadata.SetTopicConfigs(ctx, offsetsTopic, o.configs(t.Configs)); err != nil {
-		o.log.Warn("switching the offsets topic to cleanup.policy=compact failed; retrying on next use", "err", err)
-		return
-	}
-	o.upgraded.Store(true)
-	o.log.Info("switched the offsets topic to cleanup.policy=compact")
-}
+// __consumer_offsets: internaltopic.go gives them the topic (created on
+// first use, compacted), this file each partition's log, and follows the
+// partitions' leadership. The transaction coordinators use the same log
+// adapter for __transaction_state (txns.go).
 
 // offsetsLog is one __consumer_offsets partition as a coordinator shard's
 // log: appends go through the normal append path and wait for the ISR.
@@ -219,7 +59,7 @@ func (l *offsetsLog) write(batch []byte, n int) (int64, error) {
 				return 0, kerr.ErrorForCode(pe.Code)
 			}
 		}
-		l.log.Error("writing to the offsets topic failed", "partition", l.p.Index(), "err", err)
+		l.log.Error("writing to an internal topic failed", "topic", l.p.Topic(), "partition", l.p.Index(), "err", err)
 		return 0, kerr.CoordinatorNotAvailable
 	}
 	// acks=all, as Kafka writes commits: answered once every in-sync
@@ -230,7 +70,7 @@ func (l *offsetsLog) write(batch []byte, n int) (int64, error) {
 	case kerr.NotLeaderForPartition.Code:
 		return 0, kerr.NotCoordinator
 	default:
-		l.log.Warn("offsets topic write not replicated in time", "partition", l.p.Index(), "err", kerr.ErrorForCode(code))
+		l.log.Warn("internal topic write not replicated in time", "topic", l.p.Topic(), "partition", l.p.Index(), "err", kerr.ErrorForCode(code))
 		return 0, kerr.CoordinatorNotAvailable
 	}
 }

@@ -35,6 +35,10 @@ type metrics struct {
 
 	remoteReadBytes  *prometheus.CounterVec
 	remoteReadErrors *prometheus.CounterVec
+
+	// transactions counts the transaction coordinators' transactions by
+	// event: started, committed, aborted, timed_out.
+	transactions *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -113,7 +117,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Record batch bytes served to consumers from the object store, by topic."}, []string{"topic"})
 	m.remoteReadErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "strata", Name: "tiering_remote_fetch_errors_total",
 		Help: "Fetches of remote data that failed (answered with a retriable error), by topic."}, []string{"topic"})
+	m.transactions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "strata", Name: "transactions_total",
+		Help: "Transactions of the transaction coordinators led here, by event: started, committed, aborted (every completed abort, timed-out ones included), timed_out (aborted by the coordinator past their timeout)."}, []string{"event"})
 	if reg != nil {
+		reg.MustRegister(m.transactions)
 		reg.MustRegister(m.requests, m.bytesIn, m.bytesOut, m.produceErrors, m.connections,
 			m.connectionsRefused, m.acceptPauses, m.queuedRequestBytes, m.requestMemoryWaits, m.fdRefusals,
 			m.cleanerPasses, m.cleanerBytesReclaimed, m.cleanerRecordsRemoved, m.isrChanges, m.propagationTimeouts, m.localLogBytes, m.diskRefusals,

@@ -10,6 +10,8 @@ import (
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/group"
+	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/broker/txn"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/metadata/metadatatest"
 )
@@ -77,6 +79,50 @@ func requireOffsetsTopicReplicas(t *testing.T, state *metadata.State, replicas i
 	for i, p := range topic.Partitions {
 		if len(p.Replicas) != replicas {
 			t.Errorf("offsets partition %d: replicas %v, want %d", i, p.Replicas, replicas)
+		}
+	}
+}
+
+// TestTransactionStateTopicWaitsForItsReplicationFactor: the same rule for
+// __transaction_state (transaction.state.log.replication.factor): with two
+// of three brokers up, transaction coordinator lookups and transactional
+// InitProducerId answer COORDINATOR_NOT_AVAILABLE and the topic does not
+// exist; with three it is created with three replicas per partition and
+// min.insync.replicas 2.
+func TestTransactionStateTopicWaitsForItsReplicationFactor(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) { c.TransactionStateLogReplicationFactor = 3 })
+	metadatatest.RegisterBroker(t, n.Store, 2)
+	cl := n.Client()
+
+	find := kmsg.NewPtrFindCoordinatorRequest()
+	find.CoordinatorType, find.CoordinatorKey = 1, "tx"
+	if r := request[*kmsg.FindCoordinatorResponse](t, cl, find); r.ErrorCode != kerr.CoordinatorNotAvailable.Code || r.NodeID != -1 {
+		t.Fatalf("FindCoordinator with 2 of 3 brokers: error %v, node %d; want COORDINATOR_NOT_AVAILABLE, -1", kerr.ErrorForCode(r.ErrorCode), r.NodeID)
+	}
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionalID, init.TransactionTimeoutMillis = kmsg.StringPtr("tx"), 60000
+	resp, err := cl.Broker(int(metadatatest.NodeID)).Request(context.Background(), init)
+	if err != nil {
+		t.Fatalf("InitProducerId: %v", err)
+	}
+	if code := resp.(*kmsg.InitProducerIDResponse).ErrorCode; code != kerr.CoordinatorNotAvailable.Code {
+		t.Fatalf("InitProducerId with 2 of 3 brokers: %v, want COORDINATOR_NOT_AVAILABLE", kerr.ErrorForCode(code))
+	}
+	if topic, ok := n.Store.State().Topic(txn.TopicName); ok {
+		t.Fatalf("transaction state topic created with 2 of 3 brokers: %+v", topic.Partitions)
+	}
+
+	metadatatest.RegisterBroker(t, n.Store, 3)
+	if r := request[*kmsg.FindCoordinatorResponse](t, cl, find); r.ErrorCode != 0 || r.NodeID < 1 || r.NodeID > 3 {
+		t.Fatalf("FindCoordinator with 3 brokers: error %v, node %d", kerr.ErrorForCode(r.ErrorCode), r.NodeID)
+	}
+	topic, ok := n.Store.State().Topic(txn.TopicName)
+	if !ok || !topic.Internal || topic.Configs[topicconfig.MinInsyncReplicas] != "2" {
+		t.Fatalf("transaction state topic: %v %+v", ok, topic)
+	}
+	for i, p := range topic.Partitions {
+		if len(p.Replicas) != 3 {
+			t.Errorf("partition %d: replicas %v, want 3", i, p.Replicas)
 		}
 	}
 }

@@ -38,6 +38,9 @@ type partitionManagerConfig struct {
 	// syncFault fails partition logs' fsyncs (tests only;
 	// Config.SegmentSyncFault).
 	syncFault func(topic string, index int32) error
+	// writeFault is asked before partition logs' writes (tests only;
+	// Config.SegmentWriteFault).
+	writeFault func(topic string, index int32, size int) (written int, err error)
 	// onLeadership is called when a partition's leadership term changes
 	// (and after it is opened), onClose before it is closed or removed (the
 	// group coordinators follow __consumer_offsets leadership);
@@ -268,7 +271,12 @@ func (m *partitionManager) reconcile() error {
 		if fault := m.cfg.syncFault; fault != nil {
 			syncFault = func() error { return fault(tp.topic, tp.index) }
 		}
-		p, err := partition.Open(partition.Config{Dir: dir, Topic: tp.topic, TopicID: t.ID, Index: tp.index, Self: m.cfg.nodeID, Values: values, Logger: m.cfg.log, Syncs: m.cfg.syncs, SegmentSyncFault: syncFault})
+		var writeFault func(size int) (int, error)
+		if fault := m.cfg.writeFault; fault != nil {
+			writeFault = func(size int) (int, error) { return fault(tp.topic, tp.index, size) }
+		}
+		p, err := partition.Open(partition.Config{Dir: dir, Topic: tp.topic, TopicID: t.ID, Index: tp.index, Self: m.cfg.nodeID, Values: values, Logger: m.cfg.log, Syncs: m.cfg.syncs,
+			SegmentSyncFault: syncFault, SegmentWriteFault: writeFault})
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/replica"
 	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/broker/txn"
 	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/internal/ratelog"
 	"github.com/strata-log/strata/metadata"
@@ -108,9 +110,9 @@ type Config struct {
 	// OffsetsRetentionCheckInterval is offsets.retention.check.interval.ms,
 	// default 10 minutes.
 	OffsetsRetentionCheckInterval time.Duration
-	// OffsetsExpiryPause holds back offset expiry while it reports paused
-	// (internal/clockwatch: after a forward jump of the wall clock); nil
-	// never pauses.
+	// OffsetsExpiryPause holds back offset expiry (and transactional id
+	// expiration) while it reports paused (internal/clockwatch: after a
+	// forward jump of the wall clock); nil never pauses.
 	OffsetsExpiryPause group.Pauser
 	// OffsetsTopicNumPartitions is offsets.topic.num.partitions: the
 	// partition count __consumer_offsets is created with, default 50.
@@ -122,6 +124,32 @@ type Config struct {
 	// COORDINATOR_NOT_AVAILABLE, as in Kafka. A one-node cluster (the
 	// quorum names one voter and no other broker has registered) uses 1.
 	OffsetsTopicReplicationFactor int16
+	// TransactionStateLogNumPartitions is
+	// transaction.state.log.num.partitions: the partition count
+	// __transaction_state is created with, default 50.
+	TransactionStateLogNumPartitions int32
+	// TransactionStateLogReplicationFactor is
+	// transaction.state.log.replication.factor, default 3, under the rule of
+	// OffsetsTopicReplicationFactor: never created with fewer replicas
+	// (transactional producers get COORDINATOR_NOT_AVAILABLE until enough
+	// brokers are up), 1 on a one-node cluster. Its min.insync.replicas is
+	// 2 (Kafka's transaction.state.log.min.isr), or 1 with one replica.
+	TransactionStateLogReplicationFactor int16
+	// TransactionStateLogSegmentBytes is
+	// transaction.state.log.segment.bytes, default 100 MiB.
+	TransactionStateLogSegmentBytes int32
+	// TransactionMaxTimeout is transaction.max.timeout.ms: a producer asking
+	// for a longer transaction timeout gets INVALID_TRANSACTION_TIMEOUT.
+	// Default 15 minutes.
+	TransactionMaxTimeout time.Duration
+	// TransactionalIDExpiration is transactional.id.expiration.ms: a
+	// transactional id with no open transaction, unused this long, is
+	// removed. Default 7 days.
+	TransactionalIDExpiration time.Duration
+	// TransactionAbortTimedOutInterval is
+	// transaction.abort.timed.out.transaction.cleanup.interval.ms: how often
+	// transactions past their timeout are aborted. Default 10 s.
+	TransactionAbortTimedOutInterval time.Duration
 	// GroupInitialRebalanceDelay is group.initial.rebalance.delay.ms,
 	// default 3 s; negative means no delay (Kafka's 0).
 	GroupInitialRebalanceDelay time.Duration
@@ -149,6 +177,11 @@ type Config struct {
 	// partition logs it returns an error for (partition.Config's
 	// SegmentSyncFault), as a disk that fails fsync with EIO does.
 	SegmentSyncFault func(topic string, index int32) error
+	// SegmentWriteFault, when set (tests only), is asked before each write
+	// of the partition logs' appends (partition.Config's
+	// SegmentWriteFault): tests fail writes, or hold them to force an
+	// interleaving.
+	SegmentWriteFault func(topic string, index int32, size int) (written int, err error)
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the broker's Prometheus metrics; nil keeps them
@@ -228,6 +261,24 @@ func (c *Config) setDefaults() {
 	if c.OffsetsTopicReplicationFactor == 0 {
 		c.OffsetsTopicReplicationFactor = 3
 	}
+	if c.TransactionStateLogNumPartitions == 0 {
+		c.TransactionStateLogNumPartitions = 50
+	}
+	if c.TransactionStateLogReplicationFactor == 0 {
+		c.TransactionStateLogReplicationFactor = 3
+	}
+	if c.TransactionStateLogSegmentBytes == 0 {
+		c.TransactionStateLogSegmentBytes = 100 << 20
+	}
+	if c.TransactionMaxTimeout == 0 {
+		c.TransactionMaxTimeout = txn.DefaultMaxTimeout
+	}
+	if c.TransactionalIDExpiration == 0 {
+		c.TransactionalIDExpiration = txn.DefaultIDExpiration
+	}
+	if c.TransactionAbortTimedOutInterval == 0 {
+		c.TransactionAbortTimedOutInterval = txn.DefaultAbortTimedOutInterval
+	}
 	if c.CleanerBackoff == 0 {
 		c.CleanerBackoff = 15 * time.Second
 	}
@@ -297,6 +348,21 @@ func (c Config) Validate() error {
 	if c.OffsetsTopicSegmentBytes < 1024 {
 		return fmt.Errorf("broker: offsets topic segment bytes %d must be at least 1024", c.OffsetsTopicSegmentBytes)
 	}
+	if c.TransactionStateLogNumPartitions < 1 || c.TransactionStateLogNumPartitions > maxPartitionsPerRequest {
+		return fmt.Errorf("broker: transaction state log partitions %d must be between 1 and %d", c.TransactionStateLogNumPartitions, maxPartitionsPerRequest)
+	}
+	if c.TransactionStateLogReplicationFactor < 1 {
+		return fmt.Errorf("broker: transaction state log replication factor %d must be at least 1", c.TransactionStateLogReplicationFactor)
+	}
+	if c.TransactionStateLogSegmentBytes < 1024 {
+		return fmt.Errorf("broker: transaction state log segment bytes %d must be at least 1024", c.TransactionStateLogSegmentBytes)
+	}
+	if c.TransactionMaxTimeout < time.Millisecond || c.TransactionMaxTimeout > math.MaxInt32*time.Millisecond {
+		return fmt.Errorf("broker: transaction max timeout %s must be between 1ms and %s", c.TransactionMaxTimeout, math.MaxInt32*time.Millisecond)
+	}
+	if c.TransactionalIDExpiration < time.Millisecond || c.TransactionAbortTimedOutInterval < time.Millisecond {
+		return errors.New("broker: the transactional id expiration and the timed-out transaction check interval must be at least 1ms")
+	}
 	if c.CleanerBackoff < 0 || c.OffsetsRetention < 0 || c.OffsetsRetentionCheckInterval < 0 {
 		return errors.New("broker: log cleaner backoff, offsets retention and its check interval must not be negative")
 	}
@@ -347,12 +413,16 @@ type Server struct {
 	metrics       *metrics
 	partitions    *partitionManager
 	producerIDs   *producerIDAllocator
-	txnVerifier   *txnVerifier   // KIP-890 part 1: the produce path's questions to transaction coordinators
-	groups        *group.Manager // group coordinators, one per __consumer_offsets partition led here
-	offsets       *offsetsTopicManager
-	membership    *membership       // registration and heartbeats with the controller
-	fetchers      *replica.Fetchers // the follower's side of replication
-	isr           *replica.ISR      // the leader's ISR changes
+	txnVerifier   *txnVerifier          // KIP-890 part 1: the produce path's questions to transaction coordinators
+	groups        *group.Manager        // group coordinators, one per __consumer_offsets partition led here
+	offsets       *internalTopicManager // __consumer_offsets
+	txnTopic      *internalTopicManager // __transaction_state
+	txns          *txn.Manager          // transaction coordinators, one per __transaction_state partition led here
+	peers         *brokerClients        // clients to other brokers for transactions (markers, KIP-890 verification)
+	markers       *markerWriter         // the transaction coordinators' WriteTxnMarkers, batched per leader
+	membership    *membership           // registration and heartbeats with the controller
+	fetchers      *replica.Fetchers     // the follower's side of replication
+	isr           *replica.ISR          // the leader's ISR changes
 
 	ctx    context.Context // canceled when the server shuts down
 	cancel context.CancelFunc
@@ -385,7 +455,8 @@ func New(cfg Config) (*Server, error) {
 	s.peerLog = s.logLimiter.Logger(cfg.Logger)
 	s.requestMemory = newRequestMemory(cfg.QueuedMaxRequestBytes, s.metrics)
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
-	s.txnVerifier = newTxnVerifier(cfg.NodeID, cfg.InterBrokerListener)
+	s.peers = newBrokerClients(cfg.NodeID)
+	s.txnVerifier = newTxnVerifier(s.peers, cfg.InterBrokerListener)
 	s.membership = newMembership(s)
 	if err := os.MkdirAll(cfg.DataDir, fsperm.Dir); err != nil {
 		cancel()
@@ -413,7 +484,39 @@ func New(cfg Config) (*Server, error) {
 		Changed:           s.metrics.isrChanges.Inc,
 		Logger:            s.log.With("subsystem", "replication"),
 	})
-	s.offsets = &offsetsTopicManager{s: s, log: s.log.With("subsystem", "groups")}
+	s.offsets = &internalTopicManager{s: s, log: s.log.With("subsystem", "groups"), spec: internalTopicSpec{
+		name: offsetsTopic, partitions: cfg.OffsetsTopicNumPartitions, replicationFactor: cfg.OffsetsTopicReplicationFactor,
+		segmentBytes: cfg.OffsetsTopicSegmentBytes, replicationFlag: "--offsets-topic-replication-factor", users: "groups",
+	}}
+	s.txnTopic = &internalTopicManager{s: s, log: s.log.With("subsystem", "transactions"), spec: internalTopicSpec{
+		name: txn.TopicName, partitions: cfg.TransactionStateLogNumPartitions, replicationFactor: cfg.TransactionStateLogReplicationFactor,
+		segmentBytes: cfg.TransactionStateLogSegmentBytes, minInsyncReplicas: 2,
+		replicationFlag: "--transaction-state-log-replication-factor", users: "transactional producers",
+	}}
+	s.markers = &markerWriter{
+		resolve: resolveLeader(cfg.Metadata, cfg.InterBrokerListener),
+		send:    s.peers.send,
+		ctx:     ctx,
+		log:     s.log.With("subsystem", "transactions"),
+	}
+	txns, err := txn.NewManager(txn.ManagerConfig{
+		Topic:       s.txnTopic,
+		ProducerIDs: s.producerIDs.next,
+		Markers:     s.markers,
+		Config: txn.Config{
+			MaxTimeout:            cfg.TransactionMaxTimeout,
+			IDExpiration:          cfg.TransactionalIDExpiration,
+			AbortTimedOutInterval: cfg.TransactionAbortTimedOutInterval,
+		},
+		Events:      txnEvents{s.metrics},
+		ExpiryPause: cfg.OffsetsExpiryPause,
+		Logger:      s.log.With("subsystem", "transactions"),
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	s.txns = txns
 	s.groups = group.NewManager(group.ManagerConfig{
 		Topic:                  s.offsets,
 		Coordinator:            group.Config{InitialRebalanceDelay: cfg.GroupInitialRebalanceDelay},
@@ -423,6 +526,7 @@ func New(cfg Config) (*Server, error) {
 		Logger:                 s.log.With("subsystem", "groups"),
 	})
 	follow := &groupsFollow{s: s, logs: map[*partition.Partition]*offsetsLog{}}
+	txnFollow := &txnsFollow{s: s, logs: map[*partition.Partition]*offsetsLog{}}
 	pm, err := newPartitionManager(partitionManagerConfig{
 		dataDir:              filepath.Clean(cfg.DataDir),
 		nodeID:               cfg.NodeID,
@@ -435,10 +539,17 @@ func New(cfg Config) (*Server, error) {
 		log:                  cfg.Logger,
 		syncs:                partition.NewSyncPool(partition.DefaultSyncConcurrency),
 		syncFault:            cfg.SegmentSyncFault,
-		onLeadership:         follow.leadership,
-		onClose:              follow.closing,
-		onReconciled:         func(state *metadata.State, parts []*partition.Partition) { s.fetchers.Update(state, parts) },
-		active:               s.membership.active,
+		writeFault:           cfg.SegmentWriteFault,
+		onLeadership: func(p *partition.Partition) {
+			follow.leadership(p)
+			txnFollow.leadership(p)
+		},
+		onClose: func(p *partition.Partition) {
+			follow.closing(p)
+			txnFollow.closing(p)
+		},
+		onReconciled: func(state *metadata.State, parts []*partition.Partition) { s.fetchers.Update(state, parts) },
+		active:       s.membership.active,
 	})
 	if err != nil {
 		cancel()
@@ -458,6 +569,10 @@ func New(cfg Config) (*Server, error) {
 			}
 			return float64(n)
 		}))
+		cfg.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "strata", Name: "transaction_markers_pending",
+			Help: "Transactions whose outcome is decided and whose markers the coordinators led here are still writing to partition leaders.",
+		}, func() float64 { return float64(s.txns.PendingMarkers()) }))
 	}
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Address)
@@ -525,6 +640,11 @@ func (s *Server) Serve() error {
 	go func() {
 		defer s.wg.Done()
 		s.groups.Run(s.ctx)
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.txns.Run(s.ctx)
 	}()
 	errs := make(chan error, len(s.listeners))
 	for _, l := range s.listeners {
@@ -675,8 +795,10 @@ func (s *Server) Close() error {
 		<-done
 	}
 	s.fetchers.Close()
-	s.txnVerifier.close()
 	s.groups.Close()
+	s.txns.Close()
+	s.markers.wait()
+	s.peers.close()
 	defer s.logLimiter.Close()
 	if err := s.partitions.close(); err != nil {
 		return err // not a clean shutdown: no marker

@@ -2,25 +2,16 @@ package broker
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"strconv"
-	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/strata-log/strata/broker/group"
+	"github.com/strata-log/strata/broker/txn"
 	"github.com/strata-log/strata/metadata"
 )
-
-// transactionStateTopic holds the transaction coordinators' state: a
-// transactional id's coordinator is the leader of its partition
-// (group.Partition of the id, as Kafka's abs(hashCode) % partitions).
-const transactionStateTopic = "__transaction_state"
 
 // addPartitionsToTxnVerifyVersion is the AddPartitionsToTxn version the
 // produce path verifies with: v4 is the first with the batched,
@@ -30,36 +21,24 @@ const addPartitionsToTxnVerifyVersion = 4
 // txnVerifier asks transaction coordinators, over the inter-broker
 // listener, whether partitions are in a producer's ongoing transaction
 // before the produce path lets a transactional batch open a transaction
-// on them (KIP-890 part 1). It keeps one client per coordinator address.
+// on them (KIP-890 part 1), through the broker's clients to its peers
+// (brokerClients, shared with the coordinators' markers).
 type txnVerifier struct {
-	nodeID   int32
+	peers    *brokerClients
 	listener string // the inter-broker listener's name
-
-	mu      sync.Mutex // guards clients and closed
-	clients map[string]*kgo.Client
-	closed  bool
 }
 
-func newTxnVerifier(nodeID int32, listener string) *txnVerifier {
-	return &txnVerifier{nodeID: nodeID, listener: listener, clients: map[string]*kgo.Client{}}
-}
-
-// close closes the clients; verify answers COORDINATOR_NOT_AVAILABLE after.
-func (v *txnVerifier) close() {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.closed = true
-	for address, client := range v.clients {
-		client.Close()
-		delete(v.clients, address)
-	}
+func newTxnVerifier(peers *brokerClients, listener string) *txnVerifier {
+	return &txnVerifier{peers: peers, listener: listener}
 }
 
 // coordinatorAddress is the inter-broker address of transactionalID's
 // coordinator in state, or a Kafka error code (COORDINATOR_NOT_AVAILABLE:
 // no __transaction_state topic yet, or its partition has no live leader).
 func (v *txnVerifier) coordinatorAddress(state *metadata.State, transactionalID string) (string, int16) {
-	topic, ok := state.Topic(transactionStateTopic)
+	// A transactional id's coordinator is the leader of its partition
+	// (group.Partition of the id, as Kafka's abs(hashCode) % partitions).
+	topic, ok := state.Topic(txn.TopicName)
 	if !ok || len(topic.Partitions) == 0 {
 		return "", kerr.CoordinatorNotAvailable.Code
 	}
@@ -73,30 +52,6 @@ func (v *txnVerifier) coordinatorAddress(state *metadata.State, transactionalID 
 		return "", kerr.CoordinatorNotAvailable.Code
 	}
 	return net.JoinHostPort(endpoint.Host, strconv.Itoa(int(endpoint.Port))), 0
-}
-
-func (v *txnVerifier) client(address string) (*kgo.Client, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.closed {
-		return nil, fmt.Errorf("the broker is shutting down")
-	}
-	if client := v.clients[address]; client != nil {
-		return client, nil
-	}
-	// Never downgraded below v4: an older AddPartitionsToTxn would add the
-	// partitions instead of checking them.
-	minVersions := new(kversion.Versions)
-	minVersions.SetMaxKeyVersion(kmsg.AddPartitionsToTxn.Int16(), addPartitionsToTxnVerifyVersion)
-	maxVersions := kversion.Stable()
-	maxVersions.SetMaxKeyVersion(kmsg.AddPartitionsToTxn.Int16(), addPartitionsToTxnVerifyVersion)
-	client, err := kgo.NewClient(kgo.SeedBrokers(address), kgo.ClientID(fmt.Sprintf("strata-txn-verify-%d", v.nodeID)),
-		kgo.MinVersions(minVersions), kgo.MaxVersions(maxVersions), kgo.RequestTimeoutOverhead(5*time.Second))
-	if err != nil {
-		return nil, err
-	}
-	v.clients[address] = client
-	return client, nil
 }
 
 // verify asks transactionalID's coordinator whether partitions (by topic)
@@ -122,7 +77,7 @@ func (v *txnVerifier) verify(ctx context.Context, state *metadata.State, transac
 	if code != 0 {
 		return all(code)
 	}
-	client, err := v.client(address)
+	coordinator, err := v.peers.broker(address)
 	if err != nil {
 		return all(kerr.CoordinatorNotAvailable.Code)
 	}
@@ -135,11 +90,7 @@ func (v *txnVerifier) verify(ctx context.Context, state *metadata.State, transac
 		txn.Topics = append(txn.Topics, t)
 	}
 	req.Transactions = append(req.Transactions, txn)
-	seeds := client.SeedBrokers()
-	if len(seeds) == 0 {
-		return all(kerr.CoordinatorNotAvailable.Code)
-	}
-	resp, err := req.RequestWith(ctx, seeds[0])
+	resp, err := req.RequestWith(ctx, coordinator)
 	if err != nil {
 		return all(kerr.CoordinatorNotAvailable.Code)
 	}

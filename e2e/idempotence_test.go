@@ -180,20 +180,28 @@ func TestIdempotentInitProducerID(t *testing.T) {
 	}
 	seen[resp.ProducerID] = true
 
-	// Transactions are not supported: a transactional id is refused.
+	// A transactional id goes to its transaction coordinator: a new one
+	// gets a producer id of its own with epoch 0, never an idempotent
+	// producer's.
 	for _, v := range []int16{0, 4} {
 		req := kmsg.NewPtrInitProducerIDRequest()
 		req.Version = v
-		req.TransactionalID = kmsg.StringPtr("txn-" + uniqueTopic(t))
+		req.TransactionalID = kmsg.StringPtr(fmt.Sprintf("txn-%s-v%d", uniqueTopic(t), v))
 		req.TransactionTimeoutMillis = 60000
 		req.ProducerID, req.ProducerEpoch = -1, -1
-		resp := c1.roundTrip(req).(*kmsg.InitProducerIDResponse)
-		if resp.ErrorCode != kerr.InvalidRequest.Code {
-			t.Fatalf("InitProducerId v%d with a transactional id: error %v, want INVALID_REQUEST", v, kerr.ErrorForCode(resp.ErrorCode))
+		// One node: the coordinator is here, once the transaction state
+		// topic exists and its shard is loaded.
+		var resp *kmsg.InitProducerIDResponse
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			resp = c1.roundTrip(req).(*kmsg.InitProducerIDResponse)
+			if err := kerr.ErrorForCode(resp.ErrorCode); !kerr.IsRetriable(err) || time.Now().After(deadline) {
+				break
+			}
 		}
-		if resp.ProducerID != -1 {
-			t.Fatalf("InitProducerId v%d with a transactional id: producer id %d, want -1", v, resp.ProducerID)
+		if resp.ErrorCode != 0 || resp.ProducerID < 0 || seen[resp.ProducerID] || resp.ProducerEpoch != 0 {
+			t.Fatalf("InitProducerId v%d with a new transactional id: error %v id %d epoch %d, want a new id with epoch 0", v, kerr.ErrorForCode(resp.ErrorCode), resp.ProducerID, resp.ProducerEpoch)
 		}
+		seen[resp.ProducerID] = true
 	}
 	// The connection is still usable afterwards.
 	if id, _ := initProducerID(t, c1, 4); seen[id] {

@@ -166,7 +166,8 @@ func (p *linkProxy) cut(isolated func(int32) bool) {
 // brokers and the metadata quorum while clients still reach it. It cannot
 // acknowledge acks=all writes; the others elect a new leader that keeps
 // taking writes; after healing, the old leader truncates the tail only it
-// had (written with acks=1) and rejoins the ISR with the same bytes.
+// had (written with acks=1) on the new leader's DivergingEpoch answer and
+// rejoins the ISR with the same bytes.
 func TestLeaderIsolation(t *testing.T) {
 	var mu sync.Mutex
 	isolatedNode := int32(-1)
@@ -280,6 +281,12 @@ func TestLeaderIsolation(t *testing.T) {
 		}
 		return nil
 	})
+	// It truncated on the new leader's DivergingEpoch answer to its fetch
+	// (KIP-595: its last fetched epoch is one the new leader ended
+	// earlier), not after an OffsetForLeaderEpoch round trip.
+	if !nodes[leader].logContains("the leader's log diverges from this replica's: truncated to where they agree") {
+		t.Fatalf("the old leader's log (%s) shows no truncation on a DivergingEpoch answer", nodes[leader].logPath)
+	}
 	records := consumeAll(t, c.seeds()[0], topic, 100+len(acked), kgo.SeedBrokers(c.seeds()...))
 	for _, r := range records {
 		if strings.HasPrefix(string(r.Value), "divergent-") || strings.HasPrefix(string(r.Value), "isolated-") {

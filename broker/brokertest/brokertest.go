@@ -33,7 +33,7 @@ type Node struct {
 // Start starts a node on a fresh directory and waits until it is ready
 // (registered with its controller and leading what waits for it). options
 // adjust the broker Config; the defaults are small for tests (4 offsets
-// partitions, no initial rebalance delay, logs discarded). It is stopped
+// and transaction state partitions, no initial rebalance delay, logs discarded). It is stopped
 // when the test ends.
 func Start(t testing.TB, options ...func(*broker.Config)) *Node {
 	t.Helper()
@@ -90,7 +90,9 @@ func (n *Node) open() {
 		Metadata:                   store,
 		OffsetsTopicNumPartitions:  4,
 		GroupInitialRebalanceDelay: -1,
-		Logger:                     slog.New(slog.DiscardHandler),
+		// As small for __transaction_state.
+		TransactionStateLogNumPartitions: 4,
+		Logger:                           slog.New(slog.DiscardHandler),
 	}
 	for _, option := range n.options {
 		option(&cfg)

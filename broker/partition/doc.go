@@ -35,9 +35,12 @@
 //     (WaitSynced, ReplicaFetchOffset). fsyncs run outside appendMu, one
 //     per partition at a time covering every earlier append, at most
 //     SyncPool's size at once per broker.
-//   - A follower first truncates its log to where it agrees with the leader
-//     (TruncateTo, after OffsetForLeaderEpoch on LatestEpoch), then appends
-//     the leader's batches as they are (AppendReplicated: same offsets,
+//   - A follower fetches from its FetchPosition (fetch offset and the
+//     epoch of its last batch, KIP-595's LastFetchedEpoch); the leader
+//     checks it (FollowerFetchedAt, DivergingEpoch) and answers a
+//     divergent log with the epoch where the logs part, and the follower
+//     truncates to where they agree (TruncateFollowing); it appends the
+//     leader's batches as they are (AppendReplicated: same offsets,
 //     epochs and CRCs) and takes the leader's high watermark. A response
 //     to a fetch issued under an earlier leader epoch is discarded
 //     (ErrStaleLeaderEpoch); a follower without epochs truncates to its

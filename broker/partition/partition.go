@@ -73,7 +73,11 @@ type Partition struct {
 	// (math.MaxInt64: none), published under appendMu for
 	// LastStableOffset.
 	firstUnstable atomic.Int64
-	epochs        epochCache
+	// held are the completed transactions whose marker is not yet below
+	// the high watermark: each still holds the LSO at its first offset
+	// (txn.go). Replaced under appendMu, read without it.
+	held   atomic.Pointer[[]heldTxn]
+	epochs epochCache
 	// assignment is the partition's replicated state as last applied;
 	// followers what the leader knows of each follower (leader only).
 	assignment  metadata.Partition
@@ -106,8 +110,12 @@ type Partition struct {
 	// current leadership term (StorageResignation hands the term over).
 	storageFailed bool
 
-	waitersMu sync.Mutex // guards waiters
+	waitersMu sync.Mutex // guards waiters, appendHolds and appendWakeup
 	waiters   map[chan struct{}]struct{}
+	// appendHolds counts the HoldAppendWakeups in force: an Append then
+	// leaves its wakeup to the last release (appendWakeup: one is owed).
+	appendHolds  int
+	appendWakeup bool
 
 	// Durable mode (sync.go): syncs bounds the fsyncs running at once;
 	// syncMu guards syncRunning (a goroutine is syncing this partition) and
@@ -627,8 +635,48 @@ func (p *Partition) appendBatch(records []byte, produceVersion int16, now time.T
 	if p.Durable() {
 		p.requestSync()
 	}
-	p.notifyWaiters()
+	p.notifyAppended()
 	return base, appendTime, nil
+}
+
+// HoldAppendWakeups defers the wakeups of Append (of long-polling fetches
+// and waiters) until release, which sends one if an Append owed it. A
+// produce request holds every partition it appends to while it appends,
+// so that a follower's fetch woken by the first append finds the
+// request's other partitions appended too: one replication round trip per
+// request rather than one per partition — in durable mode, one follower
+// fsync. The leader's own fsync is not deferred, nor are the wakeups of
+// other events (a follower's fetch or an fsync moving the high
+// watermark). release must be called once.
+func (p *Partition) HoldAppendWakeups() (release func()) {
+	p.waitersMu.Lock()
+	p.appendHolds++
+	p.waitersMu.Unlock()
+	return func() {
+		p.waitersMu.Lock()
+		p.appendHolds--
+		owed := p.appendHolds == 0 && p.appendWakeup
+		if owed {
+			p.appendWakeup = false
+		}
+		p.waitersMu.Unlock()
+		if owed {
+			p.notifyWaiters()
+		}
+	}
+}
+
+// notifyAppended wakes the waiters after an append, unless a
+// HoldAppendWakeups is in force: then the last release does.
+func (p *Partition) notifyAppended() {
+	p.waitersMu.Lock()
+	if p.appendHolds > 0 {
+		p.appendWakeup = true
+		p.waitersMu.Unlock()
+		return
+	}
+	p.waitersMu.Unlock()
+	p.notifyWaiters()
 }
 
 // AddWaiter registers ch to be signalled (non-blocking) when the high

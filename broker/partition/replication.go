@@ -74,6 +74,19 @@ func (c *epochCache) endOffsetFor(requested int32, logEnd int64) (int32, int64) 
 	return c.entries[i].epoch, c.entries[i+1].start
 }
 
+// lastEpochBelow is the epoch of the last batch below offset: the latest
+// entry starting before it (-1: none). An entry starting at or past offset
+// holds no batch below it (a leader's epoch begun at its log end, with
+// nothing appended yet).
+func (c *epochCache) lastEpochBelow(offset int64) int32 {
+	for i := len(c.entries) - 1; i >= 0; i-- {
+		if c.entries[i].start < offset {
+			return c.entries[i].epoch
+		}
+	}
+	return -1
+}
+
 // floorEpoch is the index of the last entry with epoch <= epoch, or -1.
 func floorEpoch(entries []epochEntry, epoch int32) int {
 	i, _ := slices.BinarySearchFunc(entries, epoch+1, func(e epochEntry, target int32) int {
@@ -342,22 +355,100 @@ func (p *Partition) proposeISRLocked(isr []int32) {
 	p.isrPendingUntil = max(p.isrPendingUntil, p.assignment.PartitionEpoch+1)
 }
 
+// FetchPosition is where a follower's fetch stands (Kafka's Fetch v12+,
+// KIP-595): the offset it fetches from, which is its log end (in durable
+// mode its fsynced end), and the leader epoch of its last batch below that
+// offset (LastFetchedEpoch; -1: none, or not sent before Fetch v12).
+type FetchPosition struct {
+	Offset           int64
+	LastFetchedEpoch int32
+}
+
+// EpochEnd is a leader epoch and the offset it ends at on a replica (the
+// next epoch's start, or the log end for the latest): Fetch's
+// DivergingEpoch.
+type EpochEnd struct {
+	Epoch     int32
+	EndOffset int64
+}
+
+// FetchPosition is this follower's position for its next fetch: its
+// ReplicaFetchOffset and the epoch of its last batch below it.
+func (p *Partition) FetchPosition() FetchPosition {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	offset := p.ReplicaFetchOffset()
+	return FetchPosition{Offset: offset, LastFetchedEpoch: p.epochs.lastEpochBelow(offset)}
+}
+
+// DivergingEpoch checks a follower's fetch position against this leader's
+// log, as Kafka's leader checks Fetch v12+'s LastFetchedEpoch: the logs
+// agree below the fetch offset when this leader has the follower's last
+// epoch and that epoch ends here at or past the fetch offset. Otherwise it
+// returns the largest epoch at or below the follower's and where it ends
+// here: the follower truncates to where both logs agree and fetches again.
+// It fails with segment.ErrOffsetOutOfRange when this leader has no epoch
+// at or below the follower's (as Kafka answers OFFSET_OUT_OF_RANGE; the
+// follower then truncates to its high watermark). A position without an
+// epoch is not checked.
+func (p *Partition) DivergingEpoch(position FetchPosition) (*EpochEnd, error) {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	return p.divergingEpochLocked(position)
+}
+
+func (p *Partition) divergingEpochLocked(position FetchPosition) (*EpochEnd, error) {
+	if position.LastFetchedEpoch < 0 {
+		return nil, nil
+	}
+	epoch, end := p.epochs.endOffsetFor(position.LastFetchedEpoch, p.segments.EndOffset())
+	if epoch < 0 {
+		return nil, fmt.Errorf("%w: the follower's last fetched epoch %d is older than every epoch of this leader's log", segment.ErrOffsetOutOfRange, position.LastFetchedEpoch)
+	}
+	if epoch < position.LastFetchedEpoch || end < position.Offset {
+		return &EpochEnd{Epoch: epoch, EndOffset: end}, nil
+	}
+	return nil, nil
+}
+
 // FollowerFetched records a follower's fetch at offset and returns the ISR
 // to propose when the follower caught up and is not in it (nil otherwise).
 // A returned proposal marks an ISR change in flight: the caller proposes it
 // and calls ISRChangeDone. It fails with ErrNotLeader, with
 // segment.ErrOffsetOutOfRange past the log end, or for a broker that is not
-// a replica.
+// a replica. It is FollowerFetchedAt without an epoch to check.
 func (p *Partition) FollowerFetched(follower int32, offset int64, now time.Time) (expand []int32, err error) {
+	expand, _, err = p.FollowerFetchedAt(follower, FetchPosition{Offset: offset, LastFetchedEpoch: -1}, now)
+	return expand, err
+}
+
+// FollowerFetchedAt is FollowerFetched for a fetch that states its last
+// fetched epoch (Fetch v12+): it is checked first, under the same lock
+// (DivergingEpoch). A follower whose log diverges from this leader's gets
+// the diverging epoch back and its fetch counts for nothing — its fetch
+// offset covers records this leader does not have, so it neither moves the
+// high watermark nor catches the follower up (as Kafka skips the follower
+// state update of a diverging fetch).
+func (p *Partition) FollowerFetchedAt(follower int32, position FetchPosition, now time.Time) (expand []int32, diverging *EpochEnd, err error) {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	if !p.leading.Load() {
-		return nil, ErrNotLeader
+		return nil, nil, ErrNotLeader
 	}
 	f := p.followers[follower]
 	if f == nil {
-		return nil, fmt.Errorf("broker %d is not a replica of %s-%d", follower, p.topic, p.index)
+		return nil, nil, fmt.Errorf("broker %d is not a replica of %s-%d", follower, p.topic, p.index)
 	}
+	if diverging, err := p.divergingEpochLocked(position); diverging != nil || err != nil {
+		return nil, diverging, err
+	}
+	expand, err = p.followerFetchedLocked(f, follower, position.Offset, now)
+	return expand, nil, err
+}
+
+// followerFetchedLocked is FollowerFetchedAt's bookkeeping once the
+// position is checked. Called with appendMu held.
+func (p *Partition) followerFetchedLocked(f *followerState, follower int32, offset int64, now time.Time) (expand []int32, err error) {
 	end := p.segments.EndOffset()
 	if offset > end {
 		return nil, segment.ErrOffsetOutOfRange
@@ -556,6 +647,16 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 			return fmt.Errorf("replicated data: %w", err)
 		}
 	}
+	appended := false
+	defer func() {
+		// Durable mode: the fsync of what this fetch brought starts now,
+		// while the fetcher appends the response's other partitions, not
+		// when it next asks (WaitSynced then finds it running or done).
+		// After appendMu is released (deferred calls run last first).
+		if appended && p.Durable() {
+			p.requestSync()
+		}
+	}()
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	if p.leading.Load() {
@@ -659,6 +760,7 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 			if _, _, appendErr = p.segments.Append(records[offset:int64(offset)+size], run); appendErr != nil {
 				break
 			}
+			appended = true
 			for i, h := range headers[start:end] {
 				checkpoint = p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) || checkpoint
 				if appendErr = p.replicatedProducerBatchLocked(h, controls[start+i]); appendErr != nil {
@@ -732,6 +834,24 @@ func (p *Partition) appendFillerLocked(from int64, h recordbatch.Header) error {
 func (p *Partition) TruncateTo(offset int64) error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	return p.truncateLocked(offset)
+}
+
+// TruncateFollowing is TruncateTo for a follower acting on its leader's
+// answer (DivergingEpoch, OffsetForLeaderEpoch) to a request issued under
+// leader epoch fetchEpoch: unless the partition still follows at that
+// epoch, nothing is cut (ErrStaleLeaderEpoch, or ErrNotLeader's opposite:
+// a replica that leads now keeps its log) — checked under appendMu, as
+// AppendReplicated checks.
+func (p *Partition) TruncateFollowing(offset int64, fetchEpoch int32) error {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if current := p.leaderEpoch.Load(); fetchEpoch != current {
+		return fmt.Errorf("%w: truncation asked under leader epoch %d, the partition is at %d", ErrStaleLeaderEpoch, fetchEpoch, current)
+	}
+	if p.leading.Load() {
+		return errors.New("leads the partition: not truncating to another leader's log")
+	}
 	return p.truncateLocked(offset)
 }
 

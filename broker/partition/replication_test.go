@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/metadata"
 )
@@ -334,5 +335,88 @@ func TestRestartedFollowerProgressDoesNotCount(t *testing.T) {
 	p.ObserveRegistrations(a.Replicas, brokers)
 	if hw := p.HighWatermark(); hw != end {
 		t.Fatalf("high watermark %d, want %d", hw, end)
+	}
+}
+
+// TestDivergingEpoch: a leader checks a follower's fetch position (Fetch
+// v12+'s LastFetchedEpoch with its fetch offset) against its own log as
+// Kafka's leader does: it answers the largest epoch at or below the
+// follower's and where that epoch ends here when the follower's epoch is
+// one this leader does not have, or ends here before the fetch offset;
+// nothing when the logs agree below the fetch offset or the fetch states no
+// epoch; out of range when the leader has no epoch at or below the
+// follower's. A diverging fetch counts for nothing: it neither moves the
+// high watermark nor catches the follower up.
+func TestDivergingEpoch(t *testing.T) {
+	// The leader's log: epoch 2 at 0..3, epoch 4 at 4..6, epoch 6 from 7
+	// to its end at 9; follower 2 is in the ISR and has not fetched yet.
+	openLeader := func(t *testing.T) *Partition {
+		leader := replica(t, t.TempDir(), 1, nil)
+		for _, e := range []struct {
+			epoch   int32
+			records int
+		}{{2, 4}, {4, 3}, {6, 2}} {
+			leader.ApplyAssignment(assignment(1, e.epoch, []int32{1, 2}, []int32{1, 2}), t0)
+			mustAppend(t, leader, batch(t, recordbatch.BuildOptions{}, "r", e.records))
+		}
+		if leader.LogEndOffset() != 9 || leader.HighWatermark() != 0 {
+			t.Fatalf("setup: log end %d, high watermark %d", leader.LogEndOffset(), leader.HighWatermark())
+		}
+		return leader
+	}
+	for _, tc := range []struct {
+		name      string
+		position  FetchPosition
+		diverging *EpochEnd
+		err       error
+	}{
+		{"no epoch stated (before Fetch v12, or a log without epochs)", FetchPosition{Offset: 9, LastFetchedEpoch: -1}, nil, nil},
+		{"the latest epoch, at the log end", FetchPosition{Offset: 9, LastFetchedEpoch: 6}, nil, nil},
+		{"the latest epoch, behind the log end", FetchPosition{Offset: 8, LastFetchedEpoch: 6}, nil, nil},
+		{"an earlier epoch, at its end here", FetchPosition{Offset: 7, LastFetchedEpoch: 4}, nil, nil},
+		{"an earlier epoch, inside it", FetchPosition{Offset: 5, LastFetchedEpoch: 4}, nil, nil},
+		{"an epoch that ends here before the fetch offset", FetchPosition{Offset: 8, LastFetchedEpoch: 4}, &EpochEnd{Epoch: 4, EndOffset: 7}, nil},
+		{"the first epoch, ending before the fetch offset", FetchPosition{Offset: 6, LastFetchedEpoch: 2}, &EpochEnd{Epoch: 2, EndOffset: 4}, nil},
+		{"an epoch this leader does not have", FetchPosition{Offset: 8, LastFetchedEpoch: 5}, &EpochEnd{Epoch: 4, EndOffset: 7}, nil},
+		{"an epoch this leader does not have, below the fetch offset's", FetchPosition{Offset: 3, LastFetchedEpoch: 3}, &EpochEnd{Epoch: 2, EndOffset: 4}, nil},
+		{"an epoch newer than this leader's", FetchPosition{Offset: 9, LastFetchedEpoch: 7}, &EpochEnd{Epoch: 6, EndOffset: 9}, nil},
+		{"an epoch older than every epoch here", FetchPosition{Offset: 2, LastFetchedEpoch: 1}, nil, segment.ErrOffsetOutOfRange},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leader := openLeader(t)
+			diverging, err := leader.DivergingEpoch(tc.position)
+			if !reflect.DeepEqual(diverging, tc.diverging) || !errors.Is(err, tc.err) {
+				t.Fatalf("DivergingEpoch(%+v) = %+v, %v; want %+v, %v", tc.position, diverging, err, tc.diverging, tc.err)
+			}
+			expand, diverging, err := leader.FollowerFetchedAt(2, tc.position, t0)
+			if !reflect.DeepEqual(diverging, tc.diverging) || !errors.Is(err, tc.err) || expand != nil {
+				t.Fatalf("FollowerFetchedAt(%+v) = %v, %+v, %v; want %+v, %v", tc.position, expand, diverging, err, tc.diverging, tc.err)
+			}
+			// The follower's fetch counts only when its log agrees.
+			want := tc.position.Offset
+			if tc.diverging != nil || tc.err != nil {
+				want = 0
+			}
+			if got := leader.HighWatermark(); got != want {
+				t.Fatalf("after the fetch at %d: high watermark %d, want %d", tc.position.Offset, got, want)
+			}
+		})
+	}
+}
+
+// TestFetchPosition: a follower states the epoch of its last batch below
+// its fetch offset; an epoch that starts at the log end holds no batch (a
+// former leader's epoch with nothing written) and is not the last fetched.
+func TestFetchPosition(t *testing.T) {
+	p := replica(t, t.TempDir(), 1, nil)
+	if got := p.FetchPosition(); got != (FetchPosition{Offset: 0, LastFetchedEpoch: -1}) {
+		t.Fatalf("empty log: %+v", got)
+	}
+	p.ApplyAssignment(assignment(1, 3, []int32{1, 2}, []int32{1}), t0)
+	mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "r", 2))
+	p.ApplyAssignment(assignment(1, 5, []int32{1, 2}, []int32{1}), t0) // epoch 5 starts at 2, empty
+	p.ApplyAssignment(assignment(2, 6, []int32{1, 2}, []int32{2}), t0) // follows now
+	if got := p.FetchPosition(); got != (FetchPosition{Offset: 2, LastFetchedEpoch: 3}) || p.LatestEpoch() != 5 {
+		t.Fatalf("after an empty epoch 5: %+v (latest epoch %d); want offset 2, last fetched epoch 3", got, p.LatestEpoch())
 	}
 }

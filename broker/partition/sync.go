@@ -15,7 +15,12 @@ import (
 // concurrently, at most SyncPool's size at once per broker. The leader
 // counts only its own fsynced end toward the high watermark
 // (ownEndLocked), and a follower reports in its fetch offset only what it
-// has fsynced (ReplicaFetchOffset, WaitSynced).
+// has fsynced (ReplicaFetchOffset, WaitSynced). A follower's fsync starts
+// as it appends a fetch's records (AppendReplicated), not when it next
+// fetches; and a produce request to several partitions wakes the
+// followers' fetches once all are appended (HoldAppendWakeups), so each
+// follower fetches, fsyncs and reports the request's records in one round
+// trip — the one fsync an acks=all answer waits for on each follower.
 
 // DefaultSyncConcurrency is the number of partitions a broker fsyncs at
 // once in durable mode: enough to keep an SSD's queue busy (fsyncs of

@@ -185,3 +185,73 @@ func replicatedBatches(t *testing.T, n int) []byte {
 	}
 	return data
 }
+
+// TestDurableFollowerFsyncStartsAtAppend: a durable follower's fsync of a
+// fetch's records starts as they are appended — while the fetcher appends
+// the response's other partitions — not only once the fetcher asks
+// (WaitSynced before its next fetch); the fetch offset still waits for
+// it. Before, nothing fsynced until WaitSynced.
+func TestDurableFollowerFsyncStartsAtAppend(t *testing.T) {
+	p := replica(t, t.TempDir(), 2, durable)
+	p.ApplyAssignment(assignment(1, 1, []int32{1, 2}, []int32{1, 2}), t0)
+	started, release, _ := gateSyncs(p)
+	defer release()
+	if err := p.AppendReplicated(replicatedBatches(t, 3), 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no fsync started after a durable follower's append")
+	}
+	if got := p.ReplicaFetchOffset(); got != 0 {
+		t.Fatalf("fetch offset %d during the fsync, want 0", got)
+	}
+	release()
+	WaitSynced([]*Partition{p}, nil)
+	if got := p.ReplicaFetchOffset(); got != 3 {
+		t.Fatalf("fetch offset %d once fsynced, want 3", got)
+	}
+}
+
+// TestHoldAppendWakeups: while a produce request holds a partition's
+// append wakeups, its appends wake no waiter; the last release wakes them
+// once, and a release with no append owed wakes nobody.
+func TestHoldAppendWakeups(t *testing.T) {
+	p := replica(t, t.TempDir(), 1, nil)
+	p.ApplyAssignment(assignment(1, 1, []int32{1}, []int32{1}), t0)
+	wake := make(chan struct{}, 1)
+	p.AddWaiter(wake)
+	defer p.RemoveWaiter(wake)
+	woken := func() bool {
+		select {
+		case <-wake:
+			return true
+		default:
+			return false
+		}
+	}
+
+	release := p.HoldAppendWakeups()
+	if release(); woken() {
+		t.Fatal("a release with no append woke a waiter")
+	}
+
+	first, second := p.HoldAppendWakeups(), p.HoldAppendWakeups() // two requests
+	mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 1))
+	mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "b", 1))
+	if woken() {
+		t.Fatal("an append woke a waiter during a hold")
+	}
+	if first(); woken() {
+		t.Fatal("a waiter woke while another hold is in force")
+	}
+	if second(); !woken() {
+		t.Fatal("the last release did not wake the waiter")
+	}
+
+	mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "c", 1))
+	if !woken() {
+		t.Fatal("an append without a hold did not wake the waiter")
+	}
+}

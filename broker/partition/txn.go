@@ -92,23 +92,62 @@ func (p *Partition) AppendMarker(m Marker, now time.Time) (offset int64, err err
 // transaction to the aborted-transaction index (when index: recovery
 // collects the entries and adds them after its scan). Called with appendMu
 // held.
+//
+// Until the marker is below the high watermark the transaction still holds
+// the LSO at its first offset (Kafka's unreplicated transactions), so a
+// read_committed fetch never returns a transaction's data before its
+// marker is committed — and never an aborted transaction's data before its
+// index entry is in place: the entry is written here, before the hold can
+// be released.
 func (p *Partition) completeTxnLocked(m producer.Marker, offset, timestamp int64, index bool) error {
 	done := p.producers.CompleteTxn(m, offset, timestamp)
 	delete(p.txnVerified, m.ProducerID)
-	// The index entry first: once the LSO passes the transaction, the log
-	// cleaner (bounded by it) must find the entry, or it would keep the
-	// aborted records as their keys' latest values.
+	if done.FirstOffset < offset {
+		p.holdLocked(heldTxn{first: done.FirstOffset, marker: offset})
+	}
 	var err error
 	if done.Aborted && index {
-		err = p.segments.AppendAbortedTxn(abortedEntry(done, p.producers))
+		entry := abortedEntry(done, p.producers)
+		hw := p.HighWatermark()
+		if held := p.held.Load(); held != nil {
+			for _, h := range *held {
+				if h.marker >= hw && h.marker != offset {
+					entry.LastStableOffset = min(entry.LastStableOffset, h.first)
+				}
+			}
+		}
+		err = p.segments.AppendAbortedTxn(entry)
 	}
 	p.updateFirstUnstableLocked()
 	return err
 }
 
+// heldTxn is a completed transaction whose marker is not yet below the
+// high watermark.
+type heldTxn struct{ first, marker int64 }
+
+// holdLocked adds t to the held transactions, dropping those whose marker
+// the high watermark has passed. Called with appendMu held; readers load
+// the slice without it (LastStableOffset).
+func (p *Partition) holdLocked(t heldTxn) {
+	hw := p.HighWatermark()
+	var next []heldTxn
+	if old := p.held.Load(); old != nil {
+		for _, h := range *old {
+			if h.marker >= hw {
+				next = append(next, h)
+			}
+		}
+	}
+	next = append(next, t)
+	p.held.Store(&next)
+}
+
 // abortedEntry is the index entry of an aborted transaction just
 // completed in state: its last stable offset is the first offset of the
-// earliest transaction still open, or the one after the marker (Kafka's).
+// earliest transaction still open, or the one after the marker (Kafka's;
+// completeTxnLocked lowers it to the first offset of any other completed
+// transaction whose marker is not yet committed).
 func abortedEntry(done producer.CompletedTxn, state *producer.State) segment.AbortedTxn {
 	lastStable := done.LastOffset + 1
 	if first, ok := state.FirstUnstableOffset(); ok {
@@ -175,7 +214,16 @@ func (p *Partition) checkTxnLocked(h recordbatch.Header) error {
 // or the high watermark when none is open (never above it): what
 // read_committed consumers may read up to.
 func (p *Partition) LastStableOffset() int64 {
-	return min(p.HighWatermark(), p.firstUnstable.Load())
+	hw := p.HighWatermark()
+	lso := min(hw, p.firstUnstable.Load())
+	if held := p.held.Load(); held != nil {
+		for _, h := range *held {
+			if h.marker >= hw {
+				lso = min(lso, h.first)
+			}
+		}
+	}
+	return lso
 }
 
 // OpenTransactions returns the transactions open on this replica, by first

@@ -3,6 +3,7 @@ package replica
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/internal/ratelog"
 	"github.com/strata-log/strata/internal/testclock"
@@ -32,8 +34,10 @@ const (
 // testLeader serves a partition.Partition as a Kafka-protocol leader over
 // loopback: kfake carries the connection, and Fetch and
 // OffsetForLeaderEpoch are answered from the partition as the broker's
-// handlers answer them — the follower's fetch offset goes to
-// FollowerFetched, which keeps the lag bookkeeping the ISR check reads.
+// handlers answer them — the follower's fetch position goes to
+// FollowerFetchedAt, which checks its last fetched epoch (a divergent log
+// is answered DivergingEpoch) and keeps the lag bookkeeping the ISR check
+// reads.
 type testLeader struct {
 	part *partition.Partition
 	addr string
@@ -47,6 +51,11 @@ type testLeader struct {
 	// unsynced.
 	synced   func() int64
 	unsynced []int64
+	// diverging holds the DivergingEpoch answers, in order; beforeAnswer,
+	// when set, runs as each fetch is received, before it is answered
+	// (tests force interleavings there).
+	diverging    []partition.EpochEnd
+	beforeAnswer func()
 }
 
 // serveLeader serves part; synced, when not nil, is the follower's fsynced
@@ -76,15 +85,24 @@ func serveLeader(t *testing.T, part *partition.Partition, clock *testclock.Clock
 				}
 				sp := kmsg.NewFetchResponseTopicPartition()
 				sp.Partition = rp.Partition
-				expand, err := part.FollowerFetched(followerID, rp.FetchOffset, clock.Now())
+				if l.beforeAnswer != nil {
+					l.beforeAnswer()
+				}
+				expand, diverging, err := part.FollowerFetchedAt(followerID, partition.FetchPosition{Offset: rp.FetchOffset, LastFetchedEpoch: rp.LastFetchedEpoch}, clock.Now())
 				if expand != nil {
 					l.expansions = append(l.expansions, expand)
 					part.ISRChangeDone(partition.ISROutcome{Refused: true}) // the test applies assignments itself
 				}
-				if err == nil {
+				switch {
+				case diverging != nil:
+					l.diverging = append(l.diverging, *diverging)
+					sp.DivergingEpoch.Epoch, sp.DivergingEpoch.EndOffset = diverging.Epoch, diverging.EndOffset
+				case errors.Is(err, segment.ErrOffsetOutOfRange):
+					sp.ErrorCode = kerr.OffsetOutOfRange.Code
+				case err == nil:
 					sp.RecordBatches, err = part.Read(rp.FetchOffset, rp.PartitionMaxBytes, part.LogEndOffset(), true)
 				}
-				if err != nil {
+				if err != nil && sp.ErrorCode == 0 {
 					sp.ErrorCode = kerr.UnknownServerError.Code
 				}
 				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = part.HighWatermark(), part.HighWatermark(), part.LogStartOffset()
@@ -125,10 +143,11 @@ func (l *testLeader) requests() (fetches, truncates int) {
 }
 
 // followerFetcher is a fetcher of follower from l that fetches only when
-// the test calls round (its run goroutine is not started), with clock.
-func followerFetcher(t *testing.T, l *testLeader, clock *testclock.Clock, limiter *ratelog.Limiter, follower *partition.Partition, epoch int32) (round func()) {
+// the test calls round (its run goroutine is not started), with clock; opts
+// are its client's.
+func followerFetcher(t *testing.T, l *testLeader, clock *testclock.Clock, limiter *ratelog.Limiter, follower *partition.Partition, epoch int32, opts ...kgo.Opt) (round func()) {
 	t.Helper()
-	client, err := kgo.NewClient(kgo.SeedBrokers(l.addr))
+	client, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(l.addr)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -97,15 +98,31 @@ type followed struct {
 	part  *partition.Partition
 	topic metadata.Topic
 	epoch int32
-	// truncated is set once the log agrees with this leader epoch
-	// (OffsetForLeaderEpoch done); pausedUntil holds off a partition the
-	// leader refused (it may not know the new epoch yet) or whose last
-	// append failed; retryDelay is that append backoff (0: the last append
-	// worked).
-	truncated   bool
+	// ready says whether the partition may fetch in this leader epoch,
+	// and why; pausedUntil holds off a partition the leader refused (it
+	// may not know the new epoch yet) or whose last append failed;
+	// retryDelay is that append backoff (0: the last append worked).
+	ready       readiness
 	pausedUntil time.Time
 	retryDelay  time.Duration
 }
+
+// readiness is whether a followed partition may fetch in its leader epoch.
+type readiness int8
+
+const (
+	// notReady: new to the leader epoch, or its last append failed.
+	notReady readiness = iota
+	// readyLeaderChecks: fetching at once, relying on the leader to check
+	// every fetch's last fetched epoch (Fetch v12+, DivergingEpoch). A
+	// leader that answers an older Fetch did not check: the data is
+	// discarded and the partition asks OffsetForLeaderEpoch first.
+	readyLeaderChecks
+	// readyTruncated: the log was cut to where it agrees with the leader
+	// first (its high watermark for a log without epochs; the answer to
+	// OffsetForLeaderEpoch from an older leader).
+	readyTruncated
+)
 
 // Fetch retries: a fetch round that failed (the leader unreachable) and a
 // partition whose fetched data could not be appended (a full disk) wait
@@ -131,6 +148,10 @@ type fetcher struct {
 
 	mu         sync.Mutex // guards partitions
 	partitions map[*partition.Partition]*followed
+	// olderLeader is set once the leader answered a Fetch older than v12,
+	// which cannot check the follower's last fetched epoch: partitions
+	// then ask OffsetForLeaderEpoch before fetching in a new leader epoch.
+	olderLeader atomic.Bool
 }
 
 // Update assigns every local partition that follows a live leader to that
@@ -206,14 +227,14 @@ func (rf *fetcher) assign(partitions map[*partition.Partition]*followed) {
 	defer rf.mu.Unlock()
 	for p, fo := range partitions {
 		if old := rf.partitions[p]; old != nil && old.epoch == fo.epoch {
-			fo.truncated, fo.pausedUntil, fo.retryDelay = old.truncated, old.pausedUntil, old.retryDelay
+			fo.ready, fo.pausedUntil, fo.retryDelay = old.ready, old.pausedUntil, old.retryDelay
 		}
 	}
 	rf.partitions = partitions
 }
 
 // snapshot copies the followed partitions that are not paused; changes go
-// back through setTruncated, pause and appended, which match on the leader
+// back through setReady, pause and appended, which match on the leader
 // epoch. A partition whose log failed (an fsync failed) is not fetched:
 // it takes no data until the broker restarts and recovers it, and the
 // leader's lag check drops it from the ISR.
@@ -256,8 +277,13 @@ func (rf *fetcher) run(ctx context.Context) {
 	}
 }
 
-// fetchOnce truncates the partitions new to this leader epoch, then sends
-// one Fetch for all of them and applies the answer.
+// fetchOnce readies the partitions new to this leader epoch, then sends
+// one Fetch for all of them and applies the answer. Each partition states
+// the epoch of its last batch with its fetch offset (LastFetchedEpoch,
+// KIP-595): the leader checks it against its own log and answers a log
+// that diverges with DivergingEpoch and no records, the follower truncates
+// to where the logs agree and fetches again — no OffsetForLeaderEpoch
+// round trip on a new leader epoch.
 func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 	if len(parts) == 0 {
 		return nil
@@ -270,17 +296,24 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 	var untruncated []*followed
 	for _, fo := range parts {
 		switch {
-		case fo.truncated:
+		case fo.ready != notReady:
 		case fo.part.LatestEpoch() < 0:
 			// No epochs (usually an empty log): nothing to ask the
 			// leader about, so no OffsetForLeaderEpoch round trip; what
 			// the log holds past its high watermark is not known to be
 			// the leader's, so it goes (as in Kafka).
-			if err := fo.part.TruncateTo(truncationTarget(fo.part, -1, -1)); err != nil {
+			if err := fo.part.TruncateFollowing(truncationTarget(fo.part, -1, -1), fo.epoch); err != nil {
+				if errors.Is(err, partition.ErrStaleLeaderEpoch) {
+					continue // the next round fetches under the new epoch
+				}
 				return fmt.Errorf("truncate %s-%d to its high watermark: %w", fo.topic.Name, fo.part.Index(), err)
 			}
-			fo.truncated = true
-			rf.setTruncated(fo, true)
+			rf.setReady(fo, readyTruncated)
+		case !rf.olderLeader.Load():
+			// The leader checks every fetch against its log
+			// (LastFetchedEpoch) and answers DivergingEpoch where they
+			// part: fetch at once.
+			rf.setReady(fo, readyLeaderChecks)
 		default:
 			untruncated = append(untruncated, fo)
 		}
@@ -295,7 +328,7 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 	// partitions at once, from the broker's pool) before asking again.
 	synced := make([]*partition.Partition, 0, len(parts))
 	for _, fo := range parts {
-		if fo.truncated {
+		if fo.ready != notReady {
 			synced = append(synced, fo.part)
 		}
 	}
@@ -314,7 +347,15 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 	byTopic := map[[16]byte]int{}
 	index := map[[16]byte]map[int32]*followed{}
 	for _, fo := range parts {
-		if !fo.truncated {
+		if fo.ready == notReady {
+			continue
+		}
+		position := fo.part.FetchPosition()
+		if position.Offset < fo.part.LogEndOffset() {
+			// Not all fsynced (WaitSynced stopped, or an fsync failed):
+			// the leader would check this log only below the fetch
+			// offset, and the unsynced tail above it would be skipped as
+			// already here. Fetched once the tail is fsynced.
 			continue
 		}
 		i, ok := byTopic[fo.topic.ID]
@@ -328,7 +369,8 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 		}
 		p := kmsg.NewFetchRequestTopicPartition()
 		p.Partition = fo.part.Index()
-		p.FetchOffset = fo.part.ReplicaFetchOffset()
+		p.FetchOffset = position.Offset
+		p.LastFetchedEpoch = position.LastFetchedEpoch
 		p.CurrentLeaderEpoch = fo.epoch
 		p.LogStartOffset = fo.part.LogStartOffset()
 		p.PartitionMaxBytes = 4 << 20
@@ -356,8 +398,17 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 			if fo == nil {
 				continue
 			}
-			switch rp.ErrorCode {
-			case 0:
+			switch {
+			case rp.ErrorCode == 0 && fr.Version < 12 && fo.ready == readyLeaderChecks:
+				// A leader older than Fetch v12 did not check this log
+				// against its own: the data may continue a history it
+				// does not have. Ask OffsetForLeaderEpoch first from now
+				// on.
+				rf.olderLeader.Store(true)
+				rf.setReady(fo, notReady)
+			case rp.ErrorCode == 0 && rp.DivergingEpoch.Epoch >= 0:
+				rf.diverged(fo, rp.DivergingEpoch)
+			case rp.ErrorCode == 0:
 				err := fo.part.AppendReplicated(rp.RecordBatches, rp.HighWatermark, fo.epoch)
 				switch {
 				case errors.Is(err, partition.ErrStaleLeaderEpoch):
@@ -368,17 +419,24 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 				default:
 					rf.appended(fo, err)
 				}
-			case kerr.OffsetOutOfRange.Code:
-				// Behind the leader's log start (retention): start over there.
-				if fo.part.LogEndOffset() < rp.LogStartOffset {
+			case rp.ErrorCode == kerr.OffsetOutOfRange.Code:
+				switch {
+				case fo.part.LogEndOffset() < rp.LogStartOffset:
+					// Behind the leader's log start (retention): start over there.
 					fo.part.Logger().Warn("follower is behind the leader's log start; restarting the log there", "leader_log_start", rp.LogStartOffset)
 					if err := fo.part.RestartAt(rp.LogStartOffset, nil, nil); err != nil {
 						fo.part.Logger().Error("restarting the log failed", "err", err)
 					}
-				} else {
-					rf.setTruncated(fo, false) // ahead of the leader: truncate again
+				case fo.ready == readyLeaderChecks:
+					// The leader has no epoch at or below this log's last
+					// (or, without epochs, this log ends past the
+					// leader's): keep only what is known committed, as
+					// OffsetForLeaderEpoch's "unknown epoch" answer does.
+					rf.diverged(fo, kmsg.FetchResponseTopicPartitionDivergingEpoch{Epoch: -1, EndOffset: -1})
+				default:
+					rf.setReady(fo, notReady) // ahead of the leader: truncate again
 				}
-			case kerr.OffsetMovedToTieredStorage.Code:
+			case rp.ErrorCode == kerr.OffsetMovedToTieredStorage.Code:
 				// Behind the leader's local log, in data the object store
 				// holds: copy only the leader's local log.
 				if err := rf.restartFromTier(ctx, broker, fo); err != nil {
@@ -394,6 +452,37 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 		}
 	}
 	return nil
+}
+
+// diverged truncates a partition the leader answered DivergingEpoch (the
+// largest epoch at or below the follower's last fetched epoch the leader
+// has, and where it ends there; -1: none, keep the high watermark) to where
+// the two logs agree, as Kafka's follower does: the end of that epoch on
+// both logs, or — when this log does not have that epoch — the end of its
+// own largest epoch below it; the next fetch states the new last epoch and
+// is checked again, until the logs agree. An answer to a fetch of an
+// earlier leader epoch is discarded (TruncateFollowing checks).
+func (rf *fetcher) diverged(fo *followed, leader kmsg.FetchResponseTopicPartitionDivergingEpoch) {
+	target := truncationTarget(fo.part, leader.Epoch, leader.EndOffset)
+	end := fo.part.LogEndOffset()
+	err := fo.part.TruncateFollowing(target, fo.epoch)
+	switch {
+	case errors.Is(err, partition.ErrStaleLeaderEpoch):
+		fo.part.Logger().Debug("discarded a diverging epoch from a previous leader epoch", "err", err)
+	case err != nil:
+		rf.appended(fo, fmt.Errorf("truncating to %d to agree with the leader (its epoch %d ends at %d): %w", target, leader.Epoch, leader.EndOffset, err))
+	case target >= end:
+		// Nothing left to cut, and the leader still does not take this
+		// log (it has none of its epochs, and the log holds nothing past
+		// its high watermark): the leader lacks records this replica
+		// holds as committed. Ask again after a pause, not at once.
+		fo.part.Logger().Warn("the leader refuses this replica's log, which holds nothing past its high watermark to truncate; retrying after a pause",
+			"leader_epoch", leader.Epoch, "leader_end_offset", leader.EndOffset, "log_end_offset", end, "high_watermark", fo.part.HighWatermark())
+		rf.pause(fo)
+	default:
+		fo.part.Logger().Info("the leader's log diverges from this replica's: truncated to where they agree",
+			"leader_epoch", leader.Epoch, "leader_end_offset", leader.EndOffset, "from_log_end", end, "to", target)
+	}
 }
 
 // restartFromTier restarts a follower's log at the leader's earliest local
@@ -442,7 +531,9 @@ func (rf *fetcher) restartFromTier(ctx context.Context, broker *kgo.Broker, fo *
 }
 
 // truncate asks the leader where each partition's latest local epoch ends
-// and cuts the local log there.
+// and cuts the local log there: for a leader that answers Fetch below v12
+// (which does not check the last fetched epoch), on every new leader
+// epoch.
 func (rf *fetcher) truncate(ctx context.Context, broker *kgo.Broker, parts []*followed) error {
 	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
 	req.ReplicaID = rf.f.cfg.NodeID
@@ -486,27 +577,30 @@ func (rf *fetcher) truncate(ctx context.Context, broker *kgo.Broker, parts []*fo
 				continue
 			}
 			target := truncationTarget(fo.part, rp.LeaderEpoch, rp.EndOffset)
-			if err := fo.part.TruncateTo(target); err != nil {
+			if err := fo.part.TruncateFollowing(target, fo.epoch); err != nil {
+				if errors.Is(err, partition.ErrStaleLeaderEpoch) {
+					continue // the next round asks the new leader
+				}
 				return fmt.Errorf("truncate %s-%d to %d: %w", fo.topic.Name, fo.part.Index(), target, err)
 			}
-			rf.setTruncated(fo, true)
+			rf.setReady(fo, readyTruncated)
 		}
 	}
 	return nil
 }
 
-func (rf *fetcher) setTruncated(fo *followed, truncated bool) {
+func (rf *fetcher) setReady(fo *followed, ready readiness) {
 	rf.mu.Lock()
 	defer rf.mu.Unlock()
-	fo.truncated = truncated
+	fo.ready = ready
 	if cur := rf.partitions[fo.part]; cur != nil && cur.epoch == fo.epoch {
-		cur.truncated = truncated
+		cur.ready = ready
 	}
 }
 
 // appended takes the outcome of appending a partition's fetched data.
 // After a failure (a full disk, data that does not continue the log) the
-// partition truncates again and waits before its next fetch, twice as
+// partition is readied again (checked by the leader, or truncated) and waits before its next fetch, twice as
 // long after each failure in a row (nextBackoff), rather than fetching and
 // failing at once, round after round; meanwhile its fetch offset stands
 // still, so the leader's lag check drops it from the ISR, and once an
@@ -527,7 +621,7 @@ func (rf *fetcher) appended(fo *followed, err error) {
 		rf.mu.Unlock()
 		return
 	}
-	cur.truncated = false
+	cur.ready = notReady
 	cur.retryDelay = nextBackoff(cur.retryDelay)
 	cur.pausedUntil = rf.f.cfg.Now().Add(cur.retryDelay)
 	delay := cur.retryDelay
@@ -549,8 +643,8 @@ func (rf *fetcher) pause(fo *followed) {
 }
 
 // truncationTarget is where a follower cuts its log after the leader
-// answered OffsetForLeaderEpoch for the follower's latest epoch with
-// (leaderEpoch, leaderEnd): the end of the largest epoch both have, capped
+// answered DivergingEpoch to a fetch, or OffsetForLeaderEpoch for the
+// follower's latest epoch, with (leaderEpoch, leaderEnd): the end of the largest epoch both have, capped
 // at both ends; a follower with no epochs, or whose epochs the leader does
 // not know at all, keeps only what it knows is committed (its high
 // watermark).

@@ -110,8 +110,9 @@ func (l *kfakeLeader) follow(t *testing.T, self int32, follower *partition.Parti
 }
 
 // TestFetcherFollowsALeader: a fetcher follows a partition of a real
-// Kafka-protocol leader (franz-go's kfake, over loopback): it asks
-// OffsetForLeaderEpoch first, then fetches with its replica id and
+// Kafka-protocol leader (franz-go's kfake, over loopback): it fetches
+// with its replica id and its fetch position (an empty log: no epoch to
+// state, nothing to truncate) and
 // appends the leader's batches as they are — same offsets, same bytes —
 // taking the leader's high watermark, and keeps up with new records.
 func TestFetcherFollowsALeader(t *testing.T) {

@@ -265,20 +265,20 @@ func TestFetcherKeepsProgressWithinAnEpoch(t *testing.T) {
 	rf.assign(map[*partition.Partition]*followed{p: {part: p, epoch: 3}, q: {part: q, epoch: 1}})
 	old := rf.snapshot()
 	for _, fo := range old {
-		rf.setTruncated(fo, true)
+		rf.setReady(fo, readyTruncated)
 	}
 	rf.assign(map[*partition.Partition]*followed{p: {part: p, epoch: 3}, q: {part: q, epoch: 2}})
-	if !rf.partitions[p].truncated || rf.partitions[q].truncated {
-		t.Fatalf("after reassignment: p truncated %v (same epoch), q truncated %v (new epoch)", rf.partitions[p].truncated, rf.partitions[q].truncated)
+	if rf.partitions[p].ready != readyTruncated || rf.partitions[q].ready != notReady {
+		t.Fatalf("after reassignment: p ready %v (same epoch), q ready %v (new epoch)", rf.partitions[p].ready, rf.partitions[q].ready)
 	}
 	// A result of the old epoch of q is ignored.
 	for _, fo := range old {
 		if fo.part == q {
-			rf.setTruncated(fo, true)
+			rf.setReady(fo, readyTruncated)
 			rf.pause(fo)
 		}
 	}
-	if rf.partitions[q].truncated || !rf.partitions[q].pausedUntil.IsZero() {
+	if rf.partitions[q].ready != notReady || !rf.partitions[q].pausedUntil.IsZero() {
 		t.Fatal("a stale epoch's result changed the current one")
 	}
 	rf.pause(&followed{part: p, epoch: 3})

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -43,6 +44,7 @@ Usage:
   strata topics <command>     list, describe, create, delete topics, alter their configs
   strata partitions list      leaders, ISRs, epochs, local/remote/log-start offsets, high watermarks
   strata groups <command>     list, describe consumer groups, their lag; reset their offsets
+  strata transactions <command>  list, describe transactions; abort a hanging one
   strata cluster <command>    cluster status, add or remove metadata voters, recover a lost quorum
   strata tiering <command>    scrub the object store, recover topics from it
   strata bucket create        create the object-store bucket (e.g. in docker compose)
@@ -77,6 +79,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		err = runPartitions(args, stdout, stderr)
 	case "groups":
 		err = runGroups(args, stdout, stderr)
+	case "transactions":
+		err = runTransactions(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "strata", Version)
 	case "help":
@@ -163,6 +167,12 @@ type serveFlags struct {
 	offsetsPartitions   int32
 	offsetsSegmentBytes int32
 	offsetsReplication  int16
+	// The transaction coordinators' settings (Kafka's names).
+	txnLogPartitions    int32
+	txnLogReplication   int16
+	txnMaxTimeoutMs     int64
+	txnIDExpirationMs   int64
+	txnAbortIntervalMs  int64
 	offsetsRetentionMin int64
 	offsetsCheckMs      int64
 	cleanerBackoffMs    int64
@@ -236,6 +246,11 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.Int64Var(&f.cleanerBackoffMs, "log-cleaner-backoff-ms", 15000, "pause between log cleaner passes over compacted topics (log.cleaner.backoff.ms)")
 	fs.Int32Var(&f.offsetsPartitions, "offsets-topic-num-partitions", 50, "partitions of __consumer_offsets when it is created (offsets.topic.num.partitions)")
 	fs.Int16Var(&f.offsetsReplication, "offsets-topic-replication-factor", 3, "replicas of each __consumer_offsets partition (offsets.topic.replication.factor); the topic is never created with fewer: groups get COORDINATOR_NOT_AVAILABLE until this many brokers are up. A one-node cluster (one voter, no other broker registered) uses 1")
+	fs.Int32Var(&f.txnLogPartitions, "transaction-state-log-num-partitions", 50, "partitions of __transaction_state when it is created (transaction.state.log.num.partitions)")
+	fs.Int16Var(&f.txnLogReplication, "transaction-state-log-replication-factor", 3, "replicas of each __transaction_state partition (transaction.state.log.replication.factor); the topic is never created with fewer: transactional producers get COORDINATOR_NOT_AVAILABLE until this many brokers are up. A one-node cluster (one voter, no other broker registered) uses 1")
+	fs.Int64Var(&f.txnMaxTimeoutMs, "transaction-max-timeout-ms", 900000, "the longest transaction timeout a producer may ask for; longer gets INVALID_TRANSACTION_TIMEOUT (transaction.max.timeout.ms)")
+	fs.Int64Var(&f.txnIDExpirationMs, "transactional-id-expiration-ms", 604800000, "a transactional id with no open transaction, unused this long, is removed (transactional.id.expiration.ms)")
+	fs.Int64Var(&f.txnAbortIntervalMs, "transaction-abort-timed-out-transaction-cleanup-interval-ms", 10000, "how often transactions past their timeout are aborted (transaction.abort.timed.out.transaction.cleanup.interval.ms)")
 	fs.Int32Var(&f.offsetsSegmentBytes, "offsets-topic-segment-bytes", 100<<20, "segment size of the compacted __consumer_offsets topic when it is created (offsets.topic.segment.bytes)")
 	fs.Int64Var(&f.offsetsRetentionMin, "offsets-retention-minutes", 10080, "committed offsets of a group empty this long are removed (offsets.retention.minutes)")
 	fs.Int64Var(&f.offsetsCheckMs, "offsets-retention-check-interval-ms", 600000, "how often expired committed offsets are removed (offsets.retention.check.interval.ms)")
@@ -539,6 +554,15 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if f.offsetsReplication < 1 {
 		return node.Config{}, usageErrorf("--offsets-topic-replication-factor %d: must be at least 1", f.offsetsReplication)
 	}
+	if f.txnLogPartitions < 1 || f.txnLogPartitions > 10000 {
+		return node.Config{}, usageErrorf("--transaction-state-log-num-partitions %d: must be between 1 and 10000", f.txnLogPartitions)
+	}
+	if f.txnLogReplication < 1 {
+		return node.Config{}, usageErrorf("--transaction-state-log-replication-factor %d: must be at least 1", f.txnLogReplication)
+	}
+	if f.txnMaxTimeoutMs < 1 || f.txnMaxTimeoutMs > math.MaxInt32 {
+		return node.Config{}, usageErrorf("--transaction-max-timeout-ms %d: must be between 1 and %d", f.txnMaxTimeoutMs, math.MaxInt32)
+	}
 	if f.groupInitialDelayMs < 0 {
 		return node.Config{}, usageErrorf("--group-initial-rebalance-delay-ms %d: must be 0 or more", f.groupInitialDelayMs)
 	}
@@ -550,7 +574,8 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		return node.Config{}, usageErrorf("--offsets-topic-segment-bytes %d: must be at least 1024", f.offsetsSegmentBytes)
 	}
 	for name, ms := range map[string]int64{"connections-max-idle-ms": f.idleMillis, "producer-id-expiration-ms": f.producerExpiryMs, "log-retention-check-interval-ms": f.retentionCheckMs,
-		"log-cleaner-backoff-ms": f.cleanerBackoffMs, "broker-heartbeat-interval-ms": f.heartbeatMs, "replica-lag-time-max-ms": f.replicaLagMs, "controller-quorum-timeout-ms": f.quorumTimeoutMs, "broker-session-timeout-ms": f.sessionTimeoutMs, "offsets-retention-minutes": f.offsetsRetentionMin, "offsets-retention-check-interval-ms": f.offsetsCheckMs, "remote-log-manager-task-interval-ms": f.tieringIntervalMs} {
+		"log-cleaner-backoff-ms": f.cleanerBackoffMs, "broker-heartbeat-interval-ms": f.heartbeatMs, "replica-lag-time-max-ms": f.replicaLagMs, "controller-quorum-timeout-ms": f.quorumTimeoutMs, "broker-session-timeout-ms": f.sessionTimeoutMs, "offsets-retention-minutes": f.offsetsRetentionMin, "offsets-retention-check-interval-ms": f.offsetsCheckMs, "remote-log-manager-task-interval-ms": f.tieringIntervalMs,
+		"transactional-id-expiration-ms": f.txnIDExpirationMs, "transaction-abort-timed-out-transaction-cleanup-interval-ms": f.txnAbortIntervalMs} {
 		if ms < 1 {
 			return node.Config{}, usageErrorf("--%s %d: must be at least 1", name, ms)
 		}
@@ -634,6 +659,12 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			OffsetsTopicSegmentBytes:      f.offsetsSegmentBytes,
 			OffsetsRetention:              time.Duration(f.offsetsRetentionMin) * time.Minute,
 			OffsetsRetentionCheckInterval: time.Duration(f.offsetsCheckMs) * time.Millisecond,
+
+			TransactionStateLogNumPartitions:     f.txnLogPartitions,
+			TransactionStateLogReplicationFactor: f.txnLogReplication,
+			TransactionMaxTimeout:                time.Duration(f.txnMaxTimeoutMs) * time.Millisecond,
+			TransactionalIDExpiration:            time.Duration(f.txnIDExpirationMs) * time.Millisecond,
+			TransactionAbortTimedOutInterval:     time.Duration(f.txnAbortIntervalMs) * time.Millisecond,
 		},
 	}, nil
 }

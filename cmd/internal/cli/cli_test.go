@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/cmd/internal/node"
@@ -43,6 +44,24 @@ func TestServeDefaults(t *testing.T) {
 	}
 	if cfg.Broker.DisableAutoCreateTopics || cfg.Broker.NumPartitions != 1 {
 		t.Fatalf("broker defaults: %+v", cfg.Broker)
+	}
+	// Kafka's transaction coordinator defaults.
+	if b := cfg.Broker; b.TransactionStateLogNumPartitions != 50 || b.TransactionStateLogReplicationFactor != 3 || b.TransactionMaxTimeout != 15*time.Minute ||
+		b.TransactionalIDExpiration != 7*24*time.Hour || b.TransactionAbortTimedOutInterval != 10*time.Second {
+		t.Fatalf("transaction defaults: %+v", b)
+	}
+}
+
+func TestTransactionFlags(t *testing.T) {
+	cfg, err := parseServe(t, "--transaction-state-log-num-partitions", "8", "--transaction-state-log-replication-factor", "1",
+		"--transaction-max-timeout-ms", "60000", "--transactional-id-expiration-ms", "3600000",
+		"--transaction-abort-timed-out-transaction-cleanup-interval-ms", "500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := cfg.Broker; b.TransactionStateLogNumPartitions != 8 || b.TransactionStateLogReplicationFactor != 1 || b.TransactionMaxTimeout != time.Minute ||
+		b.TransactionalIDExpiration != time.Hour || b.TransactionAbortTimedOutInterval != 500*time.Millisecond {
+		t.Fatalf("transaction settings: %+v", b)
 	}
 }
 
@@ -101,6 +120,11 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{args: []string{"--log-cleaner-min-cleanable-ratio", "2"}, want: "--log-cleaner-min-cleanable-ratio"},
 		{args: []string{"--offsets-topic-segment-bytes", "10"}, want: "--offsets-topic-segment-bytes"},
 		{args: []string{"--offsets-topic-replication-factor", "0"}, want: "--offsets-topic-replication-factor"},
+		{args: []string{"--transaction-state-log-replication-factor", "0"}, want: "--transaction-state-log-replication-factor"},
+		{args: []string{"--transaction-state-log-num-partitions", "0"}, want: "--transaction-state-log-num-partitions"},
+		{args: []string{"--transaction-max-timeout-ms", "0"}, want: "--transaction-max-timeout-ms"},
+		{args: []string{"--transactional-id-expiration-ms", "0"}, want: "--transactional-id-expiration-ms"},
+		{args: []string{"--transaction-abort-timed-out-transaction-cleanup-interval-ms", "0"}, want: "--transaction-abort-timed-out-transaction-cleanup-interval-ms"},
 		{args: []string{"--log-cleaner-backoff-ms", "0"}, want: "--log-cleaner-backoff-ms"},
 		{args: []string{"--num-partitions", "0"}, want: "--num-partitions"},
 		{args: []string{"--object-store", "ftp://host/bucket"}, want: "--object-store"},

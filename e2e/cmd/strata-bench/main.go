@@ -4,7 +4,9 @@
 // bandwidth of the same disk (fsync every 16 MiB) measured in the same run,
 // so the figures can be compared as ratios on a noisy machine; and durable
 // produce (flush.messages=1) as a ratio of page-cache produce, RF=1 here
-// and RF=3 with --cluster, median of 3.
+// and RF=3 with --cluster, median of 3; and transactional produce (small
+// transactions of 10 records, large ones of 10,000) as a ratio of
+// idempotent produce, in the same run.
 //
 // It starts its own broker from $STRATA_BIN (or --bin) unless --brokers
 // points at a running one. --cluster compares replication settings on
@@ -136,6 +138,9 @@ func run(bin, brokers, dir string, records, recordSize, partitions int) error {
 			return err
 		}
 		fmt.Printf("%-28s %10.1f %12s %10s %10s %8.2f\n", "raw fetch (no decoding)", rres.mbs, "-", "-", "-", rres.mbs/diskMBs)
+	}
+	if err := transactionalRatio(brokers, 1, partitions, records, recordSize); err != nil {
+		return err
 	}
 	return durableRatio(brokers, 1, partitions, records, recordSize)
 }
@@ -505,6 +510,9 @@ func runCluster(bin, dir string, records, recordSize, partitions int) error {
 		}
 		fmt.Printf("%-28s %10.1f %12.0f %10.2f %10.2f %8.2f\n", run.name, res.mbs, res.rps, lat.p50, lat.p99, res.mbs/base)
 	}
+	if err := transactionalRatio(brokers, 3, partitions, records, recordSize); err != nil {
+		return err
+	}
 	if err := durableRatio(brokers, 3, partitions, records, recordSize); err != nil {
 		return err
 	}
@@ -654,4 +662,105 @@ func durableRatio(brokers string, rf, partitions, records, recordSize int) error
 			latencies[m].p50, latencies[m].p99, median/base)
 	}
 	return nil
+}
+
+// smallTxnRecords caps the records of the small-transaction run: each
+// transaction of 10 records waits for its commit, so the run is bound by
+// round trips, not bytes.
+const smallTxnRecords = 20_000
+
+// transactionalRatio measures transactional produce (acks=all, one
+// producer, transactions of 10 and of 10,000 records, each committed)
+// next to idempotent produce (acks=all) into topics of replication factor
+// rf, in the same run, and prints their ratio.
+func transactionalRatio(brokers string, rf, partitions, records, recordSize int) error {
+	runs := []struct {
+		name    string
+		perTxn  int // 0: idempotent, no transactions
+		records int
+	}{
+		{"idempotent", 0, records},
+		{"txn of 10 records", 10, min(records, smallTxnRecords)},
+		{"txn of 10,000 records", 10_000, records},
+	}
+	fmt.Printf("\ntransactional vs idempotent produce: RF=%d acks=all, one producer\n", rf)
+	fmt.Printf("%-28s %10s %12s %10s %14s\n", "run", "MB/s", "records/s", "records", "vs idempotent")
+	base := 0.0
+	for _, run := range runs {
+		topic := fmt.Sprintf("bench-txn-%d-rf%d-%d", run.perTxn, rf, time.Now().UnixNano())
+		if err := createReplicatedTopic(brokers, topic, partitions, rf, nil); err != nil {
+			return err
+		}
+		if rf > 1 {
+			time.Sleep(time.Second) // followers start fetching
+		}
+		var res result
+		var err error
+		if run.perTxn == 0 {
+			res, err = produce(brokers, topic, kgo.AllISRAcks(), run.records, recordSize, nil)
+		} else {
+			res, err = produceTransactions(brokers, topic, run.records, run.perTxn, recordSize)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", run.name, err)
+		}
+		if base == 0 {
+			base = res.mbs
+		}
+		fmt.Printf("%-28s %10.1f %12.0f %10d %14.2f\n", "produce "+run.name, res.mbs, res.rps, run.records, res.mbs/base)
+	}
+	return nil
+}
+
+// produceTransactions writes records values of recordSize incompressible
+// bytes with one transactional producer, perTxn records per transaction,
+// committing each (flush, then EndTxn) before the next begins.
+func produceTransactions(brokers, topic string, records, perTxn, recordSize int) (result, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(2*time.Millisecond), kgo.MaxBufferedRecords(50_000), kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.TransactionalID(fmt.Sprintf("bench-%s", topic)), kgo.TransactionTimeout(time.Minute))
+	if err != nil {
+		return result{}, err
+	}
+	defer cl.Close()
+	pool := randomBytes(4 << 20)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		firstErr error
+	)
+	start := time.Now()
+	for sent := 0; sent < records; {
+		if err := cl.BeginTransaction(); err != nil {
+			return result{}, err
+		}
+		for i := 0; i < perTxn && sent < records; i, sent = i+1, sent+1 {
+			off := (sent * 4099) % (len(pool) - recordSize)
+			cl.Produce(ctx, &kgo.Record{Value: pool[off : off+recordSize]}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					mu.Lock()
+					firstErr = cmp.Or(firstErr, err)
+					mu.Unlock()
+				}
+			})
+		}
+		if err := cl.Flush(ctx); err != nil {
+			return result{}, err
+		}
+		mu.Lock()
+		err := firstErr
+		mu.Unlock()
+		if err != nil {
+			return result{}, err
+		}
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			return result{}, fmt.Errorf("commit: %w", err)
+		}
+	}
+	elapsed := time.Since(start)
+	return result{
+		mbs: float64(records*recordSize) / elapsed.Seconds() / 1e6,
+		rps: float64(records) / elapsed.Seconds(),
+	}, nil
 }

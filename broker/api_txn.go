@@ -1,0 +1,179 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker/group"
+)
+
+// The transaction coordinator's APIs (broker/txn does the work; these
+// decode and encode). Versions are Kafka 4.2's minus those whose meaning
+// is Transactions V2 (KIP-890 part 2): EndTxn v5 (an epoch bump per
+// transaction) is not served. AddPartitionsToTxn v5 and AddOffsetsToTxn
+// v4 differ from the version before only by letting the broker answer
+// TRANSACTION_ABORTABLE, which this coordinator never needs.
+func init() {
+	register(0, 5, handleAddPartitionsToTxn)
+	register(0, 4, handleAddOffsetsToTxn)
+	register(0, 4, handleEndTxn)
+}
+
+// producerFencedFor is a coordinator error as a client of this version
+// knows it: PRODUCER_FENCED (KIP-588) is INVALID_PRODUCER_EPOCH before
+// version since.
+func producerFencedFor(err *kerr.Error, version, since int16) int16 {
+	if err == kerr.ProducerFenced && version < since {
+		return kerr.InvalidProducerEpoch.Code
+	}
+	return err.Code
+}
+
+// addPartitions adds (or, verifyOnly, verifies) a transaction's partitions
+// and returns each one's error code. Partitions of topics that do not
+// exist get UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED,
+// as in Kafka.
+func (s *Server) addPartitions(id string, producerID int64, epoch int16, tps []group.TopicPartition, verifyOnly bool, version, fencedSince int16) map[group.TopicPartition]int16 {
+	out := make(map[group.TopicPartition]int16, len(tps))
+	all := func(code int16) map[group.TopicPartition]int16 {
+		for _, tp := range tps {
+			out[tp] = code
+		}
+		return out
+	}
+	if id == "" {
+		return all(kerr.InvalidRequest.Code)
+	}
+	shard, kerrCode := s.txns.ShardFor(id)
+	if kerrCode != nil {
+		return all(kerrCode.Code)
+	}
+	if verifyOnly {
+		results, kerrCode := shard.VerifyPartitions(id, producerID, epoch, tps)
+		if kerrCode != nil {
+			return all(producerFencedFor(kerrCode, version, fencedSince))
+		}
+		for tp, e := range results {
+			if e != nil {
+				out[tp] = e.Code
+			} else {
+				out[tp] = 0
+			}
+		}
+		return out
+	}
+	state := s.cfg.Metadata.State()
+	unknown := false
+	for _, tp := range tps {
+		if t, ok := state.Topic(tp.Topic); !ok || !t.HasPartition(tp.Partition) {
+			out[tp] = kerr.UnknownTopicOrPartition.Code
+			unknown = true
+		}
+	}
+	if unknown {
+		for _, tp := range tps {
+			if _, ok := out[tp]; !ok {
+				out[tp] = kerr.OperationNotAttempted.Code
+			}
+		}
+		return out
+	}
+	if kerrCode := shard.AddPartitions(id, producerID, epoch, tps); kerrCode != nil {
+		return all(producerFencedFor(kerrCode, version, fencedSince))
+	}
+	return all(0)
+}
+
+// AddPartitionsToTxn v0–v3 (clients: one transaction) and v4–v5 (brokers:
+// batched transactions, VerifyOnly for KIP-890 part 1's verification of a
+// producer's first transactional batch on a partition).
+func handleAddPartitionsToTxn(c *clientConn, h requestHeader, req *kmsg.AddPartitionsToTxnRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
+	const fencedSince = 2
+	if req.Version <= 3 {
+		var tps []group.TopicPartition
+		for _, t := range req.Topics {
+			for _, p := range t.Partitions {
+				tps = append(tps, group.TopicPartition{Topic: t.Topic, Partition: p})
+			}
+		}
+		codes := s.addPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, tps, false, req.Version, fencedSince)
+		for _, t := range req.Topics {
+			rt := kmsg.NewAddPartitionsToTxnResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
+				rp.Partition = p
+				rp.ErrorCode = codes[group.TopicPartition{Topic: t.Topic, Partition: p}]
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil
+	}
+	for _, tx := range req.Transactions {
+		var tps []group.TopicPartition
+		for _, t := range tx.Topics {
+			for _, p := range t.Partitions {
+				tps = append(tps, group.TopicPartition{Topic: t.Topic, Partition: p})
+			}
+		}
+		codes := s.addPartitions(tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tps, tx.VerifyOnly, req.Version, fencedSince)
+		rtx := kmsg.NewAddPartitionsToTxnResponseTransaction()
+		rtx.TransactionalID = tx.TransactionalID
+		for _, t := range tx.Topics {
+			rt := kmsg.NewAddPartitionsToTxnResponseTransactionTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewAddPartitionsToTxnResponseTransactionTopicPartition()
+				rp.Partition = p
+				rp.ErrorCode = codes[group.TopicPartition{Topic: t.Topic, Partition: p}]
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			rtx.Topics = append(rtx.Topics, rt)
+		}
+		resp.Transactions = append(resp.Transactions, rtx)
+	}
+	return resp, nil
+}
+
+// AddOffsetsToTxn adds the __consumer_offsets partition of a group to the
+// producer's transaction, so TxnOffsetCommit may write there and the
+// transaction's markers reach it.
+func handleAddOffsetsToTxn(c *clientConn, h requestHeader, req *kmsg.AddOffsetsToTxnRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+	if req.Group == "" {
+		resp.ErrorCode = kerr.InvalidGroupID.Code
+		return resp, nil
+	}
+	leaders, err := s.offsets.Leaders()
+	if err != nil || len(leaders) == 0 {
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		return resp, nil
+	}
+	tp := group.TopicPartition{Topic: offsetsTopic, Partition: group.Partition(req.Group, int32(len(leaders)))}
+	codes := s.addPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, []group.TopicPartition{tp}, false, req.Version, 2)
+	resp.ErrorCode = codes[tp]
+	return resp, nil
+}
+
+// EndTxn v0–v4: commit or abort the producer's transaction. Answered once
+// the decision is written; the markers follow.
+func handleEndTxn(c *clientConn, h requestHeader, req *kmsg.EndTxnRequest) (kmsg.Response, error) {
+	s := c.server
+	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+	if req.TransactionalID == "" {
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		return resp, nil
+	}
+	shard, kerrCode := s.txns.ShardFor(req.TransactionalID)
+	if kerrCode == nil {
+		kerrCode = shard.EndTxn(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit)
+	}
+	if kerrCode != nil {
+		resp.ErrorCode = producerFencedFor(kerrCode, req.Version, 2)
+	}
+	return resp, nil
+}

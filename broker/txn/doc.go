@@ -1,0 +1,102 @@
+// Package txn is the transaction coordinator (Kafka's
+// TransactionCoordinator, Transactions V1 with KIP-890 part 1): the state
+// of each transactional id, persisted to the internal __transaction_state
+// topic in Kafka's own record schemas, and the writing of transaction
+// markers to the partitions of a transaction once its outcome is decided.
+// It knows nothing of the wire: the broker decodes requests (InitProducerId
+// with a transactional id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn,
+// DescribeTransactions, ListTransactions) into calls on a Shard, and
+// plugs in a MarkerWriter that sends WriteTxnMarkers to partition leaders.
+//
+// It is built like the group coordinator (broker/group): a Shard per
+// __transaction_state partition (group.Partition maps a transactional id
+// to its partition, as Kafka does), persisting to the partition through
+// the group shards' Log contract less its transactional append (acks=all
+// appends, replay, AwaitCommitted before serving; the broker's one adapter
+// serves both), and a Manager holding the shards of the partitions this broker
+// leads (Lead, Resign, ShardFor, CoordinatorOf). The coordinator epoch of
+// a shard is its partition's leader epoch; it goes into every marker.
+//
+// # States
+//
+//	        InitProducerId (epoch bumped)
+//	   +-------+   AddPartitions   +---------+  EndTxn(commit)  +---------------+  markers   +----------------+
+//	-->| Empty | ----------------> | Ongoing | ---------------> | PrepareCommit | ---------> | CompleteCommit |
+//	   +-------+                   +---------+                  +---------------+  written   +----------------+
+//	       ^                        |    |  EndTxn(abort)       +---------------+            +----------------+
+//	       |                        |    +--------------------> | PrepareAbort  | ---------> | CompleteAbort  |
+//	       |   timeout, or          +-------------------------> +---------------+            +----------------+
+//	       |   InitProducerId while open:                                                        |  |
+//	       |   abort with the epoch bumped (Kafka's PrepareEpochFence)                           |  |
+//	       +---------------------- InitProducerId / AddPartitions (next transaction) -----------+--+
+//
+// Complete* and Empty are "no open transaction": AddPartitions starts the
+// next one, InitProducerId bumps the epoch. Each transition is written to
+// the log (acks=all) before it is applied or answered; while one is in
+// flight the transactional id is pending, and requests that would change
+// it get CONCURRENT_TRANSACTIONS, as they do while markers are being
+// written (Prepare*). EndTxn is answered once Prepare* is written; the
+// markers follow in the background (a goroutine per transaction, retrying
+// each partition until its leader has the marker or the partition is
+// gone), then Complete* is written. A transactional id unused for
+// Config.IDExpiration with no open transaction is removed with a
+// tombstone. Dead and PrepareEpochFence are never written (Kafka writes
+// neither); a fence is written as PrepareAbort with the bumped epoch.
+//
+// Producer epochs: InitProducerId without the producer's current id and
+// epoch bumps the epoch (fencing older instances of the transactional id);
+// with them (KIP-360) it bumps only if they are current, answers a retry
+// with the epoch it already gave, and fences anything else
+// (PRODUCER_FENCED). An epoch at 32766 is exhausted: the producer gets a
+// new producer id with epoch 0. A transaction aborted by the coordinator
+// (timeout, fence) bumps the epoch, so its producer is fenced.
+//
+// # Failover
+//
+// A new leader of a __transaction_state partition replays it, waits until
+// everything replayed is committed (the high watermark), then resumes: the
+// markers of every Prepare* transaction are written again (a marker is
+// idempotent at the partition), and Ongoing transactions past their
+// timeout are aborted. Until loaded, requests get
+// COORDINATOR_LOAD_IN_PROGRESS; once the leadership moves, NOT_COORDINATOR.
+//
+// # Record format (part of the format: Kafka's TransactionLogKey and
+// TransactionLogValue; testdata/ holds golden encodings)
+//
+// Key, version 0 (the only one):
+//
+//	+---------------+------------------------------------------+
+//	| version int16 | transactional_id: int16 length + UTF-8   |
+//	|   = 0         |                                          |
+//	+---------------+------------------------------------------+
+//
+// Value, version 0 (written; not flexible), big-endian:
+//
+//	version               int16  = 0
+//	producer_id           int64
+//	producer_epoch        int16
+//	transaction_timeout   int32  milliseconds
+//	transaction_status    int8   0 Empty, 1 Ongoing, 2 PrepareCommit,
+//	                             3 PrepareAbort, 4 CompleteCommit,
+//	                             5 CompleteAbort, 6 Dead, 7 PrepareEpochFence
+//	transaction_partitions       int32 count, -1 = null (written for Empty);
+//	                             each: topic (int16 length + UTF-8),
+//	                             partitions (int32 count + int32 each)
+//	last_update_timestamp int64  Unix milliseconds
+//	start_timestamp       int64  Unix milliseconds, -1 = none
+//
+// Value, version 1 (read, written by Kafka 4 with transaction.version 2):
+// the same fields in flexible encoding (compact strings and arrays, a
+// tagged-field section per partition entry and at the end) with the tagged
+// fields PreviousProducerId (tag 0), NextProducerId (1),
+// ClientTransactionVersion (2) and NextProducerEpoch (3). A null value is
+// a tombstone: the transactional id expired.
+//
+// # Concurrency
+//
+// Shards and the Manager are safe for concurrent use. A shard's mutex
+// guards its transactional ids and is never held across a log append or
+// a marker write; a transaction being written is marked pending instead.
+// The Manager owns every goroutine its shards start (loading, markers):
+// Close stops and waits for them.
+package txn
