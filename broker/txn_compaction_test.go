@@ -3,7 +3,9 @@ package broker_test
 import (
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
@@ -28,7 +30,9 @@ func TestAbortedTxnOffsetCommitCompacted(t *testing.T) {
 	tp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
 	tp.Partition, tp.Offset = 0, 15
 	txnCommit.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{tp}}}
-	if r := request[*kmsg.TxnOffsetCommitResponse](t, cl, txnCommit); r.Topics[0].Partitions[0].ErrorCode != 0 {
+	v1 := kversion.Stable() // a Transactions V1 commit (v5 would add the partition to a transaction, which "tx" has not)
+	v1.SetMaxKeyVersion(kmsg.TxnOffsetCommit.Int16(), 2)
+	if r := request[*kmsg.TxnOffsetCommitResponse](t, n.Client(kgo.MaxVersions(v1)), txnCommit); r.Topics[0].Partitions[0].ErrorCode != 0 {
 		t.Fatalf("transactional commit: %+v", r)
 	}
 	topic, _ := n.Store.State().Topic(group.OffsetsTopic)
