@@ -192,7 +192,7 @@ func (s *Server) verifyTransaction(transactionalID string, req *kmsg.ProduceRequ
 	defer cancel()
 	codes := s.txnVerifier.verify(ctx, state, transactionalID, producerID, producerEpoch, toVerify, req.Version, func() {
 		for _, part := range parts {
-			part.StartTxnVerification(producerID)
+			part.StartTxnVerification(producerID, producerEpoch)
 		}
 	})
 	for topicName, byIndex := range codes {

@@ -67,6 +67,7 @@ func handleWriteTxnMarkers(c *clientConn, h requestHeader, req *kmsg.WriteTxnMar
 				offset, err := part.AppendMarker(partition.Marker{
 					ProducerID: rm.ProducerID, ProducerEpoch: rm.ProducerEpoch,
 					CoordinatorEpoch: rm.CoordinatorEpoch, Commit: rm.Committed,
+					TransactionVersion: rm.TransactionVersion,
 				}, now)
 				if err != nil {
 					var pe *partition.Error

@@ -36,6 +36,6 @@ func (l *offsetsLog) AppendTxn(records []recordbatch.Record, p group.TxnProducer
 	if err != nil {
 		return 0, err
 	}
-	l.p.StartTxnVerification(p.ProducerID)
+	l.p.StartTxnVerification(p.ProducerID, p.ProducerEpoch)
 	return l.write(batch, len(records))
 }

@@ -64,7 +64,7 @@ func TestReadCommittedFromTieredSegments(t *testing.T) {
 			t.Fatal(err)
 		}
 		if opts.Transactional {
-			p.StartTxnVerification(opts.ProducerID)
+			p.StartTxnVerification(opts.ProducerID, opts.ProducerEpoch)
 		}
 		base, _, err := p.Append(batch, 9, now)
 		if err != nil {

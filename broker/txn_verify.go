@@ -90,14 +90,18 @@ func (v *txnVerifier) verify(ctx context.Context, state *metadata.State, transac
 	return codes
 }
 
-// Kafka's add.partitions.to.txn.retry.backoff.ms and
-// add.partitions.to.txn.retry.backoff.max.ms: a coordinator answering
-// CONCURRENT_TRANSACTIONS (the producer's previous transaction is writing
-// its markers: in Transactions V2 the next one starts right after EndTxn)
-// is asked again after this backoff, for at most this long, before the
+// A coordinator answering CONCURRENT_TRANSACTIONS (the producer's
+// previous transaction is writing its markers: in Transactions V2 the next
+// one starts right after EndTxn) is asked again, after a backoff that
+// starts at addPartitionsRetryFirst and doubles up to
+// addPartitionsRetryBackoff (Kafka's add.partitions.to.txn.retry.backoff.ms,
+// which Kafka uses from the first retry: markers on a healthy cluster take
+// a few milliseconds, so a fixed 20 ms wait cost most of a small
+// transaction's time), for at most addPartitionsRetryMax, before the
 // producer is told to retry (which a client does only after its own,
 // longer, backoff).
 const (
+	addPartitionsRetryFirst   = 2 * time.Millisecond
 	addPartitionsRetryBackoff = 20 * time.Millisecond
 	addPartitionsRetryMax     = 100 * time.Millisecond
 )
@@ -109,6 +113,7 @@ const (
 // clears it.
 func (v *txnVerifier) askRetrying(ctx context.Context, state *metadata.State, transactionalID string, producerID int64, producerEpoch int16, partitions map[string][]int32, add bool, before func()) map[string]map[int32]int16 {
 	deadline := time.Now().Add(addPartitionsRetryMax)
+	backoff := addPartitionsRetryFirst
 	for {
 		if before != nil {
 			before()
@@ -120,14 +125,15 @@ func (v *txnVerifier) askRetrying(ctx context.Context, state *metadata.State, tr
 				concurrent = concurrent || code == kerr.ConcurrentTransactions.Code
 			}
 		}
-		if !concurrent || time.Now().Add(addPartitionsRetryBackoff).After(deadline) {
+		if !concurrent || time.Now().Add(backoff).After(deadline) {
 			return codes
 		}
 		select {
-		case <-time.After(addPartitionsRetryBackoff):
+		case <-time.After(backoff):
 		case <-ctx.Done():
 			return codes
 		}
+		backoff = min(2*backoff, addPartitionsRetryBackoff)
 	}
 }
 

@@ -68,7 +68,7 @@ type Partition struct {
 	// txnVerified holds the producers whose transaction a verification
 	// (StartTxnVerification) says includes this partition, until a marker
 	// for the producer or the transaction's first batch (txn.go).
-	txnVerified map[int64]bool
+	txnVerified map[int64]int16 // producer id → the epoch verified
 	// firstUnstable is the first offset of the earliest open transaction
 	// (math.MaxInt64: none), published under appendMu for
 	// LastStableOffset.
@@ -273,7 +273,7 @@ func Open(cfg Config) (p *Partition, err error) {
 		segments:    segs,
 		waiters:     make(map[chan struct{}]struct{}),
 		syncs:       cfg.Syncs,
-		txnVerified: map[int64]bool{},
+		txnVerified: map[int64]int16{},
 		syncLog:     segs.Sync,
 	}
 	if p.syncs == nil {

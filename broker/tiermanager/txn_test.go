@@ -18,7 +18,7 @@ import (
 func TestUploadStopsAtLastStableOffset(t *testing.T) {
 	f := newFixture(t, 4)
 	const pid = 77
-	f.part.StartTxnVerification(pid)
+	f.part.StartTxnVerification(pid, 0)
 	first := f.part.LogEndOffset()
 	records := make([]recordbatch.Record, 5)
 	for i := range records {
