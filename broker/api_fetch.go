@@ -70,6 +70,9 @@ type fetchTarget struct {
 	remote     *metadata.SegmentManifest
 	remoteData []byte
 	remoteErr  error
+	// remoteAborted are the aborted transactions overlapping remoteData
+	// (read_committed).
+	remoteAborted []segment.AbortedTxn
 	// logStart is the partition's log start offset, remote data included.
 	logStart int64
 	// diverging is set for a follower whose log does not agree with this
@@ -223,6 +226,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 	ctx, cancel := context.WithTimeout(s.ctx, remoteFetchTimeout)
 	defer cancel()
+	state := s.cfg.Metadata.State()
 	slots := make(chan struct{}, remoteReadConcurrency)
 	var reads sync.WaitGroup
 	for i := range targets {
@@ -234,6 +238,9 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 		reads.Go(func() {
 			defer func() { <-slots }()
 			t.remoteData, t.remoteErr = s.cfg.RemoteReader.Read(ctx, t.part.Name(), *t.remote, t.offset, int(max(min(t.maxBytes, maxBytes), 0)))
+			if t.readCommitted && t.remoteErr == nil {
+				t.remoteData, t.remoteAborted, t.remoteErr = s.committedRemote(ctx, state, t.part, *t.remote, t.offset, t.remoteData)
+			}
 		})
 	}
 	reads.Wait()
@@ -327,6 +334,9 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 				// Over the response's budget: the client asks again.
 			default:
 				p.RecordBatches = t.remoteData
+				if t.readCommitted && len(t.remoteData) > 0 {
+					p.AbortedTransactions = fetchAbortedTransactions(t.remoteAborted)
+				}
 				total += len(t.remoteData)
 				remaining -= int64(len(t.remoteData))
 			}
@@ -358,13 +368,7 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 				// Every aborted transaction overlapping what is returned,
 				// by first offset: the consumer drops a producer's
 				// records from there to its ABORT marker.
-				aborted := t.part.AbortedTransactions(t.offset, readEnd(data, upTo))
-				p.AbortedTransactions = make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, 0, len(aborted))
-				for _, a := range aborted {
-					at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
-					at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
-					p.AbortedTransactions = append(p.AbortedTransactions, at)
-				}
+				p.AbortedTransactions = fetchAbortedTransactions(t.part.AbortedTransactions(t.offset, readEnd(data, upTo)))
 			}
 		}
 		total += len(data)

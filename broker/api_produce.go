@@ -15,11 +15,15 @@ import (
 
 // Produce v0-2 carry the old message formats (magic 0/1). They are advertised
 // because librdkafka only enables gzip/snappy when it sees Produce v0 in the
-// range, and answered with UNSUPPORTED_VERSION per partition. v3-v9 are
-// served completely (v10+ add leader-discovery tags and topic ids).
+// range, and answered with UNSUPPORTED_VERSION per partition. v3-v12 are
+// served completely: v10 adds the new leader's id, epoch and address to a
+// NOT_LEADER_OR_FOLLOWER answer (KIP-951), v11 lets the answer be
+// TRANSACTION_ABORTABLE, v12 is Transactions V2 (a transactional batch
+// adds its partition to the transaction: txn_verify.go). v13 (topic ids)
+// is not served.
 const minServedProduceVersion = 3
 
-func init() { register(0, 9, handleProduce) }
+func init() { register(0, 12, handleProduce) }
 
 func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 	s := c.server
@@ -128,6 +132,9 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 		resp.Topics = append(resp.Topics, out)
 	}
 	releaseHolds()
+	if req.Version >= 10 {
+		s.addLeaderHints(c.listener, resp)
+	}
 	if len(pending) > 0 {
 		// The records are appended: waiting for the followers does not
 		// need the request's bytes, and must not hold the request memory
@@ -148,13 +155,16 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 
 // verifyTransaction runs KIP-890 part 1 for a transactional produce: the
 // partitions whose transactional batch would open a transaction here are
-// verified with the transactional id's coordinator (StartTxnVerification
-// first, so a marker landing meanwhile voids the verification). It returns
+// verified with (Produce v12+, Transactions V2: added to the transaction
+// by) the transactional id's coordinator (StartTxnVerification before
+// each question, so a marker landing meanwhile voids the verification).
+// It returns
 // the produce error code of each partition that failed (absent or 0:
 // append).
 func (s *Server) verifyTransaction(transactionalID string, req *kmsg.ProduceRequest, now time.Time) map[string]map[int32]int16 {
 	state := s.cfg.Metadata.State()
 	toVerify := map[string][]int32{}
+	var parts []*partition.Partition
 	producerID, producerEpoch := int64(-1), int16(-1)
 	for _, rt := range req.Topics {
 		topic, ok := state.Topic(rt.Topic)
@@ -167,12 +177,12 @@ func (s *Server) verifyTransaction(transactionalID string, req *kmsg.ProduceRequ
 			}
 			part := s.partitions.get(topic, rp.Partition)
 			h, err := recordbatch.ParseHeader(rp.Records)
-			if part == nil || err != nil || !h.IsTransactional() || !h.HasProducerID() || !part.NeedsTxnVerification(h.ProducerID) {
+			if part == nil || err != nil || !h.IsTransactional() || !h.HasProducerID() || !part.NeedsTxnVerification(h.ProducerID, h.ProducerEpoch) {
 				continue // Append answers (or the batch needs no verification)
 			}
-			part.StartTxnVerification(h.ProducerID)
 			producerID, producerEpoch = h.ProducerID, h.ProducerEpoch
 			toVerify[rt.Topic] = append(toVerify[rt.Topic], rp.Partition)
+			parts = append(parts, part)
 		}
 	}
 	if len(toVerify) == 0 {
@@ -180,7 +190,11 @@ func (s *Server) verifyTransaction(transactionalID string, req *kmsg.ProduceRequ
 	}
 	ctx, cancel := context.WithDeadline(s.ctx, now.Add(time.Duration(max(req.TimeoutMillis, 1000))*time.Millisecond))
 	defer cancel()
-	codes := s.txnVerifier.verify(ctx, state, transactionalID, producerID, producerEpoch, toVerify)
+	codes := s.txnVerifier.verify(ctx, state, transactionalID, producerID, producerEpoch, toVerify, req.Version, func() {
+		for _, part := range parts {
+			part.StartTxnVerification(producerID, producerEpoch)
+		}
+	})
 	for topicName, byIndex := range codes {
 		topic, _ := state.Topic(topicName)
 		for index, code := range byIndex {
@@ -190,6 +204,47 @@ func (s *Server) verifyTransaction(transactionalID string, req *kmsg.ProduceRequ
 		}
 	}
 	return codes
+}
+
+// addLeaderHints fills, for each partition answered NOT_LEADER_OR_FOLLOWER,
+// the leader and leader epoch the metadata knows, and the leaders' addresses
+// on the client's listener (KIP-951, Produce v10+): the client moves to the
+// new leader without a metadata round trip.
+func (s *Server) addLeaderHints(l *boundListener, resp *kmsg.ProduceResponse) {
+	state := s.cfg.Metadata.State()
+	listed := map[int32]bool{}
+	for ti := range resp.Topics {
+		rt := &resp.Topics[ti]
+		topic, ok := state.Topic(rt.Topic)
+		if !ok {
+			continue
+		}
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			if rp.ErrorCode != kerr.NotLeaderForPartition.Code || !topic.HasPartition(rp.Partition) {
+				continue
+			}
+			mp := topic.Partitions[rp.Partition]
+			if mp.Leader < 0 || mp.Leader == s.cfg.NodeID {
+				continue
+			}
+			host, port, ok := s.brokerAddress(l, mp.Leader)
+			if !ok {
+				continue
+			}
+			rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = mp.Leader, mp.LeaderEpoch
+			if !listed[mp.Leader] {
+				listed[mp.Leader] = true
+				b := kmsg.NewProduceResponseBroker()
+				b.NodeID, b.Host, b.Port = mp.Leader, host, port
+				if registered, ok := state.Broker(mp.Leader); ok && registered.Rack != "" {
+					rack := registered.Rack
+					b.Rack = &rack
+				}
+				resp.Brokers = append(resp.Brokers, b)
+			}
+		}
+	}
 }
 
 // isTransactional reports whether records start with a transactional

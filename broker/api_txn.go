@@ -5,18 +5,22 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker/group"
+	"github.com/strata-log/strata/broker/txn"
 )
 
 // The transaction coordinator's APIs (broker/txn does the work; these
-// decode and encode). Versions are Kafka 4.2's minus those whose meaning
-// is Transactions V2 (KIP-890 part 2): EndTxn v5 (an epoch bump per
-// transaction) is not served. AddPartitionsToTxn v5 and AddOffsetsToTxn
-// v4 differ from the version before only by letting the broker answer
-// TRANSACTION_ABORTABLE, which this coordinator never needs.
+// decode and encode), in Kafka 4.2's version ranges. Transactions V2
+// (KIP-890 part 2) is EndTxn v5 (the epoch bumped at every transaction's
+// end, the new producer id and epoch answered) and AddPartitionsToTxn's
+// broker form (v4+) without VerifyOnly, which a partition leader sends for
+// a Produce v12 (and a group coordinator for a TxnOffsetCommit v5) to add
+// the partition implicitly. AddPartitionsToTxn v5 and AddOffsetsToTxn v4
+// let the coordinator answer TRANSACTION_ABORTABLE (a verified partition
+// that is not in the transaction).
 func init() {
 	register(0, 5, handleAddPartitionsToTxn)
 	register(0, 4, handleAddOffsetsToTxn)
-	register(0, 4, handleEndTxn)
+	register(0, 5, handleEndTxn)
 }
 
 // producerFencedFor is a coordinator error as a client of this version
@@ -33,7 +37,10 @@ func producerFencedFor(err *kerr.Error, version, since int16) int16 {
 // and returns each one's error code. Partitions of topics that do not
 // exist get UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED,
 // as in Kafka.
-func (s *Server) addPartitions(id string, producerID int64, epoch int16, tps []group.TopicPartition, verifyOnly bool, version, fencedSince int16) map[group.TopicPartition]int16 {
+//
+// v is the transaction protocol the request speaks (V2: an implicit add by
+// a partition leader or group coordinator).
+func (s *Server) addPartitions(id string, producerID int64, epoch int16, tps []group.TopicPartition, verifyOnly bool, v txn.Version, version, fencedSince int16) map[group.TopicPartition]int16 {
 	out := make(map[group.TopicPartition]int16, len(tps))
 	all := func(code int16) map[group.TopicPartition]int16 {
 		for _, tp := range tps {
@@ -54,7 +61,11 @@ func (s *Server) addPartitions(id string, producerID int64, epoch int16, tps []g
 			return all(producerFencedFor(kerrCode, version, fencedSince))
 		}
 		for tp, e := range results {
-			if e != nil {
+			if e == kerr.InvalidTxnState && version >= 5 {
+				// Not in the transaction: the producer can abort it and
+				// go on (KIP-890), where older versions make it fatal.
+				out[tp] = kerr.TransactionAbortable.Code
+			} else if e != nil {
 				out[tp] = e.Code
 			} else {
 				out[tp] = 0
@@ -78,7 +89,7 @@ func (s *Server) addPartitions(id string, producerID int64, epoch int16, tps []g
 		}
 		return out
 	}
-	if kerrCode := shard.AddPartitions(id, producerID, epoch, tps); kerrCode != nil {
+	if kerrCode := shard.AddPartitions(id, producerID, epoch, tps, v); kerrCode != nil {
 		return all(producerFencedFor(kerrCode, version, fencedSince))
 	}
 	return all(0)
@@ -98,7 +109,7 @@ func handleAddPartitionsToTxn(c *clientConn, h requestHeader, req *kmsg.AddParti
 				tps = append(tps, group.TopicPartition{Topic: t.Topic, Partition: p})
 			}
 		}
-		codes := s.addPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, tps, false, req.Version, fencedSince)
+		codes := s.addPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, tps, false, txn.V1, req.Version, fencedSince)
 		for _, t := range req.Topics {
 			rt := kmsg.NewAddPartitionsToTxnResponseTopic()
 			rt.Topic = t.Topic
@@ -119,7 +130,9 @@ func handleAddPartitionsToTxn(c *clientConn, h requestHeader, req *kmsg.AddParti
 				tps = append(tps, group.TopicPartition{Topic: t.Topic, Partition: p})
 			}
 		}
-		codes := s.addPartitions(tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tps, tx.VerifyOnly, req.Version, fencedSince)
+		// The broker form without VerifyOnly is Transactions V2's
+		// implicit add (Kafka's addPartition operation).
+		codes := s.addPartitions(tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tps, tx.VerifyOnly, txn.V2, req.Version, fencedSince)
 		rtx := kmsg.NewAddPartitionsToTxnResponseTransaction()
 		rtx.TransactionalID = tx.TransactionalID
 		for _, t := range tx.Topics {
@@ -154,13 +167,15 @@ func handleAddOffsetsToTxn(c *clientConn, h requestHeader, req *kmsg.AddOffsetsT
 		return resp, nil
 	}
 	tp := group.TopicPartition{Topic: offsetsTopic, Partition: group.Partition(req.Group, int32(len(leaders)))}
-	codes := s.addPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, []group.TopicPartition{tp}, false, req.Version, 2)
+	codes := s.addPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, []group.TopicPartition{tp}, false, txn.V1, req.Version, 2)
 	resp.ErrorCode = codes[tp]
 	return resp, nil
 }
 
-// EndTxn v0–v4: commit or abort the producer's transaction. Answered once
-// the decision is written; the markers follow.
+// EndTxn v0–v4 (Transactions V1) and v5 (V2: the producer epoch is bumped,
+// and the producer id and epoch to use next are answered): commit or abort
+// the producer's transaction. Answered once the decision is written; the
+// markers follow.
 func handleEndTxn(c *clientConn, h requestHeader, req *kmsg.EndTxnRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
@@ -168,11 +183,16 @@ func handleEndTxn(c *clientConn, h requestHeader, req *kmsg.EndTxnRequest) (kmsg
 		resp.ErrorCode = kerr.InvalidRequest.Code
 		return resp, nil
 	}
+	v := txn.V1
+	if req.Version >= 5 {
+		v = txn.V2
+	}
 	shard, kerrCode := s.txns.ShardFor(req.TransactionalID)
 	if kerrCode == nil {
-		kerrCode = shard.EndTxn(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit)
+		resp.ProducerID, resp.ProducerEpoch, kerrCode = shard.EndTxn(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit, v)
 	}
 	if kerrCode != nil {
+		resp.ProducerID, resp.ProducerEpoch = -1, -1
 		resp.ErrorCode = producerFencedFor(kerrCode, req.Version, 2)
 	}
 	return resp, nil

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -19,14 +20,16 @@ import (
 // the transaction's marker commits or aborts them (broker/group/txn.go).
 // That the partition is in the transaction (AddOffsetsToTxn) is the
 // transaction coordinator's business. v5 is Transactions V2 (KIP-890 part
-// 2: the group added to the transaction implicitly) and v6 names topics by
-// id; neither is served.
+// 2): a V2 producer sends no AddOffsetsToTxn, and this coordinator adds
+// the group's __consumer_offsets partition to the transaction itself
+// (AddPartitionsToTxn's broker form, as the produce path does for Produce
+// v12) before writing. v6 names topics by id: not served.
 //
 // TxnOffsetCommitResponse has no top-level error: a failure of the whole
 // request (INVALID_GROUP_ID, NOT_COORDINATOR,
 // COORDINATOR_LOAD_IN_PROGRESS, a fenced member or producer) is every
 // partition's.
-func init() { register(0, 4, handleTxnOffsetCommit) }
+func init() { register(0, 5, handleTxnOffsetCommit) }
 
 func handleTxnOffsetCommit(c *clientConn, h requestHeader, req *kmsg.TxnOffsetCommitRequest) (kmsg.Response, error) {
 	s := c.server
@@ -91,7 +94,10 @@ func handleTxnOffsetCommit(c *clientConn, h requestHeader, req *kmsg.TxnOffsetCo
 		}
 	}
 	var writeCode int16
-	if len(commits) > 0 {
+	if len(commits) > 0 && req.Version >= 5 {
+		writeCode = s.addOffsetsPartitionToTxn(req, sh.Partition())
+	}
+	if len(commits) > 0 && writeCode == 0 {
 		err := sh.CommitTxnOffsets(req.Group, group.TxnProducer{TransactionalID: req.TransactionalID, ProducerID: req.ProducerID, ProducerEpoch: req.ProducerEpoch}, commits)
 		if writeCode = group.ErrorCode(err); writeCode != 0 {
 			c.log.Debug("transactional offset commit failed", "group", req.Group, "transactional_id", req.TransactionalID, "producer_id", req.ProducerID, "producer_epoch", req.ProducerEpoch, "err", err)
@@ -104,3 +110,26 @@ func handleTxnOffsetCommit(c *clientConn, h requestHeader, req *kmsg.TxnOffsetCo
 		return writeCode
 	}), nil
 }
+
+// addOffsetsPartitionToTxn adds the group's __consumer_offsets partition
+// to the producer's transaction for a TxnOffsetCommit v5 (Transactions V2,
+// Kafka's addPartition operation for the group coordinator's writes) and
+// returns the code the commit's partitions get: 0 once added; the
+// coordinator's refusal (INVALID_PRODUCER_EPOCH for a fenced producer,
+// INVALID_PRODUCER_ID_MAPPING, INVALID_TXN_STATE...), or
+// COORDINATOR_NOT_AVAILABLE (retriable) when the transaction coordinator
+// cannot answer now, as Kafka's group coordinator maps them.
+func (s *Server) addOffsetsPartitionToTxn(req *kmsg.TxnOffsetCommitRequest, partition int32) int16 {
+	if req.TransactionalID == "" {
+		return kerr.InvalidRequest.Code
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, txnOffsetCommitAddTimeout)
+	defer cancel()
+	codes := s.txnVerifier.askRetrying(ctx, s.cfg.Metadata.State(), req.TransactionalID, req.ProducerID, req.ProducerEpoch,
+		map[string][]int32{offsetsTopic: {partition}}, true, nil)
+	return txnOffsetCommitCode(codes[offsetsTopic][partition])
+}
+
+// txnOffsetCommitAddTimeout bounds the round trip to the transaction
+// coordinator of a TxnOffsetCommit v5.
+const txnOffsetCommitAddTimeout = 10 * time.Second

@@ -10,13 +10,16 @@ import (
 	"github.com/strata-log/strata/broker/partition"
 )
 
-// WriteTxnMarkers v0-v1: a transaction coordinator (inter-broker), or an
+// WriteTxnMarkers v0-v2: a transaction coordinator (inter-broker), or an
 // admin client aborting a hanging transaction (KIP-664, as
 // kafka-transactions.sh --abort does), ends a producer's transaction on
-// partitions this broker leads. v2 (Kafka 4.2) adds the marker's
-// transaction version, which only transactions V2 (KIP-890 part 2) give a
-// meaning: not served yet.
-func init() { register(0, 1, handleWriteTxnMarkers) }
+// partitions this broker leads. v2 (Kafka 4.2, KIP-1228) adds the
+// marker's transaction version; a Transactions V2 marker carries the
+// producer epoch its coordinator bumped at EndTxn, one above the
+// transaction's batches, which the partition takes as the producer's new
+// epoch like any newer one (partition.AppendMarker), so the version
+// changes nothing here.
+func init() { register(0, 2, handleWriteTxnMarkers) }
 
 // markerCommitTimeout bounds how long a marker waits to be committed (the
 // in-sync replicas have it), as Kafka's request.timeout.ms does for the
@@ -65,6 +68,7 @@ func handleWriteTxnMarkers(c *clientConn, h requestHeader, req *kmsg.WriteTxnMar
 				offset, err := part.AppendMarker(partition.Marker{
 					ProducerID: rm.ProducerID, ProducerEpoch: rm.ProducerEpoch,
 					CoordinatorEpoch: rm.CoordinatorEpoch, Commit: rm.Committed,
+					TransactionVersion: rm.TransactionVersion,
 				}, now)
 				if err != nil {
 					var pe *partition.Error

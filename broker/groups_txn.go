@@ -52,36 +52,48 @@ func (l *offsetsLog) VerifyTxn(p group.TxnProducer) error {
 // verifyOffsetsTxn asks p's transaction coordinator, as the produce path
 // does for a producer's first batch on a partition (txnVerifier), whether
 // the offsets partition part is in p's ongoing transaction (it is once
-// AddOffsetsToTxn added the group), when the partition has no transaction
-// of p open: a TxnOffsetCommit arriving after its transaction ended (a
-// late retry, a zombie) is then refused instead of opening a transaction
-// that no marker would ever end. StartTxnVerification comes first, so a
-// marker landing while the question is in flight voids the answer.
-//
-// The errors are what Kafka's group coordinator answers TxnOffsetCommit
-// with: the coordinator's INVALID_TXN_STATE and INVALID_PRODUCER_EPOCH
-// (PRODUCER_FENCED becomes INVALID_PRODUCER_EPOCH, as Kafka's verification
-// reports it), and COORDINATOR_NOT_AVAILABLE when the transaction
-// coordinator cannot answer now (the produce path's NOT_ENOUGH_REPLICAS),
-// which clients retry or abort on.
+// AddOffsetsToTxn, or a TxnOffsetCommit v5, added the group), when the
+// partition has no transaction of p open at its epoch: a TxnOffsetCommit
+// arriving after its transaction ended (a late retry, a zombie) is then
+// refused instead of opening a transaction that no marker would ever end.
+// StartTxnVerification runs before each question, so a marker landing
+// while it is in flight voids the answer.
 func (s *Server) verifyOffsetsTxn(part *partition.Partition, p group.TxnProducer) error {
-	if !part.NeedsTxnVerification(p.ProducerID) {
+	if !part.NeedsTxnVerification(p.ProducerID, p.ProducerEpoch) {
 		return nil // its transaction is open here: the append is part of it
 	}
-	part.StartTxnVerification(p.ProducerID)
 	ctx, cancel := context.WithTimeout(s.ctx, offsetCommitTimeout)
 	defer cancel()
 	topic, index := part.Topic(), part.Index()
-	code := s.txnVerifier.verify(ctx, s.cfg.Metadata.State(), p.TransactionalID, p.ProducerID, p.ProducerEpoch, map[string][]int32{topic: {index}})[topic][index]
+	codes := s.txnVerifier.askRetrying(ctx, s.cfg.Metadata.State(), p.TransactionalID, p.ProducerID, p.ProducerEpoch,
+		map[string][]int32{topic: {index}}, false, func() { part.StartTxnVerification(p.ProducerID, p.ProducerEpoch) })
+	code := txnOffsetCommitCode(codes[topic][index])
 	if code == 0 {
 		return nil
 	}
-	part.AbandonTxnVerification(p.ProducerID)
-	switch code {
-	case kerr.NotEnoughReplicas.Code:
-		code = kerr.CoordinatorNotAvailable.Code
-	case kerr.ProducerFenced.Code:
-		code = kerr.InvalidProducerEpoch.Code
+	if code == kerr.TransactionAbortable.Code {
+		// TxnOffsetCommit before v5 knows no TRANSACTION_ABORTABLE: Kafka
+		// answers INVALID_TXN_STATE. (A v5 commit was added to the
+		// transaction just before, by handleTxnOffsetCommit: refused here,
+		// its transaction ended meanwhile.)
+		code = kerr.InvalidTxnState.Code
 	}
+	part.AbandonTxnVerification(p.ProducerID)
 	return kerr.ErrorForCode(code)
+}
+
+// txnOffsetCommitCode is the code TxnOffsetCommit answers for a
+// transaction coordinator's answer about the group's partition, as Kafka's
+// group coordinator maps them: COORDINATOR_NOT_AVAILABLE (retriable) when
+// the transaction coordinator cannot answer now, INVALID_PRODUCER_EPOCH
+// for a fenced producer, the coordinator's other refusals
+// (INVALID_TXN_STATE, INVALID_PRODUCER_ID_MAPPING...) as they are.
+func txnOffsetCommitCode(code int16) int16 {
+	switch code {
+	case kerr.NotCoordinator.Code, kerr.CoordinatorNotAvailable.Code, kerr.CoordinatorLoadInProgress.Code, kerr.ConcurrentTransactions.Code:
+		return kerr.CoordinatorNotAvailable.Code
+	case kerr.ProducerFenced.Code:
+		return kerr.InvalidProducerEpoch.Code
+	}
+	return code
 }

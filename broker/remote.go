@@ -1,8 +1,16 @@
 package broker
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"slices"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -24,8 +32,99 @@ type RemoteReader interface {
 	// ReadProducerSnapshot returns the producer-state snapshot uploaded
 	// with segment: the state at its end (empty when there was none).
 	ReadProducerSnapshot(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest) ([]byte, error)
+	// ReadAbortedTxns returns the aborted transactions whose ABORT marker
+	// is in segment (its .txnindex), in marker order.
+	ReadAbortedTxns(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest) ([]segment.AbortedTxn, error)
 }
 
 // remoteReadConcurrency bounds the partitions one Fetch reads from the
 // object store at once.
 const remoteReadConcurrency = 8
+
+// committedRemote cuts a read_committed read from the tiered segment seg
+// (data, from offset) at the partition's last stable offset, as local
+// reads stop (the tier manager uploads only below it, so this matters
+// only for segments uploaded by older versions), and returns the aborted
+// transactions overlapping what is left.
+func (s *Server) committedRemote(ctx context.Context, state *metadata.State, p *partition.Partition, seg metadata.SegmentManifest, offset int64, data []byte) ([]byte, []segment.AbortedTxn, error) {
+	lastStable := p.LastStableOffset()
+	data = batchesBelow(data, lastStable)
+	if len(data) == 0 {
+		return []byte{}, nil, nil
+	}
+	aborted, err := s.remoteAbortedTxns(ctx, state, p, seg, offset, readEnd(data, lastStable))
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, aborted, nil
+}
+
+// batchesBelow returns the leading whole batches of data that end below
+// end.
+func batchesBelow(data []byte, end int64) []byte {
+	spans, err := recordbatch.Split(data)
+	if err != nil {
+		return data // the reader verified the batches; not reached
+	}
+	n := 0
+	for _, sp := range spans {
+		h, err := recordbatch.ParseHeader(data[sp.Position:])
+		if err != nil || h.LastOffset() >= end {
+			break
+		}
+		n = int(sp.Position + sp.Length)
+	}
+	return data[:n]
+}
+
+// remoteAbortedTxns returns the aborted transactions overlapping
+// [from, upTo) for a read_committed read starting in the tiered segment
+// first, by first offset: the entries of the .txnindex objects of first
+// and of the remote segments after it, then the local log's (a
+// transaction's ABORT marker, which names its entry, may be in any later
+// segment), without duplicates (local and remote segments overlap). As
+// Kafka's RemoteLogManager, it stops after a segment holding an entry whose
+// last stable offset reaches upTo: no transaction open later can have
+// started below upTo. Without such an entry every later remote segment's
+// .txnindex is read once (then kept in memory by the reader).
+func (s *Server) remoteAbortedTxns(ctx context.Context, state *metadata.State, p *partition.Partition, first metadata.SegmentManifest, from, upTo int64) ([]segment.AbortedTxn, error) {
+	var out []segment.AbortedTxn
+	complete := false
+	var err error
+	state.EachSegment(p.TopicID(), p.Index(), first.BaseOffset, func(e metadata.SegmentManifest) bool {
+		if e.State != metadata.SegmentCopyFinished || e.LastOffset < first.BaseOffset {
+			return true
+		}
+		var entries []segment.AbortedTxn
+		if entries, err = s.cfg.RemoteReader.ReadAbortedTxns(ctx, p.Name(), e); err != nil {
+			return false
+		}
+		for _, t := range entries {
+			if t.LastOffset >= from && t.FirstOffset < upTo {
+				out = append(out, t)
+			}
+			complete = complete || t.LastStableOffset >= upTo
+		}
+		return !complete
+	})
+	if err != nil {
+		return nil, fmt.Errorf("aborted transactions of remote segment: %w", err)
+	}
+	if !complete {
+		out = append(out, p.AbortedTransactions(from, upTo)...)
+	}
+	slices.SortStableFunc(out, func(a, b segment.AbortedTxn) int { return cmp.Compare(a.FirstOffset, b.FirstOffset) })
+	return slices.Compact(out), nil
+}
+
+// fetchAbortedTransactions is the Fetch response's form of aborted
+// transactions (by first offset).
+func fetchAbortedTransactions(aborted []segment.AbortedTxn) []kmsg.FetchResponseTopicPartitionAbortedTransaction {
+	out := make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, 0, len(aborted))
+	for _, a := range aborted {
+		at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+		at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+		out = append(out, at)
+	}
+	return out
+}

@@ -150,6 +150,12 @@ type Config struct {
 	// transaction.abort.timed.out.transaction.cleanup.interval.ms: how often
 	// transactions past their timeout are aborted. Default 10 s.
 	TransactionAbortTimedOutInterval time.Duration
+	// TransactionVersion is the finalized level of the transaction.version
+	// feature that ApiVersions advertises: 2 (the default, Kafka 4's)
+	// lets clients that see it use Transactions V2 (KIP-890 part 2), 1
+	// keeps them on Transactions V1. The APIs of both are served either
+	// way, as in Kafka: the level is what clients choose by.
+	TransactionVersion int16
 	// GroupInitialRebalanceDelay is group.initial.rebalance.delay.ms,
 	// default 3 s; negative means no delay (Kafka's 0).
 	GroupInitialRebalanceDelay time.Duration
@@ -279,6 +285,9 @@ func (c *Config) setDefaults() {
 	if c.TransactionAbortTimedOutInterval == 0 {
 		c.TransactionAbortTimedOutInterval = txn.DefaultAbortTimedOutInterval
 	}
+	if c.TransactionVersion == 0 {
+		c.TransactionVersion = int16(txn.V2)
+	}
 	if c.CleanerBackoff == 0 {
 		c.CleanerBackoff = 15 * time.Second
 	}
@@ -356,6 +365,9 @@ func (c Config) Validate() error {
 	}
 	if c.TransactionStateLogSegmentBytes < 1024 {
 		return fmt.Errorf("broker: transaction state log segment bytes %d must be at least 1024", c.TransactionStateLogSegmentBytes)
+	}
+	if c.TransactionVersion != 1 && c.TransactionVersion != int16(txn.V2) {
+		return fmt.Errorf("broker: transaction version %d must be 1 or 2", c.TransactionVersion)
 	}
 	if c.TransactionMaxTimeout < time.Millisecond || c.TransactionMaxTimeout > math.MaxInt32*time.Millisecond {
 		return fmt.Errorf("broker: transaction max timeout %s must be between 1ms and %s", c.TransactionMaxTimeout, math.MaxInt32*time.Millisecond)

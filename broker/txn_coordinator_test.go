@@ -67,11 +67,20 @@ func describeTxn(t *testing.T, cl *kgo.Client, id string) kmsg.DescribeTransacti
 	return request[*kmsg.DescribeTransactionsResponse](t, cl, req).TransactionStates[0]
 }
 
+// endTxn sends a Transactions V1 EndTxn (v4 at most: no epoch bump) to
+// cl's brokers.
 func endTxn(t *testing.T, cl *kgo.Client, id string, pid int64, epoch int16, commit bool) int16 {
 	t.Helper()
+	v1 := kversion.Stable()
+	v1.SetMaxKeyVersion(kmsg.EndTxn.Int16(), 4)
+	pinned, err := kgo.NewClient(kgo.SeedBrokers(cl.OptValue(kgo.SeedBrokers).([]string)...), kgo.MaxVersions(v1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pinned.Close()
 	req := kmsg.NewPtrEndTxnRequest()
 	req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit = id, pid, epoch, commit
-	return request[*kmsg.EndTxnResponse](t, cl, req).ErrorCode
+	return request[*kmsg.EndTxnResponse](t, pinned, req).ErrorCode
 }
 
 // servesWriteTxnMarkers: whether the broker takes markers (the partition
@@ -145,7 +154,9 @@ func TestTransactionCoordinatorOverTheWire(t *testing.T) {
 	verify.Transactions = []kmsg.AddPartitionsToTxnRequestTransaction{{TransactionalID: "tx", ProducerID: pid, ProducerEpoch: epoch, VerifyOnly: true,
 		Topics: []kmsg.AddPartitionsToTxnRequestTransactionTopic{{Topic: "t", Partitions: []int32{0, 2}}}}}
 	verified := map[int32]int16{}
-	for _, tx := range request[*kmsg.AddPartitionsToTxnResponse](t, cl, verify).Transactions {
+	v4 := kversion.Stable()
+	v4.SetMaxKeyVersion(kmsg.AddPartitionsToTxn.Int16(), 4)
+	for _, tx := range request[*kmsg.AddPartitionsToTxnResponse](t, n.Client(kgo.MaxVersions(v4)), verify).Transactions {
 		for _, rt := range tx.Topics {
 			for _, rp := range rt.Partitions {
 				verified[rp.Partition] = rp.ErrorCode
@@ -154,6 +165,18 @@ func TestTransactionCoordinatorOverTheWire(t *testing.T) {
 	}
 	if verified[0] != 0 || verified[2] != kerr.InvalidTxnState.Code {
 		t.Fatalf("VerifyOnly: %v, want t-0 ok and t-2 INVALID_TXN_STATE", verified)
+	}
+	// v5 answers a partition not in the transaction TRANSACTION_ABORTABLE.
+	verify.Version = 5
+	for _, tx := range request[*kmsg.AddPartitionsToTxnResponse](t, cl, verify).Transactions {
+		for _, rt := range tx.Topics {
+			for _, rp := range rt.Partitions {
+				verified[rp.Partition] = rp.ErrorCode
+			}
+		}
+	}
+	if verified[0] != 0 || verified[2] != kerr.TransactionAbortable.Code {
+		t.Fatalf("VerifyOnly v5: %v, want t-0 ok and t-2 TRANSACTION_ABORTABLE", verified)
 	}
 
 	offsetsPartition := group.Partition("g", 4)

@@ -250,18 +250,56 @@ func TestTxnOffsetCommitAndRequireStable(t *testing.T) {
 		}
 	}
 
-	// v5 (Transactions V2) is not served.
+	// v5 (Transactions V2, the offsets partition added implicitly) is
+	// served; v6 (topic ids) is not.
 	av := request[*kmsg.ApiVersionsResponse](t, cl, kmsg.NewPtrApiVersionsRequest())
 	advertised := false
 	for _, k := range av.ApiKeys {
 		if k.ApiKey == 28 {
 			advertised = true
-			if k.MinVersion != 0 || k.MaxVersion != 4 {
-				t.Fatalf("TxnOffsetCommit advertised v%d-v%d, want v0-v4", k.MinVersion, k.MaxVersion)
+			if k.MinVersion != 0 || k.MaxVersion != 5 {
+				t.Fatalf("TxnOffsetCommit advertised v%d-v%d, want v0-v5", k.MinVersion, k.MaxVersion)
 			}
 		}
 	}
 	if !advertised {
 		t.Fatal("TxnOffsetCommit is not advertised")
 	}
+
+	// v5 (Transactions V2): the group's coordinator adds its
+	// __consumer_offsets partition to the producer's transaction itself
+	// (the producer sends no AddOffsetsToTxn); a producer the transaction
+	// coordinator does not know is refused, and nothing is written.
+	log.mu.Lock()
+	written := len(log.txns)
+	log.mu.Unlock()
+	v5 := func(r *kmsg.TxnOffsetCommitRequest) { r.Topics[0].Partitions[0].Partition = 1 }
+	initProducer(t, cl, "tx5", 60_000)
+	init := initProducer(t, cl, "tx5", 60_000) // epoch 1: 0 is stale
+	if init.ErrorCode != 0 || init.ProducerEpoch != 1 {
+		t.Fatalf("InitProducerId: %v", kerr.ErrorForCode(init.ErrorCode))
+	}
+	want("v5, unknown transactional id", txnCommit(5, func(r *kmsg.TxnOffsetCommitRequest) { v5(r); r.TransactionalID = "unknown" }), kerr.InvalidProducerIDMapping.Code)
+	want("v5, stale epoch", txnCommit(5, func(r *kmsg.TxnOffsetCommitRequest) {
+		v5(r)
+		r.TransactionalID, r.ProducerID, r.ProducerEpoch = "tx5", init.ProducerID, init.ProducerEpoch-1
+	}), kerr.InvalidProducerEpoch.Code)
+	log.mu.Lock()
+	if len(log.txns) != written {
+		t.Fatalf("refused v5 commits were written: %v", log.txns[written:])
+	}
+	log.mu.Unlock()
+	want("v5", txnCommit(5, func(r *kmsg.TxnOffsetCommitRequest) {
+		v5(r)
+		r.TransactionalID, r.ProducerID, r.ProducerEpoch = "tx5", init.ProducerID, init.ProducerEpoch
+	}), 0)
+	d := describeTxn(t, cl, "tx5")
+	if d.State != "Ongoing" || len(d.Topics) != 1 || d.Topics[0].Topic != group.OffsetsTopic || len(d.Topics[0].Partitions) != 1 || d.Topics[0].Partitions[0] != partition {
+		t.Fatalf("transaction after TxnOffsetCommit v5: %+v, want Ongoing on %s-%d", d, group.OffsetsTopic, partition)
+	}
+	log.mu.Lock()
+	if len(log.txns) != written+1 || log.txns[written].ProducerID != init.ProducerID {
+		t.Fatalf("v5 appends %v", log.txns[written:])
+	}
+	log.mu.Unlock()
 }

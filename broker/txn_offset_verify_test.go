@@ -5,8 +5,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/group"
 )
@@ -20,9 +23,15 @@ import (
 // would end (its offset pending forever: OffsetFetch with RequireStable
 // answering UNSTABLE_OFFSET_COMMIT, the partition's last stable offset
 // stuck).
+//
+// Transactions V1 (TxnOffsetCommit v0-v4 after AddOffsetsToTxn; v5, V2's,
+// adds the partition itself).
 func TestTxnOffsetCommitVerifiedWithTheTransactionCoordinator(t *testing.T) {
-	n := brokertest.Start(t)
-	cl := n.Client()
+	n := brokertest.Start(t, func(c *broker.Config) { c.TransactionVersion = 1 })
+	vs := kversion.Stable()
+	vs.SetMaxKeyVersion(kmsg.TxnOffsetCommit.Int16(), 4)
+	vs.SetMaxKeyVersion(kmsg.EndTxn.Int16(), 4)
+	cl := n.Client(kgo.MaxVersions(vs))
 	ct := kmsg.NewPtrCreateTopicsRequest()
 	ct.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: "t", NumPartitions: 1, ReplicationFactor: 1}}
 	if r := request[*kmsg.CreateTopicsResponse](t, cl, ct); r.Topics[0].ErrorCode != 0 {

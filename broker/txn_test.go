@@ -28,7 +28,7 @@ func appendTransactional(t *testing.T, p *partition.Partition, producerID int64,
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.StartTxnVerification(producerID)
+	p.StartTxnVerification(producerID, 0)
 	base, _, err := p.Append(b, 9, time.Now())
 	if err != nil {
 		t.Fatal(err)

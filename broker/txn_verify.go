@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -13,10 +14,24 @@ import (
 	"github.com/strata-log/strata/metadata"
 )
 
-// addPartitionsToTxnVerifyVersion is the AddPartitionsToTxn version the
-// produce path verifies with: v4 is the first with the batched,
-// broker-to-broker form and VerifyOnly (KIP-890 part 1).
-const addPartitionsToTxnVerifyVersion = 4
+// The AddPartitionsToTxn versions the produce path sends: v4 is the first
+// with the batched, broker-to-broker form and VerifyOnly (KIP-890 part 1),
+// never downgraded (an older version would be a client's, adding the
+// partitions); v5 lets the coordinator answer TRANSACTION_ABORTABLE.
+const (
+	addPartitionsToTxnVerifyVersion    = 4
+	addPartitionsToTxnMaxBrokerVersion = 5
+)
+
+// produceAddsPartitions is the first Produce version whose transactional
+// batches add their partition to the transaction (Transactions V2,
+// KIP-890 part 2: Kafka's addPartition operation); older ones only verify
+// it (KIP-890 part 1). Produce v11 is the first whose producer knows
+// TRANSACTION_ABORTABLE (Kafka's genericErrorSupported).
+const (
+	produceAddsPartitions       = 12
+	produceTransactionAbortable = 11
+)
 
 // txnVerifier asks transaction coordinators, over the inter-broker
 // listener, whether partitions are in a producer's ongoing transaction
@@ -55,20 +70,84 @@ func (v *txnVerifier) coordinatorAddress(state *metadata.State, transactionalID 
 }
 
 // verify asks transactionalID's coordinator whether partitions (by topic)
-// are in the ongoing transaction of producerID at producerEpoch, and
-// returns each partition's Kafka error code as the produce path answers
-// it (0: verified). The coordinator's own codes pass through, except those
-// saying the coordinator cannot answer now (not coordinator, not
-// available, loading, concurrent transactions) or a failed round trip,
-// which become NOT_ENOUGH_REPLICAS as in Kafka: a produce error every
-// client retries.
-func (v *txnVerifier) verify(ctx context.Context, state *metadata.State, transactionalID string, producerID int64, producerEpoch int16, partitions map[string][]int32) map[string]map[int32]int16 {
+// are in the ongoing transaction of producerID at producerEpoch (or, for
+// a Produce v12+, to add them: Transactions V2), and returns each
+// partition's Kafka error code as a Produce of produceVersion answers it
+// (0: verified, or added). The coordinator's own codes pass through,
+// except those saying the coordinator cannot answer now (not coordinator,
+// not available, loading, concurrent transactions) or a failed round
+// trip, which become NOT_ENOUGH_REPLICAS as in Kafka: a produce error
+// every client retries.
+//
+// before runs before each attempt (see askRetrying).
+func (v *txnVerifier) verify(ctx context.Context, state *metadata.State, transactionalID string, producerID int64, producerEpoch int16, partitions map[string][]int32, produceVersion int16, before func()) map[string]map[int32]int16 {
+	codes := v.askRetrying(ctx, state, transactionalID, producerID, producerEpoch, partitions, produceVersion >= produceAddsPartitions, before)
+	for _, byIndex := range codes {
+		for index, code := range byIndex {
+			byIndex[index] = produceCodeForVerification(code, produceVersion)
+		}
+	}
+	return codes
+}
+
+// A coordinator answering CONCURRENT_TRANSACTIONS (the producer's
+// previous transaction is writing its markers: in Transactions V2 the next
+// one starts right after EndTxn) is asked again, after a backoff that
+// starts at addPartitionsRetryFirst and doubles up to
+// addPartitionsRetryBackoff (Kafka's add.partitions.to.txn.retry.backoff.ms,
+// which Kafka uses from the first retry: markers on a healthy cluster take
+// a few milliseconds, so a fixed 20 ms wait cost most of a small
+// transaction's time), for at most addPartitionsRetryMax, before the
+// producer is told to retry (which a client does only after its own,
+// longer, backoff).
+const (
+	addPartitionsRetryFirst   = 2 * time.Millisecond
+	addPartitionsRetryBackoff = 20 * time.Millisecond
+	addPartitionsRetryMax     = 100 * time.Millisecond
+)
+
+// askRetrying is ask, asked again while the coordinator answers
+// CONCURRENT_TRANSACTIONS for any partition, within addPartitionsRetryMax.
+// before (nil: nothing) runs before each attempt: the produce path starts
+// its partitions' verification there, as a marker landing meanwhile
+// clears it.
+func (v *txnVerifier) askRetrying(ctx context.Context, state *metadata.State, transactionalID string, producerID int64, producerEpoch int16, partitions map[string][]int32, add bool, before func()) map[string]map[int32]int16 {
+	deadline := time.Now().Add(addPartitionsRetryMax)
+	backoff := addPartitionsRetryFirst
+	for {
+		if before != nil {
+			before()
+		}
+		codes := v.ask(ctx, state, transactionalID, producerID, producerEpoch, partitions, add)
+		concurrent := false
+		for _, byIndex := range codes {
+			for _, code := range byIndex {
+				concurrent = concurrent || code == kerr.ConcurrentTransactions.Code
+			}
+		}
+		if !concurrent || time.Now().Add(backoff).After(deadline) {
+			return codes
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return codes
+		}
+		backoff = min(2*backoff, addPartitionsRetryBackoff)
+	}
+}
+
+// ask sends transactionalID's coordinator an AddPartitionsToTxn (broker
+// form) for partitions: verifying them (KIP-890 part 1) or, with add,
+// adding them (Transactions V2), and returns the coordinator's code per
+// partition; COORDINATOR_NOT_AVAILABLE when it cannot be reached.
+func (v *txnVerifier) ask(ctx context.Context, state *metadata.State, transactionalID string, producerID int64, producerEpoch int16, partitions map[string][]int32, add bool) map[string]map[int32]int16 {
 	codes := make(map[string]map[int32]int16, len(partitions))
 	all := func(code int16) map[string]map[int32]int16 {
 		for topic, indexes := range partitions {
 			codes[topic] = make(map[int32]int16, len(indexes))
 			for _, index := range indexes {
-				codes[topic][index] = produceCodeForVerification(code)
+				codes[topic][index] = code
 			}
 		}
 		return codes
@@ -83,7 +162,7 @@ func (v *txnVerifier) verify(ctx context.Context, state *metadata.State, transac
 	}
 	req := kmsg.NewPtrAddPartitionsToTxnRequest()
 	txn := kmsg.NewAddPartitionsToTxnRequestTransaction()
-	txn.TransactionalID, txn.ProducerID, txn.ProducerEpoch, txn.VerifyOnly = transactionalID, producerID, producerEpoch, true
+	txn.TransactionalID, txn.ProducerID, txn.ProducerEpoch, txn.VerifyOnly = transactionalID, producerID, producerEpoch, !add
 	for topic, indexes := range partitions {
 		t := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
 		t.Topic, t.Partitions = topic, indexes
@@ -106,7 +185,7 @@ func (v *txnVerifier) verify(ctx context.Context, state *metadata.State, transac
 			for _, p := range topic.Partitions {
 				if byIndex := codes[topic.Topic]; byIndex != nil {
 					if _, asked := byIndex[p.Partition]; asked {
-						byIndex[p.Partition] = produceCodeForVerification(p.ErrorCode)
+						byIndex[p.Partition] = p.ErrorCode
 					}
 				}
 			}
@@ -116,11 +195,20 @@ func (v *txnVerifier) verify(ctx context.Context, state *metadata.State, transac
 }
 
 // produceCodeForVerification maps a coordinator's answer to the produce
-// error code (see verify).
-func produceCodeForVerification(code int16) int16 {
+// error code of a Produce of produceVersion (see verify): PRODUCER_FENCED
+// is INVALID_PRODUCER_EPOCH to a producer (the same meaning, the code
+// every version knows), TRANSACTION_ABORTABLE is INVALID_TXN_STATE before
+// Produce v11, as in Kafka.
+func produceCodeForVerification(code, produceVersion int16) int16 {
 	switch code {
 	case kerr.NotCoordinator.Code, kerr.CoordinatorNotAvailable.Code, kerr.CoordinatorLoadInProgress.Code, kerr.ConcurrentTransactions.Code:
 		return kerr.NotEnoughReplicas.Code
+	case kerr.ProducerFenced.Code:
+		return kerr.InvalidProducerEpoch.Code
+	case kerr.TransactionAbortable.Code:
+		if produceVersion < produceTransactionAbortable {
+			return kerr.InvalidTxnState.Code
+		}
 	}
 	return code
 }

@@ -12,7 +12,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/partition"
@@ -110,9 +112,9 @@ func (f *fakeCoordinator) serve(t *testing.T, conn net.Conn) {
 		switch r := req.(type) {
 		case *kmsg.ApiVersionsRequest:
 			out := r.ResponseKind().(*kmsg.ApiVersionsResponse)
-			for _, k := range []int16{18, 24} {
+			for k, max := range map[int16]int16{18: 4, 24: 5} {
 				ak := kmsg.NewApiVersionsResponseApiKey()
-				ak.ApiKey, ak.MaxVersion = k, 4
+				ak.ApiKey, ak.MaxVersion = k, max
 				out.ApiKeys = append(out.ApiKeys, ak)
 			}
 			resp = out
@@ -190,11 +192,18 @@ func TestProduceVerifiesTransactions(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	cl := n.Client()
-	if err := cl.Ping(ctx); err != nil {
-		t.Fatal(err)
+	// A client speaking Produce up to version: v3-v11 verify (KIP-890
+	// part 1), v12 adds (Transactions V2).
+	brokerAt := func(version int16) *kgo.Broker {
+		max := kversion.Stable()
+		max.SetMaxKeyVersion(kmsg.Produce.Int16(), version)
+		cl := n.Client(kgo.MaxVersions(max))
+		if err := cl.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return cl.SeedBrokers()[0]
 	}
-	broker := cl.SeedBrokers()[0]
+	broker := brokerAt(11)
 	produce := func(producerID int64, sequence int32) int16 {
 		t.Helper()
 		b, err := recordbatch.Build(recordbatch.BuildOptions{Transactional: true, Idempotent: true, ProducerID: producerID, BaseSequence: sequence},
@@ -220,7 +229,7 @@ func TestProduceVerifiesTransactions(t *testing.T) {
 		t.Fatalf("verified produce: %v", kerr.ErrorForCode(code))
 	}
 	asked := coordinator.received()
-	if len(asked) != 1 || asked[0].Version != 4 || len(asked[0].Transactions) != 1 {
+	if len(asked) != 1 || asked[0].Version < 4 || len(asked[0].Transactions) != 1 {
 		t.Fatalf("verification requests %+v", asked)
 	}
 	if txn := asked[0].Transactions[0]; txn.TransactionalID != "app" || txn.ProducerID != 500 || !txn.VerifyOnly ||
@@ -266,5 +275,33 @@ func TestProduceVerifiesTransactions(t *testing.T) {
 		if open.ProducerID != 500 {
 			t.Fatalf("open transactions %+v", p.OpenTransactions())
 		}
+	}
+
+	// A partition the coordinator says is not in the transaction is
+	// TRANSACTION_ABORTABLE to a Produce v11+ producer, which knows it,
+	// INVALID_TXN_STATE before.
+	coordinator.setAnswer(func(*kmsg.AddPartitionsToTxnRequest) int16 { return kerr.TransactionAbortable.Code })
+	if code := produce(503, 0); code != kerr.TransactionAbortable.Code {
+		t.Fatalf("v11: %v, want TRANSACTION_ABORTABLE", kerr.ErrorForCode(code))
+	}
+	broker = brokerAt(10)
+	if code := produce(503, 0); code != kerr.InvalidTxnState.Code {
+		t.Fatalf("v10: %v, want INVALID_TXN_STATE", kerr.ErrorForCode(code))
+	}
+
+	// Produce v12 (Transactions V2): the partition is added to the
+	// transaction, not verified (VerifyOnly false), then appended.
+	broker = brokerAt(12)
+	coordinator.setAnswer(func(*kmsg.AddPartitionsToTxnRequest) int16 { return 0 })
+	before := len(coordinator.received())
+	if code := produce(504, 0); code != 0 {
+		t.Fatalf("v12 produce: %v", kerr.ErrorForCode(code))
+	}
+	asked = coordinator.received()[before:]
+	if len(asked) != 1 || len(asked[0].Transactions) != 1 || asked[0].Transactions[0].VerifyOnly || asked[0].Transactions[0].ProducerID != 504 {
+		t.Fatalf("v12 add requests %+v", asked)
+	}
+	if open := p.OpenTransactions(); len(open) != 2 || open[1].ProducerID != 504 {
+		t.Fatalf("open transactions %+v", open)
 	}
 }

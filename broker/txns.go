@@ -78,10 +78,10 @@ func (f *txnsFollow) closing(p *partition.Partition) {
 	f.mu.Unlock()
 }
 
-// writeTxnMarkersVersion is the WriteTxnMarkers version sent to partition
-// leaders: 1, as Kafka's coordinator sends it with Transactions V1 (v2
-// adds the transaction version of KIP-1228).
-const writeTxnMarkersVersion = 1
+// writeTxnMarkersVersion is the newest WriteTxnMarkers version sent to
+// partition leaders: 2 carries each marker's transaction version
+// (KIP-1228); a leader serving only v1 gets v1 (the client negotiates).
+const writeTxnMarkersVersion = 2
 
 // errMarkerNotWritten: a partition's leader did not take its marker this
 // time (no leader, leader unreachable, NOT_LEADER...): retried.
@@ -170,6 +170,7 @@ func (w *markerWriter) WriteMarkers(ctx context.Context, m txn.Marker) map[group
 func (w *markerWriter) writeTo(ctx context.Context, leader int32, address string, m txn.Marker, tps []group.TopicPartition) map[group.TopicPartition]error {
 	marker := kmsg.NewWriteTxnMarkersRequestMarker()
 	marker.ProducerID, marker.ProducerEpoch, marker.Committed, marker.CoordinatorEpoch = m.ProducerID, m.ProducerEpoch, m.Commit, m.CoordinatorEpoch
+	marker.TransactionVersion = int8(m.Version)
 	for _, tp := range tps {
 		if n := len(marker.Topics); n == 0 || marker.Topics[n-1].Topic != tp.Topic {
 			t := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
@@ -355,7 +356,7 @@ func (c *brokerClients) broker(address string) (*kgo.Broker, error) {
 		minVersions := new(kversion.Versions)
 		minVersions.SetMaxKeyVersion(kmsg.AddPartitionsToTxn.Int16(), addPartitionsToTxnVerifyVersion)
 		maxVersions := kversion.Stable()
-		maxVersions.SetMaxKeyVersion(kmsg.AddPartitionsToTxn.Int16(), addPartitionsToTxnVerifyVersion)
+		maxVersions.SetMaxKeyVersion(kmsg.AddPartitionsToTxn.Int16(), addPartitionsToTxnMaxBrokerVersion)
 		maxVersions.SetMaxKeyVersion(kmsg.WriteTxnMarkers.Int16(), writeTxnMarkersVersion)
 		var err error
 		client, err = kgo.NewClient(kgo.SeedBrokers(address), kgo.ClientID(fmt.Sprintf("strata-txn-%d", c.nodeID)),

@@ -69,7 +69,7 @@ func TestMarkerWriter(t *testing.T) {
 		return resp, nil
 	}
 	w := &markerWriter{resolve: resolve, send: send}
-	m := txn.Marker{ProducerID: 77, ProducerEpoch: 3, Commit: true, CoordinatorEpoch: 9, Partitions: []group.TopicPartition{
+	m := txn.Marker{ProducerID: 77, ProducerEpoch: 3, Commit: true, CoordinatorEpoch: 9, Version: txn.V2, Partitions: []group.TopicPartition{
 		{Topic: "a", Partition: 0}, {Topic: "a", Partition: 1}, {Topic: "b", Partition: 0}, {Topic: "deleted-later", Partition: 0},
 		{Topic: "gone", Partition: 0}, {Topic: "leaderless", Partition: 0},
 	}}
@@ -91,11 +91,11 @@ func TestMarkerWriter(t *testing.T) {
 		t.Fatalf("requests went to %v, want one per leader", addresses)
 	}
 	for _, req := range requests {
-		if req.Version != 1 || len(req.Markers) != 1 {
+		if req.Version != 2 || len(req.Markers) != 1 {
 			t.Fatalf("request %+v", req)
 		}
 		mk := req.Markers[0]
-		if mk.ProducerID != 77 || mk.ProducerEpoch != 3 || !mk.Committed || mk.CoordinatorEpoch != 9 {
+		if mk.ProducerID != 77 || mk.ProducerEpoch != 3 || !mk.Committed || mk.CoordinatorEpoch != 9 || mk.TransactionVersion != 2 {
 			t.Fatalf("marker %+v", mk)
 		}
 	}

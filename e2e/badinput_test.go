@@ -224,8 +224,9 @@ func TestBadInput(t *testing.T) {
 		if err := resp.ReadFrom(body); err != nil {
 			t.Fatal(err)
 		}
-		if resp.ErrorCode != kerr.UnsupportedVersion.Code || len(resp.ApiKeys) == 0 {
-			t.Fatalf("error %d with %d keys, want UNSUPPORTED_VERSION and the supported list", resp.ErrorCode, len(resp.ApiKeys))
+		// KIP-511, as Kafka: the ApiVersions range alone, for the retry.
+		if resp.ErrorCode != kerr.UnsupportedVersion.Code || len(resp.ApiKeys) != 1 || resp.ApiKeys[0].ApiKey != 18 || resp.ApiKeys[0].MaxVersion < 3 {
+			t.Fatalf("error %d with keys %+v, want UNSUPPORTED_VERSION and the ApiVersions range", resp.ErrorCode, resp.ApiKeys)
 		}
 	})
 

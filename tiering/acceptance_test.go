@@ -137,6 +137,7 @@ func testRoundTrip(t *testing.T, b backend) {
 			want[stem+".index"] = readFile(t, info.OffsetIndexPath)
 			want[stem+".timeindex"] = readFile(t, info.TimeIndexPath)
 			want[stem+".producers"] = readFile(t, files.ProducerSnapshotPath)
+			want[stem+".txnindex"] = nil // no aborted transaction
 			if _, ok := objects[stem+".epochs"]; !ok {
 				t.Fatalf("no %s.epochs; bucket holds %v", stem, sortedKeys(objects))
 			}
@@ -227,7 +228,7 @@ func testManifestSnapshotAndScrub(t *testing.T, b backend) {
 		t.Fatalf("Manifests: %v, %d manifests", err, len(all))
 	}
 	report, err := tier.ScrubPartition(ctx, manifest)
-	if err != nil || !report.Clean() || report.Objects != 5*len(segments)+1 {
+	if err != nil || !report.Clean() || report.Objects != 6*len(segments)+1 {
 		t.Fatalf("scrub of a consistent partition: %v %+v", err, report)
 	}
 
@@ -252,8 +253,8 @@ func testManifestSnapshotAndScrub(t *testing.T, b backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(report.Orphans) != 5 || !strings.Contains(report.Orphans[0], uuid.UUID(orphan.SegmentID).String()) {
-		t.Fatalf("orphans %v, want the 5 objects of %s", report.Orphans, uuid.UUID(orphan.SegmentID))
+	if len(report.Orphans) != 6 || !strings.Contains(report.Orphans[0], uuid.UUID(orphan.SegmentID).String()) {
+		t.Fatalf("orphans %v, want the 6 objects of %s", report.Orphans, uuid.UUID(orphan.SegmentID))
 	}
 	if len(report.Missing) != 1 || report.Missing[0].Segment.SegmentID != lost.SegmentID || !strings.HasSuffix(report.Missing[0].Key, ".index") {
 		t.Fatalf("missing %+v, want the index of %s", report.Missing, uuid.UUID(lost.SegmentID))
@@ -325,7 +326,7 @@ func testDeposedSnapshotWriter(t *testing.T, b backend) {
 		t.Fatal(err)
 	}
 	report, err = tier.ScrubPartition(ctx, newer)
-	if err != nil || !report.Clean() || report.Objects != 5*len(segments)+1 {
+	if err != nil || !report.Clean() || report.Objects != 6*len(segments)+1 {
 		t.Fatalf("scrub after the newer leader's next snapshot: %v %+v", err, report)
 	}
 	if err := tier.DeleteManifestSnapshot(ctx, testPartition); err != nil {

@@ -46,7 +46,7 @@
 // Every key starts with Config.Prefix and a slash (no slash without a
 // prefix). One directory per partition of one topic incarnation — the topic
 // id (32 lowercase hex digits) keeps a re-created topic apart from the old
-// one — holding five objects per segment and the manifest snapshot:
+// one — holding six objects per segment and the manifest snapshot:
 //
 //	<prefix>/<topic>-<topic id hex>/<partition>/
 //	    <base offset, 20 digits>-<segment uuid>.log        the .log file, as on disk
@@ -54,15 +54,35 @@
 //	    <base offset, 20 digits>-<segment uuid>.timeindex  the .timeindex file, as on disk
 //	    <base offset, 20 digits>-<segment uuid>.epochs     leader-epoch ranges (below)
 //	    <base offset, 20 digits>-<segment uuid>.producers  producer snapshot at the segment's end, as on disk (may be empty)
+//	    <base offset, 20 digits>-<segment uuid>.txnindex   aborted-transaction index (below; may be empty)
 //	    manifest-<leader epoch, 10 digits>                 manifest snapshot (below), e.g. manifest-0000000007
 //
 // e.g. strata/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/00000000000000004242-ffeeddcc-bbaa-9988-7766-554433221100.log.
 // The .log, .index, .timeindex and .producers objects hold the local files'
 // bytes unchanged (formats in broker/segment/doc.go and
 // broker/producer/doc.go). The uuid is chosen per copy of a segment:
-// uploading again under the same uuid overwrites the same five objects; a
+// uploading again under the same uuid overwrites the same six objects; a
 // copy under a new uuid never collides with an older one whose deletion is
 // still pending. Names are part of the format, do not change.
+//
+// # .txnindex object
+//
+// The transactions aborted by an ABORT marker in the uploaded range
+// (broker/tiermanager reads them from the partition's aborted-transaction
+// index; a trimmed copy leaves out those whose marker is before its
+// first offset), in marker order, in Kafka's .txnindex format: 34-byte
+// entries version int16 (0) | producer id int64 | first offset int64 |
+// last offset int64 (the marker) | last stable offset int64, big endian,
+// no header (broker/segment/txnindex.go; golden test
+// testdata/txnindex.golden). Only segments entirely below the partition's
+// last stable offset are uploaded, so the object is final. Segments
+// uploaded before this object existed have none: a missing one reads as
+// empty (they could hold no transactional data) and scrub does not report
+// it. A read_committed Fetch served from the bucket lists the entries of
+// the segment read and of the segments after it, remote then local, that
+// overlap what it returns (Tier.ReadAbortedTxns, decoded objects kept in
+// memory). The manifest does not list a segment's objects, so it has no
+// field for this one.
 //
 // # .epochs object
 //
@@ -142,7 +162,7 @@
 // # Upload
 //
 // Upload walks the .log's batch headers first (framing, dense offsets from
-// the base offset) to describe the segment, then streams the five objects,
+// the base offset) to describe the segment, then streams the six objects,
 // the .log first, each with blob.Writer (multipart on S3, parts of
 // Config.UploadPartBytes). A retriable failure of one object retries that
 // object with exponential backoff and jitter. At most

@@ -23,6 +23,13 @@ const (
 	suffixTimeIndex   = ".timeindex"
 	suffixEpochs      = ".epochs"
 	suffixProducers   = ".producers"
+	// suffixTxnIndex is the segment's aborted-transaction index (Kafka's
+	// .txnindex format, broker/segment/txnindex.go): the transactions
+	// aborted by an ABORT marker in the uploaded range, in marker order;
+	// empty when none. Segments uploaded by versions before transactions
+	// have none (they could hold no transactional data): a missing one
+	// reads as empty, and scrub does not report it.
+	suffixTxnIndex = ".txnindex"
 
 	// manifestSnapshotName is the per-partition manifest snapshot object,
 	// next to the partition's segment objects, as written before the
@@ -43,7 +50,7 @@ const (
 // segmentSuffixes lists a segment's objects in upload order: the log, which
 // holds the data, first; deleted in the reverse order so that a partial
 // delete leaves the log, which a scrub reports.
-var segmentSuffixes = []string{suffixLog, suffixOffsetIndex, suffixTimeIndex, suffixEpochs, suffixProducers}
+var segmentSuffixes = []string{suffixLog, suffixOffsetIndex, suffixTimeIndex, suffixEpochs, suffixProducers, suffixTxnIndex}
 
 // layout turns partitions and segments into object keys under a prefix.
 type layout struct {

@@ -109,7 +109,7 @@ func (t *Tier) scrub(ctx context.Context, listPrefix string, snapshots []Manifes
 	}
 	report.Orphans = append(report.Orphans, staleSnapshots...)
 	for key, e := range expected {
-		if !seen[key] {
+		if !seen[key] && e.suffix != suffixTxnIndex { // optional: see suffixTxnIndex
 			report.Missing = append(report.Missing, MissingObject{Partition: e.partition, Segment: e.segment, Key: key})
 		}
 	}

@@ -141,6 +141,8 @@ type Tier struct {
 	logger  *slog.Logger
 	cache   *chunkCache
 	indexes *indexCache
+	// txnIndexes holds the decoded .txnindex objects of remote segments.
+	txnIndexes *txnIndexCache
 
 	uploadSlots   chan struct{} // one token per segment being uploaded
 	prefetchSlots chan struct{} // one token per prefetch in flight
@@ -175,6 +177,7 @@ func New(cfg Config) (*Tier, error) {
 		bucket:        cfg.Bucket,
 		logger:        cfg.Logger,
 		indexes:       newIndexCache(cfg.IndexCacheBytes),
+		txnIndexes:    newTxnIndexCache(),
 		uploadSlots:   make(chan struct{}, cfg.UploadConcurrency),
 		prefetchSlots: make(chan struct{}, max(cfg.PrefetchChunks, 1)*4),
 		flights:       make(map[string]*flight),

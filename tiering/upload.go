@@ -36,11 +36,17 @@ type SegmentFiles struct {
 	// end offset (broker/producer format), uploaded as it is; "" uploads an
 	// empty .producers object (no producer state).
 	ProducerSnapshotPath string
+	// TxnIndexPath is the segment's aborted-transaction entries whose ABORT
+	// marker is in the uploaded range, in the .txnindex format
+	// (broker/segment), uploaded as it is; "" uploads an empty .txnindex
+	// object (no aborted transaction).
+	TxnIndexPath string
 }
 
 // Upload copies one sealed segment to the bucket: its .log, .index and
 // .timeindex as they are on disk, an .epochs object with the leader-epoch
-// ranges read from the batch headers, and the producer snapshot. Each
+// ranges read from the batch headers, the producer snapshot and the
+// aborted-transaction index. Each
 // object is streamed (multipart on S3) and retried with backoff on
 // retriable failures. At most Config.UploadConcurrency segments are
 // uploaded at once; Upload waits for a slot. The segment must be sealed:
@@ -92,6 +98,7 @@ func (t *Tier) UploadDescribed(ctx context.Context, files SegmentFiles, segment 
 			return bytes.NewReader(marshalEpochs(segment.EpochRanges)), func() {}, nil
 		},
 		suffixProducers: openSource(files.ProducerSnapshotPath),
+		suffixTxnIndex:  openSource(files.TxnIndexPath),
 	}
 	for _, suffix := range segmentSuffixes {
 		key := t.layout.segmentKey(files.Partition, segment, suffix)
@@ -209,6 +216,7 @@ func (t *Tier) DeleteSegment(ctx context.Context, p metadata.TopicPartition, seg
 		}
 	}
 	t.indexes.remove(segment.SegmentID)
+	t.txnIndexes.remove(segment.SegmentID)
 	t.cache.removeSegment(segment.SegmentID)
 	return nil
 }

@@ -68,7 +68,7 @@ type Partition struct {
 	// txnVerified holds the producers whose transaction a verification
 	// (StartTxnVerification) says includes this partition, until a marker
 	// for the producer or the transaction's first batch (txn.go).
-	txnVerified map[int64]bool
+	txnVerified map[int64]int16 // producer id → the epoch verified
 	// firstUnstable is the first offset of the earliest open transaction
 	// (math.MaxInt64: none), published under appendMu for
 	// LastStableOffset.
@@ -273,7 +273,7 @@ func Open(cfg Config) (p *Partition, err error) {
 		segments:    segs,
 		waiters:     make(map[chan struct{}]struct{}),
 		syncs:       cfg.Syncs,
-		txnVerified: map[int64]bool{},
+		txnVerified: map[int64]int16{},
 		syncLog:     segs.Sync,
 	}
 	if p.syncs == nil {
@@ -533,7 +533,7 @@ func (p *Partition) AppendFromCoordinator(records []byte, now time.Time) (baseOf
 }
 
 // coordinatorProduceVersion is the Produce version a coordinator's batch
-// is checked as: the newest served, so every codec is allowed.
+// is checked as: one that allows every codec.
 const coordinatorProduceVersion = 9
 
 func (p *Partition) appendBatch(records []byte, produceVersion int16, now time.Time, fromCoordinator bool) (baseOffset, appendTime int64, err error) {

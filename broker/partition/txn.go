@@ -31,6 +31,10 @@ type Marker struct {
 	ProducerEpoch    int16
 	CoordinatorEpoch int32
 	Commit           bool
+	// TransactionVersion is the transaction's protocol (WriteTxnMarkers
+	// v2+; 0 or 1: Transactions V1, 2: V2). A V2 marker carries the epoch
+	// the producer's next transaction uses (KIP-890 part 2).
+	TransactionVersion int8
 }
 
 // AppendMarker appends m as a control batch, as leader, and returns its
@@ -66,7 +70,7 @@ func (p *Partition) AppendMarker(m Marker, now time.Time) (offset int64, err err
 	})
 	base, _, err := p.segments.Append(batch, []segment.AppendBatch{{Length: int32(len(batch)), MaxTimestamp: timestamp, Records: 1}})
 	if err == nil {
-		err = p.completeTxnLocked(pm, base, timestamp, true)
+		err = p.completeTxnLocked(pm, m.TransactionVersion, base, timestamp, true)
 	}
 	if err != nil {
 		defer p.appendMu.Unlock()
@@ -99,9 +103,9 @@ func (p *Partition) AppendMarker(m Marker, now time.Time) (offset int64, err err
 // marker is committed — and never an aborted transaction's data before its
 // index entry is in place: the entry is written here, before the hold can
 // be released.
-func (p *Partition) completeTxnLocked(m producer.Marker, offset, timestamp int64, index bool) error {
+func (p *Partition) completeTxnLocked(m producer.Marker, transactionVersion int8, offset, timestamp int64, index bool) error {
 	done := p.producers.CompleteTxn(m, offset, timestamp)
-	delete(p.txnVerified, m.ProducerID)
+	p.clearVerificationLocked(m, transactionVersion)
 	if done.FirstOffset < offset {
 		p.holdLocked(heldTxn{first: done.FirstOffset, marker: offset})
 	}
@@ -175,10 +179,29 @@ func (p *Partition) updateFirstUnstableLocked() {
 // it, so a batch verified before the transaction ended cannot open a new,
 // hanging one. Call it BEFORE asking the coordinator, so a marker that
 // lands while the question is in flight clears it.
-func (p *Partition) StartTxnVerification(producerID int64) {
+//
+// A verification is for the producer's epoch: it lets a batch of that
+// epoch open a transaction. A marker ends the verifications it may have
+// overtaken: those of an older epoch, and of its own epoch unless it is a
+// Transactions V2 marker — V2 bumps the epoch at every transaction's end
+// and the marker carries the bumped one, which is the NEXT transaction's
+// epoch: the previous transaction's marker may land while the next one's
+// first batch is being verified (the coordinator answers
+// CONCURRENT_TRANSACTIONS until that marker is written), and must not
+// refuse it.
+func (p *Partition) StartTxnVerification(producerID int64, epoch int16) {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	p.txnVerified[producerID] = true
+	p.txnVerified[producerID] = epoch
+}
+
+// clearVerificationLocked ends the producer's verification if marker m may
+// have ended the transaction it verified (see StartTxnVerification).
+func (p *Partition) clearVerificationLocked(m producer.Marker, transactionVersion int8) {
+	verified, ok := p.txnVerified[m.ProducerID]
+	if ok && (verified < m.Epoch || verified == m.Epoch && transactionVersion < 2) {
+		delete(p.txnVerified, m.ProducerID)
+	}
 }
 
 // AbandonTxnVerification withdraws a verification the coordinator did not
@@ -192,19 +215,24 @@ func (p *Partition) AbandonTxnVerification(producerID int64) {
 }
 
 // NeedsTxnVerification reports whether a transactional batch from
-// producerID would open a transaction here (none is open): the produce
-// path then verifies with the coordinator first.
-func (p *Partition) NeedsTxnVerification(producerID int64) bool {
+// producerID at epoch would open a transaction here (none is open at that
+// epoch: in Transactions V2 the next transaction's epoch is one above the
+// one its marker has not closed yet): the produce path then verifies
+// with the coordinator first.
+func (p *Partition) NeedsTxnVerification(producerID int64, epoch int16) bool {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	return !p.producers.InTransaction(producerID)
+	return !p.producers.InTransactionAt(producerID, epoch)
 }
 
 // checkTxnLocked refuses a transactional batch that would open a
 // transaction without a standing verification. Called with appendMu held,
 // after the producer-state check.
 func (p *Partition) checkTxnLocked(h recordbatch.Header) error {
-	if !h.IsTransactional() || p.producers.InTransaction(h.ProducerID) || p.txnVerified[h.ProducerID] {
+	if !h.IsTransactional() || p.producers.InTransactionAt(h.ProducerID, h.ProducerEpoch) {
+		return nil
+	}
+	if verified, ok := p.txnVerified[h.ProducerID]; ok && verified == h.ProducerEpoch {
 		return nil
 	}
 	return &Error{Code: kerr.InvalidTxnState.Code, Message: fmt.Sprintf("producer %d's transactional batch would start a transaction on %s-%d that its transaction coordinator has not verified (or a marker ended since)", h.ProducerID, p.topic, p.index)}

@@ -32,7 +32,7 @@ func soleLeader(t *testing.T, dir string) *Partition {
 // appendTxn verifies producerID and appends one transactional batch.
 func appendTxn(t *testing.T, p *Partition, producerID int64, sequence int32) int64 {
 	t.Helper()
-	p.StartTxnVerification(producerID)
+	p.StartTxnVerification(producerID, 0)
 	return mustAppend(t, p, batch(t, transactional(producerID, 0, sequence), "txn", 1))
 }
 
@@ -49,16 +49,16 @@ func TestTxnAppendRequiresVerification(t *testing.T) {
 	p := soleLeader(t, t.TempDir())
 	_, _, err := p.Append(batch(t, transactional(7, 0, 0), "a", 1), 9, t0)
 	wantCode(t, "unverified transactional batch", err, kerr.InvalidTxnState)
-	if !p.NeedsTxnVerification(7) {
+	if !p.NeedsTxnVerification(7, 0) {
 		t.Fatal("no transaction open, yet no verification needed")
 	}
-	p.StartTxnVerification(7)
+	p.StartTxnVerification(7, 0)
 	if base := mustAppend(t, p, batch(t, transactional(7, 0, 0), "a", 1)); base != 0 {
 		t.Fatalf("base %d", base)
 	}
 	// The transaction is open: its next batches need no verification, and
 	// a retry is still answered with the original offset.
-	if p.NeedsTxnVerification(7) {
+	if p.NeedsTxnVerification(7, 0) {
 		t.Fatal("an open transaction needs verification again")
 	}
 	if base := mustAppend(t, p, batch(t, transactional(7, 0, 1), "b", 1)); base != 1 {
@@ -82,7 +82,7 @@ func TestTxnAppendRequiresVerification(t *testing.T) {
 // open a new transaction that nobody will ever end.
 func TestMarkerClearsVerification(t *testing.T) {
 	p := soleLeader(t, t.TempDir())
-	p.StartTxnVerification(8)
+	p.StartTxnVerification(8, 0)
 	mustMarker(t, p, 8, false)
 	_, _, err := p.Append(batch(t, transactional(8, 0, 0), "late", 1), 9, t0)
 	wantCode(t, "batch verified before the marker", err, kerr.InvalidTxnState)
@@ -255,7 +255,7 @@ func TestCompactionStopsAtLastStableOffset(t *testing.T) {
 		return b
 	}
 	mustAppend(t, p, keyed(recordbatch.BuildOptions{}, "k", "committed")) // 0
-	p.StartTxnVerification(7)
+	p.StartTxnVerification(7, 0)
 	mustAppend(t, p, keyed(transactional(7, 0, 0), "k", "in-transaction")) // 1
 	for i := range 6 {
 		mustAppend(t, p, keyed(recordbatch.BuildOptions{}, "other", string(rune('a'+i)))) // 2-7, rolling segments
@@ -283,7 +283,7 @@ func TestCompactionStopsAtLastStableOffset(t *testing.T) {
 // still fences them.
 func TestCoordinatorBatchesAreNotDeduplicated(t *testing.T) {
 	p := soleLeader(t, t.TempDir())
-	p.StartTxnVerification(9)
+	p.StartTxnVerification(9, 1)
 	first, err := p.AppendFromCoordinator(batch(t, transactional(9, 1, 0), "commit-1", 1), t0)
 	if err != nil {
 		t.Fatal(err)
@@ -328,4 +328,90 @@ func TestMarkerHoldsTheLSOUntilCommitted(t *testing.T) {
 	if got := p.AbortedTransactions(0, 3); len(got) != 1 || got[0].ProducerID != 7 || got[0].FirstOffset != 1 || got[0].LastOffset != 2 {
 		t.Fatalf("aborted transactions %+v", got)
 	}
+}
+
+// TestV2MarkerBumpsTheEpoch: a Transactions V2 marker carries the epoch the
+// coordinator bumped at EndTxn, one above the transaction's batches: the
+// partition takes it (the transaction ends, the LSO moves past it), the
+// old epoch's late batches are fenced (a zombie's retry cannot join the
+// next transaction), and the next transaction runs at the bumped epoch
+// from sequence 0. Its first batch, arriving before the marker, is not
+// part of the old epoch's transaction: it needs its own verification.
+func TestV2MarkerBumpsTheEpoch(t *testing.T) {
+	p := soleLeader(t, t.TempDir())
+	p.StartTxnVerification(7, 3)
+	mustAppend(t, p, batch(t, transactional(7, 3, 0), "a", 1))
+	mustAppend(t, p, batch(t, transactional(7, 3, 1), "b", 1))
+	if p.NeedsTxnVerification(7, 3) {
+		t.Fatal("the open transaction's epoch needs verification")
+	}
+	if !p.NeedsTxnVerification(7, 4) {
+		t.Fatal("a batch of the next epoch would join the transaction still open at the old one")
+	}
+	_, _, err := p.Append(batch(t, transactional(7, 4, 0), "early", 1), 12, t0)
+	wantCode(t, "next transaction's batch before the marker, unverified", err, kerr.InvalidTxnState)
+
+	marker, err := p.AppendMarker(Marker{ProducerID: 7, ProducerEpoch: 4, CoordinatorEpoch: 1, Commit: true}, t0)
+	if err != nil {
+		t.Fatalf("marker at the bumped epoch: %v", err)
+	}
+	if open := p.OpenTransactions(); len(open) != 0 {
+		t.Fatalf("open after the marker: %+v", open)
+	}
+	if lso := p.LastStableOffset(); lso != marker+1 {
+		t.Fatalf("LSO %d, want %d", lso, marker+1)
+	}
+	_, _, err = p.Append(batch(t, transactional(7, 3, 2), "zombie", 1), 12, t0)
+	wantCode(t, "the old epoch's late batch", err, kerr.InvalidProducerEpoch)
+	if _, err := p.AppendMarker(Marker{ProducerID: 7, ProducerEpoch: 3, CoordinatorEpoch: 1, Commit: false}, t0); err == nil {
+		t.Fatal("a marker of the old epoch was taken after the bumped one")
+	}
+	if _, err := p.AppendMarker(Marker{ProducerID: 7, ProducerEpoch: 4, CoordinatorEpoch: 1, Commit: true}, t0); err != nil {
+		t.Fatalf("a retried marker: %v", err)
+	}
+
+	if !p.NeedsTxnVerification(7, 4) {
+		t.Fatal("no transaction open, yet no verification needed")
+	}
+	p.StartTxnVerification(7, 4)
+	first := mustAppend(t, p, batch(t, transactional(7, 4, 0), "next", 1))
+	if open := p.OpenTransactions(); len(open) != 1 || open[0].Epoch != 4 || open[0].FirstOffset != first {
+		t.Fatalf("next transaction: %+v", open)
+	}
+}
+
+// TestV2MarkerKeepsTheNextTransactionsVerification (forced interleaving):
+// Transactions V2 bumps the epoch at every transaction's end and the
+// marker carries the bumped epoch. A producer that commits and at once
+// begins the next transaction has that transaction's first batch verified
+// (at the bumped epoch) while the previous transaction's marker is still
+// being written: the marker must not take the new verification with it
+// (it did: every back-to-back V2 transaction then failed with
+// INVALID_TXN_STATE). A V2 marker of a later epoch still ends it.
+func TestV2MarkerKeepsTheNextTransactionsVerification(t *testing.T) {
+	p := soleLeader(t, t.TempDir())
+	p.StartTxnVerification(7, 3)
+	mustAppend(t, p, batch(t, transactional(7, 3, 0), "first", 1))
+	// EndTxn v5 answered with epoch 4; the next transaction's batch is
+	// verified before the marker (epoch 4) lands.
+	p.StartTxnVerification(7, 4)
+	if _, err := p.AppendMarker(Marker{ProducerID: 7, ProducerEpoch: 4, CoordinatorEpoch: 1, Commit: true, TransactionVersion: 2}, t0); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, p, batch(t, transactional(7, 4, 0), "next", 1))
+	if open := p.OpenTransactions(); len(open) != 1 || open[0].Epoch != 4 {
+		t.Fatalf("open transactions %+v, want the next one at epoch 4", open)
+	}
+
+	// A timeout abort bumps past the verified epoch: the verification of
+	// the transaction it ended is gone.
+	if _, err := p.AppendMarker(Marker{ProducerID: 7, ProducerEpoch: 5, CoordinatorEpoch: 1, TransactionVersion: 2}, t0); err != nil {
+		t.Fatal(err)
+	}
+	p.StartTxnVerification(7, 5)
+	if _, err := p.AppendMarker(Marker{ProducerID: 7, ProducerEpoch: 6, CoordinatorEpoch: 1, TransactionVersion: 2}, t0); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := p.Append(batch(t, transactional(7, 5, 0), "late", 1), 12, t0)
+	wantCode(t, "batch verified at an epoch a later marker ended", err, kerr.InvalidProducerEpoch)
 }

@@ -269,6 +269,17 @@ func (s *State) InTransaction(producerID int64) bool {
 	return open
 }
 
+// InTransactionAt reports whether producerID has a transaction open here
+// at epoch (Kafka's hasOngoingTransaction with the epoch, KIP-890 part 2):
+// a Transactions V2 producer's next transaction runs at the epoch its
+// last EndTxn bumped, so its first batch of it, arriving before the last
+// transaction's marker (which carries the bumped epoch), is not part of
+// the transaction still open here at the old epoch.
+func (s *State) InTransactionAt(producerID int64, epoch int16) bool {
+	_, open := s.open[producerID]
+	return open && s.producers[producerID].epoch == epoch
+}
+
 // CheckMarker decides whether a marker may be appended: not from an epoch
 // older than the producer's (ErrInvalidProducerEpoch), nor from a
 // coordinator epoch older than its last marker's (ErrCoordinatorFenced). A

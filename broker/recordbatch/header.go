@@ -35,6 +35,7 @@ const (
 	timestampTypeAttribute = 1 << 3
 	transactionalAttribute = 1 << 4
 	controlAttribute       = 1 << 5
+	deleteHorizonAttribute = 1 << 6
 	minimumBatchLength     = HeaderSize - LengthFieldEnd
 	noProducerID           = -1
 	noProducerEpoch        = -1
@@ -156,6 +157,25 @@ func (h Header) IsTransactional() bool { return h.Attributes&transactionalAttrib
 // IsControl reports whether the batch holds control records (transaction
 // markers).
 func (h Header) IsControl() bool { return h.Attributes&controlAttribute != 0 }
+
+// DeleteHorizon returns the delete horizon (Unix milliseconds) the log
+// cleaner stamped into the batch, as Kafka's (KIP-534: attribute bit 6
+// set, the first timestamp field then holds the horizon and the records'
+// timestamp deltas are relative to it); ok is false when none is.
+func (h Header) DeleteHorizon() (horizon int64, ok bool) {
+	if h.Attributes&deleteHorizonAttribute == 0 {
+		return -1, false
+	}
+	return h.FirstTimestamp, true
+}
+
+// WithDeleteHorizon returns h with the delete horizon stamped (see
+// DeleteHorizon); the records must be re-encoded against it.
+func (h Header) WithDeleteHorizon(horizon int64) Header {
+	h.Attributes |= deleteHorizonAttribute
+	h.FirstTimestamp = horizon
+	return h
+}
 
 // LastOffset is the offset of the batch's last record.
 func (h Header) LastOffset() int64 { return h.BaseOffset + int64(h.LastOffsetDelta) }

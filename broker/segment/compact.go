@@ -34,7 +34,9 @@ type CompactOptions struct {
 	// DeleteRetention is delete.retention.ms: a tombstone (null value) that
 	// is the latest record of its key is dropped once its timestamp is older
 	// than this (an approximation of Kafka, which counts from the time the
-	// tombstone's segment was first cleaned).
+	// tombstone's segment was first cleaned). A transaction marker is
+	// dropped this long after a pass first found no batch of its
+	// transaction left (Kafka's delete horizon, stamped into the marker).
 	DeleteRetention time.Duration
 	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: the pass does
 	// nothing unless the bytes of cleanable segments not yet compacted are
@@ -60,8 +62,11 @@ type CompactStats struct {
 	SegmentsMerged     int     // of those, segments merged into an earlier one
 	BytesBefore        int64   // of the rewritten segments
 	BytesAfter         int64
-	RecordsRemoved     int64 // superseded records and expired tombstones
+	RecordsRemoved     int64 // superseded records, expired tombstones and aborted records
 	TombstonesRemoved  int64 // expired tombstones among RecordsRemoved
+	AbortedRemoved     int64 // records of aborted transactions among RecordsRemoved
+	MarkersRemoved     int64 // transaction markers (control batches) removed
+	MarkersStamped     int64 // markers given their delete horizon (removable from then on plus DeleteRetention)
 	BatchesRemoved     int64 // batches left without a record
 	BatchesRecompacted int64 // batches rewritten with fewer records
 }
@@ -100,8 +105,12 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 		end = min(end, opts.StableEnd)
 	}
 	snapshot := slices.Clone(l.segments)
+	var abortedTxns []AbortedTxn
 	for _, s := range snapshot {
 		s.acquire()
+		s.mu.RLock()
+		abortedTxns = append(abortedTxns, s.aborted...)
+		s.mu.RUnlock()
 	}
 	l.appendMu.Unlock()
 	defer func() {
@@ -137,11 +146,17 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 		return stats, nil
 	}
 
-	// Offset map: the latest offset of every key in the whole log.
+	// Offset map: the latest offset of every key in the whole log, aborted
+	// transactions' records left out (they never supersede anything).
 	latest := map[string]int64{}
+	txns := newTxnCleaner(abortedTxns)
 	for _, s := range snapshot {
 		err := l.forEachBatch(s, end, func(_ int64, batch []byte, h recordbatch.Header) error {
 			if h.IsControl() {
+				txns.controlBatch(h, batch)
+				return nil
+			}
+			if txns.dataBatch(h) {
 				return nil
 			}
 			_, records, err := decodeRecords(batch)
@@ -164,16 +179,18 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 	// in, oldest first: a crash between two groups leaves a log where every
 	// record that was removed has its successor still present.
 	tombstoneHorizon := now.Add(-opts.DeleteRetention).UnixMilli()
+	markers := markerHorizon{now: now.UnixMilli(), horizon: now.Add(opts.DeleteRetention).UnixMilli()}
+	txns = newTxnCleaner(abortedTxns)
 	for _, group := range groupForCleaning(snapshot, cleanable, segmentBytes, maxIndexBytes) {
 		groupEnd := snapshot[slices.Index(snapshot, group[len(group)-1])+1].baseOffset
-		cleaned, changed, err := l.cleanSegments(group, groupEnd, latest, tombstoneHorizon, intervalBytes, &stats)
+		cleaned, removedMarkers, changed, err := l.cleanSegments(group, groupEnd, latest, txns, markers, tombstoneHorizon, intervalBytes, &stats)
 		if err != nil {
 			return stats, fmt.Errorf("segment: compact: %w", err)
 		}
 		if !changed {
 			continue
 		}
-		swapped, err := l.swapSegments(group, cleaned, truncations)
+		swapped, err := l.swapSegments(group, cleaned, removedMarkers, truncations)
 		if err != nil {
 			return stats, fmt.Errorf("segment: compact: %w", err)
 		}
@@ -263,12 +280,21 @@ func groupForCleaning(segments []*segment, cleanable int, segmentBytes, maxIndex
 	return groups
 }
 
+// markerHorizon is what a pass needs to remove transaction markers: the
+// pass's time and the delete horizon it stamps (now + delete.retention.ms),
+// Unix milliseconds.
+type markerHorizon struct {
+	now, horizon int64
+}
+
 // cleanSegments writes the cleaned copy of a group of consecutive segments,
 // ending at offset groupEnd, to <first base>.{log,index,timeindex}.cleaned,
 // fsynced, and returns it as a segment whose paths are the final names (its
 // descriptors follow the renames). changed is false, and nothing is
-// written, when the group is one segment that loses no record.
-func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]int64, tombstoneHorizon, intervalBytes int64, stats *CompactStats) (cleaned *segment, changed bool, err error) {
+// written, when the group is one segment that loses no record. txns is
+// the cleaning walk's transaction state (groups are cleaned in offset
+// order); removedMarkers holds the offsets of the control batches removed.
+func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]int64, txns *txnCleaner, markers markerHorizon, tombstoneHorizon, intervalBytes int64, stats *CompactStats) (cleaned *segment, removedMarkers map[int64]bool, changed bool, err error) {
 	first := group[0]
 	var out []byte
 	var infos []batchInfo
@@ -299,6 +325,14 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 		runStart = -1
 		return emit(filler)
 	}
+	removedMarkers = map[int64]bool{}
+	// drop adds the batch with header h to the run of removed batches.
+	drop := func(h recordbatch.Header) {
+		if runStart < 0 {
+			runStart = h.BaseOffset
+		}
+		runEnd, runEpoch = h.LastOffset(), h.PartitionLeaderEpoch
+	}
 	cleanBatch := func(s *segment, batch []byte, h recordbatch.Header) error {
 		keep := batch
 		if runStart >= 0 && h.PartitionLeaderEpoch != runEpoch {
@@ -307,7 +341,42 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 				return err
 			}
 		}
-		if !h.IsControl() {
+		switch {
+		case h.IsControl():
+			// A marker goes once its transaction's data is gone (seen in
+			// an earlier pass) and delete.retention.ms passed since a
+			// pass first found it so (Kafka's delete horizon, stamped
+			// into the batch then).
+			if !txns.controlBatch(h, batch) {
+				break
+			}
+			horizon, stamped := h.DeleteHorizon()
+			switch {
+			case stamped && horizon <= markers.now:
+				batchStats.MarkersRemoved++
+				removedMarkers[h.BaseOffset] = true
+				drop(h)
+				return nil
+			case !stamped:
+				_, records, err := decodeRecords(batch)
+				if err != nil {
+					return corruptf(s.logPath, -1, "batch at offset %d: %v", h.BaseOffset, err)
+				}
+				if keep, err = rebuildBatch(h.WithDeleteHorizon(markers.horizon), records); err != nil {
+					return fmt.Errorf("stamp the delete horizon of the marker at offset %d: %w", h.BaseOffset, err)
+				}
+				batchStats.MarkersStamped++
+			}
+		case txns.dataBatch(h):
+			// An aborted transaction's batch goes whole.
+			batchStats.RecordsRemoved += int64(h.NumRecords)
+			batchStats.AbortedRemoved += int64(h.NumRecords)
+			if h.NumRecords > 0 {
+				batchStats.BatchesRemoved++
+			}
+			drop(h)
+			return nil
+		default:
 			_, records, err := decodeRecords(batch)
 			if err != nil {
 				return corruptf(s.logPath, -1, "batch at offset %d: %v", h.BaseOffset, err)
@@ -332,10 +401,7 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 				if len(records) > 0 {
 					batchStats.BatchesRemoved++
 				}
-				if runStart < 0 {
-					runStart = h.BaseOffset
-				}
-				runEnd, runEpoch = h.LastOffset(), h.PartitionLeaderEpoch
+				drop(h)
 				return nil
 			case len(kept) < len(records):
 				batchStats.BatchesRecompacted++
@@ -358,17 +424,20 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 			return cleanBatch(s, batch, h)
 		})
 		if err != nil {
-			return nil, false, err
+			return nil, nil, false, err
 		}
 	}
 	if err = flushRun(); err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
-	if batchStats.RecordsRemoved == 0 && len(group) == 1 {
-		return nil, false, nil
+	if batchStats.RecordsRemoved == 0 && batchStats.MarkersRemoved == 0 && batchStats.MarkersStamped == 0 && len(group) == 1 {
+		return nil, nil, false, nil
 	}
 	stats.RecordsRemoved += batchStats.RecordsRemoved
 	stats.TombstonesRemoved += batchStats.TombstonesRemoved
+	stats.AbortedRemoved += batchStats.AbortedRemoved
+	stats.MarkersRemoved += batchStats.MarkersRemoved
+	stats.MarkersStamped += batchStats.MarkersStamped
 	stats.BatchesRemoved += batchStats.BatchesRemoved
 	stats.BatchesRecompacted += batchStats.BatchesRecompacted
 
@@ -379,15 +448,15 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 	for i, path := range []string{cleaned.logPath, cleaned.offsetIndexPath, cleaned.timeIndexPath} {
 		if *files[i], err = os.OpenFile(path+cleanedFileSuffix, os.O_RDWR|os.O_CREATE|os.O_TRUNC, fsperm.File); err != nil {
 			cleaned.release()
-			return nil, false, fmt.Errorf("create cleaned segment: %w", err)
+			return nil, nil, false, fmt.Errorf("create cleaned segment: %w", err)
 		}
 	}
-	fail := func(err error) (*segment, bool, error) {
+	fail := func(err error) (*segment, map[int64]bool, bool, error) {
 		cleaned.release()
 		for _, path := range []string{cleaned.logPath, cleaned.offsetIndexPath, cleaned.timeIndexPath} {
 			os.Remove(path + cleanedFileSuffix)
 		}
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	if _, err := cleaned.logFile.WriteAt(out, 0); err != nil {
 		return fail(fmt.Errorf("write cleaned segment %s: %w", cleaned.name(), err))
@@ -410,14 +479,16 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 		return fail(err)
 	}
 	runCompactHook("cleaned")
-	return cleaned, true, nil
+	return cleaned, removedMarkers, true, nil
 }
 
 // swapSegments replaces a group of consecutive segments by the cleaned
 // one in the directory and the segment list, under the append lock. It
 // gives up (removing the cleaned files) when the group is no longer a run of
 // sealed segments of the log or a Truncate ran since the pass started.
-func (l *Log) swapSegments(olds []*segment, cleaned *segment, truncations int64) (swapped bool, err error) {
+// The aborted-transaction entries whose ABORT marker the pass removed
+// (removedMarkers) leave the index once the swap is committed.
+func (l *Log) swapSegments(olds []*segment, cleaned *segment, removedMarkers map[int64]bool, truncations int64) (swapped bool, err error) {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	i := slices.Index(l.segments, olds[0])
@@ -454,9 +525,6 @@ func (l *Log) swapSegments(olds []*segment, cleaned *segment, truncations int64)
 			return false, fmt.Errorf("swap: merge aborted transaction indexes: %w", err)
 		}
 	}
-	cleaned.mu.Lock()
-	cleaned.aborted = aborted
-	cleaned.mu.Unlock()
 	// .cleaned -> .swap, the .log last: <base>.log.swap is the commit point.
 	for _, path := range []string{cleaned.offsetIndexPath, cleaned.timeIndexPath, cleaned.logPath} {
 		if err := os.Rename(path+cleanedFileSuffix, path+swapFileSuffix); err != nil {
@@ -470,6 +538,19 @@ func (l *Log) swapSegments(olds []*segment, cleaned *segment, truncations int64)
 		cleaned.release()
 		return false, err
 	}
+	// An entry must not outlive its marker: a read_committed consumer
+	// skips the producer's transactional batches from the entry's first
+	// offset until it meets the marker, so later committed ones would be
+	// hidden. The entries of the markers the pass removed are dropped after
+	// the commit point (before it the old segments, markers included, may
+	// come back) and before <base>.log.swap is renamed (Open, finishing a
+	// swap, prunes the index again).
+	var kept []AbortedTxn
+	for _, t := range aborted {
+		if !removedMarkers[t.LastOffset] {
+			kept = append(kept, t)
+		}
+	}
 	// Committed: from here on a failure leaves the files for Open to finish.
 	// The merged segments go first (their offsets are in the swap), then
 	// the swap files take the first segment's names.
@@ -479,6 +560,12 @@ func (l *Log) swapSegments(olds []*segment, cleaned *segment, truncations int64)
 				return fmt.Errorf("swap: remove merged segment %s: %w", old.name(), err)
 			}
 			runCompactHook("remove " + old.name())
+		}
+		if len(kept) < len(aborted) {
+			if err := writeTxnIndex(cleaned.txnIndexPath(), kept); err != nil {
+				return fmt.Errorf("swap: prune aborted transaction index: %w", err)
+			}
+			runCompactHook("prune txnindex")
 		}
 		for _, path := range []string{cleaned.offsetIndexPath, cleaned.timeIndexPath, cleaned.logPath} {
 			if err := os.Rename(path+swapFileSuffix, path); err != nil {
@@ -493,6 +580,9 @@ func (l *Log) swapSegments(olds []*segment, cleaned *segment, truncations int64)
 		l.fail(err)
 		return false, err
 	}
+	cleaned.mu.Lock()
+	cleaned.aborted = kept
+	cleaned.mu.Unlock()
 	segments := slices.Concat(l.segments[:i], []*segment{cleaned}, l.segments[i+len(olds):])
 	l.mu.Lock()
 	l.segments = segments
@@ -554,6 +644,9 @@ func (l *Log) recoverCompactionSwaps() error {
 				return fmt.Errorf("finish swap: %w", err)
 			}
 		}
+		if err := pruneTxnIndex(l.dir, base); err != nil {
+			return fmt.Errorf("finish swap: %w", err)
+		}
 		changed = true
 	}
 	// Index .swap files without their .log.swap: the swap never committed.
@@ -579,27 +672,71 @@ func (l *Log) recoverCompactionSwaps() error {
 // lastOffsetOf returns the last offset of the batches in a log file that
 // was fsynced whole (a committed swap), reading only batch headers.
 func lastOffsetOf(path string) (int64, error) {
+	last := int64(-1)
+	err := forEachHeader(path, func(h recordbatch.Header) { last = h.LastOffset() })
+	return last, err
+}
+
+// forEachHeader calls fn with the header of every batch of a log file
+// that was fsynced whole (a committed swap).
+func forEachHeader(path string, fn func(recordbatch.Header)) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer f.Close()
-	last := int64(-1)
 	header := make([]byte, recordbatch.HeaderSize)
 	for position := int64(0); ; {
 		if _, err := f.ReadAt(header, position); err != nil {
 			if errors.Is(err, io.EOF) {
-				return last, nil
+				return nil
 			}
-			return 0, err
+			return err
 		}
 		h, err := recordbatch.ParseHeader(header)
 		if err != nil {
-			return 0, corruptf(path, position, "%v", err)
+			return corruptf(path, position, "%v", err)
 		}
-		last = h.LastOffset()
+		fn(h)
 		position += h.Size()
 	}
+}
+
+// pruneTxnIndex drops the entries of segment base's aborted-transaction
+// index whose ABORT marker is no longer in its log (a swap interrupted
+// after its commit point, before the index was pruned).
+func pruneTxnIndex(dir string, base int64) error {
+	path := filepath.Join(dir, segmentFileName(base, txnIndexFileSuffix))
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	entries, _ := decodeTxnIndex(data)
+	if len(entries) == 0 {
+		return nil
+	}
+	markers := map[int64]bool{}
+	err = forEachHeader(filepath.Join(dir, segmentFileName(base, logFileSuffix)), func(h recordbatch.Header) {
+		if h.IsControl() {
+			markers[h.BaseOffset] = true
+		}
+	})
+	if err != nil {
+		return err
+	}
+	var kept []AbortedTxn
+	for _, t := range entries {
+		if markers[t.LastOffset] {
+			kept = append(kept, t)
+		}
+	}
+	if len(kept) == len(entries) {
+		return nil
+	}
+	return writeTxnIndex(path, kept)
 }
 
 // loadCleanerOffset reads cleaner-offset-checkpoint (absent: nothing was

@@ -174,19 +174,44 @@
 //   - Offset map: key -> offset of its latest record over the whole log up
 //     to the end offset at the start of the pass, or StableEnd when lower
 //     (dirty and active part included; an open transaction's records never
-//     supersede anything), exact keys in memory (Kafka hashes them to bound memory).
+//     supersede anything, nor do an aborted transaction's), exact keys in
+//     memory (Kafka hashes them to bound memory).
 //   - A record in the cleanable part is kept when it has no key (Kafka
 //     refuses null keys on compacted topics at produce time; here they are
 //     kept), or it is its key's latest record, except that a latest record
 //     with a null value (tombstone) is dropped once its timestamp is older
 //     than DeleteRetention (Kafka counts delete.retention.ms from when the
 //     tombstone's segment was first cleaned; the record timestamp is the
-//     documented approximation). Control batches are kept untouched.
-//     Transactional data is treated like any other (aborted records are not
-//     removed yet, and an aborted record below StableEnd still supersedes
-//     its key's earlier ones: removing aborted data is later work). Merged
-//     segments' aborted-transaction indexes are concatenated into the
-//     merged segment's .txnindex before the swap.
+//     documented approximation).
+//   - Transactions, as Kafka's cleaner (CleanedTransactionMetadata): the
+//     aborted-transaction entries of every segment say which transactional
+//     batches are aborted (producer P's batches at offsets first..last of
+//     an entry of P; last is the ABORT marker). Aborted batches are removed
+//     whole. Committed transactional records are compacted like any other.
+//     A marker (control batch) is kept while the pass walked a batch of its
+//     transaction (an ABORT marker: an aborted batch of P since the entry's
+//     first offset; a COMMIT marker: a transactional batch of P since P's
+//     previous marker). The first pass that finds a marker's transaction
+//     without data stamps its delete horizon (now + DeleteRetention) into
+//     the batch as Kafka does (KIP-534: attribute bit 6, the first
+//     timestamp holds the horizon, record timestamp deltas re-encoded
+//     against it, CRC recomputed); the first pass at or after the horizon
+//     removes it. So removing an aborted transaction takes three passes:
+//     the data, then the stamp, then (DeleteRetention later) the marker.
+//     Control batches without records (never written here) go at once;
+//     control records of other types stay.
+//   - Aborted-transaction index: merged segments' entries are concatenated
+//     into the merged segment's .txnindex before the swap; after the swap
+//     commits (<base>.log.swap written) and before <base>.log.swap is
+//     renamed, the entries whose ABORT marker the pass removed are dropped
+//     (a read_committed consumer skips P's transactional batches from an
+//     entry's first offset until it meets P's ABORT marker, so an entry
+//     outliving its marker would hide P's later committed transactions).
+//     Open, finishing a committed swap, drops the entries whose marker is
+//     not in the swapped log. An entry
+//     whose data is gone but whose marker stays (for DeleteRetention) is
+//     kept, unlike Kafka (harmless: no batch of it remains to skip, and
+//     the marker ends it).
 //   - Kept records never change offset. A batch that keeps every record is
 //     copied byte for byte. A batch that loses some is rebuilt: same base
 //     offset, lastOffsetDelta, attributes (so the same codec and

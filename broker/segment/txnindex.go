@@ -204,24 +204,46 @@ func (s *segment) truncateTxnIndexLocked(offset int64) error {
 	if unchanged {
 		return nil
 	}
-	path := s.txnIndexPath()
-	var err error
-	if keep == 0 {
-		if err = os.Remove(path); errors.Is(err, os.ErrNotExist) {
-			err = nil
-		}
-	} else {
-		var data []byte
-		for _, t := range kept {
-			data = appendTxnIndexEntry(data, t)
-		}
-		err = atomicfile.WriteFile(path, data, fsperm.File)
-	}
-	if err != nil {
+	if err := writeTxnIndex(s.txnIndexPath(), kept); err != nil {
 		return fmt.Errorf("segment %s: truncate aborted transaction index to %d: %w", s.name(), offset, err)
 	}
 	s.mu.Lock()
 	s.aborted = kept
 	s.mu.Unlock()
 	return nil
+}
+
+// writeTxnIndex replaces the index file at path by entries, atomically
+// (removing it when there are none).
+func writeTxnIndex(path string, entries []AbortedTxn) error {
+	if len(entries) == 0 {
+		if err := os.Remove(path); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		return atomicfile.SyncDir(filepath.Dir(path))
+	}
+	return atomicfile.WriteFile(path, EncodeTxnIndex(entries), fsperm.File)
+}
+
+// EncodeTxnIndex returns entries in the .txnindex format (above): what a
+// tiered segment's .txnindex object holds.
+func EncodeTxnIndex(entries []AbortedTxn) []byte {
+	var data []byte
+	for _, t := range entries {
+		data = appendTxnIndexEntry(data, t)
+	}
+	return data
+}
+
+// DecodeTxnIndex decodes bytes in the .txnindex format; an error names
+// what does not decode (a torn entry, an unknown version).
+func DecodeTxnIndex(data []byte) ([]AbortedTxn, error) {
+	entries, problem := decodeTxnIndex(data)
+	if problem != "" {
+		return nil, errors.New(problem)
+	}
+	return entries, nil
 }

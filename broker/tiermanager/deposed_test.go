@@ -62,8 +62,8 @@ func TestDeposedUploaderLeavesNoOrphans(t *testing.T) {
 			err, snapshot.Epoch, len(snapshot.Segments), newEpoch, len(f.entries()))
 	}
 	report, err := Scrub(f.ctx, f.tier, f.store.State())
-	if err != nil || len(report.Orphans) != 5 || len(report.Missing) != 0 {
-		t.Fatalf("scrub after the deposed leader woke: %v %+v; want its 4 late objects and its late snapshot as orphans", err, report)
+	if err != nil || len(report.Orphans) != 6 || len(report.Missing) != 0 {
+		t.Fatalf("scrub after the deposed leader woke: %v %+v; want its 5 late objects and its late snapshot as orphans", err, report)
 	}
 
 	second.mu.Lock()

@@ -214,7 +214,7 @@ func (f *fixture) checkCoversSealed(sealed []segment.SegmentInfo, epoch int32) {
 		}
 	}
 	report, err := Scrub(f.ctx, f.tier, f.store.State())
-	if err != nil || !report.Clean() || report.Objects != 5*len(sealed)+1 {
+	if err != nil || !report.Clean() || report.Objects != 6*len(sealed)+1 {
 		f.t.Fatalf("scrub: %v %+v", err, report)
 	}
 }

@@ -2,12 +2,14 @@ package tiermanager
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,7 +24,10 @@ import (
 )
 
 // uploadEligible uploads, oldest first, each sealed segment entirely below
-// the high watermark that is not in the manifest yet.
+// the last stable offset (so below the high watermark, and holding no
+// transaction that may still be aborted or committed: the bucket only ever
+// holds settled data, and its .txnindex is final) that is not in the
+// manifest yet.
 func (m *Manager) uploadEligible(ctx context.Context, p *partition.Partition, t *task, epoch int32) (int, error) {
 	name := p.Name()
 	uploaded := 0
@@ -39,7 +44,7 @@ func (m *Manager) uploadEligible(ctx context.Context, p *partition.Partition, t 
 				next = end + 1
 			}
 		}
-		candidate, ok := nextUpload(p.Segments(), next, p.HighWatermark())
+		candidate, ok := nextUpload(p.Segments(), next, p.LastStableOffset())
 		if !ok {
 			return uploaded, nil
 		}
@@ -53,12 +58,12 @@ func (m *Manager) uploadEligible(ctx context.Context, p *partition.Partition, t 
 
 // nextUpload picks the segment to upload next from a log's segments
 // (oldest first): the first non-empty one ending after next, the first
-// offset not uploaded yet, provided it is sealed and entirely below the
-// high watermark. Segments are uploaded in order, so a later one never
-// qualifies while an earlier one does not.
-func nextUpload(segments []segment.SegmentInfo, next, highWatermark int64) (segment.SegmentInfo, bool) {
+// offset not uploaded yet, provided it is sealed and entirely below
+// stableEnd (the last stable offset). Segments are uploaded in order, so a
+// later one never qualifies while an earlier one does not.
+func nextUpload(segments []segment.SegmentInfo, next, stableEnd int64) (segment.SegmentInfo, bool) {
 	for _, info := range segments {
-		if info.Active || info.EndOffset > highWatermark {
+		if info.Active || info.EndOffset > stableEnd {
 			break
 		}
 		if info.EndOffset > next && info.Size > 0 {
@@ -97,6 +102,12 @@ func (m *Manager) uploadSegment(ctx context.Context, p *partition.Partition, t *
 	if err := os.WriteFile(files.ProducerSnapshotPath, snapshot, fsperm.File); err != nil {
 		return err
 	}
+	if aborted := segmentAbortedTxns(p, files.BaseOffset, info.EndOffset); len(aborted) > 0 {
+		files.TxnIndexPath = filepath.Join(staging, "txnindex")
+		if err := os.WriteFile(files.TxnIndexPath, segment.EncodeTxnIndex(aborted), fsperm.File); err != nil {
+			return err
+		}
+	}
 	entry, err := tiering.DescribeSegment(files)
 	if err != nil {
 		return err
@@ -124,6 +135,21 @@ func (m *Manager) uploadSegment(ctx context.Context, p *partition.Partition, t *
 	p.Logger().Info("uploaded segment", "base_offset", entry.BaseOffset, "last_offset", entry.LastOffset,
 		"bytes", entry.SizeBytes, "segment_id", uuid.UUID(entry.SegmentID), "leader_epoch", epoch, "took", time.Since(started).Round(time.Millisecond))
 	return nil
+}
+
+// segmentAbortedTxns returns the aborted transactions whose ABORT marker is
+// in from..end-1, in marker order: the uploaded range's .txnindex (a
+// trimmed copy leaves out the entries of markers before from, which the
+// previous upload holds).
+func segmentAbortedTxns(p *partition.Partition, from, end int64) []segment.AbortedTxn {
+	var out []segment.AbortedTxn
+	for _, t := range p.AbortedTransactions(from, end) {
+		if t.LastOffset >= from && t.LastOffset < end {
+			out = append(out, t)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b segment.AbortedTxn) int { return cmp.Compare(a.LastOffset, b.LastOffset) })
+	return out
 }
 
 // producerSnapshot returns the producer-state snapshot at end: the state at

@@ -19,10 +19,10 @@ import (
 const (
 	// keyVersion is the only TransactionLogKey version Kafka has.
 	keyVersion int16 = 0
-	// valueVersionWritten is the TransactionLogValue version written: 0, as
-	// Kafka does while transaction.version < 2 (Transactions V1). Version 1
-	// (flexible, with tagged fields for KIP-890 part 2 and KIP-939) is read.
-	valueVersionWritten int16 = 0
+	// valueVersionWritten is the TransactionLogValue version written: 1
+	// (flexible, with the tagged fields of KIP-890 part 2), as Kafka 4
+	// writes it from transaction.version 1 on. Version 0 is still read.
+	valueVersionWritten int16 = 1
 	// maxValueVersionRead is the newest TransactionLogValue version read.
 	maxValueVersionRead int16 = 1
 )
@@ -40,12 +40,21 @@ func encodeKey(transactionalID string) []byte {
 	return k.AppendTo(nil)
 }
 
-// encodeValue is the TransactionLogValue (version 0) of a transaction's
-// state. An Empty transaction has no partitions: its partition list is
-// null, as Kafka writes it.
-func encodeValue(t *transaction) []byte {
+// encodeValue is the TransactionLogValue (valueVersionWritten) of a
+// transaction's state. An Empty transaction has no partitions: its
+// partition list is null, as Kafka writes it.
+func encodeValue(t *transaction) []byte { return encodeValueVersion(t, valueVersionWritten) }
+
+// encodeValueVersion is encodeValue in a given value version (0 has no
+// tagged fields: the V2 state does not fit it).
+func encodeValueVersion(t *transaction, version int16) []byte {
 	v := kmsg.NewTxnMetadataValue()
-	v.Version = valueVersionWritten
+	v.Version = version
+	if version >= 1 {
+		v.PreviousProducerID = t.lastProducerID
+		v.NextProducerID = t.nextProducerID
+		v.ClientTransactionVersion = int16(t.version)
+	}
 	v.ProducerID = t.producerID
 	v.ProducerEpoch = t.producerEpoch
 	v.TimeoutMillis = t.timeoutMillis
@@ -100,14 +109,23 @@ func decodeRecord(key, value []byte) (string, *transaction, error) {
 		producerEpoch:     v.ProducerEpoch,
 		lastProducerID:    -1,
 		lastProducerEpoch: -1,
+		nextProducerID:    -1,
 		timeoutMillis:     v.TimeoutMillis,
 		state:             v.State,
 		start:             v.StartTimestamp,
 		lastUpdate:        v.LastUpdateTimestamp,
 		partitions:        map[group.TopicPartition]struct{}{},
 	}
-	if v.Version >= 1 && v.PreviousProducerID >= 0 {
-		t.lastProducerID = v.PreviousProducerID
+	if v.Version >= 1 {
+		if v.PreviousProducerID >= 0 {
+			t.lastProducerID = v.PreviousProducerID
+		}
+		if v.NextProducerID >= 0 {
+			t.nextProducerID = v.NextProducerID
+		}
+		if v.ClientTransactionVersion >= int16(V2) {
+			t.version = V2
+		}
 	}
 	for _, topic := range v.Topics {
 		for _, p := range topic.Partitions {

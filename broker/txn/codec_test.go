@@ -20,7 +20,7 @@ var updateGolden = flag.Bool("update", false, "rewrite the golden files in testd
 // goldenTransaction is the Ongoing state the value golden files hold.
 func goldenTransaction() *transaction {
 	return &transaction{
-		id: "payments-7", producerID: 4242, producerEpoch: 3, lastProducerID: -1, lastProducerEpoch: -1,
+		id: "payments-7", producerID: 4242, producerEpoch: 3, lastProducerID: -1, lastProducerEpoch: -1, nextProducerID: -1,
 		timeoutMillis: 60000, state: kmsg.TransactionStateOngoing,
 		partitions: map[group.TopicPartition]struct{}{
 			{Topic: "orders", Partition: 2}: {}, {Topic: "orders", Partition: 0}: {}, {Topic: "__consumer_offsets", Partition: 17}: {},
@@ -48,14 +48,15 @@ func checkGolden(t *testing.T, name string, got []byte) []byte {
 }
 
 // TestRecordGolden pins the record encodings (Kafka's TransactionLogKey v0
-// and TransactionLogValue v0) and checks the layout field by field against
-// the package doc, independently of the encoder.
+// and TransactionLogValue v0, which this coordinator wrote before
+// Transactions V2 and still reads) and checks the layout field by field
+// against the package doc, independently of the encoder.
 func TestRecordGolden(t *testing.T) {
 	key := checkGolden(t, "key-v0.golden", encodeKey("payments-7"))
 	if want := append([]byte{0, 0, 0, 10}, "payments-7"...); !bytes.Equal(key, want) {
 		t.Fatalf("key %x, want %x", key, want)
 	}
-	value := checkGolden(t, "value-v0-ongoing.golden", encodeValue(goldenTransaction()))
+	value := checkGolden(t, "value-v0-ongoing.golden", encodeValueVersion(goldenTransaction(), 0))
 	be := binary.BigEndian
 	if v := int16(be.Uint16(value[0:])); v != 0 {
 		t.Fatalf("value version %d", v)
@@ -73,7 +74,7 @@ func TestRecordGolden(t *testing.T) {
 
 	empty := goldenTransaction()
 	empty.state, empty.partitions, empty.start = kmsg.TransactionStateEmpty, map[group.TopicPartition]struct{}{}, -1
-	emptyValue := checkGolden(t, "value-v0-empty.golden", encodeValue(empty))
+	emptyValue := checkGolden(t, "value-v0-empty.golden", encodeValueVersion(empty, 0))
 	if n := int32(be.Uint32(emptyValue[17:])); n != -1 {
 		t.Fatalf("Empty's partitions are written as %d, want null (-1) as Kafka writes them", n)
 	}
@@ -113,11 +114,46 @@ func TestReadsValueV1(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &transaction{id: "payments-7", producerID: 4242, producerEpoch: 3, lastProducerID: 4000, lastProducerEpoch: -1,
-		timeoutMillis: 60000, state: kmsg.TransactionStatePrepareCommit,
+		nextProducerID: 4300, version: V2, timeoutMillis: 60000, state: kmsg.TransactionStatePrepareCommit,
 		partitions: map[group.TopicPartition]struct{}{{Topic: "orders", Partition: 0}: {}, {Topic: "orders", Partition: 2}: {}},
 		start:      1_700_000_000_000, lastUpdate: 1_700_000_000_500}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("decoded %+v, want %+v", got, want)
+	}
+}
+
+// TestValueV1Golden pins the TransactionLogValue version 1 written (flexible,
+// Kafka's layout, compared with kmsg's encoding of the same fields) for a
+// V1 transaction (no tagged field set) and a V2 transaction at an
+// exhausted epoch (ClientTransactionVersion 2, NextProducerId, and the
+// PreviousProducerId of an earlier rotation), and reads them back.
+func TestValueV1Golden(t *testing.T) {
+	v1 := goldenTransaction()
+	v2 := goldenTransaction()
+	v2.state, v2.version, v2.producerEpoch, v2.nextProducerID, v2.lastProducerID = kmsg.TransactionStatePrepareCommit, V2, 32767, 5000, 4000
+	for _, c := range []struct {
+		name string
+		t    *transaction
+		tags map[string]int64
+	}{{"value-v1-ongoing.golden", v1, nil}, {"value-v1-v2-prepare-commit.golden", v2, map[string]int64{"prev": 4000, "next": 5000, "tv": 2}}} {
+		value := checkGolden(t, c.name, encodeValue(c.t))
+		if version := int16(binary.BigEndian.Uint16(value)); version != 1 {
+			t.Fatalf("%s: version %d", c.name, version)
+		}
+		var kv kmsg.TxnMetadataValue
+		if err := kv.ReadFrom(value); err != nil {
+			t.Fatal(err)
+		}
+		if kv.PreviousProducerID != c.t.lastProducerID || kv.NextProducerID != c.t.nextProducerID || kv.ClientTransactionVersion != int16(c.t.version) || kv.NextProducerEpoch != -1 {
+			t.Fatalf("%s: tagged fields %+v", c.name, kv)
+		}
+		if c.tags == nil && value[len(value)-1] != 0 {
+			t.Fatalf("%s: a V1 transaction writes no tagged field, last byte %x", c.name, value[len(value)-1])
+		}
+		_, got, err := decodeRecord(encodeKey(c.t.id), value)
+		if err != nil || !reflect.DeepEqual(got, c.t) {
+			t.Fatalf("%s: decoded %+v %v, want %+v", c.name, got, err, c.t)
+		}
 	}
 }
 

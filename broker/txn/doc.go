@@ -1,5 +1,6 @@
 // Package txn is the transaction coordinator (Kafka's
-// TransactionCoordinator, Transactions V1 with KIP-890 part 1): the state
+// TransactionCoordinator, Transactions V1 with KIP-890 part 1, and
+// Transactions V2, KIP-890 part 2): the state
 // of each transactional id, persisted to the internal __transaction_state
 // topic in Kafka's own record schemas, and the writing of transaction
 // markers to the partitions of a transaction once its outcome is decided.
@@ -51,6 +52,28 @@
 // new producer id with epoch 0. A transaction aborted by the coordinator
 // (timeout, fence) bumps the epoch, so its producer is fenced.
 //
+// # Transactions V2 (KIP-890 part 2)
+//
+// A request's version says which protocol it speaks (Version: V1 or V2;
+// the broker advertises the transaction.version feature clients choose
+// by). In V2 partitions are added by the partition leaders and group
+// coordinators on the producer's behalf (AddPartitions with V2, for
+// Produce v12 and TxnOffsetCommit v5), which makes the transaction V2
+// (ClientTransactionVersion 2 in its records). EndTxn with V2 writes the
+// Prepare record with the producer epoch bumped, answers the producer id
+// and epoch to use next, and the markers carry the bumped epoch, so a
+// partition fences the old epoch's late batches; an abort with no
+// transaction open is allowed (an epoch bump, no markers). At an exhausted
+// epoch the Prepare record has epoch 32767 (for the markers) and
+// NextProducerId; the Complete record makes it the producer id, epoch 0
+// (PreviousProducerId the old one), and a request with it gets
+// CONCURRENT_TRANSACTIONS until then. A retried EndTxn (the epoch before
+// the bump, or the previous producer id after a rotation) gets the first
+// answer, also from a coordinator that loaded the state (which does not
+// know the epoch before the bump: the one just below is taken), but never
+// for an epoch the coordinator fenced (a timeout, another instance's
+// InitProducerId) while it knows.
+//
 // # Failover
 //
 // A new leader of a __transaction_state partition replays it, waits until
@@ -70,7 +93,8 @@
 //	|   = 0         |                                          |
 //	+---------------+------------------------------------------+
 //
-// Value, version 0 (written; not flexible), big-endian:
+// Value, version 0 (read; written before Transactions V2; not flexible),
+// big-endian:
 //
 //	version               int16  = 0
 //	producer_id           int64
@@ -85,11 +109,14 @@
 //	last_update_timestamp int64  Unix milliseconds
 //	start_timestamp       int64  Unix milliseconds, -1 = none
 //
-// Value, version 1 (read, written by Kafka 4 with transaction.version 2):
-// the same fields in flexible encoding (compact strings and arrays, a
-// tagged-field section per partition entry and at the end) with the tagged
-// fields PreviousProducerId (tag 0), NextProducerId (1),
-// ClientTransactionVersion (2) and NextProducerEpoch (3). A null value is
+// Value, version 1 (written, as Kafka 4 writes it from transaction.version
+// 1 on): the same fields in flexible encoding (compact strings and arrays,
+// a tagged-field section per partition entry and at the end) with the
+// tagged fields PreviousProducerId (tag 0, int64: the producer id before
+// the last rotation), NextProducerId (1, int64: a V2 transaction ending at
+// an exhausted epoch), ClientTransactionVersion (2, int16: 2 for a V2
+// transaction) and NextProducerEpoch (3, KIP-939: never written); a tag is
+// written only when it is not its default (-1, -1, 0, -1). A null value is
 // a tombstone: the transactional id expired.
 //
 // # Concurrency

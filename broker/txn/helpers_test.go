@@ -295,3 +295,9 @@ func (f *fakeTopic) Leaders() ([]int32, error) { return f.leaders, f.err }
 func recordsOf(t *transaction) []recordbatch.Record {
 	return []recordbatch.Record{{Key: encodeKey(t.id), Value: encodeValue(t), Timestamp: t.lastUpdate}}
 }
+
+// endV1 is a Transactions V1 EndTxn (v0-v4), its error alone.
+func (h *harness) endV1(id string, pid int64, epoch int16, commit bool) *kerr.Error {
+	_, _, err := h.shard.EndTxn(id, pid, epoch, commit, V1)
+	return err
+}

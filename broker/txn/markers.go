@@ -20,7 +20,10 @@ type Marker struct {
 	// CoordinatorEpoch is the writing shard's coordinator epoch: a leader
 	// that has seen a marker of a newer coordinator refuses it.
 	CoordinatorEpoch int32
-	Partitions       []group.TopicPartition
+	// Version is the transaction's protocol (WriteTxnMarkers v2's
+	// TransactionVersion): in V2 ProducerEpoch is the bumped epoch.
+	Version    Version
+	Partitions []group.TopicPartition
 }
 
 // MarkerWriter writes markers to partition leaders (WriteTxnMarkers v1 to
@@ -62,7 +65,7 @@ func (sh *Shard) startMarkers(t *transaction) {
 // or a newer coordinator fenced it.
 func (sh *Shard) complete(t *transaction) {
 	commit := t.state == kmsg.TransactionStatePrepareCommit
-	m := Marker{ProducerID: t.producerID, ProducerEpoch: t.producerEpoch, Commit: commit, CoordinatorEpoch: sh.coordinatorEpoch}
+	m := Marker{ProducerID: t.producerID, ProducerEpoch: t.producerEpoch, Commit: commit, CoordinatorEpoch: sh.coordinatorEpoch, Version: t.version}
 	remaining := t.sortedPartitions()
 	for attempt := 0; len(remaining) > 0; attempt++ {
 		if sh.ctx.Err() != nil {
@@ -115,6 +118,14 @@ func (sh *Shard) complete(t *transaction) {
 		}
 		clear(next.partitions)
 		next.lastUpdate = now
+		if next.nextProducerID >= 0 {
+			// V2 at an exhausted epoch: the producer continues with the
+			// next producer id (the retry of its EndTxn is recognised by
+			// the previous id and epoch).
+			next.lastProducerID, next.producerID, next.producerEpoch = cur.producerID, cur.nextProducerID, 0
+			next.lastProducerEpoch = cur.lastProducerEpoch
+			next.nextProducerID = noProducerID
+		}
 		cur.pending = true
 		sh.mu.Unlock()
 		err := sh.write(cur, next)

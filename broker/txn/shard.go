@@ -352,7 +352,7 @@ func (sh *Shard) InitProducerID(ctx context.Context, transactionalID string, tim
 		}
 		if t = sh.txns[transactionalID]; t == nil {
 			t = &transaction{id: transactionalID, producerID: pid, producerEpoch: noProducerEpoch,
-				lastProducerID: noProducerID, lastProducerEpoch: noProducerEpoch, timeoutMillis: timeoutMillis,
+				lastProducerID: noProducerID, lastProducerEpoch: noProducerEpoch, nextProducerID: noProducerID, timeoutMillis: timeoutMillis,
 				state: kmsg.TransactionStateEmpty, partitions: map[group.TopicPartition]struct{}{}, start: -1, lastUpdate: now, fresh: true}
 			sh.txns[transactionalID] = t
 		}
@@ -379,7 +379,7 @@ func (sh *Shard) InitProducerID(ctx context.Context, transactionalID string, tim
 		// bumps the epoch again.
 		next := t.clone()
 		next.producerEpoch++
-		next.lastProducerEpoch = noProducerEpoch
+		next.lastProducerEpoch = epochFenced
 		next.state = kmsg.TransactionStatePrepareAbort
 		next.lastUpdate = now
 		t.pending = true
@@ -421,7 +421,7 @@ func (sh *Shard) InitProducerID(ctx context.Context, transactionalID string, tim
 	} else {
 		switch {
 		case !expected:
-			next.producerEpoch, next.lastProducerEpoch = t.producerEpoch+1, noProducerEpoch
+			next.producerEpoch, next.lastProducerEpoch = t.producerEpoch+1, epochFenced // older instances
 		case t.producerEpoch == noProducerEpoch || currentEpoch == t.producerEpoch:
 			next.producerEpoch, next.lastProducerEpoch = t.producerEpoch+1, t.producerEpoch
 		case currentEpoch == t.lastProducerEpoch:
@@ -441,9 +441,13 @@ func (sh *Shard) InitProducerID(ctx context.Context, transactionalID string, tim
 }
 
 // checkProducerLocked checks a request's producer id and epoch against t
-// (nil: unknown transactional id).
+// (nil: unknown transactional id). A V2 producer that already got the next
+// producer id of an exhausted epoch (EndTxn's answer) waits while its last
+// transaction's markers are written.
 func checkProducerLocked(t *transaction, producerID int64, epoch int16) *kerr.Error {
 	switch {
+	case t != nil && t.nextProducerID >= 0 && producerID == t.nextProducerID && epoch == 0:
+		return kerr.ConcurrentTransactions
 	case t == nil || t.producerID != producerID:
 		return kerr.InvalidProducerIDMapping
 	case t.producerEpoch != epoch:
@@ -454,9 +458,12 @@ func checkProducerLocked(t *transaction, producerID int64, epoch int16) *kerr.Er
 
 // AddPartitions adds partitions to the producer's transaction, starting
 // one if none is open (AddPartitionsToTxn, and AddOffsetsToTxn with the
-// group's __consumer_offsets partition). The transaction's timeout runs
-// from its first partition.
-func (sh *Shard) AddPartitions(transactionalID string, producerID int64, epoch int16, partitions []group.TopicPartition) *kerr.Error {
+// group's __consumer_offsets partition; in V2, a partition leader adding
+// the partition of a Produce v12, or a group coordinator that of a
+// TxnOffsetCommit v5). The transaction's timeout runs from its first
+// partition. v is the protocol of the request: a V2 one makes the
+// transaction V2.
+func (sh *Shard) AddPartitions(transactionalID string, producerID int64, epoch int16, partitions []group.TopicPartition, v Version) *kerr.Error {
 	if transactionalID == "" {
 		return kerr.InvalidRequest
 	}
@@ -476,7 +483,7 @@ func (sh *Shard) AddPartitions(transactionalID string, producerID int64, epoch i
 		sh.mu.Unlock()
 		return kerr.ConcurrentTransactions
 	case t.state == kmsg.TransactionStateOngoing:
-		added := true
+		added := v <= t.version
 		for _, tp := range partitions {
 			if _, ok := t.partitions[tp]; !ok {
 				added = false
@@ -498,7 +505,9 @@ func (sh *Shard) AddPartitions(transactionalID string, producerID int64, epoch i
 	}
 	if starting {
 		next.start = now
+		next.version = v
 	}
+	next.version = max(next.version, v)
 	next.state = kmsg.TransactionStateOngoing
 	next.lastUpdate = now
 	t.pending = true
@@ -551,45 +560,82 @@ func (sh *Shard) VerifyPartitions(transactionalID string, producerID int64, epoc
 // background, and the transaction completes once they are all written. A
 // retry of an EndTxn already done succeeds; one whose markers are still
 // being written gets CONCURRENT_TRANSACTIONS.
-func (sh *Shard) EndTxn(transactionalID string, producerID int64, epoch int16, commit bool) *kerr.Error {
+//
+// In V2 (EndTxn v5, KIP-890 part 2) the decision bumps the producer epoch
+// and the markers carry the bumped epoch, so a partition refuses the old
+// epoch's late batches; at an exhausted epoch the producer gets a new
+// producer id (epoch 0) instead, which the Complete record installs. An
+// abort with no transaction open is allowed (it bumps the epoch; a V2
+// producer aborts when none of its produces succeeded, as a partition may
+// have been added anyway). A retry (the epoch before the bump) is
+// answered like the first call. It returns the producer id and epoch the
+// producer uses next: in V1 the ones it sent.
+func (sh *Shard) EndTxn(transactionalID string, producerID int64, epoch int16, commit bool, v Version) (int64, int16, *kerr.Error) {
 	if transactionalID == "" {
-		return kerr.InvalidRequest
+		return -1, -1, kerr.InvalidRequest
 	}
 	now := sh.cfg.Now().UnixMilli()
 	sh.mu.Lock()
 	if sh.closed {
 		sh.mu.Unlock()
-		return kerr.NotCoordinator
+		return -1, -1, kerr.NotCoordinator
 	}
 	t := sh.txns[transactionalID]
+	if v >= V2 && t != nil && t.endTxnRetry(producerID, epoch) {
+		// A retry of the EndTxn that bumped the epoch.
+		var answer *kerr.Error
+		switch {
+		case t.pending:
+			answer = kerr.ConcurrentTransactions
+		case t.state == kmsg.TransactionStateCompleteCommit:
+			answer = outcome(commit, nil)
+		case t.state == kmsg.TransactionStateCompleteAbort:
+			answer = outcome(!commit, nil)
+		case t.state == kmsg.TransactionStatePrepareCommit:
+			answer = outcome(commit, kerr.ConcurrentTransactions)
+		case t.state == kmsg.TransactionStatePrepareAbort:
+			answer = outcome(!commit, kerr.ConcurrentTransactions)
+		default:
+			answer = kerr.InvalidTxnState
+		}
+		pid, pepoch := t.producerID, t.producerEpoch
+		if t.nextProducerID >= 0 {
+			pid, pepoch = t.nextProducerID, 0
+		}
+		sh.mu.Unlock()
+		if answer != nil {
+			return -1, -1, answer
+		}
+		return pid, pepoch, nil
+	}
 	if err := checkProducerLocked(t, producerID, epoch); err != nil {
 		sh.mu.Unlock()
-		return err
+		return -1, -1, err
 	}
 	if t.pending {
 		sh.mu.Unlock()
-		return kerr.ConcurrentTransactions
+		return -1, -1, kerr.ConcurrentTransactions
 	}
 	var answer *kerr.Error
 	switch t.state {
 	case kmsg.TransactionStateOngoing:
-		next := t.clone()
-		next.state = kmsg.TransactionStatePrepareAbort
-		if commit {
-			next.state = kmsg.TransactionStatePrepareCommit
+		return sh.prepareEndLocked(t, commit, v, now)
+	case kmsg.TransactionStateEmpty, kmsg.TransactionStateCompleteCommit, kmsg.TransactionStateCompleteAbort:
+		if v >= V2 {
+			if commit {
+				answer = kerr.InvalidTxnState
+				break
+			}
+			return sh.prepareEndLocked(t, commit, v, now)
 		}
-		next.lastUpdate = now
-		t.pending = true
-		sh.mu.Unlock()
-		if err := sh.write(t, next); err != nil {
-			return asKafkaError(err)
+		switch t.state {
+		case kmsg.TransactionStateCompleteCommit:
+			answer = outcome(commit, nil)
+		case kmsg.TransactionStateCompleteAbort:
+			answer = outcome(!commit, nil)
+		default:
+			answer = kerr.InvalidTxnState
 		}
-		sh.startMarkers(next)
-		return nil
-	case kmsg.TransactionStateCompleteCommit:
-		answer = outcome(commit, nil)
-	case kmsg.TransactionStateCompleteAbort:
-		answer = outcome(!commit, nil)
 	case kmsg.TransactionStatePrepareCommit:
 		answer = outcome(commit, kerr.ConcurrentTransactions)
 	case kmsg.TransactionStatePrepareAbort:
@@ -598,7 +644,56 @@ func (sh *Shard) EndTxn(transactionalID string, producerID int64, epoch int16, c
 		answer = kerr.InvalidTxnState
 	}
 	sh.mu.Unlock()
-	return answer
+	if answer != nil {
+		return -1, -1, answer
+	}
+	return producerID, epoch, nil
+}
+
+// prepareEndLocked writes t's PrepareCommit or PrepareAbort (in V2 with the
+// epoch bumped, and a next producer id when the epoch is exhausted) and
+// starts its markers. Called with mu held and t not pending; returns with
+// mu released.
+func (sh *Shard) prepareEndLocked(t *transaction, commit bool, v Version, now int64) (int64, int16, *kerr.Error) {
+	next := t.clone()
+	next.state = kmsg.TransactionStatePrepareAbort
+	if commit {
+		next.state = kmsg.TransactionStatePrepareCommit
+	}
+	next.lastUpdate = now
+	t.pending = true
+	// The EndTxn's protocol decides, as in Kafka (a client may speak
+	// Produce v12 yet end with EndTxn v4): the markers say which.
+	next.version = v
+	if v >= V2 {
+		next.lastProducerEpoch = t.producerEpoch
+		next.producerEpoch = t.producerEpoch + 1
+		if next.start < 0 || len(next.partitions) == 0 {
+			next.start = now // an abort with no partition: Kafka's start time is the abort's
+		}
+		if epochExhausted(t.producerEpoch) {
+			sh.mu.Unlock()
+			pid, err := sh.producerIDs(sh.ctx)
+			if err != nil {
+				sh.mu.Lock()
+				t.pending = false
+				sh.mu.Unlock()
+				sh.logger.Error("allocating a producer id failed", "err", err)
+				return -1, -1, kerr.CoordinatorNotAvailable
+			}
+			next.nextProducerID = pid
+			sh.mu.Lock()
+		}
+	}
+	sh.mu.Unlock()
+	if err := sh.write(t, next); err != nil {
+		return -1, -1, asKafkaError(err)
+	}
+	sh.startMarkers(next)
+	if next.nextProducerID >= 0 {
+		return next.nextProducerID, 0, nil
+	}
+	return next.producerID, next.producerEpoch, nil
 }
 
 // outcome is ifSame when a retried EndTxn asks for the outcome already
@@ -634,7 +729,7 @@ func (sh *Shard) AbortTimedOut(now time.Time) int {
 		next := t.clone()
 		sh.mu.Unlock()
 		next.producerEpoch++
-		next.lastProducerEpoch = noProducerEpoch
+		next.lastProducerEpoch = epochFenced
 		next.state = kmsg.TransactionStatePrepareAbort
 		next.lastUpdate = now.UnixMilli()
 		if err := sh.write(t, next); err != nil {

@@ -19,12 +19,12 @@ func TestCommitWritesPrepareThenMarkersThenComplete(t *testing.T) {
 	if epoch != 0 {
 		t.Fatalf("first InitProducerId: epoch %d, want 0", epoch)
 	}
-	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("b", 1, "a", 0)), nil)
-	wantErr(t, "add again", h.shard.AddPartitions("t", pid, epoch, tps("a", 0)), nil)
+	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("b", 1, "a", 0), V1), nil)
+	wantErr(t, "add again", h.shard.AddPartitions("t", pid, epoch, tps("a", 0), V1), nil)
 	if d := h.describe("t"); d.State != kmsg.TransactionStateOngoing || !reflect.DeepEqual(d.Partitions, tps("a", 0, "b", 1)) || d.StartTimestamp != h.clock.Now().UnixMilli() {
 		t.Fatalf("ongoing: %+v", d)
 	}
-	wantErr(t, "commit", h.shard.EndTxn("t", pid, epoch, true), nil)
+	wantErr(t, "commit", h.endV1("t", pid, epoch, true), nil)
 	h.settle()
 	got := h.markers.markers()
 	want := []Marker{{ProducerID: pid, ProducerEpoch: epoch, Commit: true, CoordinatorEpoch: coordinatorEpoch, Partitions: tps("a", 0, "b", 1)}}
@@ -40,14 +40,14 @@ func TestCommitWritesPrepareThenMarkersThenComplete(t *testing.T) {
 		t.Fatalf("after commit: %+v", d)
 	}
 	// A retried EndTxn of the same outcome succeeds; the other is refused.
-	wantErr(t, "commit retry", h.shard.EndTxn("t", pid, epoch, true), nil)
-	wantErr(t, "abort after commit", h.shard.EndTxn("t", pid, epoch, false), kerr.InvalidTxnState)
+	wantErr(t, "commit retry", h.endV1("t", pid, epoch, true), nil)
+	wantErr(t, "abort after commit", h.endV1("t", pid, epoch, false), kerr.InvalidTxnState)
 	if h.events.started != 1 || h.events.committed != 1 || h.events.aborted != 0 {
 		t.Fatalf("events %+v", h.events)
 	}
 	// The next transaction starts from CompleteCommit.
-	wantErr(t, "next add", h.shard.AddPartitions("t", pid, epoch, tps("c", 0)), nil)
-	wantErr(t, "abort", h.shard.EndTxn("t", pid, epoch, false), nil)
+	wantErr(t, "next add", h.shard.AddPartitions("t", pid, epoch, tps("c", 0), V1), nil)
+	wantErr(t, "abort", h.endV1("t", pid, epoch, false), nil)
 	h.settle()
 	if d := h.describe("t"); d.State != kmsg.TransactionStateCompleteAbort {
 		t.Fatalf("after abort: %+v", d)
@@ -60,21 +60,21 @@ func TestCommitWritesPrepareThenMarkersThenComplete(t *testing.T) {
 func TestEndTxnWithoutTransactionIsInvalid(t *testing.T) {
 	h := newHarness(t, nil)
 	pid, epoch := h.mustInit("t")
-	wantErr(t, "commit empty", h.shard.EndTxn("t", pid, epoch, true), kerr.InvalidTxnState)
-	wantErr(t, "unknown id", h.shard.EndTxn("other", pid, epoch, true), kerr.InvalidProducerIDMapping)
-	wantErr(t, "other producer", h.shard.EndTxn("t", pid+1, epoch, true), kerr.InvalidProducerIDMapping)
-	wantErr(t, "add unknown id", h.shard.AddPartitions("other", pid, epoch, tps("a", 0)), kerr.InvalidProducerIDMapping)
+	wantErr(t, "commit empty", h.endV1("t", pid, epoch, true), kerr.InvalidTxnState)
+	wantErr(t, "unknown id", h.endV1("other", pid, epoch, true), kerr.InvalidProducerIDMapping)
+	wantErr(t, "other producer", h.endV1("t", pid+1, epoch, true), kerr.InvalidProducerIDMapping)
+	wantErr(t, "add unknown id", h.shard.AddPartitions("other", pid, epoch, tps("a", 0), V1), kerr.InvalidProducerIDMapping)
 }
 
 func TestRequestsWhileMarkersInFlightAreConcurrent(t *testing.T) {
 	h := newHarness(t, nil)
 	pid, epoch := h.mustInit("t")
 	h.markers.block = make(chan struct{})
-	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("a", 0)), nil)
-	wantErr(t, "commit", h.shard.EndTxn("t", pid, epoch, true), nil)
-	wantErr(t, "commit retry", h.shard.EndTxn("t", pid, epoch, true), kerr.ConcurrentTransactions)
-	wantErr(t, "abort", h.shard.EndTxn("t", pid, epoch, false), kerr.InvalidTxnState)
-	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("b", 0)), kerr.ConcurrentTransactions)
+	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("a", 0), V1), nil)
+	wantErr(t, "commit", h.endV1("t", pid, epoch, true), nil)
+	wantErr(t, "commit retry", h.endV1("t", pid, epoch, true), kerr.ConcurrentTransactions)
+	wantErr(t, "abort", h.endV1("t", pid, epoch, false), kerr.InvalidTxnState)
+	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("b", 0), V1), kerr.ConcurrentTransactions)
 	if _, _, err := h.init("t", 60_000, -1, -1); err != kerr.ConcurrentTransactions {
 		t.Fatalf("InitProducerId while completing: %v", err)
 	}
@@ -95,15 +95,15 @@ func TestInitProducerIDFencesOlderInstances(t *testing.T) {
 	if pid1 != pid || epoch1 != epoch0+1 {
 		t.Fatalf("second InitProducerId: %d/%d, want %d/%d", pid1, epoch1, pid, epoch0+1)
 	}
-	wantErr(t, "old instance add", h.shard.AddPartitions("t", pid, epoch0, tps("a", 0)), kerr.ProducerFenced)
-	wantErr(t, "new instance add", h.shard.AddPartitions("t", pid, epoch1, tps("a", 0)), nil)
-	wantErr(t, "old instance end", h.shard.EndTxn("t", pid, epoch0, true), kerr.ProducerFenced)
+	wantErr(t, "old instance add", h.shard.AddPartitions("t", pid, epoch0, tps("a", 0), V1), kerr.ProducerFenced)
+	wantErr(t, "new instance add", h.shard.AddPartitions("t", pid, epoch1, tps("a", 0), V1), nil)
+	wantErr(t, "old instance end", h.endV1("t", pid, epoch0, true), kerr.ProducerFenced)
 }
 
 func TestInitProducerIDWhileOpenAbortsWithBumpedEpoch(t *testing.T) {
 	h := newHarness(t, nil)
 	pid, epoch := h.mustInit("t")
-	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("a", 0)), nil)
+	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("a", 0), V1), nil)
 	if _, _, err := h.init("t", 60_000, -1, -1); err != kerr.ConcurrentTransactions {
 		t.Fatalf("InitProducerId with an open transaction: %v, want CONCURRENT_TRANSACTIONS", err)
 	}
@@ -139,7 +139,7 @@ func TestKIP360EpochBump(t *testing.T) {
 		t.Fatalf("other producer id: %v", err)
 	}
 	// A stale epoch does not abort the current instance's transaction.
-	wantErr(t, "add", h.shard.AddPartitions("t", pid, bumped, tps("a", 0)), nil)
+	wantErr(t, "add", h.shard.AddPartitions("t", pid, bumped, tps("a", 0), V1), nil)
 	if _, _, err := h.init("t", 60_000, pid, epoch); err != kerr.ProducerFenced {
 		t.Fatalf("stale KIP-360 with an open transaction: %v", err)
 	}
@@ -147,7 +147,7 @@ func TestKIP360EpochBump(t *testing.T) {
 		t.Fatalf("stale KIP-360 changed the open transaction: %+v", d)
 	}
 	// KIP-360 with an open transaction aborts it first.
-	wantErr(t, "add", h.shard.AddPartitions("t", pid, bumped, tps("a", 0)), nil)
+	wantErr(t, "add", h.shard.AddPartitions("t", pid, bumped, tps("a", 0), V1), nil)
 	if _, _, err := h.init("t", 60_000, pid, bumped); err != kerr.ConcurrentTransactions {
 		t.Fatalf("KIP-360 with an open transaction: %v", err)
 	}
@@ -208,7 +208,7 @@ func TestTimedOutTransactionIsAbortedAndProducerFenced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("a", 0)), nil)
+	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("a", 0), V1), nil)
 	h.clock.Advance(1000 * time.Millisecond)
 	if n := h.shard.AbortTimedOut(h.clock.Now()); n != 0 {
 		t.Fatalf("aborted %d at the timeout, want 0", n)
@@ -222,8 +222,8 @@ func TestTimedOutTransactionIsAbortedAndProducerFenced(t *testing.T) {
 	if got := h.markers.markers(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("markers %+v, want %+v", got, want)
 	}
-	wantErr(t, "commit by the timed-out producer", h.shard.EndTxn("t", pid, epoch, true), kerr.ProducerFenced)
-	wantErr(t, "add by the timed-out producer", h.shard.AddPartitions("t", pid, epoch, tps("a", 0)), kerr.ProducerFenced)
+	wantErr(t, "commit by the timed-out producer", h.endV1("t", pid, epoch, true), kerr.ProducerFenced)
+	wantErr(t, "add by the timed-out producer", h.shard.AddPartitions("t", pid, epoch, tps("a", 0), V1), kerr.ProducerFenced)
 	if _, _, err := h.init("t", 1000, pid, epoch); err != kerr.ProducerFenced {
 		t.Fatalf("KIP-360 by the timed-out producer: %v, want PRODUCER_FENCED", err)
 	}
@@ -235,7 +235,7 @@ func TestTimedOutTransactionIsAbortedAndProducerFenced(t *testing.T) {
 func TestVerifyPartitions(t *testing.T) {
 	h := newHarness(t, nil)
 	pid, epoch := h.mustInit("t")
-	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("a", 0)), nil)
+	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("a", 0), V1), nil)
 	got, err := h.shard.VerifyPartitions("t", pid, epoch, tps("a", 0, "a", 1))
 	if err != nil || got[group.TopicPartition{Topic: "a", Partition: 0}] != nil || got[group.TopicPartition{Topic: "a", Partition: 1}] != kerr.InvalidTxnState {
 		t.Fatalf("verify: %v %v", got, err)
@@ -246,7 +246,7 @@ func TestVerifyPartitions(t *testing.T) {
 	if _, err := h.shard.VerifyPartitions("u", pid, epoch, tps("a", 0)); err != kerr.InvalidProducerIDMapping {
 		t.Fatalf("verify an unknown id: %v", err)
 	}
-	wantErr(t, "commit", h.shard.EndTxn("t", pid, epoch, true), nil)
+	wantErr(t, "commit", h.endV1("t", pid, epoch, true), nil)
 	h.settle()
 	// Once the markers are written the partition is no longer in a
 	// transaction: a late batch verified now would open a hanging one.
@@ -259,16 +259,16 @@ func TestVerifyPartitions(t *testing.T) {
 func TestLoadResumesPreparedAndAbortsTimedOut(t *testing.T) {
 	h := newHarness(t, nil)
 	pid, epoch := h.mustInit("committing")
-	wantErr(t, "add", h.shard.AddPartitions("committing", pid, epoch, tps("a", 0, "b", 2)), nil)
+	wantErr(t, "add", h.shard.AddPartitions("committing", pid, epoch, tps("a", 0, "b", 2), V1), nil)
 	opid, oepoch, err := h.init("open", 1000, -1, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "add", h.shard.AddPartitions("open", opid, oepoch, tps("c", 0)), nil)
+	wantErr(t, "add", h.shard.AddPartitions("open", opid, oepoch, tps("c", 0), V1), nil)
 	// The markers never get written by this leader: it loses the
 	// partition with PrepareCommit written.
 	h.markers.block = make(chan struct{})
-	wantErr(t, "commit", h.shard.EndTxn("committing", pid, epoch, true), nil)
+	wantErr(t, "commit", h.endV1("committing", pid, epoch, true), nil)
 	h.shard.Close()
 	h.workers.Wait()
 	if len(h.markers.markers()) != 0 {
@@ -310,7 +310,7 @@ func TestLoadResumesPreparedAndAbortsTimedOut(t *testing.T) {
 func TestMarkerRetriesDropsDeletedPartitionsAndStopsWhenFenced(t *testing.T) {
 	h := newHarness(t, nil)
 	pid, epoch := h.mustInit("t")
-	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("a", 0, "gone", 0, "slow", 0)), nil)
+	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("a", 0, "gone", 0, "slow", 0), V1), nil)
 	slowFailures := 3
 	h.markers.answer = func(m Marker, tp group.TopicPartition) error {
 		switch tp.Topic {
@@ -324,7 +324,7 @@ func TestMarkerRetriesDropsDeletedPartitionsAndStopsWhenFenced(t *testing.T) {
 		}
 		return nil
 	}
-	wantErr(t, "commit", h.shard.EndTxn("t", pid, epoch, true), nil)
+	wantErr(t, "commit", h.endV1("t", pid, epoch, true), nil)
 	h.settle()
 	var written []group.TopicPartition
 	for _, m := range h.markers.markers() {
@@ -338,9 +338,9 @@ func TestMarkerRetriesDropsDeletedPartitionsAndStopsWhenFenced(t *testing.T) {
 	}
 
 	// Fenced by a newer coordinator: this one stops, without Complete.
-	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("a", 0)), nil)
+	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("a", 0), V1), nil)
 	h.markers.answer = func(Marker, group.TopicPartition) error { return ErrCoordinatorFenced }
-	wantErr(t, "abort", h.shard.EndTxn("t", pid, epoch, false), nil)
+	wantErr(t, "abort", h.endV1("t", pid, epoch, false), nil)
 	h.settle()
 	if d := h.describe("t"); d.State != kmsg.TransactionStatePrepareAbort {
 		t.Fatalf("fenced coordinator completed the transaction: %+v", d)
@@ -359,7 +359,7 @@ func TestFailedWriteLeavesStateUnchanged(t *testing.T) {
 	h.log.appendErr = nil
 	pid, epoch := h.mustInit("t")
 	h.log.appendErr = kerr.CoordinatorNotAvailable
-	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("a", 0)), kerr.CoordinatorNotAvailable)
+	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("a", 0), V1), kerr.CoordinatorNotAvailable)
 	if d := h.describe("t"); d.State != kmsg.TransactionStateEmpty {
 		t.Fatalf("state after a failed write: %+v", d)
 	}
@@ -370,7 +370,7 @@ func TestExpiredTransactionalIDIsTombstoned(t *testing.T) {
 	pid, epoch := h.mustInit("idle")
 	h.mustInit("busy-later")
 	opid, oepoch, _ := h.init("open", int32(DefaultMaxTimeout/time.Millisecond), -1, -1)
-	wantErr(t, "add", h.shard.AddPartitions("open", opid, oepoch, tps("a", 0)), nil)
+	wantErr(t, "add", h.shard.AddPartitions("open", opid, oepoch, tps("a", 0), V1), nil)
 	h.clock.Advance(DefaultIDExpiration - time.Hour)
 	h.mustInit("busy-later")
 	h.clock.Advance(time.Hour)
@@ -405,7 +405,7 @@ func TestListAndDescribe(t *testing.T) {
 	h := newHarness(t, nil)
 	pa, ea := h.mustInit("a")
 	h.mustInit("b")
-	wantErr(t, "add", h.shard.AddPartitions("a", pa, ea, tps("x", 0)), nil)
+	wantErr(t, "add", h.shard.AddPartitions("a", pa, ea, tps("x", 0), V1), nil)
 	h.clock.Advance(5 * time.Second)
 	ids := func(ds []Description) []string {
 		var out []string

@@ -9,6 +9,22 @@ import (
 	"github.com/strata-log/strata/broker/group"
 )
 
+// Version is a transaction protocol, as Kafka's ClientTransactionVersion
+// numbers it (the transaction.version feature levels).
+type Version int16
+
+const (
+	// V1 is Transactions V1 (KIP-98, with KIP-890 part 1): partitions are
+	// added with AddPartitionsToTxn, the producer epoch changes only with
+	// InitProducerId or a fence.
+	V1 Version = 0
+	// V2 is Transactions V2 (KIP-890 part 2): Produce v12 and
+	// TxnOffsetCommit v5 add their partition implicitly, and EndTxn v5
+	// bumps the producer epoch at the end of every transaction (the
+	// markers carry the bumped epoch, fencing a zombie's late batches).
+	V2 Version = 2
+)
+
 // noProducerEpoch and noProducerID are Kafka's "none" values (RecordBatch
 // NO_PRODUCER_EPOCH, NO_PRODUCER_ID).
 const (
@@ -31,6 +47,17 @@ type transaction struct {
 	// record version 0: after a load they are unknown (-1), as in Kafka.
 	lastProducerID    int64
 	lastProducerEpoch int16
+
+	// nextProducerID is the producer id a Transactions V2 transaction
+	// ending at an exhausted epoch hands its producer (Kafka's
+	// NextProducerId): set from its Prepare* record, which carries the
+	// bumped epoch math.MaxInt16 (for the markers), until its Complete*
+	// record makes it the producer id with epoch 0. -1: none.
+	nextProducerID int64
+	// version is the transaction protocol of the transaction's requests
+	// (Kafka's ClientTransactionVersion): V1, or V2 once a V2 request
+	// touched it.
+	version Version
 
 	timeoutMillis int32
 	state         kmsg.TransactionState
@@ -65,6 +92,35 @@ func (t *transaction) sortedPartitions() []group.TopicPartition {
 	}
 	sortTopicPartitions(out)
 	return out
+}
+
+// epochFenced is lastProducerEpoch after the coordinator bumped the epoch
+// to fence the producer (a timeout, an InitProducerId of another
+// instance): no request of the old epoch is a retry of one answered.
+const epochFenced int16 = -2
+
+// endTxnRetry reports whether a V2 EndTxn with producerID and epoch is a
+// retry of the one that bumped the epoch (or, at an exhausted epoch, moved
+// the producer to its next producer id). After a load lastProducerEpoch is
+// unknown (-1, as in Kafka): the epoch just below is taken as the retry,
+// unless the coordinator fenced it since it knows.
+func (t *transaction) endTxnRetry(producerID int64, epoch int16) bool {
+	switch t.lastProducerEpoch {
+	case epochFenced:
+		return false
+	case noProducerEpoch:
+	default:
+		if epoch != t.lastProducerEpoch {
+			return false
+		}
+	}
+	switch {
+	case producerID == t.producerID:
+		return epoch >= 0 && t.producerEpoch == epoch+1
+	case producerID == t.lastProducerID && t.producerEpoch == 0:
+		return epochExhausted(epoch)
+	}
+	return false
 }
 
 // epochExhausted: the epoch cannot be bumped any more and the producer

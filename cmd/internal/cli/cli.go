@@ -173,6 +173,7 @@ type serveFlags struct {
 	txnMaxTimeoutMs     int64
 	txnIDExpirationMs   int64
 	txnAbortIntervalMs  int64
+	txnVersion          int
 	offsetsRetentionMin int64
 	offsetsCheckMs      int64
 	cleanerBackoffMs    int64
@@ -250,6 +251,7 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.Int16Var(&f.txnLogReplication, "transaction-state-log-replication-factor", 3, "replicas of each __transaction_state partition (transaction.state.log.replication.factor); the topic is never created with fewer: transactional producers get COORDINATOR_NOT_AVAILABLE until this many brokers are up. A one-node cluster (one voter, no other broker registered) uses 1")
 	fs.Int64Var(&f.txnMaxTimeoutMs, "transaction-max-timeout-ms", 900000, "the longest transaction timeout a producer may ask for; longer gets INVALID_TRANSACTION_TIMEOUT (transaction.max.timeout.ms)")
 	fs.Int64Var(&f.txnIDExpirationMs, "transactional-id-expiration-ms", 604800000, "a transactional id with no open transaction, unused this long, is removed (transactional.id.expiration.ms)")
+	fs.IntVar(&f.txnVersion, "transaction-version", 2, "the transaction.version feature level advertised to clients (1 or 2): 2 lets clients that support it use Transactions V2 (KIP-890 part 2: an epoch bump per transaction, partitions added by Produce), 1 keeps them on Transactions V1; every broker of a cluster is to use the same level")
 	fs.Int64Var(&f.txnAbortIntervalMs, "transaction-abort-timed-out-transaction-cleanup-interval-ms", 10000, "how often transactions past their timeout are aborted (transaction.abort.timed.out.transaction.cleanup.interval.ms)")
 	fs.Int32Var(&f.offsetsSegmentBytes, "offsets-topic-segment-bytes", 100<<20, "segment size of the compacted __consumer_offsets topic when it is created (offsets.topic.segment.bytes)")
 	fs.Int64Var(&f.offsetsRetentionMin, "offsets-retention-minutes", 10080, "committed offsets of a group empty this long are removed (offsets.retention.minutes)")
@@ -563,6 +565,9 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if f.txnMaxTimeoutMs < 1 || f.txnMaxTimeoutMs > math.MaxInt32 {
 		return node.Config{}, usageErrorf("--transaction-max-timeout-ms %d: must be between 1 and %d", f.txnMaxTimeoutMs, math.MaxInt32)
 	}
+	if f.txnVersion != 1 && f.txnVersion != 2 {
+		return node.Config{}, usageErrorf("--transaction-version %d: must be 1 or 2", f.txnVersion)
+	}
 	if f.groupInitialDelayMs < 0 {
 		return node.Config{}, usageErrorf("--group-initial-rebalance-delay-ms %d: must be 0 or more", f.groupInitialDelayMs)
 	}
@@ -665,6 +670,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			TransactionMaxTimeout:                time.Duration(f.txnMaxTimeoutMs) * time.Millisecond,
 			TransactionalIDExpiration:            time.Duration(f.txnIDExpirationMs) * time.Millisecond,
 			TransactionAbortTimedOutInterval:     time.Duration(f.txnAbortIntervalMs) * time.Millisecond,
+			TransactionVersion:                   int16(f.txnVersion),
 		},
 	}, nil
 }

@@ -47,7 +47,7 @@ func TestServeDefaults(t *testing.T) {
 	}
 	// Kafka's transaction coordinator defaults.
 	if b := cfg.Broker; b.TransactionStateLogNumPartitions != 50 || b.TransactionStateLogReplicationFactor != 3 || b.TransactionMaxTimeout != 15*time.Minute ||
-		b.TransactionalIDExpiration != 7*24*time.Hour || b.TransactionAbortTimedOutInterval != 10*time.Second {
+		b.TransactionalIDExpiration != 7*24*time.Hour || b.TransactionAbortTimedOutInterval != 10*time.Second || b.TransactionVersion != 2 {
 		t.Fatalf("transaction defaults: %+v", b)
 	}
 }
@@ -55,12 +55,12 @@ func TestServeDefaults(t *testing.T) {
 func TestTransactionFlags(t *testing.T) {
 	cfg, err := parseServe(t, "--transaction-state-log-num-partitions", "8", "--transaction-state-log-replication-factor", "1",
 		"--transaction-max-timeout-ms", "60000", "--transactional-id-expiration-ms", "3600000",
-		"--transaction-abort-timed-out-transaction-cleanup-interval-ms", "500")
+		"--transaction-abort-timed-out-transaction-cleanup-interval-ms", "500", "--transaction-version", "1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if b := cfg.Broker; b.TransactionStateLogNumPartitions != 8 || b.TransactionStateLogReplicationFactor != 1 || b.TransactionMaxTimeout != time.Minute ||
-		b.TransactionalIDExpiration != time.Hour || b.TransactionAbortTimedOutInterval != 500*time.Millisecond {
+		b.TransactionalIDExpiration != time.Hour || b.TransactionAbortTimedOutInterval != 500*time.Millisecond || b.TransactionVersion != 1 {
 		t.Fatalf("transaction settings: %+v", b)
 	}
 }
@@ -123,6 +123,7 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{args: []string{"--transaction-state-log-replication-factor", "0"}, want: "--transaction-state-log-replication-factor"},
 		{args: []string{"--transaction-state-log-num-partitions", "0"}, want: "--transaction-state-log-num-partitions"},
 		{args: []string{"--transaction-max-timeout-ms", "0"}, want: "--transaction-max-timeout-ms"},
+		{args: []string{"--transaction-version", "3"}, want: "--transaction-version"},
 		{args: []string{"--transactional-id-expiration-ms", "0"}, want: "--transactional-id-expiration-ms"},
 		{args: []string{"--transaction-abort-timed-out-transaction-cleanup-interval-ms", "0"}, want: "--transaction-abort-timed-out-transaction-cleanup-interval-ms"},
 		{args: []string{"--log-cleaner-backoff-ms", "0"}, want: "--log-cleaner-backoff-ms"},

@@ -1,0 +1,63 @@
+package broker_test
+
+import (
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/broker/group"
+)
+
+// TestAbortedTxnOffsetCommitCompacted: an aborted transaction's offset
+// commit never shadows the committed offset of the same key once the
+// cleaner has compacted __consumer_offsets: the cleaner removes the
+// aborted record instead of keeping it as the key's latest, so the shard
+// replayed after a restart still serves the plain commit.
+func TestAbortedTxnOffsetCommitCompacted(t *testing.T) {
+	n := brokertest.Start(t, manualCleaner, func(c *broker.Config) { c.OffsetsTopicSegmentBytes = 2048 })
+	cl := n.Client()
+	createTopic(t, cl, "t", 3, nil)
+	commitOffset(t, cl, "g", -1, "", "t", 0, 5)
+
+	const pid, epoch = int64(77), int16(0)
+	txnCommit := kmsg.NewPtrTxnOffsetCommitRequest()
+	txnCommit.SetVersion(2)
+	txnCommit.TransactionalID, txnCommit.Group, txnCommit.ProducerID, txnCommit.ProducerEpoch = "tx", "g", pid, epoch
+	tp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+	tp.Partition, tp.Offset = 0, 15
+	txnCommit.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{tp}}}
+	v1 := kversion.Stable() // a Transactions V1 commit (v5 would add the partition to a transaction, which "tx" has not)
+	v1.SetMaxKeyVersion(kmsg.TxnOffsetCommit.Int16(), 2)
+	if r := request[*kmsg.TxnOffsetCommitResponse](t, n.Client(kgo.MaxVersions(v1)), txnCommit); r.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("transactional commit: %+v", r)
+	}
+	topic, _ := n.Store.State().Topic(group.OffsetsTopic)
+	shard := group.Partition("g", int32(len(topic.Partitions)))
+	abort := kmsg.NewPtrWriteTxnMarkersRequest()
+	abort.Markers = []kmsg.WriteTxnMarkersRequestMarker{{ProducerID: pid, ProducerEpoch: epoch, Committed: false,
+		Topics: []kmsg.WriteTxnMarkersRequestMarkerTopic{{Topic: group.OffsetsTopic, Partitions: []int32{shard}}}}}
+	if r := request[*kmsg.WriteTxnMarkersResponse](t, cl, abort); r.Markers[0].Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("abort marker: %+v", r)
+	}
+	if got := fetchOffset(t, cl, "g", "t", 0); got != 5 {
+		t.Fatalf("after the abort: offset %d, want 5", got)
+	}
+	// Roll the shard's segments so both records are cleanable.
+	p := n.Server.OpenPartition(group.OffsetsTopic, shard)
+	for i := 0; len(p.Segments()) < 3; i++ {
+		commitOffset(t, cl, "g", -1, "", "t", 1+int32(i%2), int64(i))
+	}
+	n.Server.CleanPartition(p)
+
+	cl.Close()
+	n.Restart()
+	cl = n.Client()
+	waitLoaded(t, n)
+	if got := fetchOffset(t, cl, "g", "t", 0); got != 5 {
+		t.Fatalf("after compaction and replay: offset %d, want the committed 5 (the aborted 15 must not shadow it)", got)
+	}
+}

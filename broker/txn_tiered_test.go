@@ -1,0 +1,170 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/tiermanager"
+	"github.com/strata-log/strata/metadata/metadatatest"
+	"github.com/strata-log/strata/tiering"
+)
+
+// TestReadCommittedFromTieredSegments: transactions whose segments were
+// uploaded and dropped locally are read back from the object store with
+// their aborted-transaction list (the tiered segment's .txnindex): a raw
+// read_committed Fetch lists the aborted transaction, and a franz-go
+// ReadCommitted consumer sees every committed record and none of the
+// aborted ones, while a read_uncommitted one sees them all.
+func TestReadCommittedFromTieredSegments(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	bucket, err := tiering.OpenBucket(ctx, "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bucket.Close()
+	tier, err := tiering.New(tiering.Config{Bucket: bucket, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tier.Close()
+	n := brokertest.Start(t, func(c *broker.Config) {
+		c.RemoteReader = tier
+		c.RetentionCheckInterval = 20 * time.Millisecond
+	})
+	cl := n.Client()
+	createTopic(t, cl, "tx", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
+	var p *partition.Partition
+	for deadline := time.Now().Add(10 * time.Second); p == nil || !p.Leading(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the partition never led")
+		}
+		p = n.Server.OpenPartition("tx", 0)
+	}
+
+	// What a transactional producer and its coordinator would write:
+	// producer 100's transaction aborted, interleaved with plain records
+	// and producer 200's committed one.
+	now := time.Now()
+	appendRecord := func(opts recordbatch.BuildOptions, value string) int64 {
+		t.Helper()
+		batch, err := recordbatch.Build(opts, []recordbatch.Record{{Key: []byte(value), Value: []byte(value), Timestamp: now.UnixMilli()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if opts.Transactional {
+			p.StartTxnVerification(opts.ProducerID, opts.ProducerEpoch)
+		}
+		base, _, err := p.Append(batch, 9, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base
+	}
+	txn := func(pid int64, sequence int32) recordbatch.BuildOptions {
+		return recordbatch.BuildOptions{Idempotent: true, Transactional: true, ProducerID: pid, BaseSequence: sequence}
+	}
+	marker := func(pid int64, commit bool) {
+		t.Helper()
+		if _, err := p.AppendMarker(partition.Marker{ProducerID: pid, CoordinatorEpoch: 1, Commit: commit}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	abortedFirst := appendRecord(txn(100, 0), "aborted-1")
+	appendRecord(recordbatch.BuildOptions{}, "plain-1")
+	appendRecord(txn(200, 0), "committed-1")
+	appendRecord(txn(100, 1), "aborted-2")
+	marker(100, false)
+	appendRecord(txn(200, 1), "committed-2")
+	marker(200, true)
+	for i := range 20 {
+		appendRecord(recordbatch.BuildOptions{}, fmt.Sprintf("plain-%d", i+2))
+	}
+	want := []string{"plain-1", "committed-1", "committed-2"}
+	for i := range 20 {
+		want = append(want, fmt.Sprintf("plain-%d", i+2))
+	}
+
+	manager, err := tiermanager.New(tiermanager.Config{Tier: tier, Store: n.Store, NodeID: metadatatest.NodeID,
+		Partitions: n.Server.HostedPartitions, StagingDir: t.TempDir(), Interval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	managerCtx, stopManager := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); manager.Run(managerCtx) }()
+	defer func() { stopManager(); <-done }()
+	for p.LogStartOffset() <= 10 {
+		if ctx.Err() != nil {
+			t.Fatalf("the transactions' segments never left the local log (log start %d)", p.LogStartOffset())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// A raw read_committed Fetch from the start: served from the bucket,
+	// with producer 100's transaction listed.
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.SetVersion(11)
+	fetch.ReplicaID, fetch.MaxBytes, fetch.IsolationLevel = -1, 1<<20, 1
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1<<20
+	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: "tx", Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
+	versions := kversion.Stable()
+	versions.SetMaxKeyVersion(fetch.Key(), 11) // topics by name
+	rawClient := n.Client(kgo.MaxVersions(versions))
+	checkRawFetch := func(what string) {
+		t.Helper()
+		resp := request[*kmsg.FetchResponse](t, rawClient, fetch)
+		got := resp.Topics[0].Partitions[0]
+		if got.ErrorCode != 0 || len(got.RecordBatches) == 0 {
+			t.Fatalf("%s: remote read_committed fetch: %+v", what, got)
+		}
+		if len(got.AbortedTransactions) != 1 || got.AbortedTransactions[0].ProducerID != 100 || got.AbortedTransactions[0].FirstOffset != abortedFirst {
+			t.Fatalf("%s: aborted transactions %+v, want producer 100's from offset %d", what, got.AbortedTransactions, abortedFirst)
+		}
+	}
+	checkRawFetch("after local retention")
+
+	consume := func(isolation kgo.IsolationLevel, count int) []string {
+		t.Helper()
+		consumer := n.Client(kgo.ConsumeTopics("tx"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(isolation))
+		var values []string
+		for len(values) < count {
+			fetches := consumer.PollFetches(ctx)
+			if err := fetches.Err0(); err != nil {
+				t.Fatalf("consume: %v (so far %v)", err, values)
+			}
+			fetches.EachRecord(func(r *kgo.Record) { values = append(values, string(r.Value)) })
+		}
+		return values
+	}
+	if values := consume(kgo.ReadCommitted(), len(want)); !slices.Equal(values, want) {
+		t.Fatalf("read_committed consumer read %v, want %v", values, want)
+	}
+	if values := consume(kgo.ReadUncommitted(), len(want)+2); !slices.Contains(values, "aborted-1") || !slices.Contains(values, "aborted-2") {
+		t.Fatalf("read_uncommitted consumer read %v, want the aborted records too", values)
+	}
+
+	// A log restarted after the remote data (a partition recovered from
+	// the bucket) has no local index entries below its start: the remote
+	// ones still answer.
+	stopManager()
+	<-done
+	state := n.Store.State()
+	_, remoteEnd, _ := state.RemoteLogOffsets(p.TopicID(), p.Index())
+	if err := p.RestartAt(remoteEnd+1, p.RemoteEpochs(state, remoteEnd+1), nil); err != nil {
+		t.Fatal(err)
+	}
+	checkRawFetch("after RestartAt")
+}

@@ -1,0 +1,85 @@
+package tiering_test
+
+import (
+	"context"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/tiering"
+)
+
+// TestTxnIndexObject: a segment's aborted-transaction index is uploaded as
+// its .txnindex object in Kafka's format (pinned by txnindex.golden), read
+// back by ReadAbortedTxns, deleted with the segment; a segment uploaded
+// without one (before transactions) reads as having none.
+func TestTxnIndexObject(t *testing.T) {
+	dir := t.TempDir()
+	bucket := openBucket(t, "file://"+dir)
+	local := buildLocalLog(t, 400, 512<<10, 0, 7)
+	tier := newTier(t, tiering.Config{Bucket: bucket, Prefix: "p"})
+	ctx := context.Background()
+	info := local.sealed[0]
+	entries := []segment.AbortedTxn{
+		{ProducerID: 4242, FirstOffset: 1, LastOffset: 3, LastStableOffset: 2},
+		{ProducerID: 7, FirstOffset: 2, LastOffset: 5, LastStableOffset: 6},
+	}
+	files := local.files(t, info)
+	files.TxnIndexPath = filepath.Join(t.TempDir(), "txnindex")
+	if err := os.WriteFile(files.TxnIndexPath, segment.EncodeTxnIndex(entries), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	remote, err := tier.Upload(ctx, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := fmt.Sprintf("p/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/%020d-%s.txnindex", info.BaseOffset, uuid.UUID(remote.SegmentID))
+	object, ok := filesUnder(t, dir)[key]
+	if !ok {
+		t.Fatalf("no %s in the bucket", key)
+	}
+	dump := hex.Dump(object)
+	golden := filepath.Join("testdata", "txnindex.golden")
+	if f := flag.Lookup("update"); f != nil && f.Value.String() == "true" { // format_test.go's -update
+		if err := os.WriteFile(golden, []byte(dump), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want, err := os.ReadFile(golden); err != nil || string(want) != dump {
+		t.Fatalf("the .txnindex object changed: the format is fixed (doc.go); got\n%s\nwant\n%s (%v)", dump, want, err)
+	}
+	got, err := tier.ReadAbortedTxns(ctx, testPartition, remote)
+	if err != nil || !reflect.DeepEqual(got, entries) {
+		t.Fatalf("read back %+v, %v; want %+v", got, err, entries)
+	}
+
+	// Uploaded without aborted transactions: an empty object.
+	plain, err := tier.Upload(ctx, local.files(t, local.sealed[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tier.ReadAbortedTxns(ctx, testPartition, plain); err != nil || len(got) != 0 {
+		t.Fatalf("segment without aborted transactions: %+v, %v", got, err)
+	}
+	// Uploaded by an older version: no object at all.
+	if err := os.Remove(filepath.Join(dir, filepath.FromSlash(fmt.Sprintf("p/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/%020d-%s.txnindex", plain.BaseOffset, uuid.UUID(plain.SegmentID))))); err != nil {
+		t.Fatal(err)
+	}
+	fresh := newTier(t, tiering.Config{Bucket: bucket, Prefix: "p"})
+	if got, err := fresh.ReadAbortedTxns(ctx, testPartition, plain); err != nil || len(got) != 0 {
+		t.Fatalf("segment without a .txnindex object: %+v, %v", got, err)
+	}
+	if err := tier.DeleteSegment(ctx, testPartition, remote); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := filesUnder(t, dir)[key]; ok {
+		t.Fatalf("%s left after the segment's deletion", key)
+	}
+}
