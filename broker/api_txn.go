@@ -4,6 +4,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/broker/coordinator"
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/txn"
 )
@@ -166,7 +167,7 @@ func handleAddOffsetsToTxn(c *clientConn, h requestHeader, req *kmsg.AddOffsetsT
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		return resp, nil
 	}
-	tp := group.TopicPartition{Topic: offsetsTopic, Partition: group.Partition(req.Group, int32(len(leaders)))}
+	tp := group.TopicPartition{Topic: offsetsTopic, Partition: coordinator.Partition(req.Group, int32(len(leaders)))}
 	codes := s.addPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, []group.TopicPartition{tp}, false, txn.V1, req.Version, 2)
 	resp.ErrorCode = codes[tp]
 	return resp, nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/broker/coordinator"
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/topicconfig"
 )
@@ -197,7 +198,7 @@ func TestOffsetsTopicCompacted(t *testing.T) {
 	if topic.Configs[topicconfig.CleanupPolicy] != "compact" || topic.Configs[topicconfig.SegmentBytes] != "2048" {
 		t.Fatalf("offsets topic configs: %v", topic.Configs)
 	}
-	p := n.Server.OpenPartition(group.OffsetsTopic, group.Partition("g", int32(len(topic.Partitions))))
+	p := n.Server.OpenPartition(group.OffsetsTopic, coordinator.Partition("g", int32(len(topic.Partitions))))
 	before := p.Size()
 	n.Server.CleanPartition(p)
 	after := p.Size()

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/broker/coordinator"
 	"github.com/strata-log/strata/broker/group"
 )
 
@@ -129,7 +130,7 @@ func TestGroupStateReplayedAfterRestart(t *testing.T) {
 	if shards, all := n.Server.Groups().Shards(); !all || len(shards) != 4 {
 		t.Fatalf("%d shards loaded (all %v), want 4", len(shards), all)
 	}
-	if p := group.Partition("g1", 4); n.Server.OpenPartition(group.OffsetsTopic, p) == nil {
+	if p := coordinator.Partition("g1", 4); n.Server.OpenPartition(group.OffsetsTopic, p) == nil {
 		t.Fatalf("partition %d of %s is not open", p, group.OffsetsTopic)
 	}
 }

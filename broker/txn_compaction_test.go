@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/broker/coordinator"
 	"github.com/strata-log/strata/broker/group"
 )
 
@@ -51,7 +52,7 @@ func TestAbortedTxnOffsetCommitCompacted(t *testing.T) {
 		t.Fatalf("transactional commit: %+v", r)
 	}
 	topic, _ := n.Store.State().Topic(group.OffsetsTopic)
-	shard := group.Partition("g", int32(len(topic.Partitions)))
+	shard := coordinator.Partition("g", int32(len(topic.Partitions)))
 	if code := endTxn(t, v1cl, "tx", pid, epoch, false); code != 0 {
 		t.Fatalf("EndTxn abort: %d", code)
 	}

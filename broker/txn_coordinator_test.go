@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/broker/coordinator"
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/broker/txn"
@@ -179,7 +180,7 @@ func TestTransactionCoordinatorOverTheWire(t *testing.T) {
 		t.Fatalf("VerifyOnly v5: %v, want t-0 ok and t-2 TRANSACTION_ABORTABLE", verified)
 	}
 
-	offsetsPartition := group.Partition("g", 4)
+	offsetsPartition := coordinator.Partition("g", 4)
 	d := describeTxn(t, cl, "tx")
 	wantTopics := []kmsg.DescribeTransactionsResponseTransactionStateTopic{
 		{Topic: group.OffsetsTopic, Partitions: []int32{offsetsPartition}}, {Topic: "t", Partitions: []int32{0, 1}}}

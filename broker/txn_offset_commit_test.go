@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/broker/coordinator"
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/recordbatch"
 )
@@ -86,7 +87,7 @@ func TestTxnOffsetCommitAndRequireStable(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	partition := group.Partition(groupID, 4)
+	partition := coordinator.Partition(groupID, 4)
 	log := &memGroupLog{}
 	if err := groups.Lead(partition, log); err != nil {
 		t.Fatal(err)

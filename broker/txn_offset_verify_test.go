@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/broker/coordinator"
 	"github.com/strata-log/strata/broker/group"
 )
 
@@ -100,7 +101,7 @@ func TestTxnOffsetCommitVerifiedWithTheTransactionCoordinator(t *testing.T) {
 		md.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr(group.OffsetsTopic)}}
 		partitions := int32(len(request[*kmsg.MetadataResponse](t, cl, md).Topics[0].Partitions))
 		req := kmsg.NewPtrDescribeProducersRequest()
-		req.Topics = []kmsg.DescribeProducersRequestTopic{{Topic: group.OffsetsTopic, Partitions: []int32{group.Partition(groupID, partitions)}}}
+		req.Topics = []kmsg.DescribeProducersRequestTopic{{Topic: group.OffsetsTopic, Partitions: []int32{coordinator.Partition(groupID, partitions)}}}
 		r := request[*kmsg.DescribeProducersResponse](t, cl, req)
 		p := r.Topics[0].Partitions[0]
 		if p.ErrorCode != 0 {

@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/strata-log/strata/broker/group"
+	"github.com/strata-log/strata/broker/coordinator"
 	"github.com/strata-log/strata/broker/txn"
 	"github.com/strata-log/strata/metadata"
 )
@@ -57,7 +57,7 @@ func (v *txnVerifier) coordinatorAddress(state *metadata.State, transactionalID 
 	if !ok || len(topic.Partitions) == 0 {
 		return "", kerr.CoordinatorNotAvailable.Code
 	}
-	leader := topic.Partitions[group.Partition(transactionalID, int32(len(topic.Partitions)))].Leader
+	leader := topic.Partitions[coordinator.Partition(transactionalID, int32(len(topic.Partitions)))].Leader
 	b, ok := state.Broker(leader)
 	if leader < 0 || !ok || b.Fenced {
 		return "", kerr.CoordinatorNotAvailable.Code

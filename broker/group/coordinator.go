@@ -361,32 +361,6 @@ func (c *Coordinator) Close() {
 	fx.run()
 }
 
-// Partition returns the __consumer_offsets partition of a group, as Kafka
-// computes it (Utils.abs(groupId.hashCode()) % partitions, with Java's
-// String.hashCode over UTF-16 code units), so a group lands on the same
-// partition as in Kafka. partitions must be positive; otherwise 0.
-func Partition(groupID string, partitions int32) int32 {
-	if partitions <= 0 {
-		return 0
-	}
-	var h int32
-	for _, r := range groupID {
-		if r >= 0x10000 {
-			r -= 0x10000
-			h = 31*h + int32(0xD800+(r>>10))
-			h = 31*h + int32(0xDC00+(r&0x3FF))
-			continue
-		}
-		h = 31*h + int32(r)
-	}
-	if h == -1<<31 {
-		h = 0
-	} else if h < 0 {
-		h = -h
-	}
-	return h % partitions
-}
-
 func randomMemberID(clientID string) string { return clientID + "-" + uuid.NewString() }
 
 func joinError(memberID string, err error) JoinResult {

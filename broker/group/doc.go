@@ -9,8 +9,8 @@
 // eager and cooperative (KIP-429) clients need from the coordinator.
 //
 // A Coordinator holds the groups of one __consumer_offsets partition
-// (Partition maps a group id to its partition, as Kafka does). A Shard
-// pairs it with that partition's committed offsets and persists both to
+// (coordinator.Partition maps a group id to its partition, as Kafka
+// does). A Shard pairs it with that partition's committed offsets and persists both to
 // the partition through a small Log interface, in Kafka's own record
 // schemas (OffsetsTopic): it replays the log when loaded, writes commits,
 // deletions and group metadata with acks=all before answering, and expires
@@ -20,7 +20,10 @@
 // the shards of the partitions this broker leads (Lead when a leadership
 // term starts, Resign when it ends), loads each in a goroutine it owns,
 // finds a group's shard (ShardFor, CoordinatorOf), runs offset expiry and
-// hands transaction markers to their shard (CompleteTransaction). The
+// hands transaction markers to their shard (CompleteTransaction); it holds
+// them in a broker/coordinator Set and each shard's life (loading,
+// serving, closed) is a coordinator.Lifecycle, as in the transaction
+// coordinator. The
 // broker gives it the offsets topic (Topic) and each partition's log.
 //
 // # States

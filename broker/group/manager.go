@@ -3,11 +3,11 @@ package group
 import (
 	"context"
 	"log/slog"
-	"sort"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/strata-log/strata/broker/coordinator"
 )
 
 // Offset retention defaults, as Kafka's.
@@ -18,9 +18,7 @@ const (
 
 // Topic is the __consumer_offsets topic as the Manager needs it.
 type Topic interface {
-	// Leaders returns the leader broker of each of the topic's partitions
-	// (-1 for none), creating the topic on first use.
-	Leaders() ([]int32, error)
+	coordinator.Topic // Leaders
 	// PartitionExists reports whether a partition of a topic exists:
 	// committed offsets of partitions that are gone expire.
 	PartitionExists(tp TopicPartition) bool
@@ -55,12 +53,8 @@ type Pauser interface {
 // background), Resign stops it, ShardFor finds a group's. It runs offset
 // expiry (Run) and owns the loading goroutines (Close waits for them).
 type Manager struct {
-	cfg ManagerConfig
-
-	loaders sync.WaitGroup // shards loading in the background
-
-	mu     sync.RWMutex // guards shards
-	shards map[int32]*Shard
+	cfg    ManagerConfig
+	shards *coordinator.Set[*Shard, Log]
 }
 
 // NewManager makes a Manager.
@@ -74,7 +68,7 @@ func NewManager(cfg ManagerConfig) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Manager{cfg: cfg, shards: map[int32]*Shard{}}
+	return &Manager{cfg: cfg, shards: coordinator.NewSet[*Shard, Log](cfg.Topic, OffsetsTopic, cfg.Logger)}
 }
 
 // Lead gives partition a fresh shard over log, loaded in the background,
@@ -85,111 +79,31 @@ func (m *Manager) Lead(partition int32, log Log) error {
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	old := m.shards[partition]
-	m.shards[partition] = sh
-	m.loaders.Add(1)
-	m.mu.Unlock()
-	if old != nil {
-		old.Close()
-	}
-	go func() {
-		defer m.loaders.Done()
-		sh.Load()
-	}()
+	m.shards.Lead(partition, log, sh)
 	return nil
 }
 
 // Resign closes the shard of partition if it runs over log: called when
 // this broker stops leading the partition or closes it.
-func (m *Manager) Resign(partition int32, log Log) {
-	m.mu.Lock()
-	sh := m.shards[partition]
-	if sh != nil && sh.log == log {
-		delete(m.shards, partition)
-	} else {
-		sh = nil
-	}
-	m.mu.Unlock()
-	if sh != nil {
-		sh.Close()
-	}
-}
+func (m *Manager) Resign(partition int32, log Log) { m.shards.Resign(partition, log) }
 
 // Close closes every shard and waits for those still loading.
-func (m *Manager) Close() {
-	m.mu.Lock()
-	shards := m.shards
-	m.shards = map[int32]*Shard{}
-	m.mu.Unlock()
-	for _, sh := range shards {
-		sh.Close()
-	}
-	m.loaders.Wait()
-}
+func (m *Manager) Close() { m.shards.Close() }
 
 // ShardFor returns the loaded shard coordinating a group, or the error a
 // client acts on: COORDINATOR_NOT_AVAILABLE (no offsets topic),
 // NOT_COORDINATOR (not led here), COORDINATOR_LOAD_IN_PROGRESS.
-func (m *Manager) ShardFor(groupID string) (*Shard, *kerr.Error) {
-	leaders, err := m.cfg.Topic.Leaders()
-	if err != nil {
-		m.cfg.Logger.Warn("offsets topic unavailable", "err", err)
-		return nil, kerr.CoordinatorNotAvailable
-	}
-	m.mu.RLock()
-	sh := m.shards[Partition(groupID, int32(len(leaders)))]
-	m.mu.RUnlock()
-	if sh == nil {
-		return nil, kerr.NotCoordinator
-	}
-	select {
-	case <-sh.loaded:
-	default:
-		return nil, kerr.CoordinatorLoadInProgress
-	}
-	if !sh.Serving() {
-		return nil, kerr.NotCoordinator
-	}
-	return sh, nil
-}
+func (m *Manager) ShardFor(groupID string) (*Shard, *kerr.Error) { return m.shards.For(groupID) }
 
 // CoordinatorOf returns the broker leading the offsets partition of a
 // group (FindCoordinator), or COORDINATOR_NOT_AVAILABLE.
 func (m *Manager) CoordinatorOf(groupID string) (int32, *kerr.Error) {
-	leaders, err := m.cfg.Topic.Leaders()
-	if err != nil {
-		m.cfg.Logger.Warn("offsets topic unavailable", "err", err)
-		return -1, kerr.CoordinatorNotAvailable
-	}
-	if len(leaders) == 0 {
-		return -1, kerr.CoordinatorNotAvailable
-	}
-	leader := leaders[Partition(groupID, int32(len(leaders)))]
-	if leader < 0 {
-		return -1, kerr.CoordinatorNotAvailable
-	}
-	return leader, nil
+	return m.shards.CoordinatorOf(groupID)
 }
 
 // Shards returns the loaded shards in partition order, and whether every
 // shard is loaded.
-func (m *Manager) Shards() ([]*Shard, bool) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	out := make([]*Shard, 0, len(m.shards))
-	allLoaded := true
-	for _, sh := range m.shards {
-		select {
-		case <-sh.loaded:
-			out = append(out, sh)
-		default:
-			allLoaded = false
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].partition < out[j].partition })
-	return out, allLoaded
-}
+func (m *Manager) Shards() ([]*Shard, bool) { return m.shards.Loaded() }
 
 // Run removes expired committed offsets every RetentionCheckInterval until
 // ctx ends.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/strata-log/strata/broker/coordinator"
 	"github.com/strata-log/strata/internal/clockwatch"
 	"github.com/strata-log/strata/internal/clockwatch/clockwatchtest"
 )
@@ -69,7 +70,7 @@ func TestManagerShardFor(t *testing.T) {
 	topic.mu.Lock()
 	topic.err, topic.leaders = nil, []int32{1, 2, -1, 4}
 	topic.mu.Unlock()
-	index := Partition(groupID, 4)
+	index := coordinator.Partition(groupID, 4)
 	if _, err := m.ShardFor(groupID); err != kerr.NotCoordinator {
 		t.Fatalf("partition not led here: %v", err)
 	}

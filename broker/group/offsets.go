@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/broker/coordinator"
 	"github.com/strata-log/strata/broker/recordbatch"
 )
 
@@ -24,10 +25,10 @@ import (
 //	key version 2:   GroupMetadataKey{group}
 //	                 value GroupMetadataValue (written as v3), null = deleted
 //
-// Each partition of it is one coordinator shard (Partition maps a group id
-// to its partition, as Kafka does). The topic is compacted, so it holds
-// about one record per live key; a shard is rebuilt by replaying its
-// partition.
+// Each partition of it is one coordinator shard (coordinator.Partition
+// maps a group id to its partition, as Kafka does). The topic is
+// compacted, so it holds about one record per live key; a shard is rebuilt
+// by replaying its partition.
 const OffsetsTopic = "__consumer_offsets"
 
 // OffsetMetadataMaxBytes is Kafka's offset.metadata.max.bytes default: a
@@ -110,19 +111,15 @@ type Shard struct {
 	coord     *Coordinator
 	clock     Clock
 	logger    *slog.Logger
+	life      *coordinator.Lifecycle // loaded, serving, closed (guarded by mu)
 
-	loaded chan struct{} // closed once Load has replayed the log
-	stop   chan struct{} // closed by Close: a Load still waiting gives up
-	once   sync.Once     // closes stop
-
-	// mu guards offsets, the transactional state and closed, and
-	// serializes the shard's appends with the in-memory updates they make,
-	// so both happen in the same order. Lock order: the coordinator is
-	// never called with mu held (it may call StoreGroup).
+	// mu guards offsets, the transactional state and life's closed flag,
+	// and serializes the shard's appends with the in-memory updates they
+	// make, so both happen in the same order. Lock order: the coordinator
+	// is never called with mu held (it may call StoreGroup).
 	mu      sync.Mutex
 	offsets map[string]map[TopicPartition]storedOffset // group → partition → commit
 	txns    txnOffsets                                 // pending transactional commits
-	closed  bool
 }
 
 // storedOffset is a commit with the log offset of its record: of a
@@ -147,11 +144,10 @@ func NewShard(cfg ShardConfig) (*Shard, error) {
 		partition: cfg.Partition,
 		log:       cfg.Log,
 		logger:    cfg.Logger,
-		loaded:    make(chan struct{}),
-		stop:      make(chan struct{}),
 		offsets:   map[string]map[TopicPartition]storedOffset{},
 		txns:      newTxnOffsets(),
 	}
+	sh.life = coordinator.NewLifecycle(&sh.mu, cfg.Log)
 	coordCfg := cfg.Coordinator
 	coordCfg.Store = sh
 	if coordCfg.Logger == nil {
@@ -173,29 +169,16 @@ func (sh *Shard) Partition() int32 { return sh.partition }
 func (sh *Shard) Coordinator() *Coordinator { return sh.coord }
 
 // Loaded is closed once the shard has replayed its log.
-func (sh *Shard) Loaded() <-chan struct{} { return sh.loaded }
+func (sh *Shard) Loaded() <-chan struct{} { return sh.life.Loaded() }
 
 // Serving reports whether the shard is loaded, open and its partition
 // still led here.
-func (sh *Shard) Serving() bool {
-	select {
-	case <-sh.loaded:
-	default:
-		return false
-	}
-	sh.mu.Lock()
-	closed := sh.closed
-	sh.mu.Unlock()
-	return !closed && sh.log.Leading()
-}
+func (sh *Shard) Serving() bool { return sh.life.Serving() }
 
 // Close stops the shard: its coordinator answers NOT_COORDINATOR and its
 // writes fail with NOT_COORDINATOR.
 func (sh *Shard) Close() {
-	sh.mu.Lock()
-	sh.closed = true
-	sh.mu.Unlock()
-	sh.once.Do(func() { close(sh.stop) })
+	sh.life.Close()
 	sh.coord.Close()
 }
 
@@ -217,7 +200,7 @@ func (sh *Shard) Close() {
 // Kafka's coordinator runtime reads only committed state); if the
 // leadership moves first, it never serves.
 func (sh *Shard) Load() {
-	defer close(sh.loaded)
+	defer sh.life.SetLoaded()
 	start := time.Now()
 	groups := map[string]*kmsg.GroupMetadataValue{}
 	records := 0
@@ -256,7 +239,7 @@ func (sh *Shard) Load() {
 	if err != nil {
 		sh.logger.Error("reading the offsets partition failed; its groups are incomplete", "err", err)
 	}
-	if err := sh.log.AwaitCommitted(end, sh.stop); err != nil {
+	if err := sh.log.AwaitCommitted(end, sh.life.Done()); err != nil {
 		sh.logger.Info("the offsets partition's leadership moved before its replayed records were committed; not serving", "end", end, "err", err)
 		sh.Close()
 		return
@@ -367,7 +350,7 @@ func (sh *Shard) appendLocked(records []recordbatch.Record) (int64, error) {
 // writeLocked stamps records now and writes them with write, unless the
 // shard is closed. Called with sh.mu held.
 func (sh *Shard) writeLocked(records []recordbatch.Record, write func() (int64, error)) (int64, error) {
-	if sh.closed {
+	if sh.life.ClosedLocked() {
 		return 0, kerr.NotCoordinator
 	}
 	if len(records) == 0 {

@@ -621,26 +621,3 @@ func TestRestore(t *testing.T) {
 		}
 	}
 }
-
-func TestPartition(t *testing.T) {
-	tests := []struct {
-		groupID    string
-		partitions int32
-		want       int32
-	}{
-		{"", 50, 0},
-		{"a", 50, 97 % 50},
-		{"hello", 50, 99162322 % 50},
-		{"polygenelubricants", 50, 0}, // hashCode is Integer.MIN_VALUE; Kafka's abs makes it 0
-		{"analytics", 50, 10},         // hashCode -1693017210
-		{"my-group-2024", 50, 37},     // hashCode -1501154737
-		{"grüße", 50, 23},             // hashCode 98768023
-		{"g😀", 50, 32},                // a surrogate pair in UTF-16; hashCode 1871882
-		{"a", 0, 0},
-	}
-	for _, test := range tests {
-		if got := Partition(test.groupID, test.partitions); got != test.want {
-			t.Errorf("Partition(%q, %d) = %d, want %d", test.groupID, test.partitions, got, test.want)
-		}
-	}
-}

@@ -286,10 +286,8 @@ const (
 // A partition without a shard here has nothing pending: its next shard
 // replays the marker from the log.
 func (m *Manager) CompleteTransaction(partition int32, producerID int64, producerEpoch int16, markerOffset int64, commit bool) {
-	m.mu.RLock()
-	sh := m.shards[partition]
-	m.mu.RUnlock()
-	if sh == nil {
+	sh, ok := m.shards.Of(partition)
+	if !ok {
 		return
 	}
 	sh.CompleteTransaction(producerID, markerOffset, commit)

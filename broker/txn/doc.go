@@ -10,13 +10,15 @@
 // plugs in a MarkerWriter that sends WriteTxnMarkers to partition leaders.
 //
 // It is built like the group coordinator (broker/group): a Shard per
-// __transaction_state partition (group.Partition maps a transactional id
-// to its partition, as Kafka does), persisting to the partition through
+// __transaction_state partition (coordinator.Partition maps a
+// transactional id to its partition, as Kafka does), persisting to the partition through
 // the group shards' Log contract less its transactional append (acks=all
 // appends, replay, AwaitCommitted before serving; the broker's one adapter
 // serves both), and a Manager holding the shards of the partitions this broker
-// leads (Lead, Resign, ShardFor, CoordinatorOf). The coordinator epoch of
-// a shard is its partition's leader epoch; it goes into every marker.
+// leads (Lead, Resign, ShardFor, CoordinatorOf; both managers hold their
+// shards in a broker/coordinator Set, each shard's life is a
+// coordinator.Lifecycle). The coordinator epoch of a shard is its
+// partition's leader epoch; it goes into every marker.
 //
 // # States
 //

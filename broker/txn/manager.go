@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/strata-log/strata/broker/coordinator"
 	"github.com/strata-log/strata/broker/group"
 )
 
@@ -19,9 +19,7 @@ const TopicName = "__transaction_state"
 
 // Topic is the __transaction_state topic as the Manager needs it.
 type Topic interface {
-	// Leaders returns the leader broker of each of the topic's partitions
-	// (-1 for none), creating the topic on first use.
-	Leaders() ([]int32, error)
+	coordinator.Topic // Leaders
 }
 
 // ManagerConfig configures a Manager. Topic, ProducerIDs and Markers are
@@ -45,13 +43,11 @@ type ManagerConfig struct {
 // aborts timed-out transactions and expires transactional ids (Run), and
 // owns the loading and marker goroutines (Close waits for them).
 type Manager struct {
-	cfg ManagerConfig
+	cfg    ManagerConfig
+	shards *coordinator.Set[*Shard, Log]
 
-	workers        sync.WaitGroup // shards loading, markers being written
+	markers        sync.WaitGroup // markers being written
 	pendingMarkers atomic.Int64
-
-	mu     sync.RWMutex // guards shards
-	shards map[int32]*Shard
 }
 
 // NewManager makes a Manager.
@@ -69,7 +65,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Manager{cfg: cfg, shards: map[int32]*Shard{}}, nil
+	return &Manager{cfg: cfg, shards: coordinator.NewSet[*Shard, Log](cfg.Topic, TopicName, cfg.Logger)}, nil
 }
 
 // Lead gives partition a fresh shard over log, coordinating in
@@ -81,117 +77,43 @@ func (m *Manager) Lead(partition, coordinatorEpoch int32, log Log) error {
 		Partition: partition, CoordinatorEpoch: coordinatorEpoch, Log: log,
 		ProducerIDs: m.cfg.ProducerIDs, Markers: m.cfg.Markers, Config: m.cfg.Config, Events: m.cfg.Events,
 		Logger:  m.cfg.Logger.With("shard", partition),
-		workers: &m.workers, pendingMarkers: &m.pendingMarkers,
+		workers: &m.markers, pendingMarkers: &m.pendingMarkers,
 	})
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	old := m.shards[partition]
-	m.shards[partition] = sh
-	m.workers.Add(1)
-	m.mu.Unlock()
-	if old != nil {
-		old.Close()
-	}
-	go func() {
-		defer m.workers.Done()
-		sh.Load()
-	}()
+	m.shards.Lead(partition, log, sh)
 	return nil
 }
 
 // Resign closes the shard of partition if it runs over log: called when
 // this broker stops leading the partition or closes it.
-func (m *Manager) Resign(partition int32, log Log) {
-	m.mu.Lock()
-	sh := m.shards[partition]
-	if sh != nil && sh.log == log {
-		delete(m.shards, partition)
-	} else {
-		sh = nil
-	}
-	m.mu.Unlock()
-	if sh != nil {
-		sh.Close()
-	}
-}
+func (m *Manager) Resign(partition int32, log Log) { m.shards.Resign(partition, log) }
 
-// Close closes every shard and waits for their goroutines.
+// Close closes every shard and waits for their goroutines: the loading
+// ones first, since a load may start writing markers.
 func (m *Manager) Close() {
-	m.mu.Lock()
-	shards := m.shards
-	m.shards = map[int32]*Shard{}
-	m.mu.Unlock()
-	for _, sh := range shards {
-		sh.Close()
-	}
-	m.workers.Wait()
+	m.shards.Close()
+	m.markers.Wait()
 }
 
 // ShardFor returns the loaded shard coordinating a transactional id, or
 // the error a client acts on: COORDINATOR_NOT_AVAILABLE (no topic),
 // NOT_COORDINATOR (not led here), COORDINATOR_LOAD_IN_PROGRESS.
 func (m *Manager) ShardFor(transactionalID string) (*Shard, *kerr.Error) {
-	leaders, err := m.cfg.Topic.Leaders()
-	if err != nil {
-		m.cfg.Logger.Warn("transaction state topic unavailable", "err", err)
-		return nil, kerr.CoordinatorNotAvailable
-	}
-	m.mu.RLock()
-	sh := m.shards[group.Partition(transactionalID, int32(len(leaders)))]
-	m.mu.RUnlock()
-	if sh == nil {
-		return nil, kerr.NotCoordinator
-	}
-	select {
-	case <-sh.loaded:
-	default:
-		return nil, kerr.CoordinatorLoadInProgress
-	}
-	if !sh.Serving() {
-		return nil, kerr.NotCoordinator
-	}
-	return sh, nil
+	return m.shards.For(transactionalID)
 }
 
 // CoordinatorOf returns the broker leading the __transaction_state
 // partition of a transactional id (FindCoordinator), or
 // COORDINATOR_NOT_AVAILABLE.
 func (m *Manager) CoordinatorOf(transactionalID string) (int32, *kerr.Error) {
-	leaders, err := m.cfg.Topic.Leaders()
-	if err != nil {
-		m.cfg.Logger.Warn("transaction state topic unavailable", "err", err)
-		return -1, kerr.CoordinatorNotAvailable
-	}
-	if len(leaders) == 0 {
-		return -1, kerr.CoordinatorNotAvailable
-	}
-	leader := leaders[group.Partition(transactionalID, int32(len(leaders)))]
-	if leader < 0 {
-		return -1, kerr.CoordinatorNotAvailable
-	}
-	return leader, nil
+	return m.shards.CoordinatorOf(transactionalID)
 }
 
 // Shards returns the loaded shards in partition order, and whether every
 // shard is loaded.
-func (m *Manager) Shards() ([]*Shard, bool) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	out := make([]*Shard, 0, len(m.shards))
-	allLoaded := true
-	for _, sh := range m.shards {
-		select {
-		case <-sh.loaded:
-			out = append(out, sh)
-		default:
-			allLoaded = false
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].partition < out[j].partition })
-	return out, allLoaded
-}
+func (m *Manager) Shards() ([]*Shard, bool) { return m.shards.Loaded() }
 
 // PendingMarkers is the number of transactions whose markers are being
 // written.

@@ -100,7 +100,7 @@ func (sh *Shard) complete(t *transaction) {
 		now := sh.cfg.Now().UnixMilli()
 		sh.mu.Lock()
 		cur := sh.txns[t.id]
-		if sh.closed || cur == nil || cur.producerID != t.producerID || cur.producerEpoch != t.producerEpoch || cur.state != t.state {
+		if sh.life.ClosedLocked() || cur == nil || cur.producerID != t.producerID || cur.producerEpoch != t.producerEpoch || cur.state != t.state {
 			sh.mu.Unlock()
 			return
 		}

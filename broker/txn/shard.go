@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/broker/coordinator"
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/recordbatch"
 )
@@ -107,18 +108,16 @@ type Shard struct {
 	workers          *sync.WaitGroup
 	pendingMarkers   *atomic.Int64
 
-	loaded chan struct{}      // closed once Load has replayed the log
-	stop   chan struct{}      // closed by Close
-	once   sync.Once          // closes stop
-	ctx    context.Context    // canceled by Close: marker writes give up
-	cancel context.CancelFunc //
+	life   *coordinator.Lifecycle // loaded, serving, closed (guarded by mu)
+	ctx    context.Context        // canceled by Close: marker writes give up
+	cancel context.CancelFunc     //
 
-	// mu guards txns and closed. It is never held during a log append or a
-	// marker write: a transaction being written is marked pending instead,
-	// so transactions of one shard do not wait for each other.
-	mu     sync.Mutex
-	txns   map[string]*transaction
-	closed bool
+	// mu guards txns and life's closed flag. It is never held during a log
+	// append or a marker write: a transaction being written is marked
+	// pending instead, so transactions of one shard do not wait for each
+	// other.
+	mu   sync.Mutex
+	txns map[string]*transaction
 }
 
 // NewShard makes a shard; it serves once Load has run.
@@ -139,7 +138,7 @@ func NewShard(cfg ShardConfig) (*Shard, error) {
 		cfg.pendingMarkers = &atomic.Int64{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Shard{
+	sh := &Shard{
 		partition:        cfg.Partition,
 		coordinatorEpoch: cfg.CoordinatorEpoch,
 		log:              cfg.Log,
@@ -150,12 +149,12 @@ func NewShard(cfg ShardConfig) (*Shard, error) {
 		logger:           cfg.Logger,
 		workers:          cfg.workers,
 		pendingMarkers:   cfg.pendingMarkers,
-		loaded:           make(chan struct{}),
-		stop:             make(chan struct{}),
 		ctx:              ctx,
 		cancel:           cancel,
 		txns:             map[string]*transaction{},
-	}, nil
+	}
+	sh.life = coordinator.NewLifecycle(&sh.mu, cfg.Log)
+	return sh, nil
 }
 
 // Partition is the shard's __transaction_state partition.
@@ -165,29 +164,16 @@ func (sh *Shard) Partition() int32 { return sh.partition }
 func (sh *Shard) CoordinatorEpoch() int32 { return sh.coordinatorEpoch }
 
 // Loaded is closed once the shard has replayed its log.
-func (sh *Shard) Loaded() <-chan struct{} { return sh.loaded }
+func (sh *Shard) Loaded() <-chan struct{} { return sh.life.Loaded() }
 
 // Serving reports whether the shard is loaded, open and its partition
 // still led here.
-func (sh *Shard) Serving() bool {
-	select {
-	case <-sh.loaded:
-	default:
-		return false
-	}
-	sh.mu.Lock()
-	closed := sh.closed
-	sh.mu.Unlock()
-	return !closed && sh.log.Leading()
-}
+func (sh *Shard) Serving() bool { return sh.life.Serving() }
 
 // Close stops the shard: requests get NOT_COORDINATOR, marker writing
 // stops (the next leader of the partition resumes it).
 func (sh *Shard) Close() {
-	sh.mu.Lock()
-	sh.closed = true
-	sh.mu.Unlock()
-	sh.once.Do(func() { close(sh.stop) })
+	sh.life.Close()
 	sh.cancel()
 }
 
@@ -199,7 +185,7 @@ func (sh *Shard) Close() {
 // transactions are written again (markers are idempotent), and Ongoing
 // transactions past their timeout are aborted.
 func (sh *Shard) Load() {
-	defer close(sh.loaded)
+	defer sh.life.SetLoaded()
 	start := time.Now()
 	records := 0
 	sh.mu.Lock()
@@ -232,7 +218,7 @@ func (sh *Shard) Load() {
 	if err != nil {
 		sh.logger.Error("reading the transaction state partition failed; its transactions are incomplete", "err", err)
 	}
-	if err := sh.log.AwaitCommitted(end, sh.stop); err != nil {
+	if err := sh.log.AwaitCommitted(end, sh.life.Done()); err != nil {
 		sh.logger.Info("the transaction state partition's leadership moved before its replayed records were committed; not serving", "end", end, "err", err)
 		sh.Close()
 		return
@@ -289,7 +275,7 @@ func (sh *Shard) write(t, next *transaction) error {
 // append writes records to the log, stamped now.
 func (sh *Shard) append(records []recordbatch.Record) error {
 	sh.mu.Lock()
-	closed := sh.closed
+	closed := sh.life.ClosedLocked()
 	sh.mu.Unlock()
 	if closed {
 		return kerr.NotCoordinator
@@ -333,7 +319,7 @@ func (sh *Shard) InitProducerID(ctx context.Context, transactionalID string, tim
 	expected := currentProducerID >= 0
 	now := sh.cfg.Now().UnixMilli()
 	sh.mu.Lock()
-	if sh.closed {
+	if sh.life.ClosedLocked() {
 		sh.mu.Unlock()
 		return -1, -1, kerr.NotCoordinator
 	}
@@ -346,7 +332,7 @@ func (sh *Shard) InitProducerID(ctx context.Context, transactionalID string, tim
 			return -1, -1, kerr.CoordinatorNotAvailable
 		}
 		sh.mu.Lock()
-		if sh.closed {
+		if sh.life.ClosedLocked() {
 			sh.mu.Unlock()
 			return -1, -1, kerr.NotCoordinator
 		}
@@ -469,7 +455,7 @@ func (sh *Shard) AddPartitions(transactionalID string, producerID int64, epoch i
 	}
 	now := sh.cfg.Now().UnixMilli()
 	sh.mu.Lock()
-	if sh.closed {
+	if sh.life.ClosedLocked() {
 		sh.mu.Unlock()
 		return kerr.NotCoordinator
 	}
@@ -533,7 +519,7 @@ func (sh *Shard) VerifyPartitions(transactionalID string, producerID int64, epoc
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.closed {
+	if sh.life.ClosedLocked() {
 		return nil, kerr.NotCoordinator
 	}
 	t := sh.txns[transactionalID]
@@ -576,7 +562,7 @@ func (sh *Shard) EndTxn(transactionalID string, producerID int64, epoch int16, c
 	}
 	now := sh.cfg.Now().UnixMilli()
 	sh.mu.Lock()
-	if sh.closed {
+	if sh.life.ClosedLocked() {
 		sh.mu.Unlock()
 		return -1, -1, kerr.NotCoordinator
 	}
@@ -710,7 +696,7 @@ func outcome(same bool, ifSame *kerr.Error) *kerr.Error {
 // older than its timeout, and returns how many it aborted.
 func (sh *Shard) AbortTimedOut(now time.Time) int {
 	sh.mu.Lock()
-	if sh.closed {
+	if sh.life.ClosedLocked() {
 		sh.mu.Unlock()
 		return 0
 	}
@@ -756,7 +742,7 @@ const maxEpoch = 1<<15 - 1
 func (sh *Shard) ExpireTransactionalIDs(now time.Time) (int, error) {
 	limit := now.Add(-sh.cfg.IDExpiration).UnixMilli()
 	sh.mu.Lock()
-	if sh.closed {
+	if sh.life.ClosedLocked() {
 		sh.mu.Unlock()
 		return 0, nil
 	}
@@ -808,7 +794,7 @@ type Description struct {
 func (sh *Shard) Describe(transactionalID string) (Description, *kerr.Error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.closed {
+	if sh.life.ClosedLocked() {
 		return Description{}, kerr.NotCoordinator
 	}
 	t := sh.txns[transactionalID]

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/broker/coordinator"
 	"github.com/strata-log/strata/broker/group"
 )
 
@@ -445,7 +446,7 @@ func TestManagerRoutesAndLoads(t *testing.T) {
 	}
 	defer m.Close()
 	id := "t"
-	p := group.Partition(id, 3)
+	p := coordinator.Partition(id, 3)
 	if _, err := m.ShardFor(id); err != kerr.NotCoordinator {
 		t.Fatalf("ShardFor before Lead: %v", err)
 	}
