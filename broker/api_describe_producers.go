@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -18,15 +17,10 @@ func handleDescribeProducers(c *clientConn, h requestHeader, req *kmsg.DescribeP
 	for _, rt := range req.Topics {
 		out := kmsg.NewDescribeProducersResponseTopic()
 		out.Topic = rt.Topic
-		topic, exists := state.Topic(rt.Topic)
+		topic, _ := state.Topic(rt.Topic) // the zero Topic when it does not exist
 		for _, index := range rt.Partitions {
 			p := kmsg.NewDescribeProducersResponseTopicPartition()
 			p.Partition = index
-			if !exists || !topic.HasPartition(index) {
-				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				out.Partitions = append(out.Partitions, p)
-				continue
-			}
 			part, code := s.leaderPartition(topic, index, -1)
 			if part == nil {
 				p.ErrorCode = code

@@ -27,8 +27,14 @@ import (
 func init() { register(4, 15, handleFetch) }
 
 // leaderPartition returns the local partition when this broker leads it at
-// the leader epoch the client knows (-1: any), or the error code to answer.
+// the leader epoch the client knows (-1: any), or the error code to answer:
+// UNKNOWN_TOPIC_OR_PARTITION when topic (the zero Topic when it does not
+// exist) has no such partition, NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH
+// or UNKNOWN_LEADER_EPOCH.
 func (s *Server) leaderPartition(topic metadata.Topic, index, currentLeaderEpoch int32) (*partition.Partition, int16) {
+	if !topic.HasPartition(index) {
+		return nil, kerr.UnknownTopicOrPartition.Code
+	}
 	part := s.partitions.get(topic, index)
 	if part == nil || !part.Leading() {
 		return nil, kerr.NotLeaderForPartition.Code
@@ -125,8 +131,6 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			switch {
 			case !exists && req.Version >= 13:
 				t.errorCode = kerr.UnknownTopicID.Code
-			case !exists || !topic.HasPartition(rp.Partition):
-				t.errorCode = kerr.UnknownTopicOrPartition.Code
 			default:
 				t.part, t.errorCode = s.leaderPartition(topic, rp.Partition, rp.CurrentLeaderEpoch)
 				if t.part != nil && replicaID >= 0 {

@@ -38,21 +38,16 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 	for _, rt := range req.Topics {
 		out := kmsg.NewListOffsetsResponseTopic()
 		out.Topic = rt.Topic
-		topic, exists := state.Topic(rt.Topic)
+		topic, _ := state.Topic(rt.Topic) // the zero Topic when it does not exist
 		for _, rp := range rt.Partitions {
 			p := kmsg.NewListOffsetsResponseTopicPartition()
 			p.Partition = rp.Partition
 			p.Timestamp = -1
 			p.Offset = -1
-			switch {
-			case !exists || !topic.HasPartition(rp.Partition):
-				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			switch part, code := s.leaderPartition(topic, rp.Partition, rp.CurrentLeaderEpoch); {
+			case part == nil:
+				p.ErrorCode = code
 			default:
-				part, code := s.leaderPartition(topic, rp.Partition, rp.CurrentLeaderEpoch)
-				if part == nil {
-					p.ErrorCode = code
-					break
-				}
 				p.LeaderEpoch = part.LeaderEpoch()
 				// A failed log (an fsync or a write failed) is offline on
 				// this broker, as a replica in a failed log directory is in

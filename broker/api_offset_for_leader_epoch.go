@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -21,20 +20,15 @@ func handleOffsetForLeaderEpoch(c *clientConn, h requestHeader, req *kmsg.Offset
 	for _, rt := range req.Topics {
 		out := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		out.Topic = rt.Topic
-		topic, exists := state.Topic(rt.Topic)
+		topic, _ := state.Topic(rt.Topic) // the zero Topic when it does not exist
 		for _, rp := range rt.Partitions {
 			p := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			p.Partition = rp.Partition
 			p.LeaderEpoch, p.EndOffset = -1, -1
-			switch {
-			case !exists || !topic.HasPartition(rp.Partition):
-				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			switch part, code := s.leaderPartition(topic, rp.Partition, rp.CurrentLeaderEpoch); {
+			case part == nil:
+				p.ErrorCode = code
 			default:
-				part, code := s.leaderPartition(topic, rp.Partition, rp.CurrentLeaderEpoch)
-				if part == nil {
-					p.ErrorCode = code
-					break
-				}
 				p.LeaderEpoch, p.EndOffset = part.EpochEndOffset(rp.LeaderEpoch)
 			}
 			out.Partitions = append(out.Partitions, p)

@@ -50,15 +50,10 @@ func handleWriteTxnMarkers(c *clientConn, h requestHeader, req *kmsg.WriteTxnMar
 		for ti, rt := range rm.Topics {
 			ot := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
 			ot.Topic = rt.Topic
-			topic, exists := state.Topic(rt.Topic)
+			topic, _ := state.Topic(rt.Topic) // the zero Topic when it does not exist
 			for _, index := range rt.Partitions {
 				op := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
 				op.Partition = index
-				if !exists || !topic.HasPartition(index) {
-					op.ErrorCode = kerr.UnknownTopicOrPartition.Code
-					ot.Partitions = append(ot.Partitions, op)
-					continue
-				}
 				part, code := s.leaderPartition(topic, index, -1)
 				if part == nil {
 					op.ErrorCode = code
