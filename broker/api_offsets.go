@@ -65,50 +65,63 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 		return answer(group.ErrorCode(err), nil), nil
 	}
 	now := time.Now().UnixMilli()
-	state := s.cfg.Metadata.State()
-	commits := map[group.TopicPartition]group.CommittedOffset{}
-	codes := map[group.TopicPartition]int16{}
+	commits := newOffsetCommits(s.cfg.Metadata.State())
 	for _, rt := range req.Topics {
 		for _, rp := range rt.Partitions {
-			tp := group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
-			if code := offsetCommitPartitionCode(state, tp, rp.Metadata); code != 0 {
-				codes[tp] = code
-			} else {
-				co := group.CommittedOffset{Offset: rp.Offset, LeaderEpoch: -1, Metadata: deref(rp.Metadata), Timestamp: now}
-				if req.Version >= 6 {
-					co.LeaderEpoch = rp.LeaderEpoch
-				}
-				if req.Version == 1 && rp.Timestamp > 0 {
-					co.Timestamp = rp.Timestamp
-				}
-				commits[tp] = co
+			co := group.CommittedOffset{Offset: rp.Offset, LeaderEpoch: -1, Metadata: deref(rp.Metadata), Timestamp: now}
+			if req.Version >= 6 {
+				co.LeaderEpoch = rp.LeaderEpoch
 			}
+			if req.Version == 1 && rp.Timestamp > 0 {
+				co.Timestamp = rp.Timestamp
+			}
+			commits.add(group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}, co)
 		}
 	}
 	var writeCode int16
-	if len(commits) > 0 {
-		writeCode = group.ErrorCode(sh.CommitOffsets(req.Group, commits))
+	if len(commits.valid) > 0 {
+		writeCode = group.ErrorCode(sh.CommitOffsets(req.Group, commits.valid))
 	}
 	return answer(0, func(rt kmsg.OffsetCommitRequestTopic, rp kmsg.OffsetCommitRequestTopicPartition) int16 {
-		if code, ok := codes[group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}]; ok {
-			return code
-		}
-		return writeCode
+		return commits.code(group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}, writeCode)
 	}), nil
 }
 
-// offsetCommitPartitionCode is the per-partition check of OffsetCommit and
-// TxnOffsetCommit: UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE,
-// or 0.
-func offsetCommitPartitionCode(state *metadata.State, tp group.TopicPartition, meta *string) int16 {
-	topic, exists := state.Topic(tp.Topic)
+// offsetCommits is the partitions of one OffsetCommit or TxnOffsetCommit,
+// checked one by one: the valid commits, written together, and the codes
+// of the refused ones (UNKNOWN_TOPIC_OR_PARTITION,
+// OFFSET_METADATA_TOO_LARGE), which keep their own code whatever the
+// write's.
+type offsetCommits struct {
+	state   *metadata.State
+	valid   map[group.TopicPartition]group.CommittedOffset
+	refused map[group.TopicPartition]int16
+}
+
+func newOffsetCommits(state *metadata.State) *offsetCommits {
+	return &offsetCommits{state: state, valid: map[group.TopicPartition]group.CommittedOffset{}, refused: map[group.TopicPartition]int16{}}
+}
+
+// add checks the commit of a partition and keeps it, or its refusal.
+func (o *offsetCommits) add(tp group.TopicPartition, co group.CommittedOffset) {
+	topic, exists := o.state.Topic(tp.Topic)
 	switch {
 	case !exists || !topic.HasPartition(tp.Partition):
-		return kerr.UnknownTopicOrPartition.Code
-	case meta != nil && len(*meta) > group.OffsetMetadataMaxBytes:
-		return kerr.OffsetMetadataTooLarge.Code
+		o.refused[tp] = kerr.UnknownTopicOrPartition.Code
+	case len(co.Metadata) > group.OffsetMetadataMaxBytes:
+		o.refused[tp] = kerr.OffsetMetadataTooLarge.Code
+	default:
+		o.valid[tp] = co
 	}
-	return 0
+}
+
+// code is a partition's answer once the valid commits were written (or
+// not) with writeCode.
+func (o *offsetCommits) code(tp group.TopicPartition, writeCode int16) int16 {
+	if code, ok := o.refused[tp]; ok {
+		return code
+	}
+	return writeCode
 }
 
 // offsetFetchGroup answers one group's OffsetFetch: the asked partitions

@@ -76,38 +76,28 @@ func handleTxnOffsetCommit(c *clientConn, h requestHeader, req *kmsg.TxnOffsetCo
 		return all(group.ErrorCode(err)), nil
 	}
 	now := time.Now().UnixMilli()
-	state := s.cfg.Metadata.State()
-	commits := map[group.TopicPartition]group.CommittedOffset{}
-	codes := map[group.TopicPartition]int16{}
+	commits := newOffsetCommits(s.cfg.Metadata.State())
 	for _, rt := range req.Topics {
 		for _, rp := range rt.Partitions {
-			tp := group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
-			if code := offsetCommitPartitionCode(state, tp, rp.Metadata); code != 0 {
-				codes[tp] = code
-				continue
-			}
 			co := group.CommittedOffset{Offset: rp.Offset, LeaderEpoch: -1, Metadata: deref(rp.Metadata), Timestamp: now}
 			if req.Version >= 2 {
 				co.LeaderEpoch = rp.LeaderEpoch
 			}
-			commits[tp] = co
+			commits.add(group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}, co)
 		}
 	}
 	var writeCode int16
-	if len(commits) > 0 && req.Version >= 5 {
+	if len(commits.valid) > 0 && req.Version >= 5 {
 		writeCode = s.addOffsetsPartitionToTxn(req, sh.Partition())
 	}
-	if len(commits) > 0 && writeCode == 0 {
-		err := sh.CommitTxnOffsets(req.Group, group.TxnProducer{TransactionalID: req.TransactionalID, ProducerID: req.ProducerID, ProducerEpoch: req.ProducerEpoch}, commits)
+	if len(commits.valid) > 0 && writeCode == 0 {
+		err := sh.CommitTxnOffsets(req.Group, group.TxnProducer{TransactionalID: req.TransactionalID, ProducerID: req.ProducerID, ProducerEpoch: req.ProducerEpoch}, commits.valid)
 		if writeCode = group.ErrorCode(err); writeCode != 0 {
 			c.log.Debug("transactional offset commit failed", "group", req.Group, "transactional_id", req.TransactionalID, "producer_id", req.ProducerID, "producer_epoch", req.ProducerEpoch, "err", err)
 		}
 	}
 	return answer(func(topic string, partition int32) int16 {
-		if code, ok := codes[group.TopicPartition{Topic: topic, Partition: partition}]; ok {
-			return code
-		}
-		return writeCode
+		return commits.code(group.TopicPartition{Topic: topic, Partition: partition}, writeCode)
 	}), nil
 }
 
