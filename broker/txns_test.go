@@ -50,23 +50,7 @@ func TestMarkerWriter(t *testing.T) {
 		addresses = append(addresses, address)
 		// Deleted while the marker was on its way.
 		deleted["deleted-later"] = true
-		resp := kmsg.NewPtrWriteTxnMarkersResponse()
-		for _, m := range req.Markers {
-			rm := kmsg.NewWriteTxnMarkersResponseMarker()
-			rm.ProducerID = m.ProducerID
-			for _, mt := range m.Topics {
-				rt := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
-				rt.Topic = mt.Topic
-				for _, p := range mt.Partitions {
-					rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
-					rp.Partition, rp.ErrorCode = p, answers[group.TopicPartition{Topic: mt.Topic, Partition: p}]
-					rt.Partitions = append(rt.Partitions, rp)
-				}
-				rm.Topics = append(rm.Topics, rt)
-			}
-			resp.Markers = append(resp.Markers, rm)
-		}
-		return resp, nil
+		return markersResponse(req, func(_ int64, tp group.TopicPartition) int16 { return answers[tp] }), nil
 	}
 	w := &markerWriter{resolve: resolve, send: send}
 	m := txn.Marker{ProducerID: 77, ProducerEpoch: 3, Commit: true, CoordinatorEpoch: 9, Version: txn.V2, Partitions: []group.TopicPartition{
@@ -130,26 +114,12 @@ func TestMarkerWriterBatchesPerLeader(t *testing.T) {
 		if first {
 			<-release
 		}
-		resp := kmsg.NewPtrWriteTxnMarkersResponse()
-		for _, m := range req.Markers {
-			rm := kmsg.NewWriteTxnMarkersResponseMarker()
-			rm.ProducerID = m.ProducerID
-			for _, mt := range m.Topics {
-				rt := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
-				rt.Topic = mt.Topic
-				for _, p := range mt.Partitions {
-					rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
-					rp.Partition = p
-					if m.ProducerID == 3 {
-						rp.ErrorCode = kerr.NotLeaderForPartition.Code
-					}
-					rt.Partitions = append(rt.Partitions, rp)
-				}
-				rm.Topics = append(rm.Topics, rt)
+		return markersResponse(req, func(producerID int64, _ group.TopicPartition) int16 {
+			if producerID == 3 {
+				return kerr.NotLeaderForPartition.Code
 			}
-			resp.Markers = append(resp.Markers, rm)
-		}
-		return resp, nil
+			return 0
+		}), nil
 	}
 	w := &markerWriter{send: send, resolve: func(group.TopicPartition) (int32, string, error) { return 1, "leader:9094", nil }}
 	tp := group.TopicPartition{Topic: "a", Partition: 0}
@@ -189,4 +159,26 @@ func TestMarkerWriterBatchesPerLeader(t *testing.T) {
 		t.Fatalf("results %v", results)
 	}
 	w.wait()
+}
+
+// markersResponse is a partition leader's answer to req: code gives each
+// marker's partition its error code.
+func markersResponse(req *kmsg.WriteTxnMarkersRequest, code func(producerID int64, tp group.TopicPartition) int16) *kmsg.WriteTxnMarkersResponse {
+	resp := kmsg.NewPtrWriteTxnMarkersResponse()
+	for _, m := range req.Markers {
+		rm := kmsg.NewWriteTxnMarkersResponseMarker()
+		rm.ProducerID = m.ProducerID
+		for _, mt := range m.Topics {
+			rt := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
+			rt.Topic = mt.Topic
+			for _, p := range mt.Partitions {
+				rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
+				rp.Partition, rp.ErrorCode = p, code(m.ProducerID, group.TopicPartition{Topic: mt.Topic, Partition: p})
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			rm.Topics = append(rm.Topics, rt)
+		}
+		resp.Markers = append(resp.Markers, rm)
+	}
+	return resp
 }
