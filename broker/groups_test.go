@@ -39,11 +39,7 @@ func request[R kmsg.Response](t *testing.T, cl requester, req kmsg.Request) R {
 func TestGroupStateReplayedAfterRestart(t *testing.T) {
 	n := brokertest.Start(t)
 	cl := n.Client()
-	ct := kmsg.NewPtrCreateTopicsRequest()
-	ct.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: "t", NumPartitions: 2, ReplicationFactor: 1}}
-	if r := request[*kmsg.CreateTopicsResponse](t, cl, ct); r.Topics[0].ErrorCode != 0 {
-		t.Fatalf("create topic: %+v", r)
-	}
+	createTopic(t, cl, "t", 2, nil)
 
 	join := kmsg.NewPtrJoinGroupRequest()
 	join.Group, join.ProtocolType, join.SessionTimeoutMillis, join.RebalanceTimeoutMillis = "g1", "consumer", 30000, 30000

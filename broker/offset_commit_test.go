@@ -17,11 +17,7 @@ import (
 func TestOffsetCommitPartitionCodes(t *testing.T) {
 	n := brokertest.Start(t)
 	cl := n.Client()
-	ct := kmsg.NewPtrCreateTopicsRequest()
-	ct.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: "t", NumPartitions: 2, ReplicationFactor: 1}}
-	if r := request[*kmsg.CreateTopicsResponse](t, cl, ct); r.Topics[0].ErrorCode != 0 {
-		t.Fatalf("create topic: %+v", r)
-	}
+	createTopic(t, cl, "t", 2, nil)
 	commit := kmsg.NewPtrOffsetCommitRequest()
 	commit.SetVersion(8)
 	commit.Group, commit.Generation = "simple", -1

@@ -102,11 +102,7 @@ func TestTransactionCoordinatorOverTheWire(t *testing.T) {
 		c.Registerer = registry
 	})
 	cl := n.Client()
-	ct := kmsg.NewPtrCreateTopicsRequest()
-	ct.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: "t", NumPartitions: 3, ReplicationFactor: 1}}
-	if r := request[*kmsg.CreateTopicsResponse](t, cl, ct); r.Topics[0].ErrorCode != 0 {
-		t.Fatalf("create: %v", kerr.ErrorForCode(r.Topics[0].ErrorCode))
-	}
+	createTopic(t, cl, "t", 3, nil)
 
 	find := kmsg.NewPtrFindCoordinatorRequest()
 	find.CoordinatorType, find.CoordinatorKey = 1, "tx"
@@ -241,9 +237,7 @@ func TestTransactionCoordinatorOverTheWire(t *testing.T) {
 func TestTransactionalProducerFencing(t *testing.T) {
 	n := brokertest.Start(t, func(c *broker.Config) { c.TransactionMaxTimeout = time.Minute })
 	cl := n.Client()
-	ct := kmsg.NewPtrCreateTopicsRequest()
-	ct.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: "t", NumPartitions: 1, ReplicationFactor: 1}}
-	request[*kmsg.CreateTopicsResponse](t, cl, ct)
+	createTopic(t, cl, "t", 1, nil)
 
 	if r := initProducer(t, cl, "zombie", 60_001); r.ErrorCode != kerr.InvalidTransactionTimeout.Code {
 		t.Fatalf("timeout above transaction.max.timeout.ms: %v", kerr.ErrorForCode(r.ErrorCode))

@@ -89,9 +89,7 @@ func TestTransactionalProducerCommitAndAbort(t *testing.T) {
 
 func testTransactionalProducerCommitAndAbort(t *testing.T, n *brokertest.Node, level int16) {
 	admin := n.Client()
-	ct := kmsg.NewPtrCreateTopicsRequest()
-	ct.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: "out", NumPartitions: 2, ReplicationFactor: 1}}
-	request[*kmsg.CreateTopicsResponse](t, admin, ct)
+	createTopic(t, admin, "out", 2, nil)
 
 	var requests requestLog
 	producer := n.Client(kgo.TransactionalID("eos"), kgo.DefaultProduceTopic("out"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), requests.opt())
@@ -167,9 +165,8 @@ func TestGroupTransactSessionMovesOffsetsWithTheOutput(t *testing.T) {
 
 func testGroupTransactSessionMovesOffsetsWithTheOutput(t *testing.T, n *brokertest.Node, level int16) {
 	admin := n.Client()
-	ct := kmsg.NewPtrCreateTopicsRequest()
-	ct.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: "in", NumPartitions: 1, ReplicationFactor: 1}, {Topic: "out", NumPartitions: 1, ReplicationFactor: 1}}
-	request[*kmsg.CreateTopicsResponse](t, admin, ct)
+	createTopic(t, admin, "in", 1, nil)
+	createTopic(t, admin, "out", 1, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const records = 10

@@ -68,11 +68,7 @@ func (l *memGroupLog) Leading() bool                               { return true
 func TestTxnOffsetCommitAndRequireStable(t *testing.T) {
 	n := brokertest.Start(t)
 	cl := n.Client()
-	ct := kmsg.NewPtrCreateTopicsRequest()
-	ct.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: "t", NumPartitions: 2, ReplicationFactor: 1}}
-	if r := request[*kmsg.CreateTopicsResponse](t, cl, ct); r.Topics[0].ErrorCode != 0 {
-		t.Fatalf("create topic: %+v", r)
-	}
+	createTopic(t, cl, "t", 2, nil)
 	const groupID, pid, epoch = "txn-group", int64(77), int16(3)
 	// The broker's own shard first (creating the offsets topic), then the
 	// test's in its place.

@@ -33,11 +33,7 @@ func TestTxnOffsetCommitVerifiedWithTheTransactionCoordinator(t *testing.T) {
 	vs.SetMaxKeyVersion(kmsg.TxnOffsetCommit.Int16(), 4)
 	vs.SetMaxKeyVersion(kmsg.EndTxn.Int16(), 4)
 	cl := n.Client(kgo.MaxVersions(vs))
-	ct := kmsg.NewPtrCreateTopicsRequest()
-	ct.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: "t", NumPartitions: 1, ReplicationFactor: 1}}
-	if r := request[*kmsg.CreateTopicsResponse](t, cl, ct); r.Topics[0].ErrorCode != 0 {
-		t.Fatalf("create topic: %v", kerr.ErrorForCode(r.Topics[0].ErrorCode))
-	}
+	createTopic(t, cl, "t", 1, nil)
 	const id, groupID = "late-commit", "late-group"
 	ip := initProducer(t, cl, id, 60000)
 	if ip.ErrorCode != 0 {
