@@ -24,17 +24,7 @@ type abortedScan struct {
 }
 
 func newTxnCleaner(entries []AbortedTxn) *txnCleaner {
-	pending := slices.Clone(entries)
-	slices.SortStableFunc(pending, func(a, b AbortedTxn) int {
-		switch {
-		case a.FirstOffset < b.FirstOffset:
-			return -1
-		case a.FirstOffset > b.FirstOffset:
-			return 1
-		}
-		return 0
-	})
-	return &txnCleaner{pending: slices.Compact(pending), aborted: map[int64]*abortedScan{}, committed: map[int64]bool{}}
+	return &txnCleaner{pending: sortAbortedTxns(slices.Clone(entries)), aborted: map[int64]*abortedScan{}, committed: map[int64]bool{}}
 }
 
 // reach starts the aborted transactions beginning at or before offset.

@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -160,17 +161,15 @@ func (l *Log) AbortedTxns(from, upTo int64) []AbortedTxn {
 			break
 		}
 	}
-	slices.SortStableFunc(out, func(a, b AbortedTxn) int {
-		switch {
-		case a.FirstOffset < b.FirstOffset:
-			return -1
-		case a.FirstOffset > b.FirstOffset:
-			return 1
-		}
-		return 0
-	})
-	// An interrupted compaction swap can leave an entry in two files.
-	return slices.Compact(out)
+	return sortAbortedTxns(out)
+}
+
+// sortAbortedTxns sorts entries by first offset (stably) and drops
+// repeated entries (an interrupted compaction swap can leave an entry in
+// two files), in place.
+func sortAbortedTxns(entries []AbortedTxn) []AbortedTxn {
+	slices.SortStableFunc(entries, func(a, b AbortedTxn) int { return cmp.Compare(a.FirstOffset, b.FirstOffset) })
+	return slices.Compact(entries)
 }
 
 // TruncateAbortedTxns drops the entries whose marker is at or above offset
