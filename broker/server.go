@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-log/strata/broker/authn"
 
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/partition"
@@ -188,6 +192,13 @@ type Config struct {
 	// SegmentWriteFault): tests fail writes, or hold them to force an
 	// interleaving.
 	SegmentWriteFault func(topic string, index int32, size int) (written int, err error)
+	// TLS is the node's TLS identity (--ssl-cert-file, --ssl-key-file,
+	// --ssl-ca-file, --ssl-client-auth): the SSL listeners serve it, and
+	// when the inter-broker listener is SSL this broker's replica fetchers
+	// and transaction clients dial other brokers with it (trusting the CA
+	// file, presenting the node certificate). Required when a listener is
+	// SSL.
+	TLS *authn.TLS
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the broker's Prometheus metrics; nil keeps them
@@ -204,6 +215,10 @@ type Listener struct {
 	// Advertise is the host:port clients of this listener are told; default
 	// Address. It must not be an unspecified address such as 0.0.0.0.
 	Advertise string
+	// SecurityProtocol is the listener's entry of Kafka's
+	// listener.security.protocol.map; default PLAINTEXT. SSL needs
+	// Config.TLS. SASL_PLAINTEXT and SASL_SSL are not served yet.
+	SecurityProtocol authn.Protocol
 }
 
 func (c *Config) setDefaults() {
@@ -214,6 +229,9 @@ func (c *Config) setDefaults() {
 	for i := range c.Listeners {
 		if c.Listeners[i].Advertise == "" {
 			c.Listeners[i].Advertise = c.Listeners[i].Address
+		}
+		if c.Listeners[i].SecurityProtocol == "" {
+			c.Listeners[i].SecurityProtocol = authn.Plaintext
 		}
 	}
 	if c.NumPartitions == 0 {
@@ -308,6 +326,19 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// interBrokerClientOpts are the kgo options of this broker's clients to
+// other brokers (replica fetchers, transaction markers, KIP-890
+// verification): they connect to the inter-broker listener, so they speak
+// its security protocol.
+func (c *Config) interBrokerClientOpts() []kgo.Opt {
+	for _, l := range c.Listeners {
+		if l.Name == c.InterBrokerListener && l.SecurityProtocol.TLS() {
+			return []kgo.Opt{kgo.Dialer(c.TLS.Dial)}
+		}
+	}
+	return nil
+}
+
 // Validate reports the first invalid setting, naming it.
 func (c Config) Validate() error {
 	c.setDefaults()
@@ -331,6 +362,15 @@ func (c Config) Validate() error {
 		}
 		if _, _, err := splitAdvertise(l.Advertise); err != nil {
 			return fmt.Errorf("broker: listener %s: %w", l.Name, err)
+		}
+		if _, err := authn.ParseProtocol(string(l.SecurityProtocol)); err != nil {
+			return fmt.Errorf("broker: listener %s: %w", l.Name, err)
+		}
+		if l.SecurityProtocol.SASL() {
+			return fmt.Errorf("broker: listener %s: security protocol %s is not supported yet (PLAINTEXT and SSL are)", l.Name, l.SecurityProtocol)
+		}
+		if l.SecurityProtocol.TLS() && c.TLS == nil {
+			return fmt.Errorf("broker: listener %s is %s: set --ssl-cert-file and --ssl-key-file", l.Name, l.SecurityProtocol)
 		}
 	}
 	if c.NumPartitions < 1 {
@@ -467,7 +507,8 @@ func New(cfg Config) (*Server, error) {
 	s.peerLog = s.logLimiter.Logger(cfg.Logger)
 	s.requestMemory = newRequestMemory(cfg.QueuedMaxRequestBytes, s.metrics)
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
-	s.peers = newBrokerClients(cfg.NodeID)
+	interBroker := cfg.interBrokerClientOpts()
+	s.peers = newBrokerClients(cfg.NodeID, interBroker)
 	s.txnVerifier = newTxnVerifier(s.peers, cfg.InterBrokerListener)
 	s.membership = newMembership(s)
 	if err := os.MkdirAll(cfg.DataDir, fsperm.Dir); err != nil {
@@ -484,6 +525,7 @@ func New(cfg Config) (*Server, error) {
 		NodeID:              cfg.NodeID,
 		BrokerEpoch:         s.membership.epoch.Load,
 		InterBrokerListener: cfg.InterBrokerListener,
+		ClientOpts:          interBroker,
 		Store:               cfg.Metadata,
 		Remote:              cfg.RemoteReader,
 		Logger:              s.log.With("subsystem", "replication"),
@@ -595,6 +637,11 @@ func New(cfg Config) (*Server, error) {
 			}
 			pm.close()
 			return nil, fmt.Errorf("broker: listener %s: listen on %s: %w", l.Name, l.Address, err)
+		}
+		if l.SecurityProtocol.TLS() {
+			// The handshake runs on the connection's goroutine
+			// (clientConn.serve), never in the accept loop.
+			ln = tls.NewListener(ln, cfg.TLS.ServerConfig())
 		}
 		host, port, _ := splitAdvertise(l.Advertise)
 		if port == 0 {
