@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/authn"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/cmd/internal/node"
 	"github.com/strata-log/strata/internal/fsperm"
@@ -144,6 +146,11 @@ type serveFlags struct {
 	listeners           string
 	advertise           string
 	interBrokerListener string
+	protocolMap         string
+	sslCertFile         string
+	sslKeyFile          string
+	sslCAFile           string
+	sslClientAuth       string
 	dataDir             string
 	controllerListen    string
 	controllerAdvertise string
@@ -212,6 +219,11 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.listeners, "listeners", "", "named listeners NAME=HOST:PORT,... e.g. CLIENT=0.0.0.0:9092,INTERNAL=0.0.0.0:9094 (overrides --listen)")
 	fs.StringVar(&f.advertise, "advertise", "", "addresses clients are told, [NAME=]HOST:PORT,... per listener (default: the listen address; 0.0.0.0 is refused)")
 	fs.StringVar(&f.interBrokerListener, "inter-broker-listener", "CLIENT", "listener brokers use to replicate")
+	fs.StringVar(&f.protocolMap, "listener-security-protocol-map", "", "listener.security.protocol.map: NAME:PROTOCOL,... with PLAINTEXT or SSL per named listener (default every listener PLAINTEXT); SASL_PLAINTEXT and SASL_SSL are not served yet")
+	fs.StringVar(&f.sslCertFile, "ssl-cert-file", "", "PEM certificate (chain) of this node, served by SSL listeners and presented by its inter-broker clients; re-read when the file changes")
+	fs.StringVar(&f.sslKeyFile, "ssl-key-file", "", "PEM private key of --ssl-cert-file; re-read when the file changes")
+	fs.StringVar(&f.sslCAFile, "ssl-ca-file", "", "PEM certificate authorities client certificates and other brokers' certificates must chain to (default the system's roots); re-read when the file changes")
+	fs.StringVar(&f.sslClientAuth, "ssl-client-auth", "none", "ssl.client.auth of SSL listeners: none, requested (verified when given) or required (mutual TLS; the principal is User:<the certificate's subject DN>)")
 	fs.StringVar(&f.dataDir, "data-dir", "./data", "directory for partition logs and metadata")
 	fs.StringVar(&f.controllerListen, "controller-listen", "127.0.0.1:9093", "Raft/controller listener HOST:PORT")
 	fs.StringVar(&f.controllerAdvertise, "controller-advertise", "", "Raft address other voters use (default: --controller-listen; hostnames allowed)")
@@ -348,6 +360,46 @@ func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 	return nil, usageErrorf("--log-format %q: want text or json", format)
 }
 
+// securityConfig applies --listener-security-protocol-map to listeners and
+// loads the TLS identity (nil when no listener is SSL and no --ssl-* file
+// is given).
+func securityConfig(f *serveFlags, listeners []broker.Listener, log *slog.Logger) (*authn.TLS, error) {
+	protocols, err := authn.ParseProtocolMap(f.protocolMap)
+	if err != nil {
+		return nil, usageErrorf("--listener-security-protocol-map: %v", err)
+	}
+	useTLS := false
+	for name, p := range protocols {
+		i := slices.IndexFunc(listeners, func(l broker.Listener) bool { return l.Name == name })
+		if i < 0 {
+			return nil, usageErrorf("--listener-security-protocol-map: no listener named %s (see --listeners)", name)
+		}
+		if p.SASL() {
+			return nil, usageErrorf("--listener-security-protocol-map: listener %s: %s is not supported yet (PLAINTEXT and SSL are)", name, p)
+		}
+		listeners[i].SecurityProtocol = p
+		useTLS = useTLS || p.TLS()
+	}
+	clientAuth, err := authn.ParseClientAuth(f.sslClientAuth)
+	if err != nil {
+		return nil, usageErrorf("--ssl-client-auth: %v", err)
+	}
+	if !useTLS && f.sslCertFile == "" && f.sslKeyFile == "" {
+		return nil, nil
+	}
+	if !useTLS {
+		return nil, usageErrorf("--ssl-cert-file/--ssl-key-file given but no listener is SSL: set --listener-security-protocol-map NAME:SSL")
+	}
+	id, err := authn.NewTLS(authn.TLSFiles{CertFile: f.sslCertFile, KeyFile: f.sslKeyFile, CAFile: f.sslCAFile, ClientAuth: clientAuth},
+		func(err error) {
+			log.Error("reloading the TLS certificate failed; the previous one stays in use until the files are fixed", "err", err)
+		})
+	if err != nil {
+		return nil, usageErrorf("--ssl-cert-file, --ssl-key-file, --ssl-ca-file: %v", err)
+	}
+	return id, nil
+}
+
 // parseListeners turns --listen/--listeners/--advertise into listeners.
 func parseListeners(f *serveFlags, listenersSet bool) ([]broker.Listener, error) {
 	var listeners []broker.Listener
@@ -474,6 +526,10 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	}
 	if !inter {
 		return node.Config{}, usageErrorf("--inter-broker-listener %s: no such listener", f.interBrokerListener)
+	}
+	tlsID, err := securityConfig(f, listeners, log)
+	if err != nil {
+		return node.Config{}, err
 	}
 	quorum, err := parseQuorum(f.controllerQuorum)
 	if err != nil {
@@ -660,6 +716,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			HeartbeatInterval:             time.Duration(f.heartbeatMs) * time.Millisecond,
 			ReplicaLagTimeMax:             time.Duration(f.replicaLagMs) * time.Millisecond,
 			InterBrokerListener:           f.interBrokerListener,
+			TLS:                           tlsID,
 			Rack:                          f.rack,
 			OffsetsTopicSegmentBytes:      f.offsetsSegmentBytes,
 			OffsetsRetention:              time.Duration(f.offsetsRetentionMin) * time.Minute,
