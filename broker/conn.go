@@ -34,6 +34,7 @@ type clientConn struct {
 	// an SSL listener, before any request is read). Read by the reader
 	// goroutine (handlers) only.
 	principal authn.Principal
+	sasl      saslState        // SASL listeners: the handshake's progress
 	responses chan net.Buffers // encoded response frames, in request order
 
 	// ctx ends when the connection stops reading (or the server stops): it
@@ -244,6 +245,9 @@ func (c *clientConn) handleFrame(frame []byte) (net.Buffers, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if c.listener.SecurityProtocol.SASL() && !c.sasl.authenticated && !allowedBeforeAuth(h.key) {
+		return nil, fmt.Errorf("%s before SASL authentication completed (client %q): only ApiVersions, SaslHandshake and SaslAuthenticate are served until then", kmsg.NameForKey(h.key), h.clientID)
 	}
 	start := time.Now()
 	resp, err := api.handle(c, h, req)

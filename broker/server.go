@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -199,6 +200,12 @@ type Config struct {
 	// file, presenting the node certificate). Required when a listener is
 	// SSL.
 	TLS *authn.TLS
+	// SASLMechanisms are sasl.enabled.mechanisms: what SASL_PLAINTEXT and
+	// SASL_SSL listeners offer. Only PLAIN is served yet; default PLAIN.
+	SASLMechanisms []string
+	// PlainUsers are the SASL/PLAIN users (--sasl-plain-users-file);
+	// required when PLAIN is enabled and a listener is SASL.
+	PlainUsers *authn.PlainUsers
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the broker's Prometheus metrics; nil keeps them
@@ -233,6 +240,9 @@ func (c *Config) setDefaults() {
 		if c.Listeners[i].SecurityProtocol == "" {
 			c.Listeners[i].SecurityProtocol = authn.Plaintext
 		}
+	}
+	if len(c.SASLMechanisms) == 0 {
+		c.SASLMechanisms = []string{mechanismPlain}
 	}
 	if c.NumPartitions == 0 {
 		c.NumPartitions = 1
@@ -348,6 +358,11 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("broker: data dir is required")
 	}
+	for _, m := range c.SASLMechanisms {
+		if m != mechanismPlain {
+			return fmt.Errorf("broker: SASL mechanism %q is not supported (PLAIN is)", m)
+		}
+	}
 	names := map[string]bool{}
 	for _, l := range c.Listeners {
 		if l.Name == "" {
@@ -366,8 +381,11 @@ func (c Config) Validate() error {
 		if _, err := authn.ParseProtocol(string(l.SecurityProtocol)); err != nil {
 			return fmt.Errorf("broker: listener %s: %w", l.Name, err)
 		}
-		if l.SecurityProtocol.SASL() {
-			return fmt.Errorf("broker: listener %s: security protocol %s is not supported yet (PLAINTEXT and SSL are)", l.Name, l.SecurityProtocol)
+		if l.SecurityProtocol.SASL() && l.Name == c.InterBrokerListener {
+			return fmt.Errorf("broker: inter-broker listener %s cannot be %s yet (brokers have no SASL credentials): use PLAINTEXT or SSL with --ssl-client-auth required", l.Name, l.SecurityProtocol)
+		}
+		if l.SecurityProtocol.SASL() && slices.Contains(c.SASLMechanisms, mechanismPlain) && c.PlainUsers == nil {
+			return fmt.Errorf("broker: listener %s is %s with PLAIN: set --sasl-plain-users-file", l.Name, l.SecurityProtocol)
 		}
 		if l.SecurityProtocol.TLS() && c.TLS == nil {
 			return fmt.Errorf("broker: listener %s is %s: set --ssl-cert-file and --ssl-key-file", l.Name, l.SecurityProtocol)

@@ -151,6 +151,8 @@ type serveFlags struct {
 	sslKeyFile          string
 	sslCAFile           string
 	sslClientAuth       string
+	saslMechanisms      string
+	saslPlainUsersFile  string
 	dataDir             string
 	controllerListen    string
 	controllerAdvertise string
@@ -219,7 +221,9 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.listeners, "listeners", "", "named listeners NAME=HOST:PORT,... e.g. CLIENT=0.0.0.0:9092,INTERNAL=0.0.0.0:9094 (overrides --listen)")
 	fs.StringVar(&f.advertise, "advertise", "", "addresses clients are told, [NAME=]HOST:PORT,... per listener (default: the listen address; 0.0.0.0 is refused)")
 	fs.StringVar(&f.interBrokerListener, "inter-broker-listener", "CLIENT", "listener brokers use to replicate")
-	fs.StringVar(&f.protocolMap, "listener-security-protocol-map", "", "listener.security.protocol.map: NAME:PROTOCOL,... with PLAINTEXT or SSL per named listener (default every listener PLAINTEXT); SASL_PLAINTEXT and SASL_SSL are not served yet")
+	fs.StringVar(&f.protocolMap, "listener-security-protocol-map", "", "listener.security.protocol.map: NAME:PROTOCOL,... with PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL per named listener (default every listener PLAINTEXT); the inter-broker listener cannot be SASL yet")
+	fs.StringVar(&f.saslMechanisms, "sasl-enabled-mechanisms", "PLAIN", "sasl.enabled.mechanisms of SASL listeners, comma-separated; only PLAIN is served yet")
+	fs.StringVar(&f.saslPlainUsersFile, "sasl-plain-users-file", "", "SASL/PLAIN users: one username:password per line (# comments); keep it 0600. Read at start; passwords are never logged")
 	fs.StringVar(&f.sslCertFile, "ssl-cert-file", "", "PEM certificate (chain) of this node, served by SSL listeners and presented by its inter-broker clients; re-read when the file changes")
 	fs.StringVar(&f.sslKeyFile, "ssl-key-file", "", "PEM private key of --ssl-cert-file; re-read when the file changes")
 	fs.StringVar(&f.sslCAFile, "ssl-ca-file", "", "PEM certificate authorities client certificates and other brokers' certificates must chain to (default the system's roots); re-read when the file changes")
@@ -374,8 +378,8 @@ func securityConfig(f *serveFlags, listeners []broker.Listener, log *slog.Logger
 		if i < 0 {
 			return nil, usageErrorf("--listener-security-protocol-map: no listener named %s (see --listeners)", name)
 		}
-		if p.SASL() {
-			return nil, usageErrorf("--listener-security-protocol-map: listener %s: %s is not supported yet (PLAINTEXT and SSL are)", name, p)
+		if p.SASL() && name == f.interBrokerListener {
+			return nil, usageErrorf("--listener-security-protocol-map: inter-broker listener %s cannot be %s yet (brokers have no SASL credentials): use SSL with --ssl-client-auth required", name, p)
 		}
 		listeners[i].SecurityProtocol = p
 		useTLS = useTLS || p.TLS()
@@ -398,6 +402,34 @@ func securityConfig(f *serveFlags, listeners []broker.Listener, log *slog.Logger
 		return nil, usageErrorf("--ssl-cert-file, --ssl-key-file, --ssl-ca-file: %v", err)
 	}
 	return id, nil
+}
+
+// saslConfig validates --sasl-enabled-mechanisms and loads
+// --sasl-plain-users-file.
+func saslConfig(f *serveFlags, listeners []broker.Listener) ([]string, *authn.PlainUsers, error) {
+	var mechanisms []string
+	for _, m := range strings.Split(f.saslMechanisms, ",") {
+		m = strings.ToUpper(strings.TrimSpace(m))
+		if m == "" {
+			continue
+		}
+		if m != "PLAIN" {
+			return nil, nil, usageErrorf("--sasl-enabled-mechanisms: %s is not supported yet (PLAIN is)", m)
+		}
+		mechanisms = append(mechanisms, m)
+	}
+	sasl := slices.ContainsFunc(listeners, func(l broker.Listener) bool { return l.SecurityProtocol.SASL() })
+	if f.saslPlainUsersFile == "" {
+		if sasl && slices.Contains(mechanisms, "PLAIN") {
+			return nil, nil, usageErrorf("a SASL listener with PLAIN needs --sasl-plain-users-file")
+		}
+		return mechanisms, nil, nil
+	}
+	users, err := authn.LoadPlainUsers(f.saslPlainUsersFile)
+	if err != nil {
+		return nil, nil, usageErrorf("--sasl-plain-users-file: %v", err)
+	}
+	return mechanisms, users, nil
 }
 
 // parseListeners turns --listen/--listeners/--advertise into listeners.
@@ -528,6 +560,10 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		return node.Config{}, usageErrorf("--inter-broker-listener %s: no such listener", f.interBrokerListener)
 	}
 	tlsID, err := securityConfig(f, listeners, log)
+	if err != nil {
+		return node.Config{}, err
+	}
+	saslMechanisms, plainUsers, err := saslConfig(f, listeners)
 	if err != nil {
 		return node.Config{}, err
 	}
@@ -717,6 +753,8 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			ReplicaLagTimeMax:             time.Duration(f.replicaLagMs) * time.Millisecond,
 			InterBrokerListener:           f.interBrokerListener,
 			TLS:                           tlsID,
+			SASLMechanisms:                saslMechanisms,
+			PlainUsers:                    plainUsers,
 			Rack:                          f.rack,
 			OffsetsTopicSegmentBytes:      f.offsetsSegmentBytes,
 			OffsetsRetention:              time.Duration(f.offsetsRetentionMin) * time.Minute,

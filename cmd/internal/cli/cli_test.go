@@ -89,6 +89,18 @@ func TestSecurityFlags(t *testing.T) {
 	if cfg.Broker.TLS == nil {
 		t.Fatal("no TLS identity")
 	}
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, []byte("alice:secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = parseServe(t, "--listeners", "CLIENT=127.0.0.1:9092,INTERNAL=127.0.0.1:9094", "--inter-broker-listener", "INTERNAL",
+		"--listener-security-protocol-map", "CLIENT:SASL_PLAINTEXT", "--sasl-plain-users-file", users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Broker.PlainUsers == nil || !cfg.Broker.PlainUsers.Verify("alice", "secret") || cfg.Broker.Listeners[0].SecurityProtocol != authn.SASLPlaintext {
+		t.Fatalf("SASL settings: %+v", cfg.Broker)
+	}
 	if cfg, err := parseServe(t); err != nil || cfg.Broker.TLS != nil {
 		t.Fatalf("defaults: TLS %v, err %v", cfg.Broker.TLS, err)
 	}
@@ -169,6 +181,10 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{args: []string{"--listener-security-protocol-map", "CLIENT:TLS"}, want: "--listener-security-protocol-map"},
 		{args: []string{"--listener-security-protocol-map", "OTHER:SSL"}, want: "--listener-security-protocol-map"},
 		{args: []string{"--listener-security-protocol-map", "CLIENT:SASL_SSL"}, want: "--listener-security-protocol-map"},
+		{args: []string{"--listeners", "CLIENT=127.0.0.1:9092,INTERNAL=127.0.0.1:9094", "--inter-broker-listener", "INTERNAL",
+			"--listener-security-protocol-map", "CLIENT:SASL_PLAINTEXT"}, want: "--sasl-plain-users-file"},
+		{args: []string{"--sasl-plain-users-file", badFile}, want: "--sasl-plain-users-file"},
+		{args: []string{"--sasl-enabled-mechanisms", "GSSAPI"}, want: "--sasl-enabled-mechanisms"},
 		{args: []string{"--listener-security-protocol-map", "CLIENT:SSL"}, want: "--ssl-cert-file"},
 		{args: []string{"--listener-security-protocol-map", "CLIENT:SSL", "--ssl-cert-file", badFile, "--ssl-key-file", badFile}, want: "--ssl-cert-file"},
 		{args: []string{"--ssl-client-auth", "maybe"}, want: "--ssl-client-auth"},
