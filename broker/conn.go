@@ -239,6 +239,9 @@ type requestHeader struct {
 // response frame (nil when the request gets no response, as acks=0 produce).
 // An error closes the connection.
 func (c *clientConn) handleFrame(frame []byte) (net.Buffers, error) {
+	if c.sasl.rawToken {
+		return c.handleRawToken(frame)
+	}
 	h, api, req, err := decodeRequest(frame)
 	if errors.Is(err, errUnsupportedAPIVersions) {
 		return net.Buffers{c.encode(h, unsupportedAPIVersions(c.server))}, nil

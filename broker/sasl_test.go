@@ -171,3 +171,54 @@ func TestSASLUnknownMechanismAndIllegalState(t *testing.T) {
 		t.Fatalf("Metadata after authentication: %v", err)
 	}
 }
+
+// rawToken sends a SASL token without Kafka framing (after SaslHandshake
+// v0) and returns the broker's raw answer.
+func (r *rawConn) rawToken(token []byte) ([]byte, error) {
+	if _, err := r.nc.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(token))), token...)); err != nil {
+		return nil, err
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(r.nc, size[:]); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, binary.BigEndian.Uint32(size[:]))
+	_, err := io.ReadFull(r.nc, buf)
+	return buf, err
+}
+
+// TestSASLHandshakeV0RawToken: librdkafka's flow, SaslHandshake v0 then
+// the PLAIN token raw (KIP-43).
+func TestSASLHandshakeV0RawToken(t *testing.T) {
+	n := startSASL(t)
+	for _, tc := range []struct {
+		token string
+		ok    bool
+	}{{"\x00alice\x00alice-secret", true}, {"\x00alice\x00wrong", false}, {"garbage", false}} {
+		c := dialRaw(t, n.Addr)
+		hs := kmsg.NewPtrSASLHandshakeRequest()
+		hs.SetVersion(0)
+		hs.Mechanism = "PLAIN"
+		resp := kmsg.NewPtrSASLHandshakeResponse()
+		if err := c.roundTrip(hs, resp); err != nil || resp.ErrorCode != 0 {
+			t.Fatalf("handshake v0: %v code %d", err, resp.ErrorCode)
+		}
+		answer, err := c.rawToken([]byte(tc.token))
+		if !tc.ok {
+			// Closed: EOF, or a reset when the broker closed with our
+			// bytes unread; never a timeout.
+			if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("token %q: answer %q err %v, want the connection closed", tc.token, answer, err)
+			}
+			continue
+		}
+		if err != nil || len(answer) != 0 {
+			t.Fatalf("token %q: answer %q err %v, want an empty frame", tc.token, answer, err)
+		}
+		meta := kmsg.NewPtrMetadataRequest()
+		meta.SetVersion(4)
+		if err := c.roundTrip(meta, kmsg.NewPtrMetadataResponse()); err != nil {
+			t.Fatalf("Metadata after raw authentication: %v", err)
+		}
+	}
+}
