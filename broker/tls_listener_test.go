@@ -14,6 +14,7 @@ import (
 	"github.com/strata-log/strata/broker/authn"
 	"github.com/strata-log/strata/broker/authn/authntest"
 	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/metadata/metadatatest"
 )
 
 // startSSL starts a broker whose CLIENT listener is SSL with clientAuth.
@@ -53,6 +54,11 @@ func TestSSLListenerServesTLSClients(t *testing.T) {
 	}
 	if ps := n.Server.ConnectionPrincipals(); len(ps) == 0 || slices.ContainsFunc(ps, func(p authn.Principal) bool { return p != authn.Anonymous }) {
 		t.Fatalf("principals %v, want only User:ANONYMOUS without client certificates", ps)
+	}
+
+	// The registration tells the cluster the listener's protocol.
+	if b, ok := n.Store.State().Broker(metadatatest.NodeID); !ok || len(b.Endpoints) != 1 || b.Endpoints[0].SecurityProtocol != "SSL" {
+		t.Fatalf("registered endpoints %+v, want CLIENT as SSL", b.Endpoints)
 	}
 
 	// A plaintext client gets no Kafka answer from an SSL listener.
