@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"slices"
@@ -27,13 +28,26 @@ const (
 	mechanismPlain = "PLAIN"
 )
 
+// saslMechanismServed reports whether this broker serves mechanism.
+func saslMechanismServed(mechanism string) bool {
+	_, scram := scramMechanism(mechanism)
+	return mechanism == mechanismPlain || scram
+}
+
+func scramMechanism(mechanism string) (authn.ScramMechanism, bool) {
+	m := authn.ScramMechanism(mechanism)
+	return m, m == authn.ScramSHA256 || m == authn.ScramSHA512
+}
+
 // saslState is a connection's progress through SASL (reader goroutine only).
 type saslState struct {
 	mechanism     string // chosen by SaslHandshake; "" before
 	authenticated bool
-	// rawToken: a SaslHandshake v0 succeeded, so the next frame is a raw
-	// SASL token, not a Kafka request.
+	// rawToken: a SaslHandshake v0 succeeded, so the next frames are raw
+	// SASL tokens, not Kafka requests, until authentication ends.
 	rawToken bool
+	// scram is the SCRAM exchange in progress (SCRAM mechanisms).
+	scram *authn.ScramServer
 }
 
 func init() {
@@ -67,34 +81,63 @@ func handleSaslHandshake(c *clientConn, h requestHeader, req *kmsg.SASLHandshake
 }
 
 // handleRawToken authenticates with a raw SASL token (after SaslHandshake
-// v0): an empty frame on success, a closed connection on failure.
+// v0): the mechanism's answer as a raw frame (empty for PLAIN), a closed
+// connection on failure.
 func (c *clientConn) handleRawToken(token []byte) (net.Buffers, error) {
-	c.sasl.rawToken = false
-	if !c.authenticate(token) {
+	reply, ok := c.authenticate(token)
+	if !ok {
 		return nil, fmt.Errorf("SASL %s authentication failed", c.sasl.mechanism)
 	}
-	return net.Buffers{make([]byte, 4)}, nil
+	if c.sasl.authenticated {
+		c.sasl.rawToken = false
+	}
+	frame := binary.BigEndian.AppendUint32(nil, uint32(len(reply)))
+	return net.Buffers{append(frame, reply...)}, nil
 }
 
-// authenticate checks the token of the handshake's mechanism and, when it
-// is good, makes the connection act as its principal.
-func (c *clientConn) authenticate(token []byte) bool {
+// authenticate takes the client's next token of the handshake's
+// mechanism: it returns the server's answer and false when authentication
+// failed. When the exchange is complete the connection acts as its
+// principal (c.sasl.authenticated); SCRAM takes two tokens.
+func (c *clientConn) authenticate(token []byte) ([]byte, bool) {
 	var principal authn.Principal
-	var ok bool
-	switch c.sasl.mechanism {
-	case mechanismPlain:
+	var reply []byte
+	ok := false
+	if m, scram := scramMechanism(c.sasl.mechanism); scram {
+		if c.sasl.scram == nil {
+			c.sasl.scram, _ = authn.NewScramServer(m, c.server.scramCredential(m))
+		}
+		var done bool
+		var err error
+		reply, done, principal, err = c.sasl.scram.Step(token)
+		if err == nil && !done {
+			return reply, true // server-first message; the client's final comes next
+		}
+		ok = err == nil
+	} else if c.sasl.mechanism == mechanismPlain {
 		user, password, err := authn.ParsePlain(token)
-		if err == nil && c.server.cfg.PlainUsers.Verify(user, password) {
+		if err == nil && c.server.cfg.PlainUsers != nil && c.server.cfg.PlainUsers.Verify(user, password) {
 			principal, ok = authn.User(user), true
 		}
 	}
 	if !ok {
 		c.log.Info("SASL authentication failed", "mechanism", c.sasl.mechanism)
-		return false
+		return nil, false
 	}
 	c.sasl.authenticated = true
 	c.principal = principal
-	return true
+	return reply, true
+}
+
+// scramCredential is a user's SCRAM credential from the metadata quorum.
+func (s *Server) scramCredential(m authn.ScramMechanism) func(user string) (authn.ScramCredential, bool) {
+	return func(user string) (authn.ScramCredential, bool) {
+		c, ok := s.cfg.Metadata.State().ScramCredential(user, m.Number())
+		if !ok {
+			return authn.ScramCredential{}, false
+		}
+		return authn.ScramCredential{Mechanism: m, Salt: c.Salt, Iterations: int(c.Iterations), StoredKey: c.StoredKey, ServerKey: c.ServerKey}, true
+	}
 }
 
 func handleSaslAuthenticate(c *clientConn, _ requestHeader, req *kmsg.SASLAuthenticateRequest) (kmsg.Response, error) {
@@ -106,11 +149,14 @@ func handleSaslAuthenticate(c *clientConn, _ requestHeader, req *kmsg.SASLAuthen
 		c.stopReading() // Kafka closes the connection after a SASL failure
 		return resp, nil
 	}
-	if !c.authenticate(req.SASLAuthBytes) {
+	reply, ok := c.authenticate(req.SASLAuthBytes)
+	if !ok {
 		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 		msg := "Authentication failed: invalid username or password"
 		resp.ErrorMessage = &msg
 		c.stopReading()
+		return resp, nil
 	}
+	resp.SASLAuthBytes = reply
 	return resp, nil
 }

@@ -201,7 +201,8 @@ type Config struct {
 	// SSL.
 	TLS *authn.TLS
 	// SASLMechanisms are sasl.enabled.mechanisms: what SASL_PLAINTEXT and
-	// SASL_SSL listeners offer. Only PLAIN is served yet; default PLAIN.
+	// SASL_SSL listeners offer: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (SCRAM
+	// credentials live in the metadata quorum); default PLAIN.
 	SASLMechanisms []string
 	// PlainUsers are the SASL/PLAIN users (--sasl-plain-users-file);
 	// required when PLAIN is enabled and a listener is SASL.
@@ -359,8 +360,8 @@ func (c Config) Validate() error {
 		return errors.New("broker: data dir is required")
 	}
 	for _, m := range c.SASLMechanisms {
-		if m != mechanismPlain {
-			return fmt.Errorf("broker: SASL mechanism %q is not supported (PLAIN is)", m)
+		if !saslMechanismServed(m) {
+			return fmt.Errorf("broker: SASL mechanism %q is not supported (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are)", m)
 		}
 	}
 	names := map[string]bool{}

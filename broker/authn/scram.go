@@ -15,8 +15,30 @@ import (
 	"strings"
 )
 
-// SCRAM (RFC 5802, RFC 7677), the server side. Not yet offered on
-// listeners: the credentials' home (the metadata quorum) comes next.
+// SCRAM (RFC 5802, RFC 7677), the server side.
+
+// ScramMechanismOf maps Kafka's mechanism number (KIP-554: 1
+// SCRAM-SHA-256, 2 SCRAM-SHA-512) to its name.
+func ScramMechanismOf(n int8) (ScramMechanism, bool) {
+	switch n {
+	case 1:
+		return ScramSHA256, true
+	case 2:
+		return ScramSHA512, true
+	}
+	return "", false
+}
+
+// Number is Kafka's number of the mechanism (0 when unknown).
+func (m ScramMechanism) Number() int8 {
+	switch m {
+	case ScramSHA256:
+		return 1
+	case ScramSHA512:
+		return 2
+	}
+	return 0
+}
 
 // ScramMechanism is a SCRAM mechanism name.
 type ScramMechanism string
@@ -75,6 +97,19 @@ func ScramCredentialWithSalt(m ScramMechanism, password string, salt []byte, ite
 	salted, err := pbkdf2.Key(h, password, salt, iterations, h().Size())
 	if err != nil {
 		return ScramCredential{}, err
+	}
+	return ScramCredentialFromSalted(m, salt, salted, iterations)
+}
+
+// ScramCredentialFromSalted derives a credential from the salted password
+// (PBKDF2 of the password), as AlterUserScramCredentials carries it.
+func ScramCredentialFromSalted(m ScramMechanism, salt, salted []byte, iterations int) (ScramCredential, error) {
+	h, err := m.hash()
+	if err != nil {
+		return ScramCredential{}, err
+	}
+	if len(salted) != h().Size() {
+		return ScramCredential{}, fmt.Errorf("salted password of %d bytes, want %d for %s", len(salted), h().Size(), m)
 	}
 	clientKey := hmacOf(h, salted, []byte("Client Key"))
 	stored := h()
