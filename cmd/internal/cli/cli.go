@@ -222,7 +222,7 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.advertise, "advertise", "", "addresses clients are told, [NAME=]HOST:PORT,... per listener (default: the listen address; 0.0.0.0 is refused)")
 	fs.StringVar(&f.interBrokerListener, "inter-broker-listener", "CLIENT", "listener brokers use to replicate")
 	fs.StringVar(&f.protocolMap, "listener-security-protocol-map", "", "listener.security.protocol.map: NAME:PROTOCOL,... with PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL per named listener (default every listener PLAINTEXT); the inter-broker listener cannot be SASL yet")
-	fs.StringVar(&f.saslMechanisms, "sasl-enabled-mechanisms", "PLAIN", "sasl.enabled.mechanisms of SASL listeners, comma-separated; only PLAIN is served yet")
+	fs.StringVar(&f.saslMechanisms, "sasl-enabled-mechanisms", "PLAIN", "sasl.enabled.mechanisms of SASL listeners, comma-separated: PLAIN (users from --sasl-plain-users-file), SCRAM-SHA-256, SCRAM-SHA-512 (users in the metadata quorum, managed with AlterUserScramCredentials)")
 	fs.StringVar(&f.saslPlainUsersFile, "sasl-plain-users-file", "", "SASL/PLAIN users: one username:password per line (# comments); keep it 0600. Read at start; passwords are never logged")
 	fs.StringVar(&f.sslCertFile, "ssl-cert-file", "", "PEM certificate (chain) of this node, served by SSL listeners and presented by its inter-broker clients; re-read when the file changes")
 	fs.StringVar(&f.sslKeyFile, "ssl-key-file", "", "PEM private key of --ssl-cert-file; re-read when the file changes")
@@ -413,8 +413,8 @@ func saslConfig(f *serveFlags, listeners []broker.Listener) ([]string, *authn.Pl
 		if m == "" {
 			continue
 		}
-		if m != "PLAIN" {
-			return nil, nil, usageErrorf("--sasl-enabled-mechanisms: %s is not supported yet (PLAIN is)", m)
+		if m != "PLAIN" && m != "SCRAM-SHA-256" && m != "SCRAM-SHA-512" {
+			return nil, nil, usageErrorf("--sasl-enabled-mechanisms: %s is not supported (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are)", m)
 		}
 		mechanisms = append(mechanisms, m)
 	}
