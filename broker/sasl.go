@@ -102,6 +102,7 @@ func (c *clientConn) handleRawToken(token []byte) (net.Buffers, error) {
 func (c *clientConn) authenticate(token []byte) ([]byte, bool) {
 	var principal authn.Principal
 	var reply []byte
+	var failure error // why SCRAM failed (never holds a password)
 	ok := false
 	if m, scram := scramMechanism(c.sasl.mechanism); scram {
 		if c.sasl.scram == nil {
@@ -113,7 +114,7 @@ func (c *clientConn) authenticate(token []byte) ([]byte, bool) {
 		if err == nil && !done {
 			return reply, true // server-first message; the client's final comes next
 		}
-		ok = err == nil
+		ok, failure = err == nil, err
 	} else if c.sasl.mechanism == mechanismPlain {
 		user, password, err := authn.ParsePlain(token)
 		if err == nil && c.server.cfg.PlainUsers != nil && c.server.cfg.PlainUsers.Verify(user, password) {
@@ -121,7 +122,7 @@ func (c *clientConn) authenticate(token []byte) ([]byte, bool) {
 		}
 	}
 	if !ok {
-		c.log.Info("SASL authentication failed", "mechanism", c.sasl.mechanism)
+		c.log.Info("SASL authentication failed", "mechanism", c.sasl.mechanism, "reason", failure)
 		return nil, false
 	}
 	c.sasl.authenticated = true

@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/strata-log/strata/broker/authn/authntest"
 )
@@ -23,8 +25,8 @@ import (
 const confluentSASLScript = `
 import sys
 from confluent_kafka import Producer, Consumer, TopicPartition
-addr, topic, ca, user, password = sys.argv[1:6]
-conf = {"bootstrap.servers": addr, "security.protocol": "SASL_SSL", "sasl.mechanisms": "PLAIN",
+addr, topic, ca, user, password, mechanism = sys.argv[1:7]
+conf = {"bootstrap.servers": addr, "security.protocol": "SASL_SSL", "sasl.mechanisms": mechanism,
         "sasl.username": user, "sasl.password": password, "ssl.ca.location": ca}
 p = Producer(dict(conf, **{"message.timeout.ms": 10000}))
 errors = []
@@ -67,26 +69,10 @@ func TestSASLPlainClients(t *testing.T) {
 	if err := os.WriteFile(users, []byte("admin:admin-secret\nalice:alice:secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// CLIENT is SASL_SSL; brokers would replicate over INTERNAL
-	// (PLAINTEXT: the inter-broker listener cannot be SASL yet).
-	bdir := t.TempDir()
-	b := &brokerProcess{dataDir: filepath.Join(bdir, "data"), addr: freePort(t), admin: freePort(t), ctrl: freePort(t),
-		logPath: filepath.Join(bdir, "strata.log")}
-	b.extra = []string{"--listeners", "CLIENT=" + b.addr + ",INTERNAL=" + freePort(t), "--inter-broker-listener", "INTERNAL",
-		"--listener-security-protocol-map", "CLIENT:SASL_SSL", "--ssl-cert-file", node.Cert, "--ssl-key-file", node.Key,
-		"--ssl-ca-file", node.CA, "--sasl-plain-users-file", users}
-	t.Cleanup(func() {
-		b.kill()
-		if t.Failed() {
-			logTail(t, b.logPath)
-		}
-	})
-	if err := b.start(); err != nil {
-		t.Fatal(err)
-	}
+	b, _ := startSASLSSLBroker(t, node, "--sasl-plain-users-file", users)
 	topic := uniqueTopic(t)
 
-	out := string(runCmd(t, nil, 90*time.Second, "/usr/bin/python3", "-c", confluentSASLScript, b.addr, topic, node.CA, "alice", "alice:secret"))
+	out := string(runCmd(t, nil, 90*time.Second, "/usr/bin/python3", "-c", confluentSASLScript, b.addr, topic, node.CA, "alice", "alice:secret", "PLAIN"))
 	if lines := strings.Fields(out); len(lines) != 10 || lines[0] != "confluent-sasl-0" || lines[9] != "confluent-sasl-9" {
 		t.Fatalf("confluent-kafka-python over SASL_SSL/PLAIN consumed:\n%s", out)
 	}
@@ -131,4 +117,62 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(data)
+}
+
+// startSASLSSLBroker starts a broker whose CLIENT listener is SASL_SSL with
+// node's identity; brokers would replicate over INTERNAL (PLAINTEXT: the
+// inter-broker listener cannot be SASL yet), whose address it returns.
+func startSASLSSLBroker(t *testing.T, node authntest.Files, extra ...string) (*brokerProcess, string) {
+	t.Helper()
+	bdir := t.TempDir()
+	b := &brokerProcess{dataDir: filepath.Join(bdir, "data"), addr: freePort(t), admin: freePort(t), ctrl: freePort(t),
+		logPath: filepath.Join(bdir, "strata.log")}
+	internal := freePort(t)
+	b.extra = append([]string{"--listeners", "CLIENT=" + b.addr + ",INTERNAL=" + internal, "--inter-broker-listener", "INTERNAL",
+		"--listener-security-protocol-map", "CLIENT:SASL_SSL", "--ssl-cert-file", node.Cert, "--ssl-key-file", node.Key,
+		"--ssl-ca-file", node.CA}, extra...)
+	t.Cleanup(func() {
+		b.kill()
+		if t.Failed() {
+			logTail(t, b.logPath)
+		}
+	})
+	if err := b.start(); err != nil {
+		t.Fatal(err)
+	}
+	return b, internal
+}
+
+// TestSASLSCRAMClients: a SCRAM-SHA-512 user created with
+// AlterUserScramCredentials (KIP-554) produces and consumes with
+// confluent-kafka-python and franz-go over SASL_SSL; a wrong password is
+// refused.
+func TestSASLSCRAMClients(t *testing.T) {
+	requireTool(t, "/usr/bin/python3")
+	ca := authntest.NewCA(t, "strata-e2e-ca")
+	node := ca.WriteFiles(t, t.TempDir(), pkix.Name{CommonName: "broker-1"})
+	b, internal := startSASLSSLBroker(t, node, "--sasl-enabled-mechanisms", "SCRAM-SHA-512,SCRAM-SHA-256")
+	ctx := testContext(t, 2*time.Minute)
+	adm := kadm.NewClient(newClient(t, internal))
+	altered, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: "app", Mechanism: kadm.ScramSha512, Iterations: 8192, Password: "app-secret"}})
+	if err != nil || altered.Error() != nil {
+		t.Fatalf("AlterUserScramCredentials: %v %v", err, altered.Error())
+	}
+	topic := uniqueTopic(t)
+	out := string(runCmd(t, nil, 90*time.Second, "/usr/bin/python3", "-c", confluentSASLScript, b.addr, topic, node.CA, "app", "app-secret", "SCRAM-SHA-512"))
+	if lines := strings.Fields(out); len(lines) != 10 || lines[9] != "confluent-sasl-9" {
+		t.Fatalf("confluent-kafka-python over SASL_SSL/SCRAM-SHA-512 consumed:\n%s", out)
+	}
+	tlsCfg := &tls.Config{RootCAs: ca.Pool()}
+	cl := newClient(t, b.addr, kgo.DialTLSConfig(tlsCfg), kgo.SASL(scram.Auth{User: "app", Pass: "app-secret"}.AsSha512Mechanism()))
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("franz-scram")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	wrong := newClient(t, b.addr, kgo.DialTLSConfig(tlsCfg), kgo.SASL(scram.Auth{User: "app", Pass: "nope"}.AsSha512Mechanism()), kgo.RetryTimeout(2*time.Second))
+	if err := wrong.Ping(ctx); !errors.Is(err, kerr.SaslAuthenticationFailed) {
+		t.Fatalf("franz-go SCRAM with a wrong password: %v, want SASL_AUTHENTICATION_FAILED", err)
+	}
+	if strings.Contains(readFile(t, b.logPath), "app-secret") {
+		t.Fatal("a password is in the broker's log")
+	}
 }

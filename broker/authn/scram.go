@@ -260,7 +260,10 @@ func (s *ScramServer) clientFinal(msg string) ([]byte, error) {
 	}
 	withoutProof, proofB64 := msg[:i], msg[i+3:]
 	attrs := strings.Split(withoutProof, ",")
-	if len(attrs) < 2 || attrs[0] != "c="+base64.StdEncoding.EncodeToString([]byte(s.gs2Header)) || attrs[1] != "r="+s.nonceFull {
+	// The nonce must end with the server-first's (Kafka's check:
+	// librdkafka sends its own nonce before the server's whole one).
+	if len(attrs) < 2 || attrs[0] != "c="+base64.StdEncoding.EncodeToString([]byte(s.gs2Header)) ||
+		!strings.HasPrefix(attrs[1], "r=") || !strings.HasSuffix(attrs[1][2:], s.nonceFull) {
 		return nil, failf("client-final message: channel binding or nonce mismatch")
 	}
 	proof, err := base64.StdEncoding.DecodeString(proofB64)

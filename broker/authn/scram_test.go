@@ -34,6 +34,13 @@ func TestScramRFC7677Vector(t *testing.T) {
 	if p != User("user") {
 		t.Fatalf("principal %v", p)
 	}
+	// A client-final whose nonce does not end with the server's fails.
+	srv, _ = NewScramServer(ScramSHA256, func(user string) (ScramCredential, bool) { return cred, user == "user" })
+	srv.nonce = func() string { return "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0" }
+	srv.Step([]byte("n,,n=user,r=rOprNGfwEbeRWgbNEkqO"))
+	if _, _, _, err := srv.Step([]byte("c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k1,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")); !errors.Is(err, ErrScramFailed) {
+		t.Fatalf("wrong nonce: %v", err)
+	}
 }
 
 // exchange drives franz-go's SCRAM client against srv.
