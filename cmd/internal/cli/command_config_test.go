@@ -79,3 +79,44 @@ func TestCommandConfigRefusesUnknownAndJKS(t *testing.T) {
 		}
 	}
 }
+
+// TestUsersCommands: strata users set-password creates a SCRAM user that
+// can then authenticate (through --command-config with SCRAM-SHA-512);
+// list shows it, delete removes it.
+func TestUsersCommands(t *testing.T) {
+	dir := t.TempDir()
+	n := brokertest.Start(t, func(c *broker.Config) {
+		c.Listeners[0].SecurityProtocol = authn.SASLPlaintext
+		c.Listeners = append(c.Listeners, broker.Listener{Name: "INTERNAL", Address: "127.0.0.1:0"})
+		c.InterBrokerListener = "INTERNAL"
+		c.SASLMechanisms = []string{"SCRAM-SHA-512"}
+	})
+	internal := n.Server.Addr("INTERNAL").String()
+	pwFile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwFile, []byte("hunter2-long\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr := runCLI("users", "set-password", "--user", "ops", "--password-file", pwFile, "--bootstrap-server", internal, "--timeout", "10s"); code != 0 {
+		t.Fatalf("set-password: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr := runCLI("users", "list", "--bootstrap-server", internal, "--timeout", "10s")
+	if code != 0 || !strings.Contains(stdout, "ops") || !strings.Contains(stdout, "SCRAM-SHA-512") || strings.Contains(stdout, "hunter2") {
+		t.Fatalf("list: exit %d\n%s%s", code, stdout, stderr)
+	}
+	conf := filepath.Join(dir, "scram.properties")
+	if err := os.WriteFile(conf, []byte("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=ops\nsasl.password=hunter2-long\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr := runCLI("topics", "list", "--bootstrap-server", n.Addr, "--command-config", conf, "--timeout", "10s"); code != 0 {
+		t.Fatalf("topics list as the SCRAM user: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := runCLI("users", "delete", "--user", "ops", "--bootstrap-server", internal, "--timeout", "10s"); code != 0 {
+		t.Fatalf("delete: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, _, _ := runCLI("topics", "list", "--bootstrap-server", n.Addr, "--command-config", conf, "--timeout", "3s"); code == 0 {
+		t.Fatal("a deleted user still authenticates")
+	}
+	if code, _, stderr := runCLI("users", "delete", "--user", "ops", "--bootstrap-server", internal, "--timeout", "10s"); code == 0 || !strings.Contains(stderr, "RESOURCE_NOT_FOUND") {
+		t.Fatalf("deleting a missing user: exit %d, %s", code, stderr)
+	}
+}
