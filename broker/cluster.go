@@ -49,7 +49,7 @@ func (m *membership) registration() metadata.BrokerRegistration {
 	}
 	for _, l := range m.s.listeners {
 		reg.Endpoints = append(reg.Endpoints, metadata.BrokerEndpoint{
-			Listener: l.Name, Host: l.advertiseHost, Port: l.advertisePort, SecurityProtocol: "PLAINTEXT",
+			Listener: l.Name, Host: l.advertiseHost, Port: l.advertisePort, SecurityProtocol: string(l.SecurityProtocol),
 		})
 	}
 	return reg

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker/authn"
 )
 
 // clientConn is one Kafka client connection. It has two goroutines: the
@@ -22,10 +25,16 @@ import (
 // they were sent), and the writer sends the encoded responses in the same
 // order. The reader can run ahead of the writer by up to cap(responses).
 type clientConn struct {
-	server    *Server
-	listener  *boundListener
-	nc        net.Conn
-	log       *slog.Logger     // rate limited: a peer causes these lines
+	server   *Server
+	listener *boundListener
+	nc       net.Conn
+	log      *slog.Logger // rate limited: a peer causes these lines
+	// principal is who the connection acts as: authn.Anonymous until it
+	// authenticates (set by serve from a verified client certificate on
+	// an SSL listener, before any request is read). Read by the reader
+	// goroutine (handlers) only.
+	principal authn.Principal
+	sasl      saslState        // SASL listeners: the handshake's progress
 	responses chan net.Buffers // encoded response frames, in request order
 
 	// ctx ends when the connection stops reading (or the server stops): it
@@ -47,6 +56,9 @@ type clientConn struct {
 // holds one).
 const maxQueuedResponses = 1
 
+// tlsHandshakeTimeout bounds a client's TLS handshake.
+const tlsHandshakeTimeout = 10 * time.Second
+
 func newClientConn(s *Server, l *boundListener, nc net.Conn) *clientConn {
 	ctx, cancel := context.WithCancel(s.ctx)
 	return &clientConn{
@@ -55,6 +67,7 @@ func newClientConn(s *Server, l *boundListener, nc net.Conn) *clientConn {
 		nc:        nc,
 		log:       s.peerLog.With("listener", l.Name, "remote", nc.RemoteAddr().String()),
 		responses: make(chan net.Buffers, maxQueuedResponses),
+		principal: authn.Anonymous,
 		ctx:       ctx,
 		cancel:    cancel,
 	}
@@ -84,6 +97,21 @@ func (c *clientConn) stopReading() {
 }
 
 func (c *clientConn) serve() {
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		// The TLS handshake, bounded like an idle connection, on this
+		// connection's goroutine; a client that fails it (an old TLS
+		// version, no or an untrusted certificate with ssl.client.auth
+		// required) is closed.
+		c.nc.SetDeadline(time.Now().Add(min(c.server.cfg.IdleTimeout, tlsHandshakeTimeout)))
+		if err := tc.HandshakeContext(c.ctx); err != nil {
+			c.nc.Close()
+			c.cancel()
+			c.log.Warn("closing client connection: TLS handshake failed", "err", err)
+			return
+		}
+		c.nc.SetDeadline(time.Time{})
+		c.principal = authn.CertPrincipal(tc.ConnectionState())
+	}
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -211,12 +239,18 @@ type requestHeader struct {
 // response frame (nil when the request gets no response, as acks=0 produce).
 // An error closes the connection.
 func (c *clientConn) handleFrame(frame []byte) (net.Buffers, error) {
+	if c.sasl.rawToken {
+		return c.handleRawToken(frame)
+	}
 	h, api, req, err := decodeRequest(frame)
 	if errors.Is(err, errUnsupportedAPIVersions) {
 		return net.Buffers{c.encode(h, unsupportedAPIVersions(c.server))}, nil
 	}
 	if err != nil {
 		return nil, err
+	}
+	if c.listener.SecurityProtocol.SASL() && !c.sasl.authenticated && !allowedBeforeAuth(h.key) {
+		return nil, fmt.Errorf("%s before SASL authentication completed (client %q): only ApiVersions, SaslHandshake and SaslAuthenticate are served until then", kmsg.NameForKey(h.key), h.clientID)
 	}
 	start := time.Now()
 	resp, err := api.handle(c, h, req)

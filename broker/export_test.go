@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/strata-log/strata/broker/authn"
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/metadata"
@@ -32,3 +33,14 @@ func (s *Server) HoldRegistration(release <-chan struct{}) {
 // Registration is what the server registers (or would register next) with
 // its controller.
 func (s *Server) Registration() metadata.BrokerRegistration { return s.membership.registration() }
+
+// ConnectionPrincipals are the principals of the open client connections.
+func (s *Server) ConnectionPrincipals() []authn.Principal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ps []authn.Principal
+	for c := range s.conns {
+		ps = append(ps, c.principal)
+	}
+	return ps
+}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,11 +10,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-log/strata/broker/authn"
 
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/partition"
@@ -188,6 +193,20 @@ type Config struct {
 	// SegmentWriteFault): tests fail writes, or hold them to force an
 	// interleaving.
 	SegmentWriteFault func(topic string, index int32, size int) (written int, err error)
+	// TLS is the node's TLS identity (--ssl-cert-file, --ssl-key-file,
+	// --ssl-ca-file, --ssl-client-auth): the SSL listeners serve it, and
+	// when the inter-broker listener is SSL this broker's replica fetchers
+	// and transaction clients dial other brokers with it (trusting the CA
+	// file, presenting the node certificate). Required when a listener is
+	// SSL.
+	TLS *authn.TLS
+	// SASLMechanisms are sasl.enabled.mechanisms: what SASL_PLAINTEXT and
+	// SASL_SSL listeners offer: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (SCRAM
+	// credentials live in the metadata quorum); default PLAIN.
+	SASLMechanisms []string
+	// PlainUsers are the SASL/PLAIN users (--sasl-plain-users-file);
+	// required when PLAIN is enabled and a listener is SASL.
+	PlainUsers *authn.PlainUsers
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the broker's Prometheus metrics; nil keeps them
@@ -204,6 +223,10 @@ type Listener struct {
 	// Advertise is the host:port clients of this listener are told; default
 	// Address. It must not be an unspecified address such as 0.0.0.0.
 	Advertise string
+	// SecurityProtocol is the listener's entry of Kafka's
+	// listener.security.protocol.map; default PLAINTEXT. SSL needs
+	// Config.TLS. SASL_PLAINTEXT and SASL_SSL are not served yet.
+	SecurityProtocol authn.Protocol
 }
 
 func (c *Config) setDefaults() {
@@ -215,6 +238,12 @@ func (c *Config) setDefaults() {
 		if c.Listeners[i].Advertise == "" {
 			c.Listeners[i].Advertise = c.Listeners[i].Address
 		}
+		if c.Listeners[i].SecurityProtocol == "" {
+			c.Listeners[i].SecurityProtocol = authn.Plaintext
+		}
+	}
+	if len(c.SASLMechanisms) == 0 {
+		c.SASLMechanisms = []string{mechanismPlain}
 	}
 	if c.NumPartitions == 0 {
 		c.NumPartitions = 1
@@ -308,6 +337,19 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// interBrokerClientOpts are the kgo options of this broker's clients to
+// other brokers (replica fetchers, transaction markers, KIP-890
+// verification): they connect to the inter-broker listener, so they speak
+// its security protocol.
+func (c *Config) interBrokerClientOpts() []kgo.Opt {
+	for _, l := range c.Listeners {
+		if l.Name == c.InterBrokerListener && l.SecurityProtocol.TLS() {
+			return []kgo.Opt{kgo.Dialer(c.TLS.Dial)}
+		}
+	}
+	return nil
+}
+
 // Validate reports the first invalid setting, naming it.
 func (c Config) Validate() error {
 	c.setDefaults()
@@ -316,6 +358,11 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("broker: data dir is required")
+	}
+	for _, m := range c.SASLMechanisms {
+		if !saslMechanismServed(m) {
+			return fmt.Errorf("broker: SASL mechanism %q is not supported (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are)", m)
+		}
 	}
 	names := map[string]bool{}
 	for _, l := range c.Listeners {
@@ -331,6 +378,18 @@ func (c Config) Validate() error {
 		}
 		if _, _, err := splitAdvertise(l.Advertise); err != nil {
 			return fmt.Errorf("broker: listener %s: %w", l.Name, err)
+		}
+		if _, err := authn.ParseProtocol(string(l.SecurityProtocol)); err != nil {
+			return fmt.Errorf("broker: listener %s: %w", l.Name, err)
+		}
+		if l.SecurityProtocol.SASL() && l.Name == c.InterBrokerListener {
+			return fmt.Errorf("broker: inter-broker listener %s cannot be %s yet (brokers have no SASL credentials): use PLAINTEXT or SSL with --ssl-client-auth required", l.Name, l.SecurityProtocol)
+		}
+		if l.SecurityProtocol.SASL() && slices.Contains(c.SASLMechanisms, mechanismPlain) && c.PlainUsers == nil {
+			return fmt.Errorf("broker: listener %s is %s with PLAIN: set --sasl-plain-users-file", l.Name, l.SecurityProtocol)
+		}
+		if l.SecurityProtocol.TLS() && c.TLS == nil {
+			return fmt.Errorf("broker: listener %s is %s: set --ssl-cert-file and --ssl-key-file", l.Name, l.SecurityProtocol)
 		}
 	}
 	if c.NumPartitions < 1 {
@@ -467,7 +526,8 @@ func New(cfg Config) (*Server, error) {
 	s.peerLog = s.logLimiter.Logger(cfg.Logger)
 	s.requestMemory = newRequestMemory(cfg.QueuedMaxRequestBytes, s.metrics)
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
-	s.peers = newBrokerClients(cfg.NodeID)
+	interBroker := cfg.interBrokerClientOpts()
+	s.peers = newBrokerClients(cfg.NodeID, interBroker)
 	s.txnVerifier = newTxnVerifier(s.peers, cfg.InterBrokerListener)
 	s.membership = newMembership(s)
 	if err := os.MkdirAll(cfg.DataDir, fsperm.Dir); err != nil {
@@ -484,6 +544,7 @@ func New(cfg Config) (*Server, error) {
 		NodeID:              cfg.NodeID,
 		BrokerEpoch:         s.membership.epoch.Load,
 		InterBrokerListener: cfg.InterBrokerListener,
+		ClientOpts:          interBroker,
 		Store:               cfg.Metadata,
 		Remote:              cfg.RemoteReader,
 		Logger:              s.log.With("subsystem", "replication"),
@@ -595,6 +656,11 @@ func New(cfg Config) (*Server, error) {
 			}
 			pm.close()
 			return nil, fmt.Errorf("broker: listener %s: listen on %s: %w", l.Name, l.Address, err)
+		}
+		if l.SecurityProtocol.TLS() {
+			// The handshake runs on the connection's goroutine
+			// (clientConn.serve), never in the accept loop.
+			ln = tls.NewListener(ln, cfg.TLS.ServerConfig())
 		}
 		host, port, _ := splitAdvertise(l.Advertise)
 		if port == 0 {

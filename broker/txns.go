@@ -334,14 +334,15 @@ func resolveLeader(store *metadata.Store, listener string) func(tp group.TopicPa
 // addresses no longer used stay until close (a handful per cluster).
 type brokerClients struct {
 	nodeID int32
+	opts   []kgo.Opt // how to connect to the inter-broker listener (its TLS dialer)
 
 	mu      sync.Mutex // guards clients and closed
 	clients map[string]*kgo.Client
 	closed  bool
 }
 
-func newBrokerClients(nodeID int32) *brokerClients {
-	return &brokerClients{nodeID: nodeID, clients: map[string]*kgo.Client{}}
+func newBrokerClients(nodeID int32, opts []kgo.Opt) *brokerClients {
+	return &brokerClients{nodeID: nodeID, opts: opts, clients: map[string]*kgo.Client{}}
 }
 
 // broker is the connection to the broker at address.
@@ -359,8 +360,9 @@ func (c *brokerClients) broker(address string) (*kgo.Broker, error) {
 		maxVersions.SetMaxKeyVersion(kmsg.AddPartitionsToTxn.Int16(), addPartitionsToTxnMaxBrokerVersion)
 		maxVersions.SetMaxKeyVersion(kmsg.WriteTxnMarkers.Int16(), writeTxnMarkersVersion)
 		var err error
-		client, err = kgo.NewClient(kgo.SeedBrokers(address), kgo.ClientID(fmt.Sprintf("strata-txn-%d", c.nodeID)),
-			kgo.MinVersions(minVersions), kgo.MaxVersions(maxVersions), kgo.RequestTimeoutOverhead(5*time.Second))
+		opts := append([]kgo.Opt{kgo.SeedBrokers(address), kgo.ClientID(fmt.Sprintf("strata-txn-%d", c.nodeID)),
+			kgo.MinVersions(minVersions), kgo.MaxVersions(maxVersions), kgo.RequestTimeoutOverhead(5 * time.Second)}, c.opts...)
+		client, err = kgo.NewClient(opts...)
 		if err != nil {
 			return nil, err
 		}

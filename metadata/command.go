@@ -27,6 +27,8 @@ const (
 	commandSegmentDeleteStarted commandType = 34
 	commandSegmentDeleted       commandType = 35
 	commandSegmentsImported     commandType = 36
+	// 48-63: security.
+	commandAlterScramCredentials commandType = 48
 
 	// commandIgnoreUnknown, set in a type byte, lets a node that does not
 	// know the type (or its version) skip the entry instead of stopping.
@@ -69,21 +71,22 @@ type commandSpec struct {
 
 // commandTable is the one registration table of command types.
 var commandTable = map[commandType]commandSpec{
-	commandInitCluster:          {name: "InitCluster", version: 1, decode: decodeInitCluster},
-	commandCreateTopic:          {name: "CreateTopic", version: 1, decode: decodeCreateTopic},
-	commandDeleteTopic:          {name: "DeleteTopic", version: 1, decode: decodeDeleteTopic},
-	commandAlterTopicConfigs:    {name: "AlterTopicConfigs", version: 1, decode: decodeAlterTopicConfigs},
-	commandCreatePartitions:     {name: "CreatePartitions", version: 1, decode: decodeCreatePartitions},
-	commandAllocateProducerIDs:  {name: "AllocateProducerIDs", version: 1, decode: decodeAllocateProducerIDs},
-	commandRegisterBroker:       {name: "RegisterBroker", version: 2, decode: decodeRegisterBroker},
-	commandUnregisterBroker:     {name: "UnregisterBroker", version: 1, decode: decodeUnregisterBroker},
-	commandSetBrokerFenced:      {name: "SetBrokerFenced", version: 1, decode: decodeSetBrokerFenced},
-	commandChangePartition:      {name: "ChangePartition", version: 2, decode: decodeChangePartition},
-	commandSegmentCopyStarted:   {name: "SegmentCopyStarted", version: 1, decode: decodeSegmentCopyStarted},
-	commandSegmentCopyFinished:  {name: "SegmentCopyFinished", version: 1, decode: decodeSegmentTransition(commandSegmentCopyFinished)},
-	commandSegmentDeleteStarted: {name: "SegmentDeleteStarted", version: 1, decode: decodeSegmentTransition(commandSegmentDeleteStarted)},
-	commandSegmentDeleted:       {name: "SegmentDeleted", version: 1, decode: decodeSegmentTransition(commandSegmentDeleted)},
-	commandSegmentsImported:     {name: "SegmentsImported", version: 1, decode: decodeSegmentsImported},
+	commandInitCluster:           {name: "InitCluster", version: 1, decode: decodeInitCluster},
+	commandCreateTopic:           {name: "CreateTopic", version: 1, decode: decodeCreateTopic},
+	commandDeleteTopic:           {name: "DeleteTopic", version: 1, decode: decodeDeleteTopic},
+	commandAlterTopicConfigs:     {name: "AlterTopicConfigs", version: 1, decode: decodeAlterTopicConfigs},
+	commandCreatePartitions:      {name: "CreatePartitions", version: 1, decode: decodeCreatePartitions},
+	commandAllocateProducerIDs:   {name: "AllocateProducerIDs", version: 1, decode: decodeAllocateProducerIDs},
+	commandRegisterBroker:        {name: "RegisterBroker", version: 2, decode: decodeRegisterBroker},
+	commandAlterScramCredentials: {name: "AlterScramCredentials", version: 1, decode: decodeAlterScramCredentials},
+	commandUnregisterBroker:      {name: "UnregisterBroker", version: 1, decode: decodeUnregisterBroker},
+	commandSetBrokerFenced:       {name: "SetBrokerFenced", version: 1, decode: decodeSetBrokerFenced},
+	commandChangePartition:       {name: "ChangePartition", version: 2, decode: decodeChangePartition},
+	commandSegmentCopyStarted:    {name: "SegmentCopyStarted", version: 1, decode: decodeSegmentCopyStarted},
+	commandSegmentCopyFinished:   {name: "SegmentCopyFinished", version: 1, decode: decodeSegmentTransition(commandSegmentCopyFinished)},
+	commandSegmentDeleteStarted:  {name: "SegmentDeleteStarted", version: 1, decode: decodeSegmentTransition(commandSegmentDeleteStarted)},
+	commandSegmentDeleted:        {name: "SegmentDeleted", version: 1, decode: decodeSegmentTransition(commandSegmentDeleted)},
+	commandSegmentsImported:      {name: "SegmentsImported", version: 1, decode: decodeSegmentsImported},
 }
 
 func (t commandType) String() string {

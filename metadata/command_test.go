@@ -88,6 +88,10 @@ func goldenCommands() []struct {
 		{"segment-copy-finished", transition(commandSegmentCopyFinished, goldenTopicID, 2, goldenSegment, 7)},
 		{"segment-delete-started", transition(commandSegmentDeleteStarted, goldenTopicID, 2, goldenSegment, 8)},
 		{"segment-deleted", transition(commandSegmentDeleted, goldenTopicID, 2, goldenSegment, 8)},
+		{"alter-scram-credentials", &alterScramCredentialsCommand{
+			upserts:   []ScramCredential{goldenScram("admin", ScramSHA512), goldenScram("alice", ScramSHA256)},
+			deletions: []ScramDeletion{{User: "bob", Mechanism: ScramSHA256}},
+		}},
 		{"segments-imported", &segmentsImportedCommand{topicID: goldenTopicID, partition: 2, segments: goldenImportedSegments()}},
 		{"change-partition-isr-only", &changePartitionCommand{change: PartitionChange{
 			TopicID: goldenTopicID, Partition: 0, PartitionEpoch: 1, Leader: NoLeaderChange, ISR: []int32{1},

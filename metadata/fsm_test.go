@@ -444,7 +444,10 @@ func (g *commandGenerator) id(name string) [16]byte {
 
 func (g *commandGenerator) next() command {
 	name := g.name()
-	choice := g.random.IntN(17)
+	choice := g.random.IntN(18)
+	if choice == 17 {
+		return g.scramCommand()
+	}
 	if choice >= 7 {
 		return g.nextClusterCommand(choice - 7)
 	}

@@ -91,6 +91,9 @@ func requireStatesEqual(t *testing.T, got, want *State) {
 	if gotSegments, wantSegments := allSegments(got), allSegments(want); !reflect.DeepEqual(gotSegments, wantSegments) {
 		t.Fatalf("tiered segments differ\ngot:  %+v\nwant: %+v", gotSegments, wantSegments)
 	}
+	if gotScram, wantScram := got.ScramCredentials(), want.ScramCredentials(); !reflect.DeepEqual(gotScram, wantScram) {
+		t.Fatalf("SCRAM credentials differ\ngot:  %+v\nwant: %+v", gotScram, wantScram)
+	}
 	for _, topic := range wantTopics {
 		byID, ok := got.TopicByID(topic.ID)
 		if !ok || byID.Name != topic.Name {

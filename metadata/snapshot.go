@@ -33,7 +33,12 @@ const (
 	// recordBrokerWithDirectory replaced recordBroker (which is still
 	// read) when registrations gained a directory id.
 	recordBrokerWithDirectory = 0x05
-	recordEnd                 = 0x7f
+	// recordScramCredential is one SCRAM credential: the payload of
+	// encodeScramCredential (string user, uint8 mechanism, string salt,
+	// int32 iterations, string stored key, string server key), in
+	// (user, mechanism) order.
+	recordScramCredential = 0x06
+	recordEnd             = 0x7f
 	// recordIgnoreUnknown, set in a record type, lets a reader that does
 	// not know the type skip the record.
 	recordIgnoreUnknown = 0x80
@@ -123,6 +128,14 @@ func writeSnapshot(out io.Writer, state *State) error {
 		}
 	}
 
+	scram := state.scram.Root().Iterator()
+	for _, c, ok := scram.Next(); ok; _, c, ok = scram.Next() {
+		encodeScramCredential(&w.payload, c)
+		if err := w.record(recordScramCredential); err != nil {
+			return fmt.Errorf("write SCRAM credential of %q: %w", c.User, err)
+		}
+	}
+
 	w.payload.uint64(w.records)
 	if err := w.record(recordEnd); err != nil {
 		return fmt.Errorf("write end record: %w", err)
@@ -159,6 +172,8 @@ func readSnapshot(in io.Reader) (*State, error) {
 	topicNames := iradix.New[string]().Txn()
 	brokers := state.brokers.Txn()
 	segments := newSegmentsRestorer()
+	scram := state.scram.Txn()
+	var lastScramKey []byte
 	var (
 		records      uint64
 		seenCluster  bool
@@ -227,6 +242,20 @@ func readSnapshot(in io.Reader) (*State, error) {
 			if err := segments.restoreRecord(d); err != nil {
 				return nil, fmt.Errorf("record %d: tiered segments: %w", records, err)
 			}
+		case recordType == recordScramCredential:
+			c := decodeScramCredential(d)
+			if err := d.finish(); err != nil {
+				return nil, fmt.Errorf("record %d: SCRAM credential: %w", records, err)
+			}
+			if err := c.validate(); err != nil {
+				return nil, corruptf("record %d: %v", records, err)
+			}
+			key := scramKey(c.User, c.Mechanism)
+			if lastScramKey != nil && bytes.Compare(key, lastScramKey) <= 0 {
+				return nil, corruptf("record %d: SCRAM credentials out of order", records)
+			}
+			lastScramKey = key
+			scram.Insert(key, c)
 		case recordType == recordEnd:
 			count := d.uint64()
 			if err := d.finish(); err != nil {
@@ -242,6 +271,7 @@ func readSnapshot(in io.Reader) (*State, error) {
 			state.topicNames = topicNames.CommitOnly()
 			state.brokers = brokers.CommitOnly()
 			state.segments, state.segmentCount = segments.finish()
+			state.scram = scram.CommitOnly()
 			return state, nil
 		case recordType&recordIgnoreUnknown != 0:
 			// A newer writer's optional record: skip it.

@@ -105,6 +105,8 @@ type State struct {
 	// of all partitions.
 	segments     *iradix.Tree[*partitionSegments]
 	segmentCount int
+	// scram maps scramKey(user, mechanism) to a SCRAM credential.
+	scram *iradix.Tree[*ScramCredential]
 }
 
 // emptyState is the state before any log entry.
@@ -114,6 +116,7 @@ func emptyState() *State {
 		topicNames: iradix.New[string](),
 		brokers:    iradix.New[*Broker](),
 		segments:   iradix.New[*partitionSegments](),
+		scram:      iradix.New[*ScramCredential](),
 	}
 }
 
@@ -182,6 +185,7 @@ type stateBuilder struct {
 	brokers        *iradix.Txn[*Broker]
 	segments       *iradix.Txn[*partitionSegments]
 	segmentCount   int
+	scram          *iradix.Txn[*ScramCredential]
 }
 
 func newStateBuilder(base *State, index uint64) *stateBuilder {
@@ -195,6 +199,7 @@ func newStateBuilder(base *State, index uint64) *stateBuilder {
 		brokers:        base.brokers.Txn(),
 		segments:       base.segments.Txn(),
 		segmentCount:   base.segmentCount,
+		scram:          base.scram.Txn(),
 	}
 }
 
@@ -229,6 +234,7 @@ func (b *stateBuilder) build(appliedIndex uint64) *State {
 		brokers:        b.brokers.CommitOnly(),
 		segments:       b.segments.CommitOnly(),
 		segmentCount:   b.segmentCount,
+		scram:          b.scram.CommitOnly(),
 	}
 }
 

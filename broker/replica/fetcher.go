@@ -47,6 +47,9 @@ type FetchersConfig struct {
 	BrokerEpoch func() int64
 	// InterBrokerListener names the leaders' listener to fetch from.
 	InterBrokerListener string
+	// ClientOpts are added to the fetchers' kgo clients: how to connect to
+	// that listener (its TLS dialer).
+	ClientOpts []kgo.Opt
 	// Store is the metadata state (who leads, the tiered-segment
 	// manifest).
 	Store interface{ State() *metadata.State }
@@ -206,8 +209,9 @@ func (f *Fetchers) Update(state *metadata.State, parts []*partition.Partition) {
 }
 
 func (f *Fetchers) start(key leaderKey) (*fetcher, error) {
-	client, err := kgo.NewClient(kgo.SeedBrokers(key.address), kgo.ClientID(fmt.Sprintf("strata-replica-%d", f.cfg.NodeID)),
-		kgo.RequestTimeoutOverhead(5*time.Second))
+	opts := append([]kgo.Opt{kgo.SeedBrokers(key.address), kgo.ClientID(fmt.Sprintf("strata-replica-%d", f.cfg.NodeID)),
+		kgo.RequestTimeoutOverhead(5 * time.Second)}, f.cfg.ClientOpts...)
+	client, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/authn"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/cmd/internal/node"
 	"github.com/strata-log/strata/internal/fsperm"
@@ -45,6 +47,7 @@ Usage:
   strata partitions list      leaders, ISRs, epochs, local/remote/log-start offsets, high watermarks
   strata groups <command>     list, describe consumer groups, their lag; reset their offsets
   strata transactions <command>  list, describe transactions; abort a hanging one
+  strata users <command>         SCRAM users: list, set-password, delete (KIP-554)
   strata cluster <command>    cluster status, add or remove metadata voters, recover a lost quorum
   strata tiering <command>    scrub the object store, recover topics from it
   strata bucket create        create the object-store bucket (e.g. in docker compose)
@@ -81,6 +84,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		err = runGroups(args, stdout, stderr)
 	case "transactions":
 		err = runTransactions(args, stdout, stderr)
+	case "users":
+		err = runUsers(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "strata", Version)
 	case "help":
@@ -144,6 +149,13 @@ type serveFlags struct {
 	listeners           string
 	advertise           string
 	interBrokerListener string
+	protocolMap         string
+	sslCertFile         string
+	sslKeyFile          string
+	sslCAFile           string
+	sslClientAuth       string
+	saslMechanisms      string
+	saslPlainUsersFile  string
 	dataDir             string
 	controllerListen    string
 	controllerAdvertise string
@@ -212,6 +224,13 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.listeners, "listeners", "", "named listeners NAME=HOST:PORT,... e.g. CLIENT=0.0.0.0:9092,INTERNAL=0.0.0.0:9094 (overrides --listen)")
 	fs.StringVar(&f.advertise, "advertise", "", "addresses clients are told, [NAME=]HOST:PORT,... per listener (default: the listen address; 0.0.0.0 is refused)")
 	fs.StringVar(&f.interBrokerListener, "inter-broker-listener", "CLIENT", "listener brokers use to replicate")
+	fs.StringVar(&f.protocolMap, "listener-security-protocol-map", "", "listener.security.protocol.map: NAME:PROTOCOL,... with PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL per named listener (default every listener PLAINTEXT); the inter-broker listener cannot be SASL yet")
+	fs.StringVar(&f.saslMechanisms, "sasl-enabled-mechanisms", "PLAIN", "sasl.enabled.mechanisms of SASL listeners, comma-separated: PLAIN (users from --sasl-plain-users-file), SCRAM-SHA-256, SCRAM-SHA-512 (users in the metadata quorum, managed with AlterUserScramCredentials)")
+	fs.StringVar(&f.saslPlainUsersFile, "sasl-plain-users-file", "", "SASL/PLAIN users: one username:password per line (# comments); keep it 0600. Read at start; passwords are never logged")
+	fs.StringVar(&f.sslCertFile, "ssl-cert-file", "", "PEM certificate (chain) of this node, served by SSL listeners and presented by its inter-broker clients; re-read when the file changes")
+	fs.StringVar(&f.sslKeyFile, "ssl-key-file", "", "PEM private key of --ssl-cert-file; re-read when the file changes")
+	fs.StringVar(&f.sslCAFile, "ssl-ca-file", "", "PEM certificate authorities client certificates and other brokers' certificates must chain to (default the system's roots); re-read when the file changes")
+	fs.StringVar(&f.sslClientAuth, "ssl-client-auth", "none", "ssl.client.auth of SSL listeners: none, requested (verified when given) or required (mutual TLS; the principal is User:<the certificate's subject DN>)")
 	fs.StringVar(&f.dataDir, "data-dir", "./data", "directory for partition logs and metadata")
 	fs.StringVar(&f.controllerListen, "controller-listen", "127.0.0.1:9093", "Raft/controller listener HOST:PORT")
 	fs.StringVar(&f.controllerAdvertise, "controller-advertise", "", "Raft address other voters use (default: --controller-listen; hostnames allowed)")
@@ -348,6 +367,74 @@ func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 	return nil, usageErrorf("--log-format %q: want text or json", format)
 }
 
+// securityConfig applies --listener-security-protocol-map to listeners and
+// loads the TLS identity (nil when no listener is SSL and no --ssl-* file
+// is given).
+func securityConfig(f *serveFlags, listeners []broker.Listener, log *slog.Logger) (*authn.TLS, error) {
+	protocols, err := authn.ParseProtocolMap(f.protocolMap)
+	if err != nil {
+		return nil, usageErrorf("--listener-security-protocol-map: %v", err)
+	}
+	useTLS := false
+	for name, p := range protocols {
+		i := slices.IndexFunc(listeners, func(l broker.Listener) bool { return l.Name == name })
+		if i < 0 {
+			return nil, usageErrorf("--listener-security-protocol-map: no listener named %s (see --listeners)", name)
+		}
+		if p.SASL() && name == f.interBrokerListener {
+			return nil, usageErrorf("--listener-security-protocol-map: inter-broker listener %s cannot be %s yet (brokers have no SASL credentials): use SSL with --ssl-client-auth required", name, p)
+		}
+		listeners[i].SecurityProtocol = p
+		useTLS = useTLS || p.TLS()
+	}
+	clientAuth, err := authn.ParseClientAuth(f.sslClientAuth)
+	if err != nil {
+		return nil, usageErrorf("--ssl-client-auth: %v", err)
+	}
+	if !useTLS && f.sslCertFile == "" && f.sslKeyFile == "" {
+		return nil, nil
+	}
+	if !useTLS {
+		return nil, usageErrorf("--ssl-cert-file/--ssl-key-file given but no listener is SSL: set --listener-security-protocol-map NAME:SSL")
+	}
+	id, err := authn.NewTLS(authn.TLSFiles{CertFile: f.sslCertFile, KeyFile: f.sslKeyFile, CAFile: f.sslCAFile, ClientAuth: clientAuth},
+		func(err error) {
+			log.Error("reloading the TLS certificate failed; the previous one stays in use until the files are fixed", "err", err)
+		})
+	if err != nil {
+		return nil, usageErrorf("--ssl-cert-file, --ssl-key-file, --ssl-ca-file: %v", err)
+	}
+	return id, nil
+}
+
+// saslConfig validates --sasl-enabled-mechanisms and loads
+// --sasl-plain-users-file.
+func saslConfig(f *serveFlags, listeners []broker.Listener) ([]string, *authn.PlainUsers, error) {
+	var mechanisms []string
+	for _, m := range strings.Split(f.saslMechanisms, ",") {
+		m = strings.ToUpper(strings.TrimSpace(m))
+		if m == "" {
+			continue
+		}
+		if m != "PLAIN" && m != "SCRAM-SHA-256" && m != "SCRAM-SHA-512" {
+			return nil, nil, usageErrorf("--sasl-enabled-mechanisms: %s is not supported (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are)", m)
+		}
+		mechanisms = append(mechanisms, m)
+	}
+	sasl := slices.ContainsFunc(listeners, func(l broker.Listener) bool { return l.SecurityProtocol.SASL() })
+	if f.saslPlainUsersFile == "" {
+		if sasl && slices.Contains(mechanisms, "PLAIN") {
+			return nil, nil, usageErrorf("a SASL listener with PLAIN needs --sasl-plain-users-file")
+		}
+		return mechanisms, nil, nil
+	}
+	users, err := authn.LoadPlainUsers(f.saslPlainUsersFile)
+	if err != nil {
+		return nil, nil, usageErrorf("--sasl-plain-users-file: %v", err)
+	}
+	return mechanisms, users, nil
+}
+
 // parseListeners turns --listen/--listeners/--advertise into listeners.
 func parseListeners(f *serveFlags, listenersSet bool) ([]broker.Listener, error) {
 	var listeners []broker.Listener
@@ -474,6 +561,14 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	}
 	if !inter {
 		return node.Config{}, usageErrorf("--inter-broker-listener %s: no such listener", f.interBrokerListener)
+	}
+	tlsID, err := securityConfig(f, listeners, log)
+	if err != nil {
+		return node.Config{}, err
+	}
+	saslMechanisms, plainUsers, err := saslConfig(f, listeners)
+	if err != nil {
+		return node.Config{}, err
 	}
 	quorum, err := parseQuorum(f.controllerQuorum)
 	if err != nil {
@@ -660,6 +755,9 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			HeartbeatInterval:             time.Duration(f.heartbeatMs) * time.Millisecond,
 			ReplicaLagTimeMax:             time.Duration(f.replicaLagMs) * time.Millisecond,
 			InterBrokerListener:           f.interBrokerListener,
+			TLS:                           tlsID,
+			SASLMechanisms:                saslMechanisms,
+			PlainUsers:                    plainUsers,
 			Rack:                          f.rack,
 			OffsetsTopicSegmentBytes:      f.offsetsSegmentBytes,
 			OffsetsRetention:              time.Duration(f.offsetsRetentionMin) * time.Minute,

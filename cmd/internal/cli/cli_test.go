@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"crypto/x509/pkix"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-log/strata/broker/authn"
+	"github.com/strata-log/strata/broker/authn/authntest"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/cmd/internal/node"
 )
@@ -62,6 +65,44 @@ func TestTransactionFlags(t *testing.T) {
 	if b := cfg.Broker; b.TransactionStateLogNumPartitions != 8 || b.TransactionStateLogReplicationFactor != 1 || b.TransactionMaxTimeout != time.Minute ||
 		b.TransactionalIDExpiration != time.Hour || b.TransactionAbortTimedOutInterval != 500*time.Millisecond || b.TransactionVersion != 1 {
 		t.Fatalf("transaction settings: %+v", b)
+	}
+}
+
+func TestSecurityFlags(t *testing.T) {
+	dir := t.TempDir()
+	ca := authntest.NewCA(t, "ca")
+	files := ca.WriteFiles(t, dir, pkix.Name{CommonName: "node-1"})
+	cfg, err := parseServe(t, "--listeners", "CLIENT=127.0.0.1:9092,INTERNAL=127.0.0.1:9094", "--inter-broker-listener", "INTERNAL",
+		"--listener-security-protocol-map", "INTERNAL:SSL", "--ssl-cert-file", files.Cert, "--ssl-key-file", files.Key,
+		"--ssl-ca-file", files.CA, "--ssl-client-auth", "required")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]authn.Protocol{}
+	for _, l := range cfg.Broker.Listeners {
+		got[l.Name] = l.SecurityProtocol
+	}
+	// Unmapped listeners stay PLAINTEXT (the broker's default).
+	if got["INTERNAL"] != authn.SSL || got["CLIENT"] != "" {
+		t.Fatalf("protocols %v", got)
+	}
+	if cfg.Broker.TLS == nil {
+		t.Fatal("no TLS identity")
+	}
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, []byte("alice:secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = parseServe(t, "--listeners", "CLIENT=127.0.0.1:9092,INTERNAL=127.0.0.1:9094", "--inter-broker-listener", "INTERNAL",
+		"--listener-security-protocol-map", "CLIENT:SASL_PLAINTEXT", "--sasl-plain-users-file", users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Broker.PlainUsers == nil || !cfg.Broker.PlainUsers.Verify("alice", "secret") || cfg.Broker.Listeners[0].SecurityProtocol != authn.SASLPlaintext {
+		t.Fatalf("SASL settings: %+v", cfg.Broker)
+	}
+	if cfg, err := parseServe(t); err != nil || cfg.Broker.TLS != nil {
+		t.Fatalf("defaults: TLS %v, err %v", cfg.Broker.TLS, err)
 	}
 }
 
@@ -137,6 +178,17 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{args: []string{"--local-disk-limit-bytes", "-1"}, want: "--local-disk-limit-bytes"},
 		{args: []string{"--log-local-retention-bytes", "-5"}, want: "--log-local-retention-bytes"},
 		{args: []string{"--socket-request-max-bytes", "10"}, want: "--socket-request-max-bytes"},
+		{args: []string{"--listener-security-protocol-map", "CLIENT:TLS"}, want: "--listener-security-protocol-map"},
+		{args: []string{"--listener-security-protocol-map", "OTHER:SSL"}, want: "--listener-security-protocol-map"},
+		{args: []string{"--listener-security-protocol-map", "CLIENT:SASL_SSL"}, want: "--listener-security-protocol-map"},
+		{args: []string{"--listeners", "CLIENT=127.0.0.1:9092,INTERNAL=127.0.0.1:9094", "--inter-broker-listener", "INTERNAL",
+			"--listener-security-protocol-map", "CLIENT:SASL_PLAINTEXT"}, want: "--sasl-plain-users-file"},
+		{args: []string{"--sasl-plain-users-file", badFile}, want: "--sasl-plain-users-file"},
+		{args: []string{"--sasl-enabled-mechanisms", "GSSAPI"}, want: "--sasl-enabled-mechanisms"},
+		{args: []string{"--listener-security-protocol-map", "CLIENT:SSL"}, want: "--ssl-cert-file"},
+		{args: []string{"--listener-security-protocol-map", "CLIENT:SSL", "--ssl-cert-file", badFile, "--ssl-key-file", badFile}, want: "--ssl-cert-file"},
+		{args: []string{"--ssl-client-auth", "maybe"}, want: "--ssl-client-auth"},
+		{args: []string{"--ssl-cert-file", badFile, "--ssl-key-file", badFile}, want: "--listener-security-protocol-map"},
 		{args: []string{"--config", badFile}, want: "no-such-setting"},
 		{env: map[string]string{"STRATA_NODE_ID": "seven"}, want: "STRATA_NODE_ID"},
 	}

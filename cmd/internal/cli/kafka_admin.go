@@ -65,9 +65,10 @@ type kafkaCommand struct {
 }
 
 func parseKafkaCommand(group, usage, subs string, args []string, stderr io.Writer, extra func(*pflag.FlagSet)) (string, kafkaCommand, error) {
-	var bootstrap *string
-	sub, common, err := parseSubcommand(group, usage, subs, "--bootstrap-server HOST:PORT,...   brokers to connect to (default 127.0.0.1:9092)", 30*time.Second, args, stderr, func(fs *pflag.FlagSet) {
+	var bootstrap, commandConfig *string
+	sub, common, err := parseSubcommand(group, usage, subs, "--bootstrap-server HOST:PORT,...   brokers to connect to (default 127.0.0.1:9092)\n  --command-config FILE   client properties (librdkafka names: security.protocol, sasl.mechanism, sasl.username, sasl.password, ssl.ca.location, ...)", 30*time.Second, args, stderr, func(fs *pflag.FlagSet) {
 		bootstrap = fs.String("bootstrap-server", "127.0.0.1:9092", "brokers to connect to, HOST:PORT,...")
+		commandConfig = fs.String("command-config", "", "file of client properties, key=value lines with librdkafka's names (security.protocol, sasl.mechanism, sasl.username, sasl.password, sasl.jaas.config, ssl.ca.location, ssl.certificate.location, ssl.key.location)")
 		if extra != nil {
 			extra(fs)
 		}
@@ -75,7 +76,15 @@ func parseKafkaCommand(group, usage, subs string, args []string, stderr io.Write
 	if err != nil {
 		return "", kafkaCommand{}, err
 	}
-	client, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*bootstrap, ",")...), kgo.RetryTimeout(common.timeout))
+	opts := []kgo.Opt{kgo.SeedBrokers(strings.Split(*bootstrap, ",")...), kgo.RetryTimeout(common.timeout)}
+	if *commandConfig != "" {
+		more, err := commandConfigOpts(*commandConfig)
+		if err != nil {
+			return "", kafkaCommand{}, usageErrorf("--command-config: %v", err)
+		}
+		opts = append(opts, more...)
+	}
+	client, err := kgo.NewClient(opts...)
 	if err != nil {
 		return "", kafkaCommand{}, usageErrorf("--bootstrap-server %q: %v", *bootstrap, err)
 	}

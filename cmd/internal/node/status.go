@@ -221,7 +221,11 @@ func (n *Node) groupLags(ctx context.Context) ([]groupView, string) {
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	client, err := kgo.NewClient(kgo.SeedBrokers(net.JoinHostPort(host, port)))
+	opts := []kgo.Opt{kgo.SeedBrokers(net.JoinHostPort(host, port))}
+	if n.cfg.Broker.Listeners[0].SecurityProtocol.TLS() {
+		opts = append(opts, kgo.Dialer(n.cfg.Broker.TLS.Dial))
+	}
+	client, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err.Error()
 	}
