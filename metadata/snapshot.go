@@ -33,7 +33,9 @@ const (
 	// recordBrokerWithDirectory replaced recordBroker (which is still
 	// read) when registrations gained a directory id.
 	recordBrokerWithDirectory = 0x05
-	recordEnd                 = 0x7f
+	// 0x06 is SCRAM credentials (issue 17).
+	recordACL = 0x07
+	recordEnd = 0x7f
 	// recordIgnoreUnknown, set in a record type, lets a reader that does
 	// not know the type skip the record.
 	recordIgnoreUnknown = 0x80
@@ -123,6 +125,14 @@ func writeSnapshot(out io.Writer, state *State) error {
 		}
 	}
 
+	acls := state.acls.Root().Iterator()
+	for _, binding, ok := acls.Next(); ok; _, binding, ok = acls.Next() {
+		encodeACLBinding(&w.payload, binding)
+		if err := w.record(recordACL); err != nil {
+			return fmt.Errorf("write ACL binding %s: %w", binding, err)
+		}
+	}
+
 	w.payload.uint64(w.records)
 	if err := w.record(recordEnd); err != nil {
 		return fmt.Errorf("write end record: %w", err)
@@ -159,6 +169,7 @@ func readSnapshot(in io.Reader) (*State, error) {
 	topicNames := iradix.New[string]().Txn()
 	brokers := state.brokers.Txn()
 	segments := newSegmentsRestorer()
+	acls := state.acls.Txn()
 	var (
 		records      uint64
 		seenCluster  bool
@@ -227,6 +238,10 @@ func readSnapshot(in io.Reader) (*State, error) {
 			if err := segments.restoreRecord(d); err != nil {
 				return nil, fmt.Errorf("record %d: tiered segments: %w", records, err)
 			}
+		case recordType == recordACL:
+			if err := restoreACL(acls, d); err != nil {
+				return nil, fmt.Errorf("record %d: ACL binding: %w", records, err)
+			}
 		case recordType == recordEnd:
 			count := d.uint64()
 			if err := d.finish(); err != nil {
@@ -242,6 +257,7 @@ func readSnapshot(in io.Reader) (*State, error) {
 			state.topicNames = topicNames.CommitOnly()
 			state.brokers = brokers.CommitOnly()
 			state.segments, state.segmentCount = segments.finish()
+			state.acls = acls.CommitOnly()
 			return state, nil
 		case recordType&recordIgnoreUnknown != 0:
 			// A newer writer's optional record: skip it.

@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	iradix "github.com/hashicorp/go-immutable-radix/v2"
+
+	"github.com/strata-log/strata/broker/authz"
 )
 
 // Partition is the replicated state of one partition of a topic.
@@ -105,6 +107,8 @@ type State struct {
 	// of all partitions.
 	segments     *iradix.Tree[*partitionSegments]
 	segmentCount int
+	// acls maps an ACL binding's encoding (aclKey) to the binding.
+	acls *iradix.Tree[authz.Binding]
 }
 
 // emptyState is the state before any log entry.
@@ -114,6 +118,7 @@ func emptyState() *State {
 		topicNames: iradix.New[string](),
 		brokers:    iradix.New[*Broker](),
 		segments:   iradix.New[*partitionSegments](),
+		acls:       iradix.New[authz.Binding](),
 	}
 }
 
@@ -182,6 +187,7 @@ type stateBuilder struct {
 	brokers        *iradix.Txn[*Broker]
 	segments       *iradix.Txn[*partitionSegments]
 	segmentCount   int
+	acls           *iradix.Txn[authz.Binding]
 }
 
 func newStateBuilder(base *State, index uint64) *stateBuilder {
@@ -195,6 +201,7 @@ func newStateBuilder(base *State, index uint64) *stateBuilder {
 		brokers:        base.brokers.Txn(),
 		segments:       base.segments.Txn(),
 		segmentCount:   base.segmentCount,
+		acls:           base.acls.Txn(),
 	}
 }
 
@@ -229,6 +236,7 @@ func (b *stateBuilder) build(appliedIndex uint64) *State {
 		brokers:        b.brokers.CommitOnly(),
 		segments:       b.segments.CommitOnly(),
 		segmentCount:   b.segmentCount,
+		acls:           b.acls.CommitOnly(),
 	}
 }
 
