@@ -45,6 +45,7 @@ Usage:
   strata partitions list      leaders, ISRs, epochs, local/remote/log-start offsets, high watermarks
   strata groups <command>     list, describe consumer groups, their lag; reset their offsets
   strata transactions <command>  list, describe transactions; abort a hanging one
+  strata acls <command>       list, create, delete Kafka ACLs
   strata cluster <command>    cluster status, add or remove metadata voters, recover a lost quorum
   strata tiering <command>    scrub the object store, recover topics from it
   strata bucket create        create the object-store bucket (e.g. in docker compose)
@@ -81,6 +82,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		err = runGroups(args, stdout, stderr)
 	case "transactions":
 		err = runTransactions(args, stdout, stderr)
+	case "acls":
+		err = runACLs(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "strata", Version)
 	case "help":
