@@ -49,8 +49,14 @@ func handleCreateACLs(c *clientConn, h requestHeader, req *kmsg.CreateACLsReques
 		bindings []authz.Binding
 		valid    []int // indexes into resp.Results
 	)
+	allowed := c.authorizedCluster(authz.OpAlter)
 	for i, cr := range req.Creations {
 		resp.Results[i] = kmsg.NewCreateACLsResponseResult()
+		if !allowed {
+			msg := "not authorized to ALTER the cluster (needed to create ACLs)"
+			resp.Results[i].ErrorCode, resp.Results[i].ErrorMessage = kerr.ClusterAuthorizationFailed.Code, &msg
+			continue
+		}
 		b := authz.Binding{
 			Pattern: authz.Pattern{Type: authz.ResourceType(cr.ResourceType), Name: cr.ResourceName, PatternType: aclPatternType(req.Version, cr.ResourcePatternType)},
 			Entry: authz.Entry{Principal: cr.Principal, Host: cr.Host, Operation: authz.Operation(cr.Operation),
@@ -101,6 +107,11 @@ func aclFilter(version int16, rt kmsg.ACLResourceType, name *string, pt kmsg.ACL
 
 func handleDescribeACLs(c *clientConn, h requestHeader, req *kmsg.DescribeACLsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeACLsResponse)
+	if !c.authorizedCluster(authz.OpDescribe) {
+		msg := "not authorized to DESCRIBE the cluster (needed to list ACLs)"
+		resp.ErrorCode, resp.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, &msg
+		return resp, nil
+	}
 	filter := aclFilter(req.Version, req.ResourceType, req.ResourceName, req.ResourcePatternType, req.Principal, req.Host, req.Operation, req.PermissionType)
 	if err := filter.Validate(); err != nil {
 		msg := err.Error()
@@ -139,8 +150,14 @@ func handleDeleteACLs(c *clientConn, h requestHeader, req *kmsg.DeleteACLsReques
 		filters []authz.Filter
 		valid   []int // indexes into resp.Results
 	)
+	allowed := c.authorizedCluster(authz.OpAlter)
 	for i, f := range req.Filters {
 		resp.Results[i] = kmsg.NewDeleteACLsResponseResult()
+		if !allowed {
+			msg := "not authorized to ALTER the cluster (needed to delete ACLs)"
+			resp.Results[i].ErrorCode, resp.Results[i].ErrorMessage = kerr.ClusterAuthorizationFailed.Code, &msg
+			continue
+		}
 		filter := aclFilter(req.Version, f.ResourceType, f.ResourceName, f.ResourcePatternType, f.Principal, f.Host, f.Operation, f.PermissionType)
 		if err := filter.Validate(); err != nil {
 			msg := err.Error()

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/broker/authz"
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/recordbatch"
 )
@@ -73,11 +74,14 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 		out := kmsg.NewProduceResponseTopic()
 		out.Topic = rt.Topic
 		topic, _ := s.cfg.Metadata.State().Topic(rt.Topic)
+		writeAllowed := requestErr != 0 || c.authorized(authz.OpWrite, authz.ResourceTopic, rt.Topic)
 		for _, rp := range rt.Partitions {
 			var p kmsg.ProduceResponseTopicPartition
 			switch {
 			case requestErr != 0:
 				p = partitionError(requestErr, requestMsg)
+			case !writeAllowed:
+				p = partitionError(kerr.TopicAuthorizationFailed.Code, "not authorized to WRITE to topic "+rt.Topic)
 			case !topic.HasPartition(rp.Partition):
 				p = partitionError(kerr.UnknownTopicOrPartition.Code, "unknown topic or partition")
 			case topic.Internal:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/pflag"
@@ -229,4 +230,31 @@ func runACLCommand(ctx context.Context, adm *kadm.Client, sub string, b *kadm.AC
 		}
 	}
 	return out, nil
+}
+
+// buildAuthorizer is the broker's authorizer of --authorizer, --super-users
+// and --allow-everyone-if-no-acl-found: nil for none.
+func (f *serveFlags) buildAuthorizer() (*authz.Authorizer, error) {
+	switch f.authorizer {
+	case "none":
+		if f.superUsers != "" || f.allowEveryoneIfNoACL {
+			return nil, usageErrorf("--super-users and --allow-everyone-if-no-acl-found need --authorizer acl")
+		}
+		return nil, nil
+	case "acl":
+	default:
+		return nil, usageErrorf("--authorizer %q: want acl or none", f.authorizer)
+	}
+	a := &authz.Authorizer{SuperUsers: map[string]bool{}, AllowEveryoneIfNoACLFound: f.allowEveryoneIfNoACL}
+	for _, p := range strings.Split(f.superUsers, ";") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if err := authz.ValidatePrincipal(p); err != nil {
+			return nil, usageErrorf("--super-users %q: want Type:Name;Type:Name, e.g. User:admin", f.superUsers)
+		}
+		a.SuperUsers[p] = true
+	}
+	return a, nil
 }

@@ -89,3 +89,27 @@ func TestACLsAgainstBroker(t *testing.T) {
 		t.Fatalf("table: exit %d\n%s", code, stdout)
 	}
 }
+
+func TestAuthorizerFlags(t *testing.T) {
+	cfg, err := parseServe(t)
+	if err != nil || cfg.Broker.Authorizer != nil {
+		t.Fatalf("default: %v, authorizer %+v; want none", err, cfg.Broker.Authorizer)
+	}
+	cfg, err = parseServe(t, "--authorizer", "acl", "--super-users", "User:admin; User:ops", "--allow-everyone-if-no-acl-found")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Broker.Authorizer; a == nil || !a.AllowEveryoneIfNoACLFound || len(a.SuperUsers) != 2 || !a.SuperUsers["User:admin"] || !a.SuperUsers["User:ops"] {
+		t.Fatalf("authorizer %+v", cfg.Broker.Authorizer)
+	}
+	for _, args := range [][]string{
+		{"--authorizer", "simple"},
+		{"--authorizer", "acl", "--super-users", "admin"},
+		{"--super-users", "User:admin"},
+		{"--allow-everyone-if-no-acl-found"},
+	} {
+		if _, err := parseServe(t, args...); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}

@@ -1,0 +1,150 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/authz"
+	"github.com/strata-log/strata/broker/brokertest"
+)
+
+func anonymousACL(op authz.Operation, perm authz.Permission, rt authz.ResourceType, name string) authz.Binding {
+	return authz.Binding{
+		Pattern: authz.Pattern{Type: rt, Name: name, PatternType: authz.PatternLiteral},
+		Entry:   authz.Entry{Principal: authz.Anonymous, Host: "*", Operation: op, Permission: perm},
+	}
+}
+
+func metadataTopics(t *testing.T, cl *kgo.Client, topics ...string) map[string]int16 {
+	t.Helper()
+	req := kmsg.NewPtrMetadataRequest()
+	if topics != nil {
+		for _, name := range topics {
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(name)
+			req.Topics = append(req.Topics, rt)
+		}
+	}
+	resp := request[*kmsg.MetadataResponse](t, cl, req)
+	out := map[string]int16{}
+	for _, topic := range resp.Topics {
+		if topic.Topic != nil && (topics != nil || topic.ErrorCode == 0) {
+			out[*topic.Topic] = topic.ErrorCode
+		}
+	}
+	return out
+}
+
+// TestAuthorizerACL: with an ACL authorizer, an unauthenticated client
+// (User:ANONYMOUS) gets Kafka's authorization errors: Metadata lists only
+// the topics it may DESCRIBE and does not tell whether others exist;
+// Produce, Fetch (consumer and replica), CreateTopics, DeleteTopics and the
+// ACL APIs are refused without their ACL; DENY wins over ALLOW.
+func TestAuthorizerACL(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	grant := func(bindings ...authz.Binding) {
+		t.Helper()
+		if err := n.Store.CreateACLs(ctx, bindings); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl := n.Client()
+
+	create := kmsg.NewPtrCreateTopicsRequest()
+	create.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: "visible", NumPartitions: 1, ReplicationFactor: 1}}
+	if r := request[*kmsg.CreateTopicsResponse](t, cl, create); r.Topics[0].ErrorCode != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("CreateTopics without CREATE: error %d", r.Topics[0].ErrorCode)
+	}
+	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
+	createTopic(t, cl, "visible", 1, nil)
+	createTopic(t, cl, "hidden", 1, nil)
+
+	if got := metadataTopics(t, cl); len(got) != 0 {
+		t.Fatalf("Metadata lists %v without DESCRIBE", got)
+	}
+	grant(anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTopic, "visible"),
+		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceTopic, "visible"))
+	if got := metadataTopics(t, cl); len(got) != 1 || got["visible"] != 0 {
+		t.Fatalf("Metadata lists %v, want visible only (WRITE implies DESCRIBE)", got)
+	}
+	if got := metadataTopics(t, cl, "hidden", "no-such-topic"); got["hidden"] != kerr.TopicAuthorizationFailed.Code || got["no-such-topic"] != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("Metadata of named topics: %v, want TOPIC_AUTHORIZATION_FAILED for both", got)
+	}
+
+	producer := n.Client(kgo.RecordRetries(1))
+	if err := producer.ProduceSync(ctx, &kgo.Record{Topic: "visible", Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatalf("produce to visible: %v", err)
+	}
+	if err := producer.ProduceSync(ctx, &kgo.Record{Topic: "hidden", Value: []byte("v")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("produce to hidden: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+
+	fetch := func(topic string, replica int32) int16 {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID = replica
+		req.ReplicaState.ID = replica
+		ft := kmsg.NewFetchRequestTopic()
+		ft.TopicID = n.Store.State().Topics()[0].ID
+		for _, topicState := range n.Store.State().Topics() {
+			if topicState.Name == topic {
+				ft.TopicID = topicState.ID
+			}
+		}
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.PartitionMaxBytes = 1 << 20
+		ft.Partitions = []kmsg.FetchRequestTopicPartition{fp}
+		req.Topics = []kmsg.FetchRequestTopic{ft}
+		return request[*kmsg.FetchResponse](t, cl, req).Topics[0].Partitions[0].ErrorCode
+	}
+	if code := fetch("visible", -1); code != 0 {
+		t.Fatalf("fetch visible: error %d", code)
+	}
+	if code := fetch("hidden", -1); code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("fetch hidden: error %d", code)
+	}
+	if code := fetch("visible", 7); code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("replica fetch without CLUSTER_ACTION: error %d", code)
+	}
+
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	del.TopicNames = []string{"hidden"}
+	del.Topics = []kmsg.DeleteTopicsRequestTopic{{Topic: kmsg.StringPtr("hidden")}}
+	del.TimeoutMillis = 10000
+	if r := request[*kmsg.DeleteTopicsResponse](t, cl, del); r.Topics[0].ErrorCode != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("DeleteTopics without DELETE: error %d", r.Topics[0].ErrorCode)
+	}
+	if _, ok := n.Store.State().Topic("hidden"); !ok {
+		t.Fatal("hidden was deleted")
+	}
+
+	createACL := kmsg.NewPtrCreateACLsRequest()
+	c := kmsg.NewCreateACLsRequestCreation()
+	c.ResourceType, c.ResourceName, c.Principal, c.Host = kmsg.ACLResourceTypeTopic, "hidden", authz.Anonymous, "*"
+	c.Operation, c.PermissionType = kmsg.ACLOperationAll, kmsg.ACLPermissionTypeAllow
+	createACL.Creations = []kmsg.CreateACLsRequestCreation{c}
+	if r := request[*kmsg.CreateACLsResponse](t, cl, createACL); r.Results[0].ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+		t.Fatalf("CreateAcls without ALTER CLUSTER: error %d", r.Results[0].ErrorCode)
+	}
+	describe := kmsg.NewPtrDescribeACLsRequest()
+	describe.ResourceType, describe.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
+	describe.Operation, describe.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+	if r := request[*kmsg.DescribeACLsResponse](t, cl, describe); r.ErrorCode != kerr.ClusterAuthorizationFailed.Code || len(r.Resources) != 0 {
+		t.Fatalf("DescribeAcls without DESCRIBE CLUSTER: error %d, %d resources", r.ErrorCode, len(r.Resources))
+	}
+
+	// DENY wins over the ALLOW of WRITE.
+	grant(anonymousACL(authz.OpWrite, authz.PermissionDeny, authz.ResourceTopic, "visible"))
+	if err := producer.ProduceSync(ctx, &kgo.Record{Topic: "visible", Value: []byte("v")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("produce with a DENY: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+}
