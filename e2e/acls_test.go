@@ -5,10 +5,13 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -67,5 +70,38 @@ func TestACLsAdmin(t *testing.T) {
 	}
 	if got := list(); len(got) != 1 || got[0]["principal"] != "User:alice" || got[0]["operation"] != "WRITE" {
 		t.Fatalf("left %+v", got)
+	}
+}
+
+// TestACLsEnforced: a broker run with --authorizer acl and
+// --allow-everyone-if-no-acl-found serves resources no ACL names to
+// everyone; a DENY of DESCRIBE on a topic hides it from Metadata (strata
+// topics list) and a DENY of WRITE refuses produce with
+// TOPIC_AUTHORIZATION_FAILED.
+func TestACLsEnforced(t *testing.T) {
+	b := startBroker(t, "--authorizer", "acl", "--allow-everyone-if-no-acl-found")
+	bs := []string{"--bootstrap-server", b.addr}
+	strataCLI(t, 0, append([]string{"topics", "create", "--topic", "open-topic"}, bs...)...)
+	strataCLI(t, 0, append([]string{"topics", "create", "--topic", "secret-topic"}, bs...)...)
+	if out := strataCLI(t, 0, append([]string{"topics", "list"}, bs...)...); !strings.Contains(out, "secret-topic") {
+		t.Fatalf("before the ACL: %s", out)
+	}
+	strataCLI(t, 0, append([]string{"acls", "create", "--deny-principal", "User:ANONYMOUS", "--operation", "DESCRIBE", "--operation", "WRITE", "--topic", "secret-topic"}, bs...)...)
+	out := strataCLI(t, 0, append([]string{"topics", "list"}, bs...)...)
+	if strings.Contains(out, "secret-topic") || !strings.Contains(out, "open-topic") {
+		t.Fatalf("topics list with DESCRIBE denied on secret-topic:\n%s", out)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.RecordRetries(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "open-topic", Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatalf("produce to open-topic: %v", err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "secret-topic", Value: []byte("v")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("produce to secret-topic: %v, want TOPIC_AUTHORIZATION_FAILED", err)
 	}
 }
