@@ -148,3 +148,77 @@ func TestAuthorizerACL(t *testing.T) {
 		t.Fatalf("produce with a DENY: %v, want TOPIC_AUTHORIZATION_FAILED", err)
 	}
 }
+
+// TestAuthorizerACLGroups: with an ACL authorizer, FindCoordinator needs
+// DESCRIBE on the group or transactional id, and the group membership APIs
+// READ on the group (GROUP_AUTHORIZATION_FAILED); READ on a prefix
+// admits every group under it.
+func TestAuthorizerACLGroups(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Straight to the node: the client would look the coordinator up first.
+	cl := n.Client().SeedBrokers()[0]
+	find := func(typ int8, key string) int16 {
+		t.Helper()
+		req := kmsg.NewPtrFindCoordinatorRequest()
+		req.CoordinatorType, req.CoordinatorKey, req.CoordinatorKeys = typ, key, []string{key}
+		resp := request[*kmsg.FindCoordinatorResponse](t, cl, req)
+		if resp.Version >= 4 {
+			return resp.Coordinators[0].ErrorCode
+		}
+		return resp.ErrorCode
+	}
+	join := func(group string) int16 {
+		t.Helper()
+		req := kmsg.NewPtrJoinGroupRequest()
+		req.Group, req.ProtocolType, req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = group, "consumer", 10000, 10000
+		req.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{}}}
+		return request[*kmsg.JoinGroupResponse](t, cl, req).ErrorCode
+	}
+	if code := find(0, "app-1"); code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("FindCoordinator group without DESCRIBE: %d", code)
+	}
+	if code := find(1, "tx-1"); code != kerr.TransactionalIDAuthorizationFailed.Code {
+		t.Fatalf("FindCoordinator transaction without DESCRIBE: %d", code)
+	}
+	if code := join("app-1"); code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("JoinGroup without READ: %d", code)
+	}
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.MemberID = "app-1", "m"
+	if code := request[*kmsg.HeartbeatResponse](t, cl, hb).ErrorCode; code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("Heartbeat without READ: %d", code)
+	}
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Group, sync.MemberID = "app-1", "m"
+	if code := request[*kmsg.SyncGroupResponse](t, cl, sync).ErrorCode; code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("SyncGroup without READ: %d", code)
+	}
+	leave := kmsg.NewPtrLeaveGroupRequest()
+	leave.Group, leave.MemberID = "app-1", "m"
+	leave.Members = []kmsg.LeaveGroupRequestMember{{MemberID: "m"}}
+	if code := request[*kmsg.LeaveGroupResponse](t, cl, leave).ErrorCode; code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("LeaveGroup without READ: %d", code)
+	}
+
+	prefixed := anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceGroup, "app-")
+	prefixed.Pattern.PatternType = authz.PatternPrefixed
+	if err := n.Store.CreateACLs(ctx, []authz.Binding{prefixed}); err != nil {
+		t.Fatal(err)
+	}
+	// READ implies DESCRIBE: the coordinator is found; it may answer
+	// COORDINATOR_NOT_AVAILABLE while __consumer_offsets is created.
+	for code := find(0, "app-1"); code != 0; code = find(0, "app-1") {
+		if code != kerr.CoordinatorNotAvailable.Code {
+			t.Fatalf("FindCoordinator with READ on app-*: %d", code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := join("app-1"); code == kerr.GroupAuthorizationFailed.Code {
+		t.Fatal("JoinGroup with READ on app-* refused")
+	}
+	if code := join("other"); code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("JoinGroup of a group outside the prefix: %d", code)
+	}
+}
