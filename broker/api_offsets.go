@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/broker/authz"
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/metadata"
 )
@@ -48,6 +49,9 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 	if req.Group == "" {
 		return answer(kerr.InvalidGroupID.Code, nil), nil
 	}
+	if !c.authorized(authz.OpRead, authz.ResourceGroup, req.Group) {
+		return answer(kerr.GroupAuthorizationFailed.Code, nil), nil
+	}
 	sh, kerrCode := s.groups.ShardFor(req.Group)
 	if kerrCode != nil {
 		return answer(kerrCode.Code, nil), nil
@@ -65,7 +69,7 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 		return answer(group.ErrorCode(err), nil), nil
 	}
 	now := time.Now().UnixMilli()
-	commits := newOffsetCommits(s.cfg.Metadata.State())
+	commits := newOffsetCommits(c, s.cfg.Metadata.State())
 	for _, rt := range req.Topics {
 		for _, rp := range rt.Partitions {
 			co := group.CommittedOffset{Offset: rp.Offset, LeaderEpoch: -1, Metadata: deref(rp.Metadata), Timestamp: now}
@@ -89,23 +93,26 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 
 // offsetCommits is the partitions of one OffsetCommit or TxnOffsetCommit,
 // checked one by one: the valid commits, written together, and the codes
-// of the refused ones (UNKNOWN_TOPIC_OR_PARTITION,
-// OFFSET_METADATA_TOO_LARGE), which keep their own code whatever the
-// write's.
+// of the refused ones (TOPIC_AUTHORIZATION_FAILED without READ on the
+// topic, UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE), which keep
+// their own code whatever the write's.
 type offsetCommits struct {
+	c       *clientConn
 	state   *metadata.State
 	valid   map[group.TopicPartition]group.CommittedOffset
 	refused map[group.TopicPartition]int16
 }
 
-func newOffsetCommits(state *metadata.State) *offsetCommits {
-	return &offsetCommits{state: state, valid: map[group.TopicPartition]group.CommittedOffset{}, refused: map[group.TopicPartition]int16{}}
+func newOffsetCommits(c *clientConn, state *metadata.State) *offsetCommits {
+	return &offsetCommits{c: c, state: state, valid: map[group.TopicPartition]group.CommittedOffset{}, refused: map[group.TopicPartition]int16{}}
 }
 
 // add checks the commit of a partition and keeps it, or its refusal.
 func (o *offsetCommits) add(tp group.TopicPartition, co group.CommittedOffset) {
 	topic, exists := o.state.Topic(tp.Topic)
 	switch {
+	case !o.c.authorized(authz.OpRead, authz.ResourceTopic, tp.Topic):
+		o.refused[tp] = kerr.TopicAuthorizationFailed.Code
 	case !exists || !topic.HasPartition(tp.Partition):
 		o.refused[tp] = kerr.UnknownTopicOrPartition.Code
 	case len(co.Metadata) > group.OffsetMetadataMaxBytes:

@@ -76,7 +76,7 @@ func handleTxnOffsetCommit(c *clientConn, h requestHeader, req *kmsg.TxnOffsetCo
 		return all(group.ErrorCode(err)), nil
 	}
 	now := time.Now().UnixMilli()
-	commits := newOffsetCommits(s.cfg.Metadata.State())
+	commits := newOffsetCommits(c, s.cfg.Metadata.State())
 	for _, rt := range req.Topics {
 		for _, rp := range rt.Partitions {
 			co := group.CommittedOffset{Offset: rp.Offset, LeaderEpoch: -1, Metadata: deref(rp.Metadata), Timestamp: now}

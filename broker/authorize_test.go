@@ -222,3 +222,54 @@ func TestAuthorizerACLGroups(t *testing.T) {
 		t.Fatalf("JoinGroup of a group outside the prefix: %d", code)
 	}
 }
+
+// TestAuthorizerACLOffsetCommit: OffsetCommit needs READ on the group
+// (else GROUP_AUTHORIZATION_FAILED for every partition) and READ on each
+// topic (else TOPIC_AUTHORIZATION_FAILED for its partitions, the others
+// committed).
+func TestAuthorizerACLOffsetCommit(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	grant := func(bindings ...authz.Binding) {
+		t.Helper()
+		if err := n.Store.CreateACLs(ctx, bindings); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
+	createTopic(t, n.Client(), "readable", 1, nil)
+	createTopic(t, n.Client(), "unreadable", 1, nil)
+	cl := n.Client().SeedBrokers()[0] // straight to the node (its only coordinator)
+	commit := func() map[string]int16 {
+		t.Helper()
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Group, req.Generation = "g", -1
+		for _, topic := range []string{"readable", "unreadable"} {
+			rt := kmsg.NewOffsetCommitRequestTopic()
+			rt.Topic = topic
+			rp := kmsg.NewOffsetCommitRequestTopicPartition()
+			rp.Offset = 5
+			rt.Partitions = []kmsg.OffsetCommitRequestTopicPartition{rp}
+			req.Topics = append(req.Topics, rt)
+		}
+		for {
+			out := map[string]int16{}
+			for _, topic := range request[*kmsg.OffsetCommitResponse](t, cl, req).Topics {
+				out[topic.Topic] = topic.Partitions[0].ErrorCode
+			}
+			if code := out["readable"]; code != kerr.CoordinatorNotAvailable.Code && code != kerr.CoordinatorLoadInProgress.Code {
+				return out
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if got := commit(); got["readable"] != kerr.GroupAuthorizationFailed.Code || got["unreadable"] != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("without READ on the group: %v", got)
+	}
+	grant(anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceGroup, "g"),
+		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceTopic, "readable"))
+	if got := commit(); got["readable"] != 0 || got["unreadable"] != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("with READ on the group and on readable: %v", got)
+	}
+}
