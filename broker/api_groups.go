@@ -210,6 +210,11 @@ func handleDescribeGroups(c *clientConn, h requestHeader, req *kmsg.DescribeGrou
 	for _, id := range req.Groups {
 		g := kmsg.NewDescribeGroupsResponseGroup()
 		g.Group = id
+		if !c.authorized(authz.OpDescribe, authz.ResourceGroup, id) {
+			g.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, g)
+			continue
+		}
 		sh, kerrCode := c.server.groups.ShardFor(id)
 		if kerrCode != nil {
 			g.ErrorCode = kerrCode.Code
@@ -266,8 +271,14 @@ func handleListGroups(c *clientConn, h requestHeader, req *kmsg.ListGroupsReques
 	if !allLoaded {
 		resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
 	}
+	// Kafka: every group with DESCRIBE on the cluster, else the groups
+	// the client may DESCRIBE.
+	all := c.authorizedCluster(authz.OpDescribe)
 	for _, sh := range shards {
 		for _, l := range sh.Coordinator().List(states...) {
+			if !all && !c.authorized(authz.OpDescribe, authz.ResourceGroup, l.GroupID) {
+				continue
+			}
 			g := kmsg.NewListGroupsResponseGroup()
 			g.Group = l.GroupID
 			g.ProtocolType = l.ProtocolType
@@ -285,6 +296,8 @@ func handleDeleteGroups(c *clientConn, h requestHeader, req *kmsg.DeleteGroupsRe
 		g.Group = id
 		sh, kerrCode := c.server.groups.ShardFor(id)
 		switch {
+		case !c.authorized(authz.OpDelete, authz.ResourceGroup, id):
+			g.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		case kerrCode != nil:
 			g.ErrorCode = kerrCode.Code
 		case id == "":

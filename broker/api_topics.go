@@ -272,6 +272,8 @@ func handleCreatePartitions(c *clientConn, h requestHeader, req *kmsg.CreatePart
 		switch {
 		case counts[rt.Topic] > 1:
 			setErr(kerr.InvalidRequest.Code, "topic '"+rt.Topic+"' appears more than once in the request")
+		case !c.authorized(authz.OpAlter, authz.ResourceTopic, rt.Topic):
+			setErr(kerr.TopicAuthorizationFailed.Code, "not authorized to ALTER topic '"+rt.Topic+"'")
 		case !exists:
 			setErr(kerr.UnknownTopicOrPartition.Code, "topic '"+rt.Topic+"' does not exist")
 		case rt.Count <= current:

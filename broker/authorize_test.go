@@ -273,3 +273,93 @@ func TestAuthorizerACLOffsetCommit(t *testing.T) {
 		t.Fatalf("with READ on the group and on readable: %v", got)
 	}
 }
+
+// TestAuthorizerACLAdminAPIs: ListOffsets (DESCRIBE topic),
+// CreatePartitions (ALTER topic), DescribeConfigs/IncrementalAlterConfigs
+// (DESCRIBE_CONFIGS/ALTER_CONFIGS on the topic or the cluster),
+// DescribeGroups/DeleteGroups (DESCRIBE/DELETE group) and ListGroups (the
+// groups the client may DESCRIBE) under an ACL authorizer.
+func TestAuthorizerACLAdminAPIs(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	grant := func(bindings ...authz.Binding) {
+		t.Helper()
+		if err := n.Store.CreateACLs(ctx, bindings); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
+	createTopic(t, n.Client(), "t", 1, nil)
+	cl := n.Client().SeedBrokers()[0]
+
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lo.ReplicaID = -1
+	lo.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "t", Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Partition: 0, Timestamp: -1, CurrentLeaderEpoch: -1}}}}
+	if code := request[*kmsg.ListOffsetsResponse](t, cl, lo).Topics[0].Partitions[0].ErrorCode; code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("ListOffsets without DESCRIBE: %d", code)
+	}
+	cp := kmsg.NewPtrCreatePartitionsRequest()
+	cp.TimeoutMillis = 10000
+	cp.Topics = []kmsg.CreatePartitionsRequestTopic{{Topic: "t", Count: 2}}
+	if code := request[*kmsg.CreatePartitionsResponse](t, cl, cp).Topics[0].ErrorCode; code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("CreatePartitions without ALTER: %d", code)
+	}
+	dc := kmsg.NewPtrDescribeConfigsRequest()
+	dc.Resources = []kmsg.DescribeConfigsRequestResource{
+		{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "t"},
+		{ResourceType: kmsg.ConfigResourceTypeBroker, ResourceName: "1"},
+	}
+	if r := request[*kmsg.DescribeConfigsResponse](t, cl, dc); r.Resources[0].ErrorCode != kerr.TopicAuthorizationFailed.Code || r.Resources[1].ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+		t.Fatalf("DescribeConfigs without DESCRIBE_CONFIGS: %d, %d", r.Resources[0].ErrorCode, r.Resources[1].ErrorCode)
+	}
+	ia := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	ia.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "t",
+		Configs: []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: "retention.ms", Value: kmsg.StringPtr("60000")}}}}
+	if code := request[*kmsg.IncrementalAlterConfigsResponse](t, cl, ia).Resources[0].ErrorCode; code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("IncrementalAlterConfigs without ALTER_CONFIGS: %d", code)
+	}
+	grant(anonymousACL(authz.OpAlterConfigs, authz.PermissionAllow, authz.ResourceTopic, "t"))
+	if code := request[*kmsg.IncrementalAlterConfigsResponse](t, cl, ia).Resources[0].ErrorCode; code != 0 {
+		t.Fatalf("IncrementalAlterConfigs with ALTER_CONFIGS: %d", code)
+	}
+	if code := request[*kmsg.DescribeConfigsResponse](t, cl, dc).Resources[0].ErrorCode; code != 0 {
+		t.Fatalf("DescribeConfigs with ALTER_CONFIGS (implies DESCRIBE_CONFIGS): %d", code)
+	}
+
+	dg := kmsg.NewPtrDescribeGroupsRequest()
+	dg.Groups = []string{"g"}
+	if code := request[*kmsg.DescribeGroupsResponse](t, cl, dg).Groups[0].ErrorCode; code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("DescribeGroups without DESCRIBE: %d", code)
+	}
+	del := kmsg.NewPtrDeleteGroupsRequest()
+	del.Groups = []string{"g"}
+	if code := request[*kmsg.DeleteGroupsResponse](t, cl, del).Groups[0].ErrorCode; code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("DeleteGroups without DELETE: %d", code)
+	}
+
+	// Two groups with committed offsets; DESCRIBE denied on one.
+	grant(anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceTopic, "t"),
+		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceGroup, "g"),
+		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceGroup, "h"))
+	for _, g := range []string{"g", "h"} {
+		oc := kmsg.NewPtrOffsetCommitRequest()
+		oc.Group, oc.Generation = g, -1
+		oc.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1}}}}
+		for {
+			code := request[*kmsg.OffsetCommitResponse](t, cl, oc).Topics[0].Partitions[0].ErrorCode
+			if code == 0 {
+				break
+			}
+			if code != kerr.CoordinatorNotAvailable.Code && code != kerr.CoordinatorLoadInProgress.Code {
+				t.Fatalf("commit for %s: %d", g, code)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	grant(anonymousACL(authz.OpDescribe, authz.PermissionDeny, authz.ResourceGroup, "h"))
+	lg := request[*kmsg.ListGroupsResponse](t, cl, kmsg.NewPtrListGroupsRequest())
+	if len(lg.Groups) != 1 || lg.Groups[0].Group != "g" {
+		t.Fatalf("ListGroups: %+v, want g only", lg.Groups)
+	}
+}
