@@ -137,11 +137,17 @@ func (o *offsetCommits) code(tp group.TopicPartition, writeCode int16) int16 {
 // requireStable (v7+, KIP-447), a partition with a transactional commit
 // pending answers UNSTABLE_OFFSET_COMMIT instead (the client retries until
 // the transaction ends), as Kafka does, partition by partition.
-func offsetFetchGroup(s *Server, groupID string, topics []kmsg.OffsetFetchRequestTopic, all, requireStable bool) ([]kmsg.OffsetFetchResponseTopic, int16) {
+func offsetFetchGroup(c *clientConn, groupID string, topics []kmsg.OffsetFetchRequestTopic, all, requireStable bool) ([]kmsg.OffsetFetchResponseTopic, int16) {
 	if groupID == "" {
 		return nil, kerr.InvalidGroupID.Code
 	}
-	sh, kerrCode := s.groups.ShardFor(groupID)
+	// Kafka: DESCRIBE on the group, and on each topic (all topics: those
+	// it may not describe are left out).
+	if !c.authorized(authz.OpDescribe, authz.ResourceGroup, groupID) {
+		return nil, kerr.GroupAuthorizationFailed.Code
+	}
+	described := func(topic string) bool { return c.authorized(authz.OpDescribe, authz.ResourceTopic, topic) }
+	sh, kerrCode := c.server.groups.ShardFor(groupID)
 	if kerrCode != nil {
 		return nil, kerrCode.Code
 	}
@@ -163,7 +169,9 @@ func offsetFetchGroup(s *Server, groupID string, topics []kmsg.OffsetFetchReques
 		}
 		names := make([]string, 0, len(byTopic))
 		for name := range byTopic {
-			names = append(names, name)
+			if described(name) {
+				names = append(names, name)
+			}
 		}
 		sort.Strings(names)
 		for _, name := range names {
@@ -190,6 +198,11 @@ func offsetFetchGroup(s *Server, groupID string, topics []kmsg.OffsetFetchReques
 			p := kmsg.NewOffsetFetchResponseTopicPartition()
 			p.Partition = idx
 			tp := group.TopicPartition{Topic: rt.Topic, Partition: idx}
+			if !described(rt.Topic) {
+				p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode = -1, -1, strPtr(""), kerr.TopicAuthorizationFailed.Code
+				t.Partitions = append(t.Partitions, p)
+				continue
+			}
 			co, ok := sh.FetchOffset(groupID, tp)
 			fill(&p, tp, co, ok)
 			t.Partitions = append(t.Partitions, p)
@@ -200,7 +213,6 @@ func offsetFetchGroup(s *Server, groupID string, topics []kmsg.OffsetFetchReques
 }
 
 func handleOffsetFetch(c *clientConn, h requestHeader, req *kmsg.OffsetFetchRequest) (kmsg.Response, error) {
-	s := c.server
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if req.Version >= 8 {
 		for _, rg := range req.Groups {
@@ -210,7 +222,7 @@ func handleOffsetFetch(c *clientConn, h requestHeader, req *kmsg.OffsetFetchRequ
 			for _, rt := range rg.Topics {
 				topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: rt.Topic, Partitions: rt.Partitions})
 			}
-			out, code := offsetFetchGroup(s, rg.Group, topics, rg.Topics == nil, req.RequireStable)
+			out, code := offsetFetchGroup(c, rg.Group, topics, rg.Topics == nil, req.RequireStable)
 			g.ErrorCode = code
 			for _, t := range out {
 				gt := kmsg.NewOffsetFetchResponseGroupTopic()
@@ -227,7 +239,7 @@ func handleOffsetFetch(c *clientConn, h requestHeader, req *kmsg.OffsetFetchRequ
 		return resp, nil
 	}
 	all := req.Version >= 2 && req.Topics == nil
-	out, code := offsetFetchGroup(s, req.Group, req.Topics, all, req.RequireStable)
+	out, code := offsetFetchGroup(c, req.Group, req.Topics, all, req.RequireStable)
 	if code == 0 {
 		resp.Topics = out
 		return resp, nil

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/authz"
@@ -361,5 +362,71 @@ func TestAuthorizerACLAdminAPIs(t *testing.T) {
 	lg := request[*kmsg.ListGroupsResponse](t, cl, kmsg.NewPtrListGroupsRequest())
 	if len(lg.Groups) != 1 || lg.Groups[0].Group != "g" {
 		t.Fatalf("ListGroups: %+v, want g only", lg.Groups)
+	}
+}
+
+// TestAuthorizerACLOffsetFetch: OffsetFetch needs DESCRIBE on the group
+// (GROUP_AUTHORIZATION_FAILED) and on each topic: named topics answer
+// TOPIC_AUTHORIZATION_FAILED, a fetch of all topics leaves them out.
+func TestAuthorizerACLOffsetFetch(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	grant := func(bindings ...authz.Binding) {
+		t.Helper()
+		if err := n.Store.CreateACLs(ctx, bindings); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
+	createTopic(t, n.Client(), "seen", 1, nil)
+	createTopic(t, n.Client(), "unseen", 1, nil)
+	// v7: one group, top-level error (v8+ batches groups the same way).
+	v7 := kversion.Stable()
+	v7.SetMaxKeyVersion(kmsg.OffsetFetch.Int16(), 7)
+	cl := n.Client(kgo.MaxVersions(v7)).SeedBrokers()[0]
+	fetch := func(topics ...string) *kmsg.OffsetFetchResponse {
+		t.Helper()
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Group = "g"
+		for _, topic := range topics {
+			req.Topics = append(req.Topics, kmsg.OffsetFetchRequestTopic{Topic: topic, Partitions: []int32{0}})
+		}
+		return request[*kmsg.OffsetFetchResponse](t, cl, req)
+	}
+	if code := fetch("seen").ErrorCode; code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("without DESCRIBE on the group: %d", code)
+	}
+	grant(anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceGroup, "g"),
+		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceTopic, "seen"),
+		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceTopic, "unseen"))
+	for _, topic := range []string{"seen", "unseen"} {
+		oc := kmsg.NewPtrOffsetCommitRequest()
+		oc.Group, oc.Generation = "g", -1
+		oc.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 3}}}}
+		for {
+			code := request[*kmsg.OffsetCommitResponse](t, cl, oc).Topics[0].Partitions[0].ErrorCode
+			if code == 0 {
+				break
+			}
+			if code != kerr.CoordinatorNotAvailable.Code && code != kerr.CoordinatorLoadInProgress.Code {
+				t.Fatalf("commit %s: %d", topic, code)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	grant(anonymousACL(authz.OpDescribe, authz.PermissionDeny, authz.ResourceTopic, "unseen"))
+	named := fetch("seen", "unseen")
+	codes := map[string]int16{}
+	offsets := map[string]int64{}
+	for _, topic := range named.Topics {
+		codes[topic.Topic], offsets[topic.Topic] = topic.Partitions[0].ErrorCode, topic.Partitions[0].Offset
+	}
+	if named.ErrorCode != 0 || codes["seen"] != 0 || offsets["seen"] != 3 || codes["unseen"] != kerr.TopicAuthorizationFailed.Code || offsets["unseen"] != -1 {
+		t.Fatalf("named topics: error %d, codes %v, offsets %v", named.ErrorCode, codes, offsets)
+	}
+	all := fetch()
+	if all.ErrorCode != 0 || len(all.Topics) != 1 || all.Topics[0].Topic != "seen" {
+		t.Fatalf("all topics: %+v", all.Topics)
 	}
 }
