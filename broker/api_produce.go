@@ -50,6 +50,8 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 		c.log.Warn("refusing old-format produce", "version", req.Version, "client", h.clientID)
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		requestErr, requestMsg = kerr.InvalidRequiredAcks.Code, "acks must be -1 (all), 0 or 1"
+	case req.TransactionID != nil && !c.authorized(authz.OpWrite, authz.ResourceTransactionalID, *req.TransactionID):
+		requestErr, requestMsg = kerr.TransactionalIDAuthorizationFailed.Code, "not authorized to WRITE transactional id "+*req.TransactionID
 	default:
 		var throttle time.Duration
 		throttle, requestErr, requestMsg = s.diskPressure()

@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/broker/authz"
 	"github.com/strata-log/strata/broker/group"
 )
 
@@ -57,6 +58,12 @@ func handleTxnOffsetCommit(c *clientConn, h requestHeader, req *kmsg.TxnOffsetCo
 	if req.ProducerID < 0 || req.ProducerEpoch < 0 {
 		// No transactional producer sends these.
 		return all(kerr.InvalidProducerIDMapping.Code), nil
+	}
+	switch {
+	case !c.authorized(authz.OpWrite, authz.ResourceTransactionalID, req.TransactionalID):
+		return all(kerr.TransactionalIDAuthorizationFailed.Code), nil
+	case !c.authorized(authz.OpRead, authz.ResourceGroup, req.Group):
+		return all(kerr.GroupAuthorizationFailed.Code), nil
 	}
 	sh, kerrCode := s.groups.ShardFor(req.Group)
 	if kerrCode != nil {

@@ -3,7 +3,10 @@ package broker
 import (
 	"net"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/strata-log/strata/broker/authz"
+	"github.com/strata-log/strata/broker/group"
 )
 
 // principal is the connection's principal in Kafka's "Type:Name" form, as
@@ -46,4 +49,42 @@ func (c *clientConn) authorizedCluster(op authz.Operation) bool {
 // the CLUSTER or on the TOPIC.
 func (c *clientConn) authorizedCreateTopic(name string) bool {
 	return c.authorizedCluster(authz.OpCreate) || c.authorized(authz.OpCreate, authz.ResourceTopic, name)
+}
+
+// addPartitionsAuthorization is Kafka's check of AddPartitionsToTxn
+// v0-v3: WRITE on the transactional id (else every partition
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and on each topic (else its
+// partitions TOPIC_AUTHORIZATION_FAILED and the others
+// OPERATION_NOT_ATTEMPTED). nil when all is authorized.
+func (c *clientConn) addPartitionsAuthorization(txnID string, tps []group.TopicPartition) map[group.TopicPartition]int16 {
+	if !c.authorized(authz.OpWrite, authz.ResourceTransactionalID, txnID) {
+		codes := map[group.TopicPartition]int16{}
+		for _, tp := range tps {
+			codes[tp] = kerr.TransactionalIDAuthorizationFailed.Code
+		}
+		return codes
+	}
+	denied := map[string]bool{}
+	for _, tp := range tps {
+		if _, seen := denied[tp.Topic]; !seen {
+			denied[tp.Topic] = !c.authorized(authz.OpWrite, authz.ResourceTopic, tp.Topic)
+		}
+	}
+	var codes map[group.TopicPartition]int16
+	for _, tp := range tps {
+		if denied[tp.Topic] {
+			codes = map[group.TopicPartition]int16{}
+			break
+		}
+	}
+	if codes == nil {
+		return nil
+	}
+	for _, tp := range tps {
+		codes[tp] = kerr.OperationNotAttempted.Code
+		if denied[tp.Topic] {
+			codes[tp] = kerr.TopicAuthorizationFailed.Code
+		}
+	}
+	return codes
 }

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -428,5 +429,45 @@ func TestAuthorizerACLOffsetFetch(t *testing.T) {
 	all := fetch()
 	if all.ErrorCode != 0 || len(all.Topics) != 1 || all.Topics[0].Topic != "seen" {
 		t.Fatalf("all topics: %+v", all.Topics)
+	}
+}
+
+// TestAuthorizerACLTransactions: a transactional producer (Transactions
+// V1 and V2) needs WRITE on its transactional id
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and on the topic; with both it
+// commits.
+func TestAuthorizerACLTransactions(t *testing.T) {
+	for _, version := range []int16{1, 2} {
+		t.Run(fmt.Sprint("transaction version ", version), func(t *testing.T) {
+			n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{}; c.TransactionVersion = version })
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			grant := func(bindings ...authz.Binding) {
+				t.Helper()
+				if err := n.Store.CreateACLs(ctx, bindings); err != nil {
+					t.Fatal(err)
+				}
+			}
+			grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName),
+				anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTopic, "t"))
+			createTopic(t, n.Client(), "t", 1, nil)
+			produce := func() error {
+				cl := n.Client(kgo.TransactionalID("tx-a"), kgo.RecordRetries(2), kgo.RequestRetries(2))
+				if err := cl.BeginTransaction(); err != nil {
+					return err
+				}
+				if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t", Value: []byte("v")}).FirstErr(); err != nil {
+					return err
+				}
+				return cl.EndTransaction(ctx, kgo.TryCommit)
+			}
+			if err := produce(); !errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+				t.Fatalf("without WRITE on tx-a: %v, want TRANSACTIONAL_ID_AUTHORIZATION_FAILED", err)
+			}
+			grant(anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTransactionalID, "tx-a"))
+			if err := produce(); err != nil {
+				t.Fatalf("with WRITE on tx-a and t: %v", err)
+			}
+		})
 	}
 }
