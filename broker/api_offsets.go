@@ -269,6 +269,10 @@ func handleOffsetDelete(c *clientConn, h requestHeader, req *kmsg.OffsetDeleteRe
 		resp.ErrorCode = kerr.InvalidGroupID.Code
 		return resp, nil
 	}
+	if !c.authorized(authz.OpDelete, authz.ResourceGroup, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
 	sh, kerrCode := s.groups.ShardFor(req.Group)
 	if kerrCode != nil {
 		resp.ErrorCode = kerrCode.Code
@@ -309,6 +313,8 @@ func handleOffsetDelete(c *clientConn, h requestHeader, req *kmsg.OffsetDeleteRe
 		for _, rp := range rt.Partitions {
 			tp := group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
 			switch {
+			case !c.authorized(authz.OpRead, authz.ResourceTopic, rt.Topic):
+				codes[tp] = kerr.TopicAuthorizationFailed.Code
 			case !exists || !topic.HasPartition(rp.Partition):
 				codes[tp] = kerr.UnknownTopicOrPartition.Code
 			case subscribed(rt.Topic):

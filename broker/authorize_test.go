@@ -471,3 +471,72 @@ func TestAuthorizerACLTransactions(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthorizerACLMoreAPIs: DescribeProducers (READ topic),
+// OffsetForLeaderEpoch (DESCRIBE topic; CLUSTER_ACTION for a replica),
+// DescribeTransactions/ListTransactions (DESCRIBE transactional id) and
+// OffsetDelete (DELETE group) under an ACL authorizer.
+func TestAuthorizerACLMoreAPIs(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	grant := func(bindings ...authz.Binding) {
+		t.Helper()
+		if err := n.Store.CreateACLs(ctx, bindings); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName),
+		anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTopic, "t"),
+		anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTransactionalID, "tx-a"),
+		anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTransactionalID, "tx-b"))
+	createTopic(t, n.Client(), "t", 1, nil)
+	for _, id := range []string{"tx-a", "tx-b"} {
+		cl := n.Client(kgo.TransactionalID(id))
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t", Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant(anonymousACL(authz.OpDescribe, authz.PermissionDeny, authz.ResourceTransactionalID, "tx-b"))
+	cl := n.Client().SeedBrokers()[0]
+
+	dp := kmsg.NewPtrDescribeProducersRequest()
+	dp.Topics = []kmsg.DescribeProducersRequestTopic{{Topic: "t", Partitions: []int32{0}}}
+	if code := request[*kmsg.DescribeProducersResponse](t, cl, dp).Topics[0].Partitions[0].ErrorCode; code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("DescribeProducers without READ: %d", code)
+	}
+	ofe := func(replica int32) int16 {
+		req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+		req.ReplicaID = replica
+		req.Topics = []kmsg.OffsetForLeaderEpochRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetForLeaderEpochRequestTopicPartition{{Partition: 0, CurrentLeaderEpoch: -1, LeaderEpoch: 0}}}}
+		return request[*kmsg.OffsetForLeaderEpochResponse](t, cl, req).Topics[0].Partitions[0].ErrorCode
+	}
+	if code := ofe(-1); code != 0 {
+		t.Fatalf("OffsetForLeaderEpoch with WRITE (implies DESCRIBE): %d", code)
+	}
+	if code := ofe(2); code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("OffsetForLeaderEpoch as a replica without CLUSTER_ACTION: %d", code)
+	}
+	dt := kmsg.NewPtrDescribeTransactionsRequest()
+	dt.TransactionalIDs = []string{"tx-a", "tx-b"}
+	states := request[*kmsg.DescribeTransactionsResponse](t, cl, dt).TransactionStates
+	if states[0].ErrorCode != 0 || states[1].ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
+		t.Fatalf("DescribeTransactions: %d, %d", states[0].ErrorCode, states[1].ErrorCode)
+	}
+	listed := request[*kmsg.ListTransactionsResponse](t, cl, kmsg.NewPtrListTransactionsRequest()).TransactionStates
+	if len(listed) != 1 || listed[0].TransactionalID != "tx-a" {
+		t.Fatalf("ListTransactions: %+v, want tx-a only", listed)
+	}
+	od := kmsg.NewPtrOffsetDeleteRequest()
+	od.Group = "g"
+	od.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
+	if code := request[*kmsg.OffsetDeleteResponse](t, cl, od).ErrorCode; code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("OffsetDelete without DELETE: %d", code)
+	}
+}
