@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/strata-log/strata/broker/authz"
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/metadata"
 )

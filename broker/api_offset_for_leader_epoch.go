@@ -4,7 +4,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/strata-log/strata/broker/authz"
+	"github.com/strata-log/strata/authz"
 )
 
 // OffsetForLeaderEpoch v0-v4: for each partition, the largest leader epoch

@@ -10,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/strata-log/strata/broker/authz"
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/metadata"
 )
 

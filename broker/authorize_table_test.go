@@ -5,7 +5,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/strata-log/strata/broker/authz"
+	"github.com/strata-log/strata/authz"
 )
 
 // TestServedAPIsHaveRequirements: every served API is in Kafka's table of

@@ -12,8 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker"
-	"github.com/strata-log/strata/broker/authz"
 	"github.com/strata-log/strata/broker/brokertest"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/strata-log/strata/broker/authz"
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/replica"

@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/strata-log/strata/broker/authz"
+	"github.com/strata-log/strata/authz"
 )
 
 // TestApplyACLs: CreateAcls and DeleteAcls applied to the state machine:

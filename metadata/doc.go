@@ -258,7 +258,7 @@
 //	acl binding            resource type uint8, pattern type uint8,
 //	                       resource name string, principal string,
 //	                       host string, operation uint8, permission uint8
-//	                       (Kafka's enum values: broker/authz)
+//	                       (Kafka's enum values: authz)
 //	acl filter             resource type uint8, name (present bool, then
 //	                       string if present), pattern type uint8,
 //	                       principal (likewise), host (likewise),

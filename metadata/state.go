@@ -6,7 +6,7 @@ import (
 
 	iradix "github.com/hashicorp/go-immutable-radix/v2"
 
-	"github.com/strata-log/strata/broker/authz"
+	"github.com/strata-log/strata/authz"
 )
 
 // Partition is the replicated state of one partition of a topic.

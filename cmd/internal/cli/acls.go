@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/strata-log/strata/broker/authz"
+	"github.com/strata-log/strata/authz"
 )
 
 // The acls subcommands are Kafka's kafka-acls.sh on the Kafka admin APIs
