@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/metadata"
 )
@@ -174,6 +175,10 @@ func handleDescribeConfigs(c *clientConn, h requestHeader, req *kmsg.DescribeCon
 		}
 		switch int8(r.ResourceType) {
 		case resourceTopic:
+			if !c.authorized(authz.OpDescribeConfigs, authz.ResourceTopic, r.ResourceName) {
+				setErr(kerr.TopicAuthorizationFailed.Code, "not authorized to DESCRIBE_CONFIGS of topic '"+r.ResourceName+"'")
+				break
+			}
 			t, ok := state.Topic(r.ResourceName)
 			if !ok {
 				setErr(kerr.UnknownTopicOrPartition.Code, "topic '"+r.ResourceName+"' does not exist")
@@ -181,6 +186,10 @@ func handleDescribeConfigs(c *clientConn, h requestHeader, req *kmsg.DescribeCon
 			}
 			out.Configs = s.describeTopicConfigs(t.Configs, r.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
 		case resourceBroker:
+			if !c.authorizedCluster(authz.OpDescribeConfigs) {
+				setErr(kerr.ClusterAuthorizationFailed.Code, "not authorized to DESCRIBE_CONFIGS of the cluster")
+				break
+			}
 			if r.ResourceName != "" && r.ResourceName != strconv.Itoa(int(s.cfg.NodeID)) {
 				setErr(kerr.InvalidRequest.Code, "broker "+r.ResourceName+" is not this broker ("+strconv.Itoa(int(s.cfg.NodeID))+")")
 				break
@@ -247,12 +256,19 @@ func (s *Server) warnDeprecatedConfigs(topic string, configs map[string]string) 
 }
 
 // alterResource dispatches one AlterConfigs/IncrementalAlterConfigs
-// resource: topics to alterTopic; broker configs are static.
-func alterResource(resourceType kmsg.ConfigResourceType, alterTopic func() (int16, string)) (int16, string) {
+// resource: topics to alterTopic (with ALTER_CONFIGS on the topic); broker
+// configs are static (and need ALTER_CONFIGS on the cluster to be told so).
+func (c *clientConn) alterResource(resourceType kmsg.ConfigResourceType, name string, alterTopic func() (int16, string)) (int16, string) {
 	switch int8(resourceType) {
 	case resourceTopic:
+		if !c.authorized(authz.OpAlterConfigs, authz.ResourceTopic, name) {
+			return kerr.TopicAuthorizationFailed.Code, "not authorized to ALTER_CONFIGS of topic '" + name + "'"
+		}
 		return alterTopic()
 	case resourceBroker:
+		if !c.authorizedCluster(authz.OpAlterConfigs) {
+			return kerr.ClusterAuthorizationFailed.Code, "not authorized to ALTER_CONFIGS of the cluster"
+		}
 		return kerr.InvalidRequest.Code, "broker configs are static in Strata: set them with strata serve flags and restart"
 	default:
 		return kerr.InvalidRequest.Code, "unsupported resource type " + strconv.Itoa(int(resourceType))
@@ -320,7 +336,7 @@ func handleAlterConfigs(c *clientConn, h requestHeader, req *kmsg.AlterConfigsRe
 		if repeated[resourceKey{r.ResourceType, r.ResourceName}] {
 			code, msg = kerr.InvalidRequest.Code, resourceRepeatedMessage
 		} else if code, msg = checkAlterConfigEntries(r.Configs); code == 0 {
-			code, msg = alterResource(r.ResourceType, func() (int16, string) {
+			code, msg = c.alterResource(r.ResourceType, r.ResourceName, func() (int16, string) {
 				// AlterConfigs replaces the whole set: unnamed configs revert to defaults.
 				configs := make(map[string]string, len(r.Configs))
 				for _, cfg := range r.Configs {
@@ -362,7 +378,7 @@ func handleIncrementalAlterConfigs(c *clientConn, h requestHeader, req *kmsg.Inc
 			resp.Resources = append(resp.Resources, out)
 			continue
 		}
-		code, msg := alterResource(r.ResourceType, func() (int16, string) {
+		code, msg := c.alterResource(r.ResourceType, r.ResourceName, func() (int16, string) {
 			t, ok := s.cfg.Metadata.State().Topic(r.ResourceName)
 			if !ok {
 				return kerr.UnknownTopicOrPartition.Code, "topic '" + r.ResourceName + "' does not exist"

@@ -3,6 +3,8 @@ package broker
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/authz"
 )
 
 // FindCoordinator v0 (librdkafka enables LZ4 and groups only when it sees
@@ -22,16 +24,26 @@ const (
 func handleFindCoordinator(c *clientConn, h requestHeader, req *kmsg.FindCoordinatorRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	// Kafka: DESCRIBE on the group or the transactional id.
+	find := func(key string) (int32, string, int32, int16) {
+		switch {
+		case req.CoordinatorType == coordinatorKeyGroup && !c.authorized(authz.OpDescribe, authz.ResourceGroup, key):
+			return -1, "", -1, kerr.GroupAuthorizationFailed.Code
+		case req.CoordinatorType == coordinatorKeyTransaction && !c.authorized(authz.OpDescribe, authz.ResourceTransactionalID, key):
+			return -1, "", -1, kerr.TransactionalIDAuthorizationFailed.Code
+		}
+		return s.findCoordinator(c.listener, req.CoordinatorType, key)
+	}
 	if req.Version >= 4 {
 		for _, key := range req.CoordinatorKeys {
 			co := kmsg.NewFindCoordinatorResponseCoordinator()
 			co.Key = key
-			co.NodeID, co.Host, co.Port, co.ErrorCode = s.findCoordinator(c.listener, req.CoordinatorType, key)
+			co.NodeID, co.Host, co.Port, co.ErrorCode = find(key)
 			resp.Coordinators = append(resp.Coordinators, co)
 		}
 		return resp, nil
 	}
-	resp.NodeID, resp.Host, resp.Port, resp.ErrorCode = s.findCoordinator(c.listener, req.CoordinatorType, req.CoordinatorKey)
+	resp.NodeID, resp.Host, resp.Port, resp.ErrorCode = find(req.CoordinatorKey)
 	return resp, nil
 }
 

@@ -1,7 +1,10 @@
 package broker
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/authz"
 )
 
 // DescribeProducers v0 (KIP-664): the producers a partition leader holds
@@ -18,9 +21,15 @@ func handleDescribeProducers(c *clientConn, h requestHeader, req *kmsg.DescribeP
 		out := kmsg.NewDescribeProducersResponseTopic()
 		out.Topic = rt.Topic
 		topic, _ := state.Topic(rt.Topic) // the zero Topic when it does not exist
+		readable := c.authorized(authz.OpRead, authz.ResourceTopic, rt.Topic)
 		for _, index := range rt.Partitions {
 			p := kmsg.NewDescribeProducersResponseTopicPartition()
 			p.Partition = index
+			if !readable {
+				p.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				out.Partitions = append(out.Partitions, p)
+				continue
+			}
 			part, code := s.leaderPartition(topic, index, -1)
 			if part == nil {
 				p.ErrorCode = code

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
@@ -111,6 +112,9 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			staleReplica = true
 		}
 	}
+	// A follower's fetch needs CLUSTER_ACTION on the cluster, a consumer's
+	// READ on each topic (else TOPIC_AUTHORIZATION_FAILED per partition).
+	replicaAllowed := replicaID < 0 || c.authorizedCluster(authz.OpClusterAction)
 	now := time.Now()
 	var targets []fetchTarget
 	for ti, rt := range req.Topics {
@@ -124,6 +128,11 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			out.Topic = rt.Topic
 			topic, exists = state.Topic(rt.Topic)
 		}
+		name := rt.Topic
+		if req.Version >= 13 {
+			name = topic.Name
+		}
+		allowed := replicaAllowed && (replicaID >= 0 || c.authorized(authz.OpRead, authz.ResourceTopic, name))
 		for pi, rp := range rt.Partitions {
 			p := kmsg.NewFetchResponseTopicPartition()
 			p.Partition = rp.Partition
@@ -131,6 +140,8 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			switch {
 			case !exists && req.Version >= 13:
 				t.errorCode = kerr.UnknownTopicID.Code
+			case !allowed:
+				t.errorCode = kerr.TopicAuthorizationFailed.Code
 			default:
 				t.part, t.errorCode = s.leaderPartition(topic, rp.Partition, rp.CurrentLeaderEpoch)
 				if t.part != nil && replicaID >= 0 {

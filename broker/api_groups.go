@@ -1,12 +1,12 @@
 package broker
 
 import (
-	"net"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/group"
 )
 
@@ -39,9 +39,10 @@ func deref(s *string) string {
 	return *s
 }
 
+// clientHost is a group member's client host as Kafka shows it: "/IP".
 func clientHost(c *clientConn) string {
-	if a, ok := c.nc.RemoteAddr().(*net.TCPAddr); ok {
-		return "/" + a.IP.String()
+	if ip, ok := c.remoteIP(); ok {
+		return "/" + ip
 	}
 	return c.nc.RemoteAddr().String()
 }
@@ -66,6 +67,9 @@ func handleJoinGroup(c *clientConn, h requestHeader, req *kmsg.JoinGroupRequest)
 			resp.Members = append(resp.Members, rm)
 		}
 		return resp
+	}
+	if !c.authorized(authz.OpRead, authz.ResourceGroup, req.Group) {
+		return answer(group.JoinResult{Err: kerr.GroupAuthorizationFailed, MemberID: req.MemberID, GenerationID: -1}), nil
 	}
 	sh, kerrCode := c.server.groups.ShardFor(req.Group)
 	if kerrCode != nil {
@@ -112,6 +116,9 @@ func handleSyncGroup(c *clientConn, h requestHeader, req *kmsg.SyncGroupRequest)
 		}
 		return resp
 	}
+	if !c.authorized(authz.OpRead, authz.ResourceGroup, req.Group) {
+		return answer(group.SyncResult{Err: kerr.GroupAuthorizationFailed}), nil
+	}
 	sh, kerrCode := c.server.groups.ShardFor(req.Group)
 	if kerrCode != nil {
 		return answer(group.SyncResult{Err: kerrCode}), nil
@@ -139,6 +146,10 @@ func handleSyncGroup(c *clientConn, h requestHeader, req *kmsg.SyncGroupRequest)
 
 func handleHeartbeat(c *clientConn, h requestHeader, req *kmsg.HeartbeatRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+	if !c.authorized(authz.OpRead, authz.ResourceGroup, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
 	sh, kerrCode := c.server.groups.ShardFor(req.Group)
 	if kerrCode != nil {
 		resp.ErrorCode = kerrCode.Code
@@ -155,6 +166,10 @@ func handleHeartbeat(c *clientConn, h requestHeader, req *kmsg.HeartbeatRequest)
 
 func handleLeaveGroup(c *clientConn, h requestHeader, req *kmsg.LeaveGroupRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+	if !c.authorized(authz.OpRead, authz.ResourceGroup, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
 	sh, kerrCode := c.server.groups.ShardFor(req.Group)
 	if kerrCode != nil {
 		resp.ErrorCode = kerrCode.Code
@@ -195,6 +210,11 @@ func handleDescribeGroups(c *clientConn, h requestHeader, req *kmsg.DescribeGrou
 	for _, id := range req.Groups {
 		g := kmsg.NewDescribeGroupsResponseGroup()
 		g.Group = id
+		if !c.authorized(authz.OpDescribe, authz.ResourceGroup, id) {
+			g.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, g)
+			continue
+		}
 		sh, kerrCode := c.server.groups.ShardFor(id)
 		if kerrCode != nil {
 			g.ErrorCode = kerrCode.Code
@@ -251,8 +271,14 @@ func handleListGroups(c *clientConn, h requestHeader, req *kmsg.ListGroupsReques
 	if !allLoaded {
 		resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
 	}
+	// Kafka: every group with DESCRIBE on the cluster, else the groups
+	// the client may DESCRIBE.
+	all := c.authorizedCluster(authz.OpDescribe)
 	for _, sh := range shards {
 		for _, l := range sh.Coordinator().List(states...) {
+			if !all && !c.authorized(authz.OpDescribe, authz.ResourceGroup, l.GroupID) {
+				continue
+			}
 			g := kmsg.NewListGroupsResponseGroup()
 			g.Group = l.GroupID
 			g.ProtocolType = l.ProtocolType
@@ -270,6 +296,8 @@ func handleDeleteGroups(c *clientConn, h requestHeader, req *kmsg.DeleteGroupsRe
 		g.Group = id
 		sh, kerrCode := c.server.groups.ShardFor(id)
 		switch {
+		case !c.authorized(authz.OpDelete, authz.ResourceGroup, id):
+			g.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		case kerrCode != nil:
 			g.ErrorCode = kerrCode.Code
 		case id == "":

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -27,6 +28,10 @@ func handleInitProducerID(c *clientConn, h requestHeader, req *kmsg.InitProducer
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
+		if !c.authorized(authz.OpWrite, authz.ResourceTransactionalID, *req.TransactionalID) {
+			resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+			return resp, nil
+		}
 		resp.ProducerID, resp.ProducerEpoch, resp.ErrorCode = s.initTransactionalProducer(req)
 		return resp, nil
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
@@ -39,12 +40,15 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 		out := kmsg.NewListOffsetsResponseTopic()
 		out.Topic = rt.Topic
 		topic, _ := state.Topic(rt.Topic) // the zero Topic when it does not exist
+		described := c.authorized(authz.OpDescribe, authz.ResourceTopic, rt.Topic)
 		for _, rp := range rt.Partitions {
 			p := kmsg.NewListOffsetsResponseTopicPartition()
 			p.Partition = rp.Partition
 			p.Timestamp = -1
 			p.Offset = -1
 			switch part, code := s.leaderPartition(topic, rp.Partition, rp.CurrentLeaderEpoch); {
+			case !described:
+				p.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case part == nil:
 				p.ErrorCode = code
 			default:

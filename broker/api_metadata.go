@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -30,7 +31,10 @@ func handleMetadata(c *clientConn, h requestHeader, req *kmsg.MetadataRequest) (
 	allTopics := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if allTopics {
 		for _, t := range s.cfg.Metadata.State().Topics() {
-			resp.Topics = append(resp.Topics, s.topicMetadata(t))
+			// Kafka lists only the topics the client may DESCRIBE.
+			if c.authorized(authz.OpDescribe, authz.ResourceTopic, t.Name) {
+				resp.Topics = append(resp.Topics, s.topicMetadata(t))
+			}
 		}
 		return resp, nil
 	}
@@ -43,6 +47,11 @@ func handleMetadata(c *clientConn, h requestHeader, req *kmsg.MetadataRequest) (
 			// v10+: by topic id.
 			mt.TopicID = rt.TopicID
 			if t, ok := s.cfg.Metadata.State().TopicByID(rt.TopicID); ok {
+				if !c.authorized(authz.OpDescribe, authz.ResourceTopic, t.Name) {
+					mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+					resp.Topics = append(resp.Topics, mt)
+					continue
+				}
 				resp.Topics = append(resp.Topics, s.topicMetadata(t))
 				continue
 			}
@@ -52,6 +61,13 @@ func handleMetadata(c *clientConn, h requestHeader, req *kmsg.MetadataRequest) (
 		}
 		name := *rt.Topic
 		mt.Topic = rt.Topic
+		// Whether the topic exists is not told to a client that may not
+		// DESCRIBE it.
+		if !c.authorized(authz.OpDescribe, authz.ResourceTopic, name) {
+			mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
 		if t, ok := s.cfg.Metadata.State().Topic(name); ok {
 			resp.Topics = append(resp.Topics, s.topicMetadata(t))
 			continue
@@ -63,6 +79,11 @@ func handleMetadata(c *clientConn, h requestHeader, req *kmsg.MetadataRequest) (
 		}
 		if !allowCreate {
 			mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
+		if !c.authorizedCreateTopic(name) {
+			mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			resp.Topics = append(resp.Topics, mt)
 			continue
 		}

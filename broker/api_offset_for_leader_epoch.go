@@ -1,7 +1,10 @@
 package broker
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/authz"
 )
 
 // OffsetForLeaderEpoch v0-v4: for each partition, the largest leader epoch
@@ -17,15 +20,22 @@ func handleOffsetForLeaderEpoch(c *clientConn, h requestHeader, req *kmsg.Offset
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
 	state := s.cfg.Metadata.State()
+	// Kafka: a follower (replica id >= 0, v3+) needs CLUSTER_ACTION on the
+	// cluster, a client DESCRIBE on each topic.
+	replica := req.Version >= 3 && req.ReplicaID >= 0
+	replicaAllowed := !replica || c.authorizedCluster(authz.OpClusterAction)
 	for _, rt := range req.Topics {
 		out := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		out.Topic = rt.Topic
 		topic, _ := state.Topic(rt.Topic) // the zero Topic when it does not exist
+		allowed := replicaAllowed && (replica || c.authorized(authz.OpDescribe, authz.ResourceTopic, rt.Topic))
 		for _, rp := range rt.Partitions {
 			p := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			p.Partition = rp.Partition
 			p.LeaderEpoch, p.EndOffset = -1, -1
 			switch part, code := s.leaderPartition(topic, rp.Partition, rp.CurrentLeaderEpoch); {
+			case !allowed:
+				p.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case part == nil:
 				p.ErrorCode = code
 			default:

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/metadata"
 )
@@ -48,6 +49,9 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 	if req.Group == "" {
 		return answer(kerr.InvalidGroupID.Code, nil), nil
 	}
+	if !c.authorized(authz.OpRead, authz.ResourceGroup, req.Group) {
+		return answer(kerr.GroupAuthorizationFailed.Code, nil), nil
+	}
 	sh, kerrCode := s.groups.ShardFor(req.Group)
 	if kerrCode != nil {
 		return answer(kerrCode.Code, nil), nil
@@ -65,7 +69,7 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 		return answer(group.ErrorCode(err), nil), nil
 	}
 	now := time.Now().UnixMilli()
-	commits := newOffsetCommits(s.cfg.Metadata.State())
+	commits := newOffsetCommits(c, s.cfg.Metadata.State())
 	for _, rt := range req.Topics {
 		for _, rp := range rt.Partitions {
 			co := group.CommittedOffset{Offset: rp.Offset, LeaderEpoch: -1, Metadata: deref(rp.Metadata), Timestamp: now}
@@ -89,23 +93,26 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 
 // offsetCommits is the partitions of one OffsetCommit or TxnOffsetCommit,
 // checked one by one: the valid commits, written together, and the codes
-// of the refused ones (UNKNOWN_TOPIC_OR_PARTITION,
-// OFFSET_METADATA_TOO_LARGE), which keep their own code whatever the
-// write's.
+// of the refused ones (TOPIC_AUTHORIZATION_FAILED without READ on the
+// topic, UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE), which keep
+// their own code whatever the write's.
 type offsetCommits struct {
+	c       *clientConn
 	state   *metadata.State
 	valid   map[group.TopicPartition]group.CommittedOffset
 	refused map[group.TopicPartition]int16
 }
 
-func newOffsetCommits(state *metadata.State) *offsetCommits {
-	return &offsetCommits{state: state, valid: map[group.TopicPartition]group.CommittedOffset{}, refused: map[group.TopicPartition]int16{}}
+func newOffsetCommits(c *clientConn, state *metadata.State) *offsetCommits {
+	return &offsetCommits{c: c, state: state, valid: map[group.TopicPartition]group.CommittedOffset{}, refused: map[group.TopicPartition]int16{}}
 }
 
 // add checks the commit of a partition and keeps it, or its refusal.
 func (o *offsetCommits) add(tp group.TopicPartition, co group.CommittedOffset) {
 	topic, exists := o.state.Topic(tp.Topic)
 	switch {
+	case !o.c.authorized(authz.OpRead, authz.ResourceTopic, tp.Topic):
+		o.refused[tp] = kerr.TopicAuthorizationFailed.Code
 	case !exists || !topic.HasPartition(tp.Partition):
 		o.refused[tp] = kerr.UnknownTopicOrPartition.Code
 	case len(co.Metadata) > group.OffsetMetadataMaxBytes:
@@ -130,11 +137,17 @@ func (o *offsetCommits) code(tp group.TopicPartition, writeCode int16) int16 {
 // requireStable (v7+, KIP-447), a partition with a transactional commit
 // pending answers UNSTABLE_OFFSET_COMMIT instead (the client retries until
 // the transaction ends), as Kafka does, partition by partition.
-func offsetFetchGroup(s *Server, groupID string, topics []kmsg.OffsetFetchRequestTopic, all, requireStable bool) ([]kmsg.OffsetFetchResponseTopic, int16) {
+func offsetFetchGroup(c *clientConn, groupID string, topics []kmsg.OffsetFetchRequestTopic, all, requireStable bool) ([]kmsg.OffsetFetchResponseTopic, int16) {
 	if groupID == "" {
 		return nil, kerr.InvalidGroupID.Code
 	}
-	sh, kerrCode := s.groups.ShardFor(groupID)
+	// Kafka: DESCRIBE on the group, and on each topic (all topics: those
+	// it may not describe are left out).
+	if !c.authorized(authz.OpDescribe, authz.ResourceGroup, groupID) {
+		return nil, kerr.GroupAuthorizationFailed.Code
+	}
+	described := func(topic string) bool { return c.authorized(authz.OpDescribe, authz.ResourceTopic, topic) }
+	sh, kerrCode := c.server.groups.ShardFor(groupID)
 	if kerrCode != nil {
 		return nil, kerrCode.Code
 	}
@@ -156,7 +169,9 @@ func offsetFetchGroup(s *Server, groupID string, topics []kmsg.OffsetFetchReques
 		}
 		names := make([]string, 0, len(byTopic))
 		for name := range byTopic {
-			names = append(names, name)
+			if described(name) {
+				names = append(names, name)
+			}
 		}
 		sort.Strings(names)
 		for _, name := range names {
@@ -183,6 +198,11 @@ func offsetFetchGroup(s *Server, groupID string, topics []kmsg.OffsetFetchReques
 			p := kmsg.NewOffsetFetchResponseTopicPartition()
 			p.Partition = idx
 			tp := group.TopicPartition{Topic: rt.Topic, Partition: idx}
+			if !described(rt.Topic) {
+				p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode = -1, -1, strPtr(""), kerr.TopicAuthorizationFailed.Code
+				t.Partitions = append(t.Partitions, p)
+				continue
+			}
 			co, ok := sh.FetchOffset(groupID, tp)
 			fill(&p, tp, co, ok)
 			t.Partitions = append(t.Partitions, p)
@@ -193,7 +213,6 @@ func offsetFetchGroup(s *Server, groupID string, topics []kmsg.OffsetFetchReques
 }
 
 func handleOffsetFetch(c *clientConn, h requestHeader, req *kmsg.OffsetFetchRequest) (kmsg.Response, error) {
-	s := c.server
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if req.Version >= 8 {
 		for _, rg := range req.Groups {
@@ -203,7 +222,7 @@ func handleOffsetFetch(c *clientConn, h requestHeader, req *kmsg.OffsetFetchRequ
 			for _, rt := range rg.Topics {
 				topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: rt.Topic, Partitions: rt.Partitions})
 			}
-			out, code := offsetFetchGroup(s, rg.Group, topics, rg.Topics == nil, req.RequireStable)
+			out, code := offsetFetchGroup(c, rg.Group, topics, rg.Topics == nil, req.RequireStable)
 			g.ErrorCode = code
 			for _, t := range out {
 				gt := kmsg.NewOffsetFetchResponseGroupTopic()
@@ -220,7 +239,7 @@ func handleOffsetFetch(c *clientConn, h requestHeader, req *kmsg.OffsetFetchRequ
 		return resp, nil
 	}
 	all := req.Version >= 2 && req.Topics == nil
-	out, code := offsetFetchGroup(s, req.Group, req.Topics, all, req.RequireStable)
+	out, code := offsetFetchGroup(c, req.Group, req.Topics, all, req.RequireStable)
 	if code == 0 {
 		resp.Topics = out
 		return resp, nil
@@ -248,6 +267,10 @@ func handleOffsetDelete(c *clientConn, h requestHeader, req *kmsg.OffsetDeleteRe
 	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
 	if req.Group == "" {
 		resp.ErrorCode = kerr.InvalidGroupID.Code
+		return resp, nil
+	}
+	if !c.authorized(authz.OpDelete, authz.ResourceGroup, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		return resp, nil
 	}
 	sh, kerrCode := s.groups.ShardFor(req.Group)
@@ -290,6 +313,8 @@ func handleOffsetDelete(c *clientConn, h requestHeader, req *kmsg.OffsetDeleteRe
 		for _, rp := range rt.Partitions {
 			tp := group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
 			switch {
+			case !c.authorized(authz.OpRead, authz.ResourceTopic, rt.Topic):
+				codes[tp] = kerr.TopicAuthorizationFailed.Code
 			case !exists || !topic.HasPartition(rp.Partition):
 				codes[tp] = kerr.UnknownTopicOrPartition.Code
 			case subscribed(rt.Topic):

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/recordbatch"
 )
@@ -49,6 +50,8 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 		c.log.Warn("refusing old-format produce", "version", req.Version, "client", h.clientID)
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		requestErr, requestMsg = kerr.InvalidRequiredAcks.Code, "acks must be -1 (all), 0 or 1"
+	case req.TransactionID != nil && !c.authorized(authz.OpWrite, authz.ResourceTransactionalID, *req.TransactionID):
+		requestErr, requestMsg = kerr.TransactionalIDAuthorizationFailed.Code, "not authorized to WRITE transactional id "+*req.TransactionID
 	default:
 		var throttle time.Duration
 		throttle, requestErr, requestMsg = s.diskPressure()
@@ -73,11 +76,14 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 		out := kmsg.NewProduceResponseTopic()
 		out.Topic = rt.Topic
 		topic, _ := s.cfg.Metadata.State().Topic(rt.Topic)
+		writeAllowed := requestErr != 0 || c.authorized(authz.OpWrite, authz.ResourceTopic, rt.Topic)
 		for _, rp := range rt.Partitions {
 			var p kmsg.ProduceResponseTopicPartition
 			switch {
 			case requestErr != 0:
 				p = partitionError(requestErr, requestMsg)
+			case !writeAllowed:
+				p = partitionError(kerr.TopicAuthorizationFailed.Code, "not authorized to WRITE to topic "+rt.Topic)
 			case !topic.HasPartition(rp.Partition):
 				p = partitionError(kerr.UnknownTopicOrPartition.Code, "unknown topic or partition")
 			case topic.Internal:

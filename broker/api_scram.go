@@ -4,6 +4,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/authn"
 	"github.com/strata-log/strata/metadata"
 )
@@ -20,6 +21,10 @@ func init() {
 
 func handleDescribeUserScramCredentials(c *clientConn, _ requestHeader, req *kmsg.DescribeUserSCRAMCredentialsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
+	if !c.authorizedCluster(authz.OpDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	byUser := map[string][]kmsg.DescribeUserSCRAMCredentialsResponseResultCredentialInfo{}
 	var order []string
 	for _, cred := range c.server.cfg.Metadata.State().ScramCredentials() {
@@ -101,6 +106,11 @@ func handleAlterUserScramCredentials(c *clientConn, _ requestHeader, req *kmsg.A
 	for k, n := range seen {
 		if n > 1 {
 			fail(k.user, kerr.DuplicateResource, "a user's mechanism is named more than once")
+		}
+	}
+	if !c.authorizedCluster(authz.OpAlter) {
+		for _, user := range users {
+			fail(user, kerr.ClusterAuthorizationFailed, "ALTER on the cluster is required to change SCRAM credentials")
 		}
 	}
 	state := c.server.cfg.Metadata.State()

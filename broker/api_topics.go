@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -67,6 +68,11 @@ func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRe
 		}
 		if counts[rt.Topic] > 1 {
 			setErr(kerr.InvalidRequest.Code, "topic '"+rt.Topic+"' appears more than once in the request")
+			resp.Topics = append(resp.Topics, out)
+			continue
+		}
+		if !c.authorizedCreateTopic(rt.Topic) {
+			setErr(kerr.TopicAuthorizationFailed.Code, "not authorized to CREATE topic '"+rt.Topic+"' (needs CREATE on the cluster or the topic)")
 			resp.Topics = append(resp.Topics, out)
 			continue
 		}
@@ -200,7 +206,13 @@ func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRe
 		} else {
 			topic, exists = state.TopicByID(tg.id)
 		}
+		// Authorized first, so that a client that may not delete a topic
+		// does not learn whether it exists.
+		deleteAllowed := (tg.name != nil && c.authorized(authz.OpDelete, authz.ResourceTopic, *tg.name)) ||
+			(tg.name == nil && exists && c.authorized(authz.OpDelete, authz.ResourceTopic, topic.Name))
 		switch {
+		case !deleteAllowed && (exists || tg.name != nil):
+			setErr(kerr.TopicAuthorizationFailed.Code, "not authorized to DELETE the topic")
 		case !exists && tg.name == nil:
 			setErr(kerr.UnknownTopicID.Code, "no topic with that id")
 		case !exists:
@@ -260,6 +272,8 @@ func handleCreatePartitions(c *clientConn, h requestHeader, req *kmsg.CreatePart
 		switch {
 		case counts[rt.Topic] > 1:
 			setErr(kerr.InvalidRequest.Code, "topic '"+rt.Topic+"' appears more than once in the request")
+		case !c.authorized(authz.OpAlter, authz.ResourceTopic, rt.Topic):
+			setErr(kerr.TopicAuthorizationFailed.Code, "not authorized to ALTER topic '"+rt.Topic+"'")
 		case !exists:
 			setErr(kerr.UnknownTopicOrPartition.Code, "topic '"+rt.Topic+"' does not exist")
 		case rt.Count <= current:

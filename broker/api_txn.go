@@ -4,6 +4,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/coordinator"
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/txn"
@@ -110,7 +111,10 @@ func handleAddPartitionsToTxn(c *clientConn, h requestHeader, req *kmsg.AddParti
 				tps = append(tps, group.TopicPartition{Topic: t.Topic, Partition: p})
 			}
 		}
-		codes := s.addPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, tps, false, txn.V1, req.Version, fencedSince)
+		codes := c.addPartitionsAuthorization(req.TransactionalID, tps)
+		if codes == nil {
+			codes = s.addPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, tps, false, txn.V1, req.Version, fencedSince)
+		}
 		for _, t := range req.Topics {
 			rt := kmsg.NewAddPartitionsToTxnResponseTopic()
 			rt.Topic = t.Topic
@@ -124,6 +128,12 @@ func handleAddPartitionsToTxn(c *clientConn, h requestHeader, req *kmsg.AddParti
 		}
 		return resp, nil
 	}
+	// v4+ is the brokers' form, which Kafka authorizes by CLUSTER_ACTION
+	// on the cluster. Until brokers authenticate (their principal then a
+	// super user), a partition leader asks as User:ANONYMOUS, so without
+	// CLUSTER_ACTION each transaction is authorized as v3 is: WRITE on its
+	// transactional id and topics.
+	clusterAction := c.authorizedCluster(authz.OpClusterAction)
 	for _, tx := range req.Transactions {
 		var tps []group.TopicPartition
 		for _, t := range tx.Topics {
@@ -133,7 +143,13 @@ func handleAddPartitionsToTxn(c *clientConn, h requestHeader, req *kmsg.AddParti
 		}
 		// The broker form without VerifyOnly is Transactions V2's
 		// implicit add (Kafka's addPartition operation).
-		codes := s.addPartitions(tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tps, tx.VerifyOnly, txn.V2, req.Version, fencedSince)
+		var codes map[group.TopicPartition]int16
+		if !clusterAction {
+			codes = c.addPartitionsAuthorization(tx.TransactionalID, tps)
+		}
+		if codes == nil {
+			codes = s.addPartitions(tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tps, tx.VerifyOnly, txn.V2, req.Version, fencedSince)
+		}
 		rtx := kmsg.NewAddPartitionsToTxnResponseTransaction()
 		rtx.TransactionalID = tx.TransactionalID
 		for _, t := range tx.Topics {
@@ -162,6 +178,14 @@ func handleAddOffsetsToTxn(c *clientConn, h requestHeader, req *kmsg.AddOffsetsT
 		resp.ErrorCode = kerr.InvalidGroupID.Code
 		return resp, nil
 	}
+	switch {
+	case !c.authorized(authz.OpWrite, authz.ResourceTransactionalID, req.TransactionalID):
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return resp, nil
+	case !c.authorized(authz.OpRead, authz.ResourceGroup, req.Group):
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
 	leaders, err := s.offsets.Leaders()
 	if err != nil || len(leaders) == 0 {
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
@@ -182,6 +206,11 @@ func handleEndTxn(c *clientConn, h requestHeader, req *kmsg.EndTxnRequest) (kmsg
 	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
 	if req.TransactionalID == "" {
 		resp.ErrorCode = kerr.InvalidRequest.Code
+		return resp, nil
+	}
+	if !c.authorized(authz.OpWrite, authz.ResourceTransactionalID, req.TransactionalID) {
+		resp.ProducerID, resp.ProducerEpoch = -1, -1
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 		return resp, nil
 	}
 	v := txn.V1

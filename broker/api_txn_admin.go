@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/txn"
 )
 
@@ -25,6 +26,11 @@ func handleDescribeTransactions(c *clientConn, h requestHeader, req *kmsg.Descri
 		st := kmsg.NewDescribeTransactionsResponseTransactionState()
 		st.TransactionalID = id
 		st.ProducerID, st.ProducerEpoch, st.StartTimestamp = -1, -1, -1
+		if !c.authorized(authz.OpDescribe, authz.ResourceTransactionalID, id) {
+			st.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+			resp.TransactionStates = append(resp.TransactionStates, st)
+			continue
+		}
 		shard, kerrCode := s.txns.ShardFor(id)
 		var d txn.Description
 		if kerrCode == nil {
@@ -86,6 +92,10 @@ func handleListTransactions(c *clientConn, h requestHeader, req *kmsg.ListTransa
 	now := time.Now()
 	for _, sh := range shards {
 		for _, d := range sh.List(now, filter) {
+			// Kafka lists the ids the client may DESCRIBE.
+			if !c.authorized(authz.OpDescribe, authz.ResourceTransactionalID, d.TransactionalID) {
+				continue
+			}
 			st := kmsg.NewListTransactionsResponseTransactionState()
 			st.TransactionalID = d.TransactionalID
 			st.ProducerID = d.ProducerID

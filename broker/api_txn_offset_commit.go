@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/group"
 )
 
@@ -58,6 +59,12 @@ func handleTxnOffsetCommit(c *clientConn, h requestHeader, req *kmsg.TxnOffsetCo
 		// No transactional producer sends these.
 		return all(kerr.InvalidProducerIDMapping.Code), nil
 	}
+	switch {
+	case !c.authorized(authz.OpWrite, authz.ResourceTransactionalID, req.TransactionalID):
+		return all(kerr.TransactionalIDAuthorizationFailed.Code), nil
+	case !c.authorized(authz.OpRead, authz.ResourceGroup, req.Group):
+		return all(kerr.GroupAuthorizationFailed.Code), nil
+	}
 	sh, kerrCode := s.groups.ShardFor(req.Group)
 	if kerrCode != nil {
 		return all(kerrCode.Code), nil
@@ -76,7 +83,7 @@ func handleTxnOffsetCommit(c *clientConn, h requestHeader, req *kmsg.TxnOffsetCo
 		return all(group.ErrorCode(err)), nil
 	}
 	now := time.Now().UnixMilli()
-	commits := newOffsetCommits(s.cfg.Metadata.State())
+	commits := newOffsetCommits(c, s.cfg.Metadata.State())
 	for _, rt := range req.Topics {
 		for _, rp := range rt.Partitions {
 			co := group.CommittedOffset{Offset: rp.Offset, LeaderEpoch: -1, Metadata: deref(rp.Metadata), Timestamp: now}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/strata-log/strata/broker/authn"
 
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/replica"
@@ -42,6 +43,10 @@ type Config struct {
 	DataDir string
 	// Metadata is the cluster's state machine (required).
 	Metadata *metadata.Store
+	// Authorizer decides requests by the cluster's ACLs (--authorizer acl);
+	// nil lets every principal do everything, as Kafka without an
+	// authorizer (--authorizer none).
+	Authorizer *authz.Authorizer
 
 	// TopicDefaults are the broker-level defaults of topic configs.
 	TopicDefaults topicconfig.Defaults

@@ -29,6 +29,8 @@ const (
 	commandSegmentsImported     commandType = 36
 	// 48-63: security.
 	commandAlterScramCredentials commandType = 48
+	commandCreateACLs            commandType = 49
+	commandDeleteACLs            commandType = 50
 
 	// commandIgnoreUnknown, set in a type byte, lets a node that does not
 	// know the type (or its version) skip the entry instead of stopping.
@@ -87,6 +89,8 @@ var commandTable = map[commandType]commandSpec{
 	commandSegmentDeleteStarted:  {name: "SegmentDeleteStarted", version: 1, decode: decodeSegmentTransition(commandSegmentDeleteStarted)},
 	commandSegmentDeleted:        {name: "SegmentDeleted", version: 1, decode: decodeSegmentTransition(commandSegmentDeleted)},
 	commandSegmentsImported:      {name: "SegmentsImported", version: 1, decode: decodeSegmentsImported},
+	commandCreateACLs:            {name: "CreateAcls", version: 1, decode: decodeCreateACLs},
+	commandDeleteACLs:            {name: "DeleteAcls", version: 1, decode: decodeDeleteACLs},
 }
 
 func (t commandType) String() string {

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/strata-log/strata/authz"
 )
 
 var (
@@ -37,6 +39,20 @@ var (
 	}
 	goldenDirectory = [16]byte{0x3c, 0x2b, 0x1a, 0x09, 0xf8, 0xe7, 0x46, 0xd5, 0x84, 0xb3, 0xa2, 0x91, 0x80, 0x7f, 0x6e, 0x5d}
 )
+
+// goldenACLs are ACL bindings of every resource type and pattern type.
+var goldenACLs = []authz.Binding{
+	{Pattern: authz.Pattern{Type: authz.ResourceTopic, Name: "orders", PatternType: authz.PatternLiteral},
+		Entry: authz.Entry{Principal: "User:alice", Host: "*", Operation: authz.OpWrite, Permission: authz.PermissionAllow}},
+	{Pattern: authz.Pattern{Type: authz.ResourceGroup, Name: "billing-", PatternType: authz.PatternPrefixed},
+		Entry: authz.Entry{Principal: "User:*", Host: "10.0.0.1", Operation: authz.OpRead, Permission: authz.PermissionDeny}},
+	{Pattern: authz.Pattern{Type: authz.ResourceCluster, Name: authz.ClusterName, PatternType: authz.PatternLiteral},
+		Entry: authz.Entry{Principal: "User:bob", Host: "*", Operation: authz.OpIdempotentWrite, Permission: authz.PermissionAllow}},
+	{Pattern: authz.Pattern{Type: authz.ResourceTransactionalID, Name: "*", PatternType: authz.PatternLiteral},
+		Entry: authz.Entry{Principal: "User:bob", Host: "*", Operation: authz.OpAll, Permission: authz.PermissionAllow}},
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // goldenImportedSegments are goldenSegment and the segment after it, as a
 // decoded SegmentsImported command holds them.
@@ -98,6 +114,12 @@ func goldenCommands() []struct {
 		}}},
 		{"change-partition-isr-broker-epochs", &changePartitionCommand{change: PartitionChange{
 			TopicID: goldenTopicID, Partition: 0, PartitionEpoch: 2, Leader: NoLeaderChange, ISR: []int32{1, 3}, ISRBrokerEpochs: []int64{-1, 17},
+		}}},
+		{"create-acls", &createACLsCommand{bindings: goldenACLs}},
+		{"delete-acls", &deleteACLsCommand{filters: []authz.Filter{
+			{ResourceType: authz.ResourceAny, PatternType: authz.PatternAny, Operation: authz.OpAny, Permission: authz.PermissionAny},
+			{ResourceType: authz.ResourceTopic, Name: ptr("orders"), PatternType: authz.PatternMatch, Principal: ptr("User:alice"),
+				Host: ptr("*"), Operation: authz.OpWrite, Permission: authz.PermissionDeny},
 		}}},
 	}
 }

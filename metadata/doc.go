@@ -107,6 +107,9 @@
 //	35 SegmentDeleted      v1: segment ref
 //	36 SegmentsImported    v1: topic id uuid, partition int32, segments list
 //	37-47 reserved for tiered-segment manifests
+//	48-63 reserved for security (48 SCRAM credentials)
+//	49 CreateAcls          v1: acl bindings list
+//	50 DeleteAcls          v1: acl filters list
 //
 // Topics: CreateTopic and CreatePartitions are checked when they are
 // applied, whoever proposed them, against the state they apply to: a name
@@ -119,6 +122,16 @@
 // the partitions a broker holds alone. Internal topics are not held to
 // registered replicas: earlier builds created __consumer_offsets before
 // their node registered, and every entry must replay as it first applied.
+//
+// ACLs: CreateAcls adds 1..1000 bindings, each valid by Kafka's rules
+// (authz.Binding.Validate: a concrete resource type, LITERAL or PREFIXED,
+// a name, kafka-cluster for CLUSTER, a Type:Name principal, a host, a
+// concrete operation, ALLOW or DENY), else ErrInvalidACL and none is
+// added; a binding already present stays once; at most 100000 in all.
+// DeleteAcls removes, filter by filter, the bindings each of its 1..1000
+// filters matches (authz.Filter.Matches) and answers, per filter, the
+// bindings it removed; a filter with an unknown value refuses the command
+// (ErrInvalidACL).
 //
 // InitCluster records the cluster id of meta.properties in the replicated
 // state; a Store proposes it when it leads and finds the state without one
@@ -242,6 +255,16 @@
 //	segments list          uvarint count, then count segments
 //	segment ref            topic id uuid, partition int32, base offset int64,
 //	                       segment id uuid, proposer's leader epoch int32
+//	acl binding            resource type uint8, pattern type uint8,
+//	                       resource name string, principal string,
+//	                       host string, operation uint8, permission uint8
+//	                       (Kafka's enum values: authz)
+//	acl filter             resource type uint8, name (present bool, then
+//	                       string if present), pattern type uint8,
+//	                       principal (likewise), host (likewise),
+//	                       operation uint8, permission uint8
+//	acl bindings list      uvarint count, then count acl bindings
+//	acl filters list       uvarint count, then count acl filters
 //
 // For example CreateTopic v1 of topic "t" with one partition on broker 1:
 //
@@ -289,6 +312,8 @@
 //	              base offset) order; a partition's entries may span
 //	              several consecutive records (the writer writes one per
 //	              in-memory chunk of at most 64 entries)
+//	0x07 acl      one per ACL binding, in the order of their encodings:
+//	              acl binding (as above)
 //	0x7f end      last: uint64 count of the records before it
 //
 // Record types were added to version 1 without bumping it (broker,

@@ -86,6 +86,9 @@ var (
 	ErrInvalidProducerIDs = errors.New("metadata: invalid producer id allocation")
 	// ErrInvalidClusterID rejects an empty or malformed cluster id.
 	ErrInvalidClusterID = errors.New("metadata: invalid cluster id")
+	// ErrInvalidACL: an ACL binding or filter that Kafka's rules refuse
+	// (authz.Binding.Validate, authz.Filter.Validate), or too many.
+	ErrInvalidACL = errors.New("metadata: invalid ACL")
 
 	// ErrInvalidBroker rejects a malformed broker registration: a negative
 	// id, a zero incarnation id, missing or duplicate endpoints.

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/strata-log/strata/authz"
 )
 
 func testTopic(name string, idByte byte, assignments ...[]int32) Topic {
@@ -442,11 +444,48 @@ func (g *commandGenerator) id(name string) [16]byte {
 	}
 }
 
+// nextACLCommand returns a CreateAcls (create) or DeleteAcls command,
+// occasionally an invalid one.
+func (g *commandGenerator) nextACLCommand(create bool) command {
+	principals := []string{"User:a", "User:b", authz.WildcardPrincipal}
+	if create {
+		var bindings []authz.Binding
+		for range 1 + g.random.IntN(3) {
+			b := authz.Binding{
+				Pattern: authz.Pattern{Type: authz.ResourceType(2 + g.random.IntN(2)), Name: g.name(), PatternType: authz.PatternType(3 + g.random.IntN(2))},
+				Entry: authz.Entry{Principal: principals[g.random.IntN(len(principals))], Host: "*",
+					Operation: authz.Operation(2 + g.random.IntN(11)), Permission: authz.Permission(2 + g.random.IntN(2))},
+			}
+			if g.chance(5) {
+				b.Entry.Operation = authz.OpAny
+			}
+			bindings = append(bindings, b)
+		}
+		return &createACLsCommand{bindings: bindings}
+	}
+	filter := authz.Filter{ResourceType: authz.ResourceAny, PatternType: authz.PatternAny, Operation: authz.OpAny, Permission: authz.PermissionAny}
+	if g.chance(50) {
+		name := g.name()
+		filter.Name = &name
+		filter.PatternType = authz.PatternType(1 + g.random.IntN(4))
+	}
+	if g.chance(30) {
+		filter.Principal = &principals[g.random.IntN(len(principals))]
+	}
+	if g.chance(10) {
+		filter.Permission = authz.PermissionUnknown
+	}
+	return &deleteACLsCommand{filters: []authz.Filter{filter}}
+}
+
 func (g *commandGenerator) next() command {
 	name := g.name()
-	choice := g.random.IntN(18)
-	if choice == 17 {
+	choice := g.random.IntN(20)
+	if choice == 19 {
 		return g.scramCommand()
+	}
+	if choice >= 17 {
+		return g.nextACLCommand(choice == 17)
 	}
 	if choice >= 7 {
 		return g.nextClusterCommand(choice - 7)

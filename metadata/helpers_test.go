@@ -85,6 +85,9 @@ func requireStatesEqual(t *testing.T, got, want *State) {
 	if gotBrokers, wantBrokers := got.Brokers(), want.Brokers(); !reflect.DeepEqual(gotBrokers, wantBrokers) {
 		t.Fatalf("brokers differ\ngot:  %+v\nwant: %+v", gotBrokers, wantBrokers)
 	}
+	if gotACLs, wantACLs := got.ACLs(), want.ACLs(); !reflect.DeepEqual(gotACLs, wantACLs) {
+		t.Fatalf("ACL bindings differ\ngot:  %+v\nwant: %+v", gotACLs, wantACLs)
+	}
 	if got.SegmentCount() != want.SegmentCount() {
 		t.Errorf("%d tiered segments, want %d", got.SegmentCount(), want.SegmentCount())
 	}

@@ -56,6 +56,7 @@ var rpcRejections = []error{
 	ErrTopicExists, ErrTopicIDExists, ErrInvalidTopic, ErrInvalidPartitions, ErrInvalidTopicConfig,
 	ErrInvalidSegment, ErrSegmentExists, ErrSegmentOverlap, ErrUnknownSegment, ErrInvalidSegmentTransition,
 	ErrInvalidProducerIDs, ErrInvalidClusterID, ErrIneligibleReplica,
+	ErrInvalidACL,
 }
 
 // rejectionStatus is the response status of a failed request: the

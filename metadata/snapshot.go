@@ -38,7 +38,9 @@ const (
 	// int32 iterations, string stored key, string server key), in
 	// (user, mechanism) order.
 	recordScramCredential = 0x06
-	recordEnd             = 0x7f
+	// recordACL is one ACL binding (encodeACLBinding).
+	recordACL = 0x07
+	recordEnd = 0x7f
 	// recordIgnoreUnknown, set in a record type, lets a reader that does
 	// not know the type skip the record.
 	recordIgnoreUnknown = 0x80
@@ -136,6 +138,14 @@ func writeSnapshot(out io.Writer, state *State) error {
 		}
 	}
 
+	acls := state.acls.Root().Iterator()
+	for _, binding, ok := acls.Next(); ok; _, binding, ok = acls.Next() {
+		encodeACLBinding(&w.payload, binding)
+		if err := w.record(recordACL); err != nil {
+			return fmt.Errorf("write ACL binding %s: %w", binding, err)
+		}
+	}
+
 	w.payload.uint64(w.records)
 	if err := w.record(recordEnd); err != nil {
 		return fmt.Errorf("write end record: %w", err)
@@ -174,6 +184,7 @@ func readSnapshot(in io.Reader) (*State, error) {
 	segments := newSegmentsRestorer()
 	scram := state.scram.Txn()
 	var lastScramKey []byte
+	acls := state.acls.Txn()
 	var (
 		records      uint64
 		seenCluster  bool
@@ -256,6 +267,10 @@ func readSnapshot(in io.Reader) (*State, error) {
 			}
 			lastScramKey = key
 			scram.Insert(key, c)
+		case recordType == recordACL:
+			if err := restoreACL(acls, d); err != nil {
+				return nil, fmt.Errorf("record %d: ACL binding: %w", records, err)
+			}
 		case recordType == recordEnd:
 			count := d.uint64()
 			if err := d.finish(); err != nil {
@@ -272,6 +287,7 @@ func readSnapshot(in io.Reader) (*State, error) {
 			state.brokers = brokers.CommitOnly()
 			state.segments, state.segmentCount = segments.finish()
 			state.scram = scram.CommitOnly()
+			state.acls = acls.CommitOnly()
 			return state, nil
 		case recordType&recordIgnoreUnknown != 0:
 			// A newer writer's optional record: skip it.

@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	iradix "github.com/hashicorp/go-immutable-radix/v2"
+
+	"github.com/strata-log/strata/authz"
 )
 
 // Partition is the replicated state of one partition of a topic.
@@ -107,6 +109,8 @@ type State struct {
 	segmentCount int
 	// scram maps scramKey(user, mechanism) to a SCRAM credential.
 	scram *iradix.Tree[*ScramCredential]
+	// acls maps an ACL binding's encoding (aclKey) to the binding.
+	acls *iradix.Tree[authz.Binding]
 }
 
 // emptyState is the state before any log entry.
@@ -117,6 +121,7 @@ func emptyState() *State {
 		brokers:    iradix.New[*Broker](),
 		segments:   iradix.New[*partitionSegments](),
 		scram:      iradix.New[*ScramCredential](),
+		acls:       iradix.New[authz.Binding](),
 	}
 }
 
@@ -186,6 +191,7 @@ type stateBuilder struct {
 	segments       *iradix.Txn[*partitionSegments]
 	segmentCount   int
 	scram          *iradix.Txn[*ScramCredential]
+	acls           *iradix.Txn[authz.Binding]
 }
 
 func newStateBuilder(base *State, index uint64) *stateBuilder {
@@ -200,6 +206,7 @@ func newStateBuilder(base *State, index uint64) *stateBuilder {
 		segments:       base.segments.Txn(),
 		segmentCount:   base.segmentCount,
 		scram:          base.scram.Txn(),
+		acls:           base.acls.Txn(),
 	}
 }
 
@@ -235,6 +242,7 @@ func (b *stateBuilder) build(appliedIndex uint64) *State {
 		segments:       b.segments.CommitOnly(),
 		segmentCount:   b.segmentCount,
 		scram:          b.scram.CommitOnly(),
+		acls:           b.acls.CommitOnly(),
 	}
 }
 

@@ -48,6 +48,7 @@ Usage:
   strata groups <command>     list, describe consumer groups, their lag; reset their offsets
   strata transactions <command>  list, describe transactions; abort a hanging one
   strata users <command>         SCRAM users: list, set-password, delete (KIP-554)
+  strata acls <command>       list, create, delete Kafka ACLs
   strata cluster <command>    cluster status, add or remove metadata voters, recover a lost quorum
   strata tiering <command>    scrub the object store, recover topics from it
   strata bucket create        create the object-store bucket (e.g. in docker compose)
@@ -86,6 +87,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		err = runTransactions(args, stdout, stderr)
 	case "users":
 		err = runUsers(args, stdout, stderr)
+	case "acls":
+		err = runACLs(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "strata", Version)
 	case "help":
@@ -192,19 +195,24 @@ type serveFlags struct {
 	heartbeatMs         int64
 	processRoles        string
 	replicaLagMs        int64
-	quorumTimeoutMs     int64
-	sessionTimeoutMs    int64
-	rack                string
-	groupInitialDelayMs int64
-	objectStore         string
-	objectStorePrefix   string
-	objectStoreShared   bool
-	remoteCacheBytes    int64
-	tieringIntervalMs   int64
-	localDiskLimit      int64
-	logLevel            string
-	logFormat           string
-	topicDefaults       map[string]*string // broker name → flag value
+	// ACL authorization (Kafka's authorizer.class.name, super.users,
+	// allow.everyone.if.no.acl.found).
+	authorizer           string
+	superUsers           string
+	allowEveryoneIfNoACL bool
+	quorumTimeoutMs      int64
+	sessionTimeoutMs     int64
+	rack                 string
+	groupInitialDelayMs  int64
+	objectStore          string
+	objectStorePrefix    string
+	objectStoreShared    bool
+	remoteCacheBytes     int64
+	tieringIntervalMs    int64
+	localDiskLimit       int64
+	logLevel             string
+	logFormat            string
+	topicDefaults        map[string]*string // broker name → flag value
 }
 
 // topicDefaultFlag is the serve flag of a topic config's broker synonym:
@@ -275,6 +283,9 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.Int32Var(&f.offsetsSegmentBytes, "offsets-topic-segment-bytes", 100<<20, "segment size of the compacted __consumer_offsets topic when it is created (offsets.topic.segment.bytes)")
 	fs.Int64Var(&f.offsetsRetentionMin, "offsets-retention-minutes", 10080, "committed offsets of a group empty this long are removed (offsets.retention.minutes)")
 	fs.Int64Var(&f.offsetsCheckMs, "offsets-retention-check-interval-ms", 600000, "how often expired committed offsets are removed (offsets.retention.check.interval.ms)")
+	fs.StringVar(&f.authorizer, "authorizer", "none", "acl: authorize every request by the cluster's ACLs (strata acls); none: every client may do everything, as Kafka without an authorizer")
+	fs.StringVar(&f.superUsers, "super-users", "", "principals allowed everything with --authorizer acl, ';'-separated: User:admin;User:ops (super.users)")
+	fs.BoolVar(&f.allowEveryoneIfNoACL, "allow-everyone-if-no-acl-found", false, "with --authorizer acl, allow a request on a resource no ACL names (allow.everyone.if.no.acl.found)")
 	fs.Int64Var(&f.groupInitialDelayMs, "group-initial-rebalance-delay-ms", 3000, "how long the first rebalance of an empty group waits for more members (group.initial.rebalance.delay.ms)")
 	for _, def := range topicconfig.All() {
 		v := new(string)
@@ -660,6 +671,10 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if f.txnMaxTimeoutMs < 1 || f.txnMaxTimeoutMs > math.MaxInt32 {
 		return node.Config{}, usageErrorf("--transaction-max-timeout-ms %d: must be between 1 and %d", f.txnMaxTimeoutMs, math.MaxInt32)
 	}
+	authorizer, err := f.buildAuthorizer()
+	if err != nil {
+		return node.Config{}, err
+	}
 	if f.txnVersion != 1 && f.txnVersion != 2 {
 		return node.Config{}, usageErrorf("--transaction-version %d: must be 1 or 2", f.txnVersion)
 	}
@@ -769,6 +784,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			TransactionalIDExpiration:            time.Duration(f.txnIDExpirationMs) * time.Millisecond,
 			TransactionAbortTimedOutInterval:     time.Duration(f.txnAbortIntervalMs) * time.Millisecond,
 			TransactionVersion:                   int16(f.txnVersion),
+			Authorizer:                           authorizer,
 		},
 	}, nil
 }

@@ -1,0 +1,90 @@
+package broker
+
+import (
+	"net"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/strata-log/strata/authz"
+	"github.com/strata-log/strata/broker/group"
+)
+
+// principalName is the connection's principal (set by TLS or SASL
+// authentication; User:ANONYMOUS before or without it) in Kafka's
+// "Type:Name" form, as ACLs name it.
+func (c *clientConn) principalName() string { return c.principal.String() }
+
+// remoteIP is the client's IP address, as ACLs' hosts name it.
+func (c *clientConn) remoteIP() (string, bool) {
+	if a, ok := c.nc.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String(), true
+	}
+	return "", false
+}
+
+// authorized reports whether the connection's principal may perform op on
+// the resource: always without an authorizer (Config.Authorizer nil, as
+// Kafka without one), else by the cluster's ACLs.
+func (c *clientConn) authorized(op authz.Operation, rt authz.ResourceType, name string) bool {
+	a := c.server.cfg.Authorizer
+	if a == nil {
+		return true
+	}
+	host, _ := c.remoteIP() // not TCP (tests' pipes): only ACLs for every host apply
+	allowed := a.Authorize(c.server.cfg.Metadata.State().ACLs(), authz.Request{
+		Principal: c.principalName(), Host: host, Operation: op, Resource: authz.Resource{Type: rt, Name: name},
+	})
+	if !allowed {
+		c.log.Debug("not authorized", "principal", c.principalName(), "operation", op.String(), "resource", rt.String(), "name", name)
+	}
+	return allowed
+}
+
+// authorizedCluster is authorized on the CLUSTER resource.
+func (c *clientConn) authorizedCluster(op authz.Operation) bool {
+	return c.authorized(op, authz.ResourceCluster, authz.ClusterName)
+}
+
+// authorizedCreateTopic is Kafka's check for creating a topic: CREATE on
+// the CLUSTER or on the TOPIC.
+func (c *clientConn) authorizedCreateTopic(name string) bool {
+	return c.authorizedCluster(authz.OpCreate) || c.authorized(authz.OpCreate, authz.ResourceTopic, name)
+}
+
+// addPartitionsAuthorization is Kafka's check of AddPartitionsToTxn
+// v0-v3: WRITE on the transactional id (else every partition
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and on each topic (else its
+// partitions TOPIC_AUTHORIZATION_FAILED and the others
+// OPERATION_NOT_ATTEMPTED). nil when all is authorized.
+func (c *clientConn) addPartitionsAuthorization(txnID string, tps []group.TopicPartition) map[group.TopicPartition]int16 {
+	if !c.authorized(authz.OpWrite, authz.ResourceTransactionalID, txnID) {
+		codes := map[group.TopicPartition]int16{}
+		for _, tp := range tps {
+			codes[tp] = kerr.TransactionalIDAuthorizationFailed.Code
+		}
+		return codes
+	}
+	denied := map[string]bool{}
+	for _, tp := range tps {
+		if _, seen := denied[tp.Topic]; !seen {
+			denied[tp.Topic] = !c.authorized(authz.OpWrite, authz.ResourceTopic, tp.Topic)
+		}
+	}
+	var codes map[group.TopicPartition]int16
+	for _, tp := range tps {
+		if denied[tp.Topic] {
+			codes = map[group.TopicPartition]int16{}
+			break
+		}
+	}
+	if codes == nil {
+		return nil
+	}
+	for _, tp := range tps {
+		codes[tp] = kerr.OperationNotAttempted.Code
+		if denied[tp.Topic] {
+			codes[tp] = kerr.TopicAuthorizationFailed.Code
+		}
+	}
+	return codes
+}

@@ -1,0 +1,583 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/strata-log/strata/authz"
+	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/brokertest"
+)
+
+func anonymousACL(op authz.Operation, perm authz.Permission, rt authz.ResourceType, name string) authz.Binding {
+	return authz.Binding{
+		Pattern: authz.Pattern{Type: rt, Name: name, PatternType: authz.PatternLiteral},
+		Entry:   authz.Entry{Principal: authz.Anonymous, Host: "*", Operation: op, Permission: perm},
+	}
+}
+
+func metadataTopics(t *testing.T, cl *kgo.Client, topics ...string) map[string]int16 {
+	t.Helper()
+	req := kmsg.NewPtrMetadataRequest()
+	if topics != nil {
+		for _, name := range topics {
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(name)
+			req.Topics = append(req.Topics, rt)
+		}
+	}
+	resp := request[*kmsg.MetadataResponse](t, cl, req)
+	out := map[string]int16{}
+	for _, topic := range resp.Topics {
+		if topic.Topic != nil && (topics != nil || topic.ErrorCode == 0) {
+			out[*topic.Topic] = topic.ErrorCode
+		}
+	}
+	return out
+}
+
+// TestAuthorizerACL: with an ACL authorizer, an unauthenticated client
+// (User:ANONYMOUS) gets Kafka's authorization errors: Metadata lists only
+// the topics it may DESCRIBE and does not tell whether others exist;
+// Produce, Fetch (consumer and replica), CreateTopics, DeleteTopics and the
+// ACL APIs are refused without their ACL; DENY wins over ALLOW.
+func TestAuthorizerACL(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	grant := func(bindings ...authz.Binding) {
+		t.Helper()
+		if err := n.Store.CreateACLs(ctx, bindings); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl := n.Client()
+
+	create := kmsg.NewPtrCreateTopicsRequest()
+	create.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: "visible", NumPartitions: 1, ReplicationFactor: 1}}
+	if r := request[*kmsg.CreateTopicsResponse](t, cl, create); r.Topics[0].ErrorCode != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("CreateTopics without CREATE: error %d", r.Topics[0].ErrorCode)
+	}
+	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
+	createTopic(t, cl, "visible", 1, nil)
+	createTopic(t, cl, "hidden", 1, nil)
+
+	if got := metadataTopics(t, cl); len(got) != 0 {
+		t.Fatalf("Metadata lists %v without DESCRIBE", got)
+	}
+	grant(anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTopic, "visible"),
+		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceTopic, "visible"))
+	if got := metadataTopics(t, cl); len(got) != 1 || got["visible"] != 0 {
+		t.Fatalf("Metadata lists %v, want visible only (WRITE implies DESCRIBE)", got)
+	}
+	if got := metadataTopics(t, cl, "hidden", "no-such-topic"); got["hidden"] != kerr.TopicAuthorizationFailed.Code || got["no-such-topic"] != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("Metadata of named topics: %v, want TOPIC_AUTHORIZATION_FAILED for both", got)
+	}
+
+	producer := n.Client(kgo.RecordRetries(1))
+	if err := producer.ProduceSync(ctx, &kgo.Record{Topic: "visible", Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatalf("produce to visible: %v", err)
+	}
+	if err := producer.ProduceSync(ctx, &kgo.Record{Topic: "hidden", Value: []byte("v")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("produce to hidden: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+
+	fetch := func(topic string, replica int32) int16 {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID = replica
+		req.ReplicaState.ID = replica
+		ft := kmsg.NewFetchRequestTopic()
+		ft.TopicID = n.Store.State().Topics()[0].ID
+		for _, topicState := range n.Store.State().Topics() {
+			if topicState.Name == topic {
+				ft.TopicID = topicState.ID
+			}
+		}
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.PartitionMaxBytes = 1 << 20
+		ft.Partitions = []kmsg.FetchRequestTopicPartition{fp}
+		req.Topics = []kmsg.FetchRequestTopic{ft}
+		return request[*kmsg.FetchResponse](t, cl, req).Topics[0].Partitions[0].ErrorCode
+	}
+	if code := fetch("visible", -1); code != 0 {
+		t.Fatalf("fetch visible: error %d", code)
+	}
+	if code := fetch("hidden", -1); code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("fetch hidden: error %d", code)
+	}
+	if code := fetch("visible", 7); code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("replica fetch without CLUSTER_ACTION: error %d", code)
+	}
+
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	del.TopicNames = []string{"hidden"}
+	del.Topics = []kmsg.DeleteTopicsRequestTopic{{Topic: kmsg.StringPtr("hidden")}}
+	del.TimeoutMillis = 10000
+	if r := request[*kmsg.DeleteTopicsResponse](t, cl, del); r.Topics[0].ErrorCode != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("DeleteTopics without DELETE: error %d", r.Topics[0].ErrorCode)
+	}
+	if _, ok := n.Store.State().Topic("hidden"); !ok {
+		t.Fatal("hidden was deleted")
+	}
+
+	createACL := kmsg.NewPtrCreateACLsRequest()
+	c := kmsg.NewCreateACLsRequestCreation()
+	c.ResourceType, c.ResourceName, c.Principal, c.Host = kmsg.ACLResourceTypeTopic, "hidden", authz.Anonymous, "*"
+	c.Operation, c.PermissionType = kmsg.ACLOperationAll, kmsg.ACLPermissionTypeAllow
+	createACL.Creations = []kmsg.CreateACLsRequestCreation{c}
+	if r := request[*kmsg.CreateACLsResponse](t, cl, createACL); r.Results[0].ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+		t.Fatalf("CreateAcls without ALTER CLUSTER: error %d", r.Results[0].ErrorCode)
+	}
+	describe := kmsg.NewPtrDescribeACLsRequest()
+	describe.ResourceType, describe.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
+	describe.Operation, describe.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+	if r := request[*kmsg.DescribeACLsResponse](t, cl, describe); r.ErrorCode != kerr.ClusterAuthorizationFailed.Code || len(r.Resources) != 0 {
+		t.Fatalf("DescribeAcls without DESCRIBE CLUSTER: error %d, %d resources", r.ErrorCode, len(r.Resources))
+	}
+
+	// DENY wins over the ALLOW of WRITE.
+	grant(anonymousACL(authz.OpWrite, authz.PermissionDeny, authz.ResourceTopic, "visible"))
+	if err := producer.ProduceSync(ctx, &kgo.Record{Topic: "visible", Value: []byte("v")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("produce with a DENY: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+}
+
+// TestAuthorizerACLGroups: with an ACL authorizer, FindCoordinator needs
+// DESCRIBE on the group or transactional id, and the group membership APIs
+// READ on the group (GROUP_AUTHORIZATION_FAILED); READ on a prefix
+// admits every group under it.
+func TestAuthorizerACLGroups(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Straight to the node: the client would look the coordinator up first.
+	cl := n.Client().SeedBrokers()[0]
+	find := func(typ int8, key string) int16 {
+		t.Helper()
+		req := kmsg.NewPtrFindCoordinatorRequest()
+		req.CoordinatorType, req.CoordinatorKey, req.CoordinatorKeys = typ, key, []string{key}
+		resp := request[*kmsg.FindCoordinatorResponse](t, cl, req)
+		if resp.Version >= 4 {
+			return resp.Coordinators[0].ErrorCode
+		}
+		return resp.ErrorCode
+	}
+	join := func(group string) int16 {
+		t.Helper()
+		req := kmsg.NewPtrJoinGroupRequest()
+		req.Group, req.ProtocolType, req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = group, "consumer", 10000, 10000
+		req.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{}}}
+		return request[*kmsg.JoinGroupResponse](t, cl, req).ErrorCode
+	}
+	if code := find(0, "app-1"); code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("FindCoordinator group without DESCRIBE: %d", code)
+	}
+	if code := find(1, "tx-1"); code != kerr.TransactionalIDAuthorizationFailed.Code {
+		t.Fatalf("FindCoordinator transaction without DESCRIBE: %d", code)
+	}
+	if code := join("app-1"); code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("JoinGroup without READ: %d", code)
+	}
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.MemberID = "app-1", "m"
+	if code := request[*kmsg.HeartbeatResponse](t, cl, hb).ErrorCode; code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("Heartbeat without READ: %d", code)
+	}
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Group, sync.MemberID = "app-1", "m"
+	if code := request[*kmsg.SyncGroupResponse](t, cl, sync).ErrorCode; code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("SyncGroup without READ: %d", code)
+	}
+	leave := kmsg.NewPtrLeaveGroupRequest()
+	leave.Group, leave.MemberID = "app-1", "m"
+	leave.Members = []kmsg.LeaveGroupRequestMember{{MemberID: "m"}}
+	if code := request[*kmsg.LeaveGroupResponse](t, cl, leave).ErrorCode; code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("LeaveGroup without READ: %d", code)
+	}
+
+	prefixed := anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceGroup, "app-")
+	prefixed.Pattern.PatternType = authz.PatternPrefixed
+	if err := n.Store.CreateACLs(ctx, []authz.Binding{prefixed}); err != nil {
+		t.Fatal(err)
+	}
+	// READ implies DESCRIBE: the coordinator is found; it may answer
+	// COORDINATOR_NOT_AVAILABLE while __consumer_offsets is created.
+	for code := find(0, "app-1"); code != 0; code = find(0, "app-1") {
+		if code != kerr.CoordinatorNotAvailable.Code {
+			t.Fatalf("FindCoordinator with READ on app-*: %d", code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := join("app-1"); code == kerr.GroupAuthorizationFailed.Code {
+		t.Fatal("JoinGroup with READ on app-* refused")
+	}
+	if code := join("other"); code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("JoinGroup of a group outside the prefix: %d", code)
+	}
+}
+
+// TestAuthorizerACLOffsetCommit: OffsetCommit needs READ on the group
+// (else GROUP_AUTHORIZATION_FAILED for every partition) and READ on each
+// topic (else TOPIC_AUTHORIZATION_FAILED for its partitions, the others
+// committed).
+func TestAuthorizerACLOffsetCommit(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	grant := func(bindings ...authz.Binding) {
+		t.Helper()
+		if err := n.Store.CreateACLs(ctx, bindings); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
+	createTopic(t, n.Client(), "readable", 1, nil)
+	createTopic(t, n.Client(), "unreadable", 1, nil)
+	cl := n.Client().SeedBrokers()[0] // straight to the node (its only coordinator)
+	commit := func() map[string]int16 {
+		t.Helper()
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Group, req.Generation = "g", -1
+		for _, topic := range []string{"readable", "unreadable"} {
+			rt := kmsg.NewOffsetCommitRequestTopic()
+			rt.Topic = topic
+			rp := kmsg.NewOffsetCommitRequestTopicPartition()
+			rp.Offset = 5
+			rt.Partitions = []kmsg.OffsetCommitRequestTopicPartition{rp}
+			req.Topics = append(req.Topics, rt)
+		}
+		for {
+			out := map[string]int16{}
+			for _, topic := range request[*kmsg.OffsetCommitResponse](t, cl, req).Topics {
+				out[topic.Topic] = topic.Partitions[0].ErrorCode
+			}
+			if code := out["readable"]; code != kerr.CoordinatorNotAvailable.Code && code != kerr.CoordinatorLoadInProgress.Code {
+				return out
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if got := commit(); got["readable"] != kerr.GroupAuthorizationFailed.Code || got["unreadable"] != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("without READ on the group: %v", got)
+	}
+	grant(anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceGroup, "g"),
+		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceTopic, "readable"))
+	if got := commit(); got["readable"] != 0 || got["unreadable"] != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("with READ on the group and on readable: %v", got)
+	}
+}
+
+// TestAuthorizerACLAdminAPIs: ListOffsets (DESCRIBE topic),
+// CreatePartitions (ALTER topic), DescribeConfigs/IncrementalAlterConfigs
+// (DESCRIBE_CONFIGS/ALTER_CONFIGS on the topic or the cluster),
+// DescribeGroups/DeleteGroups (DESCRIBE/DELETE group) and ListGroups (the
+// groups the client may DESCRIBE) under an ACL authorizer.
+func TestAuthorizerACLAdminAPIs(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	grant := func(bindings ...authz.Binding) {
+		t.Helper()
+		if err := n.Store.CreateACLs(ctx, bindings); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
+	createTopic(t, n.Client(), "t", 1, nil)
+	cl := n.Client().SeedBrokers()[0]
+
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lo.ReplicaID = -1
+	lo.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "t", Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Partition: 0, Timestamp: -1, CurrentLeaderEpoch: -1}}}}
+	if code := request[*kmsg.ListOffsetsResponse](t, cl, lo).Topics[0].Partitions[0].ErrorCode; code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("ListOffsets without DESCRIBE: %d", code)
+	}
+	cp := kmsg.NewPtrCreatePartitionsRequest()
+	cp.TimeoutMillis = 10000
+	cp.Topics = []kmsg.CreatePartitionsRequestTopic{{Topic: "t", Count: 2}}
+	if code := request[*kmsg.CreatePartitionsResponse](t, cl, cp).Topics[0].ErrorCode; code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("CreatePartitions without ALTER: %d", code)
+	}
+	dc := kmsg.NewPtrDescribeConfigsRequest()
+	dc.Resources = []kmsg.DescribeConfigsRequestResource{
+		{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "t"},
+		{ResourceType: kmsg.ConfigResourceTypeBroker, ResourceName: "1"},
+	}
+	if r := request[*kmsg.DescribeConfigsResponse](t, cl, dc); r.Resources[0].ErrorCode != kerr.TopicAuthorizationFailed.Code || r.Resources[1].ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+		t.Fatalf("DescribeConfigs without DESCRIBE_CONFIGS: %d, %d", r.Resources[0].ErrorCode, r.Resources[1].ErrorCode)
+	}
+	ia := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	ia.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "t",
+		Configs: []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: "retention.ms", Value: kmsg.StringPtr("60000")}}}}
+	if code := request[*kmsg.IncrementalAlterConfigsResponse](t, cl, ia).Resources[0].ErrorCode; code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("IncrementalAlterConfigs without ALTER_CONFIGS: %d", code)
+	}
+	grant(anonymousACL(authz.OpAlterConfigs, authz.PermissionAllow, authz.ResourceTopic, "t"))
+	if code := request[*kmsg.IncrementalAlterConfigsResponse](t, cl, ia).Resources[0].ErrorCode; code != 0 {
+		t.Fatalf("IncrementalAlterConfigs with ALTER_CONFIGS: %d", code)
+	}
+	if code := request[*kmsg.DescribeConfigsResponse](t, cl, dc).Resources[0].ErrorCode; code != 0 {
+		t.Fatalf("DescribeConfigs with ALTER_CONFIGS (implies DESCRIBE_CONFIGS): %d", code)
+	}
+
+	dg := kmsg.NewPtrDescribeGroupsRequest()
+	dg.Groups = []string{"g"}
+	if code := request[*kmsg.DescribeGroupsResponse](t, cl, dg).Groups[0].ErrorCode; code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("DescribeGroups without DESCRIBE: %d", code)
+	}
+	del := kmsg.NewPtrDeleteGroupsRequest()
+	del.Groups = []string{"g"}
+	if code := request[*kmsg.DeleteGroupsResponse](t, cl, del).Groups[0].ErrorCode; code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("DeleteGroups without DELETE: %d", code)
+	}
+
+	// Two groups with committed offsets; DESCRIBE denied on one.
+	grant(anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceTopic, "t"),
+		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceGroup, "g"),
+		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceGroup, "h"))
+	for _, g := range []string{"g", "h"} {
+		oc := kmsg.NewPtrOffsetCommitRequest()
+		oc.Group, oc.Generation = g, -1
+		oc.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1}}}}
+		for {
+			code := request[*kmsg.OffsetCommitResponse](t, cl, oc).Topics[0].Partitions[0].ErrorCode
+			if code == 0 {
+				break
+			}
+			if code != kerr.CoordinatorNotAvailable.Code && code != kerr.CoordinatorLoadInProgress.Code {
+				t.Fatalf("commit for %s: %d", g, code)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	grant(anonymousACL(authz.OpDescribe, authz.PermissionDeny, authz.ResourceGroup, "h"))
+	lg := request[*kmsg.ListGroupsResponse](t, cl, kmsg.NewPtrListGroupsRequest())
+	if len(lg.Groups) != 1 || lg.Groups[0].Group != "g" {
+		t.Fatalf("ListGroups: %+v, want g only", lg.Groups)
+	}
+}
+
+// TestAuthorizerACLOffsetFetch: OffsetFetch needs DESCRIBE on the group
+// (GROUP_AUTHORIZATION_FAILED) and on each topic: named topics answer
+// TOPIC_AUTHORIZATION_FAILED, a fetch of all topics leaves them out.
+func TestAuthorizerACLOffsetFetch(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	grant := func(bindings ...authz.Binding) {
+		t.Helper()
+		if err := n.Store.CreateACLs(ctx, bindings); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
+	createTopic(t, n.Client(), "seen", 1, nil)
+	createTopic(t, n.Client(), "unseen", 1, nil)
+	// v7: one group, top-level error (v8+ batches groups the same way).
+	v7 := kversion.Stable()
+	v7.SetMaxKeyVersion(kmsg.OffsetFetch.Int16(), 7)
+	cl := n.Client(kgo.MaxVersions(v7)).SeedBrokers()[0]
+	fetch := func(topics ...string) *kmsg.OffsetFetchResponse {
+		t.Helper()
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Group = "g"
+		for _, topic := range topics {
+			req.Topics = append(req.Topics, kmsg.OffsetFetchRequestTopic{Topic: topic, Partitions: []int32{0}})
+		}
+		return request[*kmsg.OffsetFetchResponse](t, cl, req)
+	}
+	if code := fetch("seen").ErrorCode; code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("without DESCRIBE on the group: %d", code)
+	}
+	grant(anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceGroup, "g"),
+		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceTopic, "seen"),
+		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceTopic, "unseen"))
+	for _, topic := range []string{"seen", "unseen"} {
+		oc := kmsg.NewPtrOffsetCommitRequest()
+		oc.Group, oc.Generation = "g", -1
+		oc.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 3}}}}
+		for {
+			code := request[*kmsg.OffsetCommitResponse](t, cl, oc).Topics[0].Partitions[0].ErrorCode
+			if code == 0 {
+				break
+			}
+			if code != kerr.CoordinatorNotAvailable.Code && code != kerr.CoordinatorLoadInProgress.Code {
+				t.Fatalf("commit %s: %d", topic, code)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	grant(anonymousACL(authz.OpDescribe, authz.PermissionDeny, authz.ResourceTopic, "unseen"))
+	named := fetch("seen", "unseen")
+	codes := map[string]int16{}
+	offsets := map[string]int64{}
+	for _, topic := range named.Topics {
+		codes[topic.Topic], offsets[topic.Topic] = topic.Partitions[0].ErrorCode, topic.Partitions[0].Offset
+	}
+	if named.ErrorCode != 0 || codes["seen"] != 0 || offsets["seen"] != 3 || codes["unseen"] != kerr.TopicAuthorizationFailed.Code || offsets["unseen"] != -1 {
+		t.Fatalf("named topics: error %d, codes %v, offsets %v", named.ErrorCode, codes, offsets)
+	}
+	all := fetch()
+	if all.ErrorCode != 0 || len(all.Topics) != 1 || all.Topics[0].Topic != "seen" {
+		t.Fatalf("all topics: %+v", all.Topics)
+	}
+}
+
+// TestAuthorizerACLTransactions: a transactional producer (Transactions
+// V1 and V2) needs WRITE on its transactional id
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and on the topic; with both it
+// commits.
+func TestAuthorizerACLTransactions(t *testing.T) {
+	for _, version := range []int16{1, 2} {
+		t.Run(fmt.Sprint("transaction version ", version), func(t *testing.T) {
+			n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{}; c.TransactionVersion = version })
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			grant := func(bindings ...authz.Binding) {
+				t.Helper()
+				if err := n.Store.CreateACLs(ctx, bindings); err != nil {
+					t.Fatal(err)
+				}
+			}
+			grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName),
+				anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTopic, "t"))
+			createTopic(t, n.Client(), "t", 1, nil)
+			produce := func() error {
+				cl := n.Client(kgo.TransactionalID("tx-a"), kgo.RecordRetries(2), kgo.RequestRetries(2))
+				if err := cl.BeginTransaction(); err != nil {
+					return err
+				}
+				if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t", Value: []byte("v")}).FirstErr(); err != nil {
+					return err
+				}
+				return cl.EndTransaction(ctx, kgo.TryCommit)
+			}
+			if err := produce(); !errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+				t.Fatalf("without WRITE on tx-a: %v, want TRANSACTIONAL_ID_AUTHORIZATION_FAILED", err)
+			}
+			grant(anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTransactionalID, "tx-a"))
+			if err := produce(); err != nil {
+				t.Fatalf("with WRITE on tx-a and t: %v", err)
+			}
+		})
+	}
+}
+
+// TestAuthorizerACLMoreAPIs: DescribeProducers (READ topic),
+// OffsetForLeaderEpoch (DESCRIBE topic; CLUSTER_ACTION for a replica),
+// DescribeTransactions/ListTransactions (DESCRIBE transactional id) and
+// OffsetDelete (DELETE group) under an ACL authorizer.
+func TestAuthorizerACLMoreAPIs(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	grant := func(bindings ...authz.Binding) {
+		t.Helper()
+		if err := n.Store.CreateACLs(ctx, bindings); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName),
+		anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTopic, "t"),
+		anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTransactionalID, "tx-a"),
+		anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTransactionalID, "tx-b"))
+	createTopic(t, n.Client(), "t", 1, nil)
+	for _, id := range []string{"tx-a", "tx-b"} {
+		cl := n.Client(kgo.TransactionalID(id))
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t", Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant(anonymousACL(authz.OpDescribe, authz.PermissionDeny, authz.ResourceTransactionalID, "tx-b"))
+	cl := n.Client().SeedBrokers()[0]
+
+	dp := kmsg.NewPtrDescribeProducersRequest()
+	dp.Topics = []kmsg.DescribeProducersRequestTopic{{Topic: "t", Partitions: []int32{0}}}
+	if code := request[*kmsg.DescribeProducersResponse](t, cl, dp).Topics[0].Partitions[0].ErrorCode; code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("DescribeProducers without READ: %d", code)
+	}
+	ofe := func(replica int32) int16 {
+		req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+		req.ReplicaID = replica
+		req.Topics = []kmsg.OffsetForLeaderEpochRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetForLeaderEpochRequestTopicPartition{{Partition: 0, CurrentLeaderEpoch: -1, LeaderEpoch: 0}}}}
+		return request[*kmsg.OffsetForLeaderEpochResponse](t, cl, req).Topics[0].Partitions[0].ErrorCode
+	}
+	if code := ofe(-1); code != 0 {
+		t.Fatalf("OffsetForLeaderEpoch with WRITE (implies DESCRIBE): %d", code)
+	}
+	if code := ofe(2); code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("OffsetForLeaderEpoch as a replica without CLUSTER_ACTION: %d", code)
+	}
+	dt := kmsg.NewPtrDescribeTransactionsRequest()
+	dt.TransactionalIDs = []string{"tx-a", "tx-b"}
+	states := request[*kmsg.DescribeTransactionsResponse](t, cl, dt).TransactionStates
+	if states[0].ErrorCode != 0 || states[1].ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
+		t.Fatalf("DescribeTransactions: %d, %d", states[0].ErrorCode, states[1].ErrorCode)
+	}
+	listed := request[*kmsg.ListTransactionsResponse](t, cl, kmsg.NewPtrListTransactionsRequest()).TransactionStates
+	if len(listed) != 1 || listed[0].TransactionalID != "tx-a" {
+		t.Fatalf("ListTransactions: %+v, want tx-a only", listed)
+	}
+	od := kmsg.NewPtrOffsetDeleteRequest()
+	od.Group = "g"
+	od.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
+	if code := request[*kmsg.OffsetDeleteResponse](t, cl, od).ErrorCode; code != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("OffsetDelete without DELETE: %d", code)
+	}
+}
+
+// TestAuthorizerACLScramCredentials: with an authorizer, SCRAM credentials
+// are described only with DESCRIBE and changed only with ALTER on the
+// cluster (KIP-554's rule); without them nothing is stored.
+func TestAuthorizerACLScramCredentials(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := n.Client()
+	alter := func() int16 {
+		t.Helper()
+		req := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+		up := kmsg.NewAlterUserSCRAMCredentialsRequestUpsertion()
+		up.Name, up.Mechanism, up.Iterations = "mallory", 2, 8192
+		up.Salt, up.SaltedPassword = []byte("0123456789abcdef"), make([]byte, 64)
+		req.Upsertions = append(req.Upsertions, up)
+		return request[*kmsg.AlterUserSCRAMCredentialsResponse](t, cl, req).Results[0].ErrorCode
+	}
+	describe := func() int16 {
+		t.Helper()
+		return request[*kmsg.DescribeUserSCRAMCredentialsResponse](t, cl, kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()).ErrorCode
+	}
+	if code := alter(); code != kerr.ClusterAuthorizationFailed.Code {
+		t.Fatalf("AlterUserScramCredentials without ALTER: error %d, want CLUSTER_AUTHORIZATION_FAILED", code)
+	}
+	if creds := n.Store.State().ScramCredentials(); len(creds) != 0 {
+		t.Fatalf("an unauthorized AlterUserScramCredentials stored %v", creds)
+	}
+	if code := describe(); code != kerr.ClusterAuthorizationFailed.Code {
+		t.Fatalf("DescribeUserScramCredentials without DESCRIBE: error %d, want CLUSTER_AUTHORIZATION_FAILED", code)
+	}
+	if err := n.Store.CreateACLs(ctx, []authz.Binding{anonymousACL(authz.OpAlter, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName)}); err != nil {
+		t.Fatal(err)
+	}
+	if code := alter(); code != 0 {
+		t.Fatalf("AlterUserScramCredentials with ALTER: error %d", code)
+	}
+	if code := describe(); code != 0 {
+		t.Fatalf("DescribeUserScramCredentials with ALTER (which implies DESCRIBE): error %d", code)
+	}
+}
