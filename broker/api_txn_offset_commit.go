@@ -10,7 +10,7 @@ import (
 	"github.com/strata-log/strata/broker/group"
 )
 
-// TxnOffsetCommit v0–v4 (KIP-98; KIP-447 adds the group generation, member
+// TxnOffsetCommit v0–v6 (KIP-98; KIP-447 adds the group generation, member
 // id and instance id in v3): a transactional producer commits a consumer
 // group's offsets as part of its transaction. The group's coordinator
 // checks the sender like OffsetCommit (ILLEGAL_GENERATION,
@@ -23,25 +23,45 @@ import (
 // 2): a V2 producer sends no AddOffsetsToTxn, and this coordinator adds
 // the group's __consumer_offsets partition to the transaction itself
 // (AddPartitionsToTxn's broker form, as the produce path does for Produce
-// v12) before writing. v6 names topics by id: not served.
+// v12) before writing. v6 names topics by id (KIP-1319, as OffsetCommit
+// v10 does): the ids are resolved to names first and the rest is the one
+// path by name; an id the metadata does not know answers UNKNOWN_TOPIC_ID
+// (whatever the rest of the request gets), and the response names each
+// topic by its id (a v6 response has no name field).
 //
 // TxnOffsetCommitResponse has no top-level error: a failure of the whole
 // request (INVALID_GROUP_ID, NOT_COORDINATOR,
 // COORDINATOR_LOAD_IN_PROGRESS, a fenced member or producer) is every
 // partition's.
-func init() { register(0, 5, handleTxnOffsetCommit) }
+func init() { register(0, 6, handleTxnOffsetCommit) }
+
+// txnOffsetCommitTopicIDsVersion is the first TxnOffsetCommit version that
+// names topics by id.
+const txnOffsetCommitTopicIDsVersion = 6
 
 func handleTxnOffsetCommit(c *clientConn, h requestHeader, req *kmsg.TxnOffsetCommitRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+	state := s.cfg.Metadata.State()
+	unknownID := func(rt kmsg.TxnOffsetCommitRequestTopic) bool {
+		return req.Version >= txnOffsetCommitTopicIDsVersion && rt.Topic == ""
+	}
+	if req.Version >= txnOffsetCommitTopicIDsVersion {
+		for i := range req.Topics {
+			req.Topics[i].Topic = topicNameByID(state, req.Topics[i].TopicID)
+		}
+	}
 	answer := func(code func(topic string, partition int32) int16) kmsg.Response {
 		for _, rt := range req.Topics {
 			t := kmsg.NewTxnOffsetCommitResponseTopic()
-			t.Topic = rt.Topic
+			t.Topic, t.TopicID = rt.Topic, rt.TopicID // v6+ carries only the id, v0-5 only the name
 			for _, rp := range rt.Partitions {
 				p := kmsg.NewTxnOffsetCommitResponseTopicPartition()
 				p.Partition = rp.Partition
 				p.ErrorCode = code(rt.Topic, rp.Partition)
+				if unknownID(rt) {
+					p.ErrorCode = kerr.UnknownTopicID.Code
+				}
 				t.Partitions = append(t.Partitions, p)
 			}
 			resp.Topics = append(resp.Topics, t)
@@ -76,8 +96,11 @@ func handleTxnOffsetCommit(c *clientConn, h requestHeader, req *kmsg.TxnOffsetCo
 		return all(group.ErrorCode(err)), nil
 	}
 	now := time.Now().UnixMilli()
-	commits := newOffsetCommits(s.cfg.Metadata.State())
+	commits := newOffsetCommits(state)
 	for _, rt := range req.Topics {
+		if unknownID(rt) {
+			continue
+		}
 		for _, rp := range rt.Partitions {
 			co := group.CommittedOffset{Offset: rp.Offset, LeaderEpoch: -1, Metadata: deref(rp.Metadata), Timestamp: now}
 			if req.Version >= 2 {

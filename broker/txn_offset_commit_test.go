@@ -247,15 +247,15 @@ func TestTxnOffsetCommitAndRequireStable(t *testing.T) {
 		}
 	}
 
-	// v5 (Transactions V2, the offsets partition added implicitly) is
-	// served; v6 (topic ids) is not.
+	// v5 (Transactions V2, the offsets partition added implicitly) and
+	// v6 (topic ids) are served.
 	av := request[*kmsg.ApiVersionsResponse](t, cl, kmsg.NewPtrApiVersionsRequest())
 	advertised := false
 	for _, k := range av.ApiKeys {
 		if k.ApiKey == 28 {
 			advertised = true
-			if k.MinVersion != 0 || k.MaxVersion != 5 {
-				t.Fatalf("TxnOffsetCommit advertised v%d-v%d, want v0-v5", k.MinVersion, k.MaxVersion)
+			if k.MinVersion != 0 || k.MaxVersion != 6 {
+				t.Fatalf("TxnOffsetCommit advertised v%d-v%d, want v0-v6", k.MinVersion, k.MaxVersion)
 			}
 		}
 	}
@@ -299,4 +299,49 @@ func TestTxnOffsetCommitAndRequireStable(t *testing.T) {
 		t.Fatalf("v5 appends %v", log.txns[written:])
 	}
 	log.mu.Unlock()
+
+	// v6 names topics by id (KIP-1319): the id of t commits t's offset
+	// in the transaction; an id the cluster does not know answers
+	// UNKNOWN_TOPIC_ID, whatever the rest of the request gets, and is
+	// not written; each response topic carries its request topic's id.
+	topicT, _ := n.Store.State().Topic("t")
+	unknownID := [16]byte{0xde, 0xad}
+	txnCommitV6 := func(epoch int16) *kmsg.TxnOffsetCommitResponse {
+		t.Helper()
+		req := kmsg.NewPtrTxnOffsetCommitRequest()
+		req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = "tx5", groupID, init.ProducerID, epoch
+		req.Generation, req.MemberID, req.InstanceID = gen, member, kmsg.StringPtr("instance-1")
+		p := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		p.Partition, p.Offset = 0, 21
+		req.Topics = []kmsg.TxnOffsetCommitRequestTopic{
+			{TopicID: unknownID, Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{p}},
+			{TopicID: topicT.ID, Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{p}},
+		}
+		resp := request[*kmsg.TxnOffsetCommitResponse](t, at(req.Key(), 6), req)
+		if resp.Version != 6 {
+			t.Fatalf("TxnOffsetCommit sent as v%d, want v6", resp.Version)
+		}
+		if len(resp.Topics) != 2 || resp.Topics[0].TopicID != unknownID || resp.Topics[1].TopicID != topicT.ID ||
+			len(resp.Topics[0].Partitions) != 1 || len(resp.Topics[1].Partitions) != 1 {
+			t.Fatalf("TxnOffsetCommit v6 answered %+v, want the unknown id's and t's partition 0", resp.Topics)
+		}
+		return resp
+	}
+	codes := func(resp *kmsg.TxnOffsetCommitResponse) []int16 {
+		return []int16{resp.Topics[0].Partitions[0].ErrorCode, resp.Topics[1].Partitions[0].ErrorCode}
+	}
+	want("v6, stale epoch", codes(txnCommitV6(init.ProducerEpoch-1)), kerr.UnknownTopicID.Code, kerr.InvalidProducerEpoch.Code)
+	want("v6", codes(txnCommitV6(init.ProducerEpoch)), kerr.UnknownTopicID.Code, 0)
+	log.mu.Lock()
+	if len(log.txns) != written+2 {
+		t.Fatalf("v6 appends %v, want one", log.txns[written+1:])
+	}
+	log.mu.Unlock()
+	if off, code := fetch(8, true); off != -1 || code != kerr.UnstableOffsetCommit.Code {
+		t.Fatalf("OffsetFetch RequireStable during the v6 transaction: offset %d code %d, want UNSTABLE_OFFSET_COMMIT", off, code)
+	}
+	groups.CompleteTransaction(partition, init.ProducerID, init.ProducerEpoch, log.marker(), true)
+	if off, code := fetch(8, true); off != 21 || code != 0 {
+		t.Fatalf("OffsetFetch after the v6 transaction commits: offset %d code %d, want t-0 at 21", off, code)
+	}
 }
