@@ -12,6 +12,7 @@ import (
 	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/metadata"
 )
 
 // Produce v0-2 carry the old message formats (magic 0/1). They are advertised
@@ -20,11 +21,18 @@ import (
 // served completely: v10 adds the new leader's id, epoch and address to a
 // NOT_LEADER_OR_FOLLOWER answer (KIP-951), v11 lets the answer be
 // TRANSACTION_ABORTABLE, v12 is Transactions V2 (a transactional batch
-// adds its partition to the transaction: txn_verify.go). v13 (topic ids)
-// is not served.
+// adds its partition to the transaction: txn_verify.go), v13 names topics
+// by id (KIP-516): the handler resolves the ids to names first
+// (topicNameByID) and the rest is the one path by name; an id
+// the metadata does not know answers UNKNOWN_TOPIC_ID, and the response
+// names each topic by its id (a v13 response has no name field).
 const minServedProduceVersion = 3
 
-func init() { register(0, 12, handleProduce) }
+// produceTopicIDsVersion is the first Produce version that names topics by
+// id.
+const produceTopicIDsVersion = 13
+
+func init() { register(0, 13, handleProduce) }
 
 func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 	s := c.server
@@ -57,6 +65,12 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 		throttle, requestErr, requestMsg = s.diskPressure()
 		resp.ThrottleMillis = int32(throttle.Milliseconds())
 	}
+	if req.Version >= produceTopicIDsVersion {
+		state := s.cfg.Metadata.State()
+		for i := range req.Topics {
+			req.Topics[i].Topic = topicNameByID(state, req.Topics[i].TopicID)
+		}
+	}
 	var verified map[string]map[int32]int16
 	if requestErr == 0 && req.TransactionID != nil {
 		verified = s.verifyTransaction(*req.TransactionID, req, now)
@@ -74,14 +88,19 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 	defer releaseHolds() // on a panic too: a hold never outlives the request
 	for _, rt := range req.Topics {
 		out := kmsg.NewProduceResponseTopic()
-		out.Topic = rt.Topic
-		topic, _ := s.cfg.Metadata.State().Topic(rt.Topic)
+		out.Topic, out.TopicID = rt.Topic, rt.TopicID // v13+ carries only the id, v0-12 only the name
+		topic, exists := s.cfg.Metadata.State().Topic(rt.Topic)
 		writeAllowed := requestErr != 0 || c.authorized(authz.OpWrite, authz.ResourceTopic, rt.Topic)
 		for _, rp := range rt.Partitions {
 			var p kmsg.ProduceResponseTopicPartition
 			switch {
 			case requestErr != 0:
 				p = partitionError(requestErr, requestMsg)
+			case req.Version >= produceTopicIDsVersion && (!exists || topic.ID != rt.TopicID):
+				// An id the metadata does not know (or no longer
+				// knows by this name: the topic was deleted and
+				// recreated since it was resolved).
+				p = partitionError(kerr.UnknownTopicID.Code, "unknown topic id")
 			case !writeAllowed:
 				p = partitionError(kerr.TopicAuthorizationFailed.Code, "not authorized to WRITE to topic "+rt.Topic)
 			case !topic.HasPartition(rp.Partition):
@@ -157,6 +176,15 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 		return nil, nil
 	}
 	return resp, nil
+}
+
+// topicNameByID is the name the metadata knows a topic id under, or ""
+// (which no topic has) for an id it does not know. The requests that name
+// topics by id (Produce v13+, TxnOffsetCommit v6+) resolve them with it
+// first, so that the rest of their handler is the one path by name.
+func topicNameByID(state *metadata.State, id [16]byte) string {
+	topic, _ := state.TopicByID(id)
+	return topic.Name
 }
 
 // verifyTransaction runs KIP-890 part 1 for a transactional produce: the

@@ -116,10 +116,10 @@ func TestAPIVersionsMatchRegistry(t *testing.T) {
 	for key, want := range map[int16][2]int16{
 		10: {0, 4}, 11: {0, 9}, 14: {0, 5}, 12: {0, 4}, 13: {0, 5}, 15: {0, 5},
 		16: {0, 4}, 42: {0, 2}, 8: {0, 8}, 9: {0, 8}, 47: {0, 0},
-		// Transactions V1 and V2 (KIP-890): Kafka 4.2's ranges, but
-		// Produce and TxnOffsetCommit without the topic-id versions
-		// (v13, v6) and InitProducerId without KIP-939's v6.
-		0: {0, 12}, 22: {0, 5}, 24: {0, 5}, 25: {0, 4}, 26: {0, 5}, 27: {0, 2}, 28: {0, 5}, 65: {0, 0}, 66: {0, 2},
+		// Transactions V1 and V2 (KIP-890): Kafka 4.2's ranges (Produce
+		// v13 names topics by id; TxnOffsetCommit v6, topics by id, is
+		// Kafka 4.4's), but InitProducerId without KIP-939's v6.
+		0: {0, 13}, 22: {0, 5}, 24: {0, 5}, 25: {0, 4}, 26: {0, 5}, 27: {0, 2}, 28: {0, 5}, 65: {0, 0}, 66: {0, 2},
 	} {
 		a := apis[key]
 		if a == nil || a.minVersion != want[0] || a.maxVersion != want[1] {

@@ -94,7 +94,7 @@ func TestRestartedBrokerActsOnNothingBeforeItsRegistration(t *testing.T) {
 	}
 	produce := kmsg.NewPtrProduceRequest()
 	produce.Acks, produce.TimeoutMillis = 1, 5000
-	produce.Topics = []kmsg.ProduceRequestTopic{{Topic: "t", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: batch}}}}
+	produce.Topics = []kmsg.ProduceRequestTopic{{Topic: "t", TopicID: topic.ID, Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: batch}}}}
 	if code := seedRequest[*kmsg.ProduceResponse](t, direct, produce).Topics[0].Partitions[0].ErrorCode; code != kerr.NotLeaderForPartition.Code {
 		t.Errorf("produce before registration: %v, want NOT_LEADER_OR_FOLLOWER", kerr.ErrorForCode(code))
 	}

@@ -19,7 +19,8 @@ import (
 // TestProduceNotLeaderNamesTheLeader (KIP-951): a Produce v10+ sent to a
 // broker that does not lead the partition is answered
 // NOT_LEADER_OR_FOLLOWER with the leader's id and epoch, and the leader's
-// address on the client's listener; v9 has no room for them.
+// address on the client's listener (v13 too, naming the topic by id); v9
+// has no room for them.
 func TestProduceNotLeaderNamesTheLeader(t *testing.T) {
 	n := brokertest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -36,9 +37,10 @@ func TestProduceNotLeaderNamesTheLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	var leaderEpoch int32
+	var topicID [16]byte
 	for {
 		if topic, ok := n.Store.State().Topic("elsewhere"); ok && topic.Partitions[0].Leader == 2 {
-			leaderEpoch = topic.Partitions[0].LeaderEpoch
+			leaderEpoch, topicID = topic.Partitions[0].LeaderEpoch, topic.ID
 			break
 		}
 		if ctx.Err() != nil {
@@ -50,19 +52,22 @@ func TestProduceNotLeaderNamesTheLeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, version := range []int16{9, 10, 12} {
+	for _, version := range []int16{9, 10, 12, 13} {
 		max := kversion.Stable()
 		max.SetMaxKeyVersion(kmsg.Produce.Int16(), version)
 		broker := n.Client(kgo.MaxVersions(max))
 		req := kmsg.NewPtrProduceRequest()
 		req.Acks, req.TimeoutMillis = -1, 5000
 		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = "elsewhere"
+		rt.Topic, rt.TopicID = "elsewhere", topicID // v13 names it by id
 		rp := kmsg.NewProduceRequestTopicPartition()
 		rp.Records = b
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
 		resp := request[*kmsg.ProduceResponse](t, broker.SeedBrokers()[0], req)
+		if resp.Version != version {
+			t.Fatalf("Produce sent as v%d, want v%d", resp.Version, version)
+		}
 		p := resp.Topics[0].Partitions[0]
 		if p.ErrorCode != kerr.NotLeaderForPartition.Code {
 			t.Fatalf("v%d: %v, want NOT_LEADER_OR_FOLLOWER", resp.Version, kerr.ErrorForCode(p.ErrorCode))

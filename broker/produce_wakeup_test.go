@@ -82,7 +82,7 @@ func TestProduceWakesFetchesOnceAppended(t *testing.T) {
 	produce.Acks = 1
 	produce.TimeoutMillis = 10_000
 	pt := kmsg.NewProduceRequestTopic()
-	pt.Topic = topic
+	pt.Topic, pt.TopicID = topic, created.ID
 	for i := range int32(2) {
 		records, err := recordbatch.Build(recordbatch.BuildOptions{}, []recordbatch.Record{{Timestamp: time.Now().UnixMilli(), Value: []byte("v")}})
 		if err != nil {

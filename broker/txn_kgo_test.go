@@ -46,14 +46,15 @@ func (l *requestLog) versions(name string) map[string]bool {
 }
 
 // checkProtocol asserts that a client used Transactions V2 (level 2:
-// Produce v12 adding its partitions, EndTxn v5, no AddPartitionsToTxn nor
+// Produce v13 (v12 naming topics by id) adding its partitions, EndTxn v5,
+// TxnOffsetCommit v5, no AddPartitionsToTxn nor
 // AddOffsetsToTxn) or V1 (level 1: the explicit adds, EndTxn v4, Produce
 // v11 at most).
 func checkProtocol(t *testing.T, l *requestLog, level int16, offsets bool) {
 	t.Helper()
 	end, produce, add, addOffsets, txnCommit := l.versions("EndTxn"), l.versions("Produce"), l.versions("AddPartitionsToTxn"), l.versions("AddOffsetsToTxn"), l.versions("TxnOffsetCommit")
-	v2 := fmt.Sprint(end) == "map[v5:true]" && fmt.Sprint(produce) == "map[v12:true]" && len(add) == 0 && len(addOffsets) == 0
-	v1 := fmt.Sprint(end) == "map[v4:true]" && !produce["v12"] && len(add) > 0
+	v2 := fmt.Sprint(end) == "map[v5:true]" && fmt.Sprint(produce) == "map[v13:true]" && len(add) == 0 && len(addOffsets) == 0
+	v1 := fmt.Sprint(end) == "map[v4:true]" && !produce["v12"] && !produce["v13"] && len(add) > 0
 	if offsets {
 		v2 = v2 && fmt.Sprint(txnCommit) == "map[v5:true]"
 		v1 = v1 && len(addOffsets) > 0 && !txnCommit["v5"]

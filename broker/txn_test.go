@@ -227,7 +227,7 @@ func TestReadCommitted(t *testing.T) {
 	txnID := "app"
 	produce.TransactionID, produce.Acks, produce.TimeoutMillis = &txnID, -1, 5000
 	pt := kmsg.NewProduceRequestTopic()
-	pt.Topic = "t"
+	pt.Topic, pt.TopicID = "t", created.ID
 	pp := kmsg.NewProduceRequestTopicPartition()
 	pp.Records = b
 	pt.Partitions = append(pt.Partitions, pp)
