@@ -342,6 +342,11 @@ func (c *eosChain) transact(sess *kgo.GroupTransactSession, m *eosMember, seq *i
 			return true
 		default:
 		}
+		// Hold before polling, not after: GroupTransactSession's
+		// revocation waits for what was polled to be ended, so a member
+		// holding polled records would keep the joining member's
+		// rebalance (and with it the hold) from ever finishing.
+		c.waitForJoining(m)
 		pollCtx, cancel := context.WithTimeout(c.ctx, time.Second)
 		fetches := sess.PollRecords(pollCtx, c.batch)
 		cancel()
@@ -358,7 +363,6 @@ func (c *eosChain) transact(sess *kgo.GroupTransactSession, m *eosMember, seq *i
 		if fetches.NumRecords() == 0 {
 			continue
 		}
-		c.waitForJoining(m)
 		if err := sess.Begin(); err != nil {
 			c.log.Printf("%s: begin: %v", m.name, err)
 			return false
