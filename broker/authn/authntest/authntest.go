@@ -10,8 +10,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -62,6 +64,30 @@ func (ca *CA) Pool() *x509.CertPool {
 // client use, valid for 127.0.0.1 and localhost.
 func (ca *CA) Issue(t testing.TB, subject pkix.Name) (certPEM, keyPEM []byte) {
 	t.Helper()
+	return ca.issue(t, subject, nil)
+}
+
+// IssueNode is Issue for node id: the certificate also carries the node's
+// URI SAN (authn.NodeURI).
+func (ca *CA) IssueNode(t testing.TB, id int32, subject pkix.Name) (certPEM, keyPEM []byte) {
+	t.Helper()
+	// authn.NodeURI's form (authn's own tests import this package).
+	u, err := url.Parse(fmt.Sprintf("urn:strata:node:%d", id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca.issue(t, subject, []*url.URL{u})
+}
+
+// WriteNodeFiles is WriteFiles with a node certificate of node id.
+func (ca *CA) WriteNodeFiles(t testing.TB, dir string, id int32, subject pkix.Name) Files {
+	t.Helper()
+	c, k := ca.IssueNode(t, id, subject)
+	return ca.write(t, dir, c, k)
+}
+
+func (ca *CA) issue(t testing.TB, subject pkix.Name, uris []*url.URL) (certPEM, keyPEM []byte) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +97,7 @@ func (ca *CA) Issue(t testing.TB, subject pkix.Name) (certPEM, keyPEM []byte) {
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}, URIs: uris,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
@@ -103,6 +129,11 @@ type Files struct{ Cert, Key, CA string }
 func (ca *CA) WriteFiles(t testing.TB, dir string, subject pkix.Name) Files {
 	t.Helper()
 	c, k := ca.Issue(t, subject)
+	return ca.write(t, dir, c, k)
+}
+
+func (ca *CA) write(t testing.TB, dir string, c, k []byte) Files {
+	t.Helper()
 	f := Files{Cert: filepath.Join(dir, "node.crt"), Key: filepath.Join(dir, "node.key"), CA: filepath.Join(dir, "ca.crt")}
 	for path, data := range map[string][]byte{f.Cert: c, f.Key: k, f.CA: ca.PEM} {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
