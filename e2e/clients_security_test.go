@@ -41,11 +41,11 @@ import (
 // securedBroker is the broker of the matrix and what its clients need.
 type securedBroker struct {
 	*brokerProcess
-	mtls  string // the SSL listener's address (b.addr is the SASL_SSL one)
-	ca    *authntest.CA
-	caPEM string // path of the CA certificate clients trust
-	dir   string
-	admin *kadm.Client // User:admin, a super user, over SASL_SSL/PLAIN
+	mtls      string // the SSL listener's address (b.addr is the SASL_SSL one)
+	ca        *authntest.CA
+	caPEM     string // path of the CA certificate clients trust
+	dir       string
+	superUser *kadm.Client // User:admin, a super user, over SASL_SSL/PLAIN
 }
 
 // Users of the PLAIN users file; admin is the super user.
@@ -84,13 +84,13 @@ func startSecuredBroker(t *testing.T, scramUsers map[string]string) *securedBrok
 		t.Fatal(err)
 	}
 	sb := &securedBroker{brokerProcess: b, mtls: mtls, ca: ca, caPEM: node.CA, dir: dir}
-	sb.admin = kadm.NewClient(sb.client(t, plain.Auth{User: "admin", Pass: "admin-secret"}.AsMechanism()))
+	sb.superUser = kadm.NewClient(sb.client(t, plain.Auth{User: "admin", Pass: "admin-secret"}.AsMechanism()))
 	ctx := testContext(t, 30*time.Second)
 	var upserts []kadm.UpsertSCRAM
 	for user, password := range scramUsers {
 		upserts = append(upserts, kadm.UpsertSCRAM{User: user, Mechanism: kadm.ScramSha512, Iterations: 4096, Password: password})
 	}
-	if altered, err := sb.admin.AlterUserSCRAMs(ctx, nil, upserts); err != nil || altered.Error() != nil {
+	if altered, err := sb.superUser.AlterUserSCRAMs(ctx, nil, upserts); err != nil || altered.Error() != nil {
 		t.Fatalf("AlterUserScramCredentials: %v %v", err, altered.Error())
 	}
 	return sb
@@ -106,7 +106,7 @@ func (sb *securedBroker) client(t *testing.T, mechanism sasl.Mechanism, opts ...
 func (sb *securedBroker) allow(t *testing.T, principal, prefix string) {
 	t.Helper()
 	acls := kadm.NewACLs().Allow(principal).Topics(prefix).Groups(prefix).Operations(kadm.OpAll).ResourcePatternType(kadm.ACLPatternPrefixed)
-	results, err := sb.admin.CreateACLs(testContext(t, 30*time.Second), acls)
+	results, err := sb.superUser.CreateACLs(testContext(t, 30*time.Second), acls)
 	if err != nil || len(results) == 0 {
 		t.Fatalf("CreateACLs for %s: %v %+v", principal, err, results)
 	}
@@ -368,10 +368,10 @@ func TestClientsSecurityMatrix(t *testing.T) {
 
 	t.Run("no-acl-principal", func(t *testing.T) {
 		ctx := testContext(t, 30*time.Second)
-		if resp, err := sb.admin.CreateTopic(ctx, 1, 1, nil, "app-secret-plans"); err != nil || resp.Err != nil {
+		if resp, err := sb.superUser.CreateTopic(ctx, 1, 1, nil, "app-secret-plans"); err != nil || resp.Err != nil {
 			t.Fatalf("create: %v %v", err, resp.Err)
 		}
-		all, err := sb.admin.ListTopics(ctx)
+		all, err := sb.superUser.ListTopics(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -428,11 +428,11 @@ func TestClientsSecurityMatrix(t *testing.T) {
 	t.Run("revoked-mid-session", func(t *testing.T) {
 		ctx := testContext(t, 60*time.Second)
 		topic := "revoked-topic"
-		if resp, err := sb.admin.CreateTopic(ctx, 1, 1, nil, topic); err != nil || resp.Err != nil {
+		if resp, err := sb.superUser.CreateTopic(ctx, 1, 1, nil, topic); err != nil || resp.Err != nil {
 			t.Fatalf("create: %v %v", err, resp.Err)
 		}
 		grant := kadm.NewACLs().Allow("User:revoked").Topics(topic).Operations(kadm.OpWrite, kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral)
-		if results, err := sb.admin.CreateACLs(ctx, grant); err != nil || results[0].Err != nil {
+		if results, err := sb.superUser.CreateACLs(ctx, grant); err != nil || results[0].Err != nil {
 			t.Fatalf("CreateACLs: %v %+v", err, results)
 		}
 		var dials atomic.Int32
@@ -455,7 +455,7 @@ func TestClientsSecurityMatrix(t *testing.T) {
 		connected := dials.Load()
 
 		revoke := kadm.NewACLs().Allow("User:revoked").AllowHosts().Topics(topic).Operations(kadm.OpWrite, kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral)
-		results, err := sb.admin.DeleteACLs(ctx, revoke)
+		results, err := sb.superUser.DeleteACLs(ctx, revoke)
 		if err != nil {
 			t.Fatal(err)
 		}
