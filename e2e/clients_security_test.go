@@ -252,7 +252,9 @@ func wantValues(t *testing.T, who, out, prefix string) {
 // produces, consumes in a consumer group and (where the client has an
 // admin API) creates, lists and describes a topic, as its own principal
 // under --authorizer acl. Then the negative paths: a wrong password is
-// SASL_AUTHENTICATION_FAILED for each client; an authenticated principal
+// SASL_AUTHENTICATION_FAILED for confluent-kafka-python and sarama, and a
+// connection closed while authenticating for kafka-python (SaslHandshake
+// v0, as with Kafka); an authenticated principal
 // without ACLs learns no topic name; an ACL revoked mid-session refuses
 // the next produce and fetch of a connection that stays open.
 func TestClientsSecurityMatrix(t *testing.T) {
