@@ -420,7 +420,7 @@ func securityConfig(f *serveFlags, listeners []broker.Listener, log *slog.Logger
 
 // saslConfig validates --sasl-enabled-mechanisms and loads
 // --sasl-plain-users-file.
-func saslConfig(f *serveFlags, listeners []broker.Listener) ([]string, *authn.PlainUsers, error) {
+func saslConfig(f *serveFlags, listeners []broker.Listener, log *slog.Logger) ([]string, *authn.PlainUsers, error) {
 	var mechanisms []string
 	for _, m := range strings.Split(f.saslMechanisms, ",") {
 		m = strings.ToUpper(strings.TrimSpace(m))
@@ -439,7 +439,9 @@ func saslConfig(f *serveFlags, listeners []broker.Listener) ([]string, *authn.Pl
 		}
 		return mechanisms, nil, nil
 	}
-	users, err := authn.LoadPlainUsers(f.saslPlainUsersFile)
+	users, err := authn.LoadPlainUsers(f.saslPlainUsersFile, func(err error) {
+		log.Error("reloading the SASL/PLAIN users file failed; the previous users stay until the file is fixed", "err", err)
+	})
 	if err != nil {
 		return nil, nil, usageErrorf("--sasl-plain-users-file: %v", err)
 	}
@@ -577,7 +579,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if err != nil {
 		return node.Config{}, err
 	}
-	saslMechanisms, plainUsers, err := saslConfig(f, listeners)
+	saslMechanisms, plainUsers, err := saslConfig(f, listeners, log)
 	if err != nil {
 		return node.Config{}, err
 	}
