@@ -107,10 +107,10 @@ func (r *rawConn) roundTrip(req kmsg.Request, resp kmsg.Response) error {
 		return err
 	}
 	buf = buf[4:] // correlation id
+	resp.SetVersion(req.GetVersion())
 	if resp.IsFlexible() {
 		buf = buf[1:]
 	}
-	resp.SetVersion(req.GetVersion())
 	return resp.ReadFrom(buf)
 }
 
