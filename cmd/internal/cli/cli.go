@@ -159,6 +159,7 @@ type serveFlags struct {
 	sslClientAuth       string
 	saslMechanisms      string
 	saslPlainUsersFile  string
+	auth                authFlags // OAUTHBEARER and re-authentication (sasl_oauth.go)
 	dataDir             string
 	controllerListen    string
 	controllerAdvertise string
@@ -233,8 +234,9 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.advertise, "advertise", "", "addresses clients are told, [NAME=]HOST:PORT,... per listener (default: the listen address; 0.0.0.0 is refused)")
 	fs.StringVar(&f.interBrokerListener, "inter-broker-listener", "CLIENT", "listener brokers use to replicate")
 	fs.StringVar(&f.protocolMap, "listener-security-protocol-map", "", "listener.security.protocol.map: NAME:PROTOCOL,... with PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL per named listener (default every listener PLAINTEXT); the inter-broker listener cannot be SASL yet")
-	fs.StringVar(&f.saslMechanisms, "sasl-enabled-mechanisms", "PLAIN", "sasl.enabled.mechanisms of SASL listeners, comma-separated: PLAIN (users from --sasl-plain-users-file), SCRAM-SHA-256, SCRAM-SHA-512 (users in the metadata quorum, managed with AlterUserScramCredentials)")
-	fs.StringVar(&f.saslPlainUsersFile, "sasl-plain-users-file", "", "SASL/PLAIN users: one username:password per line (# comments); keep it 0600. Read at start; passwords are never logged")
+	fs.StringVar(&f.saslMechanisms, "sasl-enabled-mechanisms", "PLAIN", "sasl.enabled.mechanisms of SASL listeners, comma-separated: PLAIN (users from --sasl-plain-users-file), SCRAM-SHA-256, SCRAM-SHA-512 (users in the metadata quorum, managed with AlterUserScramCredentials), OAUTHBEARER (JWTs checked against --sasl-oauthbearer-jwks-file)")
+	fs.StringVar(&f.saslPlainUsersFile, "sasl-plain-users-file", "", "SASL/PLAIN users: one username:password per line (# comments); keep it 0600. Re-read when it changes; passwords are never logged")
+	addAuthFlags(fs, &f.auth)
 	fs.StringVar(&f.sslCertFile, "ssl-cert-file", "", "PEM certificate (chain) of this node, served by SSL listeners and presented by its inter-broker clients; re-read when the file changes")
 	fs.StringVar(&f.sslKeyFile, "ssl-key-file", "", "PEM private key of --ssl-cert-file; re-read when the file changes")
 	fs.StringVar(&f.sslCAFile, "ssl-ca-file", "", "PEM certificate authorities client certificates and other brokers' certificates must chain to (default the system's roots); re-read when the file changes")
@@ -427,8 +429,8 @@ func saslConfig(f *serveFlags, listeners []broker.Listener, log *slog.Logger) ([
 		if m == "" {
 			continue
 		}
-		if m != "PLAIN" && m != "SCRAM-SHA-256" && m != "SCRAM-SHA-512" {
-			return nil, nil, usageErrorf("--sasl-enabled-mechanisms: %s is not supported (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are)", m)
+		if m != "PLAIN" && m != "SCRAM-SHA-256" && m != "SCRAM-SHA-512" && m != "OAUTHBEARER" {
+			return nil, nil, usageErrorf("--sasl-enabled-mechanisms: %s is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER are)", m)
 		}
 		mechanisms = append(mechanisms, m)
 	}
@@ -580,6 +582,10 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		return node.Config{}, err
 	}
 	saslMechanisms, plainUsers, err := saslConfig(f, listeners, log)
+	if err != nil {
+		return node.Config{}, err
+	}
+	oauthBearer, maxReauth, err := oauthConfig(&f.auth, saslMechanisms, listeners, log)
 	if err != nil {
 		return node.Config{}, err
 	}
@@ -775,6 +781,8 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			TLS:                           tlsID,
 			SASLMechanisms:                saslMechanisms,
 			PlainUsers:                    plainUsers,
+			OAuthBearer:                   oauthBearer,
+			ConnectionsMaxReauth:          maxReauth,
 			Rack:                          f.rack,
 			OffsetsTopicSegmentBytes:      f.offsetsSegmentBytes,
 			OffsetsRetention:              time.Duration(f.offsetsRetentionMin) * time.Minute,
