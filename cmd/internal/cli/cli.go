@@ -809,6 +809,7 @@ func runFormat(args []string, stdout, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", "./data", "data directory to prepare")
 	controllerAdvertise := fs.String("controller-advertise", "127.0.0.1:9093", "this node's Raft address (used when --controller-quorum is empty)")
 	quorumFlag := fs.String("controller-quorum", "", "initial voters id@host:port,... (default: this node alone)")
+	addScram := fs.StringArray("add-scram", nil, "a SCRAM user that exists from the cluster's first start (KIP-900), repeatable: 'SCRAM-SHA-512=[name=admin,password=secret]', also iterations=N (default 4096) or salt=B64,saltedpassword=B64 instead of password=; only the salted credential is stored. Give the voters the same ones")
 	secretFile := fs.String("generate-cluster-secret", "", "write a new cluster secret to FILE (mode 0600) for every node's --cluster-secret-file; a FILE that already holds one is kept. Alone, it only writes the file")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: strata format --cluster-id ID --node-id N --data-dir DIR [--controller-quorum ...]\n       strata format --generate-cluster-secret FILE\n\nPrepares a data dir. Raft is bootstrapped only on a freshly formatted dir. A cluster of\nmore than one node needs a secret that every node holds (--cluster-secret-file): generate\nit once and copy it to each node; a one-node cluster keeps its own in <data-dir>/cluster.secret.\n\nFlags:\n%s", fs.FlagUsages())
@@ -839,6 +840,14 @@ func runFormat(args []string, stdout, stderr io.Writer) error {
 	if *clusterID == "" {
 		return usageErrorf("--cluster-id is required (or --random-cluster-id)")
 	}
+	var credentials []metadata.ScramCredential
+	for _, value := range *addScram {
+		credential, err := parseAddScram(value)
+		if err != nil {
+			return usageErrorf("--add-scram: %v", err)
+		}
+		credentials = append(credentials, credential)
+	}
 	quorum, err := parseQuorum(*quorumFlag)
 	if err != nil {
 		return err
@@ -852,7 +861,7 @@ func runFormat(args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(*dataDir, fsperm.Dir); err != nil {
 		return err
 	}
-	if err := metadata.Format(*dataDir, *clusterID, *nodeID, quorum); err != nil {
+	if err := metadata.Format(*dataDir, *clusterID, *nodeID, quorum, metadata.WithScramCredentials(credentials...)); err != nil {
 		return err
 	}
 	if _, self := quorum[*nodeID]; self && len(quorum) == 1 && *secretFile == "" {
