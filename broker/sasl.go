@@ -180,13 +180,15 @@ func handleSaslHandshake(c *clientConn, h requestHeader, req *kmsg.SASLHandshake
 	case c.sasl.authenticated && c.sasl.sessionExpiry.IsZero():
 		// A session that never expires is not re-authenticated (Kafka).
 		resp.ErrorCode = kerr.IllegalSaslState.Code
-	case !slices.Contains(c.server.cfg.SASLMechanisms, req.Mechanism):
-		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 	case c.sasl.authenticated && req.Mechanism != c.sasl.mechanism:
+		// A re-authentication keeps its mechanism (Kafka's
+		// REAUTH_BAD_MECHANISM): refused, and the connection closed.
 		c.log.Info("SASL re-authentication with another mechanism refused", "mechanism", req.Mechanism, "previous", c.sasl.mechanism, "principal", c.principal.String())
-		c.server.saslMetrics.observe(req.Mechanism, true, false)
+		c.server.saslMetrics.observe(c.sasl.mechanism, true, false)
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 		c.stopReading()
+	case !slices.Contains(c.server.cfg.SASLMechanisms, req.Mechanism):
+		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 	default:
 		c.sasl.mechanism = req.Mechanism
 		c.sasl.exchange = c.server.newSASLExchange(req.Mechanism)

@@ -207,7 +207,7 @@ type Config struct {
 	TLS *authn.TLS
 	// SASLMechanisms are sasl.enabled.mechanisms: what SASL_PLAINTEXT and
 	// SASL_SSL listeners offer: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (SCRAM
-	// credentials live in the metadata quorum); default PLAIN.
+	// credentials live in the metadata quorum), OAUTHBEARER; default PLAIN.
 	SASLMechanisms []string
 	// PlainUsers are the SASL/PLAIN users (--sasl-plain-users-file);
 	// required when PLAIN is enabled and a listener is SASL.
