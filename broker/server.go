@@ -538,16 +538,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:         cfg,
-		log:         cfg.Logger,
-		ctx:         ctx,
-		cancel:      cancel,
-		conns:       make(map[*clientConn]struct{}),
-		metrics:     newMetrics(cfg.Registerer),
-		saslMetrics: newSASLMetrics(cfg.Registerer),
-		logLimiter:  ratelog.New(ratelog.Config{}),
-		connLimits:  newConnectionLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		ctx:        ctx,
+		cancel:     cancel,
+		conns:      make(map[*clientConn]struct{}),
+		metrics:    newMetrics(cfg.Registerer),
+		logLimiter: ratelog.New(ratelog.Config{}),
+		connLimits: newConnectionLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
 	}
+	s.saslMetrics = newSASLMetrics(cfg.Registerer)
 	s.peerLog = s.logLimiter.Logger(cfg.Logger)
 	s.requestMemory = newRequestMemory(cfg.QueuedMaxRequestBytes, s.metrics)
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
