@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/oauth"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/strata-log/strata/broker/authn/authntest"
@@ -151,5 +153,40 @@ func TestSASLScramFormatUserAndReauthCutOff(t *testing.T) {
 	}
 	if _, err := produceUntilError(ctx, app, topic, 15*time.Second); !errors.Is(err, kerr.SaslAuthenticationFailed) {
 		t.Fatalf("a deleted user's open connection: %v, want SASL_AUTHENTICATION_FAILED at its re-authentication", err)
+	}
+}
+
+// TestSASLPlainUsersFileReload: a user added to --sasl-plain-users-file
+// logs in without a restart; a user removed from it is cut off at its
+// next re-authentication.
+func TestSASLPlainUsersFileReload(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	writeUsers := func(content string) {
+		// Replaced with a rename, as SECURITY.md advises.
+		tmp := users + ".tmp"
+		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, users); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeUsers("alice:alice-secret\n")
+	b, _ := startSASLPlaintextBroker(t, nil, "--sasl-plain-users-file", users, "--connections-max-reauth-ms", "3000")
+	ctx := testContext(t, 40*time.Second)
+	topic := uniqueTopic(t)
+	alice := newClient(t, b.addr, kgo.AllowAutoTopicCreation(), kgo.RecordDeliveryTimeout(5*time.Second), kgo.RetryTimeout(2*time.Second),
+		kgo.SASL(plain.Auth{User: "alice", Pass: "alice-secret"}.AsMechanism()))
+	if err := alice.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("a")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	writeUsers("bob:bob-secret\n")
+	bob := newClient(t, b.addr, kgo.SASL(plain.Auth{User: "bob", Pass: "bob-secret"}.AsMechanism()))
+	if err := bob.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("b")}).FirstErr(); err != nil {
+		t.Fatalf("a user added to the file: %v", err)
+	}
+	if _, err := produceUntilError(ctx, alice, topic, 15*time.Second); !errors.Is(err, kerr.SaslAuthenticationFailed) {
+		t.Fatalf("a user removed from the file: %v, want SASL_AUTHENTICATION_FAILED at its re-authentication", err)
 	}
 }
