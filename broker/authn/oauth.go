@@ -182,7 +182,7 @@ func ParseOAuthBearer(msg []byte) (authzid, token string, err error) {
 			return "", "", errors.New("malformed OAUTHBEARER gs2 header: bad authorization id")
 		}
 		if authzid, err = decodeSaslName(zid[2:]); err != nil {
-			return "", "", err
+			return "", "", errors.New("malformed OAUTHBEARER authorization id: bad escape")
 		}
 	}
 	for _, kv := range parts[1 : len(parts)-2] {
