@@ -244,7 +244,8 @@ type Listener struct {
 	Advertise string
 	// SecurityProtocol is the listener's entry of Kafka's
 	// listener.security.protocol.map; default PLAINTEXT. SSL needs
-	// Config.TLS. SASL_PLAINTEXT and SASL_SSL are not served yet.
+	// Config.TLS; SASL_PLAINTEXT and SASL_SSL authenticate with
+	// Config.SASLMechanisms.
 	SecurityProtocol authn.Protocol
 }
 
