@@ -23,6 +23,7 @@ import (
 	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/quota"
 	"github.com/strata-log/strata/broker/replica"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/broker/txn"
@@ -212,6 +213,11 @@ type Config struct {
 	// PlainUsers are the SASL/PLAIN users (--sasl-plain-users-file);
 	// required when PLAIN is enabled and a listener is SASL.
 	PlainUsers *authn.PlainUsers
+	// Quotas configures client quota enforcement (--quota-window-num,
+	// --quota-window-size-seconds); zero values are Kafka's defaults. Its
+	// Registerer defaults to Registerer.
+	Quotas quota.Config
+
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the broker's Prometheus metrics; nil keeps them
@@ -361,6 +367,9 @@ func (c Config) Validate() error {
 	if c.Metadata == nil {
 		return errors.New("broker: Config.Metadata is required")
 	}
+	if err := c.Quotas.Validate(); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
 	if c.DataDir == "" {
 		return errors.New("broker: data dir is required")
 	}
@@ -499,6 +508,7 @@ type Server struct {
 	membership    *membership           // registration and heartbeats with the controller
 	fetchers      *replica.Fetchers     // the follower's side of replication
 	isr           *replica.ISR          // the leader's ISR changes
+	quotas        *quota.Manager        // client quotas' rates and throttle times
 
 	ctx    context.Context // canceled when the server shuts down
 	cancel context.CancelFunc
@@ -529,6 +539,16 @@ func New(cfg Config) (*Server, error) {
 		connLimits: newConnectionLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
 	}
 	s.peerLog = s.logLimiter.Logger(cfg.Logger)
+	quotaConfig := cfg.Quotas
+	if quotaConfig.Registerer == nil {
+		quotaConfig.Registerer = cfg.Registerer
+	}
+	quotas, err := quota.New(quotaConfig)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("broker: client quotas: %w", err)
+	}
+	s.quotas = quotas
 	s.requestMemory = newRequestMemory(cfg.QueuedMaxRequestBytes, s.metrics)
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
 	interBroker := cfg.interBrokerClientOpts()
