@@ -35,6 +35,16 @@ func (l *byteLog) add(n int) {
 	l.mu.Unlock()
 }
 
+// first is when the first bytes arrived.
+func (l *byteLog) first() (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.events) == 0 {
+		return time.Time{}, false
+	}
+	return l.events[0].at, true
+}
+
 // rate is the bytes per second that arrived in [from, to).
 func (l *byteLog) rate(from, to time.Time) float64 {
 	l.mu.Lock()
@@ -60,17 +70,17 @@ func (h *throttleCounter) OnBrokerThrottle(_ kgo.BrokerMetadata, interval time.D
 
 // TestQuotasThrottleProducerAndConsumer: client quotas set with franz-go's
 // kadm (AlterClientQuotas) and read back with kadm and `strata quotas`;
-// then, on one broker for 12 s, a producer with a producer_byte_rate
+// then, on one broker for 14 s, a producer with a producer_byte_rate
 // quota and a consumer with a consumer_byte_rate quota get their rates
-// (measured over 10 s, within 20%) and are told they were throttled,
+// (measured over 12 s, within 20%) and are told they were throttled,
 // while a producer without a quota, at four times that rate, is never
 // throttled.
 //
 // The broker measures over 2 samples of 1 s (--quota-window-num 2): a
 // rate is a sum over the window, so a greedy client gets what the window
-// frees at once, in bursts one window apart; with Kafka's default 11
-// samples the bursts are 10 s of quota, 11 s apart, and only rates over
-// multiples of 11 s come out at the quota (broker/quota's
+// frees at once, in bursts one window (2 s) apart; with Kafka's default
+// 11 samples the bursts are 10 s of quota, 11 s apart, and only rates
+// over multiples of 11 s come out at the quota (broker/quota's
 // TestGreedyProducerRate).
 func TestQuotasThrottleProducerAndConsumer(t *testing.T) {
 	const quota = 256 << 10 // bytes per second
@@ -125,7 +135,7 @@ func TestQuotasThrottleProducerAndConsumer(t *testing.T) {
 		kgo.FetchMaxBytes(16<<10), kgo.FetchMaxPartitionBytes(16<<10))
 
 	start := time.Now()
-	runCtx, stop := context.WithDeadline(ctx, start.Add(12*time.Second))
+	runCtx, stop := context.WithDeadline(ctx, start.Add(14*time.Second))
 	defer stop()
 	var wg sync.WaitGroup
 	acked := func(log *byteLog) func(*kgo.Record, error) {
@@ -164,22 +174,30 @@ func TestQuotasThrottleProducerAndConsumer(t *testing.T) {
 	}()
 	wg.Wait()
 
-	from, to := start.Add(time.Second), start.Add(11*time.Second)
 	for _, c := range []struct {
 		what string
 		log  *byteLog
 		hook *throttleCounter
 	}{{"producer with a quota", &throttledLog, &throttledHook}, {"consumer with a quota", &consumedLog, &consumerHook}} {
-		rate := c.log.rate(from, to)
-		t.Logf("%s: %.0f B/s over 10 s, quota %d B/s; %d throttled responses", c.what, rate, quota, c.hook.throttled.Load())
+		// 12 s (six windows) from a second after its first byte: the
+		// window lets each client send what a dropped sample held at
+		// once, every num × size = 2 s, so a measure over whole windows
+		// is the quota; its first second holds a second of quota more
+		// (the window is at least one sample long from the start).
+		first, ok := c.log.first()
+		if !ok || first.After(start.Add(time.Second)) {
+			t.Fatalf("%s: first byte at %v, more than a second after the start", c.what, first.Sub(start))
+		}
+		rate := c.log.rate(first.Add(time.Second), first.Add(13*time.Second))
+		t.Logf("%s: %.0f B/s over 12 s, quota %d B/s; %d throttled responses", c.what, rate, quota, c.hook.throttled.Load())
 		if math.Abs(rate/quota-1) > 0.2 {
-			t.Errorf("%s: %.0f B/s over 10 s, want %d B/s ± 20%%", c.what, rate, quota)
+			t.Errorf("%s: %.0f B/s over 12 s, want %d B/s ± 20%%", c.what, rate, quota)
 		}
 		if c.hook.throttled.Load() == 0 {
 			t.Errorf("%s was never told it was throttled", c.what)
 		}
 	}
-	freeRate := freeLog.rate(from, to)
+	freeRate := freeLog.rate(start.Add(time.Second), start.Add(13*time.Second))
 	t.Logf("producer without a quota: %.0f B/s, %d throttled responses", freeRate, freeHook.throttled.Load())
 	if freeRate < 3*quota || freeHook.throttled.Load() != 0 {
 		t.Errorf("producer without a quota: %.0f B/s and %d throttled responses; want over %d B/s and none", freeRate, freeHook.throttled.Load(), 3*quota)
