@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -14,9 +15,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/authn"
 	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/metadata"
 )
@@ -403,4 +406,65 @@ func equalStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// throttleHook records the throttle times a franz-go client is given.
+type throttleHook struct{ throttles chan time.Duration }
+
+func (h throttleHook) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration, _ bool) {
+	h.throttles <- d
+}
+
+// TestQuotaUserIsAuthenticatedPrincipal: a user quota applies to the
+// principal a SASL client authenticated as, and to no other.
+func TestQuotaUserIsAuthenticatedPrincipal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(path, []byte("alice:alice-secret\nbob:bob-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	users, err := authn.LoadPlainUsers(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := newMuteClock()
+	n := brokertest.Start(t, func(c *broker.Config) {
+		c.Listeners[0].SecurityProtocol = authn.SASLPlaintext
+		c.Listeners = append(c.Listeners, broker.Listener{Name: "INTERNAL", Address: "127.0.0.1:0"})
+		c.InterBrokerListener = "INTERNAL"
+		c.PlainUsers = users
+		c.Quotas.Clock = clock
+	})
+	setQuota(t, n, metadata.QuotaEntity{User: metadata.NamedQuota("alice")}, metadata.ProducerByteRate, 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	produce := func(user, password string) throttleHook {
+		t.Helper()
+		hook := throttleHook{throttles: make(chan time.Duration, 16)}
+		cl := n.Client(kgo.SASL(plain.Auth{User: user, Pass: password}.AsMechanism()), kgo.AllowAutoTopicCreation(), kgo.WithHooks(hook),
+			kgo.ProducerBatchCompression(kgo.NoCompression()))
+		// 5000 B uncompressed: 500 B/s over the 10-s window.
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "metered", Value: make([]byte, 5000)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		return hook
+	}
+	bob := produce("bob", "bob-secret")
+	select {
+	case d := <-bob.throttles:
+		t.Fatalf("bob, without a quota, throttled %s", d)
+	case d := <-clock.waits:
+		t.Fatalf("bob's connection muted for %s", d)
+	default:
+	}
+	alice := produce("alice", "alice-secret")
+	select {
+	case d := <-alice.throttles:
+		if d <= 0 {
+			t.Fatalf("alice throttled %s", d)
+		}
+	case <-ctx.Done():
+		t.Fatal("alice, over her quota, was not throttled")
+	}
+	clock.awaitMute(t)
+	close(clock.release)
 }
