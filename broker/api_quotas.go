@@ -199,7 +199,11 @@ func quotaAlteration(entry kmsg.AlterClientQuotasRequestEntry) (metadata.QuotaAl
 	for _, op := range entry.Ops {
 		a.Ops = append(a.Ops, metadata.QuotaOp{Key: op.Key, Value: op.Value, Remove: op.Remove})
 	}
-	if err := a.Validate(); err != nil {
+	validate := a.Validate
+	if len(a.Ops) == 0 {
+		validate = a.Entity.Validate // nothing to change: Kafka answers success
+	}
+	if err := validate(); err != nil {
 		return a, kerr.InvalidRequest, strings.TrimPrefix(err.Error(), metadata.ErrInvalidClientQuota.Error()+": ")
 	}
 	return a, nil, ""
@@ -258,7 +262,7 @@ func handleAlterClientQuotas(c *clientConn, _ requestHeader, req *kmsg.AlterClie
 	var keep []metadata.QuotaAlteration
 	var keepIndexes []int
 	for j, i := range valid {
-		if resp.Entries[i].ErrorCode == 0 {
+		if resp.Entries[i].ErrorCode == 0 && len(alterations[j].Ops) > 0 {
 			keep = append(keep, alterations[j])
 			keepIndexes = append(keepIndexes, i)
 		}

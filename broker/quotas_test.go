@@ -344,6 +344,10 @@ func TestClientQuotasAdmin(t *testing.T) {
 		t.Fatalf("unknown entity type: %v, want UNSUPPORTED_VERSION", err)
 	}
 
+	// An entry without changes is answered success, as Kafka does.
+	if results, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{Entity: kadm.ClientQuotaEntity{user(name("dave"))}}}); err != nil || results[0].Err != nil {
+		t.Fatalf("no ops: %v %+v", err, results)
+	}
 	// Removing the last key drops the entity.
 	remove := kadm.AlterClientQuotaEntry{Entity: kadm.ClientQuotaEntity{client(nil)}, Ops: []kadm.AlterClientQuotaOp{{Key: "consumer_byte_rate", Remove: true}}}
 	if results, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{remove}); err != nil || results[0].Err != nil {
