@@ -199,8 +199,10 @@ func TestQuotasThrottleProducerAndConsumer(t *testing.T) {
 	}
 	freeRate := freeLog.rate(start.Add(time.Second), start.Add(13*time.Second))
 	t.Logf("producer without a quota: %.0f B/s, %d throttled responses", freeRate, freeHook.throttled.Load())
-	if freeRate < 3*quota || freeHook.throttled.Load() != 0 {
-		t.Errorf("producer without a quota: %.0f B/s and %d throttled responses; want over %d B/s and none", freeRate, freeHook.throttled.Load(), 3*quota)
+	// Paced at four times the quota; twice (a loaded machine may not pace
+	// it exactly) is well past what a quota would let through.
+	if freeRate < 2*quota || freeHook.throttled.Load() != 0 {
+		t.Errorf("producer without a quota: %.0f B/s and %d throttled responses; want over %d B/s and none", freeRate, freeHook.throttled.Load(), 2*quota)
 	}
 	// The broker's metrics name the quota entity that applied.
 	if v := metricValue(t, b, `strata_quota_throttle_time_seconds_total{client_id="quota-producer",quota_type="Produce",user=""}`); v <= 0 {
