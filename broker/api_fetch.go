@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/quota"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/metadata"
@@ -195,7 +196,15 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 		resp.Topics = append(resp.Topics, out)
 	}
 
-	s.readRemote(targets, min(req.MaxBytes, s.cfg.FetchMaxBytes))
+	maxBytes := min(req.MaxBytes, s.cfg.FetchMaxBytes)
+	if replicaID < 0 {
+		// As Kafka: a consumer with a quota gets at most what its quota
+		// allows over the window, so that one response can fit in it.
+		if window, ok := s.quotas.MaxBytesPerWindow(state, quota.Fetch, c.quotaClient(h)); ok {
+			maxBytes = int32(min(int64(maxBytes), max(window, 1)))
+		}
+	}
+	s.readRemote(targets, maxBytes)
 	wake := make(chan struct{}, 1)
 	// A diverging follower is answered at once (as Kafka does): it
 	// truncates before it can fetch anything.
@@ -211,8 +220,18 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	var timer *time.Timer
 	for {
-		total := fillFetch(resp, targets, min(req.MaxBytes, s.cfg.FetchMaxBytes))
+		total := fillFetch(resp, targets, maxBytes)
 		if !waiting || total >= int(req.MinBytes) || !time.Now().Before(deadline) {
+			if replicaID < 0 {
+				// A consumer over its quota is answered empty, as Kafka
+				// does, and its bytes are not counted.
+				if throttle := s.quotas.RecordUnlessThrottled(s.cfg.Metadata.State(), quota.Fetch, c.quotaClient(h), int64(total)); throttle > 0 {
+					c.throttle(throttle)
+					throttled := req.ResponseKind().(*kmsg.FetchResponse)
+					throttled.ThrottleMillis = int32(throttle.Milliseconds())
+					return throttled, nil
+				}
+			}
 			for _, t := range targets {
 				if n := len(resp.Topics[t.topicIndex].Partitions[t.partitionIndex].RecordBatches); n > 0 {
 					s.metrics.bytesOut.WithLabelValues(t.part.Topic()).Add(float64(n))

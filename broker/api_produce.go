@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/quota"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/metadata"
 )
@@ -167,6 +168,11 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 		c.releaseRequestMemory()
 		s.awaitCommitted(pending, resp, req.Version, now.Add(time.Duration(req.TimeoutMillis)*time.Millisecond))
 	}
+	// Client quotas: the request's bytes, whatever became of them (as
+	// Kafka); acks=0 requests get no response but are muted all the same.
+	quotaThrottle := s.quotas.Record(s.cfg.Metadata.State(), quota.Produce, c.quotaClient(h), int64(h.frameSize))
+	c.throttle(quotaThrottle)
+	resp.ThrottleMillis = max(resp.ThrottleMillis, int32(quotaThrottle.Milliseconds()))
 	if req.Acks == 0 {
 		if failed {
 			// Kafka closes the connection so that an acks=0 producer, which

@@ -46,6 +46,11 @@ type clientConn struct {
 	// reader goroutine only (handlers run on it).
 	releaseRequest func()
 
+	// mute is how long the reader waits, once the response in hand is
+	// queued, before it reads the next request: a client over its quota
+	// is throttled (quota_throttle.go). Reader goroutine only.
+	mute time.Duration
+
 	stopOnce sync.Once
 	stopping atomic.Bool // set by stopReading; the reader stops at the next request boundary
 }
@@ -201,6 +206,9 @@ func (c *clientConn) readLoop() error {
 		if response != nil {
 			c.responses <- response
 		}
+		if !c.waitUnmuted() {
+			return nil // stopping
+		}
 	}
 }
 
@@ -233,6 +241,9 @@ type requestHeader struct {
 	version       int16
 	correlationID int32
 	clientID      string
+	// frameSize is the request's size in bytes (without the size
+	// prefix), what produce quotas count.
+	frameSize int
 }
 
 // handleFrame decodes one request, runs its handler and returns the encoded
@@ -243,6 +254,7 @@ func (c *clientConn) handleFrame(frame []byte) (net.Buffers, error) {
 		return c.handleRawToken(frame)
 	}
 	h, api, req, err := decodeRequest(frame)
+	h.frameSize = len(frame)
 	if errors.Is(err, errUnsupportedAPIVersions) {
 		return net.Buffers{c.encode(h, unsupportedAPIVersions(c.server))}, nil
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/quota"
 	"github.com/strata-log/strata/broker/replica"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/broker/txn"
@@ -226,6 +227,11 @@ type Config struct {
 	// SASLClock is the clock of SASL sessions (tests); default time.Now.
 	SASLClock func() time.Time
 
+	// Quotas configures client quota enforcement (--quota-window-num,
+	// --quota-window-size-seconds); zero values are Kafka's defaults. Its
+	// Registerer defaults to Registerer.
+	Quotas quota.Config
+
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the broker's Prometheus metrics; nil keeps them
@@ -376,6 +382,9 @@ func (c Config) Validate() error {
 	if c.Metadata == nil {
 		return errors.New("broker: Config.Metadata is required")
 	}
+	if err := c.Quotas.Validate(); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
 	if c.DataDir == "" {
 		return errors.New("broker: data dir is required")
 	}
@@ -519,6 +528,7 @@ type Server struct {
 	membership    *membership           // registration and heartbeats with the controller
 	fetchers      *replica.Fetchers     // the follower's side of replication
 	isr           *replica.ISR          // the leader's ISR changes
+	quotas        *quota.Manager        // client quotas' rates and throttle times
 
 	ctx    context.Context // canceled when the server shuts down
 	cancel context.CancelFunc
@@ -550,6 +560,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.saslMetrics = newSASLMetrics(cfg.Registerer)
 	s.peerLog = s.logLimiter.Logger(cfg.Logger)
+	quotaConfig := cfg.Quotas
+	if quotaConfig.Registerer == nil {
+		quotaConfig.Registerer = cfg.Registerer
+	}
+	quotas, err := quota.New(quotaConfig)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("broker: client quotas: %w", err)
+	}
+	s.quotas = quotas
 	s.requestMemory = newRequestMemory(cfg.QueuedMaxRequestBytes, s.metrics)
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
 	interBroker := cfg.interBrokerClientOpts()

@@ -31,6 +31,7 @@ const (
 	commandAlterScramCredentials commandType = 48
 	commandCreateACLs            commandType = 49
 	commandDeleteACLs            commandType = 50
+	commandAlterClientQuotas     commandType = 51
 
 	// commandIgnoreUnknown, set in a type byte, lets a node that does not
 	// know the type (or its version) skip the entry instead of stopping.
@@ -91,6 +92,7 @@ var commandTable = map[commandType]commandSpec{
 	commandSegmentsImported:      {name: "SegmentsImported", version: 1, decode: decodeSegmentsImported},
 	commandCreateACLs:            {name: "CreateAcls", version: 1, decode: decodeCreateACLs},
 	commandDeleteACLs:            {name: "DeleteAcls", version: 1, decode: decodeDeleteACLs},
+	commandAlterClientQuotas:     {name: "AlterClientQuotas", version: 1, decode: decodeAlterClientQuotas},
 }
 
 func (t commandType) String() string {

@@ -116,6 +116,7 @@ func goldenCommands() []struct {
 			TopicID: goldenTopicID, Partition: 0, PartitionEpoch: 2, Leader: NoLeaderChange, ISR: []int32{1, 3}, ISRBrokerEpochs: []int64{-1, 17},
 		}}},
 		{"create-acls", &createACLsCommand{bindings: goldenACLs}},
+		{"alter-client-quotas", &alterClientQuotasCommand{alterations: goldenQuotaAlterations}},
 		{"delete-acls", &deleteACLsCommand{filters: []authz.Filter{
 			{ResourceType: authz.ResourceAny, PatternType: authz.PatternAny, Operation: authz.OpAny, Permission: authz.PermissionAny},
 			{ResourceType: authz.ResourceTopic, Name: ptr("orders"), PatternType: authz.PatternMatch, Principal: ptr("User:alice"),

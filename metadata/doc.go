@@ -110,6 +110,9 @@
 //	48-63 reserved for security (48 SCRAM credentials)
 //	49 CreateAcls          v1: acl bindings list
 //	50 DeleteAcls          v1: acl filters list
+//	51 AlterClientQuotas   v1: uvarint count, then count (quota entity,
+//	                       uvarint op count, then op count (key string,
+//	                       remove bool, value float64))
 //
 // Topics: CreateTopic and CreatePartitions are checked when they are
 // applied, whoever proposed them, against the state they apply to: a name
@@ -132,6 +135,15 @@
 // filters matches (authz.Filter.Matches) and answers, per filter, the
 // bindings it removed; a filter with an unknown value refuses the command
 // (ErrInvalidACL).
+//
+// Client quotas: AlterClientQuotas changes 1..1000 distinct entities at
+// once, all or none: each a user, a client id or both (named, non-empty
+// UTF-8 of at most 1024 bytes, or the default), each op a distinct key,
+// producer_byte_rate or consumer_byte_rate (request_percentage and
+// controller_mutation_rate are refused: not enforced), set to a whole
+// number of bytes per second from 1 to 2^53, or removed (a removal of a
+// key not set does nothing; an entity left without keys is dropped); at
+// most 100000 entities (ErrInvalidClientQuota).
 //
 // InitCluster records the cluster id of meta.properties in the replicated
 // state; a Store proposes it when it leads and finds the state without one
@@ -234,6 +246,10 @@
 //	bool                   1 byte, 0 or 1
 //	string                 uvarint length, then that many bytes
 //	uuid                   16 raw bytes
+//	float64                IEEE 754 bits as a uint64
+//	quota name             kind uint8 (0 absent, 1 named, 2 default), then
+//	                       for 1 the name string
+//	quota entity           user quota name, client id quota name
 //	int32 list             uvarint count, then count int32s
 //	map                    uvarint count, then count (key string, value string)
 //	                       pairs in strictly increasing key order
@@ -314,6 +330,10 @@
 //	              in-memory chunk of at most 64 entries)
 //	0x07 acl      one per ACL binding, in the order of their encodings:
 //	              acl binding (as above)
+//	0x08 quota    one per entity with client quotas, in the order of
+//	              their quota entity encodings: quota entity, uvarint
+//	              count (1 or more), then count (key string, value
+//	              float64) in strictly increasing key order
 //	0x7f end      last: uint64 count of the records before it
 //
 // Record types were added to version 1 without bumping it (broker,
@@ -327,7 +347,8 @@
 // misplaced cluster record, a duplicate topic name or id, brokers or
 // segments out of order, an empty segments record, an unknown segment
 // state, a record count that does not match, and anything after the end
-// record; so truncation anywhere is detected. Records of unknown types with
+// record, a client quota record that AlterClientQuotas could not have
+// produced (or a repeated entity); so truncation anywhere is detected. Records of unknown types with
 // the ignore-unknown bit are skipped. raft.FileSnapshotStore adds its own
 // metadata file and CRC-64.
 //

@@ -480,7 +480,10 @@ func (g *commandGenerator) nextACLCommand(create bool) command {
 
 func (g *commandGenerator) next() command {
 	name := g.name()
-	choice := g.random.IntN(20)
+	choice := g.random.IntN(21)
+	if choice == 20 {
+		return g.quotaCommand()
+	}
 	if choice == 19 {
 		return g.scramCommand()
 	}

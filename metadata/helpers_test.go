@@ -97,6 +97,9 @@ func requireStatesEqual(t *testing.T, got, want *State) {
 	if gotScram, wantScram := got.ScramCredentials(), want.ScramCredentials(); !reflect.DeepEqual(gotScram, wantScram) {
 		t.Fatalf("SCRAM credentials differ\ngot:  %+v\nwant: %+v", gotScram, wantScram)
 	}
+	if gotQuotas, wantQuotas := got.ClientQuotas(), want.ClientQuotas(); !reflect.DeepEqual(gotQuotas, wantQuotas) {
+		t.Fatalf("client quotas differ\ngot:  %+v\nwant: %+v", gotQuotas, wantQuotas)
+	}
 	for _, topic := range wantTopics {
 		byID, ok := got.TopicByID(topic.ID)
 		if !ok || byID.Name != topic.Name {

@@ -40,7 +40,10 @@ const (
 	recordScramCredential = 0x06
 	// recordACL is one ACL binding (encodeACLBinding).
 	recordACL = 0x07
-	recordEnd = 0x7f
+	// recordClientQuota is one entity's client quotas
+	// (encodeClientQuotaRecord), in the order of their entity encodings.
+	recordClientQuota = 0x08
+	recordEnd         = 0x7f
 	// recordIgnoreUnknown, set in a record type, lets a reader that does
 	// not know the type skip the record.
 	recordIgnoreUnknown = 0x80
@@ -146,6 +149,14 @@ func writeSnapshot(out io.Writer, state *State) error {
 		}
 	}
 
+	quotas := state.quotas.Root().Iterator()
+	for _, q, ok := quotas.Next(); ok; _, q, ok = quotas.Next() {
+		encodeClientQuotaRecord(&w.payload, q)
+		if err := w.record(recordClientQuota); err != nil {
+			return fmt.Errorf("write client quotas of %s: %w", q.Entity, err)
+		}
+	}
+
 	w.payload.uint64(w.records)
 	if err := w.record(recordEnd); err != nil {
 		return fmt.Errorf("write end record: %w", err)
@@ -185,6 +196,7 @@ func readSnapshot(in io.Reader) (*State, error) {
 	scram := state.scram.Txn()
 	var lastScramKey []byte
 	acls := state.acls.Txn()
+	quotas := state.quotas.Txn()
 	var (
 		records      uint64
 		seenCluster  bool
@@ -271,6 +283,10 @@ func readSnapshot(in io.Reader) (*State, error) {
 			if err := restoreACL(acls, d); err != nil {
 				return nil, fmt.Errorf("record %d: ACL binding: %w", records, err)
 			}
+		case recordType == recordClientQuota:
+			if err := restoreClientQuota(quotas, d); err != nil {
+				return nil, fmt.Errorf("record %d: client quota: %w", records, err)
+			}
 		case recordType == recordEnd:
 			count := d.uint64()
 			if err := d.finish(); err != nil {
@@ -288,6 +304,7 @@ func readSnapshot(in io.Reader) (*State, error) {
 			state.segments, state.segmentCount = segments.finish()
 			state.scram = scram.CommitOnly()
 			state.acls = acls.CommitOnly()
+			state.quotas = quotas.CommitOnly()
 			return state, nil
 		case recordType&recordIgnoreUnknown != 0:
 			// A newer writer's optional record: skip it.

@@ -111,6 +111,8 @@ type State struct {
 	scram *iradix.Tree[*ScramCredential]
 	// acls maps an ACL binding's encoding (aclKey) to the binding.
 	acls *iradix.Tree[authz.Binding]
+	// quotas maps a quota entity's encoding (quotaKey) to its quotas.
+	quotas *iradix.Tree[*ClientQuota]
 }
 
 // emptyState is the state before any log entry.
@@ -122,6 +124,7 @@ func emptyState() *State {
 		segments:   iradix.New[*partitionSegments](),
 		scram:      iradix.New[*ScramCredential](),
 		acls:       iradix.New[authz.Binding](),
+		quotas:     iradix.New[*ClientQuota](),
 	}
 }
 
@@ -192,6 +195,7 @@ type stateBuilder struct {
 	segmentCount   int
 	scram          *iradix.Txn[*ScramCredential]
 	acls           *iradix.Txn[authz.Binding]
+	quotas         *iradix.Txn[*ClientQuota]
 }
 
 func newStateBuilder(base *State, index uint64) *stateBuilder {
@@ -207,6 +211,7 @@ func newStateBuilder(base *State, index uint64) *stateBuilder {
 		segmentCount:   base.segmentCount,
 		scram:          base.scram.Txn(),
 		acls:           base.acls.Txn(),
+		quotas:         base.quotas.Txn(),
 	}
 }
 
@@ -243,6 +248,7 @@ func (b *stateBuilder) build(appliedIndex uint64) *State {
 		segmentCount:   b.segmentCount,
 		scram:          b.scram.CommitOnly(),
 		acls:           b.acls.CommitOnly(),
+		quotas:         b.quotas.CommitOnly(),
 	}
 }
 

@@ -49,6 +49,7 @@ Usage:
   strata transactions <command>  list, describe transactions; abort a hanging one
   strata users <command>         SCRAM users: list, set-password, delete (KIP-554)
   strata acls <command>       list, create, delete Kafka ACLs
+  strata quotas <command>     list, set, delete client quotas (byte rates per user/client id)
   strata cluster <command>    cluster status, add or remove metadata voters, recover a lost quorum
   strata tiering <command>    scrub the object store, recover topics from it
   strata bucket create        create the object-store bucket (e.g. in docker compose)
@@ -89,6 +90,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		err = runUsers(args, stdout, stderr)
 	case "acls":
 		err = runACLs(args, stdout, stderr)
+	case "quotas":
+		err = runQuotas(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "strata", Version)
 	case "help":
@@ -214,6 +217,8 @@ type serveFlags struct {
 	logLevel             string
 	logFormat            string
 	topicDefaults        map[string]*string // broker name → flag value
+	// Client quotas (quotas.go).
+	quotas *quotaFlags
 }
 
 // topicDefaultFlag is the serve flag of a topic config's broker synonym:
@@ -295,6 +300,7 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 		fs.StringVar(v, topicDefaultFlag(def), def.Default, "topic default for "+def.Name+": "+def.Doc)
 		f.topicDefaults[def.Name] = v
 	}
+	f.quotas = addQuotaFlags(fs)
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.Usage = func() {
@@ -703,6 +709,10 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			return node.Config{}, usageErrorf("--%s %d: must be at least 1", name, ms)
 		}
 	}
+	quotaConfig, err := f.quotas.config()
+	if err != nil {
+		return node.Config{}, err
+	}
 	if f.localDiskLimit < 0 {
 		return node.Config{}, usageErrorf("--local-disk-limit-bytes %d: must be 0 (none) or more", f.localDiskLimit)
 	}
@@ -795,6 +805,8 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			TransactionAbortTimedOutInterval:     time.Duration(f.txnAbortIntervalMs) * time.Millisecond,
 			TransactionVersion:                   int16(f.txnVersion),
 			Authorizer:                           authorizer,
+
+			Quotas: quotaConfig,
 		},
 	}, nil
 }
