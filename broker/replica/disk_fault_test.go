@@ -361,9 +361,12 @@ func TestFollowerStopsFetchingAfterAFailedFsync(t *testing.T) {
 	}
 
 	end := leaderAppend(3)
-	round() // fetches 0..2, not fsynced yet
+	// The follower starts its fsync when it appends (in the background),
+	// so the fault is armed before the fetch that appends: armed after
+	// it, the fsync could already have succeeded.
 	failing.Store(true)
-	round() // its fsync fails; reports 0
+	round() // fetches 0..2; their fsync fails
+	round() // reports 0
 	if follower.LogFailed() == nil || follower.SyncedEnd() != 0 {
 		t.Fatalf("after a failed fsync: log failed %v, fsynced %d; want failed, 0", follower.LogFailed(), follower.SyncedEnd())
 	}
