@@ -102,7 +102,7 @@ func TestReplicaFetchBoundToBrokerPrincipal(t *testing.T) {
 	tests := []struct {
 		name     string
 		config   func(*broker.Config)
-		producer kgo.Opt // how the test's producer connects
+		producer kgo.Opt         // how the test's producer connects
 		granted  []authz.Binding // ACLs from the start
 		refused  []kgo.Opt       // connections whose replica requests are refused
 		acls     []authz.Binding // ACLs granted after the refusals
