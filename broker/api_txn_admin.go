@@ -46,6 +46,10 @@ func handleDescribeTransactions(c *clientConn, h requestHeader, req *kmsg.Descri
 		st.StartTimestamp = d.StartTimestamp
 		st.ProducerID, st.ProducerEpoch = d.ProducerID, d.ProducerEpoch
 		for _, tp := range d.Partitions {
+			// As Kafka: only the topics the client may DESCRIBE.
+			if !c.authorized(authz.OpDescribe, authz.ResourceTopic, tp.Topic) {
+				continue
+			}
 			if n := len(st.Topics); n == 0 || st.Topics[n-1].Topic != tp.Topic {
 				t := kmsg.NewDescribeTransactionsResponseTransactionStateTopic()
 				t.Topic = tp.Topic
