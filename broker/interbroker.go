@@ -231,6 +231,7 @@ func (c *clientConn) replicaAllowed(replicaID int32) bool {
 		allowed = !c.server.cfg.brokersAuthenticate()
 	}
 	if !allowed {
+		c.server.metrics.replicaRequestsRefused.Inc()
 		c.log.Warn("refused a replica request: only brokers may replicate (the inter-broker SASL user, or a node certificate naming the replica id)",
 			"principal", c.principalName(), "replica_id", replicaID, "certificate_node", c.certificateNode())
 	}

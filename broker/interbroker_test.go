@@ -6,6 +6,7 @@ import (
 	"crypto/x509/pkix"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -219,5 +220,35 @@ func TestReplicaFetchBoundToBrokerPrincipal(t *testing.T) {
 				t.Fatalf("high watermark %d after the broker's fetch, want 1", hw)
 			}
 		})
+	}
+}
+
+// TestSSLPrincipalMappingRules: with --ssl-principal-mapping-rules a client
+// certificate's subject becomes the principal its first matching rule
+// names; a certificate no rule applies to is refused (the connection is
+// closed), as in Kafka.
+func TestSSLPrincipalMappingRules(t *testing.T) {
+	ca := authntest.NewCA(t, "ca")
+	mapping, err := authn.ParsePrincipalMapping(`RULE:^CN=([^,]*),OU=Services$/$1/L`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := brokertest.Start(t, interBrokerMTLS(t, ca), func(c *broker.Config) { c.SSLPrincipalMapping = mapping })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dial := func(subject pkix.Name) *kgo.Client {
+		pair := ca.KeyPair(t, subject)
+		return n.Client(kgo.DialTLSConfig(&tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{pair}}), kgo.RetryTimeout(time.Second))
+	}
+	if err := dial(pkix.Name{CommonName: "Billing", OrganizationalUnit: []string{"Services"}}).Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ps := n.Server.ConnectionPrincipals(); !slices.Contains(ps, authn.User("billing")) {
+		t.Fatalf("principals %v, want User:billing", ps)
+	}
+	shortCtx, cancelShort := context.WithTimeout(ctx, 5*time.Second)
+	defer cancelShort()
+	if err := dial(pkix.Name{CommonName: "alice"}).Ping(shortCtx); err == nil {
+		t.Fatal("a certificate no mapping rule applies to was served")
 	}
 }

@@ -239,7 +239,7 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.sslCertFile, "ssl-cert-file", "", "PEM certificate (chain) of this node, served by SSL listeners and presented by its inter-broker clients; re-read when the file changes")
 	fs.StringVar(&f.sslKeyFile, "ssl-key-file", "", "PEM private key of --ssl-cert-file; re-read when the file changes")
 	fs.StringVar(&f.sslCAFile, "ssl-ca-file", "", "PEM certificate authorities client certificates and other brokers' certificates must chain to (default the system's roots); re-read when the file changes")
-	fs.StringVar(&f.sslClientAuth, "ssl-client-auth", "none", "ssl.client.auth of SSL listeners: none, requested (verified when given) or required (mutual TLS; the principal is User:<the certificate's subject DN>)")
+	fs.StringVar(&f.sslClientAuth, "ssl-client-auth", "none", "ssl.client.auth of SSL listeners: none, requested (verified when given) or required (mutual TLS; the principal is User:<the certificate's subject DN>, mapped by --ssl-principal-mapping-rules)")
 	f.interBroker.register(fs)
 	fs.StringVar(&f.dataDir, "data-dir", "./data", "directory for partition logs and metadata")
 	fs.StringVar(&f.controllerListen, "controller-listen", "127.0.0.1:9093", "Raft/controller listener HOST:PORT")
