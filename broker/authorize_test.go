@@ -34,6 +34,31 @@ func startACL(t *testing.T, options ...func(*broker.Config)) (*brokertest.Node, 
 	}
 }
 
+// commitOffsets commits offset for partition 0 of each topic in group
+// (a simple commit, generation -1) and returns each topic's error code,
+// asking again while the group's coordinator is not available or loading.
+func commitOffsets(t *testing.T, cl requester, group string, offset int64, topics ...string) map[string]int16 {
+	t.Helper()
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Group, req.Generation = group, -1
+	for _, topic := range topics {
+		req.Topics = append(req.Topics, kmsg.OffsetCommitRequestTopic{Topic: topic, Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: offset}}})
+	}
+	for {
+		codes := map[string]int16{}
+		loading := false
+		for _, rt := range request[*kmsg.OffsetCommitResponse](t, cl, req).Topics {
+			code := rt.Partitions[0].ErrorCode
+			codes[rt.Topic] = code
+			loading = loading || code == kerr.CoordinatorNotAvailable.Code || code == kerr.CoordinatorLoadInProgress.Code
+		}
+		if !loading {
+			return codes
+		}
+		time.Sleep(50 * time.Millisecond) // __consumer_offsets is being created or loaded
+	}
+}
+
 // anonymousACL is a binding of User:ANONYMOUS from every host on the
 // resource named literally.
 func anonymousACL(op authz.Operation, perm authz.Permission, rt authz.ResourceType, name string) authz.Binding {
@@ -244,29 +269,7 @@ func TestAuthorizerACLOffsetCommit(t *testing.T) {
 	createTopic(t, n.Client(), "readable", 1, nil)
 	createTopic(t, n.Client(), "unreadable", 1, nil)
 	cl := n.Client().SeedBrokers()[0] // straight to the node (its only coordinator)
-	commit := func() map[string]int16 {
-		t.Helper()
-		req := kmsg.NewPtrOffsetCommitRequest()
-		req.Group, req.Generation = "g", -1
-		for _, topic := range []string{"readable", "unreadable"} {
-			rt := kmsg.NewOffsetCommitRequestTopic()
-			rt.Topic = topic
-			rp := kmsg.NewOffsetCommitRequestTopicPartition()
-			rp.Offset = 5
-			rt.Partitions = []kmsg.OffsetCommitRequestTopicPartition{rp}
-			req.Topics = append(req.Topics, rt)
-		}
-		for {
-			out := map[string]int16{}
-			for _, topic := range request[*kmsg.OffsetCommitResponse](t, cl, req).Topics {
-				out[topic.Topic] = topic.Partitions[0].ErrorCode
-			}
-			if code := out["readable"]; code != kerr.CoordinatorNotAvailable.Code && code != kerr.CoordinatorLoadInProgress.Code {
-				return out
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	commit := func() map[string]int16 { return commitOffsets(t, cl, "g", 5, "readable", "unreadable") }
 	if got := commit(); got["readable"] != kerr.GroupAuthorizationFailed.Code || got["unreadable"] != kerr.GroupAuthorizationFailed.Code {
 		t.Fatalf("without READ on the group: %v", got)
 	}
@@ -338,18 +341,8 @@ func TestAuthorizerACLAdminAPIs(t *testing.T) {
 		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceGroup, "g"),
 		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceGroup, "h"))
 	for _, g := range []string{"g", "h"} {
-		oc := kmsg.NewPtrOffsetCommitRequest()
-		oc.Group, oc.Generation = g, -1
-		oc.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1}}}}
-		for {
-			code := request[*kmsg.OffsetCommitResponse](t, cl, oc).Topics[0].Partitions[0].ErrorCode
-			if code == 0 {
-				break
-			}
-			if code != kerr.CoordinatorNotAvailable.Code && code != kerr.CoordinatorLoadInProgress.Code {
-				t.Fatalf("commit for %s: %d", g, code)
-			}
-			time.Sleep(50 * time.Millisecond)
+		if code := commitOffsets(t, cl, g, 1, "t")["t"]; code != 0 {
+			t.Fatalf("commit for %s: %v", g, kerr.ErrorForCode(code))
 		}
 	}
 	grant(anonymousACL(authz.OpDescribe, authz.PermissionDeny, authz.ResourceGroup, "h"))
@@ -386,20 +379,8 @@ func TestAuthorizerACLOffsetFetch(t *testing.T) {
 	grant(anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceGroup, "g"),
 		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceTopic, "seen"),
 		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceTopic, "unseen"))
-	for _, topic := range []string{"seen", "unseen"} {
-		oc := kmsg.NewPtrOffsetCommitRequest()
-		oc.Group, oc.Generation = "g", -1
-		oc.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 3}}}}
-		for {
-			code := request[*kmsg.OffsetCommitResponse](t, cl, oc).Topics[0].Partitions[0].ErrorCode
-			if code == 0 {
-				break
-			}
-			if code != kerr.CoordinatorNotAvailable.Code && code != kerr.CoordinatorLoadInProgress.Code {
-				t.Fatalf("commit %s: %d", topic, code)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+	if codes := commitOffsets(t, cl, "g", 3, "seen", "unseen"); codes["seen"] != 0 || codes["unseen"] != 0 {
+		t.Fatalf("commit: %v", codes)
 	}
 	grant(anonymousACL(authz.OpDescribe, authz.PermissionDeny, authz.ResourceTopic, "unseen"))
 	named := fetch("seen", "unseen")
