@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/strata-log/strata/broker/authn/authntest"
@@ -23,7 +25,8 @@ import (
 // TestSASLSSLReplicationLeaderKill: three nodes with SASL_SSL on every
 // Kafka listener — clients on CLIENT as PLAIN users, brokers replicating
 // over INTERNAL as their SCRAM-SHA-512 user (stored in the quorum,
-// created by an admin once the cluster runs). An acks=all idempotent
+// created by an admin once the cluster runs). A client sending a Fetch
+// with a follower's replica id is refused. An acks=all idempotent
 // producer streams into an RF=3 topic; its partition leader is killed -9
 // mid-stream; a consumer group reads every acknowledged record back from
 // the survivors.
@@ -77,6 +80,34 @@ func TestSASLSSLReplicationLeaderKill(t *testing.T) {
 		leader = p.Leader
 		return nil
 	})
+
+	// A client (the admin user, over the client listener) posing as a
+	// follower is refused, and the brokers' own replica fetches never are.
+	var follower int32
+	for id := range c.nodes {
+		if id != leader {
+			follower = id
+		}
+	}
+	meta, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.ReplicaID, fetch.ReplicaState.ID, fetch.MaxBytes = follower, follower, 1<<20
+	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: topic, TopicID: meta[topic].ID,
+		Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, PartitionMaxBytes: 1 << 20, CurrentLeaderEpoch: -1, LastFetchedEpoch: -1}}}}
+	posing := c.client(t, secure...)
+	resp, err := fetch.RequestWith(ctx, posing.Broker(int(leader)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("a client's Fetch as replica %d: %v, want TOPIC_AUTHORIZATION_FAILED", follower, kerr.ErrorForCode(code))
+	}
+	if refused := metricValue(t, c.nodes[leader], "strata_replica_requests_refused_total"); refused != 1 {
+		t.Fatalf("leader refused %v replica requests, want 1 (the client's): the brokers' own were refused too", refused)
+	}
 
 	// The group's coordinator topic (RF=3) exists before a broker dies:
 	// it is never created with fewer replicas.
