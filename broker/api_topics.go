@@ -76,6 +76,11 @@ func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRe
 			resp.Topics = append(resp.Topics, out)
 			continue
 		}
+		if code, msg := c.undescribableConflict(rt.Topic); code != 0 {
+			setErr(code, msg)
+			resp.Topics = append(resp.Topics, out)
+			continue
+		}
 		if budget <= 0 {
 			setErr(kerr.InvalidPartitions.Code, fmt.Sprintf("one request may create at most %d partitions", maxPartitionsPerRequest))
 			resp.Topics = append(resp.Topics, out)
@@ -134,18 +139,27 @@ func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRe
 		}
 		s.log.Info("created topic", "topic", rt.Topic, "validate_only", req.ValidateOnly, "client", h.clientID)
 		out.TopicID = t.ID
+		var partitions int32
+		var replicationFactor int16
 		if req.ValidateOnly {
 			assignments, _, _ := s.placeReplicas(tc.partitions, tc.replicationFactor, tc.assignments)
-			out.NumPartitions = int32(len(assignments))
-			out.ReplicationFactor = int16(len(assignments[0]))
+			partitions, replicationFactor = int32(len(assignments)), int16(len(assignments[0]))
 		} else {
-			out.NumPartitions = int32(len(t.Partitions))
-			out.ReplicationFactor = int16(len(t.Partitions[0].Replicas))
+			partitions, replicationFactor = int32(len(t.Partitions)), int16(len(t.Partitions[0].Replicas))
 			created = append(created, len(resp.Topics))
 		}
 		// Validated partitions count too: a validate-only request does the
 		// same placement work, so it gets the same bound.
-		budget -= int(out.NumPartitions)
+		budget -= int(partitions)
+		if !c.authorized(authz.OpDescribeConfigs, authz.ResourceTopic, rt.Topic) {
+			// As Kafka: the topic's configs, partition count and
+			// replication factor are told only to a client that may
+			// DESCRIBE_CONFIGS it.
+			out.ConfigErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, out)
+			continue
+		}
+		out.NumPartitions, out.ReplicationFactor = partitions, replicationFactor
 		for _, entry := range s.describeTopicConfigs(tc.configs, nil, false, false) {
 			out.Configs = append(out.Configs, kmsg.CreateTopicsResponseTopicConfig{
 				Name:        entry.Name,
@@ -165,6 +179,25 @@ func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRe
 		}
 	}
 	return resp, nil
+}
+
+// undescribableConflict is the answer to creating a topic that exists, or
+// whose name collides with one that exists, when the client may not
+// DESCRIBE the existing one: TOPIC_AUTHORIZATION_FAILED for the topic
+// itself, and a collision that does not name the other topic, so a client
+// does not learn the names of topics it may not DESCRIBE by trying to
+// create them. 0 when there is no such conflict.
+func (c *clientConn) undescribableConflict(name string) (int16, string) {
+	if _, exists := c.server.cfg.Metadata.State().Topic(name); exists {
+		if !c.authorized(authz.OpDescribe, authz.ResourceTopic, name) {
+			return kerr.TopicAuthorizationFailed.Code, "not authorized to DESCRIBE topic '" + name + "'"
+		}
+		return 0, ""
+	}
+	if other, collides := c.server.collidingTopic(name); collides && !c.authorized(authz.OpDescribe, authz.ResourceTopic, other) {
+		return kerr.InvalidTopicException.Code, "topic '" + name + "' collides with an existing topic: '.' and '_' are the same in metric names"
+	}
+	return 0, ""
 }
 
 func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRequest) (kmsg.Response, error) {

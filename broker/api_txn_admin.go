@@ -46,7 +46,8 @@ func handleDescribeTransactions(c *clientConn, h requestHeader, req *kmsg.Descri
 		st.StartTimestamp = d.StartTimestamp
 		st.ProducerID, st.ProducerEpoch = d.ProducerID, d.ProducerEpoch
 		for _, tp := range d.Partitions {
-			// As Kafka: only the topics the client may DESCRIBE.
+			// As Kafka: only the partitions of topics the client may
+			// DESCRIBE.
 			if !c.authorized(authz.OpDescribe, authz.ResourceTopic, tp.Topic) {
 				continue
 			}

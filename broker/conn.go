@@ -255,8 +255,10 @@ func (c *clientConn) handleFrame(frame []byte) (net.Buffers, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.listener.SecurityProtocol.SASL() && !c.sasl.authenticated && !allowedBeforeAuth(h.key) {
-		return nil, fmt.Errorf("%s before SASL authentication completed (client %q): only ApiVersions, SaslHandshake and SaslAuthenticate are served until then", kmsg.NameForKey(h.key), h.clientID)
+	if c.listener.SecurityProtocol.SASL() {
+		if err := c.admitSASL(h); err != nil {
+			return nil, err
+		}
 	}
 	start := time.Now()
 	resp, err := api.handle(c, h, req)

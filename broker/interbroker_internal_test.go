@@ -73,7 +73,7 @@ func TestValidateInterBroker(t *testing.T) {
 		}
 		return path
 	}
-	users, err := authn.LoadPlainUsers(writeFile("users", "broker:right\n"))
+	users, err := authn.LoadPlainUsers(writeFile("users", "broker:right\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

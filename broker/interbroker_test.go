@@ -40,7 +40,7 @@ func writeSecret(t *testing.T, dir, name, data string) string {
 // brokers' user.
 func interBrokerSASL(t *testing.T) func(*broker.Config) {
 	dir := t.TempDir()
-	users, err := authn.LoadPlainUsers(writeSecret(t, dir, "users", "alice:alice-secret\nbroker:broker-secret\n"))
+	users, err := authn.LoadPlainUsers(writeSecret(t, dir, "users", "alice:alice-secret\nbroker:broker-secret\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

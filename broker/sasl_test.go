@@ -31,7 +31,7 @@ func startSASL(t *testing.T) *brokertest.Node {
 	if err := os.WriteFile(path, []byte("# PLAIN users\nalice:alice-secret\nbob:pass:with:colons\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	users, err := authn.LoadPlainUsers(path)
+	users, err := authn.LoadPlainUsers(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,10 +107,10 @@ func (r *rawConn) roundTrip(req kmsg.Request, resp kmsg.Response) error {
 		return err
 	}
 	buf = buf[4:] // correlation id
+	resp.SetVersion(req.GetVersion())
 	if resp.IsFlexible() {
 		buf = buf[1:]
 	}
-	resp.SetVersion(req.GetVersion())
 	return resp.ReadFrom(buf)
 }
 

@@ -206,7 +206,7 @@ type Config struct {
 	TLS *authn.TLS
 	// SASLMechanisms are sasl.enabled.mechanisms: what SASL_PLAINTEXT and
 	// SASL_SSL listeners offer: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (SCRAM
-	// credentials live in the metadata quorum); default PLAIN.
+	// credentials live in the metadata quorum), OAUTHBEARER; default PLAIN.
 	SASLMechanisms []string
 	// PlainUsers are the SASL/PLAIN users (--sasl-plain-users-file);
 	// required when PLAIN is enabled and a listener is SASL.
@@ -224,6 +224,19 @@ type Config struct {
 	// SSLPrincipalMapping is ssl.principal.mapping.rules: how a client
 	// certificate's subject becomes its principal; nil is DEFAULT.
 	SSLPrincipalMapping *authn.PrincipalMapping
+
+	// OAuthBearer validates SASL/OAUTHBEARER tokens
+	// (--sasl-oauthbearer-*); required when OAUTHBEARER is enabled and a
+	// listener is SASL.
+	OAuthBearer *authn.OAuthValidator
+	// ConnectionsMaxReauth is connections.max.reauth.ms (KIP-368): SASL
+	// sessions last this long, or until their token expires if sooner,
+	// and clients re-authenticate on the same connection before then; a
+	// connection that does not is closed. 0 (the default, as Kafka's):
+	// sessions never expire.
+	ConnectionsMaxReauth time.Duration
+	// SASLClock is the clock of SASL sessions (tests); default time.Now.
+	SASLClock func() time.Time
 
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
@@ -243,8 +256,9 @@ type Listener struct {
 	Advertise string
 	// SecurityProtocol is the listener's entry of Kafka's
 	// listener.security.protocol.map; default PLAINTEXT. SSL needs
-	// Config.TLS; SASL_PLAINTEXT and SASL_SSL need SASLMechanisms' users
-	// (and, on the inter-broker listener, InterBrokerSASLMechanism).
+	// Config.TLS; SASL_PLAINTEXT and SASL_SSL authenticate with
+	// Config.SASLMechanisms (and, on the inter-broker listener, brokers
+	// with InterBrokerSASLMechanism).
 	SecurityProtocol authn.Protocol
 }
 
@@ -367,8 +381,12 @@ func (c Config) Validate() error {
 	}
 	for _, m := range c.SASLMechanisms {
 		if !saslMechanismServed(m) {
-			return fmt.Errorf("broker: SASL mechanism %q is not supported (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are)", m)
+			return fmt.Errorf("broker: SASL mechanism %q is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER are)", m)
 		}
+	}
+	if slices.Contains(c.SASLMechanisms, mechanismOAuthBearer) && c.OAuthBearer == nil &&
+		slices.ContainsFunc(c.Listeners, func(l Listener) bool { return l.SecurityProtocol.SASL() }) {
+		return errors.New("broker: a SASL listener with OAUTHBEARER: set --sasl-oauthbearer-jwks-file")
 	}
 	names := map[string]bool{}
 	for _, l := range c.Listeners {
@@ -488,6 +506,7 @@ type Server struct {
 	requestMemory *requestMemory
 	listeners     []*boundListener
 	metrics       *metrics
+	saslMetrics   *saslMetrics
 	partitions    *partitionManager
 	producerIDs   *producerIDAllocator
 	txnVerifier   *txnVerifier          // KIP-890 part 1: the produce path's questions to transaction coordinators
@@ -529,6 +548,7 @@ func New(cfg Config) (*Server, error) {
 		logLimiter: ratelog.New(ratelog.Config{}),
 		connLimits: newConnectionLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
 	}
+	s.saslMetrics = newSASLMetrics(cfg.Registerer)
 	s.peerLog = s.logLimiter.Logger(cfg.Logger)
 	s.requestMemory = newRequestMemory(cfg.QueuedMaxRequestBytes, s.metrics)
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}

@@ -352,6 +352,14 @@
 // [a-zA-Z0-9._-]; NewClusterID makes Kafka-style ones (22 characters of
 // URL-safe base64 of a random UUID).
 //
+// # Bootstrap commands
+//
+// <data-dir>/metadata/bootstrap.commands, written by Format when given
+// commands (WithScramCredentials: `strata format --add-scram`), holds
+// commands in their Raft encoding that the first leader proposes before
+// InitCluster, on the cluster's first start only; its byte layout is in
+// bootstrap.go.
+//
 // # Controller handshake
 //
 // The dialer of every controller connection sends a request and waits for

@@ -42,6 +42,9 @@ const (
 	// snapshotsDirectory (under metadataDirectory) is created by
 	// raft.FileSnapshotStore, which appends this name to its base.
 	snapshotsDirectory = "snapshots"
+	// bootstrapFile (under metadataDirectory) holds the commands the
+	// first leader proposes on the cluster's first start (bootstrap.go).
+	bootstrapFile = "bootstrap.commands"
 	// lockFile (under metadataDirectory) is held with flock while a Store
 	// or Format uses the directory.
 	lockFile = ".lock"
@@ -128,7 +131,14 @@ func ValidateClusterID(clusterID string) error {
 // Metadata left by a Format that crashed before writing meta.properties is
 // removed first: no Store has ever opened it. For now nodeID must be one of
 // the voters.
-func Format(dataDir, clusterID string, nodeID int32, voters map[int32]string) error {
+func Format(dataDir, clusterID string, nodeID int32, voters map[int32]string, options ...FormatOption) error {
+	var opts formatOptions
+	for _, o := range options {
+		o(&opts)
+	}
+	if err := validateBootstrap(opts.bootstrap); err != nil {
+		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
+	}
 	if err := ValidateClusterID(clusterID); err != nil {
 		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
 	}
@@ -185,6 +195,9 @@ func Format(dataDir, clusterID string, nodeID int32, voters map[int32]string) er
 		}
 	} else if err := os.MkdirAll(filepath.Join(metadataPath, raftDirectory), fsperm.Dir); err != nil {
 		return fmt.Errorf("metadata: format %s: %w", dataDir, err)
+	}
+	if err := writeBootstrap(metadataPath, opts.bootstrap); err != nil {
+		return fmt.Errorf("metadata: format %s: bootstrap commands: %w", dataDir, err)
 	}
 	// The identity file goes last, once everything it vouches for is
 	// durable: a power loss before it leaves an unformatted directory

@@ -36,6 +36,9 @@ const (
 type Store struct {
 	config    Config // defaults applied
 	clusterID string
+	// bootstrap are the commands the first leader proposes before
+	// InitCluster (bootstrap.go); read at Open.
+	bootstrap []command
 	// directoryID is the data directory's id (meta.properties
 	// directory.id).
 	directoryID [16]byte
@@ -134,6 +137,9 @@ func Open(cfg Config) (_ *Store, err error) {
 		return nil, fmt.Errorf("metadata: open %s: %w", cfg.DataDir, err)
 	}
 	cleanups = append(cleanups, s.wal.Close)
+	if s.bootstrap, err = readBootstrap(metadataPath); err != nil {
+		return nil, fmt.Errorf("metadata: open %s: %w", cfg.DataDir, err)
+	}
 	hasState, err := raft.HasExistingState(s.wal, s.wal, snapshots)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: open %s: %w", cfg.DataDir, err)
@@ -361,6 +367,13 @@ func (s *Store) recordClusterID() error {
 	}
 	if s.State().ClusterID() != "" {
 		return nil
+	}
+	// The bootstrap commands first (Format validated them), so the
+	// cluster is ready only once they apply.
+	for _, c := range s.bootstrap {
+		if _, err := s.propose(ctx, c); err != nil {
+			return fmt.Errorf("bootstrap command %s: %w", c.commandType(), err)
+		}
 	}
 	_, err := s.propose(ctx, &initClusterCommand{clusterID: s.clusterID})
 	return err

@@ -6,11 +6,15 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
-	"os"
 	"strings"
 )
 
-// PlainUsers are the users of SASL/PLAIN, from --sasl-plain-users-file.
+// PlainUsers are the users of SASL/PLAIN, from --sasl-plain-users-file,
+// re-read when the file changes (its modification time or size), as the
+// TLS files are: adding or removing a user needs no restart. A removed
+// user's open connections keep their session until they re-authenticate
+// (KIP-368, --connections-max-reauth-ms), which then fails. A change that
+// does not parse keeps the previous users.
 //
 // File format: one user per line, "username:password" (the name ends at
 // the first colon, so a password may hold colons; a name may not). Blank
@@ -20,16 +24,24 @@ import (
 // digest of each password is kept, compared in constant time; passwords
 // are never logged.
 type PlainUsers struct {
-	digests map[string][sha256.Size]byte
+	file *reloadingFile[plainDigests]
 }
 
+// plainDigests are the password digests by user name.
+type plainDigests map[string][sha256.Size]byte
+
 // LoadPlainUsers reads a users file; an error names the file and line.
-func LoadPlainUsers(path string) (*PlainUsers, error) {
-	data, err := os.ReadFile(path)
+// onReloadError, when set, is told of a change that failed to load.
+func LoadPlainUsers(path string, onReloadError func(error)) (*PlainUsers, error) {
+	file, err := newReloadingFile(path, "SASL/PLAIN users file", parsePlainUsers, onReloadError)
 	if err != nil {
-		return nil, fmt.Errorf("SASL/PLAIN users file: %w", err)
+		return nil, err
 	}
-	u := &PlainUsers{digests: map[string][sha256.Size]byte{}}
+	return &PlainUsers{file: file}, nil
+}
+
+func parsePlainUsers(data []byte) (plainDigests, error) {
+	digests := plainDigests{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -38,23 +50,23 @@ func LoadPlainUsers(path string) (*PlainUsers, error) {
 		}
 		name, password, ok := strings.Cut(line, ":")
 		if !ok || name == "" || password == "" {
-			return nil, fmt.Errorf("SASL/PLAIN users file %s line %d: want username:password", path, n)
+			return nil, fmt.Errorf("line %d: want username:password", n)
 		}
-		if _, dup := u.digests[name]; dup {
-			return nil, fmt.Errorf("SASL/PLAIN users file %s line %d: user %q is listed twice", path, n, name)
+		if _, dup := digests[name]; dup {
+			return nil, fmt.Errorf("line %d: user %q is listed twice", n, name)
 		}
-		u.digests[name] = sha256.Sum256([]byte(password))
+		digests[name] = sha256.Sum256([]byte(password))
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("SASL/PLAIN users file %s: %w", path, err)
+		return nil, err
 	}
-	return u, nil
+	return digests, nil
 }
 
 // Verify reports whether password is user's, in time that depends on
 // neither (an unknown user is compared against a dummy digest).
 func (u *PlainUsers) Verify(user, password string) bool {
-	want, known := u.digests[user]
+	want, known := u.file.Current()[user]
 	got := sha256.Sum256([]byte(password))
 	match := subtle.ConstantTimeCompare(want[:], got[:]) == 1
 	return known && match

@@ -3,11 +3,11 @@ package authn
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 )
 
 // Client properties files: librdkafka's format, one key=value per line
@@ -26,6 +26,8 @@ func ReadProperties(path string) (map[string]string, error) {
 	return parseProperties(path, data)
 }
 
+// parseProperties parses a properties file's data; path names it in
+// errors ("": the caller names it).
 func parseProperties(path string, data []byte) (map[string]string, error) {
 	props := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -36,14 +38,21 @@ func parseProperties(path string, data []byte) (map[string]string, error) {
 		}
 		key, value, ok := strings.Cut(line, "=")
 		if !ok {
-			return nil, fmt.Errorf("%s line %d: want key=value", path, n)
+			return nil, fmt.Errorf("%sline %d: want key=value", prefix(path), n)
 		}
 		props[strings.TrimSpace(key)] = strings.TrimSpace(value)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s%w", prefix(path), err)
 	}
 	return props, nil
+}
+
+func prefix(path string) string {
+	if path == "" {
+		return ""
+	}
+	return path + " "
 }
 
 var jaasField = regexp.MustCompile(`(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"`)
@@ -65,68 +74,52 @@ func SASLCredentials(props map[string]string) (user, password string) {
 
 // CredentialsFile is a SASL client's username and password, read from a
 // properties file (sasl.username and sasl.password, or sasl.jaas.config;
-// no other key) and read again when the file changes (its modification
-// time or size): the next authentication uses the new credentials, no
-// restart. A change that does not parse keeps the previous credentials.
+// no other key) and read again when the file changes (reloadingFile): the
+// next authentication uses the new credentials, no restart. A change that
+// does not parse keeps the previous credentials.
 type CredentialsFile struct {
-	path          string
-	onReloadError func(error)
-
-	mu       sync.Mutex // guards below
-	stamp    fileStamp
-	user     string
-	password string
+	file *reloadingFile[saslCredentials]
 }
+
+type saslCredentials struct{ user, password string }
 
 // LoadCredentialsFile reads path; looseMode reports that users other than
 // its owner may read it (the caller warns: it holds a password).
 func LoadCredentialsFile(path string, onReloadError func(error)) (f *CredentialsFile, looseMode bool, err error) {
-	f = &CredentialsFile{path: path, onReloadError: onReloadError}
-	if err := f.load(); err != nil {
+	file, err := newReloadingFile(path, "SASL credentials file", parseCredentials, onReloadError)
+	if err != nil {
 		return nil, false, err
 	}
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, false, err
 	}
-	return f, info.Mode().Perm()&0o077 != 0, nil
+	return &CredentialsFile{file: file}, info.Mode().Perm()&0o077 != 0, nil
 }
 
-// load reads the file (f.mu held, or before f is shared).
-func (f *CredentialsFile) load() error {
-	stamp := stampOf(f.path)
-	props, err := ReadProperties(f.path)
+func parseCredentials(data []byte) (saslCredentials, error) {
+	props, err := parseProperties("", data)
 	if err != nil {
-		return fmt.Errorf("SASL credentials file: %w", err)
+		return saslCredentials{}, err
 	}
 	for key := range props {
 		switch key {
 		case "sasl.username", "sasl.password", "sasl.jaas.config":
 		default:
-			return fmt.Errorf("SASL credentials file %s: unknown property %q (known: sasl.username, sasl.password, sasl.jaas.config)", f.path, key)
+			return saslCredentials{}, fmt.Errorf("unknown property %q (known: sasl.username, sasl.password, sasl.jaas.config)", key)
 		}
 	}
 	user, password := SASLCredentials(props)
 	if user == "" || password == "" {
-		return fmt.Errorf("SASL credentials file %s: needs sasl.username and sasl.password (or sasl.jaas.config)", f.path)
+		return saslCredentials{}, errors.New("needs sasl.username and sasl.password (or sasl.jaas.config)")
 	}
-	f.stamp, f.user, f.password = stamp, user, password
-	return nil
+	return saslCredentials{user, password}, nil
 }
 
 // Credentials are the username and password as of the file now.
 func (f *CredentialsFile) Credentials() (user, password string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if stamp := stampOf(f.path); stamp != f.stamp {
-		if err := f.load(); err != nil {
-			f.stamp = stamp // retried when the file changes again
-			if f.onReloadError != nil {
-				f.onReloadError(err)
-			}
-		}
-	}
-	return f.user, f.password
+	c := f.file.Current()
+	return c.user, c.password
 }
 
 // User is the username as of the file now.

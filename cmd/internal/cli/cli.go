@@ -160,6 +160,7 @@ type serveFlags struct {
 	saslMechanisms      string
 	saslPlainUsersFile  string
 	interBroker         interBrokerFlags // interbroker.go
+	auth                authFlags        // OAUTHBEARER and re-authentication (sasl_oauth.go)
 	dataDir             string
 	controllerListen    string
 	controllerAdvertise string
@@ -234,8 +235,9 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.advertise, "advertise", "", "addresses clients are told, [NAME=]HOST:PORT,... per listener (default: the listen address; 0.0.0.0 is refused)")
 	fs.StringVar(&f.interBrokerListener, "inter-broker-listener", "CLIENT", "listener brokers use to replicate")
 	fs.StringVar(&f.protocolMap, "listener-security-protocol-map", "", "listener.security.protocol.map: NAME:PROTOCOL,... with PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL per named listener (default every listener PLAINTEXT); a SASL inter-broker listener needs --sasl-inter-broker-credentials-file")
-	fs.StringVar(&f.saslMechanisms, "sasl-enabled-mechanisms", "PLAIN", "sasl.enabled.mechanisms of SASL listeners, comma-separated: PLAIN (users from --sasl-plain-users-file), SCRAM-SHA-256, SCRAM-SHA-512 (users in the metadata quorum, managed with AlterUserScramCredentials)")
-	fs.StringVar(&f.saslPlainUsersFile, "sasl-plain-users-file", "", "SASL/PLAIN users: one username:password per line (# comments); keep it 0600. Read at start; passwords are never logged")
+	fs.StringVar(&f.saslMechanisms, "sasl-enabled-mechanisms", "PLAIN", "sasl.enabled.mechanisms of SASL listeners, comma-separated: PLAIN (users from --sasl-plain-users-file), SCRAM-SHA-256, SCRAM-SHA-512 (users in the metadata quorum, managed with AlterUserScramCredentials), OAUTHBEARER (JWTs checked against --sasl-oauthbearer-jwks-file)")
+	fs.StringVar(&f.saslPlainUsersFile, "sasl-plain-users-file", "", "SASL/PLAIN users: one username:password per line (# comments); keep it 0600. Re-read when it changes; passwords are never logged")
+	addAuthFlags(fs, &f.auth)
 	fs.StringVar(&f.sslCertFile, "ssl-cert-file", "", "PEM certificate (chain) of this node, served by SSL listeners and presented by its inter-broker clients; re-read when the file changes")
 	fs.StringVar(&f.sslKeyFile, "ssl-key-file", "", "PEM private key of --ssl-cert-file; re-read when the file changes")
 	fs.StringVar(&f.sslCAFile, "ssl-ca-file", "", "PEM certificate authorities client certificates and other brokers' certificates must chain to (default the system's roots); re-read when the file changes")
@@ -419,15 +421,15 @@ func securityConfig(f *serveFlags, listeners []broker.Listener, log *slog.Logger
 
 // saslConfig validates --sasl-enabled-mechanisms and loads
 // --sasl-plain-users-file.
-func saslConfig(f *serveFlags, listeners []broker.Listener) ([]string, *authn.PlainUsers, error) {
+func saslConfig(f *serveFlags, listeners []broker.Listener, log *slog.Logger) ([]string, *authn.PlainUsers, error) {
 	var mechanisms []string
 	for _, m := range strings.Split(f.saslMechanisms, ",") {
 		m = strings.ToUpper(strings.TrimSpace(m))
 		if m == "" {
 			continue
 		}
-		if m != "PLAIN" && m != "SCRAM-SHA-256" && m != "SCRAM-SHA-512" {
-			return nil, nil, usageErrorf("--sasl-enabled-mechanisms: %s is not supported (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are)", m)
+		if m != "PLAIN" && m != "SCRAM-SHA-256" && m != "SCRAM-SHA-512" && m != "OAUTHBEARER" {
+			return nil, nil, usageErrorf("--sasl-enabled-mechanisms: %s is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER are)", m)
 		}
 		mechanisms = append(mechanisms, m)
 	}
@@ -438,7 +440,9 @@ func saslConfig(f *serveFlags, listeners []broker.Listener) ([]string, *authn.Pl
 		}
 		return mechanisms, nil, nil
 	}
-	users, err := authn.LoadPlainUsers(f.saslPlainUsersFile)
+	users, err := authn.LoadPlainUsers(f.saslPlainUsersFile, func(err error) {
+		log.Error("reloading the SASL/PLAIN users file failed; the previous users stay until the file is fixed", "err", err)
+	})
 	if err != nil {
 		return nil, nil, usageErrorf("--sasl-plain-users-file: %v", err)
 	}
@@ -576,7 +580,11 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if err != nil {
 		return node.Config{}, err
 	}
-	saslMechanisms, plainUsers, err := saslConfig(f, listeners)
+	saslMechanisms, plainUsers, err := saslConfig(f, listeners, log)
+	if err != nil {
+		return node.Config{}, err
+	}
+	oauthBearer, maxReauth, err := oauthConfig(&f.auth, saslMechanisms, listeners, log)
 	if err != nil {
 		return node.Config{}, err
 	}
@@ -780,6 +788,8 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			InterBrokerSASLMechanism:      interBrokerMechanism,
 			InterBrokerCredentials:        interBrokerCredentials,
 			SSLPrincipalMapping:           principalMapping,
+			OAuthBearer:                   oauthBearer,
+			ConnectionsMaxReauth:          maxReauth,
 			Rack:                          f.rack,
 			OffsetsTopicSegmentBytes:      f.offsetsSegmentBytes,
 			OffsetsRetention:              time.Duration(f.offsetsRetentionMin) * time.Minute,
@@ -806,6 +816,7 @@ func runFormat(args []string, stdout, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", "./data", "data directory to prepare")
 	controllerAdvertise := fs.String("controller-advertise", "127.0.0.1:9093", "this node's Raft address (used when --controller-quorum is empty)")
 	quorumFlag := fs.String("controller-quorum", "", "initial voters id@host:port,... (default: this node alone)")
+	addScram := fs.StringArray("add-scram", nil, "a SCRAM user that exists from the cluster's first start (KIP-900), repeatable: 'SCRAM-SHA-512=[name=admin,password=secret]', also iterations=N (default 4096) or salt=B64,saltedpassword=B64 instead of password=; only the salted credential is stored. Give the voters the same ones")
 	secretFile := fs.String("generate-cluster-secret", "", "write a new cluster secret to FILE (mode 0600) for every node's --cluster-secret-file; a FILE that already holds one is kept. Alone, it only writes the file")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: strata format --cluster-id ID --node-id N --data-dir DIR [--controller-quorum ...]\n       strata format --generate-cluster-secret FILE\n\nPrepares a data dir. Raft is bootstrapped only on a freshly formatted dir. A cluster of\nmore than one node needs a secret that every node holds (--cluster-secret-file): generate\nit once and copy it to each node; a one-node cluster keeps its own in <data-dir>/cluster.secret.\n\nFlags:\n%s", fs.FlagUsages())
@@ -836,6 +847,14 @@ func runFormat(args []string, stdout, stderr io.Writer) error {
 	if *clusterID == "" {
 		return usageErrorf("--cluster-id is required (or --random-cluster-id)")
 	}
+	var credentials []metadata.ScramCredential
+	for _, value := range *addScram {
+		credential, err := parseAddScram(value)
+		if err != nil {
+			return usageErrorf("--add-scram: %v", err)
+		}
+		credentials = append(credentials, credential)
+	}
 	quorum, err := parseQuorum(*quorumFlag)
 	if err != nil {
 		return err
@@ -849,7 +868,7 @@ func runFormat(args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(*dataDir, fsperm.Dir); err != nil {
 		return err
 	}
-	if err := metadata.Format(*dataDir, *clusterID, *nodeID, quorum); err != nil {
+	if err := metadata.Format(*dataDir, *clusterID, *nodeID, quorum, metadata.WithScramCredentials(credentials...)); err != nil {
 		return err
 	}
 	if _, self := quorum[*nodeID]; self && len(quorum) == 1 && *secretFile == "" {

@@ -30,7 +30,7 @@ func TestCommandConfigSASLSSL(t *testing.T) {
 		}
 	}
 	write(usersFile, "admin:admin-secret\n")
-	users, err := authn.LoadPlainUsers(usersFile)
+	users, err := authn.LoadPlainUsers(usersFile, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

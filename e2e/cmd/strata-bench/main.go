@@ -10,7 +10,8 @@
 //
 // It starts its own broker from $STRATA_BIN (or --bin) unless --brokers
 // points at a running one. --cluster compares replication settings on
-// three nodes; --tiered measures replaying a tiered topic through the
+// three nodes; --tls compares an SSL listener with a PLAINTEXT one of the
+// same broker (tls.go); --tiered measures replaying a tiered topic through the
 // broker against reading the same objects directly from the object store
 // (tiered.go).
 package main
@@ -50,12 +51,15 @@ func main() {
 		cluster    = flag.Bool("cluster", false, "start 3 nodes and compare RF=3 acks=all with RF=1 acks=1 in the same run")
 		tiered     = flag.Bool("tiered", false, "tier a topic to an S3 server (versitygw) and replay it through the broker, cold and warm, next to direct S3 reads")
 		tieredMiB  = flag.Int("tiered-mib", 512, "MiB produced to the tiered topic")
+		tlsOnly    = flag.Bool("tls", false, "produce and consume through an SSL listener next to a PLAINTEXT one of the same broker, in the same run")
 	)
 	flag.Parse()
 	err := inDir(*dir, func(dir string) error {
 		switch {
 		case *tiered:
 			return runTiered(*bin, dir, *tieredMiB, *recordSize, cmp.Or(*partitions, 3))
+		case *tlsOnly:
+			return runTLS(*bin, dir, *records, *recordSize, cmp.Or(*partitions, 6))
 		case *cluster:
 			return runCluster(*bin, dir, *records, *recordSize, cmp.Or(*partitions, 6))
 		default:
@@ -191,16 +195,23 @@ func freePorts(n int) ([]string, error) {
 // startBroker starts one node; ports, when given, are its client, admin
 // and controller addresses, and extra flags follow.
 func startBroker(bin, dataDir string, ports []string, extra ...string) (string, func(), error) {
+	addr, _, stop, err := startBrokerProcess(bin, dataDir, ports, extra...)
+	return addr, stop, err
+}
+
+// startBrokerProcess is startBroker that also returns the process (whose
+// CPU time the TLS bench reads).
+func startBrokerProcess(bin, dataDir string, ports []string, extra ...string) (string, *os.Process, func(), error) {
 	if ports == nil {
 		var err error
 		if ports, err = freePorts(3); err != nil {
-			return "", nil, err
+			return "", nil, nil, err
 		}
 	}
 	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", dataDir, "--listen", ports[0], "--admin-listen", ports[1], "--controller-listen", ports[2], "--log-level", "warn"}, extra...)...)
 	cmd.Stderr = os.Stderr
 	if err := childproc.Start(cmd); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	stop := func() {
 		cmd.Process.Signal(os.Interrupt)
@@ -212,13 +223,13 @@ func startBroker(bin, dataDir string, ports []string, extra ...string) (string, 
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return ports[0], stop, nil
+				return ports[0], cmd.Process, stop, nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	stop()
-	return "", nil, errors.New("broker not ready after 60s")
+	return "", nil, nil, errors.New("broker not ready after 60s")
 }
 
 func createTopic(brokers, topic string, partitions int) error {
@@ -246,11 +257,12 @@ type result struct {
 
 // produce writes records values of recordSize incompressible bytes with one
 // async producer; acked, when not nil, sees each acknowledged record
-// (partition and offset set), one call at a time.
-func produce(brokers, topic string, acks kgo.Acks, records, recordSize int, acked func(*kgo.Record)) (result, error) {
-	opts := []kgo.Opt{kgo.SeedBrokers(brokers), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(acks),
+// (partition and offset set), one call at a time; extra options (TLS)
+// follow the bench's.
+func produce(brokers, topic string, acks kgo.Acks, records, recordSize int, acked func(*kgo.Record), extra ...kgo.Opt) (result, error) {
+	opts := append([]kgo.Opt{kgo.SeedBrokers(brokers), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(acks),
 		kgo.ProducerLinger(2 * time.Millisecond), kgo.MaxBufferedRecords(50_000),
-		kgo.ProducerBatchCompression(kgo.NoCompression())}
+		kgo.ProducerBatchCompression(kgo.NoCompression())}, extra...)
 	if acks != kgo.AllISRAcks() {
 		opts = append(opts, kgo.DisableIdempotentWrite())
 	}
@@ -333,10 +345,10 @@ func randomBytes(n int) []byte {
 
 // consume reads topic from the log start until records records have
 // arrived, decoding every record; each, when not nil, sees every record and
-// stops the replay with its error.
-func consume(brokers, topic string, records int, each func(*kgo.Record) error) (result, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20))
+// stops the replay with its error; extra options (TLS) follow the bench's.
+func consume(brokers, topic string, records int, each func(*kgo.Record) error, extra ...kgo.Opt) (result, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64 << 20)}, extra...)...)
 	if err != nil {
 		return result{}, err
 	}
