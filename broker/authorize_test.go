@@ -605,33 +605,3 @@ func TestAuthorizerACLIdempotentAndMarkers(t *testing.T) {
 		})
 	}
 }
-
-// TestAuthorizerACLDescribeTransactionsTopics: DescribeTransactions lists
-// only the topics of a transaction the client may DESCRIBE, as Kafka.
-func TestAuthorizerACLDescribeTransactionsTopics(t *testing.T) {
-	n, grant := startACL(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName),
-		anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTransactionalID, "tx"))
-	createTopic(t, n.Client(), "seen", 1, nil)
-	createTopic(t, n.Client(), "unseen", 1, nil)
-	grant(anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTopic, "seen"),
-		anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTopic, "unseen"))
-	producer := n.Client(kgo.TransactionalID("tx"))
-	if err := producer.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
-	for _, topic := range []string{"seen", "unseen"} {
-		if err := producer.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	grant(anonymousACL(authz.OpDescribe, authz.PermissionDeny, authz.ResourceTopic, "unseen"))
-	dt := kmsg.NewPtrDescribeTransactionsRequest()
-	dt.TransactionalIDs = []string{"tx"}
-	st := request[*kmsg.DescribeTransactionsResponse](t, n.Client().SeedBrokers()[0], dt).TransactionStates[0]
-	if st.ErrorCode != 0 || len(st.Topics) != 1 || st.Topics[0].Topic != "seen" {
-		t.Fatalf("DescribeTransactions: error %v, topics %+v; want seen only", kerr.ErrorForCode(st.ErrorCode), st.Topics)
-	}
-}
