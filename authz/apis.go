@@ -18,7 +18,7 @@ type Requirement struct {
 var APIRequirements = map[int16][]Requirement{
 	0: { // Produce
 		{OpWrite, ResourceTransactionalID, "transactional producer"},
-		{OpIdempotentWrite, ResourceCluster, "idempotent producer, not transactional"},
+		{OpIdempotentWrite, ResourceCluster, "idempotent producer, not transactional: granted by WRITE on the topic (KIP-679)"},
 		{OpWrite, ResourceTopic, ""},
 	},
 	1: { // Fetch
@@ -55,7 +55,7 @@ var APIRequirements = map[int16][]Requirement{
 	21: {{OpDelete, ResourceTopic, ""}}, // DeleteRecords
 	22: { // InitProducerId
 		{OpWrite, ResourceTransactionalID, "transactional id given"},
-		{OpIdempotentWrite, ResourceCluster, "no transactional id"},
+		{OpIdempotentWrite, ResourceCluster, "no transactional id; or WRITE on any topic (KIP-679)"},
 	},
 	23: { // OffsetForLeaderEpoch
 		{OpClusterAction, ResourceCluster, "follower replica"},

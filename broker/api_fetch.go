@@ -113,9 +113,11 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			staleReplica = true
 		}
 	}
-	// A follower's fetch needs CLUSTER_ACTION on the cluster, a consumer's
-	// READ on each topic (else TOPIC_AUTHORIZATION_FAILED per partition).
-	replicaAllowed := replicaID < 0 || c.authorizedCluster(authz.OpClusterAction)
+	// A follower's fetch comes from a broker (or, under --authorizer acl,
+	// a principal with CLUSTER_ACTION; interbroker.go), a consumer's needs
+	// READ on each topic (else TOPIC_AUTHORIZATION_FAILED per partition,
+	// and a refused follower's state does not move).
+	replicaAllowed := replicaID < 0 || c.replicaAllowed(replicaID)
 	now := time.Now()
 	var targets []fetchTarget
 	for ti, rt := range req.Topics {

@@ -35,6 +35,10 @@ func handleInitProducerID(c *clientConn, h requestHeader, req *kmsg.InitProducer
 		resp.ProducerID, resp.ProducerEpoch, resp.ErrorCode = s.initTransactionalProducer(req)
 		return resp, nil
 	}
+	if !c.authorizedIdempotentWrite() {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
 	id, err := s.producerIDs.next(ctx)

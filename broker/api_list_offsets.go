@@ -36,6 +36,13 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	state := s.cfg.Metadata.State()
+	// A replica id is a follower's (not held back by KIP-207 below) only
+	// from a connection that may replicate (interbroker.go); anyone
+	// else's request is answered as a consumer's.
+	replicaID := req.ReplicaID
+	if replicaID >= 0 && !c.replicaAllowed(replicaID) {
+		replicaID = -1
+	}
 	for _, rt := range req.Topics {
 		out := kmsg.NewListOffsetsResponseTopic()
 		out.Topic = rt.Topic
@@ -64,7 +71,7 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 					break
 				}
 				available := part.OffsetsAvailable()
-				if code := offsetsNotAvailable(req.Version, req.ReplicaID, rp.Timestamp, -1, 0, available); code != 0 {
+				if code := offsetsNotAvailable(req.Version, replicaID, rp.Timestamp, -1, 0, available); code != 0 {
 					p.ErrorCode = code
 					break
 				}
@@ -78,7 +85,7 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 					p.ErrorCode = kerr.KafkaStorageError.Code
 					break
 				}
-				if code := offsetsNotAvailable(req.Version, req.ReplicaID, rp.Timestamp, offset, part.HighWatermark(), available); code != 0 {
+				if code := offsetsNotAvailable(req.Version, replicaID, rp.Timestamp, offset, part.HighWatermark(), available); code != 0 {
 					p.ErrorCode = code
 					break
 				}

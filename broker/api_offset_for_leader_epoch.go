@@ -20,10 +20,11 @@ func handleOffsetForLeaderEpoch(c *clientConn, h requestHeader, req *kmsg.Offset
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
 	state := s.cfg.Metadata.State()
-	// Kafka: a follower (replica id >= 0, v3+) needs CLUSTER_ACTION on the
-	// cluster, a client DESCRIBE on each topic.
+	// A follower (replica id >= 0, v3+) must be a broker (or, under
+	// --authorizer acl, have CLUSTER_ACTION on the cluster, as in Kafka;
+	// interbroker.go), a client needs DESCRIBE on each topic.
 	replica := req.Version >= 3 && req.ReplicaID >= 0
-	replicaAllowed := !replica || c.authorizedCluster(authz.OpClusterAction)
+	replicaAllowed := !replica || c.replicaAllowed(req.ReplicaID)
 	for _, rt := range req.Topics {
 		out := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		out.Topic = rt.Topic

@@ -129,10 +129,10 @@ func handleAddPartitionsToTxn(c *clientConn, h requestHeader, req *kmsg.AddParti
 		return resp, nil
 	}
 	// v4+ is the brokers' form, which Kafka authorizes by CLUSTER_ACTION
-	// on the cluster. Until brokers authenticate (their principal then a
-	// super user), a partition leader asks as User:ANONYMOUS, so without
-	// CLUSTER_ACTION each transaction is authorized as v3 is: WRITE on its
-	// transactional id and topics.
+	// on the cluster (the broker principal is a super user). On a
+	// PLAINTEXT inter-broker listener a partition leader asks as
+	// User:ANONYMOUS, so without CLUSTER_ACTION each transaction is
+	// authorized as v3 is: WRITE on its transactional id and topics.
 	clusterAction := c.authorizedCluster(authz.OpClusterAction)
 	for _, tx := range req.Transactions {
 		var tps []group.TopicPartition

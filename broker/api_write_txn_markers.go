@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/partition"
 )
 
@@ -29,6 +30,11 @@ const markerCommitTimeout = 30 * time.Second
 func handleWriteTxnMarkers(c *clientConn, h requestHeader, req *kmsg.WriteTxnMarkersRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
+	if !c.authorizedCluster(authz.OpClusterAction) {
+		// As Kafka: brokers (a super user) and admins aborting a hanging
+		// transaction need CLUSTER_ACTION; every partition is refused.
+		return writeTxnMarkersRefused(req, kerr.ClusterAuthorizationFailed.Code), nil
+	}
 	state := s.cfg.Metadata.State()
 	now := time.Now()
 	// A written marker waits to be committed (acks=all) before it counts,

@@ -4,6 +4,7 @@ import (
 	"net"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/group"
@@ -24,10 +25,11 @@ func (c *clientConn) remoteIP() (string, bool) {
 
 // authorized reports whether the connection's principal may perform op on
 // the resource: always without an authorizer (Config.Authorizer nil, as
-// Kafka without one), else by the cluster's ACLs.
+// Kafka without one) and for the broker principal (a super user), else by
+// the cluster's ACLs.
 func (c *clientConn) authorized(op authz.Operation, rt authz.ResourceType, name string) bool {
 	a := c.server.cfg.Authorizer
-	if a == nil {
+	if a == nil || c.isBroker() { // the broker principal is a super user (interbroker.go)
 		return true
 	}
 	host, _ := c.remoteIP() // not TCP (tests' pipes): only ACLs for every host apply
@@ -87,4 +89,40 @@ func (c *clientConn) addPartitionsAuthorization(txnID string, tps []group.TopicP
 		}
 	}
 	return codes
+}
+
+// authorizedIdempotentWrite is Kafka's check of an idempotent (not
+// transactional) InitProducerId: IDEMPOTENT_WRITE on the cluster, or WRITE
+// on any topic (KIP-679). A Produce needs no check of its own: its WRITE
+// on each topic grants it.
+func (c *clientConn) authorizedIdempotentWrite() bool {
+	if c.authorizedCluster(authz.OpIdempotentWrite) {
+		return true
+	}
+	a := c.server.cfg.Authorizer
+	host, _ := c.remoteIP()
+	return a.AuthorizeByResourceType(c.server.cfg.Metadata.State().ACLs(), authz.Request{
+		Principal: c.principalName(), Host: host, Operation: authz.OpWrite, Resource: authz.Resource{Type: authz.ResourceTopic},
+	})
+}
+
+// writeTxnMarkersRefused answers every partition of req with code.
+func writeTxnMarkersRefused(req *kmsg.WriteTxnMarkersRequest, code int16) *kmsg.WriteTxnMarkersResponse {
+	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
+	for _, rm := range req.Markers {
+		out := kmsg.NewWriteTxnMarkersResponseMarker()
+		out.ProducerID = rm.ProducerID
+		for _, rt := range rm.Topics {
+			ot := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
+			ot.Topic = rt.Topic
+			for _, index := range rt.Partitions {
+				op := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
+				op.Partition, op.ErrorCode = index, code
+				ot.Partitions = append(ot.Partitions, op)
+			}
+			out.Topics = append(out.Topics, ot)
+		}
+		resp.Markers = append(resp.Markers, out)
+	}
+	return resp
 }

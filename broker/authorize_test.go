@@ -15,8 +15,52 @@ import (
 	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/metadata/metadatatest"
 )
 
+// startACL starts a broker with the ACL authorizer (options adjust its
+// Config further) and returns it with grant, which adds ACL bindings.
+func startACL(t *testing.T, options ...func(*broker.Config)) (*brokertest.Node, func(...authz.Binding)) {
+	t.Helper()
+	n := brokertest.Start(t, append([]func(*broker.Config){func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} }}, options...)...)
+	return n, func(bindings ...authz.Binding) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := n.Store.CreateACLs(ctx, bindings); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// commitOffsets commits offset for partition 0 of each topic in group
+// (a simple commit, generation -1) and returns each topic's error code,
+// asking again while the group's coordinator is not available or loading.
+func commitOffsets(t *testing.T, cl requester, group string, offset int64, topics ...string) map[string]int16 {
+	t.Helper()
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Group, req.Generation = group, -1
+	for _, topic := range topics {
+		req.Topics = append(req.Topics, kmsg.OffsetCommitRequestTopic{Topic: topic, Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: offset}}})
+	}
+	for {
+		codes := map[string]int16{}
+		loading := false
+		for _, rt := range request[*kmsg.OffsetCommitResponse](t, cl, req).Topics {
+			code := rt.Partitions[0].ErrorCode
+			codes[rt.Topic] = code
+			loading = loading || code == kerr.CoordinatorNotAvailable.Code || code == kerr.CoordinatorLoadInProgress.Code
+		}
+		if !loading {
+			return codes
+		}
+		time.Sleep(50 * time.Millisecond) // __consumer_offsets is being created or loaded
+	}
+}
+
+// anonymousACL is a binding of User:ANONYMOUS from every host on the
+// resource named literally.
 func anonymousACL(op authz.Operation, perm authz.Permission, rt authz.ResourceType, name string) authz.Binding {
 	return authz.Binding{
 		Pattern: authz.Pattern{Type: rt, Name: name, PatternType: authz.PatternLiteral},
@@ -50,15 +94,9 @@ func metadataTopics(t *testing.T, cl *kgo.Client, topics ...string) map[string]i
 // Produce, Fetch (consumer and replica), CreateTopics, DeleteTopics and the
 // ACL APIs are refused without their ACL; DENY wins over ALLOW.
 func TestAuthorizerACL(t *testing.T) {
-	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
+	n, grant := startACL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	grant := func(bindings ...authz.Binding) {
-		t.Helper()
-		if err := n.Store.CreateACLs(ctx, bindings); err != nil {
-			t.Fatal(err)
-		}
-	}
 	cl := n.Client()
 
 	create := kmsg.NewPtrCreateTopicsRequest()
@@ -156,9 +194,7 @@ func TestAuthorizerACL(t *testing.T) {
 // READ on the group (GROUP_AUTHORIZATION_FAILED); READ on a prefix
 // admits every group under it.
 func TestAuthorizerACLGroups(t *testing.T) {
-	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	n, grant := startACL(t)
 	// Straight to the node: the client would look the coordinator up first.
 	cl := n.Client().SeedBrokers()[0]
 	find := func(typ int8, key string) int16 {
@@ -206,9 +242,7 @@ func TestAuthorizerACLGroups(t *testing.T) {
 
 	prefixed := anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceGroup, "app-")
 	prefixed.Pattern.PatternType = authz.PatternPrefixed
-	if err := n.Store.CreateACLs(ctx, []authz.Binding{prefixed}); err != nil {
-		t.Fatal(err)
-	}
+	grant(prefixed)
 	// READ implies DESCRIBE: the coordinator is found; it may answer
 	// COORDINATOR_NOT_AVAILABLE while __consumer_offsets is created.
 	for code := find(0, "app-1"); code != 0; code = find(0, "app-1") {
@@ -230,42 +264,12 @@ func TestAuthorizerACLGroups(t *testing.T) {
 // topic (else TOPIC_AUTHORIZATION_FAILED for its partitions, the others
 // committed).
 func TestAuthorizerACLOffsetCommit(t *testing.T) {
-	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	grant := func(bindings ...authz.Binding) {
-		t.Helper()
-		if err := n.Store.CreateACLs(ctx, bindings); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n, grant := startACL(t)
 	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
 	createTopic(t, n.Client(), "readable", 1, nil)
 	createTopic(t, n.Client(), "unreadable", 1, nil)
 	cl := n.Client().SeedBrokers()[0] // straight to the node (its only coordinator)
-	commit := func() map[string]int16 {
-		t.Helper()
-		req := kmsg.NewPtrOffsetCommitRequest()
-		req.Group, req.Generation = "g", -1
-		for _, topic := range []string{"readable", "unreadable"} {
-			rt := kmsg.NewOffsetCommitRequestTopic()
-			rt.Topic = topic
-			rp := kmsg.NewOffsetCommitRequestTopicPartition()
-			rp.Offset = 5
-			rt.Partitions = []kmsg.OffsetCommitRequestTopicPartition{rp}
-			req.Topics = append(req.Topics, rt)
-		}
-		for {
-			out := map[string]int16{}
-			for _, topic := range request[*kmsg.OffsetCommitResponse](t, cl, req).Topics {
-				out[topic.Topic] = topic.Partitions[0].ErrorCode
-			}
-			if code := out["readable"]; code != kerr.CoordinatorNotAvailable.Code && code != kerr.CoordinatorLoadInProgress.Code {
-				return out
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	commit := func() map[string]int16 { return commitOffsets(t, cl, "g", 5, "readable", "unreadable") }
 	if got := commit(); got["readable"] != kerr.GroupAuthorizationFailed.Code || got["unreadable"] != kerr.GroupAuthorizationFailed.Code {
 		t.Fatalf("without READ on the group: %v", got)
 	}
@@ -282,15 +286,7 @@ func TestAuthorizerACLOffsetCommit(t *testing.T) {
 // DescribeGroups/DeleteGroups (DESCRIBE/DELETE group) and ListGroups (the
 // groups the client may DESCRIBE) under an ACL authorizer.
 func TestAuthorizerACLAdminAPIs(t *testing.T) {
-	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	grant := func(bindings ...authz.Binding) {
-		t.Helper()
-		if err := n.Store.CreateACLs(ctx, bindings); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n, grant := startACL(t)
 	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
 	createTopic(t, n.Client(), "t", 1, nil)
 	cl := n.Client().SeedBrokers()[0]
@@ -345,18 +341,8 @@ func TestAuthorizerACLAdminAPIs(t *testing.T) {
 		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceGroup, "g"),
 		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceGroup, "h"))
 	for _, g := range []string{"g", "h"} {
-		oc := kmsg.NewPtrOffsetCommitRequest()
-		oc.Group, oc.Generation = g, -1
-		oc.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1}}}}
-		for {
-			code := request[*kmsg.OffsetCommitResponse](t, cl, oc).Topics[0].Partitions[0].ErrorCode
-			if code == 0 {
-				break
-			}
-			if code != kerr.CoordinatorNotAvailable.Code && code != kerr.CoordinatorLoadInProgress.Code {
-				t.Fatalf("commit for %s: %d", g, code)
-			}
-			time.Sleep(50 * time.Millisecond)
+		if code := commitOffsets(t, cl, g, 1, "t")["t"]; code != 0 {
+			t.Fatalf("commit for %s: %v", g, kerr.ErrorForCode(code))
 		}
 	}
 	grant(anonymousACL(authz.OpDescribe, authz.PermissionDeny, authz.ResourceGroup, "h"))
@@ -370,15 +356,7 @@ func TestAuthorizerACLAdminAPIs(t *testing.T) {
 // (GROUP_AUTHORIZATION_FAILED) and on each topic: named topics answer
 // TOPIC_AUTHORIZATION_FAILED, a fetch of all topics leaves them out.
 func TestAuthorizerACLOffsetFetch(t *testing.T) {
-	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	grant := func(bindings ...authz.Binding) {
-		t.Helper()
-		if err := n.Store.CreateACLs(ctx, bindings); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n, grant := startACL(t)
 	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
 	createTopic(t, n.Client(), "seen", 1, nil)
 	createTopic(t, n.Client(), "unseen", 1, nil)
@@ -401,20 +379,8 @@ func TestAuthorizerACLOffsetFetch(t *testing.T) {
 	grant(anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceGroup, "g"),
 		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceTopic, "seen"),
 		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceTopic, "unseen"))
-	for _, topic := range []string{"seen", "unseen"} {
-		oc := kmsg.NewPtrOffsetCommitRequest()
-		oc.Group, oc.Generation = "g", -1
-		oc.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 3}}}}
-		for {
-			code := request[*kmsg.OffsetCommitResponse](t, cl, oc).Topics[0].Partitions[0].ErrorCode
-			if code == 0 {
-				break
-			}
-			if code != kerr.CoordinatorNotAvailable.Code && code != kerr.CoordinatorLoadInProgress.Code {
-				t.Fatalf("commit %s: %d", topic, code)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+	if codes := commitOffsets(t, cl, "g", 3, "seen", "unseen"); codes["seen"] != 0 || codes["unseen"] != 0 {
+		t.Fatalf("commit: %v", codes)
 	}
 	grant(anonymousACL(authz.OpDescribe, authz.PermissionDeny, authz.ResourceTopic, "unseen"))
 	named := fetch("seen", "unseen")
@@ -439,15 +405,9 @@ func TestAuthorizerACLOffsetFetch(t *testing.T) {
 func TestAuthorizerACLTransactions(t *testing.T) {
 	for _, version := range []int16{1, 2} {
 		t.Run(fmt.Sprint("transaction version ", version), func(t *testing.T) {
-			n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{}; c.TransactionVersion = version })
+			n, grant := startACL(t, func(c *broker.Config) { c.TransactionVersion = version })
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			grant := func(bindings ...authz.Binding) {
-				t.Helper()
-				if err := n.Store.CreateACLs(ctx, bindings); err != nil {
-					t.Fatal(err)
-				}
-			}
 			grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName),
 				anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTopic, "t"))
 			createTopic(t, n.Client(), "t", 1, nil)
@@ -477,15 +437,9 @@ func TestAuthorizerACLTransactions(t *testing.T) {
 // DescribeTransactions/ListTransactions (DESCRIBE transactional id) and
 // OffsetDelete (DELETE group) under an ACL authorizer.
 func TestAuthorizerACLMoreAPIs(t *testing.T) {
-	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
+	n, grant := startACL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	grant := func(bindings ...authz.Binding) {
-		t.Helper()
-		if err := n.Store.CreateACLs(ctx, bindings); err != nil {
-			t.Fatal(err)
-		}
-	}
 	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName),
 		anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTopic, "t"),
 		anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTransactionalID, "tx-a"),
@@ -545,9 +499,7 @@ func TestAuthorizerACLMoreAPIs(t *testing.T) {
 // are described only with DESCRIBE and changed only with ALTER on the
 // cluster (KIP-554's rule); without them nothing is stored.
 func TestAuthorizerACLScramCredentials(t *testing.T) {
-	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	n, grant := startACL(t)
 	cl := n.Client()
 	alter := func() int16 {
 		t.Helper()
@@ -571,13 +523,85 @@ func TestAuthorizerACLScramCredentials(t *testing.T) {
 	if code := describe(); code != kerr.ClusterAuthorizationFailed.Code {
 		t.Fatalf("DescribeUserScramCredentials without DESCRIBE: error %d, want CLUSTER_AUTHORIZATION_FAILED", code)
 	}
-	if err := n.Store.CreateACLs(ctx, []authz.Binding{anonymousACL(authz.OpAlter, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName)}); err != nil {
-		t.Fatal(err)
-	}
+	grant(anonymousACL(authz.OpAlter, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
 	if code := alter(); code != 0 {
 		t.Fatalf("AlterUserScramCredentials with ALTER: error %d", code)
 	}
 	if code := describe(); code != 0 {
 		t.Fatalf("DescribeUserScramCredentials with ALTER (which implies DESCRIBE): error %d", code)
+	}
+}
+
+// TestAuthorizerACLIdempotentAndMarkers: an idempotent InitProducerId
+// needs IDEMPOTENT_WRITE on the cluster, or WRITE on any topic (KIP-679),
+// else CLUSTER_AUTHORIZATION_FAILED; WriteTxnMarkers (brokers, and admins
+// aborting a hanging transaction, KIP-664) needs CLUSTER_ACTION, else
+// every partition is CLUSTER_AUTHORIZATION_FAILED and no marker is
+// written.
+func TestAuthorizerACLIdempotentAndMarkers(t *testing.T) {
+	prefixedWrite := anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTopic, "orders-")
+	prefixedWrite.Pattern.PatternType = authz.PatternPrefixed
+	initProducerID := func(t *testing.T, n *brokertest.Node) int16 {
+		return request[*kmsg.InitProducerIDResponse](t, n.Client(), kmsg.NewPtrInitProducerIDRequest()).ErrorCode
+	}
+	// A commit marker for producer 5 on t-0; the partition's log end
+	// offset must stay 0 when it is refused.
+	writeMarker := func(t *testing.T, n *brokertest.Node) int16 {
+		req := kmsg.NewPtrWriteTxnMarkersRequest()
+		m := kmsg.NewWriteTxnMarkersRequestMarker()
+		m.ProducerID, m.ProducerEpoch, m.Committed = 5, 0, true
+		m.Topics = []kmsg.WriteTxnMarkersRequestMarkerTopic{{Topic: "t", Partitions: []int32{0}}}
+		req.Markers = []kmsg.WriteTxnMarkersRequestMarker{m}
+		code := request[*kmsg.WriteTxnMarkersResponse](t, n.Client().SeedBrokers()[0], req).Markers[0].Topics[0].Partitions[0].ErrorCode
+		for deadline := time.Now().Add(10 * time.Second); code == kerr.NotLeaderForPartition.Code && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond) // the new topic's leadership is taking effect
+			code = request[*kmsg.WriteTxnMarkersResponse](t, n.Client().SeedBrokers()[0], req).Markers[0].Topics[0].Partitions[0].ErrorCode
+		}
+		if code == kerr.ClusterAuthorizationFailed.Code {
+			lo := kmsg.NewPtrListOffsetsRequest()
+			lo.ReplicaID = -1
+			lo.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "t", Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Partition: 0, Timestamp: -1, CurrentLeaderEpoch: -1}}}}
+			p := request[*kmsg.ListOffsetsResponse](t, n.Client().SeedBrokers()[0], lo).Topics[0].Partitions[0]
+			for deadline := time.Now().Add(10 * time.Second); p.ErrorCode != 0 && time.Now().Before(deadline); {
+				time.Sleep(20 * time.Millisecond) // the new topic's leadership is taking effect
+				p = request[*kmsg.ListOffsetsResponse](t, n.Client().SeedBrokers()[0], lo).Topics[0].Partitions[0]
+			}
+			if p.ErrorCode != 0 || p.Offset != 0 {
+				t.Fatalf("after a refused marker: log end offset %d (%v), want 0", p.Offset, kerr.ErrorForCode(p.ErrorCode))
+			}
+		}
+		return code
+	}
+	tests := []struct {
+		name string
+		acls []authz.Binding
+		call func(*testing.T, *brokertest.Node) int16
+		want int16
+	}{
+		{"InitProducerId without ACLs", nil, initProducerID, kerr.ClusterAuthorizationFailed.Code},
+		{"InitProducerId with IDEMPOTENT_WRITE", []authz.Binding{anonymousACL(authz.OpIdempotentWrite, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName)}, initProducerID, 0},
+		{"InitProducerId with WRITE on a topic", []authz.Binding{anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTopic, "t")}, initProducerID, 0},
+		{"InitProducerId with WRITE on a prefix", []authz.Binding{prefixedWrite}, initProducerID, 0},
+		{"InitProducerId with READ on a topic", []authz.Binding{anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceTopic, "t")}, initProducerID, kerr.ClusterAuthorizationFailed.Code},
+		{"InitProducerId with WRITE denied", []authz.Binding{anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTopic, "t"), anonymousACL(authz.OpWrite, authz.PermissionDeny, authz.ResourceTopic, "t")},
+			initProducerID, kerr.ClusterAuthorizationFailed.Code},
+		{"WriteTxnMarkers without CLUSTER_ACTION", []authz.Binding{anonymousACL(authz.OpAll, authz.PermissionAllow, authz.ResourceTopic, "t")}, writeMarker, kerr.ClusterAuthorizationFailed.Code},
+		{"WriteTxnMarkers with CLUSTER_ACTION", []authz.Binding{anonymousACL(authz.OpClusterAction, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName)}, writeMarker, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, grant := startACL(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := n.Store.CreateTopic(ctx, metadata.TopicSpec{Name: "t", Assignments: [][]int32{{metadatatest.NodeID}}}); err != nil {
+				t.Fatal(err)
+			}
+			if len(tt.acls) > 0 {
+				grant(tt.acls...)
+			}
+			if got := tt.call(t, n); got != tt.want {
+				t.Fatalf("error %v, want %v", kerr.ErrorForCode(got), kerr.ErrorForCode(tt.want))
+			}
+		})
 	}
 }

@@ -34,6 +34,7 @@ type clientConn struct {
 	// an SSL listener, before any request is read). Read by the reader
 	// goroutine (handlers) only.
 	principal authn.Principal
+	peer      brokerIdentity   // whether it is a broker (interbroker.go); reader goroutine only
 	sasl      saslState        // SASL listeners: the handshake's progress
 	responses chan net.Buffers // encoded response frames, in request order
 
@@ -115,7 +116,12 @@ func (c *clientConn) serve() {
 			return
 		}
 		c.nc.SetDeadline(time.Time{})
-		c.principal = authn.CertPrincipal(tc.ConnectionState())
+		if err := c.authenticateCertificate(tc.ConnectionState()); err != nil {
+			c.nc.Close()
+			c.cancel()
+			c.log.Warn("closing client connection: its certificate is refused", "err", err)
+			return
+		}
 	}
 	writerDone := make(chan struct{})
 	go func() {

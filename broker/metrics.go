@@ -23,6 +23,9 @@ type metrics struct {
 	fdRefusals         prometheus.Counter
 
 	isrChanges prometheus.Counter
+	// replicaRequestsRefused counts replica requests from connections
+	// that may not replicate (interbroker.go).
+	replicaRequestsRefused prometheus.Counter
 
 	propagationTimeouts prometheus.Counter
 
@@ -119,8 +122,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Fetches of remote data that failed (answered with a retriable error), by topic."}, []string{"topic"})
 	m.transactions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "strata", Name: "transactions_total",
 		Help: "Transactions of the transaction coordinators led here, by event: started, committed, aborted (every completed abort, timed-out ones included), timed_out (aborted by the coordinator past their timeout)."}, []string{"event"})
+	m.replicaRequestsRefused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "strata", Name: "replica_requests_refused_total",
+		Help: "Fetch and OffsetForLeaderEpoch requests with a replica id refused because the connection is not that broker (TOPIC_AUTHORIZATION_FAILED): a client posing as a follower, or a broker whose credentials or node certificate are wrong."})
 	if reg != nil {
-		reg.MustRegister(m.transactions)
+		reg.MustRegister(m.transactions, m.replicaRequestsRefused)
 		reg.MustRegister(m.requests, m.bytesIn, m.bytesOut, m.produceErrors, m.connections,
 			m.connectionsRefused, m.acceptPauses, m.queuedRequestBytes, m.requestMemoryWaits, m.fdRefusals,
 			m.cleanerPasses, m.cleanerBytesReclaimed, m.cleanerRecordsRemoved, m.isrChanges, m.propagationTimeouts, m.localLogBytes, m.diskRefusals,

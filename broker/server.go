@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-log/strata/broker/authn"
 
@@ -213,6 +212,19 @@ type Config struct {
 	// PlainUsers are the SASL/PLAIN users (--sasl-plain-users-file);
 	// required when PLAIN is enabled and a listener is SASL.
 	PlainUsers *authn.PlainUsers
+	// InterBrokerSASLMechanism is sasl.mechanism.inter.broker.protocol:
+	// the SASL mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, one of
+	// SASLMechanisms) this broker's clients authenticate with on a SASL
+	// inter-broker listener, as InterBrokerCredentials' user. Required
+	// then; see broker/interbroker.go for what the broker principal may do.
+	InterBrokerSASLMechanism string
+	// InterBrokerCredentials are the inter-broker SASL user and password
+	// (--sasl-inter-broker-credentials-file), re-read when the file
+	// changes. Every broker of the cluster uses the same user.
+	InterBrokerCredentials *authn.CredentialsFile
+	// SSLPrincipalMapping is ssl.principal.mapping.rules: how a client
+	// certificate's subject becomes its principal; nil is DEFAULT.
+	SSLPrincipalMapping *authn.PrincipalMapping
 
 	// OAuthBearer validates SASL/OAUTHBEARER tokens
 	// (--sasl-oauthbearer-*); required when OAUTHBEARER is enabled and a
@@ -251,7 +263,8 @@ type Listener struct {
 	// SecurityProtocol is the listener's entry of Kafka's
 	// listener.security.protocol.map; default PLAINTEXT. SSL needs
 	// Config.TLS; SASL_PLAINTEXT and SASL_SSL authenticate with
-	// Config.SASLMechanisms.
+	// Config.SASLMechanisms (and, on the inter-broker listener, brokers
+	// with InterBrokerSASLMechanism).
 	SecurityProtocol authn.Protocol
 }
 
@@ -363,19 +376,6 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// interBrokerClientOpts are the kgo options of this broker's clients to
-// other brokers (replica fetchers, transaction markers, KIP-890
-// verification): they connect to the inter-broker listener, so they speak
-// its security protocol.
-func (c *Config) interBrokerClientOpts() []kgo.Opt {
-	for _, l := range c.Listeners {
-		if l.Name == c.InterBrokerListener && l.SecurityProtocol.TLS() {
-			return []kgo.Opt{kgo.Dialer(c.TLS.Dial)}
-		}
-	}
-	return nil
-}
-
 // Validate reports the first invalid setting, naming it.
 func (c Config) Validate() error {
 	c.setDefaults()
@@ -415,15 +415,15 @@ func (c Config) Validate() error {
 		if _, err := authn.ParseProtocol(string(l.SecurityProtocol)); err != nil {
 			return fmt.Errorf("broker: listener %s: %w", l.Name, err)
 		}
-		if l.SecurityProtocol.SASL() && l.Name == c.InterBrokerListener {
-			return fmt.Errorf("broker: inter-broker listener %s cannot be %s yet (brokers have no SASL credentials): use PLAINTEXT or SSL with --ssl-client-auth required", l.Name, l.SecurityProtocol)
-		}
 		if l.SecurityProtocol.SASL() && slices.Contains(c.SASLMechanisms, mechanismPlain) && c.PlainUsers == nil {
 			return fmt.Errorf("broker: listener %s is %s with PLAIN: set --sasl-plain-users-file", l.Name, l.SecurityProtocol)
 		}
 		if l.SecurityProtocol.TLS() && c.TLS == nil {
 			return fmt.Errorf("broker: listener %s is %s: set --ssl-cert-file and --ssl-key-file", l.Name, l.SecurityProtocol)
 		}
+	}
+	if err := c.validateInterBroker(); err != nil {
+		return err
 	}
 	if c.NumPartitions < 1 {
 		return fmt.Errorf("broker: num partitions %d must be at least 1", c.NumPartitions)

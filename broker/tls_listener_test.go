@@ -17,10 +17,12 @@ import (
 	"github.com/strata-log/strata/metadata/metadatatest"
 )
 
-// startSSL starts a broker whose CLIENT listener is SSL with clientAuth.
+// startSSL starts a broker whose CLIENT listener is SSL with clientAuth,
+// serving its node certificate (with client certificates, brokers prove
+// who they are by it).
 func startSSL(t *testing.T, ca *authntest.CA, clientAuth authn.ClientAuth) *brokertest.Node {
 	t.Helper()
-	files := ca.WriteFiles(t, t.TempDir(), pkix.Name{CommonName: "broker-1"})
+	files := ca.WriteNodeFiles(t, t.TempDir(), metadatatest.NodeID, pkix.Name{CommonName: "broker-1"})
 	id, err := authn.NewTLS(authn.TLSFiles{CertFile: files.Cert, KeyFile: files.Key, CAFile: files.CA, ClientAuth: clientAuth}, nil)
 	if err != nil {
 		t.Fatal(err)

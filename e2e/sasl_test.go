@@ -120,8 +120,9 @@ func readFile(t *testing.T, path string) string {
 }
 
 // startSASLSSLBroker starts a broker whose CLIENT listener is SASL_SSL with
-// node's identity; brokers would replicate over INTERNAL (PLAINTEXT: the
-// inter-broker listener cannot be SASL yet), whose address it returns.
+// node's identity; brokers would replicate over a PLAINTEXT INTERNAL
+// listener, whose address it returns (tests use it as an unauthenticated
+// admin).
 func startSASLSSLBroker(t *testing.T, node authntest.Files, extra ...string) (*brokerProcess, string) {
 	t.Helper()
 	bdir := t.TempDir()

@@ -33,7 +33,9 @@ func TestTLSClients(t *testing.T) {
 	requireTool(t, "kcat")
 	dir := t.TempDir()
 	ca := authntest.NewCA(t, "strata-e2e-ca")
-	node := ca.WriteFiles(t, dir, pkix.Name{CommonName: "broker-1"})
+	// The listener is also the inter-broker one: with client certificates
+	// brokers prove who they are by their node certificates.
+	node := ca.WriteNodeFiles(t, dir, 1, pkix.Name{CommonName: "broker-1"})
 	clientCert, clientKey := ca.Issue(t, pkix.Name{CommonName: "kcat-user"})
 	certPath, keyPath := filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key")
 	if err := os.WriteFile(certPath, clientCert, 0o600); err != nil {
@@ -100,7 +102,7 @@ func TestTLSInterBrokerListener(t *testing.T) {
 	ca := authntest.NewCA(t, "strata-e2e-ca")
 	c := startClusterWith(t, 3, func(id int32, b *brokerProcess) (string, []string) {
 		dir := t.TempDir()
-		files := ca.WriteFiles(t, dir, pkix.Name{CommonName: fmt.Sprintf("broker-%d", id)})
+		files := ca.WriteNodeFiles(t, dir, id, pkix.Name{CommonName: fmt.Sprintf("broker-%d", id)})
 		internal := freePort(t)
 		return "", append([]string{"--listeners", "CLIENT=" + b.addr + ",INTERNAL=" + internal, "--inter-broker-listener", "INTERNAL"},
 			tlsFlags("INTERNAL", files, "required")...)

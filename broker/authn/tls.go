@@ -179,12 +179,14 @@ func (t *TLS) Dial(ctx context.Context, network, address string) (net.Conn, erro
 	return d.DialContext(ctx, network, address)
 }
 
-// CertPrincipal is the principal of a verified client certificate: User
-// and the subject's distinguished name (Kafka's default
-// ssl.principal.mapping.rules), or Anonymous without one.
-func CertPrincipal(state tls.ConnectionState) Principal {
-	if len(state.VerifiedChains) == 0 || len(state.PeerCertificates) == 0 {
-		return Anonymous
+// ClientAuth is the ssl.client.auth the listeners serve with.
+func (t *TLS) ClientAuth() ClientAuth { return t.files.ClientAuth }
+
+// Leaf is the node certificate in use (the first of the chain).
+func (t *TLS) Leaf() (*x509.Certificate, error) {
+	cert, _, _ := t.current()
+	if cert.Leaf != nil {
+		return cert.Leaf, nil
 	}
-	return User(state.PeerCertificates[0].Subject.String())
+	return x509.ParseCertificate(cert.Certificate[0])
 }

@@ -40,7 +40,8 @@ func handshake(t *testing.T, srv *TLS, client *tls.Config) (tls.ConnectionState,
 	go func() {
 		sc := tls.Server(b, srv.ServerConfig())
 		err := sc.HandshakeContext(context.Background())
-		done <- result{CertPrincipal(sc.ConnectionState()), err}
+		p, _ := CertPrincipal(sc.ConnectionState(), nil)
+		done <- result{p, err}
 		if err != nil {
 			b.Close()
 		}
@@ -213,7 +214,8 @@ func TestTLSClientDialsWithNodeCertificate(t *testing.T) {
 			got <- Principal{}
 			return
 		}
-		got <- CertPrincipal(tc.ConnectionState())
+		p, _ := CertPrincipal(tc.ConnectionState(), nil)
+		got <- p
 	}()
 	c, err := srv.Dial(context.Background(), "tcp", ln.Addr().String())
 	if err != nil {

@@ -447,6 +447,10 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 					fo.part.Logger().Warn("restarting from the leader's local log start failed; retrying", "err", err)
 					rf.pause(fo)
 				}
+			case rp.ErrorCode == kerr.TopicAuthorizationFailed.Code:
+				fo.part.Logger().Warn("the leader refuses this broker's replica fetches: it does not take this connection for this broker (check the inter-broker SASL user and password, or that the node certificate names this node)",
+					"leader", rf.leader.id)
+				rf.pause(fo)
 			default:
 				// NOT_LEADER, FENCED/UNKNOWN_LEADER_EPOCH…: wait for the
 				// metadata to say who leads now.

@@ -162,7 +162,8 @@ type serveFlags struct {
 	sslClientAuth       string
 	saslMechanisms      string
 	saslPlainUsersFile  string
-	auth                authFlags // OAUTHBEARER and re-authentication (sasl_oauth.go)
+	interBroker         interBrokerFlags // interbroker.go
+	auth                authFlags        // OAUTHBEARER and re-authentication (sasl_oauth.go)
 	dataDir             string
 	controllerListen    string
 	controllerAdvertise string
@@ -238,14 +239,15 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.listeners, "listeners", "", "named listeners NAME=HOST:PORT,... e.g. CLIENT=0.0.0.0:9092,INTERNAL=0.0.0.0:9094 (overrides --listen)")
 	fs.StringVar(&f.advertise, "advertise", "", "addresses clients are told, [NAME=]HOST:PORT,... per listener (default: the listen address; 0.0.0.0 is refused)")
 	fs.StringVar(&f.interBrokerListener, "inter-broker-listener", "CLIENT", "listener brokers use to replicate")
-	fs.StringVar(&f.protocolMap, "listener-security-protocol-map", "", "listener.security.protocol.map: NAME:PROTOCOL,... with PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL per named listener (default every listener PLAINTEXT); the inter-broker listener cannot be SASL yet")
+	fs.StringVar(&f.protocolMap, "listener-security-protocol-map", "", "listener.security.protocol.map: NAME:PROTOCOL,... with PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL per named listener (default every listener PLAINTEXT); a SASL inter-broker listener needs --sasl-inter-broker-credentials-file")
 	fs.StringVar(&f.saslMechanisms, "sasl-enabled-mechanisms", "PLAIN", "sasl.enabled.mechanisms of SASL listeners, comma-separated: PLAIN (users from --sasl-plain-users-file), SCRAM-SHA-256, SCRAM-SHA-512 (users in the metadata quorum, managed with AlterUserScramCredentials), OAUTHBEARER (JWTs checked against --sasl-oauthbearer-jwks-file)")
 	fs.StringVar(&f.saslPlainUsersFile, "sasl-plain-users-file", "", "SASL/PLAIN users: one username:password per line (# comments); keep it 0600. Re-read when it changes; passwords are never logged")
 	addAuthFlags(fs, &f.auth)
 	fs.StringVar(&f.sslCertFile, "ssl-cert-file", "", "PEM certificate (chain) of this node, served by SSL listeners and presented by its inter-broker clients; re-read when the file changes")
 	fs.StringVar(&f.sslKeyFile, "ssl-key-file", "", "PEM private key of --ssl-cert-file; re-read when the file changes")
 	fs.StringVar(&f.sslCAFile, "ssl-ca-file", "", "PEM certificate authorities client certificates and other brokers' certificates must chain to (default the system's roots); re-read when the file changes")
-	fs.StringVar(&f.sslClientAuth, "ssl-client-auth", "none", "ssl.client.auth of SSL listeners: none, requested (verified when given) or required (mutual TLS; the principal is User:<the certificate's subject DN>)")
+	fs.StringVar(&f.sslClientAuth, "ssl-client-auth", "none", "ssl.client.auth of SSL listeners: none, requested (verified when given) or required (mutual TLS; the principal is User:<the certificate's subject DN>, mapped by --ssl-principal-mapping-rules)")
+	f.interBroker.register(fs)
 	fs.StringVar(&f.dataDir, "data-dir", "./data", "directory for partition logs and metadata")
 	fs.StringVar(&f.controllerListen, "controller-listen", "127.0.0.1:9093", "Raft/controller listener HOST:PORT")
 	fs.StringVar(&f.controllerAdvertise, "controller-advertise", "", "Raft address other voters use (default: --controller-listen; hostnames allowed)")
@@ -399,9 +401,6 @@ func securityConfig(f *serveFlags, listeners []broker.Listener, log *slog.Logger
 		i := slices.IndexFunc(listeners, func(l broker.Listener) bool { return l.Name == name })
 		if i < 0 {
 			return nil, usageErrorf("--listener-security-protocol-map: no listener named %s (see --listeners)", name)
-		}
-		if p.SASL() && name == f.interBrokerListener {
-			return nil, usageErrorf("--listener-security-protocol-map: inter-broker listener %s cannot be %s yet (brokers have no SASL credentials): use SSL with --ssl-client-auth required", name, p)
 		}
 		listeners[i].SecurityProtocol = p
 		useTLS = useTLS || p.TLS()
@@ -592,6 +591,11 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		return node.Config{}, err
 	}
 	oauthBearer, maxReauth, err := oauthConfig(&f.auth, saslMechanisms, listeners, log)
+	if err != nil {
+		return node.Config{}, err
+	}
+	interBrokerSASL := slices.ContainsFunc(listeners, func(l broker.Listener) bool { return l.Name == f.interBrokerListener && l.SecurityProtocol.SASL() })
+	interBrokerMechanism, interBrokerCredentials, principalMapping, err := f.interBroker.config(interBrokerSASL, log)
 	if err != nil {
 		return node.Config{}, err
 	}
@@ -791,6 +795,9 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			TLS:                           tlsID,
 			SASLMechanisms:                saslMechanisms,
 			PlainUsers:                    plainUsers,
+			InterBrokerSASLMechanism:      interBrokerMechanism,
+			InterBrokerCredentials:        interBrokerCredentials,
+			SSLPrincipalMapping:           principalMapping,
 			OAuthBearer:                   oauthBearer,
 			ConnectionsMaxReauth:          maxReauth,
 			Rack:                          f.rack,

@@ -180,7 +180,7 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{args: []string{"--socket-request-max-bytes", "10"}, want: "--socket-request-max-bytes"},
 		{args: []string{"--listener-security-protocol-map", "CLIENT:TLS"}, want: "--listener-security-protocol-map"},
 		{args: []string{"--listener-security-protocol-map", "OTHER:SSL"}, want: "--listener-security-protocol-map"},
-		{args: []string{"--listener-security-protocol-map", "CLIENT:SASL_SSL"}, want: "--listener-security-protocol-map"},
+		{args: []string{"--listener-security-protocol-map", "CLIENT:SASL_SSL"}, want: "--ssl-cert-file"},
 		{args: []string{"--listeners", "CLIENT=127.0.0.1:9092,INTERNAL=127.0.0.1:9094", "--inter-broker-listener", "INTERNAL",
 			"--listener-security-protocol-map", "CLIENT:SASL_PLAINTEXT"}, want: "--sasl-plain-users-file"},
 		{args: []string{"--sasl-plain-users-file", badFile}, want: "--sasl-plain-users-file"},

@@ -1,18 +1,17 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"os"
-	"regexp"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/strata-log/strata/broker/authn"
 )
 
 // --command-config FILE: client properties of the Kafka-speaking
@@ -31,49 +30,24 @@ import (
 // Any other key is refused, naming it, so that a misspelled security
 // setting never silently connects without it.
 
-var jaasField = regexp.MustCompile(`(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"`)
-
 // commandConfigOpts reads a --command-config file into client options.
 func commandConfigOpts(path string) ([]kgo.Opt, error) {
-	data, err := os.ReadFile(path)
+	props, err := authn.ReadProperties(path)
 	if err != nil {
 		return nil, err
-	}
-	props := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		key, value, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, fmt.Errorf("%s line %d: want key=value", path, n)
-		}
-		props[strings.TrimSpace(key)] = strings.TrimSpace(value)
 	}
 	var opts []kgo.Opt
 	protocol := "PLAINTEXT"
 	mechanism := ""
-	var user, password, caFile, certFile, keyFile string
+	user, password := authn.SASLCredentials(props)
+	var caFile, certFile, keyFile string
 	for key, value := range props {
 		switch key {
 		case "security.protocol":
 			protocol = strings.ToUpper(value)
 		case "sasl.mechanism", "sasl.mechanisms":
 			mechanism = strings.ToUpper(value)
-		case "sasl.username":
-			user = value
-		case "sasl.password":
-			password = value
-		case "sasl.jaas.config":
-			for _, m := range jaasField.FindAllStringSubmatch(value, -1) {
-				if m[1] == "username" {
-					user = m[2]
-				} else {
-					password = m[2]
-				}
-			}
+		case "sasl.username", "sasl.password", "sasl.jaas.config": // authn.SASLCredentials
 		case "ssl.ca.location", "ssl.truststore.location":
 			if strings.HasSuffix(strings.ToLower(value), ".jks") || props["ssl.truststore.type"] == "JKS" {
 				return nil, fmt.Errorf("%s: %s is a JKS store: give a PEM file (keytool -exportcert -rfc)", path, key)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"html/template"
-	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -206,24 +205,17 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// groupLags asks this node's own Kafka listener for every group's lag (the
-// same admin APIs kafka-consumer-groups.sh uses), so it sees the groups of
-// every coordinator in the cluster.
+// groupLags asks this node's own inter-broker listener, as the broker
+// principal, for every group's lag (the same admin APIs
+// kafka-consumer-groups.sh uses), so it sees the groups of every
+// coordinator in the cluster.
 func (n *Node) groupLags(ctx context.Context) ([]groupView, string) {
-	if n.broker == nil || len(n.cfg.Broker.Listeners) == 0 {
+	if n.broker == nil {
 		return nil, "this node runs no broker"
 	}
-	addr := n.broker.Addr(n.cfg.Broker.Listeners[0].Name)
-	if addr == nil {
-		return nil, "no client listener"
-	}
-	host, port, _ := net.SplitHostPort(addr.String())
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	opts := []kgo.Opt{kgo.SeedBrokers(net.JoinHostPort(host, port))}
-	if n.cfg.Broker.Listeners[0].SecurityProtocol.TLS() {
-		opts = append(opts, kgo.Dialer(n.cfg.Broker.TLS.Dial))
+	opts := n.broker.InterBrokerClientOpts()
+	if opts == nil {
+		return nil, "no inter-broker listener"
 	}
 	client, err := kgo.NewClient(opts...)
 	if err != nil {
