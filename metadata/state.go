@@ -26,6 +26,10 @@ type Partition struct {
 	ISR []int32
 	// PartitionEpoch increases on every change of this partition's state.
 	PartitionEpoch int32
+	// AddingReplicas and RemovingReplicas are the replicas a reassignment
+	// in progress adds and removes (KIP-455); Replicas holds both. Nil
+	// when none is in progress (commands_reassign.go).
+	AddingReplicas, RemovingReplicas []int32
 }
 
 // Topic is the replicated state of one topic.
@@ -64,6 +68,8 @@ func (t Topic) clone() Topic {
 func (p Partition) clone() Partition {
 	p.Replicas = cloneInt32s(p.Replicas)
 	p.ISR = cloneInt32s(p.ISR)
+	p.AddingReplicas = cloneInt32s(p.AddingReplicas)
+	p.RemovingReplicas = cloneInt32s(p.RemovingReplicas)
 	return p
 }
 
@@ -111,6 +117,8 @@ type State struct {
 	scram *iradix.Tree[*ScramCredential]
 	// acls maps an ACL binding's encoding (aclKey) to the binding.
 	acls *iradix.Tree[authz.Binding]
+	// brokerConfigs maps brokerConfigKey(id) to a broker's dynamic configs.
+	brokerConfigs *iradix.Tree[map[string]string]
 }
 
 // emptyState is the state before any log entry.
@@ -122,6 +130,8 @@ func emptyState() *State {
 		segments:   iradix.New[*partitionSegments](),
 		scram:      iradix.New[*ScramCredential](),
 		acls:       iradix.New[authz.Binding](),
+
+		brokerConfigs: iradix.New[map[string]string](),
 	}
 }
 
@@ -192,6 +202,7 @@ type stateBuilder struct {
 	segmentCount   int
 	scram          *iradix.Txn[*ScramCredential]
 	acls           *iradix.Txn[authz.Binding]
+	brokerConfigs  *iradix.Txn[map[string]string]
 }
 
 func newStateBuilder(base *State, index uint64) *stateBuilder {
@@ -207,6 +218,7 @@ func newStateBuilder(base *State, index uint64) *stateBuilder {
 		segmentCount:   base.segmentCount,
 		scram:          base.scram.Txn(),
 		acls:           base.acls.Txn(),
+		brokerConfigs:  base.brokerConfigs.Txn(),
 	}
 }
 
@@ -243,6 +255,7 @@ func (b *stateBuilder) build(appliedIndex uint64) *State {
 		segmentCount:   b.segmentCount,
 		scram:          b.scram.CommitOnly(),
 		acls:           b.acls.CommitOnly(),
+		brokerConfigs:  b.brokerConfigs.CommitOnly(),
 	}
 }
 
