@@ -13,6 +13,7 @@ import (
 	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/replica"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/metadata"
 )
@@ -86,6 +87,9 @@ type fetchTarget struct {
 	// leader's below its fetch offset: it is answered this epoch and its
 	// end here (DivergingEpoch), and no records.
 	diverging *partition.EpochEnd
+	// throttle is the leader's replication throttle when the fetching
+	// follower is an adding replica of a reassignment (nil: not throttled).
+	throttle *replica.Throttle
 }
 
 func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.Response, error) {
@@ -146,6 +150,9 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 				t.part, t.errorCode = s.leaderPartition(topic, rp.Partition, rp.CurrentLeaderEpoch)
 				if t.part != nil && replicaID >= 0 {
 					t.replica = true
+					if slices.Contains(topic.Partitions[rp.Partition].AddingReplicas, replicaID) {
+						t.throttle = s.leaderThrottle
+					}
 				}
 				t.readCommitted = !t.replica && req.IsolationLevel == 1
 				position := partition.FetchPosition{Offset: rp.FetchOffset, LastFetchedEpoch: -1}
@@ -216,6 +223,9 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			for _, t := range targets {
 				if n := len(resp.Topics[t.topicIndex].Partitions[t.partitionIndex].RecordBatches); n > 0 {
 					s.metrics.bytesOut.WithLabelValues(t.part.Topic()).Add(float64(n))
+					if t.throttle != nil {
+						t.throttle.Record(n)
+					}
 				}
 			}
 			return resp, nil
@@ -336,6 +346,9 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 		if t.diverging != nil {
 			p.DivergingEpoch.Epoch, p.DivergingEpoch.EndOffset = t.diverging.Epoch, t.diverging.EndOffset
 			continue
+		}
+		if t.throttle != nil && t.throttle.Exceeded() {
+			continue // over leader.replication.throttled.rate: no records this time
 		}
 		limit := int64(t.maxBytes)
 		if remaining < limit {

@@ -500,6 +500,11 @@ type Server struct {
 	fetchers      *replica.Fetchers     // the follower's side of replication
 	isr           *replica.ISR          // the leader's ISR changes
 
+	// Replication throttles (replication_throttle.go): the dynamic broker
+	// configs leader/follower.replication.throttled.rate, applied to the
+	// catch-up traffic of reassignments' adding replicas.
+	leaderThrottle, followerThrottle *replica.Throttle
+
 	ctx    context.Context // canceled when the server shuts down
 	cancel context.CancelFunc
 
@@ -545,6 +550,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.membership.cleanShutdown = clean
+	s.leaderThrottle, s.followerThrottle = replica.NewThrottle(nil), replica.NewThrottle(nil)
 	s.fetchers = replica.NewFetchers(replica.FetchersConfig{
 		NodeID:              cfg.NodeID,
 		BrokerEpoch:         s.membership.epoch.Load,
@@ -554,6 +560,7 @@ func New(cfg Config) (*Server, error) {
 		Remote:              cfg.RemoteReader,
 		Logger:              s.log.With("subsystem", "replication"),
 		LogLimiter:          s.logLimiter,
+		Throttle:            s.followerThrottle,
 	})
 	s.isr = replica.NewISR(replica.ISRConfig{
 		Store:             cfg.Metadata,
@@ -626,8 +633,11 @@ func New(cfg Config) (*Server, error) {
 			follow.closing(p)
 			txnFollow.closing(p)
 		},
-		onReconciled: func(state *metadata.State, parts []*partition.Partition) { s.fetchers.Update(state, parts) },
-		active:       s.membership.active,
+		onReconciled: func(state *metadata.State, parts []*partition.Partition) {
+			s.applyReplicationThrottles(state)
+			s.fetchers.Update(state, parts)
+		},
+		active: s.membership.active,
 	})
 	if err != nil {
 		cancel()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,10 @@ type FetchersConfig struct {
 	// Now is the clock of retry backoffs; default time.Now (tests inject
 	// their own).
 	Now func() time.Time
+	// Throttle, when set, is follower.replication.throttled.rate: it
+	// bounds the catch-up traffic of the partitions this broker is being
+	// added to by a reassignment (throttle.go).
+	Throttle *Throttle
 }
 
 // ProducerSnapshotReader reads the producer-state snapshot uploaded with a
@@ -108,6 +113,9 @@ type followed struct {
 	ready       readiness
 	pausedUntil time.Time
 	retryDelay  time.Duration
+	// throttled: this broker is an adding replica of a reassignment of the
+	// partition, whose traffic the follower throttle counts.
+	throttled bool
 }
 
 // readiness is whether a followed partition may fetch in its leader epoch.
@@ -184,7 +192,7 @@ func (f *Fetchers) Update(state *metadata.State, parts []*partition.Partition) {
 		if want[key] == nil {
 			want[key] = map[*partition.Partition]*followed{}
 		}
-		want[key][p] = &followed{part: p, topic: t, epoch: a.LeaderEpoch}
+		want[key][p] = &followed{part: p, topic: t, epoch: a.LeaderEpoch, throttled: slices.Contains(a.AddingReplicas, self)}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -350,8 +358,14 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 	req.SessionEpoch = -1
 	byTopic := map[[16]byte]int{}
 	index := map[[16]byte]map[int32]*followed{}
+	throttle := rf.f.cfg.Throttle
+	throttledOut := false
 	for _, fo := range parts {
 		if fo.ready == notReady {
+			continue
+		}
+		if fo.throttled && throttle != nil && throttle.Exceeded() {
+			throttledOut = true // over follower.replication.throttled.rate
 			continue
 		}
 		position := fo.part.FetchPosition()
@@ -382,6 +396,13 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 		index[fo.topic.ID][fo.part.Index()] = fo
 	}
 	if len(req.Topics) == 0 {
+		if throttledOut {
+			// Only throttled partitions: wait until the rate allows them.
+			select {
+			case <-ctx.Done():
+			case <-time.After(min(throttle.Delay(), time.Second)):
+			}
+		}
 		return nil
 	}
 	resp, err := broker.Request(ctx, req)
@@ -413,6 +434,9 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 			case rp.ErrorCode == 0 && rp.DivergingEpoch.Epoch >= 0:
 				rf.diverged(fo, rp.DivergingEpoch)
 			case rp.ErrorCode == 0:
+				if fo.throttled && throttle != nil {
+					throttle.Record(len(rp.RecordBatches))
+				}
 				err := fo.part.AppendReplicated(rp.RecordBatches, rp.HighWatermark, fo.epoch)
 				switch {
 				case errors.Is(err, partition.ErrStaleLeaderEpoch):
