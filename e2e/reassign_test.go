@@ -1,0 +1,307 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestReassignUnderLoad: every partition of a topic on brokers {1,2} moves
+// to {2,3} (kadm AlterPartitionReassignments) while an acks=all producer
+// writes to it; the catch-up traffic is held by a leader replication
+// throttle set as a dynamic broker config, so ListPartitionReassignments
+// sees the move in progress. Afterwards every acknowledged record reads
+// back, the partitions are on {2,3}, and broker 1 deleted its copies.
+// Then leadership: broker 2 (the preferred leader) is killed and comes
+// back, and kadm ElectLeaders PREFERRED gives its partitions back; sarama's
+// ElectLeaders and kafka-go's AlterPartitionReassignments get Kafka's
+// answers for what needs nothing or is invalid.
+func TestReassignUnderLoad(t *testing.T) {
+	c := startCluster(t, 3)
+	ctx := testContext(t, 3*time.Minute)
+	adm := c.admin()
+	topic := uniqueTopic(t)
+	const partitions = 3
+	create := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, -1, -1
+	for p := range int32(partitions) {
+		a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+		a.Partition, a.Replicas = p, []int32{1 + p%2, 2 - p%2}
+		rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
+	}
+	minISR := "2"
+	rt.Configs = []kmsg.CreateTopicsRequestTopicConfig{{Name: "min.insync.replicas", Value: &minISR}}
+	create.Topics = append(create.Topics, rt)
+	admin := c.client(t)
+	if resp, err := create.RequestWith(ctx, admin); err != nil || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create: %v %+v", err, resp)
+	}
+
+	// Load: an acks=all producer writes until told to stop; what is
+	// acknowledged must all be readable afterwards.
+	producer := c.client(t, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond))
+	var (
+		mu    sync.Mutex
+		acked = map[string]bool{}
+	)
+	stop := make(chan struct{})
+	var produced sync.WaitGroup
+	payload := make([]byte, 1024)
+	produce := func(i int) {
+		value := fmt.Sprintf("%08d-%s", i, payload)
+		producer.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte(value)}, func(r *kgo.Record, err error) {
+			if err == nil {
+				mu.Lock()
+				acked[string(r.Value)] = true
+				mu.Unlock()
+			}
+		})
+	}
+	// Enough data before the move that the throttled catch-up takes a
+	// while: 900 KiB over three partitions.
+	for i := range 900 {
+		produce(i)
+	}
+	if err := producer.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	produced.Go(func() {
+		for i := 900; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			produce(i)
+		}
+	})
+
+	// 100 KiB/s out of each leader for the replicas being added.
+	rate := "102400"
+	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "leader.replication.throttled.rate", Value: &rate}}); err != nil {
+		t.Fatalf("set the throttle: %v", err)
+	}
+	eventually(t, 10*time.Second, "the throttle described as the cluster default", func() error {
+		described, err := adm.DescribeBrokerConfigs(ctx, 3)
+		if err != nil {
+			return err
+		}
+		for _, rc := range described {
+			for _, cfg := range rc.Configs {
+				if cfg.Key == "leader.replication.throttled.rate" && cfg.MaybeValue() == rate && cfg.Source == kmsg.ConfigSourceDynamicDefaultBrokerConfig {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("broker 3 describes %+v", described)
+	})
+
+	var move kadm.AlterPartitionAssignmentsReq
+	for p := range int32(partitions) {
+		move.Assign(topic, p, []int32{2, 3})
+	}
+	results, err := adm.AlterPartitionAssignments(ctx, move)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range results.Sorted() {
+		if r.Err != nil {
+			t.Fatalf("reassign %s[%d]: %v", r.Topic, r.Partition, r.Err)
+		}
+	}
+	listed, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: {0: {}, 1: {}, 2: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inProgress := 0
+	for _, r := range listed.Sorted() {
+		if !slices.Equal(r.AddingReplicas, []int32{3}) || len(r.RemovingReplicas) != 1 || r.RemovingReplicas[0] == 2 || r.RemovingReplicas[0] == 3 {
+			t.Fatalf("listed reassignment %+v", r)
+		}
+		inProgress++
+	}
+	if inProgress == 0 {
+		t.Fatal("no reassignment listed right after starting three held by a throttle")
+	}
+	// Lift the throttle once seen in progress, so the test stays short.
+	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.DeleteConfig, Name: "leader.replication.throttled.rate"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "every partition on {2,3} with no reassignment listed", func() error {
+		listed, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: {0: {}, 1: {}, 2: {}}})
+		if err != nil {
+			return err
+		}
+		if len(listed.Sorted()) > 0 {
+			return fmt.Errorf("still in progress: %+v", listed.Sorted())
+		}
+		m, err := adm.Metadata(ctx, topic)
+		if err != nil {
+			return err
+		}
+		for _, p := range m.Topics[topic].Partitions.Sorted() {
+			replicas := slices.Sorted(slices.Values(p.Replicas))
+			if !slices.Equal(replicas, []int32{2, 3}) || p.Leader == 1 {
+				return fmt.Errorf("partition %d: replicas %v leader %d", p.Partition, p.Replicas, p.Leader)
+			}
+		}
+		return nil
+	})
+	// Writes continue on the new replicas, then stop.
+	time.Sleep(300 * time.Millisecond) // some load after the move (not a synchronisation)
+	close(stop)
+	produced.Wait()
+	if err := producer.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	want := len(acked)
+	mu.Unlock()
+	got := consumeAll(t, c.nodes[2].addr, topic, want, kgo.SeedBrokers(c.seeds()...))
+	seen := map[string]bool{}
+	for _, r := range got {
+		seen[string(r.Value)] = true
+	}
+	for value := range acked {
+		if !seen[value] {
+			t.Fatalf("acknowledged record %.8s not read back (%d acknowledged, %d read)", value, want, len(got))
+		}
+	}
+	t.Logf("%d acknowledged records all read back after the move", want)
+	// Broker 1 is no longer a replica: its copies are gone.
+	eventually(t, 20*time.Second, "broker 1 deleting its copies", func() error {
+		for p := range partitions {
+			dir := filepath.Join(c.nodes[1].dataDir, fmt.Sprintf("%s-%d", topic, p))
+			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("%s still there (%v)", dir, err)
+			}
+		}
+		return nil
+	})
+
+	// kafka-go: an assignment to an unknown broker is refused; kadm: a
+	// cancel with nothing in progress gets NO_REASSIGNMENT_IN_PROGRESS.
+	kg := &kafka.Client{Addr: kafka.TCP(c.nodes[3].addr), Timeout: 15 * time.Second, Transport: kafkaGoTransport(t)}
+	kgResp, err := kg.AlterPartitionReassignments(ctx, &kafka.AlterPartitionReassignmentsRequest{Topic: topic, Assignments: []kafka.AlterPartitionReassignmentsRequestAssignment{
+		{PartitionID: 1, BrokerIDs: []int{2, 9}},
+	}})
+	if err != nil || kgResp.Error != nil || len(kgResp.PartitionResults) != 1 || !errors.Is(kgResp.PartitionResults[0].Error, kafka.InvalidReplicaAssignment) {
+		t.Fatalf("kafka-go AlterPartitionReassignments to an unknown broker: %v %+v", err, kgResp)
+	}
+	var cancelNone kadm.AlterPartitionAssignmentsReq
+	cancelNone.CancelAssign(topic, 0)
+	cancelled, err := adm.AlterPartitionAssignments(ctx, cancelNone)
+	if err != nil || !errors.Is(cancelled[topic][0].Err, kerr.NoReassignmentInProgress) {
+		t.Fatalf("cancel with nothing in progress: %v %+v", err, cancelled)
+	}
+
+	// Leadership: broker 2, every partition's preferred replica, dies and
+	// returns; PREFERRED elections give the partitions back to it.
+	c.nodes[2].kill()
+	eventually(t, 30*time.Second, "broker 3 leading every partition", func() error {
+		m, err := c.admin(2).Metadata(ctx, topic)
+		if err != nil {
+			return err
+		}
+		for _, p := range m.Topics[topic].Partitions.Sorted() {
+			if p.Leader != 3 {
+				return fmt.Errorf("partition %d led by %d", p.Partition, p.Leader)
+			}
+		}
+		return nil
+	})
+	c.nodes[2].restart(t)
+	eventually(t, 60*time.Second, "broker 2 back in every ISR", func() error {
+		m, err := adm.Metadata(ctx, topic)
+		if err != nil {
+			return err
+		}
+		for _, p := range m.Topics[topic].Partitions.Sorted() {
+			if !slices.Contains(p.ISR, 2) {
+				return fmt.Errorf("partition %d ISR %v", p.Partition, p.ISR)
+			}
+		}
+		return nil
+	})
+	// Every broker's view of broker 2 (unfenced, in sync) may trail the
+	// metadata the client saw: PREFERRED_LEADER_NOT_AVAILABLE is retried,
+	// as an operator would.
+	eventually(t, 30*time.Second, "preferred elections giving every partition to broker 2", func() error {
+		elected, err := adm.ElectLeaders(ctx, kadm.ElectPreferredReplica, kadm.TopicsSet{topic: {0: {}, 1: {}, 2: {}}})
+		if err != nil {
+			return err
+		}
+		for _, byPartition := range elected {
+			for p, r := range byPartition {
+				switch {
+				case r.Err == nil, errors.Is(r.Err, kerr.ElectionNotNeeded): // the controller's own rebalancing may be first
+				case errors.Is(r.Err, kerr.PreferredLeaderNotAvailable):
+					return fmt.Errorf("partition %d: %w", p, r.Err)
+				default:
+					t.Fatalf("preferred election of partition %d: %v", p, r.Err)
+				}
+			}
+		}
+		return nil
+	})
+	eventually(t, 10*time.Second, "every broker's metadata naming broker 2 leader", func() error {
+		for id := range c.nodes {
+			m, err := c.admin(others(c, id)...).Metadata(ctx, topic)
+			if err != nil {
+				return err
+			}
+			for _, p := range m.Topics[topic].Partitions.Sorted() {
+				if p.Leader != 2 {
+					return fmt.Errorf("broker %d: partition %d led by %d after the preferred election", id, p.Partition, p.Leader)
+				}
+			}
+		}
+		return nil
+	})
+	// An unclean election where the leader is alive is not needed.
+	unclean, err := adm.ElectLeaders(ctx, kadm.ElectLiveReplica, kadm.TopicsSet{topic: {0: {}}})
+	if err != nil || !errors.Is(unclean[topic][0].Err, kerr.ElectionNotNeeded) {
+		t.Fatalf("unclean election with a live leader: %v %+v", err, unclean)
+	}
+	// sarama: the preferred leaders lead, so nothing is needed.
+	sa, err := sarama.NewClusterAdmin([]string{c.nodes[1].addr}, saramaConfig(sarama.V3_6_0_0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sa.Close()
+	saResults, err := sa.ElectLeaders(sarama.PreferredElection, map[string][]int32{topic: {0, 1, 2}})
+	if err != nil {
+		t.Fatalf("sarama ElectLeaders: %v", err)
+	}
+	for p, r := range saResults[topic] {
+		if r.ErrorCode != sarama.ErrElectionNotNeeded {
+			t.Fatalf("sarama preferred election of partition %d: %v", p, r.ErrorCode)
+		}
+	}
+}
+
+// others are the node ids of c other than id.
+func others(c *cluster, id int32) []int32 {
+	var out []int32
+	for other := range c.nodes {
+		if other != id {
+			out = append(out, other)
+		}
+	}
+	return out
+}
