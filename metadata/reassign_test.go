@@ -45,6 +45,14 @@ func (g *commandGenerator) nextReassignCommand() command {
 	return c
 }
 
+// crashedAndBack is broker id's registration by a new incarnation after an
+// unclean stop.
+func crashedAndBack(id int32) BrokerRegistration {
+	registration := testRegistration(id)
+	registration.IncarnationID[15] = 0xee
+	return registration
+}
+
 func start(topicID [16]byte, partition int32, target ...int32) *alterPartitionReassignmentCommand {
 	return &alterPartitionReassignmentCommand{kind: reassignStart, topicID: topicID, partition: partition, partitionEpoch: -1, target: target, leader: -1}
 }
@@ -126,6 +134,19 @@ func TestReassignmentStateMachine(t *testing.T) {
 				{command: cancelReassign(id, 0)},
 			},
 			want: Partition{Replicas: []int32{1, 2}, Leader: -1, LeaderEpoch: 2, ISR: []int32{1, 2}, PartitionEpoch: 3},
+		},
+		{
+			name: "the new replica crashes after joining the ISR: not finished; cancel reverts",
+			steps: []fsmStep{
+				{command: start(id, 0, 2, 3)},
+				{command: changePartition(id, 0, 1, NoLeaderChange, false, 1, 2, 3)},
+				// Broker 3 restarts after an unclean stop (a new
+				// incarnation): it leaves every ISR, what it had may be lost.
+				{command: &registerBrokerCommand{registration: crashedAndBack(3)}},
+				{command: finish(id, 0, 3, 2), wantErr: ErrInvalidReplicaAssignment},
+				{command: cancelReassign(id, 0)},
+			},
+			want: Partition{Replicas: []int32{2, 1}, Leader: 1, LeaderEpoch: 1, ISR: []int32{1, 2}, PartitionEpoch: 4},
 		},
 		{
 			name: "a new target replaces the one in progress",
