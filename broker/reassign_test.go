@@ -1,0 +1,192 @@
+package broker_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/authz"
+	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/brokertest"
+)
+
+func reassignRequest(topic string, partition int32, replicas []int32) *kmsg.AlterPartitionAssignmentsRequest {
+	req := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+	req.TimeoutMillis = 10000
+	req.AllowReplicationFactorChange = true
+	rt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+	rp.Partition, rp.Replicas = partition, replicas
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+func electRequest(electionType int8, topic string, partitions ...int32) *kmsg.ElectLeadersRequest {
+	req := kmsg.NewPtrElectLeadersRequest()
+	req.ElectionType, req.TimeoutMillis = electionType, 10000
+	rt := kmsg.NewElectLeadersRequestTopic()
+	rt.Topic, rt.Partitions = topic, partitions
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+// TestReassignmentAndElectionAPIs: AlterPartitionReassignments,
+// ListPartitionReassignments and ElectLeaders need ALTER / DESCRIBE on the
+// cluster, and answer Kafka's error codes for what cannot be done.
+func TestReassignmentAndElectionAPIs(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	grant := func(bindings ...authz.Binding) {
+		t.Helper()
+		if err := n.Store.CreateACLs(ctx, bindings); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
+	createTopic(t, n.Client(), "t", 1, nil)
+	cl := n.Client().SeedBrokers()[0]
+
+	// Without ACLs: CLUSTER_AUTHORIZATION_FAILED.
+	if r := request[*kmsg.AlterPartitionAssignmentsResponse](t, cl, reassignRequest("t", 0, []int32{1})); r.ErrorCode != kerr.ClusterAuthorizationFailed.Code ||
+		r.Topics[0].Partitions[0].ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+		t.Fatalf("AlterPartitionReassignments without ALTER: %+v", r)
+	}
+	list := kmsg.NewPtrListPartitionReassignmentsRequest()
+	if r := request[*kmsg.ListPartitionReassignmentsResponse](t, cl, list); r.ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+		t.Fatalf("ListPartitionReassignments without DESCRIBE: %d", r.ErrorCode)
+	}
+	if r := request[*kmsg.ElectLeadersResponse](t, cl, electRequest(0, "t", 0)); r.ErrorCode != kerr.ClusterAuthorizationFailed.Code ||
+		r.Topics[0].Partitions[0].ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+		t.Fatalf("ElectLeaders without ALTER: %+v", r)
+	}
+	grant(anonymousACL(authz.OpAlter, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
+
+	for _, c := range []struct {
+		name      string
+		topic     string
+		partition int32
+		replicas  []int32
+		keepRF    bool
+		want      int16
+	}{
+		{"unregistered broker", "t", 0, []int32{9}, false, kerr.InvalidReplicaAssignment.Code},
+		{"duplicate broker", "t", 0, []int32{1, 1}, false, kerr.InvalidReplicaAssignment.Code},
+		{"empty", "t", 0, []int32{}, false, kerr.InvalidReplicaAssignment.Code},
+		{"unknown topic", "nope", 0, []int32{1}, false, kerr.UnknownTopicOrPartition.Code},
+		{"unknown partition", "t", 3, []int32{1}, false, kerr.UnknownTopicOrPartition.Code},
+		{"cancel with none in progress", "t", 0, nil, false, kerr.NoReassignmentInProgress.Code},
+		{"replication factor change refused (v1)", "t", 0, []int32{1, 2}, true, kerr.InvalidReplicationFactor.Code},
+		{"the same replicas", "t", 0, []int32{1}, false, 0},
+	} {
+		req := reassignRequest(c.topic, c.partition, c.replicas)
+		req.AllowReplicationFactorChange = !c.keepRF
+		r := request[*kmsg.AlterPartitionAssignmentsResponse](t, cl, req)
+		if got := r.Topics[0].Partitions[0].ErrorCode; r.ErrorCode != 0 || got != c.want {
+			t.Errorf("%s: error %d (top-level %d), want %d", c.name, got, r.ErrorCode, c.want)
+		}
+	}
+	// DESCRIBE on the cluster lists (nothing is in progress).
+	grant(anonymousACL(authz.OpDescribe, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
+	if r := request[*kmsg.ListPartitionReassignmentsResponse](t, cl, list); r.ErrorCode != 0 || len(r.Topics) != 0 {
+		t.Fatalf("ListPartitionReassignments: %+v", r)
+	}
+
+	for _, c := range []struct {
+		name         string
+		electionType int8
+		topic        string
+		want         int16
+	}{
+		{"preferred: the preferred replica leads", 0, "t", kerr.ElectionNotNeeded.Code},
+		{"unclean: the leader is alive", 1, "t", kerr.ElectionNotNeeded.Code},
+		{"unknown topic", 0, "nope", kerr.UnknownTopicOrPartition.Code},
+	} {
+		r := request[*kmsg.ElectLeadersResponse](t, cl, electRequest(c.electionType, c.topic, 0))
+		if got := r.Topics[0].Partitions[0].ErrorCode; r.ErrorCode != 0 || got != c.want {
+			t.Errorf("%s: error %d (top-level %d), want %d", c.name, got, r.ErrorCode, c.want)
+		}
+	}
+	if r := request[*kmsg.ElectLeadersResponse](t, cl, electRequest(5, "t", 0)); r.ErrorCode != kerr.InvalidRequest.Code {
+		t.Errorf("unknown election type: top-level %d", r.ErrorCode)
+	}
+}
+
+// TestDynamicBrokerConfigs: the replication throttles are dynamic broker
+// configs, per broker or for every broker (the empty name), described with
+// Kafka's sources; other broker configs stay static, and bad values or
+// names are refused.
+func TestDynamicBrokerConfigs(t *testing.T) {
+	n := brokertest.Start(t)
+	cl := n.Client().SeedBrokers()[0]
+	alter := func(name string, configs ...kmsg.IncrementalAlterConfigsRequestResourceConfig) (int16, string) {
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		req.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeBroker, ResourceName: name, Configs: configs}}
+		r := request[*kmsg.IncrementalAlterConfigsResponse](t, cl, req).Resources[0]
+		message := ""
+		if r.ErrorMessage != nil {
+			message = *r.ErrorMessage
+		}
+		return r.ErrorCode, message
+	}
+	set := func(name, value string) kmsg.IncrementalAlterConfigsRequestResourceConfig {
+		return kmsg.IncrementalAlterConfigsRequestResourceConfig{Name: name, Value: kmsg.StringPtr(value)}
+	}
+	describe := func(name string) map[string]kmsg.DescribeConfigsResponseResourceConfig {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		req.Resources = []kmsg.DescribeConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeBroker, ResourceName: name,
+			ConfigNames: []string{"leader.replication.throttled.rate", "follower.replication.throttled.rate"}}}
+		r := request[*kmsg.DescribeConfigsResponse](t, cl, req).Resources[0]
+		if r.ErrorCode != 0 {
+			t.Fatalf("describe broker %q: %d", name, r.ErrorCode)
+		}
+		out := map[string]kmsg.DescribeConfigsResponseResourceConfig{}
+		for _, c := range r.Configs {
+			out[c.Name] = c
+		}
+		return out
+	}
+	if code, msg := alter("", set("follower.replication.throttled.rate", "2048")); code != 0 {
+		t.Fatalf("set the cluster default: %d %s", code, msg)
+	}
+	if code, msg := alter("1", set("leader.replication.throttled.rate", "1024")); code != 0 {
+		t.Fatalf("set broker 1's: %d %s", code, msg)
+	}
+	got := describe("1")
+	if c := got["leader.replication.throttled.rate"]; *c.Value != "1024" || c.Source != kmsg.ConfigSourceDynamicBrokerConfig {
+		t.Errorf("broker 1's own: %s %v", *c.Value, c.Source)
+	}
+	if c := got["follower.replication.throttled.rate"]; *c.Value != "2048" || c.Source != kmsg.ConfigSourceDynamicDefaultBrokerConfig {
+		t.Errorf("broker 1's default: %s %v", *c.Value, c.Source)
+	}
+	if c := describe("")["leader.replication.throttled.rate"]; *c.Value != "9223372036854775807" || c.Source != kmsg.ConfigSourceDefaultConfig {
+		t.Errorf("unset cluster default: %s %v", *c.Value, c.Source)
+	}
+	// DELETE removes broker 1's own value.
+	if code, msg := alter("1", kmsg.IncrementalAlterConfigsRequestResourceConfig{Name: "leader.replication.throttled.rate", Op: kmsg.IncrementalAlterConfigOpDelete}); code != 0 {
+		t.Fatalf("delete: %d %s", code, msg)
+	}
+	if c := describe("1")["leader.replication.throttled.rate"]; c.Source != kmsg.ConfigSourceDefaultConfig {
+		t.Errorf("after delete: %s %v", *c.Value, c.Source)
+	}
+	for _, c := range []struct {
+		name     string
+		resource string
+		config   kmsg.IncrementalAlterConfigsRequestResourceConfig
+		want     int16
+	}{
+		{"a static broker config", "1", set("num.partitions", "3"), kerr.InvalidRequest.Code},
+		{"a negative rate", "1", set("leader.replication.throttled.rate", "-5"), kerr.InvalidConfig.Code},
+		{"not a number", "", set("follower.replication.throttled.rate", "fast"), kerr.InvalidConfig.Code},
+		{"not a broker id", "one", set("leader.replication.throttled.rate", "1"), kerr.InvalidRequest.Code},
+	} {
+		if code, _ := alter(c.resource, c.config); code != c.want {
+			t.Errorf("%s: %d, want %d", c.name, code, c.want)
+		}
+	}
+}
