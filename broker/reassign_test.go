@@ -6,11 +6,13 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/metadata"
 )
 
 func reassignRequest(topic string, partition int32, replicas []int32) *kmsg.AlterPartitionAssignmentsRequest {
@@ -188,5 +190,70 @@ func TestDynamicBrokerConfigs(t *testing.T) {
 		if code, _ := alter(c.resource, c.config); code != c.want {
 			t.Errorf("%s: %d, want %d", c.name, code, c.want)
 		}
+	}
+}
+
+// TestLeaderThrottleHoldsAddingReplicas: with leader.replication.throttled.rate
+// set, the leader answers a replica that a reassignment adds without
+// records once that replica's traffic is over the rate (here 1 byte/s, so
+// the first batch puts it over for the rest of the test), while a consumer
+// of the same partition is served as usual.
+func TestLeaderThrottleHoldsAddingReplicas(t *testing.T) {
+	n := brokertest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	createTopic(t, n.Client(), "t", 1, nil)
+	client := n.Client()
+	for i := range 5 {
+		if err := client.ProduceSync(ctx, &kgo.Record{Topic: "t", Value: make([]byte, 1000+i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Broker 2 (registered, never started) is added to the partition.
+	registration := metadata.BrokerRegistration{ID: 2, IncarnationID: [16]byte{2},
+		Endpoints: []metadata.BrokerEndpoint{{Listener: "CLIENT", Host: "127.0.0.1", Port: 1, SecurityProtocol: "PLAINTEXT"}}}
+	epoch, err := n.Store.RegisterBroker(ctx, registration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, _ := n.Store.State().Topic("t")
+	if _, err := n.Store.StartReassignment(ctx, topic.ID, 0, []int32{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	cl := client.SeedBrokers()[0]
+	ia := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	ia.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeBroker, ResourceName: "1",
+		Configs: []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: "leader.replication.throttled.rate", Value: kmsg.StringPtr("1")}}}}
+	if code := request[*kmsg.IncrementalAlterConfigsResponse](t, cl, ia).Resources[0].ErrorCode; code != 0 {
+		t.Fatalf("set the throttle: %d", code)
+	}
+	fetch := func(replica int32, offset int64) []byte {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID, req.ReplicaState.ID, req.ReplicaState.Epoch = replica, replica, -1
+		if replica >= 0 {
+			req.ReplicaState.Epoch = epoch
+		}
+		req.MaxBytes, req.SessionEpoch = 1<<20, -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = "t", topic.ID
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.FetchOffset, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch, rp.LastFetchedEpoch = offset, 1, -1, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		p := request[*kmsg.FetchResponse](t, cl, req).Topics[0].Partitions[0]
+		if p.ErrorCode != 0 {
+			t.Fatalf("fetch by %d at %d: %v", replica, offset, kerr.ErrorForCode(p.ErrorCode))
+		}
+		return p.RecordBatches
+	}
+	if first := fetch(2, 0); len(first) == 0 {
+		t.Fatal("the first fetch of the adding replica got nothing: a second's worth (1 byte) is allowed to start")
+	}
+	if next := fetch(2, 1); len(next) != 0 {
+		t.Fatalf("the adding replica over the rate got %d bytes", len(next))
+	}
+	if consumed := fetch(-1, 1); len(consumed) == 0 {
+		t.Fatal("a consumer got nothing: only adding replicas are throttled")
 	}
 }

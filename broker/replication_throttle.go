@@ -103,6 +103,9 @@ func (s *Server) alterBrokerConfigs(name string, validateOnly bool, change func(
 	if err := s.cfg.Metadata.SetBrokerConfigs(ctx, id, configs); err != nil {
 		return kerr.RequestTimedOut.Code, "storing broker configs: " + err.Error()
 	}
+	// Applied here at once (the others apply it with the metadata), so
+	// the change holds on this broker when the request returns.
+	s.applyReplicationThrottles(s.cfg.Metadata.State())
 	s.log.Info("altered dynamic broker configs", "broker", name, "configs", configs)
 	return 0, ""
 }
