@@ -257,3 +257,88 @@ func TestLeaderThrottleHoldsAddingReplicas(t *testing.T) {
 		t.Fatal("a consumer got nothing: only adding replicas are throttled")
 	}
 }
+
+// TestUncleanElection: UNCLEAN elects a live replica outside the ISR of a
+// partition whose in-sync replicas are all down (Kafka's semantics: what
+// only they had is lost), answers ELIGIBLE_LEADERS_NOT_AVAILABLE when no
+// replica is alive, and is refused with INVALID_REQUEST on a tiered topic,
+// whose remote data an out-of-sync leader would splice its history into.
+// PREFERRED answers PREFERRED_LEADER_NOT_AVAILABLE when the first replica
+// is down.
+func TestUncleanElection(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) {
+		c.RemoteReader = noRemote{}
+		c.ObjectStoreNodeLocal = false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Broker 2 registers and never heartbeats: it stays fenced.
+	if _, err := n.Store.RegisterBroker(ctx, metadata.BrokerRegistration{ID: 2, IncarnationID: [16]byte{2},
+		Endpoints: []metadata.BrokerEndpoint{{Listener: "CLIENT", Host: "127.0.0.1", Port: 1, SecurityProtocol: "PLAINTEXT"}}}); err != nil {
+		t.Fatal(err)
+	}
+	cl := n.Client().SeedBrokers()[0]
+	// Created through the store: CreateTopics places replicas on live
+	// brokers only.
+	create := func(name string, replicas []int32, configs map[string]string) metadata.Topic {
+		t.Helper()
+		topic, err := n.Store.CreateTopic(ctx, metadata.TopicSpec{Name: name, Assignments: [][]int32{replicas}, Configs: configs})
+		if err != nil {
+			t.Fatalf("create %s: %v", name, err)
+		}
+		return topic
+	}
+	// Only broker 2 (down) is in sync; broker 1 is an out-of-sync replica.
+	outOfSync := func(topic metadata.Topic) {
+		t.Helper()
+		for {
+			current, _ := n.Store.State().TopicByID(topic.ID)
+			p := current.Partitions[0]
+			_, err := n.Store.ChangePartition(ctx, metadata.PartitionChange{TopicID: topic.ID, PartitionEpoch: p.PartitionEpoch, Leader: -1, ISR: []int32{2}})
+			if err == nil {
+				return
+			}
+			if ctx.Err() != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	elect := func(electionType int8, name string) int16 {
+		return request[*kmsg.ElectLeadersResponse](t, cl, electRequest(electionType, name, 0)).Topics[0].Partitions[0].ErrorCode
+	}
+	plain := create("plain", []int32{2, 1}, nil)
+	outOfSync(plain)
+	if code := elect(0, "plain"); code != kerr.PreferredLeaderNotAvailable.Code {
+		t.Fatalf("preferred with the preferred replica down: %v", kerr.ErrorForCode(code))
+	}
+	if code := elect(1, "plain"); code != 0 {
+		t.Fatalf("unclean: %v", kerr.ErrorForCode(code))
+	}
+	if p := mustTopic(t, n, "plain").Partitions[0]; p.Leader != 1 || len(p.ISR) != 1 || p.ISR[0] != 1 {
+		t.Fatalf("after the unclean election: %+v", p)
+	}
+
+	tiered := create("tiered", []int32{2, 1}, map[string]string{"remote.storage.enable": "true"})
+	outOfSync(tiered)
+	if code := elect(1, "tiered"); code != kerr.InvalidRequest.Code {
+		t.Fatalf("unclean on a tiered topic: %v", kerr.ErrorForCode(code))
+	}
+	if p := mustTopic(t, n, "tiered").Partitions[0]; p.Leader != -1 {
+		t.Fatalf("tiered partition after the refused election: %+v", p)
+	}
+
+	down := create("down", []int32{2}, nil)
+	outOfSync(down)
+	if code := elect(1, "down"); code != kerr.EligibleLeadersNotAvailable.Code {
+		t.Fatalf("unclean with no live replica: %v", kerr.ErrorForCode(code))
+	}
+}
+
+func mustTopic(t *testing.T, n *brokertest.Node, name string) metadata.Topic {
+	t.Helper()
+	topic, ok := n.Store.State().Topic(name)
+	if !ok {
+		t.Fatalf("topic %s is gone", name)
+	}
+	return topic
+}
