@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -199,7 +200,8 @@ func TestDynamicBrokerConfigs(t *testing.T) {
 // the first batch puts it over for the rest of the test), while a consumer
 // of the same partition is served as usual.
 func TestLeaderThrottleHoldsAddingReplicas(t *testing.T) {
-	n := brokertest.Start(t)
+	registry := prometheus.NewRegistry()
+	n := brokertest.Start(t, func(c *broker.Config) { c.Registerer = registry })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	createTopic(t, n.Client(), "t", 1, nil)
@@ -255,6 +257,25 @@ func TestLeaderThrottleHoldsAddingReplicas(t *testing.T) {
 	}
 	if consumed := fetch(-1, 1); len(consumed) == 0 {
 		t.Fatal("a consumer got nothing: only adding replicas are throttled")
+	}
+	// What an operator watches: the move in progress and the rate.
+	families, err := registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]float64{}
+	for _, family := range families {
+		for _, m := range family.GetMetric() {
+			name := family.GetName()
+			for _, label := range m.GetLabel() {
+				name += "{" + label.GetValue() + "}"
+			}
+			values[name] = m.GetGauge().GetValue()
+		}
+	}
+	if values["strata_reassigning_partitions"] != 1 || values["strata_replication_throttled_rate_bytes{leader}"] != 1 || values["strata_replication_throttled_rate_bytes{follower}"] != 0 {
+		t.Fatalf("metrics: reassigning %v, leader rate %v, follower rate %v", values["strata_reassigning_partitions"],
+			values["strata_replication_throttled_rate_bytes{leader}"], values["strata_replication_throttled_rate_bytes{follower}"])
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -164,4 +165,29 @@ func describeDynamicBrokerConfigs(state *metadata.State, id int32, names []strin
 		out = append(out, entry)
 	}
 	return out
+}
+
+// registerReassignmentMetrics exports the partitions this broker leads
+// that are being reassigned (Kafka's ReassigningPartitions) and the
+// throttled rates in force on this broker.
+func (s *Server) registerReassignmentMetrics(registerer prometheus.Registerer) {
+	registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "strata", Name: "reassigning_partitions",
+		Help: "Partitions this broker leads whose replicas are being reassigned (Kafka's ReassigningPartitions).",
+	}, func() float64 {
+		n := 0
+		for _, r := range s.cfg.Metadata.State().Reassignments() {
+			if topic, ok := s.cfg.Metadata.State().TopicByID(r.TopicID); ok && topic.Partitions[r.Partition].Leader == s.cfg.NodeID {
+				n++
+			}
+		}
+		return float64(n)
+	}))
+	for side, throttle := range map[string]interface{ Rate() int64 }{"leader": s.leaderThrottle, "follower": s.followerThrottle} {
+		registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "strata", Name: "replication_throttled_rate_bytes",
+			Help:        "The leader/follower.replication.throttled.rate in force on this broker (label side), bytes per second; 0 is unlimited.",
+			ConstLabels: prometheus.Labels{"side": side},
+		}, func() float64 { return float64(throttle.Rate()) }))
+	}
 }

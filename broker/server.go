@@ -661,6 +661,7 @@ func New(cfg Config) (*Server, error) {
 			Namespace: "strata", Name: "transaction_markers_pending",
 			Help: "Transactions whose outcome is decided and whose markers the coordinators led here are still writing to partition leaders.",
 		}, func() float64 { return float64(s.txns.PendingMarkers()) }))
+		s.registerReassignmentMetrics(cfg.Registerer) // replication_throttle.go
 	}
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Address)
