@@ -3,11 +3,14 @@
 package e2e
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -292,6 +295,58 @@ func TestReassignUnderLoad(t *testing.T) {
 		if r.ErrorCode != sarama.ErrElectionNotNeeded {
 			t.Fatalf("sarama preferred election of partition %d: %v", p, r.ErrorCode)
 		}
+	}
+
+	// The CLI, as an operator runs it: partition 0 moves back onto broker
+	// 1 with a throttle, --verify reports it done and lifts the throttle,
+	// and a preferred election then needs nothing.
+	plan := filepath.Join(t.TempDir(), "plan.json")
+	if err := os.WriteFile(plan, []byte(fmt.Sprintf(`{"version":1,"partitions":[{"topic":%q,"partition":0,"replicas":[1,3],"log_dirs":["any","any"]}]}`, topic)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bootstrap := "--bootstrap-server=" + strings.Join(c.seeds(), ",")
+	strata := func(args ...string) (string, error) {
+		out, err := exec.CommandContext(ctx, strataBin, append(args, bootstrap)...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := strata("partitions", "reassign", "--reassignment-json-file", plan, "--execute", "--throttle", "10485760"); err != nil || !strings.Contains(out, `"replicas":[2,3]`) {
+		t.Fatalf("reassign --execute (prints the assignment to roll back to): %v\n%s", err, out)
+	}
+	eventually(t, 60*time.Second, "reassign --verify reporting the move complete", func() error {
+		out, err := strata("partitions", "reassign", "--reassignment-json-file", plan, "--verify", "--output", "json")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		var statuses []struct{ Status string }
+		if err := json.Unmarshal([]byte(out), &statuses); err != nil || len(statuses) != 1 || statuses[0].Status != "complete" {
+			return fmt.Errorf("verify: %s", out)
+		}
+		return nil
+	})
+	described, err := adm.DescribeBrokerConfigs(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rc := range described {
+		for _, cfg := range rc.Configs {
+			if strings.HasSuffix(cfg.Key, ".replication.throttled.rate") && cfg.Source != kmsg.ConfigSourceDefaultConfig {
+				t.Fatalf("--verify left the throttle on broker 1: %s=%s (%v)", cfg.Key, cfg.MaybeValue(), cfg.Source)
+			}
+		}
+	}
+	eventually(t, 30*time.Second, "a preferred election by the CLI", func() error {
+		out, err := strata("partitions", "elect", "--type", "preferred", "--topic", topic, "--partition", "0", "--output", "json")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		var results []struct{ Status string }
+		if err := json.Unmarshal([]byte(out), &results); err != nil || len(results) != 1 || (results[0].Status != "elected" && results[0].Status != "not needed") {
+			return fmt.Errorf("elect: %s", out)
+		}
+		return nil
+	})
+	if out, err := strata("partitions", "elect", "--type", "sideways"); err == nil {
+		t.Fatalf("an unknown election type accepted: %s", out)
 	}
 }
 
