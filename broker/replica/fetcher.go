@@ -270,6 +270,17 @@ func (rf *fetcher) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		parts := rf.snapshot()
 		err := rf.fetchOnce(ctx, parts)
+		var throttled *throttledError
+		if errors.As(err, &throttled) {
+			// Only throttled partitions to fetch: wait until the rate
+			// allows them (re-checked at least every second, as the
+			// rate may change).
+			select {
+			case <-ctx.Done():
+			case <-time.After(min(max(throttled.delay, time.Millisecond), time.Second)):
+			}
+			continue
+		}
 		if err != nil && ctx.Err() == nil {
 			backoff = nextBackoff(backoff)
 			log.Debug("replica fetch failed; retrying", "err", err, "backoff", backoff)
@@ -287,6 +298,15 @@ func (rf *fetcher) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// throttledError is fetchOnce's answer when every partition it could fetch
+// is held by the follower throttle: nothing was sent, and delay is how long
+// until the rate allows them.
+type throttledError struct{ delay time.Duration }
+
+func (e *throttledError) Error() string {
+	return fmt.Sprintf("over follower.replication.throttled.rate for %v", e.delay)
 }
 
 // fetchOnce readies the partitions new to this leader epoch, then sends
@@ -397,11 +417,7 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 	}
 	if len(req.Topics) == 0 {
 		if throttledOut {
-			// Only throttled partitions: wait until the rate allows them.
-			select {
-			case <-ctx.Done():
-			case <-time.After(min(throttle.Delay(), time.Second)):
-			}
+			return &throttledError{delay: throttle.Delay()}
 		}
 		return nil
 	}

@@ -1,9 +1,16 @@
 package replica
 
 import (
+	"errors"
+	"log/slog"
 	"math"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/topicconfig"
 )
 
 // TestThrottle: an unlimited throttle never holds traffic back; a limited
@@ -43,5 +50,53 @@ func TestThrottle(t *testing.T) {
 	throttle.SetRate(math.MaxInt64)
 	if throttle.Exceeded() || throttle.Rate() != 0 {
 		t.Fatal("Long.MAX_VALUE is not unlimited")
+	}
+}
+
+// TestFollowerThrottleHoldsAddingReplica: a fetcher of a partition this
+// broker is being added to (throttled) fetches while under
+// follower.replication.throttled.rate, then sends nothing for it until the
+// rate has paid for what it fetched; the clock is the test's.
+func TestFollowerThrottleHoldsAddingReplica(t *testing.T) {
+	leader := startKfakeLeader(t, 50)
+	const self = 77
+	follower := leader.follower(t, self, topicconfig.Values{})
+	clock := time.Unix(1000, 0)
+	throttle := NewThrottle(func() time.Time { return clock })
+	throttle.SetRate(100) // bytes per second
+	client, err := kgo.NewClient(kgo.SeedBrokers(leader.address))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	f := NewFetchers(FetchersConfig{NodeID: self, Logger: slog.New(slog.DiscardHandler), Throttle: throttle})
+	t.Cleanup(f.Close)
+	rf := &fetcher{f: f, leader: leaderKey{id: leader.id, address: leader.address}, client: client, partitions: map[*partition.Partition]*followed{}}
+	rf.assign(map[*partition.Partition]*followed{follower: {part: follower, topic: leader.topic, epoch: leader.epoch, throttled: true}})
+	round := func() error { return rf.fetchOnce(leader.ctx, rf.snapshot()) }
+
+	// Under the rate: the first fetch takes all 50 records (far more than
+	// 100 bytes: a measured rate, not a cap on one fetch).
+	if err := round(); err != nil {
+		t.Fatal(err)
+	}
+	if end := follower.LogEndOffset(); end != 50 {
+		t.Fatalf("follower at %d after the first fetch, want 50", end)
+	}
+	leader.produce(t, 50, 60)
+	var throttled *throttledError
+	if err := round(); !errors.As(err, &throttled) || throttled.delay <= 0 {
+		t.Fatalf("over the rate: %v, want a throttled round", err)
+	}
+	if end := follower.LogEndOffset(); end != 50 {
+		t.Fatalf("follower fetched over the rate: at %d", end)
+	}
+	// Once the rate has paid for it, fetching resumes.
+	clock = clock.Add(throttled.delay)
+	if err := round(); err != nil {
+		t.Fatal(err)
+	}
+	if end := follower.LogEndOffset(); end != 60 {
+		t.Fatalf("follower at %d after the throttle allowed it, want 60", end)
 	}
 }
