@@ -26,7 +26,10 @@ func init() {
 func handleAlterPartitionReassignments(c *clientConn, _ requestHeader, req *kmsg.AlterPartitionAssignmentsRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.AlterPartitionAssignmentsResponse)
-	resp.AllowReplicationFactorChange = req.AllowReplicationFactorChange
+	// v0 has no such field: a v0 reassignment may change the replication
+	// factor (KIP-860's default).
+	allowReplicationFactorChange := req.AllowReplicationFactorChange || req.Version < 1
+	resp.AllowReplicationFactorChange = allowReplicationFactorChange
 	authorized := c.authorizedCluster(authz.OpAlter)
 	if !authorized {
 		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
@@ -41,7 +44,7 @@ func handleAlterPartitionReassignments(c *clientConn, _ requestHeader, req *kmsg
 			result.Partition = rp.Partition
 			code, msg := kerr.ClusterAuthorizationFailed.Code, "not authorized to ALTER the cluster"
 			if authorized {
-				code, msg = s.alterReassignment(ctx, rt.Topic, rp.Partition, rp.Replicas, req.AllowReplicationFactorChange)
+				code, msg = s.alterReassignment(ctx, rt.Topic, rp.Partition, rp.Replicas, allowReplicationFactorChange)
 			}
 			if code != 0 {
 				result.ErrorCode = code
