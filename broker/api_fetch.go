@@ -347,12 +347,18 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 			p.DivergingEpoch.Epoch, p.DivergingEpoch.EndOffset = t.diverging.Epoch, t.diverging.EndOffset
 			continue
 		}
-		if t.throttle != nil && t.throttle.Exceeded() {
-			continue // over leader.replication.throttled.rate: no records this time
-		}
 		limit := int64(t.maxBytes)
 		if remaining < limit {
 			limit = remaining
+		}
+		if t.throttle != nil {
+			// An adding replica: at most what leader.replication.throttled.rate
+			// allows now, nothing while over it.
+			allowance := t.throttle.Allowance()
+			if allowance <= 0 {
+				continue
+			}
+			limit = min(limit, allowance)
 		}
 		if t.remote != nil {
 			switch {

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,61 +40,10 @@ func TestReassignUnderLoad(t *testing.T) {
 	adm := c.admin()
 	topic := uniqueTopic(t)
 	const partitions = 3
-	create := kmsg.NewPtrCreateTopicsRequest()
-	rt := kmsg.NewCreateTopicsRequestTopic()
-	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, -1, -1
-	for p := range int32(partitions) {
-		a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
-		a.Partition, a.Replicas = p, []int32{1 + p%2, 2 - p%2}
-		rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
-	}
-	minISR := "2"
-	rt.Configs = []kmsg.CreateTopicsRequestTopicConfig{{Name: "min.insync.replicas", Value: &minISR}}
-	create.Topics = append(create.Topics, rt)
-	admin := c.client(t)
-	if resp, err := create.RequestWith(ctx, admin); err != nil || resp.Topics[0].ErrorCode != 0 {
-		t.Fatalf("create: %v %+v", err, resp)
-	}
-
-	// Load: an acks=all producer writes until told to stop; what is
-	// acknowledged must all be readable afterwards.
-	producer := c.client(t, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond))
-	var (
-		mu    sync.Mutex
-		acked = map[string]bool{}
-	)
-	stop := make(chan struct{})
-	var produced sync.WaitGroup
-	payload := make([]byte, 1024)
-	produce := func(i int) {
-		value := fmt.Sprintf("%08d-%s", i, payload)
-		producer.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte(value)}, func(r *kgo.Record, err error) {
-			if err == nil {
-				mu.Lock()
-				acked[string(r.Value)] = true
-				mu.Unlock()
-			}
-		})
-	}
-	// Enough data before the move that the throttled catch-up takes a
-	// while: 900 KiB over three partitions.
-	for i := range 900 {
-		produce(i)
-	}
-	if err := producer.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	produced.Go(func() {
-		for i := 900; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-			produce(i)
-		}
-	})
-
+	createAssigned(t, ctx, c, topic, "2", [][]int32{{1, 2}, {2, 1}, {1, 2}})
+	// Load: an acks=all producer writes until stopped, 900 KiB before the
+	// move, so that the throttled catch-up takes a while.
+	load := startLoad(t, ctx, c, topic, 900)
 	// 100 KiB/s out of each leader for the replicas being added.
 	rate := "102400"
 	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "leader.replication.throttled.rate", Value: &rate}}); err != nil {
@@ -167,25 +117,7 @@ func TestReassignUnderLoad(t *testing.T) {
 	})
 	// Writes continue on the new replicas, then stop.
 	time.Sleep(300 * time.Millisecond) // some load after the move (not a synchronisation)
-	close(stop)
-	produced.Wait()
-	if err := producer.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	want := len(acked)
-	mu.Unlock()
-	got := consumeAll(t, c.nodes[2].addr, topic, want, kgo.SeedBrokers(c.seeds()...))
-	seen := map[string]bool{}
-	for _, r := range got {
-		seen[string(r.Value)] = true
-	}
-	for value := range acked {
-		if !seen[value] {
-			t.Fatalf("acknowledged record %.8s not read back (%d acknowledged, %d read)", value, want, len(got))
-		}
-	}
-	t.Logf("%d acknowledged records all read back after the move", want)
+	load.checkAllRead(t, c)
 	// Broker 1 is no longer a replica: its copies are gone.
 	eventually(t, 20*time.Second, "broker 1 deleting its copies", func() error {
 		for p := range partitions {
@@ -359,4 +291,173 @@ func others(c *cluster, id int32) []int32 {
 		}
 	}
 	return out
+}
+
+// createAssigned creates topic with a replica assignment (one list per
+// partition) and min.insync.replicas.
+func createAssigned(t *testing.T, ctx context.Context, c *cluster, topic, minISR string, assignments [][]int32) {
+	t.Helper()
+	create := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, -1, -1
+	for p, replicas := range assignments {
+		a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+		a.Partition, a.Replicas = int32(p), replicas
+		rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
+	}
+	rt.Configs = []kmsg.CreateTopicsRequestTopicConfig{{Name: "min.insync.replicas", Value: &minISR}}
+	create.Topics = append(create.Topics, rt)
+	if resp, err := create.RequestWith(ctx, c.client(t)); err != nil || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create: %v %+v", err, resp)
+	}
+}
+
+// load is an acks=all producer writing 1 KiB records to a topic until
+// stopped, remembering what was acknowledged.
+type load struct {
+	topic    string
+	producer *kgo.Client
+	ctx      context.Context
+	stop     chan struct{}
+	done     sync.WaitGroup
+	mu       sync.Mutex
+	acked    map[string]bool
+}
+
+// startLoad writes initial records (and waits for them), then keeps
+// writing in the background.
+func startLoad(t *testing.T, ctx context.Context, c *cluster, topic string, initial int) *load {
+	t.Helper()
+	l := &load{topic: topic, ctx: ctx, stop: make(chan struct{}), acked: map[string]bool{},
+		producer: c.client(t, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond))}
+	for i := range initial {
+		l.produce(i)
+	}
+	if err := l.producer.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.done.Go(func() {
+		for i := initial; ; i++ {
+			select {
+			case <-l.stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			l.produce(i)
+		}
+	})
+	return l
+}
+
+func (l *load) produce(i int) {
+	value := fmt.Sprintf("%08d-%01024d", i, 0)
+	l.producer.Produce(l.ctx, &kgo.Record{Topic: l.topic, Value: []byte(value)}, func(r *kgo.Record, err error) {
+		if err == nil {
+			l.mu.Lock()
+			l.acked[string(r.Value)] = true
+			l.mu.Unlock()
+		}
+	})
+}
+
+// checkAllRead stops the load and reads the topic back: every
+// acknowledged record must be there.
+func (l *load) checkAllRead(t *testing.T, c *cluster) {
+	t.Helper()
+	close(l.stop)
+	l.done.Wait()
+	if err := l.producer.Flush(l.ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	want := len(l.acked)
+	seeds := c.seeds()
+	got := consumeAll(t, seeds[0], l.topic, want, kgo.SeedBrokers(seeds...))
+	seen := map[string]bool{}
+	for _, r := range got {
+		seen[string(r.Value)] = true
+	}
+	for value := range l.acked {
+		if !seen[value] {
+			t.Fatalf("acknowledged record %.8s not read back (%d acknowledged, %d read)", value, want, len(got))
+		}
+	}
+	t.Logf("%d acknowledged records all read back", want)
+}
+
+// TestReassignSurvivesRestarts: a move of a partition from {1,2} to {2,3},
+// held by a throttle, goes through a kill -9 of the controller and of the
+// replica being added (both restarted): the reassignment is still listed
+// afterwards (its state is in the quorum, not in any process), it finishes
+// once the throttle is lifted, and every record an acks=all producer got
+// acknowledged throughout reads back.
+func TestReassignSurvivesRestarts(t *testing.T) {
+	c := startCluster(t, 3)
+	ctx := testContext(t, 3*time.Minute)
+	adm := c.admin()
+	topic := uniqueTopic(t)
+	createAssigned(t, ctx, c, topic, "2", [][]int32{{1, 2}})
+	load := startLoad(t, ctx, c, topic, 600)
+	rate := "10240" // 10 KiB/s: the 600 KiB take a minute, held until lifted
+	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "leader.replication.throttled.rate", Value: &rate}}); err != nil {
+		t.Fatal(err)
+	}
+	var move kadm.AlterPartitionAssignmentsReq
+	move.Assign(topic, 0, []int32{2, 3})
+	if results, err := adm.AlterPartitionAssignments(ctx, move); err != nil || results[topic][0].Err != nil {
+		t.Fatalf("reassign: %v %+v", err, results)
+	}
+	inProgress := func(admin *kadm.Client) error {
+		listed, err := admin.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: {0: {}}})
+		if err != nil {
+			return err
+		}
+		if r, ok := listed[topic][0]; !ok || !slices.Equal(r.AddingReplicas, []int32{3}) || !slices.Equal(r.RemovingReplicas, []int32{1}) {
+			return fmt.Errorf("listed %+v", listed)
+		}
+		return nil
+	}
+	if err := inProgress(adm); err != nil {
+		t.Fatal(err)
+	}
+
+	// The controller dies and comes back.
+	controller := c.status(3).Controller
+	if controller < 1 || controller > 3 {
+		t.Fatalf("controller %d", controller)
+	}
+	c.nodes[controller].kill()
+	c.nodes[controller].restart(t)
+	// So does the replica being added (if it was not the controller).
+	if controller != 3 {
+		c.nodes[3].kill()
+		c.nodes[3].restart(t)
+	}
+	c.waitLiveBrokers(3)
+	eventually(t, 30*time.Second, "the reassignment listed after the restarts", func() error { return inProgress(c.admin()) })
+
+	if _, err := c.admin().AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.DeleteConfig, Name: "leader.replication.throttled.rate"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "the partition on {2,3}", func() error {
+		admin := c.admin()
+		listed, err := admin.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: {0: {}}})
+		if err != nil {
+			return err
+		}
+		if len(listed.Sorted()) > 0 {
+			return fmt.Errorf("still in progress: %+v", listed.Sorted())
+		}
+		m, err := admin.Metadata(ctx, topic)
+		if err != nil {
+			return err
+		}
+		p := m.Topics[topic].Partitions[0]
+		if !slices.Equal(slices.Sorted(slices.Values(p.Replicas)), []int32{2, 3}) || p.Leader == 1 {
+			return fmt.Errorf("replicas %v leader %d", p.Replicas, p.Leader)
+		}
+		return nil
+	})
+	load.checkAllRead(t, c)
 }

@@ -384,9 +384,14 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 		if fo.ready == notReady {
 			continue
 		}
-		if fo.throttled && throttle != nil && throttle.Exceeded() {
-			throttledOut = true // over follower.replication.throttled.rate
-			continue
+		partitionMaxBytes := int64(4 << 20)
+		if fo.throttled && throttle != nil {
+			allowance := throttle.Allowance()
+			if allowance <= 0 {
+				throttledOut = true // over follower.replication.throttled.rate
+				continue
+			}
+			partitionMaxBytes = min(partitionMaxBytes, allowance)
 		}
 		position := fo.part.FetchPosition()
 		if position.Offset < fo.part.LogEndOffset() {
@@ -411,7 +416,7 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 		p.LastFetchedEpoch = position.LastFetchedEpoch
 		p.CurrentLeaderEpoch = fo.epoch
 		p.LogStartOffset = fo.part.LogStartOffset()
-		p.PartitionMaxBytes = 4 << 20
+		p.PartitionMaxBytes = int32(partitionMaxBytes)
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, p)
 		index[fo.topic.ID][fo.part.Index()] = fo
 	}

@@ -11,10 +11,11 @@ import (
 // the traffic of throttled replicas is counted, and while it is over the
 // rate their partitions are left out of the next fetch (follower side) or
 // answered without records (leader side); the others are never held back.
-// Like Kafka's quota it is a measured rate, not a hard cap on one fetch: a
-// fetch may go over, and the partitions then wait until the average is
-// back under the rate. A token bucket of one second's worth of bytes
-// measures it.
+// A fetch of throttled partitions asks for at most what the rate allows
+// now (Allowance); as a fetch still returns its first batch whole, one
+// may go over, and the partitions then wait until the average is back
+// under the rate. A token bucket of one second's worth of bytes measures
+// it.
 //
 // A Throttle is safe for concurrent use.
 type Throttle struct {
@@ -69,6 +70,20 @@ func (t *Throttle) refillLocked() {
 	if elapsed > 0 {
 		t.tokens = min(t.tokens+elapsed*float64(t.rate), float64(t.rate))
 	}
+}
+
+// Allowance returns how many bytes throttled traffic may take now:
+// math.MaxInt64 when unlimited, 0 when it must wait. A fetch asks for at
+// most this much (a Kafka fetch still returns its first batch whole, so
+// one fetch may go over; the next ones then wait).
+func (t *Throttle) Allowance() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.rate == 0 {
+		return math.MaxInt64
+	}
+	t.refillLocked()
+	return max(int64(t.tokens), 0)
 }
 
 // Exceeded reports whether throttled traffic must wait: the rate is

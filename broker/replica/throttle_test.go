@@ -75,28 +75,51 @@ func TestFollowerThrottleHoldsAddingReplica(t *testing.T) {
 	rf.assign(map[*partition.Partition]*followed{follower: {part: follower, topic: leader.topic, epoch: leader.epoch, throttled: true}})
 	round := func() error { return rf.fetchOnce(leader.ctx, rf.snapshot()) }
 
-	// Under the rate: the first fetch takes all 50 records (far more than
-	// 100 bytes: a measured rate, not a cap on one fetch).
-	if err := round(); err != nil {
-		t.Fatal(err)
-	}
-	if end := follower.LogEndOffset(); end != 50 {
-		t.Fatalf("follower at %d after the first fetch, want 50", end)
-	}
-	leader.produce(t, 50, 60)
+	// Under the rate: each fetch asks for what the rate allows now (here
+	// the first second's 100 bytes; a batch comes whole), until the
+	// traffic is over the rate and the partition is left out.
 	var throttled *throttledError
-	if err := round(); !errors.As(err, &throttled) || throttled.delay <= 0 {
-		t.Fatalf("over the rate: %v, want a throttled round", err)
+	rounds := 0
+	for {
+		before := follower.LogEndOffset()
+		err := round()
+		if errors.As(err, &throttled) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if follower.LogEndOffset() <= before {
+			t.Fatalf("round %d under the rate fetched nothing", rounds)
+		}
+		if rounds++; rounds > 10 {
+			t.Fatal("never over a 100 B/s rate")
+		}
 	}
-	if end := follower.LogEndOffset(); end != 50 {
-		t.Fatalf("follower fetched over the rate: at %d", end)
+	held := follower.LogEndOffset()
+	if held >= 50 || throttled.delay <= 0 {
+		t.Fatalf("held at %d of 50 (delay %v): the rate did not bound the catch-up", held, throttled.delay)
+	}
+	if err := round(); !errors.As(err, &throttled) || follower.LogEndOffset() != held {
+		t.Fatalf("over the rate: %v, at %d (held at %d)", err, follower.LogEndOffset(), held)
 	}
 	// Once the rate has paid for it, fetching resumes.
-	clock = clock.Add(throttled.delay)
+	clock = clock.Add(throttled.delay + time.Second)
 	if err := round(); err != nil {
 		t.Fatal(err)
 	}
+	if end := follower.LogEndOffset(); end <= held {
+		t.Fatalf("follower still at %d after the throttle allowed it", end)
+	}
+	// Unthrottled (the rate lifted), it catches up at once.
+	throttle.SetRate(0)
+	leader.produce(t, 50, 60)
+	for range 3 {
+		if err := round(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if end := follower.LogEndOffset(); end != 60 {
-		t.Fatalf("follower at %d after the throttle allowed it, want 60", end)
+		t.Fatalf("follower at %d unthrottled, want 60", end)
 	}
 }
