@@ -23,7 +23,7 @@ import (
 // (AlterPartitionReassignments, ListPartitionReassignments, ElectLeaders),
 // so they work against any Kafka cluster too.
 
-const reassignUsage = `Usage: strata partitions reassign --reassignment-json-file FILE (--execute | --verify | --cancel) [flags]
+const reassignUsage = `Usage: strata partitions reassign --reassignment-json-file FILE (--execute [--throttle B/s] [--additional] | --verify | --cancel) [flags]
 
 Moves partitions to the replicas a plan names, in kafka-reassign-partitions'
 JSON format:
@@ -108,7 +108,7 @@ func readReassignmentPlan(path string) (ReassignmentPlan, error) {
 
 func runReassign(args []string, stdout, stderr io.Writer) error {
 	var planFile *string
-	var execute, verify, cancelMode *bool
+	var execute, verify, cancelMode, additional *bool
 	var throttle *int64
 	_, k, err := parseKafkaCommand("partitions", reassignUsage, "reassign", args, stderr, func(fs *pflag.FlagSet) {
 		planFile = fs.String("reassignment-json-file", "", "the plan, in kafka-reassign-partitions' JSON format")
@@ -116,6 +116,7 @@ func runReassign(args []string, stdout, stderr io.Writer) error {
 		verify = fs.Bool("verify", false, "report the plan's progress; remove the throttle once done")
 		cancelMode = fs.Bool("cancel", false, "cancel the plan's reassignments in progress and remove the throttle")
 		throttle = fs.Int64("throttle", -1, "with --execute: bytes per second for the catch-up traffic of added replicas, set on every broker involved (default: unthrottled)")
+		additional = fs.Bool("additional", false, "with --execute: start even though reassignments are in progress (those of the plan's partitions get the new target)")
 	})
 	if err != nil {
 		return err
@@ -153,6 +154,18 @@ func runReassign(args []string, stdout, stderr io.Writer) error {
 	var statuses []ReassignmentStatus
 	switch {
 	case *execute:
+		if !*additional {
+			// As kafka-reassign-partitions: a plan does not silently
+			// replace moves in progress.
+			listed, err := k.adm.ListPartitionReassignments(ctx, set)
+			if err != nil {
+				return fmt.Errorf("list the reassignments in progress: %w", err)
+			}
+			if inProgress := listed.Sorted(); len(inProgress) > 0 {
+				return fmt.Errorf("%d of the plan's partitions (%s[%d] first) are being reassigned already: wait for them (--verify), cancel them (--cancel), or give --additional to replace their targets",
+					len(inProgress), inProgress[0].Topic, inProgress[0].Partition)
+			}
+		}
 		rollback := ReassignmentPlan{Version: 1}
 		var req kadm.AlterPartitionAssignmentsReq
 		involved := map[int32]bool{}
