@@ -86,12 +86,6 @@ func (t *Throttle) Allowance() int64 {
 	return max(int64(t.tokens), 0)
 }
 
-// Exceeded reports whether throttled traffic must wait: the rate is
-// limited and what was recorded is over it.
-func (t *Throttle) Exceeded() bool {
-	return t.Delay() > 0
-}
-
 // Delay returns how long throttled traffic must wait until it is under the
 // rate again (0: it may go now).
 func (t *Throttle) Delay() time.Duration {

@@ -20,12 +20,19 @@ func TestThrottle(t *testing.T) {
 	clock := time.Unix(1000, 0)
 	throttle := NewThrottle(func() time.Time { return clock })
 	throttle.Record(1 << 30)
-	if throttle.Exceeded() {
+	if throttle.Delay() > 0 {
 		t.Fatal("unlimited throttle exceeded")
 	}
 	throttle.SetRate(1000)
-	throttle.Record(1000)
-	if throttle.Exceeded() {
+	if got := throttle.Allowance(); got != 1000 {
+		t.Fatalf("allowance %d at the start, want a second's worth (1000)", got)
+	}
+	throttle.Record(400)
+	if got := throttle.Allowance(); got != 600 {
+		t.Fatalf("allowance %d after 400 bytes, want 600", got)
+	}
+	throttle.Record(600)
+	if throttle.Delay() > 0 {
 		t.Fatal("exceeded within one second's worth")
 	}
 	throttle.Record(500)
@@ -37,18 +44,18 @@ func TestThrottle(t *testing.T) {
 		t.Fatalf("delay %v a quarter second later, want 250ms", got)
 	}
 	clock = clock.Add(250 * time.Millisecond)
-	if throttle.Exceeded() {
+	if throttle.Delay() > 0 {
 		t.Fatal("still exceeded once the rate paid for the excess")
 	}
 	// Idle time accrues at most one second's worth.
 	clock = clock.Add(time.Hour)
 	throttle.Record(1001)
-	if !throttle.Exceeded() {
+	if throttle.Delay() == 0 || throttle.Allowance() != 0 {
 		t.Fatal("an idle hour let more than a second's worth through")
 	}
 	// Kafka's default (Long.MAX_VALUE) is unlimited.
 	throttle.SetRate(math.MaxInt64)
-	if throttle.Exceeded() || throttle.Rate() != 0 {
+	if throttle.Delay() > 0 || throttle.Allowance() != math.MaxInt64 || throttle.Rate() != 0 {
 		t.Fatal("Long.MAX_VALUE is not unlimited")
 	}
 }
