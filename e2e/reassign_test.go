@@ -389,9 +389,10 @@ func (l *load) checkAllRead(t *testing.T, c *cluster) {
 // TestReassignSurvivesRestarts: a move of a partition from {1,2} to {2,3},
 // held by a throttle, goes through a kill -9 of the controller and of the
 // replica being added (both restarted): the reassignment is still listed
-// afterwards (its state is in the quorum, not in any process), it finishes
-// once the throttle is lifted, and every record an acks=all producer got
-// acknowledged throughout reads back.
+// afterwards (its state is in the quorum, not in any process). It finishes
+// once the throttle is lifted while broker 1, the replica being removed,
+// is down; broker 1 deletes its copy when it returns; and every record an
+// acks=all producer got acknowledged throughout reads back.
 func TestReassignSurvivesRestarts(t *testing.T) {
 	c := startCluster(t, 3)
 	ctx := testContext(t, 3*time.Minute)
@@ -437,11 +438,14 @@ func TestReassignSurvivesRestarts(t *testing.T) {
 	c.waitLiveBrokers(3)
 	eventually(t, 30*time.Second, "the reassignment listed after the restarts", func() error { return inProgress(c.admin()) })
 
-	if _, err := c.admin().AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.DeleteConfig, Name: "leader.replication.throttled.rate"}}); err != nil {
+	// Broker 1, the replica being removed, is down when the move
+	// finishes: it deletes its copy when it comes back.
+	c.nodes[1].kill()
+	if _, err := c.admin(1).AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.DeleteConfig, Name: "leader.replication.throttled.rate"}}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 60*time.Second, "the partition on {2,3}", func() error {
-		admin := c.admin()
+		admin := c.admin(1)
 		listed, err := admin.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: {0: {}}})
 		if err != nil {
 			return err
@@ -456,6 +460,15 @@ func TestReassignSurvivesRestarts(t *testing.T) {
 		p := m.Topics[topic].Partitions[0]
 		if !slices.Equal(slices.Sorted(slices.Values(p.Replicas)), []int32{2, 3}) || p.Leader == 1 {
 			return fmt.Errorf("replicas %v leader %d", p.Replicas, p.Leader)
+		}
+		return nil
+	})
+	c.nodes[1].restart(t)
+	c.waitLiveBrokers(3)
+	eventually(t, 30*time.Second, "broker 1 deleting its copy", func() error {
+		dir := filepath.Join(c.nodes[1].dataDir, topic+"-0")
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s still there (%v)", dir, err)
 		}
 		return nil
 	})
