@@ -115,7 +115,7 @@ func runReassign(args []string, stdout, stderr io.Writer) error {
 		execute = fs.Bool("execute", false, "start the reassignments of the plan")
 		verify = fs.Bool("verify", false, "report the plan's progress; remove the throttle once done")
 		cancelMode = fs.Bool("cancel", false, "cancel the plan's reassignments in progress and remove the throttle")
-		throttle = fs.Int64("throttle", -1, "with --execute: bytes per second for the catch-up traffic of added replicas, set on every broker involved (default: unthrottled)")
+		throttle = fs.Int64("throttle", -1, "with --execute: bytes per second for the catch-up traffic of added replicas, set on every broker involved; -1 leaves replication unthrottled")
 		additional = fs.Bool("additional", false, "with --execute: start even though reassignments are in progress (those of the plan's partitions get the new target)")
 	})
 	if err != nil {
@@ -324,10 +324,11 @@ type ElectionResult struct {
 }
 
 func runElect(args []string, stdout, stderr io.Writer) error {
-	var electionType, topic *string
+	var electionType, kafkaElectionType, topic *string
 	var partitions *[]int32
 	_, k, err := parseKafkaCommand("partitions", electUsage, "elect", args, stderr, func(fs *pflag.FlagSet) {
-		electionType = fs.String("type", "", "preferred or unclean (Kafka's --election-type)")
+		electionType = fs.String("type", "", "preferred or unclean")
+		kafkaElectionType = fs.String("election-type", "", "the same as --type (kafka-leader-election's name)")
 		topic = fs.String("topic", "", "only this topic (default: every partition)")
 		partitions = fs.Int32Slice("partition", nil, "only these partitions of --topic (repeatable or comma-separated; default: all)")
 	})
@@ -335,6 +336,9 @@ func runElect(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer k.client.Close()
+	if *electionType == "" {
+		electionType = kafkaElectionType
+	}
 	var how kadm.ElectLeadersHow
 	switch strings.ToLower(*electionType) {
 	case "preferred":
