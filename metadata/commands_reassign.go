@@ -190,8 +190,9 @@ func startReassignment(b *stateBuilder, current Partition, target []int32) (Part
 // cancelReassignment reverts current to its replicas without the adding
 // ones (Kafka's revert). The adding replicas leave the ISR; if one of them
 // led, the first in-sync, unfenced replica left takes over (none: the
-// partition waits for the controller, offline). Replicas leave, so the
-// leader epoch is bumped to fence them.
+// partition waits for the controller's election). Replicas leave, so the
+// leader epoch is bumped to fence them. A cancel that would leave no
+// in-sync replica (only adding replicas are in sync) is refused.
 func cancelReassignment(b *stateBuilder, current Partition) (Partition, error) {
 	if !current.Reassigning() {
 		return Partition{}, ErrNoReassignmentInProgress
@@ -207,6 +208,11 @@ func cancelReassignment(b *stateBuilder, current Partition) (Partition, error) {
 		if keep(r) {
 			next.ISR = append(next.ISR, r)
 		}
+	}
+	if len(next.ISR) == 0 {
+		// Only adding replicas are in sync: reverting would drop every
+		// copy of what is committed.
+		return Partition{}, fmt.Errorf("%w: only the replicas being added (%v) are in sync; cancelling would leave no in-sync replica: let the reassignment finish", ErrInvalidReplicaAssignment, current.ISR)
 	}
 	if next.Leader >= 0 && !keep(next.Leader) {
 		next.Leader = -1

@@ -149,6 +149,18 @@ func TestReassignmentStateMachine(t *testing.T) {
 			want: Partition{Replicas: []int32{2, 1}, Leader: 1, LeaderEpoch: 1, ISR: []int32{1, 2}, PartitionEpoch: 4},
 		},
 		{
+			name: "no cancel when only the replicas being added are in sync",
+			steps: []fsmStep{
+				{command: start(id, 1, 3)},
+				// Replica 3 caught up while 1 and 2 fell out of the ISR
+				// (it leads); finish is the controller's next step.
+				{command: changePartition(id, 1, 1, 3, false, 3)},
+				{command: cancelReassign(id, 1), wantErr: ErrInvalidReplicaAssignment},
+				{command: finish(id, 1, 2, 3)},
+			},
+			want: Partition{Index: 1, Replicas: []int32{3}, Leader: 3, LeaderEpoch: 2, ISR: []int32{3}, PartitionEpoch: 3},
+		},
+		{
 			name: "a new target replaces the one in progress",
 			steps: []fsmStep{
 				{command: start(id, 0, 3, 4)},
