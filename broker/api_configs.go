@@ -190,10 +190,17 @@ func handleDescribeConfigs(c *clientConn, h requestHeader, req *kmsg.DescribeCon
 				setErr(kerr.ClusterAuthorizationFailed.Code, "not authorized to DESCRIBE_CONFIGS of the cluster")
 				break
 			}
-			if r.ResourceName != "" && r.ResourceName != strconv.Itoa(int(s.cfg.NodeID)) {
+			if r.ResourceName == "" {
+				// The cluster-wide dynamic defaults (kafka-configs
+				// --entity-default).
+				out.Configs = describeDynamicBrokerConfigs(state, metadata.ClusterDefaultBroker, r.ConfigNames, req.IncludeDocumentation)
+				break
+			}
+			if r.ResourceName != strconv.Itoa(int(s.cfg.NodeID)) {
 				setErr(kerr.InvalidRequest.Code, "broker "+r.ResourceName+" is not this broker ("+strconv.Itoa(int(s.cfg.NodeID))+")")
 				break
 			}
+			out.Configs = describeDynamicBrokerConfigs(state, s.cfg.NodeID, r.ConfigNames, req.IncludeDocumentation)
 			cfgs := s.brokerConfigs()
 			names := make([]string, 0, len(cfgs))
 			for n := range cfgs {
@@ -258,7 +265,7 @@ func (s *Server) warnDeprecatedConfigs(topic string, configs map[string]string) 
 // alterResource dispatches one AlterConfigs/IncrementalAlterConfigs
 // resource: topics to alterTopic (with ALTER_CONFIGS on the topic); broker
 // configs are static (and need ALTER_CONFIGS on the cluster to be told so).
-func (c *clientConn) alterResource(resourceType kmsg.ConfigResourceType, name string, alterTopic func() (int16, string)) (int16, string) {
+func (c *clientConn) alterResource(resourceType kmsg.ConfigResourceType, name string, alterTopic, alterBroker func() (int16, string)) (int16, string) {
 	switch int8(resourceType) {
 	case resourceTopic:
 		if !c.authorized(authz.OpAlterConfigs, authz.ResourceTopic, name) {
@@ -269,7 +276,7 @@ func (c *clientConn) alterResource(resourceType kmsg.ConfigResourceType, name st
 		if !c.authorizedCluster(authz.OpAlterConfigs) {
 			return kerr.ClusterAuthorizationFailed.Code, "not authorized to ALTER_CONFIGS of the cluster"
 		}
-		return kerr.InvalidRequest.Code, "broker configs are static in Strata: set them with strata serve flags and restart"
+		return alterBroker() // dynamic broker configs: replication_throttle.go
 	default:
 		return kerr.InvalidRequest.Code, "unsupported resource type " + strconv.Itoa(int(resourceType))
 	}
@@ -343,6 +350,15 @@ func handleAlterConfigs(c *clientConn, h requestHeader, req *kmsg.AlterConfigsRe
 					configs[cfg.Name] = *cfg.Value
 				}
 				return s.alterTopicConfigs(r.ResourceName, configs, req.ValidateOnly, 30000)
+			}, func() (int16, string) {
+				// AlterConfigs replaces the broker's dynamic set.
+				return s.alterBrokerConfigs(r.ResourceName, req.ValidateOnly, func(configs map[string]string) (int16, string) {
+					clear(configs)
+					for _, cfg := range r.Configs {
+						configs[cfg.Name] = *cfg.Value
+					}
+					return 0, ""
+				})
 			})
 		}
 		if code != 0 {
@@ -391,6 +407,10 @@ func handleIncrementalAlterConfigs(c *clientConn, h requestHeader, req *kmsg.Inc
 				return code, msg
 			}
 			return s.alterTopicConfigs(r.ResourceName, configs, req.ValidateOnly, 30000)
+		}, func() (int16, string) {
+			return s.alterBrokerConfigs(r.ResourceName, req.ValidateOnly, func(configs map[string]string) (int16, string) {
+				return incrementalBrokerConfigs(configs, r.Configs)
+			})
 		})
 		if code != 0 {
 			out.ErrorCode = code

@@ -14,6 +14,7 @@ import (
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/quota"
 	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/replica"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/metadata"
 )
@@ -87,6 +88,9 @@ type fetchTarget struct {
 	// leader's below its fetch offset: it is answered this epoch and its
 	// end here (DivergingEpoch), and no records.
 	diverging *partition.EpochEnd
+	// throttle is the leader's replication throttle when the fetching
+	// follower is an adding replica of a reassignment (nil: not throttled).
+	throttle *replica.Throttle
 }
 
 func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.Response, error) {
@@ -149,6 +153,9 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 				t.part, t.errorCode = s.leaderPartition(topic, rp.Partition, rp.CurrentLeaderEpoch)
 				if t.part != nil && replicaID >= 0 {
 					t.replica = true
+					if slices.Contains(topic.Partitions[rp.Partition].AddingReplicas, replicaID) {
+						t.throttle = s.leaderThrottle
+					}
 				}
 				t.readCommitted = !t.replica && req.IsolationLevel == 1
 				position := partition.FetchPosition{Offset: rp.FetchOffset, LastFetchedEpoch: -1}
@@ -237,6 +244,9 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			for _, t := range targets {
 				if n := len(resp.Topics[t.topicIndex].Partitions[t.partitionIndex].RecordBatches); n > 0 {
 					s.metrics.bytesOut.WithLabelValues(t.part.Topic()).Add(float64(n))
+					if t.throttle != nil {
+						t.throttle.Record(n)
+					}
 				}
 			}
 			return resp, nil
@@ -361,6 +371,15 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 		limit := int64(t.maxBytes)
 		if remaining < limit {
 			limit = remaining
+		}
+		if t.throttle != nil {
+			// An adding replica: at most what leader.replication.throttled.rate
+			// allows now, nothing while over it.
+			allowance := t.throttle.Allowance()
+			if allowance <= 0 {
+				continue
+			}
+			limit = min(limit, allowance)
 		}
 		if t.remote != nil {
 			switch {

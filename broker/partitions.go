@@ -142,6 +142,11 @@ func (m *partitionManager) removeStaleDirectories(state *metadata.State) error {
 			m.cfg.log.Info("removing partition directory of an earlier topic with the same name", "dir", dir)
 		case tp.index >= int32(len(topic.Partitions)):
 			m.cfg.log.Info("removing partition directory beyond the topic's partition count", "dir", dir)
+		case !containsBroker(topic.Partitions[tp.index].Replicas, m.cfg.nodeID):
+			// Reassigned away while this node was down: its replica is no
+			// longer part of the partition (tiered data stays: it belongs
+			// to the partition, not the replica).
+			m.cfg.log.Info("removing partition directory of a replica reassigned away from this broker", "dir", dir)
 		default:
 			continue
 		}

@@ -530,6 +530,11 @@ type Server struct {
 	isr           *replica.ISR          // the leader's ISR changes
 	quotas        *quota.Manager        // client quotas' rates and throttle times
 
+	// Replication throttles (replication_throttle.go): the dynamic broker
+	// configs leader/follower.replication.throttled.rate, applied to the
+	// catch-up traffic of reassignments' adding replicas.
+	leaderThrottle, followerThrottle *replica.Throttle
+
 	ctx    context.Context // canceled when the server shuts down
 	cancel context.CancelFunc
 
@@ -586,6 +591,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.membership.cleanShutdown = clean
+	s.leaderThrottle, s.followerThrottle = replica.NewThrottle(nil), replica.NewThrottle(nil)
 	s.fetchers = replica.NewFetchers(replica.FetchersConfig{
 		NodeID:              cfg.NodeID,
 		BrokerEpoch:         s.membership.epoch.Load,
@@ -595,6 +601,7 @@ func New(cfg Config) (*Server, error) {
 		Remote:              cfg.RemoteReader,
 		Logger:              s.log.With("subsystem", "replication"),
 		LogLimiter:          s.logLimiter,
+		Throttle:            s.followerThrottle,
 	})
 	s.isr = replica.NewISR(replica.ISRConfig{
 		Store:             cfg.Metadata,
@@ -667,8 +674,11 @@ func New(cfg Config) (*Server, error) {
 			follow.closing(p)
 			txnFollow.closing(p)
 		},
-		onReconciled: func(state *metadata.State, parts []*partition.Partition) { s.fetchers.Update(state, parts) },
-		active:       s.membership.active,
+		onReconciled: func(state *metadata.State, parts []*partition.Partition) {
+			s.applyReplicationThrottles(state)
+			s.fetchers.Update(state, parts)
+		},
+		active: s.membership.active,
 	})
 	if err != nil {
 		cancel()
@@ -692,6 +702,7 @@ func New(cfg Config) (*Server, error) {
 			Namespace: "strata", Name: "transaction_markers_pending",
 			Help: "Transactions whose outcome is decided and whose markers the coordinators led here are still writing to partition leaders.",
 		}, func() float64 { return float64(s.txns.PendingMarkers()) }))
+		s.registerReassignmentMetrics(cfg.Registerer) // replication_throttle.go
 	}
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Address)

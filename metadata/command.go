@@ -21,6 +21,10 @@ const (
 	commandUnregisterBroker commandType = 17
 	commandSetBrokerFenced  commandType = 18
 	commandChangePartition  commandType = 19
+	// Partition reassignment (commands_reassign.go) and dynamic broker
+	// configs (broker_configs.go).
+	commandAlterPartitionReassignment commandType = 20
+	commandAlterBrokerConfigs         commandType = 21
 	// 32-47: tiered-segment manifests.
 	commandSegmentCopyStarted   commandType = 32
 	commandSegmentCopyFinished  commandType = 33
@@ -93,6 +97,9 @@ var commandTable = map[commandType]commandSpec{
 	commandCreateACLs:            {name: "CreateAcls", version: 1, decode: decodeCreateACLs},
 	commandDeleteACLs:            {name: "DeleteAcls", version: 1, decode: decodeDeleteACLs},
 	commandAlterClientQuotas:     {name: "AlterClientQuotas", version: 1, decode: decodeAlterClientQuotas},
+
+	commandAlterPartitionReassignment: {name: "AlterPartitionReassignment", version: 1, decode: decodeAlterPartitionReassignment},
+	commandAlterBrokerConfigs:         {name: "AlterBrokerConfigs", version: 1, decode: decodeAlterBrokerConfigs},
 }
 
 func (t commandType) String() string {

@@ -122,6 +122,11 @@ func goldenCommands() []struct {
 			{ResourceType: authz.ResourceTopic, Name: ptr("orders"), PatternType: authz.PatternMatch, Principal: ptr("User:alice"),
 				Host: ptr("*"), Operation: authz.OpWrite, Permission: authz.PermissionDeny},
 		}}},
+		{"reassignment-start", start(goldenTopicID, 2, 2, 3)},
+		{"reassignment-cancel", cancelReassign(goldenTopicID, 2)},
+		{"reassignment-finish", finish(goldenTopicID, 2, 9, 3)},
+		{"alter-broker-configs", &alterBrokerConfigsCommand{broker: 2, configs: map[string]string{"leader.replication.throttled.rate": "1048576"}}},
+		{"alter-broker-configs-default-clear", &alterBrokerConfigsCommand{broker: ClusterDefaultBroker}},
 	}
 }
 

@@ -180,6 +180,7 @@ func (b *stateBuilder) advancePartition(topic *Topic, next Partition) (Partition
 		return Partition{}, fmt.Errorf("topic %q partition %d: %w: epochs exhausted", topic.Name, next.Index, ErrInvalidPartitions)
 	}
 	next.Replicas = current.Replicas
+	next.AddingReplicas, next.RemovingReplicas = current.AddingReplicas, current.RemovingReplicas
 	next.PartitionEpoch = current.PartitionEpoch + 1
 	changed := *topic
 	changed.Partitions = slices.Clone(topic.Partitions)

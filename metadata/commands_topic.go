@@ -153,6 +153,16 @@ func validatePartition(partition Partition) error {
 			return fmt.Errorf("%w: in-sync replica %d appears twice", ErrInvalidPartitions, replica)
 		}
 	}
+	for _, replica := range append(slices.Clone(partition.AddingReplicas), partition.RemovingReplicas...) {
+		if !slices.Contains(partition.Replicas, replica) {
+			return fmt.Errorf("%w: reassigned replica %d is not a replica", ErrInvalidPartitions, replica)
+		}
+	}
+	for _, replica := range partition.AddingReplicas {
+		if slices.Contains(partition.RemovingReplicas, replica) {
+			return fmt.Errorf("%w: replica %d is both added and removed", ErrInvalidPartitions, replica)
+		}
+	}
 	if partition.LeaderEpoch < 0 || partition.PartitionEpoch < 0 {
 		return fmt.Errorf("%w: negative epoch", ErrInvalidPartitions)
 	}

@@ -297,6 +297,10 @@ func (c *controller) reconcile(stop chan struct{}) {
 	if ctx.Err() != nil {
 		return
 	}
+	c.finishReassignments(ctx, c.s.State(), eligible)
+	if ctx.Err() != nil {
+		return
+	}
 	c.mu.Lock()
 	balance := now.Sub(c.lastBalance) >= c.preferredInterval
 	if balance {

@@ -100,7 +100,14 @@
 //	                           ISR broker epochs int64 list (empty = none;
 //	                           else one per ISR member, -1 = not checked)
 //	                       v1 (read): up to the ISR, no broker epochs
-//	20-31 reserved for brokers and partition leadership
+//	20 AlterPartitionReassignment v1: kind uint8 (1 start, 2 cancel,
+//	                           3 finish), topic id uuid, partition int32,
+//	                           expected partition epoch int32 (-1 = not
+//	                           checked), target replicas int32 list (start),
+//	                           leader int32 (finish); commands_reassign.go
+//	21 AlterBrokerConfigs  v1: broker id int32 (-1 = every broker),
+//	                           configs string map (empty = none)
+//	22-31 reserved for brokers and partition leadership
 //	32 SegmentCopyStarted  v1: topic id uuid, partition int32, segment
 //	33 SegmentCopyFinished v1: segment ref
 //	34 SegmentDeleteStarted v1: segment ref
@@ -334,6 +341,13 @@
 //	              their quota entity encodings: quota entity, uvarint
 //	              count (1 or more), then count (key string, value
 //	              float64) in strictly increasing key order
+//	0x0b extension kind uint8, then by kind: 1 a partition's reassignment
+//	              in progress (after every topic record; topic id uuid,
+//	              partition int32, adding replicas int32 list, removing
+//	              replicas int32 list), 2 one broker's dynamic configs
+//	              (broker id int32, -1 = every broker; configs string map).
+//	              Written only when there are some, so a state without
+//	              them snapshots as before
 //	0x7f end      last: uint64 count of the records before it
 //
 // Record types were added to version 1 without bumping it (broker,

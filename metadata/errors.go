@@ -59,6 +59,15 @@ var (
 	// member at a broker epoch that is not its current registration's
 	// (Kafka's INELIGIBLE_REPLICA, KIP-903).
 	ErrIneligibleReplica = errors.New("metadata: ineligible replica")
+	// ErrInvalidReplicaAssignment rejects a reassignment target that is
+	// empty, repeats a broker or names an unregistered one, and a finish
+	// before the target replicas are in sync (Kafka's
+	// INVALID_REPLICA_ASSIGNMENT).
+	ErrInvalidReplicaAssignment = errors.New("metadata: invalid replica assignment")
+	// ErrNoReassignmentInProgress rejects cancelling a partition's
+	// reassignment when none is in progress (Kafka's
+	// NO_REASSIGNMENT_IN_PROGRESS).
+	ErrNoReassignmentInProgress = errors.New("metadata: no reassignment in progress")
 	// ErrFencedLeaderEpoch rejects a tiered-segment command whose leader
 	// epoch is not the partition's current one: the proposer is no longer
 	// (or not) the leader (Kafka's FENCED_LEADER_EPOCH).

@@ -94,6 +94,9 @@ func requireStatesEqual(t *testing.T, got, want *State) {
 	if gotSegments, wantSegments := allSegments(got), allSegments(want); !reflect.DeepEqual(gotSegments, wantSegments) {
 		t.Fatalf("tiered segments differ\ngot:  %+v\nwant: %+v", gotSegments, wantSegments)
 	}
+	if gotConfigs, wantConfigs := allBrokerConfigs(got), allBrokerConfigs(want); !reflect.DeepEqual(gotConfigs, wantConfigs) {
+		t.Fatalf("dynamic broker configs differ\ngot:  %+v\nwant: %+v", gotConfigs, wantConfigs)
+	}
 	if gotScram, wantScram := got.ScramCredentials(), want.ScramCredentials(); !reflect.DeepEqual(gotScram, wantScram) {
 		t.Fatalf("SCRAM credentials differ\ngot:  %+v\nwant: %+v", gotScram, wantScram)
 	}

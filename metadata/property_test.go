@@ -93,6 +93,9 @@ func (g *commandGenerator) nextClusterCommand(choice int) command {
 		id := g.random.Int32N(6)
 		return &setBrokerFencedCommand{id: id, epoch: g.brokerEpoch(id), fenced: g.chance(50)}
 	case 3, 4:
+		if g.chance(25) {
+			return g.nextReassignCommand()
+		}
 		topic, partition := g.pickPartition()
 		change := PartitionChange{TopicID: topic.ID, Partition: partition, PartitionEpoch: g.random.Int32N(4), Leader: NoLeaderChange}
 		replicas := []int32{1, 2, 3}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 
 	iradix "github.com/hashicorp/go-immutable-radix/v2"
 )
@@ -43,10 +44,22 @@ const (
 	// recordClientQuota is one entity's client quotas
 	// (encodeClientQuotaRecord), in the order of their entity encodings.
 	recordClientQuota = 0x08
-	recordEnd         = 0x7f
+	// recordExtension is a record whose first byte says what it holds:
+	// extensionReassignment, a partition's reassignment in progress
+	// (encodeReassignmentRecord; after every topic record), or
+	// extensionBrokerConfigs, one broker's dynamic configs
+	// (encodeBrokerConfigsRecord).
+	recordExtension = 0x0b
+	recordEnd       = 0x7f
 	// recordIgnoreUnknown, set in a record type, lets a reader that does
 	// not know the type skip the record.
 	recordIgnoreUnknown = 0x80
+)
+
+// recordExtension kinds. Part of the format: do not change.
+const (
+	extensionReassignment  uint8 = 1
+	extensionBrokerConfigs uint8 = 2
 )
 
 // crcTable is CRC-32C (Castagnoli), as Kafka's record batches use.
@@ -156,6 +169,9 @@ func writeSnapshot(out io.Writer, state *State) error {
 			return fmt.Errorf("write client quotas of %s: %w", q.Entity, err)
 		}
 	}
+	if err := writeExtensionRecords(w, state); err != nil {
+		return err
+	}
 
 	w.payload.uint64(w.records)
 	if err := w.record(recordEnd); err != nil {
@@ -197,6 +213,7 @@ func readSnapshot(in io.Reader) (*State, error) {
 	var lastScramKey []byte
 	acls := state.acls.Txn()
 	quotas := state.quotas.Txn()
+	brokerConfigs := state.brokerConfigs.Txn()
 	var (
 		records      uint64
 		seenCluster  bool
@@ -287,6 +304,10 @@ func readSnapshot(in io.Reader) (*State, error) {
 			if err := restoreClientQuota(quotas, d); err != nil {
 				return nil, fmt.Errorf("record %d: client quota: %w", records, err)
 			}
+		case recordType == recordExtension:
+			if err := restoreExtension(d, topics, topicNames, brokerConfigs); err != nil {
+				return nil, fmt.Errorf("record %d: %w", records, err)
+			}
 		case recordType == recordEnd:
 			count := d.uint64()
 			if err := d.finish(); err != nil {
@@ -305,6 +326,7 @@ func readSnapshot(in io.Reader) (*State, error) {
 			state.scram = scram.CommitOnly()
 			state.acls = acls.CommitOnly()
 			state.quotas = quotas.CommitOnly()
+			state.brokerConfigs = brokerConfigs.CommitOnly()
 			return state, nil
 		case recordType&recordIgnoreUnknown != 0:
 			// A newer writer's optional record: skip it.
@@ -395,4 +417,67 @@ func (r *segmentsRestorer) finish() (*iradix.Tree[*partitionSegments], int) {
 	r.flush()
 	r.current = nil
 	return r.tree.CommitOnly(), r.count
+}
+
+// writeExtensionRecords writes the recordExtension records: every
+// partition reassignment in progress, then every broker's dynamic configs.
+// Nothing for a state without either, so older snapshots' bytes stay.
+func writeExtensionRecords(w *snapshotWriter, state *State) error {
+	iterator := state.topics.Root().Iterator()
+	for _, topic, ok := iterator.Next(); ok; _, topic, ok = iterator.Next() {
+		for _, p := range topic.Partitions {
+			if !p.Reassigning() {
+				continue
+			}
+			encodeReassignmentRecord(&w.payload, topic.ID, p)
+			if err := w.record(recordExtension); err != nil {
+				return fmt.Errorf("write reassignment of topic %q partition %d: %w", topic.Name, p.Index, err)
+			}
+		}
+	}
+	configs := state.brokerConfigs.Root().Iterator()
+	for key, values, ok := configs.Next(); ok; key, values, ok = configs.Next() {
+		id := int32(binary.BigEndian.Uint32(key))
+		encodeBrokerConfigsRecord(&w.payload, id, values)
+		if err := w.record(recordExtension); err != nil {
+			return fmt.Errorf("write dynamic configs of broker %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// restoreExtension applies one recordExtension record to the state being
+// restored: a reassignment patches its partition, whose topic record came
+// before.
+func restoreExtension(d *decoder, topics *iradix.Txn[*Topic], topicNames *iradix.Txn[string], brokerConfigs *iradix.Txn[map[string]string]) error {
+	switch kind := d.uint8(); kind {
+	case extensionReassignment:
+		topicID, index := d.uuid(), d.int32()
+		adding, removing := d.int32s(), d.int32s()
+		if err := d.finish(); err != nil {
+			return fmt.Errorf("reassignment: %w", err)
+		}
+		name, ok := topicNames.Get(topicID[:])
+		if !ok {
+			return corruptf("reassignment of unknown topic id %s", formatTopicID(topicID))
+		}
+		topic, _ := topics.Get([]byte(name))
+		if !topic.HasPartition(index) {
+			return corruptf("reassignment of topic %q partition %d, which it does not have", name, index)
+		}
+		changed := *topic
+		changed.Partitions = slices.Clone(topic.Partitions)
+		changed.Partitions[index].AddingReplicas = adding
+		changed.Partitions[index].RemovingReplicas = removing
+		topics.Insert([]byte(name), &changed)
+	case extensionBrokerConfigs:
+		id, values := d.int32(), d.stringMap()
+		if err := d.finish(); err != nil {
+			return fmt.Errorf("broker configs: %w", err)
+		}
+		brokerConfigs.Insert(brokerConfigKey(id), values)
+	default:
+		return corruptf("unknown extension record kind %d", kind)
+	}
+	return nil
 }

@@ -26,6 +26,10 @@ type Partition struct {
 	ISR []int32
 	// PartitionEpoch increases on every change of this partition's state.
 	PartitionEpoch int32
+	// AddingReplicas and RemovingReplicas are the replicas a reassignment
+	// in progress adds and removes (KIP-455); Replicas holds both. Nil
+	// when none is in progress (commands_reassign.go).
+	AddingReplicas, RemovingReplicas []int32
 }
 
 // Topic is the replicated state of one topic.
@@ -64,6 +68,8 @@ func (t Topic) clone() Topic {
 func (p Partition) clone() Partition {
 	p.Replicas = cloneInt32s(p.Replicas)
 	p.ISR = cloneInt32s(p.ISR)
+	p.AddingReplicas = cloneInt32s(p.AddingReplicas)
+	p.RemovingReplicas = cloneInt32s(p.RemovingReplicas)
 	return p
 }
 
@@ -113,6 +119,8 @@ type State struct {
 	acls *iradix.Tree[authz.Binding]
 	// quotas maps a quota entity's encoding (quotaKey) to its quotas.
 	quotas *iradix.Tree[*ClientQuota]
+	// brokerConfigs maps brokerConfigKey(id) to a broker's dynamic configs.
+	brokerConfigs *iradix.Tree[map[string]string]
 }
 
 // emptyState is the state before any log entry.
@@ -125,6 +133,8 @@ func emptyState() *State {
 		scram:      iradix.New[*ScramCredential](),
 		acls:       iradix.New[authz.Binding](),
 		quotas:     iradix.New[*ClientQuota](),
+
+		brokerConfigs: iradix.New[map[string]string](),
 	}
 }
 
@@ -196,6 +206,7 @@ type stateBuilder struct {
 	scram          *iradix.Txn[*ScramCredential]
 	acls           *iradix.Txn[authz.Binding]
 	quotas         *iradix.Txn[*ClientQuota]
+	brokerConfigs  *iradix.Txn[map[string]string]
 }
 
 func newStateBuilder(base *State, index uint64) *stateBuilder {
@@ -212,6 +223,7 @@ func newStateBuilder(base *State, index uint64) *stateBuilder {
 		scram:          base.scram.Txn(),
 		acls:           base.acls.Txn(),
 		quotas:         base.quotas.Txn(),
+		brokerConfigs:  base.brokerConfigs.Txn(),
 	}
 }
 
@@ -249,6 +261,7 @@ func (b *stateBuilder) build(appliedIndex uint64) *State {
 		scram:          b.scram.CommitOnly(),
 		acls:           b.acls.CommitOnly(),
 		quotas:         b.quotas.CommitOnly(),
+		brokerConfigs:  b.brokerConfigs.CommitOnly(),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,10 @@ type FetchersConfig struct {
 	// Now is the clock of retry backoffs; default time.Now (tests inject
 	// their own).
 	Now func() time.Time
+	// Throttle, when set, is follower.replication.throttled.rate: it
+	// bounds the catch-up traffic of the partitions this broker is being
+	// added to by a reassignment (throttle.go).
+	Throttle *Throttle
 }
 
 // ProducerSnapshotReader reads the producer-state snapshot uploaded with a
@@ -108,6 +113,9 @@ type followed struct {
 	ready       readiness
 	pausedUntil time.Time
 	retryDelay  time.Duration
+	// throttled: this broker is an adding replica of a reassignment of the
+	// partition, whose traffic the follower throttle counts.
+	throttled bool
 }
 
 // readiness is whether a followed partition may fetch in its leader epoch.
@@ -184,7 +192,7 @@ func (f *Fetchers) Update(state *metadata.State, parts []*partition.Partition) {
 		if want[key] == nil {
 			want[key] = map[*partition.Partition]*followed{}
 		}
-		want[key][p] = &followed{part: p, topic: t, epoch: a.LeaderEpoch}
+		want[key][p] = &followed{part: p, topic: t, epoch: a.LeaderEpoch, throttled: slices.Contains(a.AddingReplicas, self)}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -262,6 +270,17 @@ func (rf *fetcher) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		parts := rf.snapshot()
 		err := rf.fetchOnce(ctx, parts)
+		var throttled *throttledError
+		if errors.As(err, &throttled) {
+			// Only throttled partitions to fetch: wait until the rate
+			// allows them (re-checked at least every second, as the
+			// rate may change).
+			select {
+			case <-ctx.Done():
+			case <-time.After(min(max(throttled.delay, time.Millisecond), time.Second)):
+			}
+			continue
+		}
 		if err != nil && ctx.Err() == nil {
 			backoff = nextBackoff(backoff)
 			log.Debug("replica fetch failed; retrying", "err", err, "backoff", backoff)
@@ -279,6 +298,15 @@ func (rf *fetcher) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// throttledError is fetchOnce's answer when every partition it could fetch
+// is held by the follower throttle: nothing was sent, and delay is how long
+// until the rate allows them.
+type throttledError struct{ delay time.Duration }
+
+func (e *throttledError) Error() string {
+	return fmt.Sprintf("over follower.replication.throttled.rate for %v", e.delay)
 }
 
 // fetchOnce readies the partitions new to this leader epoch, then sends
@@ -350,9 +378,20 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 	req.SessionEpoch = -1
 	byTopic := map[[16]byte]int{}
 	index := map[[16]byte]map[int32]*followed{}
+	throttle := rf.f.cfg.Throttle
+	throttledOut := false
 	for _, fo := range parts {
 		if fo.ready == notReady {
 			continue
+		}
+		partitionMaxBytes := int64(4 << 20)
+		if fo.throttled && throttle != nil {
+			allowance := throttle.Allowance()
+			if allowance <= 0 {
+				throttledOut = true // over follower.replication.throttled.rate
+				continue
+			}
+			partitionMaxBytes = min(partitionMaxBytes, allowance)
 		}
 		position := fo.part.FetchPosition()
 		if position.Offset < fo.part.LogEndOffset() {
@@ -377,11 +416,14 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 		p.LastFetchedEpoch = position.LastFetchedEpoch
 		p.CurrentLeaderEpoch = fo.epoch
 		p.LogStartOffset = fo.part.LogStartOffset()
-		p.PartitionMaxBytes = 4 << 20
+		p.PartitionMaxBytes = int32(partitionMaxBytes)
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, p)
 		index[fo.topic.ID][fo.part.Index()] = fo
 	}
 	if len(req.Topics) == 0 {
+		if throttledOut {
+			return &throttledError{delay: throttle.Delay()}
+		}
 		return nil
 	}
 	resp, err := broker.Request(ctx, req)
@@ -413,6 +455,9 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 			case rp.ErrorCode == 0 && rp.DivergingEpoch.Epoch >= 0:
 				rf.diverged(fo, rp.DivergingEpoch)
 			case rp.ErrorCode == 0:
+				if fo.throttled && throttle != nil {
+					throttle.Record(len(rp.RecordBatches))
+				}
 				err := fo.part.AppendReplicated(rp.RecordBatches, rp.HighWatermark, fo.epoch)
 				switch {
 				case errors.Is(err, partition.ErrStaleLeaderEpoch):

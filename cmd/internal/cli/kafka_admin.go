@@ -35,6 +35,8 @@ Flags:
 `
 
 const partitionsUsage = `Usage: strata partitions list [--topic T ...] [flags]
+       strata partitions reassign --reassignment-json-file FILE (--execute [--throttle B/s] | --verify | --cancel)
+       strata partitions elect --type preferred|unclean [--topic T [--partition N ...]]
 
 Every partition's leader, epoch, ISR and offsets (Kafka ListOffsets):
 log start (remote data included), local log start (-4), remote log end
@@ -379,6 +381,9 @@ func describePartitions(ctx context.Context, k kafkaCommand, topics []string) ([
 }
 
 func runPartitions(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "reassign" || args[0] == "elect") {
+		return runPartitionsReassignOrElect(args, stdout, stderr) // reassign.go
+	}
 	var topics *[]string
 	sub, k, err := parseKafkaCommand("partitions", partitionsUsage, "list", args, stderr, func(fs *pflag.FlagSet) {
 		topics = fs.StringArray("topic", nil, "only these topics (repeatable; default all)")

@@ -1,0 +1,193 @@
+package broker
+
+import (
+	"errors"
+	"maps"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/metadata"
+)
+
+// Dynamic broker configs: Kafka's replication throttles, set with
+// IncrementalAlterConfigs (or AlterConfigs) on a BROKER resource — a broker
+// id for that broker, the empty name for every broker — and stored in the
+// metadata quorum (metadata.State.BrokerConfig). As Kafka's
+// kafka-reassign-partitions --throttle does with
+// leader/follower.replication.throttled.replicas, they apply to the
+// replicas a reassignment adds: the leader counts what it sends them
+// against leader.replication.throttled.rate, each adding replica what it
+// fetches against follower.replication.throttled.rate. Replication of
+// the in-sync replicas is never throttled.
+const (
+	leaderThrottledRate   = "leader.replication.throttled.rate"
+	followerThrottledRate = "follower.replication.throttled.rate"
+)
+
+// dynamicBrokerConfigDocs are the dynamic broker configs and their docs;
+// every other broker config is static (a serve flag).
+var dynamicBrokerConfigDocs = map[string]string{
+	leaderThrottledRate:   "bytes per second a leader sends to the replicas a reassignment adds (Long.MAX_VALUE: unlimited)",
+	followerThrottledRate: "bytes per second a replica being added by a reassignment fetches (Long.MAX_VALUE: unlimited)",
+}
+
+// parseThrottledRate checks a throttled rate: a long >= 0 (0 lets nothing
+// through, as in Kafka).
+func parseThrottledRate(value string) (int64, error) {
+	rate, err := strconv.ParseInt(value, 10, 64)
+	if err != nil || rate < 0 {
+		return 0, errors.New("must be a whole number of bytes per second, at least 0")
+	}
+	return rate, nil
+}
+
+// applyReplicationThrottles sets the throttles' rates from the state.
+func (s *Server) applyReplicationThrottles(state *metadata.State) {
+	for name, throttle := range map[string]interface{ SetRate(int64) }{leaderThrottledRate: s.leaderThrottle, followerThrottledRate: s.followerThrottle} {
+		rate := int64(math.MaxInt64)
+		if value, ok := state.BrokerConfig(s.cfg.NodeID, name); ok {
+			if parsed, err := parseThrottledRate(value); err == nil {
+				rate = parsed
+			}
+		}
+		if rate == 0 {
+			rate = 1 // nothing through: the smallest rate the throttle has
+		}
+		throttle.SetRate(rate)
+	}
+}
+
+// brokerConfigID maps a BROKER resource name to a broker id: "" is the
+// cluster default.
+func brokerConfigID(name string) (int32, bool) {
+	if name == "" {
+		return metadata.ClusterDefaultBroker, true
+	}
+	id, err := strconv.ParseInt(name, 10, 32)
+	return int32(id), err == nil && id >= 0
+}
+
+// alterBrokerConfigs computes a broker resource's new dynamic configs with
+// change (from its current ones) and stores them.
+func (s *Server) alterBrokerConfigs(name string, validateOnly bool, change func(configs map[string]string) (int16, string)) (int16, string) {
+	id, ok := brokerConfigID(name)
+	if !ok {
+		return kerr.InvalidRequest.Code, "broker resource name '" + name + "' is neither a broker id nor empty (every broker)"
+	}
+	configs := maps.Clone(s.cfg.Metadata.State().BrokerConfigs(id))
+	if configs == nil {
+		configs = map[string]string{}
+	}
+	if code, msg := change(configs); code != 0 {
+		return code, msg
+	}
+	for name, value := range configs {
+		if _, dynamic := dynamicBrokerConfigDocs[name]; !dynamic {
+			return kerr.InvalidRequest.Code, "broker config '" + name + "' is not dynamic in Strata: set it with a strata serve flag and restart (dynamic: " + leaderThrottledRate + ", " + followerThrottledRate + ")"
+		}
+		if _, err := parseThrottledRate(value); err != nil {
+			return kerr.InvalidConfig.Code, "'" + name + "' " + err.Error()
+		}
+	}
+	if validateOnly {
+		return 0, ""
+	}
+	ctx, cancel := s.adminContext(30000)
+	defer cancel()
+	if err := s.cfg.Metadata.SetBrokerConfigs(ctx, id, configs); err != nil {
+		return kerr.RequestTimedOut.Code, "storing broker configs: " + err.Error()
+	}
+	// Applied here at once (the others apply it with the metadata), so
+	// the change holds on this broker when the request returns.
+	s.applyReplicationThrottles(s.cfg.Metadata.State())
+	s.log.Info("altered dynamic broker configs", "broker", name, "configs", configs)
+	return 0, ""
+}
+
+// incrementalBrokerConfigs applies IncrementalAlterConfigs operations
+// (SET and DELETE; the throttles are not lists) to configs.
+func incrementalBrokerConfigs(configs map[string]string, ops []kmsg.IncrementalAlterConfigsRequestResourceConfig) (int16, string) {
+	seen := map[string]bool{}
+	for _, op := range ops {
+		if seen[op.Name] {
+			return kerr.InvalidRequest.Code, "config '" + op.Name + "' appears more than once"
+		}
+		seen[op.Name] = true
+		switch int8(op.Op) {
+		case opSet:
+			if op.Value == nil {
+				return kerr.InvalidRequest.Code, "SET of '" + op.Name + "' needs a value"
+			}
+			configs[op.Name] = *op.Value
+		case opDelete:
+			delete(configs, op.Name)
+		default:
+			return kerr.InvalidConfig.Code, "'" + op.Name + "' is not a list; only SET and DELETE apply"
+		}
+	}
+	return 0, ""
+}
+
+// describeDynamicBrokerConfigs adds the dynamic configs of broker id to a
+// DescribeConfigs answer: its own value (DYNAMIC_BROKER_CONFIG), else the
+// cluster default's (DYNAMIC_DEFAULT_BROKER_CONFIG), else Kafka's default.
+func describeDynamicBrokerConfigs(state *metadata.State, id int32, names []string, documentation bool) []kmsg.DescribeConfigsResponseResourceConfig {
+	var out []kmsg.DescribeConfigsResponseResourceConfig
+	keys := make([]string, 0, len(dynamicBrokerConfigDocs))
+	for name := range dynamicBrokerConfigDocs {
+		if names == nil || slices.Contains(names, name) {
+			keys = append(keys, name)
+		}
+	}
+	sort.Strings(keys)
+	for _, name := range keys {
+		entry := kmsg.NewDescribeConfigsResponseResourceConfig()
+		entry.Name = name
+		value := strconv.FormatInt(math.MaxInt64, 10)
+		entry.Source = kmsg.ConfigSource(topicconfig.SourceDefault)
+		if v, ok := state.BrokerConfigs(id)[name]; ok && id != metadata.ClusterDefaultBroker {
+			value, entry.Source = v, kmsg.ConfigSourceDynamicBrokerConfig
+		} else if v, ok := state.BrokerConfigs(metadata.ClusterDefaultBroker)[name]; ok {
+			value, entry.Source = v, kmsg.ConfigSourceDynamicDefaultBrokerConfig
+		}
+		entry.Value = &value
+		if documentation {
+			doc := dynamicBrokerConfigDocs[name]
+			entry.Documentation = &doc
+		}
+		out = append(out, entry)
+	}
+	return out
+}
+
+// registerReassignmentMetrics exports the partitions this broker leads
+// that are being reassigned (Kafka's ReassigningPartitions) and the
+// throttled rates in force on this broker.
+func (s *Server) registerReassignmentMetrics(registerer prometheus.Registerer) {
+	registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "strata", Name: "reassigning_partitions",
+		Help: "Partitions this broker leads whose replicas are being reassigned (Kafka's ReassigningPartitions).",
+	}, func() float64 {
+		n := 0
+		for _, r := range s.cfg.Metadata.State().Reassignments() {
+			if topic, ok := s.cfg.Metadata.State().TopicByID(r.TopicID); ok && topic.Partitions[r.Partition].Leader == s.cfg.NodeID {
+				n++
+			}
+		}
+		return float64(n)
+	}))
+	for side, throttle := range map[string]interface{ Rate() int64 }{"leader": s.leaderThrottle, "follower": s.followerThrottle} {
+		registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "strata", Name: "replication_throttled_rate_bytes",
+			Help:        "The leader/follower.replication.throttled.rate in force on this broker (label side), bytes per second; 0 is unlimited.",
+			ConstLabels: prometheus.Labels{"side": side},
+		}, func() float64 { return float64(throttle.Rate()) }))
+	}
+}
