@@ -106,7 +106,10 @@
 //	34 SegmentDeleteStarted v1: segment ref
 //	35 SegmentDeleted      v1: segment ref
 //	36 SegmentsImported    v1: topic id uuid, partition int32, segments list
-//	37-47 reserved for tiered-segment manifests
+//	37 SetLogStartOffset   v1: topic id uuid, partition int32, leader epoch
+//	                           int32, offset int64 (DeleteRecords; only moves
+//	                           forward; fenced by the leader epoch)
+//	38-47 reserved for tiered-segment manifests
 //	48-63 reserved for security (48 SCRAM credentials)
 //	49 CreateAcls          v1: acl bindings list
 //	50 DeleteAcls          v1: acl filters list
@@ -314,6 +317,9 @@
 //	              in-memory chunk of at most 64 entries)
 //	0x07 acl      one per ACL binding, in the order of their encodings:
 //	              acl binding (as above)
+//	0x09 logstart one per partition whose log start offset was set in the
+//	              quorum (SetLogStartOffset): topic id uuid, partition
+//	              int32, offset int64, in (topic id, partition) order
 //	0x7f end      last: uint64 count of the records before it
 //
 // Record types were added to version 1 without bumping it (broker,

@@ -40,6 +40,10 @@ const (
 	recordScramCredential = 0x06
 	// recordACL is one ACL binding (encodeACLBinding).
 	recordACL = 0x07
+	// recordLogStart is one partition's log start offset set in the
+	// quorum (commands_log_start.go: topic id, int32 partition, int64
+	// offset), in (topic id, partition) order.
+	recordLogStart = 0x09
 	recordEnd = 0x7f
 	// recordIgnoreUnknown, set in a record type, lets a reader that does
 	// not know the type skip the record.
@@ -146,6 +150,10 @@ func writeSnapshot(out io.Writer, state *State) error {
 		}
 	}
 
+	if err := writeLogStarts(w, state); err != nil {
+		return err
+	}
+
 	w.payload.uint64(w.records)
 	if err := w.record(recordEnd); err != nil {
 		return fmt.Errorf("write end record: %w", err)
@@ -185,6 +193,7 @@ func readSnapshot(in io.Reader) (*State, error) {
 	scram := state.scram.Txn()
 	var lastScramKey []byte
 	acls := state.acls.Txn()
+	logStarts := state.logStarts.Txn()
 	var (
 		records      uint64
 		seenCluster  bool
@@ -271,6 +280,10 @@ func readSnapshot(in io.Reader) (*State, error) {
 			if err := restoreACL(acls, d); err != nil {
 				return nil, fmt.Errorf("record %d: ACL binding: %w", records, err)
 			}
+		case recordType == recordLogStart:
+			if err := restoreLogStart(logStarts, d); err != nil {
+				return nil, fmt.Errorf("record %d: log start: %w", records, err)
+			}
 		case recordType == recordEnd:
 			count := d.uint64()
 			if err := d.finish(); err != nil {
@@ -288,6 +301,7 @@ func readSnapshot(in io.Reader) (*State, error) {
 			state.segments, state.segmentCount = segments.finish()
 			state.scram = scram.CommitOnly()
 			state.acls = acls.CommitOnly()
+			state.logStarts = logStarts.CommitOnly()
 			return state, nil
 		case recordType&recordIgnoreUnknown != 0:
 			// A newer writer's optional record: skip it.

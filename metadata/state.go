@@ -111,6 +111,9 @@ type State struct {
 	scram *iradix.Tree[*ScramCredential]
 	// acls maps an ACL binding's encoding (aclKey) to the binding.
 	acls *iradix.Tree[authz.Binding]
+	// logStarts maps a partition (segmentPartitionKey) to the log start
+	// offset DeleteRecords set in the quorum (commands_log_start.go).
+	logStarts *iradix.Tree[int64]
 }
 
 // emptyState is the state before any log entry.
@@ -122,6 +125,7 @@ func emptyState() *State {
 		segments:   iradix.New[*partitionSegments](),
 		scram:      iradix.New[*ScramCredential](),
 		acls:       iradix.New[authz.Binding](),
+		logStarts:  iradix.New[int64](),
 	}
 }
 
@@ -192,6 +196,7 @@ type stateBuilder struct {
 	segmentCount   int
 	scram          *iradix.Txn[*ScramCredential]
 	acls           *iradix.Txn[authz.Binding]
+	logStarts      *iradix.Txn[int64]
 }
 
 func newStateBuilder(base *State, index uint64) *stateBuilder {
@@ -207,6 +212,7 @@ func newStateBuilder(base *State, index uint64) *stateBuilder {
 		segmentCount:   base.segmentCount,
 		scram:          base.scram.Txn(),
 		acls:           base.acls.Txn(),
+		logStarts:      base.logStarts.Txn(),
 	}
 }
 
@@ -228,6 +234,7 @@ func (b *stateBuilder) putTopic(topic *Topic) {
 func (b *stateBuilder) deleteTopic(topic *Topic) {
 	b.topics.Delete([]byte(topic.Name))
 	b.topicNames.Delete(topic.ID[:])
+	b.deleteLogStarts(topic.ID)
 }
 
 // build returns the new State at appliedIndex.
@@ -243,6 +250,7 @@ func (b *stateBuilder) build(appliedIndex uint64) *State {
 		segmentCount:   b.segmentCount,
 		scram:          b.scram.CommitOnly(),
 		acls:           b.acls.CommitOnly(),
+		logStarts:      b.logStarts.CommitOnly(),
 	}
 }
 
