@@ -44,7 +44,7 @@ const (
 	// quorum (commands_log_start.go: topic id, int32 partition, int64
 	// offset), in (topic id, partition) order.
 	recordLogStart = 0x09
-	recordEnd = 0x7f
+	recordEnd      = 0x7f
 	// recordIgnoreUnknown, set in a record type, lets a reader that does
 	// not know the type skip the record.
 	recordIgnoreUnknown = 0x80
