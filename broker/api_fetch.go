@@ -176,6 +176,10 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			}
 			if t.part != nil {
 				t.logStart = logStartOffset(state, t.part)
+				if !t.replica && t.errorCode == 0 && t.offset < t.logStart {
+					// Deleted records (DeleteRecords) or expired ones.
+					t.errorCode = kerr.OffsetOutOfRange.Code
+				}
 			}
 			if t.part != nil && t.errorCode == 0 && t.diverging == nil && t.offset < t.part.LogStartOffset() && s.cfg.RemoteReader != nil {
 				if e, ok := state.SegmentContaining(topic.ID, rp.Partition, t.offset); ok {
@@ -274,11 +278,16 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 
 // logStartOffset is a partition's first offset, in the object store or on
 // local disk: what consumers see as the log start (ListOffsets earliest,
-// Fetch's LogStartOffset).
+// Fetch's LogStartOffset). A log start set in the quorum (DeleteRecords on
+// a tiered partition) hides the remote records below it until the tier
+// manager deletes their segments.
 func logStartOffset(state *metadata.State, p *partition.Partition) int64 {
 	start := p.LogStartOffset()
 	if remoteStart, _, ok := state.RemoteLogOffsets(p.TopicID(), p.Index()); ok {
 		start = min(start, remoteStart)
+	}
+	if deleted, ok := state.LogStartOffset(p.TopicID(), p.Index()); ok {
+		start = max(start, deleted)
 	}
 	return start
 }
@@ -331,7 +340,7 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 		start := t.part.LogStartOffset()
 		p.HighWatermark = highWatermark
 		p.LastStableOffset = lastStable
-		p.LogStartOffset = min(t.logStart, start)
+		p.LogStartOffset = t.logStart
 		p.ErrorCode = 0
 		if t.diverging != nil {
 			p.DivergingEpoch.Epoch, p.DivergingEpoch.EndOffset = t.diverging.Epoch, t.diverging.EndOffset
