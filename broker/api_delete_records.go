@@ -91,12 +91,13 @@ func (s *Server) deleteRecords(ctx context.Context, topicName string, index int3
 			return -1, deleteRecordsErrorCode(err)
 		}
 	}
-	start, err := part.DeleteRecordsBefore(offset)
-	if err != nil {
+	if _, err := part.DeleteRecordsBefore(offset); err != nil {
 		part.Logger().Warn("DeleteRecords failed", "offset", offset, "err", err)
 		return -1, deleteRecordsErrorCode(err)
 	}
-	start = max(start, logStartOffset(s.cfg.Metadata.State(), part))
+	// The local log start, or the quorum's on a tiered partition whose
+	// local log starts above it.
+	start := logStartOffset(s.cfg.Metadata.State(), part)
 	part.Logger().Info("records deleted: log start offset advanced (DeleteRecords)", "log_start_offset", start)
 	return start, 0
 }
