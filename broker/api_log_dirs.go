@@ -16,9 +16,9 @@ import (
 // broker's one log directory (--data-dir) with each replica it hosts: its
 // local size in bytes and its offset lag (how far its log end is behind
 // the high watermark; 0 on a leader), and (v4) the volume's total and
-// usable bytes. Tiered data has no field in the protocol: `strata
-// partitions describe`-style views and the strata_tiering_* metrics give
-// the remote sizes. A replica whose log failed (a write or an fsync)
+// usable bytes. Tiered data has no field in the protocol: `strata tiering
+// status`, the status page and strata_remote_log_size_bytes (log_size_metrics.go)
+// give the remote sizes. A replica whose log failed (a write or an fsync)
 // makes the directory answer KAFKA_STORAGE_ERROR, as an offline log dir
 // does in Kafka.
 func init() { register(0, 4, handleDescribeLogDirs) }

@@ -45,6 +45,7 @@ Usage:
   strata healthcheck [flags]  exit 0 when the node at --admin is ready
   strata topics <command>     list, describe, create, delete topics, alter their configs
   strata partitions list      leaders, ISRs, epochs, local/remote/log-start offsets, high watermarks
+  strata partitions delete-records  delete records below an offset (Kafka DeleteRecords)
   strata groups <command>     list, describe consumer groups, their lag; reset their offsets
   strata transactions <command>  list, describe transactions; abort a hanging one
   strata users <command>         SCRAM users: list, set-password, delete (KIP-554)
