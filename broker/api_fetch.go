@@ -22,10 +22,15 @@ import (
 // followers; v15: a follower names itself in ReplicaState with its broker
 // epoch, KIP-903; v12: a follower states the epoch of its last batch,
 // LastFetchedEpoch, and is answered DivergingEpoch when its log does not
-// agree with this leader's, KIP-595). Fetch sessions (KIP-227) are not created: every
+// agree with this leader's, KIP-595), v16 (KIP-951: a partition answered
+// NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH names its current leader and
+// epoch, and the response the leaders' addresses), v17 and v18 (a
+// follower's directory id, KIP-853, and high watermark, KIP-1166: tagged
+// fields Strata's followers neither send nor need) — Kafka 4.2's range.
+// Fetch sessions (KIP-227) are not created: every
 // response is a full one with session id 0, which clients treat as "no
 // session".
-func init() { register(4, 15, handleFetch) }
+func init() { register(4, 18, handleFetch) }
 
 // leaderPartition returns the local partition when this broker leads it at
 // the leader epoch the client knows (-1: any), or the error code to answer:
@@ -222,6 +227,9 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 					s.metrics.bytesOut.WithLabelValues(t.part.Topic()).Add(float64(n))
 				}
 			}
+			if req.Version >= 16 {
+				s.addFetchLeaderHints(c.listener, req, resp)
+			}
 			return resp, nil
 		}
 		if timer == nil {
@@ -399,4 +407,34 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 		remaining -= int64(len(data))
 	}
 	return total
+}
+
+// addFetchLeaderHints is addLeaderHints for Fetch v16+ (KIP-951): a
+// partition answered NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH names
+// its current leader and epoch, and the response lists the leaders'
+// addresses on the client's listener.
+func (s *Server) addFetchLeaderHints(l *boundListener, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) {
+	hints := s.newLeaderHints(l)
+	for ti := range resp.Topics {
+		rt := &resp.Topics[ti]
+		topic, ok := hints.topic(req.Topics[ti].Topic, req.Topics[ti].TopicID)
+		if !ok {
+			continue
+		}
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			fenced := rp.ErrorCode == kerr.FencedLeaderEpoch.Code
+			if rp.ErrorCode != kerr.NotLeaderForPartition.Code && !fenced {
+				continue
+			}
+			if leader, ok := hints.leader(topic, rp.Partition, fenced); ok {
+				rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = leader.Leader, leader.LeaderEpoch
+			}
+		}
+	}
+	for _, b := range hints.brokers {
+		out := kmsg.NewFetchResponseBroker()
+		out.NodeID, out.Host, out.Port, out.Rack = b.NodeID, b.Host, b.Port, b.Rack
+		resp.Brokers = append(resp.Brokers, out)
+	}
 }

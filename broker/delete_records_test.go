@@ -125,10 +125,35 @@ func TestDeleteRecordsLocal(t *testing.T) {
 	if got := earliest(t, adm, "purge"); got != 4 {
 		t.Fatalf("earliest offset %d after a restart, want 4", got)
 	}
+	if got := listSpecialOffset(t, cl, "purge", -6); got != -1 {
+		t.Fatalf("earliest pending upload of a topic not tiered: %d, want -1", got)
+	}
 	// -1: everything up to the high watermark (Kafka Streams' purge).
 	if low, err := deleteRecords(t, adm, "purge", -1); err != nil || low != 10 {
 		t.Fatalf("DeleteRecords to the high watermark: low watermark %d, %v", low, err)
 	}
+}
+
+// listSpecialOffset is ListOffsets (the newest version, v11) of topic-0 at the
+// special timestamp ts.
+func listSpecialOffset(t *testing.T, cl *kgo.Client, topic string, ts int64) int64 {
+	t.Helper()
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Timestamp = ts
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp := request[*kmsg.ListOffsetsResponse](t, cl, req)
+	if resp.Version != 11 {
+		t.Fatalf("ListOffsets sent as v%d, want v11", resp.Version)
+	}
+	p := resp.Topics[0].Partitions[0]
+	if p.ErrorCode != 0 {
+		t.Fatalf("ListOffsets %d: %v", ts, kerr.ErrorForCode(p.ErrorCode))
+	}
+	return p.Offset
 }
 
 // leadingTopic waits until the node leads topic-0 and returns its replica.
@@ -195,6 +220,10 @@ func TestDeleteRecordsTiered(t *testing.T) {
 	}
 	if got := earliest(t, adm, "tiered"); got != 0 {
 		t.Fatalf("earliest offset %d before DeleteRecords, want 0 (in the object store)", got)
+	}
+	_, remoteEnd, _ := n.Store.State().RemoteLogOffsets(p.TopicID(), 0)
+	if got := listSpecialOffset(t, cl, "tiered", -6); got != remoteEnd+1 {
+		t.Fatalf("earliest pending upload %d, want %d (after the remote log end)", got, remoteEnd+1)
 	}
 	target := p.LogStartOffset() - 3 // inside the remote data
 	if low, err := deleteRecords(t, adm, "tiered", target); err != nil || low != target {
