@@ -24,9 +24,10 @@ import (
 // the tier manager deletes the tiered segments entirely below it.
 //
 // The answer's low watermark is the partition's log start offset after the
-// request, as Kafka's; Kafka also waits until every live replica has moved
-// its own log start that far, while Strata answers once the leader has
-// (followers catch up at their next fetch).
+// request, given once the in-sync followers have moved their own log start
+// that far (they state it in their fetches), as Kafka waits for its live
+// replicas; past the request's timeout the partition answers
+// REQUEST_TIMED_OUT, the log start moved on the leader all the same.
 func init() { register(0, 2, handleDeleteRecords) }
 
 func handleDeleteRecords(c *clientConn, h requestHeader, req *kmsg.DeleteRecordsRequest) (kmsg.Response, error) {
@@ -95,6 +96,10 @@ func (s *Server) deleteRecords(ctx context.Context, topicName string, index int3
 		part.Logger().Warn("DeleteRecords failed", "offset", offset, "err", err)
 		return -1, deleteRecordsErrorCode(err)
 	}
+	if code := awaitLowWatermark(ctx, part, offset); code != 0 {
+		part.Logger().Warn("DeleteRecords: the in-sync followers did not move their log start", "offset", offset, "err", kerr.ErrorForCode(code))
+		return -1, code
+	}
 	// The local log start, or the quorum's on a tiered partition whose
 	// local log starts above it.
 	start := logStartOffset(s.cfg.Metadata.State(), part)
@@ -114,5 +119,28 @@ func deleteRecordsErrorCode(err error) int16 {
 		return kerr.RequestTimedOut.Code
 	default:
 		return kerr.KafkaStorageError.Code
+	}
+}
+
+// awaitLowWatermark waits until the partition's in-sync replicas have all
+// moved their log start to offset (or beyond: a replica's local log may
+// start there already): 0, or NOT_LEADER_OR_FOLLOWER when this broker
+// stops leading, REQUEST_TIMED_OUT when ctx ends first.
+func awaitLowWatermark(ctx context.Context, part *partition.Partition, offset int64) int16 {
+	wake := make(chan struct{}, 1)
+	part.AddWaiter(wake)
+	defer part.RemoveWaiter(wake)
+	for {
+		switch {
+		case !part.Leading():
+			return kerr.NotLeaderForPartition.Code
+		case part.LowWatermark() >= offset:
+			return 0
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return kerr.RequestTimedOut.Code
+		}
 	}
 }

@@ -177,6 +177,9 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 					case expand != nil:
 						s.isr.Expand(t.part, expand, replicaID, replicaEpoch)
 					}
+					if err == nil && req.Version >= 5 {
+						t.part.FollowerLogStart(replicaID, rp.LogStartOffset)
+					}
 				}
 			}
 			if t.part != nil {

@@ -50,3 +50,35 @@ func (p *Partition) FollowLogStart(leaderLogStart int64) error {
 	}
 	return p.segments.SetStartOffset(target)
 }
+
+// FollowerLogStart records a follower's log start offset as its fetch
+// states it (Fetch v5+), and wakes the waiters when it moves (a
+// DeleteRecords waiting for LowWatermark).
+func (p *Partition) FollowerLogStart(follower int32, logStart int64) {
+	p.appendMu.Lock()
+	f := p.followers[follower]
+	moved := f != nil && p.leading.Load() && logStart > f.logStartOffset
+	if moved {
+		f.logStartOffset = logStart
+	}
+	p.appendMu.Unlock()
+	if moved {
+		p.notifyWaiters()
+	}
+}
+
+// LowWatermark is the lowest log start offset of this leader and its
+// in-sync followers (Kafka's low watermark, over the ISR): DeleteRecords
+// answers once it has reached the offset asked. A follower that has not
+// stated its log start yet counts as -1.
+func (p *Partition) LowWatermark() int64 {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	low := p.segments.StartOffset()
+	for _, id := range p.assignment.ISR {
+		if f := p.followers[id]; f != nil && id != p.self {
+			low = min(low, f.logStartOffset)
+		}
+	}
+	return low
+}

@@ -80,3 +80,39 @@ func TestDeleteRecordsBefore(t *testing.T) {
 		t.Fatalf("follower log start went back to %d (%v)", follower.LogStartOffset(), err)
 	}
 }
+
+// TestLowWatermark: the low watermark is the lowest log start of the leader
+// and its in-sync followers, unknown (-1) until a follower states its own,
+// and a follower's stated log start never goes back; waiters are woken
+// when it moves (DeleteRecords waits on them).
+func TestLowWatermark(t *testing.T) {
+	leader := replica(t, t.TempDir(), 1, nil)
+	leader.ApplyAssignment(assignment(1, 2, []int32{1, 2, 3}, []int32{1, 2}), t0)
+	mustAppend(t, leader, batch(t, idempotent(7, 0, 0), "a", 4))
+	if _, err := leader.FollowerFetched(2, 4, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leader.DeleteRecordsBefore(3); err != nil {
+		t.Fatal(err)
+	}
+	if low := leader.LowWatermark(); low != -1 {
+		t.Fatalf("low watermark %d before the follower stated its log start, want -1", low)
+	}
+	wake := make(chan struct{}, 1)
+	leader.AddWaiter(wake)
+	defer leader.RemoveWaiter(wake)
+	leader.FollowerLogStart(2, 3)
+	select {
+	case <-wake:
+	default:
+		t.Fatal("a follower's log start moving woke no waiter")
+	}
+	if low := leader.LowWatermark(); low != 3 {
+		t.Fatalf("low watermark %d, want 3", low)
+	}
+	leader.FollowerLogStart(2, 1) // an older fetch
+	leader.FollowerLogStart(3, 0) // not in the ISR
+	if low := leader.LowWatermark(); low != 3 {
+		t.Fatalf("low watermark %d after an older fetch and a follower out of the ISR, want 3", low)
+	}
+}
