@@ -215,3 +215,75 @@ func TestAdminOpsPython(t *testing.T) {
 		t.Fatalf("python clients saw %+v; want a cluster of 1 broker and watermarks 3..8", got)
 	}
 }
+
+// TestAdminOpsCluster: on a three-node cluster, DeleteRecords on a
+// partition with three replicas answers once the followers have moved
+// their log start too, and after its leader is killed the new leader's
+// earliest offset is still the one DeleteRecords set. DescribeCluster lists
+// the three brokers; DescribeQuorum, asked of the metadata leader, lists
+// the three voters with their log end offsets.
+func TestAdminOpsCluster(t *testing.T) {
+	c := startCluster(t, 3)
+	ctx := testContext(t, 2*time.Minute)
+	adm := c.admin()
+	topic := legalTopic(t)
+	created, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{"segment.bytes": kadm.StringPtr("1024")}, topic)
+	if err != nil || created.Err != nil {
+		t.Fatalf("create %s: %v %v", topic, err, created.Err)
+	}
+	cl := c.client(t, manualPartitioner(), kgo.RequiredAcks(kgo.AllISRAcks()))
+	produceEach(t, cl, topic, 1, 20)
+
+	offsets := kadm.Offsets{}
+	offsets.AddOffset(topic, 0, 15, -1)
+	deleted, err := adm.DeleteRecords(ctx, offsets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := deleted.Lookup(topic, 0); r.Err != nil || r.LowWatermark != 15 {
+		t.Fatalf("DeleteRecords before 15: low watermark %d, %v", r.LowWatermark, r.Err)
+	}
+
+	cluster, err := kmsg.NewPtrDescribeClusterRequest().RequestWith(ctx, cl)
+	if err != nil || cluster.ErrorCode != 0 || len(cluster.Brokers) != 3 {
+		t.Fatalf("DescribeCluster: %+v, %v", cluster, err)
+	}
+	quorumReq := kmsg.NewPtrDescribeQuorumRequest()
+	quorumReq.Topics = []kmsg.DescribeQuorumRequestTopic{{Topic: "__cluster_metadata", Partitions: []kmsg.DescribeQuorumRequestTopicPartition{{Partition: 0}}}}
+	controller := newClient(t, c.nodes[cluster.ControllerID].addr)
+	quorum, err := quorumReq.RequestWith(ctx, controller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := quorum.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.LeaderID != cluster.ControllerID || len(p.CurrentVoters) != 3 {
+		t.Fatalf("DescribeQuorum: %+v", p)
+	} else {
+		for _, v := range p.CurrentVoters {
+			if v.LogEndOffset <= 0 {
+				t.Errorf("voter %d: log end offset %d", v.ReplicaID, v.LogEndOffset)
+			}
+		}
+	}
+
+	m, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := m.Topics[topic].Partitions[0].Leader
+	c.nodes[leader].kill()
+	survivors := c.admin(leader)
+	eventually(t, 60*time.Second, "a new leader with the log start DeleteRecords set", func() error {
+		starts, err := survivors.ListStartOffsets(ctx, topic)
+		if err != nil {
+			return err
+		}
+		o, _ := starts.Lookup(topic, 0)
+		if o.Err != nil {
+			return o.Err
+		}
+		if o.Offset != 15 {
+			t.Fatalf("earliest offset %d on the new leader, want 15", o.Offset)
+		}
+		return nil
+	})
+}
