@@ -1,9 +1,11 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -19,9 +21,12 @@ import (
 // other registered brokers) with the Raft index each last reported
 // applied (log end offset) and when (v1). v2 lists the voters' controller
 // endpoints. Only the metadata leader knows the members' positions: the
-// other brokers answer NOT_LEADER_OR_FOLLOWER naming it (Kafka's brokers
-// forward the request to the controller instead).
+// other brokers ask it (as Kafka's brokers forward the request to the
+// controller), and answer NOT_LEADER_OR_FOLLOWER when no leader is known.
 func init() { register(0, 2, handleDescribeQuorum) }
+
+// describeQuorumTimeout bounds asking the metadata leader.
+const describeQuorumTimeout = 10 * time.Second
 
 // Kafka's metadata log.
 const (
@@ -48,7 +53,9 @@ func handleDescribeQuorum(c *clientConn, h requestHeader, req *kmsg.DescribeQuor
 				out.Partitions = append(out.Partitions, p)
 				continue
 			}
-			quorum, err := s.cfg.Metadata.DescribeQuorum()
+			ctx, cancel := context.WithTimeout(s.ctx, describeQuorumTimeout)
+			quorum, err := s.cfg.Metadata.DescribeQuorum(ctx)
+			cancel()
 			if err != nil {
 				p.ErrorCode = kerr.UnknownServerError.Code
 				if errors.Is(err, metadata.ErrNotLeader) {

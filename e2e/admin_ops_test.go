@@ -220,8 +220,8 @@ func TestAdminOpsPython(t *testing.T) {
 // partition with three replicas answers once the followers have moved
 // their log start too, and after its leader is killed the new leader's
 // earliest offset is still the one DeleteRecords set. DescribeCluster lists
-// the three brokers; DescribeQuorum, asked of the metadata leader, lists
-// the three voters with their log end offsets.
+// the three brokers; DescribeQuorum, asked of every broker (the others ask
+// the metadata leader), lists the three voters with their log end offsets.
 func TestAdminOpsCluster(t *testing.T) {
 	c := startCluster(t, 3)
 	ctx := testContext(t, 2*time.Minute)
@@ -250,17 +250,18 @@ func TestAdminOpsCluster(t *testing.T) {
 	}
 	quorumReq := kmsg.NewPtrDescribeQuorumRequest()
 	quorumReq.Topics = []kmsg.DescribeQuorumRequestTopic{{Topic: "__cluster_metadata", Partitions: []kmsg.DescribeQuorumRequestTopicPartition{{Partition: 0}}}}
-	controller := newClient(t, c.nodes[cluster.ControllerID].addr)
-	quorum, err := quorumReq.RequestWith(ctx, controller)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p := quorum.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.LeaderID != cluster.ControllerID || len(p.CurrentVoters) != 3 {
-		t.Fatalf("DescribeQuorum: %+v", p)
-	} else {
+	for id, node := range c.nodes {
+		quorum, err := quorumReq.RequestWith(ctx, newClient(t, node.addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := quorum.Topics[0].Partitions[0]
+		if p.ErrorCode != 0 || p.LeaderID != cluster.ControllerID || len(p.CurrentVoters) != 3 {
+			t.Fatalf("DescribeQuorum asked of node %d: %+v", id, p)
+		}
 		for _, v := range p.CurrentVoters {
 			if v.LogEndOffset <= 0 {
-				t.Errorf("voter %d: log end offset %d", v.ReplicaID, v.LogEndOffset)
+				t.Errorf("node %d: voter %d: log end offset %d", id, v.ReplicaID, v.LogEndOffset)
 			}
 		}
 	}

@@ -431,6 +431,13 @@
 //	                           process on another data directory holds the
 //	                           broker id; any node passes it on to the
 //	                           leader (the asking node may have none yet)
+//	           9 describe quorum (no payload) answers, in the message,
+//	                           the leader's view of the quorum: leader id
+//	                           int32, leader epoch int64, high watermark
+//	                           int64, then voters and observers, each a
+//	                           uvarint count of (node id int32, log end
+//	                           offset int64, last fetch int64, last caught
+//	                           up int64, address string); see quorum.go
 //	response:  status uint8 (0 ok, 1 not the leader, 2 failed,
 //	           3 duplicate broker registration: ErrDuplicateBroker,
 //	           16+i rejected with the i-th sentinel of rpcRejections,

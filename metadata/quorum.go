@@ -1,6 +1,8 @@
 package metadata
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -35,13 +37,18 @@ type QuorumDescription struct {
 	Observers     []QuorumReplica
 }
 
-// DescribeQuorum describes the quorum: only the leader knows where each
-// member is (ErrNotLeader elsewhere, naming the leader). Members report
-// their position with their broker heartbeats, so a voter that is not a
-// registered broker has an unknown log end offset.
-func (s *Store) DescribeQuorum() (QuorumDescription, error) {
+// DescribeQuorum describes the quorum as its leader sees it: only the
+// leader knows where each member is, so another node asks the leader
+// (controller RPC 9). Members report their position with their broker
+// heartbeats, so a voter that is not a registered broker has an unknown
+// log end offset.
+func (s *Store) DescribeQuorum(ctx context.Context) (QuorumDescription, error) {
 	if !s.IsLeader() {
-		return QuorumDescription{}, s.notLeaderError()
+		response, err := s.forward(ctx, []byte{rpcDescribeQuorum})
+		if err != nil {
+			return QuorumDescription{}, err
+		}
+		return decodeQuorumDescription([]byte(response.message))
 	}
 	voters, err := s.Voters()
 	if err != nil {
@@ -91,4 +98,49 @@ func (s *Store) DescribeQuorum() (QuorumDescription, error) {
 	}
 	slices.SortFunc(d.Voters, func(a, b QuorumReplica) int { return int(a.NodeID - b.NodeID) })
 	return d, nil
+}
+
+// encodeQuorumDescription is the payload of controller RPC 9's answer
+// (doc.go, "Controller RPCs"). Part of the format.
+func encodeQuorumDescription(d QuorumDescription) []byte {
+	e := encoder{}
+	e.int32(d.LeaderID)
+	e.int64(d.LeaderEpoch)
+	e.int64(d.HighWatermark)
+	for _, replicas := range [][]QuorumReplica{d.Voters, d.Observers} {
+		e.uvarint(uint64(len(replicas)))
+		for _, r := range replicas {
+			e.int32(r.NodeID)
+			e.int64(r.LogEndOffset)
+			e.int64(r.LastFetchMillis)
+			e.int64(r.LastCaughtUpMillis)
+			e.string(r.Address)
+		}
+	}
+	return e.buffer
+}
+
+// minimumQuorumReplicaSize is the fewest bytes an encoded replica takes.
+const minimumQuorumReplicaSize = 4 + 3*8 + 1
+
+func decodeQuorumDescription(data []byte) (QuorumDescription, error) {
+	d := decoder{data: data}
+	q := QuorumDescription{LeaderID: d.int32(), LeaderEpoch: d.int64(), HighWatermark: d.int64()}
+	for i, voter := range []bool{true, false} {
+		n := d.length(minimumQuorumReplicaSize)
+		replicas := make([]QuorumReplica, 0, n)
+		for range n {
+			replicas = append(replicas, QuorumReplica{NodeID: d.int32(), Voter: voter, LogEndOffset: d.int64(),
+				LastFetchMillis: d.int64(), LastCaughtUpMillis: d.int64(), Address: d.string()})
+		}
+		if i == 0 {
+			q.Voters = replicas
+		} else {
+			q.Observers = replicas
+		}
+	}
+	if err := d.finish(); err != nil {
+		return QuorumDescription{}, fmt.Errorf("metadata: describe quorum answer: %w", err)
+	}
+	return q, nil
 }
