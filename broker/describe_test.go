@@ -1,12 +1,17 @@
 package broker_test
 
 import (
+	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/authz"
+	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/metadata/metadatatest"
 )
@@ -123,5 +128,76 @@ func TestDescribeLogDirsAndQuorum(t *testing.T) {
 	if p.ErrorCode != 0 || p.LeaderID != metadatatest.NodeID || p.HighWatermark <= 0 ||
 		len(p.CurrentVoters) != 1 || p.CurrentVoters[0].ReplicaID != metadatatest.NodeID || p.CurrentVoters[0].LogEndOffset < p.HighWatermark {
 		t.Fatalf("DescribeQuorum: %+v", p)
+	}
+}
+
+// TestDescribeAPIsAuthorized: with an ACL authorizer, DescribeTopicPartitions
+// follows Metadata's rules (all topics: only those the client may DESCRIBE;
+// a named one it may not: TOPIC_AUTHORIZATION_FAILED, whether it exists or
+// not), DescribeCluster, DescribeLogDirs and DescribeQuorum need DESCRIBE
+// on the cluster, and DeleteRecords DELETE on the topic.
+func TestDescribeAPIsAuthorized(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	grant := func(bindings ...authz.Binding) {
+		t.Helper()
+		if err := n.Store.CreateACLs(ctx, bindings); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl := n.Client()
+	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName),
+		anonymousACL(authz.OpDescribe, authz.PermissionAllow, authz.ResourceTopic, "visible"))
+	createTopic(t, cl, "visible", 1, nil)
+	createTopic(t, cl, "hidden", 1, nil)
+
+	all := request[*kmsg.DescribeTopicPartitionsResponse](t, cl, kmsg.NewPtrDescribeTopicPartitionsRequest())
+	if len(all.Topics) != 1 || *all.Topics[0].Topic != "visible" || all.Topics[0].ErrorCode != 0 {
+		t.Fatalf("all topics: %+v, want only visible", all.Topics)
+	}
+	named := kmsg.NewPtrDescribeTopicPartitionsRequest()
+	named.Topics = []kmsg.DescribeTopicPartitionsRequestTopic{{Topic: "hidden"}, {Topic: "missing"}}
+	for _, topic := range request[*kmsg.DescribeTopicPartitionsResponse](t, cl, named).Topics {
+		if topic.ErrorCode != kerr.TopicAuthorizationFailed.Code || len(topic.Partitions) != 0 {
+			t.Errorf("%s: %v with %d partitions, want TOPIC_AUTHORIZATION_FAILED", *topic.Topic, kerr.ErrorForCode(topic.ErrorCode), len(topic.Partitions))
+		}
+	}
+
+	clusterDescribed := func() []int16 {
+		t.Helper()
+		quorum := kmsg.NewPtrDescribeQuorumRequest()
+		quorum.Topics = []kmsg.DescribeQuorumRequestTopic{{Topic: "__cluster_metadata", Partitions: []kmsg.DescribeQuorumRequestTopicPartition{{Partition: 0}}}}
+		return []int16{
+			request[*kmsg.DescribeClusterResponse](t, cl, kmsg.NewPtrDescribeClusterRequest()).ErrorCode,
+			// Straight to the broker: the client merges the brokers'
+			// answers and keeps no top-level error.
+			request[*kmsg.DescribeLogDirsResponse](t, cl.SeedBrokers()[0], kmsg.NewPtrDescribeLogDirsRequest()).ErrorCode,
+			request[*kmsg.DescribeQuorumResponse](t, cl, quorum).ErrorCode,
+		}
+	}
+	for _, code := range clusterDescribed() {
+		if code != kerr.ClusterAuthorizationFailed.Code {
+			t.Errorf("without DESCRIBE on the cluster: %v", kerr.ErrorForCode(code))
+		}
+	}
+	grant(anonymousACL(authz.OpDescribe, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
+	for _, code := range clusterDescribed() {
+		if code != 0 {
+			t.Errorf("with DESCRIBE on the cluster: %v", kerr.ErrorForCode(code))
+		}
+	}
+	dirs := request[*kmsg.DescribeLogDirsResponse](t, cl.SeedBrokers()[0], kmsg.NewPtrDescribeLogDirsRequest())
+	if len(dirs.Dirs) != 1 || dirs.Dirs[0].TotalBytes <= 0 || dirs.Dirs[0].UsableBytes < 0 || len(dirs.Dirs[0].Topics) != 2 {
+		t.Fatalf("DescribeLogDirs v%d: %+v", dirs.Version, dirs.Dirs)
+	}
+
+	adm := kadm.NewClient(cl)
+	if _, err := deleteRecords(t, adm, "visible", 0); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("DeleteRecords without DELETE: %v", err)
+	}
+	grant(anonymousACL(authz.OpDelete, authz.PermissionAllow, authz.ResourceTopic, "visible"))
+	if _, err := deleteRecords(t, adm, "visible", 0); err != nil {
+		t.Fatalf("DeleteRecords with DELETE: %v", err)
 	}
 }
