@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -156,6 +157,29 @@ func listSpecialOffset(t *testing.T, cl *kgo.Client, topic string, ts int64) int
 	return p.Offset
 }
 
+// topicGauge is the value of the gauge name for topic in registry (0 when
+// absent).
+func topicGauge(t *testing.T, registry *prometheus.Registry, name, topic string) float64 {
+	t.Helper()
+	families, err := registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, family := range families {
+		if family.GetName() != name {
+			continue
+		}
+		for _, m := range family.GetMetric() {
+			for _, label := range m.GetLabel() {
+				if label.GetName() == "topic" && label.GetValue() == topic {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
 // leadingTopic waits until the node leads topic-0 and returns its replica.
 func leadingTopic(t *testing.T, n *brokertest.Node, topic string) *partition.Partition {
 	t.Helper()
@@ -189,9 +213,12 @@ func TestDeleteRecordsTiered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tier.Close()
+	registry := prometheus.NewRegistry()
+	var registerer prometheus.Registerer = registry // nil after the restart: registered once
 	n := brokertest.Start(t, func(c *broker.Config) {
 		c.RemoteReader = tier
 		c.RetentionCheckInterval = 20 * time.Millisecond
+		c.Registerer = registerer
 	})
 	cl := n.Client()
 	adm := kadm.NewClient(cl)
@@ -220,6 +247,12 @@ func TestDeleteRecordsTiered(t *testing.T) {
 	}
 	if got := earliest(t, adm, "tiered"); got != 0 {
 		t.Fatalf("earliest offset %d before DeleteRecords, want 0 (in the object store)", got)
+	}
+	// DescribeLogDirs has no field for tiered bytes: the metrics have them.
+	for _, name := range []string{"strata_log_size_bytes", "strata_remote_log_size_bytes"} {
+		if got := topicGauge(t, registry, name, "tiered"); got <= 0 {
+			t.Fatalf("%s{topic=tiered} = %v, want the partition's bytes", name, got)
+		}
 	}
 	_, remoteEnd, _ := n.Store.State().RemoteLogOffsets(p.TopicID(), 0)
 	if got := listSpecialOffset(t, cl, "tiered", -6); got != remoteEnd+1 {
@@ -256,6 +289,7 @@ func TestDeleteRecordsTiered(t *testing.T) {
 	}
 
 	stop()
+	registerer = nil
 	n.Restart()
 	stop = startManager(n)
 	adm = kadm.NewClient(n.Client())
