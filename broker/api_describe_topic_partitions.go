@@ -19,7 +19,7 @@ import (
 // maxDescribePartitions, Kafka's max.request.partition.size.limit default)
 // are answered; NextCursor names the first partition left out, and the
 // client asks again from there (Cursor). Strata has no eligible leader
-// replicas (ELR): those fields are null.
+// replicas (ELR): those lists are empty.
 func init() { register(0, 0, handleDescribeTopicPartitions) }
 
 // maxDescribePartitions is Kafka's max.request.partition.size.limit
@@ -111,7 +111,9 @@ func (s *Server) describeTopicPartitions(topic metadata.Topic, from int32, limit
 		dp := kmsg.NewDescribeTopicPartitionsResponseTopicPartition()
 		dp.ErrorCode, dp.Partition, dp.LeaderID, dp.LeaderEpoch = p.ErrorCode, p.Partition, p.Leader, p.LeaderEpoch
 		dp.Replicas, dp.ISR, dp.OfflineReplicas = p.Replicas, p.ISR, p.OfflineReplicas
-		dp.EligibleLeaderReplicas, dp.LastKnownELR = nil, nil
+		// Empty, not null: Kafka always sends both lists, and the Java
+		// admin client reads them without a null check.
+		dp.EligibleLeaderReplicas, dp.LastKnownELR = []int32{}, []int32{}
 		out.Partitions = append(out.Partitions, dp)
 		limit--
 	}

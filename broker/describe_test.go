@@ -64,6 +64,9 @@ func TestDescribeTopicPartitionsPaginates(t *testing.T) {
 			for _, p := range topic.Partitions {
 				got = append(got, *topic.Topic+"-"+string(rune('0'+p.Partition)))
 				count++
+				if p.EligibleLeaderReplicas == nil || p.LastKnownELR == nil {
+					t.Fatalf("%s-%d: null ELR lists (the Java admin client expects lists)", *topic.Topic, p.Partition)
+				}
 			}
 		}
 		if count > 3 {
