@@ -96,8 +96,10 @@ var APIRequirements = map[int16][]Requirement{
 	49: {{OpAlterConfigs, ResourceCluster, ""}},                      // AlterClientQuotas
 	50: {{OpDescribe, ResourceCluster, ""}},                          // DescribeUserScramCredentials
 	51: {{OpAlter, ResourceCluster, ""}},                             // AlterUserScramCredentials
+	55: {{OpDescribe, ResourceCluster, ""}},                          // DescribeQuorum
 	60: {{OpDescribe, ResourceCluster, ""}},                          // DescribeCluster
 	61: {{OpRead, ResourceTopic, ""}},                                // DescribeProducers
 	65: {{OpDescribe, ResourceTransactionalID, ""}},                  // DescribeTransactions
 	66: {{OpDescribe, ResourceTransactionalID, ""}},                  // ListTransactions
+	75: {{OpDescribe, ResourceTopic, ""}},                            // DescribeTopicPartitions
 }

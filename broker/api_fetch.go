@@ -24,10 +24,15 @@ import (
 // followers; v15: a follower names itself in ReplicaState with its broker
 // epoch, KIP-903; v12: a follower states the epoch of its last batch,
 // LastFetchedEpoch, and is answered DivergingEpoch when its log does not
-// agree with this leader's, KIP-595). Fetch sessions (KIP-227) are not created: every
+// agree with this leader's, KIP-595), v16 (KIP-951: a partition answered
+// NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH names its current leader and
+// epoch, and the response the leaders' addresses), v17 and v18 (a
+// follower's directory id, KIP-853, and high watermark, KIP-1166: tagged
+// fields Strata's followers neither send nor need) — Kafka 4.2's range.
+// Fetch sessions (KIP-227) are not created: every
 // response is a full one with session id 0, which clients treat as "no
 // session".
-func init() { register(4, 15, handleFetch) }
+func init() { register(4, 18, handleFetch) }
 
 // leaderPartition returns the local partition when this broker leads it at
 // the leader epoch the client knows (-1: any), or the error code to answer:
@@ -182,10 +187,17 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 					case expand != nil:
 						s.isr.Expand(t.part, expand, replicaID, replicaEpoch)
 					}
+					if err == nil && req.Version >= 5 {
+						t.part.FollowerLogStart(replicaID, rp.LogStartOffset)
+					}
 				}
 			}
 			if t.part != nil {
 				t.logStart = logStartOffset(state, t.part)
+				if !t.replica && t.errorCode == 0 && t.offset < t.logStart {
+					// Deleted records (DeleteRecords) or expired ones.
+					t.errorCode = kerr.OffsetOutOfRange.Code
+				}
 			}
 			if t.part != nil && t.errorCode == 0 && t.diverging == nil && t.offset < t.part.LogStartOffset() && s.cfg.RemoteReader != nil {
 				if e, ok := state.SegmentContaining(topic.ID, rp.Partition, t.offset); ok {
@@ -249,6 +261,9 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 					}
 				}
 			}
+			if req.Version >= 16 {
+				s.addFetchLeaderHints(c.listener, req, resp)
+			}
 			return resp, nil
 		}
 		if timer == nil {
@@ -305,11 +320,16 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 
 // logStartOffset is a partition's first offset, in the object store or on
 // local disk: what consumers see as the log start (ListOffsets earliest,
-// Fetch's LogStartOffset).
+// Fetch's LogStartOffset). A log start set in the quorum (DeleteRecords on
+// a tiered partition) hides the remote records below it until the tier
+// manager deletes their segments.
 func logStartOffset(state *metadata.State, p *partition.Partition) int64 {
 	start := p.LogStartOffset()
 	if remoteStart, _, ok := state.RemoteLogOffsets(p.TopicID(), p.Index()); ok {
 		start = min(start, remoteStart)
+	}
+	if deleted, ok := state.LogStartOffset(p.TopicID(), p.Index()); ok {
+		start = max(start, deleted)
 	}
 	return start
 }
@@ -362,7 +382,7 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 		start := t.part.LogStartOffset()
 		p.HighWatermark = highWatermark
 		p.LastStableOffset = lastStable
-		p.LogStartOffset = min(t.logStart, start)
+		p.LogStartOffset = t.logStart
 		p.ErrorCode = 0
 		if t.diverging != nil {
 			p.DivergingEpoch.Epoch, p.DivergingEpoch.EndOffset = t.diverging.Epoch, t.diverging.EndOffset
@@ -430,4 +450,34 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 		remaining -= int64(len(data))
 	}
 	return total
+}
+
+// addFetchLeaderHints is addLeaderHints for Fetch v16+ (KIP-951): a
+// partition answered NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH names
+// its current leader and epoch, and the response lists the leaders'
+// addresses on the client's listener.
+func (s *Server) addFetchLeaderHints(l *boundListener, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) {
+	hints := s.newLeaderHints(l)
+	for ti := range resp.Topics {
+		rt := &resp.Topics[ti]
+		topic, ok := hints.topic(req.Topics[ti].Topic, req.Topics[ti].TopicID)
+		if !ok {
+			continue
+		}
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			fenced := rp.ErrorCode == kerr.FencedLeaderEpoch.Code
+			if rp.ErrorCode != kerr.NotLeaderForPartition.Code && !fenced {
+				continue
+			}
+			if leader, ok := hints.leader(topic, rp.Partition, fenced); ok {
+				rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = leader.Leader, leader.LeaderEpoch
+			}
+		}
+	}
+	for _, b := range hints.brokers {
+		out := kmsg.NewFetchResponseBroker()
+		out.NodeID, out.Host, out.Port, out.Rack = b.NodeID, b.Host, b.Port, b.Rack
+		resp.Brokers = append(resp.Brokers, out)
+	}
 }

@@ -18,10 +18,12 @@ import (
 )
 
 // ListOffsets v0 (the "offsets before" form older tools such as Burrow
-// still send) through v9: v1 a single offset and its timestamp
-// (kafka-python), v7 max timestamp (KIP-734), v8 earliest local (-4), v9
-// latest tiered (-5) (KIP-405, KIP-1005).
-func init() { register(0, 9, handleListOffsets) }
+// still send) through v11, Kafka 4.2's newest: v1 a single offset and its
+// timestamp (kafka-python), v7 max timestamp (KIP-734), v8 earliest local
+// (-4), v9 latest tiered (-5) (KIP-405, KIP-1005), v10 a timeout for
+// remote lookups (KIP-1075; Strata's own bound, remoteFetchTimeout,
+// applies), v11 earliest pending upload (-6, KIP-1023).
+func init() { register(0, 11, handleListOffsets) }
 
 // Special ListOffsets timestamps.
 const (
@@ -30,6 +32,10 @@ const (
 	listMaxTimestamp  = -3
 	listEarliestLocal = -4
 	listLatestTiered  = -5
+	// listEarliestPendingUpload is the first offset not in the object
+	// store yet (v11): the remote log end plus one, the local log start
+	// while nothing is uploaded, -1 on a topic that is not tiered.
+	listEarliestPendingUpload = -6
 )
 
 func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequest) (kmsg.Response, error) {
@@ -196,6 +202,15 @@ func (s *Server) offsetForTimestamp(state *metadata.State, p *partition.Partitio
 			return end, -1, nil
 		}
 		return -1, -1, nil
+	case listEarliestPendingUpload:
+		switch _, end, ok := state.RemoteLogOffsets(p.TopicID(), p.Index()); {
+		case !p.Config().RemoteStorage:
+			return -1, -1, nil
+		case ok:
+			return end + 1, -1, nil
+		default:
+			return p.LogStartOffset(), -1, nil
+		}
 	}
 	if ts >= 0 && s.cfg.RemoteReader != nil {
 		if offset, timestamp, found, err := s.remoteOffsetForTimestamp(state, p, ts); err != nil || found {
@@ -209,13 +224,14 @@ func (s *Server) offsetForTimestamp(state *metadata.State, p *partition.Partitio
 // local log start: the first segment whose largest timestamp reaches ts,
 // read batch by batch from where its time index points.
 func (s *Server) remoteOffsetForTimestamp(state *metadata.State, p *partition.Partition, ts int64) (offset, timestamp int64, found bool, err error) {
-	localStart := p.LogStartOffset()
+	localStart, logStart := p.LogStartOffset(), logStartOffset(state, p)
 	var target *metadata.SegmentManifest
 	state.EachSegment(p.TopicID(), p.Index(), 0, func(e metadata.SegmentManifest) bool {
 		if e.BaseOffset >= localStart {
 			return false
 		}
-		if e.State == metadata.SegmentCopyFinished && e.MaxTimestamp >= ts {
+		// Records below the log start (DeleteRecords) are not searched.
+		if e.State == metadata.SegmentCopyFinished && e.MaxTimestamp >= ts && e.LastOffset >= logStart {
 			target = &e
 			return false
 		}
@@ -232,6 +248,7 @@ func (s *Server) remoteOffsetForTimestamp(state *metadata.State, p *partition.Pa
 	if err != nil {
 		return -1, -1, false, err
 	}
+	next = max(next, logStart)
 	for next <= target.LastOffset {
 		data, err := s.cfg.RemoteReader.Read(ctx, p.Name(), *target, next, 1<<20)
 		if err != nil {
@@ -253,7 +270,8 @@ func (s *Server) remoteOffsetForTimestamp(state *metadata.State, p *partition.Pa
 			}
 			offset, timestamp, err := recordbatch.RecordAtTimestamp(batch, h, ts, false)
 			if err != nil || offset >= 0 {
-				return offset, timestamp, err == nil, err
+				// A batch may straddle the log start: nothing below it.
+				return max(offset, logStart), timestamp, err == nil, err
 			}
 		}
 	}

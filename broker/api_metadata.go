@@ -15,7 +15,11 @@ import (
 	"github.com/strata-log/strata/metadata"
 )
 
-func init() { register(0, 12, handleMetadata) }
+// Metadata v0-v13 (Kafka 4.2's range). v13 adds a top-level error code,
+// for KIP-1102's REBOOTSTRAP_REQUIRED (a client whose metadata cannot be
+// repaired by refreshing it starts over from its bootstrap servers);
+// nothing in Strata needs it, so the code is 0.
+func init() { register(0, 13, handleMetadata) }
 
 // autoCreatePropagationWait bounds how long a Metadata request that
 // auto-created a topic waits for every broker to have it.

@@ -18,26 +18,59 @@ import (
 //
 // OffsetCommit v0 (ZooKeeper-era in Kafka) is served like v1 with no
 // generation or member: a commit outside group membership. OffsetFetch v0
-// likewise reads the same offsets as v1.
+// likewise reads the same offsets as v1. v9 of both (KIP-848's member
+// epoch, OffsetFetch's member id) changes nothing for the classic groups
+// Strata coordinates: the generation is checked as before and OffsetFetch's
+// member is not. v10 (Kafka 4.2's newest) names topics by id: an id the
+// cluster does not know answers UNKNOWN_TOPIC_ID.
 func init() {
-	register(0, 8, handleOffsetCommit)
-	register(0, 8, handleOffsetFetch)
+	register(0, 10, handleOffsetCommit)
+	register(0, 10, handleOffsetFetch)
 	register(0, 0, handleOffsetDelete)
+}
+
+// resolveTopicIDs names the topics of a request that gives them by id
+// (v10+ of OffsetCommit and OffsetFetch): the name of each id, "" for an
+// id the cluster does not know.
+func resolveTopicIDs(state *metadata.State, ids [][16]byte) []string {
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		if topic, ok := state.TopicByID(id); ok {
+			names[i] = topic.Name
+		}
+	}
+	return names
 }
 
 func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	// v10 names topics by id: the request goes on by name, and the topics
+	// whose id is unknown are answered UNKNOWN_TOPIC_ID.
+	unknownIDs := map[int]bool{}
+	if req.Version >= 10 {
+		ids := make([][16]byte, len(req.Topics))
+		for i, rt := range req.Topics {
+			ids[i] = rt.TopicID
+		}
+		for i, name := range resolveTopicIDs(s.cfg.Metadata.State(), ids) {
+			req.Topics[i].Topic = name
+			unknownIDs[i] = name == ""
+		}
+	}
 	// Every partition gets code unless it is 0, then its own check.
 	answer := func(code int16, perPartition func(rt kmsg.OffsetCommitRequestTopic, rp kmsg.OffsetCommitRequestTopicPartition) int16) kmsg.Response {
-		for _, rt := range req.Topics {
+		for i, rt := range req.Topics {
 			t := kmsg.NewOffsetCommitResponseTopic()
-			t.Topic = rt.Topic
+			t.Topic, t.TopicID = rt.Topic, rt.TopicID
 			for _, rp := range rt.Partitions {
 				p := kmsg.NewOffsetCommitResponseTopicPartition()
 				p.Partition = rp.Partition
 				p.ErrorCode = code
-				if code == 0 && perPartition != nil {
+				switch {
+				case code == 0 && unknownIDs[i]:
+					p.ErrorCode = kerr.UnknownTopicID.Code
+				case code == 0 && perPartition != nil:
 					p.ErrorCode = perPartition(rt, rp)
 				}
 				t.Partitions = append(t.Partitions, p)
@@ -70,7 +103,10 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 	}
 	now := time.Now().UnixMilli()
 	commits := newOffsetCommits(c, s.cfg.Metadata.State())
-	for _, rt := range req.Topics {
+	for i, rt := range req.Topics {
+		if unknownIDs[i] {
+			continue
+		}
 		for _, rp := range rt.Partitions {
 			co := group.CommittedOffset{Offset: rp.Offset, LeaderEpoch: -1, Metadata: deref(rp.Metadata), Timestamp: now}
 			if req.Version >= 6 {
@@ -215,24 +251,53 @@ func offsetFetchGroup(c *clientConn, groupID string, topics []kmsg.OffsetFetchRe
 func handleOffsetFetch(c *clientConn, h requestHeader, req *kmsg.OffsetFetchRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if req.Version >= 8 {
+		state := c.server.cfg.Metadata.State()
 		for _, rg := range req.Groups {
 			g := kmsg.NewOffsetFetchResponseGroup()
 			g.Group = rg.Group
 			var topics []kmsg.OffsetFetchRequestTopic
+			// v10: topics by id; an unknown id answers UNKNOWN_TOPIC_ID.
+			var unknown []kmsg.OffsetFetchResponseGroupTopic
 			for _, rt := range rg.Topics {
-				topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: rt.Topic, Partitions: rt.Partitions})
+				name := rt.Topic
+				if req.Version >= 10 {
+					if topic, ok := state.TopicByID(rt.TopicID); ok {
+						name = topic.Name
+					} else {
+						gt := kmsg.NewOffsetFetchResponseGroupTopic()
+						gt.TopicID = rt.TopicID
+						for _, idx := range rt.Partitions {
+							gp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+							gp.Partition, gp.Offset, gp.Metadata, gp.ErrorCode = idx, -1, strPtr(""), kerr.UnknownTopicID.Code
+							gt.Partitions = append(gt.Partitions, gp)
+						}
+						unknown = append(unknown, gt)
+						continue
+					}
+				}
+				topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: name, Partitions: rt.Partitions})
 			}
 			out, code := offsetFetchGroup(c, rg.Group, topics, rg.Topics == nil, req.RequireStable)
 			g.ErrorCode = code
 			for _, t := range out {
 				gt := kmsg.NewOffsetFetchResponseGroupTopic()
 				gt.Topic = t.Topic
+				if req.Version >= 10 {
+					topic, ok := state.Topic(t.Topic)
+					if !ok {
+						continue // deleted since: it has no id to name it by
+					}
+					gt.TopicID = topic.ID
+				}
 				for _, p := range t.Partitions {
 					gp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 					gp.Partition, gp.Offset, gp.LeaderEpoch, gp.Metadata, gp.ErrorCode = p.Partition, p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode
 					gt.Partitions = append(gt.Partitions, gp)
 				}
 				g.Topics = append(g.Topics, gt)
+			}
+			if code == 0 {
+				g.Topics = append(g.Topics, unknown...)
 			}
 			resp.Groups = append(resp.Groups, g)
 		}

@@ -251,40 +251,78 @@ func (s *Server) verifyTransaction(transactionalID string, req *kmsg.ProduceRequ
 // on the client's listener (KIP-951, Produce v10+): the client moves to the
 // new leader without a metadata round trip.
 func (s *Server) addLeaderHints(l *boundListener, resp *kmsg.ProduceResponse) {
-	state := s.cfg.Metadata.State()
-	listed := map[int32]bool{}
+	hints := s.newLeaderHints(l)
 	for ti := range resp.Topics {
 		rt := &resp.Topics[ti]
-		topic, ok := state.Topic(rt.Topic)
+		topic, ok := hints.topic(rt.Topic, rt.TopicID)
 		if !ok {
 			continue
 		}
 		for pi := range rt.Partitions {
 			rp := &rt.Partitions[pi]
-			if rp.ErrorCode != kerr.NotLeaderForPartition.Code || !topic.HasPartition(rp.Partition) {
+			if rp.ErrorCode != kerr.NotLeaderForPartition.Code {
 				continue
 			}
-			mp := topic.Partitions[rp.Partition]
-			if mp.Leader < 0 || mp.Leader == s.cfg.NodeID {
-				continue
-			}
-			host, port, ok := s.brokerAddress(l, mp.Leader)
-			if !ok {
-				continue
-			}
-			rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = mp.Leader, mp.LeaderEpoch
-			if !listed[mp.Leader] {
-				listed[mp.Leader] = true
-				b := kmsg.NewProduceResponseBroker()
-				b.NodeID, b.Host, b.Port = mp.Leader, host, port
-				if registered, ok := state.Broker(mp.Leader); ok && registered.Rack != "" {
-					rack := registered.Rack
-					b.Rack = &rack
-				}
-				resp.Brokers = append(resp.Brokers, b)
+			if leader, ok := hints.leader(topic, rp.Partition, false); ok {
+				rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = leader.Leader, leader.LeaderEpoch
 			}
 		}
 	}
+	for _, b := range hints.brokers {
+		out := kmsg.NewProduceResponseBroker()
+		out.NodeID, out.Host, out.Port, out.Rack = b.NodeID, b.Host, b.Port, b.Rack
+		resp.Brokers = append(resp.Brokers, out)
+	}
+}
+
+// leaderHints gathers KIP-951's answers to a client that asked the wrong
+// broker, or at a stale leader epoch: each partition's current leader and
+// epoch, and the leaders' addresses on the client's listener, each once.
+type leaderHints struct {
+	server   *Server
+	listener *boundListener
+	state    *metadata.State
+	brokers  []kmsg.MetadataResponseBroker
+	listed   map[int32]bool
+}
+
+func (s *Server) newLeaderHints(l *boundListener) *leaderHints {
+	return &leaderHints{server: s, listener: l, state: s.cfg.Metadata.State(), listed: map[int32]bool{}}
+}
+
+// topic finds a response's topic by name, or by id when it has one.
+func (h *leaderHints) topic(name string, id [16]byte) (metadata.Topic, bool) {
+	if id != ([16]byte{}) {
+		return h.state.TopicByID(id)
+	}
+	return h.state.Topic(name)
+}
+
+// leader returns the partition's leader assignment when its address is
+// known on the listener, and lists that address once. This broker counts
+// only with includeSelf (a stale leader epoch asked of the leader itself).
+func (h *leaderHints) leader(topic metadata.Topic, partition int32, includeSelf bool) (metadata.Partition, bool) {
+	if !topic.HasPartition(partition) {
+		return metadata.Partition{}, false
+	}
+	mp := topic.Partitions[partition]
+	if mp.Leader < 0 || (mp.Leader == h.server.cfg.NodeID && !includeSelf) {
+		return metadata.Partition{}, false
+	}
+	host, port, ok := h.server.brokerAddress(h.listener, mp.Leader)
+	if !ok {
+		return metadata.Partition{}, false
+	}
+	if !h.listed[mp.Leader] {
+		h.listed[mp.Leader] = true
+		b := kmsg.MetadataResponseBroker{NodeID: mp.Leader, Host: host, Port: port}
+		if registered, ok := h.state.Broker(mp.Leader); ok && registered.Rack != "" {
+			rack := registered.Rack
+			b.Rack = &rack
+		}
+		h.brokers = append(h.brokers, b)
+	}
+	return mp, true
 }
 
 // isTransactional reports whether records start with a transactional

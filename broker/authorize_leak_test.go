@@ -41,7 +41,7 @@ func TestAuthorizerLeaks(t *testing.T) {
 		anonymousACL(authz.OpAll, authz.PermissionAllow, authz.ResourceTopic, authz.Wildcard),
 		anonymousACL(authz.OpAll, authz.PermissionAllow, authz.ResourceGroup, authz.Wildcard),
 		anonymousACL(authz.OpAll, authz.PermissionAllow, authz.ResourceTransactionalID, authz.Wildcard))
-	cl := n.Client()
+	cl := n.Client(offsetsByName())
 	createTopic(t, cl, secret, 1, nil)
 	createTopic(t, cl, open, 1, nil)
 	for _, group := range []string{"visible-group", "hidden-group"} {
@@ -71,7 +71,7 @@ func TestAuthorizerLeaks(t *testing.T) {
 
 	// Requests go to the broker as they are (kgo would shard some and
 	// turn their errors into its own).
-	direct := n.Client().SeedBrokers()[0]
+	direct := n.Client(offsetsByName()).SeedBrokers()[0]
 	createTopics := func(names ...string) []kmsg.CreateTopicsResponseTopic {
 		req := kmsg.NewPtrCreateTopicsRequest()
 		req.TimeoutMillis = 10000

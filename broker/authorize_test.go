@@ -268,7 +268,7 @@ func TestAuthorizerACLOffsetCommit(t *testing.T) {
 	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
 	createTopic(t, n.Client(), "readable", 1, nil)
 	createTopic(t, n.Client(), "unreadable", 1, nil)
-	cl := n.Client().SeedBrokers()[0] // straight to the node (its only coordinator)
+	cl := n.Client(offsetsByName()).SeedBrokers()[0] // straight to the node (its only coordinator)
 	commit := func() map[string]int16 { return commitOffsets(t, cl, "g", 5, "readable", "unreadable") }
 	if got := commit(); got["readable"] != kerr.GroupAuthorizationFailed.Code || got["unreadable"] != kerr.GroupAuthorizationFailed.Code {
 		t.Fatalf("without READ on the group: %v", got)
@@ -289,7 +289,7 @@ func TestAuthorizerACLAdminAPIs(t *testing.T) {
 	n, grant := startACL(t)
 	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
 	createTopic(t, n.Client(), "t", 1, nil)
-	cl := n.Client().SeedBrokers()[0]
+	cl := n.Client(offsetsByName()).SeedBrokers()[0]
 
 	lo := kmsg.NewPtrListOffsetsRequest()
 	lo.ReplicaID = -1
@@ -363,6 +363,7 @@ func TestAuthorizerACLOffsetFetch(t *testing.T) {
 	// v7: one group, top-level error (v8+ batches groups the same way).
 	v7 := kversion.Stable()
 	v7.SetMaxKeyVersion(kmsg.OffsetFetch.Int16(), 7)
+	v7.SetMaxKeyVersion(kmsg.OffsetCommit.Int16(), 8) // topics by name
 	cl := n.Client(kgo.MaxVersions(v7)).SeedBrokers()[0]
 	fetch := func(topics ...string) *kmsg.OffsetFetchResponse {
 		t.Helper()

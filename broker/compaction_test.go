@@ -106,7 +106,7 @@ func waitLoaded(t *testing.T, n *brokertest.Node) {
 // deleted; a Stable group keeps its offsets; the removal survives a restart.
 func TestOffsetExpiry(t *testing.T) {
 	n := brokertest.Start(t)
-	cl := n.Client()
+	cl := n.Client(offsetsByName())
 	createTopic(t, cl, "t", 1, nil)
 	retention := time.Duration(n.Server.OffsetsRetention())
 
@@ -149,7 +149,7 @@ func TestOffsetExpiry(t *testing.T) {
 	check("after expiry")
 	cl.Close()
 	n.Restart()
-	cl = n.Client()
+	cl = n.Client(offsetsByName())
 	waitLoaded(t, n)
 	check("after restart")
 }
@@ -158,7 +158,7 @@ func TestOffsetExpiry(t *testing.T) {
 // committed offsets of it, so a re-created topic of that name starts clean.
 func TestOffsetsOfDeletedTopicRemoved(t *testing.T) {
 	n := brokertest.Start(t)
-	cl := n.Client()
+	cl := n.Client(offsetsByName())
 	createTopic(t, cl, "gone", 2, nil)
 	createTopic(t, cl, "kept", 1, nil)
 	commitOffset(t, cl, "g", -1, "", "gone", 1, 10)
@@ -188,7 +188,7 @@ func TestOffsetsOfDeletedTopicRemoved(t *testing.T) {
 // coordinator still replays the latest commits.
 func TestOffsetsTopicCompacted(t *testing.T) {
 	n := brokertest.Start(t, manualCleaner, func(c *broker.Config) { c.OffsetsTopicSegmentBytes = 2048 })
-	cl := n.Client()
+	cl := n.Client(offsetsByName())
 	createTopic(t, cl, "t", 3, nil)
 	const commits = 3000
 	for i := range commits {
@@ -208,7 +208,7 @@ func TestOffsetsTopicCompacted(t *testing.T) {
 	}
 	cl.Close()
 	n.Restart()
-	cl = n.Client()
+	cl = n.Client(offsetsByName())
 	waitLoaded(t, n)
 	for partition := range int32(3) {
 		if got, want := fetchOffset(t, cl, "g", "t", partition), int64(commits-3)+int64(partition); got != want {

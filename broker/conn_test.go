@@ -115,7 +115,7 @@ func TestAPIVersionsMatchRegistry(t *testing.T) {
 	// The classic group APIs, from the versions old clients send.
 	for key, want := range map[int16][2]int16{
 		10: {0, 4}, 11: {0, 9}, 14: {0, 5}, 12: {0, 4}, 13: {0, 5}, 15: {0, 5},
-		16: {0, 4}, 42: {0, 2}, 8: {0, 8}, 9: {0, 8}, 47: {0, 0},
+		16: {0, 4}, 42: {0, 2}, 8: {0, 10}, 9: {0, 10}, 47: {0, 0},
 		// Transactions V1 and V2 (KIP-890): Kafka 4.2's ranges (Produce
 		// v13 names topics by id; TxnOffsetCommit v6, topics by id, is
 		// Kafka 4.4's), but InitProducerId without KIP-939's v6.

@@ -11,8 +11,8 @@ import (
 // record bytes read from the segments are written to the socket as they
 // are (writev), never copied into one response buffer. It produces the same
 // bytes as kmsg's encoder for the fields this broker sets (the diverging
-// epoch tag; no current-leader or snapshot tags, no node endpoints); a test pins
-// that equivalence for every served version.
+// epoch and current leader tags, the node endpoints; no snapshot tag); a
+// test pins that equivalence for every served version.
 func encodeFetchFrame(correlationID int32, resp *kmsg.FetchResponse) net.Buffers {
 	version := resp.Version
 	flexible := version >= 12
@@ -105,14 +105,31 @@ func encodeFetchFrame(correlationID int32, resp *kmsg.FetchResponse) net.Buffers
 				cur = make([]byte, 0, 256)
 			}
 			if flexible {
-				// Partition tagged fields: tag 0, DivergingEpoch (v12+),
-				// when set: {epoch int32, end offset int64, no tags}.
-				if d := p.DivergingEpoch; d.Epoch != -1 || d.EndOffset != -1 {
-					cur = append(cur, 1, 0, 4+8+1) // one tag: 0, 13 bytes
+				// Partition tagged fields, in tag order, each when set:
+				// tag 0, DivergingEpoch (v12+): {epoch int32, end offset
+				// int64, no tags}; tag 1, CurrentLeader (KIP-951):
+				// {leader id int32, leader epoch int32, no tags}.
+				d, l := p.DivergingEpoch, p.CurrentLeader
+				diverging := d.Epoch != -1 || d.EndOffset != -1
+				leader := l.LeaderID != -1 || l.LeaderEpoch != -1
+				tags := 0
+				if diverging {
+					tags++
+				}
+				if leader {
+					tags++
+				}
+				cur = append(cur, byte(tags))
+				if diverging {
+					cur = append(cur, 0, 4+8+1) // tag 0, 13 bytes
 					cur = binary.BigEndian.AppendUint32(cur, uint32(d.Epoch))
 					cur = binary.BigEndian.AppendUint64(cur, uint64(d.EndOffset))
 					cur = append(cur, 0)
-				} else {
+				}
+				if leader {
+					cur = append(cur, 1, 4+4+1) // tag 1, 9 bytes
+					cur = binary.BigEndian.AppendUint32(cur, uint32(l.LeaderID))
+					cur = binary.BigEndian.AppendUint32(cur, uint32(l.LeaderEpoch))
 					cur = append(cur, 0)
 				}
 			}
@@ -122,7 +139,31 @@ func encodeFetchFrame(correlationID int32, resp *kmsg.FetchResponse) net.Buffers
 		}
 	}
 	if flexible {
-		cur = append(cur, 0) // response tagged fields
+		// Response tagged fields: tag 0, NodeEndpoints (KIP-951), when
+		// any: an array of {node id int32, host string, port int32, rack
+		// nullable string, no tags}.
+		if len(resp.Brokers) == 0 {
+			cur = append(cur, 0)
+		} else {
+			var endpoints []byte
+			endpoints = binary.AppendUvarint(endpoints, uint64(len(resp.Brokers))+1)
+			for _, b := range resp.Brokers {
+				endpoints = binary.BigEndian.AppendUint32(endpoints, uint32(b.NodeID))
+				endpoints = binary.AppendUvarint(endpoints, uint64(len(b.Host))+1)
+				endpoints = append(endpoints, b.Host...)
+				endpoints = binary.BigEndian.AppendUint32(endpoints, uint32(b.Port))
+				if b.Rack == nil {
+					endpoints = append(endpoints, 0)
+				} else {
+					endpoints = binary.AppendUvarint(endpoints, uint64(len(*b.Rack))+1)
+					endpoints = append(endpoints, *b.Rack...)
+				}
+				endpoints = append(endpoints, 0)
+			}
+			cur = append(cur, 1, 0) // one tag: 0
+			cur = binary.AppendUvarint(cur, uint64(len(endpoints)))
+			cur = append(cur, endpoints...)
+		}
 	}
 	flush()
 	binary.BigEndian.PutUint32(out[0][0:], uint32(total-4))

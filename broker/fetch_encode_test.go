@@ -52,9 +52,23 @@ func TestEncodeFetchFrameMatchesKmsg(t *testing.T) {
 					if version >= 12 && rng.Intn(3) == 0 {
 						p.DivergingEpoch.Epoch, p.DivergingEpoch.EndOffset = rng.Int31(), rng.Int63()
 					}
+					if version >= 12 && rng.Intn(3) == 0 {
+						p.CurrentLeader.LeaderID, p.CurrentLeader.LeaderEpoch = rng.Int31(), rng.Int31()
+					}
 					topic.Partitions = append(topic.Partitions, p)
 				}
 				resp.Topics = append(resp.Topics, topic)
+			}
+			if version >= 12 && rng.Intn(2) == 0 {
+				for range 1 + rng.Intn(3) {
+					b := kmsg.NewFetchResponseBroker()
+					b.NodeID, b.Host, b.Port = rng.Int31(), string(randomBytes(rng.Intn(20))), rng.Int31()
+					if rng.Intn(2) == 0 {
+						rack := string(randomBytes(rng.Intn(10)))
+						b.Rack = &rack
+					}
+					resp.Brokers = append(resp.Brokers, b)
+				}
 			}
 			c := &clientConn{}
 			want := c.encode(requestHeader{key: 1, version: version, correlationID: 77}, resp)

@@ -38,7 +38,7 @@ func request[R kmsg.Response](t *testing.T, cl requester, req kmsg.Request) R {
 // assignment, a deleted group stays deleted.
 func TestGroupStateReplayedAfterRestart(t *testing.T) {
 	n := brokertest.Start(t)
-	cl := n.Client()
+	cl := n.Client(offsetsByName())
 	createTopic(t, cl, "t", 2, nil)
 
 	join := kmsg.NewPtrJoinGroupRequest()
@@ -79,7 +79,7 @@ func TestGroupStateReplayedAfterRestart(t *testing.T) {
 	cl.Close()
 
 	n.Restart()
-	cl = n.Client()
+	cl = n.Client(offsetsByName())
 
 	desc := kmsg.NewPtrDescribeGroupsRequest()
 	desc.Groups = []string{"g1", "g2", "g3"}

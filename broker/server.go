@@ -703,6 +703,7 @@ func New(cfg Config) (*Server, error) {
 			Help: "Transactions whose outcome is decided and whose markers the coordinators led here are still writing to partition leaders.",
 		}, func() float64 { return float64(s.txns.PendingMarkers()) }))
 		s.registerReassignmentMetrics(cfg.Registerer) // replication_throttle.go
+		cfg.Registerer.MustRegister(logSizeCollector{server: s})
 	}
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Address)

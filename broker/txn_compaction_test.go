@@ -21,7 +21,7 @@ import (
 // replayed after a restart still serves the plain commit.
 func TestAbortedTxnOffsetCommitCompacted(t *testing.T) {
 	n := brokertest.Start(t, manualCleaner, func(c *broker.Config) { c.OffsetsTopicSegmentBytes = 2048 })
-	cl := n.Client()
+	cl := n.Client(offsetsByName())
 	createTopic(t, cl, "t", 3, nil)
 	commitOffset(t, cl, "g", -1, "", "t", 0, 5)
 
@@ -75,7 +75,7 @@ func TestAbortedTxnOffsetCommitCompacted(t *testing.T) {
 
 	cl.Close()
 	n.Restart()
-	cl = n.Client()
+	cl = n.Client(offsetsByName())
 	waitLoaded(t, n)
 	if got := fetchOffset(t, cl, "g", "t", 0); got != 5 {
 		t.Fatalf("after compaction and replay: offset %d, want the committed 5 (the aborted 15 must not shadow it)", got)

@@ -67,7 +67,7 @@ func (l *memGroupLog) Leading() bool                               { return true
 // transactional append is the partition's business).
 func TestTxnOffsetCommitAndRequireStable(t *testing.T) {
 	n := brokertest.Start(t)
-	cl := n.Client()
+	cl := n.Client(offsetsByName())
 	createTopic(t, cl, "t", 2, nil)
 	const groupID, pid, epoch = "txn-group", int64(77), int16(3)
 	// The broker's own shard first (creating the offsets topic), then the

@@ -31,6 +31,7 @@ const (
 	commandSegmentDeleteStarted commandType = 34
 	commandSegmentDeleted       commandType = 35
 	commandSegmentsImported     commandType = 36
+	commandSetLogStartOffset    commandType = 37
 	// 48-63: security.
 	commandAlterScramCredentials commandType = 48
 	commandCreateACLs            commandType = 49
@@ -94,6 +95,7 @@ var commandTable = map[commandType]commandSpec{
 	commandSegmentDeleteStarted:  {name: "SegmentDeleteStarted", version: 1, decode: decodeSegmentTransition(commandSegmentDeleteStarted)},
 	commandSegmentDeleted:        {name: "SegmentDeleted", version: 1, decode: decodeSegmentTransition(commandSegmentDeleted)},
 	commandSegmentsImported:      {name: "SegmentsImported", version: 1, decode: decodeSegmentsImported},
+	commandSetLogStartOffset:     {name: "SetLogStartOffset", version: 1, decode: decodeSetLogStartOffset},
 	commandCreateACLs:            {name: "CreateAcls", version: 1, decode: decodeCreateACLs},
 	commandDeleteACLs:            {name: "DeleteAcls", version: 1, decode: decodeDeleteACLs},
 	commandAlterClientQuotas:     {name: "AlterClientQuotas", version: 1, decode: decodeAlterClientQuotas},

@@ -115,6 +115,7 @@ func goldenCommands() []struct {
 		{"change-partition-isr-broker-epochs", &changePartitionCommand{change: PartitionChange{
 			TopicID: goldenTopicID, Partition: 0, PartitionEpoch: 2, Leader: NoLeaderChange, ISR: []int32{1, 3}, ISRBrokerEpochs: []int64{-1, 17},
 		}}},
+		{"set-log-start-offset", &setLogStartOffsetCommand{topicID: goldenTopicID, partition: 2, leaderEpoch: 7, offset: 1234}},
 		{"create-acls", &createACLsCommand{bindings: goldenACLs}},
 		{"alter-client-quotas", &alterClientQuotasCommand{alterations: goldenQuotaAlterations}},
 		{"delete-acls", &deleteACLsCommand{filters: []authz.Filter{

@@ -113,7 +113,10 @@
 //	34 SegmentDeleteStarted v1: segment ref
 //	35 SegmentDeleted      v1: segment ref
 //	36 SegmentsImported    v1: topic id uuid, partition int32, segments list
-//	37-47 reserved for tiered-segment manifests
+//	37 SetLogStartOffset   v1: topic id uuid, partition int32, leader epoch
+//	                           int32, offset int64 (DeleteRecords; only moves
+//	                           forward; fenced by the leader epoch)
+//	38-47 reserved for tiered-segment manifests
 //	48-63 reserved for security (48 SCRAM credentials)
 //	49 CreateAcls          v1: acl bindings list
 //	50 DeleteAcls          v1: acl filters list
@@ -348,6 +351,9 @@
 //	              (broker id int32, -1 = every broker; configs string map).
 //	              Written only when there are some, so a state without
 //	              them snapshots as before
+//	0x09 logstart one per partition whose log start offset was set in the
+//	              quorum (SetLogStartOffset): topic id uuid, partition
+//	              int32, offset int64, in (topic id, partition) order
 //	0x7f end      last: uint64 count of the records before it
 //
 // Record types were added to version 1 without bumping it (broker,
@@ -468,6 +474,13 @@
 //	                           process on another data directory holds the
 //	                           broker id; any node passes it on to the
 //	                           leader (the asking node may have none yet)
+//	           9 describe quorum (no payload) answers, in the message,
+//	                           the leader's view of the quorum: leader id
+//	                           int32, leader epoch int64, high watermark
+//	                           int64, then voters and observers, each a
+//	                           uvarint count of (node id int32, log end
+//	                           offset int64, last fetch int64, last caught
+//	                           up int64, address string); see quorum.go
 //	response:  status uint8 (0 ok, 1 not the leader, 2 failed,
 //	           3 duplicate broker registration: ErrDuplicateBroker,
 //	           16+i rejected with the i-th sentinel of rpcRejections,

@@ -98,6 +98,8 @@ var (
 	// ErrInvalidACL: an ACL binding or filter that Kafka's rules refuse
 	// (authz.Binding.Validate, authz.Filter.Validate), or too many.
 	ErrInvalidACL = errors.New("metadata: invalid ACL")
+	// ErrInvalidLogStartOffset rejects a negative log start offset.
+	ErrInvalidLogStartOffset = errors.New("metadata: invalid log start offset")
 
 	// ErrInvalidBroker rejects a malformed broker registration: a negative
 	// id, a zero incarnation id, missing or duplicate endpoints.

@@ -88,6 +88,9 @@ func requireStatesEqual(t *testing.T, got, want *State) {
 	if gotACLs, wantACLs := got.ACLs(), want.ACLs(); !reflect.DeepEqual(gotACLs, wantACLs) {
 		t.Fatalf("ACL bindings differ\ngot:  %+v\nwant: %+v", gotACLs, wantACLs)
 	}
+	if gotStarts, wantStarts := allLogStarts(got), allLogStarts(want); !reflect.DeepEqual(gotStarts, wantStarts) {
+		t.Fatalf("log start offsets differ\ngot:  %v\nwant: %v", gotStarts, wantStarts)
+	}
 	if got.SegmentCount() != want.SegmentCount() {
 		t.Errorf("%d tiered segments, want %d", got.SegmentCount(), want.SegmentCount())
 	}

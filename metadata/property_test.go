@@ -142,6 +142,10 @@ func (g *commandGenerator) nextClusterCommand(choice int) command {
 		}
 		return &segmentCopyStartedCommand{topicID: topic.ID, partition: partition, segment: segment}
 	case 9:
+		if g.chance(40) {
+			topic, partition := g.pickPartition()
+			return &setLogStartOffsetCommand{topicID: topic.ID, partition: partition, leaderEpoch: g.leaderEpoch(topic, partition), offset: g.random.Int64N(400) - 5}
+		}
 		return g.segmentsImported()
 	default:
 		return g.segmentTransition()

@@ -33,6 +33,9 @@ const (
 	// rpcCheckRegistration asks whether a registration would be admitted
 	// (registration.go: CheckRegistration).
 	rpcCheckRegistration uint8 = 8
+	// rpcDescribeQuorum asks the leader for its view of the quorum
+	// (quorum.go: DescribeQuorum).
+	rpcDescribeQuorum uint8 = 9
 
 	rpcOK              uint8 = 0
 	rpcNotLeader       uint8 = 1
@@ -226,6 +229,15 @@ func (s *Store) handleRPC(request []byte, peer int32) rpcResponse {
 		if err = d.finish(); err == nil {
 			err = s.controller.reportApplied(id, epoch, applied)
 		}
+	case rpcDescribeQuorum:
+		if len(payload) != 0 {
+			return rpcResponse{status: rpcFailed, message: "describe quorum: unexpected payload"}
+		}
+		d, describeErr := s.DescribeQuorum(context.Background())
+		if describeErr == nil {
+			return rpcResponse{status: rpcOK, message: string(encodeQuorumDescription(d))}
+		}
+		err = describeErr
 	case rpcAppliedFloor:
 		if len(payload) != 0 {
 			return rpcResponse{status: rpcFailed, message: "applied floor: unexpected payload"}

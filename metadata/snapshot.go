@@ -50,7 +50,11 @@ const (
 	// extensionBrokerConfigs, one broker's dynamic configs
 	// (encodeBrokerConfigsRecord).
 	recordExtension = 0x0b
-	recordEnd       = 0x7f
+	// recordLogStart is one partition's log start offset set in the
+	// quorum (commands_log_start.go: topic id, int32 partition, int64
+	// offset), in (topic id, partition) order.
+	recordLogStart = 0x09
+	recordEnd      = 0x7f
 	// recordIgnoreUnknown, set in a record type, lets a reader that does
 	// not know the type skip the record.
 	recordIgnoreUnknown = 0x80
@@ -172,6 +176,9 @@ func writeSnapshot(out io.Writer, state *State) error {
 	if err := writeExtensionRecords(w, state); err != nil {
 		return err
 	}
+	if err := writeLogStarts(w, state); err != nil {
+		return err
+	}
 
 	w.payload.uint64(w.records)
 	if err := w.record(recordEnd); err != nil {
@@ -214,6 +221,7 @@ func readSnapshot(in io.Reader) (*State, error) {
 	acls := state.acls.Txn()
 	quotas := state.quotas.Txn()
 	brokerConfigs := state.brokerConfigs.Txn()
+	logStarts := state.logStarts.Txn()
 	var (
 		records      uint64
 		seenCluster  bool
@@ -308,6 +316,10 @@ func readSnapshot(in io.Reader) (*State, error) {
 			if err := restoreExtension(d, topics, topicNames, brokerConfigs); err != nil {
 				return nil, fmt.Errorf("record %d: %w", records, err)
 			}
+		case recordType == recordLogStart:
+			if err := restoreLogStart(logStarts, d); err != nil {
+				return nil, fmt.Errorf("record %d: log start: %w", records, err)
+			}
 		case recordType == recordEnd:
 			count := d.uint64()
 			if err := d.finish(); err != nil {
@@ -327,6 +339,7 @@ func readSnapshot(in io.Reader) (*State, error) {
 			state.acls = acls.CommitOnly()
 			state.quotas = quotas.CommitOnly()
 			state.brokerConfigs = brokerConfigs.CommitOnly()
+			state.logStarts = logStarts.CommitOnly()
 			return state, nil
 		case recordType&recordIgnoreUnknown != 0:
 			// A newer writer's optional record: skip it.

@@ -121,6 +121,9 @@ type State struct {
 	quotas *iradix.Tree[*ClientQuota]
 	// brokerConfigs maps brokerConfigKey(id) to a broker's dynamic configs.
 	brokerConfigs *iradix.Tree[map[string]string]
+	// logStarts maps a partition (segmentPartitionKey) to the log start
+	// offset DeleteRecords set in the quorum (commands_log_start.go).
+	logStarts *iradix.Tree[int64]
 }
 
 // emptyState is the state before any log entry.
@@ -135,6 +138,7 @@ func emptyState() *State {
 		quotas:     iradix.New[*ClientQuota](),
 
 		brokerConfigs: iradix.New[map[string]string](),
+		logStarts:     iradix.New[int64](),
 	}
 }
 
@@ -207,6 +211,7 @@ type stateBuilder struct {
 	acls           *iradix.Txn[authz.Binding]
 	quotas         *iradix.Txn[*ClientQuota]
 	brokerConfigs  *iradix.Txn[map[string]string]
+	logStarts      *iradix.Txn[int64]
 }
 
 func newStateBuilder(base *State, index uint64) *stateBuilder {
@@ -224,6 +229,7 @@ func newStateBuilder(base *State, index uint64) *stateBuilder {
 		acls:           base.acls.Txn(),
 		quotas:         base.quotas.Txn(),
 		brokerConfigs:  base.brokerConfigs.Txn(),
+		logStarts:      base.logStarts.Txn(),
 	}
 }
 
@@ -245,6 +251,7 @@ func (b *stateBuilder) putTopic(topic *Topic) {
 func (b *stateBuilder) deleteTopic(topic *Topic) {
 	b.topics.Delete([]byte(topic.Name))
 	b.topicNames.Delete(topic.ID[:])
+	b.deleteLogStarts(topic.ID)
 }
 
 // build returns the new State at appliedIndex.
@@ -262,6 +269,7 @@ func (b *stateBuilder) build(appliedIndex uint64) *State {
 		acls:           b.acls.CommitOnly(),
 		quotas:         b.quotas.CommitOnly(),
 		brokerConfigs:  b.brokerConfigs.CommitOnly(),
+		logStarts:      b.logStarts.CommitOnly(),
 	}
 }
 

@@ -192,6 +192,9 @@ type followerState struct {
 	logEndOffset int64     // the follower's log end offset: its last fetch offset (-1: unknown)
 	lastCaughtUp time.Time // last time it had everything the leader had at its previous fetch
 	leaderEndAt  int64     // the leader's log end when it last fetched
+	// logStartOffset is the follower's log start, as its fetches state it
+	// (-1: unknown); DeleteRecords waits for it (LowWatermark).
+	logStartOffset int64
 }
 
 // Registrations is what ObserveRegistrations needs of the metadata state
@@ -257,7 +260,7 @@ func (p *Partition) ApplyAssignment(a metadata.Partition, now time.Time) (newTer
 			p.followers = map[int32]*followerState{}
 			for _, r := range a.Replicas {
 				if r != self {
-					p.followers[r] = &followerState{logEndOffset: -1, lastCaughtUp: now}
+					p.followers[r] = &followerState{logEndOffset: -1, lastCaughtUp: now, logStartOffset: -1}
 				}
 			}
 			if p.epochs.assign(a.LeaderEpoch, p.segments.EndOffset()) {
@@ -274,7 +277,7 @@ func (p *Partition) ApplyAssignment(a metadata.Partition, now time.Time) (newTer
 	if leading {
 		for _, r := range a.Replicas {
 			if _, ok := p.followers[r]; !ok && r != self {
-				p.followers[r] = &followerState{logEndOffset: -1, lastCaughtUp: now}
+				p.followers[r] = &followerState{logEndOffset: -1, lastCaughtUp: now, logStartOffset: -1}
 			}
 		}
 		p.advanceHighWatermarkLocked()

@@ -466,6 +466,11 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 					// truncating to agree with its leader.
 					fo.part.Logger().Debug("discarded a replica fetch response from a previous leader epoch", "err", err)
 				default:
+					if err == nil {
+						if err := fo.part.FollowLogStart(rp.LogStartOffset); err != nil {
+							fo.part.Logger().Warn("following the leader's log start failed", "leader_log_start", rp.LogStartOffset, "err", err)
+						}
+					}
 					rf.appended(fo, err)
 				}
 			case rp.ErrorCode == kerr.OffsetOutOfRange.Code:

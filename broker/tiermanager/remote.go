@@ -38,6 +38,12 @@ func (m *Manager) expireRemote(ctx context.Context, p *partition.Partition, epoc
 		return 0, nil
 	}
 	expire := expiredSegments(finished, p.Segments(), cfg, now)
+	// Segments entirely below a log start set by DeleteRecords go too.
+	if logStart, ok := m.store.State().LogStartOffset(name.TopicID, name.Partition); ok {
+		for expire < len(finished) && finished[expire].LastOffset < logStart {
+			expire++
+		}
+	}
 	for _, e := range finished[:expire] {
 		if err := m.deleteRemote(ctx, name, e, epoch); err != nil {
 			return 0, err

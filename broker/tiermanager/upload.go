@@ -36,10 +36,15 @@ func (m *Manager) uploadEligible(ctx context.Context, p *partition.Partition, t 
 			return uploaded, nil
 		}
 		next := p.LogStartOffset()
-		if _, end, ok := m.store.State().RemoteLogOffsets(name.TopicID, name.Partition); ok {
+		state := m.store.State()
+		if _, end, ok := state.RemoteLogOffsets(name.TopicID, name.Partition); ok {
 			if end+1 < next {
-				p.Logger().Warn("local log starts after the uploaded data: the remote log has a gap (local data expired while uploads were disabled)",
-					"remote_log_end_offset", end, "local_log_start_offset", next)
+				// Records DeleteRecords removed leave no gap worth a
+				// warning.
+				if deleted, _ := state.LogStartOffset(name.TopicID, name.Partition); deleted < next {
+					p.Logger().Warn("local log starts after the uploaded data: the remote log has a gap (local data expired while uploads were disabled)",
+						"remote_log_end_offset", end, "local_log_start_offset", next)
+				}
 			} else {
 				next = end + 1
 			}

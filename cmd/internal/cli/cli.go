@@ -47,6 +47,7 @@ Usage:
   strata partitions list      leaders, ISRs, epochs, local/remote/log-start offsets, high watermarks
   strata partitions reassign  move replicas with a kafka-reassign-partitions JSON plan (--execute/--verify/--cancel, --throttle)
   strata partitions elect     preferred or unclean leader election (Kafka's kafka-leader-election)
+  strata partitions delete-records  delete records below an offset (Kafka DeleteRecords)
   strata groups <command>     list, describe consumer groups, their lag; reset their offsets
   strata transactions <command>  list, describe transactions; abort a hanging one
   strata users <command>         SCRAM users: list, set-password, delete (KIP-554)

@@ -34,13 +34,16 @@ Commands (Kafka admin APIs, against --bootstrap-server):
 Flags:
 `
 
-const partitionsUsage = `Usage: strata partitions list [--topic T ...] [flags]
-       strata partitions reassign --reassignment-json-file FILE (--execute [--throttle B/s] | --verify | --cancel)
-       strata partitions elect --type preferred|unclean [--topic T [--partition N ...]]
+const partitionsUsage = `Usage: strata partitions <command> [flags]
 
-Every partition's leader, epoch, ISR and offsets (Kafka ListOffsets):
-log start (remote data included), local log start (-4), remote log end
-(-5, tiered topics) and high watermark.
+Commands (Kafka admin APIs, against --bootstrap-server):
+  list [--topic T ...]     every partition's leader, epoch, ISR and offsets (Kafka
+                           ListOffsets): log start (remote data included), local log
+                           start (-4), remote log end (-5, tiered topics), high watermark
+  delete-records --topic T --offset O [--partition N ...]
+                           delete the records below offset O (-1: every committed record)
+                           of the partitions (default all): Kafka DeleteRecords moves
+                           their log start offset, on tiered topics in the object store too
 
 Flags:
 `
@@ -385,18 +388,49 @@ func runPartitions(args []string, stdout, stderr io.Writer) error {
 		return runPartitionsReassignOrElect(args, stdout, stderr) // reassign.go
 	}
 	var topics *[]string
-	sub, k, err := parseKafkaCommand("partitions", partitionsUsage, "list", args, stderr, func(fs *pflag.FlagSet) {
-		topics = fs.StringArray("topic", nil, "only these topics (repeatable; default all)")
+	var partitions *[]int32
+	var offset *int64
+	sub, k, err := parseKafkaCommand("partitions", partitionsUsage, "list, delete-records", args, stderr, func(fs *pflag.FlagSet) {
+		topics = fs.StringArray("topic", nil, "only these topics (repeatable; default all); delete-records: the one topic")
+		partitions = fs.Int32Slice("partition", nil, "delete-records: only these partitions (repeatable; default all)")
+		offset = fs.Int64("offset", -2, "delete-records: delete the records below this offset (-1: up to the high watermark)")
 	})
 	if err != nil {
 		return err
 	}
 	defer k.client.Close()
-	if sub != "list" {
-		return usageErrorf("unknown subcommand %q (list)", sub)
-	}
 	ctx, cancel := k.context()
 	defer cancel()
+	switch sub {
+	case "list":
+	case "delete-records":
+		if len(*topics) != 1 {
+			return usageErrorf("delete-records: give exactly one --topic")
+		}
+		if *offset < -1 {
+			return usageErrorf("delete-records: give --offset O (at least 0, or -1 for the high watermark)")
+		}
+		deleted, err := deleteRecords(ctx, k, (*topics)[0], *partitions, *offset)
+		if err != nil {
+			return err
+		}
+		if err := k.emit(stdout, deleted, func(tw *tabwriter.Writer) {
+			fmt.Fprintln(tw, "TOPIC\tPARTITION\tLOW WATERMARK\tERROR")
+			for _, d := range deleted {
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", d.Topic, d.Partition, d.LowWatermark, d.Error)
+			}
+		}); err != nil {
+			return err
+		}
+		for _, d := range deleted {
+			if d.Error != "" {
+				return fmt.Errorf("DeleteRecords failed on %d partition(s)", countFailed(deleted))
+			}
+		}
+		return nil
+	default:
+		return usageErrorf("unknown subcommand %q (list, delete-records)", sub)
+	}
 	parts, err := describePartitions(ctx, k, *topics)
 	if err != nil {
 		return err
@@ -581,4 +615,57 @@ func runGroups(args []string, stdout, stderr io.Writer) error {
 		})
 	}
 	return usageErrorf("unknown subcommand %q (list, describe, lag, reset-offsets)", sub)
+}
+
+// DeletedRecords is one partition of `strata partitions delete-records`:
+// its new log start offset (Kafka's low watermark), or the error.
+type DeletedRecords struct {
+	Topic        string `json:"topic"`
+	Partition    int32  `json:"partition"`
+	LowWatermark int64  `json:"low_watermark"`
+	Error        string `json:"error,omitempty"`
+}
+
+// deleteRecords asks DeleteRecords for the topic's partitions (all when
+// none are given) below offset.
+func deleteRecords(ctx context.Context, k kafkaCommand, topic string, partitions []int32, offset int64) ([]DeletedRecords, error) {
+	if len(partitions) == 0 {
+		details, err := k.adm.ListTopics(ctx, topic)
+		if err != nil {
+			return nil, err
+		}
+		d, ok := details[topic]
+		if !ok || d.Err != nil {
+			return nil, fmt.Errorf("topic %q: %v", topic, d.Err)
+		}
+		partitions = d.Partitions.Numbers()
+	}
+	offsets := kadm.Offsets{}
+	for _, p := range partitions {
+		offsets.AddOffset(topic, p, offset, -1)
+	}
+	resp, err := k.adm.DeleteRecords(ctx, offsets)
+	if err != nil {
+		return nil, err
+	}
+	var out []DeletedRecords
+	resp.Each(func(r kadm.DeleteRecordsResponse) {
+		d := DeletedRecords{Topic: r.Topic, Partition: r.Partition, LowWatermark: r.LowWatermark}
+		if r.Err != nil {
+			d.Error, d.LowWatermark = r.Err.Error(), -1
+		}
+		out = append(out, d)
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Partition < out[j].Partition })
+	return out, nil
+}
+
+func countFailed(deleted []DeletedRecords) int {
+	n := 0
+	for _, d := range deleted {
+		if d.Error != "" {
+			n++
+		}
+	}
+	return n
 }

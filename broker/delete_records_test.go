@@ -1,0 +1,300 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/tiermanager"
+	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/metadata/metadatatest"
+	"github.com/strata-log/strata/tiering"
+)
+
+// produceValues writes n one-record batches to topic partition 0.
+func produceValues(t *testing.T, cl *kgo.Client, topic string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range n {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte{byte(i)}, Value: []byte{byte(i)}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// deleteRecords asks kadm's DeleteRecords for topic-0 before offset and
+// returns the low watermark and the error.
+func deleteRecords(t *testing.T, adm *kadm.Client, topic string, offset int64) (int64, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	offsets := kadm.Offsets{}
+	offsets.AddOffset(topic, 0, offset, -1)
+	resp, err := adm.DeleteRecords(ctx, offsets)
+	if err != nil {
+		return -1, err // kadm's metadata lookup: an unknown topic
+	}
+	r, _ := resp.Lookup(topic, 0)
+	return r.LowWatermark, r.Err
+}
+
+// earliest is ListOffsets EARLIEST of topic-0.
+func earliest(t *testing.T, adm *kadm.Client, topic string) int64 {
+	t.Helper()
+	listed, err := adm.ListStartOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _ := listed.Lookup(topic, 0)
+	if o.Err != nil {
+		t.Fatal(o.Err)
+	}
+	return o.Offset
+}
+
+// fetchAt is a consumer's Fetch of topic-0 at offset: its error code and
+// log start offset.
+func fetchAt(t *testing.T, n *brokertest.Node, cl *kgo.Client, topic string, offset int64) (int16, int64) {
+	t.Helper()
+	described, _ := n.Store.State().Topic(topic)
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.ReplicaID, fetch.MaxBytes = -1, 1<<20
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.FetchOffset, fp.PartitionMaxBytes = offset, 1<<20
+	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: topic, TopicID: described.ID, Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
+	resp := request[*kmsg.FetchResponse](t, cl, fetch)
+	p := resp.Topics[0].Partitions[0]
+	return p.ErrorCode, p.LogStartOffset
+}
+
+// TestDeleteRecordsLocal: kadm's DeleteRecords moves the log start (the
+// low watermark answered), ListOffsets EARLIEST and a consumer's Fetch
+// below it (OFFSET_OUT_OF_RANGE) follow, the log start survives a restart,
+// and Kafka's refusals hold: past the high watermark OFFSET_OUT_OF_RANGE,
+// a compacted topic POLICY_VIOLATION, an unknown topic
+// UNKNOWN_TOPIC_OR_PARTITION.
+func TestDeleteRecordsLocal(t *testing.T) {
+	n := brokertest.Start(t)
+	cl := n.Client()
+	adm := kadm.NewClient(cl)
+	createTopic(t, cl, "purge", 1, map[string]string{"segment.bytes": "100"})
+	createTopic(t, cl, "compacted", 1, map[string]string{"cleanup.policy": "compact"})
+	produceValues(t, cl, "purge", 10)
+	produceValues(t, cl, "compacted", 2)
+
+	if low, err := deleteRecords(t, adm, "purge", 4); err != nil || low != 4 {
+		t.Fatalf("DeleteRecords before 4: low watermark %d, %v", low, err)
+	}
+	if got := earliest(t, adm, "purge"); got != 4 {
+		t.Fatalf("earliest offset %d after DeleteRecords, want 4", got)
+	}
+	if code, start := fetchAt(t, n, cl, "purge", 2); code != kerr.OffsetOutOfRange.Code {
+		t.Fatalf("fetch below the log start: %v (log start %d)", kerr.ErrorForCode(code), start)
+	}
+	if code, start := fetchAt(t, n, cl, "purge", 4); code != 0 || start != 4 {
+		t.Fatalf("fetch at the log start: %v, log start %d", kerr.ErrorForCode(code), start)
+	}
+	for _, c := range []struct {
+		topic  string
+		offset int64
+		want   error
+	}{
+		{"purge", 11, kerr.OffsetOutOfRange},
+		{"compacted", 1, kerr.PolicyViolation},
+		{"missing", 1, kerr.UnknownTopicOrPartition},
+	} {
+		if _, err := deleteRecords(t, adm, c.topic, c.offset); !errors.Is(err, c.want) {
+			t.Errorf("DeleteRecords %s before %d: %v, want %v", c.topic, c.offset, err, c.want)
+		}
+	}
+
+	n.Restart()
+	cl = n.Client()
+	adm = kadm.NewClient(cl)
+	leadingTopic(t, n, "purge")
+	if got := earliest(t, adm, "purge"); got != 4 {
+		t.Fatalf("earliest offset %d after a restart, want 4", got)
+	}
+	if got := listSpecialOffset(t, cl, "purge", -6); got != -1 {
+		t.Fatalf("earliest pending upload of a topic not tiered: %d, want -1", got)
+	}
+	// -1: everything up to the high watermark (Kafka Streams' purge).
+	if low, err := deleteRecords(t, adm, "purge", -1); err != nil || low != 10 {
+		t.Fatalf("DeleteRecords to the high watermark: low watermark %d, %v", low, err)
+	}
+}
+
+// listSpecialOffset is ListOffsets (the newest version, v11) of topic-0 at the
+// special timestamp ts.
+func listSpecialOffset(t *testing.T, cl *kgo.Client, topic string, ts int64) int64 {
+	t.Helper()
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Timestamp = ts
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp := request[*kmsg.ListOffsetsResponse](t, cl, req)
+	if resp.Version != 11 {
+		t.Fatalf("ListOffsets sent as v%d, want v11", resp.Version)
+	}
+	p := resp.Topics[0].Partitions[0]
+	if p.ErrorCode != 0 {
+		t.Fatalf("ListOffsets %d: %v", ts, kerr.ErrorForCode(p.ErrorCode))
+	}
+	return p.Offset
+}
+
+// topicGauge is the value of the gauge name for topic in registry (0 when
+// absent).
+func topicGauge(t *testing.T, registry *prometheus.Registry, name, topic string) float64 {
+	t.Helper()
+	families, err := registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, family := range families {
+		if family.GetName() != name {
+			continue
+		}
+		for _, m := range family.GetMetric() {
+			for _, label := range m.GetLabel() {
+				if label.GetName() == "topic" && label.GetValue() == topic {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// leadingTopic waits until the node leads topic-0 and returns its replica.
+func leadingTopic(t *testing.T, n *brokertest.Node, topic string) *partition.Partition {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if p := n.Server.OpenPartition(topic, 0); p != nil && p.Leading() {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s-0 not led by the node", topic)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestDeleteRecordsTiered: on a tiered partition whose oldest records are
+// only in the object store, DeleteRecords commits the log start to the
+// quorum: ListOffsets EARLIEST and Fetch follow it at once (the remote
+// records below it are hidden), the tier manager deletes the tiered
+// segments entirely below it, and the log start survives a restart.
+func TestDeleteRecordsTiered(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	bucket, err := tiering.OpenBucket(ctx, "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bucket.Close()
+	tier, err := tiering.New(tiering.Config{Bucket: bucket, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tier.Close()
+	registry := prometheus.NewRegistry()
+	var registerer prometheus.Registerer = registry // nil after the restart: registered once
+	n := brokertest.Start(t, func(c *broker.Config) {
+		c.RemoteReader = tier
+		c.RetentionCheckInterval = 20 * time.Millisecond
+		c.Registerer = registerer
+	})
+	cl := n.Client()
+	adm := kadm.NewClient(cl)
+	createTopic(t, cl, "tiered", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "200", "local.retention.bytes": "1"})
+	p := leadingTopic(t, n, "tiered")
+	produceValues(t, cl, "tiered", 30)
+
+	startManager := func(n *brokertest.Node) (stop func()) {
+		manager, err := tiermanager.New(tiermanager.Config{Tier: tier, Store: n.Store, NodeID: metadatatest.NodeID,
+			Partitions: n.Server.HostedPartitions, StagingDir: t.TempDir(), Interval: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		managerCtx, stopManager := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); manager.Run(managerCtx) }()
+		return func() { stopManager(); <-done }
+	}
+	stop := startManager(n)
+	defer func() { stop() }()
+	for p.LogStartOffset() < 10 {
+		if ctx.Err() != nil {
+			t.Fatalf("the oldest segments never left the local log (local log start %d)", p.LogStartOffset())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := earliest(t, adm, "tiered"); got != 0 {
+		t.Fatalf("earliest offset %d before DeleteRecords, want 0 (in the object store)", got)
+	}
+	// DescribeLogDirs has no field for tiered bytes: the metrics have them.
+	for _, name := range []string{"strata_log_size_bytes", "strata_remote_log_size_bytes"} {
+		if got := topicGauge(t, registry, name, "tiered"); got <= 0 {
+			t.Fatalf("%s{topic=tiered} = %v, want the partition's bytes", name, got)
+		}
+	}
+	_, remoteEnd, _ := n.Store.State().RemoteLogOffsets(p.TopicID(), 0)
+	if got := listSpecialOffset(t, cl, "tiered", -6); got != remoteEnd+1 {
+		t.Fatalf("earliest pending upload %d, want %d (after the remote log end)", got, remoteEnd+1)
+	}
+	target := p.LogStartOffset() - 3 // inside the remote data
+	if low, err := deleteRecords(t, adm, "tiered", target); err != nil || low != target {
+		t.Fatalf("DeleteRecords before %d: low watermark %d, %v", target, low, err)
+	}
+	if got := earliest(t, adm, "tiered"); got != target {
+		t.Fatalf("earliest offset %d after DeleteRecords, want %d", got, target)
+	}
+	if code, _ := fetchAt(t, n, cl, "tiered", 0); code != kerr.OffsetOutOfRange.Code {
+		t.Fatalf("fetch below the log start: %v", kerr.ErrorForCode(code))
+	}
+	if code, start := fetchAt(t, n, cl, "tiered", target); code != 0 || start != target {
+		t.Fatalf("fetch at the log start (remote): %v, log start %d", kerr.ErrorForCode(code), start)
+	}
+	topicID := p.TopicID()
+	below := func(state *metadata.State) (count int) {
+		state.EachSegment(topicID, 0, 0, func(e metadata.SegmentManifest) bool {
+			if e.LastOffset < target {
+				count++
+			}
+			return true
+		})
+		return count
+	}
+	for below(n.Store.State()) > 0 {
+		if ctx.Err() != nil {
+			t.Fatalf("%d tiered segments below the log start %d were never deleted", below(n.Store.State()), target)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	stop()
+	registerer = nil
+	n.Restart()
+	stop = startManager(n)
+	adm = kadm.NewClient(n.Client())
+	leadingTopic(t, n, "tiered")
+	if got := earliest(t, adm, "tiered"); got != target {
+		t.Fatalf("earliest offset %d after a restart, want %d", got, target)
+	}
+}

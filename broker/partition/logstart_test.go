@@ -1,0 +1,118 @@
+package partition
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/strata-log/strata/broker/segment"
+)
+
+// TestDeleteRecordsBefore: the leader moves its log start up to the high
+// watermark (-1: to it), never back, never past it; the new start survives
+// a restart; a follower follows its leader's log start as far as its own
+// high watermark, and a follower refuses DeleteRecords.
+func TestDeleteRecordsBefore(t *testing.T) {
+	dir := t.TempDir()
+	leader := replica(t, dir, 1, map[string]string{"segment.bytes": "1"})
+	leader.ApplyAssignment(assignment(1, 2, []int32{1, 2}, []int32{1}), t0)
+	for i := range 5 {
+		mustAppend(t, leader, batch(t, idempotent(7, 0, int32(2*i)), "a", 2))
+	}
+	data, err := leader.Read(0, 1<<20, leader.LogEndOffset(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leader.HighWatermark() != 10 {
+		t.Fatalf("high watermark %d, want 10", leader.HighWatermark())
+	}
+	for _, c := range []struct {
+		offset, want int64
+		err          error
+	}{
+		{offset: 3, want: 3},
+		{offset: 1, want: 3}, // never back
+		{offset: 11, err: segment.ErrOffsetOutOfRange},
+		{offset: -2, err: segment.ErrOffsetOutOfRange},
+		{offset: 6, want: 6},
+	} {
+		start, err := leader.DeleteRecordsBefore(c.offset)
+		if !errors.Is(err, c.err) || (c.err == nil && start != c.want) {
+			t.Fatalf("DeleteRecordsBefore(%d) = %d, %v; want %d, %v", c.offset, start, err, c.want, c.err)
+		}
+	}
+	if _, err := leader.Read(4, 1<<20, 10, true); !errors.Is(err, segment.ErrOffsetOutOfRange) {
+		t.Fatalf("reading below the log start: %v", err)
+	}
+	if got := len(leader.Segments()); got > 3 {
+		t.Fatalf("%d segments left; the ones below offset 6 should be gone", got)
+	}
+
+	leader.Close()
+	leader = replica(t, dir, 1, map[string]string{"segment.bytes": "1"})
+	if leader.LogStartOffset() != 6 {
+		t.Fatalf("log start after a restart %d, want 6", leader.LogStartOffset())
+	}
+	leader.ApplyAssignment(assignment(1, 3, []int32{1, 2}, []int32{1}), t0)
+	if start, err := leader.DeleteRecordsBefore(-1); err != nil || start != leader.HighWatermark() {
+		t.Fatalf("DeleteRecordsBefore(-1) = %d, %v; want the high watermark %d", start, err, leader.HighWatermark())
+	}
+
+	follower := replica(t, t.TempDir(), 2, map[string]string{"segment.bytes": "1"})
+	follower.ApplyAssignment(assignment(1, 2, []int32{1, 2}, []int32{1}), t0)
+	if _, err := follower.DeleteRecordsBefore(1); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("a follower took DeleteRecords: %v", err)
+	}
+	if err := follower.AppendReplicated(data, 4, 2); err != nil {
+		t.Fatal(err)
+	}
+	// The leader's log start is 6, this replica's high watermark 4: as far
+	// as 4 only, then the rest once the high watermark passes it.
+	if err := follower.FollowLogStart(6); err != nil || follower.LogStartOffset() != 4 {
+		t.Fatalf("follower log start %d (%v), want 4", follower.LogStartOffset(), err)
+	}
+	if err := follower.AppendReplicated(nil, 10, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.FollowLogStart(6); err != nil || follower.LogStartOffset() != 6 {
+		t.Fatalf("follower log start %d (%v), want 6", follower.LogStartOffset(), err)
+	}
+	if err := follower.FollowLogStart(2); err != nil || follower.LogStartOffset() != 6 {
+		t.Fatalf("follower log start went back to %d (%v)", follower.LogStartOffset(), err)
+	}
+}
+
+// TestLowWatermark: the low watermark is the lowest log start of the leader
+// and its in-sync followers, unknown (-1) until a follower states its own,
+// and a follower's stated log start never goes back; waiters are woken
+// when it moves (DeleteRecords waits on them).
+func TestLowWatermark(t *testing.T) {
+	leader := replica(t, t.TempDir(), 1, nil)
+	leader.ApplyAssignment(assignment(1, 2, []int32{1, 2, 3}, []int32{1, 2}), t0)
+	mustAppend(t, leader, batch(t, idempotent(7, 0, 0), "a", 4))
+	if _, err := leader.FollowerFetched(2, 4, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leader.DeleteRecordsBefore(3); err != nil {
+		t.Fatal(err)
+	}
+	if low := leader.LowWatermark(); low != -1 {
+		t.Fatalf("low watermark %d before the follower stated its log start, want -1", low)
+	}
+	wake := make(chan struct{}, 1)
+	leader.AddWaiter(wake)
+	defer leader.RemoveWaiter(wake)
+	leader.FollowerLogStart(2, 3)
+	select {
+	case <-wake:
+	default:
+		t.Fatal("a follower's log start moving woke no waiter")
+	}
+	if low := leader.LowWatermark(); low != 3 {
+		t.Fatalf("low watermark %d, want 3", low)
+	}
+	leader.FollowerLogStart(2, 1) // an older fetch
+	leader.FollowerLogStart(3, 0) // not in the ISR
+	if low := leader.LowWatermark(); low != 3 {
+		t.Fatalf("low watermark %d after an older fetch and a follower out of the ISR, want 3", low)
+	}
+}
