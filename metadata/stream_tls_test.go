@@ -261,3 +261,45 @@ func TestHandshakeCertificateMismatchGolden(t *testing.T) {
 		t.Fatalf("decode: %+v, %v", decoded, err)
 	}
 }
+
+// TestControllerTLSNonvoterJoins: under controller TLS a node outside the
+// quorum (a broker) joins as a non-voter over the RPC channel, follows the
+// log over Raft, and its proposals are forwarded to the leader (refusals
+// of wrong certificates: TestControllerTLSRefusals).
+func TestControllerTLSNonvoterJoins(t *testing.T) {
+	ca := authntest.NewCA(t, "controller CA")
+	c := newTestClusterWith(t, 3, func(id int32, config *Config) {
+		config.TLS, _ = nodeTLS(t, ca, id)
+	})
+	ctx := testContext(t)
+	voters := map[int32]string{}
+	for id, config := range c.configs {
+		voters[id] = config.ControllerListen
+	}
+	join := func(id, certID int32) Config {
+		dir := t.TempDir()
+		if err := Format(dir, "test-cluster", id, voters); err != nil {
+			t.Fatal(err)
+		}
+		config := c.configs[1]
+		config.NodeID, config.DataDir, config.ControllerListen, config.Voters = id, dir, freeAddress(t), voters
+		config.TLS, _ = nodeTLS(t, ca, certID)
+		return config
+	}
+
+	c.configs[4] = join(4, 4)
+	c.start(4)
+	observer := c.stores[4]
+	if err := observer.WaitReady(ctx); err != nil {
+		t.Fatalf("non-voter ready: %v", err)
+	}
+	registerTestBrokers(t, ctx, observer, 1, 4)
+	if _, err := observer.CreateTopic(ctx, TopicSpec{Name: "from-observer", Assignments: [][]int32{{4}}}); err != nil {
+		t.Fatalf("proposal from the non-voter: %v", err)
+	}
+	_, leader := c.leader()
+	waitState(t, leader, "the non-voter's topic on the leader", func(s *State) bool {
+		_, ok := s.Topic("from-observer")
+		return ok
+	})
+}
