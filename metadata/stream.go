@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -264,6 +265,9 @@ type streamLayer struct {
 	handshaking map[net.Conn]struct{}
 	// goroutines tracks the accept loop and inbound handshakes.
 	goroutines sync.WaitGroup
+	// refused counts inbound connections refused before Raft or the RPCs
+	// saw them (Store.ControllerConnectionsRefused).
+	refused atomic.Uint64
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
@@ -376,6 +380,7 @@ func (l *streamLayer) handshakeInbound(conn net.Conn) {
 	delete(l.handshaking, conn)
 	l.mutex.Unlock()
 	if err != nil {
+		l.refused.Add(1)
 		l.peerLog.Warn("metadata: controller connection refused", "remote", conn.RemoteAddr().String(), "error", err)
 		conn.Close()
 		return

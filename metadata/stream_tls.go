@@ -47,6 +47,12 @@ func (c *ControllerTLS) validate() error {
 	return nil
 }
 
+// ControllerConnectionsRefused is how many inbound controller connections
+// this node refused since it started (a handshake that failed: TLS, the
+// certificate's node id, the cluster id or secret, the version); each is
+// logged with the reason.
+func (s *Store) ControllerConnectionsRefused() uint64 { return s.layer.refused.Load() }
+
 // nodeURNHint is the SAN an operator should put in a node certificate
 // (authn.NodeURI's form), for error messages.
 func nodeURNHint(id int32) string { return fmt.Sprintf("URI SAN urn:strata:node:%d", id) }

@@ -191,6 +191,11 @@ func TestControllerTLSRefusals(t *testing.T) {
 		})
 	}
 
+	// Each refused dialer counted once, whichever way it failed.
+	if got := listener.refused.Load(); got != 5 {
+		t.Errorf("listener counted %d refused connections, want 5", got)
+	}
+
 	t.Run("listener whose certificate names another node", func(t *testing.T) {
 		impostorTLS, _ := nodeTLS(t, ca, 3)
 		impostor, _ := startTLSLayer(t, 1, nil, impostorTLS)

@@ -466,6 +466,9 @@ func registerClusterMetrics(reg prometheus.Registerer, store *metadata.Store) {
 		gauge("metadata_applied_index", "Raft log index of the metadata state this node serves.", func() float64 {
 			return float64(store.State().AppliedIndex())
 		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "strata", Name: "controller_connections_refused_total",
+			Help: "Inbound controller connections refused in the handshake (TLS, certificate node id, cluster id or secret); the log says why."},
+			func() float64 { return float64(store.ControllerConnectionsRefused()) }),
 		gauge("brokers_alive", "Registered, unfenced brokers.", brokers(false)),
 		gauge("brokers_fenced", "Registered brokers the controller fenced.", brokers(true)),
 		gauge("offline_partitions", "Partitions without a leader.", func() float64 {
