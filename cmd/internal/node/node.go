@@ -236,7 +236,7 @@ func (n *Node) openAdmin(reg *prometheus.Registry) error {
 		log:          n.adminLogLimiter.Logger(n.log.With("component", "admin")),
 	}
 	if access.tokenFile == "" && !access.clientCerts && !access.loopbackOnly {
-		n.log.Warn("the admin listener is not loopback-only and has no --admin-token-file: its operator routes (voters, tiering recovery) and pprof are refused", "admin_listen", ln.Addr().String())
+		n.log.Warn("the admin listener is not loopback-only and has no --admin-token-file: its reads (status page, /v1/..., /metrics) are open to whoever reaches it, and its operator routes (voters, tiering recovery) and pprof are refused", "admin_listen", ln.Addr().String())
 	}
 	n.adminLn = ln
 	n.admin = newAdminServer(newAdminMux(access, n.adminRoutes(reg)), defaultAdminTimeouts, n.log)
