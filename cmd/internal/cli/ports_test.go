@@ -4,6 +4,7 @@ import (
 	"crypto/x509/pkix"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-log/strata/broker/authn"
 	"github.com/strata-log/strata/broker/authn/authntest"
@@ -51,6 +52,40 @@ func TestPortsFlags(t *testing.T) {
 			_, err := parseServe(t, test.args...)
 			if err == nil || !strings.Contains(err.Error(), test.want) {
 				t.Fatalf("err %v, want it to say %q", err, test.want)
+			}
+		})
+	}
+}
+
+// TestAdminClientFlags: the admin commands speak HTTPS when told the
+// listener is (--admin-ssl, or a CA or client certificate to use), and
+// refuse files they cannot use, naming the flag.
+func TestAdminClientFlags(t *testing.T) {
+	ca := authntest.NewCA(t, "ca")
+	files := ca.WriteFiles(t, t.TempDir(), pkix.Name{CommonName: "operator"})
+	for _, test := range []struct {
+		name       string
+		flags      adminClientFlags
+		wantScheme string
+		wantErr    string
+	}{
+		{name: "plain", wantScheme: "http"},
+		{name: "--admin-ssl", flags: adminClientFlags{ssl: true}, wantScheme: "https"},
+		{name: "--admin-ca-file", flags: adminClientFlags{caFile: files.CA}, wantScheme: "https"},
+		{name: "client certificate", flags: adminClientFlags{caFile: files.CA, certFile: files.Cert, keyFile: files.Key}, wantScheme: "https"},
+		{name: "CA file without a certificate", flags: adminClientFlags{caFile: files.Key}, wantErr: "--admin-ca-file"},
+		{name: "certificate without its key", flags: adminClientFlags{certFile: files.Cert}, wantErr: "--admin-cert-file"},
+	} {
+		t.Run(test.name, func(t *testing.T) {
+			scheme, client, err := test.flags.client(time.Second)
+			if test.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), test.wantErr) {
+					t.Fatalf("err %v, want it to name %s", err, test.wantErr)
+				}
+				return
+			}
+			if err != nil || scheme != test.wantScheme || client == nil {
+				t.Fatalf("scheme %q, client %v, err %v; want %q", scheme, client, err, test.wantScheme)
 			}
 		})
 	}
