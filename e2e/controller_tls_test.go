@@ -30,7 +30,7 @@ func (b *brokerProcess) adminGet(path string) (*http.Response, error) {
 
 // TestControllerTLSCluster: three nodes whose controller ports are mutual
 // TLS with node certificates (CONTROLLER:SSL) and whose admin listeners
-// are HTTPS with an admin token form a quorum, take acks=all writes, and
+// are HTTPS with an admin token (or a client certificate) form a quorum, take acks=all writes, and
 // fail over when a partition leader is killed; the admin port refuses an
 // unauthenticated /v1/cluster and answers /healthz, and `strata cluster
 // status` works with --admin-ca-file and --admin-token-file (here from
@@ -55,7 +55,7 @@ func TestControllerTLSCluster(t *testing.T) {
 		b.adminTLS = &tls.Config{RootCAs: ca.Pool()}
 		return "", []string{"--listener-security-protocol-map", "CONTROLLER:SSL",
 			"--ssl-cert-file", files.Cert, "--ssl-key-file", files.Key, "--ssl-ca-file", files.CA,
-			"--admin-ssl", "--admin-token-file", tokenFile}
+			"--admin-ssl", "--admin-ssl-client-auth", "requested", "--admin-token-file", tokenFile}
 	})
 
 	t.Run("admin port", func(t *testing.T) {
@@ -75,6 +75,18 @@ func TestControllerTLSCluster(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET /healthz: %s, want 200", resp.Status)
+		}
+		// A client certificate signed by the node's CA stands for the
+		// token (--admin-ssl-client-auth requested).
+		operator := ca.KeyPair(t, pkix.Name{CommonName: "operator"})
+		withCert := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{operator}}}}
+		resp, err = withCert.Get("https://" + b.admin + "/v1/cluster")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET /v1/cluster with a client certificate: %s, want 200", resp.Status)
 		}
 		// Plain HTTP gets no answer from the HTTPS listener.
 		if resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + b.admin + "/v1/cluster"); err == nil {
