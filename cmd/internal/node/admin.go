@@ -273,12 +273,12 @@ func capProfileSeconds(next http.Handler) http.Handler {
 
 // operation guards a route that changes the cluster.
 func (a *adminAccess) operation(next http.Handler) http.Handler {
-	return a.guard(a.check(true), next)
+	return a.guard(func(r *http.Request) (int, string) { return a.checkOperation(r, true) }, next)
 }
 
 // diagnostic guards a pprof route.
 func (a *adminAccess) diagnostic(next http.Handler) http.Handler {
-	return a.guard(a.check(false), next)
+	return a.guard(func(r *http.Request) (int, string) { return a.checkOperation(r, false) }, next)
 }
 
 // read guards a read route: open when no token file and no client
@@ -339,12 +339,8 @@ func (a *adminAccess) authenticate(r *http.Request) (int, string) {
 	return 0, ""
 }
 
-// check returns the check of an operation (wantJSON) or a diagnostic: 0,
-// or the status and the reason to refuse r with.
-func (a *adminAccess) check(wantJSON bool) func(*http.Request) (int, string) {
-	return func(r *http.Request) (int, string) { return a.checkOperation(r, wantJSON) }
-}
-
+// checkOperation checks an operation (wantJSON) or a diagnostic: it returns
+// 0, or the status and the reason to refuse r with.
 func (a *adminAccess) checkOperation(r *http.Request, wantJSON bool) (int, string) {
 	if !a.hostAllowed(r.Host) {
 		return http.StatusForbidden, fmt.Sprintf("Host %q does not name this node: call it by IP address, localhost or this machine's host name (other names are refused: DNS rebinding)", r.Host)
