@@ -13,7 +13,7 @@ export VERSITYGW_BIN
 # exceeded" failures on a loaded machine).
 FUZZTIME  ?= 100000x
 
-.PHONY: all build run deps check-deps test vet unit fuzz e2e nemesis bench clean image
+.PHONY: all build run deps check-deps test vet unit fuzz e2e nemesis bench clean image certs compose-tls-check
 
 all: build
 
@@ -80,3 +80,15 @@ image: build
 	mkdir -p bin/image
 	cp /etc/ssl/certs/ca-certificates.crt bin/image/ 2>/dev/null || : > bin/image/ca-certificates.crt
 	docker build -f deploy/Dockerfile -t strata:dev .
+
+## certs: a local CA, node certificates (urn:strata:node:<id>, the compose host names, localhost,
+## 127.0.0.1), a client certificate, an admin token and SASL/PLAIN users in deploy/tls, with openssl
+## (scripts/gen-certs; nothing downloaded; an existing CA is kept)
+CERTS_DIR ?= deploy/tls
+certs:
+	scripts/gen-certs $(CERTS_DIR) 3
+
+## compose-tls-check: the TLS + SASL_SSL compose variant (deploy/compose.tls.yaml) up, checked with kcat
+## over SASL_SSL and the admin API over HTTPS, then down (scripts/compose-tls-check)
+compose-tls-check: certs image
+	scripts/compose-tls-check

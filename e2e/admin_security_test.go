@@ -62,7 +62,13 @@ func (p adminProbe) send(t *testing.T, admin string) (int, string) {
 // votersOf reads GET /v1/cluster's voters as id@address.
 func votersOf(t *testing.T, admin string) string {
 	t.Helper()
-	status, body := adminProbe{method: http.MethodGet, path: "/v1/cluster"}.send(t, admin)
+	return votersOfWithToken(t, admin, "")
+}
+
+// votersOfWithToken is votersOf on a node with an admin token.
+func votersOfWithToken(t *testing.T, admin, token string) string {
+	t.Helper()
+	status, body := adminProbe{method: http.MethodGet, path: "/v1/cluster", token: token}.send(t, admin)
 	if status != http.StatusOK {
 		t.Fatalf("GET /v1/cluster: %d %s", status, body)
 	}
@@ -151,8 +157,8 @@ func TestAdminIssueProbe(t *testing.T) {
 
 // TestAdminToken: a node started with --admin-token-file (on loopback, so
 // only the token file makes it required) and --admin-pprof refuses the
-// operator routes and pprof without the token, serves the reads to
-// anyone, and the CLI sends the token from --admin-token-file or
+// operator routes, pprof and the reads without the token (only /healthz
+// and /readyz stay open), and the CLI sends the token from --admin-token-file or
 // STRATA_ADMIN_TOKEN_FILE.
 func TestAdminToken(t *testing.T) {
 	dir := t.TempDir()
@@ -162,7 +168,7 @@ func TestAdminToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := startBroker(t, "--admin-token-file", tokenFile, "--admin-pprof")
-	before := votersOf(t, b.admin)
+	before := votersOfWithToken(t, b.admin, token)
 
 	t.Run("operator routes need the token", func(t *testing.T) {
 		for _, p := range []adminProbe{
@@ -179,14 +185,21 @@ func TestAdminToken(t *testing.T) {
 				t.Errorf("%s %s without the token: %d %q, want 401 or 403", p.method, p.path, status, body)
 			}
 		}
-		if after := votersOf(t, b.admin); after != before {
+		if after := votersOfWithToken(t, b.admin, token); after != before {
 			t.Fatalf("voters changed from %s to %s", before, after)
 		}
 	})
-	t.Run("reads stay open", func(t *testing.T) {
+	t.Run("reads need the token, health stays open", func(t *testing.T) {
 		for _, path := range []string{"/metrics", "/healthz", "/readyz", "/v1/cluster", "/v1/partitions", "/"} {
-			if status, body := (adminProbe{method: http.MethodGet, path: path}).send(t, b.admin); status != http.StatusOK {
-				t.Errorf("GET %s: %d %q", path, status, body)
+			want := http.StatusUnauthorized
+			if path == "/healthz" || path == "/readyz" {
+				want = http.StatusOK
+			}
+			if status, body := (adminProbe{method: http.MethodGet, path: path}).send(t, b.admin); status != want {
+				t.Errorf("GET %s without the token: %d %q, want %d", path, status, body, want)
+			}
+			if status, body := (adminProbe{method: http.MethodGet, path: path, token: nextToken}).send(t, b.admin); status != http.StatusOK {
+				t.Errorf("GET %s with the token: %d %q", path, status, body)
 			}
 		}
 	})
@@ -208,7 +221,7 @@ func TestAdminToken(t *testing.T) {
 		if !strings.Contains(out, "admin token") {
 			t.Errorf("add-voter without a token: %s", out)
 		}
-		if after := votersOf(t, b.admin); after != before {
+		if after := votersOfWithToken(t, b.admin, token); after != before {
 			t.Fatalf("voters changed from %s to %s", before, after)
 		}
 		if out := strataOutput(t, 0, "tiering", "recover", "--admin", b.admin, "--admin-token-file", tokenFile); !strings.Contains(out, "recovery finished") {

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -63,6 +64,9 @@ type brokerProcess struct {
 	logPath string
 	// maxFiles, when set, starts the process under `ulimit -n maxFiles`.
 	maxFiles int
+	// adminTLS, when set, reaches the admin listener over HTTPS
+	// (--admin-ssl) with this client configuration (adminGet).
+	adminTLS *tls.Config
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -212,7 +216,7 @@ func (b *brokerProcess) start() error {
 			return fmt.Errorf("strata exited during start-up; log %s:\n%s", b.logPath, tail)
 		default:
 		}
-		resp, err := http.Get("http://" + b.admin + "/readyz")
+		resp, err := b.adminGet("/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

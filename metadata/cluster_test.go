@@ -20,6 +20,13 @@ type testCluster struct {
 
 func newTestCluster(t *testing.T, n int32) *testCluster {
 	t.Helper()
+	return newTestClusterWith(t, n, func(int32, *Config) {})
+}
+
+// newTestClusterWith is newTestCluster with each node's Config changed by
+// configure before it opens.
+func newTestClusterWith(t *testing.T, n int32, configure func(id int32, config *Config)) *testCluster {
+	t.Helper()
 	voters := map[int32]string{}
 	for id := int32(1); id <= n; id++ {
 		voters[id] = freeAddress(t)
@@ -35,6 +42,7 @@ func newTestCluster(t *testing.T, n int32) *testCluster {
 		config.HeartbeatTimeout, config.ElectionTimeout, config.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
 		config.BrokerSessionTimeout = time.Second
 		config.preferredLeaderInterval = -1
+		configure(id, &config)
 		c.configs[id] = config
 	}
 	for id := range voters {

@@ -54,6 +54,11 @@ type Config struct {
 	// each other in the handshake of each connection (ReadClusterSecretFile,
 	// GenerateClusterSecretFile). Required.
 	ClusterSecret ClusterSecret
+	// TLS, when set, puts every controller connection under mutual TLS
+	// with node certificates, on top of the cluster secret
+	// (stream_tls.go). Every node of a cluster must agree: a node with TLS
+	// and one without cannot connect.
+	TLS *ControllerTLS
 	// Logger receives Store and Raft logs. Default slog.Default().
 	Logger *slog.Logger
 
@@ -140,6 +145,11 @@ func (c Config) Validate() error {
 	}
 	if c.ClusterSecret.IsZero() {
 		return fmt.Errorf("metadata: config: %w: every controller connection is authenticated with it", ErrNoClusterSecret)
+	}
+	if c.TLS != nil {
+		if err := c.TLS.validate(); err != nil {
+			return err
+		}
 	}
 	c = c.withDefaults()
 	if err := validateListenAddress(c.ControllerListen); err != nil {

@@ -430,8 +430,20 @@
 // Version 3 (this build; versions 1 and 2, which did not authenticate, are
 // answered status 1 and closed). status 0 accepted so far, 1 unsupported
 // version or channel, 2 wrong cluster id, 3 wrong node id (the target node
-// id is not the listener's), 4 wrong cluster secret. channel 0 Raft
+// id is not the listener's), 4 wrong cluster secret, 5 certificate does
+// not name the node (controller TLS, below). channel 0 Raft
 // (hashicorp/raft's transport), 1 controller RPCs (below).
+//
+// With controller TLS (Config.TLS, strata serve's
+// --listener-security-protocol-map CONTROLLER:SSL) every connection is TLS
+// 1.2+ from its first byte, both sides present a certificate that must
+// chain to the other's CA, and the handshake above runs inside the TLS
+// session, unchanged. The dialer checks, before sending the request, that
+// the listener's certificate names the node id it expects (URI SAN
+// urn:strata:node:<id>); the listener checks that the dialer's names the
+// dialer node id of the request, or answers status 5 and closes. A
+// listener without TLS that reads a TLS record (0x16) closes the
+// connection without an answer and logs that the peer speaks TLS.
 //
 // The target node id is the one Raft's configuration lists at the dialed
 // address. A refusing listener answers and closes the connection; a request

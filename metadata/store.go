@@ -154,6 +154,7 @@ func Open(cfg Config) (_ *Store, err error) {
 		clusterID:        clusterID,
 		nodeID:           cfg.NodeID,
 		secret:           cfg.ClusterSecret,
+		tls:              cfg.TLS,
 		listen:           cfg.ControllerListen,
 		advertise:        cfg.ControllerAdvertise,
 		handshakeTimeout: cfg.HandshakeTimeout,

@@ -438,6 +438,7 @@ func TestConfigValidate(t *testing.T) {
 			c.ElectionTimeout = 50 * time.Millisecond
 		}},
 		{name: "timeout too small", change: func(c *Config) { c.HandshakeTimeout = time.Microsecond }, wantErr: true},
+		{name: "controller TLS without a way to read node ids", change: func(c *Config) { c.TLS = &ControllerTLS{} }, wantErr: true},
 	}
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {

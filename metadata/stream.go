@@ -3,6 +3,7 @@ package metadata
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -60,6 +62,9 @@ const (
 	handshakeWrongCluster       handshakeStatus = 2
 	handshakeWrongNode          handshakeStatus = 3
 	handshakeUnauthenticated    handshakeStatus = 4
+	// handshakeCertificateMismatch: under controller TLS, the dialer's
+	// certificate does not name the node id it claims.
+	handshakeCertificateMismatch handshakeStatus = 5
 )
 
 func (s handshakeStatus) String() string {
@@ -74,6 +79,8 @@ func (s handshakeStatus) String() string {
 		return "wrong node id"
 	case handshakeUnauthenticated:
 		return "wrong cluster secret"
+	case handshakeCertificateMismatch:
+		return "certificate does not name the node"
 	default:
 		return fmt.Sprintf("status %d", uint8(s))
 	}
@@ -125,6 +132,9 @@ func readHandshakeRequest(reader io.Reader) (handshakeRequest, error) {
 	var fixed [handshakeRequestFixedSize]byte
 	if _, err := io.ReadFull(reader, fixed[:]); err != nil {
 		return handshakeRequest{}, fmt.Errorf("read handshake request: %w", err)
+	}
+	if fixed[0] == tlsHandshakeRecord {
+		return handshakeRequest{}, errPeerSpeaksTLS
 	}
 	if string(fixed[:4]) != handshakeMagic {
 		return handshakeRequest{}, corruptf("handshake magic %q, want %q", fixed[:4], handshakeMagic)
@@ -206,6 +216,9 @@ type streamLayerConfig struct {
 	nodeID    int32
 	// secret is what both ends of every connection prove they hold.
 	secret ClusterSecret
+	// tls, when set, runs every connection under mutual TLS, the
+	// handshake inside it (stream_tls.go).
+	tls *ControllerTLS
 	// listen is the host:port to listen on; advertise what peers dial
 	// (default: the bound address).
 	listen, advertise string
@@ -252,6 +265,9 @@ type streamLayer struct {
 	handshaking map[net.Conn]struct{}
 	// goroutines tracks the accept loop and inbound handshakes.
 	goroutines sync.WaitGroup
+	// refused counts inbound connections refused before Raft or the RPCs
+	// saw them (Store.ControllerConnectionsRefused).
+	refused atomic.Uint64
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
@@ -355,37 +371,55 @@ func (l *streamLayer) handshakeInbound(conn net.Conn) {
 	}
 	l.handshaking[conn] = struct{}{}
 	l.mutex.Unlock()
-	channel, peer, err := l.answerHandshake(conn)
+	channel, peer, secured, err := l.answerHandshake(conn)
 	if err == nil && channel == channelRPC {
 		// Stays registered while it serves, so Close interrupts it.
-		l.config.serveRPC(conn, peer)
+		l.config.serveRPC(secured, peer)
 	}
 	l.mutex.Lock()
 	delete(l.handshaking, conn)
 	l.mutex.Unlock()
 	if err != nil {
+		l.refused.Add(1)
 		l.peerLog.Warn("metadata: controller connection refused", "remote", conn.RemoteAddr().String(), "error", err)
 		conn.Close()
 		return
 	}
 	if channel == channelRPC {
-		conn.Close()
+		secured.Close()
 		return
 	}
 	select {
-	case l.accepted <- newRaftPeerConn(conn, peer, l.peerLog):
+	case l.accepted <- newRaftPeerConn(secured, peer, l.peerLog):
 	case <-l.closing:
 		conn.Close()
 	}
 }
 
 // answerHandshake reads the request, answers it, runs the challenge–response
-// and returns the channel the connection carries and the node id the peer
-// proved, or an error when the connection must not be used.
-func (l *streamLayer) answerHandshake(conn net.Conn) (handshakeChannel, int32, error) {
-	if err := conn.SetDeadline(time.Now().Add(l.config.handshakeTimeout)); err != nil {
-		return 0, 0, err
+// and returns the channel the connection carries, the node id the peer
+// proved and the connection to use (the TLS session under controller TLS),
+// or an error when the connection must not be used.
+func (l *streamLayer) answerHandshake(raw net.Conn) (handshakeChannel, int32, net.Conn, error) {
+	if err := raw.SetDeadline(time.Now().Add(l.config.handshakeTimeout)); err != nil {
+		return 0, 0, nil, err
 	}
+	conn := raw
+	var secured *tls.Conn
+	if l.config.tls != nil {
+		var err error
+		if secured, err = l.serverTLS(raw); err != nil {
+			return 0, 0, nil, err
+		}
+		conn = secured
+	}
+	channel, peer, err := l.answerHandshakeRequest(conn, secured)
+	return channel, peer, conn, err
+}
+
+// answerHandshakeRequest is answerHandshake after the TLS handshake, if
+// any (secured is then conn's TLS session).
+func (l *streamLayer) answerHandshakeRequest(conn net.Conn, secured *tls.Conn) (handshakeChannel, int32, error) {
 	request, err := readHandshakeRequest(conn)
 	if err != nil {
 		return 0, 0, err
@@ -405,6 +439,11 @@ func (l *streamLayer) answerHandshake(conn net.Conn) (handshakeChannel, int32, e
 	case request.targetNodeID != l.config.nodeID:
 		response.status = handshakeWrongNode
 		refusal = fmt.Errorf("node %d expected node %d at this address, this is node %d", request.dialerNodeID, request.targetNodeID, l.config.nodeID)
+	case secured != nil:
+		if err := l.checkPeerCertificate(secured, request.dialerNodeID, "the dialer"); err != nil {
+			response.status = handshakeCertificateMismatch
+			refusal = errors.New(err.(*handshakeError).detail)
+		}
 	}
 	if refusal != nil {
 		if _, err := conn.Write(response.encode()); err != nil {
@@ -452,6 +491,14 @@ func (l *streamLayer) dial(address raft.ServerAddress, expected int32, channel h
 	if err != nil {
 		return nil, fmt.Errorf("metadata: dial controller %d at %s: %w", expected, address, err)
 	}
+	if l.config.tls != nil {
+		secured, err := l.clientTLS(conn, string(address), expected)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("metadata: dial controller %d at %s: %w", expected, address, err)
+		}
+		conn = secured
+	}
 	if err := l.requestHandshake(conn, expected, channel); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("metadata: dial controller %d at %s: %w", expected, address, err)
@@ -476,6 +523,15 @@ func (l *streamLayer) requestHandshake(conn net.Conn, expected int32, channel ha
 	}
 	response, err := readHandshakeResponse(conn)
 	if err != nil {
+		if l.config.tls != nil {
+			// Under TLS 1.3 the listener checks this node's certificate
+			// after the dialer's side of the TLS handshake has finished:
+			// its refusal arrives here.
+			return explainTLSError("TLS", false, err)
+		}
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w (the peer closed the connection: if its controller listener is TLS, CONTROLLER:SSL, give this node the same --listener-security-protocol-map and --ssl-* files)", err)
+		}
 		return err
 	}
 	if response.status != handshakeAccepted {

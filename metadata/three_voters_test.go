@@ -17,6 +17,12 @@ func TestThreeVoterCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three Raft nodes")
 	}
+	runThreeVoterCluster(t, func(int32, *Config) {})
+}
+
+// runThreeVoterCluster is TestThreeVoterCluster with each node's Config
+// changed by configure before it opens.
+func runThreeVoterCluster(t *testing.T, configure func(id int32, config *Config)) {
 	voters := map[int32]string{}
 	listens := map[int32]string{}
 	for id := int32(1); id <= 3; id++ {
@@ -41,6 +47,7 @@ func TestThreeVoterCluster(t *testing.T) {
 		config.HeartbeatTimeout = 300 * time.Millisecond
 		config.ElectionTimeout = 300 * time.Millisecond
 		config.LeaderLeaseTimeout = 150 * time.Millisecond
+		configure(id, &config)
 		store, err := Open(config)
 		if err != nil {
 			t.Fatal(err)

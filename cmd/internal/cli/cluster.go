@@ -48,9 +48,11 @@ type adminCommand struct {
 // flags extra adds.
 func parseAdminCommand(group, usage, subs string, timeout time.Duration, args []string, stderr io.Writer, extra func(*pflag.FlagSet)) (string, adminCommand, error) {
 	var admin, tokenFile *string
+	var clientFlags adminClientFlags
 	sub, common, err := parseSubcommand(group, usage, subs, "--admin HOST:PORT   admin listener of a node (default 127.0.0.1:9080)", timeout, args, stderr, func(fs *pflag.FlagSet) {
 		admin = fs.String("admin", "127.0.0.1:9080", "admin listener of a node of the cluster")
-		tokenFile = fs.String("admin-token-file", os.Getenv(adminTokenFileEnv), "file holding the admin token (the node's --admin-token-file; its first line is sent), needed by the commands that change the cluster when the node has one (default $"+adminTokenFileEnv+")")
+		tokenFile = fs.String("admin-token-file", os.Getenv(adminTokenFileEnv), "file holding the admin token (the node's --admin-token-file; its first line is sent), needed when the node has one (default $"+adminTokenFileEnv+")")
+		addAdminClientFlags(fs, &clientFlags)
 		if extra != nil {
 			extra(fs)
 		}
@@ -58,7 +60,11 @@ func parseAdminCommand(group, usage, subs string, timeout time.Duration, args []
 	if err != nil {
 		return "", adminCommand{}, err
 	}
-	return sub, adminCommand{admin: *admin, output: common.output, base: "http://" + *admin, tokenFile: *tokenFile, client: &http.Client{Timeout: common.timeout}}, nil
+	scheme, client, err := clientFlags.client(common.timeout)
+	if err != nil {
+		return "", adminCommand{}, err
+	}
+	return sub, adminCommand{admin: *admin, output: common.output, base: scheme + "://" + *admin, tokenFile: *tokenFile, client: client}, nil
 }
 
 // adminTokenFileEnv names the admin token file for the cluster and tiering

@@ -21,19 +21,27 @@ import (
 	"time"
 )
 
-// The admin listener (--admin-listen) serves three kinds of route:
+// The admin listener (--admin-listen, HTTPS with --admin-ssl) serves four
+// kinds of route:
 //
-//   - reads (GET): /metrics, /healthz, /readyz, /v1/cluster,
-//     /v1/partitions, /v1/tiering/scrub and the status page, open to
-//     whoever reaches the port;
+//   - health: /healthz and /readyz, always open (container health checks,
+//     load balancers);
+//   - reads (GET): /metrics, /v1/cluster, /v1/partitions,
+//     /v1/tiering/scrub and the status page;
 //   - operations (POST, DELETE): /v1/voters, /v1/tiering/recover and
 //     /v1/clock/confirm, which change the cluster or what it deletes;
 //   - diagnostics: /debug/pprof, only with --admin-pprof (heap contents,
 //     the command line).
 //
-// Operations and diagnostics need the bearer token of --admin-token-file.
-// Without a token file they are refused, unless the listener accepts only
-// loopback connections, where they stay open (make run, the e2e harness).
+// A caller authenticates with the admin token of --admin-token-file (as
+// Authorization: Bearer TOKEN, or HTTP Basic with the token as password so
+// that a browser can open the status page) or, on an HTTPS listener with
+// --admin-ssl-client-auth requested or required, with a client certificate
+// signed by --ssl-ca-file. When either is configured, every route but
+// health needs it. Without either, reads are open to whoever reaches the
+// port, and operations and diagnostics are refused unless the listener
+// accepts only loopback connections, where they stay open (make run, the
+// e2e harness).
 // Whatever the token, a browser must not be able to send them on the
 // operator's behalf: the Host header must name this node (an IP address,
 // localhost or this host's name; a DNS-rebinding page names its own
@@ -114,6 +122,9 @@ type adminAccess struct {
 	tokenFile string
 	// loopbackOnly: the listener accepts loopback connections only.
 	loopbackOnly bool
+	// clientCerts: the listener is HTTPS and asks for client certificates,
+	// and a verified one authenticates its caller.
+	clientCerts bool
 	// hostnames are the names (lower case) besides IP addresses and
 	// localhost that a guarded request's Host may carry.
 	hostnames map[string]bool
@@ -129,11 +140,15 @@ func newAdminMux(access *adminAccess, routes adminRoutes) http.Handler {
 	read := func(pattern string, timeout time.Duration, h http.Handler) {
 		mux.Handle(pattern, withDeadline(timeout, h))
 	}
+	health := read
+	read = func(pattern string, timeout time.Duration, h http.Handler) {
+		mux.Handle(pattern, access.read(withDeadline(timeout, h)))
+	}
 	read("GET /metrics", readRouteTimeout, routes.metrics)
-	read("GET /healthz", readRouteTimeout, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	health("GET /healthz", readRouteTimeout, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	}))
-	read("GET /readyz", readRouteTimeout, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	health("GET /readyz", readRouteTimeout, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := routes.ready(); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
@@ -258,31 +273,75 @@ func capProfileSeconds(next http.Handler) http.Handler {
 
 // operation guards a route that changes the cluster.
 func (a *adminAccess) operation(next http.Handler) http.Handler {
-	return a.guard(true, next)
+	return a.guard(func(r *http.Request) (int, string) { return a.checkOperation(r, true) }, next)
 }
 
 // diagnostic guards a pprof route.
 func (a *adminAccess) diagnostic(next http.Handler) http.Handler {
-	return a.guard(false, next)
+	return a.guard(func(r *http.Request) (int, string) { return a.checkOperation(r, false) }, next)
 }
 
-func (a *adminAccess) guard(wantJSON bool, next http.Handler) http.Handler {
+// read guards a read route: open when no token file and no client
+// certificates are configured, else for authenticated callers only.
+func (a *adminAccess) read(next http.Handler) http.Handler {
+	if a.tokenFile == "" && !a.clientCerts {
+		return next
+	}
+	return a.guard(a.authenticate, next)
+}
+
+// guard serves next when check(r) returns 0, else refuses r.
+func (a *adminAccess) guard(check func(*http.Request) (int, string), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		status, reason := a.check(r, wantJSON)
+		status, reason := check(r)
 		if status == 0 {
 			next.ServeHTTP(w, r)
 			return
 		}
 		a.log.Warn("admin request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", status, "reason", reason)
 		if status == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="strata admin"`)
+			// Tools send the bearer token; a browser asks for Basic
+			// credentials (any user name, the token as password).
+			w.Header().Add("WWW-Authenticate", `Bearer realm="strata admin"`)
+			w.Header().Add("WWW-Authenticate", `Basic realm="strata admin", charset="UTF-8"`)
 		}
 		http.Error(w, reason, status)
 	})
 }
 
-// check returns 0, or the status and the reason to refuse r with.
-func (a *adminAccess) check(r *http.Request, wantJSON bool) (int, string) {
+// verifiedClientCertificate reports whether r came over TLS with a client
+// certificate that chains to the listener's CA.
+func verifiedClientCertificate(r *http.Request) bool {
+	return r.TLS != nil && len(r.TLS.VerifiedChains) > 0
+}
+
+// authenticate returns 0 when r carries the admin token or a verified
+// client certificate, else the status and the reason to refuse it with.
+func (a *adminAccess) authenticate(r *http.Request) (int, string) {
+	if a.clientCerts && verifiedClientCertificate(r) {
+		return 0, ""
+	}
+	if a.tokenFile == "" {
+		return http.StatusUnauthorized, "this route needs a client certificate signed by the node's --ssl-ca-file (strata cluster/tiering: --admin-cert-file, --admin-key-file)"
+	}
+	tokens, err := ReadAdminTokens(a.tokenFile)
+	if err != nil {
+		a.log.Error("admin token file unreadable: every authenticated request is refused until it is fixed", "err", err)
+		return http.StatusServiceUnavailable, "the node cannot read its --admin-token-file; see its log"
+	}
+	if !tokenPresented(r, tokens) {
+		how := "send Authorization: Bearer TOKEN (strata cluster/tiering: --admin-token-file FILE or STRATA_ADMIN_TOKEN_FILE; a browser: any user name and the token as password), a token from the node's --admin-token-file"
+		if a.clientCerts {
+			how += ", or a client certificate signed by its --ssl-ca-file"
+		}
+		return http.StatusUnauthorized, "this route needs the admin token: " + how
+	}
+	return 0, ""
+}
+
+// checkOperation checks an operation (wantJSON) or a diagnostic: it returns
+// 0, or the status and the reason to refuse r with.
+func (a *adminAccess) checkOperation(r *http.Request, wantJSON bool) (int, string) {
 	if !a.hostAllowed(r.Host) {
 		return http.StatusForbidden, fmt.Sprintf("Host %q does not name this node: call it by IP address, localhost or this machine's host name (other names are refused: DNS rebinding)", r.Host)
 	}
@@ -290,14 +349,9 @@ func (a *adminAccess) check(r *http.Request, wantJSON bool) (int, string) {
 		return http.StatusForbidden, fmt.Sprintf("cross-origin request from %q refused", origin)
 	}
 	switch {
-	case a.tokenFile != "":
-		tokens, err := ReadAdminTokens(a.tokenFile)
-		if err != nil {
-			a.log.Error("admin token file unreadable: every operator request is refused until it is fixed", "err", err)
-			return http.StatusServiceUnavailable, "the node cannot read its --admin-token-file; see its log"
-		}
-		if !bearerMatches(r.Header.Get("Authorization"), tokens) {
-			return http.StatusUnauthorized, "this route needs the admin token: send Authorization: Bearer TOKEN (strata cluster/tiering: --admin-token-file FILE or STRATA_ADMIN_TOKEN_FILE), a token from the node's --admin-token-file"
+	case a.tokenFile != "" || a.clientCerts:
+		if status, reason := a.authenticate(r); status != 0 {
+			return status, reason
 		}
 	case !a.loopbackOnly:
 		return http.StatusForbidden, "operator routes are off on an admin listener that is not loopback-only: start strata serve with --admin-token-file FILE (or bind --admin-listen to 127.0.0.1)"
@@ -341,14 +395,24 @@ func sameOrigin(origin, host string) bool {
 	return strings.EqualFold(u.Host, host)
 }
 
-// bearerMatches compares "Bearer TOKEN" with every accepted token in
-// constant time (SHA-256 first, so not even the length leaks).
-func bearerMatches(header string, tokens []string) bool {
-	scheme, presented, ok := strings.Cut(header, " ")
+// tokenPresented reports whether r carries an accepted token, as
+// "Authorization: Bearer TOKEN" or as the password of HTTP Basic (any user
+// name), which a browser sends.
+func tokenPresented(r *http.Request, tokens []string) bool {
+	if _, password, ok := r.BasicAuth(); ok {
+		return tokenMatches(password, tokens)
+	}
+	scheme, presented, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
-	presentedSum := sha256.Sum256([]byte(strings.TrimSpace(presented)))
+	return tokenMatches(strings.TrimSpace(presented), tokens)
+}
+
+// tokenMatches compares presented with every accepted token in constant
+// time (SHA-256 first, so not even the length leaks).
+func tokenMatches(presented string, tokens []string) bool {
+	presentedSum := sha256.Sum256([]byte(presented))
 	match := 0
 	for _, token := range tokens {
 		sum := sha256.Sum256([]byte(token))

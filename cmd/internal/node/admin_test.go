@@ -3,6 +3,8 @@ package node
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -305,10 +307,11 @@ func TestAdminBrowserProbes(t *testing.T) {
 	}
 }
 
-// TestAdminReadsStayOpen: the GET routes need no token, on any listener.
+// TestAdminReadsStayOpen: without a token file or client certificates,
+// the GET routes need nothing, on any listener (what SECURITY.md allows).
 func TestAdminReadsStayOpen(t *testing.T) {
 	routes := &recordingRoutes{leader: true}
-	handler := newAdminMux(testAccess(writeTokenFile(t, testToken), false, false), routes.routes())
+	handler := newAdminMux(testAccess("", false, false), routes.routes())
 	for _, path := range []string{"/metrics", "/healthz", "/readyz", "/v1/cluster", "/v1/partitions", "/v1/tiering/scrub", "/"} {
 		if w := serve(handler, adminRequest{method: http.MethodGet, path: path, host: "strata-1:9080"}); w.Code != http.StatusOK {
 			t.Errorf("GET %s: %d %q", path, w.Code, w.Body)
@@ -317,6 +320,74 @@ func TestAdminReadsStayOpen(t *testing.T) {
 	// A read route does not change state with another method.
 	if w := serve(handler, adminRequest{method: http.MethodPost, path: "/v1/cluster"}); w.Code != http.StatusMethodNotAllowed {
 		t.Errorf("POST /v1/cluster: %d", w.Code)
+	}
+}
+
+// TestAdminReadsNeedAuthentication: with a token file, or client
+// certificates on an HTTPS listener, every route but /healthz and /readyz
+// needs the token (bearer, or as a browser's Basic password) or a verified
+// client certificate.
+func TestAdminReadsNeedAuthentication(t *testing.T) {
+	tokenFile := writeTokenFile(t, testToken)
+	withToken := testAccess(tokenFile, false, false)
+	withCerts := testAccess("", false, false)
+	withCerts.clientCerts = true
+	withBoth := testAccess(tokenFile, false, false)
+	withBoth.clientCerts = true
+	verified := &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{}}}}
+	tests := []struct {
+		name   string
+		access *adminAccess
+		change func(*http.Request)
+		want   int // of the guarded reads; health is always 200
+	}{
+		{name: "token file, nothing sent", access: withToken, want: http.StatusUnauthorized},
+		{name: "token file, bearer token", access: withToken, change: func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+testToken) }, want: http.StatusOK},
+		{name: "token file, wrong bearer token", access: withToken, change: func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+testNextToken) }, want: http.StatusUnauthorized},
+		{name: "token file, Basic with the token as password", access: withToken, change: func(r *http.Request) { r.SetBasicAuth("operator", testToken) }, want: http.StatusOK},
+		{name: "token file, Basic with another password", access: withToken, change: func(r *http.Request) { r.SetBasicAuth(testToken, "guess-0123456789") }, want: http.StatusUnauthorized},
+		{name: "token file, a client certificate is not asked for", access: withToken, change: func(r *http.Request) { r.TLS = verified }, want: http.StatusUnauthorized},
+		{name: "client certificates, none sent", access: withCerts, change: func(r *http.Request) { r.TLS = &tls.ConnectionState{} }, want: http.StatusUnauthorized},
+		{name: "client certificates, verified", access: withCerts, change: func(r *http.Request) { r.TLS = verified }, want: http.StatusOK},
+		{name: "both, token only", access: withBoth, change: func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+testToken) }, want: http.StatusOK},
+		{name: "both, certificate only", access: withBoth, change: func(r *http.Request) { r.TLS = verified }, want: http.StatusOK},
+	}
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			routes := &recordingRoutes{leader: true}
+			handler := newAdminMux(test.access, routes.routes())
+			for _, path := range []string{"/metrics", "/v1/cluster", "/v1/partitions", "/v1/tiering/scrub", "/", "/healthz", "/readyz"} {
+				r := httptest.NewRequest(http.MethodGet, path, nil)
+				r.Host = "strata-1:9080"
+				if test.change != nil {
+					test.change(r)
+				}
+				w := httptest.NewRecorder()
+				handler.ServeHTTP(w, r)
+				want := test.want
+				if path == "/healthz" || path == "/readyz" {
+					want = http.StatusOK
+				}
+				if w.Code != want {
+					t.Errorf("GET %s: %d %q, want %d", path, w.Code, w.Body, want)
+				}
+				if w.Code == http.StatusUnauthorized && !strings.Contains(strings.Join(w.Header().Values("WWW-Authenticate"), ","), "Basic") {
+					t.Errorf("GET %s: 401 without a Basic challenge (a browser would not ask for the token)", path)
+				}
+			}
+			// Operations take the same credentials (and application/json).
+			op := httptest.NewRequest(http.MethodPost, "/v1/clock/confirm", nil)
+			op.Host = testHost
+			op.Header.Set("Content-Type", "application/json")
+			if test.change != nil {
+				test.change(op)
+			}
+			w := httptest.NewRecorder()
+			handler.ServeHTTP(w, op)
+			if w.Code != test.want {
+				t.Errorf("POST /v1/clock/confirm: %d %q, want %d", w.Code, w.Body, test.want)
+			}
+		})
 	}
 }
 

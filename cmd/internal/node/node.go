@@ -4,6 +4,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/authn"
 	"github.com/strata-log/strata/broker/tiermanager"
 	"github.com/strata-log/strata/internal/clockwatch"
 	"github.com/strata-log/strata/internal/fsperm"
@@ -68,6 +70,17 @@ type Config struct {
 	AdminTokenFile string
 	// AdminPprof serves /debug/pprof.
 	AdminPprof bool
+
+	// ControllerTLS, when set, puts the controller port under mutual TLS
+	// with this node's certificate (Kafka's CONTROLLER:SSL; built with
+	// client authentication required): metadata.ControllerTLS.
+	ControllerTLS *authn.TLS
+	// AdminTLS, when set, serves the admin listener over HTTPS
+	// (--admin-ssl); AdminClientAuth is its --admin-ssl-client-auth: with
+	// requested or required, a verified client certificate authenticates
+	// like the admin token (admin.go).
+	AdminTLS        *authn.TLS
+	AdminClientAuth authn.ClientAuth
 	// ObjectStore is the tiered-storage bucket URL (s3://…, file:///…,
 	// mem://); default file://<data dir>/bucket. ObjectStorePrefix is
 	// prepended to every key.
@@ -159,6 +172,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		NodeID:                cfg.NodeID,
 		DataDir:               cfg.DataDir,
 		ClusterSecret:         secret,
+		TLS:                   controllerTLS(cfg.ControllerTLS),
 		ControllerListen:      cfg.ControllerListen,
 		ControllerAdvertise:   cfg.ControllerAdvertise,
 		Voters:                cfg.ControllerQuorum,
@@ -206,18 +220,23 @@ func (n *Node) openAdmin(reg *prometheus.Registry) error {
 	if err != nil {
 		return fmt.Errorf("admin listener: listen on %s: %w (set --admin-listen)", cfg.AdminListen, err)
 	}
+	loopbackOnly := isLoopbackListener(ln.Addr())
+	if cfg.AdminTLS != nil {
+		ln = tls.NewListener(ln, cfg.AdminTLS.ServerConfig())
+	}
 	// Refused requests are logged, at most 10 lines a minute per message:
 	// anyone who reaches the port can cause them.
 	n.adminLogLimiter = ratelog.New(ratelog.Config{})
 	access := &adminAccess{
 		tokenFile:    cfg.AdminTokenFile,
-		loopbackOnly: isLoopbackListener(ln.Addr()),
+		loopbackOnly: loopbackOnly,
+		clientCerts:  cfg.AdminTLS != nil && cfg.AdminClientAuth != "" && cfg.AdminClientAuth != authn.ClientAuthNone,
 		hostnames:    adminHostnames(cfg.AdminListen),
 		pprof:        cfg.AdminPprof,
 		log:          n.adminLogLimiter.Logger(n.log.With("component", "admin")),
 	}
-	if access.tokenFile == "" && !access.loopbackOnly {
-		n.log.Warn("the admin listener is not loopback-only and has no --admin-token-file: its operator routes (voters, tiering recovery) and pprof are refused", "admin_listen", ln.Addr().String())
+	if access.tokenFile == "" && !access.clientCerts && !access.loopbackOnly {
+		n.log.Warn("the admin listener is not loopback-only and has no --admin-token-file: its reads (status page, /v1/..., /metrics) are open to whoever reaches it, and its operator routes (voters, tiering recovery) and pprof are refused", "admin_listen", ln.Addr().String())
 	}
 	n.adminLn = ln
 	n.admin = newAdminServer(newAdminMux(access, n.adminRoutes(reg)), defaultAdminTimeouts, n.log)
@@ -447,6 +466,9 @@ func registerClusterMetrics(reg prometheus.Registerer, store *metadata.Store) {
 		gauge("metadata_applied_index", "Raft log index of the metadata state this node serves.", func() float64 {
 			return float64(store.State().AppliedIndex())
 		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "strata", Name: "controller_connections_refused_total",
+			Help: "Inbound controller connections refused in the handshake (TLS, certificate node id, cluster id or secret); the log says why."},
+			func() float64 { return float64(store.ControllerConnectionsRefused()) }),
 		gauge("brokers_alive", "Registered, unfenced brokers.", brokers(false)),
 		gauge("brokers_fenced", "Registered brokers the controller fenced.", brokers(true)),
 		gauge("offline_partitions", "Partitions without a leader.", func() float64 {
@@ -788,4 +810,13 @@ func (n *Node) Close() error {
 		n.log.Info("shutdown complete")
 	}
 	return errors.Join(errs...)
+}
+
+// controllerTLS is the metadata store's view of the controller port's TLS
+// identity (nil: not TLS).
+func controllerTLS(identity *authn.TLS) *metadata.ControllerTLS {
+	if identity == nil {
+		return nil
+	}
+	return &metadata.ControllerTLS{Identity: identity, CertificateNodeID: authn.NodeID}
 }
