@@ -185,17 +185,22 @@
 //	one whole, KIP-74) → the chunks covering them.
 //
 // The .log is read in chunks aligned to Config.ChunkBytes (chunk i covers
-// bytes [i·ChunkBytes, (i+1)·ChunkBytes), the last one shorter), each one
-// ranged GET. Chunks land in the on-disk LRU cache (CacheDir, CacheBytes;
-// file <segment uuid>-<chunk index, 10 digits>.chunk, written to a
-// temporary name and renamed) whose CRC-32C per chunk is kept in memory
-// and checked on every hit; a file that fails is dropped and fetched again.
-// Files left by an earlier process are removed at New. In front of the
-// disk cache a small in-memory LRU (MemoryCacheBytes, default 8 chunks)
-// keeps the chunks used last, since reads not aligned to chunks touch each
-// chunk twice; a fetched chunk is handed to its readers first and written
-// to disk after (space is reserved first, so the directory never holds more
-// than CacheBytes of chunk files). Concurrent readers
+// bytes [i·ChunkBytes, (i+1)·ChunkBytes), the last one shorter), fetched
+// by ranged GETs of one chunk or of a run of consecutive chunks. Chunk
+// bytes live in pooled buffers (reference counted, reused once the last
+// holder releases them), so neither a GET nor a cache hit allocates and
+// zeroes a fresh buffer per chunk. A fetched chunk is handed to its readers
+// and kept in an in-memory LRU (MemoryCacheBytes) first, then queued for
+// the on-disk LRU cache (CacheDir, CacheBytes; file <segment uuid>-<chunk
+// index, 10 digits>.chunk, written to a temporary name and renamed) by a
+// writer goroutine behind the readers: a bounded queue (a chunk that finds
+// it full is not cached on disk), whose chunks are served from memory
+// until written; space is reserved first, so the directory never holds
+// more than CacheBytes of chunk files. The CRC-32C per chunk is kept in
+// memory and checked on every hit from disk; a file that fails is dropped
+// and fetched again. Files are written without fsync and those left by an
+// earlier process are removed at New, so a power loss never serves a torn
+// file. Concurrent readers
 // of a chunk (or an index) share one GET, run detached from any one
 // reader's context under Config.RequestTimeout; a reader that gives up
 // does not fail the others. A read that starts where the previous read of

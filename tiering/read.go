@@ -57,7 +57,8 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 	if err != nil {
 		return nil, 0, err
 	}
-	cursor := &chunkCursor{tier: t, ctx: ctx, partition: p, segment: segment, useCache: useCache, chunks: make(map[int64][]byte)}
+	cursor := &chunkCursor{tier: t, ctx: ctx, partition: p, segment: segment, useCache: useCache, chunks: make(map[int64]*chunk), runEnd: -1}
+	defer cursor.release()
 	defer func() {
 		if IsCorrupt(err) {
 			t.indexes.remove(segment.SegmentID)
@@ -159,14 +160,26 @@ func verifyBatches(key string, position int64, data []byte, offset, lastOffset i
 }
 
 // chunkCursor serves byte ranges of one segment's .log from its chunks,
-// keeping the chunks it loaded for the duration of one read.
+// keeping a reference to each chunk it loaded until release, at the end of
+// one read.
 type chunkCursor struct {
 	tier      *Tier
 	ctx       context.Context
 	partition metadata.TopicPartition
 	segment   metadata.SegmentManifest
 	useCache  bool
-	chunks    map[int64][]byte // loaded chunks by index
+	chunks    map[int64]*chunk // loaded chunks by index
+	// runEnd, when at least 0, is the last chunk a miss fetches through:
+	// a sequential reader's misses fetch its read-ahead window in one GET.
+	runEnd int64
+}
+
+// release drops the cursor's chunk references.
+func (c *chunkCursor) release() {
+	for index, ch := range c.chunks {
+		ch.release()
+		delete(c.chunks, index)
+	}
 }
 
 // copy returns a fresh copy of length bytes at position.
@@ -182,7 +195,8 @@ func (c *chunkCursor) copy(position, length int64) ([]byte, error) {
 	return append([]byte(nil), data...), nil
 }
 
-// bytes returns length bytes at position; the slice may alias a chunk.
+// bytes returns length bytes at position; the slice may alias a chunk (valid
+// until release).
 func (c *chunkCursor) bytes(position, length int64) ([]byte, error) {
 	chunkBytes := c.tier.config.ChunkBytes
 	firstChunk, lastChunk := position/chunkBytes, (position+length-1)/chunkBytes
@@ -215,71 +229,245 @@ func (c *chunkCursor) bytes(position, length int64) ([]byte, error) {
 	return out, nil
 }
 
+// chunk returns the bytes of chunk index: from the cursor, the caches, a
+// GET in flight, or a new GET (of the read-ahead window for a sequential
+// reader).
 func (c *chunkCursor) chunk(index int64) ([]byte, error) {
-	if chunk, ok := c.chunks[index]; ok {
-		return chunk, nil
+	if ch, ok := c.chunks[index]; ok {
+		return ch.data, nil
 	}
 	key := chunkKey{segment: c.segment.SegmentID, index: index}
-	var chunk []byte
+	var ch *chunk
 	if cached, ok := c.useCacheGet(key); ok {
 		c.tier.stats.cacheHits.Add(1)
-		chunk = cached
+		ch = cached
 	} else {
 		c.tier.stats.cacheMisses.Add(1)
 		var started bool
 		var err error
-		chunk, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index)
+		ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), c.useCache)
 		if err != nil && !started && c.ctx.Err() == nil {
-			// Joined someone else's fetch (a prefetch without retries) that
-			// failed: fetch on our own account, with the read retries.
-			chunk, _, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index)
+			// Joined someone else's GET (a read-ahead, or a run of which
+			// this chunk was not the first) that failed: fetch on our own
+			// account, with the read retries.
+			ch, _, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, index, false)
 		}
 		if err != nil {
 			return nil, err
 		}
 	}
-	c.chunks[index] = chunk
-	return chunk, nil
+	c.chunks[index] = ch
+	return ch.data, nil
 }
 
-func (c *chunkCursor) useCacheGet(key chunkKey) ([]byte, bool) {
+func (c *chunkCursor) useCacheGet(key chunkKey) (*chunk, bool) {
 	if !c.useCache {
 		return nil, false
 	}
 	return c.tier.cache.get(key)
 }
 
-// flight is one GET shared by every reader that needs its result.
+// flight is one GET of a whole object (an index) shared by every reader
+// that needs its result.
 type flight struct {
 	done chan struct{} // closed when data and err are set
 	data []byte
 	err  error
 }
 
-// fetchChunk returns a chunk from the store, joining a GET of the same
-// chunk already in flight. The GET runs detached from ctx (bounded by
-// Config.RequestTimeout and Close), so one reader giving up does not fail
-// the others; the result goes into the cache. started reports that this
-// call started the GET rather than joining one.
-func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, index int64) ([]byte, bool, error) {
-	chunkBytes := t.config.ChunkBytes
-	offset := index * chunkBytes
-	length := min(chunkBytes, segment.SizeBytes-offset)
-	key := t.layout.segmentKey(p, segment, suffixLog)
-	chunk := chunkKey{segment: segment.SegmentID, index: index}
-	return t.share(ctx, chunkFlightKey(segment, index), func(ctx context.Context) ([]byte, error) {
-		data, err := t.getRange(ctx, key, offset, length)
-		if err == nil {
-			t.cache.putMemory(chunk, data)
+// chunkFlight is one chunk being fetched, shared by every reader that
+// needs it. Several chunk flights may come from one ranged GET (a run).
+type chunkFlight struct {
+	done  chan struct{} // closed when chunk or err is set
+	chunk *chunk        // the flight's reference, dropped when it leaves the table
+	err   error
+	// joined counts the waiters that joined before done: each is handed a
+	// reference when the chunk arrives (under flightMu).
+	joined int32
+}
+
+// fetchChunk returns chunk index of segment with a reference for the
+// caller, joining a flight of it or starting a GET of chunks index..last
+// (stopping before the first one already cached or in flight). The GET
+// runs detached from ctx (bounded by Config.RequestTimeout and Close), so
+// one reader giving up does not fail the others; it is retried (while
+// nothing has arrived) with the read retry policy; the chunks go into the
+// memory LRU and, behind the readers, into the disk cache. started reports
+// that this call started the GET rather than joining one. A refresh
+// (useCache false) never joins a flight that started before it.
+func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, index, last int64, join bool) (*chunk, bool, error) {
+	key := chunkKey{segment: segment.SegmentID, index: index}
+	t.flightMu.Lock()
+	f, joined := t.chunkFlights[key]
+	if joined && join {
+		select {
+		case <-f.done:
+			// A flight that already failed is not joined: this reader
+			// asks the store again rather than taking an old error.
+			if f.err == nil {
+				ch := f.chunk.retain()
+				t.flightMu.Unlock()
+				t.stats.sharedFetches.Add(1)
+				return ch, false, nil
+			}
+			joined = false
+		default:
+			f.joined++
 		}
-		return data, err
-	}, func(data []byte, err error) {
-		// After the waiters have their bytes, and before the flight ends
-		// (so no reader misses both the flight and the cache).
-		if err == nil {
-			t.cache.put(chunk, data)
+	} else {
+		joined = false
+	}
+	if joined {
+		t.flightMu.Unlock()
+		t.stats.sharedFetches.Add(1)
+		select {
+		case <-f.done:
+			return f.chunk, false, f.err // the reference was handed over with done
+		case <-ctx.Done():
+			return nil, false, ctx.Err() // its reference, if any, is left to the collector
 		}
-	})
+	}
+	flights := t.startRunLocked(segment, index, last, true)
+	t.flightMu.Unlock()
+	if flights == nil {
+		return nil, false, ErrClosed
+	}
+	f = flights[0]
+	t.runGET(p, segment, index, flights, t.config.ReadAttempts, nil)
+	select {
+	case <-f.done:
+		return f.chunk, true, f.err
+	case <-ctx.Done():
+		return nil, true, ctx.Err()
+	}
+}
+
+// startRunLocked registers flights for chunks first..last, stopping before
+// one cached or in flight (the first is registered regardless, replacing a
+// failed or older flight); nil when the tier is closed. With waiter, the
+// first flight counts one waiter. Called with flightMu held.
+func (t *Tier) startRunLocked(segment metadata.SegmentManifest, first, last int64, waiter bool) []*chunkFlight {
+	if t.closed.Load() {
+		return nil
+	}
+	var flights []*chunkFlight
+	for index := first; index <= last; index++ {
+		key := chunkKey{segment: segment.SegmentID, index: index}
+		if index > first {
+			if _, busy := t.chunkFlights[key]; busy || t.cache.contains(key) {
+				break
+			}
+		}
+		f := &chunkFlight{done: make(chan struct{})}
+		if index == first && waiter {
+			f.joined = 1
+		}
+		t.chunkFlights[key] = f
+		flights = append(flights, f)
+	}
+	t.workers.Add(1)
+	return flights
+}
+
+// runGET fetches the chunks of flights (consecutive, from first) with one
+// ranged GET in the background, completing each flight as soon as its
+// bytes have arrived, so a reader waits only for its chunk. Opening the GET
+// and reading the first chunk are tried attempts times; a failure fails the
+// flights not completed yet (readers waiting on them fetch again
+// themselves). The chunks then go into the memory LRU and the disk cache's
+// write-behind queue before their flights leave the table, so no reader
+// misses both. The caller has counted the goroutine in t.workers; done
+// (may be nil) runs at its end.
+func (t *Tier) runGET(p metadata.TopicPartition, segment metadata.SegmentManifest, first int64, flights []*chunkFlight, attempts int, done func()) {
+	go func() {
+		defer t.workers.Done()
+		if done != nil {
+			defer done()
+		}
+		ctx, cancel := context.WithTimeout(t.background, t.config.RequestTimeout)
+		defer cancel()
+		t.stats.chunkGets.Add(1)
+		chunkBytes := t.config.ChunkBytes
+		key := t.layout.segmentKey(p, segment, suffixLog)
+		offset := first * chunkBytes
+		length := min(int64(len(flights))*chunkBytes, segment.SizeBytes-offset)
+		var reader io.ReadCloser
+		readChunk := func(index int64) (*chunk, error) {
+			ch := t.chunks.get(min(chunkBytes, segment.SizeBytes-index*chunkBytes))
+			n, err := io.ReadFull(reader, ch.data)
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				err = corruptf(key, index*chunkBytes+int64(n), "object ends inside chunk %d", index)
+			}
+			if err != nil {
+				ch.release()
+				return nil, err
+			}
+			return ch, nil
+		}
+		var firstChunk *chunk
+		err := t.retry(ctx, attempts, "get "+key, func() error {
+			if reader != nil {
+				reader.Close()
+			}
+			var err error
+			if reader, err = t.bucket.Get(ctx, key, offset, length); err != nil {
+				reader = nil
+				return err
+			}
+			firstChunk, err = readChunk(first)
+			return err
+		})
+		if err != nil && t.background.Err() != nil {
+			err = errors.Join(ErrClosed, err)
+		}
+		for i, f := range flights {
+			index := first + int64(i)
+			var ch *chunk
+			switch {
+			case err != nil:
+			case i == 0:
+				ch = firstChunk
+			default:
+				ch, err = readChunk(index)
+			}
+			t.flightMu.Lock()
+			if err != nil {
+				// Out of the table first, so a reader that retries starts a
+				// fetch of its own instead of joining this one.
+				f.err = err
+				if i > 0 {
+					f.err = fmt.Errorf("read-ahead: %w", err)
+				}
+				if t.chunkFlights[chunkKey{segment: segment.SegmentID, index: index}] == f {
+					delete(t.chunkFlights, chunkKey{segment: segment.SegmentID, index: index})
+				}
+			} else {
+				f.chunk = ch
+				ch.refs.Add(f.joined)
+			}
+			close(f.done)
+			t.flightMu.Unlock()
+			if err == nil {
+				t.cache.putMemory(chunkKey{segment: segment.SegmentID, index: index}, ch)
+			}
+		}
+		if reader != nil {
+			reader.Close()
+		}
+		for i, f := range flights {
+			if f.err != nil {
+				continue
+			}
+			key := chunkKey{segment: segment.SegmentID, index: first + int64(i)}
+			t.cache.put(key, f.chunk)
+			t.flightMu.Lock()
+			if t.chunkFlights[key] == f {
+				delete(t.chunkFlights, key)
+			}
+			t.flightMu.Unlock()
+			f.chunk.release() // the flight's reference; joiners that found it done retained under flightMu
+		}
+	}()
 }
 
 // share runs fetch once per flightKey at a time and hands its result to
@@ -340,29 +528,6 @@ func (t *Tier) share(ctx context.Context, flightKey string, fetch func(context.C
 	}
 }
 
-// getRange reads length bytes at offset of key with the read retry policy;
-// a short object is corrupt (the manifest says how big it is).
-func (t *Tier) getRange(ctx context.Context, key string, offset, length int64) ([]byte, error) {
-	var data []byte
-	err := t.retry(ctx, t.config.ReadAttempts, "get "+key, func() error {
-		reader, err := t.bucket.Get(ctx, key, offset, length)
-		if err != nil {
-			return err
-		}
-		defer reader.Close()
-		data = make([]byte, length)
-		n, err := io.ReadFull(reader, data)
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return corruptf(key, offset+int64(n), "object ends %d bytes into a %d-byte range", n, length)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return data, nil
-}
-
 // offsetIndex returns the segment's decoded offset index, from memory or
 // fetched (shared by concurrent readers).
 func (t *Tier) offsetIndex(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest) (offsetIndex, error) {
@@ -419,93 +584,38 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 
 // chunkPresent reports whether a chunk is cached or being fetched.
 func (t *Tier) chunkPresent(segment metadata.SegmentManifest, index int64) bool {
-	if t.cache.contains(chunkKey{segment: segment.SegmentID, index: index}) {
+	key := chunkKey{segment: segment.SegmentID, index: index}
+	if t.cache.contains(key) {
 		return true
 	}
 	t.flightMu.Lock()
 	defer t.flightMu.Unlock()
-	_, inFlight := t.flights[chunkFlightKey(segment, index)]
+	_, inFlight := t.chunkFlights[key]
 	return inFlight
 }
 
-func chunkFlightKey(segment metadata.SegmentManifest, index int64) string {
-	return fmt.Sprintf("chunk %s %d", uuid.UUID(segment.SegmentID), index)
-}
-
 // prefetchRun fetches chunks first..last (stopping at the first one already
-// cached or in flight) with one ranged GET in the background. Each chunk
-// is a flight of its own, completed as soon as its bytes have arrived, so
-// a reader waits only for its chunk. A failed prefetch fails its flights;
-// readers waiting on them fetch again themselves (see chunkCursor.chunk).
+// cached or in flight) with one ranged GET in the background, without
+// retries (a reader that finds its chunk failed fetches it itself; see
+// chunkCursor.chunk).
 func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentManifest, first, last int64) {
 	select {
 	case t.prefetchSlots <- struct{}{}:
 	default:
 		return // enough in flight already
 	}
-	var flights []*flight
-	var flightKeys []string
 	t.flightMu.Lock()
-	for index := first; index <= last && !t.closed.Load(); index++ {
-		key := chunkFlightKey(segment, index)
-		if _, busy := t.flights[key]; busy || (index > first && t.cache.contains(chunkKey{segment: segment.SegmentID, index: index})) {
-			break
-		}
-		f := &flight{done: make(chan struct{})}
-		t.flights[key] = f
-		flights, flightKeys = append(flights, f), append(flightKeys, key)
-	}
-	if len(flights) == 0 {
+	if _, busy := t.chunkFlights[chunkKey{segment: segment.SegmentID, index: first}]; busy {
 		t.flightMu.Unlock()
 		<-t.prefetchSlots
 		return
 	}
-	t.workers.Add(1)
+	flights := t.startRunLocked(segment, first, last, false)
 	t.flightMu.Unlock()
+	if flights == nil {
+		<-t.prefetchSlots
+		return
+	}
 	t.stats.prefetches.Add(int64(len(flights)))
-	go func() {
-		defer t.workers.Done()
-		defer func() { <-t.prefetchSlots }()
-		ctx, cancel := context.WithTimeout(t.background, t.config.RequestTimeout)
-		defer cancel()
-		chunkBytes := t.config.ChunkBytes
-		key := t.layout.segmentKey(p, segment, suffixLog)
-		offset := first * chunkBytes
-		reader, err := t.bucket.Get(ctx, key, offset, min(int64(len(flights))*chunkBytes, segment.SizeBytes-offset))
-		for i, f := range flights {
-			index := first + int64(i)
-			if err == nil {
-				data := make([]byte, min(chunkBytes, segment.SizeBytes-index*chunkBytes))
-				var n int
-				if n, err = io.ReadFull(reader, data); errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-					err = corruptf(key, index*chunkBytes+int64(n), "object ends inside chunk %d", index)
-				}
-				if err == nil {
-					f.data = data
-					t.cache.putMemory(chunkKey{segment: segment.SegmentID, index: index}, data)
-				}
-			}
-			if err != nil {
-				// Out of the table first, so a reader that retries
-				// starts a fetch of its own instead of joining this one.
-				f.err = fmt.Errorf("prefetch: %w", err)
-				t.flightMu.Lock()
-				delete(t.flights, flightKeys[i])
-				t.flightMu.Unlock()
-			}
-			close(f.done)
-		}
-		if reader != nil {
-			reader.Close()
-		}
-		for i, f := range flights {
-			if f.err != nil {
-				continue
-			}
-			t.cache.put(chunkKey{segment: segment.SegmentID, index: first + int64(i)}, f.data)
-			t.flightMu.Lock()
-			delete(t.flights, flightKeys[i])
-			t.flightMu.Unlock()
-		}
-	}()
+	t.runGET(p, segment, first, flights, 1, func() { <-t.prefetchSlots })
 }

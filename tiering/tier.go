@@ -154,8 +154,10 @@ type Tier struct {
 	workers          sync.WaitGroup // fetch goroutines
 	removeCacheDir   bool
 
-	flightMu sync.Mutex         // guards flights
-	flights  map[string]*flight // GETs in progress, by chunk or index key
+	flightMu     sync.Mutex                // guards flights, chunkFlights
+	flights      map[string]*flight        // whole-object GETs in progress (indexes), by key
+	chunkFlights map[chunkKey]*chunkFlight // chunks being fetched
+	chunks       *chunkPool                // chunk buffers
 
 	sequentialMu sync.Mutex          // guards lastReadEnd
 	lastReadEnd  map[uuid.UUID]int64 // byte position after each segment's last read
@@ -181,6 +183,8 @@ func New(cfg Config) (*Tier, error) {
 		uploadSlots:   make(chan struct{}, cfg.UploadConcurrency),
 		prefetchSlots: make(chan struct{}, max(cfg.PrefetchChunks, 1)*4),
 		flights:       make(map[string]*flight),
+		chunkFlights:  make(map[chunkKey]*chunkFlight),
+		chunks:        newChunkPool(cfg.ChunkBytes),
 		lastReadEnd:   make(map[uuid.UUID]int64),
 	}
 	dir := cfg.CacheDir
@@ -191,7 +195,7 @@ func New(cfg Config) (*Tier, error) {
 		}
 		t.removeCacheDir = true
 	}
-	cache, err := newChunkCache(dir, cfg.CacheBytes, max(cfg.MemoryCacheBytes, 0), &t.stats)
+	cache, err := newChunkCache(dir, cfg.CacheBytes, max(cfg.MemoryCacheBytes, 0), t.chunks, &t.stats)
 	if err != nil {
 		return nil, err
 	}
@@ -214,6 +218,7 @@ func (t *Tier) Close() error {
 	}
 	t.cancelBackground()
 	t.workers.Wait()
+	t.cache.close()
 	if t.removeCacheDir {
 		return os.RemoveAll(t.cache.dir)
 	}
@@ -233,11 +238,20 @@ type Stats struct {
 	IndexFetches     int64
 	Retries          int64 // attempts after a retriable failure (uploads, deletes, reads)
 	SegmentsUploaded int64 // segments uploaded
+	// ChunkGETs counts ranged GETs of .log chunks (each may fetch a run
+	// of chunks); index objects are IndexFetches.
+	ChunkGETs int64
+	// CacheWritesDropped counts chunks not written to the disk cache
+	// because its write-behind queue was full.
+	CacheWritesDropped int64
+	// ChunkBuffers counts chunk buffers allocated (the rest were reused).
+	ChunkBuffers int64
 }
 
 type stats struct {
 	cacheHits, cacheMisses, sharedFetches, prefetches, cacheEvictions, corruptChunks atomic.Int64
 	indexCacheHits, indexFetches, retries, segmentUploads                            atomic.Int64
+	chunkGets, cacheWritesDropped                                                    atomic.Int64
 }
 
 // Stats returns the counters.
@@ -249,6 +263,8 @@ func (t *Tier) Stats() Stats {
 		CorruptChunks: t.stats.corruptChunks.Load(), IndexCacheHits: t.stats.indexCacheHits.Load(),
 		IndexFetches: t.stats.indexFetches.Load(), Retries: t.stats.retries.Load(),
 		SegmentsUploaded: t.stats.segmentUploads.Load(),
+		ChunkGETs:        t.stats.chunkGets.Load(), CacheWritesDropped: t.stats.cacheWritesDropped.Load(),
+		ChunkBuffers: t.chunks.allocations.Load(),
 	}
 }
 
