@@ -162,6 +162,21 @@ func (c *chunkCache) get(key chunkKey) (*chunk, bool) {
 	return ch, true
 }
 
+// getMemory is get without the disk: the memory LRU or the write queue.
+func (c *chunkCache) getMemory(key chunkKey) (*chunk, bool) {
+	if ch, ok := c.recent.get(key); ok {
+		return ch, true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if element, ok := c.entries[key]; ok {
+		if queued := element.Value.(*cacheEntry).queued; queued != nil {
+			return queued.retain(), true
+		}
+	}
+	return nil, false
+}
+
 // readFile reads the first size bytes of a chunk file into a pooled chunk
 // (the caller checks them against the recorded CRC-32C).
 func (c *chunkCache) readFile(key chunkKey, size int64) (*chunk, error) {

@@ -203,13 +203,23 @@
 // file. Concurrent readers
 // of a chunk (or an index) share one GET, run detached from any one
 // reader's context under Config.RequestTimeout; a reader that gives up
-// does not fail the others. A read that starts where the previous read of
-// the segment ended (or at the segment's start) counts as sequential and
-// keeps the next Config.PrefetchChunks chunks cached or in flight:
-// prefetches are coalesced — when the chunks ahead fall to half the
-// window, the missing run is fetched with one ranged GET whose chunks are
-// handed out one by one as they stream in (a failed prefetch makes its
-// waiting readers fetch on their own, with retries).
+// does not fail the others. A reader is known by the offset it reads
+// next: a read that starts where a previous read of the partition ended
+// (whatever the read sizes, so consumers with default fetch sizes
+// qualify), or at a segment's base offset, is sequential. It starts at the
+// byte position the previous read ended at (or 0) without the offset
+// index, its misses fetch its read-ahead window (8 chunks, doubling per
+// read up to Config.PrefetchChunks) in one ranged GET, and after each
+// read the window after it is kept cached or in flight: nothing is fetched
+// until a run of at least 4 chunks is missing, a run whose end would
+// leave fewer than 4 chunks of the segment takes them too, and the chunks
+// of a run are handed out one by one as they stream in (a failed
+// read-ahead makes its waiting readers fetch on their own, with retries).
+// So a sequential replay makes at most one GET per 4 chunks and fetches
+// each byte once, plus one window for a reader that stops. At most
+// Config.ReaderThreads reads run at once (and as many read-ahead GETs are
+// in flight); Config.ReaderMaxPendingTasks more wait, and a read past them
+// returns ErrBusy at once.
 // Read is safe for concurrent use: the broker reads the remote partitions
 // of one Fetch concurrently. For ListOffsets by timestamp, TimestampStart
 // reads the segment's .timeindex (checked by broker/segment/index, the

@@ -18,14 +18,19 @@ import (
 // later ones are added while the total stays within maxBytes. A read never
 // crosses into the next segment: the caller moves on with the manifest.
 //
-// The offset index is fetched once and cached in memory; the .log is read
-// in aligned chunks (Config.ChunkBytes) through the on-disk chunk cache;
-// readers of one chunk share one GET; a sequential reader has the
-// following chunks prefetched. Every returned batch is checked (framing,
-// CRC-32C, dense offsets) before it is returned.
+// The offset index is fetched once and cached in memory (a sequential
+// reader, one whose read starts where its previous read of the partition
+// ended, does not need it); the .log is read in aligned chunks
+// (Config.ChunkBytes) through the chunk caches; readers of one chunk share
+// one GET; a sequential reader's misses fetch its read-ahead window in one
+// GET and the window after each read is fetched ahead. Every returned
+// batch is checked (framing, CRC-32C, dense offsets) before it is
+// returned. At most Config.ReaderThreads reads run at once and
+// Config.ReaderMaxPendingTasks wait.
 //
 // Errors: ErrOffsetOutOfRange when offset is outside the segment;
-// ErrUnavailable (retriable) when the store cannot be reached; ErrNotFound
+// ErrUnavailable (retriable) when the store cannot be reached; ErrBusy
+// (retriable) when too many reads wait already; ErrNotFound
 // when the segment's objects are gone; a *CorruptError when the objects
 // hold bytes that fail the checks. No error ever comes with data.
 func (t *Tier) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) ([]byte, error) {
@@ -35,28 +40,62 @@ func (t *Tier) Read(ctx context.Context, p metadata.TopicPartition, segment meta
 	if offset < segment.BaseOffset || offset > segment.LastOffset {
 		return nil, fmt.Errorf("%w: offset %d not in remote segment %d..%d of %s", ErrOffsetOutOfRange, offset, segment.BaseOffset, segment.LastOffset, p)
 	}
-	data, start, err := t.read(ctx, p, segment, offset, maxBytes, true)
+	release, err := t.admit(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tiering: read offset %d of %s: %w", offset, p, err)
+	}
+	defer release()
+	reader := t.takeReader(p, segment, offset)
+	data, start, err := t.read(ctx, p, segment, offset, maxBytes, true, reader)
 	if IsCorrupt(err) {
 		// The cache may hold a damaged chunk that its checksum did not
 		// catch (written wrong); read the range straight from the store.
 		t.logger.Warn("tiering: remote read failed its checks, reading again from the store", "segment", uuid.UUID(segment.SegmentID), "offset", offset, "err", err)
-		data, start, err = t.read(ctx, p, segment, offset, maxBytes, false)
+		data, start, err = t.read(ctx, p, segment, offset, maxBytes, false, readerState{position: -1})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tiering: read offset %d of %s (segment %s): %w", offset, p, uuid.UUID(segment.SegmentID), err)
 	}
-	t.afterRead(p, segment, start, start+int64(len(data)))
+	t.afterRead(p, segment, reader, start, data)
 	return data, nil
 }
 
-// read locates and returns the batches; useCache false bypasses (and
-// refreshes) the chunk cache. When what it read fails a check, the offset
-// index and the chunks it used are dropped from the caches.
-func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, useCache bool) (_ []byte, _ int64, err error) {
-	index, err := t.offsetIndex(ctx, p, segment)
-	if err != nil {
-		return nil, 0, err
+// admit takes a reader thread for one read, waiting (as one of at most
+// ReaderMaxPendingTasks) while all are busy; beyond that it returns
+// ErrBusy at once.
+func (t *Tier) admit(ctx context.Context) (release func(), err error) {
+	select {
+	case t.readSlots <- struct{}{}:
+	default:
+		t.stats.readsRejected.Add(1)
+		return nil, ErrBusy
 	}
+	select {
+	case t.readThreads <- struct{}{}:
+	default:
+		t.stats.readsWaiting.Add(1)
+		select {
+		case t.readThreads <- struct{}{}:
+			t.stats.readsWaiting.Add(-1)
+		case <-ctx.Done():
+			t.stats.readsWaiting.Add(-1)
+			<-t.readSlots
+			return nil, ctx.Err()
+		}
+	}
+	return func() {
+		<-t.readThreads
+		<-t.readSlots
+	}, nil
+}
+
+// read locates and returns the batches; useCache false bypasses (and
+// refreshes) the chunk cache. reader says where the batch holding offset
+// starts when a sequential reader's previous read told (position >= 0;
+// then the offset index is not needed) and the read-ahead window its
+// misses fetch (window > 0). When what it read fails a check, the offset
+// index and the chunks it used are dropped from the caches.
+func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, useCache bool, reader readerState) (_ []byte, _ int64, err error) {
 	cursor := &chunkCursor{tier: t, ctx: ctx, partition: p, segment: segment, useCache: useCache, chunks: make(map[int64]*chunk), runEnd: -1}
 	defer cursor.release()
 	defer func() {
@@ -67,6 +106,17 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 			}
 		}
 	}()
+	start := reader.position
+	if start < 0 {
+		index, err := t.offsetIndex(ctx, p, segment)
+		if err != nil {
+			return nil, 0, err
+		}
+		start = index.lookup(offset - segment.BaseOffset)
+	}
+	if reader.window > 0 {
+		cursor.runEnd = t.runEnd(segment, start/t.config.ChunkBytes, start/t.config.ChunkBytes+reader.window-1)
+	}
 	logKey := t.layout.segmentKey(p, segment, suffixLog)
 	header := func(position int64) (recordbatch.Header, error) {
 		if segment.SizeBytes-position < recordbatch.HeaderSize {
@@ -86,8 +136,7 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 		return h, nil
 	}
 
-	// Walk from the indexed position to the batch holding offset.
-	start := index.lookup(offset - segment.BaseOffset)
+	// Walk from the indexed (or known) position to the batch holding offset.
 	var first recordbatch.Header
 	for {
 		if start >= segment.SizeBytes {
@@ -327,6 +376,16 @@ func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segmen
 			return nil, false, ctx.Err() // its reference, if any, is left to the collector
 		}
 	}
+	if join {
+		// A flight ends (leaves the table) only once its chunk is in memory
+		// or queued for disk: one that ended since the caller looked in
+		// the caches is found there.
+		if ch, ok := t.cache.getMemory(key); ok {
+			t.flightMu.Unlock()
+			t.stats.sharedFetches.Add(1)
+			return ch, false, nil
+		}
+	}
 	flights := t.startRunLocked(segment, index, last, true)
 	t.flightMu.Unlock()
 	if flights == nil {
@@ -551,35 +610,130 @@ func (t *Tier) offsetIndex(ctx context.Context, p metadata.TopicPartition, segme
 	return index, nil
 }
 
-// afterRead records where a read ended and, for a sequential reader (one
-// that starts where its previous read of the segment ended, or at the
-// segment's start), keeps up to PrefetchChunks chunks after the last one
-// it read cached or in flight. Prefetches are coalesced: nothing is fetched
-// until the chunks ahead fall to half the window, then the missing run is
-// fetched with one ranged GET, delivered chunk by chunk as it streams in.
-func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentManifest, start, end int64) {
+// readerKey names a reader of a partition by the offset it reads next.
+type readerKey struct {
+	partition metadata.TopicPartition
+	next      int64
+}
+
+// readerState is what a reader's previous read left: the segment and byte
+// position of the offset it reads next (position -1: unknown), and its
+// read-ahead window in chunks (0: not a sequential reader).
+type readerState struct {
+	segment  uuid.UUID
+	position int64
+	window   int64
+}
+
+// Read-ahead shape: a sequential reader starts with a window of
+// initialWindow chunks and doubles it per read up to PrefetchChunks; a GET
+// fetches at least minRun chunks (a run ending within minRun chunks of the
+// segment's end takes the rest too), so a sequential replay makes at most
+// one GET per minRun chunks.
+const (
+	initialWindow = 8
+	minRun        = 4
+	maxReaders    = 4096 // reader states kept; past it they are forgotten
+)
+
+// takeReader returns (and forgets) the state of the reader whose previous
+// read ended just before offset: a sequential reader, detected by offsets
+// rather than by read sizes, so consumers with any fetch size qualify. A
+// read at a segment's base offset also counts as sequential (a consumer
+// replaying from the start, or crossing into the next segment), its
+// position being 0. Anything else starts unknown, with no read-ahead.
+func (t *Tier) takeReader(p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64) readerState {
+	key := readerKey{partition: p, next: offset}
 	t.sequentialMu.Lock()
-	previousEnd, known := t.lastReadEnd[segment.SegmentID]
-	if len(t.lastReadEnd) >= 4096 {
-		clear(t.lastReadEnd)
-	}
-	t.lastReadEnd[segment.SegmentID] = end
+	state, known := t.readers[key]
+	delete(t.readers, key)
 	t.sequentialMu.Unlock()
-	if t.config.PrefetchChunks < 0 || !(start == 0 || (known && start == previousEnd)) {
+	if t.config.PrefetchChunks < 0 {
+		state.window = 0
+	} else if known && state.window == 0 {
+		state.window = min(initialWindow, int64(t.config.PrefetchChunks))
+	}
+	if !known || state.segment != segment.SegmentID {
+		state.position = -1
+	}
+	if offset == segment.BaseOffset {
+		state.position = 0
+		if !known && t.config.PrefetchChunks >= 0 {
+			state.window = min(initialWindow, int64(t.config.PrefetchChunks))
+		}
+	}
+	state.segment = segment.SegmentID
+	if state.window > 0 {
+		t.stats.sequentialReads.Add(1)
+	}
+	return state
+}
+
+// afterRead records where a read of data (at byte position start of
+// segment) ended, so that the reader's next read is known sequential and
+// needs no index lookup, and for a sequential reader keeps its read-ahead
+// window of chunks after the last one read cached or in flight. Nothing is
+// fetched until a run of at least minRun chunks is missing from the
+// window; the run is then fetched with one ranged GET (bounded by
+// ReaderThreads over all readers), delivered chunk by chunk as it streams
+// in. A read-ahead never crosses into the next segment.
+func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentManifest, reader readerState, start int64, data []byte) {
+	end := start + int64(len(data))
+	next := readerState{segment: segment.SegmentID, position: end}
+	if reader.window > 0 {
+		next.window = min(reader.window*2, int64(t.config.PrefetchChunks))
+	}
+	// A reader that is not sequential yet gets a window on its next read
+	// if that one continues this one (takeReader).
+	t.sequentialMu.Lock()
+	if len(t.readers) >= maxReaders {
+		clear(t.readers)
+	}
+	t.readers[readerKey{partition: p, next: lastOffsetIn(data) + 1}] = next
+	t.sequentialMu.Unlock()
+	if reader.window <= 0 || end >= segment.SizeBytes {
 		return
 	}
-	chunkBytes, window := t.config.ChunkBytes, int64(t.config.PrefetchChunks)
-	lastChunk := max(end-1, start) / chunkBytes
-	windowEnd := min(lastChunk+window, (segment.SizeBytes-1)/chunkBytes)
+	chunkBytes, window := t.config.ChunkBytes, next.window
+	lastChunk := (end - 1) / chunkBytes
+	segmentLast := (segment.SizeBytes - 1) / chunkBytes
+	windowEnd := min(lastChunk+window, segmentLast)
 	for index := lastChunk + 1; index <= windowEnd; index++ {
 		if t.chunkPresent(segment, index) {
 			continue
 		}
-		if index <= lastChunk+max(window/2, 1) {
-			t.prefetchRun(p, segment, index, windowEnd)
+		if windowEnd-index+1 >= minRun || windowEnd == segmentLast {
+			t.prefetchRun(p, segment, index, t.runEnd(segment, index, windowEnd))
 		}
 		return
 	}
+}
+
+// runEnd returns the last chunk of a run first..last: last, or the
+// segment's last chunk when fewer than minRun chunks would be left after
+// it (fetched now rather than by a small GET later).
+func (t *Tier) runEnd(segment metadata.SegmentManifest, first, last int64) int64 {
+	segmentLast := (segment.SizeBytes - 1) / t.config.ChunkBytes
+	last = max(first, min(last, segmentLast))
+	if segmentLast-last < minRun {
+		return segmentLast
+	}
+	return last
+}
+
+// lastOffsetIn returns the last offset of data's last batch (whole,
+// verified batches as read returns them).
+func lastOffsetIn(data []byte) int64 {
+	last := int64(-1)
+	for at := 0; at+recordbatch.HeaderSize <= len(data); {
+		h, err := recordbatch.ParseHeader(data[at:])
+		if err != nil {
+			break
+		}
+		last = h.LastOffset()
+		at += int(h.Size())
+	}
+	return last
 }
 
 // chunkPresent reports whether a chunk is cached or being fetched.

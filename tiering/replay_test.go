@@ -3,8 +3,12 @@ package tiering_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
@@ -93,5 +97,144 @@ func TestWarmReplayReusesChunkBuffers(t *testing.T) {
 	}
 	if allocated := int64(end.TotalAlloc - start.TotalAlloc); allocated > 2*returned {
 		t.Fatalf("%d bytes allocated to return %d (%d chunks of %d bytes read from disk)", allocated, returned, chunksRead, chunk)
+	}
+}
+
+// replaySegments reads every segment front to back in reads of maxBytes, one
+// after the other as a consumer crossing segments does, and returns the
+// bytes read.
+func replaySegments(t *testing.T, tier *tiering.Tier, local *localLog, segments []metadata.SegmentManifest, maxBytes int) int64 {
+	t.Helper()
+	total := int64(0)
+	for i, remote := range segments {
+		total += replaySegment(t, tier, local, i, remote, maxBytes)
+	}
+	return total
+}
+
+// Read-ahead is detected by offsets, so it fires whatever the fetch size:
+// a sequential replay with reads of a quarter chunk, one chunk (franz-go's,
+// librdkafka's and the Java client's default of 1 MiB per partition
+// against the default 1 MiB chunks) or several chunks makes at most one
+// GET per minRun (4) chunks, needs no offset index (each read continues
+// the previous one, or starts a segment), and fetches each byte once.
+func TestSequentialReplayGETsPerChunk(t *testing.T) {
+	const chunk = 16 << 10
+	local := buildLocalLog(t, 700, 512<<10, 0, 11)
+	bucket := openBucket(t, "mem://")
+	segments := local.uploadAll(t, newTier(t, tiering.Config{Bucket: bucket}))
+	size := int64(0)
+	for _, s := range segments {
+		size += s.SizeBytes
+	}
+	for _, readBytes := range []int{chunk / 4, chunk, 5 * chunk} {
+		metrics, _ := tiering.NewMetricsBucket(bucket, nil)
+		tier := newTier(t, tiering.Config{Bucket: metrics, ChunkBytes: chunk})
+		replayed := replaySegments(t, tier, local, segments, readBytes)
+		stats, counts := tier.Stats(), metrics.Counts()
+		chunks := size / chunk
+		t.Logf("reads of %d bytes: %d bytes replayed, %d GETs for %d chunks (%.3f GETs per chunk), %d bytes fetched, stats %+v",
+			readBytes, replayed, counts.Gets, chunks, float64(counts.Gets)/float64(chunks), counts.GetBytes, stats)
+		if stats.Prefetches == 0 {
+			t.Errorf("reads of %d bytes: read-ahead never fired", readBytes)
+		}
+		if stats.IndexFetches != 0 {
+			t.Errorf("reads of %d bytes: %d offset index GETs, want none for a sequential reader", readBytes, stats.IndexFetches)
+		}
+		if counts.Gets*4 > chunks+int64(len(segments))*4 {
+			t.Errorf("reads of %d bytes: %d GETs for %d chunks in %d segments, want at most one per 4 chunks (a segment's tail may round up)", readBytes, counts.Gets, chunks, len(segments))
+		}
+		if counts.GetBytes*100 > replayed*105 {
+			t.Errorf("reads of %d bytes: %d bytes fetched for %d replayed, want at most 1.05x", readBytes, counts.GetBytes, replayed)
+		}
+	}
+}
+
+// A reader that stops leaves at most one read-ahead window fetched and
+// not read.
+func TestStoppedReaderOverFetchesOneWindow(t *testing.T) {
+	const chunk = 16 << 10
+	local := buildLocalLog(t, 700, 2<<20, 0, 12)
+	bucket := openBucket(t, "mem://")
+	segments := local.uploadAll(t, newTier(t, tiering.Config{Bucket: bucket}))
+	metrics, _ := tiering.NewMetricsBucket(bucket, nil)
+	const window = 16
+	tier := newTier(t, tiering.Config{Bucket: metrics, ChunkBytes: chunk, PrefetchChunks: window})
+	remote := segments[0]
+	replayed := int64(0)
+	for offset := remote.BaseOffset; replayed < remote.SizeBytes/2; {
+		got, err := tier.Read(context.Background(), testPartition, remote, offset, chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		replayed += int64(len(got))
+		offset = lastOffsetOf(got) + 1
+	}
+	tier.Close() // waits for the read-ahead in flight
+	// The rest of the chunk the reader stopped in, and the window after it.
+	if fetched := metrics.Counts().GetBytes; fetched > replayed+(window+1)*chunk {
+		t.Fatalf("%d bytes fetched for %d replayed: more than one window (%d chunks of %d) ahead", fetched, replayed, window, chunk)
+	}
+}
+
+// gatedBucket holds every GET until open is closed, counting those held.
+type gatedBucket struct {
+	tiering.Bucket
+	open chan struct{}
+	held atomic.Int64
+}
+
+func (b *gatedBucket) Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	b.held.Add(1)
+	select {
+	case <-b.open:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return b.Bucket.Get(ctx, key, offset, length)
+}
+
+// await polls cond until it holds, failing the test after 10 s.
+func await(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// With every reader thread busy and ReaderMaxPendingTasks reads waiting,
+// one more read is refused at once with a retriable ErrBusy (the broker
+// answers the partition without data) rather than queued without bound;
+// the waiting reads are served once a thread frees.
+func TestReaderQueueFullIsBusy(t *testing.T) {
+	local, bucket, segments := uploadedLog(t, 250)
+	gated := &gatedBucket{Bucket: bucket, open: make(chan struct{})}
+	tier := newTier(t, tiering.Config{Bucket: gated, ChunkBytes: 64 << 10, ReaderThreads: 1, ReaderMaxPendingTasks: 1})
+	remote, info := segments[0], local.sealed[0]
+	want := local.localRead(t, info, remote.BaseOffset, 10<<10)
+	results := make(chan error, 2)
+	for range 2 {
+		go func() {
+			got, err := tier.Read(context.Background(), testPartition, remote, remote.BaseOffset, 10<<10)
+			if err == nil && !bytes.Equal(got, want) {
+				err = errors.New(describeDiff(got, want))
+			}
+			results <- err
+		}()
+	}
+	await(t, "one read running and one waiting", func() bool { return gated.held.Load() == 1 && tier.Stats().ReadsWaiting == 1 })
+	if _, err := tier.Read(context.Background(), testPartition, remote, remote.BaseOffset, 10<<10); !errors.Is(err, tiering.ErrBusy) || !tiering.IsRetriable(err) {
+		t.Fatalf("read past the queue: %v, want ErrBusy", err)
+	}
+	if tier.Stats().ReadsRejected != 1 {
+		t.Fatalf("stats %+v: want one read rejected", tier.Stats())
+	}
+	close(gated.open)
+	for range 2 {
+		if err := <-results; err != nil {
+			t.Fatalf("queued read: %v", err)
+		}
 	}
 }
