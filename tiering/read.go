@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -40,6 +41,7 @@ func (t *Tier) Read(ctx context.Context, p metadata.TopicPartition, segment meta
 	if offset < segment.BaseOffset || offset > segment.LastOffset {
 		return nil, fmt.Errorf("%w: offset %d not in remote segment %d..%d of %s", ErrOffsetOutOfRange, offset, segment.BaseOffset, segment.LastOffset, p)
 	}
+	defer func(started time.Time) { t.readSeconds.Observe(time.Since(started).Seconds()) }(time.Now())
 	release, err := t.admit(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("tiering: read offset %d of %s: %w", offset, p, err)
@@ -392,6 +394,7 @@ func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segmen
 		return nil, false, ErrClosed
 	}
 	f = flights[0]
+	t.stats.prefetches.Add(int64(len(flights) - 1)) // the window, ahead of the reader
 	t.runGET(p, segment, index, flights, t.config.ReadAttempts, nil)
 	select {
 	case <-f.done:

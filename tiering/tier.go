@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Defaults of Config's zero values.
@@ -181,8 +183,9 @@ type Tier struct {
 	sequentialMu sync.Mutex                // guards readers
 	readers      map[readerKey]readerState // sequential readers by the offset they read next
 
-	closed atomic.Bool
-	stats  stats
+	closed      atomic.Bool
+	stats       stats
+	readSeconds prometheus.Histogram // Read latencies
 }
 
 // New checks cfg and returns a Tier. The chunk cache directory is created
@@ -207,6 +210,7 @@ func New(cfg Config) (*Tier, error) {
 		chunkFlights:  make(map[chunkKey]*chunkFlight),
 		chunks:        newChunkPool(cfg.ChunkBytes),
 		readers:       make(map[readerKey]readerState),
+		readSeconds:   newReadSeconds(),
 	}
 	dir := cfg.CacheDir
 	if dir == "" {
@@ -251,7 +255,7 @@ type Stats struct {
 	CacheHits        int64 // chunk lookups served by the on-disk cache
 	CacheMisses      int64 // chunk lookups that needed a GET (possibly shared)
 	SharedFetches    int64 // misses that joined a GET already in flight
-	Prefetches       int64 // chunk GETs started ahead of a sequential reader
+	Prefetches       int64 // chunks fetched ahead of a sequential reader (its read-ahead window)
 	CacheEvictions   int64 // chunks dropped to stay within CacheBytes
 	CacheBytes       int64 // bytes in the chunk cache now
 	CorruptChunks    int64 // cached chunks dropped because their bytes were wrong
