@@ -58,7 +58,7 @@ func (t *Tier) Read(ctx context.Context, p metadata.TopicPartition, segment meta
 	if err != nil {
 		return nil, fmt.Errorf("tiering: read offset %d of %s (segment %s): %w", offset, p, uuid.UUID(segment.SegmentID), err)
 	}
-	t.afterRead(p, segment, reader, start, data)
+	t.afterRead(p, segment, reader, offset, start, data)
 	return data, nil
 }
 
@@ -613,63 +613,115 @@ func (t *Tier) offsetIndex(ctx context.Context, p metadata.TopicPartition, segme
 	return index, nil
 }
 
-// readerKey names a reader of a partition by the offset it reads next.
-type readerKey struct {
-	partition metadata.TopicPartition
-	next      int64
-}
-
-// readerState is what a reader's previous read left: the segment and byte
-// position of the offset it reads next (position -1: unknown), and its
-// read-ahead window in chunks (0: not a sequential reader).
+// readerState is how one read goes: the segment and byte position of the
+// batch holding its offset when a previous read told (position -1:
+// unknown, look it up in the offset index), and its read-ahead window in
+// chunks (0: not a sequential reader).
 type readerState struct {
 	segment  uuid.UUID
 	position int64
 	window   int64
 }
 
+// readerMark is what a reader's last read of a partition left: where it
+// started (the offset asked and its batch's byte position), where it
+// ended (the next offset and its byte position), and the window for its
+// next read.
+type readerMark struct {
+	segment            uuid.UUID
+	offset, position   int64
+	next, nextPosition int64
+	window             int64
+	used               uint64 // readerClock when set: the oldest mark goes first
+}
+
 // Read-ahead shape: a sequential reader starts with a window of
 // initialWindow chunks and doubles it per read up to PrefetchChunks; a GET
 // fetches at least minRun chunks (a run ending within minRun chunks of the
 // segment's end takes the rest too), so a sequential replay makes at most
-// one GET per minRun chunks.
+// one GET per minRun chunks. Marks are kept for readersPerPartition
+// readers of each partition (consumer groups reading it at different
+// offsets), for up to maxReaderPartitions partitions (then all are
+// forgotten at once: each reader's next read looks its position up again).
 const (
-	initialWindow = 8
-	minRun        = 4
-	maxReaders    = 4096 // reader states kept; past it they are forgotten
+	initialWindow       = 8
+	minRun              = 4
+	readersPerPartition = 4
+	maxReaderPartitions = 1 << 16
 )
 
-// takeReader returns (and forgets) the state of the reader whose previous
-// read ended just before offset: a sequential reader, detected by offsets
-// rather than by read sizes, so consumers with any fetch size qualify. A
-// read at a segment's base offset also counts as sequential (a consumer
-// replaying from the start, or crossing into the next segment), its
-// position being 0. Anything else starts unknown, with no read-ahead.
+// takeReader returns how a read of offset goes: a sequential reader is one
+// whose previous read of the partition ended just before offset, detected
+// by offsets rather than by read sizes (so consumers with any fetch size
+// qualify), or asked for the same offset again (its data did not fit in
+// the Fetch response, which is then answered without it). A read at a
+// segment's base offset also counts as sequential (a consumer replaying
+// from the start, or crossing into the next segment), its position being
+// 0. Anything else starts unknown, with no read-ahead.
 func (t *Tier) takeReader(p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64) readerState {
-	key := readerKey{partition: p, next: offset}
+	state := readerState{segment: segment.SegmentID, position: -1}
+	known := false
 	t.sequentialMu.Lock()
-	state, known := t.readers[key]
-	delete(t.readers, key)
-	t.sequentialMu.Unlock()
-	if t.config.PrefetchChunks < 0 {
-		state.window = 0
-	} else if known && state.window == 0 {
-		state.window = min(initialWindow, int64(t.config.PrefetchChunks))
+	for _, m := range t.readers[p] {
+		switch offset {
+		case m.next:
+			known, state.window = true, m.window
+			if m.segment == segment.SegmentID {
+				state.position = m.nextPosition
+			}
+		case m.offset:
+			known, state.window = true, m.window
+			if m.segment == segment.SegmentID {
+				state.position = m.position
+			}
+		default:
+			continue
+		}
+		break
 	}
-	if !known || state.segment != segment.SegmentID {
-		state.position = -1
+	t.sequentialMu.Unlock()
+	switch {
+	case t.config.PrefetchChunks < 0:
+		state.window = 0
+	case (known && state.window == 0) || (!known && offset == segment.BaseOffset):
+		state.window = min(initialWindow, int64(t.config.PrefetchChunks))
 	}
 	if offset == segment.BaseOffset {
 		state.position = 0
-		if !known && t.config.PrefetchChunks >= 0 {
-			state.window = min(initialWindow, int64(t.config.PrefetchChunks))
-		}
 	}
-	state.segment = segment.SegmentID
 	if state.window > 0 {
 		t.stats.sequentialReads.Add(1)
 	}
 	return state
+}
+
+// markReader records what a read of offset left (replacing the reader's
+// previous mark).
+func (t *Tier) markReader(p metadata.TopicPartition, mark readerMark) {
+	t.sequentialMu.Lock()
+	defer t.sequentialMu.Unlock()
+	if len(t.readers) >= maxReaderPartitions {
+		clear(t.readers)
+	}
+	t.readerClock++
+	mark.used = t.readerClock
+	marks := t.readers[p]
+	kept := marks[:0]
+	for _, m := range marks {
+		if m.next != mark.offset && m.offset != mark.offset {
+			kept = append(kept, m)
+		}
+	}
+	if len(kept) >= readersPerPartition {
+		oldest := 0
+		for i, m := range kept {
+			if m.used < kept[oldest].used {
+				oldest = i
+			}
+		}
+		kept = append(kept[:oldest], kept[oldest+1:]...)
+	}
+	t.readers[p] = append(kept, mark)
 }
 
 // afterRead records where a read of data (at byte position start of
@@ -680,7 +732,7 @@ func (t *Tier) takeReader(p metadata.TopicPartition, segment metadata.SegmentMan
 // window; the run is then fetched with one ranged GET (bounded by
 // ReaderThreads over all readers), delivered chunk by chunk as it streams
 // in. A read-ahead never crosses into the next segment.
-func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentManifest, reader readerState, start int64, data []byte) {
+func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentManifest, reader readerState, offset, start int64, data []byte) {
 	end := start + int64(len(data))
 	next := readerState{segment: segment.SegmentID, position: end}
 	if reader.window > 0 {
@@ -688,12 +740,8 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 	}
 	// A reader that is not sequential yet gets a window on its next read
 	// if that one continues this one (takeReader).
-	t.sequentialMu.Lock()
-	if len(t.readers) >= maxReaders {
-		clear(t.readers)
-	}
-	t.readers[readerKey{partition: p, next: lastOffsetIn(data) + 1}] = next
-	t.sequentialMu.Unlock()
+	t.markReader(p, readerMark{segment: segment.SegmentID, offset: offset, position: start,
+		next: lastOffsetIn(data) + 1, nextPosition: end, window: next.window})
 	if reader.window <= 0 || end >= segment.SizeBytes {
 		return
 	}
@@ -739,16 +787,15 @@ func lastOffsetIn(data []byte) int64 {
 	return last
 }
 
-// chunkPresent reports whether a chunk is cached or being fetched.
+// chunkPresent reports whether a chunk is cached or being fetched. The
+// flight table is looked at first: a flight leaves it only once its chunk
+// is in the cache, so a chunk moving from one to the other is not missed.
 func (t *Tier) chunkPresent(segment metadata.SegmentManifest, index int64) bool {
 	key := chunkKey{segment: segment.SegmentID, index: index}
-	if t.cache.contains(key) {
-		return true
-	}
 	t.flightMu.Lock()
-	defer t.flightMu.Unlock()
 	_, inFlight := t.chunkFlights[key]
-	return inFlight
+	t.flightMu.Unlock()
+	return inFlight || t.cache.contains(key)
 }
 
 // prefetchRun fetches chunks first..last (stopping at the first one already
@@ -762,7 +809,8 @@ func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentMa
 		return // enough in flight already
 	}
 	t.flightMu.Lock()
-	if _, busy := t.chunkFlights[chunkKey{segment: segment.SegmentID, index: first}]; busy {
+	firstKey := chunkKey{segment: segment.SegmentID, index: first}
+	if _, busy := t.chunkFlights[firstKey]; busy || t.cache.contains(firstKey) {
 		t.flightMu.Unlock()
 		<-t.prefetchSlots
 		return

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-log/strata/metadata"
 )
 
 // Defaults of Config's zero values.
@@ -180,8 +182,9 @@ type Tier struct {
 	chunkFlights map[chunkKey]*chunkFlight // chunks being fetched
 	chunks       *chunkPool                // chunk buffers
 
-	sequentialMu sync.Mutex                // guards readers
-	readers      map[readerKey]readerState // sequential readers by the offset they read next
+	sequentialMu sync.Mutex                               // guards readers
+	readers      map[metadata.TopicPartition][]readerMark // what readers' last reads left
+	readerClock  uint64
 
 	closed      atomic.Bool
 	stats       stats
@@ -209,7 +212,7 @@ func New(cfg Config) (*Tier, error) {
 		flights:       make(map[string]*flight),
 		chunkFlights:  make(map[chunkKey]*chunkFlight),
 		chunks:        newChunkPool(cfg.ChunkBytes),
-		readers:       make(map[readerKey]readerState),
+		readers:       make(map[metadata.TopicPartition][]readerMark),
 		readSeconds:   newReadSeconds(),
 	}
 	dir := cfg.CacheDir
