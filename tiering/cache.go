@@ -2,6 +2,7 @@ package tiering
 
 import (
 	"container/list"
+	"context"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -54,6 +55,7 @@ type chunkCache struct {
 	closed  bool
 
 	writes chan cacheWrite // the write-behind queue
+	slots  chan struct{}   // one token per place taken in the queue
 	// beforeWrite (tests) runs in the writer before each file is written.
 	beforeWrite func()
 	pending     sync.WaitGroup // writes queued and not done
@@ -77,7 +79,9 @@ type cacheWrite struct {
 	evicted []chunkKey
 }
 
-// cacheWriteQueue bounds the chunks waiting to be written to disk.
+// cacheWriteQueue is the least number of chunks that may wait to be
+// written to disk; the queue holds as many chunks as the memory LRU, so a
+// burst of read-ahead the memory holds can wait for the disk too.
 const cacheWriteQueue = 32
 
 func newChunkCache(dir string, capacity, memoryCapacity int64, pool *chunkPool, stats *stats) (*chunkCache, error) {
@@ -99,7 +103,8 @@ func newChunkCache(dir string, capacity, memoryCapacity int64, pool *chunkPool, 
 	c := &chunkCache{
 		dir: dir, capacity: capacity, stats: stats, recent: newMemoryLRU(memoryCapacity), pool: pool,
 		entries: make(map[chunkKey]*list.Element), lru: list.New(),
-		writes: make(chan cacheWrite, cacheWriteQueue),
+		writes: make(chan cacheWrite, max(cacheWriteQueue, memoryCapacity/pool.size)),
+		slots:  make(chan struct{}, max(cacheWriteQueue, memoryCapacity/pool.size)),
 	}
 	c.writer.Add(1)
 	go c.writeBehind()
@@ -210,24 +215,33 @@ func (c *chunkCache) contains(key chunkKey) bool {
 }
 
 // put queues a chunk for the disk cache, evicting the least recently used
-// ones beyond the capacity; it does not wait for the write. A full queue,
-// or a failure to write, is not an error for the reader: the chunk just
-// stays uncached on disk.
-func (c *chunkCache) put(key chunkKey, ch *chunk) {
+// ones beyond the capacity; it does not wait for the write, only (until ctx
+// ends) for a place in the bounded queue, so a writer that falls behind
+// slows the GETs that fill the cache (read-ahead), never a reader. A
+// failure to write is not an error for anyone: the chunk just stays
+// uncached on disk.
+func (c *chunkCache) put(ctx context.Context, key chunkKey, ch *chunk) {
 	size := int64(len(ch.data))
-	if size > c.capacity {
+	c.mu.Lock()
+	_, cached := c.entries[key]
+	c.mu.Unlock()
+	if size > c.capacity || cached {
+		return
+	}
+	crc := crc32.Checksum(ch.data, castagnoli)
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		c.stats.cacheWritesDropped.Add(1)
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.entries[key]; ok || c.closed {
+		<-c.slots
 		return // already cached, or being written by another put
 	}
-	if len(c.writes) == cap(c.writes) {
-		c.stats.cacheWritesDropped.Add(1)
-		return
-	}
-	entry := &cacheEntry{key: key, size: size, crc: crc32.Checksum(ch.data, castagnoli), queued: ch.retain()}
+	entry := &cacheEntry{key: key, size: size, crc: crc, queued: ch.retain()}
 	var evicted []chunkKey
 	for c.size+size > c.capacity {
 		oldest := c.lru.Back()
@@ -241,7 +255,7 @@ func (c *chunkCache) put(key chunkKey, ch *chunk) {
 	c.entries[key] = c.lru.PushFront(entry)
 	c.size += size
 	c.pending.Add(1)
-	c.writes <- cacheWrite{entry: entry, evicted: evicted} // never blocks: sends happen under mu, and there is room
+	c.writes <- cacheWrite{entry: entry, evicted: evicted} // never blocks: a slot was taken, and sends happen under mu (not after close)
 }
 
 // writeBehind writes queued chunks to disk until close.
@@ -249,6 +263,7 @@ func (c *chunkCache) writeBehind() {
 	defer c.writer.Done()
 	for w := range c.writes {
 		c.write(w)
+		<-c.slots
 		c.pending.Done()
 	}
 }

@@ -2,6 +2,7 @@ package tiering
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +34,7 @@ func TestChunkCacheAfterPowerLoss(t *testing.T) {
 	chunk := pool.get(int64(len(content)))
 	copy(chunk.data, content)
 	for index := range int64(4) {
-		cache.put(chunkKey{segment: segment, index: index}, chunk)
+		cache.put(context.Background(), chunkKey{segment: segment, index: index}, chunk)
 	}
 	cache.waitWrites() // the files are written (behind the readers)
 	if got, ok := cache.get(chunkKey{segment: segment, index: 0}); !ok || !bytes.Equal(got.data, content) {

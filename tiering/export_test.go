@@ -1,5 +1,7 @@
 package tiering
 
+import "time"
+
 // HoldCacheWrites makes the disk cache's writer wait before each file until
 // the returned function is called (then it proceeds and waits no more).
 func HoldCacheWrites(t *Tier) (release func()) {
@@ -8,6 +10,18 @@ func HoldCacheWrites(t *Tier) (release func()) {
 	return func() { close(held) }
 }
 
-// WaitCacheWrites waits until every chunk queued for the disk cache is
+// WaitCacheWrites waits until no chunk GET is in flight (each queues its
+// chunks for the disk cache before it ends) and every chunk queued is
 // written (or dropped).
-func WaitCacheWrites(t *Tier) { t.cache.waitWrites() }
+func WaitCacheWrites(t *Tier) {
+	for {
+		t.flightMu.Lock()
+		inFlight := len(t.chunkFlights)
+		t.flightMu.Unlock()
+		if inFlight == 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.cache.waitWrites()
+}

@@ -150,7 +150,7 @@ var tierMetrics = []struct {
 	{prometheus.NewDesc("strata_tiering_sequential_reads_total", "Remote reads that continued a reader's previous read (read ahead).", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.SequentialReads }},
 	{prometheus.NewDesc("strata_tiering_remote_reads_waiting", "Remote reads waiting for a reader thread (RemoteLogReaderTaskQueueSize).", nil, nil), prometheus.GaugeValue, func(s Stats) int64 { return s.ReadsWaiting }},
 	{prometheus.NewDesc("strata_tiering_remote_reads_rejected_total", "Remote reads refused because --remote-log-reader-max-pending-tasks were waiting.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.ReadsRejected }},
-	{prometheus.NewDesc("strata_tiering_cache_writes_dropped_total", "Chunks not written to the disk cache because its write-behind queue was full.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheWritesDropped }},
+	{prometheus.NewDesc("strata_tiering_cache_writes_dropped_total", "Chunks not written to the disk cache because its write-behind queue stayed full.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheWritesDropped }},
 	{prometheus.NewDesc("strata_tiering_chunk_buffers_allocated_total", "Chunk buffers allocated (the others were reused).", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.ChunkBuffers }},
 }
 

@@ -521,7 +521,7 @@ func (t *Tier) runGET(p metadata.TopicPartition, segment metadata.SegmentManifes
 				continue
 			}
 			key := chunkKey{segment: segment.SegmentID, index: first + int64(i)}
-			t.cache.put(key, f.chunk)
+			t.cache.put(ctx, key, f.chunk)
 			t.flightMu.Lock()
 			if t.chunkFlights[key] == f {
 				delete(t.chunkFlights, key)

@@ -267,3 +267,26 @@ func TestReReadStaysSequential(t *testing.T) {
 		t.Fatalf("stats %+v: want %d index fetches and %d sequential reads", stats, indexFetches, sequential+4)
 	}
 }
+
+// A cold replay faster than the disk cache's writer still leaves every
+// chunk on disk (the read-ahead waits for room in the write-behind queue
+// rather than the chunk being dropped), so a warm replay makes no GET even
+// without the memory LRU.
+func TestColdReplayFillsTheDiskCache(t *testing.T) {
+	const chunk = 16 << 10
+	local := buildLocalLog(t, 700, 512<<10, 0, 13)
+	bucket := openBucket(t, "mem://")
+	segments := local.uploadAll(t, newTier(t, tiering.Config{Bucket: bucket}))
+	metrics, _ := tiering.NewMetricsBucket(bucket, nil)
+	tier := newTier(t, tiering.Config{Bucket: metrics, ChunkBytes: chunk, MemoryCacheBytes: -1})
+	replayed := replaySegments(t, tier, local, segments, chunk)
+	tiering.WaitCacheWrites(tier)
+	gets := metrics.Counts().Gets
+	if stats := tier.Stats(); stats.CacheWritesDropped != 0 || stats.CacheBytes != replayed {
+		t.Fatalf("stats %+v after a cold replay of %d bytes: want every chunk cached on disk", stats, replayed)
+	}
+	replaySegments(t, tier, local, segments, chunk)
+	if more := metrics.Counts().Gets - gets; more != 0 {
+		t.Fatalf("warm replay made %d GETs, want none", more)
+	}
+}

@@ -270,7 +270,8 @@ type Stats struct {
 	// of chunks); index objects are IndexFetches.
 	ChunkGETs int64
 	// CacheWritesDropped counts chunks not written to the disk cache
-	// because its write-behind queue was full.
+	// because its write-behind queue stayed full for RequestTimeout (or
+	// the tier closed).
 	CacheWritesDropped int64
 	// ChunkBuffers counts chunk buffers allocated (the rest were reused).
 	ChunkBuffers int64
