@@ -309,6 +309,8 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 		t := &targets[i]
 		switch {
 		case t.remote == nil:
+		case remoteQueueFull(t.remoteErr):
+			t.remoteData, t.remoteErr = []byte{}, nil // empty: the consumer asks again
 		case t.remoteErr != nil:
 			s.metrics.remoteReadErrors.WithLabelValues(t.part.Topic()).Inc()
 			t.part.Logger().Warn("remote fetch failed; the consumer retries", "offset", t.offset, "segment_base_offset", t.remote.BaseOffset, "err", t.remoteErr)

@@ -3,6 +3,7 @@ package broker
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -19,7 +20,11 @@ import (
 // and a follower starting after the remote data need. A segment is named
 // by its partition and its Raft manifest entry. tiering.Tier implements it
 // and cmd/internal/node plugs it in; the broker never imports tiering.
-// Methods are safe for concurrent use; none returns data with an error.
+// Methods are safe for concurrent use; none returns data with an error. A
+// read refused because the reader's queue is full (Kafka's
+// remote.log.reader.max.pending.tasks) returns an error with the method
+// RemoteReadQueueFull() bool: that partition is answered without data and
+// without an error, and the consumer asks again.
 type RemoteReader interface {
 	// Read returns whole record batches of segment, starting with the one
 	// holding offset, byte for byte as the local segment held them: the
@@ -35,6 +40,13 @@ type RemoteReader interface {
 	// ReadAbortedTxns returns the aborted transactions whose ABORT marker
 	// is in segment (its .txnindex), in marker order.
 	ReadAbortedTxns(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest) ([]segment.AbortedTxn, error)
+}
+
+// remoteQueueFull reports a read refused by the remote reader because its
+// queue is full.
+func remoteQueueFull(err error) bool {
+	var full interface{ RemoteReadQueueFull() bool }
+	return errors.As(err, &full) && full.RemoteReadQueueFull()
 }
 
 // remoteReadConcurrency bounds the partitions one Fetch reads from the

@@ -403,9 +403,11 @@ func TestTieringFaults(t *testing.T) {
 		if clean || !strings.Contains(out, "MISSING") || !strings.Contains(out, victim) {
 			t.Fatalf("scrub after deleting %s (clean %v):\n%s", victim, clean, out)
 		}
-		// A consumer reading that segment gets a retriable error, no data.
+		// A consumer reading inside that segment gets a retriable error, no
+		// data (from its base offset a read starts at byte 0 and needs no
+		// index).
 		leader, _ := leaderOf(t, adm, g.topic)
-		fetched := dialRaw(t, tc.nodes[leader].addr).roundTrip(fetchRequest(g.topic, 0, 1, 1<<20, map[int32]int64{0: 0}, 1<<20)).(*kmsg.FetchResponse).Topics[0].Partitions[0]
+		fetched := dialRaw(t, tc.nodes[leader].addr).roundTrip(fetchRequest(g.topic, 0, 1, 1<<20, map[int32]int64{0: 1}, 1<<20)).(*kmsg.FetchResponse).Topics[0].Partitions[0]
 		if fetched.ErrorCode != kerr.KafkaStorageError.Code || len(fetched.RecordBatches) != 0 {
 			t.Fatalf("fetch of a segment whose index was deleted: error %d with %d bytes, want KAFKA_STORAGE_ERROR and nothing", fetched.ErrorCode, len(fetched.RecordBatches))
 		}

@@ -68,7 +68,21 @@ var (
 	ErrInvalidConfig = errors.New("tiering: invalid config")
 	// ErrClosed: the Tier was closed.
 	ErrClosed = errors.New("tiering: closed")
+	// ErrBusy: a read refused at once because Config.ReaderMaxPendingTasks
+	// reads already wait for a reader thread. Retriable; it also has the
+	// method RemoteReadQueueFull() bool, which callers that do not import
+	// this package test for.
+	ErrBusy error = busyError{}
 )
+
+type busyError struct{}
+
+func (busyError) Error() string {
+	return "tiering: remote reads at their limit (remote.log.reader.max.pending.tasks waiting for remote.log.reader.threads); ask again"
+}
+
+// RemoteReadQueueFull marks ErrBusy.
+func (busyError) RemoteReadQueueFull() bool { return true }
 
 // CorruptError reports bytes from the store that do not have the format
 // this package writes (a record batch failing its CRC, a manifest with a
@@ -93,9 +107,9 @@ func IsCorrupt(err error) bool {
 	return errors.As(err, &corrupt)
 }
 
-// IsRetriable reports whether err says the store is unavailable, so the same
-// request may succeed later.
-func IsRetriable(err error) bool { return errors.Is(err, ErrUnavailable) }
+// IsRetriable reports whether err says the store is unavailable (or the
+// readers busy), so the same request may succeed later.
+func IsRetriable(err error) bool { return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrBusy) }
 
 func corruptf(key string, offset int64, format string, args ...any) error {
 	return &CorruptError{Key: key, Offset: offset, Reason: fmt.Sprintf(format, args...)}

@@ -2,9 +2,11 @@ package tiering
 
 import (
 	"container/list"
+	"context"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -27,33 +29,62 @@ type chunkKey struct {
 	index   int64 // chunk number: bytes [index*ChunkBytes, (index+1)*ChunkBytes)
 }
 
-// chunkCache is the bounded on-disk LRU of .log chunks, with a small
-// in-memory LRU of the most recently used chunks in front of it (a reader
-// whose reads are not aligned to chunks touches each chunk twice). One file
-// per chunk; the CRC-32C of each chunk is kept in memory and checked on
-// every hit from disk, so a damaged cache file is dropped and fetched again
-// instead of being served. Chunks handed out are shared: nobody may modify
-// them. Safe for concurrent use.
+// chunkCache is the bounded on-disk LRU of .log chunks, with an in-memory
+// LRU of recently used chunks in front of it (read-ahead waits there for
+// its reader; a reader whose reads are not aligned to chunks touches each
+// chunk twice). One file per chunk, written behind the reader: put queues
+// the chunk for a writer goroutine (a bounded queue; when it is full the
+// chunk just is not cached on disk), and a chunk waiting in the queue is
+// served from memory. The CRC-32C of each chunk is kept in memory and
+// checked on every hit from disk, so a damaged cache file is dropped and
+// fetched again instead of being served. Files are written without fsync
+// (a lost one costs a GET); a new cache removes every chunk file it
+// finds. Chunks handed out are shared and read-only; each get returns a
+// reference the caller releases. Safe for concurrent use.
 type chunkCache struct {
 	dir      string
 	capacity int64
 	stats    *stats
 	recent   *memoryLRU
+	pool     *chunkPool
 
-	mu      sync.Mutex // guards entries, lru, size
+	mu      sync.Mutex // guards entries, lru, size, closed and sends on writes
 	entries map[chunkKey]*list.Element
 	lru     *list.List // of *cacheEntry, most recently used first
 	size    int64
+	closed  bool
+
+	writes chan cacheWrite // the write-behind queue
+	slots  chan struct{}   // one token per place taken in the queue
+	// beforeWrite (tests) runs in the writer before each file is written.
+	beforeWrite func()
+	pending     sync.WaitGroup // writes queued and not done
+	writer      sync.WaitGroup // the writer goroutine
 }
 
 type cacheEntry struct {
-	key     chunkKey
-	size    int64
-	crc     uint32
-	pending bool // its file is being written: not served yet
+	key  chunkKey
+	size int64
+	crc  uint32
+	// queued is the chunk while its file is being written (the write's
+	// reference: served from memory meanwhile); nil once written.
+	queued *chunk
 }
 
-func newChunkCache(dir string, capacity, memoryCapacity int64, stats *stats) (*chunkCache, error) {
+// cacheWrite is one chunk waiting in the write-behind queue, with the files
+// of the chunks evicted to make room for it (removed before it is written,
+// so the directory never holds more than the capacity).
+type cacheWrite struct {
+	entry   *cacheEntry
+	evicted []chunkKey
+}
+
+// cacheWriteQueue is the least number of chunks that may wait to be
+// written to disk; the queue holds as many chunks as the memory LRU, so a
+// burst of read-ahead the memory holds can wait for the disk too.
+const cacheWriteQueue = 32
+
+func newChunkCache(dir string, capacity, memoryCapacity int64, pool *chunkPool, stats *stats) (*chunkCache, error) {
 	if err := os.MkdirAll(dir, fsperm.Dir); err != nil {
 		return nil, fmt.Errorf("tiering: chunk cache: %w", err)
 	}
@@ -69,69 +100,148 @@ func newChunkCache(dir string, capacity, memoryCapacity int64, stats *stats) (*c
 			}
 		}
 	}
-	return &chunkCache{
-		dir: dir, capacity: capacity, stats: stats, recent: newMemoryLRU(memoryCapacity),
+	c := &chunkCache{
+		dir: dir, capacity: capacity, stats: stats, recent: newMemoryLRU(memoryCapacity), pool: pool,
 		entries: make(map[chunkKey]*list.Element), lru: list.New(),
-	}, nil
+		writes: make(chan cacheWrite, max(cacheWriteQueue, memoryCapacity/pool.size)),
+		slots:  make(chan struct{}, max(cacheWriteQueue, memoryCapacity/pool.size)),
+	}
+	c.writer.Add(1)
+	go c.writeBehind()
+	return c, nil
 }
+
+// close stops the writer; chunks still queued are dropped (not cached).
+func (c *chunkCache) close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	close(c.writes)
+	c.mu.Unlock()
+	c.writer.Wait()
+	c.recent.clear()
+}
+
+// waitWrites waits until every chunk queued so far is on disk (or dropped).
+func (c *chunkCache) waitWrites() { c.pending.Wait() }
 
 func (c *chunkCache) path(key chunkKey) string {
 	return filepath.Join(c.dir, fmt.Sprintf("%s-%010d%s", key.segment, key.index, chunkCacheSuffix))
 }
 
-// get returns the cached chunk, or false when it is not cached (or its file
-// is missing or damaged, in which case the entry is dropped).
-func (c *chunkCache) get(key chunkKey) ([]byte, bool) {
-	if data, ok := c.recent.get(key); ok {
-		return data, true
+// get returns the cached chunk with a reference for the caller, or false
+// when it is not cached (or its file is missing or damaged, in which case
+// the entry is dropped). A chunk read from disk goes into the memory LRU.
+func (c *chunkCache) get(key chunkKey) (*chunk, bool) {
+	if ch, ok := c.recent.get(key); ok {
+		return ch, true
 	}
 	c.mu.Lock()
 	element, ok := c.entries[key]
-	if !ok || element.Value.(*cacheEntry).pending {
+	if !ok {
 		c.mu.Unlock()
 		return nil, false
 	}
 	c.lru.MoveToFront(element)
-	entry := *element.Value.(*cacheEntry)
+	entry := element.Value.(*cacheEntry)
+	if entry.queued != nil {
+		ch := entry.queued.retain()
+		c.mu.Unlock()
+		return ch, true
+	}
+	size, crc := entry.size, entry.crc
 	c.mu.Unlock()
-	data, err := os.ReadFile(c.path(key))
-	if err != nil || int64(len(data)) != entry.size || crc32.Checksum(data, castagnoli) != entry.crc {
+	ch, err := c.readFile(key, size)
+	if err != nil || crc32.Checksum(ch.data, castagnoli) != crc {
+		if ch != nil {
+			ch.release()
+		}
 		c.stats.corruptChunks.Add(1)
 		c.remove(key)
 		return nil, false
 	}
-	c.recent.put(key, data)
-	return data, true
+	c.recent.put(key, ch)
+	return ch, true
 }
 
-// putMemory keeps a chunk in the in-memory LRU only (put writes it to disk
-// later).
-func (c *chunkCache) putMemory(key chunkKey, data []byte) { c.recent.put(key, data) }
+// getMemory is get without the disk: the memory LRU or the write queue.
+func (c *chunkCache) getMemory(key chunkKey) (*chunk, bool) {
+	if ch, ok := c.recent.get(key); ok {
+		return ch, true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if element, ok := c.entries[key]; ok {
+		if queued := element.Value.(*cacheEntry).queued; queued != nil {
+			return queued.retain(), true
+		}
+	}
+	return nil, false
+}
 
-// contains reports whether key is cached, without touching the LRU order.
+// readFile reads the first size bytes of a chunk file into a pooled chunk
+// (the caller checks them against the recorded CRC-32C).
+func (c *chunkCache) readFile(key chunkKey, size int64) (*chunk, error) {
+	file, err := os.Open(c.path(key))
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	ch := c.pool.get(size)
+	if _, err := io.ReadFull(file, ch.data); err != nil {
+		ch.release()
+		return nil, err
+	}
+	return ch, nil
+}
+
+// putMemory keeps a chunk in the in-memory LRU only (put queues it for
+// disk).
+func (c *chunkCache) putMemory(key chunkKey, ch *chunk) { c.recent.put(key, ch) }
+
+// contains reports whether key is cached in memory or on disk (or queued),
+// without touching the LRU order.
 func (c *chunkCache) contains(key chunkKey) bool {
+	if c.recent.contains(key) {
+		return true
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, ok := c.entries[key]
 	return ok
 }
 
-// put stores a chunk, evicting the least recently used ones beyond the
-// capacity. Space is reserved (and the victims' files removed) before the
-// file is written, so the directory never holds more than the capacity in
-// chunk files. A failure to write is not an error for the reader: the
-// chunk just stays uncached.
-func (c *chunkCache) put(key chunkKey, data []byte) {
-	size := int64(len(data))
-	if size > c.capacity {
+// put queues a chunk for the disk cache, evicting the least recently used
+// ones beyond the capacity; it does not wait for the write, only (until ctx
+// ends) for a place in the bounded queue, so a writer that falls behind
+// slows the GETs that fill the cache (read-ahead), never a reader. A
+// failure to write is not an error for anyone: the chunk just stays
+// uncached on disk.
+func (c *chunkCache) put(ctx context.Context, key chunkKey, ch *chunk) {
+	size := int64(len(ch.data))
+	c.mu.Lock()
+	_, cached := c.entries[key]
+	c.mu.Unlock()
+	if size > c.capacity || cached {
 		return
 	}
-	entry := &cacheEntry{key: key, size: size, crc: crc32.Checksum(data, castagnoli), pending: true}
+	crc := crc32.Checksum(ch.data, castagnoli)
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		c.stats.cacheWritesDropped.Add(1)
+		return
+	}
 	c.mu.Lock()
-	if _, ok := c.entries[key]; ok {
-		c.mu.Unlock()
+	defer c.mu.Unlock()
+	if _, ok := c.entries[key]; ok || c.closed {
+		<-c.slots
 		return // already cached, or being written by another put
 	}
+	entry := &cacheEntry{key: key, size: size, crc: crc, queued: ch.retain()}
 	var evicted []chunkKey
 	for c.size+size > c.capacity {
 		oldest := c.lru.Back()
@@ -140,52 +250,81 @@ func (c *chunkCache) put(key chunkKey, data []byte) {
 		delete(c.entries, victim.key)
 		c.size -= victim.size
 		evicted = append(evicted, victim.key)
+		c.stats.cacheEvictions.Add(1)
 	}
 	c.entries[key] = c.lru.PushFront(entry)
 	c.size += size
-	c.mu.Unlock()
-	for _, victim := range evicted {
-		c.stats.cacheEvictions.Add(1)
+	c.pending.Add(1)
+	c.writes <- cacheWrite{entry: entry, evicted: evicted} // never blocks: a slot was taken, and sends happen under mu (not after close)
+}
+
+// writeBehind writes queued chunks to disk until close.
+func (c *chunkCache) writeBehind() {
+	defer c.writer.Done()
+	for w := range c.writes {
+		c.write(w)
+		<-c.slots
+		c.pending.Done()
+	}
+}
+
+func (c *chunkCache) write(w cacheWrite) {
+	for _, victim := range w.evicted {
 		os.Remove(c.path(victim))
 	}
-
-	path := c.path(key)
+	entry := w.entry
+	path := c.path(entry.key)
 	temporary := path + ".tmp" + fmt.Sprintf("%08x", rand.Uint32())
-	err := os.WriteFile(temporary, data, fsperm.File)
-	if err == nil {
-		err = os.Rename(temporary, path)
+	if c.beforeWrite != nil {
+		c.beforeWrite()
 	}
 	c.mu.Lock()
-	element, ok := c.entries[key]
-	stillOurs := ok && element.Value.(*cacheEntry) == entry
-	if stillOurs && err == nil {
-		entry.pending = false
-	} else if stillOurs {
-		c.lru.Remove(element)
-		delete(c.entries, key)
-		c.size -= size
-	}
+	closed := c.closed
 	c.mu.Unlock()
+	err := errClosedCache
+	if !closed {
+		err = os.WriteFile(temporary, entry.queued.data, fsperm.File)
+		if err == nil {
+			err = os.Rename(temporary, path)
+		}
+	}
+	c.mu.Lock()
+	element, ok := c.entries[entry.key]
+	stillOurs := ok && element.Value.(*cacheEntry) == entry
+	if stillOurs && err != nil {
+		c.lru.Remove(element)
+		delete(c.entries, entry.key)
+		c.size -= entry.size
+	}
+	queued := entry.queued
+	entry.queued = nil
+	c.mu.Unlock()
+	queued.release()
 	switch {
 	case err != nil:
 		os.Remove(temporary)
 	case !stillOurs:
-		os.Remove(path) // dropped (removeSegment) while being written
+		os.Remove(path) // dropped (evicted, removeSegment) while being written
 	}
 }
+
+var errClosedCache = errors.New("chunk cache closed")
 
 // remove drops one chunk.
 func (c *chunkCache) remove(key chunkKey) {
 	c.recent.remove(key)
 	c.mu.Lock()
 	element, ok := c.entries[key]
+	written := false
 	if ok {
+		entry := element.Value.(*cacheEntry)
 		c.lru.Remove(element)
 		delete(c.entries, key)
-		c.size -= element.Value.(*cacheEntry).size
+		c.size -= entry.size
+		written = entry.queued == nil // else the writer removes its file
 	}
 	c.mu.Unlock()
-	if ok {
+	if written {
 		os.Remove(c.path(key))
 	}
 }
@@ -203,6 +342,7 @@ func (c *chunkCache) removeSegment(segment uuid.UUID) {
 	for _, key := range keys {
 		c.remove(key)
 	}
+	c.recent.removeSegment(segment)
 }
 
 func (c *chunkCache) bytes() int64 {
@@ -211,8 +351,8 @@ func (c *chunkCache) bytes() int64 {
 	return c.size
 }
 
-// memoryLRU holds recently used chunks in memory, bounded in bytes. Safe
-// for concurrent use.
+// memoryLRU holds recently used chunks in memory, bounded in bytes, with
+// one reference to each. Safe for concurrent use.
 type memoryLRU struct {
 	capacity int64
 
@@ -223,15 +363,16 @@ type memoryLRU struct {
 }
 
 type memoryEntry struct {
-	key  chunkKey
-	data []byte
+	key   chunkKey
+	chunk *chunk
 }
 
 func newMemoryLRU(capacity int64) *memoryLRU {
 	return &memoryLRU{capacity: capacity, entries: make(map[chunkKey]*list.Element), lru: list.New()}
 }
 
-func (m *memoryLRU) get(key chunkKey) ([]byte, bool) {
+// get returns the chunk with a reference for the caller.
+func (m *memoryLRU) get(key chunkKey) (*chunk, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	element, ok := m.entries[key]
@@ -239,39 +380,82 @@ func (m *memoryLRU) get(key chunkKey) ([]byte, bool) {
 		return nil, false
 	}
 	m.lru.MoveToFront(element)
-	return element.Value.(*memoryEntry).data, true
+	return element.Value.(*memoryEntry).chunk.retain(), true
 }
 
-func (m *memoryLRU) put(key chunkKey, data []byte) {
-	if int64(len(data)) > m.capacity {
-		return
-	}
+func (m *memoryLRU) contains(key chunkKey) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	_, ok := m.entries[key]
+	return ok
+}
+
+// put keeps ch (taking a reference of its own; the caller keeps its).
+func (m *memoryLRU) put(key chunkKey, ch *chunk) {
+	if int64(len(ch.data)) > m.capacity {
+		return
+	}
+	var released []*chunk
+	m.mu.Lock()
 	if element, ok := m.entries[key]; ok {
-		m.size -= int64(len(element.Value.(*memoryEntry).data))
-		element.Value = &memoryEntry{key: key, data: data}
+		old := element.Value.(*memoryEntry)
+		m.size -= int64(len(old.chunk.data))
+		released = append(released, old.chunk)
+		element.Value = &memoryEntry{key: key, chunk: ch.retain()}
 		m.lru.MoveToFront(element)
 	} else {
-		m.entries[key] = m.lru.PushFront(&memoryEntry{key: key, data: data})
+		m.entries[key] = m.lru.PushFront(&memoryEntry{key: key, chunk: ch.retain()})
 	}
-	m.size += int64(len(data))
+	m.size += int64(len(ch.data))
 	for m.size > m.capacity {
 		oldest := m.lru.Back()
 		victim := oldest.Value.(*memoryEntry)
 		m.lru.Remove(oldest)
 		delete(m.entries, victim.key)
-		m.size -= int64(len(victim.data))
+		m.size -= int64(len(victim.chunk.data))
+		released = append(released, victim.chunk)
+	}
+	m.mu.Unlock()
+	for _, ch := range released {
+		ch.release()
 	}
 }
 
 func (m *memoryLRU) remove(key chunkKey) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if element, ok := m.entries[key]; ok {
+	element, ok := m.entries[key]
+	if ok {
 		m.lru.Remove(element)
 		delete(m.entries, key)
-		m.size -= int64(len(element.Value.(*memoryEntry).data))
+		m.size -= int64(len(element.Value.(*memoryEntry).chunk.data))
+	}
+	m.mu.Unlock()
+	if ok {
+		element.Value.(*memoryEntry).chunk.release()
+	}
+}
+
+func (m *memoryLRU) removeSegment(segment uuid.UUID) {
+	m.mu.Lock()
+	var keys []chunkKey
+	for key := range m.entries {
+		if key.segment == segment {
+			keys = append(keys, key)
+		}
+	}
+	m.mu.Unlock()
+	for _, key := range keys {
+		m.remove(key)
+	}
+}
+
+func (m *memoryLRU) clear() {
+	m.mu.Lock()
+	entries := m.entries
+	m.entries, m.lru, m.size = make(map[chunkKey]*list.Element), list.New(), 0
+	m.mu.Unlock()
+	for _, element := range entries {
+		element.Value.(*memoryEntry).chunk.release()
 	}
 }
 

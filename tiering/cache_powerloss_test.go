@@ -2,6 +2,7 @@ package tiering
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,16 +23,21 @@ import (
 func TestChunkCacheAfterPowerLoss(t *testing.T) {
 	mount := lazyfstest.Mount(t)
 	dir := filepath.Join(mount.Dir, "cache")
-	cache, err := newChunkCache(dir, 1<<20, 0, &stats{})
+	pool := newChunkPool(1 << 20)
+	cache, err := newChunkCache(dir, 1<<20, 0, pool, &stats{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(cache.close)
 	segment := uuid.New()
-	chunk := bytes.Repeat([]byte("chunk"), 1000)
+	content := bytes.Repeat([]byte("chunk"), 1000)
+	chunk := pool.get(int64(len(content)))
+	copy(chunk.data, content)
 	for index := range int64(4) {
-		cache.put(chunkKey{segment: segment, index: index}, chunk)
+		cache.put(context.Background(), chunkKey{segment: segment, index: index}, chunk)
 	}
-	if got, ok := cache.get(chunkKey{segment: segment, index: 0}); !ok || !bytes.Equal(got, chunk) {
+	cache.waitWrites() // the files are written (behind the readers)
+	if got, ok := cache.get(chunkKey{segment: segment, index: 0}); !ok || !bytes.Equal(got.data, content) {
 		t.Fatalf("before the power loss: cached %v", ok)
 	}
 	// Make the cache directory and some names durable without their
@@ -51,13 +57,14 @@ func TestChunkCacheAfterPowerLoss(t *testing.T) {
 	fsync(dir)
 	mount.Drop(t)
 
-	restarted, err := newChunkCache(dir, 1<<20, 0, &stats{})
+	restarted, err := newChunkCache(dir, 1<<20, 0, pool, &stats{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(restarted.close)
 	for index := range int64(4) {
 		if got, ok := restarted.get(chunkKey{segment: segment, index: index}); ok {
-			t.Fatalf("chunk %d served after a power loss (%d bytes)", index, len(got))
+			t.Fatalf("chunk %d served after a power loss (%d bytes)", index, len(got.data))
 		}
 	}
 	entries, err := os.ReadDir(dir)

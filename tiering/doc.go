@@ -185,26 +185,41 @@
 //	one whole, KIP-74) → the chunks covering them.
 //
 // The .log is read in chunks aligned to Config.ChunkBytes (chunk i covers
-// bytes [i·ChunkBytes, (i+1)·ChunkBytes), the last one shorter), each one
-// ranged GET. Chunks land in the on-disk LRU cache (CacheDir, CacheBytes;
-// file <segment uuid>-<chunk index, 10 digits>.chunk, written to a
-// temporary name and renamed) whose CRC-32C per chunk is kept in memory
-// and checked on every hit; a file that fails is dropped and fetched again.
-// Files left by an earlier process are removed at New. In front of the
-// disk cache a small in-memory LRU (MemoryCacheBytes, default 8 chunks)
-// keeps the chunks used last, since reads not aligned to chunks touch each
-// chunk twice; a fetched chunk is handed to its readers first and written
-// to disk after (space is reserved first, so the directory never holds more
-// than CacheBytes of chunk files). Concurrent readers
+// bytes [i·ChunkBytes, (i+1)·ChunkBytes), the last one shorter), fetched
+// by ranged GETs of one chunk or of a run of consecutive chunks. Chunk
+// bytes live in pooled buffers (reference counted, reused once the last
+// holder releases them), so neither a GET nor a cache hit allocates and
+// zeroes a fresh buffer per chunk. A fetched chunk is handed to its readers
+// and kept in an in-memory LRU (MemoryCacheBytes) first, then queued for
+// the on-disk LRU cache (CacheDir, CacheBytes; file <segment uuid>-<chunk
+// index, 10 digits>.chunk, written to a temporary name and renamed) by a
+// writer goroutine behind the readers: a bounded queue (a chunk that finds
+// it full is not cached on disk), whose chunks are served from memory
+// until written; space is reserved first, so the directory never holds
+// more than CacheBytes of chunk files. The CRC-32C per chunk is kept in
+// memory and checked on every hit from disk; a file that fails is dropped
+// and fetched again. Files are written without fsync and those left by an
+// earlier process are removed at New, so a power loss never serves a torn
+// file. Concurrent readers
 // of a chunk (or an index) share one GET, run detached from any one
 // reader's context under Config.RequestTimeout; a reader that gives up
-// does not fail the others. A read that starts where the previous read of
-// the segment ended (or at the segment's start) counts as sequential and
-// keeps the next Config.PrefetchChunks chunks cached or in flight:
-// prefetches are coalesced — when the chunks ahead fall to half the
-// window, the missing run is fetched with one ranged GET whose chunks are
-// handed out one by one as they stream in (a failed prefetch makes its
-// waiting readers fetch on their own, with retries).
+// does not fail the others. A reader is known by the offset it reads
+// next: a read that starts where a previous read of the partition ended
+// (whatever the read sizes, so consumers with default fetch sizes
+// qualify), or at a segment's base offset, is sequential. It starts at the
+// byte position the previous read ended at (or 0) without the offset
+// index, its misses fetch its read-ahead window (8 chunks, doubling per
+// read up to Config.PrefetchChunks) in one ranged GET, and after each
+// read the window after it is kept cached or in flight: nothing is fetched
+// until a run of at least 4 chunks is missing, a run whose end would
+// leave fewer than 4 chunks of the segment takes them too, and the chunks
+// of a run are handed out one by one as they stream in (a failed
+// read-ahead makes its waiting readers fetch on their own, with retries).
+// So a sequential replay makes at most one GET per 4 chunks and fetches
+// each byte once, plus one window for a reader that stops. At most
+// Config.ReaderThreads reads run at once (and as many read-ahead GETs are
+// in flight); Config.ReaderMaxPendingTasks more wait, and a read past them
+// returns ErrBusy at once.
 // Read is safe for concurrent use: the broker reads the remote partitions
 // of one Fetch concurrently. For ListOffsets by timestamp, TimestampStart
 // reads the segment's .timeindex (checked by broker/segment/index, the

@@ -121,8 +121,9 @@ func (r *countingReader) Read(p []byte) (int, error) {
 }
 
 // NewTierCollector exports a Tier's Stats (chunk cache hits, misses,
-// evictions, bytes; shared fetches; prefetches; retries; uploads) as
-// Prometheus metrics named strata_tiering_*.
+// evictions, bytes; shared fetches; read-ahead; reader queue; retries;
+// uploads) and its read latency histogram as Prometheus metrics named
+// strata_tiering_*.
 func NewTierCollector(t *Tier) prometheus.Collector {
 	return &tierCollector{tier: t}
 }
@@ -144,12 +145,20 @@ var tierMetrics = []struct {
 	{prometheus.NewDesc("strata_tiering_index_fetches_total", "Offset indexes fetched from the store.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.IndexFetches }},
 	{prometheus.NewDesc("strata_tiering_retries_total", "Store requests retried after a retriable failure.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.Retries }},
 	{prometheus.NewDesc("strata_tiering_segments_uploaded_total", "Segments uploaded.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.SegmentsUploaded }},
+	// Remote reads (Kafka's RemoteLogReaderTaskQueueSize and friends).
+	{prometheus.NewDesc("strata_tiering_chunk_gets_total", "Ranged GETs of .log chunks (each may fetch a run of chunks).", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.ChunkGETs }},
+	{prometheus.NewDesc("strata_tiering_sequential_reads_total", "Remote reads that continued a reader's previous read (read ahead).", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.SequentialReads }},
+	{prometheus.NewDesc("strata_tiering_remote_reads_waiting", "Remote reads waiting for a reader thread (RemoteLogReaderTaskQueueSize).", nil, nil), prometheus.GaugeValue, func(s Stats) int64 { return s.ReadsWaiting }},
+	{prometheus.NewDesc("strata_tiering_remote_reads_rejected_total", "Remote reads refused because --remote-log-reader-max-pending-tasks were waiting.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.ReadsRejected }},
+	{prometheus.NewDesc("strata_tiering_cache_writes_dropped_total", "Chunks not written to the disk cache because its write-behind queue stayed full.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheWritesDropped }},
+	{prometheus.NewDesc("strata_tiering_chunk_buffers_allocated_total", "Chunk buffers allocated (the others were reused).", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.ChunkBuffers }},
 }
 
 func (c *tierCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range tierMetrics {
 		ch <- m.desc
 	}
+	c.tier.readSeconds.Describe(ch)
 }
 
 func (c *tierCollector) Collect(ch chan<- prometheus.Metric) {
@@ -157,4 +166,15 @@ func (c *tierCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range tierMetrics {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, float64(m.value(stats)))
 	}
+	c.tier.readSeconds.Collect(ch)
+}
+
+// newReadSeconds is the histogram of Read latencies (Kafka's remote fetch
+// latency), queueing for a reader thread included.
+func newReadSeconds() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "strata_tiering_remote_read_seconds",
+		Help:    "Latency of remote reads (one partition of a Fetch served from the object store or the chunk cache), waiting for a reader thread included.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -18,14 +19,19 @@ import (
 // later ones are added while the total stays within maxBytes. A read never
 // crosses into the next segment: the caller moves on with the manifest.
 //
-// The offset index is fetched once and cached in memory; the .log is read
-// in aligned chunks (Config.ChunkBytes) through the on-disk chunk cache;
-// readers of one chunk share one GET; a sequential reader has the
-// following chunks prefetched. Every returned batch is checked (framing,
-// CRC-32C, dense offsets) before it is returned.
+// The offset index is fetched once and cached in memory (a sequential
+// reader, one whose read starts where its previous read of the partition
+// ended, does not need it); the .log is read in aligned chunks
+// (Config.ChunkBytes) through the chunk caches; readers of one chunk share
+// one GET; a sequential reader's misses fetch its read-ahead window in one
+// GET and the window after each read is fetched ahead. Every returned
+// batch is checked (framing, CRC-32C, dense offsets) before it is
+// returned. At most Config.ReaderThreads reads run at once and
+// Config.ReaderMaxPendingTasks wait.
 //
 // Errors: ErrOffsetOutOfRange when offset is outside the segment;
-// ErrUnavailable (retriable) when the store cannot be reached; ErrNotFound
+// ErrUnavailable (retriable) when the store cannot be reached; ErrBusy
+// (retriable) when too many reads wait already; ErrNotFound
 // when the segment's objects are gone; a *CorruptError when the objects
 // hold bytes that fail the checks. No error ever comes with data.
 func (t *Tier) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) ([]byte, error) {
@@ -35,29 +41,65 @@ func (t *Tier) Read(ctx context.Context, p metadata.TopicPartition, segment meta
 	if offset < segment.BaseOffset || offset > segment.LastOffset {
 		return nil, fmt.Errorf("%w: offset %d not in remote segment %d..%d of %s", ErrOffsetOutOfRange, offset, segment.BaseOffset, segment.LastOffset, p)
 	}
-	data, start, err := t.read(ctx, p, segment, offset, maxBytes, true)
+	defer func(started time.Time) { t.readSeconds.Observe(time.Since(started).Seconds()) }(time.Now())
+	release, err := t.admit(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tiering: read offset %d of %s: %w", offset, p, err)
+	}
+	defer release()
+	reader := t.takeReader(p, segment, offset)
+	data, start, err := t.read(ctx, p, segment, offset, maxBytes, true, reader)
 	if IsCorrupt(err) {
 		// The cache may hold a damaged chunk that its checksum did not
 		// catch (written wrong); read the range straight from the store.
 		t.logger.Warn("tiering: remote read failed its checks, reading again from the store", "segment", uuid.UUID(segment.SegmentID), "offset", offset, "err", err)
-		data, start, err = t.read(ctx, p, segment, offset, maxBytes, false)
+		data, start, err = t.read(ctx, p, segment, offset, maxBytes, false, readerState{position: -1})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tiering: read offset %d of %s (segment %s): %w", offset, p, uuid.UUID(segment.SegmentID), err)
 	}
-	t.afterRead(p, segment, start, start+int64(len(data)))
+	t.afterRead(p, segment, reader, offset, start, data)
 	return data, nil
 }
 
-// read locates and returns the batches; useCache false bypasses (and
-// refreshes) the chunk cache. When what it read fails a check, the offset
-// index and the chunks it used are dropped from the caches.
-func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, useCache bool) (_ []byte, _ int64, err error) {
-	index, err := t.offsetIndex(ctx, p, segment)
-	if err != nil {
-		return nil, 0, err
+// admit takes a reader thread for one read, waiting (as one of at most
+// ReaderMaxPendingTasks) while all are busy; beyond that it returns
+// ErrBusy at once.
+func (t *Tier) admit(ctx context.Context) (release func(), err error) {
+	select {
+	case t.readSlots <- struct{}{}:
+	default:
+		t.stats.readsRejected.Add(1)
+		return nil, ErrBusy
 	}
-	cursor := &chunkCursor{tier: t, ctx: ctx, partition: p, segment: segment, useCache: useCache, chunks: make(map[int64][]byte)}
+	select {
+	case t.readThreads <- struct{}{}:
+	default:
+		t.stats.readsWaiting.Add(1)
+		select {
+		case t.readThreads <- struct{}{}:
+			t.stats.readsWaiting.Add(-1)
+		case <-ctx.Done():
+			t.stats.readsWaiting.Add(-1)
+			<-t.readSlots
+			return nil, ctx.Err()
+		}
+	}
+	return func() {
+		<-t.readThreads
+		<-t.readSlots
+	}, nil
+}
+
+// read locates and returns the batches; useCache false bypasses (and
+// refreshes) the chunk cache. reader says where the batch holding offset
+// starts when a sequential reader's previous read told (position >= 0;
+// then the offset index is not needed) and the read-ahead window its
+// misses fetch (window > 0). When what it read fails a check, the offset
+// index and the chunks it used are dropped from the caches.
+func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, useCache bool, reader readerState) (_ []byte, _ int64, err error) {
+	cursor := &chunkCursor{tier: t, ctx: ctx, partition: p, segment: segment, useCache: useCache, chunks: make(map[int64]*chunk), runEnd: -1}
+	defer cursor.release()
 	defer func() {
 		if IsCorrupt(err) {
 			t.indexes.remove(segment.SegmentID)
@@ -66,6 +108,17 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 			}
 		}
 	}()
+	start := reader.position
+	if start < 0 {
+		index, err := t.offsetIndex(ctx, p, segment)
+		if err != nil {
+			return nil, 0, err
+		}
+		start = index.lookup(offset - segment.BaseOffset)
+	}
+	if reader.window > 0 {
+		cursor.runEnd = t.runEnd(segment, start/t.config.ChunkBytes, start/t.config.ChunkBytes+reader.window-1)
+	}
 	logKey := t.layout.segmentKey(p, segment, suffixLog)
 	header := func(position int64) (recordbatch.Header, error) {
 		if segment.SizeBytes-position < recordbatch.HeaderSize {
@@ -85,8 +138,7 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 		return h, nil
 	}
 
-	// Walk from the indexed position to the batch holding offset.
-	start := index.lookup(offset - segment.BaseOffset)
+	// Walk from the indexed (or known) position to the batch holding offset.
 	var first recordbatch.Header
 	for {
 		if start >= segment.SizeBytes {
@@ -159,14 +211,26 @@ func verifyBatches(key string, position int64, data []byte, offset, lastOffset i
 }
 
 // chunkCursor serves byte ranges of one segment's .log from its chunks,
-// keeping the chunks it loaded for the duration of one read.
+// keeping a reference to each chunk it loaded until release, at the end of
+// one read.
 type chunkCursor struct {
 	tier      *Tier
 	ctx       context.Context
 	partition metadata.TopicPartition
 	segment   metadata.SegmentManifest
 	useCache  bool
-	chunks    map[int64][]byte // loaded chunks by index
+	chunks    map[int64]*chunk // loaded chunks by index
+	// runEnd, when at least 0, is the last chunk a miss fetches through:
+	// a sequential reader's misses fetch its read-ahead window in one GET.
+	runEnd int64
+}
+
+// release drops the cursor's chunk references.
+func (c *chunkCursor) release() {
+	for index, ch := range c.chunks {
+		ch.release()
+		delete(c.chunks, index)
+	}
 }
 
 // copy returns a fresh copy of length bytes at position.
@@ -182,7 +246,8 @@ func (c *chunkCursor) copy(position, length int64) ([]byte, error) {
 	return append([]byte(nil), data...), nil
 }
 
-// bytes returns length bytes at position; the slice may alias a chunk.
+// bytes returns length bytes at position; the slice may alias a chunk (valid
+// until release).
 func (c *chunkCursor) bytes(position, length int64) ([]byte, error) {
 	chunkBytes := c.tier.config.ChunkBytes
 	firstChunk, lastChunk := position/chunkBytes, (position+length-1)/chunkBytes
@@ -215,71 +280,256 @@ func (c *chunkCursor) bytes(position, length int64) ([]byte, error) {
 	return out, nil
 }
 
+// chunk returns the bytes of chunk index: from the cursor, the caches, a
+// GET in flight, or a new GET (of the read-ahead window for a sequential
+// reader).
 func (c *chunkCursor) chunk(index int64) ([]byte, error) {
-	if chunk, ok := c.chunks[index]; ok {
-		return chunk, nil
+	if ch, ok := c.chunks[index]; ok {
+		return ch.data, nil
 	}
 	key := chunkKey{segment: c.segment.SegmentID, index: index}
-	var chunk []byte
+	var ch *chunk
 	if cached, ok := c.useCacheGet(key); ok {
 		c.tier.stats.cacheHits.Add(1)
-		chunk = cached
+		ch = cached
 	} else {
 		c.tier.stats.cacheMisses.Add(1)
 		var started bool
 		var err error
-		chunk, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index)
+		ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), c.useCache)
 		if err != nil && !started && c.ctx.Err() == nil {
-			// Joined someone else's fetch (a prefetch without retries) that
-			// failed: fetch on our own account, with the read retries.
-			chunk, _, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index)
+			// Joined someone else's GET (a read-ahead, or a run of which
+			// this chunk was not the first) that failed: fetch on our own
+			// account, with the read retries.
+			ch, _, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, index, false)
 		}
 		if err != nil {
 			return nil, err
 		}
 	}
-	c.chunks[index] = chunk
-	return chunk, nil
+	c.chunks[index] = ch
+	return ch.data, nil
 }
 
-func (c *chunkCursor) useCacheGet(key chunkKey) ([]byte, bool) {
+func (c *chunkCursor) useCacheGet(key chunkKey) (*chunk, bool) {
 	if !c.useCache {
 		return nil, false
 	}
 	return c.tier.cache.get(key)
 }
 
-// flight is one GET shared by every reader that needs its result.
+// flight is one GET of a whole object (an index) shared by every reader
+// that needs its result.
 type flight struct {
 	done chan struct{} // closed when data and err are set
 	data []byte
 	err  error
 }
 
-// fetchChunk returns a chunk from the store, joining a GET of the same
-// chunk already in flight. The GET runs detached from ctx (bounded by
-// Config.RequestTimeout and Close), so one reader giving up does not fail
-// the others; the result goes into the cache. started reports that this
-// call started the GET rather than joining one.
-func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, index int64) ([]byte, bool, error) {
-	chunkBytes := t.config.ChunkBytes
-	offset := index * chunkBytes
-	length := min(chunkBytes, segment.SizeBytes-offset)
-	key := t.layout.segmentKey(p, segment, suffixLog)
-	chunk := chunkKey{segment: segment.SegmentID, index: index}
-	return t.share(ctx, chunkFlightKey(segment, index), func(ctx context.Context) ([]byte, error) {
-		data, err := t.getRange(ctx, key, offset, length)
-		if err == nil {
-			t.cache.putMemory(chunk, data)
+// chunkFlight is one chunk being fetched, shared by every reader that
+// needs it. Several chunk flights may come from one ranged GET (a run).
+type chunkFlight struct {
+	done  chan struct{} // closed when chunk or err is set
+	chunk *chunk        // the flight's reference, dropped when it leaves the table
+	err   error
+	// joined counts the waiters that joined before done: each is handed a
+	// reference when the chunk arrives (under flightMu).
+	joined int32
+}
+
+// fetchChunk returns chunk index of segment with a reference for the
+// caller, joining a flight of it or starting a GET of chunks index..last
+// (stopping before the first one already cached or in flight). The GET
+// runs detached from ctx (bounded by Config.RequestTimeout and Close), so
+// one reader giving up does not fail the others; it is retried (while
+// nothing has arrived) with the read retry policy; the chunks go into the
+// memory LRU and, behind the readers, into the disk cache. started reports
+// that this call started the GET rather than joining one. A refresh
+// (useCache false) never joins a flight that started before it.
+func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, index, last int64, join bool) (*chunk, bool, error) {
+	key := chunkKey{segment: segment.SegmentID, index: index}
+	t.flightMu.Lock()
+	f, joined := t.chunkFlights[key]
+	if joined && join {
+		select {
+		case <-f.done:
+			// A flight that already failed is not joined: this reader
+			// asks the store again rather than taking an old error.
+			if f.err == nil {
+				ch := f.chunk.retain()
+				t.flightMu.Unlock()
+				t.stats.sharedFetches.Add(1)
+				return ch, false, nil
+			}
+			joined = false
+		default:
+			f.joined++
 		}
-		return data, err
-	}, func(data []byte, err error) {
-		// After the waiters have their bytes, and before the flight ends
-		// (so no reader misses both the flight and the cache).
-		if err == nil {
-			t.cache.put(chunk, data)
+	} else {
+		joined = false
+	}
+	if joined {
+		t.flightMu.Unlock()
+		t.stats.sharedFetches.Add(1)
+		select {
+		case <-f.done:
+			return f.chunk, false, f.err // the reference was handed over with done
+		case <-ctx.Done():
+			return nil, false, ctx.Err() // its reference, if any, is left to the collector
 		}
-	})
+	}
+	if join {
+		// A flight ends (leaves the table) only once its chunk is in memory
+		// or queued for disk: one that ended since the caller looked in
+		// the caches is found there.
+		if ch, ok := t.cache.getMemory(key); ok {
+			t.flightMu.Unlock()
+			t.stats.sharedFetches.Add(1)
+			return ch, false, nil
+		}
+	}
+	flights := t.startRunLocked(segment, index, last, true)
+	t.flightMu.Unlock()
+	if flights == nil {
+		return nil, false, ErrClosed
+	}
+	f = flights[0]
+	t.stats.prefetches.Add(int64(len(flights) - 1)) // the window, ahead of the reader
+	t.runGET(p, segment, index, flights, t.config.ReadAttempts, nil)
+	select {
+	case <-f.done:
+		return f.chunk, true, f.err
+	case <-ctx.Done():
+		return nil, true, ctx.Err()
+	}
+}
+
+// startRunLocked registers flights for chunks first..last, stopping before
+// one cached or in flight (the first is registered regardless, replacing a
+// failed or older flight); nil when the tier is closed. With waiter, the
+// first flight counts one waiter. Called with flightMu held.
+func (t *Tier) startRunLocked(segment metadata.SegmentManifest, first, last int64, waiter bool) []*chunkFlight {
+	if t.closed.Load() {
+		return nil
+	}
+	var flights []*chunkFlight
+	for index := first; index <= last; index++ {
+		key := chunkKey{segment: segment.SegmentID, index: index}
+		if index > first {
+			if _, busy := t.chunkFlights[key]; busy || t.cache.contains(key) {
+				break
+			}
+		}
+		f := &chunkFlight{done: make(chan struct{})}
+		if index == first && waiter {
+			f.joined = 1
+		}
+		t.chunkFlights[key] = f
+		flights = append(flights, f)
+	}
+	t.workers.Add(1)
+	return flights
+}
+
+// runGET fetches the chunks of flights (consecutive, from first) with one
+// ranged GET in the background, completing each flight as soon as its
+// bytes have arrived, so a reader waits only for its chunk. Opening the GET
+// and reading the first chunk are tried attempts times; a failure fails the
+// flights not completed yet (readers waiting on them fetch again
+// themselves). The chunks then go into the memory LRU and the disk cache's
+// write-behind queue before their flights leave the table, so no reader
+// misses both. The caller has counted the goroutine in t.workers; done
+// (may be nil) runs at its end.
+func (t *Tier) runGET(p metadata.TopicPartition, segment metadata.SegmentManifest, first int64, flights []*chunkFlight, attempts int, done func()) {
+	go func() {
+		defer t.workers.Done()
+		if done != nil {
+			defer done()
+		}
+		ctx, cancel := context.WithTimeout(t.background, t.config.RequestTimeout)
+		defer cancel()
+		t.stats.chunkGets.Add(1)
+		chunkBytes := t.config.ChunkBytes
+		key := t.layout.segmentKey(p, segment, suffixLog)
+		offset := first * chunkBytes
+		length := min(int64(len(flights))*chunkBytes, segment.SizeBytes-offset)
+		var reader io.ReadCloser
+		readChunk := func(index int64) (*chunk, error) {
+			ch := t.chunks.get(min(chunkBytes, segment.SizeBytes-index*chunkBytes))
+			n, err := io.ReadFull(reader, ch.data)
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				err = corruptf(key, index*chunkBytes+int64(n), "object ends inside chunk %d", index)
+			}
+			if err != nil {
+				ch.release()
+				return nil, err
+			}
+			return ch, nil
+		}
+		var firstChunk *chunk
+		err := t.retry(ctx, attempts, "get "+key, func() error {
+			if reader != nil {
+				reader.Close()
+			}
+			var err error
+			if reader, err = t.bucket.Get(ctx, key, offset, length); err != nil {
+				reader = nil
+				return err
+			}
+			firstChunk, err = readChunk(first)
+			return err
+		})
+		if err != nil && t.background.Err() != nil {
+			err = errors.Join(ErrClosed, err)
+		}
+		for i, f := range flights {
+			index := first + int64(i)
+			var ch *chunk
+			switch {
+			case err != nil:
+			case i == 0:
+				ch = firstChunk
+			default:
+				ch, err = readChunk(index)
+			}
+			t.flightMu.Lock()
+			if err != nil {
+				// Out of the table first, so a reader that retries starts a
+				// fetch of its own instead of joining this one.
+				f.err = err
+				if i > 0 {
+					f.err = fmt.Errorf("read-ahead: %w", err)
+				}
+				if t.chunkFlights[chunkKey{segment: segment.SegmentID, index: index}] == f {
+					delete(t.chunkFlights, chunkKey{segment: segment.SegmentID, index: index})
+				}
+			} else {
+				f.chunk = ch
+				ch.refs.Add(f.joined)
+			}
+			close(f.done)
+			t.flightMu.Unlock()
+			if err == nil {
+				t.cache.putMemory(chunkKey{segment: segment.SegmentID, index: index}, ch)
+			}
+		}
+		if reader != nil {
+			reader.Close()
+		}
+		for i, f := range flights {
+			if f.err != nil {
+				continue
+			}
+			key := chunkKey{segment: segment.SegmentID, index: first + int64(i)}
+			t.cache.put(ctx, key, f.chunk)
+			t.flightMu.Lock()
+			if t.chunkFlights[key] == f {
+				delete(t.chunkFlights, key)
+			}
+			t.flightMu.Unlock()
+			f.chunk.release() // the flight's reference; joiners that found it done retained under flightMu
+		}
+	}()
 }
 
 // share runs fetch once per flightKey at a time and hands its result to
@@ -340,29 +590,6 @@ func (t *Tier) share(ctx context.Context, flightKey string, fetch func(context.C
 	}
 }
 
-// getRange reads length bytes at offset of key with the read retry policy;
-// a short object is corrupt (the manifest says how big it is).
-func (t *Tier) getRange(ctx context.Context, key string, offset, length int64) ([]byte, error) {
-	var data []byte
-	err := t.retry(ctx, t.config.ReadAttempts, "get "+key, func() error {
-		reader, err := t.bucket.Get(ctx, key, offset, length)
-		if err != nil {
-			return err
-		}
-		defer reader.Close()
-		data = make([]byte, length)
-		n, err := io.ReadFull(reader, data)
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return corruptf(key, offset+int64(n), "object ends %d bytes into a %d-byte range", n, length)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return data, nil
-}
-
 // offsetIndex returns the segment's decoded offset index, from memory or
 // fetched (shared by concurrent readers).
 func (t *Tier) offsetIndex(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest) (offsetIndex, error) {
@@ -386,126 +613,214 @@ func (t *Tier) offsetIndex(ctx context.Context, p metadata.TopicPartition, segme
 	return index, nil
 }
 
-// afterRead records where a read ended and, for a sequential reader (one
-// that starts where its previous read of the segment ended, or at the
-// segment's start), keeps up to PrefetchChunks chunks after the last one
-// it read cached or in flight. Prefetches are coalesced: nothing is fetched
-// until the chunks ahead fall to half the window, then the missing run is
-// fetched with one ranged GET, delivered chunk by chunk as it streams in.
-func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentManifest, start, end int64) {
+// readerState is how one read goes: the segment and byte position of the
+// batch holding its offset when a previous read told (position -1:
+// unknown, look it up in the offset index), and its read-ahead window in
+// chunks (0: not a sequential reader).
+type readerState struct {
+	segment  uuid.UUID
+	position int64
+	window   int64
+}
+
+// readerMark is what a reader's last read of a partition left: where it
+// started (the offset asked and its batch's byte position), where it
+// ended (the next offset and its byte position), and the window for its
+// next read.
+type readerMark struct {
+	segment            uuid.UUID
+	offset, position   int64
+	next, nextPosition int64
+	window             int64
+	used               uint64 // readerClock when set: the oldest mark goes first
+}
+
+// Read-ahead shape: a sequential reader starts with a window of
+// initialWindow chunks and doubles it per read up to PrefetchChunks; a GET
+// fetches at least minRun chunks (a run ending within minRun chunks of the
+// segment's end takes the rest too), so a sequential replay makes at most
+// one GET per minRun chunks. Marks are kept for readersPerPartition
+// readers of each partition (consumer groups reading it at different
+// offsets), for up to maxReaderPartitions partitions (then all are
+// forgotten at once: each reader's next read looks its position up again).
+const (
+	initialWindow       = 8
+	minRun              = 4
+	readersPerPartition = 4
+	maxReaderPartitions = 1 << 16
+)
+
+// takeReader returns how a read of offset goes: a sequential reader is one
+// whose previous read of the partition ended just before offset, detected
+// by offsets rather than by read sizes (so consumers with any fetch size
+// qualify), or asked for the same offset again (its data did not fit in
+// the Fetch response, which is then answered without it). A read at a
+// segment's base offset also counts as sequential (a consumer replaying
+// from the start, or crossing into the next segment), its position being
+// 0. Anything else starts unknown, with no read-ahead.
+func (t *Tier) takeReader(p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64) readerState {
+	state := readerState{segment: segment.SegmentID, position: -1}
+	known := false
 	t.sequentialMu.Lock()
-	previousEnd, known := t.lastReadEnd[segment.SegmentID]
-	if len(t.lastReadEnd) >= 4096 {
-		clear(t.lastReadEnd)
+	for _, m := range t.readers[p] {
+		switch offset {
+		case m.next:
+			known, state.window = true, m.window
+			if m.segment == segment.SegmentID {
+				state.position = m.nextPosition
+			}
+		case m.offset:
+			known, state.window = true, m.window
+			if m.segment == segment.SegmentID {
+				state.position = m.position
+			}
+		default:
+			continue
+		}
+		break
 	}
-	t.lastReadEnd[segment.SegmentID] = end
 	t.sequentialMu.Unlock()
-	if t.config.PrefetchChunks < 0 || !(start == 0 || (known && start == previousEnd)) {
+	switch {
+	case t.config.PrefetchChunks < 0:
+		state.window = 0
+	case (known && state.window == 0) || (!known && offset == segment.BaseOffset):
+		state.window = min(initialWindow, int64(t.config.PrefetchChunks))
+	}
+	if offset == segment.BaseOffset {
+		state.position = 0
+	}
+	if state.window > 0 {
+		t.stats.sequentialReads.Add(1)
+	}
+	return state
+}
+
+// markReader records what a read of offset left (replacing the reader's
+// previous mark).
+func (t *Tier) markReader(p metadata.TopicPartition, mark readerMark) {
+	t.sequentialMu.Lock()
+	defer t.sequentialMu.Unlock()
+	if len(t.readers) >= maxReaderPartitions {
+		clear(t.readers)
+	}
+	t.readerClock++
+	mark.used = t.readerClock
+	marks := t.readers[p]
+	kept := marks[:0]
+	for _, m := range marks {
+		if m.next != mark.offset && m.offset != mark.offset {
+			kept = append(kept, m)
+		}
+	}
+	if len(kept) >= readersPerPartition {
+		oldest := 0
+		for i, m := range kept {
+			if m.used < kept[oldest].used {
+				oldest = i
+			}
+		}
+		kept = append(kept[:oldest], kept[oldest+1:]...)
+	}
+	t.readers[p] = append(kept, mark)
+}
+
+// afterRead records where a read of data (at byte position start of
+// segment) ended, so that the reader's next read is known sequential and
+// needs no index lookup, and for a sequential reader keeps its read-ahead
+// window of chunks after the last one read cached or in flight. Nothing is
+// fetched until a run of at least minRun chunks is missing from the
+// window; the run is then fetched with one ranged GET (bounded by
+// ReaderThreads over all readers), delivered chunk by chunk as it streams
+// in. A read-ahead never crosses into the next segment.
+func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentManifest, reader readerState, offset, start int64, data []byte) {
+	end := start + int64(len(data))
+	next := readerState{segment: segment.SegmentID, position: end}
+	if reader.window > 0 {
+		next.window = min(reader.window*2, int64(t.config.PrefetchChunks))
+	}
+	// A reader that is not sequential yet gets a window on its next read
+	// if that one continues this one (takeReader).
+	t.markReader(p, readerMark{segment: segment.SegmentID, offset: offset, position: start,
+		next: lastOffsetIn(data) + 1, nextPosition: end, window: next.window})
+	if reader.window <= 0 || end >= segment.SizeBytes {
 		return
 	}
-	chunkBytes, window := t.config.ChunkBytes, int64(t.config.PrefetchChunks)
-	lastChunk := max(end-1, start) / chunkBytes
-	windowEnd := min(lastChunk+window, (segment.SizeBytes-1)/chunkBytes)
+	chunkBytes, window := t.config.ChunkBytes, next.window
+	lastChunk := (end - 1) / chunkBytes
+	segmentLast := (segment.SizeBytes - 1) / chunkBytes
+	windowEnd := min(lastChunk+window, segmentLast)
 	for index := lastChunk + 1; index <= windowEnd; index++ {
 		if t.chunkPresent(segment, index) {
 			continue
 		}
-		if index <= lastChunk+max(window/2, 1) {
-			t.prefetchRun(p, segment, index, windowEnd)
+		if windowEnd-index+1 >= minRun || windowEnd == segmentLast {
+			t.prefetchRun(p, segment, index, t.runEnd(segment, index, windowEnd))
 		}
 		return
 	}
 }
 
-// chunkPresent reports whether a chunk is cached or being fetched.
-func (t *Tier) chunkPresent(segment metadata.SegmentManifest, index int64) bool {
-	if t.cache.contains(chunkKey{segment: segment.SegmentID, index: index}) {
-		return true
+// runEnd returns the last chunk of a run first..last: last, or the
+// segment's last chunk when fewer than minRun chunks would be left after
+// it (fetched now rather than by a small GET later).
+func (t *Tier) runEnd(segment metadata.SegmentManifest, first, last int64) int64 {
+	segmentLast := (segment.SizeBytes - 1) / t.config.ChunkBytes
+	last = max(first, min(last, segmentLast))
+	if segmentLast-last < minRun {
+		return segmentLast
 	}
-	t.flightMu.Lock()
-	defer t.flightMu.Unlock()
-	_, inFlight := t.flights[chunkFlightKey(segment, index)]
-	return inFlight
+	return last
 }
 
-func chunkFlightKey(segment metadata.SegmentManifest, index int64) string {
-	return fmt.Sprintf("chunk %s %d", uuid.UUID(segment.SegmentID), index)
+// lastOffsetIn returns the last offset of data's last batch (whole,
+// verified batches as read returns them).
+func lastOffsetIn(data []byte) int64 {
+	last := int64(-1)
+	for at := 0; at+recordbatch.HeaderSize <= len(data); {
+		h, err := recordbatch.ParseHeader(data[at:])
+		if err != nil {
+			break
+		}
+		last = h.LastOffset()
+		at += int(h.Size())
+	}
+	return last
+}
+
+// chunkPresent reports whether a chunk is cached or being fetched. The
+// flight table is looked at first: a flight leaves it only once its chunk
+// is in the cache, so a chunk moving from one to the other is not missed.
+func (t *Tier) chunkPresent(segment metadata.SegmentManifest, index int64) bool {
+	key := chunkKey{segment: segment.SegmentID, index: index}
+	t.flightMu.Lock()
+	_, inFlight := t.chunkFlights[key]
+	t.flightMu.Unlock()
+	return inFlight || t.cache.contains(key)
 }
 
 // prefetchRun fetches chunks first..last (stopping at the first one already
-// cached or in flight) with one ranged GET in the background. Each chunk
-// is a flight of its own, completed as soon as its bytes have arrived, so
-// a reader waits only for its chunk. A failed prefetch fails its flights;
-// readers waiting on them fetch again themselves (see chunkCursor.chunk).
+// cached or in flight) with one ranged GET in the background, without
+// retries (a reader that finds its chunk failed fetches it itself; see
+// chunkCursor.chunk).
 func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentManifest, first, last int64) {
 	select {
 	case t.prefetchSlots <- struct{}{}:
 	default:
 		return // enough in flight already
 	}
-	var flights []*flight
-	var flightKeys []string
 	t.flightMu.Lock()
-	for index := first; index <= last && !t.closed.Load(); index++ {
-		key := chunkFlightKey(segment, index)
-		if _, busy := t.flights[key]; busy || (index > first && t.cache.contains(chunkKey{segment: segment.SegmentID, index: index})) {
-			break
-		}
-		f := &flight{done: make(chan struct{})}
-		t.flights[key] = f
-		flights, flightKeys = append(flights, f), append(flightKeys, key)
-	}
-	if len(flights) == 0 {
+	firstKey := chunkKey{segment: segment.SegmentID, index: first}
+	if _, busy := t.chunkFlights[firstKey]; busy || t.cache.contains(firstKey) {
 		t.flightMu.Unlock()
 		<-t.prefetchSlots
 		return
 	}
-	t.workers.Add(1)
+	flights := t.startRunLocked(segment, first, last, false)
 	t.flightMu.Unlock()
+	if flights == nil {
+		<-t.prefetchSlots
+		return
+	}
 	t.stats.prefetches.Add(int64(len(flights)))
-	go func() {
-		defer t.workers.Done()
-		defer func() { <-t.prefetchSlots }()
-		ctx, cancel := context.WithTimeout(t.background, t.config.RequestTimeout)
-		defer cancel()
-		chunkBytes := t.config.ChunkBytes
-		key := t.layout.segmentKey(p, segment, suffixLog)
-		offset := first * chunkBytes
-		reader, err := t.bucket.Get(ctx, key, offset, min(int64(len(flights))*chunkBytes, segment.SizeBytes-offset))
-		for i, f := range flights {
-			index := first + int64(i)
-			if err == nil {
-				data := make([]byte, min(chunkBytes, segment.SizeBytes-index*chunkBytes))
-				var n int
-				if n, err = io.ReadFull(reader, data); errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-					err = corruptf(key, index*chunkBytes+int64(n), "object ends inside chunk %d", index)
-				}
-				if err == nil {
-					f.data = data
-					t.cache.putMemory(chunkKey{segment: segment.SegmentID, index: index}, data)
-				}
-			}
-			if err != nil {
-				// Out of the table first, so a reader that retries
-				// starts a fetch of its own instead of joining this one.
-				f.err = fmt.Errorf("prefetch: %w", err)
-				t.flightMu.Lock()
-				delete(t.flights, flightKeys[i])
-				t.flightMu.Unlock()
-			}
-			close(f.done)
-		}
-		if reader != nil {
-			reader.Close()
-		}
-		for i, f := range flights {
-			if f.err != nil {
-				continue
-			}
-			t.cache.put(chunkKey{segment: segment.SegmentID, index: first + int64(i)}, f.data)
-			t.flightMu.Lock()
-			delete(t.flights, flightKeys[i])
-			t.flightMu.Unlock()
-		}
-	}()
+	t.runGET(p, segment, first, flights, 1, func() { <-t.prefetchSlots })
 }

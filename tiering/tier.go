@@ -12,22 +12,30 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-log/strata/metadata"
 )
 
 // Defaults of Config's zero values.
 const (
-	DefaultChunkBytes        = 1 << 20
-	DefaultCacheBytes        = 256 << 20
-	DefaultIndexCacheBytes   = 16 << 20
-	DefaultPrefetchChunks    = 4
-	DefaultUploadConcurrency = 4
-	DefaultUploadPartBytes   = 8 << 20
-	DefaultUploadAttempts    = 5
-	DefaultReadAttempts      = 2
-	DefaultRetryBackoff      = 100 * time.Millisecond
-	DefaultMaxRetryBackoff   = 5 * time.Second
-	DefaultRequestTimeout    = 30 * time.Second
+	DefaultChunkBytes       = 1 << 20
+	DefaultCacheBytes       = 256 << 20
+	DefaultIndexCacheBytes  = 16 << 20
+	DefaultPrefetchChunks   = 16
+	DefaultMemoryCacheBytes = 64 << 20
+	// DefaultReaderThreads and DefaultReaderMaxPendingTasks are Kafka's
+	// remote.log.reader.threads and remote.log.reader.max.pending.tasks
+	// defaults.
+	DefaultReaderThreads         = 10
+	DefaultReaderMaxPendingTasks = 100
+	DefaultUploadConcurrency     = 4
+	DefaultUploadPartBytes       = 8 << 20
+	DefaultUploadAttempts        = 5
+	DefaultReadAttempts          = 2
+	DefaultRetryBackoff          = 100 * time.Millisecond
+	DefaultMaxRetryBackoff       = 5 * time.Second
+	DefaultRequestTimeout        = 30 * time.Second
 )
 
 // Config configures a Tier. The zero value of every field but Bucket means
@@ -47,15 +55,26 @@ type Config struct {
 	CacheDir string
 	// CacheBytes bounds the chunk cache. Default 256 MiB.
 	CacheBytes int64
-	// MemoryCacheBytes bounds the in-memory LRU of recently used chunks in
-	// front of the disk cache. Default 8 chunks; negative disables.
+	// MemoryCacheBytes bounds the in-memory LRU of recently used and
+	// read-ahead chunks in front of the disk cache. Default 64 MiB (at
+	// least 8 chunks); negative disables.
 	MemoryCacheBytes int64
 	// IndexCacheBytes bounds the in-memory cache of offset indexes.
 	// Default 16 MiB.
 	IndexCacheBytes int64
-	// PrefetchChunks is how many chunks after the last one read a
-	// sequential reader fetches ahead. Default 4; negative disables.
+	// PrefetchChunks is the largest read-ahead window of a sequential
+	// reader, in chunks: the window starts at 8 chunks (or this, when
+	// smaller) and doubles with each sequential read up to it. Default 16;
+	// negative disables read-ahead.
 	PrefetchChunks int
+	// ReaderThreads bounds the remote reads served at once (Kafka's
+	// remote.log.reader.threads) and the read-ahead GETs in flight.
+	// Default 10.
+	ReaderThreads int
+	// ReaderMaxPendingTasks bounds the reads waiting for one of the
+	// ReaderThreads (remote.log.reader.max.pending.tasks); a read beyond
+	// it returns ErrBusy at once. Default 100; negative: none waits.
+	ReaderMaxPendingTasks int
 	// UploadConcurrency bounds the segments uploaded at once over all
 	// Upload calls. Default 4.
 	UploadConcurrency int
@@ -84,9 +103,11 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	setDefault(&c.ChunkBytes, DefaultChunkBytes)
 	setDefault(&c.CacheBytes, DefaultCacheBytes)
-	setDefault(&c.MemoryCacheBytes, 8*c.ChunkBytes)
+	setDefault(&c.MemoryCacheBytes, max(8*c.ChunkBytes, DefaultMemoryCacheBytes))
 	setDefault(&c.IndexCacheBytes, DefaultIndexCacheBytes)
 	setDefault(&c.PrefetchChunks, DefaultPrefetchChunks)
+	setDefault(&c.ReaderThreads, DefaultReaderThreads)
+	setDefault(&c.ReaderMaxPendingTasks, DefaultReaderMaxPendingTasks)
 	setDefault(&c.UploadConcurrency, DefaultUploadConcurrency)
 	setDefault(&c.UploadPartBytes, DefaultUploadPartBytes)
 	setDefault(&c.UploadAttempts, DefaultUploadAttempts)
@@ -120,7 +141,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: CacheBytes %d below ChunkBytes %d", ErrInvalidConfig, c.CacheBytes, c.ChunkBytes)
 	case c.IndexCacheBytes < 0:
 		return fmt.Errorf("%w: IndexCacheBytes %d negative", ErrInvalidConfig, c.IndexCacheBytes)
-	case c.UploadConcurrency < 0, c.UploadAttempts < 0, c.ReadAttempts < 0:
+	case c.UploadConcurrency < 0, c.UploadAttempts < 0, c.ReadAttempts < 0, c.ReaderThreads < 0:
 		return fmt.Errorf("%w: concurrency and attempt counts must be positive", ErrInvalidConfig)
 	case c.UploadPartBytes < 5<<20:
 		return fmt.Errorf("%w: UploadPartBytes %d below S3's 5 MiB minimum", ErrInvalidConfig, c.UploadPartBytes)
@@ -145,7 +166,9 @@ type Tier struct {
 	txnIndexes *txnIndexCache
 
 	uploadSlots   chan struct{} // one token per segment being uploaded
-	prefetchSlots chan struct{} // one token per prefetch in flight
+	prefetchSlots chan struct{} // one token per read-ahead GET in flight
+	readSlots     chan struct{} // one token per read admitted (running or waiting)
+	readThreads   chan struct{} // one token per read running
 
 	// background is the lifetime of fetches that run detached from the
 	// reader that started them; cancelled by Close.
@@ -154,14 +177,18 @@ type Tier struct {
 	workers          sync.WaitGroup // fetch goroutines
 	removeCacheDir   bool
 
-	flightMu sync.Mutex         // guards flights
-	flights  map[string]*flight // GETs in progress, by chunk or index key
+	flightMu     sync.Mutex                // guards flights, chunkFlights
+	flights      map[string]*flight        // whole-object GETs in progress (indexes), by key
+	chunkFlights map[chunkKey]*chunkFlight // chunks being fetched
+	chunks       *chunkPool                // chunk buffers
 
-	sequentialMu sync.Mutex          // guards lastReadEnd
-	lastReadEnd  map[uuid.UUID]int64 // byte position after each segment's last read
+	sequentialMu sync.Mutex                               // guards readers
+	readers      map[metadata.TopicPartition][]readerMark // what readers' last reads left
+	readerClock  uint64
 
-	closed atomic.Bool
-	stats  stats
+	closed      atomic.Bool
+	stats       stats
+	readSeconds prometheus.Histogram // Read latencies
 }
 
 // New checks cfg and returns a Tier. The chunk cache directory is created
@@ -179,9 +206,14 @@ func New(cfg Config) (*Tier, error) {
 		indexes:       newIndexCache(cfg.IndexCacheBytes),
 		txnIndexes:    newTxnIndexCache(),
 		uploadSlots:   make(chan struct{}, cfg.UploadConcurrency),
-		prefetchSlots: make(chan struct{}, max(cfg.PrefetchChunks, 1)*4),
+		prefetchSlots: make(chan struct{}, cfg.ReaderThreads),
+		readSlots:     make(chan struct{}, cfg.ReaderThreads+max(cfg.ReaderMaxPendingTasks, 0)),
+		readThreads:   make(chan struct{}, cfg.ReaderThreads),
 		flights:       make(map[string]*flight),
-		lastReadEnd:   make(map[uuid.UUID]int64),
+		chunkFlights:  make(map[chunkKey]*chunkFlight),
+		chunks:        newChunkPool(cfg.ChunkBytes),
+		readers:       make(map[metadata.TopicPartition][]readerMark),
+		readSeconds:   newReadSeconds(),
 	}
 	dir := cfg.CacheDir
 	if dir == "" {
@@ -191,7 +223,7 @@ func New(cfg Config) (*Tier, error) {
 		}
 		t.removeCacheDir = true
 	}
-	cache, err := newChunkCache(dir, cfg.CacheBytes, max(cfg.MemoryCacheBytes, 0), &t.stats)
+	cache, err := newChunkCache(dir, cfg.CacheBytes, max(cfg.MemoryCacheBytes, 0), t.chunks, &t.stats)
 	if err != nil {
 		return nil, err
 	}
@@ -214,6 +246,7 @@ func (t *Tier) Close() error {
 	}
 	t.cancelBackground()
 	t.workers.Wait()
+	t.cache.close()
 	if t.removeCacheDir {
 		return os.RemoveAll(t.cache.dir)
 	}
@@ -225,7 +258,7 @@ type Stats struct {
 	CacheHits        int64 // chunk lookups served by the on-disk cache
 	CacheMisses      int64 // chunk lookups that needed a GET (possibly shared)
 	SharedFetches    int64 // misses that joined a GET already in flight
-	Prefetches       int64 // chunk GETs started ahead of a sequential reader
+	Prefetches       int64 // chunks fetched ahead of a sequential reader (its read-ahead window)
 	CacheEvictions   int64 // chunks dropped to stay within CacheBytes
 	CacheBytes       int64 // bytes in the chunk cache now
 	CorruptChunks    int64 // cached chunks dropped because their bytes were wrong
@@ -233,11 +266,28 @@ type Stats struct {
 	IndexFetches     int64
 	Retries          int64 // attempts after a retriable failure (uploads, deletes, reads)
 	SegmentsUploaded int64 // segments uploaded
+	// ChunkGETs counts ranged GETs of .log chunks (each may fetch a run
+	// of chunks); index objects are IndexFetches.
+	ChunkGETs int64
+	// CacheWritesDropped counts chunks not written to the disk cache
+	// because its write-behind queue stayed full for RequestTimeout (or
+	// the tier closed).
+	CacheWritesDropped int64
+	// ChunkBuffers counts chunk buffers allocated (the rest were reused).
+	ChunkBuffers int64
+	// SequentialReads counts reads that continued a reader's previous
+	// read (or started a segment) and so had its window read ahead.
+	SequentialReads int64
+	// ReadsWaiting is the reads waiting for a reader thread now (Kafka's
+	// RemoteLogReaderTaskQueueSize); ReadsRejected counts those refused
+	// with ErrBusy because ReaderMaxPendingTasks were waiting.
+	ReadsWaiting, ReadsRejected int64
 }
 
 type stats struct {
 	cacheHits, cacheMisses, sharedFetches, prefetches, cacheEvictions, corruptChunks atomic.Int64
 	indexCacheHits, indexFetches, retries, segmentUploads                            atomic.Int64
+	chunkGets, cacheWritesDropped, sequentialReads, readsWaiting, readsRejected      atomic.Int64
 }
 
 // Stats returns the counters.
@@ -249,6 +299,9 @@ func (t *Tier) Stats() Stats {
 		CorruptChunks: t.stats.corruptChunks.Load(), IndexCacheHits: t.stats.indexCacheHits.Load(),
 		IndexFetches: t.stats.indexFetches.Load(), Retries: t.stats.retries.Load(),
 		SegmentsUploaded: t.stats.segmentUploads.Load(),
+		ChunkGETs:        t.stats.chunkGets.Load(), CacheWritesDropped: t.stats.cacheWritesDropped.Load(),
+		ChunkBuffers: t.chunks.allocations.Load(), SequentialReads: t.stats.sequentialReads.Load(),
+		ReadsWaiting: t.stats.readsWaiting.Load(), ReadsRejected: t.stats.readsRejected.Load(),
 	}
 }
 

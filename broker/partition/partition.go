@@ -725,11 +725,7 @@ type Maintenance struct {
 func (p *Partition) Maintain(now time.Time, m Maintenance) {
 	expiration, retention, snapshot := m.ProducerIDExpiration, m.Retention, m.Snapshot
 	if retention {
-		if n, err := p.segments.EnforceRetention(); err != nil {
-			p.log.Error("retention failed", "err", err)
-		} else if n > 0 {
-			p.log.Info("retention deleted segments", "segments", n, "log_start_offset", p.segments.StartOffset())
-		}
+		p.EnforceRetention()
 	}
 	if err := p.segments.FlushIfDue(); err != nil && !errors.Is(err, segment.ErrLogFailed) {
 		// A failed fsync fails the log (LogFailed): a leader hands the
@@ -814,12 +810,27 @@ func (p *Partition) SetConfig(v topicconfig.Values, state *metadata.State) error
 	return err
 }
 
+// EnforceRetention deletes the segments past retention (local retention
+// for a tiered topic, up to the retention limit) now: the periodic pass
+// (Maintain), and the tier manager as soon as an upload moves the limit.
+func (p *Partition) EnforceRetention() {
+	if n, err := p.segments.EnforceRetention(); err != nil {
+		p.log.Error("retention failed", "err", err)
+	} else if n > 0 {
+		p.log.Info("retention deleted segments", "segments", n, "log_start_offset", p.segments.StartOffset())
+	}
+}
+
 // RefreshRetentionLimit sets the retention limit from the manifest in
-// state (after uploads or remote deletions).
-func (p *Partition) RefreshRetentionLimit(state *metadata.State) {
+// state (after uploads or remote deletions) and reports whether it rose
+// (retention may delete more now).
+func (p *Partition) RefreshRetentionLimit(state *metadata.State) (raised bool) {
 	p.retentionMu.Lock()
 	defer p.retentionMu.Unlock()
-	p.segments.SetRetentionLimit(retentionLimit(*p.config.Load(), state, p))
+	limit := retentionLimit(*p.config.Load(), state, p)
+	raised = limit > p.segments.RetentionLimit()
+	p.segments.SetRetentionLimit(limit)
+	return raised
 }
 
 // UploadLag is the size of the sealed local segments past the end of the

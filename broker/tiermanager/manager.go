@@ -231,7 +231,11 @@ func (m *Manager) tick(ctx context.Context, now time.Time) {
 	live := make(map[*partition.Partition]bool, len(parts))
 	for _, p := range parts {
 		live[p] = true
-		p.RefreshRetentionLimit(state)
+		if p.RefreshRetentionLimit(state) && !p.Leading() {
+			// A follower's copies of segments its leader uploaded since
+			// the last pass go now, as the leader's did.
+			p.EnforceRetention()
+		}
 		if !p.Leading() {
 			m.metrics.forgetLag(p.Name())
 			continue

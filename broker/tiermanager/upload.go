@@ -135,6 +135,12 @@ func (m *Manager) uploadSegment(ctx context.Context, p *partition.Partition, t *
 		return fmt.Errorf("commit copy finished of segment %d: %w", entry.BaseOffset, err)
 	}
 	t.producers, t.producersEnd = snapshot, info.EndOffset
+	// Local disk holds no more than local retention and the upload
+	// backlog: what local retention already covers goes now, not at the
+	// next retention pass (log.retention.check.interval.ms).
+	if p.RefreshRetentionLimit(m.store.State()) {
+		p.EnforceRetention()
+	}
 	m.metrics.uploadedSegments.WithLabelValues(name.Topic).Inc()
 	m.metrics.uploadedBytes.WithLabelValues(name.Topic).Add(float64(entry.SizeBytes))
 	p.Logger().Info("uploaded segment", "base_offset", entry.BaseOffset, "last_offset", entry.LastOffset,

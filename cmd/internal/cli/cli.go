@@ -218,6 +218,8 @@ type serveFlags struct {
 	objectStorePrefix    string
 	objectStoreShared    bool
 	remoteCacheBytes     int64
+	remoteReaderThreads  int // remote.log.reader.threads
+	remoteReaderPending  int // remote.log.reader.max.pending.tasks
 	tieringIntervalMs    int64
 	localDiskLimit       int64
 	logLevel             string
@@ -268,6 +270,8 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.objectStorePrefix, "object-store-prefix", "", "key prefix in the object store, e.g. a cluster name when clusters share a bucket (no leading or trailing /)")
 	fs.Int64Var(&f.remoteCacheBytes, "remote-log-cache-bytes", 256<<20, "disk space for cached chunks of remote segments (<data-dir>/remote-cache)")
 	fs.Int64Var(&f.tieringIntervalMs, "remote-log-manager-task-interval-ms", 30000, "how often sealed segments are uploaded and remote retention applied (remote.log.manager.task.interval.ms)")
+	fs.IntVar(&f.remoteReaderThreads, "remote-log-reader-threads", 10, "remote.log.reader.threads: reads from the object store served at once (also the read-ahead GETs in flight)")
+	fs.IntVar(&f.remoteReaderPending, "remote-log-reader-max-pending-tasks", 100, "remote.log.reader.max.pending.tasks: reads from the object store waiting for a reader thread; past it a partition is answered without data (the consumer asks again)")
 	fs.Int64Var(&f.localDiskLimit, "local-disk-limit-bytes", 0, "bound on all local partition logs together: producers are throttled past 90% and refused (retriable KAFKA_STORAGE_ERROR) at the limit, e.g. while the object store is unreachable; 0 = none")
 	fs.Int32Var(&f.numPartitions, "num-partitions", 1, "partitions of auto-created topics and of CreateTopics without a count (num.partitions)")
 	fs.Int16Var(&f.replicationFactor, "default-replication-factor", 1, "replication factor of topics created without one")
@@ -736,6 +740,9 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if f.localDiskLimit < 0 {
 		return node.Config{}, usageErrorf("--local-disk-limit-bytes %d: must be 0 (none) or more", f.localDiskLimit)
 	}
+	if f.remoteReaderThreads < 1 || f.remoteReaderPending < 0 {
+		return node.Config{}, usageErrorf("--remote-log-reader-threads %d, --remote-log-reader-max-pending-tasks %d: want at least 1 thread and 0 or more pending tasks", f.remoteReaderThreads, f.remoteReaderPending)
+	}
 	if f.remoteCacheBytes < 1<<20 {
 		return node.Config{}, usageErrorf("--remote-log-cache-bytes %d: must be at least 1 MiB", f.remoteCacheBytes)
 	}
@@ -787,6 +794,8 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		ObjectStorePrefix:    f.objectStorePrefix,
 		ObjectStoreShared:    f.objectStoreShared,
 		RemoteCacheBytes:     f.remoteCacheBytes,
+		RemoteReaderThreads:  f.remoteReaderThreads,
+		RemoteReaderPending:  cmp.Or(f.remoteReaderPending, -1), // 0: none waits
 		TieringInterval:      time.Duration(f.tieringIntervalMs) * time.Millisecond,
 		Logger:               log,
 		Broker: broker.Config{

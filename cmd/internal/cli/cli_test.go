@@ -175,6 +175,8 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{args: []string{"--object-store", "mem://", "--object-store-shared"}, want: "--object-store-shared"},
 		{args: []string{"--remote-log-cache-bytes", "10"}, want: "--remote-log-cache-bytes"},
 		{args: []string{"--remote-log-manager-task-interval-ms", "0"}, want: "--remote-log-manager-task-interval-ms"},
+		{args: []string{"--remote-log-reader-threads", "0"}, want: "--remote-log-reader-threads"},
+		{args: []string{"--remote-log-reader-max-pending-tasks", "-1"}, want: "--remote-log-reader-max-pending-tasks"},
 		{args: []string{"--local-disk-limit-bytes", "-1"}, want: "--local-disk-limit-bytes"},
 		{args: []string{"--log-local-retention-bytes", "-5"}, want: "--log-local-retention-bytes"},
 		{args: []string{"--socket-request-max-bytes", "10"}, want: "--socket-request-max-bytes"},

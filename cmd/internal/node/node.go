@@ -94,6 +94,11 @@ type Config struct {
 	// RemoteCacheBytes bounds the on-disk cache of remote chunks in
 	// <data dir>/remote-cache; default 256 MiB.
 	RemoteCacheBytes int64
+	// RemoteReaderThreads and RemoteReaderPending are Kafka's
+	// remote.log.reader.threads and remote.log.reader.max.pending.tasks
+	// (tiering.Config.ReaderThreads, ReaderMaxPendingTasks): 0 means the
+	// default (10, 100), a negative RemoteReaderPending none.
+	RemoteReaderThreads, RemoteReaderPending int
 	// TieringInterval is remote.log.manager.task.interval.ms: how often
 	// sealed segments are looked for and uploaded, remote retention
 	// applied; default 30 s.
@@ -345,11 +350,13 @@ func openTier(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*tiering
 		return nil, nil, err
 	}
 	tier, err := tiering.New(tiering.Config{
-		Bucket:     metered,
-		Prefix:     cfg.ObjectStorePrefix,
-		CacheDir:   filepath.Join(cfg.DataDir, "remote-cache"),
-		CacheBytes: cfg.RemoteCacheBytes,
-		Logger:     log.With("component", "tiering"),
+		Bucket:                metered,
+		Prefix:                cfg.ObjectStorePrefix,
+		CacheDir:              filepath.Join(cfg.DataDir, "remote-cache"),
+		CacheBytes:            cfg.RemoteCacheBytes,
+		Logger:                log.With("component", "tiering"),
+		ReaderThreads:         cfg.RemoteReaderThreads,
+		ReaderMaxPendingTasks: cfg.RemoteReaderPending,
 	})
 	if err != nil {
 		bucket.Close()

@@ -1,0 +1,104 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/tiermanager"
+	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/metadata/metadatatest"
+	"github.com/strata-log/strata/tiering"
+)
+
+// busyReader refuses reads as a remote reader whose queue is full
+// (tiering.ErrBusy) while busy is set.
+type busyReader struct {
+	broker.RemoteReader
+	busy atomic.Bool
+}
+
+func (r *busyReader) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) ([]byte, error) {
+	if r.busy.Load() {
+		return nil, fmt.Errorf("tiering: read offset %d: %w", offset, tiering.ErrBusy)
+	}
+	return r.RemoteReader.Read(ctx, p, segment, offset, maxBytes)
+}
+
+// A partition whose remote read is refused because the reader's queue is
+// full (remote.log.reader.max.pending.tasks) is answered at once without
+// data and without an error (the consumer asks again), not with a
+// failure; once the queue has room the same fetch returns the records.
+func TestRemoteQueueFullAnswersEmpty(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	bucket, err := tiering.OpenBucket(ctx, "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bucket.Close()
+	tier, err := tiering.New(tiering.Config{Bucket: bucket, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tier.Close()
+	reader := &busyReader{RemoteReader: tier}
+	n := brokertest.Start(t, func(c *broker.Config) {
+		c.RemoteReader = reader
+		c.RetentionCheckInterval = 20 * time.Millisecond
+	})
+	cl := n.Client()
+	createTopic(t, cl, "replay", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
+	var p *partition.Partition
+	for deadline := time.Now().Add(10 * time.Second); p == nil || !p.Leading(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the partition never led")
+		}
+		p = n.Server.OpenPartition("replay", 0)
+	}
+	for i := range 20 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "replay", Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	manager, err := tiermanager.New(tiermanager.Config{Tier: tier, Store: n.Store, NodeID: metadatatest.NodeID,
+		Partitions: n.Server.HostedPartitions, StagingDir: t.TempDir(), Interval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	managerCtx, stopManager := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); manager.Run(managerCtx) }()
+	defer func() { stopManager(); <-done }()
+	for p.LogStartOffset() == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("offset 0 never left the local log")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.ReplicaID, fetch.MaxBytes, fetch.MaxWaitMillis, fetch.MinBytes = -1, 1<<20, 0, 1
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1<<20
+	topic, _ := n.Store.State().Topic("replay")
+	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: "replay", TopicID: topic.ID, Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
+	reader.busy.Store(true)
+	got := request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions[0]
+	if got.ErrorCode != 0 || len(got.RecordBatches) != 0 {
+		t.Fatalf("fetch while the remote reader's queue is full: error %d with %d bytes, want no error and no data", got.ErrorCode, len(got.RecordBatches))
+	}
+	reader.busy.Store(false)
+	got = request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions[0]
+	if got.ErrorCode != 0 || len(got.RecordBatches) == 0 {
+		t.Fatalf("fetch once the queue has room: error %d with %d bytes, want the records", got.ErrorCode, len(got.RecordBatches))
+	}
+}

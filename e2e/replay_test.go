@@ -1,0 +1,89 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestReplayDefaultFetchSizes: a tiered topic replayed from the bucket by
+// a franz-go consumer with its default fetch sizes (1 MiB per partition),
+// after a restart (empty chunk cache). The counts do not depend on timing:
+// the read-ahead fires (the consumer is known sequential by its offsets,
+// not by its fetch size), the replay makes at most 0.25 GETs per MiB
+// (1 MiB chunks fetched in runs of at least 4) and fetches each byte about
+// once, and every record comes back at its offset. Before that, with
+// retention passes an hour apart, local disk is back within local
+// retention plus two segments once the uploads are done: uploaded
+// segments past local retention leave at once.
+func TestReplayDefaultFetchSizes(t *testing.T) {
+	const (
+		segmentBytes = 8 << 20
+		localBytes   = 8 << 20
+		recordSize   = 4 << 10
+		records      = 12 * 1024 // 48 MiB
+	)
+	b := startBroker(t, "--remote-log-manager-task-interval-ms", "200", "--log-retention-check-interval-ms", "3600000")
+	adm := newAdmin(t, b.addr)
+	topic := uniqueTopic(t)
+	createOne(t, adm, 1, 1, tieredTopicConfigs(segmentBytes, localBytes), topic)
+	producer := newClient(t, b.addr, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	// One second apart, all in the past.
+	g := tierGen{topic: topic, size: recordSize, base: time.Now().Add(-time.Duration(records+3600) * time.Second).Truncate(time.Millisecond)}
+	g.produce(t, producer, 0, records)
+	producer.Close()
+
+	eventually(t, 30*time.Second, "local disk within local retention plus two segments, without a retention pass", func() error {
+		if local := localLogBytes(t, b.dataDir, topic, 0); local > localBytes+2*segmentBytes {
+			return fmt.Errorf("local log holds %d bytes (lag %v)", local, metricOrZero(t, b, fmt.Sprintf(`strata_tiering_upload_lag_bytes{topic=%q}`, topic)))
+		}
+		if lag := metricOrZero(t, b, fmt.Sprintf(`strata_tiering_upload_lag_bytes{topic=%q}`, topic)); lag != 0 {
+			return fmt.Errorf("upload lag %v bytes", lag)
+		}
+		return nil
+	})
+
+	b.restart(t) // an empty chunk cache
+	gets := metricValue(t, b, "strata_tiering_bucket_gets_total")
+	getBytes := metricValue(t, b, "strata_tiering_bucket_get_bytes_total")
+	prefetches := metricValue(t, b, "strata_tiering_prefetches_total")
+	consumer := newClient(t, b.addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}))
+	ctx := testContext(t, 2*time.Minute)
+	for next := 0; next < records; {
+		fetches := consumer.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("replayed %d of %d records before the timeout", next, records)
+		}
+		fetches.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s[%d] at record %d: %v", topic, p, next, err) })
+		for _, r := range fetches.Records() {
+			if w := g.record(next); r.Offset != int64(next) || !bytes.Equal(r.Value, w.Value) {
+				t.Fatalf("record %d: got offset %d value %.40q…, want value %.40q…", next, r.Offset, r.Value, w.Value)
+			}
+			next++
+		}
+	}
+	replayed := metricValue(t, b, fmt.Sprintf(`strata_tiering_remote_fetch_bytes_total{topic=%q}`, topic))
+	gets = metricValue(t, b, "strata_tiering_bucket_gets_total") - gets
+	getBytes = metricValue(t, b, "strata_tiering_bucket_get_bytes_total") - getBytes
+	prefetches = metricValue(t, b, "strata_tiering_prefetches_total") - prefetches
+	mib := replayed / (1 << 20)
+	t.Logf("replayed %.1f MiB from the bucket: %v GETs (%.3f per MiB), %v bytes fetched (%.3f per byte replayed), %v chunks read ahead",
+		mib, gets, gets/mib, getBytes, getBytes/replayed, prefetches)
+	if mib < 24 {
+		t.Fatalf("only %.1f MiB replayed from the bucket, want most of the 48 MiB produced", mib)
+	}
+	if prefetches == 0 {
+		t.Errorf("read-ahead never fired for a consumer with default fetch sizes")
+	}
+	if gets/mib > 0.25 {
+		t.Errorf("%.3f GETs per MiB replayed, want at most 0.25", gets/mib)
+	}
+	if getBytes > 1.05*replayed+(1<<20) {
+		t.Errorf("%v bytes fetched from the bucket for %v replayed, want at most 1.05x", getBytes, replayed)
+	}
+}

@@ -1,0 +1,27 @@
+package tiering
+
+import "time"
+
+// HoldCacheWrites makes the disk cache's writer wait before each file until
+// the returned function is called (then it proceeds and waits no more).
+func HoldCacheWrites(t *Tier) (release func()) {
+	held := make(chan struct{})
+	t.cache.beforeWrite = func() { <-held }
+	return func() { close(held) }
+}
+
+// WaitCacheWrites waits until no chunk GET is in flight (each queues its
+// chunks for the disk cache before it ends) and every chunk queued is
+// written (or dropped).
+func WaitCacheWrites(t *Tier) {
+	for {
+		t.flightMu.Lock()
+		inFlight := len(t.chunkFlights)
+		t.flightMu.Unlock()
+		if inFlight == 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.cache.waitWrites()
+}

@@ -1,0 +1,292 @@
+package tiering_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/tiering"
+)
+
+// replaySegment reads a whole remote segment front to back in reads of
+// maxBytes, as a catching-up consumer does, checking every read against
+// the local log, and returns the bytes read.
+func replaySegment(t *testing.T, tier *tiering.Tier, local *localLog, i int, remote metadata.SegmentManifest, maxBytes int) int64 {
+	t.Helper()
+	total := int64(0)
+	for offset := remote.BaseOffset; offset <= remote.LastOffset; {
+		got, err := tier.Read(context.Background(), testPartition, remote, offset, maxBytes)
+		if err != nil {
+			t.Fatalf("read %d: %v", offset, err)
+		}
+		if want := local.localRead(t, local.sealed[i], offset, maxBytes); !bytes.Equal(got, want) {
+			t.Fatalf("read %d: %s", offset, describeDiff(got, want))
+		}
+		total += int64(len(got))
+		offset = lastOffsetOf(got) + 1
+	}
+	return total
+}
+
+// Chunks reach the disk cache behind the readers: with the cache's writer
+// held, a cold replay is served entirely (from the GETs, through memory)
+// without a file written; once the writer runs, the chunks are on disk and
+// a replay without the memory LRU is served from there, with no GET.
+func TestCacheWritesBehindReaders(t *testing.T) {
+	local, bucket, segments := uploadedLog(t, 250)
+	metrics, _ := tiering.NewMetricsBucket(bucket, nil)
+	cacheDir := t.TempDir()
+	const chunk = 64 << 10
+	tier := newTier(t, tiering.Config{Bucket: metrics, CacheDir: cacheDir, ChunkBytes: chunk, PrefetchChunks: -1, MemoryCacheBytes: -1})
+	release := tiering.HoldCacheWrites(tier)
+	remote := segments[0]
+	replaySegment(t, tier, local, 0, remote, 16<<10)
+	if onDisk := chunkBytesOnDisk(t, cacheDir); onDisk != 0 {
+		t.Fatalf("%d bytes written to the cache while its writer was held: the write was on the reader's path", onDisk)
+	}
+	release()
+	tiering.WaitCacheWrites(tier)
+	if onDisk := chunkBytesOnDisk(t, cacheDir); onDisk != remote.SizeBytes {
+		t.Fatalf("cache holds %d bytes after the writes, want the segment's %d", onDisk, remote.SizeBytes)
+	}
+	gets := metrics.Counts().Gets
+	hits := tier.Stats().CacheHits
+	replaySegment(t, tier, local, 0, remote, 16<<10)
+	if metrics.Counts().Gets != gets || tier.Stats().CacheHits == hits {
+		t.Fatalf("warm replay: %d GETs, %d cache hits; want none and hits", metrics.Counts().Gets-gets, tier.Stats().CacheHits-hits)
+	}
+}
+
+// A warm replay from the disk cache reads each chunk into a reused buffer:
+// no chunk buffer is allocated per chunk, and the bytes allocated are about
+// the bytes returned (each read's copy), not a chunk per read.
+func TestWarmReplayReusesChunkBuffers(t *testing.T) {
+	local, bucket, segments := uploadedLog(t, 250)
+	const chunk = 64 << 10
+	tier := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: chunk, PrefetchChunks: -1, MemoryCacheBytes: -1})
+	remote := segments[0]
+	replaySegment(t, tier, local, 0, remote, 16<<10)
+	tiering.WaitCacheWrites(tier)
+
+	before, hits := tier.Stats().ChunkBuffers, tier.Stats().CacheHits
+	var start, end runtime.MemStats
+	runtime.ReadMemStats(&start)
+	returned := int64(0)
+	for offset := remote.BaseOffset; offset <= remote.LastOffset; {
+		got, err := tier.Read(context.Background(), testPartition, remote, offset, 16<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		returned += int64(len(got))
+		offset = lastOffsetOf(got) + 1
+	}
+	runtime.ReadMemStats(&end)
+	stats := tier.Stats()
+	chunksRead := stats.CacheHits - hits
+	if chunksRead < remote.SizeBytes/chunk {
+		t.Fatalf("%d chunk hits from the disk cache, want at least %d", chunksRead, remote.SizeBytes/chunk)
+	}
+	if allocated := stats.ChunkBuffers - before; allocated > 2 {
+		t.Fatalf("%d chunk buffers allocated for %d chunks read from disk, want them reused", allocated, chunksRead)
+	}
+	if allocated := int64(end.TotalAlloc - start.TotalAlloc); allocated > 2*returned {
+		t.Fatalf("%d bytes allocated to return %d (%d chunks of %d bytes read from disk)", allocated, returned, chunksRead, chunk)
+	}
+}
+
+// replaySegments reads every segment front to back in reads of maxBytes, one
+// after the other as a consumer crossing segments does, and returns the
+// bytes read.
+func replaySegments(t *testing.T, tier *tiering.Tier, local *localLog, segments []metadata.SegmentManifest, maxBytes int) int64 {
+	t.Helper()
+	total := int64(0)
+	for i, remote := range segments {
+		total += replaySegment(t, tier, local, i, remote, maxBytes)
+	}
+	return total
+}
+
+// Read-ahead is detected by offsets, so it fires whatever the fetch size:
+// a sequential replay with reads of a quarter chunk, one chunk (franz-go's,
+// librdkafka's and the Java client's default of 1 MiB per partition
+// against the default 1 MiB chunks) or several chunks makes at most one
+// GET per minRun (4) chunks, needs no offset index (each read continues
+// the previous one, or starts a segment), and fetches each byte once.
+func TestSequentialReplayGETsPerChunk(t *testing.T) {
+	const chunk = 16 << 10
+	local := buildLocalLog(t, 700, 512<<10, 0, 11)
+	bucket := openBucket(t, "mem://")
+	segments := local.uploadAll(t, newTier(t, tiering.Config{Bucket: bucket}))
+	size := int64(0)
+	for _, s := range segments {
+		size += s.SizeBytes
+	}
+	for _, readBytes := range []int{chunk / 4, chunk, 5 * chunk} {
+		metrics, _ := tiering.NewMetricsBucket(bucket, nil)
+		tier := newTier(t, tiering.Config{Bucket: metrics, ChunkBytes: chunk})
+		replayed := replaySegments(t, tier, local, segments, readBytes)
+		stats, counts := tier.Stats(), metrics.Counts()
+		chunks := size / chunk
+		t.Logf("reads of %d bytes: %d bytes replayed, %d GETs for %d chunks (%.3f GETs per chunk), %d bytes fetched, stats %+v",
+			readBytes, replayed, counts.Gets, chunks, float64(counts.Gets)/float64(chunks), counts.GetBytes, stats)
+		if stats.Prefetches == 0 {
+			t.Errorf("reads of %d bytes: read-ahead never fired", readBytes)
+		}
+		if stats.IndexFetches != 0 {
+			t.Errorf("reads of %d bytes: %d offset index GETs, want none for a sequential reader", readBytes, stats.IndexFetches)
+		}
+		if counts.Gets*4 > chunks+int64(len(segments))*4 {
+			t.Errorf("reads of %d bytes: %d GETs for %d chunks in %d segments, want at most one per 4 chunks (a segment's tail may round up)", readBytes, counts.Gets, chunks, len(segments))
+		}
+		if counts.GetBytes != replayed {
+			t.Errorf("reads of %d bytes: %d bytes fetched for %d replayed, want each byte fetched once", readBytes, counts.GetBytes, replayed)
+		}
+	}
+}
+
+// A reader that stops leaves at most one read-ahead window fetched and
+// not read.
+func TestStoppedReaderOverFetchesOneWindow(t *testing.T) {
+	const chunk = 16 << 10
+	local := buildLocalLog(t, 700, 2<<20, 0, 12)
+	bucket := openBucket(t, "mem://")
+	segments := local.uploadAll(t, newTier(t, tiering.Config{Bucket: bucket}))
+	metrics, _ := tiering.NewMetricsBucket(bucket, nil)
+	const window = 16
+	tier := newTier(t, tiering.Config{Bucket: metrics, ChunkBytes: chunk, PrefetchChunks: window})
+	remote := segments[0]
+	replayed := int64(0)
+	for offset := remote.BaseOffset; replayed < remote.SizeBytes/2; {
+		got, err := tier.Read(context.Background(), testPartition, remote, offset, chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		replayed += int64(len(got))
+		offset = lastOffsetOf(got) + 1
+	}
+	tier.Close() // waits for the read-ahead in flight
+	// The rest of the chunk the reader stopped in, and the window after it.
+	if fetched := metrics.Counts().GetBytes; fetched > replayed+(window+1)*chunk {
+		t.Fatalf("%d bytes fetched for %d replayed: more than one window (%d chunks of %d) ahead", fetched, replayed, window, chunk)
+	}
+}
+
+// gatedBucket holds every GET until open is closed, counting those held.
+type gatedBucket struct {
+	tiering.Bucket
+	open chan struct{}
+	held atomic.Int64
+}
+
+func (b *gatedBucket) Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	b.held.Add(1)
+	select {
+	case <-b.open:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return b.Bucket.Get(ctx, key, offset, length)
+}
+
+// await polls cond until it holds, failing the test after 10 s.
+func await(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// With every reader thread busy and ReaderMaxPendingTasks reads waiting,
+// one more read is refused at once with a retriable ErrBusy (the broker
+// answers the partition without data) rather than queued without bound;
+// the waiting reads are served once a thread frees.
+func TestReaderQueueFullIsBusy(t *testing.T) {
+	local, bucket, segments := uploadedLog(t, 250)
+	gated := &gatedBucket{Bucket: bucket, open: make(chan struct{})}
+	tier := newTier(t, tiering.Config{Bucket: gated, ChunkBytes: 64 << 10, ReaderThreads: 1, ReaderMaxPendingTasks: 1})
+	remote, info := segments[0], local.sealed[0]
+	want := local.localRead(t, info, remote.BaseOffset, 10<<10)
+	results := make(chan error, 2)
+	for range 2 {
+		go func() {
+			got, err := tier.Read(context.Background(), testPartition, remote, remote.BaseOffset, 10<<10)
+			if err == nil && !bytes.Equal(got, want) {
+				err = errors.New(describeDiff(got, want))
+			}
+			results <- err
+		}()
+	}
+	await(t, "one read running and one waiting", func() bool { return gated.held.Load() == 1 && tier.Stats().ReadsWaiting == 1 })
+	if _, err := tier.Read(context.Background(), testPartition, remote, remote.BaseOffset, 10<<10); !errors.Is(err, tiering.ErrBusy) || !tiering.IsRetriable(err) {
+		t.Fatalf("read past the queue: %v, want ErrBusy", err)
+	}
+	if tier.Stats().ReadsRejected != 1 {
+		t.Fatalf("stats %+v: want one read rejected", tier.Stats())
+	}
+	close(gated.open)
+	for range 2 {
+		if err := <-results; err != nil {
+			t.Fatalf("queued read: %v", err)
+		}
+	}
+}
+
+// A read whose data did not fit in the Fetch response is asked for again
+// at the same offset: the reader stays sequential (no offset index lookup,
+// its window kept), and a second reader of the partition at another
+// offset does not disturb it.
+func TestReReadStaysSequential(t *testing.T) {
+	local, bucket, segments := uploadedLog(t, 250)
+	tier := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: 16 << 10})
+	remote, info := segments[0], local.sealed[0]
+	read := func(offset int64) int64 {
+		t.Helper()
+		got, err := tier.Read(context.Background(), testPartition, remote, offset, 16<<10)
+		if err != nil || !bytes.Equal(got, local.localRead(t, info, offset, 16<<10)) {
+			t.Fatalf("read %d: %v", offset, err)
+		}
+		return lastOffsetOf(got) + 1
+	}
+	next := read(remote.BaseOffset)
+	other := read(read(remote.BaseOffset + (remote.LastOffset-remote.BaseOffset)/2)) // another reader, from the index
+	indexFetches, sequential := tier.Stats().IndexFetches, tier.Stats().SequentialReads
+	read(next)        // dropped from its response...
+	next = read(next) // ...and asked for again
+	next = read(next)
+	read(other)
+	stats := tier.Stats()
+	if stats.IndexFetches != indexFetches || stats.SequentialReads != sequential+4 {
+		t.Fatalf("stats %+v: want %d index fetches and %d sequential reads", stats, indexFetches, sequential+4)
+	}
+}
+
+// A cold replay faster than the disk cache's writer still leaves every
+// chunk on disk (the read-ahead waits for room in the write-behind queue
+// rather than the chunk being dropped), so a warm replay makes no GET even
+// without the memory LRU.
+func TestColdReplayFillsTheDiskCache(t *testing.T) {
+	const chunk = 16 << 10
+	local := buildLocalLog(t, 700, 512<<10, 0, 13)
+	bucket := openBucket(t, "mem://")
+	segments := local.uploadAll(t, newTier(t, tiering.Config{Bucket: bucket}))
+	metrics, _ := tiering.NewMetricsBucket(bucket, nil)
+	tier := newTier(t, tiering.Config{Bucket: metrics, ChunkBytes: chunk, MemoryCacheBytes: -1})
+	replayed := replaySegments(t, tier, local, segments, chunk)
+	tiering.WaitCacheWrites(tier)
+	gets := metrics.Counts().Gets
+	if stats := tier.Stats(); stats.CacheWritesDropped != 0 || stats.CacheBytes != replayed {
+		t.Fatalf("stats %+v after a cold replay of %d bytes: want every chunk cached on disk", stats, replayed)
+	}
+	replaySegments(t, tier, local, segments, chunk)
+	if more := metrics.Counts().Gets - gets; more != 0 {
+		t.Fatalf("warm replay made %d GETs, want none", more)
+	}
+}
