@@ -259,7 +259,13 @@ func CreateBucket(ctx context.Context, rawURL string) (err error) {
 // anonymous, …; not accelerate, ssetype, kmskeyid).
 func s3ClientFromURL(ctx context.Context, u *url.URL) (*s3.Client, aws.Config, error) {
 	query := u.Query()
-	options := []func(*s3.Options){func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true }}
+	options := []func(*s3.Options){func(o *s3.Options) {
+		o.DisableLogOutputChecksumValidationSkipped = true
+		// Reads check every batch they return (CRC-32C, framing, offsets),
+		// so the SDK's own CRC-32 of each GET body would be a second pass
+		// over every byte: validate only where an API requires it.
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	}}
 	for _, key := range []string{"use_path_style", "s3ForcePathStyle"} {
 		if value := query.Get(key); value != "" {
 			query.Del(key)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -35,9 +34,13 @@ type chunkKey struct {
 // chunk twice). One file per chunk, written behind the reader: put queues
 // the chunk for a writer goroutine (a bounded queue; when it is full the
 // chunk just is not cached on disk), and a chunk waiting in the queue is
-// served from memory. The CRC-32C of each chunk is kept in memory and
-// checked on every hit from disk, so a damaged cache file is dropped and
-// fetched again instead of being served. Files are written without fsync
+// served from memory. A chunk is not checksummed as a whole: every read
+// checks the batches it returns (framing, CRC-32C, dense offsets; see
+// verifyBatches), whether their bytes came from the store, the memory or
+// a cache file, so each byte is checksummed once per read. A read from
+// the cache that fails those checks drops the chunks it used and reads
+// again from the store (Tier.Read); a short or missing file is a miss.
+// Files are written without fsync
 // (a lost one costs a GET); a new cache removes every chunk file it
 // finds. Chunks handed out are shared and read-only; each get returns a
 // reference the caller releases. Safe for concurrent use.
@@ -65,7 +68,6 @@ type chunkCache struct {
 type cacheEntry struct {
 	key  chunkKey
 	size int64
-	crc  uint32
 	// queued is the chunk while its file is being written (the write's
 	// reference: served from memory meanwhile); nil once written.
 	queued *chunk
@@ -152,13 +154,10 @@ func (c *chunkCache) get(key chunkKey) (*chunk, bool) {
 		c.mu.Unlock()
 		return ch, true
 	}
-	size, crc := entry.size, entry.crc
+	size := entry.size
 	c.mu.Unlock()
 	ch, err := c.readFile(key, size)
-	if err != nil || crc32.Checksum(ch.data, castagnoli) != crc {
-		if ch != nil {
-			ch.release()
-		}
+	if err != nil {
 		c.stats.corruptChunks.Add(1)
 		c.remove(key)
 		return nil, false
@@ -182,8 +181,9 @@ func (c *chunkCache) getMemory(key chunkKey) (*chunk, bool) {
 	return nil, false
 }
 
-// readFile reads the first size bytes of a chunk file into a pooled chunk
-// (the caller checks them against the recorded CRC-32C).
+// readFile reads the first size bytes of a chunk file into a pooled chunk,
+// marked as read from disk (the reader's batch checks are what catch
+// damaged bytes).
 func (c *chunkCache) readFile(key chunkKey, size int64) (*chunk, error) {
 	file, err := os.Open(c.path(key))
 	if err != nil {
@@ -195,6 +195,7 @@ func (c *chunkCache) readFile(key chunkKey, size int64) (*chunk, error) {
 		ch.release()
 		return nil, err
 	}
+	ch.fromDisk = true
 	return ch, nil
 }
 
@@ -228,7 +229,6 @@ func (c *chunkCache) put(ctx context.Context, key chunkKey, ch *chunk) {
 	if size > c.capacity || cached {
 		return
 	}
-	crc := crc32.Checksum(ch.data, castagnoli)
 	select {
 	case c.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -241,7 +241,7 @@ func (c *chunkCache) put(ctx context.Context, key chunkKey, ch *chunk) {
 		<-c.slots
 		return // already cached, or being written by another put
 	}
-	entry := &cacheEntry{key: key, size: size, crc: crc, queued: ch.retain()}
+	entry := &cacheEntry{key: key, size: size, queued: ch.retain()}
 	var evicted []chunkKey
 	for c.size+size > c.capacity {
 		oldest := c.lru.Back()

@@ -15,8 +15,11 @@ import "sync/atomic"
 // structure holding one) keeps the chunk alive.
 type chunk struct {
 	data []byte // read-only once the chunk is handed out
-	refs atomic.Int32
-	pool *chunkPool
+	// fromDisk marks a chunk read from a cache file: when a read from it
+	// fails the batch checks, the cache file was damaged.
+	fromDisk bool
+	refs     atomic.Int32
+	pool     *chunkPool
 }
 
 func (c *chunk) retain() *chunk {
@@ -62,6 +65,7 @@ func (p *chunkPool) get(length int64) *chunk {
 		c = &chunk{data: make([]byte, p.size), pool: p}
 	}
 	c.data = c.data[:length]
+	c.fromDisk = false
 	c.refs.Store(1)
 	return c
 }

@@ -377,7 +377,7 @@ func TestCorruptObjectNeverReturned(t *testing.T) {
 	}
 }
 
-// A damaged file in the chunk cache is detected by its checksum and the
+// A damaged file in the chunk cache is detected by the batch checks and the
 // chunk fetched again.
 func TestCorruptCacheFileRefetched(t *testing.T) {
 	local, bucket, segments := uploadedLog(t, 200)

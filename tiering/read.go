@@ -1,6 +1,7 @@
 package tiering
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -103,7 +104,10 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 	defer func() {
 		if IsCorrupt(err) {
 			t.indexes.remove(segment.SegmentID)
-			for index := range cursor.chunks {
+			for index, ch := range cursor.chunks {
+				if ch.fromDisk {
+					t.stats.corruptChunks.Add(1) // the cache file's bytes were wrong (or the store's, cached)
+				}
 				t.cache.remove(chunkKey{segment: segment.SegmentID, index: index})
 			}
 		}
@@ -262,7 +266,7 @@ func (c *chunkCursor) bytes(position, length int64) ([]byte, error) {
 		}
 		return chunk[offset : offset+length], nil
 	}
-	out := make([]byte, 0, length)
+	parts := make([][]byte, 0, lastChunk-firstChunk+1)
 	for index := firstChunk; index <= lastChunk; index++ {
 		chunk, err := c.chunk(index)
 		if err != nil {
@@ -272,8 +276,11 @@ func (c *chunkCursor) bytes(position, length int64) ([]byte, error) {
 		if from > to {
 			return nil, corruptf(c.tier.layout.segmentKey(c.partition, c.segment, suffixLog), position, "chunk %d is %d bytes, short", index, len(chunk))
 		}
-		out = append(out, chunk[from:to]...)
+		parts = append(parts, chunk[from:to])
 	}
+	// bytes.Join allocates without zeroing what it is about to overwrite
+	// (a make would clear every byte first: a second pass over a read).
+	out := bytes.Join(parts, nil)
 	if int64(len(out)) != length {
 		return nil, corruptf(c.tier.layout.segmentKey(c.partition, c.segment, suffixLog), position, "got %d of %d bytes", len(out), length)
 	}
