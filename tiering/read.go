@@ -342,6 +342,9 @@ type chunkFlight struct {
 	// joined counts the waiters that joined before done: each is handed a
 	// reference when the chunk arrives (under flightMu).
 	joined int32
+	// ahead marks a chunk fetched ahead of its reader: it holds a chunk's
+	// worth of the ReadAheadBytes budget until it arrives (or fails).
+	ahead bool
 }
 
 // fetchChunk returns chunk index of segment with a reference for the
@@ -395,11 +398,20 @@ func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segmen
 			return ch, false, nil
 		}
 	}
-	flights := t.startRunLocked(segment, index, last, true)
+	// The chunks after the one this reader waits for are read-ahead: they
+	// come out of the budget, and the run shrinks to what it grants
+	// (aheadMu is taken under flightMu, never the other way round).
+	granted := t.reserveAhead(last - index)
+	flights := t.startRunLocked(segment, index, index+granted, true)
 	t.flightMu.Unlock()
 	if flights == nil {
+		t.releaseAhead(granted)
 		return nil, false, ErrClosed
 	}
+	for _, f := range flights[1:] {
+		f.ahead = true
+	}
+	t.releaseAhead(granted - int64(len(flights)-1))
 	f = flights[0]
 	t.stats.prefetches.Add(int64(len(flights) - 1)) // the window, ahead of the reader
 	t.runGET(p, segment, index, flights, t.config.ReadAttempts, nil)
@@ -516,6 +528,9 @@ func (t *Tier) runGET(p metadata.TopicPartition, segment metadata.SegmentManifes
 			}
 			close(f.done)
 			t.flightMu.Unlock()
+			if f.ahead {
+				t.releaseAhead(1) // arrived (into memory) or failed: no longer in flight
+			}
 			if err == nil {
 				t.cache.putMemory(chunkKey{segment: segment.SegmentID, index: index}, ch)
 			}
@@ -737,8 +752,10 @@ func (t *Tier) markReader(p metadata.TopicPartition, mark readerMark) {
 // window of chunks after the last one read cached or in flight. Nothing is
 // fetched until a run of at least minRun chunks is missing from the
 // window; the run is then fetched with one ranged GET (bounded by
-// ReaderThreads over all readers), delivered chunk by chunk as it streams
-// in. A read-ahead never crosses into the next segment.
+// ReaderThreads over all readers, and within ReadAheadBytes), delivered
+// chunk by chunk as it streams in. Once the rest of the segment is cached
+// or in flight, the window goes on into the next segment
+// (Config.NextSegment).
 func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentManifest, reader readerState, offset, start int64, data []byte) {
 	end := start + int64(len(data))
 	next := readerState{segment: segment.SegmentID, position: end}
@@ -749,7 +766,7 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 	// if that one continues this one (takeReader).
 	t.markReader(p, readerMark{segment: segment.SegmentID, offset: offset, position: start,
 		next: lastOffsetIn(data) + 1, nextPosition: end, window: next.window})
-	if reader.window <= 0 || end >= segment.SizeBytes {
+	if reader.window <= 0 {
 		return
 	}
 	chunkBytes, window := t.config.ChunkBytes, next.window
@@ -764,6 +781,17 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 			t.prefetchRun(p, segment, index, t.runEnd(segment, index, windowEnd))
 		}
 		return
+	}
+	// The rest of this segment is cached or on its way: the part of the
+	// window past its end is the next segment's first chunks.
+	if beyond := lastChunk + window - segmentLast; beyond > 0 && t.config.NextSegment != nil {
+		following, ok := t.config.NextSegment(p, segment)
+		if !ok || following.SizeBytes <= 0 {
+			return
+		}
+		if !t.chunkPresent(following, 0) {
+			t.prefetchRun(p, following, 0, t.runEnd(following, 0, beyond-1))
+		}
 	}
 }
 
@@ -815,19 +843,68 @@ func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentMa
 	default:
 		return // enough in flight already
 	}
+	granted := t.reserveAhead(last - first + 1)
+	if granted == 0 {
+		<-t.prefetchSlots
+		return // the budget is taken: the reader's next miss fetches what it needs
+	}
 	t.flightMu.Lock()
 	firstKey := chunkKey{segment: segment.SegmentID, index: first}
 	if _, busy := t.chunkFlights[firstKey]; busy || t.cache.contains(firstKey) {
 		t.flightMu.Unlock()
+		t.releaseAhead(granted)
 		<-t.prefetchSlots
 		return
 	}
-	flights := t.startRunLocked(segment, first, last, false)
+	flights := t.startRunLocked(segment, first, first+granted-1, false)
 	t.flightMu.Unlock()
 	if flights == nil {
+		t.releaseAhead(granted)
 		<-t.prefetchSlots
 		return
 	}
+	for _, f := range flights {
+		f.ahead = true
+	}
+	t.releaseAhead(granted - int64(len(flights)))
 	t.stats.prefetches.Add(int64(len(flights)))
 	t.runGET(p, segment, first, flights, 1, func() { <-t.prefetchSlots })
+}
+
+// reserveAhead takes up to chunks chunks' worth of the read-ahead budget
+// (Config.ReadAheadBytes) and returns how many it got (possibly 0): a
+// read-ahead GET is shortened to what is left, so when many readers replay
+// at once their windows shrink and the bytes fetched ahead of all of them
+// stay within the budget.
+func (t *Tier) reserveAhead(chunks int64) int64 {
+	if chunks <= 0 {
+		return 0
+	}
+	t.aheadMu.Lock()
+	defer t.aheadMu.Unlock()
+	granted := min(chunks, (t.config.ReadAheadBytes-t.aheadBytes)/t.config.ChunkBytes)
+	if granted <= 0 {
+		return 0
+	}
+	t.aheadBytes += granted * t.config.ChunkBytes
+	return granted
+}
+
+// releaseAhead returns chunks chunks' worth of the read-ahead budget.
+func (t *Tier) releaseAhead(chunks int64) {
+	if chunks <= 0 {
+		return
+	}
+	t.aheadMu.Lock()
+	defer t.aheadMu.Unlock()
+	t.aheadBytes -= chunks * t.config.ChunkBytes
+	if t.aheadBytes < 0 {
+		panic("tiering: read-ahead budget released more often than taken")
+	}
+}
+
+func (t *Tier) readAheadInFlight() int64 {
+	t.aheadMu.Lock()
+	defer t.aheadMu.Unlock()
+	return t.aheadBytes
 }

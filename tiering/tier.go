@@ -67,6 +67,18 @@ type Config struct {
 	// smaller) and doubles with each sequential read up to it. Default 16;
 	// negative disables read-ahead.
 	PrefetchChunks int
+	// ReadAheadBytes bounds the bytes all sequential readers have being
+	// fetched ahead of them at once (the chunks past the one a reader
+	// waits for): when many partitions replay, each read-ahead GET takes
+	// what is left, so windows shrink instead of overrunning the memory
+	// they wait in. Default MemoryCacheBytes (at least 4 chunks).
+	ReadAheadBytes int64
+	// NextSegment, when set, returns the segment that follows segment in
+	// the partition's manifest (false: none yet), so a sequential reader
+	// nearing a segment's end has the next segment's first chunks read
+	// ahead. The broker's manifest lives in the metadata quorum, so the
+	// caller plugs it in.
+	NextSegment func(p metadata.TopicPartition, segment metadata.SegmentManifest) (metadata.SegmentManifest, bool)
 	// ReaderThreads bounds the remote reads served at once (Kafka's
 	// remote.log.reader.threads) and the read-ahead GETs in flight.
 	// Default 10.
@@ -104,6 +116,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.ChunkBytes, DefaultChunkBytes)
 	setDefault(&c.CacheBytes, DefaultCacheBytes)
 	setDefault(&c.MemoryCacheBytes, max(8*c.ChunkBytes, DefaultMemoryCacheBytes))
+	setDefault(&c.ReadAheadBytes, max(c.MemoryCacheBytes, minRun*c.ChunkBytes))
 	setDefault(&c.IndexCacheBytes, DefaultIndexCacheBytes)
 	setDefault(&c.PrefetchChunks, DefaultPrefetchChunks)
 	setDefault(&c.ReaderThreads, DefaultReaderThreads)
@@ -139,6 +152,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: ChunkBytes %d outside [4 KiB, 1 GiB]", ErrInvalidConfig, c.ChunkBytes)
 	case c.CacheBytes < c.ChunkBytes:
 		return fmt.Errorf("%w: CacheBytes %d below ChunkBytes %d", ErrInvalidConfig, c.CacheBytes, c.ChunkBytes)
+	case c.ReadAheadBytes < c.ChunkBytes:
+		return fmt.Errorf("%w: ReadAheadBytes %d below ChunkBytes %d", ErrInvalidConfig, c.ReadAheadBytes, c.ChunkBytes)
 	case c.IndexCacheBytes < 0:
 		return fmt.Errorf("%w: IndexCacheBytes %d negative", ErrInvalidConfig, c.IndexCacheBytes)
 	case c.UploadConcurrency < 0, c.UploadAttempts < 0, c.ReadAttempts < 0, c.ReaderThreads < 0:
@@ -185,6 +200,9 @@ type Tier struct {
 	sequentialMu sync.Mutex                               // guards readers
 	readers      map[metadata.TopicPartition][]readerMark // what readers' last reads left
 	readerClock  uint64
+
+	aheadMu    sync.Mutex // guards aheadBytes
+	aheadBytes int64      // read-ahead bytes being fetched (within ReadAheadBytes)
 
 	closed      atomic.Bool
 	stats       stats
@@ -282,6 +300,9 @@ type Stats struct {
 	// RemoteLogReaderTaskQueueSize); ReadsRejected counts those refused
 	// with ErrBusy because ReaderMaxPendingTasks were waiting.
 	ReadsWaiting, ReadsRejected int64
+	// ReadAheadBytes is the bytes being fetched ahead of sequential
+	// readers now (at most Config.ReadAheadBytes).
+	ReadAheadBytes int64
 }
 
 type stats struct {
@@ -302,6 +323,7 @@ func (t *Tier) Stats() Stats {
 		ChunkGETs:        t.stats.chunkGets.Load(), CacheWritesDropped: t.stats.cacheWritesDropped.Load(),
 		ChunkBuffers: t.chunks.allocations.Load(), SequentialReads: t.stats.sequentialReads.Load(),
 		ReadsWaiting: t.stats.readsWaiting.Load(), ReadsRejected: t.stats.readsRejected.Load(),
+		ReadAheadBytes: t.readAheadInFlight(),
 	}
 }
 

@@ -265,7 +265,7 @@ func (n *Node) openBroker(reg *prometheus.Registry) error {
 		return err
 	}
 	bcfg.OffsetsExpiryPause = clock
-	tier, bucket, err := openTier(cfg, reg, log)
+	tier, bucket, err := openTier(cfg, reg, log, nextRemoteSegment(store))
 	if err != nil {
 		return err
 	}
@@ -326,7 +326,7 @@ func objectStoreNodeLocal(cfg Config) bool {
 // openTier opens the object store named by --object-store (creating the
 // directory of the default file:// bucket) and the tier over it, with
 // request metrics.
-func openTier(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*tiering.Tier, *tiering.BlobBucket, error) {
+func openTier(cfg Config, reg prometheus.Registerer, log *slog.Logger, nextSegment func(metadata.TopicPartition, metadata.SegmentManifest) (metadata.SegmentManifest, bool)) (*tiering.Tier, *tiering.BlobBucket, error) {
 	url := cfg.ObjectStore
 	if url == "" {
 		dir, err := filepath.Abs(filepath.Join(cfg.DataDir, "bucket"))
@@ -357,6 +357,7 @@ func openTier(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*tiering
 		Logger:                log.With("component", "tiering"),
 		ReaderThreads:         cfg.RemoteReaderThreads,
 		ReaderMaxPendingTasks: cfg.RemoteReaderPending,
+		NextSegment:           nextSegment,
 	})
 	if err != nil {
 		bucket.Close()
@@ -826,4 +827,13 @@ func controllerTLS(identity *authn.TLS) *metadata.ControllerTLS {
 		return nil
 	}
 	return &metadata.ControllerTLS{Identity: identity, CertificateNodeID: authn.NodeID}
+}
+
+// nextRemoteSegment returns the tier's Config.NextSegment over the
+// metadata quorum's manifest: the readable segment holding the offset
+// after segment's last.
+func nextRemoteSegment(store interface{ State() *metadata.State }) func(metadata.TopicPartition, metadata.SegmentManifest) (metadata.SegmentManifest, bool) {
+	return func(p metadata.TopicPartition, segment metadata.SegmentManifest) (metadata.SegmentManifest, bool) {
+		return store.State().SegmentContaining(p.TopicID, p.Partition, segment.LastOffset+1)
+	}
 }
