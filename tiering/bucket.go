@@ -265,6 +265,7 @@ func s3ClientFromURL(ctx context.Context, u *url.URL) (*s3.Client, aws.Config, e
 		// so the SDK's own CRC-32 of each GET body would be a second pass
 		// over every byte: validate only where an API requires it.
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		o.APIOptions = append(o.APIOptions, unsignedUploads)
 	}}
 	for _, key := range []string{"use_path_style", "s3ForcePathStyle"} {
 		if value := query.Get(key); value != "" {
