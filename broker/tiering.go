@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/metadata"
 )
 
 // What the tier manager (broker/tiermanager, wired by cmd/internal/node)
@@ -29,3 +30,15 @@ func (s *Server) PlaceReplicas(partitions int32) ([][]int32, error) {
 // Reconcile brings the open partitions in line with the metadata state
 // now, rather than when the broker next notices the change.
 func (s *Server) Reconcile() error { return s.partitions.reconcile() }
+
+// LocalLogStart returns the first offset of a partition's local log on
+// this broker (false when it hosts no replica of it): offsets below it are
+// read from the object store, so only segments below it are worth reading
+// ahead.
+func (s *Server) LocalLogStart(p metadata.TopicPartition) (int64, bool) {
+	part := s.partitions.get(metadata.Topic{Name: p.Topic, ID: p.TopicID}, p.Partition)
+	if part == nil {
+		return 0, false
+	}
+	return part.LogStartOffset(), true
+}

@@ -265,7 +265,13 @@ func (n *Node) openBroker(reg *prometheus.Registry) error {
 		return err
 	}
 	bcfg.OffsetsExpiryPause = clock
-	tier, bucket, err := openTier(cfg, reg, log, nextRemoteSegment(store))
+	var localStart func(metadata.TopicPartition) (int64, bool) // the broker's, once it exists
+	tier, bucket, err := openTier(cfg, reg, log, nextRemoteSegment(store, func(p metadata.TopicPartition) (int64, bool) {
+		if localStart == nil {
+			return 0, false
+		}
+		return localStart(p)
+	}))
 	if err != nil {
 		return err
 	}
@@ -277,6 +283,7 @@ func (n *Node) openBroker(reg *prometheus.Registry) error {
 		bucket.Close()
 		return err
 	}
+	localStart = b.LocalLogStart
 	tiers, err := tiermanager.New(tiermanager.Config{
 		Tier:       tier,
 		Store:      store,
@@ -831,9 +838,18 @@ func controllerTLS(identity *authn.TLS) *metadata.ControllerTLS {
 
 // nextRemoteSegment returns the tier's Config.NextSegment over the
 // metadata quorum's manifest: the readable segment holding the offset
-// after segment's last.
-func nextRemoteSegment(store interface{ State() *metadata.State }) func(metadata.TopicPartition, metadata.SegmentManifest) (metadata.SegmentManifest, bool) {
+// after segment's last, when a reader would read it from the object store
+// (it starts below the broker's local log; the local one is served from
+// disk, and reading it ahead would only cost GETs).
+func nextRemoteSegment(store interface{ State() *metadata.State }, localStart func(metadata.TopicPartition) (int64, bool)) func(metadata.TopicPartition, metadata.SegmentManifest) (metadata.SegmentManifest, bool) {
 	return func(p metadata.TopicPartition, segment metadata.SegmentManifest) (metadata.SegmentManifest, bool) {
-		return store.State().SegmentContaining(p.TopicID, p.Partition, segment.LastOffset+1)
+		next, ok := store.State().SegmentContaining(p.TopicID, p.Partition, segment.LastOffset+1)
+		if !ok {
+			return next, false
+		}
+		if start, hosted := localStart(p); !hosted || next.BaseOffset >= start {
+			return metadata.SegmentManifest{}, false
+		}
+		return next, true
 	}
 }
