@@ -192,6 +192,19 @@ func (b *tieredBench) start(bin string) (stop func(), err error) {
 // over the whole phase.
 func (b *tieredBench) produce(ctx context.Context, recordSize int) (metricSamples, error) {
 	s := func(v string) *string { return &v }
+	// The reference: the same records to a topic that is not tiered, on
+	// the same broker, just before (issue 18: tiered ≥ 0.85× of it).
+	untieredTopic := b.topic + "-untiered"
+	if err := createReplicatedTopic(b.brokers, untieredTopic, b.partitions, 1, map[string]*string{
+		"segment.bytes": s(fmt.Sprint(tieredSegmentBytes)),
+	}); err != nil {
+		return nil, err
+	}
+	untiered, err := produce(b.brokers, untieredTopic, kgo.AllISRAcks(), b.records, recordSize, nil)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("%-28s %10.1f %12.0f %10s %10s %9s %9s\n", "produce acks=all, untiered", untiered.mbs, untiered.rps, "-", "-", "-", "-")
 	if err := createReplicatedTopic(b.brokers, b.topic, b.partitions, 1, map[string]*string{
 		"remote.storage.enable": s("true"),
 		"segment.bytes":         s(fmt.Sprint(tieredSegmentBytes)),
@@ -219,7 +232,7 @@ func (b *tieredBench) produce(ctx context.Context, recordSize int) (metricSample
 	if err != nil {
 		return nil, err
 	}
-	fmt.Printf("%-28s %10.1f %12.0f %10s %10s %9s %9s\n", "produce acks=all", produced.mbs, produced.rps, "-", "-", "-", "-")
+	fmt.Printf("%-28s %10.1f %12.0f %10s %10s %9s %9s   %.2f× untiered (goal ≥ 0.85×)\n", "produce acks=all, tiered", produced.mbs, produced.rps, "-", "-", "-", "-", produced.mbs/untiered.mbs)
 	return after.since(before), nil
 }
 
