@@ -82,6 +82,12 @@ func runTiered(bin, dir string, mib, recordSize, partitions int) error {
 		partitions: partitions, records: int(total / int64(recordSize)),
 		acked: &ledger{values: map[int32][]uint64{}},
 	}
+	// STRATA_BENCH_COLD_PROFILE=file writes the broker's CPU profile of
+	// the first seconds of the cold replay (go tool pprof -top file).
+	coldProfile := os.Getenv("STRATA_BENCH_COLD_PROFILE")
+	if coldProfile != "" {
+		b.flags = append(b.flags, "--admin-pprof")
+	}
 	stop, err := b.start(bin)
 	if err != nil {
 		return err
@@ -137,7 +143,16 @@ func runTiered(bin, dir string, mib, recordSize, partitions int) error {
 	}
 	var notes []string
 	for _, pass := range []string{"cold", "warm"} {
+		profiled := make(chan error, 1)
+		if pass == "cold" && coldProfile != "" {
+			go func() { profiled <- cpuProfile(b.admin, coldProfile, 3) }()
+		} else {
+			profiled <- nil
+		}
 		r, err := b.replay(ctx)
+		if err := <-profiled; err != nil {
+			return fmt.Errorf("CPU profile of the cold replay: %w", err)
+		}
 		if err != nil {
 			return fmt.Errorf("replay (%s cache): %w", pass, err)
 		}
@@ -608,4 +623,21 @@ func (m metricSamples) since(before metricSamples) metricSamples {
 		increase[series] = value - before[series]
 	}
 	return increase
+}
+
+// cpuProfile writes the broker's CPU profile over the next seconds to file.
+func cpuProfile(admin, file string, seconds int) error {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, seconds))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /debug/pprof/profile: %s", resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, data, 0o644)
 }
