@@ -196,9 +196,11 @@
 // writer goroutine behind the readers: a bounded queue (a chunk that finds
 // it full is not cached on disk), whose chunks are served from memory
 // until written; space is reserved first, so the directory never holds
-// more than CacheBytes of chunk files. The CRC-32C per chunk is kept in
-// memory and checked on every hit from disk; a file that fails is dropped
-// and fetched again. Files are written without fsync and those left by an
+// more than CacheBytes of chunk files. A chunk is not checksummed as a
+// whole: the batch checks below run on every read whatever the bytes'
+// source (store, memory or file), so each byte is checksummed once per
+// read; a read from the cache that fails them drops its chunks and reads
+// again from the store. Files are written without fsync and those left by an
 // earlier process are removed at New, so a power loss never serves a torn
 // file. Concurrent readers
 // of a chunk (or an index) share one GET, run detached from any one
@@ -216,7 +218,12 @@
 // of a run are handed out one by one as they stream in (a failed
 // read-ahead makes its waiting readers fetch on their own, with retries).
 // So a sequential replay makes at most one GET per 4 chunks and fetches
-// each byte once, plus one window for a reader that stops. At most
+// each byte once, plus one window for a reader that stops. Once the rest
+// of a segment is cached or in flight the window goes on into the next
+// segment (Config.NextSegment, the broker's manifest). The chunks fetched
+// ahead of all readers (past the one each waits for) stay within
+// Config.ReadAheadBytes: a read-ahead GET is shortened to what is left,
+// so windows shrink when many partitions replay at once. At most
 // Config.ReaderThreads reads run at once (and as many read-ahead GETs are
 // in flight); Config.ReaderMaxPendingTasks more wait, and a read past them
 // returns ErrBusy at once.
