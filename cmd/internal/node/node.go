@@ -265,12 +265,12 @@ func (n *Node) openBroker(reg *prometheus.Registry) error {
 		return err
 	}
 	bcfg.OffsetsExpiryPause = clock
-	var localStart func(metadata.TopicPartition) (int64, bool) // the broker's, once it exists
+	var localStart atomic.Pointer[func(metadata.TopicPartition) (int64, bool)] // the broker's, once it exists
 	tier, bucket, err := openTier(cfg, reg, log, nextRemoteSegment(store, func(p metadata.TopicPartition) (int64, bool) {
-		if localStart == nil {
-			return 0, false
+		if f := localStart.Load(); f != nil {
+			return (*f)(p)
 		}
-		return localStart(p)
+		return 0, false
 	}))
 	if err != nil {
 		return err
@@ -283,7 +283,8 @@ func (n *Node) openBroker(reg *prometheus.Registry) error {
 		bucket.Close()
 		return err
 	}
-	localStart = b.LocalLogStart
+	localStartOf := b.LocalLogStart
+	localStart.Store(&localStartOf)
 	tiers, err := tiermanager.New(tiermanager.Config{
 		Tier:       tier,
 		Store:      store,
