@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -34,12 +35,15 @@ type chunkKey struct {
 // chunk twice). One file per chunk, written behind the reader: put queues
 // the chunk for a writer goroutine (a bounded queue; when it is full the
 // chunk just is not cached on disk), and a chunk waiting in the queue is
-// served from memory. A chunk is not checksummed as a whole: every read
-// checks the batches it returns (framing, CRC-32C, dense offsets; see
-// verifyBatches), whether their bytes came from the store, the memory or
-// a cache file, so each byte is checksummed once per read. A read from
-// the cache that fails those checks drops the chunks it used and reads
-// again from the store (Tier.Read); a short or missing file is a miss.
+// served from memory. Every read checks the batches it returns (framing,
+// CRC-32C, dense offsets; see verifyBatches). A cache file is also checked
+// as a whole: its CRC-32C, computed by the writer goroutine (off the
+// reader's path), is kept in memory and checked on every hit from disk,
+// because the batch CRC does not cover a batch's base offset and leader
+// epoch, which a damaged file could otherwise change unnoticed. A file
+// that fails it, or a read from the cache that fails the batch checks,
+// drops the chunks and reads again from the store (Tier.Read); a short or
+// missing file is a miss.
 // Files are written without fsync
 // (a lost one costs a GET); a new cache removes every chunk file it
 // finds. Chunks handed out are shared and read-only; each get returns a
@@ -68,6 +72,9 @@ type chunkCache struct {
 type cacheEntry struct {
 	key  chunkKey
 	size int64
+	// crc is the CRC-32C of the chunk's file, set by the writer
+	// (under mu) when the file is written.
+	crc uint32
 	// queued is the chunk while its file is being written (the write's
 	// reference: served from memory meanwhile); nil once written.
 	queued *chunk
@@ -154,9 +161,13 @@ func (c *chunkCache) get(key chunkKey) (*chunk, bool) {
 		c.mu.Unlock()
 		return ch, true
 	}
-	size := entry.size
+	size, crc := entry.size, entry.crc
 	c.mu.Unlock()
 	ch, err := c.readFile(key, size)
+	if err == nil && crc32.Checksum(ch.data, castagnoli) != crc {
+		ch.release()
+		err = errDamagedChunk
+	}
 	if err != nil {
 		c.stats.corruptChunks.Add(1)
 		c.remove(key)
@@ -282,7 +293,9 @@ func (c *chunkCache) write(w cacheWrite) {
 	closed := c.closed
 	c.mu.Unlock()
 	err := errClosedCache
+	var crc uint32
 	if !closed {
+		crc = crc32.Checksum(entry.queued.data, castagnoli)
 		err = os.WriteFile(temporary, entry.queued.data, fsperm.File)
 		if err == nil {
 			err = os.Rename(temporary, path)
@@ -297,7 +310,7 @@ func (c *chunkCache) write(w cacheWrite) {
 		c.size -= entry.size
 	}
 	queued := entry.queued
-	entry.queued = nil
+	entry.crc, entry.queued = crc, nil
 	c.mu.Unlock()
 	queued.release()
 	switch {
@@ -308,7 +321,10 @@ func (c *chunkCache) write(w cacheWrite) {
 	}
 }
 
-var errClosedCache = errors.New("chunk cache closed")
+var (
+	errClosedCache  = errors.New("chunk cache closed")
+	errDamagedChunk = errors.New("chunk cache file fails its CRC-32C")
+)
 
 // remove drops one chunk.
 func (c *chunkCache) remove(key chunkKey) {

@@ -196,11 +196,12 @@
 // writer goroutine behind the readers: a bounded queue (a chunk that finds
 // it full is not cached on disk), whose chunks are served from memory
 // until written; space is reserved first, so the directory never holds
-// more than CacheBytes of chunk files. A chunk is not checksummed as a
-// whole: the batch checks below run on every read whatever the bytes'
-// source (store, memory or file), so each byte is checksummed once per
-// read; a read from the cache that fails them drops its chunks and reads
-// again from the store. Files are written without fsync and those left by an
+// more than CacheBytes of chunk files. The batch checks below run on every
+// read whatever the bytes' source (store, memory or file); a cache file is
+// also checked against the CRC-32C its writer computed (off the reader's
+// path), which covers the batch header fields the batch CRC does not (base
+// offset, partition leader epoch). A read from the cache that fails either
+// drops its chunks and reads again from the store. Files are written without fsync and those left by an
 // earlier process are removed at New, so a power loss never serves a torn
 // file. Concurrent readers
 // of a chunk (or an index) share one GET, run detached from any one

@@ -377,9 +377,20 @@ func TestCorruptObjectNeverReturned(t *testing.T) {
 	}
 }
 
-// A damaged file in the chunk cache is detected by the batch checks and the
-// chunk fetched again.
+// A damaged file in the chunk cache is detected and the chunk fetched
+// again: damage inside a batch fails its CRC-32C, and damage to the first
+// batch's partition leader epoch (bytes 12–15, which the batch CRC does
+// not cover) fails the cache file's own CRC-32C.
 func TestCorruptCacheFileRefetched(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		at   int
+	}{{"inside a batch", 100}, {"leader epoch", 13}} {
+		t.Run(tc.name, func(t *testing.T) { testCorruptCacheFileRefetched(t, tc.at) })
+	}
+}
+
+func testCorruptCacheFileRefetched(t *testing.T, damageAt int) {
 	local, bucket, segments := uploadedLog(t, 200)
 	cacheDir := t.TempDir()
 	tier := newTier(t, tiering.Config{Bucket: bucket, CacheDir: cacheDir, ChunkBytes: 64 << 10, PrefetchChunks: -1, MemoryCacheBytes: -1})
@@ -398,7 +409,7 @@ func TestCorruptCacheFileRefetched(t *testing.T) {
 	}
 	for _, file := range files {
 		data := readFile(t, file)
-		data[100] ^= 0xff
+		data[damageAt] ^= 0xff
 		os.WriteFile(file, data, 0o644)
 	}
 	if got, err := tier.Read(ctx, testPartition, remote, remote.BaseOffset, 30<<10); err != nil || !bytes.Equal(got, want) {
