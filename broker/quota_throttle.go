@@ -21,7 +21,8 @@ func (c *clientConn) quotaClient(h requestHeader) quota.Client {
 }
 
 // throttle mutes the connection for d once the response in hand is
-// queued. Reader goroutine only (handlers).
+// queued: the one way a connection is throttled, for client quotas and
+// for local disk pressure (diskPressure). Reader goroutine only (handlers).
 func (c *clientConn) throttle(d time.Duration) {
 	c.mute = max(c.mute, d)
 }
@@ -34,7 +35,7 @@ func (c *clientConn) waitUnmuted() bool {
 	}
 	d := c.mute
 	c.mute = 0
-	c.log.Debug("connection muted: client over its quota", "throttle", d)
+	c.log.Debug("connection muted: throttled (client quota or local disk pressure)", "throttle", d)
 	select {
 	case <-c.server.quotas.Clock().After(d):
 		return true
