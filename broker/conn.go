@@ -29,11 +29,13 @@ type clientConn struct {
 	listener *boundListener
 	nc       net.Conn
 	log      *slog.Logger // rate limited: a peer causes these lines
-	// principal is who the connection acts as: authn.Anonymous until it
-	// authenticates (set by serve from a verified client certificate on
-	// an SSL listener, before any request is read). Read by the reader
-	// goroutine (handlers) only.
-	principal authn.Principal
+	// actsAs is who the connection acts as (principal): nil,
+	// authn.Anonymous, until it authenticates (set by serve from a
+	// verified client certificate on an SSL listener before any request
+	// is read, or by the reader goroutine when SASL authentication
+	// completes). Atomic: the server reads it too (ConnectionPrincipals
+	// in tests), while the reader may be authenticating.
+	actsAs    atomic.Pointer[authn.Principal]
 	peer      brokerIdentity   // whether it is a broker (interbroker.go); reader goroutine only
 	sasl      saslState        // SASL listeners: the handshake's progress
 	responses chan net.Buffers // encoded response frames, in request order
@@ -73,11 +75,22 @@ func newClientConn(s *Server, l *boundListener, nc net.Conn) *clientConn {
 		nc:        nc,
 		log:       s.peerLog.With("listener", l.Name, "remote", nc.RemoteAddr().String()),
 		responses: make(chan net.Buffers, maxQueuedResponses),
-		principal: authn.Anonymous,
 		ctx:       ctx,
 		cancel:    cancel,
 	}
 }
+
+// principal is who the connection acts as: authn.Anonymous until it
+// authenticates.
+func (c *clientConn) principal() authn.Principal {
+	if p := c.actsAs.Load(); p != nil {
+		return *p
+	}
+	return authn.Anonymous
+}
+
+// setPrincipal makes the connection act as p from its next request.
+func (c *clientConn) setPrincipal(p authn.Principal) { c.actsAs.Store(&p) }
 
 // releaseRequestMemory gives the bytes of the request in hand back to the
 // server's request memory. The reader calls it once the request is

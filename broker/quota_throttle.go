@@ -17,7 +17,7 @@ import (
 // authenticated principal's name (ANONYMOUS without authentication) and
 // the request's client id.
 func (c *clientConn) quotaClient(h requestHeader) quota.Client {
-	return quota.Client{User: c.principal.Name, ClientID: h.clientID}
+	return quota.Client{User: c.principal().Name, ClientID: h.clientID}
 }
 
 // throttle mutes the connection for d once the response in hand is

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -282,5 +283,37 @@ func TestSASLOAuthBearerSession(t *testing.T) {
 	}
 	if err := c.metadata(); !closed(err) {
 		t.Fatalf("after the failed re-authentication: %v, want the connection closed", err)
+	}
+}
+
+// TestSASLPrincipalReadDuringReauthentication: a connection's principal
+// may be read by the server (here ConnectionPrincipals) while the
+// connection authenticates and re-authenticates: -race finds no data race.
+func TestSASLPrincipalReadDuringReauthentication(t *testing.T) {
+	b := startReauth(t, 10*time.Second)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				b.Server.ConnectionPrincipals()
+			}
+		}
+	}()
+	c := dialRaw(t, b.Addr)
+	c.plainLogin("alice", "alice-secret")
+	b.clock.Advance(5 * time.Second)
+	if resp := c.plainLogin("alice", "alice-secret"); resp.ErrorCode != 0 {
+		t.Fatalf("re-authentication: code %d", resp.ErrorCode)
+	}
+	close(stop)
+	wg.Wait()
+	if ps := b.Server.ConnectionPrincipals(); !slices.Contains(ps, authn.User("alice")) {
+		t.Fatalf("connection principals %v, want alice's among them", ps)
 	}
 }

@@ -165,7 +165,7 @@ func (c *clientConn) admitSASL(h requestHeader) error {
 	if expiry := c.sasl.sessionExpiry; !expiry.IsZero() && h.key != kmsg.SASLHandshake.Int16() {
 		if now := c.server.saslNow(); !now.Before(expiry) {
 			c.server.saslMetrics.expiredSessions.Inc()
-			return fmt.Errorf("%s on an expired SASL session of %s (expired %s ago; client %q): clients re-authenticate before their session lifetime (KIP-368, --connections-max-reauth-ms or the token's expiry) ends", kmsg.NameForKey(h.key), c.principal, now.Sub(expiry).Round(time.Millisecond), h.clientID)
+			return fmt.Errorf("%s on an expired SASL session of %s (expired %s ago; client %q): clients re-authenticate before their session lifetime (KIP-368, --connections-max-reauth-ms or the token's expiry) ends", kmsg.NameForKey(h.key), c.principal(), now.Sub(expiry).Round(time.Millisecond), h.clientID)
 		}
 	}
 	return nil
@@ -183,7 +183,7 @@ func handleSaslHandshake(c *clientConn, h requestHeader, req *kmsg.SASLHandshake
 	case c.sasl.authenticated && req.Mechanism != c.sasl.mechanism:
 		// A re-authentication keeps its mechanism (Kafka's
 		// REAUTH_BAD_MECHANISM): refused, and the connection closed.
-		c.log.Info("SASL re-authentication with another mechanism refused", "mechanism", req.Mechanism, "previous", c.sasl.mechanism, "principal", c.principal.String())
+		c.log.Info("SASL re-authentication with another mechanism refused", "mechanism", req.Mechanism, "previous", c.sasl.mechanism, "principal", c.principal().String())
 		c.server.saslMetrics.observe(c.sasl.mechanism, true, false)
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 		c.stopReading()
@@ -233,13 +233,13 @@ func (c *clientConn) authenticate(msg []byte) (reply []byte, lifetime time.Durat
 	if errors.Is(failure, authn.ErrInvalidToken) {
 		shown = errors.New(authn.OAuthErrorStatus) // what Kafka tells OAUTHBEARER clients
 	}
-	if failure == nil && reauthenticating && principal != c.principal {
+	if failure == nil && reauthenticating && principal != c.principal() {
 		failure = fmt.Errorf("principal %s differs from the connection's", principal)
-		shown = fmt.Errorf("Cannot change principals during re-authentication from %s: %s", c.principal, principal)
+		shown = fmt.Errorf("Cannot change principals during re-authentication from %s: %s", c.principal(), principal)
 	}
 	c.server.saslMetrics.observe(mechanism, reauthenticating, failure == nil)
 	if failure != nil {
-		c.log.Info("SASL "+kind+" failed", "mechanism", mechanism, "principal", c.principal.String(), "reason", failure)
+		c.log.Info("SASL "+kind+" failed", "mechanism", mechanism, "principal", c.principal().String(), "reason", failure)
 		return nil, 0, shown
 	}
 	now := c.server.saslNow()
@@ -250,7 +250,7 @@ func (c *clientConn) authenticate(msg []byte) (reply []byte, lifetime time.Durat
 	}
 	if !reauthenticating {
 		c.sasl.authenticated = true
-		c.principal = principal
+		c.setPrincipal(principal)
 	}
 	c.log.Debug("SASL "+kind+" succeeded", "mechanism", mechanism, "principal", principal.String(), "session_lifetime", lifetime)
 	return reply, lifetime, nil
