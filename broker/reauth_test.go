@@ -317,3 +317,28 @@ func TestSASLPrincipalReadDuringReauthentication(t *testing.T) {
 		t.Fatalf("connection principals %v, want alice's among them", ps)
 	}
 }
+
+// TestSASLReauthAtMostOncePerSecond: as in Kafka, a connection begins at
+// most one re-authentication a second; a SaslHandshake sooner is answered
+// ILLEGAL_SASL_STATE and the session goes on; a second later it may.
+func TestSASLReauthAtMostOncePerSecond(t *testing.T) {
+	b := startReauth(t, 10*time.Second)
+	c := dialRaw(t, b.Addr)
+	c.plainLogin("alice", "alice-secret")
+	// The first re-authentication may come at once.
+	if resp := c.plainLogin("alice", "alice-secret"); resp.ErrorCode != 0 {
+		t.Fatalf("first re-authentication: code %d", resp.ErrorCode)
+	}
+	b.clock.Advance(999 * time.Millisecond)
+	hresp, _, err := c.saslLogin("PLAIN", []byte("\x00alice\x00alice-secret"))
+	if err != nil || hresp.ErrorCode != kerr.IllegalSaslState.Code {
+		t.Fatalf("re-authentication 999 ms after the last: %v code %d, want ILLEGAL_SASL_STATE", err, hresp.ErrorCode)
+	}
+	if err := c.metadata(); err != nil {
+		t.Fatalf("Metadata after the refused handshake: %v, want the session to go on", err)
+	}
+	b.clock.Advance(time.Millisecond)
+	if resp := c.plainLogin("alice", "alice-secret"); resp.ErrorCode != 0 || resp.SessionLifetimeMillis != 10000 {
+		t.Fatalf("re-authentication a second after the last: code %d lifetime %d", resp.ErrorCode, resp.SessionLifetimeMillis)
+	}
+}

@@ -39,7 +39,10 @@ import (
 // user removed from the users file, or an expired token is refused. A
 // connection whose session has expired and sends anything but SaslHandshake
 // is closed, as Kafka does. Sessions without an expiry cannot
-// re-authenticate (ILLEGAL_SASL_STATE, as in Kafka).
+// re-authenticate (ILLEGAL_SASL_STATE, as in Kafka). A connection starts
+// at most one re-authentication a second (Kafka's KafkaChannel): a
+// SaslHandshake sooner after the last re-authentication began is answered
+// ILLEGAL_SASL_STATE, and the session goes on as it was.
 
 // The SASL mechanisms (Kafka's sasl.enabled.mechanisms names).
 const (
@@ -125,7 +128,14 @@ type saslState struct {
 	// sessionExpiry is when the session ends unless the client
 	// re-authenticates first (KIP-368); zero: never.
 	sessionExpiry time.Time
+	// reauthStarted is when the last re-authentication began (its
+	// SaslHandshake); zero: none yet.
+	reauthStarted time.Time
 }
+
+// minReauthInterval is how soon after a re-authentication began another
+// may begin on the same connection (Kafka's KafkaChannel: once a second).
+const minReauthInterval = time.Second
 
 func init() {
 	register(0, 1, handleSaslHandshake)
@@ -180,6 +190,10 @@ func handleSaslHandshake(c *clientConn, h requestHeader, req *kmsg.SASLHandshake
 	case c.sasl.authenticated && c.sasl.sessionExpiry.IsZero():
 		// A session that never expires is not re-authenticated (Kafka).
 		resp.ErrorCode = kerr.IllegalSaslState.Code
+	case c.sasl.authenticated && !c.sasl.reauthStarted.IsZero() && c.server.saslNow().Sub(c.sasl.reauthStarted) < minReauthInterval:
+		// Kafka answers such a handshake as a request of an
+		// authenticated connection: ILLEGAL_SASL_STATE, nothing closed.
+		resp.ErrorCode = kerr.IllegalSaslState.Code
 	case c.sasl.authenticated && req.Mechanism != c.sasl.mechanism:
 		// A re-authentication keeps its mechanism (Kafka's
 		// REAUTH_BAD_MECHANISM): refused, and the connection closed.
@@ -190,6 +204,9 @@ func handleSaslHandshake(c *clientConn, h requestHeader, req *kmsg.SASLHandshake
 	case !slices.Contains(c.server.cfg.SASLMechanisms, req.Mechanism):
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 	default:
+		if c.sasl.authenticated {
+			c.sasl.reauthStarted = c.server.saslNow()
+		}
 		c.sasl.mechanism = req.Mechanism
 		c.sasl.exchange = c.server.newSASLExchange(req.Mechanism)
 		c.sasl.rawToken = h.version == 0
