@@ -64,6 +64,9 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 	default:
 		var throttle time.Duration
 		throttle, requestErr, requestMsg = s.diskPressure()
+		// Throttled as a client over its quota is: told, and muted,
+		// so that a client ignoring throttle_time_ms is held back too.
+		c.throttle(throttle)
 		resp.ThrottleMillis = int32(throttle.Milliseconds())
 	}
 	if req.Version >= produceTopicIDsVersion {

@@ -13,7 +13,7 @@ import (
 // principalName is the connection's principal (set by TLS or SASL
 // authentication; User:ANONYMOUS before or without it) in Kafka's
 // "Type:Name" form, as ACLs name it.
-func (c *clientConn) principalName() string { return c.principal.String() }
+func (c *clientConn) principalName() string { return c.principal().String() }
 
 // remoteIP is the client's IP address, as ACLs' hosts name it.
 func (c *clientConn) remoteIP() (string, bool) {

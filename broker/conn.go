@@ -29,11 +29,13 @@ type clientConn struct {
 	listener *boundListener
 	nc       net.Conn
 	log      *slog.Logger // rate limited: a peer causes these lines
-	// principal is who the connection acts as: authn.Anonymous until it
-	// authenticates (set by serve from a verified client certificate on
-	// an SSL listener, before any request is read). Read by the reader
-	// goroutine (handlers) only.
-	principal authn.Principal
+	// actsAs is who the connection acts as (principal): nil,
+	// authn.Anonymous, until it authenticates (set by serve from a
+	// verified client certificate on an SSL listener before any request
+	// is read, or by the reader goroutine when SASL authentication
+	// completes). Atomic: the server reads it too (ConnectionPrincipals
+	// in tests), while the reader may be authenticating.
+	actsAs    atomic.Pointer[authn.Principal]
 	peer      brokerIdentity   // whether it is a broker (interbroker.go); reader goroutine only
 	sasl      saslState        // SASL listeners: the handshake's progress
 	responses chan net.Buffers // encoded response frames, in request order
@@ -73,11 +75,22 @@ func newClientConn(s *Server, l *boundListener, nc net.Conn) *clientConn {
 		nc:        nc,
 		log:       s.peerLog.With("listener", l.Name, "remote", nc.RemoteAddr().String()),
 		responses: make(chan net.Buffers, maxQueuedResponses),
-		principal: authn.Anonymous,
 		ctx:       ctx,
 		cancel:    cancel,
 	}
 }
+
+// principal is who the connection acts as: authn.Anonymous until it
+// authenticates.
+func (c *clientConn) principal() authn.Principal {
+	if p := c.actsAs.Load(); p != nil {
+		return *p
+	}
+	return authn.Anonymous
+}
+
+// setPrincipal makes the connection act as p from its next request.
+func (c *clientConn) setPrincipal(p authn.Principal) { c.actsAs.Store(&p) }
 
 // releaseRequestMemory gives the bytes of the request in hand back to the
 // server's request memory. The reader calls it once the request is
@@ -148,13 +161,73 @@ func (c *clientConn) writeLoop() {
 			continue // drain so the reader never blocks
 		}
 		c.nc.SetWriteDeadline(time.Now().Add(c.server.cfg.IdleTimeout))
-		if _, err := frame.WriteTo(c.nc); err != nil {
+		if err := writeFrame(c.nc, frame); err != nil {
 			failed = true
 			c.log.Debug("write response failed", "err", err)
 			c.nc.Close() // unblocks the reader
 		}
 	}
 }
+
+// writeFrame sends one response frame. On a TCP connection
+// net.Buffers.WriteTo is one writev; on a TLS connection it falls back to
+// one Write per buffer, each its own TLS record and syscall, and a Fetch
+// frame has two buffers per partition (encodeFetchFrame). There the
+// buffers under coalesceLimit are copied together into a pooled buffer of
+// writeBufferSize, written when full, and larger ones (record data) are
+// written as they are, uncopied.
+func writeFrame(nc net.Conn, frame net.Buffers) error {
+	if _, ok := nc.(*tls.Conn); !ok {
+		_, err := frame.WriteTo(nc)
+		return err
+	}
+	bp := writeBuffers.Get().(*[]byte)
+	defer writeBuffers.Put(bp)
+	buf := (*bp)[:0]
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		_, err := nc.Write(buf)
+		buf = buf[:0]
+		return err
+	}
+	for _, b := range frame {
+		if len(b) >= coalesceLimit {
+			if err := flush(); err != nil {
+				return err
+			}
+			if _, err := nc.Write(b); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(buf)+len(b) > cap(buf) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		buf = append(buf, b...)
+	}
+	return flush()
+}
+
+const (
+	// coalesceLimit is the size from which a response buffer is written
+	// to a TLS connection on its own rather than copied (one full TLS
+	// record).
+	coalesceLimit = 16 << 10
+	// writeBufferSize is the size of the buffers small response pieces
+	// are gathered in for a TLS connection.
+	writeBufferSize = 64 << 10
+)
+
+// writeBuffers are the buffers of writeFrame (*[]byte of writeBufferSize
+// capacity; they never grow).
+var writeBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, writeBufferSize)
+	return &b
+}}
 
 // errCloseConnection is returned by handlers that must end the connection
 // after their (possibly absent) response, e.g. acks=0 produce errors.

@@ -40,7 +40,7 @@ func (s *Server) ConnectionPrincipals() []authn.Principal {
 	defer s.mu.Unlock()
 	var ps []authn.Principal
 	for c := range s.conns {
-		ps = append(ps, c.principal)
+		ps = append(ps, c.principal())
 	}
 	return ps
 }

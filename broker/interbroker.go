@@ -188,7 +188,7 @@ func (c *clientConn) authenticateCertificate(state tls.ConnectionState) error {
 	if err != nil {
 		return err
 	}
-	c.principal = principal
+	c.setPrincipal(principal)
 	if len(state.VerifiedChains) > 0 && len(state.PeerCertificates) > 0 {
 		id, ok, err := authn.NodeID(state.PeerCertificates[0])
 		if err != nil {
@@ -210,9 +210,9 @@ func (c *clientConn) isBroker() bool {
 	if creds == nil || !c.sasl.authenticated {
 		return false
 	}
-	if !c.peer.checkedOK || c.peer.checked != c.principal {
-		c.peer.checked, c.peer.checkedOK = c.principal, true
-		c.peer.saslUser = c.principal == authn.User(creds.User())
+	if !c.peer.checkedOK || c.peer.checked != c.principal() {
+		c.peer.checked, c.peer.checkedOK = c.principal(), true
+		c.peer.saslUser = c.principal() == authn.User(creds.User())
 	}
 	return c.peer.saslUser
 }

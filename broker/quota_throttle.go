@@ -17,11 +17,12 @@ import (
 // authenticated principal's name (ANONYMOUS without authentication) and
 // the request's client id.
 func (c *clientConn) quotaClient(h requestHeader) quota.Client {
-	return quota.Client{User: c.principal.Name, ClientID: h.clientID}
+	return quota.Client{User: c.principal().Name, ClientID: h.clientID}
 }
 
 // throttle mutes the connection for d once the response in hand is
-// queued. Reader goroutine only (handlers).
+// queued: the one way a connection is throttled, for client quotas and
+// for local disk pressure (diskPressure). Reader goroutine only (handlers).
 func (c *clientConn) throttle(d time.Duration) {
 	c.mute = max(c.mute, d)
 }
@@ -34,7 +35,7 @@ func (c *clientConn) waitUnmuted() bool {
 	}
 	d := c.mute
 	c.mute = 0
-	c.log.Debug("connection muted: client over its quota", "throttle", d)
+	c.log.Debug("connection muted: throttled (client quota or local disk pressure)", "throttle", d)
 	select {
 	case <-c.server.quotas.Clock().After(d):
 		return true

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -282,5 +283,62 @@ func TestSASLOAuthBearerSession(t *testing.T) {
 	}
 	if err := c.metadata(); !closed(err) {
 		t.Fatalf("after the failed re-authentication: %v, want the connection closed", err)
+	}
+}
+
+// TestSASLPrincipalReadDuringReauthentication: a connection's principal
+// may be read by the server (here ConnectionPrincipals) while the
+// connection authenticates and re-authenticates: -race finds no data race.
+func TestSASLPrincipalReadDuringReauthentication(t *testing.T) {
+	b := startReauth(t, 10*time.Second)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				b.Server.ConnectionPrincipals()
+			}
+		}
+	}()
+	c := dialRaw(t, b.Addr)
+	c.plainLogin("alice", "alice-secret")
+	b.clock.Advance(5 * time.Second)
+	if resp := c.plainLogin("alice", "alice-secret"); resp.ErrorCode != 0 {
+		t.Fatalf("re-authentication: code %d", resp.ErrorCode)
+	}
+	close(stop)
+	wg.Wait()
+	if ps := b.Server.ConnectionPrincipals(); !slices.Contains(ps, authn.User("alice")) {
+		t.Fatalf("connection principals %v, want alice's among them", ps)
+	}
+}
+
+// TestSASLReauthAtMostOncePerSecond: as in Kafka, a connection begins at
+// most one re-authentication a second; a SaslHandshake sooner is answered
+// ILLEGAL_SASL_STATE and the session goes on; a second later it may.
+func TestSASLReauthAtMostOncePerSecond(t *testing.T) {
+	b := startReauth(t, 10*time.Second)
+	c := dialRaw(t, b.Addr)
+	c.plainLogin("alice", "alice-secret")
+	// The first re-authentication may come at once.
+	if resp := c.plainLogin("alice", "alice-secret"); resp.ErrorCode != 0 {
+		t.Fatalf("first re-authentication: code %d", resp.ErrorCode)
+	}
+	b.clock.Advance(999 * time.Millisecond)
+	hresp, _, err := c.saslLogin("PLAIN", []byte("\x00alice\x00alice-secret"))
+	if err != nil || hresp.ErrorCode != kerr.IllegalSaslState.Code {
+		t.Fatalf("re-authentication 999 ms after the last: %v code %d, want ILLEGAL_SASL_STATE", err, hresp.ErrorCode)
+	}
+	if err := c.metadata(); err != nil {
+		t.Fatalf("Metadata after the refused handshake: %v, want the session to go on", err)
+	}
+	b.clock.Advance(time.Millisecond)
+	if resp := c.plainLogin("alice", "alice-secret"); resp.ErrorCode != 0 || resp.SessionLifetimeMillis != 10000 {
+		t.Fatalf("re-authentication a second after the last: code %d lifetime %d", resp.ErrorCode, resp.SessionLifetimeMillis)
 	}
 }

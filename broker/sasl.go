@@ -39,7 +39,10 @@ import (
 // user removed from the users file, or an expired token is refused. A
 // connection whose session has expired and sends anything but SaslHandshake
 // is closed, as Kafka does. Sessions without an expiry cannot
-// re-authenticate (ILLEGAL_SASL_STATE, as in Kafka).
+// re-authenticate (ILLEGAL_SASL_STATE, as in Kafka). A connection starts
+// at most one re-authentication a second (Kafka's KafkaChannel): a
+// SaslHandshake sooner after the last re-authentication began is answered
+// ILLEGAL_SASL_STATE, and the session goes on as it was.
 
 // The SASL mechanisms (Kafka's sasl.enabled.mechanisms names).
 const (
@@ -125,7 +128,14 @@ type saslState struct {
 	// sessionExpiry is when the session ends unless the client
 	// re-authenticates first (KIP-368); zero: never.
 	sessionExpiry time.Time
+	// reauthStarted is when the last re-authentication began (its
+	// SaslHandshake); zero: none yet.
+	reauthStarted time.Time
 }
+
+// minReauthInterval is how soon after a re-authentication began another
+// may begin on the same connection (Kafka's KafkaChannel: once a second).
+const minReauthInterval = time.Second
 
 func init() {
 	register(0, 1, handleSaslHandshake)
@@ -165,7 +175,7 @@ func (c *clientConn) admitSASL(h requestHeader) error {
 	if expiry := c.sasl.sessionExpiry; !expiry.IsZero() && h.key != kmsg.SASLHandshake.Int16() {
 		if now := c.server.saslNow(); !now.Before(expiry) {
 			c.server.saslMetrics.expiredSessions.Inc()
-			return fmt.Errorf("%s on an expired SASL session of %s (expired %s ago; client %q): clients re-authenticate before their session lifetime (KIP-368, --connections-max-reauth-ms or the token's expiry) ends", kmsg.NameForKey(h.key), c.principal, now.Sub(expiry).Round(time.Millisecond), h.clientID)
+			return fmt.Errorf("%s on an expired SASL session of %s (expired %s ago; client %q): clients re-authenticate before their session lifetime (KIP-368, --connections-max-reauth-ms or the token's expiry) ends", kmsg.NameForKey(h.key), c.principal(), now.Sub(expiry).Round(time.Millisecond), h.clientID)
 		}
 	}
 	return nil
@@ -180,16 +190,23 @@ func handleSaslHandshake(c *clientConn, h requestHeader, req *kmsg.SASLHandshake
 	case c.sasl.authenticated && c.sasl.sessionExpiry.IsZero():
 		// A session that never expires is not re-authenticated (Kafka).
 		resp.ErrorCode = kerr.IllegalSaslState.Code
+	case c.sasl.authenticated && !c.sasl.reauthStarted.IsZero() && c.server.saslNow().Sub(c.sasl.reauthStarted) < minReauthInterval:
+		// Kafka answers such a handshake as a request of an
+		// authenticated connection: ILLEGAL_SASL_STATE, nothing closed.
+		resp.ErrorCode = kerr.IllegalSaslState.Code
 	case c.sasl.authenticated && req.Mechanism != c.sasl.mechanism:
 		// A re-authentication keeps its mechanism (Kafka's
 		// REAUTH_BAD_MECHANISM): refused, and the connection closed.
-		c.log.Info("SASL re-authentication with another mechanism refused", "mechanism", req.Mechanism, "previous", c.sasl.mechanism, "principal", c.principal.String())
+		c.log.Info("SASL re-authentication with another mechanism refused", "mechanism", req.Mechanism, "previous", c.sasl.mechanism, "principal", c.principal().String())
 		c.server.saslMetrics.observe(c.sasl.mechanism, true, false)
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 		c.stopReading()
 	case !slices.Contains(c.server.cfg.SASLMechanisms, req.Mechanism):
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 	default:
+		if c.sasl.authenticated {
+			c.sasl.reauthStarted = c.server.saslNow()
+		}
 		c.sasl.mechanism = req.Mechanism
 		c.sasl.exchange = c.server.newSASLExchange(req.Mechanism)
 		c.sasl.rawToken = h.version == 0
@@ -233,13 +250,13 @@ func (c *clientConn) authenticate(msg []byte) (reply []byte, lifetime time.Durat
 	if errors.Is(failure, authn.ErrInvalidToken) {
 		shown = errors.New(authn.OAuthErrorStatus) // what Kafka tells OAUTHBEARER clients
 	}
-	if failure == nil && reauthenticating && principal != c.principal {
+	if failure == nil && reauthenticating && principal != c.principal() {
 		failure = fmt.Errorf("principal %s differs from the connection's", principal)
-		shown = fmt.Errorf("Cannot change principals during re-authentication from %s: %s", c.principal, principal)
+		shown = fmt.Errorf("Cannot change principals during re-authentication from %s: %s", c.principal(), principal)
 	}
 	c.server.saslMetrics.observe(mechanism, reauthenticating, failure == nil)
 	if failure != nil {
-		c.log.Info("SASL "+kind+" failed", "mechanism", mechanism, "principal", c.principal.String(), "reason", failure)
+		c.log.Info("SASL "+kind+" failed", "mechanism", mechanism, "principal", c.principal().String(), "reason", failure)
 		return nil, 0, shown
 	}
 	now := c.server.saslNow()
@@ -250,7 +267,7 @@ func (c *clientConn) authenticate(msg []byte) (reply []byte, lifetime time.Durat
 	}
 	if !reauthenticating {
 		c.sasl.authenticated = true
-		c.principal = principal
+		c.setPrincipal(principal)
 	}
 	c.log.Debug("SASL "+kind+" succeeded", "mechanism", mechanism, "principal", principal.String(), "session_lifetime", lifetime)
 	return reply, lifetime, nil

@@ -102,12 +102,21 @@ type FS struct {
 	// graveyardEntries are the inodes kept in the graveyard (by name
 	// strconv(ino)) because a durable listing still names them.
 	graveyardEntries map[uint64]bool
-	drops            int64
-	droppedBytes     int64
-	undoneCreates    int64
-	undoneRenames    int64
-	undoneUnlinks    int64
-	dropErrors       int64
+	// generations counts, per backing inode number, the objects that
+	// had it and lost their last name (removed or replaced: dead to the
+	// kernel) or were created: the mount's inode is (number, generation).
+	// A directory the kernel saw die must come back as a new inode
+	// when a drop restores it from the graveyard, or when a new object
+	// reuses its number: the kernel, which may still hold the dead one,
+	// would otherwise be handed it again and refuse to list it
+	// ("readdirent: no such file or directory").
+	generations   map[uint64]uint64
+	drops         int64
+	droppedBytes  int64
+	undoneCreates int64
+	undoneRenames int64
+	undoneUnlinks int64
+	dropErrors    int64
 }
 
 // New prepares the backing directory (an empty graveyard) and returns the
@@ -131,6 +140,7 @@ func New(cfg Config) (*FS, error) {
 		files:            map[uint64]*fileState{},
 		dirs:             map[uint64]map[string]dirEntry{},
 		graveyardEntries: map[uint64]bool{},
+		generations:      map[uint64]uint64{},
 	}
 	if err := lfs.resetGraveyard(); err != nil {
 		return nil, err
@@ -315,6 +325,17 @@ func (lfs *FS) buryLocked(path string, ino uint64, isDir bool) (moved bool, err 
 	}
 	lfs.graveyardEntries[ino] = true
 	return false, nil
+}
+
+// retireLocked ends the current object of inode number ino for the
+// mount: its next lookup is a new inode (generations).
+func (lfs *FS) retireLocked(ino uint64) { lfs.generations[ino]++ }
+
+// generation is the generation of the object of inode number ino.
+func (lfs *FS) generation(ino uint64) uint64 {
+	lfs.mu.Lock()
+	defer lfs.mu.Unlock()
+	return lfs.generations[ino]
 }
 
 // forgetIfGoneLocked discards the state of an inode that has no name left

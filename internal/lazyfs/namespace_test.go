@@ -276,6 +276,11 @@ func runNamespaceModel(t *testing.T, seeds uint64, newDriver func(t *testing.T) 
 			driver := newDriver(t)
 			root := newModelDir()
 			var history []string
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("operations:\n  %s", strings.Join(history, "\n  "))
+				}
+			})
 			pick := func(entries []modelEntry, dirs bool) (modelEntry, bool) {
 				var matching []modelEntry
 				for _, entry := range entries {

@@ -49,7 +49,7 @@ func (n *node) isRoot() bool { return &n.Inode == n.Root() }
 func (n *node) hidden(name string) bool { return n.isRoot() && name == GraveyardName }
 
 func (n *node) newChild(ctx context.Context, st *unix.Stat_t, out *fuse.EntryOut) *fusefs.Inode {
-	child := n.NewInode(ctx, &node{lazy: n.lazy}, fusefs.StableAttr{Mode: st.Mode & unix.S_IFMT, Ino: st.Ino})
+	child := n.NewInode(ctx, &node{lazy: n.lazy}, fusefs.StableAttr{Mode: st.Mode & unix.S_IFMT, Ino: st.Ino, Gen: n.lazy.generation(st.Ino)})
 	out.Attr.FromStat(toSyscallStat(st))
 	return child
 }

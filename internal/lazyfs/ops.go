@@ -109,6 +109,7 @@ func (lfs *FS) create(dir, name string, flags, mode uint32, st *unix.Stat_t) (in
 		return -1, fusefs.ToErrno(err)
 	}
 	lfs.forgetIfGoneLocked(st.Ino, false) // a reused inode number
+	lfs.retireLocked(st.Ino)
 	lfs.files[st.Ino] = &fileState{}
 	return fd, 0
 }
@@ -141,6 +142,7 @@ func (lfs *FS) makeEntry(dir, name string, st *unix.Stat_t, mk func(path string)
 		return fusefs.ToErrno(err)
 	}
 	lfs.forgetIfGoneLocked(st.Ino, false)
+	lfs.retireLocked(st.Ino)
 	record(st.Ino)
 	return 0
 }
@@ -177,6 +179,9 @@ func (lfs *FS) remove(dir, name string, isDir bool) syscall.Errno {
 	moved, err := lfs.buryLocked(path, st.Ino, isDir)
 	if err != nil {
 		return fusefs.ToErrno(err)
+	}
+	if isDir || st.Nlink <= 1 {
+		lfs.retireLocked(st.Ino) // its last name: dead to the kernel
 	}
 	if moved {
 		return 0
@@ -253,7 +258,11 @@ func (lfs *FS) rename(oldDir, oldName, newDir, newName string, flags uint32) sys
 		return fusefs.ToErrno(renamed)
 	}
 	if replaced {
-		lfs.forgetIfGoneLocked(target.Ino, lfs.graveyardEntries[target.Ino] || (target.Mode&unix.S_IFMT != unix.S_IFDIR && target.Nlink > 1))
+		lastName := target.Mode&unix.S_IFMT == unix.S_IFDIR || target.Nlink <= 1
+		if lastName {
+			lfs.retireLocked(target.Ino) // dead to the kernel
+		}
+		lfs.forgetIfGoneLocked(target.Ino, lfs.graveyardEntries[target.Ino] || !lastName)
 	}
 	return 0
 }
