@@ -37,9 +37,13 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 // trimEpochsLocked forgets the leader epochs below the log start, as Kafka
 // does when its log start moves (the checkpoint is rewritten; a failed
 // write leaves the old one, whose extra entries below the log start only
-// answer OffsetForLeaderEpoch for epochs no replica fetches from).
-// appendMu is held.
+// answer OffsetForLeaderEpoch for epochs no replica fetches from). A
+// tiered partition keeps them: its local log start is not its log start
+// (the remote data below it keeps its epochs). appendMu is held.
 func (p *Partition) trimEpochsLocked() {
+	if p.config.Load().RemoteStorage {
+		return
+	}
 	if p.epochs.truncateFromStart(p.segments.StartOffset()) {
 		if err := p.epochs.write(p.dir); err != nil {
 			p.log.Warn("writing the leader epoch checkpoint failed", "err", err)

@@ -177,3 +177,23 @@ func TestDeleteRecordsTrimsLeaderEpochs(t *testing.T) {
 		t.Fatalf("epochs after the log start moved to 4: %+v, want %+v", leader.epochs.entries, want)
 	}
 }
+
+// TestRetentionTrimsLeaderEpochs: retention deleting the oldest segments
+// of a topic that is not tiered forgets the leader epochs below the new
+// log start too.
+func TestRetentionTrimsLeaderEpochs(t *testing.T) {
+	leader := replica(t, t.TempDir(), 1, map[string]string{"segment.bytes": "1", "retention.bytes": "1"})
+	for epoch := int32(1); epoch <= 3; epoch++ {
+		leader.ApplyAssignment(assignment(1, epoch, []int32{1}, []int32{1}), t0)
+		mustAppend(t, leader, batch(t, recordbatch.BuildOptions{}, "a", 2))
+	}
+	leader.EnforceRetention()
+	// Epochs 1, 2, 3 started at 0, 2, 4; only the empty active segment
+	// (each batch filled one) is left.
+	if start := leader.LogStartOffset(); start != 6 {
+		t.Fatalf("log start %d after retention, want 6", start)
+	}
+	if want := []epochEntry{{3, 6}}; !reflect.DeepEqual(leader.epochs.entries, want) {
+		t.Fatalf("epochs %+v after retention, want %+v", leader.epochs.entries, want)
+	}
+}

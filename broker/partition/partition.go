@@ -822,6 +822,9 @@ func (p *Partition) EnforceRetention() {
 		p.log.Error("retention failed", "err", err)
 	} else if n > 0 {
 		p.log.Info("retention deleted segments", "segments", n, "log_start_offset", p.segments.StartOffset())
+		p.appendMu.Lock()
+		p.trimEpochsLocked()
+		p.appendMu.Unlock()
 	}
 }
 
