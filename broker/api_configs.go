@@ -114,11 +114,13 @@ func (s *Server) describeTopicConfigs(topic map[string]string, names []string, s
 			if v, ok := topic[def.Name]; ok {
 				entry.ConfigSynonyms = append(entry.ConfigSynonyms, kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{Name: def.Name, Value: &v, Source: kmsg.ConfigSource(topicconfig.SourceTopic)})
 			}
-			if v, ok := s.cfg.TopicDefaults[def.Name]; ok {
+			if v, ok := s.cfg.TopicDefaults[def.Name]; ok && def.BrokerName != "" {
 				entry.ConfigSynonyms = append(entry.ConfigSynonyms, kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{Name: def.BrokerName, Value: &v, Source: kmsg.ConfigSource(topicconfig.SourceStaticBroker)})
 			}
-			d := def.Default
-			entry.ConfigSynonyms = append(entry.ConfigSynonyms, kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{Name: def.BrokerName, Value: &d, Source: kmsg.ConfigSource(topicconfig.SourceDefault)})
+			if def.BrokerName != "" { // topic-only configs have no broker synonym
+				d := def.Default
+				entry.ConfigSynonyms = append(entry.ConfigSynonyms, kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{Name: def.BrokerName, Value: &d, Source: kmsg.ConfigSource(topicconfig.SourceDefault)})
+			}
 		}
 		out = append(out, entry)
 	}
@@ -146,6 +148,9 @@ func (s *Server) brokerConfigs() map[string]string {
 	m["listeners"] = strings.Join(listeners, ",")
 	m["advertised.listeners"] = strings.Join(advertised, ",")
 	for _, def := range topicconfig.All() {
+		if def.BrokerName == "" {
+			continue // topic-only
+		}
 		v, _ := s.cfg.TopicDefaults.Value(def.Name)
 		m[def.BrokerName] = v
 	}

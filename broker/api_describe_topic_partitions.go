@@ -20,6 +20,11 @@ import (
 // are answered; NextCursor names the first partition left out, and the
 // client asks again from there (Cursor). Strata has no eligible leader
 // replicas (ELR): those lists are empty.
+//
+// A cursor naming a topic the request's topic list does not name is
+// refused as Kafka refuses it (DescribeTopicPartitionsRequestHandler's
+// InvalidRequestException): every listed topic answers INVALID_REQUEST,
+// with no partitions.
 func init() { register(0, 0, handleDescribeTopicPartitions) }
 
 // maxDescribePartitions is Kafka's max.request.partition.size.limit
@@ -47,10 +52,15 @@ func handleDescribeTopicPartitions(c *clientConn, h requestHeader, req *kmsg.Des
 	}
 	slices.Sort(names)
 	names = slices.Compact(names)
+	if listed && req.Cursor != nil {
+		if _, found := slices.BinarySearch(names, req.Cursor.Topic); !found {
+			return invalidTopicPartitionsCursor(req, resp), nil
+		}
+	}
 	firstPartition := int32(0)
 	if req.Cursor != nil {
-		// From the cursor's topic on (a listed cursor topic that is gone
-		// starts at the next name).
+		// From the cursor's topic on (without a list, a cursor topic
+		// that is gone starts at the next name).
 		i, _ := slices.BinarySearch(names, req.Cursor.Topic)
 		names = names[i:]
 		if len(names) > 0 && names[0] == req.Cursor.Topic {
@@ -90,6 +100,20 @@ func handleDescribeTopicPartitions(c *clientConn, h requestHeader, req *kmsg.Des
 		resp.Topics = append(resp.Topics, out)
 	}
 	return resp, nil
+}
+
+// invalidTopicPartitionsCursor is the answer to a request whose cursor
+// names a topic its list does not: Kafka's error response, each requested
+// topic with INVALID_REQUEST.
+func invalidTopicPartitionsCursor(req *kmsg.DescribeTopicPartitionsRequest, resp *kmsg.DescribeTopicPartitionsResponse) *kmsg.DescribeTopicPartitionsResponse {
+	for _, t := range req.Topics {
+		out := kmsg.NewDescribeTopicPartitionsResponseTopic()
+		out.Topic = kmsg.StringPtr(t.Topic)
+		out.ErrorCode = kerr.InvalidRequest.Code
+		out.Partitions = []kmsg.DescribeTopicPartitionsResponseTopicPartition{}
+		resp.Topics = append(resp.Topics, out)
+	}
+	return resp
 }
 
 // describeTopicPartitions describes topic's partitions from index from on,

@@ -158,7 +158,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 				t.part, t.errorCode = s.leaderPartition(topic, rp.Partition, rp.CurrentLeaderEpoch)
 				if t.part != nil && replicaID >= 0 {
 					t.replica = true
-					if slices.Contains(topic.Partitions[rp.Partition].AddingReplicas, replicaID) {
+					if leaderThrottled(topic, rp.Partition, s.cfg.NodeID, replicaID) {
 						t.throttle = s.leaderThrottle
 					}
 				}

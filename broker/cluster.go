@@ -288,3 +288,10 @@ func rackAlternating(brokers []metadata.Broker) []metadata.Broker {
 	}
 	return out
 }
+
+// PlaceReplicasAcross is Strata's placement of new partitions (placeNew)
+// over the given brokers: what `strata partitions reassign --generate`
+// proposes for the topics it moves.
+func PlaceReplicasAcross(brokers []metadata.Broker, partitions int32, replicationFactor int) [][]int32 {
+	return placeNew(brokers, partitions, replicationFactor)
+}

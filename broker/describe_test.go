@@ -95,6 +95,34 @@ func TestDescribeTopicPartitionsPaginates(t *testing.T) {
 	}
 }
 
+// TestDescribeTopicPartitionsCursorOutsideTheList: a cursor naming a topic
+// the request's list does not name answers INVALID_REQUEST on every listed
+// topic, as Kafka does; a cursor naming a listed topic pages from there.
+func TestDescribeTopicPartitionsCursorOutsideTheList(t *testing.T) {
+	n := brokertest.Start(t)
+	cl := n.Client()
+	createTopic(t, cl, "a", 2, nil)
+	createTopic(t, cl, "b", 2, nil)
+	req := kmsg.NewPtrDescribeTopicPartitionsRequest()
+	req.Topics = []kmsg.DescribeTopicPartitionsRequestTopic{{Topic: "a"}, {Topic: "b"}}
+	req.Cursor = &kmsg.DescribeTopicPartitionsRequestCursor{Topic: "c", Partition: 0}
+	resp := request[*kmsg.DescribeTopicPartitionsResponse](t, cl, req)
+	if len(resp.Topics) != 2 || resp.NextCursor != nil {
+		t.Fatalf("cursor outside the list: %+v", resp)
+	}
+	for _, topic := range resp.Topics {
+		if topic.ErrorCode != kerr.InvalidRequest.Code || len(topic.Partitions) != 0 {
+			t.Fatalf("%s: %v with %d partitions, want INVALID_REQUEST", *topic.Topic, kerr.ErrorForCode(topic.ErrorCode), len(topic.Partitions))
+		}
+	}
+	req.Cursor = &kmsg.DescribeTopicPartitionsRequestCursor{Topic: "b", Partition: 1}
+	resp = request[*kmsg.DescribeTopicPartitionsResponse](t, cl, req)
+	if len(resp.Topics) != 1 || *resp.Topics[0].Topic != "b" || resp.Topics[0].ErrorCode != 0 ||
+		len(resp.Topics[0].Partitions) != 1 || resp.Topics[0].Partitions[0].Partition != 1 {
+		t.Fatalf("cursor b-1 in the list: %+v", resp.Topics)
+	}
+}
+
 // TestDescribeLogDirsAndQuorum: kadm's DescribeAllLogDirs lists the data
 // dir with each partition's local size; DescribeQuorum names this node
 // leader and voter with the Raft commit index as high watermark.

@@ -19,13 +19,17 @@ import (
 // Dynamic broker configs: Kafka's replication throttles, set with
 // IncrementalAlterConfigs (or AlterConfigs) on a BROKER resource — a broker
 // id for that broker, the empty name for every broker — and stored in the
-// metadata quorum (metadata.State.BrokerConfig). As Kafka's
-// kafka-reassign-partitions --throttle does with
-// leader/follower.replication.throttled.replicas, they apply to the
-// replicas a reassignment adds: the leader counts what it sends them
+// metadata quorum (metadata.State.BrokerConfig). They apply to the
+// replicas a reassignment adds (the leader counts what it sends them
 // against leader.replication.throttled.rate, each adding replica what it
-// fetches against follower.replication.throttled.rate. Replication of
-// the in-sync replicas is never throttled.
+// fetches against follower.replication.throttled.rate), and, as in Kafka,
+// to the replicas a topic's leader/follower.replication.throttled.replicas
+// list (which kafka-reassign-partitions --throttle sets): a leader listed
+// as partition:leader throttles what it sends the partition's replicas
+// outside the ISR (leaderThrottled), a follower listed as
+// partition:follower throttles its own fetching while outside the ISR
+// (replica.followerThrottled). Replication of the in-sync replicas is
+// never throttled.
 const (
 	leaderThrottledRate   = "leader.replication.throttled.rate"
 	followerThrottledRate = "follower.replication.throttled.rate"
@@ -36,6 +40,19 @@ const (
 var dynamicBrokerConfigDocs = map[string]string{
 	leaderThrottledRate:   "bytes per second a leader sends to the replicas a reassignment adds (Long.MAX_VALUE: unlimited)",
 	followerThrottledRate: "bytes per second a replica being added by a reassignment fetches (Long.MAX_VALUE: unlimited)",
+}
+
+// leaderThrottled reports whether the leader self counts what it sends
+// replica of topic's partition against leader.replication.throttled.rate:
+// replica is being added by a reassignment, or is outside the ISR while
+// the topic's leader.replication.throttled.replicas names partition:self.
+func leaderThrottled(topic metadata.Topic, partition, self, replica int32) bool {
+	a := topic.Partitions[partition]
+	if slices.Contains(a.AddingReplicas, replica) {
+		return true
+	}
+	return !slices.Contains(a.ISR, replica) &&
+		topicconfig.ThrottledReplica(topic.Configs[topicconfig.LeaderReplicationThrottledReplicas], partition, self)
 }
 
 // parseThrottledRate checks a throttled rate: a long >= 0 (0 lets nothing

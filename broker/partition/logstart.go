@@ -30,7 +30,25 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 	if err := p.segments.SetStartOffset(offset); err != nil {
 		return 0, err
 	}
+	p.trimEpochsLocked()
 	return p.segments.StartOffset(), nil
+}
+
+// trimEpochsLocked forgets the leader epochs below the log start, as Kafka
+// does when its log start moves (the checkpoint is rewritten; a failed
+// write leaves the old one, whose extra entries below the log start only
+// answer OffsetForLeaderEpoch for epochs no replica fetches from). A
+// tiered partition keeps them: its local log start is not its log start
+// (the remote data below it keeps its epochs). appendMu is held.
+func (p *Partition) trimEpochsLocked() {
+	if p.config.Load().RemoteStorage {
+		return
+	}
+	if p.epochs.truncateFromStart(p.segments.StartOffset()) {
+		if err := p.epochs.write(p.dir); err != nil {
+			p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
+		}
+	}
 }
 
 // FollowLogStart advances a follower's log start offset to its leader's
@@ -48,7 +66,11 @@ func (p *Partition) FollowLogStart(leaderLogStart int64) error {
 	if target <= p.segments.StartOffset() {
 		return nil
 	}
-	return p.segments.SetStartOffset(target)
+	if err := p.segments.SetStartOffset(target); err != nil {
+		return err
+	}
+	p.trimEpochsLocked()
+	return nil
 }
 
 // FollowerLogStart records a follower's log start offset as its fetch
@@ -67,16 +89,19 @@ func (p *Partition) FollowerLogStart(follower int32, logStart int64) {
 	}
 }
 
-// LowWatermark is the lowest log start offset of this leader and its
-// in-sync followers (Kafka's low watermark, over the ISR): DeleteRecords
-// answers once it has reached the offset asked. A follower that has not
-// stated its log start yet counts as -1.
+// LowWatermark is the lowest log start offset of this leader and its live
+// followers — every replica whose broker is registered and unfenced, in
+// the ISR or not (Kafka's Partition.lowWatermarkIfLeader, which
+// DelayedDeleteRecords waits on): DeleteRecords answers once it has
+// reached the offset asked. A live follower that has not stated its log
+// start yet counts as -1; a replica whose broker is down or fenced does not
+// count (it follows the log start when it fetches again).
 func (p *Partition) LowWatermark() int64 {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	low := p.segments.StartOffset()
-	for _, id := range p.assignment.ISR {
-		if f := p.followers[id]; f != nil && id != p.self {
+	for id, f := range p.followers {
+		if id != p.self && p.liveReplicas[id] {
 			low = min(low, f.logStartOffset)
 		}
 	}

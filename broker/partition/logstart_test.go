@@ -2,9 +2,12 @@ package partition
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 
+	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/metadata"
 )
 
 // TestDeleteRecordsBefore: the leader moves its log start up to the high
@@ -81,13 +84,26 @@ func TestDeleteRecordsBefore(t *testing.T) {
 	}
 }
 
+// fencing is a metadata state's brokers: id → whether it is fenced (an id
+// not in it is not registered).
+type fencing map[int32]bool
+
+func (f fencing) Broker(id int32) (metadata.Broker, bool) {
+	fenced, ok := f[id]
+	return metadata.Broker{Epoch: 1, Fenced: fenced}, ok
+}
+
 // TestLowWatermark: the low watermark is the lowest log start of the leader
-// and its in-sync followers, unknown (-1) until a follower states its own,
-// and a follower's stated log start never goes back; waiters are woken
-// when it moves (DeleteRecords waits on them).
+// and its live followers — registered and unfenced, in the ISR or not, as
+// Kafka's DelayedDeleteRecords waits for — unknown (-1) until such a
+// follower states its own; a fenced or unregistered replica does not count;
+// a follower's stated log start never goes back; waiters are woken when it
+// moves (DeleteRecords waits on them).
 func TestLowWatermark(t *testing.T) {
 	leader := replica(t, t.TempDir(), 1, nil)
-	leader.ApplyAssignment(assignment(1, 2, []int32{1, 2, 3}, []int32{1, 2}), t0)
+	a := assignment(1, 2, []int32{1, 2, 3, 4, 5}, []int32{1, 2})
+	leader.ObserveRegistrations(a.Replicas, fencing{1: false, 2: false, 3: false, 4: true}) // 5 unregistered
+	leader.ApplyAssignment(a, t0)
 	mustAppend(t, leader, batch(t, idempotent(7, 0, 0), "a", 4))
 	if _, err := leader.FollowerFetched(2, 4, t0); err != nil {
 		t.Fatal(err)
@@ -96,7 +112,7 @@ func TestLowWatermark(t *testing.T) {
 		t.Fatal(err)
 	}
 	if low := leader.LowWatermark(); low != -1 {
-		t.Fatalf("low watermark %d before the follower stated its log start, want -1", low)
+		t.Fatalf("low watermark %d before the followers stated their log start, want -1", low)
 	}
 	wake := make(chan struct{}, 1)
 	leader.AddWaiter(wake)
@@ -107,12 +123,77 @@ func TestLowWatermark(t *testing.T) {
 	default:
 		t.Fatal("a follower's log start moving woke no waiter")
 	}
+	if low := leader.LowWatermark(); low != -1 {
+		t.Fatalf("low watermark %d while live replica 3 (out of the ISR) has not stated its log start, want -1", low)
+	}
+	leader.FollowerLogStart(3, 3)
 	if low := leader.LowWatermark(); low != 3 {
-		t.Fatalf("low watermark %d, want 3", low)
+		t.Fatalf("low watermark %d once every live replica is at 3, want 3", low)
 	}
 	leader.FollowerLogStart(2, 1) // an older fetch
-	leader.FollowerLogStart(3, 0) // not in the ISR
 	if low := leader.LowWatermark(); low != 3 {
-		t.Fatalf("low watermark %d after an older fetch and a follower out of the ISR, want 3", low)
+		t.Fatalf("low watermark %d after an older fetch, want 3", low)
+	}
+	// Replica 3 fenced: it no longer holds the answer back.
+	leader.ObserveRegistrations(a.Replicas, fencing{1: false, 2: false, 3: true, 4: true})
+	if _, err := leader.DeleteRecordsBefore(4); err != nil {
+		t.Fatal(err)
+	}
+	leader.FollowerLogStart(2, 4)
+	if low := leader.LowWatermark(); low != 4 {
+		t.Fatalf("low watermark %d with replica 3 fenced, want 4", low)
+	}
+}
+
+// TestDeleteRecordsTrimsLeaderEpochs: moving the log start forgets the
+// leader epochs entirely below it, the one it falls in now starting at it
+// (Kafka's LeaderEpochFileCache.truncateFromStart), in the checkpoint too.
+func TestDeleteRecordsTrimsLeaderEpochs(t *testing.T) {
+	dir := t.TempDir()
+	leader := replica(t, dir, 1, map[string]string{"segment.bytes": "1"})
+	for epoch := int32(1); epoch <= 3; epoch++ {
+		leader.ApplyAssignment(assignment(1, epoch, []int32{1}, []int32{1}), t0)
+		mustAppend(t, leader, batch(t, recordbatch.BuildOptions{}, "a", 2))
+	}
+	// Epochs 1, 2, 3 start at 0, 2, 4.
+	if _, err := leader.DeleteRecordsBefore(3); err != nil {
+		t.Fatal(err)
+	}
+	want := []epochEntry{{2, 3}, {3, 4}}
+	if !reflect.DeepEqual(leader.epochs.entries, want) {
+		t.Fatalf("epochs after the log start moved to 3: %+v, want %+v", leader.epochs.entries, want)
+	}
+	if epoch, end := leader.epochs.endOffsetFor(1, leader.LogEndOffset()); epoch != -1 || end != -1 {
+		t.Fatalf("epoch 1 (below the log start) answers %d, %d; want -1, -1", epoch, end)
+	}
+	read, ok := readEpochCache(dir)
+	if !ok || !reflect.DeepEqual(read.entries, want) {
+		t.Fatalf("checkpoint %+v (%v), want %+v", read.entries, ok, want)
+	}
+	if _, err := leader.DeleteRecordsBefore(4); err != nil {
+		t.Fatal(err)
+	}
+	if want := []epochEntry{{3, 4}}; !reflect.DeepEqual(leader.epochs.entries, want) {
+		t.Fatalf("epochs after the log start moved to 4: %+v, want %+v", leader.epochs.entries, want)
+	}
+}
+
+// TestRetentionTrimsLeaderEpochs: retention deleting the oldest segments
+// of a topic that is not tiered forgets the leader epochs below the new
+// log start too.
+func TestRetentionTrimsLeaderEpochs(t *testing.T) {
+	leader := replica(t, t.TempDir(), 1, map[string]string{"segment.bytes": "1", "retention.bytes": "1"})
+	for epoch := int32(1); epoch <= 3; epoch++ {
+		leader.ApplyAssignment(assignment(1, epoch, []int32{1}, []int32{1}), t0)
+		mustAppend(t, leader, batch(t, recordbatch.BuildOptions{}, "a", 2))
+	}
+	leader.EnforceRetention()
+	// Epochs 1, 2, 3 started at 0, 2, 4; only the empty active segment
+	// (each batch filled one) is left.
+	if start := leader.LogStartOffset(); start != 6 {
+		t.Fatalf("log start %d after retention, want 6", start)
+	}
+	if want := []epochEntry{{3, 6}}; !reflect.DeepEqual(leader.epochs.entries, want) {
+		t.Fatalf("epochs %+v after retention, want %+v", leader.epochs.entries, want)
 	}
 }

@@ -102,6 +102,10 @@ type Partition struct {
 	// brokerEpochs is the broker epoch (registration) of each replica's
 	// broker as last observed (ObserveRegistrations); -1: not registered.
 	brokerEpochs map[int32]int64
+	// liveReplicas are the replicas whose broker was registered and
+	// unfenced when last observed (ObserveRegistrations): Kafka's alive
+	// brokers, whose log start DeleteRecords waits for (LowWatermark).
+	liveReplicas map[int32]bool
 	assigned     bool // applyAssignment ran at least once
 	// snapshotEnd is the log end offset the newest producer snapshot was
 	// taken at (-1: none); an unchanged partition is not snapshotted again.
@@ -818,6 +822,9 @@ func (p *Partition) EnforceRetention() {
 		p.log.Error("retention failed", "err", err)
 	} else if n > 0 {
 		p.log.Info("retention deleted segments", "segments", n, "log_start_offset", p.segments.StartOffset())
+		p.appendMu.Lock()
+		p.trimEpochsLocked()
+		p.appendMu.Unlock()
 	}
 }
 

@@ -112,6 +112,23 @@ func (c *epochCache) truncateFromEnd(offset int64) bool {
 	return changed
 }
 
+// truncateFromStart forgets the epochs entirely below a new log start
+// offset, as Kafka's LeaderEpochFileCache.truncateFromStart: the entries
+// starting at or before offset go but the last of them, which now starts
+// at offset (the epoch of the first record kept).
+func (c *epochCache) truncateFromStart(offset int64) bool {
+	n := 0
+	for n < len(c.entries) && c.entries[n].start <= offset {
+		n++
+	}
+	if n == 0 || (n == 1 && c.entries[0].start == offset) {
+		return false
+	}
+	first := epochEntry{c.entries[n-1].epoch, offset}
+	c.entries = append([]epochEntry{first}, c.entries[n:]...)
+	return true
+}
+
 func (c *epochCache) write(dir string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "0\n%d\n", len(c.entries))
@@ -204,7 +221,8 @@ type Registrations interface {
 }
 
 // ObserveRegistrations notes the registration (broker epoch) in state of
-// each broker of replicas, the partition's replicas. A follower whose
+// each broker of replicas, the partition's replicas, and which of them are
+// alive (registered and unfenced). A follower whose
 // broker registered again since the last call is a new incarnation that may
 // have lost what the previous one reported (an unsynced tail, a power
 // loss): what this leader knew of its log end no longer counts for the high
@@ -217,6 +235,7 @@ func (p *Partition) ObserveRegistrations(replicas []int32, state Registrations) 
 	if p.brokerEpochs == nil {
 		p.brokerEpochs = map[int32]int64{}
 	}
+	p.liveReplicas = map[int32]bool{}
 	for _, r := range replicas {
 		if r == p.self {
 			continue
@@ -224,6 +243,7 @@ func (p *Partition) ObserveRegistrations(replicas []int32, state Registrations) 
 		epoch := int64(-1) // not registered
 		if b, ok := state.Broker(r); ok {
 			epoch = b.Epoch
+			p.liveReplicas[r] = !b.Fenced
 		}
 		if known, ok := p.brokerEpochs[r]; ok && known != epoch {
 			if f := p.followers[r]; f != nil {

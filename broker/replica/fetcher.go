@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/internal/ratelog"
 	"github.com/strata-log/strata/metadata"
 )
@@ -113,8 +114,8 @@ type followed struct {
 	ready       readiness
 	pausedUntil time.Time
 	retryDelay  time.Duration
-	// throttled: this broker is an adding replica of a reassignment of the
-	// partition, whose traffic the follower throttle counts.
+	// throttled: the follower throttle counts this partition's traffic
+	// (followerThrottled).
 	throttled bool
 }
 
@@ -192,7 +193,7 @@ func (f *Fetchers) Update(state *metadata.State, parts []*partition.Partition) {
 		if want[key] == nil {
 			want[key] = map[*partition.Partition]*followed{}
 		}
-		want[key][p] = &followed{part: p, topic: t, epoch: a.LeaderEpoch, throttled: slices.Contains(a.AddingReplicas, self)}
+		want[key][p] = &followed{part: p, topic: t, epoch: a.LeaderEpoch, throttled: followerThrottled(t, p.Index(), self)}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -214,6 +215,21 @@ func (f *Fetchers) Update(state *metadata.State, parts []*partition.Partition) {
 		}
 		rf.assign(partitions)
 	}
+}
+
+// followerThrottled reports whether this broker (self) counts what it
+// fetches of topic's partition against follower.replication.throttled.rate:
+// it is being added by a reassignment, or it is outside the ISR while the
+// topic's follower.replication.throttled.replicas names partition:self
+// (Kafka's follower-side throttle, set by kafka-reassign-partitions
+// --throttle).
+func followerThrottled(t metadata.Topic, partition, self int32) bool {
+	a := t.Partitions[partition]
+	if slices.Contains(a.AddingReplicas, self) {
+		return true
+	}
+	return !slices.Contains(a.ISR, self) &&
+		topicconfig.ThrottledReplica(t.Configs[topicconfig.FollowerReplicationThrottledReplicas], partition, self)
 }
 
 func (f *Fetchers) start(key leaderKey) (*fetcher, error) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/topicconfig"
+	"github.com/strata-log/strata/metadata"
 )
 
 // TestThrottle: an unlimited throttle never holds traffic back; a limited
@@ -128,5 +129,40 @@ func TestFollowerThrottleHoldsAddingReplica(t *testing.T) {
 	}
 	if end := follower.LogEndOffset(); end != 60 {
 		t.Fatalf("follower at %d unthrottled, want 60", end)
+	}
+}
+
+// TestFollowerThrottledReplicas: a follower counts its fetching against
+// follower.replication.throttled.rate while a reassignment adds it, or
+// while it is outside the ISR and the topic's
+// follower.replication.throttled.replicas names it ('*' names every
+// replica); never while in sync.
+func TestFollowerThrottledReplicas(t *testing.T) {
+	topic := func(list string, p metadata.Partition) metadata.Topic {
+		tp := metadata.Topic{Name: "t", Partitions: []metadata.Partition{p}}
+		if list != "" {
+			tp.Configs = map[string]string{topicconfig.FollowerReplicationThrottledReplicas: list}
+		}
+		return tp
+	}
+	outOfSync := metadata.Partition{Replicas: []int32{1, 3}, ISR: []int32{1}, Leader: 1}
+	inSync := metadata.Partition{Replicas: []int32{1, 3}, ISR: []int32{1, 3}, Leader: 1}
+	adding := metadata.Partition{Replicas: []int32{1, 3}, ISR: []int32{1}, Leader: 1, AddingReplicas: []int32{3}}
+	tests := []struct {
+		name string
+		t    metadata.Topic
+		want bool
+	}{
+		{"unlisted", topic("", outOfSync), false},
+		{"adding", topic("", adding), true},
+		{"listed out of sync", topic("0:3", outOfSync), true},
+		{"listed in sync", topic("0:3", inSync), false},
+		{"another broker listed", topic("0:1,1:3", outOfSync), false},
+		{"wildcard", topic("*", outOfSync), true},
+	}
+	for _, tt := range tests {
+		if got := followerThrottled(tt.t, 0, 3); got != tt.want {
+			t.Errorf("%s: throttled %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

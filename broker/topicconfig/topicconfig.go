@@ -61,6 +61,12 @@ const (
 	LocalRetentionBytes      = "local.retention.bytes"
 	RemoteLogCopyDisable     = "remote.log.copy.disable"
 	RemoteLogDeleteOnDisable = "remote.log.delete.on.disable"
+	// Replication throttles (kafka-reassign-partitions --throttle): the
+	// replicas whose replication counts against the brokers'
+	// leader/follower.replication.throttled.rate. Topic-only: no broker
+	// default.
+	LeaderReplicationThrottledReplicas   = "leader.replication.throttled.replicas"
+	FollowerReplicationThrottledReplicas = "follower.replication.throttled.replicas"
 	// Deprecated in Kafka 3.x and still accepted by Kafka 3.9: stored,
 	// described and ignored.
 	MessageFormatVersion        = "message.format.version"
@@ -72,7 +78,8 @@ type Definition struct {
 	Name string
 	Type Type
 	// BrokerName is the broker-level synonym (Kafka's log.* name) whose value
-	// is the default for topics that do not set Name.
+	// is the default for topics that do not set Name; empty for the
+	// topic-only configs Kafka gives no broker synonym (no serve flag).
 	BrokerName string
 	// Default is the built-in default, used when the broker does not override it.
 	Default string
@@ -203,6 +210,12 @@ var definitions = []Definition{
 		Doc: "stop uploading new segments; remote data stays readable and local retention falls back to retention.*", validate: oneOf("true", "false")},
 	{Name: RemoteLogDeleteOnDisable, Type: TypeBoolean, BrokerName: "log.remote.log.delete.on.disable", Default: "false",
 		Doc: "needed to set remote.storage.enable=false on a tiered topic: its remote data is then deleted", validate: oneOf("true", "false")},
+	{Name: LeaderReplicationThrottledReplicas, Type: TypeList, Default: "",
+		Doc:      "replicas whose replication is throttled on the leader side: '*' or partition:broker pairs (0:1,1:2); a listed broker leading the partition counts what it sends the replicas outside the ISR against its leader.replication.throttled.rate",
+		validate: throttledReplicaList},
+	{Name: FollowerReplicationThrottledReplicas, Type: TypeList, Default: "",
+		Doc:      "replicas whose replication is throttled on the follower side: '*' or partition:broker pairs (0:3,1:3); a listed broker outside the partition's ISR counts what it fetches against its follower.replication.throttled.rate",
+		validate: throttledReplicaList},
 	{Name: MessageFormatVersion, Type: TypeString, BrokerName: "log.message.format.version", Default: "3.0-IV1",
 		Doc:        "deprecated (Kafka 3.0): accepted and ignored; Strata stores record batches (message format v2) only",
 		Deprecated: "Kafka 3.0 deprecated it and ignores it from inter.broker.protocol.version 3.0; Strata writes message format v2 only",
@@ -211,6 +224,51 @@ var definitions = []Definition{
 		Doc:        "deprecated (Kafka 3.x): accepted and ignored; Strata never down-converts (clients that fetch old message formats are refused)",
 		Deprecated: "Kafka deprecated it with message formats v0 and v1; Strata never down-converts",
 		validate:   oneOf("true", "false")},
+}
+
+// throttledReplicaEntry is one entry of a throttled replicas list:
+// partition:broker, or empty (Kafka accepts "0:1,,1:2").
+var throttledReplicaEntry = regexp.MustCompile(`^([0-9]+:[0-9]+)?$`)
+
+// throttledReplicaList is Kafka's ThrottledReplicaListValidator: the
+// literal '*' or a comma list of partition:broker pairs.
+func throttledReplicaList(v string) error {
+	entries := strings.Split(v, ",")
+	all := true
+	for i, e := range entries {
+		entries[i] = strings.TrimSpace(e)
+		all = all && throttledReplicaEntry.MatchString(entries[i])
+	}
+	if all || strings.Join(entries, "") == "*" {
+		return nil
+	}
+	return fmt.Errorf("%q must be the literal '*' or a list of replicas in the format partitionId:brokerId,partitionId:brokerId,...", v)
+}
+
+// ThrottledReplica reports whether a throttled replicas list (the value of
+// leader/follower.replication.throttled.replicas) names replica broker of
+// partition: '*' names every replica. A list that does not validate names
+// none.
+func ThrottledReplica(list string, partition, broker int32) bool {
+	list = strings.TrimSpace(list)
+	if list == "" || throttledReplicaList(list) != nil {
+		return false
+	}
+	if strings.ReplaceAll(strings.ReplaceAll(list, ",", ""), " ", "") == "*" {
+		return true
+	}
+	for _, e := range strings.Split(list, ",") {
+		p, b, ok := strings.Cut(strings.TrimSpace(e), ":")
+		if !ok {
+			continue
+		}
+		pn, perr := strconv.ParseInt(p, 10, 32)
+		bn, berr := strconv.ParseInt(b, 10, 32)
+		if perr == nil && berr == nil && int32(pn) == partition && int32(bn) == broker {
+			return true
+		}
+	}
+	return false
 }
 
 // kafkaVersionPattern matches what Kafka accepts for message.format.version:

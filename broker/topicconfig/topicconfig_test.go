@@ -81,7 +81,8 @@ func TestEveryDefinitionDefaultIsValid(t *testing.T) {
 		if err := ValidateOne(d.Name, d.Default); err != nil {
 			t.Errorf("%s default %q: %v", d.Name, d.Default, err)
 		}
-		if d.BrokerName == "" || d.Doc == "" {
+		topicOnly := d.Name == LeaderReplicationThrottledReplicas || d.Name == FollowerReplicationThrottledReplicas
+		if (d.BrokerName == "") != topicOnly || d.Doc == "" {
 			t.Errorf("%s lacks a broker name or doc", d.Name)
 		}
 	}
@@ -151,5 +152,40 @@ func TestTypedIgnoresValuesItDoesNotAccept(t *testing.T) {
 	}
 	if valid := Typed(nil, map[string]string{SegmentBytes: "2000000"}); valid.SegmentBytes != 2000000 {
 		t.Fatalf("a valid segment.bytes did not take effect: %d", valid.SegmentBytes)
+	}
+}
+
+// TestThrottledReplicas: Kafka's rules for
+// leader/follower.replication.throttled.replicas — '*' or partition:broker
+// pairs, empty entries allowed — and which replicas a list names.
+func TestThrottledReplicas(t *testing.T) {
+	for _, v := range []string{"", "*", " * ", "0:1", "0:1,1:2", "0:1, 1:2", "0:1,,1:2"} {
+		if err := ValidateOne(LeaderReplicationThrottledReplicas, v); err != nil {
+			t.Errorf("%q refused: %v", v, err)
+		}
+	}
+	for _, v := range []string{"0", "0:", ":1", "a:1", "0:1,*", "*,*", "-1:2", "0:1:2"} {
+		if err := ValidateOne(FollowerReplicationThrottledReplicas, v); err == nil {
+			t.Errorf("%q accepted", v)
+		}
+	}
+	tests := []struct {
+		list              string
+		partition, broker int32
+		want              bool
+	}{
+		{"", 0, 1, false},
+		{"*", 3, 7, true},
+		{"0:1,1:2", 0, 1, true},
+		{"0:1,1:2", 1, 2, true},
+		{"0:1,1:2", 1, 1, false},
+		{"0:1,1:2", 2, 1, false},
+		{"0:1, 1:2", 1, 2, true},
+		{"0:x", 0, 1, false}, // invalid: names nothing
+	}
+	for _, tt := range tests {
+		if got := ThrottledReplica(tt.list, tt.partition, tt.broker); got != tt.want {
+			t.Errorf("ThrottledReplica(%q, %d, %d) = %v, want %v", tt.list, tt.partition, tt.broker, got, tt.want)
+		}
 	}
 }

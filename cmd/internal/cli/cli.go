@@ -307,6 +307,9 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.BoolVar(&f.allowEveryoneIfNoACL, "allow-everyone-if-no-acl-found", false, "with --authorizer acl, allow a request on a resource no ACL names (allow.everyone.if.no.acl.found)")
 	fs.Int64Var(&f.groupInitialDelayMs, "group-initial-rebalance-delay-ms", 3000, "how long the first rebalance of an empty group waits for more members (group.initial.rebalance.delay.ms)")
 	for _, def := range topicconfig.All() {
+		if def.BrokerName == "" {
+			continue // topic-only: no serve flag
+		}
 		v := new(string)
 		*v = def.Default
 		fs.StringVar(v, topicDefaultFlag(def), def.Default, "topic default for "+def.Name+": "+def.Doc)

@@ -24,6 +24,7 @@ import (
 // so they work against any Kafka cluster too.
 
 const reassignUsage = `Usage: strata partitions reassign --reassignment-json-file FILE (--execute [--throttle B/s] [--additional] | --verify | --cancel) [flags]
+       strata partitions reassign --generate --topics-to-move-json-file FILE --broker-list 1,2,3 [flags]
 
 Moves partitions to the replicas a plan names, in kafka-reassign-partitions'
 JSON format:
@@ -38,6 +39,10 @@ JSON format:
   --verify    report each partition (done, in progress, or not on its
               target); once all are done, removes the throttle
   --cancel    cancel the reassignments in progress and remove the throttle
+  --generate  propose a plan moving the topics of --topics-to-move-json-file
+              ({"version":1,"topics":[{"topic":"orders"}]}) onto the brokers
+              of --broker-list, placed as Strata places new partitions;
+              prints the current assignment and the proposal, changes nothing
 
 Flags:
 `
@@ -110,6 +115,8 @@ func runReassign(args []string, stdout, stderr io.Writer) error {
 	var planFile *string
 	var execute, verify, cancelMode, additional *bool
 	var throttle *int64
+	var generate *bool
+	var topicsFile, brokerList *string
 	_, k, err := parseKafkaCommand("partitions", reassignUsage, "reassign", args, stderr, func(fs *pflag.FlagSet) {
 		planFile = fs.String("reassignment-json-file", "", "the plan, in kafka-reassign-partitions' JSON format")
 		execute = fs.Bool("execute", false, "start the reassignments of the plan")
@@ -117,19 +124,30 @@ func runReassign(args []string, stdout, stderr io.Writer) error {
 		cancelMode = fs.Bool("cancel", false, "cancel the plan's reassignments in progress and remove the throttle")
 		throttle = fs.Int64("throttle", -1, "with --execute: bytes per second for the catch-up traffic of added replicas, set on every broker involved; -1 leaves replication unthrottled")
 		additional = fs.Bool("additional", false, "with --execute: start even though reassignments are in progress (those of the plan's partitions get the new target)")
+		generate = fs.Bool("generate", false, "propose a plan for the topics of --topics-to-move-json-file over --broker-list")
+		topicsFile = fs.String("topics-to-move-json-file", "", "with --generate: the topics to move, {\"version\":1,\"topics\":[{\"topic\":\"orders\"}]}")
+		brokerList = fs.String("broker-list", "", "with --generate: the broker ids to place the topics on, e.g. 1,2,3")
 	})
 	if err != nil {
 		return err
 	}
 	defer k.client.Close()
 	modes := 0
-	for _, on := range []bool{*execute, *verify, *cancelMode} {
+	for _, on := range []bool{*execute, *verify, *cancelMode, *generate} {
 		if on {
 			modes++
 		}
 	}
 	if modes != 1 {
-		return usageErrorf("give exactly one of --execute, --verify, --cancel")
+		return usageErrorf("give exactly one of --execute, --verify, --cancel, --generate")
+	}
+	if *generate {
+		if *topicsFile == "" || *brokerList == "" {
+			return usageErrorf("--generate needs --topics-to-move-json-file and --broker-list")
+		}
+		ctx, cancel := k.context()
+		defer cancel()
+		return generateReassignment(ctx, k, *topicsFile, *brokerList, stdout)
 	}
 	if *planFile == "" {
 		return usageErrorf("--reassignment-json-file is required")
