@@ -62,10 +62,17 @@ func (c *epochCache) latest() int32 {
 
 // endOffsetFor answers OffsetForLeaderEpoch as Kafka does: the largest
 // epoch at or below requested, and the first offset after it (the next
-// epoch's start, or logEnd for the latest). (-1, -1) when there is none.
+// epoch's start, or logEnd for the latest). A requested epoch older than
+// the oldest kept (trimmed below the log start) answers itself and the
+// oldest kept epoch's start, as Kafka's LeaderEpochFileCache.endOffsetFor:
+// whoever asks truncates there. (-1, -1) for an undefined epoch or an
+// empty cache.
 func (c *epochCache) endOffsetFor(requested int32, logEnd int64) (int32, int64) {
 	i := floorEpoch(c.entries, requested)
 	if i < 0 {
+		if requested >= 0 && len(c.entries) > 0 {
+			return requested, c.entries[0].start
+		}
 		return -1, -1
 	}
 	if i == len(c.entries)-1 {
@@ -425,7 +432,7 @@ func (p *Partition) divergingEpochLocked(position FetchPosition) (*EpochEnd, err
 		return nil, nil
 	}
 	epoch, end := p.epochs.endOffsetFor(position.LastFetchedEpoch, p.segments.EndOffset())
-	if epoch < 0 {
+	if epoch < 0 { // an empty epoch cache
 		return nil, fmt.Errorf("%w: the follower's last fetched epoch %d is older than every epoch of this leader's log", segment.ErrOffsetOutOfRange, position.LastFetchedEpoch)
 	}
 	if epoch < position.LastFetchedEpoch || end < position.Offset {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/strata-log/strata/broker/recordbatch"
-	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/metadata"
 )
@@ -380,7 +379,9 @@ func TestDivergingEpoch(t *testing.T) {
 		{"an epoch this leader does not have", FetchPosition{Offset: 8, LastFetchedEpoch: 5}, &EpochEnd{Epoch: 4, EndOffset: 7}, nil},
 		{"an epoch this leader does not have, below the fetch offset's", FetchPosition{Offset: 3, LastFetchedEpoch: 3}, &EpochEnd{Epoch: 2, EndOffset: 4}, nil},
 		{"an epoch newer than this leader's", FetchPosition{Offset: 9, LastFetchedEpoch: 7}, &EpochEnd{Epoch: 6, EndOffset: 9}, nil},
-		{"an epoch older than every epoch here", FetchPosition{Offset: 2, LastFetchedEpoch: 1}, nil, segment.ErrOffsetOutOfRange},
+		// As Kafka: the follower's epoch itself, ending where this
+		// leader's oldest epoch starts (the follower truncates there).
+		{"an epoch older than every epoch here", FetchPosition{Offset: 2, LastFetchedEpoch: 1}, &EpochEnd{Epoch: 1, EndOffset: 0}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leader := openLeader(t)
