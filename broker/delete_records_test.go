@@ -18,7 +18,6 @@ import (
 	"github.com/strata-log/strata/broker/tiermanager"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/metadata/metadatatest"
-	"github.com/strata-log/strata/tiering"
 )
 
 // produceValues writes n one-record batches to topic partition 0.
@@ -203,16 +202,7 @@ func leadingTopic(t *testing.T, n *brokertest.Node, topic string) *partition.Par
 func TestDeleteRecordsTiered(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	bucket, err := tiering.OpenBucket(ctx, "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bucket.Close()
-	tier, err := tiering.New(tiering.Config{Bucket: bucket, CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tier.Close()
+	tier := memoryTier(t)
 	registry := prometheus.NewRegistry()
 	var registerer prometheus.Registerer = registry // nil after the restart: registered once
 	n := brokertest.Start(t, func(c *broker.Config) {

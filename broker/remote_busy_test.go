@@ -40,16 +40,7 @@ func (r *busyReader) Read(ctx context.Context, p metadata.TopicPartition, segmen
 func TestRemoteQueueFullAnswersEmpty(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	bucket, err := tiering.OpenBucket(ctx, "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bucket.Close()
-	tier, err := tiering.New(tiering.Config{Bucket: bucket, CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tier.Close()
+	tier := memoryTier(t)
 	reader := &busyReader{RemoteReader: tier}
 	n := brokertest.Start(t, func(c *broker.Config) {
 		c.RemoteReader = reader

@@ -29,16 +29,7 @@ import (
 func TestReadCommittedFromTieredSegments(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	bucket, err := tiering.OpenBucket(ctx, "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bucket.Close()
-	tier, err := tiering.New(tiering.Config{Bucket: bucket, CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tier.Close()
+	tier := memoryTier(t)
 	n := brokertest.Start(t, func(c *broker.Config) {
 		c.RemoteReader = tier
 		c.RetentionCheckInterval = 20 * time.Millisecond
@@ -167,4 +158,21 @@ func TestReadCommittedFromTieredSegments(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRawFetch("after RestartAt")
+}
+
+// memoryTier is a tiered store on an in-memory bucket, closed (after the
+// broker stops: cleanups run last-registered first) when the test ends.
+func memoryTier(t *testing.T) *tiering.Tier {
+	t.Helper()
+	bucket, err := tiering.OpenBucket(context.Background(), "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bucket.Close() })
+	tier, err := tiering.New(tiering.Config{Bucket: bucket, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tier.Close() })
+	return tier
 }
