@@ -585,9 +585,15 @@ func (s *Store) notLeaderError() error {
 
 // await waits for future, the end of ctx or Close, and classifies Raft's
 // errors.
+//
+// The goroutine waiting on the future is not one Close waits for: a future
+// that Raft enqueued just before Shutdown is never resolved (hashicorp/raft
+// gives Apply's futures no shutdown channel), so waiting for it would hang
+// Close forever. It holds only the future and a buffered channel, and ends
+// if the future is ever resolved.
 func (s *Store) await(ctx context.Context, future raft.Future) error {
 	done := make(chan error, 1)
-	s.goroutines.Go(func() { done <- future.Error() })
+	go func() { done <- future.Error() }()
 	var err error
 	select {
 	case err = <-done:
@@ -817,7 +823,8 @@ func (s *Store) probePeer(id int32, address string) error {
 }
 
 // Close shuts Raft down, closes the log and the listener, releases the data
-// directory and waits for every goroutine the Store started. Proposals in
+// directory and waits for every goroutine the Store started (but await's
+// waiters on Raft futures, see await). Proposals in
 // flight fail with ErrClosed.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
