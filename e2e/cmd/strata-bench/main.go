@@ -51,13 +51,17 @@ func main() {
 		cluster    = flag.Bool("cluster", false, "start 3 nodes and compare RF=3 acks=all with RF=1 acks=1 in the same run")
 		tiered     = flag.Bool("tiered", false, "tier a topic to an S3 server (versitygw) and replay it through the broker, cold and warm, next to direct S3 reads")
 		tieredMiB  = flag.Int("tiered-mib", 512, "MiB produced to the tiered topic")
+		widePart   = flag.Int("tiered-partitions-wide", 64, "--tiered: partitions of the many-partition replay (0 skips it)")
+		isoRate    = flag.Int("tiered-isolation-rate", 5000, "--tiered: records/s of the fixed-rate producer of the isolation phase")
+		isoFor     = flag.Duration("tiered-isolation-duration", 5*time.Second, "--tiered: how long the isolation phase measures without a replay")
 		tlsOnly    = flag.Bool("tls", false, "produce and consume through an SSL listener next to a PLAINTEXT one of the same broker, in the same run")
 	)
 	flag.Parse()
 	err := inDir(*dir, func(dir string) error {
 		switch {
 		case *tiered:
-			return runTiered(*bin, dir, *tieredMiB, *recordSize, cmp.Or(*partitions, 3))
+			return runTiered(*bin, dir, tieredOptions{mib: *tieredMiB, recordSize: *recordSize, partitions: cmp.Or(*partitions, 3),
+				widePartitions: *widePart, isolationRate: *isoRate, isolationFor: *isoFor})
 		case *tlsOnly:
 			return runTLS(*bin, dir, *records, *recordSize, cmp.Or(*partitions, 6))
 		case *cluster:
@@ -226,7 +230,7 @@ func startBrokerProcess(bin, dataDir string, ports []string, extra ...string) (s
 				return ports[0], cmd.Process, stop, nil
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // --tiered times restarts from readiness
 	}
 	stop()
 	return "", nil, nil, errors.New("broker not ready after 60s")
@@ -344,11 +348,19 @@ func randomBytes(n int) []byte {
 }
 
 // consume reads topic from the log start until records records have
-// arrived, decoding every record; each, when not nil, sees every record and
-// stops the replay with its error; extra options (TLS) follow the bench's.
+// arrived, decoding every record, 64 MiB per Fetch; each, when not nil,
+// sees every record and stops the replay with its error; extra options
+// (TLS) follow the bench's.
 func consume(brokers, topic string, records int, each func(*kgo.Record) error, extra ...kgo.Opt) (result, error) {
+	return consumeWith(brokers, topic, records, each, append([]kgo.Opt{kgo.FetchMaxBytes(64 << 20)}, extra...)...)
+}
+
+// consumeWith is consume with franz-go's default fetch sizes (50 MiB per
+// Fetch, 1 MiB per partition, min bytes 1, max wait 5 s) unless opts
+// change them.
+func consumeWith(brokers, topic string, records int, each func(*kgo.Record) error, opts ...kgo.Opt) (result, error) {
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64 << 20)}, extra...)...)
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
 	if err != nil {
 		return result{}, err
 	}

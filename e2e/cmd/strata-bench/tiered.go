@@ -35,17 +35,41 @@ const (
 	tieredPrefix       = "bench"
 )
 
-// runTiered produces mib MiB with acks=all to a tiered topic on one broker
-// that tiers to versitygw, waits until the bucket holds everything but the
-// local window, then measures in the same run: reading the remote range's
-// .log objects directly with minio-go (whole objects, and 1 MiB ranges:
-// the limit), and replaying the topic from offset 0 through the broker
-// with franz-go, after a restart (cold chunk cache) and again (warm). The
-// replay MB/s counts the remote range only: from offset 0 until every
-// partition has passed its local log start, over the bytes of the objects
-// the direct read reads. Every replay is checked record by record against
-// what was acknowledged.
-func runTiered(bin, dir string, mib, recordSize, partitions int) error {
+// Issue 18's goals, as printed next to each figure and in the summary.
+const (
+	goalColdVsRanges    = 0.9  // cold replay / 1 MiB ranged GETs, at least
+	goalColdVsWhole     = 0.5  // cold replay / whole-object reads, at least
+	goalWarmVsLocal     = 1.0  // warm replay / local-tier consume, at least
+	goalGETsPerMiB      = 0.25 // at most
+	goalGETBytesPerByte = 1.05 // bytes fetched from the store per byte served, at most
+	goalTieredProduce   = 0.85 // tiered produce / untiered, at least
+	goalIsolationP99    = 1.5  // producer p99 during a cold replay / without, at most
+	goalRestartSeconds  = 2.0  // readiness to the first remote record, at most
+	goalRestartFetches  = 20.0 // Fetch requests per second meanwhile, at most
+	goalWideVsNarrow    = 1.1  // many-partition GETs/MiB / 3-partition, at most ("the same")
+)
+
+type tieredOptions struct {
+	mib, recordSize, partitions int
+	widePartitions              int           // 0 skips the many-partition phase
+	isolationRate               int           // records/s of the fixed-rate producer
+	isolationFor                time.Duration // its measurement without a replay
+}
+
+// runTiered produces opts.mib MiB with acks=all to a tiered topic on one
+// broker that tiers to versitygw, waits until the bucket holds everything
+// but the local window, then measures in the same run (docs/performance.md,
+// "How --tiered measures"): produce next to an untiered topic; reading the
+// remote range's .log objects directly with minio-go (whole objects, and
+// 1 MiB ranges: the limit); replaying the topic from offset 0 through the
+// broker with franz-go's default fetch sizes, after a restart (cold chunk
+// cache) and again (warm), next to consuming the untiered topic (local
+// tier); a fixed-rate producer's latency without and during a cold replay;
+// a broker killed and restarted while a consumer replays; and a cold
+// replay of many partitions next to 3 with the same segment size. Every
+// replay is checked record by record against what was acknowledged, and a
+// summary prints each of issue 18's goals as met or not.
+func runTiered(bin, dir string, opts tieredOptions) error {
 	if bin == "" {
 		return errors.New("set --bin or $STRATA_BIN")
 	}
@@ -72,15 +96,17 @@ func runTiered(bin, dir string, mib, recordSize, partitions int) error {
 	if err != nil {
 		return err
 	}
-	total := int64(mib) << 20
+	total := int64(opts.mib) << 20
+	records := int(total / int64(opts.recordSize))
+	stamp := time.Now().UnixNano()
 	b := &tieredBench{
-		dataDir: filepath.Join(dir, "data"), ports: ports, admin: ports[1],
+		bin: bin, dataDir: filepath.Join(dir, "data"), ports: ports, admin: ports[1], mc: mc, recordSize: opts.recordSize,
 		flags: []string{"--object-store", s3.URL(tieredBucket), "--object-store-prefix", tieredPrefix,
 			"--remote-log-manager-task-interval-ms", "200", "--log-retention-check-interval-ms", "300",
 			"--remote-log-cache-bytes", fmt.Sprint(2 * total)}, // the warm pass finds every chunk
-		topic:      fmt.Sprintf("bench-tiered-%d", time.Now().UnixNano()),
-		partitions: partitions, records: int(total / int64(recordSize)),
-		acked: &ledger{values: map[int32][]uint64{}},
+		main: newTieredTopic(fmt.Sprintf("bench-tiered-%d", stamp), opts.partitions, records, tieredSegmentBytes, tieredLocalBytes),
+		// Not tiered: the produce and the local-tier consume reference.
+		local: newTieredTopic(fmt.Sprintf("bench-local-%d", stamp), opts.partitions, records, tieredSegmentBytes, 0),
 	}
 	// STRATA_BENCH_COLD_PROFILE=file writes the broker's CPU profile of
 	// the first seconds of the cold replay (go tool pprof -top file).
@@ -88,52 +114,41 @@ func runTiered(bin, dir string, mib, recordSize, partitions int) error {
 	if coldProfile != "" {
 		b.flags = append(b.flags, "--admin-pprof")
 	}
-	stop, err := b.start(bin)
-	if err != nil {
+	if err := b.start(); err != nil {
 		return err
 	}
-	defer func() { stop() }()
+	defer func() { b.stop() }()
 
-	fmt.Printf("strata-bench --tiered: %d MiB in %d records of %d B (incompressible, uncompressed batches, acks=all), %d partitions,\n", mib, b.records, recordSize, partitions)
+	fmt.Printf("strata-bench --tiered: %d MiB in %d records of %d B (incompressible, uncompressed batches, acks=all), %d partitions,\n", opts.mib, records, opts.recordSize, opts.partitions)
 	fmt.Printf("%d MiB segments, local.retention.bytes %d MiB; versitygw (posix) on loopback, broker and client on the same cores\n",
 		tieredSegmentBytes>>20, tieredLocalBytes>>20)
-	fmt.Printf("replay: franz-go from offset 0 (1 MiB per partition per fetch), timed over the remote range; direct: minio-go, one stream per partition\n\n")
+	fmt.Printf("replay and local consume: franz-go's default fetch sizes (50 MiB per Fetch, 1 MiB per partition), from offset 0, timed over the remote range;\n")
+	fmt.Printf("direct: minio-go, one stream per partition; every replay checked record by record\n\n")
 	fmt.Printf("%-28s %10s %12s %10s %10s %9s %9s\n", "run", "MB/s", "records/s", "GETs/MiB", "GET B/B", "vs direct", "vs ranges")
-	upload, err := b.produce(ctx, recordSize)
+	var sum summary
+	upload, err := b.produce(ctx, &sum)
 	if err != nil {
 		return err
 	}
 
 	// A restart empties the chunk cache: the first replay is cold.
-	stop()
-	if stop, err = b.start(bin); err != nil {
-		stop = func() {} // stopped already
+	if err := b.restart(); err != nil {
 		return err
 	}
-	// The remote range ends at each partition's earliest local offset.
-	if b.localStart, err = listOffsets(ctx, b.brokers, b.topic, partitions, -4); err != nil {
+	if err := b.main.remoteRange(ctx, b.brokers, mc); err != nil {
 		return err
 	}
-	if b.objects, err = remoteLogObjects(ctx, mc, b.topic, b.localStart); err != nil {
-		return err
-	}
-	for _, o := range b.objects {
-		b.remoteBytes += o.size
-	}
-	for _, start := range b.localStart {
-		b.remoteRecords += start
-	}
-	remoteMiB := float64(b.remoteBytes) / (1 << 20)
+	remoteMiB := float64(b.main.remoteBytes) / (1 << 20)
 
 	// MB/s of the whole-object read (the limit) and of the broker's cold
 	// request pattern (one ranged GET per chunk) with the same client.
 	var direct, ranges float64
 	for _, chunk := range []int64{0, tiering.DefaultChunkBytes} {
-		elapsed, gets, err := directRead(ctx, mc, b.objects, chunk)
+		elapsed, gets, err := directRead(ctx, mc, b.main.objects, chunk)
 		if err != nil {
 			return err
 		}
-		mbs := float64(b.remoteBytes) / elapsed.Seconds() / 1e6
+		mbs := float64(b.main.remoteBytes) / elapsed.Seconds() / 1e6
 		name, versusRanges := "direct S3, whole objects", "-"
 		if chunk > 0 {
 			ranges, name, versusRanges = mbs, fmt.Sprintf("direct S3, %d MiB ranges", chunk>>20), "1.00"
@@ -142,6 +157,7 @@ func runTiered(bin, dir string, mib, recordSize, partitions int) error {
 		fmt.Printf("%-28s %10.1f %12s %10.2f %10.2f %9.2f %9s\n", name, mbs, "-", float64(gets)/remoteMiB, 1.0, mbs/direct, versusRanges)
 	}
 	var notes []string
+	var warmRPS float64
 	for _, pass := range []string{"cold", "warm"} {
 		profiled := make(chan error, 1)
 		if pass == "cold" && coldProfile != "" {
@@ -149,46 +165,79 @@ func runTiered(bin, dir string, mib, recordSize, partitions int) error {
 		} else {
 			profiled <- nil
 		}
-		r, err := b.replay(ctx)
+		r, err := b.replay(ctx, b.main, nil)
 		if err := <-profiled; err != nil {
 			return fmt.Errorf("CPU profile of the cold replay: %w", err)
 		}
 		if err != nil {
 			return fmt.Errorf("replay (%s cache): %w", pass, err)
 		}
-		mbs := float64(b.remoteBytes) / r.elapsed.Seconds() / 1e6
-		fmt.Printf("%-28s %10.1f %12.0f %10.2f %10.2f %9.2f %9.2f\n", "broker replay, "+pass+" cache", mbs, float64(b.remoteRecords)/r.elapsed.Seconds(),
-			r.gets/(r.served/(1<<20)), r.getBytes/r.served, mbs/direct, mbs/ranges)
+		mbs := float64(b.main.remoteBytes) / r.elapsed.Seconds() / 1e6
+		getsPerMiB, getBytes := r.getsPerMiB, r.getBytesPerByte
+		goals := ""
+		if pass == "cold" {
+			goals = fmt.Sprintf("   goals: ≥ %.1f× ranges, ≥ %.1f× direct, ≤ %.2f GETs/MiB, ≤ %.2f GET B/B", goalColdVsRanges, goalColdVsWhole, goalGETsPerMiB, goalGETBytesPerByte)
+			sum.atLeast("cold replay / 1 MiB ranged GETs", mbs/ranges, goalColdVsRanges, "×")
+			sum.atLeast("cold replay / whole objects", mbs/direct, goalColdVsWhole, "×")
+			sum.atMost("cold replay GETs per MiB", getsPerMiB, goalGETsPerMiB, "")
+			sum.atMost("cold replay GET bytes / bytes replayed", getBytes, goalGETBytesPerByte, "")
+			b.coldGETsPerMiB, b.coldGETBytes = getsPerMiB, getBytes
+		} else {
+			warmRPS = float64(b.main.remoteRecords) / r.elapsed.Seconds()
+		}
+		fmt.Printf("%-28s %10.1f %12.0f %10.2f %10.2f %9.2f %9.2f%s\n", "broker replay, "+pass+" cache", mbs, float64(b.main.remoteRecords)/r.elapsed.Seconds(),
+			getsPerMiB, getBytes, mbs/direct, mbs/ranges, goals)
 		notes = append(notes, fmt.Sprintf("%s: whole topic (with the local window) %.1f MB/s; chunk cache %.0f hits, %.0f misses; served from the store / object bytes %.2f",
-			pass, r.whole.mbs, r.cacheHits, r.cacheMisses, r.served/float64(b.remoteBytes)))
+			pass, r.whole.mbs, r.cacheHits, r.cacheMisses, r.served/float64(b.main.remoteBytes)))
 		if r.failures > 0 {
 			notes = append(notes, fmt.Sprintf("%s: %.0f failed bucket requests or remote fetches", pass, r.failures))
 		}
 	}
+	// The local tier: the untiered topic, same size, broker and client
+	// settings, timed until as many records as the remote range holds
+	// have arrived.
+	local, err := b.consumeLocal(ctx)
+	if err != nil {
+		return fmt.Errorf("local-tier consume: %w", err)
+	}
+	localRPS := float64(b.main.remoteRecords) / local.Seconds()
+	fmt.Printf("%-28s %10.1f %12.0f %10s %10s %9.2f %9.2f   warm replay %.2f× of it (goal ≥ %.1f×)\n", "consume, local tier",
+		float64(b.main.remoteBytes)/local.Seconds()/1e6, localRPS, "-", "-",
+		float64(b.main.remoteBytes)/local.Seconds()/1e6/direct, float64(b.main.remoteBytes)/local.Seconds()/1e6/ranges, warmRPS/localRPS, goalWarmVsLocal)
+	sum.atLeast("warm replay / local-tier consume", warmRPS/localRPS, goalWarmVsLocal, "×")
 
 	uploaded := upload["strata_tiering_bucket_put_bytes_total"]
 	fmt.Printf("\nremote range: %d records, %.1f MiB in %d .log objects (%.0f%% of the topic); every replay checked record by record\n",
-		b.remoteRecords, remoteMiB, len(b.objects), 100*float64(b.remoteRecords)/float64(b.records))
+		b.main.remoteRecords, remoteMiB, len(b.main.objects), 100*float64(b.main.remoteRecords)/float64(b.main.records))
 	fmt.Printf("tiering: %.0f segments committed, %.1f MiB uploaded, all but the local window %.1f s after the last ack; %.2f PUTs/MiB uploaded\n",
-		upload[fmt.Sprintf("strata_tiering_segments_committed_total{topic=%q}", b.topic)], uploaded/(1<<20),
+		upload[fmt.Sprintf("strata_tiering_segments_committed_total{topic=%q}", b.main.name)], uploaded/(1<<20),
 		b.tieredAfter.Seconds(), upload["strata_tiering_bucket_puts_total"]/(uploaded/(1<<20)))
 	for _, note := range notes {
 		fmt.Println(note)
 	}
+
+	if err := b.isolation(ctx, opts, &sum); err != nil {
+		return fmt.Errorf("isolation: %w", err)
+	}
+	if err := b.restartDuringReplay(ctx, &sum); err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	if opts.widePartitions > 0 {
+		if err := b.wide(ctx, opts, &sum); err != nil {
+			return fmt.Errorf("many partitions: %w", err)
+		}
+	}
+	sum.print()
 	return nil
 }
 
-// tieredBench is one --tiered run: its broker and topic, and what the
-// remote range holds once tiered.
-type tieredBench struct {
-	dataDir, admin string
-	ports, flags   []string
-	brokers        string // the running broker's client address
-	topic          string
-	partitions     int
-	records        int
-	acked          *ledger
-	tieredAfter    time.Duration // from the last ack until only the local window stayed local
+// tieredTopic is one topic of the run, what was acknowledged to it and,
+// once tiered, its remote range.
+type tieredTopic struct {
+	name                     string
+	partitions, records      int
+	segmentBytes, localBytes int64 // localBytes 0: not tiered
+	acked                    *ledger
 
 	localStart    []int64 // per partition, the earliest local offset: the end of the remote range
 	objects       []remoteObject
@@ -196,50 +245,105 @@ type tieredBench struct {
 	remoteRecords int64
 }
 
-// start starts the broker (again) on the same data and ports.
-func (b *tieredBench) start(bin string) (stop func(), err error) {
-	b.brokers, stop, err = startBroker(bin, b.dataDir, b.ports, b.flags...)
-	return stop, err
+func newTieredTopic(name string, partitions, records int, segmentBytes, localBytes int64) *tieredTopic {
+	return &tieredTopic{name: name, partitions: partitions, records: records, segmentBytes: segmentBytes, localBytes: localBytes,
+		acked: &ledger{values: map[int32][]uint64{}}}
 }
 
-// produce creates the topic, produces to it with acks=all, prints the row
-// and waits until it is tiered; it returns the broker's metric increases
-// over the whole phase.
-func (b *tieredBench) produce(ctx context.Context, recordSize int) (metricSamples, error) {
-	s := func(v string) *string { return &v }
+func (t *tieredTopic) create(brokers string) error {
+	configs := map[string]*string{"segment.bytes": kmsg.StringPtr(fmt.Sprint(t.segmentBytes))}
+	if t.localBytes > 0 {
+		configs["remote.storage.enable"] = kmsg.StringPtr("true")
+		configs["local.retention.bytes"] = kmsg.StringPtr(fmt.Sprint(t.localBytes))
+	}
+	return createReplicatedTopic(brokers, t.name, t.partitions, 1, configs)
+}
+
+// remoteRange finds what the broker serves from the bucket: per
+// partition, the offsets below the earliest local one, and the .log
+// objects that hold them.
+func (t *tieredTopic) remoteRange(ctx context.Context, brokers string, mc *minio.Client) error {
+	var err error
+	if t.localStart, err = listOffsets(ctx, brokers, t.name, t.partitions, -4); err != nil {
+		return err
+	}
+	if t.objects, err = remoteLogObjects(ctx, mc, t.name, t.localStart); err != nil {
+		return err
+	}
+	t.remoteBytes, t.remoteRecords = 0, 0
+	for _, o := range t.objects {
+		t.remoteBytes += o.size
+	}
+	for _, start := range t.localStart {
+		t.remoteRecords += start
+	}
+	return nil
+}
+
+// tieredBench is one --tiered run: its broker and topics.
+type tieredBench struct {
+	bin, dataDir, admin string
+	ports, flags        []string
+	mc                  *minio.Client
+	recordSize          int
+	brokers             string // the running broker's client address
+	process             *os.Process
+	stop                func()
+	main, local         *tieredTopic
+	tieredAfter         time.Duration // from the last ack until only the local window stayed local
+
+	coldGETsPerMiB, coldGETBytes float64 // of main's cold replay, for the many-partition phase
+}
+
+// start starts the broker (again) on the same data and ports.
+func (b *tieredBench) start() error {
+	var err error
+	b.brokers, b.process, b.stop, err = startBrokerProcess(b.bin, b.dataDir, b.ports, b.flags...)
+	if err != nil {
+		b.stop = func() {}
+	}
+	return err
+}
+
+// restart stops the broker (SIGINT, a clean shutdown) and starts it again.
+func (b *tieredBench) restart() error {
+	b.stop()
+	return b.start()
+}
+
+// produce creates the topics, produces to the untiered one and then to
+// the tiered one with acks=all, prints the rows and waits until the
+// tiered one is tiered; it returns the broker's metric increases over the
+// tiered produce and its tiering.
+func (b *tieredBench) produce(ctx context.Context, sum *summary) (metricSamples, error) {
 	// The reference: the same records to a topic that is not tiered, on
 	// the same broker, just before (issue 18: tiered ≥ 0.85× of it).
-	untieredTopic := b.topic + "-untiered"
-	if err := createReplicatedTopic(b.brokers, untieredTopic, b.partitions, 1, map[string]*string{
-		"segment.bytes": s(fmt.Sprint(tieredSegmentBytes)),
-	}); err != nil {
+	if err := b.local.create(b.brokers); err != nil {
 		return nil, err
 	}
-	untiered, err := produce(b.brokers, untieredTopic, kgo.AllISRAcks(), b.records, recordSize, nil)
+	untiered, err := produce(b.brokers, b.local.name, kgo.AllISRAcks(), b.local.records, b.recordSize, b.local.acked.add)
 	if err != nil {
 		return nil, err
 	}
 	fmt.Printf("%-28s %10.1f %12.0f %10s %10s %9s %9s\n", "produce acks=all, untiered", untiered.mbs, untiered.rps, "-", "-", "-", "-")
-	if err := createReplicatedTopic(b.brokers, b.topic, b.partitions, 1, map[string]*string{
-		"remote.storage.enable": s("true"),
-		"segment.bytes":         s(fmt.Sprint(tieredSegmentBytes)),
-		"local.retention.bytes": s(fmt.Sprint(tieredLocalBytes)),
-	}); err != nil {
+	if err := b.main.create(b.brokers); err != nil {
 		return nil, err
 	}
 	before, err := scrapeMetrics(b.admin)
 	if err != nil {
 		return nil, err
 	}
-	produced, err := produce(b.brokers, b.topic, kgo.AllISRAcks(), b.records, recordSize, b.acked.add)
+	produced, err := produce(b.brokers, b.main.name, kgo.AllISRAcks(), b.main.records, b.recordSize, b.main.acked.add)
 	if err != nil {
 		return nil, err
 	}
-	if b.acked.records != b.records {
-		return nil, fmt.Errorf("produce: %d records acknowledged of %d", b.acked.records, b.records)
+	for _, t := range []*tieredTopic{b.local, b.main} {
+		if t.acked.records != t.records {
+			return nil, fmt.Errorf("produce to %s: %d records acknowledged of %d", t.name, t.acked.records, t.records)
+		}
 	}
 	lastAck := time.Now()
-	if err := waitTiered(ctx, b.brokers, b.dataDir, b.topic, b.partitions, 5*time.Minute); err != nil {
+	if err := waitTiered(ctx, b.brokers, b.dataDir, b.main, 5*time.Minute); err != nil {
 		return nil, err
 	}
 	b.tieredAfter = time.Since(lastAck)
@@ -247,7 +351,9 @@ func (b *tieredBench) produce(ctx context.Context, recordSize int) (metricSample
 	if err != nil {
 		return nil, err
 	}
-	fmt.Printf("%-28s %10.1f %12.0f %10s %10s %9s %9s   %.2f× untiered (goal ≥ 0.85×)\n", "produce acks=all, tiered", produced.mbs, produced.rps, "-", "-", "-", "-", produced.mbs/untiered.mbs)
+	fmt.Printf("%-28s %10.1f %12.0f %10s %10s %9s %9s   %.2f× untiered (goal ≥ %.2f×)\n", "produce acks=all, tiered", produced.mbs, produced.rps, "-", "-", "-", "-",
+		produced.mbs/untiered.mbs, goalTieredProduce)
+	sum.atLeast("tiered produce / untiered", produced.mbs/untiered.mbs, goalTieredProduce, "×")
 	return after.since(before), nil
 }
 
@@ -258,18 +364,27 @@ type replayResult struct {
 	gets, getBytes         float64
 	cacheHits, cacheMisses float64
 	failures               float64 // failed bucket requests and remote fetches
+	// Per MiB and per byte replayed from the remote range (its objects'
+	// bytes, each delivered once: the checks make sure).
+	getsPerMiB, getBytesPerByte float64
 }
 
-// replay consumes the topic from offset 0, checks every record, and
-// returns the increases of the broker's tiering metrics.
-func (b *tieredBench) replay(ctx context.Context) (replayResult, error) {
+// replay consumes t from offset 0 with franz-go's default fetch sizes,
+// checks every record, and returns the increases of the broker's tiering
+// metrics; each, when not nil, sees every record after the check.
+func (b *tieredBench) replay(ctx context.Context, t *tieredTopic, each func(*kgo.Record) error) (replayResult, error) {
 	before, err := scrapeMetrics(b.admin)
 	if err != nil {
 		return replayResult{}, err
 	}
-	check := b.acked.replay(b.localStart)
+	check := t.acked.replay(t.localStart, 0)
 	began := time.Now()
-	whole, err := consume(b.brokers, b.topic, b.records, check.record)
+	whole, err := consumeWith(b.brokers, t.name, t.records, func(r *kgo.Record) error {
+		if err := check.record(r); err != nil || each == nil {
+			return err
+		}
+		return each(r)
+	})
 	if err != nil {
 		return replayResult{}, err
 	}
@@ -283,15 +398,31 @@ func (b *tieredBench) replay(ctx context.Context) (replayResult, error) {
 	d := after.since(before)
 	r := replayResult{
 		whole: whole, elapsed: check.remoteDone.Sub(began),
-		served: d[fmt.Sprintf("strata_tiering_remote_fetch_bytes_total{topic=%q}", b.topic)],
+		served: d[fmt.Sprintf("strata_tiering_remote_fetch_bytes_total{topic=%q}", t.name)],
 		gets:   d["strata_tiering_bucket_gets_total"], getBytes: d["strata_tiering_bucket_get_bytes_total"],
 		cacheHits: d["strata_tiering_cache_hits_total"], cacheMisses: d["strata_tiering_cache_misses_total"],
-		failures: d["strata_tiering_bucket_failures_total"] + d[fmt.Sprintf("strata_tiering_remote_fetch_errors_total{topic=%q}", b.topic)],
+		failures: d["strata_tiering_bucket_failures_total"] + d[fmt.Sprintf("strata_tiering_remote_fetch_errors_total{topic=%q}", t.name)],
 	}
-	if r.served < float64(b.remoteBytes) {
-		return replayResult{}, fmt.Errorf("the broker served %.0f bytes from the object store, the remote range is %d", r.served, b.remoteBytes)
+	r.getsPerMiB, r.getBytesPerByte = r.gets/(float64(t.remoteBytes)/(1<<20)), r.getBytes/float64(t.remoteBytes)
+	if r.served < float64(t.remoteBytes) {
+		return replayResult{}, fmt.Errorf("the broker served %.0f bytes of %s from the object store, the remote range is %d", r.served, t.name, t.remoteBytes)
 	}
 	return r, nil
+}
+
+// consumeLocal consumes the untiered topic as replay does the tiered one
+// and returns the time until as many records as the tiered topic's remote
+// range holds had arrived.
+func (b *tieredBench) consumeLocal(ctx context.Context) (time.Duration, error) {
+	check := b.local.acked.replay(make([]int64, b.local.partitions), b.main.remoteRecords)
+	began := time.Now()
+	if _, err := consumeWith(b.brokers, b.local.name, b.local.records, check.record); err != nil {
+		return 0, err
+	}
+	if err := check.complete(); err != nil {
+		return 0, err
+	}
+	return check.countDone.Sub(began), nil
 }
 
 // ledger keeps what was acknowledged: per partition, the first 8 bytes of
@@ -322,17 +453,21 @@ func valuePrefix(value []byte) uint64 {
 
 // replayCheck follows one replay: every partition's offsets must come
 // contiguously from 0 with the values acknowledged at them. remoteDone is
-// when the last partition passed the end of its remote range.
+// when the last partition passed the end of its remote range, countDone
+// when target records had arrived.
 type replayCheck struct {
 	ledger     *ledger
 	remoteEnd  []int64 // per partition, the local log start
 	next       map[int32]int64
 	remaining  int // partitions still in their remote range
 	remoteDone time.Time
+	count      int64
+	target     int64
+	countDone  time.Time
 }
 
-func (l *ledger) replay(remoteEnd []int64) *replayCheck {
-	c := &replayCheck{ledger: l, remoteEnd: remoteEnd, next: map[int32]int64{}}
+func (l *ledger) replay(remoteEnd []int64, target int64) *replayCheck {
+	c := &replayCheck{ledger: l, remoteEnd: remoteEnd, next: map[int32]int64{}, target: target}
 	for _, end := range remoteEnd {
 		if end > 0 {
 			c.remaining++
@@ -353,6 +488,9 @@ func (c *replayCheck) record(r *kgo.Record) error {
 		return fmt.Errorf("partition %d offset %d: not the value acknowledged there", r.Partition, r.Offset)
 	}
 	c.next[r.Partition] = r.Offset + 1
+	if c.count++; c.count == c.target {
+		c.countDone = time.Now()
+	}
 	if r.Offset+1 == c.remoteEnd[r.Partition] {
 		if c.remaining--; c.remaining == 0 {
 			c.remoteDone = time.Now()
@@ -379,7 +517,8 @@ func (c *replayCheck) complete() error {
 // latest tiered offset (ListOffsets -5) ends where the active segment
 // starts, and the local log is no longer larger than local.retention.bytes
 // by its oldest segment (the retention.bytes rule).
-func waitTiered(ctx context.Context, brokers, dataDir, topic string, partitions int, timeout time.Duration) error {
+func waitTiered(ctx context.Context, brokers, dataDir string, t *tieredTopic, timeout time.Duration) error {
+	topic, partitions := t.name, t.partitions
 	deadline := time.Now().Add(timeout)
 	for {
 		tieredEnd, err := listOffsets(ctx, brokers, topic, partitions, -5)
@@ -410,7 +549,7 @@ func waitTiered(ctx context.Context, brokers, dataDir, topic string, partitions 
 			switch {
 			case tieredEnd[p]+1 != activeBase:
 				waiting = fmt.Sprintf("partition %d: tiered up to offset %d, active segment at %d", p, tieredEnd[p], activeBase)
-			case len(sizes) > 1 && localBytes-sizes[0] >= tieredLocalBytes:
+			case len(sizes) > 1 && localBytes-sizes[0] >= t.localBytes:
 				waiting = fmt.Sprintf("partition %d: %d local bytes in %d segments", p, localBytes, len(sizes))
 			}
 			if waiting != "" {

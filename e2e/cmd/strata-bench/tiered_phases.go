@@ -1,0 +1,424 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// The many-partition phase compares a cold replay of --tiered-partitions-wide
+// partitions with one of --partitions (3), both with these segments and
+// this much data per partition: four segments each, of which all but the
+// local window (about one segment and the active one) are remote. Small
+// segments keep the run short; they also put a floor of one GET per
+// segment (0.5 per MiB) under both, so the two are compared with each
+// other, not with the 8 MiB segments of the main topic.
+const (
+	wideSegmentBytes      = 2 << 20
+	wideBytesPerPartition = 8 << 20
+)
+
+// isolationWarmUp is left out of the isolation phase's latencies: the
+// producer's first requests connect and load metadata.
+const isolationWarmUp = 500 * time.Millisecond
+
+// isolation restarts the broker (an empty chunk cache), starts a producer
+// at a fixed rate (acks=all, linger 0) to an untiered topic of its own,
+// measures its latency for opts.isolationFor without a replay, then during
+// a cold replay of the main topic, and prints the p99 ratio.
+func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *summary) error {
+	topic := newTieredTopic(fmt.Sprintf("bench-latency-%d", time.Now().UnixNano()), 1, 0, tieredSegmentBytes, 0)
+	if err := topic.create(b.brokers); err != nil {
+		return err
+	}
+	if err := b.restart(); err != nil {
+		return err
+	}
+	stop := make(chan struct{})
+	type produced struct {
+		samples []latencySample
+		err     error
+	}
+	done := make(chan produced, 1)
+	began := time.Now()
+	go func() {
+		samples, err := fixedRate(ctx, b.brokers, topic.name, opts.isolationRate, b.recordSize, stop)
+		done <- produced{samples, err}
+	}()
+	time.Sleep(isolationWarmUp + opts.isolationFor)
+	replayStart := time.Now()
+	r, replayErr := b.replay(ctx, b.main, nil)
+	replayEnd := time.Now()
+	close(stop)
+	p := <-done
+	if replayErr != nil {
+		return fmt.Errorf("cold replay: %w", replayErr)
+	}
+	if p.err != nil {
+		return fmt.Errorf("fixed-rate producer: %w", p.err)
+	}
+	var without, during []time.Duration
+	for _, s := range p.samples {
+		switch {
+		case s.sent.After(began.Add(isolationWarmUp)) && s.sent.Before(replayStart):
+			without = append(without, s.took)
+		case !s.sent.Before(replayStart) && s.sent.Before(replayEnd):
+			during = append(during, s.took)
+		}
+	}
+	if len(without) == 0 || len(during) == 0 {
+		return fmt.Errorf("no latency samples: %d without the replay, %d during it", len(without), len(during))
+	}
+	base, loaded := percentiles(without), percentiles(during)
+	mbs := float64(b.main.remoteBytes) / r.elapsed.Seconds() / 1e6
+	fmt.Printf("\nisolation: a producer at %d records/s of %d B (acks=all, linger 0, one partition, its own topic) on the same broker,\n", opts.isolationRate, b.recordSize)
+	fmt.Printf("%s without a replay, then during a cold replay (after a restart) of the tiered topic: %.1f MB/s, %.2f GETs/MiB\n",
+		opts.isolationFor, mbs, r.getsPerMiB)
+	fmt.Printf("%-28s %10s %10s %10s %12s\n", "producer", "samples", "p50 ms", "p99 ms", "records/s")
+	fmt.Printf("%-28s %10d %10.2f %10.2f %12.0f\n", "without a replay", len(without), base.p50, base.p99, float64(len(without))/replayStart.Sub(began.Add(isolationWarmUp)).Seconds())
+	fmt.Printf("%-28s %10d %10.2f %10.2f %12.0f   p99 %.2f× without (goal ≤ %.1f×)\n", "during a cold replay", len(during), loaded.p50, loaded.p99,
+		float64(len(during))/replayEnd.Sub(replayStart).Seconds(), loaded.p99/base.p99, goalIsolationP99)
+	sum.atMost("producer p99 during a cold replay / without", loaded.p99/base.p99, goalIsolationP99, "×")
+	return nil
+}
+
+type latencySample struct {
+	sent time.Time
+	took time.Duration // until acknowledged
+}
+
+// fixedRate produces rate records/s of recordSize bytes to topic until
+// stop is closed: record i is handed to the client at start + i/rate (or
+// at once when the loop is late), with linger 0, so records that come
+// while a Produce request is in flight go in the next one (franz-go keeps
+// one in flight per broker with idempotence). Each sample is one record's
+// time from being handed to the client until acknowledged.
+func fixedRate(ctx context.Context, brokers, topic string, rate, recordSize int, stop <-chan struct{}) ([]latencySample, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	value := randomBytes(recordSize)
+	var (
+		mu       sync.Mutex
+		samples  []latencySample
+		firstErr error
+	)
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+produce:
+	for i := 0; ; i++ {
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		select {
+		case <-stop:
+			break produce
+		default:
+		}
+		sent := time.Now()
+		cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+			took := time.Since(sent)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				firstErr = cmp.Or(firstErr, err)
+				return
+			}
+			samples = append(samples, latencySample{sent, took})
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return nil, err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return samples, firstErr
+}
+
+func percentiles(d []time.Duration) result {
+	sort.Slice(d, func(a, b int) bool { return d[a] < d[b] })
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return result{p50: ms(d[len(d)/2]), p99: ms(d[len(d)*99/100])}
+}
+
+// restartDuringReplay replays the main topic from offset 0 and, once a
+// third of its remote range has arrived, kills the broker (SIGKILL) and
+// starts it again on the same data and ports; it measures from readiness
+// (/readyz answering 200, polled every 10 ms) until the consumer receives
+// its first record, which must come from the remote range, and counts the
+// Fetch requests the restarted broker handled meanwhile. The replay then
+// runs to its end and is checked record by record.
+func (b *tieredBench) restartDuringReplay(ctx context.Context, sum *summary) error {
+	t := b.main
+	check := t.acked.replay(t.localStart, 0)
+	var (
+		mu          sync.Mutex // guards the fields below
+		delivered   int64
+		readyAt     time.Time
+		firstAt     time.Time
+		firstRemote bool
+		firstRecord string
+	)
+	killNow, first := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	trace := &clientTrace{}
+	go func() {
+		_, err := consumeWith(b.brokers, t.name, t.records, func(r *kgo.Record) error {
+			if err := check.record(r); err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if delivered++; delivered == t.remoteRecords/3 {
+				close(killNow)
+			}
+			if !readyAt.IsZero() && firstAt.IsZero() {
+				firstAt = time.Now()
+				firstRemote = r.Offset < t.localStart[r.Partition]
+				firstRecord = fmt.Sprintf("partition %d offset %d (local log start %d)", r.Partition, r.Offset, t.localStart[r.Partition])
+				close(first)
+			}
+			return nil
+		}, kgo.WithHooks(trace))
+		if err == nil {
+			err = check.complete()
+		}
+		done <- err
+	}()
+	select {
+	case <-killNow:
+	case err := <-done:
+		return fmt.Errorf("the replay ended before the restart: %v", err)
+	}
+	if err := b.process.Kill(); err != nil {
+		return err
+	}
+	b.stop() // reaps it
+	killed := time.Now()
+	trace.since(killed)
+	if err := b.start(); err != nil {
+		return err
+	}
+	ready := time.Now()
+	mu.Lock()
+	readyAt = ready
+	mu.Unlock()
+	before, err := scrapeMetrics(b.admin)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-first:
+	case err := <-done:
+		return fmt.Errorf("the replay ended without a record after the restart: %v", err)
+	}
+	after, err := scrapeMetrics(b.admin)
+	if err != nil {
+		return err
+	}
+	if err := <-done; err != nil {
+		return fmt.Errorf("replay across the restart: %w", err)
+	}
+	fetchSeries := fmt.Sprintf("strata_request_duration_seconds_count{api=%q}", "Fetch")
+	fetches := after[fetchSeries] - before[fetchSeries]
+	mu.Lock()
+	waited := firstAt.Sub(readyAt)
+	mu.Unlock()
+	perSecond := fetches / max(waited.Seconds(), 1)
+	fmt.Printf("\nrestart: kill -9 of the broker once a third of the remote range was replayed (cold chunk cache after it), started again at once;\n")
+	fmt.Printf("ready %.2f s after the kill; first record after readiness: %s; replay then checked to its end\n", ready.Sub(killed).Seconds(), firstRecord)
+	fmt.Printf("%-40s %8.2f s   (goal ≤ %.0f s)\n", "readiness to first remote record", waited.Seconds(), goalRestartSeconds)
+	fmt.Printf("%-40s %8.1f /s  (%.0f Fetch requests over max(interval, 1 s); goal ≤ %.0f/s)\n", "Fetch requests meanwhile", perSecond, fetches, goalRestartFetches)
+	fmt.Printf("client (franz-go hooks): %s\n", trace.between(killed, ready, firstAt))
+	if !firstRemote {
+		sum.add("restart: readiness to first remote record", "not measured: "+firstRecord+" is local", fmt.Sprintf("≤ %.0f s", goalRestartSeconds), false)
+	} else {
+		sum.atMost("restart: readiness to first remote record", waited.Seconds(), goalRestartSeconds, " s")
+	}
+	sum.atMost("restart: Fetch requests per second meanwhile", perSecond, goalRestartFetches, "/s")
+	return nil
+}
+
+// clientTrace records, from a point on, when the consumer connected and
+// sent and received Fetch requests, so that the restart phase tells the
+// client's waits (retry backoff) from the broker's.
+type clientTrace struct {
+	mu     sync.Mutex
+	from   time.Time // zero: not recording yet
+	events []clientEvent
+}
+
+type clientEvent struct {
+	at   time.Time
+	what string // "connect", "fetch sent", "fetch answered"
+	err  error
+}
+
+func (c *clientTrace) since(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.from = t
+}
+
+func (c *clientTrace) add(what string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.from.IsZero() {
+		c.events = append(c.events, clientEvent{time.Now(), what, err})
+	}
+}
+
+func (c *clientTrace) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	c.add("connect", err)
+}
+
+func (c *clientTrace) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == int16(kmsg.Fetch) {
+		c.add("fetch sent", err)
+	}
+}
+
+func (c *clientTrace) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == int16(kmsg.Fetch) {
+		c.add("fetch answered", err)
+	}
+}
+
+// between describes the client's connects and Fetches from the kill to
+// the first record after readiness, in seconds after readiness.
+func (c *clientTrace) between(killed, ready, first time.Time) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	failedWhileDown := 0
+	counts := map[string]int{}
+	firsts := map[string]time.Time{}
+	for _, e := range c.events {
+		switch {
+		case e.at.Before(ready):
+			if e.what == "connect" && e.err != nil {
+				failedWhileDown++
+			}
+		case e.at.Before(first) && e.err == nil:
+			counts[e.what]++
+			if firsts[e.what].IsZero() {
+				firsts[e.what] = e.at
+			}
+		}
+	}
+	after := func(what string) string {
+		if firsts[what].IsZero() {
+			return "none"
+		}
+		return fmt.Sprintf("+%.2f s", firsts[what].Sub(ready).Seconds())
+	}
+	return fmt.Sprintf("%d failed connects while down; after readiness %d connects (first %s), %d Fetches sent (first %s), %d answered (first %s) before the first record",
+		failedWhileDown, counts["connect"], after("connect"), counts["fetch sent"], after("fetch sent"), counts["fetch answered"], after("fetch answered"))
+}
+
+// wide produces the same data per partition to a topic of
+// opts.partitions and one of opts.widePartitions partitions (2 MiB
+// segments both), waits until both are tiered, restarts the broker and
+// replays each cold, one after the other, checked record by record.
+func (b *tieredBench) wide(ctx context.Context, opts tieredOptions, sum *summary) error {
+	perPartition := wideBytesPerPartition / b.recordSize
+	stamp := time.Now().UnixNano()
+	narrow := newTieredTopic(fmt.Sprintf("bench-narrow-%d", stamp), opts.partitions, perPartition*opts.partitions, wideSegmentBytes, wideSegmentBytes)
+	wide := newTieredTopic(fmt.Sprintf("bench-wide-%d", stamp), opts.widePartitions, perPartition*opts.widePartitions, wideSegmentBytes, wideSegmentBytes)
+	topics := []*tieredTopic{narrow, wide}
+	for _, t := range topics {
+		if err := t.create(b.brokers); err != nil {
+			return err
+		}
+		// Round robin: every partition gets the same records.
+		if _, err := produce(b.brokers, t.name, kgo.AllISRAcks(), t.records, b.recordSize, t.acked.add,
+			kgo.RecordPartitioner(kgo.RoundRobinPartitioner())); err != nil {
+			return err
+		}
+		if t.acked.records != t.records {
+			return fmt.Errorf("produce to %s: %d records acknowledged of %d", t.name, t.acked.records, t.records)
+		}
+	}
+	for _, t := range topics {
+		if err := waitTiered(ctx, b.brokers, b.dataDir, t, 5*time.Minute); err != nil {
+			return err
+		}
+	}
+	if err := b.restart(); err != nil {
+		return err
+	}
+	fmt.Printf("\nmany partitions: %d MiB per partition, %d MiB segments, local.retention.bytes %d MiB, each topic replayed cold\n",
+		wideBytesPerPartition>>20, wideSegmentBytes>>20, wideSegmentBytes>>20)
+	fmt.Printf("(after one restart, one after the other); compared with each other: with 2 MiB segments one GET per segment is 0.5/MiB\n")
+	fmt.Printf("%-28s %10s %10s %10s %10s %10s %10s\n", "replay, cold", "remote MiB", "objects", "MB/s", "GETs/MiB", "GET B/B", "vs 3")
+	var narrowGETs float64
+	for _, t := range topics {
+		if err := t.remoteRange(ctx, b.brokers, b.mc); err != nil {
+			return err
+		}
+		r, err := b.replay(ctx, t, nil)
+		if err != nil {
+			return fmt.Errorf("replay of %s: %w", t.name, err)
+		}
+		gets, getBytes := r.getsPerMiB, r.getBytesPerByte
+		versus := "1.00"
+		if t == narrow {
+			narrowGETs = gets
+		} else {
+			versus = fmt.Sprintf("%.2f", gets/narrowGETs)
+		}
+		fmt.Printf("%-28s %10.1f %10d %10.1f %10.2f %10.2f %10s   served / object bytes %.2f\n", fmt.Sprintf("%d partitions", t.partitions), float64(t.remoteBytes)/(1<<20),
+			len(t.objects), float64(t.remoteBytes)/r.elapsed.Seconds()/1e6, gets, getBytes, versus, r.served/float64(t.remoteBytes))
+		if t == wide {
+			fmt.Printf("goal: the same per-byte efficiency as %d partitions (GETs/MiB ≤ %.1f× of theirs, GET B/B ≤ %.2f); main topic, %d partitions of 8 MiB segments: %.2f GETs/MiB, %.2f GET B/B\n",
+				opts.partitions, goalWideVsNarrow, goalGETBytesPerByte, b.main.partitions, b.coldGETsPerMiB, b.coldGETBytes)
+			sum.atMost(fmt.Sprintf("%d-partition GETs/MiB / %d-partition", wide.partitions, narrow.partitions), gets/narrowGETs, goalWideVsNarrow, "×")
+			sum.atMost(fmt.Sprintf("%d-partition GET bytes / bytes replayed", wide.partitions), getBytes, goalGETBytesPerByte, "")
+		}
+	}
+	return nil
+}
+
+// summary collects each of issue 18's goals with its figure from the run.
+type summary []summaryLine
+
+type summaryLine struct {
+	goal, figure, target string
+	met                  bool
+}
+
+func (s *summary) add(goal, figure, target string, met bool) {
+	*s = append(*s, summaryLine{goal, figure, target, met})
+}
+
+func (s *summary) atLeast(goal string, v, target float64, unit string) {
+	s.add(goal, fmt.Sprintf("%.2f%s", v, unit), fmt.Sprintf("≥ %.2f%s", target, unit), v >= target)
+}
+
+func (s *summary) atMost(goal string, v, target float64, unit string) {
+	s.add(goal, fmt.Sprintf("%.2f%s", v, unit), fmt.Sprintf("≤ %.2f%s", target, unit), v <= target)
+}
+
+func (s summary) print() {
+	fmt.Printf("\nsummary (issue 18's goals, this run; one run on a shared machine is not a spread)\n")
+	fmt.Printf("%-48s %-14s %-10s %s\n", "goal", "figure", "target", "")
+	met := 0
+	for _, l := range s {
+		verdict := "not met"
+		if l.met {
+			verdict, met = "met", met+1
+		}
+		fmt.Printf("%-48s %-14s %-10s %s\n", l.goal, l.figure, l.target, verdict)
+	}
+	fmt.Printf("%s\n%d of %d met\n", strings.Repeat("-", 80), met, len(s))
+}
