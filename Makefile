@@ -63,8 +63,10 @@ nemesis: check-deps build
 ## bench: throughput and latency against a running broker, with the disk's raw bandwidth as the reference;
 ## then a 3-node cluster: RF=3 acks=all next to RF=1 acks=1; then replaying a tiered topic through the
 ## broker (cold and warm chunk cache) next to reading its objects directly from the same S3 server
-## (versitygw, as the tests use it; BENCH_TIERED_MIB sets the data size); then produce and consume
-## through an SSL listener next to a PLAINTEXT one of the same broker
+## (versitygw, as the tests use it; BENCH_TIERED_MIB sets the data size) and to consuming an untiered
+## topic, a fixed-rate producer's latency during a cold replay, a broker restart during a replay and a
+## 64-partition replay, with issue 18's goals met or not; then produce and consume through an SSL
+## listener next to a PLAINTEXT one of the same broker
 BENCH_TIERED_MIB ?= 512
 bench: build
 	STRATA_BIN=$(abspath $(BIN)) $(GO) run ./e2e/cmd/strata-bench

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -375,8 +376,12 @@ func consumeWith(brokers, topic string, records int, each func(*kgo.Record) erro
 		if ctx.Err() != nil {
 			return result{}, fmt.Errorf("consumed %d of %d", n, records)
 		}
-		if errs := fs.Errors(); len(errs) > 0 {
-			return result{}, errs[0].Err
+		for _, e := range fs.Errors() {
+			// A retriable error (a partition not served yet after a
+			// restart: --tiered) the client retries by itself.
+			if !kerr.IsRetriable(e.Err) {
+				return result{}, e.Err
+			}
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			n++

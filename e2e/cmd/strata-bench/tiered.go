@@ -126,6 +126,7 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	fmt.Printf("direct: minio-go, one stream per partition; every replay checked record by record\n\n")
 	fmt.Printf("%-28s %10s %12s %10s %10s %9s %9s\n", "run", "MB/s", "records/s", "GETs/MiB", "GET B/B", "vs direct", "vs ranges")
 	var sum summary
+	began := time.Now()
 	upload, err := b.produce(ctx, &sum)
 	if err != nil {
 		return err
@@ -216,18 +217,26 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 		fmt.Println(note)
 	}
 
+	phases := []string{fmt.Sprintf("produce, direct reads and replays %.0f s", time.Since(began).Seconds())}
+	phase := time.Now()
 	if err := b.isolation(ctx, opts, &sum); err != nil {
 		return fmt.Errorf("isolation: %w", err)
 	}
+	phases = append(phases, fmt.Sprintf("isolation %.0f s", time.Since(phase).Seconds()))
+	phase = time.Now()
 	if err := b.restartDuringReplay(ctx, &sum); err != nil {
 		return fmt.Errorf("restart: %w", err)
 	}
+	phases = append(phases, fmt.Sprintf("restart %.0f s", time.Since(phase).Seconds()))
 	if opts.widePartitions > 0 {
+		phase = time.Now()
 		if err := b.wide(ctx, opts, &sum); err != nil {
 			return fmt.Errorf("many partitions: %w", err)
 		}
+		phases = append(phases, fmt.Sprintf("many partitions %.0f s", time.Since(phase).Seconds()))
 	}
 	sum.print()
+	fmt.Printf("wall time %.0f s: %s\n", time.Since(began).Seconds(), strings.Join(phases, ", "))
 	return nil
 }
 
