@@ -118,6 +118,11 @@ func (t *Tier) UploadDescribed(ctx context.Context, files SegmentFiles, segment 
 	return nil
 }
 
+// UploadConcurrency is Config.UploadConcurrency: how many segments are
+// uploaded at once; a caller pipelining one partition's uploads keeps at
+// most that many in flight.
+func (t *Tier) UploadConcurrency() int { return t.config.UploadConcurrency }
+
 // openSource returns a function opening path afresh for each attempt; ""
 // stands for an empty object. The reader is a SizedReaderAt, as every
 // upload source, so the bucket sends it without buffering it.
