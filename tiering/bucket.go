@@ -49,6 +49,9 @@ type Bucket interface {
 	BucketReader
 	// Upload streams r into key, replacing any object of that name. Large
 	// objects go up in parts (multipart upload on S3), partSize bytes each.
+	// An r that is a SizedReaderAt is uploaded whole, from its byte 0
+	// (read with ReadAt, possibly more than once), so that parts need no
+	// buffer.
 	Upload(ctx context.Context, key string, r io.Reader, partSize int) error
 	// Delete removes key; a missing key is not an error.
 	Delete(ctx context.Context, key string) error
@@ -127,6 +130,9 @@ type BlobBucket struct {
 	// s3Bucket is the bucket name of an s3:// bucket, "" for other
 	// schemes (multipart uploads are S3's).
 	s3Bucket string
+	// s3 uploads bodies read in place (SizedReaderAt) to an s3://
+	// bucket; nil for other schemes.
+	s3 *s3Uploader
 }
 
 var _ Bucket = (*BlobBucket)(nil)
@@ -145,6 +151,7 @@ var _ Bucket = (*BlobBucket)(nil)
 // logs and clients (see redactor). The caller closes the bucket.
 func OpenBucket(ctx context.Context, rawURL string) (*BlobBucket, error) {
 	var bucket *blob.Bucket
+	var uploader *s3Uploader
 	redact := newRedactor(rawURL)
 	u, err := url.Parse(rawURL)
 	if err == nil && u.Scheme == "s3" {
@@ -155,6 +162,7 @@ func OpenBucket(ctx context.Context, rawURL string) (*BlobBucket, error) {
 		var config aws.Config
 		if client, config, err = s3ClientFromURL(ctx, u); err == nil {
 			bucket, err = s3blob.OpenBucket(ctx, client, u.Host, &s3blob.Options{RequestChecksumCalculation: config.RequestChecksumCalculation})
+			uploader = newS3Uploader(client, u.Host, config.RequestChecksumCalculation)
 		}
 	} else if err == nil {
 		bucket, err = blob.OpenBucket(ctx, fileBucketURL(u).String())
@@ -167,7 +175,7 @@ func OpenBucket(ctx context.Context, rawURL string) (*BlobBucket, error) {
 	case fileblob.Scheme:
 		b.files = newFileSyncer(fileBucketDir(u))
 	case "s3":
-		b.s3Bucket = u.Host
+		b.s3Bucket, b.s3 = u.Host, uploader
 	}
 	return b, nil
 }
@@ -527,12 +535,17 @@ func (b *BlobBucket) Iter(ctx context.Context, prefix string, fn func(key string
 	}
 }
 
-// Upload implements Bucket. On a file:// bucket the object is durable when
-// Upload returns: its file and the directories naming it are fsynced
-// (fileSyncer), so the manifest never commits an object a power loss
-// takes back.
+// Upload implements Bucket. On S3, a body that is a SizedReaderAt (the
+// tier's uploads all are) is sent in place, part by part (s3Uploader);
+// other readers go through gocloud's writer, which buffers each part. On
+// a file:// bucket the object is durable when Upload returns: its file
+// and the directories naming it are fsynced (fileSyncer), so the manifest
+// never commits an object a power loss takes back.
 func (b *BlobBucket) Upload(ctx context.Context, key string, r io.Reader, partSize int) error {
-	options := &blob.WriterOptions{ContentType: "application/octet-stream", BufferSize: partSize}
+	if body, ok := r.(SizedReaderAt); ok && b.s3 != nil {
+		return b.classify("put", key, b.s3.upload(ctx, key, body, int64(partSize)))
+	}
+	options := &blob.WriterOptions{ContentType: uploadContentType, BufferSize: partSize}
 	if err := b.bucket.Upload(ctx, key, r, options); err != nil {
 		return b.classify("put", key, err)
 	}

@@ -100,6 +100,12 @@ func (m *MetricsBucket) Iter(ctx context.Context, prefix string, fn func(key str
 // Upload implements Bucket.
 func (m *MetricsBucket) Upload(ctx context.Context, key string, r io.Reader, partSize int) error {
 	m.counts.puts.Add(1)
+	if body, ok := r.(SizedReaderAt); ok {
+		// Passed on as it is (read in place, see Bucket.Upload): its
+		// size is what goes up.
+		m.counts.putBytes.Add(body.Size())
+		return m.failed(m.bucket.Upload(ctx, key, r, partSize))
+	}
 	return m.failed(m.bucket.Upload(ctx, key, &countingReader{ReadCloser: io.NopCloser(r), bytes: &m.counts.putBytes}, partSize))
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -62,8 +63,16 @@ func TestUploadsOverHTTPAreUnsignedWithChecksum(t *testing.T) {
 	local := buildLocalLog(t, 250, 512<<10, 0, 7)
 	tier := newTier(t, tiering.Config{Bucket: bucket, UploadPartBytes: 5 << 20})
 	segments := local.uploadAll(t, tier)
+	// Parts of a multipart upload too.
+	file, _ := uploadFile(t, 11<<20)
+	if err := bucket.Upload(context.Background(), "multipart.log", io.NewSectionReader(file, 0, 11<<20), 5<<20); err != nil {
+		t.Fatal(err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
+	if len(puts) < len(segments)+3 {
+		t.Fatalf("%d uploads went through the proxy, want at least %d", len(puts), len(segments)+3)
+	}
 	if len(puts) == 0 {
 		t.Fatal("no upload went through the proxy")
 	}

@@ -118,8 +118,14 @@ func (t *Tier) UploadDescribed(ctx context.Context, files SegmentFiles, segment 
 	return nil
 }
 
+// UploadConcurrency is Config.UploadConcurrency: how many segments are
+// uploaded at once; a caller pipelining one partition's uploads keeps at
+// most that many in flight.
+func (t *Tier) UploadConcurrency() int { return t.config.UploadConcurrency }
+
 // openSource returns a function opening path afresh for each attempt; ""
-// stands for an empty object.
+// stands for an empty object. The reader is a SizedReaderAt, as every
+// upload source, so the bucket sends it without buffering it.
 func openSource(path string) func() (io.Reader, func(), error) {
 	return func() (io.Reader, func(), error) {
 		if path == "" {
@@ -129,7 +135,12 @@ func openSource(path string) func() (io.Reader, func(), error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		return file, func() { file.Close() }, nil
+		info, err := file.Stat()
+		if err != nil {
+			file.Close()
+			return nil, nil, err
+		}
+		return io.NewSectionReader(file, 0, info.Size()), func() { file.Close() }, nil
 	}
 }
 

@@ -26,6 +26,12 @@ import (
 // next orphan sweep must leave the bucket exactly what the manifest names.
 func TestDeposedUploaderLeavesNoOrphans(t *testing.T) {
 	f := newFixture(t, 30, 2)
+	// Broker 1 uploads one segment at a time, so that its late objects
+	// are the second segment's (broker 2 has its own tier: f.tier).
+	shared := f.tier
+	f.tier = f.newTier(f.faults, 1)
+	f.manager = f.newManager()
+	f.tier = shared
 	if len(f.sealed()) < 3 {
 		t.Fatalf("%d sealed segments, want at least 3", len(f.sealed()))
 	}

@@ -68,16 +68,24 @@ func newFixture(t *testing.T, batches int, followers ...int32) *fixture {
 	}
 	t.Cleanup(func() { bucket.Close() })
 	f.faults = tieringtest.NewFaultBucket(bucket)
-	f.tier, err = tiering.New(tiering.Config{Bucket: f.faults, CacheDir: t.TempDir(), UploadAttempts: 1, ReadAttempts: 1,
-		RetryBackoff: time.Millisecond, MaxRetryBackoff: time.Millisecond, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.tier.Close() })
+	f.tier = f.newTier(f.faults, 0)
 	f.part = openReplica(t, f.topic, tieredConfigs)
 	appendBatches(t, f.part, batches, 42)
 	f.manager = f.newManager()
 	return f
+}
+
+// newTier returns a tier on bucket (the fixture's settings) uploading
+// uploadConcurrency segments at once (0: the default).
+func (f *fixture) newTier(bucket tiering.Bucket, uploadConcurrency int) *tiering.Tier {
+	f.t.Helper()
+	tier, err := tiering.New(tiering.Config{Bucket: bucket, CacheDir: f.t.TempDir(), UploadAttempts: 1, ReadAttempts: 1,
+		RetryBackoff: time.Millisecond, MaxRetryBackoff: time.Millisecond, UploadConcurrency: uploadConcurrency, Logger: testLogger(f.t)})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { tier.Close() })
+	return tier
 }
 
 // openReplica opens this broker's replica of the topic's partition 0 in a

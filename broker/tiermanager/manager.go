@@ -20,9 +20,11 @@
 //
 // Only after "copy finished" may the local copy go (DESIGN invariant 4):
 // every pass first sets each replica's local retention limit to the end of
-// the uploaded data. Uploads of one partition are sequential, oldest first,
-// from where the manifest ends, so its end never passes a segment not
-// uploaded yet.
+// the uploaded data. Uploads of one partition start oldest first, from
+// where the manifest ends; up to the tier's UploadConcurrency of them are
+// written at once, but "copy finished" is committed in offset order and
+// never after a failed earlier upload, so the manifest's end never passes
+// a segment not uploaded yet.
 package tiermanager
 
 import (
@@ -304,7 +306,7 @@ func (m *Manager) start(ctx context.Context, p *partition.Partition, now time.Ti
 		t.retryAt = time.Now().Add(backoff)
 		m.metrics.failures.WithLabelValues(p.Name().Topic).Inc()
 		p.Logger().Warn("tiering failed; local segments stay until they are uploaded", "err", err,
-			"attempts", t.failures, "retry_in", backoff, "upload_lag_bytes", m.lag(p))
+			"attempts", t.failures, "retry_in", backoff, "upload_lag_bytes", m.lag(p).bytes)
 	})
 }
 
@@ -411,9 +413,38 @@ func staleEntries(state *metadata.State, name metadata.TopicPartition, deleteAll
 	return stale
 }
 
-// lag is the size of the sealed local segments past the uploaded data.
-func (m *Manager) lag(p *partition.Partition) int64 {
-	return p.UploadLag(m.store.State())
+// uploadLag is how far a partition's uploads are behind: its sealed local
+// segments past the end of the uploaded (committed) data.
+type uploadLag struct {
+	bytes    int64
+	segments int
+	// oldest is the last write to the oldest of them (the modification
+	// time of its .log, about when it was sealed); zero when there is
+	// none.
+	oldest time.Time
+}
+
+// lag measures p's upload lag.
+func (m *Manager) lag(p *partition.Partition) uploadLag {
+	next := int64(0)
+	name := p.Name()
+	if _, end, ok := m.store.State().RemoteLogOffsets(name.TopicID, name.Partition); ok {
+		next = end + 1
+	}
+	var lag uploadLag
+	for _, info := range p.Segments() {
+		if info.Active || info.EndOffset <= next {
+			continue
+		}
+		if lag.segments == 0 {
+			if stat, err := os.Stat(info.LogPath); err == nil {
+				lag.oldest = stat.ModTime()
+			}
+		}
+		lag.bytes += info.Size
+		lag.segments++
+	}
+	return lag
 }
 
 // metrics are the tier manager's Prometheus series.
@@ -423,6 +454,7 @@ type metrics struct {
 	deletedSegments  *prometheus.CounterVec
 	failures         *prometheus.CounterVec
 	lagBytes         *prometheus.GaugeVec
+	lags             *lagCollector
 	orphansDeleted   *prometheus.CounterVec
 	uploadsAborted   *prometheus.CounterVec
 }
@@ -439,21 +471,94 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Tiering passes over a partition that failed and will be retried with backoff, by topic."}, []string{"topic"}),
 		lagBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "strata", Name: "tiering_upload_lag_bytes",
 			Help: "Bytes of sealed, committed segments not yet in the object store, per partition this broker leads."}, []string{"topic", "partition"}),
+		lags: newLagCollector(time.Now),
 		orphansDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "strata", Name: "tiering_orphans_deleted_total",
 			Help: "Objects deleted because no manifest entry names them (a deposed uploader's late writes, unfinished writes, older manifest snapshots), by topic."}, []string{"topic"}),
 		uploadsAborted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "strata", Name: "tiering_multipart_uploads_aborted_total",
 			Help: "Abandoned multipart uploads aborted, by topic."}, []string{"topic"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.uploadedSegments, m.uploadedBytes, m.deletedSegments, m.failures, m.lagBytes, m.orphansDeleted, m.uploadsAborted)
+		reg.MustRegister(m.uploadedSegments, m.uploadedBytes, m.deletedSegments, m.failures, m.lagBytes, m.lags, m.orphansDeleted, m.uploadsAborted)
 	}
 	return m
 }
 
-func (m *metrics) setLag(name metadata.TopicPartition, lag int64) {
-	m.lagBytes.WithLabelValues(name.Topic, fmt.Sprint(name.Partition)).Set(float64(lag))
+func (m *metrics) setLag(name metadata.TopicPartition, lag uploadLag) {
+	m.lagBytes.WithLabelValues(name.Topic, fmt.Sprint(name.Partition)).Set(float64(lag.bytes))
+	m.lags.set(name, lag)
 }
 
 func (m *metrics) forgetLag(name metadata.TopicPartition) {
 	m.lagBytes.DeleteLabelValues(name.Topic, fmt.Sprint(name.Partition))
+	m.lags.forget(name)
+}
+
+// lagCollector exports, per topic, the upload lag of the partitions this
+// broker leads, as last measured: strata_tiering_upload_lag_segments (their
+// sum) and strata_tiering_upload_lag_seconds (the age, at the scrape, of
+// the oldest segment not uploaded; 0 when none is behind).
+type lagCollector struct {
+	now      func() time.Time
+	segments *prometheus.Desc
+	seconds  *prometheus.Desc
+
+	mu   sync.Mutex // guards lags
+	lags map[metadata.TopicPartition]uploadLag
+}
+
+func newLagCollector(now func() time.Time) *lagCollector {
+	return &lagCollector{
+		now: now,
+		segments: prometheus.NewDesc("strata_tiering_upload_lag_segments",
+			"Sealed, committed segments not yet in the object store, per topic (partitions this broker leads).", []string{"topic"}, nil),
+		seconds: prometheus.NewDesc("strata_tiering_upload_lag_seconds",
+			"Age of the oldest sealed segment not yet in the object store (since its last write), per topic (partitions this broker leads); 0 when none.", []string{"topic"}, nil),
+		lags: map[metadata.TopicPartition]uploadLag{},
+	}
+}
+
+func (c *lagCollector) set(name metadata.TopicPartition, lag uploadLag) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lags[name] = lag
+}
+
+func (c *lagCollector) forget(name metadata.TopicPartition) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.lags, name)
+}
+
+// Describe implements prometheus.Collector.
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.segments
+	ch <- c.seconds
+}
+
+// Collect implements prometheus.Collector.
+func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
+	type topicLag struct {
+		segments int
+		oldest   time.Time
+	}
+	topics := map[string]topicLag{}
+	c.mu.Lock()
+	for name, lag := range c.lags {
+		t := topics[name.Topic]
+		t.segments += lag.segments
+		if !lag.oldest.IsZero() && (t.oldest.IsZero() || lag.oldest.Before(t.oldest)) {
+			t.oldest = lag.oldest
+		}
+		topics[name.Topic] = t
+	}
+	c.mu.Unlock()
+	now := c.now()
+	for topic, t := range topics {
+		seconds := 0.0
+		if t.segments > 0 && !t.oldest.IsZero() {
+			seconds = max(now.Sub(t.oldest).Seconds(), 0)
+		}
+		ch <- prometheus.MustNewConstMetric(c.segments, prometheus.GaugeValue, float64(t.segments), topic)
+		ch <- prometheus.MustNewConstMetric(c.seconds, prometheus.GaugeValue, seconds, topic)
+	}
 }

@@ -109,8 +109,8 @@ func TestPassUploadsSealedSegmentsInOrder(t *testing.T) {
 	if err != nil || len(snapshot.Segments) != len(sealed) || snapshot.Segments[len(sealed)-1].LastOffset != sealed[len(sealed)-1].EndOffset-1 {
 		t.Fatalf("manifest snapshot: %v %+v", err, snapshot)
 	}
-	if lag := f.manager.lag(f.part); lag != 0 {
-		t.Fatalf("lag %d after uploading everything", lag)
+	if lag := f.manager.lag(f.part); lag != (uploadLag{}) {
+		t.Fatalf("lag %+v after uploading everything", lag)
 	}
 
 	// New segments: the next pass uploads only them.
@@ -124,8 +124,8 @@ func TestPassUploadsSealedSegmentsInOrder(t *testing.T) {
 	for _, info := range more[len(sealed):] {
 		want += info.Size
 	}
-	if lag := f.manager.lag(f.part); lag != want || lag == 0 {
-		t.Fatalf("lag %d, want %d", lag, want)
+	if lag := f.manager.lag(f.part); lag.bytes != want || lag.bytes == 0 || lag.segments != len(more)-len(sealed) || lag.oldest.IsZero() {
+		t.Fatalf("lag %+v, want %d bytes in %d segments", lag, want, len(more)-len(sealed))
 	}
 	f.pass()
 	f.checkCoversSealed(more, epoch)
@@ -201,9 +201,17 @@ func TestFailedUploadIsRetried(t *testing.T) {
 	sealed := f.sealed()
 	f.faults.FailNext(tieringtest.OpUpload, 1)
 	f.pass()
+	// The first segment's upload failed: no entry is finished; the
+	// later uploads started with it (the pipeline) are left "copy
+	// started" too.
 	entries := f.entries()
-	if len(entries) != 1 || entries[0].State != metadata.SegmentCopyStarted {
+	if len(entries) == 0 || len(entries) > f.tier.UploadConcurrency() || entries[0].BaseOffset != sealed[0].BaseOffset {
 		t.Fatalf("entries after a failed upload: %+v", entries)
+	}
+	for _, e := range entries {
+		if e.State != metadata.SegmentCopyStarted {
+			t.Fatalf("entries after a failed upload of the first segment: %+v", entries)
+		}
 	}
 	f.manager.mu.Lock()
 	task := f.manager.tasks[f.part]
@@ -213,7 +221,7 @@ func TestFailedUploadIsRetried(t *testing.T) {
 		t.Fatalf("task after a failure: %d failures, retry at %v", failures, retryAt)
 	}
 	f.pass() // backing off: nothing happens
-	if again := f.entries(); len(again) != 1 || again[0].SegmentID != entries[0].SegmentID {
+	if again := f.entries(); len(again) != len(entries) || again[0].SegmentID != entries[0].SegmentID {
 		t.Fatalf("entries during the backoff: %+v", again)
 	}
 	if err := f.work(); err != nil {

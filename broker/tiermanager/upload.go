@@ -28,37 +28,79 @@ import (
 // transaction that may still be aborted or committed: the bucket only ever
 // holds settled data, and its .txnindex is final) that is not in the
 // manifest yet.
+//
+// Uploads are pipelined: up to the tier's UploadConcurrency segments of
+// the partition are being written at once, each after its "copy started"
+// is committed, while "copy finished" is committed strictly in offset
+// order: a segment's only after every earlier one's. A failed upload
+// stops the pass; the later uploads are cancelled and their entries stay
+// "copy started" (the next pass deletes them with their objects and
+// uploads again), so the manifest's end never passes a segment not
+// uploaded.
 func (m *Manager) uploadEligible(ctx context.Context, p *partition.Partition, t *task, epoch int32) (int, error) {
 	name := p.Name()
-	uploaded := 0
-	for ctx.Err() == nil {
-		if !m.stillLeads(p, epoch) {
-			return uploaded, nil
-		}
-		next := p.LogStartOffset()
-		state := m.store.State()
-		if _, end, ok := state.RemoteLogOffsets(name.TopicID, name.Partition); ok {
-			if end+1 < next {
-				// Records DeleteRecords removed leave no gap worth a
-				// warning.
-				if deleted, _ := state.LogStartOffset(name.TopicID, name.Partition); deleted < next {
-					p.Logger().Warn("local log starts after the uploaded data: the remote log has a gap (local data expired while uploads were disabled)",
-						"remote_log_end_offset", end, "local_log_start_offset", next)
-				}
-			} else {
-				next = end + 1
+	next := p.LogStartOffset()
+	state := m.store.State()
+	if _, end, ok := state.RemoteLogOffsets(name.TopicID, name.Partition); ok {
+		if end+1 < next {
+			// Records DeleteRecords removed leave no gap worth a
+			// warning.
+			if deleted, _ := state.LogStartOffset(name.TopicID, name.Partition); deleted < next {
+				p.Logger().Warn("local log starts after the uploaded data: the remote log has a gap (local data expired while uploads were disabled)",
+					"remote_log_end_offset", end, "local_log_start_offset", next)
 			}
+		} else {
+			next = end + 1
 		}
-		candidate, ok := nextUpload(p.Segments(), next, p.LastStableOffset())
-		if !ok {
-			return uploaded, nil
+	}
+	uploadCtx, cancel := context.WithCancel(ctx)
+	var pipeline []*pendingUpload // oldest first
+	defer func() {
+		cancel()
+		for _, u := range pipeline {
+			<-u.done
 		}
-		if err := m.uploadSegment(ctx, p, t, epoch, candidate, max(next, candidate.BaseOffset)); err != nil {
+	}()
+	window := max(m.tier.UploadConcurrency(), 1)
+	uploaded := 0
+	var startErr error // stops starting uploads; the pipeline drains
+	for {
+		for startErr == nil && len(pipeline) < window && ctx.Err() == nil {
+			if !m.stillLeads(p, epoch) {
+				return uploaded, nil
+			}
+			candidate, ok := nextUpload(p.Segments(), next, p.LastStableOffset())
+			if !ok {
+				break
+			}
+			u, err := m.startUpload(ctx, uploadCtx, p, t, epoch, candidate, max(next, candidate.BaseOffset))
+			if err != nil {
+				startErr = err
+				break
+			}
+			pipeline = append(pipeline, u)
+			next = candidate.EndOffset
+		}
+		if len(pipeline) == 0 {
+			if startErr != nil {
+				return uploaded, startErr
+			}
+			return uploaded, ctx.Err()
+		}
+		head := pipeline[0]
+		<-head.done
+		pipeline = pipeline[1:]
+		if head.err != nil {
+			// The entry stays "copy started": the next pass deletes
+			// whatever objects were written and the entry, then
+			// uploads again.
+			return uploaded, head.err
+		}
+		if err := m.finishUpload(ctx, p, head); err != nil {
 			return uploaded, err
 		}
 		uploaded++
 	}
-	return uploaded, ctx.Err()
 }
 
 // nextUpload picks the segment to upload next from a log's segments
@@ -78,63 +120,89 @@ func nextUpload(segments []segment.SegmentInfo, next, stableEnd int64) (segment.
 	return segment.SegmentInfo{}, false
 }
 
-// uploadSegment copies the offsets from..info.EndOffset of one sealed
-// segment: commit "copy started", write the objects, commit "copy
-// finished". A segment that starts below from (this leader rolled its
-// segments elsewhere than the previous uploader) is uploaded from a trimmed
-// copy, so manifest entries never overlap.
-func (m *Manager) uploadSegment(ctx context.Context, p *partition.Partition, t *task, epoch int32, info segment.SegmentInfo, from int64) error {
+// pendingUpload is a segment whose "copy started" is committed and whose
+// objects are being written.
+type pendingUpload struct {
+	entry   metadata.SegmentManifest
+	end     int64 // the local segment's end offset
+	started time.Time
+	done    chan struct{} // closed when the upload has returned
+	err     error         // the upload's, set before done closes
+}
+
+// startUpload prepares the offsets from..info.EndOffset of one sealed
+// segment (a segment that starts below from, because this leader rolled
+// its segments elsewhere than the previous uploader, is uploaded from a
+// trimmed copy, so manifest entries never overlap), commits "copy
+// started" and starts writing the objects under uploadCtx.
+func (m *Manager) startUpload(ctx, uploadCtx context.Context, p *partition.Partition, t *task, epoch int32, info segment.SegmentInfo, from int64) (_ *pendingUpload, err error) {
 	name := p.Name()
 	staging, err := os.MkdirTemp(m.cfg.StagingDir, fmt.Sprintf("%s-%d-*", name.Topic, name.Partition))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer os.RemoveAll(staging)
+	launched := false
+	defer func() {
+		if !launched {
+			os.RemoveAll(staging)
+		}
+	}()
 	files := tiering.SegmentFiles{Partition: name, BaseOffset: info.BaseOffset,
 		LogPath: info.LogPath, OffsetIndexPath: info.OffsetIndexPath, TimeIndexPath: info.TimeIndexPath}
 	if from > info.BaseOffset {
 		trimmed, err := copySegmentRange(p, filepath.Join(staging, "trimmed"), from, info.EndOffset, p.Logger())
 		if err != nil {
-			return fmt.Errorf("trimmed copy of segment %d from %d: %w", info.BaseOffset, from, err)
+			return nil, fmt.Errorf("trimmed copy of segment %d from %d: %w", info.BaseOffset, from, err)
 		}
 		files.BaseOffset, files.LogPath, files.OffsetIndexPath, files.TimeIndexPath = from, trimmed.LogPath, trimmed.OffsetIndexPath, trimmed.TimeIndexPath
 	}
 	snapshot, err := m.producerSnapshot(ctx, p, t, files.BaseOffset, info.EndOffset)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	files.ProducerSnapshotPath = filepath.Join(staging, "producers")
 	if err := os.WriteFile(files.ProducerSnapshotPath, snapshot, fsperm.File); err != nil {
-		return err
+		return nil, err
 	}
 	if aborted := segmentAbortedTxns(p, files.BaseOffset, info.EndOffset); len(aborted) > 0 {
 		files.TxnIndexPath = filepath.Join(staging, "txnindex")
 		if err := os.WriteFile(files.TxnIndexPath, segment.EncodeTxnIndex(aborted), fsperm.File); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	entry, err := tiering.DescribeSegment(files)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if entry.LastOffset != info.EndOffset-1 {
-		return fmt.Errorf("segment %d: its batches end at %d, the log says %d", info.BaseOffset, entry.LastOffset, info.EndOffset-1)
+		return nil, fmt.Errorf("segment %d: its batches end at %d, the log says %d", info.BaseOffset, entry.LastOffset, info.EndOffset-1)
 	}
 	entry.LeaderEpoch = epoch
-	ref := metadata.SegmentRef{TopicID: name.TopicID, Partition: name.Partition, BaseOffset: entry.BaseOffset, SegmentID: entry.SegmentID, LeaderEpoch: epoch}
-	started := time.Now()
+	u := &pendingUpload{entry: entry, end: info.EndOffset, started: time.Now(), done: make(chan struct{})}
 	if err := m.store.StartSegmentCopy(ctx, name.TopicID, name.Partition, entry); err != nil {
-		return fmt.Errorf("commit copy started of segment %d: %w", entry.BaseOffset, err)
+		return nil, fmt.Errorf("commit copy started of segment %d: %w", entry.BaseOffset, err)
 	}
-	if err := m.tier.UploadDescribed(ctx, files, entry); err != nil {
-		// The entry stays "copy started": the next pass deletes whatever
-		// objects were written and the entry, then uploads again.
-		return err
-	}
+	// The state at the end of this segment is the next one's start,
+	// whether or not this upload succeeds (it is the local log's).
+	t.producers, t.producersEnd = snapshot, info.EndOffset
+	launched = true
+	go func() {
+		defer close(u.done)
+		defer os.RemoveAll(staging)
+		u.err = m.tier.UploadDescribed(uploadCtx, files, entry)
+	}()
+	return u, nil
+}
+
+// finishUpload commits "copy finished" of an uploaded segment, after every
+// earlier one's.
+func (m *Manager) finishUpload(ctx context.Context, p *partition.Partition, u *pendingUpload) error {
+	name := p.Name()
+	entry := u.entry
+	ref := metadata.SegmentRef{TopicID: name.TopicID, Partition: name.Partition, BaseOffset: entry.BaseOffset, SegmentID: entry.SegmentID, LeaderEpoch: entry.LeaderEpoch}
 	if err := m.store.FinishSegmentCopy(ctx, ref); err != nil {
 		return fmt.Errorf("commit copy finished of segment %d: %w", entry.BaseOffset, err)
 	}
-	t.producers, t.producersEnd = snapshot, info.EndOffset
 	// Local disk holds no more than local retention and the upload
 	// backlog: what local retention already covers goes now, not at the
 	// next retention pass (log.retention.check.interval.ms).
@@ -143,8 +211,9 @@ func (m *Manager) uploadSegment(ctx context.Context, p *partition.Partition, t *
 	}
 	m.metrics.uploadedSegments.WithLabelValues(name.Topic).Inc()
 	m.metrics.uploadedBytes.WithLabelValues(name.Topic).Add(float64(entry.SizeBytes))
+	m.metrics.setLag(name, m.lag(p))
 	p.Logger().Info("uploaded segment", "base_offset", entry.BaseOffset, "last_offset", entry.LastOffset,
-		"bytes", entry.SizeBytes, "segment_id", uuid.UUID(entry.SegmentID), "leader_epoch", epoch, "took", time.Since(started).Round(time.Millisecond))
+		"bytes", entry.SizeBytes, "segment_id", uuid.UUID(entry.SegmentID), "leader_epoch", entry.LeaderEpoch, "took", time.Since(u.started).Round(time.Millisecond))
 	return nil
 }
 

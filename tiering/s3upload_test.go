@@ -1,0 +1,223 @@
+package tiering_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/strata-log/strata/tiering"
+)
+
+// uploadFile writes size random bytes to a file and returns it open.
+func uploadFile(t *testing.T, size int) (*os.File, []byte) {
+	t.Helper()
+	data := make([]byte, size)
+	random := rand.New(rand.NewPCG(uint64(size), 7))
+	for i := 0; i+8 <= len(data); i += 8 {
+		v := random.Uint64()
+		for j := range 8 {
+			data[i+j] = byte(v >> (8 * j))
+		}
+	}
+	path := filepath.Join(t.TempDir(), "segment.log")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { file.Close() })
+	return file, data
+}
+
+// allocatedBy returns the bytes of heap the calling goroutine's fn (and
+// the goroutines it waits for) allocates.
+func allocatedBy(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// A segment uploaded to S3 from its file is sent part by part from the
+// file: the heap allocated per uploaded MiB is a small fraction of one
+// part buffer (the transfer manager behind gocloud's writer allocated a
+// part-sized buffer per part in flight and a growing one for the first
+// part: over 1 MiB per MiB). The object reads back byte for byte, in 4
+// parts.
+func TestS3UploadFromFileAllocatesNoPartBuffers(t *testing.T) {
+	server := s3Server(t)
+	name := fmt.Sprintf("strata-test-%d-%d", os.Getpid(), bucketCounter.Add(1))
+	rawURL := server.URL(name)
+	if err := tiering.CreateBucket(context.Background(), rawURL); err != nil {
+		t.Fatal(err)
+	}
+	bucket := openBucket(t, rawURL)
+	const size, partSize = 32 << 20, 8 << 20
+	file, data := uploadFile(t, size)
+	ctx := context.Background()
+	upload := func(key string) {
+		if err := bucket.Upload(ctx, key, io.NewSectionReader(file, 0, size), partSize); err != nil {
+			t.Fatalf("upload %s: %v", key, err)
+		}
+	}
+	upload("warm-up") // the SDK's lazily built state
+	allocated := allocatedBy(func() { upload("segment.log") })
+	perMiB := allocated / (size >> 20)
+	t.Logf("allocated %d bytes uploading %d MiB: %d bytes per MiB", allocated, size>>20, perMiB)
+	if perMiB > 64<<10 {
+		t.Fatalf("allocated %d bytes per uploaded MiB, want at most 64 KiB (one part buffer is %d bytes)", perMiB, partSize)
+	}
+
+	client := minioClient(t, server)
+	object, err := client.GetObject(ctx, name, "segment.log", minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer object.Close()
+	got, err := io.ReadAll(object)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("object read back: %v, %d bytes, equal %v", err, len(got), bytes.Equal(got, data))
+	}
+	info, err := object.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(info.ETag, "-4") {
+		t.Fatalf("object ETag %q, want a multipart upload of 4 parts", info.ETag)
+	}
+}
+
+// A multipart upload whose part fails is aborted: no upload is left in
+// the bucket, and the error is retriable.
+func TestS3UploadPartFailureAbortsTheUpload(t *testing.T) {
+	server := s3Server(t)
+	target, err := url.Parse(server.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var aborts, parts int
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		query := r.URL.Query()
+		mu.Lock()
+		switch {
+		case r.Method == http.MethodDelete && query.Has("uploadId"):
+			aborts++
+		case r.Method == http.MethodPut && query.Get("partNumber") != "":
+			parts++
+			if query.Get("partNumber") == "2" {
+				mu.Unlock()
+				io.Copy(io.Discard, r.Body)
+				w.WriteHeader(http.StatusForbidden)
+				io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>injected</Message></Error>`)
+				return
+			}
+		}
+		mu.Unlock()
+		proxy.ServeHTTP(w, r)
+	})}
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go front.Serve(listener)
+	t.Cleanup(func() { front.Close() })
+
+	name := fmt.Sprintf("strata-test-%d-%d", os.Getpid(), bucketCounter.Add(1))
+	rawURL := strings.Replace(server.URL(name), server.Endpoint, "http://"+listener.Addr().String(), 1)
+	if err := tiering.CreateBucket(context.Background(), rawURL); err != nil {
+		t.Fatal(err)
+	}
+	bucket := openBucket(t, rawURL)
+	const size, partSize = 20 << 20, 5 << 20
+	file, _ := uploadFile(t, size)
+	err = bucket.Upload(context.Background(), "segment.log", io.NewSectionReader(file, 0, size), partSize)
+	if !errors.Is(err, tiering.ErrUnavailable) {
+		t.Fatalf("upload with a failing part: %v, want ErrUnavailable", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if aborts != 1 || parts == 0 {
+		t.Fatalf("%d aborts after %d part requests, want 1 abort", aborts, parts)
+	}
+	client := minioClient(t, server)
+	for upload := range client.ListIncompleteUploads(context.Background(), name, "", true) {
+		if upload.Err != nil {
+			t.Fatal(upload.Err)
+		}
+		t.Fatalf("multipart upload %s of %s left in the bucket", upload.UploadID, upload.Key)
+	}
+}
+
+// BenchmarkS3Upload uploads a 64 MiB segment file to versitygw in 8 MiB
+// parts: "in-place" as the tier does (parts are sections of the file),
+// "writer" through gocloud's writer (the reader hides io.ReaderAt: the
+// transfer manager copies each part into a buffer, the path before). It
+// reports this process's CPU time per MiB (versitygw's is not counted).
+func BenchmarkS3Upload(b *testing.B) {
+	server := s3Server(b)
+	name := fmt.Sprintf("strata-test-%d-%d", os.Getpid(), bucketCounter.Add(1))
+	rawURL := server.URL(name)
+	if err := tiering.CreateBucket(context.Background(), rawURL); err != nil {
+		b.Fatal(err)
+	}
+	bucket := openBucket(b, rawURL)
+	const size, partSize = 64 << 20, 8 << 20
+	path := filepath.Join(b.TempDir(), "segment.log")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("strata-segment!\n"), size/16), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer file.Close()
+	for _, c := range []struct {
+		name string
+		body func() io.Reader
+	}{
+		{"in-place", func() io.Reader { return io.NewSectionReader(file, 0, size) }},
+		{"writer", func() io.Reader { return struct{ io.Reader }{io.NewSectionReader(file, 0, size)} }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(size)
+			b.ReportAllocs()
+			start := cpuTime()
+			for i := 0; b.Loop(); i++ {
+				if err := bucket.Upload(context.Background(), fmt.Sprintf("segment-%d.log", i%2), c.body(), partSize); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64((cpuTime()-start).Milliseconds())/float64(b.N*(size>>20)), "cpu-ms/MiB")
+		})
+	}
+}
+
+// cpuTime is this process's user + system CPU time.
+func cpuTime() time.Duration {
+	var usage syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &usage)
+	return time.Duration(usage.Utime.Nano() + usage.Stime.Nano())
+}
