@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -44,9 +45,17 @@ type chunkKey struct {
 // that fails it, or a read from the cache that fails the batch checks,
 // drops the chunks and reads again from the store (Tier.Read); a short or
 // missing file is a miss.
-// Files are written without fsync
-// (a lost one costs a GET); a new cache removes every chunk file it
-// finds. Chunks handed out are shared and read-only; each get returns a
+//
+// Files are written to a temporary name and renamed, without fsync (a
+// lost one costs a GET); a new cache removes every chunk file it finds.
+// They are written and read with O_DIRECT, bypassing the page cache,
+// when the directory's file system allows it (probed once at start;
+// Config.CacheBufferedIO turns it off): filling the page cache costs more
+// kernel CPU than the disk write, and would keep a second copy of the
+// chunks the memory LRU holds (directio.go). Otherwise they go through
+// the page cache (tmpfs, platforms other than Linux).
+//
+// Chunks handed out are shared and read-only; each get returns a
 // reference the caller releases. Safe for concurrent use.
 type chunkCache struct {
 	dir      string
@@ -54,6 +63,8 @@ type chunkCache struct {
 	stats    *stats
 	recent   *memoryLRU
 	pool     *chunkPool
+	// direct: files are written and read with O_DIRECT (set at start).
+	direct bool
 
 	mu      sync.Mutex // guards entries, lru, size, closed and sends on writes
 	entries map[chunkKey]*list.Element
@@ -93,7 +104,17 @@ type cacheWrite struct {
 // burst of read-ahead the memory holds can wait for the disk too.
 const cacheWriteQueue = 32
 
-func newChunkCache(dir string, capacity, memoryCapacity int64, pool *chunkPool, stats *stats) (*chunkCache, error) {
+// chunkCacheConfig configures a chunkCache.
+type chunkCacheConfig struct {
+	dir                      string
+	capacity, memoryCapacity int64
+	// bufferedIO turns O_DIRECT off (Config.CacheBufferedIO).
+	bufferedIO bool
+	logger     *slog.Logger
+}
+
+func newChunkCache(cfg chunkCacheConfig, pool *chunkPool, stats *stats) (*chunkCache, error) {
+	dir := cfg.dir
 	if err := os.MkdirAll(dir, fsperm.Dir); err != nil {
 		return nil, fmt.Errorf("tiering: chunk cache: %w", err)
 	}
@@ -109,11 +130,19 @@ func newChunkCache(dir string, capacity, memoryCapacity int64, pool *chunkPool, 
 			}
 		}
 	}
+	queue := max(cacheWriteQueue, cfg.memoryCapacity/pool.size)
 	c := &chunkCache{
-		dir: dir, capacity: capacity, stats: stats, recent: newMemoryLRU(memoryCapacity), pool: pool,
+		dir: dir, capacity: cfg.capacity, stats: stats, recent: newMemoryLRU(cfg.memoryCapacity), pool: pool,
 		entries: make(map[chunkKey]*list.Element), lru: list.New(),
-		writes: make(chan cacheWrite, max(cacheWriteQueue, memoryCapacity/pool.size)),
-		slots:  make(chan struct{}, max(cacheWriteQueue, memoryCapacity/pool.size)),
+		writes: make(chan cacheWrite, queue),
+		slots:  make(chan struct{}, queue),
+	}
+	direct, reason := chooseDirectIO(dir, cfg.bufferedIO)
+	c.direct = direct
+	if direct {
+		cfg.logger.Info("tiering: chunk cache files written and read with O_DIRECT, bypassing the page cache", "dir", dir, "direct_io", true, "reason", reason)
+	} else {
+		cfg.logger.Info("tiering: chunk cache files written and read through the page cache", "dir", dir, "direct_io", false, "reason", reason)
 	}
 	c.writer.Add(1)
 	go c.writeBehind()
@@ -192,22 +221,35 @@ func (c *chunkCache) getMemory(key chunkKey) (*chunk, bool) {
 	return nil, false
 }
 
-// readFile reads the first size bytes of a chunk file into a pooled chunk,
-// marked as read from disk (the reader's batch checks are what catch
+// readFile reads the first size bytes of a chunk file into a pooled chunk
+// (with O_DIRECT when the cache uses it), marked as read from disk (the reader's batch checks are what catch
 // damaged bytes).
 func (c *chunkCache) readFile(key chunkKey, size int64) (*chunk, error) {
-	file, err := os.Open(c.path(key))
-	if err != nil {
-		return nil, err
-	}
-	defer file.Close()
 	ch := c.pool.get(size)
-	if _, err := io.ReadFull(file, ch.data); err != nil {
+	var err error
+	if c.direct {
+		err = readFileDirect(c.path(key), ch.padded(), size)
+	} else {
+		err = readFileBuffered(c.path(key), ch.data)
+	}
+	if err != nil {
 		ch.release()
 		return nil, err
 	}
 	ch.fromDisk = true
 	return ch, nil
+}
+
+// readFileBuffered fills data from the start of the file at path, through
+// the page cache.
+func readFileBuffered(path string, data []byte) error {
+	file, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	_, err = io.ReadFull(file, data)
+	return err
 }
 
 // putMemory keeps a chunk in the in-memory LRU only (put queues it for
@@ -296,7 +338,11 @@ func (c *chunkCache) write(w cacheWrite) {
 	var crc uint32
 	if !closed {
 		crc = crc32.Checksum(entry.queued.data, castagnoli)
-		err = os.WriteFile(temporary, entry.queued.data, fsperm.File)
+		if c.direct {
+			err = writeFileDirect(temporary, entry.queued.padded(), entry.size)
+		} else {
+			err = os.WriteFile(temporary, entry.queued.data, fsperm.File)
+		}
 		if err == nil {
 			err = os.Rename(temporary, path)
 		}
@@ -343,6 +389,20 @@ func (c *chunkCache) remove(key chunkKey) {
 	if written {
 		os.Remove(c.path(key))
 	}
+}
+
+// chooseDirectIO says whether the cache in dir uses O_DIRECT, and why.
+func chooseDirectIO(dir string, buffered bool) (bool, string) {
+	if buffered {
+		return false, "turned off (--remote-log-cache-direct-io=false)"
+	}
+	switch err := probeDirectIO(dir); {
+	case errors.Is(err, errDirectIOUnsupported), errors.Is(err, errMemoryFileSystem):
+		return false, err.Error()
+	case err != nil:
+		return false, "the cache directory's file system refuses it: " + err.Error()
+	}
+	return true, "the cache directory's file system accepts it"
 }
 
 // removeSegment drops every chunk of a segment (deleted remotely).

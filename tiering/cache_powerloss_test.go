@@ -3,6 +3,7 @@ package tiering
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,11 +25,12 @@ func TestChunkCacheAfterPowerLoss(t *testing.T) {
 	mount := lazyfstest.Mount(t)
 	dir := filepath.Join(mount.Dir, "cache")
 	pool := newChunkPool(1 << 20)
-	cache, err := newChunkCache(dir, 1<<20, 0, pool, &stats{})
+	cache, err := newChunkCache(chunkCacheConfig{dir: dir, capacity: 1 << 20, logger: slog.New(slog.DiscardHandler)}, pool, &stats{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cache.close)
+	t.Logf("direct I/O: %v", cache.direct)
 	segment := uuid.New()
 	content := bytes.Repeat([]byte("chunk"), 1000)
 	chunk := pool.get(int64(len(content)))
@@ -57,7 +59,7 @@ func TestChunkCacheAfterPowerLoss(t *testing.T) {
 	fsync(dir)
 	mount.Drop(t)
 
-	restarted, err := newChunkCache(dir, 1<<20, 0, pool, &stats{})
+	restarted, err := newChunkCache(chunkCacheConfig{dir: dir, capacity: 1 << 20, logger: slog.New(slog.DiscardHandler)}, pool, &stats{})
 	if err != nil {
 		t.Fatal(err)
 	}

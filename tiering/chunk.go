@@ -15,12 +15,21 @@ import "sync/atomic"
 // structure holding one) keeps the chunk alive.
 type chunk struct {
 	data []byte // read-only once the chunk is handed out
+	// buffer is the whole pooled buffer data starts: it starts at a
+	// directIOAlign boundary and its length is the pool's size rounded up
+	// to one, so the chunk cache can write and read it with O_DIRECT
+	// (directio_linux.go). The bytes past data up to the next boundary are
+	// zero (the padding of a chunk file written with O_DIRECT).
+	buffer []byte
 	// fromDisk marks a chunk read from a cache file: when a read from it
 	// fails the batch checks, the cache file was damaged.
 	fromDisk bool
 	refs     atomic.Int32
 	pool     *chunkPool
 }
+
+// padded returns data extended to the next directIOAlign boundary.
+func (c *chunk) padded() []byte { return c.buffer[:alignUp(int64(len(c.data)))] }
 
 func (c *chunk) retain() *chunk {
 	c.refs.Add(1)
@@ -50,30 +59,51 @@ type chunkPool struct {
 // chunkPoolFree bounds the idle buffers kept for reuse.
 const chunkPoolFree = 16
 
+// directIOAlign is the alignment O_DIRECT asks of buffer addresses, file
+// offsets and lengths: the logical block size, 512 or 4096 bytes on the
+// devices Linux knows (4096 serves both).
+const directIOAlign = 4096
+
+// alignUp rounds n up to a multiple of directIOAlign.
+func alignUp(n int64) int64 { return (n + directIOAlign - 1) &^ (directIOAlign - 1) }
+
 func newChunkPool(size int64) *chunkPool {
 	return &chunkPool{size: size, free: make(chan *chunk, chunkPoolFree)}
 }
 
 // get returns a chunk of length bytes (at most the pool's size) with one
-// reference, its bytes not cleared.
+// reference, its bytes not cleared (but its padding is).
 func (p *chunkPool) get(length int64) *chunk {
 	var c *chunk
 	select {
 	case c = <-p.free:
 	default:
 		p.allocations.Add(1)
-		c = &chunk{data: make([]byte, p.size), pool: p}
+		c = &chunk{buffer: alignedBuffer(alignUp(p.size)), pool: p}
 	}
-	c.data = c.data[:length]
+	c.data = c.buffer[:length]
+	clear(c.buffer[length:alignUp(length)])
 	c.fromDisk = false
 	c.refs.Store(1)
 	return c
 }
 
 func (p *chunkPool) put(c *chunk) {
-	c.data = c.data[:cap(c.data)]
+	c.data = nil
 	select {
 	case p.free <- c:
 	default: // enough idle buffers: this one goes to the collector
 	}
+}
+
+// alignedBuffer allocates size bytes starting at a directIOAlign boundary
+// (the Go heap only promises 8 for a []byte): one block more than asked,
+// sliced to the first boundary.
+func alignedBuffer(size int64) []byte {
+	raw := make([]byte, size+directIOAlign)
+	skip := int64(0)
+	if remainder := addressOf(raw) % directIOAlign; remainder != 0 {
+		skip = directIOAlign - remainder
+	}
+	return raw[skip : skip+size : skip+size]
 }

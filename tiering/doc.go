@@ -215,7 +215,13 @@
 // offset, partition leader epoch). A read from the cache that fails either
 // drops its chunks and reads again from the store. Files are written without fsync and those left by an
 // earlier process are removed at New, so a power loss never serves a torn
-// file. Concurrent readers
+// file. Where the CacheDir's file system allows it (Linux, not tmpfs;
+// probed once at New, strata_tiering_cache_direct_io) the files are
+// written and read with O_DIRECT, bypassing the page cache: the chunk
+// buffers are 4096-aligned, and a chunk whose length is not a multiple of
+// 4096 (a segment's last) is written padded, then truncated; the files'
+// content is the chunk's bytes either way (Config.CacheBufferedIO turns
+// it off). Concurrent readers
 // of a chunk (or an index) share one GET, run detached from any one
 // reader's context under Config.RequestTimeout; a reader that gives up
 // does not fail the others. A reader is known by the offset it reads

@@ -159,6 +159,12 @@ var tierMetrics = []struct {
 	{prometheus.NewDesc("strata_tiering_remote_reads_rejected_total", "Remote reads refused because --remote-log-reader-max-pending-tasks were waiting.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.ReadsRejected }},
 	{prometheus.NewDesc("strata_tiering_cache_writes_dropped_total", "Chunks not written to the disk cache because its write-behind queue stayed full.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheWritesDropped }},
 	{prometheus.NewDesc("strata_tiering_chunk_buffers_allocated_total", "Chunk buffers allocated (the others were reused).", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.ChunkBuffers }},
+	{prometheus.NewDesc("strata_tiering_cache_direct_io", "1 when the chunk cache's files are written and read with O_DIRECT (bypassing the page cache), 0 when buffered (the file system refuses O_DIRECT, or --remote-log-cache-direct-io=false).", nil, nil), prometheus.GaugeValue, func(s Stats) int64 {
+		if s.CacheDirectIO {
+			return 1
+		}
+		return 0
+	}},
 }
 
 func (c *tierCollector) Describe(ch chan<- *prometheus.Desc) {

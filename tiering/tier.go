@@ -55,6 +55,12 @@ type Config struct {
 	CacheDir string
 	// CacheBytes bounds the chunk cache. Default 256 MiB.
 	CacheBytes int64
+	// CacheBufferedIO makes the chunk cache write and read its files
+	// through the page cache. By default it uses O_DIRECT where the
+	// CacheDir's file system allows it (Linux, not tmpfs): filling the
+	// page cache costs more CPU than the disk write, and the memory LRU
+	// holds the chunks read recently already (see chunkCache).
+	CacheBufferedIO bool
 	// MemoryCacheBytes bounds the in-memory LRU of recently used and
 	// read-ahead chunks in front of the disk cache. Default 64 MiB (at
 	// least 8 chunks); negative disables.
@@ -241,7 +247,10 @@ func New(cfg Config) (*Tier, error) {
 		}
 		t.removeCacheDir = true
 	}
-	cache, err := newChunkCache(dir, cfg.CacheBytes, max(cfg.MemoryCacheBytes, 0), t.chunks, &t.stats)
+	cache, err := newChunkCache(chunkCacheConfig{
+		dir: dir, capacity: cfg.CacheBytes, memoryCapacity: max(cfg.MemoryCacheBytes, 0),
+		bufferedIO: cfg.CacheBufferedIO, logger: cfg.Logger,
+	}, t.chunks, &t.stats)
 	if err != nil {
 		return nil, err
 	}
@@ -303,6 +312,9 @@ type Stats struct {
 	// ReadAheadBytes is the bytes being fetched ahead of sequential
 	// readers now (at most Config.ReadAheadBytes).
 	ReadAheadBytes int64
+	// CacheDirectIO says the chunk cache's files are written and read
+	// with O_DIRECT (decided at New).
+	CacheDirectIO bool
 }
 
 type stats struct {
@@ -323,7 +335,7 @@ func (t *Tier) Stats() Stats {
 		ChunkGETs:        t.stats.chunkGets.Load(), CacheWritesDropped: t.stats.cacheWritesDropped.Load(),
 		ChunkBuffers: t.chunks.allocations.Load(), SequentialReads: t.stats.sequentialReads.Load(),
 		ReadsWaiting: t.stats.readsWaiting.Load(), ReadsRejected: t.stats.readsRejected.Load(),
-		ReadAheadBytes: t.readAheadInFlight(),
+		ReadAheadBytes: t.readAheadInFlight(), CacheDirectIO: t.cache.direct,
 	}
 }
 

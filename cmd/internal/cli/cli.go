@@ -218,6 +218,7 @@ type serveFlags struct {
 	objectStorePrefix    string
 	objectStoreShared    bool
 	remoteCacheBytes     int64
+	remoteCacheDirectIO  bool
 	remoteReaderThreads  int // remote.log.reader.threads
 	remoteReaderPending  int // remote.log.reader.max.pending.tasks
 	tieringIntervalMs    int64
@@ -269,6 +270,7 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.BoolVar(&f.objectStoreShared, "object-store-shared", false, "the file:// --object-store is a directory every node of the cluster mounts (a network file system): tiered topics are then allowed in a multi-node cluster, which otherwise refuses them on a node-local store")
 	fs.StringVar(&f.objectStorePrefix, "object-store-prefix", "", "key prefix in the object store, e.g. a cluster name when clusters share a bucket (no leading or trailing /)")
 	fs.Int64Var(&f.remoteCacheBytes, "remote-log-cache-bytes", 256<<20, "disk space for cached chunks of remote segments (<data-dir>/remote-cache)")
+	fs.BoolVar(&f.remoteCacheDirectIO, "remote-log-cache-direct-io", true, "write and read the chunk cache's files with O_DIRECT, bypassing the page cache, where the file system allows it (not tmpfs; metric strata_tiering_cache_direct_io); false: through the page cache")
 	fs.Int64Var(&f.tieringIntervalMs, "remote-log-manager-task-interval-ms", 30000, "how often sealed segments are uploaded and remote retention applied (remote.log.manager.task.interval.ms)")
 	fs.IntVar(&f.remoteReaderThreads, "remote-log-reader-threads", 10, "remote.log.reader.threads: reads from the object store served at once (also the read-ahead GETs in flight)")
 	fs.IntVar(&f.remoteReaderPending, "remote-log-reader-max-pending-tasks", 100, "remote.log.reader.max.pending.tasks: reads from the object store waiting for a reader thread; past it a partition is answered without data (the consumer asks again)")
@@ -797,6 +799,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		ObjectStorePrefix:    f.objectStorePrefix,
 		ObjectStoreShared:    f.objectStoreShared,
 		RemoteCacheBytes:     f.remoteCacheBytes,
+		RemoteCacheBuffered:  !f.remoteCacheDirectIO,
 		RemoteReaderThreads:  f.remoteReaderThreads,
 		RemoteReaderPending:  cmp.Or(f.remoteReaderPending, -1), // 0: none waits
 		TieringInterval:      time.Duration(f.tieringIntervalMs) * time.Millisecond,

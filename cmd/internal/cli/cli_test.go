@@ -55,6 +55,22 @@ func TestServeDefaults(t *testing.T) {
 	}
 }
 
+// The chunk cache uses O_DIRECT unless --remote-log-cache-direct-io=false.
+func TestRemoteLogCacheDirectIOFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		buffered bool
+	}{{nil, false}, {[]string{"--remote-log-cache-direct-io=false"}, true}, {[]string{"--remote-log-cache-direct-io"}, false}} {
+		cfg, err := parseServe(t, tc.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.RemoteCacheBuffered != tc.buffered {
+			t.Errorf("%v: RemoteCacheBuffered %v, want %v", tc.args, cfg.RemoteCacheBuffered, tc.buffered)
+		}
+	}
+}
+
 func TestTransactionFlags(t *testing.T) {
 	cfg, err := parseServe(t, "--transaction-state-log-num-partitions", "8", "--transaction-state-log-replication-factor", "1",
 		"--transaction-max-timeout-ms", "60000", "--transactional-id-expiration-ms", "3600000",

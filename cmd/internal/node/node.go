@@ -94,6 +94,10 @@ type Config struct {
 	// RemoteCacheBytes bounds the on-disk cache of remote chunks in
 	// <data dir>/remote-cache; default 256 MiB.
 	RemoteCacheBytes int64
+	// RemoteCacheBuffered makes that cache's files go through the page
+	// cache (tiering.Config.CacheBufferedIO); by default they are written
+	// and read with O_DIRECT where the file system allows it.
+	RemoteCacheBuffered bool
 	// RemoteReaderThreads and RemoteReaderPending are Kafka's
 	// remote.log.reader.threads and remote.log.reader.max.pending.tasks
 	// (tiering.Config.ReaderThreads, ReaderMaxPendingTasks): 0 means the
@@ -362,6 +366,7 @@ func openTier(cfg Config, reg prometheus.Registerer, log *slog.Logger, nextSegme
 		Prefix:                cfg.ObjectStorePrefix,
 		CacheDir:              filepath.Join(cfg.DataDir, "remote-cache"),
 		CacheBytes:            cfg.RemoteCacheBytes,
+		CacheBufferedIO:       cfg.RemoteCacheBuffered,
 		Logger:                log.With("component", "tiering"),
 		ReaderThreads:         cfg.RemoteReaderThreads,
 		ReaderMaxPendingTasks: cfg.RemoteReaderPending,
