@@ -242,7 +242,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 	var timer *time.Timer
 	for {
 		total := fillFetch(resp, targets, maxBytes)
-		if !waiting || total >= int(req.MinBytes) || !time.Now().Before(deadline) {
+		if !waiting || total >= int(req.MinBytes) || answersError(resp) || !time.Now().Before(deadline) {
 			if replicaID < 0 {
 				// A consumer over its quota is answered empty, as Kafka
 				// does, and its bytes are not counted.
@@ -278,6 +278,24 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			waiting = false
 		}
 	}
+}
+
+// answersError reports whether a partition of resp is answered an error:
+// then the Fetch is answered at once, as Kafka does, and not held to its
+// max wait. The client acts on the error (a FENCED_LEADER_EPOCH or
+// NOT_LEADER_OR_FOLLOWER makes it reload metadata at once, a retriable
+// error on every partition makes it back off); held for max_wait, the
+// error would stall a consumer that learns of a restarted broker's new
+// leader epoch only from it (seconds after the broker is ready).
+func answersError(resp *kmsg.FetchResponse) bool {
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // readRemote reads the targets served from the object store, all at once
