@@ -85,3 +85,44 @@ func TestFetchErrorAnsweredAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestReadyOnceLeadershipsServed: the broker is not ready while a
+// leadership the metadata state gives it is not yet served by its open
+// partition (the election after a restart, applied before the partitions
+// follow it): a consumer that read the new leader epoch from Metadata would
+// be refused. The partitions are held from following the state, so the
+// window is forced, not raced.
+func TestReadyOnceLeadershipsServed(t *testing.T) {
+	n := brokertest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := n.Store.CreateTopic(ctx, metadata.TopicSpec{Name: "led", Assignments: [][]int32{{metadatatest.NodeID}}}); err != nil {
+		t.Fatal(err)
+	}
+	p := leadingTopic(t, n, "led")
+	for !n.Server.Ready() {
+		if ctx.Err() != nil {
+			t.Fatal("never ready")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	release := n.Server.HoldReconcile()
+	led, _ := n.Store.State().Topic("led")
+	if _, err := n.Store.ChangePartition(ctx, metadata.PartitionChange{TopicID: led.ID, Partition: 0,
+		PartitionEpoch: led.Partitions[0].PartitionEpoch, Leader: metadata.NoLeaderChange,
+		ISR: led.Partitions[0].ISR, BumpLeaderEpoch: true}); err != nil {
+		release()
+		t.Fatal(err)
+	}
+	ready := n.Server.Ready()
+	release()
+	if ready {
+		t.Fatalf("ready while the partition leads at epoch %d and the state says %d", p.LeaderEpoch(), led.Partitions[0].LeaderEpoch+1)
+	}
+	for !n.Server.Ready() {
+		if ctx.Err() != nil {
+			t.Fatalf("not ready again once the partition follows the state (leads at epoch %d)", p.LeaderEpoch())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
