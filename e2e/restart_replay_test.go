@@ -124,7 +124,9 @@ func TestRestartUnderReplay(t *testing.T) {
 		if ctx.Err() != nil {
 			t.Fatalf("replayed %v of %d records per partition before the timeout", next, records)
 		}
-		fetches.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s[%d] at record %d: %v", topic, p, next[p], err) })
+		fetches.EachError(func(topic string, p int32, err error) {
+			t.Fatalf("fetch %s[%d] at record %d: %v", topic, p, next[p], err)
+		})
 		for _, r := range fetches.Records() {
 			want := tieredRecord(topic, r.Partition, next[r.Partition], recordSize, base)
 			if r.Offset != int64(next[r.Partition]) || !bytes.Equal(r.Value, want.Value) {
