@@ -84,6 +84,9 @@ type fetchTarget struct {
 	remote     *metadata.SegmentManifest
 	remoteData []byte
 	remoteErr  error
+	// remoteRefused is set while the remote reader's queue is full
+	// (answered empty): a long poll asks again (retryRefusedRemote).
+	remoteRefused bool
 	// remoteAborted are the aborted transactions overlapping remoteData
 	// (read_committed).
 	remoteAborted []segment.AbortedTxn
@@ -240,6 +243,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 	}
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	var timer *time.Timer
+	var retry refusedRetry
 	for {
 		total := fillFetch(resp, targets, maxBytes)
 		if !waiting || total >= int(req.MinBytes) || answersError(resp) || !time.Now().Before(deadline) {
@@ -272,11 +276,62 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 		}
 		select {
 		case <-wake:
+		case <-retry.after(targets):
+			s.retryRefusedRemote(targets, maxBytes)
 		case <-timer.C:
 			waiting = false // one last pass, then answer
 		case <-s.ctx.Done():
 			waiting = false
 		}
+	}
+}
+
+// refusedRetry paces a long poll's new attempts at remote reads refused
+// because the reader's queue was full: the partition waits within the
+// Fetch's max wait for room, as Kafka's delayed remote fetch does, rather
+// than being answered empty at once (which a client re-sends at once: a
+// storm when a restarted broker's readers are all busy) or only after the
+// whole max wait (seconds with franz-go's 5 s). Attempts start
+// refusedRetryMin apart and back off to refusedRetryMax.
+type refusedRetry struct {
+	timer *time.Timer
+	delay time.Duration
+}
+
+const (
+	refusedRetryMin = 20 * time.Millisecond
+	refusedRetryMax = 500 * time.Millisecond
+)
+
+// after returns a channel that fires when the refused reads of targets
+// should be tried again (nil, never firing, when none was refused).
+func (r *refusedRetry) after(targets []fetchTarget) <-chan time.Time {
+	if !slices.ContainsFunc(targets, func(t fetchTarget) bool { return t.remoteRefused }) {
+		return nil
+	}
+	r.delay = min(max(2*r.delay, refusedRetryMin), refusedRetryMax)
+	if r.timer == nil {
+		r.timer = time.NewTimer(r.delay)
+	} else {
+		r.timer.Reset(r.delay)
+	}
+	return r.timer.C
+}
+
+// retryRefusedRemote reads again the remote targets the reader's queue
+// refused (readRemote on them alone, so the others are not read twice).
+func (s *Server) retryRefusedRemote(targets []fetchTarget, maxBytes int32) {
+	var refused []fetchTarget
+	var at []int
+	for i, t := range targets {
+		if t.remoteRefused {
+			t.remoteRefused = false
+			refused, at = append(refused, t), append(at, i)
+		}
+	}
+	s.readRemote(refused, maxBytes)
+	for j, i := range at {
+		targets[i] = refused[j]
 	}
 }
 
@@ -329,6 +384,7 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 		case t.remote == nil:
 		case remoteQueueFull(t.remoteErr):
 			t.remoteData, t.remoteErr = []byte{}, nil // empty: the consumer asks again
+			t.remoteRefused = true
 		case t.remoteErr != nil:
 			s.metrics.remoteReadErrors.WithLabelValues(t.part.Topic()).Inc()
 			t.part.Logger().Warn("remote fetch failed; the consumer retries", "offset", t.offset, "segment_base_offset", t.remote.BaseOffset, "err", t.remoteErr)
