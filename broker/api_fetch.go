@@ -244,6 +244,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	var timer *time.Timer
 	var retry refusedRetry
+	defer retry.stop()
 	for {
 		total := fillFetch(resp, targets, maxBytes)
 		if !waiting || total >= int(req.MinBytes) || answersError(resp) || !time.Now().Before(deadline) {
@@ -316,6 +317,12 @@ func (r *refusedRetry) after(targets []fetchTarget) <-chan time.Time {
 		r.timer.Reset(r.delay)
 	}
 	return r.timer.C
+}
+
+func (r *refusedRetry) stop() {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
 }
 
 // retryRefusedRemote reads again the remote targets the reader's queue
