@@ -84,6 +84,9 @@ type fetchTarget struct {
 	remote     *metadata.SegmentManifest
 	remoteData []byte
 	remoteErr  error
+	// remoteRefused is set while the remote reader's queue is full
+	// (answered empty): a long poll asks again (retryRefusedRemote).
+	remoteRefused bool
 	// remoteAborted are the aborted transactions overlapping remoteData
 	// (read_committed).
 	remoteAborted []segment.AbortedTxn
@@ -240,9 +243,11 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 	}
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	var timer *time.Timer
+	var retry refusedRetry
+	defer retry.stop()
 	for {
 		total := fillFetch(resp, targets, maxBytes)
-		if !waiting || total >= int(req.MinBytes) || !time.Now().Before(deadline) {
+		if !waiting || total >= int(req.MinBytes) || answersError(resp) || !time.Now().Before(deadline) {
 			if replicaID < 0 {
 				// A consumer over its quota is answered empty, as Kafka
 				// does, and its bytes are not counted.
@@ -272,12 +277,87 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 		}
 		select {
 		case <-wake:
+		case <-retry.after(targets):
+			s.retryRefusedRemote(targets, maxBytes)
 		case <-timer.C:
 			waiting = false // one last pass, then answer
 		case <-s.ctx.Done():
 			waiting = false
 		}
 	}
+}
+
+// refusedRetry paces a long poll's new attempts at remote reads refused
+// because the reader's queue was full: the partition waits within the
+// Fetch's max wait for room, as Kafka's delayed remote fetch does, rather
+// than being answered empty at once (which a client re-sends at once: a
+// storm when a restarted broker's readers are all busy) or only after the
+// whole max wait (seconds with franz-go's 5 s). Attempts start
+// refusedRetryMin apart and back off to refusedRetryMax.
+type refusedRetry struct {
+	timer *time.Timer
+	delay time.Duration
+}
+
+const (
+	refusedRetryMin = 20 * time.Millisecond
+	refusedRetryMax = 500 * time.Millisecond
+)
+
+// after returns a channel that fires when the refused reads of targets
+// should be tried again (nil, never firing, when none was refused).
+func (r *refusedRetry) after(targets []fetchTarget) <-chan time.Time {
+	if !slices.ContainsFunc(targets, func(t fetchTarget) bool { return t.remoteRefused }) {
+		return nil
+	}
+	r.delay = min(max(2*r.delay, refusedRetryMin), refusedRetryMax)
+	if r.timer == nil {
+		r.timer = time.NewTimer(r.delay)
+	} else {
+		r.timer.Reset(r.delay)
+	}
+	return r.timer.C
+}
+
+func (r *refusedRetry) stop() {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+}
+
+// retryRefusedRemote reads again the remote targets the reader's queue
+// refused (readRemote on them alone, so the others are not read twice).
+func (s *Server) retryRefusedRemote(targets []fetchTarget, maxBytes int32) {
+	var refused []fetchTarget
+	var at []int
+	for i, t := range targets {
+		if t.remoteRefused {
+			t.remoteRefused = false
+			refused, at = append(refused, t), append(at, i)
+		}
+	}
+	s.readRemote(refused, maxBytes)
+	for j, i := range at {
+		targets[i] = refused[j]
+	}
+}
+
+// answersError reports whether a partition of resp is answered an error:
+// then the Fetch is answered at once, as Kafka does, and not held to its
+// max wait. The client acts on the error (a FENCED_LEADER_EPOCH or
+// NOT_LEADER_OR_FOLLOWER makes it reload metadata at once, a retriable
+// error on every partition makes it back off); held for max_wait, the
+// error would stall a consumer that learns of a restarted broker's new
+// leader epoch only from it (seconds after the broker is ready).
+func answersError(resp *kmsg.FetchResponse) bool {
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // readRemote reads the targets served from the object store, all at once
@@ -311,6 +391,7 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 		case t.remote == nil:
 		case remoteQueueFull(t.remoteErr):
 			t.remoteData, t.remoteErr = []byte{}, nil // empty: the consumer asks again
+			t.remoteRefused = true
 		case t.remoteErr != nil:
 			s.metrics.remoteReadErrors.WithLabelValues(t.part.Topic()).Inc()
 			t.part.Logger().Warn("remote fetch failed; the consumer retries", "offset", t.offset, "segment_base_offset", t.remote.BaseOffset, "err", t.remoteErr)

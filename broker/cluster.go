@@ -189,9 +189,15 @@ func (m *membership) active(state *metadata.State) bool {
 	return ok && b.IncarnationID == m.incarnation && !b.Fenced
 }
 
-// ready reports whether this broker is registered, unfenced, and leads
-// every partition waiting for it (an offline partition whose in-sync
-// replica it is).
+// ready reports whether this broker is registered, unfenced, leads every
+// partition waiting for it (an offline partition whose in-sync replica it
+// is), and serves every leadership the state gives it: its open replica
+// leads at the state's leader epoch. Until the partitions have caught up
+// with the election that follows a restart, a consumer that learned the
+// new epoch from Metadata would be answered NOT_LEADER_OR_FOLLOWER or
+// UNKNOWN_LEADER_EPOCH and fetch again (a replica not open, e.g. for want
+// of file descriptors, is reported by the partition manager, not waited
+// for here).
 func (m *membership) ready() bool {
 	state := m.s.cfg.Metadata.State()
 	b, ok := state.Broker(m.s.cfg.NodeID)
@@ -204,6 +210,12 @@ func (m *membership) ready() bool {
 			if p.Leader == -1 && slices.Contains(p.ISR, m.s.cfg.NodeID) {
 				waiting = true
 				return false
+			}
+			if p.Leader == m.s.cfg.NodeID {
+				if local := m.s.partitions.get(t, p.Index); local != nil && (!local.Leading() || local.LeaderEpoch() != p.LeaderEpoch) {
+					waiting = true
+					return false
+				}
 			}
 		}
 		return true

@@ -30,6 +30,13 @@ func (s *Server) HoldRegistration(release <-chan struct{}) {
 	s.membership.beforeRegister = func() { <-release }
 }
 
+// HoldReconcile keeps the partitions from following metadata changes
+// until the returned release is called.
+func (s *Server) HoldReconcile() (release func()) {
+	s.partitions.reconcileMu.Lock()
+	return s.partitions.reconcileMu.Unlock
+}
+
 // Registration is what the server registers (or would register next) with
 // its controller.
 func (s *Server) Registration() metadata.BrokerRegistration { return s.membership.registration() }

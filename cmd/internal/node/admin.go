@@ -486,7 +486,7 @@ type leaderSource interface {
 // leader, without which no topic, leadership or ISR can change.
 func readiness(started bool, quorum leaderSource) error {
 	if !started {
-		return errors.New("starting: waiting to register with the controller and serve the listeners")
+		return errors.New("starting: waiting to register with the controller, lead the partitions the metadata assigns this broker (at their leader epochs) and serve the listeners")
 	}
 	if _, ok := quorum.Leader(); !ok {
 		return errors.New("the metadata quorum has no leader: fewer than a majority of the voters are reachable (strata cluster status lists them; when a majority is lost for good, see strata cluster recover-quorum)")
