@@ -51,7 +51,10 @@ func TestTieringNeedsASharedObjectStore(t *testing.T) {
 			t.Fatal(r.Err)
 		}
 
-		metadatatest.RegisterBroker(t, n.Store, metadatatest.NodeID+1) // a second node joins
+		// A second node joins, and acts on the metadata it applies (else
+		// the shared-store case's CreateTopics waits for its session to end).
+		second := metadatatest.NodeID + 1
+		metadatatest.ReportApplying(t, n.Store, second, metadatatest.RegisterBroker(t, n.Store, second))
 
 		refused := func(what string, err error, message string) {
 			t.Helper()

@@ -161,6 +161,8 @@ func TestCompose(t *testing.T) {
 			"-f", filepath.Join(repo, "deploy", "compose.yaml"), "-f", filepath.Join(repo, "deploy", "compose.test.yaml")), args...)
 		return run(t, repo, compose[0], full...)
 	}
+	// Taken down without the graceful stop (nothing is checked after it):
+	// a clean stop of three brokers took ~10 s.
 	t.Cleanup(func() {
 		if t.Failed() {
 			cmd := exec.Command(compose[0], append(append([]string(nil), compose[1:]...), "-p", project,
@@ -169,7 +171,7 @@ func TestCompose(t *testing.T) {
 			t.Logf("compose logs:\n%s", out)
 		}
 		cmd := exec.Command(compose[0], append(append([]string(nil), compose[1:]...), "-p", project,
-			"-f", filepath.Join(repo, "deploy", "compose.yaml"), "-f", filepath.Join(repo, "deploy", "compose.test.yaml"), "down", "-v", "--remove-orphans")...)
+			"-f", filepath.Join(repo, "deploy", "compose.yaml"), "-f", filepath.Join(repo, "deploy", "compose.test.yaml"), "down", "-v", "--remove-orphans", "--timeout", "1")...)
 		cmd.Dir = repo
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Logf("compose down: %v\n%s", err, out)
@@ -413,7 +415,9 @@ func requireComposeHardening(t *testing.T, container string) (user, secret strin
 // ports lead nowhere, since those listeners are not on the container's
 // network interface.
 func testImageDefaultCommand(t *testing.T) {
-	out, err := exec.Command("docker", "run", "-d", "-p", "127.0.0.1::9080", "-p", "127.0.0.1::9093", "strata:dev").CombinedOutput()
+	// Probed every second (the image's check command, its default 5 s
+	// interval shortened for the test).
+	out, err := exec.Command("docker", "run", "-d", "--health-interval", "1s", "-p", "127.0.0.1::9080", "-p", "127.0.0.1::9093", "strata:dev").CombinedOutput()
 	if err != nil {
 		t.Fatalf("docker run strata:dev: %v: %s", err, out)
 	}

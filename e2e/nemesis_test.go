@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -187,7 +188,16 @@ func gateNemesis(t *testing.T, sc nemesisScenario, r *nemesisReport) {
 // runNemesisScenario: a fresh cluster, the topics, the workload and the
 // monitor, the faults for phase, then heal, quiesce and check.
 func runNemesisScenario(t *testing.T, sc nemesisScenario, r *nemesisReport, phase time.Duration) {
+	// Where the wall time goes (CI's e2e phase is near its limit).
+	var stages []string
+	stageStart := time.Now()
+	stage := func(name string) {
+		stages = append(stages, fmt.Sprintf("%s %v", name, time.Since(stageStart).Round(100*time.Millisecond)))
+		stageStart = time.Now()
+	}
+	defer func() { t.Logf("%s stages: %s", sc.name, strings.Join(stages, ", ")) }()
 	nc := startNemesisCluster(t, nemesisClusterSpec{tiered: sc.tiered, lazyfs: sc.lazyfs, flags: sc.serveFlags}, r.seed)
+	stage("cluster start")
 	defer func() { // the evidence outlives the temporary directory
 		if _, known := nemesisKnownFailing[sc.name]; r.bad() && !known {
 			for id := range nc.nodes {
@@ -207,6 +217,7 @@ func runNemesisScenario(t *testing.T, sc nemesisScenario, r *nemesisReport, phas
 		}
 	}
 	waitQuiet(t, adm, topics, r, 30*time.Second)
+	stage("topics")
 
 	group := fmt.Sprintf("nemesis-%s-%d", sc.name, run)
 	monitor := newInvariantMonitor(r, topics, group)
@@ -243,9 +254,11 @@ func runNemesisScenario(t *testing.T, sc nemesisScenario, r *nemesisReport, phas
 		f.do(env)
 		time.Sleep(env.between(300*time.Millisecond, 1500*time.Millisecond))
 	}
+	stage("faults")
 	nc.healAll(t, r)
 	stopWork()
 	work.Wait()
+	stage("heal and stop the workload")
 	logFaultCounters(t, nc)
 	var down []int32
 	for id, b := range nc.nodes {
@@ -258,6 +271,7 @@ func runNemesisScenario(t *testing.T, sc nemesisScenario, r *nemesisReport, phas
 	}
 	stopMonitor()
 	monitoring.Wait()
+	stage("quiesce")
 	ledger.mu.Lock()
 	committedParts, committedSum := monitor.committedSeen()
 	t.Logf("%d faults; %d records sent, %d acknowledged, %d failed; %d monitor polls; group offsets committed on %d partitions, %d in all", faults, len(ledger.sent), len(ledger.acked), ledger.failed, monitor.polls, committedParts, committedSum)
@@ -279,14 +293,18 @@ func runNemesisScenario(t *testing.T, sc nemesisScenario, r *nemesisReport, phas
 	for _, tp := range topics {
 		read, unread := readBack(t, nc.seeds(), tp, r)
 		checkRecords(tp, ledger, read, unread, r)
+		stage("read back " + tp.name)
 		checkReplicas(t, nc, adm, tp, r)
+		stage("replicas " + tp.name)
 	}
 	finalTopics(t, adm, topics, r)
 	if sc.tiered {
 		checkBucket(t, nc, r)
+		stage("bucket")
 		for _, tp := range topics {
 			if tp.tiered {
 				checkRecovery(t, nc, tp, ledger, r)
+				stage("recovery " + tp.name)
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,13 @@ import (
 // leader for each, in the very first Metadata answer of every broker; a
 // deleted topic is gone from all of them. Each client library creates,
 // describes and produces in a loop on a 3-node cluster.
+//
+// The clients run side by side on the one cluster, each on its own
+// topics: a round spends most of its time waiting (for the quorum, and
+// about a second for the followers of a new partition before the first
+// acks=all produce is answered), not computing, so the sweep takes the
+// time of the slowest client rather than of all four, and the brokers
+// apply changes from several clients interleaved, as in production.
 
 const (
 	propagationRounds     = 50
@@ -39,8 +47,14 @@ func TestMetadataPropagation(t *testing.T) {
 	// the checks ask every broker, not whichever the client picks.
 	direct := c.client(t)
 	adm := kadm.NewClient(direct)
+	// Each client's sweep is a subtest of its own, all running at once
+	// (goroutines rather than t.Parallel, which go test caps at GOMAXPROCS:
+	// 2 on the CI machine).
+	var sweeps sync.WaitGroup
+	defer sweeps.Wait()
+	run := func(name string, f func(t *testing.T)) { sweeps.Go(func() { t.Run(name, f) }) }
 
-	t.Run("franz-go", func(t *testing.T) {
+	run("franz-go", func(t *testing.T) {
 		// A producer that gives up on the first unknown-topic answer
 		// instead of retrying, so a miss fails the round.
 		producer := c.client(t, kgo.UnknownTopicRetries(0), kgo.RequiredAcks(kgo.AllISRAcks()), manualPartitioner())
@@ -77,7 +91,7 @@ func TestMetadataPropagation(t *testing.T) {
 		logLatencies(t, "CreateTopics (franz-go, RF=3, 3 partitions)", took)
 	})
 
-	t.Run("sarama", func(t *testing.T) {
+	run("sarama", func(t *testing.T) {
 		useSaramaLog(t)
 		cfg := saramaConfig(sarama.V3_6_0_0)
 		cfg.Producer.RequiredAcks = sarama.WaitForAll
@@ -140,7 +154,7 @@ func TestMetadataPropagation(t *testing.T) {
 		}
 	})
 
-	t.Run("kafka-go", func(t *testing.T) {
+	run("kafka-go", func(t *testing.T) {
 		logs := newClientLog(t, "kafka-go")
 		tr := kafkaGoTransport(t)
 		client := &kafka.Client{Addr: kafka.TCP(c.seeds()...), Transport: tr, Timeout: 30 * time.Second}
@@ -199,7 +213,7 @@ func TestMetadataPropagation(t *testing.T) {
 		}
 	})
 
-	t.Run("confluent-kafka-python", func(t *testing.T) {
+	run("confluent-kafka-python", func(t *testing.T) {
 		requireTool(t, "/usr/bin/python3")
 		out := runPropagationScript(t, confluentPropagationScript, strings.Join(c.seeds(), ","), fmt.Sprint(propagationRounds), fmt.Sprint(propagationPartitions), uniqueTopic(t))
 		if !strings.Contains(out, fmt.Sprintf("ok %d rounds", propagationRounds)) {
@@ -207,7 +221,7 @@ func TestMetadataPropagation(t *testing.T) {
 		}
 	})
 
-	t.Run("create partitions", func(t *testing.T) {
+	run("create partitions", func(t *testing.T) {
 		topic := uniqueTopic(t)
 		if r := createOne(t, adm, 1, 3, nil, topic); r.Err != nil {
 			t.Fatalf("create: %v %s", r.Err, r.ErrMessage)
@@ -222,7 +236,7 @@ func TestMetadataPropagation(t *testing.T) {
 		deleteEverywhere(t, ctx, c, direct, adm, topic)
 	})
 
-	t.Run("timeout 0 answers at once and the topics are created", func(t *testing.T) {
+	run("timeout 0 answers at once and the topics are created", func(t *testing.T) {
 		names := []string{uniqueTopic(t) + "-a", uniqueTopic(t) + "-b"}
 		req := kmsg.NewPtrCreateTopicsRequest()
 		req.TimeoutMillis = 0

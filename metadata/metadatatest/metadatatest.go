@@ -85,6 +85,32 @@ func RegisterBroker(t testing.TB, store *metadata.Store, id int32) int64 {
 	return epoch
 }
 
+// ReportApplying makes broker id (registered as brokerEpoch, e.g. by
+// RegisterBroker) report every state store applies, as a broker process
+// does once it has acted on it, until the test ends. Without it an
+// unfenced broker that never reports holds CreateTopics, CreatePartitions
+// and DeleteTopics (which wait until every live broker has applied the
+// change) until its session ends. It does not heartbeat.
+func ReportApplying(t testing.TB, store *metadata.Store, id int32, brokerEpoch int64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			state, changed := store.Watch()
+			// An error (fenced, not leading yet) is retried with the
+			// next state.
+			_ = store.ReportApplied(ctx, id, brokerEpoch, state.AppliedIndex())
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+}
+
 // ClusterSecret is the secret of every test cluster.
 var ClusterSecret = func() metadata.ClusterSecret {
 	secret, err := metadata.ParseClusterSecret([]byte("metadatatest: the secret of every test cluster"))
