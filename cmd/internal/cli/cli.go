@@ -220,11 +220,13 @@ type serveFlags struct {
 	remoteCacheBytes     int64
 	remoteReaderThreads  int // remote.log.reader.threads
 	remoteReaderPending  int // remote.log.reader.max.pending.tasks
-	tieringIntervalMs    int64
-	localDiskLimit       int64
-	logLevel             string
-	logFormat            string
-	topicDefaults        map[string]*string // broker name → flag value
+	// remote.log.manager.{copy,fetch}.max.bytes.per.second (KIP-956)
+	remoteCopyMaxBytes, remoteFetchMaxBytes int64
+	tieringIntervalMs                       int64
+	localDiskLimit                          int64
+	logLevel                                string
+	logFormat                               string
+	topicDefaults                           map[string]*string // broker name → flag value
 	// Client quotas (quotas.go).
 	quotas *quotaFlags
 }
@@ -272,6 +274,8 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.Int64Var(&f.tieringIntervalMs, "remote-log-manager-task-interval-ms", 30000, "how often sealed segments are uploaded and remote retention applied (remote.log.manager.task.interval.ms)")
 	fs.IntVar(&f.remoteReaderThreads, "remote-log-reader-threads", 10, "remote.log.reader.threads: reads from the object store served at once (also the read-ahead GETs in flight)")
 	fs.IntVar(&f.remoteReaderPending, "remote-log-reader-max-pending-tasks", 100, "remote.log.reader.max.pending.tasks: reads from the object store waiting for a reader thread; past it a partition is answered without data (the consumer asks again)")
+	fs.Int64Var(&f.remoteCopyMaxBytes, "remote-log-manager-copy-max-bytes-per-second", math.MaxInt64, "remote.log.manager.copy.max.bytes.per.second (KIP-956): bytes uploaded to the object store per second by this broker; past it uploads wait (default Long.MAX_VALUE: unlimited)")
+	fs.Int64Var(&f.remoteFetchMaxBytes, "remote-log-manager-fetch-max-bytes-per-second", math.MaxInt64, "remote.log.manager.fetch.max.bytes.per.second (KIP-956): bytes consumers read from the object store per second on this broker; past it remote partitions are answered without data and the consumer asks again (default Long.MAX_VALUE: unlimited)")
 	fs.Int64Var(&f.localDiskLimit, "local-disk-limit-bytes", 0, "bound on all local partition logs together: producers are throttled past 90% and refused (retriable KAFKA_STORAGE_ERROR) at the limit, e.g. while the object store is unreachable; 0 = none")
 	fs.Int32Var(&f.numPartitions, "num-partitions", 1, "partitions of auto-created topics and of CreateTopics without a count (num.partitions)")
 	fs.Int16Var(&f.replicationFactor, "default-replication-factor", 1, "replication factor of topics created without one")
@@ -746,6 +750,9 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if f.remoteReaderThreads < 1 || f.remoteReaderPending < 0 {
 		return node.Config{}, usageErrorf("--remote-log-reader-threads %d, --remote-log-reader-max-pending-tasks %d: want at least 1 thread and 0 or more pending tasks", f.remoteReaderThreads, f.remoteReaderPending)
 	}
+	if f.remoteCopyMaxBytes < 1 || f.remoteFetchMaxBytes < 1 {
+		return node.Config{}, usageErrorf("--remote-log-manager-copy-max-bytes-per-second %d, --remote-log-manager-fetch-max-bytes-per-second %d: must be at least 1 (default %d: unlimited)", f.remoteCopyMaxBytes, f.remoteFetchMaxBytes, int64(math.MaxInt64))
+	}
 	if f.remoteCacheBytes < 1<<20 {
 		return node.Config{}, usageErrorf("--remote-log-cache-bytes %d: must be at least 1 MiB", f.remoteCacheBytes)
 	}
@@ -777,30 +784,32 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		defaults[name] = v
 	}
 	return node.Config{
-		NodeID:               f.nodeID,
-		ClusterID:            f.clusterID,
-		DataDir:              f.dataDir,
-		ControllerListen:     f.controllerListen,
-		ControllerAdvertise:  f.controllerAdvertise,
-		ControllerQuorum:     quorum,
-		ClusterSecretFile:    f.clusterSecretFile,
-		BrokerSessionTimeout: time.Duration(f.sessionTimeoutMs) * time.Millisecond,
-		QuorumTimeout:        time.Duration(f.quorumTimeoutMs) * time.Millisecond,
-		ControllerOnly:       controllerOnly,
-		AdminListen:          f.adminListen,
-		AdminTokenFile:       f.adminTokenFile,
-		AdminPprof:           f.adminPprof,
-		ControllerTLS:        ports.controller,
-		AdminTLS:             ports.admin,
-		AdminClientAuth:      ports.adminClientAuth,
-		ObjectStore:          f.objectStore,
-		ObjectStorePrefix:    f.objectStorePrefix,
-		ObjectStoreShared:    f.objectStoreShared,
-		RemoteCacheBytes:     f.remoteCacheBytes,
-		RemoteReaderThreads:  f.remoteReaderThreads,
-		RemoteReaderPending:  cmp.Or(f.remoteReaderPending, -1), // 0: none waits
-		TieringInterval:      time.Duration(f.tieringIntervalMs) * time.Millisecond,
-		Logger:               log,
+		NodeID:                       f.nodeID,
+		ClusterID:                    f.clusterID,
+		DataDir:                      f.dataDir,
+		ControllerListen:             f.controllerListen,
+		ControllerAdvertise:          f.controllerAdvertise,
+		ControllerQuorum:             quorum,
+		ClusterSecretFile:            f.clusterSecretFile,
+		BrokerSessionTimeout:         time.Duration(f.sessionTimeoutMs) * time.Millisecond,
+		QuorumTimeout:                time.Duration(f.quorumTimeoutMs) * time.Millisecond,
+		ControllerOnly:               controllerOnly,
+		AdminListen:                  f.adminListen,
+		AdminTokenFile:               f.adminTokenFile,
+		AdminPprof:                   f.adminPprof,
+		ControllerTLS:                ports.controller,
+		AdminTLS:                     ports.admin,
+		AdminClientAuth:              ports.adminClientAuth,
+		ObjectStore:                  f.objectStore,
+		ObjectStorePrefix:            f.objectStorePrefix,
+		ObjectStoreShared:            f.objectStoreShared,
+		RemoteCacheBytes:             f.remoteCacheBytes,
+		RemoteReaderThreads:          f.remoteReaderThreads,
+		RemoteReaderPending:          cmp.Or(f.remoteReaderPending, -1), // 0: none waits
+		RemoteCopyMaxBytesPerSecond:  f.remoteCopyMaxBytes,
+		RemoteFetchMaxBytesPerSecond: f.remoteFetchMaxBytes,
+		TieringInterval:              time.Duration(f.tieringIntervalMs) * time.Millisecond,
+		Logger:                       log,
 		Broker: broker.Config{
 			Listeners:                     listeners,
 			TopicDefaults:                 defaults,
