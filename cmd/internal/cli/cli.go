@@ -220,13 +220,13 @@ type serveFlags struct {
 	remoteCacheBytes     int64
 	remoteReaderThreads  int // remote.log.reader.threads
 	remoteReaderPending  int // remote.log.reader.max.pending.tasks
-	// remote.log.manager.{copy,fetch}.max.bytes.per.second (KIP-956)
-	remoteCopyMaxBytes, remoteFetchMaxBytes int64
-	tieringIntervalMs                       int64
-	localDiskLimit                          int64
-	logLevel                                string
-	logFormat                               string
-	topicDefaults                           map[string]*string // broker name → flag value
+	tieringIntervalMs    int64
+	remoteCopyMaxBytes   int64 // remote.log.manager.copy.max.bytes.per.second (KIP-956)
+	remoteFetchMaxBytes  int64 // remote.log.manager.fetch.max.bytes.per.second (KIP-956)
+	localDiskLimit       int64
+	logLevel             string
+	logFormat            string
+	topicDefaults        map[string]*string // broker name → flag value
 	// Client quotas (quotas.go).
 	quotas *quotaFlags
 }
@@ -784,32 +784,33 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		defaults[name] = v
 	}
 	return node.Config{
-		NodeID:                       f.nodeID,
-		ClusterID:                    f.clusterID,
-		DataDir:                      f.dataDir,
-		ControllerListen:             f.controllerListen,
-		ControllerAdvertise:          f.controllerAdvertise,
-		ControllerQuorum:             quorum,
-		ClusterSecretFile:            f.clusterSecretFile,
-		BrokerSessionTimeout:         time.Duration(f.sessionTimeoutMs) * time.Millisecond,
-		QuorumTimeout:                time.Duration(f.quorumTimeoutMs) * time.Millisecond,
-		ControllerOnly:               controllerOnly,
-		AdminListen:                  f.adminListen,
-		AdminTokenFile:               f.adminTokenFile,
-		AdminPprof:                   f.adminPprof,
-		ControllerTLS:                ports.controller,
-		AdminTLS:                     ports.admin,
-		AdminClientAuth:              ports.adminClientAuth,
-		ObjectStore:                  f.objectStore,
-		ObjectStorePrefix:            f.objectStorePrefix,
-		ObjectStoreShared:            f.objectStoreShared,
-		RemoteCacheBytes:             f.remoteCacheBytes,
-		RemoteReaderThreads:          f.remoteReaderThreads,
-		RemoteReaderPending:          cmp.Or(f.remoteReaderPending, -1), // 0: none waits
+		NodeID:               f.nodeID,
+		ClusterID:            f.clusterID,
+		DataDir:              f.dataDir,
+		ControllerListen:     f.controllerListen,
+		ControllerAdvertise:  f.controllerAdvertise,
+		ControllerQuorum:     quorum,
+		ClusterSecretFile:    f.clusterSecretFile,
+		BrokerSessionTimeout: time.Duration(f.sessionTimeoutMs) * time.Millisecond,
+		QuorumTimeout:        time.Duration(f.quorumTimeoutMs) * time.Millisecond,
+		ControllerOnly:       controllerOnly,
+		AdminListen:          f.adminListen,
+		AdminTokenFile:       f.adminTokenFile,
+		AdminPprof:           f.adminPprof,
+		ControllerTLS:        ports.controller,
+		AdminTLS:             ports.admin,
+		AdminClientAuth:      ports.adminClientAuth,
+		ObjectStore:          f.objectStore,
+		ObjectStorePrefix:    f.objectStorePrefix,
+		ObjectStoreShared:    f.objectStoreShared,
+		RemoteCacheBytes:     f.remoteCacheBytes,
+		RemoteReaderThreads:  f.remoteReaderThreads,
+		RemoteReaderPending:  cmp.Or(f.remoteReaderPending, -1), // 0: none waits
+		TieringInterval:      time.Duration(f.tieringIntervalMs) * time.Millisecond,
+		Logger:               log,
+
 		RemoteCopyMaxBytesPerSecond:  f.remoteCopyMaxBytes,
 		RemoteFetchMaxBytesPerSecond: f.remoteFetchMaxBytes,
-		TieringInterval:              time.Duration(f.tieringIntervalMs) * time.Millisecond,
-		Logger:                       log,
 		Broker: broker.Config{
 			Listeners:                     listeners,
 			TopicDefaults:                 defaults,
