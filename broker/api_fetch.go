@@ -375,10 +375,15 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 		if t.remote == nil {
 			continue
 		}
+		if s.remoteFetchThrottled() {
+			t.remoteData = []byte{} // KIP-956: not read, answered without data (remote_quota.go)
+			continue
+		}
 		slots <- struct{}{}
 		reads.Go(func() {
 			defer func() { <-slots }()
 			t.remoteData, t.remoteErr = s.cfg.RemoteReader.Read(ctx, t.part.Name(), *t.remote, t.offset, int(max(min(t.maxBytes, maxBytes), 0)))
+			s.recordRemoteFetch(len(t.remoteData))
 			if t.readCommitted && t.remoteErr == nil {
 				t.remoteData, t.remoteAborted, t.remoteErr = s.committedRemote(ctx, state, t.part, *t.remote, t.offset, t.remoteData)
 			}

@@ -175,6 +175,9 @@ type Config struct {
 	// Close. What gets uploaded is the tier manager's business
 	// (broker/tiermanager), which works with HostedPartitions.
 	RemoteReader RemoteReader
+	// RemoteFetchQuota is the remote fetch quota (KIP-956,
+	// remote_quota.go); nil is unlimited.
+	RemoteFetchQuota RemoteFetchQuota
 	// ObjectStoreNodeLocal says the object store behind RemoteReader is
 	// private to this node (the default file://<data dir>/bucket, a
 	// file:// directory not declared shared with --object-store-shared,

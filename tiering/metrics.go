@@ -172,6 +172,7 @@ func (c *tierCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- m.desc
 	}
 	c.tier.readSeconds.Describe(ch)
+	c.tier.quotas.describe(ch)
 }
 
 func (c *tierCollector) Collect(ch chan<- prometheus.Metric) {
@@ -180,6 +181,7 @@ func (c *tierCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, float64(m.value(stats)))
 	}
 	c.tier.readSeconds.Collect(ch)
+	c.tier.quotas.collect(ch)
 }
 
 // newReadSeconds is the histogram of Read latencies (Kafka's remote fetch

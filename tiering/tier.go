@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-log/strata/broker/quota"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -112,6 +113,17 @@ type Config struct {
 	// RequestTimeout bounds one GET shared by readers (it runs detached
 	// from any single reader's context). Default 30 s.
 	RequestTimeout time.Duration
+	// CopyMaxBytesPerSecond and FetchMaxBytesPerSecond are Kafka's
+	// tiered storage quotas (KIP-956, quota.go):
+	// remote.log.manager.copy.max.bytes.per.second bounds the bytes
+	// uploaded per second (uploads wait), and
+	// remote.log.manager.fetch.max.bytes.per.second the bytes remote
+	// reads of consumers' Fetches return (past it the broker skips them;
+	// FetchQuota). 0 or math.MaxInt64 (Kafka's default) is unlimited.
+	CopyMaxBytesPerSecond, FetchMaxBytesPerSecond int64
+	// QuotaClock is the quotas' time source; default the real clock
+	// (tests inject one).
+	QuotaClock quota.Clock
 	// Logger receives warnings (retries, corrupt cache files). Default
 	// slog.Default().
 	Logger *slog.Logger
@@ -168,6 +180,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: UploadPartBytes %d below S3's 5 MiB minimum", ErrInvalidConfig, c.UploadPartBytes)
 	case c.RetryBackoff < 0 || c.MaxRetryBackoff < c.RetryBackoff || c.RequestTimeout < 0:
 		return fmt.Errorf("%w: backoffs and timeouts must be positive, MaxRetryBackoff >= RetryBackoff", ErrInvalidConfig)
+	case c.CopyMaxBytesPerSecond < 0 || c.FetchMaxBytesPerSecond < 0:
+		return fmt.Errorf("%w: CopyMaxBytesPerSecond %d, FetchMaxBytesPerSecond %d: quotas must be 0 (unlimited) or more", ErrInvalidConfig, c.CopyMaxBytesPerSecond, c.FetchMaxBytesPerSecond)
 	}
 	return nil
 }
@@ -213,6 +227,7 @@ type Tier struct {
 	closed      atomic.Bool
 	stats       stats
 	readSeconds prometheus.Histogram // Read latencies
+	quotas      quotas               // KIP-956 copy and fetch quotas
 }
 
 // New checks cfg and returns a Tier. The chunk cache directory is created
@@ -238,6 +253,7 @@ func New(cfg Config) (*Tier, error) {
 		chunks:        newChunkPool(cfg.ChunkBytes),
 		readers:       make(map[metadata.TopicPartition][]readerMark),
 		readSeconds:   newReadSeconds(),
+		quotas:        newQuotas(cfg),
 	}
 	dir := cfg.CacheDir
 	if dir == "" {

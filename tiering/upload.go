@@ -73,6 +73,10 @@ func (t *Tier) UploadDescribed(ctx context.Context, files SegmentFiles, segment 
 	if t.closed.Load() {
 		return ErrClosed
 	}
+	// KIP-956: wait while the copy quota is exceeded (quota.go).
+	if err := t.quotas.copy.WaitAndRecord(ctx, segment.SizeBytes); err != nil {
+		return err
+	}
 	select {
 	case t.uploadSlots <- struct{}{}:
 		defer func() { <-t.uploadSlots }()

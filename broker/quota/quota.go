@@ -213,14 +213,9 @@ func (m *Manager) record(src Source, kind Kind, c Client, n int64, undoIfThrottl
 	}
 	sensor.record(float64(n), now)
 	value, window := sensor.measure(now)
-	var throttle time.Duration
-	if value > r.bound {
-		// Kafka's QuotaUtils.throttleTime.
-		ms := math.Round((value - r.bound) / r.bound * float64(window))
-		throttle = time.Duration(min(ms, math.MaxInt32)) * time.Millisecond
-		if undoIfThrottled {
-			sensor.record(-float64(n), now)
-		}
+	throttle := throttleTime(value, r.bound, window)
+	if value > r.bound && undoIfThrottled {
+		sensor.record(-float64(n), now)
 	}
 	m.mu.Unlock()
 	if throttle == 0 || !undoIfThrottled {

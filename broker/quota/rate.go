@@ -1,12 +1,21 @@
 package quota
 
+import (
+	"math"
+	"time"
+)
+
 // rate is Kafka's Rate over a SampledStat of sums (org.apache.kafka.
 // common.metrics.stats.Rate with a WindowedSum): at most num samples of
-// windowMs each, in a ring. Times are Unix milliseconds. Not safe for
-// concurrent use (Manager.mu guards it).
+// windowMs each, in a ring; or, with simple set, Kafka's SimpleRate (the
+// same samples measured over at least one window instead of num-1: what
+// the KIP-956 remote copy and fetch quotas use). Times are Unix
+// milliseconds. Not safe for concurrent use (its owner's mutex guards
+// it).
 type rate struct {
 	num      int
 	windowMs int64
+	simple   bool
 	samples  []sample
 	current  int
 	// lastRecord is when record was last called.
@@ -42,7 +51,8 @@ func (r *rate) record(value float64, now int64) {
 
 // measure returns the rate at now, per second, and the window it was
 // measured over in milliseconds (Kafka's Rate.windowSize): the time since
-// the oldest live sample began, at least (num-1) whole windows and 1 ms.
+// the oldest live sample began, at least (num-1) whole windows and 1 ms;
+// for a simple rate (SimpleRate.windowSize) at least one window.
 func (r *rate) measure(now int64) (perSecond float64, windowMs int64) {
 	expiry := int64(r.num) * r.windowMs
 	total := 0.0
@@ -56,9 +66,22 @@ func (r *rate) measure(now int64) (perSecond float64, windowMs int64) {
 		oldest = min(oldest, s.start)
 	}
 	elapsed := now - oldest
-	if full, least := elapsed/r.windowMs, int64(r.num-1); full < least {
+	if r.simple {
+		elapsed = max(elapsed, r.windowMs)
+	} else if full, least := elapsed/r.windowMs, int64(r.num-1); full < least {
 		elapsed += (least - full) * r.windowMs
 	}
 	elapsed = max(elapsed, 1)
 	return total / (float64(elapsed) / 1000), elapsed
+}
+
+// throttleTime is Kafka's QuotaUtils.throttleTime: how long a rate value
+// measured over windowMs must stay idle to come back to bound, rounded
+// to milliseconds (0 when value is within bound).
+func throttleTime(value, bound float64, windowMs int64) time.Duration {
+	if value <= bound {
+		return 0
+	}
+	ms := math.Round((value - bound) / bound * float64(windowMs))
+	return time.Duration(min(ms, math.MaxInt32)) * time.Millisecond
 }

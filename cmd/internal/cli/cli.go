@@ -222,6 +222,8 @@ type serveFlags struct {
 	remoteReaderThreads  int // remote.log.reader.threads
 	remoteReaderPending  int // remote.log.reader.max.pending.tasks
 	tieringIntervalMs    int64
+	remoteCopyMaxBytes   int64 // remote.log.manager.copy.max.bytes.per.second (KIP-956)
+	remoteFetchMaxBytes  int64 // remote.log.manager.fetch.max.bytes.per.second (KIP-956)
 	localDiskLimit       int64
 	logLevel             string
 	logFormat            string
@@ -274,6 +276,8 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.Int64Var(&f.tieringIntervalMs, "remote-log-manager-task-interval-ms", 30000, "how often sealed segments are uploaded and remote retention applied (remote.log.manager.task.interval.ms)")
 	fs.IntVar(&f.remoteReaderThreads, "remote-log-reader-threads", 10, "remote.log.reader.threads: reads from the object store served at once (also the read-ahead GETs in flight)")
 	fs.IntVar(&f.remoteReaderPending, "remote-log-reader-max-pending-tasks", 100, "remote.log.reader.max.pending.tasks: reads from the object store waiting for a reader thread; past it a partition is answered without data (the consumer asks again)")
+	fs.Int64Var(&f.remoteCopyMaxBytes, "remote-log-manager-copy-max-bytes-per-second", math.MaxInt64, "remote.log.manager.copy.max.bytes.per.second (KIP-956): bytes uploaded to the object store per second by this broker; past it uploads wait (default Long.MAX_VALUE: unlimited)")
+	fs.Int64Var(&f.remoteFetchMaxBytes, "remote-log-manager-fetch-max-bytes-per-second", math.MaxInt64, "remote.log.manager.fetch.max.bytes.per.second (KIP-956): bytes consumers read from the object store per second on this broker; past it remote partitions are answered without data and the consumer asks again (default Long.MAX_VALUE: unlimited)")
 	fs.Int64Var(&f.localDiskLimit, "local-disk-limit-bytes", 0, "bound on all local partition logs together: producers are throttled past 90% and refused (retriable KAFKA_STORAGE_ERROR) at the limit, e.g. while the object store is unreachable; 0 = none")
 	fs.Int32Var(&f.numPartitions, "num-partitions", 1, "partitions of auto-created topics and of CreateTopics without a count (num.partitions)")
 	fs.Int16Var(&f.replicationFactor, "default-replication-factor", 1, "replication factor of topics created without one")
@@ -748,6 +752,9 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if f.remoteReaderThreads < 1 || f.remoteReaderPending < 0 {
 		return node.Config{}, usageErrorf("--remote-log-reader-threads %d, --remote-log-reader-max-pending-tasks %d: want at least 1 thread and 0 or more pending tasks", f.remoteReaderThreads, f.remoteReaderPending)
 	}
+	if f.remoteCopyMaxBytes < 1 || f.remoteFetchMaxBytes < 1 {
+		return node.Config{}, usageErrorf("--remote-log-manager-copy-max-bytes-per-second %d, --remote-log-manager-fetch-max-bytes-per-second %d: must be at least 1 (default %d: unlimited)", f.remoteCopyMaxBytes, f.remoteFetchMaxBytes, int64(math.MaxInt64))
+	}
 	if f.remoteCacheBytes < 1<<20 {
 		return node.Config{}, usageErrorf("--remote-log-cache-bytes %d: must be at least 1 MiB", f.remoteCacheBytes)
 	}
@@ -804,6 +811,9 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		RemoteReaderPending:  cmp.Or(f.remoteReaderPending, -1), // 0: none waits
 		TieringInterval:      time.Duration(f.tieringIntervalMs) * time.Millisecond,
 		Logger:               log,
+
+		RemoteCopyMaxBytesPerSecond:  f.remoteCopyMaxBytes,
+		RemoteFetchMaxBytesPerSecond: f.remoteFetchMaxBytes,
 		Broker: broker.Config{
 			Listeners:                     listeners,
 			TopicDefaults:                 defaults,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509/pkix"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,6 +82,25 @@ func TestTransactionFlags(t *testing.T) {
 	if b := cfg.Broker; b.TransactionStateLogNumPartitions != 8 || b.TransactionStateLogReplicationFactor != 1 || b.TransactionMaxTimeout != time.Minute ||
 		b.TransactionalIDExpiration != time.Hour || b.TransactionAbortTimedOutInterval != 500*time.Millisecond || b.TransactionVersion != 1 {
 		t.Fatalf("transaction settings: %+v", b)
+	}
+}
+
+// TestRemoteLogManagerQuotaFlags: KIP-956's quotas default to Kafka's
+// Long.MAX_VALUE (unlimited) and pass through to the node.
+func TestRemoteLogManagerQuotaFlags(t *testing.T) {
+	cfg, err := parseServe(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RemoteCopyMaxBytesPerSecond != math.MaxInt64 || cfg.RemoteFetchMaxBytesPerSecond != math.MaxInt64 {
+		t.Fatalf("defaults: copy %d, fetch %d; want Long.MAX_VALUE", cfg.RemoteCopyMaxBytesPerSecond, cfg.RemoteFetchMaxBytesPerSecond)
+	}
+	cfg, err = parseServe(t, "--remote-log-manager-copy-max-bytes-per-second", "1000", "--remote-log-manager-fetch-max-bytes-per-second", "2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RemoteCopyMaxBytesPerSecond != 1000 || cfg.RemoteFetchMaxBytesPerSecond != 2000 {
+		t.Fatalf("copy %d, fetch %d; want 1000, 2000", cfg.RemoteCopyMaxBytesPerSecond, cfg.RemoteFetchMaxBytesPerSecond)
 	}
 }
 
@@ -193,6 +213,8 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{args: []string{"--remote-log-manager-task-interval-ms", "0"}, want: "--remote-log-manager-task-interval-ms"},
 		{args: []string{"--remote-log-reader-threads", "0"}, want: "--remote-log-reader-threads"},
 		{args: []string{"--remote-log-reader-max-pending-tasks", "-1"}, want: "--remote-log-reader-max-pending-tasks"},
+		{args: []string{"--remote-log-manager-copy-max-bytes-per-second", "0"}, want: "--remote-log-manager-copy-max-bytes-per-second"},
+		{args: []string{"--remote-log-manager-fetch-max-bytes-per-second", "-1"}, want: "--remote-log-manager-fetch-max-bytes-per-second"},
 		{args: []string{"--local-disk-limit-bytes", "-1"}, want: "--local-disk-limit-bytes"},
 		{args: []string{"--log-local-retention-bytes", "-5"}, want: "--log-local-retention-bytes"},
 		{args: []string{"--socket-request-max-bytes", "10"}, want: "--socket-request-max-bytes"},

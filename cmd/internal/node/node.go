@@ -103,6 +103,13 @@ type Config struct {
 	// (tiering.Config.ReaderThreads, ReaderMaxPendingTasks): 0 means the
 	// default (10, 100), a negative RemoteReaderPending none.
 	RemoteReaderThreads, RemoteReaderPending int
+	// RemoteCopyMaxBytesPerSecond and RemoteFetchMaxBytesPerSecond are
+	// Kafka's tiered storage quotas (KIP-956,
+	// remote.log.manager.copy.max.bytes.per.second and
+	// remote.log.manager.fetch.max.bytes.per.second; tiering.Config's
+	// CopyMaxBytesPerSecond, FetchMaxBytesPerSecond): 0 or math.MaxInt64
+	// is unlimited.
+	RemoteCopyMaxBytesPerSecond, RemoteFetchMaxBytesPerSecond int64
 	// TieringInterval is remote.log.manager.task.interval.ms: how often
 	// sealed segments are looked for and uploaded, remote retention
 	// applied; default 30 s.
@@ -280,6 +287,7 @@ func (n *Node) openBroker(reg *prometheus.Registry) error {
 		return err
 	}
 	bcfg.RemoteReader = tier
+	bcfg.RemoteFetchQuota = tier.FetchQuota()
 	bcfg.ObjectStoreNodeLocal = objectStoreNodeLocal(cfg)
 	b, err := broker.New(bcfg)
 	if err != nil {
@@ -371,6 +379,9 @@ func openTier(cfg Config, reg prometheus.Registerer, log *slog.Logger, nextSegme
 		ReaderThreads:         cfg.RemoteReaderThreads,
 		ReaderMaxPendingTasks: cfg.RemoteReaderPending,
 		NextSegment:           nextSegment,
+
+		CopyMaxBytesPerSecond:  cfg.RemoteCopyMaxBytesPerSecond,
+		FetchMaxBytesPerSecond: cfg.RemoteFetchMaxBytesPerSecond,
 	})
 	if err != nil {
 		bucket.Close()

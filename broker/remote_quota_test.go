@@ -1,0 +1,114 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/quota"
+	"github.com/strata-log/strata/broker/quota/quotatest"
+	"github.com/strata-log/strata/broker/tiermanager"
+	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/metadata/metadatatest"
+)
+
+// countingReader counts the remote reads that reach the reader.
+type countingReader struct {
+	broker.RemoteReader
+	reads atomic.Int64
+}
+
+func (r *countingReader) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) ([]byte, error) {
+	r.reads.Add(1)
+	return r.RemoteReader.Read(ctx, p, segment, offset, maxBytes)
+}
+
+// With remote.log.manager.fetch.max.bytes.per.second exceeded, a
+// consumer's Fetch of remote data does not read the object store: the
+// partition is answered without data and without an error (KIP-956, as
+// Kafka skips the remote read), and once the rate is back under the
+// quota the same Fetch returns the records.
+func TestRemoteFetchQuotaSkipsReads(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tier := memoryTier(t)
+	reader := &countingReader{RemoteReader: tier}
+	clock := quotatest.NewClock()
+	limiter := quota.NewLimiter(quota.LimiterConfig{BytesPerSecond: 100, Clock: clock})
+	n := brokertest.Start(t, func(c *broker.Config) {
+		c.RemoteReader = reader
+		c.RemoteFetchQuota = limiter
+		c.RetentionCheckInterval = 20 * time.Millisecond
+	})
+	cl := n.Client()
+	createTopic(t, cl, "replay", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
+	var p *partition.Partition
+	for deadline := time.Now().Add(10 * time.Second); p == nil || !p.Leading(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the partition never led")
+		}
+		p = n.Server.OpenPartition("replay", 0)
+	}
+	for i := range 20 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "replay", Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	manager, err := tiermanager.New(tiermanager.Config{Tier: tier, Store: n.Store, NodeID: metadatatest.NodeID,
+		Partitions: n.Server.HostedPartitions, StagingDir: t.TempDir(), Interval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	managerCtx, stopManager := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); manager.Run(managerCtx) }()
+	defer func() { stopManager(); <-done }()
+	for p.LogStartOffset() == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("offset 0 never left the local log")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.ReplicaID, fetch.MaxBytes, fetch.MaxWaitMillis, fetch.MinBytes = -1, 1<<20, 0, 1
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1<<20
+	topic, _ := n.Store.State().Topic("replay")
+	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: "replay", TopicID: topic.ID, Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
+	// Within the quota: read, and its bytes (a segment of ~600 B) take
+	// the rate over 100 B/s.
+	got := request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions[0]
+	if got.ErrorCode != 0 || len(got.RecordBatches) == 0 || reader.reads.Load() != 1 {
+		t.Fatalf("first fetch: error %d, %d bytes, %d remote reads; want the records from one read", got.ErrorCode, len(got.RecordBatches), reader.reads.Load())
+	}
+	throttle := limiter.ThrottleTime()
+	if throttle == 0 {
+		t.Fatalf("%d bytes read did not exceed 100 B/s", len(got.RecordBatches))
+	}
+	got = request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions[0]
+	if got.ErrorCode != 0 || len(got.RecordBatches) != 0 || reader.reads.Load() != 1 {
+		t.Fatalf("fetch over the quota: error %d, %d bytes, %d remote reads; want no error, no data, no read", got.ErrorCode, len(got.RecordBatches), reader.reads.Load())
+	}
+	// Back under the quota once the throttle times have passed.
+	var waited time.Duration
+	for d := throttle; d > 0; d = limiter.ThrottleTime() {
+		clock.Advance(d)
+		waited += d
+	}
+	got = request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions[0]
+	if got.ErrorCode != 0 || len(got.RecordBatches) == 0 || reader.reads.Load() != 2 {
+		t.Fatalf("fetch once the quota allows: error %d, %d bytes, %d remote reads; want the records", got.ErrorCode, len(got.RecordBatches), reader.reads.Load())
+	}
+	if limiter.ThrottledSeconds() != waited.Seconds() {
+		t.Fatalf("throttled %v s, want %v", limiter.ThrottledSeconds(), waited.Seconds())
+	}
+}
