@@ -63,7 +63,7 @@ func fetchFrame(sizes ...int) net.Buffers {
 		topic.Partitions = append(topic.Partitions, p)
 	}
 	resp.Topics = append(resp.Topics, topic)
-	return encodeFetchFrame(7, resp)
+	return encodeFetchFrame(7, resp, nil)
 }
 
 // sendOverTLS writes frame with writeFrame on a TLS connection and

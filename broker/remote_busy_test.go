@@ -13,6 +13,7 @@ import (
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/tiermanager"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/metadata/metadatatest"
@@ -26,7 +27,7 @@ type busyReader struct {
 	busy atomic.Bool
 }
 
-func (r *busyReader) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) ([]byte, error) {
+func (r *busyReader) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) (*recordbatch.Batches, error) {
 	if r.busy.Load() {
 		return nil, fmt.Errorf("tiering: read offset %d: %w", offset, tiering.ErrBusy)
 	}

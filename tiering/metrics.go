@@ -153,6 +153,7 @@ var tierMetrics = []struct {
 	{prometheus.NewDesc("strata_tiering_remote_reads_rejected_total", "Remote reads refused because --remote-log-reader-max-pending-tasks were waiting.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.ReadsRejected }},
 	{prometheus.NewDesc("strata_tiering_cache_writes_dropped_total", "Chunks not written to the disk cache because its write-behind queue stayed full.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheWritesDropped }},
 	{prometheus.NewDesc("strata_tiering_chunk_buffers_allocated_total", "Chunk buffers allocated (the others were reused).", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.ChunkBuffers }},
+	{prometheus.NewDesc("strata_tiering_read_chunks_held", "Chunk references held by remote read results not yet written to their sockets (or dropped); growing without bound is a leak.", nil, nil), prometheus.GaugeValue, func(s Stats) int64 { return s.ReadChunksHeld }},
 }
 
 func (c *tierCollector) Describe(ch chan<- *prometheus.Desc) {

@@ -21,7 +21,7 @@ func replaySegment(t *testing.T, tier *tiering.Tier, local *localLog, i int, rem
 	t.Helper()
 	total := int64(0)
 	for offset := remote.BaseOffset; offset <= remote.LastOffset; {
-		got, err := tier.Read(context.Background(), testPartition, remote, offset, maxBytes)
+		got, err := readBytes(tier, context.Background(), testPartition, remote, offset, maxBytes)
 		if err != nil {
 			t.Fatalf("read %d: %v", offset, err)
 		}
@@ -79,7 +79,7 @@ func TestWarmReplayReusesChunkBuffers(t *testing.T) {
 	runtime.ReadMemStats(&start)
 	returned := int64(0)
 	for offset := remote.BaseOffset; offset <= remote.LastOffset; {
-		got, err := tier.Read(context.Background(), testPartition, remote, offset, 16<<10)
+		got, err := readBytes(tier, context.Background(), testPartition, remote, offset, 16<<10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +163,7 @@ func TestStoppedReaderOverFetchesOneWindow(t *testing.T) {
 	remote := segments[0]
 	replayed := int64(0)
 	for offset := remote.BaseOffset; replayed < remote.SizeBytes/2; {
-		got, err := tier.Read(context.Background(), testPartition, remote, offset, chunk)
+		got, err := readBytes(tier, context.Background(), testPartition, remote, offset, chunk)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -217,7 +217,7 @@ func TestReaderQueueFullIsBusy(t *testing.T) {
 	results := make(chan error, 2)
 	for range 2 {
 		go func() {
-			got, err := tier.Read(context.Background(), testPartition, remote, remote.BaseOffset, 10<<10)
+			got, err := readBytes(tier, context.Background(), testPartition, remote, remote.BaseOffset, 10<<10)
 			if err == nil && !bytes.Equal(got, want) {
 				err = errors.New(describeDiff(got, want))
 			}
@@ -225,7 +225,7 @@ func TestReaderQueueFullIsBusy(t *testing.T) {
 		}()
 	}
 	await(t, "one read running and one waiting", func() bool { return gated.held.Load() == 1 && tier.Stats().ReadsWaiting == 1 })
-	if _, err := tier.Read(context.Background(), testPartition, remote, remote.BaseOffset, 10<<10); !errors.Is(err, tiering.ErrBusy) || !tiering.IsRetriable(err) {
+	if _, err := readBytes(tier, context.Background(), testPartition, remote, remote.BaseOffset, 10<<10); !errors.Is(err, tiering.ErrBusy) || !tiering.IsRetriable(err) {
 		t.Fatalf("read past the queue: %v, want ErrBusy", err)
 	}
 	if tier.Stats().ReadsRejected != 1 {
@@ -249,7 +249,7 @@ func TestReReadStaysSequential(t *testing.T) {
 	remote, info := segments[0], local.sealed[0]
 	read := func(offset int64) int64 {
 		t.Helper()
-		got, err := tier.Read(context.Background(), testPartition, remote, offset, 16<<10)
+		got, err := readBytes(tier, context.Background(), testPartition, remote, offset, 16<<10)
 		if err != nil || !bytes.Equal(got, local.localRead(t, info, offset, 16<<10)) {
 			t.Fatalf("read %d: %v", offset, err)
 		}

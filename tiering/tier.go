@@ -302,13 +302,16 @@ type Stats struct {
 	ReadsWaiting, ReadsRejected int64
 	// ReadAheadBytes is the bytes being fetched ahead of sequential
 	// readers now (at most Config.ReadAheadBytes).
-	ReadAheadBytes int64
+	ReadAheadBytes int64 // ReadChunksHeld is the chunk references held by read results
+	// (Read's Batches) not released yet: 0 once every read is done with.
+	ReadChunksHeld int64
 }
 
 type stats struct {
 	cacheHits, cacheMisses, sharedFetches, prefetches, cacheEvictions, corruptChunks atomic.Int64
 	indexCacheHits, indexFetches, retries, segmentUploads                            atomic.Int64
 	chunkGets, cacheWritesDropped, sequentialReads, readsWaiting, readsRejected      atomic.Int64
+	readChunksHeld                                                                   atomic.Int64
 }
 
 // Stats returns the counters.
@@ -323,7 +326,7 @@ func (t *Tier) Stats() Stats {
 		ChunkGETs:        t.stats.chunkGets.Load(), CacheWritesDropped: t.stats.cacheWritesDropped.Load(),
 		ChunkBuffers: t.chunks.allocations.Load(), SequentialReads: t.stats.sequentialReads.Load(),
 		ReadsWaiting: t.stats.readsWaiting.Load(), ReadsRejected: t.stats.readsRejected.Load(),
-		ReadAheadBytes: t.readAheadInFlight(),
+		ReadAheadBytes: t.readAheadInFlight(), ReadChunksHeld: t.stats.readChunksHeld.Load(),
 	}
 }
 
