@@ -36,8 +36,8 @@ type clientConn struct {
 	// completes). Atomic: the server reads it too (ConnectionPrincipals
 	// in tests), while the reader may be authenticating.
 	actsAs    atomic.Pointer[authn.Principal]
-	peer      brokerIdentity   // whether it is a broker (interbroker.go); reader goroutine only
-	sasl      saslState        // SASL listeners: the handshake's progress
+	peer      brokerIdentity     // whether it is a broker (interbroker.go); reader goroutine only
+	sasl      saslState          // SASL listeners: the handshake's progress
 	responses chan responseFrame // encoded responses, in request order
 
 	// ctx ends when the connection stops reading (or the server stops): it
