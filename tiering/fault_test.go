@@ -644,3 +644,60 @@ func TestUploadDescribedRefusesAChangedFile(t *testing.T) {
 		t.Fatalf("%d objects written for a refused upload", objects)
 	}
 }
+
+// A read over several chunks returns the chunks' bytes as they are, one
+// buffer per chunk (the inner ones whole), and a batch that spans two
+// chunks is checked across the boundary: damage to its part in the second
+// chunk fails its CRC, and the read returns an error and holds nothing.
+func TestReadSpanningChunks(t *testing.T) {
+	local, bucket, segments := uploadedLog(t, 250)
+	ctx := context.Background()
+	remote, info := segments[0], local.sealed[0]
+	const chunk = 4 << 10
+	tier := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: chunk, CacheBytes: 1 << 20, PrefetchChunks: -1})
+	batches, err := tier.Read(ctx, testPartition, remote, remote.BaseOffset, 64<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buffers := batches.Buffers()
+	if want := local.localRead(t, info, remote.BaseOffset, 64<<10); !bytes.Equal(batches.AppendTo(nil), want) || len(buffers) < 3 {
+		t.Fatalf("%d bytes in %d buffers, want the %d local bytes in several", batches.Len(), len(buffers), len(want))
+	}
+	for i, b := range buffers[1 : len(buffers)-1] {
+		if len(b) != chunk {
+			t.Fatalf("inner buffer %d holds %d bytes, want a whole chunk", i+1, len(b))
+		}
+	}
+	batches.Release()
+
+	// Damage the last byte of the first batch that crosses a chunk
+	// boundary (in the chunk after the boundary).
+	data := readFile(t, info.LogPath)
+	spans, err := recordbatch.Split(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damagedAt := -1
+	for _, sp := range spans {
+		first, last := int(sp.Position)/chunk, int(sp.Position+sp.Length-1)/chunk
+		if first != last && int(sp.Position+sp.Length) <= 64<<10 {
+			damagedAt = int(sp.Position + sp.Length - 1)
+			break
+		}
+	}
+	if damagedAt < 0 {
+		t.Fatal("no batch spans a chunk boundary")
+	}
+	data[damagedAt] ^= 0x01
+	key := objectKey(t, bucket, uuid.UUID(remote.SegmentID).String(), ".log")
+	if err := bucket.Upload(ctx, key, bytes.NewReader(data), 5<<20); err != nil {
+		t.Fatal(err)
+	}
+	damaged := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: chunk, CacheBytes: 1 << 20, PrefetchChunks: -1})
+	if got, err := damaged.Read(ctx, testPartition, remote, remote.BaseOffset, 64<<10); !tiering.IsCorrupt(err) || got != nil {
+		t.Fatalf("read over a batch damaged past a chunk boundary (byte %d): %v with %d bytes, want a corrupt error and no data", damagedAt, err, got.Len())
+	}
+	if held := damaged.Stats().ReadChunksHeld; held != 0 {
+		t.Fatalf("%d chunk references held after a failed read", held)
+	}
+}
