@@ -277,8 +277,9 @@ func (c *chunkCursor) hold(position, length int64) (*recordbatch.Batches, error)
 	}), nil
 }
 
-// bytes returns length bytes at position; the slice may alias a chunk (valid
-// until release).
+// bytes returns length bytes at position (a batch header, while read walks
+// to its batches): a slice of a chunk (valid until release), or a copy
+// when they span two chunks.
 func (c *chunkCursor) bytes(position, length int64) ([]byte, error) {
 	chunkBytes := c.tier.config.ChunkBytes
 	firstChunk, lastChunk := position/chunkBytes, (position+length-1)/chunkBytes
@@ -305,8 +306,6 @@ func (c *chunkCursor) bytes(position, length int64) ([]byte, error) {
 		}
 		parts = append(parts, chunk[from:to])
 	}
-	// bytes.Join allocates without zeroing what it is about to overwrite
-	// (a make would clear every byte first: a second pass over a read).
 	out := bytes.Join(parts, nil)
 	if int64(len(out)) != length {
 		return nil, corruptf(c.tier.layout.segmentKey(c.partition, c.segment, suffixLog), position, "got %d of %d bytes", len(out), length)
