@@ -51,8 +51,8 @@ func (r *failingAborted) ReadAbortedTxns(ctx context.Context, p metadata.TopicPa
 // (the chunk references read results hold return to 0) — a response
 // written, a read_committed read failing after its remote read
 // succeeded, a throttled consumer answered empty, a connection closed
-// before its response is written — and a batch spanning chunks reaches
-// the consumer whole.
+// before its response is written — so a warm replay allocates no chunk
+// buffer, and a batch spanning chunks reaches the consumer whole.
 func TestRemoteReadsReleasedOnEveryPath(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -62,7 +62,9 @@ func TestRemoteReadsReleasedOnEveryPath(t *testing.T) {
 	}
 	defer bucket.Close()
 	// 4 KiB chunks: most reads span several, and batches span two.
-	tier, err := tiering.New(tiering.Config{Bucket: bucket, CacheDir: t.TempDir(), ChunkBytes: 4 << 10, CacheBytes: 1 << 20})
+	// No memory LRU: every read loads its chunks from the disk cache into
+	// pool buffers, so a reference never released makes the pool allocate.
+	tier, err := tiering.New(tiering.Config{Bucket: bucket, CacheDir: t.TempDir(), ChunkBytes: 4 << 10, CacheBytes: 1 << 20, MemoryCacheBytes: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,8 +116,9 @@ func TestRemoteReadsReleasedOnEveryPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := direct.AppendTo(nil)
-	if len(direct.Buffers()) < 3 {
-		t.Fatalf("a %d-byte read in %d buffers: want several chunks", direct.Len(), len(direct.Buffers()))
+	chunksPerRead := len(direct.Buffers())
+	if chunksPerRead < 3 {
+		t.Fatalf("a %d-byte read in %d buffers: want several chunks", direct.Len(), chunksPerRead)
 	}
 	direct.Release()
 
@@ -146,6 +149,28 @@ func TestRemoteReadsReleasedOnEveryPath(t *testing.T) {
 		t.Fatalf("fetch: error %d, %d bytes, want the %d remote bytes", got.ErrorCode, len(got.RecordBatches), len(want))
 	}
 	released("a written response")
+
+	// A warm replay through the broker reuses the pool's buffers: none
+	// is allocated however often the range is fetched.
+	// Warm first: until a fetch misses no chunk (all in the disk cache).
+	for misses := int64(-1); misses != tier.Stats().CacheMisses; {
+		if ctx.Err() != nil {
+			t.Fatal("the chunks never all reached the disk cache")
+		}
+		misses = tier.Stats().CacheMisses
+		request[*kmsg.FetchResponse](t, cl, fetchRequest(0))
+	}
+	released("warming")
+	allocated := tier.Stats().ChunkBuffers
+	for range 20 {
+		if got := request[*kmsg.FetchResponse](t, cl, fetchRequest(0)).Topics[0].Partitions[0]; !bytes.Equal(got.RecordBatches, want) {
+			t.Fatalf("warm fetch: error %d, %d bytes", got.ErrorCode, len(got.RecordBatches))
+		}
+	}
+	released("warm fetches")
+	if more := tier.Stats().ChunkBuffers - allocated; more > 2 {
+		t.Fatalf("%d chunk buffers allocated over 20 warm fetches of %d chunks each, want them reused", more, chunksPerRead)
+	}
 
 	// Read, then failed: the partition answers an error, its read goes back.
 	reader.fail.Store(true)
