@@ -302,7 +302,8 @@ type Stats struct {
 	ReadsWaiting, ReadsRejected int64
 	// ReadAheadBytes is the bytes being fetched ahead of sequential
 	// readers now (at most Config.ReadAheadBytes).
-	ReadAheadBytes int64 // ReadChunksHeld is the chunk references held by read results
+	ReadAheadBytes int64
+	// ReadChunksHeld is the chunk references held by read results
 	// (Read's Batches) not released yet: 0 once every read is done with.
 	ReadChunksHeld int64
 }
