@@ -80,9 +80,11 @@ type fetchTarget struct {
 	readCommitted bool
 	// remote is set for a consumer's offset below the local log start held
 	// by the object store; remoteData or remoteErr is its read, done once
-	// before the response is filled.
+	// before the response is filled. remoteData lies in the remote
+	// reader's chunk buffers until released (fetchResponse.release, or
+	// handleFetch on any other way out).
 	remote     *metadata.SegmentManifest
-	remoteData []byte
+	remoteData *recordbatch.Batches
 	remoteErr  error
 	// remoteRefused is set while the remote reader's queue is full
 	// (answered empty): a long poll asks again (retryRefusedRemote).
@@ -101,6 +103,22 @@ type fetchTarget struct {
 	throttle *replica.Throttle
 }
 
+// fetchResponse is a Fetch response whose remote partitions' records are
+// not in RecordBatches but held in the remote reader's chunk buffers:
+// encodeFetchFrame writes their buffers as separate iovecs, and release,
+// which the connection's writer calls once the frame is written (or
+// dropped: the connection failed or closed), gives every remote read of
+// the Fetch back, those left out of the response too.
+type fetchResponse struct {
+	*kmsg.FetchResponse
+	remote  fetchRecords
+	release func()
+}
+
+// fetchRecords are the remote records of a Fetch response by topic and
+// partition index (only those with bytes).
+type fetchRecords map[[2]int]*recordbatch.Batches
+
 func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
@@ -108,6 +126,16 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		return resp, nil
 	}
+	var targets []fetchTarget
+	// The remote reads go back to the reader unless the response that
+	// holds them is handed to the connection (which then releases them):
+	// a throttled response, a panic or any early return drops them here.
+	var handed *fetchResponse
+	defer func() {
+		if handed == nil {
+			releaseRemote(targets)
+		}
+	}()
 	state := s.cfg.Metadata.State()
 	// A follower fetching to replicate: Kafka's replica id (v0-14), or
 	// ReplicaState with the follower's broker epoch (v15+; -1 before).
@@ -131,7 +159,6 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 	// and a refused follower's state does not move).
 	replicaAllowed := replicaID < 0 || c.replicaAllowed(replicaID)
 	now := time.Now()
-	var targets []fetchTarget
 	for ti, rt := range req.Topics {
 		out := kmsg.NewFetchResponseTopic()
 		var topic metadata.Topic
@@ -245,8 +272,9 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 	var timer *time.Timer
 	var retry refusedRetry
 	defer retry.stop()
+	remote := make(fetchRecords)
 	for {
-		total := fillFetch(resp, targets, maxBytes)
+		total := fillFetch(resp, targets, maxBytes, remote)
 		if !waiting || total >= int(req.MinBytes) || answersError(resp) || !time.Now().Before(deadline) {
 			if replicaID < 0 {
 				// A consumer over its quota is answered empty, as Kafka
@@ -259,7 +287,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 				}
 			}
 			for _, t := range targets {
-				if n := len(resp.Topics[t.topicIndex].Partitions[t.partitionIndex].RecordBatches); n > 0 {
+				if n := len(resp.Topics[t.topicIndex].Partitions[t.partitionIndex].RecordBatches) + remote[[2]int{t.topicIndex, t.partitionIndex}].Len(); n > 0 {
 					s.metrics.bytesOut.WithLabelValues(t.part.Topic()).Add(float64(n))
 					if t.throttle != nil {
 						t.throttle.Record(n)
@@ -269,7 +297,8 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			if req.Version >= 16 {
 				s.addFetchLeaderHints(c.listener, req, resp)
 			}
-			return resp, nil
+			handed = &fetchResponse{FetchResponse: resp, remote: remote, release: func() { releaseRemote(targets) }}
+			return handed, nil
 		}
 		if timer == nil {
 			timer = time.NewTimer(time.Until(deadline))
@@ -376,16 +405,19 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 			continue
 		}
 		if s.remoteFetchThrottled() {
-			t.remoteData = []byte{} // KIP-956: not read, answered without data (remote_quota.go)
+			t.remoteData = nil // KIP-956: not read, answered without data (remote_quota.go)
 			continue
 		}
 		slots <- struct{}{}
 		reads.Go(func() {
 			defer func() { <-slots }()
 			t.remoteData, t.remoteErr = s.cfg.RemoteReader.Read(ctx, t.part.Name(), *t.remote, t.offset, int(max(min(t.maxBytes, maxBytes), 0)))
-			s.recordRemoteFetch(len(t.remoteData))
+			s.recordRemoteFetch(t.remoteData.Len())
 			if t.readCommitted && t.remoteErr == nil {
-				t.remoteData, t.remoteAborted, t.remoteErr = s.committedRemote(ctx, state, t.part, *t.remote, t.offset, t.remoteData)
+				if t.remoteAborted, t.remoteErr = s.committedRemote(ctx, state, t.part, *t.remote, t.offset, t.remoteData); t.remoteErr != nil {
+					t.remoteData.Release()
+					t.remoteData = nil
+				}
 			}
 		})
 	}
@@ -395,14 +427,21 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 		switch {
 		case t.remote == nil:
 		case remoteQueueFull(t.remoteErr):
-			t.remoteData, t.remoteErr = []byte{}, nil // empty: the consumer asks again
+			t.remoteData, t.remoteErr = nil, nil // empty: the consumer asks again
 			t.remoteRefused = true
 		case t.remoteErr != nil:
 			s.metrics.remoteReadErrors.WithLabelValues(t.part.Topic()).Inc()
 			t.part.Logger().Warn("remote fetch failed; the consumer retries", "offset", t.offset, "segment_base_offset", t.remote.BaseOffset, "err", t.remoteErr)
 		default:
-			s.metrics.remoteReadBytes.WithLabelValues(t.part.Topic()).Add(float64(len(t.remoteData)))
+			s.metrics.remoteReadBytes.WithLabelValues(t.part.Topic()).Add(float64(t.remoteData.Len()))
 		}
+	}
+}
+
+// releaseRemote gives the targets' remote reads back to the reader.
+func releaseRemote(targets []fetchTarget) {
+	for i := range targets {
+		targets[i].remoteData.Release()
 	}
 }
 
@@ -422,19 +461,13 @@ func logStartOffset(state *metadata.State, p *partition.Partition) int64 {
 	return start
 }
 
-// readEnd is the offset after the last batch of data (whole batches, as
-// Read returns them), or upTo when it cannot tell.
-func readEnd(data []byte, upTo int64) int64 {
-	spans, err := recordbatch.Split(data)
-	if err != nil || len(spans) == 0 {
-		return upTo
+// readEnd is the offset after the last batch of batches (whole batches,
+// as reads return them), or upTo when it cannot tell.
+func readEnd(batches *recordbatch.Batches, upTo int64) int64 {
+	if next := batches.NextOffset(); next >= 0 {
+		return next
 	}
-	last := spans[len(spans)-1]
-	h, err := recordbatch.ParseHeader(data[last.Position:])
-	if err != nil {
-		return upTo
-	}
-	return h.LastOffset() + 1
+	return upTo
 }
 
 // remoteFetchTimeout bounds the remote reads of one Fetch; past it the
@@ -444,8 +477,11 @@ const remoteFetchTimeout = 30 * time.Second
 // fillFetch reads every target into resp and returns the bytes gathered.
 // The response-level maxBytes is shared in request order; the first batch
 // of the first partition with data is returned whole even when larger than
-// the limits (KIP-74), or the consumer could never make progress.
-func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) int {
+// the limits (KIP-74), or the consumer could never make progress. The
+// remote reads that go in the response are put in remote (emptied first),
+// not in RecordBatches.
+func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, remote fetchRecords) int {
+	clear(remote)
 	maxBytes = max(maxBytes, 0)
 	remaining := int64(maxBytes)
 	total := 0
@@ -493,15 +529,15 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 			switch {
 			case t.remoteErr != nil:
 				p.ErrorCode = kerr.KafkaStorageError.Code
-			case int64(len(t.remoteData)) > max(limit, 0) && total > 0:
+			case int64(t.remoteData.Len()) > max(limit, 0) && total > 0:
 				// Over the response's budget: the client asks again.
-			default:
-				p.RecordBatches = t.remoteData
-				if t.readCommitted && len(t.remoteData) > 0 {
+			case t.remoteData.Len() > 0:
+				remote[[2]int{t.topicIndex, t.partitionIndex}] = t.remoteData
+				if t.readCommitted {
 					p.AbortedTransactions = fetchAbortedTransactions(t.remoteAborted)
 				}
-				total += len(t.remoteData)
-				remaining -= int64(len(t.remoteData))
+				total += t.remoteData.Len()
+				remaining -= int64(t.remoteData.Len())
 			}
 			continue
 		}
@@ -531,7 +567,7 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32) 
 				// Every aborted transaction overlapping what is returned,
 				// by first offset: the consumer drops a producer's
 				// records from there to its ABORT marker.
-				p.AbortedTransactions = fetchAbortedTransactions(t.part.AbortedTransactions(t.offset, readEnd(data, upTo)))
+				p.AbortedTransactions = fetchAbortedTransactions(t.part.AbortedTransactions(t.offset, readEnd(recordbatch.NewBatches([][]byte{data}, nil), upTo)))
 			}
 		}
 		total += len(data)

@@ -250,10 +250,14 @@ func (s *Server) remoteOffsetForTimestamp(state *metadata.State, p *partition.Pa
 	}
 	next = max(next, logStart)
 	for next <= target.LastOffset {
-		data, err := s.cfg.RemoteReader.Read(ctx, p.Name(), *target, next, 1<<20)
+		batches, err := s.cfg.RemoteReader.Read(ctx, p.Name(), *target, next, 1<<20)
 		if err != nil {
 			return -1, -1, false, err
 		}
+		// A search by timestamp is rare: one copy, so that each batch
+		// is one slice for RecordAtTimestamp.
+		data := batches.AppendTo(nil)
+		batches.Release()
 		spans, err := recordbatch.Split(data)
 		if err != nil || len(spans) == 0 {
 			return -1, -1, false, fmt.Errorf("remote segment %d at offset %d: %d batches, %v", target.BaseOffset, next, len(spans), err)

@@ -36,9 +36,9 @@ type clientConn struct {
 	// completes). Atomic: the server reads it too (ConnectionPrincipals
 	// in tests), while the reader may be authenticating.
 	actsAs    atomic.Pointer[authn.Principal]
-	peer      brokerIdentity   // whether it is a broker (interbroker.go); reader goroutine only
-	sasl      saslState        // SASL listeners: the handshake's progress
-	responses chan net.Buffers // encoded response frames, in request order
+	peer      brokerIdentity     // whether it is a broker (interbroker.go); reader goroutine only
+	sasl      saslState          // SASL listeners: the handshake's progress
+	responses chan responseFrame // encoded responses, in request order
 
 	// ctx ends when the connection stops reading (or the server stops): it
 	// ends a wait for request memory.
@@ -74,7 +74,7 @@ func newClientConn(s *Server, l *boundListener, nc net.Conn) *clientConn {
 		listener:  l,
 		nc:        nc,
 		log:       s.peerLog.With("listener", l.Name, "remote", nc.RemoteAddr().String()),
-		responses: make(chan net.Buffers, maxQueuedResponses),
+		responses: make(chan responseFrame, maxQueuedResponses),
 		ctx:       ctx,
 		cancel:    cancel,
 	}
@@ -154,17 +154,30 @@ func (c *clientConn) serve() {
 	}
 }
 
+// responseFrame is one encoded response and, when its buffers are
+// borrowed (a Fetch's remote records in the tier's chunk buffers), the
+// release that gives them back once they are written or dropped.
+type responseFrame struct {
+	buffers net.Buffers
+	release func() // may be nil
+}
+
+// writeLoop writes the responses in order and releases each frame once
+// written, or dropped after a failed write; the reader closes responses
+// when it stops, and every frame queued until then is released here.
 func (c *clientConn) writeLoop() {
 	var failed bool
 	for frame := range c.responses {
-		if failed {
-			continue // drain so the reader never blocks
+		if !failed {
+			c.nc.SetWriteDeadline(time.Now().Add(c.server.cfg.IdleTimeout))
+			if err := writeFrame(c.nc, frame.buffers); err != nil {
+				failed = true // then drain, so the reader never blocks
+				c.log.Debug("write response failed", "err", err)
+				c.nc.Close() // unblocks the reader
+			}
 		}
-		c.nc.SetWriteDeadline(time.Now().Add(c.server.cfg.IdleTimeout))
-		if err := writeFrame(c.nc, frame); err != nil {
-			failed = true
-			c.log.Debug("write response failed", "err", err)
-			c.nc.Close() // unblocks the reader
+		if frame.release != nil {
+			frame.release()
 		}
 	}
 }
@@ -282,7 +295,7 @@ func (c *clientConn) readLoop() error {
 		if err != nil {
 			return err
 		}
-		if response != nil {
+		if response.buffers != nil {
 			c.responses <- response
 		}
 		if !c.waitUnmuted() {
@@ -326,39 +339,46 @@ type requestHeader struct {
 }
 
 // handleFrame decodes one request, runs its handler and returns the encoded
-// response frame (nil when the request gets no response, as acks=0 produce).
-// An error closes the connection.
-func (c *clientConn) handleFrame(frame []byte) (net.Buffers, error) {
+// response (no buffers when the request gets no response, as acks=0
+// produce). An error closes the connection.
+func (c *clientConn) handleFrame(frame []byte) (responseFrame, error) {
 	if c.sasl.rawToken {
-		return c.handleRawToken(frame)
+		buffers, err := c.handleRawToken(frame)
+		return responseFrame{buffers: buffers}, err
 	}
 	h, api, req, err := decodeRequest(frame)
 	h.frameSize = len(frame)
 	if errors.Is(err, errUnsupportedAPIVersions) {
-		return net.Buffers{c.encode(h, unsupportedAPIVersions(c.server))}, nil
+		return responseFrame{buffers: net.Buffers{c.encode(h, unsupportedAPIVersions(c.server))}}, nil
 	}
 	if err != nil {
-		return nil, err
+		return responseFrame{}, err
 	}
 	if c.listener.SecurityProtocol.SASL() {
 		if err := c.admitSASL(h); err != nil {
-			return nil, err
+			return responseFrame{}, err
 		}
 	}
 	start := time.Now()
 	resp, err := api.handle(c, h, req)
 	c.server.metrics.observeRequest(h.key, time.Since(start))
+	if fetch, ok := resp.(*fetchResponse); ok && err != nil {
+		fetch.release()
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
+		return responseFrame{}, fmt.Errorf("%s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
 	}
 	if resp == nil {
-		return nil, nil
+		return responseFrame{}, nil
 	}
 	resp.SetVersion(h.version)
-	if fetch, ok := resp.(*kmsg.FetchResponse); ok {
-		return encodeFetchFrame(h.correlationID, fetch), nil
+	switch fetch := resp.(type) {
+	case *fetchResponse:
+		return responseFrame{buffers: encodeFetchFrame(h.correlationID, fetch.FetchResponse, fetch.remote), release: fetch.release}, nil
+	case *kmsg.FetchResponse:
+		return responseFrame{buffers: encodeFetchFrame(h.correlationID, fetch, nil)}, nil
 	}
-	return net.Buffers{c.encode(h, resp)}, nil
+	return responseFrame{buffers: net.Buffers{c.encode(h, resp)}}, nil
 }
 
 // errUnsupportedAPIVersions marks an ApiVersions request of a version this

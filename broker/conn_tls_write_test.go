@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker/authn/authntest"
+	"github.com/strata-log/strata/broker/recordbatch"
 )
 
 // countingConn counts the writes to the connection under a TLS one:
@@ -63,7 +64,7 @@ func fetchFrame(sizes ...int) net.Buffers {
 		topic.Partitions = append(topic.Partitions, p)
 	}
 	resp.Topics = append(resp.Topics, topic)
-	return encodeFetchFrame(7, resp)
+	return encodeFetchFrame(7, resp, nil)
 }
 
 // sendOverTLS writes frame with writeFrame on a TLS connection and
@@ -102,4 +103,33 @@ func TestTLSFetchResponseCoalesced(t *testing.T) {
 	// Large record data goes as it is, between the coalesced pieces;
 	// pieces beyond one buffer's worth go in more writes.
 	sendOverTLS(t, fetchFrame(50, 3*coalesceLimit, 50, coalesceLimit-1, coalesceLimit-1, coalesceLimit-1, coalesceLimit-1, coalesceLimit-1, 50))
+}
+
+// TestTLSFetchRemoteBuffers: a remote read's records, in several chunk
+// buffers, reach a TLS peer intact; small buffers are coalesced with the
+// framing (one write for the lot), large ones go as they are.
+func TestTLSFetchRemoteBuffers(t *testing.T) {
+	frame := func(pieces ...int) net.Buffers {
+		resp := kmsg.NewPtrFetchResponse()
+		resp.SetVersion(11)
+		topic := kmsg.NewFetchResponseTopic()
+		topic.Topic = "t"
+		p := kmsg.NewFetchResponseTopicPartition()
+		p.RecordBatches = []byte{}
+		topic.Partitions = append(topic.Partitions, p)
+		resp.Topics = append(resp.Topics, topic)
+		var buffers [][]byte
+		for i, size := range pieces {
+			buffers = append(buffers, bytes.Repeat([]byte{byte(i + 1)}, size))
+		}
+		return encodeFetchFrame(7, resp, fetchRecords{{0, 0}: recordbatch.NewBatches(buffers, nil)})
+	}
+	small := frame(100, 100, 100, 100, 100, 100, 100, 100)
+	if len(small) != 10 {
+		t.Fatalf("%d pieces, want the framing around each of the 8 buffers", len(small))
+	}
+	if writes := sendOverTLS(t, small); writes != 1 {
+		t.Fatalf("%d writes under TLS for 8 small remote buffers, want 1", writes)
+	}
+	sendOverTLS(t, frame(coalesceLimit-1, 3*coalesceLimit, 10, coalesceLimit, 1))
 }

@@ -12,8 +12,11 @@ import (
 // are (writev), never copied into one response buffer. It produces the same
 // bytes as kmsg's encoder for the fields this broker sets (the diverging
 // epoch and current leader tags, the node endpoints; no snapshot tag); a
-// test pins that equivalence for every served version.
-func encodeFetchFrame(correlationID int32, resp *kmsg.FetchResponse) net.Buffers {
+// test pins that equivalence for every served version. The partitions in
+// remote (by topic and partition index) take their records from there,
+// each of its buffers (chunks of the tier's cache) a separate iovec,
+// instead of from RecordBatches.
+func encodeFetchFrame(correlationID int32, resp *kmsg.FetchResponse, remote fetchRecords) net.Buffers {
 	version := resp.Version
 	flexible := version >= 12
 	var out net.Buffers
@@ -87,21 +90,24 @@ func encodeFetchFrame(correlationID int32, resp *kmsg.FetchResponse) net.Buffers
 			if version >= 11 {
 				cur = binary.BigEndian.AppendUint32(cur, uint32(p.PreferredReadReplica))
 			}
-			records := p.RecordBatches
+			records, size, null := [][]byte{p.RecordBatches}, len(p.RecordBatches), p.RecordBatches == nil
+			if held, ok := remote[[2]int{i, j}]; ok {
+				records, size, null = held.Buffers(), held.Len(), false
+			}
 			switch {
-			case records == nil && flexible:
+			case null && flexible:
 				cur = append(cur, 0)
-			case records == nil:
+			case null:
 				cur = binary.BigEndian.AppendUint32(cur, 0xffffffff)
 			case flexible:
-				cur = binary.AppendUvarint(cur, uint64(len(records))+1)
+				cur = binary.AppendUvarint(cur, uint64(size)+1)
 			default:
-				cur = binary.BigEndian.AppendUint32(cur, uint32(len(records)))
+				cur = binary.BigEndian.AppendUint32(cur, uint32(size))
 			}
-			if len(records) > 0 {
+			if size > 0 {
 				flush()
-				out = append(out, records)
-				total += len(records)
+				out = append(out, records...)
+				total += size
 				cur = make([]byte, 0, 256)
 			}
 			if flexible {

@@ -3,9 +3,12 @@ package broker
 import (
 	"bytes"
 	"math/rand"
+	"slices"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker/recordbatch"
 )
 
 // TestEncodeFetchFrameMatchesKmsg: the scatter-gather Fetch encoder writes
@@ -72,12 +75,39 @@ func TestEncodeFetchFrameMatchesKmsg(t *testing.T) {
 			}
 			c := &clientConn{}
 			want := c.encode(requestHeader{key: 1, version: version, correlationID: 77}, resp)
+			// Some partitions' records come as remote reads in several
+			// buffers (chunks), RecordBatches left empty as fillFetch
+			// leaves it: each buffer is its own iovec, uncopied.
+			remote := make(fetchRecords)
+			var pieces [][]byte
+			for ti := range resp.Topics {
+				for pi := range resp.Topics[ti].Partitions {
+					p := &resp.Topics[ti].Partitions[pi]
+					if len(p.RecordBatches) == 0 || rng.Intn(2) == 0 {
+						continue
+					}
+					var split [][]byte
+					for rest := p.RecordBatches; len(rest) > 0; {
+						n := min(len(rest), 1+rng.Intn(100))
+						split, rest = append(split, rest[:n]), rest[n:]
+					}
+					remote[[2]int{ti, pi}] = recordbatch.NewBatches(split, nil)
+					pieces = append(pieces, split...)
+					p.RecordBatches = []byte{}
+				}
+			}
+			frame := encodeFetchFrame(77, resp, remote)
 			var got bytes.Buffer
-			for _, b := range encodeFetchFrame(77, resp) {
+			for _, b := range frame {
 				got.Write(b)
 			}
 			if !bytes.Equal(got.Bytes(), want) {
 				t.Fatalf("v%d round %d: scatter-gather encoding differs from kmsg's\ngot  %x\nwant %x", version, round, got.Bytes(), want)
+			}
+			for _, piece := range pieces {
+				if !slices.ContainsFunc(frame, func(b []byte) bool { return len(b) == len(piece) && &b[0] == &piece[0] }) {
+					t.Fatalf("v%d round %d: a remote buffer of %d bytes is not an iovec of its own", version, round, len(piece))
+				}
 			}
 		}
 	}

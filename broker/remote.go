@@ -29,8 +29,11 @@ type RemoteReader interface {
 	// Read returns whole record batches of segment, starting with the one
 	// holding offset, byte for byte as the local segment held them: the
 	// first batch whole even past maxBytes (KIP-74), later ones while the
-	// total stays within maxBytes.
-	Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) ([]byte, error)
+	// total stays within maxBytes. The batches may lie in the reader's
+	// buffers (no copy): the caller releases them once done with the
+	// bytes, on every path (Fetch: once the response is written to the
+	// socket or dropped).
+	Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) (*recordbatch.Batches, error)
 	// TimestampStart returns the offset in segment where a search for the
 	// first batch with a max timestamp at or above timestamp starts.
 	TimestampStart(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, timestamp int64) (int64, error)
@@ -54,39 +57,17 @@ func remoteQueueFull(err error) bool {
 const remoteReadConcurrency = 8
 
 // committedRemote cuts a read_committed read from the tiered segment seg
-// (data, from offset) at the partition's last stable offset, as local
+// (batches, from offset) at the partition's last stable offset, as local
 // reads stop (the tier manager uploads only below it, so this matters
-// only for segments uploaded by older versions), and returns the aborted
-// transactions overlapping what is left.
-func (s *Server) committedRemote(ctx context.Context, state *metadata.State, p *partition.Partition, seg metadata.SegmentManifest, offset int64, data []byte) ([]byte, []segment.AbortedTxn, error) {
+// only for segments uploaded by older versions), without copying, and
+// returns the aborted transactions overlapping what is left.
+func (s *Server) committedRemote(ctx context.Context, state *metadata.State, p *partition.Partition, seg metadata.SegmentManifest, offset int64, batches *recordbatch.Batches) ([]segment.AbortedTxn, error) {
 	lastStable := p.LastStableOffset()
-	data = batchesBelow(data, lastStable)
-	if len(data) == 0 {
-		return []byte{}, nil, nil
+	batches.CutBelow(lastStable)
+	if batches.Len() == 0 {
+		return nil, nil
 	}
-	aborted, err := s.remoteAbortedTxns(ctx, state, p, seg, offset, readEnd(data, lastStable))
-	if err != nil {
-		return nil, nil, err
-	}
-	return data, aborted, nil
-}
-
-// batchesBelow returns the leading whole batches of data that end below
-// end.
-func batchesBelow(data []byte, end int64) []byte {
-	spans, err := recordbatch.Split(data)
-	if err != nil {
-		return data // the reader verified the batches; not reached
-	}
-	n := 0
-	for _, sp := range spans {
-		h, err := recordbatch.ParseHeader(data[sp.Position:])
-		if err != nil || h.LastOffset() >= end {
-			break
-		}
-		n = int(sp.Position + sp.Length)
-	}
-	return data[:n]
+	return s.remoteAbortedTxns(ctx, state, p, seg, offset, readEnd(batches, lastStable))
 }
 
 // remoteAbortedTxns returns the aborted transactions overlapping

@@ -13,6 +13,7 @@ import (
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/tiermanager"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/metadata/metadatatest"
@@ -29,7 +30,7 @@ type busyReader struct {
 	reads  atomic.Int32
 }
 
-func (r *busyReader) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) ([]byte, error) {
+func (r *busyReader) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) (*recordbatch.Batches, error) {
 	r.reads.Add(1)
 	if r.busy.Load() || r.refuse.Add(-1) >= 0 {
 		return nil, fmt.Errorf("tiering: read offset %d: %w", offset, tiering.ErrBusy)

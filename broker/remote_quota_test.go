@@ -14,6 +14,7 @@ import (
 	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/quota"
+	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/quota/quotatest"
 	"github.com/strata-log/strata/broker/tiermanager"
 	"github.com/strata-log/strata/metadata"
@@ -26,7 +27,7 @@ type countingReader struct {
 	reads atomic.Int64
 }
 
-func (r *countingReader) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) ([]byte, error) {
+func (r *countingReader) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) (*recordbatch.Batches, error) {
 	r.reads.Add(1)
 	return r.RemoteReader.Read(ctx, p, segment, offset, maxBytes)
 }

@@ -162,7 +162,7 @@ func testRoundTrip(t *testing.T, b backend) {
 				if maxBytes == 300<<10 && offset%7 != 0 {
 					continue
 				}
-				got, err := tier.Read(ctx, testPartition, remote, offset, maxBytes)
+				got, err := readBytes(tier, ctx, testPartition, remote, offset, maxBytes)
 				if err != nil {
 					t.Fatalf("remote read of %d (max %d): %v", offset, maxBytes, err)
 				}
@@ -173,7 +173,7 @@ func testRoundTrip(t *testing.T, b backend) {
 			}
 		}
 		for _, offset := range []int64{info.BaseOffset - 1, info.EndOffset} {
-			if _, err := tier.Read(ctx, testPartition, remote, offset, 1<<20); !errors.Is(err, tiering.ErrOffsetOutOfRange) {
+			if _, err := readBytes(tier, ctx, testPartition, remote, offset, 1<<20); !errors.Is(err, tiering.ErrOffsetOutOfRange) {
 				t.Fatalf("read at %d outside the segment: %v", offset, err)
 			}
 		}
@@ -186,7 +186,7 @@ func testRoundTrip(t *testing.T, b backend) {
 	var readers sync.WaitGroup
 	for i, remote := range segments {
 		readers.Go(func() {
-			results[i], errs[i] = tier.Read(ctx, testPartition, remote, local.sealed[i].BaseOffset+3, 100<<10)
+			results[i], errs[i] = readBytes(tier, ctx, testPartition, remote, local.sealed[i].BaseOffset+3, 100<<10)
 		})
 	}
 	readers.Wait()
@@ -261,7 +261,7 @@ func testManifestSnapshotAndScrub(t *testing.T, b backend) {
 	}
 	// (A read from the segment's base offset starts at byte 0 and needs no
 	// index; one from inside it does.)
-	if _, err := tier.Read(ctx, testPartition, lost, lost.LastOffset, 1000); !errors.Is(err, tiering.ErrNotFound) || tiering.IsRetriable(err) {
+	if _, err := readBytes(tier, ctx, testPartition, lost, lost.LastOffset, 1000); !errors.Is(err, tiering.ErrNotFound) || tiering.IsRetriable(err) {
 		t.Fatalf("read of a segment without index: %v, want ErrNotFound", err)
 	}
 

@@ -227,11 +227,12 @@ func replayAll(b *testing.B, tier *tiering.Tier, f *replayFixture) {
 	ctx := context.Background()
 	for _, remote := range f.segments {
 		for offset := remote.BaseOffset; offset <= remote.LastOffset; {
-			data, err := tier.Read(ctx, testPartition, remote, offset, 1<<20)
+			batches, err := tier.Read(ctx, testPartition, remote, offset, 1<<20)
 			if err != nil {
 				b.Fatalf("read %d: %v", offset, err)
 			}
-			offset = lastOffsetOf(data) + 1
+			offset = batches.NextOffset()
+			batches.Release()
 		}
 	}
 }

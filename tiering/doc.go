@@ -24,6 +24,7 @@
 //	tier, _ := tiering.New(tiering.Config{Bucket: bucket, CacheDir: dir})
 //	entry, _ := tier.Upload(ctx, tiering.SegmentFiles{Partition: p, ...}) // then commit entry in Raft
 //	batches, _ := tier.Read(ctx, p, entry, offset, maxBytes)              // consumer below local log start
+//	net.Buffers(batches.Buffers()).WriteTo(conn); batches.Release()       // the chunks' bytes (writev), then back to the pool
 //
 // A file:// bucket (fileblob) is made durable by this package, which
 // fileblob is not: Upload returns only once the object's file, its

@@ -45,23 +45,23 @@ func TestUnreachableStoreIsRetriable(t *testing.T) {
 	remote, info := segments[0], local.sealed[0]
 
 	faults.SetUnreachable(true)
-	data, err := tier.Read(ctx, testPartition, remote, remote.BaseOffset, 1<<20)
+	data, err := readBytes(tier, ctx, testPartition, remote, remote.BaseOffset, 1<<20)
 	if !tiering.IsRetriable(err) || data != nil || tiering.IsCorrupt(err) {
 		t.Fatalf("cold read from an unreachable store: %d bytes, %v; want no data and ErrUnavailable", len(data), err)
 	}
 	faults.SetUnreachable(false)
-	first, err := tier.Read(ctx, testPartition, remote, remote.BaseOffset, 10<<10)
+	first, err := readBytes(tier, ctx, testPartition, remote, remote.BaseOffset, 10<<10)
 	if err != nil || !bytes.Equal(first, local.localRead(t, info, remote.BaseOffset, 10<<10)) {
 		t.Fatalf("read after the store came back: %v", err)
 	}
 
 	faults.SetUnreachable(true)
-	cached, err := tier.Read(ctx, testPartition, remote, remote.BaseOffset, 10<<10)
+	cached, err := readBytes(tier, ctx, testPartition, remote, remote.BaseOffset, 10<<10)
 	if err != nil || !bytes.Equal(cached, first) {
 		t.Fatalf("read of cached chunks while unreachable: %v", err)
 	}
 	far := remote.LastOffset
-	if data, err := tier.Read(ctx, testPartition, remote, far, 1<<20); !errors.Is(err, tiering.ErrUnavailable) || data != nil {
+	if data, err := readBytes(tier, ctx, testPartition, remote, far, 1<<20); !errors.Is(err, tiering.ErrUnavailable) || data != nil {
 		t.Fatalf("uncached read while unreachable: %d bytes, %v", len(data), err)
 	}
 	if _, err := tier.Upload(ctx, local.files(t, local.sealed[1])); !tiering.IsRetriable(err) {
@@ -74,7 +74,7 @@ func TestUnreachableStoreIsRetriable(t *testing.T) {
 		t.Fatalf("scrub while unreachable: %v", err)
 	}
 	faults.SetUnreachable(false)
-	if got, err := tier.Read(ctx, testPartition, remote, far, 1<<20); err != nil || !bytes.Equal(got, local.localRead(t, info, far, 1<<20)) {
+	if got, err := readBytes(tier, ctx, testPartition, remote, far, 1<<20); err != nil || !bytes.Equal(got, local.localRead(t, info, far, 1<<20)) {
 		t.Fatalf("read after recovery: %v", err)
 	}
 }
@@ -127,7 +127,7 @@ func TestUploadRetries(t *testing.T) {
 		t.Fatalf("stored log: %s", describeDiff(stored, want))
 	}
 	for offset := remote.BaseOffset; offset <= remote.LastOffset; offset += 5 {
-		got, err := tier.Read(ctx, testPartition, remote, offset, 50<<10)
+		got, err := readBytes(tier, ctx, testPartition, remote, offset, 50<<10)
 		if err != nil || !bytes.Equal(got, local.localRead(t, local.sealed[0], offset, 50<<10)) {
 			t.Fatalf("read %d after retried upload: %v", offset, err)
 		}
@@ -199,7 +199,7 @@ func TestChunkCacheEvictionBounded(t *testing.T) {
 	ctx := context.Background()
 	for i, remote := range segments {
 		for offset := remote.BaseOffset; offset <= remote.LastOffset; offset += 3 {
-			got, err := tier.Read(ctx, testPartition, remote, offset, 40<<10)
+			got, err := readBytes(tier, ctx, testPartition, remote, offset, 40<<10)
 			if err != nil || !bytes.Equal(got, local.localRead(t, local.sealed[i], offset, 40<<10)) {
 				t.Fatalf("read %d: %v", offset, err)
 			}
@@ -253,7 +253,7 @@ func TestConcurrentReadersShareGETs(t *testing.T) {
 		go func() {
 			defer wait.Done()
 			<-start
-			got, err := tier.Read(context.Background(), testPartition, remote, offset, maxBytes)
+			got, err := readBytes(tier, context.Background(), testPartition, remote, offset, maxBytes)
 			if err != nil || !bytes.Equal(got, want) {
 				t.Errorf("concurrent read: %v, %s", err, describeDiff(got, want))
 			}
@@ -319,7 +319,7 @@ func TestSequentialReaderPrefetches(t *testing.T) {
 	ctx := context.Background()
 	remote, info := segments[0], local.sealed[0]
 	for offset := remote.BaseOffset; offset <= remote.LastOffset; {
-		got, err := tier.Read(ctx, testPartition, remote, offset, 16<<10)
+		got, err := readBytes(tier, ctx, testPartition, remote, offset, 16<<10)
 		if err != nil || !bytes.Equal(got, local.localRead(t, info, offset, 16<<10)) {
 			t.Fatalf("read %d: %v", offset, err)
 		}
@@ -361,7 +361,7 @@ func TestCorruptObjectNeverReturned(t *testing.T) {
 	tier := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: 16 << 10})
 	sawCorrupt := false
 	for offset := remote.BaseOffset; offset <= remote.LastOffset; offset++ {
-		got, err := tier.Read(ctx, testPartition, remote, offset, 1)
+		got, err := readBytes(tier, ctx, testPartition, remote, offset, 1)
 		want := local.localRead(t, info, offset, 1)
 		switch {
 		case err == nil && !bytes.Equal(got, want):
@@ -397,7 +397,7 @@ func testCorruptCacheFileRefetched(t *testing.T, damageAt int) {
 	ctx := context.Background()
 	remote, info := segments[0], local.sealed[0]
 	want := local.localRead(t, info, remote.BaseOffset, 30<<10)
-	if got, err := tier.Read(ctx, testPartition, remote, remote.BaseOffset, 30<<10); err != nil || !bytes.Equal(got, want) {
+	if got, err := readBytes(tier, ctx, testPartition, remote, remote.BaseOffset, 30<<10); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("first read: %v", err)
 	}
 	var files []string
@@ -412,7 +412,7 @@ func testCorruptCacheFileRefetched(t *testing.T, damageAt int) {
 		data[damageAt] ^= 0xff
 		os.WriteFile(file, data, 0o644)
 	}
-	if got, err := tier.Read(ctx, testPartition, remote, remote.BaseOffset, 30<<10); err != nil || !bytes.Equal(got, want) {
+	if got, err := readBytes(tier, ctx, testPartition, remote, remote.BaseOffset, 30<<10); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("read over a damaged cache: %v, %s", err, describeDiff(got, want))
 	}
 	if tier.Stats().CorruptChunks == 0 {
@@ -427,13 +427,13 @@ func TestCloseStopsBackgroundFetches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tier.Read(context.Background(), testPartition, segments[0], segments[0].BaseOffset, 1); err != nil {
+	if _, err := readBytes(tier, context.Background(), testPartition, segments[0], segments[0].BaseOffset, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := tier.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tier.Read(context.Background(), testPartition, segments[0], segments[0].BaseOffset, 1); !errors.Is(err, tiering.ErrClosed) {
+	if _, err := readBytes(tier, context.Background(), testPartition, segments[0], segments[0].BaseOffset, 1); !errors.Is(err, tiering.ErrClosed) {
 		t.Fatalf("read after close: %v", err)
 	}
 }
@@ -473,7 +473,7 @@ func TestFailedPrefetchRetriedByReader(t *testing.T) {
 	// Not at the segment's start: not sequential yet, no prefetch.
 	offset := remote.BaseOffset + 5
 	for i := 0; offset <= remote.LastOffset && i < 40; i++ {
-		got, err := tier.Read(ctx, testPartition, remote, offset, 4<<10)
+		got, err := readBytes(tier, ctx, testPartition, remote, offset, 4<<10)
 		if err != nil || !bytes.Equal(got, local.localRead(t, info, offset, 4<<10)) {
 			t.Fatalf("read %d (after %d injected faults): %v", offset, faults.Injected(), err)
 		}
@@ -507,7 +507,7 @@ func TestWrongOffsetIndexNeverServesWrongData(t *testing.T) {
 	tier := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: 16 << 10})
 	corrupt := 0
 	for offset := remote.BaseOffset; offset <= remote.LastOffset; offset++ {
-		got, err := tier.Read(ctx, testPartition, remote, offset, 8<<10)
+		got, err := readBytes(tier, ctx, testPartition, remote, offset, 8<<10)
 		switch {
 		case err == nil && !bytes.Equal(got, local.localRead(t, info, offset, 8<<10)):
 			t.Fatalf("read %d returned wrong data", offset)
@@ -642,5 +642,62 @@ func TestUploadDescribedRefusesAChangedFile(t *testing.T) {
 	bucket.Iter(context.Background(), "", func(string, int64) error { objects++; return nil })
 	if objects != 0 {
 		t.Fatalf("%d objects written for a refused upload", objects)
+	}
+}
+
+// A read over several chunks returns the chunks' bytes as they are, one
+// buffer per chunk (the inner ones whole), and a batch that spans two
+// chunks is checked across the boundary: damage to its part in the second
+// chunk fails its CRC, and the read returns an error and holds nothing.
+func TestReadSpanningChunks(t *testing.T) {
+	local, bucket, segments := uploadedLog(t, 250)
+	ctx := context.Background()
+	remote, info := segments[0], local.sealed[0]
+	const chunk = 4 << 10
+	tier := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: chunk, CacheBytes: 1 << 20, PrefetchChunks: -1})
+	batches, err := tier.Read(ctx, testPartition, remote, remote.BaseOffset, 64<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buffers := batches.Buffers()
+	if want := local.localRead(t, info, remote.BaseOffset, 64<<10); !bytes.Equal(batches.AppendTo(nil), want) || len(buffers) < 3 {
+		t.Fatalf("%d bytes in %d buffers, want the %d local bytes in several", batches.Len(), len(buffers), len(want))
+	}
+	for i, b := range buffers[1 : len(buffers)-1] {
+		if len(b) != chunk {
+			t.Fatalf("inner buffer %d holds %d bytes, want a whole chunk", i+1, len(b))
+		}
+	}
+	batches.Release()
+
+	// Damage the last byte of the first batch that crosses a chunk
+	// boundary (in the chunk after the boundary).
+	data := readFile(t, info.LogPath)
+	spans, err := recordbatch.Split(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damagedAt := -1
+	for _, sp := range spans {
+		first, last := int(sp.Position)/chunk, int(sp.Position+sp.Length-1)/chunk
+		if first != last && int(sp.Position+sp.Length) <= 64<<10 {
+			damagedAt = int(sp.Position + sp.Length - 1)
+			break
+		}
+	}
+	if damagedAt < 0 {
+		t.Fatal("no batch spans a chunk boundary")
+	}
+	data[damagedAt] ^= 0x01
+	key := objectKey(t, bucket, uuid.UUID(remote.SegmentID).String(), ".log")
+	if err := bucket.Upload(ctx, key, bytes.NewReader(data), 5<<20); err != nil {
+		t.Fatal(err)
+	}
+	damaged := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: chunk, CacheBytes: 1 << 20, PrefetchChunks: -1})
+	if got, err := damaged.Read(ctx, testPartition, remote, remote.BaseOffset, 64<<10); !tiering.IsCorrupt(err) || got != nil {
+		t.Fatalf("read over a batch damaged past a chunk boundary (byte %d): %v with %d bytes, want a corrupt error and no data", damagedAt, err, got.Len())
+	}
+	if held := damaged.Stats().ReadChunksHeld; held != 0 {
+		t.Fatalf("%d chunk references held after a failed read", held)
 	}
 }

@@ -380,3 +380,14 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buffer.String()
 }
+
+// readBytes is Tier.Read for a test that compares bytes: the batches
+// copied into one slice, and released.
+func readBytes(tier *tiering.Tier, ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) ([]byte, error) {
+	batches, err := tier.Read(ctx, p, segment, offset, maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	defer batches.Release()
+	return batches.AppendTo(nil), nil
+}

@@ -165,6 +165,7 @@ var tierMetrics = []struct {
 		}
 		return 0
 	}},
+	{prometheus.NewDesc("strata_tiering_read_chunks_held", "Chunk references held by remote read results not yet written to their sockets (or dropped); growing without bound is a leak.", nil, nil), prometheus.GaugeValue, func(s Stats) int64 { return s.ReadChunksHeld }},
 }
 
 func (c *tierCollector) Describe(ch chan<- *prometheus.Desc) {

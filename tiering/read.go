@@ -30,12 +30,20 @@ import (
 // returned. At most Config.ReaderThreads reads run at once and
 // Config.ReaderMaxPendingTasks wait.
 //
+// The batches are not copied out of the chunks: the result holds a
+// reference to each chunk it covers (its buffers are slices of them, a
+// batch may span two) until its Release, which the caller must call once
+// it is done with the bytes (the broker: once the Fetch response is
+// written to the socket, or dropped). An unreleased result keeps its
+// chunks' buffers from going back to the pool; Stats.ReadChunksHeld counts
+// the references results hold.
+//
 // Errors: ErrOffsetOutOfRange when offset is outside the segment;
 // ErrUnavailable (retriable) when the store cannot be reached; ErrBusy
 // (retriable) when too many reads wait already; ErrNotFound
 // when the segment's objects are gone; a *CorruptError when the objects
 // hold bytes that fail the checks. No error ever comes with data.
-func (t *Tier) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) ([]byte, error) {
+func (t *Tier) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) (*recordbatch.Batches, error) {
 	if t.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -49,18 +57,18 @@ func (t *Tier) Read(ctx context.Context, p metadata.TopicPartition, segment meta
 	}
 	defer release()
 	reader := t.takeReader(p, segment, offset)
-	data, start, err := t.read(ctx, p, segment, offset, maxBytes, true, reader)
+	batches, start, err := t.read(ctx, p, segment, offset, maxBytes, true, reader)
 	if IsCorrupt(err) {
 		// The cache may hold a damaged chunk that its checksum did not
 		// catch (written wrong); read the range straight from the store.
 		t.logger.Warn("tiering: remote read failed its checks, reading again from the store", "segment", uuid.UUID(segment.SegmentID), "offset", offset, "err", err)
-		data, start, err = t.read(ctx, p, segment, offset, maxBytes, false, readerState{position: -1})
+		batches, start, err = t.read(ctx, p, segment, offset, maxBytes, false, readerState{position: -1})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tiering: read offset %d of %s (segment %s): %w", offset, p, uuid.UUID(segment.SegmentID), err)
 	}
-	t.afterRead(p, segment, reader, offset, start, data)
-	return data, nil
+	t.afterRead(p, segment, reader, offset, start, batches)
+	return batches, nil
 }
 
 // admit takes a reader thread for one read, waiting (as one of at most
@@ -98,7 +106,7 @@ func (t *Tier) admit(ctx context.Context) (release func(), err error) {
 // then the offset index is not needed) and the read-ahead window its
 // misses fetch (window > 0). When what it read fails a check, the offset
 // index and the chunks it used are dropped from the caches.
-func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, useCache bool, reader readerState) (_ []byte, _ int64, err error) {
+func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, useCache bool, reader readerState) (_ *recordbatch.Batches, _ int64, err error) {
 	cursor := &chunkCursor{tier: t, ctx: ctx, partition: p, segment: segment, useCache: useCache, chunks: make(map[int64]*chunk), runEnd: -1}
 	defer cursor.release()
 	defer func() {
@@ -173,43 +181,37 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 		}
 		end += h.Size()
 	}
-	out, err := cursor.copy(start, end-start)
+	out, err := cursor.hold(start, end-start)
 	if err != nil {
 		return nil, 0, err
 	}
 	if err := verifyBatches(logKey, start, out, offset, segment.LastOffset); err != nil {
+		out.Release()
 		return nil, 0, err
 	}
 	return out, start, nil
 }
 
 // verifyBatches checks what a read is about to return: whole batches with
-// valid headers and CRCs, the first holding offset, offsets dense, none
+// valid headers and CRCs (a batch spanning two chunks checked across the
+// boundary, not assembled), the first holding offset, offsets dense, none
 // past lastOffset.
-func verifyBatches(key string, position int64, data []byte, offset, lastOffset int64) error {
+func verifyBatches(key string, position int64, batches *recordbatch.Batches, offset, lastOffset int64) error {
 	next := int64(-1)
-	for at := 0; at < len(data); {
-		h, err := recordbatch.ParseHeader(data[at:])
-		if err != nil {
-			return corruptf(key, position+int64(at), "%v", err)
-		}
-		if int64(len(data)-at) < h.Size() {
-			return corruptf(key, position+int64(at), "batch cut short")
-		}
-		batch := data[at : at+int(h.Size())]
-		if err := recordbatch.VerifyChecksum(batch); err != nil {
-			return corruptf(key, position+int64(at), "%v", err)
-		}
+	at, err := batches.Scan(true, func(_ int64, h recordbatch.Header) error {
 		switch {
 		case next < 0 && (h.BaseOffset > offset || h.LastOffset() < offset):
-			return corruptf(key, position, "first batch %d..%d does not hold offset %d", h.BaseOffset, h.LastOffset(), offset)
+			return fmt.Errorf("first batch %d..%d does not hold offset %d", h.BaseOffset, h.LastOffset(), offset)
 		case next >= 0 && h.BaseOffset != next:
-			return corruptf(key, position+int64(at), "batch base offset %d, want %d", h.BaseOffset, next)
+			return fmt.Errorf("batch base offset %d, want %d", h.BaseOffset, next)
 		case h.LastOffset() > lastOffset:
-			return corruptf(key, position+int64(at), "batch ends at %d, past the segment's last offset %d", h.LastOffset(), lastOffset)
+			return fmt.Errorf("batch ends at %d, past the segment's last offset %d", h.LastOffset(), lastOffset)
 		}
 		next = h.LastOffset() + 1
-		at += int(h.Size())
+		return nil
+	})
+	if err != nil {
+		return corruptf(key, position+at, "%v", err)
 	}
 	return nil
 }
@@ -237,21 +239,47 @@ func (c *chunkCursor) release() {
 	}
 }
 
-// copy returns a fresh copy of length bytes at position.
-func (c *chunkCursor) copy(position, length int64) ([]byte, error) {
+// hold returns the length bytes at position as Batches over the chunks'
+// buffers, holding a reference to each chunk it covers until its Release.
+func (c *chunkCursor) hold(position, length int64) (*recordbatch.Batches, error) {
 	chunkBytes := c.tier.config.ChunkBytes
-	if position/chunkBytes != (position+length-1)/chunkBytes {
-		return c.bytes(position, length) // assembled into a new slice
+	firstChunk, lastChunk := position/chunkBytes, (position+length-1)/chunkBytes
+	buffers := make([][]byte, 0, lastChunk-firstChunk+1)
+	held := make([]*chunk, 0, lastChunk-firstChunk+1)
+	for index := firstChunk; index <= lastChunk; index++ {
+		data, err := c.chunk(index)
+		if err != nil {
+			return nil, err
+		}
+		from, to := max(position-index*chunkBytes, 0), min(position+length-index*chunkBytes, int64(len(data)))
+		if from >= to {
+			return nil, corruptf(c.tier.layout.segmentKey(c.partition, c.segment, suffixLog), position, "chunk %d is %d bytes, short", index, len(data))
+		}
+		buffers = append(buffers, data[from:to])
+		held = append(held, c.chunks[index])
 	}
-	data, err := c.bytes(position, length)
-	if err != nil {
-		return nil, err
+	got := int64(0)
+	for _, b := range buffers {
+		got += int64(len(b))
 	}
-	return append([]byte(nil), data...), nil
+	if got != length {
+		return nil, corruptf(c.tier.layout.segmentKey(c.partition, c.segment, suffixLog), position, "got %d of %d bytes", got, length)
+	}
+	for _, ch := range held {
+		ch.retain()
+	}
+	c.tier.stats.readChunksHeld.Add(int64(len(held)))
+	return recordbatch.NewBatches(buffers, func() {
+		for _, ch := range held {
+			ch.release()
+		}
+		c.tier.stats.readChunksHeld.Add(-int64(len(held)))
+	}), nil
 }
 
-// bytes returns length bytes at position; the slice may alias a chunk (valid
-// until release).
+// bytes returns length bytes at position (a batch header, while read walks
+// to its batches): a slice of a chunk (valid until release), or a copy
+// when they span two chunks.
 func (c *chunkCursor) bytes(position, length int64) ([]byte, error) {
 	chunkBytes := c.tier.config.ChunkBytes
 	firstChunk, lastChunk := position/chunkBytes, (position+length-1)/chunkBytes
@@ -278,8 +306,6 @@ func (c *chunkCursor) bytes(position, length int64) ([]byte, error) {
 		}
 		parts = append(parts, chunk[from:to])
 	}
-	// bytes.Join allocates without zeroing what it is about to overwrite
-	// (a make would clear every byte first: a second pass over a read).
 	out := bytes.Join(parts, nil)
 	if int64(len(out)) != length {
 		return nil, corruptf(c.tier.layout.segmentKey(c.partition, c.segment, suffixLog), position, "got %d of %d bytes", len(out), length)
@@ -746,7 +772,7 @@ func (t *Tier) markReader(p metadata.TopicPartition, mark readerMark) {
 	t.readers[p] = append(kept, mark)
 }
 
-// afterRead records where a read of data (at byte position start of
+// afterRead records where a read of batches (at byte position start of
 // segment) ended, so that the reader's next read is known sequential and
 // needs no index lookup, and for a sequential reader keeps its read-ahead
 // window of chunks after the last one read cached or in flight. Nothing is
@@ -756,8 +782,8 @@ func (t *Tier) markReader(p metadata.TopicPartition, mark readerMark) {
 // chunk by chunk as it streams in. Once the rest of the segment is cached
 // or in flight, the window goes on into the next segment
 // (Config.NextSegment).
-func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentManifest, reader readerState, offset, start int64, data []byte) {
-	end := start + int64(len(data))
+func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentManifest, reader readerState, offset, start int64, batches *recordbatch.Batches) {
+	end := start + int64(batches.Len())
 	next := readerState{segment: segment.SegmentID, position: end}
 	if reader.window > 0 {
 		next.window = min(reader.window*2, int64(t.config.PrefetchChunks))
@@ -765,7 +791,7 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 	// A reader that is not sequential yet gets a window on its next read
 	// if that one continues this one (takeReader).
 	t.markReader(p, readerMark{segment: segment.SegmentID, offset: offset, position: start,
-		next: lastOffsetIn(data) + 1, nextPosition: end, window: next.window})
+		next: batches.NextOffset(), nextPosition: end, window: next.window})
 	if reader.window <= 0 {
 		return
 	}
@@ -803,21 +829,6 @@ func (t *Tier) runEnd(segment metadata.SegmentManifest, first, last int64) int64
 	last = max(first, min(last, segmentLast))
 	if segmentLast-last < minRun {
 		return segmentLast
-	}
-	return last
-}
-
-// lastOffsetIn returns the last offset of data's last batch (whole,
-// verified batches as read returns them).
-func lastOffsetIn(data []byte) int64 {
-	last := int64(-1)
-	for at := 0; at+recordbatch.HeaderSize <= len(data); {
-		h, err := recordbatch.ParseHeader(data[at:])
-		if err != nil {
-			break
-		}
-		last = h.LastOffset()
-		at += int(h.Size())
 	}
 	return last
 }

@@ -149,7 +149,7 @@ func TestReadAheadBudgetWithManyReaders(t *testing.T) {
 	var reads sync.WaitGroup
 	for i := range readers {
 		reads.Go(func() {
-			results[i], errs[i] = tier.Read(context.Background(), partitions[i], segments[i], segments[i].BaseOffset, 16<<10)
+			results[i], errs[i] = readBytes(tier, context.Background(), partitions[i], segments[i], segments[i].BaseOffset, 16<<10)
 		})
 	}
 	gate.awaitHeld(t, readers)
@@ -172,7 +172,7 @@ func TestReadAheadBudgetWithManyReaders(t *testing.T) {
 	for i := range readers {
 		reads.Go(func() {
 			for offset := lastOffsetOf(results[i]) + 1; offset <= segments[i].LastOffset; {
-				got, err := tier.Read(context.Background(), partitions[i], segments[i], offset, 16<<10)
+				got, err := readBytes(tier, context.Background(), partitions[i], segments[i], offset, 16<<10)
 				if err != nil {
 					errs[i] = fmt.Errorf("read %d: %w", offset, err)
 					return
@@ -219,7 +219,7 @@ func TestReadAheadCrossesIntoNextSegment(t *testing.T) {
 	replaySegment(t, tier, local, 0, segments[0], 16<<10)
 	gate.awaitHeld(t, 1) // the next segment's read-ahead, asked before any read of it
 	gate.open()
-	got, err := tier.Read(context.Background(), testPartition, next, next.BaseOffset, 16<<10)
+	got, err := readBytes(tier, context.Background(), testPartition, next, next.BaseOffset, 16<<10)
 	if want := local.localRead(t, local.sealed[1], next.BaseOffset, 16<<10); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("first read of the next segment: %v, %s", err, describeDiff(got, want))
 	}

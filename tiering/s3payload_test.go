@@ -86,7 +86,7 @@ func TestUploadsOverHTTPAreUnsignedWithChecksum(t *testing.T) {
 	}
 	reader := newTier(t, tiering.Config{Bucket: bucket})
 	for i, remote := range segments {
-		got, err := reader.Read(context.Background(), testPartition, remote, remote.BaseOffset, 64<<10)
+		got, err := readBytes(reader, context.Background(), testPartition, remote, remote.BaseOffset, 64<<10)
 		if want := local.localRead(t, local.sealed[i], remote.BaseOffset, 64<<10); err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("segment %d read back: %v, %s", i, err, describeDiff(got, want))
 		}

@@ -331,12 +331,16 @@ type Stats struct {
 	// CacheDirectIO says the chunk cache's files are written and read
 	// with O_DIRECT (decided at New).
 	CacheDirectIO bool
+	// ReadChunksHeld is the chunk references held by read results
+	// (Read's Batches) not released yet: 0 once every read is done with.
+	ReadChunksHeld int64
 }
 
 type stats struct {
 	cacheHits, cacheMisses, sharedFetches, prefetches, cacheEvictions, corruptChunks atomic.Int64
 	indexCacheHits, indexFetches, retries, segmentUploads                            atomic.Int64
 	chunkGets, cacheWritesDropped, sequentialReads, readsWaiting, readsRejected      atomic.Int64
+	readChunksHeld                                                                   atomic.Int64
 }
 
 // Stats returns the counters.
@@ -351,7 +355,7 @@ func (t *Tier) Stats() Stats {
 		ChunkGETs:        t.stats.chunkGets.Load(), CacheWritesDropped: t.stats.cacheWritesDropped.Load(),
 		ChunkBuffers: t.chunks.allocations.Load(), SequentialReads: t.stats.sequentialReads.Load(),
 		ReadsWaiting: t.stats.readsWaiting.Load(), ReadsRejected: t.stats.readsRejected.Load(),
-		ReadAheadBytes: t.readAheadInFlight(), CacheDirectIO: t.cache.direct,
+		ReadAheadBytes: t.readAheadInFlight(), CacheDirectIO: t.cache.direct, ReadChunksHeld: t.stats.readChunksHeld.Load(),
 	}
 }
 

@@ -96,10 +96,12 @@ func TestPassUploadsSealedSegmentsInOrder(t *testing.T) {
 
 	// Remote reads give back the local bytes.
 	for _, e := range f.entries() {
-		remote, err := f.tier.Read(f.ctx, f.part.Name(), e, e.BaseOffset+2, 1<<20)
+		batches, err := f.tier.Read(f.ctx, f.part.Name(), e, e.BaseOffset+2, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
+		remote := batches.AppendTo(nil)
+		batches.Release()
 		local, err := f.part.Read(e.BaseOffset+2, 1<<20, e.LastOffset+1, true)
 		if err != nil || !bytes.Equal(remote, local) {
 			t.Fatalf("segment %d: remote read differs from local (%v)", e.BaseOffset, err)

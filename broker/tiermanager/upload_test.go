@@ -93,10 +93,12 @@ func TestTrimmedCopyWhenSegmentsAreCutElsewhere(t *testing.T) {
 			t.Fatalf("entry %d %+v: not finished or not contiguous", i, e)
 		}
 		for offset := e.BaseOffset; offset <= e.LastOffset; offset += 5 {
-			remote, err := f.tier.Read(f.ctx, f.part.Name(), e, offset, 1<<20)
+			batches, err := f.tier.Read(f.ctx, f.part.Name(), e, offset, 1<<20)
 			if err != nil {
 				t.Fatal(err)
 			}
+			remote := batches.AppendTo(nil)
+			batches.Release()
 			local, err := f.part.Read(offset, int32(len(remote)), e.LastOffset+1, true)
 			if err != nil || !bytes.Equal(remote, local) {
 				t.Fatalf("offset %d of entry %d: remote read differs from local (%v)", offset, i, err)
