@@ -114,6 +114,12 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	if coldProfile != "" {
 		b.flags = append(b.flags, "--admin-pprof")
 	}
+	// STRATA_BENCH_BROKER_FLAGS adds broker flags (space-separated), e.g.
+	// "--remote-log-cache-direct-io=false" to compare cache modes.
+	if extra := strings.Fields(os.Getenv("STRATA_BENCH_BROKER_FLAGS")); len(extra) > 0 {
+		b.flags = append(b.flags, extra...)
+		fmt.Printf("extra broker flags: %s\n", strings.Join(extra, " "))
+	}
 	if err := b.start(); err != nil {
 		return err
 	}
