@@ -283,7 +283,7 @@ func (c *clientConn) readLoop() error {
 		if c.stopping.Load() {
 			c.nc.SetReadDeadline(time.Now())
 		}
-		frame, err := readFrame(c.nc, int(size))
+		frame, err := c.server.frames.read(c.nc, int(size))
 		if err != nil {
 			if err := classifyReadError(c, err, false); err != nil {
 				return fmt.Errorf("reading %d-byte request: %w", size, err)
@@ -291,6 +291,9 @@ func (c *clientConn) readLoop() error {
 			return nil
 		}
 		response, err := c.handleFrame(frame)
+		// The request is handled and its response encoded into buffers
+		// of its own: nothing refers to the frame any more (framePool).
+		c.server.frames.put(frame)
 		c.releaseRequestMemory()
 		if err != nil {
 			return err
@@ -469,25 +472,4 @@ func skipTaggedFields(b []byte) (int, bool) {
 		pos += n + int(size)
 	}
 	return pos, true
-}
-
-// readFrame reads a size-byte frame, growing the buffer as bytes arrive so
-// that a header claiming a large frame reserves memory only for the bytes
-// the client really sends.
-func readFrame(r io.Reader, size int) ([]byte, error) {
-	const initial = 64 << 10
-	frame := make([]byte, 0, min(size, initial))
-	for len(frame) < size {
-		if len(frame) == cap(frame) {
-			grown := make([]byte, len(frame), min(size, 2*cap(frame)))
-			copy(grown, frame)
-			frame = grown
-		}
-		n, err := io.ReadFull(r, frame[len(frame):cap(frame)])
-		frame = frame[:len(frame)+n]
-		if err != nil {
-			return nil, err
-		}
-	}
-	return frame, nil
 }

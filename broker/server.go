@@ -516,6 +516,7 @@ type Server struct {
 	logLimiter    *ratelog.Limiter
 	connLimits    *connectionLimits
 	requestMemory *requestMemory
+	frames        *framePool // the buffers request frames are read into
 	listeners     []*boundListener
 	metrics       *metrics
 	saslMetrics   *saslMetrics
@@ -579,6 +580,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.quotas = quotas
 	s.requestMemory = newRequestMemory(cfg.QueuedMaxRequestBytes, s.metrics)
+	s.frames = newFramePool(int(cfg.MaxRequestBytes), min(cfg.QueuedMaxRequestBytes, maxIdleFrameBytes))
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
 	interBroker := cfg.interBrokerClientOpts()
 	s.peers = newBrokerClients(cfg.NodeID, interBroker)

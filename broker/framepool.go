@@ -1,0 +1,153 @@
+package broker
+
+import (
+	"io"
+	"math/bits"
+	"sync"
+)
+
+// framePool holds the buffers request frames are read into, by size class
+// (powers of two from minFrameClass), so that a steady stream of produce
+// requests reads each frame into memory the broker already has: on this
+// kind of VM fresh heap pages cost more CPU than the bytes they receive
+// (docs/performance.md, "frames").
+//
+// A frame is handed out by read and given back by put once its request is
+// handled: the reader goroutine puts it after handleFrame returns, when the
+// response is encoded (its own buffers) and nothing of the request is
+// needed. kmsg's decoding aliases []byte fields (a Produce's records, a
+// JoinGroup's protocol metadata, a SyncGroup's assignments, SASL tokens,
+// SCRAM salts) into the frame, so anything that keeps such bytes past the
+// handler must copy them; the stratascribble build tag makes put overwrite
+// every released frame so that a retained alias reads wrong bytes in tests.
+//
+// Memory: the buffers in use are bounded by queued.max.request.bytes (each
+// frame's size is reserved before it is read; a buffer is at most twice its
+// frame, the class rounding); idle buffers by maxIdle. A buffer grows only
+// as its frame's bytes arrive, unless an idle buffer of the whole frame's
+// class is at hand (memory the broker already has, not a new commitment).
+type framePool struct {
+	mu      sync.Mutex
+	free    [][][]byte // by class: idle buffers of capacity classSize(class)
+	idle    int64      // bytes of capacity held in free
+	maxIdle int64
+	// scribble overwrites released frames (tests: stratascribble).
+	scribble bool
+}
+
+const (
+	// minFrameClass is the smallest buffer: most requests but Produce
+	// fit.
+	minFrameClass = 4 << 10
+	// initialFrameRead is how much of a larger frame is read before its
+	// buffer grows (doubling, as the bytes arrive).
+	initialFrameRead = 64 << 10
+	// maxIdleFrameBytes bounds the idle buffers the pool keeps: enough
+	// for the frames of dozens of producers' 1 MiB requests.
+	maxIdleFrameBytes = 64 << 20
+	// scribbleByte is what a released frame is overwritten with.
+	scribbleByte = 0xA5
+)
+
+func newFramePool(maxFrame int, maxIdle int64) *framePool {
+	return &framePool{
+		free:     make([][][]byte, frameClass(maxFrame)+1),
+		maxIdle:  maxIdle,
+		scribble: scribbleFrames,
+	}
+}
+
+// frameClass is the class of the smallest buffer that holds n bytes.
+func frameClass(n int) int {
+	if n <= minFrameClass {
+		return 0
+	}
+	return bits.Len(uint(n-1)) - bits.Len(uint(minFrameClass-1))
+}
+
+func frameClassSize(class int) int { return minFrameClass << class }
+
+// take returns an idle buffer that holds n bytes (length 0), if there is
+// one.
+func (p *framePool) take(n int) ([]byte, bool) {
+	class := frameClass(n)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if class >= len(p.free) || len(p.free[class]) == 0 {
+		return nil, false
+	}
+	list := p.free[class]
+	b := list[len(list)-1]
+	list[len(list)-1] = nil
+	p.free[class] = list[:len(list)-1]
+	p.idle -= int64(cap(b))
+	return b[:0], true
+}
+
+// get returns a buffer that holds n bytes (length 0): an idle one or a new
+// one of n's class.
+func (p *framePool) get(n int) []byte {
+	if b, ok := p.take(n); ok {
+		return b
+	}
+	return make([]byte, 0, frameClassSize(frameClass(n)))
+}
+
+// put gives a buffer from get back (nil is ignored). Nothing may use its
+// bytes afterwards.
+func (p *framePool) put(b []byte) {
+	if b == nil {
+		return
+	}
+	b = b[:cap(b)]
+	if p.scribble {
+		for i := range b {
+			b[i] = scribbleByte
+		}
+	}
+	class := frameClass(len(b))
+	if len(b) != frameClassSize(class) {
+		return // not one of ours
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if class >= len(p.free) || p.idle+int64(len(b)) > p.maxIdle {
+		return // left to the garbage collector
+	}
+	p.free[class] = append(p.free[class], b)
+	p.idle += int64(len(b))
+}
+
+// idleBytes is the capacity of the idle buffers.
+func (p *framePool) idleBytes() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.idle
+}
+
+// read reads a size-byte frame into a pooled buffer, which the caller puts
+// back once the frame's request is handled. Unless an idle buffer of the
+// frame's class is at hand, the buffer starts at initialFrameRead and
+// doubles as the bytes arrive, so that a header claiming a large frame
+// commits new memory only for the bytes the client really sends. On an
+// error the buffer is already back in the pool.
+func (p *framePool) read(r io.Reader, size int) ([]byte, error) {
+	frame, ok := p.take(size)
+	if !ok {
+		frame = p.get(min(size, initialFrameRead))
+	}
+	for len(frame) < size {
+		if len(frame) == cap(frame) {
+			grown := append(p.get(min(size, 2*cap(frame))), frame...)
+			p.put(frame)
+			frame = grown
+		}
+		n, err := io.ReadFull(r, frame[len(frame):min(cap(frame), size)])
+		frame = frame[:len(frame)+n]
+		if err != nil {
+			p.put(frame)
+			return nil, err
+		}
+	}
+	return frame, nil
+}
