@@ -177,6 +177,12 @@ func (c *chunkCache) get(key chunkKey) (*chunk, bool) {
 	if ch, ok := c.recent.get(key); ok {
 		return ch, true
 	}
+	return c.getDisk(key)
+}
+
+// getDisk is get past the memory LRU: the write queue, else the file
+// (read synchronously, then kept in the memory LRU).
+func (c *chunkCache) getDisk(key chunkKey) (*chunk, bool) {
 	c.mu.Lock()
 	element, ok := c.entries[key]
 	if !ok {
@@ -255,6 +261,18 @@ func readFileBuffered(path string, data []byte) error {
 // putMemory keeps a chunk in the in-memory LRU only (put queues it for
 // disk).
 func (c *chunkCache) putMemory(key chunkKey, ch *chunk) { c.recent.put(key, ch) }
+
+// inMemory reports whether key is in the memory LRU or the write queue
+// (a get would not read its file).
+func (c *chunkCache) inMemory(key chunkKey) bool {
+	if c.recent.contains(key) {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	element, ok := c.entries[key]
+	return ok && element.Value.(*cacheEntry).queued != nil
+}
 
 // contains reports whether key is cached in memory or on disk (or queued),
 // without touching the LRU order.

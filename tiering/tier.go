@@ -334,13 +334,18 @@ type Stats struct {
 	// ReadChunksHeld is the chunk references held by read results
 	// (Read's Batches) not released yet: 0 once every read is done with.
 	ReadChunksHeld int64
+	// CacheDiskReads counts chunks read from the disk cache's files on a
+	// reader's path (the reader waits for the device read);
+	// CacheDiskReadsAhead counts those loaded from the files into memory
+	// ahead of sequential readers, off their path.
+	CacheDiskReads, CacheDiskReadsAhead int64
 }
 
 type stats struct {
 	cacheHits, cacheMisses, sharedFetches, prefetches, cacheEvictions, corruptChunks atomic.Int64
 	indexCacheHits, indexFetches, retries, segmentUploads                            atomic.Int64
 	chunkGets, cacheWritesDropped, sequentialReads, readsWaiting, readsRejected      atomic.Int64
-	readChunksHeld                                                                   atomic.Int64
+	readChunksHeld, diskReads, diskReadsAhead                                        atomic.Int64
 }
 
 // Stats returns the counters.
@@ -356,6 +361,7 @@ func (t *Tier) Stats() Stats {
 		ChunkBuffers: t.chunks.allocations.Load(), SequentialReads: t.stats.sequentialReads.Load(),
 		ReadsWaiting: t.stats.readsWaiting.Load(), ReadsRejected: t.stats.readsRejected.Load(),
 		ReadAheadBytes: t.readAheadInFlight(), CacheDirectIO: t.cache.direct, ReadChunksHeld: t.stats.readChunksHeld.Load(),
+		CacheDiskReads: t.stats.diskReads.Load(), CacheDiskReadsAhead: t.stats.diskReadsAhead.Load(),
 	}
 }
 

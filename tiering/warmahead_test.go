@@ -1,0 +1,74 @@
+package tiering_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/tiering"
+)
+
+// A warm sequential replay (every chunk in the disk cache, none in
+// memory) reads its window ahead from the disk cache too: after the first
+// read, which reads its chunks from their files itself, every chunk a
+// read needs was loaded into memory ahead of it (off the reader's path),
+// across segments (Config.NextSegment) as well, with no GET and the bytes
+// those of the local log. Between reads the test waits for the loads
+// ahead to finish, so the count does not depend on timing.
+func TestWarmReplayReadsAheadFromDisk(t *testing.T) {
+	local, bucket, segments := uploadedLog(t, 250)
+	metrics, _ := tiering.NewMetricsBucket(bucket, nil)
+	tier := newTier(t, tiering.Config{Bucket: metrics, ChunkBytes: 32 << 10, PrefetchChunks: 8, // a window larger than any read (batches up to 150 KiB)
+		NextSegment: func(p metadata.TopicPartition, segment metadata.SegmentManifest) (metadata.SegmentManifest, bool) {
+			for i, s := range segments[:len(segments)-1] {
+				if s.SegmentID == segment.SegmentID {
+					return segments[i+1], true
+				}
+			}
+			return metadata.SegmentManifest{}, false
+		}})
+	replaySegments(t, tier, local, segments, 16<<10) // cold: fills the disk cache
+	tiering.WaitCacheWrites(tier)
+	tiering.DropMemoryCache(tier)
+
+	gets, warm := metrics.Counts().Gets, tier.Stats()
+	reads := 0
+	for i, remote := range segments {
+		for offset := remote.BaseOffset; offset <= remote.LastOffset; reads++ {
+			before := tier.Stats()
+			got, err := readBytes(tier, context.Background(), testPartition, remote, offset, 16<<10)
+			if err != nil {
+				t.Fatalf("read %d: %v", offset, err)
+			}
+			if want := local.localRead(t, local.sealed[i], offset, 16<<10); !bytes.Equal(got, want) {
+				t.Fatalf("read %d: %s", offset, describeDiff(got, want))
+			}
+			after := tier.Stats()
+			if reads > 0 && after.CacheDiskReads != before.CacheDiskReads {
+				t.Fatalf("read %d (segment %d, offset %d) read %d chunks from the disk cache on its path, want 0 (loaded ahead)",
+					reads, i, offset, after.CacheDiskReads-before.CacheDiskReads)
+			}
+			if after.CacheMisses != before.CacheMisses {
+				t.Fatalf("read %d (offset %d): %d cache misses in a warm replay", reads, offset, after.CacheMisses-before.CacheMisses)
+			}
+			tiering.WaitCacheWrites(tier) // the loads ahead of this read are in memory
+			offset = lastOffsetOf(got) + 1
+		}
+	}
+	end := tier.Stats()
+	if n := metrics.Counts().Gets - gets; n != 0 {
+		t.Fatalf("%d GETs in a warm replay", n)
+	}
+	if end.CacheDiskReads == warm.CacheDiskReads {
+		t.Fatal("the first read found its chunks in memory: the memory LRU was not emptied")
+	}
+	if end.CacheDiskReadsAhead == warm.CacheDiskReadsAhead {
+		t.Fatal("no chunk was loaded from the disk cache ahead of the reader")
+	}
+	t.Logf("%d reads: %d chunks read from disk on the reader's path, %d ahead of it", reads,
+		end.CacheDiskReads-warm.CacheDiskReads, end.CacheDiskReadsAhead-warm.CacheDiskReadsAhead)
+	if end.ReadAheadBytes != 0 || end.ReadChunksHeld != 0 {
+		t.Fatalf("after the replay: %d read-ahead bytes in flight, %d chunks held", end.ReadAheadBytes, end.ReadChunksHeld)
+	}
+}
