@@ -104,6 +104,12 @@ type cacheWrite struct {
 // burst of read-ahead the memory holds can wait for the disk too.
 const cacheWriteQueue = 32
 
+// writeQueueChunks is the length of the write-behind queue: at least
+// cacheWriteQueue, and the chunks the memory LRU holds.
+func writeQueueChunks(memoryCapacity, chunkBytes int64) int64 {
+	return max(cacheWriteQueue, memoryCapacity/chunkBytes)
+}
+
 // chunkCacheConfig configures a chunkCache.
 type chunkCacheConfig struct {
 	dir                      string
@@ -130,7 +136,7 @@ func newChunkCache(cfg chunkCacheConfig, pool *chunkPool, stats *stats) (*chunkC
 			}
 		}
 	}
-	queue := max(cacheWriteQueue, cfg.memoryCapacity/pool.size)
+	queue := writeQueueChunks(cfg.memoryCapacity, pool.size)
 	c := &chunkCache{
 		dir: dir, capacity: cfg.capacity, stats: stats, recent: newMemoryLRU(cfg.memoryCapacity), pool: pool,
 		entries: make(map[chunkKey]*list.Element), lru: list.New(),

@@ -250,10 +250,14 @@ func New(cfg Config) (*Tier, error) {
 		readThreads:   make(chan struct{}, cfg.ReaderThreads),
 		flights:       make(map[string]*flight),
 		chunkFlights:  make(map[chunkKey]*chunkFlight),
-		chunks:        newChunkPool(cfg.ChunkBytes),
-		readers:       make(map[metadata.TopicPartition][]readerMark),
-		readSeconds:   newReadSeconds(),
-		quotas:        newQuotas(cfg),
+		// Idle buffers: what the write queue, the read-ahead and the reads
+		// under way (a chunk each) free when the cache writer catches up
+		// (chunkPool).
+		chunks: newChunkPool(cfg.ChunkBytes,
+			writeQueueChunks(max(cfg.MemoryCacheBytes, 0), cfg.ChunkBytes)+cfg.ReadAheadBytes/cfg.ChunkBytes+int64(cfg.ReaderThreads)),
+		readers:     make(map[metadata.TopicPartition][]readerMark),
+		readSeconds: newReadSeconds(),
+		quotas:      newQuotas(cfg),
 	}
 	dir := cfg.CacheDir
 	if dir == "" {

@@ -72,3 +72,34 @@ func TestWarmReplayReadsAheadFromDisk(t *testing.T) {
 		t.Fatalf("after the replay: %d read-ahead bytes in flight, %d chunks held", end.ReadAheadBytes, end.ReadChunksHeld)
 	}
 }
+
+// A cold replay whose disk writer falls behind and then catches up all
+// at once (held here, then released) frees the buffers of the whole write
+// queue at once; the pool keeps them (its free list holds as many as the
+// write queue, the read-ahead and the reads may free), so when the writer
+// falls behind again the replay goes on in reused buffers: the count
+// allocated stays flat after the first such round (it grew by the queue
+// less 16 buffers per round).
+func TestColdReplayChunkBuffersFlat(t *testing.T) {
+	local, store, segments := uploadedLog(t, 250)
+	const chunk = 16 << 10 // 31-32 chunks a segment: one fits in the write queue (32 chunks)
+	tier := newTier(t, tiering.Config{Bucket: store, ChunkBytes: chunk, PrefetchChunks: 8, MemoryCacheBytes: 8 * chunk})
+	var allocated []int64
+	for i, remote := range segments {
+		release := tiering.HoldCacheWrites(tier)
+		replaySegment(t, tier, local, i, remote, 16<<10)
+		release() // the writer catches up at once, freeing its queue's buffers
+		tiering.WaitCacheWrites(tier)
+		allocated = append(allocated, tier.Stats().ChunkBuffers)
+	}
+	t.Logf("chunk buffers allocated after each segment: %v", allocated)
+	if stats := tier.Stats(); stats.CacheWritesDropped != 0 {
+		t.Fatalf("%d cache writes dropped: the segment did not fit in the write queue", stats.CacheWritesDropped)
+	}
+	if len(allocated) < 3 {
+		t.Fatalf("%d segments, want at least 3", len(allocated))
+	}
+	if last := allocated[len(allocated)-1]; last != allocated[0] {
+		t.Fatalf("chunk buffers allocated after each segment %v: not flat after the first", allocated)
+	}
+}
