@@ -75,7 +75,7 @@ type Config struct {
 	// negative disables read-ahead.
 	PrefetchChunks int
 	// ReadAheadBytes bounds the bytes all sequential readers have being
-	// fetched ahead of them at once (the chunks past the one a reader
+	// fetched (or loaded from the disk cache) ahead of them at once (the chunks past the one a reader
 	// waits for): when many partitions replay, each read-ahead GET takes
 	// what is left, so windows shrink instead of overrunning the memory
 	// they wait in. Default MemoryCacheBytes (at least 4 chunks).
@@ -87,7 +87,8 @@ type Config struct {
 	// caller plugs it in.
 	NextSegment func(p metadata.TopicPartition, segment metadata.SegmentManifest) (metadata.SegmentManifest, bool)
 	// ReaderThreads bounds the remote reads served at once (Kafka's
-	// remote.log.reader.threads) and the read-ahead GETs in flight.
+	// remote.log.reader.threads) and the read-ahead GETs (and loads from
+	// the disk cache) in flight.
 	// Default 10.
 	ReaderThreads int
 	// ReaderMaxPendingTasks bounds the reads waiting for one of the
