@@ -448,7 +448,7 @@ func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segmen
 	// The chunks after the one this reader waits for are read-ahead: they
 	// come out of the budget, and the run shrinks to what it grants
 	// (aheadMu is taken under flightMu, never the other way round).
-	granted := t.reserveAhead(last - index)
+	granted := t.reserveAhead(t.paceAhead(last - index))
 	flights := t.startRunLocked(segment, index, index+granted, true)
 	t.flightMu.Unlock()
 	if flights == nil {
@@ -969,10 +969,10 @@ func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentMa
 	default:
 		return // enough in flight already
 	}
-	granted := t.reserveAhead(last - first + 1)
+	granted := t.reserveAhead(t.paceAhead(last - first + 1))
 	if granted == 0 {
 		<-t.prefetchSlots
-		return // the budget is taken: the reader's next miss fetches what it needs
+		return // the budget is taken (or the fetch quota): the reader's next miss fetches what it needs
 	}
 	t.flightMu.Lock()
 	firstKey := chunkKey{segment: segment.SegmentID, index: first}
@@ -995,6 +995,25 @@ func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentMa
 	t.releaseAhead(granted - int64(len(flights)))
 	t.stats.prefetches.Add(int64(len(flights)))
 	t.runGET(p, segment, first, flights, 1, func() { <-t.prefetchSlots })
+}
+
+// paceAhead returns how many of chunks chunks a read-ahead GET may fetch
+// now under the remote fetch quota (Config.FetchMaxBytesPerSecond,
+// KIP-956): all of them without one; none while it is exceeded; else at
+// most a second's worth of it (at least one chunk). So with a quota set
+// the read-ahead goes at its pace, a run at a time, instead of bursting a
+// whole window; its bytes count when reads return them (the broker
+// Records them), not twice. Loads from the disk cache are not paced.
+func (t *Tier) paceAhead(chunks int64) int64 {
+	fetch := t.quotas.fetch
+	rate := fetch.BytesPerSecond()
+	switch {
+	case chunks <= 0 || rate <= 0:
+		return chunks
+	case fetch.ThrottleTime() > 0:
+		return 0
+	}
+	return min(chunks, max(1, rate/t.config.ChunkBytes))
 }
 
 // reserveAhead takes up to chunks chunks' worth of the read-ahead budget

@@ -120,7 +120,9 @@ type Config struct {
 	// uploaded per second (uploads wait), and
 	// remote.log.manager.fetch.max.bytes.per.second the bytes remote
 	// reads of consumers' Fetches return (past it the broker skips them;
-	// FetchQuota). 0 or math.MaxInt64 (Kafka's default) is unlimited.
+	// FetchQuota), and paces read-ahead GETs: none while it is exceeded,
+	// at most a second's worth of it each (paceAhead in read.go).
+	// 0 or math.MaxInt64 (Kafka's default) is unlimited.
 	CopyMaxBytesPerSecond, FetchMaxBytesPerSecond int64
 	// QuotaClock is the quotas' time source; default the real clock
 	// (tests inject one).

@@ -3,8 +3,12 @@ package tiering_test
 import (
 	"bytes"
 	"context"
+	"io"
+	"strings"
+	"sync"
 	"testing"
 
+	"github.com/strata-log/strata/broker/quota/quotatest"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
 )
@@ -101,5 +105,81 @@ func TestColdReplayChunkBuffersFlat(t *testing.T) {
 	}
 	if last := allocated[len(allocated)-1]; last != allocated[0] {
 		t.Fatalf("chunk buffers allocated after each segment %v: not flat after the first", allocated)
+	}
+}
+
+// lengthsBucket records the length of each .log GET.
+type lengthsBucket struct {
+	tiering.Bucket
+	mu      sync.Mutex
+	lengths []int64
+}
+
+func (b *lengthsBucket) Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if strings.HasSuffix(key, ".log") {
+		b.mu.Lock()
+		b.lengths = append(b.lengths, length)
+		b.mu.Unlock()
+	}
+	return b.Bucket.Get(ctx, key, offset, length)
+}
+
+// take returns the lengths recorded since the last take.
+func (b *lengthsBucket) take() []int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := b.lengths
+	b.lengths = nil
+	return out
+}
+
+// With the remote fetch quota set (KIP-956), read-ahead GETs go at its
+// pace: none starts while the quota is exceeded (a reader's GET is then
+// of its own chunk only), and otherwise one fetches at most a second's
+// worth of the quota, not a whole window. Without the quota the same
+// replay fetches whole windows.
+func TestReadAheadPacedByFetchQuota(t *testing.T) {
+	local, store, segments := uploadedLog(t, 250)
+	const chunk = 16 << 10
+	remote := segments[0]
+	replay := func(cfg tiering.Config, bucket *lengthsBucket, throttle func(*tiering.Tier)) (longest int64, reads int) {
+		cfg.Bucket, cfg.ChunkBytes, cfg.PrefetchChunks = bucket, chunk, 16
+		tier := newTier(t, cfg)
+		for offset := remote.BaseOffset; offset <= remote.LastOffset; reads++ {
+			if throttle != nil {
+				throttle(tier)
+			}
+			got, err := readBytes(tier, context.Background(), testPartition, remote, offset, 16<<10)
+			if want := local.localRead(t, local.sealed[0], offset, 16<<10); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("read %d: %v, %s", offset, err, describeDiff(got, want))
+			}
+			tiering.WaitCacheWrites(tier) // the read-ahead it started has been asked for
+			for _, n := range bucket.take() {
+				longest = max(longest, n)
+			}
+			offset = lastOffsetOf(got) + 1
+		}
+		return longest, reads
+	}
+
+	unlimited := &lengthsBucket{Bucket: store}
+	if longest, _ := replay(tiering.Config{}, unlimited, nil); longest < 8*chunk {
+		t.Fatalf("without a quota the longest GET is %d bytes, want a window (at least 8 chunks)", longest)
+	}
+
+	// 4 chunks a second: a read-ahead GET is at most 4 chunks past the
+	// reader's own.
+	paced := &lengthsBucket{Bucket: store}
+	clock := quotatest.NewClock()
+	if longest, _ := replay(tiering.Config{FetchMaxBytesPerSecond: 4 * chunk, QuotaClock: clock}, paced, nil); longest > 5*chunk {
+		t.Fatalf("with a quota of 4 chunks a second a GET fetched %d bytes, want at most 5 chunks", longest)
+	}
+
+	// Exceeded before every read: no read-ahead at all, each GET a chunk.
+	throttled := &lengthsBucket{Bucket: store}
+	if longest, reads := replay(tiering.Config{FetchMaxBytesPerSecond: 4 * chunk, QuotaClock: quotatest.NewClock()}, throttled, func(tier *tiering.Tier) {
+		tier.FetchQuota().Record(100 * chunk)
+	}); longest > chunk {
+		t.Fatalf("with the quota exceeded a GET fetched %d bytes over %d reads, want one chunk each (no read-ahead)", longest, reads)
 	}
 }
