@@ -160,6 +160,8 @@ func BenchmarkRemoteReplay(b *testing.B) {
 			b.SetBytes(f.totalBytes)
 			b.ResetTimer()
 			gets := metrics.Counts().Gets
+			var buffers, diskReads int64 // chunk buffers allocated, chunks read from disk on the readers' path
+			before := tier.Stats()
 			start, elapsed := time.Now(), time.Duration(0)
 			startCPU, cpu := processCPU(), time.Duration(0)
 			for range b.N {
@@ -179,12 +181,17 @@ func BenchmarkRemoteReplay(b *testing.B) {
 					b.StopTimer()
 					tiering.WaitCacheWrites(tier)
 					cpu += processCPU() - startCPU
+					buffers += tier.Stats().ChunkBuffers
 					b.StartTimer()
 				}
 			}
 			if warm {
 				elapsed, cpu = time.Since(start), processCPU()-startCPU
+				buffers = tier.Stats().ChunkBuffers - before.ChunkBuffers
 			}
+			diskReads = tier.Stats().CacheDiskReads - before.CacheDiskReads
+			b.ReportMetric(float64(buffers)/(mib*float64(b.N)), "chunk-buffers/MiB")
+			b.ReportMetric(float64(diskReads)/(mib*float64(b.N)), "disk-reads-on-path/MiB")
 			b.StopTimer()
 			b.ReportMetric(cpu.Seconds()*1000/(mib*float64(b.N)), "cpu-ms/MiB")
 			mbPerSecond := float64(f.totalBytes) * float64(b.N) / elapsed.Seconds() / 1e6

@@ -104,6 +104,12 @@ type cacheWrite struct {
 // burst of read-ahead the memory holds can wait for the disk too.
 const cacheWriteQueue = 32
 
+// writeQueueChunks is the length of the write-behind queue: at least
+// cacheWriteQueue, and the chunks the memory LRU holds.
+func writeQueueChunks(memoryCapacity, chunkBytes int64) int64 {
+	return max(cacheWriteQueue, memoryCapacity/chunkBytes)
+}
+
 // chunkCacheConfig configures a chunkCache.
 type chunkCacheConfig struct {
 	dir                      string
@@ -130,7 +136,7 @@ func newChunkCache(cfg chunkCacheConfig, pool *chunkPool, stats *stats) (*chunkC
 			}
 		}
 	}
-	queue := max(cacheWriteQueue, cfg.memoryCapacity/pool.size)
+	queue := writeQueueChunks(cfg.memoryCapacity, pool.size)
 	c := &chunkCache{
 		dir: dir, capacity: cfg.capacity, stats: stats, recent: newMemoryLRU(cfg.memoryCapacity), pool: pool,
 		entries: make(map[chunkKey]*list.Element), lru: list.New(),
@@ -177,6 +183,12 @@ func (c *chunkCache) get(key chunkKey) (*chunk, bool) {
 	if ch, ok := c.recent.get(key); ok {
 		return ch, true
 	}
+	return c.getDisk(key)
+}
+
+// getDisk is get past the memory LRU: the write queue, else the file
+// (read synchronously, then kept in the memory LRU).
+func (c *chunkCache) getDisk(key chunkKey) (*chunk, bool) {
 	c.mu.Lock()
 	element, ok := c.entries[key]
 	if !ok {
@@ -255,6 +267,18 @@ func readFileBuffered(path string, data []byte) error {
 // putMemory keeps a chunk in the in-memory LRU only (put queues it for
 // disk).
 func (c *chunkCache) putMemory(key chunkKey, ch *chunk) { c.recent.put(key, ch) }
+
+// inMemory reports whether key is in the memory LRU or the write queue
+// (a get would not read its file).
+func (c *chunkCache) inMemory(key chunkKey) bool {
+	if c.recent.contains(key) {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	element, ok := c.entries[key]
+	return ok && element.Value.(*cacheEntry).queued != nil
+}
 
 // contains reports whether key is cached in memory or on disk (or queued),
 // without touching the LRU order.

@@ -24,7 +24,7 @@ import (
 func TestChunkCacheAfterPowerLoss(t *testing.T) {
 	mount := lazyfstest.Mount(t)
 	dir := filepath.Join(mount.Dir, "cache")
-	pool := newChunkPool(1 << 20)
+	pool := newChunkPool(1<<20, 0)
 	cache, err := newChunkCache(chunkCacheConfig{dir: dir, capacity: 1 << 20, logger: slog.New(slog.DiscardHandler)}, pool, &stats{})
 	if err != nil {
 		t.Fatal(err)

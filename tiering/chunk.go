@@ -47,7 +47,12 @@ func (c *chunk) release() {
 
 // chunkPool recycles chunk buffers of one size through a bounded free
 // list (not a sync.Pool: idle buffers stay bounded, and reuse does not
-// depend on garbage collections).
+// depend on garbage collections). The bound is what the tier may free at
+// once (New: the disk cache's write queue, the read-ahead budget and a
+// chunk per reader thread, the holders that fill up when the writer falls
+// behind and empty when it catches up), so a replay reuses its buffers after warm-up instead of
+// dropping them to the collector and allocating them again; the buffers
+// kept idle are at most what was in use at a peak.
 type chunkPool struct {
 	size int64
 	free chan *chunk
@@ -56,7 +61,7 @@ type chunkPool struct {
 	allocations atomic.Int64
 }
 
-// chunkPoolFree bounds the idle buffers kept for reuse.
+// chunkPoolFree is the least number of idle buffers kept for reuse.
 const chunkPoolFree = 16
 
 // directIOAlign is the alignment O_DIRECT asks of buffer addresses, file
@@ -67,8 +72,10 @@ const directIOAlign = 4096
 // alignUp rounds n up to a multiple of directIOAlign.
 func alignUp(n int64) int64 { return (n + directIOAlign - 1) &^ (directIOAlign - 1) }
 
-func newChunkPool(size int64) *chunkPool {
-	return &chunkPool{size: size, free: make(chan *chunk, chunkPoolFree)}
+// newChunkPool returns a pool of buffers of size bytes keeping up to
+// free idle ones (at least chunkPoolFree).
+func newChunkPool(size, free int64) *chunkPool {
+	return &chunkPool{size: size, free: make(chan *chunk, max(free, chunkPoolFree))}
 }
 
 // get returns a chunk of length bytes (at most the pool's size) with one

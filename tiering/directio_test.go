@@ -25,7 +25,7 @@ func TestChunkCacheRoundTripsShortChunks(t *testing.T) {
 		name := map[bool]string{false: "direct", true: "buffered"}[buffered]
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			pool := newChunkPool(chunkBytes)
+			pool := newChunkPool(chunkBytes, 0)
 			cache, err := newChunkCache(chunkCacheConfig{dir: dir, capacity: 1 << 30, bufferedIO: buffered, logger: slog.New(slog.DiscardHandler)}, pool, &stats{})
 			if err != nil {
 				t.Fatal(err)
@@ -72,7 +72,7 @@ func TestChunkCacheRoundTripsShortChunks(t *testing.T) {
 // zeroed, and a released buffer is reused.
 func TestChunkPoolBuffersAligned(t *testing.T) {
 	for _, size := range []int64{directIOAlign, 5000, 1 << 20} {
-		pool := newChunkPool(size)
+		pool := newChunkPool(size, 0)
 		ch := pool.get(size)
 		if addressOf(ch.buffer)%directIOAlign != 0 || int64(len(ch.buffer)) != alignUp(size) || int64(len(ch.data)) != size {
 			t.Fatalf("pool of %d: buffer at %#x of %d bytes, data %d", size, addressOf(ch.buffer), len(ch.buffer), len(ch.data))

@@ -232,20 +232,29 @@
 // byte position the previous read ended at (or 0) without the offset
 // index, its misses fetch its read-ahead window (8 chunks, doubling per
 // read up to Config.PrefetchChunks) in one ranged GET, and after each
-// read the window after it is kept cached or in flight: nothing is fetched
-// until a run of at least 4 chunks is missing, a run whose end would
-// leave fewer than 4 chunks of the segment takes them too, and the chunks
-// of a run are handed out one by one as they stream in (a failed
-// read-ahead makes its waiting readers fetch on their own, with retries).
-// So a sequential replay makes at most one GET per 4 chunks and fetches
-// each byte once, plus one window for a reader that stops. Once the rest
-// of a segment is cached or in flight the window goes on into the next
-// segment (Config.NextSegment, the broker's manifest). The chunks fetched
+// read the window after it is kept in memory or on its way: a chunk only
+// in the disk cache is loaded from its file into the memory LRU in the
+// background (with O_DIRECT a disk hit is a device read, which would
+// otherwise be on the reader's path), and a missing one is fetched, but
+// nothing is fetched until a run of at least 4 chunks is missing, a run
+// whose end would leave fewer than 4 chunks of the segment takes them
+// too, and the chunks of a run are handed out one by one as they stream
+// in (a failed read-ahead, or a load of a file that is gone or damaged,
+// makes its waiting readers fetch on their own, with retries). So a
+// sequential replay makes at most one GET per 4 chunks and fetches each
+// byte once, plus one window for a reader that stops, and a warm one
+// finds its chunks in memory. Once the rest of a segment is in memory or
+// on its way the window goes on into the next segment
+// (Config.NextSegment, the broker's manifest). The chunks fetched
 // ahead of all readers (past the one each waits for) stay within
-// Config.ReadAheadBytes: a read-ahead GET is shortened to what is left,
-// so windows shrink when many partitions replay at once. At most
-// Config.ReaderThreads reads run at once (and as many read-ahead GETs are
-// in flight); Config.ReaderMaxPendingTasks more wait, and a read past them
+// Config.ReadAheadBytes (loads from the disk cache as well): a read-ahead
+// GET is shortened to what is left,
+// so windows shrink when many partitions replay at once. With the remote
+// fetch quota set (Config.FetchMaxBytesPerSecond, KIP-956) a read-ahead
+// GET goes at its pace: none starts while the quota is exceeded, and one
+// fetches at most a second's worth of it. At most
+// Config.ReaderThreads reads run at once (and as many read-ahead GETs or
+// loads are in flight); Config.ReaderMaxPendingTasks more wait, and a read past them
 // returns ErrBusy at once.
 // Read is safe for concurrent use: the broker reads the remote partitions
 // of one Fetch concurrently. For ListOffsets by timestamp, TimestampStart

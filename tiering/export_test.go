@@ -25,3 +25,7 @@ func WaitCacheWrites(t *Tier) {
 	}
 	t.cache.waitWrites()
 }
+
+// DropMemoryCache empties the memory LRU (as after the chunks aged out of
+// it): the chunks stay in the disk cache.
+func DropMemoryCache(t *Tier) { t.cache.recent.clear() }

@@ -165,6 +165,8 @@ var tierMetrics = []struct {
 		}
 		return 0
 	}},
+	{prometheus.NewDesc("strata_tiering_cache_disk_reads_total", "Chunks read from the disk cache's files on a reader's path (the reader waits for the device read).", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheDiskReads }},
+	{prometheus.NewDesc("strata_tiering_cache_disk_reads_ahead_total", "Chunks loaded from the disk cache's files into memory ahead of sequential readers, off their path.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheDiskReadsAhead }},
 	{prometheus.NewDesc("strata_tiering_read_chunks_held", "Chunk references held by remote read results not yet written to their sockets (or dropped); growing without bound is a leak.", nil, nil), prometheus.GaugeValue, func(s Stats) int64 { return s.ReadChunksHeld }},
 }
 

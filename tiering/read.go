@@ -313,9 +313,10 @@ func (c *chunkCursor) bytes(position, length int64) ([]byte, error) {
 	return out, nil
 }
 
-// chunk returns the bytes of chunk index: from the cursor, the caches, a
-// GET in flight, or a new GET (of the read-ahead window for a sequential
-// reader).
+// chunk returns the bytes of chunk index: from the cursor, the memory
+// LRU, a flight of it (a GET, or a load from the disk cache ahead of a
+// sequential reader), the disk cache, or a new GET (of the read-ahead
+// window for a sequential reader).
 func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 	if ch, ok := c.chunks[index]; ok {
 		return ch.data, nil
@@ -326,15 +327,19 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 		c.tier.stats.cacheHits.Add(1)
 		ch = cached
 	} else {
-		c.tier.stats.cacheMisses.Add(1)
 		var started bool
 		var err error
 		ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), c.useCache)
 		if err != nil && !started && c.ctx.Err() == nil {
-			// Joined someone else's GET (a read-ahead, or a run of which
-			// this chunk was not the first) that failed: fetch on our own
-			// account, with the read retries.
+			// Joined someone else's GET or load (a read-ahead, or a run
+			// of which this chunk was not the first) that failed: fetch
+			// on our own account, with the read retries.
 			ch, _, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, index, false)
+		}
+		if err == nil && ch.fromDisk {
+			c.tier.stats.cacheHits.Add(1) // joined a load from the disk cache ahead of this reader
+		} else {
+			c.tier.stats.cacheMisses.Add(1)
 		}
 		if err != nil {
 			return nil, err
@@ -344,11 +349,27 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 	return ch.data, nil
 }
 
+// useCacheGet returns the chunk from the memory LRU or, unless a flight
+// of it is on its way (joined by fetchChunk instead), from the disk
+// cache: a read of its file on this reader's path.
 func (c *chunkCursor) useCacheGet(key chunkKey) (*chunk, bool) {
 	if !c.useCache {
 		return nil, false
 	}
-	return c.tier.cache.get(key)
+	if ch, ok := c.tier.cache.getMemory(key); ok {
+		return ch, true
+	}
+	c.tier.flightMu.Lock()
+	_, inFlight := c.tier.chunkFlights[key]
+	c.tier.flightMu.Unlock()
+	if inFlight {
+		return nil, false
+	}
+	ch, ok := c.tier.cache.getDisk(key)
+	if ok && ch.fromDisk {
+		c.tier.stats.diskReads.Add(1)
+	}
+	return ch, ok
 }
 
 // flight is one GET of a whole object (an index) shared by every reader
@@ -427,7 +448,7 @@ func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segmen
 	// The chunks after the one this reader waits for are read-ahead: they
 	// come out of the budget, and the run shrinks to what it grants
 	// (aheadMu is taken under flightMu, never the other way round).
-	granted := t.reserveAhead(last - index)
+	granted := t.reserveAhead(t.paceAhead(last - index))
 	flights := t.startRunLocked(segment, index, index+granted, true)
 	t.flightMu.Unlock()
 	if flights == nil {
@@ -775,13 +796,9 @@ func (t *Tier) markReader(p metadata.TopicPartition, mark readerMark) {
 // afterRead records where a read of batches (at byte position start of
 // segment) ended, so that the reader's next read is known sequential and
 // needs no index lookup, and for a sequential reader keeps its read-ahead
-// window of chunks after the last one read cached or in flight. Nothing is
-// fetched until a run of at least minRun chunks is missing from the
-// window; the run is then fetched with one ranged GET (bounded by
-// ReaderThreads over all readers, and within ReadAheadBytes), delivered
-// chunk by chunk as it streams in. Once the rest of the segment is cached
-// or in flight, the window goes on into the next segment
-// (Config.NextSegment).
+// window of chunks after the last one read in memory or on its way
+// (keepAhead). Once the rest of the segment is, the window goes on into
+// the next segment (Config.NextSegment).
 func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentManifest, reader readerState, offset, start int64, batches *recordbatch.Batches) {
 	end := start + int64(batches.Len())
 	next := readerState{segment: segment.SegmentID, position: end}
@@ -798,28 +815,137 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 	chunkBytes, window := t.config.ChunkBytes, next.window
 	lastChunk := (end - 1) / chunkBytes
 	segmentLast := (segment.SizeBytes - 1) / chunkBytes
-	windowEnd := min(lastChunk+window, segmentLast)
-	for index := lastChunk + 1; index <= windowEnd; index++ {
-		if t.chunkPresent(segment, index) {
-			continue
-		}
-		if windowEnd-index+1 >= minRun || windowEnd == segmentLast {
-			t.prefetchRun(p, segment, index, t.runEnd(segment, index, windowEnd))
-		}
+	if !t.keepAhead(p, segment, lastChunk+1, min(lastChunk+window, segmentLast), false) {
 		return
 	}
-	// The rest of this segment is cached or on its way: the part of the
-	// window past its end is the next segment's first chunks.
+	// The part of the window past this segment's end is the next
+	// segment's first chunks.
 	if beyond := lastChunk + window - segmentLast; beyond > 0 && t.config.NextSegment != nil {
 		following, ok := t.config.NextSegment(p, segment)
 		if !ok || following.SizeBytes <= 0 {
 			return
 		}
-		if !t.chunkPresent(following, 0) {
-			t.prefetchRun(p, following, 0, t.runEnd(following, 0, beyond-1))
-		}
+		t.keepAhead(p, following, 0, min(beyond-1, (following.SizeBytes-1)/chunkBytes), true)
 	}
 }
+
+// keepAhead starts what chunks first..last of segment (a sequential
+// reader's window) need to be in memory or on their way, and reports
+// whether all of them are. A chunk in the disk cache only is read from
+// its file into memory in the background (loadAhead), so the reader's
+// next reads find it in memory rather than reading the file on their
+// path (with O_DIRECT a synchronous device read). A chunk cached nowhere
+// is fetched with the run after it in one ranged GET (prefetchRun), but
+// only once at least minRun chunks of the window are missing, or the run
+// reaches the segment's end (or whatever the run, with short): nothing
+// after it is looked at then. Both come out of the ReadAheadBytes budget
+// and the ReaderThreads slots for read-ahead.
+func (t *Tier) keepAhead(p metadata.TopicPartition, segment metadata.SegmentManifest, first, last int64, short bool) bool {
+	segmentLast := (segment.SizeBytes - 1) / t.config.ChunkBytes
+	for index := first; index <= last; index++ {
+		key := chunkKey{segment: segment.SegmentID, index: index}
+		t.flightMu.Lock()
+		_, inFlight := t.chunkFlights[key]
+		t.flightMu.Unlock()
+		switch {
+		case inFlight || t.cache.inMemory(key):
+		case t.cache.contains(key):
+			// On disk: load it and the ones on disk after it.
+			run := index
+			for run < last && t.onDiskOnly(chunkKey{segment: segment.SegmentID, index: run + 1}) {
+				run++
+			}
+			if t.loadAhead(segment, index, run) < run-index+1 {
+				return false // the budget or the slots are taken: the rest waits for a later read
+			}
+			index = run
+		default:
+			if last-index+1 >= minRun || last == segmentLast || short {
+				t.prefetchRun(p, segment, index, t.runEnd(segment, index, last))
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// onDiskOnly reports whether a chunk is in the disk cache and neither in
+// memory nor on its way.
+func (t *Tier) onDiskOnly(key chunkKey) bool {
+	t.flightMu.Lock()
+	_, inFlight := t.chunkFlights[key]
+	t.flightMu.Unlock()
+	return !inFlight && !t.cache.inMemory(key) && t.cache.contains(key)
+}
+
+// loadAhead reads chunks first..last of segment from the disk cache into
+// the memory LRU in the background, one after the other, ahead of a
+// sequential reader, and returns how many it set out to load (stopping
+// before one in memory, on its way or not on disk, and within the
+// read-ahead budget and slots). Each is a flight while it loads, so a
+// reader that needs it waits for it instead of reading the file too; a
+// file that is missing or damaged fails its flight (and leaves the
+// cache), and the reader fetches the chunk itself.
+func (t *Tier) loadAhead(segment metadata.SegmentManifest, first, last int64) int64 {
+	select {
+	case t.prefetchSlots <- struct{}{}:
+	default:
+		return 0 // enough read-ahead in flight already
+	}
+	granted := t.reserveAhead(last - first + 1)
+	var flights []*chunkFlight
+	t.flightMu.Lock()
+	if !t.closed.Load() {
+		for index := first; index < first+granted; index++ {
+			key := chunkKey{segment: segment.SegmentID, index: index}
+			if _, busy := t.chunkFlights[key]; busy || t.cache.inMemory(key) || !t.cache.contains(key) {
+				break
+			}
+			f := &chunkFlight{done: make(chan struct{}), ahead: true}
+			t.chunkFlights[key] = f
+			flights = append(flights, f)
+		}
+	}
+	if len(flights) > 0 {
+		t.workers.Add(1)
+	}
+	t.flightMu.Unlock()
+	t.releaseAhead(granted - int64(len(flights)))
+	if len(flights) == 0 {
+		<-t.prefetchSlots
+		return 0
+	}
+	t.stats.diskReadsAhead.Add(int64(len(flights)))
+	go func() {
+		defer t.workers.Done()
+		defer func() { <-t.prefetchSlots }()
+		for i, f := range flights {
+			key := chunkKey{segment: segment.SegmentID, index: first + int64(i)}
+			ch, ok := t.cache.getDisk(key) // into the memory LRU too
+			t.flightMu.Lock()
+			if ok {
+				f.chunk = ch
+				ch.refs.Add(f.joined)
+			} else {
+				f.err = errNotLoaded
+			}
+			close(f.done)
+			if t.chunkFlights[key] == f {
+				delete(t.chunkFlights, key)
+			}
+			t.flightMu.Unlock()
+			t.releaseAhead(1)
+			if ok {
+				ch.release() // the flight's reference; the memory LRU and the joiners hold theirs
+			}
+		}
+	}()
+	return int64(len(flights))
+}
+
+// errNotLoaded fails a load ahead from the disk cache whose file was gone
+// or damaged: its readers fetch the chunk themselves.
+var errNotLoaded = errors.New("read-ahead: chunk no longer in the disk cache")
 
 // runEnd returns the last chunk of a run first..last: last, or the
 // segment's last chunk when fewer than minRun chunks would be left after
@@ -833,17 +959,6 @@ func (t *Tier) runEnd(segment metadata.SegmentManifest, first, last int64) int64
 	return last
 }
 
-// chunkPresent reports whether a chunk is cached or being fetched. The
-// flight table is looked at first: a flight leaves it only once its chunk
-// is in the cache, so a chunk moving from one to the other is not missed.
-func (t *Tier) chunkPresent(segment metadata.SegmentManifest, index int64) bool {
-	key := chunkKey{segment: segment.SegmentID, index: index}
-	t.flightMu.Lock()
-	_, inFlight := t.chunkFlights[key]
-	t.flightMu.Unlock()
-	return inFlight || t.cache.contains(key)
-}
-
 // prefetchRun fetches chunks first..last (stopping at the first one already
 // cached or in flight) with one ranged GET in the background, without
 // retries (a reader that finds its chunk failed fetches it itself; see
@@ -854,10 +969,10 @@ func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentMa
 	default:
 		return // enough in flight already
 	}
-	granted := t.reserveAhead(last - first + 1)
+	granted := t.reserveAhead(t.paceAhead(last - first + 1))
 	if granted == 0 {
 		<-t.prefetchSlots
-		return // the budget is taken: the reader's next miss fetches what it needs
+		return // the budget is taken (or the fetch quota): the reader's next miss fetches what it needs
 	}
 	t.flightMu.Lock()
 	firstKey := chunkKey{segment: segment.SegmentID, index: first}
@@ -880,6 +995,25 @@ func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentMa
 	t.releaseAhead(granted - int64(len(flights)))
 	t.stats.prefetches.Add(int64(len(flights)))
 	t.runGET(p, segment, first, flights, 1, func() { <-t.prefetchSlots })
+}
+
+// paceAhead returns how many of chunks chunks a read-ahead GET may fetch
+// now under the remote fetch quota (Config.FetchMaxBytesPerSecond,
+// KIP-956): all of them without one; none while it is exceeded; else at
+// most a second's worth of it (at least one chunk). So with a quota set
+// the read-ahead goes at its pace, a run at a time, instead of bursting a
+// whole window; its bytes count when reads return them (the broker
+// Records them), not twice. Loads from the disk cache are not paced.
+func (t *Tier) paceAhead(chunks int64) int64 {
+	fetch := t.quotas.fetch
+	rate := fetch.BytesPerSecond()
+	switch {
+	case chunks <= 0 || rate <= 0:
+		return chunks
+	case fetch.ThrottleTime() > 0:
+		return 0
+	}
+	return min(chunks, max(1, rate/t.config.ChunkBytes))
 }
 
 // reserveAhead takes up to chunks chunks' worth of the read-ahead budget

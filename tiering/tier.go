@@ -75,7 +75,7 @@ type Config struct {
 	// negative disables read-ahead.
 	PrefetchChunks int
 	// ReadAheadBytes bounds the bytes all sequential readers have being
-	// fetched ahead of them at once (the chunks past the one a reader
+	// fetched (or loaded from the disk cache) ahead of them at once (the chunks past the one a reader
 	// waits for): when many partitions replay, each read-ahead GET takes
 	// what is left, so windows shrink instead of overrunning the memory
 	// they wait in. Default MemoryCacheBytes (at least 4 chunks).
@@ -87,7 +87,8 @@ type Config struct {
 	// caller plugs it in.
 	NextSegment func(p metadata.TopicPartition, segment metadata.SegmentManifest) (metadata.SegmentManifest, bool)
 	// ReaderThreads bounds the remote reads served at once (Kafka's
-	// remote.log.reader.threads) and the read-ahead GETs in flight.
+	// remote.log.reader.threads) and the read-ahead GETs (and loads from
+	// the disk cache) in flight.
 	// Default 10.
 	ReaderThreads int
 	// ReaderMaxPendingTasks bounds the reads waiting for one of the
@@ -119,7 +120,9 @@ type Config struct {
 	// uploaded per second (uploads wait), and
 	// remote.log.manager.fetch.max.bytes.per.second the bytes remote
 	// reads of consumers' Fetches return (past it the broker skips them;
-	// FetchQuota). 0 or math.MaxInt64 (Kafka's default) is unlimited.
+	// FetchQuota), and paces read-ahead GETs: none while it is exceeded,
+	// at most a second's worth of it each (paceAhead in read.go).
+	// 0 or math.MaxInt64 (Kafka's default) is unlimited.
 	CopyMaxBytesPerSecond, FetchMaxBytesPerSecond int64
 	// QuotaClock is the quotas' time source; default the real clock
 	// (tests inject one).
@@ -250,10 +253,14 @@ func New(cfg Config) (*Tier, error) {
 		readThreads:   make(chan struct{}, cfg.ReaderThreads),
 		flights:       make(map[string]*flight),
 		chunkFlights:  make(map[chunkKey]*chunkFlight),
-		chunks:        newChunkPool(cfg.ChunkBytes),
-		readers:       make(map[metadata.TopicPartition][]readerMark),
-		readSeconds:   newReadSeconds(),
-		quotas:        newQuotas(cfg),
+		// Idle buffers: what the write queue, the read-ahead and the reads
+		// under way (a chunk each) free when the cache writer catches up
+		// (chunkPool).
+		chunks: newChunkPool(cfg.ChunkBytes,
+			writeQueueChunks(max(cfg.MemoryCacheBytes, 0), cfg.ChunkBytes)+cfg.ReadAheadBytes/cfg.ChunkBytes+int64(cfg.ReaderThreads)),
+		readers:     make(map[metadata.TopicPartition][]readerMark),
+		readSeconds: newReadSeconds(),
+		quotas:      newQuotas(cfg),
 	}
 	dir := cfg.CacheDir
 	if dir == "" {
@@ -334,13 +341,18 @@ type Stats struct {
 	// ReadChunksHeld is the chunk references held by read results
 	// (Read's Batches) not released yet: 0 once every read is done with.
 	ReadChunksHeld int64
+	// CacheDiskReads counts chunks read from the disk cache's files on a
+	// reader's path (the reader waits for the device read);
+	// CacheDiskReadsAhead counts those loaded from the files into memory
+	// ahead of sequential readers, off their path.
+	CacheDiskReads, CacheDiskReadsAhead int64
 }
 
 type stats struct {
 	cacheHits, cacheMisses, sharedFetches, prefetches, cacheEvictions, corruptChunks atomic.Int64
 	indexCacheHits, indexFetches, retries, segmentUploads                            atomic.Int64
 	chunkGets, cacheWritesDropped, sequentialReads, readsWaiting, readsRejected      atomic.Int64
-	readChunksHeld                                                                   atomic.Int64
+	readChunksHeld, diskReads, diskReadsAhead                                        atomic.Int64
 }
 
 // Stats returns the counters.
@@ -356,6 +368,7 @@ func (t *Tier) Stats() Stats {
 		ChunkBuffers: t.chunks.allocations.Load(), SequentialReads: t.stats.sequentialReads.Load(),
 		ReadsWaiting: t.stats.readsWaiting.Load(), ReadsRejected: t.stats.readsRejected.Load(),
 		ReadAheadBytes: t.readAheadInFlight(), CacheDirectIO: t.cache.direct, ReadChunksHeld: t.stats.readChunksHeld.Load(),
+		CacheDiskReads: t.stats.diskReads.Load(), CacheDiskReadsAhead: t.stats.diskReadsAhead.Load(),
 	}
 }
 
