@@ -330,6 +330,18 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 		var started bool
 		var err error
 		ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), c.useCache)
+		if errors.Is(err, errOnDisk) {
+			// The load this reader found on its way ended meanwhile.
+			if cached, ok := c.tier.cache.getDisk(key); ok {
+				c.tier.stats.cacheHits.Add(1)
+				if cached.fromDisk {
+					c.tier.stats.diskReads.Add(1)
+				}
+				c.chunks[index] = cached
+				return cached.data, nil
+			}
+			ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), false)
+		}
 		if err != nil && !started && c.ctx.Err() == nil {
 			// Joined someone else's GET or load (a read-ahead, or a run
 			// of which this chunk was not the first) that failed: fetch
@@ -443,6 +455,13 @@ func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segmen
 			t.flightMu.Unlock()
 			t.stats.sharedFetches.Add(1)
 			return ch, false, nil
+		}
+		// A load from the disk cache ahead of the reader (loadAhead)
+		// leaves its chunk in the memory LRU, which may have let it go
+		// already (or hold nothing): the chunk is still on disk.
+		if t.cache.contains(key) {
+			t.flightMu.Unlock()
+			return nil, false, errOnDisk
 		}
 	}
 	// The chunks after the one this reader waits for are read-ahead: they
@@ -942,6 +961,11 @@ func (t *Tier) loadAhead(segment metadata.SegmentManifest, first, last int64) in
 	}()
 	return int64(len(flights))
 }
+
+// errOnDisk tells a reader that found a load of its chunk on its way
+// (useCacheGet) that the load ended meanwhile: the chunk is read from the
+// disk cache, not fetched again.
+var errOnDisk = errors.New("chunk in the disk cache")
 
 // errNotLoaded fails a load ahead from the disk cache whose file was gone
 // or damaged: its readers fetch the chunk themselves.
