@@ -18,7 +18,8 @@ const controllerTick = 200 * time.Millisecond
 // memory: a new leader gives every broker a fresh session), fences brokers
 // whose session ended, unfences brokers that heartbeat, and elects
 // partition leaders from the live in-sync replicas when a leader is fenced,
-// gone or shutting down. Every decision is a command through Raft, checked
+// gone or shutting down, and takes fenced or shutting-down brokers out of
+// the ISRs they follow (leaveISR). Every decision is a command through Raft, checked
 // against the state it was based on (broker and partition epochs), so a
 // stale decision is rejected rather than applied.
 //
@@ -185,7 +186,8 @@ func (c *controller) run(stop chan struct{}) {
 	}
 }
 
-// reconcile makes one pass: broker fencing, then leader elections.
+// reconcile makes one pass: broker fencing, then leader elections and
+// ISR removals of unavailable brokers.
 func (c *controller) reconcile(stop chan struct{}) {
 	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
 	defer cancel()
