@@ -19,9 +19,9 @@ const controllerTick = 200 * time.Millisecond
 // whose session ended, unfences brokers that heartbeat, and elects
 // partition leaders from the live in-sync replicas when a leader is fenced,
 // gone or shutting down, and takes fenced or shutting-down brokers out of
-// the ISRs they follow (leaveISR). Every decision is a command through Raft, checked
-// against the state it was based on (broker and partition epochs), so a
-// stale decision is rejected rather than applied.
+// the ISRs they follow (leaveISR). Every decision is a command through
+// Raft, checked against the state it was based on (broker and partition
+// epochs), so a stale decision is rejected rather than applied.
 //
 // heartbeat is called from RPC and broker goroutines; run runs on its own
 // goroutine while this node leads, owned by the Store.
