@@ -194,7 +194,16 @@ func TestStaleBrokerEpochFetchCountsForNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Store.SetBrokerFenced(ctx, 2, staleEpoch, false); err != nil {
+	// Broker 2 restarts on its data dir after a clean shutdown: a new
+	// registration, a new broker epoch. It is unfenced before the topic
+	// is placed on it (a fenced broker leaves every ISR), as if it had
+	// heartbeated.
+	registration.IncarnationID, registration.CleanShutdown = uuid.New(), true
+	currentEpoch, err := n.Store.RegisterBroker(ctx, registration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Store.SetBrokerFenced(ctx, 2, currentEpoch, false); err != nil {
 		t.Fatal(err)
 	}
 	cl := n.Client(kgo.DefaultProduceTopic("t"), kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
@@ -209,14 +218,6 @@ func TestStaleBrokerEpochFetchCountsForNothing(t *testing.T) {
 	topic, _ := n.Store.State().Topic("t")
 	if isr := topic.Partitions[0].ISR; len(isr) != 2 {
 		t.Fatalf("ISR %v, want [1 2]", isr)
-	}
-
-	// Broker 2 restarts on its data dir after a clean shutdown (so it
-	// stays in the ISR): a new registration, a new broker epoch.
-	registration.IncarnationID, registration.CleanShutdown = uuid.New(), true
-	currentEpoch, err := n.Store.RegisterBroker(ctx, registration)
-	if err != nil {
-		t.Fatal(err)
 	}
 
 	fetch := func(epoch int64) int64 {

@@ -103,8 +103,8 @@ func TestIncarnations(t *testing.T) {
 	// leaves the ISR (no clean-shutdown marker), and it rejoins only once
 	// the leader sees it caught up (an ISR expansion, which the leader
 	// proposes only for a follower that fetched up to the high
-	// watermark); no acknowledged record is lost. For a follower, fencing
-	// alone would have kept it in the ISR.
+	// watermark); no acknowledged record is lost. (Fencing takes a
+	// follower out of the ISR too, but only once its session ends.)
 	for _, role := range []string{"leader", "follower"} {
 		t.Run("a "+role+" killed and restarted at once leaves the ISR until it has caught up", func(t *testing.T) {
 			before := partitionState(t, ctx, adm, topic)

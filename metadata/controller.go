@@ -18,9 +18,10 @@ const controllerTick = 200 * time.Millisecond
 // memory: a new leader gives every broker a fresh session), fences brokers
 // whose session ended, unfences brokers that heartbeat, and elects
 // partition leaders from the live in-sync replicas when a leader is fenced,
-// gone or shutting down. Every decision is a command through Raft, checked
-// against the state it was based on (broker and partition epochs), so a
-// stale decision is rejected rather than applied.
+// gone or shutting down, and takes fenced or shutting-down brokers out of
+// the ISRs they follow (leaveISR). Every decision is a command through
+// Raft, checked against the state it was based on (broker and partition
+// epochs), so a stale decision is rejected rather than applied.
 //
 // heartbeat is called from RPC and broker goroutines; run runs on its own
 // goroutine while this node leads, owned by the Store.
@@ -185,7 +186,8 @@ func (c *controller) run(stop chan struct{}) {
 	}
 }
 
-// reconcile makes one pass: broker fencing, then leader elections.
+// reconcile makes one pass: broker fencing, then leader elections and
+// ISR removals of unavailable brokers.
 func (c *controller) reconcile(stop chan struct{}) {
 	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
 	defer cancel()
@@ -255,10 +257,17 @@ func (c *controller) reconcile(stop chan struct{}) {
 		seen, heard := lastSeen[id]
 		return alive(id) && heard && now.Sub(seen) <= c.sessionTimeout
 	}
+	// unavailable brokers are registered but fenced or in controlled
+	// shutdown: they leave every ISR at once (see leaveISR).
+	unavailable := func(id int32) bool {
+		b, ok := state.Broker(id)
+		return ok && (b.Fenced || shuttingDown[id])
+	}
 	graceOver := now.Sub(since) > c.sessionTimeout
 	state.EachTopic(func(t Topic) bool {
 		for _, p := range t.Partitions {
 			if p.Leader >= 0 && alive(p.Leader) {
+				c.leaveISR(ctx, t, p, unavailable)
 				continue
 			}
 			if _, registered := state.Broker(p.Leader); p.Leader >= 0 && !registered && !graceOver {
@@ -310,6 +319,39 @@ func (c *controller) reconcile(stop chan struct{}) {
 	if balance {
 		c.electPreferredLeaders(ctx, c.s.State(), eligible)
 	}
+}
+
+// leaveISR takes the unavailable brokers — fenced (their session ended),
+// or in controlled shutdown — out of the ISR of a partition whose leader
+// is alive, as Kafka's controller does when a broker is fenced or enters
+// controlled shutdown (ReplicationControlManager.handleBrokerFenced,
+// handleBrokerInControlledShutdown): the leader's acks=all produces and
+// high watermark stop waiting for a replica that no longer fetches,
+// instead of waiting out replica.lag.time.max.ms until the leader shrinks
+// the ISR itself. The partition's leader stays, and so does its leader
+// epoch (only the partition epoch increases, as for the leader's own ISR
+// shrinks and Kafka's since KAFKA-15021); the leader is in the ISR and
+// alive, so at least one member stays. A partition whose leader cannot
+// lead is left to the election, which keeps only live members too, or
+// the whole last ISR when none is (Kafka keeps the last member as well).
+// A broker that comes back rejoins through the leader's ordinary ISR
+// expansion once it has caught up. Unregistered brokers are left to the
+// leader's lag check.
+func (c *controller) leaveISR(ctx context.Context, t Topic, p Partition, unavailable func(int32) bool) {
+	if !slices.ContainsFunc(p.ISR, unavailable) {
+		return
+	}
+	isr := slices.DeleteFunc(slices.Clone(p.ISR), unavailable)
+	if len(isr) == 0 || !slices.Contains(isr, p.Leader) {
+		return
+	}
+	change := PartitionChange{TopicID: t.ID, Partition: p.Index, PartitionEpoch: p.PartitionEpoch, Leader: NoLeaderChange, ISR: isr}
+	if _, err := c.s.ChangePartition(ctx, change); err != nil {
+		c.s.logger.Debug("controller: ISR change for a fenced or shutting-down replica not applied; retried", "topic", t.Name, "partition", p.Index, "error", err)
+		return
+	}
+	c.s.logger.Info("controller: fenced or shutting-down replicas left the ISR", "topic", t.Name, "partition", p.Index,
+		"leader", p.Leader, "isr", isr, "previous_isr", p.ISR)
 }
 
 // electFromISR is a clean election: the first replica (in replica order)

@@ -442,7 +442,8 @@ func (p *Partition) divergingEpochLocked(position FetchPosition) (*EpochEnd, err
 }
 
 // FollowerFetched records a follower's fetch at offset and returns the ISR
-// to propose when the follower caught up and is not in it (nil otherwise).
+// to propose when the follower caught up, is not in it and its broker is
+// not fenced (fencedLocked); nil otherwise.
 // A returned proposal marks an ISR change in flight: the caller proposes it
 // and calls ISRChangeDone. It fails with ErrNotLeader, with
 // segment.ErrOffsetOutOfRange past the log end, or for a broker that is not
@@ -495,12 +496,23 @@ func (p *Partition) followerFetchedLocked(f *followerState, follower int32, offs
 	if n := len(p.epochs.entries); n > 0 {
 		epochStart = p.epochs.entries[n-1].start
 	}
-	if !slices.Contains(p.assignment.ISR, follower) && offset >= highWatermark && offset >= epochStart && !p.isrChanging && p.isrRetry == nil {
+	if !slices.Contains(p.assignment.ISR, follower) && offset >= highWatermark && offset >= epochStart && !p.isrChanging && p.isrRetry == nil && !p.fencedLocked(follower) {
 		expand = append(slices.Clone(p.assignment.ISR), follower)
 		p.proposeISRLocked(expand)
 		return expand, nil
 	}
 	return nil, nil
+}
+
+// fencedLocked reports whether replica r's broker was registered and
+// fenced when last observed (ObserveRegistrations): it does not join the
+// ISR, as Kafka's leader proposes only replicas its metadata shows
+// unfenced (KIP-841). The controller takes a fenced broker out of every
+// ISR; an in-flight fetch from it must not put it back. Called with
+// appendMu held.
+func (p *Partition) fencedLocked(r int32) bool {
+	live, registered := p.liveReplicas[r]
+	return registered && !live
 }
 
 // LaggingISR returns the ISR without the followers that have not caught up
