@@ -56,12 +56,13 @@ func TestServeDefaults(t *testing.T) {
 	}
 }
 
-// The chunk cache uses O_DIRECT unless --remote-log-cache-direct-io=false.
+// The chunk cache goes through the page cache unless
+// --remote-log-cache-direct-io (true) asks for O_DIRECT.
 func TestRemoteLogCacheDirectIOFlag(t *testing.T) {
 	for _, tc := range []struct {
 		args     []string
 		buffered bool
-	}{{nil, false}, {[]string{"--remote-log-cache-direct-io=false"}, true}, {[]string{"--remote-log-cache-direct-io"}, false}} {
+	}{{nil, true}, {[]string{"--remote-log-cache-direct-io=false"}, true}, {[]string{"--remote-log-cache-direct-io"}, false}} {
 		cfg, err := parseServe(t, tc.args...)
 		if err != nil {
 			t.Fatal(err)
