@@ -56,8 +56,16 @@ func main() {
 		isoRate    = flag.Int("tiered-isolation-rate", 5000, "--tiered: records/s of the fixed-rate producer of the isolation phase")
 		isoFor     = flag.Duration("tiered-isolation-duration", 5*time.Second, "--tiered: how long the isolation phase measures without a replay")
 		tlsOnly    = flag.Bool("tls", false, "produce and consume through an SSL listener next to a PLAINTEXT one of the same broker, in the same run")
+		fixedChild = flag.String("fixed-rate-producer", "", "internal: run the isolation phase's fixed-rate producer in this process (brokers,topic,rate,size) until stdin closes")
 	)
 	flag.Parse()
+	if *fixedChild != "" {
+		if err := runFixedRateChild(*fixedChild); err != nil {
+			fmt.Fprintln(os.Stderr, "strata-bench fixed-rate producer:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	err := inDir(*dir, func(dir string) error {
 		switch {
 		case *tiered:

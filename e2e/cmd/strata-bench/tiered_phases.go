@@ -1,11 +1,17 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"os"
+	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -42,31 +48,27 @@ func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *su
 	if err := b.restart(); err != nil {
 		return err
 	}
-	stop := make(chan struct{})
-	type produced struct {
-		samples []latencySample
-		err     error
+	// The producer runs in a process of its own, as a producing
+	// application would: in this one it would share the Go runtime (and
+	// the garbage collector) with the replaying consumer's decoding.
+	child, err := startFixedRateChild(b.brokers, topic.name, opts.isolationRate, b.recordSize)
+	if err != nil {
+		return err
 	}
-	done := make(chan produced, 1)
 	began := time.Now()
-	go func() {
-		samples, err := fixedRate(ctx, b.brokers, topic.name, opts.isolationRate, b.recordSize, stop)
-		done <- produced{samples, err}
-	}()
 	time.Sleep(isolationWarmUp + opts.isolationFor)
 	replayStart := time.Now()
 	r, replayErr := b.replay(ctx, b.main, nil)
 	replayEnd := time.Now()
-	close(stop)
-	p := <-done
+	samples, childErr := child.stop()
 	if replayErr != nil {
 		return fmt.Errorf("cold replay: %w", replayErr)
 	}
-	if p.err != nil {
-		return fmt.Errorf("fixed-rate producer: %w", p.err)
+	if childErr != nil {
+		return fmt.Errorf("fixed-rate producer: %w", childErr)
 	}
 	var without, during []time.Duration
-	for _, s := range p.samples {
+	for _, s := range samples {
 		switch {
 		case s.sent.After(began.Add(isolationWarmUp)) && s.sent.Before(replayStart):
 			without = append(without, s.took)
@@ -79,7 +81,7 @@ func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *su
 	}
 	base, loaded := percentiles(without), percentiles(during)
 	mbs := float64(b.main.remoteBytes) / r.elapsed.Seconds() / 1e6
-	fmt.Printf("\nisolation: a producer at %d records/s of %d B (acks=all, linger 0, one partition, its own topic) on the same broker,\n", opts.isolationRate, b.recordSize)
+	fmt.Printf("\nisolation: a producer process at %d records/s of %d B (acks=all, linger 0, one partition, its own topic) on the same broker,\n", opts.isolationRate, b.recordSize)
 	fmt.Printf("%s without a replay, then during a cold replay (after a restart) of the tiered topic: %.1f MB/s, %.2f GETs/MiB\n",
 		opts.isolationFor, mbs, r.getsPerMiB)
 	fmt.Printf("%-28s %10s %10s %10s %12s\n", "producer", "samples", "p50 ms", "p99 ms", "records/s")
@@ -88,6 +90,80 @@ func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *su
 		float64(len(during))/replayEnd.Sub(replayStart).Seconds(), loaded.p99/base.p99, goalIsolationP99)
 	sum.atMost("producer p99 during a cold replay / without", loaded.p99/base.p99, goalIsolationP99, "×")
 	return nil
+}
+
+// fixedRateChild is the isolation phase's producer process: this binary
+// with --fixed-rate-producer. It produces until its stdin closes, then
+// writes one line per acknowledged record: the send time and the time to
+// the acknowledgement, in Unix nanoseconds and nanoseconds.
+type fixedRateChild struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+}
+
+func startFixedRateChild(brokers, topic string, rate, recordSize int) (*fixedRateChild, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	c := &fixedRateChild{cmd: exec.Command(self, "--fixed-rate-producer", fmt.Sprintf("%s,%s,%d,%d", brokers, topic, rate, recordSize))}
+	c.cmd.Stdout, c.cmd.Stderr = &c.stdout, &c.stderr
+	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	if err := c.cmd.Start(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// stop ends the production and returns the samples.
+func (c *fixedRateChild) stop() ([]latencySample, error) {
+	c.stdin.Close()
+	if err := c.cmd.Wait(); err != nil {
+		return nil, fmt.Errorf("%w: %s", err, strings.TrimSpace(c.stderr.String()))
+	}
+	var samples []latencySample
+	for line := range strings.SplitSeq(strings.TrimSpace(c.stdout.String()), "\n") {
+		var sent, took int64
+		if _, err := fmt.Sscan(line, &sent, &took); err != nil {
+			return nil, fmt.Errorf("fixed-rate producer output %q: %w", line, err)
+		}
+		samples = append(samples, latencySample{time.Unix(0, sent), time.Duration(took)})
+	}
+	return samples, nil
+}
+
+// runFixedRateChild is the --fixed-rate-producer process.
+func runFixedRateChild(spec string) error {
+	parts := strings.Split(spec, ",")
+	if len(parts) != 4 {
+		return fmt.Errorf("want brokers,topic,rate,size, got %q", spec)
+	}
+	rate, err := strconv.Atoi(parts[2])
+	if err != nil {
+		return err
+	}
+	size, err := strconv.Atoi(parts[3])
+	if err != nil {
+		return err
+	}
+	stop := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, os.Stdin) // until the parent closes it
+		close(stop)
+	}()
+	samples, err := fixedRate(context.Background(), parts[0], parts[1], rate, size, stop)
+	if err != nil {
+		return err
+	}
+	out := bufio.NewWriter(os.Stdout)
+	for _, s := range samples {
+		fmt.Fprintf(out, "%d %d\n", s.sent.UnixNano(), int64(s.took))
+	}
+	return out.Flush()
 }
 
 type latencySample struct {
