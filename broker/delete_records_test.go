@@ -15,9 +15,7 @@ import (
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/partition"
-	"github.com/strata-log/strata/broker/tiermanager"
 	"github.com/strata-log/strata/metadata"
-	"github.com/strata-log/strata/metadata/metadatatest"
 )
 
 // produceValues writes n one-record batches to topic partition 0.
@@ -216,18 +214,7 @@ func TestDeleteRecordsTiered(t *testing.T) {
 	p := leadingTopic(t, n, "tiered")
 	produceValues(t, cl, "tiered", 30)
 
-	startManager := func(n *brokertest.Node) (stop func()) {
-		manager, err := tiermanager.New(tiermanager.Config{Tier: tier, Store: n.Store, NodeID: metadatatest.NodeID,
-			Partitions: n.Server.HostedPartitions, StagingDir: t.TempDir(), Interval: 20 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		managerCtx, stopManager := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); manager.Run(managerCtx) }()
-		return func() { stopManager(); <-done }
-	}
-	stop := startManager(n)
+	stop := startTierManager(t, ctx, n, tier)
 	defer func() { stop() }()
 	for p.LogStartOffset() < 10 {
 		if ctx.Err() != nil {
@@ -281,7 +268,7 @@ func TestDeleteRecordsTiered(t *testing.T) {
 	stop()
 	registerer = nil
 	n.Restart()
-	stop = startManager(n)
+	stop = startTierManager(t, ctx, n, tier)
 	adm = kadm.NewClient(n.Client())
 	leadingTopic(t, n, "tiered")
 	if got := earliest(t, adm, "tiered"); got != target {

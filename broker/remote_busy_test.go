@@ -12,11 +12,8 @@ import (
 
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
-	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/recordbatch"
-	"github.com/strata-log/strata/broker/tiermanager"
 	"github.com/strata-log/strata/metadata"
-	"github.com/strata-log/strata/metadata/metadatatest"
 	"github.com/strata-log/strata/tiering"
 )
 
@@ -57,33 +54,14 @@ func TestRemoteQueueFullAnswersEmpty(t *testing.T) {
 	})
 	cl := n.Client()
 	createTopic(t, cl, "replay", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
-	var p *partition.Partition
-	for deadline := time.Now().Add(10 * time.Second); p == nil || !p.Leading(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the partition never led")
-		}
-		p = n.Server.OpenPartition("replay", 0)
-	}
+	p := leadingTopic(t, n, "replay")
 	for i := range 20 {
 		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "replay", Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	manager, err := tiermanager.New(tiermanager.Config{Tier: tier, Store: n.Store, NodeID: metadatatest.NodeID,
-		Partitions: n.Server.HostedPartitions, StagingDir: t.TempDir(), Interval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	managerCtx, stopManager := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); manager.Run(managerCtx) }()
-	defer func() { stopManager(); <-done }()
-	for p.LogStartOffset() == 0 {
-		if ctx.Err() != nil {
-			t.Fatal("offset 0 never left the local log")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	defer startTierManager(t, ctx, n, tier)()
+	waitLocalLogStart(t, ctx, p, 0, "offset 0")
 
 	fetch := kmsg.NewPtrFetchRequest()
 	fetch.ReplicaID, fetch.MaxBytes, fetch.MaxWaitMillis, fetch.MinBytes = -1, 1<<20, 0, 1

@@ -16,12 +16,9 @@ import (
 
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
-	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
-	"github.com/strata-log/strata/broker/tiermanager"
 	"github.com/strata-log/strata/metadata"
-	"github.com/strata-log/strata/metadata/metadatatest"
 	"github.com/strata-log/strata/tiering"
 )
 
@@ -76,28 +73,14 @@ func TestRemoteReadsReleasedOnEveryPath(t *testing.T) {
 	})
 	cl := n.Client(kgo.ProducerBatchCompression(kgo.NoCompression())) // batches of known size
 	createTopic(t, cl, "released", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "16384", "local.retention.bytes": "1"})
-	var p *partition.Partition
-	for deadline := time.Now().Add(10 * time.Second); p == nil || !p.Leading(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the partition never led")
-		}
-		p = n.Server.OpenPartition("released", 0)
-	}
+	p := leadingTopic(t, n, "released")
 	value := bytes.Repeat([]byte("0123456789abcdef"), 90) // 1440 bytes: batches straddle 4 KiB chunks
 	for range 40 {
 		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "released", Value: value}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	manager, err := tiermanager.New(tiermanager.Config{Tier: tier, Store: n.Store, NodeID: metadatatest.NodeID,
-		Partitions: n.Server.HostedPartitions, StagingDir: t.TempDir(), Interval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	managerCtx, stopManager := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); manager.Run(managerCtx) }()
-	defer func() { stopManager(); <-done }()
+	defer startTierManager(t, ctx, n, tier)()
 	for p.LogStartOffset() == 0 {
 		if ctx.Err() != nil {
 			topic, _ := n.Store.State().Topic("released")

@@ -36,13 +36,7 @@ func TestReadCommittedFromTieredSegments(t *testing.T) {
 	})
 	cl := n.Client()
 	createTopic(t, cl, "tx", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
-	var p *partition.Partition
-	for deadline := time.Now().Add(10 * time.Second); p == nil || !p.Leading(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the partition never led")
-		}
-		p = n.Server.OpenPartition("tx", 0)
-	}
+	p := leadingTopic(t, n, "tx")
 
 	// What a transactional producer and its coordinator would write:
 	// producer 100's transaction aborted, interleaved with plain records
@@ -87,21 +81,9 @@ func TestReadCommittedFromTieredSegments(t *testing.T) {
 		want = append(want, fmt.Sprintf("plain-%d", i+2))
 	}
 
-	manager, err := tiermanager.New(tiermanager.Config{Tier: tier, Store: n.Store, NodeID: metadatatest.NodeID,
-		Partitions: n.Server.HostedPartitions, StagingDir: t.TempDir(), Interval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	managerCtx, stopManager := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); manager.Run(managerCtx) }()
-	defer func() { stopManager(); <-done }()
-	for p.LogStartOffset() <= 10 {
-		if ctx.Err() != nil {
-			t.Fatalf("the transactions' segments never left the local log (log start %d)", p.LogStartOffset())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	stopManager := startTierManager(t, ctx, n, tier)
+	defer stopManager() // a second call returns at once
+	waitLocalLogStart(t, ctx, p, 10, "the transactions' segments")
 
 	// A raw read_committed Fetch from the start: served from the bucket,
 	// with producer 100's transaction listed.
@@ -151,13 +133,39 @@ func TestReadCommittedFromTieredSegments(t *testing.T) {
 	// the bucket) has no local index entries below its start: the remote
 	// ones still answer.
 	stopManager()
-	<-done
 	state := n.Store.State()
 	_, remoteEnd, _ := state.RemoteLogOffsets(p.TopicID(), p.Index())
 	if err := p.RestartAt(remoteEnd+1, p.RemoteEpochs(state, remoteEnd+1), nil); err != nil {
 		t.Fatal(err)
 	}
 	checkRawFetch("after RestartAt")
+}
+
+// startTierManager runs a tier manager for n's partitions over tier
+// (uploads every 20 ms) until stop, which waits for it.
+func startTierManager(t *testing.T, ctx context.Context, n *brokertest.Node, tier *tiering.Tier) (stop func()) {
+	t.Helper()
+	manager, err := tiermanager.New(tiermanager.Config{Tier: tier, Store: n.Store, NodeID: metadatatest.NodeID,
+		Partitions: n.Server.HostedPartitions, StagingDir: t.TempDir(), Interval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	managerCtx, stopManager := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); manager.Run(managerCtx) }()
+	return func() { stopManager(); <-done }
+}
+
+// waitLocalLogStart waits until p's local log starts above offset (what
+// is below is in the object store only), failing with what when ctx ends.
+func waitLocalLogStart(t *testing.T, ctx context.Context, p *partition.Partition, offset int64, what string) {
+	t.Helper()
+	for p.LogStartOffset() <= offset {
+		if ctx.Err() != nil {
+			t.Fatalf("%s never left the local log (local log start %d)", what, p.LogStartOffset())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // memoryTier is a tiered store on an in-memory bucket, closed (after the
