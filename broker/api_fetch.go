@@ -391,14 +391,24 @@ func answersError(resp *kmsg.FetchResponse) bool {
 
 // readRemote reads the targets served from the object store, all at once
 // (one Fetch may replay many partitions; at most remoteReadConcurrency
-// reads run together). Each reads at most its partition limit and the
-// response limit; fillFetch then applies the response budget.
+// reads run together). Each reads at most its partition limit and what
+// the remote reads before it leave of the response limit; fillFetch then
+// applies the response budget.
 func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 	ctx, cancel := context.WithTimeout(s.ctx, remoteFetchTimeout)
 	defer cancel()
 	state := s.cfg.Metadata.State()
 	slots := make(chan struct{}, remoteReadConcurrency)
-	var reads sync.WaitGroup
+	// The reads run at once, in waves planned against what is left of the
+	// response's maxBytes, in request order as fillFetch fills it: a wave
+	// takes the partitions whose limits fit what is left (at least one:
+	// the first batch of the first comes whole, KIP-74); once it is read,
+	// what it returned is taken off and the next wave plans the rest. So
+	// a remote partition with no room left is not read at all (answered
+	// without data; the consumer asks again) rather than read and thrown
+	// away, and one that fits is read even when the limits of those
+	// before it were not used up.
+	var pending []*fetchTarget
 	for i := range targets {
 		t := &targets[i]
 		if t.remote == nil {
@@ -408,20 +418,38 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 			t.remoteData = nil // KIP-956: not read, answered without data (remote_quota.go)
 			continue
 		}
-		slots <- struct{}{}
-		reads.Go(func() {
-			defer func() { <-slots }()
-			t.remoteData, t.remoteErr = s.cfg.RemoteReader.Read(ctx, t.part.Name(), *t.remote, t.offset, int(max(min(t.maxBytes, maxBytes), 0)))
-			s.recordRemoteFetch(t.remoteData.Len())
-			if t.readCommitted && t.remoteErr == nil {
-				if t.remoteAborted, t.remoteErr = s.committedRemote(ctx, state, t.part, *t.remote, t.offset, t.remoteData); t.remoteErr != nil {
-					t.remoteData.Release()
-					t.remoteData = nil
-				}
-			}
-		})
+		pending = append(pending, t)
 	}
-	reads.Wait()
+	left := int64(max(maxBytes, 0))
+	for first := true; len(pending) > 0 && (left > 0 || first); first = false {
+		var reads sync.WaitGroup
+		planned, n := left, 0
+		for _, t := range pending {
+			budget := min(int64(max(t.maxBytes, 0)), planned)
+			if budget <= 0 && (n > 0 || !first) {
+				break
+			}
+			planned -= budget
+			n++
+			slots <- struct{}{}
+			reads.Go(func() {
+				defer func() { <-slots }()
+				t.remoteData, t.remoteErr = s.cfg.RemoteReader.Read(ctx, t.part.Name(), *t.remote, t.offset, int(budget))
+				s.recordRemoteFetch(t.remoteData.Len())
+				if t.readCommitted && t.remoteErr == nil {
+					if t.remoteAborted, t.remoteErr = s.committedRemote(ctx, state, t.part, *t.remote, t.offset, t.remoteData); t.remoteErr != nil {
+						t.remoteData.Release()
+						t.remoteData = nil
+					}
+				}
+			})
+		}
+		reads.Wait()
+		for _, t := range pending[:n] {
+			left -= int64(t.remoteData.Len())
+		}
+		pending = pending[n:]
+	}
 	for i := range targets {
 		t := &targets[i]
 		switch {
