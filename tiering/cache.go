@@ -295,9 +295,11 @@ func (c *chunkCache) contains(key chunkKey) bool {
 // put queues a chunk for the disk cache, evicting the least recently used
 // ones beyond the capacity; it does not wait for the write, only (until ctx
 // ends) for a place in the bounded queue, so a writer that falls behind
-// slows the GETs that fill the cache (read-ahead), never a reader. A
-// failure to write is not an error for anyone: the chunk just stays
-// uncached on disk.
+// slows the GETs that fill the cache: read-ahead ones (bounded by their
+// slots), and a reader's own (bounded by Tier.readerGETs, so a reader
+// waits only once ReaderThreads of them wait here: memory stays bounded
+// by the configuration whatever the writer's pace). A failure to write
+// is not an error for anyone: the chunk just stays uncached on disk.
 func (c *chunkCache) put(ctx context.Context, key chunkKey, ch *chunk) {
 	size := int64(len(ch.data))
 	c.mu.Lock()

@@ -415,8 +415,26 @@ type chunkFlight struct {
 // memory LRU and, behind the readers, into the disk cache. started reports
 // that this call started the GET rather than joining one. A refresh
 // (useCache false) never joins a flight that started before it.
-func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, index, last int64, join bool) (*chunk, bool, error) {
+func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, index, last int64, join bool) (_ *chunk, _ bool, err error) {
 	key := chunkKey{segment: segment.SegmentID, index: index}
+	// A token for the GET this call may start (readerGETs): returned at
+	// once unless the GET takes it.
+	select {
+	case t.readerGETs <- struct{}{}:
+	default:
+		t.stats.readerGETWaits.Add(1)
+		select {
+		case t.readerGETs <- struct{}{}:
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
+	handed := false
+	defer func() {
+		if !handed {
+			<-t.readerGETs
+		}
+	}()
 	t.flightMu.Lock()
 	f, joined := t.chunkFlights[key]
 	if joined && join {
@@ -480,7 +498,8 @@ func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segmen
 	t.releaseAhead(granted - int64(len(flights)-1))
 	f = flights[0]
 	t.stats.prefetches.Add(int64(len(flights) - 1)) // the window, ahead of the reader
-	t.runGET(p, segment, index, flights, t.config.ReadAttempts, nil)
+	handed = true
+	t.runGET(p, segment, index, flights, t.config.ReadAttempts, func() { <-t.readerGETs })
 	select {
 	case <-f.done:
 		return f.chunk, true, f.err

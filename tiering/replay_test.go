@@ -298,6 +298,62 @@ func TestColdReplayFillsTheDiskCache(t *testing.T) {
 	}
 	replaySegments(t, tier, local, segments, chunk)
 	if more := metrics.Counts().Gets - gets; more != 0 {
-		t.Fatalf("warm replay made %d GETs, want none", more)
+		t.Fatalf("warm replay made %d GETs, want none: stats %+v", more, tier.Stats())
+	}
+}
+
+// A disk cache writer that falls behind slows a cold replay down to it
+// instead of letting fetched chunks pile up in memory: with the writer
+// held, readers stop once the write queue is full and ReaderThreads GETs
+// of their own wait to queue their chunks, so the chunk buffers in use
+// stay bounded; once the writer goes on, the replay completes with the
+// right bytes and every chunk reaches the disk. (Before, each reader GET
+// waited in a goroutine of its own while the reader went on: the replay
+// completed with the writer held and every chunk in memory.)
+func TestSlowCacheWriterBoundsReplayMemory(t *testing.T) {
+	const chunk = 16 << 10
+	local := buildLocalLog(t, 700, 512<<10, 0, 13)
+	bucket := openBucket(t, "mem://")
+	segments := local.uploadAll(t, newTier(t, tiering.Config{Bucket: bucket}))
+	tier := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: chunk, MemoryCacheBytes: -1, ReaderThreads: 2})
+	release := tiering.HoldCacheWrites(tier)
+	released := false
+	defer func() {
+		if !released {
+			release()
+		}
+	}()
+	done := make(chan int64, 1)
+	go func() { done <- replaySegments(t, tier, local, segments, chunk) }()
+	for deadline := time.Now().Add(30 * time.Second); tier.Stats().ReaderGETWaits == 0; time.Sleep(time.Millisecond) {
+		select {
+		case <-done:
+			t.Fatalf("the replay completed with the cache writer held: stats %+v", tier.Stats())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no reader waited for the held cache writer: stats %+v", tier.Stats())
+		}
+	}
+	// Bounded by the configuration, not by the log: the write queue (32
+	// chunks without a memory LRU), and the GETs waiting to queue theirs —
+	// ReaderThreads of the readers' own and as many read-ahead ones, each
+	// with its chunk and at most the read-ahead budget (4 chunks) — and
+	// the chunks of the read in hand. The log has 309 chunks.
+	const bound = 32 + 2*2*(1+4) + 2
+	if stats := tier.Stats(); stats.ChunkBuffers > bound {
+		t.Fatalf("%d chunk buffers allocated with the writer held, want at most %d: stats %+v", stats.ChunkBuffers, bound, stats)
+	}
+	release()
+	released = true
+	var replayed int64
+	select {
+	case replayed = <-done:
+	case <-time.After(time.Minute):
+		t.Fatalf("the replay did not complete once the writer went on: stats %+v", tier.Stats())
+	}
+	tiering.WaitCacheWrites(tier)
+	if stats := tier.Stats(); stats.CacheWritesDropped != 0 || stats.CacheBytes != replayed {
+		t.Fatalf("stats %+v after a replay of %d bytes: want every chunk cached on disk", stats, replayed)
 	}
 }

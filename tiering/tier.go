@@ -205,8 +205,13 @@ type Tier struct {
 
 	uploadSlots   chan struct{} // one token per segment being uploaded
 	prefetchSlots chan struct{} // one token per read-ahead GET in flight
-	readSlots     chan struct{} // one token per read admitted (running or waiting)
-	readThreads   chan struct{} // one token per read running
+	// readerGETs has one token per GET a reader started for its own
+	// miss, held until the GET's chunks are queued for the disk cache: a
+	// writer slower than the replay makes readers wait here rather than
+	// pile fetched chunks up in memory.
+	readerGETs  chan struct{}
+	readSlots   chan struct{} // one token per read admitted (running or waiting)
+	readThreads chan struct{} // one token per read running
 
 	// background is the lifetime of fetches that run detached from the
 	// reader that started them; cancelled by Close.
@@ -249,6 +254,7 @@ func New(cfg Config) (*Tier, error) {
 		txnIndexes:    newTxnIndexCache(),
 		uploadSlots:   make(chan struct{}, cfg.UploadConcurrency),
 		prefetchSlots: make(chan struct{}, cfg.ReaderThreads),
+		readerGETs:    make(chan struct{}, cfg.ReaderThreads),
 		readSlots:     make(chan struct{}, cfg.ReaderThreads+max(cfg.ReaderMaxPendingTasks, 0)),
 		readThreads:   make(chan struct{}, cfg.ReaderThreads),
 		flights:       make(map[string]*flight),
@@ -346,13 +352,17 @@ type Stats struct {
 	// CacheDiskReadsAhead counts those loaded from the files into memory
 	// ahead of sequential readers, off their path.
 	CacheDiskReads, CacheDiskReadsAhead int64
+	// ReaderGETWaits counts reads that waited before starting a GET of
+	// their own because ReaderThreads such GETs were still queueing their
+	// chunks for a disk cache writer that fell behind.
+	ReaderGETWaits int64
 }
 
 type stats struct {
 	cacheHits, cacheMisses, sharedFetches, prefetches, cacheEvictions, corruptChunks atomic.Int64
 	indexCacheHits, indexFetches, retries, segmentUploads                            atomic.Int64
 	chunkGets, cacheWritesDropped, sequentialReads, readsWaiting, readsRejected      atomic.Int64
-	readChunksHeld, diskReads, diskReadsAhead                                        atomic.Int64
+	readChunksHeld, diskReads, diskReadsAhead, readerGETWaits                        atomic.Int64
 }
 
 // Stats returns the counters.
@@ -369,6 +379,7 @@ func (t *Tier) Stats() Stats {
 		ReadsWaiting: t.stats.readsWaiting.Load(), ReadsRejected: t.stats.readsRejected.Load(),
 		ReadAheadBytes: t.readAheadInFlight(), CacheDirectIO: t.cache.direct, ReadChunksHeld: t.stats.readChunksHeld.Load(),
 		CacheDiskReads: t.stats.diskReads.Load(), CacheDiskReadsAhead: t.stats.diskReadsAhead.Load(),
+		ReaderGETWaits: t.stats.readerGETWaits.Load(),
 	}
 }
 
