@@ -267,7 +267,14 @@ func (c *controller) reconcile(stop chan struct{}) {
 	state.EachTopic(func(t Topic) bool {
 		for _, p := range t.Partitions {
 			if p.Leader >= 0 && alive(p.Leader) {
-				c.leaveISR(ctx, t, p, unavailable)
+				// Only under a leader this controller has heard from: after
+				// a failover (or a quorum recovery) a dead leader looks
+				// alive until its session expires, and taking a restarting
+				// (fenced) survivor out of its ISR meanwhile would leave
+				// the partition offline once that leader is fenced.
+				if eligible(p.Leader) {
+					c.leaveISR(ctx, t, p, unavailable)
+				}
 				continue
 			}
 			if _, registered := state.Broker(p.Leader); p.Leader >= 0 && !registered && !graceOver {

@@ -117,3 +117,52 @@ func beat(ctx context.Context, store *Store, id int32, epoch int64) (stop func()
 	go func() { defer close(done); heartbeats(ctx, store, id, epoch) }()
 	return func() { cancel(); <-done }
 }
+
+// After a failover (or a quorum recovery) the new controller has heard
+// from no broker yet: a dead leader looks alive until its session
+// expires. A fenced replica must not be taken out of that leader's ISR
+// meanwhile: once the leader is fenced too, the replica is what the
+// partition can be led by again (TestRecoverQuorum lost its partition
+// this way: the survivor, restarting, was removed under a dead leader,
+// which was then fenced with nobody left in the ISR).
+func TestControllerKeepsISRUnderALeaderNotHeardFrom(t *testing.T) {
+	c := newTestClusterWith(t, 1, func(_ int32, config *Config) { config.BrokerSessionTimeout = time.Hour })
+	ctx := testContext(t)
+	_, store := c.leader()
+	epochs := map[int32]int64{}
+	stopBeats := map[int32]func(){}
+	for _, id := range []int32{1, 2, 3} {
+		_, epochs[id] = registerOnDirectory(t, ctx, store, id, byte(id))
+		stopBeats[id] = beat(ctx, store, id, epochs[id])
+	}
+	defer func() {
+		for _, stop := range stopBeats {
+			stop()
+		}
+	}()
+	waitState(t, store, "brokers unfenced", func(s *State) bool {
+		for _, b := range s.Brokers() {
+			if b.Fenced {
+				return false
+			}
+		}
+		return s.BrokerCount() == 3
+	})
+	if _, err := store.CreateTopic(ctx, TopicSpec{Name: "t", Assignments: [][]int32{{2, 1, 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	stopBeats[1]()
+	stopBeats[2]()
+	store.controller.mu.Lock()
+	store.controller.lastSeen[1] = time.Now().Add(-2 * time.Hour) // session over: fenced
+	delete(store.controller.lastSeen, 2)                             // not heard since this controller took over
+	store.controller.mu.Unlock()
+	store.controller.reconcile(make(chan struct{}))
+	if b, _ := store.State().Broker(1); !b.Fenced {
+		t.Fatalf("broker 1 not fenced after its session ended: %+v", b)
+	}
+	tp, _ := store.State().Topic("t")
+	if p := tp.Partitions[0]; p.Leader != 2 || !slices.Equal(p.ISR, []int32{2, 1, 3}) {
+		t.Fatalf("leader %d, ISR %v; want leader 2 and the ISR unchanged while the controller has not heard from 2", p.Leader, p.ISR)
+	}
+}
