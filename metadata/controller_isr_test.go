@@ -155,7 +155,7 @@ func TestControllerKeepsISRUnderALeaderNotHeardFrom(t *testing.T) {
 	stopBeats[2]()
 	store.controller.mu.Lock()
 	store.controller.lastSeen[1] = time.Now().Add(-2 * time.Hour) // session over: fenced
-	delete(store.controller.lastSeen, 2)                             // not heard since this controller took over
+	delete(store.controller.lastSeen, 2)                          // not heard since this controller took over
 	store.controller.mu.Unlock()
 	store.controller.reconcile(make(chan struct{}))
 	if b, _ := store.State().Broker(1); !b.Fenced {
