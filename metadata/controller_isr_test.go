@@ -19,29 +19,13 @@ import (
 // the controller: it rejoins through the leader's expansion, which the
 // controller then leaves alone.
 func TestControllerTakesUnavailableBrokersOutOfISRs(t *testing.T) {
-	// Sessions end only when the test says so.
-	c := newTestClusterWith(t, 1, func(_ int32, config *Config) { config.BrokerSessionTimeout = time.Hour })
 	ctx := testContext(t)
-	_, store := c.leader()
-	epochs := map[int32]int64{}
-	stopBeats := map[int32]func(){}
-	for _, id := range []int32{1, 2, 3} {
-		_, epochs[id] = registerOnDirectory(t, ctx, store, id, byte(id))
-		stopBeats[id] = beat(ctx, store, id, epochs[id])
-	}
+	store, epochs, stopBeats := threeBeatingBrokers(t, ctx)
 	defer func() {
 		for _, stop := range stopBeats {
 			stop()
 		}
 	}()
-	waitState(t, store, "brokers unfenced", func(s *State) bool {
-		for _, b := range s.Brokers() {
-			if b.Fenced {
-				return false
-			}
-		}
-		return s.BrokerCount() == 3
-	})
 	created, err := store.CreateTopic(ctx, TopicSpec{Name: "t", Assignments: [][]int32{{1, 2, 3}, {3, 1}, {3}, {1, 2}}})
 	if err != nil {
 		t.Fatal(err)
@@ -126,28 +110,13 @@ func beat(ctx context.Context, store *Store, id int32, epoch int64) (stop func()
 // this way: the survivor, restarting, was removed under a dead leader,
 // which was then fenced with nobody left in the ISR).
 func TestControllerKeepsISRUnderALeaderNotHeardFrom(t *testing.T) {
-	c := newTestClusterWith(t, 1, func(_ int32, config *Config) { config.BrokerSessionTimeout = time.Hour })
 	ctx := testContext(t)
-	_, store := c.leader()
-	epochs := map[int32]int64{}
-	stopBeats := map[int32]func(){}
-	for _, id := range []int32{1, 2, 3} {
-		_, epochs[id] = registerOnDirectory(t, ctx, store, id, byte(id))
-		stopBeats[id] = beat(ctx, store, id, epochs[id])
-	}
+	store, _, stopBeats := threeBeatingBrokers(t, ctx)
 	defer func() {
 		for _, stop := range stopBeats {
 			stop()
 		}
 	}()
-	waitState(t, store, "brokers unfenced", func(s *State) bool {
-		for _, b := range s.Brokers() {
-			if b.Fenced {
-				return false
-			}
-		}
-		return s.BrokerCount() == 3
-	})
 	if _, err := store.CreateTopic(ctx, TopicSpec{Name: "t", Assignments: [][]int32{{2, 1, 3}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -165,4 +134,28 @@ func TestControllerKeepsISRUnderALeaderNotHeardFrom(t *testing.T) {
 	if p := tp.Partitions[0]; p.Leader != 2 || !slices.Equal(p.ISR, []int32{2, 1, 3}) {
 		t.Fatalf("leader %d, ISR %v; want leader 2 and the ISR unchanged while the controller has not heard from 2", p.Leader, p.ISR)
 	}
+}
+
+// threeBeatingBrokers starts a one-voter cluster whose broker sessions
+// end only when a test says so (an hour), registers brokers 1–3 with a
+// heartbeat each (stopBeats[id] stops it) and waits until all are
+// unfenced.
+func threeBeatingBrokers(t *testing.T, ctx context.Context) (store *Store, epochs map[int32]int64, stopBeats map[int32]func()) {
+	t.Helper()
+	c := newTestClusterWith(t, 1, func(_ int32, config *Config) { config.BrokerSessionTimeout = time.Hour })
+	_, store = c.leader()
+	epochs, stopBeats = map[int32]int64{}, map[int32]func(){}
+	for _, id := range []int32{1, 2, 3} {
+		_, epochs[id] = registerOnDirectory(t, ctx, store, id, byte(id))
+		stopBeats[id] = beat(ctx, store, id, epochs[id])
+	}
+	waitState(t, store, "brokers unfenced", func(s *State) bool {
+		for _, b := range s.Brokers() {
+			if b.Fenced {
+				return false
+			}
+		}
+		return s.BrokerCount() == 3
+	})
+	return store, epochs, stopBeats
 }
