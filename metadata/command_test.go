@@ -23,6 +23,7 @@ var (
 		MaxTimestamp:   goldenCreatedAt + 60000,
 		LeaderEpoch:    7,
 		State:          SegmentCopyStarted,
+		TxnIndex:       TxnIndexNotEmpty,
 		EpochRanges:    []EpochRange{{Epoch: 5, StartOffset: 1000}, {Epoch: 7, StartOffset: 1500}},
 	}
 	goldenIncarnation  = [16]byte{0xf0, 0xe1, 0xd2, 0xc3, 0xb4, 0xa5, 0x46, 0x87, 0x98, 0x89, 0x7a, 0x6b, 0x5c, 0x4d, 0x3e, 0x2f}
@@ -62,6 +63,7 @@ func goldenImportedSegments() []SegmentManifest {
 	second.SegmentID[0]++
 	second.BaseOffset, second.LastOffset = 2000, 2499
 	second.EpochRanges = []EpochRange{{Epoch: 7, StartOffset: 2000}}
+	second.TxnIndex = TxnIndexEmpty
 	return []SegmentManifest{first, second}
 }
 
@@ -194,6 +196,40 @@ func TestChangePartitionV1Golden(t *testing.T) {
 	}
 }
 
+// TestSegmentCommandsV1Golden: SegmentCopyStarted and SegmentsImported
+// entries written before manifest entries recorded their txn index state
+// keep decoding, their segments' state unknown (a reader fetches their
+// .txnindex as before).
+func TestSegmentCommandsV1Golden(t *testing.T) {
+	legacy := goldenSegment
+	legacy.TxnIndex = TxnIndexUnknown
+	imported := goldenImportedSegments()
+	for i := range imported {
+		imported[i].TxnIndex = TxnIndexUnknown
+	}
+	for _, test := range []struct {
+		name string
+		want command
+	}{
+		{"segment-copy-started-v1", &segmentCopyStartedCommand{topicID: goldenTopicID, partition: 2, segment: legacy}},
+		{"segments-imported-v1", &segmentsImportedCommand{topicID: goldenTopicID, partition: 2, segments: imported}},
+	} {
+		t.Run(test.name, func(t *testing.T) {
+			data := readGolden(t, "commands/"+test.name+".bin")
+			if data[1] != 1 {
+				t.Fatalf("%s is version %d, want 1", test.name, data[1])
+			}
+			decoded, err := decodeCommand(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(decoded, test.want) {
+				t.Fatalf("decoded %#v\nwant    %#v", decoded, test.want)
+			}
+		})
+	}
+}
+
 func TestEveryCommandTypeHasAGoldenExample(t *testing.T) {
 	covered := map[commandType]bool{}
 	for _, test := range goldenCommands() {
@@ -224,6 +260,11 @@ func TestDecodeCommandRejects(t *testing.T) {
 		{name: "segment count longer than data", data: func() []byte {
 			data := encodeCommand(&segmentsImportedCommand{topicID: goldenTopicID, segments: goldenImportedSegments()})
 			data[commandHeaderSize+16+4] = 3 // the count: 3 segments, data for 2
+			return data
+		}(), wantCorrupt: true},
+		{name: "segment with unknown txn index state", data: func() []byte {
+			data := encodeCommand(&segmentCopyStartedCommand{topicID: goldenTopicID, segment: goldenSegment})
+			data[len(data)-1] = byte(TxnIndexNotEmpty + 1)
 			return data
 		}(), wantCorrupt: true},
 		{name: "unknown type", data: []byte{0x7e, 1}, wantUnknown: true},

@@ -36,12 +36,14 @@ func (c *segmentCopyStartedCommand) encode(e *encoder) {
 	encodeSegment(e, &c.segment)
 }
 
+// decodeSegmentCopyStarted reads version 2 (the segment with its txn index
+// state) and version 1 (without: TxnIndexUnknown).
 func decodeSegmentCopyStarted(version uint8, d *decoder) (command, bool) {
-	if version != 1 {
+	if version != 1 && version != 2 {
 		return nil, false
 	}
 	c := &segmentCopyStartedCommand{topicID: d.uuid(), partition: d.int32()}
-	decodeSegment(d, &c.segment)
+	decodeVersionedSegment(version, d, &c.segment)
 	c.segment.State = SegmentCopyStarted
 	return c, true
 }
@@ -66,6 +68,15 @@ func (c *segmentCopyStartedCommand) apply(b *stateBuilder) (any, error) {
 	segment.EpochRanges = append([]EpochRange(nil), segment.EpochRanges...)
 	b.putPartitionSegments(c.topicID, c.partition, segments, segments.inserted(segment))
 	return nil, nil
+}
+
+// decodeVersionedSegment reads a segment of a version 1 or 2 command.
+func decodeVersionedSegment(version uint8, d *decoder, segment *SegmentManifest) {
+	if version == 1 {
+		decodeSegmentV1(d, segment)
+		return
+	}
+	decodeSegment(d, segment)
 }
 
 // checkNewSegment rejects a new entry of partition's manifest (segments,
@@ -126,8 +137,10 @@ func (c *segmentsImportedCommand) encode(e *encoder) {
 	}
 }
 
+// decodeSegmentsImported reads version 2 (segments with their txn index
+// state) and version 1 (without: TxnIndexUnknown).
 func decodeSegmentsImported(version uint8, d *decoder) (command, bool) {
-	if version != 1 {
+	if version != 1 && version != 2 {
 		return nil, false
 	}
 	c := &segmentsImportedCommand{topicID: d.uuid(), partition: d.int32()}
@@ -137,7 +150,7 @@ func decodeSegmentsImported(version uint8, d *decoder) (command, bool) {
 	if n := d.length(minimumSegmentSize); n > 0 {
 		c.segments = make([]SegmentManifest, n)
 		for i := range c.segments {
-			decodeSegment(d, &c.segments[i])
+			decodeVersionedSegment(version, d, &c.segments[i])
 			c.segments[i].State = SegmentCopyFinished
 		}
 	}

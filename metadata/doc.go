@@ -108,11 +108,13 @@
 //	21 AlterBrokerConfigs  v1: broker id int32 (-1 = every broker),
 //	                           configs string map (empty = none)
 //	22-31 reserved for brokers and partition leadership
-//	32 SegmentCopyStarted  v1: topic id uuid, partition int32, segment
+//	32 SegmentCopyStarted  v2: topic id uuid, partition int32, segment
+//	                       v1 (read): a segment v1 (txn index unknown)
 //	33 SegmentCopyFinished v1: segment ref
 //	34 SegmentDeleteStarted v1: segment ref
 //	35 SegmentDeleted      v1: segment ref
-//	36 SegmentsImported    v1: topic id uuid, partition int32, segments list
+//	36 SegmentsImported    v2: topic id uuid, partition int32, segments list
+//	                       v1 (read): segments v1 (txn index unknown)
 //	37 SetLogStartOffset   v1: topic id uuid, partition int32, leader epoch
 //	                           int32, offset int64 (DeleteRecords; only moves
 //	                           forward; fenced by the leader epoch)
@@ -217,7 +219,13 @@
 // (ErrSegmentOverlap): readable segments never overlap, and offsets of a
 // segment being deleted can be copied again. The other three name the
 // entry by base offset and segment id (ErrUnknownSegment for another
-// upload of the same offsets).
+// upload of the same offsets). An entry records, from SegmentCopyStarted
+// v2 or SegmentsImported v2 on, whether the segment's .txnindex holds
+// aborted transactions (TxnIndexState, Kafka's txnIdxEmpty of KIP-1058),
+// so a read_committed fetch from tiered data skips the indexes known to
+// be empty; entries of v1 commands and 0x04 snapshot records have it
+// unknown and are read as before. A value other than 0..2 is refused
+// (ErrInvalidSegment).
 //
 // SegmentsImported is for disaster recovery: it rebuilds the manifest of a
 // topic re-created with its old topic id from the object-store bucket,
@@ -272,13 +280,19 @@
 //	topic                  name string, id uuid, internal bool,
 //	                       created-at int64 (Unix milliseconds), configs map,
 //	                       partitions list
-//	segment                segment id uuid, base offset int64,
+//	segment v1             segment id uuid, base offset int64,
 //	                       last offset int64, size bytes int64,
 //	                       first timestamp int64, max timestamp int64
 //	                       (Unix milliseconds), uploader's leader epoch int32,
 //	                       epoch ranges: uvarint count, then count
 //	                       (epoch int32, start offset int64)
+//	segment                segment v1, then txn index uint8: whether the
+//	                       segment's .txnindex object holds aborted
+//	                       transactions (Kafka's txnIdxEmpty, KIP-1058):
+//	                       0 unknown (read it), 1 empty (never read),
+//	                       2 not empty; other values do not decode
 //	segments list          uvarint count, then count segments
+//	segments v1 list       uvarint count, then count segments v1
 //	segment ref            topic id uuid, partition int32, base offset int64,
 //	                       segment id uuid, proposer's leader epoch int32
 //	acl binding            resource type uint8, pattern type uint8,
@@ -331,13 +345,18 @@
 //	              rack string, fenced bool, broker epoch int64
 //	0x05 broker   what 0x03 holds, then directory id uuid; written for
 //	              every broker since directory ids
-//	0x04 segments tiered-segment manifest entries of one partition: topic
-//	              id uuid, partition int32, uvarint count (1 or more), then
-//	              count (state uint8, segment); 1 CopyStarted,
-//	              2 CopyFinished, 3 DeleteStarted. In (topic id, partition,
-//	              base offset) order; a partition's entries may span
-//	              several consecutive records (the writer writes one per
-//	              in-memory chunk of at most 64 entries)
+//	0x04 segments (read only; written before manifest entries recorded
+//	              their txn index) tiered-segment manifest entries of one
+//	              partition: topic id uuid, partition int32, uvarint count
+//	              (1 or more), then count (state uint8, segment v1);
+//	              1 CopyStarted, 2 CopyFinished, 3 DeleteStarted. In
+//	              (topic id, partition, base offset) order; a partition's
+//	              entries may span several consecutive records (the writer
+//	              writes one per in-memory chunk of at most 64 entries)
+//	0x0a segments what 0x04 holds with each entry a segment (segment v1,
+//	              then txn index uint8); written for every chunk since
+//	              entries record their txn index. Entries of 0x04 records
+//	              restore with txn index unknown
 //	0x07 acl      one per ACL binding, in the order of their encodings:
 //	              acl binding (as above)
 //	0x08 quota    one per entity with client quotas, in the order of
@@ -357,7 +376,7 @@
 //	0x7f end      last: uint64 count of the records before it
 //
 // Record types were added to version 1 without bumping it (broker,
-// segments and directory-id broker records): a snapshot without them is exactly the original version 1, and
+// segments, directory-id broker and txn-index segment records): a snapshot without them is exactly the original version 1, and
 // a build that does not know them stops at them (they do not carry the
 // ignore-unknown bit, because skipping them would lose state) just as it
 // would stop at a higher version.

@@ -131,7 +131,7 @@ func (g *commandGenerator) nextClusterCommand(choice int) command {
 		last := base + g.random.Int64N(20)
 		segment := SegmentManifest{
 			SegmentID: g.segmentID(), BaseOffset: base, LastOffset: last, SizeBytes: (last - base) * 10,
-			FirstTimestamp: base, MaxTimestamp: last, LeaderEpoch: leaderEpoch,
+			FirstTimestamp: base, MaxTimestamp: last, LeaderEpoch: leaderEpoch, TxnIndex: TxnIndexState(g.random.IntN(3)),
 			EpochRanges: []EpochRange{{Epoch: max(0, leaderEpoch-1), StartOffset: base}},
 		}
 		if last > base && leaderEpoch > 0 && g.chance(30) {
@@ -177,7 +177,7 @@ func (g *commandGenerator) segmentsImported() command {
 		leaderEpoch := g.random.Int32N(8)
 		segments[i] = SegmentManifest{
 			SegmentID: g.segmentID(), BaseOffset: base, LastOffset: last, SizeBytes: (last - base) * 10,
-			FirstTimestamp: base, MaxTimestamp: last, LeaderEpoch: leaderEpoch,
+			FirstTimestamp: base, MaxTimestamp: last, LeaderEpoch: leaderEpoch, TxnIndex: TxnIndexState(g.random.IntN(3)),
 			EpochRanges: []EpochRange{{Epoch: g.random.Int32N(leaderEpoch + 1), StartOffset: base}},
 		}
 		base = last + 1 + g.random.Int64N(3)

@@ -34,6 +34,37 @@ func (s SegmentState) String() string {
 	return fmt.Sprintf("SegmentState(%d)", uint8(s))
 }
 
+// TxnIndexState says what a tiered segment's aborted-transaction index
+// (its .txnindex object) holds, as the uploader saw it: Kafka's
+// RemoteLogSegmentMetadata txnIdxEmpty (KIP-1058), with a third value for
+// entries written before it was recorded. A read_committed fetch from
+// tiered data never fetches the index of a segment known to have none.
+// Part of the command and snapshot formats: do not change the numbers.
+type TxnIndexState uint8
+
+const (
+	// TxnIndexUnknown: not recorded (an entry written by an older version,
+	// or imported without the object's size): read the object to know.
+	TxnIndexUnknown TxnIndexState = 0
+	// TxnIndexEmpty: the segment has no aborted transaction whose ABORT
+	// marker is in it (its .txnindex is empty or absent).
+	TxnIndexEmpty TxnIndexState = 1
+	// TxnIndexNotEmpty: the .txnindex holds at least one entry.
+	TxnIndexNotEmpty TxnIndexState = 2
+)
+
+func (s TxnIndexState) String() string {
+	switch s {
+	case TxnIndexUnknown:
+		return "Unknown"
+	case TxnIndexEmpty:
+		return "Empty"
+	case TxnIndexNotEmpty:
+		return "NotEmpty"
+	}
+	return fmt.Sprintf("TxnIndexState(%d)", uint8(s))
+}
+
 // TopicPartition names one partition of one topic incarnation: the topic
 // id keeps a re-created topic apart from an earlier one of the same name.
 // It is what a tiered segment's objects are stored under (tiering) and what
@@ -80,6 +111,9 @@ type SegmentManifest struct {
 	// LeaderEpoch is the leader epoch of the uploader.
 	LeaderEpoch int32
 	State       SegmentState
+	// TxnIndex says whether the segment's .txnindex object holds entries
+	// (set by the uploader from the index it uploads).
+	TxnIndex TxnIndexState
 	// EpochRanges are the leader epochs of the segment's offsets: at least
 	// one, the first starting at BaseOffset, epochs and start offsets
 	// strictly increasing, none after LastOffset or above LeaderEpoch.
@@ -495,8 +529,32 @@ const (
 )
 
 // encodeSegment writes a manifest entry without its state (which commands
-// imply and snapshot records write before it).
+// imply and snapshot records write before it), in the current layout: the
+// version 1 layout (encodeSegmentV1), then the txn index state.
 func encodeSegment(e *encoder, segment *SegmentManifest) {
+	encodeSegmentV1(e, segment)
+	e.uint8(uint8(segment.TxnIndex))
+}
+
+// decodeSegment reads what encodeSegment writes.
+func decodeSegment(d *decoder, segment *SegmentManifest) {
+	decodeSegmentV1(d, segment)
+	segment.TxnIndex = decodeTxnIndexState(d)
+}
+
+func decodeTxnIndexState(d *decoder) TxnIndexState {
+	state := TxnIndexState(d.uint8())
+	if state > TxnIndexNotEmpty {
+		d.fail(fmt.Errorf("txn index state %d", state))
+		return TxnIndexUnknown
+	}
+	return state
+}
+
+// encodeSegmentV1 writes a manifest entry without its txn index state, as
+// SegmentCopyStarted and SegmentsImported version 1 and snapshot records
+// of type 0x04 hold it (decoded, the state is TxnIndexUnknown).
+func encodeSegmentV1(e *encoder, segment *SegmentManifest) {
 	e.uuid(segment.SegmentID)
 	e.int64(segment.BaseOffset)
 	e.int64(segment.LastOffset)
@@ -511,7 +569,7 @@ func encodeSegment(e *encoder, segment *SegmentManifest) {
 	}
 }
 
-func decodeSegment(d *decoder, segment *SegmentManifest) {
+func decodeSegmentV1(d *decoder, segment *SegmentManifest) {
 	segment.SegmentID = d.uuid()
 	segment.BaseOffset = d.int64()
 	segment.LastOffset = d.int64()
@@ -577,6 +635,8 @@ func validateSegment(segment *SegmentManifest) error {
 		return fmt.Errorf("%w: size %d", ErrInvalidSegment, segment.SizeBytes)
 	case segment.LeaderEpoch < 0:
 		return fmt.Errorf("%w: leader epoch %d", ErrInvalidSegment, segment.LeaderEpoch)
+	case segment.TxnIndex > TxnIndexNotEmpty:
+		return fmt.Errorf("%w: %s", ErrInvalidSegment, segment.TxnIndex)
 	case len(segment.EpochRanges) == 0:
 		return fmt.Errorf("%w: no epoch ranges", ErrInvalidSegment)
 	case segment.EpochRanges[0].StartOffset != segment.BaseOffset:

@@ -66,6 +66,8 @@ func TestFSMSegments(t *testing.T) {
 	b := testSegment(2, 100, 199, 0)
 	c := testSegment(3, 200, 299, 1)
 	c.EpochRanges = []EpochRange{{0, 200}, {1, 250}}
+	// Entries keep their txn index state through every transition.
+	b.TxnIndex, c.TxnIndex = TxnIndexEmpty, TxnIndexNotEmpty
 	invalid := func(change func(*SegmentManifest)) SegmentManifest {
 		segment := testSegment(9, 1000, 1099, 0)
 		change(&segment)

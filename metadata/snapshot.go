@@ -27,10 +27,15 @@ const (
 	// drive a huge allocation.
 	maxRecordPayload = 64 << 20
 
-	recordCluster  = 0x01
-	recordTopic    = 0x02
-	recordBroker   = 0x03
+	recordCluster = 0x01
+	recordTopic   = 0x02
+	recordBroker  = 0x03
+	// recordSegments is read only: recordSegmentsWithTxnIndex replaced it
+	// when manifest entries gained their txn index state.
 	recordSegments = 0x04
+	// recordSegmentsWithTxnIndex is what recordSegments holds with each
+	// entry's txn index state after its segment (encodeSegment).
+	recordSegmentsWithTxnIndex = 0x0a
 	// recordBrokerWithDirectory replaced recordBroker (which is still
 	// read) when registrations gained a directory id.
 	recordBrokerWithDirectory = 0x05
@@ -144,7 +149,7 @@ func writeSnapshot(out io.Writer, state *State) error {
 				w.payload.uint8(uint8(chunk[i].State))
 				encodeSegment(&w.payload, &chunk[i])
 			}
-			if err := w.record(recordSegments); err != nil {
+			if err := w.record(recordSegmentsWithTxnIndex); err != nil {
 				return fmt.Errorf("write tiered segments of topic id %s partition %d: %w", formatTopicID(topicID), partitionIndex, err)
 			}
 		}
@@ -286,8 +291,8 @@ func readSnapshot(in io.Reader) (*State, error) {
 			}
 			lastBrokerID = broker.ID
 			brokers.Insert(brokerKey(broker.ID), broker)
-		case recordType == recordSegments:
-			if err := segments.restoreRecord(d); err != nil {
+		case recordType == recordSegments || recordType == recordSegmentsWithTxnIndex:
+			if err := segments.restoreRecord(d, recordType == recordSegmentsWithTxnIndex); err != nil {
 				return nil, fmt.Errorf("record %d: tiered segments: %w", records, err)
 			}
 		case recordType == recordScramCredential:
@@ -371,7 +376,10 @@ func newSegmentsRestorer() *segmentsRestorer {
 	return &segmentsRestorer{tree: iradix.New[*partitionSegments]().Txn()}
 }
 
-func (r *segmentsRestorer) restoreRecord(d *decoder) error {
+// restoreRecord restores one segment record: of type
+// recordSegmentsWithTxnIndex when withTxnIndex, else recordSegments (its
+// entries' txn index state is unknown).
+func (r *segmentsRestorer) restoreRecord(d *decoder, withTxnIndex bool) error {
 	topicID, partition := d.uuid(), d.int32()
 	n := d.length(1 + minimumSegmentSize)
 	if err := d.err(); err != nil {
@@ -395,7 +403,11 @@ func (r *segmentsRestorer) restoreRecord(d *decoder) error {
 	for range n {
 		var segment SegmentManifest
 		segment.State = SegmentState(d.uint8())
-		decodeSegment(d, &segment)
+		if withTxnIndex {
+			decodeSegment(d, &segment)
+		} else {
+			decodeSegmentV1(d, &segment)
+		}
 		if err := d.err(); err != nil {
 			return err
 		}

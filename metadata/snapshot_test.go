@@ -56,6 +56,20 @@ func applyOnFormerBrokers(t *testing.T, f *fsm, index uint64, c command, ids ...
 // the first snapshot format: brokers, tiered segments.
 func goldenFullState(t *testing.T) *State {
 	t.Helper()
+	return goldenFullStateOf(t, false)
+}
+
+// goldenFullStateOf is goldenFullState; with legacyTxnIndex its tiered
+// segments have no txn index state (TxnIndexUnknown), as the state
+// snapshot-v1-full-segment-record-4.bin was written from, before entries
+// recorded it.
+func goldenFullStateOf(t *testing.T, legacyTxnIndex bool) *State {
+	t.Helper()
+	finished, started, other := testSegment(1, 0, 99, 1), testSegment(2, 100, 199, 1), goldenSegment
+	finished.TxnIndex = TxnIndexEmpty // started stays TxnIndexUnknown, other is TxnIndexNotEmpty
+	if legacyTxnIndex {
+		finished.TxnIndex, other.TxnIndex = TxnIndexUnknown, TxnIndexUnknown
+	}
 	f := newFSM(discardLogger())
 	if err := f.Restore(readCloser{bytes.NewReader(snapshotOf(t, goldenState(t)))}); err != nil {
 		t.Fatal(err)
@@ -82,10 +96,10 @@ func goldenFullState(t *testing.T) *State {
 	// leaderships of its earlier one (leader epochs move on).
 	steps := []command{
 		changePartition(goldenTopicID, 0, 0, NoLeaderChange, true, 1),
-		copyStarted(goldenTopicID, 0, testSegment(1, 0, 99, 1)),
-		transition(commandSegmentCopyFinished, goldenTopicID, 0, testSegment(1, 0, 99, 1), 1),
-		copyStarted(goldenTopicID, 0, testSegment(2, 100, 199, 1)),
-		copyStarted(goldenTopicID2, 1, goldenSegment),
+		copyStarted(goldenTopicID, 0, finished),
+		transition(commandSegmentCopyFinished, goldenTopicID, 0, finished, 1),
+		copyStarted(goldenTopicID, 0, started),
+		copyStarted(goldenTopicID2, 1, other),
 		&registerBrokerCommand{registration: goldenRegistration},
 		&registerBrokerCommand{registration: second},
 		&setBrokerFencedCommand{id: 1, epoch: int64(index + 6), fenced: false},
@@ -119,6 +133,18 @@ func TestSnapshotGoldenFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireStatesEqual(t, restored, state)
+}
+
+// TestSnapshotGoldenSegmentRecordWithoutTxnIndex: a snapshot written
+// before manifest entries recorded their txn index state (segment records
+// of type recordSegments) keeps restoring, its entries' state unknown, so
+// readers fetch their .txnindex as before.
+func TestSnapshotGoldenSegmentRecordWithoutTxnIndex(t *testing.T) {
+	restored, err := readSnapshot(bytes.NewReader(readGolden(t, "snapshot-v1-full-segment-record-4.bin")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireStatesEqual(t, restored, goldenFullStateOf(t, true))
 }
 
 // TestSnapshotGoldenBrokerRecordWithoutDirectory: a snapshot written before
@@ -226,20 +252,28 @@ func TestSnapshotRejectsCorruption(t *testing.T) {
 			return appendRecord(data, recordBroker, e.buffer), 1
 		})},
 		{"segment partitions out of order", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
-			return appendRecord(data, recordSegments, segmentsPayload(goldenTopicID2, 0, SegmentCopyStarted, testSegment(9, 500, 599, 1))), 1
+			return appendRecord(data, recordSegmentsWithTxnIndex, segmentsPayload(goldenTopicID2, 0, SegmentCopyStarted, testSegment(9, 500, 599, 1))), 1
 		})},
 		{"segments out of order", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
-			return appendRecord(data, recordSegments, segmentsPayload(goldenTopicID, 0, SegmentCopyStarted, testSegment(9, 100, 109, 1))), 1
+			return appendRecord(data, recordSegmentsWithTxnIndex, segmentsPayload(goldenTopicID, 0, SegmentCopyStarted, testSegment(9, 100, 109, 1))), 1
 		})},
 		{"segment with unknown state", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
-			return appendRecord(data, recordSegments, segmentsPayload(goldenTopicID, 0, 4, testSegment(9, 5000, 5099, 1))), 1
+			return appendRecord(data, recordSegmentsWithTxnIndex, segmentsPayload(goldenTopicID, 0, 4, testSegment(9, 5000, 5099, 1))), 1
 		})},
 		{"segment record with negative partition", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
-			return appendRecord(data, recordSegments, segmentsPayload([16]byte{0xff}, -1, SegmentCopyStarted, testSegment(9, 5000, 5099, 1))), 1
+			return appendRecord(data, recordSegmentsWithTxnIndex, segmentsPayload([16]byte{0xff}, -1, SegmentCopyStarted, testSegment(9, 5000, 5099, 1))), 1
+		})},
+		{"segment with unknown txn index state", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			segment := testSegment(9, 5000, 5099, 1)
+			segment.TxnIndex = TxnIndexNotEmpty + 1
+			return appendRecord(data, recordSegmentsWithTxnIndex, segmentsPayload(goldenTopicID, 0, SegmentCopyStarted, segment)), 1
+		})},
+		{"legacy segment record with a txn index state", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
+			return appendRecord(data, recordSegments, segmentsPayload(goldenTopicID, 0, SegmentCopyStarted, testSegment(9, 5000, 5099, 1))), 1
 		})},
 		{"empty segment record", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
 			payload := segmentsPayload([16]byte{0xff}, 1, SegmentCopyStarted)
-			return appendRecord(data, recordSegments, payload), 1
+			return appendRecord(data, recordSegmentsWithTxnIndex, payload), 1
 		})},
 		{"wrong record count", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) { return data, 1 })},
 		{"unknown mandatory record", rewriteTail(t, valid, func(data []byte) ([]byte, uint64) {
@@ -277,7 +311,7 @@ func TestSnapshotRejectsCorruption(t *testing.T) {
 	}
 }
 
-// segmentsPayload encodes a segment record.
+// segmentsPayload encodes a segment record (recordSegmentsWithTxnIndex).
 func segmentsPayload(topicID [16]byte, partition int32, state SegmentState, segments ...SegmentManifest) []byte {
 	var e encoder
 	e.uuid(topicID)
