@@ -3,6 +3,8 @@ package tiering
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"sync"
 
 	"github.com/google/uuid"
@@ -45,6 +47,50 @@ func (t *Tier) ReadAbortedTxns(ctx context.Context, p metadata.TopicPartition, s
 	}
 	t.txnIndexes.put(segment.SegmentID, entries)
 	return entries, nil
+}
+
+// describeTxnIndex returns what a segment's manifest entry records of the
+// .txnindex file uploaded with it (SegmentFiles.TxnIndexPath; "" uploads
+// an empty object): whether it holds entries. A read_committed fetch
+// never reads a remote index recorded empty (KIP-1058).
+func describeTxnIndex(path string) (metadata.TxnIndexState, error) {
+	if path == "" {
+		return metadata.TxnIndexEmpty, nil
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return metadata.TxnIndexUnknown, fmt.Errorf("tiering: describe: %w", err)
+	}
+	if info.Size() == 0 {
+		return metadata.TxnIndexEmpty, nil
+	}
+	return metadata.TxnIndexNotEmpty, nil
+}
+
+// txnIndexListing is what a listing of the bucket says of the .txnindex
+// objects it holds, by segment id: empty or not, from their sizes. A
+// recovery from the bucket (ManifestSnapshots) imports its entries with
+// it; a segment whose object is not listed keeps TxnIndexUnknown (read
+// when needed, as before).
+type txnIndexListing map[uuid.UUID]metadata.TxnIndexState
+
+// add notes key if it is a .txnindex object.
+func (l txnIndexListing) add(key string, size int64) {
+	if _, id, suffix, ok := parseSegmentObject(key); ok && suffix == suffixTxnIndex {
+		l[id] = metadata.TxnIndexNotEmpty
+		if size == 0 {
+			l[id] = metadata.TxnIndexEmpty
+		}
+	}
+}
+
+// mark sets the TxnIndex of the segments whose .txnindex was listed.
+func (l txnIndexListing) mark(segments []metadata.SegmentManifest) {
+	for i := range segments {
+		if state, ok := l[segments[i].SegmentID]; ok {
+			segments[i].TxnIndex = state
+		}
+	}
 }
 
 // txnIndexCache holds decoded .txnindex objects by segment id, forgetting

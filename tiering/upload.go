@@ -150,7 +150,8 @@ func openSource(path string) func() (io.Reader, func(), error) {
 
 // DescribeSegment reads the batch headers of a sealed segment's .log and
 // returns its manifest entry (offsets, size, timestamps, leader-epoch
-// ranges; LeaderEpoch and State are the caller's) with SegmentID files.ID
+// ranges, whether its .txnindex holds entries; LeaderEpoch and State are
+// the caller's) with SegmentID files.ID
 // (a new one when zero), without
 // uploading anything: the broker commits "copy started" with it before
 // Upload writes the objects under the same ID.
@@ -167,6 +168,9 @@ func DescribeSegment(files SegmentFiles) (metadata.SegmentManifest, error) {
 	segment, err := describeSegment(logFile, info.Size(), files.BaseOffset)
 	if err != nil {
 		return metadata.SegmentManifest{}, fmt.Errorf("tiering: describe %s: %w", files.LogPath, err)
+	}
+	if segment.TxnIndex, err = describeTxnIndex(files.TxnIndexPath); err != nil {
+		return metadata.SegmentManifest{}, err
 	}
 	segment.SegmentID = files.ID
 	if files.ID == uuid.Nil {
@@ -390,7 +394,9 @@ func (t *Tier) ReadProducerSnapshot(ctx context.Context, p metadata.TopicPartiti
 
 // ManifestSnapshots reads every partition's newest manifest snapshot object
 // (the highest leader epoch in its name) under the prefix: what a cluster
-// rebuilt from the bucket alone starts from. An object that does not
+// rebuilt from the bucket alone starts from. Each segment's TxnIndex is
+// set from the size of its .txnindex object in the same listing
+// (TxnIndexUnknown when it is not there). An object that does not
 // decode fails the call with its *CorruptError.
 func (t *Tier) ManifestSnapshots(ctx context.Context) ([]ManifestSnapshot, error) {
 	listPrefix := ""
@@ -400,7 +406,9 @@ func (t *Tier) ManifestSnapshots(ctx context.Context) ([]ManifestSnapshot, error
 	// The newest snapshot object of each partition directory.
 	newest := map[string]SnapshotObject{}
 	var dirs []string
+	txnIndexes := txnIndexListing{}
 	err := t.bucket.Iter(ctx, listPrefix, func(key string, size int64) error {
+		txnIndexes.add(key, size)
 		epoch, ok := parseManifestSnapshotObject(key)
 		if !ok {
 			return nil
@@ -432,6 +440,7 @@ func (t *Tier) ManifestSnapshots(ctx context.Context) ([]ManifestSnapshot, error
 			return nil, corruptf(key, -1, "manifest snapshot of %s stored under another partition's name", m.Partition)
 		}
 		m.Epoch = newest[dir].Epoch
+		txnIndexes.mark(m.Segments)
 		manifests = append(manifests, m)
 	}
 	return manifests, nil
