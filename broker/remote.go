@@ -78,14 +78,18 @@ func (s *Server) committedRemote(ctx context.Context, state *metadata.State, p *
 // segment), without duplicates (local and remote segments overlap). As
 // Kafka's RemoteLogManager, it stops after a segment holding an entry whose
 // last stable offset reaches upTo: no transaction open later can have
-// started below upTo. Without such an entry every later remote segment's
-// .txnindex is read once (then kept in memory by the reader).
+// started below upTo. As Kafka since KIP-1058, a segment whose manifest
+// entry says its .txnindex is empty is skipped without reading it (it has
+// no entry to return nor to stop at); one whose entry does not say
+// (uploaded by an older version) is read. So in a partition without
+// aborted transactions a read_committed Fetch reads no .txnindex, where
+// it would read every later remote segment's.
 func (s *Server) remoteAbortedTxns(ctx context.Context, state *metadata.State, p *partition.Partition, first metadata.SegmentManifest, from, upTo int64) ([]segment.AbortedTxn, error) {
 	var out []segment.AbortedTxn
 	complete := false
 	var err error
 	state.EachSegment(p.TopicID(), p.Index(), first.BaseOffset, func(e metadata.SegmentManifest) bool {
-		if e.State != metadata.SegmentCopyFinished || e.LastOffset < first.BaseOffset {
+		if e.State != metadata.SegmentCopyFinished || e.LastOffset < first.BaseOffset || e.TxnIndex == metadata.TxnIndexEmpty {
 			return true
 		}
 		var entries []segment.AbortedTxn

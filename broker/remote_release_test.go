@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/metadata"
@@ -74,6 +75,21 @@ func TestRemoteReadsReleasedOnEveryPath(t *testing.T) {
 	cl := n.Client(kgo.ProducerBatchCompression(kgo.NoCompression())) // batches of known size
 	createTopic(t, cl, "released", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "16384", "local.retention.bytes": "1"})
 	p := leadingTopic(t, n, "released")
+	// An aborted transaction first: the first segment's .txnindex then
+	// holds an entry, so a read_committed Fetch of it reads that index
+	// (one known to be empty is never read).
+	aborted, err := recordbatch.Build(recordbatch.BuildOptions{Idempotent: true, Transactional: true, ProducerID: 100},
+		[]recordbatch.Record{{Value: []byte("aborted"), Timestamp: time.Now().UnixMilli()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.StartTxnVerification(100, 0)
+	if _, _, err := p.Append(aborted, 9, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AppendMarker(partition.Marker{ProducerID: 100, CoordinatorEpoch: 1}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	value := bytes.Repeat([]byte("0123456789abcdef"), 90) // 1440 bytes: batches straddle 4 KiB chunks
 	for range 40 {
 		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "released", Value: value}).FirstErr(); err != nil {

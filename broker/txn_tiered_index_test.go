@@ -1,0 +1,257 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/tiering"
+)
+
+// txnIndexGETs counts the GETs of .txnindex objects that go through a
+// bucket.
+type txnIndexGETs struct {
+	tiering.Bucket
+	gets atomic.Int64
+}
+
+func (b *txnIndexGETs) Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if strings.HasSuffix(key, ".txnindex") {
+		b.gets.Add(1)
+	}
+	return b.Bucket.Get(ctx, key, offset, length)
+}
+
+// abortedTxnReads records the remote segments (by base offset) whose
+// aborted transactions the broker asks its remote reader for.
+type abortedTxnReads struct {
+	broker.RemoteReader
+	mu    sync.Mutex
+	bases []int64
+}
+
+func (r *abortedTxnReads) ReadAbortedTxns(ctx context.Context, p metadata.TopicPartition, seg metadata.SegmentManifest) ([]segment.AbortedTxn, error) {
+	r.mu.Lock()
+	r.bases = append(r.bases, seg.BaseOffset)
+	r.mu.Unlock()
+	return r.RemoteReader.ReadAbortedTxns(ctx, p, seg)
+}
+
+// take returns the base offsets recorded since the last call.
+func (r *abortedTxnReads) take() []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	bases := r.bases
+	r.bases = nil
+	return bases
+}
+
+// TestReadCommittedSkipsEmptyTxnIndexes: a read_committed Fetch from
+// tiered data fetches the .txnindex of no segment whose manifest entry
+// says it has none (KIP-1058), and answers the same aborted transactions
+// as reading every index would. The uploader records, for each segment,
+// whether its index holds entries; a partition of many segments with two
+// aborted transactions, one spanning segments, is then read from the
+// bucket: from the start (only the segment holding the first ABORT marker
+// is read: its entry's last stable offset ends the search), from the
+// spanning transaction's first record (listed, from the later segment
+// holding its marker), and from past both (no index read at all). A
+// read_committed consumer still sees every committed record and no
+// aborted one.
+func TestReadCommittedSkipsEmptyTxnIndexes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	memory, err := tiering.OpenBucket(ctx, "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer memory.Close()
+	bucket := &txnIndexGETs{Bucket: memory}
+	tier, err := tiering.New(tiering.Config{Bucket: bucket, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tier.Close()
+	reader := &abortedTxnReads{RemoteReader: tier}
+	n := brokertest.Start(t, func(c *broker.Config) {
+		c.RemoteReader = reader
+		c.RetentionCheckInterval = 20 * time.Millisecond
+	})
+	cl := n.Client()
+	createTopic(t, cl, "txidx", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
+	p := leadingTopic(t, n, "txidx")
+
+	now := time.Now()
+	var want []string
+	appendRecord := func(opts recordbatch.BuildOptions, value string) int64 {
+		t.Helper()
+		batch, err := recordbatch.Build(opts, []recordbatch.Record{{Value: []byte(value), Timestamp: now.UnixMilli()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if opts.Transactional {
+			p.StartTxnVerification(opts.ProducerID, opts.ProducerEpoch)
+		}
+		base, _, err := p.Append(batch, 9, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base
+	}
+	plain := func(count int) {
+		t.Helper()
+		for range count {
+			value := fmt.Sprintf("plain-%d", len(want))
+			want = append(want, value)
+			appendRecord(recordbatch.BuildOptions{}, value)
+		}
+	}
+	txn := func(pid int64, sequence int32) recordbatch.BuildOptions {
+		return recordbatch.BuildOptions{Idempotent: true, Transactional: true, ProducerID: pid, BaseSequence: sequence}
+	}
+	abort := func(pid int64) int64 {
+		t.Helper()
+		offset, err := p.AppendMarker(partition.Marker{ProducerID: pid, CoordinatorEpoch: 1, Commit: false}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return offset
+	}
+	// Segments of 600 bytes hold a few of these batches each.
+	plain(24)
+	first200 := appendRecord(txn(200, 0), "aborted-200-a")
+	plain(20)
+	appendRecord(txn(200, 1), "aborted-200-b")
+	marker200 := abort(200)
+	plain(40)
+	appendRecord(txn(300, 0), "aborted-300")
+	marker300 := abort(300)
+	plain(40)
+	past := p.HighWatermark()
+	plain(40)
+
+	stopManager := startTierManager(t, ctx, n, tier)
+	defer stopManager()
+	waitLocalLogStart(t, ctx, p, past, "the segments past the transactions")
+	stopManager()
+
+	// The manifest says which segments' indexes hold entries: exactly
+	// those holding an ABORT marker.
+	state := n.Store.State()
+	var segments []metadata.SegmentManifest
+	state.EachSegment(p.TopicID(), p.Index(), 0, func(e metadata.SegmentManifest) bool {
+		if e.State == metadata.SegmentCopyFinished {
+			segments = append(segments, e)
+		}
+		return true
+	})
+	containing := func(offset int64) metadata.SegmentManifest {
+		t.Helper()
+		for _, e := range segments {
+			if e.BaseOffset <= offset && offset <= e.LastOffset {
+				return e
+			}
+		}
+		t.Fatalf("offset %d is in no remote segment (%d of them)", offset, len(segments))
+		return metadata.SegmentManifest{}
+	}
+	for _, e := range segments {
+		wantIndex := metadata.TxnIndexEmpty
+		if e.BaseOffset <= marker200 && marker200 <= e.LastOffset || e.BaseOffset <= marker300 && marker300 <= e.LastOffset {
+			wantIndex = metadata.TxnIndexNotEmpty
+		}
+		if e.TxnIndex != wantIndex {
+			t.Errorf("segment %d..%d: txn index %s, want %s", e.BaseOffset, e.LastOffset, e.TxnIndex, wantIndex)
+		}
+	}
+	with200, with300 := containing(marker200), containing(marker300)
+	if containing(first200).BaseOffset == with200.BaseOffset || containing(0).BaseOffset == with200.BaseOffset {
+		t.Fatalf("producer 200's transaction does not span segments: %+v", segments)
+	}
+	if len(segments) < 15 {
+		t.Fatalf("%d remote segments, want more than 15", len(segments))
+	}
+
+	versions := kversion.Stable()
+	versions.SetMaxKeyVersion(kmsg.NewPtrFetchRequest().Key(), 11) // topics by name
+	rawClient := n.Client(kgo.MaxVersions(versions))
+	// fetch reads the first batch at offset read_committed and returns
+	// its aborted transactions (producer id -> first offset), the remote
+	// segments whose aborted transactions were read, and the .txnindex
+	// GETs it took.
+	fetch := func(offset int64) (map[int64]int64, []int64, int64) {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.SetVersion(11)
+		req.ReplicaID, req.MaxBytes, req.IsolationLevel = -1, 1<<20, 1
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, offset, 1 // the first batch only (KIP-74)
+		req.Topics = []kmsg.FetchRequestTopic{{Topic: "txidx", Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
+		gets := bucket.gets.Load()
+		reader.take()
+		resp := request[*kmsg.FetchResponse](t, rawClient, req)
+		got := resp.Topics[0].Partitions[0]
+		if got.ErrorCode != 0 || len(got.RecordBatches) == 0 {
+			t.Fatalf("read_committed fetch at %d: %+v", offset, got)
+		}
+		aborted := map[int64]int64{}
+		for _, a := range got.AbortedTransactions {
+			aborted[a.ProducerID] = a.FirstOffset
+		}
+		return aborted, reader.take(), bucket.gets.Load() - gets
+	}
+	for _, test := range []struct {
+		what        string
+		offset      int64
+		wantAborted map[int64]int64
+		wantReads   []int64
+		wantGETs    int64
+	}{
+		// Every segment from the start to the first ABORT marker's is
+		// empty: only that one is read, and its entry (last stable
+		// offset past the read) ends the search, as in Kafka.
+		{"from the start", 0, map[int64]int64{}, []int64{with200.BaseOffset}, 1},
+		// The transaction's first record is segments before its marker.
+		{"from the spanning transaction", first200, map[int64]int64{200: first200}, []int64{with200.BaseOffset}, 0},
+		// Past both markers every remote index is empty: none is read.
+		{"past the transactions", containing(marker300).LastOffset + 1, map[int64]int64{}, nil, 0},
+	} {
+		aborted, reads, gets := fetch(test.offset)
+		if fmt.Sprint(aborted) != fmt.Sprint(test.wantAborted) {
+			t.Errorf("%s (offset %d): aborted transactions %v, want %v", test.what, test.offset, aborted, test.wantAborted)
+		}
+		if !slices.Equal(reads, test.wantReads) || gets != test.wantGETs {
+			t.Errorf("%s (offset %d): read the aborted transactions of segments %v with %d .txnindex GETs, want %v with %d (segments with an index: %d and %d)",
+				test.what, test.offset, reads, gets, test.wantReads, test.wantGETs, with200.BaseOffset, with300.BaseOffset)
+		}
+	}
+
+	consumer := n.Client(kgo.ConsumeTopics("txidx"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	var values []string
+	for len(values) < len(want) {
+		fetches := consumer.PollFetches(ctx)
+		if err := fetches.Err0(); err != nil {
+			t.Fatalf("consume: %v (so far %d records)", err, len(values))
+		}
+		fetches.EachRecord(func(r *kgo.Record) { values = append(values, string(r.Value)) })
+	}
+	if !slices.Equal(values, want) {
+		t.Fatalf("read_committed consumer read %v, want %v", values, want)
+	}
+}
