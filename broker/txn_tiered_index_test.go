@@ -20,7 +20,9 @@ import (
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/broker/tiermanager"
 	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/metadata/metadatatest"
 	"github.com/strata-log/strata/tiering"
 )
 
@@ -71,10 +73,26 @@ func (r *abortedTxnReads) take() []int64 {
 // bucket: from the start (only the segment holding the first ABORT marker
 // is read: its entry's last stable offset ends the search), from the
 // spanning transaction's first record (listed, from the later segment
-// holding its marker), and from past both (no index read at all). A
-// read_committed consumer still sees every committed record and no
-// aborted one.
+// holding its marker), and from past both (no index read at all). Entries
+// of an older uploader, which recorded nothing, are read as before: every
+// segment up to the one whose entry ends the search, with the same
+// answers. A read_committed consumer still sees every committed record
+// and no aborted one.
 func TestReadCommittedSkipsEmptyTxnIndexes(t *testing.T) {
+	t.Run("recorded", func(t *testing.T) { testReadCommittedTxnIndexes(t, false) })
+	t.Run("uploaded by an older version", func(t *testing.T) { testReadCommittedTxnIndexes(t, true) })
+}
+
+// olderUploader is the metadata store as an uploader that records no txn
+// index state (TxnIndexUnknown) sees it.
+type olderUploader struct{ *metadata.Store }
+
+func (s olderUploader) StartSegmentCopy(ctx context.Context, topicID [16]byte, partition int32, segment metadata.SegmentManifest) error {
+	segment.TxnIndex = metadata.TxnIndexUnknown
+	return s.Store.StartSegmentCopy(ctx, topicID, partition, segment)
+}
+
+func testReadCommittedTxnIndexes(t *testing.T, legacy bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	memory, err := tiering.OpenBucket(ctx, "mem://")
@@ -146,10 +164,21 @@ func TestReadCommittedSkipsEmptyTxnIndexes(t *testing.T) {
 	past := p.HighWatermark()
 	plain(40)
 
-	stopManager := startTierManager(t, ctx, n, tier)
-	defer stopManager()
+	var store tiermanager.Store = n.Store
+	if legacy {
+		store = olderUploader{n.Store}
+	}
+	manager, err := tiermanager.New(tiermanager.Config{Tier: tier, Store: store, NodeID: metadatatest.NodeID,
+		Partitions: n.Server.HostedPartitions, StagingDir: t.TempDir(), Interval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	managerCtx, stopManager := context.WithCancel(ctx)
+	managerDone := make(chan struct{})
+	go func() { defer close(managerDone); manager.Run(managerCtx) }()
 	waitLocalLogStart(t, ctx, p, past, "the segments past the transactions")
 	stopManager()
+	<-managerDone
 
 	// The manifest says which segments' indexes hold entries: exactly
 	// those holding an ABORT marker.
@@ -173,7 +202,10 @@ func TestReadCommittedSkipsEmptyTxnIndexes(t *testing.T) {
 	}
 	for _, e := range segments {
 		wantIndex := metadata.TxnIndexEmpty
-		if e.BaseOffset <= marker200 && marker200 <= e.LastOffset || e.BaseOffset <= marker300 && marker300 <= e.LastOffset {
+		switch {
+		case legacy:
+			wantIndex = metadata.TxnIndexUnknown
+		case e.BaseOffset <= marker200 && marker200 <= e.LastOffset || e.BaseOffset <= marker300 && marker300 <= e.LastOffset:
 			wantIndex = metadata.TxnIndexNotEmpty
 		}
 		if e.TxnIndex != wantIndex {
@@ -216,7 +248,19 @@ func TestReadCommittedSkipsEmptyTxnIndexes(t *testing.T) {
 		}
 		return aborted, reader.take(), bucket.gets.Load() - gets
 	}
-	for _, test := range []struct {
+	// bases returns the base offsets of the remote segments from the one
+	// holding offset on, up to the one at base offset last (-1: all).
+	bases := func(offset, last int64) []int64 {
+		var out []int64
+		for _, e := range segments {
+			if e.LastOffset >= offset && (last < 0 || e.BaseOffset <= last) {
+				out = append(out, e.BaseOffset)
+			}
+		}
+		return out
+	}
+	pastBoth := containing(marker300).LastOffset + 1
+	tests := []struct {
 		what        string
 		offset      int64
 		wantAborted map[int64]int64
@@ -230,8 +274,18 @@ func TestReadCommittedSkipsEmptyTxnIndexes(t *testing.T) {
 		// The transaction's first record is segments before its marker.
 		{"from the spanning transaction", first200, map[int64]int64{200: first200}, []int64{with200.BaseOffset}, 0},
 		// Past both markers every remote index is empty: none is read.
-		{"past the transactions", containing(marker300).LastOffset + 1, map[int64]int64{}, nil, 0},
-	} {
+		{"past the transactions", pastBoth, map[int64]int64{}, nil, 0},
+	}
+	if legacy {
+		// Nothing recorded: every index up to the one that ends the
+		// search is read (once: the reader keeps them).
+		from200 := bases(0, with200.BaseOffset)
+		tests[0].wantReads, tests[0].wantGETs = from200, int64(len(from200))
+		tests[1].wantReads = bases(first200, with200.BaseOffset)
+		tests[2].wantReads = bases(pastBoth, -1)
+		tests[2].wantGETs = int64(len(tests[2].wantReads))
+	}
+	for _, test := range tests {
 		aborted, reads, gets := fetch(test.offset)
 		if fmt.Sprint(aborted) != fmt.Sprint(test.wantAborted) {
 			t.Errorf("%s (offset %d): aborted transactions %v, want %v", test.what, test.offset, aborted, test.wantAborted)
