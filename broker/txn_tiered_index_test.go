@@ -177,6 +177,20 @@ func testReadCommittedTxnIndexes(t *testing.T, legacy bool) {
 	managerDone := make(chan struct{})
 	go func() { defer close(managerDone); manager.Run(managerCtx) }()
 	waitLocalLogStart(t, ctx, p, past, "the segments past the transactions")
+	// Stopped once every sealed segment is uploaded, so that no commit
+	// of the manager's lands after it stops and the manifest read below
+	// is the one the fetches see.
+	for {
+		segments := p.Segments()
+		_, remoteEnd, _ := n.Store.State().RemoteLogOffsets(p.TopicID(), p.Index())
+		if active := segments[len(segments)-1]; active.Active && remoteEnd+1 == active.BaseOffset {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the sealed segments were never all uploaded (remote log end %d, local segments %+v)", remoteEnd, segments)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	stopManager()
 	<-managerDone
 
