@@ -82,8 +82,13 @@
 // it. A read_committed Fetch served from the bucket lists the entries of
 // the segment read and of the segments after it, remote then local, that
 // overlap what it returns (Tier.ReadAbortedTxns, decoded objects kept in
-// memory). The manifest does not list a segment's objects, so it has no
-// field for this one.
+// memory). The manifest entry records whether the object holds entries
+// (metadata.SegmentManifest.TxnIndex, set by DescribeSegment from the
+// file uploaded; Kafka's txnIdxEmpty, KIP-1058): the broker never reads
+// an object recorded empty. Entries of earlier versions say nothing
+// (unknown) and are read; a recovery sets it from the object's size in
+// the bucket listing (ManifestSnapshots), as the manifest snapshot object
+// does not hold it.
 //
 // # .epochs object
 //

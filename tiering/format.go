@@ -34,7 +34,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // is the partition's manifest snapshot object, kept in the bucket so a
 // cluster can be rebuilt from the bucket alone. The object holds each
 // entry's segment id, offsets, size, timestamps and epoch ranges;
-// LeaderEpoch and State are not in it (decoded entries have them zero).
+// LeaderEpoch, State and TxnIndex are not in it (decoded entries have them
+// zero; Tier.ManifestSnapshots sets TxnIndex from the bucket listing).
 type ManifestSnapshot struct {
 	Partition metadata.TopicPartition
 	Segments  []metadata.SegmentManifest // sorted by BaseOffset
