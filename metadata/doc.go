@@ -224,8 +224,10 @@
 // aborted transactions (TxnIndexState, Kafka's txnIdxEmpty of KIP-1058),
 // so a read_committed fetch from tiered data skips the indexes known to
 // be empty; entries of v1 commands and 0x04 snapshot records have it
-// unknown and are read as before. A value other than 0..2 is refused
-// (ErrInvalidSegment).
+// unknown and are read as before. A value other than 0..2 does not decode
+// (and apply refuses it, ErrInvalidSegment). A build before v2 stops at a
+// v2 entry, as at any unknown version: upgrade every node before the
+// leader's uploads write them.
 //
 // SegmentsImported is for disaster recovery: it rebuilds the manifest of a
 // topic re-created with its old topic id from the object-store bucket,
