@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -360,6 +362,49 @@ func TestClusterVoterChanges(t *testing.T) {
 	}
 	if err := follower.AddVoter(ctx, 7, "0.0.0.0:1"); err == nil {
 		t.Fatal("voter with an unspecified address accepted")
+	}
+}
+
+// TestVoterChangeSurvivesALeadershipChange: the leader loses its
+// leadership just as it hands a voter change (forwarded by a follower) to
+// Raft; the operator's one request still takes effect, on the next leader.
+func TestVoterChangeSurvivesALeadershipChange(t *testing.T) {
+	c := newTestCluster(t, 3)
+	ctx := testContext(t)
+	leaderID, leader := c.leader()
+	followerID, follower := c.follower()
+	victim := int32(0)
+	for id := range c.stores {
+		if id != leaderID && id != followerID {
+			victim = id
+		}
+	}
+	var once sync.Once
+	var transferred atomic.Bool
+	transfer := func() {
+		once.Do(func() {
+			transferred.Store(true)
+			if err := leader.raft.LeadershipTransfer().Error(); err != nil {
+				t.Errorf("leadership transfer: %v", err)
+			}
+		})
+	}
+	leader.beforeVoterChange.Store(&transfer)
+	if err := follower.RemoveVoter(ctx, victim); err != nil {
+		t.Fatalf("remove voter %d across a leadership change: %v", victim, err)
+	}
+	leader.beforeVoterChange.Store(nil)
+	voters, err := follower.Voters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range voters {
+		if v.NodeID == victim && v.Voting {
+			t.Fatalf("voter %d still votes: %+v", victim, voters)
+		}
+	}
+	if !transferred.Load() {
+		t.Fatal("the leader never reached the voter change: the test did not test anything")
 	}
 }
 

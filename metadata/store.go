@@ -74,6 +74,10 @@ type Store struct {
 	// wait for Raft futures on behalf of a caller whose context may end
 	// first.
 	goroutines sync.WaitGroup
+
+	// beforeVoterChange, when set (tests), runs on the leader just before
+	// it hands a voter change to Raft.
+	beforeVoterChange atomic.Pointer[func()]
 }
 
 // DirectoryID returns the id of the data directory the Store was opened
@@ -681,15 +685,11 @@ func (s *Store) AddVoter(ctx context.Context, id int32, address string) error {
 	if err := validateAdvertiseAddress(address); err != nil {
 		return fmt.Errorf("metadata: add voter %d: %w", id, err)
 	}
-	if s.IsLeader() {
-		return s.changeVoters(ctx, true, id, address)
-	}
 	e := encoder{}
 	e.uint8(rpcAddVoter)
 	e.int32(id)
 	e.string(address)
-	_, err := s.forward(ctx, e.buffer)
-	return err
+	return s.retryVoterChange(ctx, true, id, address, e.buffer)
 }
 
 // RemoveVoter takes a node's vote away: it stays in the Raft
@@ -697,14 +697,40 @@ func (s *Store) AddVoter(ctx context.Context, id int32, address string) error {
 // broker that is no longer a controller), but no longer counts for the
 // quorum. AddVoter gives it back.
 func (s *Store) RemoveVoter(ctx context.Context, id int32) error {
-	if s.IsLeader() {
-		return s.changeVoters(ctx, false, id, "")
-	}
 	e := encoder{}
 	e.uint8(rpcRemoveVoter)
 	e.int32(id)
-	_, err := s.forward(ctx, e.buffer)
-	return err
+	return s.retryVoterChange(ctx, false, id, "", e.buffer)
+}
+
+// retryVoterChange makes a voter change on the leader, this node or the one
+// request forwards to, again while leadership moves (ErrNotLeader, whether
+// or not the entry was appended) until ctx ends: a change of the voter set
+// is idempotent (adding a voter again, or demoting a node that is not a
+// voter, leaves the configuration as it is), so an operator's one request
+// survives an election in the middle of it.
+func (s *Store) retryVoterChange(ctx context.Context, add bool, id int32, address string, request []byte) error {
+	backoff := 20 * time.Millisecond
+	for {
+		var err error
+		if s.IsLeader() {
+			err = s.changeVoters(ctx, add, id, address)
+		} else {
+			_, err = s.forward(ctx, request)
+		}
+		if err == nil || !errors.Is(err, ErrNotLeader) || ctx.Err() != nil {
+			return err
+		}
+		s.logger.Info("metadata: voter change met a leadership change, trying again", "node", id, "add", add, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-s.closing:
+			return ErrClosed
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
 }
 
 // addNonvoter adds a node that follows the log without voting; a node
@@ -791,6 +817,9 @@ func (s *Store) changeVoters(ctx context.Context, add bool, id int32, address st
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
+	}
+	if hook := s.beforeVoterChange.Load(); hook != nil {
+		(*hook)()
 	}
 	var future raft.IndexFuture
 	if add {
