@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -348,15 +349,19 @@ func (c *chunkCache) writeBehind() {
 }
 
 func (c *chunkCache) write(w cacheWrite) {
-	for _, victim := range w.evicted {
-		os.Remove(c.path(victim))
-	}
+	began := time.Now()
 	entry := w.entry
 	path := c.path(entry.key)
 	temporary := path + ".tmp" + fmt.Sprintf("%08x", rand.Uint32())
-	if c.beforeWrite != nil {
-		c.beforeWrite()
+	for _, victim := range w.evicted {
+		os.Remove(c.path(victim))
 	}
+	if c.beforeWrite != nil {
+		busy := time.Since(began)
+		c.beforeWrite()
+		began = time.Now().Add(-busy)
+	}
+	defer func() { c.stats.cacheWriteNanos.Add(int64(time.Since(began))) }()
 	c.mu.Lock()
 	closed := c.closed
 	c.mu.Unlock()
@@ -371,6 +376,9 @@ func (c *chunkCache) write(w cacheWrite) {
 		}
 		if err == nil {
 			err = os.Rename(temporary, path)
+		}
+		if err == nil {
+			c.stats.cacheFilesWritten.Add(1)
 		}
 	}
 	c.mu.Lock()
