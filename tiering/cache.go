@@ -48,7 +48,10 @@ type chunkKey struct {
 // missing file is a miss.
 //
 // Files are written to a temporary name and renamed, without fsync (a
-// lost one costs a GET); a new cache removes every chunk file it finds.
+// lost one costs a GET); a new cache serves none of the chunk files it
+// finds, and keeps them (up to its capacity) as spare files to write new
+// chunks into. A full cache writes a new chunk into the file of the one it
+// evicts: overwriting a file costs a fraction of creating one.
 // They are written and read with O_DIRECT, bypassing the page cache,
 // when the directory's file system allows it (probed once at start;
 // Config.CacheBufferedIO turns it off): filling the page cache costs more
@@ -67,11 +70,15 @@ type chunkCache struct {
 	// direct: files are written and read with O_DIRECT (set at start).
 	direct bool
 
-	mu      sync.Mutex // guards entries, lru, size, closed and sends on writes
+	mu      sync.Mutex // guards entries, lru, size, spares, closed and sends on writes
 	entries map[chunkKey]*list.Element
 	lru     *list.List // of *cacheEntry, most recently used first
-	size    int64
-	closed  bool
+	size    int64      // of the entries and the spares
+	// spares are files holding no chunk, to be overwritten with new ones
+	// (keepSpares); nextSpare numbers the next one named.
+	spares    []spareFile
+	nextSpare int
+	closed    bool
 
 	writes chan cacheWrite // the write-behind queue
 	slots  chan struct{}   // one token per place taken in the queue
@@ -98,7 +105,21 @@ type cacheEntry struct {
 type cacheWrite struct {
 	entry   *cacheEntry
 	evicted []chunkKey
+	// reuse is a spare file to write the chunk into; removed are spares
+	// dropped to make room.
+	reuse   string
+	removed []string
 }
+
+// spareFile is a file of the cache directory that holds no chunk, kept to
+// be overwritten with one (keepSpares); its size counts in the cache's.
+type spareFile struct {
+	path string
+	size int64
+}
+
+// spareSuffix ends the names of spare files.
+const spareSuffix = ".spare"
 
 // cacheWriteQueue is the least number of chunks that may wait to be
 // written to disk; the queue holds as many chunks as the memory LRU, so a
@@ -125,18 +146,6 @@ func newChunkCache(cfg chunkCacheConfig, pool *chunkPool, stats *stats) (*chunkC
 	if err := os.MkdirAll(dir, fsperm.Dir); err != nil {
 		return nil, fmt.Errorf("tiering: chunk cache: %w", err)
 	}
-	// Files of an earlier process: their checksums are gone with it.
-	names, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("tiering: chunk cache: %w", err)
-	}
-	for _, name := range names {
-		if strings.HasSuffix(name.Name(), chunkCacheSuffix) || strings.Contains(name.Name(), chunkCacheSuffix+".tmp") {
-			if err := os.Remove(filepath.Join(dir, name.Name())); err != nil {
-				return nil, fmt.Errorf("tiering: chunk cache: %w", err)
-			}
-		}
-	}
 	queue := writeQueueChunks(cfg.memoryCapacity, pool.size)
 	c := &chunkCache{
 		dir: dir, capacity: cfg.capacity, stats: stats, recent: newMemoryLRU(cfg.memoryCapacity), pool: pool,
@@ -146,6 +155,9 @@ func newChunkCache(cfg chunkCacheConfig, pool *chunkPool, stats *stats) (*chunkC
 	}
 	direct, reason := chooseDirectIO(dir, cfg.bufferedIO)
 	c.direct = direct
+	if err := c.keepSpares(); err != nil {
+		return nil, fmt.Errorf("tiering: chunk cache: %w", err)
+	}
 	if direct {
 		cfg.logger.Info("tiering: chunk cache files written and read with O_DIRECT, bypassing the page cache", "dir", dir, "direct_io", true, "reason", reason)
 	} else {
@@ -154,6 +166,64 @@ func newChunkCache(cfg chunkCacheConfig, pool *chunkPool, stats *stats) (*chunkC
 	c.writer.Add(1)
 	go c.writeBehind()
 	return c, nil
+}
+
+// keepSpares turns the files of an earlier process into spare files: their
+// chunks are never served (their checksums are gone with that process),
+// but through the page cache, up to the capacity, each is renamed
+// spare-N.spare and later overwritten with a new chunk (write), which
+// costs a fraction of creating a file (its blocks are allocated). With
+// O_DIRECT, or beyond the capacity, they are removed, as are interrupted
+// writes (…chunk.tmpXXXXXXXX).
+func (c *chunkCache) keepSpares() error {
+	names, err := os.ReadDir(c.dir)
+	if err != nil {
+		return err
+	}
+	var leftovers []string
+	for _, entry := range names {
+		name := entry.Name()
+		switch {
+		case strings.Contains(name, chunkCacheSuffix+".tmp"):
+			if err := os.Remove(filepath.Join(c.dir, name)); err != nil {
+				return err
+			}
+		case strings.HasSuffix(name, spareSuffix):
+			// Spares first: they keep their names (numbers), and chunk
+			// files are numbered after them.
+			leftovers = append([]string{name}, leftovers...)
+			var n int
+			if _, err := fmt.Sscanf(name, "spare-%d"+spareSuffix, &n); err == nil {
+				c.nextSpare = max(c.nextSpare, n+1)
+			}
+		case strings.HasSuffix(name, chunkCacheSuffix):
+			leftovers = append(leftovers, name)
+		}
+	}
+	for _, name := range leftovers {
+		path := filepath.Join(c.dir, name)
+		info, err := os.Lstat(path)
+		if err != nil {
+			return err
+		}
+		if c.direct || !info.Mode().IsRegular() || info.Size() == 0 || c.size+info.Size() > c.capacity {
+			if err := os.Remove(path); err != nil {
+				return err
+			}
+			continue
+		}
+		if !strings.HasSuffix(name, spareSuffix) {
+			spare := filepath.Join(c.dir, fmt.Sprintf("spare-%d%s", c.nextSpare, spareSuffix))
+			c.nextSpare++
+			if err := os.Rename(path, spare); err != nil {
+				return err
+			}
+			path = spare
+		}
+		c.spares = append(c.spares, spareFile{path: path, size: info.Size()})
+		c.size += info.Size()
+	}
+	return nil
 }
 
 // close stops the writer; chunks still queued are dropped (not cached).
@@ -330,8 +400,20 @@ func (c *chunkCache) put(ctx context.Context, key chunkKey, ch *chunk) {
 		return // already cached, or being written by another put
 	}
 	entry := &cacheEntry{key: key, size: size, queued: ch.retain()}
+	w := cacheWrite{entry: entry}
+	if n := len(c.spares); n > 0 {
+		w.reuse = c.spares[n-1].path
+		c.size -= c.spares[n-1].size
+		c.spares = c.spares[:n-1]
+	}
 	var evicted []chunkKey
 	for c.size+size > c.capacity {
+		if n := len(c.spares); n > 0 {
+			w.removed = append(w.removed, c.spares[n-1].path)
+			c.size -= c.spares[n-1].size
+			c.spares = c.spares[:n-1]
+			continue
+		}
 		oldest := c.lru.Back()
 		victim := oldest.Value.(*cacheEntry)
 		c.lru.Remove(oldest)
@@ -343,7 +425,8 @@ func (c *chunkCache) put(ctx context.Context, key chunkKey, ch *chunk) {
 	c.entries[key] = c.lru.PushFront(entry)
 	c.size += size
 	c.pending.Add(1)
-	c.writes <- cacheWrite{entry: entry, evicted: evicted} // never blocks: a slot was taken, and sends happen under mu (not after close)
+	w.evicted = evicted
+	c.writes <- w // never blocks: a slot was taken, and sends happen under mu (not after close)
 }
 
 // writeBehind writes queued chunks to disk until close.
@@ -361,18 +444,25 @@ func (c *chunkCache) write(w cacheWrite) {
 	entry := w.entry
 	path := c.path(entry.key)
 	temporary := path + ".tmp" + fmt.Sprintf("%08x", rand.Uint32())
-	// The first evicted chunk's file becomes this one's (renamed to the
-	// temporary name, then overwritten in place): its blocks are
-	// allocated already and its pages likely still in the page cache, so
-	// the write only copies (creating a file and filling fresh pages
-	// costs several times more kernel CPU). The other victims are removed.
+	// A spare file, else the first evicted chunk's file, becomes this
+	// one's (renamed to the temporary name, then overwritten in place):
+	// its blocks are allocated already and its pages likely still in the
+	// page cache, so the write only copies (creating a file and filling
+	// fresh pages costs several times more kernel CPU). The other victims
+	// and the spares dropped for room are removed.
 	reused := false
+	if w.reuse != "" {
+		reused = os.Rename(w.reuse, temporary) == nil
+	}
 	for _, victim := range w.evicted {
 		if !reused && !c.direct && os.Rename(c.path(victim), temporary) == nil {
 			reused = true
 			continue
 		}
 		os.Remove(c.path(victim))
+	}
+	for _, spare := range w.removed {
+		os.Remove(spare)
 	}
 	if c.beforeWrite != nil {
 		busy := time.Since(began)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -101,5 +102,104 @@ func TestEvictedCacheFilesReused(t *testing.T) {
 	}
 	if n := counters.corruptChunks.Load(); n != 0 {
 		t.Errorf("%d chunks counted corrupt, want 0", n)
+	}
+}
+
+// The chunk files an earlier process left are never served (their
+// checksums went with it) but are kept, up to the capacity, as spare
+// files that new chunks are written into: after a restart, the first
+// chunks cached go into the old files (same inodes) instead of new ones,
+// and the cache's size counts the spares until they are reused. Beyond
+// the capacity, leftovers are removed.
+func TestChunkFilesOfEarlierProcessReused(t *testing.T) {
+	const chunkBytes = 64 << 10
+	dir := t.TempDir()
+	pool := newChunkPool(chunkBytes, 0)
+	open := func(capacity int64) *chunkCache {
+		t.Helper()
+		cache, err := newChunkCache(chunkCacheConfig{dir: dir, capacity: capacity, bufferedIO: true, logger: slog.New(slog.DiscardHandler)}, pool, &stats{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cache
+	}
+	random := rand.New(rand.NewPCG(7, 8))
+	segment := uuid.New()
+	put := func(cache *chunkCache, index int64) []byte {
+		ch := pool.get(chunkBytes)
+		for j := range ch.data {
+			ch.data[j] = byte(random.Uint32())
+		}
+		content := bytes.Clone(ch.data)
+		cache.put(context.Background(), chunkKey{segment: segment, index: index}, ch)
+		ch.release()
+		cache.waitWrites()
+		return content
+	}
+	inodes := map[uint64]bool{}
+	earlier := open(4 * chunkBytes)
+	for index := range int64(3) {
+		put(earlier, index)
+		file, err := os.Open(earlier.path(chunkKey{segment: segment, index: index}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { file.Close() }) // held: a removed file's inode cannot be handed to a new one
+		info, _ := file.Stat()
+		inodes[info.Sys().(*syscall.Stat_t).Ino] = true
+	}
+	earlier.close()
+
+	cache := open(4 * chunkBytes)
+	defer cache.close()
+	if got := cache.bytes(); got != 3*chunkBytes {
+		t.Errorf("restarted cache counts %d bytes, want the 3 spare files' %d", got, 3*chunkBytes)
+	}
+	for index := range int64(3) {
+		if _, ok := cache.get(chunkKey{segment: segment, index: index}); ok {
+			t.Fatalf("chunk %d of the earlier process served", index)
+		}
+		if _, err := os.Stat(cache.path(chunkKey{segment: segment, index: index})); !os.IsNotExist(err) {
+			t.Fatalf("chunk %d's file left under its name: %v", index, err)
+		}
+	}
+	for index := int64(10); index < 12; index++ {
+		content := put(cache, index)
+		key := chunkKey{segment: segment, index: index}
+		info, err := os.Stat(cache.path(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ino := info.Sys().(*syscall.Stat_t).Ino; !inodes[ino] {
+			t.Errorf("chunk %d written to a new file (inode %d), want one of the earlier process's %v", index, ino, inodes)
+		}
+		delete(inodes, info.Sys().(*syscall.Stat_t).Ino)
+		ch, ok := cache.get(key)
+		if !ok || !bytes.Equal(ch.data, content) {
+			t.Fatalf("chunk %d: read back %v, equal %v", index, ok, ok && bytes.Equal(ch.data, content))
+		}
+		ch.release()
+	}
+	if got := cache.bytes(); got != 3*chunkBytes {
+		t.Errorf("cache counts %d bytes after two spares were reused, want %d (two chunks, one spare)", got, 3*chunkBytes)
+	}
+	cache.close()
+
+	// Room for one: the other leftovers are removed.
+	small := open(chunkBytes)
+	defer small.close()
+	if got := small.bytes(); got != chunkBytes {
+		t.Errorf("cache of one chunk counts %d bytes of spares, want %d", got, chunkBytes)
+	}
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, name := range names {
+		left = append(left, name.Name())
+	}
+	if len(left) != 1 || !strings.HasSuffix(left[0], spareSuffix) {
+		t.Errorf("files left in a cache of one chunk: %v, want one spare", left)
 	}
 }

@@ -146,7 +146,7 @@ var tierMetrics = []struct {
 	{prometheus.NewDesc("strata_tiering_shared_fetches_total", "Chunk misses that joined a GET in flight.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.SharedFetches }},
 	{prometheus.NewDesc("strata_tiering_prefetches_total", "Chunk GETs started ahead of sequential readers.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.Prefetches }},
 	{prometheus.NewDesc("strata_tiering_cache_evictions_total", "Chunks evicted from the cache.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheEvictions }},
-	{prometheus.NewDesc("strata_tiering_cache_bytes", "Bytes in the chunk cache.", nil, nil), prometheus.GaugeValue, func(s Stats) int64 { return s.CacheBytes }},
+	{prometheus.NewDesc("strata_tiering_cache_bytes", "Bytes of the chunk cache's files (spare files left by an earlier process, to be overwritten, included).", nil, nil), prometheus.GaugeValue, func(s Stats) int64 { return s.CacheBytes }},
 	{prometheus.NewDesc("strata_tiering_cache_corrupt_chunks_total", "Cached chunks dropped because their bytes were wrong.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CorruptChunks }},
 	{prometheus.NewDesc("strata_tiering_index_fetches_total", "Offset indexes fetched from the store.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.IndexFetches }},
 	{prometheus.NewDesc("strata_tiering_retries_total", "Store requests retried after a retriable failure.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.Retries }},

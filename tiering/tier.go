@@ -320,7 +320,7 @@ type Stats struct {
 	SharedFetches    int64 // misses that joined a GET already in flight
 	Prefetches       int64 // chunks fetched ahead of a sequential reader (its read-ahead window)
 	CacheEvictions   int64 // chunks dropped to stay within CacheBytes
-	CacheBytes       int64 // bytes in the chunk cache now
+	CacheBytes       int64 // bytes of the chunk cache's files now (spare files of an earlier process included)
 	CorruptChunks    int64 // cached chunks dropped because their bytes were wrong
 	IndexCacheHits   int64
 	IndexFetches     int64
