@@ -150,11 +150,14 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	// MB/s of the whole-object read (the limit) and of the broker's cold
 	// request pattern (one ranged GET per chunk) with the same client.
 	var direct, ranges float64
+	var directCPU []processCPUs // whole objects, ranges: versitygw and the reading client (this process)
 	for _, chunk := range []int64{0, tiering.DefaultChunkBytes} {
+		cpuBefore := sampleCPUs(b.process.Pid, s3.Pid())
 		elapsed, gets, err := directRead(ctx, mc, b.main.objects, chunk)
 		if err != nil {
 			return err
 		}
+		directCPU = append(directCPU, sampleCPUs(b.process.Pid, s3.Pid()).since(cpuBefore))
 		mbs := float64(b.main.remoteBytes) / elapsed.Seconds() / 1e6
 		name, versusRanges := "direct S3, whole objects", "-"
 		if chunk > 0 {
@@ -223,6 +226,10 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 		b.tieredAfter.Seconds(), upload["strata_tiering_bucket_puts_total"]/(uploaded/(1<<20)))
 	for _, note := range notes {
 		fmt.Println(note)
+	}
+	for i, name := range []string{"whole objects", "1 MiB ranges"} {
+		fmt.Printf("direct S3, %s: CPU per MiB read: versitygw %.2f ms, client (minio-go into io.Discard) %.2f ms\n", name,
+			float64(directCPU[i].s3.Microseconds())/1000/remoteMiB, float64(directCPU[i].client.Microseconds())/1000/remoteMiB)
 	}
 	for _, print := range waits {
 		print()

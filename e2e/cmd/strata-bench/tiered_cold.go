@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,13 +50,23 @@ type fetchSummary struct {
 	meanReadWait, meanRead time.Duration // its parts: until the response started, reading it
 	meanCycle              time.Duration // (to - from) / count: round trip plus the client's time between Fetches
 	meanBytes              float64
+	// slowest are the longest round trips, longest first, each with when
+	// it started (since from): a stall at the start is the first GETs,
+	// later ones are waits the read-ahead did not hide.
+	slowest []slowFetch
+	// overP50 is the time all round trips spent beyond the median's: what
+	// the tail costs the pass.
+	overP50 time.Duration
 }
+
+type slowFetch struct{ at, e2e time.Duration }
 
 func (f *fetchLatencies) summary(from, to time.Time) fetchSummary {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var e2e []time.Duration
 	var s fetchSummary
+	var all []slowFetch
 	var sum, wait, read time.Duration
 	bytes := 0
 	for _, sample := range f.samples {
@@ -63,6 +74,7 @@ func (f *fetchLatencies) summary(from, to time.Time) fetchSummary {
 			continue
 		}
 		e2e = append(e2e, sample.e2e)
+		all = append(all, slowFetch{at: sample.ended.Sub(from) - sample.e2e, e2e: sample.e2e})
 		sum += sample.e2e
 		wait += sample.readWait
 		read += sample.timeToReadWhole
@@ -78,6 +90,11 @@ func (f *fetchLatencies) summary(from, to time.Time) fetchSummary {
 	s.mean, s.meanReadWait, s.meanRead = sum/n, wait/n, read/n
 	s.meanCycle = to.Sub(from) / n
 	s.meanBytes = float64(bytes) / float64(s.count)
+	for _, d := range e2e {
+		s.overP50 += max(0, d-s.p50)
+	}
+	slices.SortFunc(all, func(a, b slowFetch) int { return int(b.e2e - a.e2e) })
+	s.slowest = all[:min(len(all), 5)]
 	return s
 }
 
@@ -139,6 +156,12 @@ func printReplayWaits(pass string, f fetchSummary, w replayWaits, cpu processCPU
 	}
 	fmt.Printf("%s: %d Fetches (%.2f MiB each): round trip p50 %.2f ms, p99 %.2f ms, mean %.2f ms (response starts after %.2f, read in %.2f), one every %.2f ms;\n",
 		pass, f.count, f.meanBytes/(1<<20), ms(f.p50), ms(f.p99), ms(f.mean), ms(f.meanReadWait), ms(f.meanRead), ms(f.meanCycle))
+	var slowest []string
+	for _, f := range f.slowest {
+		slowest = append(slowest, fmt.Sprintf("%.1f ms at +%.2f s", ms(f.e2e), f.at.Seconds()))
+	}
+	fmt.Printf("%s: round trips past the median add %.0f ms (%.0f%% of the pass); slowest: %s\n", pass, ms(f.overP50),
+		100*f.overP50.Seconds()/elapsed.Seconds(), strings.Join(slowest, ", "))
 	fmt.Printf("%s: broker Fetch handling mean %.2f ms; %.0f remote reads, mean %.2f ms; %.0f waited for a chunk from the store (%.1f%%, mean wait %.2f ms), %.0f waited for the cache writer, %.0f read a cache file on their path\n",
 		pass, mean(w.fetchSeconds, w.fetches), w.remoteReads, mean(w.remoteSeconds, w.remoteReads), w.storeWaits,
 		100*w.storeWaits/max(w.remoteReads, 1), mean(w.storeWaitSeconds, w.storeWaits), w.readerGETWaits, w.diskReadsPath)
