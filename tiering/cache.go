@@ -82,8 +82,10 @@ type chunkCache struct {
 
 	writes chan cacheWrite // the write-behind queue
 	slots  chan struct{}   // one token per place taken in the queue
-	// beforeWrite (tests) runs in the writer before each file is written.
+	// beforeWrite (tests) runs in the writer before each file is written;
+	// beforeRead (tests) in getDisk before a file is read.
 	beforeWrite func()
+	beforeRead  func(chunkKey)
 	pending     sync.WaitGroup // writes queued and not done
 	writer      sync.WaitGroup // the writer goroutine
 }
@@ -275,6 +277,9 @@ func (c *chunkCache) getDisk(key chunkKey) (*chunk, bool) {
 	}
 	size, crc := entry.size, entry.crc
 	c.mu.Unlock()
+	if c.beforeRead != nil {
+		c.beforeRead(key)
+	}
 	ch, err := c.readFile(key, size)
 	if err == nil && crc32.Checksum(ch.data, castagnoli) != crc {
 		ch.release()

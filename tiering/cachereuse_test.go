@@ -203,3 +203,46 @@ func TestChunkFilesOfEarlierProcessReused(t *testing.T) {
 		t.Errorf("files left in a cache of one chunk: %v, want one spare", left)
 	}
 }
+
+// A chunk evicted while a reader is about to read its file (the file
+// removed, or reused for the chunk that evicted it) is a miss for that
+// reader, not a damaged chunk: nothing is counted corrupt, and the new
+// chunk is served from the reused file.
+func TestChunkEvictedDuringReadIsAMiss(t *testing.T) {
+	const chunkBytes = 64 << 10
+	pool := newChunkPool(chunkBytes, 0)
+	var counters stats
+	cache, err := newChunkCache(chunkCacheConfig{dir: t.TempDir(), capacity: chunkBytes, bufferedIO: true, logger: slog.New(slog.DiscardHandler)}, pool, &counters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.close()
+	segment := uuid.New()
+	put := func(index int64, fill byte) {
+		ch := pool.get(chunkBytes)
+		for j := range ch.data {
+			ch.data[j] = fill
+		}
+		cache.put(context.Background(), chunkKey{segment: segment, index: index}, ch)
+		ch.release()
+		cache.waitWrites()
+	}
+	put(0, 'a')
+	cache.beforeRead = func(key chunkKey) {
+		if key.index == 0 {
+			put(1, 'b') // evicts chunk 0 between its lookup and its read
+		}
+	}
+	if ch, ok := cache.get(chunkKey{segment: segment, index: 0}); ok {
+		t.Fatalf("evicted chunk served: %q…", ch.data[:4])
+	}
+	cache.beforeRead = nil
+	if n := counters.corruptChunks.Load(); n != 0 {
+		t.Errorf("%d chunks counted corrupt, want 0", n)
+	}
+	ch, ok := cache.get(chunkKey{segment: segment, index: 1})
+	if !ok || !bytes.Equal(ch.data, bytes.Repeat([]byte{'b'}, chunkBytes)) {
+		t.Fatalf("chunk 1 after the eviction: %v", ok)
+	}
+	ch.release()
+}
