@@ -182,7 +182,7 @@ func (c *chunkCache) keepSpares() error {
 	if err != nil {
 		return err
 	}
-	var leftovers []string
+	var spares, chunks []string
 	for _, entry := range names {
 		name := entry.Name()
 		switch {
@@ -191,18 +191,18 @@ func (c *chunkCache) keepSpares() error {
 				return err
 			}
 		case strings.HasSuffix(name, spareSuffix):
-			// Spares first: they keep their names (numbers), and chunk
-			// files are numbered after them.
-			leftovers = append([]string{name}, leftovers...)
+			spares = append(spares, name)
 			var n int
 			if _, err := fmt.Sscanf(name, "spare-%d"+spareSuffix, &n); err == nil {
 				c.nextSpare = max(c.nextSpare, n+1)
 			}
 		case strings.HasSuffix(name, chunkCacheSuffix):
-			leftovers = append(leftovers, name)
+			chunks = append(chunks, name)
 		}
 	}
-	for _, name := range leftovers {
+	// Spares first: they keep their names (numbers), and chunk files are
+	// numbered after them.
+	for _, name := range append(spares, chunks...) {
 		path := filepath.Join(c.dir, name)
 		info, err := os.Lstat(path)
 		if err != nil {
