@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -47,7 +48,10 @@ type chunkKey struct {
 // missing file is a miss.
 //
 // Files are written to a temporary name and renamed, without fsync (a
-// lost one costs a GET); a new cache removes every chunk file it finds.
+// lost one costs a GET); a new cache serves none of the chunk files it
+// finds, and keeps them (up to its capacity) as spare files to write new
+// chunks into. A full cache writes a new chunk into the file of the one it
+// evicts: overwriting a file costs a fraction of creating one.
 // They are written and read with O_DIRECT, bypassing the page cache,
 // when the directory's file system allows it (probed once at start;
 // Config.CacheBufferedIO turns it off): filling the page cache costs more
@@ -66,16 +70,22 @@ type chunkCache struct {
 	// direct: files are written and read with O_DIRECT (set at start).
 	direct bool
 
-	mu      sync.Mutex // guards entries, lru, size, closed and sends on writes
+	mu      sync.Mutex // guards entries, lru, size, spares, closed and sends on writes
 	entries map[chunkKey]*list.Element
 	lru     *list.List // of *cacheEntry, most recently used first
-	size    int64
-	closed  bool
+	size    int64      // of the entries and the spares
+	// spares are files holding no chunk, to be overwritten with new ones
+	// (keepSpares); nextSpare numbers the next one named.
+	spares    []spareFile
+	nextSpare int
+	closed    bool
 
 	writes chan cacheWrite // the write-behind queue
 	slots  chan struct{}   // one token per place taken in the queue
-	// beforeWrite (tests) runs in the writer before each file is written.
+	// beforeWrite (tests) runs in the writer before each file is written;
+	// beforeRead (tests) in getDisk before a file is read.
 	beforeWrite func()
+	beforeRead  func(chunkKey)
 	pending     sync.WaitGroup // writes queued and not done
 	writer      sync.WaitGroup // the writer goroutine
 }
@@ -97,7 +107,21 @@ type cacheEntry struct {
 type cacheWrite struct {
 	entry   *cacheEntry
 	evicted []chunkKey
+	// reuse is a spare file to write the chunk into; removed are spares
+	// dropped to make room.
+	reuse   string
+	removed []string
 }
+
+// spareFile is a file of the cache directory that holds no chunk, kept to
+// be overwritten with one (keepSpares); its size counts in the cache's.
+type spareFile struct {
+	path string
+	size int64
+}
+
+// spareSuffix ends the names of spare files.
+const spareSuffix = ".spare"
 
 // cacheWriteQueue is the least number of chunks that may wait to be
 // written to disk; the queue holds as many chunks as the memory LRU, so a
@@ -124,18 +148,6 @@ func newChunkCache(cfg chunkCacheConfig, pool *chunkPool, stats *stats) (*chunkC
 	if err := os.MkdirAll(dir, fsperm.Dir); err != nil {
 		return nil, fmt.Errorf("tiering: chunk cache: %w", err)
 	}
-	// Files of an earlier process: their checksums are gone with it.
-	names, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("tiering: chunk cache: %w", err)
-	}
-	for _, name := range names {
-		if strings.HasSuffix(name.Name(), chunkCacheSuffix) || strings.Contains(name.Name(), chunkCacheSuffix+".tmp") {
-			if err := os.Remove(filepath.Join(dir, name.Name())); err != nil {
-				return nil, fmt.Errorf("tiering: chunk cache: %w", err)
-			}
-		}
-	}
 	queue := writeQueueChunks(cfg.memoryCapacity, pool.size)
 	c := &chunkCache{
 		dir: dir, capacity: cfg.capacity, stats: stats, recent: newMemoryLRU(cfg.memoryCapacity), pool: pool,
@@ -145,6 +157,9 @@ func newChunkCache(cfg chunkCacheConfig, pool *chunkPool, stats *stats) (*chunkC
 	}
 	direct, reason := chooseDirectIO(dir, cfg.bufferedIO)
 	c.direct = direct
+	if err := c.keepSpares(); err != nil {
+		return nil, fmt.Errorf("tiering: chunk cache: %w", err)
+	}
 	if direct {
 		cfg.logger.Info("tiering: chunk cache files written and read with O_DIRECT, bypassing the page cache", "dir", dir, "direct_io", true, "reason", reason)
 	} else {
@@ -153,6 +168,64 @@ func newChunkCache(cfg chunkCacheConfig, pool *chunkPool, stats *stats) (*chunkC
 	c.writer.Add(1)
 	go c.writeBehind()
 	return c, nil
+}
+
+// keepSpares turns the files of an earlier process into spare files: their
+// chunks are never served (their checksums are gone with that process),
+// but through the page cache, up to the capacity, each is renamed
+// spare-N.spare and later overwritten with a new chunk (write), which
+// costs a fraction of creating a file (its blocks are allocated). With
+// O_DIRECT, or beyond the capacity, they are removed, as are interrupted
+// writes (…chunk.tmpXXXXXXXX).
+func (c *chunkCache) keepSpares() error {
+	names, err := os.ReadDir(c.dir)
+	if err != nil {
+		return err
+	}
+	var spares, chunks []string
+	for _, entry := range names {
+		name := entry.Name()
+		switch {
+		case strings.Contains(name, chunkCacheSuffix+".tmp"):
+			if err := os.Remove(filepath.Join(c.dir, name)); err != nil {
+				return err
+			}
+		case strings.HasSuffix(name, spareSuffix):
+			spares = append(spares, name)
+			var n int
+			if _, err := fmt.Sscanf(name, "spare-%d"+spareSuffix, &n); err == nil {
+				c.nextSpare = max(c.nextSpare, n+1)
+			}
+		case strings.HasSuffix(name, chunkCacheSuffix):
+			chunks = append(chunks, name)
+		}
+	}
+	// Spares first: they keep their names (numbers), and chunk files are
+	// numbered after them.
+	for _, name := range append(spares, chunks...) {
+		path := filepath.Join(c.dir, name)
+		info, err := os.Lstat(path)
+		if err != nil {
+			return err
+		}
+		if c.direct || !info.Mode().IsRegular() || info.Size() == 0 || c.size+info.Size() > c.capacity {
+			if err := os.Remove(path); err != nil {
+				return err
+			}
+			continue
+		}
+		if !strings.HasSuffix(name, spareSuffix) {
+			spare := filepath.Join(c.dir, fmt.Sprintf("spare-%d%s", c.nextSpare, spareSuffix))
+			c.nextSpare++
+			if err := os.Rename(path, spare); err != nil {
+				return err
+			}
+			path = spare
+		}
+		c.spares = append(c.spares, spareFile{path: path, size: info.Size()})
+		c.size += info.Size()
+	}
+	return nil
 }
 
 // close stops the writer; chunks still queued are dropped (not cached).
@@ -204,12 +277,23 @@ func (c *chunkCache) getDisk(key chunkKey) (*chunk, bool) {
 	}
 	size, crc := entry.size, entry.crc
 	c.mu.Unlock()
+	if c.beforeRead != nil {
+		c.beforeRead(key)
+	}
 	ch, err := c.readFile(key, size)
 	if err == nil && crc32.Checksum(ch.data, castagnoli) != crc {
 		ch.release()
 		err = errDamagedChunk
 	}
 	if err != nil {
+		c.mu.Lock()
+		current, ok := c.entries[key]
+		c.mu.Unlock()
+		if !ok || current != element {
+			// Evicted while being read: its file was removed, or reused
+			// for another chunk (write). A miss, not damage.
+			return nil, false
+		}
 		c.stats.corruptChunks.Add(1)
 		c.remove(key)
 		return nil, false
@@ -321,8 +405,20 @@ func (c *chunkCache) put(ctx context.Context, key chunkKey, ch *chunk) {
 		return // already cached, or being written by another put
 	}
 	entry := &cacheEntry{key: key, size: size, queued: ch.retain()}
+	w := cacheWrite{entry: entry}
+	if n := len(c.spares); n > 0 {
+		w.reuse = c.spares[n-1].path
+		c.size -= c.spares[n-1].size
+		c.spares = c.spares[:n-1]
+	}
 	var evicted []chunkKey
 	for c.size+size > c.capacity {
+		if n := len(c.spares); n > 0 {
+			w.removed = append(w.removed, c.spares[n-1].path)
+			c.size -= c.spares[n-1].size
+			c.spares = c.spares[:n-1]
+			continue
+		}
 		oldest := c.lru.Back()
 		victim := oldest.Value.(*cacheEntry)
 		c.lru.Remove(oldest)
@@ -334,7 +430,8 @@ func (c *chunkCache) put(ctx context.Context, key chunkKey, ch *chunk) {
 	c.entries[key] = c.lru.PushFront(entry)
 	c.size += size
 	c.pending.Add(1)
-	c.writes <- cacheWrite{entry: entry, evicted: evicted} // never blocks: a slot was taken, and sends happen under mu (not after close)
+	w.evicted = evicted
+	c.writes <- w // never blocks: a slot was taken, and sends happen under mu (not after close)
 }
 
 // writeBehind writes queued chunks to disk until close.
@@ -348,15 +445,36 @@ func (c *chunkCache) writeBehind() {
 }
 
 func (c *chunkCache) write(w cacheWrite) {
-	for _, victim := range w.evicted {
-		os.Remove(c.path(victim))
-	}
+	began := time.Now()
 	entry := w.entry
 	path := c.path(entry.key)
 	temporary := path + ".tmp" + fmt.Sprintf("%08x", rand.Uint32())
-	if c.beforeWrite != nil {
-		c.beforeWrite()
+	// A spare file, else the first evicted chunk's file, becomes this
+	// one's (renamed to the temporary name, then overwritten in place):
+	// its blocks are allocated already and its pages likely still in the
+	// page cache, so the write only copies (creating a file and filling
+	// fresh pages costs several times more kernel CPU). The other victims
+	// and the spares dropped for room are removed.
+	reused := false
+	if w.reuse != "" {
+		reused = os.Rename(w.reuse, temporary) == nil
 	}
+	for _, victim := range w.evicted {
+		if !reused && !c.direct && os.Rename(c.path(victim), temporary) == nil {
+			reused = true
+			continue
+		}
+		os.Remove(c.path(victim))
+	}
+	for _, spare := range w.removed {
+		os.Remove(spare)
+	}
+	if c.beforeWrite != nil {
+		busy := time.Since(began)
+		c.beforeWrite()
+		began = time.Now().Add(-busy)
+	}
+	defer func() { c.stats.cacheWriteNanos.Add(int64(time.Since(began))) }()
 	c.mu.Lock()
 	closed := c.closed
 	c.mu.Unlock()
@@ -364,13 +482,19 @@ func (c *chunkCache) write(w cacheWrite) {
 	var crc uint32
 	if !closed {
 		crc = crc32.Checksum(entry.queued.data, castagnoli)
-		if c.direct {
+		switch {
+		case c.direct:
 			err = writeFileDirect(temporary, entry.queued.padded(), entry.size)
-		} else {
+		case reused:
+			err = overwriteFile(temporary, entry.queued.data)
+		default:
 			err = os.WriteFile(temporary, entry.queued.data, fsperm.File)
 		}
 		if err == nil {
 			err = os.Rename(temporary, path)
+		}
+		if err == nil {
+			c.stats.cacheFilesWritten.Add(1)
 		}
 	}
 	c.mu.Lock()
@@ -391,6 +515,24 @@ func (c *chunkCache) write(w cacheWrite) {
 	case !stillOurs:
 		os.Remove(path) // dropped (evicted, removeSegment) while being written
 	}
+}
+
+// overwriteFile makes the existing file at path hold exactly data:
+// written over from offset 0, then cut to its length (a victim may have
+// been longer: a full chunk reused for a segment's short last one).
+func overwriteFile(path string, data []byte) error {
+	file, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = file.WriteAt(data, 0)
+	if err == nil {
+		err = file.Truncate(int64(len(data)))
+	}
+	if closeErr := file.Close(); err == nil {
+		err = closeErr
+	}
+	return err
 }
 
 var (

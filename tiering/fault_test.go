@@ -523,8 +523,9 @@ func TestWrongOffsetIndexNeverServesWrongData(t *testing.T) {
 }
 
 // TestCacheDirLeftoversRemoved: chunk files and interrupted chunk writes
-// (…chunk.tmpXXXXXXXX) of an earlier process are removed at New; other
-// files are left alone.
+// (…chunk.tmpXXXXXXXX) of an earlier process are gone at New (chunk
+// files become spare files to overwrite, TestChunkFilesOfEarlierProcessReused);
+// other files are left alone.
 func TestCacheDirLeftoversRemoved(t *testing.T) {
 	dir := t.TempDir()
 	leftovers := []string{"0f0e0d0c-0b0a-0908-0706-050403020100-0000000001.chunk", "0f0e0d0c-0b0a-0908-0706-050403020100-0000000002.chunk.tmp1a2b3c4d"}

@@ -146,7 +146,7 @@ var tierMetrics = []struct {
 	{prometheus.NewDesc("strata_tiering_shared_fetches_total", "Chunk misses that joined a GET in flight.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.SharedFetches }},
 	{prometheus.NewDesc("strata_tiering_prefetches_total", "Chunk GETs started ahead of sequential readers.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.Prefetches }},
 	{prometheus.NewDesc("strata_tiering_cache_evictions_total", "Chunks evicted from the cache.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheEvictions }},
-	{prometheus.NewDesc("strata_tiering_cache_bytes", "Bytes in the chunk cache.", nil, nil), prometheus.GaugeValue, func(s Stats) int64 { return s.CacheBytes }},
+	{prometheus.NewDesc("strata_tiering_cache_bytes", "Bytes of the chunk cache's files (spare files left by an earlier process, to be overwritten, included).", nil, nil), prometheus.GaugeValue, func(s Stats) int64 { return s.CacheBytes }},
 	{prometheus.NewDesc("strata_tiering_cache_corrupt_chunks_total", "Cached chunks dropped because their bytes were wrong.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CorruptChunks }},
 	{prometheus.NewDesc("strata_tiering_index_fetches_total", "Offset indexes fetched from the store.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.IndexFetches }},
 	{prometheus.NewDesc("strata_tiering_retries_total", "Store requests retried after a retriable failure.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.Retries }},
@@ -166,16 +166,25 @@ var tierMetrics = []struct {
 		}
 		return 0
 	}},
+	{prometheus.NewDesc("strata_tiering_cache_files_written_total", "Chunk files the disk cache's writer wrote.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheFilesWritten }},
 	{prometheus.NewDesc("strata_tiering_cache_disk_reads_total", "Chunks read from the disk cache's files on a reader's path (the reader waits for the device read).", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheDiskReads }},
 	{prometheus.NewDesc("strata_tiering_cache_disk_reads_ahead_total", "Chunks loaded from the disk cache's files into memory ahead of sequential readers, off their path.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheDiskReadsAhead }},
 	{prometheus.NewDesc("strata_tiering_read_chunks_held", "Chunk references held by remote read results not yet written to their sockets (or dropped); growing without bound is a leak.", nil, nil), prometheus.GaugeValue, func(s Stats) int64 { return s.ReadChunksHeld }},
 }
 
+// cacheWriteSecondsDesc is the disk cache writer's busy time: its rate
+// is the fraction of the time the writer is busy (1: it is the limit of
+// a replay that fills the cache).
+var cacheWriteSecondsDesc = prometheus.NewDesc("strata_tiering_cache_write_seconds_total",
+	"Time the disk cache's writer spent writing chunk files (rate 1: always busy, and replays filling the cache wait for it).", nil, nil)
+
 func (c *tierCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- cacheWriteSecondsDesc
 	for _, m := range tierMetrics {
 		ch <- m.desc
 	}
 	c.tier.readSeconds.Describe(ch)
+	c.tier.storeWaitSeconds.Describe(ch)
 	c.tier.quotas.describe(ch)
 }
 
@@ -184,7 +193,9 @@ func (c *tierCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range tierMetrics {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, float64(m.value(stats)))
 	}
+	ch <- prometheus.MustNewConstMetric(cacheWriteSecondsDesc, prometheus.CounterValue, stats.CacheWriteSeconds)
 	c.tier.readSeconds.Collect(ch)
+	c.tier.storeWaitSeconds.Collect(ch)
 	c.tier.quotas.collect(ch)
 }
 
@@ -194,6 +205,19 @@ func newReadSeconds() prometheus.Histogram {
 	return prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "strata_tiering_remote_read_seconds",
 		Help:    "Latency of remote reads (one partition of a Fetch served from the object store or the chunk cache), waiting for a reader thread included.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	})
+}
+
+// newStoreWaitSeconds is the histogram of the waits of remote reads for
+// chunks not yet in memory or the disk cache: one observation per chunk a
+// read waited for from the store (its own GET, or a read-ahead GET still
+// in flight). Few observations next to strata_tiering_remote_read_seconds'
+// count mean the read-ahead keeps ahead of the readers.
+func newStoreWaitSeconds() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "strata_tiering_store_wait_seconds",
+		Help:    "Time a remote read waited for a chunk from the object store (its own GET, or a read-ahead GET still in flight); one observation per chunk waited for.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	})
 }

@@ -458,6 +458,7 @@ func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segmen
 	if joined {
 		t.flightMu.Unlock()
 		t.stats.sharedFetches.Add(1)
+		defer t.storeWait(time.Now())
 		select {
 		case <-f.done:
 			return f.chunk, false, f.err // the reference was handed over with done
@@ -499,6 +500,7 @@ func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segmen
 	f = flights[0]
 	t.stats.prefetches.Add(int64(len(flights) - 1)) // the window, ahead of the reader
 	handed = true
+	defer t.storeWait(time.Now())
 	t.runGET(p, segment, index, flights, t.config.ReadAttempts, func() { <-t.readerGETs })
 	select {
 	case <-f.done:
@@ -506,6 +508,13 @@ func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segmen
 	case <-ctx.Done():
 		return nil, true, ctx.Err()
 	}
+}
+
+// storeWait counts a read's wait since began for a chunk from the store
+// (strata_tiering_store_wait_seconds).
+func (t *Tier) storeWait(began time.Time) {
+	t.stats.storeWaits.Add(1)
+	t.storeWaitSeconds.Observe(time.Since(began).Seconds())
 }
 
 // startRunLocked registers flights for chunks first..last, stopping before

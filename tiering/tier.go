@@ -235,7 +235,10 @@ type Tier struct {
 	closed      atomic.Bool
 	stats       stats
 	readSeconds prometheus.Histogram // Read latencies
-	quotas      quotas               // KIP-956 copy and fetch quotas
+	// storeWaitSeconds: how long reads waited for GETs of chunks they
+	// needed (fetchChunk).
+	storeWaitSeconds prometheus.Histogram
+	quotas           quotas // KIP-956 copy and fetch quotas
 }
 
 // New checks cfg and returns a Tier. The chunk cache directory is created
@@ -264,9 +267,10 @@ func New(cfg Config) (*Tier, error) {
 		// (chunkPool).
 		chunks: newChunkPool(cfg.ChunkBytes,
 			writeQueueChunks(max(cfg.MemoryCacheBytes, 0), cfg.ChunkBytes)+cfg.ReadAheadBytes/cfg.ChunkBytes+int64(cfg.ReaderThreads)),
-		readers:     make(map[metadata.TopicPartition][]readerMark),
-		readSeconds: newReadSeconds(),
-		quotas:      newQuotas(cfg),
+		readers:          make(map[metadata.TopicPartition][]readerMark),
+		readSeconds:      newReadSeconds(),
+		storeWaitSeconds: newStoreWaitSeconds(),
+		quotas:           newQuotas(cfg),
 	}
 	dir := cfg.CacheDir
 	if dir == "" {
@@ -316,7 +320,7 @@ type Stats struct {
 	SharedFetches    int64 // misses that joined a GET already in flight
 	Prefetches       int64 // chunks fetched ahead of a sequential reader (its read-ahead window)
 	CacheEvictions   int64 // chunks dropped to stay within CacheBytes
-	CacheBytes       int64 // bytes in the chunk cache now
+	CacheBytes       int64 // bytes of the chunk cache's files now (spare files of an earlier process included)
 	CorruptChunks    int64 // cached chunks dropped because their bytes were wrong
 	IndexCacheHits   int64
 	IndexFetches     int64
@@ -356,13 +360,25 @@ type Stats struct {
 	// their own because ReaderThreads such GETs were still queueing their
 	// chunks for a disk cache writer that fell behind.
 	ReaderGETWaits int64
+	// StoreWaits counts the chunks reads waited for from the store: the
+	// reader's own GET, or one (a read-ahead) still in flight when the
+	// reader needed its chunk. A sequential replay whose read-ahead keeps
+	// up waits only for its first chunks.
+	StoreWaits int64
+	// CacheFilesWritten counts the disk cache's chunk files written, and
+	// CacheWriteSeconds the time its writer spent writing them (a rate of
+	// 1 s/s: the writer is busy all the time, and the replays that fill
+	// the cache wait for it).
+	CacheFilesWritten int64
+	CacheWriteSeconds float64
 }
 
 type stats struct {
 	cacheHits, cacheMisses, sharedFetches, prefetches, cacheEvictions, corruptChunks atomic.Int64
 	indexCacheHits, indexFetches, retries, segmentUploads                            atomic.Int64
 	chunkGets, cacheWritesDropped, sequentialReads, readsWaiting, readsRejected      atomic.Int64
-	readChunksHeld, diskReads, diskReadsAhead, readerGETWaits                        atomic.Int64
+	readChunksHeld, diskReads, diskReadsAhead, readerGETWaits, storeWaits            atomic.Int64
+	cacheFilesWritten, cacheWriteNanos                                               atomic.Int64
 }
 
 // Stats returns the counters.
@@ -379,7 +395,8 @@ func (t *Tier) Stats() Stats {
 		ReadsWaiting: t.stats.readsWaiting.Load(), ReadsRejected: t.stats.readsRejected.Load(),
 		ReadAheadBytes: t.readAheadInFlight(), CacheDirectIO: t.cache.direct, ReadChunksHeld: t.stats.readChunksHeld.Load(),
 		CacheDiskReads: t.stats.diskReads.Load(), CacheDiskReadsAhead: t.stats.diskReadsAhead.Load(),
-		ReaderGETWaits: t.stats.readerGETWaits.Load(),
+		ReaderGETWaits: t.stats.readerGETWaits.Load(), StoreWaits: t.stats.storeWaits.Load(),
+		CacheFilesWritten: t.stats.cacheFilesWritten.Load(), CacheWriteSeconds: time.Duration(t.stats.cacheWriteNanos.Load()).Seconds(),
 	}
 }
 

@@ -89,6 +89,9 @@ func StartS3Server(dir string) (*S3Server, error) {
 	return nil, lastErr
 }
 
+// Pid is the versitygw process's id (for its CPU time, /proc/PID/stat).
+func (s *S3Server) Pid() int { return s.command.Process.Pid }
+
 // Restart starts the server again on the same address and directory after
 // Close (an object store outage that ends), waiting until it listens.
 func (s *S3Server) Restart() error {

@@ -100,7 +100,7 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	records := int(total / int64(opts.recordSize))
 	stamp := time.Now().UnixNano()
 	b := &tieredBench{
-		bin: bin, dataDir: filepath.Join(dir, "data"), ports: ports, admin: ports[1], mc: mc, recordSize: opts.recordSize,
+		s3: s3, bin: bin, dataDir: filepath.Join(dir, "data"), ports: ports, admin: ports[1], mc: mc, recordSize: opts.recordSize,
 		flags: []string{"--object-store", s3.URL(tieredBucket), "--object-store-prefix", tieredPrefix,
 			"--remote-log-manager-task-interval-ms", "200", "--log-retention-check-interval-ms", "300",
 			"--remote-log-cache-bytes", fmt.Sprint(2 * total)}, // the warm pass finds every chunk
@@ -150,11 +150,14 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	// MB/s of the whole-object read (the limit) and of the broker's cold
 	// request pattern (one ranged GET per chunk) with the same client.
 	var direct, ranges float64
+	var directCPU []processCPUs // whole objects, ranges: versitygw and the reading client (this process)
 	for _, chunk := range []int64{0, tiering.DefaultChunkBytes} {
+		cpuBefore := sampleCPUs(b.process.Pid, s3.Pid())
 		elapsed, gets, err := directRead(ctx, mc, b.main.objects, chunk)
 		if err != nil {
 			return err
 		}
+		directCPU = append(directCPU, sampleCPUs(b.process.Pid, s3.Pid()).since(cpuBefore))
 		mbs := float64(b.main.remoteBytes) / elapsed.Seconds() / 1e6
 		name, versusRanges := "direct S3, whole objects", "-"
 		if chunk > 0 {
@@ -164,6 +167,7 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 		fmt.Printf("%-28s %10.1f %12s %10.2f %10.2f %9.2f %9s\n", name, mbs, "-", float64(gets)/remoteMiB, 1.0, mbs/direct, versusRanges)
 	}
 	var notes []string
+	var waits []func() // the passes' waits and CPU, printed after the table
 	var warmRPS float64
 	for _, pass := range []string{"cold", "warm"} {
 		profiled := make(chan error, 1)
@@ -199,6 +203,7 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 		if r.failures > 0 {
 			notes = append(notes, fmt.Sprintf("%s: %.0f failed bucket requests or remote fetches", pass, r.failures))
 		}
+		waits = append(waits, func() { printReplayWaits(pass, r.fetches, r.waits, r.cpu, remoteMiB, r.elapsed) })
 	}
 	// The local tier: the untiered topic, same size, broker and client
 	// settings, timed until as many records as the remote range holds
@@ -221,6 +226,13 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 		b.tieredAfter.Seconds(), upload["strata_tiering_bucket_puts_total"]/(uploaded/(1<<20)))
 	for _, note := range notes {
 		fmt.Println(note)
+	}
+	for i, name := range []string{"whole objects", "1 MiB ranges"} {
+		fmt.Printf("direct S3, %s: CPU per MiB read: versitygw %.2f ms, client (minio-go into io.Discard) %.2f ms\n", name,
+			float64(directCPU[i].s3.Microseconds())/1000/remoteMiB, float64(directCPU[i].client.Microseconds())/1000/remoteMiB)
+	}
+	for _, print := range waits {
+		print()
 	}
 
 	phases := []string{fmt.Sprintf("produce, direct reads and replays %.0f s", time.Since(began).Seconds())}
@@ -299,6 +311,7 @@ func (t *tieredTopic) remoteRange(ctx context.Context, brokers string, mc *minio
 type tieredBench struct {
 	bin, dataDir, admin string
 	ports, flags        []string
+	s3                  *tieringtest.S3Server
 	mc                  *minio.Client
 	recordSize          int
 	brokers             string // the running broker's client address
@@ -382,6 +395,11 @@ type replayResult struct {
 	// Per MiB and per byte replayed from the remote range (its objects'
 	// bytes, each delivered once: the checks make sure).
 	getsPerMiB, getBytesPerByte float64
+	// Over the remote range: the consumer's Fetches, the broker's waits,
+	// the CPU time of the broker, versitygw and the consumer.
+	fetches fetchSummary
+	waits   replayWaits
+	cpu     processCPUs
 }
 
 // replay consumes t from offset 0 with franz-go's default fetch sizes,
@@ -393,13 +411,27 @@ func (b *tieredBench) replay(ctx context.Context, t *tieredTopic, each func(*kgo
 		return replayResult{}, err
 	}
 	check := t.acked.replay(t.localStart, 0)
+	// CPU times at the start and once the remote range is replayed.
+	var cpuBefore, cpuAfter processCPUs
+	var atRemoteEnd metricSamples
+	latencies := &fetchLatencies{}
 	began := time.Now()
+	cpuBefore = sampleCPUs(b.process.Pid, b.s3.Pid())
 	whole, err := consumeWith(b.brokers, t.name, t.records, func(r *kgo.Record) error {
-		if err := check.record(r); err != nil || each == nil {
+		if err := check.record(r); err != nil {
 			return err
 		}
+		if atRemoteEnd == nil && !check.remoteDone.IsZero() {
+			cpuAfter = sampleCPUs(b.process.Pid, b.s3.Pid())
+			if atRemoteEnd, err = scrapeMetrics(b.admin); err != nil {
+				return err
+			}
+		}
+		if each == nil {
+			return nil
+		}
 		return each(r)
-	})
+	}, kgo.WithHooks(latencies))
 	if err != nil {
 		return replayResult{}, err
 	}
@@ -419,6 +451,9 @@ func (b *tieredBench) replay(ctx context.Context, t *tieredTopic, each func(*kgo
 		failures: d["strata_tiering_bucket_failures_total"] + d[fmt.Sprintf("strata_tiering_remote_fetch_errors_total{topic=%q}", t.name)],
 	}
 	r.getsPerMiB, r.getBytesPerByte = r.gets/(float64(t.remoteBytes)/(1<<20)), r.getBytes/float64(t.remoteBytes)
+	r.fetches = latencies.summary(began, check.remoteDone)
+	r.waits = replayWaitsOf(atRemoteEnd.since(before))
+	r.cpu = cpuAfter.since(cpuBefore)
 	if r.served < float64(t.remoteBytes) {
 		return replayResult{}, fmt.Errorf("the broker served %.0f bytes of %s from the object store, the remote range is %d", r.served, t.name, t.remoteBytes)
 	}
