@@ -221,3 +221,68 @@ func cpuTime() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &usage)
 	return time.Duration(usage.Utime.Nano() + usage.Stime.Nano())
 }
+
+// Bucket requests reuse connections: 20 uploads (single PUTs and a
+// multipart one) and 20 HEADs, one after the other, go over one
+// connection (two allowed) counted by a TCP relay in front of the
+// server. This needs the server's keep-alive (versitygw closes every
+// connection after one request unless started with --keep-alive: every
+// request then paid a TCP connection on both sides) and a client that
+// drains each response.
+func TestS3RequestsReuseConnections(t *testing.T) {
+	server := s3Server(t)
+	target := strings.TrimPrefix(server.Endpoint, "http://")
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { listener.Close() })
+	var mu sync.Mutex
+	connections := 0
+	go func() {
+		for {
+			client, err := listener.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			connections++
+			mu.Unlock()
+			go func() {
+				defer client.Close()
+				upstream, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer upstream.Close()
+				go io.Copy(upstream, client)
+				io.Copy(client, upstream)
+			}()
+		}
+	}()
+	name := fmt.Sprintf("strata-test-%d-%d", os.Getpid(), bucketCounter.Add(1))
+	rawURL := strings.Replace(server.URL(name), target, listener.Addr().String(), 1)
+	if err := tiering.CreateBucket(context.Background(), rawURL); err != nil {
+		t.Fatal(err)
+	}
+	bucket := openBucket(t, rawURL)
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("strata-segment!\n"), (12<<20)/16)
+	mu.Lock()
+	connections = 0
+	mu.Unlock()
+	for i := range 20 {
+		size := []int{100, 1 << 20, len(data)}[i%3] // the last: 2 parts of 8 MiB
+		if err := bucket.Upload(ctx, fmt.Sprint("object-", i), bytes.NewReader(data[:size]), 8<<20); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := bucket.Size(ctx, fmt.Sprint("object-", i)); err != nil || got != int64(size) {
+			t.Fatalf("size of object-%d: %d, %v; want %d", i, got, err, size)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if connections > 2 {
+		t.Fatalf("%d connections for 20 uploads and 20 HEADs, want at most 2 (a connection per request: keep-alive off?)", connections)
+	}
+}

@@ -121,7 +121,12 @@ func startS3Server(binary, dir string) (*S3Server, error) {
 
 func startS3ServerOn(binary, dir, address string) (*S3Server, error) {
 	output := &lockedBuffer{}
-	command := exec.Command(binary, "--port", address, "posix", dir)
+	// --keep-alive: versitygw closes every connection after one request
+	// unless told otherwise (Connection: close), so each bucket request
+	// paid a TCP connection on both sides; S3 services keep connections
+	// open. VERSITYGW_FLAGS adds global flags (e.g. --keep-alive=false).
+	args := append([]string{"--port", address, "--keep-alive"}, strings.Fields(os.Getenv("VERSITYGW_FLAGS"))...)
+	command := exec.Command(binary, append(args, "posix", dir)...)
 	command.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+S3AccessKey, "ROOT_SECRET_KEY="+S3SecretKey)
 	command.Stdout, command.Stderr = output, output
 	if err := childproc.Start(command); err != nil {
