@@ -60,7 +60,9 @@ func unsignedUploads(stack *middleware.Stack) error {
 // X-Amz-Trailer: x-amz-checksum-crc32 and the payload hash
 // STREAMING-UNSIGNED-PAYLOAD-TRAILER. The server computes the CRC-32 of
 // what it received and refuses the object when the trailer differs, as it
-// does with the header. S3, versitygw and MinIO accept it.
+// does with the header. It is what the SDK sends to S3 over HTTPS, and
+// versitygw accepts it over HTTP (the tests); a server without aws-chunked
+// trailers would refuse the uploads.
 const (
 	streamingUnsignedPayloadTrailer = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 	crc32TrailerName                = "x-amz-checksum-crc32"
