@@ -111,6 +111,7 @@ func (c *crc32Trailer) handle(ctx context.Context, in middleware.FinalizeInput, 
 	req.Header.Set("Content-Encoding", "aws-chunked")
 	req.Header.Set("X-Amz-Decoded-Content-Length", strconv.FormatInt(length, 10))
 	req.Header.Set("X-Amz-Trailer", crc32TrailerName)
+	req.Header.Set("X-Amz-Sdk-Checksum-Algorithm", "CRC32") // as the SDK sends with its trailer
 	in.Request = req
 	return next.HandleFinalize(v4.SetPayloadHash(ctx, streamingUnsignedPayloadTrailer), in)
 }
