@@ -119,7 +119,7 @@ func testRoundTrip(t *testing.T, b backend) {
 			t.Fatalf("segment %d described as %+v, local %+v", i, remote, info)
 		}
 		snapshot, err := tier.ReadProducerSnapshot(ctx, testPartition, remote)
-		if want := readFile(t, local.files(t, info).ProducerSnapshotPath); err != nil || !bytes.Equal(snapshot, want) {
+		if want := local.files(t, info).ProducerSnapshot; err != nil || !bytes.Equal(snapshot, want) {
 			t.Fatalf("producer snapshot of segment %d: %q, %v; want %q", i, snapshot, err, want)
 		}
 		epochs, err := tier.ReadEpochs(ctx, testPartition, remote)
@@ -139,7 +139,7 @@ func testRoundTrip(t *testing.T, b backend) {
 			want[stem+".log"] = readFile(t, info.LogPath)
 			want[stem+".index"] = readFile(t, info.OffsetIndexPath)
 			want[stem+".timeindex"] = readFile(t, info.TimeIndexPath)
-			want[stem+".producers"] = readFile(t, files.ProducerSnapshotPath)
+			want[stem+".producers"] = files.ProducerSnapshot
 			want[stem+".txnindex"] = nil // no aborted transaction
 			if _, ok := objects[stem+".epochs"]; !ok {
 				t.Fatalf("no %s.epochs; bucket holds %v", stem, sortedKeys(objects))

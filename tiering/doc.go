@@ -177,9 +177,13 @@
 // copied into a buffer (the AWS transfer manager behind gocloud's writer
 // copied each into a fresh part-sized one: 87 MB of heap per 32 MiB
 // segment, against 0.6 MB now, TestS3UploadFromFileAllocatesNoPartBuffers).
-// Each request carries UNSIGNED-PAYLOAD and a CRC-32 of its body, computed
-// by the SDK by reading the section (s3payload.go); the SDK retries a
-// request by seeking the section back. file:// and mem:// buckets write
+// Each request's body is unsigned and aws-chunked with its CRC-32 in a
+// trailer, computed while the body is sent (s3payload.go: over plain HTTP
+// the SDK would put it in a header, reading every byte once more before
+// sending it); the server refuses a body whose CRC-32 differs
+// (TestS3UploadCorruptedOnTheWayIsRefused), and the SDK retries a request
+// by seeking the section back. A failed part stops the parts not started
+// and the abort waits for those in flight. file:// and mem:// buckets write
 // through gocloud's writer. A retriable failure of one object retries that
 // object with exponential backoff and jitter. At most
 // Config.UploadConcurrency segments upload at once. The tier manager first

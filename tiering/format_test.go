@@ -4,11 +4,13 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/google/uuid"
 
@@ -223,5 +225,29 @@ func TestIsTemporary(t *testing.T) {
 		if got := isTemporary(key); got != want {
 			t.Errorf("isTemporary(%s) = %v, want %v", key, got, want)
 		}
+	}
+}
+
+// The aws-chunked body of an upload with its CRC-32 trailer (s3payload.go),
+// byte for byte: one chunk, the final chunk, the trailer, the terminator.
+// The CRC-32 of "Hello world" is 0x8bd69e52.
+func TestCRC32ChunkedGolden(t *testing.T) {
+	var sum string
+	encoded := newCRC32Chunked(strings.NewReader("Hello world"), 11, func(s string) { sum = s })
+	got, err := io.ReadAll(iotest.OneByteReader(encoded))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "b\r\nHello world\r\n0\r\nx-amz-checksum-crc32:i9aeUg==\r\n\r\n"
+	if string(got) != want {
+		t.Fatalf("encoded %q, want %q", got, want)
+	}
+	if encoded.length != int64(len(want)) || sum != "i9aeUg==" {
+		t.Fatalf("length %d (want %d), CRC-32 %q", encoded.length, len(want), sum)
+	}
+	// A body shorter than announced is an error, not a short object.
+	short := newCRC32Chunked(strings.NewReader("Hello"), 11, func(string) {})
+	if _, err := io.ReadAll(short); err != io.ErrUnexpectedEOF {
+		t.Fatalf("body 6 bytes short: %v, want io.ErrUnexpectedEOF", err)
 	}
 }

@@ -286,14 +286,10 @@ func buildLocalLog(t testing.TB, batches int, segmentBytes int64, startOffset in
 // producer snapshot.
 func (l *localLog) files(t testing.TB, info segment.SegmentInfo) tiering.SegmentFiles {
 	t.Helper()
-	snapshot := filepath.Join(l.dir, fmt.Sprintf("%020d.snapshot", info.EndOffset))
-	if err := os.WriteFile(snapshot, []byte(fmt.Sprintf("producer state at %d", info.EndOffset)), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	return tiering.SegmentFiles{
 		Partition: testPartition, BaseOffset: info.BaseOffset,
 		LogPath: info.LogPath, OffsetIndexPath: info.OffsetIndexPath, TimeIndexPath: info.TimeIndexPath,
-		ProducerSnapshotPath: snapshot,
+		ProducerSnapshot: []byte(fmt.Sprintf("producer state at %d", info.EndOffset)),
 	}
 }
 

@@ -19,15 +19,15 @@ import (
 )
 
 // Segment uploads to an S3 server over plain HTTP are not hashed for the
-// signature (UNSIGNED-PAYLOAD, as over HTTPS) but still carry a checksum
-// the server checks; the objects read back byte for byte.
+// signature (unsigned, as over HTTPS) but still carry a checksum the
+// server checks, in a trailer; the objects read back byte for byte.
 func TestUploadsOverHTTPAreUnsignedWithChecksum(t *testing.T) {
 	server := s3Server(t)
 	target, err := url.Parse(server.Endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
-	type put struct{ payloadHash, checksum string }
+	type put struct{ payloadHash, checksum, trailer string }
 	var mu sync.Mutex
 	var puts []put
 	proxy := httputil.NewSingleHostReverseProxy(target)
@@ -41,7 +41,7 @@ func TestUploadsOverHTTPAreUnsignedWithChecksum(t *testing.T) {
 				}
 			}
 			mu.Lock()
-			puts = append(puts, put{payloadHash: r.Header.Get("X-Amz-Content-Sha256"), checksum: checksum})
+			puts = append(puts, put{payloadHash: r.Header.Get("X-Amz-Content-Sha256"), checksum: checksum, trailer: r.Header.Get("X-Amz-Trailer")})
 			mu.Unlock()
 		}
 		director(r)
@@ -77,11 +77,12 @@ func TestUploadsOverHTTPAreUnsignedWithChecksum(t *testing.T) {
 		t.Fatal("no upload went through the proxy")
 	}
 	for _, p := range puts {
-		if p.payloadHash != "UNSIGNED-PAYLOAD" {
-			t.Fatalf("upload sent with x-amz-content-sha256 %q, want UNSIGNED-PAYLOAD", p.payloadHash)
+		// The CRC-32 in a trailer (TestS3UploadReadsEachByteOnce).
+		if p.payloadHash != "STREAMING-UNSIGNED-PAYLOAD-TRAILER" {
+			t.Fatalf("upload sent with x-amz-content-sha256 %q, want STREAMING-UNSIGNED-PAYLOAD-TRAILER", p.payloadHash)
 		}
-		if p.checksum == "" {
-			t.Fatal("upload sent without a checksum the server checks")
+		if p.trailer != "x-amz-checksum-crc32" || p.checksum != "" {
+			t.Fatalf("upload sent with checksum header %q and trailer %q, want a CRC-32 trailer the server checks", p.checksum, p.trailer)
 		}
 	}
 	reader := newTier(t, tiering.Config{Bucket: bucket})

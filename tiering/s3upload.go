@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -49,12 +50,17 @@ type s3Uploader struct {
 	// "" when the client computes checksums only where required
 	// (AWS_REQUEST_CHECKSUM_CALCULATION=when_required).
 	checksum s3types.ChecksumAlgorithm
+	// trailer: the CRC-32 of object and part uploads goes in a trailer
+	// computed while the body is sent (crc32Trailer), over plain HTTP
+	// too, where the SDK would read each body once more first to put it
+	// in a header. Set with checksum.
+	trailer bool
 }
 
 func newS3Uploader(client *s3.Client, bucket string, calculation aws.RequestChecksumCalculation) *s3Uploader {
 	u := &s3Uploader{client: client, bucket: bucket}
 	if calculation != aws.RequestChecksumCalculationWhenRequired {
-		u.checksum = s3types.ChecksumAlgorithmCrc32
+		u.checksum, u.trailer = s3types.ChecksumAlgorithmCrc32, true
 	}
 	return u
 }
@@ -64,10 +70,15 @@ const uploadContentType = "application/octet-stream"
 func (u *s3Uploader) upload(ctx context.Context, key string, body SizedReaderAt, partSize int64) error {
 	size := body.Size()
 	if size <= partSize {
-		_, err := u.client.PutObject(ctx, &s3.PutObjectInput{
+		input := &s3.PutObjectInput{
 			Bucket: &u.bucket, Key: &key, Body: io.NewSectionReader(body, 0, size), ContentLength: aws.Int64(size),
 			ContentType: aws.String(uploadContentType), ChecksumAlgorithm: u.checksum,
-		})
+		}
+		var options []func(*s3.Options)
+		if u.trailer {
+			input.ChecksumAlgorithm, options = "", []func(*s3.Options){(&crc32Trailer{}).option}
+		}
+		_, err := u.client.PutObject(ctx, input, options...)
 		return err
 	}
 	created, err := u.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
@@ -99,26 +110,56 @@ func (u *s3Uploader) upload(ctx context.Context, key string, body SizedReaderAt,
 // shorter), and returns them in part-number order for the completion.
 func (u *s3Uploader) uploadParts(ctx context.Context, key string, uploadID *string, body io.ReaderAt, size, partSize int64) ([]s3types.CompletedPart, error) {
 	parts := make([]s3types.CompletedPart, (size+partSize-1)/partSize)
-	group, ctx := errgroup.WithContext(ctx)
+	// A failed part stops the parts not yet started; those in flight are
+	// not cancelled but finish, so that the abort that follows comes
+	// after the server is done with every part (S3 may keep a part whose
+	// upload was still in progress at the abort, and versitygw did: a
+	// multipart upload left behind under load).
+	var group errgroup.Group
 	group.SetLimit(s3PartConcurrency)
+	var failed atomic.Bool
 	for i := range parts {
+		if failed.Load() || ctx.Err() != nil {
+			break
+		}
 		number := int32(i + 1)
 		offset := int64(i) * partSize
 		length := min(partSize, size-offset)
-		group.Go(func() error {
-			if err := ctx.Err(); err != nil {
-				return err // a part failed: send no more
+		group.Go(func() (err error) {
+			defer func() {
+				if err != nil {
+					failed.Store(true)
+				}
+			}()
+			if failed.Load() {
+				return nil // a part failed: send no more
 			}
-			out, err := u.client.UploadPart(ctx, &s3.UploadPartInput{
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			input := &s3.UploadPartInput{
 				Bucket: &u.bucket, Key: &key, UploadId: uploadID, PartNumber: &number,
 				Body: io.NewSectionReader(body, offset, length), ContentLength: aws.Int64(length), ChecksumAlgorithm: u.checksum,
-			})
+			}
+			var options []func(*s3.Options)
+			trailer := &crc32Trailer{}
+			if u.trailer {
+				input.ChecksumAlgorithm, options = "", []func(*s3.Options){trailer.option}
+			}
+			out, err := u.client.UploadPart(ctx, input, options...)
 			if err != nil {
 				return fmt.Errorf("part %d: %w", number, err)
 			}
-			parts[i] = s3types.CompletedPart{PartNumber: &number, ETag: out.ETag, ChecksumCRC32: out.ChecksumCRC32}
+			sum := out.ChecksumCRC32
+			if sum == nil && u.trailer {
+				sum = trailer.sum.Load() // the server did not echo it
+			}
+			parts[i] = s3types.CompletedPart{PartNumber: &number, ETag: out.ETag, ChecksumCRC32: sum}
 			return nil
 		})
 	}
-	return parts, group.Wait()
+	if err := group.Wait(); err != nil {
+		return nil, err
+	}
+	return parts, ctx.Err() // cancelled before every part was started
 }

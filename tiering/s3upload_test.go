@@ -3,9 +3,19 @@ package tiering_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	cryptorand "crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"math/big"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -16,6 +26,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +34,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/strata-log/strata/tiering"
+	"github.com/strata-log/strata/tiering/tieringtest"
 )
 
 // uploadFile writes size random bytes to a file and returns it open.
@@ -220,4 +232,300 @@ func cpuTime() time.Duration {
 	var usage syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &usage)
 	return time.Duration(usage.Utime.Nano() + usage.Stime.Nano())
+}
+
+// Bucket requests reuse connections: 20 uploads (single PUTs and a
+// multipart one) and 20 HEADs, one after the other, go over one
+// connection (two allowed) counted by a TCP relay in front of the
+// server. This needs the server's keep-alive (versitygw closes every
+// connection after one request unless started with --keep-alive: every
+// request then paid a TCP connection on both sides) and a client that
+// drains each response.
+func TestS3RequestsReuseConnections(t *testing.T) {
+	server := s3Server(t)
+	target := strings.TrimPrefix(server.Endpoint, "http://")
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { listener.Close() })
+	var mu sync.Mutex
+	connections := 0
+	go func() {
+		for {
+			client, err := listener.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			connections++
+			mu.Unlock()
+			go func() {
+				defer client.Close()
+				upstream, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer upstream.Close()
+				go io.Copy(upstream, client)
+				io.Copy(client, upstream)
+			}()
+		}
+	}()
+	name := fmt.Sprintf("strata-test-%d-%d", os.Getpid(), bucketCounter.Add(1))
+	rawURL := strings.Replace(server.URL(name), target, listener.Addr().String(), 1)
+	if err := tiering.CreateBucket(context.Background(), rawURL); err != nil {
+		t.Fatal(err)
+	}
+	bucket := openBucket(t, rawURL)
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("strata-segment!\n"), (12<<20)/16)
+	mu.Lock()
+	connections = 0
+	mu.Unlock()
+	for i := range 20 {
+		size := []int{100, 1 << 20, len(data)}[i%3] // the last: 2 parts of 8 MiB
+		if err := bucket.Upload(ctx, fmt.Sprint("object-", i), bytes.NewReader(data[:size]), 8<<20); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := bucket.Size(ctx, fmt.Sprint("object-", i)); err != nil || got != int64(size) {
+			t.Fatalf("size of object-%d: %d, %v; want %d", i, got, err, size)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if connections > 2 {
+		t.Fatalf("%d connections for 20 uploads and 20 HEADs, want at most 2 (a connection per request: keep-alive off?)", connections)
+	}
+}
+
+// frontS3 puts an HTTP handler in front of the test server and returns
+// the URL of a new bucket through it; handle sees each request and may
+// pass it on with proxy.
+func frontS3(t *testing.T, handle func(w http.ResponseWriter, r *http.Request, proxy http.Handler)) (bucketURL, bucketName string) {
+	t.Helper()
+	server := s3Server(t)
+	target, err := url.Parse(server.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handle(w, r, proxy) })}
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go front.Serve(listener)
+	t.Cleanup(func() { front.Close() })
+	bucketName = fmt.Sprintf("strata-test-%d-%d", os.Getpid(), bucketCounter.Add(1))
+	bucketURL = strings.Replace(server.URL(bucketName), server.Endpoint, "http://"+listener.Addr().String(), 1)
+	if err := tiering.CreateBucket(context.Background(), bucketURL); err != nil {
+		t.Fatal(err)
+	}
+	return bucketURL, bucketName
+}
+
+// countingReaderAt counts the bytes read from a SizedReaderAt (an upload
+// body, which the bucket reads with ReadAt only).
+type countingReaderAt struct {
+	tiering.SizedReaderAt
+	read atomic.Int64
+}
+
+func (c *countingReaderAt) Read([]byte) (int, error) {
+	return 0, errors.New("an upload body read with Read, not ReadAt")
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.SizedReaderAt.ReadAt(p, off)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+// Over plain HTTP an upload's CRC-32 goes in a trailer computed while the
+// body is sent, so every byte is read from the file once (the SDK's
+// header checksum read each body once more before sending it: 2 reads per
+// byte). Each object and part PUT is aws-chunked with the CRC-32 trailer
+// and no checksum header, and the objects read back byte for byte with
+// the CRC-32 the server computed equal to the data's.
+func TestS3UploadReadsEachByteOnce(t *testing.T) {
+	var mu sync.Mutex
+	var puts []http.Header
+	rawURL, name := frontS3(t, func(w http.ResponseWriter, r *http.Request, proxy http.Handler) {
+		if r.Method == http.MethodPut && strings.Count(strings.Trim(r.URL.Path, "/"), "/") > 0 { // objects and parts, not the bucket
+			mu.Lock()
+			puts = append(puts, r.Header.Clone())
+			mu.Unlock()
+		}
+		proxy.ServeHTTP(w, r)
+	})
+	bucket := openBucket(t, rawURL)
+	ctx := context.Background()
+	client := minioClient(t, s3Server(t))
+	for _, c := range []struct {
+		key        string
+		size, part int
+	}{{"single.log", 3 << 20, 8 << 20}, {"multipart.log", 21 << 20, 8 << 20}} {
+		file, data := uploadFile(t, c.size)
+		info, err := file.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := &countingReaderAt{SizedReaderAt: io.NewSectionReader(file, 0, info.Size())}
+		if err := bucket.Upload(ctx, c.key, body, c.part); err != nil {
+			t.Fatalf("upload %s: %v", c.key, err)
+		}
+		if got := body.read.Load(); got != int64(c.size) {
+			t.Errorf("upload %s read %d bytes of its %d-byte body: %.1f reads per byte, want 1", c.key, got, c.size, float64(got)/float64(c.size))
+		}
+		object, err := client.GetObject(ctx, name, c.key, minio.GetObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(object)
+		object.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s read back: %v, %d bytes, equal %v", c.key, err, len(got), bytes.Equal(got, data))
+		}
+	}
+	single, err := client.StatObject(ctx, name, "single.log", minio.StatObjectOptions{Checksum: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, data := uploadFile(t, 3<<20)
+	if want := base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE(data))); single.ChecksumCRC32 != want {
+		t.Errorf("single.log: the server's CRC-32 %q, want %q", single.ChecksumCRC32, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(puts) != 4 { // one PUT, three parts
+		t.Fatalf("%d object and part PUTs, want 4", len(puts))
+	}
+	for i, h := range puts {
+		if h.Get("X-Amz-Trailer") != "x-amz-checksum-crc32" || h.Get("X-Amz-Content-Sha256") != "STREAMING-UNSIGNED-PAYLOAD-TRAILER" ||
+			h.Get("Content-Encoding") != "aws-chunked" || h.Get("X-Amz-Checksum-Crc32") != "" {
+			t.Errorf("PUT %d: trailer %q, payload hash %q, encoding %q, checksum header %q; want the CRC-32 in an aws-chunked trailer", i,
+				h.Get("X-Amz-Trailer"), h.Get("X-Amz-Content-Sha256"), h.Get("Content-Encoding"), h.Get("X-Amz-Checksum-Crc32"))
+		}
+	}
+}
+
+// flipByte flips the bits of one byte of a body, at position at.
+type flipByte struct {
+	io.ReadCloser
+	at, read int64
+}
+
+func (f *flipByte) Read(p []byte) (int, error) {
+	n, err := f.ReadCloser.Read(p)
+	if f.at >= f.read && f.at < f.read+int64(n) {
+		p[f.at-f.read] ^= 0xff
+	}
+	f.read += int64(n)
+	return n, err
+}
+
+// An upload whose bytes change on the way (one byte of each object and
+// part PUT's body flipped by a proxy) is refused by the bucket: the CRC-32
+// it carries no longer matches, no object is left, and no multipart
+// upload either.
+func TestS3UploadCorruptedOnTheWayIsRefused(t *testing.T) {
+	rawURL, name := frontS3(t, func(w http.ResponseWriter, r *http.Request, proxy http.Handler) {
+		if r.Method == http.MethodPut && r.ContentLength > 4096 {
+			r.Body = &flipByte{ReadCloser: r.Body, at: 4000}
+		}
+		proxy.ServeHTTP(w, r)
+	})
+	bucket := openBucket(t, rawURL)
+	ctx := context.Background()
+	for _, c := range []struct {
+		key        string
+		size, part int
+	}{{"single.log", 1 << 20, 8 << 20}, {"multipart.log", 12 << 20, 8 << 20}} {
+		file, _ := uploadFile(t, c.size)
+		if err := bucket.Upload(ctx, c.key, io.NewSectionReader(file, 0, int64(c.size)), c.part); err == nil {
+			t.Fatalf("upload of %s with a byte changed on the way succeeded", c.key)
+		} else {
+			t.Logf("%s: %v", c.key, err)
+		}
+		if _, err := bucket.Size(ctx, c.key); !errors.Is(err, tiering.ErrNotFound) {
+			t.Fatalf("%s after the refused upload: %v, want ErrNotFound", c.key, err)
+		}
+	}
+	client := minioClient(t, s3Server(t))
+	for upload := range client.ListIncompleteUploads(ctx, name, "", true) {
+		if upload.Err != nil {
+			t.Fatal(upload.Err)
+		}
+		t.Fatalf("multipart upload %s of %s left in the bucket", upload.UploadID, upload.Key)
+	}
+}
+
+// Over HTTPS too (the production setting) uploads carry their CRC-32 in a
+// trailer the server accepts: empty, small, single-PUT and multipart
+// objects read back byte for byte, each body read once.
+func TestS3UploadsOverHTTPS(t *testing.T) {
+	if _, err := tieringtest.VersityGWBinary(); err != nil {
+		s3Server(t) // skips or fails as the other S3 tests do
+	}
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), cryptorand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	template := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign}
+	certificate, err := x509.CreateCertificate(cryptorand.Reader, template, template, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyBytes, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certificate}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyBytes}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "s3"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	server, err := tieringtest.StartS3ServerTLS(filepath.Join(dir, "s3"), certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	tieringtest.SetCredentialsEnv()
+	t.Setenv("AWS_CA_BUNDLE", certFile)
+	rawURL := server.URL("strata-tls")
+	ctx := context.Background()
+	if err := tiering.CreateBucket(ctx, rawURL); err != nil {
+		t.Fatalf("create bucket: %v\n%s", err, server.Output())
+	}
+	bucket := openBucket(t, rawURL)
+	for _, size := range []int{0, 100, 3 << 20, 21 << 20} {
+		file, data := uploadFile(t, max(size, 1))
+		data = data[:size]
+		body := &countingReaderAt{SizedReaderAt: io.NewSectionReader(file, 0, int64(size))}
+		key := fmt.Sprint("object-", size)
+		if err := bucket.Upload(ctx, key, body, 8<<20); err != nil {
+			t.Fatalf("upload of %d bytes over HTTPS: %v", size, err)
+		}
+		if got := body.read.Load(); got != int64(size) {
+			t.Errorf("upload of %d bytes read %d from its body, want each byte once", size, got)
+		}
+		reader, err := bucket.Get(ctx, key, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(reader)
+		reader.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s read back: %v, %d bytes, equal %v", key, err, len(got), bytes.Equal(got, data))
+		}
+	}
 }

@@ -33,10 +33,7 @@ func TestTxnIndexObject(t *testing.T) {
 		{ProducerID: 7, FirstOffset: 2, LastOffset: 5, LastStableOffset: 6},
 	}
 	files := local.files(t, info)
-	files.TxnIndexPath = filepath.Join(t.TempDir(), "txnindex")
-	if err := os.WriteFile(files.TxnIndexPath, segment.EncodeTxnIndex(entries), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	files.TxnIndex = segment.EncodeTxnIndex(entries)
 	remote, err := tier.Upload(ctx, files)
 	if err != nil {
 		t.Fatal(err)

@@ -32,15 +32,17 @@ type SegmentFiles struct {
 	LogPath         string // .log, record batches v2 (broker/segment format)
 	OffsetIndexPath string // .index
 	TimeIndexPath   string // .timeindex
-	// ProducerSnapshotPath is the producer-state snapshot at the segment's
-	// end offset (broker/producer format), uploaded as it is; "" uploads an
-	// empty .producers object (no producer state).
-	ProducerSnapshotPath string
-	// TxnIndexPath is the segment's aborted-transaction entries whose ABORT
+	// ProducerSnapshot is the producer-state snapshot at the segment's
+	// end offset (broker/producer format), uploaded as it is; empty
+	// uploads an empty .producers object (no producer state). Both it and
+	// TxnIndex are small and built in memory by the caller: they are sent
+	// from memory, not staged in files.
+	ProducerSnapshot []byte
+	// TxnIndex is the segment's aborted-transaction entries whose ABORT
 	// marker is in the uploaded range, in the .txnindex format
-	// (broker/segment), uploaded as it is; "" uploads an empty .txnindex
-	// object (no aborted transaction).
-	TxnIndexPath string
+	// (broker/segment), uploaded as it is; empty uploads an empty
+	// .txnindex object (no aborted transaction).
+	TxnIndex []byte
 }
 
 // Upload copies one sealed segment to the bucket: its .log, .index and
@@ -98,11 +100,9 @@ func (t *Tier) UploadDescribed(ctx context.Context, files SegmentFiles, segment 
 		},
 		suffixOffsetIndex: openSource(files.OffsetIndexPath),
 		suffixTimeIndex:   openSource(files.TimeIndexPath),
-		suffixEpochs: func() (io.Reader, func(), error) {
-			return bytes.NewReader(marshalEpochs(segment.EpochRanges)), func() {}, nil
-		},
-		suffixProducers: openSource(files.ProducerSnapshotPath),
-		suffixTxnIndex:  openSource(files.TxnIndexPath),
+		suffixEpochs:      memorySource(marshalEpochs(segment.EpochRanges)),
+		suffixProducers:   memorySource(files.ProducerSnapshot),
+		suffixTxnIndex:    memorySource(files.TxnIndex),
 	}
 	for _, suffix := range segmentSuffixes {
 		key := t.layout.segmentKey(files.Partition, segment, suffix)
@@ -126,6 +126,12 @@ func (t *Tier) UploadDescribed(ctx context.Context, files SegmentFiles, segment 
 // uploaded at once; a caller pipelining one partition's uploads keeps at
 // most that many in flight.
 func (t *Tier) UploadConcurrency() int { return t.config.UploadConcurrency }
+
+// memorySource returns a function reading data from its start for each
+// attempt (a SizedReaderAt, as every upload source).
+func memorySource(data []byte) func() (io.Reader, func(), error) {
+	return func() (io.Reader, func(), error) { return bytes.NewReader(data), func() {}, nil }
+}
 
 // openSource returns a function opening path afresh for each attempt; ""
 // stands for an empty object. The reader is a SizedReaderAt, as every

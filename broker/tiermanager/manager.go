@@ -70,8 +70,8 @@ type Config struct {
 	NodeID int32
 	// Partitions lists the partition replicas the broker hosts (required).
 	Partitions func() []*partition.Partition
-	// StagingDir holds the producer snapshots and trimmed segment copies
-	// being uploaded (required). It is emptied by New: nothing an earlier
+	// StagingDir holds the trimmed segment copies being uploaded
+	// (required). It is emptied by New: nothing an earlier
 	// process left there is referenced.
 	StagingDir string
 	// Unshared, when set and returning an error, pauses uploads: this

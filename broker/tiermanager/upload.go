@@ -18,7 +18,6 @@ import (
 	"github.com/strata-log/strata/broker/producer"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
-	"github.com/strata-log/strata/internal/fsperm"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
 )
@@ -137,19 +136,21 @@ type pendingUpload struct {
 // started" and starts writing the objects under uploadCtx.
 func (m *Manager) startUpload(ctx, uploadCtx context.Context, p *partition.Partition, t *task, epoch int32, info segment.SegmentInfo, from int64) (_ *pendingUpload, err error) {
 	name := p.Name()
-	staging, err := os.MkdirTemp(m.cfg.StagingDir, fmt.Sprintf("%s-%d-*", name.Topic, name.Partition))
-	if err != nil {
-		return nil, err
-	}
-	launched := false
+	// The staging directory holds a trimmed copy only (rare: after a
+	// leadership change); the producer snapshot and the .txnindex are
+	// uploaded from memory.
+	staging := ""
 	defer func() {
-		if !launched {
+		if staging != "" && err != nil {
 			os.RemoveAll(staging)
 		}
 	}()
 	files := tiering.SegmentFiles{Partition: name, BaseOffset: info.BaseOffset,
 		LogPath: info.LogPath, OffsetIndexPath: info.OffsetIndexPath, TimeIndexPath: info.TimeIndexPath}
 	if from > info.BaseOffset {
+		if staging, err = os.MkdirTemp(m.cfg.StagingDir, fmt.Sprintf("%s-%d-*", name.Topic, name.Partition)); err != nil {
+			return nil, err
+		}
 		trimmed, err := copySegmentRange(p, filepath.Join(staging, "trimmed"), from, info.EndOffset, p.Logger())
 		if err != nil {
 			return nil, fmt.Errorf("trimmed copy of segment %d from %d: %w", info.BaseOffset, from, err)
@@ -160,15 +161,9 @@ func (m *Manager) startUpload(ctx, uploadCtx context.Context, p *partition.Parti
 	if err != nil {
 		return nil, err
 	}
-	files.ProducerSnapshotPath = filepath.Join(staging, "producers")
-	if err := os.WriteFile(files.ProducerSnapshotPath, snapshot, fsperm.File); err != nil {
-		return nil, err
-	}
+	files.ProducerSnapshot = snapshot
 	if aborted := segmentAbortedTxns(p, files.BaseOffset, info.EndOffset); len(aborted) > 0 {
-		files.TxnIndexPath = filepath.Join(staging, "txnindex")
-		if err := os.WriteFile(files.TxnIndexPath, segment.EncodeTxnIndex(aborted), fsperm.File); err != nil {
-			return nil, err
-		}
+		files.TxnIndex = segment.EncodeTxnIndex(aborted)
 	}
 	entry, err := tiering.DescribeSegment(files)
 	if err != nil {
@@ -185,10 +180,11 @@ func (m *Manager) startUpload(ctx, uploadCtx context.Context, p *partition.Parti
 	// The state at the end of this segment is the next one's start,
 	// whether or not this upload succeeds (it is the local log's).
 	t.producers, t.producersEnd = snapshot, info.EndOffset
-	launched = true
 	go func() {
 		defer close(u.done)
-		defer os.RemoveAll(staging)
+		if staging != "" {
+			defer os.RemoveAll(staging)
+		}
 		u.err = m.tier.UploadDescribed(uploadCtx, files, entry)
 	}()
 	return u, nil

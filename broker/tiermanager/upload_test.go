@@ -3,6 +3,10 @@ package tiermanager
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/strata-log/strata/broker/producer"
@@ -151,6 +155,62 @@ func TestProducerStateCarriesOver(t *testing.T) {
 		last := entries[len(entries)-1]
 		if producers := producerAt(last); len(producers) != 1 || producers[0].ProducerID != 42 || producers[0].LastOffset != producer42End {
 			t.Fatalf("restart %t: producers at the end of segment %d: %+v, want producer 42 last at %d", restart, last.BaseOffset, producers, producer42End)
+		}
+	}
+}
+
+// TestUploadsStageNothingOnDisk: a segment's producer snapshot and
+// .txnindex are uploaded from memory. While each object is being
+// uploaded the staging directory is empty (it used to hold a directory
+// per segment with the snapshot written to a file and read back: a
+// mkdir, a create, a write, an open and a recursive delete per segment),
+// and the .producers objects still hold each segment's end state.
+func TestUploadsStageNothingOnDisk(t *testing.T) {
+	f := newFixture(t, 12)
+	staging := f.manager.cfg.StagingDir
+	var mu sync.Mutex
+	staged := map[string][]string{} // object key → what the staging dir held
+	f.faults.BeforeUpload(func(key string) {
+		var names []string
+		filepath.WalkDir(staging, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && path != staging {
+				names = append(names, strings.TrimPrefix(path, staging))
+			}
+			return nil
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		staged[key] = names
+	})
+	sealed := f.sealed()
+	if err := f.work(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	producers := 0
+	for key, names := range staged {
+		if len(names) > 0 {
+			t.Errorf("while %s was uploaded the staging dir held %v", key, names)
+		}
+		if strings.HasSuffix(key, ".producers") {
+			producers++
+		}
+	}
+	if producers != len(sealed) {
+		t.Fatalf("%d .producers objects uploaded, want one per sealed segment (%d)", producers, len(sealed))
+	}
+	for _, entry := range f.entries() {
+		snapshot, err := f.tier.ReadProducerSnapshot(f.ctx, f.part.Name(), entry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		state, err := producer.ReadSnapshot(bytes.NewReader(snapshot))
+		if err != nil {
+			t.Fatalf("producer snapshot of segment %d: %v", entry.BaseOffset, err)
+		}
+		if _, ok := state.Lookup(42); !ok {
+			t.Fatalf("producer snapshot of segment %d has no producer 42", entry.BaseOffset)
 		}
 	}
 }

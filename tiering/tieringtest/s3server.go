@@ -69,24 +69,18 @@ type S3Server struct {
 	command *exec.Cmd
 	output  *lockedBuffer
 	exited  chan struct{}
+	tls     []string // --cert FILE --key FILE when serving HTTPS
 }
 
 // StartS3Server starts versitygw with its posix backend on dir and waits
 // until it accepts connections. The caller stops it with Close.
-func StartS3Server(dir string) (*S3Server, error) {
-	binary, err := VersityGWBinary()
-	if err != nil {
-		return nil, err
-	}
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ { // a freed port can be taken before the server binds it
-		server, err := startS3Server(binary, dir)
-		if err == nil {
-			return server, nil
-		}
-		lastErr = err
-	}
-	return nil, lastErr
+func StartS3Server(dir string) (*S3Server, error) { return startS3Server(dir) }
+
+// StartS3ServerTLS is StartS3Server serving HTTPS with the certificate and
+// key in certFile and keyFile (PEM); Endpoint is https://. Clients trust
+// the certificate through AWS_CA_BUNDLE.
+func StartS3ServerTLS(dir, certFile, keyFile string) (*S3Server, error) {
+	return startS3Server(dir, "--cert", certFile, "--key", keyFile)
 }
 
 // Pid is the versitygw process's id (for its CPU time, /proc/PID/stat).
@@ -101,7 +95,7 @@ func (s *S3Server) Restart() error {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 50; attempt++ { // the old socket may linger briefly
-		server, err := startS3ServerOn(binary, s.Dir, strings.TrimPrefix(s.Endpoint, "http://"))
+		server, err := startS3ServerOn(binary, s.Dir, s.address(), s.tls...)
 		if err == nil {
 			*s = *server
 			return nil
@@ -112,25 +106,52 @@ func (s *S3Server) Restart() error {
 	return lastErr
 }
 
-func startS3Server(binary, dir string) (*S3Server, error) {
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
+// address is the server's host:port.
+func (s *S3Server) address() string {
+	_, address, _ := strings.Cut(s.Endpoint, "://")
+	return address
+}
+
+func startS3Server(dir string, tls ...string) (*S3Server, error) {
+	binary, err := VersityGWBinary()
 	if err != nil {
 		return nil, err
 	}
-	address := listener.Addr().String()
-	listener.Close()
-	return startS3ServerOn(binary, dir, address)
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ { // a freed port can be taken before the server binds it
+		listener, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		address := listener.Addr().String()
+		listener.Close()
+		server, err := startS3ServerOn(binary, dir, address, tls...)
+		if err == nil {
+			return server, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
 }
 
-func startS3ServerOn(binary, dir, address string) (*S3Server, error) {
+func startS3ServerOn(binary, dir, address string, tls ...string) (*S3Server, error) {
 	output := &lockedBuffer{}
-	command := exec.Command(binary, "--port", address, "posix", dir)
+	// --keep-alive: versitygw closes every connection after one request
+	// unless told otherwise (Connection: close), so each bucket request
+	// paid a TCP connection on both sides; S3 services keep connections
+	// open. VERSITYGW_FLAGS adds global flags (e.g. --keep-alive=false).
+	args := append(append([]string{"--port", address, "--keep-alive"}, tls...), strings.Fields(os.Getenv("VERSITYGW_FLAGS"))...)
+	command := exec.Command(binary, append(args, "posix", dir)...)
 	command.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+S3AccessKey, "ROOT_SECRET_KEY="+S3SecretKey)
 	command.Stdout, command.Stderr = output, output
 	if err := childproc.Start(command); err != nil {
 		return nil, fmt.Errorf("start %s: %w", binary, err)
 	}
-	server := &S3Server{Endpoint: "http://" + address, Dir: dir, command: command, output: output, exited: make(chan struct{})}
+	scheme := "http://"
+	if len(tls) > 0 {
+		scheme = "https://"
+	}
+	server := &S3Server{Endpoint: scheme + address, Dir: dir, command: command, output: output, exited: make(chan struct{}), tls: tls}
 	go func() {
 		command.Wait()
 		close(server.exited)
@@ -156,6 +177,9 @@ func startS3ServerOn(binary, dir, address string) (*S3Server, error) {
 func (s *S3Server) URL(bucket string) string {
 	return fmt.Sprintf("s3://%s?endpoint=%s&region=%s&use_path_style=true", bucket, s.Endpoint, S3Region)
 }
+
+// Pid is the server process's id (strata-bench reads its CPU time).
+func (s *S3Server) Pid() int { return s.command.Process.Pid }
 
 // Output returns what the server printed.
 func (s *S3Server) Output() string { return s.output.String() }
