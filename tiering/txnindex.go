@@ -3,8 +3,6 @@ package tiering
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"sync"
 
 	"github.com/google/uuid"
@@ -50,21 +48,14 @@ func (t *Tier) ReadAbortedTxns(ctx context.Context, p metadata.TopicPartition, s
 }
 
 // describeTxnIndex returns what a segment's manifest entry records of the
-// .txnindex file uploaded with it (SegmentFiles.TxnIndexPath; "" uploads
-// an empty object): whether it holds entries. A read_committed fetch
-// never reads a remote index recorded empty (KIP-1058).
-func describeTxnIndex(path string) (metadata.TxnIndexState, error) {
-	if path == "" {
-		return metadata.TxnIndexEmpty, nil
+// .txnindex uploaded with it (SegmentFiles.TxnIndex; empty uploads an
+// empty object): whether it holds entries. A read_committed fetch never
+// reads a remote index recorded empty (KIP-1058).
+func describeTxnIndex(index []byte) metadata.TxnIndexState {
+	if len(index) == 0 {
+		return metadata.TxnIndexEmpty
 	}
-	info, err := os.Stat(path)
-	if err != nil {
-		return metadata.TxnIndexUnknown, fmt.Errorf("tiering: describe: %w", err)
-	}
-	if info.Size() == 0 {
-		return metadata.TxnIndexEmpty, nil
-	}
-	return metadata.TxnIndexNotEmpty, nil
+	return metadata.TxnIndexNotEmpty
 }
 
 // txnIndexListing is what a listing of the bucket says of the .txnindex

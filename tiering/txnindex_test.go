@@ -69,14 +69,11 @@ func TestTxnIndexObject(t *testing.T) {
 	if got, err := tier.ReadAbortedTxns(ctx, testPartition, plain); err != nil || len(got) != 0 || plain.TxnIndex != metadata.TxnIndexEmpty {
 		t.Fatalf("segment without aborted transactions: %+v, %v, txn index %s (want Empty)", got, err, plain.TxnIndex)
 	}
-	// An empty index file: the same.
+	// An empty (not nil) index: the same.
 	emptyFiles := local.files(t, local.sealed[2])
-	emptyFiles.TxnIndexPath = filepath.Join(t.TempDir(), "empty-txnindex")
-	if err := os.WriteFile(emptyFiles.TxnIndexPath, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	emptyFiles.TxnIndex = []byte{}
 	if described, err := tiering.DescribeSegment(emptyFiles); err != nil || described.TxnIndex != metadata.TxnIndexEmpty {
-		t.Fatalf("segment described with an empty .txnindex file: txn index %s, %v; want Empty", described.TxnIndex, err)
+		t.Fatalf("segment described with an empty .txnindex: txn index %s, %v; want Empty", described.TxnIndex, err)
 	}
 	// Uploaded by an older version: no object at all.
 	if err := os.Remove(filepath.Join(dir, filepath.FromSlash(fmt.Sprintf("p/orders-5e1f002a9b3c4d5e6f708192a3b4c5d6/3/%020d-%s.txnindex", plain.BaseOffset, uuid.UUID(plain.SegmentID))))); err != nil {

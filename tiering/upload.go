@@ -175,9 +175,7 @@ func DescribeSegment(files SegmentFiles) (metadata.SegmentManifest, error) {
 	if err != nil {
 		return metadata.SegmentManifest{}, fmt.Errorf("tiering: describe %s: %w", files.LogPath, err)
 	}
-	if segment.TxnIndex, err = describeTxnIndex(files.TxnIndexPath); err != nil {
-		return metadata.SegmentManifest{}, err
-	}
+	segment.TxnIndex = describeTxnIndex(files.TxnIndex)
 	segment.SegmentID = files.ID
 	if files.ID == uuid.Nil {
 		segment.SegmentID = uuid.New()

@@ -178,9 +178,6 @@ func (s *S3Server) URL(bucket string) string {
 	return fmt.Sprintf("s3://%s?endpoint=%s&region=%s&use_path_style=true", bucket, s.Endpoint, S3Region)
 }
 
-// Pid is the server process's id (strata-bench reads its CPU time).
-func (s *S3Server) Pid() int { return s.command.Process.Pid }
-
 // Output returns what the server printed.
 func (s *S3Server) Output() string { return s.output.String() }
 
