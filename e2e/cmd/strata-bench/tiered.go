@@ -111,7 +111,11 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	// STRATA_BENCH_COLD_PROFILE=file writes the broker's CPU profile of
 	// the first seconds of the cold replay (go tool pprof -top file).
 	coldProfile := os.Getenv("STRATA_BENCH_COLD_PROFILE")
-	if coldProfile != "" {
+	// STRATA_BENCH_WARM_PROFILE=file writes the broker's CPU profile of
+	// the warm replay to file and of the local-tier consume to file.local
+	// (each over its first 3 s: the whole pass at --tiered-mib 256).
+	warmProfile := os.Getenv("STRATA_BENCH_WARM_PROFILE")
+	if coldProfile != "" || warmProfile != "" {
 		b.flags = append(b.flags, "--admin-pprof")
 	}
 	// STRATA_BENCH_BROKER_FLAGS adds broker flags (space-separated), e.g.
@@ -164,20 +168,45 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 		fmt.Printf("%-28s %10.1f %12s %10.2f %10.2f %9.2f %9s\n", name, mbs, "-", float64(gets)/remoteMiB, 1.0, mbs/direct, versusRanges)
 	}
 	var notes []string
-	var warmRPS float64
+	var warmRPS, warmCPU float64
 	for _, pass := range []string{"cold", "warm"} {
 		profiled := make(chan error, 1)
-		if pass == "cold" && coldProfile != "" {
+		switch {
+		case pass == "cold" && coldProfile != "":
 			go func() { profiled <- cpuProfile(b.admin, coldProfile, 3) }()
-		} else {
+		case pass == "warm" && warmProfile != "":
+			go func() { profiled <- cpuProfile(b.admin, warmProfile, 3) }()
+		default:
 			profiled <- nil
 		}
-		r, err := b.replay(ctx, b.main, nil)
-		if err := <-profiled; err != nil {
-			return fmt.Errorf("CPU profile of the cold replay: %w", err)
+		if pass == "warm" {
+			// The cold pass leaves chunks in the cache's write-behind
+			// queue; the warm pass starts once they are on disk (the
+			// broker idle), so that it neither competes with nor is
+			// charged the cold pass's writes.
+			waited, err := waitIdle(ctx, b.process.Pid)
+			if err != nil {
+				return err
+			}
+			notes = append(notes, fmt.Sprintf("warm: started once the broker was idle after the cold pass (its cache writes done), %.1f s after it", waited.Seconds()))
 		}
+		cpuBefore, err := processCPU(b.process.Pid)
+		if err != nil {
+			return err
+		}
+		r, err := b.replay(ctx, b.main, nil)
 		if err != nil {
 			return fmt.Errorf("replay (%s cache): %w", pass, err)
+		}
+		cpuAfter, err := processCPU(b.process.Pid)
+		if err != nil {
+			return err
+		}
+		if err := <-profiled; err != nil {
+			return fmt.Errorf("CPU profile of the %s replay: %w", pass, err)
+		}
+		if pass == "warm" {
+			warmCPU = (cpuAfter - cpuBefore).Seconds()
 		}
 		mbs := float64(b.main.remoteBytes) / r.elapsed.Seconds() / 1e6
 		getsPerMiB, getBytes := r.getsPerMiB, r.getBytesPerByte
@@ -203,15 +232,41 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	// The local tier: the untiered topic, same size, broker and client
 	// settings, timed until as many records as the remote range holds
 	// have arrived.
+	if _, err := waitIdle(ctx, b.process.Pid); err != nil { // as the warm pass
+		return err
+	}
+	profiled := make(chan error, 1)
+	if warmProfile != "" {
+		go func() { profiled <- cpuProfile(b.admin, warmProfile+".local", 3) }()
+	} else {
+		profiled <- nil
+	}
+	cpuBefore, err := processCPU(b.process.Pid)
+	if err != nil {
+		return err
+	}
 	local, err := b.consumeLocal(ctx)
 	if err != nil {
 		return fmt.Errorf("local-tier consume: %w", err)
 	}
+	cpuAfter, err := processCPU(b.process.Pid)
+	if err != nil {
+		return err
+	}
+	if err := <-profiled; err != nil {
+		return fmt.Errorf("CPU profile of the local-tier consume: %w", err)
+	}
+	localCPU := (cpuAfter - cpuBefore).Seconds()
 	localRPS := float64(b.main.remoteRecords) / local.Seconds()
 	fmt.Printf("%-28s %10.1f %12.0f %10s %10s %9.2f %9.2f   warm replay %.2f× of it (goal ≥ %.1f×)\n", "consume, local tier",
 		float64(b.main.remoteBytes)/local.Seconds()/1e6, localRPS, "-", "-",
 		float64(b.main.remoteBytes)/local.Seconds()/1e6/direct, float64(b.main.remoteBytes)/local.Seconds()/1e6/ranges, warmRPS/localRPS, goalWarmVsLocal)
 	sum.atLeast("warm replay / local-tier consume", warmRPS/localRPS, goalWarmVsLocal, "×")
+	// Both passes read their whole topic (the same records; the warm one
+	// its local window too): the broker's CPU over each per MiB read.
+	topicMiB := float64(b.main.records*b.recordSize) / (1 << 20)
+	notes = append(notes, fmt.Sprintf("broker CPU per MiB read (whole pass, /proc utime+stime): warm replay %.2f ms, local-tier consume %.2f ms (%.2f×)",
+		1000*warmCPU/topicMiB, 1000*localCPU/topicMiB, warmCPU/localCPU))
 
 	uploaded := upload["strata_tiering_bucket_put_bytes_total"]
 	fmt.Printf("\nremote range: %d records, %.1f MiB in %d .log objects (%.0f%% of the topic); every replay checked record by record\n",
@@ -777,6 +832,35 @@ func (m metricSamples) since(before metricSamples) metricSamples {
 		increase[series] = value - before[series]
 	}
 	return increase
+}
+
+// waitIdle waits until process pid is idle (at most one clock tick of CPU
+// in each of two consecutive 250 ms intervals, up to 30 s) and returns how
+// long that took.
+func waitIdle(ctx context.Context, pid int) (time.Duration, error) {
+	began := time.Now()
+	last, err := processCPU(pid)
+	if err != nil {
+		return 0, err
+	}
+	for quiet := 0; quiet < 2 && time.Since(began) < 30*time.Second; {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		now, err := processCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		if now-last <= 10*time.Millisecond {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		last = now
+	}
+	return time.Since(began), nil
 }
 
 // cpuProfile writes the broker's CPU profile over the next seconds to file.
