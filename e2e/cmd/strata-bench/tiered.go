@@ -181,14 +181,18 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 		}
 		if pass == "warm" {
 			// The cold pass leaves chunks in the cache's write-behind
-			// queue; the warm pass starts once they are on disk (the
-			// broker idle), so that it neither competes with nor is
-			// charged the cold pass's writes.
-			waited, err := waitIdle(ctx, b.process.Pid)
+			// queue; the warm pass starts once every chunk of the remote
+			// range has its file and the broker is idle, so that it
+			// neither competes with nor is charged the cold pass's writes.
+			began := time.Now()
+			files, err := b.waitCacheFiles(ctx)
 			if err != nil {
 				return err
 			}
-			notes = append(notes, fmt.Sprintf("warm: started once the broker was idle after the cold pass (its cache writes done), %.1f s after it", waited.Seconds()))
+			if _, err := waitIdle(ctx, b.process.Pid); err != nil {
+				return err
+			}
+			notes = append(notes, fmt.Sprintf("warm: started once the cold pass's cache writes were done (%d chunk files) and the broker idle, %.1f s after it", files, time.Since(began).Seconds()))
 		}
 		cpuBefore, err := processCPU(b.process.Pid)
 		if err != nil {
@@ -832,6 +836,40 @@ func (m metricSamples) since(before metricSamples) metricSamples {
 		increase[series] = value - before[series]
 	}
 	return increase
+}
+
+// waitCacheFiles waits (up to 60 s) until the broker's chunk cache
+// directory holds a file for every 1 MiB chunk of the main topic's remote
+// range and no file being written, and returns the number of files.
+func (b *tieredBench) waitCacheFiles(ctx context.Context) (int, error) {
+	want := 0
+	for _, o := range b.main.objects {
+		want += int((o.size + tiering.DefaultChunkBytes - 1) / tiering.DefaultChunkBytes)
+	}
+	dir := filepath.Join(b.dataDir, "remote-cache")
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return 0, err
+		}
+		files, writing := 0, false
+		for _, e := range entries {
+			switch name := e.Name(); {
+			case strings.Contains(name, ".chunk.tmp"):
+				writing = true
+			case strings.HasSuffix(name, ".chunk"):
+				files++
+			}
+		}
+		if (files >= want && !writing) || time.Now().After(deadline) {
+			return files, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // waitIdle waits until process pid is idle (at most one clock tick of CPU
