@@ -170,15 +170,6 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	var notes []string
 	var warmRPS, warmCPU float64
 	for _, pass := range []string{"cold", "warm"} {
-		profiled := make(chan error, 1)
-		switch {
-		case pass == "cold" && coldProfile != "":
-			go func() { profiled <- cpuProfile(b.admin, coldProfile, 3) }()
-		case pass == "warm" && warmProfile != "":
-			go func() { profiled <- cpuProfile(b.admin, warmProfile, 3) }()
-		default:
-			profiled <- nil
-		}
 		if pass == "warm" {
 			// The cold pass leaves chunks in the cache's write-behind
 			// queue; the warm pass starts once every chunk of the remote
@@ -193,6 +184,15 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 				return err
 			}
 			notes = append(notes, fmt.Sprintf("warm: started once the cold pass's cache writes were done (%d chunk files) and the broker idle, %.1f s after it", files, time.Since(began).Seconds()))
+		}
+		profiled := make(chan error, 1)
+		switch {
+		case pass == "cold" && coldProfile != "":
+			go func() { profiled <- cpuProfile(b.admin, coldProfile, 3) }()
+		case pass == "warm" && warmProfile != "":
+			go func() { profiled <- cpuProfile(b.admin, warmProfile, 3) }()
+		default:
+			profiled <- nil
 		}
 		cpuBefore, err := processCPU(b.process.Pid)
 		if err != nil {
