@@ -59,8 +59,8 @@ func (t *Tier) Read(ctx context.Context, p metadata.TopicPartition, segment meta
 	reader := t.takeReader(p, segment, offset)
 	batches, start, base, err := t.read(ctx, p, segment, offset, maxBytes, true, reader)
 	if IsCorrupt(err) {
-		// The cache may hold a damaged chunk that its checksum did not
-		// catch (written wrong); read the range straight from the store.
+		// The cache may hold a damaged chunk (a file changed on disk, or
+		// written wrong); read the range straight from the store.
 		t.logger.Warn("tiering: remote read failed its checks, reading again from the store", "segment", uuid.UUID(segment.SegmentID), "offset", offset, "err", err)
 		batches, start, base, err = t.read(ctx, p, segment, offset, maxBytes, false, readerState{position: -1, base: -1})
 	}
