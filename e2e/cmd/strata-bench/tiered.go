@@ -227,8 +227,8 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 		}
 		fmt.Printf("%-28s %10.1f %12.0f %10.2f %10.2f %9.2f %9.2f%s\n", "broker replay, "+pass+" cache", mbs, float64(b.main.remoteRecords)/r.elapsed.Seconds(),
 			getsPerMiB, getBytes, mbs/direct, mbs/ranges, goals)
-		notes = append(notes, fmt.Sprintf("%s: whole topic (with the local window) %.1f MB/s; chunk cache %.0f hits, %.0f misses; served from the store / object bytes %.2f",
-			pass, r.whole.mbs, r.cacheHits, r.cacheMisses, r.served/float64(b.main.remoteBytes)))
+		notes = append(notes, fmt.Sprintf("%s: whole topic (with the local window) %.1f MB/s; chunk cache %.0f hits, %.0f misses, %.0f files read on a reader's path, %.0f loaded ahead; served from the store / object bytes %.2f",
+			pass, r.whole.mbs, r.cacheHits, r.cacheMisses, r.diskReads, r.diskReadsAhead, r.served/float64(b.main.remoteBytes)))
 		if r.failures > 0 {
 			notes = append(notes, fmt.Sprintf("%s: %.0f failed bucket requests or remote fetches", pass, r.failures))
 		}
@@ -437,7 +437,10 @@ type replayResult struct {
 	served                 float64       // bytes the broker served from the object store
 	gets, getBytes         float64
 	cacheHits, cacheMisses float64
-	failures               float64 // failed bucket requests and remote fetches
+	// Chunks read from cache files on a reader's path (the Fetch waits for
+	// the read) and loaded ahead of the readers.
+	diskReads, diskReadsAhead float64
+	failures                  float64 // failed bucket requests and remote fetches
 	// Per MiB and per byte replayed from the remote range (its objects'
 	// bytes, each delivered once: the checks make sure).
 	getsPerMiB, getBytesPerByte float64
@@ -475,6 +478,7 @@ func (b *tieredBench) replay(ctx context.Context, t *tieredTopic, each func(*kgo
 		served: d[fmt.Sprintf("strata_tiering_remote_fetch_bytes_total{topic=%q}", t.name)],
 		gets:   d["strata_tiering_bucket_gets_total"], getBytes: d["strata_tiering_bucket_get_bytes_total"],
 		cacheHits: d["strata_tiering_cache_hits_total"], cacheMisses: d["strata_tiering_cache_misses_total"],
+		diskReads: d["strata_tiering_cache_disk_reads_total"], diskReadsAhead: d["strata_tiering_cache_disk_reads_ahead_total"],
 		failures: d["strata_tiering_bucket_failures_total"] + d[fmt.Sprintf("strata_tiering_remote_fetch_errors_total{topic=%q}", t.name)],
 	}
 	r.getsPerMiB, r.getBytesPerByte = r.gets/(float64(t.remoteBytes)/(1<<20)), r.getBytes/float64(t.remoteBytes)
