@@ -510,6 +510,16 @@ func (m *memoryLRU) put(key chunkKey, ch *chunk) {
 	}
 }
 
+// demote makes key the first to leave (when held): its reader is done
+// with it.
+func (m *memoryLRU) demote(key chunkKey) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if element, ok := m.entries[key]; ok {
+		m.lru.MoveToBack(element)
+	}
+}
+
 func (m *memoryLRU) remove(key chunkKey) {
 	m.mu.Lock()
 	element, ok := m.entries[key]

@@ -215,6 +215,16 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 		out.Release()
 		return nil, 0, 0, err
 	}
+	if reader.window > 0 {
+		// A sequential reader is done with the chunks before the one its
+		// read ends in: they go to the back of the memory LRU, so they
+		// leave it before the chunks loaded or fetched ahead of the
+		// readers (else every chunk read would push the windows ahead
+		// out, to be read from disk again).
+		for index := start / t.config.ChunkBytes; index < (end-1)/t.config.ChunkBytes; index++ {
+			t.cache.recent.demote(chunkKey{segment: segment.SegmentID, index: index})
+		}
+	}
 	return out, start, first.BaseOffset, nil
 }
 
