@@ -169,6 +169,7 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	}
 	var notes []string
 	var warmRPS, warmCPU float64
+	var warmFetches replayResult
 	for _, pass := range []string{"cold", "warm"} {
 		if pass == "warm" {
 			// The cold pass leaves chunks in the cache's write-behind
@@ -210,7 +211,7 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 			return fmt.Errorf("CPU profile of the %s replay: %w", pass, err)
 		}
 		if pass == "warm" {
-			warmCPU = (cpuAfter - cpuBefore).Seconds()
+			warmCPU, warmFetches = (cpuAfter - cpuBefore).Seconds(), r
 		}
 		mbs := float64(b.main.remoteBytes) / r.elapsed.Seconds() / 1e6
 		getsPerMiB, getBytes := r.getsPerMiB, r.getBytesPerByte
@@ -249,7 +250,7 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	if err != nil {
 		return err
 	}
-	local, err := b.consumeLocal(ctx)
+	local, localMetrics, err := b.consumeLocal(ctx)
 	if err != nil {
 		return fmt.Errorf("local-tier consume: %w", err)
 	}
@@ -271,6 +272,9 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	topicMiB := float64(b.main.records*b.recordSize) / (1 << 20)
 	notes = append(notes, fmt.Sprintf("broker CPU per MiB read (whole pass, /proc utime+stime): warm replay %.2f ms, local-tier consume %.2f ms (%.2f×)",
 		1000*warmCPU/topicMiB, 1000*localCPU/topicMiB, warmCPU/localCPU))
+	localFetches := localMetrics[fetchCountSeries]
+	notes = append(notes, fmt.Sprintf("Fetch requests (whole pass): warm replay %.0f, %.2f ms each in the broker; local-tier consume %.0f, %.2f ms each",
+		warmFetches.fetches, 1000*warmFetches.fetchSeconds/max(warmFetches.fetches, 1), localFetches, 1000*localMetrics[fetchSecondsSeries]/max(localFetches, 1)))
 
 	uploaded := upload["strata_tiering_bucket_put_bytes_total"]
 	fmt.Printf("\nremote range: %d records, %.1f MiB in %d .log objects (%.0f%% of the topic); every replay checked record by record\n",
@@ -440,7 +444,10 @@ type replayResult struct {
 	// Chunks read from cache files on a reader's path (the Fetch waits for
 	// the read) and loaded ahead of the readers.
 	diskReads, diskReadsAhead float64
-	failures                  float64 // failed bucket requests and remote fetches
+	// Fetch requests answered during the pass and the broker's time
+	// handling them (strata_request_duration_seconds{api="Fetch"}).
+	fetches, fetchSeconds float64
+	failures              float64 // failed bucket requests and remote fetches
 	// Per MiB and per byte replayed from the remote range (its objects'
 	// bytes, each delivered once: the checks make sure).
 	getsPerMiB, getBytesPerByte float64
@@ -479,6 +486,7 @@ func (b *tieredBench) replay(ctx context.Context, t *tieredTopic, each func(*kgo
 		gets:   d["strata_tiering_bucket_gets_total"], getBytes: d["strata_tiering_bucket_get_bytes_total"],
 		cacheHits: d["strata_tiering_cache_hits_total"], cacheMisses: d["strata_tiering_cache_misses_total"],
 		diskReads: d["strata_tiering_cache_disk_reads_total"], diskReadsAhead: d["strata_tiering_cache_disk_reads_ahead_total"],
+		fetches: d[fetchCountSeries], fetchSeconds: d[fetchSecondsSeries],
 		failures: d["strata_tiering_bucket_failures_total"] + d[fmt.Sprintf("strata_tiering_remote_fetch_errors_total{topic=%q}", t.name)],
 	}
 	r.getsPerMiB, r.getBytesPerByte = r.gets/(float64(t.remoteBytes)/(1<<20)), r.getBytes/float64(t.remoteBytes)
@@ -490,18 +498,32 @@ func (b *tieredBench) replay(ctx context.Context, t *tieredTopic, each func(*kgo
 
 // consumeLocal consumes the untiered topic as replay does the tiered one
 // and returns the time until as many records as the tiered topic's remote
-// range holds had arrived.
-func (b *tieredBench) consumeLocal(ctx context.Context) (time.Duration, error) {
+// range holds had arrived, and the broker's metric increases meanwhile.
+func (b *tieredBench) consumeLocal(ctx context.Context) (time.Duration, metricSamples, error) {
+	before, err := scrapeMetrics(b.admin)
+	if err != nil {
+		return 0, nil, err
+	}
 	check := b.local.acked.replay(make([]int64, b.local.partitions), b.main.remoteRecords)
 	began := time.Now()
 	if _, err := consumeWith(b.brokers, b.local.name, b.local.records, check.record); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if err := check.complete(); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	return check.countDone.Sub(began), nil
+	after, err := scrapeMetrics(b.admin)
+	if err != nil {
+		return 0, nil, err
+	}
+	return check.countDone.Sub(began), after.since(before), nil
 }
+
+// The broker's Fetch requests answered and the seconds spent on them.
+var (
+	fetchCountSeries   = fmt.Sprintf("strata_request_duration_seconds_count{api=%q}", "Fetch")
+	fetchSecondsSeries = fmt.Sprintf("strata_request_duration_seconds_sum{api=%q}", "Fetch")
+)
 
 // ledger keeps what was acknowledged: per partition, the first 8 bytes of
 // each offset's value, so a replay can be checked record by record. Values
