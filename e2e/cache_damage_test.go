@@ -21,9 +21,10 @@ import (
 // every cache file is then damaged — a segment's first chunk in the first
 // batch's base offset, leader epoch or a record byte, or cut short, a
 // later chunk in its middle byte — and a second replay by a franz-go
-// consumer, which reads the chunks back from those files, gets every
-// record at its offset with its value; the broker counts the damaged
-// chunks and fetches them again from the bucket.
+// consumer, which reads back from those files the chunks the memory LRU
+// no longer holds, gets every record at its offset with its value; the
+// broker counts the damaged chunks it read and fetches them again from
+// the bucket.
 func TestDamagedChunkCacheNeverReachesConsumers(t *testing.T) {
 	const (
 		segmentBytes = 8 << 20
