@@ -256,7 +256,12 @@
 // makes its waiting readers fetch on their own, with retries). So a
 // sequential replay makes at most one GET per 4 chunks and fetches each
 // byte once, plus one window for a reader that stops, and a warm one
-// finds its chunks in memory. Once the rest of a segment is in memory or
+// finds its chunks in memory. The chunks a sequential reader has passed
+// (all those before the one its read ends in) go to the back of the
+// memory LRU, to leave it first: otherwise each chunk read would move to
+// the front and push out the windows loaded ahead of the readers, to be
+// read from disk again (another reader of the same partition trailing it
+// loads them again from the disk cache). Once the rest of a segment is in memory or
 // on its way the window goes on into the next segment
 // (Config.NextSegment, the broker's manifest). The chunks fetched
 // ahead of all readers (past the one each waits for) stay within
