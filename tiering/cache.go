@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -37,15 +36,14 @@ type chunkKey struct {
 // chunk twice). One file per chunk, written behind the reader: put queues
 // the chunk for a writer goroutine (a bounded queue; when it is full the
 // chunk just is not cached on disk), and a chunk waiting in the queue is
-// served from memory. Every read checks the batches it returns (framing,
-// CRC-32C, dense offsets; see verifyBatches). A cache file is also checked
-// as a whole: its CRC-32C, computed by the writer goroutine (off the
-// reader's path), is kept in memory and checked on every hit from disk,
-// because the batch CRC does not cover a batch's base offset and leader
-// epoch, which a damaged file could otherwise change unnoticed. A file
-// that fails it, or a read from the cache that fails the batch checks,
-// drops the chunks and reads again from the store (Tier.Read); a short or
-// missing file is a miss.
+// served from memory. A cache file has no checksum of its own: every read
+// checks each batch it returns, whatever the bytes' source, every header
+// byte included (framing, CRC-32C, base offsets tied to an anchor and
+// dense, leader epochs against the segment's manifest; see Tier.read and
+// verifyBatches), so each byte is checksummed once per read, not once more
+// when its file is written and again when it is read back. A read from
+// the cache that fails the checks drops the chunks it used and reads again
+// from the store (Tier.Read); a short or missing file is a miss.
 //
 // Files are written to a temporary name and renamed, without fsync (a
 // lost one costs a GET); a new cache serves none of the chunk files it
@@ -93,9 +91,6 @@ type chunkCache struct {
 type cacheEntry struct {
 	key  chunkKey
 	size int64
-	// crc is the CRC-32C of the chunk's file, set by the writer
-	// (under mu) when the file is written.
-	crc uint32
 	// queued is the chunk while its file is being written (the write's
 	// reference: served from memory meanwhile); nil once written.
 	queued *chunk
@@ -250,7 +245,7 @@ func (c *chunkCache) path(key chunkKey) string {
 }
 
 // get returns the cached chunk with a reference for the caller, or false
-// when it is not cached (or its file is missing or damaged, in which case
+// when it is not cached (or its file is missing or short, in which case
 // the entry is dropped). A chunk read from disk goes into the memory LRU.
 func (c *chunkCache) get(key chunkKey) (*chunk, bool) {
 	if ch, ok := c.recent.get(key); ok {
@@ -275,16 +270,12 @@ func (c *chunkCache) getDisk(key chunkKey) (*chunk, bool) {
 		c.mu.Unlock()
 		return ch, true
 	}
-	size, crc := entry.size, entry.crc
+	size := entry.size
 	c.mu.Unlock()
 	if c.beforeRead != nil {
 		c.beforeRead(key)
 	}
 	ch, err := c.readFile(key, size)
-	if err == nil && crc32.Checksum(ch.data, castagnoli) != crc {
-		ch.release()
-		err = errDamagedChunk
-	}
 	if err != nil {
 		c.mu.Lock()
 		current, ok := c.entries[key]
@@ -479,9 +470,7 @@ func (c *chunkCache) write(w cacheWrite) {
 	closed := c.closed
 	c.mu.Unlock()
 	err := errClosedCache
-	var crc uint32
 	if !closed {
-		crc = crc32.Checksum(entry.queued.data, castagnoli)
 		switch {
 		case c.direct:
 			err = writeFileDirect(temporary, entry.queued.padded(), entry.size)
@@ -506,7 +495,7 @@ func (c *chunkCache) write(w cacheWrite) {
 		c.size -= entry.size
 	}
 	queued := entry.queued
-	entry.crc, entry.queued = crc, nil
+	entry.queued = nil
 	c.mu.Unlock()
 	queued.release()
 	switch {
@@ -535,10 +524,7 @@ func overwriteFile(path string, data []byte) error {
 	return err
 }
 
-var (
-	errClosedCache  = errors.New("chunk cache closed")
-	errDamagedChunk = errors.New("chunk cache file fails its CRC-32C")
-)
+var errClosedCache = errors.New("chunk cache closed")
 
 // remove drops one chunk.
 func (c *chunkCache) remove(key chunkKey) {
@@ -662,6 +648,16 @@ func (m *memoryLRU) put(key chunkKey, ch *chunk) {
 	m.mu.Unlock()
 	for _, ch := range released {
 		ch.release()
+	}
+}
+
+// demote makes key the first to leave (when held): its reader is done
+// with it.
+func (m *memoryLRU) demote(key chunkKey) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if element, ok := m.entries[key]; ok {
+		m.lru.MoveToBack(element)
 	}
 }
 
@@ -797,9 +793,16 @@ func corruptIndex(key string, err error) error {
 // lookup returns the position to walk from for offset: that of the last
 // entry whose batch ends at or before offset, else 0.
 func (x offsetIndex) lookup(relativeOffset int64) int64 {
-	entry, ok := index.SearchOffsetEntries(x, relativeOffset)
+	entry, ok := x.entry(relativeOffset)
 	if !ok {
 		return 0
 	}
 	return int64(entry.Position)
+}
+
+// entry returns the last entry whose batch ends at or before offset: the
+// batch at its Position ends at its RelativeOffset (Kafka's index); false
+// when there is none (walk from the segment's start).
+func (x offsetIndex) entry(relativeOffset int64) (index.OffsetEntry, bool) {
+	return index.SearchOffsetEntries(x, relativeOffset)
 }

@@ -218,12 +218,25 @@
 // writer goroutine behind the readers: a bounded queue (a chunk that finds
 // it full is not cached on disk), whose chunks are served from memory
 // until written; space is reserved first, so the directory never holds
-// more than CacheBytes of chunk files. The batch checks below run on every
-// read whatever the bytes' source (store, memory or file); a cache file is
-// also checked against the CRC-32C its writer computed (off the reader's
-// path), which covers the batch header fields the batch CRC does not (base
-// offset, partition leader epoch). A read from the cache that fails either
-// drops its chunks and reads again from the store. Files are written without fsync and those left by an
+// more than CacheBytes of chunk files. A cache file is the chunk's bytes
+// and nothing else: no checksum of its own. The batch checks below run on
+// every read whatever the bytes' source (store, memory or file), and they
+// cover every byte a read returns, the header fields the batch CRC-32C
+// does not cover included: each header is tied to an offset known apart
+// from the chunk bytes (the segment's base offset at position 0, the
+// offset index entry's last offset at its position, or where the same
+// reader's previous read ended), each batch must start where the one
+// before it ended (base offset), a wrong batch length moves the range the
+// CRC is computed over (and the next header), the magic must be 2, and
+// the partition leader epoch must be the one the segment's manifest
+// (EpochRanges, taken from the batches at upload) gives the batch's base
+// offset. So each byte is checksummed once per read that returns it: a
+// cold miss does not checksum the chunk again to cache it, nor a warm hit
+// the file it reads back. A read from the cache that fails the checks
+// drops its chunks and reads again from the store; a file that is missing
+// or shorter than its chunk is a miss (TestDamagedCacheFileNeverServed
+// damages every header field, a record, a header across two files, and
+// cuts and removes files). Files are written without fsync and those left by an
 // earlier process are removed at New, so a power loss never serves a torn
 // file. Where the CacheDir's file system allows it (Linux, not tmpfs;
 // probed once at New, strata_tiering_cache_direct_io) the files are
@@ -252,7 +265,12 @@
 // makes its waiting readers fetch on their own, with retries). So a
 // sequential replay makes at most one GET per 4 chunks and fetches each
 // byte once, plus one window for a reader that stops, and a warm one
-// finds its chunks in memory. Once the rest of a segment is in memory or
+// finds its chunks in memory. The chunks a sequential reader has passed
+// (all those before the one its read ends in) go to the back of the
+// memory LRU, to leave it first: otherwise each chunk read would move to
+// the front and push out the windows loaded ahead of the readers, to be
+// read from disk again (another reader of the same partition trailing it
+// loads them again from the disk cache). Once the rest of a segment is in memory or
 // on its way the window goes on into the next segment
 // (Config.NextSegment, the broker's manifest). The chunks fetched
 // ahead of all readers (past the one each waits for) stay within
@@ -274,8 +292,9 @@
 // reading batches.
 //
 // Before any bytes are returned every batch is checked: header, CRC-32C,
-// first batch holding the offset, dense offsets, nothing past the
-// segment's last offset. A failed check drops the chunks involved and
+// first batch holding the offset and starting where its anchor says,
+// dense offsets, nothing past the segment's last offset, leader epochs as
+// the manifest's. A failed check drops the chunks involved and
 // reads them once more from the store; if they fail again the read returns
 // a *CorruptError. A store that cannot be reached returns an error
 // wrapping ErrUnavailable after Config.ReadAttempts tries. Either way no

@@ -380,7 +380,8 @@ func TestCorruptObjectNeverReturned(t *testing.T) {
 // A damaged file in the chunk cache is detected and the chunk fetched
 // again: damage inside a batch fails its CRC-32C, and damage to the first
 // batch's partition leader epoch (bytes 12–15, which the batch CRC does
-// not cover) fails the cache file's own CRC-32C.
+// not cover) fails the check against the manifest's epochs
+// (TestDamagedCacheFileNeverServed damages every field).
 func TestCorruptCacheFileRefetched(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -57,17 +57,17 @@ func (t *Tier) Read(ctx context.Context, p metadata.TopicPartition, segment meta
 	}
 	defer release()
 	reader := t.takeReader(p, segment, offset)
-	batches, start, err := t.read(ctx, p, segment, offset, maxBytes, true, reader)
+	batches, start, base, err := t.read(ctx, p, segment, offset, maxBytes, true, reader)
 	if IsCorrupt(err) {
-		// The cache may hold a damaged chunk that its checksum did not
-		// catch (written wrong); read the range straight from the store.
+		// The cache may hold a damaged chunk (a file changed on disk, or
+		// written wrong); read the range straight from the store.
 		t.logger.Warn("tiering: remote read failed its checks, reading again from the store", "segment", uuid.UUID(segment.SegmentID), "offset", offset, "err", err)
-		batches, start, err = t.read(ctx, p, segment, offset, maxBytes, false, readerState{position: -1})
+		batches, start, base, err = t.read(ctx, p, segment, offset, maxBytes, false, readerState{position: -1, base: -1})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tiering: read offset %d of %s (segment %s): %w", offset, p, uuid.UUID(segment.SegmentID), err)
 	}
-	t.afterRead(p, segment, reader, offset, start, batches)
+	t.afterRead(p, segment, reader, offset, start, base, batches)
 	return batches, nil
 }
 
@@ -102,11 +102,25 @@ func (t *Tier) admit(ctx context.Context) (release func(), err error) {
 
 // read locates and returns the batches; useCache false bypasses (and
 // refreshes) the chunk cache. reader says where the batch holding offset
-// starts when a sequential reader's previous read told (position >= 0;
-// then the offset index is not needed) and the read-ahead window its
-// misses fetch (window > 0). When what it read fails a check, the offset
-// index and the chunks it used are dropped from the caches.
-func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, useCache bool, reader readerState) (_ *recordbatch.Batches, _ int64, err error) {
+// starts, and its base offset, when a sequential reader's previous read
+// told (position >= 0; then the offset index is not needed) and the
+// read-ahead window its misses fetch (window > 0). When what it read fails
+// a check, the offset index and the chunks it used are dropped from the
+// caches.
+//
+// Every batch header read is tied to an offset known independently of the
+// chunk bytes (an anchor): the walk starts at a position whose batch's
+// base offset (segment start, or a reader's previous read) or last offset
+// (the offset index entry) is known, and each batch after it must start
+// where the one before ended. So the header bytes the batch CRC does not
+// cover are checked too: base offset by the anchor and density, batch
+// length by the framing (a wrong one moves the CRC's range), magic by
+// ParseHeader, partition leader epoch against the manifest
+// (verifyBatches). That is what lets a chunk cache file go without a
+// checksum of its own (chunkCache).
+// It returns the batches, the byte position of the first and its base
+// offset.
+func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, useCache bool, reader readerState) (_ *recordbatch.Batches, _, _ int64, err error) {
 	cursor := &chunkCursor{tier: t, ctx: ctx, partition: p, segment: segment, useCache: useCache, chunks: make(map[int64]*chunk), runEnd: -1}
 	defer cursor.release()
 	defer func() {
@@ -120,13 +134,18 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 			}
 		}
 	}()
-	start := reader.position
-	if start < 0 {
+	// The anchor: the batch at start begins at offset base (when at least
+	// 0), else ends at offset last (an offset index entry).
+	start, base, last := reader.position, reader.base, int64(-1)
+	if start < 0 || base < 0 {
 		index, err := t.offsetIndex(ctx, p, segment)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, 0, err
 		}
-		start = index.lookup(offset - segment.BaseOffset)
+		start, base = 0, segment.BaseOffset
+		if entry, ok := index.entry(offset - segment.BaseOffset); ok {
+			start, base, last = int64(entry.Position), -1, segment.BaseOffset+int64(entry.RelativeOffset)
+		}
 	}
 	if reader.window > 0 {
 		cursor.runEnd = t.runEnd(segment, start/t.config.ChunkBytes, start/t.config.ChunkBytes+reader.window-1)
@@ -154,27 +173,34 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 	var first recordbatch.Header
 	for {
 		if start >= segment.SizeBytes {
-			return nil, 0, corruptf(logKey, start, "offset %d not found before the end", offset)
+			return nil, 0, 0, corruptf(logKey, start, "offset %d not found before the end", offset)
 		}
 		h, err := header(start)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, 0, err
+		}
+		switch {
+		case base >= 0 && h.BaseOffset != base:
+			return nil, 0, 0, corruptf(logKey, start, "batch starts at offset %d, want %d", h.BaseOffset, base)
+		case base < 0 && h.LastOffset() != last:
+			return nil, 0, 0, corruptf(logKey, start, "batch ends at offset %d, the offset index says %d", h.LastOffset(), last)
 		}
 		if h.LastOffset() >= offset {
 			if h.BaseOffset > offset {
-				return nil, 0, corruptf(logKey, start, "batch %d..%d follows a gap before %d", h.BaseOffset, h.LastOffset(), offset)
+				return nil, 0, 0, corruptf(logKey, start, "batch %d..%d follows a gap before %d", h.BaseOffset, h.LastOffset(), offset)
 			}
 			first = h
 			break
 		}
 		start += h.Size()
+		base = h.LastOffset() + 1
 	}
 	// Add following batches while they fit.
 	end := start + first.Size()
 	for end-start+recordbatch.HeaderSize <= int64(maxBytes) && end < segment.SizeBytes {
 		h, err := header(end)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, 0, err
 		}
 		if end-start+h.Size() > int64(maxBytes) {
 			break
@@ -183,29 +209,52 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 	}
 	out, err := cursor.hold(start, end-start)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
-	if err := verifyBatches(logKey, start, out, offset, segment.LastOffset); err != nil {
+	if err := verifyBatches(logKey, start, out, offset, first.BaseOffset, segment); err != nil {
 		out.Release()
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
-	return out, start, nil
+	if reader.window > 0 {
+		// A sequential reader is done with the chunks before the one its
+		// read ends in: they go to the back of the memory LRU, so they
+		// leave it before the chunks loaded or fetched ahead of the
+		// readers (else every chunk read would push the windows ahead
+		// out, to be read from disk again).
+		for index := start / t.config.ChunkBytes; index < (end-1)/t.config.ChunkBytes; index++ {
+			t.cache.recent.demote(chunkKey{segment: segment.SegmentID, index: index})
+		}
+	}
+	return out, start, first.BaseOffset, nil
 }
 
 // verifyBatches checks what a read is about to return: whole batches with
 // valid headers and CRCs (a batch spanning two chunks checked across the
-// boundary, not assembled), the first holding offset, offsets dense, none
-// past lastOffset.
-func verifyBatches(key string, position int64, batches *recordbatch.Batches, offset, lastOffset int64) error {
+// boundary, not assembled), the first starting at firstBase (its anchored
+// base offset; see read) and holding offset, offsets dense, none past the
+// segment's last offset, each batch's partition leader epoch the one the
+// segment's manifest gives its base offset (EpochRanges, taken from the
+// batches at upload). With the anchor, these cover the header bytes the
+// batch CRC does not (base offset, batch length, leader epoch, magic, the
+// CRC itself): each byte returned is checked once, whatever its source.
+func verifyBatches(key string, position int64, batches *recordbatch.Batches, offset, firstBase int64, segment metadata.SegmentManifest) error {
 	next := int64(-1)
+	epochs, epoch := segment.EpochRanges, 0
 	at, err := batches.Scan(true, func(_ int64, h recordbatch.Header) error {
+		for epoch+1 < len(epochs) && epochs[epoch+1].StartOffset <= h.BaseOffset {
+			epoch++
+		}
 		switch {
-		case next < 0 && (h.BaseOffset > offset || h.LastOffset() < offset):
-			return fmt.Errorf("first batch %d..%d does not hold offset %d", h.BaseOffset, h.LastOffset(), offset)
+		case next < 0 && (h.BaseOffset != firstBase || h.LastOffset() < offset || h.BaseOffset > offset):
+			return fmt.Errorf("first batch %d..%d does not start at %d and hold offset %d", h.BaseOffset, h.LastOffset(), firstBase, offset)
 		case next >= 0 && h.BaseOffset != next:
 			return fmt.Errorf("batch base offset %d, want %d", h.BaseOffset, next)
-		case h.LastOffset() > lastOffset:
-			return fmt.Errorf("batch ends at %d, past the segment's last offset %d", h.LastOffset(), lastOffset)
+		case h.LastOffset() > segment.LastOffset:
+			return fmt.Errorf("batch ends at %d, past the segment's last offset %d", h.LastOffset(), segment.LastOffset)
+		case len(epochs) == 0:
+			return errors.New("the segment's manifest has no leader epochs")
+		case h.PartitionLeaderEpoch != epochs[epoch].Epoch || h.BaseOffset < epochs[epoch].StartOffset:
+			return fmt.Errorf("batch %d..%d has leader epoch %d, the segment's manifest %d from offset %d", h.BaseOffset, h.LastOffset(), h.PartitionLeaderEpoch, epochs[epoch].Epoch, epochs[epoch].StartOffset)
 		}
 		next = h.LastOffset() + 1
 		return nil
@@ -736,6 +785,7 @@ func (t *Tier) offsetIndex(ctx context.Context, p metadata.TopicPartition, segme
 type readerState struct {
 	segment  uuid.UUID
 	position int64
+	base     int64 // the base offset of the batch at position (when position >= 0)
 	window   int64
 }
 
@@ -746,6 +796,7 @@ type readerState struct {
 type readerMark struct {
 	segment            uuid.UUID
 	offset, position   int64
+	base               int64 // of the batch at position
 	next, nextPosition int64
 	window             int64
 	used               uint64 // readerClock when set: the oldest mark goes first
@@ -775,7 +826,7 @@ const (
 // from the start, or crossing into the next segment), its position being
 // 0. Anything else starts unknown, with no read-ahead.
 func (t *Tier) takeReader(p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64) readerState {
-	state := readerState{segment: segment.SegmentID, position: -1}
+	state := readerState{segment: segment.SegmentID, position: -1, base: -1}
 	known := false
 	t.sequentialMu.Lock()
 	for _, m := range t.readers[p] {
@@ -783,12 +834,12 @@ func (t *Tier) takeReader(p metadata.TopicPartition, segment metadata.SegmentMan
 		case m.next:
 			known, state.window = true, m.window
 			if m.segment == segment.SegmentID {
-				state.position = m.nextPosition
+				state.position, state.base = m.nextPosition, m.next
 			}
 		case m.offset:
 			known, state.window = true, m.window
 			if m.segment == segment.SegmentID {
-				state.position = m.position
+				state.position, state.base = m.position, m.base
 			}
 		default:
 			continue
@@ -803,7 +854,7 @@ func (t *Tier) takeReader(p metadata.TopicPartition, segment metadata.SegmentMan
 		state.window = min(initialWindow, int64(t.config.PrefetchChunks))
 	}
 	if offset == segment.BaseOffset {
-		state.position = 0
+		state.position, state.base = 0, segment.BaseOffset
 	}
 	if state.window > 0 {
 		t.stats.sequentialReads.Add(1)
@@ -841,12 +892,12 @@ func (t *Tier) markReader(p metadata.TopicPartition, mark readerMark) {
 }
 
 // afterRead records where a read of batches (at byte position start of
-// segment) ended, so that the reader's next read is known sequential and
+// segment, the first starting at offset base) ended, so that the reader's next read is known sequential and
 // needs no index lookup, and for a sequential reader keeps its read-ahead
 // window of chunks after the last one read in memory or on its way
 // (keepAhead). Once the rest of the segment is, the window goes on into
 // the next segment (Config.NextSegment).
-func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentManifest, reader readerState, offset, start int64, batches *recordbatch.Batches) {
+func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentManifest, reader readerState, offset, start, base int64, batches *recordbatch.Batches) {
 	end := start + int64(batches.Len())
 	next := readerState{segment: segment.SegmentID, position: end}
 	if reader.window > 0 {
@@ -854,7 +905,7 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 	}
 	// A reader that is not sequential yet gets a window on its next read
 	// if that one continues this one (takeReader).
-	t.markReader(p, readerMark{segment: segment.SegmentID, offset: offset, position: start,
+	t.markReader(p, readerMark{segment: segment.SegmentID, offset: offset, position: start, base: base,
 		next: batches.NextOffset(), nextPosition: end, window: next.window})
 	if reader.window <= 0 {
 		return

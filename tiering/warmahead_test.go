@@ -183,3 +183,60 @@ func TestReadAheadPacedByFetchQuota(t *testing.T) {
 		t.Fatalf("with the quota exceeded a GET fetched %d bytes over %d reads, want one chunk each (no read-ahead)", longest, reads)
 	}
 }
+
+// Several sequential readers replaying warm at once (three segments read
+// in turns, chunks on disk only) share the memory LRU with what is loaded
+// ahead of them: a chunk a reader has passed must not push out the chunks
+// loaded ahead of the others before they arrive. So each chunk is loaded
+// from its file once, and no read after a reader's first reads a file on
+// its path. Between reads the test waits for the loads to finish, so the
+// counts do not depend on timing. (Before, a chunk read moved to the front
+// of the LRU and the windows ahead aged out behind it: 86 loads for 48
+// chunks, and 4 files read on the readers' paths.)
+func TestWarmReadersKeepTheirWindows(t *testing.T) {
+	local, bucket, segments := uploadedLog(t, 250)
+	const chunk = 32 << 10 // a window of 8 is larger than any read (batches up to 150 KiB)
+	metrics, _ := tiering.NewMetricsBucket(bucket, nil)
+	tier := newTier(t, tiering.Config{Bucket: metrics, ChunkBytes: chunk, PrefetchChunks: 8, MemoryCacheBytes: 32 * chunk})
+	replaySegments(t, tier, local, segments, 16<<10) // cold: fills the disk cache
+	tiering.WaitCacheWrites(tier)
+	tiering.DropMemoryCache(tier)
+
+	chunks := int64(0)
+	for _, s := range segments {
+		chunks += (s.SizeBytes + chunk - 1) / chunk
+	}
+	gets, before := metrics.Counts().Gets, tier.Stats()
+	next := make([]int64, len(segments))
+	for i, s := range segments {
+		next[i] = s.BaseOffset
+	}
+	for done := 0; done < len(segments); {
+		done = 0
+		for i, remote := range segments {
+			if next[i] > remote.LastOffset {
+				done++
+				continue
+			}
+			got, err := readBytes(tier, context.Background(), testPartition, remote, next[i], 16<<10)
+			if err != nil {
+				t.Fatalf("segment %d, read %d: %v", i, next[i], err)
+			}
+			if want := local.localRead(t, local.sealed[i], next[i], 16<<10); !bytes.Equal(got, want) {
+				t.Fatalf("segment %d, read %d: %s", i, next[i], describeDiff(got, want))
+			}
+			tiering.WaitCacheWrites(tier) // the loads ahead of this read are in memory
+			next[i] = lastOffsetOf(got) + 1
+		}
+	}
+	after := tier.Stats()
+	onPath, ahead := after.CacheDiskReads-before.CacheDiskReads, after.CacheDiskReadsAhead-before.CacheDiskReadsAhead
+	t.Logf("%d chunks: %d read from their files on a reader's path, %d loaded ahead", chunks, onPath, ahead)
+	if n := metrics.Counts().Gets - gets; n != 0 {
+		t.Fatalf("%d GETs in a warm replay", n)
+	}
+	if onPath > int64(len(segments)) || onPath+ahead > chunks {
+		t.Fatalf("%d chunks read from files on the readers' paths (want at most one per reader, %d) and %d loaded ahead: %d file reads for %d chunks",
+			onPath, len(segments), ahead, onPath+ahead, chunks)
+	}
+}

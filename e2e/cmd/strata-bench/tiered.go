@@ -112,10 +112,11 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	// the first seconds of the cold replay (go tool pprof -top file).
 	coldProfile := os.Getenv("STRATA_BENCH_COLD_PROFILE")
 	b.s3Pid, b.produceProfile = s3.Pid(), os.Getenv("STRATA_BENCH_PRODUCE_PROFILE")
-	if b.produceProfile != "" {
-		b.flags = append(b.flags, "--admin-pprof")
-	}
-	if coldProfile != "" && b.produceProfile == "" {
+	// STRATA_BENCH_WARM_PROFILE=file writes the broker's CPU profile of
+	// the warm replay to file and of the local-tier consume to file.local
+	// (each over its first 3 s: the whole pass at --tiered-mib 256).
+	warmProfile := os.Getenv("STRATA_BENCH_WARM_PROFILE")
+	if b.produceProfile != "" || coldProfile != "" || warmProfile != "" {
 		b.flags = append(b.flags, "--admin-pprof")
 	}
 	// STRATA_BENCH_BROKER_FLAGS adds broker flags (space-separated), e.g.
@@ -160,14 +161,21 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	// MB/s of the whole-object read (the limit) and of the broker's cold
 	// request pattern (one ranged GET per chunk) with the same client.
 	var direct, ranges float64
-	var directCPU []processCPUs // whole objects, ranges: versitygw and the reading client (this process)
+	var directCPU []cpuUse // whole objects, ranges: versitygw and the reading client (this process)
 	for _, chunk := range []int64{0, tiering.DefaultChunkBytes} {
-		cpuBefore := sampleCPUs(b.process.Pid, s3.Pid())
+		cpuBefore, err := sampleCPU(b.process.Pid, s3.Pid())
+		if err != nil {
+			return err
+		}
 		elapsed, gets, err := directRead(ctx, mc, b.main.objects, chunk)
 		if err != nil {
 			return err
 		}
-		directCPU = append(directCPU, sampleCPUs(b.process.Pid, s3.Pid()).since(cpuBefore))
+		cpuAfter, err := sampleCPU(b.process.Pid, s3.Pid())
+		if err != nil {
+			return err
+		}
+		directCPU = append(directCPU, cpuAfter.since(cpuBefore))
 		mbs := float64(b.main.remoteBytes) / elapsed.Seconds() / 1e6
 		name, versusRanges := "direct S3, whole objects", "-"
 		if chunk > 0 {
@@ -178,20 +186,50 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	}
 	var notes []string
 	var waits []func() // the passes' waits and CPU, printed after the table
-	var warmRPS float64
+	var warmRPS, warmCPU float64
+	var warmFetches replayResult
 	for _, pass := range []string{"cold", "warm"} {
+		if pass == "warm" {
+			// The cold pass leaves chunks in the cache's write-behind
+			// queue; the warm pass starts once every chunk of the remote
+			// range has its file and the broker is idle, so that it
+			// neither competes with nor is charged the cold pass's writes.
+			began := time.Now()
+			files, err := b.waitCacheFiles(ctx)
+			if err != nil {
+				return err
+			}
+			if _, err := waitIdle(ctx, b.process.Pid); err != nil {
+				return err
+			}
+			notes = append(notes, fmt.Sprintf("warm: started once the cold pass's cache writes were done (%d chunk files) and the broker idle, %.1f s after it", files, time.Since(began).Seconds()))
+		}
 		profiled := make(chan error, 1)
-		if pass == "cold" && coldProfile != "" {
+		switch {
+		case pass == "cold" && coldProfile != "":
 			go func() { profiled <- cpuProfile(b.admin, coldProfile, 3) }()
-		} else {
+		case pass == "warm" && warmProfile != "":
+			go func() { profiled <- cpuProfile(b.admin, warmProfile, 3) }()
+		default:
 			profiled <- nil
 		}
-		r, err := b.replay(ctx, b.main, nil)
-		if err := <-profiled; err != nil {
-			return fmt.Errorf("CPU profile of the cold replay: %w", err)
+		cpuBefore, err := processCPU(b.process.Pid)
+		if err != nil {
+			return err
 		}
+		r, err := b.replay(ctx, b.main, nil)
 		if err != nil {
 			return fmt.Errorf("replay (%s cache): %w", pass, err)
+		}
+		cpuAfter, err := processCPU(b.process.Pid)
+		if err != nil {
+			return err
+		}
+		if err := <-profiled; err != nil {
+			return fmt.Errorf("CPU profile of the %s replay: %w", pass, err)
+		}
+		if pass == "warm" {
+			warmCPU, warmFetches = (cpuAfter - cpuBefore).Seconds(), r
 		}
 		mbs := float64(b.main.remoteBytes) / r.elapsed.Seconds() / 1e6
 		getsPerMiB, getBytes := r.getsPerMiB, r.getBytesPerByte
@@ -208,8 +246,8 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 		}
 		fmt.Printf("%-28s %10.1f %12.0f %10.2f %10.2f %9.2f %9.2f%s\n", "broker replay, "+pass+" cache", mbs, float64(b.main.remoteRecords)/r.elapsed.Seconds(),
 			getsPerMiB, getBytes, mbs/direct, mbs/ranges, goals)
-		notes = append(notes, fmt.Sprintf("%s: whole topic (with the local window) %.1f MB/s; chunk cache %.0f hits, %.0f misses; served from the store / object bytes %.2f",
-			pass, r.whole.mbs, r.cacheHits, r.cacheMisses, r.served/float64(b.main.remoteBytes)))
+		notes = append(notes, fmt.Sprintf("%s: whole topic (with the local window) %.1f MB/s; chunk cache %.0f hits, %.0f misses, %.0f files read on a reader's path, %.0f loaded ahead; served from the store / object bytes %.2f",
+			pass, r.whole.mbs, r.cacheHits, r.cacheMisses, r.diskReads, r.diskReadsAhead, r.served/float64(b.main.remoteBytes)))
 		if r.failures > 0 {
 			notes = append(notes, fmt.Sprintf("%s: %.0f failed bucket requests or remote fetches", pass, r.failures))
 		}
@@ -218,15 +256,44 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	// The local tier: the untiered topic, same size, broker and client
 	// settings, timed until as many records as the remote range holds
 	// have arrived.
-	local, err := b.consumeLocal(ctx)
+	if _, err := waitIdle(ctx, b.process.Pid); err != nil { // as the warm pass
+		return err
+	}
+	profiled := make(chan error, 1)
+	if warmProfile != "" {
+		go func() { profiled <- cpuProfile(b.admin, warmProfile+".local", 3) }()
+	} else {
+		profiled <- nil
+	}
+	cpuBefore, err := processCPU(b.process.Pid)
+	if err != nil {
+		return err
+	}
+	local, localMetrics, err := b.consumeLocal(ctx)
 	if err != nil {
 		return fmt.Errorf("local-tier consume: %w", err)
 	}
+	cpuAfter, err := processCPU(b.process.Pid)
+	if err != nil {
+		return err
+	}
+	if err := <-profiled; err != nil {
+		return fmt.Errorf("CPU profile of the local-tier consume: %w", err)
+	}
+	localCPU := (cpuAfter - cpuBefore).Seconds()
 	localRPS := float64(b.main.remoteRecords) / local.Seconds()
 	fmt.Printf("%-28s %10.1f %12.0f %10s %10s %9.2f %9.2f   warm replay %.2f× of it (goal ≥ %.1f×)\n", "consume, local tier",
 		float64(b.main.remoteBytes)/local.Seconds()/1e6, localRPS, "-", "-",
 		float64(b.main.remoteBytes)/local.Seconds()/1e6/direct, float64(b.main.remoteBytes)/local.Seconds()/1e6/ranges, warmRPS/localRPS, goalWarmVsLocal)
 	sum.atLeast("warm replay / local-tier consume", warmRPS/localRPS, goalWarmVsLocal, "×")
+	// Both passes read their whole topic (the same records; the warm one
+	// its local window too): the broker's CPU over each per MiB read.
+	topicMiB := float64(b.main.records*b.recordSize) / (1 << 20)
+	notes = append(notes, fmt.Sprintf("broker CPU per MiB read (whole pass, /proc utime+stime): warm replay %.2f ms, local-tier consume %.2f ms (%.2f×)",
+		1000*warmCPU/topicMiB, 1000*localCPU/topicMiB, warmCPU/localCPU))
+	localFetches := localMetrics[fetchCountSeries]
+	notes = append(notes, fmt.Sprintf("Fetch requests (whole pass): warm replay %.0f, %.2f ms each in the broker; local-tier consume %.0f, %.2f ms each",
+		warmFetches.passFetches, 1000*warmFetches.passFetchSeconds/max(warmFetches.passFetches, 1), localFetches, 1000*localMetrics[fetchSecondsSeries]/max(localFetches, 1)))
 
 	uploaded := upload["strata_tiering_bucket_put_bytes_total"]
 	fmt.Printf("\nremote range: %d records, %.1f MiB in %d .log objects (%.0f%% of the topic); every replay checked record by record\n",
@@ -475,7 +542,13 @@ type replayResult struct {
 	served                 float64       // bytes the broker served from the object store
 	gets, getBytes         float64
 	cacheHits, cacheMisses float64
-	failures               float64 // failed bucket requests and remote fetches
+	// Chunks read from cache files on a reader's path (the Fetch waits for
+	// the read) and loaded ahead of the readers.
+	diskReads, diskReadsAhead float64
+	// Fetch requests answered during the whole pass and the broker's time
+	// handling them (strata_request_duration_seconds{api="Fetch"}).
+	passFetches, passFetchSeconds float64
+	failures                      float64 // failed bucket requests and remote fetches
 	// Per MiB and per byte replayed from the remote range (its objects'
 	// bytes, each delivered once: the checks make sure).
 	getsPerMiB, getBytesPerByte float64
@@ -483,7 +556,7 @@ type replayResult struct {
 	// the CPU time of the broker, versitygw and the consumer.
 	fetches fetchSummary
 	waits   replayWaits
-	cpu     processCPUs
+	cpu     cpuUse
 }
 
 // replay consumes t from offset 0 with franz-go's default fetch sizes,
@@ -496,17 +569,21 @@ func (b *tieredBench) replay(ctx context.Context, t *tieredTopic, each func(*kgo
 	}
 	check := t.acked.replay(t.localStart, 0)
 	// CPU times at the start and once the remote range is replayed.
-	var cpuBefore, cpuAfter processCPUs
+	var cpuBefore, cpuAfter cpuSample
 	var atRemoteEnd metricSamples
 	latencies := &fetchLatencies{}
 	began := time.Now()
-	cpuBefore = sampleCPUs(b.process.Pid, b.s3.Pid())
+	if cpuBefore, err = sampleCPU(b.process.Pid, b.s3.Pid()); err != nil {
+		return replayResult{}, err
+	}
 	whole, err := consumeWith(b.brokers, t.name, t.records, func(r *kgo.Record) error {
 		if err := check.record(r); err != nil {
 			return err
 		}
 		if atRemoteEnd == nil && !check.remoteDone.IsZero() {
-			cpuAfter = sampleCPUs(b.process.Pid, b.s3.Pid())
+			if cpuAfter, err = sampleCPU(b.process.Pid, b.s3.Pid()); err != nil {
+				return err
+			}
 			if atRemoteEnd, err = scrapeMetrics(b.admin); err != nil {
 				return err
 			}
@@ -532,6 +609,8 @@ func (b *tieredBench) replay(ctx context.Context, t *tieredTopic, each func(*kgo
 		served: d[fmt.Sprintf("strata_tiering_remote_fetch_bytes_total{topic=%q}", t.name)],
 		gets:   d["strata_tiering_bucket_gets_total"], getBytes: d["strata_tiering_bucket_get_bytes_total"],
 		cacheHits: d["strata_tiering_cache_hits_total"], cacheMisses: d["strata_tiering_cache_misses_total"],
+		diskReads: d["strata_tiering_cache_disk_reads_total"], diskReadsAhead: d["strata_tiering_cache_disk_reads_ahead_total"],
+		passFetches: d[fetchCountSeries], passFetchSeconds: d[fetchSecondsSeries],
 		failures: d["strata_tiering_bucket_failures_total"] + d[fmt.Sprintf("strata_tiering_remote_fetch_errors_total{topic=%q}", t.name)],
 	}
 	r.getsPerMiB, r.getBytesPerByte = r.gets/(float64(t.remoteBytes)/(1<<20)), r.getBytes/float64(t.remoteBytes)
@@ -546,18 +625,32 @@ func (b *tieredBench) replay(ctx context.Context, t *tieredTopic, each func(*kgo
 
 // consumeLocal consumes the untiered topic as replay does the tiered one
 // and returns the time until as many records as the tiered topic's remote
-// range holds had arrived.
-func (b *tieredBench) consumeLocal(ctx context.Context) (time.Duration, error) {
+// range holds had arrived, and the broker's metric increases meanwhile.
+func (b *tieredBench) consumeLocal(ctx context.Context) (time.Duration, metricSamples, error) {
+	before, err := scrapeMetrics(b.admin)
+	if err != nil {
+		return 0, nil, err
+	}
 	check := b.local.acked.replay(make([]int64, b.local.partitions), b.main.remoteRecords)
 	began := time.Now()
 	if _, err := consumeWith(b.brokers, b.local.name, b.local.records, check.record); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if err := check.complete(); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	return check.countDone.Sub(began), nil
+	after, err := scrapeMetrics(b.admin)
+	if err != nil {
+		return 0, nil, err
+	}
+	return check.countDone.Sub(began), after.since(before), nil
 }
+
+// The broker's Fetch requests answered and the seconds spent on them.
+var (
+	fetchCountSeries   = fmt.Sprintf("strata_request_duration_seconds_count{api=%q}", "Fetch")
+	fetchSecondsSeries = fmt.Sprintf("strata_request_duration_seconds_sum{api=%q}", "Fetch")
+)
 
 // ledger keeps what was acknowledged: per partition, the first 8 bytes of
 // each offset's value, so a replay can be checked record by record. Values
@@ -896,6 +989,69 @@ func (m metricSamples) since(before metricSamples) metricSamples {
 		increase[series] = value - before[series]
 	}
 	return increase
+}
+
+// waitCacheFiles waits (up to 60 s) until the broker's chunk cache
+// directory holds a file for every 1 MiB chunk of the main topic's remote
+// range and no file being written, and returns the number of files.
+func (b *tieredBench) waitCacheFiles(ctx context.Context) (int, error) {
+	want := 0
+	for _, o := range b.main.objects {
+		want += int((o.size + tiering.DefaultChunkBytes - 1) / tiering.DefaultChunkBytes)
+	}
+	dir := filepath.Join(b.dataDir, "remote-cache")
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return 0, err
+		}
+		files, writing := 0, false
+		for _, e := range entries {
+			switch name := e.Name(); {
+			case strings.Contains(name, ".chunk.tmp"):
+				writing = true
+			case strings.HasSuffix(name, ".chunk"):
+				files++
+			}
+		}
+		if (files >= want && !writing) || time.Now().After(deadline) {
+			return files, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitIdle waits until process pid is idle (at most one clock tick of CPU
+// in each of two consecutive 250 ms intervals, up to 30 s) and returns how
+// long that took.
+func waitIdle(ctx context.Context, pid int) (time.Duration, error) {
+	began := time.Now()
+	last, err := processCPU(pid)
+	if err != nil {
+		return 0, err
+	}
+	for quiet := 0; quiet < 2 && time.Since(began) < 30*time.Second; {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		now, err := processCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		if now-last <= 10*time.Millisecond {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		last = now
+	}
+	return time.Since(began), nil
 }
 
 // cpuProfile writes the broker's CPU profile over the next seconds to file.

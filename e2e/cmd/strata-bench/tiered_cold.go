@@ -104,22 +104,6 @@ func percentileIndex(n int, q float64) int {
 	return min(n-1, max(0, int(math.Ceil(q*float64(n)))-1))
 }
 
-// processCPUs samples the CPU time of the broker, versitygw and this
-// process (the consumer) at one moment.
-type processCPUs struct {
-	broker, s3, client time.Duration
-}
-
-func sampleCPUs(brokerPID, s3PID int) processCPUs {
-	broker, _ := processCPU(brokerPID)
-	s3, _ := processCPU(s3PID)
-	return processCPUs{broker: broker, s3: s3, client: selfCPU()}
-}
-
-func (c processCPUs) since(before processCPUs) processCPUs {
-	return processCPUs{broker: c.broker - before.broker, s3: c.s3 - before.s3, client: c.client - before.client}
-}
-
 // replayWaits is what a replay's broker reported about its waits
 // (increases of its histograms over the pass).
 type replayWaits struct {
@@ -146,7 +130,7 @@ func replayWaitsOf(d metricSamples) replayWaits {
 // consumer's Fetch round trips, the broker's handling of them, its remote
 // reads and their waits for the store, and the CPU per MiB replayed of
 // the broker, versitygw and the consumer (this process).
-func printReplayWaits(pass string, f fetchSummary, w replayWaits, cpu processCPUs, mib float64, elapsed time.Duration) {
+func printReplayWaits(pass string, f fetchSummary, w replayWaits, cpu cpuUse, mib float64, elapsed time.Duration) {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	mean := func(sum, count float64) float64 {
 		if count == 0 {

@@ -1,0 +1,127 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestDamagedChunkCacheNeverReachesConsumers: the broker's chunk cache
+// files carry no checksum of their own (tiering/doc.go); a consumer must
+// still never get a damaged byte from them. A tiered topic larger than the
+// in-memory chunk LRU (64 MiB) is replayed once (filling the disk cache),
+// every cache file is then damaged — a segment's first chunk in the first
+// batch's base offset, leader epoch or a record byte, or cut short, a
+// later chunk in its middle byte — and a second replay by a franz-go
+// consumer, which reads back from those files the chunks the memory LRU
+// no longer holds, gets every record at its offset with its value; the
+// broker counts the damaged chunks it read and fetches them again from
+// the bucket.
+func TestDamagedChunkCacheNeverReachesConsumers(t *testing.T) {
+	const (
+		segmentBytes = 8 << 20
+		localBytes   = 8 << 20
+		recordSize   = 16 << 10
+		records      = 6 * 1024 // 96 MiB
+	)
+	b := startBroker(t, "--remote-log-manager-task-interval-ms", "200", "--log-retention-check-interval-ms", "300")
+	adm := newAdmin(t, b.addr)
+	topic := uniqueTopic(t)
+	createOne(t, adm, 1, 1, tieredTopicConfigs(segmentBytes, localBytes), topic)
+	producer := newClient(t, b.addr, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	g := tierGen{topic: topic, size: recordSize, base: time.Now().Add(-time.Duration(records+3600) * time.Second).Truncate(time.Millisecond)}
+	g.produce(t, producer, 0, records)
+	producer.Close()
+	eventually(t, 60*time.Second, "everything but the local window tiered", func() error {
+		if local := localLogBytes(t, b.dataDir, topic, 0); local > localBytes+2*segmentBytes {
+			return fmt.Errorf("local log holds %d bytes", local)
+		}
+		return nil
+	})
+
+	replay := func() {
+		t.Helper()
+		consumer := newClient(t, b.addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}))
+		defer consumer.Close()
+		ctx := testContext(t, 2*time.Minute)
+		for next := 0; next < records; {
+			fetches := consumer.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("replayed %d of %d records before the timeout", next, records)
+			}
+			fetches.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s[%d] at record %d: %v", topic, p, next, err) })
+			for _, r := range fetches.Records() {
+				if w := g.record(next); r.Offset != int64(next) || !bytes.Equal(r.Value, w.Value) {
+					t.Fatalf("record %d: got offset %d value %.40q…, want value %.40q…", next, r.Offset, r.Value, w.Value)
+				}
+				next++
+			}
+		}
+	}
+	replay() // cold: fills the disk cache behind the reader
+
+	cacheDir := filepath.Join(b.dataDir, "remote-cache")
+	var files []string
+	eventually(t, 30*time.Second, "the cold replay's chunks written to the disk cache", func() error {
+		entries, err := os.ReadDir(cacheDir)
+		if err != nil {
+			return err
+		}
+		files = files[:0]
+		for _, e := range entries {
+			if strings.Contains(e.Name(), ".chunk.tmp") {
+				return fmt.Errorf("%s being written", e.Name())
+			}
+			if strings.HasSuffix(e.Name(), ".chunk") {
+				files = append(files, filepath.Join(cacheDir, e.Name()))
+			}
+		}
+		if remote := metricValue(t, b, fmt.Sprintf(`strata_tiering_remote_fetch_bytes_total{topic=%q}`, topic)); float64(len(files)) < remote/(1<<20)-1 {
+			return fmt.Errorf("%d chunk files for %.0f bytes replayed from the bucket", len(files), remote)
+		}
+		return nil
+	})
+	if len(files) < 64 {
+		t.Fatalf("%d chunk files: the replay fits in the memory LRU, the files would not be read back", len(files))
+	}
+	for i, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(file, "-0000000000.chunk") {
+			data[len(data)/2]++ // a later chunk: a byte in its middle
+		} else {
+			switch i % 4 { // a segment's first chunk starts with a batch header
+			case 0:
+				data[7]-- // the first batch's base offset, one lower: it still holds the offset asked
+			case 1:
+				data[15] ^= 1 // its partition leader epoch (not covered by the batch CRC)
+			case 2:
+				data[100]++ // a record byte
+			case 3:
+				data = data[:len(data)/2] // cut short
+			}
+		}
+		if err := os.WriteFile(file, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	corrupt := metricValue(t, b, "strata_tiering_cache_corrupt_chunks_total")
+	gets := metricValue(t, b, "strata_tiering_bucket_gets_total")
+	replay() // warm: reads the damaged files back
+	corrupt = metricValue(t, b, "strata_tiering_cache_corrupt_chunks_total") - corrupt
+	gets = metricValue(t, b, "strata_tiering_bucket_gets_total") - gets
+	t.Logf("%d cache files damaged; the warm replay found %v damaged chunks and made %v GETs", len(files), corrupt, gets)
+	if corrupt == 0 || gets == 0 {
+		t.Fatalf("the warm replay found %v damaged chunks and made %v GETs: the damaged files were not read", corrupt, gets)
+	}
+}
