@@ -3,15 +3,12 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestDamagedChunkCacheNeverReachesConsumers: the broker's chunk cache
@@ -33,13 +30,8 @@ func TestDamagedChunkCacheNeverReachesConsumers(t *testing.T) {
 		records      = 6 * 1024 // 96 MiB
 	)
 	b := startBroker(t, "--remote-log-manager-task-interval-ms", "200", "--log-retention-check-interval-ms", "300")
-	adm := newAdmin(t, b.addr)
-	topic := uniqueTopic(t)
-	createOne(t, adm, 1, 1, tieredTopicConfigs(segmentBytes, localBytes), topic)
-	producer := newClient(t, b.addr, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
-	g := tierGen{topic: topic, size: recordSize, base: time.Now().Add(-time.Duration(records+3600) * time.Second).Truncate(time.Millisecond)}
-	g.produce(t, producer, 0, records)
-	producer.Close()
+	g := produceTiered(t, b, segmentBytes, localBytes, recordSize, records)
+	topic := g.topic
 	eventually(t, 60*time.Second, "everything but the local window tiered", func() error {
 		if local := localLogBytes(t, b.dataDir, topic, 0); local > localBytes+2*segmentBytes {
 			return fmt.Errorf("local log holds %d bytes", local)
@@ -49,22 +41,7 @@ func TestDamagedChunkCacheNeverReachesConsumers(t *testing.T) {
 
 	replay := func() {
 		t.Helper()
-		consumer := newClient(t, b.addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}))
-		defer consumer.Close()
-		ctx := testContext(t, 2*time.Minute)
-		for next := 0; next < records; {
-			fetches := consumer.PollFetches(ctx)
-			if ctx.Err() != nil {
-				t.Fatalf("replayed %d of %d records before the timeout", next, records)
-			}
-			fetches.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s[%d] at record %d: %v", topic, p, next, err) })
-			for _, r := range fetches.Records() {
-				if w := g.record(next); r.Offset != int64(next) || !bytes.Equal(r.Value, w.Value) {
-					t.Fatalf("record %d: got offset %d value %.40q…, want value %.40q…", next, r.Offset, r.Value, w.Value)
-				}
-				next++
-			}
-		}
+		g.replayWith(t, []string{b.addr}, 0, records)
 	}
 	replay() // cold: fills the disk cache behind the reader
 

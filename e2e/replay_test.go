@@ -3,12 +3,9 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestReplayDefaultFetchSizes: a tiered topic replayed from the bucket by
@@ -29,14 +26,8 @@ func TestReplayDefaultFetchSizes(t *testing.T) {
 		records      = 12 * 1024 // 48 MiB
 	)
 	b := startBroker(t, "--remote-log-manager-task-interval-ms", "200", "--log-retention-check-interval-ms", "3600000")
-	adm := newAdmin(t, b.addr)
-	topic := uniqueTopic(t)
-	createOne(t, adm, 1, 1, tieredTopicConfigs(segmentBytes, localBytes), topic)
-	producer := newClient(t, b.addr, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
-	// One second apart, all in the past.
-	g := tierGen{topic: topic, size: recordSize, base: time.Now().Add(-time.Duration(records+3600) * time.Second).Truncate(time.Millisecond)}
-	g.produce(t, producer, 0, records)
-	producer.Close()
+	g := produceTiered(t, b, segmentBytes, localBytes, recordSize, records)
+	topic := g.topic
 
 	eventually(t, 30*time.Second, "local disk within local retention plus two segments, without a retention pass", func() error {
 		if local := localLogBytes(t, b.dataDir, topic, 0); local > localBytes+2*segmentBytes {
@@ -52,21 +43,7 @@ func TestReplayDefaultFetchSizes(t *testing.T) {
 	gets := metricValue(t, b, "strata_tiering_bucket_gets_total")
 	getBytes := metricValue(t, b, "strata_tiering_bucket_get_bytes_total")
 	prefetches := metricValue(t, b, "strata_tiering_prefetches_total")
-	consumer := newClient(t, b.addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}))
-	ctx := testContext(t, 2*time.Minute)
-	for next := 0; next < records; {
-		fetches := consumer.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("replayed %d of %d records before the timeout", next, records)
-		}
-		fetches.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s[%d] at record %d: %v", topic, p, next, err) })
-		for _, r := range fetches.Records() {
-			if w := g.record(next); r.Offset != int64(next) || !bytes.Equal(r.Value, w.Value) {
-				t.Fatalf("record %d: got offset %d value %.40q…, want value %.40q…", next, r.Offset, r.Value, w.Value)
-			}
-			next++
-		}
-	}
+	g.replayWith(t, []string{b.addr}, 0, records)
 	replayed := metricValue(t, b, fmt.Sprintf(`strata_tiering_remote_fetch_bytes_total{topic=%q}`, topic))
 	gets = metricValue(t, b, "strata_tiering_bucket_gets_total") - gets
 	getBytes = metricValue(t, b, "strata_tiering_bucket_get_bytes_total") - getBytes

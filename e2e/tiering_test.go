@@ -88,13 +88,36 @@ func (g tierGen) produce(t *testing.T, cl *kgo.Client, from, to int) {
 	}
 }
 
+// produceTiered creates a one-partition tiered topic on b with the given
+// segment and local retention sizes and produces records of recordSize
+// to it (record i at offset i, timestamps in the past), with a plain
+// producer closed after.
+func produceTiered(t *testing.T, b *brokerProcess, segmentBytes, localBytes int64, recordSize, records int) tierGen {
+	t.Helper()
+	topic := uniqueTopic(t)
+	createOne(t, newAdmin(t, b.addr), 1, 1, tieredTopicConfigs(segmentBytes, localBytes), topic)
+	producer := newClient(t, b.addr, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	defer producer.Close()
+	// One second apart, all in the past.
+	g := tierGen{topic: topic, size: recordSize, base: time.Now().Add(-time.Duration(records+3600) * time.Second).Truncate(time.Millisecond)}
+	g.produce(t, producer, 0, records)
+	return g
+}
+
 // requireReplay consumes partition 0 from offset from and checks records
 // from..to-1 come back byte-identical, in order, each at its offset.
 func (g tierGen) requireReplay(t *testing.T, seeds []string, from, to int) {
 	t.Helper()
-	cl := newClient(t, seeds[0], kgo.SeedBrokers(seeds...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{g.topic: {0: kgo.NewOffset().At(int64(from))}}),
-		kgo.FetchMaxWait(500*time.Millisecond), kgo.FetchMaxBytes(16<<20))
+	g.replayWith(t, seeds, from, to, kgo.FetchMaxWait(500*time.Millisecond), kgo.FetchMaxBytes(16<<20))
+}
+
+// replayWith is requireReplay by a consumer with opts (none: franz-go's
+// defaults, 1 MiB per partition and 50 MiB per Fetch), closed after.
+func (g tierGen) replayWith(t *testing.T, seeds []string, from, to int, opts ...kgo.Opt) {
+	t.Helper()
+	cl := newClient(t, seeds[0], append([]kgo.Opt{kgo.SeedBrokers(seeds...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{g.topic: {0: kgo.NewOffset().At(int64(from))}})}, opts...)...)
+	defer cl.Close()
 	ctx := testContext(t, 10*time.Minute)
 	next := from
 	for next < to {
