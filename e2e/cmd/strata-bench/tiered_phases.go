@@ -96,6 +96,7 @@ func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *su
 			r := percentiles(row.w.took)
 			fmt.Printf("%-22s %-8s %10s %8d %10.0f %8.2f %8.2f%s\n", p.name, row.window, replay, len(row.w.took), float64(len(row.w.took))/row.w.length.Seconds(), r.p50, r.p99, row.note)
 		}
+		fmt.Printf("%-22s broker before: %s; during: %s; after: %s\n", "", w.before.brokerLoad(), w.during.brokerLoad(), w.after.brokerLoad())
 		fmt.Printf("%-22s replay: %.1f MiB served from the store in %.2f s, %.2f GETs/MiB, fetch quota throttled %.2f s\n", "",
 			w.served/(1<<20), w.during.length.Seconds(), w.getsPerMiB, w.throttled)
 		if len(p.flags) > 0 || len(parts) == 1 {
@@ -110,10 +111,21 @@ func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *su
 }
 
 // isolationWindow is the fixed-rate producer's latencies of the records
-// sent within one window of an isolation part, and the window's length.
+// sent within one window of an isolation part, the window's length and
+// the broker's metric increases over it.
 type isolationWindow struct {
-	took   []time.Duration
-	length time.Duration
+	took    []time.Duration
+	length  time.Duration
+	metrics metricSamples
+}
+
+// brokerLoad describes what the broker did during a window: its CPU
+// (process_cpu_seconds_total) in cores, its garbage collections per
+// second and the MB/s it allocated (the Go collector's series).
+func (w isolationWindow) brokerLoad() string {
+	seconds := w.length.Seconds()
+	return fmt.Sprintf("%5.2f cores %5.1f GC/s %7.1f MB/s allocated", w.metrics["process_cpu_seconds_total"]/seconds,
+		w.metrics["go_gc_duration_seconds_count"]/seconds, w.metrics["go_memstats_alloc_bytes_total"]/seconds/1e6)
 }
 
 // isolationResult is one part of the isolation phase: its three windows and
@@ -138,14 +150,17 @@ func (b *tieredBench) isolationPart(ctx context.Context, opts tieredOptions, top
 	if err != nil {
 		return isolationResult{}, err
 	}
+	// The broker's metrics at each window's edges (errors show as
+	// missing series; the replay's own scrapes fail it).
+	scrape := func() metricSamples { m, _ := scrapeMetrics(b.admin); return m }
 	time.Sleep(isolationWarmUp)
-	beforeStart := time.Now()
+	beforeStart, atBefore := time.Now(), scrape()
 	time.Sleep(opts.isolationFor)
-	replayStart := time.Now()
+	replayStart, atReplay := time.Now(), scrape()
 	served, gets, throttled, replayErr := b.coldReplayFor(ctx, b.main, limit)
-	replayEnd := time.Now()
+	replayEnd, atReplayEnd := time.Now(), scrape()
 	time.Sleep(opts.isolationFor)
-	afterEnd := time.Now()
+	afterEnd, atAfter := time.Now(), scrape()
 	samples, childErr := child.stop()
 	if replayErr != nil {
 		return isolationResult{}, fmt.Errorf("cold replay: %w", replayErr)
@@ -154,9 +169,9 @@ func (b *tieredBench) isolationPart(ctx context.Context, opts tieredOptions, top
 		return isolationResult{}, fmt.Errorf("fixed-rate producer: %w", childErr)
 	}
 	w := isolationResult{
-		before: isolationWindow{length: replayStart.Sub(beforeStart)},
-		during: isolationWindow{length: replayEnd.Sub(replayStart)},
-		after:  isolationWindow{length: afterEnd.Sub(replayEnd)},
+		before: isolationWindow{length: replayStart.Sub(beforeStart), metrics: atReplay.since(atBefore)},
+		during: isolationWindow{length: replayEnd.Sub(replayStart), metrics: atReplayEnd.since(atReplay)},
+		after:  isolationWindow{length: afterEnd.Sub(replayEnd), metrics: atAfter.since(atReplayEnd)},
 		served: served, replayMBs: served / replayEnd.Sub(replayStart).Seconds() / 1e6,
 		getsPerMiB: gets / (served / (1 << 20)), throttled: throttled,
 	}
