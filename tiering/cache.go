@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/google/uuid"
 
@@ -75,9 +74,6 @@ type chunkCache struct {
 
 	writes chan cacheWrite // the write-behind queue
 	slots  chan struct{}   // one token per place taken in the queue
-	// writerThread is the writer's OS thread id, once it has lowered its
-	// priority (0 until then, and where it cannot).
-	writerThread atomic.Int64
 	// beforeWrite (tests) runs in the writer before each file is written.
 	beforeWrite func()
 	pending     sync.WaitGroup // writes queued and not done
@@ -155,7 +151,7 @@ func newChunkCache(cfg chunkCacheConfig, pool *chunkPool, stats *stats) (*chunkC
 		cfg.logger.Info("tiering: chunk cache files written and read through the page cache", "dir", dir, "direct_io", false, "reason", reason)
 	}
 	c.writer.Add(1)
-	goLowPriority(func(tid int, err error) { c.writeBehind(cfg.logger, tid, err) })
+	go c.writeBehind()
 	return c, nil
 }
 
@@ -341,19 +337,9 @@ func (c *chunkCache) put(ctx context.Context, key chunkKey, ch *chunk) {
 	c.writes <- cacheWrite{entry: entry, evicted: evicted} // never blocks: a slot was taken, and sends happen under mu (not after close)
 }
 
-// writeBehind writes queued chunks to disk until close, on a thread of
-// its own at the lowest CPU priority (Linux; goLowPriority, with tid and
-// the error of lowering it): filling the page cache with the chunks costs
-// about 3 s of kernel CPU per GiB on a small VM, a core's worth during a
-// fast cold replay, and the produce path of the same broker should not
-// wait behind it for a core.
-func (c *chunkCache) writeBehind(logger *slog.Logger, tid int, lowered error) {
+// writeBehind writes queued chunks to disk until close.
+func (c *chunkCache) writeBehind() {
 	defer c.writer.Done()
-	if lowered != nil {
-		logger.Debug("tiering: chunk cache writer at the process's CPU priority", "err", lowered)
-	} else {
-		c.writerThread.Store(int64(tid))
-	}
 	for w := range c.writes {
 		c.write(w)
 		<-c.slots

@@ -29,7 +29,3 @@ func WaitCacheWrites(t *Tier) {
 // DropMemoryCache empties the memory LRU (as after the chunks aged out of
 // it): the chunks stay in the disk cache.
 func DropMemoryCache(t *Tier) { t.cache.recent.clear() }
-
-// CacheWriterThread is the OS thread id of the disk cache's writer once
-// it has lowered its priority (0 before, or where it cannot).
-func CacheWriterThread(t *Tier) int { return int(t.cache.writerThread.Load()) }
