@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -117,6 +118,34 @@ type isolationWindow struct {
 	took    []time.Duration
 	length  time.Duration
 	metrics metricSamples
+	machine float64 // busy cores of the whole machine (/proc/stat), -1 when unknown
+}
+
+// machineTicks reads the whole machine's busy and total CPU time from the
+// first line of /proc/stat (clock ticks; busy is all but idle and
+// iowait); 0, 0 where there is none.
+func machineTicks() (busy, total float64) {
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(stat), "\n")
+	for i, field := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseFloat(field, 64)
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total
+}
+
+// busyCores is the machine's busy cores between two machineTicks.
+func busyCores(busy0, total0, busy1, total1 float64) float64 {
+	if total1 <= total0 {
+		return -1
+	}
+	return (busy1 - busy0) / (total1 - total0) * float64(runtime.NumCPU())
 }
 
 // brokerLoad describes what the broker did during a window: its CPU
@@ -124,8 +153,8 @@ type isolationWindow struct {
 // second and the MB/s it allocated (the Go collector's series).
 func (w isolationWindow) brokerLoad() string {
 	seconds := w.length.Seconds()
-	return fmt.Sprintf("%5.2f cores %5.1f GC/s %7.1f MB/s allocated", w.metrics["process_cpu_seconds_total"]/seconds,
-		w.metrics["go_gc_duration_seconds_count"]/seconds, w.metrics["go_memstats_alloc_bytes_total"]/seconds/1e6)
+	return fmt.Sprintf("%5.2f cores %5.1f GC/s %7.1f MB/s allocated (machine %4.2f cores busy)", w.metrics["process_cpu_seconds_total"]/seconds,
+		w.metrics["go_gc_duration_seconds_count"]/seconds, w.metrics["go_memstats_alloc_bytes_total"]/seconds/1e6, w.machine)
 }
 
 // isolationResult is one part of the isolation phase: its three windows and
@@ -152,15 +181,25 @@ func (b *tieredBench) isolationPart(ctx context.Context, opts tieredOptions, top
 	}
 	// The broker's metrics at each window's edges (errors show as
 	// missing series; the replay's own scrapes fail it).
-	scrape := func() metricSamples { m, _ := scrapeMetrics(b.admin); return m }
+	// The machine's CPU too, so that what the replay's other processes
+	// (the consumer, the S3 server) take shows next to the broker's.
+	var ticks [4][2]float64
+	scrape := func(edge int) metricSamples {
+		ticks[edge][0], ticks[edge][1] = machineTicks()
+		m, _ := scrapeMetrics(b.admin)
+		return m
+	}
 	time.Sleep(isolationWarmUp)
-	beforeStart, atBefore := time.Now(), scrape()
+	beforeStart, atBefore := time.Now(), scrape(0)
 	time.Sleep(opts.isolationFor)
-	replayStart, atReplay := time.Now(), scrape()
+	replayStart, atReplay := time.Now(), scrape(1)
 	served, gets, throttled, replayErr := b.coldReplayFor(ctx, b.main, limit)
-	replayEnd, atReplayEnd := time.Now(), scrape()
+	replayEnd, atReplayEnd := time.Now(), scrape(2)
 	time.Sleep(opts.isolationFor)
-	afterEnd, atAfter := time.Now(), scrape()
+	afterEnd, atAfter := time.Now(), scrape(3)
+	machine := func(from int) float64 {
+		return busyCores(ticks[from][0], ticks[from][1], ticks[from+1][0], ticks[from+1][1])
+	}
 	samples, childErr := child.stop()
 	if replayErr != nil {
 		return isolationResult{}, fmt.Errorf("cold replay: %w", replayErr)
@@ -169,9 +208,9 @@ func (b *tieredBench) isolationPart(ctx context.Context, opts tieredOptions, top
 		return isolationResult{}, fmt.Errorf("fixed-rate producer: %w", childErr)
 	}
 	w := isolationResult{
-		before: isolationWindow{length: replayStart.Sub(beforeStart), metrics: atReplay.since(atBefore)},
-		during: isolationWindow{length: replayEnd.Sub(replayStart), metrics: atReplayEnd.since(atReplay)},
-		after:  isolationWindow{length: afterEnd.Sub(replayEnd), metrics: atAfter.since(atReplayEnd)},
+		before: isolationWindow{length: replayStart.Sub(beforeStart), metrics: atReplay.since(atBefore), machine: machine(0)},
+		during: isolationWindow{length: replayEnd.Sub(replayStart), metrics: atReplayEnd.since(atReplay), machine: machine(1)},
+		after:  isolationWindow{length: afterEnd.Sub(replayEnd), metrics: atAfter.since(atReplayEnd), machine: machine(2)},
 		served: served, replayMBs: served / replayEnd.Sub(replayStart).Seconds() / 1e6,
 		getsPerMiB: gets / (served / (1 << 20)), throttled: throttled,
 	}
