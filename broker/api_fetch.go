@@ -435,7 +435,6 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 			reads.Go(func() {
 				defer func() { <-slots }()
 				t.remoteData, t.remoteErr = s.cfg.RemoteReader.Read(ctx, t.part.Name(), *t.remote, t.offset, int(budget))
-				s.recordRemoteFetch(t.remoteData.Len())
 				if t.readCommitted && t.remoteErr == nil {
 					if t.remoteAborted, t.remoteErr = s.committedRemote(ctx, state, t.part, *t.remote, t.offset, t.remoteData); t.remoteErr != nil {
 						t.remoteData.Release()

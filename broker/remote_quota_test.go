@@ -29,18 +29,19 @@ func (r *countingReader) Read(ctx context.Context, p metadata.TopicPartition, se
 	return r.RemoteReader.Read(ctx, p, segment, offset, maxBytes)
 }
 
-// With remote.log.manager.fetch.max.bytes.per.second exceeded, a
-// consumer's Fetch of remote data does not read the object store: the
-// partition is answered without data and without an error (KIP-956, as
-// Kafka skips the remote read), and once the rate is back under the
-// quota the same Fetch returns the records.
+// With remote.log.manager.fetch.max.bytes.per.second throttling (the
+// bytes remote reads took are not paid for yet), a consumer's Fetch of
+// remote data does not read the object store: the partition is answered
+// without data and without an error (KIP-956, as Kafka skips the remote
+// read), and once the quota has paid for them the same Fetch returns the
+// records.
 func TestRemoteFetchQuotaSkipsReads(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tier := memoryTier(t)
 	reader := &countingReader{RemoteReader: tier}
 	clock := quotatest.NewClock()
-	limiter := quota.NewLimiter(quota.LimiterConfig{BytesPerSecond: 100, Clock: clock})
+	limiter := quota.NewPacer(quota.PacerConfig{BytesPerSecond: 100, Clock: clock})
 	n := brokertest.Start(t, func(c *broker.Config) {
 		c.RemoteReader = reader
 		c.RemoteFetchQuota = limiter
@@ -63,12 +64,14 @@ func TestRemoteFetchQuotaSkipsReads(t *testing.T) {
 	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1<<20
 	topic, _ := n.Store.State().Topic("replay")
 	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: "replay", TopicID: topic.ID, Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
-	// Within the quota: read, and its bytes (a segment of ~600 B) take
-	// the rate over 100 B/s.
+	// Within the quota: read. The tier pays for what its reads take from
+	// the store (tiering.Tier.FetchQuota); this reader is not paced, so
+	// the test takes the read's bytes (a segment of ~600 B) itself.
 	got := request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions[0]
 	if got.ErrorCode != 0 || len(got.RecordBatches) == 0 || reader.reads.Load() != 1 {
 		t.Fatalf("first fetch: error %d, %d bytes, %d remote reads; want the records from one read", got.ErrorCode, len(got.RecordBatches), reader.reads.Load())
 	}
+	limiter.Record(int64(len(got.RecordBatches)))
 	throttle := limiter.ThrottleTime()
 	if throttle == 0 {
 		t.Fatalf("%d bytes read did not exceed 100 B/s", len(got.RecordBatches))

@@ -277,9 +277,10 @@
 // Config.ReadAheadBytes (loads from the disk cache as well): a read-ahead
 // GET is shortened to what is left,
 // so windows shrink when many partitions replay at once. With the remote
-// fetch quota set (Config.FetchMaxBytesPerSecond, KIP-956) a read-ahead
-// GET goes at its pace: none starts while the quota is exceeded, and one
-// fetches at most a second's worth of it. At most
+// fetch quota set (Config.FetchMaxBytesPerSecond, KIP-956) every GET
+// reads its body and every load ahead reads its chunk file at the quota's
+// pace, a chunk at a time (quota.go); no read-ahead starts while the
+// quota throttles, and one fetches at most a second's worth of it. At most
 // Config.ReaderThreads reads run at once (and as many read-ahead GETs or
 // loads are in flight); Config.ReaderMaxPendingTasks more wait, and a read past them
 // returns ErrBusy at once.

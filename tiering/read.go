@@ -617,6 +617,9 @@ func (t *Tier) runGET(p metadata.TopicPartition, segment metadata.SegmentManifes
 		length := min(int64(len(flights))*chunkBytes, segment.SizeBytes-offset)
 		var reader io.ReadCloser
 		readChunk := func(index int64) (*chunk, error) {
+			if err := t.paceFetch(ctx, segment, index); err != nil { // the fetch quota: a chunk at a time
+				return nil, err
+			}
 			ch := t.chunks.get(min(chunkBytes, segment.SizeBytes-index*chunkBytes))
 			n, err := io.ReadFull(reader, ch.data)
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
@@ -1019,7 +1022,8 @@ func (t *Tier) loadAhead(segment metadata.SegmentManifest, first, last int64) in
 		defer func() { <-t.prefetchSlots }()
 		for i, f := range flights {
 			key := chunkKey{segment: segment.SegmentID, index: first + int64(i)}
-			ch, ok := t.cache.getDisk(key) // into the memory LRU too
+			t.paceFetch(t.background, segment, key.index) // the fetch quota; only ends early when the tier closes
+			ch, ok := t.cache.getDisk(key)                // into the memory LRU too
 			t.flightMu.Lock()
 			if ok {
 				f.chunk = ch
@@ -1102,11 +1106,11 @@ func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentMa
 
 // paceAhead returns how many of chunks chunks a read-ahead GET may fetch
 // now under the remote fetch quota (Config.FetchMaxBytesPerSecond,
-// KIP-956): all of them without one; none while it is exceeded; else at
-// most a second's worth of it (at least one chunk). So with a quota set
-// the read-ahead goes at its pace, a run at a time, instead of bursting a
-// whole window; its bytes count when reads return them (the broker
-// Records them), not twice. Loads from the disk cache are not paced.
+// KIP-956): all of them without one; none while it throttles (the
+// chunks already taken would keep a new one waiting more than
+// fetchQuotaMaxDelay); else at most a second's worth of it (at least one
+// chunk), so that a GET paced a chunk at a time (runGET) is not kept
+// open for long.
 func (t *Tier) paceAhead(chunks int64) int64 {
 	fetch := t.quotas.fetch
 	rate := fetch.BytesPerSecond()

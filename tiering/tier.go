@@ -119,9 +119,9 @@ type Config struct {
 	// remote.log.manager.copy.max.bytes.per.second bounds the bytes
 	// uploaded per second (uploads wait), and
 	// remote.log.manager.fetch.max.bytes.per.second the bytes remote
-	// reads of consumers' Fetches return (past it the broker skips them;
-	// FetchQuota), and paces read-ahead GETs: none while it is exceeded,
-	// at most a second's worth of it each (paceAhead in read.go).
+	// reads take from the store and the disk cache, paced a chunk at a
+	// time (while it throttles the broker skips remote reads of
+	// consumers' Fetches, FetchQuota, and no read-ahead starts).
 	// 0 or math.MaxInt64 (Kafka's default) is unlimited.
 	CopyMaxBytesPerSecond, FetchMaxBytesPerSecond int64
 	// QuotaClock is the quotas' time source; default the real clock

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/strata-log/strata/broker/quota/quotatest"
@@ -108,15 +109,17 @@ func TestColdReplayChunkBuffersFlat(t *testing.T) {
 	}
 }
 
-// lengthsBucket records the length of each .log GET.
+// lengthsBucket records the length of each .log GET (when only, if set,
+// says so as the GET starts).
 type lengthsBucket struct {
 	tiering.Bucket
+	only    func() bool
 	mu      sync.Mutex
 	lengths []int64
 }
 
 func (b *lengthsBucket) Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
-	if strings.HasSuffix(key, ".log") {
+	if strings.HasSuffix(key, ".log") && (b.only == nil || b.only()) {
 		b.mu.Lock()
 		b.lengths = append(b.lengths, length)
 		b.mu.Unlock()
@@ -134,7 +137,7 @@ func (b *lengthsBucket) take() []int64 {
 }
 
 // With the remote fetch quota set (KIP-956), read-ahead GETs go at its
-// pace: none starts while the quota is exceeded (a reader's GET is then
+// pace: none starts while the quota throttles (a reader's GET is then
 // of its own chunk only), and otherwise one fetches at most a second's
 // worth of the quota, not a whole window. Without the quota the same
 // replay fetches whole windows.
@@ -169,18 +172,31 @@ func TestReadAheadPacedByFetchQuota(t *testing.T) {
 
 	// 4 chunks a second: a read-ahead GET is at most 4 chunks past the
 	// reader's own.
+	// The quota paces the chunks as they are read (TestColdReplayPacedByFetchQuota):
+	// its clock moves whenever the replay waits for it.
+	running := func() *quotatest.Clock {
+		clock := quotatest.NewClock()
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		go func() { defer close(stopped); clock.Run(stop, nil) }()
+		t.Cleanup(func() { close(stop); <-stopped })
+		return clock
+	}
 	paced := &lengthsBucket{Bucket: store}
-	clock := quotatest.NewClock()
-	if longest, _ := replay(tiering.Config{FetchMaxBytesPerSecond: 4 * chunk, QuotaClock: clock}, paced, nil); longest > 5*chunk {
+	if longest, _ := replay(tiering.Config{FetchMaxBytesPerSecond: 4 * chunk, QuotaClock: running()}, paced, nil); longest > 5*chunk {
 		t.Fatalf("with a quota of 4 chunks a second a GET fetched %d bytes, want at most 5 chunks", longest)
 	}
 
-	// Exceeded before every read: no read-ahead at all, each GET a chunk.
-	throttled := &lengthsBucket{Bucket: store}
-	if longest, reads := replay(tiering.Config{FetchMaxBytesPerSecond: 4 * chunk, QuotaClock: quotatest.NewClock()}, throttled, func(tier *tiering.Tier) {
+	// Throttling before every read (100 chunks taken, 25 s to pay): the
+	// GETs that start while it throttles are each of one chunk, the
+	// reader's own (no window with it, no read-ahead). Its chunk then
+	// waits for the debt, after which read-ahead may start again.
+	var current atomic.Pointer[tiering.Tier]
+	throttled := &lengthsBucket{Bucket: store, only: func() bool { return current.Load().FetchQuota().ThrottleTime() > 0 }}
+	if longest, reads := replay(tiering.Config{FetchMaxBytesPerSecond: 4 * chunk, QuotaClock: running()}, throttled, func(tier *tiering.Tier) {
+		current.Store(tier)
 		tier.FetchQuota().Record(100 * chunk)
-	}); longest > chunk {
-		t.Fatalf("with the quota exceeded a GET fetched %d bytes over %d reads, want one chunk each (no read-ahead)", longest, reads)
+	}); longest != chunk {
+		t.Fatalf("with the quota throttling, the longest GET that started fetched %d bytes over %d reads, want one chunk (no read-ahead)", longest, reads)
 	}
 }
 

@@ -39,12 +39,9 @@ type Limiter struct {
 	// turn is held by the one WaitAndRecord checking and recording.
 	turn chan struct{}
 
-	mu   sync.Mutex // guards rate and the throttled spans below
-	rate *rate
-	// throttled is the length of the spans marked throttled before the
-	// last one, [throttledFrom, throttledUntil].
-	throttled                     time.Duration
-	throttledFrom, throttledUntil time.Time
+	mu        sync.Mutex // guards rate and throttled
+	rate      *rate
+	throttled throttleSpans
 }
 
 // LimiterConfig configures a Limiter. Zero values mean KIP-956's
@@ -97,16 +94,7 @@ func (l *Limiter) ThrottleTime() time.Duration {
 	defer l.mu.Unlock()
 	value, window := l.rate.measure(now.UnixMilli())
 	d := throttleTime(value, l.bound, window)
-	if d > 0 {
-		until := now.Add(d)
-		if now.After(l.throttledUntil) {
-			// A new span: the last one is over.
-			l.throttled += l.throttledUntil.Sub(l.throttledFrom)
-			l.throttledFrom, l.throttledUntil = now, until
-		} else if until.After(l.throttledUntil) {
-			l.throttledUntil = until
-		}
-	}
+	l.throttled.mark(now, d)
 	return d
 }
 
@@ -155,6 +143,5 @@ func (l *Limiter) ThrottledSeconds() float64 {
 	now := l.clock.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	current := max(min(now.Sub(l.throttledFrom), l.throttledUntil.Sub(l.throttledFrom)), 0)
-	return (l.throttled + current).Seconds()
+	return l.throttled.seconds(now)
 }

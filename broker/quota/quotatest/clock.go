@@ -94,3 +94,34 @@ func (c *Clock) Timers() int {
 	defer c.mu.Unlock()
 	return len(c.timers)
 }
+
+// Run moves the clock to each timer as soon as one is pending, until stop
+// is closed: time passes only while something waits on it, so code paced
+// by the clock runs to its end in no real time, in the order its waits
+// are due. Before each move it calls before (may be nil) with the time
+// the clock is about to leave. Run returns when stop is closed.
+func (c *Clock) Run(stop <-chan struct{}, before func(now time.Time)) {
+	for {
+		c.mu.Lock()
+		var next time.Time
+		for i, t := range c.timers {
+			if i == 0 || t.at.Before(next) {
+				next = t.at
+			}
+		}
+		pending, changed, now := len(c.timers) > 0, c.changed, c.now
+		c.mu.Unlock()
+		if pending {
+			if before != nil {
+				before(now)
+			}
+			c.Advance(next.Sub(now))
+			continue
+		}
+		select {
+		case <-changed:
+		case <-stop:
+			return
+		}
+	}
+}

@@ -53,7 +53,8 @@ type tieredOptions struct {
 	mib, recordSize, partitions int
 	widePartitions              int           // 0 skips the many-partition phase
 	isolationRate               int           // records/s of the fixed-rate producer
-	isolationFor                time.Duration // its measurement without a replay
+	isolationFor                time.Duration // its measurement without a replay, before and after each replay
+	isolationQuotaMiB           int           // the fetch quota of the throttled replay, MiB/s (0: none)
 }
 
 // runTiered produces opts.mib MiB with acks=all to a tiered topic on one

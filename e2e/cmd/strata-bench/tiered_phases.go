@@ -10,12 +10,15 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -36,60 +39,256 @@ const (
 // producer's first requests connect and load metadata.
 const isolationWarmUp = 500 * time.Millisecond
 
-// isolation restarts the broker (an empty chunk cache), starts a producer
-// at a fixed rate (acks=all, linger 0) to an untiered topic of its own,
-// measures its latency for opts.isolationFor without a replay, then during
-// a cold replay of the main topic, and prints the p99 ratio.
+// isolation measures a producer's latency without and during a cold
+// replay, twice: first with the broker's remote fetch quota at
+// opts.isolationQuotaMiB (the replay throttled, as issue 18 allows; the
+// goal is checked on this one), then without a quota. Each part restarts
+// the broker (an empty chunk cache; the second restart also drops the
+// quota flag, so the phases after this one see the broker as configured),
+// starts a producer process at a fixed rate (acks=all, linger 0) to an
+// untiered topic of its own, and measures opts.isolationFor without a
+// replay, then during a cold replay of the main topic (the throttled one
+// stopped after opts.isolationFor), then opts.isolationFor without a
+// replay again: the baseline is both windows together, so a change in the
+// machine's other load shows on both sides of the ratio.
 func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *summary) error {
 	topic := newTieredTopic(fmt.Sprintf("bench-latency-%d", time.Now().UnixNano()), 1, 0, tieredSegmentBytes, 0)
 	if err := topic.create(b.brokers); err != nil {
 		return err
 	}
+	type part struct {
+		name  string
+		flags []string
+		limit time.Duration // the replay stops after it (0: at its end)
+	}
+	var parts []part
+	if opts.isolationQuotaMiB > 0 {
+		parts = append(parts, part{fmt.Sprintf("fetch quota %d MiB/s", opts.isolationQuotaMiB),
+			[]string{"--remote-log-manager-fetch-max-bytes-per-second", fmt.Sprint(int64(opts.isolationQuotaMiB) << 20)}, opts.isolationFor})
+	}
+	parts = append(parts, part{name: "no quota"})
+	fmt.Printf("\nisolation: a producer process at %d records/s of %d B (acks=all, linger 0, one partition, its own topic) on the same broker;\n", opts.isolationRate, b.recordSize)
+	fmt.Printf("per part: a restart (empty chunk cache), %s without a replay, a cold replay of the tiered topic (checked record by record;\n", opts.isolationFor)
+	fmt.Printf("a throttled one stopped after %s), %s without a replay again; p99 ratio against before and after together\n", opts.isolationFor, opts.isolationFor)
+	fmt.Printf("%-22s %-8s %10s %8s %10s %8s %8s\n", "part", "window", "replay", "samples", "records/s", "p50 ms", "p99 ms")
+	for _, p := range parts {
+		saved := b.flags
+		b.flags = append(slices.Clone(saved), p.flags...)
+		w, err := b.isolationPart(ctx, opts, topic.name, p.limit)
+		b.flags = saved
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+		base := percentiles(append(slices.Clone(w.before.took), w.after.took...))
+		during := percentiles(w.during.took)
+		for _, row := range []struct {
+			window string
+			w      isolationWindow
+			note   string
+		}{
+			{"before", w.before, ""},
+			{"during", w.during, fmt.Sprintf("   p99 %.2f× without (before and after: p99 %.2f ms, p50 %.2f ms); goal ≤ %.1f×", during.p99/base.p99, base.p99, base.p50, goalIsolationP99)},
+			{"after", w.after, ""},
+		} {
+			replay := "-"
+			if row.window == "during" {
+				replay = fmt.Sprintf("%.1f MB/s", w.replayMBs)
+			}
+			r := percentiles(row.w.took)
+			fmt.Printf("%-22s %-8s %10s %8d %10.0f %8.2f %8.2f%s\n", p.name, row.window, replay, len(row.w.took), float64(len(row.w.took))/row.w.length.Seconds(), r.p50, r.p99, row.note)
+		}
+		fmt.Printf("%-22s broker before: %s; during: %s; after: %s\n", "", w.before.brokerLoad(), w.during.brokerLoad(), w.after.brokerLoad())
+		fmt.Printf("%-22s replay: %.1f MiB served from the store in %.2f s, %.2f GETs/MiB, fetch quota throttled %.2f s\n", "",
+			w.served/(1<<20), w.during.length.Seconds(), w.getsPerMiB, w.throttled)
+		if len(p.flags) > 0 || len(parts) == 1 {
+			goal := "producer p99 during a throttled replay / without"
+			if len(p.flags) == 0 {
+				goal = "producer p99 during a cold replay / without"
+			}
+			sum.atMost(goal, during.p99/base.p99, goalIsolationP99, "×")
+		}
+	}
+	return nil
+}
+
+// isolationWindow is the fixed-rate producer's latencies of the records
+// sent within one window of an isolation part, the window's length and
+// the broker's metric increases over it.
+type isolationWindow struct {
+	took    []time.Duration
+	length  time.Duration
+	metrics metricSamples
+	machine float64 // busy cores of the whole machine (/proc/stat), -1 when unknown
+}
+
+// machineTicks reads the whole machine's busy and total CPU time from the
+// first line of /proc/stat (clock ticks; busy is all but idle and
+// iowait); 0, 0 where there is none.
+func machineTicks() (busy, total float64) {
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(stat), "\n")
+	for i, field := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseFloat(field, 64)
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total
+}
+
+// busyCores is the machine's busy cores between two machineTicks.
+func busyCores(busy0, total0, busy1, total1 float64) float64 {
+	if total1 <= total0 {
+		return -1
+	}
+	return (busy1 - busy0) / (total1 - total0) * float64(runtime.NumCPU())
+}
+
+// brokerLoad describes what the broker did during a window: its CPU
+// (process_cpu_seconds_total) in cores, its garbage collections per
+// second and the MB/s it allocated (the Go collector's series).
+func (w isolationWindow) brokerLoad() string {
+	seconds := w.length.Seconds()
+	return fmt.Sprintf("%5.2f cores %5.1f GC/s %7.1f MB/s allocated (machine %4.2f cores busy)", w.metrics["process_cpu_seconds_total"]/seconds,
+		w.metrics["go_gc_duration_seconds_count"]/seconds, w.metrics["go_memstats_alloc_bytes_total"]/seconds/1e6, w.machine)
+}
+
+// isolationResult is one part of the isolation phase: its three windows and
+// the replay's rate (bytes served from the store over the replay's time).
+type isolationResult struct {
+	before, during, after isolationWindow
+	replayMBs, served     float64
+	getsPerMiB, throttled float64
+}
+
+// isolationPart restarts the broker (with b.flags), starts the fixed-rate
+// producer and measures its three windows around a cold replay of the
+// main topic that stops after limit (0: at its end).
+func (b *tieredBench) isolationPart(ctx context.Context, opts tieredOptions, topic string, limit time.Duration) (isolationResult, error) {
 	if err := b.restart(); err != nil {
-		return err
+		return isolationResult{}, err
 	}
 	// The producer runs in a process of its own, as a producing
 	// application would: in this one it would share the Go runtime (and
 	// the garbage collector) with the replaying consumer's decoding.
-	child, err := startFixedRateChild(b.brokers, topic.name, opts.isolationRate, b.recordSize)
+	child, err := startFixedRateChild(b.brokers, topic, opts.isolationRate, b.recordSize)
 	if err != nil {
-		return err
+		return isolationResult{}, err
 	}
-	began := time.Now()
-	time.Sleep(isolationWarmUp + opts.isolationFor)
-	replayStart := time.Now()
-	r, replayErr := b.replay(ctx, b.main, nil)
-	replayEnd := time.Now()
+	// The broker's metrics at each window's edges (errors show as
+	// missing series; the replay's own scrapes fail it).
+	// The machine's CPU too, so that what the replay's other processes
+	// (the consumer, the S3 server) take shows next to the broker's.
+	var ticks [4][2]float64
+	scrape := func(edge int) metricSamples {
+		ticks[edge][0], ticks[edge][1] = machineTicks()
+		m, _ := scrapeMetrics(b.admin)
+		return m
+	}
+	time.Sleep(isolationWarmUp)
+	beforeStart, atBefore := time.Now(), scrape(0)
+	time.Sleep(opts.isolationFor)
+	replayStart, atReplay := time.Now(), scrape(1)
+	served, gets, throttled, replayErr := b.coldReplayFor(ctx, b.main, limit)
+	replayEnd, atReplayEnd := time.Now(), scrape(2)
+	time.Sleep(opts.isolationFor)
+	afterEnd, atAfter := time.Now(), scrape(3)
+	machine := func(from int) float64 {
+		return busyCores(ticks[from][0], ticks[from][1], ticks[from+1][0], ticks[from+1][1])
+	}
 	samples, childErr := child.stop()
 	if replayErr != nil {
-		return fmt.Errorf("cold replay: %w", replayErr)
+		return isolationResult{}, fmt.Errorf("cold replay: %w", replayErr)
 	}
 	if childErr != nil {
-		return fmt.Errorf("fixed-rate producer: %w", childErr)
+		return isolationResult{}, fmt.Errorf("fixed-rate producer: %w", childErr)
 	}
-	var without, during []time.Duration
+	w := isolationResult{
+		before: isolationWindow{length: replayStart.Sub(beforeStart), metrics: atReplay.since(atBefore), machine: machine(0)},
+		during: isolationWindow{length: replayEnd.Sub(replayStart), metrics: atReplayEnd.since(atReplay), machine: machine(1)},
+		after:  isolationWindow{length: afterEnd.Sub(replayEnd), metrics: atAfter.since(atReplayEnd), machine: machine(2)},
+		served: served, replayMBs: served / replayEnd.Sub(replayStart).Seconds() / 1e6,
+		getsPerMiB: gets / (served / (1 << 20)), throttled: throttled,
+	}
 	for _, s := range samples {
 		switch {
-		case s.sent.After(began.Add(isolationWarmUp)) && s.sent.Before(replayStart):
-			without = append(without, s.took)
-		case !s.sent.Before(replayStart) && s.sent.Before(replayEnd):
-			during = append(during, s.took)
+		case s.sent.Before(beforeStart):
+		case s.sent.Before(replayStart):
+			w.before.took = append(w.before.took, s.took)
+		case s.sent.Before(replayEnd):
+			w.during.took = append(w.during.took, s.took)
+		case s.sent.Before(afterEnd):
+			w.after.took = append(w.after.took, s.took)
 		}
 	}
-	if len(without) == 0 || len(during) == 0 {
-		return fmt.Errorf("no latency samples: %d without the replay, %d during it", len(without), len(during))
+	if len(w.before.took) == 0 || len(w.during.took) == 0 || len(w.after.took) == 0 {
+		return isolationResult{}, fmt.Errorf("no latency samples: %d before the replay, %d during it, %d after", len(w.before.took), len(w.during.took), len(w.after.took))
 	}
-	base, loaded := percentiles(without), percentiles(during)
-	mbs := float64(b.main.remoteBytes) / r.elapsed.Seconds() / 1e6
-	fmt.Printf("\nisolation: a producer process at %d records/s of %d B (acks=all, linger 0, one partition, its own topic) on the same broker,\n", opts.isolationRate, b.recordSize)
-	fmt.Printf("%s without a replay, then during a cold replay (after a restart) of the tiered topic: %.1f MB/s, %.2f GETs/MiB\n",
-		opts.isolationFor, mbs, r.getsPerMiB)
-	fmt.Printf("%-28s %10s %10s %10s %12s\n", "producer", "samples", "p50 ms", "p99 ms", "records/s")
-	fmt.Printf("%-28s %10d %10.2f %10.2f %12.0f\n", "without a replay", len(without), base.p50, base.p99, float64(len(without))/replayStart.Sub(began.Add(isolationWarmUp)).Seconds())
-	fmt.Printf("%-28s %10d %10.2f %10.2f %12.0f   p99 %.2f× without (goal ≤ %.1f×)\n", "during a cold replay", len(during), loaded.p50, loaded.p99,
-		float64(len(during))/replayEnd.Sub(replayStart).Seconds(), loaded.p99/base.p99, goalIsolationP99)
-	sum.atMost("producer p99 during a cold replay / without", loaded.p99/base.p99, goalIsolationP99, "×")
-	return nil
+	return w, nil
+}
+
+// coldReplayFor replays t from offset 0 with franz-go's default fetch
+// settings, checking every record, until every record has come back or
+// limit has passed (0: no limit; stopped early, each partition's records
+// must still have come contiguously from 0 with the acknowledged values).
+// It returns the bytes the broker served from the object store meanwhile,
+// its GETs and the seconds its fetch quota throttled.
+func (b *tieredBench) coldReplayFor(ctx context.Context, t *tieredTopic, limit time.Duration) (served, gets, throttled float64, err error) {
+	before, err := scrapeMetrics(b.admin)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	check := t.acked.replay(t.localStart, 0)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.brokers), kgo.ConsumeTopics(t.name), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer cl.Close()
+	if limit <= 0 {
+		limit = 10 * time.Minute
+	}
+	pollCtx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for n := 0; n < t.records; {
+		fs := cl.PollFetches(pollCtx)
+		if pollCtx.Err() != nil {
+			if ctx.Err() != nil || limit == 10*time.Minute {
+				return 0, 0, 0, fmt.Errorf("replayed %d of %d records", n, t.records)
+			}
+			break // stopped after limit
+		}
+		for _, e := range fs.Errors() {
+			if !kerr.IsRetriable(e.Err) {
+				return 0, 0, 0, e.Err
+			}
+		}
+		var checkErr error
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			if checkErr == nil {
+				checkErr = check.record(r)
+			}
+		})
+		if checkErr != nil {
+			return 0, 0, 0, checkErr
+		}
+		if n == t.records {
+			if err := check.complete(); err != nil {
+				return 0, 0, 0, err
+			}
+		}
+	}
+	after, err := scrapeMetrics(b.admin)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	d := after.since(before)
+	return d[fmt.Sprintf("strata_tiering_remote_fetch_bytes_total{topic=%q}", t.name)], d["strata_tiering_bucket_gets_total"],
+		d["strata_tiering_fetch_throttled_seconds_total"], nil
 }
 
 // fixedRateChild is the isolation phase's producer process: this binary
