@@ -533,7 +533,7 @@ func (b *tieredBench) produce(ctx context.Context, sum *summary) (metricSamples,
 	}
 	fmt.Printf("tiered produce / untiered: %.2f× measured; derived with versitygw on another host: %.2f× (MB/s × capacity / (capacity − versitygw)), %.2f× (broker + client CPU per MiB)\n\n",
 		ratio, scaled, perCPU)
-	sum.atLeast("tiered produce / untiered, derived: S3 elsewhere", scaled, goalTieredProduce, "×")
+	sum.derived("tiered produce / untiered if S3 were elsewhere", scaled, goalTieredProduce, "×")
 	return after.since(before), nil
 }
 
