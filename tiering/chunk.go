@@ -24,6 +24,16 @@ type chunk struct {
 	// fromDisk marks a chunk read from a cache file: when a read from it
 	// fails the batch checks, the cache file was damaged.
 	fromDisk bool
+	// verified lists, in order, the chunk-relative positions of the
+	// batches lying whole in this chunk whose CRC-32C a read-ahead checked
+	// before publishing the chunk (Tier.verifyAhead); tail is the position
+	// in the segment where the batch walk continues after this chunk (the
+	// first batch not whole in it), -1 when unknown. Both are facts about
+	// these in-memory bytes, set before the chunk is handed to readers and
+	// never changed after; a chunk read from its file again is a new
+	// chunk (pool get clears both), unverified until checked again.
+	verified []uint32
+	tail     int64
 	refs     atomic.Int32
 	pool     *chunkPool
 }
@@ -91,6 +101,7 @@ func (p *chunkPool) get(length int64) *chunk {
 	c.data = c.buffer[:length]
 	clear(c.buffer[length:alignUp(length)])
 	c.fromDisk = false
+	c.verified, c.tail = c.verified[:0], -1
 	c.refs.Store(1)
 	return c
 }
