@@ -34,8 +34,18 @@ type chunk struct {
 	// chunk (pool get clears both), unverified until checked again.
 	verified []uint32
 	tail     int64
-	refs     atomic.Int32
-	pool     *chunkPool
+	// spanAt, when at least 0, is the position in the segment of a batch
+	// that starts in the chunk before and ends in this one whose CRC-32C
+	// the read-ahead checked over both, the chunk before being the one
+	// with id spanPrev (a read skips that CRC only when it holds that
+	// very chunk: one read from its file again has another id).
+	spanAt   int64
+	spanPrev uint64
+	// id tells this chunk apart from every other one handed out by the
+	// pool (a buffer reused gets a new id).
+	id   uint64
+	refs atomic.Int32
+	pool *chunkPool
 }
 
 // padded returns data extended to the next directIOAlign boundary.
@@ -71,6 +81,9 @@ type chunkPool struct {
 	allocations atomic.Int64
 }
 
+// chunkIDs numbers the chunks handed out (chunk.id).
+var chunkIDs atomic.Uint64
+
 // chunkPoolFree is the least number of idle buffers kept for reuse.
 const chunkPoolFree = 16
 
@@ -101,7 +114,8 @@ func (p *chunkPool) get(length int64) *chunk {
 	c.data = c.buffer[:length]
 	clear(c.buffer[length:alignUp(length)])
 	c.fromDisk = false
-	c.verified, c.tail = c.verified[:0], -1
+	c.verified, c.tail, c.spanAt, c.spanPrev = c.verified[:0], -1, -1, 0
+	c.id = chunkIDs.Add(1)
 	c.refs.Store(1)
 	return c
 }

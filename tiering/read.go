@@ -297,13 +297,20 @@ func checksumAt(buffers [][]byte, from, to int64) uint32 {
 	return crc
 }
 
-// verifiedAhead reports whether the batch of size bytes at position lies
-// whole in one chunk of the cursor whose read-ahead checked its CRC-32C
-// there (chunk.verified).
+// verifiedAhead reports whether the read-ahead that loaded the batch of
+// size bytes at position checked its CRC-32C: one lying whole in one chunk
+// of the cursor (chunk.verified), or one spanning two whose second checked
+// it over the very first chunk the cursor holds (chunk.spanAt, spanPrev).
 func (c *chunkCursor) verifiedAhead(position, size int64) bool {
 	chunkBytes := c.tier.config.ChunkBytes
 	index := position / chunkBytes
-	if (position+size-1)/chunkBytes != index {
+	switch (position+size-1)/chunkBytes - index {
+	case 0:
+	case 1:
+		first, firstOK := c.chunks[index]
+		second, secondOK := c.chunks[index+1]
+		return firstOK && secondOK && second.spanAt == position && second.spanPrev == first.id
+	default:
 		return false
 	}
 	ch, ok := c.chunks[index]
@@ -1272,7 +1279,10 @@ const crcFrom = 21
 // chunk in pays it, off the Fetch's path. The walk starts at the
 // segment's first byte for its first chunk, else where the chunk before
 // (prev, may be nil) left it, reading a header that straddles the two
-// from both; without prev (or its tail) nothing is verified. With crc
+// from both; the batch that starts in prev and ends in ch is checked over
+// both and recorded with prev's id (chunk.spanAt, spanPrev). Without prev
+// (or its tail) nothing is verified. Batches spanning more than two
+// chunks are left to the reads. With crc
 // false it only finds the tail (a reader waits for this chunk: its read
 // checks the CRCs). hint, when in the chunk, is a batch start known from
 // elsewhere (where a read's walk starts) to begin at without prev. Where
@@ -1306,8 +1316,23 @@ func (t *Tier) verifyAhead(segment metadata.SegmentManifest, index int64, ch, pr
 				return
 			}
 			h, err := recordbatch.ParseHeader(raw[:])
-			if err != nil || position+h.Size() < chunkStart {
+			if err != nil || position+h.Size() < chunkStart || h.Size() <= crcFrom {
 				return
+			}
+			if end := position + h.Size(); crc && end <= chunkEnd {
+				// The whole batch is in prev and ch: its CRC over both.
+				prevStart := chunkStart - chunkBytes
+				from := position + crcFrom
+				sum := uint32(0)
+				if from < chunkStart {
+					sum = crc32.Update(sum, castagnoli, prev.data[from-prevStart:])
+				}
+				sum = crc32.Update(sum, castagnoli, ch.data[max(from-chunkStart, 0):end-chunkStart])
+				if sum != h.CRC {
+					return
+				}
+				ch.spanAt, ch.spanPrev = position, prev.id
+				t.stats.bytesVerifiedAhead.Add(h.Size())
 			}
 			position += h.Size()
 		}
