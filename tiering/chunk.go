@@ -41,6 +41,12 @@ type chunk struct {
 	// very chunk: one read from its file again has another id).
 	spanAt   int64
 	spanPrev uint64
+	// spanNextAt and spanNext are the same for a batch that starts in
+	// this chunk and ends in the next one, checked over the next one with
+	// id spanNext when this one was loaded (the next one in memory
+	// already).
+	spanNextAt int64
+	spanNext   uint64
 	// id tells this chunk apart from every other one handed out by the
 	// pool (a buffer reused gets a new id).
 	id   uint64
@@ -114,7 +120,7 @@ func (p *chunkPool) get(length int64) *chunk {
 	c.data = c.buffer[:length]
 	clear(c.buffer[length:alignUp(length)])
 	c.fromDisk = false
-	c.verified, c.tail, c.spanAt, c.spanPrev = c.verified[:0], -1, -1, 0
+	c.verified, c.tail, c.spanAt, c.spanPrev, c.spanNextAt, c.spanNext = c.verified[:0], -1, -1, 0, -1, 0
 	c.id = chunkIDs.Add(1)
 	c.refs.Store(1)
 	return c

@@ -300,7 +300,8 @@ func checksumAt(buffers [][]byte, from, to int64) uint32 {
 // verifiedAhead reports whether the read-ahead that loaded the batch of
 // size bytes at position checked its CRC-32C: one lying whole in one chunk
 // of the cursor (chunk.verified), or one spanning two whose second checked
-// it over the very first chunk the cursor holds (chunk.spanAt, spanPrev).
+// it over the very first chunk the cursor holds (chunk.spanAt, spanPrev)
+// or whose first checked it over the very second (spanNextAt, spanNext).
 func (c *chunkCursor) verifiedAhead(position, size int64) bool {
 	chunkBytes := c.tier.config.ChunkBytes
 	index := position / chunkBytes
@@ -309,7 +310,8 @@ func (c *chunkCursor) verifiedAhead(position, size int64) bool {
 	case 1:
 		first, firstOK := c.chunks[index]
 		second, secondOK := c.chunks[index+1]
-		return firstOK && secondOK && second.spanAt == position && second.spanPrev == first.id
+		return firstOK && secondOK && (second.spanAt == position && second.spanPrev == first.id ||
+			first.spanNextAt == position && first.spanNext == second.id)
 	default:
 		return false
 	}
@@ -1280,7 +1282,10 @@ const crcFrom = 21
 // segment's first byte for its first chunk, else where the chunk before
 // (prev, may be nil) left it, reading a header that straddles the two
 // from both; the batch that starts in prev and ends in ch is checked over
-// both and recorded with prev's id (chunk.spanAt, spanPrev). Without prev
+// both and recorded with prev's id (chunk.spanAt, spanPrev), and the batch
+// that starts in ch and ends in the chunk after it, when that one is in
+// memory, with its id (spanNextAt, spanNext: a chunk read back from its
+// file while the next one stayed in memory). Without prev
 // (or its tail) nothing is verified. Batches spanning more than two
 // chunks are left to the reads. With crc
 // false it only finds the tail (a reader waits for this chunk: its read
@@ -1308,33 +1313,17 @@ func (t *Tier) verifyAhead(segment metadata.SegmentManifest, index int64, ch, pr
 	default:
 		position = prev.tail
 		if position < chunkStart {
-			// The batch at the tail straddles prev and ch: its header
-			// may too.
-			var raw [recordbatch.HeaderSize]byte
-			n := copy(raw[:], prev.data[position-(chunkStart-chunkBytes):])
-			if copy(raw[n:], ch.data) < recordbatch.HeaderSize-n {
+			// The batch at the tail straddles prev and ch (its header
+			// may too).
+			size, checked := spanning(prev.data[position-(chunkStart-chunkBytes):], ch.data, crc)
+			if size <= 0 {
 				return
 			}
-			h, err := recordbatch.ParseHeader(raw[:])
-			if err != nil || position+h.Size() < chunkStart || h.Size() <= crcFrom {
-				return
-			}
-			if end := position + h.Size(); crc && end <= chunkEnd {
-				// The whole batch is in prev and ch: its CRC over both.
-				prevStart := chunkStart - chunkBytes
-				from := position + crcFrom
-				sum := uint32(0)
-				if from < chunkStart {
-					sum = crc32.Update(sum, castagnoli, prev.data[from-prevStart:])
-				}
-				sum = crc32.Update(sum, castagnoli, ch.data[max(from-chunkStart, 0):end-chunkStart])
-				if sum != h.CRC {
-					return
-				}
+			if checked {
 				ch.spanAt, ch.spanPrev = position, prev.id
-				t.stats.bytesVerifiedAhead.Add(h.Size())
+				t.stats.bytesVerifiedAhead.Add(size)
 			}
-			position += h.Size()
+			position += size
 		}
 	}
 	verified := int64(0)
@@ -1360,6 +1349,47 @@ func (t *Tier) verifyAhead(segment metadata.SegmentManifest, index int64, ch, pr
 	}
 	t.stats.bytesVerifiedAhead.Add(verified)
 	ch.tail = position
+	if !crc || position >= chunkEnd || position >= segment.SizeBytes {
+		return
+	}
+	// The batch at the tail goes on into the next chunk: when that one is
+	// in memory already (kept while this one left it, and is read back
+	// now), check it over both, recorded with the next one's id.
+	next, ok := t.cache.recent.peek(chunkKey{segment: segment.SegmentID, index: index + 1})
+	if !ok {
+		return
+	}
+	defer next.release()
+	if size, checked := spanning(ch.data[position-chunkStart:], next.data, true); checked {
+		ch.spanNextAt, ch.spanNext = position, next.id
+		t.stats.bytesVerifiedAhead.Add(size)
+	}
+}
+
+// spanning reads the batch that starts with head (the end of one chunk)
+// and goes on in next (the chunk after it): its size (0 when its header
+// does not parse), and, with crc, whether it ends in next and its CRC-32C
+// over both matches.
+func spanning(head, next []byte, crc bool) (size int64, checked bool) {
+	var raw [recordbatch.HeaderSize]byte
+	n := copy(raw[:], head)
+	if copy(raw[n:], next) < recordbatch.HeaderSize-n {
+		return 0, false
+	}
+	h, err := recordbatch.ParseHeader(raw[:])
+	if err != nil || h.Size() <= crcFrom || h.Size() <= int64(len(head)) {
+		return 0, false
+	}
+	rest := h.Size() - int64(len(head)) // the batch's bytes in next
+	if !crc || rest > int64(len(next)) {
+		return h.Size(), false
+	}
+	sum := uint32(0)
+	if len(head) > crcFrom {
+		sum = crc32.Update(sum, castagnoli, head[crcFrom:])
+	}
+	sum = crc32.Update(sum, castagnoli, next[max(crcFrom-int64(len(head)), 0):rest])
+	return h.Size(), sum == h.CRC
 }
 
 // previousChunk returns chunk index-1 of segment with a reference, from

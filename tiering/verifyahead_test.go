@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/strata-log/strata/broker/recordbatch"
@@ -180,11 +181,13 @@ func TestDamagedChunkVerifiedAheadNeverServed(t *testing.T) {
 		{"spanning batch, byte in the first chunk/loaded ahead", spanning, (spanning.position/verifyAheadChunk+1)*verifyAheadChunk - 1, "sequential"},
 		{"spanning batch, byte in the second chunk/read on the path", spanning, spanning.position + spanning.size - 1, "offset index"},
 		{"spanning batch verified over the first chunk, first chunk alone reloaded damaged", spanning, (spanning.position/verifyAheadChunk+1)*verifyAheadChunk - 1, "first chunk alone reloaded"},
+		{"spanning batch verified over the first chunk, first chunk alone reloaded damaged, loaded ahead", spanning, (spanning.position/verifyAheadChunk+1)*verifyAheadChunk - 1, "first chunk alone reloaded, sequential"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			tier, dir := warmTier(t, local, bucket, segments, c.mode != "first chunk alone reloaded")
-			if c.mode == "first chunk alone reloaded" {
+			alone := strings.HasPrefix(c.mode, "first chunk alone reloaded")
+			tier, dir := warmTier(t, local, bucket, segments, !alone)
+			if alone {
 				// The second chunk stays in memory, verified ahead over
 				// the first as it was; the first is read back from its
 				// (damaged) file.
@@ -209,7 +212,7 @@ func TestDamagedChunkVerifiedAheadNeverServed(t *testing.T) {
 				return got
 			}
 			switch c.mode {
-			case "sequential":
+			case "sequential", "first chunk alone reloaded, sequential":
 				for offset := remote.BaseOffset; offset <= c.batch.last; {
 					offset = lastOffsetOf(read(offset, 16<<10)) + 1
 					tiering.WaitCacheWrites(tier) // its loads ahead are done: the damaged chunk is loaded ahead, not read on the path
@@ -229,5 +232,61 @@ func TestDamagedChunkVerifiedAheadNeverServed(t *testing.T) {
 				t.Fatal("the damaged chunk was not fetched again")
 			}
 		})
+	}
+}
+
+// A chunk that left memory while the chunk after it stayed (the memory
+// LRU lets chunks go in any order) is checked, when loaded back ahead of
+// a reader, over that next chunk too: the batch spanning the two is not
+// checked again on the read's path. A cold replay leaves every chunk in
+// memory, verified ahead by its GETs (but the first, which the reader
+// waited for); one chunk is dropped; a second replay of the segment
+// checks on its path only the batches of that first chunk and those
+// spanning more than two chunks.
+func TestReloadedChunkVerifiedOverTheNext(t *testing.T) {
+	local, bucket, segments := uploadedLog(t, 250)
+	remote, info := segments[0], local.sealed[0]
+	layout := batchLayout(t, readFile(t, info.LogPath))
+	var spanning batchAt
+	for _, b := range layout {
+		if first, last := b.position/verifyAheadChunk, (b.position+b.size-1)/verifyAheadChunk; first >= 3 && last == first+1 {
+			spanning = b
+			break
+		}
+	}
+	if spanning.size == 0 {
+		t.Fatal("no batch spanning two chunks")
+	}
+	tier, _ := warmTier(t, local, bucket, segments, false)
+	tiering.DropMemoryChunk(tier, remote.SegmentID, spanning.position/verifyAheadChunk)
+	want := int64(0)
+	for _, b := range layout {
+		if first, last := b.position/verifyAheadChunk, (b.position+b.size-1)/verifyAheadChunk; last == 0 || last-first > 1 {
+			want += b.size
+		}
+	}
+	before := tier.Stats()
+	sawSpanning := false
+	for offset := remote.BaseOffset; offset <= remote.LastOffset; {
+		got, err := readBytes(tier, context.Background(), testPartition, remote, offset, 16<<10)
+		if err != nil {
+			t.Fatalf("read %d: %v", offset, err)
+		}
+		if w := local.localRead(t, info, offset, 16<<10); !bytes.Equal(got, w) {
+			t.Fatalf("read %d: %s", offset, describeDiff(got, w))
+		}
+		sawSpanning = sawSpanning || (offset <= spanning.base && lastOffsetOf(got) >= spanning.base)
+		tiering.WaitCacheWrites(tier)
+		offset = lastOffsetOf(got) + 1
+	}
+	after := tier.Stats()
+	if !sawSpanning {
+		t.Fatal("the replay did not return the spanning batch")
+	}
+	if after.CacheDiskReadsAhead-before.CacheDiskReadsAhead != 1 || after.CacheDiskReads != before.CacheDiskReads {
+		t.Fatalf("%d chunks loaded ahead and %d read on the path, want the dropped one loaded ahead", after.CacheDiskReadsAhead-before.CacheDiskReadsAhead, after.CacheDiskReads-before.CacheDiskReads)
+	}
+	if got := after.BatchBytesCRCOnRead - before.BatchBytesCRCOnRead; got != want {
+		t.Fatalf("%d bytes CRC-checked on the reads' paths, want %d (the first chunk's batches and those spanning more than two chunks; the batch spanning the dropped chunk and the next is %d bytes)", got, want, spanning.size)
 	}
 }
