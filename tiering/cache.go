@@ -256,7 +256,14 @@ func (c *chunkCache) get(key chunkKey) (*chunk, bool) {
 
 // getDisk is get past the memory LRU: the write queue, else the file
 // (read synchronously, then kept in the memory LRU).
-func (c *chunkCache) getDisk(key chunkKey) (*chunk, bool) {
+func (c *chunkCache) getDisk(key chunkKey) (*chunk, bool) { return c.loadDisk(key, nil) }
+
+// loadDisk is getDisk with prepare (may be nil) run on a chunk read from
+// its file before it goes into the memory LRU, where other readers find
+// it: a load ahead of a reader verifies its batches there
+// (Tier.verifyAhead). A chunk found in the write queue is returned as it
+// is (published already, with whatever its fetch verified).
+func (c *chunkCache) loadDisk(key chunkKey, prepare func(*chunk)) (*chunk, bool) {
 	c.mu.Lock()
 	element, ok := c.entries[key]
 	if !ok {
@@ -288,6 +295,9 @@ func (c *chunkCache) getDisk(key chunkKey) (*chunk, bool) {
 		c.stats.corruptChunks.Add(1)
 		c.remove(key)
 		return nil, false
+	}
+	if prepare != nil {
+		prepare(ch)
 	}
 	c.recent.put(key, ch)
 	return ch, true
@@ -610,6 +620,18 @@ func (m *memoryLRU) get(key chunkKey) (*chunk, bool) {
 		return nil, false
 	}
 	m.lru.MoveToFront(element)
+	return element.Value.(*memoryEntry).chunk.retain(), true
+}
+
+// peek is get without making the chunk recent (a read-ahead looking at
+// the chunk before the ones it loads, not a reader using it).
+func (m *memoryLRU) peek(key chunkKey) (*chunk, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	element, ok := m.entries[key]
+	if !ok {
+		return nil, false
+	}
 	return element.Value.(*memoryEntry).chunk.retain(), true
 }
 

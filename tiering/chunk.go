@@ -24,8 +24,34 @@ type chunk struct {
 	// fromDisk marks a chunk read from a cache file: when a read from it
 	// fails the batch checks, the cache file was damaged.
 	fromDisk bool
-	refs     atomic.Int32
-	pool     *chunkPool
+	// verified lists, in order, the chunk-relative positions of the
+	// batches lying whole in this chunk whose CRC-32C a read-ahead checked
+	// before publishing the chunk (Tier.verifyAhead); tail is the position
+	// in the segment where the batch walk continues after this chunk (the
+	// first batch not whole in it), -1 when unknown. Both are facts about
+	// these in-memory bytes, set before the chunk is handed to readers and
+	// never changed after; a chunk read from its file again is a new
+	// chunk (pool get clears both), unverified until checked again.
+	verified []uint32
+	tail     int64
+	// spanAt, when at least 0, is the position in the segment of a batch
+	// that starts in the chunk before and ends in this one whose CRC-32C
+	// the read-ahead checked over both, the chunk before being the one
+	// with id spanPrev (a read skips that CRC only when it holds that
+	// very chunk: one read from its file again has another id).
+	spanAt   int64
+	spanPrev uint64
+	// spanNextAt and spanNext are the same for a batch that starts in
+	// this chunk and ends in the next one, checked over the next one with
+	// id spanNext when this one was loaded (the next one in memory
+	// already).
+	spanNextAt int64
+	spanNext   uint64
+	// id tells this chunk apart from every other one handed out by the
+	// pool (a buffer reused gets a new id).
+	id   uint64
+	refs atomic.Int32
+	pool *chunkPool
 }
 
 // padded returns data extended to the next directIOAlign boundary.
@@ -61,6 +87,9 @@ type chunkPool struct {
 	allocations atomic.Int64
 }
 
+// chunkIDs numbers the chunks handed out (chunk.id).
+var chunkIDs atomic.Uint64
+
 // chunkPoolFree is the least number of idle buffers kept for reuse.
 const chunkPoolFree = 16
 
@@ -91,6 +120,8 @@ func (p *chunkPool) get(length int64) *chunk {
 	c.data = c.buffer[:length]
 	clear(c.buffer[length:alignUp(length)])
 	c.fromDisk = false
+	c.verified, c.tail, c.spanAt, c.spanPrev, c.spanNextAt, c.spanNext = c.verified[:0], -1, -1, 0, -1, 0
+	c.id = chunkIDs.Add(1)
 	c.refs.Store(1)
 	return c
 }

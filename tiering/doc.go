@@ -236,7 +236,29 @@
 // drops its chunks and reads again from the store; a file that is missing
 // or shorter than its chunk is a miss (TestDamagedCacheFileNeverServed
 // damages every header field, a record, a header across two files, and
-// cuts and removes files). Files are written without fsync and those left by an
+// cuts and removes files).
+//
+// The batch CRC-32C is computed off the Fetch's path where it can be: the
+// read-ahead that brings a chunk in (a GET's chunks after the one a reader
+// waits for, or a load from a cache file ahead of a sequential reader)
+// walks its batches from a known boundary (the segment's start, or where
+// the walk of the chunk before it ended: chunk.tail) and, before the chunk
+// is published to readers, records on that in-memory chunk which batches
+// it checked: the positions of those whole in it, and the batch that
+// starts in the chunk before and ends in it, checked over both and tied to
+// the id of that very chunk before (ids are unique per buffer hand-out).
+// A read skips the CRC of a batch its own anchored walk finds at a
+// recorded position (and, for a spanning one, only with the same chunk
+// before in hand); every other check above runs on every batch. The
+// record is a fact about those bytes in memory, never about the file: a
+// chunk read back from its file is a new chunk, unverified until checked
+// again (TestDamagedChunkVerifiedAheadNeverServed). Batches spanning more
+// than two chunks, and chunks whose chain of boundaries is not known (the
+// chunk before neither in memory nor on its way), are checked by the
+// reads. Counted in strata_tiering_batch_bytes_verified_ahead_total and
+// strata_tiering_batch_bytes_crc_on_read_total.
+//
+// Files are written without fsync and those left by an
 // earlier process are removed at New, so a power loss never serves a torn
 // file. Where the CacheDir's file system allows it (Linux, not tmpfs;
 // probed once at New, strata_tiering_cache_direct_io) the files are
@@ -292,7 +314,8 @@
 // its last entry at or below the timestamp, where the broker starts
 // reading batches.
 //
-// Before any bytes are returned every batch is checked: header, CRC-32C,
+// Before any bytes are returned every batch is checked: header, CRC-32C
+// (here, or by the read-ahead that loaded its chunk, above),
 // first batch holding the offset and starting where its anchor says,
 // dense offsets, nothing past the segment's last offset, leader epochs as
 // the manifest's. A failed check drops the chunks involved and

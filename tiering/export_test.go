@@ -29,3 +29,9 @@ func WaitCacheWrites(t *Tier) {
 // DropMemoryCache empties the memory LRU (as after the chunks aged out of
 // it): the chunks stay in the disk cache.
 func DropMemoryCache(t *Tier) { t.cache.recent.clear() }
+
+// DropMemoryChunk takes one chunk out of the memory LRU (as if it alone
+// aged out): it stays in the disk cache.
+func DropMemoryChunk(t *Tier, segment [16]byte, index int64) {
+	t.cache.recent.remove(chunkKey{segment: segment, index: index})
+}

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -121,7 +123,7 @@ func (t *Tier) admit(ctx context.Context) (release func(), err error) {
 // It returns the batches, the byte position of the first and its base
 // offset.
 func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, useCache bool, reader readerState) (_ *recordbatch.Batches, _, _ int64, err error) {
-	cursor := &chunkCursor{tier: t, ctx: ctx, partition: p, segment: segment, useCache: useCache, chunks: make(map[int64]*chunk), runEnd: -1}
+	cursor := &chunkCursor{tier: t, ctx: ctx, partition: p, segment: segment, useCache: useCache, chunks: make(map[int64]*chunk), runEnd: -1, from: -1}
 	defer cursor.release()
 	defer func() {
 		if IsCorrupt(err) {
@@ -147,6 +149,7 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 			start, base, last = int64(entry.Position), -1, segment.BaseOffset+int64(entry.RelativeOffset)
 		}
 	}
+	cursor.from = start
 	if reader.window > 0 {
 		cursor.runEnd = t.runEnd(segment, start/t.config.ChunkBytes, start/t.config.ChunkBytes+reader.window-1)
 	}
@@ -211,7 +214,7 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	if err := verifyBatches(logKey, start, out, offset, first.BaseOffset, segment); err != nil {
+	if err := verifyBatches(logKey, start, out, offset, first.BaseOffset, segment, cursor.verifiedAhead, &t.stats); err != nil {
 		out.Release()
 		return nil, 0, 0, err
 	}
@@ -237,10 +240,21 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 // batches at upload). With the anchor, these cover the header bytes the
 // batch CRC does not (base offset, batch length, leader epoch, magic, the
 // CRC itself): each byte returned is checked once, whatever its source.
-func verifyBatches(key string, position int64, batches *recordbatch.Batches, offset, firstBase int64, segment metadata.SegmentManifest) error {
+// The CRC-32C of a batch that ahead (may be nil) reports verified by the
+// read-ahead that loaded its chunk (verifyAhead; given the batch's
+// position in the segment and its size) is not computed again; all the
+// other checks are made on every batch.
+func verifyBatches(key string, position int64, batches *recordbatch.Batches, offset, firstBase int64, segment metadata.SegmentManifest, ahead func(position, size int64) bool, stats *stats) error {
 	next := int64(-1)
 	epochs, epoch := segment.EpochRanges, 0
-	at, err := batches.Scan(true, func(_ int64, h recordbatch.Header) error {
+	buffers := batches.Buffers()
+	at, err := batches.Scan(false, func(at int64, h recordbatch.Header) error {
+		if ahead == nil || !ahead(position+at, h.Size()) {
+			if crc := checksumAt(buffers, at+crcFrom, at+h.Size()); crc != h.CRC {
+				return fmt.Errorf("CRC mismatch: header %#08x, computed %#08x", h.CRC, crc)
+			}
+			stats.bytesCRCOnRead.Add(h.Size())
+		}
 		for epoch+1 < len(epochs) && epochs[epoch+1].StartOffset <= h.BaseOffset {
 			epoch++
 		}
@@ -265,6 +279,50 @@ func verifyBatches(key string, position int64, batches *recordbatch.Batches, off
 	return nil
 }
 
+// checksumAt returns the CRC-32C of bytes from..to of buffers (taken as
+// one run of bytes), piece by piece.
+func checksumAt(buffers [][]byte, from, to int64) uint32 {
+	crc := uint32(0)
+	start := int64(0)
+	for _, b := range buffers {
+		end := start + int64(len(b))
+		if end > from && start < to {
+			crc = crc32.Update(crc, castagnoli, b[max(from-start, 0):min(to-start, int64(len(b)))])
+		}
+		if end >= to {
+			break
+		}
+		start = end
+	}
+	return crc
+}
+
+// verifiedAhead reports whether the read-ahead that loaded the batch of
+// size bytes at position checked its CRC-32C: one lying whole in one chunk
+// of the cursor (chunk.verified), or one spanning two whose second checked
+// it over the very first chunk the cursor holds (chunk.spanAt, spanPrev)
+// or whose first checked it over the very second (spanNextAt, spanNext).
+func (c *chunkCursor) verifiedAhead(position, size int64) bool {
+	chunkBytes := c.tier.config.ChunkBytes
+	index := position / chunkBytes
+	switch (position+size-1)/chunkBytes - index {
+	case 0:
+	case 1:
+		first, firstOK := c.chunks[index]
+		second, secondOK := c.chunks[index+1]
+		return firstOK && secondOK && (second.spanAt == position && second.spanPrev == first.id ||
+			first.spanNextAt == position && first.spanNext == second.id)
+	default:
+		return false
+	}
+	ch, ok := c.chunks[index]
+	if !ok || len(ch.verified) == 0 {
+		return false
+	}
+	_, found := slices.BinarySearch(ch.verified, uint32(position-index*chunkBytes))
+	return found
+}
+
 // chunkCursor serves byte ranges of one segment's .log from its chunks,
 // keeping a reference to each chunk it loaded until release, at the end of
 // one read.
@@ -278,6 +336,9 @@ type chunkCursor struct {
 	// runEnd, when at least 0, is the last chunk a miss fetches through:
 	// a sequential reader's misses fetch its read-ahead window in one GET.
 	runEnd int64
+	// from is where the read's walk starts (a batch start, as far as its
+	// anchor tells; -1 before it is known): a hint for onPath.
+	from int64
 }
 
 // release drops the cursor's chunk references.
@@ -381,7 +442,7 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 		ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), c.useCache)
 		if errors.Is(err, errOnDisk) {
 			// The load this reader found on its way ended meanwhile.
-			if cached, ok := c.tier.cache.getDisk(key); ok {
+			if cached, ok := c.tier.cache.loadDisk(key, c.onPath(index)); ok {
 				c.tier.stats.cacheHits.Add(1)
 				if cached.fromDisk {
 					c.tier.stats.diskReads.Add(1)
@@ -410,6 +471,25 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 	return ch.data, nil
 }
 
+// onPath returns what a chunk this reader reads from its file on its path
+// gets before it is published: where the batch walk goes on after it
+// (chunk.tail, from the chunk before or where this read's walk starts),
+// for the loads ahead that follow it; no CRC (this read checks what it
+// returns).
+func (c *chunkCursor) onPath(index int64) func(*chunk) {
+	return func(ch *chunk) {
+		if prev, ok := c.chunks[index-1]; ok {
+			c.tier.verifyAhead(c.segment, index, ch, prev, false, c.from)
+			return
+		}
+		prev := c.tier.previousChunk(c.ctx, c.segment, index, false)
+		c.tier.verifyAhead(c.segment, index, ch, prev, false, c.from)
+		if prev != nil {
+			prev.release()
+		}
+	}
+}
+
 // useCacheGet returns the chunk from the memory LRU or, unless a flight
 // of it is on its way (joined by fetchChunk instead), from the disk
 // cache: a read of its file on this reader's path.
@@ -426,7 +506,7 @@ func (c *chunkCursor) useCacheGet(key chunkKey) (*chunk, bool) {
 	if inFlight {
 		return nil, false
 	}
-	ch, ok := c.tier.cache.getDisk(key)
+	ch, ok := c.tier.cache.loadDisk(key, c.onPath(key.index))
 	if ok && ch.fromDisk {
 		c.tier.stats.diskReads.Add(1)
 	}
@@ -647,6 +727,7 @@ func (t *Tier) runGET(p metadata.TopicPartition, segment metadata.SegmentManifes
 		if err != nil && t.background.Err() != nil {
 			err = errors.Join(ErrClosed, err)
 		}
+		var prev *chunk // the chunk before, for verifyAhead
 		for i, f := range flights {
 			index := first + int64(i)
 			var ch *chunk
@@ -656,6 +737,21 @@ func (t *Tier) runGET(p metadata.TopicPartition, segment metadata.SegmentManifes
 				ch = firstChunk
 			default:
 				ch, err = readChunk(index)
+			}
+			if err == nil {
+				// Before the chunk is published: checked here, off the
+				// reader's path, when it is read-ahead.
+				if i == 0 {
+					if before := t.previousChunk(ctx, segment, index, f.ahead); before != nil {
+						t.verifyAhead(segment, index, ch, before, f.ahead, -1)
+						before.release()
+					} else {
+						t.verifyAhead(segment, index, ch, nil, f.ahead, -1)
+					}
+				} else {
+					t.verifyAhead(segment, index, ch, prev, f.ahead, -1)
+				}
+				prev = ch
 			}
 			t.flightMu.Lock()
 			if err != nil {
@@ -1020,10 +1116,26 @@ func (t *Tier) loadAhead(segment metadata.SegmentManifest, first, last int64) in
 	go func() {
 		defer t.workers.Done()
 		defer func() { <-t.prefetchSlots }()
+		// The chunk before the first, for verifyAhead: in memory, or on
+		// its way (a load or GET before this one).
+		prev := t.previousChunk(t.background, segment, first, true)
+		defer func() {
+			if prev != nil {
+				prev.release()
+			}
+		}()
 		for i, f := range flights {
 			key := chunkKey{segment: segment.SegmentID, index: first + int64(i)}
 			t.paceFetch(t.background, segment, key.index) // the fetch quota; only ends early when the tier closes
-			ch, ok := t.cache.getDisk(key)                // into the memory LRU too
+			// Into the memory LRU too, its batches verified first.
+			ch, ok := t.cache.loadDisk(key, func(ch *chunk) { t.verifyAhead(segment, key.index, ch, prev, true, -1) })
+			if prev != nil {
+				prev.release()
+				prev = nil
+			}
+			if ok {
+				prev = ch.retain()
+			}
 			t.flightMu.Lock()
 			if ok {
 				f.chunk = ch
@@ -1159,4 +1271,165 @@ func (t *Tier) readAheadInFlight() int64 {
 	t.aheadMu.Lock()
 	defer t.aheadMu.Unlock()
 	return t.aheadBytes
+}
+
+// crcFrom is where a batch's CRC-32C coverage starts: the attributes,
+// after base offset (8 bytes), batch length (4), partition leader epoch
+// (4), magic (1) and the CRC itself (4) (KIP-98's v2 batch format).
+const crcFrom = 21
+
+// verifyAhead checks the batches lying whole in chunk index of segment
+// (ch, not yet handed to readers) and records them on it (chunk.verified)
+// with where the batch walk goes on (chunk.tail), so the reads that return
+// them skip their CRC-32C (verifyBatches): the read-ahead that brought the
+// chunk in pays it, off the Fetch's path. The walk starts at the
+// segment's first byte for its first chunk, else where the chunk before
+// (prev, may be nil) left it, reading a header that straddles the two
+// from both; the batch that starts in prev and ends in ch is checked over
+// both and recorded with prev's id (chunk.spanAt, spanPrev), and the batch
+// that starts in ch and ends in the chunk after it, when that one is in
+// memory, with its id (spanNextAt, spanNext: a chunk read back from its
+// file while the next one stayed in memory). Without prev
+// (or its tail) nothing is verified. Batches spanning more than two
+// chunks are left to the reads. With crc
+// false it only finds the tail (a reader waits for this chunk: its read
+// checks the CRCs). hint, when in the chunk, is a batch start known from
+// elsewhere (where a read's walk starts) to begin at without prev. Where
+// the walk starts is only a hint: a batch is recorded only when its own
+// header's length frames bytes whose CRC-32C matches, and a read skips
+// the CRC only of a batch its own anchored walk finds at a recorded
+// position. A batch whose header does not parse or whose CRC
+// fails ends the walk: the rest stays unverified, for the read to check
+// (and fail) on its path. Only the CRC is done here: a read still ties
+// each batch header to its anchor, the chain of offsets and the
+// manifest's epochs (read, verifyBatches).
+func (t *Tier) verifyAhead(segment metadata.SegmentManifest, index int64, ch, prev *chunk, crc bool, hint int64) {
+	chunkBytes := t.config.ChunkBytes
+	chunkStart := index * chunkBytes
+	chunkEnd := chunkStart + int64(len(ch.data))
+	position := int64(0)
+	switch {
+	case index == 0:
+	case (prev == nil || prev.tail < chunkStart-chunkBytes) && hint >= chunkStart && hint < chunkEnd:
+		position = hint
+	case prev == nil || prev.tail < chunkStart-chunkBytes:
+		return
+	default:
+		position = prev.tail
+		if position < chunkStart {
+			// The batch at the tail straddles prev and ch (its header
+			// may too).
+			size, checked := spanning(prev.data[position-(chunkStart-chunkBytes):], ch.data, crc)
+			if size <= 0 {
+				return
+			}
+			if checked {
+				ch.spanAt, ch.spanPrev = position, prev.id
+				t.stats.bytesVerifiedAhead.Add(size)
+			}
+			position += size
+		}
+	}
+	verified := int64(0)
+	for position < chunkEnd && position < segment.SizeBytes && chunkEnd-position >= recordbatch.HeaderSize {
+		at := position - chunkStart
+		h, err := recordbatch.ParseHeader(ch.data[at:])
+		if err != nil || h.Size() <= crcFrom {
+			t.stats.bytesVerifiedAhead.Add(verified)
+			return
+		}
+		if position+h.Size() > chunkEnd {
+			break // straddles into the next chunk: its read checks it
+		}
+		if crc {
+			if crc32.Checksum(ch.data[at+crcFrom:at+h.Size()], castagnoli) != h.CRC {
+				t.stats.bytesVerifiedAhead.Add(verified)
+				return
+			}
+			ch.verified = append(ch.verified, uint32(at))
+			verified += h.Size()
+		}
+		position += h.Size()
+	}
+	t.stats.bytesVerifiedAhead.Add(verified)
+	ch.tail = position
+	if !crc || position >= chunkEnd || position >= segment.SizeBytes {
+		return
+	}
+	// The batch at the tail goes on into the next chunk: when that one is
+	// in memory already (kept while this one left it, and is read back
+	// now), check it over both, recorded with the next one's id.
+	next, ok := t.cache.recent.peek(chunkKey{segment: segment.SegmentID, index: index + 1})
+	if !ok {
+		return
+	}
+	defer next.release()
+	if size, checked := spanning(ch.data[position-chunkStart:], next.data, true); checked {
+		ch.spanNextAt, ch.spanNext = position, next.id
+		t.stats.bytesVerifiedAhead.Add(size)
+	}
+}
+
+// spanning reads the batch that starts with head (the end of one chunk)
+// and goes on in next (the chunk after it): its size (0 when its header
+// does not parse), and, with crc, whether it ends in next and its CRC-32C
+// over both matches.
+func spanning(head, next []byte, crc bool) (size int64, checked bool) {
+	var raw [recordbatch.HeaderSize]byte
+	n := copy(raw[:], head)
+	if copy(raw[n:], next) < recordbatch.HeaderSize-n {
+		return 0, false
+	}
+	h, err := recordbatch.ParseHeader(raw[:])
+	if err != nil || h.Size() <= crcFrom || h.Size() <= int64(len(head)) {
+		return 0, false
+	}
+	rest := h.Size() - int64(len(head)) // the batch's bytes in next
+	if !crc || rest > int64(len(next)) {
+		return h.Size(), false
+	}
+	sum := uint32(0)
+	if len(head) > crcFrom {
+		sum = crc32.Update(sum, castagnoli, head[crcFrom:])
+	}
+	sum = crc32.Update(sum, castagnoli, next[max(crcFrom-int64(len(head)), 0):rest])
+	return h.Size(), sum == h.CRC
+}
+
+// previousChunk returns chunk index-1 of segment with a reference, from
+// the memory LRU or, when wait, from a flight of it (waiting for it to
+// arrive: a read-ahead run continues the one before it), or nil.
+func (t *Tier) previousChunk(ctx context.Context, segment metadata.SegmentManifest, index int64, wait bool) *chunk {
+	if index <= 0 {
+		return nil
+	}
+	key := chunkKey{segment: segment.SegmentID, index: index - 1}
+	if ch, ok := t.cache.recent.peek(key); ok {
+		return ch
+	}
+	if !wait {
+		return nil
+	}
+	t.flightMu.Lock()
+	f, ok := t.chunkFlights[key]
+	t.flightMu.Unlock()
+	if !ok {
+		return nil
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil
+	}
+	t.flightMu.Lock()
+	if f.err == nil && t.chunkFlights[key] == f {
+		ch := f.chunk.retain() // the flight holds its reference while in the table
+		t.flightMu.Unlock()
+		return ch
+	}
+	t.flightMu.Unlock()
+	if ch, ok := t.cache.recent.peek(key); ok {
+		return ch
+	}
+	return nil
 }

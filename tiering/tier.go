@@ -356,6 +356,11 @@ type Stats struct {
 	// CacheDiskReadsAhead counts those loaded from the files into memory
 	// ahead of sequential readers, off their path.
 	CacheDiskReads, CacheDiskReadsAhead int64
+	// BatchBytesVerifiedAhead counts the bytes of batches whose CRC-32C a
+	// read-ahead (a GET, or a load from the disk cache) checked before its
+	// chunk reached readers, and BatchBytesCRCOnRead those whose CRC a read
+	// checked on its own path (the batches it returns not verified ahead).
+	BatchBytesVerifiedAhead, BatchBytesCRCOnRead int64
 	// ReaderGETWaits counts reads that waited before starting a GET of
 	// their own because ReaderThreads such GETs were still queueing their
 	// chunks for a disk cache writer that fell behind.
@@ -379,6 +384,7 @@ type stats struct {
 	chunkGets, cacheWritesDropped, sequentialReads, readsWaiting, readsRejected      atomic.Int64
 	readChunksHeld, diskReads, diskReadsAhead, readerGETWaits, storeWaits            atomic.Int64
 	cacheFilesWritten, cacheWriteNanos                                               atomic.Int64
+	bytesVerifiedAhead, bytesCRCOnRead                                               atomic.Int64
 }
 
 // Stats returns the counters.
@@ -396,6 +402,7 @@ func (t *Tier) Stats() Stats {
 		ReadAheadBytes: t.readAheadInFlight(), CacheDirectIO: t.cache.direct, ReadChunksHeld: t.stats.readChunksHeld.Load(),
 		CacheDiskReads: t.stats.diskReads.Load(), CacheDiskReadsAhead: t.stats.diskReadsAhead.Load(),
 		ReaderGETWaits: t.stats.readerGETWaits.Load(), StoreWaits: t.stats.storeWaits.Load(),
+		BatchBytesVerifiedAhead: t.stats.bytesVerifiedAhead.Load(), BatchBytesCRCOnRead: t.stats.bytesCRCOnRead.Load(),
 		CacheFilesWritten: t.stats.cacheFilesWritten.Load(), CacheWriteSeconds: time.Duration(t.stats.cacheWriteNanos.Load()).Seconds(),
 	}
 }

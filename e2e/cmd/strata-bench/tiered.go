@@ -247,8 +247,8 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 		}
 		fmt.Printf("%-28s %10.1f %12.0f %10.2f %10.2f %9.2f %9.2f%s\n", "broker replay, "+pass+" cache", mbs, float64(b.main.remoteRecords)/r.elapsed.Seconds(),
 			getsPerMiB, getBytes, mbs/direct, mbs/ranges, goals)
-		notes = append(notes, fmt.Sprintf("%s: whole topic (with the local window) %.1f MB/s; chunk cache %.0f hits, %.0f misses, %.0f files read on a reader's path, %.0f loaded ahead; served from the store / object bytes %.2f",
-			pass, r.whole.mbs, r.cacheHits, r.cacheMisses, r.diskReads, r.diskReadsAhead, r.served/float64(b.main.remoteBytes)))
+		notes = append(notes, fmt.Sprintf("%s: whole topic (with the local window) %.1f MB/s; chunk cache %.0f hits, %.0f misses, %.0f files read on a reader's path, %.0f loaded ahead; served from the store / object bytes %.2f; batch CRCs checked ahead %.1f MiB, on the Fetch's path %.1f MiB",
+			pass, r.whole.mbs, r.cacheHits, r.cacheMisses, r.diskReads, r.diskReadsAhead, r.served/float64(b.main.remoteBytes), r.crcAhead/(1<<20), r.crcOnRead/(1<<20)))
 		if r.failures > 0 {
 			notes = append(notes, fmt.Sprintf("%s: %.0f failed bucket requests or remote fetches", pass, r.failures))
 		}
@@ -546,6 +546,10 @@ type replayResult struct {
 	// Chunks read from cache files on a reader's path (the Fetch waits for
 	// the read) and loaded ahead of the readers.
 	diskReads, diskReadsAhead float64
+	// Batch bytes whose CRC-32C read-ahead checked before their chunk
+	// reached a read, and those a read checked on the Fetch's path (0 and
+	// 0 from a broker without these counters).
+	crcAhead, crcOnRead float64
 	// Fetch requests answered during the whole pass and the broker's time
 	// handling them (strata_request_duration_seconds{api="Fetch"}).
 	passFetches, passFetchSeconds float64
@@ -611,6 +615,7 @@ func (b *tieredBench) replay(ctx context.Context, t *tieredTopic, each func(*kgo
 		gets:   d["strata_tiering_bucket_gets_total"], getBytes: d["strata_tiering_bucket_get_bytes_total"],
 		cacheHits: d["strata_tiering_cache_hits_total"], cacheMisses: d["strata_tiering_cache_misses_total"],
 		diskReads: d["strata_tiering_cache_disk_reads_total"], diskReadsAhead: d["strata_tiering_cache_disk_reads_ahead_total"],
+		crcAhead: d["strata_tiering_batch_bytes_verified_ahead_total"], crcOnRead: d["strata_tiering_batch_bytes_crc_on_read_total"],
 		passFetches: d[fetchCountSeries], passFetchSeconds: d[fetchSecondsSeries],
 		failures: d["strata_tiering_bucket_failures_total"] + d[fmt.Sprintf("strata_tiering_remote_fetch_errors_total{topic=%q}", t.name)],
 	}
