@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"slices"
 	"time"
@@ -247,14 +246,14 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 func verifyBatches(key string, position int64, batches *recordbatch.Batches, offset, firstBase int64, segment metadata.SegmentManifest, ahead func(position, size int64) bool, stats *stats) error {
 	next := int64(-1)
 	epochs, epoch := segment.EpochRanges, 0
-	buffers := batches.Buffers()
-	at, err := batches.Scan(false, func(at int64, h recordbatch.Header) error {
-		if ahead == nil || !ahead(position+at, h.Size()) {
-			if crc := checksumAt(buffers, at+crcFrom, at+h.Size()); crc != h.CRC {
-				return fmt.Errorf("CRC mismatch: header %#08x, computed %#08x", h.CRC, crc)
-			}
-			stats.bytesCRCOnRead.Add(h.Size())
+	checkCRC := func(at int64, h recordbatch.Header) bool {
+		if ahead != nil && ahead(position+at, h.Size()) {
+			return false
 		}
+		stats.bytesCRCOnRead.Add(h.Size())
+		return true
+	}
+	at, err := batches.Scan(checkCRC, func(at int64, h recordbatch.Header) error {
 		for epoch+1 < len(epochs) && epochs[epoch+1].StartOffset <= h.BaseOffset {
 			epoch++
 		}
@@ -277,24 +276,6 @@ func verifyBatches(key string, position int64, batches *recordbatch.Batches, off
 		return corruptf(key, position+at, "%v", err)
 	}
 	return nil
-}
-
-// checksumAt returns the CRC-32C of bytes from..to of buffers (taken as
-// one run of bytes), piece by piece.
-func checksumAt(buffers [][]byte, from, to int64) uint32 {
-	crc := uint32(0)
-	start := int64(0)
-	for _, b := range buffers {
-		end := start + int64(len(b))
-		if end > from && start < to {
-			crc = crc32.Update(crc, castagnoli, b[max(from-start, 0):min(to-start, int64(len(b)))])
-		}
-		if end >= to {
-			break
-		}
-		start = end
-	}
-	return crc
 }
 
 // verifiedAhead reports whether the read-ahead that loaded the batch of
@@ -1273,11 +1254,6 @@ func (t *Tier) readAheadInFlight() int64 {
 	return t.aheadBytes
 }
 
-// crcFrom is where a batch's CRC-32C coverage starts: the attributes,
-// after base offset (8 bytes), batch length (4), partition leader epoch
-// (4), magic (1) and the CRC itself (4) (KIP-98's v2 batch format).
-const crcFrom = 21
-
 // verifyAhead checks the batches lying whole in chunk index of segment
 // (ch, not yet handed to readers) and records them on it (chunk.verified)
 // with where the batch walk goes on (chunk.tail), so the reads that return
@@ -1334,7 +1310,7 @@ func (t *Tier) verifyAhead(segment metadata.SegmentManifest, index int64, ch, pr
 	for position < chunkEnd && position < segment.SizeBytes && chunkEnd-position >= recordbatch.HeaderSize {
 		at := position - chunkStart
 		h, err := recordbatch.ParseHeader(ch.data[at:])
-		if err != nil || h.Size() <= crcFrom {
+		if err != nil {
 			t.stats.bytesVerifiedAhead.Add(verified)
 			return
 		}
@@ -1342,7 +1318,7 @@ func (t *Tier) verifyAhead(segment metadata.SegmentManifest, index int64, ch, pr
 			break // straddles into the next chunk: its read checks it
 		}
 		if crc {
-			if crc32.Checksum(ch.data[at+crcFrom:at+h.Size()], castagnoli) != h.CRC {
+			if !h.CRCMatches(ch.data[at : at+h.Size()]) {
 				t.stats.bytesVerifiedAhead.Add(verified)
 				return
 			}
@@ -1381,19 +1357,14 @@ func spanning(head, next []byte, crc bool) (size int64, checked bool) {
 		return 0, false
 	}
 	h, err := recordbatch.ParseHeader(raw[:])
-	if err != nil || h.Size() <= crcFrom || h.Size() <= int64(len(head)) {
+	if err != nil || h.Size() <= int64(len(head)) {
 		return 0, false
 	}
 	rest := h.Size() - int64(len(head)) // the batch's bytes in next
 	if !crc || rest > int64(len(next)) {
 		return h.Size(), false
 	}
-	sum := uint32(0)
-	if len(head) > crcFrom {
-		sum = crc32.Update(sum, castagnoli, head[crcFrom:])
-	}
-	sum = crc32.Update(sum, castagnoli, next[max(crcFrom-int64(len(head)), 0):rest])
-	return h.Size(), sum == h.CRC
+	return h.Size(), h.CRCMatches(head, next[:rest])
 }
 
 // previousChunk returns chunk index-1 of segment with a reference, from

@@ -74,11 +74,11 @@ func (b *Batches) AppendTo(dst []byte) []byte {
 
 // Scan calls visit for each batch in order with its byte position and
 // header, after checking its framing (a v2 header, the batch whole within
-// Len) and, when checkCRC, its CRC-32C, computed piece by piece over a
-// batch that spans two buffers rather than on an assembled copy. It
-// returns visit's first error or the first failed check (ErrCorrupt),
-// with the position of the batch concerned.
-func (b *Batches) Scan(checkCRC bool, visit func(position int64, h Header) error) (int64, error) {
+// Len) and, when checkCRC (nil: never) says so for the batch, its CRC-32C,
+// computed piece by piece over a batch that spans two buffers rather than
+// on an assembled copy. It returns visit's first error or the first failed
+// check (ErrCorrupt), with the position of the batch concerned.
+func (b *Batches) Scan(checkCRC func(position int64, h Header) bool, visit func(position int64, h Header) error) (int64, error) {
 	var header [HeaderSize]byte
 	buffers := b.Buffers()
 	index, bufferStart := 0, int64(0) // the buffer holding position, and where it starts
@@ -101,7 +101,7 @@ func (b *Batches) Scan(checkCRC bool, visit func(position int64, h Header) error
 		if position+h.Size() > b.length {
 			return position, fmt.Errorf("%w: batch of %d bytes runs past the end (%d bytes)", ErrCorrupt, h.Size(), b.length)
 		}
-		if checkCRC {
+		if checkCRC != nil && checkCRC(position, h) {
 			crc := uint32(0)
 			b.pieces(index, bufferStart, position+attributesPosition, position+h.Size(), func(piece []byte) {
 				crc = crc32.Update(crc, crcTable, piece)
@@ -146,7 +146,7 @@ func (b *Batches) copyAt(dst []byte, index int, bufferStart, position int64) int
 // (or the framing is broken).
 func (b *Batches) NextOffset() int64 {
 	next := int64(-1)
-	if _, err := b.Scan(false, func(_ int64, h Header) error {
+	if _, err := b.Scan(nil, func(_ int64, h Header) error {
 		next = h.LastOffset() + 1
 		return nil
 	}); err != nil {
@@ -160,7 +160,7 @@ func (b *Batches) NextOffset() int64 {
 // rest without copying; the buffers cut away stay held until Release.
 func (b *Batches) CutBelow(end int64) {
 	keep := int64(0)
-	b.Scan(false, func(position int64, h Header) error {
+	b.Scan(nil, func(position int64, h Header) error {
 		if h.LastOffset() >= end {
 			return errStop
 		}

@@ -43,7 +43,7 @@ func TestBatchesScanAcrossBuffers(t *testing.T) {
 	for _, n := range []int{1, 7, HeaderSize - 1, HeaderSize + 3, 100, len(data)} {
 		b := NewBatches(split(data, n), nil)
 		var positions []int64
-		if _, err := b.Scan(true, func(position int64, h Header) error {
+		if _, err := b.Scan(everyCRC, func(position int64, h Header) error {
 			positions = append(positions, position)
 			return nil
 		}); err != nil {
@@ -58,7 +58,7 @@ func TestBatchesScanAcrossBuffers(t *testing.T) {
 		for _, at := range []int{attributesPosition, int(sizes[0]) + 70, len(data) - 1} {
 			buffers := split(data, n)
 			buffers[at/n][at%n] ^= 0x10
-			position, err := NewBatches(buffers, nil).Scan(true, func(int64, Header) error { return nil })
+			position, err := NewBatches(buffers, nil).Scan(everyCRC, func(int64, Header) error { return nil })
 			if !errors.Is(err, ErrCorrupt) || position > int64(at) {
 				t.Fatalf("buffers of %d, byte %d damaged: %v at %d", n, at, err, position)
 			}
@@ -102,5 +102,33 @@ func TestBatchesReleaseOnce(t *testing.T) {
 	none.Release()
 	if none.Len() != 0 || none.Buffers() != nil || none.NextOffset() != -1 {
 		t.Fatal("nil Batches are not empty")
+	}
+}
+
+// everyCRC has Scan check every batch's CRC.
+func everyCRC(int64, Header) bool { return true }
+
+// TestCRCMatchesAcrossParts: a batch's CRC checks out over its bytes split
+// anywhere (header included), not with a byte damaged in the covered range,
+// nor with bytes missing; bytes after the batch do not count.
+func TestCRCMatchesAcrossParts(t *testing.T) {
+	data, sizes := testBatches(t, 0, 2)
+	first := data[:sizes[0]]
+	h, err := ParseHeader(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for cut := 0; cut <= len(first); cut++ {
+		if !h.CRCMatches(first[:cut], data[cut:]) {
+			t.Fatalf("cut at %d: CRC does not match", cut)
+		}
+		damaged := bytes.Clone(first)
+		damaged[attributesPosition+(cut%(len(first)-attributesPosition))] ^= 0x01
+		if h.CRCMatches(damaged[:cut], damaged[cut:]) {
+			t.Fatalf("cut at %d: a damaged byte still matches", cut)
+		}
+	}
+	if h.CRCMatches(first[:len(first)-1]) {
+		t.Fatal("a batch one byte short matches")
 	}
 }

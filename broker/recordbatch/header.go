@@ -198,6 +198,27 @@ func (h Header) LastSequence() int32 {
 	return int32(last)
 }
 
+// CRCMatches reports whether the CRC-32C of the batch h heads matches
+// h.CRC, its bytes given as parts in order (split anywhere, the header
+// included, at least h.Size() bytes in all; bytes past it are ignored).
+func (h Header) CRCMatches(parts ...[]byte) bool {
+	crc, skip, left := uint32(0), int64(attributesPosition), h.Size()-attributesPosition
+	for _, part := range parts {
+		if skip >= int64(len(part)) {
+			skip -= int64(len(part))
+			continue
+		}
+		part = part[skip:]
+		skip = 0
+		n := min(int64(len(part)), left)
+		crc = crc32.Update(crc, crcTable, part[:n])
+		if left -= n; left == 0 {
+			return crc == h.CRC
+		}
+	}
+	return false
+}
+
 // checksum computes the CRC-32C of a batch's covered bytes.
 func checksum(batch []byte) uint32 {
 	return crc32.Checksum(batch[attributesPosition:], crcTable)
