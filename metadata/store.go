@@ -209,12 +209,58 @@ func Open(cfg Config) (_ *Store, err error) {
 		return nil, fmt.Errorf("metadata: open %s: start raft: %w", cfg.DataDir, err)
 	}
 	s.raftForResolve.Store(s.raft)
+	s.standAtOnceIfSoleVoter(raftConfig)
 	s.goroutines.Go(s.runLeaderDuties)
 	if joining {
 		s.goroutines.Go(s.joinAsNonvoter)
 	}
 	s.logger.Info("metadata: raft started", "cluster", clusterID, "address", s.layer.Addr().String(), "joining_as_non_voter", joining)
 	return s, nil
+}
+
+// standAtOnceIfSoleVoter has a node that is the only voter of its
+// configuration stand for election at once. Raft has a follower wait out a
+// heartbeat timeout (HeartbeatTimeout to twice it: 1–2 s by default) before
+// it stands, so that voters do not split the vote; a sole voter has nobody
+// to split it with, and the wait was most of a single-node restart (a
+// client's remote reads, its reconnect backoff, all waited on it). Raft
+// checks a follower's heartbeat at once when its heartbeat timeout is
+// shortened (ReloadConfig); a node that never heard from a leader then
+// stands, and its own vote elects it. The configured timeout is restored
+// right away: it only sets when the next check runs. Nothing changes for a
+// node with other voters: it waits as before. Where a step fails the node
+// waits the timeout out, as Raft alone would.
+func (s *Store) standAtOnceIfSoleVoter(configured *raft.Config) {
+	future := s.raft.GetConfiguration()
+	if err := future.Error(); err != nil {
+		s.logger.Warn("metadata: cannot read the raft configuration; the election waits for the heartbeat timeout", "err", err)
+		return
+	}
+	var voters []raft.ServerID
+	for _, server := range future.Configuration().Servers {
+		if server.Suffrage == raft.Voter {
+			voters = append(voters, server.ID)
+		}
+	}
+	if len(voters) != 1 || voters[0] != configured.LocalID {
+		return
+	}
+	reload := s.raft.ReloadableConfig()
+	shorter := reload
+	// Still no shorter than the leader lease, which Raft requires.
+	shorter.HeartbeatTimeout = max(configured.HeartbeatTimeout-time.Millisecond, configured.LeaderLeaseTimeout)
+	if shorter.HeartbeatTimeout == reload.HeartbeatTimeout {
+		return // the lease leaves no room: wait the timeout out
+	}
+	if err := s.raft.ReloadConfig(shorter); err != nil {
+		s.logger.Warn("metadata: cannot shorten the heartbeat timeout; the election waits for it", "err", err)
+		return
+	}
+	if err := s.raft.ReloadConfig(reload); err != nil {
+		// Raft validated this configuration when it started.
+		s.logger.Error("metadata: cannot restore the configured heartbeat timeout", "heartbeat_timeout", reload.HeartbeatTimeout, "err", err)
+	}
+	s.logger.Info("metadata: the only voter of its quorum; standing for election at once")
 }
 
 // resolveNodeID returns the node id Raft's latest configuration lists at

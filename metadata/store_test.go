@@ -353,9 +353,42 @@ func TestOpenRefuses(t *testing.T) {
 	})
 }
 
-func TestStoreNotLeader(t *testing.T) {
+// TestSoleVoterStandsAtOnce opens, closes and reopens a node that is the
+// only voter of its quorum with a heartbeat timeout of an hour: it must be
+// ready (elected) within the test's context both times, where Raft alone
+// would have it wait the hour out before standing.
+func TestSoleVoterStandsAtOnce(t *testing.T) {
 	config := formatTestDir(t)
-	// Timeouts so long that no election happens during the test.
+	config.HeartbeatTimeout = time.Hour
+	config.ElectionTimeout = time.Hour
+	config.LeaderLeaseTimeout = time.Second
+	for open := range 2 {
+		store, err := Open(config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.WaitReady(testContext(t)); err != nil {
+			store.Close()
+			t.Fatalf("open %d: a sole voter was not elected: %v", open, err)
+		}
+		// The configured timeout is back: it paces followers' checks.
+		if got := store.raft.ReloadableConfig().HeartbeatTimeout; got != time.Hour {
+			t.Errorf("open %d: heartbeat timeout %v after the election, want the configured hour", open, got)
+		}
+		if err := store.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestStoreNotLeader(t *testing.T) {
+	dir := t.TempDir()
+	address := freeAddress(t)
+	// Two voters, the other never started: no election can be won.
+	if err := Format(dir, "test-cluster", 1, map[int32]string{1: address, 2: freeAddress(t)}); err != nil {
+		t.Fatal(err)
+	}
+	config := testConfig(dir, address)
 	config.HeartbeatTimeout = time.Minute
 	config.ElectionTimeout = time.Minute
 	config.LeaderLeaseTimeout = time.Second

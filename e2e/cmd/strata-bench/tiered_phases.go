@@ -571,15 +571,19 @@ func (c *clientTrace) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ n
 }
 
 func (c *clientTrace) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
-	if key == int16(kmsg.Fetch) {
-		c.add("fetch sent", err)
-	}
+	c.add(requestName(key)+" sent", err)
 }
 
 func (c *clientTrace) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	c.add(requestName(key)+" answered", err)
+}
+
+// requestName is "fetch" for Fetch (counted below), else kmsg's name.
+func requestName(key int16) string {
 	if key == int16(kmsg.Fetch) {
-		c.add("fetch answered", err)
+		return "fetch"
 	}
+	return kmsg.NameForKey(key)
 }
 
 // firstAfter returns when the client first did what (without an error)
@@ -600,7 +604,8 @@ func (c *clientTrace) firstAfter(what string, t time.Time) time.Time {
 func (c *clientTrace) between(killed, ready, first time.Time) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	failedWhileDown := 0
+	failedWhileDown, failedAfter := 0, 0
+	var timeline []string
 	counts := map[string]int{}
 	firsts := map[string]time.Time{}
 	for _, e := range c.events {
@@ -609,7 +614,18 @@ func (c *clientTrace) between(killed, ready, first time.Time) string {
 			if e.what == "connect" && e.err != nil {
 				failedWhileDown++
 			}
-		case e.at.Before(first) && e.err == nil:
+		case e.at.Before(first):
+			if len(timeline) < 20 {
+				event := fmt.Sprintf("+%.3f %s", e.at.Sub(ready).Seconds(), e.what)
+				if e.err != nil {
+					event += " (failed)"
+				}
+				timeline = append(timeline, event)
+			}
+			if e.err != nil {
+				failedAfter++
+				continue
+			}
 			counts[e.what]++
 			if firsts[e.what].IsZero() {
 				firsts[e.what] = e.at
@@ -622,8 +638,11 @@ func (c *clientTrace) between(killed, ready, first time.Time) string {
 		}
 		return fmt.Sprintf("+%.2f s", firsts[what].Sub(ready).Seconds())
 	}
-	return fmt.Sprintf("%d failed connects while down; after readiness %d connects (first %s), %d Fetches sent (first %s), %d answered (first %s) before the first record",
-		failedWhileDown, counts["connect"], after("connect"), counts["fetch sent"], after("fetch sent"), counts["fetch answered"], after("fetch answered"))
+	// A request failing after readiness is the client reusing a
+	// connection to the killed process (closed under it: EOF), then
+	// backing off before it asks again.
+	return fmt.Sprintf("%d failed connects while down; after readiness %d connects (first %s), %d Fetches sent (first %s), %d answered (first %s), %d requests failed (connections to the killed process) before the first record\nclient requests after readiness (s): %s",
+		failedWhileDown, counts["connect"], after("connect"), counts["fetch sent"], after("fetch sent"), counts["fetch answered"], after("fetch answered"), failedAfter, strings.Join(timeline, ", "))
 }
 
 // wide produces the same data per partition to a topic of
