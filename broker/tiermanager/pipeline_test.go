@@ -18,7 +18,6 @@ import (
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/metadata/metadatatest"
 	"github.com/strata-log/strata/tiering"
-	"github.com/strata-log/strata/tiering/tieringtest"
 )
 
 // gateBucket runs hooks around each upload of the bucket it wraps.
@@ -204,8 +203,12 @@ func TestUploadLagMetrics(t *testing.T) {
 		return 0
 	}
 
-	f.faults.FailNext(tieringtest.OpUpload, 1)
+	// Every request fails (uploads are pipelined: failing only the next
+	// one would let an earlier segment's upload through when a later one
+	// reaches the bucket first).
+	f.faults.SetUnreachable(true)
 	f.pass()
+	f.faults.SetUnreachable(false)
 	if got := gauge("strata_tiering_upload_lag_segments"); got != float64(len(sealed)) {
 		t.Fatalf("lag segments %v after a failed pass, want %d", got, len(sealed))
 	}
