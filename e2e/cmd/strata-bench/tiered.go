@@ -327,6 +327,12 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 		print()
 	}
 
+	// STRATA_BENCH_REPLAYS_ONLY=1 stops after the replays (A/B runs of
+	// the cold and warm figures).
+	if os.Getenv("STRATA_BENCH_REPLAYS_ONLY") != "" {
+		sum.print()
+		return nil
+	}
 	phases := []string{fmt.Sprintf("produce, direct reads and replays %.0f s", time.Since(began).Seconds())}
 	phase := time.Now()
 	if err := b.isolation(ctx, opts, &sum); err != nil {
