@@ -167,3 +167,50 @@ func TestChunkRunCachedInOneFile(t *testing.T) {
 		})
 	}
 }
+
+// A chunk evicted while a reader reads its file is a miss even when the
+// file is still there, whole (the writer has not yet reused or removed
+// it): what is no longer in the cache is not served from it, nor put back
+// into the memory LRU.
+func TestChunkEvictedDuringReadNotServedFromItsOldFile(t *testing.T) {
+	const chunkBytes = 64 << 10
+	pool := newChunkPool(chunkBytes, 0)
+	var counters stats
+	cache, err := newChunkCache(chunkCacheConfig{dir: t.TempDir(), capacity: chunkBytes, memoryCapacity: 4 * chunkBytes, bufferedIO: true, logger: slog.New(slog.DiscardHandler)}, pool, &counters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.close()
+	segment := uuid.New()
+	put := func(index int64, fill byte) {
+		ch := pool.get(chunkBytes)
+		for j := range ch.data {
+			ch.data[j] = fill
+		}
+		cache.put(context.Background(), chunkKey{segment: segment, index: index}, ch)
+		ch.release()
+	}
+	put(0, 'a')
+	cache.waitWrites()
+	held := make(chan struct{})
+	cache.beforeWrite = func() { <-held } // chunk 0's file stays as it is
+	cache.beforeRead = func(key chunkKey) {
+		if key.index == 0 {
+			put(1, 'b') // evicts chunk 0 between its lookup and its read
+		}
+	}
+	ch, ok := cache.getDisk(chunkKey{segment: segment, index: 0})
+	if ok {
+		ch.release()
+		t.Errorf("evicted chunk served from its old file")
+	}
+	if cache.recent.contains(chunkKey{segment: segment, index: 0}) {
+		t.Errorf("evicted chunk put into the memory LRU")
+	}
+	cache.beforeRead = nil
+	close(held)
+	cache.waitWrites()
+	if n := counters.corruptChunks.Load(); n != 0 {
+		t.Errorf("%d chunks counted corrupt, want 0", n)
+	}
+}
