@@ -174,29 +174,15 @@ func TestChunkRunCachedInOneFile(t *testing.T) {
 // into the memory LRU.
 func TestChunkEvictedDuringReadNotServedFromItsOldFile(t *testing.T) {
 	const chunkBytes = 64 << 10
-	pool := newChunkPool(chunkBytes, 0)
-	var counters stats
-	cache, err := newChunkCache(chunkCacheConfig{dir: t.TempDir(), capacity: chunkBytes, memoryCapacity: 4 * chunkBytes, bufferedIO: true, logger: slog.New(slog.DiscardHandler)}, pool, &counters)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cache.close()
-	segment := uuid.New()
-	put := func(index int64, fill byte) {
-		ch := pool.get(chunkBytes)
-		for j := range ch.data {
-			ch.data[j] = fill
-		}
-		cache.put(context.Background(), chunkKey{segment: segment, index: index}, ch)
-		ch.release()
-	}
-	put(0, 'a')
+	cache, filler, counters := filledChunkCache(t, chunkBytes, chunkBytes, 4*chunkBytes)
+	segment := filler.segment
+	filler.put(0, 'a')
 	cache.waitWrites()
 	held := make(chan struct{})
 	cache.beforeWrite = func() { <-held } // chunk 0's file stays as it is
 	cache.beforeRead = func(key chunkKey) {
 		if key.index == 0 {
-			put(1, 'b') // evicts chunk 0 between its lookup and its read
+			filler.put(1, 'b') // evicts chunk 0 between its lookup and its read
 		}
 	}
 	ch, ok := cache.getDisk(chunkKey{segment: segment, index: 0})
@@ -213,4 +199,35 @@ func TestChunkEvictedDuringReadNotServedFromItsOldFile(t *testing.T) {
 	if n := counters.corruptChunks.Load(); n != 0 {
 		t.Errorf("%d chunks counted corrupt, want 0", n)
 	}
+}
+
+// filledChunkCache returns a chunk cache in a temporary directory,
+// buffered, and a way to put chunks of one segment filled with one byte
+// (not waiting for their writes).
+func filledChunkCache(t *testing.T, chunkBytes, capacity, memoryCapacity int64) (*chunkCache, chunkFiller, *stats) {
+	t.Helper()
+	pool := newChunkPool(chunkBytes, 0)
+	counters := &stats{}
+	cache, err := newChunkCache(chunkCacheConfig{dir: t.TempDir(), capacity: capacity, memoryCapacity: memoryCapacity, bufferedIO: true, logger: slog.New(slog.DiscardHandler)}, pool, counters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cache.close)
+	return cache, chunkFiller{cache: cache, pool: pool, segment: uuid.New()}, counters
+}
+
+// chunkFiller puts chunks of segment filled with one byte.
+type chunkFiller struct {
+	cache   *chunkCache
+	pool    *chunkPool
+	segment uuid.UUID
+}
+
+func (f chunkFiller) put(index int64, fill byte) {
+	ch := f.pool.get(f.pool.size)
+	for j := range ch.data {
+		ch.data[j] = fill
+	}
+	f.cache.put(context.Background(), chunkKey{segment: f.segment, index: index}, ch)
+	ch.release()
 }
