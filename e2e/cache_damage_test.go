@@ -15,9 +15,10 @@ import (
 // files carry no checksum of their own (tiering/doc.go); a consumer must
 // still never get a damaged byte from them. A tiered topic larger than the
 // in-memory chunk LRU (64 MiB) is replayed once (filling the disk cache),
-// every cache file is then damaged — a segment's first chunk in the first
-// batch's base offset, leader epoch or a record byte, or cut short, a
-// later chunk in its middle byte — and a second replay by a franz-go
+// every chunk in the cache files is then damaged — a segment's first chunk
+// in the first batch's base offset, leader epoch or a record byte, or cut
+// short (and the file's later chunks with it), a later chunk in its
+// middle byte — and a second replay by a franz-go
 // consumer, which reads back from those files the chunks the memory LRU
 // no longer holds, gets every record at its offset with its value; the
 // broker counts the damaged chunks it read and fetches them again from
@@ -47,36 +48,43 @@ func TestDamagedChunkCacheNeverReachesConsumers(t *testing.T) {
 
 	cacheDir := filepath.Join(b.dataDir, "remote-cache")
 	var files []string
+	var cached int64
 	eventually(t, 30*time.Second, "the cold replay's chunks written to the disk cache", func() error {
 		entries, err := os.ReadDir(cacheDir)
 		if err != nil {
 			return err
 		}
-		files = files[:0]
+		files, cached = files[:0], 0
 		for _, e := range entries {
 			if strings.Contains(e.Name(), ".chunk.tmp") {
 				return fmt.Errorf("%s being written", e.Name())
 			}
 			if strings.HasSuffix(e.Name(), ".chunk") {
 				files = append(files, filepath.Join(cacheDir, e.Name()))
+				if info, err := e.Info(); err == nil {
+					cached += info.Size()
+				}
 			}
 		}
-		if remote := metricValue(t, b, fmt.Sprintf(`strata_tiering_remote_fetch_bytes_total{topic=%q}`, topic)); float64(len(files)) < remote/(1<<20)-1 {
-			return fmt.Errorf("%d chunk files for %.0f bytes replayed from the bucket", len(files), remote)
+		// A file holds the chunks of one GET (one or more).
+		if remote := metricValue(t, b, fmt.Sprintf(`strata_tiering_remote_fetch_bytes_total{topic=%q}`, topic)); float64(cached) < remote-(1<<20) {
+			return fmt.Errorf("%d bytes in chunk files for %.0f bytes replayed from the bucket", cached, remote)
 		}
 		return nil
 	})
-	if len(files) < 64 {
-		t.Fatalf("%d chunk files: the replay fits in the memory LRU, the files would not be read back", len(files))
+	if cached < 64<<20 {
+		t.Fatalf("%d bytes in chunk files: the replay fits in the memory LRU, the files would not be read back", cached)
 	}
+	const chunkBytes = 1 << 20 // the broker's default chunk size
 	for i, file := range files {
 		data, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.HasSuffix(file, "-0000000000.chunk") {
-			data[len(data)/2]++ // a later chunk: a byte in its middle
-		} else {
+		// Every chunk the file holds (one GET's: back to back) is damaged.
+		from := 0
+		if strings.HasSuffix(file, "-0000000000.chunk") {
+			from = chunkBytes
 			switch i % 4 { // a segment's first chunk starts with a batch header
 			case 0:
 				data[7]-- // the first batch's base offset, one lower: it still holds the offset asked
@@ -85,8 +93,11 @@ func TestDamagedChunkCacheNeverReachesConsumers(t *testing.T) {
 			case 2:
 				data[100]++ // a record byte
 			case 3:
-				data = data[:len(data)/2] // cut short
+				data = data[:min(len(data), chunkBytes)/2] // cut short
 			}
+		}
+		for at := from; at < len(data); at += chunkBytes {
+			data[at+min(len(data)-at, chunkBytes)/2]++ // a later chunk: a byte in its middle
 		}
 		if err := os.WriteFile(file, data, 0o644); err != nil {
 			t.Fatal(err)

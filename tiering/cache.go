@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/strata-log/strata/broker/segment/index"
 	"github.com/strata-log/strata/internal/fsperm"
@@ -33,10 +34,16 @@ type chunkKey struct {
 // chunkCache is the bounded on-disk LRU of .log chunks, with an in-memory
 // LRU of recently used chunks in front of it (read-ahead waits there for
 // its reader; a reader whose reads are not aligned to chunks touches each
-// chunk twice). One file per chunk, written behind the reader: put queues
-// the chunk for a writer goroutine (a bounded queue; when it is full the
-// chunk just is not cached on disk), and a chunk waiting in the queue is
-// served from memory. A cache file has no checksum of its own: every read
+// chunk twice). One file per run of consecutive chunks of a segment put
+// together (the chunks of one ranged GET: cacheFile), written behind the
+// reader: put queues the run for a writer goroutine (a bounded queue;
+// a put waits for room until its context ends, then the run is just not
+// cached on disk), and a chunk waiting in the queue is served from memory.
+// A file's chunks leave the cache together (evicted when the least
+// recently used of them is, or dropped with one found damaged): creating a
+// file costs more CPU than filling a MiB of it, so a cold replay's first
+// fill of an empty cache creates one file per GET, not one per chunk (the
+// layout is in doc.go). A cache file has no checksum of its own: every read
 // checks each batch it returns, whatever the bytes' source, every header
 // byte included (framing, CRC-32C, base offsets tied to an anchor and
 // dense, leader epochs against the segment's manifest; see Tier.read and
@@ -48,8 +55,8 @@ type chunkKey struct {
 // Files are written to a temporary name and renamed, without fsync (a
 // lost one costs a GET); a new cache serves none of the chunk files it
 // finds, and keeps them (up to its capacity) as spare files to write new
-// chunks into. A full cache writes a new chunk into the file of the one it
-// evicts: overwriting a file costs a fraction of creating one.
+// chunks into. A full cache writes new chunks into the file it evicts:
+// overwriting a file costs a fraction of creating one.
 // They are written and read with O_DIRECT, bypassing the page cache,
 // when the directory's file system allows it (probed once at start;
 // Config.CacheBufferedIO turns it off): filling the page cache costs more
@@ -68,10 +75,10 @@ type chunkCache struct {
 	// direct: files are written and read with O_DIRECT (set at start).
 	direct bool
 
-	mu      sync.Mutex // guards entries, lru, size, spares, closed and sends on writes
+	mu      sync.Mutex // guards entries, lru, size, spares, closed, the cacheFiles' fields and sends on writes
 	entries map[chunkKey]*list.Element
 	lru     *list.List // of *cacheEntry, most recently used first
-	size    int64      // of the entries and the spares
+	size    int64      // of the files (their chunks) and the spares
 	// spares are files holding no chunk, to be overwritten with new ones
 	// (keepSpares); nextSpare numbers the next one named.
 	spares    []spareFile
@@ -79,7 +86,10 @@ type chunkCache struct {
 	closed    bool
 
 	writes chan cacheWrite // the write-behind queue
-	slots  chan struct{}   // one token per place taken in the queue
+	// slots has one unit per chunk the queue may hold (queueChunks); a
+	// queued file holds one per chunk until written.
+	slots       *semaphore.Weighted
+	queueChunks int64
 	// beforeWrite (tests) runs in the writer before each file is written;
 	// beforeRead (tests) in getDisk before a file is read.
 	beforeWrite func()
@@ -91,18 +101,33 @@ type chunkCache struct {
 type cacheEntry struct {
 	key  chunkKey
 	size int64
+	file *cacheFile // the file holding the chunk
 	// queued is the chunk while its file is being written (the write's
 	// reference: served from memory meanwhile); nil once written.
 	queued *chunk
 }
 
-// cacheWrite is one chunk waiting in the write-behind queue, with the files
-// of the chunks evicted to make room for it (removed before it is written,
-// so the directory never holds more than the capacity).
+// cacheFile is one file of the disk cache: consecutive chunks of one
+// segment, from first, back to back (chunk i at byte
+// (i − first.index)·ChunkBytes; only the last may be shorter than
+// ChunkBytes, a segment's last chunk), named after its first chunk
+// (chunkCache.path). Its chunks are in the cache together or not at all.
+type cacheFile struct {
+	first   chunkKey
+	entries []*cacheEntry // its chunks, in order
+	size    int64         // bytes: the chunks' lengths summed
+	// dropped: its chunks left the cache (evicted, removed); written: its
+	// write is over (until then the writer removes a dropped file).
+	dropped, written bool
+}
+
+// cacheWrite is one file waiting in the write-behind queue, with the files
+// evicted to make room for it (removed before it is written, so the
+// directory never holds more than the capacity).
 type cacheWrite struct {
-	entry   *cacheEntry
-	evicted []chunkKey
-	// reuse is a spare file to write the chunk into; removed are spares
+	file    *cacheFile
+	evicted []string
+	// reuse is a spare file to write the chunks into; removed are spares
 	// dropped to make room.
 	reuse   string
 	removed []string
@@ -148,7 +173,7 @@ func newChunkCache(cfg chunkCacheConfig, pool *chunkPool, stats *stats) (*chunkC
 		dir: dir, capacity: cfg.capacity, stats: stats, recent: newMemoryLRU(cfg.memoryCapacity), pool: pool,
 		entries: make(map[chunkKey]*list.Element), lru: list.New(),
 		writes: make(chan cacheWrite, queue),
-		slots:  make(chan struct{}, queue),
+		slots:  semaphore.NewWeighted(queue), queueChunks: queue,
 	}
 	direct, reason := chooseDirectIO(dir, cfg.bufferedIO)
 	c.direct = direct
@@ -240,8 +265,19 @@ func (c *chunkCache) close() {
 // waitWrites waits until every chunk queued so far is on disk (or dropped).
 func (c *chunkCache) waitWrites() { c.pending.Wait() }
 
+// path is the name of the file whose first chunk is key.
 func (c *chunkCache) path(key chunkKey) string {
 	return filepath.Join(c.dir, fmt.Sprintf("%s-%010d%s", key.segment, key.index, chunkCacheSuffix))
+}
+
+// fileChunks is the most chunks one file holds: what the queue and the
+// capacity hold at once, and one chunk where O_DIRECT could not write
+// the chunks after the first at aligned offsets.
+func (c *chunkCache) fileChunks() int64 {
+	if c.direct && c.pool.size%directIOAlign != 0 {
+		return min(1, c.capacity/c.pool.size)
+	}
+	return min(c.queueChunks, c.capacity/c.pool.size)
 }
 
 // get returns the cached chunk with a reference for the caller, or false
@@ -277,21 +313,24 @@ func (c *chunkCache) loadDisk(key chunkKey, prepare func(*chunk)) (*chunk, bool)
 		c.mu.Unlock()
 		return ch, true
 	}
-	size := entry.size
+	size, path, offset := entry.size, c.path(entry.file.first), (key.index-entry.file.first.index)*c.pool.size
 	c.mu.Unlock()
 	if c.beforeRead != nil {
 		c.beforeRead(key)
 	}
-	ch, err := c.readFile(key, size)
-	if err != nil {
-		c.mu.Lock()
-		current, ok := c.entries[key]
-		c.mu.Unlock()
-		if !ok || current != element {
-			// Evicted while being read: its file was removed, or reused
-			// for another chunk (write). A miss, not damage.
-			return nil, false
+	ch, err := c.readFile(path, offset, size)
+	c.mu.Lock()
+	current, ok := c.entries[key]
+	c.mu.Unlock()
+	if !ok || current != element {
+		// Evicted while being read: its file was removed, or reused for
+		// other chunks (write). A miss, not damage, whatever was read.
+		if err == nil {
+			ch.release()
 		}
+		return nil, false
+	}
+	if err != nil {
 		c.stats.corruptChunks.Add(1)
 		c.remove(key)
 		return nil, false
@@ -318,16 +357,16 @@ func (c *chunkCache) getMemory(key chunkKey) (*chunk, bool) {
 	return nil, false
 }
 
-// readFile reads the first size bytes of a chunk file into a pooled chunk
-// (with O_DIRECT when the cache uses it), marked as read from disk (the reader's batch checks are what catch
-// damaged bytes).
-func (c *chunkCache) readFile(key chunkKey, size int64) (*chunk, error) {
+// readFile reads the size bytes at offset of the file at path (a chunk)
+// into a pooled chunk (with O_DIRECT when the cache uses it), marked as
+// read from disk (the reader's batch checks are what catch damaged bytes).
+func (c *chunkCache) readFile(path string, offset, size int64) (*chunk, error) {
 	ch := c.pool.get(size)
 	var err error
 	if c.direct {
-		err = readFileDirect(c.path(key), ch.padded(), size)
+		err = readFileDirect(path, offset, ch.padded(), size)
 	} else {
-		err = readFileBuffered(c.path(key), ch.data)
+		err = readFileBuffered(path, offset, ch.data)
 	}
 	if err != nil {
 		ch.release()
@@ -337,15 +376,17 @@ func (c *chunkCache) readFile(key chunkKey, size int64) (*chunk, error) {
 	return ch, nil
 }
 
-// readFileBuffered fills data from the start of the file at path, through
-// the page cache.
-func readFileBuffered(path string, data []byte) error {
+// readFileBuffered fills data from offset of the file at path, through
+// the page cache; a file that ends first is io.ErrUnexpectedEOF.
+func readFileBuffered(path string, offset int64, data []byte) error {
 	file, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer file.Close()
-	_, err = io.ReadFull(file, data)
+	if _, err = file.ReadAt(data, offset); err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
 	return err
 }
 
@@ -377,95 +418,142 @@ func (c *chunkCache) contains(key chunkKey) bool {
 	return ok
 }
 
-// put queues a chunk for the disk cache, evicting the least recently used
-// ones beyond the capacity; it does not wait for the write, only (until ctx
-// ends) for a place in the bounded queue, so a writer that falls behind
-// slows the GETs that fill the cache: read-ahead ones (bounded by their
-// slots), and a reader's own (bounded by Tier.readerGETs, so a reader
-// waits only once ReaderThreads of them wait here: memory stays bounded
-// by the configuration whatever the writer's pace). A failure to write
-// is not an error for anyone: the chunk just stays uncached on disk.
-func (c *chunkCache) put(ctx context.Context, key chunkKey, ch *chunk) {
-	size := int64(len(ch.data))
-	c.mu.Lock()
-	_, cached := c.entries[key]
-	c.mu.Unlock()
-	if size > c.capacity || cached {
-		return
+// put queues chunks (consecutive, from first: the chunks of one GET) for
+// the disk cache, in files of up to fileChunks chunks (those already
+// cached are skipped), evicting the least recently used files beyond the
+// capacity; it does not wait for the writes, only (until ctx ends) for
+// room in the bounded queue, so a writer that falls behind slows the GETs
+// that fill the cache: read-ahead ones (bounded by their slots), and a
+// reader's own (bounded by Tier.readerGETs, so a reader waits only once
+// ReaderThreads of them wait here: memory stays bounded by the
+// configuration whatever the writer's pace). A failure to write is not an
+// error for anyone: the chunks just stay uncached on disk.
+func (c *chunkCache) put(ctx context.Context, first chunkKey, chunks ...*chunk) {
+	limit := c.fileChunks()
+	key := func(i int) chunkKey { return chunkKey{segment: first.segment, index: first.index + int64(i)} }
+	for start := 0; start < len(chunks) && limit > 0; {
+		c.mu.Lock()
+		for start < len(chunks) && c.entries[key(start)] != nil {
+			start++
+		}
+		end := start
+		for end < len(chunks) && int64(end-start) < limit && c.entries[key(end)] == nil {
+			end++
+			if int64(len(chunks[end-1].data)) < c.pool.size {
+				break // a segment's last chunk ends its file
+			}
+		}
+		c.mu.Unlock()
+		if end > start && !c.putFile(ctx, key(start), chunks[start:end]) {
+			return
+		}
+		start = end
 	}
-	select {
-	case c.slots <- struct{}{}:
-	case <-ctx.Done():
-		c.stats.cacheWritesDropped.Add(1)
-		return
+}
+
+// putFile queues one file of chunks (at most fileChunks, none cached when
+// put looked); false when ctx ended (or the cache closed) first.
+func (c *chunkCache) putFile(ctx context.Context, first chunkKey, chunks []*chunk) bool {
+	n := int64(len(chunks))
+	if err := c.slots.Acquire(ctx, n); err != nil {
+		c.stats.cacheWritesDropped.Add(n)
+		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.entries[key]; ok || c.closed {
-		<-c.slots
-		return // already cached, or being written by another put
+	if c.closed {
+		c.slots.Release(n)
+		return false
 	}
-	entry := &cacheEntry{key: key, size: size, queued: ch.retain()}
-	w := cacheWrite{entry: entry}
+	file := &cacheFile{first: first}
+	for i, ch := range chunks {
+		key := chunkKey{segment: first.segment, index: first.index + int64(i)}
+		if _, ok := c.entries[key]; ok {
+			c.slots.Release(n) // being written by another put since put looked
+			return true
+		}
+		file.entries = append(file.entries, &cacheEntry{key: key, size: int64(len(ch.data)), file: file})
+		file.size += int64(len(ch.data))
+	}
+	for i, entry := range file.entries {
+		entry.queued = chunks[i].retain()
+	}
+	w := cacheWrite{file: file}
 	if n := len(c.spares); n > 0 {
 		w.reuse = c.spares[n-1].path
 		c.size -= c.spares[n-1].size
 		c.spares = c.spares[:n-1]
 	}
-	var evicted []chunkKey
-	for c.size+size > c.capacity {
+	for c.size+file.size > c.capacity {
 		if n := len(c.spares); n > 0 {
 			w.removed = append(w.removed, c.spares[n-1].path)
 			c.size -= c.spares[n-1].size
 			c.spares = c.spares[:n-1]
 			continue
 		}
-		oldest := c.lru.Back()
-		victim := oldest.Value.(*cacheEntry)
-		c.lru.Remove(oldest)
-		delete(c.entries, victim.key)
-		c.size -= victim.size
-		evicted = append(evicted, victim.key)
-		c.stats.cacheEvictions.Add(1)
+		victim := c.lru.Back().Value.(*cacheEntry).file
+		c.dropFileLocked(victim)
+		w.evicted = append(w.evicted, c.path(victim.first))
+		c.stats.cacheEvictions.Add(int64(len(victim.entries)))
 	}
-	c.entries[key] = c.lru.PushFront(entry)
-	c.size += size
+	for _, entry := range file.entries {
+		c.entries[entry.key] = c.lru.PushFront(entry)
+	}
+	c.size += file.size
 	c.pending.Add(1)
-	w.evicted = evicted
-	c.writes <- w // never blocks: a slot was taken, and sends happen under mu (not after close)
+	c.writes <- w // never blocks: no more files are queued than slots, and sends happen under mu (not after close)
+	return true
 }
 
-// writeBehind writes queued chunks to disk until close.
+// dropFileLocked takes a file's chunks out of the cache and its bytes out
+// of the size; whoever holds its name next (write's caller, remove, or the
+// writer once it is written) removes or reuses the file. Called with mu
+// held.
+func (c *chunkCache) dropFileLocked(file *cacheFile) {
+	if file.dropped {
+		return
+	}
+	file.dropped = true
+	for _, entry := range file.entries {
+		if element, ok := c.entries[entry.key]; ok && element.Value.(*cacheEntry) == entry {
+			c.lru.Remove(element)
+			delete(c.entries, entry.key)
+		}
+	}
+	c.size -= file.size
+}
+
+// writeBehind writes queued files to disk until close.
 func (c *chunkCache) writeBehind() {
 	defer c.writer.Done()
 	for w := range c.writes {
 		c.write(w)
-		<-c.slots
+		c.slots.Release(int64(len(w.file.entries)))
 		c.pending.Done()
 	}
 }
 
 func (c *chunkCache) write(w cacheWrite) {
 	began := time.Now()
-	entry := w.entry
-	path := c.path(entry.key)
+	file := w.file
+	path := c.path(file.first)
 	temporary := path + ".tmp" + fmt.Sprintf("%08x", rand.Uint32())
-	// A spare file, else the first evicted chunk's file, becomes this
-	// one's (renamed to the temporary name, then overwritten in place):
-	// its blocks are allocated already and its pages likely still in the
-	// page cache, so the write only copies (creating a file and filling
-	// fresh pages costs several times more kernel CPU). The other victims
-	// and the spares dropped for room are removed.
+	// A spare file, else the first evicted file, becomes this one's
+	// (renamed to the temporary name, then overwritten in place): its
+	// blocks are allocated already and its pages likely still in the page
+	// cache, so the write only copies (creating a file and filling fresh
+	// pages costs several times more kernel CPU). The other victims and
+	// the spares dropped for room are removed.
 	reused := false
 	if w.reuse != "" {
 		reused = os.Rename(w.reuse, temporary) == nil
 	}
 	for _, victim := range w.evicted {
-		if !reused && !c.direct && os.Rename(c.path(victim), temporary) == nil {
+		if !reused && !c.direct && os.Rename(victim, temporary) == nil {
 			reused = true
 			continue
 		}
-		os.Remove(c.path(victim))
+		os.Remove(victim)
 	}
 	for _, spare := range w.removed {
 		os.Remove(spare)
@@ -481,13 +569,18 @@ func (c *chunkCache) write(w cacheWrite) {
 	c.mu.Unlock()
 	err := errClosedCache
 	if !closed {
-		switch {
-		case c.direct:
-			err = writeFileDirect(temporary, entry.queued.padded(), entry.size)
-		case reused:
-			err = overwriteFile(temporary, entry.queued.data)
-		default:
-			err = os.WriteFile(temporary, entry.queued.data, fsperm.File)
+		parts := make([][]byte, len(file.entries))
+		for i, entry := range file.entries {
+			if c.direct {
+				parts[i] = entry.queued.padded()
+			} else {
+				parts[i] = entry.queued.data
+			}
+		}
+		if c.direct {
+			err = writeFileDirect(temporary, parts, file.size)
+		} else {
+			err = writeFile(temporary, parts, reused)
 		}
 		if err == nil {
 			err = os.Rename(temporary, path)
@@ -497,36 +590,49 @@ func (c *chunkCache) write(w cacheWrite) {
 		}
 	}
 	c.mu.Lock()
-	element, ok := c.entries[entry.key]
-	stillOurs := ok && element.Value.(*cacheEntry) == entry
-	if stillOurs && err != nil {
-		c.lru.Remove(element)
-		delete(c.entries, entry.key)
-		c.size -= entry.size
+	dropped := file.dropped
+	if !dropped && err != nil {
+		c.dropFileLocked(file)
 	}
-	queued := entry.queued
-	entry.queued = nil
+	file.written = true
+	queued := make([]*chunk, 0, len(file.entries))
+	for _, entry := range file.entries {
+		queued = append(queued, entry.queued)
+		entry.queued = nil
+	}
 	c.mu.Unlock()
-	queued.release()
+	for _, ch := range queued {
+		ch.release()
+	}
 	switch {
 	case err != nil:
 		os.Remove(temporary)
-	case !stillOurs:
-		os.Remove(path) // dropped (evicted, removeSegment) while being written
+	case dropped:
+		os.Remove(path) // dropped (evicted, removed) while being written
 	}
 }
 
-// overwriteFile makes the existing file at path hold exactly data:
-// written over from offset 0, then cut to its length (a victim may have
-// been longer: a full chunk reused for a segment's short last one).
-func overwriteFile(path string, data []byte) error {
-	file, err := os.OpenFile(path, os.O_WRONLY, 0)
+// writeFile makes the file at path hold exactly parts, one after the
+// other: created, or, when it exists (a file reused), written over from
+// offset 0 and then cut to their length (the file may have been longer).
+func writeFile(path string, parts [][]byte, exists bool) error {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if exists {
+		flags = os.O_WRONLY
+	}
+	file, err := os.OpenFile(path, flags, fsperm.File)
 	if err != nil {
 		return err
 	}
-	_, err = file.WriteAt(data, 0)
-	if err == nil {
-		err = file.Truncate(int64(len(data)))
+	size := int64(0)
+	for _, part := range parts {
+		if err == nil {
+			_, err = file.Write(part)
+			size += int64(len(part))
+		}
+	}
+	if err == nil && exists {
+		err = file.Truncate(size)
 	}
 	if closeErr := file.Close(); err == nil {
 		err = closeErr
@@ -536,22 +642,21 @@ func overwriteFile(path string, data []byte) error {
 
 var errClosedCache = errors.New("chunk cache closed")
 
-// remove drops one chunk.
+// remove drops a chunk, and with it the other chunks of its file (a chunk
+// found damaged makes its whole file suspect).
 func (c *chunkCache) remove(key chunkKey) {
 	c.recent.remove(key)
 	c.mu.Lock()
 	element, ok := c.entries[key]
-	written := false
+	var file *cacheFile
 	if ok {
-		entry := element.Value.(*cacheEntry)
-		c.lru.Remove(element)
-		delete(c.entries, key)
-		c.size -= entry.size
-		written = entry.queued == nil // else the writer removes its file
+		file = element.Value.(*cacheEntry).file
+		c.dropFileLocked(file)
 	}
+	written := ok && file.written // else the writer removes it
 	c.mu.Unlock()
 	if written {
-		os.Remove(c.path(key))
+		os.Remove(c.path(file.first))
 	}
 }
 

@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/google/uuid"
-
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/metadata"
@@ -92,11 +90,11 @@ func TestDamagedCacheFileNeverServed(t *testing.T) {
 			}
 			for _, d := range damages {
 				t.Run(fmt.Sprintf("%s/%s/%s", tg.name, mode, d.name), func(t *testing.T) {
-					testDamagedCacheFile(t, local, bucket, remote, info, tg.chunk, tg.batch, mode, func(dir string) {
+					testDamagedCacheFile(t, local, bucket, remote, info, tg.chunk, tg.batch, mode, func(tier *tiering.Tier) {
 						at := d.at(tg.batch)
-						file := chunkFile(dir, remote, at/tg.chunk)
+						file, offset := chunkFile(t, tier, remote, at/tg.chunk)
 						data := readFile(t, file)
-						data[at%tg.chunk] -= d.bump
+						data[offset+at%tg.chunk] -= d.bump
 						if err := os.WriteFile(file, data, 0o644); err != nil {
 							t.Fatal(err)
 						}
@@ -105,11 +103,11 @@ func TestDamagedCacheFileNeverServed(t *testing.T) {
 			}
 			for _, cut := range []string{"truncated", "removed"} {
 				t.Run(fmt.Sprintf("%s/%s/file %s", tg.name, mode, cut), func(t *testing.T) {
-					testDamagedCacheFile(t, local, bucket, remote, info, tg.chunk, tg.batch, mode, func(dir string) {
-						file := chunkFile(dir, remote, (tg.batch.position+tg.batch.size-1)/tg.chunk)
+					testDamagedCacheFile(t, local, bucket, remote, info, tg.chunk, tg.batch, mode, func(tier *tiering.Tier) {
+						file, offset := chunkFile(t, tier, remote, (tg.batch.position+tg.batch.size-1)/tg.chunk)
 						var err error
 						if cut == "truncated" {
-							err = os.Truncate(file, (tg.batch.position+tg.batch.size-1)%tg.chunk)
+							err = os.Truncate(file, offset+(tg.batch.position+tg.batch.size-1)%tg.chunk)
 						} else {
 							err = os.Remove(file)
 						}
@@ -126,7 +124,7 @@ func TestDamagedCacheFileNeverServed(t *testing.T) {
 // testDamagedCacheFile fills a fresh tier's disk cache (no memory LRU, no
 // read-ahead: every read reads the files) as the mode's reader would,
 // damages it, reads batch b the mode's way and checks the bytes.
-func testDamagedCacheFile(t *testing.T, local *localLog, bucket tiering.Bucket, remote metadata.SegmentManifest, info segment.SegmentInfo, chunkBytes int64, b batchAt, mode string, damage func(dir string)) {
+func testDamagedCacheFile(t *testing.T, local *localLog, bucket tiering.Bucket, remote metadata.SegmentManifest, info segment.SegmentInfo, chunkBytes int64, b batchAt, mode string, damage func(tier *tiering.Tier)) {
 	dir := t.TempDir()
 	tier := newTier(t, tiering.Config{Bucket: bucket, CacheDir: dir, ChunkBytes: chunkBytes, PrefetchChunks: -1, MemoryCacheBytes: -1})
 	ctx := context.Background()
@@ -165,7 +163,7 @@ func testDamagedCacheFile(t *testing.T, local *localLog, bucket tiering.Bucket, 
 	if files, _ := filepath.Glob(filepath.Join(dir, "*.chunk")); len(files) == 0 {
 		t.Fatal("nothing cached")
 	}
-	damage(dir)
+	damage(tier)
 	before := tier.Stats()
 	read(offset, 1)
 	read(offset, 1) // and again, from what the failed read fetched again
@@ -198,8 +196,14 @@ func batchLayout(t *testing.T, data []byte) []batchAt {
 	return out
 }
 
-// chunkFile is the disk cache's file of chunk index of a segment
-// (doc.go: <segment uuid>-<chunk index, 10 digits>.chunk).
-func chunkFile(dir string, segment metadata.SegmentManifest, index int64) string {
-	return filepath.Join(dir, fmt.Sprintf("%s-%010d.chunk", uuid.UUID(segment.SegmentID), index))
+// chunkFile is the disk cache's file holding chunk index of a segment
+// (doc.go: <segment uuid>-<index of its first chunk, 10 digits>.chunk)
+// and the chunk's offset in it.
+func chunkFile(t *testing.T, tier *tiering.Tier, segment metadata.SegmentManifest, index int64) (string, int64) {
+	t.Helper()
+	path, offset, ok := tiering.CacheFileOf(tier, segment, index)
+	if !ok {
+		t.Fatalf("chunk %d is not in the disk cache", index)
+	}
+	return path, offset
 }

@@ -210,21 +210,10 @@ func TestChunkFilesOfEarlierProcessReused(t *testing.T) {
 // chunk is served from the reused file.
 func TestChunkEvictedDuringReadIsAMiss(t *testing.T) {
 	const chunkBytes = 64 << 10
-	pool := newChunkPool(chunkBytes, 0)
-	var counters stats
-	cache, err := newChunkCache(chunkCacheConfig{dir: t.TempDir(), capacity: chunkBytes, bufferedIO: true, logger: slog.New(slog.DiscardHandler)}, pool, &counters)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cache.close()
-	segment := uuid.New()
+	cache, filler, counters := filledChunkCache(t, chunkBytes, chunkBytes, 0)
+	segment := filler.segment
 	put := func(index int64, fill byte) {
-		ch := pool.get(chunkBytes)
-		for j := range ch.data {
-			ch.data[j] = fill
-		}
-		cache.put(context.Background(), chunkKey{segment: segment, index: index}, ch)
-		ch.release()
+		filler.put(index, fill)
 		cache.waitWrites()
 	}
 	put(0, 'a')

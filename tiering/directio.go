@@ -18,11 +18,13 @@ import (
 // a cold replay were 64% of the broker's CPU); and a buffered read of a
 // file that is not in the page cache costs the same again. Direct I/O
 // asks for buffer addresses, file offsets and lengths aligned to the
-// logical block size: chunk buffers are aligned (chunk.go), every file is
-// written and read from offset 0 in one call, and a chunk whose length is
-// not a multiple of the alignment is written padded, then truncated to
-// its length (read back: the padded length is asked for, the file's
-// length is what comes).
+// logical block size: chunk buffers are aligned (chunk.go), a file's
+// chunks are written one after the other from offset 0 (all but the last
+// whole chunks, so each starts aligned: files hold one chunk each when
+// ChunkBytes is not a multiple of the alignment) and read at their
+// offsets, and a chunk whose length is not a multiple of the alignment
+// is written padded, then truncated to its length (read back: the padded
+// length is asked for, the file's length is what comes).
 
 // probeDirectIOName is the file probeDirectIO writes in the cache
 // directory; it ends like an interrupted chunk write, so that a probe
@@ -48,11 +50,11 @@ func probeDirectIO(dir string) error {
 	for i := range written[:size] {
 		written[i] = byte(i * 7)
 	}
-	if err := writeFileDirect(path, written, size); err != nil {
+	if err := writeFileDirect(path, [][]byte{written}, size); err != nil {
 		return err
 	}
 	read := alignedBuffer(directIOAlign)
-	if err := readFileDirect(path, read, size); err != nil {
+	if err := readFileDirect(path, 0, read, size); err != nil {
 		return err
 	}
 	if !bytes.Equal(read[:size], written[:size]) {

@@ -213,13 +213,24 @@
 // holder releases them), so neither a GET nor a cache hit allocates and
 // zeroes a fresh buffer per chunk. A fetched chunk is handed to its readers
 // and kept in an in-memory LRU (MemoryCacheBytes) first, then queued for
-// the on-disk LRU cache (CacheDir, CacheBytes; file <segment uuid>-<chunk
-// index, 10 digits>.chunk, written to a temporary name and renamed) by a
-// writer goroutine behind the readers: a bounded queue (a chunk that finds
-// it full is not cached on disk), whose chunks are served from memory
+// the on-disk LRU cache (CacheDir, CacheBytes) by a writer goroutine
+// behind the readers: a bounded queue (chunks that wait too long for room
+// in it are not cached on disk), whose chunks are served from memory
 // until written; space is reserved first, so the directory never holds
-// more than CacheBytes of chunk files. A cache file is the chunk's bytes
-// and nothing else: no checksum of its own. The batch checks below run on
+// more than CacheBytes of chunk files. The chunks of one GET go into one
+// file (creating a file costs more than filling it), at most as many as
+// the queue holds:
+//
+//	<segment uuid>-<index of its first chunk, 10 digits>.chunk
+//	+-----------------+-----------------+-----+----------------------+
+//	| chunk first     | chunk first+1   | ... | last (may be short:  |
+//	| ChunkBytes      | ChunkBytes      |     | the segment's end)   |
+//	+-----------------+-----------------+-----+----------------------+
+//
+// written to a temporary name (…chunk.tmpXXXXXXXX) and renamed. A file's
+// chunks stay in the cache together: the least recently used chunk's
+// file is evicted whole, and a chunk found damaged drops its file. A cache
+// file is the chunks' bytes and nothing else: no checksum of its own. The batch checks below run on
 // every read whatever the bytes' source (store, memory or file), and they
 // cover every byte a read returns, the header fields the batch CRC-32C
 // does not cover included: each header is tied to an offset known apart

@@ -1,6 +1,10 @@
 package tiering
 
-import "time"
+import (
+	"time"
+
+	"github.com/strata-log/strata/metadata"
+)
 
 // HoldCacheWrites makes the disk cache's writer wait before each file until
 // the returned function is called (then it proceeds and waits no more).
@@ -34,4 +38,19 @@ func DropMemoryCache(t *Tier) { t.cache.recent.clear() }
 // aged out): it stays in the disk cache.
 func DropMemoryChunk(t *Tier, segment [16]byte, index int64) {
 	t.cache.recent.remove(chunkKey{segment: segment, index: index})
+}
+
+// CacheFileOf returns the disk cache's file holding chunk index of
+// segment and the chunk's offset in it; false when the chunk is not in
+// the disk cache.
+func CacheFileOf(t *Tier, segment metadata.SegmentManifest, index int64) (path string, offset int64, ok bool) {
+	c := t.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	element, ok := c.entries[chunkKey{segment: segment.SegmentID, index: index}]
+	if !ok {
+		return "", 0, false
+	}
+	file := element.Value.(*cacheEntry).file
+	return c.path(file.first), (index - file.first.index) * c.pool.size, true
 }

@@ -166,7 +166,7 @@ var tierMetrics = []struct {
 		}
 		return 0
 	}},
-	{prometheus.NewDesc("strata_tiering_cache_files_written_total", "Chunk files the disk cache's writer wrote.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheFilesWritten }},
+	{prometheus.NewDesc("strata_tiering_cache_files_written_total", "Files the disk cache's writer wrote (each holds the chunks of one GET, or one chunk).", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheFilesWritten }},
 	{prometheus.NewDesc("strata_tiering_cache_disk_reads_total", "Chunks read from the disk cache's files on a reader's path (the reader waits for the device read).", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheDiskReads }},
 	{prometheus.NewDesc("strata_tiering_cache_disk_reads_ahead_total", "Chunks loaded from the disk cache's files into memory ahead of sequential readers, off their path.", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.CacheDiskReadsAhead }},
 	{prometheus.NewDesc("strata_tiering_batch_bytes_verified_ahead_total", "Bytes of record batches whose CRC-32C was checked by read-ahead, before their chunk reached readers (off the Fetch's path).", nil, nil), prometheus.CounterValue, func(s Stats) int64 { return s.BatchBytesVerifiedAhead }},

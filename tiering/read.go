@@ -761,12 +761,21 @@ func (t *Tier) runGET(p metadata.TopicPartition, segment metadata.SegmentManifes
 		if reader != nil {
 			reader.Close()
 		}
+		// The chunks that arrived (the flights before the first that
+		// failed, if any) go to the disk cache together: one file.
+		var arrived []*chunk
+		for _, f := range flights {
+			if f.err != nil {
+				break
+			}
+			arrived = append(arrived, f.chunk)
+		}
+		t.cache.put(ctx, chunkKey{segment: segment.SegmentID, index: first}, arrived...)
 		for i, f := range flights {
 			if f.err != nil {
 				continue
 			}
 			key := chunkKey{segment: segment.SegmentID, index: first + int64(i)}
-			t.cache.put(ctx, key, f.chunk)
 			t.flightMu.Lock()
 			if t.chunkFlights[key] == f {
 				delete(t.chunkFlights, key)

@@ -370,7 +370,8 @@ type Stats struct {
 	// reader needed its chunk. A sequential replay whose read-ahead keeps
 	// up waits only for its first chunks.
 	StoreWaits int64
-	// CacheFilesWritten counts the disk cache's chunk files written, and
+	// CacheFilesWritten counts the disk cache's files written (each holds
+	// the chunks of one GET, or one chunk), and
 	// CacheWriteSeconds the time its writer spent writing them (a rate of
 	// 1 s/s: the writer is busy all the time, and the replays that fill
 	// the cache wait for it).

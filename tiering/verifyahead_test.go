@@ -186,16 +186,16 @@ func TestDamagedChunkVerifiedAheadNeverServed(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			alone := strings.HasPrefix(c.mode, "first chunk alone reloaded")
-			tier, dir := warmTier(t, local, bucket, segments, !alone)
+			tier, _ := warmTier(t, local, bucket, segments, !alone)
 			if alone {
 				// The second chunk stays in memory, verified ahead over
 				// the first as it was; the first is read back from its
 				// (damaged) file.
 				tiering.DropMemoryChunk(tier, remote.SegmentID, c.batch.position/verifyAheadChunk)
 			}
-			file := chunkFile(dir, remote, c.at/verifyAheadChunk)
+			file, offset := chunkFile(t, tier, remote, c.at/verifyAheadChunk)
 			data := readFile(t, file)
-			data[c.at%verifyAheadChunk]--
+			data[offset+c.at%verifyAheadChunk]--
 			if err := os.WriteFile(file, data, 0o644); err != nil {
 				t.Fatal(err)
 			}

@@ -20,6 +20,9 @@ type cpuSample struct {
 	at                        time.Time
 	broker, s3, client        time.Duration
 	machineBusy, machineTotal time.Duration // all CPUs: busy, and busy + idle + iowait
+	// brokerReads and brokerWrites count the broker's read and write
+	// system calls (syscr, syscw of /proc/PID/io; 0 where unreadable).
+	brokerReads, brokerWrites int64
 }
 
 func sampleCPU(brokerPid, s3Pid int) (cpuSample, error) {
@@ -34,7 +37,29 @@ func sampleCPU(brokerPid, s3Pid int) (cpuSample, error) {
 	if s.machineBusy, s.machineTotal, err = machineCPU(); err != nil {
 		return cpuSample{}, err
 	}
+	s.brokerReads, s.brokerWrites = processSyscalls(brokerPid)
 	return s, nil
+}
+
+// processSyscalls returns the read and write system calls (read, pread,
+// readv, recvmsg, …; likewise for writes) pid has made: syscr and syscw of
+// /proc/PID/io, 0 when it cannot be read.
+func processSyscalls(pid int) (reads, writes int64) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for line := range strings.Lines(string(data)) {
+		name, value, _ := strings.Cut(strings.TrimSpace(line), ": ")
+		n, _ := strconv.ParseInt(value, 10, 64)
+		switch name {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes
 }
 
 // machineCPU reads the aggregate "cpu" line of /proc/stat (clock ticks
@@ -70,16 +95,19 @@ func machineCPU() (busy, total time.Duration, err error) {
 type cpuUse struct {
 	wall                                  time.Duration
 	broker, s3, client, machine, capacity time.Duration // capacity: every CPU's time over the window
+	brokerReads, brokerWrites             int64         // the broker's read and write system calls
 }
 
 func (s cpuSample) since(before cpuSample) cpuUse {
 	return cpuUse{wall: s.at.Sub(before.at), broker: s.broker - before.broker, s3: s.s3 - before.s3, client: s.client - before.client,
-		machine: s.machineBusy - before.machineBusy, capacity: s.machineTotal - before.machineTotal}
+		machine: s.machineBusy - before.machineBusy, capacity: s.machineTotal - before.machineTotal,
+		brokerReads: s.brokerReads - before.brokerReads, brokerWrites: s.brokerWrites - before.brokerWrites}
 }
 
 func (u cpuUse) plus(v cpuUse) cpuUse {
 	return cpuUse{wall: u.wall + v.wall, broker: u.broker + v.broker, s3: u.s3 + v.s3, client: u.client + v.client,
-		machine: u.machine + v.machine, capacity: u.capacity + v.capacity}
+		machine: u.machine + v.machine, capacity: u.capacity + v.capacity,
+		brokerReads: u.brokerReads + v.brokerReads, brokerWrites: u.brokerWrites + v.brokerWrites}
 }
 
 // others is the machine's busy time not spent by the run's processes

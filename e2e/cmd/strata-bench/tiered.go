@@ -327,6 +327,12 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 		print()
 	}
 
+	// STRATA_BENCH_REPLAYS_ONLY=1 stops after the replays (A/B runs of
+	// the cold and warm figures).
+	if os.Getenv("STRATA_BENCH_REPLAYS_ONLY") != "" {
+		sum.print()
+		return nil
+	}
 	phases := []string{fmt.Sprintf("produce, direct reads and replays %.0f s", time.Since(began).Seconds())}
 	phase := time.Now()
 	if err := b.isolation(ctx, opts, &sum); err != nil {
@@ -1016,29 +1022,29 @@ func (m metricSamples) since(before metricSamples) metricSamples {
 }
 
 // waitCacheFiles waits (up to 60 s) until the broker's chunk cache
-// directory holds a file for every 1 MiB chunk of the main topic's remote
-// range and no file being written, and returns the number of files.
+// directory holds the main topic's remote range (its files, each one or
+// more chunks, as many bytes as the range's .log objects) and no file
+// being written, and returns the number of files.
 func (b *tieredBench) waitCacheFiles(ctx context.Context) (int, error) {
-	want := 0
-	for _, o := range b.main.objects {
-		want += int((o.size + tiering.DefaultChunkBytes - 1) / tiering.DefaultChunkBytes)
-	}
 	dir := filepath.Join(b.dataDir, "remote-cache")
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			return 0, err
 		}
-		files, writing := 0, false
+		files, bytes, writing := 0, int64(0), false
 		for _, e := range entries {
 			switch name := e.Name(); {
 			case strings.Contains(name, ".chunk.tmp"):
 				writing = true
 			case strings.HasSuffix(name, ".chunk"):
 				files++
+				if info, err := e.Info(); err == nil {
+					bytes += info.Size()
+				}
 			}
 		}
-		if (files >= want && !writing) || time.Now().After(deadline) {
+		if (bytes >= b.main.remoteBytes && !writing) || time.Now().After(deadline) {
 			return files, nil
 		}
 		select {
