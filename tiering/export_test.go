@@ -35,3 +35,9 @@ func DropMemoryCache(t *Tier) { t.cache.recent.clear() }
 func DropMemoryChunk(t *Tier, segment [16]byte, index int64) {
 	t.cache.recent.remove(chunkKey{segment: segment, index: index})
 }
+
+// BeforeDiskRead calls fn before each chunk file the disk cache reads
+// (on a reader's path or ahead of it).
+func BeforeDiskRead(t *Tier, fn func(segment [16]byte, index int64)) {
+	t.cache.beforeRead = func(key chunkKey) { fn(key.segment, key.index) }
+}
