@@ -1,9 +1,7 @@
 package tiering_test
 
 import (
-	"bytes"
 	"cmp"
-	"context"
 	"fmt"
 	"math"
 	"sync"
@@ -76,15 +74,7 @@ func TestWarmReplayPacedByFetchQuota(t *testing.T) {
 		check(clock.Now())
 	})
 	before := tier.Stats()
-	for i, remote := range segments {
-		for offset := remote.BaseOffset; offset <= remote.LastOffset; {
-			got, err := readBytes(tier, context.Background(), testPartition, remote, offset, 16<<10)
-			if want := local.localRead(t, local.sealed[i], offset, 16<<10); err != nil || !bytes.Equal(got, want) {
-				t.Fatalf("segment %d read %d: %v, %s", i, offset, err, describeDiff(got, want))
-			}
-			offset = lastOffsetOf(got) + 1
-		}
-	}
+	replaySegments(t, tier, local, segments, 16<<10) // warm
 	tiering.WaitCacheWrites(tier)
 	after := tier.Stats()
 	if after.CacheMisses != before.CacheMisses || after.CacheDiskReads == before.CacheDiskReads {
