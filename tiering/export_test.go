@@ -54,3 +54,9 @@ func CacheFileOf(t *Tier, segment metadata.SegmentManifest, index int64) (path s
 	file := element.Value.(*cacheEntry).file
 	return c.path(file.first), (index - file.first.index) * c.pool.size, true
 }
+
+// BeforeDiskRead calls fn before each chunk file the disk cache reads
+// (on a reader's path or ahead of it).
+func BeforeDiskRead(t *Tier, fn func(segment [16]byte, index int64)) {
+	t.cache.beforeRead = func(key chunkKey) { fn(key.segment, key.index) }
+}

@@ -36,7 +36,9 @@ import (
 //     quota is exceeded; the Fetch is served as an ordinary delayed
 //     fetch), and read-ahead does not start (paceAhead). Not paced: a
 //     reader's own read of a chunk file on its path (the first chunk of a
-//     segment when nothing loaded it ahead) and offset index GETs. Reads
+//     segment when nothing loaded it ahead: with Config.NextSegment, as
+//     the broker sets it, only a sequential reader's first chunk;
+//     TestWarmReplayPacedByFetchQuota) and offset index GETs. Reads
 //     for ListOffsets by timestamp share the GETs, so they are paced too.
 //
 // strata_tiering_copy_throttled_seconds_total and

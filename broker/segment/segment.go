@@ -56,6 +56,9 @@ type segment struct {
 	rollTime               time.Time // when the first batch was appended; zero when empty
 	lastModified           time.Time // retention falls back to it when no batch has a timestamp
 	dirty                  bool      // written since the last fsync
+	// writtenBack is where the .log file's last writeback (Log.writeback)
+	// ended: the bytes below it were handed to the kernel to write.
+	writtenBack int64
 }
 
 // maxCheckedIndexInterval bounds the bytes Open reads to check where the

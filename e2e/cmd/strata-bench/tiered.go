@@ -53,8 +53,9 @@ type tieredOptions struct {
 	mib, recordSize, partitions int
 	widePartitions              int           // 0 skips the many-partition phase
 	isolationRate               int           // records/s of the fixed-rate producer
-	isolationFor                time.Duration // its measurement without a replay, before and after each replay
+	isolationFor                time.Duration // the longest a replay of the isolation phase runs (and its baseline: as long)
 	isolationQuotaMiB           int           // the fetch quota of the throttled replay, MiB/s (0: none)
+	isolationOnly               bool          // after the produce phase, only the isolation phase
 }
 
 // runTiered produces opts.mib MiB with acks=all to a tiered topic on one
@@ -146,6 +147,17 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	// STRATA_BENCH_PRODUCE_ONLY=1 stops after the produce phase (A/B runs
 	// of the produce figures).
 	if os.Getenv("STRATA_BENCH_PRODUCE_ONLY") != "" {
+		sum.print()
+		return nil
+	}
+
+	if opts.isolationOnly {
+		if err := b.main.remoteRange(ctx, b.brokers, mc); err != nil {
+			return err
+		}
+		if err := b.isolation(ctx, opts, &sum); err != nil {
+			return fmt.Errorf("isolation: %w", err)
+		}
 		sum.print()
 		return nil
 	}

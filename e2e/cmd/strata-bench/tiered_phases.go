@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -46,11 +47,12 @@ const isolationWarmUp = 500 * time.Millisecond
 // the broker (an empty chunk cache; the second restart also drops the
 // quota flag, so the phases after this one see the broker as configured),
 // starts a producer process at a fixed rate (acks=all, linger 0) to an
-// untiered topic of its own, and measures opts.isolationFor without a
-// replay, then during a cold replay of the main topic (the throttled one
-// stopped after opts.isolationFor), then opts.isolationFor without a
-// replay again: the baseline is both windows together, so a change in the
-// machine's other load shows on both sides of the ratio.
+// untiered topic of its own and runs a cold replay of the main topic,
+// stopped after opts.isolationFor (or at its end). The producer's p99
+// during the replay is compared with its p99 over as long without one:
+// the half of that length just before the replay and the half just after
+// it (isolationPart), so both p99s come from as many samples and a change
+// in the machine's other load shows on both sides of the ratio.
 func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *summary) error {
 	topic := newTieredTopic(fmt.Sprintf("bench-latency-%d", time.Now().UnixNano()), 1, 0, tieredSegmentBytes, 0)
 	if err := topic.create(b.brokers); err != nil {
@@ -59,45 +61,45 @@ func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *su
 	type part struct {
 		name  string
 		flags []string
-		limit time.Duration // the replay stops after it (0: at its end)
 	}
 	var parts []part
 	if opts.isolationQuotaMiB > 0 {
 		parts = append(parts, part{fmt.Sprintf("fetch quota %d MiB/s", opts.isolationQuotaMiB),
-			[]string{"--remote-log-manager-fetch-max-bytes-per-second", fmt.Sprint(int64(opts.isolationQuotaMiB) << 20)}, opts.isolationFor})
+			[]string{"--remote-log-manager-fetch-max-bytes-per-second", fmt.Sprint(int64(opts.isolationQuotaMiB) << 20)}})
 	}
 	parts = append(parts, part{name: "no quota"})
 	fmt.Printf("\nisolation: a producer process at %d records/s of %d B (acks=all, linger 0, one partition, its own topic) on the same broker;\n", opts.isolationRate, b.recordSize)
-	fmt.Printf("per part: a restart (empty chunk cache), %s without a replay, a cold replay of the tiered topic (checked record by record;\n", opts.isolationFor)
-	fmt.Printf("a throttled one stopped after %s), %s without a replay again; p99 ratio against before and after together\n", opts.isolationFor, opts.isolationFor)
-	fmt.Printf("%-22s %-8s %10s %8s %10s %8s %8s\n", "part", "window", "replay", "samples", "records/s", "p50 ms", "p99 ms")
+	fmt.Printf("per part: a restart (empty chunk cache), a cold replay of the tiered topic (checked record by record) stopped after %s or at its end;\n", opts.isolationFor)
+	fmt.Printf("p99 during the whole replay against p99 without one over as long (the half just before it and the half just after, together);\n")
+	fmt.Printf("spread: p99 of each second; broker: Produce requests it took ≥ %.1f ms to handle\n", isolationSlowProduce*1000)
+	fmt.Printf("%-22s %-8s %10s %8s %7s %10s %8s %8s %8s %15s %9s\n", "part", "window", "replay", "seconds", "samples", "records/s", "p50 ms", "p99 ms", "max ms", "p99/s min–max", "slow Produce")
 	for _, p := range parts {
 		saved := b.flags
 		b.flags = append(slices.Clone(saved), p.flags...)
-		w, err := b.isolationPart(ctx, opts, topic.name, p.limit)
+		w, err := b.isolationPart(ctx, opts, topic.name)
 		b.flags = saved
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
 		}
-		base := percentiles(append(slices.Clone(w.before.took), w.after.took...))
-		during := percentiles(w.during.took)
+		base := w.without.latencies()
+		during := w.during.latencies()
 		for _, row := range []struct {
 			window string
 			w      isolationWindow
 			note   string
 		}{
-			{"before", w.before, ""},
-			{"during", w.during, fmt.Sprintf("   p99 %.2f× without (before and after: p99 %.2f ms, p50 %.2f ms); goal ≤ %.1f×", during.p99/base.p99, base.p99, base.p50, goalIsolationP99)},
-			{"after", w.after, ""},
+			{"without", w.without, " (before and after)"},
+			{"during", w.during, fmt.Sprintf("   p99 %.2f× without; goal ≤ %.1f×", during.p99/base.p99, goalIsolationP99)},
 		} {
 			replay := "-"
 			if row.window == "during" {
 				replay = fmt.Sprintf("%.1f MB/s", w.replayMBs)
 			}
-			r := percentiles(row.w.took)
-			fmt.Printf("%-22s %-8s %10s %8d %10.0f %8.2f %8.2f%s\n", p.name, row.window, replay, len(row.w.took), float64(len(row.w.took))/row.w.length.Seconds(), r.p50, r.p99, row.note)
+			r := row.w.latencies()
+			fmt.Printf("%-22s %-8s %10s %8.2f %7d %10.0f %8.2f %8.2f %8.2f %7.2f–%-7.2f %9.0f%s\n", p.name, row.window, replay, row.w.length.Seconds(), len(row.w.took),
+				float64(len(row.w.took))/row.w.length.Seconds(), r.p50, r.p99, r.max, r.p99Min, r.p99Max, row.w.slowProduce(), row.note)
 		}
-		fmt.Printf("%-22s broker before: %s; during: %s; after: %s\n", "", w.before.brokerLoad(), w.during.brokerLoad(), w.after.brokerLoad())
+		fmt.Printf("%-22s broker without: %s; during: %s\n", "", w.without.brokerLoad(), w.during.brokerLoad())
 		fmt.Printf("%-22s replay: %.1f MiB served from the store in %.2f s, %.2f GETs/MiB, fetch quota throttled %.2f s\n", "",
 			w.served/(1<<20), w.during.length.Seconds(), w.getsPerMiB, w.throttled)
 		if len(p.flags) > 0 || len(parts) == 1 {
@@ -111,14 +113,71 @@ func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *su
 	return nil
 }
 
+// isolationSlowProduce is the bucket bound of strata_request_duration_seconds
+// above which the isolation phase counts the broker's slow Produce requests.
+const isolationSlowProduce = 0.0064
+
 // isolationWindow is the fixed-rate producer's latencies of the records
-// sent within one window of an isolation part, the window's length and
-// the broker's metric increases over it.
+// sent within one window of an isolation part (in the order sent), the
+// window's length and the broker's metric increases over it.
 type isolationWindow struct {
-	took    []time.Duration
-	length  time.Duration
-	metrics metricSamples
-	machine float64 // busy cores of the whole machine (/proc/stat), -1 when unknown
+	took   []time.Duration
+	sent   []time.Time   // of each took
+	length time.Duration // from the first sample's window edge to the last's
+	// metrics are the broker's increases over metricsLength (the window
+	// without a replay: the whole time before the replay and after it),
+	// and machine the busy cores of the whole machine (/proc/stat) over
+	// it, -1 when unknown.
+	metricsLength time.Duration
+	metrics       metricSamples
+	machine       float64
+}
+
+// isolationLatencies are a window's latency percentiles, in milliseconds:
+// over the whole window, and the least and greatest p99 of its seconds
+// (each second's samples by the time they were sent; a part shorter than
+// half a second, at the window's end or before the replay, is left out of
+// those).
+type isolationLatencies struct {
+	p50, p99, max  float64
+	p99Min, p99Max float64
+}
+
+func (w isolationWindow) latencies() isolationLatencies {
+	all := percentiles(slices.Clone(w.took))
+	l := isolationLatencies{p50: all.p50, p99: all.p99, max: ms(slices.Max(w.took)), p99Min: math.Inf(1)}
+	for from := 0; from < len(w.took); {
+		to := from
+		for to < len(w.took) && w.sent[to].Sub(w.sent[from]) < time.Second {
+			to++
+		}
+		if w.sent[to-1].Sub(w.sent[from]) >= time.Second/2 {
+			p99 := percentiles(slices.Clone(w.took[from:to])).p99
+			l.p99Min, l.p99Max = min(l.p99Min, p99), max(l.p99Max, p99)
+		}
+		from = to
+	}
+	if math.IsInf(l.p99Min, 1) {
+		l.p99Min, l.p99Max = all.p99, all.p99
+	}
+	return l
+}
+
+// add appends the samples of [from, to) (sorted by sent time).
+func (w *isolationWindow) add(samples []latencySample, from, to time.Time) {
+	for _, s := range samples {
+		if !s.sent.Before(from) && s.sent.Before(to) {
+			w.sent, w.took = append(w.sent, s.sent), append(w.took, s.took)
+		}
+	}
+}
+
+// slowProduce is the Produce requests the broker took at least
+// isolationSlowProduce to handle within the window.
+func (w isolationWindow) slowProduce() float64 {
+	count := fmt.Sprintf("strata_request_duration_seconds_count{api=%q}", "Produce")
+	fast := fmt.Sprintf("strata_request_duration_seconds_bucket{api=%q,le=%q}", "Produce", strconv.FormatFloat(isolationSlowProduce, 'g', -1, 64))
+	return w.metrics[count] - w.metrics[fast]
 }
 
 // machineTicks reads the whole machine's busy and total CPU time from the
@@ -152,23 +211,30 @@ func busyCores(busy0, total0, busy1, total1 float64) float64 {
 // (process_cpu_seconds_total) in cores, its garbage collections per
 // second and the MB/s it allocated (the Go collector's series).
 func (w isolationWindow) brokerLoad() string {
-	seconds := w.length.Seconds()
+	seconds := w.metricsLength.Seconds()
 	return fmt.Sprintf("%5.2f cores %5.1f GC/s %7.1f MB/s allocated (machine %4.2f cores busy)", w.metrics["process_cpu_seconds_total"]/seconds,
 		w.metrics["go_gc_duration_seconds_count"]/seconds, w.metrics["go_memstats_alloc_bytes_total"]/seconds/1e6, w.machine)
 }
 
-// isolationResult is one part of the isolation phase: its three windows and
-// the replay's rate (bytes served from the store over the replay's time).
+// isolationResult is one part of the isolation phase: the replay's window,
+// the window without a replay as long, and the replay's rate (bytes
+// served from the store over the replay's time).
 type isolationResult struct {
-	before, during, after isolationWindow
+	without, during       isolationWindow
 	replayMBs, served     float64
 	getsPerMiB, throttled float64
 }
 
 // isolationPart restarts the broker (with b.flags), starts the fixed-rate
-// producer and measures its three windows around a cold replay of the
-// main topic that stops after limit (0: at its end).
-func (b *tieredBench) isolationPart(ctx context.Context, opts tieredOptions, topic string, limit time.Duration) (isolationResult, error) {
+// producer and measures it for opts.isolationFor/2 without a replay,
+// during a cold replay of the main topic that stops after
+// opts.isolationFor (or at its end), and for opts.isolationFor/2 after
+// it. The window without is the replay's length L too: the last L/2
+// before the replay and the first L/2 after it (a replay that ended early
+// leaves the rest of the window before out), so that both p99s are over
+// as many samples: a p99 over fewer has fewer stalls to average over and
+// moves more with one of them.
+func (b *tieredBench) isolationPart(ctx context.Context, opts tieredOptions, topic string) (isolationResult, error) {
 	if err := b.restart(); err != nil {
 		return isolationResult{}, err
 	}
@@ -179,27 +245,31 @@ func (b *tieredBench) isolationPart(ctx context.Context, opts tieredOptions, top
 	if err != nil {
 		return isolationResult{}, err
 	}
-	// The broker's metrics at each window's edges (errors show as
-	// missing series; the replay's own scrapes fail it).
-	// The machine's CPU too, so that what the replay's other processes
-	// (the consumer, the S3 server) take shows next to the broker's.
-	var ticks [4][2]float64
-	scrape := func(edge int) metricSamples {
-		ticks[edge][0], ticks[edge][1] = machineTicks()
-		m, _ := scrapeMetrics(b.admin)
-		return m
+	// The broker's metrics and the machine's CPU at each window's edges
+	// (errors show as missing series; the replay's own scrapes fail it),
+	// so that what the replay's other processes (the consumer, the S3
+	// server) take shows next to the broker's.
+	type edge struct {
+		at          time.Time
+		metrics     metricSamples
+		busy, total float64
 	}
+	scrape := func() edge {
+		e := edge{at: time.Now()}
+		e.busy, e.total = machineTicks()
+		e.metrics, _ = scrapeMetrics(b.admin)
+		return e
+	}
+	half := opts.isolationFor / 2
 	time.Sleep(isolationWarmUp)
-	beforeStart, atBefore := time.Now(), scrape(0)
-	time.Sleep(opts.isolationFor)
-	replayStart, atReplay := time.Now(), scrape(1)
-	served, gets, throttled, replayErr := b.coldReplayFor(ctx, b.main, limit)
-	replayEnd, atReplayEnd := time.Now(), scrape(2)
-	time.Sleep(opts.isolationFor)
-	afterEnd, atAfter := time.Now(), scrape(3)
-	machine := func(from int) float64 {
-		return busyCores(ticks[from][0], ticks[from][1], ticks[from+1][0], ticks[from+1][1])
-	}
+	before := scrape()
+	time.Sleep(half)
+	replayStart := scrape()
+	served, gets, throttled, replayErr := b.coldReplayFor(ctx, b.main, opts.isolationFor)
+	replayEnd := scrape()
+	length := replayEnd.at.Sub(replayStart.at)
+	time.Sleep(length / 2)
+	after := scrape()
 	samples, childErr := child.stop()
 	if replayErr != nil {
 		return isolationResult{}, fmt.Errorf("cold replay: %w", replayErr)
@@ -207,26 +277,27 @@ func (b *tieredBench) isolationPart(ctx context.Context, opts tieredOptions, top
 	if childErr != nil {
 		return isolationResult{}, fmt.Errorf("fixed-rate producer: %w", childErr)
 	}
+	// Without: the metrics and the machine over both windows, the one
+	// before the replay from its start.
+	withoutMetrics := replayStart.metrics.since(before.metrics)
+	for series, v := range after.metrics.since(replayEnd.metrics) {
+		withoutMetrics[series] += v
+	}
+	sampled := min(length/2, half) + after.at.Sub(replayEnd.at) // the samples' span without a replay
 	w := isolationResult{
-		before: isolationWindow{length: replayStart.Sub(beforeStart), metrics: atReplay.since(atBefore), machine: machine(0)},
-		during: isolationWindow{length: replayEnd.Sub(replayStart), metrics: atReplayEnd.since(atReplay), machine: machine(1)},
-		after:  isolationWindow{length: afterEnd.Sub(replayEnd), metrics: atAfter.since(atReplayEnd), machine: machine(2)},
-		served: served, replayMBs: served / replayEnd.Sub(replayStart).Seconds() / 1e6,
+		without: isolationWindow{length: sampled, metricsLength: half + after.at.Sub(replayEnd.at), metrics: withoutMetrics,
+			machine: busyCores(0, 0, replayStart.busy-before.busy+after.busy-replayEnd.busy, replayStart.total-before.total+after.total-replayEnd.total)},
+		during: isolationWindow{length: length, metricsLength: length, metrics: replayEnd.metrics.since(replayStart.metrics),
+			machine: busyCores(replayStart.busy, replayStart.total, replayEnd.busy, replayEnd.total)},
+		served: served, replayMBs: served / length.Seconds() / 1e6,
 		getsPerMiB: gets / (served / (1 << 20)), throttled: throttled,
 	}
-	for _, s := range samples {
-		switch {
-		case s.sent.Before(beforeStart):
-		case s.sent.Before(replayStart):
-			w.before.took = append(w.before.took, s.took)
-		case s.sent.Before(replayEnd):
-			w.during.took = append(w.during.took, s.took)
-		case s.sent.Before(afterEnd):
-			w.after.took = append(w.after.took, s.took)
-		}
-	}
-	if len(w.before.took) == 0 || len(w.during.took) == 0 || len(w.after.took) == 0 {
-		return isolationResult{}, fmt.Errorf("no latency samples: %d before the replay, %d during it, %d after", len(w.before.took), len(w.during.took), len(w.after.took))
+	slices.SortFunc(samples, func(a, b latencySample) int { return a.sent.Compare(b.sent) })
+	w.without.add(samples, replayStart.at.Add(-min(length/2, half)), replayStart.at)
+	w.during.add(samples, replayStart.at, replayEnd.at)
+	w.without.add(samples, replayEnd.at, after.at)
+	if len(w.without.took) == 0 || len(w.during.took) == 0 {
+		return isolationResult{}, fmt.Errorf("no latency samples: %d without a replay, %d during it", len(w.without.took), len(w.during.took))
 	}
 	return w, nil
 }
@@ -423,9 +494,11 @@ produce:
 
 func percentiles(d []time.Duration) result {
 	sort.Slice(d, func(a, b int) bool { return d[a] < d[b] })
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	return result{p50: ms(d[len(d)/2]), p99: ms(d[len(d)*99/100])}
 }
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // restartDuringReplay replays the main topic from offset 0 and, once a
 // third of its remote range has arrived, kills the broker (SIGKILL) and
