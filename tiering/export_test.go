@@ -35,3 +35,23 @@ func DropMemoryCache(t *Tier) { t.cache.recent.clear() }
 func DropMemoryChunk(t *Tier, segment [16]byte, index int64) {
 	t.cache.recent.remove(chunkKey{segment: segment, index: index})
 }
+
+// MemoryChunk names a chunk held in the memory LRU.
+type MemoryChunk struct {
+	Segment [16]byte
+	Index   int64
+}
+
+// MemoryChunks lists the chunks in the memory LRU, the next to leave it
+// first.
+func MemoryChunks(t *Tier) []MemoryChunk {
+	m := t.cache.recent
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []MemoryChunk
+	for element := m.lru.Back(); element != nil; element = element.Prev() {
+		key := element.Value.(*memoryEntry).key
+		out = append(out, MemoryChunk{Segment: key.segment, Index: key.index})
+	}
+	return out
+}
