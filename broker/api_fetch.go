@@ -418,6 +418,12 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 			t.remoteData = nil // KIP-956: not read, answered without data (remote_quota.go)
 			continue
 		}
+		if t.maxBytes <= 0 && len(pending) > 0 {
+			// It asks for nothing: not read, answered without data (only
+			// the first may get its first batch whole, KIP-74). Else a
+			// later wave would plan no read for it, and try again forever.
+			continue
+		}
 		pending = append(pending, t)
 	}
 	left := int64(max(maxBytes, 0))

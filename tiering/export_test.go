@@ -60,3 +60,23 @@ func CacheFileOf(t *Tier, segment metadata.SegmentManifest, index int64) (path s
 func BeforeDiskRead(t *Tier, fn func(segment [16]byte, index int64)) {
 	t.cache.beforeRead = func(key chunkKey) { fn(key.segment, key.index) }
 }
+
+// MemoryChunk names a chunk held in the memory LRU.
+type MemoryChunk struct {
+	Segment [16]byte
+	Index   int64
+}
+
+// MemoryChunks lists the chunks in the memory LRU, the next to leave it
+// first.
+func MemoryChunks(t *Tier) []MemoryChunk {
+	m := t.cache.recent
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []MemoryChunk
+	for element := m.lru.Back(); element != nil; element = element.Prev() {
+		key := element.Value.(*memoryEntry).key
+		out = append(out, MemoryChunk{Segment: key.segment, Index: key.index})
+	}
+	return out
+}

@@ -201,8 +201,7 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	var waits []func() // the passes' waits and CPU, printed after the table
 	var warmRPS, warmCPU float64
 	var warmFetches replayResult
-	var localBefore time.Duration
-	var localBeforeRecords int64
+	var localBefore localPass
 	for _, pass := range []string{"cold", "warm"} {
 		if pass == "warm" {
 			// The cold pass leaves chunks in the cache's write-behind
@@ -221,7 +220,7 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 			// The local-tier consume runs just before the warm pass and
 			// again after it (A-B-A), so that a drift of the machine
 			// between the two passes counts on both sides of the ratio.
-			if localBefore, localBeforeRecords, _, err = b.consumeLocal(ctx); err != nil {
+			if localBefore, err = b.consumeLocal(ctx); err != nil {
 				return fmt.Errorf("local-tier consume before the warm pass: %w", err)
 			}
 			if _, err := waitIdle(ctx, b.process.Pid); err != nil {
@@ -292,7 +291,7 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	if err != nil {
 		return err
 	}
-	local, localRecords, localMetrics, err := b.consumeLocal(ctx)
+	local, err := b.consumeLocal(ctx)
 	if err != nil {
 		return fmt.Errorf("local-tier consume: %w", err)
 	}
@@ -306,9 +305,9 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	localCPU := (cpuAfter - cpuBefore).Seconds()
 	// Both local passes together: the same records twice over their
 	// summed time.
-	localRPS := float64(localRecords+localBeforeRecords) / (local + localBefore).Seconds()
+	localRPS := float64(local.records+localBefore.records) / (local.elapsed + localBefore.elapsed).Seconds()
 	notes = append(notes, fmt.Sprintf("local-tier consume: %.0f records/s before the warm pass, %.0f after it",
-		float64(localBeforeRecords)/localBefore.Seconds(), float64(localRecords)/local.Seconds()))
+		float64(localBefore.records)/localBefore.elapsed.Seconds(), float64(local.records)/local.elapsed.Seconds()))
 	localMBs := localRPS * float64(b.main.remoteBytes) / float64(b.main.remoteRecords) / 1e6 // the same batches
 	fmt.Printf("%-28s %10.1f %12.0f %10s %10s %9.2f %9.2f   warm replay %.2f× of it (goal ≥ %.1f×)\n", "consume, local tier",
 		localMBs, localRPS, "-", "-", localMBs/direct, localMBs/ranges, warmRPS/localRPS, goalWarmVsLocal)
@@ -318,9 +317,10 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	topicMiB := float64(b.main.records*b.recordSize) / (1 << 20)
 	notes = append(notes, fmt.Sprintf("broker CPU per MiB read (whole pass, /proc utime+stime): warm replay %.2f ms, local-tier consume %.2f ms (%.2f×)",
 		1000*warmCPU/topicMiB, 1000*localCPU/topicMiB, warmCPU/localCPU))
-	localFetches := localMetrics[fetchCountSeries]
+	localFetches := local.metrics[fetchCountSeries]
 	notes = append(notes, fmt.Sprintf("Fetch requests (whole pass): warm replay %.0f, %.2f ms each in the broker; local-tier consume %.0f, %.2f ms each",
-		warmFetches.passFetches, 1000*warmFetches.passFetchSeconds/max(warmFetches.passFetches, 1), localFetches, 1000*localMetrics[fetchSecondsSeries]/max(localFetches, 1)))
+		warmFetches.passFetches, 1000*warmFetches.passFetchSeconds/max(warmFetches.passFetches, 1), localFetches, 1000*local.metrics[fetchSecondsSeries]/max(localFetches, 1)))
+	waits = append(waits, func() { printWarmVsLocal(warmFetches, localBefore, local, remoteMiB) })
 
 	uploaded := upload["strata_tiering_bucket_put_bytes_total"]
 	fmt.Printf("\nremote range: %d records, %.1f MiB in %d .log objects (%.0f%% of the topic); every replay checked record by record\n",
@@ -338,13 +338,13 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	for _, print := range waits {
 		print()
 	}
-
-	// STRATA_BENCH_REPLAYS_ONLY=1 stops after the replays (A/B runs of
-	// the cold and warm figures).
+	// STRATA_BENCH_REPLAYS_ONLY=1 stops after the replays and the
+	// local-tier consume (A/B runs of the replay figures).
 	if os.Getenv("STRATA_BENCH_REPLAYS_ONLY") != "" {
 		sum.print()
 		return nil
 	}
+
 	phases := []string{fmt.Sprintf("produce, direct reads and replays %.0f s", time.Since(began).Seconds())}
 	phase := time.Now()
 	if err := b.isolation(ctx, opts, &sum); err != nil {
@@ -665,34 +665,50 @@ func (b *tieredBench) replay(ctx context.Context, t *tieredTopic, each func(*kgo
 // and returns the time until every partition had passed the offset where
 // the tiered topic's remote range ends in the same partition (the replay's
 // criterion: the same records per partition, the slowest partition's
-// time), how many records that is, and the broker's metric increases
-// meanwhile.
-func (b *tieredBench) consumeLocal(ctx context.Context) (time.Duration, int64, metricSamples, error) {
+// time), how many records that is, the broker's metric increases
+// meanwhile, and, over the timed range as for a replay, the consumer's
+// Fetches and the CPU of the broker and the consumer.
+func (b *tieredBench) consumeLocal(ctx context.Context) (localPass, error) {
 	before, err := scrapeMetrics(b.admin)
 	if err != nil {
-		return 0, 0, nil, err
+		return localPass{}, err
 	}
 	ends := make([]int64, b.local.partitions)
-	records := int64(0)
+	pass := localPass{}
 	for p := range ends {
 		if p < len(b.main.localStart) {
 			ends[p] = min(b.main.localStart[p], int64(len(b.local.acked.values[int32(p)])))
 		}
-		records += ends[p]
+		pass.records += ends[p]
 	}
 	check := b.local.acked.replay(ends)
+	latencies := &fetchLatencies{}
+	var cpuBefore, cpuAfter cpuSample
 	began := time.Now()
-	if _, err := consumeWith(b.brokers, b.local.name, b.local.records, check.record); err != nil {
-		return 0, 0, nil, err
+	if cpuBefore, err = sampleCPU(b.process.Pid, b.s3.Pid()); err != nil {
+		return localPass{}, err
+	}
+	if _, err := consumeWith(b.brokers, b.local.name, b.local.records, func(r *kgo.Record) error {
+		if err := check.record(r); err != nil {
+			return err
+		}
+		if cpuAfter.at.IsZero() && !check.remoteDone.IsZero() {
+			cpuAfter, err = sampleCPU(b.process.Pid, b.s3.Pid())
+		}
+		return err
+	}, kgo.WithHooks(latencies)); err != nil {
+		return localPass{}, err
 	}
 	if err := check.complete(); err != nil {
-		return 0, 0, nil, err
+		return localPass{}, err
 	}
 	after, err := scrapeMetrics(b.admin)
 	if err != nil {
-		return 0, 0, nil, err
+		return localPass{}, err
 	}
-	return check.remoteDone.Sub(began), records, after.since(before), nil
+	pass.elapsed, pass.metrics = check.remoteDone.Sub(began), after.since(before)
+	pass.fetches, pass.cpu = latencies.summary(began, check.remoteDone), cpuAfter.since(cpuBefore)
+	return pass, nil
 }
 
 // The broker's Fetch requests answered and the seconds spent on them.

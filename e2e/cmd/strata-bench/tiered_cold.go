@@ -57,6 +57,9 @@ type fetchSummary struct {
 	// overP50 is the time all round trips spent beyond the median's: what
 	// the tail costs the pass.
 	overP50 time.Duration
+	// firstEnded is when the first Fetch ended (since from: the client's
+	// start-up and that Fetch), first its round trip.
+	firstEnded, first time.Duration
 }
 
 type slowFetch struct{ at, e2e time.Duration }
@@ -72,6 +75,9 @@ func (f *fetchLatencies) summary(from, to time.Time) fetchSummary {
 	for _, sample := range f.samples {
 		if sample.ended.Before(from) || sample.ended.After(to) {
 			continue
+		}
+		if len(e2e) == 0 {
+			s.firstEnded, s.first = sample.ended.Sub(from), sample.e2e
 		}
 		e2e = append(e2e, sample.e2e)
 		all = append(all, slowFetch{at: sample.ended.Sub(from) - sample.e2e, e2e: sample.e2e})
