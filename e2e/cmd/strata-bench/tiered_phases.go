@@ -100,6 +100,9 @@ func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *su
 				float64(len(row.w.took))/row.w.length.Seconds(), r.p50, r.p99, r.max, r.p99Min, r.p99Max, row.w.slowProduce(), row.note)
 		}
 		fmt.Printf("%-22s broker without: %s; during: %s\n", "", w.without.brokerLoad(), w.during.brokerLoad())
+		fmt.Printf("%-22s broker's Produce requests over 0.4 / 1.6 ms: without %.0f / %.0f of %.0f, during %.0f / %.0f of %.0f\n", "",
+			w.without.produceOver(0.0004), w.without.produceOver(0.0016), w.without.produceOver(0),
+			w.during.produceOver(0.0004), w.during.produceOver(0.0016), w.during.produceOver(0))
 		fmt.Printf("%-22s replay: %.1f MiB served from the store in %.2f s, %.2f GETs/MiB, fetch quota throttled %.2f s\n", "",
 			w.served/(1<<20), w.during.length.Seconds(), w.getsPerMiB, w.throttled)
 		if len(p.flags) > 0 || len(parts) == 1 {
@@ -174,10 +177,17 @@ func (w *isolationWindow) add(samples []latencySample, from, to time.Time) {
 
 // slowProduce is the Produce requests the broker took at least
 // isolationSlowProduce to handle within the window.
-func (w isolationWindow) slowProduce() float64 {
-	count := fmt.Sprintf("strata_request_duration_seconds_count{api=%q}", "Produce")
-	fast := fmt.Sprintf("strata_request_duration_seconds_bucket{api=%q,le=%q}", "Produce", strconv.FormatFloat(isolationSlowProduce, 'g', -1, 64))
-	return w.metrics[count] - w.metrics[fast]
+func (w isolationWindow) slowProduce() float64 { return w.produceOver(isolationSlowProduce) }
+
+// produceOver is the Produce requests the broker took longer than le
+// seconds (a bucket bound of strata_request_duration_seconds; 0: all) to
+// handle within the window.
+func (w isolationWindow) produceOver(le float64) float64 {
+	count := w.metrics[fmt.Sprintf("strata_request_duration_seconds_count{api=%q}", "Produce")]
+	if le == 0 {
+		return count
+	}
+	return count - w.metrics[fmt.Sprintf("strata_request_duration_seconds_bucket{api=%q,le=%q}", "Produce", strconv.FormatFloat(le, 'g', -1, 64))]
 }
 
 // machineTicks reads the whole machine's busy and total CPU time from the
@@ -826,3 +836,4 @@ func (s summary) print() {
 	}
 	fmt.Printf("%s\n%d of %d met\n", strings.Repeat("-", 80), met, goals)
 }
+
