@@ -836,4 +836,3 @@ func (s summary) print() {
 	}
 	fmt.Printf("%s\n%d of %d met\n", strings.Repeat("-", 80), met, goals)
 }
-
