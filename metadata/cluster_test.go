@@ -531,3 +531,58 @@ func TestClusterUncleanElection(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardedRequestsDoNotQueue: a follower's forwarded requests each
+// have a connection of their own. While the leader holds one of them
+// unanswered (as a paused leader would), a heartbeat forwarded by the same
+// follower is answered; with one connection for all it waited until the
+// held request ended, and a new controller fenced brokers whose
+// heartbeats waited so.
+func TestForwardedRequestsDoNotQueue(t *testing.T) {
+	c := newTestCluster(t, 2)
+	_, leader := c.leader()
+	_, follower := c.follower()
+	ctx := testContext(t)
+	epoch, err := follower.RegisterBroker(ctx, testRegistration(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	var holding, releasing sync.Once
+	t.Cleanup(func() { releasing.Do(func() { close(release) }) })
+	hook := func(kind uint8) {
+		if kind == rpcPropose {
+			holding.Do(func() {
+				close(held)
+				<-release
+			})
+		}
+	}
+	leader.beforeRPC.Store(&hook)
+	var heldDone atomic.Bool
+	proposed := make(chan error, 1)
+	go func() {
+		_, err := follower.AllocateProducerIDs(ctx, 7, 10)
+		heldDone.Store(true)
+		proposed <- err
+	}()
+	<-held
+	err = follower.Heartbeat(ctx, BrokerHeartbeat{ID: 7, BrokerEpoch: epoch})
+	if heldDone.Load() {
+		t.Fatalf("the heartbeat was answered (%v) only once the request the leader held had ended", err)
+	}
+	if err != nil {
+		t.Fatalf("heartbeat while the leader holds another request of this follower: %v", err)
+	}
+	releasing.Do(func() { close(release) })
+	if err := <-proposed; err != nil {
+		t.Fatalf("the held request, once released: %v", err)
+	}
+	// Both connections are kept for the next requests.
+	follower.rpc.mu.Lock()
+	idle := len(follower.rpc.idle)
+	follower.rpc.mu.Unlock()
+	if idle != 2 {
+		t.Errorf("%d idle connections after both requests, want 2", idle)
+	}
+}

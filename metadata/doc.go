@@ -480,7 +480,9 @@
 // proposals (every Store write: the caller's code is the same on every
 // node), broker heartbeats and voter changes. Requests and responses are
 // frames (uint32 length, then that many bytes, at most 16 MiB), answered
-// one at a time in order:
+// one at a time in order on each connection. A node sends each request on
+// a connection of its own (idle ones are reused, up to four), so one the
+// leader does not answer delays no other:
 //
 //	request:   kind uint8, then
 //	           1 propose       a Raft log entry as above (checked to decode

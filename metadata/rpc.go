@@ -163,6 +163,9 @@ func (s *Store) handleRPC(request []byte, peer int32) rpcResponse {
 	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
 	defer cancel()
 	kind, payload := request[0], request[1:]
+	if hook := s.beforeRPC.Load(); hook != nil {
+		(*hook)(kind)
+	}
 	if kind == rpcCheckRegistration && !s.IsLeader() {
 		// Asked by a node that has no leader yet: pass it on.
 		if _, err := s.forward(ctx, request); err != nil {
@@ -284,20 +287,90 @@ func (s *Store) handleRPC(request []byte, peer int32) rpcResponse {
 	return rpcResponse{status: rpcOK, index: index}
 }
 
-// rpcClient holds one connection to the current leader's RPC channel.
+// rpcClient holds the idle connections to the leader's RPC channel. Each
+// request takes a connection of its own (an idle one, or a new one) and
+// gives it back once answered, so a request waiting on a leader that
+// stopped answering (a paused process) holds only its own connection: a
+// heartbeat to the next leader is never queued behind it. (With one
+// connection for all, a new controller fenced brokers whose heartbeats
+// waited behind a request to the paused one: nemesis pause-zombie-leader.)
 type rpcClient struct {
-	mu   sync.Mutex // guards conn and peer, and serializes requests
-	conn net.Conn
-	peer raft.ServerAddress
+	mu     sync.Mutex // guards the fields below
+	idle   []net.Conn // to peer, at most rpcIdleConns
+	peer   raft.ServerAddress
+	busy   map[net.Conn]bool // taken by a request
+	closed bool
 }
 
+// rpcIdleConns bounds the idle connections kept to the leader.
+const rpcIdleConns = 4
+
+// take returns an idle connection to peer, or nil; connections to another
+// peer (an earlier leader) are closed.
+func (c *rpcClient) take(peer raft.ServerAddress) net.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.peer != peer {
+		for _, conn := range c.idle {
+			conn.Close()
+		}
+		c.idle, c.peer = nil, peer
+	}
+	if len(c.idle) == 0 {
+		return nil
+	}
+	conn := c.idle[len(c.idle)-1]
+	c.idle = c.idle[:len(c.idle)-1]
+	c.track(conn)
+	return conn
+}
+
+// track marks conn taken by a request (mu held).
+func (c *rpcClient) track(conn net.Conn) {
+	if c.busy == nil {
+		c.busy = map[net.Conn]bool{}
+	}
+	c.busy[conn] = true
+}
+
+// dialed records a new connection taken by a request; false (the
+// connection closed) once the client is closed.
+func (c *rpcClient) dialed(conn net.Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		conn.Close()
+		return false
+	}
+	c.track(conn)
+	return true
+}
+
+// release gives back a connection a request took: kept idle when reusable
+// (answered, to the current peer, room left), closed otherwise.
+func (c *rpcClient) release(conn net.Conn, peer raft.ServerAddress, reusable bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.busy, conn)
+	if !reusable || c.closed || peer != c.peer || len(c.idle) >= rpcIdleConns {
+		conn.Close()
+		return
+	}
+	c.idle = append(c.idle, conn)
+}
+
+// close closes every connection, idle or taken (their requests fail).
 func (c *rpcClient) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.conn != nil {
-		c.conn.Close()
-		c.conn = nil
+	c.closed = true
+	for _, conn := range c.idle {
+		conn.Close()
 	}
+	for conn := range c.busy {
+		conn.Close()
+	}
+	c.idle, c.busy = nil, nil
 }
 
 // forward sends one request to the leader and returns its response. A
@@ -317,24 +390,22 @@ func (s *Store) forward(ctx context.Context, request []byte) (rpcResponse, error
 		deadline = d
 	}
 	c := &s.rpc
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	// A cached connection may have been closed by the peer meanwhile:
-	// one retry on a fresh connection.
+	// An idle connection may have been closed by the peer meanwhile: one
+	// retry on a new connection.
 	for attempt := 0; ; attempt++ {
-		fresh := false
-		if c.conn == nil || c.peer != address {
-			if c.conn != nil {
-				c.conn.Close()
-			}
-			conn, err := s.layer.dial(address, leaderID, channelRPC, time.Until(deadline))
-			if err != nil {
-				c.conn = nil
+		conn := c.take(address)
+		reused := conn != nil
+		if conn == nil {
+			var err error
+			if conn, err = s.layer.dial(address, leaderID, channelRPC, time.Until(deadline)); err != nil {
 				return rpcResponse{}, fmt.Errorf("%w: %w: %w", ErrNotLeader, errNotApplied, err)
 			}
-			c.conn, c.peer, fresh = conn, address, true
+			if !c.dialed(conn) {
+				return rpcResponse{}, fmt.Errorf("%w: %w: %w", ErrNotLeader, errNotApplied, net.ErrClosed)
+			}
 		}
-		response, err := exchange(c.conn, request, deadline)
+		response, err := exchange(conn, request, deadline)
+		c.release(conn, address, err == nil)
 		if err == nil {
 			switch response.status {
 			case rpcOK:
@@ -351,14 +422,9 @@ func (s *Store) forward(ctx context.Context, request []byte) (rpcResponse, error
 			if i := int(response.status) - int(rpcRejectedBase); i >= 0 && i < len(rpcRejections) {
 				return response, fmt.Errorf("metadata: controller %d: %s: %w", leaderID, response.message, rpcRejections[i])
 			}
-			switch response.status {
-			default:
-				return response, fmt.Errorf("metadata: controller %d: %s", leaderID, response.message)
-			}
+			return response, fmt.Errorf("metadata: controller %d: %s", leaderID, response.message)
 		}
-		c.conn.Close()
-		c.conn = nil
-		if fresh || attempt > 0 || ctx.Err() != nil {
+		if !reused || attempt > 0 || ctx.Err() != nil {
 			return rpcResponse{}, fmt.Errorf("%w: controller %d at %s: %w", ErrNotLeader, leaderID, address, err)
 		}
 	}

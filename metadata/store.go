@@ -78,6 +78,9 @@ type Store struct {
 	// beforeVoterChange, when set (tests), runs on the leader just before
 	// it hands a voter change to Raft.
 	beforeVoterChange atomic.Pointer[func()]
+	// beforeRPC, when set (tests), runs before this node handles a
+	// controller RPC of the given kind.
+	beforeRPC atomic.Pointer[func(kind uint8)]
 }
 
 // DirectoryID returns the id of the data directory the Store was opened
