@@ -203,9 +203,7 @@ func TestDeleteRecordsTiered(t *testing.T) {
 	tier := memoryTier(t)
 	registry := prometheus.NewRegistry()
 	var registerer prometheus.Registerer = registry // nil after the restart: registered once
-	n := brokertest.Start(t, func(c *broker.Config) {
-		c.RemoteReader = tier
-		c.RetentionCheckInterval = 20 * time.Millisecond
+	n := startTiered(t, tier, func(c *broker.Config) {
 		c.Registerer = registerer
 	})
 	cl := n.Client()

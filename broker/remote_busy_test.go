@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker"
-	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
@@ -48,10 +47,7 @@ func TestRemoteQueueFullAnswersEmpty(t *testing.T) {
 	defer cancel()
 	tier := memoryTier(t)
 	reader := &busyReader{RemoteReader: tier}
-	n := brokertest.Start(t, func(c *broker.Config) {
-		c.RemoteReader = reader
-		c.RetentionCheckInterval = 20 * time.Millisecond
-	})
+	n := startTiered(t, reader)
 	cl := n.Client()
 	createTopic(t, cl, "replay", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
 	p := leadingTopic(t, n, "replay")

@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker"
-	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/quota"
 	"github.com/strata-log/strata/broker/quota/quotatest"
 	"github.com/strata-log/strata/broker/recordbatch"
@@ -42,10 +41,8 @@ func TestRemoteFetchQuotaSkipsReads(t *testing.T) {
 	reader := &countingReader{RemoteReader: tier}
 	clock := quotatest.NewClock()
 	limiter := quota.NewPacer(quota.PacerConfig{BytesPerSecond: 100, Clock: clock})
-	n := brokertest.Start(t, func(c *broker.Config) {
-		c.RemoteReader = reader
+	n := startTiered(t, reader, func(c *broker.Config) {
 		c.RemoteFetchQuota = limiter
-		c.RetentionCheckInterval = 20 * time.Millisecond
 	})
 	cl := n.Client()
 	createTopic(t, cl, "replay", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
@@ -105,10 +102,7 @@ func TestRemoteReadsPlannedWithinTheResponseBudget(t *testing.T) {
 	defer cancel()
 	tier := memoryTier(t)
 	reader := &countingReader{RemoteReader: tier}
-	n := brokertest.Start(t, func(c *broker.Config) {
-		c.RemoteReader = reader
-		c.RetentionCheckInterval = 20 * time.Millisecond
-	})
+	n := startTiered(t, reader)
 	cl := n.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	createTopic(t, cl, "wide", 3, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
 	leadingTopic(t, n, "wide")

@@ -15,7 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker"
-	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
@@ -68,10 +67,7 @@ func TestRemoteReadsReleasedOnEveryPath(t *testing.T) {
 	}
 	defer tier.Close()
 	reader := &failingAborted{RemoteReader: tier}
-	n := brokertest.Start(t, func(c *broker.Config) {
-		c.RemoteReader = reader
-		c.RetentionCheckInterval = 20 * time.Millisecond
-	})
+	n := startTiered(t, reader)
 	cl := n.Client(kgo.ProducerBatchCompression(kgo.NoCompression())) // batches of known size
 	createTopic(t, cl, "released", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "16384", "local.retention.bytes": "1"})
 	p := leadingTopic(t, n, "released")

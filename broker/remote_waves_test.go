@@ -8,9 +8,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/strata-log/strata/broker"
-	"github.com/strata-log/strata/broker/brokertest"
 )
 
 // A Fetch of two partitions served from the object store, the second
@@ -23,10 +20,7 @@ func TestRemoteFetchPartitionMaxBytesZero(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tier := memoryTier(t)
-	n := brokertest.Start(t, func(c *broker.Config) {
-		c.RemoteReader = tier
-		c.RetentionCheckInterval = 20 * time.Millisecond
-	})
+	n := startTiered(t, tier)
 	cl := n.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	createTopic(t, cl, "waves", 2, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
 	for i := range 40 {

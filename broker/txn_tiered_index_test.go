@@ -16,7 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/strata-log/strata/broker"
-	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
@@ -107,10 +106,7 @@ func testReadCommittedTxnIndexes(t *testing.T, legacy bool) {
 	}
 	defer tier.Close()
 	reader := &abortedTxnReads{RemoteReader: tier}
-	n := brokertest.Start(t, func(c *broker.Config) {
-		c.RemoteReader = reader
-		c.RetentionCheckInterval = 20 * time.Millisecond
-	})
+	n := startTiered(t, reader)
 	cl := n.Client()
 	createTopic(t, cl, "txidx", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
 	p := leadingTopic(t, n, "txidx")

@@ -30,10 +30,7 @@ func TestReadCommittedFromTieredSegments(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tier := memoryTier(t)
-	n := brokertest.Start(t, func(c *broker.Config) {
-		c.RemoteReader = tier
-		c.RetentionCheckInterval = 20 * time.Millisecond
-	})
+	n := startTiered(t, tier)
 	cl := n.Client()
 	createTopic(t, cl, "tx", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
 	p := leadingTopic(t, n, "tx")
@@ -170,6 +167,21 @@ func waitLocalLogStart(t *testing.T, ctx context.Context, p *partition.Partition
 
 // memoryTier is a tiered store on an in-memory bucket, closed (after the
 // broker stops: cleanups run last-registered first) when the test ends.
+// startTiered starts a broker that serves remote reads through reader (a
+// memoryTier or a wrapper of one) and checks retention every 20 ms, so
+// that uploaded segments leave the local log at once; configure changes
+// the rest of its config.
+func startTiered(t *testing.T, reader broker.RemoteReader, configure ...func(*broker.Config)) *brokertest.Node {
+	t.Helper()
+	return brokertest.Start(t, func(c *broker.Config) {
+		c.RemoteReader = reader
+		c.RetentionCheckInterval = 20 * time.Millisecond
+		for _, change := range configure {
+			change(c)
+		}
+	})
+}
+
 func memoryTier(t *testing.T) *tiering.Tier {
 	t.Helper()
 	bucket, err := tiering.OpenBucket(context.Background(), "mem://")
