@@ -7,6 +7,7 @@ import (
 	"log"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -19,13 +20,27 @@ type slogAdapter struct {
 	name   string
 	// implied are the key/value pairs added with With.
 	implied []any
+	// expectedElection, when set and true, has the next "heartbeat
+	// timeout reached, starting election" warning logged at INFO: this
+	// node stands on purpose (Store.standAtOnceIfSoleVoter).
+	expectedElection *atomic.Bool
 }
+
+// raftElectionWarning is what hashicorp/raft logs, at WARN, when a
+// follower stands for election.
+const raftElectionWarning = "heartbeat timeout reached, starting election"
 
 var _ hclog.Logger = (*slogAdapter)(nil)
 
 // newHCLogger adapts logger for hashicorp libraries, naming the component.
 func newHCLogger(logger *slog.Logger, name string) hclog.Logger {
 	return &slogAdapter{logger: logger.With("subsystem", name), name: name}
+}
+
+// newRaftLogger is newHCLogger for Raft itself, which logs the election
+// this node starts on purpose at INFO while expected is true.
+func newRaftLogger(logger *slog.Logger, expected *atomic.Bool) hclog.Logger {
+	return &slogAdapter{logger: logger.With("subsystem", "raft"), name: "raft", expectedElection: expected}
 }
 
 func discardHCLogger() hclog.Logger { return hclog.NewNullLogger() }
@@ -50,6 +65,9 @@ func toSlogLevel(level hclog.Level) slog.Level {
 func (a *slogAdapter) Log(level hclog.Level, message string, args ...any) {
 	if level == hclog.Off {
 		return
+	}
+	if level == hclog.Warn && message == raftElectionWarning && a.expectedElection != nil && a.expectedElection.CompareAndSwap(true, false) {
+		level = hclog.Info
 	}
 	for i, arg := range args {
 		// hclog.Fmt values carry a format and its arguments.
@@ -82,9 +100,10 @@ func (a *slogAdapter) ImpliedArgs() []any { return a.implied }
 
 func (a *slogAdapter) With(args ...any) hclog.Logger {
 	return &slogAdapter{
-		logger:  a.logger.With(args...),
-		name:    a.name,
-		implied: append(append([]any(nil), a.implied...), args...),
+		logger:           a.logger.With(args...),
+		name:             a.name,
+		implied:          append(append([]any(nil), a.implied...), args...),
+		expectedElection: a.expectedElection,
 	}
 }
 
@@ -98,7 +117,7 @@ func (a *slogAdapter) Named(name string) hclog.Logger {
 }
 
 func (a *slogAdapter) ResetNamed(name string) hclog.Logger {
-	return &slogAdapter{logger: a.logger.With("subsystem", name), name: name, implied: a.implied}
+	return &slogAdapter{logger: a.logger.With("subsystem", name), name: name, implied: a.implied, expectedElection: a.expectedElection}
 }
 
 func (a *slogAdapter) SetLevel(hclog.Level) {}

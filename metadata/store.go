@@ -78,6 +78,10 @@ type Store struct {
 	// beforeVoterChange, when set (tests), runs on the leader just before
 	// it hands a voter change to Raft.
 	beforeVoterChange atomic.Pointer[func()]
+	// electionExpected is true while this node stands for election on
+	// purpose (standAtOnceIfSoleVoter): Raft's warning for it is logged
+	// at INFO.
+	electionExpected atomic.Bool
 	// beforeRPC, when set (tests), runs before this node handles a
 	// controller RPC of the given kind.
 	beforeRPC atomic.Pointer[func(kind uint8)]
@@ -188,7 +192,7 @@ func Open(cfg Config) (_ *Store, err error) {
 	raftConfig.SnapshotThreshold = cfg.SnapshotThreshold
 	raftConfig.SnapshotInterval = cfg.SnapshotInterval
 	raftConfig.TrailingLogs = cfg.TrailingLogs
-	raftConfig.Logger = newHCLogger(s.logger, "raft")
+	raftConfig.Logger = newRaftLogger(s.logger, &s.electionExpected)
 	raftConfig.NoLegacyTelemetry = true
 	if err := raft.ValidateConfig(raftConfig); err != nil {
 		return nil, fmt.Errorf("metadata: open %s: raft config: %w", cfg.DataDir, err)
@@ -255,7 +259,9 @@ func (s *Store) standAtOnceIfSoleVoter(configured *raft.Config) {
 	if shorter.HeartbeatTimeout == reload.HeartbeatTimeout {
 		return // the lease leaves no room: wait the timeout out
 	}
+	s.electionExpected.Store(true)
 	if err := s.raft.ReloadConfig(shorter); err != nil {
+		s.electionExpected.Store(false)
 		s.logger.Warn("metadata: cannot shorten the heartbeat timeout; the election waits for it", "err", err)
 		return
 	}
