@@ -89,14 +89,19 @@ func remoteEnds(t *testing.T, seeds []string, tp nemesisTopic) map[int32]int64 {
 // killed the cluster in that window). The checker asks "quiet": the
 // cluster's last pass over each partition has finished.
 func quietRemoteEnds(t *testing.T, seeds []string, tp nemesisTopic) map[int32]int64 {
+	return untilStill(func() map[int32]int64 { return remoteEnds(t, seeds, tp) }, maps.Equal)
+}
+
+// untilStill reads a value until it has not changed for 2 s (at most 30 s)
+// and returns the last one read.
+func untilStill[T any](read func() T, equal func(a, b T) bool) T {
 	const quiet = 2 * time.Second
-	last := remoteEnds(t, seeds, tp)
+	last := read()
 	stableSince := time.Now()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) && time.Since(stableSince) < quiet {
 		time.Sleep(250 * time.Millisecond)
-		now := remoteEnds(t, seeds, tp)
-		if !maps.Equal(now, last) {
+		if now := read(); !equal(now, last) {
 			last, stableSince = now, time.Now()
 		}
 	}
