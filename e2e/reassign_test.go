@@ -437,6 +437,20 @@ func TestReassignSurvivesRestarts(t *testing.T) {
 	}
 	c.waitLiveBrokers(3)
 	eventually(t, 30*time.Second, "the reassignment listed after the restarts", func() error { return inProgress(c.admin()) })
+	// Broker 2 left the ISR if it was the controller killed above; with
+	// broker 1 then the only in-sync replica, killing it would leave the
+	// partition offline until it returns (no unclean election, as in
+	// Kafka), so wait for 2 to be back in sync first.
+	eventually(t, 30*time.Second, "broker 2 back in the ISR", func() error {
+		m, err := c.admin().Metadata(ctx, topic)
+		if err != nil {
+			return err
+		}
+		if isr := m.Topics[topic].Partitions[0].ISR; !slices.Contains(isr, 2) {
+			return fmt.Errorf("ISR %v", isr)
+		}
+		return nil
+	})
 
 	// Broker 1, the replica being removed, is down when the move
 	// finishes: it deletes its copy when it comes back.
