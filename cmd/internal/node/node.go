@@ -204,7 +204,11 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The scheduler's series include go_sched_latencies_seconds, the time
+	// goroutines wait runnable for a P: the broker's share of a request's
+	// latency that no handler's own timer sees.
+	reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsScheduler)),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerClusterMetrics(reg, store)
 	n := &Node{cfg: cfg, log: log, store: store, serveErr: make(chan error, 2)}
 	if !cfg.ControllerOnly {

@@ -100,6 +100,8 @@ func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *su
 				float64(len(row.w.took))/row.w.length.Seconds(), r.p50, r.p99, r.max, r.p99Min, r.p99Max, row.w.slowProduce(), row.note)
 		}
 		fmt.Printf("%-22s broker without: %s; during: %s\n", "", w.without.brokerLoad(), w.during.brokerLoad())
+		fmt.Printf("%-22s broker's goroutines waiting runnable for a P ≥ 0.9 / 10 ms: without %s, during %s\n", "",
+			w.without.schedWaits(), w.during.schedWaits())
 		fmt.Printf("%-22s broker's Produce requests over 0.4 / 1.6 ms: without %.0f / %.0f of %.0f, during %.0f / %.0f of %.0f\n", "",
 			w.without.produceOver(0.0004), w.without.produceOver(0.0016), w.without.produceOver(0),
 			w.during.produceOver(0.0004), w.during.produceOver(0.0016), w.during.produceOver(0))
@@ -224,6 +226,36 @@ func (w isolationWindow) brokerLoad() string {
 	seconds := w.metricsLength.Seconds()
 	return fmt.Sprintf("%5.2f cores %5.1f GC/s %7.1f MB/s allocated (machine %4.2f cores busy)", w.metrics["process_cpu_seconds_total"]/seconds,
 		w.metrics["go_gc_duration_seconds_count"]/seconds, w.metrics["go_memstats_alloc_bytes_total"]/seconds/1e6, w.machine)
+}
+
+// schedWaits describes the broker's scheduling latencies over a window
+// (go_sched_latencies_seconds: a goroutine made runnable waiting for a P,
+// which no handler's timer sees): the waits of at least 0.9 and 10 ms
+// (the runtime histogram's bucket bounds nearest them) per second, and
+// the mean wait.
+func (w isolationWindow) schedWaits() string {
+	const name = "go_sched_latencies_seconds"
+	count := w.metrics[name+"_count"]
+	if count == 0 {
+		return "unknown"
+	}
+	over := func(at float64) float64 {
+		le, below := math.Inf(1), count
+		for series, v := range w.metrics {
+			bound, ok := strings.CutPrefix(series, name+`_bucket{le="`)
+			if !ok {
+				continue
+			}
+			b, err := strconv.ParseFloat(strings.TrimSuffix(bound, `"}`), 64)
+			if err == nil && b >= at && b < le {
+				le, below = b, v
+			}
+		}
+		return count - below
+	}
+	seconds := w.metricsLength.Seconds()
+	return fmt.Sprintf("%.1f / %.1f per s of %.0f per s (mean %.1f µs)", over(0.0009)/seconds, over(0.01)/seconds, count/seconds,
+		w.metrics[name+"_sum"]/count*1e6)
 }
 
 // isolationResult is one part of the isolation phase: the replay's window,
