@@ -391,9 +391,13 @@ func (s *Store) forward(ctx context.Context, request []byte) (rpcResponse, error
 	}
 	c := &s.rpc
 	// An idle connection may have been closed by the peer meanwhile: one
-	// retry on a new connection.
+	// retry, on a new connection (the other idle ones are likely closed
+	// too: a leader that restarted closed them all).
 	for attempt := 0; ; attempt++ {
-		conn := c.take(address)
+		var conn net.Conn
+		if attempt == 0 {
+			conn = c.take(address)
+		}
 		reused := conn != nil
 		if conn == nil {
 			var err error
