@@ -91,9 +91,12 @@ type chunkCache struct {
 	slots       *semaphore.Weighted
 	queueChunks int64
 	// beforeWrite (tests) runs in the writer before each file is written;
-	// beforeRead (tests) in getDisk before a file is read.
+	// beforeRead (tests) in getDisk before a file is read; afterRemove
+	// (tests) in remove once the chunk's file is out of the cache and mu
+	// released.
 	beforeWrite func()
 	beforeRead  func(chunkKey)
+	afterRemove func(chunkKey)
 	pending     sync.WaitGroup // writes queued and not done
 	writer      sync.WaitGroup // the writer goroutine
 }
@@ -321,8 +324,15 @@ func (c *chunkCache) loadDisk(key chunkKey, prepare func(*chunk)) (*chunk, bool)
 	ch, err := c.readFile(path, offset, size)
 	c.mu.Lock()
 	current, ok := c.entries[key]
+	evicted := !ok || current != element
+	if !evicted && err != nil {
+		// Missing or short: the file that was read is dropped (not one
+		// put since under the same key).
+		c.stats.corruptChunks.Add(1)
+		c.removeFileLocked(entry.file)
+	}
 	c.mu.Unlock()
-	if !ok || current != element {
+	if evicted {
 		// Evicted while being read: its file was removed, or reused for
 		// other chunks (write). A miss, not damage, whatever was read.
 		if err == nil {
@@ -331,8 +341,7 @@ func (c *chunkCache) loadDisk(key chunkKey, prepare func(*chunk)) (*chunk, bool)
 		return nil, false
 	}
 	if err != nil {
-		c.stats.corruptChunks.Add(1)
-		c.remove(key)
+		c.recent.remove(key)
 		return nil, false
 	}
 	if prepare != nil {
@@ -506,9 +515,10 @@ func (c *chunkCache) putFile(ctx context.Context, first chunkKey, chunks []*chun
 }
 
 // dropFileLocked takes a file's chunks out of the cache and its bytes out
-// of the size; whoever holds its name next (write's caller, remove, or the
-// writer once it is written) removes or reuses the file. Called with mu
-// held.
+// of the size; the caller sees that the file leaves the directory: the
+// write a putFile evicted it for removes or reuses it (cacheWrite.evicted),
+// removeFileLocked removes it, and a file dropped before its write ended
+// is removed by the writer. Called with mu held.
 func (c *chunkCache) dropFileLocked(file *cacheFile) {
 	if file.dropped {
 		return
@@ -647,15 +657,26 @@ var errClosedCache = errors.New("chunk cache closed")
 func (c *chunkCache) remove(key chunkKey) {
 	c.recent.remove(key)
 	c.mu.Lock()
-	element, ok := c.entries[key]
-	var file *cacheFile
-	if ok {
-		file = element.Value.(*cacheEntry).file
-		c.dropFileLocked(file)
+	if element, ok := c.entries[key]; ok {
+		c.removeFileLocked(element.Value.(*cacheEntry).file)
 	}
-	written := ok && file.written // else the writer removes it
 	c.mu.Unlock()
-	if written {
+	if c.afterRemove != nil {
+		c.afterRemove(key)
+	}
+}
+
+// removeFileLocked drops a file still in the cache and removes it from the
+// directory, unless it is still being written (the writer removes it
+// then). Called with mu held: the file is unlinked before another put can
+// queue a file of the same name (the same first chunk, fetched again),
+// which an unlink after mu is released could remove instead.
+func (c *chunkCache) removeFileLocked(file *cacheFile) {
+	if file.dropped {
+		return // evicted: the write that evicted it removes or reuses it
+	}
+	c.dropFileLocked(file)
+	if file.written {
 		os.Remove(c.path(file.first))
 	}
 }

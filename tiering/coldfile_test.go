@@ -231,3 +231,41 @@ func (f chunkFiller) put(index int64, fill byte) {
 	f.cache.put(context.Background(), chunkKey{segment: f.segment, index: index}, ch)
 	ch.release()
 }
+
+// A chunk put again right after its file was removed (a reader that found
+// it damaged fetches it again) is in a new file of the same name: removing
+// the old file must not remove the new one. remove unlinked the name after
+// releasing the lock, so the new file could go instead, and its chunks
+// were then read from a missing file (a miss, counted corrupt).
+func TestRemovedChunkPutAgainKeepsItsNewFile(t *testing.T) {
+	const chunkBytes = 64 << 10
+	cache, filler, counters := filledChunkCache(t, chunkBytes, 4*chunkBytes, 0)
+	key := chunkKey{segment: filler.segment, index: 3}
+	filler.put(3, 'a')
+	cache.waitWrites()
+	cache.afterRemove = func(removed chunkKey) {
+		if removed == key {
+			filler.put(3, 'b') // fetched again: a new file, same name
+			cache.waitWrites()
+		}
+	}
+	cache.remove(key)
+	cache.afterRemove = nil
+	if _, err := os.Stat(cache.path(key)); err != nil {
+		t.Fatalf("the chunk's new file: %v", err)
+	}
+	ch, ok := cache.getDisk(key)
+	if !ok {
+		t.Fatalf("chunk put again after its removal not served (%d counted corrupt)", counters.corruptChunks.Load())
+	}
+	defer ch.release()
+	if !ch.fromDisk || ch.data[0] != 'b' {
+		t.Errorf("served from disk %v, byte %q, want its new file's 'b'", ch.fromDisk, ch.data[0])
+	}
+	if n := counters.corruptChunks.Load(); n != 0 {
+		t.Errorf("%d chunks counted corrupt, want 0", n)
+	}
+	if size := cache.bytes(); size != chunkBytes {
+		t.Errorf("cache size %d, want %d", size, chunkBytes)
+	}
+}
