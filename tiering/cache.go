@@ -55,7 +55,8 @@ type chunkKey struct {
 // Files are written to a temporary name and renamed, without fsync (a
 // lost one costs a GET); a new cache serves none of the chunk files it
 // finds, and keeps them (up to its capacity) as spare files to write new
-// chunks into. A full cache writes new chunks into the file it evicts:
+// chunks into. A full cache writes new chunks into the file it evicts
+// (through the page cache; with O_DIRECT it creates each file):
 // overwriting a file costs a fraction of creating one.
 // They are written and read with O_DIRECT, bypassing the page cache,
 // when the directory's file system allows it (probed once at start;
@@ -125,8 +126,9 @@ type cacheFile struct {
 }
 
 // cacheWrite is one file waiting in the write-behind queue, with the files
-// evicted to make room for it (removed before it is written, so the
-// directory never holds more than the capacity).
+// evicted to make room for it (removed before it is written, or one of
+// them renamed and written over, so the directory never holds more than
+// the capacity).
 type cacheWrite struct {
 	file    *cacheFile
 	evicted []string

@@ -19,8 +19,9 @@ import (
 // without fsync (it is a cache: losing them costs a GET), so after a power
 // loss they may be missing, empty or cut short; what it must never do is
 // serve one. It was already safe, which this test keeps: a new cache (a
-// new process) removes every chunk file it finds, and a read checks the
-// size and CRC-32C recorded when the chunk was stored.
+// new process) serves none of the chunk files it finds (it removes them,
+// or keeps them as spare files to write new chunks over), and every read
+// checks the batches it returns.
 func TestChunkCacheAfterPowerLoss(t *testing.T) {
 	mount := lazyfstest.Mount(t)
 	dir := filepath.Join(mount.Dir, "cache")

@@ -269,9 +269,14 @@
 // reads. Counted in strata_tiering_batch_bytes_verified_ahead_total and
 // strata_tiering_batch_bytes_crc_on_read_total.
 //
-// Files are written without fsync and those left by an
-// earlier process are removed at New, so a power loss never serves a torn
-// file. Where the CacheDir's file system allows it (Linux, not tmpfs;
+// Files are written without fsync and none left by an earlier process is
+// served, so a power loss never serves a torn file: New removes
+// interrupted writes (…chunk.tmpXXXXXXXX) and, through the page cache,
+// renames the other files to spare-N.spare (up to CacheBytes, counted in
+// it; removed beyond, and all of them with O_DIRECT), which new files are
+// written over, as a full cache writes a new file over the one it evicts
+// (overwriting a file's allocated blocks costs a fraction of creating
+// one). Where the CacheDir's file system allows it (Linux, not tmpfs;
 // probed once at New, strata_tiering_cache_direct_io) the files are
 // written and read with O_DIRECT, bypassing the page cache: the chunk
 // buffers are 4096-aligned, and a chunk whose length is not a multiple of
