@@ -427,7 +427,9 @@
 // The dialer of every controller connection sends a request and waits for
 // the response before the connection is used; the listener hands the
 // connection on only after accepting it. Handshakes time out after
-// Config.HandshakeTimeout. Both ends prove that they hold the cluster
+// Config.HandshakeTimeout, or sooner when the dial's own deadline comes
+// first (a forwarded request's: a paused node accepts the connection and
+// never answers). Both ends prove that they hold the cluster
 // secret (secret.go) without sending it:
 //
 //	request:   +--------+---------+---------------+---------------+--------+------------+---------+-------------+

@@ -1,8 +1,12 @@
 package metadata
 
 import (
+	"net"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // TestForwardAfterLeaderDroppedIdleConnections: when the leader has closed
@@ -59,5 +63,60 @@ func TestForwardAfterLeaderDroppedIdleConnections(t *testing.T) {
 	leader.layer.mutex.Unlock()
 	if err := follower.Heartbeat(ctx, BrokerHeartbeat{ID: 7, BrokerEpoch: epoch}); err != nil {
 		t.Fatalf("heartbeat after the leader dropped the idle connections: %v", err)
+	}
+}
+
+// TestDialBoundedByItsTimeout: a dial ends by its timeout, the handshake
+// included, so a forwarded request that needs a new connection ends by
+// its own deadline. A leader that is paused (SIGSTOP) still accepts TCP
+// connections (its kernel does) but never answers the handshake: the
+// dial waited HandshakeTimeout (5 s by default) whatever the caller's
+// deadline, and a broker's heartbeat loop (one heartbeat per interval,
+// each with that interval as its deadline) stalled that long on a new
+// connection to the paused leader.
+func TestDialBoundedByItsTimeout(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if conn, err := silent.Accept(); err == nil {
+			accepted <- conn // accepted, never answered
+		}
+	}()
+	defer func() {
+		silent.Close()
+		select {
+		case conn := <-accepted:
+			conn.Close()
+		default:
+		}
+	}()
+	layer, err := listenStreamLayer(streamLayerConfig{
+		clusterID: "cluster-a", nodeID: 1, secret: testSecret, listen: "127.0.0.1:0",
+		handshakeTimeout: time.Hour,
+		resolve:          func(raft.ServerAddress) (int32, bool) { return 2, true },
+		logger:           discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer layer.Close()
+	dialed := make(chan error, 1)
+	go func() {
+		conn, err := layer.dial(raft.ServerAddress(silent.Addr().String()), 2, channelRPC, 50*time.Millisecond)
+		if err == nil {
+			conn.Close()
+		}
+		dialed <- err
+	}()
+	select {
+	case err := <-dialed:
+		if err == nil {
+			t.Fatal("a dial to a node that never answers the handshake succeeded")
+		}
+	case <-testContext(t).Done():
+		t.Fatal("a dial with a 50 ms timeout still waits for the handshake after 30 s (bounded by HandshakeTimeout only)")
 	}
 }

@@ -486,28 +486,46 @@ func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 }
 
 func (l *streamLayer) dial(address raft.ServerAddress, expected int32, channel handshakeChannel, timeout time.Duration) (net.Conn, error) {
+	// timeout bounds the whole dial, handshakes included: a forwarded
+	// request's deadline must hold when a paused node accepts the
+	// connection (its kernel does) and never answers the handshake.
+	var end time.Time
+	if timeout > 0 {
+		end = time.Now().Add(timeout)
+	}
 	dialer := net.Dialer{Timeout: timeout}
 	conn, err := dialer.Dial("tcp", string(address))
 	if err != nil {
 		return nil, fmt.Errorf("metadata: dial controller %d at %s: %w", expected, address, err)
 	}
 	if l.config.tls != nil {
-		secured, err := l.clientTLS(conn, string(address), expected)
+		secured, err := l.clientTLS(conn, string(address), expected, end)
 		if err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("metadata: dial controller %d at %s: %w", expected, address, err)
 		}
 		conn = secured
 	}
-	if err := l.requestHandshake(conn, expected, channel); err != nil {
+	if err := l.requestHandshake(conn, expected, channel, end); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("metadata: dial controller %d at %s: %w", expected, address, err)
 	}
 	return conn, nil
 }
 
-func (l *streamLayer) requestHandshake(conn net.Conn, expected int32, channel handshakeChannel) error {
-	if err := conn.SetDeadline(time.Now().Add(l.config.handshakeTimeout)); err != nil {
+// handshakeDeadline is the deadline of a handshake starting now on a dial
+// that must end by end (none when zero): handshakeTimeout from now, or end
+// when earlier.
+func (l *streamLayer) handshakeDeadline(end time.Time) time.Time {
+	deadline := time.Now().Add(l.config.handshakeTimeout)
+	if !end.IsZero() && end.Before(deadline) {
+		return end
+	}
+	return deadline
+}
+
+func (l *streamLayer) requestHandshake(conn net.Conn, expected int32, channel handshakeChannel, end time.Time) error {
+	if err := conn.SetDeadline(l.handshakeDeadline(end)); err != nil {
 		return err
 	}
 	request := handshakeRequest{

@@ -75,13 +75,14 @@ func (l *streamLayer) serverTLS(conn net.Conn) (*tls.Conn, error) {
 }
 
 // clientTLS runs the dialer's side of the TLS handshake with the node
-// expected at address, and checks that its certificate names that node.
-func (l *streamLayer) clientTLS(conn net.Conn, address string, expected int32) (*tls.Conn, error) {
+// expected at address, and checks that its certificate names that node;
+// end bounds it as for handshakeDeadline.
+func (l *streamLayer) clientTLS(conn net.Conn, address string, expected int32, end time.Time) (*tls.Conn, error) {
 	host, _, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, err
 	}
-	if err := conn.SetDeadline(time.Now().Add(l.config.handshakeTimeout)); err != nil {
+	if err := conn.SetDeadline(l.handshakeDeadline(end)); err != nil {
 		return nil, err
 	}
 	secured := tls.Client(conn, l.config.tls.Identity.ClientConfig(host))
