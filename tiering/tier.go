@@ -51,8 +51,9 @@ type Config struct {
 	// ChunkBytes is the size of the aligned ranges remote reads fetch and
 	// cache. Default 1 MiB.
 	ChunkBytes int64
-	// CacheDir holds the on-disk chunk cache; its *.chunk files are removed
-	// at New. Default: a temporary directory removed by Close.
+	// CacheDir holds the on-disk chunk cache; the *.chunk files it holds at
+	// New are never served (kept as spare files to write over, or
+	// removed). Default: a temporary directory removed by Close.
 	CacheDir string
 	// CacheBytes bounds the chunk cache. Default 256 MiB.
 	CacheBytes int64
@@ -241,8 +242,9 @@ type Tier struct {
 	quotas           quotas // KIP-956 copy and fetch quotas
 }
 
-// New checks cfg and returns a Tier. The chunk cache directory is created
-// (or emptied of chunk files left by an earlier process).
+// New checks cfg and returns a Tier. The chunk cache directory is created;
+// the chunk files an earlier process left are never served (kept as spare
+// files to write new chunks over, up to CacheBytes, or removed: doc.go).
 func New(cfg Config) (*Tier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
