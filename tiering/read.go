@@ -897,13 +897,16 @@ type readerMark struct {
 }
 
 // Read-ahead shape: a sequential reader starts with a window of
-// initialWindow chunks and doubles it per read up to PrefetchChunks; a GET
-// fetches at least minRun chunks (a run ending within minRun chunks of the
-// segment's end takes the rest too), so a sequential replay makes at most
-// one GET per minRun chunks. Marks are kept for readersPerPartition
-// readers of each partition (consumer groups reading it at different
-// offsets), for up to maxReaderPartitions partitions (then all are
-// forgotten at once: each reader's next read looks its position up again).
+// initialWindow chunks and doubles it per read up to PrefetchChunks; the
+// window ahead is refilled once half of it is missing (at least minRun
+// chunks: refillChunks), in one GET, and a GET fetches at least minRun
+// chunks (a run ending within minRun chunks of the segment's end takes the
+// rest too), so a sequential replay makes about one GET per half window
+// (8 chunks with the default 16), at most one per minRun. Marks are kept
+// for readersPerPartition readers of each partition (consumer groups
+// reading it at different offsets), for up to maxReaderPartitions
+// partitions (then all are forgotten at once: each reader's next read
+// looks its position up again).
 const (
 	initialWindow       = 8
 	minRun              = 4
@@ -1007,7 +1010,8 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 	chunkBytes, window := t.config.ChunkBytes, next.window
 	lastChunk := (end - 1) / chunkBytes
 	segmentLast := (segment.SizeBytes - 1) / chunkBytes
-	if !t.keepAhead(p, segment, lastChunk+1, min(lastChunk+window, segmentLast), false) {
+	refill := refillChunks(window)
+	if !t.keepAhead(p, segment, lastChunk+1, min(lastChunk+window, segmentLast), refill) {
 		return
 	}
 	// The part of the window past this segment's end is the next
@@ -1017,9 +1021,16 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 		if !ok || following.SizeBytes <= 0 {
 			return
 		}
-		t.keepAhead(p, following, 0, min(beyond-1, (following.SizeBytes-1)/chunkBytes), true)
+		t.keepAhead(p, following, 0, min(beyond-1, (following.SizeBytes-1)/chunkBytes), refill)
 	}
 }
+
+// refillChunks is how many chunks of a read-ahead window of window chunks
+// must be missing before a GET refills it: half of it, at least minRun.
+// Refilling any less would make the GETs as small as the reader's steps
+// (a chunk per read with 1 MiB Fetches and 1 MiB chunks): each read moves
+// the window's end on by what it read.
+func refillChunks(window int64) int64 { return max(minRun, window/2) }
 
 // keepAhead starts what chunks first..last of segment (a sequential
 // reader's window) need to be in memory or on their way, and reports
@@ -1028,11 +1039,11 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 // next reads find it in memory rather than reading the file on their
 // path (with O_DIRECT a synchronous device read). A chunk cached nowhere
 // is fetched with the run after it in one ranged GET (prefetchRun), but
-// only once at least minRun chunks of the window are missing, or the run
-// reaches the segment's end (or whatever the run, with short): nothing
-// after it is looked at then. Both come out of the ReadAheadBytes budget
-// and the ReaderThreads slots for read-ahead.
-func (t *Tier) keepAhead(p metadata.TopicPartition, segment metadata.SegmentManifest, first, last int64, short bool) bool {
+// only once at least refill chunks of the window are missing (from it to
+// last), or the run reaches the segment's end: nothing after it is looked
+// at then. Both come out of the ReadAheadBytes budget and the
+// ReaderThreads slots for read-ahead.
+func (t *Tier) keepAhead(p metadata.TopicPartition, segment metadata.SegmentManifest, first, last, refill int64) bool {
 	segmentLast := (segment.SizeBytes - 1) / t.config.ChunkBytes
 	for index := first; index <= last; index++ {
 		key := chunkKey{segment: segment.SegmentID, index: index}
@@ -1052,7 +1063,7 @@ func (t *Tier) keepAhead(p metadata.TopicPartition, segment metadata.SegmentMani
 			}
 			index = run
 		default:
-			if last-index+1 >= minRun || last == segmentLast || short {
+			if last-index+1 >= refill || last == segmentLast {
 				t.prefetchRun(p, segment, index, t.runEnd(segment, index, last))
 			}
 			return false

@@ -207,15 +207,7 @@ func TestReadAheadCrossesIntoNextSegment(t *testing.T) {
 	next := segments[1]
 	nextLog := uuid.UUID(next.SegmentID).String()
 	gate := newHeldBucket(store, func(key string, offset int64) bool { return strings.Contains(key, nextLog) })
-	tier := newTier(t, tiering.Config{Bucket: gate, ChunkBytes: 64 << 10, PrefetchChunks: 8,
-		NextSegment: func(p metadata.TopicPartition, segment metadata.SegmentManifest) (metadata.SegmentManifest, bool) {
-			for i, s := range segments[:len(segments)-1] {
-				if s.SegmentID == segment.SegmentID {
-					return segments[i+1], true
-				}
-			}
-			return metadata.SegmentManifest{}, false
-		}})
+	tier := newTier(t, tiering.Config{Bucket: gate, ChunkBytes: 64 << 10, PrefetchChunks: 8, NextSegment: nextSegmentIn(segments)})
 	replaySegment(t, tier, local, 0, segments[0], 16<<10)
 	gate.awaitHeld(t, 1) // the next segment's read-ahead, asked before any read of it
 	gate.open()
@@ -233,5 +225,18 @@ func TestReadAheadCrossesIntoNextSegment(t *testing.T) {
 	gate.mu.Unlock()
 	if n != 1 {
 		t.Fatalf("%d GETs of the next segment's first chunk, want 1 (the read-ahead's)", n)
+	}
+}
+
+// nextSegmentIn is a Config.NextSegment over segments (a partition's
+// manifest, in order), as the broker plugs in.
+func nextSegmentIn(segments []metadata.SegmentManifest) func(metadata.TopicPartition, metadata.SegmentManifest) (metadata.SegmentManifest, bool) {
+	return func(_ metadata.TopicPartition, segment metadata.SegmentManifest) (metadata.SegmentManifest, bool) {
+		for i, s := range segments[:len(segments)-1] {
+			if s.SegmentID == segment.SegmentID {
+				return segments[i+1], true
+			}
+		}
+		return metadata.SegmentManifest{}, false
 	}
 }
