@@ -103,7 +103,27 @@ func TestKcat(t *testing.T) {
 	}
 }
 
-const confluentScript = `
+// confluentPoll is the Python the confluent-kafka scripts consume with:
+// poll(c, n, seconds, each) hands each of the first n messages of consumer
+// c to each, exits with status 1 on a consume error, and returns how many
+// came before seconds passed.
+const confluentPoll = `
+import sys, time
+def poll(c, n, seconds, each):
+    got, deadline = 0, time.time() + seconds
+    while got < n and time.time() < deadline:
+        m = c.poll(1.0)
+        if m is None:
+            continue
+        if m.error():
+            print("consume error: %s" % m.error(), file=sys.stderr)
+            sys.exit(1)
+        each(m)
+        got += 1
+    return got
+`
+
+const confluentScript = confluentPoll + `
 import sys, json
 from confluent_kafka import Producer, Consumer, TopicPartition
 addr, topic, codec, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -123,16 +143,7 @@ if left or errors:
 c = Consumer({"bootstrap.servers": addr, "group.id": "e2e-confluent", "enable.auto.commit": False})
 c.assign([TopicPartition(topic, 0, 0), TopicPartition(topic, 1, 0)])
 got = {0: [], 1: []}
-import time
-deadline = time.time() + 60
-while sum(len(v) for v in got.values()) < n and time.time() < deadline:
-    m = c.poll(1.0)
-    if m is None:
-        continue
-    if m.error():
-        print("consume error: %s" % m.error(), file=sys.stderr)
-        sys.exit(1)
-    got[m.partition()].append((m.offset(), m.key().decode(), m.value().decode()))
+poll(c, n, 60, lambda m: got[m.partition()].append((m.offset(), m.key().decode(), m.value().decode())))
 c.close()
 print(json.dumps(got))
 `

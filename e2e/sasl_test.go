@@ -22,7 +22,7 @@ import (
 	"github.com/strata-log/strata/broker/authn/authntest"
 )
 
-const confluentSASLScript = `
+const confluentSASLScript = confluentPoll + `
 import sys
 from confluent_kafka import Producer, Consumer, TopicPartition
 addr, topic, ca, user, password, mechanism = sys.argv[1:7]
@@ -42,16 +42,7 @@ if left or errors:
 c = Consumer(dict(conf, **{"group.id": "e2e-sasl", "enable.auto.commit": False}))
 c.assign([TopicPartition(topic, 0, 0)])
 got = []
-import time
-deadline = time.time() + 30
-while len(got) < 10 and time.time() < deadline:
-    m = c.poll(1.0)
-    if m is None:
-        continue
-    if m.error():
-        print("consume error: %s" % m.error(), file=sys.stderr)
-        sys.exit(1)
-    got.append(m.value().decode())
+poll(c, 10, 30, lambda m: got.append(m.value().decode()))
 c.close()
 print("\n".join(got))
 `

@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -156,6 +158,22 @@ func localLogBytes(t *testing.T, dataDir, topic string, partition int32) int64 {
 	return total
 }
 
+// activeBaseOffset returns the base offset of a partition's active
+// segment: the name of its last .log file.
+func activeBaseOffset(t *testing.T, dataDir, topic string, partition int32) int64 {
+	t.Helper()
+	names, _ := filepath.Glob(filepath.Join(dataDir, fmt.Sprintf("%s-%d", topic, partition), "*.log"))
+	if len(names) == 0 {
+		t.Fatalf("no .log file for %s-%d", topic, partition)
+	}
+	slices.Sort(names) // zero-padded base offsets
+	base, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(names[len(names)-1]), ".log"), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base
+}
+
 // TestTieringFileBucket: a single node with the embedded default object
 // store (file://<data-dir>/bucket) tiers a topic: local disk keeps the
 // local window, the bucket the rest, a consumer from offset 0 reads every
@@ -259,7 +277,13 @@ func testTieredTopic(t *testing.T, b *brokerProcess, bucketLogs func() (int, int
 		t.Fatalf("offset for timestamp %d: %+v, want offset 10", at.UnixMilli(), o)
 	}
 
-	// The manifest is in Raft: after a restart the history is still there.
+	// The manifest is in Raft: after a restart the history is still there
+	// (stopped first: restart only starts the process, and a second one
+	// on the same data directory exits at once while /readyz is still
+	// answered by the first).
+	if err := b.stop(); err != nil {
+		t.Fatal(err)
+	}
 	b.restart(t)
 	g.requireReplay(t, []string{b.addr}, 0, records)
 
