@@ -267,8 +267,14 @@ func (b *brokerProcess) exitCode() int {
 	return b.cmd.ProcessState.ExitCode()
 }
 
+// restart starts a stopped (or killed) broker again. One still running is
+// refused: a second process on its data directory would exit at once
+// while the first answered /readyz, and nothing would have restarted.
 func (b *brokerProcess) restart(tb testing.TB) {
 	tb.Helper()
+	if b.running() {
+		tb.Fatal("restart of a running broker: stop or kill it first")
+	}
 	if err := b.start(); err != nil {
 		tb.Fatal(err)
 	}
