@@ -52,6 +52,7 @@ func main() {
 		cluster    = flag.Bool("cluster", false, "start 3 nodes and compare RF=3 acks=all with RF=1 acks=1 in the same run")
 		tiered     = flag.Bool("tiered", false, "tier a topic to an S3 server (versitygw) and replay it through the broker, cold and warm, next to direct S3 reads")
 		tieredMiB  = flag.Int("tiered-mib", 512, "MiB produced to the tiered topic")
+		segmentMiB = flag.Int("tiered-segment-mib", 32, "--tiered: segment.bytes of the tiered topics in MiB (local.retention.bytes: two segments); larger than the read-ahead window (8 MiB), so that replays cross segments mid-window")
 		widePart   = flag.Int("tiered-partitions-wide", 64, "--tiered: partitions of the many-partition replay (0 skips it)")
 		isoRate    = flag.Int("tiered-isolation-rate", 5000, "--tiered: records/s of the fixed-rate producer of the isolation phase")
 		isoFor     = flag.Duration("tiered-isolation-duration", 6*time.Second, "--tiered: the longest the isolation phase's cold replays run; the producer's p99 during one is compared with its p99 over as long without one, half before it and half after")
@@ -72,7 +73,7 @@ func main() {
 		switch {
 		case *tiered:
 			return runTiered(*bin, dir, tieredOptions{mib: *tieredMiB, recordSize: *recordSize, partitions: cmp.Or(*partitions, 3),
-				widePartitions: *widePart, isolationRate: *isoRate, isolationFor: *isoFor, isolationQuotaMiB: *isoQuota, isolationOnly: *isoOnly})
+				widePartitions: *widePart, isolationRate: *isoRate, isolationFor: *isoFor, isolationQuotaMiB: *isoQuota, isolationOnly: *isoOnly, segmentMiB: *segmentMiB})
 		case *tlsOnly:
 			return runTLS(*bin, dir, *records, *recordSize, cmp.Or(*partitions, 6))
 		case *cluster:

@@ -26,13 +26,12 @@ import (
 	"github.com/strata-log/strata/tiering/tieringtest"
 )
 
-// The tiered topic: small segments and a local window of two of them, so
-// most of the data is only in the object store.
+// The tiered topic's segments are --tiered-segment-mib (tieredOptions) and
+// its local window two of them, so most of the data is only in the object
+// store.
 const (
-	tieredSegmentBytes = 8 << 20
-	tieredLocalBytes   = 16 << 20
-	tieredBucket       = "strata-bench"
-	tieredPrefix       = "bench"
+	tieredBucket = "strata-bench"
+	tieredPrefix = "bench"
 )
 
 // Issue 18's goals, as printed next to each figure and in the summary.
@@ -56,6 +55,7 @@ type tieredOptions struct {
 	isolationFor                time.Duration // the longest a replay of the isolation phase runs (and its baseline: as long)
 	isolationQuotaMiB           int           // the fetch quota of the throttled replay, MiB/s (0: none)
 	isolationOnly               bool          // after the produce phase, only the isolation phase
+	segmentMiB                  int           // the tiered topics' segment.bytes, MiB (local retention: two segments)
 }
 
 // runTiered produces opts.mib MiB with acks=all to a tiered topic on one
@@ -101,14 +101,15 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	total := int64(opts.mib) << 20
 	records := int(total / int64(opts.recordSize))
 	stamp := time.Now().UnixNano()
+	segmentBytes := int64(opts.segmentMiB) << 20
 	b := &tieredBench{
 		s3: s3, bin: bin, dataDir: filepath.Join(dir, "data"), ports: ports, admin: ports[1], mc: mc, recordSize: opts.recordSize,
 		flags: []string{"--object-store", s3.URL(tieredBucket), "--object-store-prefix", tieredPrefix,
 			"--remote-log-manager-task-interval-ms", "200", "--log-retention-check-interval-ms", "300",
 			"--remote-log-cache-bytes", fmt.Sprint(2 * total)}, // the warm pass finds every chunk
-		main: newTieredTopic(fmt.Sprintf("bench-tiered-%d", stamp), opts.partitions, records, tieredSegmentBytes, tieredLocalBytes),
+		main: newTieredTopic(fmt.Sprintf("bench-tiered-%d", stamp), opts.partitions, records, segmentBytes, 2*segmentBytes),
 		// Not tiered: the produce and the local-tier consume reference.
-		local: newTieredTopic(fmt.Sprintf("bench-local-%d", stamp), opts.partitions, records, tieredSegmentBytes, 0),
+		local: newTieredTopic(fmt.Sprintf("bench-local-%d", stamp), opts.partitions, records, segmentBytes, 0),
 	}
 	// STRATA_BENCH_COLD_PROFILE=file writes the broker's CPU profile of
 	// the first seconds of the cold replay (go tool pprof -top file).
@@ -134,7 +135,7 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 
 	fmt.Printf("strata-bench --tiered: %d MiB in %d records of %d B (incompressible, uncompressed batches, acks=all), %d partitions,\n", opts.mib, records, opts.recordSize, opts.partitions)
 	fmt.Printf("%d MiB segments, local.retention.bytes %d MiB; versitygw (posix) on loopback, broker and client on the same cores\n",
-		tieredSegmentBytes>>20, tieredLocalBytes>>20)
+		segmentBytes>>20, 2*segmentBytes>>20)
 	fmt.Printf("replay and local consume: franz-go's default fetch sizes (50 MiB per Fetch, 1 MiB per partition), from offset 0, timed over the remote range;\n")
 	fmt.Printf("direct: minio-go, one stream per partition; every replay checked record by record\n\n")
 	fmt.Printf("%-28s %10s %12s %10s %10s %9s %9s\n", "run", "MB/s", "records/s", "GETs/MiB", "GET B/B", "vs direct", "vs ranges")

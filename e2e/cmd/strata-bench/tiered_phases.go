@@ -54,7 +54,7 @@ const isolationWarmUp = 500 * time.Millisecond
 // it (isolationPart), so both p99s come from as many samples and a change
 // in the machine's other load shows on both sides of the ratio.
 func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *summary) error {
-	topic := newTieredTopic(fmt.Sprintf("bench-latency-%d", time.Now().UnixNano()), 1, 0, tieredSegmentBytes, 0)
+	topic := newTieredTopic(fmt.Sprintf("bench-latency-%d", time.Now().UnixNano()), 1, 0, int64(opts.segmentMiB)<<20, 0)
 	if err := topic.create(b.brokers); err != nil {
 		return err
 	}
