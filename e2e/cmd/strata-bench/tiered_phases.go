@@ -30,7 +30,7 @@ import (
 // local window (about one segment and the active one) are remote. Small
 // segments keep the run short; they also put a floor of one GET per
 // segment (0.5 per MiB) under both, so the two are compared with each
-// other, not with the 8 MiB segments of the main topic.
+// other, not with the main topic's (--tiered-segment-mib).
 const (
 	wideSegmentBytes      = 2 << 20
 	wideBytesPerPartition = 8 << 20
@@ -812,8 +812,8 @@ func (b *tieredBench) wide(ctx context.Context, opts tieredOptions, sum *summary
 		fmt.Printf("%-28s %10.1f %10d %10.1f %10.2f %10.2f %10s   served / object bytes %.2f\n", fmt.Sprintf("%d partitions", t.partitions), float64(t.remoteBytes)/(1<<20),
 			len(t.objects), float64(t.remoteBytes)/r.elapsed.Seconds()/1e6, gets, getBytes, versus, r.served/float64(t.remoteBytes))
 		if t == wide {
-			fmt.Printf("goal: the same per-byte efficiency as %d partitions (GETs/MiB ≤ %.1f× of theirs, GET B/B ≤ %.2f); main topic, %d partitions of 8 MiB segments: %.2f GETs/MiB, %.2f GET B/B\n",
-				opts.partitions, goalWideVsNarrow, goalGETBytesPerByte, b.main.partitions, b.coldGETsPerMiB, b.coldGETBytes)
+			fmt.Printf("goal: the same per-byte efficiency as %d partitions (GETs/MiB ≤ %.1f× of theirs, GET B/B ≤ %.2f); main topic, %d partitions of %d MiB segments: %.2f GETs/MiB, %.2f GET B/B\n",
+				opts.partitions, goalWideVsNarrow, goalGETBytesPerByte, b.main.partitions, opts.segmentMiB, b.coldGETsPerMiB, b.coldGETBytes)
 			sum.atMost(fmt.Sprintf("%d-partition GETs/MiB / %d-partition", wide.partitions, narrow.partitions), gets/narrowGETs, goalWideVsNarrow, "×")
 			sum.atMost(fmt.Sprintf("%d-partition GET bytes / bytes replayed", wide.partitions), getBytes, goalGETBytesPerByte, "")
 		}
