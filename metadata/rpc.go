@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -305,9 +307,23 @@ type rpcClient struct {
 // rpcIdleConns bounds the idle connections kept to the leader.
 const rpcIdleConns = 4
 
-// take returns an idle connection to peer, or nil; connections to another
-// peer (an earlier leader) are closed.
+// take returns an idle connection to peer that the peer has not closed,
+// or nil; connections to another peer (an earlier leader) are closed, and
+// so are the idle ones found closed by the peer (a leader that restarted
+// at the same address closed them all).
 func (c *rpcClient) take(peer raft.ServerAddress) net.Conn {
+	for {
+		conn := c.takeIdle(peer)
+		if conn == nil || open(conn) {
+			return conn
+		}
+		c.release(conn, peer, false)
+	}
+}
+
+// takeIdle is take without the check that the peer has kept the
+// connection open.
+func (c *rpcClient) takeIdle(peer raft.ServerAddress) net.Conn {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.peer != peer {
@@ -323,6 +339,34 @@ func (c *rpcClient) take(peer raft.ServerAddress) net.Conn {
 	c.idle = c.idle[:len(c.idle)-1]
 	c.track(conn)
 	return conn
+}
+
+// open reports whether an idle connection can carry a request: a peek
+// that does not wait finds nothing to read (an idle connection is owed no
+// bytes), not the peer's close, a reset or stray bytes. Checked before a
+// request is written, so a request is never sent on a connection already
+// known dead, and a failure after it was written is never retried: by
+// then the leader may have appended it.
+func open(conn net.Conn) bool {
+	if secured, ok := conn.(*tls.Conn); ok {
+		conn = secured.NetConn()
+	}
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return true // cannot tell: the exchange finds out
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	alive := false
+	if err := raw.Read(func(fd uintptr) bool {
+		alive = peekNothing(fd)
+		return true // never wait for readiness
+	}); err != nil {
+		return false
+	}
+	return alive
 }
 
 // track marks conn taken by a request (mu held).
@@ -390,48 +434,41 @@ func (s *Store) forward(ctx context.Context, request []byte) (rpcResponse, error
 		deadline = d
 	}
 	c := &s.rpc
-	// An idle connection may have been closed by the peer meanwhile: one
-	// retry, on a new connection (the other idle ones are likely closed
-	// too: a leader that restarted closed them all).
-	for attempt := 0; ; attempt++ {
-		var conn net.Conn
-		if attempt == 0 {
-			conn = c.take(address)
+	// An idle connection the peer has closed is never used (take), so a
+	// request is sent once: a failure after it was written is not retried
+	// here, and not marked errNotApplied, since the leader may have read
+	// and appended it before the connection broke.
+	conn := c.take(address)
+	if conn == nil {
+		var err error
+		if conn, err = s.layer.dial(address, leaderID, channelRPC, time.Until(deadline)); err != nil {
+			return rpcResponse{}, fmt.Errorf("%w: %w: %w", ErrNotLeader, errNotApplied, err)
 		}
-		reused := conn != nil
-		if conn == nil {
-			var err error
-			if conn, err = s.layer.dial(address, leaderID, channelRPC, time.Until(deadline)); err != nil {
-				return rpcResponse{}, fmt.Errorf("%w: %w: %w", ErrNotLeader, errNotApplied, err)
-			}
-			if !c.dialed(conn) {
-				return rpcResponse{}, fmt.Errorf("%w: %w: %w", ErrNotLeader, errNotApplied, net.ErrClosed)
-			}
-		}
-		response, err := exchange(conn, request, deadline)
-		c.release(conn, address, err == nil)
-		if err == nil {
-			switch response.status {
-			case rpcOK:
-				return response, nil
-			case rpcNotLeader:
-				err := fmt.Errorf("%w (node %d answered: %s)", ErrNotLeader, leaderID, response.message)
-				if response.index == 0 {
-					err = fmt.Errorf("%w: %w", err, errNotApplied) // refused before appending
-				}
-				return response, err
-			case rpcDuplicateBroker:
-				return response, fmt.Errorf("controller %d: %s: %w", leaderID, response.message, ErrDuplicateBroker)
-			}
-			if i := int(response.status) - int(rpcRejectedBase); i >= 0 && i < len(rpcRejections) {
-				return response, fmt.Errorf("metadata: controller %d: %s: %w", leaderID, response.message, rpcRejections[i])
-			}
-			return response, fmt.Errorf("metadata: controller %d: %s", leaderID, response.message)
-		}
-		if !reused || attempt > 0 || ctx.Err() != nil {
-			return rpcResponse{}, fmt.Errorf("%w: controller %d at %s: %w", ErrNotLeader, leaderID, address, err)
+		if !c.dialed(conn) {
+			return rpcResponse{}, fmt.Errorf("%w: %w: %w", ErrNotLeader, errNotApplied, net.ErrClosed)
 		}
 	}
+	response, err := exchange(conn, request, deadline)
+	c.release(conn, address, err == nil)
+	if err != nil {
+		return rpcResponse{}, fmt.Errorf("%w: controller %d at %s: %w", ErrNotLeader, leaderID, address, err)
+	}
+	switch response.status {
+	case rpcOK:
+		return response, nil
+	case rpcNotLeader:
+		err := fmt.Errorf("%w (node %d answered: %s)", ErrNotLeader, leaderID, response.message)
+		if response.index == 0 {
+			err = fmt.Errorf("%w: %w", err, errNotApplied) // refused before appending
+		}
+		return response, err
+	case rpcDuplicateBroker:
+		return response, fmt.Errorf("controller %d: %s: %w", leaderID, response.message, ErrDuplicateBroker)
+	}
+	if i := int(response.status) - int(rpcRejectedBase); i >= 0 && i < len(rpcRejections) {
+		return response, fmt.Errorf("metadata: controller %d: %s: %w", leaderID, response.message, rpcRejections[i])
+	}
+	return response, fmt.Errorf("metadata: controller %d: %s", leaderID, response.message)
 }
 
 func exchange(conn net.Conn, request []byte, deadline time.Time) (rpcResponse, error) {

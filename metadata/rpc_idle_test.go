@@ -1,19 +1,27 @@
 package metadata
 
 import (
+	"crypto/tls"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/strata-log/strata/broker/authn/authntest"
 )
 
 // TestForwardAfterLeaderDroppedIdleConnections: when the leader has closed
 // the connections a follower keeps idle (a restart at the same address,
-// its connections cut), the next forwarded request is answered: the one
-// retry is on a new connection. It retried on the next idle connection,
-// dead as well, and the heartbeat failed.
+// its connections cut), the next forwarded request is answered: idle
+// connections the peer closed are skipped for a new one. It once retried
+// on the next idle connection, dead as well, and the heartbeat failed.
 func TestForwardAfterLeaderDroppedIdleConnections(t *testing.T) {
 	c := newTestCluster(t, 2)
 	_, leader := c.leader()
@@ -118,5 +126,116 @@ func TestDialBoundedByItsTimeout(t *testing.T) {
 		}
 	case <-testContext(t).Done():
 		t.Fatal("a dial with a 50 ms timeout still waits for the handshake after 30 s (bounded by HandshakeTimeout only)")
+	}
+}
+
+// TestForwardFailureAfterSendNotResent: a request whose connection breaks
+// after the leader read it is not sent again, and its error does not say
+// "not applied": the leader may have appended it. The leader here applies
+// a producer ID allocation and cuts the connection before answering; the
+// follower used to resend it on a new connection (the failure was on an
+// idle connection, taken for one the leader had closed), allocating a
+// second block.
+func TestForwardFailureAfterSendNotResent(t *testing.T) {
+	c := newTestCluster(t, 2)
+	_, leader := c.leader()
+	_, follower := c.follower()
+	ctx := testContext(t)
+	if _, err := follower.RegisterBroker(ctx, testRegistration(7)); err != nil { // leaves an idle connection
+		t.Fatal(err)
+	}
+	var proposals atomic.Int32
+	hook := func(kind uint8) {
+		if kind == rpcPropose && proposals.Add(1) == 1 {
+			// Handled after this returns; its answer finds the connection cut.
+			leader.layer.mutex.Lock()
+			for conn := range leader.layer.handshaking {
+				conn.Close()
+			}
+			leader.layer.mutex.Unlock()
+		}
+	}
+	leader.beforeRPC.Store(&hook)
+	_, err := follower.AllocateProducerIDs(ctx, 7, 10)
+	if n := proposals.Load(); n != 1 {
+		t.Fatalf("the leader was sent the proposal %d times, want once (err %v)", n, err)
+	}
+	if err == nil || errors.Is(err, errNotApplied) {
+		t.Fatalf("error %v, want one that does not say the proposal was not applied", err)
+	}
+}
+
+// TestIdleConnectionOpen: the check of an idle connection before a request
+// is written, over plain TCP and TLS (TLS 1.3: the server's session ticket
+// is read with the first answer, as an exchange does): open while idle;
+// not open once the peer has closed it, or once it holds bytes no request
+// asked for.
+func TestIdleConnectionOpen(t *testing.T) {
+	ca := authntest.NewCA(t, "idle CA")
+	server := &tls.Config{Certificates: []tls.Certificate{ca.KeyPair(t, pkix.Name{CommonName: "localhost"})}}
+	client := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}
+	for _, secured := range []bool{false, true} {
+		for _, end := range []string{"closed", "stray bytes"} {
+			t.Run(fmt.Sprintf("tls=%v/%s", secured, end), func(t *testing.T) {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ln.Close()
+				accepted := make(chan net.Conn, 1)
+				go func() {
+					conn, err := ln.Accept()
+					if err != nil {
+						close(accepted)
+						return
+					}
+					if secured {
+						conn = tls.Server(conn, server)
+					}
+					accepted <- conn
+				}()
+				conn, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				if secured {
+					conn = tls.Client(conn, client)
+				}
+				peer := <-accepted
+				defer peer.Close()
+				// One exchange, as a request and its answer.
+				go func() {
+					var b [1]byte
+					if _, err := io.ReadFull(peer, b[:]); err == nil {
+						peer.Write(b[:])
+					}
+				}()
+				var b [1]byte
+				if _, err := conn.Write([]byte{1}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(conn, b[:]); err != nil {
+					t.Fatal(err)
+				}
+				if !open(conn) {
+					t.Fatal("an idle connection the peer keeps open was found closed")
+				}
+				if end == "closed" {
+					peer.Close()
+				} else if _, err := peer.Write([]byte{2}); err != nil {
+					t.Fatal(err)
+				}
+				// The peer's close or bytes arrive over loopback soon, not
+				// necessarily by the time Close or Write returns.
+				deadline := time.Now().Add(10 * time.Second)
+				for open(conn) {
+					if time.Now().After(deadline) {
+						t.Fatalf("still found open 10 s after the peer's %s", end)
+					}
+					time.Sleep(time.Millisecond)
+				}
+			})
+		}
 	}
 }
