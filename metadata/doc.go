@@ -484,7 +484,12 @@
 // frames (uint32 length, then that many bytes, at most 16 MiB), answered
 // one at a time in order on each connection. A node sends each request on
 // a connection of its own (idle ones are reused, up to four), so one the
-// leader does not answer delays no other:
+// leader does not answer delays no other. A request is sent once: an idle
+// connection is checked open (a peek that does not wait finds neither the
+// peer's close nor stray bytes) before the request is written, and a
+// failure after it was written is returned, not retried, since the leader
+// may have appended it (only failures before sending, or a leader's
+// refusal before appending, are retried, by proposeRemote):
 //
 //	request:   kind uint8, then
 //	           1 propose       a Raft log entry as above (checked to decode
