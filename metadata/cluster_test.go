@@ -539,26 +539,9 @@ func TestClusterUncleanElection(t *testing.T) {
 // held request ended, and a new controller fenced brokers whose
 // heartbeats waited so.
 func TestForwardedRequestsDoNotQueue(t *testing.T) {
-	c := newTestCluster(t, 2)
-	_, leader := c.leader()
-	_, follower := c.follower()
+	leader, follower, epoch := forwardingPair(t)
 	ctx := testContext(t)
-	epoch, err := follower.RegisterBroker(ctx, testRegistration(7))
-	if err != nil {
-		t.Fatal(err)
-	}
-	held, release := make(chan struct{}), make(chan struct{})
-	var holding, releasing sync.Once
-	t.Cleanup(func() { releasing.Do(func() { close(release) }) })
-	hook := func(kind uint8) {
-		if kind == rpcPropose {
-			holding.Do(func() {
-				close(held)
-				<-release
-			})
-		}
-	}
-	leader.beforeRPC.Store(&hook)
+	held, release := holdFirstProposal(t, leader)
 	var heldDone atomic.Bool
 	proposed := make(chan error, 1)
 	go func() {
@@ -567,14 +550,14 @@ func TestForwardedRequestsDoNotQueue(t *testing.T) {
 		proposed <- err
 	}()
 	<-held
-	err = follower.Heartbeat(ctx, BrokerHeartbeat{ID: 7, BrokerEpoch: epoch})
+	err := follower.Heartbeat(ctx, BrokerHeartbeat{ID: 7, BrokerEpoch: epoch})
 	if heldDone.Load() {
 		t.Fatalf("the heartbeat was answered (%v) only once the request the leader held had ended", err)
 	}
 	if err != nil {
 		t.Fatalf("heartbeat while the leader holds another request of this follower: %v", err)
 	}
-	releasing.Do(func() { close(release) })
+	release()
 	if err := <-proposed; err != nil {
 		t.Fatalf("the held request, once released: %v", err)
 	}

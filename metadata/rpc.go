@@ -314,7 +314,7 @@ const rpcIdleConns = 4
 func (c *rpcClient) take(peer raft.ServerAddress) net.Conn {
 	for {
 		conn := c.takeIdle(peer)
-		if conn == nil || open(conn) {
+		if conn == nil || stillOpen(conn) {
 			return conn
 		}
 		c.release(conn, peer, false)
@@ -341,13 +341,13 @@ func (c *rpcClient) takeIdle(peer raft.ServerAddress) net.Conn {
 	return conn
 }
 
-// open reports whether an idle connection can carry a request: a peek
+// stillOpen reports whether an idle connection can carry a request: a peek
 // that does not wait finds nothing to read (an idle connection is owed no
 // bytes), not the peer's close, a reset or stray bytes. Checked before a
 // request is written, so a request is never sent on a connection already
 // known dead, and a failure after it was written is never retried: by
 // then the leader may have appended it.
-func open(conn net.Conn) bool {
+func stillOpen(conn net.Conn) bool {
 	if secured, ok := conn.(*tls.Conn); ok {
 		conn = secured.NetConn()
 	}

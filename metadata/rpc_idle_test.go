@@ -23,27 +23,11 @@ import (
 // connections the peer closed are skipped for a new one. It once retried
 // on the next idle connection, dead as well, and the heartbeat failed.
 func TestForwardAfterLeaderDroppedIdleConnections(t *testing.T) {
-	c := newTestCluster(t, 2)
-	_, leader := c.leader()
-	_, follower := c.follower()
+	leader, follower, epoch := forwardingPair(t)
 	ctx := testContext(t)
-	epoch, err := follower.RegisterBroker(ctx, testRegistration(7))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Two idle connections: a heartbeat sent while the leader holds a
 	// proposal takes a second one (TestForwardedRequestsDoNotQueue).
-	held, release := make(chan struct{}), make(chan struct{})
-	var holding sync.Once
-	hook := func(kind uint8) {
-		if kind == rpcPropose {
-			holding.Do(func() {
-				close(held)
-				<-release
-			})
-		}
-	}
-	leader.beforeRPC.Store(&hook)
+	held, release := holdFirstProposal(t, leader)
 	proposed := make(chan error, 1)
 	go func() {
 		_, err := follower.AllocateProducerIDs(ctx, 7, 10)
@@ -53,7 +37,7 @@ func TestForwardAfterLeaderDroppedIdleConnections(t *testing.T) {
 	if err := follower.Heartbeat(ctx, BrokerHeartbeat{ID: 7, BrokerEpoch: epoch}); err != nil {
 		t.Fatal(err)
 	}
-	close(release)
+	release()
 	if err := <-proposed; err != nil {
 		t.Fatal(err)
 	}
@@ -63,12 +47,7 @@ func TestForwardAfterLeaderDroppedIdleConnections(t *testing.T) {
 	if idle != 2 {
 		t.Fatalf("%d idle connections, want 2", idle)
 	}
-	// The leader cuts the connections it serves RPCs on.
-	leader.layer.mutex.Lock()
-	for conn := range leader.layer.handshaking {
-		conn.Close()
-	}
-	leader.layer.mutex.Unlock()
+	cutRPCConnections(leader)
 	if err := follower.Heartbeat(ctx, BrokerHeartbeat{ID: 7, BrokerEpoch: epoch}); err != nil {
 		t.Fatalf("heartbeat after the leader dropped the idle connections: %v", err)
 	}
@@ -137,22 +116,12 @@ func TestDialBoundedByItsTimeout(t *testing.T) {
 // idle connection, taken for one the leader had closed), allocating a
 // second block.
 func TestForwardFailureAfterSendNotResent(t *testing.T) {
-	c := newTestCluster(t, 2)
-	_, leader := c.leader()
-	_, follower := c.follower()
+	leader, follower, _ := forwardingPair(t) // its registration leaves an idle connection
 	ctx := testContext(t)
-	if _, err := follower.RegisterBroker(ctx, testRegistration(7)); err != nil { // leaves an idle connection
-		t.Fatal(err)
-	}
 	var proposals atomic.Int32
 	hook := func(kind uint8) {
 		if kind == rpcPropose && proposals.Add(1) == 1 {
-			// Handled after this returns; its answer finds the connection cut.
-			leader.layer.mutex.Lock()
-			for conn := range leader.layer.handshaking {
-				conn.Close()
-			}
-			leader.layer.mutex.Unlock()
+			cutRPCConnections(leader) // handled after this returns: its answer finds the connection cut
 		}
 	}
 	leader.beforeRPC.Store(&hook)
@@ -218,7 +187,7 @@ func TestIdleConnectionOpen(t *testing.T) {
 				if _, err := io.ReadFull(conn, b[:]); err != nil {
 					t.Fatal(err)
 				}
-				if !open(conn) {
+				if !stillOpen(conn) {
 					t.Fatal("an idle connection the peer keeps open was found closed")
 				}
 				if end == "closed" {
@@ -229,7 +198,7 @@ func TestIdleConnectionOpen(t *testing.T) {
 				// The peer's close or bytes arrive over loopback soon, not
 				// necessarily by the time Close or Write returns.
 				deadline := time.Now().Add(10 * time.Second)
-				for open(conn) {
+				for stillOpen(conn) {
 					if time.Now().After(deadline) {
 						t.Fatalf("still found open 10 s after the peer's %s", end)
 					}
@@ -238,4 +207,48 @@ func TestIdleConnectionOpen(t *testing.T) {
 			})
 		}
 	}
+}
+
+// holdFirstProposal makes the leader hold the first proposal it is
+// forwarded, unanswered, as a paused leader would: held is closed once it
+// does, and release (idempotent, also run at cleanup) lets it go on.
+func holdFirstProposal(t *testing.T, leader *Store) (held <-chan struct{}, release func()) {
+	holding, let := make(chan struct{}), make(chan struct{})
+	var once, releasing sync.Once
+	release = func() { releasing.Do(func() { close(let) }) }
+	t.Cleanup(release)
+	hook := func(kind uint8) {
+		if kind == rpcPropose {
+			once.Do(func() {
+				close(holding)
+				<-let
+			})
+		}
+	}
+	leader.beforeRPC.Store(&hook)
+	return holding, release
+}
+
+// cutRPCConnections closes the connections s serves controller RPCs on, as
+// a restart at the same address does.
+func cutRPCConnections(s *Store) {
+	s.layer.mutex.Lock()
+	defer s.layer.mutex.Unlock()
+	for conn := range s.layer.handshaking {
+		conn.Close()
+	}
+}
+
+// forwardingPair starts a two-node quorum and registers broker 7 through
+// the follower (which forwards it to the leader, leaving an idle
+// connection); it returns both stores and the broker's epoch.
+func forwardingPair(t *testing.T) (leader, follower *Store, epoch int64) {
+	c := newTestCluster(t, 2)
+	_, leader = c.leader()
+	_, follower = c.follower()
+	epoch, err := follower.RegisterBroker(testContext(t), testRegistration(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leader, follower, epoch
 }
