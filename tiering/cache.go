@@ -182,7 +182,7 @@ func newChunkCache(cfg chunkCacheConfig, pool *chunkPool, stats *stats) (*chunkC
 	}
 	direct, reason := chooseDirectIO(dir, cfg.bufferedIO)
 	c.direct = direct
-	if err := c.keepSpares(); err != nil {
+	if err := c.keepSpares(cfg.logger); err != nil {
 		return nil, fmt.Errorf("tiering: chunk cache: %w", err)
 	}
 	if direct {
@@ -201,8 +201,11 @@ func newChunkCache(cfg chunkCacheConfig, pool *chunkPool, stats *stats) (*chunkC
 // spare-N.spare and later overwritten with a new chunk (write), which
 // costs a fraction of creating a file (its blocks are allocated). With
 // O_DIRECT, or beyond the capacity, they are removed, as are interrupted
-// writes (…chunk.tmpXXXXXXXX).
-func (c *chunkCache) keepSpares() error {
+// writes (…chunk.tmpXXXXXXXX). An entry named like one of these that is
+// not a regular file (a directory, a symbolic link) is not the cache's:
+// it is left where it is, unused and uncounted, with a warning
+// (skipNotOurs); the start does not fail for it.
+func (c *chunkCache) keepSpares(logger *slog.Logger) error {
 	names, err := os.ReadDir(c.dir)
 	if err != nil {
 		return err
@@ -210,18 +213,29 @@ func (c *chunkCache) keepSpares() error {
 	var spares, chunks []string
 	for _, entry := range names {
 		name := entry.Name()
+		temporary := strings.Contains(name, chunkCacheSuffix+".tmp")
+		spare := strings.HasSuffix(name, spareSuffix)
+		if !temporary && !spare && !strings.HasSuffix(name, chunkCacheSuffix) {
+			continue
+		}
+		var n int
+		if _, err := fmt.Sscanf(name, "spare-%d"+spareSuffix, &n); spare && err == nil {
+			// New spares are numbered past every name taken, the
+			// cache's files' and the entries it skips.
+			c.nextSpare = max(c.nextSpare, n+1)
+		}
+		if !entry.Type().IsRegular() {
+			c.skipNotOurs(logger, filepath.Join(c.dir, name), entry.Type())
+			continue
+		}
 		switch {
-		case strings.Contains(name, chunkCacheSuffix+".tmp"):
-			if err := os.Remove(filepath.Join(c.dir, name)); err != nil {
+		case temporary:
+			if err := os.Remove(filepath.Join(c.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
-		case strings.HasSuffix(name, spareSuffix):
+		case spare:
 			spares = append(spares, name)
-			var n int
-			if _, err := fmt.Sscanf(name, "spare-%d"+spareSuffix, &n); err == nil {
-				c.nextSpare = max(c.nextSpare, n+1)
-			}
-		case strings.HasSuffix(name, chunkCacheSuffix):
+		default:
 			chunks = append(chunks, name)
 		}
 	}
@@ -230,10 +244,17 @@ func (c *chunkCache) keepSpares() error {
 	for _, name := range append(spares, chunks...) {
 		path := filepath.Join(c.dir, name)
 		info, err := os.Lstat(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // gone since the listing: nothing to keep
+		}
 		if err != nil {
 			return err
 		}
-		if c.direct || !info.Mode().IsRegular() || info.Size() == 0 || c.size+info.Size() > c.capacity {
+		if !info.Mode().IsRegular() { // replaced since the listing
+			c.skipNotOurs(logger, path, info.Mode().Type())
+			continue
+		}
+		if c.direct || info.Size() == 0 || c.size+info.Size() > c.capacity {
 			if err := os.Remove(path); err != nil {
 				return err
 			}
@@ -251,6 +272,22 @@ func (c *chunkCache) keepSpares() error {
 		c.size += info.Size()
 	}
 	return nil
+}
+
+// skipNotOurs warns about an entry of the cache directory named like a
+// cache file but of a type the cache never creates (mode, its type bits):
+// not the cache's, so neither used nor removed.
+func (c *chunkCache) skipNotOurs(logger *slog.Logger, path string, mode os.FileMode) {
+	kind := "a " + mode.String() + " entry"
+	switch {
+	case mode.IsDir():
+		kind = "a directory"
+	case mode&os.ModeSymlink != 0:
+		kind = "a symbolic link"
+	}
+	logger.Warn("tiering: chunk cache: an entry named like a cache file is "+kind+", not a file the cache wrote; "+
+		"the cache leaves it alone and does not use it: move it out of the cache directory, which should hold only the cache's own files",
+		"path", path, "type", kind)
 }
 
 // close stops the writer; chunks still queued are dropped (not cached).

@@ -276,7 +276,10 @@
 // it; removed beyond, and all of them with O_DIRECT), which new files are
 // written over, as a full cache writes a new file over the one it evicts
 // (overwriting a file's allocated blocks costs a fraction of creating
-// one). Where the CacheDir's file system allows it (Linux, not tmpfs;
+// one). An entry named like a cache file that is not a regular file (a
+// directory, a symbolic link) is not the cache's: New leaves it alone,
+// unused and uncounted, and logs a warning with its path
+// (TestChunkCacheStartSkipsEntriesNotItsOwn). Where the CacheDir's file system allows it (Linux, not tmpfs;
 // probed once at New, strata_tiering_cache_direct_io) the files are
 // written and read with O_DIRECT, bypassing the page cache: the chunk
 // buffers are 4096-aligned, and a chunk whose length is not a multiple of
