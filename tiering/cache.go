@@ -38,7 +38,8 @@ type chunkKey struct {
 // together (the chunks of one ranged GET: cacheFile), written behind the
 // reader: put queues the run for a writer goroutine (a bounded queue;
 // a put waits for room until its context ends, then the run is just not
-// cached on disk), and a chunk waiting in the queue is served from memory.
+// cached on disk), and a chunk waiting in the queue is served from memory
+// (a file evicted or removed while it waits is never written).
 // A file's chunks leave the cache together (evicted when the least
 // recently used of them is, or dropped with one found damaged): creating a
 // file costs more CPU than filling a MiB of it, so a cold replay's first
@@ -121,7 +122,8 @@ type cacheFile struct {
 	entries []*cacheEntry // its chunks, in order
 	size    int64         // bytes: the chunks' lengths summed
 	// dropped: its chunks left the cache (evicted, removed); written: its
-	// write is over (until then the writer removes a dropped file).
+	// write is over (until then the writer removes a dropped file, or,
+	// dropped before the write began, does not write it).
 	dropped, written bool
 }
 
@@ -557,7 +559,8 @@ func (c *chunkCache) putFile(ctx context.Context, first chunkKey, chunks []*chun
 // of the size; the caller sees that the file leaves the directory: the
 // write a putFile evicted it for removes or reuses it (cacheWrite.evicted),
 // removeFileLocked removes it, and a file dropped before its write ended
-// is removed by the writer. Called with mu held.
+// is removed by the writer (or, dropped before its write began, never
+// written: the writer skips it). Called with mu held.
 func (c *chunkCache) dropFileLocked(file *cacheFile) {
 	if file.dropped {
 		return
@@ -613,11 +616,18 @@ func (c *chunkCache) write(w cacheWrite) {
 		began = time.Now().Add(-busy)
 	}
 	defer func() { c.stats.cacheWriteNanos.Add(int64(time.Since(began))) }()
+	// A file dropped (evicted, removed) before its write begins is not
+	// written: nothing would read it, and the writer would remove it.
 	c.mu.Lock()
-	closed := c.closed
+	closed, dropped := c.closed, file.dropped
 	c.mu.Unlock()
-	err := errClosedCache
-	if !closed {
+	var err error
+	switch {
+	case closed:
+		err = errClosedCache
+	case dropped:
+		err = errDroppedBeforeWrite
+	default:
 		parts := make([][]byte, len(file.entries))
 		for i, entry := range file.entries {
 			if c.direct {
@@ -639,7 +649,7 @@ func (c *chunkCache) write(w cacheWrite) {
 		}
 	}
 	c.mu.Lock()
-	dropped := file.dropped
+	dropped = file.dropped
 	if !dropped && err != nil {
 		c.dropFileLocked(file)
 	}
@@ -655,7 +665,7 @@ func (c *chunkCache) write(w cacheWrite) {
 	}
 	switch {
 	case err != nil:
-		os.Remove(temporary)
+		os.Remove(temporary) // a file reused, or the write's remains
 	case dropped:
 		os.Remove(path) // dropped (evicted, removed) while being written
 	}
@@ -689,7 +699,10 @@ func writeFile(path string, parts [][]byte, exists bool) error {
 	return err
 }
 
-var errClosedCache = errors.New("chunk cache closed")
+var (
+	errClosedCache        = errors.New("chunk cache closed")
+	errDroppedBeforeWrite = errors.New("chunk cache file dropped before its write")
+)
 
 // remove drops a chunk, and with it the other chunks of its file (a chunk
 // found damaged makes its whole file suspect).

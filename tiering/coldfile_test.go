@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
@@ -267,5 +268,76 @@ func TestRemovedChunkPutAgainKeepsItsNewFile(t *testing.T) {
 	}
 	if size := cache.bytes(); size != chunkBytes {
 		t.Errorf("cache size %d, want %d", size, chunkBytes)
+	}
+}
+
+// A file evicted while it waits in the write-behind queue is never
+// written: the writer skips it (no file created, none counted written),
+// and the cache counts only the files that stay. Before, the writer wrote
+// it and then removed it: a disk write for nothing.
+func TestChunkEvictedWhileQueuedNeverWritten(t *testing.T) {
+	const chunkBytes = 64 << 10
+	cache, filler, counters := filledChunkCache(t, chunkBytes, 2*chunkBytes, 0)
+	segment := filler.segment
+	filler.put(0, 'a')
+	cache.waitWrites()
+	held := make(chan struct{})
+	cache.beforeWrite = func() { <-held } // chunk 1's file waits
+	filler.put(1, 'b')
+	ch, ok := cache.get(chunkKey{segment: segment, index: 0}) // chunk 1 becomes the least recently used
+	if !ok {
+		t.Fatal("chunk 0 not cached")
+	}
+	ch.release()
+	filler.put(2, 'c') // evicts chunk 1, still queued
+	if cache.contains(chunkKey{segment: segment, index: 1}) {
+		t.Fatal("chunk 1 not evicted")
+	}
+	close(held)
+	cache.waitWrites()
+
+	if n := counters.cacheFilesWritten.Load(); n != 2 {
+		t.Errorf("%d cache files written, want 2 (chunks 0 and 2; chunk 1 evicted before its write)", n)
+	}
+	if _, err := os.Stat(cache.path(chunkKey{segment: segment, index: 1})); !os.IsNotExist(err) {
+		t.Errorf("evicted chunk 1's file: %v, want none", err)
+	}
+	names, err := os.ReadDir(cache.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onDisk int64
+	var files []string
+	for _, entry := range names {
+		info, err := entry.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		onDisk += info.Size()
+		files = append(files, entry.Name())
+	}
+	want := []string{cache.path(chunkKey{segment: segment, index: 0}), cache.path(chunkKey{segment: segment, index: 2})}
+	for i := range want {
+		want[i] = filepath.Base(want[i])
+	}
+	slices.Sort(want)
+	if !slices.Equal(files, want) {
+		t.Errorf("files %q, want %q", files, want)
+	}
+	if got := cache.bytes(); got != 2*chunkBytes || got != onDisk {
+		t.Errorf("cache counts %d bytes, the directory holds %d, want %d", got, onDisk, 2*chunkBytes)
+	}
+	if n := counters.cacheEvictions.Load(); n != 1 {
+		t.Errorf("%d chunks counted evicted, want 1", n)
+	}
+	for index, fill := range map[int64]byte{0: 'a', 2: 'c'} {
+		ch, ok := cache.get(chunkKey{segment: segment, index: index})
+		if !ok || !bytes.Equal(ch.data, bytes.Repeat([]byte{fill}, chunkBytes)) {
+			t.Fatalf("chunk %d: read back %v", index, ok)
+		}
+		ch.release()
+	}
+	if _, ok := cache.get(chunkKey{segment: segment, index: 1}); ok {
+		t.Error("evicted chunk 1 served")
 	}
 }

@@ -217,7 +217,8 @@
 // behind the readers: a bounded queue (chunks that wait too long for room
 // in it are not cached on disk), whose chunks are served from memory
 // until written; space is reserved first, so the directory never holds
-// more than CacheBytes of chunk files. The chunks of one GET go into one
+// more than CacheBytes of chunk files, and a file evicted while it waits
+// is never written (TestChunkEvictedWhileQueuedNeverWritten). The chunks of one GET go into one
 // file (creating a file costs more than filling it), at most as many as
 // the queue holds:
 //
