@@ -489,7 +489,12 @@
 // peer's close nor stray bytes) before the request is written, and a
 // failure after it was written is returned, not retried, since the leader
 // may have appended it (only failures before sending, or a leader's
-// refusal before appending, are retried, by proposeRemote):
+// refusal before appending, are retried, by proposeRemote). A request
+// ends by its deadline or when its caller's context ends, whichever is
+// first: a cancelled caller gets the context's error at once, during the
+// dial as well, and a connection whose request was under way is closed,
+// never reused (the answer may still arrive on it); such a request, once
+// written, is neither resent nor taken as not applied:
 //
 //	request:   kind uint8, then
 //	           1 propose       a Raft log entry as above (checked to decode

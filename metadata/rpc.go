@@ -437,18 +437,24 @@ func (s *Store) forward(ctx context.Context, request []byte) (rpcResponse, error
 	// An idle connection the peer has closed is never used (take), so a
 	// request is sent once: a failure after it was written is not retried
 	// here, and not marked errNotApplied, since the leader may have read
-	// and appended it before the connection broke.
+	// and appended it before the connection broke. The same holds when
+	// ctx ends while the request is under way (exchange).
 	conn := c.take(address)
 	if conn == nil {
 		var err error
-		if conn, err = s.layer.dial(address, leaderID, channelRPC, time.Until(deadline)); err != nil {
+		if conn, err = s.layer.dial(ctx, address, leaderID, channelRPC, time.Until(deadline)); err != nil {
 			return rpcResponse{}, fmt.Errorf("%w: %w: %w", ErrNotLeader, errNotApplied, err)
 		}
 		if !c.dialed(conn) {
 			return rpcResponse{}, fmt.Errorf("%w: %w: %w", ErrNotLeader, errNotApplied, net.ErrClosed)
 		}
 	}
-	response, err := exchange(conn, request, deadline)
+	if err := ctx.Err(); err != nil {
+		// Ended before the request was written: not sent.
+		c.release(conn, address, true)
+		return rpcResponse{}, fmt.Errorf("%w: %w: %w", ErrNotLeader, errNotApplied, err)
+	}
+	response, err := exchange(ctx, conn, request, deadline)
 	c.release(conn, address, err == nil)
 	if err != nil {
 		return rpcResponse{}, fmt.Errorf("%w: controller %d at %s: %w", ErrNotLeader, leaderID, address, err)
@@ -471,10 +477,25 @@ func (s *Store) forward(ctx context.Context, request []byte) (rpcResponse, error
 	return response, fmt.Errorf("metadata: controller %d: %s", leaderID, response.message)
 }
 
-func exchange(conn net.Conn, request []byte, deadline time.Time) (rpcResponse, error) {
+// exchange writes request on conn and reads its answer, by deadline or
+// until ctx ends, whichever comes first. When ctx ends first, conn is
+// closed (the answer may still arrive on it: it can carry no other
+// request) and the error is ctx's, returned at once; the request may have
+// been written, and the peer may act on it.
+func exchange(ctx context.Context, conn net.Conn, request []byte, deadline time.Time) (rpcResponse, error) {
 	if err := conn.SetDeadline(deadline); err != nil {
 		return rpcResponse{}, err
 	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	response, err := writeAndRead(conn, request)
+	if !stop() {
+		return rpcResponse{}, fmt.Errorf("gave up waiting for the answer (the request may still be acted on): %w", ctx.Err())
+	}
+	return response, err
+}
+
+// writeAndRead is exchange's request and answer.
+func writeAndRead(conn net.Conn, request []byte) (rpcResponse, error) {
 	if err := writeFrame(conn, request); err != nil {
 		return rpcResponse{}, err
 	}

@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509/pkix"
 	"errors"
@@ -92,7 +93,7 @@ func TestDialBoundedByItsTimeout(t *testing.T) {
 	defer layer.Close()
 	dialed := make(chan error, 1)
 	go func() {
-		conn, err := layer.dial(raft.ServerAddress(silent.Addr().String()), 2, channelRPC, 50*time.Millisecond)
+		conn, err := layer.dial(context.Background(), raft.ServerAddress(silent.Addr().String()), 2, channelRPC, 50*time.Millisecond)
 		if err == nil {
 			conn.Close()
 		}

@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -23,13 +24,13 @@ func TestRPCWhileRaftStarts(t *testing.T) {
 		err      error
 	)
 	config.raftStarting = func(s *Store) {
-		conn, dialErr := s.layer.dial(raft.ServerAddress(s.layer.Addr().String()), 1, channelRPC, time.Second)
+		conn, dialErr := s.layer.dial(context.Background(), raft.ServerAddress(s.layer.Addr().String()), 1, channelRPC, time.Second)
 		if dialErr != nil {
 			err = dialErr
 			return
 		}
 		defer conn.Close()
-		response, err = exchange(conn, append([]byte{rpcPropose}, encodeCommand(&unregisterBrokerCommand{id: 2, epoch: AnyBrokerEpoch})...), time.Now().Add(5*time.Second))
+		response, err = exchange(context.Background(), conn, append([]byte{rpcPropose}, encodeCommand(&unregisterBrokerCommand{id: 2, epoch: AnyBrokerEpoch})...), time.Now().Add(5*time.Second))
 	}
 	store := openReady(t, config)
 	if err != nil {

@@ -823,10 +823,10 @@ func (s *Store) joinAsNonvoter() {
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		for _, id := range ids {
-			conn, err := s.layer.dial(raft.ServerAddress(s.config.Voters[id]), id, channelRPC, s.config.HandshakeTimeout)
+			conn, err := s.layer.dial(context.Background(), raft.ServerAddress(s.config.Voters[id]), id, channelRPC, s.config.HandshakeTimeout)
 			if err == nil {
 				var response rpcResponse
-				response, err = exchange(conn, request, time.Now().Add(rpcTimeout))
+				response, err = exchange(context.Background(), conn, request, time.Now().Add(rpcTimeout))
 				conn.Close()
 				if err == nil && response.status != rpcOK {
 					err = errors.New(response.message)
@@ -899,7 +899,7 @@ func (s *Store) changeVoters(ctx context.Context, add bool, id int32, address st
 // probePeer checks that the node at address answers the controller
 // handshake as node id, with this cluster's id and secret.
 func (s *Store) probePeer(id int32, address string) error {
-	conn, err := s.layer.dial(raft.ServerAddress(address), id, channelRPC, s.config.HandshakeTimeout)
+	conn, err := s.layer.dial(context.Background(), raft.ServerAddress(address), id, channelRPC, s.config.HandshakeTimeout)
 	if err != nil {
 		return err
 	}

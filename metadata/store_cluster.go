@@ -63,12 +63,12 @@ func (s *Store) CheckRegistration(ctx context.Context, registration BrokerRegist
 		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 			deadline = d
 		}
-		conn, err := s.layer.dial(raft.ServerAddress(members[id]), id, channelRPC, time.Until(deadline))
+		conn, err := s.layer.dial(ctx, raft.ServerAddress(members[id]), id, channelRPC, time.Until(deadline))
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		response, err := exchange(conn, request, deadline)
+		response, err := exchange(ctx, conn, request, deadline)
 		conn.Close()
 		switch {
 		case err != nil:

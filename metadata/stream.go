@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -482,22 +483,39 @@ func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	if !ok {
 		return nil, fmt.Errorf("metadata: dial controller %s: no node id is known for this address", address)
 	}
-	return l.dial(address, expected, channelRaft, timeout)
+	return l.dial(context.Background(), address, expected, channelRaft, timeout)
 }
 
-func (l *streamLayer) dial(address raft.ServerAddress, expected int32, channel handshakeChannel, timeout time.Duration) (net.Conn, error) {
+func (l *streamLayer) dial(ctx context.Context, address raft.ServerAddress, expected int32, channel handshakeChannel, timeout time.Duration) (net.Conn, error) {
 	// timeout bounds the whole dial, handshakes included: a forwarded
 	// request's deadline must hold when a paused node accepts the
-	// connection (its kernel does) and never answers the handshake.
+	// connection (its kernel does) and never answers the handshake. So
+	// does ctx: its end closes the connection, ending the handshake.
 	var end time.Time
 	if timeout > 0 {
 		end = time.Now().Add(timeout)
 	}
 	dialer := net.Dialer{Timeout: timeout}
-	conn, err := dialer.Dial("tcp", string(address))
+	conn, err := dialer.DialContext(ctx, "tcp", string(address))
 	if err != nil {
 		return nil, fmt.Errorf("metadata: dial controller %d at %s: %w", expected, address, err)
 	}
+	raw := conn
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	conn, err = l.handshakeDialed(conn, address, expected, channel, end)
+	if !stop() {
+		if err == nil {
+			conn.Close()
+		}
+		return nil, fmt.Errorf("metadata: dial controller %d at %s: %w", expected, address, ctx.Err())
+	}
+	return conn, err
+}
+
+// handshakeDialed runs the dialer's side of the handshakes (TLS, then the
+// controller handshake) on a new connection, by end (none when zero); the
+// connection is closed when they fail.
+func (l *streamLayer) handshakeDialed(conn net.Conn, address raft.ServerAddress, expected int32, channel handshakeChannel, end time.Time) (net.Conn, error) {
 	if l.config.tls != nil {
 		secured, err := l.clientTLS(conn, string(address), expected, end)
 		if err != nil {
