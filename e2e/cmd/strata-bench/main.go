@@ -60,8 +60,16 @@ func main() {
 		isoQuota   = flag.Int("tiered-isolation-quota-mib", 50, "--tiered: the broker's remote fetch quota (--remote-log-manager-fetch-max-bytes-per-second, in MiB/s) for the isolation phase's throttled replay (0 skips it)")
 		tlsOnly    = flag.Bool("tls", false, "produce and consume through an SSL listener next to a PLAINTEXT one of the same broker, in the same run")
 		fixedChild = flag.String("fixed-rate-producer", "", "internal: run the isolation phase's fixed-rate producer in this process (brokers,topic,rate,size) until stdin closes")
+		relayChild = flag.String("relay", "", "internal: run one process of the isolation phase's plain relay (source,ADDR,RATE,FILE, hop,NEXT,DIR or sink) until stdin closes")
 	)
 	flag.Parse()
+	if *relayChild != "" {
+		if err := runRelayChild(*relayChild); err != nil {
+			fmt.Fprintln(os.Stderr, "strata-bench relay:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *fixedChild != "" {
 		if err := runFixedRateChild(*fixedChild); err != nil {
 			fmt.Fprintln(os.Stderr, "strata-bench fixed-rate producer:", err)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
@@ -52,7 +53,11 @@ const isolationWarmUp = 500 * time.Millisecond
 // during the replay is compared with its p99 over as long without one:
 // the half of that length just before the replay and the half just after
 // it (isolationPart), so both p99s come from as many samples and a change
-// in the machine's other load shows on both sides of the ratio.
+// in the machine's other load shows on both sides of the ratio. After
+// the throttled part, its peer: the same windows with a plain relay of
+// the bytes at the throttled replay's rate instead of the replay
+// (tiered_relay.go), what moving them costs the producer on this host
+// before any broker work; printed next to the goal, not counted.
 func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *summary) error {
 	topic := newTieredTopic(fmt.Sprintf("bench-latency-%d", time.Now().UnixNano()), 1, 0, int64(opts.segmentMiB)<<20, 0)
 	if err := topic.create(b.brokers); err != nil {
@@ -61,11 +66,13 @@ func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *su
 	type part struct {
 		name  string
 		flags []string
+		peer  bool // the relay at the throttled replay's rate, not a replay
 	}
 	var parts []part
 	if opts.isolationQuotaMiB > 0 {
-		parts = append(parts, part{fmt.Sprintf("fetch quota %d MiB/s", opts.isolationQuotaMiB),
-			[]string{"--remote-log-manager-fetch-max-bytes-per-second", fmt.Sprint(int64(opts.isolationQuotaMiB) << 20)}})
+		parts = append(parts, part{name: fmt.Sprintf("fetch quota %d MiB/s", opts.isolationQuotaMiB),
+			flags: []string{"--remote-log-manager-fetch-max-bytes-per-second", fmt.Sprint(int64(opts.isolationQuotaMiB) << 20)}},
+			part{name: "peer: plain relay", peer: true})
 	}
 	parts = append(parts, part{name: "no quota"})
 	fmt.Printf("\nisolation: a producer process at %d records/s of %d B (acks=all, linger 0, one partition, its own topic) on the same broker;\n", opts.isolationRate, b.recordSize)
@@ -73,23 +80,38 @@ func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *su
 	fmt.Printf("p99 during the whole replay against p99 without one over as long (the half just before it and the half just after, together);\n")
 	fmt.Printf("spread: p99 of each second; broker: Produce requests it took ≥ %.1f ms to handle\n", isolationSlowProduce*1000)
 	fmt.Printf("%-22s %-8s %10s %8s %7s %10s %8s %8s %8s %15s %9s\n", "part", "window", "replay", "seconds", "samples", "records/s", "p50 ms", "p99 ms", "max ms", "p99/s min–max", "slow Produce")
+	var throttledMBs, throttledRatio float64 // of the throttled part, for its peer
 	for _, p := range parts {
 		saved := b.flags
 		b.flags = append(slices.Clone(saved), p.flags...)
-		w, err := b.isolationPart(ctx, opts, topic.name)
+		load := func(ctx context.Context) (isolationLoad, error) {
+			served, gets, throttled, err := b.coldReplayFor(ctx, b.main, opts.isolationFor)
+			return isolationLoad{bytes: served, gets: gets, throttled: throttled}, err
+		}
+		if p.peer {
+			load = func(ctx context.Context) (isolationLoad, error) {
+				moved, err := relayFor(ctx, filepath.Dir(b.dataDir), throttledMBs*1e6, opts.isolationFor)
+				return isolationLoad{bytes: float64(moved)}, err
+			}
+		}
+		w, err := b.isolationPart(ctx, opts, topic.name, load)
 		b.flags = saved
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
 		}
 		base := w.without.latencies()
 		during := w.during.latencies()
+		note := fmt.Sprintf("   p99 %.2f× without; goal ≤ %.1f×", during.p99/base.p99, goalIsolationP99)
+		if p.peer {
+			note = fmt.Sprintf("   p99 %.2f× without (the throttled replay: %.2f×; not a goal)", during.p99/base.p99, throttledRatio)
+		}
 		for _, row := range []struct {
 			window string
 			w      isolationWindow
 			note   string
 		}{
 			{"without", w.without, " (before and after)"},
-			{"during", w.during, fmt.Sprintf("   p99 %.2f× without; goal ≤ %.1f×", during.p99/base.p99, goalIsolationP99)},
+			{"during", w.during, note},
 		} {
 			replay := "-"
 			if row.window == "during" {
@@ -98,6 +120,17 @@ func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *su
 			r := row.w.latencies()
 			fmt.Printf("%-22s %-8s %10s %8.2f %7d %10.0f %8.2f %8.2f %8.2f %7.2f–%-7.2f %9.0f%s\n", p.name, row.window, replay, row.w.length.Seconds(), len(row.w.took),
 				float64(len(row.w.took))/row.w.length.Seconds(), r.p50, r.p99, r.max, r.p99Min, r.p99Max, row.w.slowProduce(), row.note)
+		}
+		if p.peer {
+			fmt.Printf("%-22s the same bytes per second from a file through a process that writes them to files, to one that drops them\n", "")
+			fmt.Printf("%-22s (two loopback connections, %d KiB at a time; no broker work); machine without %.2f cores busy, during %.2f\n", "",
+				relayUnit>>10, w.without.machine, w.during.machine)
+			sum.derived("producer p99 during a plain relay (peer) / without", fmt.Sprintf("%.2f×", during.p99/base.p99),
+				fmt.Sprintf("replay %.2f×", throttledRatio))
+			continue
+		}
+		if len(p.flags) > 0 {
+			throttledMBs, throttledRatio = w.replayMBs, during.p99/base.p99
 		}
 		fmt.Printf("%-22s broker without: %s; during: %s\n", "", w.without.brokerLoad(), w.during.brokerLoad())
 		fmt.Printf("%-22s broker's goroutines waiting runnable for a P ≥ 0.9 / 10 ms: without %s, during %s\n", "",
@@ -258,6 +291,13 @@ func (w isolationWindow) schedWaits() string {
 		w.metrics[name+"_sum"]/count*1e6)
 }
 
+// isolationLoad is what an isolation part's load did: the bytes it
+// moved (a replay: served from the store), and a replay's GETs and the
+// seconds the fetch quota throttled it.
+type isolationLoad struct {
+	bytes, gets, throttled float64
+}
+
 // isolationResult is one part of the isolation phase: the replay's window,
 // the window without a replay as long, and the replay's rate (bytes
 // served from the store over the replay's time).
@@ -269,14 +309,14 @@ type isolationResult struct {
 
 // isolationPart restarts the broker (with b.flags), starts the fixed-rate
 // producer and measures it for opts.isolationFor/2 without a replay,
-// during a cold replay of the main topic that stops after
-// opts.isolationFor (or at its end), and for opts.isolationFor/2 after
-// it. The window without is the replay's length L too: the last L/2
+// during load (a cold replay of the main topic that stops after
+// opts.isolationFor or at its end; the peer: the relay for as long), and
+// for opts.isolationFor/2 after it. The window without is the replay's length L too: the last L/2
 // before the replay and the first L/2 after it (a replay that ended early
 // leaves the rest of the window before out), so that both p99s are over
 // as many samples: a p99 over fewer has fewer stalls to average over and
 // moves more with one of them.
-func (b *tieredBench) isolationPart(ctx context.Context, opts tieredOptions, topic string) (isolationResult, error) {
+func (b *tieredBench) isolationPart(ctx context.Context, opts tieredOptions, topic string, load func(context.Context) (isolationLoad, error)) (isolationResult, error) {
 	if err := b.restart(); err != nil {
 		return isolationResult{}, err
 	}
@@ -307,7 +347,7 @@ func (b *tieredBench) isolationPart(ctx context.Context, opts tieredOptions, top
 	before := scrape()
 	time.Sleep(half)
 	replayStart := scrape()
-	served, gets, throttled, replayErr := b.coldReplayFor(ctx, b.main, opts.isolationFor)
+	moved, replayErr := load(ctx)
 	replayEnd := scrape()
 	length := replayEnd.at.Sub(replayStart.at)
 	time.Sleep(length / 2)
@@ -331,8 +371,8 @@ func (b *tieredBench) isolationPart(ctx context.Context, opts tieredOptions, top
 			machine: busyCores(0, 0, replayStart.busy-before.busy+after.busy-replayEnd.busy, replayStart.total-before.total+after.total-replayEnd.total)},
 		during: isolationWindow{length: length, metricsLength: length, metrics: replayEnd.metrics.since(replayStart.metrics),
 			machine: busyCores(replayStart.busy, replayStart.total, replayEnd.busy, replayEnd.total)},
-		served: served, replayMBs: served / length.Seconds() / 1e6,
-		getsPerMiB: gets / (served / (1 << 20)), throttled: throttled,
+		served: moved.bytes, replayMBs: moved.bytes / length.Seconds() / 1e6,
+		getsPerMiB: moved.gets / (moved.bytes / (1 << 20)), throttled: moved.throttled,
 	}
 	slices.SortFunc(samples, func(a, b latencySample) int { return a.sent.Compare(b.sent) })
 	w.without.add(samples, replayStart.at.Add(-min(length/2, half)), replayStart.at)
