@@ -7,8 +7,6 @@ import (
 	"net"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/raft"
 )
 
 // TestForwardHonoursCancel: a forwarded proposal whose caller cancels its
@@ -77,39 +75,12 @@ func TestForwardHonoursCancel(t *testing.T) {
 // handshake is never answered), with the context's error; a forwarded
 // request that needs a new connection returns at its caller's cancel.
 func TestDialEndsWhenCancelled(t *testing.T) {
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		if conn, err := silent.Accept(); err == nil {
-			accepted <- conn // accepted, never answered
-		}
-	}()
-	defer func() {
-		silent.Close()
-		select {
-		case conn := <-accepted:
-			conn.Close()
-		default:
-		}
-	}()
-	layer, err := listenStreamLayer(streamLayerConfig{
-		clusterID: "cluster-a", nodeID: 1, secret: testSecret, listen: "127.0.0.1:0",
-		handshakeTimeout: time.Hour,
-		resolve:          func(raft.ServerAddress) (int32, bool) { return 2, true },
-		logger:           discardLogger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer layer.Close()
+	silent, accepted, layer := silentPeer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dialed := make(chan error, 1)
 	go func() {
-		conn, err := layer.dial(ctx, raft.ServerAddress(silent.Addr().String()), 2, channelRPC, time.Hour)
+		conn, err := layer.dial(ctx, silent, 2, channelRPC, time.Hour)
 		if err == nil {
 			conn.Close()
 		}

@@ -63,37 +63,10 @@ func TestForwardAfterLeaderDroppedIdleConnections(t *testing.T) {
 // each with that interval as its deadline) stalled that long on a new
 // connection to the paused leader.
 func TestDialBoundedByItsTimeout(t *testing.T) {
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		if conn, err := silent.Accept(); err == nil {
-			accepted <- conn // accepted, never answered
-		}
-	}()
-	defer func() {
-		silent.Close()
-		select {
-		case conn := <-accepted:
-			conn.Close()
-		default:
-		}
-	}()
-	layer, err := listenStreamLayer(streamLayerConfig{
-		clusterID: "cluster-a", nodeID: 1, secret: testSecret, listen: "127.0.0.1:0",
-		handshakeTimeout: time.Hour,
-		resolve:          func(raft.ServerAddress) (int32, bool) { return 2, true },
-		logger:           discardLogger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer layer.Close()
+	silent, _, layer := silentPeer(t)
 	dialed := make(chan error, 1)
 	go func() {
-		conn, err := layer.dial(context.Background(), raft.ServerAddress(silent.Addr().String()), 2, channelRPC, 50*time.Millisecond)
+		conn, err := layer.dial(context.Background(), silent, 2, channelRPC, 50*time.Millisecond)
 		if err == nil {
 			conn.Close()
 		}
@@ -252,4 +225,42 @@ func forwardingPair(t *testing.T) (leader, follower *Store, epoch int64) {
 		t.Fatal(err)
 	}
 	return leader, follower, epoch
+}
+
+// silentPeer is a node 2 that accepts TCP connections and never answers
+// a handshake (a paused leader: its kernel accepts), and a stream layer
+// of node 1 to dial it with (a handshake timeout of an hour, so only the
+// dial's own bounds end it): the address, the connections it accepted
+// (the first; closed by the test's cleanup) and the layer.
+func silentPeer(t *testing.T) (raft.ServerAddress, chan net.Conn, *streamLayer) {
+	t.Helper()
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if conn, err := silent.Accept(); err == nil {
+			accepted <- conn // accepted, never answered
+		}
+	}()
+	t.Cleanup(func() {
+		silent.Close()
+		select {
+		case conn := <-accepted:
+			conn.Close()
+		default:
+		}
+	})
+	layer, err := listenStreamLayer(streamLayerConfig{
+		clusterID: "cluster-a", nodeID: 1, secret: testSecret, listen: "127.0.0.1:0",
+		handshakeTimeout: time.Hour,
+		resolve:          func(raft.ServerAddress) (int32, bool) { return 2, true },
+		logger:           discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { layer.Close() })
+	return raft.ServerAddress(silent.Addr().String()), accepted, layer
 }
