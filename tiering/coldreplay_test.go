@@ -6,8 +6,9 @@ import (
 	"github.com/strata-log/strata/tiering"
 )
 
-// A cold sequential replay caches each GET's chunks in one file (the
-// first fill of an empty cache creates a file per GET, not per chunk),
+// A cold sequential replay caches each run's chunks in one file (the
+// first fill of an empty cache creates a file per run of chunks read
+// together, a GET's or a part of a streamed one's, not per chunk),
 // and a warm replay of the same tier reads every chunk back from those
 // files without a GET.
 func TestColdReplayCachesOneFilePerGET(t *testing.T) {
@@ -20,16 +21,23 @@ func TestColdReplayCachesOneFilePerGET(t *testing.T) {
 		size += s.SizeBytes
 	}
 	tier := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: chunk, CacheDir: t.TempDir(), CacheBytes: 2 * size, MemoryCacheBytes: -1})
+	runs := watchRuns(tier, nil)
 	replaySegments(t, tier, local, segments, chunk)
 	tiering.WaitCacheWrites(tier)
 	cold := tier.Stats()
 	chunks := cold.CacheBytes / chunk
-	t.Logf("cold: %d chunk GETs, %d files written, %d bytes cached (%d chunks)", cold.ChunkGETs, cold.CacheFilesWritten, cold.CacheBytes, chunks)
+	runs.mu.Lock()
+	coldRuns := int64(runs.runs)
+	runs.mu.Unlock()
+	t.Logf("cold: %d chunk GETs, %d runs, %d files written, %d bytes cached (%d chunks)", cold.ChunkGETs, coldRuns, cold.CacheFilesWritten, cold.CacheBytes, chunks)
 	if cold.CacheBytes != size {
 		t.Fatalf("%d bytes cached, want the %d replayed", cold.CacheBytes, size)
 	}
-	if cold.CacheFilesWritten != cold.ChunkGETs || cold.ChunkGETs >= chunks {
-		t.Errorf("%d files written for %d GETs of %d chunks, want one file per GET", cold.CacheFilesWritten, cold.ChunkGETs, chunks)
+	if cold.CacheFilesWritten != coldRuns || coldRuns >= chunks {
+		t.Errorf("%d files written for %d runs of %d chunks, want one file per run", cold.CacheFilesWritten, coldRuns, chunks)
+	}
+	if cold.ChunkGETs != int64(len(segments)) {
+		t.Errorf("%d GETs for %d segments, want one per segment (streamed)", cold.ChunkGETs, len(segments))
 	}
 	replaySegments(t, tier, local, segments, chunk)
 	if warm := tier.Stats(); warm.ChunkGETs != cold.ChunkGETs || warm.CacheMisses != cold.CacheMisses {

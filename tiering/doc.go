@@ -218,7 +218,8 @@
 // in it are not cached on disk), whose chunks are served from memory
 // until written; space is reserved first, so the directory never holds
 // more than CacheBytes of chunk files, and a file evicted while it waits
-// is never written (TestChunkEvictedWhileQueuedNeverWritten). The chunks of one GET go into one
+// is never written (TestChunkEvictedWhileQueuedNeverWritten). The chunks of one run (a GET's, or
+// one part of a streamed GET's, below) go into one
 // file (creating a file costs more than filling it), at most as many as
 // the queue holds:
 //
@@ -304,10 +305,29 @@
 // whose end would leave fewer than 4 chunks of the segment takes them
 // too, and the chunks of a run are handed out one by one as they stream
 // in (a failed read-ahead, or a load of a file that is gone or damaged,
-// makes its waiting readers fetch on their own, with retries). So a
-// sequential replay makes at most one GET per 4 chunks and fetches each
-// byte once, plus one window for a reader that stops, and a warm one
-// finds its chunks in memory. The chunks a sequential reader has passed
+// makes its waiting readers fetch on their own, with retries). A
+// sequential reader's runs are read from one GET per segment, streamed:
+// a run that needs a new GET asks for the rest of the segment (from its
+// first chunk to the segment's end; from chunk 0 a whole-object GET,
+// which a store may serve without copying: versitygw's posix backend
+// sendfiles it but copies any other range) and reads only its own chunks
+// from the body; the body is then parked as the segment's open stream at
+// the run's next chunk, and the run that starts there (a run started
+// while the one before it still reads waits for it) takes it and reads
+// on, without a GET. Bytes are read from a body only when a run asks for
+// them (TCP flow control holds the store back meanwhile), so the bytes
+// read stay the bytes needed; a parked stream is closed, the rest of it
+// unread, when no run takes it within 10 s, when more than
+// Config.ReaderThreads are parked (the least recently parked first), or
+// by Close (strata_tiering_open_streams counts those parked). Each run
+// reads under Config.RequestTimeout (past it the GET is cancelled and
+// the rest of the run fails); a body that fails is closed, never parked,
+// and a parked one that fails on its first chunk gives way to a new GET.
+// Any other run (a random reader's, or one that does not start where a
+// parked stream goes on) makes a ranged GET of its own chunks. So a
+// sequential replay makes one GET per segment (on AWS S3 every GET is
+// billed) and fetches each byte once, plus one window for a reader that
+// stops, and a warm one finds its chunks in memory. The chunks a sequential reader has passed
 // (all those before the one its read ends in) go to the back of the
 // memory LRU, to leave it first: otherwise each chunk read would move to
 // the front and push out the windows loaded ahead of the readers, to be
@@ -359,6 +379,7 @@
 // # Concurrency
 //
 // A Tier is safe for concurrent use. Its goroutines are the shared and
-// prefetch GETs; Close cancels them and waits. Buckets are safe for
+// prefetch GETs (and the idle timer of the parked streams); Close cancels
+// them, waits, and closes the parked streams. Buckets are safe for
 // concurrent use.
 package tiering

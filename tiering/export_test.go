@@ -80,3 +80,19 @@ func MemoryChunks(t *Tier) []MemoryChunk {
 	}
 	return out
 }
+
+// StreamsClock sets the clock of the parked streams (when one was parked,
+// how long it has been idle) and returns a function that closes those idle
+// for 10 s by it.
+func StreamsClock(t *Tier, now func() time.Time) (sweep func()) {
+	t.streams.mu.Lock()
+	t.streams.now = now
+	t.streams.mu.Unlock()
+	return t.streams.sweep
+}
+
+// OnRun calls started as each run of chunks starts (a GET's, or a part
+// of a streamed one's) with the bytes it is to read, and what it returns
+// once the run has read them (or failed). Set before the tier's first
+// read.
+func OnRun(t *Tier, started func(bytes int64) (ended func())) { t.onRun = started }

@@ -425,7 +425,7 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 	} else {
 		var started bool
 		var err error
-		ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), c.useCache)
+		ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), c.useCache, c.runEnd >= 0)
 		if errors.Is(err, errOnDisk) {
 			// The load this reader found on its way ended meanwhile.
 			if cached, ok := c.tier.cache.loadDisk(key, c.onPath(index)); ok {
@@ -436,13 +436,13 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 				c.chunks[index] = cached
 				return cached.data, nil
 			}
-			ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), false)
+			ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), false, c.runEnd >= 0)
 		}
 		if err != nil && !started && c.ctx.Err() == nil {
 			// Joined someone else's GET or load (a read-ahead, or a run
 			// of which this chunk was not the first) that failed: fetch
 			// on our own account, with the read retries.
-			ch, _, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, index, false)
+			ch, _, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, index, false, c.runEnd >= 0)
 		}
 		if err == nil && ch.fromDisk {
 			c.tier.stats.cacheHits.Add(1) // joined a load from the disk cache ahead of this reader
@@ -529,8 +529,11 @@ type chunkFlight struct {
 // nothing has arrived) with the read retry policy; the chunks go into the
 // memory LRU and, behind the readers, into the disk cache. started reports
 // that this call started the GET rather than joining one. A refresh
-// (useCache false) never joins a flight that started before it.
-func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, index, last int64, join bool) (_ *chunk, _ bool, err error) {
+// (useCache false) never joins a flight that started before it. With
+// stream (a sequential reader) the run is read from the segment's parked
+// stream, or a new GET goes to the segment's end and is parked after it
+// (runGET).
+func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, index, last int64, join, stream bool) (_ *chunk, _ bool, err error) {
 	key := chunkKey{segment: segment.SegmentID, index: index}
 	// A token for the GET this call may start (readerGETs): returned at
 	// once unless the GET takes it.
@@ -616,7 +619,7 @@ func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segmen
 	t.stats.prefetches.Add(int64(len(flights) - 1)) // the window, ahead of the reader
 	handed = true
 	defer t.storeWait(time.Now())
-	t.runGET(p, segment, index, flights, t.config.ReadAttempts, func() { <-t.readerGETs })
+	t.runGET(p, segment, index, flights, t.config.ReadAttempts, stream, func() { <-t.readerGETs })
 	select {
 	case <-f.done:
 		return f.chunk, true, f.err
@@ -655,61 +658,119 @@ func (t *Tier) startRunLocked(segment metadata.SegmentManifest, first, last int6
 		t.chunkFlights[key] = f
 		flights = append(flights, f)
 	}
+	t.runStarts[chunkKey{segment: segment.SegmentID, index: first}]++
 	t.workers.Add(1)
 	return flights
 }
 
-// runGET fetches the chunks of flights (consecutive, from first) with one
-// ranged GET in the background, completing each flight as soon as its
-// bytes have arrived, so a reader waits only for its chunk. Opening the GET
-// and reading the first chunk are tried attempts times; a failure fails the
-// flights not completed yet (readers waiting on them fetch again
-// themselves). The chunks then go into the memory LRU and the disk cache's
-// write-behind queue before their flights leave the table, so no reader
-// misses both. The caller has counted the goroutine in t.workers; done
-// (may be nil) runs at its end.
-func (t *Tier) runGET(p metadata.TopicPartition, segment metadata.SegmentManifest, first int64, flights []*chunkFlight, attempts int, done func()) {
+// runGET fetches the chunks of flights (consecutive, from first) in the
+// background, completing each flight as soon as its bytes have arrived, so
+// a reader waits only for its chunk. The bytes come from the stream parked
+// at first (streams: the body of an earlier run's GET of the segment that
+// ended just before first), else from a new GET: of the run's range, or
+// with stream (a sequential reader's run) from first to the segment's end,
+// of which only the run's chunks are read. Opening the GET and reading the
+// first chunk are tried attempts times (a parked stream that fails on its
+// first chunk is dropped and a new GET tried in its place); a failure fails
+// the flights not completed yet (readers waiting on them fetch again
+// themselves). Reading the run is bounded by Config.RequestTimeout (past
+// it the GET is cancelled, the rest of the run fails). When the run has
+// read its chunks and the body goes on past them, the body is parked for
+// the run that continues it; else (or after any failure) it is closed.
+// The chunks then go into the memory LRU and the disk cache's write-behind
+// queue before their flights leave the table, so no reader misses both.
+// The caller has counted the goroutine in t.workers; done (may be nil)
+// runs at its end.
+func (t *Tier) runGET(p metadata.TopicPartition, segment metadata.SegmentManifest, first int64, flights []*chunkFlight, attempts int, stream bool, done func()) {
+	next := first + int64(len(flights))
+	handedOn := t.streams.expect(chunkKey{segment: segment.SegmentID, index: first}, chunkKey{segment: segment.SegmentID, index: next}, stream)
 	go func() {
 		defer t.workers.Done()
 		if done != nil {
 			defer done()
 		}
+		// The stream the run before this one reads, if it is to be parked
+		// here: waited for (it reads the chunks before this run's).
+		waitContext, cancelWait := context.WithTimeout(t.background, t.config.RequestTimeout)
+		parked := t.streams.take(waitContext, chunkKey{segment: segment.SegmentID, index: first})
+		cancelWait()
+		t.flightMu.Lock()
+		if t.runStarts[chunkKey{segment: segment.SegmentID, index: first}]--; t.runStarts[chunkKey{segment: segment.SegmentID, index: first}] <= 0 {
+			delete(t.runStarts, chunkKey{segment: segment.SegmentID, index: first})
+		}
+		t.flightMu.Unlock()
 		ctx, cancel := context.WithTimeout(t.background, t.config.RequestTimeout)
 		defer cancel()
-		t.stats.chunkGets.Add(1)
 		chunkBytes := t.config.ChunkBytes
 		key := t.layout.segmentKey(p, segment, suffixLog)
 		offset := first * chunkBytes
 		length := min(int64(len(flights))*chunkBytes, segment.SizeBytes-offset)
-		var reader io.ReadCloser
+		runEnded := func() {}
+		if t.onRun != nil {
+			runEnded = t.onRun(length)
+		}
+		if stream {
+			length = segment.SizeBytes - offset
+		}
+		// body is the GET being read; the run's timeout (ctx) cancels it
+		// (stopTimeout reports false once it has).
+		var body *openStream
+		var stopTimeout func() bool
+		drop := func() {
+			if body != nil {
+				stopTimeout()
+				body.close()
+				body = nil
+			}
+		}
+		failed := func(err error) error {
+			if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+				return errors.Join(ctx.Err(), err) // the GET was cancelled by the run's timeout
+			}
+			return err
+		}
 		readChunk := func(index int64) (*chunk, error) {
 			if err := t.paceFetch(ctx, segment, index); err != nil { // the fetch quota: a chunk at a time
 				return nil, err
 			}
 			ch := t.chunks.get(min(chunkBytes, segment.SizeBytes-index*chunkBytes))
-			n, err := io.ReadFull(reader, ch.data)
+			n, err := io.ReadFull(body.body, ch.data)
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 				err = corruptf(key, index*chunkBytes+int64(n), "object ends inside chunk %d", index)
 			}
 			if err != nil {
 				ch.release()
-				return nil, err
+				return nil, failed(err)
 			}
 			return ch, nil
 		}
 		var firstChunk *chunk
-		err := t.retry(ctx, attempts, "get "+key, func() error {
-			if reader != nil {
-				reader.Close()
+		var err error
+		if parked != nil {
+			body, stopTimeout = parked, context.AfterFunc(ctx, parked.cancel)
+			if firstChunk, err = readChunk(first); err != nil {
+				t.logger.Warn("tiering: a parked GET failed, getting the chunks again", "key", key, "chunk", first, "err", err)
+				drop()
 			}
-			var err error
-			if reader, err = t.bucket.Get(ctx, key, offset, length); err != nil {
-				reader = nil
+		}
+		if body == nil {
+			t.stats.chunkGets.Add(1)
+			err = t.retry(ctx, attempts, "get "+key, func() error {
+				drop()
+				// Its own context, to outlive this run when it is parked.
+				getCtx, getCancel := context.WithCancel(t.background)
+				stop := context.AfterFunc(ctx, getCancel)
+				reader, err := t.bucket.Get(getCtx, key, offset, length)
+				if err != nil {
+					stop()
+					getCancel()
+					return failed(err)
+				}
+				body, stopTimeout = &openStream{body: reader, cancel: getCancel, end: offset + length}, stop
+				firstChunk, err = readChunk(first)
 				return err
-			}
-			firstChunk, err = readChunk(first)
-			return err
-		})
+			})
+		}
 		if err != nil && t.background.Err() != nil {
 			err = errors.Join(ErrClosed, err)
 		}
@@ -763,9 +824,26 @@ func (t *Tier) runGET(p metadata.TopicPartition, segment metadata.SegmentManifes
 				t.cache.putMemory(chunkKey{segment: segment.SegmentID, index: index}, ch)
 			}
 		}
-		if reader != nil {
-			reader.Close()
+		if body != nil {
+			// Parked when the run read all its chunks and the GET goes on
+			// past them (and the run's timeout did not cancel it), unless
+			// the next chunk is cached or on its way already, and no run
+			// registered there will look for it: no run would take it.
+			nextKey := chunkKey{segment: segment.SegmentID, index: next}
+			t.flightMu.Lock()
+			_, busy := t.chunkFlights[nextKey]
+			wanted := t.runStarts[nextKey] > 0 || !(busy || t.cache.contains(nextKey))
+			t.flightMu.Unlock()
+			if stopTimeout() && err == nil && next*chunkBytes < body.end && wanted {
+				body.key = nextKey
+				t.streams.park(body)
+			} else {
+				body.close()
+			}
+			body = nil
 		}
+		handedOn() // the run after this one may take the stream now
+		runEnded()
 		// The chunks that arrived (the flights before the first that
 		// failed, if any) go to the disk cache together: one file.
 		var arrived []*chunk
@@ -1038,7 +1116,7 @@ func refillChunks(window int64) int64 { return max(minRun, window/2) }
 // its file into memory in the background (loadAhead), so the reader's
 // next reads find it in memory rather than reading the file on their
 // path (with O_DIRECT a synchronous device read). A chunk cached nowhere
-// is fetched with the run after it in one ranged GET (prefetchRun), but
+// is fetched with the run after it (prefetchRun, one GET per segment), but
 // only once at least refill chunks of the window are missing (from it to
 // last), or the run reaches the segment's end: nothing after it is looked
 // at then. Both come out of the ReadAheadBytes budget and the
@@ -1185,8 +1263,9 @@ func (t *Tier) runEnd(segment metadata.SegmentManifest, first, last int64) int64
 }
 
 // prefetchRun fetches chunks first..last (stopping at the first one already
-// cached or in flight) with one ranged GET in the background, without
-// retries (a reader that finds its chunk failed fetches it itself; see
+// cached or in flight) in the background, from the segment's parked
+// stream or a GET to the segment's end (runGET), without retries (a
+// reader that finds its chunk failed fetches it itself; see
 // chunkCursor.chunk).
 func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentManifest, first, last int64) {
 	select {
@@ -1219,7 +1298,7 @@ func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentMa
 	}
 	t.releaseAhead(granted - int64(len(flights)))
 	t.stats.prefetches.Add(int64(len(flights)))
-	t.runGET(p, segment, first, flights, 1, func() { <-t.prefetchSlots })
+	t.runGET(p, segment, first, flights, 1, true, func() { <-t.prefetchSlots })
 }
 
 // paceAhead returns how many of chunks chunks a read-ahead GET may fetch

@@ -221,14 +221,25 @@ type Tier struct {
 	workers          sync.WaitGroup // fetch goroutines
 	removeCacheDir   bool
 
-	flightMu     sync.Mutex                // guards flights, chunkFlights
+	flightMu     sync.Mutex                // guards flights, chunkFlights, runStarts
 	flights      map[string]*flight        // whole-object GETs in progress (indexes), by key
 	chunkFlights map[chunkKey]*chunkFlight // chunks being fetched
 	chunks       *chunkPool                // chunk buffers
+	// runStarts counts the runs registered at each chunk (startRunLocked)
+	// that have not looked for a stream parked there yet (runGET).
+	runStarts map[chunkKey]int
 
 	sequentialMu sync.Mutex                               // guards readers
 	readers      map[metadata.TopicPartition][]readerMark // what readers' last reads left
 	readerClock  uint64
+
+	// streams are the GETs parked between the runs of sequential
+	// readers' read-ahead (runGET).
+	streams *streams
+	// onRun, when set (tests), is called as a run of chunks starts
+	// (runGET) with the bytes it is to read, and what it returns once it
+	// has read them (or failed).
+	onRun func(bytes int64) (ended func())
 
 	aheadMu    sync.Mutex // guards aheadBytes
 	aheadBytes int64      // read-ahead bytes being fetched (within ReadAheadBytes)
@@ -264,12 +275,14 @@ func New(cfg Config) (*Tier, error) {
 		readThreads:   make(chan struct{}, cfg.ReaderThreads),
 		flights:       make(map[string]*flight),
 		chunkFlights:  make(map[chunkKey]*chunkFlight),
+		runStarts:     make(map[chunkKey]int),
 		// Idle buffers: what the write queue, the read-ahead and the reads
 		// under way (a chunk each) free when the cache writer catches up
 		// (chunkPool).
 		chunks: newChunkPool(cfg.ChunkBytes,
 			writeQueueChunks(max(cfg.MemoryCacheBytes, 0), cfg.ChunkBytes)+cfg.ReadAheadBytes/cfg.ChunkBytes+int64(cfg.ReaderThreads)),
 		readers:          make(map[metadata.TopicPartition][]readerMark),
+		streams:          newStreams(cfg.ReaderThreads),
 		readSeconds:      newReadSeconds(),
 		storeWaitSeconds: newStoreWaitSeconds(),
 		quotas:           newQuotas(cfg),
@@ -307,6 +320,7 @@ func (t *Tier) Close() error {
 		return nil
 	}
 	t.cancelBackground()
+	t.streams.close()
 	t.workers.Wait()
 	t.cache.close()
 	if t.removeCacheDir {
@@ -328,8 +342,9 @@ type Stats struct {
 	IndexFetches     int64
 	Retries          int64 // attempts after a retriable failure (uploads, deletes, reads)
 	SegmentsUploaded int64 // segments uploaded
-	// ChunkGETs counts ranged GETs of .log chunks (each may fetch a run
-	// of chunks); index objects are IndexFetches.
+	// ChunkGETs counts ranged GETs of .log chunks (each fetches a run of
+	// chunks, or for a sequential reader streams the rest of the segment
+	// over its runs); index objects are IndexFetches.
 	ChunkGETs int64
 	// CacheWritesDropped counts chunks not written to the disk cache
 	// because its write-behind queue stayed full for RequestTimeout (or
@@ -347,6 +362,10 @@ type Stats struct {
 	// ReadAheadBytes is the bytes being fetched ahead of sequential
 	// readers now (at most Config.ReadAheadBytes).
 	ReadAheadBytes int64
+	// OpenStreams is the GETs parked now between the runs of sequential
+	// readers' read-ahead, each to be read on by the run that continues
+	// it (at most ReaderThreads; closed once idle for 10 s).
+	OpenStreams int64
 	// CacheDirectIO says the chunk cache's files are written and read
 	// with O_DIRECT (decided at New).
 	CacheDirectIO bool
@@ -402,7 +421,7 @@ func (t *Tier) Stats() Stats {
 		ChunkGETs:        t.stats.chunkGets.Load(), CacheWritesDropped: t.stats.cacheWritesDropped.Load(),
 		ChunkBuffers: t.chunks.allocations.Load(), SequentialReads: t.stats.sequentialReads.Load(),
 		ReadsWaiting: t.stats.readsWaiting.Load(), ReadsRejected: t.stats.readsRejected.Load(),
-		ReadAheadBytes: t.readAheadInFlight(), CacheDirectIO: t.cache.direct, ReadChunksHeld: t.stats.readChunksHeld.Load(),
+		ReadAheadBytes: t.readAheadInFlight(), OpenStreams: t.streams.count(), CacheDirectIO: t.cache.direct, ReadChunksHeld: t.stats.readChunksHeld.Load(),
 		CacheDiskReads: t.stats.diskReads.Load(), CacheDiskReadsAhead: t.stats.diskReadsAhead.Load(),
 		ReaderGETWaits: t.stats.readerGETWaits.Load(), StoreWaits: t.stats.storeWaits.Load(),
 		BatchBytesVerifiedAhead: t.stats.bytesVerifiedAhead.Load(), BatchBytesCRCOnRead: t.stats.bytesCRCOnRead.Load(),

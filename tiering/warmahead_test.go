@@ -3,9 +3,6 @@ package tiering_test
 import (
 	"bytes"
 	"context"
-	"io"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -109,33 +106,6 @@ func TestColdReplayChunkBuffersFlat(t *testing.T) {
 	}
 }
 
-// lengthsBucket records the length of each .log GET (when only, if set,
-// says so as the GET starts).
-type lengthsBucket struct {
-	tiering.Bucket
-	only    func() bool
-	mu      sync.Mutex
-	lengths []int64
-}
-
-func (b *lengthsBucket) Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
-	if strings.HasSuffix(key, ".log") && (b.only == nil || b.only()) {
-		b.mu.Lock()
-		b.lengths = append(b.lengths, length)
-		b.mu.Unlock()
-	}
-	return b.Bucket.Get(ctx, key, offset, length)
-}
-
-// take returns the lengths recorded since the last take.
-func (b *lengthsBucket) take() []int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := b.lengths
-	b.lengths = nil
-	return out
-}
-
 // With the remote fetch quota set (KIP-956), read-ahead GETs go at its
 // pace: none starts while the quota throttles (a reader's GET is then
 // of its own chunk only), and otherwise one fetches at most a second's
@@ -145,9 +115,12 @@ func TestReadAheadPacedByFetchQuota(t *testing.T) {
 	local, store, segments := uploadedLog(t, 250)
 	const chunk = 16 << 10
 	remote := segments[0]
-	replay := func(cfg tiering.Config, bucket *lengthsBucket, throttle func(*tiering.Tier)) (longest int64, reads int) {
-		cfg.Bucket, cfg.ChunkBytes, cfg.PrefetchChunks = bucket, chunk, 16
+	// The runs of chunks the tier reads (a GET's, or a part of a
+	// streamed one's), those that start when only (may be nil) holds.
+	replay := func(cfg tiering.Config, only func() bool, throttle func(*tiering.Tier)) (longest int64, reads int) {
+		cfg.Bucket, cfg.ChunkBytes, cfg.PrefetchChunks = store, chunk, 16
 		tier := newTier(t, cfg)
+		runs := watchRuns(tier, only)
 		for offset := remote.BaseOffset; offset <= remote.LastOffset; reads++ {
 			if throttle != nil {
 				throttle(tier)
@@ -157,7 +130,7 @@ func TestReadAheadPacedByFetchQuota(t *testing.T) {
 				t.Fatalf("read %d: %v, %s", offset, err, describeDiff(got, want))
 			}
 			tiering.WaitCacheWrites(tier) // the read-ahead it started has been asked for
-			for _, n := range bucket.take() {
+			for _, n := range runs.take() {
 				longest = max(longest, n)
 			}
 			offset = lastOffsetOf(got) + 1
@@ -165,8 +138,7 @@ func TestReadAheadPacedByFetchQuota(t *testing.T) {
 		return longest, reads
 	}
 
-	unlimited := &lengthsBucket{Bucket: store}
-	if longest, _ := replay(tiering.Config{}, unlimited, nil); longest < 8*chunk {
+	if longest, _ := replay(tiering.Config{}, nil, nil); longest < 8*chunk {
 		t.Fatalf("without a quota the longest GET is %d bytes, want a window (at least 8 chunks)", longest)
 	}
 
@@ -181,8 +153,7 @@ func TestReadAheadPacedByFetchQuota(t *testing.T) {
 		t.Cleanup(func() { close(stop); <-stopped })
 		return clock
 	}
-	paced := &lengthsBucket{Bucket: store}
-	if longest, _ := replay(tiering.Config{FetchMaxBytesPerSecond: 4 * chunk, QuotaClock: running()}, paced, nil); longest > 5*chunk {
+	if longest, _ := replay(tiering.Config{FetchMaxBytesPerSecond: 4 * chunk, QuotaClock: running()}, nil, nil); longest > 5*chunk {
 		t.Fatalf("with a quota of 4 chunks a second a GET fetched %d bytes, want at most 5 chunks", longest)
 	}
 
@@ -191,7 +162,7 @@ func TestReadAheadPacedByFetchQuota(t *testing.T) {
 	// reader's own (no window with it, no read-ahead). Its chunk then
 	// waits for the debt, after which read-ahead may start again.
 	var current atomic.Pointer[tiering.Tier]
-	throttled := &lengthsBucket{Bucket: store, only: func() bool { return current.Load().FetchQuota().ThrottleTime() > 0 }}
+	throttled := func() bool { return current.Load().FetchQuota().ThrottleTime() > 0 }
 	if longest, reads := replay(tiering.Config{FetchMaxBytesPerSecond: 4 * chunk, QuotaClock: running()}, throttled, func(tier *tiering.Tier) {
 		current.Store(tier)
 		tier.FetchQuota().Record(100 * chunk)

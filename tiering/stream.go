@@ -1,0 +1,211 @@
+package tiering
+
+import (
+	"context"
+	"io"
+	"sync"
+	"time"
+)
+
+// streamIdle is how long a parked stream (openStream) waits for the run
+// that continues it before it is closed.
+const streamIdle = 10 * time.Second
+
+// openStream is the body of a GET of a segment's .log from a chunk
+// boundary to its end, parked between the runs of a sequential reader's
+// read-ahead (runGET): the next run of the segment that starts exactly at
+// chunk key.index takes it (exclusively) and reads its chunks from it
+// instead of making a GET. Its bytes are read only when a run asks for
+// them, so a stream closed early leaves the rest unread (the bytes read
+// stay the bytes needed; TCP flow control holds the server back
+// meanwhile).
+type openStream struct {
+	key    chunkKey // the segment, and the chunk the body goes on with
+	end    int64    // the byte of the segment where the GET ends
+	body   io.ReadCloser
+	cancel context.CancelFunc // ends the GET (its context is from Tier.background)
+	parked time.Time
+}
+
+// close ends the stream's GET and closes its body.
+func (s *openStream) close() {
+	s.cancel()
+	s.body.Close()
+}
+
+// streams holds a Tier's parked streams: at most max (ReaderThreads), the
+// least recently parked closed first, each closed once idle for
+// streamIdle (a sweep on each park and take, and a timer while any is
+// parked, armed for when the oldest is due), all by Tier.Close.
+type streams struct {
+	mu   sync.Mutex // guards the fields below; taken under no other lock, and no other lock under it
+	open map[chunkKey]*openStream
+	// pending marks where the runs reading a stream now will park it: the
+	// run after one (started while it still reads) waits for it.
+	pending map[chunkKey]chan struct{}
+	timer   *time.Timer // armed while open is not empty
+	max     int
+	closed  bool
+	now     func() time.Time // the clock; tests move it on
+}
+
+func newStreams(max int) *streams {
+	return &streams{open: make(map[chunkKey]*openStream), pending: make(map[chunkKey]chan struct{}), max: max, now: time.Now}
+}
+
+// expect is called as a run of chunks first..next-1 starts (before a run
+// after it can), and returns what the run calls once it has parked or
+// closed its GET: when the run will read a stream (with stream, a new
+// GET to the segment's end; else one parked or expected at first), a run
+// that starts at next meanwhile waits for it in take.
+func (s *streams) expect(first, next chunkKey, stream bool) (done func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, open := s.open[first]
+	_, pending := s.pending[first]
+	_, taken := s.pending[next]
+	if s.closed || taken || !(stream || open || pending) {
+		return func() {}
+	}
+	ch := make(chan struct{})
+	s.pending[next] = ch
+	return func() {
+		s.mu.Lock()
+		if s.pending[next] == ch {
+			delete(s.pending, next)
+		}
+		s.mu.Unlock()
+		close(ch)
+	}
+}
+
+// take removes and returns the stream parked at key, if any, first
+// waiting (until ctx ends) for the run that is to park one there.
+func (s *streams) take(ctx context.Context, key chunkKey) *openStream {
+	s.mu.Lock()
+	ch, pending := s.pending[key]
+	s.mu.Unlock()
+	if pending {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	s.mu.Lock()
+	stream := s.open[key]
+	delete(s.open, key)
+	idle := s.expiredLocked()
+	s.mu.Unlock()
+	closeAll(idle)
+	return stream
+}
+
+// park keeps stream for the run that continues it; closed at once when
+// the tier is closed.
+func (s *streams) park(stream *openStream) {
+	s.mu.Lock()
+	if s.closed || s.max <= 0 {
+		s.mu.Unlock()
+		stream.close()
+		return
+	}
+	stream.parked = s.now()
+	var evicted []*openStream
+	if old, ok := s.open[stream.key]; ok { // cannot happen (a take is exclusive), but never leak one
+		delete(s.open, stream.key)
+		evicted = append(evicted, old)
+	}
+	for len(s.open) >= s.max {
+		var oldest *openStream
+		for _, o := range s.open {
+			if oldest == nil || o.parked.Before(oldest.parked) {
+				oldest = o
+			}
+		}
+		delete(s.open, oldest.key)
+		evicted = append(evicted, oldest)
+	}
+	s.open[stream.key] = stream
+	evicted = append(evicted, s.expiredLocked()...)
+	if s.timer == nil {
+		s.timer = time.AfterFunc(streamIdle, s.tick)
+	}
+	s.mu.Unlock()
+	closeAll(evicted)
+}
+
+// tick is the idle timer: it closes the streams idle too long and is
+// armed again while any is parked.
+func (s *streams) tick() {
+	s.mu.Lock()
+	idle := s.expiredLocked()
+	s.timer = nil
+	if len(s.open) > 0 && !s.closed {
+		// Again when the oldest left is idle for streamIdle (after a
+		// second at least).
+		oldest := s.now()
+		for _, o := range s.open {
+			if o.parked.Before(oldest) {
+				oldest = o.parked
+			}
+		}
+		s.timer = time.AfterFunc(max(time.Second, oldest.Add(streamIdle).Sub(s.now())), s.tick)
+	}
+	s.mu.Unlock()
+	closeAll(idle)
+}
+
+// sweep closes the streams idle too long now (tests: after moving now
+// on).
+func (s *streams) sweep() {
+	s.mu.Lock()
+	idle := s.expiredLocked()
+	s.mu.Unlock()
+	closeAll(idle)
+}
+
+// expiredLocked removes and returns the streams parked for streamIdle or
+// longer.
+func (s *streams) expiredLocked() []*openStream {
+	now := s.now()
+	var idle []*openStream
+	for key, o := range s.open {
+		if now.Sub(o.parked) >= streamIdle {
+			delete(s.open, key)
+			idle = append(idle, o)
+		}
+	}
+	return idle
+}
+
+// close closes every parked stream; streams parked later are closed at
+// once.
+func (s *streams) close() {
+	s.mu.Lock()
+	s.closed = true
+	var all []*openStream
+	for key, o := range s.open {
+		delete(s.open, key)
+		all = append(all, o)
+	}
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	s.mu.Unlock()
+	closeAll(all)
+}
+
+// count is the streams parked now.
+func (s *streams) count() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int64(len(s.open))
+}
+
+func closeAll(streams []*openStream) {
+	for _, s := range streams {
+		s.close()
+	}
+}
