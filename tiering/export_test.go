@@ -82,13 +82,13 @@ func MemoryChunks(t *Tier) []MemoryChunk {
 }
 
 // StreamsClock sets the clock of the parked streams (when one was parked,
-// how long it has been idle) and returns a function that closes those idle
-// for 10 s by it.
-func StreamsClock(t *Tier, now func() time.Time) (sweep func()) {
+// how long it has been idle) and returns their idle timer's tick: it
+// closes those idle for 10 s by that clock.
+func StreamsClock(t *Tier, now func() time.Time) (tick func()) {
 	t.streams.mu.Lock()
 	t.streams.now = now
 	t.streams.mu.Unlock()
-	return t.streams.sweep
+	return t.streams.tick
 }
 
 // OnRun calls started as each run of chunks starts (a GET's, or a part

@@ -35,7 +35,7 @@ func (s *openStream) close() {
 
 // streams holds a Tier's parked streams: at most max (ReaderThreads), the
 // least recently parked closed first, each closed once idle for
-// streamIdle (a sweep on each park and take, and a timer while any is
+// streamIdle (checked on each park and take, and by a timer while any is
 // parked, armed for when the oldest is due), all by Tier.Close.
 type streams struct {
 	mu   sync.Mutex // guards the fields below; taken under no other lock, and no other lock under it
@@ -112,7 +112,9 @@ func (s *streams) park(stream *openStream) {
 	}
 	stream.parked = s.now()
 	var evicted []*openStream
-	if old, ok := s.open[stream.key]; ok { // cannot happen (a take is exclusive), but never leak one
+	if old, ok := s.open[stream.key]; ok {
+		// Two readers of one segment whose streams reached the same
+		// chunk: the newer one is kept.
 		delete(s.open, stream.key)
 		evicted = append(evicted, old)
 	}
@@ -129,40 +131,41 @@ func (s *streams) park(stream *openStream) {
 	s.open[stream.key] = stream
 	evicted = append(evicted, s.expiredLocked()...)
 	if s.timer == nil {
-		s.timer = time.AfterFunc(streamIdle, s.tick)
+		s.armLocked()
 	}
 	s.mu.Unlock()
 	closeAll(evicted)
 }
 
-// tick is the idle timer: it closes the streams idle too long and is
-// armed again while any is parked.
+// tick is the idle timer: it closes the streams idle too long and arms
+// the timer again while any is parked (tests call it after moving the
+// clock on).
 func (s *streams) tick() {
 	s.mu.Lock()
 	idle := s.expiredLocked()
-	s.timer = nil
-	if len(s.open) > 0 && !s.closed {
-		// Again when the oldest left is idle for streamIdle (after a
-		// second at least).
-		oldest := s.now()
-		for _, o := range s.open {
-			if o.parked.Before(oldest) {
-				oldest = o.parked
-			}
-		}
-		s.timer = time.AfterFunc(max(time.Second, oldest.Add(streamIdle).Sub(s.now())), s.tick)
-	}
+	s.armLocked()
 	s.mu.Unlock()
 	closeAll(idle)
 }
 
-// sweep closes the streams idle too long now (tests: after moving now
-// on).
-func (s *streams) sweep() {
-	s.mu.Lock()
-	idle := s.expiredLocked()
-	s.mu.Unlock()
-	closeAll(idle)
+// armLocked (re)arms the idle timer for when the oldest stream parked
+// will have been idle streamIdle (a second from now at least), or stops
+// it when none is parked or the streams are closed.
+func (s *streams) armLocked() {
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	if len(s.open) == 0 || s.closed {
+		return
+	}
+	oldest := s.now()
+	for _, o := range s.open {
+		if o.parked.Before(oldest) {
+			oldest = o.parked
+		}
+	}
+	s.timer = time.AfterFunc(max(time.Second, oldest.Add(streamIdle).Sub(s.now())), s.tick)
 }
 
 // expiredLocked removes and returns the streams parked for streamIdle or
@@ -189,10 +192,7 @@ func (s *streams) close() {
 		delete(s.open, key)
 		all = append(all, o)
 	}
-	if s.timer != nil {
-		s.timer.Stop()
-		s.timer = nil
-	}
+	s.armLocked() // stops it
 	s.mu.Unlock()
 	closeAll(all)
 }

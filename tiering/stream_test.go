@@ -113,77 +113,153 @@ func (b *closeBucket) snapshot() []*closeBody {
 	return append([]*closeBody(nil), b.bodies...)
 }
 
-// stopMidSegment reads the first few chunks of segments[0] sequentially
-// and waits for the read-ahead to park its GET.
-func stopMidSegment(t *testing.T, tier *tiering.Tier, local *localLog, remote metadata.SegmentManifest, chunk int) {
+// streamFixture is a log of 2 MiB segments uploaded to a mem:// bucket,
+// and a tier of 16 KiB chunks reading it through bodies (observing each
+// GET's body) and metrics, with cfg applied.
+type streamFixture struct {
+	local    *localLog
+	segments []metadata.SegmentManifest
+	bodies   *closeBucket
+	metrics  *tiering.MetricsBucket
+	tier     *tiering.Tier
+}
+
+const streamChunk = 16 << 10
+
+func newStreamFixture(t *testing.T, cfg tiering.Config) streamFixture {
 	t.Helper()
-	offset := remote.BaseOffset
+	f := streamFixture{local: buildLocalLog(t, 700, 2<<20, 0, 12)}
+	bucket := openBucket(t, "mem://")
+	f.segments = f.local.uploadAll(t, newTier(t, tiering.Config{Bucket: bucket}))
+	f.bodies = &closeBucket{Bucket: bucket}
+	f.metrics, _ = tiering.NewMetricsBucket(f.bodies, nil)
+	cfg.Bucket, cfg.ChunkBytes, cfg.PrefetchChunks = f.metrics, streamChunk, 16
+	f.tier = newTier(t, cfg)
+	return f
+}
+
+// stopMidSegment reads the first few chunks of segment i sequentially
+// from offset (its base offset when -1), waits for the read-ahead to
+// park its GET, and returns the offset the reader would go on from.
+func (f streamFixture) stopMidSegment(t *testing.T, i int, offset int64) int64 {
+	t.Helper()
+	remote := f.segments[i]
+	if offset < 0 {
+		offset = remote.BaseOffset
+	}
 	for range 3 {
-		got, err := readBytes(tier, context.Background(), testPartition, remote, offset, chunk)
+		got, err := readBytes(f.tier, context.Background(), testPartition, remote, offset, streamChunk)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := local.localRead(t, local.sealed[0], offset, chunk); string(got) != string(want) {
+		if want := f.local.localRead(t, f.local.sealed[i], offset, streamChunk); string(got) != string(want) {
 			t.Fatalf("read %d: %s", offset, describeDiff(got, want))
 		}
 		offset = lastOffsetOf(got) + 1
 	}
-	tiering.WaitCacheWrites(tier)
-	if open := tier.Stats().OpenStreams; open != 1 {
+	tiering.WaitCacheWrites(f.tier)
+	if open := f.tier.Stats().OpenStreams; open != 1 {
 		t.Fatalf("%d streams open after a reader stopped mid-segment, want 1", open)
 	}
+	return offset
 }
 
-// A reader that stops mid-segment leaves its GET parked; once it has been
-// idle for 10 s (a clock the test moves on) it is closed: the gauge goes
-// back to 0 and the body is closed, the rest of it unread.
-func TestParkedStreamClosedWhenIdle(t *testing.T) {
-	const chunk = 16 << 10
-	local := buildLocalLog(t, 700, 2<<20, 0, 12)
-	bucket := openBucket(t, "mem://")
-	segments := local.uploadAll(t, newTier(t, tiering.Config{Bucket: bucket}))
-	bodies := &closeBucket{Bucket: bucket}
-	metrics, _ := tiering.NewMetricsBucket(bodies, nil)
-	tier := newTier(t, tiering.Config{Bucket: metrics, ChunkBytes: chunk, PrefetchChunks: 16})
-	var now atomic.Int64
-	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	sweep := tiering.StreamsClock(tier, func() time.Time { return time.Unix(0, now.Load()) })
-	stopMidSegment(t, tier, local, segments[0], chunk)
-	all := bodies.snapshot()
+// onlyBody returns the one GET made so far, which must still be open.
+func (f streamFixture) onlyBody(t *testing.T) *closeBody {
+	t.Helper()
+	all := f.bodies.snapshot()
 	if len(all) != 1 || all[0].closed.Load() {
 		t.Fatalf("%d GETs (first closed: %v), want one still open", len(all), len(all) > 0 && all[0].closed.Load())
 	}
+	return all[0]
+}
+
+// A reader that stops mid-segment leaves its GET parked; once it has been
+// idle for 10 s (a clock the test moves on; the idle timer's tick called
+// as it would fire) it is closed: the gauge goes back to 0 and the body
+// is closed, the rest of it unread.
+func TestParkedStreamClosedWhenIdle(t *testing.T) {
+	f := newStreamFixture(t, tiering.Config{})
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	tick := tiering.StreamsClock(f.tier, func() time.Time { return time.Unix(0, now.Load()) })
+	f.stopMidSegment(t, 0, -1)
+	body := f.onlyBody(t)
 	now.Add(int64(9 * time.Second))
-	sweep()
-	if open := tier.Stats().OpenStreams; open != 1 || all[0].closed.Load() {
-		t.Fatalf("after 9 s idle: %d streams open (body closed: %v), want still parked", open, all[0].closed.Load())
+	tick()
+	if open := f.tier.Stats().OpenStreams; open != 1 || body.closed.Load() {
+		t.Fatalf("after 9 s idle: %d streams open (body closed: %v), want still parked", open, body.closed.Load())
 	}
 	now.Add(int64(time.Second))
-	sweep()
-	if open := tier.Stats().OpenStreams; open != 0 || !all[0].closed.Load() {
-		t.Fatalf("after 10 s idle: %d streams open (body closed: %v), want closed", open, all[0].closed.Load())
+	tick()
+	if open := f.tier.Stats().OpenStreams; open != 0 || !body.closed.Load() {
+		t.Fatalf("after 10 s idle: %d streams open (body closed: %v), want closed", open, body.closed.Load())
 	}
-	if fetched, size := metrics.Counts().GetBytes, segments[0].SizeBytes; fetched >= size {
+	if fetched, size := f.metrics.Counts().GetBytes, f.segments[0].SizeBytes; fetched >= size {
 		t.Fatalf("%d bytes read of a %d byte segment the reader stopped in", fetched, size)
 	}
 }
 
 // Tier.Close closes the streams parked.
 func TestCloseClosesParkedStreams(t *testing.T) {
-	const chunk = 16 << 10
-	local := buildLocalLog(t, 700, 2<<20, 0, 12)
-	bucket := openBucket(t, "mem://")
-	segments := local.uploadAll(t, newTier(t, tiering.Config{Bucket: bucket}))
-	bodies := &closeBucket{Bucket: bucket}
-	tier := newTier(t, tiering.Config{Bucket: bodies, ChunkBytes: chunk, PrefetchChunks: 16})
-	stopMidSegment(t, tier, local, segments[0], chunk)
-	all := bodies.snapshot()
-	if len(all) != 1 || all[0].closed.Load() {
-		t.Fatalf("%d GETs, want one still open", len(all))
+	f := newStreamFixture(t, tiering.Config{})
+	f.stopMidSegment(t, 0, -1)
+	body := f.onlyBody(t)
+	f.tier.Close()
+	if open := f.tier.Stats().OpenStreams; open != 0 || !body.closed.Load() {
+		t.Fatalf("after Close: %d streams open (body closed: %v), want closed", open, body.closed.Load())
 	}
-	tier.Close()
-	if open := tier.Stats().OpenStreams; open != 0 || !all[0].closed.Load() {
-		t.Fatalf("after Close: %d streams open (body closed: %v), want closed", open, all[0].closed.Load())
+}
+
+// At most Config.ReaderThreads streams stay parked: parking one more
+// closes the least recently parked.
+func TestParkedStreamsBoundedByReaderThreads(t *testing.T) {
+	f := newStreamFixture(t, tiering.Config{ReaderThreads: 1})
+	f.stopMidSegment(t, 0, -1)
+	first := f.onlyBody(t)
+	f.stopMidSegment(t, 1, -1) // asserts one open
+	all := f.bodies.snapshot()
+	if len(all) != 2 {
+		t.Fatalf("%d GETs, want one per segment", len(all))
+	}
+	if !first.closed.Load() || all[1].closed.Load() {
+		t.Fatalf("segment 0's body closed %v, segment 1's %v: want the first closed for the second", first.closed.Load(), all[1].closed.Load())
+	}
+}
+
+// A parked stream that fails when the run continuing it reads its first
+// chunk (the store closed the idle connection) is closed, and the run
+// gets its chunks with a new GET from there to the segment's end: the
+// reader sees no error and the right bytes.
+func TestParkedStreamFailingGivesWayToNewGET(t *testing.T) {
+	f := newStreamFixture(t, tiering.Config{})
+	next := f.stopMidSegment(t, 0, -1)
+	parked := f.onlyBody(t)
+	parked.left = 0 // breaks at its next read (the test's write happens before the reads below start)
+	remote := f.segments[0]
+	for offset := next; offset <= remote.LastOffset; {
+		got, err := readBytes(f.tier, context.Background(), testPartition, remote, offset, 4*streamChunk)
+		if err != nil {
+			t.Fatalf("read %d after the parked stream broke: %v", offset, err)
+		}
+		if want := f.local.localRead(t, f.local.sealed[0], offset, 4*streamChunk); string(got) != string(want) {
+			t.Fatalf("read %d: %s", offset, describeDiff(got, want))
+		}
+		offset = lastOffsetOf(got) + 1
+	}
+	tiering.WaitCacheWrites(f.tier)
+	all := f.bodies.snapshot()
+	if len(all) != 2 {
+		t.Fatalf("%d GETs, want the parked one and one new one", len(all))
+	}
+	if !parked.closed.Load() {
+		t.Error("the broken parked body was not closed")
+	}
+	if again := all[1]; again.offset <= parked.offset || again.offset+again.length != remote.SizeBytes {
+		t.Errorf("the new GET is of bytes %d+%d, want from where the parked one stopped to the end (%d)", again.offset, again.length, remote.SizeBytes)
+	}
+	if open := f.tier.Stats().OpenStreams; open != 0 {
+		t.Errorf("%d streams open after the segment was read to its end", open)
 	}
 }
 
