@@ -287,7 +287,11 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 				}
 			}
 			for _, t := range targets {
-				if n := len(resp.Topics[t.topicIndex].Partitions[t.partitionIndex].RecordBatches) + remote[[2]int{t.topicIndex, t.partitionIndex}].Len(); n > 0 {
+				fromRemote := remote[[2]int{t.topicIndex, t.partitionIndex}].Len()
+				if fromRemote > 0 {
+					s.metrics.remoteReadBytes.WithLabelValues(t.part.Topic()).Add(float64(fromRemote))
+				}
+				if n := len(resp.Topics[t.topicIndex].Partitions[t.partitionIndex].RecordBatches) + fromRemote; n > 0 {
 					s.metrics.bytesOut.WithLabelValues(t.part.Topic()).Add(float64(n))
 					if t.throttle != nil {
 						t.throttle.Record(n)
@@ -436,12 +440,18 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 				break
 			}
 			planned -= budget
+			// Only the first partition read may get a first batch over
+			// its budget (KIP-74; fillFetch drops it from any other):
+			// the others' reads return nothing then, as a local read
+			// does without minOneBatch, rather than read what is
+			// dropped.
+			minOneBatch := first && n == 0
 			n++
 			slots <- struct{}{}
 			reads.Go(func() {
 				defer func() { <-slots }()
-				t.remoteData, t.remoteErr = s.cfg.RemoteReader.Read(ctx, t.part.Name(), *t.remote, t.offset, int(budget))
-				if t.readCommitted && t.remoteErr == nil {
+				t.remoteData, t.remoteErr = s.cfg.RemoteReader.Read(ctx, t.part.Name(), *t.remote, t.offset, int(budget), minOneBatch)
+				if t.readCommitted && t.remoteErr == nil && t.remoteData != nil {
 					if t.remoteAborted, t.remoteErr = s.committedRemote(ctx, state, t.part, *t.remote, t.offset, t.remoteData); t.remoteErr != nil {
 						t.remoteData.Release()
 						t.remoteData = nil
@@ -465,8 +475,6 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 		case t.remoteErr != nil:
 			s.metrics.remoteReadErrors.WithLabelValues(t.part.Topic()).Inc()
 			t.part.Logger().Warn("remote fetch failed; the consumer retries", "offset", t.offset, "segment_base_offset", t.remote.BaseOffset, "err", t.remoteErr)
-		default:
-			s.metrics.remoteReadBytes.WithLabelValues(t.part.Topic()).Add(float64(t.remoteData.Len()))
 		}
 	}
 }

@@ -250,7 +250,7 @@ func (s *Server) remoteOffsetForTimestamp(state *metadata.State, p *partition.Pa
 	}
 	next = max(next, logStart)
 	for next <= target.LastOffset {
-		batches, err := s.cfg.RemoteReader.Read(ctx, p.Name(), *target, next, 1<<20)
+		batches, err := s.cfg.RemoteReader.Read(ctx, p.Name(), *target, next, 1<<20, true)
 		if err != nil {
 			return -1, -1, false, err
 		}

@@ -154,8 +154,8 @@ func listSpecialOffset(t *testing.T, cl *kgo.Client, topic string, ts int64) int
 	return p.Offset
 }
 
-// topicGauge is the value of the gauge name for topic in registry (0 when
-// absent).
+// topicGauge is the value of the gauge or counter name for topic in
+// registry (0 when absent).
 func topicGauge(t *testing.T, registry *prometheus.Registry, name, topic string) float64 {
 	t.Helper()
 	families, err := registry.Gather()
@@ -169,6 +169,9 @@ func topicGauge(t *testing.T, registry *prometheus.Registry, name, topic string)
 		for _, m := range family.GetMetric() {
 			for _, label := range m.GetLabel() {
 				if label.GetName() == "topic" && label.GetValue() == topic {
+					if m.GetCounter() != nil {
+						return m.GetCounter().GetValue()
+					}
 					return m.GetGauge().GetValue()
 				}
 			}

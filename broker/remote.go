@@ -27,13 +27,14 @@ import (
 // without an error, and the consumer asks again.
 type RemoteReader interface {
 	// Read returns whole record batches of segment, starting with the one
-	// holding offset, byte for byte as the local segment held them: the
-	// first batch whole even past maxBytes (KIP-74), later ones while the
-	// total stays within maxBytes. The batches may lie in the reader's
+	// holding offset, byte for byte as the local segment held them, while
+	// the total stays within maxBytes; with minOneBatch the first batch
+	// comes whole even past maxBytes (KIP-74), without it such a read
+	// returns nil and no error. The batches may lie in the reader's
 	// buffers (no copy): the caller releases them once done with the
 	// bytes, on every path (Fetch: once the response is written to the
 	// socket or dropped).
-	Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) (*recordbatch.Batches, error)
+	Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, minOneBatch bool) (*recordbatch.Batches, error)
 	// TimestampStart returns the offset in segment where a search for the
 	// first batch with a max timestamp at or above timestamp starts.
 	TimestampStart(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, timestamp int64) (int64, error)

@@ -26,12 +26,12 @@ type busyReader struct {
 	reads  atomic.Int32
 }
 
-func (r *busyReader) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) (*recordbatch.Batches, error) {
+func (r *busyReader) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, minOneBatch bool) (*recordbatch.Batches, error) {
 	r.reads.Add(1)
 	if r.busy.Load() || r.refuse.Add(-1) >= 0 {
 		return nil, fmt.Errorf("tiering: read offset %d: %w", offset, tiering.ErrBusy)
 	}
-	return r.RemoteReader.Read(ctx, p, segment, offset, maxBytes)
+	return r.RemoteReader.Read(ctx, p, segment, offset, maxBytes, minOneBatch)
 }
 
 // A partition whose remote read is refused because the reader's queue is

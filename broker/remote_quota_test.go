@@ -17,15 +17,18 @@ import (
 	"github.com/strata-log/strata/metadata"
 )
 
-// countingReader counts the remote reads that reach the reader.
+// countingReader counts the remote reads that reach the reader and the
+// bytes they return.
 type countingReader struct {
 	broker.RemoteReader
-	reads atomic.Int64
+	reads, bytes atomic.Int64
 }
 
-func (r *countingReader) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) (*recordbatch.Batches, error) {
+func (r *countingReader) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, minOneBatch bool) (*recordbatch.Batches, error) {
 	r.reads.Add(1)
-	return r.RemoteReader.Read(ctx, p, segment, offset, maxBytes)
+	batches, err := r.RemoteReader.Read(ctx, p, segment, offset, maxBytes, minOneBatch)
+	r.bytes.Add(int64(batches.Len()))
+	return batches, err
 }
 
 // With remote.log.manager.fetch.max.bytes.per.second throttling (the

@@ -31,9 +31,9 @@ type failingAborted struct {
 	reads atomic.Int64 // reads done
 }
 
-func (r *failingAborted) Read(ctx context.Context, p metadata.TopicPartition, seg metadata.SegmentManifest, offset int64, maxBytes int) (*recordbatch.Batches, error) {
+func (r *failingAborted) Read(ctx context.Context, p metadata.TopicPartition, seg metadata.SegmentManifest, offset int64, maxBytes int, minOneBatch bool) (*recordbatch.Batches, error) {
 	defer r.reads.Add(1)
-	return r.RemoteReader.Read(ctx, p, seg, offset, maxBytes)
+	return r.RemoteReader.Read(ctx, p, seg, offset, maxBytes, minOneBatch)
 }
 
 func (r *failingAborted) ReadAbortedTxns(ctx context.Context, p metadata.TopicPartition, seg metadata.SegmentManifest) ([]segment.AbortedTxn, error) {
@@ -106,7 +106,7 @@ func TestRemoteReadsReleasedOnEveryPath(t *testing.T) {
 	if !ok {
 		t.Fatal("no remote segment holds offset 0")
 	}
-	direct, err := tier.Read(ctx, p.Name(), seg, 0, 1<<20)
+	direct, err := tier.Read(ctx, p.Name(), seg, 0, 1<<20, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/recordbatch"
 )
 
 // A Fetch of two partitions served from the object store, the second
@@ -50,5 +54,65 @@ func TestRemoteFetchPartitionMaxBytesZero(t *testing.T) {
 	got := request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions
 	if len(got) != 2 || got[0].ErrorCode != 0 || len(got[0].RecordBatches) == 0 || got[1].ErrorCode != 0 || len(got[1].RecordBatches) != 0 {
 		t.Fatalf("Fetch of waves-0 (at most 1 MiB) and waves-1 (at most 0 bytes): %+v, want waves-0's records and none of waves-1", got)
+	}
+}
+
+// A Fetch of three partitions served from the object store, each asking
+// for at most 1 byte (less than any batch): the first is answered with its
+// first batch whole (KIP-74), the others without data, as a local read
+// answers them. The others' reads return nothing rather than a batch the
+// response then drops, and strata_tiering_remote_fetch_bytes_total counts
+// the bytes served. Before, every partition's read returned its first
+// batch: the reader returned three batches for the one served, and the
+// metric counted all three (a franz-go consumer with 128 KiB partition
+// limits over 1 MiB batches showed 3× the bytes it got).
+func TestRemoteFetchOversizedBatchOnlyForTheFirstPartition(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tier := memoryTier(t)
+	reader := &countingReader{RemoteReader: tier}
+	registry := prometheus.NewRegistry()
+	n := startTiered(t, reader, func(c *broker.Config) { c.Registerer = registry })
+	cl := n.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	createTopic(t, cl, "oversized", 3, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
+	leadingTopic(t, n, "oversized")
+	for i := range 60 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "oversized", Partition: int32(i % 3), Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer startTierManager(t, ctx, n, tier)()
+	for i := range int32(3) {
+		waitLocalLogStart(t, ctx, n.Server.OpenPartition("oversized", i), 0, fmt.Sprintf("offset 0 of oversized-%d", i))
+	}
+	topic, _ := n.Store.State().Topic("oversized")
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.ReplicaID, fetch.MaxWaitMillis, fetch.MinBytes, fetch.MaxBytes = -1, 0, 1, 1<<20
+	ft := kmsg.FetchRequestTopic{Topic: "oversized", TopicID: topic.ID}
+	for i := range int32(3) {
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = i, 0, 1
+		ft.Partitions = append(ft.Partitions, fp)
+	}
+	fetch.Topics = []kmsg.FetchRequestTopic{ft}
+	got := request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions
+	if len(got) != 3 || len(got[1].RecordBatches) != 0 || len(got[2].RecordBatches) != 0 {
+		t.Fatalf("partitions answered: %+v; want the first with data, the others without", got)
+	}
+	served := len(got[0].RecordBatches)
+	count := 0
+	if _, err := recordbatch.NewBatches([][]byte{got[0].RecordBatches}, nil).Scan(nil, func(int64, recordbatch.Header) error { count++; return nil }); err != nil || count != 1 {
+		t.Fatalf("oversized-0: %d bytes in %d batches (%v), want its first batch whole (KIP-74)", served, count, err)
+	}
+	for _, p := range got {
+		if p.ErrorCode != 0 {
+			t.Fatalf("partition %d: error %d, want none (no room is not an error)", p.Partition, p.ErrorCode)
+		}
+	}
+	if returned := reader.bytes.Load(); returned != int64(served) {
+		t.Fatalf("the remote reads returned %d bytes for the %d served (%d reads)", returned, served, reader.reads.Load())
+	}
+	if metric := topicGauge(t, registry, "strata_tiering_remote_fetch_bytes_total", "oversized"); metric != float64(served) {
+		t.Fatalf("strata_tiering_remote_fetch_bytes_total = %.0f, want the %d bytes served", metric, served)
 	}
 }

@@ -234,7 +234,7 @@ func replayAll(b *testing.B, tier *tiering.Tier, f *replayFixture) {
 	ctx := context.Background()
 	for _, remote := range f.segments {
 		for offset := remote.BaseOffset; offset <= remote.LastOffset; {
-			batches, err := tier.Read(ctx, testPartition, remote, offset, 1<<20)
+			batches, err := tier.Read(ctx, testPartition, remote, offset, 1<<20, true)
 			if err != nil {
 				b.Fatalf("read %d: %v", offset, err)
 			}

@@ -23,7 +23,7 @@
 //	bucket, _ := tiering.OpenBucket(ctx, "s3://b?endpoint=http://127.0.0.1:7070&region=us-east-1&use_path_style=true")
 //	tier, _ := tiering.New(tiering.Config{Bucket: bucket, CacheDir: dir})
 //	entry, _ := tier.Upload(ctx, tiering.SegmentFiles{Partition: p, ...}) // then commit entry in Raft
-//	batches, _ := tier.Read(ctx, p, entry, offset, maxBytes)              // consumer below local log start
+//	batches, _ := tier.Read(ctx, p, entry, offset, maxBytes, true)        // consumer below local log start
 //	net.Buffers(batches.Buffers()).WriteTo(conn); batches.Release()       // the chunks' bytes (writev), then back to the pool
 //
 // A file:// bucket (fileblob) is made durable by this package, which

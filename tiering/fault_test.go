@@ -657,7 +657,7 @@ func TestReadSpanningChunks(t *testing.T) {
 	remote, info := segments[0], local.sealed[0]
 	const chunk = 4 << 10
 	tier := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: chunk, CacheBytes: 1 << 20, PrefetchChunks: -1})
-	batches, err := tier.Read(ctx, testPartition, remote, remote.BaseOffset, 64<<10)
+	batches, err := tier.Read(ctx, testPartition, remote, remote.BaseOffset, 64<<10, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -696,7 +696,7 @@ func TestReadSpanningChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	damaged := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: chunk, CacheBytes: 1 << 20, PrefetchChunks: -1})
-	if got, err := damaged.Read(ctx, testPartition, remote, remote.BaseOffset, 64<<10); !tiering.IsCorrupt(err) || got != nil {
+	if got, err := damaged.Read(ctx, testPartition, remote, remote.BaseOffset, 64<<10, true); !tiering.IsCorrupt(err) || got != nil {
 		t.Fatalf("read over a batch damaged past a chunk boundary (byte %d): %v with %d bytes, want a corrupt error and no data", damagedAt, err, got.Len())
 	}
 	if held := damaged.Stats().ReadChunksHeld; held != 0 {

@@ -380,7 +380,7 @@ func (b *syncBuffer) String() string {
 // readBytes is Tier.Read for a test that compares bytes: the batches
 // copied into one slice, and released.
 func readBytes(tier *tiering.Tier, ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) ([]byte, error) {
-	batches, err := tier.Read(ctx, p, segment, offset, maxBytes)
+	batches, err := tier.Read(ctx, p, segment, offset, maxBytes, true)
 	if err != nil {
 		return nil, err
 	}

@@ -16,9 +16,11 @@ import (
 )
 
 // Read returns whole record batches of a remote segment, starting with the
-// batch that holds offset, byte-identical to the segment's local .log. The
-// first batch comes whole even when it is larger than maxBytes (KIP-74);
-// later ones are added while the total stays within maxBytes. A read never
+// batch that holds offset, byte-identical to the segment's local .log. With
+// minOneBatch the first batch comes whole even when it is larger than
+// maxBytes (KIP-74); without, such a read returns nil and no error (a
+// Fetch's later partitions, which Kafka answers without data then). Later
+// batches are added while the total stays within maxBytes. A read never
 // crosses into the next segment: the caller moves on with the manifest.
 //
 // The offset index is fetched once and cached in memory (a sequential
@@ -44,7 +46,7 @@ import (
 // (retriable) when too many reads wait already; ErrNotFound
 // when the segment's objects are gone; a *CorruptError when the objects
 // hold bytes that fail the checks. No error ever comes with data.
-func (t *Tier) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int) (*recordbatch.Batches, error) {
+func (t *Tier) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, minOneBatch bool) (*recordbatch.Batches, error) {
 	if t.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -58,15 +60,21 @@ func (t *Tier) Read(ctx context.Context, p metadata.TopicPartition, segment meta
 	}
 	defer release()
 	reader := t.takeReader(p, segment, offset)
-	batches, start, base, err := t.read(ctx, p, segment, offset, maxBytes, true, reader)
+	batches, start, base, err := t.read(ctx, p, segment, offset, maxBytes, minOneBatch, true, reader)
 	if IsCorrupt(err) {
 		// The cache may hold a damaged chunk (a file changed on disk, or
 		// written wrong); read the range straight from the store.
 		t.logger.Warn("tiering: remote read failed its checks, reading again from the store", "segment", uuid.UUID(segment.SegmentID), "offset", offset, "err", err)
-		batches, start, base, err = t.read(ctx, p, segment, offset, maxBytes, false, readerState{position: -1, base: -1})
+		batches, start, base, err = t.read(ctx, p, segment, offset, maxBytes, minOneBatch, false, readerState{position: -1, base: -1})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tiering: read offset %d of %s (segment %s): %w", offset, p, uuid.UUID(segment.SegmentID), err)
+	}
+	if batches == nil {
+		// Nothing fits (the first batch is over maxBytes, without
+		// minOneBatch). The reader's mark stays: its next read of offset
+		// is still sequential.
+		return nil, nil
 	}
 	t.afterRead(p, segment, reader, offset, start, base, batches)
 	return batches, nil
@@ -121,7 +129,7 @@ func (t *Tier) admit(ctx context.Context) (release func(), err error) {
 // checksum of its own (chunkCache).
 // It returns the batches, the byte position of the first and its base
 // offset.
-func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, useCache bool, reader readerState) (_ *recordbatch.Batches, _, _ int64, err error) {
+func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, minOneBatch, useCache bool, reader readerState) (_ *recordbatch.Batches, _, _ int64, err error) {
 	cursor := &chunkCursor{tier: t, ctx: ctx, partition: p, segment: segment, useCache: useCache, chunks: make(map[int64]*chunk), runEnd: -1, from: -1}
 	defer cursor.release()
 	defer func() {
@@ -196,6 +204,9 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 		}
 		start += h.Size()
 		base = h.LastOffset() + 1
+	}
+	if !minOneBatch && first.Size() > int64(maxBytes) {
+		return nil, start, first.BaseOffset, nil // nothing fits: no chunk held, none verified
 	}
 	// Add following batches while they fit.
 	end := start + first.Size()

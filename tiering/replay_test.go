@@ -81,7 +81,7 @@ func TestWarmReplayReusesChunkBuffers(t *testing.T) {
 	runtime.ReadMemStats(&start)
 	returned := int64(0)
 	for offset := remote.BaseOffset; offset <= remote.LastOffset; {
-		batches, err := tier.Read(context.Background(), testPartition, remote, offset, 16<<10)
+		batches, err := tier.Read(context.Background(), testPartition, remote, offset, 16<<10, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -280,6 +280,37 @@ func TestReReadStaysSequential(t *testing.T) {
 	stats := tier.Stats()
 	if stats.IndexFetches != indexFetches || stats.SequentialReads != sequential+4 {
 		t.Fatalf("stats %+v: want %d index fetches and %d sequential reads", stats, indexFetches, sequential+4)
+	}
+}
+
+// A read whose first batch is over maxBytes returns it whole only with
+// minOneBatch (KIP-74, a Fetch's first partition); without, it returns
+// nothing and no error, holds no chunk, and the reader stays sequential:
+// the same offset asked again goes on from its position, with no index
+// lookup.
+func TestReadWithoutMinOneBatch(t *testing.T) {
+	local, bucket, segments := uploadedLog(t, 250)
+	tier := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: 16 << 10})
+	remote, info := segments[0], local.sealed[0]
+	first, err := readBytes(tier, context.Background(), testPartition, remote, remote.BaseOffset, 1)
+	if err != nil || !bytes.Equal(first, local.localRead(t, info, remote.BaseOffset, 1)) {
+		t.Fatalf("read %d with minOneBatch: %v", remote.BaseOffset, err)
+	}
+	next := lastOffsetOf(first) + 1
+	indexFetches, sequential := tier.Stats().IndexFetches, tier.Stats().SequentialReads
+	batches, err := tier.Read(context.Background(), testPartition, remote, next, 1, false)
+	if err != nil || batches != nil {
+		t.Fatalf("read %d of at most 1 byte without minOneBatch: %d bytes, %v; want none and no error", next, batches.Len(), err)
+	}
+	if held := tier.Stats().ReadChunksHeld; held != 0 {
+		t.Fatalf("%d chunk references held after a read that returned nothing", held)
+	}
+	got, err := readBytes(tier, context.Background(), testPartition, remote, next, 1)
+	if err != nil || !bytes.Equal(got, local.localRead(t, info, next, 1)) {
+		t.Fatalf("read %d with minOneBatch: %v", next, err)
+	}
+	if stats := tier.Stats(); stats.IndexFetches != indexFetches || stats.SequentialReads != sequential+2 {
+		t.Fatalf("stats %+v: want %d index fetches and %d sequential reads", stats, indexFetches, sequential+2)
 	}
 }
 

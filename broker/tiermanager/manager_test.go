@@ -96,7 +96,7 @@ func TestPassUploadsSealedSegmentsInOrder(t *testing.T) {
 
 	// Remote reads give back the local bytes.
 	for _, e := range f.entries() {
-		batches, err := f.tier.Read(f.ctx, f.part.Name(), e, e.BaseOffset+2, 1<<20)
+		batches, err := f.tier.Read(f.ctx, f.part.Name(), e, e.BaseOffset+2, 1<<20, true)
 		if err != nil {
 			t.Fatal(err)
 		}

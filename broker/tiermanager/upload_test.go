@@ -97,7 +97,7 @@ func TestTrimmedCopyWhenSegmentsAreCutElsewhere(t *testing.T) {
 			t.Fatalf("entry %d %+v: not finished or not contiguous", i, e)
 		}
 		for offset := e.BaseOffset; offset <= e.LastOffset; offset += 5 {
-			batches, err := f.tier.Read(f.ctx, f.part.Name(), e, offset, 1<<20)
+			batches, err := f.tier.Read(f.ctx, f.part.Name(), e, offset, 1<<20, true)
 			if err != nil {
 				t.Fatal(err)
 			}
