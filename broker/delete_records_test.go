@@ -154,9 +154,9 @@ func listSpecialOffset(t *testing.T, cl *kgo.Client, topic string, ts int64) int
 	return p.Offset
 }
 
-// topicGauge is the value of the gauge or counter name for topic in
+// topicMetric is the value of the gauge or counter name for topic in
 // registry (0 when absent).
-func topicGauge(t *testing.T, registry *prometheus.Registry, name, topic string) float64 {
+func topicMetric(t *testing.T, registry *prometheus.Registry, name, topic string) float64 {
 	t.Helper()
 	families, err := registry.Gather()
 	if err != nil {
@@ -228,7 +228,7 @@ func TestDeleteRecordsTiered(t *testing.T) {
 	}
 	// DescribeLogDirs has no field for tiered bytes: the metrics have them.
 	for _, name := range []string{"strata_log_size_bytes", "strata_remote_log_size_bytes"} {
-		if got := topicGauge(t, registry, name, "tiered"); got <= 0 {
+		if got := topicMetric(t, registry, name, "tiered"); got <= 0 {
 			t.Fatalf("%s{topic=tiered} = %v, want the partition's bytes", name, got)
 		}
 	}

@@ -11,10 +11,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/quota"
 	"github.com/strata-log/strata/broker/quota/quotatest"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/tiering"
 )
 
 // countingReader counts the remote reads that reach the reader and the
@@ -107,27 +109,7 @@ func TestRemoteReadsPlannedWithinTheResponseBudget(t *testing.T) {
 	reader := &countingReader{RemoteReader: tier}
 	n := startTiered(t, reader)
 	cl := n.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	createTopic(t, cl, "wide", 3, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
-	leadingTopic(t, n, "wide")
-	for i := range 60 {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "wide", Partition: int32(i % 3), Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer startTierManager(t, ctx, n, tier)()
-	for i := range int32(3) {
-		waitLocalLogStart(t, ctx, n.Server.OpenPartition("wide", i), 0, fmt.Sprintf("offset 0 of wide-%d", i))
-	}
-	topic, _ := n.Store.State().Topic("wide")
-	fetch := kmsg.NewPtrFetchRequest()
-	fetch.ReplicaID, fetch.MaxWaitMillis, fetch.MinBytes = -1, 0, 1
-	ft := kmsg.FetchRequestTopic{Topic: "wide", TopicID: topic.ID}
-	for i := range int32(3) {
-		fp := kmsg.NewFetchRequestTopicPartition()
-		fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = i, 0, 1<<20
-		ft.Partitions = append(ft.Partitions, fp)
-	}
-	fetch.Topics = []kmsg.FetchRequestTopic{ft}
+	fetch := remoteOnlyFetch(t, ctx, n, tier, cl, "wide", 1<<20)
 
 	// Room for one partition's first batch only (KIP-74): one read.
 	fetch.MaxBytes = 1
@@ -146,4 +128,35 @@ func TestRemoteReadsPlannedWithinTheResponseBudget(t *testing.T) {
 	if reads := reader.reads.Load(); reads != 4 || len(got[0].RecordBatches) == 0 || len(got[1].RecordBatches) == 0 || len(got[2].RecordBatches) == 0 {
 		t.Fatalf("max bytes 1 MiB: %d remote reads in all, %d/%d/%d bytes; want three more reads answering every partition", reads, len(got[0].RecordBatches), len(got[1].RecordBatches), len(got[2].RecordBatches))
 	}
+}
+
+// remoteOnlyFetch creates topic with three tiered partitions of 20 small
+// records each (a batch per record), waits until all of them are only in
+// the object store (local log start past 0), and returns a consumer's
+// Fetch of the three from offset 0, each with partitionMaxBytes, to be
+// given its MaxBytes.
+func remoteOnlyFetch(t *testing.T, ctx context.Context, n *brokertest.Node, tier *tiering.Tier, cl *kgo.Client, topic string, partitionMaxBytes int32) *kmsg.FetchRequest {
+	t.Helper()
+	createTopic(t, cl, topic, 3, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
+	leadingTopic(t, n, topic)
+	for i := range 60 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: int32(i % 3), Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(startTierManager(t, ctx, n, tier))
+	for i := range int32(3) {
+		waitLocalLogStart(t, ctx, n.Server.OpenPartition(topic, i), 0, fmt.Sprintf("offset 0 of %s-%d", topic, i))
+	}
+	meta, _ := n.Store.State().Topic(topic)
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.ReplicaID, fetch.MaxWaitMillis, fetch.MinBytes = -1, 0, 1
+	ft := kmsg.FetchRequestTopic{Topic: topic, TopicID: meta.ID}
+	for i := range int32(3) {
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = i, 0, partitionMaxBytes
+		ft.Partitions = append(ft.Partitions, fp)
+	}
+	fetch.Topics = []kmsg.FetchRequestTopic{ft}
+	return fetch
 }

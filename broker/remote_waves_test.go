@@ -74,27 +74,8 @@ func TestRemoteFetchOversizedBatchOnlyForTheFirstPartition(t *testing.T) {
 	registry := prometheus.NewRegistry()
 	n := startTiered(t, reader, func(c *broker.Config) { c.Registerer = registry })
 	cl := n.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	createTopic(t, cl, "oversized", 3, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
-	leadingTopic(t, n, "oversized")
-	for i := range 60 {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "oversized", Partition: int32(i % 3), Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer startTierManager(t, ctx, n, tier)()
-	for i := range int32(3) {
-		waitLocalLogStart(t, ctx, n.Server.OpenPartition("oversized", i), 0, fmt.Sprintf("offset 0 of oversized-%d", i))
-	}
-	topic, _ := n.Store.State().Topic("oversized")
-	fetch := kmsg.NewPtrFetchRequest()
-	fetch.ReplicaID, fetch.MaxWaitMillis, fetch.MinBytes, fetch.MaxBytes = -1, 0, 1, 1<<20
-	ft := kmsg.FetchRequestTopic{Topic: "oversized", TopicID: topic.ID}
-	for i := range int32(3) {
-		fp := kmsg.NewFetchRequestTopicPartition()
-		fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = i, 0, 1
-		ft.Partitions = append(ft.Partitions, fp)
-	}
-	fetch.Topics = []kmsg.FetchRequestTopic{ft}
+	fetch := remoteOnlyFetch(t, ctx, n, tier, cl, "oversized", 1)
+	fetch.MaxBytes = 1 << 20
 	got := request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions
 	if len(got) != 3 || len(got[1].RecordBatches) != 0 || len(got[2].RecordBatches) != 0 {
 		t.Fatalf("partitions answered: %+v; want the first with data, the others without", got)
@@ -112,7 +93,7 @@ func TestRemoteFetchOversizedBatchOnlyForTheFirstPartition(t *testing.T) {
 	if returned := reader.bytes.Load(); returned != int64(served) {
 		t.Fatalf("the remote reads returned %d bytes for the %d served (%d reads)", returned, served, reader.reads.Load())
 	}
-	if metric := topicGauge(t, registry, "strata_tiering_remote_fetch_bytes_total", "oversized"); metric != float64(served) {
+	if metric := topicMetric(t, registry, "strata_tiering_remote_fetch_bytes_total", "oversized"); metric != float64(served) {
 		t.Fatalf("strata_tiering_remote_fetch_bytes_total = %.0f, want the %d bytes served", metric, served)
 	}
 }
