@@ -200,7 +200,7 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	}
 	var notes []string
 	var waits []func() // the passes' waits and CPU, printed after the table
-	var warmRPS, warmCPU float64
+	var warmRPS, warmCPU, coldVsWhole float64
 	var warmFetches replayResult
 	var localBefore localPass
 	for _, pass := range []string{"cold", "warm"} {
@@ -264,7 +264,7 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 			sum.atLeast("cold replay / whole objects", mbs/direct, goalColdVsWhole, "×")
 			sum.atMost("cold replay GETs per MiB", getsPerMiB, goalGETsPerMiB, "")
 			sum.atMost("cold replay GET bytes / bytes replayed", getBytes, goalGETBytesPerByte, "")
-			b.coldGETsPerMiB, b.coldGETBytes = getsPerMiB, getBytes
+			b.coldGETsPerMiB, b.coldGETBytes, coldVsWhole = getsPerMiB, getBytes, mbs/direct
 		} else {
 			warmRPS = float64(b.main.remoteRecords) / r.elapsed.Seconds()
 		}
@@ -313,6 +313,11 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	fmt.Printf("%-28s %10.1f %12.0f %10s %10s %9.2f %9.2f   warm replay %.2f× of it (goal ≥ %.1f×)\n", "consume, local tier",
 		localMBs, localRPS, "-", "-", localMBs/direct, localMBs/ranges, warmRPS/localRPS, goalWarmVsLocal)
 	sum.atLeast("warm replay / local-tier consume", warmRPS/localRPS, goalWarmVsLocal, "×")
+	// The peer of the cold / whole-objects goal: a consumer of the local
+	// tier, with no object store, against the same whole-object reads.
+	// A cold replay does all a local-tier consume does and its GETs and
+	// cache writes on the same cores, so this is about its ceiling.
+	sum.derived("local-tier consume / whole objects (peer)", fmt.Sprintf("%.2f×", localMBs/direct), fmt.Sprintf("cold %.2f×", coldVsWhole))
 	// Both passes read their whole topic (the same records; the warm one
 	// its local window too): the broker's CPU over each per MiB read.
 	topicMiB := float64(b.main.records*b.recordSize) / (1 << 20)
