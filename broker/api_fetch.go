@@ -567,14 +567,23 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, 
 			limit = min(limit, allowance)
 		}
 		if t.remote != nil {
-			switch {
-			case t.remoteErr != nil:
+			if t.remoteErr != nil {
 				p.ErrorCode = kerr.KafkaStorageError.Code
-			case int64(t.remoteData.Len()) > max(limit, 0) && total > 0:
-				// Over the response's budget: the client asks again.
-			case t.remoteData.Len() > 0:
+				continue
+			}
+			if int64(t.remoteData.Len()) > max(limit, 0) && total > 0 {
+				// Over what the partitions before it (local ones, which
+				// readRemote cannot plan for) left of the response's
+				// budget: the leading batches that fit are served, as a
+				// local read is cut there; the rest stays held until
+				// release, and the client asks for it again.
+				t.remoteData.CutToBytes(int(max(limit, 0)))
+			}
+			if t.remoteData.Len() > 0 {
 				remote[[2]int{t.topicIndex, t.partitionIndex}] = t.remoteData
 				if t.readCommitted {
+					// Those of the whole read: any past a cut start after
+					// the records served, which a consumer never reaches.
 					p.AbortedTransactions = fetchAbortedTransactions(t.remoteAborted)
 				}
 				total += t.remoteData.Len()

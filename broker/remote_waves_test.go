@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -95,5 +96,74 @@ func TestRemoteFetchOversizedBatchOnlyForTheFirstPartition(t *testing.T) {
 	}
 	if metric := topicMetric(t, registry, "strata_tiering_remote_fetch_bytes_total", "oversized"); metric != float64(served) {
 		t.Fatalf("strata_tiering_remote_fetch_bytes_total = %.0f, want the %d bytes served", metric, served)
+	}
+}
+
+// A Fetch of a local partition, then one served from the object store,
+// with room left in the response's max bytes after the local one for
+// some of the remote batches but not all that the remote read returned:
+// the remote partition is answered the leading batches that fit, as
+// Kafka fills the response in request order (and as a local read is cut
+// at what is left), and strata_tiering_remote_fetch_bytes_total counts
+// them. Before, the whole remote read was dropped: the partition got
+// nothing while the response had room, read from the store for nothing.
+func TestRemoteFetchAfterLocalDataServesWhatFits(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tier := memoryTier(t)
+	registry := prometheus.NewRegistry()
+	n := startTiered(t, tier, func(c *broker.Config) { c.Registerer = registry })
+	cl := n.Client()
+	createTopic(t, cl, "hot", 1, nil)
+	createTopic(t, cl, "cold", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
+	cold := leadingTopic(t, n, "cold")
+	for i := range 20 {
+		for _, topic := range []string{"hot", "cold"} {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	defer startTierManager(t, ctx, n, tier)()
+	waitLocalLogStart(t, ctx, cold, 0, "offset 0 of cold")
+
+	state := n.Store.State()
+	fetchOf := func(topics ...string) *kmsg.FetchRequest {
+		fetch := kmsg.NewPtrFetchRequest()
+		fetch.ReplicaID, fetch.MaxBytes, fetch.MaxWaitMillis, fetch.MinBytes = -1, 1<<20, 0, 1
+		for _, topic := range topics {
+			meta, _ := state.Topic(topic)
+			fp := kmsg.NewFetchRequestTopicPartition()
+			fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1<<20
+			fetch.Topics = append(fetch.Topics, kmsg.FetchRequestTopic{Topic: topic, TopicID: meta.ID, Partitions: []kmsg.FetchRequestTopicPartition{fp}})
+		}
+		return fetch
+	}
+	hot := request[*kmsg.FetchResponse](t, cl, fetchOf("hot")).Topics[0].Partitions[0].RecordBatches
+	coldAlone := request[*kmsg.FetchResponse](t, cl, fetchOf("cold")).Topics[0].Partitions[0].RecordBatches
+	var coldBatches []int
+	if _, err := recordbatch.NewBatches([][]byte{coldAlone}, nil).Scan(nil, func(_ int64, h recordbatch.Header) error {
+		coldBatches = append(coldBatches, int(h.Size()))
+		return nil
+	}); err != nil || len(hot) == 0 || len(coldBatches) < 3 {
+		t.Fatalf("hot alone: %d bytes; cold alone: batches %v (%v); want data in both, several batches in cold", len(hot), coldBatches, err)
+	}
+	before := topicMetric(t, registry, "strata_tiering_remote_fetch_bytes_total", "cold")
+
+	// Room after hot's bytes for cold's first two batches and part of
+	// its third.
+	fits := coldBatches[0] + coldBatches[1]
+	fetch := fetchOf("hot", "cold")
+	fetch.MaxBytes = int32(len(hot) + fits + coldBatches[2]/2)
+	got := request[*kmsg.FetchResponse](t, cl, fetch)
+	gotHot, gotCold := got.Topics[0].Partitions[0], got.Topics[1].Partitions[0]
+	if gotHot.ErrorCode != 0 || !bytes.Equal(gotHot.RecordBatches, hot) {
+		t.Fatalf("hot: error %d, %d bytes; want its %d bytes", gotHot.ErrorCode, len(gotHot.RecordBatches), len(hot))
+	}
+	if gotCold.ErrorCode != 0 || !bytes.Equal(gotCold.RecordBatches, coldAlone[:fits]) {
+		t.Fatalf("cold after hot, %d bytes of room left: error %d, %d bytes; want its first two batches (%d bytes)", int(fetch.MaxBytes)-len(hot), gotCold.ErrorCode, len(gotCold.RecordBatches), fits)
+	}
+	if metric := topicMetric(t, registry, "strata_tiering_remote_fetch_bytes_total", "cold") - before; metric != float64(fits) {
+		t.Fatalf("strata_tiering_remote_fetch_bytes_total grew by %.0f, want the %d bytes served", metric, fits)
 	}
 }
