@@ -255,7 +255,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			maxBytes = int32(min(int64(maxBytes), max(window, 1)))
 		}
 	}
-	s.readRemote(targets, maxBytes)
+	s.readRemote(targets, maxBytes, true)
 	wake := make(chan struct{}, 1)
 	// A diverging follower is answered at once (as Kafka does): it
 	// truncates before it can fetch anything.
@@ -359,17 +359,22 @@ func (r *refusedRetry) stop() {
 }
 
 // retryRefusedRemote reads again the remote targets the reader's queue
-// refused (readRemote on them alone, so the others are not read twice).
+// refused (readRemote on them alone, so the others are not read twice),
+// within what the others' remote reads left of maxBytes, and without a
+// first batch over it when any of them holds data: else the response,
+// filled in request order, would cut what was read (theirs or this one's).
 func (s *Server) retryRefusedRemote(targets []fetchTarget, maxBytes int32) {
 	var refused []fetchTarget
 	var at []int
+	held := 0
 	for i, t := range targets {
+		held += t.remoteData.Len()
 		if t.remoteRefused {
 			t.remoteRefused = false
 			refused, at = append(refused, t), append(at, i)
 		}
 	}
-	s.readRemote(refused, maxBytes)
+	s.readRemote(refused, maxBytes-int32(min(held, int(maxBytes))), held == 0)
 	for j, i := range at {
 		targets[i] = refused[j]
 	}
@@ -397,8 +402,10 @@ func answersError(resp *kmsg.FetchResponse) bool {
 // (one Fetch may replay many partitions; at most remoteReadConcurrency
 // reads run together). Each reads at most its partition limit and what
 // the remote reads before it leave of the response limit; fillFetch then
-// applies the response budget.
-func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
+// applies the response budget. With minOneBatch the first partition read
+// may get a first batch over its limit (KIP-74; no other remote read of
+// the Fetch holds data).
+func (s *Server) readRemote(targets []fetchTarget, maxBytes int32, minOneBatch bool) {
 	ctx, cancel := context.WithTimeout(s.ctx, remoteFetchTimeout)
 	defer cancel()
 	state := s.cfg.Metadata.State()
@@ -422,7 +429,7 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 			t.remoteData = nil // KIP-956: not read, answered without data (remote_quota.go)
 			continue
 		}
-		if t.maxBytes <= 0 && len(pending) > 0 {
+		if t.maxBytes <= 0 && (len(pending) > 0 || !minOneBatch) {
 			// It asks for nothing: not read, answered without data (only
 			// the first may get its first batch whole, KIP-74). Else a
 			// later wave would plan no read for it, and try again forever.
@@ -431,7 +438,7 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 		pending = append(pending, t)
 	}
 	left := int64(max(maxBytes, 0))
-	for first := true; len(pending) > 0 && (left > 0 || first); first = false {
+	for first := minOneBatch; len(pending) > 0 && (left > 0 || first); first = false {
 		var reads sync.WaitGroup
 		planned, n := left, 0
 		for _, t := range pending {

@@ -87,3 +87,46 @@ func TestRemoteQueueFullAnswersEmpty(t *testing.T) {
 		t.Fatalf("the long poll asked the reader %d times, want 4 (3 refused, then the read)", reads)
 	}
 }
+
+// A long poll whose first remote partition's read is refused by the full
+// queue while the second's is read: the retry reads the first within
+// what the second's data left of the response's max bytes (and without
+// a first batch over it: another partition holds data), so every byte
+// read from the store is served. Before, the retry read as if the
+// response were empty: the whole max bytes with minOneBatch, and the
+// response, filled in request order, cut the second partition's data it
+// had read already (1071 bytes read for 763 served).
+func TestRemoteRetryReadsWithinWhatTheOthersLeft(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tier := memoryTier(t)
+	busy := &busyReader{RemoteReader: tier}
+	reader := &countingReader{RemoteReader: busy}
+	n := startTiered(t, reader)
+	cl := n.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	fetch := remoteOnlyFetch(t, ctx, n, tier, cl, "retried", 1<<20)
+	fetch.Topics[0].Partitions = fetch.Topics[0].Partitions[:2]
+	fetch.MaxBytes = 1 << 20
+	whole := request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions
+	first, second := len(whole[0].RecordBatches), len(whole[1].RecordBatches)
+	if first == 0 || second == 0 {
+		t.Fatalf("retried-0 and -1 alone: %d and %d bytes, want data in both", first, second)
+	}
+
+	// Room for the second's read and half of the first's; answered
+	// only once the first has data too.
+	fetch.MaxBytes = int32(second + first/2)
+	fetch.MinBytes = int32(second + 1)
+	fetch.MaxWaitMillis = int32(time.Hour.Milliseconds())
+	reader.reads.Store(0)
+	reader.bytes.Store(0)
+	busy.refuse.Store(1) // the first read asked for: retried-0's
+	got := request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions
+	served := len(got[0].RecordBatches) + len(got[1].RecordBatches)
+	if got[0].ErrorCode != 0 || got[1].ErrorCode != 0 || len(got[0].RecordBatches) == 0 || served > int(fetch.MaxBytes) {
+		t.Fatalf("errors %d/%d, %d+%d bytes; want data in retried-0 and at most %d bytes", got[0].ErrorCode, got[1].ErrorCode, len(got[0].RecordBatches), len(got[1].RecordBatches), fetch.MaxBytes)
+	}
+	if returned := reader.bytes.Load(); returned != int64(served) {
+		t.Fatalf("the remote reads returned %d bytes for the %d served (%d reads)", returned, served, reader.reads.Load())
+	}
+}
