@@ -255,7 +255,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			maxBytes = int32(min(int64(maxBytes), max(window, 1)))
 		}
 	}
-	s.readRemote(targets, maxBytes, true)
+	s.readRemote(targets, maxBytes, !localDataBefore(targets, slices.IndexFunc(targets, func(t fetchTarget) bool { return t.remote != nil })))
 	wake := make(chan struct{}, 1)
 	// A diverging follower is answered at once (as Kafka does): it
 	// truncates before it can fetch anything.
@@ -374,10 +374,34 @@ func (s *Server) retryRefusedRemote(targets []fetchTarget, maxBytes int32) {
 			refused, at = append(refused, t), append(at, i)
 		}
 	}
-	s.readRemote(refused, maxBytes-int32(min(held, int(maxBytes))), held == 0)
+	if len(at) == 0 {
+		return
+	}
+	s.readRemote(refused, maxBytes-int32(min(held, int(maxBytes))), held == 0 && !localDataBefore(targets, at[0]))
 	for j, i := range at {
 		targets[i] = refused[j]
 	}
+}
+
+// localDataBefore reports whether a local partition before targets[i]
+// (none when i < 0) has records to return (its fetch offset below where a
+// consumer's read stops): then the first with data is not a remote
+// partition from i on, whose read may not return a batch over its limit
+// (KIP-74), else read and dropped by fillFetch.
+func localDataBefore(targets []fetchTarget, i int) bool {
+	if i < 0 {
+		return false
+	}
+	return slices.ContainsFunc(targets[:i], func(t fetchTarget) bool {
+		if t.part == nil || t.errorCode != 0 || t.diverging != nil || t.remote != nil || t.offset < t.part.LogStartOffset() {
+			return false
+		}
+		upTo := t.part.HighWatermark()
+		if t.readCommitted {
+			upTo = t.part.LastStableOffset()
+		}
+		return t.offset < upTo
+	})
 }
 
 // answersError reports whether a partition of resp is answered an error:

@@ -167,3 +167,48 @@ func TestRemoteFetchAfterLocalDataServesWhatFits(t *testing.T) {
 		t.Fatalf("strata_tiering_remote_fetch_bytes_total grew by %.0f, want the %d bytes served", metric, fits)
 	}
 }
+
+// A Fetch of a local partition with records, then one served from the
+// object store whose first batch is over its partition_max_bytes: the
+// local partition is the first with data, so the remote one gets nothing
+// (KIP-74: only the first partition with data may exceed the limits), and
+// its read returns nothing rather than a batch the response drops. Before,
+// the remote read, the first of the Fetch's remote reads, returned its
+// first batch whole every time, read from the store and thrown away.
+func TestRemoteFetchAfterLocalDataReadsNoOversizedBatch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tier := memoryTier(t)
+	reader := &countingReader{RemoteReader: tier}
+	n := startTiered(t, reader)
+	cl := n.Client()
+	createTopic(t, cl, "hot", 1, nil)
+	createTopic(t, cl, "cold", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
+	cold := leadingTopic(t, n, "cold")
+	for i := range 20 {
+		for _, topic := range []string{"hot", "cold"} {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	defer startTierManager(t, ctx, n, tier)()
+	waitLocalLogStart(t, ctx, cold, 0, "offset 0 of cold")
+
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.ReplicaID, fetch.MaxBytes, fetch.MaxWaitMillis, fetch.MinBytes = -1, 1<<20, 0, 1
+	for _, topic := range []string{"hot", "cold"} {
+		meta, _ := n.Store.State().Topic(topic)
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1
+		fetch.Topics = append(fetch.Topics, kmsg.FetchRequestTopic{Topic: topic, TopicID: meta.ID, Partitions: []kmsg.FetchRequestTopicPartition{fp}})
+	}
+	got := request[*kmsg.FetchResponse](t, cl, fetch)
+	gotHot, gotCold := got.Topics[0].Partitions[0], got.Topics[1].Partitions[0]
+	if gotHot.ErrorCode != 0 || len(gotHot.RecordBatches) == 0 || gotCold.ErrorCode != 0 || len(gotCold.RecordBatches) != 0 {
+		t.Fatalf("hot: error %d, %d bytes; cold: error %d, %d bytes; want hot's first batch, nothing from cold", gotHot.ErrorCode, len(gotHot.RecordBatches), gotCold.ErrorCode, len(gotCold.RecordBatches))
+	}
+	if returned := reader.bytes.Load(); returned != 0 {
+		t.Fatalf("the remote reads returned %d bytes, none served (%d reads)", returned, reader.reads.Load())
+	}
+}
