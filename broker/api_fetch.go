@@ -275,7 +275,11 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 	remote := make(fetchRecords)
 	for {
 		total := fillFetch(resp, targets, maxBytes, remote)
-		if !waiting || total >= int(req.MinBytes) || answersError(resp) || !time.Now().Before(deadline) {
+		// Remote records answer at once, as Kafka answers once its
+		// delayed remote fetch completes: they are all the remote
+		// partitions can bring (read once), waiting for MinBytes adds
+		// nothing to them and would hold a replay for the max wait.
+		if !waiting || total >= int(req.MinBytes) || len(remote) > 0 || answersError(resp) || !time.Now().Before(deadline) {
 			if replicaID < 0 {
 				// A consumer over its quota is answered empty, as Kafka
 				// does, and its bytes are not counted.
@@ -359,16 +363,12 @@ func (r *refusedRetry) stop() {
 }
 
 // retryRefusedRemote reads again the remote targets the reader's queue
-// refused (readRemote on them alone, so the others are not read twice),
-// within what the others' remote reads left of maxBytes, and without a
-// first batch over it when any of them holds data: else the response,
-// filled in request order, would cut what was read (theirs or this one's).
+// refused (readRemote on them alone, so the others are not read twice; no
+// other remote read holds records: the Fetch is answered once one does).
 func (s *Server) retryRefusedRemote(targets []fetchTarget, maxBytes int32) {
 	var refused []fetchTarget
 	var at []int
-	held := 0
 	for i, t := range targets {
-		held += t.remoteData.Len()
 		if t.remoteRefused {
 			t.remoteRefused = false
 			refused, at = append(refused, t), append(at, i)
@@ -377,7 +377,7 @@ func (s *Server) retryRefusedRemote(targets []fetchTarget, maxBytes int32) {
 	if len(at) == 0 {
 		return
 	}
-	s.readRemote(refused, maxBytes-int32(min(held, int(maxBytes))), held == 0 && !localDataBefore(targets, at[0]))
+	s.readRemote(refused, maxBytes, !localDataBefore(targets, at[0]))
 	for j, i := range at {
 		targets[i] = refused[j]
 	}
@@ -426,9 +426,9 @@ func answersError(resp *kmsg.FetchResponse) bool {
 // (one Fetch may replay many partitions; at most remoteReadConcurrency
 // reads run together). Each reads at most its partition limit and what
 // the remote reads before it leave of the response limit; fillFetch then
-// applies the response budget. With minOneBatch the first partition read
-// may get a first batch over its limit (KIP-74; no other remote read of
-// the Fetch holds data).
+// applies the response budget. With minOneBatch (no partition before it
+// has records) the first partition read may get a first batch over its
+// limit (KIP-74).
 func (s *Server) readRemote(targets []fetchTarget, maxBytes int32, minOneBatch bool) {
 	ctx, cancel := context.WithTimeout(s.ctx, remoteFetchTimeout)
 	defer cancel()

@@ -212,3 +212,26 @@ func TestRemoteFetchAfterLocalDataReadsNoOversizedBatch(t *testing.T) {
 		t.Fatalf("the remote reads returned %d bytes, none served (%d reads)", returned, reader.reads.Load())
 	}
 }
+
+// A long poll (max wait an hour) with a min bytes above what the remote
+// partitions' reads return is answered once they are read, as Kafka
+// answers a Fetch once its delayed remote fetch completes: the records
+// read are all the remote partitions can bring, waiting adds nothing to
+// them. Before, it waited for the max wait (franz-go's default, 5 s, per
+// remote segment for a consumer with fetch min bytes above a segment's
+// tail).
+func TestRemoteFetchAnsweredOnceReadBelowMinBytes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tier := memoryTier(t)
+	n := startTiered(t, tier)
+	cl := n.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	fetch := remoteOnlyFetch(t, ctx, n, tier, cl, "minbytes", 1<<20)
+	fetch.MaxBytes, fetch.MinBytes, fetch.MaxWaitMillis = 1<<20, 1<<20, int32(time.Hour.Milliseconds())
+	got := request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions
+	for _, p := range got {
+		if p.ErrorCode != 0 || len(p.RecordBatches) == 0 {
+			t.Fatalf("partition %d: error %d, %d bytes; want its records", p.Partition, p.ErrorCode, len(p.RecordBatches))
+		}
+	}
+}
