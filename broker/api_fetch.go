@@ -315,6 +315,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 		select {
 		case <-wake:
 		case <-retry.after(targets):
+			retry.fired()
 			s.retryRefusedRemote(targets, maxBytes)
 		case <-timer.C:
 			waiting = false // one last pass, then answer
@@ -334,6 +335,10 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 type refusedRetry struct {
 	timer *time.Timer
 	delay time.Duration
+	// armed is set while the timer runs for a retry not made yet: the
+	// long poll's other wake-ups (appends to its partitions) do not put
+	// it off.
+	armed bool
 }
 
 const (
@@ -342,19 +347,27 @@ const (
 )
 
 // after returns a channel that fires when the refused reads of targets
-// should be tried again (nil, never firing, when none was refused).
+// should be tried again (nil, never firing, when none was refused); the
+// caller calls fired once it has.
 func (r *refusedRetry) after(targets []fetchTarget) <-chan time.Time {
 	if !slices.ContainsFunc(targets, func(t fetchTarget) bool { return t.remoteRefused }) {
 		return nil
 	}
-	r.delay = min(max(2*r.delay, refusedRetryMin), refusedRetryMax)
-	if r.timer == nil {
-		r.timer = time.NewTimer(r.delay)
-	} else {
-		r.timer.Reset(r.delay)
+	if !r.armed {
+		r.delay = min(max(2*r.delay, refusedRetryMin), refusedRetryMax)
+		if r.timer == nil {
+			r.timer = time.NewTimer(r.delay)
+		} else {
+			r.timer.Reset(r.delay)
+		}
+		r.armed = true
 	}
 	return r.timer.C
 }
+
+// fired records that the channel after returned has fired: the next
+// refusal arms the timer again, backed off.
+func (r *refusedRetry) fired() { r.armed = false }
 
 func (r *refusedRetry) stop() {
 	if r.timer != nil {
