@@ -255,7 +255,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			maxBytes = int32(min(int64(maxBytes), max(window, 1)))
 		}
 	}
-	s.readRemote(targets, maxBytes)
+	s.readRemote(targets, maxBytes, !localDataBefore(targets, slices.IndexFunc(targets, func(t fetchTarget) bool { return t.remote != nil })))
 	wake := make(chan struct{}, 1)
 	// A diverging follower is answered at once (as Kafka does): it
 	// truncates before it can fetch anything.
@@ -275,7 +275,11 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 	remote := make(fetchRecords)
 	for {
 		total := fillFetch(resp, targets, maxBytes, remote)
-		if !waiting || total >= int(req.MinBytes) || answersError(resp) || !time.Now().Before(deadline) {
+		// Remote records answer at once, as Kafka answers once its
+		// delayed remote fetch completes: they are all the remote
+		// partitions can bring (read once), waiting for MinBytes adds
+		// nothing to them and would hold a replay for the max wait.
+		if !waiting || total >= int(req.MinBytes) || len(remote) > 0 || answersError(resp) || !time.Now().Before(deadline) {
 			if replicaID < 0 {
 				// A consumer over its quota is answered empty, as Kafka
 				// does, and its bytes are not counted.
@@ -311,6 +315,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 		select {
 		case <-wake:
 		case <-retry.after(targets):
+			retry.fired()
 			s.retryRefusedRemote(targets, maxBytes)
 		case <-timer.C:
 			waiting = false // one last pass, then answer
@@ -330,6 +335,10 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 type refusedRetry struct {
 	timer *time.Timer
 	delay time.Duration
+	// armed is set while the timer runs for a retry not made yet: the
+	// long poll's other wake-ups (appends to its partitions) do not put
+	// it off.
+	armed bool
 }
 
 const (
@@ -338,19 +347,27 @@ const (
 )
 
 // after returns a channel that fires when the refused reads of targets
-// should be tried again (nil, never firing, when none was refused).
+// should be tried again (nil, never firing, when none was refused); the
+// caller calls fired once it has.
 func (r *refusedRetry) after(targets []fetchTarget) <-chan time.Time {
 	if !slices.ContainsFunc(targets, func(t fetchTarget) bool { return t.remoteRefused }) {
 		return nil
 	}
-	r.delay = min(max(2*r.delay, refusedRetryMin), refusedRetryMax)
-	if r.timer == nil {
-		r.timer = time.NewTimer(r.delay)
-	} else {
-		r.timer.Reset(r.delay)
+	if !r.armed {
+		r.delay = min(max(2*r.delay, refusedRetryMin), refusedRetryMax)
+		if r.timer == nil {
+			r.timer = time.NewTimer(r.delay)
+		} else {
+			r.timer.Reset(r.delay)
+		}
+		r.armed = true
 	}
 	return r.timer.C
 }
+
+// fired records that the channel after returned has fired: the next
+// refusal arms the timer again, backed off.
+func (r *refusedRetry) fired() { r.armed = false }
 
 func (r *refusedRetry) stop() {
 	if r.timer != nil {
@@ -359,7 +376,8 @@ func (r *refusedRetry) stop() {
 }
 
 // retryRefusedRemote reads again the remote targets the reader's queue
-// refused (readRemote on them alone, so the others are not read twice).
+// refused (readRemote on them alone, so the others are not read twice; no
+// other remote read holds records: the Fetch is answered once one does).
 func (s *Server) retryRefusedRemote(targets []fetchTarget, maxBytes int32) {
 	var refused []fetchTarget
 	var at []int
@@ -369,10 +387,34 @@ func (s *Server) retryRefusedRemote(targets []fetchTarget, maxBytes int32) {
 			refused, at = append(refused, t), append(at, i)
 		}
 	}
-	s.readRemote(refused, maxBytes)
+	if len(at) == 0 {
+		return
+	}
+	s.readRemote(refused, maxBytes, !localDataBefore(targets, at[0]))
 	for j, i := range at {
 		targets[i] = refused[j]
 	}
+}
+
+// localDataBefore reports whether a local partition before targets[i]
+// (none when i < 0) has records to return (its fetch offset below where a
+// consumer's read stops): then the first with data is not a remote
+// partition from i on, whose read may not return a batch over its limit
+// (KIP-74), else read and dropped by fillFetch.
+func localDataBefore(targets []fetchTarget, i int) bool {
+	if i < 0 {
+		return false
+	}
+	return slices.ContainsFunc(targets[:i], func(t fetchTarget) bool {
+		if t.part == nil || t.errorCode != 0 || t.diverging != nil || t.remote != nil || t.offset < t.part.LogStartOffset() {
+			return false
+		}
+		upTo := t.part.HighWatermark()
+		if t.readCommitted {
+			upTo = t.part.LastStableOffset()
+		}
+		return t.offset < upTo
+	})
 }
 
 // answersError reports whether a partition of resp is answered an error:
@@ -397,8 +439,10 @@ func answersError(resp *kmsg.FetchResponse) bool {
 // (one Fetch may replay many partitions; at most remoteReadConcurrency
 // reads run together). Each reads at most its partition limit and what
 // the remote reads before it leave of the response limit; fillFetch then
-// applies the response budget.
-func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
+// applies the response budget. With minOneBatch (no partition before it
+// has records) the first partition read may get a first batch over its
+// limit (KIP-74).
+func (s *Server) readRemote(targets []fetchTarget, maxBytes int32, minOneBatch bool) {
 	ctx, cancel := context.WithTimeout(s.ctx, remoteFetchTimeout)
 	defer cancel()
 	state := s.cfg.Metadata.State()
@@ -422,7 +466,7 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 			t.remoteData = nil // KIP-956: not read, answered without data (remote_quota.go)
 			continue
 		}
-		if t.maxBytes <= 0 && len(pending) > 0 {
+		if t.maxBytes <= 0 && (len(pending) > 0 || !minOneBatch) {
 			// It asks for nothing: not read, answered without data (only
 			// the first may get its first batch whole, KIP-74). Else a
 			// later wave would plan no read for it, and try again forever.
@@ -431,7 +475,7 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32) {
 		pending = append(pending, t)
 	}
 	left := int64(max(maxBytes, 0))
-	for first := true; len(pending) > 0 && (left > 0 || first); first = false {
+	for first := minOneBatch; len(pending) > 0 && (left > 0 || first); first = false {
 		var reads sync.WaitGroup
 		planned, n := left, 0
 		for _, t := range pending {
@@ -567,14 +611,23 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, 
 			limit = min(limit, allowance)
 		}
 		if t.remote != nil {
-			switch {
-			case t.remoteErr != nil:
+			if t.remoteErr != nil {
 				p.ErrorCode = kerr.KafkaStorageError.Code
-			case int64(t.remoteData.Len()) > max(limit, 0) && total > 0:
-				// Over the response's budget: the client asks again.
-			case t.remoteData.Len() > 0:
+				continue
+			}
+			if int64(t.remoteData.Len()) > max(limit, 0) && total > 0 {
+				// Over what the partitions before it (local ones, which
+				// readRemote cannot plan for) left of the response's
+				// budget: the leading batches that fit are served, as a
+				// local read is cut there; the rest stays held until
+				// release, and the client asks for it again.
+				t.remoteData.CutToBytes(int(max(limit, 0)))
+			}
+			if t.remoteData.Len() > 0 {
 				remote[[2]int{t.topicIndex, t.partitionIndex}] = t.remoteData
 				if t.readCommitted {
+					// Those of the whole read: any past a cut start after
+					// the records served, which a consumer never reaches.
 					p.AbortedTransactions = fetchAbortedTransactions(t.remoteAborted)
 				}
 				total += t.remoteData.Len()

@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -95,5 +96,142 @@ func TestRemoteFetchOversizedBatchOnlyForTheFirstPartition(t *testing.T) {
 	}
 	if metric := topicMetric(t, registry, "strata_tiering_remote_fetch_bytes_total", "oversized"); metric != float64(served) {
 		t.Fatalf("strata_tiering_remote_fetch_bytes_total = %.0f, want the %d bytes served", metric, served)
+	}
+}
+
+// A Fetch of a local partition, then one served from the object store,
+// with room left in the response's max bytes after the local one for
+// some of the remote batches but not all that the remote read returned:
+// the remote partition is answered the leading batches that fit, as
+// Kafka fills the response in request order (and as a local read is cut
+// at what is left), and strata_tiering_remote_fetch_bytes_total counts
+// them. Before, the whole remote read was dropped: the partition got
+// nothing while the response had room, read from the store for nothing.
+func TestRemoteFetchAfterLocalDataServesWhatFits(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tier := memoryTier(t)
+	registry := prometheus.NewRegistry()
+	n := startTiered(t, tier, func(c *broker.Config) { c.Registerer = registry })
+	cl := n.Client()
+	createTopic(t, cl, "hot", 1, nil)
+	createTopic(t, cl, "cold", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
+	cold := leadingTopic(t, n, "cold")
+	for i := range 20 {
+		for _, topic := range []string{"hot", "cold"} {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	defer startTierManager(t, ctx, n, tier)()
+	waitLocalLogStart(t, ctx, cold, 0, "offset 0 of cold")
+
+	state := n.Store.State()
+	fetchOf := func(topics ...string) *kmsg.FetchRequest {
+		fetch := kmsg.NewPtrFetchRequest()
+		fetch.ReplicaID, fetch.MaxBytes, fetch.MaxWaitMillis, fetch.MinBytes = -1, 1<<20, 0, 1
+		for _, topic := range topics {
+			meta, _ := state.Topic(topic)
+			fp := kmsg.NewFetchRequestTopicPartition()
+			fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1<<20
+			fetch.Topics = append(fetch.Topics, kmsg.FetchRequestTopic{Topic: topic, TopicID: meta.ID, Partitions: []kmsg.FetchRequestTopicPartition{fp}})
+		}
+		return fetch
+	}
+	hot := request[*kmsg.FetchResponse](t, cl, fetchOf("hot")).Topics[0].Partitions[0].RecordBatches
+	coldAlone := request[*kmsg.FetchResponse](t, cl, fetchOf("cold")).Topics[0].Partitions[0].RecordBatches
+	var coldBatches []int
+	if _, err := recordbatch.NewBatches([][]byte{coldAlone}, nil).Scan(nil, func(_ int64, h recordbatch.Header) error {
+		coldBatches = append(coldBatches, int(h.Size()))
+		return nil
+	}); err != nil || len(hot) == 0 || len(coldBatches) < 3 {
+		t.Fatalf("hot alone: %d bytes; cold alone: batches %v (%v); want data in both, several batches in cold", len(hot), coldBatches, err)
+	}
+	before := topicMetric(t, registry, "strata_tiering_remote_fetch_bytes_total", "cold")
+
+	// Room after hot's bytes for cold's first two batches and part of
+	// its third.
+	fits := coldBatches[0] + coldBatches[1]
+	fetch := fetchOf("hot", "cold")
+	fetch.MaxBytes = int32(len(hot) + fits + coldBatches[2]/2)
+	got := request[*kmsg.FetchResponse](t, cl, fetch)
+	gotHot, gotCold := got.Topics[0].Partitions[0], got.Topics[1].Partitions[0]
+	if gotHot.ErrorCode != 0 || !bytes.Equal(gotHot.RecordBatches, hot) {
+		t.Fatalf("hot: error %d, %d bytes; want its %d bytes", gotHot.ErrorCode, len(gotHot.RecordBatches), len(hot))
+	}
+	if gotCold.ErrorCode != 0 || !bytes.Equal(gotCold.RecordBatches, coldAlone[:fits]) {
+		t.Fatalf("cold after hot, %d bytes of room left: error %d, %d bytes; want its first two batches (%d bytes)", int(fetch.MaxBytes)-len(hot), gotCold.ErrorCode, len(gotCold.RecordBatches), fits)
+	}
+	if metric := topicMetric(t, registry, "strata_tiering_remote_fetch_bytes_total", "cold") - before; metric != float64(fits) {
+		t.Fatalf("strata_tiering_remote_fetch_bytes_total grew by %.0f, want the %d bytes served", metric, fits)
+	}
+}
+
+// A Fetch of a local partition with records, then one served from the
+// object store whose first batch is over its partition_max_bytes: the
+// local partition is the first with data, so the remote one gets nothing
+// (KIP-74: only the first partition with data may exceed the limits), and
+// its read returns nothing rather than a batch the response drops. Before,
+// the remote read, the first of the Fetch's remote reads, returned its
+// first batch whole every time, read from the store and thrown away.
+func TestRemoteFetchAfterLocalDataReadsNoOversizedBatch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tier := memoryTier(t)
+	reader := &countingReader{RemoteReader: tier}
+	n := startTiered(t, reader)
+	cl := n.Client()
+	createTopic(t, cl, "hot", 1, nil)
+	createTopic(t, cl, "cold", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
+	cold := leadingTopic(t, n, "cold")
+	for i := range 20 {
+		for _, topic := range []string{"hot", "cold"} {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	defer startTierManager(t, ctx, n, tier)()
+	waitLocalLogStart(t, ctx, cold, 0, "offset 0 of cold")
+
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.ReplicaID, fetch.MaxBytes, fetch.MaxWaitMillis, fetch.MinBytes = -1, 1<<20, 0, 1
+	for _, topic := range []string{"hot", "cold"} {
+		meta, _ := n.Store.State().Topic(topic)
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1
+		fetch.Topics = append(fetch.Topics, kmsg.FetchRequestTopic{Topic: topic, TopicID: meta.ID, Partitions: []kmsg.FetchRequestTopicPartition{fp}})
+	}
+	got := request[*kmsg.FetchResponse](t, cl, fetch)
+	gotHot, gotCold := got.Topics[0].Partitions[0], got.Topics[1].Partitions[0]
+	if gotHot.ErrorCode != 0 || len(gotHot.RecordBatches) == 0 || gotCold.ErrorCode != 0 || len(gotCold.RecordBatches) != 0 {
+		t.Fatalf("hot: error %d, %d bytes; cold: error %d, %d bytes; want hot's first batch, nothing from cold", gotHot.ErrorCode, len(gotHot.RecordBatches), gotCold.ErrorCode, len(gotCold.RecordBatches))
+	}
+	if returned := reader.bytes.Load(); returned != 0 {
+		t.Fatalf("the remote reads returned %d bytes, none served (%d reads)", returned, reader.reads.Load())
+	}
+}
+
+// A long poll (max wait an hour) with a min bytes above what the remote
+// partitions' reads return is answered once they are read, as Kafka
+// answers a Fetch once its delayed remote fetch completes: the records
+// read are all the remote partitions can bring, waiting adds nothing to
+// them. Before, it waited for the max wait (franz-go's default, 5 s, per
+// remote segment for a consumer with fetch min bytes above a segment's
+// tail).
+func TestRemoteFetchAnsweredOnceReadBelowMinBytes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tier := memoryTier(t)
+	n := startTiered(t, tier)
+	cl := n.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	fetch := remoteOnlyFetch(t, ctx, n, tier, cl, "minbytes", 1<<20)
+	fetch.MaxBytes, fetch.MinBytes, fetch.MaxWaitMillis = 1<<20, 1<<20, int32(time.Hour.Milliseconds())
+	got := request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions
+	for _, p := range got {
+		if p.ErrorCode != 0 || len(p.RecordBatches) == 0 {
+			t.Fatalf("partition %d: error %d, %d bytes; want its records", p.Partition, p.ErrorCode, len(p.RecordBatches))
+		}
 	}
 }

@@ -1007,7 +1007,8 @@ const (
 // whose previous read of the partition ended just before offset, detected
 // by offsets rather than by read sizes (so consumers with any fetch size
 // qualify), or asked for the same offset again (its data did not fit in
-// the Fetch response, which is then answered without it). A read at a
+// the Fetch response, which is then answered without it) or one inside
+// that read (the response served its leading batches only). A read at a
 // segment's base offset also counts as sequential (a consumer replaying
 // from the start, or crossing into the next segment), its position being
 // 0. Anything else starts unknown, with no read-ahead.
@@ -1028,7 +1029,15 @@ func (t *Tier) takeReader(p metadata.TopicPartition, segment metadata.SegmentMan
 				state.position, state.base = m.position, m.base
 			}
 		default:
-			continue
+			if m.segment != segment.SegmentID || offset < m.offset || offset >= m.next {
+				continue
+			}
+			// Inside its previous read, of which the Fetch response
+			// served the leading batches (the rest did not fit in what
+			// the partitions before it left): the walk goes on from
+			// where that read started.
+			known, state.window = true, m.window
+			state.position, state.base = m.position, m.base
 		}
 		break
 	}

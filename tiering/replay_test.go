@@ -283,6 +283,34 @@ func TestReReadStaysSequential(t *testing.T) {
 	}
 }
 
+// A read at an offset inside the reader's previous read (the Fetch
+// response served only its leading batches, the rest not fitting in what
+// the partitions before it left) stays sequential: its window kept, the
+// walk going on from where the previous read started, with no offset
+// index lookup.
+func TestReadInsidePreviousReadStaysSequential(t *testing.T) {
+	local, bucket, segments := uploadedLog(t, 250)
+	tier := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: 16 << 10})
+	remote, info := segments[0], local.sealed[0]
+	whole, err := readBytes(tier, context.Background(), testPartition, remote, remote.BaseOffset, 16<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := local.localRead(t, info, remote.BaseOffset, 1) // its first batch only
+	inside := lastOffsetOf(served) + 1
+	if inside > lastOffsetOf(whole) {
+		t.Fatalf("the read ends at %d: no batch after its first", lastOffsetOf(whole))
+	}
+	indexFetches, sequential := tier.Stats().IndexFetches, tier.Stats().SequentialReads
+	got, err := readBytes(tier, context.Background(), testPartition, remote, inside, 16<<10)
+	if err != nil || !bytes.Equal(got, local.localRead(t, info, inside, 16<<10)) {
+		t.Fatalf("read %d: %v", inside, err)
+	}
+	if stats := tier.Stats(); stats.IndexFetches != indexFetches || stats.SequentialReads != sequential+1 {
+		t.Fatalf("stats %+v: want %d index fetches and %d sequential reads", stats, indexFetches, sequential+1)
+	}
+}
+
 // A read whose first batch is over maxBytes returns it whole only with
 // minOneBatch (KIP-74, a Fetch's first partition); without, it returns
 // nothing and no error, holds no chunk, and the reader stays sequential:

@@ -167,6 +167,26 @@ func (b *Batches) CutBelow(end int64) {
 		keep = position + h.Size()
 		return nil
 	})
+	b.keep(keep)
+}
+
+// CutToBytes keeps the leading batches that fit in maxBytes (a remote
+// read cut at what is left of a Fetch response's max bytes), dropping the
+// rest without copying; the buffers cut away stay held until Release.
+func (b *Batches) CutToBytes(maxBytes int) {
+	keep := int64(0)
+	b.Scan(nil, func(position int64, h Header) error {
+		if position+h.Size() > int64(maxBytes) {
+			return errStop
+		}
+		keep = position + h.Size()
+		return nil
+	})
+	b.keep(keep)
+}
+
+// keep drops the bytes past the first keep (a batch boundary).
+func (b *Batches) keep(keep int64) {
 	if keep == b.length {
 		return
 	}

@@ -85,6 +85,25 @@ func TestBatchesCutBelow(t *testing.T) {
 	}
 }
 
+// CutToBytes keeps the leading batches that fit in a number of bytes
+// (whole batches only), without copying them.
+func TestBatchesCutToBytes(t *testing.T) {
+	data, sizes := testBatches(t, 0, 4)
+	buffers := split(data, 50)
+	b := NewBatches(buffers, nil)
+	b.CutToBytes(int(sizes[0]+sizes[1]+sizes[2]) - 1) // the third batch does not fit whole
+	if want := sizes[0] + sizes[1]; int64(b.Len()) != want || !bytes.Equal(b.AppendTo(nil), data[:want]) || b.NextOffset() != 6 {
+		t.Fatalf("cut to %d bytes: %d bytes, next %d; want %d bytes", sizes[0]+sizes[1]+sizes[2]-1, b.Len(), b.NextOffset(), want)
+	}
+	if got := b.Buffers(); &got[0][0] != &buffers[0][0] {
+		t.Fatal("the cut copied the buffers")
+	}
+	b.CutToBytes(int(sizes[0]) - 1)
+	if b.Len() != 0 || len(b.Buffers()) != 0 {
+		t.Fatalf("cut below the first batch's size: %d bytes in %d buffers", b.Len(), len(b.Buffers()))
+	}
+}
+
 // Release runs the owner's release once, however often it is called, and
 // is safe on nil Batches.
 func TestBatchesReleaseOnce(t *testing.T) {
