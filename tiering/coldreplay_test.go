@@ -22,7 +22,9 @@ func TestColdReplayCachesOneFilePerGET(t *testing.T) {
 	}
 	tier := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: chunk, CacheDir: t.TempDir(), CacheBytes: 2 * size, MemoryCacheBytes: -1})
 	runs := watchRuns(tier, nil)
-	replaySegments(t, tier, local, segments, chunk)
+	// A reader slower than the store (one that catches up with it reads
+	// ahead with GETs of their own in parallel: TestCaughtUpReaderReadsAheadInParallel).
+	replaySegmentsPaced(t, tier, local, segments, chunk, func() { tiering.WaitFetches(tier) })
 	tiering.WaitCacheWrites(tier)
 	cold := tier.Stats()
 	chunks := cold.CacheBytes / chunk

@@ -314,7 +314,15 @@
 // from the body; the body is then parked as the segment's open stream at
 // the run's next chunk, and the run that starts there (a run started
 // while the one before it still reads waits for it) takes it and reads
-// on, without a GET. Bytes are read from a body only when a run asks for
+// on, without a GET. A reader that catches up with its read-ahead (a read
+// finds a chunk a read-ahead run has not delivered yet: the store's
+// connection is slower than the reader, as one S3 connection delivers
+// tens of MB/s) does not make its next runs wait for the stream: each
+// makes a ranged GET of its own chunks, so several are in flight at once
+// (the runs of a window, up to Config.ReaderThreads per broker), and the
+// stream they passed is closed where it would have been parked. Such a
+// run checks the batch spanning its first chunk and the one before
+// without waiting for that one (the reader checks what is left). Bytes are read from a body only when a run asks for
 // them (TCP flow control holds the store back meanwhile), so the bytes
 // read stay the bytes needed; a parked stream is closed, the rest of it
 // unread, when no run takes it within 10 s, when more than
@@ -325,9 +333,10 @@
 // and a parked one that fails on its first chunk gives way to a new GET.
 // Any other run (a random reader's, or one that does not start where a
 // parked stream goes on) makes a ranged GET of its own chunks. So a
-// sequential replay makes one GET per segment (on AWS S3 every GET is
-// billed) and fetches each byte once, plus one window for a reader that
-// stops, and a warm one finds its chunks in memory. The chunks a sequential reader has passed
+// sequential replay served faster than it reads makes one GET per segment
+// (on AWS S3 every GET is billed), one that outruns the store about one
+// per run, and either fetches each byte once, plus one window for a
+// reader that stops, and a warm one finds its chunks in memory. The chunks a sequential reader has passed
 // (all those before the one its read ends in) go to the back of the
 // memory LRU, to leave it first: otherwise each chunk read would move to
 // the front and push out the windows loaded ahead of the readers, to be

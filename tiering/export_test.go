@@ -96,3 +96,18 @@ func StreamsClock(t *Tier, now func() time.Time) (tick func()) {
 // once the run has read them (or failed). Set before the tier's first
 // read.
 func OnRun(t *Tier, started func(bytes int64) (ended func())) { t.onRun = started }
+
+// WaitFetches waits until no chunk is on its way (every GET, read-ahead
+// run and load from the disk cache has delivered its chunks or failed):
+// a test's reader that calls it between reads is slower than the store.
+func WaitFetches(t *Tier) {
+	for {
+		t.flightMu.Lock()
+		n := len(t.chunkFlights)
+		t.flightMu.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

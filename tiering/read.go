@@ -60,12 +60,12 @@ func (t *Tier) Read(ctx context.Context, p metadata.TopicPartition, segment meta
 	}
 	defer release()
 	reader := t.takeReader(p, segment, offset)
-	batches, start, base, err := t.read(ctx, p, segment, offset, maxBytes, minOneBatch, true, reader)
+	batches, start, base, caughtUp, err := t.read(ctx, p, segment, offset, maxBytes, minOneBatch, true, reader)
 	if IsCorrupt(err) {
 		// The cache may hold a damaged chunk (a file changed on disk, or
 		// written wrong); read the range straight from the store.
 		t.logger.Warn("tiering: remote read failed its checks, reading again from the store", "segment", uuid.UUID(segment.SegmentID), "offset", offset, "err", err)
-		batches, start, base, err = t.read(ctx, p, segment, offset, maxBytes, minOneBatch, false, readerState{position: -1, base: -1})
+		batches, start, base, caughtUp, err = t.read(ctx, p, segment, offset, maxBytes, minOneBatch, false, readerState{position: -1, base: -1})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tiering: read offset %d of %s (segment %s): %w", offset, p, uuid.UUID(segment.SegmentID), err)
@@ -76,7 +76,7 @@ func (t *Tier) Read(ctx context.Context, p metadata.TopicPartition, segment meta
 		// is still sequential.
 		return nil, nil
 	}
-	t.afterRead(p, segment, reader, offset, start, base, batches)
+	t.afterRead(p, segment, reader, offset, start, base, batches, caughtUp)
 	return batches, nil
 }
 
@@ -129,7 +129,7 @@ func (t *Tier) admit(ctx context.Context) (release func(), err error) {
 // checksum of its own (chunkCache).
 // It returns the batches, the byte position of the first and its base
 // offset.
-func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, minOneBatch, useCache bool, reader readerState) (_ *recordbatch.Batches, _, _ int64, err error) {
+func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, minOneBatch, useCache bool, reader readerState) (_ *recordbatch.Batches, _, _ int64, caughtUp bool, err error) {
 	cursor := &chunkCursor{tier: t, ctx: ctx, partition: p, segment: segment, useCache: useCache, chunks: make(map[int64]*chunk), runEnd: -1, from: -1}
 	defer cursor.release()
 	defer func() {
@@ -149,7 +149,7 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 	if start < 0 || base < 0 {
 		index, err := t.offsetIndex(ctx, p, segment)
 		if err != nil {
-			return nil, 0, 0, err
+			return nil, 0, 0, false, err
 		}
 		start, base = 0, segment.BaseOffset
 		if entry, ok := index.entry(offset - segment.BaseOffset); ok {
@@ -183,21 +183,21 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 	var first recordbatch.Header
 	for {
 		if start >= segment.SizeBytes {
-			return nil, 0, 0, corruptf(logKey, start, "offset %d not found before the end", offset)
+			return nil, 0, 0, false, corruptf(logKey, start, "offset %d not found before the end", offset)
 		}
 		h, err := header(start)
 		if err != nil {
-			return nil, 0, 0, err
+			return nil, 0, 0, false, err
 		}
 		switch {
 		case base >= 0 && h.BaseOffset != base:
-			return nil, 0, 0, corruptf(logKey, start, "batch starts at offset %d, want %d", h.BaseOffset, base)
+			return nil, 0, 0, false, corruptf(logKey, start, "batch starts at offset %d, want %d", h.BaseOffset, base)
 		case base < 0 && h.LastOffset() != last:
-			return nil, 0, 0, corruptf(logKey, start, "batch ends at offset %d, the offset index says %d", h.LastOffset(), last)
+			return nil, 0, 0, false, corruptf(logKey, start, "batch ends at offset %d, the offset index says %d", h.LastOffset(), last)
 		}
 		if h.LastOffset() >= offset {
 			if h.BaseOffset > offset {
-				return nil, 0, 0, corruptf(logKey, start, "batch %d..%d follows a gap before %d", h.BaseOffset, h.LastOffset(), offset)
+				return nil, 0, 0, false, corruptf(logKey, start, "batch %d..%d follows a gap before %d", h.BaseOffset, h.LastOffset(), offset)
 			}
 			first = h
 			break
@@ -206,14 +206,14 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 		base = h.LastOffset() + 1
 	}
 	if !minOneBatch && first.Size() > int64(maxBytes) {
-		return nil, start, first.BaseOffset, nil // nothing fits: no chunk held, none verified
+		return nil, start, first.BaseOffset, cursor.caughtUp, nil // nothing fits: no chunk held, none verified
 	}
 	// Add following batches while they fit.
 	end := start + first.Size()
 	for end-start+recordbatch.HeaderSize <= int64(maxBytes) && end < segment.SizeBytes {
 		h, err := header(end)
 		if err != nil {
-			return nil, 0, 0, err
+			return nil, 0, 0, false, err
 		}
 		if end-start+h.Size() > int64(maxBytes) {
 			break
@@ -222,11 +222,11 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 	}
 	out, err := cursor.hold(start, end-start)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, false, err
 	}
 	if err := verifyBatches(logKey, start, out, offset, first.BaseOffset, segment, cursor.verifiedAhead, &t.stats); err != nil {
 		out.Release()
-		return nil, 0, 0, err
+		return nil, 0, 0, false, err
 	}
 	if reader.window > 0 {
 		// A sequential reader is done with the chunks before the one its
@@ -243,7 +243,7 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 			t.cache.recent.demote(chunkKey{segment: segment.SegmentID, index: index})
 		}
 	}
-	return out, start, first.BaseOffset, nil
+	return out, start, first.BaseOffset, cursor.caughtUp, nil
 }
 
 // verifyBatches checks what a read is about to return: whole batches with
@@ -336,6 +336,11 @@ type chunkCursor struct {
 	// from is where the read's walk starts (a batch start, as far as its
 	// anchor tells; -1 before it is known): a hint for onPath.
 	from int64
+	// caughtUp is set when the read found a chunk still on its way ahead
+	// of it (a read-ahead run's, not one this read started): the reader
+	// reads faster than the store delivers (see afterRead). started is
+	// set once this read has started a run of its own.
+	caughtUp, started bool
 }
 
 // release drops the cursor's chunk references.
@@ -436,7 +441,8 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 	} else {
 		var started bool
 		var err error
-		ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), c.useCache, c.runEnd >= 0)
+		c.caughtUp = c.caughtUp || (!c.started && c.tier.aheadOnItsWay(key))
+		ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), c.useCache, c.runEnd >= 0 && !c.caughtUp)
 		if errors.Is(err, errOnDisk) {
 			// The load this reader found on its way ended meanwhile.
 			if cached, ok := c.tier.cache.loadDisk(key, c.onPath(index)); ok {
@@ -447,13 +453,14 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 				c.chunks[index] = cached
 				return cached.data, nil
 			}
-			ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), false, c.runEnd >= 0)
+			ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), false, c.runEnd >= 0 && !c.caughtUp)
 		}
+		c.started = c.started || started
 		if err != nil && !started && c.ctx.Err() == nil {
 			// Joined someone else's GET or load (a read-ahead, or a run
 			// of which this chunk was not the first) that failed: fetch
 			// on our own account, with the read retries.
-			ch, _, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, index, false, c.runEnd >= 0)
+			ch, _, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, index, false, c.runEnd >= 0 && !c.caughtUp)
 		}
 		if err == nil && ch.fromDisk {
 			c.tier.stats.cacheHits.Add(1) // joined a load from the disk cache ahead of this reader
@@ -508,6 +515,23 @@ func (c *chunkCursor) useCacheGet(key chunkKey) (*chunk, bool) {
 		c.tier.stats.diskReads.Add(1)
 	}
 	return ch, ok
+}
+
+// aheadOnItsWay reports whether chunk key is being fetched ahead of its
+// reader (a read-ahead run's chunk that has not arrived).
+func (t *Tier) aheadOnItsWay(key chunkKey) bool {
+	t.flightMu.Lock()
+	defer t.flightMu.Unlock()
+	f, ok := t.chunkFlights[key]
+	if !ok || !f.ahead {
+		return false
+	}
+	select {
+	case <-f.done:
+		return false
+	default:
+		return true
+	}
 }
 
 // flight is one GET of a whole object (an index) shared by every reader
@@ -678,9 +702,10 @@ func (t *Tier) startRunLocked(segment metadata.SegmentManifest, first, last int6
 // background, completing each flight as soon as its bytes have arrived, so
 // a reader waits only for its chunk. The bytes come from the stream parked
 // at first (streams: the body of an earlier run's GET of the segment that
-// ended just before first), else from a new GET: of the run's range, or
-// with stream (a sequential reader's run) from first to the segment's end,
-// of which only the run's chunks are read. Opening the GET and reading the
+// ended just before first; with stream, one still being read there is
+// waited for, without it declined), else from a new GET: of the run's
+// range, or with stream (a sequential reader's run) from first to the
+// segment's end, of which only the run's chunks are read. Opening the GET and reading the
 // first chunk are tried attempts times (a parked stream that fails on its
 // first chunk is dropped and a new GET tried in its place); a failure fails
 // the flights not completed yet (readers waiting on them fetch again
@@ -703,7 +728,7 @@ func (t *Tier) runGET(p metadata.TopicPartition, segment metadata.SegmentManifes
 		// The stream the run before this one reads, if it is to be parked
 		// here: waited for (it reads the chunks before this run's).
 		waitContext, cancelWait := context.WithTimeout(t.background, t.config.RequestTimeout)
-		parked := t.streams.take(waitContext, chunkKey{segment: segment.SegmentID, index: first})
+		parked := t.streams.take(waitContext, chunkKey{segment: segment.SegmentID, index: first}, stream)
 		cancelWait()
 		t.flightMu.Lock()
 		if t.runStarts[chunkKey{segment: segment.SegmentID, index: first}]--; t.runStarts[chunkKey{segment: segment.SegmentID, index: first}] <= 0 {
@@ -800,7 +825,12 @@ func (t *Tier) runGET(p metadata.TopicPartition, segment metadata.SegmentManifes
 				// Before the chunk is published: checked here, off the
 				// reader's path, when it is read-ahead.
 				if i == 0 {
-					if before := t.previousChunk(ctx, segment, index, f.ahead); before != nil {
+					// A read-ahead run waits for the chunk before its own to
+					// check the batch across them, except a ranged run in
+					// parallel with the one before it (its reader caught up
+					// with the store): waiting would make it as slow as that
+					// one, and its reader checks what is left unchecked.
+					if before := t.previousChunk(ctx, segment, index, f.ahead && stream); before != nil {
 						t.verifyAhead(segment, index, ch, before, f.ahead, -1)
 						before.release()
 					} else {
@@ -1091,8 +1121,10 @@ func (t *Tier) markReader(p metadata.TopicPartition, mark readerMark) {
 // needs no index lookup, and for a sequential reader keeps its read-ahead
 // window of chunks after the last one read in memory or on its way
 // (keepAhead). Once the rest of the segment is, the window goes on into
-// the next segment (Config.NextSegment).
-func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentManifest, reader readerState, offset, start, base int64, batches *recordbatch.Batches) {
+// the next segment (Config.NextSegment). When the read caught up with
+// its read-ahead (caughtUp), the runs it starts do not stream: each is a
+// ranged GET in parallel with those in flight.
+func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentManifest, reader readerState, offset, start, base int64, batches *recordbatch.Batches, caughtUp bool) {
 	end := start + int64(batches.Len())
 	next := readerState{segment: segment.SegmentID, position: end}
 	if reader.window > 0 {
@@ -1109,7 +1141,7 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 	lastChunk := (end - 1) / chunkBytes
 	segmentLast := (segment.SizeBytes - 1) / chunkBytes
 	refill := refillChunks(window)
-	if !t.keepAhead(p, segment, lastChunk+1, min(lastChunk+window, segmentLast), refill) {
+	if !t.keepAhead(p, segment, lastChunk+1, min(lastChunk+window, segmentLast), refill, !caughtUp) {
 		return
 	}
 	// The part of the window past this segment's end is the next
@@ -1119,7 +1151,7 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 		if !ok || following.SizeBytes <= 0 {
 			return
 		}
-		t.keepAhead(p, following, 0, min(beyond-1, (following.SizeBytes-1)/chunkBytes), refill)
+		t.keepAhead(p, following, 0, min(beyond-1, (following.SizeBytes-1)/chunkBytes), refill, !caughtUp)
 	}
 }
 
@@ -1136,12 +1168,12 @@ func refillChunks(window int64) int64 { return max(minRun, window/2) }
 // its file into memory in the background (loadAhead), so the reader's
 // next reads find it in memory rather than reading the file on their
 // path (with O_DIRECT a synchronous device read). A chunk cached nowhere
-// is fetched with the run after it (prefetchRun, one GET per segment), but
+// is fetched with the run after it (prefetchRun: with stream, one GET per segment), but
 // only once at least refill chunks of the window are missing (from it to
 // last), or the run reaches the segment's end: nothing after it is looked
 // at then. Both come out of the ReadAheadBytes budget and the
 // ReaderThreads slots for read-ahead.
-func (t *Tier) keepAhead(p metadata.TopicPartition, segment metadata.SegmentManifest, first, last, refill int64) bool {
+func (t *Tier) keepAhead(p metadata.TopicPartition, segment metadata.SegmentManifest, first, last, refill int64, stream bool) bool {
 	segmentLast := (segment.SizeBytes - 1) / t.config.ChunkBytes
 	for index := first; index <= last; index++ {
 		key := chunkKey{segment: segment.SegmentID, index: index}
@@ -1162,7 +1194,7 @@ func (t *Tier) keepAhead(p metadata.TopicPartition, segment metadata.SegmentMani
 			index = run
 		default:
 			if last-index+1 >= refill || last == segmentLast {
-				t.prefetchRun(p, segment, index, t.runEnd(segment, index, last))
+				t.prefetchRun(p, segment, index, t.runEnd(segment, index, last), stream)
 			}
 			return false
 		}
@@ -1283,11 +1315,12 @@ func (t *Tier) runEnd(segment metadata.SegmentManifest, first, last int64) int64
 }
 
 // prefetchRun fetches chunks first..last (stopping at the first one already
-// cached or in flight) in the background, from the segment's parked
-// stream or a GET to the segment's end (runGET), without retries (a
-// reader that finds its chunk failed fetches it itself; see
-// chunkCursor.chunk).
-func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentManifest, first, last int64) {
+// cached or in flight) in the background, with stream from the segment's
+// parked stream or a GET to the segment's end, else (the reader caught up
+// with the store) with a ranged GET of its own in parallel with the run
+// before it (runGET), without retries (a reader that finds its chunk
+// failed fetches it itself; see chunkCursor.chunk).
+func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentManifest, first, last int64, stream bool) {
 	select {
 	case t.prefetchSlots <- struct{}{}:
 	default:
@@ -1318,7 +1351,7 @@ func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentMa
 	}
 	t.releaseAhead(granted - int64(len(flights)))
 	t.stats.prefetches.Add(int64(len(flights)))
-	t.runGET(p, segment, first, flights, 1, true, func() { <-t.prefetchSlots })
+	t.runGET(p, segment, first, flights, 1, stream, func() { <-t.prefetchSlots })
 }
 
 // paceAhead returns how many of chunks chunks a read-ahead GET may fetch

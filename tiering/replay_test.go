@@ -19,6 +19,15 @@ import (
 // the local log, and returns the bytes read.
 func replaySegment(t *testing.T, tier *tiering.Tier, local *localLog, i int, remote metadata.SegmentManifest, maxBytes int) int64 {
 	t.Helper()
+	return replaySegmentPaced(t, tier, local, i, remote, maxBytes, nil)
+}
+
+// replaySegmentPaced is replaySegment calling between (when not nil)
+// after each read: a reader slower than the store waits there for what is
+// on its way (tiering.WaitFetches), so it never catches up with its
+// read-ahead.
+func replaySegmentPaced(t *testing.T, tier *tiering.Tier, local *localLog, i int, remote metadata.SegmentManifest, maxBytes int, between func()) int64 {
+	t.Helper()
 	total := int64(0)
 	for offset := remote.BaseOffset; offset <= remote.LastOffset; {
 		got, err := readBytes(tier, context.Background(), testPartition, remote, offset, maxBytes)
@@ -30,6 +39,9 @@ func replaySegment(t *testing.T, tier *tiering.Tier, local *localLog, i int, rem
 		}
 		total += int64(len(got))
 		offset = lastOffsetOf(got) + 1
+		if between != nil {
+			between()
+		}
 	}
 	return total
 }
@@ -116,9 +128,15 @@ func TestWarmReplayReusesChunkBuffers(t *testing.T) {
 // bytes read.
 func replaySegments(t *testing.T, tier *tiering.Tier, local *localLog, segments []metadata.SegmentManifest, maxBytes int) int64 {
 	t.Helper()
+	return replaySegmentsPaced(t, tier, local, segments, maxBytes, nil)
+}
+
+// replaySegmentsPaced is replaySegments with replaySegmentPaced.
+func replaySegmentsPaced(t *testing.T, tier *tiering.Tier, local *localLog, segments []metadata.SegmentManifest, maxBytes int, between func()) int64 {
+	t.Helper()
 	total := int64(0)
 	for i, remote := range segments {
-		total += replaySegment(t, tier, local, i, remote, maxBytes)
+		total += replaySegmentPaced(t, tier, local, i, remote, maxBytes, between)
 	}
 	return total
 }

@@ -41,30 +41,35 @@ type streams struct {
 	mu   sync.Mutex // guards the fields below; taken under no other lock, and no other lock under it
 	open map[chunkKey]*openStream
 	// pending marks where the runs reading a stream now will park it: the
-	// run after one (started while it still reads) waits for it.
+	// run after one (started while it still reads) waits for it, unless
+	// its reader has caught up with the stream (declined).
 	pending map[chunkKey]chan struct{}
-	timer   *time.Timer // armed while open is not empty
-	max     int
-	closed  bool
-	now     func() time.Time // the clock; tests move it on
+	// declined marks pending streams whose continuation started without
+	// them (a ranged GET of its own, in parallel): they are closed where
+	// they would be parked, as no run will start there.
+	declined map[chunkKey]struct{}
+	timer    *time.Timer // armed while open is not empty
+	max      int
+	closed   bool
+	now      func() time.Time // the clock; tests move it on
 }
 
 func newStreams(max int) *streams {
-	return &streams{open: make(map[chunkKey]*openStream), pending: make(map[chunkKey]chan struct{}), max: max, now: time.Now}
+	return &streams{open: make(map[chunkKey]*openStream), pending: make(map[chunkKey]chan struct{}), declined: make(map[chunkKey]struct{}), max: max, now: time.Now}
 }
 
 // expect is called as a run of chunks first..next-1 starts (before a run
 // after it can), and returns what the run calls once it has parked or
 // closed its GET: when the run will read a stream (with stream, a new
-// GET to the segment's end; else one parked or expected at first), a run
-// that starts at next meanwhile waits for it in take.
+// GET to the segment's end or one parked or expected at first; without,
+// one parked at first), a run that starts at next meanwhile waits for it
+// in take.
 func (s *streams) expect(first, next chunkKey, stream bool) (done func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, open := s.open[first]
-	_, pending := s.pending[first]
 	_, taken := s.pending[next]
-	if s.closed || taken || !(stream || open || pending) {
+	if s.closed || taken || !(stream || open) {
 		return func() {}
 	}
 	ch := make(chan struct{})
@@ -73,17 +78,24 @@ func (s *streams) expect(first, next chunkKey, stream bool) (done func()) {
 		s.mu.Lock()
 		if s.pending[next] == ch {
 			delete(s.pending, next)
+			delete(s.declined, next)
 		}
 		s.mu.Unlock()
 		close(ch)
 	}
 }
 
-// take removes and returns the stream parked at key, if any, first
-// waiting (until ctx ends) for the run that is to park one there.
-func (s *streams) take(ctx context.Context, key chunkKey) *openStream {
+// take removes and returns the stream parked at key, if any. With wait,
+// it first waits (until ctx ends) for the run that is to park one there;
+// without, that run's stream is declined (closed where it would be
+// parked) and take returns at once.
+func (s *streams) take(ctx context.Context, key chunkKey, wait bool) *openStream {
 	s.mu.Lock()
 	ch, pending := s.pending[key]
+	if pending && !wait {
+		s.declined[key] = struct{}{}
+		pending = false
+	}
 	s.mu.Unlock()
 	if pending {
 		select {
@@ -105,7 +117,8 @@ func (s *streams) take(ctx context.Context, key chunkKey) *openStream {
 // the tier is closed.
 func (s *streams) park(stream *openStream) {
 	s.mu.Lock()
-	if s.closed || s.max <= 0 {
+	_, declined := s.declined[stream.key]
+	if s.closed || s.max <= 0 || declined {
 		s.mu.Unlock()
 		stream.close()
 		return

@@ -27,7 +27,7 @@ func TestSequentialReplayStreamsOneGETPerSegment(t *testing.T) {
 	for _, readBytes := range []int{chunk / 4, chunk, 5 * chunk} {
 		metrics, _ := tiering.NewMetricsBucket(bucket, nil)
 		tier := newTier(t, tiering.Config{Bucket: metrics, ChunkBytes: chunk, NextSegment: nextSegmentIn(segments)})
-		replayed := replaySegments(t, tier, local, segments, readBytes)
+		replayed := replaySegmentsPaced(t, tier, local, segments, readBytes, func() { tiering.WaitFetches(tier) })
 		tiering.WaitCacheWrites(tier)
 		stats, counts := tier.Stats(), metrics.Counts()
 		t.Logf("reads of %d bytes: %d bytes replayed in %d segments, %d GETs, %d bytes fetched, %d streams open", readBytes, replayed, len(segments), counts.Gets, counts.GetBytes, stats.OpenStreams)
@@ -56,10 +56,16 @@ type closeBucket struct {
 	bodies     []*closeBody
 	breakAfter int64
 	stall      bool
+	// slow, when set, makes every body a slow connection: each read
+	// returns at most 4 KiB after sleeping slow. open counts the bodies
+	// not closed yet, mostOpen the most at once.
+	slow           time.Duration
+	open, mostOpen int
 }
 
 type closeBody struct {
 	io.ReadCloser
+	bucket         *closeBucket
 	ctx            context.Context
 	offset, length int64
 	closed         atomic.Bool
@@ -70,6 +76,10 @@ type closeBody struct {
 var errBroken = errors.New("connection reset (test)")
 
 func (b *closeBody) Read(p []byte) (int, error) {
+	if b.bucket.slow > 0 {
+		time.Sleep(b.bucket.slow)
+		p = p[:min(len(p), 4<<10)]
+	}
 	if b.left == 0 && b.stall {
 		<-b.ctx.Done()
 		return 0, b.ctx.Err()
@@ -88,7 +98,11 @@ func (b *closeBody) Read(p []byte) (int, error) {
 }
 
 func (b *closeBody) Close() error {
-	b.closed.Store(true)
+	if !b.closed.Swap(true) {
+		b.bucket.mu.Lock()
+		b.bucket.open--
+		b.bucket.mu.Unlock()
+	}
 	return b.ReadCloser.Close()
 }
 
@@ -99,11 +113,13 @@ func (b *closeBucket) Get(ctx context.Context, key string, offset, length int64)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	body := &closeBody{ReadCloser: r, ctx: ctx, offset: offset, length: length, left: -1}
+	body := &closeBody{ReadCloser: r, bucket: b, ctx: ctx, offset: offset, length: length, left: -1}
 	if b.breakAfter > 0 {
 		body.left, body.stall, b.breakAfter = b.breakAfter, b.stall, 0
 	}
 	b.bodies = append(b.bodies, body)
+	b.open++
+	b.mostOpen = max(b.mostOpen, b.open)
 	return body, nil
 }
 
@@ -156,6 +172,7 @@ func (f streamFixture) stopMidSegment(t *testing.T, i int, offset int64) int64 {
 			t.Fatalf("read %d: %s", offset, describeDiff(got, want))
 		}
 		offset = lastOffsetOf(got) + 1
+		tiering.WaitFetches(f.tier) // a reader slower than the store
 	}
 	tiering.WaitCacheWrites(f.tier)
 	if open := f.tier.Stats().OpenStreams; open != 1 {
@@ -246,6 +263,7 @@ func TestParkedStreamFailingGivesWayToNewGET(t *testing.T) {
 			t.Fatalf("read %d: %s", offset, describeDiff(got, want))
 		}
 		offset = lastOffsetOf(got) + 1
+		tiering.WaitFetches(f.tier) // a reader slower than the store: it never catches up with its stream
 	}
 	tiering.WaitCacheWrites(f.tier)
 	all := f.bodies.snapshot()
@@ -287,7 +305,7 @@ func testStreamFailsMidRun(t *testing.T, stall bool) {
 		cfg.RequestTimeout = 200 * time.Millisecond
 	}
 	tier := newTier(t, cfg)
-	replaySegment(t, tier, local, 0, segments[0], chunk)
+	replaySegmentPaced(t, tier, local, 0, segments[0], chunk, func() { tiering.WaitFetches(tier) })
 	tiering.WaitCacheWrites(tier)
 	all := bodies.snapshot()
 	// The reader's own GET of the chunk that failed, and the read-ahead
@@ -311,5 +329,37 @@ func testStreamFailsMidRun(t *testing.T, stall bool) {
 	}
 	if open := tier.Stats().OpenStreams; open != 0 {
 		t.Errorf("%d streams open after the replay read the segment to its end", open)
+	}
+}
+
+// A sequential reader faster than the store's connections (each body
+// here a slow connection) catches up with its read-ahead: its next runs
+// then do not wait for the stream the run before them reads, but make
+// their own ranged GETs, so several GETs of one segment are in flight at
+// once (on S3 one connection delivers tens of MB/s). The stream they
+// passed is closed, not parked; each byte is still fetched once and the
+// reads return the right bytes. Before, every run of the segment waited
+// for its one stream: one GET in flight.
+func TestCaughtUpReaderReadsAheadInParallel(t *testing.T) {
+	f := newStreamFixture(t, tiering.Config{})
+	f.bodies.slow = time.Millisecond
+	remote := f.segments[0]
+	began := time.Now()
+	replayed := replaySegment(t, f.tier, f.local, 0, remote, streamChunk)
+	took := time.Since(began)
+	tiering.WaitCacheWrites(f.tier)
+	f.bodies.mu.Lock()
+	mostOpen := f.bodies.mostOpen
+	f.bodies.mu.Unlock()
+	counts := f.metrics.Counts()
+	t.Logf("%d bytes replayed in %v: %d GETs, %d bytes fetched, at most %d open at once", replayed, took, counts.Gets, counts.GetBytes, mostOpen)
+	if mostOpen < 2 {
+		t.Errorf("at most %d GET of the segment open at once, want several", mostOpen)
+	}
+	if counts.GetBytes != replayed {
+		t.Errorf("%d bytes fetched for %d replayed, want each byte fetched once", counts.GetBytes, replayed)
+	}
+	if open := f.tier.Stats().OpenStreams; open != 0 {
+		t.Errorf("%d streams open after the segment was read to its end", open)
 	}
 }

@@ -89,7 +89,9 @@ func TestColdReplayChunkBuffersFlat(t *testing.T) {
 	var allocated []int64
 	for i, remote := range segments {
 		release := tiering.HoldCacheWrites(tier)
-		replaySegment(t, tier, local, i, remote, 16<<10)
+		// A reader slower than the store: one that catches up reads ahead
+		// in parallel, a buffer or so more in flight.
+		replaySegmentPaced(t, tier, local, i, remote, 16<<10, func() { tiering.WaitFetches(tier) })
 		release() // the writer catches up at once, freeing its queue's buffers
 		tiering.WaitCacheWrites(tier)
 		allocated = append(allocated, tier.Stats().ChunkBuffers)
