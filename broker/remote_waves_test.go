@@ -12,7 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/tiering"
 )
 
 // A Fetch of two partitions served from the object store, the second
@@ -114,18 +116,7 @@ func TestRemoteFetchAfterLocalDataServesWhatFits(t *testing.T) {
 	registry := prometheus.NewRegistry()
 	n := startTiered(t, tier, func(c *broker.Config) { c.Registerer = registry })
 	cl := n.Client()
-	createTopic(t, cl, "hot", 1, nil)
-	createTopic(t, cl, "cold", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
-	cold := leadingTopic(t, n, "cold")
-	for i := range 20 {
-		for _, topic := range []string{"hot", "cold"} {
-			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	defer startTierManager(t, ctx, n, tier)()
-	waitLocalLogStart(t, ctx, cold, 0, "offset 0 of cold")
+	hotAndCold(t, ctx, n, tier, cl)
 
 	state := n.Store.State()
 	fetchOf := func(topics ...string) *kmsg.FetchRequest {
@@ -182,18 +173,7 @@ func TestRemoteFetchAfterLocalDataReadsNoOversizedBatch(t *testing.T) {
 	reader := &countingReader{RemoteReader: tier}
 	n := startTiered(t, reader)
 	cl := n.Client()
-	createTopic(t, cl, "hot", 1, nil)
-	createTopic(t, cl, "cold", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
-	cold := leadingTopic(t, n, "cold")
-	for i := range 20 {
-		for _, topic := range []string{"hot", "cold"} {
-			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	defer startTierManager(t, ctx, n, tier)()
-	waitLocalLogStart(t, ctx, cold, 0, "offset 0 of cold")
+	hotAndCold(t, ctx, n, tier, cl)
 
 	fetch := kmsg.NewPtrFetchRequest()
 	fetch.ReplicaID, fetch.MaxBytes, fetch.MaxWaitMillis, fetch.MinBytes = -1, 1<<20, 0, 1
@@ -234,4 +214,23 @@ func TestRemoteFetchAnsweredOnceReadBelowMinBytes(t *testing.T) {
 			t.Fatalf("partition %d: error %d, %d bytes; want its records", p.Partition, p.ErrorCode, len(p.RecordBatches))
 		}
 	}
+}
+
+// hotAndCold creates topic hot (local) and topic cold (tiered, one
+// partition each), produces 20 small records to each (a batch per
+// record), and waits until cold's records are only in the object store.
+func hotAndCold(t *testing.T, ctx context.Context, n *brokertest.Node, tier *tiering.Tier, cl *kgo.Client) {
+	t.Helper()
+	createTopic(t, cl, "hot", 1, nil)
+	createTopic(t, cl, "cold", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
+	cold := leadingTopic(t, n, "cold")
+	for i := range 20 {
+		for _, topic := range []string{"hot", "cold"} {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(startTierManager(t, ctx, n, tier))
+	waitLocalLogStart(t, ctx, cold, 0, "offset 0 of cold")
 }
