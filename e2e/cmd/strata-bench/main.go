@@ -57,6 +57,7 @@ func main() {
 		isoRate    = flag.Int("tiered-isolation-rate", 5000, "--tiered: records/s of the fixed-rate producer of the isolation phase")
 		isoFor     = flag.Duration("tiered-isolation-duration", 6*time.Second, "--tiered: the longest the isolation phase's cold replays run; the producer's p99 during one is compared with its p99 over as long without one, half before it and half after")
 		isoOnly    = flag.Bool("tiered-isolation-only", false, "--tiered: after the produce phase, run only the isolation phase (A/B runs of its figures)")
+		connMiBps  = flag.Int("tiered-store-conn-mibps", 0, "--tiered: pace every connection from the S3 server to this many MiB/s (as one S3 connection delivers tens to about a hundred MB/s), through a proxy in this process; 0: not paced")
 		isoQuota   = flag.Int("tiered-isolation-quota-mib", 50, "--tiered: the broker's remote fetch quota (--remote-log-manager-fetch-max-bytes-per-second, in MiB/s) for the isolation phase's throttled replay (0 skips it)")
 		tlsOnly    = flag.Bool("tls", false, "produce and consume through an SSL listener next to a PLAINTEXT one of the same broker, in the same run")
 		fixedChild = flag.String("fixed-rate-producer", "", "internal: run the isolation phase's fixed-rate producer in this process (brokers,topic,rate,size) until stdin closes")
@@ -81,7 +82,7 @@ func main() {
 		switch {
 		case *tiered:
 			return runTiered(*bin, dir, tieredOptions{mib: *tieredMiB, recordSize: *recordSize, partitions: cmp.Or(*partitions, 3),
-				widePartitions: *widePart, isolationRate: *isoRate, isolationFor: *isoFor, isolationQuotaMiB: *isoQuota, isolationOnly: *isoOnly, segmentMiB: *segmentMiB})
+				widePartitions: *widePart, isolationRate: *isoRate, isolationFor: *isoFor, isolationQuotaMiB: *isoQuota, isolationOnly: *isoOnly, segmentMiB: *segmentMiB, storeConnMiBps: *connMiBps})
 		case *tlsOnly:
 			return runTLS(*bin, dir, *records, *recordSize, cmp.Or(*partitions, 6))
 		case *cluster:

@@ -56,6 +56,7 @@ type tieredOptions struct {
 	isolationQuotaMiB           int           // the fetch quota of the throttled replay, MiB/s (0: none)
 	isolationOnly               bool          // after the produce phase, only the isolation phase
 	segmentMiB                  int           // the tiered topics' segment.bytes, MiB (local retention: two segments)
+	storeConnMiBps              int           // when above 0, each connection from the S3 server at most this many MiB/s (connRateProxy)
 }
 
 // runTiered produces opts.mib MiB with acks=all to a tiered topic on one
@@ -89,7 +90,19 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	if err := tiering.CreateBucket(ctx, s3.URL(tieredBucket)); err != nil {
 		return err
 	}
-	mc, err := minio.New(strings.TrimPrefix(s3.Endpoint, "http://"), &minio.Options{
+	// The broker and the direct reads reach the server at endpoint: the
+	// server itself, or a proxy pacing each connection.
+	endpoint := s3.Endpoint
+	if opts.storeConnMiBps > 0 {
+		proxy, err := startConnRateProxy(strings.TrimPrefix(s3.Endpoint, "http://"), int64(opts.storeConnMiBps)<<20)
+		if err != nil {
+			return err
+		}
+		defer proxy.Close()
+		endpoint = "http://" + proxy.Addr()
+		fmt.Printf("every connection from the S3 server paced to %d MiB/s (a proxy in this process)\n", opts.storeConnMiBps)
+	}
+	mc, err := minio.New(strings.TrimPrefix(endpoint, "http://"), &minio.Options{
 		Creds: credentials.NewStaticV4(tieringtest.S3AccessKey, tieringtest.S3SecretKey, ""), Region: tieringtest.S3Region})
 	if err != nil {
 		return err
@@ -104,7 +117,7 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 	segmentBytes := int64(opts.segmentMiB) << 20
 	b := &tieredBench{
 		s3: s3, bin: bin, dataDir: filepath.Join(dir, "data"), ports: ports, admin: ports[1], mc: mc, recordSize: opts.recordSize,
-		flags: []string{"--object-store", s3.URL(tieredBucket), "--object-store-prefix", tieredPrefix,
+		flags: []string{"--object-store", strings.Replace(s3.URL(tieredBucket), s3.Endpoint, endpoint, 1), "--object-store-prefix", tieredPrefix,
 			"--remote-log-manager-task-interval-ms", "200", "--log-retention-check-interval-ms", "300",
 			"--remote-log-cache-bytes", fmt.Sprint(2 * total)}, // the warm pass finds every chunk
 		main: newTieredTopic(fmt.Sprintf("bench-tiered-%d", stamp), opts.partitions, records, segmentBytes, 2*segmentBytes),
