@@ -396,6 +396,19 @@ func (s *Server) retryRefusedRemote(targets []fetchTarget, maxBytes int32) {
 	}
 }
 
+// readUpTo is the offset a target's read stops before: the log end for a
+// follower, the last stable offset for a read_committed consumer, else
+// the high watermark (both given: fillFetch reads them in that order).
+func (t *fetchTarget) readUpTo(lastStable, highWatermark int64) int64 {
+	switch {
+	case t.replica:
+		return t.part.LogEndOffset()
+	case t.readCommitted:
+		return lastStable
+	}
+	return highWatermark
+}
+
 // localDataBefore reports whether a local partition before targets[i]
 // (none when i < 0) has records to return (its fetch offset below where a
 // consumer's read stops): then the first with data is not a remote
@@ -409,11 +422,7 @@ func localDataBefore(targets []fetchTarget, i int) bool {
 		if t.part == nil || t.errorCode != 0 || t.diverging != nil || t.remote != nil || t.offset < t.part.LogStartOffset() {
 			return false
 		}
-		upTo := t.part.HighWatermark()
-		if t.readCommitted {
-			upTo = t.part.LastStableOffset()
-		}
-		return t.offset < upTo
+		return t.offset < t.readUpTo(t.part.LastStableOffset(), t.part.HighWatermark())
 	})
 }
 
@@ -489,12 +498,12 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32, minOneBatch b
 			// the others' reads return nothing then, as a local read
 			// does without minOneBatch, rather than read what is
 			// dropped.
-			minOneBatch := first && n == 0
+			whole := first && n == 0
 			n++
 			slots <- struct{}{}
 			reads.Go(func() {
 				defer func() { <-slots }()
-				t.remoteData, t.remoteErr = s.cfg.RemoteReader.Read(ctx, t.part.Name(), *t.remote, t.offset, int(budget), minOneBatch)
+				t.remoteData, t.remoteErr = s.cfg.RemoteReader.Read(ctx, t.part.Name(), *t.remote, t.offset, int(budget), whole)
 				if t.readCommitted && t.remoteErr == nil && t.remoteData != nil {
 					if t.remoteAborted, t.remoteErr = s.committedRemote(ctx, state, t.part, *t.remote, t.offset, t.remoteData); t.remoteErr != nil {
 						t.remoteData.Release()
@@ -581,13 +590,7 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, 
 		// watermark read after it.
 		lastStable := t.part.LastStableOffset()
 		highWatermark := t.part.HighWatermark()
-		upTo := highWatermark
-		switch {
-		case t.replica:
-			upTo = t.part.LogEndOffset()
-		case t.readCommitted:
-			upTo = lastStable
-		}
+		upTo := t.readUpTo(lastStable, highWatermark)
 		start := t.part.LogStartOffset()
 		p.HighWatermark = highWatermark
 		p.LastStableOffset = lastStable
