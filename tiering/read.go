@@ -719,7 +719,8 @@ func (t *Tier) startRunLocked(segment metadata.SegmentManifest, first, last int6
 // runs at its end.
 func (t *Tier) runGET(p metadata.TopicPartition, segment metadata.SegmentManifest, first int64, flights []*chunkFlight, attempts int, stream bool, done func()) {
 	next := first + int64(len(flights))
-	handedOn := t.streams.expect(chunkKey{segment: segment.SegmentID, index: first}, chunkKey{segment: segment.SegmentID, index: next}, stream)
+	firstKey := chunkKey{segment: segment.SegmentID, index: first}
+	handedOn := t.streams.expect(firstKey, chunkKey{segment: segment.SegmentID, index: next}, stream)
 	go func() {
 		defer t.workers.Done()
 		if done != nil {
@@ -728,11 +729,11 @@ func (t *Tier) runGET(p metadata.TopicPartition, segment metadata.SegmentManifes
 		// The stream the run before this one reads, if it is to be parked
 		// here: waited for (it reads the chunks before this run's).
 		waitContext, cancelWait := context.WithTimeout(t.background, t.config.RequestTimeout)
-		parked := t.streams.take(waitContext, chunkKey{segment: segment.SegmentID, index: first}, stream)
+		parked := t.streams.take(waitContext, firstKey, stream)
 		cancelWait()
 		t.flightMu.Lock()
-		if t.runStarts[chunkKey{segment: segment.SegmentID, index: first}]--; t.runStarts[chunkKey{segment: segment.SegmentID, index: first}] <= 0 {
-			delete(t.runStarts, chunkKey{segment: segment.SegmentID, index: first})
+		if t.runStarts[firstKey]--; t.runStarts[firstKey] <= 0 {
+			delete(t.runStarts, firstKey)
 		}
 		t.flightMu.Unlock()
 		ctx, cancel := context.WithTimeout(t.background, t.config.RequestTimeout)
