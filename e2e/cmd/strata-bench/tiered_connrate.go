@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net"
-	"time"
+
+	"github.com/strata-log/strata/broker/quota"
 )
 
 // connRateProxy stands between the broker (and the direct reads) and the
@@ -15,7 +17,7 @@ import (
 type connRateProxy struct {
 	listener net.Listener
 	target   string
-	rate     float64 // bytes per second, per connection
+	rate     int64 // bytes per second, per connection
 }
 
 // startConnRateProxy listens on a loopback port and forwards each
@@ -25,7 +27,7 @@ func startConnRateProxy(target string, rate int64) (*connRateProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &connRateProxy{listener: listener, target: target, rate: float64(rate)}
+	p := &connRateProxy{listener: listener, target: target, rate: rate}
 	go p.accept()
 	return p, nil
 }
@@ -56,25 +58,19 @@ func (p *connRateProxy) accept() {
 	}
 }
 
-// paced copies from to to at the proxy's rate: 64 KiB at a time, each
-// sent once the bytes before it are paid for at the rate.
+// paced copies from to to at the proxy's rate, 64 KiB at a time, each
+// sent once the pacer has paid for it (quota.Pacer, the broker's: a
+// bucket of one piece, so an idle spell builds up no burst).
 func (p *connRateProxy) paced(to io.Writer, from io.Reader) {
+	pacer := quota.NewPacer(quota.PacerConfig{BytesPerSecond: p.rate, Burst: 64 << 10})
 	buf := make([]byte, 64<<10)
-	began, sent := time.Now(), 0.0
 	for {
 		n, err := from.Read(buf)
 		if n > 0 {
-			if due := began.Add(time.Duration(sent / p.rate * float64(time.Second))); time.Until(due) > 0 {
-				time.Sleep(time.Until(due))
-			} else if idle := -time.Until(due); idle > 100*time.Millisecond {
-				// Idle since (a keep-alive connection between requests):
-				// the budget does not build up.
-				began, sent = time.Now(), 0
-			}
+			pacer.Wait(context.Background(), int64(n))
 			if _, werr := to.Write(buf[:n]); werr != nil {
 				return
 			}
-			sent += float64(n)
 		}
 		if err != nil {
 			return // the server closed (or the client went away)

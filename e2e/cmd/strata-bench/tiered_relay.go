@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/strata-log/strata/broker/quota"
 )
 
 // The isolation phase's peer: the bytes a throttled cold replay moves
@@ -209,7 +211,7 @@ func relaySource(addr string, bytesPerSecond float64, file string, stopped <-cha
 	}
 	defer f.Close()
 	buf := make([]byte, relayUnit)
-	start := time.Now()
+	pacer := quota.NewPacer(quota.PacerConfig{BytesPerSecond: int64(bytesPerSecond), Burst: relayUnit})
 	var sent int64
 	for {
 		select {
@@ -227,11 +229,11 @@ func relaySource(addr string, bytesPerSecond float64, file string, stopped <-cha
 		if err != nil {
 			return sent, err
 		}
+		pacer.Wait(context.Background(), int64(n))
 		if _, err := conn.Write(buf[:n]); err != nil {
 			return sent, err
 		}
 		sent += int64(n)
-		time.Sleep(time.Until(start.Add(time.Duration(float64(sent) / bytesPerSecond * float64(time.Second)))))
 	}
 }
 
