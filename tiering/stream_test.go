@@ -362,4 +362,9 @@ func TestCaughtUpReaderReadsAheadInParallel(t *testing.T) {
 	if open := f.tier.Stats().OpenStreams; open != 0 {
 		t.Errorf("%d streams open after the segment was read to its end", open)
 	}
+	for i, body := range f.bodies.snapshot() {
+		if !body.closed.Load() {
+			t.Errorf("GET %d (bytes %d+%d) left open: a stream passed by a parallel run must be closed", i, body.offset, body.length)
+		}
+	}
 }

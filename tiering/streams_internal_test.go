@@ -1,0 +1,64 @@
+package tiering
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// closedBody is a GET body that records its Close.
+type closedBody struct {
+	*strings.Reader
+	closed bool
+}
+
+func (b *closedBody) Close() error { b.closed = true; return nil }
+
+// The hand-over of a stream between two runs, in order and without
+// timing: a run that takes the stream another run still reads waits for
+// it and gets it; one that declines it (its reader caught up: it makes a
+// ranged GET of its own) returns at once, and the stream, when its run
+// ends, is closed rather than parked for a run that will never come.
+func TestDeclinedStreamClosedNotParked(t *testing.T) {
+	ctx := context.Background()
+	s := newStreams(4)
+	defer s.close()
+	first, next := chunkKey{index: 0}, chunkKey{index: 8}
+	newStream := func() (*openStream, *closedBody) {
+		body := &closedBody{Reader: strings.NewReader("rest of the segment")}
+		return &openStream{key: next, body: body, cancel: func() {}}, body
+	}
+
+	// Taken: the run reading the stream parks it, the next run gets it.
+	done := s.expect(first, next, true)
+	stream, body := newStream()
+	taken := make(chan *openStream)
+	go func() { taken <- s.take(ctx, next, true) }()
+	s.park(stream)
+	done()
+	if got := <-taken; got != stream || body.closed {
+		t.Fatalf("waiting run got %v (closed %v), want the parked stream, open", got, body.closed)
+	}
+
+	// Declined: the next run does not wait, and the stream is closed
+	// where it would have been parked.
+	done = s.expect(first, next, true)
+	if got := s.take(ctx, next, false); got != nil {
+		t.Fatalf("declining run got %v, want nothing", got)
+	}
+	stream, body = newStream()
+	s.park(stream)
+	done()
+	if !body.closed || s.count() != 0 {
+		t.Fatalf("declined stream closed %v, %d parked; want closed, none parked", body.closed, s.count())
+	}
+
+	// The mark goes with its run: the run after it parks as before.
+	done = s.expect(first, next, true)
+	stream, body = newStream()
+	s.park(stream)
+	done()
+	if s.count() != 1 || body.closed {
+		t.Fatalf("after a declined stream, the next one: %d parked, closed %v; want it parked", s.count(), body.closed)
+	}
+}
