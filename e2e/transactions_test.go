@@ -221,8 +221,8 @@ type eosChain struct {
 
 	committed atomic.Int64 // records in committed transactions
 	// joining, when set, is a member the others wait for between
-	// transactions until the group has given it partitions, so that it
-	// finds work left however long its rebalance takes.
+	// transactions until it has committed one, so that it takes part
+	// however long its rebalance takes.
 	joining atomic.Pointer[eosMember]
 	mu      sync.Mutex // guards aborted and members
 	aborted map[string]bool
@@ -232,7 +232,6 @@ type eosChain struct {
 type eosMember struct {
 	name      string
 	committed atomic.Int64
-	assigned  atomic.Bool // the group gave it partitions
 	stop      chan struct{}
 	done      chan struct{}
 }
@@ -263,7 +262,7 @@ func newEOSChain(t *testing.T, seeds []string, in, out string, batch int, work t
 func (c *eosChain) start(name string) *eosMember { return c.add(name, false) }
 
 // startJoining adds a member that the others wait for, between
-// transactions, until the group has given it partitions.
+// transactions, until it has committed a transaction.
 func (c *eosChain) startJoining(name string) *eosMember { return c.add(name, true) }
 
 func (c *eosChain) add(name string, joining bool) *eosMember {
@@ -305,11 +304,6 @@ func (c *eosChain) run(m *eosMember) {
 			kgo.RebalanceTimeout(20*time.Second),
 			kgo.FetchMaxWait(200*time.Millisecond),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
-			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
-				if len(assigned) > 0 {
-					m.assigned.Store(true)
-				}
-			}),
 			kgo.WithLogger(kgo.BasicLogger(c.log, kgo.LogLevelInfo, func() string { return m.name + " " })),
 		)
 		if err != nil {
@@ -395,11 +389,12 @@ func (c *eosChain) transact(sess *kgo.GroupTransactSession, m *eosMember, seq *i
 }
 
 // waitForJoining holds m, between two transactions, while another member
-// is joining and has no partitions yet (or until m or the chain stops).
+// is joining and has not committed a transaction yet (or until m or the
+// chain stops).
 func (c *eosChain) waitForJoining(m *eosMember) {
 	for {
 		j := c.joining.Load()
-		if j == nil || j == m || j.assigned.Load() {
+		if j == nil || j == m || j.committed.Load() > 0 {
 			return
 		}
 		select {
@@ -574,13 +569,14 @@ func (c *eosChain) verifyExactlyOnce(partitions int32, tail *tailer) {
 	t.Logf("%d input records, each exactly once in the output; %d transactions aborted; the read_committed tail saw %d records", len(written), len(c.aborted), len(tail.seen))
 }
 
-// produceInput writes n records with keys to topic (idempotent, acks=all).
-func produceInput(t *testing.T, seeds []string, topic string, n int) {
+// produceInput writes records from..to-1 with keys to topic (idempotent,
+// acks=all).
+func produceInput(t *testing.T, seeds []string, topic string, from, to int) {
 	t.Helper()
 	cl := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic))
-	recs := make([]*kgo.Record, n)
-	for i := range recs {
-		recs[i] = &kgo.Record{Key: fmt.Appendf(nil, "k%05d", i), Value: fmt.Appendf(nil, "v%05d", i)}
+	recs := make([]*kgo.Record, 0, to-from)
+	for i := from; i < to; i++ {
+		recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "k%05d", i), Value: fmt.Appendf(nil, "v%05d", i)})
 	}
 	if err := cl.ProduceSync(testContext(t, time.Minute), recs...).FirstErr(); err != nil {
 		t.Fatalf("produce the input: %v", err)
@@ -607,7 +603,10 @@ func testTransactionsEOS(t *testing.T, seeds []string, create func(topic string,
 	in, out := uniqueTopic(t)+"-in", uniqueTopic(t)+"-out"
 	create(in, partitions)
 	create(out, partitions)
-	produceInput(t, seeds, in, records)
+	// Two thirds of the input first; the rest once the joining member
+	// is started, so that its partitions, whichever they are, hold
+	// records no other member has read.
+	produceInput(t, seeds, in, 0, 2*records/3)
 
 	chain := newEOSChain(t, seeds, in, out, 20, 100*time.Millisecond)
 	tail := startTail(t, seeds, out, partitions)
@@ -619,10 +618,13 @@ func testTransactionsEOS(t *testing.T, seeds []string, create func(topic string,
 		}
 		return nil
 	})
-	// The others hold (between transactions) until c has partitions: on
-	// a loaded machine its rebalance can take longer than they need for
-	// the rest of the input.
+	// The others hold (between transactions) until c has committed a
+	// transaction: on a loaded machine its rebalance can take longer than
+	// they need for the rest of the input, and the partitions it gets
+	// may be ones they have already read to the end (a and b hold before
+	// polling, so the last third waits for c's partitions).
 	third := chain.startJoining("c")
+	produceInput(t, seeds, in, 2*records/3, records)
 	waitUntil(t, deadline, "the joining member committing, two thirds processed", func() error {
 		if n := third.committed.Load(); n == 0 || chain.committed.Load() < 2*records/3 {
 			return fmt.Errorf("member c committed %d records; %d in all", n, chain.committed.Load())
@@ -1139,7 +1141,7 @@ func TestTransactionsUnderKills(t *testing.T) {
 	in, out := uniqueTopic(t)+"-in", uniqueTopic(t)+"-out"
 	createReplicatedTopic(t, c, in, partitions)
 	createReplicatedTopic(t, c, out, partitions)
-	produceInput(t, seeds, in, records)
+	produceInput(t, seeds, in, 0, records)
 
 	// At most 75 records/s (3 members, 10 records per transaction, each
 	// open 400 ms), so the kills land while the chain runs.
