@@ -111,3 +111,7 @@ func WaitFetches(t *Tier) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// CaughtUpWindows is how many PrefetchChunks a read-ahead window grows to
+// once its reader caught up with the store.
+const CaughtUpWindows = caughtUpWindows

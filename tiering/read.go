@@ -158,7 +158,8 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 	}
 	cursor.from = start
 	if reader.window > 0 {
-		cursor.runEnd = t.runEnd(segment, start/t.config.ChunkBytes, start/t.config.ChunkBytes+reader.window-1)
+		cursor.runEnd = t.runEnd(segment, start/t.config.ChunkBytes, start/t.config.ChunkBytes+min(reader.window, int64(t.config.PrefetchChunks))-1)
+		cursor.parallel = t.caughtUpBefore(reader.window)
 	}
 	logKey := t.layout.segmentKey(p, segment, suffixLog)
 	header := func(position int64) (recordbatch.Header, error) {
@@ -341,7 +342,15 @@ type chunkCursor struct {
 	// reads faster than the store delivers (see afterRead). started is
 	// set once this read has started a run of its own.
 	caughtUp, started bool
+	// parallel is set for a reader that caught up before (its window
+	// grew past PrefetchChunks): its misses do not stream either.
+	parallel bool
 }
+
+// stream reports whether the cursor's next miss fetches its run with the
+// segment's stream (see fetchChunk): a sequential reader's, unless it
+// caught up with its read-ahead (now or before).
+func (c *chunkCursor) stream() bool { return c.runEnd >= 0 && !c.caughtUp && !c.parallel }
 
 // release drops the cursor's chunk references.
 func (c *chunkCursor) release() {
@@ -442,7 +451,7 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 		var started bool
 		var err error
 		c.caughtUp = c.caughtUp || (!c.started && c.tier.aheadOnItsWay(key))
-		ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), c.useCache, c.runEnd >= 0 && !c.caughtUp)
+		ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), c.useCache, c.stream())
 		if errors.Is(err, errOnDisk) {
 			// The load this reader found on its way ended meanwhile.
 			if cached, ok := c.tier.cache.loadDisk(key, c.onPath(index)); ok {
@@ -453,14 +462,14 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 				c.chunks[index] = cached
 				return cached.data, nil
 			}
-			ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), false, c.runEnd >= 0 && !c.caughtUp)
+			ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), false, c.stream())
 		}
 		c.started = c.started || started
 		if err != nil && !started && c.ctx.Err() == nil {
 			// Joined someone else's GET or load (a read-ahead, or a run
 			// of which this chunk was not the first) that failed: fetch
 			// on our own account, with the read retries.
-			ch, _, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, index, false, c.runEnd >= 0 && !c.caughtUp)
+			ch, _, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, index, false, c.stream())
 		}
 		if err == nil && ch.fromDisk {
 			c.tier.stats.cacheHits.Add(1) // joined a load from the disk cache ahead of this reader
@@ -1022,7 +1031,12 @@ type readerMark struct {
 // chunks: refillChunks), in one GET, and a GET fetches at least minRun
 // chunks (a run ending within minRun chunks of the segment's end takes the
 // rest too), so a sequential replay makes about one GET per half window
-// (8 chunks with the default 16), at most one per minRun. Marks are kept
+// (8 chunks with the default 16), at most one per minRun. A reader that
+// catches up with its read-ahead (the store serves a GET slower than the
+// reader reads) has its window grow on to caughtUpWindows × PrefetchChunks
+// while the runs stay refillChunks(PrefetchChunks) long, each a ranged GET
+// of its own: several GETs in flight per reader, within the broker's
+// ReaderThreads slots and ReadAheadBytes budget. Marks are kept
 // for readersPerPartition readers of each partition (consumer groups
 // reading it at different offsets), for up to maxReaderPartitions
 // partitions (then all are forgotten at once: each reader's next read
@@ -1030,6 +1044,7 @@ type readerMark struct {
 const (
 	initialWindow       = 8
 	minRun              = 4
+	caughtUpWindows     = 4
 	readersPerPartition = 4
 	maxReaderPartitions = 1 << 16
 )
@@ -1123,13 +1138,20 @@ func (t *Tier) markReader(p metadata.TopicPartition, mark readerMark) {
 // window of chunks after the last one read in memory or on its way
 // (keepAhead). Once the rest of the segment is, the window goes on into
 // the next segment (Config.NextSegment). When the read caught up with
-// its read-ahead (caughtUp), the runs it starts do not stream: each is a
-// ranged GET in parallel with those in flight.
+// its read-ahead (caughtUp), its window grows past PrefetchChunks (up to
+// caughtUpWindows of them) and the runs it starts do not stream: each is
+// a ranged GET of refillChunks(PrefetchChunks) chunks in parallel with
+// those in flight, as many as the window's missing chunks make.
 func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentManifest, reader readerState, offset, start, base int64, batches *recordbatch.Batches, caughtUp bool) {
 	end := start + int64(batches.Len())
 	next := readerState{segment: segment.SegmentID, position: end}
 	if reader.window > 0 {
-		next.window = min(reader.window*2, int64(t.config.PrefetchChunks))
+		limit := int64(t.config.PrefetchChunks)
+		if caughtUp {
+			limit *= caughtUpWindows
+		}
+		// A window grown while caught up stays until the reader stops.
+		next.window = min(reader.window*2, max(limit, reader.window))
 	}
 	// A reader that is not sequential yet gets a window on its next read
 	// if that one continues this one (takeReader).
@@ -1141,8 +1163,9 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 	chunkBytes, window := t.config.ChunkBytes, next.window
 	lastChunk := (end - 1) / chunkBytes
 	segmentLast := (segment.SizeBytes - 1) / chunkBytes
-	refill := refillChunks(window)
-	if !t.keepAhead(p, segment, lastChunk+1, min(lastChunk+window, segmentLast), refill, !caughtUp) {
+	refill := refillChunks(min(window, int64(t.config.PrefetchChunks)))
+	stream := !caughtUp && !t.caughtUpBefore(window)
+	if !t.keepAhead(p, segment, lastChunk+1, min(lastChunk+window, segmentLast), refill, stream) {
 		return
 	}
 	// The part of the window past this segment's end is the next
@@ -1152,9 +1175,17 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 		if !ok || following.SizeBytes <= 0 {
 			return
 		}
-		t.keepAhead(p, following, 0, min(beyond-1, (following.SizeBytes-1)/chunkBytes), refill, !caughtUp)
+		t.keepAhead(p, following, 0, min(beyond-1, (following.SizeBytes-1)/chunkBytes), refill, stream)
 	}
 }
+
+// caughtUpBefore reports whether a sequential reader with a read-ahead
+// window of window chunks caught up with its read-ahead before: only
+// that grows a window past PrefetchChunks (afterRead). Its runs stay
+// ranged GETs in parallel from then on, as a reader that reads faster
+// than one connection delivers, instead of going back to one stream
+// whenever a read finds its chunks in memory.
+func (t *Tier) caughtUpBefore(window int64) bool { return window > int64(t.config.PrefetchChunks) }
 
 // refillChunks is how many chunks of a read-ahead window of window chunks
 // must be missing before a GET refills it: half of it, at least minRun.
@@ -1169,13 +1200,16 @@ func refillChunks(window int64) int64 { return max(minRun, window/2) }
 // its file into memory in the background (loadAhead), so the reader's
 // next reads find it in memory rather than reading the file on their
 // path (with O_DIRECT a synchronous device read). A chunk cached nowhere
-// is fetched with the run after it (prefetchRun: with stream, one GET per segment), but
-// only once at least refill chunks of the window are missing (from it to
-// last), or the run reaches the segment's end: nothing after it is looked
-// at then. Both come out of the ReadAheadBytes budget and the
-// ReaderThreads slots for read-ahead.
+// is fetched with the run after it (prefetchRun), but only once at least
+// refill chunks of the window are missing (from it to last), or the run
+// reaches the segment's end. With stream that is one run (one GET per
+// segment; nothing after it is looked at then); without, a run of refill
+// chunks, and the missing chunks after it go on into more such runs,
+// each a ranged GET in parallel. Both come out of the ReadAheadBytes
+// budget and the ReaderThreads slots for read-ahead.
 func (t *Tier) keepAhead(p metadata.TopicPartition, segment metadata.SegmentManifest, first, last, refill int64, stream bool) bool {
 	segmentLast := (segment.SizeBytes - 1) / t.config.ChunkBytes
+	missing := false // runs started: the window is not all in memory yet
 	for index := first; index <= last; index++ {
 		key := chunkKey{segment: segment.SegmentID, index: index}
 		t.flightMu.Lock()
@@ -1194,13 +1228,23 @@ func (t *Tier) keepAhead(p metadata.TopicPartition, segment metadata.SegmentMani
 			}
 			index = run
 		default:
-			if last-index+1 >= refill || last == segmentLast {
-				t.prefetchRun(p, segment, index, t.runEnd(segment, index, last), stream)
+			if last-index+1 < refill && last != segmentLast {
+				return false
 			}
-			return false
+			runLast := last
+			if !stream {
+				runLast = min(last, index+refill-1)
+			}
+			runLast = t.runEnd(segment, index, runLast)
+			started := t.prefetchRun(p, segment, index, runLast, stream)
+			if stream || started < runLast-index+1 {
+				return false // one stream; or the budget, the slots or a chunk on its way ends the runs
+			}
+			missing = true
+			index = runLast
 		}
 	}
-	return true
+	return !missing
 }
 
 // onDiskOnly reports whether a chunk is in the disk cache and neither in
@@ -1320,17 +1364,18 @@ func (t *Tier) runEnd(segment metadata.SegmentManifest, first, last int64) int64
 // parked stream or a GET to the segment's end, else (the reader caught up
 // with the store) with a ranged GET of its own in parallel with the run
 // before it (runGET), without retries (a reader that finds its chunk
-// failed fetches it itself; see chunkCursor.chunk).
-func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentManifest, first, last int64, stream bool) {
+// failed fetches it itself; see chunkCursor.chunk). It returns how many
+// chunks it started (0: none).
+func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentManifest, first, last int64, stream bool) int64 {
 	select {
 	case t.prefetchSlots <- struct{}{}:
 	default:
-		return // enough in flight already
+		return 0 // enough in flight already
 	}
 	granted := t.reserveAhead(t.paceAhead(last - first + 1))
 	if granted == 0 {
 		<-t.prefetchSlots
-		return // the budget is taken (or the fetch quota): the reader's next miss fetches what it needs
+		return 0 // the budget is taken (or the fetch quota): the reader's next miss fetches what it needs
 	}
 	t.flightMu.Lock()
 	firstKey := chunkKey{segment: segment.SegmentID, index: first}
@@ -1338,14 +1383,14 @@ func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentMa
 		t.flightMu.Unlock()
 		t.releaseAhead(granted)
 		<-t.prefetchSlots
-		return
+		return 0
 	}
 	flights := t.startRunLocked(segment, first, first+granted-1, false)
 	t.flightMu.Unlock()
 	if flights == nil {
 		t.releaseAhead(granted)
 		<-t.prefetchSlots
-		return
+		return 0
 	}
 	for _, f := range flights {
 		f.ahead = true
@@ -1353,6 +1398,7 @@ func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentMa
 	t.releaseAhead(granted - int64(len(flights)))
 	t.stats.prefetches.Add(int64(len(flights)))
 	t.runGET(p, segment, first, flights, 1, stream, func() { <-t.prefetchSlots })
+	return int64(len(flights))
 }
 
 // paceAhead returns how many of chunks chunks a read-ahead GET may fetch

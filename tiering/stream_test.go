@@ -335,36 +335,59 @@ func testStreamFailsMidRun(t *testing.T, stall bool) {
 // A sequential reader faster than the store's connections (each body
 // here a slow connection) catches up with its read-ahead: its next runs
 // then do not wait for the stream the run before them reads, but make
-// their own ranged GETs, so several GETs of one segment are in flight at
+// their own ranged GETs, and its window grows past PrefetchChunks (16
+// here) in runs of 8, so several GETs of one segment are in flight at
 // once (on S3 one connection delivers tens of MB/s). The stream they
 // passed is closed, not parked; each byte is still fetched once and the
 // reads return the right bytes. Before, every run of the segment waited
-// for its one stream: one GET in flight.
+// for its one stream (one GET in flight), and later a window that stopped
+// at PrefetchChunks had two runs in flight at most.
+//
+// With ReaderThreads 3 the read-ahead GETs in flight stay within 3 (and
+// the reader's own miss).
 func TestCaughtUpReaderReadsAheadInParallel(t *testing.T) {
-	f := newStreamFixture(t, tiering.Config{})
-	f.bodies.slow = time.Millisecond
-	remote := f.segments[0]
-	began := time.Now()
-	replayed := replaySegment(t, f.tier, f.local, 0, remote, streamChunk)
-	took := time.Since(began)
-	tiering.WaitCacheWrites(f.tier)
-	f.bodies.mu.Lock()
-	mostOpen := f.bodies.mostOpen
-	f.bodies.mu.Unlock()
-	counts := f.metrics.Counts()
-	t.Logf("%d bytes replayed in %v: %d GETs, %d bytes fetched, at most %d open at once", replayed, took, counts.Gets, counts.GetBytes, mostOpen)
-	if mostOpen < 2 {
-		t.Errorf("at most %d GET of the segment open at once, want several", mostOpen)
-	}
-	if counts.GetBytes != replayed {
-		t.Errorf("%d bytes fetched for %d replayed, want each byte fetched once", counts.GetBytes, replayed)
-	}
-	if open := f.tier.Stats().OpenStreams; open != 0 {
-		t.Errorf("%d streams open after the segment was read to its end", open)
-	}
-	for i, body := range f.bodies.snapshot() {
-		if !body.closed.Load() {
-			t.Errorf("GET %d (bytes %d+%d) left open: a stream passed by a parallel run must be closed", i, body.offset, body.length)
-		}
+	for _, tc := range []struct {
+		name        string
+		threads     int
+		least, most int
+	}{
+		{"default threads", 0, 4, tiering.DefaultReaderThreads + 1},
+		{"3 threads", 3, 2, 3 + 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newStreamFixture(t, tiering.Config{ReaderThreads: tc.threads})
+			f.bodies.slow = 5 * time.Millisecond
+			remote := f.segments[0]
+			began := time.Now()
+			replayed := replaySegment(t, f.tier, f.local, 0, remote, streamChunk)
+			took := time.Since(began)
+			tiering.WaitCacheWrites(f.tier)
+			f.bodies.mu.Lock()
+			mostOpen := f.bodies.mostOpen
+			f.bodies.mu.Unlock()
+			counts := f.metrics.Counts()
+			t.Logf("%d bytes replayed in %v: %d GETs, %d bytes fetched, at most %d open at once", replayed, took, counts.Gets, counts.GetBytes, mostOpen)
+			if mostOpen < tc.least || mostOpen > tc.most {
+				t.Errorf("at most %d GETs of the segment open at once, want %d to %d", mostOpen, tc.least, tc.most)
+			}
+			if counts.GetBytes != replayed {
+				t.Errorf("%d bytes fetched for %d replayed, want each byte fetched once", counts.GetBytes, replayed)
+			}
+			if open := f.tier.Stats().OpenStreams; open != 0 {
+				t.Errorf("%d streams open after the segment was read to its end", open)
+			}
+			for i, body := range f.bodies.snapshot() {
+				if !body.closed.Load() {
+					t.Errorf("GET %d (bytes %d+%d) left open: a stream passed by a parallel run must be closed", i, body.offset, body.length)
+				}
+				// The reader's first GET streams the segment; once it
+				// caught up, its runs stay ranged GETs of their own,
+				// never again one stream for the rest of the segment
+				// (runs of 8 chunks; the last takes the segment's end).
+				if chunks := body.length / streamChunk; i > 0 && chunks > 16 {
+					t.Errorf("GET %d (chunks %d+%d) streams on after the reader caught up", i, body.offset/streamChunk, chunks)
+				}
+			}
+		})
 	}
 }
