@@ -319,8 +319,12 @@
 // connection is slower than the reader, as one S3 connection delivers
 // tens of MB/s) does not make its next runs wait for the stream: each
 // makes a ranged GET of its own chunks, so several are in flight at once
-// (the runs of a window, up to Config.ReaderThreads per broker), and the
-// stream they passed is closed where it would have been parked. Such a
+// (up to Config.ReaderThreads per broker; strata_tiering_read_ahead_tasks),
+// and the stream they passed is closed where it would have been parked.
+// Its window then grows on to 4 × Config.PrefetchChunks, in runs of half
+// PrefetchChunks, and its runs stay ranged GETs while it reads on (it
+// does not go back to one stream when a read finds its chunks in
+// memory). Such a
 // run checks the batch spanning its first chunk and the one before
 // without waiting for that one (the reader checks what is left). Bytes are read from a body only when a run asks for
 // them (TCP flow control holds the store back meanwhile), so the bytes
@@ -336,7 +340,7 @@
 // sequential replay served faster than it reads makes one GET per segment
 // (on AWS S3 every GET is billed), one that outruns the store about one
 // per run, and either fetches each byte once, plus one window for a
-// reader that stops, and a warm one finds its chunks in memory. The chunks a sequential reader has passed
+// reader that stops (a caught-up reader's grown one), and a warm one finds its chunks in memory. The chunks a sequential reader has passed
 // (all those before the one its read ends in) go to the back of the
 // memory LRU, to leave it first: otherwise each chunk read would move to
 // the front and push out the windows loaded ahead of the readers, to be

@@ -1,6 +1,7 @@
 package tiering_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -359,16 +360,22 @@ func TestCaughtUpReaderReadsAheadInParallel(t *testing.T) {
 			f.bodies.slow = 5 * time.Millisecond
 			remote := f.segments[0]
 			began := time.Now()
-			replayed := replaySegment(t, f.tier, f.local, 0, remote, streamChunk)
+			mostTasks := int64(0) // strata_tiering_read_ahead_tasks, sampled after each read
+			replayed := replaySegmentPaced(t, f.tier, f.local, 0, remote, streamChunk, func() {
+				mostTasks = max(mostTasks, f.tier.Stats().ReadAheadTasks)
+			})
 			took := time.Since(began)
 			tiering.WaitCacheWrites(f.tier)
 			f.bodies.mu.Lock()
 			mostOpen := f.bodies.mostOpen
 			f.bodies.mu.Unlock()
 			counts := f.metrics.Counts()
-			t.Logf("%d bytes replayed in %v: %d GETs, %d bytes fetched, at most %d open at once", replayed, took, counts.Gets, counts.GetBytes, mostOpen)
+			t.Logf("%d bytes replayed in %v: %d GETs, %d bytes fetched, at most %d open at once, read-ahead tasks seen up to %d", replayed, took, counts.Gets, counts.GetBytes, mostOpen, mostTasks)
 			if mostOpen < tc.least || mostOpen > tc.most {
 				t.Errorf("at most %d GETs of the segment open at once, want %d to %d", mostOpen, tc.least, tc.most)
+			}
+			if threads := int64(cmp.Or(tc.threads, tiering.DefaultReaderThreads)); mostTasks < 2 || mostTasks > threads {
+				t.Errorf("read-ahead tasks seen up to %d, want several and at most the %d reader threads", mostTasks, threads)
 			}
 			if counts.GetBytes != replayed {
 				t.Errorf("%d bytes fetched for %d replayed, want each byte fetched once", counts.GetBytes, replayed)

@@ -70,10 +70,12 @@ type Config struct {
 	// IndexCacheBytes bounds the in-memory cache of offset indexes.
 	// Default 16 MiB.
 	IndexCacheBytes int64
-	// PrefetchChunks is the largest read-ahead window of a sequential
+	// PrefetchChunks is the read-ahead window a sequential reader grows to
 	// reader, in chunks: the window starts at 8 chunks (or this, when
-	// smaller) and doubles with each sequential read up to it. Default 16;
-	// negative disables read-ahead.
+	// smaller) and doubles with each sequential read up to it; a reader
+	// that catches up with the store has it grow on to 4 times this, read
+	// by runs of half of it in parallel. Default 16; negative disables
+	// read-ahead.
 	PrefetchChunks int
 	// ReadAheadBytes bounds the bytes all sequential readers have being
 	// fetched (or loaded from the disk cache) ahead of them at once (the chunks past the one a reader
@@ -362,6 +364,10 @@ type Stats struct {
 	// ReadAheadBytes is the bytes being fetched ahead of sequential
 	// readers now (at most Config.ReadAheadBytes).
 	ReadAheadBytes int64
+	// ReadAheadTasks is the read-ahead GETs and loads from the disk
+	// cache in flight now (at most Config.ReaderThreads): several for a
+	// reader that caught up with the store.
+	ReadAheadTasks int64
 	// OpenStreams is the GETs parked now between the runs of sequential
 	// readers' read-ahead, each to be read on by the run that continues
 	// it (at most ReaderThreads; closed once idle for 10 s).
@@ -421,7 +427,7 @@ func (t *Tier) Stats() Stats {
 		ChunkGETs:        t.stats.chunkGets.Load(), CacheWritesDropped: t.stats.cacheWritesDropped.Load(),
 		ChunkBuffers: t.chunks.allocations.Load(), SequentialReads: t.stats.sequentialReads.Load(),
 		ReadsWaiting: t.stats.readsWaiting.Load(), ReadsRejected: t.stats.readsRejected.Load(),
-		ReadAheadBytes: t.readAheadInFlight(), OpenStreams: t.streams.count(), CacheDirectIO: t.cache.direct, ReadChunksHeld: t.stats.readChunksHeld.Load(),
+		ReadAheadBytes: t.readAheadInFlight(), ReadAheadTasks: int64(len(t.prefetchSlots)), OpenStreams: t.streams.count(), CacheDirectIO: t.cache.direct, ReadChunksHeld: t.stats.readChunksHeld.Load(),
 		CacheDiskReads: t.stats.diskReads.Load(), CacheDiskReadsAhead: t.stats.diskReadsAhead.Load(),
 		ReaderGETWaits: t.stats.readerGETWaits.Load(), StoreWaits: t.stats.storeWaits.Load(),
 		BatchBytesVerifiedAhead: t.stats.bytesVerifiedAhead.Load(), BatchBytesCRCOnRead: t.stats.bytesCRCOnRead.Load(),
