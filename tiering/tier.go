@@ -70,8 +70,8 @@ type Config struct {
 	// IndexCacheBytes bounds the in-memory cache of offset indexes.
 	// Default 16 MiB.
 	IndexCacheBytes int64
-	// PrefetchChunks is the read-ahead window a sequential reader grows to
-	// reader, in chunks: the window starts at 8 chunks (or this, when
+	// PrefetchChunks is the read-ahead window a sequential reader grows
+	// to, in chunks: the window starts at 8 chunks (or this, when
 	// smaller) and doubles with each sequential read up to it; a reader
 	// that catches up with the store has it grow on to 4 times this, read
 	// by runs of half of it in parallel. Default 16; negative disables
