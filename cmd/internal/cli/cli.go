@@ -218,6 +218,7 @@ type serveFlags struct {
 	objectStorePrefix    string
 	objectStoreShared    bool
 	remoteCacheBytes     int64
+	remoteMemoryBytes    int64
 	remoteCacheDirectIO  bool
 	remoteReaderThreads  int // remote.log.reader.threads
 	remoteReaderPending  int // remote.log.reader.max.pending.tasks
@@ -272,6 +273,7 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.BoolVar(&f.objectStoreShared, "object-store-shared", false, "the file:// --object-store is a directory every node of the cluster mounts (a network file system): tiered topics are then allowed in a multi-node cluster, which otherwise refuses them on a node-local store")
 	fs.StringVar(&f.objectStorePrefix, "object-store-prefix", "", "key prefix in the object store, e.g. a cluster name when clusters share a bucket (no leading or trailing /)")
 	fs.Int64Var(&f.remoteCacheBytes, "remote-log-cache-bytes", 256<<20, "disk space for cached chunks of remote segments (<data-dir>/remote-cache)")
+	fs.Int64Var(&f.remoteMemoryBytes, "remote-log-memory-cache-bytes", tiering.DefaultMemoryCacheBytes, "memory for chunks of remote segments read recently or fetched ahead of sequential readers (in front of the disk cache); also the most bytes being read ahead at once. Raise it when many partitions replay at once and strata_tiering_cache_disk_reads_ahead_total grows during a cold replay (chunks read ahead were pushed out before their reader got to them)")
 	fs.BoolVar(&f.remoteCacheDirectIO, "remote-log-cache-direct-io", false, "write and read the chunk cache's files with O_DIRECT, bypassing the page cache, where the file system allows it (not tmpfs; metric strata_tiering_cache_direct_io): less kernel CPU per cached MiB and no page cache taken from the hot tier, but every cache hit is a device read; default: through the page cache")
 	fs.Int64Var(&f.tieringIntervalMs, "remote-log-manager-task-interval-ms", 30000, "how often sealed segments are uploaded and remote retention applied (remote.log.manager.task.interval.ms)")
 	fs.IntVar(&f.remoteReaderThreads, "remote-log-reader-threads", 10, "remote.log.reader.threads: reads from the object store served at once (also the read-ahead GETs in flight)")
@@ -758,6 +760,9 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if f.remoteCacheBytes < 1<<20 {
 		return node.Config{}, usageErrorf("--remote-log-cache-bytes %d: must be at least 1 MiB", f.remoteCacheBytes)
 	}
+	if f.remoteMemoryBytes < 8*tiering.DefaultChunkBytes {
+		return node.Config{}, usageErrorf("--remote-log-memory-cache-bytes %d: must be at least 8 MiB (8 chunks of 1 MiB)", f.remoteMemoryBytes)
+	}
 	if strings.HasPrefix(f.objectStorePrefix, "/") || strings.HasSuffix(f.objectStorePrefix, "/") {
 		return node.Config{}, usageErrorf("--object-store-prefix %q: must not start or end with /", f.objectStorePrefix)
 	}
@@ -806,6 +811,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		ObjectStorePrefix:    f.objectStorePrefix,
 		ObjectStoreShared:    f.objectStoreShared,
 		RemoteCacheBytes:     f.remoteCacheBytes,
+		RemoteMemoryBytes:    f.remoteMemoryBytes,
 		RemoteCacheBuffered:  !f.remoteCacheDirectIO,
 		RemoteReaderThreads:  f.remoteReaderThreads,
 		RemoteReaderPending:  cmp.Or(f.remoteReaderPending, -1), // 0: none waits

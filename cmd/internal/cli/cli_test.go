@@ -211,6 +211,7 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{args: []string{"--object-store-shared"}, want: "--object-store-shared"},
 		{args: []string{"--object-store", "mem://", "--object-store-shared"}, want: "--object-store-shared"},
 		{args: []string{"--remote-log-cache-bytes", "10"}, want: "--remote-log-cache-bytes"},
+		{args: []string{"--remote-log-memory-cache-bytes", "1048576"}, want: "--remote-log-memory-cache-bytes"},
 		{args: []string{"--remote-log-manager-task-interval-ms", "0"}, want: "--remote-log-manager-task-interval-ms"},
 		{args: []string{"--remote-log-reader-threads", "0"}, want: "--remote-log-reader-threads"},
 		{args: []string{"--remote-log-reader-max-pending-tasks", "-1"}, want: "--remote-log-reader-max-pending-tasks"},

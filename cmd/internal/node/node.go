@@ -94,6 +94,10 @@ type Config struct {
 	// RemoteCacheBytes bounds the on-disk cache of remote chunks in
 	// <data dir>/remote-cache; default 256 MiB.
 	RemoteCacheBytes int64
+	// RemoteMemoryBytes bounds the memory LRU of remote chunks in front
+	// of that cache, and with it the bytes read ahead at once
+	// (tiering.Config.MemoryCacheBytes); 0 means the default (64 MiB).
+	RemoteMemoryBytes int64
 	// RemoteCacheBuffered makes that cache's files go through the page
 	// cache (tiering.Config.CacheBufferedIO); by default they are written
 	// and read with O_DIRECT where the file system allows it.
@@ -378,6 +382,7 @@ func openTier(cfg Config, reg prometheus.Registerer, log *slog.Logger, nextSegme
 		Prefix:                cfg.ObjectStorePrefix,
 		CacheDir:              filepath.Join(cfg.DataDir, "remote-cache"),
 		CacheBytes:            cfg.RemoteCacheBytes,
+		MemoryCacheBytes:      cfg.RemoteMemoryBytes,
 		CacheBufferedIO:       cfg.RemoteCacheBuffered,
 		Logger:                log.With("component", "tiering"),
 		ReaderThreads:         cfg.RemoteReaderThreads,
