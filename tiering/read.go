@@ -1147,7 +1147,11 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 	next := readerState{segment: segment.SegmentID, position: end}
 	if reader.window > 0 {
 		limit := int64(t.config.PrefetchChunks)
-		if caughtUp {
+		if caughtUp && t.quotas.fetch.BytesPerSecond() <= 0 {
+			// Under the remote fetch quota a reader catches up with
+			// the quota's pace, not the store's: one pacer serves all
+			// runs, and more of them would only pile up its debt (a
+			// throttled broker answers remote partitions without data).
 			limit *= caughtUpWindows
 		}
 		// A window grown while caught up stays until the reader stops.

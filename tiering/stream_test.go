@@ -398,3 +398,29 @@ func TestCaughtUpReaderReadsAheadInParallel(t *testing.T) {
 		})
 	}
 }
+
+// Under the remote fetch quota a reader catches up with the quota's
+// pace, not the store's: one pacer serves every run, so its window does
+// not grow past PrefetchChunks (two runs of 8 at most, and its own miss),
+// and the read-ahead does not pile up the quota's debt (a throttled
+// broker answers remote partitions without data). Before, the window grew
+// as for a slow store, and a replay throttled to 50 MiB/s got 25–35 MB/s.
+func TestCaughtUpReaderUnderFetchQuotaKeepsItsWindow(t *testing.T) {
+	f := newStreamFixture(t, tiering.Config{FetchMaxBytesPerSecond: 8 << 20})
+	remote := f.segments[0]
+	began := time.Now()
+	replayed := replaySegment(t, f.tier, f.local, 0, remote, streamChunk)
+	took := time.Since(began)
+	tiering.WaitCacheWrites(f.tier)
+	f.bodies.mu.Lock()
+	mostOpen := f.bodies.mostOpen
+	f.bodies.mu.Unlock()
+	counts := f.metrics.Counts()
+	t.Logf("%d bytes replayed in %v under 8 MiB/s: %d GETs, %d bytes fetched, at most %d open at once", replayed, took, counts.Gets, counts.GetBytes, mostOpen)
+	if mostOpen > 3 {
+		t.Errorf("at most %d GETs of the segment open at once under the fetch quota, want at most 3 (two runs and the reader's own)", mostOpen)
+	}
+	if counts.GetBytes != replayed {
+		t.Errorf("%d bytes fetched for %d replayed, want each byte fetched once", counts.GetBytes, replayed)
+	}
+}
