@@ -324,7 +324,9 @@
 // Its window then grows on to 4 × Config.PrefetchChunks, in runs of half
 // PrefetchChunks, and its runs stay ranged GETs while it reads on (it
 // does not go back to one stream when a read finds its chunks in
-// memory). Such a
+// memory); not under the remote fetch quota, which the reader then caught
+// up with rather than the store (more runs would only pile up the
+// quota's debt). Such a
 // run checks the batch spanning its first chunk and the one before
 // without waiting for that one (the reader checks what is left). Bytes are read from a body only when a run asks for
 // them (TCP flow control holds the store back meanwhile), so the bytes
