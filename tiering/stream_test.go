@@ -155,6 +155,29 @@ func newStreamFixture(t *testing.T, cfg tiering.Config) streamFixture {
 	return f
 }
 
+// replayed is what replayFirst saw: the bytes replayed and how long it
+// took, the most GETs open at once and the bucket's counts.
+type replayed struct {
+	bytes    int64
+	took     time.Duration
+	mostOpen int
+	counts   tiering.BucketCounts
+}
+
+// replayFirst replays the fixture's first segment in reads of a chunk,
+// calling between after each read (when not nil), and waits for the
+// cache writes it queued.
+func (f streamFixture) replayFirst(t *testing.T, between func()) replayed {
+	t.Helper()
+	began := time.Now()
+	n := replaySegmentPaced(t, f.tier, f.local, 0, f.segments[0], streamChunk, between)
+	took := time.Since(began)
+	tiering.WaitCacheWrites(f.tier)
+	f.bodies.mu.Lock()
+	defer f.bodies.mu.Unlock()
+	return replayed{bytes: n, took: took, mostOpen: f.bodies.mostOpen, counts: f.metrics.Counts()}
+}
+
 // stopMidSegment reads the first few chunks of segment i sequentially
 // from offset (its base offset when -1), waits for the read-ahead to
 // park its GET, and returns the offset the reader would go on from.
@@ -358,27 +381,17 @@ func TestCaughtUpReaderReadsAheadInParallel(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newStreamFixture(t, tiering.Config{ReaderThreads: tc.threads})
 			f.bodies.slow = 5 * time.Millisecond
-			remote := f.segments[0]
-			began := time.Now()
 			mostTasks := int64(0) // strata_tiering_read_ahead_tasks, sampled after each read
-			replayed := replaySegmentPaced(t, f.tier, f.local, 0, remote, streamChunk, func() {
-				mostTasks = max(mostTasks, f.tier.Stats().ReadAheadTasks)
-			})
-			took := time.Since(began)
-			tiering.WaitCacheWrites(f.tier)
-			f.bodies.mu.Lock()
-			mostOpen := f.bodies.mostOpen
-			f.bodies.mu.Unlock()
-			counts := f.metrics.Counts()
-			t.Logf("%d bytes replayed in %v: %d GETs, %d bytes fetched, at most %d open at once, read-ahead tasks seen up to %d", replayed, took, counts.Gets, counts.GetBytes, mostOpen, mostTasks)
-			if mostOpen < tc.least || mostOpen > tc.most {
-				t.Errorf("at most %d GETs of the segment open at once, want %d to %d", mostOpen, tc.least, tc.most)
+			r := f.replayFirst(t, func() { mostTasks = max(mostTasks, f.tier.Stats().ReadAheadTasks) })
+			t.Logf("%d bytes replayed in %v: %d GETs, %d bytes fetched, at most %d open at once, read-ahead tasks seen up to %d", r.bytes, r.took, r.counts.Gets, r.counts.GetBytes, r.mostOpen, mostTasks)
+			if r.mostOpen < tc.least || r.mostOpen > tc.most {
+				t.Errorf("at most %d GETs of the segment open at once, want %d to %d", r.mostOpen, tc.least, tc.most)
 			}
 			if threads := int64(cmp.Or(tc.threads, tiering.DefaultReaderThreads)); mostTasks < 2 || mostTasks > threads {
 				t.Errorf("read-ahead tasks seen up to %d, want several and at most the %d reader threads", mostTasks, threads)
 			}
-			if counts.GetBytes != replayed {
-				t.Errorf("%d bytes fetched for %d replayed, want each byte fetched once", counts.GetBytes, replayed)
+			if r.counts.GetBytes != r.bytes {
+				t.Errorf("%d bytes fetched for %d replayed, want each byte fetched once", r.counts.GetBytes, r.bytes)
 			}
 			if open := f.tier.Stats().OpenStreams; open != 0 {
 				t.Errorf("%d streams open after the segment was read to its end", open)
@@ -407,20 +420,54 @@ func TestCaughtUpReaderReadsAheadInParallel(t *testing.T) {
 // as for a slow store, and a replay throttled to 50 MiB/s got 25–35 MB/s.
 func TestCaughtUpReaderUnderFetchQuotaKeepsItsWindow(t *testing.T) {
 	f := newStreamFixture(t, tiering.Config{FetchMaxBytesPerSecond: 8 << 20})
-	remote := f.segments[0]
-	began := time.Now()
-	replayed := replaySegment(t, f.tier, f.local, 0, remote, streamChunk)
-	took := time.Since(began)
-	tiering.WaitCacheWrites(f.tier)
-	f.bodies.mu.Lock()
-	mostOpen := f.bodies.mostOpen
-	f.bodies.mu.Unlock()
-	counts := f.metrics.Counts()
-	t.Logf("%d bytes replayed in %v under 8 MiB/s: %d GETs, %d bytes fetched, at most %d open at once", replayed, took, counts.Gets, counts.GetBytes, mostOpen)
-	if mostOpen > 3 {
-		t.Errorf("at most %d GETs of the segment open at once under the fetch quota, want at most 3 (two runs and the reader's own)", mostOpen)
+	r := f.replayFirst(t, nil)
+	t.Logf("%d bytes replayed in %v under 8 MiB/s: %d GETs, %d bytes fetched, at most %d open at once", r.bytes, r.took, r.counts.Gets, r.counts.GetBytes, r.mostOpen)
+	if r.mostOpen > 3 {
+		t.Errorf("at most %d GETs of the segment open at once under the fetch quota, want at most 3 (two runs and the reader's own)", r.mostOpen)
 	}
-	if counts.GetBytes != replayed {
-		t.Errorf("%d bytes fetched for %d replayed, want each byte fetched once", counts.GetBytes, replayed)
+	if r.counts.GetBytes != r.bytes {
+		t.Errorf("%d bytes fetched for %d replayed, want each byte fetched once", r.counts.GetBytes, r.bytes)
+	}
+}
+
+// A parallel run of a caught-up reader whose connection breaks mid-body
+// (after a chunk and a half) fails the chunks it had not delivered; the
+// reader fetches those on its own, with retries, and the replay returns
+// the right bytes (replayFirst compares every read with the local log).
+// The broken body is closed, no stream is left parked, and the chunks
+// fetched twice are at most the failed run's.
+func TestCaughtUpReaderSurvivesABrokenParallelRun(t *testing.T) {
+	f := newStreamFixture(t, tiering.Config{})
+	f.bodies.slow = time.Millisecond
+	armed := false
+	r := f.replayFirst(t, func() {
+		// Once runs are in flight in parallel, break the next GET made.
+		if !armed && f.tier.Stats().ReadAheadTasks >= 2 {
+			f.bodies.mu.Lock()
+			f.bodies.breakAfter, armed = 3*streamChunk/2, true
+			f.bodies.mu.Unlock()
+		}
+	})
+	t.Logf("%d bytes replayed in %v: %d GETs, %d bytes fetched, at most %d open at once", r.bytes, r.took, r.counts.Gets, r.counts.GetBytes, r.mostOpen)
+	if !armed {
+		t.Fatal("the reader never had two read-ahead runs in flight")
+	}
+	broken := 0
+	for i, body := range f.bodies.snapshot() {
+		if body.left == 0 {
+			broken++
+		}
+		if !body.closed.Load() {
+			t.Errorf("GET %d (bytes %d+%d) left open", i, body.offset, body.length)
+		}
+	}
+	if broken != 1 {
+		t.Errorf("%d GETs broke, want the one armed", broken)
+	}
+	if extra := r.counts.GetBytes - r.bytes; extra < 0 || extra > 8*streamChunk {
+		t.Errorf("%d bytes fetched for %d replayed: want at most the failed run's 8 chunks fetched again", r.counts.GetBytes, r.bytes)
+	}
+	if open := f.tier.Stats().OpenStreams; open != 0 {
+		t.Errorf("%d streams open after the segment was read to its end", open)
 	}
 }
