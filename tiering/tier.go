@@ -75,8 +75,7 @@ type Config struct {
 	// smaller) and doubles with each sequential read up to it; a reader
 	// that catches up with the store has it grow on to 4 times this, read
 	// by runs of half of it in parallel (not under FetchMaxBytesPerSecond).
-	// Default 16; negative disables
-	// read-ahead.
+	// Default 16; negative disables read-ahead.
 	PrefetchChunks int
 	// ReadAheadBytes bounds the bytes all sequential readers have being
 	// fetched (or loaded from the disk cache) ahead of them at once (the chunks past the one a reader
