@@ -324,11 +324,15 @@
 // Its window then grows on to 4 × Config.PrefetchChunks, in runs of half
 // PrefetchChunks, and its runs stay ranged GETs while it reads on (it
 // does not go back to one stream when a read finds its chunks in
-// memory); not under the remote fetch quota, which the reader then caught
-// up with rather than the store (more runs would only pile up the
-// quota's debt). Such a
-// run checks the batch spanning its first chunk and the one before
-// without waiting for that one (the reader checks what is left). Bytes are read from a body only when a run asks for
+// memory); not while the remote fetch quota is saturated (its pacer paid
+// out at least 90% of the quota over the last 100 ms or 8 chunks' time,
+// quota.Pacer.Saturated): the reader then caught up with the quota
+// rather than the store, more runs would only pile up the quota's debt,
+// and a grown window goes back to PrefetchChunks. Under a quota above
+// what the store's connections deliver, a reader still gets several.
+// Such a run checks the batch spanning its first chunk and the one
+// before without waiting for that one (the reader checks what is left).
+// Bytes are read from a body only when a run asks for
 // them (TCP flow control holds the store back meanwhile), so the bytes
 // read stay the bytes needed; a parked stream is closed, the rest of it
 // unread, when no run takes it within 10 s, when more than

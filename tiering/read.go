@@ -129,7 +129,7 @@ func (t *Tier) admit(ctx context.Context) (release func(), err error) {
 // checksum of its own (chunkCache).
 // It returns the batches, the byte position of the first and its base
 // offset.
-func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, minOneBatch, useCache bool, reader readerState) (_ *recordbatch.Batches, _, _ int64, caughtUp bool, err error) {
+func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, minOneBatch, useCache bool, reader readerState) (_ *recordbatch.Batches, _, _ int64, caughtUp catchUp, err error) {
 	cursor := &chunkCursor{tier: t, ctx: ctx, partition: p, segment: segment, useCache: useCache, chunks: make(map[int64]*chunk), runEnd: -1, from: -1}
 	defer cursor.release()
 	defer func() {
@@ -149,7 +149,7 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 	if start < 0 || base < 0 {
 		index, err := t.offsetIndex(ctx, p, segment)
 		if err != nil {
-			return nil, 0, 0, false, err
+			return nil, 0, 0, notCaughtUp, err
 		}
 		start, base = 0, segment.BaseOffset
 		if entry, ok := index.entry(offset - segment.BaseOffset); ok {
@@ -184,21 +184,21 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 	var first recordbatch.Header
 	for {
 		if start >= segment.SizeBytes {
-			return nil, 0, 0, false, corruptf(logKey, start, "offset %d not found before the end", offset)
+			return nil, 0, 0, notCaughtUp, corruptf(logKey, start, "offset %d not found before the end", offset)
 		}
 		h, err := header(start)
 		if err != nil {
-			return nil, 0, 0, false, err
+			return nil, 0, 0, notCaughtUp, err
 		}
 		switch {
 		case base >= 0 && h.BaseOffset != base:
-			return nil, 0, 0, false, corruptf(logKey, start, "batch starts at offset %d, want %d", h.BaseOffset, base)
+			return nil, 0, 0, notCaughtUp, corruptf(logKey, start, "batch starts at offset %d, want %d", h.BaseOffset, base)
 		case base < 0 && h.LastOffset() != last:
-			return nil, 0, 0, false, corruptf(logKey, start, "batch ends at offset %d, the offset index says %d", h.LastOffset(), last)
+			return nil, 0, 0, notCaughtUp, corruptf(logKey, start, "batch ends at offset %d, the offset index says %d", h.LastOffset(), last)
 		}
 		if h.LastOffset() >= offset {
 			if h.BaseOffset > offset {
-				return nil, 0, 0, false, corruptf(logKey, start, "batch %d..%d follows a gap before %d", h.BaseOffset, h.LastOffset(), offset)
+				return nil, 0, 0, notCaughtUp, corruptf(logKey, start, "batch %d..%d follows a gap before %d", h.BaseOffset, h.LastOffset(), offset)
 			}
 			first = h
 			break
@@ -214,7 +214,7 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 	for end-start+recordbatch.HeaderSize <= int64(maxBytes) && end < segment.SizeBytes {
 		h, err := header(end)
 		if err != nil {
-			return nil, 0, 0, false, err
+			return nil, 0, 0, notCaughtUp, err
 		}
 		if end-start+h.Size() > int64(maxBytes) {
 			break
@@ -223,11 +223,11 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 	}
 	out, err := cursor.hold(start, end-start)
 	if err != nil {
-		return nil, 0, 0, false, err
+		return nil, 0, 0, notCaughtUp, err
 	}
 	if err := verifyBatches(logKey, start, out, offset, first.BaseOffset, segment, cursor.verifiedAhead, &t.stats); err != nil {
 		out.Release()
-		return nil, 0, 0, false, err
+		return nil, 0, 0, notCaughtUp, err
 	}
 	if reader.window > 0 {
 		// A sequential reader is done with the chunks before the one its
@@ -339,18 +339,38 @@ type chunkCursor struct {
 	from int64
 	// caughtUp is set when the read found a chunk still on its way ahead
 	// of it (a read-ahead run's, not one this read started): the reader
-	// reads faster than the store delivers (see afterRead). started is
-	// set once this read has started a run of its own.
-	caughtUp, started bool
+	// reads faster than the store, or the fetch quota, delivers (see
+	// afterRead). started is set once this read has started a run of its
+	// own.
+	caughtUp catchUp
+	started  bool
 	// parallel is set for a reader that caught up before (its window
 	// grew past PrefetchChunks): its misses do not stream either.
 	parallel bool
 }
 
+// catchUp is what a sequential reader's read found of its read-ahead
+// (chunkCursor.caughtUp; afterRead decides the reader's window by it).
+type catchUp uint8
+
+const (
+	// notCaughtUp: every chunk the read took had arrived, or was not
+	// fetched ahead of it.
+	notCaughtUp catchUp = iota
+	// caughtUpWithStore: the read found a chunk a read-ahead run was
+	// still fetching while the fetch quota was not saturated: the reader
+	// reads faster than the store's connections deliver.
+	caughtUpWithStore
+	// caughtUpWithQuota: as caughtUpWithStore, but with the fetch quota
+	// saturated (quota.Pacer.Saturated): the reader goes at the quota's
+	// pace.
+	caughtUpWithQuota
+)
+
 // stream reports whether the cursor's next miss fetches its run with the
 // segment's stream (see fetchChunk): a sequential reader's, unless it
 // caught up with its read-ahead (now or before).
-func (c *chunkCursor) stream() bool { return c.runEnd >= 0 && !c.caughtUp && !c.parallel }
+func (c *chunkCursor) stream() bool { return c.runEnd >= 0 && c.caughtUp == notCaughtUp && !c.parallel }
 
 // release drops the cursor's chunk references.
 func (c *chunkCursor) release() {
@@ -450,7 +470,14 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 	} else {
 		var started bool
 		var err error
-		c.caughtUp = c.caughtUp || (!c.started && c.tier.aheadOnItsWay(key))
+		if c.caughtUp == notCaughtUp && !c.started && c.tier.aheadOnItsWay(key) {
+			c.caughtUp = caughtUpWithStore
+			if c.tier.quotas.fetch.Saturated() {
+				// The fetch quota has been paying for remote reads back
+				// to back: it, not the store, holds them back.
+				c.caughtUp = caughtUpWithQuota
+			}
+		}
 		ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), c.useCache, c.stream())
 		if errors.Is(err, errOnDisk) {
 			// The load this reader found on its way ended meanwhile.
@@ -1138,24 +1165,34 @@ func (t *Tier) markReader(p metadata.TopicPartition, mark readerMark) {
 // window of chunks after the last one read in memory or on its way
 // (keepAhead). Once the rest of the segment is, the window goes on into
 // the next segment (Config.NextSegment). When the read caught up with
-// its read-ahead (caughtUp), its window grows past PrefetchChunks (up to
-// caughtUpWindows of them) and the runs it starts do not stream: each is
-// a ranged GET of refillChunks(PrefetchChunks) chunks in parallel with
-// those in flight, as many as the window's missing chunks make.
-func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentManifest, reader readerState, offset, start, base int64, batches *recordbatch.Batches, caughtUp bool) {
+// its read-ahead (caughtUp), the runs it starts do not stream: each is a
+// ranged GET of refillChunks(PrefetchChunks) chunks in parallel with
+// those in flight, as many as the window's missing chunks make; and
+// unless the fetch quota is what holds the reads back (saturated), its
+// window grows past PrefetchChunks, up to caughtUpWindows of
+// them: under a quota higher than the store's connections deliver, a
+// reader still gets several of them.
+func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentManifest, reader readerState, offset, start, base int64, batches *recordbatch.Batches, caughtUp catchUp) {
 	end := start + int64(batches.Len())
 	next := readerState{segment: segment.SegmentID, position: end}
 	if reader.window > 0 {
 		limit := int64(t.config.PrefetchChunks)
-		if caughtUp && t.quotas.fetch.BytesPerSecond() <= 0 {
-			// Under the remote fetch quota a reader catches up with
-			// the quota's pace, not the store's: one pacer serves all
-			// runs, and more of them would only pile up its debt (a
-			// throttled broker answers remote partitions without data).
-			limit *= caughtUpWindows
+		switch caughtUp {
+		case notCaughtUp:
+			// A window grown while caught up stays until the reader
+			// stops.
+			next.window = min(reader.window*2, max(limit, reader.window))
+		case caughtUpWithQuota:
+			// The reader caught up with the fetch quota's pace, not
+			// the store's. One
+			// pacer serves all runs, and more of them would only pile
+			// up its debt (a throttled broker answers remote
+			// partitions without data), so a grown window goes back to
+			// PrefetchChunks.
+			next.window = min(reader.window*2, limit)
+		default:
+			next.window = min(reader.window*2, limit*caughtUpWindows)
 		}
-		// A window grown while caught up stays until the reader stops.
-		next.window = min(reader.window*2, max(limit, reader.window))
 	}
 	// A reader that is not sequential yet gets a window on its next read
 	// if that one continues this one (takeReader).
@@ -1168,7 +1205,7 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 	lastChunk := (end - 1) / chunkBytes
 	segmentLast := (segment.SizeBytes - 1) / chunkBytes
 	refill := refillChunks(min(window, int64(t.config.PrefetchChunks)))
-	stream := !caughtUp && !t.caughtUpBefore(window)
+	stream := caughtUp == notCaughtUp && !t.caughtUpBefore(window)
 	if !t.keepAhead(p, segment, lastChunk+1, min(lastChunk+window, segmentLast), refill, stream) {
 		return
 	}

@@ -412,9 +412,9 @@ func TestCaughtUpReaderReadsAheadInParallel(t *testing.T) {
 	}
 }
 
-// Under the remote fetch quota a reader catches up with the quota's
-// pace, not the store's: one pacer serves every run, so its window does
-// not grow past PrefetchChunks (two runs of 8 at most, and its own miss),
+// Under a remote fetch quota lower than the store delivers, a reader
+// catches up with the quota's pace, not the store's: one pacer serves
+// every run, so its window does not grow past PrefetchChunks (two runs of 8 at most, and its own miss),
 // and the read-ahead does not pile up the quota's debt (a throttled
 // broker answers remote partitions without data). Before, the window grew
 // as for a slow store, and a replay throttled to 50 MiB/s got 25–35 MB/s.
@@ -424,6 +424,25 @@ func TestCaughtUpReaderUnderFetchQuotaKeepsItsWindow(t *testing.T) {
 	t.Logf("%d bytes replayed in %v under 8 MiB/s: %d GETs, %d bytes fetched, at most %d open at once", r.bytes, r.took, r.counts.Gets, r.counts.GetBytes, r.mostOpen)
 	if r.mostOpen > 3 {
 		t.Errorf("at most %d GETs of the segment open at once under the fetch quota, want at most 3 (two runs and the reader's own)", r.mostOpen)
+	}
+	if r.counts.GetBytes != r.bytes {
+		t.Errorf("%d bytes fetched for %d replayed, want each byte fetched once", r.counts.GetBytes, r.bytes)
+	}
+}
+
+// Under a remote fetch quota higher than the store delivers (64 MiB/s
+// against connections of 4 KiB per 5 ms), a reader that catches up with
+// its read-ahead caught up with the store, not the quota: the pacer holds
+// nothing back, so the window grows as without a quota and the reader
+// gets several GETs at once. Before, any quota kept the window at
+// PrefetchChunks: two runs, about two connections' worth.
+func TestCaughtUpReaderUnderAHigherFetchQuotaGrowsItsWindow(t *testing.T) {
+	f := newStreamFixture(t, tiering.Config{FetchMaxBytesPerSecond: 64 << 20})
+	f.bodies.slow = 5 * time.Millisecond
+	r := f.replayFirst(t, nil)
+	t.Logf("%d bytes replayed in %v under 64 MiB/s: %d GETs, %d bytes fetched, at most %d open at once", r.bytes, r.took, r.counts.Gets, r.counts.GetBytes, r.mostOpen)
+	if r.mostOpen < 4 {
+		t.Errorf("at most %d GETs of the segment open at once, want at least 4: the quota was not what held the reader back", r.mostOpen)
 	}
 	if r.counts.GetBytes != r.bytes {
 		t.Errorf("%d bytes fetched for %d replayed, want each byte fetched once", r.counts.GetBytes, r.bytes)

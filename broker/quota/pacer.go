@@ -23,6 +23,7 @@ import (
 // more than MaxDelay: 0 while the bytes already taken are paid within
 // MaxDelay. Work that can be put off (a consumer's Fetch answers the
 // partition without data; read-ahead does not start) asks it first.
+// Saturated says whether the rate is what holds the work back.
 //
 // ThrottledSeconds is the time during which Waits were held back (each
 // Wait of delay d at t marks [t, t+d]; overlapping marks count once,
@@ -38,12 +39,13 @@ type Pacer struct {
 	// lies when it is full.
 	burst, maxDelay time.Duration
 
-	mu sync.Mutex // guards paid and spans
+	mu sync.Mutex // guards paid, spans and load
 	// paid is when every byte taken so far is paid for (the virtual
 	// time of a generic cell rate algorithm): before now minus burst the
 	// bucket is full, after now it is in debt.
 	paid  time.Time
 	spans throttleSpans
+	load  loadSample
 }
 
 // PacerConfig configures a Pacer.
@@ -91,6 +93,7 @@ func (p *Pacer) take(n int64) time.Duration {
 		p.paid = full
 	}
 	p.paid = p.paid.Add(p.duration(n))
+	p.load.add(now, n, p.saturatedPeriod(), p.rate)
 	d := max(p.paid.Sub(now), 0)
 	p.spans.mark(now, d)
 	return d
@@ -135,6 +138,67 @@ func (p *Pacer) ThrottleTime() time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return max(p.paid.Sub(now.Add(p.maxDelay)), 0) // not Sub(now) - maxDelay: Sub saturates
+}
+
+// Saturated reports whether the demand took the whole rate over the last
+// sample period: bytes taken of at least saturatedShare of what the rate
+// pays for over saturatedPeriod, or the first period since the first
+// bytes were taken (until a period has passed, demand counts as
+// saturating). Then the rate, not the demand, decides how fast the bytes
+// go, and more demand only adds to the debt.
+func (p *Pacer) Saturated() bool {
+	if p.rate == 0 {
+		return false
+	}
+	now := p.clock.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.load.saturated(now, p.saturatedPeriod(), p.rate)
+}
+
+// saturatedShare is the least share of the rate the bytes taken over a
+// sample period come to for Saturated (the demand can run ahead of the
+// rate by the debt, so a saturating demand measures about 1).
+const saturatedShare = 0.9
+
+// saturatedPeriod is Saturated's sample period: 100 ms, or 8 bursts' time
+// when longer (a sample holds several chunks).
+func (p *Pacer) saturatedPeriod() time.Duration { return max(100*time.Millisecond, 8*p.burst) }
+
+// loadSample measures the share of a Pacer's rate the demand takes, over
+// periods of at least a sample period (its owner's mutex guards it).
+type loadSample struct {
+	from    time.Time // the current sample's start; zero before any bytes
+	taken   int64     // bytes taken since from
+	verdict bool      // whether the last full sample saturated the rate
+}
+
+// add counts n bytes taken at now.
+func (s *loadSample) add(now time.Time, n int64, period time.Duration, rate float64) {
+	s.roll(now, period, rate)
+	s.taken += n
+}
+
+// roll ends the current sample if a period has passed since it started
+// (the first starts with the first bytes, counting as saturating).
+func (s *loadSample) roll(now time.Time, period time.Duration, rate float64) {
+	if s.from.IsZero() {
+		s.from, s.verdict = now, true
+		return
+	}
+	if elapsed := now.Sub(s.from); elapsed >= period {
+		s.verdict = float64(s.taken) >= saturatedShare*rate*elapsed.Seconds()
+		s.from, s.taken = now, 0
+	}
+}
+
+// saturated is the verdict at now.
+func (s *loadSample) saturated(now time.Time, period time.Duration, rate float64) bool {
+	if s.from.IsZero() {
+		return false // nothing taken yet
+	}
+	s.roll(now, period, rate)
+	return s.verdict
 }
 
 // ThrottledSeconds is the time Waits were held back until now

@@ -3,6 +3,7 @@ package quota
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sort"
 	"testing"
@@ -145,5 +146,55 @@ func TestPacerWait(t *testing.T) {
 	p.Record(1 << 40)
 	if err := p.Wait(ctx, 1<<40); err != nil || p.ThrottleTime() != 0 || clock.Timers() != 0 {
 		t.Fatalf("unlimited pacer: %v, throttle %s, %d timers", err, p.ThrottleTime(), clock.Timers())
+	}
+}
+
+// TestPacerSaturated: a Pacer is saturated while the bytes taken over a
+// sample period (8 bursts' time here) come to at least 90% of its rate,
+// and during the first period after the first bytes; not once demand
+// stops, nor while it stays below the rate however long it lasts.
+func TestPacerSaturated(t *testing.T) {
+	const rate, burst = 1000, 100 // a burst is 100 ms, a sample period 800 ms
+	clock := quotatest.NewClock()
+	p := NewPacer(PacerConfig{BytesPerSecond: rate, Burst: burst, Clock: clock})
+	check := func(when string, want bool) {
+		t.Helper()
+		if got := p.Saturated(); got != want {
+			t.Fatalf("%s: saturated %v, want %v", when, got, want)
+		}
+	}
+	check("before any demand", false)
+	// Demand at the rate, a chunk every 100 ms for 2.4 s.
+	for i := range 24 {
+		p.take(burst)
+		check(fmt.Sprintf("chunk %d of a demand at the rate", i), true)
+		clock.Advance(50 * time.Millisecond)
+		check(fmt.Sprintf("between chunks %d and %d of a demand at the rate", i, i+1), true)
+		clock.Advance(50 * time.Millisecond)
+	}
+	// Demand stops: the next sample saw nothing taken.
+	clock.Advance(time.Second)
+	check("after an idle second", false)
+	// Demand below the rate, for as long as it lasts: a chunk every 150 ms.
+	for i := range 40 {
+		p.take(burst)
+		check(fmt.Sprintf("chunk %d of a demand below the rate", i), false)
+		clock.Advance(75 * time.Millisecond)
+		check(fmt.Sprintf("between chunks %d and %d of a demand below the rate", i, i+1), false)
+		clock.Advance(75 * time.Millisecond)
+	}
+	// Demand above the rate again (all at once, waiting for each other):
+	// saturated once a sample period has seen it.
+	for range 10 {
+		p.take(burst)
+	}
+	clock.Advance(800 * time.Millisecond)
+	check("a sample period after a backlog of 10 chunks", true)
+	unlimited := NewPacer(PacerConfig{Clock: clock})
+	if err := unlimited.Wait(context.Background(), 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	if unlimited.Saturated() {
+		t.Fatal("an unlimited pacer saturated")
 	}
 }
