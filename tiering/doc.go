@@ -321,6 +321,9 @@
 // makes a ranged GET of its own chunks, so several are in flight at once
 // (up to Config.ReaderThreads per broker; strata_tiering_read_ahead_tasks),
 // and the stream they passed is closed where it would have been parked.
+// The runs of that segment already waiting for the stream are released
+// the same way (streams.release), so only the run reading the stream
+// when the reader caught up comes over its one connection.
 // Its window then grows on to 4 × Config.PrefetchChunks, in runs of half
 // PrefetchChunks, and its runs stay ranged GETs while it reads on (it
 // does not go back to one stream when a read finds its chunks in

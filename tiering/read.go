@@ -476,6 +476,10 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 				// The fetch quota has been paying for remote reads back
 				// to back: it, not the store, holds them back.
 				c.caughtUp = caughtUpWithQuota
+			} else {
+				// The runs waiting to read on after the one this read
+				// caught up with make GETs of their own now.
+				c.tier.streams.release(c.segment.SegmentID)
 			}
 		}
 		ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), c.useCache, c.stream())
@@ -765,8 +769,13 @@ func (t *Tier) runGET(p metadata.TopicPartition, segment metadata.SegmentManifes
 		// The stream the run before this one reads, if it is to be parked
 		// here: waited for (it reads the chunks before this run's).
 		waitContext, cancelWait := context.WithTimeout(t.background, t.config.RequestTimeout)
-		parked := t.streams.take(waitContext, firstKey, stream)
+		parked, released := t.streams.take(waitContext, firstKey, stream)
 		cancelWait()
+		if released {
+			// Its reader caught up with the stream this run waited
+			// for: a ranged GET of its own chunks instead, in parallel.
+			stream = false
+		}
 		t.flightMu.Lock()
 		if t.runStarts[firstKey]--; t.runStarts[firstKey] <= 0 {
 			delete(t.runStarts, firstKey)

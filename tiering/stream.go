@@ -5,6 +5,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // streamIdle is how long a parked stream (openStream) waits for the run
@@ -48,14 +50,18 @@ type streams struct {
 	// them (a ranged GET of its own, in parallel): they are closed where
 	// they would be parked, as no run will start there.
 	declined map[chunkKey]struct{}
-	timer    *time.Timer // armed while open is not empty
-	max      int
-	closed   bool
-	now      func() time.Time // the clock; tests move it on
+	// waiting holds, by the key they wait at, what wakes the runs waiting
+	// in take for a pending stream when their reader caught up (release).
+	waiting map[chunkKey]chan struct{}
+	timer   *time.Timer // armed while open is not empty
+	max     int
+	closed  bool
+	now     func() time.Time // the clock; tests move it on
 }
 
 func newStreams(max int) *streams {
-	return &streams{open: make(map[chunkKey]*openStream), pending: make(map[chunkKey]chan struct{}), declined: make(map[chunkKey]struct{}), max: max, now: time.Now}
+	return &streams{open: make(map[chunkKey]*openStream), pending: make(map[chunkKey]chan struct{}), declined: make(map[chunkKey]struct{}),
+		waiting: make(map[chunkKey]chan struct{}), max: max, now: time.Now}
 }
 
 // expect is called as a run of chunks first..next-1 starts (before a run
@@ -88,20 +94,38 @@ func (s *streams) expect(first, next chunkKey, stream bool) (done func()) {
 // take removes and returns the stream parked at key, if any. With wait,
 // it first waits (until ctx ends) for the run that is to park one there;
 // without, that run's stream is declined (closed where it would be
-// parked) and take returns at once.
-func (s *streams) take(ctx context.Context, key chunkKey, wait bool) *openStream {
+// parked) and take returns at once. released reports that the wait was
+// cut short by release: the stream is declined, and the caller reads its
+// run with a ranged GET of its own.
+func (s *streams) take(ctx context.Context, key chunkKey, wait bool) (_ *openStream, released bool) {
 	s.mu.Lock()
 	ch, pending := s.pending[key]
 	if pending && !wait {
 		s.declined[key] = struct{}{}
 		pending = false
 	}
+	var wake chan struct{}
+	if pending {
+		if wake = s.waiting[key]; wake == nil {
+			wake = make(chan struct{})
+			s.waiting[key] = wake
+		}
+	}
 	s.mu.Unlock()
 	if pending {
 		select {
 		case <-ch:
+		case <-wake:
+			return nil, true
 		case <-ctx.Done():
-			return nil
+		}
+		s.mu.Lock()
+		if s.waiting[key] == wake {
+			delete(s.waiting, key)
+		}
+		s.mu.Unlock()
+		if ctx.Err() != nil {
+			return nil, false
 		}
 	}
 	s.mu.Lock()
@@ -110,7 +134,24 @@ func (s *streams) take(ctx context.Context, key chunkKey, wait bool) *openStream
 	idle := s.expiredLocked()
 	s.mu.Unlock()
 	closeAll(idle)
-	return stream
+	return stream, false
+}
+
+// release wakes the runs of segment waiting in take for a pending stream
+// (a reader of it caught up with its read-ahead): each declines the stream
+// it waited for and makes a ranged GET of its own, in parallel with the
+// run still reading the stream, instead of reading after it over the same
+// connection.
+func (s *streams) release(segment uuid.UUID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, wake := range s.waiting {
+		if _, pending := s.pending[key]; pending && key.segment == segment {
+			s.declined[key] = struct{}{}
+			close(wake)
+			delete(s.waiting, key)
+		}
+	}
 }
 
 // park keeps stream for the run that continues it; closed at once when
