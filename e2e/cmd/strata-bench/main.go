@@ -30,6 +30,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,7 +60,7 @@ func main() {
 		isoFor     = flag.Duration("tiered-isolation-duration", 6*time.Second, "--tiered: the longest the isolation phase's cold replays run; the producer's p99 during one is compared with its p99 over as long without one, half before it and half after")
 		isoOnly    = flag.Bool("tiered-isolation-only", false, "--tiered: after the produce phase, run only the isolation phase (A/B runs of its figures)")
 		connMiBps  = flag.Int("tiered-store-conn-mibps", 0, "--tiered: pace every connection from the S3 server to this many MiB/s (as one S3 connection delivers tens to about a hundred MB/s), through a proxy in this process; 0: not paced")
-		isoQuota   = flag.Int("tiered-isolation-quota-mib", 50, "--tiered: the broker's remote fetch quota (--remote-log-manager-fetch-max-bytes-per-second, in MiB/s) for the isolation phase's throttled replay (0 skips it)")
+		isoQuota   = flag.String("tiered-isolation-quota-mib", "20,50", "--tiered: the broker's remote fetch quotas (--remote-log-manager-fetch-max-bytes-per-second, in MiB/s), comma-separated, for the isolation phase's throttled replays, one part each; the goal is checked on the first, the peer relay runs at its rate (empty skips them)")
 		tlsOnly    = flag.Bool("tls", false, "produce and consume through an SSL listener next to a PLAINTEXT one of the same broker, in the same run")
 		fixedChild = flag.String("fixed-rate-producer", "", "internal: run the isolation phase's fixed-rate producer in this process (brokers,topic,rate,size) until stdin closes")
 		relayChild = flag.String("relay", "", "internal: run one process of the isolation phase's plain relay (source,ADDR,RATE,FILE, hop,NEXT,DIR or sink) until stdin closes")
@@ -78,11 +80,16 @@ func main() {
 		}
 		return
 	}
-	err := inDir(*dir, func(dir string) error {
+	quotas, err := parseQuotas(*isoQuota)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "strata-bench:", err)
+		os.Exit(2)
+	}
+	err = inDir(*dir, func(dir string) error {
 		switch {
 		case *tiered:
 			return runTiered(*bin, dir, tieredOptions{mib: *tieredMiB, recordSize: *recordSize, partitions: cmp.Or(*partitions, 3),
-				widePartitions: *widePart, isolationRate: *isoRate, isolationFor: *isoFor, isolationQuotaMiB: *isoQuota, isolationOnly: *isoOnly, segmentMiB: *segmentMiB, storeConnMiBps: *connMiBps})
+				widePartitions: *widePart, isolationRate: *isoRate, isolationFor: *isoFor, isolationQuotasMiB: quotas, isolationOnly: *isoOnly, segmentMiB: *segmentMiB, storeConnMiBps: *connMiBps})
 		case *tlsOnly:
 			return runTLS(*bin, dir, *records, *recordSize, cmp.Or(*partitions, 6))
 		case *cluster:
@@ -812,4 +819,21 @@ func produceTransactions(brokers, topic string, records, perTxn, recordSize int)
 		mbs: float64(records*recordSize) / elapsed.Seconds() / 1e6,
 		rps: float64(records) / elapsed.Seconds(),
 	}, nil
+}
+
+// parseQuotas parses --tiered-isolation-quota-mib: MiB/s values,
+// comma-separated, each above 0 (empty: none).
+func parseQuotas(list string) ([]int, error) {
+	var quotas []int
+	for field := range strings.SplitSeq(list, ",") {
+		if field = strings.TrimSpace(field); field == "" {
+			continue
+		}
+		quota, err := strconv.Atoi(field)
+		if err != nil || quota <= 0 {
+			return nil, fmt.Errorf("--tiered-isolation-quota-mib: %q is not a quota in MiB/s above 0", field)
+		}
+		quotas = append(quotas, quota)
+	}
+	return quotas, nil
 }

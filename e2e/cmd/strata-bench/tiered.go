@@ -53,7 +53,7 @@ type tieredOptions struct {
 	widePartitions              int           // 0 skips the many-partition phase
 	isolationRate               int           // records/s of the fixed-rate producer
 	isolationFor                time.Duration // the longest a replay of the isolation phase runs (and its baseline: as long)
-	isolationQuotaMiB           int           // the fetch quota of the throttled replay, MiB/s (0: none)
+	isolationQuotasMiB          []int         // the fetch quotas of the throttled replays, MiB/s (the goal's first)
 	isolationOnly               bool          // after the produce phase, only the isolation phase
 	segmentMiB                  int           // the tiered topics' segment.bytes, MiB (local retention: two segments)
 	storeConnMiBps              int           // when above 0, each connection from the S3 server at most this many MiB/s (connRateProxy)
