@@ -164,25 +164,24 @@ func TestPacerSaturated(t *testing.T) {
 		}
 	}
 	check("before any demand", false)
-	// Demand at the rate, a chunk every 100 ms for 2.4 s.
-	for i := range 24 {
-		p.take(burst)
-		check(fmt.Sprintf("chunk %d of a demand at the rate", i), true)
-		clock.Advance(50 * time.Millisecond)
-		check(fmt.Sprintf("between chunks %d and %d of a demand at the rate", i, i+1), true)
-		clock.Advance(50 * time.Millisecond)
+	// demand takes a chunk every gap, n times, checking at each chunk and
+	// halfway to the next.
+	demand := func(what string, n int, gap time.Duration, want bool) {
+		t.Helper()
+		for i := range n {
+			p.take(burst)
+			check(fmt.Sprintf("chunk %d of a demand %s", i, what), want)
+			clock.Advance(gap / 2)
+			check(fmt.Sprintf("between chunks %d and %d of a demand %s", i, i+1, what), want)
+			clock.Advance(gap - gap/2)
+		}
 	}
+	demand("at the rate", 24, 100*time.Millisecond, true)
 	// Demand stops: the next sample saw nothing taken.
 	clock.Advance(time.Second)
 	check("after an idle second", false)
-	// Demand below the rate, for as long as it lasts: a chunk every 150 ms.
-	for i := range 40 {
-		p.take(burst)
-		check(fmt.Sprintf("chunk %d of a demand below the rate", i), false)
-		clock.Advance(75 * time.Millisecond)
-		check(fmt.Sprintf("between chunks %d and %d of a demand below the rate", i, i+1), false)
-		clock.Advance(75 * time.Millisecond)
-	}
+	// Demand below the rate, for as long as it lasts.
+	demand("below the rate", 40, 150*time.Millisecond, false)
 	// Demand above the rate again (all at once, waiting for each other):
 	// saturated once a sample period has seen it.
 	for range 10 {
