@@ -113,8 +113,10 @@ func (s *streams) take(ctx context.Context, key chunkKey, wait bool) (_ *openStr
 	}
 	s.mu.Unlock()
 	if pending {
+		handedOn := false
 		select {
 		case <-ch:
+			handedOn = true
 		case <-wake:
 			return nil, true
 		case <-ctx.Done():
@@ -124,7 +126,7 @@ func (s *streams) take(ctx context.Context, key chunkKey, wait bool) (_ *openStr
 			delete(s.waiting, key)
 		}
 		s.mu.Unlock()
-		if ctx.Err() != nil {
+		if !handedOn {
 			return nil, false
 		}
 	}
