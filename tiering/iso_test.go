@@ -17,14 +17,13 @@ import (
 // With remote.log.manager.fetch.max.bytes.per.second set, a warm replay
 // (chunks in the disk cache, none in memory) takes the bytes from the
 // cache's files at the quota: at every moment the bytes read from the
-// files since the replay began are at most two chunks (the pacer's burst,
-// and the one chunk a reader reads on its own path before anything was
-// loaded ahead of it, which is not paced) plus the quota times the time
-// elapsed. The loads ahead pay before they read (loadAhead), and with
-// Config.NextSegment (as the broker sets it) they cross into the next
-// segment, so a sequential replay reads one file on its own path, its
-// first. A guard for that bound (it held before this test too), not a
-// change.
+// files since the replay began are at most one chunk (the pacer's burst)
+// plus the quota times the time elapsed. The loads ahead pay before they
+// read (loadAhead), and so does a reader's own read of a file on its path
+// (loadOnPath). That one was not paced before, and with the read-ahead
+// window held to what a saturated quota pays in 500 ms (8 chunks here)
+// the loads ahead do not always keep ahead of the reader: the bound
+// failed by a chunk (1,203,561 bytes within 17.6 s against 1,187,178).
 func TestWarmReplayPacedByFetchQuota(t *testing.T) {
 	local, store, segments := uploadedLog(t, 250)
 	if len(segments) < 3 {
@@ -65,8 +64,8 @@ func TestWarmReplayPacedByFetchQuota(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		elapsed := now.Sub(origin)
-		if n, limit := read.Load(), 2*chunk+int64(math.Ceil(rate*elapsed.Seconds())); n > limit {
-			violation = cmp.Or(violation, fmt.Sprintf("%d bytes read from the disk cache within %s of the warm replay: more than two chunks plus the quota's, %d", n, elapsed, limit))
+		if n, limit := read.Load(), chunk+int64(math.Ceil(rate*elapsed.Seconds())); n > limit {
+			violation = cmp.Or(violation, fmt.Sprintf("%d bytes read from the disk cache within %s of the warm replay: more than a chunk plus the quota's, %d", n, elapsed, limit))
 		}
 	}
 	tiering.BeforeDiskRead(tier, func(segment [16]byte, index int64) {

@@ -98,3 +98,43 @@ func TestColdReplayPacedByFetchQuota(t *testing.T) {
 		t.Fatalf("%d bytes read (the log is %d) in %s at %d B/s", read, total, elapsed, rate)
 	}
 }
+
+// Under a saturated remote fetch quota, a sequential reader's read-ahead
+// is what the quota pays within Kafka's remote fetch max wait (500 ms),
+// at least the 8 chunks a reader starts with: here the quota pays 4
+// chunks a second, so the window stays at 8 rather than growing to
+// PrefetchChunks (16). A longer window does not make the reader
+// faster (the quota sets its pace), while every chunk of it is paid for
+// before the reader needs it, ahead of other readers' chunks, and lost
+// when the reader stops. Before, the store's bytes ran up to 16 chunks
+// ahead of the reader.
+func TestReadAheadUnderASaturatedQuotaStaysSmall(t *testing.T) {
+	local, store, segments := uploadedLog(t, 250)
+	const chunk, rate = 16 << 10, 4 * (16 << 10)
+	bucket := &bodyBucket{Bucket: store}
+	clock := quotatest.NewClock()
+	tier := newTier(t, tiering.Config{Bucket: bucket, ChunkBytes: chunk, PrefetchChunks: 16, FetchMaxBytesPerSecond: rate, QuotaClock: clock})
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		clock.Run(stop, func(time.Time) {}) // time passes only while the replay waits for the quota
+	}()
+	remote := segments[0]
+	var consumed, mostAhead int64
+	for offset := remote.BaseOffset; offset <= remote.LastOffset; {
+		got, err := readBytes(tier, context.Background(), testPartition, remote, offset, chunk)
+		if want := local.localRead(t, local.sealed[0], offset, chunk); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("read %d: %v, %s", offset, err, describeDiff(got, want))
+		}
+		consumed += int64(len(got))
+		offset = lastOffsetOf(got) + 1
+		tiering.WaitFetches(tier) // what this read started is in
+		mostAhead = max(mostAhead, bucket.read.Load()-consumed)
+	}
+	close(stop)
+	<-stopped
+	t.Logf("the store's bytes ran up to %.1f chunks ahead of the reader", float64(mostAhead)/chunk)
+	if mostAhead > 9*chunk {
+		t.Fatalf("the store's bytes ran %d bytes (%.1f chunks) ahead of the reader, want at most the 8 chunks of a reader's first window and the chunk being read", mostAhead, float64(mostAhead)/chunk)
+	}
+}

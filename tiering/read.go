@@ -485,7 +485,7 @@ func (c *chunkCursor) chunk(index int64) ([]byte, error) {
 		ch, started, err = c.tier.fetchChunk(c.ctx, c.partition, c.segment, index, max(c.runEnd, index), c.useCache, c.stream())
 		if errors.Is(err, errOnDisk) {
 			// The load this reader found on its way ended meanwhile.
-			if cached, ok := c.tier.cache.loadDisk(key, c.onPath(index)); ok {
+			if cached, ok := c.loadOnPath(key); ok {
 				c.tier.stats.cacheHits.Add(1)
 				if cached.fromDisk {
 					c.tier.stats.diskReads.Add(1)
@@ -550,11 +550,26 @@ func (c *chunkCursor) useCacheGet(key chunkKey) (*chunk, bool) {
 	if inFlight {
 		return nil, false
 	}
-	ch, ok := c.tier.cache.loadDisk(key, c.onPath(key.index))
+	ch, ok := c.loadOnPath(key)
 	if ok && ch.fromDisk {
 		c.tier.stats.diskReads.Add(1)
 	}
 	return ch, ok
+}
+
+// loadOnPath reads chunk key from the disk cache on this reader's path,
+// once the fetch quota has paid for it (as a load ahead pays before it
+// reads): a reader whose loads ahead did not keep ahead of it, as under a
+// saturated quota that holds the read-ahead back, does not read past the
+// quota on its own.
+func (c *chunkCursor) loadOnPath(key chunkKey) (*chunk, bool) {
+	if !c.tier.cache.contains(key) {
+		return nil, false
+	}
+	if err := c.tier.paceFetch(c.ctx, c.segment, key.index); err != nil {
+		return nil, false // the reader gave up: its fetch fails on ctx
+	}
+	return c.tier.cache.loadDisk(key, c.onPath(key.index))
 }
 
 // aheadOnItsWay reports whether chunk key is being fetched ahead of its
@@ -1186,21 +1201,23 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 	next := readerState{segment: segment.SegmentID, position: end}
 	if reader.window > 0 {
 		limit := int64(t.config.PrefetchChunks)
-		switch caughtUp {
-		case notCaughtUp:
+		switch {
+		case caughtUp == caughtUpWithQuota || t.quotas.fetch.Saturated():
+			// The fetch quota, not the store, sets the reader's pace.
+			// A window longer than what the quota pays within a remote
+			// fetch's max wait does not make the reader faster, while
+			// its chunks are paid for before it needs them, ahead of
+			// other readers' (one pacer serves all runs, and more of
+			// them pile up its debt: a throttled broker answers remote
+			// partitions without data), and are lost when it stops. A
+			// grown window shrinks to it.
+			next.window = min(reader.window*2, t.quotaWindow())
+		case caughtUp == caughtUpWithStore:
+			next.window = min(reader.window*2, limit*caughtUpWindows)
+		default:
 			// A window grown while caught up stays until the reader
 			// stops.
 			next.window = min(reader.window*2, max(limit, reader.window))
-		case caughtUpWithQuota:
-			// The reader caught up with the fetch quota's pace, not
-			// the store's. One
-			// pacer serves all runs, and more of them would only pile
-			// up its debt (a throttled broker answers remote
-			// partitions without data), so a grown window goes back to
-			// PrefetchChunks.
-			next.window = min(reader.window*2, limit)
-		default:
-			next.window = min(reader.window*2, limit*caughtUpWindows)
 		}
 	}
 	// A reader that is not sequential yet gets a window on its next read
@@ -1227,6 +1244,17 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 		}
 		t.keepAhead(p, following, 0, min(beyond-1, (following.SizeBytes-1)/chunkBytes), refill, stream)
 	}
+}
+
+// quotaWindow is a sequential reader's read-ahead window while the remote
+// fetch quota is saturated: the chunks the quota pays within
+// fetchQuotaMaxDelay (Kafka's remote.fetch.max.wait.ms default), at least
+// the window a reader starts with (half of it refills while the other
+// half is read, so the loads ahead keep ahead of the reader, whose own
+// reads of chunk files are not paced) and at most PrefetchChunks.
+func (t *Tier) quotaWindow() int64 {
+	paid := int64(float64(t.quotas.fetch.BytesPerSecond()) * fetchQuotaMaxDelay.Seconds())
+	return min(int64(t.config.PrefetchChunks), max(initialWindow, paid/t.config.ChunkBytes))
 }
 
 // caughtUpBefore reports whether a sequential reader with a read-ahead
