@@ -331,9 +331,7 @@
 // out at least 90% of the quota over the last 100 ms or 8 chunks' time,
 // quota.Pacer.Saturated): the reader then caught up with the quota
 // rather than the store, more runs would only pile up the quota's debt,
-// and while the quota is saturated every sequential reader's window is
-// what it pays in 500 ms, at least 8 chunks and at most PrefetchChunks
-// (quotaWindow). Under a quota above
+// and a grown window goes back to PrefetchChunks. Under a quota above
 // what the store's connections deliver, a reader still gets several.
 // Such a run checks the batch spanning its first chunk and the one
 // before without waiting for that one (the reader checks what is left).

@@ -35,10 +35,8 @@ import (
 //     without data and without an error (as Kafka answers it while its
 //     quota is exceeded; the Fetch is served as an ordinary delayed
 //     fetch), and read-ahead does not start (paceAhead). A reader's own
-//     read of a chunk file on its path is paced too (loadOnPath), and
-//     while the quota is saturated a sequential reader's read-ahead window
-//     is what the quota pays within fetchQuotaMaxDelay (quotaWindow).
-//     Not paced: offset index GETs. Reads for ListOffsets by timestamp
+//     read of a chunk file on its path is paced too (loadOnPath). Not
+//     paced: offset index GETs. Reads for ListOffsets by timestamp
 //     share the GETs, so they are paced too.
 //
 // strata_tiering_copy_throttled_seconds_total and

@@ -1202,16 +1202,13 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 	if reader.window > 0 {
 		limit := int64(t.config.PrefetchChunks)
 		switch {
-		case caughtUp == caughtUpWithQuota || t.quotas.fetch.Saturated():
-			// The fetch quota, not the store, sets the reader's pace.
-			// A window longer than what the quota pays within a remote
-			// fetch's max wait does not make the reader faster, while
-			// its chunks are paid for before it needs them, ahead of
-			// other readers' (one pacer serves all runs, and more of
-			// them pile up its debt: a throttled broker answers remote
-			// partitions without data), and are lost when it stops. A
-			// grown window shrinks to it.
-			next.window = min(reader.window*2, t.quotaWindow())
+		case caughtUp == caughtUpWithQuota:
+			// The reader caught up with the fetch quota's pace, not
+			// the store's. One pacer serves all runs, and more of them
+			// would only pile up its debt (a throttled broker answers
+			// remote partitions without data), so a grown window goes
+			// back to PrefetchChunks.
+			next.window = min(reader.window*2, limit)
 		case caughtUp == caughtUpWithStore:
 			next.window = min(reader.window*2, limit*caughtUpWindows)
 		default:
@@ -1244,17 +1241,6 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 		}
 		t.keepAhead(p, following, 0, min(beyond-1, (following.SizeBytes-1)/chunkBytes), refill, stream)
 	}
-}
-
-// quotaWindow is a sequential reader's read-ahead window while the remote
-// fetch quota is saturated: the chunks the quota pays within
-// fetchQuotaMaxDelay (Kafka's remote.fetch.max.wait.ms default), at least
-// the window a reader starts with (half of it refills while the other
-// half is read, so the loads ahead keep ahead of the reader, whose own
-// reads of chunk files are not paced) and at most PrefetchChunks.
-func (t *Tier) quotaWindow() int64 {
-	paid := int64(float64(t.quotas.fetch.BytesPerSecond()) * fetchQuotaMaxDelay.Seconds())
-	return min(int64(t.config.PrefetchChunks), max(initialWindow, paid/t.config.ChunkBytes))
 }
 
 // caughtUpBefore reports whether a sequential reader with a read-ahead
