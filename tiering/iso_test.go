@@ -2,6 +2,8 @@ package tiering_test
 
 import (
 	"cmp"
+	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -100,5 +102,78 @@ func TestWarmReplayPacedByFetchQuota(t *testing.T) {
 				after.CacheDiskReads-before.CacheDiskReads, after.CacheDiskReadsAhead-before.CacheDiskReadsAhead)
 
 		})
+	}
+}
+
+// A reader whose Fetch ends while its own read of a chunk file waits for
+// the fetch quota (loadOnPath) returns the context's error at once and
+// reads no file: the wait does not outlive the Fetch, and nothing is read
+// for nobody.
+func TestOwnPathReadWaitingForQuotaEndsWithItsFetch(t *testing.T) {
+	local, store, segments := uploadedLog(t, 250)
+	const chunk, rate = 16 << 10, 4 * (16 << 10)
+	clock := quotatest.NewClock()
+	tier := newTier(t, tiering.Config{Bucket: store, ChunkBytes: chunk, PrefetchChunks: -1, FetchMaxBytesPerSecond: rate, QuotaClock: clock})
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		clock.Run(stop, nil)
+	}()
+	remote := segments[0]
+	replaySegmentPaced(t, tier, local, 0, remote, chunk, nil) // cold, paced: fills the disk cache
+	tiering.WaitCacheWrites(tier)
+	close(stop)
+	<-stopped // the clock stands still from here: every quota wait blocks
+	tiering.DropMemoryCache(tier)
+	var filesRead atomic.Int64
+	tiering.BeforeDiskRead(tier, func([16]byte, int64) { filesRead.Add(1) })
+
+	// Read on until a read waits for the quota (the bucket may still pay
+	// for one chunk at once).
+	for offset := remote.BaseOffset; ; {
+		ctx, cancel := context.WithCancel(context.Background())
+		type result struct {
+			data []byte
+			err  error
+		}
+		done := make(chan result, 1)
+		before := filesRead.Load()
+		go func() {
+			data, err := readBytes(tier, ctx, testPartition, remote, offset, chunk)
+			done <- result{data, err}
+		}()
+		var r result
+		for waiting := false; !waiting; {
+			select {
+			case r = <-done:
+				waiting = true // done without a wait: read on
+				continue
+			default:
+			}
+			if clock.Timers() == 0 {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			cancel()
+			select {
+			case r = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("read %d still waits for the quota 10 s after its Fetch ended", offset)
+			}
+			if !errors.Is(r.err, context.Canceled) || r.data != nil {
+				t.Fatalf("read %d cancelled while it waited for the quota: %d bytes, %v; want context.Canceled", offset, len(r.data), r.err)
+			}
+			if n := filesRead.Load() - before; n != 0 {
+				t.Fatalf("%d chunk files read by the cancelled read, want none", n)
+			}
+			return
+		}
+		cancel()
+		if r.err != nil {
+			t.Fatalf("read %d: %v", offset, r.err)
+		}
+		if offset = lastOffsetOf(r.data) + 1; offset > remote.LastOffset {
+			t.Fatal("the segment was read to its end without a wait for the quota, with the quota's clock standing still")
+		}
 	}
 }
