@@ -563,11 +563,13 @@ func (c *chunkCursor) useCacheGet(key chunkKey) (*chunk, bool) {
 // saturated quota that holds the read-ahead back, does not read past the
 // quota on its own.
 func (c *chunkCursor) loadOnPath(key chunkKey) (*chunk, bool) {
-	if !c.tier.cache.contains(key) {
-		return nil, false
-	}
-	if err := c.tier.paceFetch(c.ctx, c.segment, key.index); err != nil {
-		return nil, false // the reader gave up: its fetch fails on ctx
+	if c.tier.quotas.fetch.BytesPerSecond() > 0 {
+		if !c.tier.cache.contains(key) {
+			return nil, false // nothing to pay for
+		}
+		if err := c.tier.paceFetch(c.ctx, c.segment, key.index); err != nil {
+			return nil, false // the reader gave up: its fetch fails on ctx
+		}
 	}
 	return c.tier.cache.loadDisk(key, c.onPath(key.index))
 }
@@ -1201,15 +1203,15 @@ func (t *Tier) afterRead(p metadata.TopicPartition, segment metadata.SegmentMani
 	next := readerState{segment: segment.SegmentID, position: end}
 	if reader.window > 0 {
 		limit := int64(t.config.PrefetchChunks)
-		switch {
-		case caughtUp == caughtUpWithQuota:
+		switch caughtUp {
+		case caughtUpWithQuota:
 			// The reader caught up with the fetch quota's pace, not
 			// the store's. One pacer serves all runs, and more of them
 			// would only pile up its debt (a throttled broker answers
 			// remote partitions without data), so a grown window goes
 			// back to PrefetchChunks.
 			next.window = min(reader.window*2, limit)
-		case caughtUp == caughtUpWithStore:
+		case caughtUpWithStore:
 			next.window = min(reader.window*2, limit*caughtUpWindows)
 		default:
 			// A window grown while caught up stays until the reader

@@ -74,7 +74,8 @@ type Config struct {
 	// to, in chunks: the window starts at 8 chunks (or this, when
 	// smaller) and doubles with each sequential read up to it; a reader
 	// that catches up with the store has it grow on to 4 times this, read
-	// by runs of half of it in parallel (not under FetchMaxBytesPerSecond).
+	// by runs of half of it in parallel (not while the FetchMaxBytesPerSecond
+	// quota is saturated).
 	// Default 16; negative disables read-ahead.
 	PrefetchChunks int
 	// ReadAheadBytes bounds the bytes all sequential readers have being

@@ -71,6 +71,7 @@ func NewPacer(cfg PacerConfig) *Pacer {
 		p.rate = float64(cfg.BytesPerSecond)
 		p.burst = p.duration(max(cfg.Burst, 1))
 		p.paid = p.clock.Now().Add(-p.burst) // full
+		p.load = loadSample{period: max(100*time.Millisecond, 8*p.burst), least: saturatedShare * p.rate}
 	}
 	return p
 }
@@ -93,7 +94,7 @@ func (p *Pacer) take(n int64) time.Duration {
 		p.paid = full
 	}
 	p.paid = p.paid.Add(p.duration(n))
-	p.load.add(now, n, p.saturatedPeriod(), p.rate)
+	p.load.add(now, n)
 	d := max(p.paid.Sub(now), 0)
 	p.spans.mark(now, d)
 	return d
@@ -141,8 +142,8 @@ func (p *Pacer) ThrottleTime() time.Duration {
 }
 
 // Saturated reports whether the demand took the whole rate over the last
-// sample period: bytes taken of at least saturatedShare of what the rate
-// pays for over saturatedPeriod, or the first period since the first
+// sample period (loadSample): bytes taken of at least saturatedShare of
+// what the rate pays for over it, or the first period since the first
 // bytes were taken (until a period has passed, demand counts as
 // saturating). Then the rate, not the demand, decides how fast the bytes
 // go, and more demand only adds to the debt.
@@ -153,7 +154,7 @@ func (p *Pacer) Saturated() bool {
 	now := p.clock.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.load.saturated(now, p.saturatedPeriod(), p.rate)
+	return p.load.saturated(now)
 }
 
 // saturatedShare is the least share of the rate the bytes taken over a
@@ -161,43 +162,45 @@ func (p *Pacer) Saturated() bool {
 // rate by the debt, so a saturating demand measures about 1).
 const saturatedShare = 0.9
 
-// saturatedPeriod is Saturated's sample period: 100 ms, or 8 bursts' time
-// when longer (a sample holds several chunks).
-func (p *Pacer) saturatedPeriod() time.Duration { return max(100*time.Millisecond, 8*p.burst) }
-
 // loadSample measures the share of a Pacer's rate the demand takes, over
-// periods of at least a sample period (its owner's mutex guards it).
+// samples of at least period (its owner's mutex guards it).
 type loadSample struct {
+	// period is Saturated's sample period: 100 ms, or 8 bursts' time when
+	// longer (a sample holds several chunks); least is saturatedShare of
+	// the rate, in bytes per second.
+	period time.Duration
+	least  float64
+
 	from    time.Time // the current sample's start; zero before any bytes
 	taken   int64     // bytes taken since from
 	verdict bool      // whether the last full sample saturated the rate
 }
 
 // add counts n bytes taken at now.
-func (s *loadSample) add(now time.Time, n int64, period time.Duration, rate float64) {
-	s.roll(now, period, rate)
+func (s *loadSample) add(now time.Time, n int64) {
+	s.roll(now)
 	s.taken += n
 }
 
 // roll ends the current sample if a period has passed since it started
 // (the first starts with the first bytes, counting as saturating).
-func (s *loadSample) roll(now time.Time, period time.Duration, rate float64) {
+func (s *loadSample) roll(now time.Time) {
 	if s.from.IsZero() {
 		s.from, s.verdict = now, true
 		return
 	}
-	if elapsed := now.Sub(s.from); elapsed >= period {
-		s.verdict = float64(s.taken) >= saturatedShare*rate*elapsed.Seconds()
+	if elapsed := now.Sub(s.from); elapsed >= s.period {
+		s.verdict = float64(s.taken) >= s.least*elapsed.Seconds()
 		s.from, s.taken = now, 0
 	}
 }
 
 // saturated is the verdict at now.
-func (s *loadSample) saturated(now time.Time, period time.Duration, rate float64) bool {
+func (s *loadSample) saturated(now time.Time) bool {
 	if s.from.IsZero() {
 		return false // nothing taken yet
 	}
-	s.roll(now, period, rate)
+	s.roll(now)
 	return s.verdict
 }
 

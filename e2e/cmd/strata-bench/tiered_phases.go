@@ -46,7 +46,7 @@ const isolationWarmUp = 500 * time.Millisecond
 // opts.isolationQuotasMiB (the replay throttled, as issue 18 allows; the
 // goal is checked on the first, the others are printed next to it), then
 // without a quota. Each part restarts
-// the broker (an empty chunk cache; the second restart also drops the
+// the broker (an empty chunk cache; the last restart also drops the
 // quota flag, so the phases after this one see the broker as configured),
 // starts a producer process at a fixed rate (acks=all, linger 0) to an
 // untiered topic of its own and runs a cold replay of the main topic,
