@@ -47,7 +47,7 @@ type Store struct {
 	unlock    func() error
 	wal       *raftLog
 	layer     *streamLayer
-	transport *raft.NetworkTransport
+	transport *gatedTransport
 	fsm       *fsm
 	raft      *raft.Raft
 	// raftForResolve is raft once it exists; the stream layer's resolver
@@ -176,12 +176,12 @@ func Open(cfg Config) (_ *Store, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	s.transport = &gatedTransport{NetworkTransport: raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  s.layer,
 		MaxPool: transportMaxPool,
 		Timeout: transportTimeout,
 		Logger:  newHCLogger(s.logger, "raft-transport"),
-	})
+	})}
 	cleanups = append(cleanups, s.transport.Close)
 
 	raftConfig := raft.DefaultConfig()
@@ -915,6 +915,7 @@ func (s *Store) Close() error {
 		close(s.closing)
 		s.rpc.close()
 		errs := []error{s.raft.Shutdown().Error(), s.transport.Close()}
+		s.transport.stopHeartbeats() // before the log it writes closes
 		s.goroutines.Wait()
 		errs = append(errs, s.wal.Close(), s.unlock())
 		if err := errors.Join(errs...); err != nil {
