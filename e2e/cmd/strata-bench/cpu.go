@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -23,6 +24,9 @@ type cpuSample struct {
 	// brokerReads and brokerWrites count the broker's read and write
 	// system calls (syscr, syscw of /proc/PID/io; 0 where unreadable).
 	brokerReads, brokerWrites int64
+	// brokerFaults counts the broker's minor page faults (minflt of
+	// /proc/PID/stat: first touches of its memory; 0 where unreadable).
+	brokerFaults int64
 }
 
 func sampleCPU(brokerPid, s3Pid int) (cpuSample, error) {
@@ -38,7 +42,25 @@ func sampleCPU(brokerPid, s3Pid int) (cpuSample, error) {
 		return cpuSample{}, err
 	}
 	s.brokerReads, s.brokerWrites = processSyscalls(brokerPid)
+	s.brokerFaults = processMinorFaults(brokerPid)
 	return s, nil
+}
+
+// processMinorFaults returns the minor page faults pid has taken (field
+// 10 of /proc/PID/stat), 0 when it cannot be read.
+func processMinorFaults(pid int) int64 {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// After the command name's closing parenthesis: state, ppid, pgrp,
+	// session, tty_nr, tpgid, flags, minflt.
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(fields) < 8 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(fields[7], 10, 64)
+	return n
 }
 
 // processSyscalls returns the read and write system calls (read, pread,
@@ -96,18 +118,21 @@ type cpuUse struct {
 	wall                                  time.Duration
 	broker, s3, client, machine, capacity time.Duration // capacity: every CPU's time over the window
 	brokerReads, brokerWrites             int64         // the broker's read and write system calls
+	brokerFaults                          int64         // the broker's minor page faults
 }
 
 func (s cpuSample) since(before cpuSample) cpuUse {
 	return cpuUse{wall: s.at.Sub(before.at), broker: s.broker - before.broker, s3: s.s3 - before.s3, client: s.client - before.client,
 		machine: s.machineBusy - before.machineBusy, capacity: s.machineTotal - before.machineTotal,
-		brokerReads: s.brokerReads - before.brokerReads, brokerWrites: s.brokerWrites - before.brokerWrites}
+		brokerReads: s.brokerReads - before.brokerReads, brokerWrites: s.brokerWrites - before.brokerWrites,
+		brokerFaults: s.brokerFaults - before.brokerFaults}
 }
 
 func (u cpuUse) plus(v cpuUse) cpuUse {
 	return cpuUse{wall: u.wall + v.wall, broker: u.broker + v.broker, s3: u.s3 + v.s3, client: u.client + v.client,
 		machine: u.machine + v.machine, capacity: u.capacity + v.capacity,
-		brokerReads: u.brokerReads + v.brokerReads, brokerWrites: u.brokerWrites + v.brokerWrites}
+		brokerReads: u.brokerReads + v.brokerReads, brokerWrites: u.brokerWrites + v.brokerWrites,
+		brokerFaults: u.brokerFaults + v.brokerFaults}
 }
 
 // others is the machine's busy time not spent by the run's processes

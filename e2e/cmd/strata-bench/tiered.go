@@ -241,6 +241,16 @@ func runTiered(bin, dir string, opts tieredOptions) error {
 				return err
 			}
 		}
+		if pass == "cold" {
+			probe, err := probePageCache(filepath.Dir(b.dataDir))
+			if err != nil {
+				return err
+			}
+			notes = append(notes, "machine, before the cold pass: "+probe.String())
+			if _, err := waitIdle(ctx, b.process.Pid); err != nil {
+				return err
+			}
+		}
 		profiled := make(chan error, 1)
 		switch {
 		case pass == "cold" && coldProfile != "":

@@ -161,6 +161,6 @@ func printReplayWaits(pass string, f fetchSummary, w replayWaits, cpu cpuUse, mi
 	fmt.Printf("%s: CPU per MiB replayed: broker %.2f ms, versitygw %.2f ms, consumer %.2f ms (cores busy over the pass: %.2f, %.2f, %.2f)\n",
 		pass, perMiB(cpu.broker), perMiB(cpu.s3), perMiB(cpu.client),
 		cpu.broker.Seconds()/elapsed.Seconds(), cpu.s3.Seconds()/elapsed.Seconds(), cpu.client.Seconds()/elapsed.Seconds())
-	fmt.Printf("%s: broker system calls per MiB replayed (/proc/PID/io): %.0f reads (sockets, files), %.0f writes\n",
-		pass, float64(cpu.brokerReads)/mib, float64(cpu.brokerWrites)/mib)
+	fmt.Printf("%s: broker system calls per MiB replayed (/proc/PID/io): %.0f reads (sockets, files), %.0f writes; %.0f minor page faults per MiB (first touches of its memory)\n",
+		pass, float64(cpu.brokerReads)/mib, float64(cpu.brokerWrites)/mib, float64(cpu.brokerFaults)/mib)
 }
