@@ -703,9 +703,6 @@ func (t *Tier) fetchChunk(ctx context.Context, p metadata.TopicPartition, segmen
 		t.releaseAhead(granted)
 		return nil, false, ErrClosed
 	}
-	for _, f := range flights[1:] {
-		f.ahead = true
-	}
 	t.releaseAhead(granted - int64(len(flights)-1))
 	f = flights[0]
 	t.stats.prefetches.Add(int64(len(flights) - 1)) // the window, ahead of the reader
@@ -730,7 +727,10 @@ func (t *Tier) storeWait(began time.Time) {
 // startRunLocked registers flights for chunks first..last, stopping before
 // one cached or in flight (the first is registered regardless, replacing a
 // failed or older flight); nil when the tier is closed. With waiter, the
-// first flight counts one waiter. Called with flightMu held.
+// first flight counts one waiter (a reader's miss); the others, and the
+// first without waiter, are read-ahead (chunkFlight.ahead, set here, before
+// another reader can find them: aheadOnItsWay reads it under flightMu).
+// Called with flightMu held.
 func (t *Tier) startRunLocked(segment metadata.SegmentManifest, first, last int64, waiter bool) []*chunkFlight {
 	if t.closed.Load() {
 		return nil
@@ -743,7 +743,7 @@ func (t *Tier) startRunLocked(segment metadata.SegmentManifest, first, last int6
 				break
 			}
 		}
-		f := &chunkFlight{done: make(chan struct{})}
+		f := &chunkFlight{done: make(chan struct{}), ahead: index > first || !waiter}
 		if index == first && waiter {
 			f.joined = 1
 		}
@@ -1457,9 +1457,6 @@ func (t *Tier) prefetchRun(p metadata.TopicPartition, segment metadata.SegmentMa
 		t.releaseAhead(granted)
 		<-t.prefetchSlots
 		return 0
-	}
-	for _, f := range flights {
-		f.ahead = true
 	}
 	t.releaseAhead(granted - int64(len(flights)))
 	t.stats.prefetches.Add(int64(len(flights)))
