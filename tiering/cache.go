@@ -76,6 +76,9 @@ type chunkCache struct {
 	pool     *chunkPool
 	// direct: files are written and read with O_DIRECT (set at start).
 	direct bool
+	// deleted are the segments deleted last, whose chunks put and
+	// putMemory leave out (a GET under way when its segment was deleted).
+	deleted *deletedSegments
 
 	mu      sync.Mutex // guards entries, lru, size, spares, closed, the cacheFiles' fields and sends on writes
 	entries map[chunkKey]*list.Element
@@ -168,6 +171,9 @@ type chunkCacheConfig struct {
 	// bufferedIO turns O_DIRECT off (Config.CacheBufferedIO).
 	bufferedIO bool
 	logger     *slog.Logger
+	// deleted (may be nil) are the segments deleted last: their chunks
+	// are not put into the cache (deletedSegments).
+	deleted *deletedSegments
 }
 
 func newChunkCache(cfg chunkCacheConfig, pool *chunkPool, stats *stats) (*chunkCache, error) {
@@ -177,7 +183,7 @@ func newChunkCache(cfg chunkCacheConfig, pool *chunkPool, stats *stats) (*chunkC
 	}
 	queue := writeQueueChunks(cfg.memoryCapacity, pool.size)
 	c := &chunkCache{
-		dir: dir, capacity: cfg.capacity, stats: stats, recent: newMemoryLRU(cfg.memoryCapacity), pool: pool,
+		dir: dir, capacity: cfg.capacity, stats: stats, recent: newMemoryLRU(cfg.memoryCapacity), pool: pool, deleted: cfg.deleted,
 		entries: make(map[chunkKey]*list.Element), lru: list.New(),
 		writes: make(chan cacheWrite, queue),
 		slots:  semaphore.NewWeighted(queue), queueChunks: queue,
@@ -388,7 +394,7 @@ func (c *chunkCache) loadDisk(key chunkKey, prepare func(*chunk)) (*chunk, bool)
 	if prepare != nil {
 		prepare(ch)
 	}
-	c.recent.put(key, ch)
+	c.putMemory(key, ch)
 	return ch, true
 }
 
@@ -441,8 +447,15 @@ func readFileBuffered(path string, offset int64, data []byte) error {
 }
 
 // putMemory keeps a chunk in the in-memory LRU only (put queues it for
-// disk).
-func (c *chunkCache) putMemory(key chunkKey, ch *chunk) { c.recent.put(key, ch) }
+// disk), unless its segment was deleted: checked after the put, so that a
+// deletion racing with it (deletedSegments.add, then removeSegment) either
+// removes the chunk or is seen here.
+func (c *chunkCache) putMemory(key chunkKey, ch *chunk) {
+	c.recent.put(key, ch)
+	if c.deleted.contains(key.segment) {
+		c.recent.remove(key)
+	}
+}
 
 // inMemory reports whether key is in the memory LRU or the write queue
 // (a get would not read its file).
@@ -514,6 +527,12 @@ func (c *chunkCache) putFile(ctx context.Context, first chunkKey, chunks []*chun
 	if c.closed {
 		c.slots.Release(n)
 		return false
+	}
+	if c.deleted.contains(first.segment) {
+		// Deleted since its GET began: checked under mu, which
+		// removeSegment takes after the segment is marked deleted.
+		c.slots.Release(n)
+		return true
 	}
 	file := &cacheFile{first: first}
 	for i, ch := range chunks {

@@ -1,6 +1,7 @@
 package tiering_test
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"strings"
@@ -17,11 +18,12 @@ type bodyGateBucket struct {
 	tiering.Bucket
 	open   chan struct{}
 	opened chan struct{}
+	suffix string // the objects gated; default ".log"
 }
 
 func (b *bodyGateBucket) Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
 	body, err := b.Bucket.Get(ctx, key, offset, length)
-	if err != nil || !strings.HasSuffix(key, ".log") {
+	if err != nil || !strings.HasSuffix(key, cmp.Or(b.suffix, ".log")) {
 		return body, err
 	}
 	select {
@@ -93,5 +95,31 @@ func TestDeletedSegmentNotCachedAgainByAGETUnderWay(t *testing.T) {
 	}
 	if len(inMemory) > 0 || len(onDisk) > 0 {
 		t.Fatalf("after DeleteSegment, chunks of the deleted segment cached: in memory %v, on disk %v", inMemory, onDisk)
+	}
+}
+
+// The same for the segment's offset index: an .index GET under way when
+// DeleteSegment runs does not put the decoded index back into the index
+// cache.
+func TestDeletedSegmentIndexNotCachedAgainByAGETUnderWay(t *testing.T) {
+	_, bucket, segments := uploadedLog(t, 250)
+	gate := &bodyGateBucket{Bucket: bucket, open: make(chan struct{}), opened: make(chan struct{}, 1), suffix: ".index"}
+	tier := newTier(t, tiering.Config{Bucket: gate, ChunkBytes: 16 << 10})
+	remote := segments[0]
+	var read sync.WaitGroup
+	read.Go(func() {
+		// Begun before the delete, it may end either way (its .log GET
+		// starts after the delete); only the index cache is checked.
+		readBytes(tier, context.Background(), testPartition, remote, remote.BaseOffset+100, 4096)
+	})
+	<-gate.opened // the reader's index GET is under way
+	if err := tier.DeleteSegment(context.Background(), testPartition, remote); err != nil {
+		t.Fatal(err)
+	}
+	close(gate.open)
+	read.Wait()
+	tiering.WaitFetches(tier)
+	if tiering.IndexCached(tier, remote.SegmentID) {
+		t.Fatal("after DeleteSegment, the deleted segment's offset index is cached")
 	}
 }

@@ -115,3 +115,10 @@ func WaitFetches(t *Tier) {
 // CaughtUpWindows is how many PrefetchChunks a read-ahead window grows to
 // once its reader caught up with the store.
 const CaughtUpWindows = caughtUpWindows
+
+// IndexCached reports whether the decoded offset index of segment is in
+// the index cache.
+func IndexCached(t *Tier, segment [16]byte) bool {
+	_, ok := t.indexes.get(segment)
+	return ok
+}

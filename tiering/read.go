@@ -1051,6 +1051,9 @@ func (t *Tier) offsetIndex(ctx context.Context, p metadata.TopicPartition, segme
 		return nil, err
 	}
 	t.indexes.put(segment.SegmentID, index)
+	if t.deleted.contains(segment.SegmentID) {
+		t.indexes.remove(segment.SegmentID) // deleted while it was read (deletedSegments)
+	}
 	return index, nil
 }
 

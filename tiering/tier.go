@@ -206,6 +206,9 @@ type Tier struct {
 	indexes *indexCache
 	// txnIndexes holds the decoded .txnindex objects of remote segments.
 	txnIndexes *txnIndexCache
+	// deleted are the segments deleted last (DeleteSegment): what a read
+	// under way brings back of one is not cached (deletedSegments).
+	deleted *deletedSegments
 
 	uploadSlots   chan struct{} // one token per segment being uploaded
 	prefetchSlots chan struct{} // one token per read-ahead GET in flight
@@ -271,6 +274,7 @@ func New(cfg Config) (*Tier, error) {
 		logger:        cfg.Logger,
 		indexes:       newIndexCache(cfg.IndexCacheBytes),
 		txnIndexes:    newTxnIndexCache(),
+		deleted:       newDeletedSegments(deletedSegmentsRemembered),
 		uploadSlots:   make(chan struct{}, cfg.UploadConcurrency),
 		prefetchSlots: make(chan struct{}, cfg.ReaderThreads),
 		readerGETs:    make(chan struct{}, cfg.ReaderThreads),
@@ -300,7 +304,7 @@ func New(cfg Config) (*Tier, error) {
 	}
 	cache, err := newChunkCache(chunkCacheConfig{
 		dir: dir, capacity: cfg.CacheBytes, memoryCapacity: max(cfg.MemoryCacheBytes, 0),
-		bufferedIO: cfg.CacheBufferedIO, logger: cfg.Logger,
+		bufferedIO: cfg.CacheBufferedIO, logger: cfg.Logger, deleted: t.deleted,
 	}, t.chunks, &t.stats)
 	if err != nil {
 		return nil, err

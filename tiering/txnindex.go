@@ -44,6 +44,9 @@ func (t *Tier) ReadAbortedTxns(ctx context.Context, p metadata.TopicPartition, s
 		}
 	}
 	t.txnIndexes.put(segment.SegmentID, entries)
+	if t.deleted.contains(segment.SegmentID) {
+		t.txnIndexes.remove(segment.SegmentID) // deleted while it was read (deletedSegments)
+	}
 	return entries, nil
 }
 

@@ -238,6 +238,9 @@ func (t *Tier) DeleteSegment(ctx context.Context, p metadata.TopicPartition, seg
 			return fmt.Errorf("tiering: delete segment %d of %s: %w", segment.BaseOffset, p, err)
 		}
 	}
+	// Marked first: a read under way that brings back the segment's
+	// chunks or indexes after the caches dropped them leaves them out.
+	t.deleted.add(segment.SegmentID)
 	t.indexes.remove(segment.SegmentID)
 	t.txnIndexes.remove(segment.SegmentID)
 	t.cache.removeSegment(segment.SegmentID)
