@@ -196,7 +196,10 @@
 // being written) while "copy finished" is committed in offset order only. A copy that never finished is found in the manifest
 // by the next leader, which deletes its objects (DeleteSegment) and the
 // entry before uploading again, so a crash leaves no orphans behind. DeleteSegment removes
-// the objects .log last; missing ones count as deleted.
+// the objects .log last; missing ones count as deleted. It then drops the
+// segment from the chunk and index caches, after marking it in a record
+// of the last deleted segments (deleted.go), so that a read of it already
+// under way does not put its chunks or indexes back.
 //
 // # Remote read
 //
