@@ -88,11 +88,19 @@ func handleDescribeTopicPartitions(c *clientConn, h requestHeader, req *kmsg.Des
 			if limit == 0 {
 				resp.Topics = append(resp.Topics, out)
 				next := int32(from) + int32(len(out.Partitions))
-				switch {
-				case int(next) < len(topic.Partitions):
+				if int(next) < len(topic.Partitions) {
 					resp.NextCursor = &kmsg.DescribeTopicPartitionsResponseNextCursor{Topic: name, Partition: next}
-				case i+1 < len(names):
-					resp.NextCursor = &kmsg.DescribeTopicPartitionsResponseNextCursor{Topic: names[i+1], Partition: 0}
+					return resp, nil
+				}
+				// The next topic of the page after: without a list,
+				// only one the client may DESCRIBE (as Kafka, whose
+				// cursor walks the authorized topics), so that a cursor
+				// never names a topic the client may not know of.
+				for _, after := range names[i+1:] {
+					if listed || c.authorized(authz.OpDescribe, authz.ResourceTopic, after) {
+						resp.NextCursor = &kmsg.DescribeTopicPartitionsResponseNextCursor{Topic: after, Partition: 0}
+						break
+					}
 				}
 				return resp, nil
 			}

@@ -124,6 +124,21 @@ func TestAuthorizerLeaks(t *testing.T) {
 				t.Fatalf("Metadata by id: error %d, name %v, %d partitions", got.ErrorCode, got.Topic, len(got.Partitions))
 			}
 		}},
+		{"DescribeTopicPartitions of every topic: the next cursor names no topic the client may not DESCRIBE", func(t *testing.T) {
+			// One partition per page: the page of "open" (the only
+			// describable topic) is full, and Kafka's cursor is the next
+			// describable topic, of which there is none.
+			req := kmsg.NewPtrDescribeTopicPartitionsRequest()
+			req.ResponsePartitionLimit = 1
+			resp := request[*kmsg.DescribeTopicPartitionsResponse](t, direct, req)
+			if len(resp.Topics) != 1 || resp.Topics[0].Topic == nil || *resp.Topics[0].Topic != open {
+				t.Fatalf("DescribeTopicPartitions of every topic: %+v, want %s only", resp.Topics, open)
+			}
+			if resp.NextCursor != nil {
+				t.Fatalf("DescribeTopicPartitions' next cursor names %q (partition %d), want none: %s is the last topic the client may DESCRIBE",
+					resp.NextCursor.Topic, resp.NextCursor.Partition, open)
+			}
+		}},
 		{"DescribeTransactions lists only the partitions of describable topics", func(t *testing.T) {
 			req := kmsg.NewPtrDescribeTransactionsRequest()
 			req.TransactionalIDs = []string{txnID}
