@@ -14,7 +14,11 @@ func TestAuthorizeByResourceType(t *testing.T) {
 	}{
 		{"no acl", nil, Authorizer{}, "h", false},
 		{"no acl of the type, allow everyone", []Binding{allow("User:bob", OpRead, ResourceGroup, PatternLiteral, "g")}, Authorizer{AllowEveryoneIfNoACLFound: true}, "h", true},
-		{"acls of the type for others, allow everyone", []Binding{allow("User:bob", OpWrite, ResourceTopic, PatternLiteral, "t")}, Authorizer{AllowEveryoneIfNoACLFound: true}, "h", false},
+		// Kafka first asks about a topic no binding names: the topics
+		// without ACLs are open to everyone, so WRITE on one is allowed.
+		{"acls of the type for others, allow everyone", []Binding{allow("User:bob", OpWrite, ResourceTopic, PatternLiteral, "t")}, Authorizer{AllowEveryoneIfNoACLFound: true}, "h", true},
+		{"an acl on every name of the type for others, allow everyone", []Binding{allow("User:bob", OpWrite, ResourceTopic, PatternLiteral, "*")}, Authorizer{AllowEveryoneIfNoACLFound: true}, "h", false},
+		{"every name allowed, a prefix denied", []Binding{allow("User:alice", OpWrite, ResourceTopic, PatternLiteral, "*"), deny("User:alice", OpWrite, ResourceTopic, PatternPrefixed, "h")}, Authorizer{}, "h", true},
 		{"super user", nil, Authorizer{SuperUsers: map[string]bool{"User:alice": true}}, "h", true},
 		{"one literal topic", []Binding{allow("User:alice", OpWrite, ResourceTopic, PatternLiteral, "t")}, Authorizer{}, "h", true},
 		{"one prefixed topic", []Binding{allow("User:alice", OpWrite, ResourceTopic, PatternPrefixed, "orders-")}, Authorizer{}, "h", true},

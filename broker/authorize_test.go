@@ -606,3 +606,32 @@ func TestAuthorizerACLIdempotentAndMarkers(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthorizerAllowEveryoneIdempotentProducer: under
+// allow.everyone.if.no.acl.found a topic no ACL applies to is open to
+// everyone, and so is IDEMPOTENT_WRITE: Kafka's authorizeByResourceType
+// (KIP-679) first asks about a topic no binding names ("hardcode"), which
+// the no-ACL rule allows, however many other topics have ACLs. So an
+// idempotent producer (kgo's default) produces to such a topic even when
+// the cluster and other topics have ACLs of their own.
+func TestAuthorizerAllowEveryoneIdempotentProducer(t *testing.T) {
+	n, grant := startACL(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{AllowEveryoneIfNoACLFound: true} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	createTopic(t, n.Client(), "open", 1, nil)
+	bob := func(op authz.Operation, rt authz.ResourceType, name string) authz.Binding {
+		b := anonymousACL(op, authz.PermissionAllow, rt, name)
+		b.Entry.Principal = "User:bob"
+		return b
+	}
+	// The cluster and the topic "private" have ACLs (for someone else);
+	// "open" has none.
+	grant(bob(authz.OpAlter, authz.ResourceCluster, authz.ClusterName), bob(authz.OpWrite, authz.ResourceTopic, "private"))
+	if code := request[*kmsg.InitProducerIDResponse](t, n.Client(), kmsg.NewPtrInitProducerIDRequest()).ErrorCode; code != 0 {
+		t.Errorf("idempotent InitProducerId: %v, want allowed (WRITE on a topic no ACL applies to)", kerr.ErrorForCode(code))
+	}
+	producer := n.Client(kgo.RecordRetries(2), kgo.RequestRetries(2))
+	if err := producer.ProduceSync(ctx, &kgo.Record{Topic: "open", Value: []byte("v")}).FirstErr(); err != nil {
+		t.Errorf("idempotent produce to a topic without ACLs: %v", err)
+	}
+}
