@@ -111,7 +111,7 @@ func handleAddPartitionsToTxn(c *clientConn, h requestHeader, req *kmsg.AddParti
 				tps = append(tps, group.TopicPartition{Topic: t.Topic, Partition: p})
 			}
 		}
-		codes := c.addPartitionsAuthorization(req.TransactionalID, tps)
+		codes := c.addPartitionsAuthorization(req.TransactionalID, tps, c.clientTxnTopic)
 		if codes == nil {
 			codes = s.addPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, tps, false, txn.V1, req.Version, fencedSince)
 		}
@@ -145,7 +145,7 @@ func handleAddPartitionsToTxn(c *clientConn, h requestHeader, req *kmsg.AddParti
 		// implicit add (Kafka's addPartition operation).
 		var codes map[group.TopicPartition]int16
 		if !clusterAction {
-			codes = c.addPartitionsAuthorization(tx.TransactionalID, tps)
+			codes = c.addPartitionsAuthorization(tx.TransactionalID, tps, c.topicWritable)
 		}
 		if codes == nil {
 			codes = s.addPartitions(tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tps, tx.VerifyOnly, txn.V2, req.Version, fencedSince)

@@ -55,10 +55,10 @@ func (c *clientConn) authorizedCreateTopic(name string) bool {
 
 // addPartitionsAuthorization is Kafka's check of AddPartitionsToTxn
 // v0-v3: WRITE on the transactional id (else every partition
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and on each topic (else its
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and each topic addable (else its
 // partitions TOPIC_AUTHORIZATION_FAILED and the others
 // OPERATION_NOT_ATTEMPTED). nil when all is authorized.
-func (c *clientConn) addPartitionsAuthorization(txnID string, tps []group.TopicPartition) map[group.TopicPartition]int16 {
+func (c *clientConn) addPartitionsAuthorization(txnID string, tps []group.TopicPartition, addable func(topic string) bool) map[group.TopicPartition]int16 {
 	if !c.authorized(authz.OpWrite, authz.ResourceTransactionalID, txnID) {
 		codes := map[group.TopicPartition]int16{}
 		for _, tp := range tps {
@@ -69,7 +69,7 @@ func (c *clientConn) addPartitionsAuthorization(txnID string, tps []group.TopicP
 	denied := map[string]bool{}
 	for _, tp := range tps {
 		if _, seen := denied[tp.Topic]; !seen {
-			denied[tp.Topic] = !c.authorized(authz.OpWrite, authz.ResourceTopic, tp.Topic)
+			denied[tp.Topic] = !addable(tp.Topic)
 		}
 	}
 	var codes map[group.TopicPartition]int16
@@ -89,6 +89,21 @@ func (c *clientConn) addPartitionsAuthorization(txnID string, tps []group.TopicP
 		}
 	}
 	return codes
+}
+
+// topicWritable reports whether the client may WRITE to topic.
+func (c *clientConn) topicWritable(topic string) bool {
+	return c.authorized(authz.OpWrite, authz.ResourceTopic, topic)
+}
+
+// clientTxnTopic reports whether a client's AddPartitionsToTxn (v0-v3) may
+// add topic's partitions to a transaction: WRITE on it, and never an
+// internal topic, whatever the ACLs and without an authorizer too (Kafka
+// leaves internal topics out of the authorized ones): a group's offsets
+// partition joins a transaction through AddOffsetsToTxn, which checks READ
+// on the group, and __transaction_state is the coordinators' own.
+func (c *clientConn) clientTxnTopic(topic string) bool {
+	return c.server.internalTopic(topic) == nil && c.topicWritable(topic)
 }
 
 // authorizedIdempotentWrite is Kafka's check of an idempotent (not

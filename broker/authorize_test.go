@@ -635,3 +635,35 @@ func TestAuthorizerAllowEveryoneIdempotentProducer(t *testing.T) {
 		t.Errorf("idempotent produce to a topic without ACLs: %v", err)
 	}
 }
+
+// TestAddPartitionsToTxnRefusesInternalTopics: a client's
+// AddPartitionsToTxn (v0-v3) may not put a partition of an internal topic
+// (__consumer_offsets, __transaction_state) in its transaction, whatever
+// its ACLs and with no authorizer at all: Kafka leaves internal topics out
+// of the authorized ones (TOPIC_AUTHORIZATION_FAILED, the other partitions
+// OPERATION_NOT_ATTEMPTED). Offsets join a transaction through
+// AddOffsetsToTxn, which checks READ on the group.
+func TestAddPartitionsToTxnRefusesInternalTopics(t *testing.T) {
+	n := brokertest.Start(t)
+	cl := n.Client()
+	createTopic(t, cl, "t", 1, nil)
+	init := initProducer(t, cl, "tx", 60_000) // creates __transaction_state
+	if init.ErrorCode != 0 {
+		t.Fatalf("InitProducerId: %v", kerr.ErrorForCode(init.ErrorCode))
+	}
+	req := kmsg.NewPtrAddPartitionsToTxnRequest()
+	req.Version = 3
+	req.TransactionalID, req.ProducerID, req.ProducerEpoch = "tx", init.ProducerID, init.ProducerEpoch
+	req.Topics = []kmsg.AddPartitionsToTxnRequestTopic{{Topic: "t", Partitions: []int32{0}}, {Topic: "__transaction_state", Partitions: []int32{0}}}
+	got := map[string]int16{}
+	for _, rt := range request[*kmsg.AddPartitionsToTxnResponse](t, cl, req).Topics {
+		got[rt.Topic] = rt.Partitions[0].ErrorCode
+	}
+	if got["__transaction_state"] != kerr.TopicAuthorizationFailed.Code || got["t"] != kerr.OperationNotAttempted.Code {
+		t.Fatalf("AddPartitionsToTxn of __transaction_state-0 and t-0: %v, want TOPIC_AUTHORIZATION_FAILED (%d) and OPERATION_NOT_ATTEMPTED (%d)",
+			got, kerr.TopicAuthorizationFailed.Code, kerr.OperationNotAttempted.Code)
+	}
+	if st := describeTxn(t, cl, "tx"); len(st.Topics) != 0 {
+		t.Fatalf("the transaction holds %+v, want nothing", st.Topics)
+	}
+}
