@@ -221,6 +221,12 @@ func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRe
 		}
 	}
 	var deleted []int // indexes into resp.Topics
+	// As Kafka's controller: DELETE on the cluster allows deleting every
+	// topic, else DELETE on the topic.
+	clusterDelete := c.authorizedCluster(authz.OpDelete)
+	mayDelete := func(name string) bool {
+		return clusterDelete || c.authorized(authz.OpDelete, authz.ResourceTopic, name)
+	}
 	for _, tg := range targets {
 		out := kmsg.NewDeleteTopicsResponseTopic()
 		out.Topic = tg.name
@@ -241,8 +247,7 @@ func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRe
 		}
 		// Authorized first, so that a client that may not delete a topic
 		// does not learn whether it exists.
-		deleteAllowed := (tg.name != nil && c.authorized(authz.OpDelete, authz.ResourceTopic, *tg.name)) ||
-			(tg.name == nil && exists && c.authorized(authz.OpDelete, authz.ResourceTopic, topic.Name))
+		deleteAllowed := (tg.name != nil && mayDelete(*tg.name)) || (tg.name == nil && exists && mayDelete(topic.Name))
 		switch {
 		case !deleteAllowed && (exists || tg.name != nil):
 			setErr(kerr.TopicAuthorizationFailed.Code, "not authorized to DELETE the topic")

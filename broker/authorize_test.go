@@ -667,3 +667,39 @@ func TestAddPartitionsToTxnRefusesInternalTopics(t *testing.T) {
 		t.Fatalf("the transaction holds %+v, want nothing", st.Topics)
 	}
 }
+
+// TestAuthorizerDeleteTopicsWithDeleteOnCluster: DELETE on the cluster
+// lets a client delete every topic, by name or by id, as Kafka's
+// controller (KRaft ControllerApis.deleteTopics: hasClusterAuth makes
+// every topic describable and deletable); without it, DELETE on the topic.
+func TestAuthorizerDeleteTopicsWithDeleteOnCluster(t *testing.T) {
+	n, grant := startACL(t)
+	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
+	cl := n.Client()
+	createTopic(t, cl, "by-name", 1, nil)
+	createTopic(t, cl, "by-id", 1, nil)
+	byID, _ := n.Store.State().Topic("by-id")
+	del := func() []kmsg.DeleteTopicsResponseTopic {
+		t.Helper()
+		req := kmsg.NewPtrDeleteTopicsRequest()
+		req.TimeoutMillis = 10000
+		req.Topics = []kmsg.DeleteTopicsRequestTopic{{Topic: kmsg.StringPtr("by-name")}, {TopicID: byID.ID}}
+		return request[*kmsg.DeleteTopicsResponse](t, cl.SeedBrokers()[0], req).Topics
+	}
+	for _, r := range del() {
+		if r.ErrorCode != kerr.TopicAuthorizationFailed.Code {
+			t.Fatalf("DeleteTopics without DELETE: %v", kerr.ErrorForCode(r.ErrorCode))
+		}
+	}
+	grant(anonymousACL(authz.OpDelete, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
+	for i, r := range del() {
+		if r.ErrorCode != 0 {
+			t.Errorf("DeleteTopics %d with DELETE on the cluster: %v", i, kerr.ErrorForCode(r.ErrorCode))
+		}
+	}
+	for _, name := range []string{"by-name", "by-id"} {
+		if _, ok := n.Store.State().Topic(name); ok {
+			t.Errorf("%s was not deleted", name)
+		}
+	}
+}
