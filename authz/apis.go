@@ -97,9 +97,11 @@ var APIRequirements = map[int16][]Requirement{
 	50: {{OpDescribe, ResourceCluster, ""}},                          // DescribeUserScramCredentials
 	51: {{OpAlter, ResourceCluster, ""}},                             // AlterUserScramCredentials
 	55: {{OpDescribe, ResourceCluster, ""}},                          // DescribeQuorum
-	60: {{OpDescribe, ResourceCluster, ""}},                          // DescribeCluster
-	61: {{OpRead, ResourceTopic, ""}},                                // DescribeProducers
-	65: {{OpDescribe, ResourceTransactionalID, ""}},                  // DescribeTransactions
-	66: {{OpDescribe, ResourceTransactionalID, ""}},                  // ListTransactions
-	75: {{OpDescribe, ResourceTopic, ""}},                            // DescribeTopicPartitions
+	// DescribeCluster: Kafka's brokers answer it to everyone; DESCRIBE
+	// only lets the response tell the cluster's authorized operations.
+	60: {{OpDescribe, ResourceCluster, "authorized operations"}},
+	61: {{OpRead, ResourceTopic, ""}},               // DescribeProducers
+	65: {{OpDescribe, ResourceTransactionalID, ""}}, // DescribeTransactions
+	66: {{OpDescribe, ResourceTransactionalID, ""}}, // ListTransactions
+	75: {{OpDescribe, ResourceTopic, ""}},           // DescribeTopicPartitions
 }

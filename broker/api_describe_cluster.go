@@ -26,10 +26,11 @@ func handleDescribeCluster(c *clientConn, h requestHeader, req *kmsg.DescribeClu
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	resp.EndpointType = endpointTypeBroker
 	resp.ClusterAuthorizedOperations = math.MinInt32 // not asked
-	if !c.authorizedCluster(authz.OpDescribe) {
-		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
-		return resp, nil
-	}
+	// Answered to everyone, as Metadata is, as Kafka's brokers do
+	// (AuthHelper.computeDescribeClusterResponse; Kafka's controllers want
+	// ALTER on the cluster): it tells no more than Metadata, and clients
+	// (the Java admin client's describeCluster, health checks built on
+	// it) ask it without any ACL on the cluster.
 	if req.Version >= 1 && req.EndpointType != endpointTypeBroker {
 		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
 		msg := "this is a broker endpoint: it describes brokers only (endpoint type 1)"
@@ -61,7 +62,12 @@ func handleDescribeCluster(c *clientConn, h requestHeader, req *kmsg.DescribeClu
 		}
 	}
 	if req.IncludeClusterAuthorizedOperations {
-		resp.ClusterAuthorizedOperations = c.clusterAuthorizedOperations()
+		// As Kafka: told only to a client that may DESCRIBE the
+		// cluster, 0 to the others.
+		resp.ClusterAuthorizedOperations = 0
+		if c.authorizedCluster(authz.OpDescribe) {
+			resp.ClusterAuthorizedOperations = c.clusterAuthorizedOperations()
+		}
 	}
 	return resp, nil
 }

@@ -165,8 +165,11 @@ func TestDescribeLogDirsAndQuorum(t *testing.T) {
 // TestDescribeAPIsAuthorized: with an ACL authorizer, DescribeTopicPartitions
 // follows Metadata's rules (all topics: only those the client may DESCRIBE;
 // a named one it may not: TOPIC_AUTHORIZATION_FAILED, whether it exists or
-// not), DescribeCluster, DescribeLogDirs and DescribeQuorum need DESCRIBE
-// on the cluster, and DeleteRecords DELETE on the topic.
+// not), DescribeLogDirs and DescribeQuorum need DESCRIBE on the cluster,
+// and DeleteRecords DELETE on the topic. DescribeCluster, like Metadata,
+// answers everyone, as Kafka's brokers do (its controllers want ALTER):
+// DESCRIBE on the cluster only lets it tell the cluster's authorized
+// operations (0 without).
 func TestDescribeAPIsAuthorized(t *testing.T) {
 	n := brokertest.Start(t, func(c *broker.Config) { c.Authorizer = &authz.Authorizer{} })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -200,23 +203,36 @@ func TestDescribeAPIsAuthorized(t *testing.T) {
 		quorum := kmsg.NewPtrDescribeQuorumRequest()
 		quorum.Topics = []kmsg.DescribeQuorumRequestTopic{{Topic: "__cluster_metadata", Partitions: []kmsg.DescribeQuorumRequestTopicPartition{{Partition: 0}}}}
 		return []int16{
-			request[*kmsg.DescribeClusterResponse](t, cl, kmsg.NewPtrDescribeClusterRequest()).ErrorCode,
 			// Straight to the broker: the client merges the brokers'
 			// answers and keeps no top-level error.
 			request[*kmsg.DescribeLogDirsResponse](t, cl.SeedBrokers()[0], kmsg.NewPtrDescribeLogDirsRequest()).ErrorCode,
 			request[*kmsg.DescribeQuorumResponse](t, cl, quorum).ErrorCode,
 		}
 	}
+	describeCluster := func() *kmsg.DescribeClusterResponse {
+		t.Helper()
+		req := kmsg.NewPtrDescribeClusterRequest()
+		req.IncludeClusterAuthorizedOperations = true
+		return request[*kmsg.DescribeClusterResponse](t, cl, req)
+	}
 	for _, code := range clusterDescribed() {
 		if code != kerr.ClusterAuthorizationFailed.Code {
 			t.Errorf("without DESCRIBE on the cluster: %v", kerr.ErrorForCode(code))
 		}
+	}
+	if r := describeCluster(); r.ErrorCode != 0 || len(r.Brokers) != 1 || r.ClusterAuthorizedOperations != 0 {
+		t.Errorf("DescribeCluster without DESCRIBE on the cluster: %v, %d brokers, authorized operations %#x; want the brokers and 0",
+			kerr.ErrorForCode(r.ErrorCode), len(r.Brokers), r.ClusterAuthorizedOperations)
 	}
 	grant(anonymousACL(authz.OpDescribe, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName))
 	for _, code := range clusterDescribed() {
 		if code != 0 {
 			t.Errorf("with DESCRIBE on the cluster: %v", kerr.ErrorForCode(code))
 		}
+	}
+	// CREATE (granted above) and DESCRIBE.
+	if r := describeCluster(); r.ErrorCode != 0 || r.ClusterAuthorizedOperations != 1<<authz.OpCreate|1<<authz.OpDescribe {
+		t.Errorf("DescribeCluster with DESCRIBE on the cluster: %v, authorized operations %#x", kerr.ErrorForCode(r.ErrorCode), r.ClusterAuthorizedOperations)
 	}
 	dirs := request[*kmsg.DescribeLogDirsResponse](t, cl.SeedBrokers()[0], kmsg.NewPtrDescribeLogDirsRequest())
 	if len(dirs.Dirs) != 1 || dirs.Dirs[0].TotalBytes <= 0 || dirs.Dirs[0].UsableBytes < 0 || len(dirs.Dirs[0].Topics) != 2 {
