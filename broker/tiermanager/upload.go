@@ -155,7 +155,9 @@ func (m *Manager) startUpload(ctx, uploadCtx context.Context, p *partition.Parti
 		if err != nil {
 			return nil, fmt.Errorf("trimmed copy of segment %d from %d: %w", info.BaseOffset, from, err)
 		}
-		files.BaseOffset, files.LogPath, files.OffsetIndexPath, files.TimeIndexPath = from, trimmed.LogPath, trimmed.OffsetIndexPath, trimmed.TimeIndexPath
+		// The copy starts with the batch holding from: from may fall inside
+		// a batch (a log start DeleteRecords moved there).
+		files.BaseOffset, files.LogPath, files.OffsetIndexPath, files.TimeIndexPath = trimmed.BaseOffset, trimmed.LogPath, trimmed.OffsetIndexPath, trimmed.TimeIndexPath
 	}
 	snapshot, err := m.producerSnapshot(ctx, p, t, files.BaseOffset, info.EndOffset)
 	if err != nil {
@@ -263,17 +265,19 @@ func (m *Manager) producerSnapshot(ctx context.Context, p *partition.Partition, 
 	return buf.Bytes(), nil
 }
 
-// copySegmentRange writes the batches of src from..to (batch boundaries)
-// as one segment of a new log in dir and returns its files.
+// copySegmentRange writes the batches of src from the one holding from (a
+// log start set by DeleteRecords may fall inside a batch) up to to (a batch
+// boundary) as one segment of a new log in dir and returns its files: its
+// base offset is that batch's.
 func copySegmentRange(src interface {
 	Read(offset int64, maxBytes int32, upTo int64, minOneBatch bool) ([]byte, error)
 }, dir string, from, to int64, log *slog.Logger) (segment.SegmentInfo, error) {
-	dst, err := segment.Open(dir, from, segment.Config{SegmentBytes: math.MaxInt32, SegmentAge: time.Duration(math.MaxInt64),
-		RetentionAge: -1, RetentionBytes: -1, Logger: log})
-	if err != nil {
-		return segment.SegmentInfo{}, err
-	}
-	defer dst.Close()
+	var dst *segment.Log
+	defer func() {
+		if dst != nil {
+			dst.Close()
+		}
+	}()
 	for offset := from; offset < to; offset = dst.EndOffset() {
 		data, err := src.Read(offset, 4<<20, to, true)
 		if err != nil {
@@ -294,10 +298,19 @@ func copySegmentRange(src interface {
 			}
 			batches[i] = segment.AppendBatch{Position: int32(span.Position), Length: int32(span.Length),
 				LastOffsetDelta: h.LastOffsetDelta, MaxTimestamp: h.MaxTimestamp, Records: h.NumRecords}
+			if dst == nil {
+				if dst, err = segment.Open(dir, h.BaseOffset, segment.Config{SegmentBytes: math.MaxInt32, SegmentAge: time.Duration(math.MaxInt64),
+					RetentionAge: -1, RetentionBytes: -1, Logger: log}); err != nil {
+					return segment.SegmentInfo{}, err
+				}
+			}
 		}
 		if _, _, err := dst.Append(data, batches); err != nil {
 			return segment.SegmentInfo{}, err
 		}
+	}
+	if dst == nil {
+		return segment.SegmentInfo{}, fmt.Errorf("no batches from offset %d below %d", from, to)
 	}
 	if err := dst.Flush(); err != nil {
 		return segment.SegmentInfo{}, err

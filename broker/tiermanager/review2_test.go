@@ -1,0 +1,56 @@
+package tiermanager
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/strata-log/strata/metadata"
+)
+
+// TestUploadAfterDeleteRecordsInsideABatch: DeleteRecords may move the
+// log start of a tiered partition to any offset up to the high watermark,
+// inside a batch of a segment not uploaded yet (the broker commits it to
+// the quorum, then moves the local log start). The next pass must still
+// upload that segment and the ones after it: a copy starting at the log
+// start itself has no batch starting there.
+func TestUploadAfterDeleteRecordsInsideABatch(t *testing.T) {
+	f := newFixture(t, 20) // batches of 5 records: offsets 5..9 are one batch
+	const target = 7
+	epoch := f.part.LeaderEpoch()
+	if _, err := f.store.SetLogStartOffset(f.ctx, f.topic.ID, 0, epoch, target); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.part.DeleteRecordsBefore(target); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.part.LogStartOffset(); got != target {
+		t.Fatalf("local log start %d, want %d", got, target)
+	}
+	if err := f.work(); err != nil {
+		t.Fatalf("pass after DeleteRecords before %d: %v", target, err)
+	}
+	sealed := f.sealed()
+	entries := f.entries()
+	if len(entries) != len(sealed) {
+		t.Fatalf("%d manifest entries, want one per sealed segment (%d): %+v", len(entries), len(sealed), entries)
+	}
+	for i, e := range entries {
+		if e.State != metadata.SegmentCopyFinished || e.BaseOffset > max(target, sealed[i].BaseOffset) || e.LastOffset != sealed[i].EndOffset-1 {
+			t.Fatalf("entry %d %+v, want segment %+v from at most the log start", i, e, sealed[i])
+		}
+	}
+	// The log start is served from the bucket as from the local log.
+	batches, err := f.tier.Read(f.ctx, f.part.Name(), entries[0], target, 1<<20, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := batches.AppendTo(nil)
+	batches.Release()
+	local, err := f.part.Read(target, int32(len(remote)), entries[0].LastOffset+1, true)
+	if err != nil || !bytes.Equal(remote, local) {
+		t.Fatalf("offset %d: remote read (%d bytes) differs from local (%d bytes, %v)", target, len(remote), len(local), err)
+	}
+	if report, err := Scrub(f.ctx, f.tier, f.store.State()); err != nil || !report.Clean() {
+		t.Fatalf("scrub: %v %+v", err, report)
+	}
+}
