@@ -179,8 +179,17 @@ func segmentConfig(v topicconfig.Values, log *slog.Logger) segment.Config {
 		retentionMs, retentionBytes = v.LocalRetentionMs, v.LocalRetentionBytes
 	}
 	retention := ms(retentionMs)
-	if retentionMs < 0 || !v.Delete {
+	switch {
+	case retentionMs < 0 || !v.Delete:
 		retention = -1 // cleanup.policy=compact alone deletes nothing by age
+	case retention == 0 && retentionMs > 0:
+		// Beyond a time.Duration (Long.MAX_VALUE): never. 0 in
+		// segment.Config is the 7-day default.
+		retention = -1
+	case retentionMs == 0:
+		// As Kafka: whatever is older than now goes (0 in segment.Config
+		// is the default).
+		retention = time.Nanosecond
 	}
 	if !v.Delete {
 		retentionBytes = -1
