@@ -50,6 +50,14 @@ func (m *Manager) expireRemote(ctx context.Context, p *partition.Partition, epoc
 		}
 		p.Logger().Info("remote segment expired by retention", "base_offset", e.BaseOffset, "last_offset", e.LastOffset, "bytes", e.SizeBytes)
 	}
+	if expire > 0 {
+		// Local copies of what total retention expired are past local
+		// retention too (local.retention.* never exceeds retention.*):
+		// they go now, while the retention limit still covers them. Once
+		// every remote segment is gone the limit drops to 0 and they
+		// would stay, to be uploaded again from the local log start.
+		p.EnforceRetention()
+	}
 	return expire, nil
 }
 

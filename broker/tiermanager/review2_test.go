@@ -2,7 +2,10 @@ package tiermanager
 
 import (
 	"bytes"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/strata-log/strata/metadata"
 )
@@ -52,5 +55,37 @@ func TestUploadAfterDeleteRecordsInsideABatch(t *testing.T) {
 	}
 	if report, err := Scrub(f.ctx, f.tier, f.store.State()); err != nil || !report.Clean() {
 		t.Fatalf("scrub: %v %+v", err, report)
+	}
+}
+
+// TestExpiredRemoteDataIsNotUploadedAgain: total retention expires every
+// remote segment of a partition while their local copies are still there
+// (local retention is the total one by default and runs on its own
+// schedule). The next pass must not upload those expired segments again:
+// what retention deleted stays deleted.
+func TestExpiredRemoteDataIsNotUploadedAgain(t *testing.T) {
+	f := newFixture(t, 20)
+	if err := f.work(); err != nil {
+		t.Fatal(err)
+	}
+	sealed := f.sealed()
+	f.checkCoversSealed(sealed, 0)
+
+	// retention.bytes 1: every remote segment expires (the active
+	// segment alone holds more). No local retention pass runs between the
+	// tier manager's passes here.
+	f.setConfigs(tiered("retention.bytes", "1"))
+	if n, err := f.manager.expireRemote(f.ctx, f.part, f.part.LeaderEpoch(), time.Now()); err != nil || n != len(sealed) {
+		t.Fatalf("remote retention expired %d segments (%v), want all %d", n, err, len(sealed))
+	}
+	var uploads atomic.Int32
+	f.faults.BeforeUpload(func(key string) {
+		if strings.HasSuffix(key, ".log") {
+			uploads.Add(1)
+		}
+	})
+	f.pass()
+	if n := uploads.Load(); n != 0 {
+		t.Fatalf("the pass after remote retention uploaded %d expired segments again (manifest now %+v)", n, f.entries())
 	}
 }
