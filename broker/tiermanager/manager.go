@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -348,7 +349,19 @@ func (m *Manager) work(ctx context.Context, p *partition.Partition, t *task) err
 	// unfinished. No copy of this leader's runs now: tasks are one at a
 	// time per partition.
 	deleteAll := !cfg.RemoteStorage && cfg.RemoteLogDeleteOnDisable
-	for _, e := range staleEntries(m.store.State(), name, deleteAll) {
+	stale := staleEntries(m.store.State(), name, deleteAll)
+	if !deleteAll && slices.ContainsFunc(stale, func(e metadata.SegmentManifest) bool { return e.State == metadata.SegmentCopyStarted }) {
+		// A "copy finished" that failed with an unknown outcome (leadership
+		// of the Raft quorum lost, a broken forward) may commit after the
+		// state above was read: the entry is readable then, and replicas
+		// may drop their local copies. The fenced no-op orders this pass
+		// after it; the state read after it shows it finished.
+		if err := m.fence(ctx, name, epoch); err != nil {
+			return err
+		}
+		stale = staleEntries(m.store.State(), name, deleteAll)
+	}
+	for _, e := range stale {
 		if err := m.deleteRemote(ctx, name, e, epoch); err != nil {
 			return err
 		}
@@ -376,6 +389,22 @@ func (m *Manager) work(ctx context.Context, p *partition.Partition, t *task) err
 		t.sweptEpoch, t.sweptAt = epoch, now
 	}
 	return nil
+}
+
+// fence proves with a fenced no-op Raft command (a segment transition
+// naming no entry, which fails with ErrUnknownSegment only after passing
+// the leader-epoch fence) that this broker still leads name at epoch; once
+// it returns, the local state holds every command committed before it.
+func (m *Manager) fence(ctx context.Context, name metadata.TopicPartition, epoch int32) error {
+	ref := metadata.SegmentRef{TopicID: name.TopicID, Partition: name.Partition, BaseOffset: -1, LeaderEpoch: epoch}
+	err := m.store.FinishSegmentCopy(ctx, ref)
+	switch {
+	case errors.Is(err, metadata.ErrUnknownSegment):
+		return nil
+	case err == nil:
+		return errors.New("the fencing no-op changed the manifest")
+	}
+	return err
 }
 
 // uploadsAllowed reports whether uploads may run (Config.Unshared),

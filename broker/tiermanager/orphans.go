@@ -2,7 +2,6 @@ package tiermanager
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"time"
 
@@ -57,11 +56,7 @@ func (m *Manager) sweepOrphans(ctx context.Context, p *partition.Partition, epoc
 	// trip. Else the fenced no-op, and the state that has applied it.
 	orphans := orphansOf(listed, m.store.State(), name)
 	if len(orphans) > 0 {
-		fence := metadata.SegmentRef{TopicID: name.TopicID, Partition: name.Partition, BaseOffset: -1, LeaderEpoch: epoch}
-		if err := m.store.FinishSegmentCopy(ctx, fence); !errors.Is(err, metadata.ErrUnknownSegment) {
-			if err == nil {
-				err = errors.New("the fencing no-op changed the manifest")
-			}
+		if err := m.fence(ctx, name, epoch); err != nil {
 			p.Logger().Debug("tiering: orphan sweep skipped, this broker may no longer lead", "err", err)
 			return nil
 		}

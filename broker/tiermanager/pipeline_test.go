@@ -38,7 +38,8 @@ func (b *gateBucket) Upload(ctx context.Context, key string, r io.Reader, partSi
 	return err
 }
 
-// recordingStore records the base offsets of the "copy finished" commits.
+// recordingStore records the base offsets of the "copy finished" commits
+// (not the fencing no-op's, which names no entry).
 type recordingStore struct {
 	Store
 	mu       sync.Mutex
@@ -47,7 +48,9 @@ type recordingStore struct {
 
 func (s *recordingStore) FinishSegmentCopy(ctx context.Context, ref metadata.SegmentRef) error {
 	s.mu.Lock()
-	s.finished = append(s.finished, ref.BaseOffset)
+	if ref.BaseOffset >= 0 {
+		s.finished = append(s.finished, ref.BaseOffset)
+	}
 	s.mu.Unlock()
 	return s.Store.FinishSegmentCopy(ctx, ref)
 }

@@ -2,6 +2,9 @@ package tiermanager
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -87,5 +90,93 @@ func TestExpiredRemoteDataIsNotUploadedAgain(t *testing.T) {
 	f.pass()
 	if n := uploads.Load(); n != 0 {
 		t.Fatalf("the pass after remote retention uploaded %d expired segments again (manifest now %+v)", n, f.entries())
+	}
+}
+
+// lateCommitStore is the metadata store as the tier manager sees it when a
+// "copy finished" proposal fails with an unknown outcome (the Raft leader
+// lost its leadership, or the forwarding connection broke, after the entry
+// was appended): the call fails, but the entry commits later, before any
+// proposal made after it, and after the proposer has read its state again.
+// landed runs when it commits (another replica's local retention, which
+// may run at any time once the copy is finished).
+type lateCommitStore struct {
+	*metadata.Store
+	t       *testing.T
+	fail    bool                 // the next "copy finished" of a segment fails and commits late
+	pending *metadata.SegmentRef // the late "copy finished"
+	landed  func()
+}
+
+func (s *lateCommitStore) land(ctx context.Context) {
+	if s.pending == nil {
+		return
+	}
+	if err := s.Store.FinishSegmentCopy(ctx, *s.pending); err != nil {
+		s.t.Errorf("the late copy finished: %v", err)
+	}
+	s.pending = nil
+	s.landed()
+}
+
+func (s *lateCommitStore) StartSegmentCopy(ctx context.Context, topicID [16]byte, partition int32, segment metadata.SegmentManifest) error {
+	s.land(ctx)
+	return s.Store.StartSegmentCopy(ctx, topicID, partition, segment)
+}
+
+func (s *lateCommitStore) FinishSegmentCopy(ctx context.Context, ref metadata.SegmentRef) error {
+	if s.fail && ref.BaseOffset >= 0 {
+		s.fail, s.pending = false, &ref
+		return fmt.Errorf("metadata: SegmentCopyFinished: %w: leadership lost while committing the command", metadata.ErrNotLeader)
+	}
+	s.land(ctx)
+	return s.Store.FinishSegmentCopy(ctx, ref)
+}
+
+func (s *lateCommitStore) StartSegmentDelete(ctx context.Context, ref metadata.SegmentRef) error {
+	s.land(ctx)
+	return s.Store.StartSegmentDelete(ctx, ref)
+}
+
+func (s *lateCommitStore) DeleteSegment(ctx context.Context, ref metadata.SegmentRef) error {
+	s.land(ctx)
+	return s.Store.DeleteSegment(ctx, ref)
+}
+
+// TestLateCopyFinishedIsNotDeletedAsUnfinished: a pass's "copy finished"
+// fails with an unknown outcome and commits only after the next pass read
+// the manifest, where the entry is still "copy started". That pass must not
+// delete the entry as an unfinished copy: once it is finished a replica's
+// local retention may drop the local copy (here: local.retention.bytes=1),
+// and deleting the objects then loses the records for good.
+func TestLateCopyFinishedIsNotDeletedAsUnfinished(t *testing.T) {
+	f := newFixture(t, 20)
+	f.setConfigs(tiered("local.retention.bytes", "1"))
+	store := &lateCommitStore{Store: f.store, t: t, fail: true}
+	store.landed = func() {
+		if f.part.RefreshRetentionLimit(f.store.State()) {
+			f.part.EnforceRetention()
+		}
+	}
+	m, err := New(Config{Tier: f.tier, Store: store, NodeID: f.manager.cfg.NodeID,
+		Partitions: f.manager.cfg.Partitions, StagingDir: f.manager.cfg.StagingDir, Logger: f.manager.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.manager = m
+	if err := f.work(); !errors.Is(err, metadata.ErrNotLeader) {
+		t.Fatalf("first pass: %v, want its copy finished to fail", err)
+	}
+	if err := f.work(); err != nil {
+		t.Fatalf("second pass: %v", err)
+	}
+	// Every offset below the log end is still somewhere: on local disk or
+	// in a readable remote segment.
+	earliest := f.part.LogStartOffset()
+	if start, _, ok := f.store.State().RemoteLogOffsets(f.topic.ID, 0); ok {
+		earliest = min(earliest, start)
+	}
+	if earliest != 0 {
+		t.Fatalf("offsets 0..%d are gone from local disk and from the manifest (manifest %+v)", earliest-1, f.entries())
 	}
 }
