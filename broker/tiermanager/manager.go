@@ -370,16 +370,16 @@ func (m *Manager) work(ctx context.Context, p *partition.Partition, t *task) err
 	if !cfg.RemoteStorage {
 		return nil
 	}
+	var uploadErr error
 	if !cfg.RemoteLogCopyDisable && m.uploadsAllowed() {
-		uploaded, err := m.uploadEligible(ctx, p, t, epoch)
+		var uploaded int
+		uploaded, uploadErr = m.uploadEligible(ctx, p, t, epoch)
 		changed = changed || uploaded > 0
-		if err != nil {
-			return err
-		}
 	}
+	// Total retention does not wait for uploads that fail.
 	expired, err := m.expireRemote(ctx, p, epoch, time.Now())
 	changed = changed || expired > 0
-	if err != nil {
+	if err := errors.Join(uploadErr, err); err != nil {
 		return err
 	}
 	if now := time.Now(); m.sweepDue(t, epoch, now) {

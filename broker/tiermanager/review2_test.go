@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/tiering/tieringtest"
 )
 
 // TestUploadAfterDeleteRecordsInsideABatch: DeleteRecords may move the
@@ -178,5 +179,28 @@ func TestLateCopyFinishedIsNotDeletedAsUnfinished(t *testing.T) {
 	}
 	if earliest != 0 {
 		t.Fatalf("offsets 0..%d are gone from local disk and from the manifest (manifest %+v)", earliest-1, f.entries())
+	}
+}
+
+// TestRemoteRetentionRunsWhileUploadsFail: total retention of the remote
+// segments does not wait for uploads: with every PUT failing (a bucket
+// policy, a full quota, a segment that cannot be copied), the remote
+// segments past retention.bytes are still deleted.
+func TestRemoteRetentionRunsWhileUploadsFail(t *testing.T) {
+	f := newFixture(t, 20)
+	if err := f.work(); err != nil {
+		t.Fatal(err)
+	}
+	uploaded := f.sealed()
+	appendBatches(t, f.part, 4, 42) // two more sealed segments to upload
+	// Keep all but the two oldest remote segments' bytes.
+	limit := f.part.Size() - uploaded[0].Size - uploaded[1].Size
+	f.setConfigs(tiered("retention.bytes", fmt.Sprint(limit)))
+	f.faults.FailNext(tieringtest.OpUpload, 1000)
+	if err := f.work(); err == nil {
+		t.Fatal("the pass succeeded with every upload failing")
+	}
+	if start, _, ok := f.store.State().RemoteLogOffsets(f.topic.ID, 0); !ok || start != uploaded[2].BaseOffset {
+		t.Fatalf("remote log starts at %d (%v) after a pass whose uploads failed, want %d: retention waited for the uploads", start, ok, uploaded[2].BaseOffset)
 	}
 }
