@@ -191,8 +191,11 @@ func segmentConfig(v topicconfig.Values, log *slog.Logger) segment.Config {
 		// is the default).
 		retention = time.Nanosecond
 	}
-	if !v.Delete {
+	switch {
+	case !v.Delete:
 		retentionBytes = -1
+	case retentionBytes == 0:
+		retentionBytes = segment.NoRetainedBytes // 0 in segment.Config is the default, no limit
 	}
 	segmentAge := ms(v.SegmentMs)
 	if segmentAge == 0 {

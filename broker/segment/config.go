@@ -18,6 +18,10 @@ const (
 	DefaultRetentionAge       = 7 * 24 * time.Hour // retention.ms
 )
 
+// NoRetainedBytes as Config.RetentionBytes is retention.bytes=0: the zero
+// value means the default (no limit), as for every field.
+const NoRetainedBytes int64 = math.MinInt64
+
 // Config configures a Log. The zero value of every field means its default,
 // so Config{} is a valid configuration.
 type Config struct {
@@ -45,7 +49,8 @@ type Config struct {
 	RetentionAge time.Duration
 	// RetentionBytes deletes the oldest segments while the log is larger
 	// than this by at least a segment (retention.bytes). Negative (and the
-	// zero value) means unlimited.
+	// zero value) means unlimited; NoRetainedBytes is retention.bytes=0
+	// (every segment retention may delete goes).
 	RetentionBytes int64
 	// FlushMessages fsyncs after this many records were appended since the
 	// last fsync (flush.messages). Zero means never by count.

@@ -35,8 +35,8 @@ func (l *Log) EnforceRetention() (deletedSegments int, err error) {
 			return deletedSegments, err
 		}
 	}
-	if retention := l.config.RetentionBytes; retention >= 0 {
-		excess := sizeOf(l.segments) - retention
+	if retention := l.config.RetentionBytes; retention >= 0 || retention == NoRetainedBytes {
+		excess := sizeOf(l.segments) - max(retention, 0)
 		deleted, err := l.deleteOldestLocked("retention.bytes", func(s, next *segment) bool {
 			if size := s.size.Load(); excess-size >= 0 && l.withinLimit(next) {
 				excess -= size

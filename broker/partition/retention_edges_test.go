@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math"
-	"os"
 	"testing"
 	"time"
 
@@ -15,8 +14,6 @@ import (
 // what they mean in Kafka at 0 and at Long.MAX_VALUE: 0 deletes every
 // sealed segment, Long.MAX_VALUE keeps everything (the local.retention.*
 // of a tiered topic take their place in the same segment config).
-// retention.bytes=0 is not fixed: run with STRATA_REVIEW_UNFIXED=1 to see
-// it fail.
 func TestRetentionLimitsAtTheEdges(t *testing.T) {
 	for _, c := range []struct {
 		configs map[string]string
@@ -29,12 +26,6 @@ func TestRetentionLimitsAtTheEdges(t *testing.T) {
 		{map[string]string{"retention.ms": "0"}, time.Now().Add(-time.Minute), false},
 		{map[string]string{"retention.ms": "-1", "retention.bytes": "0"}, t0, false},
 	} {
-		if c.configs["retention.bytes"] == "0" && os.Getenv("STRATA_REVIEW_UNFIXED") == "" {
-			// Not fixed: segment.Config reads RetentionBytes 0 as
-			// unlimited, so retention.bytes=0 (and local.retention.bytes=0
-			// on a tiered topic) keeps everything.
-			continue
-		}
 		t.Run(fmt.Sprint(c.configs), func(t *testing.T) {
 			c.configs["segment.bytes"] = "1024"
 			p := replica(t, t.TempDir(), 1, c.configs)
