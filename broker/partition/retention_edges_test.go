@@ -12,7 +12,7 @@ import (
 
 // TestRetentionLimitsAtTheEdges: retention.ms and retention.bytes mean
 // what they mean in Kafka at 0 and at Long.MAX_VALUE: 0 deletes every
-// sealed segment, Long.MAX_VALUE keeps everything (the local.retention.*
+// record (the active segment rolled first), Long.MAX_VALUE keeps everything (the local.retention.*
 // of a tiered topic take their place in the same segment config).
 func TestRetentionLimitsAtTheEdges(t *testing.T) {
 	for _, c := range []struct {
@@ -47,6 +47,8 @@ func TestRetentionLimitsAtTheEdges(t *testing.T) {
 			switch start := p.LogStartOffset(); {
 			case c.keep && start != 0:
 				t.Fatalf("%v: retention deleted the records below %d, want everything kept", c.configs, start)
+			case !c.keep && start != 8:
+				t.Fatalf("%v: log start %d, want 8 (every record deleted)", c.configs, start)
 			case !c.keep && len(p.Segments()) > 1:
 				t.Fatalf("%v: %d sealed segments left (log start %d), want none", c.configs, len(p.Segments())-1, start)
 			}
