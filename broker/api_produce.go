@@ -132,6 +132,9 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 					p = partitionError(kerr.NotEnoughReplicas.Code, fmt.Sprintf("%d in-sync replicas, min.insync.replicas is %d", isr, need))
 					break
 				}
+				// The term the append is made in: an acks=all (or durable
+				// acks=1) wait fails once it ends (partition.Pending).
+				leaderEpoch := part.LeaderEpoch()
 				base, appendTime, err := part.Append(rp.Records, req.Version, now)
 				if err != nil {
 					var pe *partition.Error
@@ -151,7 +154,7 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 				p.LogStartOffset = part.LogStartOffset()
 				if req.Acks == -1 || (req.Acks == 1 && part.Durable()) {
 					h, _ := recordbatch.ParseHeader(rp.Records)
-					pending = append(pending, pendingAck{part: part, end: base + int64(h.LastOffsetDelta) + 1, leaderOnly: req.Acks == 1,
+					pending = append(pending, pendingAck{part: part, end: base + int64(h.LastOffsetDelta) + 1, leaderEpoch: leaderEpoch, leaderOnly: req.Acks == 1,
 						topicIndex: len(resp.Topics), partitionIndex: len(out.Partitions)})
 				}
 			}
@@ -360,6 +363,7 @@ func (s *Server) diskPressure() (time.Duration, int16, string) {
 type pendingAck struct {
 	part                       *partition.Partition
 	end                        int64
+	leaderEpoch                int32
 	leaderOnly                 bool
 	topicIndex, partitionIndex int
 }
@@ -404,7 +408,7 @@ func (s *Server) holdAppendWakeups(req *kmsg.ProduceRequest) []func() {
 func (s *Server) awaitCommitted(pending []pendingAck, resp *kmsg.ProduceResponse, version int16, deadline time.Time) {
 	waits := make([]partition.Pending, len(pending))
 	for i, a := range pending {
-		waits[i] = partition.Pending{Partition: a.part, End: a.end, LeaderOnly: a.leaderOnly}
+		waits[i] = partition.Pending{Partition: a.part, End: a.end, LeaderEpoch: a.leaderEpoch, LeaderOnly: a.leaderOnly}
 	}
 	for i, outcome := range partition.WaitAll(waits, deadline, s.ctx.Done()) {
 		if outcome.Code == 0 {

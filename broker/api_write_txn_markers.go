@@ -66,6 +66,7 @@ func handleWriteTxnMarkers(c *clientConn, h requestHeader, req *kmsg.WriteTxnMar
 					ot.Partitions = append(ot.Partitions, op)
 					continue
 				}
+				leaderEpoch := part.LeaderEpoch() // the term the marker is appended in
 				offset, err := part.AppendMarker(partition.Marker{
 					ProducerID: rm.ProducerID, ProducerEpoch: rm.ProducerEpoch,
 					CoordinatorEpoch: rm.CoordinatorEpoch, Commit: rm.Committed,
@@ -86,7 +87,7 @@ func handleWriteTxnMarkers(c *clientConn, h requestHeader, req *kmsg.WriteTxnMar
 				if rt.Topic == offsetsTopic {
 					offsetsPartition = index
 				}
-				pending = append(pending, partition.Pending{Partition: part, End: offset + 1})
+				pending = append(pending, partition.Pending{Partition: part, End: offset + 1, LeaderEpoch: leaderEpoch})
 				waiting = append(waiting, written{marker: mi, topic: ti, partition: len(ot.Partitions),
 					offsetsPartition: offsetsPartition, offset: offset, producerID: rm.ProducerID, producerEpoch: rm.ProducerEpoch, commit: rm.Committed})
 				ot.Partitions = append(ot.Partitions, op)

@@ -50,6 +50,7 @@ func (l *offsetsLog) Append(records []recordbatch.Record) (int64, error) {
 // batch's base offset, or the Kafka error the group coordinator's client
 // is to see.
 func (l *offsetsLog) write(batch []byte, n int) (int64, error) {
+	leaderEpoch := l.p.LeaderEpoch() // the term the write is made in
 	base, err := l.p.AppendFromCoordinator(batch, time.Now())
 	if err != nil {
 		var pe *partition.Error
@@ -68,7 +69,7 @@ func (l *offsetsLog) write(batch []byte, n int) (int64, error) {
 	}
 	// acks=all, as Kafka writes commits: answered once every in-sync
 	// replica has them.
-	switch code := l.p.WaitCommitted(base+int64(n), offsetCommitTimeout); code {
+	switch code := l.p.WaitCommitted(base+int64(n), leaderEpoch, offsetCommitTimeout); code {
 	case 0:
 		return base, nil
 	case kerr.NotLeaderForPartition.Code:

@@ -7,28 +7,44 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// CommitStatus tells an acks=all append ending at end whether it is
-// committed (below the high watermark, with at least min.insync.replicas
-// in sync, as Kafka checks; in durable mode also fsynced here), still
-// waiting, or failed with a Kafka error code: leadership moved, the ISR
-// shrank below min.insync.replicas, or the fsync failed.
-func (p *Partition) CommitStatus(end int64) (done bool, code int16, msg string) {
+// CommitStatus tells an acks=all append ending at end, made while this
+// replica led at leaderEpoch, whether it is committed (below the high
+// watermark, with at least min.insync.replicas in sync, as Kafka checks;
+// in durable mode also fsynced here), still waiting, or failed with a
+// Kafka error code: leadership moved, the ISR shrank below
+// min.insync.replicas, or the fsync failed. Once this replica no longer
+// leads at leaderEpoch the append fails (NOT_LEADER_OR_FOLLOWER) whatever
+// the high watermark says, as Kafka fails a delayed produce when its
+// replica stops leading: as a follower it may have truncated the records
+// away and taken another leader's at their offsets, which the high
+// watermark then passes (and it may lead again since, over those). The
+// leadership, ISR and high watermark are read together under appendMu,
+// so no leader change slips in between.
+func (p *Partition) CommitStatus(end int64, leaderEpoch int32) (done bool, code int16, msg string) {
 	p.appendMu.Lock()
-	isr, leading := len(p.assignment.ISR), p.leading.Load()
+	isr, sameTerm := len(p.assignment.ISR), p.leadsAtLocked(leaderEpoch)
+	highWatermark := p.highWatermark.Load()
+	synced, failed := p.syncStatus(end)
 	p.appendMu.Unlock()
 	need := int(p.config.Load().MinInsyncReplicas)
-	synced, failed := p.syncStatus(end)
 	switch {
 	case failed:
 		return false, kerr.KafkaStorageError.Code, "written to the leader, but its fsync failed"
-	case p.HighWatermark() >= end && isr >= need && synced:
-		return true, 0, ""
-	case !leading:
+	case !sameTerm:
 		return false, kerr.NotLeaderForPartition.Code, "leadership moved before the write was replicated"
+	case highWatermark >= end && isr >= need && synced:
+		return true, 0, ""
 	case isr < need:
 		return false, kerr.NotEnoughReplicasAfterAppend.Code, fmt.Sprintf("written to the leader, but the ISR shrank to %d, below min.insync.replicas %d", isr, need)
 	}
 	return false, 0, ""
+}
+
+// leadsAtLocked reports whether this replica leads at leaderEpoch: the
+// term an append was made in has not ended (a leader never truncates its
+// own log). Called with appendMu held.
+func (p *Partition) leadsAtLocked(leaderEpoch int32) bool {
+	return p.leading.Load() && p.leaderEpoch.Load() == leaderEpoch
 }
 
 // syncStatus tells whether records below end are fsynced here (always
@@ -42,30 +58,43 @@ func (p *Partition) syncStatus(end int64) (synced, failed bool) {
 }
 
 // leaderStatus is CommitStatus for acks=1: done once written, and in
-// durable mode fsynced, on the leader.
-func (p *Partition) leaderStatus(end int64) (done bool, code int16, msg string) {
-	switch synced, failed := p.syncStatus(end); {
-	case synced:
-		return true, 0, ""
+// durable mode fsynced, on the leader — still leading at leaderEpoch,
+// else the records may have been truncated away (and their offsets
+// fsynced with another leader's).
+func (p *Partition) leaderStatus(end int64, leaderEpoch int32) (done bool, code int16, msg string) {
+	p.appendMu.Lock()
+	sameTerm := p.leadsAtLocked(leaderEpoch)
+	synced, failed := p.syncStatus(end)
+	p.appendMu.Unlock()
+	switch {
 	case failed:
 		return false, kerr.KafkaStorageError.Code, "written to the leader, but its fsync failed"
+	case !sameTerm:
+		return false, kerr.NotLeaderForPartition.Code, "leadership moved before the write was fsynced"
+	case synced:
+		return true, 0, ""
 	}
 	return false, 0, ""
 }
 
-// WaitCommitted waits until an append ending at end is committed, for at
-// most timeout; it returns 0 or the Kafka error code of why it cannot be
-// (CommitStatus's, or REQUEST_TIMED_OUT).
-func (p *Partition) WaitCommitted(end int64, timeout time.Duration) int16 {
-	return WaitAll([]Pending{{Partition: p, End: end}}, time.Now().Add(timeout), nil)[0].Code
+// WaitCommitted waits until an append ending at end, made while this
+// replica led at leaderEpoch, is committed, for at most timeout; it
+// returns 0 or the Kafka error code of why it cannot be (CommitStatus's,
+// or REQUEST_TIMED_OUT).
+func (p *Partition) WaitCommitted(end int64, leaderEpoch int32, timeout time.Duration) int16 {
+	return WaitAll([]Pending{{Partition: p, End: end, LeaderEpoch: leaderEpoch}}, time.Now().Add(timeout), nil)[0].Code
 }
 
 // Pending is an acks=all append waiting to be committed, or (LeaderOnly)
 // an acks=1 append of a durable partition waiting for the leader's fsync.
 type Pending struct {
-	Partition  *Partition
-	End        int64 // the offset after the append's last record
-	LeaderOnly bool
+	Partition *Partition
+	End       int64 // the offset after the append's last record
+	// LeaderEpoch is the leader epoch the append was made at: the
+	// partition's LeaderEpoch read before appending (an append at a later
+	// epoch then fails the wait, never the other way round).
+	LeaderEpoch int32
+	LeaderOnly  bool
 }
 
 // Outcome is how a Pending append ended: Code 0 (committed) or the Kafka
@@ -94,7 +123,7 @@ func WaitAll(pending []Pending, deadline time.Time, stop <-chan struct{}) []Outc
 			if pending[i].LeaderOnly {
 				status = pending[i].Partition.leaderStatus
 			}
-			done, code, msg := status(pending[i].End)
+			done, code, msg := status(pending[i].End, pending[i].LeaderEpoch)
 			switch {
 			case code != 0:
 				outcomes[i] = Outcome{Code: code, Message: msg}

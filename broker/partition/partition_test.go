@@ -119,7 +119,7 @@ func TestAppendAndRead(t *testing.T) {
 	if len(hs) != 2 || hs[0].BaseOffset != 0 || hs[1].BaseOffset != 3 || hs[0].PartitionLeaderEpoch != 3 || hs[1].PartitionLeaderEpoch != 3 {
 		t.Fatalf("read back %+v", hs)
 	}
-	if done, code, _ := p.CommitStatus(5); !done || code != 0 {
+	if done, code, _ := p.CommitStatus(5, 3); !done || code != 0 {
 		t.Fatalf("alone in the ISR: committed %v, code %d", done, code)
 	}
 	if got, err := p.Read(0, 1, 3, true); err != nil || len(headers(t, got)) != 1 {
@@ -240,14 +240,16 @@ func TestAcksAllWaitsForTheISR(t *testing.T) {
 	p := replica(t, t.TempDir(), 1, map[string]string{"min.insync.replicas": "2"})
 	p.ApplyAssignment(assignment(1, 1, []int32{1, 2, 3}, []int32{1, 2, 3}), t0)
 	end := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 4)) + 4
-	if done, code, _ := p.CommitStatus(end); done || code != 0 {
+	if done, code, _ := p.CommitStatus(end, 1); done || code != 0 {
 		t.Fatalf("before any follower fetched: done %v code %d", done, code)
 	}
-	if code := p.WaitCommitted(end, time.Millisecond); code != kerr.RequestTimedOut.Code {
+	if code := p.WaitCommitted(end, 1, time.Millisecond); code != kerr.RequestTimedOut.Code {
 		t.Fatalf("no follower: %d, want REQUEST_TIMED_OUT", code)
 	}
 	waited := make(chan []Outcome, 1)
-	go func() { waited <- WaitAll([]Pending{{Partition: p, End: end}}, time.Now().Add(time.Hour), nil) }()
+	go func() {
+		waited <- WaitAll([]Pending{{Partition: p, End: end, LeaderEpoch: 1}}, time.Now().Add(time.Hour), nil)
+	}()
 	if _, err := p.FollowerFetched(2, end, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -270,14 +272,14 @@ func TestAcksAllWaitsForTheISR(t *testing.T) {
 	// The ISR shrinks to the leader alone: below min.insync.replicas.
 	next := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "b", 1)) + 1
 	p.ApplyAssignment(assignment(1, 1, []int32{1, 2, 3}, []int32{1}), t0)
-	if _, code, _ := p.CommitStatus(next); code != kerr.NotEnoughReplicasAfterAppend.Code {
+	if _, code, _ := p.CommitStatus(next, 1); code != kerr.NotEnoughReplicasAfterAppend.Code {
 		t.Fatalf("ISR below min.insync.replicas: %d", code)
 	}
 	// Leadership moves: waiting appends fail with NOT_LEADER_OR_FOLLOWER.
 	p.ApplyAssignment(assignment(1, 1, []int32{1, 2, 3}, []int32{1, 2}), t0)
 	last := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "c", 1)) + 1
 	p.ApplyAssignment(assignment(2, 2, []int32{1, 2, 3}, []int32{2, 3}), t0)
-	if _, code, _ := p.CommitStatus(last); code != kerr.NotLeaderForPartition.Code {
+	if _, code, _ := p.CommitStatus(last, 1); code != kerr.NotLeaderForPartition.Code {
 		t.Fatalf("after leadership moved: %d", code)
 	}
 	if _, err := p.FollowerFetched(3, last, t0); !errors.Is(err, ErrNotLeader) {
@@ -472,7 +474,7 @@ func TestDemotionDuringAppend(t *testing.T) {
 	if hs := headers(t, data); len(hs) != 1 || hs[0].PartitionLeaderEpoch != 4 {
 		t.Fatalf("appended batch %+v, want leader epoch 4", hs)
 	}
-	if _, code, _ := p.CommitStatus(1); code != kerr.NotLeaderForPartition.Code {
+	if _, code, _ := p.CommitStatus(1, 4); code != kerr.NotLeaderForPartition.Code {
 		t.Fatalf("acks=all for the append after demotion: %d", code)
 	}
 	wantCode(t, "an append after the demotion", appendErr(p, batch(t, recordbatch.BuildOptions{}, "b", 1), 9), kerr.NotLeaderForPartition)

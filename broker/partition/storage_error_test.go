@@ -135,14 +135,14 @@ func TestDurableFsyncFailureOnTheLeader(t *testing.T) {
 	}
 	committed := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 2)) + 2
 	replicate(committed)
-	if o := WaitAll([]Pending{{Partition: p, End: committed}}, deadline, nil); o[0].Code != 0 {
+	if o := WaitAll([]Pending{{Partition: p, End: committed, LeaderEpoch: 5}}, deadline, nil); o[0].Code != 0 {
 		t.Fatalf("acks=all while fsyncs work: %+v", o[0])
 	}
 
 	failing.Store(true)
 	end := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "b", 3)) + 3
 	replicate(end)
-	for i, o := range WaitAll([]Pending{{Partition: p, End: end}, {Partition: p, End: end, LeaderOnly: true}}, deadline, nil) {
+	for i, o := range WaitAll([]Pending{{Partition: p, End: end, LeaderEpoch: 5}, {Partition: p, End: end, LeaderEpoch: 5, LeaderOnly: true}}, deadline, nil) {
 		if o.Code != kerr.KafkaStorageError.Code {
 			t.Fatalf("pending %d (acks=all, acks=1) after a failed fsync: %+v, want KAFKA_STORAGE_ERROR", i, o)
 		}
@@ -185,7 +185,7 @@ func TestDurableFsyncFailureOnTheLeader(t *testing.T) {
 	}
 	p.ApplyAssignment(assignment(1, 8, []int32{1, 2, 3}, []int32{1}), t0)
 	next := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "d", 2)) + 2
-	if o := WaitAll([]Pending{{Partition: p, End: next}}, deadline, nil); o[0].Code != 0 || p.HighWatermark() != next {
+	if o := WaitAll([]Pending{{Partition: p, End: next, LeaderEpoch: 8}}, deadline, nil); o[0].Code != 0 || p.HighWatermark() != next {
 		t.Fatalf("acks=all after reopening: %+v, high watermark %d; want committed at %d", o[0], p.HighWatermark(), next)
 	}
 }

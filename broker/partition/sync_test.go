@@ -43,15 +43,15 @@ func TestDurableAcksWaitForTheLeadersFsync(t *testing.T) {
 	if p.LogEndOffset() != end || p.SyncedEnd() != 0 || p.HighWatermark() != 0 {
 		t.Fatalf("during the fsync: end %d, fsynced %d, high watermark %d; want %d, 0, 0", p.LogEndOffset(), p.SyncedEnd(), p.HighWatermark(), end)
 	}
-	if done, code, _ := p.CommitStatus(end); done || code != 0 {
+	if done, code, _ := p.CommitStatus(end, 1); done || code != 0 {
 		t.Fatalf("acks=all before the fsync: done %v, code %d", done, code)
 	}
-	if done, code, _ := p.leaderStatus(end); done || code != 0 {
+	if done, code, _ := p.leaderStatus(end, 1); done || code != 0 {
 		t.Fatalf("acks=1 before the fsync: done %v, code %d", done, code)
 	}
 	answered := make(chan []Outcome, 1)
 	go func() {
-		answered <- WaitAll([]Pending{{Partition: p, End: end}, {Partition: p, End: end, LeaderOnly: true}}, time.Now().Add(time.Minute), nil)
+		answered <- WaitAll([]Pending{{Partition: p, End: end, LeaderEpoch: 1}, {Partition: p, End: end, LeaderEpoch: 1, LeaderOnly: true}}, time.Now().Add(time.Minute), nil)
 	}()
 	select {
 	case o := <-answered:
@@ -86,7 +86,7 @@ func TestDurableHighWatermarkCountsTheLeadersFsyncedEnd(t *testing.T) {
 		t.Fatalf("high watermark %d with the follower at %d and the leader's fsync pending, want 0", hw, end)
 	}
 	release()
-	if code := p.WaitCommitted(end, time.Minute); code != 0 || p.HighWatermark() != end {
+	if code := p.WaitCommitted(end, 1, time.Minute); code != 0 || p.HighWatermark() != end {
 		t.Fatalf("after the leader's fsync: code %d, high watermark %d; want 0, %d", code, p.HighWatermark(), end)
 	}
 }
@@ -115,7 +115,7 @@ func TestDurableAppendsGoOnDuringAnFsync(t *testing.T) {
 		t.Fatalf("fsynced %d after %d syncs, want 0 after 1", p.SyncedEnd(), calls.Load())
 	}
 	release()
-	if code := p.WaitCommitted(end, time.Minute); code != 0 {
+	if code := p.WaitCommitted(end, 1, time.Minute); code != 0 {
 		t.Fatalf("WaitCommitted: %d", code)
 	}
 	waitSyncsIdle(p)
