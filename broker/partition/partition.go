@@ -829,8 +829,10 @@ func (p *Partition) SetConfig(v topicconfig.Values, state *metadata.State) error
 // EnforceRetention deletes the segments past retention (local retention
 // for a tiered topic, up to the retention limit) now: the periodic pass
 // (Maintain), and the tier manager as soon as an upload moves the limit.
+// As in Kafka, only segments below the high watermark go: records that
+// followers do not have yet stay until they do.
 func (p *Partition) EnforceRetention() {
-	if n, err := p.segments.EnforceRetention(); err != nil {
+	if n, err := p.segments.EnforceRetentionBelow(p.HighWatermark()); err != nil {
 		p.log.Error("retention failed", "err", err)
 	} else if n > 0 {
 		p.log.Info("retention deleted segments", "segments", n, "log_start_offset", p.segments.StartOffset())

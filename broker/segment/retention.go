@@ -2,6 +2,7 @@ package segment
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 )
 
@@ -20,6 +21,14 @@ import (
 // active segment is never deleted. The log start offset advances to the
 // first remaining segment.
 func (l *Log) EnforceRetention() (deletedSegments int, err error) {
+	return l.EnforceRetentionBelow(math.MaxInt64)
+}
+
+// EnforceRetentionBelow is EnforceRetention deleting by retention.ms and
+// retention.bytes only segments that end at or below upTo as well: a
+// partition's high watermark, as Kafka's deletableSegments, so that
+// retention never deletes records its followers do not have yet.
+func (l *Log) EnforceRetentionBelow(upTo int64) (deletedSegments int, err error) {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if l.closed {
@@ -28,7 +37,7 @@ func (l *Log) EnforceRetention() (deletedSegments int, err error) {
 	now := l.config.Now()
 	if retention := l.config.RetentionAge; retention >= 0 {
 		deleted, err := l.deleteOldestLocked("retention.ms", func(s, next *segment) bool {
-			return l.withinLimit(next) && now.Sub(s.largestTime()) > retention
+			return l.withinLimit(next, upTo) && now.Sub(s.largestTime()) > retention
 		})
 		deletedSegments += deleted
 		if err != nil {
@@ -38,7 +47,7 @@ func (l *Log) EnforceRetention() (deletedSegments int, err error) {
 	if retention := l.config.RetentionBytes; retention >= 0 || retention == NoRetainedBytes {
 		excess := sizeOf(l.segments) - max(retention, 0)
 		deleted, err := l.deleteOldestLocked("retention.bytes", func(s, next *segment) bool {
-			if size := s.size.Load(); excess-size >= 0 && l.withinLimit(next) {
+			if size := s.size.Load(); excess-size >= 0 && l.withinLimit(next, upTo) {
 				excess -= size
 				return true
 			}
@@ -62,13 +71,13 @@ func (l *Log) SetRetentionLimit(offset int64) { l.retentionLimit.Store(offset) }
 func (l *Log) RetentionLimit() int64 { return l.retentionLimit.Load() }
 
 // withinLimit reports whether the segment before next (nil: the active
-// segment) ends at or below the retention limit.
-func (l *Log) withinLimit(next *segment) bool {
+// segment) ends at or below the retention limit and upTo.
+func (l *Log) withinLimit(next *segment, upTo int64) bool {
 	end := l.endOffset.Load()
 	if next != nil {
 		end = next.baseOffset
 	}
-	return end <= l.retentionLimit.Load()
+	return end <= min(l.retentionLimit.Load(), upTo)
 }
 
 // SetStartOffset advances the log start offset (DeleteRecords) and deletes
