@@ -731,6 +731,7 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 			// their bytes differ anyway).
 			p.log.Info("the leader's compaction filler spans this replica's log end: appending its part past the end",
 				"filler_base_offset", h.BaseOffset, "filler_last_offset", h.LastOffset(), "log_end_offset", end)
+			p.dropEmptyEpochsLocked(end)
 			if err := p.appendFillerLocked(end, h); err != nil {
 				return fmt.Errorf("replicated compaction filler at offset %d, log end %d: %w", h.BaseOffset, end, err)
 			}
@@ -764,6 +765,7 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 				return fmt.Errorf("replicated batch at offset %d, log end is %d", h.BaseOffset, end)
 			}
 			first = i
+			p.dropEmptyEpochsLocked(end)
 		}
 		if err := recordbatch.VerifyChecksum(batch); err != nil {
 			return fmt.Errorf("replicated batch at offset %d: %w", h.BaseOffset, err)
@@ -824,6 +826,26 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 		p.highWatermark.Store(highWatermark)
 	}
 	return nil
+}
+
+// dropEmptyEpochsLocked forgets the epochs that start at or past end, the
+// log end where the leader's batches are about to be appended: they hold no
+// batch here (this replica led in them and appended nothing before another
+// leader was elected), and the leader's batches, which may be of an
+// earlier epoch (records this replica never had), say which epochs the
+// offsets from end on belong to. Kept, such an epoch would claim the
+// leader's earlier-epoch records (AppendReplicated's assign refuses an
+// epoch below the latest), and this replica would answer OffsetForLeaderEpoch
+// and DivergingEpoch for that earlier epoch with an end too low — making
+// followers truncate committed records once it leads. As Kafka's
+// UnifiedLog.truncateTo does with "a conflicting epoch entry at the end of
+// the log". Called with appendMu held.
+func (p *Partition) dropEmptyEpochsLocked(end int64) {
+	if p.epochs.truncateFromEnd(end) {
+		if err := p.epochs.write(p.dir); err != nil {
+			p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
+		}
+	}
 }
 
 // replicatedProducerBatchLocked applies a replicated batch (control: the
