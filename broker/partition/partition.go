@@ -426,6 +426,7 @@ func (p *Partition) recoverProducers() error {
 	}
 	p.producers = state
 	p.updateFirstUnstableLocked()
+	p.dropHeldAboveLocked(end)
 	if replayed > 0 {
 		p.log.Info("rebuilt producer state from the log", "from_offset", from, "batches", replayed, "producers", state.Len())
 	}

@@ -147,6 +147,24 @@ func (p *Partition) holdLocked(t heldTxn) {
 	p.held.Store(&next)
 }
 
+// dropHeldAboveLocked forgets the held transactions whose marker is not
+// below end (the log was cut there: those transactions, or at least their
+// outcomes, are gone), as Kafka clears its unreplicated transactions when
+// it truncates. Called with appendMu held.
+func (p *Partition) dropHeldAboveLocked(end int64) {
+	old := p.held.Load()
+	if old == nil {
+		return
+	}
+	var next []heldTxn
+	for _, h := range *old {
+		if h.marker < end {
+			next = append(next, h)
+		}
+	}
+	p.held.Store(&next)
+}
+
 // abortedEntry is the index entry of an aborted transaction just
 // completed in state: its last stable offset is the first offset of the
 // earliest transaction still open, or the one after the marker (Kafka's;
