@@ -19,11 +19,22 @@ type memLog struct {
 	mu        sync.Mutex
 	batches   [][]byte
 	appendErr error // returned by the next appends while set
+	// gate, when set, stops the next Append before it writes: entered is
+	// closed, then the append waits for gate to be closed.
+	gate, entered chan struct{}
 }
 
 var _ Log = (*memLog)(nil)
 
 func (l *memLog) Append(records []recordbatch.Record) (int64, error) {
+	l.mu.Lock()
+	gate, entered := l.gate, l.entered
+	l.gate, l.entered = nil, nil
+	l.mu.Unlock()
+	if gate != nil {
+		close(entered)
+		<-gate
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.appendErr != nil {
@@ -51,6 +62,17 @@ func (l *memLog) Replay(fn func(batch []byte) error) (int64, error) {
 
 func (l *memLog) AwaitCommitted(int64, <-chan struct{}) error { return nil }
 func (l *memLog) Leading() bool                               { return true }
+
+// holdNextAppend stops the log's next Append before it writes; it returns
+// a channel closed once that append is waiting, and the function that lets
+// it go on.
+func (l *memLog) holdNextAppend() (waiting <-chan struct{}, release func()) {
+	gate, entered := make(chan struct{}), make(chan struct{})
+	l.mu.Lock()
+	l.gate, l.entered = gate, entered
+	l.mu.Unlock()
+	return entered, func() { close(gate) }
+}
 
 // record is one decoded __transaction_state record.
 type record struct {

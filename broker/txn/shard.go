@@ -261,6 +261,16 @@ func (sh *Shard) write(t, next *transaction) error {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	t.pending = false
+	if err == nil && sh.life.ClosedLocked() {
+		// Closed while the record was being written (the partition's
+		// leadership moved, or a new leadership term of this broker
+		// started a new shard): the shard now in charge may have replayed
+		// the log before the record landed, and then does not have it.
+		// Neither install it nor answer it as done (Kafka answers
+		// NOT_COORDINATOR when the coordinator epoch changed during the
+		// append); the client retries with the coordinator in charge.
+		err = kerr.NotCoordinator
+	}
 	if err != nil {
 		if t.fresh && sh.txns[t.id] == t {
 			delete(sh.txns, t.id)
