@@ -126,6 +126,9 @@
 // Shards and the Manager are safe for concurrent use. A shard's mutex
 // guards its transactional ids and is never held across a log append or
 // a marker write; a transaction being written is marked pending instead.
+// A write that returns after the shard closed is neither installed nor
+// answered as done (NOT_COORDINATOR): the next shard may have replayed the
+// log before it landed.
 // The Manager owns every goroutine its shards start (loading, markers):
 // Close stops and waits for them.
 package txn
