@@ -17,6 +17,7 @@ import (
 	"github.com/strata-log/strata/broker/producer"
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/broker/segment/index"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/internal/atomicfile"
 	"github.com/strata-log/strata/internal/fsperm"
@@ -205,12 +206,16 @@ func segmentConfig(v topicconfig.Values, log *slog.Logger) segment.Config {
 		SegmentBytes:       v.SegmentBytes,
 		SegmentAge:         segmentAge,
 		IndexIntervalBytes: v.IndexIntervalBytes,
-		MaxIndexBytes:      v.SegmentIndexBytes,
-		RetentionAge:       retention,
-		RetentionBytes:     retentionBytes,
-		FlushMessages:      flushMessages,
-		FlushInterval:      ms(v.FlushMs),
-		Logger:             log,
+		// segment.index.bytes may be as low as 8 (topicconfig), below one
+		// time index entry, which the log refuses: such an index holds one
+		// entry, so the log rolls after every indexed batch, as Kafka's
+		// does, instead of failing to open.
+		MaxIndexBytes:  max(v.SegmentIndexBytes, index.TimeEntrySize),
+		RetentionAge:   retention,
+		RetentionBytes: retentionBytes,
+		FlushMessages:  flushMessages,
+		FlushInterval:  ms(v.FlushMs),
+		Logger:         log,
 	}
 }
 
