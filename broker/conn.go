@@ -242,6 +242,11 @@ var writeBuffers = sync.Pool{New: func() any {
 	return &b
 }}
 
+// maxUnauthenticatedRequestBytes bounds a request frame on a SASL listener
+// before the connection authenticates: Kafka's sasl.server.max.receive.size
+// default.
+const maxUnauthenticatedRequestBytes = 512 << 10
+
 // errCloseConnection is returned by handlers that must end the connection
 // after their (possibly absent) response, e.g. acks=0 produce errors.
 var errCloseConnection = errors.New("broker: close connection")
@@ -268,6 +273,11 @@ func (c *clientConn) readLoop() error {
 		}
 		if size > c.server.cfg.MaxRequestBytes {
 			return fmt.Errorf("request frame of %d bytes exceeds socket.request.max.bytes (%d)", size, c.server.cfg.MaxRequestBytes)
+		}
+		if size > maxUnauthenticatedRequestBytes && c.listener.SecurityProtocol.SASL() && c.actsAs.Load() == nil {
+			// As Kafka's sasl.server.max.receive.size: a client that has
+			// not authenticated cannot hold the server's request memory.
+			return fmt.Errorf("request frame of %d bytes before SASL authentication exceeds %d bytes", size, maxUnauthenticatedRequestBytes)
 		}
 		// queued.max.request.bytes: room for the whole frame first, so
 		// that while the server's request memory is full this socket is
