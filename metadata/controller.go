@@ -30,8 +30,12 @@ type controller struct {
 	sessionTimeout time.Duration
 
 	mu sync.Mutex // guards everything below
-	// lastSeen is when each broker last heartbeated to this leader.
-	lastSeen map[int32]time.Time
+	// lastSeen is when each broker last heartbeated to this leader, and
+	// seenEpoch the broker epoch it heartbeated with: a heartbeat speaks
+	// for that registration only, not for a later incarnation of the id
+	// (heardFromLocked).
+	lastSeen  map[int32]time.Time
+	seenEpoch map[int32]int64
 	// shuttingDown holds brokers in controlled shutdown.
 	shuttingDown map[int32]bool
 	// applied is the metadata position each broker last reported
@@ -83,6 +87,7 @@ func (c *controller) setLeading(leading bool) {
 	c.stop = make(chan struct{})
 	c.since = time.Now()
 	c.lastSeen = map[int32]time.Time{}
+	c.seenEpoch = map[int32]int64{}
 	c.shuttingDown = map[int32]bool{}
 	c.applied = map[int32]appliedPosition{}
 	c.appliedChanged = make(chan struct{})
@@ -106,6 +111,7 @@ func (c *controller) heartbeat(h BrokerHeartbeat) error {
 		return c.s.notLeaderError()
 	}
 	c.lastSeen[h.ID] = time.Now()
+	c.seenEpoch[h.ID] = h.BrokerEpoch
 	changed := c.shuttingDown[h.ID] != h.ShuttingDown
 	if h.ShuttingDown {
 		c.shuttingDown[h.ID] = true
@@ -120,6 +126,19 @@ func (c *controller) heartbeat(h BrokerHeartbeat) error {
 		return c.reportApplied(h.ID, h.BrokerEpoch, h.AppliedIndex)
 	}
 	return nil
+}
+
+// heardFromLocked is when the broker last heartbeated to this leader in
+// registration b (its broker epoch): the heartbeats of an earlier
+// incarnation of the id say nothing of the process registered now, which
+// stays fenced and is not elected until it heartbeats itself. A time
+// recorded without an epoch (tests) counts for any. Called with mu held.
+func (c *controller) heardFromLocked(b Broker) (time.Time, bool) {
+	seen, heard := c.lastSeen[b.ID]
+	if epoch, ok := c.seenEpoch[b.ID]; heard && ok && epoch != b.Epoch {
+		return time.Time{}, false
+	}
+	return seen, heard
 }
 
 // admit refuses a registration of a broker id whose current registration,
@@ -142,7 +161,7 @@ func (c *controller) admit(registration BrokerRegistration) error {
 		return nil
 	}
 	c.mu.Lock()
-	seen, heard := c.lastSeen[registration.ID]
+	seen, heard := c.heardFromLocked(existing)
 	c.mu.Unlock()
 	if !heard {
 		if existing.DirectoryID == ([16]byte{}) {
@@ -203,8 +222,10 @@ func (c *controller) reconcile(stop chan struct{}) {
 	c.mu.Lock()
 	since := c.since
 	lastSeen := make(map[int32]time.Time, len(c.lastSeen))
-	for id, t := range c.lastSeen {
-		lastSeen[id] = t
+	for _, b := range state.Brokers() {
+		if seen, heard := c.heardFromLocked(b); heard {
+			lastSeen[b.ID] = seen
+		}
 	}
 	shuttingDown := make(map[int32]bool, len(c.shuttingDown))
 	for id := range c.shuttingDown {
