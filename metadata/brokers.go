@@ -46,7 +46,11 @@ type BrokerRegistration struct {
 	// stopped cleanly (it flushed every log and left its clean-shutdown
 	// marker), so its logs hold everything it acknowledged. A broker that
 	// did not (a crash, a power loss) leaves every ISR when it registers
-	// (KIP-966): its log may have lost its unsynced tail.
+	// (KIP-966): its log may have lost its unsynced tail. So does one
+	// whose directory is not the current registration's, clean or not:
+	// the ISRs it is in were earned by the logs of another directory
+	// (a replaced disk, a directory restored from a backup, another
+	// broker's old disk), which this one may lag.
 	CleanShutdown bool
 }
 
@@ -235,20 +239,25 @@ func decodeBroker(d *decoder, withDirectory bool) *Broker {
 // for the process that registers now: every partition it leads loses its
 // leader (leader epoch and partition epoch increase; the controller
 // elects again, from the ISR, once brokers are unfenced), and unless the
-// registration reports a clean shutdown it leaves every ISR it is in,
-// except where it is the only member (nothing else could lead: the
-// partition waits for it, as it would without the change). Version 1
-// entries, written by earlier builds, apply as they did then.
+// registration reports a clean shutdown of the directory the current
+// registration has (the same non-zero directory id) it leaves every ISR
+// it is in, except where it is the only member (nothing else could lead:
+// the partition waits for it, as it would without the change). Entries
+// of earlier versions, written by earlier builds, apply as they did
+// then: version 1 changes no partition, and version 2 trusts a clean
+// shutdown of any directory.
 //
-// Payload, version 2 (version 1 ends after rack):
+// Payload, version 3 (version 2 has the same fields; version 1 ends after
+// rack):
 //
 //	int32 id | uuid incarnation id | endpoints | string rack |
 //	uuid directory id | bool clean shutdown
 type registerBrokerCommand struct {
 	registration BrokerRegistration
-	// legacy marks a version 1 payload: no directory id or clean-shutdown
-	// flag, and no partition changes.
-	legacy bool
+	// version is the payload version of a decoded entry written by an
+	// earlier build (1 or 2), which applies as it did then; 0 for the
+	// current version.
+	version uint8
 }
 
 func (c *registerBrokerCommand) commandType() commandType { return commandRegisterBroker }
@@ -262,7 +271,7 @@ func (c *registerBrokerCommand) encode(e *encoder) {
 }
 
 func decodeRegisterBroker(version uint8, d *decoder) (command, bool) {
-	if version != 1 && version != 2 {
+	if version < 1 || version > 3 {
 		return nil, false
 	}
 	c := &registerBrokerCommand{registration: BrokerRegistration{
@@ -271,8 +280,10 @@ func decodeRegisterBroker(version uint8, d *decoder) (command, bool) {
 		Endpoints:     decodeEndpoints(d),
 		Rack:          d.string(),
 	}}
+	if version < 3 {
+		c.version = version
+	}
 	if version == 1 {
-		c.legacy = true
 		return c, true
 	}
 	c.registration.DirectoryID = d.uuid()
@@ -293,8 +304,13 @@ func (c *registerBrokerCommand) apply(b *stateBuilder) (any, error) {
 		slices.Equal(existing.Endpoints, registration.Endpoints) {
 		return existing.Epoch, nil
 	}
-	if !c.legacy && (!registered || existing.IncarnationID != registration.IncarnationID) {
-		if err := b.releaseEarlierIncarnation(registration.ID, !registration.CleanShutdown); err != nil {
+	if c.version != 1 && (!registered || existing.IncarnationID != registration.IncarnationID) {
+		clean := registration.CleanShutdown
+		if c.version == 0 {
+			clean = clean && registered && existing.DirectoryID == registration.DirectoryID &&
+				registration.DirectoryID != ([16]byte{})
+		}
+		if err := b.releaseEarlierIncarnation(registration.ID, !clean); err != nil {
 			return nil, err
 		}
 	}

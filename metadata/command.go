@@ -85,7 +85,7 @@ var commandTable = map[commandType]commandSpec{
 	commandAlterTopicConfigs:     {name: "AlterTopicConfigs", version: 1, decode: decodeAlterTopicConfigs},
 	commandCreatePartitions:      {name: "CreatePartitions", version: 1, decode: decodeCreatePartitions},
 	commandAllocateProducerIDs:   {name: "AllocateProducerIDs", version: 1, decode: decodeAllocateProducerIDs},
-	commandRegisterBroker:        {name: "RegisterBroker", version: 2, decode: decodeRegisterBroker},
+	commandRegisterBroker:        {name: "RegisterBroker", version: 3, decode: decodeRegisterBroker},
 	commandAlterScramCredentials: {name: "AlterScramCredentials", version: 1, decode: decodeAlterScramCredentials},
 	commandUnregisterBroker:      {name: "UnregisterBroker", version: 1, decode: decodeUnregisterBroker},
 	commandSetBrokerFenced:       {name: "SetBrokerFenced", version: 1, decode: decodeSetBrokerFenced},

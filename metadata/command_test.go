@@ -176,7 +176,24 @@ func TestRegisterBrokerV1Golden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (&registerBrokerCommand{registration: want, legacy: true}); !reflect.DeepEqual(decoded, want) {
+	if want := (&registerBrokerCommand{registration: want, version: 1}); !reflect.DeepEqual(decoded, want) {
+		t.Fatalf("decoded %#v\nwant    %#v", decoded, want)
+	}
+}
+
+// TestRegisterBrokerV2Golden: RegisterBroker entries written by builds
+// that trusted a clean shutdown of any data directory keep decoding, as
+// version 2 commands (which apply as they did then).
+func TestRegisterBrokerV2Golden(t *testing.T) {
+	data := readGolden(t, "commands/register-broker-v2.bin")
+	if data[1] != 2 {
+		t.Fatalf("register-broker-v2.bin is version %d, want 2", data[1])
+	}
+	decoded, err := decodeCommand(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (&registerBrokerCommand{registration: goldenRegistration, version: 2}); !reflect.DeepEqual(decoded, want) {
 		t.Fatalf("decoded %#v\nwant    %#v", decoded, want)
 	}
 }

@@ -86,10 +86,12 @@
 //	5 CreatePartitions     v1: name string, topic id uuid (zero = any id),
 //	                           new total int32, new partitions list
 //	6 AllocateProducerIDs  v1: broker id int32, block size int64
-//	16 RegisterBroker      v2: broker id int32, incarnation id uuid,
+//	16 RegisterBroker      v3: broker id int32, incarnation id uuid,
 //	                           endpoints list, rack string ("" = none),
 //	                           directory id uuid (zero = unknown),
 //	                           clean shutdown bool
+//	                       v2 (read, applied as before): the same fields;
+//	                           a clean shutdown of any directory kept ISRs
 //	                       v1 (read, applied as before): up to rack
 //	17 UnregisterBroker    v1: broker id int32, broker epoch int64 (-1 = any)
 //	18 SetBrokerFenced     v1: broker id int32, broker epoch int64, fenced bool
@@ -176,12 +178,13 @@
 // expiry into SetBrokerFenced, as Kafka's controller does. Moving
 // leaderships off a fenced or unregistered broker is the controller's job
 // (ChangePartition), with one exception: a new incarnation (RegisterBroker
-// v2 that is not a retry) takes back, in the same entry, what the
+// v2 or later that is not a retry) takes back, in the same entry, what the
 // broker's earlier incarnation held, since nothing it did counts for the
 // new process: every partition the broker leads gets no leader and the
 // next leader epoch, and after an unclean shutdown (no clean-shutdown
-// marker) it leaves every ISR it shares with another replica (KIP-966),
-// each change increasing the partition epoch. Before the entry is
+// marker), or from v3 on a clean one of a directory other than the
+// current registration's, it leaves every ISR it shares with another
+// replica (KIP-966), each change increasing the partition epoch. Before the entry is
 // proposed, the controller refuses (ErrDuplicateBroker) a new incarnation
 // from another data directory (directory id) while the current
 // registration's session lives; one from the same directory is admitted

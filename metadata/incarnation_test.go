@@ -22,8 +22,12 @@ import (
 // and a version 1 entry (earlier builds) applies as it did then.
 func TestRegisterBrokerReleasesEarlierIncarnation(t *testing.T) {
 	topic := testTopic("t", 1, []int32{1, 2, 3}, []int32{2, 1, 3}, []int32{2, 3, 1}, []int32{1})
+	directory := [16]byte{0xd1}
 	setup := func(t *testing.T) (*fsm, uint64) {
-		f := applySteps(t, append(registerBrokers(1, 2, 3), fsmStep{command: &createTopicCommand{topic: topic}}))
+		steps := registerBrokers(1, 2, 3)
+		first := steps[0].command.(*registerBrokerCommand)
+		first.registration.DirectoryID = directory
+		f := applySteps(t, append(steps, fsmStep{command: &createTopicCommand{topic: topic}}))
 		index := uint64(4)
 		// Partition 2: broker 1 has fallen out of the ISR.
 		index++
@@ -32,53 +36,50 @@ func TestRegisterBrokerReleasesEarlierIncarnation(t *testing.T) {
 		}
 		return f, index
 	}
-	restarted := testRegistration(1)
+	current := testRegistration(1)
+	current.DirectoryID = directory
+	restarted := current
 	restarted.IncarnationID = uuid.New()
-	restarted.DirectoryID = [16]byte{0xd1}
+	clean := restarted
+	clean.CleanShutdown = true
+	cleanElsewhere := clean
+	cleanElsewhere.DirectoryID = [16]byte{0xd2}
+	withoutDirectory := restarted // as builds before directory ids registered
+	withoutDirectory.DirectoryID = [16]byte{}
 	type want struct {
 		leader      int32
 		leaderEpoch int32
 		isr         []int32
 	}
+	left := []want{{-1, 1, []int32{2, 3}}, {2, 0, []int32{2, 3}}, {2, 0, []int32{2, 3}}, {-1, 1, []int32{1}}}
+	kept := []want{{-1, 1, []int32{1, 2, 3}}, {2, 0, []int32{2, 1, 3}}, {2, 0, []int32{2, 3}}, {-1, 1, []int32{1}}}
+	unchanged := []want{{1, 0, []int32{1, 2, 3}}, {2, 0, []int32{2, 1, 3}}, {2, 0, []int32{2, 3}}, {1, 0, []int32{1}}}
 	tests := []struct {
 		name    string
 		command *registerBrokerCommand
 		want    []want
 	}{
-		{
-			name:    "unclean shutdown",
-			command: &registerBrokerCommand{registration: restarted},
-			want:    []want{{-1, 1, []int32{2, 3}}, {2, 0, []int32{2, 3}}, {2, 0, []int32{2, 3}}, {-1, 1, []int32{1}}},
-		},
-		{
-			name: "clean shutdown",
-			command: &registerBrokerCommand{registration: func() BrokerRegistration {
-				clean := restarted
-				clean.CleanShutdown = true
-				return clean
-			}()},
-			want: []want{{-1, 1, []int32{1, 2, 3}}, {2, 0, []int32{2, 1, 3}}, {2, 0, []int32{2, 3}}, {-1, 1, []int32{1}}},
-		},
-		{
-			name:    "retry of the current registration",
-			command: &registerBrokerCommand{registration: testRegistration(1)},
-			want:    []want{{1, 0, []int32{1, 2, 3}}, {2, 0, []int32{2, 1, 3}}, {2, 0, []int32{2, 3}}, {1, 0, []int32{1}}},
-		},
-		{
-			name:    "version 1 entry",
-			command: &registerBrokerCommand{registration: testRegistration(1), legacy: true},
-			want:    []want{{1, 0, []int32{1, 2, 3}}, {2, 0, []int32{2, 1, 3}}, {2, 0, []int32{2, 3}}, {1, 0, []int32{1}}},
-		},
+		{name: "unclean shutdown", command: &registerBrokerCommand{registration: restarted}, want: left},
+		{name: "clean shutdown", command: &registerBrokerCommand{registration: clean}, want: kept},
+		// The ISRs were earned by the logs of the registration's
+		// directory, which another directory may lag, however cleanly
+		// its last process stopped.
+		{name: "clean shutdown of another directory", command: &registerBrokerCommand{registration: cleanElsewhere}, want: left},
+		{name: "version 2 entry, clean shutdown of another directory", command: &registerBrokerCommand{registration: cleanElsewhere, version: 2}, want: kept},
+		{name: "retry of the current registration", command: &registerBrokerCommand{registration: current}, want: unchanged},
+		{name: "version 1 entry", command: &registerBrokerCommand{registration: withoutDirectory, version: 1}, want: unchanged},
 	}
-	tests[3].command.registration.IncarnationID = uuid.New()
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {
 			f, index := setup(t)
 			before, _ := f.state().Topic("t")
 			index++
 			data := encodeCommand(test.command)
-			if test.command.legacy {
+			switch test.command.version {
+			case 1:
 				data = encodeRegisterBrokerV1(test.command.registration)
+			case 2:
+				data[1] = 2 // the same fields as the current version
 			}
 			result := f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}).(applyResult)
 			if result.err != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"testing"
+
+	"github.com/hashicorp/raft"
 )
 
 // goldenState builds a small state with every kind of record of the first
@@ -93,7 +95,9 @@ func goldenFullStateOf(t *testing.T, legacyTxnIndex bool) *State {
 	second.Rack = ""
 	second.Endpoints = second.Endpoints[:1]
 	// The registrations come last: a new incarnation takes the
-	// leaderships of its earlier one (leader epochs move on).
+	// leaderships of its earlier one (leader epochs move on). They apply
+	// as the version 2 entries the golden files were made from (a clean
+	// shutdown of any directory keeps ISRs).
 	steps := []command{
 		changePartition(goldenTopicID, 0, 0, NoLeaderChange, true, 1),
 		copyStarted(goldenTopicID, 0, finished),
@@ -106,7 +110,11 @@ func goldenFullStateOf(t *testing.T, legacyTxnIndex bool) *State {
 	}
 	for _, c := range steps {
 		index++
-		if result := applyCommand(f, index, c); result.err != nil {
+		data := encodeCommand(c)
+		if c.commandType() == commandRegisterBroker {
+			data[1] = 2
+		}
+		if result := f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}).(applyResult); result.err != nil {
 			t.Fatalf("%s: %v", c.commandType(), result.err)
 		}
 	}
