@@ -184,7 +184,9 @@
 // next leader epoch, and after an unclean shutdown (no clean-shutdown
 // marker), or from v3 on a clean one of a directory other than the
 // current registration's, it leaves every ISR it shares with another
-// replica (KIP-966), each change increasing the partition epoch. Before the entry is
+// replica (KIP-966), each change increasing the partition epoch. A build
+// before v3 stops at a v3 entry, as at any unknown version: upgrade every
+// controller before a broker of the new build registers. Before the entry is
 // proposed, the controller refuses (ErrDuplicateBroker) a new incarnation
 // from another data directory (directory id) while the current
 // registration's session lives; one from the same directory is admitted
