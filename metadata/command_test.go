@@ -207,7 +207,27 @@ func TestChangePartitionV1Golden(t *testing.T) {
 	}
 	want := &changePartitionCommand{change: PartitionChange{
 		TopicID: goldenTopicID, Partition: 3, PartitionEpoch: 9, Leader: 2, ISR: []int32{2, 3}, BumpLeaderEpoch: true,
-	}}
+	}, version: 1}
+	if !reflect.DeepEqual(decoded, want) {
+		t.Fatalf("decoded %#v\nwant    %#v", decoded, want)
+	}
+}
+
+// TestChangePartitionV2Golden: ChangePartition entries written by builds
+// that let fenced brokers join an ISR keep decoding, as version 2
+// commands (which apply as they did then).
+func TestChangePartitionV2Golden(t *testing.T) {
+	data := readGolden(t, "commands/change-partition-v2.bin")
+	if data[1] != 2 {
+		t.Fatalf("change-partition-v2.bin is version %d, want 2", data[1])
+	}
+	decoded, err := decodeCommand(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &changePartitionCommand{change: PartitionChange{
+		TopicID: goldenTopicID, Partition: 0, PartitionEpoch: 2, Leader: NoLeaderChange, ISR: []int32{1, 3}, ISRBrokerEpochs: []int64{-1, 17},
+	}, version: 2}
 	if !reflect.DeepEqual(decoded, want) {
 		t.Fatalf("decoded %#v\nwant    %#v", decoded, want)
 	}

@@ -42,16 +42,25 @@ type PartitionChange struct {
 // changePartitionCommand applies a PartitionChange. Any effective change
 // increases the partition epoch; a change to what the partition already is
 // (same leader and ISR, no bump) is a no-op. The result is the partition as
-// it is afterwards.
+// it is afterwards. From version 3 on, a change that adds to the ISR a
+// registered broker that is fenced fails with ErrIneligibleReplica
+// (KIP-841): a leader whose view of the registrations is behind must not
+// put back a broker the controller has fenced (members that stay are not
+// checked, so a shrink never fails on one). Entries of earlier versions
+// apply as they did then.
 //
-// Payload, version 2 (version 1 ends after the ISR, and has no broker
-// epochs):
+// Payload, version 3 (version 2 has the same fields; version 1 ends after
+// the ISR, and has no broker epochs):
 //
 //	uuid topic id | int32 partition | int32 partition epoch | int32 leader |
 //	bool bump leader epoch | int32 list ISR | uvarint count, int64 each:
 //	ISR broker epochs (count 0: none)
 type changePartitionCommand struct {
 	change PartitionChange
+	// version is the payload version of a decoded entry written by an
+	// earlier build (1 or 2), which applies as it did then; 0 for the
+	// current version.
+	version uint8
 }
 
 func (c *changePartitionCommand) commandType() commandType { return commandChangePartition }
@@ -69,7 +78,7 @@ func (c *changePartitionCommand) encode(e *encoder) {
 }
 
 func decodeChangePartition(version uint8, d *decoder) (command, bool) {
-	if version != 1 && version != 2 {
+	if version < 1 || version > 3 {
 		return nil, false
 	}
 	c := &changePartitionCommand{change: PartitionChange{
@@ -80,6 +89,9 @@ func decodeChangePartition(version uint8, d *decoder) (command, bool) {
 		BumpLeaderEpoch: d.bool(),
 		ISR:             d.int32s(),
 	}}
+	if version < 3 {
+		c.version = version
+	}
 	if version >= 2 {
 		if n := d.length(8); n > 0 {
 			c.change.ISRBrokerEpochs = make([]int64, n)
@@ -143,6 +155,13 @@ func (c *changePartitionCommand) apply(b *stateBuilder) (any, error) {
 		}
 		if broker, ok := b.broker(change.ISR[i]); !ok || broker.Epoch != epoch {
 			return nil, fmt.Errorf("%s: in-sync replica %d at broker epoch %d is not its current registration: %w", where(), change.ISR[i], epoch, ErrIneligibleReplica)
+		}
+	}
+	if c.version == 0 {
+		for _, r := range change.ISR {
+			if broker, ok := b.broker(r); ok && broker.Fenced && !slices.Contains(current.ISR, r) {
+				return nil, fmt.Errorf("%s: broker %d is fenced and cannot join the ISR: %w", where(), r, ErrIneligibleReplica)
+			}
 		}
 	}
 	leaderChanged := leader != current.Leader

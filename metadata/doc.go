@@ -95,12 +95,14 @@
 //	                       v1 (read, applied as before): up to rack
 //	17 UnregisterBroker    v1: broker id int32, broker epoch int64 (-1 = any)
 //	18 SetBrokerFenced     v1: broker id int32, broker epoch int64, fenced bool
-//	19 ChangePartition     v2: topic id uuid, partition int32,
+//	19 ChangePartition     v3: topic id uuid, partition int32,
 //	                           expected partition epoch int32,
 //	                           leader int32 (-1 = none, -2 = unchanged),
 //	                           bump leader epoch bool, ISR int32 list,
 //	                           ISR broker epochs int64 list (empty = none;
 //	                           else one per ISR member, -1 = not checked)
+//	                       v2 (read, applied as before): the same fields;
+//	                           fenced brokers could join the ISR
 //	                       v1 (read): up to the ISR, no broker epochs
 //	20 AlterPartitionReassignment v1: kind uint8 (1 start, 2 cancel,
 //	                           3 finish), topic id uuid, partition int32,
@@ -201,7 +203,11 @@
 // adding a follower names the epoch the follower fetched with, KIP-903)
 // must be the members' current registrations' (ErrIneligibleReplica): a
 // replica that caught up as an earlier incarnation does not join as the
-// next one. A new leader always increases the leader
+// next one. From v3 on, a broker that is registered and fenced does not
+// join an ISR (ErrIneligibleReplica, KIP-841: a leader whose metadata is
+// behind must not put back a broker the controller fenced); members that
+// stay are not checked (as at v2, a build before v3 stops at a v3 entry:
+// upgrade every controller first). A new leader always increases the leader
 // epoch; the bump flag increases it with the same leader. Any effective
 // change increases the partition epoch; a change to what the partition
 // already is is a no-op. The answer is the partition afterwards. Whether

@@ -218,6 +218,9 @@ func TestFSMCommands(t *testing.T) {
 			name:    "change partition",
 			brokers: []int32{1, 2},
 			steps: []fsmStep{
+				// Broker 2 (registered at index 2) is unfenced: it may join
+				// the ISR.
+				{command: &setBrokerFencedCommand{id: 2, epoch: 2, fenced: false}},
 				{command: &createTopicCommand{topic: orders}, wantValue: orders},
 				{command: changePartition(orders.ID, 0, 0, NoLeaderChange, false, 1), wantValue: Partition{Replicas: []int32{1, 2}, Leader: 1, ISR: []int32{1}, PartitionEpoch: 1}},
 				{command: changePartition(orders.ID, 0, 0, NoLeaderChange, false, 1, 2), wantErr: ErrStalePartitionEpoch},

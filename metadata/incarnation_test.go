@@ -261,11 +261,79 @@ func TestChangePartitionRefusesIneligibleReplicas(t *testing.T) {
 	if tp, _ := f.state().Topic("t"); !slices.Equal(tp.Partitions[0].ISR, []int32{1}) {
 		t.Fatalf("ISR %v after refused expansions, want [1]", tp.Partitions[0].ISR)
 	}
-	if result := applyCommand(f, 8, expand(-1, 5)); result.err != nil {
+	// The new registration is fenced until the controller unfences it
+	// (KIP-841: TestChangePartitionRefusesFencedISRMembers).
+	if result := applyCommand(f, 8, expand(-1, 5)); !errors.Is(result.err, ErrIneligibleReplica) {
+		t.Fatalf("expansion with broker 2's current epoch while it is fenced: %v, want ErrIneligibleReplica", result.err)
+	}
+	if result := applyCommand(f, 9, &setBrokerFencedCommand{id: 2, epoch: 5, fenced: false}); result.err != nil {
+		t.Fatal(result.err)
+	}
+	if result := applyCommand(f, 10, expand(-1, 5)); result.err != nil {
 		t.Fatalf("expansion with broker 2's current epoch: %v", result.err)
 	}
 	if tp, _ := f.state().Topic("t"); !slices.Equal(tp.Partitions[0].ISR, []int32{1, 2}) {
 		t.Fatalf("ISR %v, want [1 2]", tp.Partitions[0].ISR)
+	}
+}
+
+// TestChangePartitionRefusesFencedISRMembers: a change that adds a fenced
+// broker to an ISR is refused with ErrIneligibleReplica (KIP-841), with
+// or without broker epochs: a leader whose view of the registrations is
+// behind (it saw the follower unfenced) must not put back a broker the
+// controller has fenced — it would count for acks=all and the high
+// watermark while it may be gone. A member that stays is not checked, so
+// the controller and leaders can still shrink an ISR that holds one. A
+// version 2 entry, from an earlier build, applies as it did then.
+func TestChangePartitionRefusesFencedISRMembers(t *testing.T) {
+	topic := testTopic("t", 1, []int32{1, 2, 3})
+	steps := append(registerBrokers(1, 2, 3), fsmStep{command: &createTopicCommand{topic: topic}})
+	for id := int32(1); id <= 3; id++ { // broker id's epoch is its step's index, id
+		steps = append(steps, fsmStep{command: &setBrokerFencedCommand{id: id, epoch: int64(id), fenced: false}})
+	}
+	f := applySteps(t, steps)
+	index := uint64(len(steps))
+	apply := func(c command, version uint8) applyResult {
+		index++
+		data := encodeCommand(c)
+		if version != 0 {
+			data[1] = version
+		}
+		return f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}).(applyResult)
+	}
+	isr := func() []int32 { tp, _ := f.state().Topic("t"); return tp.Partitions[0].ISR }
+	// Brokers 2 and 3 leave the ISR; then broker 2's session ends.
+	if result := apply(changePartition(topic.ID, 0, 0, NoLeaderChange, false, 1), 0); result.err != nil {
+		t.Fatal(result.err)
+	}
+	if result := apply(&setBrokerFencedCommand{id: 2, epoch: 2, fenced: true}, 0); result.err != nil {
+		t.Fatal(result.err)
+	}
+	if result := apply(changePartition(topic.ID, 0, 1, NoLeaderChange, false, 1, 2), 0); !errors.Is(result.err, ErrIneligibleReplica) {
+		t.Fatalf("adding fenced broker 2: %v, want ErrIneligibleReplica", result.err)
+	}
+	withEpochs := changePartition(topic.ID, 0, 1, NoLeaderChange, false, 1, 2)
+	withEpochs.change.ISRBrokerEpochs = []int64{-1, 2}
+	if result := apply(withEpochs, 0); !errors.Is(result.err, ErrIneligibleReplica) {
+		t.Fatalf("adding fenced broker 2 at its current epoch: %v, want ErrIneligibleReplica", result.err)
+	}
+	if got := isr(); !slices.Equal(got, []int32{1}) {
+		t.Fatalf("ISR %v after refused changes, want [1]", got)
+	}
+	// As a version 2 entry, written by an earlier build, it applies.
+	if result := apply(changePartition(topic.ID, 0, 1, NoLeaderChange, false, 1, 2), 2); result.err != nil {
+		t.Fatalf("version 2 entry adding fenced broker 2: %v", result.err)
+	}
+	// Members that stay are not checked: broker 3 joins beside fenced
+	// broker 2, and broker 2 can be taken out.
+	if result := apply(changePartition(topic.ID, 0, 2, NoLeaderChange, false, 1, 2, 3), 0); result.err != nil {
+		t.Fatalf("adding broker 3 beside fenced member 2: %v", result.err)
+	}
+	if result := apply(changePartition(topic.ID, 0, 3, NoLeaderChange, false, 1, 3), 0); result.err != nil {
+		t.Fatalf("taking fenced broker 2 out: %v", result.err)
+	}
+	if got := isr(); !slices.Equal(got, []int32{1, 3}) {
+		t.Fatalf("ISR %v, want [1 3]", got)
 	}
 }
 

@@ -188,7 +188,11 @@ func TestReassignmentStateMachine(t *testing.T) {
 	}
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {
-			steps := append(registerBrokers(1, 2, 3, 4), fsmStep{command: &createTopicCommand{topic: orders}})
+			steps := append(registerBrokers(1, 2, 3, 4), fsmStep{command: &createTopicCommand{topic: orders}},
+				// The brokers being added are unfenced (KIP-841: a fenced
+				// broker does not join an ISR); 1 and 2 stay fenced.
+				fsmStep{command: &setBrokerFencedCommand{id: 3, epoch: 3, fenced: false}},
+				fsmStep{command: &setBrokerFencedCommand{id: 4, epoch: 4, fenced: false}})
 			f := applySteps(t, append(steps, test.steps...))
 			got := partition(f.state(), test.want.Index)
 			if !reflect.DeepEqual(got, test.want) {
