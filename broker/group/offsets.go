@@ -491,9 +491,11 @@ func (sh *Shard) DeleteGroupData(groupID string) error {
 // consumer groups, offsets of topics the group no longer subscribes to;
 // not done here), and so is an offset whose partition has a pending
 // transactional commit of the group (it is not expired by age yet, as in
-// Kafka). An Empty group left without offsets is deleted, once no
-// transaction has commits of it pending (a later pass, if one has now). A
-// negative retention expires nothing by age.
+// Kafka). An Empty group without offsets (left without them by this pass,
+// or that had none: its members left without committing) is deleted, as
+// Kafka's cleanup does, once no transaction has commits of it pending (a
+// later pass, if one has now). A negative retention expires nothing by
+// age.
 func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists func(TopicPartition) bool) (offsets, groups int, err error) {
 	sh.mu.Lock()
 	seen := map[string]bool{}
@@ -514,6 +516,10 @@ func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists fu
 		add(id)
 	}
 	sh.mu.Unlock()
+	// Empty groups without offsets too: Kafka deletes them at each pass.
+	for _, l := range sh.coord.List(StateEmpty) {
+		add(l.GroupID)
+	}
 	sort.Strings(ids)
 	// The coordinator is asked without sh.mu held (it may call StoreGroup).
 	descriptions := make(map[string]Description, len(ids))
@@ -589,6 +595,17 @@ func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists fu
 			delete(sh.txns.held, id) // committed to again: expires as usual
 		} else if !sh.txns.open(id) && !isEmptied[id] {
 			delete(sh.txns.held, id)
+			isEmptied[id] = true
+			emptied = append(emptied, id)
+		}
+	}
+	for _, id := range ids {
+		// An Empty group that has (or is left with) no offsets, committed
+		// or pending, is deleted, as Kafka's cleanup does: one whose
+		// members left without committing, one a refused standalone
+		// commit created.
+		_, left := sh.offsets[id]
+		if d, ok := descriptions[id]; ok && d.State == StateEmpty && !left && !isEmptied[id] && !sh.txns.open(id) {
 			isEmptied[id] = true
 			emptied = append(emptied, id)
 		}
