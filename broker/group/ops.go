@@ -164,7 +164,13 @@ func (g *group) replaceStaticMemberLocked(oldID, newID string, req JoinRequest, 
 	g.renameMemberLocked(m, newID)
 	old := *m
 	g.updateMemberLocked(m, req, done, fx)
-	g.scheduleHeartbeatLocked(m, m.sessionTimeout)
+	if m.isNew {
+		// Still in its first join phase, which it waits for like any new
+		// member: its session cannot be kept alive meanwhile.
+		g.scheduleHeartbeatLocked(m, g.c.cfg.NewMemberJoinTimeout)
+	} else {
+		g.scheduleHeartbeatLocked(m, m.sessionTimeout)
+	}
 	g.logf("static member %s replaced member %s with %s", m.instanceID, oldID, newID)
 	switch g.state {
 	case StateStable:
