@@ -451,8 +451,20 @@ func (sh *Shard) DeleteOffsets(groupID string, tps []TopicPartition) error {
 // DeleteGroupData writes the tombstones of a deleted group: its offsets
 // (committed, and as Kafka does, those only pending in a transaction, so
 // that the transaction's commit does not bring them back) and its
-// metadata record.
+// metadata record. The coordinator deleted the group before (Delete): if
+// the tombstones cannot be written, the group is back, Empty, so that the
+// client's retry (or the next expiry pass) deletes it and its offsets,
+// which are still committed.
 func (sh *Shard) DeleteGroupData(groupID string) error {
+	err := sh.deleteGroupData(groupID)
+	if err != nil {
+		// ErrGroupExists: a join or commit made it again meanwhile.
+		_ = sh.coord.Restore(Record{GroupID: groupID})
+	}
+	return err
+}
+
+func (sh *Shard) deleteGroupData(groupID string) error {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	tps := make([]TopicPartition, 0, len(sh.offsets[groupID]))
