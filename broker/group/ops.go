@@ -184,7 +184,7 @@ func (g *group) replaceStaticMemberLocked(oldID, newID string, req JoinRequest, 
 			g.c.cfg.Store.StoreGroup(rec, func(err error) {
 				var fx effects
 				g.mu.Lock()
-				g.staticReplacementStoredLocked(m, &old, oldID, previousLeader, generation, err, req.SupportsSkipAssignment, &fx)
+				g.staticReplacementStoredLocked(m, &old, oldID, newID, previousLeader, generation, err, req.SupportsSkipAssignment, &fx)
 				g.mu.Unlock()
 				fx.run()
 			})
@@ -217,10 +217,11 @@ func (g *group) renameMemberLocked(m *member, newID string) {
 // staticReplacementStoredLocked answers the join of a static member that
 // replaced another in a stable group, once the group is stored; on a store
 // failure the replacement is undone.
-func (g *group) staticReplacementStoredLocked(m *member, old *member, oldID, previousLeader string, generation int32, err error, skipAssignment bool, fx *effects) {
-	if g.state != StateStable || g.generation != generation || g.members[m.id] != m || m.joinDone == nil {
+func (g *group) staticReplacementStoredLocked(m *member, old *member, oldID, newID, previousLeader string, generation int32, err error, skipAssignment bool, fx *effects) {
+	if g.state != StateStable || g.generation != generation || m.id != newID || g.members[m.id] != m || m.joinDone == nil {
 		// A rebalance or another replacement took over and answers (or
-		// answered) the join.
+		// answered) the join: another replacement's join is answered on
+		// its own record, not on this one, which names newID.
 		return
 	}
 	if err != nil {
