@@ -257,6 +257,9 @@ func (g *group) staticReplacementStoredLocked(m *member, old *member, oldID, new
 		res.LeaderID = previousLeader
 	}
 	g.answerJoinLocked(m, res, fx)
+	// Its session deadline may have passed while it waited, unable to
+	// heartbeat: it starts now.
+	g.scheduleHeartbeatLocked(m, m.sessionTimeout)
 }
 
 // syncLocked handles a SyncGroup (Kafka's doSyncGroup).
