@@ -85,6 +85,12 @@ func decodeACLFilter(d *decoder) authz.Filter {
 	return f
 }
 
+// minimumACLBindingSize is the fewest bytes an encoded binding takes: its
+// four enums and three empty strings. An invalid binding may be that short:
+// its CreateAcls entry must decode, so that apply refuses it (a decode
+// failure halts every node at the entry).
+const minimumACLBindingSize = 4 + 3*1
+
 // aclKey is a binding's key in State.acls: its encoding, so that equal
 // bindings share a key and iteration order is deterministic.
 func aclKey(b authz.Binding) []byte {
@@ -113,7 +119,7 @@ func decodeCreateACLs(version uint8, d *decoder) (command, bool) {
 		return nil, false
 	}
 	c := &createACLsCommand{}
-	n := d.length(9)
+	n := d.length(minimumACLBindingSize)
 	for range n {
 		c.bindings = append(c.bindings, decodeACLBinding(d))
 	}
