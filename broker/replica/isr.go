@@ -41,9 +41,15 @@ type ISRConfig struct {
 type ISR struct {
 	cfg ISRConfig
 
-	mu      sync.Mutex // guards queued
+	mu      sync.Mutex // guards queued and retrying
 	queued  []proposal
 	pending chan struct{} // a token when queued grew
+	// retrying holds, by partition, the expansion whose outcome is unknown
+	// (a timeout, a lost controller): the partition hands its ISR back
+	// (LaggingISR) to be proposed again, and it goes out again with the
+	// broker epochs it named, so a follower that registered again
+	// meanwhile is still refused (KIP-903).
+	retrying map[*partition.Partition]proposal
 }
 
 type proposal struct {
@@ -119,16 +125,62 @@ func (m *ISR) Run(ctx context.Context) {
 // broker's disk (resign). Run calls it periodically; tests call it with
 // their own times.
 func (m *ISR) CheckLagging(ctx context.Context, now time.Time) {
-	for _, p := range m.cfg.Partitions() {
+	partitions := m.cfg.Partitions()
+	m.forgetRetries(partitions)
+	for _, p := range partitions {
 		if isr := p.StorageResignation(); isr != nil {
 			m.resign(ctx, p, isr)
 			continue
 		}
 		if isr := p.LaggingISR(now, m.cfg.ReplicaLagTimeMax); isr != nil {
-			p.Logger().Warn("follower fell behind; shrinking the ISR", "isr", isr, "replica_lag_time_max", m.cfg.ReplicaLagTimeMax)
-			m.propose(ctx, proposal{p: p, isr: isr})
+			pr := proposal{p: p, isr: isr}
+			if retry, ok := m.takeRetry(p); ok && slices.Equal(retry.isr, isr) {
+				// An expansion proposed again: with its broker epochs.
+				pr.brokerEpochs = retry.brokerEpochs
+				p.Logger().Info("proposing again an ISR change whose outcome is unknown", "isr", isr)
+			} else {
+				p.Logger().Warn("follower fell behind; shrinking the ISR", "isr", isr, "replica_lag_time_max", m.cfg.ReplicaLagTimeMax)
+			}
+			m.propose(ctx, pr)
 		}
 	}
+}
+
+// takeRetry removes and returns the expansion of p whose outcome is
+// unknown, if any.
+func (m *ISR) takeRetry(p *partition.Partition) (proposal, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	pr, ok := m.retrying[p]
+	delete(m.retrying, p)
+	return pr, ok
+}
+
+// forgetRetries drops the expansions waiting to be proposed again of the
+// partitions no longer hosted (closed, removed).
+func (m *ISR) forgetRetries(hosted []*partition.Partition) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for p := range m.retrying {
+		if !slices.Contains(hosted, p) {
+			delete(m.retrying, p)
+		}
+	}
+}
+
+// setRetry records pr as p's expansion whose outcome is unknown (nil
+// epochs: none).
+func (m *ISR) setRetry(p *partition.Partition, pr *proposal) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if pr == nil {
+		delete(m.retrying, p)
+		return
+	}
+	if m.retrying == nil {
+		m.retrying = map[*partition.Partition]proposal{}
+	}
+	m.retrying[p] = *pr
 }
 
 func (m *ISR) take() []proposal {
@@ -158,7 +210,14 @@ func (m *ISR) drop() {
 // timeout, a lost controller: proposed again as is).
 func (m *ISR) propose(ctx context.Context, pr proposal) {
 	var outcome partition.ISROutcome // unknown unless answered
-	defer func() { pr.p.ISRChangeDone(outcome) }()
+	defer func() {
+		if outcome.Committed == nil && !outcome.Refused && pr.brokerEpochs != nil {
+			m.setRetry(pr.p, &pr)
+		} else {
+			m.setRetry(pr.p, nil)
+		}
+		pr.p.ISRChangeDone(outcome)
+	}()
 	a := pr.p.ISRChangeBasis()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -222,9 +281,13 @@ func (m *ISR) resign(ctx context.Context, p *partition.Partition, isr []int32) {
 }
 
 // refused reports whether a ChangePartition error is the controller's
-// refusal (nothing was committed), rather than an unknown outcome.
+// refusal (nothing was committed), rather than an unknown outcome. An
+// ineligible replica (a follower that registered again since the fetch
+// that caught it up) is a refusal: proposed again as it was, the change
+// would be refused forever (and hold every other change of the
+// partition), or, without its broker epochs, admit the new incarnation.
 func refused(err error) bool {
-	for _, rejection := range []error{metadata.ErrStalePartitionEpoch, metadata.ErrInvalidPartitions, metadata.ErrUnknownTopic, metadata.ErrUnknownPartition} {
+	for _, rejection := range []error{metadata.ErrStalePartitionEpoch, metadata.ErrInvalidPartitions, metadata.ErrUnknownTopic, metadata.ErrUnknownPartition, metadata.ErrIneligibleReplica} {
 		if errors.Is(err, rejection) {
 			return true
 		}
