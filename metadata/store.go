@@ -621,8 +621,16 @@ func (s *Store) propose(ctx context.Context, c command) (any, error) {
 	return s.proposeLocal(ctx, c)
 }
 
-// proposeLocal applies c through this node's Raft, the leader.
+// proposeLocal applies c through this node's Raft, the leader. A broker
+// registration is admitted first (controller.admit), however it got here:
+// proposed on this node, or forwarded from it while another node led and
+// retried here once this node took over.
 func (s *Store) proposeLocal(ctx context.Context, c command) (any, error) {
+	if register, ok := c.(*registerBrokerCommand); ok {
+		if err := s.controller.admit(register.registration); err != nil {
+			return nil, err
+		}
+	}
 	future := s.raft.Apply(encodeCommand(c), enqueueTimeout(ctx))
 	if err := s.await(ctx, future); err != nil {
 		return nil, fmt.Errorf("metadata: %s: %w", c.commandType(), err)

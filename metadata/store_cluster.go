@@ -19,11 +19,8 @@ func (s *Store) RegisterBroker(ctx context.Context, registration BrokerRegistrat
 	if err := validateBrokerRegistration(&registration); err != nil {
 		return 0, err
 	}
-	if s.IsLeader() {
-		if err := s.controller.admit(registration); err != nil {
-			return 0, err
-		}
-	}
+	// Admitted by the leader (proposeLocal, or handleRPC for a forwarded
+	// one).
 	result, err := s.propose(ctx, &registerBrokerCommand{registration: registration})
 	if err != nil {
 		return 0, err
