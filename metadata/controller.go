@@ -161,6 +161,13 @@ func (c *controller) admit(registration BrokerRegistration) error {
 		return nil
 	}
 	c.mu.Lock()
+	if c.since.IsZero() && !c.s.config.withoutController {
+		// Raft has made this node leader but the controller has not
+		// taken over yet: it counts no session, so it cannot tell a live
+		// one. Refused before appending; the sender retries.
+		c.mu.Unlock()
+		return fmt.Errorf("%w (node %d is taking over as controller)", ErrNotLeader, c.s.config.NodeID)
+	}
 	seen, heard := c.heardFromLocked(existing)
 	c.mu.Unlock()
 	if !heard {

@@ -202,7 +202,7 @@ func (s *Store) handleRPC(request []byte, peer int32) rpcResponse {
 		}
 		if register, ok := cmd.(*registerBrokerCommand); ok {
 			if err := s.controller.admit(register.registration); err != nil {
-				return rpcResponse{status: rpcDuplicateBroker, message: err.Error()}
+				return admitRefusal(err)
 			}
 		}
 		future := s.raft.Apply(payload, enqueueTimeout(ctx))
@@ -216,7 +216,7 @@ func (s *Store) handleRPC(request []byte, peer int32) rpcResponse {
 			return rpcResponse{status: rpcFailed, message: "check registration: not a RegisterBroker command"}
 		}
 		if err := s.controller.admit(register.registration); err != nil {
-			return rpcResponse{status: rpcDuplicateBroker, message: err.Error()}
+			return admitRefusal(err)
 		}
 		return rpcResponse{status: rpcOK}
 	case rpcHeartbeat:
@@ -287,6 +287,16 @@ func (s *Store) handleRPC(request []byte, peer int32) rpcResponse {
 		return rpcResponse{status: rejectionStatus(err), message: err.Error()}
 	}
 	return rpcResponse{status: rpcOK, index: index}
+}
+
+// admitRefusal answers a registration controller.admit refused: a
+// duplicate broker, or not admitted yet (the controller is taking over:
+// refused before appending, index 0, so the sender retries).
+func admitRefusal(err error) rpcResponse {
+	if errors.Is(err, ErrNotLeader) {
+		return rpcResponse{status: rpcNotLeader, message: err.Error()}
+	}
+	return rpcResponse{status: rpcDuplicateBroker, message: err.Error()}
 }
 
 // rpcClient holds the idle connections to the leader's RPC channel. Each

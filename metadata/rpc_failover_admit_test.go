@@ -90,3 +90,49 @@ func leadingController(s *Store) bool {
 	defer s.controller.mu.Unlock()
 	return s.controller.stop != nil
 }
+
+// TestRegistrationBeforeTheControllerTakesOverIsNotAdmittedUnchecked
+// (forced order): between Raft making a node leader and its controller
+// taking over (setLeading, on the leadership observer's goroutine) the
+// node answers proposals, but the controller knows no session: it has not
+// started counting them (controller.since is zero). A registration of a
+// second process, on another data directory, for a broker id whose
+// registration has a live session must not be admitted in that window (a
+// process that is refused retries every 200 ms, so it hits any failover).
+// Before, admit took "no session start" for "no live session" and
+// registered the second process over the live one.
+func TestRegistrationBeforeTheControllerTakesOverIsNotAdmittedUnchecked(t *testing.T) {
+	c := newTestCluster(t, 1)
+	ctx := testContext(t)
+	_, leader := c.leader()
+	_, epoch := registerOnDirectory(t, ctx, leader, 1, 0xd1)
+	if err := leader.SetBrokerFenced(ctx, 1, epoch, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.Heartbeat(ctx, BrokerHeartbeat{ID: 1, BrokerEpoch: epoch}); err != nil {
+		t.Fatal(err)
+	}
+	// The window: Raft leads, the controller has not taken over (as
+	// after an election, before the observer's setLeading) and has heard
+	// from nobody (a node that did not lead before).
+	leader.controller.setLeading(false)
+	leader.controller.mu.Lock()
+	leader.controller.lastSeen, leader.controller.seenEpoch = nil, nil
+	leader.controller.mu.Unlock()
+	other := testRegistration(1)
+	other.IncarnationID[0]++
+	other.DirectoryID = [16]byte{0xd2}
+	_, err := leader.RegisterBroker(ctx, other)
+	leader.controller.setLeading(true)
+	if err == nil {
+		t.Error("a second process on another directory was registered over a live broker before the controller took over")
+	}
+	if b, _ := leader.State().Broker(1); b.Epoch != epoch {
+		t.Errorf("broker 1 at epoch %d, want %d (the live registration kept)", b.Epoch, epoch)
+	}
+	// Once the controller has taken over, the same registration is refused
+	// as a duplicate.
+	if _, err := leader.RegisterBroker(ctx, other); !errors.Is(err, ErrDuplicateBroker) {
+		t.Errorf("after the controller took over: %v, want ErrDuplicateBroker", err)
+	}
+}
