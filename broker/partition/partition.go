@@ -60,7 +60,7 @@ type Partition struct {
 	checkpointed int64
 
 	// appendMu guards producers, txnVerified, snapshotEnd, epochs, assignment, followers,
-	// isrChanging, isrPending, isrInFlight, isrRetry, isrBasis, brokerEpochs and
+	// isrChanging, isrPending, isrInFlight, isrRetry, isrUnknown, isrBasis, brokerEpochs and
 	// storageFailed, and
 	// serializes check →
 	// append → update.
@@ -97,6 +97,9 @@ type Partition struct {
 	// applied.
 	isrInFlight []int32
 	isrRetry    []int32
+	// isrUnknown: a proposal counted in isrPending had an unknown outcome
+	// (it may still commit).
+	isrUnknown bool
 	// isrBasis is the assignment the change in flight was computed from
 	// (ISRChangeBasis).
 	isrBasis metadata.Partition

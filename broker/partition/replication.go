@@ -275,7 +275,7 @@ func (p *Partition) ApplyAssignment(a metadata.Partition, now time.Time) (newTer
 	p.assignment = a
 	if newTerm || a.PartitionEpoch >= p.isrPendingUntil {
 		// The proposals' outcome is applied (or void).
-		p.isrPending, p.isrRetry = nil, nil
+		p.isrPending, p.isrRetry, p.isrUnknown = nil, nil, false
 	}
 	if newTerm {
 		p.leading.Store(leading)
@@ -622,6 +622,12 @@ type ISROutcome struct {
 	// Refused: nothing was committed (the controller refused the change,
 	// or it was never sent).
 	Refused bool
+	// Ineligible, with Refused: the controller refused the change at the
+	// partition epoch it was computed from because a member it adds may
+	// not join (fenced, or registered again since its fetch: Kafka's
+	// INELIGIBLE_REPLICA). The partition stood at that epoch then, so no
+	// proposal made from it was committed.
+	Ineligible bool
 }
 
 // ISRChangeDone ends the ISR change in flight (proposed from FollowerFetched
@@ -640,11 +646,25 @@ func (p *Partition) ISRChangeDone(outcome ISROutcome) {
 	switch {
 	case committed == nil && outcome.Refused:
 		p.isrRetry = nil
+		if outcome.Ineligible && !p.isrUnknown && p.isrBasis.PartitionEpoch == p.assignment.PartitionEpoch {
+			// Nothing proposed since the applied assignment was committed,
+			// and no proposal is left that could still commit (none had
+			// an unknown outcome): its members stop counting, as Kafka's
+			// leader falls back to the committed state on
+			// INELIGIBLE_REPLICA. Otherwise a follower refused for being
+			// fenced — gone, maybe — held the high watermark, and every
+			// acks=all produce, until the partition epoch moved.
+			p.isrPending = nil
+			if p.leading.Load() && p.advanceHighWatermarkLocked() {
+				defer p.notifyWaiters()
+			}
+		}
 		return
 	case committed == nil:
 		if inFlight != nil {
 			p.isrRetry = inFlight
 		}
+		p.isrUnknown = true
 		return
 	}
 	p.isrRetry = nil

@@ -227,6 +227,7 @@ func (m *ISR) propose(ctx context.Context, pr proposal) {
 	})
 	if err != nil {
 		outcome.Refused = refused(err)
+		outcome.Ineligible = errors.Is(err, metadata.ErrIneligibleReplica)
 		pr.p.Logger().Debug("ISR change not applied; proposed again", "isr", pr.isr, "refused", outcome.Refused, "err", err)
 		return
 	}
