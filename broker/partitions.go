@@ -251,8 +251,7 @@ func (m *partitionManager) reconcile() error {
 				}
 			}
 			p.ObserveRegistrations(assigned.Replicas, state)
-			if p.ApplyAssignment(assigned, time.Now()) {
-				m.alignWithRemote(state, p)
+			if p.ApplyAssignmentAfterRemote(assigned, time.Now(), state) {
 				if m.cfg.onLeadership != nil {
 					m.cfg.onLeadership(p)
 				}
@@ -288,8 +287,7 @@ func (m *partitionManager) reconcile() error {
 		}
 		p.RefreshRetentionLimit(state)
 		p.ObserveRegistrations(assigned.Replicas, state)
-		p.ApplyAssignment(assigned, time.Now())
-		m.alignWithRemote(state, p)
+		p.ApplyAssignmentAfterRemote(assigned, time.Now(), state)
 		m.mu.Lock()
 		m.partitions[tp] = p
 		m.mu.Unlock()
@@ -309,27 +307,6 @@ func (m *partitionManager) reconcile() error {
 		m.cfg.onReconciled(state, parts)
 	}
 	return errors.Join(errs...)
-}
-
-// alignWithRemote restarts a leader's local log after the partition's
-// remote data when the local log ends inside it: a topic recovered from the
-// bucket into an empty cluster (or a replica whose whole log is in the
-// object store) continues after the tiered offsets instead of writing new
-// records at offsets the object store already holds.
-func (m *partitionManager) alignWithRemote(state *metadata.State, p *partition.Partition) {
-	if !p.Leading() {
-		return
-	}
-	_, remoteEnd, ok := state.RemoteLogOffsets(p.TopicID(), p.Index())
-	if !ok || p.LogEndOffset() > remoteEnd {
-		return
-	}
-	epochs := append(p.RemoteEpochs(state, remoteEnd+1), metadata.EpochRange{Epoch: p.LeaderEpoch(), StartOffset: remoteEnd + 1})
-	p.Logger().Warn("local log ends inside the tiered data; restarting it after the remote log end",
-		"local_log_end_offset", p.LogEndOffset(), "remote_log_end_offset", remoteEnd)
-	if err := p.RestartAt(remoteEnd+1, epochs, nil); err != nil {
-		p.Logger().Error("restarting the local log after the remote data failed", "err", err)
-	}
 }
 
 func (m *partitionManager) reconciledIndex() uint64 { return m.lastReconciled.Load() }

@@ -267,10 +267,31 @@ func (p *Partition) ObserveRegistrations(replicas []int32, state Registrations) 
 // a new leadership term began (this broker started or stopped leading, or
 // the leader epoch moved).
 func (p *Partition) ApplyAssignment(a metadata.Partition, now time.Time) (newTerm bool) {
+	return p.ApplyAssignmentAfterRemote(a, now, nil)
+}
+
+// ApplyAssignmentAfterRemote is ApplyAssignment that also aligns a leader's
+// log with the partition's tiered data in state (nil: none): when this
+// broker starts a leadership term and its local log ends inside the remote
+// data (a topic recovered from the bucket into an empty cluster, or a
+// replica whose whole log is in the object store), the log restarts after
+// the remote log end, so that new records are not written at offsets the
+// object store already holds. The restart is made in the same critical
+// section as the term's start: no produce of the term is appended (and
+// acknowledged) before it, only to be wiped by it.
+func (p *Partition) ApplyAssignmentAfterRemote(a metadata.Partition, now time.Time, state *metadata.State) (newTerm bool) {
 	p.appendMu.Lock()
 	self := p.self
 	leading := a.Leader == self
 	newTerm = leading != p.leading.Load() || a.LeaderEpoch != p.leaderEpoch.Load() || !p.assigned
+	var restartedFrom, remoteEnd int64 = -1, -1
+	var restartErr error
+	if newTerm && leading && state != nil {
+		if _, end, ok := state.RemoteLogOffsets(p.topicID, p.index); ok && p.segments.EndOffset() <= end {
+			restartedFrom, remoteEnd = p.segments.EndOffset(), end
+			restartErr = p.restartAtLocked(end+1, p.RemoteEpochs(state, end+1), nil)
+		}
+	}
 	p.assigned = true
 	p.assignment = a
 	if newTerm || a.PartitionEpoch >= p.isrPendingUntil {
@@ -310,6 +331,13 @@ func (p *Partition) ApplyAssignment(a metadata.Partition, now time.Time) (newTer
 		p.advanceHighWatermarkLocked()
 	}
 	p.appendMu.Unlock()
+	if restartedFrom >= 0 {
+		p.log.Warn("local log ends inside the tiered data; restarting it after the remote log end",
+			"local_log_end_offset", restartedFrom, "remote_log_end_offset", remoteEnd)
+		if restartErr != nil {
+			p.log.Error("restarting the local log after the remote data failed", "err", restartErr)
+		}
+	}
 	if leading && p.Durable() && p.segments.SyncedEnd() < p.segments.EndOffset() {
 		p.requestSync() // a follower's appends not fsynced yet count once they are
 	}
@@ -964,6 +992,11 @@ func (p *Partition) truncateLocked(offset int64) error {
 func (p *Partition) RestartAt(offset int64, epochs []metadata.EpochRange, producers []byte) error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	return p.restartAtLocked(offset, epochs, producers)
+}
+
+// restartAtLocked is RestartAt with appendMu held.
+func (p *Partition) restartAtLocked(offset int64, epochs []metadata.EpochRange, producers []byte) error {
 	if err := p.segments.TruncateFullyAndStartAt(offset); err != nil {
 		return err
 	}
