@@ -118,6 +118,10 @@ type Shard struct {
 	// other.
 	mu   sync.Mutex
 	txns map[string]*transaction
+
+	// appending counts the log appends in flight (append): Close waits
+	// for them. Added to under mu while the shard is open only.
+	appending sync.WaitGroup
 }
 
 // NewShard makes a shard; it serves once Load has run.
@@ -171,10 +175,17 @@ func (sh *Shard) Loaded() <-chan struct{} { return sh.life.Loaded() }
 func (sh *Shard) Serving() bool { return sh.life.Serving() }
 
 // Close stops the shard: requests get NOT_COORDINATOR, marker writing
-// stops (the next leader of the partition resumes it).
+// stops (the next leader of the partition resumes it). It returns once
+// the shard's log appends in flight have ended, so that a shard of this
+// broker's next leadership term, loaded after Close, replays every record
+// this one wrote (as Kafka's coordinator appends under the state lock a
+// new term's load takes): a record landing after that replay would be
+// newer in the log than the new shard's own writes, and the term after
+// would take its stale state as current.
 func (sh *Shard) Close() {
 	sh.life.Close()
 	sh.cancel()
+	sh.appending.Wait()
 }
 
 // Load replays the log from its start (the latest record of each
@@ -264,11 +275,11 @@ func (sh *Shard) write(t, next *transaction) error {
 	if err == nil && sh.life.ClosedLocked() {
 		// Closed while the record was being written (the partition's
 		// leadership moved, or a new leadership term of this broker
-		// started a new shard): the shard now in charge may have replayed
-		// the log before the record landed, and then does not have it.
-		// Neither install it nor answer it as done (Kafka answers
-		// NOT_COORDINATOR when the coordinator epoch changed during the
-		// append); the client retries with the coordinator in charge.
+		// started a new shard, whose load waited for this write: Close):
+		// this shard no longer coordinates. Neither install it nor answer
+		// it as done (Kafka answers NOT_COORDINATOR when the coordinator
+		// epoch changed during the append); the client retries with the
+		// coordinator in charge.
 		err = kerr.NotCoordinator
 	}
 	if err != nil {
@@ -285,11 +296,13 @@ func (sh *Shard) write(t, next *transaction) error {
 // append writes records to the log, stamped now.
 func (sh *Shard) append(records []recordbatch.Record) error {
 	sh.mu.Lock()
-	closed := sh.life.ClosedLocked()
-	sh.mu.Unlock()
-	if closed {
+	if sh.life.ClosedLocked() {
+		sh.mu.Unlock()
 		return kerr.NotCoordinator
 	}
+	sh.appending.Add(1)
+	sh.mu.Unlock()
+	defer sh.appending.Done()
 	now := sh.cfg.Now().UnixMilli()
 	for i := range records {
 		records[i].Timestamp = now

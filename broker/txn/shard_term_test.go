@@ -9,12 +9,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// A shard's writes are not made under its mutex, so closing it does not
-// wait for one in flight. When this broker starts a new leadership term of
-// the partition (a reassignment bumps the leader epoch while it keeps
-// leading), the old shard closes and the new one replays the log; a write
-// of the old shard landing after that replay is in the log but not in the
-// new shard's state. The old shard must then not answer the request as
+// A shard's writes are not made under its mutex. When this broker starts a
+// new leadership term of the partition (a reassignment bumps the leader
+// epoch while it keeps leading), the old shard closes and the new one
+// replays the log; a write of the old shard in flight meanwhile (Close
+// waits for it, so it lands before that replay) must not be answered as
 // done (Kafka answers NOT_COORDINATOR when the coordinator epoch changed
 // during the append), or the client acts on a state the coordinator in
 // charge does not have.
@@ -32,8 +31,9 @@ func TestEndTxnLandingAfterANewTermIsNotAnswered(t *testing.T) {
 	answered := make(chan *kerr.Error, 1)
 	go func() { answered <- h.endV1Of(old, "t", pid, epoch, true) }()
 	<-waiting
-	h.load() // the new term: the old shard is closed, the new one loaded
-	release()
+	if h.newTermWhileHeld(release) { // the old shard is closed, the new one loaded
+		release()
+	}
 	err := <-answered
 	if err == nil {
 		if d := h.describe("t"); d.State != kmsg.TransactionStatePrepareCommit && d.State != kmsg.TransactionStateCompleteCommit {
@@ -44,7 +44,10 @@ func TestEndTxnLandingAfterANewTermIsNotAnswered(t *testing.T) {
 		return
 	}
 	wantErr(t, "EndTxn whose write landed after the shard closed", err, kerr.NotCoordinator)
-	// The client retries with the coordinator in charge, which commits.
+	// The client retries with the coordinator in charge, which commits
+	// (or has committed: it replayed the PrepareCommit, written before
+	// Close returned, and finished it).
+	h.settle()
 	wantErr(t, "retried commit", h.endV1("t", pid, epoch, true), nil)
 	h.settle()
 	if d := h.describe("t"); d.State != kmsg.TransactionStateCompleteCommit {
@@ -72,8 +75,9 @@ func TestInitProducerIDLandingAfterANewTermIsNotAnswered(t *testing.T) {
 		answered <- answer{epoch, err}
 	}()
 	<-waiting
-	h.load()
-	release()
+	if h.newTermWhileHeld(release) {
+		release()
+	}
 	a := <-answered
 	if a.err == nil {
 		zombieErr := h.shard.AddPartitions("t", pid, zombie, tps("a", 0), V1)
