@@ -274,9 +274,12 @@ func (c *clientConn) readLoop() error {
 		if size > c.server.cfg.MaxRequestBytes {
 			return fmt.Errorf("request frame of %d bytes exceeds socket.request.max.bytes (%d)", size, c.server.cfg.MaxRequestBytes)
 		}
-		if size > maxUnauthenticatedRequestBytes && c.listener.SecurityProtocol.SASL() && c.actsAs.Load() == nil {
+		if size > maxUnauthenticatedRequestBytes && c.listener.SecurityProtocol.SASL() && !c.sasl.authenticated {
 			// As Kafka's sasl.server.max.receive.size: a client that has
 			// not authenticated cannot hold the server's request memory.
+			// (Not keyed on the principal: on SASL_SSL the TLS handshake
+			// sets one, the certificate's or User:ANONYMOUS, before any
+			// request.)
 			return fmt.Errorf("request frame of %d bytes before SASL authentication exceeds %d bytes", size, maxUnauthenticatedRequestBytes)
 		}
 		// queued.max.request.bytes: room for the whole frame first, so
