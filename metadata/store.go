@@ -631,7 +631,13 @@ func (s *Store) proposeLocal(ctx context.Context, c command) (any, error) {
 			return nil, err
 		}
 	}
-	future := s.raft.Apply(encodeCommand(c), enqueueTimeout(ctx))
+	data := encodeCommand(c)
+	// Checked before it reaches the log, as a peer's (handleRPC): an
+	// entry that does not decode would stop every node that applies it.
+	if _, err := decodeCommand(data); err != nil {
+		return nil, fmt.Errorf("metadata: %s does not decode, not proposed: %w", c.commandType(), err)
+	}
+	future := s.raft.Apply(data, enqueueTimeout(ctx))
 	if err := s.await(ctx, future); err != nil {
 		return nil, fmt.Errorf("metadata: %s: %w", c.commandType(), err)
 	}
