@@ -233,6 +233,25 @@ func TestChangePartitionV2Golden(t *testing.T) {
 	}
 }
 
+// TestAlterPartitionReassignmentV1Golden: AlterPartitionReassignment
+// entries written by builds whose start applied against the union replica
+// set keep decoding, as version 1 commands (which apply as they did then).
+func TestAlterPartitionReassignmentV1Golden(t *testing.T) {
+	data := readGolden(t, "commands/reassignment-start-v1.bin")
+	if data[1] != 1 {
+		t.Fatalf("reassignment-start-v1.bin is version %d, want 1", data[1])
+	}
+	decoded, err := decodeCommand(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := start(goldenTopicID, 2, 2, 3)
+	want.version = 1
+	if !reflect.DeepEqual(decoded, want) {
+		t.Fatalf("decoded %#v\nwant    %#v", decoded, want)
+	}
+}
+
 // TestSegmentCommandsV1Golden: SegmentCopyStarted and SegmentsImported
 // entries written before manifest entries recorded their txn index state
 // keep decoding, their segments' state unknown (a reader fetches their

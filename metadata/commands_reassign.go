@@ -22,8 +22,15 @@ import (
 // replicas, the leader moves into T if it was being removed, and the
 // leader epoch is bumped so the removed replicas are fenced. A cancel
 // reverts to the replicas without the adding ones. A new target while
-// one is in progress starts from the current (union) replica set, as in
-// KRaft. The state is in the quorum, so a new controller or a restarted
+// one is in progress starts from the replicas the partition had before
+// it (C = the replicas without the adding ones), as KRaft reverts the
+// reassignment in progress first: the same target again (a client's
+// retry) changes nothing, and an adding replica the new target drops
+// leaves the replicas and the ISR at once (the leader epoch is bumped to
+// fence it; if it led, the first in-sync, unfenced replica takes over).
+// Version 1 entries, written by earlier builds, started from the current
+// (union) replica set, turning the adding replicas into ordinary ones.
+// The state is in the quorum, so a new controller or a restarted
 // broker continues where the previous one stopped.
 
 // Reassignment kinds in AlterPartitionReassignment's payload. Part of the
@@ -74,7 +81,8 @@ func (p Partition) ReassignmentComplete() bool {
 // as it is when applied (partition epoch -1); finish is proposed by the
 // controller and checks the partition epoch it was based on.
 //
-// Payload, version 1:
+// Payload, version 2 (version 1 has the same fields; its start applies
+// against the current replica set, see above):
 //
 //	uint8 kind (1 start, 2 cancel, 3 finish) | uuid topic id |
 //	int32 partition | int32 partition epoch (-1: not checked) |
@@ -86,6 +94,10 @@ type alterPartitionReassignmentCommand struct {
 	partitionEpoch int32
 	target         []int32
 	leader         int32
+	// version is the payload version of a decoded entry written by an
+	// earlier build (1), which applies as it did then; 0 for the current
+	// version.
+	version uint8
 }
 
 func (c *alterPartitionReassignmentCommand) commandType() commandType {
@@ -102,17 +114,21 @@ func (c *alterPartitionReassignmentCommand) encode(e *encoder) {
 }
 
 func decodeAlterPartitionReassignment(version uint8, d *decoder) (command, bool) {
-	if version != 1 {
+	if version != 1 && version != 2 {
 		return nil, false
 	}
-	return &alterPartitionReassignmentCommand{
+	c := &alterPartitionReassignmentCommand{
 		kind:           d.uint8(),
 		topicID:        d.uuid(),
 		partition:      d.int32(),
 		partitionEpoch: d.int32(),
 		target:         d.int32s(),
 		leader:         d.int32(),
-	}, true
+	}
+	if version == 1 {
+		c.version = 1
+	}
+	return c, true
 }
 
 func (c *alterPartitionReassignmentCommand) apply(b *stateBuilder) (any, error) {
@@ -131,7 +147,15 @@ func (c *alterPartitionReassignmentCommand) apply(b *stateBuilder) (any, error) 
 	var next Partition
 	switch c.kind {
 	case reassignStart:
-		next, err = startReassignment(b, current, c.target)
+		if c.version == 1 {
+			next, err = startReassignment(b, current, c.target)
+			break
+		}
+		var changed bool
+		next, changed, err = restartReassignment(b, current, c.target)
+		if err == nil && !changed {
+			return current, nil // the reassignment in progress already
+		}
 	case reassignCancel:
 		next, err = cancelReassignment(b, current)
 	case reassignFinish:
@@ -185,6 +209,54 @@ func startReassignment(b *stateBuilder, current Partition, target []int32) (Part
 	next.Replicas, next.AddingReplicas, next.RemovingReplicas = merged, adding, removing
 	next.ISR = cloneInt32s(current.ISR)
 	return next, nil
+}
+
+// restartReassignment is startReassignment from the replicas current had
+// before the reassignment in progress, if any (KRaft's revert, then the
+// new target): the adding replicas the target keeps stay adding, those
+// it drops leave the replicas and the ISR (the leader epoch is bumped to
+// fence them; if one led, the first in-sync, unfenced replica takes over,
+// none: the controller elects), and changed is false when the result is
+// the reassignment in progress (the same target again). A target that
+// would leave no in-sync replica is refused, as a cancel is.
+func restartReassignment(b *stateBuilder, current Partition, target []int32) (next Partition, changed bool, err error) {
+	if !current.Reassigning() {
+		next, err = startReassignment(b, current, target)
+		return next, err == nil, err
+	}
+	original := current
+	original.Replicas = nil
+	for _, r := range current.Replicas {
+		if !slices.Contains(current.AddingReplicas, r) {
+			original.Replicas = append(original.Replicas, r)
+		}
+	}
+	next, err = startReassignment(b, original, target)
+	if err != nil {
+		return Partition{}, false, err
+	}
+	if slices.Equal(next.Replicas, current.Replicas) && slices.Equal(next.AddingReplicas, current.AddingReplicas) &&
+		slices.Equal(next.RemovingReplicas, current.RemovingReplicas) {
+		return current, false, nil
+	}
+	dropped := func(r int32) bool { return !slices.Contains(next.Replicas, r) }
+	next.ISR = slices.DeleteFunc(cloneInt32s(current.ISR), dropped)
+	if len(next.ISR) == 0 {
+		return Partition{}, false, fmt.Errorf("%w: only replicas the new target drops (%v) are in sync: let the reassignment in progress finish", ErrInvalidReplicaAssignment, current.ISR)
+	}
+	if next.Leader >= 0 && dropped(next.Leader) {
+		next.Leader = -1
+		for _, r := range next.Replicas {
+			if broker, ok := b.broker(r); ok && !broker.Fenced && slices.Contains(next.ISR, r) {
+				next.Leader = r
+				break
+			}
+		}
+	}
+	if slices.ContainsFunc(current.Replicas, dropped) || next.Leader != current.Leader {
+		next.LeaderEpoch++
+	}
+	return next, true, nil
 }
 
 // cancelReassignment reverts current to its replicas without the adding

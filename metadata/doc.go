@@ -104,11 +104,14 @@
 //	                       v2 (read, applied as before): the same fields;
 //	                           fenced brokers could join the ISR
 //	                       v1 (read): up to the ISR, no broker epochs
-//	20 AlterPartitionReassignment v1: kind uint8 (1 start, 2 cancel,
+//	20 AlterPartitionReassignment v2: kind uint8 (1 start, 2 cancel,
 //	                           3 finish), topic id uuid, partition int32,
 //	                           expected partition epoch int32 (-1 = not
 //	                           checked), target replicas int32 list (start),
 //	                           leader int32 (finish); commands_reassign.go
+//	                       v1 (read, applied as before): the same fields;
+//	                           a start during a reassignment started from
+//	                           the union replica set
 //	21 AlterBrokerConfigs  v1: broker id int32 (-1 = every broker),
 //	                           configs string map (empty = none)
 //	22-31 reserved for brokers and partition leadership

@@ -1,7 +1,6 @@
 package metadata
 
 import (
-	"os"
 	"reflect"
 	"testing"
 )
@@ -13,13 +12,11 @@ import (
 // replicas against the replica set that already holds them, so they
 // become ordinary replicas: ListPartitionReassignments no longer reports
 // them, and a cancel then keeps the replica that never caught up (the
-// partition stays on {2,3,1} instead of reverting to {2,1}). KRaft keeps
-// the adding replicas when a new target adds none (PartitionChangeBuilder
-// starts from the partition's addingReplicas).
+// partition stays on {2,3,1} instead of reverting to {2,1}). As KRaft
+// reverts the reassignment in progress before it starts a new one, a
+// start (from AlterPartitionReassignment v2 on) computes the adding
+// replicas against the replicas the partition had before.
 func TestReassignmentStartRepeatedKeepsTheAddingReplicas(t *testing.T) {
-	if os.Getenv("STRATA_REVIEW_UNFIXED") == "" {
-		t.Skip("known defect, not fixed (changing how an existing command applies would make nodes of two builds diverge on replay): set STRATA_REVIEW_UNFIXED=1 to run")
-	}
 	orders := testTopic("orders", 1, []int32{1, 2})
 	id := orders.ID
 	partition := func(f *fsm) Partition {

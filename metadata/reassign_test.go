@@ -161,15 +161,39 @@ func TestReassignmentStateMachine(t *testing.T) {
 			want: Partition{Index: 1, Replicas: []int32{3}, Leader: 3, LeaderEpoch: 2, ISR: []int32{3}, PartitionEpoch: 3},
 		},
 		{
-			name: "a new target replaces the one in progress",
+			// As KRaft: the reassignment in progress is reverted first, so
+			// 4, which the new target drops, leaves at once (the leader
+			// epoch fences it) and 3 is still being added.
+			name: "a new target replaces the one in progress, from the replicas before it",
 			steps: []fsmStep{
 				{command: start(id, 0, 3, 4)},
-				{command: start(id, 0, 1, 3), wantValue: Partition{Replicas: []int32{1, 3, 4, 2}, Leader: 1, ISR: []int32{1, 2}, PartitionEpoch: 2,
-					AddingReplicas: nil, RemovingReplicas: []int32{4, 2}}},
+				{command: start(id, 0, 1, 3), wantValue: Partition{Replicas: []int32{1, 3, 2}, Leader: 1, LeaderEpoch: 1, ISR: []int32{1, 2}, PartitionEpoch: 2,
+					AddingReplicas: []int32{3}, RemovingReplicas: []int32{2}}},
 				{command: changePartition(id, 0, 2, NoLeaderChange, false, 1, 2, 3)},
 				{command: finish(id, 0, 3, 1)},
 			},
-			want: Partition{Replicas: []int32{1, 3}, Leader: 1, LeaderEpoch: 1, ISR: []int32{1, 3}, PartitionEpoch: 4},
+			want: Partition{Replicas: []int32{1, 3}, Leader: 1, LeaderEpoch: 2, ISR: []int32{1, 3}, PartitionEpoch: 4},
+		},
+		{
+			name: "a new target drops the adding replica that leads: leadership moves to an in-sync replica",
+			steps: []fsmStep{
+				{command: start(id, 0, 3, 1)},
+				{command: changePartition(id, 0, 1, 3, false, 1, 2, 3)}, // 3 caught up and leads
+				{command: &setBrokerFencedCommand{id: 1, epoch: 1, fenced: false}},
+				{command: start(id, 0, 1, 2, 4), wantValue: Partition{Replicas: []int32{1, 2, 4}, Leader: 1, LeaderEpoch: 2, ISR: []int32{1, 2}, PartitionEpoch: 3,
+					AddingReplicas: []int32{4}}},
+			},
+			want: Partition{Replicas: []int32{1, 2, 4}, Leader: 1, LeaderEpoch: 2, ISR: []int32{1, 2}, PartitionEpoch: 3, AddingReplicas: []int32{4}},
+		},
+		{
+			name: "a new target that would leave no in-sync replica is refused",
+			steps: []fsmStep{
+				{command: start(id, 1, 3)},
+				{command: changePartition(id, 1, 1, 3, false, 3)}, // only 3, being added, is in sync
+				{command: start(id, 1, 4), wantErr: ErrInvalidReplicaAssignment},
+			},
+			want: Partition{Index: 1, Replicas: []int32{3, 2, 1}, Leader: 3, LeaderEpoch: 1, ISR: []int32{3}, PartitionEpoch: 2,
+				AddingReplicas: []int32{3}, RemovingReplicas: []int32{2, 1}},
 		},
 		{
 			name: "refusals",
