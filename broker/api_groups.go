@@ -303,11 +303,7 @@ func handleDeleteGroups(c *clientConn, h requestHeader, req *kmsg.DeleteGroupsRe
 		case id == "":
 			g.ErrorCode = kerr.InvalidGroupID.Code
 		default:
-			if err := sh.Coordinator().Delete(id); err != nil {
-				g.ErrorCode = group.ErrorCode(err)
-				break
-			}
-			if err := sh.DeleteGroupData(id); err != nil {
+			if err := sh.DeleteGroup(id); err != nil {
 				g.ErrorCode = group.ErrorCode(err)
 				break
 			}

@@ -120,6 +120,10 @@ type Shard struct {
 	mu      sync.Mutex
 	offsets map[string]map[TopicPartition]storedOffset // group → partition → commit
 	txns    txnOffsets                                 // pending transactional commits
+
+	// beforeTombstones, if set, is called (tests only) when a group's
+	// deletion tombstones are about to be written.
+	beforeTombstones func(groupID string)
 }
 
 // storedOffset is a commit with the log offset of its record: of a
@@ -448,6 +452,16 @@ func (sh *Shard) DeleteOffsets(groupID string, tps []TopicPartition) error {
 	return nil
 }
 
+// DeleteGroup deletes an Empty group (DeleteGroups): the coordinator
+// forgets it (Coordinator.Delete), then its offsets and metadata are
+// tombstoned (DeleteGroupData).
+func (sh *Shard) DeleteGroup(groupID string) error {
+	if err := sh.coord.Delete(groupID); err != nil {
+		return err
+	}
+	return sh.DeleteGroupData(groupID)
+}
+
 // DeleteGroupData writes the tombstones of a deleted group: its offsets
 // (committed, and as Kafka does, those only pending in a transaction, so
 // that the transaction's commit does not bring them back) and its
@@ -465,6 +479,9 @@ func (sh *Shard) DeleteGroupData(groupID string) error {
 }
 
 func (sh *Shard) deleteGroupData(groupID string) error {
+	if sh.beforeTombstones != nil {
+		sh.beforeTombstones(groupID)
+	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	tps := make([]TopicPartition, 0, len(sh.offsets[groupID]))
