@@ -141,10 +141,18 @@ type Store interface {
 	// members are to see (COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, ...);
 	// any other error is reported to them as COORDINATOR_NOT_AVAILABLE.
 	StoreGroup(rec Record, done func(error))
+	// DeleteGroupData deletes what is stored of a group (its metadata and
+	// its committed offsets) when the coordinator deletes it
+	// (Coordinator.Delete): nil once that is durable, else the Kafka error
+	// the client is to see, and the group is kept. It is called with the
+	// group's lock held, so it must not call the coordinator.
+	DeleteGroupData(groupID string) error
 }
 
 type memoryStore struct{}
 
 func (memoryStore) StoreGroup(_ Record, done func(error)) { done(nil) }
+
+func (memoryStore) DeleteGroupData(string) error { return nil }
 
 var _ Store = memoryStore{}

@@ -25,7 +25,7 @@ type Coordinator struct {
 	cfg Config // with defaults; read-only after New
 
 	mu     sync.Mutex        // guards groups and closed; taken before a group's mu, never after
-	groups map[string]*group // by group id; no Dead group is in it
+	groups map[string]*group // by group id; a Dead group only while Delete removes it
 	closed bool              // Close was called: every call answers NOT_COORDINATOR
 }
 
@@ -253,38 +253,75 @@ func (c *Coordinator) List(states ...State) []Listing {
 	return out
 }
 
-// Delete deletes an Empty group (DeleteGroups): GROUP_ID_NOT_FOUND if there
-// is none, NON_EMPTY_GROUP if it has members. The caller then writes the
-// tombstones for its offsets and metadata.
+// Delete deletes an Empty group (DeleteGroups) and its stored data
+// (Store.DeleteGroupData: the tombstones of its offsets and metadata):
+// GROUP_ID_NOT_FOUND if there is none, NON_EMPTY_GROUP if it has members,
+// the Store's error if the data cannot be deleted (the group is then left
+// as it was, Empty, for the client's retry). As in Kafka, the data is
+// deleted under the group's lock: a JoinGroup or OffsetCommit arriving
+// meanwhile waits, finds the group Dead and is answered
+// COORDINATOR_NOT_AVAILABLE (its client retries and forms a new group),
+// so it can neither be tombstoned nor leave offsets behind for a group
+// the coordinator no longer has.
 func (c *Coordinator) Delete(groupID string) error {
-	var fx effects
-	err := c.deleteGroup(groupID, &fx)
-	fx.run()
-	return err
+	return c.deleteWith(groupID, func() error { return c.cfg.Store.DeleteGroupData(groupID) })
 }
 
-func (c *Coordinator) deleteGroup(groupID string, fx *effects) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return kerr.NotCoordinator
+// deleteWith deletes an Empty group once deleteData, called with the
+// group's lock held, has deleted its stored data; an error from deleteData
+// leaves the group as it was.
+func (c *Coordinator) deleteWith(groupID string, deleteData func() error) error {
+	g, err := c.lookup(groupID)
+	if err != nil {
+		return err
 	}
-	g := c.groups[groupID]
 	if g == nil {
 		return kerr.GroupIDNotFound
 	}
+	var fx effects
+	g.mu.Lock()
+	switch {
+	case g.state == StateDead && g.unloaded:
+		g.mu.Unlock()
+		return kerr.NotCoordinator
+	case g.state == StateDead:
+		g.mu.Unlock()
+		return kerr.GroupIDNotFound
+	case g.state != StateEmpty:
+		g.mu.Unlock()
+		return kerr.NonEmptyGroup
+	}
+	if err := deleteData(); err != nil {
+		g.mu.Unlock()
+		return err
+	}
+	g.killLocked(kerr.CoordinatorNotAvailable, &fx)
+	g.mu.Unlock()
+	fx.run()
+	c.mu.Lock()
+	if c.groups[groupID] == g {
+		delete(c.groups, groupID)
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// withGroup calls write, an offset commit's write, with the group's lock
+// held, creating the group (Empty) if there is none, as a commit does: a
+// commit is written for a group the coordinator has, never for one it
+// deleted meanwhile (Delete). A group being deleted answers
+// COORDINATOR_NOT_AVAILABLE (the client retries).
+func (c *Coordinator) withGroup(groupID string, write func() error) error {
+	g, err := c.lookupOrCreate(groupID)
+	if err != nil {
+		return err
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	switch g.state {
-	case StateEmpty:
-		g.killLocked(kerr.CoordinatorNotAvailable, fx)
-		delete(c.groups, groupID)
-		return nil
-	case StateDead:
-		delete(c.groups, groupID)
-		return kerr.GroupIDNotFound
+	if g.state == StateDead {
+		return g.deadErrorLocked()
 	}
-	return kerr.NonEmptyGroup
+	return write()
 }
 
 // ValidateOffsetCommit checks who may commit offsets to a group

@@ -158,6 +158,8 @@ func (s *fakeStore) StoreGroup(rec Record, done func(error)) {
 	done(fail)
 }
 
+func (s *fakeStore) DeleteGroupData(string) error { return nil }
+
 func (s *fakeStore) setFail(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

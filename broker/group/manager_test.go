@@ -154,7 +154,10 @@ func TestManagerTopicsDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	sh := waitServing(t, m, "g")
-	if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("keep", 0): {Offset: 1}, tp("drop", 0): {Offset: 2}, tp("shrunk", 3): {Offset: 3}}); err != nil {
+	// Committed now: the group (created Empty by the commit) keeps them
+	// until the retention has passed.
+	now := time.Now().UnixMilli()
+	if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("keep", 0): {Offset: 1, Timestamp: now}, tp("drop", 0): {Offset: 2, Timestamp: now}, tp("shrunk", 3): {Offset: 3, Timestamp: now}}); err != nil {
 		t.Fatal(err)
 	}
 	m.TopicsDeleted("drop")

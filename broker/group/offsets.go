@@ -116,7 +116,9 @@ type Shard struct {
 	// mu guards offsets, the transactional state and life's closed flag,
 	// and serializes the shard's appends with the in-memory updates they
 	// make, so both happen in the same order. Lock order: the coordinator
-	// is never called with mu held (it may call StoreGroup).
+	// is never called with mu held (it may call StoreGroup); a group's
+	// lock may be held when mu is taken (offset commits and a group's
+	// deletion are written under it: Coordinator.withGroup, deleteWith).
 	mu      sync.Mutex
 	offsets map[string]map[TopicPartition]storedOffset // group → partition → commit
 	txns    txnOffsets                                 // pending transactional commits
@@ -378,8 +380,14 @@ func (sh *Shard) StoreGroup(rec Record, done func(error)) {
 
 // CommitOffsets writes commits and applies them once written; on failure
 // nothing changes.
+// They are written under the group's lock (Coordinator.withGroup; the
+// group is created, Empty, if the coordinator has none, e.g. deleted since
+// the commit was validated), so that a deletion of the group cannot come
+// between and leave them for a group the coordinator does not know.
 func (sh *Shard) CommitOffsets(groupID string, commits map[TopicPartition]CommittedOffset) error {
-	return sh.commitOffsets(groupID, noProducerID, commits, sh.log.Append)
+	return sh.coord.withGroup(groupID, func() error {
+		return sh.commitOffsets(groupID, noProducerID, commits, sh.log.Append)
+	})
 }
 
 // commitOffsets writes commits as one batch with write and applies them
@@ -452,38 +460,31 @@ func (sh *Shard) DeleteOffsets(groupID string, tps []TopicPartition) error {
 	return nil
 }
 
-// DeleteGroup deletes an Empty group (DeleteGroups): the coordinator
-// forgets it (Coordinator.Delete), then its offsets and metadata are
-// tombstoned (DeleteGroupData).
-func (sh *Shard) DeleteGroup(groupID string) error {
-	if err := sh.coord.Delete(groupID); err != nil {
-		return err
-	}
-	return sh.DeleteGroupData(groupID)
-}
+// DeleteGroup deletes an Empty group (DeleteGroups) and tombstones its
+// offsets and metadata, under the group's lock (Coordinator.Delete).
+func (sh *Shard) DeleteGroup(groupID string) error { return sh.coord.Delete(groupID) }
 
-// DeleteGroupData writes the tombstones of a deleted group: its offsets
-// (committed, and as Kafka does, those only pending in a transaction, so
-// that the transaction's commit does not bring them back) and its
-// metadata record. The coordinator deleted the group before (Delete): if
-// the tombstones cannot be written, the group is back, Empty, so that the
-// client's retry (or the next expiry pass) deletes it and its offsets,
-// which are still committed.
-func (sh *Shard) DeleteGroupData(groupID string) error {
-	err := sh.deleteGroupData(groupID)
-	if err != nil {
-		// ErrGroupExists: a join or commit made it again meanwhile.
-		_ = sh.coord.Restore(Record{GroupID: groupID})
-	}
-	return err
-}
+// DeleteGroupData implements Store: it writes the tombstones of a deleted
+// group, its offsets (committed, and as Kafka does, those only pending in
+// a transaction, so that the transaction's commit does not bring them
+// back) and its metadata record. The coordinator calls it with the
+// group's lock held (Coordinator.Delete); a failure leaves the group and
+// its offsets as they were.
+func (sh *Shard) DeleteGroupData(groupID string) error { return sh.deleteGroupData(groupID, false) }
 
-func (sh *Shard) deleteGroupData(groupID string) error {
+// errGroupHasOffsets: offset expiry does not delete a group that has
+// offsets again (committed or pending) by the time it is deleted.
+var errGroupHasOffsets = errors.New("group: the group has offsets")
+
+func (sh *Shard) deleteGroupData(groupID string, onlyWithoutOffsets bool) error {
 	if sh.beforeTombstones != nil {
 		sh.beforeTombstones(groupID)
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if onlyWithoutOffsets && (len(sh.offsets[groupID]) > 0 || sh.txns.open(groupID)) {
+		return errGroupHasOffsets
+	}
 	tps := make([]TopicPartition, 0, len(sh.offsets[groupID]))
 	for tp := range sh.offsets[groupID] {
 		tps = append(tps, tp)
@@ -644,13 +645,17 @@ func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists fu
 		if d, ok := descriptions[id]; !ok || d.State != StateEmpty {
 			continue
 		}
-		if sh.coord.Delete(id) != nil {
-			continue // members joined meanwhile, or already gone
-		}
-		if err := sh.DeleteGroupData(id); err != nil {
+		// Deleted under the group's lock, unless it has members or offsets
+		// again by then (Kafka's cleanup checks both under the lock too).
+		err := sh.coord.deleteWith(id, func() error { return sh.deleteGroupData(id, true) })
+		switch {
+		case err == nil:
+			groups++
+		case errors.Is(err, kerr.NonEmptyGroup), errors.Is(err, kerr.GroupIDNotFound), errors.Is(err, errGroupHasOffsets):
+			// members joined or offsets were committed meanwhile, or already gone
+		default:
 			return len(gone), groups, err
 		}
-		groups++
 	}
 	return len(gone), groups, nil
 }

@@ -6,16 +6,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// TestDeleteGroupRetriedAfterItsTombstonesFailed: DeleteGroups removes the
-// group from the coordinator, then writes the tombstones of its offsets
-// and metadata (handleDeleteGroups, and offset expiry, do both in that
-// order). When the write fails the client is told
-// COORDINATOR_NOT_AVAILABLE and retries; the retry must delete the group,
-// whose offsets are still committed and served. It was answered
-// GROUP_ID_NOT_FOUND instead (the coordinator had forgotten the group),
-// leaving offsets that OffsetFetch still returned, that no DeleteGroups
-// could remove and that expiry never looked at, until a reload brought
-// the group back.
+// TestDeleteGroupRetriedAfterItsTombstonesFailed: DeleteGroups deletes the
+// group and writes the tombstones of its offsets and metadata under the
+// group's lock. When the write fails the client is told
+// COORDINATOR_NOT_AVAILABLE and retries; the group must still be there,
+// Empty with its offsets, so that the retry deletes it (not
+// GROUP_ID_NOT_FOUND, which left offsets that OffsetFetch still returned,
+// that no DeleteGroups could remove and that expiry never looked at).
 func TestDeleteGroupRetriedAfterItsTombstonesFailed(t *testing.T) {
 	log, clock := newMemLog(), newFakeClock()
 	sh := loadedShard(t, log, clock)
@@ -26,17 +23,18 @@ func TestDeleteGroupRetriedAfterItsTombstonesFailed(t *testing.T) {
 	}
 
 	// DeleteGroups, whose tombstones cannot be written.
-	wantErr(t, "delete", c.Delete("g"), nil)
 	log.set(func(l *memLog) { l.fail = kerr.CoordinatorNotAvailable })
-	wantErr(t, "tombstones", sh.DeleteGroupData("g"), kerr.CoordinatorNotAvailable)
+	wantErr(t, "delete", sh.DeleteGroup("g"), kerr.CoordinatorNotAvailable)
 	log.set(func(l *memLog) { l.fail = nil })
 	if co, ok := sh.FetchOffset("g", tp("t", 0)); !ok || co.Offset != 42 {
 		t.Fatalf("offset after the failed deletion: %+v %v, want 42 still committed", co, ok)
 	}
+	if d, err := c.Describe("g"); err != nil || d.State != StateEmpty {
+		t.Fatalf("group after the failed deletion: %+v %v, want Empty", d, err)
+	}
 
 	// The client retries.
-	wantErr(t, "retried delete", c.Delete("g"), nil)
-	wantErr(t, "retried tombstones", sh.DeleteGroupData("g"), nil)
+	wantErr(t, "retried delete", sh.DeleteGroup("g"), nil)
 	if co, ok := sh.FetchOffset("g", tp("t", 0)); ok {
 		t.Fatalf("offset after the retried deletion: %+v, want none", co)
 	}
