@@ -271,10 +271,13 @@ func (g *group) selectProtocolLocked() string {
 		}
 		return len(preference)
 	}
-	best := ""
+	// "" is a protocol name like any other (Kafka accepts it): whether one
+	// is chosen yet is found, not best == "".
+	best, found := "", false
 	for name, n := range votes {
 		switch {
-		case best == "", n > votes[best]:
+		case !found, n > votes[best]:
+			found = true
 			best = name
 		case n == votes[best]:
 			if r, rb := rank(name), rank(best); r < rb || (r == rb && name < best) {
@@ -623,8 +626,11 @@ func restoredGroup(c *Coordinator, rec Record) (*group, error) {
 	if len(rec.Members) == 0 {
 		return g, nil
 	}
-	if rec.Protocol == "" || rec.ProtocolType == "" {
-		return nil, fmt.Errorf("%w: group %q has members but no protocol", ErrInvalidRecord, rec.GroupID)
+	// A group with members has a selected protocol, whose name may be ""
+	// (as in Kafka; older Strata versions stored that as null, which
+	// reads as "" too), but not an empty protocol type.
+	if rec.ProtocolType == "" {
+		return nil, fmt.Errorf("%w: group %q has members but no protocol type", ErrInvalidRecord, rec.GroupID)
 	}
 	g.protocolName = rec.Protocol
 	for _, rm := range rec.Members {

@@ -252,9 +252,16 @@ func (sh *Shard) Load() {
 	}
 	restored := 0
 	for id, v := range groups {
-		if err := sh.coord.Restore(recordFromValue(id, v)); err != nil {
-			sh.logger.Error("restoring group failed", "group", id, "err", err)
-			continue
+		rec := recordFromValue(id, v)
+		if err := sh.coord.Restore(rec); err != nil {
+			// Its members cannot be restored; the group comes back Empty
+			// (keeping its type and generation), so that its offsets are
+			// served, expire and can be deleted as any Empty group's.
+			sh.logger.Error("restoring group failed; restored Empty", "group", id, "err", err)
+			if err := sh.coord.Restore(Record{GroupID: id, ProtocolType: rec.ProtocolType, GenerationID: rec.GenerationID}); err != nil {
+				sh.logger.Error("restoring group failed", "group", id, "err", err)
+				continue
+			}
 		}
 		restored++
 	}
@@ -726,7 +733,9 @@ func groupMetadataValue(rec Record) []byte {
 	v.Version = 3
 	v.ProtocolType = rec.ProtocolType
 	v.Generation = rec.GenerationID
-	if rec.Protocol != "" {
+	if rec.Protocol != "" || len(rec.Members) > 0 {
+		// A group with members has a protocol, whose name may be "": it
+		// is written as "", not null, as Kafka writes it.
 		p := rec.Protocol
 		v.Protocol = &p
 	}
