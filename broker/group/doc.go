@@ -116,7 +116,10 @@
 // while a group's is taken, never the other way round. Requests on one
 // group are serialised by its mutex; timers (Config.Clock) and Store
 // completions take the same mutex and check that what they were armed for
-// is still current, so a late one does nothing.
+// is still current, so a late one does nothing. Store.DeleteGroupData
+// (Delete) and a Shard's offset commit writes are the exception: they are
+// made with the group's mutex held, so that no join or commit of the group
+// comes between its deletion and its tombstones.
 //
 // Join and Sync answer through a callback, which is called exactly once per
 // request, never with a lock held: from the call itself, from another
