@@ -231,22 +231,49 @@ func handleDescribeConfigs(c *clientConn, h requestHeader, req *kmsg.DescribeCon
 	return resp, nil
 }
 
-// alterTopicConfigs validates and stores a topic's complete new config set.
-func (s *Server) alterTopicConfigs(topic string, configs map[string]string, validateOnly bool, timeoutMillis int32) (int16, string) {
-	t, ok := s.cfg.Metadata.State().Topic(topic)
-	if !ok {
-		return kerr.UnknownTopicOrPartition.Code, "topic '" + topic + "' does not exist"
-	}
-	if code, msg := s.validateTopicConfigs(configs, t.Configs); code != 0 {
-		return code, msg
-	}
-	if validateOnly {
-		return 0, ""
-	}
+// alterTopicConfigs validates and stores a topic's complete new config
+// set, which compute makes from the current one (without changing it).
+// The store refuses the set if the topic's configs changed since they
+// were read (another AlterConfigs or IncrementalAlterConfigs came first,
+// on any broker), and the set is computed again from the new ones, so
+// that neither change is lost; a topic deleted and created again meanwhile
+// is not changed (the topic id differs).
+func (s *Server) alterTopicConfigs(topic string, compute func(current map[string]string) (map[string]string, int16, string), validateOnly bool, timeoutMillis int32) (int16, string) {
 	ctx, cancel := s.adminContext(timeoutMillis)
 	defer cancel()
-	if err := s.cfg.Metadata.SetTopicConfigs(ctx, topic, configs); err != nil {
-		if errors.Is(err, metadata.ErrUnknownTopic) {
+	var configs map[string]string
+	for {
+		t, ok := s.cfg.Metadata.State().Topic(topic)
+		if !ok {
+			return kerr.UnknownTopicOrPartition.Code, "topic '" + topic + "' does not exist"
+		}
+		var code int16
+		var msg string
+		if configs, code, msg = compute(t.Configs); code != 0 {
+			return code, msg
+		}
+		if code, msg := s.validateTopicConfigs(configs, t.Configs); code != 0 {
+			return code, msg
+		}
+		if validateOnly {
+			return 0, ""
+		}
+		if s.beforeTopicConfigsStored != nil {
+			s.beforeTopicConfigsStored(topic)
+		}
+		err := s.cfg.Metadata.SetTopicConfigs(ctx, t, configs)
+		if err == nil {
+			break
+		}
+		switch {
+		case errors.Is(err, metadata.ErrStaleTopicConfigs) && ctx.Err() == nil:
+			// This node's state has the change that came first (the
+			// refused entry is applied here before the answer).
+			continue
+		case errors.Is(err, metadata.ErrUnknownTopic):
+			if now, ok := s.cfg.Metadata.State().Topic(topic); ok && now.ID != t.ID && ctx.Err() == nil {
+				continue // deleted and created again: computed again for the new topic
+			}
 			return kerr.UnknownTopicOrPartition.Code, "topic '" + topic + "' does not exist"
 		}
 		return kerr.RequestTimedOut.Code, "storing configs: " + err.Error()
@@ -354,7 +381,9 @@ func handleAlterConfigs(c *clientConn, h requestHeader, req *kmsg.AlterConfigsRe
 				for _, cfg := range r.Configs {
 					configs[cfg.Name] = *cfg.Value
 				}
-				return s.alterTopicConfigs(r.ResourceName, configs, req.ValidateOnly, 30000)
+				return s.alterTopicConfigs(r.ResourceName, func(map[string]string) (map[string]string, int16, string) {
+					return configs, 0, ""
+				}, req.ValidateOnly, 30000)
 			}, func() (int16, string) {
 				// AlterConfigs replaces the broker's dynamic set.
 				return s.alterBrokerConfigs(r.ResourceName, req.ValidateOnly, func(configs map[string]string) (int16, string) {
@@ -400,18 +429,14 @@ func handleIncrementalAlterConfigs(c *clientConn, h requestHeader, req *kmsg.Inc
 			continue
 		}
 		code, msg := c.alterResource(r.ResourceType, r.ResourceName, func() (int16, string) {
-			t, ok := s.cfg.Metadata.State().Topic(r.ResourceName)
-			if !ok {
-				return kerr.UnknownTopicOrPartition.Code, "topic '" + r.ResourceName + "' does not exist"
-			}
-			configs := maps.Clone(t.Configs)
-			if configs == nil {
-				configs = map[string]string{}
-			}
-			if code, msg := applyIncremental(s, configs, r.Configs); code != 0 {
-				return code, msg
-			}
-			return s.alterTopicConfigs(r.ResourceName, configs, req.ValidateOnly, 30000)
+			return s.alterTopicConfigs(r.ResourceName, func(current map[string]string) (map[string]string, int16, string) {
+				configs := maps.Clone(current)
+				if configs == nil {
+					configs = map[string]string{}
+				}
+				code, msg := applyIncremental(s, configs, r.Configs)
+				return configs, code, msg
+			}, req.ValidateOnly, 30000)
 		}, func() (int16, string) {
 			return s.alterBrokerConfigs(r.ResourceName, req.ValidateOnly, func(configs map[string]string) (int16, string) {
 				return incrementalBrokerConfigs(configs, r.Configs)

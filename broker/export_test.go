@@ -51,3 +51,7 @@ func (s *Server) ConnectionPrincipals() []authn.Principal {
 	}
 	return ps
 }
+
+// BeforeTopicConfigsStored makes the server call hook before it proposes
+// a topic's new configs (AlterConfigs, IncrementalAlterConfigs).
+func (s *Server) BeforeTopicConfigsStored(hook func(topic string)) { s.beforeTopicConfigsStored = hook }

@@ -196,7 +196,7 @@ func (o *internalTopicManager) upgrade(t metadata.Topic) {
 	}
 	ctx, cancel := context.WithTimeout(o.s.ctx, 10*time.Second)
 	defer cancel()
-	if err := o.s.cfg.Metadata.SetTopicConfigs(ctx, o.spec.name, o.configs(t.Configs, 0)); err != nil {
+	if err := o.s.cfg.Metadata.SetTopicConfigs(ctx, t, o.configs(t.Configs, 0)); err != nil {
 		o.log.Warn("switching an internal topic to cleanup.policy=compact failed; retrying on next use", "topic", o.spec.name, "err", err)
 		return
 	}

@@ -82,7 +82,7 @@ var commandTable = map[commandType]commandSpec{
 	commandInitCluster:           {name: "InitCluster", version: 1, decode: decodeInitCluster},
 	commandCreateTopic:           {name: "CreateTopic", version: 1, decode: decodeCreateTopic},
 	commandDeleteTopic:           {name: "DeleteTopic", version: 1, decode: decodeDeleteTopic},
-	commandAlterTopicConfigs:     {name: "AlterTopicConfigs", version: 1, decode: decodeAlterTopicConfigs},
+	commandAlterTopicConfigs:     {name: "AlterTopicConfigs", version: 2, decode: decodeAlterTopicConfigs},
 	commandCreatePartitions:      {name: "CreatePartitions", version: 1, decode: decodeCreatePartitions},
 	commandAllocateProducerIDs:   {name: "AllocateProducerIDs", version: 1, decode: decodeAllocateProducerIDs},
 	commandRegisterBroker:        {name: "RegisterBroker", version: 3, decode: decodeRegisterBroker},

@@ -94,6 +94,8 @@ func goldenCommands() []struct {
 		{"delete-topic-with-id", &deleteTopicCommand{name: "orders", id: goldenTopicID}},
 		{"alter-topic-configs", &alterTopicConfigsCommand{name: "orders", configs: map[string]string{"retention.ms": "86400000", "min.insync.replicas": "2"}}},
 		{"alter-topic-configs-clear", &alterTopicConfigsCommand{name: "orders", id: goldenTopicID}},
+		{"alter-topic-configs-checked", &alterTopicConfigsCommand{name: "orders", id: goldenTopicID,
+			configs: map[string]string{"retention.ms": "86400000"}, checked: true, from: map[string]string{"retention.ms": "3600000", "segment.bytes": "1048576"}}},
 		{"create-partitions", &createPartitionsCommand{name: "orders", total: 3, partitions: newPartitions(1, [][]int32{{2, 1}, {1, 2}})}},
 		{"allocate-producer-ids", &allocateProducerIDsCommand{brokerID: 1, count: 1000}},
 		{"register-broker", &registerBrokerCommand{registration: goldenRegistration}},
@@ -247,6 +249,24 @@ func TestAlterPartitionReassignmentV1Golden(t *testing.T) {
 	}
 	want := start(goldenTopicID, 2, 2, 3)
 	want.version = 1
+	if !reflect.DeepEqual(decoded, want) {
+		t.Fatalf("decoded %#v\nwant    %#v", decoded, want)
+	}
+}
+
+// TestAlterTopicConfigsV1Golden: AlterTopicConfigs entries written before
+// changes carried the set they were computed from keep decoding,
+// unchecked.
+func TestAlterTopicConfigsV1Golden(t *testing.T) {
+	data := readGolden(t, "commands/alter-topic-configs-v1.bin")
+	if data[1] != 1 {
+		t.Fatalf("alter-topic-configs-v1.bin is version %d, want 1", data[1])
+	}
+	decoded, err := decodeCommand(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &alterTopicConfigsCommand{name: "orders", configs: map[string]string{"retention.ms": "86400000", "min.insync.replicas": "2"}}
 	if !reflect.DeepEqual(decoded, want) {
 		t.Fatalf("decoded %#v\nwant    %#v", decoded, want)
 	}

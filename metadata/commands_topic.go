@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -341,12 +342,23 @@ func (c *deleteTopicCommand) apply(b *stateBuilder) (any, error) {
 }
 
 // alterTopicConfigsCommand replaces the whole set of explicitly set configs
-// of a topic. Incremental changes are computed by the proposer against the
-// state it read, and guarded by the topic id.
+// of a topic, guarded by the topic id (zero: any). From version 2 on it
+// may carry the set the proposer computed the change from (AlterConfigs
+// validates against it; IncrementalAlterConfigs applies its operations to
+// it): the change is refused (ErrStaleTopicConfigs) unless that is still
+// the topic's set, so that of two concurrent changes neither is lost.
+//
+// Payload, version 2 (version 1 ends after the configs):
+//
+//	string name | uuid topic id | string map configs |
+//	bool checked | string map from (checked: the expected current set)
 type alterTopicConfigsCommand struct {
 	name    string
 	id      [16]byte // zero: any id
 	configs map[string]string
+	// checked: the change applies only to a topic whose configs are from.
+	checked bool
+	from    map[string]string
 }
 
 func (c *alterTopicConfigsCommand) commandType() commandType { return commandAlterTopicConfigs }
@@ -354,19 +366,29 @@ func (c *alterTopicConfigsCommand) encode(e *encoder) {
 	e.string(c.name)
 	e.uuid(c.id)
 	e.stringMap(c.configs)
+	e.bool(c.checked)
+	e.stringMap(c.from)
 }
 
 func decodeAlterTopicConfigs(version uint8, d *decoder) (command, bool) {
-	if version != 1 {
+	if version != 1 && version != 2 {
 		return nil, false
 	}
-	return &alterTopicConfigsCommand{name: d.string(), id: d.uuid(), configs: d.stringMap()}, true
+	c := &alterTopicConfigsCommand{name: d.string(), id: d.uuid(), configs: d.stringMap()}
+	if version >= 2 {
+		c.checked = d.bool()
+		c.from = d.stringMap()
+	}
+	return c, true
 }
 
 func (c *alterTopicConfigsCommand) apply(b *stateBuilder) (any, error) {
 	topic, err := lookupTopic(b, c.name, c.id)
 	if err != nil {
 		return nil, err
+	}
+	if c.checked && !maps.Equal(topic.Configs, c.from) {
+		return nil, fmt.Errorf("topic %q: %w", c.name, ErrStaleTopicConfigs)
 	}
 	if err := validateConfigs(c.configs); err != nil {
 		return nil, fmt.Errorf("topic %q: %w", c.name, err)

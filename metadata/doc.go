@@ -81,8 +81,11 @@
 //	1 InitCluster          v1: cluster id string
 //	2 CreateTopic          v1: topic (below)
 //	3 DeleteTopic          v1: name string, topic id uuid (zero = any id)
-//	4 AlterTopicConfigs    v1: name string, topic id uuid (zero = any id),
-//	                           configs map (full replacement)
+//	4 AlterTopicConfigs    v2: name string, topic id uuid (zero = any id),
+//	                           configs map (full replacement), checked bool,
+//	                           from map (checked: refused with
+//	                           ErrStaleTopicConfigs unless the current set)
+//	                       v1 (read): up to the configs, unchecked
 //	5 CreatePartitions     v1: name string, topic id uuid (zero = any id),
 //	                           new total int32, new partitions list
 //	6 AllocateProducerIDs  v1: broker id int32, block size int64

@@ -48,6 +48,11 @@ var (
 	// ErrInvalidTopicConfig means a command carries topic configs that
 	// are not config names and short values.
 	ErrInvalidTopicConfig = errors.New("metadata: invalid topic configs")
+	// ErrStaleTopicConfigs rejects a change of a topic's configs computed
+	// from a set that is no longer the topic's: another change came
+	// first (Kafka's controller applies each change to the current set;
+	// here the proposer computes again from the new one).
+	ErrStaleTopicConfigs = errors.New("metadata: topic configs changed since they were read")
 	// ErrUnknownPartition rejects a command naming a partition index the
 	// topic does not have (Kafka's UNKNOWN_TOPIC_OR_PARTITION).
 	ErrUnknownPartition = errors.New("metadata: unknown partition")

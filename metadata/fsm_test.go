@@ -106,10 +106,17 @@ func TestFSMCommands(t *testing.T) {
 				{command: &alterTopicConfigsCommand{name: "orders", configs: map[string]string{"retention.ms": "2"}}},
 				{command: &alterTopicConfigsCommand{name: "orders", id: [16]byte{42}, configs: map[string]string{"x": "y"}}, wantErr: ErrUnknownTopic},
 				{command: &alterTopicConfigsCommand{name: "missing"}, wantErr: ErrUnknownTopic},
+				// A change computed from a set that is no longer the
+				// topic's is refused; one from the current set applies.
+				{command: &alterTopicConfigsCommand{name: "orders", configs: map[string]string{"retention.ms": "3"},
+					checked: true, from: map[string]string{"retention.ms": "1", "cleanup.policy": "compact"}}, wantErr: ErrStaleTopicConfigs},
+				{command: &alterTopicConfigsCommand{name: "orders", configs: map[string]string{"retention.ms": "3"},
+					checked: true, from: map[string]string{"retention.ms": "2"}}},
+				{command: &alterTopicConfigsCommand{name: "orders", configs: map[string]string{"retention.ms": "2"}, checked: true}, wantErr: ErrStaleTopicConfigs},
 			},
 			check: func(t *testing.T, state *State) {
 				topic, _ := state.Topic("orders")
-				if want := map[string]string{"retention.ms": "2"}; !reflect.DeepEqual(topic.Configs, want) {
+				if want := map[string]string{"retention.ms": "3"}; !reflect.DeepEqual(topic.Configs, want) {
 					t.Errorf("configs %v, want %v", topic.Configs, want)
 				}
 			},

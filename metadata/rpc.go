@@ -61,7 +61,7 @@ var rpcRejections = []error{
 	ErrTopicExists, ErrTopicIDExists, ErrInvalidTopic, ErrInvalidPartitions, ErrInvalidTopicConfig,
 	ErrInvalidSegment, ErrSegmentExists, ErrSegmentOverlap, ErrUnknownSegment, ErrInvalidSegmentTransition,
 	ErrInvalidProducerIDs, ErrInvalidClusterID, ErrIneligibleReplica,
-	ErrInvalidACL,
+	ErrInvalidACL, ErrStaleTopicConfigs,
 }
 
 // rejectionStatus is the response status of a failed request: the

@@ -569,11 +569,18 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (Topic, error) {
 	return result.(Topic), nil
 }
 
-// SetTopicConfigs replaces the explicitly set configs of a topic with
-// configs (nil or empty removes them all). Kafka's AlterConfigs maps to it
-// directly; IncrementalAlterConfigs computes the new map from State first.
-func (s *Store) SetTopicConfigs(ctx context.Context, name string, configs map[string]string) error {
-	_, err := s.propose(ctx, &alterTopicConfigsCommand{name: name, configs: cloneConfigs(configs)})
+// SetTopicConfigs replaces the explicitly set configs of topic, as read
+// from State, with configs (nil or empty removes them all). It fails with
+// ErrUnknownTopic when the topic is gone (or was deleted and created
+// again: the id differs), and with ErrStaleTopicConfigs when its configs
+// are no longer topic.Configs — another change came first; compute the
+// change again from the new State. Kafka's AlterConfigs maps to it
+// directly; IncrementalAlterConfigs computes the new map from topic's.
+func (s *Store) SetTopicConfigs(ctx context.Context, topic Topic, configs map[string]string) error {
+	_, err := s.propose(ctx, &alterTopicConfigsCommand{
+		name: topic.Name, id: topic.ID, configs: cloneConfigs(configs),
+		checked: true, from: cloneConfigs(topic.Configs),
+	})
 	return err
 }
 

@@ -149,7 +149,8 @@ func TestStoreSurvivesRestart(t *testing.T) {
 					return err
 				},
 				func() error {
-					return store.SetTopicConfigs(ctx, "orders", map[string]string{"cleanup.policy": "compact"})
+					orders, _ := store.State().Topic("orders")
+					return store.SetTopicConfigs(ctx, orders, map[string]string{"cleanup.policy": "compact"})
 				},
 				func() error { return store.CreatePartitions(ctx, "orders", 4, [][]int32{{1}, {1}}) },
 				func() error {
@@ -254,7 +255,7 @@ func TestStoreCommands(t *testing.T) {
 			_, err := store.DeleteTopic(ctx, "missing")
 			return err
 		}, ErrUnknownTopic},
-		{"configs of unknown topic", func() error { return store.SetTopicConfigs(ctx, "missing", nil) }, ErrUnknownTopic},
+		{"configs of unknown topic", func() error { return store.SetTopicConfigs(ctx, Topic{Name: "missing"}, nil) }, ErrUnknownTopic},
 		{"same partition count", func() error { return store.CreatePartitions(ctx, "orders", 2, nil) }, ErrInvalidPartitions},
 		{"fewer partitions", func() error { return store.CreatePartitions(ctx, "orders", 1, nil) }, ErrInvalidPartitions},
 		{"assignments do not fit", func() error { return store.CreatePartitions(ctx, "orders", 4, [][]int32{{1}}) }, ErrInvalidPartitions},
