@@ -41,7 +41,8 @@
 //   - Same epoch: the first sequence must follow the last one:
 //     lastSeq+1, or 0 after math.MaxInt32 (sequences wrap). Anything else —
 //     a gap, or a duplicate older than the five cached batches — is
-//     ErrOutOfOrderSequence.
+//     ErrOutOfOrderSequence. A producer at an epoch a transaction marker
+//     started (no batch cached) must start at sequence 0.
 //
 // # Transactions
 //

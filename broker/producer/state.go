@@ -218,8 +218,14 @@ func (s *State) Check(b BatchMeta) (duplicate *BatchMeta, err error) {
 	}
 	last := e.last()
 	if last == nil {
-		// An epoch without batches (never written here, but a snapshot
-		// may hold one): no sequence to follow.
+		// An epoch without batches: a marker started it (a Transactions
+		// V2 or coordinator epoch bump, or the producer's first event
+		// here). Its sequences start at 0, as Kafka's checkSequence
+		// requires (it compares with NO_SEQUENCE): anything else means the
+		// epoch's first batches are missing.
+		if b.FirstSeq != 0 {
+			return nil, fmt.Errorf("%w: producer %d epoch %d sent sequence %d as its first batch of the epoch, want 0", ErrOutOfOrderSequence, b.ProducerID, b.Epoch, b.FirstSeq)
+		}
 		return nil, nil
 	}
 	if !inSequence(last.LastSeq, b.FirstSeq) {
