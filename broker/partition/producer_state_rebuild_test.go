@@ -1,0 +1,101 @@
+package partition
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/topicconfig"
+)
+
+// keyedBatch builds one batch of one record key=value.
+func keyedBatch(t *testing.T, opts recordbatch.BuildOptions, key, value string) []byte {
+	t.Helper()
+	b, err := recordbatch.Build(opts, []recordbatch.Record{{Key: []byte(key), Value: []byte(value), Timestamp: t0.UnixMilli()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestCompactionKeepsTheProducersLastBatch: Kafka's cleaner keeps the last
+// batch of every active producer, emptied of its records but with its
+// producer id, epoch and sequences (BatchRetention.RETAIN_EMPTY), so that
+// producer state rebuilt from the log (a follower truncating to its new
+// leader, a restart without a snapshot, a follower replicating the
+// cleaned log) still knows the producer and its last sequence. Here the
+// cleaner turns the batch into a filler without a producer id: after a
+// truncation rebuilds the state from the log, the producer's retry of its
+// last batch is appended a second time instead of being answered as a
+// duplicate.
+func TestCompactionKeepsTheProducersLastBatch(t *testing.T) {
+	if os.Getenv("STRATA_REVIEW_UNFIXED") == "" {
+		t.Skip("known defect, not fixed (the cleaner drops a producer's last batch; segment/doc.go TODO): set STRATA_REVIEW_UNFIXED=1 to run")
+	}
+	p := replica(t, t.TempDir(), 1, map[string]string{"cleanup.policy": "compact", "segment.bytes": "200", "min.cleanable.dirty.ratio": "0.01"})
+	p.ApplyAssignment(assignment(1, 1, []int32{1}, []int32{1}), t0)
+	mustAppend(t, p, keyedBatch(t, idempotent(42, 0, 0), "k", "v1"))       // 0: producer 42's last batch
+	mustAppend(t, p, keyedBatch(t, recordbatch.BuildOptions{}, "k", "v2")) // 1: supersedes it
+	for i := range 6 {
+		mustAppend(t, p, keyedBatch(t, recordbatch.BuildOptions{}, "other", string(rune('a'+i)))) // rolling segments
+	}
+	if len(p.Segments()) < 3 {
+		t.Fatalf("only %d segments", len(p.Segments()))
+	}
+	if stats, err := p.Compact(t0.Add(time.Hour)); err != nil || stats.RecordsRemoved == 0 {
+		t.Fatalf("compaction: %+v, %v", stats, err)
+	}
+	if again := mustAppend(t, p, keyedBatch(t, idempotent(42, 0, 0), "k", "v1")); again != 0 {
+		t.Fatalf("retry before the truncation answered %d, want 0", again)
+	}
+	// A new leader's log ends one record earlier: the state is rebuilt.
+	end := p.LogEndOffset()
+	if err := p.TruncateTo(end - 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p.producers.Lookup(42); !ok {
+		t.Errorf("producer 42 is unknown after the truncation rebuilt the producer state from the compacted log")
+	}
+	if again := mustAppend(t, p, keyedBatch(t, idempotent(42, 0, 0), "k", "v1")); again != 0 {
+		t.Fatalf("retry of producer 42's last batch after the truncation appended at %d, want the original offset 0 (a duplicate)", again)
+	}
+}
+
+// TestTruncationKeepsProducersWhoseRecordsRetentionDeleted: KIP-360 keeps
+// a producer's state after retention deleted its records, until
+// producer.id.expiration.ms. A follower truncating its tail to the new
+// leader's log rebuilds the state at the truncation offset; Kafka loads
+// the newest snapshot at or below it (one is taken at every segment roll)
+// so a producer known only from deleted segments survives. Here the only
+// snapshot (at the old log end) is above the truncation offset, is
+// deleted, and the state is rebuilt from the log start: the producer is
+// forgotten, and its fenced older epoch is accepted again.
+func TestTruncationKeepsProducersWhoseRecordsRetentionDeleted(t *testing.T) {
+	if os.Getenv("STRATA_REVIEW_UNFIXED") == "" {
+		t.Skip("known defect, not fixed (needs snapshots below the log end, as Kafka's per-roll snapshots): set STRATA_REVIEW_UNFIXED=1 to run")
+	}
+	dir := t.TempDir()
+	p := replica(t, dir, 1, map[string]string{"segment.bytes": "1024"})
+	p.ApplyAssignment(assignment(1, 0, []int32{1}, []int32{1}), t0)
+	mustAppend(t, p, batch(t, idempotent(42, 1, 0), "epoch-1", 1)) // producer 42 at epoch 1 fences epoch 0
+	for i := range 8 {
+		mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, string(rune('a'+i))+string(make([]byte, 400)), 1))
+	}
+	values := topicconfig.Typed(nil, map[string]string{"segment.bytes": "1024", "retention.bytes": "1"})
+	if err := p.SetConfig(values, nil); err != nil {
+		t.Fatal(err)
+	}
+	p.Maintain(t0, Maintenance{ProducerIDExpiration: 24 * time.Hour, Retention: true, Snapshot: true})
+	if p.LogStartOffset() == 0 {
+		t.Fatal("retention deleted nothing")
+	}
+	wantCode(t, "epoch 0 after retention", appendErr(p, batch(t, idempotent(42, 0, 0), "zombie", 1), 9), kerr.InvalidProducerEpoch)
+
+	if err := p.TruncateTo(p.LogEndOffset() - 1); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "epoch 0 after retention and a truncation", appendErr(p, batch(t, idempotent(42, 0, 0), "zombie", 1), 9), kerr.InvalidProducerEpoch)
+}
