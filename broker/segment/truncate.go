@@ -68,6 +68,7 @@ func (l *Log) Truncate(offset int64) error {
 		return fmt.Errorf("segment: truncate to %d: %w", offset, err)
 	}
 	l.endOffset.Store(newEnd)
+	l.lowerCleanerOffsetLocked(newEnd)
 	// cut fsynced the kept bytes, but what was not durable below newEnd
 	// (an offset gap, an unsynced tail) is not made so: only lower.
 	l.syncedEnd.Store(min(l.syncedEnd.Load(), newEnd))
@@ -112,6 +113,7 @@ func (l *Log) truncateFullyLocked(offset int64) error {
 	l.startOffset.Store(offset)
 	l.endOffset.Store(offset)
 	l.syncedEnd.Store(offset) // empty: nothing below offset to lose
+	l.lowerCleanerOffsetLocked(offset)
 	l.unflushedRecords, l.firstUnflushedAt = 0, time.Time{}
 	l.logger.Info("emptied log", "log_start_offset", offset)
 	return l.releaseRemovedSegments(old, "truncate fully")
@@ -155,4 +157,19 @@ func (l *Log) releaseRemovedSegments(removed []*segment, reason string) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// lowerCleanerOffsetLocked brings the cleaner offset down to a truncated
+// log's end, as Kafka's LogCleanerManager.maybeTruncateCheckpoint does:
+// what is appended there again was never cleaned, and must count as
+// dirty. A failed checkpoint write only costs the dirty ratio of the next
+// pass after a restart, so it is logged. Called with appendMu held.
+func (l *Log) lowerCleanerOffsetLocked(end int64) {
+	if l.cleanerOffset.Load() <= end {
+		return
+	}
+	l.cleanerOffset.Store(end)
+	if err := writeOffsetCheckpoint(l.dir, cleanerOffsetFileName, cleanerOffsetKey, end); err != nil {
+		l.logger.Warn("lowering the cleaner offset checkpoint after a truncation failed", "offset", end, "err", err)
+	}
 }
