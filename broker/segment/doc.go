@@ -270,7 +270,8 @@
 //
 // The cleaner-offset-checkpoint (key cleaner_offset, same format as the
 // other checkpoints) is written after the pass; unreadable, it is ignored
-// (the next pass sees everything as dirty).
+// (the next pass sees everything as dirty). A truncation below it lowers
+// it to the new log end (what is appended there again is dirty).
 //
 // # Errors
 //
