@@ -619,6 +619,11 @@ func (p *Partition) appendBatch(records []byte, produceVersion int16, now time.T
 		}
 		if dup != nil {
 			p.appendMu.Unlock()
+			if cfg.LogAppendTime {
+				// The stored batch's append time, as Kafka answers a
+				// duplicate: its max timestamp was set to it.
+				appendTime = dup.MaxTimestamp
+			}
 			return dup.FirstOffset, appendTime, nil
 		}
 		if err := p.checkTxnLocked(h); err != nil {
