@@ -27,6 +27,7 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 	if offset < 0 || offset > highWatermark {
 		return 0, fmt.Errorf("partition %s-%d: delete records before %d, high watermark %d: %w", p.topic, p.index, offset, highWatermark, segment.ErrOffsetOutOfRange)
 	}
+	p.keepProducerSnapshotLocked(offset)
 	if err := p.segments.SetStartOffset(offset); err != nil {
 		return 0, err
 	}
@@ -66,6 +67,7 @@ func (p *Partition) FollowLogStart(leaderLogStart int64) error {
 	if target <= p.segments.StartOffset() {
 		return nil
 	}
+	p.keepProducerSnapshotLocked(target)
 	if err := p.segments.SetStartOffset(target); err != nil {
 		return err
 	}

@@ -530,6 +530,27 @@ func (p *Partition) writeProducerSnapshotLocked() error {
 	return nil
 }
 
+// keepProducerSnapshotLocked writes a producer snapshot (at the log end)
+// when the newest one lies below logStart, the log start offset retention
+// or DeleteRecords moves to: recovery cannot replay the deleted records
+// after such a snapshot and would skip it, rebuilding from the log start
+// and forgetting the producers known only from the deleted records, whose
+// state KIP-360 keeps until producer.id.expiration.ms. (Kafka snapshots at
+// every segment roll, so one at or above the log start always exists.)
+// Called with appendMu held.
+func (p *Partition) keepProducerSnapshotLocked(logStart int64) {
+	snapshots, _ := filepath.Glob(filepath.Join(p.dir, "*"+producerSnapshotSuffix))
+	for _, s := range snapshots {
+		offset, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(s), producerSnapshotSuffix), 10, 64)
+		if err == nil && offset >= logStart {
+			return
+		}
+	}
+	if err := p.writeProducerSnapshotLocked(); err != nil {
+		p.log.Warn("producer snapshot above the new log start failed", "log_start_offset", logStart, "err", err)
+	}
+}
+
 // Error is a produce failure with the Kafka error code the client gets.
 type Error struct {
 	Code    int16
@@ -851,6 +872,7 @@ func (p *Partition) EnforceRetention() {
 	} else if n > 0 {
 		p.log.Info("retention deleted segments", "segments", n, "log_start_offset", p.segments.StartOffset())
 		p.appendMu.Lock()
+		p.keepProducerSnapshotLocked(p.segments.StartOffset())
 		p.trimEpochsLocked()
 		p.appendMu.Unlock()
 	}

@@ -99,3 +99,33 @@ func TestTruncationKeepsProducersWhoseRecordsRetentionDeleted(t *testing.T) {
 	}
 	wantCode(t, "epoch 0 after retention and a truncation", appendErr(p, batch(t, idempotent(42, 0, 0), "zombie", 1), 9), kerr.InvalidProducerEpoch)
 }
+
+// TestRestartKeepsProducersWhoseRecordsRetentionDeleted: the same loss at
+// a restart after a crash. The only producer snapshot is taken at the log
+// end once a minute; retention that deletes past it before the next one
+// would leave a snapshot below the log start, which recovery skips,
+// rebuilding from the log start without the producer (Kafka snapshots at
+// every segment roll, so a snapshot at or above the log start always holds
+// it): moving the log start past the newest snapshot writes one.
+func TestRestartKeepsProducersWhoseRecordsRetentionDeleted(t *testing.T) {
+	dir := t.TempDir()
+	p := replica(t, dir, 1, map[string]string{"segment.bytes": "1024"})
+	p.ApplyAssignment(assignment(1, 0, []int32{1}, []int32{1}), t0)
+	mustAppend(t, p, batch(t, idempotent(42, 1, 0), "epoch-1", 1)) // producer 42 at epoch 1 fences epoch 0
+	p.Maintain(t0, Maintenance{ProducerIDExpiration: 24 * time.Hour, Snapshot: true})
+	for i := range 8 {
+		mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, string(rune('a'+i))+string(make([]byte, 400)), 1))
+	}
+	values := topicconfig.Typed(nil, map[string]string{"segment.bytes": "1024", "retention.bytes": "1"})
+	if err := p.SetConfig(values, nil); err != nil {
+		t.Fatal(err)
+	}
+	p.Maintain(t0, Maintenance{ProducerIDExpiration: 24 * time.Hour, Retention: true})
+	if p.LogStartOffset() <= 1 {
+		t.Fatalf("retention deleted nothing past the snapshot: log start %d", p.LogStartOffset())
+	}
+	// Crash: p is not closed (Close would snapshot); a new process opens the directory.
+	restarted := replica(t, dir, 1, nil)
+	restarted.ApplyAssignment(assignment(1, 1, []int32{1}, []int32{1}), t0)
+	wantCode(t, "epoch 0 after retention and a restart", appendErr(restarted, batch(t, idempotent(42, 0, 0), "zombie", 1), 9), kerr.InvalidProducerEpoch)
+}
