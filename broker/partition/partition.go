@@ -827,12 +827,21 @@ func (p *Partition) Compact(now time.Time) (segment.CompactStats, error) {
 	if stableEnd <= 0 {
 		return segment.CompactStats{Skipped: true}, nil
 	}
+	producerLast := map[int64]int64{}
+	p.appendMu.Lock()
+	for _, pr := range p.producers.Producers() {
+		if pr.LastOffset >= 0 {
+			producerLast[pr.ProducerID] = pr.LastOffset
+		}
+	}
+	p.appendMu.Unlock()
 	stats, err := p.segments.Compact(segment.CompactOptions{
 		MinCompactionLag:       ms(v.MinCompactionLagMs),
 		DeleteRetention:        ms(v.DeleteRetentionMs),
 		MinCleanableDirtyRatio: v.MinCleanableDirtyRatio,
 		Force:                  now.Sub(p.lastCleaned) >= ms(v.MaxCompactionLagMs),
 		StableEnd:              stableEnd,
+		ProducerLastOffsets:    producerLast,
 	})
 	if err == nil && !stats.Skipped {
 		p.lastCleaned = now

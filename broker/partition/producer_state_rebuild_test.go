@@ -26,15 +26,12 @@ func keyedBatch(t *testing.T, opts recordbatch.BuildOptions, key, value string) 
 // producer id, epoch and sequences (BatchRetention.RETAIN_EMPTY), so that
 // producer state rebuilt from the log (a follower truncating to its new
 // leader, a restart without a snapshot, a follower replicating the
-// cleaned log) still knows the producer and its last sequence. Here the
-// cleaner turns the batch into a filler without a producer id: after a
-// truncation rebuilds the state from the log, the producer's retry of its
-// last batch is appended a second time instead of being answered as a
+// cleaned log) still knows the producer and its last sequence. The
+// cleaner turned the batch into a filler without a producer id: after a
+// truncation rebuilt the state from the log, the producer's retry of its
+// last batch was appended a second time instead of being answered as a
 // duplicate.
 func TestCompactionKeepsTheProducersLastBatch(t *testing.T) {
-	if os.Getenv("STRATA_REVIEW_UNFIXED") == "" {
-		t.Skip("known defect, not fixed (the cleaner drops a producer's last batch; segment/doc.go TODO): set STRATA_REVIEW_UNFIXED=1 to run")
-	}
 	p := replica(t, t.TempDir(), 1, map[string]string{"cleanup.policy": "compact", "segment.bytes": "200", "min.cleanable.dirty.ratio": "0.01"})
 	p.ApplyAssignment(assignment(1, 1, []int32{1}, []int32{1}), t0)
 	mustAppend(t, p, keyedBatch(t, idempotent(42, 0, 0), "k", "v1"))       // 0: producer 42's last batch

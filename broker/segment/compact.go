@@ -51,6 +51,14 @@ type CompactOptions struct {
 	// never supersede anything, and nothing above the high watermark is
 	// cleaned, as in Kafka.
 	StableEnd int64
+	// ProducerLastOffsets maps each producer the partition's producer
+	// state knows to the last offset of its last data batch. That batch
+	// is kept when it loses every record — emptied, its producer id,
+	// epoch and sequences kept, as Kafka's cleaner retains it — so that
+	// producer state rebuilt from the log (after a truncation, a restart,
+	// on a follower) still knows the producer, and a retry of its last
+	// batch is answered as a duplicate instead of appended again.
+	ProducerLastOffsets map[int64]int64
 }
 
 // CompactStats reports what a Compact pass did.
@@ -183,7 +191,7 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 	txns = newTxnCleaner(abortedTxns)
 	for _, group := range groupForCleaning(snapshot, cleanable, segmentBytes, maxIndexBytes) {
 		groupEnd := snapshot[slices.Index(snapshot, group[len(group)-1])+1].baseOffset
-		cleaned, removedMarkers, changed, err := l.cleanSegments(group, groupEnd, latest, txns, markers, tombstoneHorizon, intervalBytes, &stats)
+		cleaned, removedMarkers, changed, err := l.cleanSegments(group, groupEnd, latest, txns, markers, tombstoneHorizon, intervalBytes, opts.ProducerLastOffsets, &stats)
 		if err != nil {
 			return stats, fmt.Errorf("segment: compact: %w", err)
 		}
@@ -294,7 +302,7 @@ type markerHorizon struct {
 // written, when the group is one segment that loses no record. txns is
 // the cleaning walk's transaction state (groups are cleaned in offset
 // order); removedMarkers holds the offsets of the control batches removed.
-func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]int64, txns *txnCleaner, markers markerHorizon, tombstoneHorizon, intervalBytes int64, stats *CompactStats) (cleaned *segment, removedMarkers map[int64]bool, changed bool, err error) {
+func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]int64, txns *txnCleaner, markers markerHorizon, tombstoneHorizon, intervalBytes int64, producerLast map[int64]int64, stats *CompactStats) (cleaned *segment, removedMarkers map[int64]bool, changed bool, err error) {
 	first := group[0]
 	var out []byte
 	var infos []batchInfo
@@ -397,6 +405,16 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 				kept = append(kept, r)
 			}
 			switch {
+			case len(kept) == 0 && len(records) > 0 && isLastOfProducer(producerLast, h):
+				// The producer's last batch: kept, emptied (Kafka's
+				// RETAIN_EMPTY), so its producer state survives a
+				// rebuild from the log. A committed transaction's marker
+				// stays while it does (the batch is walked).
+				batchStats.BatchesRemoved++
+				if err := flushRun(); err != nil {
+					return err
+				}
+				return emit(emptiedBatch(h))
 			case len(kept) == 0:
 				if len(records) > 0 {
 					batchStats.BatchesRemoved++
@@ -752,6 +770,25 @@ func (l *Log) loadCleanerOffset() error {
 		l.cleanerOffset.Store(offset)
 	}
 	return nil
+}
+
+// isLastOfProducer reports whether the batch with header h is its
+// producer's last data batch (CompactOptions.ProducerLastOffsets).
+func isLastOfProducer(producerLast map[int64]int64, h recordbatch.Header) bool {
+	last, ok := producerLast[h.ProducerID]
+	return ok && h.ProducerID >= 0 && last == h.LastOffset()
+}
+
+// emptiedBatch is the batch with header h without its records: its
+// offsets, timestamps, producer id, epoch, sequences and transactional
+// flag kept, no codec (nothing is compressed).
+func emptiedBatch(h recordbatch.Header) []byte {
+	return recordbatch.Assemble(recordbatch.Header{
+		BaseOffset: h.BaseOffset, PartitionLeaderEpoch: h.PartitionLeaderEpoch,
+		Attributes: h.Attributes &^ int16(h.Codec()), LastOffsetDelta: h.LastOffsetDelta,
+		FirstTimestamp: h.FirstTimestamp, MaxTimestamp: h.MaxTimestamp,
+		ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch, BaseSequence: h.BaseSequence,
+	}, nil)
 }
 
 // rebuildBatch encodes the kept records of the batch with header h: same

@@ -230,9 +230,14 @@
 //     epoch changes), so offsets stay dense inside a segment and
 //     recovery keeps its contiguity check; it costs 61 bytes per run. A
 //     fetch at a removed offset returns the batch containing it (possibly a
-//     filler, which consumers skip) or the next kept one. Producer state of a
-//     producer whose batches all went is therefore not kept (Kafka keeps
-//     each producer's last batch; TODO with the transaction work).
+//     filler, which consumers skip) or the next kept one. A producer's
+//     last data batch (CompactOptions.ProducerLastOffsets, from the
+//     partition's producer state) is kept instead when it loses every
+//     record, emptied — offsets, timestamps, producer id, epoch, sequences
+//     and transactional flag kept, no records, no codec — as Kafka's
+//     RETAIN_EMPTY, so producer state rebuilt from the log still knows
+//     the producer (a committed transaction's marker stays while it does).
+//     An aborted transaction's batches go whole, as before.
 //   - Cleanable segments are cleaned in groups, oldest first, as Kafka's
 //     cleaner groups them: consecutive segments whose current sizes add up
 //     to at most SegmentBytes, whose index entries fit MaxIndexBytes and
