@@ -59,7 +59,7 @@ type Partition struct {
 	checkpointMu sync.Mutex
 	checkpointed int64
 
-	// appendMu guards producers, txnVerified, snapshotEnd, epochs, assignment, followers,
+	// appendMu guards producers, txnVerified, snapshotEnd, seenRolls, epochs, assignment, followers,
 	// isrChanging, isrPending, isrInFlight, isrRetry, isrUnknown, isrBasis, brokerEpochs and
 	// storageFailed, and
 	// serializes check →
@@ -114,6 +114,9 @@ type Partition struct {
 	// snapshotEnd is the log end offset the newest producer snapshot was
 	// taken at (-1: none); an unchanged partition is not snapshotted again.
 	snapshotEnd int64
+	// seenRolls is the log's roll count (segment.Log.Rolls) when the
+	// producer state was last snapshotted for a roll (snapshotAtRollLocked).
+	seenRolls int64
 	// storageFailed: an append failed on this broker's disk during the
 	// current leadership term (StorageResignation hands the term over).
 	storageFailed bool
@@ -510,9 +513,19 @@ func replayMarker(state *producer.State, h recordbatch.Header, control []byte) (
 }
 
 // writeProducerSnapshot persists the producer state at the current log end
-// and removes older snapshots. Called with appendMu held.
+// and prunes the snapshots: those below the log start go, and of the rest
+// the newest and the oldest in each segment's offsets stay (so a
+// truncation within a segment finds one at or below its offset, as
+// Kafka's snapshot at every segment roll does: snapshotAtRollLocked).
+// Called with appendMu held.
 func (p *Partition) writeProducerSnapshotLocked() error {
-	end := p.segments.EndOffset()
+	return p.writeProducerSnapshotAtLocked(p.segments.EndOffset())
+}
+
+// writeProducerSnapshotAtLocked is writeProducerSnapshotLocked for a
+// producer state that covers the batches below end (which may be below
+// the log end: snapshotAtRollLocked). Called with appendMu held.
+func (p *Partition) writeProducerSnapshotAtLocked(end int64) error {
 	if end == p.snapshotEnd {
 		return nil // nothing appended since the last snapshot
 	}
@@ -521,13 +534,59 @@ func (p *Partition) writeProducerSnapshotLocked() error {
 		return err
 	}
 	p.snapshotEnd = end
-	old, _ := filepath.Glob(filepath.Join(p.dir, "*"+producerSnapshotSuffix))
-	for _, o := range old {
-		if o != name {
-			os.Remove(o)
-		}
-	}
+	p.pruneProducerSnapshotsLocked()
 	return nil
+}
+
+// pruneProducerSnapshotsLocked removes the producer snapshots below the
+// log start and, of the others, all but the newest and the oldest in
+// each segment. Called with appendMu held.
+func (p *Partition) pruneProducerSnapshotsLocked() {
+	snapshots, _ := filepath.Glob(filepath.Join(p.dir, "*"+producerSnapshotSuffix))
+	sort.Strings(snapshots) // 20-digit names sort by offset
+	var bases []int64
+	for _, s := range p.segments.Segments() {
+		bases = append(bases, s.BaseOffset)
+	}
+	start := p.segments.StartOffset()
+	kept := map[int]bool{} // segment index -> its oldest snapshot is kept
+	for i, name := range snapshots {
+		offset, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(name), producerSnapshotSuffix), 10, 64)
+		if err != nil {
+			continue
+		}
+		segment := sort.Search(len(bases), func(j int) bool { return bases[j] > offset }) - 1
+		switch {
+		case offset < start:
+		case i == len(snapshots)-1:
+			continue
+		case !kept[segment]:
+			kept[segment] = true
+			continue
+		}
+		os.Remove(name)
+	}
+}
+
+// snapshotAtRollLocked writes a producer snapshot at base when the append
+// just made at base rolled a segment (a segment rolls only at the start of
+// an append, so base is the new segment's base offset), as Kafka
+// snapshots at every roll. It must be called after the append and before
+// the producer state takes the appended batches. Every segment then keeps
+// a snapshot at its start, and a truncation (a follower agreeing with a
+// new leader) rebuilds the state from the newest at or below its offset
+// instead of from the log start, which would forget the producers known
+// only from records retention deleted (KIP-360 keeps them). Called with
+// appendMu held.
+func (p *Partition) snapshotAtRollLocked(base int64) {
+	rolls := p.segments.Rolls()
+	if rolls == p.seenRolls {
+		return
+	}
+	p.seenRolls = rolls
+	if err := p.writeProducerSnapshotAtLocked(base); err != nil {
+		p.log.Warn("producer snapshot at a segment roll failed", "offset", base, "err", err)
+	}
 }
 
 // keepProducerSnapshotLocked writes a producer snapshot (at the log end)
@@ -674,6 +733,7 @@ func (p *Partition) appendBatch(records []byte, produceVersion int16, now time.T
 		}
 		return 0, -1, &Error{Code: kerr.KafkaStorageError.Code, Message: "append failed: " + err.Error()}
 	}
+	p.snapshotAtRollLocked(base)
 	if h.HasProducerID() {
 		p.producers.Update(batchMeta(h, base))
 		if h.IsTransactional() {

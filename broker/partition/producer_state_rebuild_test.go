@@ -1,7 +1,6 @@
 package partition
 
 import (
-	"os"
 	"testing"
 	"time"
 
@@ -66,14 +65,11 @@ func TestCompactionKeepsTheProducersLastBatch(t *testing.T) {
 // producer.id.expiration.ms. A follower truncating its tail to the new
 // leader's log rebuilds the state at the truncation offset; Kafka loads
 // the newest snapshot at or below it (one is taken at every segment roll)
-// so a producer known only from deleted segments survives. Here the only
-// snapshot (at the old log end) is above the truncation offset, is
-// deleted, and the state is rebuilt from the log start: the producer is
-// forgotten, and its fenced older epoch is accepted again.
+// so a producer known only from deleted segments survives. The only
+// snapshot (at the log end when it was taken) was above the truncation
+// offset and deleted, and the state rebuilt from the log start: the
+// producer was forgotten, and its fenced older epoch accepted again.
 func TestTruncationKeepsProducersWhoseRecordsRetentionDeleted(t *testing.T) {
-	if os.Getenv("STRATA_REVIEW_UNFIXED") == "" {
-		t.Skip("known defect, not fixed (needs snapshots below the log end, as Kafka's per-roll snapshots): set STRATA_REVIEW_UNFIXED=1 to run")
-	}
 	dir := t.TempDir()
 	p := replica(t, dir, 1, map[string]string{"segment.bytes": "1024"})
 	p.ApplyAssignment(assignment(1, 0, []int32{1}, []int32{1}), t0)
@@ -91,8 +87,20 @@ func TestTruncationKeepsProducersWhoseRecordsRetentionDeleted(t *testing.T) {
 	}
 	wantCode(t, "epoch 0 after retention", appendErr(p, batch(t, idempotent(42, 0, 0), "zombie", 1), 9), kerr.InvalidProducerEpoch)
 
-	if err := p.TruncateTo(p.LogEndOffset() - 1); err != nil {
+	// More records, over several segments, then the periodic snapshot at
+	// the log end; a truncation cuts the tail below it.
+	if err := p.SetConfig(topicconfig.Typed(nil, map[string]string{"segment.bytes": "1024"}), nil); err != nil {
 		t.Fatal(err)
+	}
+	for i := range 6 {
+		mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, string(rune('a'+i))+string(make([]byte, 400)), 1))
+	}
+	p.Maintain(t0, Maintenance{ProducerIDExpiration: 24 * time.Hour, Snapshot: true})
+	if err := p.TruncateTo(p.LogEndOffset() - 2); err != nil {
+		t.Fatal(err)
+	}
+	if p.LogEndOffset() <= p.LogStartOffset() {
+		t.Fatalf("truncated to %d, below the log start %d", p.LogEndOffset(), p.LogStartOffset())
 	}
 	wantCode(t, "epoch 0 after retention and a truncation", appendErr(p, batch(t, idempotent(42, 0, 0), "zombie", 1), 9), kerr.InvalidProducerEpoch)
 }

@@ -849,9 +849,11 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 			for i := range run {
 				run[i].Position -= offset
 			}
-			if _, _, appendErr = p.segments.Append(records[offset:int64(offset)+size], run); appendErr != nil {
+			var runBase int64
+			if runBase, _, appendErr = p.segments.Append(records[offset:int64(offset)+size], run); appendErr != nil {
 				break
 			}
+			p.snapshotAtRollLocked(runBase)
 			appended = true
 			for i, h := range headers[start:end] {
 				checkpoint = p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) || checkpoint

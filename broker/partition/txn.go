@@ -70,6 +70,7 @@ func (p *Partition) AppendMarker(m Marker, now time.Time) (offset int64, err err
 	})
 	base, _, err := p.segments.Append(batch, []segment.AppendBatch{{Length: int32(len(batch)), MaxTimestamp: timestamp, Records: 1}})
 	if err == nil {
+		p.snapshotAtRollLocked(base)
 		err = p.completeTxnLocked(pm, m.TransactionVersion, base, timestamp, true)
 	}
 	if err != nil {

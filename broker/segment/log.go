@@ -66,6 +66,7 @@ type Log struct {
 
 	startOffset atomic.Int64 // first readable offset
 	endOffset   atomic.Int64 // offset of the next appended record; published after the bytes below it are readable
+	rolls       atomic.Int64 // segments rolled since open (Rolls)
 	// syncedEnd is the offset below which every record is known to be on
 	// disk (fsynced); at most endOffset. It only moves with appendMu held
 	// (Sync takes it again to publish), and only down on Truncate.
@@ -328,6 +329,11 @@ func (l *Log) StartOffset() int64 { return l.startOffset.Load() }
 // EndOffset returns the log end offset, the offset the next appended record
 // gets.
 func (l *Log) EndOffset() int64 { return l.endOffset.Load() }
+
+// Rolls counts the segments rolled since the log was opened: a caller
+// that compares it before and after an Append knows whether the append
+// started a new segment.
+func (l *Log) Rolls() int64 { return l.rolls.Load() }
 
 // Size returns the total size of the .log files in bytes.
 func (l *Log) Size() int64 {
@@ -595,6 +601,7 @@ func (l *Log) rollLocked(now time.Time, reason string) error {
 	l.mu.Lock()
 	l.segments = append(slices.Clip(l.segments), next)
 	l.mu.Unlock()
+	l.rolls.Add(1)
 	// Everything before the new segment is durable now.
 	l.unflushedRecords, l.firstUnflushedAt = 0, time.Time{}
 	l.syncedEnd.Store(max(l.syncedEnd.Load(), end))
