@@ -169,6 +169,7 @@ func contains(list []string, s string) bool {
 func handleDescribeConfigs(c *clientConn, h requestHeader, req *kmsg.DescribeConfigsRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
+	resp.Resources = make([]kmsg.DescribeConfigsResponseResource, 0, len(req.Resources)) // one per request entry: no regrowth
 	state := s.cfg.Metadata.State()
 	for _, r := range req.Resources {
 		out := kmsg.NewDescribeConfigsResponseResource()
@@ -363,6 +364,7 @@ func checkAlterConfigEntries(configs []kmsg.AlterConfigsRequestResourceConfig) (
 func handleAlterConfigs(c *clientConn, h requestHeader, req *kmsg.AlterConfigsRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+	resp.Resources = make([]kmsg.AlterConfigsResponseResource, 0, len(req.Resources)) // one per request entry: no regrowth
 	repeated := repeatedResources(req.Resources, func(r kmsg.AlterConfigsRequestResource) resourceKey {
 		return resourceKey{r.ResourceType, r.ResourceName}
 	})
@@ -415,6 +417,7 @@ const (
 func handleIncrementalAlterConfigs(c *clientConn, h requestHeader, req *kmsg.IncrementalAlterConfigsRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+	resp.Resources = make([]kmsg.IncrementalAlterConfigsResponseResource, 0, len(req.Resources)) // one per request entry: no regrowth
 	repeated := repeatedResources(req.Resources, func(r kmsg.IncrementalAlterConfigsRequestResource) resourceKey {
 		return resourceKey{r.ResourceType, r.ResourceName}
 	})

@@ -24,6 +24,7 @@ const (
 func handleFindCoordinator(c *clientConn, h requestHeader, req *kmsg.FindCoordinatorRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	resp.Coordinators = make([]kmsg.FindCoordinatorResponseCoordinator, 0, len(req.CoordinatorKeys)) // one per request entry: no regrowth
 	// Kafka: DESCRIBE on the group or the transactional id.
 	find := func(key string) (int32, string, int32, int16) {
 		switch {

@@ -33,6 +33,7 @@ func init() { register(0, 2, handleDeleteRecords) }
 func handleDeleteRecords(c *clientConn, h requestHeader, req *kmsg.DeleteRecordsRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	resp.Topics = make([]kmsg.DeleteRecordsResponseTopic, 0, len(req.Topics)) // one per request entry: no regrowth
 	ctx, cancel := s.adminContext(req.TimeoutMillis)
 	defer cancel()
 	for _, rt := range req.Topics {

@@ -16,6 +16,7 @@ func init() { register(0, 0, handleDescribeProducers) }
 func handleDescribeProducers(c *clientConn, h requestHeader, req *kmsg.DescribeProducersRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.DescribeProducersResponse)
+	resp.Topics = make([]kmsg.DescribeProducersResponseTopic, 0, len(req.Topics)) // one per request entry: no regrowth
 	state := s.cfg.Metadata.State()
 	for _, rt := range req.Topics {
 		out := kmsg.NewDescribeProducersResponseTopic()

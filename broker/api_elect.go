@@ -33,6 +33,7 @@ const (
 func handleElectLeaders(c *clientConn, _ requestHeader, req *kmsg.ElectLeadersRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.ElectLeadersResponse)
+	resp.Topics = make([]kmsg.ElectLeadersResponseTopic, 0, len(req.Topics)) // one per request entry: no regrowth
 	electionType := req.ElectionType
 	if req.Version == 0 {
 		electionType = electionPreferred

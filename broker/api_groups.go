@@ -207,6 +207,7 @@ func handleLeaveGroup(c *clientConn, h requestHeader, req *kmsg.LeaveGroupReques
 
 func handleDescribeGroups(c *clientConn, h requestHeader, req *kmsg.DescribeGroupsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+	resp.Groups = make([]kmsg.DescribeGroupsResponseGroup, 0, len(req.Groups)) // one per request entry: no regrowth
 	for _, id := range req.Groups {
 		g := kmsg.NewDescribeGroupsResponseGroup()
 		g.Group = id
@@ -291,6 +292,7 @@ func handleListGroups(c *clientConn, h requestHeader, req *kmsg.ListGroupsReques
 
 func handleDeleteGroups(c *clientConn, h requestHeader, req *kmsg.DeleteGroupsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
+	resp.Groups = make([]kmsg.DeleteGroupsResponseGroup, 0, len(req.Groups)) // one per request entry: no regrowth
 	for _, id := range req.Groups {
 		g := kmsg.NewDeleteGroupsResponseGroup()
 		g.Group = id

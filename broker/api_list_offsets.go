@@ -41,6 +41,7 @@ const (
 func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	resp.Topics = make([]kmsg.ListOffsetsResponseTopic, 0, len(req.Topics)) // one per request entry: no regrowth
 	state := s.cfg.Metadata.State()
 	// A replica id is a follower's (not held back by KIP-207 below) only
 	// from a connection that may replicate (interbroker.go); anyone

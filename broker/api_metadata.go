@@ -28,6 +28,7 @@ const autoCreatePropagationWait = 3 * time.Second
 func handleMetadata(c *clientConn, h requestHeader, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	resp.Topics = make([]kmsg.MetadataResponseTopic, 0, len(req.Topics)) // one per request entry: no regrowth
 	resp.Brokers, resp.ControllerID = s.brokersFor(c.listener)
 	clusterID := s.cfg.Metadata.State().ClusterID()
 	resp.ClusterID = &clusterID

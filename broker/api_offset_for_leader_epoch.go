@@ -19,6 +19,7 @@ func init() { register(0, 4, handleOffsetForLeaderEpoch) }
 func handleOffsetForLeaderEpoch(c *clientConn, h requestHeader, req *kmsg.OffsetForLeaderEpochRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+	resp.Topics = make([]kmsg.OffsetForLeaderEpochResponseTopic, 0, len(req.Topics)) // one per request entry: no regrowth
 	state := s.cfg.Metadata.State()
 	// A follower (replica id >= 0, v3+) must be a broker (or, under
 	// --authorizer acl, have CLUSTER_ACTION on the cluster, as in Kafka;

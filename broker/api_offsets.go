@@ -45,6 +45,7 @@ func resolveTopicIDs(state *metadata.State, ids [][16]byte) []string {
 func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	resp.Topics = make([]kmsg.OffsetCommitResponseTopic, 0, len(req.Topics)) // one per request entry: no regrowth
 	// v10 names topics by id: the request goes on by name, and the topics
 	// whose id is unknown are answered UNKNOWN_TOPIC_ID.
 	unknownIDs := map[int]bool{}
@@ -330,6 +331,7 @@ func handleOffsetFetch(c *clientConn, h requestHeader, req *kmsg.OffsetFetchRequ
 func handleOffsetDelete(c *clientConn, h requestHeader, req *kmsg.OffsetDeleteRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	resp.Topics = make([]kmsg.OffsetDeleteResponseTopic, 0, len(req.Topics)) // one per request entry: no regrowth
 	if req.Group == "" {
 		resp.ErrorCode = kerr.InvalidGroupID.Code
 		return resp, nil

@@ -38,6 +38,7 @@ func init() { register(0, 13, handleProduce) }
 func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	resp.Topics = make([]kmsg.ProduceResponseTopic, 0, len(req.Topics)) // one per request entry: no regrowth
 	now := time.Now()
 	failed := false
 	partitionError := func(code int16, msg string) kmsg.ProduceResponseTopicPartition {
@@ -93,6 +94,7 @@ func handleProduce(c *clientConn, h requestHeader, req *kmsg.ProduceRequest) (km
 	for _, rt := range req.Topics {
 		out := kmsg.NewProduceResponseTopic()
 		out.Topic, out.TopicID = rt.Topic, rt.TopicID // v13+ carries only the id, v0-12 only the name
+		out.Partitions = make([]kmsg.ProduceResponseTopicPartition, 0, len(rt.Partitions))
 		topic, exists := s.cfg.Metadata.State().Topic(rt.Topic)
 		writeAllowed := requestErr != 0 || c.authorized(authz.OpWrite, authz.ResourceTopic, rt.Topic)
 		for _, rp := range rt.Partitions {

@@ -223,6 +223,7 @@ func quotaErrorCode(err error) int16 {
 func handleAlterClientQuotas(c *clientConn, _ requestHeader, req *kmsg.AlterClientQuotasRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.AlterClientQuotasResponse)
+	resp.Entries = make([]kmsg.AlterClientQuotasResponseEntry, 0, len(req.Entries)) // one per request entry: no regrowth
 	authorized := c.authorizedCluster(authz.OpAlterConfigs)
 	var alterations []metadata.QuotaAlteration
 	var valid []int // indexes in resp.Entries of alterations

@@ -26,6 +26,7 @@ func init() {
 func handleAlterPartitionReassignments(c *clientConn, _ requestHeader, req *kmsg.AlterPartitionAssignmentsRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.AlterPartitionAssignmentsResponse)
+	resp.Topics = make([]kmsg.AlterPartitionAssignmentsResponseTopic, 0, len(req.Topics)) // one per request entry: no regrowth
 	// v0 has no such field: a v0 reassignment may change the replication
 	// factor (KIP-860's default).
 	allowReplicationFactorChange := req.AllowReplicationFactorChange || req.Version < 1

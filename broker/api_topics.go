@@ -49,6 +49,7 @@ func (s *Server) awaitPropagation(ctx context.Context, timeoutMillis int32) (int
 func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	resp.Topics = make([]kmsg.CreateTopicsResponseTopic, 0, len(req.Topics)) // one per request entry: no regrowth
 	ctx, cancel := s.adminContext(req.TimeoutMillis)
 	defer cancel()
 	counts := map[string]int{}
@@ -203,6 +204,7 @@ func (c *clientConn) undescribableConflict(name string) (int16, string) {
 func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
+	resp.Topics = make([]kmsg.DeleteTopicsResponseTopic, 0, max(len(req.Topics), len(req.TopicNames))) // one per request entry: no regrowth
 	ctx, cancel := s.adminContext(req.TimeoutMillis)
 	defer cancel()
 	type target struct {
@@ -211,9 +213,9 @@ func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRe
 	}
 	var targets []target
 	if req.Version < 6 {
-		for _, n := range req.TopicNames {
-			n := n
-			targets = append(targets, target{name: &n})
+		targets = make([]target, len(req.TopicNames))
+		for i := range req.TopicNames {
+			targets[i].name = &req.TopicNames[i]
 		}
 	} else {
 		for _, t := range req.Topics {
@@ -291,6 +293,7 @@ func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRe
 func handleCreatePartitions(c *clientConn, h requestHeader, req *kmsg.CreatePartitionsRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	resp.Topics = make([]kmsg.CreatePartitionsResponseTopic, 0, len(req.Topics)) // one per request entry: no regrowth
 	ctx, cancel := s.adminContext(req.TimeoutMillis)
 	defer cancel()
 	counts := map[string]int{}

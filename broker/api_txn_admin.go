@@ -22,6 +22,7 @@ func init() {
 func handleDescribeTransactions(c *clientConn, h requestHeader, req *kmsg.DescribeTransactionsRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.DescribeTransactionsResponse)
+	resp.TransactionStates = make([]kmsg.DescribeTransactionsResponseTransactionState, 0, len(req.TransactionalIDs)) // one per request entry: no regrowth
 	for _, id := range req.TransactionalIDs {
 		st := kmsg.NewDescribeTransactionsResponseTransactionState()
 		st.TransactionalID = id

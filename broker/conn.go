@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -375,6 +376,9 @@ func (c *clientConn) handleFrame(frame []byte) (responseFrame, error) {
 			return responseFrame{}, err
 		}
 	}
+	if err := c.chargeRequestElements(h, req); err != nil {
+		return responseFrame{}, err
+	}
 	start := time.Now()
 	resp, err := api.handle(c, h, req)
 	c.server.metrics.observeRequest(h.key, time.Since(start))
@@ -394,7 +398,11 @@ func (c *clientConn) handleFrame(frame []byte) (responseFrame, error) {
 	case *kmsg.FetchResponse:
 		return responseFrame{buffers: encodeFetchFrame(h.correlationID, fetch, nil)}, nil
 	}
-	return responseFrame{buffers: net.Buffers{c.encode(h, resp)}}, nil
+	buf := c.encode(h, resp)
+	if err := checkResponseSize(len(buf) - 4); err != nil {
+		return responseFrame{}, fmt.Errorf("%s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
+	}
+	return responseFrame{buffers: net.Buffers{buf}}, nil
 }
 
 // errUnsupportedAPIVersions marks an ApiVersions request of a version this
@@ -453,6 +461,7 @@ func decodeRequest(frame []byte) (requestHeader, *api, kmsg.Request, error) {
 // encode frames a response: size, correlation id, and for flexible versions
 // an empty tagged-field section — except ApiVersions, whose response header
 // is always v0 so that a client can parse it before it knows our versions.
+// Its caller checks the size (checkResponseSize).
 func (c *clientConn) encode(h requestHeader, resp kmsg.Response) []byte {
 	buf := make([]byte, 8, 256)
 	binary.BigEndian.PutUint32(buf[4:], uint32(h.correlationID))
@@ -462,6 +471,20 @@ func (c *clientConn) encode(h requestHeader, resp kmsg.Response) []byte {
 	buf = resp.AppendTo(buf)
 	binary.BigEndian.PutUint32(buf[0:], uint32(len(buf)-4))
 	return buf
+}
+
+// checkResponseSize refuses a response frame of more bytes than its int32
+// size prefix holds: its size would wrap and the client would read the
+// rest as the next responses. The error closes the connection. (The
+// request limits keep responses far below it: at most
+// maxRequestElements entries, Fetch responses within fetch.max.bytes;
+// what is left is a response entry of huge data, e.g. a group whose
+// members' assignments total gigabytes, described several times.)
+func checkResponseSize(size int) error {
+	if size > math.MaxInt32 {
+		return fmt.Errorf("response of %d bytes exceeds the largest frame (%d bytes)", size, math.MaxInt32)
+	}
+	return nil
 }
 
 // skipTaggedFields skips a tagged-field section: an unsigned varint count,

@@ -158,3 +158,31 @@ func (r *requestMemory) acquire(ctx context.Context, size int64) (func(), error)
 		})
 	}, nil
 }
+
+// extend trades a reservation of held bytes, given back by release, for
+// one of total bytes (a request whose handling needs more than its frame:
+// request_elements.go) and returns the function that gives the total
+// back. It takes the difference if the pool has it now; otherwise it
+// gives the held bytes back and waits for the total as one reservation —
+// never waiting while holding part of it, so connections cannot deadlock
+// each other (the frame already read is unaccounted while it waits: one
+// frame per connection at most). On error (ctx ended) nothing is held.
+func (r *requestMemory) extend(ctx context.Context, release func(), held, total int64) (func(), error) {
+	held, total = min(held, r.capacity), min(total, r.capacity)
+	if total <= held {
+		return release, nil
+	}
+	if more := total - held; r.pool.TryAcquire(more) {
+		r.metrics.queuedRequestBytes.Add(float64(more))
+		var once sync.Once
+		return func() {
+			once.Do(func() {
+				release()
+				r.metrics.queuedRequestBytes.Sub(float64(more))
+				r.pool.Release(more)
+			})
+		}, nil
+	}
+	release()
+	return r.acquire(ctx, total)
+}

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"net/netip"
+	"runtime"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -132,4 +133,86 @@ func TestRequestMemoryBackpressure(t *testing.T) {
 	if got := testutil.ToFloat64(m.queuedRequestBytes); got != 0 {
 		t.Fatalf("queued bytes %v after every release, want 0", got)
 	}
+}
+
+// TestRequestMemoryExtendNeverWaitsHoldingPart: two connections each hold
+// their frame's bytes and need more to handle their requests, more than
+// the pool has left. Were each to wait for the difference while holding
+// its frame, neither would ever get it; extend gives the frame back and
+// waits for the whole, so both are served, one after the other.
+func TestRequestMemoryExtendNeverWaitsHoldingPart(t *testing.T) {
+	m := newMetrics(nil)
+	r := newRequestMemory(100, m)
+	ctx := context.Background()
+	releaseA, err := r.acquire(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	releaseB, err := r.acquire(ctx, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Room now: an extension is taken at once, and its release gives
+	// back the frame's bytes too.
+	releaseB, err = r.extend(ctx, releaseB, 30, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(m.queuedRequestBytes); got != 100 {
+		t.Fatalf("queued bytes %v after extending 30 to 40 next to 60, want 100", got)
+	}
+	type extended struct {
+		name    string
+		release func()
+	}
+	done := make(chan extended, 2)
+	extendIn := func(name string, release func(), held, total int64) {
+		release, err := r.extend(ctx, release, held, total)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- extended{name, release}
+	}
+	go extendIn("B", releaseB, 40, 80)
+	for testutil.ToFloat64(m.requestMemoryWaits) < 1 {
+		runtime.Gosched()
+	}
+	// B waits for 80 having given its 40 back.
+	if got := testutil.ToFloat64(m.queuedRequestBytes); got != 60 {
+		t.Fatalf("queued bytes %v while B waits, want 60 (A's frame only)", got)
+	}
+	go extendIn("A", releaseA, 60, 90)
+	first := <-done // B: A gave its 60 back to wait for 90
+	if first.name != "B" {
+		t.Fatalf("%s extended first, want B (the first to wait)", first.name)
+	}
+	if got := testutil.ToFloat64(m.queuedRequestBytes); got != 80 {
+		t.Fatalf("queued bytes %v while B holds 80 and A waits, want 80", got)
+	}
+	first.release()
+	second := <-done
+	if second.name != "A" {
+		t.Fatalf("second extension by %s, want A", second.name)
+	}
+	if got := testutil.ToFloat64(m.queuedRequestBytes); got != 90 {
+		t.Fatalf("queued bytes %v while A holds 90, want 90", got)
+	}
+	second.release()
+	second.release() // idempotent
+	if got := testutil.ToFloat64(m.queuedRequestBytes); got != 0 {
+		t.Fatalf("queued bytes %v after every release, want 0", got)
+	}
+	// A total beyond the pool takes all of it rather than waiting forever.
+	release, err := r.acquire(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, err = r.extend(ctx, release, 10, 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(m.queuedRequestBytes); got != 100 {
+		t.Fatalf("queued bytes %v extending to more than the pool, want the pool (100)", got)
+	}
+	release()
 }

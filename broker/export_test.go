@@ -1,6 +1,11 @@
 package broker
 
 import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/strata-log/strata/broker/authn"
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/partition"
@@ -55,3 +60,29 @@ func (s *Server) ConnectionPrincipals() []authn.Principal {
 // BeforeTopicConfigsStored makes the server call hook before it proposes
 // a topic's new configs (AlterConfigs, IncrementalAlterConfigs).
 func (s *Server) BeforeTopicConfigsStored(hook func(topic string)) { s.beforeTopicConfigsStored = hook }
+
+// MaxRequestElements and RequestElementBytes are the request-element
+// limit and charge (request_elements.go).
+const (
+	MaxRequestElements  = maxRequestElements
+	RequestElementBytes = requestElementBytes
+)
+
+// RequestElements counts a request's elements as the broker does.
+func RequestElements(req kmsg.Request) int { return requestElements(req) }
+
+// HoldRequestMemory takes n bytes of the server's request memory
+// (queued.max.request.bytes) until release is called.
+func (s *Server) HoldRequestMemory(n int64) (release func()) {
+	release, err := s.requestMemory.acquire(context.Background(), n)
+	if err != nil {
+		panic(err)
+	}
+	return release
+}
+
+// RequestMemoryWaits counts the times a connection waited for request
+// memory.
+func (s *Server) RequestMemoryWaits() float64 {
+	return testutil.ToFloat64(s.metrics.requestMemoryWaits)
+}
