@@ -111,8 +111,11 @@ type fetchTarget struct {
 // the Fetch back, those left out of the response too.
 type fetchResponse struct {
 	*kmsg.FetchResponse
-	remote  fetchRecords
-	release func()
+	remote fetchRecords
+	// reserved is the room its local records hold in the response
+	// memory (nil: none); release gives it back too.
+	reserved *responseReservation
+	release  func()
 }
 
 // fetchRecords are the remote records of a Fetch response by topic and
@@ -131,9 +134,14 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 	// holds them is handed to the connection (which then releases them):
 	// a throttled response, a panic or any early return drops them here.
 	var handed *fetchResponse
+	// reserved is the room the local records read hold in the server's
+	// response memory (queued.max.response.bytes), given back with the
+	// remote reads.
+	var reserved *responseReservation
 	defer func() {
 		if handed == nil {
 			releaseRemote(targets)
+			reserved.release()
 		}
 	}()
 	state := s.cfg.Metadata.State()
@@ -274,7 +282,8 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 	defer retry.stop()
 	remote := make(fetchRecords)
 	for {
-		total := fillFetch(resp, targets, maxBytes, remote)
+		var total int
+		total, reserved = s.fillFetchReserved(c.ctx, resp, targets, maxBytes, remote, replicaID >= 0, deadline)
 		// Remote records answer at once, as Kafka answers once its
 		// delayed remote fetch completes: they are all the remote
 		// partitions can bring (read once), waiting for MinBytes adds
@@ -305,9 +314,18 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			if req.Version >= 16 {
 				s.addFetchLeaderHints(c.listener, req, resp)
 			}
-			handed = &fetchResponse{FetchResponse: resp, remote: remote, release: func() { releaseRemote(targets) }}
+			held := reserved
+			handed = &fetchResponse{FetchResponse: resp, remote: remote, reserved: held, release: func() {
+				releaseRemote(targets)
+				held.release()
+			}}
 			return handed, nil
 		}
+		// Waiting holds no response memory: the records read go (the
+		// next pass reads them again) and so does their room.
+		dropLocalRecords(resp)
+		reserved.release()
+		reserved = nil
 		if timer == nil {
 			timer = time.NewTimer(time.Until(deadline))
 			defer timer.Stop()
@@ -568,17 +586,65 @@ func readEnd(batches *recordbatch.Batches, upTo int64) int64 {
 // partitions not read answer a retriable error.
 const remoteFetchTimeout = 30 * time.Second
 
-// fillFetch reads every target into resp and returns the bytes gathered.
-// The response-level maxBytes is shared in request order; the first batch
-// of the first partition with data is returned whole even when larger than
-// the limits (KIP-74), or the consumer could never make progress. The
-// remote reads that go in the response are put in remote (emptied first),
-// not in RecordBatches.
-func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, remote fetchRecords) int {
+// fillFetchReserved is fillFetch under queued.max.response.bytes: when a
+// local partition has records to read, it first reserves room for them in
+// the server's response memory — what the response may carry (maxBytes),
+// at most what is free, at least responseMinGrant (or maxBytes when
+// smaller) — waiting for it until deadline (the Fetch's max wait) holding
+// nothing, and reads at most that much; what the read did not use is
+// given back at once, the rest is returned to be given back once the
+// response is written. Without room by the deadline the local partitions
+// are answered without records (the client asks again). A first batch
+// larger than the room taken (KIP-74) takes the difference if it is free
+// now; else the read is dropped, its room given back, and the Fetch waits
+// for room for the whole batch and reads again, never waiting while it
+// holds room. Only a batch larger than the whole budget goes over it.
+func (s *Server) fillFetchReserved(ctx context.Context, resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, remote fetchRecords, replica bool, deadline time.Time) (int, *responseReservation) {
+	if !localDataBefore(targets, len(targets)) {
+		total, _ := fillFetch(resp, targets, maxBytes, 0, remote)
+		return total, nil
+	}
+	want := int64(max(maxBytes, 1))
+	need := min(want, responseMinGrant)
+	for attempt := 0; ; attempt++ {
+		v := s.responseMemory.reserve(ctx, replica, want, need, deadline)
+		total, local := fillFetch(resp, targets, maxBytes, v.Size(), remote)
+		if int64(local) <= v.Size() {
+			v.shrink(int64(local))
+			return total, v
+		}
+		if v.tryGrow(int64(local)-v.Size(), attempt > 0) {
+			return total, v
+		}
+		dropLocalRecords(resp)
+		v.release()
+		need = int64(local)
+		want = max(want, need)
+	}
+}
+
+// dropLocalRecords empties the RecordBatches of resp (the records read
+// from local segments; remote ones are held elsewhere).
+func dropLocalRecords(resp *kmsg.FetchResponse) {
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			resp.Topics[i].Partitions[j].RecordBatches = []byte{}
+		}
+	}
+}
+
+// fillFetch reads every target into resp and returns the bytes gathered,
+// and those of them read from local segments, which take at most
+// localBudget bytes (none when it is 0) except for a first batch returned
+// whole. The response-level maxBytes is shared in request order; the first
+// batch of the first partition with data is returned whole even when
+// larger than the limits (KIP-74), or the consumer could never make
+// progress. The remote reads that go in the response are put in remote
+// (emptied first), not in RecordBatches.
+func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, localBudget int64, remote fetchRecords) (total, local int) {
 	clear(remote)
 	maxBytes = max(maxBytes, 0)
 	remaining := int64(maxBytes)
-	total := 0
 	for _, t := range targets {
 		p := &resp.Topics[t.topicIndex].Partitions[t.partitionIndex]
 		// Empty, not null: librdkafka rejects a null record set (size -1).
@@ -645,6 +711,11 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, 
 		if limit <= 0 && total > 0 {
 			continue
 		}
+		// Room reserved in the response memory (fillFetchReserved).
+		if localBudget-int64(local) <= 0 {
+			continue
+		}
+		limit = min(limit, localBudget-int64(local))
 		data, err := t.part.Read(t.offset, int32(max(limit, 0)), upTo, total == 0)
 		if err != nil {
 			switch {
@@ -668,9 +739,10 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, 
 			}
 		}
 		total += len(data)
+		local += len(data)
 		remaining -= int64(len(data))
 	}
-	return total
+	return total, local
 }
 
 // addFetchLeaderHints is addLeaderHints for Fetch v16+ (KIP-951): a

@@ -22,6 +22,11 @@ type metrics struct {
 	requestMemoryWaits prometheus.Counter
 	fdRefusals         prometheus.Counter
 
+	// queuedResponseBytes and responseMemoryWaits are the Fetch response
+	// pair (queued.max.response.bytes, responsememory.go).
+	queuedResponseBytes prometheus.Gauge
+	responseMemoryWaits prometheus.Counter
+
 	isrChanges prometheus.Counter
 	// replicaRequestsRefused counts replica requests from connections
 	// that may not replicate (interbroker.go).
@@ -122,10 +127,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Fetches of remote data that failed (answered with a retriable error), by topic."}, []string{"topic"})
 	m.transactions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "strata", Name: "transactions_total",
 		Help: "Transactions of the transaction coordinators led here, by event: started, committed, aborted (every completed abort, timed-out ones included), timed_out (aborted by the coordinator past their timeout)."}, []string{"event"})
+	m.queuedResponseBytes = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "strata", Name: "queued_response_bytes",
+		Help: "Fetch record bytes read into memory for responses not yet written to their connections (followers' included); bounded by queued.max.response.bytes."})
+	m.responseMemoryWaits = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "strata", Name: "response_memory_waits_total",
+		Help: "Times a Fetch with records to read found no room under queued.max.response.bytes (its class's share) and waited, within its max wait, or was answered without them."})
 	m.replicaRequestsRefused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "strata", Name: "replica_requests_refused_total",
 		Help: "Fetch and OffsetForLeaderEpoch requests with a replica id refused because the connection is not that broker (TOPIC_AUTHORIZATION_FAILED): a client posing as a follower, or a broker whose credentials or node certificate are wrong."})
 	if reg != nil {
-		reg.MustRegister(m.transactions, m.replicaRequestsRefused)
+		reg.MustRegister(m.transactions, m.replicaRequestsRefused, m.queuedResponseBytes, m.responseMemoryWaits)
 		reg.MustRegister(m.requests, m.bytesIn, m.bytesOut, m.produceErrors, m.connections,
 			m.connectionsRefused, m.acceptPauses, m.queuedRequestBytes, m.requestMemoryWaits, m.fdRefusals,
 			m.cleanerPasses, m.cleanerBytesReclaimed, m.cleanerRecordsRemoved, m.isrChanges, m.propagationTimeouts, m.localLogBytes, m.diskRefusals,

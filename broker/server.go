@@ -81,6 +81,14 @@ type Config struct {
 	// connections stop reading their sockets. Default 512 MiB; at least
 	// MaxRequestBytes.
 	QueuedMaxRequestBytes int64
+	// QueuedMaxResponseBytes is queued.max.response.bytes (Strata's; Kafka
+	// sends Fetch data with sendfile and needs none): the Fetch record
+	// bytes read into memory for responses not yet written, over every
+	// connection. A Fetch reserves room before it reads; with none free it
+	// waits within its max wait, then answers without records. A quarter
+	// is kept for followers (responsememory.go). Default 512 MiB; at least
+	// 1 MiB.
+	QueuedMaxResponseBytes int64
 	// ProducerIDExpiration is producer.id.expiration.ms, default 1 day.
 	ProducerIDExpiration time.Duration
 	// InterBrokerListener names the listener followers fetch from (the
@@ -311,6 +319,9 @@ func (c *Config) setDefaults() {
 	if c.QueuedMaxRequestBytes == 0 {
 		c.QueuedMaxRequestBytes = defaultQueuedMaxRequestBytes
 	}
+	if c.QueuedMaxResponseBytes == 0 {
+		c.QueuedMaxResponseBytes = defaultQueuedMaxResponseBytes
+	}
 	if c.ProducerIDExpiration == 0 {
 		c.ProducerIDExpiration = 24 * time.Hour
 	}
@@ -446,6 +457,9 @@ func (c Config) Validate() error {
 	if c.QueuedMaxRequestBytes < int64(c.MaxRequestBytes) {
 		return fmt.Errorf("broker: queued max request bytes (%d) must be at least the max request bytes (%d), or a request of the largest size could never be read", c.QueuedMaxRequestBytes, c.MaxRequestBytes)
 	}
+	if c.QueuedMaxResponseBytes < minQueuedMaxResponseBytes {
+		return fmt.Errorf("broker: queued max response bytes (%d) must be at least %d", c.QueuedMaxResponseBytes, minQueuedMaxResponseBytes)
+	}
 	if c.OffsetsTopicNumPartitions < 1 || c.OffsetsTopicNumPartitions > maxPartitionsPerRequest {
 		return fmt.Errorf("broker: offsets topic partitions %d must be between 1 and %d", c.OffsetsTopicNumPartitions, maxPartitionsPerRequest)
 	}
@@ -542,6 +556,10 @@ type Server struct {
 	// catch-up traffic of reassignments' adding replicas.
 	leaderThrottle, followerThrottle *replica.Throttle
 
+	// responseMemory bounds the Fetch record bytes held for responses not
+	// yet written (queued.max.response.bytes).
+	responseMemory *responseMemory
+
 	ctx    context.Context // canceled when the server shuts down
 	cancel context.CancelFunc
 
@@ -583,6 +601,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.quotas = quotas
 	s.requestMemory = newRequestMemory(cfg.QueuedMaxRequestBytes, s.metrics)
+	s.responseMemory = newResponseMemory(cfg.QueuedMaxResponseBytes, s.metrics)
 	s.frames = newFramePool(int(cfg.MaxRequestBytes), min(cfg.QueuedMaxRequestBytes, maxIdleFrameBytes))
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
 	interBroker := cfg.interBrokerClientOpts()
@@ -753,7 +772,7 @@ func (s *Server) Addr(name string) net.Addr {
 func (s *Server) Serve() error {
 	files := s.admissionCheck()
 	s.log.Info("client connection bounds", "max_connections", s.cfg.MaxConnections, "max_connections_per_ip", s.cfg.MaxConnectionsPerIP,
-		"queued_max_request_bytes", s.cfg.QueuedMaxRequestBytes, "file_descriptor_limit", files.limit, "room_for_new_partitions", files.partitions())
+		"queued_max_request_bytes", s.cfg.QueuedMaxRequestBytes, "queued_max_response_bytes", s.cfg.QueuedMaxResponseBytes, "file_descriptor_limit", files.limit, "room_for_new_partitions", files.partitions())
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -187,6 +187,7 @@ type serveFlags struct {
 	maxConnections      int
 	maxConnectionsPerIP int
 	queuedMaxBytes      int64
+	queuedMaxResponse   int64
 	producerExpiryMs    int64
 	retentionCheckMs    int64
 	offsetsPartitions   int32
@@ -290,6 +291,7 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.IntVar(&f.maxConnections, "max-connections", 0, "max.connections: with this many client connections open the broker stops accepting until one closes (new ones wait in the kernel backlog); the inter-broker listener, when it is a listener of its own, is not counted (default 10000, or a quarter of the file-descriptor limit when lower)")
 	fs.IntVar(&f.maxConnectionsPerIP, "max-connections-per-ip", 1000, "max.connections.per.ip: a connection from an address with this many open is closed at once")
 	fs.Int64Var(&f.queuedMaxBytes, "queued-max-request-bytes", 512<<20, "queued.max.request.bytes: while request bytes read and not yet handled would pass this, connections stop reading (backpressure); at least --socket-request-max-bytes")
+	fs.Int64Var(&f.queuedMaxResponse, "queued-max-response-bytes", 512<<20, "queued.max.response.bytes (Strata's): Fetch record bytes read into memory for responses not yet written, over every connection; a Fetch without room waits within its max wait, then answers without records; a quarter is kept for followers; at least 1048576")
 	fs.Int64Var(&f.producerExpiryMs, "producer-id-expiration-ms", 86400000, "forget idempotent producers idle this long")
 	fs.Int64Var(&f.retentionCheckMs, "log-retention-check-interval-ms", 300000, "how often retention runs")
 	fs.StringVar(&f.processRoles, "process-roles", "broker,controller", "what this node runs (Kafka's process.roles): broker,controller; broker (a node outside --controller-quorum, following the metadata log as a non-voter); or controller (a voter without a Kafka listener)")
@@ -705,6 +707,9 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if f.queuedMaxBytes < int64(f.maxRequestBytes) {
 		return node.Config{}, usageErrorf("--queued-max-request-bytes %d: must be at least --socket-request-max-bytes (%d), or a request of the largest size could never be read", f.queuedMaxBytes, f.maxRequestBytes)
 	}
+	if f.queuedMaxResponse < 1<<20 {
+		return node.Config{}, usageErrorf("--queued-max-response-bytes %d: must be at least 1048576", f.queuedMaxResponse)
+	}
 	if f.offsetsPartitions < 1 || f.offsetsPartitions > 10000 {
 		return node.Config{}, usageErrorf("--offsets-topic-num-partitions %d: must be between 1 and 10000", f.offsetsPartitions)
 	}
@@ -832,6 +837,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			MaxConnections:                f.maxConnections,
 			MaxConnectionsPerIP:           f.maxConnectionsPerIP,
 			QueuedMaxRequestBytes:         f.queuedMaxBytes,
+			QueuedMaxResponseBytes:        f.queuedMaxResponse,
 			ProducerIDExpiration:          time.Duration(f.producerExpiryMs) * time.Millisecond,
 			RetentionCheckInterval:        time.Duration(f.retentionCheckMs) * time.Millisecond,
 			LocalDiskLimit:                f.localDiskLimit,

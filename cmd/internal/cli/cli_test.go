@@ -105,6 +105,24 @@ func TestRemoteLogManagerQuotaFlags(t *testing.T) {
 	}
 }
 
+// TestQueuedMaxResponseBytesFlag: queued.max.response.bytes defaults to
+// 512 MiB and passes through to the broker.
+func TestQueuedMaxResponseBytesFlag(t *testing.T) {
+	cfg, err := parseServe(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Broker.QueuedMaxResponseBytes; got != 512<<20 {
+		t.Fatalf("default %d, want 512 MiB", got)
+	}
+	if cfg, err = parseServe(t, "--queued-max-response-bytes", "33554432"); err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Broker.QueuedMaxResponseBytes; got != 32<<20 {
+		t.Fatalf("--queued-max-response-bytes 33554432: %d", got)
+	}
+}
+
 func TestSecurityFlags(t *testing.T) {
 	dir := t.TempDir()
 	ca := authntest.NewCA(t, "ca")
@@ -220,6 +238,7 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{args: []string{"--local-disk-limit-bytes", "-1"}, want: "--local-disk-limit-bytes"},
 		{args: []string{"--log-local-retention-bytes", "-5"}, want: "--log-local-retention-bytes"},
 		{args: []string{"--socket-request-max-bytes", "10"}, want: "--socket-request-max-bytes"},
+		{args: []string{"--queued-max-response-bytes", "1000"}, want: "--queued-max-response-bytes"},
 		{args: []string{"--listener-security-protocol-map", "CLIENT:TLS"}, want: "--listener-security-protocol-map"},
 		{args: []string{"--listener-security-protocol-map", "OTHER:SSL"}, want: "--listener-security-protocol-map"},
 		{args: []string{"--listener-security-protocol-map", "CLIENT:SASL_SSL"}, want: "--ssl-cert-file"},
