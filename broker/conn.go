@@ -156,11 +156,36 @@ func (c *clientConn) serve() {
 }
 
 // responseFrame is one encoded response and, when its buffers are
-// borrowed (a Fetch's remote records in the tier's chunk buffers), the
+// borrowed (a Fetch's remote records in the tier's chunk buffers) or
+// counted (its local records' room in queued.max.response.bytes), the
 // release that gives them back once they are written or dropped.
 type responseFrame struct {
 	buffers net.Buffers
 	release func() // may be nil
+	// written, when set (a Fetch holding response memory), is closed by
+	// the writer once the frame is written or dropped: the reader waits
+	// for it before it reads the next request (queueResponse).
+	written chan struct{}
+}
+
+// queueResponse hands a response to the writer. For one that holds
+// response memory the reader then waits until it is written before it
+// reads the next request, as Kafka mutes a connection until its response
+// is sent: a client that does not read holds one Fetch response in memory,
+// not one being written, one queued and one built. Other responses
+// (Produce) are still handled while earlier ones are written. It returns
+// false when the connection stops meanwhile.
+func (c *clientConn) queueResponse(frame responseFrame) bool {
+	c.responses <- frame
+	if frame.written == nil {
+		return true
+	}
+	select {
+	case <-frame.written:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
 }
 
 // writeLoop writes the responses in order and releases each frame once
@@ -179,6 +204,9 @@ func (c *clientConn) writeLoop() {
 		}
 		if frame.release != nil {
 			frame.release()
+		}
+		if frame.written != nil {
+			close(frame.written)
 		}
 	}
 }
@@ -312,8 +340,8 @@ func (c *clientConn) readLoop() error {
 		if err != nil {
 			return err
 		}
-		if response.buffers != nil {
-			c.responses <- response
+		if response.buffers != nil && !c.queueResponse(response) {
+			return nil // stopping
 		}
 		if !c.waitUnmuted() {
 			return nil // stopping
@@ -394,7 +422,11 @@ func (c *clientConn) handleFrame(frame []byte) (responseFrame, error) {
 	resp.SetVersion(h.version)
 	switch fetch := resp.(type) {
 	case *fetchResponse:
-		return responseFrame{buffers: encodeFetchFrame(h.correlationID, fetch.FetchResponse, fetch.remote), release: fetch.release}, nil
+		frame := responseFrame{buffers: encodeFetchFrame(h.correlationID, fetch.FetchResponse, fetch.remote), release: fetch.release}
+		if fetch.reserved.Size() > 0 {
+			frame.written = make(chan struct{})
+		}
+		return frame, nil
 	case *kmsg.FetchResponse:
 		return responseFrame{buffers: encodeFetchFrame(h.correlationID, fetch, nil)}, nil
 	}
