@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
-	"os"
 	"runtime"
 	"syscall"
 	"testing"
@@ -15,35 +14,34 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
 )
 
 // TestClientsThatDoNotReadHoldBoundedFetchMemory: Fetch responses are read
 // from the segment files into the heap (no zero-copy write, unlike Kafka's
-// FileRecords), and a connection holds up to three of them while its
-// client does not read: the one being written, the one queued
-// (maxQueuedResponses) and the one its reader has built and waits to
-// queue — for connections.max.idle.ms (10 minutes by default) before the
-// write times out. Nothing bounds them across connections, so N clients
-// that each send a few ~1 KiB Fetches of a topic with data and stop
-// reading hold about N × 3 × fetch.max.bytes (55 MiB by default) of heap:
-// ~165 MiB per connection, and max.connections.per.ip allows 1,000.
+// FileRecords), and a response is held until it is written — for
+// connections.max.idle.ms (10 minutes by default) when the client does
+// not read. Unbounded, N clients that each pipeline a few ~1 KiB Fetches
+// of a topic with data and stop reading held N × 3 × fetch.max.bytes
+// (the one being written, the one queued, the one built): ~165 MiB per
+// connection by default, and max.connections.per.ip allows 1,000.
 //
-// Here 8 connections each pipeline 3 Fetches of 8 MiB and read nothing;
-// the heap the broker keeps for them must stay under what one connection
-// may hold (a budget shared by every connection, as
-// queued.max.request.bytes is for requests).
+// Here 8 connections each pipeline 3 Fetches of 8 MiB and read nothing,
+// with queued.max.response.bytes 16 MiB (12 MiB of it for consumers). A
+// connection holds one response (it reads its next request only once the
+// one holding response memory is written), the budget a few: the Fetches
+// it has no room for wait for it, holding nothing. The heap the broker
+// keeps for the clients stays under the budget, not 8 × 3 × 8 MiB.
 func TestClientsThatDoNotReadHoldBoundedFetchMemory(t *testing.T) {
-	if os.Getenv("STRATA_REVIEW_UNFIXED") == "" {
-		t.Skip("unfixed: Fetch responses to clients that do not read are held in the heap without a broker-wide bound (set STRATA_REVIEW_UNFIXED=1 to run)")
-	}
 	const (
 		topic       = "unread"
 		fetchBytes  = 8 << 20
+		budget      = 2 * fetchBytes
 		connections = 8
 		pipelined   = 3
 	)
-	n := brokertest.Start(t)
+	n := brokertest.Start(t, func(c *broker.Config) { c.QueuedMaxResponseBytes = budget })
 	cl := n.Client(kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(0), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	createTopic(t, cl, topic, 1, nil)
 	value := bytes.Repeat([]byte("x"), 100<<10)
@@ -56,22 +54,25 @@ func TestClientsThatDoNotReadHoldBoundedFetchMemory(t *testing.T) {
 
 	fetch := kmsg.NewPtrFetchRequest()
 	fetch.Version, fetch.ReplicaID, fetch.MaxBytes, fetch.MinBytes = 11, -1, fetchBytes, 1
+	// Those without room wait for it for the whole test.
+	fetch.MaxWaitMillis = 60_000
 	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: topic, Partitions: []kmsg.FetchRequestTopicPartition{{
 		Partition: 0, FetchOffset: 0, PartitionMaxBytes: fetchBytes, CurrentLeaderEpoch: -1, LogStartOffset: -1,
 	}}}}
-	frame := headerFrame(fetch)
+	frame := rawRequestFrame(fetch)
 
-	if got := len(roundTrip(t, n.Addr, fetch).(*kmsg.FetchResponse).Topics[0].Partitions[0].RecordBatches); got < fetchBytes*3/4 {
+	if got := len(rawRoundTrip(t, n.Addr, fetch).(*kmsg.FetchResponse).Topics[0].Partitions[0].RecordBatches); got < fetchBytes*3/4 {
 		t.Fatalf("a Fetch of %d bytes returned %d", fetchBytes, got)
+	}
+	if held, holders, waiting := n.Server.ResponseMemory(); held != 0 || holders != 0 || waiting != 0 {
+		t.Fatalf("response memory after a Fetch was read: %d bytes held by %d, %d waiting; want none", held, holders, waiting)
 	}
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 	// A small receive buffer, set before connecting: the kernel takes
 	// little of the responses off the broker's hands.
-	dialer := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-	}}
+	dialer := net.Dialer{Control: smallReceiveBuffer}
 	for range connections {
 		conn, err := dialer.Dial("tcp", n.Addr)
 		if err != nil {
@@ -84,24 +85,62 @@ func TestClientsThatDoNotReadHoldBoundedFetchMemory(t *testing.T) {
 			}
 		}
 	}
-	// The broker builds every response it can, then waits on the writes.
-	var held uint64
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
-		time.Sleep(500 * time.Millisecond)
+	heldHeap := func() uint64 {
 		runtime.GC()
 		var now runtime.MemStats
 		runtime.ReadMemStats(&now)
-		held = max(held, now.HeapAlloc-min(now.HeapAlloc, before.HeapAlloc))
+		return now.HeapAlloc - min(now.HeapAlloc, before.HeapAlloc)
 	}
-	t.Logf("%d connections that pipelined %d Fetches of %d bytes each and read nothing: %d MiB of heap held", connections, pipelined, fetchBytes, held>>20)
-	if held > pipelined*fetchBytes {
-		t.Fatalf("the broker holds %d MiB of Fetch responses for %d clients that do not read (%d MiB each); want the memory held for unread responses bounded across connections (at most %d MiB here)",
-			held>>20, connections, held/connections>>20, pipelined*fetchBytes>>20)
+	// The broker builds the responses it has room for; then every
+	// connection's Fetch holds its response (unwritten) or waits for
+	// room. Unbounded, the heap passes the bound first.
+	for deadline := time.Now().Add(8 * time.Second); ; {
+		held, holders, waiting := n.Server.ResponseMemory()
+		if held > budget {
+			t.Fatalf("%d bytes of response memory held, over queued.max.response.bytes %d", held, budget)
+		}
+		heap := heldHeap()
+		if heap > pipelined*fetchBytes {
+			t.Fatalf("the broker holds %d MiB of Fetch responses for %d clients that do not read (%d MiB each); want the memory held for unread responses bounded across connections (at most %d MiB here)",
+				heap>>20, connections, heap/connections>>20, pipelined*fetchBytes>>20)
+		}
+		if holders > 0 && waiting > 0 && holders+waiting == connections {
+			t.Logf("%d connections that pipelined %d Fetches of %d bytes each and read nothing: %d responses hold %d MiB of response memory, %d Fetches wait for room; %d MiB of heap held",
+				connections, pipelined, fetchBytes, holders, held>>20, waiting, heap>>20)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 8 s: %d responses hold %d bytes, %d Fetches wait; want every one of the %d connections' Fetch holding or waiting", holders, held, waiting, connections)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// roundTrip sends req on a connection of its own and returns its response.
-func roundTrip(t *testing.T, addr string, req kmsg.Request) kmsg.Response {
+// smallReceiveBuffer is a net.Dialer Control giving the socket a 4 KiB
+// receive buffer.
+func smallReceiveBuffer(_, _ string, rc syscall.RawConn) error {
+	return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+}
+
+// rawRequestFrame is a request frame with the header version req needs
+// (v2, with an empty tagged-field section, for flexible versions) and a
+// null client id.
+func rawRequestFrame(req kmsg.Request) []byte {
+	frame := make([]byte, 4, 64)
+	frame = binary.BigEndian.AppendUint16(frame, uint16(req.Key()))
+	frame = binary.BigEndian.AppendUint16(frame, uint16(req.GetVersion()))
+	frame = binary.BigEndian.AppendUint32(frame, 7) // correlation id
+	frame = binary.BigEndian.AppendUint16(frame, 0xffff)
+	if req.IsFlexible() {
+		frame = append(frame, 0)
+	}
+	frame = req.AppendTo(frame)
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+	return frame
+}
+
+// rawRoundTrip sends req on a connection of its own and returns its response.
+func rawRoundTrip(t *testing.T, addr string, req kmsg.Request) kmsg.Response {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -109,7 +148,7 @@ func roundTrip(t *testing.T, addr string, req kmsg.Request) kmsg.Response {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := conn.Write(headerFrame(req)); err != nil {
+	if _, err := conn.Write(rawRequestFrame(req)); err != nil {
 		t.Fatal(err)
 	}
 	var size [4]byte
