@@ -294,8 +294,9 @@ func TestUncleanElection(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// Broker 2 registers and never heartbeats: it stays fenced.
-	if _, err := n.Store.RegisterBroker(ctx, metadata.BrokerRegistration{ID: 2, IncarnationID: [16]byte{2},
-		Endpoints: []metadata.BrokerEndpoint{{Listener: "CLIENT", Host: "127.0.0.1", Port: 1, SecurityProtocol: "PLAINTEXT"}}}); err != nil {
+	epoch2, err := n.Store.RegisterBroker(ctx, metadata.BrokerRegistration{ID: 2, IncarnationID: [16]byte{2},
+		Endpoints: []metadata.BrokerEndpoint{{Listener: "CLIENT", Host: "127.0.0.1", Port: 1, SecurityProtocol: "PLAINTEXT"}}})
+	if err != nil {
 		t.Fatal(err)
 	}
 	cl := n.Client().SeedBrokers()[0]
@@ -309,13 +310,21 @@ func TestUncleanElection(t *testing.T) {
 		}
 		return topic
 	}
-	// Only broker 2 (down) is in sync; broker 1 is an out-of-sync replica.
+	// Only broker 2 is in sync, and then goes down (fenced); broker 1 is
+	// an out-of-sync replica. (A fenced broker cannot join an ISR: it is
+	// unfenced while it does.)
 	outOfSync := func(topic metadata.Topic) {
 		t.Helper()
 		for {
+			if err := n.Store.SetBrokerFenced(ctx, 2, epoch2, false); err != nil {
+				t.Fatal(err)
+			}
 			current, _ := n.Store.State().TopicByID(topic.ID)
 			p := current.Partitions[0]
 			_, err := n.Store.ChangePartition(ctx, metadata.PartitionChange{TopicID: topic.ID, PartitionEpoch: p.PartitionEpoch, Leader: -1, ISR: []int32{2}})
+			if err := n.Store.SetBrokerFenced(ctx, 2, epoch2, true); err != nil {
+				t.Fatal(err)
+			}
 			if err == nil {
 				return
 			}
