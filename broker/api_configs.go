@@ -259,8 +259,8 @@ func (s *Server) alterTopicConfigs(topic string, compute func(current map[string
 		if validateOnly {
 			return 0, ""
 		}
-		if s.beforeTopicConfigsStored != nil {
-			s.beforeTopicConfigsStored(topic)
+		if s.beforeConfigsStored != nil {
+			s.beforeConfigsStored(topic)
 		}
 		err := s.cfg.Metadata.SetTopicConfigs(ctx, t, configs)
 		if err == nil {

@@ -57,9 +57,10 @@ func (s *Server) ConnectionPrincipals() []authn.Principal {
 	return ps
 }
 
-// BeforeTopicConfigsStored makes the server call hook before it proposes
-// a topic's new configs (AlterConfigs, IncrementalAlterConfigs).
-func (s *Server) BeforeTopicConfigsStored(hook func(topic string)) { s.beforeTopicConfigsStored = hook }
+// BeforeConfigsStored makes the server call hook, with the resource's
+// name, before it proposes a topic's or broker's new configs
+// (AlterConfigs, IncrementalAlterConfigs).
+func (s *Server) BeforeConfigsStored(hook func(resource string)) { s.beforeConfigsStored = hook }
 
 // MaxRequestElements and RequestElementBytes are the request-element
 // limit and charge (request_elements.go).

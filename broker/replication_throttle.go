@@ -92,33 +92,48 @@ func brokerConfigID(name string) (int32, bool) {
 }
 
 // alterBrokerConfigs computes a broker resource's new dynamic configs with
-// change (from its current ones) and stores them.
+// change (from its current ones) and stores them. The store refuses them
+// if the broker's configs changed since they were read (another change
+// came first, on any broker), and they are computed again from the new
+// ones, so that neither change is lost.
 func (s *Server) alterBrokerConfigs(name string, validateOnly bool, change func(configs map[string]string) (int16, string)) (int16, string) {
 	id, ok := brokerConfigID(name)
 	if !ok {
 		return kerr.InvalidRequest.Code, "broker resource name '" + name + "' is neither a broker id nor empty (every broker)"
 	}
-	configs := maps.Clone(s.cfg.Metadata.State().BrokerConfigs(id))
-	if configs == nil {
-		configs = map[string]string{}
-	}
-	if code, msg := change(configs); code != 0 {
-		return code, msg
-	}
-	for name, value := range configs {
-		if _, dynamic := dynamicBrokerConfigDocs[name]; !dynamic {
-			return kerr.InvalidRequest.Code, "broker config '" + name + "' is not dynamic in Strata: set it with a strata serve flag and restart (dynamic: " + leaderThrottledRate + ", " + followerThrottledRate + ")"
-		}
-		if _, err := parseThrottledRate(value); err != nil {
-			return kerr.InvalidConfig.Code, "'" + name + "' " + err.Error()
-		}
-	}
-	if validateOnly {
-		return 0, ""
-	}
 	ctx, cancel := s.adminContext(30000)
 	defer cancel()
-	if err := s.cfg.Metadata.SetBrokerConfigs(ctx, id, configs); err != nil {
+	var configs map[string]string
+	for {
+		from := s.cfg.Metadata.State().BrokerConfigs(id)
+		configs = maps.Clone(from)
+		if configs == nil {
+			configs = map[string]string{}
+		}
+		if code, msg := change(configs); code != 0 {
+			return code, msg
+		}
+		for name, value := range configs {
+			if _, dynamic := dynamicBrokerConfigDocs[name]; !dynamic {
+				return kerr.InvalidRequest.Code, "broker config '" + name + "' is not dynamic in Strata: set it with a strata serve flag and restart (dynamic: " + leaderThrottledRate + ", " + followerThrottledRate + ")"
+			}
+			if _, err := parseThrottledRate(value); err != nil {
+				return kerr.InvalidConfig.Code, "'" + name + "' " + err.Error()
+			}
+		}
+		if validateOnly {
+			return 0, ""
+		}
+		if s.beforeConfigsStored != nil {
+			s.beforeConfigsStored(name)
+		}
+		err := s.cfg.Metadata.SetBrokerConfigs(ctx, id, from, configs)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, metadata.ErrStaleBrokerConfigs) && ctx.Err() == nil {
+			continue // this node's state has the change that came first
+		}
 		return kerr.RequestTimedOut.Code, "storing broker configs: " + err.Error()
 	}
 	// Applied here at once (the others apply it with the metadata), so

@@ -39,32 +39,51 @@ func (s *State) BrokerConfig(id int32, name string) (string, bool) {
 }
 
 // alterBrokerConfigsCommand replaces the dynamic configs of one broker (or
-// of ClusterDefaultBroker); an empty map removes them.
+// of ClusterDefaultBroker); an empty map removes them. From version 2 on
+// it may carry the set the proposer computed the change from: it is
+// refused (ErrStaleBrokerConfigs) unless that is still the broker's set,
+// so that of two concurrent changes neither is lost.
 //
-// Payload, version 1:
+// Payload, version 2 (version 1 ends after the configs):
 //
-//	int32 broker id (-1: cluster default) | string map configs
+//	int32 broker id (-1: cluster default) | string map configs |
+//	bool checked | string map from (checked: the expected current set)
 type alterBrokerConfigsCommand struct {
 	broker  int32
 	configs map[string]string
+	checked bool
+	from    map[string]string
 }
 
 func (c *alterBrokerConfigsCommand) commandType() commandType { return commandAlterBrokerConfigs }
 func (c *alterBrokerConfigsCommand) encode(e *encoder) {
 	e.int32(c.broker)
 	e.stringMap(c.configs)
+	e.bool(c.checked)
+	e.stringMap(c.from)
 }
 
 func decodeAlterBrokerConfigs(version uint8, d *decoder) (command, bool) {
-	if version != 1 {
+	if version != 1 && version != 2 {
 		return nil, false
 	}
-	return &alterBrokerConfigsCommand{broker: d.int32(), configs: d.stringMap()}, true
+	c := &alterBrokerConfigsCommand{broker: d.int32(), configs: d.stringMap()}
+	if version >= 2 {
+		c.checked = d.bool()
+		c.from = d.stringMap()
+	}
+	return c, true
 }
 
 func (c *alterBrokerConfigsCommand) apply(b *stateBuilder) (any, error) {
 	if c.broker < ClusterDefaultBroker {
 		return nil, fmt.Errorf("%w: broker id %d", ErrInvalidBroker, c.broker)
+	}
+	if c.checked {
+		current, _ := b.brokerConfigs.Get(brokerConfigKey(c.broker))
+		if !maps.Equal(current, c.from) {
+			return nil, fmt.Errorf("broker %d: %w", c.broker, ErrStaleBrokerConfigs)
+		}
 	}
 	if err := validateConfigs(c.configs); err != nil {
 		return nil, fmt.Errorf("broker %d: %w", c.broker, err)

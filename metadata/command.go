@@ -101,7 +101,7 @@ var commandTable = map[commandType]commandSpec{
 	commandAlterClientQuotas:     {name: "AlterClientQuotas", version: 1, decode: decodeAlterClientQuotas},
 
 	commandAlterPartitionReassignment: {name: "AlterPartitionReassignment", version: 2, decode: decodeAlterPartitionReassignment},
-	commandAlterBrokerConfigs:         {name: "AlterBrokerConfigs", version: 1, decode: decodeAlterBrokerConfigs},
+	commandAlterBrokerConfigs:         {name: "AlterBrokerConfigs", version: 2, decode: decodeAlterBrokerConfigs},
 }
 
 func (t commandType) String() string {

@@ -132,6 +132,8 @@ func goldenCommands() []struct {
 		{"reassignment-finish", finish(goldenTopicID, 2, 9, 3)},
 		{"alter-broker-configs", &alterBrokerConfigsCommand{broker: 2, configs: map[string]string{"leader.replication.throttled.rate": "1048576"}}},
 		{"alter-broker-configs-default-clear", &alterBrokerConfigsCommand{broker: ClusterDefaultBroker}},
+		{"alter-broker-configs-checked", &alterBrokerConfigsCommand{broker: 2, configs: map[string]string{"leader.replication.throttled.rate": "2097152"},
+			checked: true, from: map[string]string{"leader.replication.throttled.rate": "1048576"}}},
 	}
 }
 
@@ -267,6 +269,24 @@ func TestAlterTopicConfigsV1Golden(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &alterTopicConfigsCommand{name: "orders", configs: map[string]string{"retention.ms": "86400000", "min.insync.replicas": "2"}}
+	if !reflect.DeepEqual(decoded, want) {
+		t.Fatalf("decoded %#v\nwant    %#v", decoded, want)
+	}
+}
+
+// TestAlterBrokerConfigsV1Golden: AlterBrokerConfigs entries written
+// before changes carried the set they were computed from keep decoding,
+// unchecked.
+func TestAlterBrokerConfigsV1Golden(t *testing.T) {
+	data := readGolden(t, "commands/alter-broker-configs-v1.bin")
+	if data[1] != 1 {
+		t.Fatalf("alter-broker-configs-v1.bin is version %d, want 1", data[1])
+	}
+	decoded, err := decodeCommand(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &alterBrokerConfigsCommand{broker: 2, configs: map[string]string{"leader.replication.throttled.rate": "1048576"}}
 	if !reflect.DeepEqual(decoded, want) {
 		t.Fatalf("decoded %#v\nwant    %#v", decoded, want)
 	}

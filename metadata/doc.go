@@ -115,8 +115,11 @@
 //	                       v1 (read, applied as before): the same fields;
 //	                           a start during a reassignment started from
 //	                           the union replica set
-//	21 AlterBrokerConfigs  v1: broker id int32 (-1 = every broker),
-//	                           configs string map (empty = none)
+//	21 AlterBrokerConfigs  v2: broker id int32 (-1 = every broker),
+//	                           configs string map (empty = none), checked
+//	                           bool, from map (checked: refused with
+//	                           ErrStaleBrokerConfigs unless the current set)
+//	                       v1 (read): up to the configs, unchecked
 //	22-31 reserved for brokers and partition leadership
 //	32 SegmentCopyStarted  v2: topic id uuid, partition int32, segment
 //	                       v1 (read): a segment v1 (txn index unknown)

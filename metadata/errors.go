@@ -53,6 +53,9 @@ var (
 	// first (Kafka's controller applies each change to the current set;
 	// here the proposer computes again from the new one).
 	ErrStaleTopicConfigs = errors.New("metadata: topic configs changed since they were read")
+	// ErrStaleBrokerConfigs rejects a change of a broker's dynamic
+	// configs computed from a set that is no longer the broker's.
+	ErrStaleBrokerConfigs = errors.New("metadata: broker configs changed since they were read")
 	// ErrUnknownPartition rejects a command naming a partition index the
 	// topic does not have (Kafka's UNKNOWN_TOPIC_OR_PARTITION).
 	ErrUnknownPartition = errors.New("metadata: unknown partition")

@@ -61,7 +61,7 @@ var rpcRejections = []error{
 	ErrTopicExists, ErrTopicIDExists, ErrInvalidTopic, ErrInvalidPartitions, ErrInvalidTopicConfig,
 	ErrInvalidSegment, ErrSegmentExists, ErrSegmentOverlap, ErrUnknownSegment, ErrInvalidSegmentTransition,
 	ErrInvalidProducerIDs, ErrInvalidClusterID, ErrIneligibleReplica,
-	ErrInvalidACL, ErrStaleTopicConfigs,
+	ErrInvalidACL, ErrStaleTopicConfigs, ErrStaleBrokerConfigs,
 }
 
 // rejectionStatus is the response status of a failed request: the

@@ -41,9 +41,12 @@ func (s *Store) alterReassignment(ctx context.Context, c *alterPartitionReassign
 }
 
 // SetBrokerConfigs replaces the dynamic configs of broker id (or of
-// ClusterDefaultBroker); nil or empty removes them. The caller validates
-// the names and values.
-func (s *Store) SetBrokerConfigs(ctx context.Context, id int32, configs map[string]string) error {
-	_, err := s.propose(ctx, &alterBrokerConfigsCommand{broker: id, configs: maps.Clone(configs)})
+// ClusterDefaultBroker), from (as read from State.BrokerConfigs), with
+// configs; nil or empty removes them. It fails with ErrStaleBrokerConfigs
+// when the broker's configs are no longer from: another change came first;
+// compute the change again from the new State. The caller validates the
+// names and values.
+func (s *Store) SetBrokerConfigs(ctx context.Context, id int32, from, configs map[string]string) error {
+	_, err := s.propose(ctx, &alterBrokerConfigsCommand{broker: id, configs: maps.Clone(configs), checked: true, from: maps.Clone(from)})
 	return err
 }
