@@ -405,16 +405,16 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 				kept = append(kept, r)
 			}
 			switch {
-			case len(kept) == 0 && len(records) > 0 && isLastOfProducer(producerLast, h):
+			case len(kept) == 0 && isLastOfProducer(producerLast, h):
 				// The producer's last batch: kept, emptied (Kafka's
 				// RETAIN_EMPTY), so its producer state survives a
-				// rebuild from the log. A committed transaction's marker
+				// rebuild from the log — on later passes too, once it
+				// is empty already. A committed transaction's marker
 				// stays while it does (the batch is walked).
-				batchStats.BatchesRemoved++
-				if err := flushRun(); err != nil {
-					return err
+				if len(records) > 0 {
+					batchStats.BatchesRemoved++
+					keep = emptiedBatch(h)
 				}
-				return emit(emptiedBatch(h))
 			case len(kept) == 0:
 				if len(records) > 0 {
 					batchStats.BatchesRemoved++
