@@ -279,6 +279,8 @@ func (c *Coordinator) deleteWith(groupID string, deleteData func() error) error 
 		return kerr.GroupIDNotFound
 	}
 	var fx effects
+	g.writeMu.Lock()
+	defer g.writeMu.Unlock()
 	g.mu.Lock()
 	switch {
 	case g.state == StateDead && g.unloaded:
@@ -306,9 +308,10 @@ func (c *Coordinator) deleteWith(groupID string, deleteData func() error) error 
 	return nil
 }
 
-// withGroup calls write, an offset commit's write, with the group's lock
-// held, creating the group (Empty) if there is none, as a commit does: a
-// commit is written for a group the coordinator has, never for one it
+// withGroup calls write, an offset commit's write, with the group's
+// writeMu held (not its lock: the write awaits the in-sync replicas, and
+// heartbeats must not), creating the group (Empty) if there is none, as a
+// commit does: a commit is written for a group the coordinator has, never for one it
 // deleted meanwhile (Delete). A group being deleted answers
 // COORDINATOR_NOT_AVAILABLE (the client retries).
 func (c *Coordinator) withGroup(groupID string, write func() error) error {
@@ -316,11 +319,17 @@ func (c *Coordinator) withGroup(groupID string, write func() error) error {
 	if err != nil {
 		return err
 	}
+	g.writeMu.Lock()
+	defer g.writeMu.Unlock()
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	if g.state == StateDead {
+		defer g.mu.Unlock()
 		return g.deadErrorLocked()
 	}
+	g.mu.Unlock()
+	// Only a deletion (which takes writeMu first) makes the group Dead
+	// for a reason the write must not outlive; the coordinator closing
+	// meanwhile fails the write itself (NOT_COORDINATOR).
 	return write()
 }
 

@@ -56,6 +56,12 @@ type group struct {
 	c  *Coordinator
 	id string
 
+	// writeMu serializes the group's offset commits with its deletion
+	// (Coordinator.withGroup, deleteWith) without holding mu while a
+	// commit awaits its replicas: heartbeats, joins and timers go on.
+	// Lock order: writeMu, then mu, then the shard's mu.
+	writeMu sync.Mutex
+
 	mu           sync.Mutex // guards every field below
 	state        State
 	stateTime    time.Time // when state was entered
