@@ -50,6 +50,14 @@ const (
 // memory, with the frame's bytes the connection already holds. An error
 // closes the connection.
 func (c *clientConn) chargeRequestElements(h requestHeader, req kmsg.Request) error {
+	// Every element takes at least a byte of the frame, and a Fetch is not
+	// charged (below): one of no more bytes than maxRequestElements cannot
+	// exceed the limit and is not counted — a follower's Fetch of a
+	// thousand partitions (~40 KB) would take ~16µs, a quarter of its
+	// decoding (BenchmarkChargeRequestElements).
+	if h.key == int16(kmsg.Fetch) && h.frameSize <= maxRequestElements {
+		return nil
+	}
 	n := requestElements(req)
 	if n > maxRequestElements {
 		return fmt.Errorf("%s v%d request of %d elements exceeds the %d a request may hold (client %q)",
