@@ -606,6 +606,12 @@ func (s *Server) fillFetchReserved(ctx context.Context, resp *kmsg.FetchResponse
 	}
 	want := int64(max(maxBytes, 1))
 	need := min(want, responseMinGrant)
+	if replica {
+		// A follower needs no more than the share consumers cannot
+		// take (under 1 MiB when queued.max.response.bytes is under
+		// 4 MiB), or consumers that do not read would stop replication.
+		need = min(need, replicaShare(s.responseMemory.capacity))
+	}
 	for attempt := 0; ; attempt++ {
 		v := s.responseMemory.reserve(ctx, replica, want, need, deadline)
 		total, local := fillFetch(resp, targets, maxBytes, v.Size(), remote)
