@@ -92,6 +92,12 @@ func handleJoinGroup(c *clientConn, h requestHeader, req *kmsg.JoinGroupRequest)
 	for _, p := range req.Protocols {
 		jr.Protocols = append(jr.Protocols, group.Protocol{Name: p.Name, Metadata: p.Metadata})
 	}
+	// The join waits for the rebalance (the initial delay, the other
+	// members' joins, up to the rebalance timeout the client chose): as a
+	// Produce waiting for acks=all, it gives its request memory (the frame
+	// and its element charge) back first, so that a waiting join does not
+	// keep other connections' requests from being read.
+	c.releaseRequestMemory()
 	done := make(chan group.JoinResult, 1)
 	sh.Coordinator().Join(jr, func(res group.JoinResult) { done <- res })
 	select {
@@ -134,6 +140,9 @@ func handleSyncGroup(c *clientConn, h requestHeader, req *kmsg.SyncGroupRequest)
 	for _, a := range req.GroupAssignment {
 		sr.Assignments = append(sr.Assignments, group.MemberAssignment{MemberID: a.MemberID, Assignment: a.MemberAssignment})
 	}
+	// A follower's sync waits for the leader's assignment: its request
+	// memory is given back first, as a join's is.
+	c.releaseRequestMemory()
 	done := make(chan group.SyncResult, 1)
 	sh.Coordinator().Sync(sr, func(res group.SyncResult) { done <- res })
 	select {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"testing"
 	"time"
 
@@ -18,17 +17,13 @@ import (
 // TestWaitingJoinGroupDoesNotHoldElementCharge: a JoinGroup waits on
 // the reader goroutine for the rebalance (group.initial.rebalance.delay,
 // the members' rejoins, up to the rebalance timeout the client chose)
-// holding its request memory. With the element charge, a ~150 KB
-// JoinGroup of 12,000 protocols holds 12,000 × RequestElementBytes —
-// here the whole queued.max.request.bytes — for all that time: no other
+// and held its request memory meanwhile. With the element charge, a
+// ~150 KB JoinGroup of 12,000 protocols held 12,000 × RequestElementBytes
+// — here the whole queued.max.request.bytes — for all that time: no other
 // connection's request (another member's JoinGroup, a follower's Fetch)
-// is read meanwhile. Before the charge it held its frame only. A Produce
-// waiting for acks=all gives its request memory back before it waits;
-// a JoinGroup (and SyncGroup) should give back at least the charge.
+// was read meanwhile. As a Produce waiting for acks=all, a JoinGroup
+// (and a SyncGroup) gives its request memory back before it waits.
 func TestWaitingJoinGroupDoesNotHoldElementCharge(t *testing.T) {
-	if os.Getenv("STRATA_REVIEW_UNFIXED") == "" {
-		t.Skip("unfixed: JoinGroup/SyncGroup hold the element charge while they wait (set STRATA_REVIEW_UNFIXED=1 to run)")
-	}
 	const pool = 8 << 20
 	n := brokertest.Start(t, func(c *broker.Config) {
 		c.MaxRequestBytes = 1 << 20
