@@ -72,6 +72,13 @@ const (
 // RequestElements counts a request's elements as the broker does.
 func RequestElements(req kmsg.Request) int { return requestElements(req) }
 
+// RequestCharge is what a request of frameSize bytes is charged in
+// request memory while it is handled.
+func RequestCharge(req kmsg.Request, frameSize int) int64 {
+	n, stringBytes := requestElementsAndStrings(req)
+	return requestCharge(frameSize, n, stringBytes)
+}
+
 // HoldRequestMemory takes n bytes of the server's request memory
 // (queued.max.request.bytes) until release is called.
 func (s *Server) HoldRequestMemory(n int64) (release func()) {

@@ -221,7 +221,7 @@ func TestRequestElementCostIsCharged(t *testing.T) {
 			}
 			frame := headerFrame(req)
 			responseBytes, allocated := roundTrip(t, n.Addr, frame)
-			charged := uint64(len(frame)) + uint64(elements)*broker.RequestElementBytes
+			charged := uint64(broker.RequestCharge(req, len(frame)))
 			perElement := float64(allocated-min(allocated, uint64(len(frame)))) / float64(elements)
 			worst = max(worst, perElement)
 			t.Logf("%d-byte frame of %d elements: %d-byte response, %d bytes allocated (%.0fx the frame, %.0f bytes per element beyond the frame); charged %d",

@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 
@@ -78,24 +77,17 @@ func repeat(n int, s string) []string {
 	return out
 }
 
-// TestRequestElementChargeWithLongNames: the charge, frame +
-// RequestElementBytes per element, covers what a request of long names
-// allocates: the frame pays for the names once, but a handler may copy a
-// name several times per element.
-//
-// It does not: handlers copy a name several times (decoded, echoed in the
-// response entry, in the encoding's growing buffer, quoted in errors) and
-// the charge counts it once. With 249-byte names (the longest topic) they
-// allocate 1.6–4x the charge; with 2,000-byte group ids 4.5–8.8x
-// (DescribeConfigs ~12x its frame). A charge per byte of the request's
-// strings (not of its records) would scale with them.
+// TestRequestElementChargeWithLongNames: the charge covers what a request
+// of long names allocates. Handlers copy a name several times (decoded,
+// echoed in the response entry, in the encoding's growing buffer, quoted
+// in errors): when the charge was the frame + RequestElementBytes per
+// element, 249-byte names (the longest topic) allocated 1.6–4x it and
+// 2,000-byte group ids 4.5–8.8x (DescribeConfigs ~12x its frame); the
+// request's string bytes are now charged too.
 func TestRequestElementChargeWithLongNames(t *testing.T) {
-	if os.Getenv("STRATA_REVIEW_UNFIXED") == "" {
-		t.Skip("unfixed: the element charge does not grow with name length (set STRATA_REVIEW_UNFIXED=1 to run)")
-	}
 	n := brokertest.Start(t)
 	const elements = 10_000
-	for _, nameLen := range []int{249} {
+	for _, nameLen := range []int{249, 2000} {
 		name := strings.Repeat("x", nameLen)
 		for _, tc := range longNamed {
 			if nameLen > 249 && strings.Contains(tc.api, "Topic") {
@@ -104,7 +96,7 @@ func TestRequestElementChargeWithLongNames(t *testing.T) {
 			req := tc.req(elements, name)
 			frame := headerFrame(req)
 			responseBytes, allocated := roundTrip(t, n.Addr, frame)
-			charged := uint64(len(frame)) + uint64(broker.RequestElements(req))*broker.RequestElementBytes
+			charged := uint64(broker.RequestCharge(req, len(frame)))
 			t.Logf("%s, %d names of %d bytes: %d-byte frame, %d-byte response, allocated %d, charged %d (%.2fx)",
 				tc.api, elements, nameLen, len(frame), responseBytes, allocated, charged, float64(allocated)/float64(charged))
 			if allocated > charged {

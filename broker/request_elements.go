@@ -43,6 +43,14 @@ const (
 	// TestRequestElementCostIsCharged measures it per API; the encoding's
 	// buffer is half of it for the APIs of the largest response entries.
 	requestElementBytes = 768
+	// requestStringByteCharge is what a handler is charged per byte of
+	// the request's strings (names, ids; not its records, which are
+	// bytes): a handler copies a name several times (decoded, echoed in
+	// its response entry, in the encoding's growing buffer, quoted in an
+	// error message), and DescribeConfigs of 2,000-byte names allocated
+	// about 12 bytes per name byte. TestRequestElementChargeWithLongNames
+	// measures it.
+	requestStringByteCharge = 16
 )
 
 // chargeRequestElements applies maxRequestElements and charges the
@@ -58,7 +66,7 @@ func (c *clientConn) chargeRequestElements(h requestHeader, req kmsg.Request) er
 	if h.key == int16(kmsg.Fetch) && h.frameSize <= maxRequestElements {
 		return nil
 	}
-	n := requestElements(req)
+	n, stringBytes := requestElementsAndStrings(req)
 	if n > maxRequestElements {
 		return fmt.Errorf("%s v%d request of %d elements exceeds the %d a request may hold (client %q)",
 			kmsg.NameForKey(h.key), h.version, n, maxRequestElements, h.clientID)
@@ -71,7 +79,7 @@ func (c *clientConn) chargeRequestElements(h requestHeader, req kmsg.Request) er
 		return nil
 	}
 	held := int64(h.frameSize)
-	release, err := c.server.requestMemory.extend(c.ctx, c.releaseRequest, held, held+int64(n)*requestElementBytes)
+	release, err := c.server.requestMemory.extend(c.ctx, c.releaseRequest, held, requestCharge(h.frameSize, n, stringBytes))
 	if err != nil {
 		c.releaseRequest = nil
 		return fmt.Errorf("waiting for request memory: %w", err)
@@ -80,13 +88,27 @@ func (c *clientConn) chargeRequestElements(h requestHeader, req kmsg.Request) er
 	return nil
 }
 
+// requestCharge is what a request of frameSize bytes, n elements and
+// stringBytes bytes of strings holds in request memory while it is
+// handled.
+func requestCharge(frameSize, n int, stringBytes int64) int64 {
+	return int64(frameSize) + int64(n)*requestElementBytes + stringBytes*requestStringByteCharge
+}
+
 // requestElements counts the elements of a decoded request: the entries
 // of every array at every depth (a []byte is one value, not an array) and
 // the unknown tagged fields. It does not allocate.
 func requestElements(req kmsg.Request) int {
+	n, _ := requestElementsAndStrings(req)
+	return n
+}
+
+// requestElementsAndStrings is requestElements and the bytes of the
+// request's strings (string and *string fields, []string entries).
+func requestElementsAndStrings(req kmsg.Request) (n int, stringBytes int64) {
 	v := reflect.ValueOf(req)
 	if v.Kind() != reflect.Pointer || v.IsNil() {
-		return 0
+		return 0, 0
 	}
 	v = v.Elem()
 	return countElements(v, planFor(v.Type()))
@@ -97,6 +119,9 @@ func requestElements(req kmsg.Request) int {
 type elementPlan struct {
 	fields []elementField
 	tags   int // index of the kmsg.Tags field, or -1
+	// strings and stringPtrs are the indexes of the string and *string
+	// fields.
+	strings, stringPtrs []int
 }
 
 type elementField struct {
@@ -131,10 +156,17 @@ func buildPlan(t reflect.Type) *elementPlan {
 		switch ft := f.Type; {
 		case ft == tagsType:
 			p.tags = i
+		case ft.Kind() == reflect.String:
+			p.strings = append(p.strings, i)
+		case ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.String:
+			p.stringPtrs = append(p.stringPtrs, i)
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() != reflect.Uint8:
 			var elem *elementPlan
-			if ft.Elem().Kind() == reflect.Struct {
+			switch ft.Elem().Kind() {
+			case reflect.Struct:
 				elem = buildPlan(ft.Elem())
+			case reflect.String:
+				elem = stringsPlan
 			}
 			p.fields = append(p.fields, elementField{index: i, kind: reflect.Slice, elem: elem})
 		case ft.Kind() == reflect.Struct:
@@ -146,10 +178,24 @@ func buildPlan(t reflect.Type) *elementPlan {
 	return p
 }
 
-func countElements(v reflect.Value, p *elementPlan) int {
-	n := 0
+// stringsPlan marks an array of strings: its entries' bytes are counted.
+var stringsPlan = &elementPlan{tags: -1}
+
+func countElements(v reflect.Value, p *elementPlan) (n int, stringBytes int64) {
 	if p.tags >= 0 {
 		n += v.Field(p.tags).Addr().Interface().(*kmsg.Tags).Len()
+	}
+	for _, i := range p.strings {
+		stringBytes += int64(v.Field(i).Len())
+	}
+	for _, i := range p.stringPtrs {
+		if fv := v.Field(i); !fv.IsNil() {
+			stringBytes += int64(fv.Elem().Len())
+		}
+	}
+	add := func(elements int, bytes int64) {
+		n += elements
+		stringBytes += bytes
 	}
 	for _, f := range p.fields {
 		fv := v.Field(f.index)
@@ -157,18 +203,23 @@ func countElements(v reflect.Value, p *elementPlan) int {
 		case reflect.Slice:
 			l := fv.Len()
 			n += l
-			if f.elem != nil {
+			switch {
+			case f.elem == stringsPlan:
 				for i := range l {
-					n += countElements(fv.Index(i), f.elem)
+					stringBytes += int64(fv.Index(i).Len())
+				}
+			case f.elem != nil:
+				for i := range l {
+					add(countElements(fv.Index(i), f.elem))
 				}
 			}
 		case reflect.Struct:
-			n += countElements(fv, f.elem)
+			add(countElements(fv, f.elem))
 		case reflect.Pointer:
 			if !fv.IsNil() {
-				n += countElements(fv.Elem(), f.elem)
+				add(countElements(fv.Elem(), f.elem))
 			}
 		}
 	}
-	return n
+	return n, stringBytes
 }
