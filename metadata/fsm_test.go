@@ -524,7 +524,15 @@ func (g *commandGenerator) next() command {
 	case 3:
 		return &deleteTopicCommand{name: name, id: g.id(name)}
 	case 4:
-		return &alterTopicConfigsCommand{name: name, id: g.id(name), configs: g.configs()}
+		c := &alterTopicConfigsCommand{name: name, id: g.id(name), configs: g.configs()}
+		if g.chance(50) {
+			// Compare-and-set (v2): mostly from the topic's current set.
+			c.checked, c.from = true, g.configs()
+			if topic, ok := g.current().Topic(name); ok && g.chance(70) {
+				c.from = topic.Configs
+			}
+		}
+		return c
 	case 5:
 		current := g.counts[name]
 		added := g.random.IntN(3) // 0 is rejected

@@ -1,10 +1,13 @@
 package metadata
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // propertySeed reproduces a TestSnapshotRestoreProperty run:
@@ -81,6 +84,10 @@ func (g *commandGenerator) nextClusterCommand(choice int) command {
 		if g.chance(10) {
 			registration.Endpoints[0].Port = 0
 		}
+		// Directory ids and clean shutdowns (RegisterBroker v2+; v3 keeps
+		// ISRs only on the same directory).
+		registration.DirectoryID = [][16]byte{{}, {0xd1}, {0xd2}}[g.random.IntN(3)]
+		registration.CleanShutdown = g.chance(50)
 		return &registerBrokerCommand{registration: registration}
 	case 1:
 		id := g.random.Int32N(6)
@@ -123,6 +130,16 @@ func (g *commandGenerator) nextClusterCommand(choice int) command {
 			change.ISR = append(change.ISR, 7) // not a replica
 		}
 		change.BumpLeaderEpoch = g.chance(20)
+		if g.chance(30) {
+			// KIP-903 broker epochs: mostly the current registrations'.
+			change.ISRBrokerEpochs = make([]int64, len(change.ISR))
+			for i, r := range change.ISR {
+				change.ISRBrokerEpochs[i] = -1
+				if g.chance(50) {
+					change.ISRBrokerEpochs[i] = g.brokerEpoch(r)
+				}
+			}
+		}
 		return &changePartitionCommand{change: change}
 	case 5, 6:
 		topic, partition := g.pickPartition()
@@ -307,7 +324,12 @@ func TestSnapshotRestoreProperty(t *testing.T) {
 			for i := range steps {
 				index := uint64(i + 1)
 				c := generator.next()
-				result := applyCommand(original, index, c)
+				data := generator.olderEncoding(c)
+				result := applyData(original, index, data)
+				var halted *UnappliableEntryError
+				if errors.As(result.err, &halted) {
+					t.Fatalf("entry %d (%s v%d) does not apply: %v", index, c.commandType(), data[1], halted)
+				}
 				if result.err != nil {
 					rejections++
 					rejected[c.commandType()]++
@@ -316,7 +338,7 @@ func TestSnapshotRestoreProperty(t *testing.T) {
 				}
 				checkInvariants(t, original.state())
 				for _, replica := range restored {
-					applyCommand(replica, index, c)
+					applyData(replica, index, data)
 				}
 				if generator.random.IntN(60) == 0 {
 					replica := restore(t, persist(t, original))
@@ -338,4 +360,45 @@ func TestSnapshotRestoreProperty(t *testing.T) {
 		}
 	}
 	t.Logf("accepted %v\nrejected %v", accepted, rejected)
+}
+
+// olderEncoding returns c's Raft log data, sometimes at the version an
+// earlier build wrote (where c's fields fit it), so that entries of every
+// version this build applies are replayed and snapshotted: they must
+// apply as they did then, on the original and on a restored state alike.
+func (g *commandGenerator) olderEncoding(c command) []byte {
+	data := encodeCommand(c)
+	if !g.chance(30) {
+		return data
+	}
+	switch c := c.(type) {
+	case *changePartitionCommand:
+		if len(c.change.ISRBrokerEpochs) == 0 && g.chance(30) {
+			// v1 ends after the ISR: drop the empty epochs list.
+			return append([]byte{data[0], 1}, data[commandHeaderSize:len(data)-1]...)
+		}
+		data[1] = 2 // the same fields; fenced brokers could join the ISR
+	case *registerBrokerCommand:
+		if g.chance(30) {
+			// v1 ends after the rack: drop the directory id and the flag.
+			return append([]byte{data[0], 1}, data[commandHeaderSize:len(data)-17]...)
+		}
+		data[1] = 2 // the same fields; a clean shutdown of any directory
+	case *alterPartitionReassignmentCommand:
+		data[1] = 1 // the same fields; a start from the union replicas
+	case *alterTopicConfigsCommand:
+		if !c.checked && len(c.from) == 0 {
+			return append([]byte{data[0], 1}, data[commandHeaderSize:len(data)-2]...)
+		}
+	case *alterBrokerConfigsCommand:
+		if !c.checked && len(c.from) == 0 {
+			return append([]byte{data[0], 1}, data[commandHeaderSize:len(data)-2]...)
+		}
+	}
+	return data
+}
+
+// applyData applies one Raft log entry's data to f.
+func applyData(f *fsm, index uint64, data []byte) applyResult {
+	return f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}).(applyResult)
 }

@@ -32,7 +32,15 @@ func (g *commandGenerator) nextReassignCommand() command {
 		if g.chance(70) {
 			configs["leader.replication.throttled.rate"] = "1000"
 		}
-		return &alterBrokerConfigsCommand{broker: g.random.Int32N(5) - 2, configs: configs} // -2 is refused
+		c := &alterBrokerConfigsCommand{broker: g.random.Int32N(5) - 2, configs: configs} // -2 is refused
+		if g.chance(50) {
+			// Compare-and-set (v2): mostly from the broker's current set.
+			c.checked, c.from = true, map[string]string{"follower.replication.throttled.rate": "5"}
+			if g.chance(70) {
+				c.from = g.current().BrokerConfigs(c.broker)
+			}
+		}
+		return c
 	default:
 		c.kind = reassignStart
 		for _, r := range []int32{1, 2, 3, 4} {
