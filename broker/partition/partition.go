@@ -160,6 +160,32 @@ type Partition struct {
 // batch headers after it.
 const producerSnapshotSuffix = ".snapshot"
 
+// producerSnapshotPath is the file of the producer snapshot at offset.
+func (p *Partition) producerSnapshotPath(offset int64) string {
+	return filepath.Join(p.dir, fmt.Sprintf("%020d%s", offset, producerSnapshotSuffix))
+}
+
+// producerSnapshotFile is a producer snapshot in the partition directory.
+type producerSnapshotFile struct {
+	path   string
+	offset int64 // the log offset it covers the batches below
+}
+
+// producerSnapshotFiles lists the partition's producer snapshots, oldest
+// first (files whose names are not an offset are left out).
+func (p *Partition) producerSnapshotFiles() []producerSnapshotFile {
+	paths, _ := filepath.Glob(filepath.Join(p.dir, "*"+producerSnapshotSuffix))
+	sort.Strings(paths) // 20-digit names sort by offset
+	files := make([]producerSnapshotFile, 0, len(paths))
+	for _, path := range paths {
+		offset, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(path), producerSnapshotSuffix), 10, 64)
+		if err == nil {
+			files = append(files, producerSnapshotFile{path: path, offset: offset})
+		}
+	}
+	return files
+}
+
 func segmentConfig(v topicconfig.Values, log *slog.Logger) segment.Config {
 	ms := func(n int64) time.Duration {
 		if n < 0 {
@@ -379,14 +405,13 @@ func claimDir(dir string, topicID [16]byte) (created bool, err error) {
 // batch headers after it.
 func (p *Partition) recoverProducers() error {
 	end := p.segments.EndOffset()
-	snapshots, _ := filepath.Glob(filepath.Join(p.dir, "*"+producerSnapshotSuffix))
-	sort.Strings(snapshots) // 20-digit names sort by offset
+	snapshots := p.producerSnapshotFiles()
 	state := producer.NewState()
 	from := p.segments.StartOffset()
 	p.snapshotEnd = -1
 	for i := len(snapshots) - 1; i >= 0; i-- {
-		offset, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(snapshots[i]), producerSnapshotSuffix), 10, 64)
-		if err != nil || offset < from {
+		offset := snapshots[i].offset
+		if offset < from {
 			continue
 		}
 		if offset > end {
@@ -397,8 +422,8 @@ func (p *Partition) recoverProducers() error {
 			// power loss after the log has grown past the snapshot's
 			// offset again would otherwise bring it back, and it would be
 			// loaded.
-			p.log.Warn("removing a producer snapshot above the recovered log end", "file", snapshots[i], "log_end_offset", end)
-			if err := os.Remove(snapshots[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			p.log.Warn("removing a producer snapshot above the recovered log end", "file", snapshots[i].path, "log_end_offset", end)
+			if err := os.Remove(snapshots[i].path); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("remove producer snapshot above the log end: %w", err)
 			}
 			if err := atomicfile.SyncDir(p.dir); err != nil {
@@ -406,14 +431,14 @@ func (p *Partition) recoverProducers() error {
 			}
 			continue
 		}
-		f, err := os.Open(snapshots[i])
+		f, err := os.Open(snapshots[i].path)
 		if err != nil {
 			continue
 		}
 		loaded, err := producer.ReadSnapshot(f)
 		f.Close()
 		if err != nil {
-			p.log.Warn("ignoring unreadable producer snapshot; rebuilding from the log", "file", snapshots[i], "err", err)
+			p.log.Warn("ignoring unreadable producer snapshot; rebuilding from the log", "file", snapshots[i].path, "err", err)
 			continue
 		}
 		state, from = loaded, offset
@@ -529,8 +554,7 @@ func (p *Partition) writeProducerSnapshotAtLocked(end int64) error {
 	if end == p.snapshotEnd {
 		return nil // nothing appended since the last snapshot
 	}
-	name := filepath.Join(p.dir, fmt.Sprintf("%020d%s", end, producerSnapshotSuffix))
-	if err := atomicfile.Write(name, fsperm.File, p.producers.WriteSnapshot); err != nil {
+	if err := atomicfile.Write(p.producerSnapshotPath(end), fsperm.File, p.producers.WriteSnapshot); err != nil {
 		return err
 	}
 	p.snapshotEnd = end
@@ -542,29 +566,24 @@ func (p *Partition) writeProducerSnapshotAtLocked(end int64) error {
 // log start and, of the others, all but the newest and the oldest in
 // each segment. Called with appendMu held.
 func (p *Partition) pruneProducerSnapshotsLocked() {
-	snapshots, _ := filepath.Glob(filepath.Join(p.dir, "*"+producerSnapshotSuffix))
-	sort.Strings(snapshots) // 20-digit names sort by offset
+	snapshots := p.producerSnapshotFiles()
 	var bases []int64
 	for _, s := range p.segments.Segments() {
 		bases = append(bases, s.BaseOffset)
 	}
 	start := p.segments.StartOffset()
 	kept := map[int]bool{} // segment index -> its oldest snapshot is kept
-	for i, name := range snapshots {
-		offset, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(name), producerSnapshotSuffix), 10, 64)
-		if err != nil {
-			continue
-		}
-		segment := sort.Search(len(bases), func(j int) bool { return bases[j] > offset }) - 1
+	for i, f := range snapshots {
+		segment := sort.Search(len(bases), func(j int) bool { return bases[j] > f.offset }) - 1
 		switch {
-		case offset < start:
+		case f.offset < start:
 		case i == len(snapshots)-1:
 			continue
 		case !kept[segment]:
 			kept[segment] = true
 			continue
 		}
-		os.Remove(name)
+		os.Remove(f.path)
 	}
 }
 
@@ -590,20 +609,16 @@ func (p *Partition) snapshotAtRollLocked(base int64) {
 }
 
 // keepProducerSnapshotLocked writes a producer snapshot (at the log end)
-// when the newest one lies below logStart, the log start offset retention
-// or DeleteRecords moves to: recovery cannot replay the deleted records
-// after such a snapshot and would skip it, rebuilding from the log start
-// and forgetting the producers known only from the deleted records, whose
-// state KIP-360 keeps until producer.id.expiration.ms. (Kafka snapshots at
-// every segment roll, so one at or above the log start always exists.)
-// Called with appendMu held.
+// when the newest one (snapshotEnd: snapshots are written at increasing
+// offsets, and recovery sets it to the one it loaded) lies below logStart,
+// the log start offset retention or DeleteRecords moves to: recovery
+// cannot replay the deleted records after such a snapshot and would skip
+// it, rebuilding from the log start and forgetting the producers known
+// only from the deleted records, whose state KIP-360 keeps until
+// producer.id.expiration.ms. Called with appendMu held.
 func (p *Partition) keepProducerSnapshotLocked(logStart int64) {
-	snapshots, _ := filepath.Glob(filepath.Join(p.dir, "*"+producerSnapshotSuffix))
-	for _, s := range snapshots {
-		offset, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(s), producerSnapshotSuffix), 10, 64)
-		if err == nil && offset >= logStart {
-			return
-		}
+	if p.snapshotEnd >= logStart {
+		return
 	}
 	if err := p.writeProducerSnapshotLocked(); err != nil {
 		p.log.Warn("producer snapshot above the new log start failed", "log_start_offset", logStart, "err", err)

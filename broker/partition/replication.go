@@ -1014,8 +1014,7 @@ func (p *Partition) restartAtLocked(offset int64, epochs []metadata.EpochRange, 
 	p.lowerHighWatermarkLocked(offset)
 	p.highWatermark.Store(offset)
 	if len(producers) > 0 {
-		name := filepath.Join(p.dir, fmt.Sprintf("%020d%s", offset, producerSnapshotSuffix))
-		if err := atomicfile.WriteFile(name, producers, fsperm.File); err != nil {
+		if err := atomicfile.WriteFile(p.producerSnapshotPath(offset), producers, fsperm.File); err != nil {
 			return err
 		}
 	}
