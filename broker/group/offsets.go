@@ -386,11 +386,11 @@ func (sh *Shard) StoreGroup(rec Record, done func(error)) {
 }
 
 // CommitOffsets writes commits and applies them once written; on failure
-// nothing changes.
-// They are written under the group's lock (Coordinator.withGroup; the
-// group is created, Empty, if the coordinator has none, e.g. deleted since
-// the commit was validated), so that a deletion of the group cannot come
-// between and leave them for a group the coordinator does not know.
+// nothing changes. The write is serialized with the group's deletion
+// (Coordinator.withGroup, the group's writeMu; the group is created,
+// Empty, if the coordinator has none, e.g. deleted since the commit was
+// validated), so that a deletion cannot come between and leave them for a
+// group the coordinator does not know.
 func (sh *Shard) CommitOffsets(groupID string, commits map[TopicPartition]CommittedOffset) error {
 	return sh.coord.withGroup(groupID, func() error {
 		return sh.commitOffsets(groupID, noProducerID, commits, sh.log.Append)

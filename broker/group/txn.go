@@ -210,7 +210,7 @@ func (sh *Shard) CommitTxnOffsets(groupID string, p TxnProducer, commits map[Top
 	if err := sh.log.VerifyTxn(p); err != nil {
 		return err
 	}
-	// Under the group's lock, as CommitOffsets.
+	// Serialized with the group's deletion, as CommitOffsets.
 	return sh.coord.withGroup(groupID, func() error {
 		return sh.commitOffsets(groupID, p.ProducerID, commits, func(records []recordbatch.Record) (int64, error) {
 			return sh.log.AppendTxn(records, p)
