@@ -245,18 +245,24 @@ func restartReassignment(b *stateBuilder, current Partition, target []int32) (ne
 		return Partition{}, false, fmt.Errorf("%w: only replicas the new target drops (%v) are in sync: let the reassignment in progress finish", ErrInvalidReplicaAssignment, current.ISR)
 	}
 	if next.Leader >= 0 && dropped(next.Leader) {
-		next.Leader = -1
-		for _, r := range next.Replicas {
-			if broker, ok := b.broker(r); ok && !broker.Fenced && slices.Contains(next.ISR, r) {
-				next.Leader = r
-				break
-			}
-		}
+		next.Leader = firstEligibleLeader(b, next)
 	}
 	if slices.ContainsFunc(current.Replicas, dropped) || next.Leader != current.Leader {
 		next.LeaderEpoch++
 	}
 	return next, true, nil
+}
+
+// firstEligibleLeader is the leader of p once its leader left it: the
+// first of its replicas in its ISR on a registered, unfenced broker; -1
+// for none (the controller elects once one is).
+func firstEligibleLeader(b *stateBuilder, p Partition) int32 {
+	for _, r := range p.Replicas {
+		if broker, ok := b.broker(r); ok && !broker.Fenced && slices.Contains(p.ISR, r) {
+			return r
+		}
+	}
+	return -1
 }
 
 // cancelReassignment reverts current to its replicas without the adding
@@ -287,13 +293,7 @@ func cancelReassignment(b *stateBuilder, current Partition) (Partition, error) {
 		return Partition{}, fmt.Errorf("%w: only the replicas being added (%v) are in sync; cancelling would leave no in-sync replica: let the reassignment finish", ErrInvalidReplicaAssignment, current.ISR)
 	}
 	if next.Leader >= 0 && !keep(next.Leader) {
-		next.Leader = -1
-		for _, r := range next.Replicas {
-			if broker, ok := b.broker(r); ok && !broker.Fenced && slices.Contains(next.ISR, r) {
-				next.Leader = r
-				break
-			}
-		}
+		next.Leader = firstEligibleLeader(b, next)
 	}
 	if len(current.AddingReplicas) > 0 || next.Leader != current.Leader {
 		next.LeaderEpoch++
