@@ -214,7 +214,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 						t.part, t.errorCode = nil, kerr.OffsetOutOfRange.Code
 					}
 				case t.replica:
-					expand, diverging, err := t.part.FollowerFetchedAt(replicaID, position, now)
+					expand, diverging, err := t.part.FollowerFetchedAt(replicaID, position, replicaEpoch, now)
 					t.diverging = diverging
 					switch {
 					case errors.Is(err, segment.ErrOffsetOutOfRange):
@@ -223,7 +223,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 						c.log.Debug("replica fetch refused", "topic", topic.Name, "partition", rp.Partition, "replica", replicaID, "err", err)
 						t.part, t.errorCode = nil, kerr.NotLeaderForPartition.Code
 					case expand != nil:
-						s.isr.Expand(t.part, expand, replicaID, replicaEpoch)
+						s.isr.Expand(t.part, expand)
 					}
 					if err == nil && req.Version >= 5 {
 						t.part.FollowerLogStart(replicaID, rp.LogStartOffset)

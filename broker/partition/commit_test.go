@@ -55,11 +55,11 @@ func TestAcksAllNotAnsweredAcrossATruncation(t *testing.T) {
 			if err := p.TruncateFollowing(diverging.EndOffset, 2); err != nil || p.LogEndOffset() != 0 {
 				t.Fatalf("truncating to %d: %v, log end %d", diverging.EndOffset, err, p.LogEndOffset())
 			}
-			if _, _, err := newLeader.FollowerFetchedAt(1, p.FetchPosition(), t0); err != nil {
+			if _, _, err := newLeader.FollowerFetchedAt(1, p.FetchPosition(), -1, t0); err != nil {
 				t.Fatal(err)
 			}
 			fetched, _ := newLeader.Read(0, 1<<20, newLeader.LogEndOffset(), true)
-			if _, _, err := newLeader.FollowerFetchedAt(1, FetchPosition{Offset: 1, LastFetchedEpoch: 2}, t0); err != nil || newLeader.HighWatermark() != 1 {
+			if _, _, err := newLeader.FollowerFetchedAt(1, FetchPosition{Offset: 1, LastFetchedEpoch: 2}, -1, t0); err != nil || newLeader.HighWatermark() != 1 {
 				t.Fatalf("broker 2's high watermark %d (%v), want 1", newLeader.HighWatermark(), err)
 			}
 			if err := p.AppendReplicated(fetched, newLeader.HighWatermark(), 2); err != nil {

@@ -60,7 +60,8 @@ type Partition struct {
 	checkpointed int64
 
 	// appendMu guards producers, txnVerified, snapshotEnd, seenRolls, epochs, assignment, followers,
-	// isrChanging, isrPending, isrInFlight, isrRetry, isrUnknown, isrBasis, brokerEpochs and
+	// isrChanging, isrPending, isrInFlight, isrRetry, isrInFlightEpochs, isrRetryEpochs,
+	// isrUnknown, isrBasis, brokerEpochs and
 	// storageFailed, and
 	// serializes check →
 	// append → update.
@@ -97,6 +98,12 @@ type Partition struct {
 	// applied.
 	isrInFlight []int32
 	isrRetry    []int32
+	// isrInFlightEpochs and isrRetryEpochs are those changes' ISR broker
+	// epochs (metadata.PartitionChange.ISRBrokerEpochs; nil: none): an
+	// expansion names the epoch the added follower fetched with, and a
+	// retry names it again (KIP-903).
+	isrInFlightEpochs []int64
+	isrRetryEpochs    []int64
 	// isrUnknown: a proposal counted in isrPending had an unknown outcome
 	// (it may still commit).
 	isrUnknown bool

@@ -296,7 +296,7 @@ func (p *Partition) ApplyAssignmentAfterRemote(a metadata.Partition, now time.Ti
 	p.assignment = a
 	if newTerm || a.PartitionEpoch >= p.isrPendingUntil {
 		// The proposals' outcome is applied (or void).
-		p.isrPending, p.isrRetry, p.isrUnknown = nil, nil, false
+		p.isrPending, p.isrRetry, p.isrRetryEpochs, p.isrUnknown = nil, nil, nil, false
 	}
 	if newTerm {
 		p.leading.Store(leading)
@@ -398,13 +398,13 @@ func (p *Partition) maximalISRLocked() []int32 {
 	return isr
 }
 
-// proposeISRLocked marks the ISR change to isr in flight and counts its
-// members for the high watermark until its outcome is applied (an
-// assignment past the current partition epoch: the controller checks the
-// change against that epoch, so a later one either holds it or refused
-// it).
-func (p *Partition) proposeISRLocked(isr []int32) {
-	p.isrChanging, p.isrInFlight, p.isrBasis = true, isr, p.assignment
+// proposeISRLocked marks the ISR change to isr (with its ISR broker
+// epochs, nil for none) in flight and counts its members for the high
+// watermark until its outcome is applied (an assignment past the current
+// partition epoch: the controller checks the change against that epoch,
+// so a later one either holds it or refused it).
+func (p *Partition) proposeISRLocked(isr []int32, brokerEpochs []int64) {
+	p.isrChanging, p.isrInFlight, p.isrInFlightEpochs, p.isrBasis = true, isr, brokerEpochs, p.assignment
 	for _, r := range isr {
 		if !slices.Contains(p.isrPending, r) {
 			p.isrPending = append(p.isrPending, r)
@@ -477,7 +477,7 @@ func (p *Partition) divergingEpochLocked(position FetchPosition) (*EpochEnd, err
 // segment.ErrOffsetOutOfRange past the log end, or for a broker that is not
 // a replica. It is FollowerFetchedAt without an epoch to check.
 func (p *Partition) FollowerFetched(follower int32, offset int64, now time.Time) (expand []int32, err error) {
-	expand, _, err = p.FollowerFetchedAt(follower, FetchPosition{Offset: offset, LastFetchedEpoch: -1}, now)
+	expand, _, err = p.FollowerFetchedAt(follower, FetchPosition{Offset: offset, LastFetchedEpoch: -1}, -1, now)
 	return expand, err
 }
 
@@ -487,8 +487,13 @@ func (p *Partition) FollowerFetched(follower int32, offset int64, now time.Time)
 // the diverging epoch back and its fetch counts for nothing — its fetch
 // offset covers records this leader does not have, so it neither moves the
 // high watermark nor catches the follower up (as Kafka skips the follower
-// state update of a diverging fetch).
-func (p *Partition) FollowerFetchedAt(follower int32, position FetchPosition, now time.Time) (expand []int32, diverging *EpochEnd, err error) {
+// state update of a diverging fetch). followerEpoch is the broker epoch
+// the fetch carried (Fetch v15+; -1: not checked): an expansion it brings
+// names it for the follower (ISRChangeBrokerEpochs), so the controller
+// refuses it (ErrIneligibleReplica) if the follower has registered again
+// since: a replica that caught up as an earlier incarnation does not join
+// the ISR as the next one (KIP-903).
+func (p *Partition) FollowerFetchedAt(follower int32, position FetchPosition, followerEpoch int64, now time.Time) (expand []int32, diverging *EpochEnd, err error) {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	if !p.leading.Load() {
@@ -501,13 +506,13 @@ func (p *Partition) FollowerFetchedAt(follower int32, position FetchPosition, no
 	if diverging, err := p.divergingEpochLocked(position); diverging != nil || err != nil {
 		return nil, diverging, err
 	}
-	expand, err = p.followerFetchedLocked(f, follower, position.Offset, now)
+	expand, err = p.followerFetchedLocked(f, follower, followerEpoch, position.Offset, now)
 	return expand, nil, err
 }
 
 // followerFetchedLocked is FollowerFetchedAt's bookkeeping once the
 // position is checked. Called with appendMu held.
-func (p *Partition) followerFetchedLocked(f *followerState, follower int32, offset int64, now time.Time) (expand []int32, err error) {
+func (p *Partition) followerFetchedLocked(f *followerState, follower int32, followerEpoch, offset int64, now time.Time) (expand []int32, err error) {
 	end := p.segments.EndOffset()
 	if offset > end {
 		return nil, segment.ErrOffsetOutOfRange
@@ -526,7 +531,15 @@ func (p *Partition) followerFetchedLocked(f *followerState, follower int32, offs
 	}
 	if !slices.Contains(p.assignment.ISR, follower) && offset >= highWatermark && offset >= epochStart && !p.isrChanging && p.isrRetry == nil && !p.fencedLocked(follower) {
 		expand = append(slices.Clone(p.assignment.ISR), follower)
-		p.proposeISRLocked(expand)
+		var epochs []int64
+		if followerEpoch >= 0 {
+			epochs = make([]int64, len(expand))
+			for i := range epochs {
+				epochs[i] = -1
+			}
+			epochs[len(epochs)-1] = followerEpoch
+		}
+		p.proposeISRLocked(expand, epochs)
 		return expand, nil
 	}
 	return nil, nil
@@ -557,7 +570,7 @@ func (p *Partition) LaggingISR(now time.Time, lag time.Duration) []int32 {
 	}
 	if p.isrRetry != nil {
 		retry := slices.Clone(p.isrRetry)
-		p.proposeISRLocked(retry)
+		p.proposeISRLocked(retry, p.isrRetryEpochs)
 		return retry
 	}
 	lagging := func(r int32) bool {
@@ -568,7 +581,7 @@ func (p *Partition) LaggingISR(now time.Time, lag time.Duration) []int32 {
 		return nil
 	}
 	keep := slices.DeleteFunc(slices.Clone(p.assignment.ISR), lagging)
-	p.proposeISRLocked(keep)
+	p.proposeISRLocked(keep, nil)
 	return keep
 }
 
@@ -631,6 +644,15 @@ func (p *Partition) ISRChangeBasis() metadata.Partition {
 	return p.isrBasis
 }
 
+// ISRChangeBrokerEpochs is the ISR broker epochs the ISR change in flight
+// names (metadata.PartitionChange.ISRBrokerEpochs; nil: none): an
+// expansion's, or a retry's of one whose outcome is unknown.
+func (p *Partition) ISRChangeBrokerEpochs() []int64 {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	return p.isrInFlightEpochs
+}
+
 // LogFailed returns why this replica's log failed (an fsync that failed, a
 // failed write that could not be undone), or nil. A failed log takes no
 // appends, replicated or produced, and its fsynced end no longer moves,
@@ -668,12 +690,12 @@ type ISROutcome struct {
 func (p *Partition) ISRChangeDone(outcome ISROutcome) {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	inFlight := p.isrInFlight
-	p.isrChanging, p.isrInFlight = false, nil
+	inFlight, inFlightEpochs := p.isrInFlight, p.isrInFlightEpochs
+	p.isrChanging, p.isrInFlight, p.isrInFlightEpochs = false, nil, nil
 	committed := outcome.Committed
 	switch {
 	case committed == nil && outcome.Refused:
-		p.isrRetry = nil
+		p.isrRetry, p.isrRetryEpochs = nil, nil
 		if outcome.Ineligible && !p.isrUnknown && p.isrBasis.PartitionEpoch == p.assignment.PartitionEpoch {
 			// Nothing proposed since the applied assignment was committed,
 			// and no proposal is left that could still commit (none had
@@ -690,12 +712,12 @@ func (p *Partition) ISRChangeDone(outcome ISROutcome) {
 		return
 	case committed == nil:
 		if inFlight != nil {
-			p.isrRetry = inFlight
+			p.isrRetry, p.isrRetryEpochs = inFlight, inFlightEpochs
 		}
 		p.isrUnknown = true
 		return
 	}
-	p.isrRetry = nil
+	p.isrRetry, p.isrRetryEpochs = nil, nil
 	if committed.PartitionEpoch <= p.assignment.PartitionEpoch {
 		// The controller's state is the one applied (the change was a
 		// no-op there) or an older one: nothing is pending any more.

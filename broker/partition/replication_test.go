@@ -389,7 +389,7 @@ func TestDivergingEpoch(t *testing.T) {
 			if !reflect.DeepEqual(diverging, tc.diverging) || !errors.Is(err, tc.err) {
 				t.Fatalf("DivergingEpoch(%+v) = %+v, %v; want %+v, %v", tc.position, diverging, err, tc.diverging, tc.err)
 			}
-			expand, diverging, err := leader.FollowerFetchedAt(2, tc.position, t0)
+			expand, diverging, err := leader.FollowerFetchedAt(2, tc.position, -1, t0)
 			if !reflect.DeepEqual(diverging, tc.diverging) || !errors.Is(err, tc.err) || expand != nil {
 				t.Fatalf("FollowerFetchedAt(%+v) = %v, %+v, %v; want %+v, %v", tc.position, expand, diverging, err, tc.diverging, tc.err)
 			}

@@ -88,7 +88,7 @@ func serveLeader(t *testing.T, part *partition.Partition, clock *testclock.Clock
 				if l.beforeAnswer != nil {
 					l.beforeAnswer()
 				}
-				expand, diverging, err := part.FollowerFetchedAt(followerID, partition.FetchPosition{Offset: rp.FetchOffset, LastFetchedEpoch: rp.LastFetchedEpoch}, clock.Now())
+				expand, diverging, err := part.FollowerFetchedAt(followerID, partition.FetchPosition{Offset: rp.FetchOffset, LastFetchedEpoch: rp.LastFetchedEpoch}, -1, clock.Now())
 				if expand != nil {
 					l.expansions = append(l.expansions, expand)
 					part.ISRChangeDone(partition.ISROutcome{Refused: true}) // the test applies assignments itself

@@ -41,23 +41,14 @@ type ISRConfig struct {
 type ISR struct {
 	cfg ISRConfig
 
-	mu      sync.Mutex // guards queued and retrying
+	mu      sync.Mutex // guards queued
 	queued  []proposal
 	pending chan struct{} // a token when queued grew
-	// retrying holds, by partition, the expansion whose outcome is unknown
-	// (a timeout, a lost controller): the partition hands its ISR back
-	// (LaggingISR) to be proposed again, and it goes out again with the
-	// broker epochs it named, so a follower that registered again
-	// meanwhile is still refused (KIP-903).
-	retrying map[*partition.Partition]proposal
 }
 
 type proposal struct {
 	p   *partition.Partition
 	isr []int32
-	// brokerEpochs, for an expansion, is ISRBrokerEpochs: the added
-	// follower's fetch broker epoch, -1 for the others (nil: unchecked).
-	brokerEpochs []int64
 }
 
 // NewISR makes an ISR maintainer; it acts once Run runs.
@@ -71,27 +62,13 @@ func NewISR(cfg ISRConfig) *ISR {
 	return &ISR{cfg: cfg, pending: make(chan struct{}, 1)}
 }
 
-// Expand hands over an ISR expansion partition.FollowerFetched returned
-// for follower, whose fetch carried followerEpoch (its broker epoch; -1
-// from fetches before v15: not checked). The proposal names that epoch for
-// the follower, so the controller refuses it (ErrIneligibleReplica) if
-// the follower has registered again since: a replica that caught up as an
-// earlier incarnation does not join the ISR as the next one (KIP-903). It
-// does not block; the partition's change stays in flight until Run has
-// proposed it.
-func (m *ISR) Expand(p *partition.Partition, isr []int32, follower int32, followerEpoch int64) {
-	var epochs []int64
-	if followerEpoch >= 0 {
-		epochs = make([]int64, len(isr))
-		for i, r := range isr {
-			epochs[i] = -1
-			if r == follower {
-				epochs[i] = followerEpoch
-			}
-		}
-	}
+// Expand hands over an ISR expansion partition.FollowerFetchedAt
+// returned. The partition keeps the broker epochs it names
+// (ISRChangeBrokerEpochs, KIP-903) with the change. It does not block; the
+// partition's change stays in flight until Run has proposed it.
+func (m *ISR) Expand(p *partition.Partition, isr []int32) {
 	m.mu.Lock()
-	m.queued = append(m.queued, proposal{p: p, isr: isr, brokerEpochs: epochs})
+	m.queued = append(m.queued, proposal{p: p, isr: isr})
 	m.mu.Unlock()
 	select {
 	case m.pending <- struct{}{}:
@@ -125,62 +102,16 @@ func (m *ISR) Run(ctx context.Context) {
 // broker's disk (resign). Run calls it periodically; tests call it with
 // their own times.
 func (m *ISR) CheckLagging(ctx context.Context, now time.Time) {
-	partitions := m.cfg.Partitions()
-	m.forgetRetries(partitions)
-	for _, p := range partitions {
+	for _, p := range m.cfg.Partitions() {
 		if isr := p.StorageResignation(); isr != nil {
 			m.resign(ctx, p, isr)
 			continue
 		}
 		if isr := p.LaggingISR(now, m.cfg.ReplicaLagTimeMax); isr != nil {
-			pr := proposal{p: p, isr: isr}
-			if retry, ok := m.takeRetry(p); ok && slices.Equal(retry.isr, isr) {
-				// An expansion proposed again: with its broker epochs.
-				pr.brokerEpochs = retry.brokerEpochs
-				p.Logger().Info("proposing again an ISR change whose outcome is unknown", "isr", isr)
-			} else {
-				p.Logger().Warn("follower fell behind; shrinking the ISR", "isr", isr, "replica_lag_time_max", m.cfg.ReplicaLagTimeMax)
-			}
-			m.propose(ctx, pr)
+			p.Logger().Warn("follower fell behind, or an ISR change's outcome is unknown; proposing the ISR", "isr", isr, "replica_lag_time_max", m.cfg.ReplicaLagTimeMax)
+			m.propose(ctx, proposal{p: p, isr: isr})
 		}
 	}
-}
-
-// takeRetry removes and returns the expansion of p whose outcome is
-// unknown, if any.
-func (m *ISR) takeRetry(p *partition.Partition) (proposal, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	pr, ok := m.retrying[p]
-	delete(m.retrying, p)
-	return pr, ok
-}
-
-// forgetRetries drops the expansions waiting to be proposed again of the
-// partitions no longer hosted (closed, removed).
-func (m *ISR) forgetRetries(hosted []*partition.Partition) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for p := range m.retrying {
-		if !slices.Contains(hosted, p) {
-			delete(m.retrying, p)
-		}
-	}
-}
-
-// setRetry records pr as p's expansion whose outcome is unknown (nil
-// epochs: none).
-func (m *ISR) setRetry(p *partition.Partition, pr *proposal) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if pr == nil {
-		delete(m.retrying, p)
-		return
-	}
-	if m.retrying == nil {
-		m.retrying = map[*partition.Partition]proposal{}
-	}
-	m.retrying[p] = *pr
 }
 
 func (m *ISR) take() []proposal {
@@ -210,20 +141,13 @@ func (m *ISR) drop() {
 // timeout, a lost controller: proposed again as is).
 func (m *ISR) propose(ctx context.Context, pr proposal) {
 	var outcome partition.ISROutcome // unknown unless answered
-	defer func() {
-		if outcome.Committed == nil && !outcome.Refused && pr.brokerEpochs != nil {
-			m.setRetry(pr.p, &pr)
-		} else {
-			m.setRetry(pr.p, nil)
-		}
-		pr.p.ISRChangeDone(outcome)
-	}()
+	defer func() { pr.p.ISRChangeDone(outcome) }()
 	a := pr.p.ISRChangeBasis()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	committed, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
 		TopicID: pr.p.TopicID(), Partition: pr.p.Index(), PartitionEpoch: a.PartitionEpoch,
-		Leader: metadata.NoLeaderChange, ISR: pr.isr, ISRBrokerEpochs: pr.brokerEpochs,
+		Leader: metadata.NoLeaderChange, ISR: pr.isr, ISRBrokerEpochs: pr.p.ISRChangeBrokerEpochs(),
 	})
 	if err != nil {
 		outcome.Refused = refused(err)

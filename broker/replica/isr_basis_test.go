@@ -68,7 +68,7 @@ func TestISRChangeProposedAgainstItsBasis(t *testing.T) {
 	p.ApplyAssignment(deposed, t0)
 
 	m := NewISR(ISRConfig{Store: store, Partitions: func() []*partition.Partition { return []*partition.Partition{p} }, Logger: slog.New(slog.DiscardHandler)})
-	m.Expand(p, expand, 3, -1)
+	m.Expand(p, expand)
 	m.proposeQueued(context.Background())
 	store.mu.Lock()
 	defer store.mu.Unlock()

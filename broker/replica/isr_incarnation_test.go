@@ -89,13 +89,13 @@ func testISRExpansionOfAnEarlierIncarnation(t *testing.T, lost bool) {
 	}
 	apply()
 	end := appendRecords(t, p, 3)
-	expand, err := p.FollowerFetched(2, end, t0)
+	expand, _, err := p.FollowerFetchedAt(2, partition.FetchPosition{Offset: end, LastFetchedEpoch: -1}, firstEpoch, t0)
 	if err != nil || !slices.Equal(expand, []int32{1, 2}) {
 		t.Fatalf("follower 2 caught up: expansion %v, %v", expand, err)
 	}
 	m := NewISR(ISRConfig{Store: &lossyStore{Store: store, lost: !lost}, Partitions: func() []*partition.Partition { return []*partition.Partition{p} },
 		ReplicaLagTimeMax: time.Hour, Logger: slog.New(slog.DiscardHandler)})
-	m.Expand(p, expand, 2, firstEpoch)
+	m.Expand(p, expand)
 	if lost {
 		m.proposeQueued(ctx)
 	}

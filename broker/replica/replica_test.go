@@ -98,13 +98,13 @@ func TestISRProposesExpansionsAndShrinks(t *testing.T) {
 	if _, err := p.FollowerFetched(2, end, t0); err != nil {
 		t.Fatal(err)
 	}
-	expand, err := p.FollowerFetched(3, end, t0)
+	// Follower 3 fetched at broker epoch 7: the proposal names it, so the
+	// controller refuses it if broker 3 has registered again since.
+	expand, _, err := p.FollowerFetchedAt(3, partition.FetchPosition{Offset: end, LastFetchedEpoch: -1}, 7, t0)
 	if err != nil || expand == nil {
 		t.Fatalf("follower 3 caught up: %v %v", expand, err)
 	}
-	// Follower 3 fetched at broker epoch 7: the proposal names it, so the
-	// controller refuses it if broker 3 has registered again since.
-	m.Expand(p, expand, 3, 7)
+	m.Expand(p, expand)
 	<-store.proposed
 	got := store.proposals()
 	if len(got) != 1 || !slices.Equal(got[0].ISR, []int32{1, 2, 3}) || got[0].PartitionEpoch != 9 || got[0].Leader != metadata.NoLeaderChange ||
@@ -113,7 +113,7 @@ func TestISRProposesExpansionsAndShrinks(t *testing.T) {
 	}
 	// The change ended: the next condition can be proposed.
 	waitFor(t, func() bool { again, _ := p.FollowerFetched(3, end, t0); return again != nil })
-	m.Expand(p, []int32{1, 2, 3}, 3, -1)
+	m.Expand(p, []int32{1, 2, 3})
 	<-store.proposed
 
 	// The controller applied the expansion; follower 3 then stops
@@ -189,7 +189,7 @@ func TestISRDropsQueuedOnStop(t *testing.T) {
 		t.Fatal("no expansion")
 	}
 	m := NewISR(ISRConfig{Store: &fakeStore{}, Partitions: func() []*partition.Partition { return nil }})
-	m.Expand(p, expand, 2, -1)
+	m.Expand(p, expand)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	m.Run(ctx)
