@@ -193,17 +193,13 @@ func (s *Store) handleRPC(request []byte, peer int32) rpcResponse {
 	var index uint64
 	switch kind {
 	case rpcPropose:
-		// A peer's entry is checked before it reaches the log: one that
-		// does not decode would stop every node that applies it.
-		cmd, decodeErr := decodeCommand(payload)
-		if decodeErr != nil {
-			s.logger.Warn("metadata: refused an undecodable proposal", "node", peer, "error", decodeErr)
-			return rpcResponse{status: rpcFailed, message: "undecodable command: " + decodeErr.Error()}
-		}
-		if register, ok := cmd.(*registerBrokerCommand); ok {
-			if err := s.controller.admit(register.registration); err != nil {
-				return admitRefusal(err)
-			}
+		// A peer's entry is checked before it reaches the log, as this
+		// node's own are.
+		if err := s.admitProposal(payload); errors.Is(err, errUndecodable) {
+			s.logger.Warn("metadata: refused an undecodable proposal", "node", peer, "error", err)
+			return rpcResponse{status: rpcFailed, message: "undecodable command: " + err.Error()}
+		} else if err != nil {
+			return admitRefusal(err)
 		}
 		future := s.raft.Apply(payload, enqueueTimeout(ctx))
 		if err = s.await(ctx, future); err == nil {

@@ -633,16 +633,9 @@ func (s *Store) propose(ctx context.Context, c command) (any, error) {
 // proposed on this node, or forwarded from it while another node led and
 // retried here once this node took over.
 func (s *Store) proposeLocal(ctx context.Context, c command) (any, error) {
-	if register, ok := c.(*registerBrokerCommand); ok {
-		if err := s.controller.admit(register.registration); err != nil {
-			return nil, err
-		}
-	}
 	data := encodeCommand(c)
-	// Checked before it reaches the log, as a peer's (handleRPC): an
-	// entry that does not decode would stop every node that applies it.
-	if _, err := decodeCommand(data); err != nil {
-		return nil, fmt.Errorf("metadata: %s does not decode, not proposed: %w", c.commandType(), err)
+	if err := s.admitProposal(data); err != nil {
+		return nil, fmt.Errorf("metadata: %s: %w", c.commandType(), err)
 	}
 	future := s.raft.Apply(data, enqueueTimeout(ctx))
 	if err := s.await(ctx, future); err != nil {
@@ -653,6 +646,25 @@ func (s *Store) proposeLocal(ctx context.Context, c command) (any, error) {
 		return nil, fmt.Errorf("metadata: %s: unexpected apply response %T", c.commandType(), future.Response())
 	}
 	return result.value, result.err
+}
+
+// errUndecodable marks a proposal that does not decode (admitProposal).
+var errUndecodable = errors.New("does not decode, not proposed")
+
+// admitProposal checks an entry before this node, the leader, appends it,
+// whether proposed here (proposeLocal) or by a peer (handleRPC): one that
+// does not decode (errUndecodable) would stop every node that applies it,
+// and a broker registration must be admitted by the controller
+// (controller.admit).
+func (s *Store) admitProposal(data []byte) error {
+	c, err := decodeCommand(data)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUndecodable, err)
+	}
+	if register, ok := c.(*registerBrokerCommand); ok {
+		return s.controller.admit(register.registration)
+	}
+	return nil
 }
 
 func (s *Store) notLeaderError() error {
