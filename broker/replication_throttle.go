@@ -113,12 +113,12 @@ func (s *Server) alterBrokerConfigs(name string, validateOnly bool, change func(
 		if code, msg := change(configs); code != 0 {
 			return code, msg
 		}
-		for name, value := range configs {
-			if _, dynamic := dynamicBrokerConfigDocs[name]; !dynamic {
-				return kerr.InvalidRequest.Code, "broker config '" + name + "' is not dynamic in Strata: set it with a strata serve flag and restart (dynamic: " + leaderThrottledRate + ", " + followerThrottledRate + ")"
+		for config, value := range configs {
+			if _, dynamic := dynamicBrokerConfigDocs[config]; !dynamic {
+				return kerr.InvalidRequest.Code, "broker config '" + config + "' is not dynamic in Strata: set it with a strata serve flag and restart (dynamic: " + leaderThrottledRate + ", " + followerThrottledRate + ")"
 			}
 			if _, err := parseThrottledRate(value); err != nil {
-				return kerr.InvalidConfig.Code, "'" + name + "' " + err.Error()
+				return kerr.InvalidConfig.Code, "'" + config + "' " + err.Error()
 			}
 		}
 		if validateOnly {
