@@ -43,7 +43,7 @@ func TestWaitingJoinGroupDoesNotHoldElementCharge(t *testing.T) {
 			t.Fatal("every JoinGroup was answered at once: none waits for its rebalance")
 		}
 		join.Group = fmt.Sprintf("g%d", attempt)
-		frame := headerFrame(join)
+		frame := requestFrame(join, 7)
 		conn, err := net.Dial("tcp", n.Addr)
 		if err != nil {
 			t.Fatal(err)
@@ -69,7 +69,7 @@ func TestWaitingJoinGroupDoesNotHoldElementCharge(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	if _, err := other.Write(headerFrame(&kmsg.ApiVersionsRequest{Version: 0})); err != nil {
+	if _, err := other.Write(requestFrame(&kmsg.ApiVersionsRequest{Version: 0}, 7)); err != nil {
 		t.Fatal(err)
 	}
 	other.SetReadDeadline(time.Now().Add(time.Second))

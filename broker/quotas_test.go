@@ -66,18 +66,11 @@ func setQuota(t *testing.T, n *brokertest.Node, entity metadata.QuotaEntity, key
 // returns the frame's size (what a produce quota counts).
 func (r *rawConn) send(req kmsg.Request) int {
 	r.id++
-	body := binary.BigEndian.AppendUint16(nil, uint16(req.Key()))
-	body = binary.BigEndian.AppendUint16(body, uint16(req.GetVersion()))
-	body = binary.BigEndian.AppendUint32(body, uint32(r.id))
-	body = binary.BigEndian.AppendUint16(body, 0xffff) // null client id
-	if req.IsFlexible() {
-		body = append(body, 0)
-	}
-	body = req.AppendTo(body)
-	if _, err := r.nc.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)); err != nil {
+	frame := requestFrame(req, r.id)
+	if _, err := r.nc.Write(frame); err != nil {
 		r.t.Fatal(err)
 	}
-	return len(body)
+	return len(frame) - 4
 }
 
 // receive reads one response.

@@ -3,7 +3,6 @@ package broker_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"net"
 	"sync/atomic"
@@ -208,14 +207,7 @@ func TestRemoteReadsReleasedOnEveryPath(t *testing.T) {
 	}
 	fetch := fetchRequest(0)
 	fetch.SetVersion(11)
-	body := fetch.AppendTo(nil)
-	frame := binary.BigEndian.AppendUint32(nil, uint32(2+2+4+2+len(body)))
-	frame = binary.BigEndian.AppendUint16(frame, uint16(fetch.Key()))
-	frame = binary.BigEndian.AppendUint16(frame, 11)
-	frame = binary.BigEndian.AppendUint32(frame, 1) // correlation id
-	frame = binary.BigEndian.AppendUint16(frame, 0xffff)
-	frame = append(frame, body...)
-	if _, err := conn.Write(frame); err != nil {
+	if _, err := conn.Write(requestFrame(fetch, 1)); err != nil {
 		t.Fatal(err)
 	}
 	conn.(*net.TCPConn).SetLinger(0) // reset: the broker's write fails if it comes later

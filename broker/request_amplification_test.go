@@ -15,23 +15,6 @@ import (
 	"github.com/strata-log/strata/broker/brokertest"
 )
 
-// headerFrame is a request frame with the header version req needs (v2,
-// with an empty tagged-field section, for flexible versions) and a null
-// client id.
-func headerFrame(req kmsg.Request) []byte {
-	frame := make([]byte, 4, 64)
-	frame = binary.BigEndian.AppendUint16(frame, uint16(req.Key()))
-	frame = binary.BigEndian.AppendUint16(frame, uint16(req.GetVersion()))
-	frame = binary.BigEndian.AppendUint32(frame, 7) // correlation id
-	frame = binary.BigEndian.AppendUint16(frame, 0xffff)
-	if req.IsFlexible() {
-		frame = append(frame, 0)
-	}
-	frame = req.AppendTo(frame)
-	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
-	return frame
-}
-
 // manyTinyElements are requests whose arrays hold n elements of (nearly)
 // one byte each — empty names, empty lists — each answered with a
 // response entry of its own: the requests that amplify memory most.
@@ -187,7 +170,7 @@ func TestRequestsOfManyTinyElementsDoNotAmplifyMemory(t *testing.T) {
 			if got := broker.RequestElements(req); got <= broker.MaxRequestElements {
 				t.Fatalf("the request holds %d elements, want over %d", got, broker.MaxRequestElements)
 			}
-			frame := headerFrame(req)
+			frame := requestFrame(req, 7)
 			responseBytes, allocated := roundTrip(t, n.Addr, frame)
 			t.Logf("%d-byte frame: %d-byte response, %d bytes allocated (%.0fx the frame)", len(frame), responseBytes, allocated, float64(allocated)/float64(len(frame)))
 			if responseBytes >= 0 {
@@ -219,7 +202,7 @@ func TestRequestElementCostIsCharged(t *testing.T) {
 			if elements > broker.MaxRequestElements {
 				t.Fatalf("the request holds %d elements, want at most %d", elements, broker.MaxRequestElements)
 			}
-			frame := headerFrame(req)
+			frame := requestFrame(req, 7)
 			responseBytes, allocated := roundTrip(t, n.Addr, frame)
 			charged := uint64(broker.RequestCharge(req, len(frame)))
 			perElement := float64(allocated-min(allocated, uint64(len(frame)))) / float64(elements)
@@ -250,7 +233,7 @@ func TestRequestOfManyElementsWaitsForRequestMemory(t *testing.T) {
 		c.QueuedMaxRequestBytes = pool
 	})
 	req := &kmsg.DescribeGroupsRequest{Version: 5, Groups: make([]string, broker.MaxRequestElements)}
-	frame := headerFrame(req)
+	frame := requestFrame(req, 7)
 	release := n.Server.HoldRequestMemory(pool - 2*int64(len(frame)))
 	defer release()
 	conn, err := net.Dial("tcp", n.Addr)

@@ -94,7 +94,7 @@ func TestRequestElementChargeWithLongNames(t *testing.T) {
 				continue
 			}
 			req := tc.req(elements, name)
-			frame := headerFrame(req)
+			frame := requestFrame(req, 7)
 			responseBytes, allocated := roundTrip(t, n.Addr, frame)
 			charged := uint64(broker.RequestCharge(req, len(frame)))
 			t.Logf("%s, %d names of %d bytes: %d-byte frame, %d-byte response, allocated %d, charged %d (%.2fx)",

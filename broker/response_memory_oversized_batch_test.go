@@ -49,7 +49,7 @@ func TestOversizedFirstBatchWaitsForResponseMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := conn.Write(rawRequestFrame(fetch(0, 0))); err != nil {
+	if _, err := conn.Write(requestFrame(fetch(0, 0), 7)); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(8 * time.Second); ; {

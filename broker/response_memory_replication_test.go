@@ -92,7 +92,7 @@ func TestReplicationProgressesWhileConsumersHoldResponseMemory(t *testing.T) {
 	consumerFetch.Topics = []kmsg.FetchRequestTopic{{Topic: "t", Partitions: []kmsg.FetchRequestTopicPartition{{
 		Partition: 0, FetchOffset: 0, PartitionMaxBytes: fetchBytes, CurrentLeaderEpoch: -1, LogStartOffset: -1,
 	}}}}
-	frame := rawRequestFrame(consumerFetch)
+	frame := requestFrame(consumerFetch, 7)
 	dialer := net.Dialer{Control: smallReceiveBuffer}
 	for range connections {
 		conn, err := dialer.Dial("tcp", n.Addr)

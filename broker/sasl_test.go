@@ -65,6 +65,12 @@ func TestSASLPlainWithFranzGo(t *testing.T) {
 	}
 }
 
+// requestFrame is req's request frame (size prefix included) as a client
+// encodes it, with correlationID and a null client id.
+func requestFrame(req kmsg.Request, correlationID int32) []byte {
+	return kmsg.NewRequestFormatter().AppendRequest(nil, req, correlationID)
+}
+
 // rawConn is a Kafka connection without a client library.
 type rawConn struct {
 	t  *testing.T
@@ -86,16 +92,7 @@ func dialRaw(t *testing.T, addr string) *rawConn {
 // broker closed the connection instead.
 func (r *rawConn) roundTrip(req kmsg.Request, resp kmsg.Response) error {
 	r.id++
-	body := binary.BigEndian.AppendUint16(nil, uint16(req.Key()))
-	body = binary.BigEndian.AppendUint16(body, uint16(req.GetVersion()))
-	body = binary.BigEndian.AppendUint32(body, uint32(r.id))
-	body = binary.BigEndian.AppendUint16(body, 0xffff) // null client id
-	if req.IsFlexible() {
-		body = append(body, 0)
-	}
-	body = req.AppendTo(body)
-	frame := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
-	if _, err := r.nc.Write(append(frame, body...)); err != nil {
+	if _, err := r.nc.Write(requestFrame(req, r.id)); err != nil {
 		return err
 	}
 	var size [4]byte

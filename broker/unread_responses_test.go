@@ -59,7 +59,7 @@ func TestClientsThatDoNotReadHoldBoundedFetchMemory(t *testing.T) {
 	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: topic, Partitions: []kmsg.FetchRequestTopicPartition{{
 		Partition: 0, FetchOffset: 0, PartitionMaxBytes: fetchBytes, CurrentLeaderEpoch: -1, LogStartOffset: -1,
 	}}}}
-	frame := rawRequestFrame(fetch)
+	frame := requestFrame(fetch, 7)
 
 	if got := len(rawRoundTrip(t, n.Addr, fetch).(*kmsg.FetchResponse).Topics[0].Partitions[0].RecordBatches); got < fetchBytes*3/4 {
 		t.Fatalf("a Fetch of %d bytes returned %d", fetchBytes, got)
@@ -122,23 +122,6 @@ func smallReceiveBuffer(_, _ string, rc syscall.RawConn) error {
 	return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
 }
 
-// rawRequestFrame is a request frame with the header version req needs
-// (v2, with an empty tagged-field section, for flexible versions) and a
-// null client id.
-func rawRequestFrame(req kmsg.Request) []byte {
-	frame := make([]byte, 4, 64)
-	frame = binary.BigEndian.AppendUint16(frame, uint16(req.Key()))
-	frame = binary.BigEndian.AppendUint16(frame, uint16(req.GetVersion()))
-	frame = binary.BigEndian.AppendUint32(frame, 7) // correlation id
-	frame = binary.BigEndian.AppendUint16(frame, 0xffff)
-	if req.IsFlexible() {
-		frame = append(frame, 0)
-	}
-	frame = req.AppendTo(frame)
-	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
-	return frame
-}
-
 // rawRoundTrip sends req on a connection of its own and returns its response.
 func rawRoundTrip(t *testing.T, addr string, req kmsg.Request) kmsg.Response {
 	t.Helper()
@@ -148,7 +131,7 @@ func rawRoundTrip(t *testing.T, addr string, req kmsg.Request) kmsg.Response {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := conn.Write(rawRequestFrame(req)); err != nil {
+	if _, err := conn.Write(requestFrame(req, 7)); err != nil {
 		t.Fatal(err)
 	}
 	var size [4]byte
