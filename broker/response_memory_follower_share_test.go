@@ -6,13 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/strata-log/strata/broker"
-	"github.com/strata-log/strata/broker/brokertest"
-	"github.com/strata-log/strata/metadata"
 )
 
 // TestFollowerShareAtSmallResponseBudget: the followers' share
@@ -24,24 +19,9 @@ import (
 // connections.max.idle.ms when they do not read — and replication stopped.
 func TestFollowerShareAtSmallResponseBudget(t *testing.T) {
 	const budget = 2 << 20 // 1.5 MiB for consumers, 512 KiB kept for followers
-	n := brokertest.Start(t, func(c *broker.Config) {
-		c.QueuedMaxResponseBytes = budget
-		c.ControlledShutdownTimeout = -1
-	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	epoch, err := n.Store.RegisterBroker(ctx, metadata.BrokerRegistration{ID: 2, IncarnationID: uuid.New(), DirectoryID: uuid.New(),
-		Endpoints: []metadata.BrokerEndpoint{{Listener: "CLIENT", Host: "127.0.0.1", Port: 9094, SecurityProtocol: "PLAINTEXT"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Store.SetBrokerFenced(ctx, 2, epoch, false); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.Store.CreateTopic(ctx, metadata.TopicSpec{Name: "t", Assignments: [][]int32{{1, 2}}}); err != nil {
-		t.Fatal(err)
-	}
-	topic, _ := n.Store.State().Topic("t")
+	n, epoch, topic := startWithTestFollower(t, ctx, budget)
 	producer := n.Client(kgo.DefaultProduceTopic("t"), kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(),
 		kgo.ProducerLinger(0), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	for range 3 {
@@ -56,12 +36,8 @@ func TestFollowerShareAtSmallResponseBudget(t *testing.T) {
 	}
 	defer release()
 
-	req := kmsg.NewPtrFetchRequest()
-	req.Version, req.ReplicaID, req.MaxBytes, req.MinBytes, req.MaxWaitMillis = 15, -1, 16<<20, 1, 200
-	req.ReplicaState.ID, req.ReplicaState.Epoch = 2, epoch
-	part := kmsg.NewFetchRequestTopicPartition()
-	part.Partition, part.FetchOffset, part.PartitionMaxBytes = 0, 0, 4<<20
-	req.Topics = []kmsg.FetchRequestTopic{{Topic: "t", TopicID: topic.ID, Partitions: []kmsg.FetchRequestTopicPartition{part}}}
+	req := followerFetch(epoch, topic, 0, 4<<20)
+	req.MinBytes, req.MaxWaitMillis = 1, 200
 	p := rawRoundTrip(t, n.Addr, req).(*kmsg.FetchResponse).Topics[0].Partitions[0]
 	if p.ErrorCode != 0 || len(p.RecordBatches) == 0 {
 		held, _, _ := n.Server.ResponseMemory()

@@ -22,20 +22,17 @@ import (
 // take the consumers' share of it only: a follower's Fetch still gets
 // records and moves the high watermark, while a consumer's is answered
 // without records (its client asks again).
-func TestReplicationProgressesWhileConsumersHoldResponseMemory(t *testing.T) {
-	const (
-		fetchBytes  = 8 << 20
-		budget      = 2 * fetchBytes // 12 MiB for consumers, 4 MiB kept for followers
-		connections = 4
-	)
-	// Broker 2 is this test, fetching as a follower; it never fetches on
-	// its own, so no controlled shutdown waits for it.
+// startWithTestFollower starts a broker with queued.max.response.bytes of
+// budget and topic "t" replicated on it (broker 1) and on broker 2 — the
+// test, fetching as a follower, registered and unfenced; it never fetches
+// on its own, so no controlled shutdown waits for it — and returns the
+// node, broker 2's epoch and the topic.
+func startWithTestFollower(t *testing.T, ctx context.Context, budget int64) (*brokertest.Node, int64, metadata.Topic) {
+	t.Helper()
 	n := brokertest.Start(t, func(c *broker.Config) {
 		c.QueuedMaxResponseBytes = budget
 		c.ControlledShutdownTimeout = -1
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	epoch, err := n.Store.RegisterBroker(ctx, metadata.BrokerRegistration{ID: 2, IncarnationID: uuid.New(), DirectoryID: uuid.New(),
 		Endpoints: []metadata.BrokerEndpoint{{Listener: "CLIENT", Host: "127.0.0.1", Port: 9094, SecurityProtocol: "PLAINTEXT"}}})
 	if err != nil {
@@ -44,10 +41,34 @@ func TestReplicationProgressesWhileConsumersHoldResponseMemory(t *testing.T) {
 	if err := n.Store.SetBrokerFenced(ctx, 2, epoch, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.Store.CreateTopic(ctx, metadata.TopicSpec{Name: "t", Assignments: [][]int32{{1, 2}}}); err != nil {
+	topic, err := n.Store.CreateTopic(ctx, metadata.TopicSpec{Name: "t", Assignments: [][]int32{{1, 2}}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	topic, _ := n.Store.State().Topic("t")
+	return n, epoch, topic
+}
+
+// followerFetch is a Fetch v15 of partition 0 of topic from offset, as
+// broker 2 at epoch, of up to maxBytes.
+func followerFetch(epoch int64, topic metadata.Topic, offset int64, maxBytes int32) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.Version, req.ReplicaID, req.MaxBytes = 15, -1, maxBytes
+	req.ReplicaState.ID, req.ReplicaState.Epoch = 2, epoch
+	part := kmsg.NewFetchRequestTopicPartition()
+	part.Partition, part.FetchOffset, part.PartitionMaxBytes = 0, offset, maxBytes
+	req.Topics = []kmsg.FetchRequestTopic{{Topic: topic.Name, TopicID: topic.ID, Partitions: []kmsg.FetchRequestTopicPartition{part}}}
+	return req
+}
+
+func TestReplicationProgressesWhileConsumersHoldResponseMemory(t *testing.T) {
+	const (
+		fetchBytes  = 8 << 20
+		budget      = 2 * fetchBytes // 12 MiB for consumers, 4 MiB kept for followers
+		connections = 4
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, epoch, topic := startWithTestFollower(t, ctx, budget)
 	producer := n.Client(kgo.DefaultProduceTopic("t"), kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(),
 		kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(0), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	value := bytes.Repeat([]byte("x"), 100<<10)
@@ -67,13 +88,7 @@ func TestReplicationProgressesWhileConsumersHoldResponseMemory(t *testing.T) {
 	// high watermark answered.
 	replicaFetch := func(offset int64) (int, int64) {
 		t.Helper()
-		req := kmsg.NewPtrFetchRequest()
-		req.Version, req.ReplicaID, req.MaxBytes = 15, -1, 1<<20
-		req.ReplicaState.ID, req.ReplicaState.Epoch = 2, epoch
-		part := kmsg.NewFetchRequestTopicPartition()
-		part.Partition, part.FetchOffset, part.PartitionMaxBytes = 0, offset, 1<<20
-		req.Topics = []kmsg.FetchRequestTopic{{Topic: "t", TopicID: topic.ID, Partitions: []kmsg.FetchRequestTopicPartition{part}}}
-		p := rawRoundTrip(t, n.Addr, req).(*kmsg.FetchResponse).Topics[0].Partitions[0]
+		p := rawRoundTrip(t, n.Addr, followerFetch(epoch, topic, offset, 1<<20)).(*kmsg.FetchResponse).Topics[0].Partitions[0]
 		if p.ErrorCode != 0 {
 			t.Fatalf("replica fetch from %d: error %d", offset, p.ErrorCode)
 		}
