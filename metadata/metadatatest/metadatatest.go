@@ -8,7 +8,10 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,19 +44,34 @@ var addresses sync.Map // data dir → controller address
 // close the previous Store first). The Store is closed when the test ends.
 func Open(t testing.TB, dataDir string) *metadata.Store {
 	t.Helper()
-	address := freeAddress(t)
-	if known, ok := addresses.Load(dataDir); ok {
-		address = known.(string)
-	}
-	addresses.Store(dataDir, address)
-	if _, _, err := metadata.ReadMetaProperties(dataDir); errors.Is(err, metadata.ErrNotFormatted) {
-		if err := metadata.Format(dataDir, ClusterID, NodeID, map[int32]string{NodeID: address}); err != nil {
+	var store *metadata.Store
+	for attempt := 1; ; attempt++ {
+		address := freeAddress(t)
+		known, restart := addresses.Load(dataDir)
+		if restart {
+			address = known.(string)
+		}
+		if _, _, err := metadata.ReadMetaProperties(dataDir); errors.Is(err, metadata.ErrNotFormatted) {
+			if err := metadata.Format(dataDir, ClusterID, NodeID, map[int32]string{NodeID: address}); err != nil {
+				t.Fatalf("metadatatest: %v", err)
+			}
+		}
+		var err error
+		store, err = metadata.Open(Config(dataDir, address))
+		if err != nil && !restart && errors.Is(err, syscall.EADDRINUSE) && attempt < 5 {
+			// Another test took the port between freeAddress and the
+			// listen: format the new directory again on another one.
+			entries, _ := os.ReadDir(dataDir)
+			for _, e := range entries {
+				os.RemoveAll(filepath.Join(dataDir, e.Name()))
+			}
+			continue
+		}
+		if err != nil {
 			t.Fatalf("metadatatest: %v", err)
 		}
-	}
-	store, err := metadata.Open(Config(dataDir, address))
-	if err != nil {
-		t.Fatalf("metadatatest: %v", err)
+		addresses.Store(dataDir, address)
+		break
 	}
 	t.Cleanup(func() { store.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
