@@ -601,7 +601,7 @@ const remoteFetchTimeout = 30 * time.Second
 // holds room. Only a batch larger than the whole budget goes over it.
 func (s *Server) fillFetchReserved(ctx context.Context, resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, remote fetchRecords, replica bool, deadline time.Time) (int, *responseReservation) {
 	if !localDataBefore(targets, len(targets)) {
-		total, _ := fillFetch(resp, targets, maxBytes, 0, remote)
+		total, _ := fillFetch(resp, targets, maxBytes, nil, remote)
 		return total, nil
 	}
 	want := int64(max(maxBytes, 1))
@@ -614,9 +614,9 @@ func (s *Server) fillFetchReserved(ctx context.Context, resp *kmsg.FetchResponse
 	}
 	for attempt := 0; ; attempt++ {
 		v := s.responseMemory.reserve(ctx, replica, want, need, deadline)
-		total, local := fillFetch(resp, targets, maxBytes, v.Size(), remote)
+		total, local := fillFetch(resp, targets, maxBytes, v, remote)
 		if int64(local) <= v.Size() {
-			v.shrink(int64(local))
+			v.settle(int64(local))
 			return total, v
 		}
 		if v.tryGrow(int64(local)-v.Size(), attempt > 0) {
@@ -640,15 +640,16 @@ func dropLocalRecords(resp *kmsg.FetchResponse) {
 }
 
 // fillFetch reads every target into resp and returns the bytes gathered,
-// and those of them read from local segments, which take at most
-// localBudget bytes (none when it is 0) except for a first batch returned
-// whole. The response-level maxBytes is shared in request order; the first
+// and those of them read from local segments, which take at most the
+// reservation's size (none when it is nil) except for a first batch
+// returned whole, into buffers the reservation holds (reserved.hold). The response-level maxBytes is shared in request order; the first
 // batch of the first partition with data is returned whole even when
 // larger than the limits (KIP-74), or the consumer could never make
 // progress. The remote reads that go in the response are put in remote
 // (emptied first), not in RecordBatches.
-func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, localBudget int64, remote fetchRecords) (total, local int) {
+func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, reserved *responseReservation, remote fetchRecords) (total, local int) {
 	clear(remote)
+	localBudget := reserved.Size()
 	maxBytes = max(maxBytes, 0)
 	remaining := int64(maxBytes)
 	for _, t := range targets {
@@ -722,7 +723,10 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, 
 			continue
 		}
 		limit = min(limit, localBudget-int64(local))
-		data, err := t.part.Read(t.offset, int32(max(limit, 0)), upTo, total == 0)
+		data, err := t.part.ReadBuffered(reserved.buffers(), t.offset, int32(max(limit, 0)), upTo, total == 0)
+		if len(data) > 0 && reserved.buffers() != nil {
+			reserved.hold(data)
+		}
 		if err != nil {
 			switch {
 			case errors.Is(err, segment.ErrOffsetOutOfRange):

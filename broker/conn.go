@@ -335,7 +335,7 @@ func (c *clientConn) readLoop() error {
 		response, err := c.handleFrame(frame)
 		// The request is handled and its response encoded into buffers
 		// of its own: nothing refers to the frame any more (framePool).
-		c.server.frames.put(frame)
+		c.server.frames.Put(frame)
 		c.releaseRequestMemory()
 		if err != nil {
 			return err

@@ -4,13 +4,22 @@ import (
 	"io"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 )
 
-// framePool holds the buffers request frames are read into, by size class
-// (powers of two from minFrameClass), so that a steady stream of produce
-// requests reads each frame into memory the broker already has: on this
-// kind of VM fresh heap pages cost more CPU than the bytes they receive
-// (docs/performance.md, "frames").
+// framePool holds the buffers request frames are read into, and those a
+// Fetch reads local records into (segment.Buffers), by size class (powers
+// of two from minFrameClass), so that a steady stream of produce requests
+// reads each frame, and of Fetches each partition's records, into memory
+// the broker already has instead of a new zeroed buffer: on this kind of
+// VM fresh heap pages cost more CPU than the bytes they receive
+// (docs/performance.md, "frames" and "local reads").
+//
+// A Fetch's buffers are held by its response's reservation in the response
+// memory (responseReservation.hold) and put back when it is released: once
+// the response is written or dropped, or when the Fetch drops what it read
+// to wait; the response refers to their bytes until then (its records are
+// written from them as they are, encodeFetchFrame).
 //
 // A frame is handed out by read and given back by put once its request is
 // handled: the reader goroutine puts it after handleFrame returns, when the
@@ -23,7 +32,8 @@ import (
 //
 // Memory: the buffers in use are bounded by queued.max.request.bytes (each
 // frame's size is reserved before it is read; a buffer is at most twice its
-// frame, the class rounding); idle buffers by maxIdle. A buffer grows only
+// frame, the class rounding) and, for Fetches, queued.max.response.bytes
+// (the records, a buffer at most twice them); idle buffers by maxIdle. A buffer grows only
 // as its frame's bytes arrive, unless an idle buffer of the whole frame's
 // class is at hand (memory the broker already has, not a new commitment).
 type framePool struct {
@@ -31,8 +41,8 @@ type framePool struct {
 	free    [][][]byte // by class: idle buffers of capacity classSize(class)
 	idle    int64      // bytes of capacity held in free
 	maxIdle int64
-	// scribble overwrites released frames (tests: stratascribble).
-	scribble bool
+	// scribble overwrites released buffers (tests: stratascribble).
+	scribble atomic.Bool
 }
 
 const (
@@ -50,11 +60,12 @@ const (
 )
 
 func newFramePool(maxFrame int, maxIdle int64) *framePool {
-	return &framePool{
-		free:     make([][][]byte, frameClass(maxFrame)+1),
-		maxIdle:  maxIdle,
-		scribble: scribbleFrames,
+	p := &framePool{
+		free:    make([][][]byte, frameClass(maxFrame)+1),
+		maxIdle: maxIdle,
 	}
+	p.scribble.Store(scribbleFrames)
+	return p
 }
 
 // frameClass is the class of the smallest buffer that holds n bytes.
@@ -84,23 +95,23 @@ func (p *framePool) take(n int) ([]byte, bool) {
 	return b[:0], true
 }
 
-// get returns a buffer that holds n bytes (length 0): an idle one or a new
+// Get returns a buffer that holds n bytes (length 0): an idle one or a new
 // one of n's class.
-func (p *framePool) get(n int) []byte {
+func (p *framePool) Get(n int) []byte {
 	if b, ok := p.take(n); ok {
 		return b
 	}
 	return make([]byte, 0, frameClassSize(frameClass(n)))
 }
 
-// put gives a buffer from get back (nil is ignored). Nothing may use its
+// Put gives a buffer from Get back (nil is ignored). Nothing may use its
 // bytes afterwards.
-func (p *framePool) put(b []byte) {
+func (p *framePool) Put(b []byte) {
 	if b == nil {
 		return
 	}
 	b = b[:cap(b)]
-	if p.scribble {
+	if p.scribble.Load() {
 		for i := range b {
 			b[i] = scribbleByte
 		}
@@ -134,18 +145,18 @@ func (p *framePool) idleBytes() int64 {
 func (p *framePool) read(r io.Reader, size int) ([]byte, error) {
 	frame, ok := p.take(size)
 	if !ok {
-		frame = p.get(min(size, initialFrameRead))
+		frame = p.Get(min(size, initialFrameRead))
 	}
 	for len(frame) < size {
 		if len(frame) == cap(frame) {
-			grown := append(p.get(min(size, 2*cap(frame))), frame...)
-			p.put(frame)
+			grown := append(p.Get(min(size, 2*cap(frame))), frame...)
+			p.Put(frame)
 			frame = grown
 		}
 		n, err := io.ReadFull(r, frame[len(frame):min(cap(frame), size)])
 		frame = frame[:len(frame)+n]
 		if err != nil {
-			p.put(frame)
+			p.Put(frame)
 			return nil, err
 		}
 	}

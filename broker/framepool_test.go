@@ -30,14 +30,14 @@ func TestFramePoolReusesFrames(t *testing.T) {
 	if err != nil || !bytes.Equal(first, data) {
 		t.Fatalf("read %d bytes, %v", len(first), err)
 	}
-	p.put(first)
+	p.Put(first)
 	allocs := testing.AllocsPerRun(20, func() {
 		r.Reset(data)
 		frame, err := p.read(r, len(data))
 		if err != nil || len(frame) != len(data) || &frame[0] != &first[0] {
 			t.Fatalf("read %d bytes (%v) into other memory", len(frame), err)
 		}
-		p.put(frame)
+		p.Put(frame)
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per frame read into a pooled buffer, want 0", allocs)
@@ -69,7 +69,7 @@ func TestFramePoolGrowsAsBytesArrive(t *testing.T) {
 		t.Fatalf("%d bytes of buffers after a truncated frame of 100 KiB, want 192 KiB", idle)
 	}
 	// With an idle buffer of the frame's class at hand, no growing.
-	p.put(make([]byte, 0, 128<<20))
+	p.Put(make([]byte, 0, 128<<20))
 	frame, err := p.read(bytes.NewReader(make([]byte, 100<<20)), 100<<20)
 	if err != nil || cap(frame) != 128<<20 {
 		t.Fatalf("read into a %d-byte buffer (%v), want the idle 128 MiB one", cap(frame), err)
@@ -80,11 +80,11 @@ func TestFramePoolGrowsAsBytesArrive(t *testing.T) {
 // garbage collector.
 func TestFramePoolBoundsIdleBuffers(t *testing.T) {
 	p := newFramePool(100<<20, 1<<20)
-	a, b, c := p.get(512<<10), p.get(512<<10), p.get(512<<10)
-	p.put(a)
-	p.put(b)
-	p.put(c)
-	p.put(make([]byte, 0, 1000)) // not a class size: not kept
+	a, b, c := p.Get(512<<10), p.Get(512<<10), p.Get(512<<10)
+	p.Put(a)
+	p.Put(b)
+	p.Put(c)
+	p.Put(make([]byte, 0, 1000)) // not a class size: not kept
 	if idle := p.idleBytes(); idle != 1<<20 {
 		t.Fatalf("%d idle bytes, want the 1 MiB bound", idle)
 	}
@@ -95,13 +95,13 @@ func TestFramePoolBoundsIdleBuffers(t *testing.T) {
 // scribbleByte — how the handler tests find retained aliases.
 func TestFramePoolScribblesReleasedFrames(t *testing.T) {
 	p := newFramePool(100<<20, 64<<20)
-	p.scribble = true
+	p.scribble.Store(true)
 	frame, err := p.read(bytes.NewReader(bytes.Repeat([]byte{1}, 300)), 300)
 	if err != nil {
 		t.Fatal(err)
 	}
 	kept := frame[10:20]
-	p.put(frame)
+	p.Put(frame)
 	if !bytes.Equal(kept, bytes.Repeat([]byte{scribbleByte}, 10)) {
 		t.Fatalf("released bytes read %x", kept)
 	}

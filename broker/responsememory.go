@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/strata-log/strata/broker/segment"
 )
 
 // Defaults of the response-memory bound (queued.max.response.bytes).
@@ -45,6 +47,9 @@ type responseMemory struct {
 	capacity int64
 	share    int64 // held back from consumers (replicaShare)
 	metrics  *metrics
+	// buffers lends the buffers Fetches read local records into (nil:
+	// each read allocates); a reservation holds them until released.
+	buffers segment.Buffers
 
 	mu           sync.Mutex
 	used         int64 // every reservation, followers' included
@@ -67,8 +72,8 @@ type responseWaiter struct {
 	ready      chan struct{} // closed once granted
 }
 
-func newResponseMemory(capacity int64, m *metrics) *responseMemory {
-	return &responseMemory{capacity: capacity, share: replicaShare(capacity), metrics: m}
+func newResponseMemory(capacity int64, m *metrics, buffers segment.Buffers) *responseMemory {
+	return &responseMemory{capacity: capacity, share: replicaShare(capacity), metrics: m, buffers: buffers}
 }
 
 // limit is the most a reservation of the class can hold.
@@ -185,6 +190,34 @@ type responseReservation struct {
 	mem     *responseMemory
 	replica bool
 	size    int64
+	// held are the buffers the response's local records were read into
+	// (mem.buffers), given back on release; heldBytes their capacity.
+	held      [][]byte
+	heldBytes int64
+}
+
+// buffers lends the buffers local records are read into (nil: allocate).
+func (v *responseReservation) buffers() segment.Buffers {
+	if v == nil {
+		return nil
+	}
+	return v.mem.buffers
+}
+
+// hold keeps b, read into from buffers(), until release.
+func (v *responseReservation) hold(b []byte) {
+	v.held = append(v.held, b)
+	v.heldBytes += int64(cap(b))
+}
+
+// settle gives back what is held beyond the n bytes of records read, but
+// keeps room for the buffers holding them, up to what is held (a buffer
+// is at most twice what was read into it: the pool's class rounding).
+func (v *responseReservation) settle(n int64) {
+	if v == nil {
+		return
+	}
+	v.shrink(max(n, min(v.size, v.heldBytes)))
 }
 
 // Size is the bytes held.
@@ -228,5 +261,16 @@ func (v *responseReservation) tryGrow(n int64, force bool) bool {
 	return true
 }
 
-// release gives the whole reservation back (again: nothing).
-func (v *responseReservation) release() { v.shrink(0) }
+// release gives the whole reservation back, and its buffers (again:
+// nothing). Nothing may refer to the buffers' bytes any more.
+func (v *responseReservation) release() {
+	if v == nil {
+		return
+	}
+	for i, b := range v.held {
+		v.mem.buffers.Put(b)
+		v.held[i] = nil
+	}
+	v.held, v.heldBytes = v.held[:0], 0
+	v.shrink(0)
+}

@@ -14,7 +14,7 @@ import (
 // without at its deadline; room given back goes to the waiters in order.
 func TestResponseMemoryShares(t *testing.T) {
 	m := newMetrics(nil)
-	r := newResponseMemory(4000, m) // 1000 kept for followers
+	r := newResponseMemory(4000, m, nil) // 1000 kept for followers
 	ctx := context.Background()
 	now := time.Now() // a deadline already passed: no wait
 	later := time.Now().Add(time.Hour)

@@ -534,7 +534,7 @@ type Server struct {
 	// or broker's new configs are proposed (alterTopicConfigs,
 	// alterBrokerConfigs) with the resource's name.
 	beforeConfigsStored func(resource string)
-	frames              *framePool // the buffers request frames are read into
+	frames              *framePool // the buffers request frames and Fetches' local records are read into
 	listeners           []*boundListener
 	metrics             *metrics
 	saslMetrics         *saslMetrics
@@ -602,8 +602,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.quotas = quotas
 	s.requestMemory = newRequestMemory(cfg.QueuedMaxRequestBytes, s.metrics)
-	s.responseMemory = newResponseMemory(cfg.QueuedMaxResponseBytes, s.metrics)
 	s.frames = newFramePool(int(cfg.MaxRequestBytes), min(cfg.QueuedMaxRequestBytes, maxIdleFrameBytes))
+	s.responseMemory = newResponseMemory(cfg.QueuedMaxResponseBytes, s.metrics, s.frames)
 	s.producerIDs = &producerIDAllocator{store: cfg.Metadata, nodeID: cfg.NodeID}
 	interBroker := cfg.interBrokerClientOpts()
 	s.peers = newBrokerClients(cfg.NodeID, interBroker)

@@ -61,6 +61,12 @@ func (p *Partition) Read(offset int64, maxBytes int32, upTo int64, minOneBatch b
 	return p.segments.Read(offset, maxBytes, upTo, minOneBatch)
 }
 
+// ReadBuffered is Read into a buffer lent by bufs, which the caller gives
+// back once nothing refers to the result (segment.Log.ReadBuffered).
+func (p *Partition) ReadBuffered(bufs segment.Buffers, offset int64, maxBytes int32, upTo int64, minOneBatch bool) ([]byte, error) {
+	return p.segments.ReadBuffered(bufs, offset, maxBytes, upTo, minOneBatch)
+}
+
 // Special ListOffsets timestamps OffsetForTimestamp answers (Kafka's).
 const (
 	LatestTimestamp     = -1

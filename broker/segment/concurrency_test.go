@@ -175,7 +175,7 @@ func TestReadOfSegmentDeletedInFlight(t *testing.T) {
 	if _, err := os.Stat(s.logPath); !os.IsNotExist(err) {
 		t.Fatalf("segment file still there: %v", err)
 	}
-	data, _, _, err := s.read(0, l.EndOffset(), 1<<20, true)
+	data, _, _, err := s.read(nil, 0, l.EndOffset(), 1<<20, true)
 	if err != nil {
 		t.Fatal(err)
 	}

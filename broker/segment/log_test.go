@@ -177,6 +177,20 @@ func TestReadSemantics(t *testing.T) {
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {
 			got, err := l.Read(test.offset, test.maxBytes, test.upTo, test.minOneBatch)
+			// The same read into lent buffers: the same bytes, in the one
+			// buffer it returns; every other buffer given back.
+			var bufs lender
+			buffered, bufferedErr := l.ReadBuffered(&bufs, test.offset, test.maxBytes, test.upTo, test.minOneBatch)
+			switch lent := bufs.lent(); {
+			case !errors.Is(bufferedErr, test.wantErr) || (test.wantErr == nil && !errors.Is(bufferedErr, err)):
+				t.Fatalf("ReadBuffered: err = %v, Read's %v", bufferedErr, err)
+			case !bytes.Equal(buffered, got):
+				t.Fatalf("ReadBuffered returned %s, Read %s", describeBatches(buffered), describeBatches(got))
+			case len(buffered) == 0 && len(lent) != 0:
+				t.Fatalf("ReadBuffered returned nothing and kept %d buffers", len(lent))
+			case len(buffered) > 0 && (len(lent) != 1 || &lent[0][:1][0] != &buffered[0]):
+				t.Fatalf("ReadBuffered kept %d buffers; want one, the result's", len(lent))
+			}
 			if test.wantErr != nil {
 				if !errors.Is(err, test.wantErr) {
 					t.Fatalf("err = %v, want %v", err, test.wantErr)
@@ -504,3 +518,32 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// lender is a Buffers that tracks what it lent and overwrites what is
+// given back, so that a read returning bytes of a buffer it gave back
+// shows wrong bytes.
+type lender struct {
+	out [][]byte
+}
+
+func (b *lender) Get(n int) []byte {
+	buf := make([]byte, 0, n+n/3) // room to spare, as a size class has
+	b.out = append(b.out, buf)
+	return buf
+}
+
+func (b *lender) Put(buf []byte) {
+	for i, o := range b.out {
+		if cap(o) == cap(buf) && &o[:1][0] == &buf[:1][0] {
+			b.out = append(b.out[:i], b.out[i+1:]...)
+			for j := range buf[:cap(buf)] {
+				buf[:cap(buf)][j] = 0xA5
+			}
+			return
+		}
+	}
+	panic("Put of a buffer not lent, or given back twice")
+}
+
+// lent are the buffers lent and not given back.
+func (b *lender) lent() [][]byte { return b.out }

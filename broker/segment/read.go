@@ -50,6 +50,37 @@ func outOfRange(offset, start, end int64) error {
 // below StartOffset() or above EndOffset(). The result may start below
 // offset (the batch holding it) and is the caller's to keep.
 func (l *Log) Read(offset int64, maxBytes int32, upTo int64, minOneBatch bool) ([]byte, error) {
+	return l.ReadBuffered(nil, offset, maxBytes, upTo, minOneBatch)
+}
+
+// Buffers lends the buffers ReadBuffered reads into, so that a reader that
+// reads often (a Fetch) reuses memory instead of allocating and zeroing a
+// new buffer per read.
+type Buffers interface {
+	// Get returns an empty buffer with room for n bytes.
+	Get(n int) []byte
+	// Put takes back a buffer from Get once nothing refers to its bytes.
+	Put(b []byte)
+}
+
+func getBuffer(bufs Buffers, n int) []byte {
+	if bufs == nil {
+		return make([]byte, n)
+	}
+	return bufs.Get(n)[:n]
+}
+
+func putBuffer(bufs Buffers, b []byte) {
+	if bufs != nil && b != nil {
+		bufs.Put(b)
+	}
+}
+
+// ReadBuffered is Read into a buffer from bufs (nil: a new one, as Read):
+// a non-empty result is such a buffer (its bytes from its start), which
+// the caller gives back to bufs once nothing refers to its bytes; buffers
+// it does not return are already back.
+func (l *Log) ReadBuffered(bufs Buffers, offset int64, maxBytes int32, upTo int64, minOneBatch bool) ([]byte, error) {
 	l.rewriteMu.RLock()
 	defer l.rewriteMu.RUnlock()
 	end, start := l.endOffset.Load(), l.startOffset.Load()
@@ -73,15 +104,24 @@ func (l *Log) Read(offset int64, maxBytes int32, upTo int64, minOneBatch bool) (
 	var out []byte
 	budget := int64(max(maxBytes, 0))
 	for s != nil {
-		data, next, exhausted, err := s.read(max(offset, s.baseOffset), limit, budget, minOneBatch && len(out) == 0)
+		data, next, exhausted, err := s.read(bufs, max(offset, s.baseOffset), limit, budget, minOneBatch && len(out) == 0)
 		if err != nil {
 			s.release()
+			putBuffer(bufs, out)
 			return nil, err
 		}
-		if out == nil {
+		switch {
+		case len(data) == 0:
+			putBuffer(bufs, data)
+		case out == nil:
 			out = data
-		} else {
-			out = append(out, data...)
+		default:
+			// A read across segments (rare: only at a segment's end).
+			joined := getBuffer(bufs, len(out)+len(data))
+			copy(joined[copy(joined, out):], data)
+			putBuffer(bufs, out)
+			putBuffer(bufs, data)
+			out = joined
 		}
 		budget -= int64(len(data))
 		offset = next

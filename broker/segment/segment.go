@@ -405,8 +405,15 @@ func (s *segment) positionBound(limit, size int64) int64 {
 
 // readAt returns a copy of length bytes at position.
 func (s *segment) readAt(position, length int64) ([]byte, error) {
-	out := make([]byte, length)
+	return s.readInto(nil, position, length)
+}
+
+// readInto is readAt into a buffer from bufs (a new one when bufs is nil);
+// on an error the buffer is already back.
+func (s *segment) readInto(bufs Buffers, position, length int64) ([]byte, error) {
+	out := getBuffer(bufs, int(length))
 	if err := readFullAt(s.logFile, out, position); err != nil {
+		putBuffer(bufs, out)
 		return nil, fmt.Errorf("segment %s: read %d bytes at %d: %w", s.name(), length, position, err)
 	}
 	return out, nil
@@ -418,7 +425,8 @@ func (s *segment) readAt(position, length int64) ([]byte, error) {
 // whatever its size). next is the offset after the last returned batch
 // (offset when none). exhausted reports that the segment holds nothing more
 // below limit, so a read may go on with the next segment.
-func (s *segment) read(offset, limit, budget int64, minOneBatch bool) (data []byte, next int64, exhausted bool, err error) {
+// The bytes are read into a buffer from bufs (nil: a new one).
+func (s *segment) read(bufs Buffers, offset, limit, budget int64, minOneBatch bool) (data []byte, next int64, exhausted bool, err error) {
 	size := s.size.Load()
 	start, first, found, err := s.seek(s.window(size, seekWindowSize), offset)
 	switch {
@@ -432,10 +440,10 @@ func (s *segment) read(offset, limit, budget int64, minOneBatch bool) (data []by
 		if !minOneBatch {
 			return nil, offset, false, nil
 		}
-		data, err := s.readAt(start, first.size)
+		data, err := s.readInto(bufs, start, first.size)
 		return data, first.lastOffset + 1, false, err
 	}
-	data, err = s.readAt(start, min(budget, max(s.positionBound(limit, size)-start, first.size)))
+	data, err = s.readInto(bufs, start, min(budget, max(s.positionBound(limit, size)-start, first.size)))
 	if err != nil {
 		return nil, offset, false, err
 	}
@@ -443,6 +451,7 @@ func (s *segment) read(offset, limit, budget int64, minOneBatch bool) (data []by
 	for int64(len(data))-end >= BatchHeaderSize {
 		info, reason := decodeBatchHeader(data[end:])
 		if reason != "" {
+			putBuffer(bufs, data)
 			return nil, offset, false, corruptf(s.logPath, start+end, "%s", reason)
 		}
 		if end+info.size > int64(len(data)) {
