@@ -333,6 +333,28 @@ func (c *Coordinator) withGroup(groupID string, write func() error) error {
 	return write()
 }
 
+// withDescription calls f with the group's description (known false: the
+// coordinator has no such group, or it is Dead) and the group's writeMu
+// held, so that no offset commit of the group is written (withGroup) nor
+// the group deleted (deleteWith) until f returns: offset expiry decides
+// from the state a commit was made in. Not its lock: f may write, and
+// heartbeats must not wait for that.
+func (c *Coordinator) withDescription(groupID string, f func(d Description, known bool) error) error {
+	g, err := c.lookup(groupID)
+	if err != nil {
+		return err
+	}
+	if g == nil {
+		return f(Description{GroupID: groupID, State: StateDead}, false)
+	}
+	g.writeMu.Lock()
+	defer g.writeMu.Unlock()
+	g.mu.Lock()
+	d, known := g.describeLocked(), g.state != StateDead
+	g.mu.Unlock()
+	return f(d, known)
+}
+
 // ValidateOffsetCommit checks who may commit offsets to a group
 // (OffsetCommit), as Kafka does: members of the current generation, and
 // anyone while the group is Empty with generation -1 and no member id. A

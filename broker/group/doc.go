@@ -119,9 +119,10 @@
 // is still current, so a late one does nothing. Store.DeleteGroupData
 // (Delete) is the exception: it is made with the group's mutex held, so
 // that no join of the group comes between its deletion and its
-// tombstones. A Shard's offset commit writes are serialized with it by a
-// second, per-group writeMu (taken before the mutex), not by the mutex:
-// a commit awaits its replicas, and the group's heartbeats must not.
+// tombstones. A Shard's offset commit writes are serialized with it, and
+// with offset expiry's decision about the group, by a second, per-group
+// writeMu (taken before the mutex), not by the mutex: a commit awaits its
+// replicas, and the group's heartbeats must not.
 //
 // Join and Sync answer through a callback, which is called exactly once per
 // request, never with a lock held: from the call itself, from another

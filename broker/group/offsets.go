@@ -117,8 +117,9 @@ type Shard struct {
 	// and serializes the shard's appends with the in-memory updates they
 	// make, so both happen in the same order. Lock order: the coordinator
 	// is never called with mu held (it may call StoreGroup); a group's
-	// lock may be held when mu is taken (offset commits and a group's
-	// deletion are written under it: Coordinator.withGroup, deleteWith).
+	// lock may be held when mu is taken (offset commits, a group's
+	// deletion and its offsets' expiry are written under it:
+	// Coordinator.withGroup, deleteWith, withDescription).
 	mu      sync.Mutex
 	offsets map[string]map[TopicPartition]storedOffset // group → partition → commit
 	txns    txnOffsets                                 // pending transactional commits
@@ -126,6 +127,10 @@ type Shard struct {
 	// beforeTombstones, if set, is called (tests only) when a group's
 	// deletion tombstones are about to be written.
 	beforeTombstones func(groupID string)
+	// beforeExpiring, if set, is called (tests only) for each group an
+	// expiry pass has listed, before it looks at the group's state and
+	// offsets.
+	beforeExpiring func(groupID string)
 }
 
 // storedOffset is a commit with the log offset of its record: of a
@@ -532,7 +537,9 @@ func (sh *Shard) deleteGroupData(groupID string, onlyWithoutOffsets bool) error 
 // or that had none: its members left without committing) is deleted, as
 // Kafka's cleanup does, once no transaction has commits of it pending (a
 // later pass, if one has now). A negative retention expires nothing by
-// age.
+// age. Each group is decided on, and its tombstones written, from its
+// state with its offset commits held back (Coordinator.withDescription),
+// as Kafka decides under the group's lock.
 func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists func(TopicPartition) bool) (offsets, groups int, err error) {
 	sh.mu.Lock()
 	seen := map[string]bool{}
@@ -558,100 +565,31 @@ func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists fu
 		add(l.GroupID)
 	}
 	sort.Strings(ids)
-	// The coordinator is asked without sh.mu held (it may call StoreGroup).
-	descriptions := make(map[string]Description, len(ids))
-	for _, id := range ids {
-		if d, err := sh.coord.Describe(id); err == nil {
-			descriptions[id] = d
-		}
-	}
-	expired := func(id string, tp TopicPartition, c CommittedOffset) bool {
-		if retention < 0 || sh.txns.pending(id, tp) {
-			return false
-		}
-		d, ok := descriptions[id]
-		switch {
-		case !ok || d.State != StateEmpty:
-			return false
-		case d.ProtocolType != "" && !d.StateTimestamp.IsZero():
-			return now.Sub(d.StateTimestamp) >= retention
-		default:
-			return now.Sub(time.UnixMilli(c.Timestamp)) >= retention
-		}
-	}
-	type commitKey struct {
-		group string
-		tp    TopicPartition
-	}
-	sh.mu.Lock()
-	var records []recordbatch.Record
-	var gone []commitKey
-	for _, id := range ids {
-		tps := make([]TopicPartition, 0, len(sh.offsets[id]))
-		for tp := range sh.offsets[id] {
-			tps = append(tps, tp)
-		}
-		sortTopicPartitions(tps)
-		for _, tp := range tps {
-			if exists(tp) && !expired(id, tp, sh.offsets[id][tp].CommittedOffset) {
-				continue
-			}
-			records = append(records, recordbatch.Record{Key: offsetCommitKey(id, tp)})
-			gone = append(gone, commitKey{id, tp})
-		}
-		for _, tp := range sh.txns.partitions(id) {
-			if _, committed := sh.offsets[id][tp]; !committed && !exists(tp) {
-				records = append(records, recordbatch.Record{Key: offsetCommitKey(id, tp)})
-				gone = append(gone, commitKey{id, tp})
-			}
-		}
-	}
-	if _, err := sh.appendLocked(records); err != nil {
-		sh.mu.Unlock()
-		return 0, 0, err
-	}
 	var emptied []string
-	isEmptied := map[string]bool{}
-	for _, k := range gone {
-		sh.deleteOffsetLocked(k.group, k.tp)
-		_, left := sh.offsets[k.group]
-		switch {
-		case left, isEmptied[k.group]:
-		case sh.txns.open(k.group):
-			sh.txns.held[k.group] = true // deleted by a pass after the transaction
-		default:
-			isEmptied[k.group] = true
-			emptied = append(emptied, k.group)
-		}
-	}
 	for _, id := range ids {
-		if !sh.txns.held[id] {
-			continue
+		if sh.beforeExpiring != nil {
+			sh.beforeExpiring(id)
 		}
-		if _, left := sh.offsets[id]; left {
-			delete(sh.txns.held, id) // committed to again: expires as usual
-		} else if !sh.txns.open(id) && !isEmptied[id] {
-			delete(sh.txns.held, id)
-			isEmptied[id] = true
+		// Decided from the group's state as it is while no commit of it
+		// can be written (Kafka decides under the group's lock), so that
+		// a commit made after the group rejoined is never taken for one
+		// of an Empty group's.
+		var expired int
+		var empty bool
+		err := sh.coord.withDescription(id, func(d Description, known bool) error {
+			var err error
+			expired, empty, err = sh.expireGroupOffsets(id, d, known, now, retention, exists)
+			return err
+		})
+		offsets += expired
+		if err != nil {
+			return offsets, groups, err
+		}
+		if empty {
 			emptied = append(emptied, id)
 		}
 	}
-	for _, id := range ids {
-		// An Empty group that has (or is left with) no offsets, committed
-		// or pending, is deleted, as Kafka's cleanup does: one whose
-		// members left without committing, one a refused standalone
-		// commit created.
-		_, left := sh.offsets[id]
-		if d, ok := descriptions[id]; ok && d.State == StateEmpty && !left && !isEmptied[id] && !sh.txns.open(id) {
-			isEmptied[id] = true
-			emptied = append(emptied, id)
-		}
-	}
-	sh.mu.Unlock()
 	for _, id := range emptied {
-		if d, ok := descriptions[id]; !ok || d.State != StateEmpty {
-			continue
-		}
 		// Deleted under the group's lock, unless it has members or offsets
 		// again by then (Kafka's cleanup checks both under the lock too).
 		err := sh.coord.deleteWith(id, func() error { return sh.deleteGroupData(id, true) })
@@ -661,10 +599,75 @@ func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists fu
 		case errors.Is(err, kerr.NonEmptyGroup), errors.Is(err, kerr.GroupIDNotFound), errors.Is(err, errGroupHasOffsets):
 			// members joined or offsets were committed meanwhile, or already gone
 		default:
-			return len(gone), groups, err
+			return offsets, groups, err
 		}
 	}
-	return len(gone), groups, nil
+	return offsets, groups, nil
+}
+
+// expireGroupOffsets writes the tombstones of a group's expired offsets
+// (ExpireOffsets' rules, from the group's description d; known is false
+// when the coordinator has no such group) and forgets them. It returns how
+// many there were and whether the group is to be deleted: Empty, and left
+// without offsets, committed or pending. Called with the group's writeMu
+// held (Coordinator.withDescription).
+func (sh *Shard) expireGroupOffsets(groupID string, d Description, known bool, now time.Time, retention time.Duration, exists func(TopicPartition) bool) (expired int, empty bool, err error) {
+	expiredByAge := func(tp TopicPartition, c CommittedOffset) bool {
+		switch {
+		case retention < 0 || sh.txns.pending(groupID, tp) || !known || d.State != StateEmpty:
+			return false
+		case d.ProtocolType != "" && !d.StateTimestamp.IsZero():
+			return now.Sub(d.StateTimestamp) >= retention
+		default:
+			return now.Sub(time.UnixMilli(c.Timestamp)) >= retention
+		}
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	committed := sh.offsets[groupID]
+	tps := make([]TopicPartition, 0, len(committed))
+	for tp := range committed {
+		tps = append(tps, tp)
+	}
+	sortTopicPartitions(tps)
+	var gone []TopicPartition
+	for _, tp := range tps {
+		if !exists(tp) || expiredByAge(tp, committed[tp].CommittedOffset) {
+			gone = append(gone, tp)
+		}
+	}
+	for _, tp := range sh.txns.partitions(groupID) {
+		if _, ok := committed[tp]; !ok && !exists(tp) {
+			gone = append(gone, tp)
+		}
+	}
+	records := make([]recordbatch.Record, 0, len(gone))
+	for _, tp := range gone {
+		records = append(records, recordbatch.Record{Key: offsetCommitKey(groupID, tp)})
+	}
+	if _, err := sh.appendLocked(records); err != nil {
+		return 0, false, err
+	}
+	for _, tp := range gone {
+		sh.deleteOffsetLocked(groupID, tp)
+	}
+	_, left := sh.offsets[groupID]
+	switch {
+	case left:
+		delete(sh.txns.held, groupID) // committed to again: expires as usual
+	case sh.txns.open(groupID):
+		if len(gone) > 0 {
+			sh.txns.held[groupID] = true // deleted by a pass after the transaction
+		}
+	default:
+		// An Empty group that has (or is left with) no offsets, committed
+		// or pending, is deleted, as Kafka's cleanup does: one whose
+		// members left without committing, one a refused standalone
+		// commit created, one a transaction held back.
+		delete(sh.txns.held, groupID)
+		empty = known && d.State == StateEmpty
+	}
+	return len(gone), empty, nil
 }
 
 // ErrorCode converts an error of this package (or a Log's) into the Kafka
