@@ -1,0 +1,69 @@
+package partition
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/metadata"
+)
+
+// TestUnknownExpansionCountsUntilItsOutcomeIsApplied (forced order):
+// broker 1 leads with the ISR [1] at partition epoch 4 and proposes [1 2]
+// once follower 2 caught up; the proposal times out (it may still
+// commit). Follower 2 then stops fetching for longer than
+// replica.lag.time.max.ms while broker 1 appends more. The lag check does
+// not shrink around it: it proposes the unknown expansion again, as it
+// was, and follower 2 keeps counting for the high watermark, so nothing
+// follower 2 lacks is acknowledged. Whichever way the controller decided
+// — the first try committed, the retry did, or neither (something else
+// moved the partition on) — once that is applied every ISR member has
+// every record below the high watermark.
+func TestUnknownExpansionCountsUntilItsOutcomeIsApplied(t *testing.T) {
+	const lag = 30 * time.Second
+	replicas := []int32{1, 2}
+	at := func(epoch int32, isr ...int32) metadata.Partition {
+		return metadata.Partition{Index: 0, Replicas: replicas, Leader: 1, LeaderEpoch: 1, ISR: isr, PartitionEpoch: epoch}
+	}
+	for _, tc := range []struct {
+		name  string
+		retry ISROutcome         // the retry's answer
+		then  metadata.Partition // the assignment applied after it
+	}{
+		{"the first try committed", ISROutcome{Refused: true}, at(5, 1, 2)},
+		{"the retry committed", ISROutcome{Committed: new(at(5, 1, 2))}, at(5, 1, 2)},
+		{"neither committed", ISROutcome{Refused: true}, at(5, 1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := replica(t, t.TempDir(), 1, nil)
+			p.ApplyAssignment(at(4, 1), t0)
+			caughtUp := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 3)) + 3
+			if expand, err := p.FollowerFetched(2, caughtUp, t0); err != nil || !slices.Equal(expand, []int32{1, 2}) {
+				t.Fatalf("follower 2 caught up: proposal %v (%v), want [1 2]", expand, err)
+			}
+			p.ISRChangeDone(ISROutcome{}) // a timeout
+
+			end := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "b", 2)) + 2
+			later := t0.Add(2 * lag)
+			if proposal := p.LaggingISR(later, lag); !slices.Equal(proposal, []int32{1, 2}) {
+				t.Fatalf("follower 2 lagging while its expansion's outcome is unknown: proposal %v, want [1 2] again", proposal)
+			}
+			if hw := p.HighWatermark(); hw != caughtUp {
+				t.Fatalf("high watermark %d while follower 2, which ends at %d, may be in the ISR", hw, caughtUp)
+			}
+
+			p.ISRChangeDone(tc.retry)
+			p.ApplyAssignment(tc.then, later)
+			logEnd := map[int32]int64{1: end, 2: caughtUp}
+			for _, r := range p.Assignment().ISR {
+				if logEnd[r] < p.HighWatermark() {
+					t.Fatalf("broker %d is in the ISR %v with its log ending at %d, below the high watermark %d", r, p.Assignment().ISR, logEnd[r], p.HighWatermark())
+				}
+			}
+			if !slices.Contains(tc.then.ISR, 2) && p.HighWatermark() != end {
+				t.Fatalf("high watermark %d once the expansion can no longer commit, want %d", p.HighWatermark(), end)
+			}
+		})
+	}
+}
