@@ -686,7 +686,8 @@ type ISROutcome struct {
 // is applied: the committed one, or any past the proposal's partition
 // epoch. A change whose outcome is unknown is proposed again (LaggingISR)
 // before any other, so that a late commit of it is never mistaken for
-// its absence.
+// its absence — unless an assignment past its basis was applied meanwhile,
+// which shows its outcome.
 func (p *Partition) ISRChangeDone(outcome ISROutcome) {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
@@ -709,6 +710,16 @@ func (p *Partition) ISRChangeDone(outcome ISROutcome) {
 				defer p.notifyWaiters()
 			}
 		}
+		return
+	case committed == nil && p.isrBasis.PartitionEpoch != p.assignment.PartitionEpoch:
+		// An assignment past the change's basis was applied while it was
+		// in flight: the controller checks a change against its basis,
+		// so the change is in that assignment or can never commit, and
+		// ApplyAssignment has taken its outcome. It is not proposed
+		// again: a retry is checked against the applied assignment, which
+		// it was not computed from, and would put a follower caught up
+		// before (in an earlier term, say) into an ISR whose high
+		// watermark has moved past its log.
 		return
 	case committed == nil:
 		if inFlight != nil {
