@@ -67,3 +67,55 @@ func TestUnknownExpansionCountsUntilItsOutcomeIsApplied(t *testing.T) {
 		})
 	}
 }
+
+// TestUnknownExpansionNotDroppedByANoOpShrink (forced order): broker 1
+// leads with the ISR [1] at partition epoch 4 and proposes [1 2] once
+// follower 2 caught up; the proposal times out, though it still sits in
+// the controller's queue. The retry is refused as ineligible (broker 2
+// is fenced now), so follower 2 keeps counting: the first try may still
+// commit. Follower 2 lags; broker 1 appends more. Before, the lag check
+// then proposed follower 2 "out" — the ISR [1], what the partition
+// already was — and the controller's answer to that no-op (the partition
+// as it was, at epoch 4) ended follower 2's count: the high watermark
+// passed its log end, acks=all produces were acknowledged without it,
+// and then broker 2 was unfenced and the first try committed at epoch 4,
+// putting follower 2, lacking those records, into the ISR. A no-op moves
+// no partition epoch and so fences no earlier proposal: it is not
+// proposed while one may still commit.
+func TestUnknownExpansionNotDroppedByANoOpShrink(t *testing.T) {
+	const lag = 30 * time.Second
+	replicas := []int32{1, 2}
+	at := func(epoch int32, isr ...int32) metadata.Partition {
+		return metadata.Partition{Index: 0, Replicas: replicas, Leader: 1, LeaderEpoch: 1, ISR: isr, PartitionEpoch: epoch}
+	}
+	p := replica(t, t.TempDir(), 1, nil)
+	p.ApplyAssignment(at(4, 1), t0)
+	caughtUp := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 3)) + 3
+	if expand, err := p.FollowerFetched(2, caughtUp, t0); err != nil || !slices.Equal(expand, []int32{1, 2}) {
+		t.Fatalf("follower 2 caught up: proposal %v (%v), want [1 2]", expand, err)
+	}
+	p.ISRChangeDone(ISROutcome{}) // a timeout; the first try is still queued
+	end := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "b", 2)) + 2
+	later := t0.Add(2 * lag)
+	if retry := p.LaggingISR(later, lag); !slices.Equal(retry, []int32{1, 2}) {
+		t.Fatalf("outcome unknown: proposal %v, want [1 2] again", retry)
+	}
+	p.ISRChangeDone(ISROutcome{Refused: true, Ineligible: true}) // broker 2 is fenced
+	if proposal := p.LaggingISR(later, lag); proposal != nil {
+		// The controller at partition epoch 4 with the ISR [1]: a change
+		// to the same ISR is a no-op, answered with the partition as is.
+		if !slices.Equal(proposal, []int32{1}) || p.ISRChangeBasis().PartitionEpoch != 4 {
+			t.Fatalf("proposal %v at partition epoch %d, want [1] at 4", proposal, p.ISRChangeBasis().PartitionEpoch)
+		}
+		p.ISRChangeDone(ISROutcome{Committed: new(at(4, 1))})
+	}
+	// Broker 2 is unfenced, and the first try commits.
+	p.ApplyAssignment(at(5, 1, 2), later)
+	logEnd := map[int32]int64{1: end, 2: caughtUp}
+	for _, r := range p.Assignment().ISR {
+		if logEnd[r] < p.HighWatermark() {
+			t.Fatalf("broker %d is in the ISR %v with its log ending at %d, below the high watermark %d: electing it loses acknowledged offsets %d..%d",
+				r, p.Assignment().ISR, logEnd[r], p.HighWatermark(), logEnd[r], p.HighWatermark()-1)
+		}
+	}
+}

@@ -559,9 +559,11 @@ func (p *Partition) fencedLocked(r int32) bool {
 // LaggingISR returns the ISR without the followers that have not caught up
 // for lag (nil when nobody lags or a change is in flight). A member of a
 // proposed change not applied yet (maximal ISR) that lags is proposed out
-// too. A change whose outcome is unknown is returned again as it was,
-// before anything else. A returned proposal marks an ISR change in flight,
-// as FollowerFetched's does.
+// too — unless only such members lag while a proposal's outcome is
+// unknown (the ISR as it is, a no-op, would fence nothing). A change
+// whose outcome is unknown is returned again as it was, before anything
+// else. A returned proposal marks an ISR change in flight, as
+// FollowerFetched's does.
 func (p *Partition) LaggingISR(now time.Time, lag time.Duration) []int32 {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
@@ -581,6 +583,15 @@ func (p *Partition) LaggingISR(now time.Time, lag time.Duration) []int32 {
 		return nil
 	}
 	keep := slices.DeleteFunc(slices.Clone(p.assignment.ISR), lagging)
+	if p.isrUnknown && slices.Equal(keep, p.assignment.ISR) {
+		// Only members of proposals not applied lag, and one of those
+		// proposals may still commit. Proposing the ISR as it is would
+		// be a no-op at the controller: answered without a new partition
+		// epoch, it would end their count yet fence nothing, and the
+		// late commit would put a follower below the high watermark into
+		// the ISR. They count until the partition epoch moves.
+		return nil
+	}
 	p.proposeISRLocked(keep, nil)
 	return keep
 }
