@@ -149,6 +149,9 @@ func (s *Server) electLeader(ctx context.Context, topicName string, index int32,
 			}
 			change.Leader, change.ISR = leader, isr
 		}
+		if s.beforeElectionProposed != nil {
+			s.beforeElectionProposed(topicName, index)
+		}
 		next, err := s.cfg.Metadata.ChangePartition(ctx, change)
 		switch {
 		case err == nil:
@@ -159,6 +162,15 @@ func (s *Server) electLeader(ctx context.Context, topicName string, index int32,
 			continue // changed meanwhile: decide again on the new state
 		case errors.Is(err, metadata.ErrUnknownTopic), errors.Is(err, metadata.ErrUnknownPartition):
 			return kerr.UnknownTopicOrPartition.Code, err.Error()
+		case errors.Is(err, metadata.ErrIneligibleReplica):
+			// The chosen replica was fenced after the decision (the
+			// controller refuses a fenced broker joining the ISR): no
+			// replica is eligible, as Kafka's controller answers when its
+			// election finds none.
+			if electionType == electionPreferred {
+				return kerr.PreferredLeaderNotAvailable.Code, where + ": the preferred replica is not eligible: " + err.Error()
+			}
+			return kerr.EligibleLeadersNotAvailable.Code, where + ": no eligible replica: " + err.Error()
 		default:
 			return kerr.RequestTimedOut.Code, "electing a leader: " + err.Error()
 		}

@@ -62,6 +62,12 @@ func (s *Server) ConnectionPrincipals() []authn.Principal {
 // (AlterConfigs, IncrementalAlterConfigs).
 func (s *Server) BeforeConfigsStored(hook func(resource string)) { s.beforeConfigsStored = hook }
 
+// BeforeElectionProposed makes ElectLeaders call hook, with the
+// partition, after it decided on a new leader and before it proposes it.
+func (s *Server) BeforeElectionProposed(hook func(topic string, partition int32)) {
+	s.beforeElectionProposed = hook
+}
+
 // MaxRequestElements and RequestElementBytes are the request-element
 // limit and charge (request_elements.go).
 const (

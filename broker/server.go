@@ -534,23 +534,28 @@ type Server struct {
 	// or broker's new configs are proposed (alterTopicConfigs,
 	// alterBrokerConfigs) with the resource's name.
 	beforeConfigsStored func(resource string)
-	frames              *framePool // the buffers request frames and Fetches' local records are read into
-	listeners           []*boundListener
-	metrics             *metrics
-	saslMetrics         *saslMetrics
-	partitions          *partitionManager
-	producerIDs         *producerIDAllocator
-	txnVerifier         *txnVerifier          // KIP-890 part 1: the produce path's questions to transaction coordinators
-	groups              *group.Manager        // group coordinators, one per __consumer_offsets partition led here
-	offsets             *internalTopicManager // __consumer_offsets
-	txnTopic            *internalTopicManager // __transaction_state
-	txns                *txn.Manager          // transaction coordinators, one per __transaction_state partition led here
-	peers               *brokerClients        // clients to other brokers for transactions (markers, KIP-890 verification)
-	markers             *markerWriter         // the transaction coordinators' WriteTxnMarkers, batched per leader
-	membership          *membership           // registration and heartbeats with the controller
-	fetchers            *replica.Fetchers     // the follower's side of replication
-	isr                 *replica.ISR          // the leader's ISR changes
-	quotas              *quota.Manager        // client quotas' rates and throttle times
+	// beforeElectionProposed, if set (tests only), is called by
+	// ElectLeaders after it decided on a partition's new leader and
+	// before it proposes the change.
+	beforeElectionProposed func(topic string, partition int32)
+
+	frames      *framePool // the buffers request frames and Fetches' local records are read into
+	listeners   []*boundListener
+	metrics     *metrics
+	saslMetrics *saslMetrics
+	partitions  *partitionManager
+	producerIDs *producerIDAllocator
+	txnVerifier *txnVerifier          // KIP-890 part 1: the produce path's questions to transaction coordinators
+	groups      *group.Manager        // group coordinators, one per __consumer_offsets partition led here
+	offsets     *internalTopicManager // __consumer_offsets
+	txnTopic    *internalTopicManager // __transaction_state
+	txns        *txn.Manager          // transaction coordinators, one per __transaction_state partition led here
+	peers       *brokerClients        // clients to other brokers for transactions (markers, KIP-890 verification)
+	markers     *markerWriter         // the transaction coordinators' WriteTxnMarkers, batched per leader
+	membership  *membership           // registration and heartbeats with the controller
+	fetchers    *replica.Fetchers     // the follower's side of replication
+	isr         *replica.ISR          // the leader's ISR changes
+	quotas      *quota.Manager        // client quotas' rates and throttle times
 
 	// Replication throttles (replication_throttle.go): the dynamic broker
 	// configs leader/follower.replication.throttled.rate, applied to the
