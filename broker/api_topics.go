@@ -222,6 +222,28 @@ func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRe
 			targets = append(targets, target{name: t.Topic, id: t.TopicID})
 		}
 	}
+	// As Kafka's controller (ControllerApis.deleteTopics), an entry that
+	// names a topic by both name and id, or by neither, and a name or id
+	// that appears more than once, are refused with INVALID_REQUEST (at
+	// every occurrence, deleting nothing for them); the other entries are
+	// carried out.
+	names, ids := map[string]int{}, map[[16]byte]int{}
+	for _, tg := range targets {
+		switch {
+		case tg.name != nil && tg.id == [16]byte{}:
+			names[*tg.name]++
+		case tg.name == nil && tg.id != [16]byte{}:
+			ids[tg.id]++
+		}
+	}
+	// The names of the topics entries name by id, resolved before any is
+	// deleted: an entry naming one of them by name is refused too.
+	namedByID := map[string]bool{}
+	for id := range ids {
+		if topic, ok := s.cfg.Metadata.State().TopicByID(id); ok {
+			namedByID[topic.Name] = true
+		}
+	}
 	var deleted []int // indexes into resp.Topics
 	// As Kafka's controller: DELETE on the cluster allows deleting every
 	// topic, else DELETE on the topic.
@@ -236,6 +258,20 @@ func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRe
 		setErr := func(code int16, msg string) {
 			out.ErrorCode = code
 			out.ErrorMessage = &msg
+		}
+		switch {
+		case tg.name != nil && tg.id != [16]byte{}:
+			setErr(kerr.InvalidRequest.Code, "name a topic by its name or by its id, not both")
+		case tg.name == nil && tg.id == [16]byte{}:
+			setErr(kerr.InvalidRequest.Code, "neither a topic name nor a topic id was given")
+		case tg.name != nil && names[*tg.name] > 1:
+			setErr(kerr.InvalidRequest.Code, "topic '"+*tg.name+"' appears more than once in the request")
+		case tg.name == nil && ids[tg.id] > 1:
+			setErr(kerr.InvalidRequest.Code, "a topic id appears more than once in the request")
+		}
+		if out.ErrorCode != 0 {
+			resp.Topics = append(resp.Topics, out)
+			continue
 		}
 		var (
 			topic  metadata.Topic
@@ -253,6 +289,8 @@ func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRe
 		switch {
 		case !deleteAllowed && (exists || tg.name != nil):
 			setErr(kerr.TopicAuthorizationFailed.Code, "not authorized to DELETE the topic")
+		case tg.name != nil && namedByID[*tg.name]:
+			setErr(kerr.InvalidRequest.Code, "topic '"+*tg.name+"' is also named by its id in the request")
 		case !exists && tg.name == nil:
 			setErr(kerr.UnknownTopicID.Code, "no topic with that id")
 		case !exists:
