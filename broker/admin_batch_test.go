@@ -93,3 +93,169 @@ func deleteErrors(r *kmsg.DeleteTopicsResponse) []error {
 	}
 	return errs
 }
+
+// TestAdminBatchesArePerItem: CreateTopics, CreatePartitions, AlterConfigs
+// and IncrementalAlterConfigs answer each item of a batch on its own, as
+// Kafka does: a bad item gets its own Kafka error (never
+// UNKNOWN_SERVER_ERROR) and the good ones are applied; validate_only
+// answers the same and changes nothing.
+func TestAdminBatchesArePerItem(t *testing.T) {
+	n := brokertest.Start(t)
+	admin := n.Client()
+	createTopic(t, admin, "existing", 1, nil)
+	createTopic(t, admin, "grow", 1, nil)
+	exists := func(name string) bool {
+		_, ok := n.Store.State().Topic(name)
+		return ok
+	}
+	codes := func(got []int16) []error {
+		var errs []error
+		for _, c := range got {
+			errs = append(errs, kerr.ErrorForCode(c))
+		}
+		return errs
+	}
+	check := func(what string, got, want []int16) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d results %v, want %d", what, len(got), codes(got), len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("%s: item %d: %v, want %v", what, i, kerr.ErrorForCode(got[i]), kerr.ErrorForCode(want[i]))
+			}
+		}
+	}
+
+	for _, validateOnly := range []bool{true, false} {
+		create := kmsg.NewPtrCreateTopicsRequest()
+		create.TimeoutMillis, create.ValidateOnly = 10000, validateOnly
+		topic := func(name string, partitions int32, configs map[string]string) kmsg.CreateTopicsRequestTopic {
+			rt := kmsg.NewCreateTopicsRequestTopic()
+			rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, partitions, 1
+			for k, v := range configs {
+				rt.Configs = append(rt.Configs, kmsg.CreateTopicsRequestTopicConfig{Name: k, Value: kmsg.StringPtr(v)})
+			}
+			return rt
+		}
+		create.Topics = []kmsg.CreateTopicsRequestTopic{
+			topic("new-a", 2, nil),
+			topic("bad-value", 1, map[string]string{"retention.ms": "soon"}),
+			topic("unknown-config", 1, map[string]string{"no.such.config": "1"}),
+			topic("existing", 1, nil),
+			topic("too-many", 100000, nil),
+			topic("bad/name", 1, nil),
+			topic("new-b", 1, map[string]string{"cleanup.policy": "compact"}),
+		}
+		r := request[*kmsg.CreateTopicsResponse](t, admin, create)
+		var got []int16
+		for _, rt := range r.Topics {
+			got = append(got, rt.ErrorCode)
+		}
+		check("CreateTopics validate_only="+map[bool]string{true: "true", false: "false"}[validateOnly], got, []int16{
+			0, kerr.InvalidConfig.Code, kerr.InvalidConfig.Code, kerr.TopicAlreadyExists.Code,
+			kerr.InvalidPartitions.Code, kerr.InvalidTopicException.Code, 0,
+		})
+		if exists("new-a") == validateOnly || exists("new-b") == validateOnly {
+			t.Fatalf("validate_only=%v: new-a exists %v, new-b exists %v", validateOnly, exists("new-a"), exists("new-b"))
+		}
+		for _, name := range []string{"bad-value", "unknown-config", "too-many"} {
+			if exists(name) {
+				t.Fatalf("refused topic %s was created", name)
+			}
+		}
+	}
+	if p := len(mustTopic(t, n, "new-a").Partitions); p != 2 {
+		t.Fatalf("new-a has %d partitions, want 2", p)
+	}
+
+	for _, validateOnly := range []bool{true, false} {
+		grow := kmsg.NewPtrCreatePartitionsRequest()
+		grow.TimeoutMillis, grow.ValidateOnly = 10000, validateOnly
+		grow.Topics = []kmsg.CreatePartitionsRequestTopic{
+			{Topic: "grow", Count: 3},
+			{Topic: "missing", Count: 3},
+			{Topic: "new-a", Count: 1},
+			{Topic: "existing", Count: 100000},
+		}
+		r := request[*kmsg.CreatePartitionsResponse](t, admin, grow)
+		var got []int16
+		for _, rt := range r.Topics {
+			got = append(got, rt.ErrorCode)
+		}
+		check("CreatePartitions", got, []int16{0, kerr.UnknownTopicOrPartition.Code, kerr.InvalidPartitions.Code, kerr.InvalidPartitions.Code})
+		want := 3
+		if validateOnly {
+			want = 1
+		}
+		if p := len(mustTopic(t, n, "grow").Partitions); p != want {
+			t.Fatalf("validate_only=%v: grow has %d partitions, want %d", validateOnly, p, want)
+		}
+		if p := len(mustTopic(t, n, "existing").Partitions); p != 1 {
+			t.Fatalf("existing has %d partitions after a refused growth", p)
+		}
+	}
+
+	for _, validateOnly := range []bool{true, false} {
+		incremental := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		incremental.ValidateOnly = validateOnly
+		resource := func(name, key, value string) kmsg.IncrementalAlterConfigsRequestResource {
+			r := kmsg.NewIncrementalAlterConfigsRequestResource()
+			r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeTopic, name
+			c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+			c.Name, c.Value = key, kmsg.StringPtr(value)
+			r.Configs = append(r.Configs, c)
+			return r
+		}
+		incremental.Resources = []kmsg.IncrementalAlterConfigsRequestResource{
+			resource("existing", "retention.ms", "12345"),
+			resource("missing", "retention.ms", "12345"),
+			resource("new-b", "retention.ms", "soon"),
+			resource("new-a", "retention.ms", "1"),
+			resource("new-a", "retention.ms", "2"),
+			resource("grow", "no.such.config", "1"),
+		}
+		r := request[*kmsg.IncrementalAlterConfigsResponse](t, admin, incremental)
+		var got []int16
+		for _, rr := range r.Resources {
+			got = append(got, rr.ErrorCode)
+		}
+		// "new-a" appears twice, so both of its entries are refused as
+		// repeated, as Kafka does.
+		check("IncrementalAlterConfigs", got, []int16{0, kerr.UnknownTopicOrPartition.Code, kerr.InvalidConfig.Code,
+			kerr.InvalidRequest.Code, kerr.InvalidRequest.Code, kerr.InvalidConfig.Code})
+		_, set := mustTopic(t, n, "existing").Configs["retention.ms"]
+		if set == validateOnly {
+			t.Fatalf("validate_only=%v: existing's retention.ms set: %v", validateOnly, set)
+		}
+		if len(mustTopic(t, n, "new-a").Configs) != 0 || len(mustTopic(t, n, "grow").Configs) != 0 || len(mustTopic(t, n, "new-b").Configs) != 1 {
+			t.Fatalf("refused resources changed: new-a %v, grow %v, new-b %v", mustTopic(t, n, "new-a").Configs, mustTopic(t, n, "grow").Configs, mustTopic(t, n, "new-b").Configs)
+		}
+	}
+
+	alter := kmsg.NewPtrAlterConfigsRequest()
+	resource := func(name, key, value string) kmsg.AlterConfigsRequestResource {
+		r := kmsg.NewAlterConfigsRequestResource()
+		r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeTopic, name
+		r.Configs = append(r.Configs, kmsg.AlterConfigsRequestResourceConfig{Name: key, Value: kmsg.StringPtr(value)})
+		return r
+	}
+	alter.Resources = []kmsg.AlterConfigsRequestResource{
+		resource("grow", "retention.ms", "777"),
+		resource("new-a", "retention.ms", "-7"),
+		resource("missing", "retention.ms", "1"),
+		resource("new-b", "segment.bytes", "1"),
+	}
+	r := request[*kmsg.AlterConfigsResponse](t, admin, alter)
+	var got []int16
+	for _, rr := range r.Resources {
+		got = append(got, rr.ErrorCode)
+	}
+	check("AlterConfigs", got, []int16{0, kerr.InvalidConfig.Code, kerr.UnknownTopicOrPartition.Code, kerr.InvalidConfig.Code})
+	if v := mustTopic(t, n, "grow").Configs["retention.ms"]; v != "777" {
+		t.Fatalf("grow's retention.ms %q, want 777", v)
+	}
+	if v := mustTopic(t, n, "new-b").Configs["cleanup.policy"]; v != "compact" {
+		t.Fatalf("new-b's configs after a refused AlterConfigs: %v", mustTopic(t, n, "new-b").Configs)
+	}
+}
