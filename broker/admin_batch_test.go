@@ -259,3 +259,51 @@ func TestAdminBatchesArePerItem(t *testing.T) {
 		t.Fatalf("new-b's configs after a refused AlterConfigs: %v", mustTopic(t, n, "new-b").Configs)
 	}
 }
+
+// TestAlterClientQuotasBatchIsPerEntity: one AlterClientQuotas request
+// whose entities include a refused one (an unknown quota key, even next
+// to a valid key of the same entity) answers INVALID_REQUEST for that
+// entity only and stores the others; validate_only answers the same and
+// stores nothing.
+func TestAlterClientQuotasBatchIsPerEntity(t *testing.T) {
+	n := brokertest.Start(t)
+	admin := n.Client()
+	entry := func(user string, ops ...kmsg.AlterClientQuotasRequestEntryOp) kmsg.AlterClientQuotasRequestEntry {
+		e := kmsg.NewAlterClientQuotasRequestEntry()
+		e.Entity = []kmsg.AlterClientQuotasRequestEntryEntity{{Type: "user", Name: kmsg.StringPtr(user)}}
+		e.Ops = ops
+		return e
+	}
+	op := func(key string, value float64) kmsg.AlterClientQuotasRequestEntryOp {
+		return kmsg.AlterClientQuotasRequestEntryOp{Key: key, Value: value}
+	}
+	for _, validateOnly := range []bool{true, false} {
+		req := kmsg.NewPtrAlterClientQuotasRequest()
+		req.ValidateOnly = validateOnly
+		req.Entries = []kmsg.AlterClientQuotasRequestEntry{
+			entry("alice", op("producer_byte_rate", 1000)),
+			entry("bob", op("producer_byte_rate", 1000), op("no_such_quota", 1)),
+			entry("carol", op("consumer_byte_rate", 2000)),
+		}
+		r := request[*kmsg.AlterClientQuotasResponse](t, admin, req)
+		if len(r.Entries) != 3 || r.Entries[0].ErrorCode != 0 || r.Entries[1].ErrorCode != kerr.InvalidRequest.Code || r.Entries[2].ErrorCode != 0 {
+			var errs []error
+			for _, e := range r.Entries {
+				errs = append(errs, kerr.ErrorForCode(e.ErrorCode))
+			}
+			t.Fatalf("validate_only=%v: %v, want [nil INVALID_REQUEST nil]", validateOnly, errs)
+		}
+		want := 2
+		if validateOnly {
+			want = 0
+		}
+		if got := n.Store.State().ClientQuotaCount(); got != want {
+			t.Fatalf("validate_only=%v: %d entities stored, want %d", validateOnly, got, want)
+		}
+	}
+	for _, q := range n.Store.State().ClientQuotas() {
+		if q.Entity.User.Name == "bob" {
+			t.Fatalf("the refused entity was stored: %+v", q)
+		}
+	}
+}
