@@ -1,8 +1,12 @@
 package broker_test
 
 import (
+	"io/fs"
+	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -305,5 +309,75 @@ func TestAlterClientQuotasBatchIsPerEntity(t *testing.T) {
 		if q.Entity.User.Name == "bob" {
 			t.Fatalf("the refused entity was stored: %+v", q)
 		}
+	}
+}
+
+// TestDescribeLogDirsSizeIsTheLogFiles: the size DescribeLogDirs reports
+// for a replica is its segment files' bytes on disk (Kafka's log size),
+// and it drops when DeleteRecords removes whole segments; asking for one
+// topic answers that topic only.
+func TestDescribeLogDirsSizeIsTheLogFiles(t *testing.T) {
+	n := brokertest.Start(t)
+	cl := n.Client()
+	adm := kadm.NewClient(cl)
+	createTopic(t, cl, "sized", 1, map[string]string{"segment.bytes": "100"})
+	createTopic(t, cl, "other", 1, nil)
+	produceValues(t, cl, "sized", 10)
+	produceValues(t, cl, "other", 1)
+	onDisk := func() int64 {
+		t.Helper()
+		var total int64
+		err := filepath.WalkDir(n.Dir(), func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && filepath.Base(filepath.Dir(path)) == "sized-0" && strings.HasSuffix(path, ".log") {
+				info, err := d.Info()
+				if err != nil {
+					return err
+				}
+				total += info.Size()
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return total
+	}
+	described := func() int64 {
+		t.Helper()
+		dirs, err := adm.DescribeBrokerLogDirs(t.Context(), 1, kadm.TopicsSet{"sized": {0: {}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var size int64
+		partitions := 0
+		dirs.Each(func(d kadm.DescribedLogDir) {
+			if d.Err != nil {
+				t.Fatalf("log dir %s: %v", d.Dir, d.Err)
+			}
+			d.Topics.Each(func(p kadm.DescribedLogDirPartition) {
+				if p.Topic != "sized" || p.Partition != 0 {
+					t.Fatalf("asked for sized-0 only, got %s-%d", p.Topic, p.Partition)
+				}
+				size = p.Size
+				partitions++
+			})
+		})
+		if partitions != 1 {
+			t.Fatalf("sized-0 described %d times", partitions)
+		}
+		return size
+	}
+	before := described()
+	if want := onDisk(); before != want || want == 0 {
+		t.Fatalf("DescribeLogDirs says %d bytes, the segment files hold %d", before, want)
+	}
+	if _, err := deleteRecords(t, adm, "sized", -1); err != nil {
+		t.Fatal(err)
+	}
+	if after, files := described(), onDisk(); after != files || after >= before {
+		t.Fatalf("after DeleteRecords: DescribeLogDirs says %d bytes, the segment files hold %d, %d before", after, files, before)
 	}
 }
