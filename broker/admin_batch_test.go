@@ -381,3 +381,46 @@ func TestDescribeLogDirsSizeIsTheLogFiles(t *testing.T) {
 		t.Fatalf("after DeleteRecords: DescribeLogDirs says %d bytes, the segment files hold %d, %d before", after, files, before)
 	}
 }
+
+// TestDescribeConfigsEmptyNamesListsAll: DescribeConfigs with an empty
+// list of config names (not null) describes every config, as Kafka's
+// ConfigHelper does, for a topic and for a broker.
+func TestDescribeConfigsEmptyNamesListsAll(t *testing.T) {
+	n := brokertest.Start(t)
+	cl := n.Client()
+	createTopic(t, cl, "described", 1, map[string]string{"retention.ms": "60000"})
+	for _, c := range []struct {
+		kind kmsg.ConfigResourceType
+		name string
+		want string
+	}{
+		{kmsg.ConfigResourceTypeTopic, "described", "retention.ms"},
+		{kmsg.ConfigResourceTypeBroker, "1", "num.partitions"},
+	} {
+		counts := map[bool]int{}
+		for _, null := range []bool{true, false} {
+			req := kmsg.NewPtrDescribeConfigsRequest()
+			r := kmsg.NewDescribeConfigsRequestResource()
+			r.ResourceType, r.ResourceName = c.kind, c.name
+			if !null {
+				r.ConfigNames = []string{}
+			}
+			req.Resources = append(req.Resources, r)
+			resp := request[*kmsg.DescribeConfigsResponse](t, cl, req)
+			if len(resp.Resources) != 1 || resp.Resources[0].ErrorCode != 0 {
+				t.Fatalf("%s %s: %+v", c.kind, c.name, resp.Resources)
+			}
+			found := false
+			for _, entry := range resp.Resources[0].Configs {
+				found = found || entry.Name == c.want
+			}
+			if !found {
+				t.Errorf("%s %s with config names null=%v: %d configs, %s not among them", c.kind, c.name, null, len(resp.Resources[0].Configs), c.want)
+			}
+			counts[null] = len(resp.Resources[0].Configs)
+		}
+		if counts[true] != counts[false] {
+			t.Errorf("%s %s: %d configs for null names, %d for an empty list", c.kind, c.name, counts[true], counts[false])
+		}
+	}
+}

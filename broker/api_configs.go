@@ -179,6 +179,12 @@ func handleDescribeConfigs(c *clientConn, h requestHeader, req *kmsg.DescribeCon
 			out.ErrorCode = code
 			out.ErrorMessage = &msg
 		}
+		// As Kafka (ConfigHelper): no config names, null or an empty
+		// list, asks for every config.
+		names := r.ConfigNames
+		if len(names) == 0 {
+			names = nil
+		}
 		switch int8(r.ResourceType) {
 		case resourceTopic:
 			if !c.authorized(authz.OpDescribeConfigs, authz.ResourceTopic, r.ResourceName) {
@@ -190,7 +196,7 @@ func handleDescribeConfigs(c *clientConn, h requestHeader, req *kmsg.DescribeCon
 				setErr(kerr.UnknownTopicOrPartition.Code, "topic '"+r.ResourceName+"' does not exist")
 				break
 			}
-			out.Configs = s.describeTopicConfigs(t.Configs, r.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
+			out.Configs = s.describeTopicConfigs(t.Configs, names, req.IncludeSynonyms, req.IncludeDocumentation)
 		case resourceBroker:
 			if !c.authorizedCluster(authz.OpDescribeConfigs) {
 				setErr(kerr.ClusterAuthorizationFailed.Code, "not authorized to DESCRIBE_CONFIGS of the cluster")
@@ -199,23 +205,23 @@ func handleDescribeConfigs(c *clientConn, h requestHeader, req *kmsg.DescribeCon
 			if r.ResourceName == "" {
 				// The cluster-wide dynamic defaults (kafka-configs
 				// --entity-default).
-				out.Configs = describeDynamicBrokerConfigs(state, metadata.ClusterDefaultBroker, r.ConfigNames, req.IncludeDocumentation)
+				out.Configs = describeDynamicBrokerConfigs(state, metadata.ClusterDefaultBroker, names, req.IncludeDocumentation)
 				break
 			}
 			if r.ResourceName != strconv.Itoa(int(s.cfg.NodeID)) {
 				setErr(kerr.InvalidRequest.Code, "broker "+r.ResourceName+" is not this broker ("+strconv.Itoa(int(s.cfg.NodeID))+")")
 				break
 			}
-			out.Configs = describeDynamicBrokerConfigs(state, s.cfg.NodeID, r.ConfigNames, req.IncludeDocumentation)
+			out.Configs = describeDynamicBrokerConfigs(state, s.cfg.NodeID, names, req.IncludeDocumentation)
 			cfgs := s.brokerConfigs()
-			names := make([]string, 0, len(cfgs))
+			static := make([]string, 0, len(cfgs))
 			for n := range cfgs {
-				if r.ConfigNames == nil || contains(r.ConfigNames, n) {
-					names = append(names, n)
+				if names == nil || contains(names, n) {
+					static = append(static, n)
 				}
 			}
-			sort.Strings(names)
-			for _, n := range names {
+			sort.Strings(static)
+			for _, n := range static {
 				v := cfgs[n]
 				entry := kmsg.NewDescribeConfigsResponseResourceConfig()
 				entry.Name = n
