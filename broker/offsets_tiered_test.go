@@ -1,0 +1,106 @@
+package broker_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker/recordbatch"
+)
+
+// TestOffsetsOverTieredData: ListOffsets and OffsetForLeaderEpoch answer
+// for offsets held only in the object store as Kafka does: earliest is the
+// remote log start, earliest-local the local one, latest-tiered the remote
+// log end, a timestamp finds its record in a remote segment, and an epoch
+// whose records are all remote ends where the next epoch starts.
+func TestOffsetsOverTieredData(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tier := memoryTier(t)
+	n := startTiered(t, tier)
+	createTopic(t, n.Client(), "offs", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
+	p := leadingTopic(t, n, "offs")
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	appendAt := func(ts int64) int64 {
+		t.Helper()
+		batch, err := recordbatch.Build(recordbatch.BuildOptions{}, []recordbatch.Record{{Value: []byte("v"), Timestamp: ts}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		offset, _, err := p.Append(batch, 9, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return offset
+	}
+	for i := range 10 {
+		appendAt(base + int64(i)*1000)
+	}
+	firstEpoch := p.LeaderEpoch()
+	n.Restart()
+	p = leadingTopic(t, n, "offs")
+	secondEpoch := p.LeaderEpoch()
+	if secondEpoch == firstEpoch {
+		t.Fatalf("leader epoch %d after the restart, want a new one", secondEpoch)
+	}
+	secondStart := p.LogEndOffset()
+	for i := 10; i < 30; i++ {
+		appendAt(base + int64(i)*1000)
+	}
+	stop := startTierManager(t, ctx, n, tier)
+	waitLocalLogStart(t, ctx, p, secondStart+1, "the first epoch's records")
+	waitSealedUploaded(t, ctx, n, p)
+	stop()
+	state := n.Store.State()
+	remoteStart, remoteEnd, _ := state.RemoteLogOffsets(p.TopicID(), p.Index())
+	localStart := p.LogStartOffset()
+
+	list := func(timestamp int64) kmsg.ListOffsetsResponseTopicPartition {
+		t.Helper()
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.ReplicaID = -1
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = 0, timestamp, -1
+		req.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "offs", Partitions: []kmsg.ListOffsetsRequestTopicPartition{rp}}}
+		resp := request[*kmsg.ListOffsetsResponse](t, n.Client(), req)
+		return resp.Topics[0].Partitions[0]
+	}
+	for _, tc := range []struct {
+		name      string
+		timestamp int64
+		want      int64
+	}{
+		{"earliest", -2, remoteStart},
+		{"earliest local", -4, localStart},
+		{"latest tiered", -5, remoteEnd},
+		{"timestamp of offset 3", base + 3000, 3},
+		{"timestamp between offsets 11 and 12", base + 11500, 12},
+	} {
+		if got := list(tc.timestamp); got.ErrorCode != 0 || got.Offset != tc.want {
+			t.Errorf("ListOffsets %s: offset %d, error %d; want %d", tc.name, got.Offset, got.ErrorCode, tc.want)
+		}
+	}
+
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.ReplicaID = -1
+	rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+	rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = 0, -1, firstEpoch
+	req.Topics = []kmsg.OffsetForLeaderEpochRequestTopic{{Topic: "offs", Partitions: []kmsg.OffsetForLeaderEpochRequestTopicPartition{rp}}}
+	got := request[*kmsg.OffsetForLeaderEpochResponse](t, n.Client(), req).Topics[0].Partitions[0]
+	if got.ErrorCode != 0 || got.LeaderEpoch != firstEpoch || got.EndOffset != secondStart {
+		t.Errorf("OffsetForLeaderEpoch(%d) over remote records: epoch %d end %d error %d; want epoch %d end %d", firstEpoch, got.LeaderEpoch, got.EndOffset, got.ErrorCode, firstEpoch, secondStart)
+	}
+	// And after a restart, whose local log holds none of the first
+	// epoch's records.
+	n.Restart()
+	leadingTopic(t, n, "offs")
+	got = request[*kmsg.OffsetForLeaderEpochResponse](t, n.Client(), req).Topics[0].Partitions[0]
+	if got.ErrorCode != 0 || got.LeaderEpoch != firstEpoch || got.EndOffset != secondStart {
+		t.Errorf("after a restart: OffsetForLeaderEpoch(%d): epoch %d end %d error %d; want epoch %d end %d", firstEpoch, got.LeaderEpoch, got.EndOffset, got.ErrorCode, firstEpoch, secondStart)
+	}
+	if got := list(base + 3000); got.ErrorCode != 0 || got.Offset != 3 {
+		t.Errorf("after a restart: ListOffsets by timestamp: offset %d error %d, want 3", got.Offset, got.ErrorCode)
+	}
+}
