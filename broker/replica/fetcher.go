@@ -563,38 +563,43 @@ func (rf *fetcher) diverged(fo *followed, leader kmsg.FetchResponseTopicPartitio
 // offset (ListOffsets -4) when what it lacks below is in the object store:
 // its leader-epoch cache comes from the manifest, its producer state from
 // the .producers object of the remote segment holding the offset before.
+// When this broker's copy of the manifest has no segment holding it and
+// ends below it, short of the leader's remote data (ListOffsets -5, latest
+// tiered), the metadata here has not caught up with the leader's last
+// upload yet (the leader drops its local copy as soon as the upload
+// commits): the restart waits for it (an error: retried after a pause), as
+// Kafka's follower waits for the remote log metadata, rather than start
+// without the producer state and leader epochs of the records below. A
+// manifest that holds no such segment as far as the leader's (remote data
+// ending below the leader's local log start, or resuming at it, after
+// uploads were disabled) restarts without them.
 func (rf *fetcher) restartFromTier(ctx context.Context, broker *kgo.Broker, fo *followed) error {
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.Version = 8
-	req.ReplicaID = rf.f.cfg.NodeID
-	t := kmsg.NewListOffsetsRequestTopic()
-	t.Topic = fo.topic.Name
-	p := kmsg.NewListOffsetsRequestTopicPartition()
-	p.Partition = fo.part.Index()
-	p.CurrentLeaderEpoch = fo.epoch
-	p.Timestamp = partition.EarliestLocalOffset
-	t.Partitions = append(t.Partitions, p)
-	req.Topics = append(req.Topics, t)
-	resp, err := req.RequestWith(ctx, broker)
+	start, err := rf.listOffset(ctx, broker, fo, partition.EarliestLocalOffset)
 	if err != nil {
-		return err
-	}
-	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		return fmt.Errorf("ListOffsets answered %d topics", len(resp.Topics))
-	}
-	rp := resp.Topics[0].Partitions[0]
-	if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
 		return fmt.Errorf("ListOffsets earliest local: %w", err)
 	}
-	start := rp.Offset
 	remote := rf.f.cfg.Remote
 	if remote == nil {
 		return fmt.Errorf("the leader tiers %s-%d but this broker has no object store", fo.topic.Name, fo.part.Index())
 	}
 	state := rf.f.cfg.Store.State()
+	prev, ok := state.SegmentContaining(fo.topic.ID, fo.part.Index(), start-1)
+	if !ok && start > 0 {
+		leaderEnd, err := rf.listOffset(ctx, broker, fo, latestTieredOffset)
+		if err != nil {
+			return fmt.Errorf("ListOffsets latest tiered: %w", err)
+		}
+		end := int64(-1)
+		if _, remoteEnd, found := state.RemoteLogOffsets(fo.topic.ID, fo.part.Index()); found {
+			end = remoteEnd
+		}
+		if end < min(leaderEnd, start-1) {
+			return fmt.Errorf("the leader's remote data ends at %d, this broker's metadata knows it up to %d only: waiting for the remote segment holding offset %d", leaderEnd, end, start-1)
+		}
+	}
 	epochs := fo.part.RemoteEpochs(state, start)
 	var producers []byte
-	if prev, ok := state.SegmentContaining(fo.topic.ID, fo.part.Index(), start-1); ok {
+	if ok {
 		if producers, err = remote.ReadProducerSnapshot(ctx, fo.part.Name(), prev); err != nil {
 			return fmt.Errorf("producer state from the object store: %w", err)
 		}
@@ -602,6 +607,38 @@ func (rf *fetcher) restartFromTier(ctx context.Context, broker *kgo.Broker, fo *
 	fo.part.Logger().Info("follower starts from the leader's local log; older offsets are in the object store",
 		"leader_local_log_start", start, "log_end_offset", fo.part.LogEndOffset(), "epochs_from_manifest", len(epochs))
 	return fo.part.RestartAt(start, epochs, producers)
+}
+
+// latestTieredOffset is ListOffsets' special timestamp for the last offset
+// in the object store (KIP-1005, v9+; -1 when nothing is).
+const latestTieredOffset = -5
+
+// listOffset asks the leader for one special offset of a partition it
+// leads (ListOffsets v9, as a replica).
+func (rf *fetcher) listOffset(ctx context.Context, broker *kgo.Broker, fo *followed, timestamp int64) (int64, error) {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.Version = 9
+	req.ReplicaID = rf.f.cfg.NodeID
+	t := kmsg.NewListOffsetsRequestTopic()
+	t.Topic = fo.topic.Name
+	p := kmsg.NewListOffsetsRequestTopicPartition()
+	p.Partition = fo.part.Index()
+	p.CurrentLeaderEpoch = fo.epoch
+	p.Timestamp = timestamp
+	t.Partitions = append(t.Partitions, p)
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(ctx, broker)
+	if err != nil {
+		return 0, err
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		return 0, fmt.Errorf("ListOffsets answered %d topics", len(resp.Topics))
+	}
+	rp := resp.Topics[0].Partitions[0]
+	if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+		return 0, err
+	}
+	return rp.Offset, nil
 }
 
 // truncate asks the leader where each partition's latest local epoch ends
