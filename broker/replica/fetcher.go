@@ -560,9 +560,10 @@ func (rf *fetcher) diverged(fo *followed, leader kmsg.FetchResponseTopicPartitio
 }
 
 // restartFromTier restarts a follower's log at the leader's earliest local
-// offset (ListOffsets -4) when what it lacks below is in the object store:
-// its leader-epoch cache comes from the manifest, its producer state from
-// the .producers object of the remote segment holding the offset before.
+// offset (ListOffsets -4), or after the remote segment holding it, when
+// what it lacks below is in the object store: its leader-epoch cache comes
+// from the manifest, its producer state from the .producers object of the
+// remote segment holding the offset before.
 // When this broker's copy of the manifest has no segment holding it and
 // ends below it, short of the leader's remote data (ListOffsets -5, latest
 // tiered), the metadata here has not caught up with the leader's last
@@ -597,6 +598,14 @@ func (rf *fetcher) restartFromTier(ctx context.Context, broker *kgo.Broker, fo *
 			return fmt.Errorf("the leader's remote data ends at %d, this broker's metadata knows it up to %d only: waiting for the remote segment holding offset %d", leaderEnd, end, start-1)
 		}
 	}
+	if ok && prev.LastOffset >= start {
+		// The leader's local log starts inside the segment (DeleteRecords
+		// moved it there): its producer snapshot is the state at its end,
+		// so the log restarts there, as Kafka's follower restarts after the
+		// remote segment. Restarted below, it would apply the segment's
+		// last batches a second time over a state that already holds them.
+		start = prev.LastOffset + 1
+	}
 	epochs := fo.part.RemoteEpochs(state, start)
 	var producers []byte
 	if ok {
@@ -605,7 +614,7 @@ func (rf *fetcher) restartFromTier(ctx context.Context, broker *kgo.Broker, fo *
 		}
 	}
 	fo.part.Logger().Info("follower starts from the leader's local log; older offsets are in the object store",
-		"leader_local_log_start", start, "log_end_offset", fo.part.LogEndOffset(), "epochs_from_manifest", len(epochs))
+		"restart_offset", start, "log_end_offset", fo.part.LogEndOffset(), "epochs_from_manifest", len(epochs))
 	return fo.part.RestartAt(start, epochs, producers)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/strata-log/strata/broker/partition"
 	"github.com/strata-log/strata/broker/producer"
 	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/internal/ratelog"
 	"github.com/strata-log/strata/internal/testclock"
@@ -303,5 +305,59 @@ func TestFollowerRestartFromTierWaitsForTheManifest(t *testing.T) {
 				t.Fatalf("follower knows producer 42 from a segment never uploaded: %+v", follower.Producers())
 			}
 		})
+	}
+}
+
+// TestFollowerRestartFromTierInsideARemoteSegment: DeleteRecords moved the
+// leader's local log start to 5, inside the remote segment 0..9. A
+// follower answered OFFSET_MOVED_TO_TIERED_STORAGE restarted its log at 5
+// with the producer state uploaded with that segment (the state at 10,
+// where producer 9's second transaction is open from 7) and replayed 5..9
+// over it: the ABORT marker at 6 of the producer's first transaction
+// (from 5) was taken as ending the one from 7, and indexed as an aborted
+// transaction from 7 to 6, so a read_committed consumer of this replica
+// would be handed the aborted record at 5. It now restarts at the
+// segment's end, 10, as Kafka's follower does.
+func TestFollowerRestartFromTierInsideARemoteSegment(t *testing.T) {
+	f := newTierFixture(t)
+	const pid = 9
+	transactional := func(sequence int32) []byte {
+		t.Helper()
+		batch, err := recordbatch.Build(recordbatch.BuildOptions{Idempotent: true, Transactional: true, ProducerID: pid, BaseSequence: sequence},
+			[]recordbatch.Record{{Timestamp: t0.UnixMilli()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.leader.StartTxnVerification(pid, 0)
+		return batch
+	}
+	abort := func() {
+		t.Helper()
+		if _, err := f.leader.AppendMarker(partition.Marker{ProducerID: pid, CoordinatorEpoch: 1}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendRecords(t, f.leader, 5) // 0..4
+	f.append(transactional(0))    // 5: the first transaction
+	abort()                       // 6
+	f.append(transactional(1))    // 7: the second, open at 10
+	appendRecords(t, f.leader, 2) // 8..9
+	abort()                       // 10
+	appendRecords(t, f.leader, 5) // 11..15
+	f.upload(0, 9)
+	if _, err := f.leader.DeleteRecordsBefore(5); err != nil {
+		t.Fatal(err)
+	}
+
+	follower, round := f.follow(&laggingStore{state: f.store.State()})
+	f.catchUp(follower, round)
+	aborted := follower.AbortedTransactions(0, follower.LogEndOffset())
+	for _, a := range aborted {
+		if a.FirstOffset > a.LastOffset {
+			t.Errorf("follower indexes an aborted transaction of producer %d from %d ending at %d, before it starts", a.ProducerID, a.FirstOffset, a.LastOffset)
+		}
+	}
+	if follower.LogStartOffset() <= 5 && !slices.ContainsFunc(aborted, func(a segment.AbortedTxn) bool { return a.ProducerID == pid && a.FirstOffset == 5 }) {
+		t.Errorf("follower holds offset 5 (log start %d), producer %d's aborted record, without its aborted transaction: %+v", follower.LogStartOffset(), pid, aborted)
 	}
 }
