@@ -67,9 +67,14 @@ func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRe
 				out.ErrorMessage = &msg
 			}
 		}
-		if counts[rt.Topic] > 1 {
-			setErr(kerr.InvalidRequest.Code, "topic '"+rt.Topic+"' appears more than once in the request")
-			resp.Topics = append(resp.Topics, out)
+		if counts[rt.Topic] != 1 {
+			// Answered once, as Kafka (the response is keyed by name:
+			// librdkafka refuses a response naming a topic twice).
+			if counts[rt.Topic] > 1 {
+				setErr(kerr.InvalidRequest.Code, "topic '"+rt.Topic+"' appears more than once in the request")
+				resp.Topics = append(resp.Topics, out)
+				counts[rt.Topic] = -1
+			}
 			continue
 		}
 		if !c.authorizedCreateTopic(rt.Topic) {
@@ -224,9 +229,10 @@ func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRe
 	}
 	// As Kafka's controller (ControllerApis.deleteTopics), an entry that
 	// names a topic by both name and id, or by neither, and a name or id
-	// that appears more than once, are refused with INVALID_REQUEST (at
-	// every occurrence, deleting nothing for them); the other entries are
-	// carried out.
+	// that appears more than once, are refused with INVALID_REQUEST
+	// (deleting nothing for them; a repeated name or id answered once, as
+	// Kafka's response is keyed by name and librdkafka refuses a topic
+	// answered twice); the other entries are carried out.
 	names, ids := map[string]int{}, map[[16]byte]int{}
 	for _, tg := range targets {
 		switch {
@@ -264,10 +270,14 @@ func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRe
 			setErr(kerr.InvalidRequest.Code, "name a topic by its name or by its id, not both")
 		case tg.name == nil && tg.id == [16]byte{}:
 			setErr(kerr.InvalidRequest.Code, "neither a topic name nor a topic id was given")
+		case tg.name != nil && names[*tg.name] < 0, tg.name == nil && ids[tg.id] < 0:
+			continue // answered at its first occurrence
 		case tg.name != nil && names[*tg.name] > 1:
 			setErr(kerr.InvalidRequest.Code, "topic '"+*tg.name+"' appears more than once in the request")
+			names[*tg.name] = -1
 		case tg.name == nil && ids[tg.id] > 1:
 			setErr(kerr.InvalidRequest.Code, "a topic id appears more than once in the request")
+			ids[tg.id] = -1
 		}
 		if out.ErrorCode != 0 {
 			resp.Topics = append(resp.Topics, out)
