@@ -429,3 +429,44 @@ func TestDescribeConfigsEmptyNamesListsAll(t *testing.T) {
 		}
 	}
 }
+
+// TestCreatePartitionsLimitsTheWholeRequest: one CreatePartitions may ask
+// for at most 10,000 new partitions in all, as one CreateTopics may
+// create (what one request can make a broker open); the limit held per
+// topic, so N topics could add N × 10,000. A topic named twice is
+// answered once, as Kafka's controller answers a repeated name.
+func TestCreatePartitionsLimitsTheWholeRequest(t *testing.T) {
+	n := brokertest.Start(t)
+	admin := n.Client()
+	for _, name := range []string{"first", "second", "twice"} {
+		createTopic(t, admin, name, 1, nil)
+	}
+	grow := kmsg.NewPtrCreatePartitionsRequest()
+	grow.TimeoutMillis, grow.ValidateOnly = 10000, true
+	grow.Topics = []kmsg.CreatePartitionsRequestTopic{
+		{Topic: "twice", Count: 2},
+		{Topic: "first", Count: 6001},
+		{Topic: "twice", Count: 2},
+		{Topic: "second", Count: 6001},
+	}
+	r := request[*kmsg.CreatePartitionsResponse](t, admin, grow)
+	if len(r.Topics) != 3 {
+		t.Fatalf("%d results for 3 topics, one named twice: %+v", len(r.Topics), r.Topics)
+	}
+	if r.Topics[0].Topic != "twice" || r.Topics[0].ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("the repeated topic: %s %v, want twice INVALID_REQUEST", r.Topics[0].Topic, kerr.ErrorForCode(r.Topics[0].ErrorCode))
+	}
+	// The first 6,000 pass the limit (the broker's file descriptors may
+	// still refuse them: POLICY_VIOLATION); the next 6,000 do not.
+	if code := r.Topics[1].ErrorCode; code != 0 && code != kerr.PolicyViolation.Code {
+		t.Fatalf("first: %v, want none or POLICY_VIOLATION", kerr.ErrorForCode(code))
+	}
+	if r.Topics[2].Topic != "second" || r.Topics[2].ErrorCode != kerr.InvalidPartitions.Code {
+		t.Fatalf("second: %s %v, want INVALID_PARTITIONS (over the request's 10,000)", r.Topics[2].Topic, kerr.ErrorForCode(r.Topics[2].ErrorCode))
+	}
+	for _, name := range []string{"first", "second", "twice"} {
+		if p := len(mustTopic(t, n, name).Partitions); p != 1 {
+			t.Fatalf("validate_only: %s has %d partitions", name, p)
+		}
+	}
+}

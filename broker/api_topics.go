@@ -348,7 +348,8 @@ func handleCreatePartitions(c *clientConn, h requestHeader, req *kmsg.CreatePart
 	for _, rt := range req.Topics {
 		counts[rt.Topic]++
 	}
-	var grown []int // indexes into resp.Topics
+	budget := int32(maxPartitionsPerRequest) // shared by every topic of the request
+	var grown []int                          // indexes into resp.Topics
 	for _, rt := range req.Topics {
 		out := kmsg.NewCreatePartitionsResponseTopic()
 		out.Topic = rt.Topic
@@ -359,19 +360,25 @@ func handleCreatePartitions(c *clientConn, h requestHeader, req *kmsg.CreatePart
 		topic, exists := s.cfg.Metadata.State().Topic(rt.Topic)
 		current := int32(len(topic.Partitions))
 		switch {
+		case counts[rt.Topic] < 0:
+			continue // answered at its first occurrence
 		case counts[rt.Topic] > 1:
+			// Answered once, as Kafka's controller answers each repeated
+			// name once.
 			setErr(kerr.InvalidRequest.Code, "topic '"+rt.Topic+"' appears more than once in the request")
+			counts[rt.Topic] = -1
 		case !c.authorized(authz.OpAlter, authz.ResourceTopic, rt.Topic):
 			setErr(kerr.TopicAuthorizationFailed.Code, "not authorized to ALTER topic '"+rt.Topic+"'")
 		case !exists:
 			setErr(kerr.UnknownTopicOrPartition.Code, "topic '"+rt.Topic+"' does not exist")
 		case rt.Count <= current:
 			setErr(kerr.InvalidPartitions.Code, "topic '"+rt.Topic+"' has "+itoa(int(current))+" partitions; the new count must be larger")
-		case rt.Count-current > maxPartitionsPerRequest:
-			setErr(kerr.InvalidPartitions.Code, "too many new partitions in one request")
+		case rt.Count-current > budget:
+			setErr(kerr.InvalidPartitions.Code, fmt.Sprintf("one request may create at most %d partitions (this topic asks for %d more, %d left in this request)", maxPartitionsPerRequest, rt.Count-current, budget))
 		case rt.Assignment != nil && int32(len(rt.Assignment)) != rt.Count-current:
 			setErr(kerr.InvalidReplicaAssignment.Code, "the assignment must name replicas for exactly the new partitions")
 		default:
+			budget -= rt.Count - current // asked for, whatever becomes of them
 			rf := int16(len(topic.Partitions[0].Replicas))
 			var manual [][]int32
 			for _, a := range rt.Assignment {
