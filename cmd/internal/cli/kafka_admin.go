@@ -635,8 +635,11 @@ func deleteRecords(ctx context.Context, k kafkaCommand, topic string, partitions
 			return nil, err
 		}
 		d, ok := details[topic]
-		if !ok || d.Err != nil {
-			return nil, fmt.Errorf("topic %q: %v", topic, d.Err)
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("topic %q: not in the cluster's metadata answer; check the name with `strata topics list`", topic)
+		case d.Err != nil:
+			return nil, fmt.Errorf("topic %q: %w", topic, d.Err)
 		}
 		partitions = d.Partitions.Numbers()
 	}

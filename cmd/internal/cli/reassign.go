@@ -381,8 +381,11 @@ func runElect(args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			t, ok := m.Topics[*topic]
-			if !ok || t.Err != nil {
-				return fmt.Errorf("topic %q: %v", *topic, t.Err)
+			switch {
+			case !ok:
+				return fmt.Errorf("topic %q: not in the cluster's metadata answer; check the name with `strata topics list`", *topic)
+			case t.Err != nil:
+				return fmt.Errorf("topic %q: %w", *topic, t.Err)
 			}
 			for p := range t.Partitions {
 				chosen = append(chosen, p)
