@@ -345,33 +345,10 @@ func handleOffsetDelete(c *clientConn, h requestHeader, req *kmsg.OffsetDeleteRe
 		resp.ErrorCode = kerrCode.Code
 		return resp, nil
 	}
-	d, err := sh.Coordinator().Describe(req.Group)
-	if err != nil {
-		resp.ErrorCode = group.ErrorCode(err)
-		return resp, nil
-	}
-	// Topics a non-empty consumer group subscribes to keep their offsets
-	// (GROUP_SUBSCRIBED_TO_TOPIC). A group of another protocol type, or one
-	// in the middle of a rebalance (whose subscriptions are not known here),
-	// is treated as subscribed to everything, which errs on keeping offsets.
-	subscribed := func(topic string) bool { return false }
-	if d.State != group.StateEmpty && d.State != group.StateDead {
-		topics := map[string]bool{}
-		known := d.ProtocolType == "consumer" && d.State == group.StateStable
-		if known {
-			for _, m := range d.Members {
-				var meta kmsg.ConsumerMemberMetadata
-				if meta.ReadFrom(m.Metadata) != nil {
-					known = false
-					break
-				}
-				for _, t := range meta.Topics {
-					topics[t] = true
-				}
-			}
-		}
-		subscribed = func(topic string) bool { return !known || topics[topic] }
-	}
+	// The handler refuses the partitions it may not touch or that do not
+	// exist; the group decides on the others from its state (which topics
+	// it subscribes to) as it deletes them, as Kafka does under the
+	// group's lock.
 	state := s.cfg.Metadata.State()
 	var del []group.TopicPartition
 	codes := map[group.TopicPartition]int16{}
@@ -384,16 +361,21 @@ func handleOffsetDelete(c *clientConn, h requestHeader, req *kmsg.OffsetDeleteRe
 				codes[tp] = kerr.TopicAuthorizationFailed.Code
 			case !exists || !topic.HasPartition(rp.Partition):
 				codes[tp] = kerr.UnknownTopicOrPartition.Code
-			case subscribed(rt.Topic):
-				codes[tp] = kerr.GroupSubscribedToTopic.Code
 			default:
 				del = append(del, tp)
 			}
 		}
 	}
-	var writeCode int16
-	if len(del) > 0 {
-		writeCode = group.ErrorCode(sh.DeleteOffsets(req.Group, del))
+	if s.beforeOffsetDelete != nil {
+		s.beforeOffsetDelete(req.Group)
+	}
+	refused, err := sh.DeleteOffsets(req.Group, del)
+	if err != nil {
+		resp.ErrorCode = group.ErrorCode(err)
+		return resp, nil
+	}
+	for tp, err := range refused {
+		codes[tp] = group.ErrorCode(err)
 	}
 	for _, rt := range req.Topics {
 		t := kmsg.NewOffsetDeleteResponseTopic()
@@ -401,11 +383,7 @@ func handleOffsetDelete(c *clientConn, h requestHeader, req *kmsg.OffsetDeleteRe
 		for _, rp := range rt.Partitions {
 			p := kmsg.NewOffsetDeleteResponseTopicPartition()
 			p.Partition = rp.Partition
-			if code, ok := codes[group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}]; ok {
-				p.ErrorCode = code
-			} else {
-				p.ErrorCode = writeCode
-			}
+			p.ErrorCode = codes[group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}]
 			t.Partitions = append(t.Partitions, p)
 		}
 		resp.Topics = append(resp.Topics, t)

@@ -62,12 +62,19 @@ func describeGroup(t *testing.T, cl *kgo.Client, groupID string) kmsg.DescribeGr
 	return request[*kmsg.DescribeGroupsResponse](t, cl, req).Groups[0]
 }
 
-// joinAndSync makes one member join groupID and become Stable.
-func joinAndSync(t *testing.T, cl *kgo.Client, groupID string) (memberID string, generation int32) {
+// joinAndSync makes one member join groupID and become Stable. With
+// topics, its metadata is a consumer's subscription to them.
+func joinAndSync(t *testing.T, cl *kgo.Client, groupID string, topics ...string) (memberID string, generation int32) {
 	t.Helper()
+	metadata := []byte("sub")
+	if len(topics) > 0 {
+		subscription := kmsg.NewConsumerMemberMetadata()
+		subscription.Topics = topics
+		metadata = subscription.AppendTo(nil)
+	}
 	join := kmsg.NewPtrJoinGroupRequest()
 	join.Group, join.ProtocolType, join.SessionTimeoutMillis, join.RebalanceTimeoutMillis = groupID, "consumer", 30000, 30000
-	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte("sub")}}
+	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: metadata}}
 	jr := request[*kmsg.JoinGroupResponse](t, cl, join)
 	if jr.ErrorCode == kerr.MemberIDRequired.Code {
 		join.MemberID = jr.MemberID

@@ -68,6 +68,11 @@ func (s *Server) BeforeElectionProposed(hook func(topic string, partition int32)
 	s.beforeElectionProposed = hook
 }
 
+// BeforeOffsetDelete makes the server call hook, with the group's id,
+// when an OffsetDelete has checked its partitions (authorization,
+// existence) and is about to delete the group's offsets.
+func (s *Server) BeforeOffsetDelete(hook func(groupID string)) { s.beforeOffsetDelete = hook }
+
 // MaxRequestElements and RequestElementBytes are the request-element
 // limit and charge (request_elements.go).
 const (

@@ -538,6 +538,10 @@ type Server struct {
 	// ElectLeaders after it decided on a partition's new leader and
 	// before it proposes the change.
 	beforeElectionProposed func(topic string, partition int32)
+	// beforeOffsetDelete, if set (tests only), is called with the group's
+	// id when an OffsetDelete has checked its partitions and is about to
+	// delete the group's offsets.
+	beforeOffsetDelete func(groupID string)
 
 	frames      *framePool // the buffers request frames and Fetches' local records are read into
 	listeners   []*boundListener

@@ -336,8 +336,8 @@ func (c *Coordinator) withGroup(groupID string, write func() error) error {
 // withDescription calls f with the group's description (known false: the
 // coordinator has no such group, or it is Dead) and the group's writeMu
 // held, so that no offset commit of the group is written (withGroup) nor
-// the group deleted (deleteWith) until f returns: offset expiry decides
-// from the state a commit was made in. Not its lock: f may write, and
+// the group deleted (deleteWith) until f returns: offset expiry and
+// OffsetDelete decide from the state a commit was made in. Not its lock: f may write, and
 // heartbeats must not wait for that.
 func (c *Coordinator) withDescription(groupID string, f func(d Description, known bool) error) error {
 	g, err := c.lookup(groupID)

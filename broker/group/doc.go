@@ -120,8 +120,9 @@
 // (Delete) is the exception: it is made with the group's mutex held, so
 // that no join of the group comes between its deletion and its
 // tombstones. A Shard's offset commit writes are serialized with it, and
-// with offset expiry's decision about the group, by a second, per-group
-// writeMu (taken before the mutex), not by the mutex: a commit awaits its
+// with offset expiry's and OffsetDelete's decisions about the group
+// (each decided and written in one step, from the group's state then),
+// by a second, per-group writeMu (taken before the mutex), not by the mutex: a commit awaits its
 // replicas, and the group's heartbeats must not.
 //
 // Join and Sync answer through a callback, which is called exactly once per

@@ -57,9 +57,10 @@ type group struct {
 	id string
 
 	// writeMu serializes the group's offset commits with its deletion
-	// and with offset expiry's decisions (Coordinator.withGroup,
-	// deleteWith, withDescription) without holding mu while a commit
-	// awaits its replicas: heartbeats, joins and timers go on.
+	// and with offset expiry's and OffsetDelete's decisions
+	// (Coordinator.withGroup, deleteWith, withDescription) without
+	// holding mu while a commit awaits its replicas: heartbeats, joins
+	// and timers go on.
 	// Lock order: writeMu, then mu, then the shard's mu.
 	writeMu sync.Mutex
 

@@ -118,7 +118,7 @@ type Shard struct {
 	// make, so both happen in the same order. Lock order: the coordinator
 	// is never called with mu held (it may call StoreGroup); a group's
 	// lock may be held when mu is taken (offset commits, a group's
-	// deletion and its offsets' expiry are written under it:
+	// deletion, its offsets' expiry and deletion are written under it:
 	// Coordinator.withGroup, deleteWith, withDescription).
 	mu      sync.Mutex
 	offsets map[string]map[TopicPartition]storedOffset // group → partition → commit
@@ -450,9 +450,73 @@ func (sh *Shard) GroupOffsets(groupID string) map[TopicPartition]CommittedOffset
 	return out
 }
 
-// DeleteOffsets writes tombstones for the given commits of a group (those
+// DeleteOffsets deletes a group's committed offsets of the given
+// partitions (OffsetDelete), deciding as Kafka does from the group's
+// state: an Empty group's are deleted; a group with members keeps those
+// of the topics it subscribes to (subscribedTo), each refused with
+// GROUP_SUBSCRIBED_TO_TOPIC. The decision and the tombstones are made with
+// the group's offset commits held back (Coordinator.withDescription), as
+// Kafka decides and writes under the group's lock: a consumer that joined
+// and committed after the decision would otherwise have its fresh commit
+// deleted. It returns the refused partitions with their error (the others
+// are deleted, or had no commit), or an error for the whole request:
+// GROUP_ID_NOT_FOUND for a group the coordinator does not have, the
+// coordinator's or the write's (then nothing is deleted).
+func (sh *Shard) DeleteOffsets(groupID string, tps []TopicPartition) (refused map[TopicPartition]error, err error) {
+	err = sh.coord.withDescription(groupID, func(d Description, known bool) error {
+		if !known {
+			return kerr.GroupIDNotFound
+		}
+		subscribed := subscribedTo(d)
+		var deleted []TopicPartition
+		for _, tp := range tps {
+			if subscribed(tp.Topic) {
+				if refused == nil {
+					refused = map[TopicPartition]error{}
+				}
+				refused[tp] = kerr.GroupSubscribedToTopic
+			} else {
+				deleted = append(deleted, tp)
+			}
+		}
+		return sh.deleteOffsets(groupID, deleted)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return refused, nil
+}
+
+// subscribedTo is whether a group described by d subscribes to a topic,
+// for OffsetDelete: an Empty group to none; a Stable consumer group to
+// its members' subscriptions. A group of another protocol type, one in
+// the middle of a rebalance (its members' subscriptions are not known
+// then) or one with a subscription that does not decode is taken as
+// subscribed to every topic, which errs on keeping offsets.
+func subscribedTo(d Description) func(topic string) bool {
+	if d.State == StateEmpty || d.State == StateDead {
+		return func(string) bool { return false }
+	}
+	all := func(string) bool { return true }
+	if d.ProtocolType != "consumer" || d.State != StateStable {
+		return all
+	}
+	topics := map[string]bool{}
+	for _, m := range d.Members {
+		var meta kmsg.ConsumerMemberMetadata
+		if meta.ReadFrom(m.Metadata) != nil {
+			return all
+		}
+		for _, t := range meta.Topics {
+			topics[t] = true
+		}
+	}
+	return func(topic string) bool { return topics[topic] }
+}
+
+// deleteOffsets writes tombstones for the given commits of a group (those
 // that exist) and forgets them.
-func (sh *Shard) DeleteOffsets(groupID string, tps []TopicPartition) error {
+func (sh *Shard) deleteOffsets(groupID string, tps []TopicPartition) error {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	var records []recordbatch.Record

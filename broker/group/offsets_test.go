@@ -230,7 +230,7 @@ func TestShardReplay(t *testing.T) {
 	commit("g1", map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 5, LeaderEpoch: 2, Metadata: "m", Timestamp: 100}, tp("a", 1): {Offset: 7, LeaderEpoch: -1}})
 	commit("g1", map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 9, LeaderEpoch: 3, Timestamp: 200}})
 	commit("g2", map[TopicPartition]CommittedOffset{tp("b", 0): {Offset: 1}})
-	if err := sh.DeleteOffsets("g1", []TopicPartition{tp("a", 1), tp("zzz", 0)}); err != nil {
+	if _, err := sh.DeleteOffsets("g1", []TopicPartition{tp("a", 1), tp("zzz", 0)}); err != nil {
 		t.Fatal(err)
 	}
 	stored := make(chan error, 1)
@@ -291,7 +291,7 @@ func TestShardWriteFailures(t *testing.T) {
 	if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 2}}); !errors.Is(err, kerr.CoordinatorNotAvailable) {
 		t.Fatalf("commit on a failing log: %v", err)
 	}
-	if err := sh.DeleteOffsets("g", []TopicPartition{tp("a", 0)}); !errors.Is(err, kerr.CoordinatorNotAvailable) {
+	if _, err := sh.DeleteOffsets("g", []TopicPartition{tp("a", 0)}); !errors.Is(err, kerr.CoordinatorNotAvailable) {
 		t.Fatalf("delete on a failing log: %v", err)
 	}
 	if err := sh.DeleteGroupData("g"); ErrorCode(err) != kerr.CoordinatorNotAvailable.Code {

@@ -199,7 +199,7 @@ func TestTxnOffsetsTombstones(t *testing.T) {
 	if err := sh.DeleteGroupData("gone"); err != nil {
 		t.Fatal(err)
 	}
-	if err := sh.DeleteOffsets("kept", []TopicPartition{tp("a", 0)}); err != nil {
+	if _, err := sh.DeleteOffsets("kept", []TopicPartition{tp("a", 0)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []*Shard{sh, loadedShard(t, log, clock)} {
