@@ -94,12 +94,15 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 	if req.Version == 0 {
 		generation, memberID = -1, ""
 	}
-	if err := sh.Coordinator().ValidateOffsetCommit(group.OffsetCommitRequest{
+	committer := group.OffsetCommitRequest{
 		GroupID:         req.Group,
 		GenerationID:    generation,
 		MemberID:        memberID,
 		GroupInstanceID: deref(req.InstanceID),
-	}); err != nil {
+	}
+	// Checked here for the whole request, and again as the commits are
+	// written: the group may rebalance in between.
+	if err := sh.Coordinator().ValidateOffsetCommit(committer); err != nil {
 		return answer(group.ErrorCode(err), nil), nil
 	}
 	now := time.Now().UnixMilli()
@@ -121,7 +124,10 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 	}
 	var writeCode int16
 	if len(commits.valid) > 0 {
-		writeCode = group.ErrorCode(sh.CommitOffsets(req.Group, commits.valid))
+		if s.beforeOffsetCommit != nil {
+			s.beforeOffsetCommit(req.Group)
+		}
+		writeCode = group.ErrorCode(sh.CommitOffsets(committer, commits.valid))
 	}
 	return answer(0, func(rt kmsg.OffsetCommitRequestTopic, rp kmsg.OffsetCommitRequestTopicPartition) int16 {
 		return commits.code(group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}, writeCode)

@@ -73,13 +73,16 @@ func handleTxnOffsetCommit(c *clientConn, h requestHeader, req *kmsg.TxnOffsetCo
 	if req.Version < 3 {
 		generation, memberID, instanceID = -1, "", ""
 	}
-	if err := sh.Coordinator().ValidateOffsetCommit(group.OffsetCommitRequest{
+	committer := group.OffsetCommitRequest{
 		GroupID:         req.Group,
 		GenerationID:    generation,
 		MemberID:        memberID,
 		GroupInstanceID: instanceID,
 		Transactional:   true,
-	}); err != nil {
+	}
+	// Checked here for the whole request, and again as the commits are
+	// written: the group may rebalance in between.
+	if err := sh.Coordinator().ValidateOffsetCommit(committer); err != nil {
 		return all(group.ErrorCode(err)), nil
 	}
 	now := time.Now().UnixMilli()
@@ -98,7 +101,7 @@ func handleTxnOffsetCommit(c *clientConn, h requestHeader, req *kmsg.TxnOffsetCo
 		writeCode = s.addOffsetsPartitionToTxn(req, sh.Partition())
 	}
 	if len(commits.valid) > 0 && writeCode == 0 {
-		err := sh.CommitTxnOffsets(req.Group, group.TxnProducer{TransactionalID: req.TransactionalID, ProducerID: req.ProducerID, ProducerEpoch: req.ProducerEpoch}, commits.valid)
+		err := sh.CommitTxnOffsets(committer, group.TxnProducer{TransactionalID: req.TransactionalID, ProducerID: req.ProducerID, ProducerEpoch: req.ProducerEpoch}, commits.valid)
 		if writeCode = group.ErrorCode(err); writeCode != 0 {
 			c.log.Debug("transactional offset commit failed", "group", req.Group, "transactional_id", req.TransactionalID, "producer_id", req.ProducerID, "producer_epoch", req.ProducerEpoch, "err", err)
 		}

@@ -73,6 +73,11 @@ func (s *Server) BeforeElectionProposed(hook func(topic string, partition int32)
 // existence) and is about to delete the group's offsets.
 func (s *Server) BeforeOffsetDelete(hook func(groupID string)) { s.beforeOffsetDelete = hook }
 
+// BeforeOffsetCommit makes the server call hook, with the group's id,
+// when an OffsetCommit has been checked (its sender, its partitions) and
+// is about to write its commits.
+func (s *Server) BeforeOffsetCommit(hook func(groupID string)) { s.beforeOffsetCommit = hook }
+
 // MaxRequestElements and RequestElementBytes are the request-element
 // limit and charge (request_elements.go).
 const (

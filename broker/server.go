@@ -542,6 +542,10 @@ type Server struct {
 	// id when an OffsetDelete has checked its partitions and is about to
 	// delete the group's offsets.
 	beforeOffsetDelete func(groupID string)
+	// beforeOffsetCommit, if set (tests only), is called with the group's
+	// id when an OffsetCommit has been checked and is about to write its
+	// commits.
+	beforeOffsetCommit func(groupID string)
 
 	frames      *framePool // the buffers request frames and Fetches' local records are read into
 	listeners   []*boundListener

@@ -308,29 +308,54 @@ func (c *Coordinator) deleteWith(groupID string, deleteData func() error) error 
 	return nil
 }
 
-// withGroup calls write, an offset commit's write, with the group's
-// writeMu held (not its lock: the write awaits the in-sync replicas, and
-// heartbeats must not), creating the group (Empty) if there is none, as a
-// commit does: a commit is written for a group the coordinator has, never for one it
-// deleted meanwhile (Delete). A group being deleted answers
-// COORDINATOR_NOT_AVAILABLE (the client retries).
-func (c *Coordinator) withGroup(groupID string, write func() error) error {
-	g, err := c.lookupOrCreate(groupID)
+// withGroup calls write, an offset commit's write, if the commit is
+// valid (ValidateOffsetCommit's rules), deciding and writing with the
+// group's writeMu held (not its lock: the write awaits the in-sync
+// replicas, and heartbeats must not), as Kafka checks and stores a commit
+// under the group's lock: a member's commit validated against a
+// generation the group has since left behind (a rebalance gave its
+// partitions to another member, which may have committed) is refused,
+// never written over the new owner's. A commit is written for a group the
+// coordinator has, never for one it deleted meanwhile (Delete): a
+// standalone commit creates the group (Empty) if there is none; a group
+// being deleted answers COORDINATOR_NOT_AVAILABLE (the client retries).
+func (c *Coordinator) withGroup(req OffsetCommitRequest, write func() error) error {
+	g, err := c.committedGroup(req)
 	if err != nil {
 		return err
 	}
 	g.writeMu.Lock()
 	defer g.writeMu.Unlock()
 	g.mu.Lock()
-	if g.state == StateDead {
-		defer g.mu.Unlock()
-		return g.deadErrorLocked()
-	}
+	err = g.validateOffsetCommitLocked(req)
 	g.mu.Unlock()
-	// Only a deletion (which takes writeMu first) makes the group Dead
-	// for a reason the write must not outlive; the coordinator closing
-	// meanwhile fails the write itself (NOT_COORDINATOR).
+	if err != nil {
+		return err
+	}
+	// The group's generation and members change under mu alone: a
+	// rebalance may complete while this write awaits its replicas, but a
+	// commit checked against the new generation takes writeMu after this
+	// one and is written after it, so it wins. Only a deletion (which
+	// takes writeMu first) makes the group Dead for a reason the write
+	// must not outlive; the coordinator closing meanwhile fails the write
+	// itself (NOT_COORDINATOR).
 	return write()
+}
+
+// committedGroup is the group an offset commit is for: created (Empty)
+// when there is none and the commit comes with generation -1 (a
+// standalone consumer's, as Kafka creates it); ILLEGAL_GENERATION when
+// there is none and the commit comes from a member of a generation (of a
+// group this coordinator no longer has).
+func (c *Coordinator) committedGroup(req OffsetCommitRequest) (*group, error) {
+	g, err := c.lookup(req.GroupID)
+	if err != nil || g != nil {
+		return g, err
+	}
+	if req.GenerationID >= 0 {
+		return nil, kerr.IllegalGeneration
+	}
+	return c.lookupOrCreate(req.GroupID)
 }
 
 // withDescription calls f with the group's description (known false: the
@@ -362,20 +387,14 @@ func (c *Coordinator) withDescription(groupID string, f func(d Description, know
 // with generation -1. A member's commit counts as a heartbeat. A
 // transactional commit (TxnOffsetCommit) is checked the same way, except
 // as OffsetCommitRequest.Transactional says. It returns nil or the error
-// for every partition of the commit.
+// for every partition of the commit. A handler checks a commit with it
+// before looking at its partitions; Shard.CommitOffsets and
+// CommitTxnOffsets check it again as they write (the group may have
+// rebalanced meanwhile).
 func (c *Coordinator) ValidateOffsetCommit(req OffsetCommitRequest) error {
-	g, err := c.lookup(req.GroupID)
+	g, err := c.committedGroup(req)
 	if err != nil {
 		return err
-	}
-	if g == nil {
-		if req.GenerationID >= 0 {
-			// From a member of a group this coordinator no longer has.
-			return kerr.IllegalGeneration
-		}
-		if g, err = c.lookupOrCreate(req.GroupID); err != nil {
-			return err
-		}
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -122,8 +122,11 @@
 // tombstones. A Shard's offset commit writes are serialized with it, and
 // with offset expiry's and OffsetDelete's decisions about the group
 // (each decided and written in one step, from the group's state then),
-// by a second, per-group writeMu (taken before the mutex), not by the mutex: a commit awaits its
-// replicas, and the group's heartbeats must not.
+// by a second, per-group writeMu (taken before the mutex), not by the
+// mutex: a commit awaits its replicas, and the group's heartbeats must
+// not. A commit is checked (its member, its generation) under writeMu as
+// it is written, so one checked against a generation the group has since
+// left is refused, never written over the new generation's commits.
 //
 // Join and Sync answer through a callback, which is called exactly once per
 // request, never with a lock held: from the call itself, from another

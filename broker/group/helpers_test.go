@@ -373,3 +373,10 @@ func (h *harness) syncAll(groupID string, results []JoinResult) []stableMember {
 	h.wantState(groupID, StateStable)
 	return out
 }
+
+// standalone is who commits offsets outside group membership (a consumer
+// that assigns itself its partitions): generation -1 and no member id,
+// accepted for an Empty group (created if there is none).
+func standalone(groupID string) OffsetCommitRequest {
+	return OffsetCommitRequest{GroupID: groupID, GenerationID: -1}
+}

@@ -157,7 +157,7 @@ func TestManagerTopicsDeleted(t *testing.T) {
 	// Committed now: the group (created Empty by the commit) keeps them
 	// until the retention has passed.
 	now := time.Now().UnixMilli()
-	if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("keep", 0): {Offset: 1, Timestamp: now}, tp("drop", 0): {Offset: 2, Timestamp: now}, tp("shrunk", 3): {Offset: 3, Timestamp: now}}); err != nil {
+	if err := sh.CommitOffsets(standalone("g"), map[TopicPartition]CommittedOffset{tp("keep", 0): {Offset: 1, Timestamp: now}, tp("drop", 0): {Offset: 2, Timestamp: now}, tp("shrunk", 3): {Offset: 3, Timestamp: now}}); err != nil {
 		t.Fatal(err)
 	}
 	m.TopicsDeleted("drop")
@@ -197,7 +197,7 @@ func TestManagerExpiryPausedByClockJump(t *testing.T) {
 				t.Fatal(err)
 			}
 			committedAt, _ := wall.Now()
-			if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 5, Timestamp: committedAt.UnixMilli()}}); err != nil {
+			if err := sh.CommitOffsets(standalone("g"), map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 5, Timestamp: committedAt.UnixMilli()}}); err != nil {
 				t.Fatal(err)
 			}
 

@@ -390,15 +390,21 @@ func (sh *Shard) StoreGroup(rec Record, done func(error)) {
 	done(err)
 }
 
-// CommitOffsets writes commits and applies them once written; on failure
-// nothing changes. The write is serialized with the group's deletion
-// (Coordinator.withGroup, the group's writeMu; the group is created,
-// Empty, if the coordinator has none, e.g. deleted since the commit was
-// validated), so that a deletion cannot come between and leave them for a
-// group the coordinator does not know.
-func (sh *Shard) CommitOffsets(groupID string, commits map[TopicPartition]CommittedOffset) error {
-	return sh.coord.withGroup(groupID, func() error {
-		return sh.commitOffsets(groupID, noProducerID, commits, sh.log.Append)
+// CommitOffsets writes the commits of req's sender (OffsetCommit) and
+// applies them once written; on failure nothing changes. Who may commit
+// (Coordinator.ValidateOffsetCommit's rules: a member of the current
+// generation, anyone with generation -1 to an Empty group) is checked as
+// the commits are written, with the group's writeMu held
+// (Coordinator.withGroup), as Kafka checks and stores under the group's
+// lock: a commit validated before a rebalance is refused
+// (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS) instead
+// of written over the partition's new owner's, and a deletion of the
+// group cannot come between and leave them for a group the coordinator
+// does not know (a standalone commit creates the group, Empty, if the
+// coordinator has none, e.g. deleted since the commit was first checked).
+func (sh *Shard) CommitOffsets(req OffsetCommitRequest, commits map[TopicPartition]CommittedOffset) error {
+	return sh.coord.withGroup(req, func() error {
+		return sh.commitOffsets(req.GroupID, noProducerID, commits, sh.log.Append)
 	})
 }
 

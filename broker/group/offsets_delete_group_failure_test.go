@@ -18,7 +18,7 @@ func TestDeleteGroupRetriedAfterItsTombstonesFailed(t *testing.T) {
 	sh := loadedShard(t, log, clock)
 	c := sh.Coordinator()
 	wantErr(t, "commit", c.ValidateOffsetCommit(OffsetCommitRequest{GroupID: "g", GenerationID: -1}), nil)
-	if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 42}}); err != nil {
+	if err := sh.CommitOffsets(standalone("g"), map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 42}}); err != nil {
 		t.Fatal(err)
 	}
 

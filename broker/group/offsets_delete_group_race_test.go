@@ -34,10 +34,11 @@ func reformGroup(sh *Shard, groupID string, offset int64) (string, int32, error)
 		if err := (<-synced).Err; err != nil {
 			return "", 0, fmt.Errorf("sync: %w", err)
 		}
-		if err := c.ValidateOffsetCommit(OffsetCommitRequest{GroupID: groupID, GenerationID: jr.GenerationID, MemberID: jr.MemberID}); err != nil {
+		member := OffsetCommitRequest{GroupID: groupID, GenerationID: jr.GenerationID, MemberID: jr.MemberID}
+		if err := c.ValidateOffsetCommit(member); err != nil {
 			return "", 0, fmt.Errorf("commit: %w", err)
 		}
-		if err := sh.CommitOffsets(groupID, map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: offset, LeaderEpoch: -1}}); err != nil {
+		if err := sh.CommitOffsets(member, map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: offset, LeaderEpoch: -1}}); err != nil {
 			return "", 0, fmt.Errorf("commit write: %w", err)
 		}
 		return jr.MemberID, jr.GenerationID, nil
@@ -148,7 +149,7 @@ func TestCommitValidatedBeforeGroupDeletionIsNotOrphaned(t *testing.T) {
 			c := sh.Coordinator()
 			wantErr(t, "standalone commit", c.ValidateOffsetCommit(OffsetCommitRequest{GroupID: "g", GenerationID: -1}), nil)
 			wantErr(t, "delete", sh.DeleteGroup("g"), nil)
-			if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 5, LeaderEpoch: -1, Timestamp: clock.Now().UnixMilli()}}); err != nil {
+			if err := sh.CommitOffsets(standalone("g"), map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 5, LeaderEpoch: -1, Timestamp: clock.Now().UnixMilli()}}); err != nil {
 				t.Fatalf("commit write: %v", err)
 			}
 			wantOffset(t, sh, "g", tp("t", 0), 5)

@@ -73,7 +73,7 @@ func TestDeleteOffsetsDecidesFromGroupState(t *testing.T) {
 		t.Run(test.name, func(t *testing.T) {
 			log, clock := newMemLog(), newFakeClock()
 			sh := loadedShard(t, log, clock)
-			if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 1, LeaderEpoch: -1}, tp("u", 0): {Offset: 2, LeaderEpoch: -1}}); err != nil {
+			if err := sh.CommitOffsets(standalone("g"), map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 1, LeaderEpoch: -1}, tp("u", 0): {Offset: 2, LeaderEpoch: -1}}); err != nil {
 				t.Fatalf("commit: %v", err)
 			}
 			test.form(t, sh, "g")

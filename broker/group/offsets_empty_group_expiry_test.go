@@ -37,7 +37,7 @@ func TestExpiryDeletesEmptyGroupsWithoutOffsets(t *testing.T) {
 	wantErr(t, "standalone commit", c.ValidateOffsetCommit(OffsetCommitRequest{GroupID: "standalone", GenerationID: -1}), nil)
 	// A group with offsets, to show what is kept.
 	wantErr(t, "kept commit", c.ValidateOffsetCommit(OffsetCommitRequest{GroupID: "kept", GenerationID: -1}), nil)
-	if err := sh.CommitOffsets("kept", map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 1, Timestamp: clock.Now().UnixMilli()}}); err != nil {
+	if err := sh.CommitOffsets(standalone("kept"), map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 1, Timestamp: clock.Now().UnixMilli()}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"left", "standalone", "kept"} {

@@ -223,7 +223,7 @@ func TestShardReplay(t *testing.T) {
 	sh := loadedShard(t, log, clock)
 	commit := func(groupID string, commits map[TopicPartition]CommittedOffset) {
 		t.Helper()
-		if err := sh.CommitOffsets(groupID, commits); err != nil {
+		if err := sh.CommitOffsets(standalone(groupID), commits); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -284,11 +284,11 @@ func TestShardReplay(t *testing.T) {
 func TestShardWriteFailures(t *testing.T) {
 	log := newMemLog()
 	sh := loadedShard(t, log, newFakeClock())
-	if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 1}}); err != nil {
+	if err := sh.CommitOffsets(standalone("g"), map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	log.set(func(l *memLog) { l.fail = kerr.CoordinatorNotAvailable })
-	if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 2}}); !errors.Is(err, kerr.CoordinatorNotAvailable) {
+	if err := sh.CommitOffsets(standalone("g"), map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 2}}); !errors.Is(err, kerr.CoordinatorNotAvailable) {
 		t.Fatalf("commit on a failing log: %v", err)
 	}
 	if _, err := sh.DeleteOffsets("g", []TopicPartition{tp("a", 0)}); !errors.Is(err, kerr.CoordinatorNotAvailable) {
@@ -310,7 +310,7 @@ func TestShardWriteFailures(t *testing.T) {
 		t.Fatal("a closed shard serves")
 	}
 	before := log.appends()
-	if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 3}}); !errors.Is(err, kerr.NotCoordinator) {
+	if err := sh.CommitOffsets(standalone("g"), map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 3}}); !errors.Is(err, kerr.NotCoordinator) {
 		t.Fatalf("commit on a closed shard: %v, want NOT_COORDINATOR", err)
 	}
 	if log.appends() != before {
@@ -327,7 +327,7 @@ func TestShardLoadSkipsUndecodable(t *testing.T) {
 	log := newMemLog()
 	sh := loadedShard(t, log, newFakeClock())
 	for i, topic := range []string{"a", "b"} {
-		if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp(topic, 0): {Offset: int64(i)}}); err != nil {
+		if err := sh.CommitOffsets(standalone("g"), map[TopicPartition]CommittedOffset{tp(topic, 0): {Offset: int64(i)}}); err != nil {
 			t.Fatal(err)
 		}
 		if i == 0 {
@@ -350,9 +350,9 @@ func TestShardExpiry(t *testing.T) {
 	sh := loadedShard(t, log, clock)
 	const retention = time.Hour
 	now := clock.Now()
-	commit := func(groupID string, partition int32, at time.Time) {
+	commit := func(committer OffsetCommitRequest, partition int32, at time.Time) {
 		t.Helper()
-		if err := sh.CommitOffsets(groupID, map[TopicPartition]CommittedOffset{tp("t", partition): {Offset: 1, Timestamp: at.UnixMilli()}}); err != nil {
+		if err := sh.CommitOffsets(committer, map[TopicPartition]CommittedOffset{tp("t", partition): {Offset: 1, Timestamp: at.UnixMilli()}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -360,16 +360,17 @@ func TestShardExpiry(t *testing.T) {
 	if err := sh.Coordinator().Restore(Record{GroupID: "standalone"}); err != nil {
 		t.Fatal(err)
 	}
-	commit("standalone", 0, now.Add(-2*retention))
-	commit("standalone", 1, now)
+	commit(standalone("standalone"), 0, now.Add(-2*retention))
+	commit(standalone("standalone"), 1, now)
 	// A consumer group with members keeps old offsets.
 	if err := sh.Coordinator().Restore(Record{GroupID: "busy", ProtocolType: "consumer", GenerationID: 1, Protocol: "range", LeaderID: "m",
 		Members: []RecordMember{{MemberID: "m", SessionTimeout: time.Hour, RebalanceTimeout: time.Minute}}}); err != nil {
 		t.Fatal(err)
 	}
-	commit("busy", 0, now.Add(-2*retention))
+	member := OffsetCommitRequest{GroupID: "busy", GenerationID: 1, MemberID: "m"}
+	commit(member, 0, now.Add(-2*retention))
 	// An old commit of a partition that no longer exists.
-	commit("busy", 7, now)
+	commit(member, 7, now)
 	exists := func(tp TopicPartition) bool { return tp.Partition != 7 }
 
 	offsets, groups, err := sh.ExpireOffsets(now, retention, exists)
@@ -419,7 +420,7 @@ func TestShardServesOnlyCommittedOffsets(t *testing.T) {
 	onLeader := newMemLog()
 	old := loadedShard(t, onLeader, clock)
 	for _, offset := range []int64{32, 34} {
-		if err := old.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: offset}}); err != nil {
+		if err := old.CommitOffsets(standalone("g"), map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: offset}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -80,8 +80,9 @@ func TestEmptyProtocolNameGroupSurvivesReload(t *testing.T) {
 	c.Sync(SyncRequest{GroupID: "g", GenerationID: jr.GenerationID, MemberID: jr.MemberID,
 		Assignments: []MemberAssignment{{MemberID: jr.MemberID, Assignment: []byte("a")}}}, s.done)
 	wantErr(t, "sync", s.result().Err, nil)
-	wantErr(t, "commit", c.ValidateOffsetCommit(OffsetCommitRequest{GroupID: "g", GenerationID: jr.GenerationID, MemberID: jr.MemberID}), nil)
-	if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 9, LeaderEpoch: -1, Timestamp: clock.Now().UnixMilli()}}); err != nil {
+	member := OffsetCommitRequest{GroupID: "g", GenerationID: jr.GenerationID, MemberID: jr.MemberID}
+	wantErr(t, "commit", c.ValidateOffsetCommit(member), nil)
+	if err := sh.CommitOffsets(member, map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 9, LeaderEpoch: -1, Timestamp: clock.Now().UnixMilli()}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -102,7 +103,7 @@ func TestEmptyProtocolNameGroupSurvivesReload(t *testing.T) {
 func TestUnrestorableGroupRecordKeepsItsOffsets(t *testing.T) {
 	log, clock := newMemLog(), newFakeClock()
 	sh := loadedShard(t, log, clock)
-	if err := sh.CommitOffsets("g", map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 3, LeaderEpoch: -1, Timestamp: clock.Now().UnixMilli()}}); err != nil {
+	if err := sh.CommitOffsets(standalone("g"), map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 3, LeaderEpoch: -1, Timestamp: clock.Now().UnixMilli()}}); err != nil {
 		t.Fatal(err)
 	}
 	stored := make(chan error, 1)

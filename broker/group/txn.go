@@ -201,18 +201,21 @@ func (t *txnOffsets) take(producerID, before int64) map[string]map[TopicPartitio
 // shard's partition, then writes the producer's offset commits
 // (TxnOffsetCommit) as one transactional batch and keeps them pending
 // until the transaction's marker (CompleteTransaction); on failure nothing
-// changes. Who may commit is the caller's check
-// (Coordinator.ValidateOffsetCommit with Transactional set).
-func (sh *Shard) CommitTxnOffsets(groupID string, p TxnProducer, commits map[TopicPartition]CommittedOffset) error {
+// changes. Who may commit is checked as the commits are written, as
+// CommitOffsets does (ValidateOffsetCommit's rules, with Transactional
+// set whatever req says).
+func (sh *Shard) CommitTxnOffsets(req OffsetCommitRequest, p TxnProducer, commits map[TopicPartition]CommittedOffset) error {
 	if len(commits) == 0 {
 		return nil
 	}
 	if err := sh.log.VerifyTxn(p); err != nil {
 		return err
 	}
-	// Serialized with the group's deletion, as CommitOffsets.
-	return sh.coord.withGroup(groupID, func() error {
-		return sh.commitOffsets(groupID, p.ProducerID, commits, func(records []recordbatch.Record) (int64, error) {
+	// Checked and written in one step with the group's writeMu held, as
+	// CommitOffsets.
+	req.Transactional = true
+	return sh.coord.withGroup(req, func() error {
+		return sh.commitOffsets(req.GroupID, p.ProducerID, commits, func(records []recordbatch.Record) (int64, error) {
 			return sh.log.AppendTxn(records, p)
 		})
 	})

@@ -31,7 +31,9 @@ func holdTxnWrite(t *testing.T, sh *Shard, log *memLog, appended bool, groupID s
 			l.beforeTxn = hook
 		}
 	})
-	go func() { w.done <- sh.CommitTxnOffsets(groupID, TxnProducer{"tx", producerID, epoch}, commits) }()
+	go func() {
+		w.done <- sh.CommitTxnOffsets(standalone(groupID), TxnProducer{"tx", producerID, epoch}, commits)
+	}()
 	<-w.reached
 	log.set(func(l *memLog) { l.beforeTxn, l.afterTxn = nil, nil })
 	return w
@@ -190,7 +192,7 @@ func TestTxnOffsetCommitVerified(t *testing.T) {
 	sh := loadedShard(t, log, newFakeClock())
 	p := TxnProducer{"tx", pidA, epoch}
 	log.set(func(l *memLog) { l.verify = kerr.InvalidTxnState })
-	if err := sh.CommitTxnOffsets("g", p, map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 1}}); ErrorCode(err) != kerr.InvalidTxnState.Code {
+	if err := sh.CommitTxnOffsets(standalone("g"), p, map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 1}}); ErrorCode(err) != kerr.InvalidTxnState.Code {
 		t.Fatalf("commit of an ended transaction: %v, want INVALID_TXN_STATE", err)
 	}
 	if n := log.appends(); n != 0 {

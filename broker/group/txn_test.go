@@ -23,14 +23,14 @@ const (
 
 func txnCommit(t *testing.T, sh *Shard, groupID string, producerID int64, commits map[TopicPartition]CommittedOffset) {
 	t.Helper()
-	if err := sh.CommitTxnOffsets(groupID, TxnProducer{"tx", producerID, epoch}, commits); err != nil {
+	if err := sh.CommitTxnOffsets(standalone(groupID), TxnProducer{"tx", producerID, epoch}, commits); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func plainCommit(t *testing.T, sh *Shard, groupID string, commits map[TopicPartition]CommittedOffset) {
 	t.Helper()
-	if err := sh.CommitOffsets(groupID, commits); err != nil {
+	if err := sh.CommitOffsets(standalone(groupID), commits); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -295,13 +295,13 @@ func TestTxnOffsetCommitFailure(t *testing.T) {
 	log := newMemLog()
 	sh := loadedShard(t, log, newFakeClock())
 	log.set(func(l *memLog) { l.fail = kerr.ProducerFenced })
-	if err := sh.CommitTxnOffsets("g", TxnProducer{"tx", pidA, epoch}, map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 1}}); ErrorCode(err) != kerr.ProducerFenced.Code {
+	if err := sh.CommitTxnOffsets(standalone("g"), TxnProducer{"tx", pidA, epoch}, map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 1}}); ErrorCode(err) != kerr.ProducerFenced.Code {
 		t.Fatalf("commit of a fenced producer: %v", err)
 	}
 	wantPending(t, sh, "g", tp("a", 0), false)
 	log.set(func(l *memLog) { l.fail = nil })
 	sh.Close()
-	if err := sh.CommitTxnOffsets("g", TxnProducer{"tx", pidA, epoch}, map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 1}}); ErrorCode(err) != kerr.NotCoordinator.Code {
+	if err := sh.CommitTxnOffsets(standalone("g"), TxnProducer{"tx", pidA, epoch}, map[TopicPartition]CommittedOffset{tp("a", 0): {Offset: 1}}); ErrorCode(err) != kerr.NotCoordinator.Code {
 		t.Fatalf("commit on a closed shard: %v", err)
 	}
 }

@@ -198,7 +198,8 @@ type Listing struct {
 }
 
 // OffsetCommitRequest identifies who commits offsets to a group, for
-// ValidateOffsetCommit. A client that manages its partitions itself (no
+// ValidateOffsetCommit and the writes that check it again
+// (Shard.CommitOffsets, CommitTxnOffsets). A client that manages its partitions itself (no
 // group membership) sends generation -1 and no member id.
 type OffsetCommitRequest struct {
 	GroupID         string
