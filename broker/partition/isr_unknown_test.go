@@ -81,7 +81,10 @@ func TestUnknownExpansionCountsUntilItsOutcomeIsApplied(t *testing.T) {
 // and then broker 2 was unfenced and the first try committed at epoch 4,
 // putting follower 2, lacking those records, into the ISR. A no-op moves
 // no partition epoch and so fences no earlier proposal: it is not
-// proposed while one may still commit.
+// proposed while one may still commit. The ISR as it is with the leader
+// epoch bumped is (the lag check's way to stop waiting for follower 2):
+// committed, it moves the partition epoch, and the first try can no
+// longer commit.
 func TestUnknownExpansionNotDroppedByANoOpShrink(t *testing.T) {
 	const lag = 30 * time.Second
 	replicas := []int32{1, 2}
@@ -101,21 +104,83 @@ func TestUnknownExpansionNotDroppedByANoOpShrink(t *testing.T) {
 		t.Fatalf("outcome unknown: proposal %v, want [1 2] again", retry)
 	}
 	p.ISRChangeDone(ISROutcome{Refused: true, Ineligible: true}) // broker 2 is fenced
+	// Broker 2 is unfenced later, and the first try commits — unless the
+	// partition epoch has moved past 4 by then.
+	then := at(5, 1, 2)
 	if proposal := p.LaggingISR(later, lag); proposal != nil {
-		// The controller at partition epoch 4 with the ISR [1]: a change
-		// to the same ISR is a no-op, answered with the partition as is.
 		if !slices.Equal(proposal, []int32{1}) || p.ISRChangeBasis().PartitionEpoch != 4 {
 			t.Fatalf("proposal %v at partition epoch %d, want [1] at 4", proposal, p.ISRChangeBasis().PartitionEpoch)
 		}
-		p.ISRChangeDone(ISROutcome{Committed: new(at(4, 1))})
+		// The controller at partition epoch 4 with the ISR [1]: a change
+		// to the same ISR is a no-op, answered with the partition as is;
+		// with the leader epoch bumped it is committed at partition epoch
+		// 5, and the first try, computed at 4, is refused from then on.
+		answer := at(4, 1)
+		if p.ISRChangeBumpsLeaderEpoch() {
+			answer = at(5, 1)
+			answer.LeaderEpoch++
+			then = answer
+		}
+		p.ISRChangeDone(ISROutcome{Committed: &answer})
 	}
-	// Broker 2 is unfenced, and the first try commits.
-	p.ApplyAssignment(at(5, 1, 2), later)
+	p.ApplyAssignment(then, later)
 	logEnd := map[int32]int64{1: end, 2: caughtUp}
 	for _, r := range p.Assignment().ISR {
 		if logEnd[r] < p.HighWatermark() {
 			t.Fatalf("broker %d is in the ISR %v with its log ending at %d, below the high watermark %d: electing it loses acknowledged offsets %d..%d",
 				r, p.Assignment().ISR, logEnd[r], p.HighWatermark(), logEnd[r], p.HighWatermark()-1)
 		}
+	}
+}
+
+// TestLeaderEpochBumpRetriedAsABump (forced order): broker 1 leads with
+// the ISR [1] at partition epoch 4; follower 2's expansion times out, its
+// retry is refused as ineligible (broker 2 fenced), and follower 2, gone,
+// lags. The lag check proposes the ISR as it is with the leader epoch
+// bumped, which would fence the first try. When the bump's own outcome is
+// unknown, follower 2 keeps counting, and the bump is proposed again as a
+// bump: retried as the ISR alone it would be the no-op whose answer, at
+// the same partition epoch, ends follower 2's count without fencing the
+// first try. Once the bump is applied, follower 2 no longer counts.
+func TestLeaderEpochBumpRetriedAsABump(t *testing.T) {
+	const lag = 30 * time.Second
+	at := func(epoch int32, isr ...int32) metadata.Partition {
+		return metadata.Partition{Index: 0, Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 1, ISR: isr, PartitionEpoch: epoch}
+	}
+	p := replica(t, t.TempDir(), 1, nil)
+	p.ApplyAssignment(at(4, 1), t0)
+	caughtUp := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 3)) + 3
+	if expand, err := p.FollowerFetched(2, caughtUp, t0); err != nil || !slices.Equal(expand, []int32{1, 2}) {
+		t.Fatalf("follower 2 caught up: proposal %v (%v), want [1 2]", expand, err)
+	}
+	p.ISRChangeDone(ISROutcome{}) // a timeout
+	if retry := p.LaggingISR(t0, lag); !slices.Equal(retry, []int32{1, 2}) || p.ISRChangeBumpsLeaderEpoch() {
+		t.Fatalf("outcome unknown: proposal %v (bump %t), want [1 2] again, no bump", retry, p.ISRChangeBumpsLeaderEpoch())
+	}
+	p.ISRChangeDone(ISROutcome{Refused: true, Ineligible: true}) // broker 2 is fenced
+	end := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "b", 2)) + 2
+
+	later := t0.Add(2 * lag)
+	for try := 1; try <= 2; try++ {
+		if proposal := p.LaggingISR(later, lag); !slices.Equal(proposal, []int32{1}) || !p.ISRChangeBumpsLeaderEpoch() || p.ISRChangeBasis().PartitionEpoch != 4 {
+			t.Fatalf("try %d: proposal %v (bump %t) at partition epoch %d, want [1] with the leader epoch bumped at 4",
+				try, proposal, p.ISRChangeBumpsLeaderEpoch(), p.ISRChangeBasis().PartitionEpoch)
+		}
+		if try == 1 {
+			p.ISRChangeDone(ISROutcome{}) // a timeout
+			if hw := p.HighWatermark(); hw != caughtUp {
+				t.Fatalf("high watermark %d while the first try may still commit, want %d (follower 2's end)", hw, caughtUp)
+			}
+		}
+	}
+	bumped := at(5, 1)
+	bumped.LeaderEpoch++
+	p.ISRChangeDone(ISROutcome{Committed: &bumped})
+	p.ApplyAssignment(bumped, later)
+	if hw := p.HighWatermark(); hw != end {
+		t.Fatalf("high watermark %d once the bump is applied (the first try can no longer commit), want %d", hw, end)
+	}
+	if proposal := p.LaggingISR(later.Add(2*lag), lag); proposal != nil {
+		t.Fatalf("after the bump: proposal %v, want none", proposal)
 	}
 }

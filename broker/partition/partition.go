@@ -61,7 +61,7 @@ type Partition struct {
 
 	// appendMu guards producers, txnVerified, snapshotEnd, seenRolls, epochs, assignment, followers,
 	// isrChanging, isrPending, isrInFlight, isrRetry, isrInFlightEpochs, isrRetryEpochs,
-	// isrUnknown, isrBasis, brokerEpochs and
+	// isrInFlightBump, isrRetryBump, isrUnknown, isrBasis, brokerEpochs and
 	// storageFailed, and
 	// serializes check →
 	// append → update.
@@ -104,6 +104,12 @@ type Partition struct {
 	// retry names it again (KIP-903).
 	isrInFlightEpochs []int64
 	isrRetryEpochs    []int64
+	// isrInFlightBump and isrRetryBump: those changes bump the leader
+	// epoch with the ISR kept (metadata.PartitionChange.BumpLeaderEpoch;
+	// LaggingISR), which moves the partition epoch past proposals whose
+	// outcome is unknown.
+	isrInFlightBump bool
+	isrRetryBump    bool
 	// isrUnknown: a proposal counted in isrPending had an unknown outcome
 	// (it may still commit).
 	isrUnknown bool

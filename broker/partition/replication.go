@@ -296,7 +296,7 @@ func (p *Partition) ApplyAssignmentAfterRemote(a metadata.Partition, now time.Ti
 	p.assignment = a
 	if newTerm || a.PartitionEpoch >= p.isrPendingUntil {
 		// The proposals' outcome is applied (or void).
-		p.isrPending, p.isrRetry, p.isrRetryEpochs, p.isrUnknown = nil, nil, nil, false
+		p.isrPending, p.isrRetry, p.isrRetryEpochs, p.isrRetryBump, p.isrUnknown = nil, nil, nil, false, false
 	}
 	if newTerm {
 		p.leading.Store(leading)
@@ -402,9 +402,11 @@ func (p *Partition) maximalISRLocked() []int32 {
 // epochs, nil for none) in flight and counts its members for the high
 // watermark until its outcome is applied (an assignment past the current
 // partition epoch: the controller checks the change against that epoch,
-// so a later one either holds it or refused it).
+// so a later one either holds it or refused it). The change keeps the
+// leader epoch; a caller that bumps it sets isrInFlightBump after.
 func (p *Partition) proposeISRLocked(isr []int32, brokerEpochs []int64) {
 	p.isrChanging, p.isrInFlight, p.isrInFlightEpochs, p.isrBasis = true, isr, brokerEpochs, p.assignment
+	p.isrInFlightBump = false
 	for _, r := range isr {
 		if !slices.Contains(p.isrPending, r) {
 			p.isrPending = append(p.isrPending, r)
@@ -559,11 +561,12 @@ func (p *Partition) fencedLocked(r int32) bool {
 // LaggingISR returns the ISR without the followers that have not caught up
 // for lag (nil when nobody lags or a change is in flight). A member of a
 // proposed change not applied yet (maximal ISR) that lags is proposed out
-// too — unless only such members lag while a proposal's outcome is
-// unknown (the ISR as it is, a no-op, would fence nothing). A change
-// whose outcome is unknown is returned again as it was, before anything
-// else. A returned proposal marks an ISR change in flight, as
-// FollowerFetched's does.
+// too — when only such members lag while a proposal's outcome is unknown,
+// by the ISR as it is with the leader epoch bumped
+// (ISRChangeBumpsLeaderEpoch): the ISR as it is alone would be a no-op,
+// which fences nothing. A change whose outcome is unknown is returned
+// again as it was, before anything else. A returned proposal marks an ISR
+// change in flight, as FollowerFetched's does.
 func (p *Partition) LaggingISR(now time.Time, lag time.Duration) []int32 {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
@@ -573,6 +576,7 @@ func (p *Partition) LaggingISR(now time.Time, lag time.Duration) []int32 {
 	if p.isrRetry != nil {
 		retry := slices.Clone(p.isrRetry)
 		p.proposeISRLocked(retry, p.isrRetryEpochs)
+		p.isrInFlightBump = p.isrRetryBump
 		return retry
 	}
 	lagging := func(r int32) bool {
@@ -583,16 +587,24 @@ func (p *Partition) LaggingISR(now time.Time, lag time.Duration) []int32 {
 		return nil
 	}
 	keep := slices.DeleteFunc(slices.Clone(p.assignment.ISR), lagging)
+	bump := false
 	if p.isrUnknown && slices.Equal(keep, p.assignment.ISR) {
 		// Only members of proposals not applied lag, and one of those
 		// proposals may still commit. Proposing the ISR as it is would
 		// be a no-op at the controller: answered without a new partition
 		// epoch, it would end their count yet fence nothing, and the
 		// late commit would put a follower below the high watermark into
-		// the ISR. They count until the partition epoch moves.
-		return nil
+		// the ISR. They count until the partition epoch moves, and
+		// nothing else may move it (the controller fences a broker
+		// without touching a partition whose ISR it is not in): the ISR
+		// as it is, with the leader epoch bumped, does. Committed, it
+		// fences the earlier proposals, checked against the partition
+		// epoch they were computed from; until its outcome is applied
+		// the lagging members count, as for any change.
+		bump = true
 	}
 	p.proposeISRLocked(keep, nil)
+	p.isrInFlightBump = bump
 	return keep
 }
 
@@ -664,6 +676,17 @@ func (p *Partition) ISRChangeBrokerEpochs() []int64 {
 	return p.isrInFlightEpochs
 }
 
+// ISRChangeBumpsLeaderEpoch reports whether the ISR change in flight bumps
+// the leader epoch with the ISR kept (metadata.PartitionChange.
+// BumpLeaderEpoch): LaggingISR's way to move the partition epoch past a
+// proposal whose outcome is unknown when only its members lag, or a
+// retry of that.
+func (p *Partition) ISRChangeBumpsLeaderEpoch() bool {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	return p.isrInFlightBump
+}
+
 // LogFailed returns why this replica's log failed (an fsync that failed, a
 // failed write that could not be undone), or nil. A failed log takes no
 // appends, replicated or produced, and its fsynced end no longer moves,
@@ -702,12 +725,12 @@ type ISROutcome struct {
 func (p *Partition) ISRChangeDone(outcome ISROutcome) {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	inFlight, inFlightEpochs := p.isrInFlight, p.isrInFlightEpochs
-	p.isrChanging, p.isrInFlight, p.isrInFlightEpochs = false, nil, nil
+	inFlight, inFlightEpochs, inFlightBump := p.isrInFlight, p.isrInFlightEpochs, p.isrInFlightBump
+	p.isrChanging, p.isrInFlight, p.isrInFlightEpochs, p.isrInFlightBump = false, nil, nil, false
 	committed := outcome.Committed
 	switch {
 	case committed == nil && outcome.Refused:
-		p.isrRetry, p.isrRetryEpochs = nil, nil
+		p.isrRetry, p.isrRetryEpochs, p.isrRetryBump = nil, nil, false
 		if outcome.Ineligible && !p.isrUnknown && p.isrBasis.PartitionEpoch == p.assignment.PartitionEpoch {
 			// Nothing proposed since the applied assignment was committed,
 			// and no proposal is left that could still commit (none had
@@ -715,7 +738,12 @@ func (p *Partition) ISRChangeDone(outcome ISROutcome) {
 			// leader falls back to the committed state on
 			// INELIGIBLE_REPLICA. Otherwise a follower refused for being
 			// fenced — gone, maybe — held the high watermark, and every
-			// acks=all produce, until the partition epoch moved.
+			// acks=all produce, until the partition epoch moved. After an
+			// unknown outcome the first try may still commit (once the
+			// broker is unfenced at the same registration): its members
+			// count until the partition epoch moves, which the lag check
+			// makes happen once they lag (LaggingISR's leader epoch
+			// bump).
 			p.isrPending = nil
 			if p.leading.Load() && p.advanceHighWatermarkLocked() {
 				defer p.notifyWaiters()
@@ -734,12 +762,12 @@ func (p *Partition) ISRChangeDone(outcome ISROutcome) {
 		return
 	case committed == nil:
 		if inFlight != nil {
-			p.isrRetry, p.isrRetryEpochs = inFlight, inFlightEpochs
+			p.isrRetry, p.isrRetryEpochs, p.isrRetryBump = inFlight, inFlightEpochs, inFlightBump
 		}
 		p.isrUnknown = true
 		return
 	}
-	p.isrRetry, p.isrRetryEpochs = nil, nil
+	p.isrRetry, p.isrRetryEpochs, p.isrRetryBump = nil, nil, false
 	if committed.PartitionEpoch <= p.assignment.PartitionEpoch {
 		// The controller's state is the one applied (the change was a
 		// no-op there) or an older one: nothing is pending any more.

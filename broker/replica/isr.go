@@ -138,7 +138,9 @@ func (m *ISR) drop() {
 // change in flight with its outcome: the committed state (the proposed
 // members count for the high watermark until the partition applies it), a
 // refusal (proposed again when its condition still holds), or unknown (a
-// timeout, a lost controller: proposed again as is).
+// timeout, a lost controller: proposed again as is). The change is the
+// partition's: its ISR, basis, broker epochs and whether it bumps the
+// leader epoch.
 func (m *ISR) propose(ctx context.Context, pr proposal) {
 	var outcome partition.ISROutcome // unknown unless answered
 	defer func() { pr.p.ISRChangeDone(outcome) }()
@@ -148,6 +150,7 @@ func (m *ISR) propose(ctx context.Context, pr proposal) {
 	committed, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
 		TopicID: pr.p.TopicID(), Partition: pr.p.Index(), PartitionEpoch: a.PartitionEpoch,
 		Leader: metadata.NoLeaderChange, ISR: pr.isr, ISRBrokerEpochs: pr.p.ISRChangeBrokerEpochs(),
+		BumpLeaderEpoch: pr.p.ISRChangeBumpsLeaderEpoch(),
 	})
 	if err != nil {
 		outcome.Refused = refused(err)
