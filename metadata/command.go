@@ -16,6 +16,7 @@ const (
 	commandAlterTopicConfigs   commandType = 4
 	commandCreatePartitions    commandType = 5
 	commandAllocateProducerIDs commandType = 6
+	commandReserveProducerIDs  commandType = 7
 	// 16-31: brokers and partition leadership.
 	commandRegisterBroker   commandType = 16
 	commandUnregisterBroker commandType = 17
@@ -85,6 +86,7 @@ var commandTable = map[commandType]commandSpec{
 	commandAlterTopicConfigs:     {name: "AlterTopicConfigs", version: 2, decode: decodeAlterTopicConfigs},
 	commandCreatePartitions:      {name: "CreatePartitions", version: 1, decode: decodeCreatePartitions},
 	commandAllocateProducerIDs:   {name: "AllocateProducerIDs", version: 1, decode: decodeAllocateProducerIDs},
+	commandReserveProducerIDs:    {name: "ReserveProducerIDs", version: 1, decode: decodeReserveProducerIDs},
 	commandRegisterBroker:        {name: "RegisterBroker", version: 3, decode: decodeRegisterBroker},
 	commandAlterScramCredentials: {name: "AlterScramCredentials", version: 1, decode: decodeAlterScramCredentials},
 	commandUnregisterBroker:      {name: "UnregisterBroker", version: 1, decode: decodeUnregisterBroker},

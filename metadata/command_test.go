@@ -98,6 +98,7 @@ func goldenCommands() []struct {
 			configs: map[string]string{"retention.ms": "86400000"}, checked: true, from: map[string]string{"retention.ms": "3600000", "segment.bytes": "1048576"}}},
 		{"create-partitions", &createPartitionsCommand{name: "orders", total: 3, partitions: newPartitions(1, [][]int32{{2, 1}, {1, 2}})}},
 		{"allocate-producer-ids", &allocateProducerIDsCommand{brokerID: 1, count: 1000}},
+		{"reserve-producer-ids", &reserveProducerIDsCommand{below: 4097}},
 		{"register-broker", &registerBrokerCommand{registration: goldenRegistration}},
 		{"unregister-broker", &unregisterBrokerCommand{id: 2, epoch: AnyBrokerEpoch}},
 		{"set-broker-fenced", &setBrokerFencedCommand{id: 1, epoch: 17, fenced: false}},

@@ -77,3 +77,29 @@ func (c *allocateProducerIDsCommand) apply(b *stateBuilder) (any, error) {
 	b.nextProducerID = first + c.count
 	return first, nil
 }
+
+// reserveProducerIDsCommand takes the producer ids below below out of
+// allocation: the state's next producer id becomes at least below, so
+// AllocateProducerIDs never hands one of them out afterwards. A recovery
+// from the object store reserves the ids of the producers its data holds.
+type reserveProducerIDsCommand struct {
+	below int64
+}
+
+func (c *reserveProducerIDsCommand) commandType() commandType { return commandReserveProducerIDs }
+func (c *reserveProducerIDsCommand) encode(e *encoder)        { e.int64(c.below) }
+
+func decodeReserveProducerIDs(version uint8, d *decoder) (command, bool) {
+	if version != 1 {
+		return nil, false
+	}
+	return &reserveProducerIDsCommand{below: d.int64()}, true
+}
+
+func (c *reserveProducerIDsCommand) apply(b *stateBuilder) (any, error) {
+	if c.below < 0 {
+		return nil, fmt.Errorf("%w: reserving below %d", ErrInvalidProducerIDs, c.below)
+	}
+	b.nextProducerID = max(b.nextProducerID, c.below)
+	return nil, nil
+}

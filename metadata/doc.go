@@ -89,6 +89,8 @@
 //	5 CreatePartitions     v1: name string, topic id uuid (zero = any id),
 //	                           new total int32, new partitions list
 //	6 AllocateProducerIDs  v1: broker id int32, block size int64
+//	7 ReserveProducerIDs   v1: below int64 (the next producer id becomes
+//	                           at least below; negative is refused)
 //	16 RegisterBroker      v3: broker id int32, incarnation id uuid,
 //	                           endpoints list, rack string ("" = none),
 //	                           directory id uuid (zero = unknown),
@@ -175,6 +177,9 @@
 // (right after Format). WaitReady waits for it.
 // AllocateProducerIDs answers with the first id of the block and advances
 // the next producer id by the block size, so blocks never overlap.
+// ReserveProducerIDs raises the next producer id to the id it names (never
+// lowers it): a recovery from the object store reserves every producer id
+// its data holds, so no new producer is given the id of a recovered one.
 //
 // Brokers: RegisterBroker answers with the broker epoch, which is the Raft
 // log index of the command that created the registration (the same on

@@ -151,10 +151,15 @@ func TestFSMCommands(t *testing.T) {
 				{command: &allocateProducerIDsCommand{brokerID: 1, count: MaxProducerIDBlock + 1}, wantErr: ErrInvalidProducerIDs},
 				{command: &allocateProducerIDsCommand{brokerID: -1, count: 1}, wantErr: ErrInvalidProducerIDs},
 				{command: &allocateProducerIDsCommand{brokerID: 1, count: 1}, wantValue: int64(1010)},
+				// A reservation lifts the next block past it, never lowers it.
+				{command: &reserveProducerIDsCommand{below: 5000}},
+				{command: &reserveProducerIDsCommand{below: 10}},
+				{command: &reserveProducerIDsCommand{below: -1}, wantErr: ErrInvalidProducerIDs},
+				{command: &allocateProducerIDsCommand{brokerID: 2, count: 10}, wantValue: int64(5000)},
 			},
 			check: func(t *testing.T, state *State) {
-				if state.NextProducerID() != 1011 {
-					t.Errorf("next producer id %d, want 1011", state.NextProducerID())
+				if state.NextProducerID() != 5010 {
+					t.Errorf("next producer id %d, want 5010", state.NextProducerID())
 				}
 			},
 		},
@@ -538,6 +543,9 @@ func (g *commandGenerator) next() command {
 		added := g.random.IntN(3) // 0 is rejected
 		return &createPartitionsCommand{name: name, id: g.id(name), total: int32(current + added), partitions: g.partitions(added)}
 	default:
+		if g.chance(20) {
+			return &reserveProducerIDsCommand{below: g.random.Int64N(20000) - 4000}
+		}
 		return &allocateProducerIDsCommand{brokerID: g.random.Int32N(4) - 1, count: g.random.Int64N(2000)}
 	}
 }

@@ -612,6 +612,15 @@ func (s *Store) AllocateProducerIDs(ctx context.Context, brokerID int32, count i
 	return result.(int64), nil
 }
 
+// ReserveProducerIDs takes every producer id below below out of
+// allocation: no AllocateProducerIDs hands one out after it returns (ids
+// already handed out in blocks are not taken back). Disaster recovery
+// reserves the producer ids of the data it recovers.
+func (s *Store) ReserveProducerIDs(ctx context.Context, below int64) error {
+	_, err := s.propose(ctx, &reserveProducerIDsCommand{below: below})
+	return err
+}
+
 // propose replicates c through Raft and returns the state machine's result.
 // On a node that does not lead, the command is forwarded to the leader and
 // the result is read from this node's state machine once it has applied

@@ -1,6 +1,7 @@
 package tiermanager
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/strata-log/strata/broker/producer"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/tiering"
 )
@@ -36,6 +38,7 @@ type RecoveryStore interface {
 	State() *metadata.State
 	CreateTopic(ctx context.Context, spec metadata.TopicSpec) (metadata.Topic, error)
 	ImportSegments(ctx context.Context, topicID [16]byte, partition int32, segments []metadata.SegmentManifest) error
+	ReserveProducerIDs(ctx context.Context, below int64) error
 }
 
 var _ RecoveryStore = (*metadata.Store)(nil)
@@ -69,7 +72,10 @@ const recoverImportBatch = 5000
 // remote.storage.enable=true and retention.ms=-1, so nothing recovered
 // expires before the operator sets the retention — and imports the
 // segments into the Raft manifest. Consumers then replay all history; new
-// records continue after the recovered offsets. It is idempotent: a topic
+// records continue after the recovered offsets. Before any topic is
+// created it reserves the producer ids of the recovered producer state
+// (reserveRecoveredProducerIDs), so no new producer is given one of them.
+// It is idempotent: a topic
 // that exists with the same id gets only the segments its manifest lacks;
 // one that exists with another id is skipped. progress (may be nil) hears
 // of each partition as it is done.
@@ -84,6 +90,9 @@ func Recover(ctx context.Context, cfg RecoverConfig, progress func(RecoverProgre
 	snapshots, err := cfg.Tier.ManifestSnapshots(ctx)
 	if err != nil {
 		return fmt.Errorf("reading the manifest snapshots in the bucket: %w", err)
+	}
+	if err := reserveRecoveredProducerIDs(ctx, cfg.Tier, cfg.Store, snapshots); err != nil {
+		return err
 	}
 	type topicSnapshots struct {
 		name       string
@@ -154,6 +163,50 @@ func Recover(ctx context.Context, cfg RecoverConfig, progress func(RecoverProgre
 		}
 	}
 	return cfg.Cluster.Reconcile()
+}
+
+// reserveRecoveredProducerIDs takes the producer ids of the recovered
+// producer state out of allocation: every id up to the largest one in the
+// .producers object of each partition's last remote segment. That object
+// is the state the recovered data hands on: a replica restarting from the
+// tier loads the .producers of the remote segment below its leader's local
+// log start, which after a recovery is this one or a later upload's, and
+// each upload's state is the previous one's plus its segment (producers
+// missing from it, expired, are in no state anyone loads). A new producer
+// given one of those ids would meet the old producer's epoch and sequence:
+// fenced (INVALID_PRODUCER_EPOCH), or its first batch taken for a
+// duplicate, acknowledged and never appended. As Kafka's producer-id
+// blocks, an id is never handed out twice.
+func reserveRecoveredProducerIDs(ctx context.Context, tier *tiering.Tier, store RecoveryStore, snapshots []tiering.ManifestSnapshot) error {
+	highest := int64(-1)
+	for _, snapshot := range snapshots {
+		if len(snapshot.Segments) == 0 {
+			continue
+		}
+		last := snapshot.Segments[len(snapshot.Segments)-1]
+		name := snapshot.Partition
+		data, err := tier.ReadProducerSnapshot(ctx, name, last)
+		if err != nil {
+			return fmt.Errorf("reading the producer state of %s-%d at offset %d: %w", name.Topic, name.Partition, last.LastOffset, err)
+		}
+		if len(data) == 0 {
+			continue
+		}
+		state, err := producer.ReadSnapshot(bytes.NewReader(data))
+		if err != nil {
+			return fmt.Errorf("reading the producer state of %s-%d at offset %d: %w", name.Topic, name.Partition, last.LastOffset, err)
+		}
+		for _, p := range state.Producers() {
+			highest = max(highest, p.ProducerID)
+		}
+	}
+	if highest < 0 {
+		return nil
+	}
+	if err := store.ReserveProducerIDs(ctx, highest+1); err != nil {
+		return fmt.Errorf("reserving the recovered producer ids (up to %d): %w", highest, err)
+	}
+	return nil
 }
 
 // importPartition imports the snapshot's segments past the partition's

@@ -189,3 +189,29 @@ func TestScrub(t *testing.T) {
 func snapshotOf(p metadata.TopicPartition, segments ...metadata.SegmentManifest) tiering.ManifestSnapshot {
 	return tiering.ManifestSnapshot{Partition: p, Segments: segments}
 }
+
+// TestRecoverReservesProducerIDs: the producer ids in the recovered
+// producer state (the .producers a replica restarting from the tier
+// loads) are never handed to a new producer: the recovered cluster's first
+// producer-id block starts above them. Handing out 42 again would let the
+// old producer 42's state fence the new one (INVALID_PRODUCER_EPOCH) or
+// take its first batch for a duplicate (acknowledged, never appended).
+func TestRecoverReservesProducerIDs(t *testing.T) {
+	f := newFixture(t, 20) // producer 42
+	if err := f.work(); err != nil {
+		t.Fatal(err)
+	}
+	fresh := metadatatest.Start(t)
+	metadatatest.RegisterBroker(t, fresh, metadatatest.NodeID)
+	recovery := RecoverConfig{Tier: f.tier, Store: fresh, Cluster: &fakeCluster{}, Logger: testLogger(t)}
+	if err := Recover(f.ctx, recovery, nil); err != nil {
+		t.Fatal(err)
+	}
+	first, err := fresh.AllocateProducerIDs(f.ctx, metadatatest.NodeID, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first <= 42 {
+		t.Fatalf("the recovered cluster hands out producer ids %d..%d, which include the recovered producer 42", first, first+999)
+	}
+}
