@@ -419,15 +419,9 @@ func claimDir(dir string, topicID [16]byte) (created bool, err error) {
 func (p *Partition) recoverProducers() error {
 	end := p.segments.EndOffset()
 	snapshots := p.producerSnapshotFiles()
-	state := producer.NewState()
-	from := p.segments.StartOffset()
 	p.snapshotEnd = -1
 	for i := len(snapshots) - 1; i >= 0; i-- {
-		offset := snapshots[i].offset
-		if offset < from {
-			continue
-		}
-		if offset > end {
+		if snapshots[i].offset > end {
 			// Taken before the log lost its tail (an unsynced tail cut by
 			// recovery): it describes batches that are gone. As Kafka does,
 			// delete it so it is never loaded once the log grows back.
@@ -442,21 +436,11 @@ func (p *Partition) recoverProducers() error {
 			if err := atomicfile.SyncDir(p.dir); err != nil {
 				return fmt.Errorf("remove producer snapshot above the log end: %w", err)
 			}
-			continue
 		}
-		f, err := os.Open(snapshots[i].path)
-		if err != nil {
-			continue
-		}
-		loaded, err := producer.ReadSnapshot(f)
-		f.Close()
-		if err != nil {
-			p.log.Warn("ignoring unreadable producer snapshot; rebuilding from the log", "file", snapshots[i].path, "err", err)
-			continue
-		}
-		state, from = loaded, offset
-		p.snapshotEnd = offset
-		break
+	}
+	state, from, loaded := p.loadProducerSnapshot(p.segments.StartOffset(), end)
+	if loaded {
+		p.snapshotEnd = from
 	}
 	// The aborted-transaction index above the snapshot is rebuilt from the
 	// markers replayed: what a crash lost of it is written again.
@@ -480,6 +464,49 @@ func (p *Partition) recoverProducers() error {
 		p.log.Info("rebuilt producer state from the log", "from_offset", from, "batches", replayed, "producers", state.Len())
 	}
 	return nil
+}
+
+// loadProducerSnapshot reads the newest readable producer snapshot at an
+// offset in from..to and returns its state and offset (loaded); without
+// one, a new state and from. Snapshots below the log start (from, for the
+// callers) cannot be used: the records between them and the log start are
+// gone, and replaying from the log start instead would forget the producers
+// known only from the deleted records.
+func (p *Partition) loadProducerSnapshot(from, to int64) (state *producer.State, offset int64, loaded bool) {
+	snapshots := p.producerSnapshotFiles()
+	for i := len(snapshots) - 1; i >= 0; i-- {
+		if snapshots[i].offset < from || snapshots[i].offset > to {
+			continue
+		}
+		f, err := os.Open(snapshots[i].path)
+		if err != nil {
+			continue // pruned since it was listed
+		}
+		state, err := producer.ReadSnapshot(f)
+		f.Close()
+		if err != nil {
+			p.log.Warn("ignoring unreadable producer snapshot; rebuilding from the log", "file", snapshots[i].path, "err", err)
+			continue
+		}
+		return state, snapshots[i].offset, true
+	}
+	return producer.NewState(), from, false
+}
+
+// ProducerStateAt returns the producer state of the log below offset (a
+// batch boundary from the log start to the log end): the local snapshot
+// newest at or below it, with the batches after that snapshot replayed, as
+// recovery builds it. It holds the producers known only from records
+// retention deleted, which the snapshots keep. Safe to call concurrently
+// with appends; the records from the log start to offset must not be
+// deleted meanwhile (the tier manager's are protected by the retention
+// limit until uploaded).
+func (p *Partition) ProducerStateAt(offset int64) (*producer.State, error) {
+	state, from, _ := p.loadProducerSnapshot(p.segments.StartOffset(), offset)
+	if err := p.ReplayProducers(state, from, offset); err != nil {
+		return nil, fmt.Errorf("producer state from %d to %d: %w", from, offset, err)
+	}
+	return state, nil
 }
 
 // ReplayProducers applies to state the producer batches and transaction

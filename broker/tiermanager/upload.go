@@ -233,30 +233,43 @@ func segmentAbortedTxns(p *partition.Partition, from, end int64) []segment.Abort
 // producerSnapshot returns the producer-state snapshot at end: the state at
 // base (the end of the previous upload, kept by the task or read from the
 // previous remote segment's .producers object) with the batches from base
-// to end applied.
+// to end applied. Without a previous upload ending at base (the first one,
+// or the first after uploads resumed past a gap) it is the local replica's
+// state at end, which holds the producers known only from records local
+// retention deleted before they could be uploaded.
 func (m *Manager) producerSnapshot(ctx context.Context, p *partition.Partition, t *task, base, end int64) ([]byte, error) {
 	name := p.Name()
 	var data []byte
+	previous := t.producersEnd == base
 	switch {
-	case t.producersEnd == base:
+	case previous:
 		data = t.producers
 	case base > 0:
-		if previous, ok := m.store.State().SegmentContaining(name.TopicID, name.Partition, base-1); ok && previous.LastOffset == base-1 {
+		if segment, ok := m.store.State().SegmentContaining(name.TopicID, name.Partition, base-1); ok && segment.LastOffset == base-1 {
+			previous = true
 			var err error
-			if data, err = m.tier.ReadProducerSnapshot(ctx, name, previous); err != nil {
+			if data, err = m.tier.ReadProducerSnapshot(ctx, name, segment); err != nil {
 				return nil, fmt.Errorf("producer state of the previous remote segment: %w", err)
 			}
 		}
 	}
-	state := producer.NewState()
-	if len(data) > 0 {
-		var err error
-		if state, err = producer.ReadSnapshot(bytes.NewReader(data)); err != nil {
-			return nil, fmt.Errorf("producer state at %d: %w", base, err)
+	var state *producer.State
+	if previous {
+		state = producer.NewState()
+		if len(data) > 0 {
+			var err error
+			if state, err = producer.ReadSnapshot(bytes.NewReader(data)); err != nil {
+				return nil, fmt.Errorf("producer state at %d: %w", base, err)
+			}
 		}
-	}
-	if err := p.ReplayProducers(state, base, end); err != nil {
-		return nil, fmt.Errorf("producer state from %d to %d: %w", base, end, err)
+		if err := p.ReplayProducers(state, base, end); err != nil {
+			return nil, fmt.Errorf("producer state from %d to %d: %w", base, end, err)
+		}
+	} else {
+		var err error
+		if state, err = p.ProducerStateAt(end); err != nil {
+			return nil, err
+		}
 	}
 	var buf bytes.Buffer
 	if err := state.WriteSnapshot(&buf); err != nil {

@@ -214,3 +214,70 @@ func TestUploadsStageNothingOnDisk(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstUploadKeepsProducersOfDeletedRecords: when uploads start
+// (tiering switched on) or resume past a gap (remote.log.copy.disable
+// switched off) after local retention deleted a producer's records, the
+// producer snapshot uploaded with the next segment still holds that
+// producer, as the local replica does (KIP-360 keeps it until
+// producer.id.expiration.ms): a replica restarting from the tier starts
+// from it, and without it a retried batch of the producer would be
+// appended twice once that replica leads.
+func TestFirstUploadKeepsProducersOfDeletedRecords(t *testing.T) {
+	tests := []struct {
+		name string
+		// deleteProducer leaves a log whose segments 0..9 and 10..19,
+		// producer 42's, are deleted locally and not in the bucket
+		// after offset 9.
+		deleteProducer func(f *fixture)
+	}{
+		{"tiering switched on after local retention", func(f *fixture) {
+			f.setConfigs(map[string]string{"segment.bytes": "4400", "retention.bytes": "10000"})
+			appendBatches(t, f.part, 4, 42) // segments 0..9 and 10..19
+			appendBatches(t, f.part, 6, -1)
+			f.part.EnforceRetention()
+		}},
+		{"uploads resumed after a gap", func(f *fixture) {
+			appendBatches(t, f.part, 4, 42)
+			if err := f.work(); err != nil { // uploads 0..9
+				t.Fatal(err)
+			}
+			f.setConfigs(tiered("remote.log.copy.disable", "true", "retention.bytes", "10000"))
+			appendBatches(t, f.part, 6, -1)
+			f.part.EnforceRetention()
+		}},
+	}
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			f := newFixture(t, 0)
+			test.deleteProducer(f)
+			if start := f.part.LogStartOffset(); start != 20 {
+				t.Fatalf("local log start %d, want 20 (producer 42's segments deleted)", start)
+			}
+			f.setConfigs(tieredConfigs)
+			if err := f.work(); err != nil {
+				t.Fatal(err)
+			}
+			var first *metadata.SegmentManifest
+			for _, e := range f.entries() {
+				if e.BaseOffset == 20 {
+					first = &e
+				}
+			}
+			if first == nil {
+				t.Fatalf("entries %+v, none at 20", f.entries())
+			}
+			data, err := f.tier.ReadProducerSnapshot(f.ctx, f.part.Name(), *first)
+			if err != nil {
+				t.Fatal(err)
+			}
+			state, err := producer.ReadSnapshot(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if producers := state.Producers(); len(producers) != 1 || producers[0].ProducerID != 42 || producers[0].LastOffset != 19 {
+				t.Fatalf("producers uploaded with segment 20: %+v, want producer 42 last at 19", producers)
+			}
+		})
+	}
+}
