@@ -84,7 +84,7 @@ func (s *Server) deleteRecords(ctx context.Context, topicName string, index int3
 	if offset < 0 || offset > highWatermark {
 		return -1, kerr.OffsetOutOfRange.Code
 	}
-	if start := logStartOffset(state, part); offset <= start {
+	if start := part.LogStartOffsetIn(state); offset <= start {
 		return start, 0 // nothing below it is left
 	}
 	if cfg.RemoteStorage || state.PartitionSegmentCount(topic.ID, index) > 0 {
@@ -103,7 +103,7 @@ func (s *Server) deleteRecords(ctx context.Context, topicName string, index int3
 	}
 	// The local log start, or the quorum's on a tiered partition whose
 	// local log starts above it.
-	start := logStartOffset(s.cfg.Metadata.State(), part)
+	start := part.LogStartOffsetIn(s.cfg.Metadata.State())
 	part.Logger().Info("records deleted: log start offset advanced (DeleteRecords)", "log_start_offset", start)
 	return start, 0
 }

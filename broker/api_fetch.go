@@ -231,7 +231,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 				}
 			}
 			if t.part != nil {
-				t.logStart = logStartOffset(state, t.part)
+				t.logStart = t.part.LogStartOffsetIn(state)
 				if !t.replica && t.errorCode == 0 && t.offset < t.logStart {
 					// Deleted records (DeleteRecords) or expired ones.
 					t.errorCode = kerr.OffsetOutOfRange.Code
@@ -555,22 +555,6 @@ func releaseRemote(targets []fetchTarget) {
 	for i := range targets {
 		targets[i].remoteData.Release()
 	}
-}
-
-// logStartOffset is a partition's first offset, in the object store or on
-// local disk: what consumers see as the log start (ListOffsets earliest,
-// Fetch's LogStartOffset). A log start set in the quorum (DeleteRecords on
-// a tiered partition) hides the remote records below it until the tier
-// manager deletes their segments.
-func logStartOffset(state *metadata.State, p *partition.Partition) int64 {
-	start := p.LogStartOffset()
-	if remoteStart, _, ok := state.RemoteLogOffsets(p.TopicID(), p.Index()); ok {
-		start = min(start, remoteStart)
-	}
-	if deleted, ok := state.LogStartOffset(p.TopicID(), p.Index()); ok {
-		start = max(start, deleted)
-	}
-	return start
 }
 
 // readEnd is the offset after the last batch of batches (whole batches,

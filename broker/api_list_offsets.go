@@ -83,7 +83,7 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 					break
 				}
 				if req.Version == 0 {
-					p.OldStyleOffsets = legacyOffsets(part.Segments(), logStartOffset(state, part), part.HighWatermark(), rp.Timestamp, rp.MaxNumOffsets, time.Now().UnixMilli())
+					p.OldStyleOffsets = legacyOffsets(part.Segments(), part.LogStartOffsetIn(state), part.HighWatermark(), rp.Timestamp, rp.MaxNumOffsets, time.Now().UnixMilli())
 					break
 				}
 				offset, ts, err := s.offsetForTimestamp(state, part, rp.Timestamp)
@@ -195,7 +195,7 @@ func legacyOffsets(segments []segment.SegmentInfo, logStart, highWatermark, time
 func (s *Server) offsetForTimestamp(state *metadata.State, p *partition.Partition, ts int64) (offset, timestamp int64, err error) {
 	switch ts {
 	case listEarliest:
-		return logStartOffset(state, p), -1, nil
+		return p.LogStartOffsetIn(state), -1, nil
 	case listEarliestLocal:
 		return p.LogStartOffset(), -1, nil
 	case listLatestTiered:
@@ -225,7 +225,7 @@ func (s *Server) offsetForTimestamp(state *metadata.State, p *partition.Partitio
 // local log start: the first segment whose largest timestamp reaches ts,
 // read batch by batch from where its time index points.
 func (s *Server) remoteOffsetForTimestamp(state *metadata.State, p *partition.Partition, ts int64) (offset, timestamp int64, found bool, err error) {
-	localStart, logStart := p.LogStartOffset(), logStartOffset(state, p)
+	localStart, logStart := p.LogStartOffset(), p.LogStartOffsetIn(state)
 	var target *metadata.SegmentManifest
 	state.EachSegment(p.TopicID(), p.Index(), 0, func(e metadata.SegmentManifest) bool {
 		if e.BaseOffset >= localStart {

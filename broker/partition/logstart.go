@@ -4,7 +4,25 @@ import (
 	"fmt"
 
 	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/metadata"
 )
+
+// LogStartOffsetIn is the partition's first offset, in the object store or
+// on local disk, as state (the metadata this broker has applied) describes
+// its tiered data: what consumers see as the log start (ListOffsets
+// earliest, Fetch's LogStartOffset). A log start set in the quorum
+// (DeleteRecords on a tiered partition) hides the remote records below it
+// until the tier manager deletes their segments.
+func (p *Partition) LogStartOffsetIn(state *metadata.State) int64 {
+	start := p.LogStartOffset()
+	if remoteStart, _, ok := state.RemoteLogOffsets(p.topicID, p.index); ok {
+		start = min(start, remoteStart)
+	}
+	if deleted, ok := state.LogStartOffset(p.topicID, p.index); ok {
+		start = max(start, deleted)
+	}
+	return start
+}
 
 // DeleteRecordsBefore moves the log start offset of a partition this broker
 // leads to offset (DeleteRecords; -1: the high watermark), deleting the
@@ -40,12 +58,34 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 // write leaves the old one, whose extra entries below the log start only
 // answer OffsetForLeaderEpoch for epochs no replica fetches from). A
 // tiered partition keeps them: its local log start is not its log start
-// (the remote data below it keeps its epochs). appendMu is held.
+// (the remote data below it keeps its epochs); TrimLeaderEpochs trims
+// them once that data is deleted. appendMu is held.
 func (p *Partition) trimEpochsLocked() {
 	if p.config.Load().RemoteStorage {
 		return
 	}
-	if p.epochs.truncateFromStart(p.segments.StartOffset()) {
+	p.trimEpochsBelowLocked(p.segments.StartOffset())
+}
+
+// TrimLeaderEpochs forgets the leader epochs below the log start in state
+// (LogStartOffsetIn: remote data included), as trimEpochsLocked does for
+// the local log: once total retention or DeleteRecords has deleted the
+// remote segments of an epoch, OffsetForLeaderEpoch for it answers the log
+// start, as in Kafka, not an end offset below it. The tier manager calls it
+// after deleting remote segments, and on every replica each pass.
+func (p *Partition) TrimLeaderEpochs(state *metadata.State) {
+	// Computed before taking appendMu: the log start only moves up, so
+	// this one is at or below it.
+	logStart := p.LogStartOffsetIn(state)
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	p.trimEpochsBelowLocked(logStart)
+}
+
+// trimEpochsBelowLocked forgets the leader epochs entirely below logStart
+// and rewrites the checkpoint when it changed. appendMu is held.
+func (p *Partition) trimEpochsBelowLocked(logStart int64) {
+	if p.epochs.truncateFromStart(logStart) {
 		if err := p.epochs.write(p.dir); err != nil {
 			p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
 		}

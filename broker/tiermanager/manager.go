@@ -239,6 +239,9 @@ func (m *Manager) tick(ctx context.Context, now time.Time) {
 			// the last pass go now, as the leader's did.
 			p.EnforceRetention()
 		}
+		// A follower forgets the epochs of the remote segments its leader
+		// deleted since the last pass, as the leader did.
+		p.TrimLeaderEpochs(state)
 		if !p.Leading() {
 			m.metrics.forgetLag(p.Name())
 			continue

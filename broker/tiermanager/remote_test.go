@@ -210,3 +210,41 @@ func TestRemoteRetentionPausedByClockJump(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoteRetentionTrimsLeaderEpochs: once total retention has deleted
+// every record of leader epoch 0, OffsetForLeaderEpoch for epoch 0 answers
+// the log start, as Kafka's truncateFromStart makes it, not the end of
+// the deleted epoch below it (where a consumer validating its position
+// would be sent to an offset that no longer exists).
+func TestRemoteRetentionTrimsLeaderEpochs(t *testing.T) {
+	f := newFixture(t, 4) // epoch 0: offsets 0..19
+	topic, _ := f.store.State().TopicByID(f.topic.ID)
+	if _, err := f.store.ChangePartition(f.ctx, metadata.PartitionChange{TopicID: f.topic.ID, Partition: 0,
+		PartitionEpoch: topic.Partitions[0].PartitionEpoch, Leader: metadatatest.NodeID, ISR: []int32{metadatatest.NodeID}, BumpLeaderEpoch: true}); err != nil {
+		t.Fatal(err)
+	}
+	topic, _ = f.store.State().TopicByID(f.topic.ID)
+	f.part.ApplyAssignment(topic.Partitions[0], time.Now())
+	appendBatches(t, f.part, 6, 42) // epoch 1: offsets 20..49
+	if err := f.work(); err != nil {
+		t.Fatal(err)
+	}
+	sealed := f.sealed()
+	if len(sealed) < 4 || sealed[2].BaseOffset != 20 || sealed[3].BaseOffset != 30 {
+		t.Fatalf("sealed segments %+v, want 0, 10, 20, 30, ...", sealed)
+	}
+	// Keep all but the three oldest segments: offsets 0..29 go, epoch 1
+	// starts at 20.
+	f.setConfigs(tiered("retention.bytes", fmt.Sprint(f.part.Size()-sealed[0].Size-sealed[1].Size-sealed[2].Size)))
+	f.pass()
+	logStart := f.part.LogStartOffsetIn(f.store.State())
+	if logStart != 30 {
+		t.Fatalf("log start %d after retention, want 30", logStart)
+	}
+	if epoch, end := f.part.EpochEndOffset(0); epoch != 0 || end != logStart {
+		t.Fatalf("OffsetForLeaderEpoch(0) = epoch %d, end offset %d; want epoch 0 ending at the log start %d", epoch, end, logStart)
+	}
+	if epoch, end := f.part.EpochEndOffset(1); epoch != 1 || end != f.part.LogEndOffset() {
+		t.Fatalf("OffsetForLeaderEpoch(1) = epoch %d, end offset %d; want epoch 1 ending at the log end %d", epoch, end, f.part.LogEndOffset())
+	}
+}
