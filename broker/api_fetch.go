@@ -86,6 +86,9 @@ type fetchTarget struct {
 	remote     *metadata.SegmentManifest
 	remoteData *recordbatch.Batches
 	remoteErr  error
+	// remoteChunkBytes is what the chunk buffers remoteData lies in hold
+	// from where it starts (their capacity), as read (before any cut).
+	remoteChunkBytes int64
 	// remoteRefused is set while the remote reader's queue is full
 	// (answered empty): a long poll asks again (retryRefusedRemote).
 	remoteRefused bool
@@ -112,8 +115,8 @@ type fetchTarget struct {
 type fetchResponse struct {
 	*kmsg.FetchResponse
 	remote fetchRecords
-	// reserved is the room its local records hold in the response
-	// memory (nil: none); release gives it back too.
+	// reserved is the room its records, local and remote, hold in the
+	// response memory (nil: none); release gives it back too.
 	reserved *responseReservation
 	release  func()
 }
@@ -134,9 +137,9 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 	// holds them is handed to the connection (which then releases them):
 	// a throttled response, a panic or any early return drops them here.
 	var handed *fetchResponse
-	// reserved is the room the local records read hold in the server's
-	// response memory (queued.max.response.bytes), given back with the
-	// remote reads.
+	// reserved is the room the records read, remote and local, hold in
+	// the server's response memory (queued.max.response.bytes), given
+	// back with the remote reads.
 	var reserved *responseReservation
 	defer func() {
 		if handed == nil {
@@ -263,7 +266,8 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			maxBytes = int32(min(int64(maxBytes), max(window, 1)))
 		}
 	}
-	s.readRemote(targets, maxBytes, !localDataBefore(targets, slices.IndexFunc(targets, func(t fetchTarget) bool { return t.remote != nil })))
+	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	reserved = s.readRemoteReserved(c.ctx, targets, maxBytes, !localDataBefore(targets, slices.IndexFunc(targets, func(t fetchTarget) bool { return t.remote != nil })), deadline)
 	wake := make(chan struct{}, 1)
 	// A diverging follower is answered at once (as Kafka does): it
 	// truncates before it can fetch anything.
@@ -276,14 +280,13 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			}
 		}
 	}
-	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	var timer *time.Timer
 	var retry refusedRetry
 	defer retry.stop()
 	remote := make(fetchRecords)
 	for {
 		var total int
-		total, reserved = s.fillFetchReserved(c.ctx, resp, targets, maxBytes, remote, replicaID >= 0, deadline)
+		total, reserved = s.fillFetchReserved(c.ctx, resp, targets, maxBytes, remote, replicaID >= 0, deadline, reserved)
 		// Remote records answer at once, as Kafka answers once its
 		// delayed remote fetch completes: they are all the remote
 		// partitions can bring (read once), waiting for MinBytes adds
@@ -322,8 +325,11 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			return handed, nil
 		}
 		// Waiting holds no response memory: the records read go (the
-		// next pass reads them again) and so does their room.
+		// next pass reads the local ones again) and so does their room.
+		// No remote read is in the response (it would answer now): any
+		// that holds chunk buffers (cut to nothing) goes too.
 		dropLocalRecords(resp)
+		dropRemote(targets)
 		reserved.release()
 		reserved = nil
 		if timer == nil {
@@ -334,7 +340,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 		case <-wake:
 		case <-retry.after(targets):
 			retry.fired()
-			s.retryRefusedRemote(targets, maxBytes)
+			reserved = s.retryRefusedRemote(c.ctx, targets, maxBytes, deadline)
 		case <-timer.C:
 			waiting = false // one last pass, then answer
 		case <-s.ctx.Done():
@@ -394,9 +400,11 @@ func (r *refusedRetry) stop() {
 }
 
 // retryRefusedRemote reads again the remote targets the reader's queue
-// refused (readRemote on them alone, so the others are not read twice; no
-// other remote read holds records: the Fetch is answered once one does).
-func (s *Server) retryRefusedRemote(targets []fetchTarget, maxBytes int32) {
+// refused (readRemoteReserved on them alone, so the others are not read
+// twice; no other remote read holds records: the Fetch is answered once
+// one does, and drops them before it waits) and returns the room the
+// reads hold in the response memory.
+func (s *Server) retryRefusedRemote(ctx context.Context, targets []fetchTarget, maxBytes int32, deadline time.Time) *responseReservation {
 	var refused []fetchTarget
 	var at []int
 	for i, t := range targets {
@@ -406,12 +414,13 @@ func (s *Server) retryRefusedRemote(targets []fetchTarget, maxBytes int32) {
 		}
 	}
 	if len(at) == 0 {
-		return
+		return nil
 	}
-	s.readRemote(refused, maxBytes, !localDataBefore(targets, at[0]))
+	reserved := s.readRemoteReserved(ctx, refused, maxBytes, !localDataBefore(targets, at[0]), deadline)
 	for j, i := range at {
 		targets[i] = refused[j]
 	}
+	return reserved
 }
 
 // readUpTo is the offset a target's read stops before: the log end for a
@@ -522,10 +531,14 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32, minOneBatch b
 			reads.Go(func() {
 				defer func() { <-slots }()
 				t.remoteData, t.remoteErr = s.cfg.RemoteReader.Read(ctx, t.part.Name(), *t.remote, t.offset, int(budget), whole)
+				t.remoteChunkBytes = 0
+				for _, b := range t.remoteData.Buffers() {
+					t.remoteChunkBytes += int64(cap(b))
+				}
 				if t.readCommitted && t.remoteErr == nil && t.remoteData != nil {
 					if t.remoteAborted, t.remoteErr = s.committedRemote(ctx, state, t.part, *t.remote, t.offset, t.remoteData); t.remoteErr != nil {
 						t.remoteData.Release()
-						t.remoteData = nil
+						t.remoteData, t.remoteChunkBytes = nil, 0
 					}
 				}
 			})
@@ -557,6 +570,71 @@ func releaseRemote(targets []fetchTarget) {
 	}
 }
 
+// dropRemote gives the targets' remote reads back to the reader and
+// forgets them: their partitions are answered without remote records.
+func dropRemote(targets []fetchTarget) {
+	releaseRemote(targets)
+	for i := range targets {
+		t := &targets[i]
+		t.remoteData, t.remoteErr, t.remoteAborted, t.remoteChunkBytes = nil, nil, nil, 0
+	}
+}
+
+// readRemoteReserved is readRemote under queued.max.response.bytes, as
+// fillFetchReserved is for local records: a response holds the chunk
+// buffers its remote records lie in until it is written, for
+// connections.max.idle.ms when the client does not read (past the tier's
+// memory LRU, which can evict them but not free them). So before it reads
+// it reserves room for the reads in the server's response memory — what
+// the response may carry, at most what is free, at least responseMinGrant
+// (or maxBytes when smaller) — waiting for it until deadline holding
+// nothing, and reads at most that much. It keeps room for the records
+// read and the chunk buffers holding them (up to what it took), gives
+// back the rest at once, and returns the reservation (nil when no read
+// holds anything), to be given back once the response is written or
+// dropped. Without room by the deadline the remote partitions are not
+// read: answered without records, the client asks again. A first batch
+// larger than the room taken (KIP-74) takes the difference if it is free
+// now; else the reads are dropped, their room given back, and the Fetch
+// waits for room for the whole batch and reads again, never waiting while
+// it holds room or chunk buffers. Only consumers read remote records.
+func (s *Server) readRemoteReserved(ctx context.Context, targets []fetchTarget, maxBytes int32, minOneBatch bool, deadline time.Time) *responseReservation {
+	if !slices.ContainsFunc(targets, func(t fetchTarget) bool { return t.remote != nil }) || s.remoteFetchThrottled() {
+		// Nothing to read (KIP-956: a throttled remote fetch reads
+		// nothing, readRemote): no room to wait for.
+		return nil
+	}
+	want := int64(max(maxBytes, 1))
+	need := min(want, responseMinGrant)
+	for attempt := 0; ; attempt++ {
+		v := s.responseMemory.reserve(ctx, false, want, need, deadline)
+		if v == nil {
+			return nil
+		}
+		s.readRemote(targets, int32(min(int64(maxBytes), v.Size())), minOneBatch)
+		var read, chunkBytes int64
+		for _, t := range targets {
+			read += int64(t.remoteData.Len())
+			chunkBytes += t.remoteChunkBytes
+		}
+		if read == 0 && chunkBytes == 0 {
+			v.release()
+			return nil
+		}
+		if read <= v.Size() || v.tryGrow(read-v.Size(), attempt > 0) {
+			v.settleRemote(read, chunkBytes)
+			return v
+		}
+		dropRemote(targets)
+		for i := range targets {
+			targets[i].remoteRefused = false // read again
+		}
+		v.release()
+		need = read
+		want = max(want, need)
+	}
+}
+
 // readEnd is the offset after the last batch of batches (whole batches,
 // as reads return them), or upTo when it cannot tell.
 func readEnd(batches *recordbatch.Batches, upTo int64) int64 {
@@ -583,10 +661,16 @@ const remoteFetchTimeout = 30 * time.Second
 // now; else the read is dropped, its room given back, and the Fetch waits
 // for room for the whole batch and reads again, never waiting while it
 // holds room. Only a batch larger than the whole budget goes over it.
-func (s *Server) fillFetchReserved(ctx context.Context, resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, remote fetchRecords, replica bool, deadline time.Time) (int, *responseReservation) {
+//
+// remoteRoom is the room the Fetch's remote reads hold
+// (readRemoteReserved; nil: none), which the response then answers at
+// once: the local records take room in the same reservation, only what
+// is free now (it never waits while holding room or chunk buffers), and
+// a first local batch larger than that is left for the next Fetch.
+func (s *Server) fillFetchReserved(ctx context.Context, resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, remote fetchRecords, replica bool, deadline time.Time, remoteRoom *responseReservation) (int, *responseReservation) {
 	if !localDataBefore(targets, len(targets)) {
-		total, _ := fillFetch(resp, targets, maxBytes, nil, remote)
-		return total, nil
+		total, _ := fillFetch(resp, targets, maxBytes, remoteRoom, remote)
+		return total, remoteRoom
 	}
 	want := int64(max(maxBytes, 1))
 	need := min(want, responseMinGrant)
@@ -595,6 +679,21 @@ func (s *Server) fillFetchReserved(ctx context.Context, resp *kmsg.FetchResponse
 		// take (under 1 MiB when queued.max.response.bytes is under
 		// 4 MiB), or consumers that do not read would stop replication.
 		need = min(need, replicaShare(s.responseMemory.capacity))
+	}
+	if v := remoteRoom; v.Size() > 0 {
+		// Room for local records beyond the remote reads' (which may
+		// be the chunk buffers' more than the records'), up to what
+		// the response may carry: fillFetch applies maxBytes.
+		v.growUpTo(want - v.localRoom())
+		total, local := fillFetch(resp, targets, maxBytes, v, remote)
+		if int64(local) > v.localRoom() && !v.tryGrow(int64(local)-v.localRoom(), false) {
+			dropLocalRecords(resp)
+			v.releaseLocal()
+			total, _ = fillFetch(resp, targets, maxBytes, v, remote)
+			return total, v
+		}
+		v.settle(int64(local))
+		return total, v
 	}
 	for attempt := 0; ; attempt++ {
 		v := s.responseMemory.reserve(ctx, replica, want, need, deadline)
@@ -625,15 +724,16 @@ func dropLocalRecords(resp *kmsg.FetchResponse) {
 
 // fillFetch reads every target into resp and returns the bytes gathered,
 // and those of them read from local segments, which take at most the
-// reservation's size (none when it is nil) except for a first batch
-// returned whole, into buffers the reservation holds (reserved.hold). The response-level maxBytes is shared in request order; the first
+// reservation's room for local records (localRoom; none when it is nil)
+// except for a first batch returned whole, into buffers the reservation
+// holds (reserved.hold). The response-level maxBytes is shared in request order; the first
 // batch of the first partition with data is returned whole even when
 // larger than the limits (KIP-74), or the consumer could never make
 // progress. The remote reads that go in the response are put in remote
 // (emptied first), not in RecordBatches.
 func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, reserved *responseReservation, remote fetchRecords) (total, local int) {
 	clear(remote)
-	localBudget := reserved.Size()
+	localBudget := reserved.localRoom()
 	maxBytes = max(maxBytes, 0)
 	remaining := int64(maxBytes)
 	for _, t := range targets {

@@ -42,9 +42,10 @@ func (r *failingAborted) ReadAbortedTxns(ctx context.Context, p metadata.TopicPa
 	return r.RemoteReader.ReadAbortedTxns(ctx, p, seg)
 }
 
-// Remote reads are served from the tier's chunk buffers and hold them
-// until the response is written: every way a Fetch ends gives them back
-// (the chunk references read results hold return to 0) — a response
+// Remote reads are served from the tier's chunk buffers and hold them,
+// and room in the response memory, until the response is written: every
+// way a Fetch ends gives them back (the chunk references read results
+// hold and the response memory held return to 0) — a response
 // written, a read_committed read failing after its remote read
 // succeeded, a throttled consumer answered empty, a connection closed
 // before its response is written — so a warm replay allocates no chunk
@@ -116,14 +117,20 @@ func TestRemoteReadsReleasedOnEveryPath(t *testing.T) {
 	}
 	direct.Release()
 
-	// released waits for the read results' chunk references to return to
-	// 0: the writer releases a frame just after writing it, so the client
-	// may see the response first.
+	// released waits for the read results' chunk references, and the
+	// room they took in the response memory, to return to 0: the writer
+	// releases a frame just after writing it, so the client may see the
+	// response first.
 	released := func(what string) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); tier.Stats().ReadChunksHeld != 0; time.Sleep(time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			chunks := tier.Stats().ReadChunksHeld
+			held, holders, _ := n.Server.ResponseMemory()
+			if chunks == 0 && held == 0 && holders == 0 {
+				return
+			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d chunk references still held", what, tier.Stats().ReadChunksHeld)
+				t.Fatalf("%s: %d chunk references still held, %d bytes of response memory held by %d", what, chunks, held, holders)
 			}
 		}
 	}

@@ -33,16 +33,21 @@ func replicaShare(capacity int64) int64 { return capacity / 4 }
 // responseMemory applies queued.max.response.bytes: Fetch responses are
 // read from the segment files into the heap (not sent with sendfile), and
 // a response is held until the connection's writer has written it — for
-// up to connections.max.idle.ms when the client does not read. Before a
-// Fetch reads local records it reserves room for them here (what the
-// response may carry, at most what is free), gives back what the read did
-// not use at once, and the rest once the frame is written or dropped.
+// up to connections.max.idle.ms when the client does not read. Remote
+// records are not copied, but the response holds the tier's chunk buffers
+// they lie in as long. Before a Fetch reads records, remote or local, it
+// reserves room for them here (what the response may carry, at most what
+// is free), gives back what the read did not use at once, and the rest
+// once the frame is written or dropped: one reservation per response, its
+// remote reads' room first (readRemoteReserved), then its local records'
+// (fillFetchReserved).
 //
 // Followers draw from the whole budget, consumers from all but
 // replicaShare; each class waits in its own FIFO queue, so a consumer
 // waiting for room its share does not have never holds up a follower
 // behind it. A Fetch waits for room holding none (never part of a
-// reservation), so Fetches cannot deadlock one another.
+// reservation, nor remote reads' chunk buffers), so Fetches cannot
+// deadlock one another.
 type responseMemory struct {
 	capacity int64
 	share    int64 // held back from consumers (replicaShare)
@@ -194,6 +199,11 @@ type responseReservation struct {
 	// (mem.buffers), given back on release; heldBytes their capacity.
 	held      [][]byte
 	heldBytes int64
+	// remote is the room kept for the Fetch's remote reads
+	// (readRemoteReserved): their records, and the tier's chunk buffers
+	// they lie in up to what was reserved. Local records take room
+	// beyond it (localRoom).
+	remote int64
 }
 
 // buffers lends the buffers local records are read into (nil: allocate).
@@ -210,14 +220,32 @@ func (v *responseReservation) hold(b []byte) {
 	v.heldBytes += int64(cap(b))
 }
 
-// settle gives back what is held beyond the n bytes of records read, but
-// keeps room for the buffers holding them, up to what is held (a buffer
-// is at most twice what was read into it: the pool's class rounding).
+// settle gives back what is held beyond the remote reads' room and the n
+// bytes of local records read, but keeps room for the buffers holding
+// them, up to what is held (a buffer is at most twice what was read into
+// it: the pool's class rounding).
 func (v *responseReservation) settle(n int64) {
 	if v == nil {
 		return
 	}
-	v.shrink(max(n, min(v.size, v.heldBytes)))
+	v.shrink(v.remote + max(n, min(v.size-v.remote, v.heldBytes)))
+}
+
+// settleRemote keeps room for remote reads of n bytes of records lying
+// in chunk buffers of chunkBytes (up to what is held) and gives back the
+// rest; the reservation holds no local records yet.
+func (v *responseReservation) settleRemote(n, chunkBytes int64) {
+	v.remote = max(n, min(v.size, chunkBytes))
+	v.shrink(v.remote)
+}
+
+// localRoom is the room left for local records: what is held beyond the
+// remote reads' room.
+func (v *responseReservation) localRoom() int64 {
+	if v == nil {
+		return 0
+	}
+	return v.size - v.remote
 }
 
 // Size is the bytes held.
@@ -244,6 +272,25 @@ func (v *responseReservation) shrink(n int64) {
 	r.grantLocked()
 }
 
+// growUpTo adds to the reservation up to n bytes of what is free now,
+// if no Fetch of its class waits for room (never waiting while holding).
+func (v *responseReservation) growUpTo(n int64) {
+	r := v.mem
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.waiters[responseClass(v.replica)]) > 0 {
+		return
+	}
+	if n = min(n, r.roomLocked(v.replica)); n <= 0 {
+		return
+	}
+	if v.size == 0 {
+		r.holders++
+	}
+	r.addLocked(v.replica, n)
+	v.size += n
+}
+
 // tryGrow adds n bytes to the reservation if they are free now and no
 // Fetch of its class waits for room (never waiting while holding).
 func (v *responseReservation) tryGrow(n int64, force bool) bool {
@@ -267,10 +314,19 @@ func (v *responseReservation) release() {
 	if v == nil {
 		return
 	}
+	v.releaseLocal()
+	v.remote = 0
+	v.shrink(0)
+}
+
+// releaseLocal gives back the room and the buffers of the local records,
+// keeping the remote reads' room. Nothing may refer to the buffers' bytes
+// any more.
+func (v *responseReservation) releaseLocal() {
 	for i, b := range v.held {
 		v.mem.buffers.Put(b)
 		v.held[i] = nil
 	}
 	v.held, v.heldBytes = v.held[:0], 0
-	v.shrink(0)
+	v.shrink(v.remote)
 }

@@ -112,3 +112,61 @@ func waitFor(t *testing.T, r *responseMemory, n int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestResponseMemoryRemoteRoom: a Fetch's remote reads keep room for
+// their records and the chunk buffers holding them, up to what they took;
+// its local records take room beyond it in the same reservation, only
+// what is free and only while no Fetch of its class waits (never waiting
+// while holding); giving the local records back keeps the remote room,
+// and the release gives back everything.
+func TestResponseMemoryRemoteRoom(t *testing.T) {
+	r := newResponseMemory(4000, newMetrics(nil), nil) // 3000 for consumers
+	ctx := context.Background()
+	now := time.Now() // a deadline already passed: no wait
+	later := time.Now().Add(time.Hour)
+
+	v := r.reserve(ctx, false, 2000, 100, now)
+	// 500 bytes of records in chunk buffers of 800: room for the chunks.
+	v.settleRemote(500, 800)
+	if v.Size() != 800 || v.localRoom() != 0 {
+		t.Fatalf("remote reads of 500 bytes in 800 of chunk buffers: %d held, %d for local records; want 800 and 0", v.Size(), v.localRoom())
+	}
+	// Chunk buffers larger than the room taken: the room taken.
+	w := r.reserve(ctx, false, 300, 100, now)
+	w.settleRemote(100, 5000)
+	if w.Size() != 300 {
+		t.Fatalf("remote reads of 100 bytes in 5000 of chunk buffers with 300 taken: %d held, want 300", w.Size())
+	}
+	w.release()
+
+	v.growUpTo(1000)
+	if v.localRoom() != 1000 {
+		t.Fatalf("room for local records with 2200 free: %d, want the 1000 asked", v.localRoom())
+	}
+	v.settle(300)
+	if v.Size() != 1100 || v.localRoom() != 300 {
+		t.Fatalf("settled to 300 bytes of local records: %d held, %d for local records; want 1100 and 300", v.Size(), v.localRoom())
+	}
+	v.releaseLocal()
+	if v.Size() != 800 {
+		t.Fatalf("local records given back: %d held, want the remote reads' 800", v.Size())
+	}
+
+	// With a Fetch waiting for room, it does not grow.
+	granted := make(chan *responseReservation, 1)
+	go func() { granted <- r.reserve(ctx, false, 2500, 2500, later) }()
+	waitFor(t, r, 1)
+	v.growUpTo(1000)
+	if v.localRoom() != 0 {
+		t.Fatalf("room for local records taken while a Fetch waits for room: %d", v.localRoom())
+	}
+	v.release()
+	g := <-granted
+	if g.Size() != 2500 {
+		t.Fatalf("the waiting Fetch got %d once the remote room was given back, want 2500", g.Size())
+	}
+	g.release()
+	if held, holders, waiting := r.held(); held != 0 || holders != 0 || waiting != 0 {
+		t.Fatalf("after every release: %d bytes held by %d, %d waiting", held, holders, waiting)
+	}
+}
