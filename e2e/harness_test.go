@@ -82,8 +82,38 @@ var picked = struct {
 	addrs map[string]bool
 }{addrs: map[string]bool{}}
 
+// listenLoopback listens on a loopback port of the kernel's choosing that
+// freePort has not handed out (a broker may not have bound that one yet),
+// and records it so freePort never hands it out: a test's proxy once
+// listened on the port picked for a broker's admin listener, and the
+// broker failed to start.
+func listenLoopback(tb testing.TB) net.Listener {
+	tb.Helper()
+	var taken []net.Listener
+	defer func() {
+		for _, ln := range taken {
+			ln.Close()
+		}
+	}()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		picked.Lock()
+		fresh := !picked.addrs[addr]
+		picked.addrs[addr] = true
+		picked.Unlock()
+		if fresh {
+			return ln
+		}
+		taken = append(taken, ln) // held, so the kernel offers another
+	}
+}
+
 // freePort returns a loopback address with a currently free port, never
-// one it returned before.
+// one it (or listenLoopback) returned before.
 func freePort(tb testing.TB) string {
 	tb.Helper()
 	for {

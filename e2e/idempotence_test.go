@@ -400,10 +400,7 @@ type lossyProxy struct {
 
 func startLossyProxy(tb testing.TB) *lossyProxy {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
+	ln := listenLoopback(tb)
 	p := &lossyProxy{tb: tb, ln: ln, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
 	p.target.Store("")
 	tb.Cleanup(func() {

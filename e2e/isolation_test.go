@@ -43,11 +43,7 @@ type linkProxy struct {
 }
 
 func startLinkProxy(t *testing.T, node int32, target string, controller bool, isolated func(int32) bool) *linkProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return startLinkProxyOn(t, ln, node, target, controller, isolated)
+	return startLinkProxyOn(t, listenLoopback(t), node, target, controller, isolated)
 }
 
 // startLinkProxyOn is startLinkProxy on a listener opened beforehand (so it

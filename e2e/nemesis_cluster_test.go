@@ -75,11 +75,7 @@ func startNemesisCluster(t *testing.T, spec nemesisClusterSpec, seed uint64) *ne
 	// so they cannot take one of them.
 	listeners := make([]net.Listener, 6)
 	for i := range listeners {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		listeners[i] = ln
+		listeners[i] = listenLoopback(t)
 	}
 	ctrlCut := func(id int32) bool { nc.mu.Lock(); defer nc.mu.Unlock(); return nc.cutCtrl[id] }
 	dataCut := func(id int32) bool { nc.mu.Lock(); defer nc.mu.Unlock(); return nc.cutData[id] }

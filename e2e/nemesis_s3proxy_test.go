@@ -41,10 +41,7 @@ func startS3FaultProxy(t *testing.T, target string, seed uint64) *s3FaultProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLoopback(t)
 	p := &s3FaultProxy{ln: ln, rng: rand.New(rand.NewPCG(seed, 3))}
 	p.proxy = &httputil.ReverseProxy{Director: func(r *http.Request) {
 		r.URL.Scheme, r.URL.Host = u.Scheme, u.Host // r.Host stays: it is signed
