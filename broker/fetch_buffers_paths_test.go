@@ -1,0 +1,256 @@
+package broker_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/broker"
+	"github.com/strata-log/strata/broker/authn"
+	"github.com/strata-log/strata/broker/authn/authntest"
+	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/metadata"
+)
+
+// producePartitions produces to partition i of topic (created with
+// len(counts) partitions unless it exists) counts[i] records of size
+// bytes, record j filled with byte j+16*i, one record per batch.
+func producePartitions(t *testing.T, cl *kgo.Client, topic string, size int, counts ...int) {
+	t.Helper()
+	for i, count := range counts {
+		for j := range count {
+			r := &kgo.Record{Topic: topic, Partition: int32(i), Value: bytes.Repeat([]byte{byte(j + 16*i)}, size)}
+			if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// manualProducer produces to the partition each record names.
+func manualProducer(n *brokertest.Node, opts ...kgo.Opt) *kgo.Client {
+	return n.Client(append([]kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(4 << 20),
+		kgo.ProducerLinger(0), kgo.ProducerBatchCompression(kgo.NoCompression())}, opts...)...)
+}
+
+// fetchPartitions is a consumer's Fetch (v11) of partitions 0..count-1 of
+// topic from offset 0, 1 MiB each.
+func fetchPartitions(topic string, count int, minBytes, maxWaitMillis int32) *kmsg.FetchRequest {
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.Version, fetch.ReplicaID, fetch.MaxBytes, fetch.MinBytes, fetch.MaxWaitMillis = 11, -1, 32<<20, minBytes, maxWaitMillis
+	rt := kmsg.FetchRequestTopic{Topic: topic}
+	for i := range count {
+		rt.Partitions = append(rt.Partitions, kmsg.FetchRequestTopicPartition{
+			Partition: int32(i), PartitionMaxBytes: 16 << 20, CurrentLeaderEpoch: -1, LogStartOffset: -1,
+		})
+	}
+	fetch.Topics = []kmsg.FetchRequestTopic{rt}
+	return fetch
+}
+
+// records is the record bytes of resp by partition.
+func records(resp *kmsg.FetchResponse) [][]byte {
+	var out [][]byte
+	for _, p := range resp.Topics[0].Partitions {
+		out = append(out, p.RecordBatches)
+	}
+	return out
+}
+
+// TestFetchLongPollReadsAgainAfterDroppingItsRead: a long poll whose first
+// pass reads less than MinBytes drops what it read (its buffer goes back
+// to the pool, overwritten here) and waits; woken by an append, it reads
+// every partition again. The answer holds the log's bytes for both
+// partitions, the one read before the wait too, and gives its memory
+// back once written.
+func TestFetchLongPollReadsAgainAfterDroppingItsRead(t *testing.T) {
+	const (
+		topic = "long-poll"
+		size  = 100 << 10
+	)
+	n := brokertest.Start(t)
+	n.Server.ScribbleReleasedBuffers()
+	cl := manualProducer(n)
+	defer cl.Close()
+	createTopic(t, cl, topic, 2, nil)
+	producePartitions(t, cl, topic, size, 3) // 300 KiB in partition 0
+	waitResponsesReleased(t, n)
+	before := n.Server.IdleBufferBytes()
+
+	raw := dialRaw(t, n.Addr)
+	raw.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	raw.send(fetchPartitions(topic, 2, 6*size, 20_000))
+	// The first pass read partition 0 (a 512 KiB buffer, of a size no
+	// produce request here used), found less than MinBytes and gave the
+	// buffer back to wait.
+	for deadline := time.Now().Add(10 * time.Second); n.Server.IdleBufferBytes() <= before; {
+		if time.Now().After(deadline) {
+			t.Fatal("the long poll's first pass gave no read buffer back")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	producePartitions(t, cl, topic, size, 0, 3) // 300 KiB in partition 1: MinBytes with the batches' headers
+
+	resp := kmsg.NewPtrFetchResponse()
+	if err := raw.receive(resp, 11); err != nil {
+		t.Fatal(err)
+	}
+	got := records(resp)
+	want := records(rawRoundTrip(t, n.Addr, fetchPartitions(topic, 2, 1, 0)).(*kmsg.FetchResponse))
+	for i := range 2 {
+		if len(got[i]) < 3*size || !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("partition %d answered %d bytes, equal to a fresh read of %d bytes: %v", i, len(got[i]), len(want[i]), bytes.Equal(got[i], want[i]))
+		}
+	}
+	waitResponsesReleased(t, n)
+}
+
+// TestThrottledFetchGivesItsReadBack: a consumer Fetch over its quota is
+// answered empty, and what it read (its buffers and their room in the
+// response memory) goes back: throttled Fetches do not eat the budget the
+// other consumers read with.
+func TestThrottledFetchGivesItsReadBack(t *testing.T) {
+	const topic = "throttled"
+	clock := newMuteClock()
+	n := brokertest.Start(t, func(c *broker.Config) { c.Quotas.Clock = clock })
+	n.Server.ScribbleReleasedBuffers()
+	produceFilled(t, n, topic, 4, 10<<10)
+	// 1 KiB/s: the first Fetch's bytes put the client over it.
+	setQuota(t, n, metadata.QuotaEntity{ClientID: metadata.DefaultQuota}, metadata.ConsumerByteRate, 1024)
+
+	raw := dialRaw(t, n.Addr)
+	fetch := fetchFrom(topic, 0, 1<<20)
+	throttled := 0
+	for range 3 {
+		raw.send(fetch)
+		resp := kmsg.NewPtrFetchResponse()
+		if err := raw.receive(resp, fetch.Version); err != nil {
+			t.Fatal(err)
+		}
+		if resp.ThrottleMillis > 0 {
+			if len(resp.Topics) != 0 {
+				t.Fatalf("a Fetch throttled %d ms answered %d topics; want an empty answer", resp.ThrottleMillis, len(resp.Topics))
+			}
+			throttled++
+			clock.awaitMute(t)
+			clock.release <- clock.now
+		}
+		// A throttled Fetch read the records and dropped them.
+		waitResponsesReleased(t, n)
+	}
+	if throttled == 0 {
+		t.Fatal("no Fetch was throttled")
+	}
+}
+
+// TestFetchBuffersHeldUntilWrittenOverTLS: TestFetchBuffersHeldUntil-
+// ResponseWritten on an SSL listener, where the writer copies the small
+// pieces of a response (a partition with a few KiB of records among
+// them) into a write buffer of its own as it goes and writes the large
+// ones as they are: a client that does not read holds a response whose
+// buffers other consumers' Fetches would reuse if they went back early,
+// and it reads the log's bytes.
+func TestFetchBuffersHeldUntilWrittenOverTLS(t *testing.T) {
+	const (
+		topic = "held-tls"
+		size  = 400 << 10
+		count = 30 // 12 MiB in partition 0, more than the sockets hold
+	)
+	ca := authntest.NewCA(t, "ca")
+	n := startSSL(t, ca, authn.ClientAuthNone)
+	n.Server.ScribbleReleasedBuffers()
+	tlsConfig := &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}
+	cl := manualProducer(n, kgo.DialTLSConfig(tlsConfig))
+	createTopic(t, cl, topic, 2, nil)
+	producePartitions(t, cl, topic, size, count)
+	for j := range 4 { // 4 KiB in partition 1
+		r := &kgo.Record{Topic: topic, Partition: 1, Value: bytes.Repeat([]byte{byte(0x40 + j)}, 1<<10)}
+		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.Close()
+
+	dialer := net.Dialer{Control: smallReceiveBuffer}
+	tcp, err := dialer.Dial("tcp", n.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := &rawConn{t: t, nc: tls.Client(tcp, tlsConfig)}
+	defer slow.nc.Close()
+	slow.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	fetch := fetchPartitions(topic, 2, 1, 500)
+	slow.send(fetch)
+	deadline := time.Now().Add(10 * time.Second)
+	for held, _, _ := n.Server.ResponseMemory(); held < 1<<20; held, _, _ = n.Server.ResponseMemory() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the unread Fetch holds %d bytes of response memory", held)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// Other consumers read both partitions twice meanwhile, through the
+	// broker's buffers.
+	for range 2 {
+		consumer := n.Client(kgo.DialTLSConfig(tlsConfig), kgo.FetchMaxBytes(1<<20), kgo.FetchMaxPartitionBytes(1<<20),
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart(), 1: kgo.NewOffset().AtStart()}}))
+		for seen := 0; seen < count+4; {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			fetches := consumer.PollFetches(ctx)
+			cancel()
+			if err := fetches.Err(); err != nil {
+				t.Fatalf("consuming while the slow client's response is held: %v", err)
+			}
+			fetches.EachRecord(func(r *kgo.Record) {
+				first := byte(r.Offset)
+				if r.Partition == 1 {
+					first = byte(0x40 + r.Offset)
+				}
+				if r.Value[0] != first || !bytes.Equal(r.Value, bytes.Repeat(r.Value[:1], len(r.Value))) {
+					t.Fatalf("partition %d record %d read back with other bytes", r.Partition, r.Offset)
+				}
+				seen++
+			})
+		}
+		consumer.Close()
+	}
+	// The scenario holds: the slow client's response is not written yet.
+	if _, holders, _ := n.Server.ResponseMemory(); holders == 0 {
+		t.Fatal("the slow client's response was written before it read: the sockets took it whole")
+	}
+
+	resp := kmsg.NewPtrFetchResponse()
+	if err := slow.receive(resp, fetch.Version); err != nil {
+		t.Fatal(err)
+	}
+	got := records(resp)
+	want := records(rawRoundTripTLS(t, n.Addr, tlsConfig, fetch))
+	if len(got[0]) < count*size || len(got[1]) < 4<<10 || !bytes.Equal(got[0], want[0]) || !bytes.Equal(got[1], want[1]) {
+		t.Fatalf("the response held while other Fetches ran has %d and %d bytes, equal to a fresh read: %v, %v",
+			len(got[0]), len(got[1]), bytes.Equal(got[0], want[0]), bytes.Equal(got[1], want[1]))
+	}
+}
+
+// rawRoundTripTLS is rawRoundTrip for a Fetch on a TLS connection.
+func rawRoundTripTLS(t *testing.T, addr string, config *tls.Config, fetch *kmsg.FetchRequest) *kmsg.FetchResponse {
+	t.Helper()
+	nc, err := tls.Dial("tcp", addr, config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := &rawConn{t: t, nc: nc}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	conn.send(fetch)
+	resp := kmsg.NewPtrFetchResponse()
+	if err := conn.receive(resp, fetch.Version); err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
