@@ -254,3 +254,45 @@ func rawRoundTripTLS(t *testing.T, addr string, config *tls.Config, fetch *kmsg.
 	}
 	return resp
 }
+
+// TestFetchReadBuffersWithinItsBudget: a Fetch of 1 MiB across eight
+// partitions, each a 100-byte record followed by one of 1.5 MiB (more
+// than the partition's limit, so each returns the small one), holds
+// buffers for what it returns, not for each partition's whole read: the
+// buffers it took (those the pool gained once it was written) stay
+// within the 1 MiB its response memory counts, where they were 1 MiB per
+// partition.
+func TestFetchReadBuffersWithinItsBudget(t *testing.T) {
+	const (
+		topic      = "small-then-large"
+		partitions = 8
+	)
+	n := brokertest.Start(t)
+	n.Server.ScribbleReleasedBuffers()
+	cl := manualProducer(n)
+	defer cl.Close()
+	createTopic(t, cl, topic, partitions, map[string]string{"max.message.bytes": "4194304"})
+	for p := range int32(partitions) {
+		for _, size := range []int{100, 1536 << 10} {
+			if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Partition: p, Value: bytes.Repeat([]byte{byte(p)}, size)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitResponsesReleased(t, n)
+	before := n.Server.IdleBufferBytes()
+	fetch := fetchPartitions(topic, partitions, 1, 0)
+	fetch.MaxBytes = 1 << 20
+	for i := range fetch.Topics[0].Partitions {
+		fetch.Topics[0].Partitions[i].PartitionMaxBytes = 1 << 20
+	}
+	for i, r := range records(rawRoundTrip(t, n.Addr, fetch).(*kmsg.FetchResponse)) {
+		if len(r) == 0 || len(r) > 1<<10 {
+			t.Fatalf("partition %d answered %d bytes; want its 100-byte record's batch", i, len(r))
+		}
+	}
+	waitResponsesReleased(t, n)
+	if grew := n.Server.IdleBufferBytes() - before; grew > int64(fetch.MaxBytes) {
+		t.Fatalf("a Fetch of %d bytes returning %d small batches took %d KiB of new buffers", fetch.MaxBytes, partitions, grew>>10)
+	}
+}

@@ -33,7 +33,9 @@ import (
 // Memory: the buffers in use are bounded by queued.max.request.bytes (each
 // frame's size is reserved before it is read; a buffer is at most twice its
 // frame, the class rounding) and, for Fetches, queued.max.response.bytes
-// (the records, a buffer at most twice them); idle buffers by maxIdle. A buffer grows only
+// (the records, a buffer at most four times them: a read keeps at least
+// half of what it read, segment.Log.ReadBuffered, and the class rounding
+// doubles at most); idle buffers by maxIdle. A buffer grows only
 // as its frame's bytes arrive, unless an idle buffer of the whole frame's
 // class is at hand (memory the broker already has, not a new commitment).
 type framePool struct {

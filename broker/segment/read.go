@@ -79,7 +79,9 @@ func putBuffer(bufs Buffers, b []byte) {
 // ReadBuffered is Read into a buffer from bufs (nil: a new one, as Read):
 // a non-empty result is such a buffer (its bytes from its start), which
 // the caller gives back to bufs once nothing refers to its bytes; buffers
-// it does not return are already back.
+// it does not return are already back. The buffer was asked of bufs for
+// at most twice the result's bytes: a read that keeps less of what it read
+// (the next batch over maxBytes or past upTo) moves it to one of its size.
 func (l *Log) ReadBuffered(bufs Buffers, offset int64, maxBytes int32, upTo int64, minOneBatch bool) ([]byte, error) {
 	l.rewriteMu.RLock()
 	defer l.rewriteMu.RUnlock()

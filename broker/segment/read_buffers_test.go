@@ -52,3 +52,28 @@ func TestReadBufferedGivesBuffersBackOnErrorAcrossSegments(t *testing.T) {
 	}
 	bufs.Put(data)
 }
+
+// TestReadBufferedKeepsNoMoreThanTwiceItsBytes: a read that keeps a small
+// batch out of a larger read (the next batch does not fit in maxBytes)
+// returns it in a buffer of its size, not in the buffer of the whole
+// read: a Fetch holds its buffers until its response is written, and its
+// room in the response memory counts at most twice the records it
+// returns, whatever the number of partitions that read this way.
+func TestReadBufferedKeepsNoMoreThanTwiceItsBytes(t *testing.T) {
+	clock := newTestClock()
+	cfg := smallConfig(t, clock)
+	cfg.SegmentBytes = 1 << 20
+	l := openTestLog(t, t.TempDir(), 0, cfg)
+	var m model
+	m.append(t, l, makeBatch(1, 1, 39, 1))   // 100 bytes
+	m.append(t, l, makeBatch(1, 2, 8000, 2)) // 8061 bytes
+	var bufs lender
+	data, err := l.ReadBuffered(&bufs, 0, 4096, l.EndOffset(), true)
+	if err != nil || len(data) != 100 {
+		t.Fatalf("read %d bytes, err %v; want the first batch's 100", len(data), err)
+	}
+	if lent := bufs.lent(); len(lent) != 1 || cap(lent[0]) > 2*len(data) {
+		t.Fatalf("the %d bytes returned hold %d buffers, the first of %d bytes; want one of at most twice the bytes", len(data), len(lent), cap(lent[0]))
+	}
+	bufs.Put(data)
+}

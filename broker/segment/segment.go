@@ -463,6 +463,15 @@ func (s *segment) read(bufs Buffers, offset, limit, budget int64, minOneBatch bo
 		}
 		end, next = end+info.size, info.lastOffset+1
 	}
+	if bufs != nil && end > 0 && 2*end < int64(len(data)) {
+		// Most of the read goes (the next batch is over the budget or
+		// the limit): the batches kept move to a buffer of their size,
+		// as the caller holds it until its response is written.
+		kept := getBuffer(bufs, int(end))
+		copy(kept, data)
+		putBuffer(bufs, data)
+		data = kept
+	}
 	return data[:end], next, !reachedLimit && start+end == size, nil
 }
 
