@@ -296,3 +296,97 @@ func TestFetchReadBuffersWithinItsBudget(t *testing.T) {
 		t.Fatalf("a Fetch of %d bytes returning %d small batches took %d KiB of new buffers", fetch.MaxBytes, partitions, grew>>10)
 	}
 }
+
+// TestFetchOversizedFirstBatchReadAgainOnceRoomIsFree: a Fetch whose first
+// batch is larger than the room it reserved, with no more room free (a
+// client that does not read holds the rest of the consumers' share),
+// drops what it read (its buffer goes back, overwritten here) and waits
+// for room for the whole batch; once the other response is written it
+// reads again. Both clients get the log's bytes, and the memory goes
+// back.
+func TestFetchOversizedFirstBatchReadAgainOnceRoomIsFree(t *testing.T) {
+	const (
+		held    = "held-room"
+		large   = "large-batch"
+		budget  = 16 << 20 // 12 MiB for consumers
+		holding = 11<<20 + 512<<10
+	)
+	n := brokertest.Start(t, func(c *broker.Config) { c.QueuedMaxResponseBytes = budget })
+	n.Server.ScribbleReleasedBuffers()
+	cl := manualProducer(n)
+	defer cl.Close()
+	createTopic(t, cl, held, 1, nil)
+	producePartitions(t, cl, held, 400<<10, 31) // 12.1 MiB
+	createTopic(t, cl, large, 1, map[string]string{"max.message.bytes": "4194304"})
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: large, Value: bytes.Repeat([]byte{7}, 1536<<10)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	slowFetch := fetchFrom(held, 0, holding)
+	largeFetch := fetchFrom(large, 0, 100<<10)
+	largeFetch.MaxWaitMillis = 20_000
+	// What each reads with the room free.
+	var want [2][]byte
+	for i, fetch := range []*kmsg.FetchRequest{slowFetch, largeFetch} {
+		waitResponsesReleased(t, n)
+		want[i] = records(rawRoundTrip(t, n.Addr, fetch).(*kmsg.FetchResponse))[0]
+	}
+	if len(want[0]) < 11<<20 || bytes.Count(want[1], []byte{7}) < 1536<<10 {
+		t.Fatalf("read %d and %d bytes", len(want[0]), len(want[1]))
+	}
+	waitResponsesReleased(t, n)
+
+	// A client that does not read holds 11.5 MiB: 0.5 MiB of room left.
+	dialer := net.Dialer{Control: smallReceiveBuffer}
+	tcp, err := dialer.Dial("tcp", n.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := &rawConn{t: t, nc: tcp}
+	defer tcp.Close()
+	tcp.SetDeadline(time.Now().Add(30 * time.Second))
+	slow.send(slowFetch)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if bytes, _, _ := n.Server.ResponseMemory(); bytes >= holding {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the unread Fetch holds no response memory")
+		}
+	}
+
+	// A Fetch of 100 KiB whose first batch is 1.5 MiB: it reserves
+	// 100 KiB, reads the batch, cannot grow to it and waits for room.
+	other, err := net.Dial("tcp", n.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	other.SetDeadline(time.Now().Add(30 * time.Second))
+	oversized := &rawConn{t: t, nc: other}
+	oversized.send(largeFetch)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, _, waiting := n.Server.ResponseMemory(); waiting == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the Fetch of an oversized batch does not wait for room")
+		}
+	}
+
+	// The slow client reads: its room goes back, the other Fetch reads
+	// again and is answered.
+	slowResp := kmsg.NewPtrFetchResponse()
+	if err := slow.receive(slowResp, slowFetch.Version); err != nil {
+		t.Fatal(err)
+	}
+	largeResp := kmsg.NewPtrFetchResponse()
+	if err := oversized.receive(largeResp, largeFetch.Version); err != nil {
+		t.Fatal(err)
+	}
+	for i, got := range [][]byte{records(slowResp)[0], records(largeResp)[0]} {
+		if !bytes.Equal(got, want[i]) {
+			t.Fatalf("%s: answered %d bytes, equal to the %d bytes read with the room free: false", []string{held, large}[i], len(got), len(want[i]))
+		}
+	}
+	waitResponsesReleased(t, n)
+}
