@@ -13,7 +13,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/partition"
@@ -113,31 +112,16 @@ func testReadCommittedTxnIndexes(t *testing.T, legacy bool) {
 
 	now := time.Now()
 	var want []string
-	appendRecord := func(opts recordbatch.BuildOptions, value string) int64 {
-		t.Helper()
-		batch, err := recordbatch.Build(opts, []recordbatch.Record{{Value: []byte(value), Timestamp: now.UnixMilli()}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if opts.Transactional {
-			p.StartTxnVerification(opts.ProducerID, opts.ProducerEpoch)
-		}
-		base, _, err := p.Append(batch, 9, now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return base
+	appendValue := func(opts recordbatch.BuildOptions, value string) int64 {
+		return appendRecord(t, p, now, opts, recordbatch.Record{Value: []byte(value)})
 	}
 	plain := func(count int) {
 		t.Helper()
 		for range count {
 			value := fmt.Sprintf("plain-%d", len(want))
 			want = append(want, value)
-			appendRecord(recordbatch.BuildOptions{}, value)
+			appendValue(recordbatch.BuildOptions{}, value)
 		}
-	}
-	txn := func(pid int64, sequence int32) recordbatch.BuildOptions {
-		return recordbatch.BuildOptions{Idempotent: true, Transactional: true, ProducerID: pid, BaseSequence: sequence}
 	}
 	abort := func(pid int64) int64 {
 		t.Helper()
@@ -149,12 +133,12 @@ func testReadCommittedTxnIndexes(t *testing.T, legacy bool) {
 	}
 	// Segments of 600 bytes hold a few of these batches each.
 	plain(24)
-	first200 := appendRecord(txn(200, 0), "aborted-200-a")
+	first200 := appendValue(txnOptions(200, 0), "aborted-200-a")
 	plain(20)
-	appendRecord(txn(200, 1), "aborted-200-b")
+	appendValue(txnOptions(200, 1), "aborted-200-b")
 	marker200 := abort(200)
 	plain(40)
-	appendRecord(txn(300, 0), "aborted-300")
+	appendValue(txnOptions(300, 0), "aborted-300")
 	marker300 := abort(300)
 	plain(40)
 	past := p.HighWatermark()
@@ -230,21 +214,14 @@ func testReadCommittedTxnIndexes(t *testing.T, legacy bool) {
 		t.Fatalf("%d remote segments, want more than 15", len(segments))
 	}
 
-	versions := kversion.Stable()
-	versions.SetMaxKeyVersion(kmsg.NewPtrFetchRequest().Key(), 11) // topics by name
-	rawClient := n.Client(kgo.MaxVersions(versions))
+	rawClient := topicsByNameClient(n)
 	// fetch reads the first batch at offset read_committed and returns
 	// its aborted transactions (producer id -> first offset), the remote
 	// segments whose aborted transactions were read, and the .txnindex
 	// GETs it took.
 	fetch := func(offset int64) (map[int64]int64, []int64, int64) {
 		t.Helper()
-		req := kmsg.NewPtrFetchRequest()
-		req.SetVersion(11)
-		req.ReplicaID, req.MaxBytes, req.IsolationLevel = -1, 1<<20, 1
-		fp := kmsg.NewFetchRequestTopicPartition()
-		fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, offset, 1 // the first batch only (KIP-74)
-		req.Topics = []kmsg.FetchRequestTopic{{Topic: "txidx", Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
+		req := readCommittedFetch("txidx", offset, 1) // the first batch only (KIP-74)
 		gets := bucket.gets.Load()
 		reader.take()
 		resp := request[*kmsg.FetchResponse](t, rawClient, req)
@@ -306,16 +283,7 @@ func testReadCommittedTxnIndexes(t *testing.T, legacy bool) {
 		}
 	}
 
-	consumer := n.Client(kgo.ConsumeTopics("txidx"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	var values []string
-	for len(values) < len(want) {
-		fetches := consumer.PollFetches(ctx)
-		if err := fetches.Err0(); err != nil {
-			t.Fatalf("consume: %v (so far %d records)", err, len(values))
-		}
-		fetches.EachRecord(func(r *kgo.Record) { values = append(values, string(r.Value)) })
-	}
-	if !slices.Equal(values, want) {
+	if values := consumeValues(t, ctx, n, "txidx", kgo.ReadCommitted(), len(want)); !slices.Equal(values, want) {
 		t.Fatalf("read_committed consumer read %v, want %v", values, want)
 	}
 }

@@ -39,23 +39,8 @@ func TestReadCommittedFromTieredSegments(t *testing.T) {
 	// producer 100's transaction aborted, interleaved with plain records
 	// and producer 200's committed one.
 	now := time.Now()
-	appendRecord := func(opts recordbatch.BuildOptions, value string) int64 {
-		t.Helper()
-		batch, err := recordbatch.Build(opts, []recordbatch.Record{{Key: []byte(value), Value: []byte(value), Timestamp: now.UnixMilli()}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if opts.Transactional {
-			p.StartTxnVerification(opts.ProducerID, opts.ProducerEpoch)
-		}
-		base, _, err := p.Append(batch, 9, now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return base
-	}
-	txn := func(pid int64, sequence int32) recordbatch.BuildOptions {
-		return recordbatch.BuildOptions{Idempotent: true, Transactional: true, ProducerID: pid, BaseSequence: sequence}
+	appendValue := func(opts recordbatch.BuildOptions, value string) int64 {
+		return appendRecord(t, p, now, opts, recordbatch.Record{Key: []byte(value), Value: []byte(value)})
 	}
 	marker := func(pid int64, commit bool) {
 		t.Helper()
@@ -63,15 +48,15 @@ func TestReadCommittedFromTieredSegments(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	abortedFirst := appendRecord(txn(100, 0), "aborted-1")
-	appendRecord(recordbatch.BuildOptions{}, "plain-1")
-	appendRecord(txn(200, 0), "committed-1")
-	appendRecord(txn(100, 1), "aborted-2")
+	abortedFirst := appendValue(txnOptions(100, 0), "aborted-1")
+	appendValue(recordbatch.BuildOptions{}, "plain-1")
+	appendValue(txnOptions(200, 0), "committed-1")
+	appendValue(txnOptions(100, 1), "aborted-2")
 	marker(100, false)
-	appendRecord(txn(200, 1), "committed-2")
+	appendValue(txnOptions(200, 1), "committed-2")
 	marker(200, true)
 	for i := range 20 {
-		appendRecord(recordbatch.BuildOptions{}, fmt.Sprintf("plain-%d", i+2))
+		appendValue(recordbatch.BuildOptions{}, fmt.Sprintf("plain-%d", i+2))
 	}
 	want := []string{"plain-1", "committed-1", "committed-2"}
 	for i := range 20 {
@@ -84,15 +69,8 @@ func TestReadCommittedFromTieredSegments(t *testing.T) {
 
 	// A raw read_committed Fetch from the start: served from the bucket,
 	// with producer 100's transaction listed.
-	fetch := kmsg.NewPtrFetchRequest()
-	fetch.SetVersion(11)
-	fetch.ReplicaID, fetch.MaxBytes, fetch.IsolationLevel = -1, 1<<20, 1
-	fp := kmsg.NewFetchRequestTopicPartition()
-	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1<<20
-	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: "tx", Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
-	versions := kversion.Stable()
-	versions.SetMaxKeyVersion(fetch.Key(), 11) // topics by name
-	rawClient := n.Client(kgo.MaxVersions(versions))
+	fetch := readCommittedFetch("tx", 0, 1<<20)
+	rawClient := topicsByNameClient(n)
 	checkRawFetch := func(what string) {
 		t.Helper()
 		resp := request[*kmsg.FetchResponse](t, rawClient, fetch)
@@ -106,23 +84,10 @@ func TestReadCommittedFromTieredSegments(t *testing.T) {
 	}
 	checkRawFetch("after local retention")
 
-	consume := func(isolation kgo.IsolationLevel, count int) []string {
-		t.Helper()
-		consumer := n.Client(kgo.ConsumeTopics("tx"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(isolation))
-		var values []string
-		for len(values) < count {
-			fetches := consumer.PollFetches(ctx)
-			if err := fetches.Err0(); err != nil {
-				t.Fatalf("consume: %v (so far %v)", err, values)
-			}
-			fetches.EachRecord(func(r *kgo.Record) { values = append(values, string(r.Value)) })
-		}
-		return values
-	}
-	if values := consume(kgo.ReadCommitted(), len(want)); !slices.Equal(values, want) {
+	if values := consumeValues(t, ctx, n, "tx", kgo.ReadCommitted(), len(want)); !slices.Equal(values, want) {
 		t.Fatalf("read_committed consumer read %v, want %v", values, want)
 	}
-	if values := consume(kgo.ReadUncommitted(), len(want)+2); !slices.Contains(values, "aborted-1") || !slices.Contains(values, "aborted-2") {
+	if values := consumeValues(t, ctx, n, "tx", kgo.ReadUncommitted(), len(want)+2); !slices.Contains(values, "aborted-1") || !slices.Contains(values, "aborted-2") {
 		t.Fatalf("read_uncommitted consumer read %v, want the aborted records too", values)
 	}
 
@@ -195,4 +160,67 @@ func memoryTier(t *testing.T) *tiering.Tier {
 	}
 	t.Cleanup(func() { tier.Close() })
 	return tier
+}
+
+// appendRecord appends record, timestamped now, to p as its leader at
+// epoch 9, in a batch of its own built with opts (a transactional one
+// after the verification the coordinator would start), and returns its
+// offset: what a producer and its coordinator would write.
+func appendRecord(t *testing.T, p *partition.Partition, now time.Time, opts recordbatch.BuildOptions, record recordbatch.Record) int64 {
+	t.Helper()
+	record.Timestamp = now.UnixMilli()
+	batch, err := recordbatch.Build(opts, []recordbatch.Record{record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.Transactional {
+		p.StartTxnVerification(opts.ProducerID, opts.ProducerEpoch)
+	}
+	base, _, err := p.Append(batch, 9, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base
+}
+
+// txnOptions builds a batch of producer pid's transaction at sequence.
+func txnOptions(pid int64, sequence int32) recordbatch.BuildOptions {
+	return recordbatch.BuildOptions{Idempotent: true, Transactional: true, ProducerID: pid, BaseSequence: sequence}
+}
+
+// readCommittedFetch is a read_committed Fetch (v11, topics by name: send
+// it with a topicsByNameClient) of partition 0 of topic from offset, of
+// at most 1 MiB and partitionMaxBytes of the partition.
+func readCommittedFetch(topic string, offset int64, partitionMaxBytes int32) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.SetVersion(11)
+	req.ReplicaID, req.MaxBytes, req.IsolationLevel = -1, 1<<20, 1
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, offset, partitionMaxBytes
+	req.Topics = []kmsg.FetchRequestTopic{{Topic: topic, Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
+	return req
+}
+
+// topicsByNameClient is a client of n that sends Fetch at v11 at most,
+// the last version naming topics (not ids).
+func topicsByNameClient(n *brokertest.Node) *kgo.Client {
+	versions := kversion.Stable()
+	versions.SetMaxKeyVersion(kmsg.NewPtrFetchRequest().Key(), 11)
+	return n.Client(kgo.MaxVersions(versions))
+}
+
+// consumeValues consumes topic of n from the start at isolation (with
+// opts) until it has count records, and returns their values.
+func consumeValues(t *testing.T, ctx context.Context, n *brokertest.Node, topic string, isolation kgo.IsolationLevel, count int, opts ...kgo.Opt) []string {
+	t.Helper()
+	consumer := n.Client(append([]kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(isolation)}, opts...)...)
+	var values []string
+	for len(values) < count {
+		fetches := consumer.PollFetches(ctx)
+		if err := fetches.Err0(); err != nil {
+			t.Fatalf("consume: %v (so far %d records: %v)", err, len(values), values)
+		}
+		fetches.EachRecord(func(r *kgo.Record) { values = append(values, string(r.Value)) })
+	}
+	return values
 }
