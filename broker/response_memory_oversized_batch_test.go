@@ -33,12 +33,22 @@ func TestOversizedFirstBatchWaitsForResponseMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	checkOversizedFirstBatchWaits(t, n, topic, budget, "batch", 8*time.Second)
+}
+
+// checkOversizedFirstBatchWaits checks, on n with queued.max.response.bytes
+// budget (16 MiB), that a Fetch of topic partition 0 whose first batch (a
+// batch of kind, e.g. "remote batch") is larger than the room free waits
+// for room for the whole batch, holding nothing, and is answered without
+// records at its max wait, then gets the batch once room is given back:
+// offset 0 holds an 8 MiB batch, offset 1 a 6 MiB one. within is how long
+// the response to a client that does not read may take to hold its batch,
+// and the room to come back once that client goes.
+func checkOversizedFirstBatchWaits(t *testing.T, n *brokertest.Node, topic string, budget int64, kind string, within time.Duration) {
+	t.Helper()
 	fetch := func(offset int64, maxWait int32) *kmsg.FetchRequest {
-		req := kmsg.NewPtrFetchRequest()
-		req.Version, req.ReplicaID, req.MaxBytes, req.MinBytes, req.MaxWaitMillis = 11, -1, 1<<10, 1, maxWait
-		req.Topics = []kmsg.FetchRequestTopic{{Topic: topic, Partitions: []kmsg.FetchRequestTopicPartition{{
-			Partition: 0, FetchOffset: offset, PartitionMaxBytes: 1 << 10, CurrentLeaderEpoch: -1, LogStartOffset: -1,
-		}}}}
+		req := fetchFrom(topic, offset, 1<<10)
+		req.MaxWaitMillis = maxWait
 		return req
 	}
 
@@ -52,12 +62,13 @@ func TestOversizedFirstBatchWaitsForResponseMemory(t *testing.T) {
 	if _, err := conn.Write(requestFrame(fetch(0, 0), 7)); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(8 * time.Second); ; {
+	for deadline := time.Now().Add(within); ; {
 		if held, holders, _ := n.Server.ResponseMemory(); holders == 1 && held > 8<<20 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the response to the client that does not read never held its 8 MiB batch")
+			held, holders, waiting := n.Server.ResponseMemory()
+			t.Fatalf("the response to the client that does not read never held room for its 8 MiB %s: %d bytes held by %d, %d waiting", kind, held, holders, waiting)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -66,7 +77,7 @@ func TestOversizedFirstBatchWaitsForResponseMemory(t *testing.T) {
 	// for room the Fetch's max wait, then is answered without records.
 	p := rawRoundTrip(t, n.Addr, fetch(1, 200)).(*kmsg.FetchResponse).Topics[0].Partitions[0]
 	if p.ErrorCode != 0 || len(p.RecordBatches) != 0 {
-		t.Fatalf("Fetch of a 6 MiB first batch with under 4 MiB of response memory free: error %d, %d bytes; want no error and no records", p.ErrorCode, len(p.RecordBatches))
+		t.Fatalf("Fetch of a 6 MiB first %s with under 4 MiB of response memory free: error %d, %d bytes; want no error and no records", kind, p.ErrorCode, len(p.RecordBatches))
 	}
 	if held, _, _ := n.Server.ResponseMemory(); held > budget-budget/4 {
 		t.Fatalf("%d bytes of response memory held, over the consumers' share", held)
@@ -74,7 +85,7 @@ func TestOversizedFirstBatchWaitsForResponseMemory(t *testing.T) {
 
 	// The client goes: its write fails, its room comes back.
 	conn.Close()
-	for deadline := time.Now().Add(8 * time.Second); ; {
+	for deadline := time.Now().Add(within); ; {
 		if held, _, _ := n.Server.ResponseMemory(); held == 0 {
 			break
 		}
@@ -85,6 +96,6 @@ func TestOversizedFirstBatchWaitsForResponseMemory(t *testing.T) {
 	}
 	p = rawRoundTrip(t, n.Addr, fetch(1, 5000)).(*kmsg.FetchResponse).Topics[0].Partitions[0]
 	if p.ErrorCode != 0 || len(p.RecordBatches) < 6<<20 {
-		t.Fatalf("Fetch of a 6 MiB first batch with the room free: error %d, %d bytes; want the whole batch", p.ErrorCode, len(p.RecordBatches))
+		t.Fatalf("Fetch of a 6 MiB first %s with the room free: error %d, %d bytes; want the whole batch", kind, p.ErrorCode, len(p.RecordBatches))
 	}
 }
