@@ -3,8 +3,6 @@ package broker_test
 import (
 	"bytes"
 	"context"
-	"net"
-	"runtime"
 	"testing"
 	"time"
 
@@ -108,13 +106,9 @@ func TestClientsThatDoNotReadHoldBoundedRemoteFetchMemory(t *testing.T) {
 	frames := make([][]byte, segments)
 	for i, base := range bases {
 		idle("before a Fetch")
-		fetch := kmsg.NewPtrFetchRequest()
-		fetch.Version, fetch.ReplicaID, fetch.MaxBytes, fetch.MinBytes = 11, -1, fetchBytes, 1
+		fetch := fetchFrom(topic, base, fetchBytes)
 		// Those without room wait for it for the whole test.
 		fetch.MaxWaitMillis = 60_000
-		fetch.Topics = []kmsg.FetchRequestTopic{{Topic: topic, Partitions: []kmsg.FetchRequestTopicPartition{{
-			Partition: 0, FetchOffset: base, PartitionMaxBytes: fetchBytes, CurrentLeaderEpoch: -1, LogStartOffset: -1,
-		}}}}
 		// Each segment read once: its chunks are in the tier's disk
 		// cache, and a Fetch of it reads about fetchBytes.
 		got := rawRoundTrip(t, n.Addr, fetch).(*kmsg.FetchResponse).Topics[0].Partitions[0]
@@ -124,28 +118,8 @@ func TestClientsThatDoNotReadHoldBoundedRemoteFetchMemory(t *testing.T) {
 		frames[i] = requestFrame(fetch, 7)
 	}
 	idle("after every Fetch was read")
-	runtime.GC()
-	var before runtime.MemStats
-	runtime.ReadMemStats(&before)
-	dialer := net.Dialer{Control: smallReceiveBuffer}
-	for c := range connections {
-		conn, err := dialer.Dial("tcp", n.Addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		for i := range pipelined {
-			if _, err := conn.Write(frames[c*pipelined+i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	heldHeap := func() uint64 {
-		runtime.GC()
-		var now runtime.MemStats
-		runtime.ReadMemStats(&now)
-		return now.HeapAlloc - min(now.HeapAlloc, before.HeapAlloc)
-	}
+	heldHeap, closeConnections := pipelineWithoutReading(t, n.Addr, connections, pipelined, func(c, i int) []byte { return frames[c*pipelined+i] })
+	defer closeConnections()
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		held, holders, waiting := n.Server.ResponseMemory()
 		if held > budget {

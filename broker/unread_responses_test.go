@@ -52,13 +52,9 @@ func TestClientsThatDoNotReadHoldBoundedFetchMemory(t *testing.T) {
 	}
 	cl.Close()
 
-	fetch := kmsg.NewPtrFetchRequest()
-	fetch.Version, fetch.ReplicaID, fetch.MaxBytes, fetch.MinBytes = 11, -1, fetchBytes, 1
+	fetch := fetchFrom(topic, 0, fetchBytes)
 	// Those without room wait for it for the whole test.
 	fetch.MaxWaitMillis = 60_000
-	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: topic, Partitions: []kmsg.FetchRequestTopicPartition{{
-		Partition: 0, FetchOffset: 0, PartitionMaxBytes: fetchBytes, CurrentLeaderEpoch: -1, LogStartOffset: -1,
-	}}}}
 	frame := requestFrame(fetch, 7)
 
 	if got := len(rawRoundTrip(t, n.Addr, fetch).(*kmsg.FetchResponse).Topics[0].Partitions[0].RecordBatches); got < fetchBytes*3/4 {
@@ -75,30 +71,8 @@ func TestClientsThatDoNotReadHoldBoundedFetchMemory(t *testing.T) {
 			t.Fatalf("response memory after a Fetch was read: %d bytes held by %d, %d waiting; want none", held, holders, waiting)
 		}
 	}
-	runtime.GC()
-	var before runtime.MemStats
-	runtime.ReadMemStats(&before)
-	// A small receive buffer, set before connecting: the kernel takes
-	// little of the responses off the broker's hands.
-	dialer := net.Dialer{Control: smallReceiveBuffer}
-	for range connections {
-		conn, err := dialer.Dial("tcp", n.Addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		for range pipelined {
-			if _, err := conn.Write(frame); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	heldHeap := func() uint64 {
-		runtime.GC()
-		var now runtime.MemStats
-		runtime.ReadMemStats(&now)
-		return now.HeapAlloc - min(now.HeapAlloc, before.HeapAlloc)
-	}
+	heldHeap, closeConnections := pipelineWithoutReading(t, n.Addr, connections, pipelined, func(int, int) []byte { return frame })
+	defer closeConnections()
 	// The broker builds the responses it has room for; then every
 	// connection's Fetch holds its response (unwritten) or waits for
 	// room. Unbounded, the heap passes the bound first.
@@ -122,6 +96,47 @@ func TestClientsThatDoNotReadHoldBoundedFetchMemory(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// pipelineWithoutReading opens connections connections to addr, writes
+// pipelined request frames on each (frame(c, i) is connection c's i-th)
+// and reads nothing. heldHeap is the heap allocated since just before
+// the connections opened, after a GC; closeConnections closes them.
+func pipelineWithoutReading(t *testing.T, addr string, connections, pipelined int, frame func(connection, request int) []byte) (heldHeap func() uint64, closeConnections func()) {
+	t.Helper()
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	// A small receive buffer, set before connecting: the kernel takes
+	// little of the responses off the broker's hands.
+	dialer := net.Dialer{Control: smallReceiveBuffer}
+	var conns []net.Conn
+	closeConnections = func() {
+		for _, conn := range conns {
+			conn.Close()
+		}
+	}
+	for c := range connections {
+		conn, err := dialer.Dial("tcp", addr)
+		if err != nil {
+			closeConnections()
+			t.Fatal(err)
+		}
+		conns = append(conns, conn)
+		for i := range pipelined {
+			if _, err := conn.Write(frame(c, i)); err != nil {
+				closeConnections()
+				t.Fatal(err)
+			}
+		}
+	}
+	heldHeap = func() uint64 {
+		runtime.GC()
+		var now runtime.MemStats
+		runtime.ReadMemStats(&now)
+		return now.HeapAlloc - min(now.HeapAlloc, before.HeapAlloc)
+	}
+	return heldHeap, closeConnections
 }
 
 // smallReceiveBuffer is a net.Dialer Control giving the socket a 4 KiB
