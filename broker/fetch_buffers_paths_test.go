@@ -187,13 +187,7 @@ func TestFetchBuffersHeldUntilWrittenOverTLS(t *testing.T) {
 	slow.nc.SetDeadline(time.Now().Add(30 * time.Second))
 	fetch := fetchPartitions(topic, 2, 1, 500)
 	slow.send(fetch)
-	deadline := time.Now().Add(10 * time.Second)
-	for held, _, _ := n.Server.ResponseMemory(); held < 1<<20; held, _, _ = n.Server.ResponseMemory() {
-		if time.Now().After(deadline) {
-			t.Fatalf("the unread Fetch holds %d bytes of response memory", held)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUnreadResponseHolds(t, n, 1<<20)
 
 	// Other consumers read both partitions twice meanwhile, through the
 	// broker's buffers.
@@ -345,14 +339,7 @@ func TestFetchOversizedFirstBatchReadAgainOnceRoomIsFree(t *testing.T) {
 	defer tcp.Close()
 	tcp.SetDeadline(time.Now().Add(30 * time.Second))
 	slow.send(slowFetch)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if bytes, _, _ := n.Server.ResponseMemory(); bytes >= holding {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the unread Fetch holds no response memory")
-		}
-	}
+	waitUnreadResponseHolds(t, n, holding)
 
 	// A Fetch of 100 KiB whose first batch is 1.5 MiB: it reserves
 	// 100 KiB, reads the batch, cannot grow to it and waits for room.

@@ -39,6 +39,19 @@ func produceFilled(t *testing.T, n *brokertest.Node, topic string, count, size i
 	}
 }
 
+// waitUnreadResponseHolds waits until n's response memory holds at least
+// atLeast bytes: those of a response its client does not read.
+func waitUnreadResponseHolds(t *testing.T, n *brokertest.Node, atLeast int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for held, _, _ := n.Server.ResponseMemory(); held < atLeast; held, _, _ = n.Server.ResponseMemory() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the unread Fetch holds %d bytes of response memory, want %d", held, atLeast)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // waitResponsesReleased waits until no Fetch response holds response
 // memory: every response written has given its buffers back.
 func waitResponsesReleased(t *testing.T, n *brokertest.Node) {
@@ -118,13 +131,7 @@ func TestFetchBuffersHeldUntilResponseWritten(t *testing.T) {
 	if _, err := conn.Write(requestFrame(slow, 9)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for held, _, _ := n.Server.ResponseMemory(); held < 1<<20; held, _, _ = n.Server.ResponseMemory() {
-		if time.Now().After(deadline) {
-			t.Fatalf("the unread Fetch holds %d bytes of response memory", held)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUnreadResponseHolds(t, n, 1<<20)
 
 	// Other consumers read the whole topic meanwhile, twice, through
 	// the broker's buffers (each given back scribbled once written).
