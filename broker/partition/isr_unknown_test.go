@@ -9,6 +9,40 @@ import (
 	"github.com/strata-log/strata/metadata"
 )
 
+// assignmentAt is partition 0 of replicas [1 2] led by broker 1 at leader
+// epoch 1, with isr at partition epoch.
+func assignmentAt(partitionEpoch int32, isr ...int32) metadata.Partition {
+	return metadata.Partition{Index: 0, Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 1, ISR: isr, PartitionEpoch: partitionEpoch}
+}
+
+// unknownExpansion is broker 1 leading with the ISR [1] at partition epoch
+// 4 (assignmentAt(4, 1)), 3 records appended, whose proposal of [1 2]
+// once follower 2 caught up (to caughtUp) timed out: its outcome is
+// unknown, and the first try may still be queued at the controller.
+func unknownExpansion(t *testing.T) (p *Partition, caughtUp int64) {
+	t.Helper()
+	p = replica(t, t.TempDir(), 1, nil)
+	p.ApplyAssignment(assignmentAt(4, 1), t0)
+	caughtUp = mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 3)) + 3
+	if expand, err := p.FollowerFetched(2, caughtUp, t0); err != nil || !slices.Equal(expand, []int32{1, 2}) {
+		t.Fatalf("follower 2 caught up: proposal %v (%v), want [1 2]", expand, err)
+	}
+	p.ISRChangeDone(ISROutcome{}) // a timeout
+	return p, caughtUp
+}
+
+// checkISRHasEveryAcknowledgedRecord checks that no member of p's ISR has
+// its log (ending at logEnd[member]) end below p's high watermark.
+func checkISRHasEveryAcknowledgedRecord(t *testing.T, p *Partition, logEnd map[int32]int64) {
+	t.Helper()
+	for _, r := range p.Assignment().ISR {
+		if logEnd[r] < p.HighWatermark() {
+			t.Fatalf("broker %d is in the ISR %v with its log ending at %d, below the high watermark %d: electing it loses acknowledged offsets %d..%d",
+				r, p.Assignment().ISR, logEnd[r], p.HighWatermark(), logEnd[r], p.HighWatermark()-1)
+		}
+	}
+}
+
 // TestUnknownExpansionCountsUntilItsOutcomeIsApplied (forced order):
 // broker 1 leads with the ISR [1] at partition epoch 4 and proposes [1 2]
 // once follower 2 caught up; the proposal times out (it may still
@@ -22,27 +56,17 @@ import (
 // every record below the high watermark.
 func TestUnknownExpansionCountsUntilItsOutcomeIsApplied(t *testing.T) {
 	const lag = 30 * time.Second
-	replicas := []int32{1, 2}
-	at := func(epoch int32, isr ...int32) metadata.Partition {
-		return metadata.Partition{Index: 0, Replicas: replicas, Leader: 1, LeaderEpoch: 1, ISR: isr, PartitionEpoch: epoch}
-	}
 	for _, tc := range []struct {
 		name  string
 		retry ISROutcome         // the retry's answer
 		then  metadata.Partition // the assignment applied after it
 	}{
-		{"the first try committed", ISROutcome{Refused: true}, at(5, 1, 2)},
-		{"the retry committed", ISROutcome{Committed: new(at(5, 1, 2))}, at(5, 1, 2)},
-		{"neither committed", ISROutcome{Refused: true}, at(5, 1)},
+		{"the first try committed", ISROutcome{Refused: true}, assignmentAt(5, 1, 2)},
+		{"the retry committed", ISROutcome{Committed: new(assignmentAt(5, 1, 2))}, assignmentAt(5, 1, 2)},
+		{"neither committed", ISROutcome{Refused: true}, assignmentAt(5, 1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := replica(t, t.TempDir(), 1, nil)
-			p.ApplyAssignment(at(4, 1), t0)
-			caughtUp := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 3)) + 3
-			if expand, err := p.FollowerFetched(2, caughtUp, t0); err != nil || !slices.Equal(expand, []int32{1, 2}) {
-				t.Fatalf("follower 2 caught up: proposal %v (%v), want [1 2]", expand, err)
-			}
-			p.ISRChangeDone(ISROutcome{}) // a timeout
+			p, caughtUp := unknownExpansion(t)
 
 			end := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "b", 2)) + 2
 			later := t0.Add(2 * lag)
@@ -55,12 +79,7 @@ func TestUnknownExpansionCountsUntilItsOutcomeIsApplied(t *testing.T) {
 
 			p.ISRChangeDone(tc.retry)
 			p.ApplyAssignment(tc.then, later)
-			logEnd := map[int32]int64{1: end, 2: caughtUp}
-			for _, r := range p.Assignment().ISR {
-				if logEnd[r] < p.HighWatermark() {
-					t.Fatalf("broker %d is in the ISR %v with its log ending at %d, below the high watermark %d", r, p.Assignment().ISR, logEnd[r], p.HighWatermark())
-				}
-			}
+			checkISRHasEveryAcknowledgedRecord(t, p, map[int32]int64{1: end, 2: caughtUp})
 			if !slices.Contains(tc.then.ISR, 2) && p.HighWatermark() != end {
 				t.Fatalf("high watermark %d once the expansion can no longer commit, want %d", p.HighWatermark(), end)
 			}
@@ -87,17 +106,7 @@ func TestUnknownExpansionCountsUntilItsOutcomeIsApplied(t *testing.T) {
 // longer commit.
 func TestUnknownExpansionNotDroppedByANoOpShrink(t *testing.T) {
 	const lag = 30 * time.Second
-	replicas := []int32{1, 2}
-	at := func(epoch int32, isr ...int32) metadata.Partition {
-		return metadata.Partition{Index: 0, Replicas: replicas, Leader: 1, LeaderEpoch: 1, ISR: isr, PartitionEpoch: epoch}
-	}
-	p := replica(t, t.TempDir(), 1, nil)
-	p.ApplyAssignment(at(4, 1), t0)
-	caughtUp := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 3)) + 3
-	if expand, err := p.FollowerFetched(2, caughtUp, t0); err != nil || !slices.Equal(expand, []int32{1, 2}) {
-		t.Fatalf("follower 2 caught up: proposal %v (%v), want [1 2]", expand, err)
-	}
-	p.ISRChangeDone(ISROutcome{}) // a timeout; the first try is still queued
+	p, caughtUp := unknownExpansion(t)
 	end := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "b", 2)) + 2
 	later := t0.Add(2 * lag)
 	if retry := p.LaggingISR(later, lag); !slices.Equal(retry, []int32{1, 2}) {
@@ -106,7 +115,7 @@ func TestUnknownExpansionNotDroppedByANoOpShrink(t *testing.T) {
 	p.ISRChangeDone(ISROutcome{Refused: true, Ineligible: true}) // broker 2 is fenced
 	// Broker 2 is unfenced later, and the first try commits — unless the
 	// partition epoch has moved past 4 by then.
-	then := at(5, 1, 2)
+	then := assignmentAt(5, 1, 2)
 	if proposal := p.LaggingISR(later, lag); proposal != nil {
 		if !slices.Equal(proposal, []int32{1}) || p.ISRChangeBasis().PartitionEpoch != 4 {
 			t.Fatalf("proposal %v at partition epoch %d, want [1] at 4", proposal, p.ISRChangeBasis().PartitionEpoch)
@@ -115,22 +124,16 @@ func TestUnknownExpansionNotDroppedByANoOpShrink(t *testing.T) {
 		// to the same ISR is a no-op, answered with the partition as is;
 		// with the leader epoch bumped it is committed at partition epoch
 		// 5, and the first try, computed at 4, is refused from then on.
-		answer := at(4, 1)
+		answer := assignmentAt(4, 1)
 		if p.ISRChangeBumpsLeaderEpoch() {
-			answer = at(5, 1)
+			answer = assignmentAt(5, 1)
 			answer.LeaderEpoch++
 			then = answer
 		}
 		p.ISRChangeDone(ISROutcome{Committed: &answer})
 	}
 	p.ApplyAssignment(then, later)
-	logEnd := map[int32]int64{1: end, 2: caughtUp}
-	for _, r := range p.Assignment().ISR {
-		if logEnd[r] < p.HighWatermark() {
-			t.Fatalf("broker %d is in the ISR %v with its log ending at %d, below the high watermark %d: electing it loses acknowledged offsets %d..%d",
-				r, p.Assignment().ISR, logEnd[r], p.HighWatermark(), logEnd[r], p.HighWatermark()-1)
-		}
-	}
+	checkISRHasEveryAcknowledgedRecord(t, p, map[int32]int64{1: end, 2: caughtUp})
 }
 
 // TestLeaderEpochBumpRetriedAsABump (forced order): broker 1 leads with
@@ -144,16 +147,7 @@ func TestUnknownExpansionNotDroppedByANoOpShrink(t *testing.T) {
 // first try. Once the bump is applied, follower 2 no longer counts.
 func TestLeaderEpochBumpRetriedAsABump(t *testing.T) {
 	const lag = 30 * time.Second
-	at := func(epoch int32, isr ...int32) metadata.Partition {
-		return metadata.Partition{Index: 0, Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 1, ISR: isr, PartitionEpoch: epoch}
-	}
-	p := replica(t, t.TempDir(), 1, nil)
-	p.ApplyAssignment(at(4, 1), t0)
-	caughtUp := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 3)) + 3
-	if expand, err := p.FollowerFetched(2, caughtUp, t0); err != nil || !slices.Equal(expand, []int32{1, 2}) {
-		t.Fatalf("follower 2 caught up: proposal %v (%v), want [1 2]", expand, err)
-	}
-	p.ISRChangeDone(ISROutcome{}) // a timeout
+	p, caughtUp := unknownExpansion(t)
 	if retry := p.LaggingISR(t0, lag); !slices.Equal(retry, []int32{1, 2}) || p.ISRChangeBumpsLeaderEpoch() {
 		t.Fatalf("outcome unknown: proposal %v (bump %t), want [1 2] again, no bump", retry, p.ISRChangeBumpsLeaderEpoch())
 	}
@@ -173,7 +167,7 @@ func TestLeaderEpochBumpRetriedAsABump(t *testing.T) {
 			}
 		}
 	}
-	bumped := at(5, 1)
+	bumped := assignmentAt(5, 1)
 	bumped.LeaderEpoch++
 	p.ISRChangeDone(ISROutcome{Committed: &bumped})
 	p.ApplyAssignment(bumped, later)
