@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/strata-log/strata/broker/partition"
-	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/metadata"
-	"github.com/strata-log/strata/metadata/metadatatest"
 )
 
 // heldStore holds the first ChangePartition it is asked, unsent (a request
@@ -58,40 +55,10 @@ func TestUnknownExpansionOfAFencedFollowerDoesNotHoldTheHighWatermark(t *testing
 	const lag = 30 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	store := metadatatest.Start(t)
-	metadatatest.RegisterBroker(t, store, 1)
-	followerEpoch := metadatatest.RegisterBroker(t, store, 2)
-	topic, err := store.CreateTopic(ctx, metadata.TopicSpec{Name: "orders", Assignments: [][]int32{{1, 2}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a := topic.Partitions[0]; a.Leader != 1 {
-		t.Fatalf("leader %d, want 1", a.Leader)
-	} else if _, err = store.ChangePartition(ctx, metadata.PartitionChange{TopicID: topic.ID, PartitionEpoch: a.PartitionEpoch,
-		Leader: metadata.NoLeaderChange, ISR: []int32{1}}); err != nil { // follower 2 fell out of the ISR earlier
-		t.Fatal(err)
-	}
-
-	p, err := partition.Open(partition.Config{Dir: t.TempDir(), Topic: topic.Name, TopicID: topic.ID, Self: 1,
-		Values: topicconfig.Typed(nil, nil), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	store, p, followerEpoch, caughtUp, expand := caughtUpExpansion(t, ctx)
 	current := func() metadata.Partition {
 		topic, _ := store.State().Topic("orders")
 		return topic.Partitions[0]
-	}
-	// apply is the partition manager applying the state.
-	apply := func(now time.Time) {
-		p.ObserveRegistrations(current().Replicas, store.State())
-		p.ApplyAssignment(current(), now)
-	}
-	apply(t0)
-	caughtUp := appendRecords(t, p, 3)
-	expand, _, err := p.FollowerFetchedAt(2, partition.FetchPosition{Offset: caughtUp, LastFetchedEpoch: -1}, followerEpoch, t0)
-	if err != nil || !slices.Equal(expand, []int32{1, 2}) {
-		t.Fatalf("follower 2 caught up: expansion %v, %v; want [1 2]", expand, err)
 	}
 	held := &heldStore{Store: store}
 	m := NewISR(ISRConfig{Store: held, Partitions: func() []*partition.Partition { return []*partition.Partition{p} },
@@ -106,7 +73,7 @@ func TestUnknownExpansionOfAFencedFollowerDoesNotHoldTheHighWatermark(t *testing
 	if err := store.SetBrokerFenced(ctx, 2, followerEpoch, true); err != nil {
 		t.Fatal(err)
 	}
-	apply(t0)
+	applyState(p, store, t0)
 	m.CheckLagging(ctx, t0) // the retry
 	if !errors.Is(held.lastErr, metadata.ErrIneligibleReplica) {
 		t.Fatalf("the retry with broker 2 fenced: %v, want %v", held.lastErr, metadata.ErrIneligibleReplica)
@@ -118,7 +85,7 @@ func TestUnknownExpansionOfAFencedFollowerDoesNotHoldTheHighWatermark(t *testing
 	for tick := 1; tick <= 10; tick++ {
 		now := t0.Add(time.Duration(tick) * lag)
 		m.CheckLagging(ctx, now)
-		apply(now)
+		applyState(p, store, now)
 	}
 	if hw := p.HighWatermark(); hw != acknowledged {
 		t.Fatalf("high watermark %d, want %d: broker 2 (fenced, gone, ending at %d) still counts for it through an expansion that was refused as ineligible on retry, and acks=all produces to the partition (ISR %v at partition epoch %d) wait for it forever",
@@ -133,7 +100,7 @@ func TestUnknownExpansionOfAFencedFollowerDoesNotHoldTheHighWatermark(t *testing
 	if _, err := store.ChangePartition(ctx, *held.held); !errors.Is(err, metadata.ErrStalePartitionEpoch) {
 		t.Fatalf("the stuck expansion reached the controller: %v, want %v", err, metadata.ErrStalePartitionEpoch)
 	}
-	apply(t0.Add(11 * lag))
+	applyState(p, store, t0.Add(11*lag))
 	logEnd := map[int32]int64{1: p.LogEndOffset(), 2: caughtUp}
 	for _, r := range current().ISR {
 		if logEnd[r] < p.HighWatermark() {

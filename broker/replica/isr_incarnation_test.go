@@ -54,12 +54,17 @@ func TestISRExpansionOfAnEarlierIncarnationIsNotRetriedUnchecked(t *testing.T) {
 	}
 }
 
-func testISRExpansionOfAnEarlierIncarnation(t *testing.T, lost bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	store := metadatatest.Start(t)
+// caughtUpExpansion starts a metadata store with brokers 1 and 2
+// registered (followerEpoch is broker 2's broker epoch) and topic orders:
+// one partition on [1 2] led by broker 1 with the ISR [1] (follower 2 fell
+// out of it earlier). It opens the partition as broker 1's, applies the
+// store's state at t0, appends 3 records and has follower 2 fetch up to
+// their end (caughtUp): expand is the expansion to [1 2] that proposes.
+func caughtUpExpansion(t *testing.T, ctx context.Context) (store *metadata.Store, p *partition.Partition, followerEpoch, caughtUp int64, expand []int32) {
+	t.Helper()
+	store = metadatatest.Start(t)
 	metadatatest.RegisterBroker(t, store, 1)
-	firstEpoch := metadatatest.RegisterBroker(t, store, 2)
+	followerEpoch = metadatatest.RegisterBroker(t, store, 2)
 	topic, err := store.CreateTopic(ctx, metadata.TopicSpec{Name: "orders", Assignments: [][]int32{{1, 2}}})
 	if err != nil {
 		t.Fatal(err)
@@ -74,25 +79,34 @@ func testISRExpansionOfAnEarlierIncarnation(t *testing.T, lost bool) {
 		t.Fatal(err)
 	}
 
-	p, err := partition.Open(partition.Config{Dir: t.TempDir(), Topic: topic.Name, TopicID: topic.ID, Self: 1,
+	p, err = partition.Open(partition.Config{Dir: t.TempDir(), Topic: topic.Name, TopicID: topic.ID, Self: 1,
 		Values: topicconfig.Typed(nil, nil), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	apply := func() {
-		t.Helper()
-		state := store.State()
-		topic, _ := state.Topic("orders")
-		p.ObserveRegistrations(topic.Partitions[0].Replicas, state)
-		p.ApplyAssignment(topic.Partitions[0], t0)
-	}
-	apply()
-	end := appendRecords(t, p, 3)
-	expand, _, err := p.FollowerFetchedAt(2, partition.FetchPosition{Offset: end, LastFetchedEpoch: -1}, firstEpoch, t0)
+	applyState(p, store, t0)
+	caughtUp = appendRecords(t, p, 3)
+	expand, _, err = p.FollowerFetchedAt(2, partition.FetchPosition{Offset: caughtUp, LastFetchedEpoch: -1}, followerEpoch, t0)
 	if err != nil || !slices.Equal(expand, []int32{1, 2}) {
-		t.Fatalf("follower 2 caught up: expansion %v, %v", expand, err)
+		t.Fatalf("follower 2 caught up: expansion %v, %v; want [1 2]", expand, err)
 	}
+	return store, p, followerEpoch, caughtUp, expand
+}
+
+// applyState is the partition manager applying store's state of orders
+// partition 0 to p at now.
+func applyState(p *partition.Partition, store *metadata.Store, now time.Time) {
+	state := store.State()
+	topic, _ := state.Topic("orders")
+	p.ObserveRegistrations(topic.Partitions[0].Replicas, state)
+	p.ApplyAssignment(topic.Partitions[0], now)
+}
+
+func testISRExpansionOfAnEarlierIncarnation(t *testing.T, lost bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, p, firstEpoch, end, expand := caughtUpExpansion(t, ctx)
 	m := NewISR(ISRConfig{Store: &lossyStore{Store: store, lost: !lost}, Partitions: func() []*partition.Partition { return []*partition.Partition{p} },
 		ReplicaLagTimeMax: time.Hour, Logger: slog.New(slog.DiscardHandler)})
 	m.Expand(p, expand)
@@ -109,14 +123,14 @@ func testISRExpansionOfAnEarlierIncarnation(t *testing.T, lost bool) {
 	if err := store.SetBrokerFenced(ctx, 2, secondEpoch, false); err != nil {
 		t.Fatal(err)
 	}
-	apply()
+	applyState(p, store, t0)
 
 	m.proposeQueued(ctx)
 	// The lag check runs (twice, as Run's ticker would).
 	m.CheckLagging(ctx, t0)
 	m.CheckLagging(ctx, t0)
 
-	topic, _ = store.State().Topic("orders")
+	topic, _ := store.State().Topic("orders")
 	if isr := topic.Partitions[0].ISR; slices.Contains(isr, 2) {
 		t.Fatalf("ISR %v: broker 2's new incarnation (epoch %d, empty disk, never fetched) joined it on its earlier incarnation's (epoch %d) fetch",
 			isr, secondEpoch, firstEpoch)
