@@ -21,14 +21,15 @@ import (
 // to wait; the response refers to their bytes until then (its records are
 // written from them as they are, encodeFetchFrame).
 //
-// A frame is handed out by read and given back by put once its request is
+// A frame is handed out by read and given back by Put once its request is
 // handled: the reader goroutine puts it after handleFrame returns, when the
 // response is encoded (its own buffers) and nothing of the request is
 // needed. kmsg's decoding aliases []byte fields (a Produce's records, a
 // JoinGroup's protocol metadata, a SyncGroup's assignments, SASL tokens,
 // SCRAM salts) into the frame, so anything that keeps such bytes past the
-// handler must copy them; the stratascribble build tag makes put overwrite
-// every released frame so that a retained alias reads wrong bytes in tests.
+// handler must copy them; the stratascribble build tag makes Put overwrite
+// every released buffer (frames and Fetches' read buffers) so that a
+// retained alias reads wrong bytes in tests.
 //
 // Memory: the buffers in use are bounded by queued.max.request.bytes (each
 // frame's size is reserved before it is read; a buffer is at most twice its
