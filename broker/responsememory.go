@@ -128,8 +128,9 @@ func (r *responseMemory) grantLocked() {
 // reserve takes between need and want bytes (both capped to the class's
 // limit): what is free up to want as soon as at least need is, waiting in
 // the class's queue until deadline (or ctx ends) when it is not. It
-// returns nil when it got nothing: the Fetch answers without local
-// records and the client asks again.
+// returns nil when it got nothing: the Fetch answers without the records
+// it was to read, local (fillFetchReserved) or remote
+// (readRemoteReserved), and the client asks again.
 func (r *responseMemory) reserve(ctx context.Context, replica bool, want, need int64, deadline time.Time) *responseReservation {
 	want = min(want, r.limit(replica))
 	need = max(min(need, want), 1)
