@@ -26,8 +26,11 @@ type PartitionChange struct {
 	// subset of the replicas without duplicates that holds the leader.
 	ISR []int32
 	// BumpLeaderEpoch increases the leader epoch although the leader stays
-	// (so that followers truncate and re-fetch). A leader change always
-	// increases it.
+	// (so that followers truncate and re-fetch), and so makes a change
+	// whose ISR is the current one no no-op: the partition epoch moves, as
+	// a leader needs to fence an earlier ISR change whose outcome it does
+	// not know (the broker's lag check). A leader change always increases
+	// it.
 	BumpLeaderEpoch bool
 	// ISRBrokerEpochs, when set, has one entry per ISR member: the broker
 	// epoch the proposer knew it by (a leader adding a follower: the
