@@ -138,7 +138,9 @@ func (m *ISR) drop() {
 // change in flight with its outcome: the committed state (the proposed
 // members count for the high watermark until the partition applies it), a
 // refusal (proposed again when its condition still holds), or unknown (a
-// timeout, a lost controller: proposed again as is). The change is the
+// timeout, a lost controller: proposed again as is, unless an assignment
+// past the change's basis was applied meanwhile, which settles it;
+// partition.ISRChangeDone). The change is the
 // partition's: its ISR, basis, broker epochs and whether it bumps the
 // leader epoch.
 func (m *ISR) propose(ctx context.Context, pr proposal) {
