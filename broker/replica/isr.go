@@ -147,12 +147,13 @@ func (m *ISR) propose(ctx context.Context, pr proposal) {
 	var outcome partition.ISROutcome // unknown unless answered
 	defer func() { pr.p.ISRChangeDone(outcome) }()
 	a := pr.p.ISRChangeBasis()
+	bump := pr.p.ISRChangeBumpsLeaderEpoch()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	committed, err := m.cfg.Store.ChangePartition(ctx, metadata.PartitionChange{
 		TopicID: pr.p.TopicID(), Partition: pr.p.Index(), PartitionEpoch: a.PartitionEpoch,
 		Leader: metadata.NoLeaderChange, ISR: pr.isr, ISRBrokerEpochs: pr.p.ISRChangeBrokerEpochs(),
-		BumpLeaderEpoch: pr.p.ISRChangeBumpsLeaderEpoch(),
+		BumpLeaderEpoch: bump,
 	})
 	if err != nil {
 		outcome.Refused = refused(err)
@@ -161,7 +162,14 @@ func (m *ISR) propose(ctx context.Context, pr proposal) {
 		return
 	}
 	outcome.Committed = &committed
-	pr.p.Logger().Info("ISR changed", "isr", pr.isr, "previous_isr", a.ISR)
+	if bump {
+		// The ISR as it was, with a new leader epoch: said as such, not as
+		// an ISR change that changed nothing.
+		pr.p.Logger().Info("leader epoch bumped with the ISR kept, fencing an earlier ISR change whose outcome was unknown",
+			"isr", pr.isr, "leader_epoch", committed.LeaderEpoch, "previous_leader_epoch", a.LeaderEpoch)
+	} else {
+		pr.p.Logger().Info("ISR changed", "isr", pr.isr, "previous_isr", a.ISR)
+	}
 	if m.cfg.Changed != nil {
 		m.cfg.Changed()
 	}
