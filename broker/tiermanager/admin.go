@@ -92,7 +92,7 @@ func Recover(ctx context.Context, cfg RecoverConfig, progress func(RecoverProgre
 		return fmt.Errorf("reading the manifest snapshots in the bucket: %w", err)
 	}
 	if err := reserveRecoveredProducerIDs(ctx, cfg.Tier, cfg.Store, snapshots); err != nil {
-		return err
+		return fmt.Errorf("%w (this run created and imported nothing: run the recovery again once that is mended)", err)
 	}
 	type topicSnapshots struct {
 		name       string
