@@ -14,7 +14,12 @@ import (
 // (DeleteRecords on a tiered partition) hides the remote records below it
 // until the tier manager deletes their segments.
 func (p *Partition) LogStartOffsetIn(state *metadata.State) int64 {
-	start := p.LogStartOffset()
+	return p.logStartOffsetIn(state, p.LogStartOffset())
+}
+
+// logStartOffsetIn is LogStartOffsetIn with the local log start given.
+func (p *Partition) logStartOffsetIn(state *metadata.State, localStart int64) int64 {
+	start := localStart
 	if remoteStart, _, ok := state.RemoteLogOffsets(p.topicID, p.index); ok {
 		start = min(start, remoteStart)
 	}
@@ -67,16 +72,25 @@ func (p *Partition) trimEpochsLocked() {
 	p.trimEpochsBelowLocked(p.segments.StartOffset())
 }
 
-// TrimLeaderEpochs forgets the leader epochs below the log start in state
+// TrimLeaderEpochs forgets the leader epochs below the log start
 // (LogStartOffsetIn: remote data included), as trimEpochsLocked does for
 // the local log: once total retention or DeleteRecords has deleted the
 // remote segments of an epoch, OffsetForLeaderEpoch for it answers the log
 // start, as in Kafka, not an end offset below it. The tier manager calls it
 // after deleting remote segments, and on every replica each pass.
-func (p *Partition) TrimLeaderEpochs(state *metadata.State) {
+//
+// currentState returns the metadata this broker has applied, and is
+// called after the local log start is read: local retention deletes only
+// what an applied state shows uploaded, so a state read after holds the
+// remote data below the local log start. With a state read before (a
+// pass's, say), an upload committed in between whose local copies local
+// retention deleted at once looks like no remote data, and the epochs of
+// the records uploaded would go.
+func (p *Partition) TrimLeaderEpochs(currentState func() *metadata.State) {
+	localStart := p.LogStartOffset()
 	// Computed before taking appendMu: the log start only moves up, so
 	// this one is at or below it.
-	logStart := p.LogStartOffsetIn(state)
+	logStart := p.logStartOffsetIn(currentState(), localStart)
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	p.trimEpochsBelowLocked(logStart)

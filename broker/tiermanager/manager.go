@@ -240,8 +240,10 @@ func (m *Manager) tick(ctx context.Context, now time.Time) {
 			p.EnforceRetention()
 		}
 		// A follower forgets the epochs of the remote segments its leader
-		// deleted since the last pass, as the leader did.
-		p.TrimLeaderEpochs(state)
+		// deleted since the last pass, as the leader did (from the
+		// metadata as it is now: state may predate an upload whose local
+		// copies are gone).
+		p.TrimLeaderEpochs(m.store.State)
 		if !p.Leading() {
 			m.metrics.forgetLag(p.Name())
 			continue

@@ -57,7 +57,7 @@ func (m *Manager) expireRemote(ctx context.Context, p *partition.Partition, epoc
 		// every remote segment is gone the limit drops to 0 and they
 		// would stay, to be uploaded again from the local log start.
 		p.EnforceRetention()
-		p.TrimLeaderEpochs(m.store.State())
+		p.TrimLeaderEpochs(m.store.State)
 	}
 	return expire, nil
 }
