@@ -359,11 +359,15 @@ func (c *Coordinator) committedGroup(req OffsetCommitRequest) (*group, error) {
 }
 
 // withDescription calls f with the group's description (known false: the
-// coordinator has no such group, or it is Dead) and the group's writeMu
-// held, so that no offset commit of the group is written (withGroup) nor
-// the group deleted (deleteWith) until f returns: offset expiry and
-// OffsetDelete decide from the state a commit was made in. Not its lock: f may write, and
-// heartbeats must not wait for that.
+// coordinator has no such group, or it is Dead) and, when the coordinator
+// has the group, its writeMu held, so that no offset commit of the group
+// is written (withGroup) nor the group deleted (deleteWith) until f
+// returns: offset expiry and OffsetDelete decide from the state a commit
+// was made in. Not its lock: f may write, and heartbeats must not wait for
+// that. For a group it does not have nothing is held (a standalone commit
+// may create it meanwhile): f must then decide nothing a commit could
+// invalidate (OffsetDelete refuses, expiry takes no offset for expired by
+// age).
 func (c *Coordinator) withDescription(groupID string, f func(d Description, known bool) error) error {
 	g, err := c.lookup(groupID)
 	if err != nil {
