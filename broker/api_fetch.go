@@ -329,7 +329,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 		// No remote read is in the response (it would answer now): any
 		// that holds chunk buffers (cut to nothing) goes too.
 		dropLocalRecords(resp)
-		dropRemote(targets)
+		releaseRemote(targets)
 		reserved.release()
 		reserved = nil
 		if timer == nil {
@@ -563,19 +563,14 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32, minOneBatch b
 	}
 }
 
-// releaseRemote gives the targets' remote reads back to the reader.
+// releaseRemote gives the targets' remote reads back to the reader and
+// forgets them (a second call gives nothing back): once the response is
+// written or dropped, or before a Fetch waits or reads again, when their
+// partitions are answered without remote records.
 func releaseRemote(targets []fetchTarget) {
 	for i := range targets {
-		targets[i].remoteData.Release()
-	}
-}
-
-// dropRemote gives the targets' remote reads back to the reader and
-// forgets them: their partitions are answered without remote records.
-func dropRemote(targets []fetchTarget) {
-	releaseRemote(targets)
-	for i := range targets {
 		t := &targets[i]
+		t.remoteData.Release()
 		t.remoteData, t.remoteErr, t.remoteAborted, t.remoteChunkBytes = nil, nil, nil, 0
 	}
 }
@@ -625,7 +620,7 @@ func (s *Server) readRemoteReserved(ctx context.Context, targets []fetchTarget, 
 			v.settleRemote(read, chunkBytes)
 			return v
 		}
-		dropRemote(targets)
+		releaseRemote(targets)
 		for i := range targets {
 			targets[i].remoteRefused = false // read again
 		}
