@@ -293,7 +293,11 @@ func (v *responseReservation) growUpTo(n int64) {
 }
 
 // tryGrow adds n bytes to the reservation if they are free now and no
-// Fetch of its class waits for room (never waiting while holding).
+// Fetch of its class waits for room (never waiting while holding). With
+// force it adds them in any case: a Fetch that has already waited for room
+// for its whole first batch and still holds less (a batch over the class's
+// limit) takes the rest over the bound rather than never make progress
+// (KIP-74; the only way a reservation goes over it).
 func (v *responseReservation) tryGrow(n int64, force bool) bool {
 	r := v.mem
 	r.mu.Lock()
