@@ -84,10 +84,13 @@ func (s *Server) deleteRecords(ctx context.Context, topicName string, index int3
 	if offset < 0 || offset > highWatermark {
 		return -1, kerr.OffsetOutOfRange.Code
 	}
-	if start := part.LogStartOffsetIn(state); offset <= start {
-		return start, 0 // nothing below it is left
+	// The log start from the metadata read after the local one: state may
+	// lack an upload whose local copies local retention has deleted since.
+	starts := part.ReadLogStarts(s.cfg.Metadata.State)
+	if offset <= starts.Log {
+		return starts.Log, 0 // nothing below it is left
 	}
-	if cfg.RemoteStorage || state.PartitionSegmentCount(topic.ID, index) > 0 {
+	if cfg.RemoteStorage || starts.State.PartitionSegmentCount(topic.ID, index) > 0 {
 		if _, err := s.cfg.Metadata.SetLogStartOffset(ctx, topic.ID, index, part.LeaderEpoch(), offset); err != nil {
 			part.Logger().Warn("DeleteRecords: committing the log start offset to the quorum failed", "offset", offset, "err", err)
 			return -1, deleteRecordsErrorCode(err)

@@ -148,6 +148,9 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 		}
 	}()
 	state := s.cfg.Metadata.State()
+	if s.afterRequestState != nil {
+		s.afterRequestState(req.Key())
+	}
 	// A follower fetching to replicate: Kafka's replica id (v0-14), or
 	// ReplicaState with the follower's broker epoch (v15+; -1 before).
 	replicaID, replicaEpoch := req.ReplicaID, int64(-1)
@@ -234,20 +237,31 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 				}
 			}
 			if t.part != nil {
-				t.logStart = t.part.LogStartOffsetIn(state)
+				// The log start and the remote data from the metadata read
+				// after the local log start (an atomic load), not state:
+				// read before, it may lack an upload whose local copies
+				// local retention has deleted since.
+				starts := t.part.ReadLogStarts(s.cfg.Metadata.State)
+				t.logStart = starts.Log
 				if !t.replica && t.errorCode == 0 && t.offset < t.logStart {
 					// Deleted records (DeleteRecords) or expired ones.
 					t.errorCode = kerr.OffsetOutOfRange.Code
 				}
-			}
-			if t.part != nil && t.errorCode == 0 && t.diverging == nil && t.offset < t.part.LogStartOffset() && s.cfg.RemoteReader != nil {
-				if e, ok := state.SegmentContaining(topic.ID, rp.Partition, t.offset); ok {
-					if t.replica {
-						// Followers start from the leader's local log
-						// (ListOffsets -4), not from the object store.
-						t.part, t.errorCode = nil, kerr.OffsetMovedToTieredStorage.Code
-					} else {
-						t.remote = &e
+				if local := t.part.LogStartOffset(); t.errorCode == 0 && t.diverging == nil && t.offset < local && s.cfg.RemoteReader != nil {
+					remoteState := starts.State
+					if local != starts.Local {
+						// Local retention has moved it up since: the
+						// metadata read after holds what it deleted.
+						remoteState = s.cfg.Metadata.State()
+					}
+					if e, ok := remoteState.SegmentContaining(topic.ID, rp.Partition, t.offset); ok {
+						if t.replica {
+							// Followers start from the leader's local log
+							// (ListOffsets -4), not from the object store.
+							t.part, t.errorCode = nil, kerr.OffsetMovedToTieredStorage.Code
+						} else {
+							t.remote = &e
+						}
 					}
 				}
 			}

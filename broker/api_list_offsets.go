@@ -43,6 +43,9 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	resp.Topics = make([]kmsg.ListOffsetsResponseTopic, 0, len(req.Topics)) // one per request entry: no regrowth
 	state := s.cfg.Metadata.State()
+	if s.afterRequestState != nil {
+		s.afterRequestState(req.Key())
+	}
 	// A replica id is a follower's (not held back by KIP-207 below) only
 	// from a connection that may replicate (interbroker.go); anyone
 	// else's request is answered as a consumer's.
@@ -82,11 +85,16 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 					p.ErrorCode = code
 					break
 				}
+				// The log starts and the remote data from the metadata
+				// read after the local log start, not state (read before:
+				// it may lack an upload whose local copies local retention
+				// has deleted since).
+				starts := part.ReadLogStarts(s.cfg.Metadata.State)
 				if req.Version == 0 {
-					p.OldStyleOffsets = legacyOffsets(part.Segments(), part.LogStartOffsetIn(state), part.HighWatermark(), rp.Timestamp, rp.MaxNumOffsets, time.Now().UnixMilli())
+					p.OldStyleOffsets = legacyOffsets(part.Segments(), starts.Log, part.HighWatermark(), rp.Timestamp, rp.MaxNumOffsets, time.Now().UnixMilli())
 					break
 				}
-				offset, ts, err := s.offsetForTimestamp(state, part, rp.Timestamp)
+				offset, ts, err := s.offsetForTimestamp(starts, part, rp.Timestamp)
 				if err != nil {
 					part.Logger().Error("list offsets failed", "timestamp", rp.Timestamp, "err", err)
 					p.ErrorCode = kerr.KafkaStorageError.Code
@@ -191,13 +199,15 @@ func legacyOffsets(segments []segment.SegmentInfo, logStart, highWatermark, time
 // offsetForTimestamp answers ListOffsets for one partition: the offset and
 // timestamp for the special values, else the first record with a timestamp
 // at or after ts below the high watermark, or (-1, -1) when there is none.
-// Earliest and timestamps include the data in the object store.
-func (s *Server) offsetForTimestamp(state *metadata.State, p *partition.Partition, ts int64) (offset, timestamp int64, err error) {
+// Earliest and timestamps include the data in the object store. starts
+// are p's (ReadLogStarts).
+func (s *Server) offsetForTimestamp(starts partition.LogStarts, p *partition.Partition, ts int64) (offset, timestamp int64, err error) {
+	state := starts.State
 	switch ts {
 	case listEarliest:
-		return p.LogStartOffsetIn(state), -1, nil
+		return starts.Log, -1, nil
 	case listEarliestLocal:
-		return p.LogStartOffset(), -1, nil
+		return starts.Local, -1, nil
 	case listLatestTiered:
 		if _, end, ok := state.RemoteLogOffsets(p.TopicID(), p.Index()); ok {
 			return end, -1, nil
@@ -210,11 +220,11 @@ func (s *Server) offsetForTimestamp(state *metadata.State, p *partition.Partitio
 		case ok:
 			return end + 1, -1, nil
 		default:
-			return p.LogStartOffset(), -1, nil
+			return starts.Local, -1, nil
 		}
 	}
 	if ts >= 0 && s.cfg.RemoteReader != nil {
-		if offset, timestamp, found, err := s.remoteOffsetForTimestamp(state, p, ts); err != nil || found {
+		if offset, timestamp, found, err := s.remoteOffsetForTimestamp(starts, p, ts); err != nil || found {
 			return offset, timestamp, err
 		}
 	}
@@ -224,10 +234,10 @@ func (s *Server) offsetForTimestamp(state *metadata.State, p *partition.Partitio
 // remoteOffsetForTimestamp looks for ts in the remote segments below the
 // local log start: the first segment whose largest timestamp reaches ts,
 // read batch by batch from where its time index points.
-func (s *Server) remoteOffsetForTimestamp(state *metadata.State, p *partition.Partition, ts int64) (offset, timestamp int64, found bool, err error) {
-	localStart, logStart := p.LogStartOffset(), p.LogStartOffsetIn(state)
+func (s *Server) remoteOffsetForTimestamp(starts partition.LogStarts, p *partition.Partition, ts int64) (offset, timestamp int64, found bool, err error) {
+	localStart, logStart := starts.Local, starts.Log
 	var target *metadata.SegmentManifest
-	state.EachSegment(p.TopicID(), p.Index(), 0, func(e metadata.SegmentManifest) bool {
+	starts.State.EachSegment(p.TopicID(), p.Index(), 0, func(e metadata.SegmentManifest) bool {
 		if e.BaseOffset >= localStart {
 			return false
 		}

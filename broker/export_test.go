@@ -110,3 +110,8 @@ func (s *Server) HoldRequestMemory(n int64) (release func()) {
 func (s *Server) RequestMemoryWaits() float64 {
 	return testutil.ToFloat64(s.metrics.requestMemoryWaits)
 }
+
+// AfterRequestState makes Fetch and ListOffsets call hook, with the API
+// key, right after they read the metadata state (before they look at any
+// partition).
+func (s *Server) AfterRequestState(hook func(key int16)) { s.afterRequestState = hook }

@@ -546,6 +546,9 @@ type Server struct {
 	// id when an OffsetCommit has been checked and is about to write its
 	// commits.
 	beforeOffsetCommit func(groupID string)
+	// afterRequestState, if set (tests only), is called with the API key
+	// by Fetch and ListOffsets right after they read the metadata state.
+	afterRequestState func(key int16)
 
 	frames      *framePool // the buffers request frames and Fetches' local records are read into
 	listeners   []*boundListener

@@ -12,9 +12,38 @@ import (
 // its tiered data: what consumers see as the log start (ListOffsets
 // earliest, Fetch's LogStartOffset). A log start set in the quorum
 // (DeleteRecords on a tiered partition) hides the remote records below it
-// until the tier manager deletes their segments.
+// until the tier manager deletes their segments. A state read before the
+// call may lack an upload whose local copies are gone (ReadLogStarts).
 func (p *Partition) LogStartOffsetIn(state *metadata.State) int64 {
 	return p.logStartOffsetIn(state, p.LogStartOffset())
+}
+
+// LogStarts are a partition's log starts read together: the local one
+// first, then the metadata (ReadLogStarts).
+type LogStarts struct {
+	// Local is the local log start (LogStartOffset).
+	Local int64
+	// Log is the log start, remote data included, in State
+	// (LogStartOffsetIn with Local).
+	Log int64
+	// State is the metadata this broker had applied once Local was read:
+	// it shows the upload of every local segment deleted below Local.
+	State *metadata.State
+}
+
+// ReadLogStarts reads the local log start, then the metadata this broker
+// has applied (currentState), and the log start in it. Local retention
+// deletes only what an applied state shows uploaded, so a state read after
+// the local log start holds the remote data below it: what a request
+// answers about the records below the local log start (where they are, the
+// log start) comes from it. With a state read before (a request's, read
+// once at its start), an upload committed in between whose local copies
+// local retention deleted at once looks like no remote data: the records
+// uploaded would be out of range.
+func (p *Partition) ReadLogStarts(currentState func() *metadata.State) LogStarts {
+	localStart := p.LogStartOffset()
+	state := currentState()
+	return LogStarts{Local: localStart, Log: p.logStartOffsetIn(state, localStart), State: state}
 }
 
 // logStartOffsetIn is LogStartOffsetIn with the local log start given.
