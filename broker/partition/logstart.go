@@ -116,10 +116,9 @@ func (p *Partition) trimEpochsLocked() {
 // retention deleted at once looks like no remote data, and the epochs of
 // the records uploaded would go.
 func (p *Partition) TrimLeaderEpochs(currentState func() *metadata.State) {
-	localStart := p.LogStartOffset()
 	// Computed before taking appendMu: the log start only moves up, so
 	// this one is at or below it.
-	logStart := p.logStartOffsetIn(currentState(), localStart)
+	logStart := p.ReadLogStarts(currentState).Log
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	p.trimEpochsBelowLocked(logStart)
