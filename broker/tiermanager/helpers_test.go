@@ -137,6 +137,19 @@ func tiered(more ...string) map[string]string {
 
 // newManager returns a Manager of the fixture's partition, as after a
 // restart: no task state.
+// bumpLeaderEpoch starts a new leader epoch on the same leader (the
+// partition applies it): later appends belong to it.
+func (f *fixture) bumpLeaderEpoch() {
+	f.t.Helper()
+	topic, _ := f.store.State().TopicByID(f.topic.ID)
+	if _, err := f.store.ChangePartition(f.ctx, metadata.PartitionChange{TopicID: f.topic.ID, Partition: 0,
+		PartitionEpoch: topic.Partitions[0].PartitionEpoch, Leader: metadatatest.NodeID, ISR: []int32{metadatatest.NodeID}, BumpLeaderEpoch: true}); err != nil {
+		f.t.Fatal(err)
+	}
+	topic, _ = f.store.State().TopicByID(f.topic.ID)
+	f.part.ApplyAssignment(topic.Partitions[0], time.Now())
+}
+
 func (f *fixture) newManager() *Manager {
 	f.t.Helper()
 	m, err := New(Config{

@@ -218,13 +218,7 @@ func TestRemoteRetentionPausedByClockJump(t *testing.T) {
 // would be sent to an offset that no longer exists).
 func TestRemoteRetentionTrimsLeaderEpochs(t *testing.T) {
 	f := newFixture(t, 4) // epoch 0: offsets 0..19
-	topic, _ := f.store.State().TopicByID(f.topic.ID)
-	if _, err := f.store.ChangePartition(f.ctx, metadata.PartitionChange{TopicID: f.topic.ID, Partition: 0,
-		PartitionEpoch: topic.Partitions[0].PartitionEpoch, Leader: metadatatest.NodeID, ISR: []int32{metadatatest.NodeID}, BumpLeaderEpoch: true}); err != nil {
-		t.Fatal(err)
-	}
-	topic, _ = f.store.State().TopicByID(f.topic.ID)
-	f.part.ApplyAssignment(topic.Partitions[0], time.Now())
+	f.bumpLeaderEpoch()
 	appendBatches(t, f.part, 6, 42) // epoch 1: offsets 20..49
 	if err := f.work(); err != nil {
 		t.Fatal(err)

@@ -37,13 +37,7 @@ func (s *staleStateStore) State() *metadata.State {
 // real end, not the local log start above it.
 func TestPassStateBeforeFirstUploadKeepsRemoteEpochs(t *testing.T) {
 	f := newFixture(t, 4) // epoch 0: offsets 0..19
-	topic, _ := f.store.State().TopicByID(f.topic.ID)
-	if _, err := f.store.ChangePartition(f.ctx, metadata.PartitionChange{TopicID: f.topic.ID, Partition: 0,
-		PartitionEpoch: topic.Partitions[0].PartitionEpoch, Leader: metadatatest.NodeID, ISR: []int32{metadatatest.NodeID}, BumpLeaderEpoch: true}); err != nil {
-		t.Fatal(err)
-	}
-	topic, _ = f.store.State().TopicByID(f.topic.ID)
-	f.part.ApplyAssignment(topic.Partitions[0], time.Now())
+	f.bumpLeaderEpoch()
 	appendBatches(t, f.part, 6, 42) // epoch 1: offsets 20..49
 	if epoch, end := f.part.EpochEndOffset(0); epoch != 0 || end != 20 {
 		t.Fatalf("before: OffsetForLeaderEpoch(0) = epoch %d, end offset %d; want epoch 0 ending at 20", epoch, end)
