@@ -52,9 +52,9 @@ func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRe
 	resp.Topics = make([]kmsg.CreateTopicsResponseTopic, 0, len(req.Topics)) // one per request entry: no regrowth
 	ctx, cancel := s.adminContext(req.TimeoutMillis)
 	defer cancel()
-	counts := map[string]int{}
+	given := repeats[string]{}
 	for _, rt := range req.Topics {
-		counts[rt.Topic]++
+		given.add(rt.Topic)
 	}
 	budget := maxPartitionsPerRequest // shared by every topic of the request
 	var created []int                 // indexes into resp.Topics
@@ -67,13 +67,10 @@ func handleCreateTopics(c *clientConn, h requestHeader, req *kmsg.CreateTopicsRe
 				out.ErrorMessage = &msg
 			}
 		}
-		if counts[rt.Topic] != 1 {
-			// Answered once, as Kafka (the response is keyed by name:
-			// librdkafka refuses a response naming a topic twice).
-			if counts[rt.Topic] > 1 {
+		if repeated, answer := given.repeated(rt.Topic); repeated {
+			if answer {
 				setErr(kerr.InvalidRequest.Code, "topic '"+rt.Topic+"' appears more than once in the request")
 				resp.Topics = append(resp.Topics, out)
-				counts[rt.Topic] = -1
 			}
 			continue
 		}
@@ -233,13 +230,13 @@ func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRe
 	// (deleting nothing for them; a repeated name or id answered once, as
 	// Kafka's response is keyed by name and librdkafka refuses a topic
 	// answered twice); the other entries are carried out.
-	names, ids := map[string]int{}, map[[16]byte]int{}
+	names, ids := repeats[string]{}, repeats[[16]byte]{}
 	for _, tg := range targets {
 		switch {
 		case tg.name != nil && tg.id == [16]byte{}:
-			names[*tg.name]++
+			names.add(*tg.name)
 		case tg.name == nil && tg.id != [16]byte{}:
-			ids[tg.id]++
+			ids.add(tg.id)
 		}
 	}
 	// The names of the topics entries name by id, resolved before any is
@@ -270,14 +267,18 @@ func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRe
 			setErr(kerr.InvalidRequest.Code, "name a topic by its name or by its id, not both")
 		case tg.name == nil && tg.id == [16]byte{}:
 			setErr(kerr.InvalidRequest.Code, "neither a topic name nor a topic id was given")
-		case tg.name != nil && names[*tg.name] < 0, tg.name == nil && ids[tg.id] < 0:
-			continue // answered at its first occurrence
-		case tg.name != nil && names[*tg.name] > 1:
-			setErr(kerr.InvalidRequest.Code, "topic '"+*tg.name+"' appears more than once in the request")
-			names[*tg.name] = -1
-		case tg.name == nil && ids[tg.id] > 1:
-			setErr(kerr.InvalidRequest.Code, "a topic id appears more than once in the request")
-			ids[tg.id] = -1
+		case tg.name != nil:
+			if repeated, answer := names.repeated(*tg.name); repeated && !answer {
+				continue
+			} else if repeated {
+				setErr(kerr.InvalidRequest.Code, "topic '"+*tg.name+"' appears more than once in the request")
+			}
+		default:
+			if repeated, answer := ids.repeated(tg.id); repeated && !answer {
+				continue
+			} else if repeated {
+				setErr(kerr.InvalidRequest.Code, "a topic id appears more than once in the request")
+			}
 		}
 		if out.ErrorCode != 0 {
 			resp.Topics = append(resp.Topics, out)
@@ -344,9 +345,9 @@ func handleCreatePartitions(c *clientConn, h requestHeader, req *kmsg.CreatePart
 	resp.Topics = make([]kmsg.CreatePartitionsResponseTopic, 0, len(req.Topics)) // one per request entry: no regrowth
 	ctx, cancel := s.adminContext(req.TimeoutMillis)
 	defer cancel()
-	counts := map[string]int{}
+	given := repeats[string]{}
 	for _, rt := range req.Topics {
-		counts[rt.Topic]++
+		given.add(rt.Topic)
 	}
 	budget := int32(maxPartitionsPerRequest) // shared by every topic of the request
 	var grown []int                          // indexes into resp.Topics
@@ -357,16 +358,15 @@ func handleCreatePartitions(c *clientConn, h requestHeader, req *kmsg.CreatePart
 			out.ErrorCode = code
 			out.ErrorMessage = &msg
 		}
+		repeated, answer := given.repeated(rt.Topic)
+		if repeated && !answer {
+			continue
+		}
 		topic, exists := s.cfg.Metadata.State().Topic(rt.Topic)
 		current := int32(len(topic.Partitions))
 		switch {
-		case counts[rt.Topic] < 0:
-			continue // answered at its first occurrence
-		case counts[rt.Topic] > 1:
-			// Answered once, as Kafka's controller answers each repeated
-			// name once.
+		case repeated:
 			setErr(kerr.InvalidRequest.Code, "topic '"+rt.Topic+"' appears more than once in the request")
-			counts[rt.Topic] = -1
 		case !c.authorized(authz.OpAlter, authz.ResourceTopic, rt.Topic):
 			setErr(kerr.TopicAuthorizationFailed.Code, "not authorized to ALTER topic '"+rt.Topic+"'")
 		case !exists:
@@ -448,4 +448,26 @@ func handleCreatePartitions(c *clientConn, h requestHeader, req *kmsg.CreatePart
 		}
 	}
 	return resp, nil
+}
+
+// repeats counts the names (or ids) a batch request gives, so that one
+// given more than once is refused, and answered once: Kafka's responses
+// to CreateTopics and DeleteTopics are keyed by name (librdkafka refuses a
+// topic answered twice), and its controller answers each repeated name of
+// CreatePartitions once too.
+type repeats[K comparable] map[K]int
+
+func (r repeats[K]) add(k K) { r[k]++ }
+
+// repeated reports whether k is given more than once, and if so whether
+// this is the occurrence to answer (the first asked about).
+func (r repeats[K]) repeated(k K) (repeated, answer bool) {
+	switch n := r[k]; {
+	case n < 0:
+		return true, false
+	case n > 1:
+		r[k] = -1
+		return true, true
+	}
+	return false, false
 }
