@@ -215,3 +215,36 @@ func TestRecoverReservesProducerIDs(t *testing.T) {
 		t.Fatalf("the recovered cluster hands out producer ids %d..%d, which include the recovered producer 42", first, first+999)
 	}
 }
+
+// TestRecoverRefusesDamagedProducerState: a recovery whose bucket holds a
+// damaged .producers object for a partition's last segment cannot tell
+// which producer ids to keep out of allocation: it fails, naming the
+// partition, before it creates or imports anything, so it can be run
+// again once the object is mended.
+func TestRecoverRefusesDamagedProducerState(t *testing.T) {
+	f := newFixture(t, 20) // producer 42
+	if err := f.work(); err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	for _, key := range f.objects() {
+		if strings.HasSuffix(key, ".producers") {
+			last = key
+		}
+	}
+	if last == "" {
+		t.Fatalf("no .producers object uploaded: %v", f.objects())
+	}
+	if err := f.faults.Upload(f.ctx, last, strings.NewReader("not a producer snapshot"), 0); err != nil {
+		t.Fatal(err)
+	}
+	fresh := metadatatest.Start(t)
+	metadatatest.RegisterBroker(t, fresh, metadatatest.NodeID)
+	err := Recover(f.ctx, RecoverConfig{Tier: f.tier, Store: fresh, Cluster: &fakeCluster{}, Logger: testLogger(t)}, nil)
+	if err == nil || !strings.Contains(err.Error(), "producer state of "+f.topic.Name+"-0") || !strings.Contains(err.Error(), "run the recovery again") {
+		t.Fatalf("recovery over a damaged .producers object: %v", err)
+	}
+	if topics := fresh.State().Topics(); len(topics) != 0 {
+		t.Fatalf("the failed recovery created %d topics", len(topics))
+	}
+}
