@@ -89,8 +89,9 @@ type fetchTarget struct {
 	// remoteChunkBytes is what the chunk buffers remoteData lies in hold
 	// from where it starts (their capacity), as read (before any cut).
 	remoteChunkBytes int64
-	// remoteRefused is set while the remote reader's queue is full
-	// (answered empty): a long poll asks again (retryRefusedRemote).
+	// remoteRefused is set while the remote reader's queue is full or
+	// the remote fetch quota throttles (answered empty): a long poll
+	// asks again (retryRefusedRemote).
 	remoteRefused bool
 	// remoteAborted are the aborted transactions overlapping remoteData
 	// (read_committed).
@@ -352,7 +353,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 		}
 		select {
 		case <-wake:
-		case <-retry.after(targets):
+		case <-retry.after(targets, s.remoteFetchThrottle()):
 			retry.fired()
 			reserved = s.retryRefusedRemote(c.ctx, targets, maxBytes, deadline)
 		case <-timer.C:
@@ -369,7 +370,11 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 // than being answered empty at once (which a client re-sends at once: a
 // storm when a restarted broker's readers are all busy) or only after the
 // whole max wait (seconds with franz-go's 5 s). Attempts start
-// refusedRetryMin apart and back off to refusedRetryMax.
+// refusedRetryMin apart and back off to refusedRetryMax. Reads the remote
+// fetch quota held back (KIP-956) are tried again when it has room (its
+// ThrottleTime, at least refusedRetryMin): a Fetch answered only after
+// its max wait left a consumer whose partitions were all throttled idle
+// for all of it (5 s with franz-go's default), the quota unused.
 type refusedRetry struct {
 	timer *time.Timer
 	delay time.Duration
@@ -385,18 +390,23 @@ const (
 )
 
 // after returns a channel that fires when the refused reads of targets
-// should be tried again (nil, never firing, when none was refused); the
+// should be tried again (nil, never firing, when none was refused), given
+// the remote fetch quota's throttle time now (0: not throttling); the
 // caller calls fired once it has.
-func (r *refusedRetry) after(targets []fetchTarget) <-chan time.Time {
+func (r *refusedRetry) after(targets []fetchTarget, throttle time.Duration) <-chan time.Time {
 	if !slices.ContainsFunc(targets, func(t fetchTarget) bool { return t.remoteRefused }) {
 		return nil
 	}
 	if !r.armed {
-		r.delay = min(max(2*r.delay, refusedRetryMin), refusedRetryMax)
+		delay := max(throttle, refusedRetryMin)
+		if throttle <= 0 {
+			r.delay = min(max(2*r.delay, refusedRetryMin), refusedRetryMax)
+			delay = r.delay
+		}
 		if r.timer == nil {
-			r.timer = time.NewTimer(r.delay)
+			r.timer = time.NewTimer(delay)
 		} else {
-			r.timer.Reset(r.delay)
+			r.timer.Reset(delay)
 		}
 		r.armed = true
 	}
@@ -512,8 +522,10 @@ func (s *Server) readRemote(targets []fetchTarget, maxBytes int32, minOneBatch b
 		if t.remote == nil {
 			continue
 		}
-		if s.remoteFetchThrottled() {
-			t.remoteData = nil // KIP-956: not read, answered without data (remote_quota.go)
+		if s.remoteFetchThrottle() > 0 {
+			// KIP-956: not read now; a long poll reads it once the
+			// quota has room, else answered without data (remote_quota.go).
+			t.remoteData, t.remoteRefused = nil, true
 			continue
 		}
 		if t.maxBytes <= 0 && (len(pending) > 0 || !minOneBatch) {
@@ -608,9 +620,15 @@ func releaseRemote(targets []fetchTarget) {
 // waits for room for the whole batch and reads again, never waiting while
 // it holds room or chunk buffers. Only consumers read remote records.
 func (s *Server) readRemoteReserved(ctx context.Context, targets []fetchTarget, maxBytes int32, minOneBatch bool, deadline time.Time) *responseReservation {
-	if !slices.ContainsFunc(targets, func(t fetchTarget) bool { return t.remote != nil }) || s.remoteFetchThrottled() {
-		// Nothing to read (KIP-956: a throttled remote fetch reads
-		// nothing, readRemote): no room to wait for.
+	if !slices.ContainsFunc(targets, func(t fetchTarget) bool { return t.remote != nil }) {
+		return nil // nothing to read: no room to wait for
+	}
+	if s.remoteFetchThrottle() > 0 {
+		// KIP-956: a throttled remote fetch reads nothing now
+		// (readRemote): no room to wait for.
+		for i := range targets {
+			targets[i].remoteRefused = targets[i].remote != nil
+		}
 		return nil
 	}
 	want := int64(max(maxBytes, 1))

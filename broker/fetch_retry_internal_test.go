@@ -25,7 +25,7 @@ func TestRefusedRetryNotPutOffByWakeUps(t *testing.T) {
 			retried := false
 			for i := 0; i < 1000 && !retried; i++ { // a wake-up every 5 ms
 				select {
-				case <-retry.after(targets):
+				case <-retry.after(targets, 0):
 					retry.fired()
 					retried = true
 				case <-time.After(5 * time.Millisecond):

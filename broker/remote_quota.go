@@ -9,20 +9,25 @@ import "time"
 // them (so a throttled replay goes at the quota, not in bursts at full
 // speed between throttled spells). Before each remote read of a
 // consumer's Fetch the broker asks ThrottleTime; above 0 (the reads
-// already paced would keep this one waiting too long) the read is skipped
-// and the partition answered without data and without an error, as Kafka
-// does while its quota is exceeded. The Fetch is then an ordinary long
-// poll: it is answered when other partitions bring MinBytes or after
-// MaxWaitMillis (Kafka's delayed fetch, fetch.max.wait.ms), and the
-// consumer asks again for the same offset. Only consumers' Fetches are
-// skipped: followers never read remote data, and ListOffsets by
-// timestamp reads past the quota, as in Kafka.
+// already paced would keep this one waiting too long) the read is skipped,
+// as Kafka skips it while its quota is exceeded. A long poll then waits
+// within its max wait (fetch.max.wait.ms) for the quota's room and reads
+// (refusedRetry, as for a reader queue that is full), or for other
+// partitions to bring MinBytes; a partition not read by then is answered
+// without data and without an error, and the consumer asks again for the
+// same offset. Kafka answers the skipped partition empty after the whole
+// delayed fetch, leaving the quota idle meanwhile. Only consumers'
+// Fetches are skipped: followers never read remote data, and ListOffsets
+// by timestamp reads past the quota, as in Kafka.
 type RemoteFetchQuota interface {
 	ThrottleTime() time.Duration
 }
 
-// remoteFetchThrottled reports whether the remote fetch quota throttles
-// remote reads now.
-func (s *Server) remoteFetchThrottled() bool {
-	return s.cfg.RemoteFetchQuota != nil && s.cfg.RemoteFetchQuota.ThrottleTime() > 0
+// remoteFetchThrottle is how long the remote fetch quota keeps holding
+// remote reads back (0: it does not now).
+func (s *Server) remoteFetchThrottle() time.Duration {
+	if s.cfg.RemoteFetchQuota == nil {
+		return 0
+	}
+	return s.cfg.RemoteFetchQuota.ThrottleTime()
 }

@@ -24,10 +24,15 @@ import (
 type countingReader struct {
 	broker.RemoteReader
 	reads, bytes atomic.Int64
+	// onRead, when set, is called at each read.
+	onRead func()
 }
 
 func (r *countingReader) Read(ctx context.Context, p metadata.TopicPartition, segment metadata.SegmentManifest, offset int64, maxBytes int, minOneBatch bool) (*recordbatch.Batches, error) {
 	r.reads.Add(1)
+	if r.onRead != nil {
+		r.onRead()
+	}
 	batches, err := r.RemoteReader.Read(ctx, p, segment, offset, maxBytes, minOneBatch)
 	r.bytes.Add(int64(batches.Len()))
 	return batches, err
@@ -94,6 +99,55 @@ func TestRemoteFetchQuotaSkipsReads(t *testing.T) {
 	}
 	if limiter.ThrottledSeconds() != waited.Seconds() {
 		t.Fatalf("throttled %v s, want %v", limiter.ThrottledSeconds(), waited.Seconds())
+	}
+}
+
+// A consumer's long poll whose remote read the quota holds back reads it
+// once the quota has room, within the Fetch's max wait (refusedRetry),
+// rather than answering the partition empty only after the whole max wait
+// (as Kafka's delayed fetch does, leaving the consumer idle and the quota
+// unused for the rest of it: 5 s with franz-go's default fetch.max.wait).
+// Failed before: the 10 s long poll came back empty after 10 s, with no
+// remote read.
+func TestRemoteFetchQuotaLongPollReadsWhenTheQuotaHasRoom(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tier := memoryTier(t)
+	limiter := quota.NewPacer(quota.PacerConfig{BytesPerSecond: 2000}) // the real clock: the long poll's timers are real
+	var throttledAtRead atomic.Int64
+	reader := &countingReader{RemoteReader: tier, onRead: func() { throttledAtRead.Store(int64(limiter.ThrottleTime())) }}
+	n := startTiered(t, reader, func(c *broker.Config) {
+		c.RemoteFetchQuota = limiter
+	})
+	cl := n.Client()
+	createTopic(t, cl, "replay", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
+	p := leadingTopic(t, n, "replay")
+	for i := range 20 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "replay", Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer startTierManager(t, ctx, n, tier)()
+	waitLocalLogStart(t, ctx, p, 0, "offset 0")
+
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.ReplicaID, fetch.MaxBytes, fetch.MaxWaitMillis, fetch.MinBytes = -1, 1<<20, 10_000, 1
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1<<20
+	topic, _ := n.Store.State().Topic("replay")
+	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: "replay", TopicID: topic.ID, Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
+	// The reader is not paced (the tier pays for its reads' bytes): the
+	// test takes a first read's worth itself, about 0.3 s at 2000 B/s.
+	limiter.Record(600)
+	if limiter.ThrottleTime() == 0 {
+		t.Fatal("600 B did not exceed 2000 B/s")
+	}
+	got := request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions[0]
+	if got.ErrorCode != 0 || len(got.RecordBatches) == 0 || reader.reads.Load() != 1 {
+		t.Fatalf("long poll over the quota: error %d, %d bytes, %d remote reads; want the records from one read once the quota had room", got.ErrorCode, len(got.RecordBatches), reader.reads.Load())
+	}
+	if d := time.Duration(throttledAtRead.Load()); d != 0 {
+		t.Fatalf("the long poll read with the quota throttling for %v more", d)
 	}
 }
 

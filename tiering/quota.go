@@ -31,10 +31,11 @@ import (
 //     admitted reader then reads at full speed). The broker asks
 //     FetchQuota before each remote read of a consumer's Fetch: while the
 //     bytes already taken would keep a new read waiting more than
-//     fetchQuotaMaxDelay, the read is skipped and the partition answered
-//     without data and without an error (as Kafka answers it while its
-//     quota is exceeded; the Fetch is served as an ordinary delayed
-//     fetch), and read-ahead does not start (paceAhead). A reader's own
+//     fetchQuotaMaxDelay, the read is skipped (as Kafka skips it while
+//     its quota is exceeded; a long poll reads it once the quota has
+//     room, within its max wait, else the partition is answered without
+//     data and without an error: broker/remote_quota.go), and read-ahead
+//     does not start (paceAhead). A reader's own
 //     read of a chunk file on its path is paced too (loadOnPath). Not
 //     paced: offset index GETs. Reads for ListOffsets by timestamp
 //     share the GETs, so they are paced too.
