@@ -1,9 +1,6 @@
 package broker
 
 import (
-	"context"
-	"errors"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -19,18 +16,6 @@ func init() {
 
 // aclTimeoutMillis bounds an ACL change (the ACL APIs carry no timeout).
 const aclTimeoutMillis = 30000
-
-// aclErrorCode is the answer to an ACL change the quorum did not take.
-func aclErrorCode(err error) int16 {
-	switch {
-	case errors.Is(err, metadata.ErrInvalidACL):
-		return kerr.InvalidRequest.Code
-	case errors.Is(err, context.DeadlineExceeded):
-		return kerr.RequestTimedOut.Code
-	default:
-		return kerr.UnknownServerError.Code
-	}
-}
 
 // aclPatternType is the request's pattern type: LITERAL before v1, which
 // had none.
@@ -84,7 +69,7 @@ func handleCreateACLs(c *clientConn, h requestHeader, req *kmsg.CreateACLsReques
 	defer cancel()
 	if err := s.cfg.Metadata.CreateACLs(ctx, bindings); err != nil {
 		s.log.Warn("creating ACLs failed", "count", len(bindings), "err", err)
-		code, msg := aclErrorCode(err), "creating ACLs: "+err.Error()
+		code, msg := adminCommitErrorCode(err, metadata.ErrInvalidACL), "creating ACLs: "+err.Error()
 		for _, i := range valid {
 			resp.Results[i].ErrorCode, resp.Results[i].ErrorMessage = code, &msg
 		}
@@ -184,7 +169,7 @@ func handleDeleteACLs(c *clientConn, h requestHeader, req *kmsg.DeleteACLsReques
 	deleted, err := s.cfg.Metadata.DeleteACLs(ctx, filters)
 	if err != nil {
 		s.log.Warn("deleting ACLs failed", "filters", len(filters), "err", err)
-		return fail(aclErrorCode(err), "deleting ACLs: "+err.Error())
+		return fail(adminCommitErrorCode(err, metadata.ErrInvalidACL), "deleting ACLs: "+err.Error())
 	}
 	for j, i := range valid {
 		for _, b := range deleted[j] {

@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"context"
-	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -209,17 +207,6 @@ func quotaAlteration(entry kmsg.AlterClientQuotasRequestEntry) (metadata.QuotaAl
 	return a, nil, ""
 }
 
-func quotaErrorCode(err error) int16 {
-	switch {
-	case errors.Is(err, metadata.ErrInvalidClientQuota):
-		return kerr.InvalidRequest.Code
-	case errors.Is(err, context.DeadlineExceeded):
-		return kerr.RequestTimedOut.Code
-	default:
-		return kerr.UnknownServerError.Code
-	}
-}
-
 func handleAlterClientQuotas(c *clientConn, _ requestHeader, req *kmsg.AlterClientQuotasRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.AlterClientQuotasResponse)
@@ -277,7 +264,7 @@ func handleAlterClientQuotas(c *clientConn, _ requestHeader, req *kmsg.AlterClie
 		end := min(start+metadata.MaxQuotaAlterationsPerCommand, len(keep))
 		if err := s.cfg.Metadata.AlterClientQuotas(ctx, keep[start:end]); err != nil {
 			s.log.Warn("altering client quotas failed", "entities", end-start, "err", err)
-			code, msg := quotaErrorCode(err), "altering client quotas: "+err.Error()
+			code, msg := adminCommitErrorCode(err, metadata.ErrInvalidClientQuota), "altering client quotas: "+err.Error()
 			for _, i := range keepIndexes[start:end] {
 				resp.Entries[i].ErrorCode, resp.Entries[i].ErrorMessage = code, &msg
 			}

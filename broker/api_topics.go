@@ -28,6 +28,25 @@ func (s *Server) adminContext(timeoutMillis int32) (context.Context, context.Can
 	return context.WithTimeout(s.ctx, timeout)
 }
 
+// adminCommitErrorCode is the answer to an admin change (client quotas,
+// ACLs) the quorum did not commit: INVALID_REQUEST when its state machine
+// refused the change as invalid (err is invalid), REQUEST_TIMED_OUT when
+// the request's time ran out or the quorum was between leaders
+// (metadata.ErrNotLeader) — retriable, as CreateTopics, DeleteTopics,
+// CreatePartitions and AlterConfigs answer it, and as Kafka's forwarding
+// broker answers when the controller does not answer in time —, and
+// UNKNOWN_SERVER_ERROR otherwise.
+func adminCommitErrorCode(err, invalid error) int16 {
+	switch {
+	case errors.Is(err, invalid):
+		return kerr.InvalidRequest.Code
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, metadata.ErrNotLeader):
+		return kerr.RequestTimedOut.Code
+	default:
+		return kerr.UnknownServerError.Code
+	}
+}
+
 // awaitPropagation is the end of CreateTopics, CreatePartitions and
 // DeleteTopics, as in Kafka: with a timeout of 0 or less the request
 // answers at once and the change goes on (REQUEST_TIMED_OUT, the change
