@@ -609,7 +609,11 @@ func (sh *Shard) deleteGroupData(groupID string, onlyWithoutOffsets bool) error 
 // later pass, if one has now). A negative retention expires nothing by
 // age. Each group is decided on, and its tombstones written, from its
 // state with its offset commits held back (Coordinator.withDescription),
-// as Kafka decides under the group's lock.
+// as Kafka decides under the group's lock. A group whose expiry or
+// deletion fails is logged and left for the next pass, and the pass goes
+// on with the others (as Kafka's cleanup handles each group on its own);
+// err is then the first such failure. The pass stops at NOT_COORDINATOR:
+// the shard is closed.
 func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists func(TopicPartition) bool) (offsets, groups int, err error) {
 	sh.mu.Lock()
 	seen := map[string]bool{}
@@ -636,6 +640,7 @@ func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists fu
 	}
 	sort.Strings(ids)
 	var emptied []string
+	var failed error // the first group's failure
 	for _, id := range ids {
 		if sh.beforeExpiring != nil {
 			sh.beforeExpiring(id)
@@ -653,7 +658,14 @@ func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists fu
 		})
 		offsets += expired
 		if err != nil {
-			return offsets, groups, err
+			if errors.Is(err, kerr.NotCoordinator) {
+				return offsets, groups, err // the shard is no longer ours
+			}
+			sh.logger.Warn("expiring a group's committed offsets failed; retried next pass", "group", id, "err", err)
+			if failed == nil {
+				failed = err
+			}
+			continue
 		}
 		if empty {
 			emptied = append(emptied, id)
@@ -668,11 +680,16 @@ func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists fu
 			groups++
 		case errors.Is(err, kerr.NonEmptyGroup), errors.Is(err, kerr.GroupIDNotFound), errors.Is(err, errGroupHasOffsets):
 			// members joined or offsets were committed meanwhile, or already gone
-		default:
+		case errors.Is(err, kerr.NotCoordinator):
 			return offsets, groups, err
+		default:
+			sh.logger.Warn("deleting an expired group failed; retried next pass", "group", id, "err", err)
+			if failed == nil {
+				failed = err
+			}
 		}
 	}
-	return offsets, groups, nil
+	return offsets, groups, failed
 }
 
 // expireGroupOffsets writes the tombstones of a group's expired offsets
