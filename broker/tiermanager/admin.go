@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 
 	"github.com/google/uuid"
@@ -176,7 +177,9 @@ func Recover(ctx context.Context, cfg RecoverConfig, progress func(RecoverProgre
 // given one of those ids would meet the old producer's epoch and sequence:
 // fenced (INVALID_PRODUCER_EPOCH), or its first batch taken for a
 // duplicate, acknowledged and never appended. As Kafka's producer-id
-// blocks, an id is never handed out twice.
+// blocks, an id is never handed out twice. A recovered id of
+// math.MaxInt64 fails the recovery, naming its partition: no id is left
+// past it (as a Kafka block past the max is an error).
 func reserveRecoveredProducerIDs(ctx context.Context, tier *tiering.Tier, store RecoveryStore, snapshots []tiering.ManifestSnapshot) error {
 	highest := int64(-1)
 	for _, snapshot := range snapshots {
@@ -197,6 +200,11 @@ func reserveRecoveredProducerIDs(ctx context.Context, tier *tiering.Tier, store 
 			return fmt.Errorf("reading the producer state of %s-%d at offset %d: %w", name.Topic, name.Partition, last.LastOffset, err)
 		}
 		for _, p := range state.Producers() {
+			if p.ProducerID == math.MaxInt64 {
+				// No id is left past it to reserve (highest+1 would
+				// overflow); no producer-id block ever holds it.
+				return fmt.Errorf("the producer state of %s-%d at offset %d holds producer id %d, the largest there is: no producer id past it can be reserved", name.Topic, name.Partition, last.LastOffset, p.ProducerID)
+			}
 			highest = max(highest, p.ProducerID)
 		}
 	}

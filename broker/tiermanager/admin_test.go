@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -247,4 +248,48 @@ func TestRecoverRefusesDamagedProducerState(t *testing.T) {
 	if topics := fresh.State().Topics(); len(topics) != 0 {
 		t.Fatalf("the failed recovery created %d topics", len(topics))
 	}
+}
+
+// TestRecoverProducerIDsAtTheTopOfTheRange: a recovered producer id at or
+// next to math.MaxInt64 must not overflow the reservation (id+1). The
+// largest id below the top is reserved up to math.MaxInt64, the last id
+// a block can start at, so no id is handed out again (allocation reports
+// the ids exhausted, as Kafka does for a block past the max). An id of
+// math.MaxInt64 leaves no id past it to reserve: the recovery fails,
+// naming the partition, before it creates anything. It overflowed into a
+// negative reservation the metadata refused, without naming the
+// partition.
+func TestRecoverProducerIDsAtTheTopOfTheRange(t *testing.T) {
+	recoverWithProducer := func(t *testing.T, producerID int64) (*metadata.Store, string, error) {
+		f := newFixture(t, 0)
+		appendBatches(t, f.part, 20, producerID)
+		if err := f.work(); err != nil {
+			t.Fatal(err)
+		}
+		fresh := metadatatest.Start(t)
+		metadatatest.RegisterBroker(t, fresh, metadatatest.NodeID)
+		err := Recover(f.ctx, RecoverConfig{Tier: f.tier, Store: fresh, Cluster: &fakeCluster{}, Logger: testLogger(t)}, nil)
+		return fresh, f.topic.Name, err
+	}
+	t.Run("max", func(t *testing.T) {
+		fresh, topic, err := recoverWithProducer(t, math.MaxInt64)
+		if err == nil || !strings.Contains(err.Error(), topic+"-0") || !strings.Contains(err.Error(), fmt.Sprint(int64(math.MaxInt64))) || strings.Contains(err.Error(), "-9223372036854775808") {
+			t.Fatalf("recovery of producer id math.MaxInt64: %v, want an error naming %s-0 and the id", err, topic)
+		}
+		if topics := fresh.State().Topics(); len(topics) != 0 {
+			t.Fatalf("the failed recovery created %d topics", len(topics))
+		}
+	})
+	t.Run("max-1", func(t *testing.T) {
+		fresh, _, err := recoverWithProducer(t, math.MaxInt64-1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next := fresh.State().NextProducerID(); next != math.MaxInt64 {
+			t.Fatalf("next producer id after recovering producer math.MaxInt64-1: %d, want math.MaxInt64", next)
+		}
+		if first, err := fresh.AllocateProducerIDs(context.Background(), metadatatest.NodeID, 1); err == nil {
+			t.Fatalf("the recovered cluster hands out producer id %d after recovering producer math.MaxInt64-1", first)
+		}
+	})
 }
