@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // member is one member of a group.
@@ -83,6 +84,11 @@ type group struct {
 	joinTimer      *scheduled // end of the join phase
 	initialJoin    bool       // joinTimer is the initial delay: not ended early by a full group
 	syncTimer      *scheduled // removes members that do not sync in time
+	// subscribed is the topics the members of the current generation
+	// subscribe to (subscriptionLocked), set when a generation begins or
+	// is loaded, for OffsetDelete; nil if not known. Never modified: a
+	// generation sets a new map.
+	subscribed map[string]bool
 }
 
 func newGroup(c *Coordinator, id string) *group {
@@ -483,6 +489,7 @@ func (g *group) completeJoinLocked(fx *effects) {
 	clear(g.pendingSync)
 	if len(g.members) == 0 {
 		g.protocolName = ""
+		g.subscribed = g.subscriptionLocked()
 		g.setStateLocked(StateEmpty)
 		g.logf("generation %d is empty", g.generation)
 		rec := g.recordLocked(nil)
@@ -497,6 +504,7 @@ func (g *group) completeJoinLocked(fx *effects) {
 		return
 	}
 	g.protocolName = g.selectProtocolLocked()
+	g.subscribed = g.subscriptionLocked()
 	g.setStateLocked(StateCompletingRebalance)
 	g.logf("generation %d with %d members, protocol %q, leader %s", g.generation, len(g.members), g.protocolName, g.leaderID)
 	for _, m := range g.membersInOrderLocked() {
@@ -632,6 +640,7 @@ func restoredGroup(c *Coordinator, rec Record) (*group, error) {
 		g.stateTime = rec.StateTimestamp
 	}
 	if len(rec.Members) == 0 {
+		g.subscribed = g.subscriptionLocked()
 		return g, nil
 	}
 	// A group with members has a selected protocol, whose name may be ""
@@ -670,6 +679,29 @@ func restoredGroup(c *Coordinator, rec Record) (*group, error) {
 	if g.members[rec.LeaderID] != nil {
 		g.leaderID = rec.LeaderID
 	}
+	g.subscribed = g.subscriptionLocked()
 	g.state = StateStable
 	return g, nil
+}
+
+// subscriptionLocked returns the topics the group's members subscribe to
+// with the selected protocol, as Kafka's computeSubscribedTopics: for a
+// consumer group, the union of its members' subscriptions (none without
+// members); nil, not known, for another protocol type or when one does
+// not decode.
+func (g *group) subscriptionLocked() map[string]bool {
+	if g.protocolType != "consumer" {
+		return nil
+	}
+	topics := map[string]bool{}
+	for _, m := range g.members {
+		var meta kmsg.ConsumerMemberMetadata
+		if meta.ReadFrom(m.metadataFor(g.protocolName)) != nil {
+			return nil
+		}
+		for _, t := range meta.Topics {
+			topics[t] = true
+		}
+	}
+	return topics
 }

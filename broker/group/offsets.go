@@ -457,21 +457,28 @@ func (sh *Shard) GroupOffsets(groupID string) map[TopicPartition]CommittedOffset
 }
 
 // DeleteOffsets deletes a group's committed offsets of the given
-// partitions (OffsetDelete), deciding as Kafka does from the group's
-// state: an Empty group's are deleted; a group with members keeps those
-// of the topics it subscribes to (subscribedTo), each refused with
-// GROUP_SUBSCRIBED_TO_TOPIC. The decision and the tombstones are made with
+// partitions (OffsetDelete), deciding as Kafka's
+// GroupCoordinator.handleDeleteOffsets does from the group's state: an
+// Empty group's are deleted; a consumer group with members (Stable or
+// rebalancing) keeps those of the topics its generation subscribes to
+// (subscribedTo), each refused with GROUP_SUBSCRIBED_TO_TOPIC; a group of
+// another protocol type with members refuses the whole request
+// (NON_EMPTY_GROUP). The decision and the tombstones are made with
 // the group's offset commits held back (Coordinator.withDescription), as
 // Kafka decides and writes under the group's lock: a consumer that joined
 // and committed after the decision would otherwise have its fresh commit
 // deleted. It returns the refused partitions with their error (the others
 // are deleted, or had no commit), or an error for the whole request:
-// GROUP_ID_NOT_FOUND for a group the coordinator does not have, the
-// coordinator's or the write's (then nothing is deleted).
+// GROUP_ID_NOT_FOUND for a group the coordinator does not have,
+// NON_EMPTY_GROUP, the coordinator's or the write's (then nothing is
+// deleted).
 func (sh *Shard) DeleteOffsets(groupID string, tps []TopicPartition) (refused map[TopicPartition]error, err error) {
 	err = sh.coord.withDescription(groupID, func(d Description, known bool) error {
 		if !known {
 			return kerr.GroupIDNotFound
+		}
+		if d.State != StateEmpty && d.ProtocolType != "consumer" {
+			return kerr.NonEmptyGroup
 		}
 		subscribed := subscribedTo(d)
 		var deleted []TopicPartition
@@ -493,31 +500,21 @@ func (sh *Shard) DeleteOffsets(groupID string, tps []TopicPartition) (refused ma
 	return refused, nil
 }
 
-// subscribedTo is whether a group described by d subscribes to a topic,
-// for OffsetDelete: an Empty group to none; a Stable consumer group to
-// its members' subscriptions. A group of another protocol type, one in
-// the middle of a rebalance (its members' subscriptions are not known
-// then) or one with a subscription that does not decode is taken as
-// subscribed to every topic, which errs on keeping offsets.
+// subscribedTo is whether a consumer group described by d subscribes to a
+// topic, for OffsetDelete: an Empty group to none; one with members, Stable
+// or rebalancing, to the topics its current generation's members subscribe
+// to (Kafka's GroupMetadata.isSubscribedToTopic), or, when those are not
+// known (no generation yet, a subscription that does not decode), to every
+// topic, which errs on keeping offsets.
 func subscribedTo(d Description) func(topic string) bool {
-	if d.State == StateEmpty || d.State == StateDead {
+	switch {
+	case d.State == StateEmpty || d.State == StateDead:
 		return func(string) bool { return false }
+	case d.subscribed == nil:
+		return func(string) bool { return true }
+	default:
+		return func(topic string) bool { return d.subscribed[topic] }
 	}
-	all := func(string) bool { return true }
-	if d.ProtocolType != "consumer" || d.State != StateStable {
-		return all
-	}
-	topics := map[string]bool{}
-	for _, m := range d.Members {
-		var meta kmsg.ConsumerMemberMetadata
-		if meta.ReadFrom(m.Metadata) != nil {
-			return all
-		}
-		for _, t := range meta.Topics {
-			topics[t] = true
-		}
-	}
-	return func(topic string) bool { return topics[topic] }
 }
 
 // deleteOffsets writes tombstones for the given commits of a group (those

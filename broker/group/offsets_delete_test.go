@@ -35,40 +35,66 @@ func subscription(topics ...string) []byte {
 	return meta.AppendTo(nil)
 }
 
-// TestDeleteOffsetsDecidesFromGroupState: OffsetDelete deletes an Empty
-// group's offsets; a Stable consumer group keeps those of the topics its
-// members subscribe to (GROUP_SUBSCRIBED_TO_TOPIC) and loses the others';
-// a group whose subscriptions are not known (another protocol type, a
-// rebalance under way, a subscription that does not decode) keeps all;
-// a group the coordinator does not have answers GROUP_ID_NOT_FOUND. Live
-// and after a reload.
+// TestDeleteOffsetsDecidesFromGroupState: as Kafka's
+// GroupCoordinator.handleDeleteOffsets (KIP-496), OffsetDelete deletes an
+// Empty group's offsets; a consumer group with members, Stable or in the
+// middle of a rebalance (PreparingRebalance, CompletingRebalance), keeps
+// those of the topics its generation subscribes to
+// (GROUP_SUBSCRIBED_TO_TOPIC) and loses the others'; one whose
+// subscriptions do not decode keeps all; a group of another protocol type
+// with members refuses the whole request with NON_EMPTY_GROUP; a group
+// the coordinator does not have answers GROUP_ID_NOT_FOUND. Live and
+// after a reload. Strata refused every partition of a rebalancing
+// consumer group, and answered a connect group's partitions
+// GROUP_SUBSCRIBED_TO_TOPIC one by one.
 func TestDeleteOffsetsDecidesFromGroupState(t *testing.T) {
 	subscribedToT := map[TopicPartition]error{tp("t", 0): kerr.GroupSubscribedToTopic}
 	keptAll := map[TopicPartition]error{tp("t", 0): kerr.GroupSubscribedToTopic, tp("u", 0): kerr.GroupSubscribedToTopic}
+	// rebalance makes a second member join a Stable group: it prepares a
+	// rebalance, waiting for the first member to rejoin.
+	rebalance := func(t *testing.T, sh *Shard, groupID, protocolType string) {
+		t.Helper()
+		req := joinReq(groupID, "", Protocol{Name: "range", Metadata: subscription("t")})
+		req.ProtocolType = protocolType
+		sh.Coordinator().Join(req, nil)
+		if d, err := sh.Coordinator().Describe(groupID); err != nil || d.State != StatePreparingRebalance {
+			t.Fatalf("group: %+v %v, want PreparingRebalance", d, err)
+		}
+	}
 	for _, test := range []struct {
 		name    string
 		form    func(t *testing.T, sh *Shard, groupID string)
 		refused map[TopicPartition]error
+		err     error // for the whole request: nothing deleted
 	}{
-		{"Empty", func(*testing.T, *Shard, string) {}, nil},
+		{"Empty", func(*testing.T, *Shard, string) {}, nil, nil},
 		{"Stable consumer", func(t *testing.T, sh *Shard, groupID string) {
 			stableMemberOf(t, sh, groupID, "consumer", subscription("t"))
-		}, subscribedToT},
+		}, subscribedToT, nil},
 		{"Stable, another protocol type", func(t *testing.T, sh *Shard, groupID string) {
 			stableMemberOf(t, sh, groupID, "connect", subscription("t"))
-		}, keptAll},
+		}, nil, kerr.NonEmptyGroup},
 		{"Stable, undecodable subscription", func(t *testing.T, sh *Shard, groupID string) {
 			stableMemberOf(t, sh, groupID, "consumer", []byte("sub"))
-		}, keptAll},
-		{"rebalancing", func(t *testing.T, sh *Shard, groupID string) {
+		}, keptAll, nil},
+		{"PreparingRebalance consumer", func(t *testing.T, sh *Shard, groupID string) {
 			stableMemberOf(t, sh, groupID, "consumer", subscription("t"))
-			// A second member: the group prepares a rebalance, waiting
-			// for the first to rejoin.
-			sh.Coordinator().Join(joinReq(groupID, "", Protocol{Name: "range", Metadata: subscription("t")}), nil)
-			if d, err := sh.Coordinator().Describe(groupID); err != nil || d.State != StatePreparingRebalance {
-				t.Fatalf("group: %+v %v, want PreparingRebalance", d, err)
+			rebalance(t, sh, groupID, "consumer")
+		}, subscribedToT, nil},
+		{"CompletingRebalance consumer", func(t *testing.T, sh *Shard, groupID string) {
+			first := stableMemberOf(t, sh, groupID, "consumer", subscription("t"))
+			rebalance(t, sh, groupID, "consumer")
+			// The first member rejoins: the join phase ends, the group
+			// awaits the leader's SyncGroup.
+			sh.Coordinator().Join(joinReq(groupID, first.MemberID, Protocol{Name: "range", Metadata: subscription("t")}), nil)
+			if d, err := sh.Coordinator().Describe(groupID); err != nil || d.State != StateCompletingRebalance {
+				t.Fatalf("group: %+v %v, want CompletingRebalance", d, err)
 			}
-		}, keptAll},
+		}, subscribedToT, nil},
+		{"PreparingRebalance, another protocol type", func(t *testing.T, sh *Shard, groupID string) {
+			stableMemberOf(t, sh, groupID, "connect", subscription("t"))
+			rebalance(t, sh, groupID, "connect")
+		}, nil, kerr.NonEmptyGroup},
 	} {
 		t.Run(test.name, func(t *testing.T) {
 			log, clock := newMemLog(), newFakeClock()
@@ -78,9 +104,7 @@ func TestDeleteOffsetsDecidesFromGroupState(t *testing.T) {
 			}
 			test.form(t, sh, "g")
 			refused, err := sh.DeleteOffsets("g", []TopicPartition{tp("t", 0), tp("u", 0)})
-			if err != nil {
-				t.Fatalf("DeleteOffsets: %v", err)
-			}
+			wantErr(t, "DeleteOffsets", err, test.err)
 			if len(refused) != len(test.refused) {
 				t.Fatalf("refused %v, want %v", refused, test.refused)
 			}
@@ -89,7 +113,7 @@ func TestDeleteOffsetsDecidesFromGroupState(t *testing.T) {
 			}
 			for _, s := range []*Shard{sh, loadedShard(t, log, clock)} {
 				for k, want := range map[TopicPartition]int64{tp("t", 0): 1, tp("u", 0): 2} {
-					if test.refused[k] == nil {
+					if test.err == nil && test.refused[k] == nil {
 						want = -1
 					}
 					wantOffset(t, s, "g", k, want)

@@ -392,7 +392,7 @@ func (g *group) leaveLocked(leaving []LeaveMember, fx *effects) LeaveResult {
 }
 
 func (g *group) describeLocked() Description {
-	d := Description{GroupID: g.id, State: g.state, ProtocolType: g.protocolType, StateTimestamp: g.stateTime}
+	d := Description{GroupID: g.id, State: g.state, ProtocolType: g.protocolType, StateTimestamp: g.stateTime, subscribed: g.subscribed}
 	stable := g.state == StateStable
 	if stable {
 		d.Protocol = g.protocolName

@@ -188,6 +188,9 @@ type Description struct {
 	// StateTimestamp is when the group entered its current state (offsets
 	// of an Empty group expire counting from it).
 	StateTimestamp time.Time
+	// subscribed is the topics the current generation subscribes to,
+	// nil if not known (group.subscribed), for OffsetDelete.
+	subscribed map[string]bool
 }
 
 // Listing is a group in ListGroups.
