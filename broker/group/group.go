@@ -686,11 +686,12 @@ func restoredGroup(c *Coordinator, rec Record) (*group, error) {
 
 // subscriptionLocked returns the topics the group's members subscribe to
 // with the selected protocol, as Kafka's computeSubscribedTopics: for a
-// consumer group, the union of its members' subscriptions (none without
-// members); nil, not known, for another protocol type or when one does
+// consumer group with members, the union of their subscriptions; nil,
+// not known, without members (Kafka's None: a group then rebalancing from
+// Empty keeps every offset), for another protocol type or when one does
 // not decode.
 func (g *group) subscriptionLocked() map[string]bool {
-	if g.protocolType != "consumer" {
+	if g.protocolType != "consumer" || len(g.members) == 0 {
 		return nil
 	}
 	topics := map[string]bool{}

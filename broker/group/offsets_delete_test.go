@@ -1,7 +1,9 @@
 package group
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -91,6 +93,16 @@ func TestDeleteOffsetsDecidesFromGroupState(t *testing.T) {
 				t.Fatalf("group: %+v %v, want CompletingRebalance", d, err)
 			}
 		}, subscribedToT, nil},
+		{"PreparingRebalance of a group that was Empty", func(t *testing.T, sh *Shard, groupID string) {
+			// A first member joins an Empty group and waits out
+			// group.initial.rebalance.delay.ms: no generation with members
+			// yet, so no subscription is known (Kafka's subscribedTopics
+			// is None) and every offset is kept.
+			sh.Coordinator().Join(joinReq(groupID, "", Protocol{Name: "range", Metadata: subscription("t")}), nil)
+			if d, err := sh.Coordinator().Describe(groupID); err != nil || d.State != StatePreparingRebalance {
+				t.Fatalf("group: %+v %v, want PreparingRebalance", d, err)
+			}
+		}, keptAll, nil},
 		{"PreparingRebalance, another protocol type", func(t *testing.T, sh *Shard, groupID string) {
 			stableMemberOf(t, sh, groupID, "connect", subscription("t"))
 			rebalance(t, sh, groupID, "connect")
@@ -99,6 +111,9 @@ func TestDeleteOffsetsDecidesFromGroupState(t *testing.T) {
 		t.Run(test.name, func(t *testing.T) {
 			log, clock := newMemLog(), newFakeClock()
 			sh := loadedShard(t, log, clock)
+			if strings.HasSuffix(test.name, "was Empty") {
+				sh = delayedShard(t, log, clock)
+			}
 			if err := sh.CommitOffsets(standalone("g"), map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 1, LeaderEpoch: -1}, tp("u", 0): {Offset: 2, LeaderEpoch: -1}}); err != nil {
 				t.Fatalf("commit: %v", err)
 			}
@@ -121,6 +136,35 @@ func TestDeleteOffsetsDecidesFromGroupState(t *testing.T) {
 			}
 		})
 	}
+	t.Run("PreparingRebalance after an Empty generation", func(t *testing.T) {
+		// The group's last generation ended with no members (its only
+		// member left: Empty), then, loaded by another coordinator, a
+		// new member joins and waits out the initial rebalance delay.
+		// That generation subscribed to nothing known (Kafka's
+		// subscribedTopics is None for a generation without members), so
+		// every offset is kept. Before, its subscriptions counted as
+		// none and both offsets were deleted under the joining member.
+		log, clock := newMemLog(), newFakeClock()
+		sh := loadedShard(t, log, clock)
+		if err := sh.CommitOffsets(standalone("g"), map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 1, LeaderEpoch: -1}, tp("u", 0): {Offset: 2, LeaderEpoch: -1}}); err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+		m := stableMemberOf(t, sh, "g", "consumer", subscription("t"))
+		if res := sh.Coordinator().Leave("g", []LeaveMember{{MemberID: m.MemberID}}); res.Err != nil {
+			t.Fatalf("leave: %v", res.Err)
+		}
+		sh.Close()
+		sh = delayedShard(t, log, clock)
+		sh.Coordinator().Join(joinReq("g", "", Protocol{Name: "range", Metadata: subscription("t")}), nil)
+		if d, err := sh.Coordinator().Describe("g"); err != nil || d.State != StatePreparingRebalance {
+			t.Fatalf("group: %+v %v, want PreparingRebalance", d, err)
+		}
+		refused, err := sh.DeleteOffsets("g", []TopicPartition{tp("t", 0), tp("u", 0)})
+		if err != nil || len(refused) != 2 {
+			t.Fatalf("DeleteOffsets: refused %v, err %v; want both kept (GROUP_SUBSCRIBED_TO_TOPIC)", refused, err)
+		}
+		wantOffset(t, sh, "g", tp("u", 0), 2)
+	})
 	t.Run("unknown group", func(t *testing.T) {
 		sh := loadedShard(t, newMemLog(), newFakeClock())
 		refused, err := sh.DeleteOffsets("nope", []TopicPartition{tp("t", 0)})
@@ -129,4 +173,17 @@ func TestDeleteOffsetsDecidesFromGroupState(t *testing.T) {
 		}
 		wantErr(t, "DeleteOffsets", err, kerr.GroupIDNotFound)
 	})
+}
+
+// delayedShard is loadedShard with an initial rebalance delay the fake
+// clock never reaches: a first member's join stays in PreparingRebalance.
+func delayedShard(t *testing.T, log Log, clock Clock) *Shard {
+	t.Helper()
+	sh, err := NewShard(ShardConfig{Partition: 3, Log: log, Coordinator: Config{Clock: clock, InitialRebalanceDelay: time.Hour}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sh.Close)
+	sh.Load()
+	return sh
 }
