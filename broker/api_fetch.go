@@ -98,6 +98,9 @@ type fetchTarget struct {
 	remoteAborted []segment.AbortedTxn
 	// logStart is the partition's log start offset, remote data included.
 	logStart int64
+	// localStart is the local log start offset when the Fetch planned its
+	// read (localOutOfRange).
+	localStart int64
 	// diverging is set for a follower whose log does not agree with this
 	// leader's below its fetch offset: it is answered this epoch and its
 	// end here (DivergingEpoch), and no records.
@@ -248,9 +251,10 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 					// Deleted records (DeleteRecords) or expired ones.
 					t.errorCode = kerr.OffsetOutOfRange.Code
 				}
-				if local := t.part.LogStartOffset(); t.errorCode == 0 && t.diverging == nil && t.offset < local && s.cfg.RemoteReader != nil {
+				t.localStart = t.part.LogStartOffset()
+				if t.errorCode == 0 && t.diverging == nil && t.offset < t.localStart && s.cfg.RemoteReader != nil {
 					remoteState := starts.State
-					if local != starts.Local {
+					if t.localStart != starts.Local {
 						// Local retention has moved it up since: the
 						// metadata read after holds what it deleted.
 						remoteState = s.cfg.Metadata.State()
@@ -271,6 +275,9 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			targets = append(targets, t)
 		}
 		resp.Topics = append(resp.Topics, out)
+	}
+	if s.afterLogStarts != nil {
+		s.afterLogStarts(req.Key())
 	}
 
 	maxBytes := min(req.MaxBytes, s.cfg.FetchMaxBytes)
@@ -823,7 +830,7 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, 
 			continue
 		}
 		if t.offset < start || t.offset > t.part.LogEndOffset() {
-			p.ErrorCode = kerr.OffsetOutOfRange.Code
+			p.ErrorCode = t.localOutOfRange(start)
 			continue
 		}
 		if limit <= 0 && total > 0 {
@@ -841,7 +848,7 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, 
 		if err != nil {
 			switch {
 			case errors.Is(err, segment.ErrOffsetOutOfRange):
-				p.ErrorCode = kerr.OffsetOutOfRange.Code
+				p.ErrorCode = t.localOutOfRange(t.part.LogStartOffset())
 			case errors.Is(err, segment.ErrClosed):
 				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
@@ -864,6 +871,20 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, 
 		remaining -= int64(len(data))
 	}
 	return total, local
+}
+
+// localOutOfRange is the error code for a local read of t's offset out of
+// the local log, whose start is now start: OFFSET_OUT_OF_RANGE, but none
+// (answered without records: the client asks for the offset again) when
+// the local log start has passed the offset since the Fetch planned a
+// local read of it. Local retention deleted its segment, uploaded, in
+// between: the next Fetch plans a read from the object store (or answers
+// OFFSET_OUT_OF_RANGE if retention or DeleteRecords deleted the records).
+func (t *fetchTarget) localOutOfRange(start int64) int16 {
+	if t.localStart <= t.offset && t.offset < start {
+		return 0
+	}
+	return kerr.OffsetOutOfRange.Code
 }
 
 // addFetchLeaderHints is addLeaderHints for Fetch v16+ (KIP-951): a

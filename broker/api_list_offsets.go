@@ -90,6 +90,9 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 				// it may lack an upload whose local copies local retention
 				// has deleted since).
 				starts := part.ReadLogStarts(s.cfg.Metadata.State)
+				if s.afterLogStarts != nil {
+					s.afterLogStarts(req.Key())
+				}
 				if req.Version == 0 {
 					p.OldStyleOffsets = legacyOffsets(part.Segments(), starts.Log, part.HighWatermark(), rp.Timestamp, rp.MaxNumOffsets, time.Now().UnixMilli())
 					break

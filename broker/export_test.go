@@ -115,3 +115,9 @@ func (s *Server) RequestMemoryWaits() float64 {
 // key, right after they read the metadata state (before they look at any
 // partition).
 func (s *Server) AfterRequestState(hook func(key int16)) { s.afterRequestState = hook }
+
+// AfterLogStarts makes Fetch call hook, with the API key, once it has
+// planned its partitions (read their log starts, decided on local or
+// remote reads) and before it reads them, and ListOffsets once it has read
+// a partition's log starts and before it looks the offset up.
+func (s *Server) AfterLogStarts(hook func(key int16)) { s.afterLogStarts = hook }

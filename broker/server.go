@@ -549,6 +549,11 @@ type Server struct {
 	// afterRequestState, if set (tests only), is called with the API key
 	// by Fetch and ListOffsets right after they read the metadata state.
 	afterRequestState func(key int16)
+	// afterLogStarts, if set (tests only), is called with the API key by
+	// Fetch once it has planned its partitions (local or remote reads,
+	// from their log starts) and by ListOffsets once it has read a
+	// partition's log starts, before either reads a log.
+	afterLogStarts func(key int16)
 
 	frames      *framePool // the buffers request frames and Fetches' local records are read into
 	listeners   []*boundListener

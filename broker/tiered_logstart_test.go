@@ -28,22 +28,8 @@ func TestRequestStateBeforeFirstUpload(t *testing.T) {
 	defer cancel()
 	tier := memoryTier(t)
 	n := startTiered(t, tier)
-	configs := map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"}
-	createTopic(t, n.Client(), "fetched", 1, configs)
-	createTopic(t, n.Client(), "listed", 1, configs)
-	fetched, listed := leadingTopic(t, n, "fetched"), leadingTopic(t, n, "listed")
 	now := time.Now()
-	for _, p := range []*partition.Partition{fetched, listed} {
-		for i := range 20 {
-			appendRecord(t, p, now, recordbatch.BuildOptions{}, recordbatch.Record{Value: fmt.Appendf(nil, "v-%d", i)})
-		}
-		for p.HighWatermark() < p.LogEndOffset() {
-			if ctx.Err() != nil {
-				t.Fatalf("%s: high watermark %d, log end %d", p.Name(), p.HighWatermark(), p.LogEndOffset())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	fetched, listed := tieredPartition(t, ctx, n, "fetched", now), tieredPartition(t, ctx, n, "listed", now)
 	if _, _, ok := n.Store.State().RemoteLogOffsets(fetched.TopicID(), 0); ok {
 		t.Fatal("remote data before any tier manager ran")
 	}
@@ -110,5 +96,70 @@ func uploadDroppingLocal(t *testing.T, ctx context.Context, n *brokertest.Node, 
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// tieredPartition creates topic, tiered with one-batch segments and no
+// local retention beyond what is uploaded, appends 20 records stamped now
+// to it, and waits until they are committed; nothing is uploaded yet.
+func tieredPartition(t *testing.T, ctx context.Context, n *brokertest.Node, topic string, now time.Time) *partition.Partition {
+	t.Helper()
+	createTopic(t, n.Client(), topic, 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
+	p := leadingTopic(t, n, topic)
+	for i := range 20 {
+		appendRecord(t, p, now, recordbatch.BuildOptions{}, recordbatch.Record{Value: fmt.Appendf(nil, "v-%d", i)})
+	}
+	for p.HighWatermark() < p.LogEndOffset() {
+		if ctx.Err() != nil {
+			t.Fatalf("%s: high watermark %d, log end %d", p.Name(), p.HighWatermark(), p.LogEndOffset())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return p
+}
+
+// TestFetchLocalSegmentUploadedAfterPlan: a consumer's Fetch that planned
+// a local read of offset 0, whose segment was then uploaded and deleted
+// by local retention before the read, is answered without error (empty, or
+// with records from offset 0), and the same offset fetched again comes
+// from the object store. Before, the local read out of the local log
+// answered OFFSET_OUT_OF_RANGE for an offset still in the log (in the
+// tier): a consumer resets to earliest or latest, re-reading or skipping.
+func TestFetchLocalSegmentUploadedAfterPlan(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tier := memoryTier(t)
+	n := startTiered(t, tier)
+	p := tieredPartition(t, ctx, n, "t", time.Now())
+	var held atomic.Bool
+	n.Server.AfterLogStarts(func(key int16) {
+		if key == kmsg.NewPtrFetchRequest().Key() && !held.Swap(true) {
+			uploadDroppingLocal(t, ctx, n, tier, p)
+		}
+	})
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.SetVersion(11)
+	fetch.ReplicaID, fetch.MaxBytes, fetch.MaxWaitMillis = -1, 1<<20, 0
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes, fp.CurrentLeaderEpoch = 0, 0, 1<<20, -1
+	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: "t", Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
+	cl := topicsByNameClient(n)
+	for attempt := range 2 {
+		got := request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions[0]
+		if !held.Load() || p.LogStartOffset() == 0 {
+			t.Fatalf("the Fetch was not held for the upload (local log start %d)", p.LogStartOffset())
+		}
+		base := int64(-1)
+		if len(got.RecordBatches) > 0 {
+			h, err := recordbatch.ParseHeader(got.RecordBatches)
+			if err != nil {
+				t.Fatal(err)
+			}
+			base = h.BaseOffset
+		}
+		if got.ErrorCode != 0 || (len(got.RecordBatches) > 0 && base != 0) || (attempt > 0 && base != 0) {
+			t.Fatalf("Fetch %d at offset 0 planned local, its segment since uploaded and deleted locally: error %d, %d bytes from offset %d; want no error and records from 0 (or, the first time, none)",
+				attempt, got.ErrorCode, len(got.RecordBatches), base)
+		}
 	}
 }
