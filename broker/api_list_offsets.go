@@ -203,7 +203,8 @@ func legacyOffsets(segments []segment.SegmentInfo, logStart, highWatermark, time
 // timestamp for the special values, else the first record with a timestamp
 // at or after ts below the high watermark, or (-1, -1) when there is none.
 // Earliest and timestamps include the data in the object store. starts
-// are p's (ReadLogStarts).
+// are p's (ReadLogStarts); a timestamp is searched with log starts read
+// after its local search.
 func (s *Server) offsetForTimestamp(starts partition.LogStarts, p *partition.Partition, ts int64) (offset, timestamp int64, err error) {
 	state := starts.State
 	switch ts {
@@ -227,9 +228,17 @@ func (s *Server) offsetForTimestamp(starts partition.LogStarts, p *partition.Par
 		}
 	}
 	if ts >= 0 && s.cfg.RemoteReader != nil {
-		if offset, timestamp, found, err := s.remoteOffsetForTimestamp(starts, p, ts); err != nil || found {
+		// The local log first, then the remote segments below the local
+		// log start read after it (ReadLogStarts): local retention deletes
+		// only uploaded segments, so one the local search did not see is
+		// in the state read after. The other way round (or with starts), a
+		// segment uploaded and deleted locally between the two searches
+		// was in neither, and a later offset was answered.
+		localOffset, localTimestamp, localErr := p.OffsetForTimestamp(ts)
+		if offset, timestamp, found, err := s.remoteOffsetForTimestamp(p.ReadLogStarts(s.cfg.Metadata.State), p, ts); err != nil || found {
 			return offset, timestamp, err
 		}
+		return localOffset, localTimestamp, localErr
 	}
 	return p.OffsetForTimestamp(ts)
 }

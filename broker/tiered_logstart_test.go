@@ -163,3 +163,40 @@ func TestFetchLocalSegmentUploadedAfterPlan(t *testing.T) {
 		}
 	}
 }
+
+// TestListOffsetsTimestampSegmentUploadedAfterLogStarts: ListOffsets by
+// timestamp for a partition whose first segment, local only when the
+// request read the log starts, is uploaded and deleted by local retention
+// before the lookup still answers the first record at or after the
+// timestamp (offset 0). Before, the remote search (below the local log
+// start read, 0) found nothing and the local search started past the
+// deleted segment: a later offset was answered.
+func TestListOffsetsTimestampSegmentUploadedAfterLogStarts(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tier := memoryTier(t)
+	n := startTiered(t, tier)
+	now := time.Now()
+	p := tieredPartition(t, ctx, n, "t", now)
+	var held atomic.Bool
+	n.Server.AfterLogStarts(func(key int16) {
+		if key == kmsg.NewPtrListOffsetsRequest().Key() && !held.Swap(true) {
+			uploadDroppingLocal(t, ctx, n, tier, p)
+		}
+	})
+	list := kmsg.NewPtrListOffsetsRequest()
+	list.ReplicaID = -1
+	lp := kmsg.NewListOffsetsRequestTopicPartition()
+	lp.Partition, lp.Timestamp, lp.CurrentLeaderEpoch = 0, now.UnixMilli(), -1
+	list.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "t", Partitions: []kmsg.ListOffsetsRequestTopicPartition{lp}}}
+	for attempt := range 2 {
+		got := request[*kmsg.ListOffsetsResponse](t, n.Client(), list).Topics[0].Partitions[0]
+		if !held.Load() || p.LogStartOffset() == 0 {
+			t.Fatalf("the ListOffsets was not held for the upload (local log start %d)", p.LogStartOffset())
+		}
+		if got.ErrorCode != 0 || got.Offset != 0 || got.Timestamp != now.UnixMilli() {
+			t.Fatalf("ListOffsets %d by timestamp, the first segment uploaded and deleted locally after the log starts were read: offset %d, timestamp %d, error %d; want 0 at %d (local log start %d)",
+				attempt, got.Offset, got.Timestamp, got.ErrorCode, now.UnixMilli(), p.LogStartOffset())
+		}
+	}
+}
