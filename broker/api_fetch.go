@@ -313,7 +313,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 		// delayed remote fetch completes: they are all the remote
 		// partitions can bring (read once), waiting for MinBytes adds
 		// nothing to them and would hold a replay for the max wait.
-		if !waiting || total >= int(req.MinBytes) || len(remote) > 0 || answersError(resp) || !time.Now().Before(deadline) {
+		if !waiting || total >= int(req.MinBytes) || len(remote) > 0 || answersError(resp) || movedToTier(targets) || !time.Now().Before(deadline) {
 			if replicaID < 0 {
 				// A consumer over its quota is answered empty, as Kafka
 				// does, and its bytes are not counted.
@@ -871,6 +871,18 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, 
 		remaining -= int64(len(data))
 	}
 	return total, local
+}
+
+// movedToTier reports whether a local read planned by the Fetch found its
+// offset gone from the local log since (localOutOfRange): the Fetch
+// answers at once, without records for it, and the client asks again for
+// the offset, which the next Fetch plans from the tier, rather than
+// waiting out its max wait for appends that cannot bring it.
+func movedToTier(targets []fetchTarget) bool {
+	return slices.ContainsFunc(targets, func(t fetchTarget) bool {
+		return t.part != nil && t.remote == nil && t.errorCode == 0 && t.diverging == nil &&
+			t.localStart <= t.offset && t.offset < t.part.LogStartOffset()
+	})
 }
 
 // localOutOfRange is the error code for a local read of t's offset out of

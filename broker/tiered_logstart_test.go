@@ -125,42 +125,49 @@ func tieredPartition(t *testing.T, ctx context.Context, n *brokertest.Node, topi
 // from the object store. Before, the local read out of the local log
 // answered OFFSET_OUT_OF_RANGE for an offset still in the log (in the
 // tier): a consumer resets to earliest or latest, re-reading or skipping.
+// A long poll (max wait 1 h, min bytes 1) is answered at once too, so the
+// consumer asks again for the offset from the tier: before, it waited out
+// its max wait with nothing to wait for (the request timed out here).
 func TestFetchLocalSegmentUploadedAfterPlan(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	tier := memoryTier(t)
-	n := startTiered(t, tier)
-	p := tieredPartition(t, ctx, n, "t", time.Now())
-	var held atomic.Bool
-	n.Server.AfterLogStarts(func(key int16) {
-		if key == kmsg.NewPtrFetchRequest().Key() && !held.Swap(true) {
-			uploadDroppingLocal(t, ctx, n, tier, p)
-		}
-	})
-	fetch := kmsg.NewPtrFetchRequest()
-	fetch.SetVersion(11)
-	fetch.ReplicaID, fetch.MaxBytes, fetch.MaxWaitMillis = -1, 1<<20, 0
-	fp := kmsg.NewFetchRequestTopicPartition()
-	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes, fp.CurrentLeaderEpoch = 0, 0, 1<<20, -1
-	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: "t", Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
-	cl := topicsByNameClient(n)
-	for attempt := range 2 {
-		got := request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions[0]
-		if !held.Load() || p.LogStartOffset() == 0 {
-			t.Fatalf("the Fetch was not held for the upload (local log start %d)", p.LogStartOffset())
-		}
-		base := int64(-1)
-		if len(got.RecordBatches) > 0 {
-			h, err := recordbatch.ParseHeader(got.RecordBatches)
-			if err != nil {
-				t.Fatal(err)
+	for _, maxWait := range []int32{0, 3_600_000} {
+		t.Run(fmt.Sprintf("max wait %d ms", maxWait), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			tier := memoryTier(t)
+			n := startTiered(t, tier)
+			p := tieredPartition(t, ctx, n, "t", time.Now())
+			var held atomic.Bool
+			n.Server.AfterLogStarts(func(key int16) {
+				if key == kmsg.NewPtrFetchRequest().Key() && !held.Swap(true) {
+					uploadDroppingLocal(t, ctx, n, tier, p)
+				}
+			})
+			fetch := kmsg.NewPtrFetchRequest()
+			fetch.SetVersion(11)
+			fetch.ReplicaID, fetch.MaxBytes, fetch.MaxWaitMillis, fetch.MinBytes = -1, 1<<20, maxWait, 1
+			fp := kmsg.NewFetchRequestTopicPartition()
+			fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes, fp.CurrentLeaderEpoch = 0, 0, 1<<20, -1
+			fetch.Topics = []kmsg.FetchRequestTopic{{Topic: "t", Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
+			cl := topicsByNameClient(n)
+			for attempt := range 2 {
+				got := request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions[0]
+				if !held.Load() || p.LogStartOffset() == 0 {
+					t.Fatalf("the Fetch was not held for the upload (local log start %d)", p.LogStartOffset())
+				}
+				base := int64(-1)
+				if len(got.RecordBatches) > 0 {
+					h, err := recordbatch.ParseHeader(got.RecordBatches)
+					if err != nil {
+						t.Fatal(err)
+					}
+					base = h.BaseOffset
+				}
+				if got.ErrorCode != 0 || (len(got.RecordBatches) > 0 && base != 0) || (attempt > 0 && base != 0) {
+					t.Fatalf("Fetch %d at offset 0 planned local, its segment since uploaded and deleted locally: error %d, %d bytes from offset %d; want no error and records from 0 (or, the first time, none)",
+						attempt, got.ErrorCode, len(got.RecordBatches), base)
+				}
 			}
-			base = h.BaseOffset
-		}
-		if got.ErrorCode != 0 || (len(got.RecordBatches) > 0 && base != 0) || (attempt > 0 && base != 0) {
-			t.Fatalf("Fetch %d at offset 0 planned local, its segment since uploaded and deleted locally: error %d, %d bytes from offset %d; want no error and records from 0 (or, the first time, none)",
-				attempt, got.ErrorCode, len(got.RecordBatches), base)
-		}
+		})
 	}
 }
 
