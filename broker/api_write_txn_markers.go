@@ -18,8 +18,8 @@ import (
 // marker's transaction version; a Transactions V2 marker carries the
 // producer epoch its coordinator bumped at EndTxn, one above the
 // transaction's batches, which the partition takes as the producer's new
-// epoch like any newer one (partition.AppendMarker), so the version
-// changes nothing here.
+// epoch like any newer one, and refuses at the epoch of a transaction open
+// there (a late marker of the previous transaction: partition.AppendMarker).
 func init() { register(0, 2, handleWriteTxnMarkers) }
 
 // markerCommitTimeout bounds how long a marker waits to be committed (the

@@ -993,7 +993,7 @@ func (p *Partition) replicatedProducerBatchLocked(h recordbatch.Header, control 
 		return nil
 	}
 	m := producer.Marker{ProducerID: h.ProducerID, Epoch: h.ProducerEpoch, CoordinatorEpoch: marker.CoordinatorEpoch, Commit: marker.Type == recordbatch.ControlCommit}
-	return p.completeTxnLocked(m, 0, h.BaseOffset, h.MaxTimestamp, true)
+	return p.completeTxnLocked(m, h.BaseOffset, h.MaxTimestamp, true)
 }
 
 // appendFillerLocked appends the part of the compaction filler h from

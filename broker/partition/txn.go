@@ -40,13 +40,14 @@ type Marker struct {
 // AppendMarker appends m as a control batch, as leader, and returns its
 // offset; a failure is an *Error with the Kafka code the coordinator gets:
 // NOT_LEADER_OR_FOLLOWER, INVALID_PRODUCER_EPOCH (a producer epoch older
-// than the producer's here), TRANSACTION_COORDINATOR_FENCED (a coordinator
+// than the producer's here, or a Transactions V2 marker at the epoch of the
+// transaction open here: producer.State.CheckMarker), TRANSACTION_COORDINATOR_FENCED (a coordinator
 // epoch older than the producer's last marker's), KAFKA_STORAGE_ERROR. A
 // marker for a producer without an open transaction here is written too
 // (a retried marker), as Kafka does. The caller waits for the marker to be
 // committed (WaitAll) before reporting success.
 func (p *Partition) AppendMarker(m Marker, now time.Time) (offset int64, err error) {
-	pm := producer.Marker{ProducerID: m.ProducerID, Epoch: m.ProducerEpoch, CoordinatorEpoch: m.CoordinatorEpoch, Commit: m.Commit}
+	pm := producer.Marker{ProducerID: m.ProducerID, Epoch: m.ProducerEpoch, CoordinatorEpoch: m.CoordinatorEpoch, Commit: m.Commit, TransactionVersion: m.TransactionVersion}
 	controlType := recordbatch.ControlAbort
 	if m.Commit {
 		controlType = recordbatch.ControlCommit
@@ -71,7 +72,7 @@ func (p *Partition) AppendMarker(m Marker, now time.Time) (offset int64, err err
 	base, _, err := p.segments.Append(batch, []segment.AppendBatch{{Length: int32(len(batch)), MaxTimestamp: timestamp, Records: 1}})
 	if err == nil {
 		p.snapshotAtRollLocked(base)
-		err = p.completeTxnLocked(pm, m.TransactionVersion, base, timestamp, true)
+		err = p.completeTxnLocked(pm, base, timestamp, true)
 	}
 	if err != nil {
 		defer p.appendMu.Unlock()
@@ -104,9 +105,9 @@ func (p *Partition) AppendMarker(m Marker, now time.Time) (offset int64, err err
 // marker is committed — and never an aborted transaction's data before its
 // index entry is in place: the entry is written here, before the hold can
 // be released.
-func (p *Partition) completeTxnLocked(m producer.Marker, transactionVersion int8, offset, timestamp int64, index bool) error {
+func (p *Partition) completeTxnLocked(m producer.Marker, offset, timestamp int64, index bool) error {
 	done := p.producers.CompleteTxn(m, offset, timestamp)
-	p.clearVerificationLocked(m, transactionVersion)
+	p.clearVerificationLocked(m)
 	if done.FirstOffset < offset {
 		p.holdLocked(heldTxn{first: done.FirstOffset, marker: offset})
 	}
@@ -216,9 +217,9 @@ func (p *Partition) StartTxnVerification(producerID int64, epoch int16) {
 
 // clearVerificationLocked ends the producer's verification if marker m may
 // have ended the transaction it verified (see StartTxnVerification).
-func (p *Partition) clearVerificationLocked(m producer.Marker, transactionVersion int8) {
+func (p *Partition) clearVerificationLocked(m producer.Marker) {
 	verified, ok := p.txnVerified[m.ProducerID]
-	if ok && (verified < m.Epoch || verified == m.Epoch && transactionVersion < 2) {
+	if ok && (verified < m.Epoch || verified == m.Epoch && m.TransactionVersion < 2) {
 		delete(p.txnVerified, m.ProducerID)
 	}
 }

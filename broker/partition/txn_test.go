@@ -415,3 +415,48 @@ func TestV2MarkerKeepsTheNextTransactionsVerification(t *testing.T) {
 	_, _, err := p.Append(batch(t, transactional(7, 5, 0), "late", 1), 12, t0)
 	wantCode(t, "batch verified at an epoch a later marker ended", err, kerr.InvalidProducerEpoch)
 }
+
+// TestV2LateMarkerDoesNotEndTheNextTransaction (forced interleaving,
+// KIP-1228): a Transactions V2 marker carries the epoch its coordinator
+// bumped at EndTxn, which is the next transaction's epoch. A late copy of
+// the previous transaction's marker (a WriteTxnMarkers overtaken by its
+// own retry, answered and completed meanwhile) arriving once the next
+// transaction is open here at that epoch was taken as that transaction's
+// marker: it committed the next transaction's first batches before the
+// producer ended it, and the rest of it would then open a transaction of
+// its own. A V2 marker must be above the epoch of the transaction it ends
+// (INVALID_PRODUCER_EPOCH otherwise); a retried marker with nothing open
+// here is still written, and a V1 marker of the current epoch still ends
+// its transaction.
+func TestV2LateMarkerDoesNotEndTheNextTransaction(t *testing.T) {
+	p := soleLeader(t, t.TempDir())
+	p.StartTxnVerification(7, 3)
+	mustAppend(t, p, batch(t, transactional(7, 3, 0), "first", 1))
+	v2Commit := Marker{ProducerID: 7, ProducerEpoch: 4, CoordinatorEpoch: 1, Commit: true, TransactionVersion: 2}
+	if _, err := p.AppendMarker(v2Commit, t0); err != nil {
+		t.Fatal(err)
+	}
+	// The coordinator's retry of the same marker, nothing open here: written.
+	if _, err := p.AppendMarker(v2Commit, t0); err != nil {
+		t.Fatalf("a retried V2 marker with no transaction open: %v", err)
+	}
+	p.StartTxnVerification(7, 4)
+	next := mustAppend(t, p, batch(t, transactional(7, 4, 0), "next", 1))
+
+	_, err := p.AppendMarker(v2Commit, t0)
+	wantCode(t, "the previous transaction's late V2 marker", err, kerr.InvalidProducerEpoch)
+	if open := p.OpenTransactions(); len(open) != 1 || open[0].Epoch != 4 || open[0].FirstOffset != next {
+		t.Fatalf("open transactions %+v, want the next one at epoch 4 from %d", open, next)
+	}
+	if lso := p.LastStableOffset(); lso != next {
+		t.Fatalf("LSO %d, want %d (the next transaction is still open)", lso, next)
+	}
+
+	// Transactions V1 markers carry the transaction's own epoch.
+	if _, err := p.AppendMarker(Marker{ProducerID: 7, ProducerEpoch: 4, CoordinatorEpoch: 1, Commit: true}, t0); err != nil {
+		t.Fatalf("a V1 marker of the open transaction's epoch: %v", err)
+	}
+	if open := p.OpenTransactions(); len(open) != 0 {
+		t.Fatalf("open after the V1 marker: %+v", open)
+	}
+}

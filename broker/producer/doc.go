@@ -48,8 +48,9 @@
 //
 // A transactional batch from a producer without an open transaction here
 // opens one at its first offset (Update); a marker (CompleteTxn, after
-// CheckMarker: not from an older producer epoch, INVALID_PRODUCER_EPOCH,
-// nor an older coordinator epoch, TRANSACTION_COORDINATOR_FENCED) closes
+// CheckMarker: not from an older producer epoch, INVALID_PRODUCER_EPOCH —
+// for a Transactions V2 marker not at the open transaction's epoch either,
+// KIP-1228 — nor an older coordinator epoch, TRANSACTION_COORDINATOR_FENCED) closes
 // it and reports the transaction's first offset, for the aborted-
 // transaction index. While one is open, a non-transactional batch from the
 // producer is ErrInvalidTxnState (INVALID_TXN_STATE). FirstUnstableOffset

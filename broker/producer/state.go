@@ -84,6 +84,11 @@ type Marker struct {
 	Epoch            int16
 	CoordinatorEpoch int32
 	Commit           bool
+	// TransactionVersion is the transaction's protocol as the coordinator
+	// names it (WriteTxnMarkers v2, KIP-1228; 0 when unknown: a replicated
+	// or recovered marker). A Transactions V2 (2) marker carries the epoch
+	// its coordinator bumped at EndTxn, above the transaction it ends.
+	TransactionVersion int8
 }
 
 // CompletedTxn is what a marker ended: the transaction's first offset (the
@@ -291,6 +296,15 @@ func (s *State) InTransactionAt(producerID int64, epoch int16) bool {
 // coordinator epoch older than its last marker's (ErrCoordinatorFenced). A
 // marker for a producer without an open transaction (or unknown) passes:
 // a retried marker is written again, as Kafka does.
+//
+// A Transactions V2 marker must also be above the epoch of the transaction
+// open here (KIP-1228): one at that epoch is a late copy of the previous
+// transaction's marker (whose epoch bump the open one runs at), and would
+// end the open transaction before its producer did. Kafka refuses every
+// V2 marker at the current epoch; a retry with nothing open here is
+// harmless and is written again, so that a coordinator resending the
+// markers a previous coordinator wrote (or whose answer was lost) is not
+// taken for fenced.
 func (s *State) CheckMarker(m Marker) error {
 	e, known := s.producers[m.ProducerID]
 	if !known {
@@ -298,6 +312,9 @@ func (s *State) CheckMarker(m Marker) error {
 	}
 	if m.Epoch < e.epoch {
 		return fmt.Errorf("%w: marker for producer %d at epoch %d, its current epoch is %d", ErrInvalidProducerEpoch, m.ProducerID, m.Epoch, e.epoch)
+	}
+	if _, open := s.open[m.ProducerID]; open && m.TransactionVersion >= 2 && m.Epoch == e.epoch {
+		return fmt.Errorf("%w: Transactions V2 marker for producer %d at epoch %d, the epoch of its open transaction: a late marker of the previous transaction", ErrInvalidProducerEpoch, m.ProducerID, m.Epoch)
 	}
 	if m.CoordinatorEpoch < e.coordinatorEpoch {
 		return fmt.Errorf("%w: marker for producer %d from coordinator epoch %d, already saw %d", ErrCoordinatorFenced, m.ProducerID, m.CoordinatorEpoch, e.coordinatorEpoch)
