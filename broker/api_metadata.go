@@ -251,6 +251,12 @@ func (s *Server) createTopic(ctx context.Context, tc topicCreation) (metadata.To
 	if _, exists := s.cfg.Metadata.State().Topic(tc.name); exists {
 		return metadata.Topic{}, kerr.TopicAlreadyExists.Code, "topic '" + tc.name + "' already exists"
 	}
+	if s.internalTopic(tc.name) != nil {
+		// Its coordinators create it, internal (internalTopicManager):
+		// created here it would be an ordinary topic that clients could
+		// produce to, forging the state the coordinators load.
+		return metadata.Topic{}, kerr.InvalidRequest.Code, "creation of internal topic '" + tc.name + "' is prohibited: its coordinator creates it on first use"
+	}
 	if other, collides := s.collidingTopic(tc.name); collides {
 		return metadata.Topic{}, kerr.InvalidTopicException.Code, "topic '" + tc.name + "' collides with existing topic '" + other + "': '.' and '_' are the same in metric names"
 	}

@@ -703,3 +703,38 @@ func TestAuthorizerDeleteTopicsWithDeleteOnCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateTopicsRefusesInternalTopicNames: the coordinators create their
+// internal topics (__consumer_offsets, __transaction_state) themselves,
+// marked internal, so that no client may produce to them, delete them or
+// their records. A client's CreateTopics of either name, before it exists,
+// is refused: created as an ordinary topic it would not be internal, and
+// a client that may CREATE topics and WRITE to them could then forge any
+// group's offsets or any transaction's state, which the coordinators load.
+func TestCreateTopicsRefusesInternalTopicNames(t *testing.T) {
+	n := brokertest.Start(t)
+	cl := n.Client()
+	for _, validateOnly := range []bool{true, false} {
+		req := kmsg.NewPtrCreateTopicsRequest()
+		req.TimeoutMillis, req.ValidateOnly = 10000, validateOnly
+		for _, name := range []string{"__consumer_offsets", "__transaction_state"} {
+			req.Topics = append(req.Topics, kmsg.CreateTopicsRequestTopic{Topic: name, NumPartitions: 1, ReplicationFactor: 1})
+		}
+		for _, rt := range request[*kmsg.CreateTopicsResponse](t, cl, req).Topics {
+			if rt.ErrorCode != kerr.InvalidRequest.Code {
+				t.Errorf("CreateTopics %s (validate only: %v): %v, want INVALID_REQUEST", rt.Topic, validateOnly, kerr.ErrorForCode(rt.ErrorCode))
+			}
+			if topic, ok := n.Store.State().Topic(rt.Topic); ok && !topic.Internal {
+				t.Errorf("CreateTopics created %s as an ordinary topic, not internal", rt.Topic)
+			}
+		}
+	}
+	// The coordinators still create theirs, internal.
+	createTopic(t, cl, "t", 1, nil)
+	if code := commitOffsets(t, cl, "g", 0, "t")["t"]; code != 0 {
+		t.Fatalf("OffsetCommit: %v", kerr.ErrorForCode(code))
+	}
+	if topic, ok := n.Store.State().Topic("__consumer_offsets"); !ok || !topic.Internal {
+		t.Fatalf("__consumer_offsets after a commit: exists %v, internal %v", ok, topic.Internal)
+	}
+}
