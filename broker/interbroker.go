@@ -26,7 +26,8 @@ import (
 //   - SASL_PLAINTEXT/SASL_SSL inter-broker listener: the inter-broker
 //     SASL user (--sasl-mechanism-inter-broker-protocol and
 //     --sasl-inter-broker-credentials-file; every broker uses the same
-//     user). A connection authenticated by SASL as that user is a broker.
+//     user). A connection authenticated by SASL as that user, with that
+//     mechanism, is a broker.
 //   - SSL inter-broker listener with --ssl-client-auth required or
 //     requested: the node certificate, whose URI SAN names the node
 //     (authn.NodeID). A connection whose verified certificate names a node
@@ -201,13 +202,15 @@ func (c *clientConn) authenticateCertificate(state tls.ConnectionState) error {
 
 // isBroker reports whether the connection is the broker principal: its
 // certificate names a node, or it authenticated by SASL as the
-// inter-broker user.
+// inter-broker user with the inter-broker mechanism (a user of that name
+// in another mechanism, such as a SCRAM credential a client added or an
+// OAUTHBEARER token's subject, is not a broker).
 func (c *clientConn) isBroker() bool {
 	if c.peer.hasNode {
 		return true
 	}
 	creds := c.server.cfg.InterBrokerCredentials
-	if creds == nil || !c.sasl.authenticated {
+	if creds == nil || !c.sasl.authenticated || c.sasl.mechanism != c.server.cfg.InterBrokerSASLMechanism {
 		return false
 	}
 	if !c.peer.checkedOK || c.peer.checked != c.principal() {

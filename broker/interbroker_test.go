@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/strata-log/strata/authz"
 	"github.com/strata-log/strata/broker"
@@ -250,5 +252,39 @@ func TestSSLPrincipalMappingRules(t *testing.T) {
 	defer cancelShort()
 	if err := dial(pkix.Name{CommonName: "alice"}).Ping(shortCtx); err == nil {
 		t.Fatal("a certificate no mapping rule applies to was served")
+	}
+}
+
+// TestBrokerPrincipalNeedsTheInterBrokerMechanism: a connection is the
+// broker principal only when it authenticated as the inter-broker user
+// with the inter-broker mechanism, as the brokers' own clients do. A
+// user of the same name in another mechanism — here a SCRAM credential
+// for "broker", which any client may add without an authorizer (or an
+// OAUTHBEARER token whose subject is "broker") — is not a broker: its
+// replica requests are refused.
+func TestBrokerPrincipalNeedsTheInterBrokerMechanism(t *testing.T) {
+	n := brokertest.Start(t, interBrokerSASL(t), func(c *broker.Config) {
+		c.SASLMechanisms = []string{"PLAIN", "SCRAM-SHA-256"}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	alice := n.Client(kgo.SASL(plain.Auth{User: "alice", Pass: "alice-secret"}.AsMechanism()))
+	createTopic(t, alice, "t", 1, nil)
+	altered, err := kadm.NewClient(alice).AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: "broker", Mechanism: kadm.ScramSha256, Iterations: 4096, Password: "alice-chose-it"}})
+	if err != nil || altered.Error() != nil {
+		t.Fatalf("AlterUserScramCredentials: %v %v", err, altered.Error())
+	}
+	replicaEpochs := func(opt kgo.Opt) int16 {
+		t.Helper()
+		req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+		req.ReplicaID = 2
+		req.Topics = []kmsg.OffsetForLeaderEpochRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetForLeaderEpochRequestTopicPartition{{Partition: 0, CurrentLeaderEpoch: -1, LeaderEpoch: 0}}}}
+		return request[*kmsg.OffsetForLeaderEpochResponse](t, n.Client(opt), req).Topics[0].Partitions[0].ErrorCode
+	}
+	if code := replicaEpochs(kgo.SASL(scram.Auth{User: "broker", Pass: "alice-chose-it"}.AsSha256Mechanism())); code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("OffsetForLeaderEpoch as replica 2 from User:broker by SCRAM: %v, want TOPIC_AUTHORIZATION_FAILED", kerr.ErrorForCode(code))
+	}
+	if code := replicaEpochs(kgo.SASL(plain.Auth{User: "broker", Pass: "broker-secret"}.AsMechanism())); code != 0 {
+		t.Fatalf("OffsetForLeaderEpoch as replica 2 from the broker (PLAIN): %v", kerr.ErrorForCode(code))
 	}
 }
