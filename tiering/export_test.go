@@ -97,6 +97,10 @@ func StreamsClock(t *Tier, now func() time.Time) (tick func()) {
 // read.
 func OnRun(t *Tier, started func(bytes int64) (ended func())) { t.onRun = started }
 
+// OnPace calls took with the bytes each wait for the fetch quota takes
+// (a chunk GET's, or a chunk file's). Set before the tier's first read.
+func OnPace(t *Tier, took func(bytes int64)) { t.onPace = took }
+
 // WaitFetches waits until no chunk is on its way (every GET, read-ahead
 // run and load from the disk cache has delivered its chunks or failed):
 // a test's reader that calls it between reads is slower than the store.

@@ -74,7 +74,11 @@ func (t *Tier) FetchQuota() *quota.Pacer { return t.quotas.fetch }
 // paceFetch waits until the fetch quota has paid for a chunk of segment
 // (its size: the last chunk may be short).
 func (t *Tier) paceFetch(ctx context.Context, segment metadata.SegmentManifest, index int64) error {
-	return t.quotas.fetch.Wait(ctx, min(t.config.ChunkBytes, segment.SizeBytes-index*t.config.ChunkBytes))
+	n := min(t.config.ChunkBytes, segment.SizeBytes-index*t.config.ChunkBytes)
+	if t.onPace != nil {
+		t.onPace(n)
+	}
+	return t.quotas.fetch.Wait(ctx, n)
 }
 
 var (

@@ -246,6 +246,9 @@ type Tier struct {
 	// (runGET) with the bytes it is to read, and what it returns once it
 	// has read them (or failed).
 	onRun func(bytes int64) (ended func())
+	// onPace, when set (tests), is called with the bytes each wait for
+	// the fetch quota takes (paceFetch).
+	onPace func(bytes int64)
 
 	aheadMu    sync.Mutex // guards aheadBytes
 	aheadBytes int64      // read-ahead bytes being fetched (within ReadAheadBytes)
