@@ -89,8 +89,7 @@ func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *su
 			b.flags = append(slices.Clone(saved), "--remote-log-manager-fetch-max-bytes-per-second", fmt.Sprint(int64(p.quota)<<20))
 		}
 		load := func(ctx context.Context) (isolationLoad, error) {
-			served, gets, throttled, err := b.coldReplayFor(ctx, b.main, opts.isolationFor)
-			return isolationLoad{bytes: served, gets: gets, throttled: throttled}, err
+			return b.coldReplayFor(ctx, b.main, opts.isolationFor)
 		}
 		if p.peer {
 			load = func(ctx context.Context) (isolationLoad, error) {
@@ -142,8 +141,8 @@ func (b *tieredBench) isolation(ctx context.Context, opts tieredOptions, sum *su
 		fmt.Printf("%-22s broker's Produce requests over 0.4 / 1.6 ms: without %.0f / %.0f of %.0f, during %.0f / %.0f of %.0f\n", "",
 			w.without.produceOver(0.0004), w.without.produceOver(0.0016), w.without.produceOver(0),
 			w.during.produceOver(0.0004), w.during.produceOver(0.0016), w.during.produceOver(0))
-		fmt.Printf("%-22s replay: %.1f MiB served from the store in %.2f s, %.2f GETs/MiB, fetch quota throttled %.2f s\n", "",
-			w.served/(1<<20), w.during.length.Seconds(), w.getsPerMiB, w.throttled)
+		fmt.Printf("%-22s replay: %.1f MiB of remote records returned, %.1f MiB read from the store (%.1f MiB/s) in %.2f s, %.2f GETs/MiB, fetch quota throttled %.2f s\n", "",
+			w.served/(1<<20), w.storeBytes/(1<<20), w.storeBytes/(1<<20)/w.during.length.Seconds(), w.during.length.Seconds(), w.getsPerMiB, w.throttled)
 		switch {
 		case i == 0 && p.quota > 0:
 			sum.atMost(fmt.Sprintf("producer p99 during a replay at %d MiB/s / without", p.quota), during.p99/base.p99, goalIsolationP99, "×")
@@ -298,18 +297,21 @@ func (w isolationWindow) schedWaits() string {
 }
 
 // isolationLoad is what an isolation part's load did: the bytes it
-// moved (a replay: served from the store), and a replay's GETs and the
-// seconds the fetch quota throttled it.
+// moved (a replay: the remote records returned to the consumer), and a
+// replay's bytes read from the store (GET bodies: what the fetch quota
+// paces, with chunk files loaded from the disk cache, none after a
+// restart), GETs and the seconds the fetch quota throttled it.
 type isolationLoad struct {
-	bytes, gets, throttled float64
+	bytes, storeBytes, gets, throttled float64
 }
 
 // isolationResult is one part of the isolation phase: the replay's window,
-// the window without a replay as long, and the replay's rate (bytes
-// served from the store over the replay's time).
+// the window without a replay as long, and the replay's rate (remote
+// bytes returned to the consumer over the replay's time).
 type isolationResult struct {
 	without, during       isolationWindow
 	replayMBs, served     float64
+	storeBytes            float64
 	getsPerMiB, throttled float64
 }
 
@@ -377,7 +379,7 @@ func (b *tieredBench) isolationPart(ctx context.Context, opts tieredOptions, top
 			machine: busyCores(0, 0, replayStart.busy-before.busy+after.busy-replayEnd.busy, replayStart.total-before.total+after.total-replayEnd.total)},
 		during: isolationWindow{length: length, metricsLength: length, metrics: replayEnd.metrics.since(replayStart.metrics),
 			machine: busyCores(replayStart.busy, replayStart.total, replayEnd.busy, replayEnd.total)},
-		served: moved.bytes, replayMBs: moved.bytes / length.Seconds() / 1e6,
+		served: moved.bytes, storeBytes: moved.storeBytes, replayMBs: moved.bytes / length.Seconds() / 1e6,
 		getsPerMiB: moved.gets / (moved.bytes / (1 << 20)), throttled: moved.throttled,
 	}
 	slices.SortFunc(samples, func(a, b latencySample) int { return a.sent.Compare(b.sent) })
@@ -394,17 +396,18 @@ func (b *tieredBench) isolationPart(ctx context.Context, opts tieredOptions, top
 // settings, checking every record, until every record has come back or
 // limit has passed (0: no limit; stopped early, each partition's records
 // must still have come contiguously from 0 with the acknowledged values).
-// It returns the bytes the broker served from the object store meanwhile,
-// its GETs and the seconds its fetch quota throttled.
-func (b *tieredBench) coldReplayFor(ctx context.Context, t *tieredTopic, limit time.Duration) (served, gets, throttled float64, err error) {
+// It returns the bytes of remote records the broker returned meanwhile,
+// the bytes of its GETs' bodies, its GETs and the seconds its fetch quota
+// throttled.
+func (b *tieredBench) coldReplayFor(ctx context.Context, t *tieredTopic, limit time.Duration) (isolationLoad, error) {
 	before, err := scrapeMetrics(b.admin)
 	if err != nil {
-		return 0, 0, 0, err
+		return isolationLoad{}, err
 	}
 	check := t.acked.replay(t.localStart)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.brokers), kgo.ConsumeTopics(t.name), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
-		return 0, 0, 0, err
+		return isolationLoad{}, err
 	}
 	defer cl.Close()
 	if limit <= 0 {
@@ -416,13 +419,13 @@ func (b *tieredBench) coldReplayFor(ctx context.Context, t *tieredTopic, limit t
 		fs := cl.PollFetches(pollCtx)
 		if pollCtx.Err() != nil {
 			if ctx.Err() != nil || limit == 10*time.Minute {
-				return 0, 0, 0, fmt.Errorf("replayed %d of %d records", n, t.records)
+				return isolationLoad{}, fmt.Errorf("replayed %d of %d records", n, t.records)
 			}
 			break // stopped after limit
 		}
 		for _, e := range fs.Errors() {
 			if !kerr.IsRetriable(e.Err) {
-				return 0, 0, 0, e.Err
+				return isolationLoad{}, e.Err
 			}
 		}
 		var checkErr error
@@ -433,21 +436,22 @@ func (b *tieredBench) coldReplayFor(ctx context.Context, t *tieredTopic, limit t
 			}
 		})
 		if checkErr != nil {
-			return 0, 0, 0, checkErr
+			return isolationLoad{}, checkErr
 		}
 		if n == t.records {
 			if err := check.complete(); err != nil {
-				return 0, 0, 0, err
+				return isolationLoad{}, err
 			}
 		}
 	}
 	after, err := scrapeMetrics(b.admin)
 	if err != nil {
-		return 0, 0, 0, err
+		return isolationLoad{}, err
 	}
 	d := after.since(before)
-	return d[fmt.Sprintf("strata_tiering_remote_fetch_bytes_total{topic=%q}", t.name)], d["strata_tiering_bucket_gets_total"],
-		d["strata_tiering_fetch_throttled_seconds_total"], nil
+	return isolationLoad{bytes: d[fmt.Sprintf("strata_tiering_remote_fetch_bytes_total{topic=%q}", t.name)],
+		storeBytes: d["strata_tiering_bucket_get_bytes_total"], gets: d["strata_tiering_bucket_gets_total"],
+		throttled: d["strata_tiering_fetch_throttled_seconds_total"]}, nil
 }
 
 // fixedRateChild is the isolation phase's producer process: this binary
