@@ -202,12 +202,17 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 		if err != nil {
 			return stats, fmt.Errorf("segment: compact: %w", err)
 		}
-		if swapped {
-			stats.SegmentsRewritten += len(group)
-			stats.SegmentsMerged += len(group) - 1
-			stats.BytesBefore += sizeOf(group)
-			stats.BytesAfter += cleaned.size.Load()
+		if !swapped {
+			// The group changed under the pass (retention, DeleteRecords,
+			// a truncation). A later group drops a tombstone or a marker
+			// only because this group loses what it deleted: the pass
+			// stops here, the cleaner offset unchanged.
+			return stats, nil
 		}
+		stats.SegmentsRewritten += len(group)
+		stats.SegmentsMerged += len(group) - 1
+		stats.BytesBefore += sizeOf(group)
+		stats.BytesAfter += cleaned.size.Load()
 	}
 
 	l.appendMu.Lock()

@@ -249,8 +249,9 @@
 //     is built aside without the append lock; only the renames below hold
 //     it, after checking the group is still a run of sealed segments of
 //     the log and no Truncate ran since the pass began (otherwise the copy
-//     is dropped). Readers holding old segments keep their open
-//     descriptors.
+//     is dropped and the pass stops: a later group may drop a tombstone
+//     or marker only because this one loses what it deleted). Readers
+//     holding old segments keep their open descriptors.
 //
 // Swap of one group (first segment <base>), crash-safe:
 //
