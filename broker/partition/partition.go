@@ -247,6 +247,11 @@ func segmentConfig(v topicconfig.Values, log *slog.Logger) segment.Config {
 	if segmentAge == 0 {
 		segmentAge = time.Duration(math.MaxInt64) // 0 would mean the default
 	}
+	if lag := ms(v.MaxCompactionLagMs); v.Compact && lag > 0 {
+		// Kafka's maxSegmentMs (KIP-354): the cleaner never cleans the
+		// active segment, so it rolls within max.compaction.lag.ms.
+		segmentAge = min(segmentAge, lag)
+	}
 	return segment.Config{
 		SegmentBytes:       v.SegmentBytes,
 		SegmentAge:         segmentAge,
