@@ -947,12 +947,10 @@ func (p *Partition) Compact(now time.Time) (segment.CompactStats, error) {
 	if stableEnd <= 0 {
 		return segment.CompactStats{Skipped: true}, nil
 	}
-	producerLast := map[int64]int64{}
+	producers := map[int64]segment.ProducerLast{}
 	p.appendMu.Lock()
 	for _, pr := range p.producers.Producers() {
-		if pr.LastOffset >= 0 {
-			producerLast[pr.ProducerID] = pr.LastOffset
-		}
+		producers[pr.ProducerID] = segment.ProducerLast{LastOffset: pr.LastOffset, Epoch: pr.Epoch}
 	}
 	p.appendMu.Unlock()
 	stats, err := p.segments.Compact(segment.CompactOptions{
@@ -961,7 +959,7 @@ func (p *Partition) Compact(now time.Time) (segment.CompactStats, error) {
 		MinCleanableDirtyRatio: v.MinCleanableDirtyRatio,
 		Force:                  now.Sub(p.lastCleaned) >= ms(v.MaxCompactionLagMs),
 		StableEnd:              stableEnd,
-		ProducerLastOffsets:    producerLast,
+		Producers:              producers,
 	})
 	if err == nil && !stats.Skipped {
 		p.lastCleaned = now

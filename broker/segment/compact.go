@@ -51,14 +51,24 @@ type CompactOptions struct {
 	// never supersede anything, and nothing above the high watermark is
 	// cleaned, as in Kafka.
 	StableEnd int64
-	// ProducerLastOffsets maps each producer the partition's producer
-	// state knows to the last offset of its last data batch. That batch
-	// is kept when it loses every record — emptied, its producer id,
-	// epoch and sequences kept, as Kafka's cleaner retains it — so that
-	// producer state rebuilt from the log (after a truncation, a restart,
-	// on a follower) still knows the producer, and a retry of its last
-	// batch is answered as a duplicate instead of appended again.
-	ProducerLastOffsets map[int64]int64
+	// Producers maps each producer the partition's producer state knows
+	// to its last entry in the log. That entry is kept, as Kafka's
+	// cleaner keeps it (isBatchLastRecordOfProducer), so that producer
+	// state rebuilt from the log (after a truncation, a restart, on a
+	// follower) still knows the producer, its epoch, and its last
+	// sequence (a retry of its last batch is answered as a duplicate
+	// instead of appended again).
+	Producers map[int64]ProducerLast
+}
+
+// ProducerLast is a producer's last entry in the log: its last data batch,
+// ending at LastOffset, kept emptied when it loses every record (an
+// aborted one too: Kafka's RETAIN_EMPTY), its producer id, epoch and
+// sequences kept; or, with LastOffset -1 (no data batch at its epoch: a
+// Transactions V2 marker bumped it), its marker at Epoch, kept whole.
+type ProducerLast struct {
+	LastOffset int64
+	Epoch      int16
 }
 
 // CompactStats reports what a Compact pass did.
@@ -191,7 +201,7 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 	txns = newTxnCleaner(abortedTxns)
 	for _, group := range groupForCleaning(snapshot, cleanable, segmentBytes, maxIndexBytes) {
 		groupEnd := snapshot[slices.Index(snapshot, group[len(group)-1])+1].baseOffset
-		cleaned, removedMarkers, changed, err := l.cleanSegments(group, groupEnd, latest, txns, markers, tombstoneHorizon, intervalBytes, opts.ProducerLastOffsets, &stats)
+		cleaned, removedMarkers, changed, err := l.cleanSegments(group, groupEnd, latest, txns, markers, tombstoneHorizon, intervalBytes, opts.Producers, &stats)
 		if err != nil {
 			return stats, fmt.Errorf("segment: compact: %w", err)
 		}
@@ -307,7 +317,7 @@ type markerHorizon struct {
 // written, when the group is one segment that loses no record. txns is
 // the cleaning walk's transaction state (groups are cleaned in offset
 // order); removedMarkers holds the offsets of the control batches removed.
-func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]int64, txns *txnCleaner, markers markerHorizon, tombstoneHorizon, intervalBytes int64, producerLast map[int64]int64, stats *CompactStats) (cleaned *segment, removedMarkers map[int64]bool, changed bool, err error) {
+func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]int64, txns *txnCleaner, markers markerHorizon, tombstoneHorizon, intervalBytes int64, producers map[int64]ProducerLast, stats *CompactStats) (cleaned *segment, removedMarkers map[int64]bool, changed bool, err error) {
 	first := group[0]
 	var out []byte
 	var infos []batchInfo
@@ -360,7 +370,7 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 			// an earlier pass) and delete.retention.ms passed since a
 			// pass first found it so (Kafka's delete horizon, stamped
 			// into the batch then).
-			if !txns.controlBatch(h, batch) {
+			if !txns.controlBatch(h, batch) || isLastOfProducer(producers, h) {
 				break
 			}
 			horizon, stamped := h.DeleteHorizon()
@@ -381,14 +391,21 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 				batchStats.MarkersStamped++
 			}
 		case txns.dataBatch(h):
-			// An aborted transaction's batch goes whole.
+			// An aborted transaction's batch goes whole, unless it is its
+			// producer's last: then it is emptied (and its marker stays
+			// while it does).
 			batchStats.RecordsRemoved += int64(h.NumRecords)
 			batchStats.AbortedRemoved += int64(h.NumRecords)
 			if h.NumRecords > 0 {
 				batchStats.BatchesRemoved++
 			}
-			drop(h)
-			return nil
+			if !isLastOfProducer(producers, h) {
+				drop(h)
+				return nil
+			}
+			if h.NumRecords > 0 {
+				keep = emptiedBatch(h)
+			}
 		default:
 			_, records, err := decodeRecords(batch)
 			if err != nil {
@@ -410,7 +427,7 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 				kept = append(kept, r)
 			}
 			switch {
-			case len(kept) == 0 && isLastOfProducer(producerLast, h):
+			case len(kept) == 0 && isLastOfProducer(producers, h):
 				// The producer's last batch: kept, emptied (Kafka's
 				// RETAIN_EMPTY), so its producer state survives a
 				// rebuild from the log — on later passes too, once it
@@ -778,10 +795,17 @@ func (l *Log) loadCleanerOffset() error {
 }
 
 // isLastOfProducer reports whether the batch with header h is its
-// producer's last data batch (CompactOptions.ProducerLastOffsets).
-func isLastOfProducer(producerLast map[int64]int64, h recordbatch.Header) bool {
-	last, ok := producerLast[h.ProducerID]
-	return ok && h.ProducerID >= 0 && last == h.LastOffset()
+// producer's last entry (CompactOptions.Producers).
+func isLastOfProducer(producers map[int64]ProducerLast, h recordbatch.Header) bool {
+	last, ok := producers[h.ProducerID]
+	switch {
+	case !ok || h.ProducerID < 0:
+		return false
+	case last.LastOffset >= 0:
+		return !h.IsControl() && h.LastOffset() == last.LastOffset
+	default:
+		return h.IsControl() && h.ProducerEpoch == last.Epoch
+	}
 }
 
 // emptiedBatch is the batch with header h without its records: its

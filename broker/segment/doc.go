@@ -231,13 +231,14 @@
 //     recovery keeps its contiguity check; it costs 61 bytes per run. A
 //     fetch at a removed offset returns the batch containing it (possibly a
 //     filler, which consumers skip) or the next kept one. A producer's
-//     last data batch (CompactOptions.ProducerLastOffsets, from the
-//     partition's producer state) is kept instead when it loses every
-//     record, emptied — offsets, timestamps, producer id, epoch, sequences
+//     last data batch (CompactOptions.Producers, from the partition's
+//     producer state) is kept instead when it loses every record, aborted
+//     or not, emptied — offsets, timestamps, producer id, epoch, sequences
 //     and transactional flag kept, no records, no codec — as Kafka's
 //     RETAIN_EMPTY, so producer state rebuilt from the log still knows
-//     the producer (a committed transaction's marker stays while it does).
-//     An aborted transaction's batches go whole, as before.
+//     the producer (its transaction's marker stays while it does). A
+//     producer without a data batch at its epoch (a Transactions V2
+//     marker bumped it) keeps that marker whole, as Kafka does.
 //   - Cleanable segments are cleaned in groups, oldest first, as Kafka's
 //     cleaner groups them: consecutive segments whose current sizes add up
 //     to at most SegmentBytes, whose index entries fit MaxIndexBytes and
