@@ -108,7 +108,13 @@ func (a adminCommand) do(method, path string, body []byte) (*http.Response, erro
 // getJSON GETs path from the admin listener and decodes the answer into v;
 // it returns the raw body too (for --output json).
 func (a adminCommand) getJSON(path string, v any) ([]byte, error) {
-	resp, err := a.do(http.MethodGet, path, nil)
+	return a.callJSON(http.MethodGet, path, v)
+}
+
+// callJSON is getJSON for any method (an operation without a body that
+// answers JSON, such as POST /v1/tiering/scrub).
+func (a adminCommand) callJSON(method, path string, v any) ([]byte, error) {
+	resp, err := a.do(method, path, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -71,7 +71,7 @@ func runTiering(args []string, stdout, stderr io.Writer) error {
 		return tw.Flush()
 	case "scrub":
 		var result node.ScrubResult
-		body, err := a.getJSON("/v1/tiering/scrub", &result)
+		body, err := a.callJSON(http.MethodPost, "/v1/tiering/scrub", &result)
 		if err != nil {
 			return err
 		}

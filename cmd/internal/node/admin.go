@@ -26,10 +26,12 @@ import (
 //
 //   - health: /healthz and /readyz, always open (container health checks,
 //     load balancers);
-//   - reads (GET): /metrics, /v1/cluster, /v1/partitions,
-//     /v1/tiering/scrub and the status page;
+//   - reads (GET): /metrics, /v1/cluster, /v1/partitions and the status
+//     page;
 //   - operations (POST, DELETE): /v1/voters, /v1/tiering/recover and
-//     /v1/clock/confirm, which change the cluster or what it deletes;
+//     /v1/clock/confirm, which change the cluster or what it deletes, and
+//     /v1/tiering/scrub, which reads every object of the bucket (costly:
+//     not for whoever reaches the port, nor for a web page's GET);
 //   - diagnostics: /debug/pprof, only with --admin-pprof (heap contents,
 //     the command line).
 //
@@ -157,12 +159,12 @@ func newAdminMux(access *adminAccess, routes adminRoutes) http.Handler {
 	}))
 	read("GET /v1/cluster", readRouteTimeout, routes.cluster)
 	read("GET /v1/partitions", readRouteTimeout, routes.partitions)
-	read("GET /v1/tiering/scrub", scrubRouteTimeout, routes.scrub)
 	read("GET /{$}", readRouteTimeout, routes.status)
 
 	mux.Handle("POST /v1/voters", access.operation(withDeadline(voterRouteTimeout, routes.addVoter)))
 	mux.Handle("DELETE /v1/voters/{id}", access.operation(withDeadline(voterRouteTimeout, routes.removeVoter)))
 	mux.Handle("POST /v1/clock/confirm", access.operation(withDeadline(readRouteTimeout, routes.confirmClock)))
+	mux.Handle("POST /v1/tiering/scrub", access.operation(withDeadline(scrubRouteTimeout, routes.scrub)))
 	mux.Handle("POST /v1/tiering/recover", access.operation(withStreamingDeadline(recoverRouteTimeout, routes.recover)))
 
 	if !access.pprof {

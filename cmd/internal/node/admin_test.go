@@ -135,6 +135,7 @@ func TestAdminOperatorRoutesNeedToken(t *testing.T) {
 		addVoterRequest,
 		{method: http.MethodDelete, path: "/v1/voters/3"},
 		{method: http.MethodPost, path: "/v1/tiering/recover"},
+		{method: http.MethodPost, path: "/v1/tiering/scrub"},
 		{method: http.MethodPost, path: "/v1/clock/confirm"},
 	}
 	tests := []struct {
@@ -312,7 +313,7 @@ func TestAdminBrowserProbes(t *testing.T) {
 func TestAdminReadsStayOpen(t *testing.T) {
 	routes := &recordingRoutes{leader: true}
 	handler := newAdminMux(testAccess("", false, false), routes.routes())
-	for _, path := range []string{"/metrics", "/healthz", "/readyz", "/v1/cluster", "/v1/partitions", "/v1/tiering/scrub", "/"} {
+	for _, path := range []string{"/metrics", "/healthz", "/readyz", "/v1/cluster", "/v1/partitions", "/"} {
 		if w := serve(handler, adminRequest{method: http.MethodGet, path: path, host: "strata-1:9080"}); w.Code != http.StatusOK {
 			t.Errorf("GET %s: %d %q", path, w.Code, w.Body)
 		}
@@ -356,7 +357,7 @@ func TestAdminReadsNeedAuthentication(t *testing.T) {
 		t.Run(test.name, func(t *testing.T) {
 			routes := &recordingRoutes{leader: true}
 			handler := newAdminMux(test.access, routes.routes())
-			for _, path := range []string{"/metrics", "/v1/cluster", "/v1/partitions", "/v1/tiering/scrub", "/", "/healthz", "/readyz"} {
+			for _, path := range []string{"/metrics", "/v1/cluster", "/v1/partitions", "/", "/healthz", "/readyz"} {
 				r := httptest.NewRequest(http.MethodGet, path, nil)
 				r.Host = "strata-1:9080"
 				if test.change != nil {
@@ -577,5 +578,45 @@ func TestAdminServerClosesStalledConnections(t *testing.T) {
 	}
 	if calls := routes.calls(); len(calls) != 0 {
 		t.Errorf("the slow body reached the add-voter handler: %q", calls)
+	}
+}
+
+// TestAdminScrubIsAnOperation: a scrub reads every object of the bucket,
+// so starting one is an operation (POST, guarded like the others), not a
+// read: a GET, which anyone reaching the port (or any web page the
+// operator has open, with the browser's cached Basic credentials) can
+// send, must not start one.
+func TestAdminScrubIsAnOperation(t *testing.T) {
+	tokenFile := writeTokenFile(t, testToken)
+	scrub := adminRequest{method: http.MethodPost, path: "/v1/tiering/scrub"}
+	tests := []struct {
+		name         string
+		tokenFile    string
+		loopbackOnly bool
+		req          adminRequest
+		want         int
+	}{
+		{"GET, no token file, any address", "", false, adminRequest{method: http.MethodGet, path: "/v1/tiering/scrub"}, http.StatusMethodNotAllowed},
+		{"GET, no token file, loopback", "", true, adminRequest{method: http.MethodGet, path: "/v1/tiering/scrub"}, http.StatusMethodNotAllowed},
+		{"GET, token file, token", tokenFile, false, adminRequest{method: http.MethodGet, path: "/v1/tiering/scrub", token: testToken}, http.StatusMethodNotAllowed},
+		{"POST, no token file, any address", "", false, scrub, http.StatusForbidden},
+		{"POST, token file, no token", tokenFile, false, scrub, http.StatusUnauthorized},
+		{"POST, token file, token, foreign origin", tokenFile, false, with(scrub, func(r *adminRequest) { r.token, r.origin = testToken, "http://evil.example" }), http.StatusForbidden},
+		{"POST, token file, token, text/plain", tokenFile, false, with(scrub, func(r *adminRequest) { r.token, r.contentType = testToken, "text/plain" }), http.StatusUnsupportedMediaType},
+		{"POST, token file, token", tokenFile, false, with(scrub, func(r *adminRequest) { r.token = testToken }), http.StatusOK},
+		{"POST, no token file, loopback", "", true, scrub, http.StatusOK},
+	}
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			routes := &recordingRoutes{leader: true}
+			handler := newAdminMux(testAccess(test.tokenFile, test.loopbackOnly, false), routes.routes())
+			w := serve(handler, test.req)
+			if w.Code != test.want {
+				t.Errorf("%s %s: %d %q, want %d", test.req.method, test.req.path, w.Code, w.Body, test.want)
+			}
+			if called := routes.calls(); (test.want == http.StatusOK) != (len(called) == 1) {
+				t.Errorf("status %d, handler calls %q", w.Code, called)
+			}
+		})
 	}
 }

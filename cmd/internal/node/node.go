@@ -588,7 +588,7 @@ func (n *Node) handlePartitions(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(n.broker.Partitions())
 }
 
-// ScrubResult is what GET /v1/tiering/scrub answers.
+// ScrubResult is what POST /v1/tiering/scrub answers.
 type ScrubResult struct {
 	Clean  bool                `json:"clean"`
 	Report tiering.ScrubReport `json:"report"`
