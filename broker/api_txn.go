@@ -132,7 +132,9 @@ func handleAddPartitionsToTxn(c *clientConn, h requestHeader, req *kmsg.AddParti
 	// on the cluster (the broker principal is a super user). On a
 	// PLAINTEXT inter-broker listener a partition leader asks as
 	// User:ANONYMOUS, so without CLUSTER_ACTION each transaction is
-	// authorized as v3 is: WRITE on its transactional id and topics.
+	// authorized as v3 is: WRITE on its transactional id and topics, no
+	// internal topic but the group coordinator's __consumer_offsets
+	// (relayedTxnTopic).
 	clusterAction := c.authorizedCluster(authz.OpClusterAction)
 	for _, tx := range req.Transactions {
 		var tps []group.TopicPartition
@@ -145,7 +147,7 @@ func handleAddPartitionsToTxn(c *clientConn, h requestHeader, req *kmsg.AddParti
 		// implicit add (Kafka's addPartition operation).
 		var codes map[group.TopicPartition]int16
 		if !clusterAction {
-			codes = c.addPartitionsAuthorization(tx.TransactionalID, tps, c.topicWritable)
+			codes = c.addPartitionsAuthorization(tx.TransactionalID, tps, c.relayedTxnTopic)
 		}
 		if codes == nil {
 			codes = s.addPartitions(tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tps, tx.VerifyOnly, txn.V2, req.Version, fencedSince)

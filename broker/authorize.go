@@ -106,6 +106,22 @@ func (c *clientConn) clientTxnTopic(topic string) bool {
 	return c.server.internalTopic(topic) == nil && c.topicWritable(topic)
 }
 
+// relayedTxnTopic reports whether AddPartitionsToTxn's broker form (v4+)
+// from a connection without CLUSTER_ACTION may add topic's partitions: as
+// a client's (clientTxnTopic), but for __consumer_offsets, which WRITE
+// on it lets through. Such a request is a client's or a broker's asking
+// as User:ANONYMOUS (PLAINTEXT inter-broker listener), and a group
+// coordinator asks for the group's offsets partition (TxnOffsetCommit v5
+// adds it, an older one verifies it); a partition leader asks only for
+// the topic it appends to, never an internal one (Produce refuses them),
+// so __transaction_state is never a broker's to add.
+func (c *clientConn) relayedTxnTopic(topic string) bool {
+	if topic == offsetsTopic {
+		return c.topicWritable(topic)
+	}
+	return c.clientTxnTopic(topic)
+}
+
 // authorizedIdempotentWrite is Kafka's check of an idempotent (not
 // transactional) InitProducerId: IDEMPOTENT_WRITE on the cluster, or WRITE
 // on any topic (KIP-679). A Produce needs no check of its own: its WRITE

@@ -668,6 +668,66 @@ func TestAddPartitionsToTxnRefusesInternalTopics(t *testing.T) {
 	}
 }
 
+// TestAddPartitionsToTxnBrokerFormRefusesInternalTopics: the broker form
+// (v4+) from a principal without CLUSTER_ACTION is authorized per
+// transaction as v3 is, internal topics included: WRITE on every topic
+// ("*") does not let a client put __transaction_state in its transaction.
+// The group coordinator's own request for a TxnOffsetCommit v5 (the
+// group's __consumer_offsets partition, asked as User:ANONYMOUS over the
+// PLAINTEXT inter-broker listener) still passes.
+func TestAddPartitionsToTxnBrokerFormRefusesInternalTopics(t *testing.T) {
+	n, grant := startACL(t)
+	grant(anonymousACL(authz.OpCreate, authz.PermissionAllow, authz.ResourceCluster, authz.ClusterName),
+		anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTopic, authz.Wildcard),
+		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceTopic, "t"),
+		anonymousACL(authz.OpWrite, authz.PermissionAllow, authz.ResourceTransactionalID, "tx"),
+		anonymousACL(authz.OpRead, authz.PermissionAllow, authz.ResourceGroup, "g"))
+	cl := n.Client()
+	createTopic(t, cl, "t", 1, nil)
+	init := initProducer(t, cl, "tx", 60_000) // creates __transaction_state
+	if init.ErrorCode != 0 {
+		t.Fatalf("InitProducerId: %v", kerr.ErrorForCode(init.ErrorCode))
+	}
+	for _, version := range []int16{4, 5} {
+		req := kmsg.NewPtrAddPartitionsToTxnRequest()
+		req.Version = version
+		req.Transactions = []kmsg.AddPartitionsToTxnRequestTransaction{{TransactionalID: "tx", ProducerID: init.ProducerID, ProducerEpoch: init.ProducerEpoch,
+			Topics: []kmsg.AddPartitionsToTxnRequestTransactionTopic{{Topic: "t", Partitions: []int32{0}}, {Topic: "__transaction_state", Partitions: []int32{0}}}}}
+		vs := kversion.Stable()
+		vs.SetMaxKeyVersion(kmsg.AddPartitionsToTxn.Int16(), version)
+		got := map[string]int16{}
+		// To the broker itself: kgo sends one transaction's add as v3.
+		broker := n.Client(kgo.MaxVersions(vs)).Broker(int(metadatatest.NodeID))
+		for _, tx := range request[*kmsg.AddPartitionsToTxnResponse](t, broker, req).Transactions {
+			for _, rt := range tx.Topics {
+				got[rt.Topic] = rt.Partitions[0].ErrorCode
+			}
+		}
+		if got["__transaction_state"] != kerr.TopicAuthorizationFailed.Code || got["t"] != kerr.OperationNotAttempted.Code {
+			t.Fatalf("AddPartitionsToTxn v%d of __transaction_state-0 and t-0: %v, want TOPIC_AUTHORIZATION_FAILED (%d) and OPERATION_NOT_ATTEMPTED (%d)",
+				version, got, kerr.TopicAuthorizationFailed.Code, kerr.OperationNotAttempted.Code)
+		}
+		if st := describeTxn(t, cl, "tx"); len(st.Topics) != 0 {
+			t.Fatalf("after v%d the transaction holds %+v, want nothing", version, st.Topics)
+		}
+	}
+
+	commit := kmsg.NewPtrTxnOffsetCommitRequest()
+	commit.Version = 5
+	commit.TransactionalID, commit.Group, commit.ProducerID, commit.ProducerEpoch = "tx", "g", init.ProducerID, init.ProducerEpoch
+	commit.Generation = -1
+	p := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+	p.Partition, p.Offset = 0, 1
+	commit.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{p}}}
+	r := untilServed(t, cl, commit, func(r *kmsg.TxnOffsetCommitResponse) int16 { return r.Topics[0].Partitions[0].ErrorCode })
+	if code := r.Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("TxnOffsetCommit v5 (the group coordinator adds __consumer_offsets): %v", kerr.ErrorForCode(code))
+	}
+	if st := describeTxn(t, cl, "tx"); len(st.Topics) != 1 || st.Topics[0].Topic != "__consumer_offsets" {
+		t.Fatalf("after TxnOffsetCommit v5 the transaction holds %+v, want the group's __consumer_offsets partition", st.Topics)
+	}
+}
+
 // TestAuthorizerDeleteTopicsWithDeleteOnCluster: DELETE on the cluster
 // lets a client delete every topic, by name or by id, as Kafka's
 // controller (KRaft ControllerApis.deleteTopics: hasClusterAuth makes
