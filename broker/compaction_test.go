@@ -226,7 +226,9 @@ func TestOffsetsTopicCompacted(t *testing.T) {
 
 // TestCompactedTopic: a cleanup.policy=compact topic refuses records without
 // a key, and after a cleaner pass serves each key's latest value at its
-// original offset, without the superseded records or expired tombstones.
+// original offset, without the superseded records; a tombstone stays after
+// the first pass (which stamps its batch's delete horizon, KIP-534: the
+// client reads the stamped batch) and goes on a pass past the horizon.
 func TestCompactedTopic(t *testing.T) {
 	n := brokertest.Start(t, manualCleaner)
 	cl := n.Client()
@@ -257,12 +259,16 @@ func TestCompactedTopic(t *testing.T) {
 		}
 		latest[key], deleted[key] = r.Offset, r.Value == nil
 	}
-	// Roll past the last real record so every one of them is cleanable.
-	for range 40 {
-		if err := producer.ProduceSync(ctx, &kgo.Record{Key: []byte("filler"), Value: make([]byte, 200)}).FirstErr(); err != nil {
-			t.Fatal(err)
+	// roll appends past the last real record so every one of them is
+	// cleanable.
+	roll := func() {
+		for range 40 {
+			if err := producer.ProduceSync(ctx, &kgo.Record{Key: []byte("filler"), Value: make([]byte, 200)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	roll()
 	p := n.Server.OpenPartition("c", 0)
 	before := p.Size()
 	n.Server.CleanPartition(p)
@@ -270,39 +276,58 @@ func TestCompactedTopic(t *testing.T) {
 		t.Fatalf("cleaner left %d of %d bytes", after, before)
 	}
 
-	consumer, err := kgo.NewClient(kgo.SeedBrokers(n.Addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"c": {0: kgo.NewOffset().AtStart()}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer consumer.Close()
-	got := map[string]int64{}
-	var lastOffset int64 = -1
-	end := p.HighWatermark()
-	for lastOffset < end-1 {
-		fetches := consumer.PollFetches(ctx)
-		if err := fetches.Err(); err != nil {
+	// read consumes the partition from the start and returns each key's
+	// record (filler aside).
+	read := func() map[string]*kgo.Record {
+		consumer, err := kgo.NewClient(kgo.SeedBrokers(n.Addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"c": {0: kgo.NewOffset().AtStart()}}))
+		if err != nil {
 			t.Fatal(err)
 		}
-		fetches.EachRecord(func(r *kgo.Record) {
-			if r.Offset <= lastOffset {
-				t.Fatalf("offset %d after %d", r.Offset, lastOffset)
+		defer consumer.Close()
+		got := map[string]*kgo.Record{}
+		var lastOffset int64 = -1
+		end := p.HighWatermark()
+		for lastOffset < end-1 {
+			fetches := consumer.PollFetches(ctx)
+			if err := fetches.Err(); err != nil {
+				t.Fatal(err)
 			}
-			lastOffset = r.Offset
-			if string(r.Key) != "filler" {
-				if _, seen := got[string(r.Key)]; seen {
-					t.Errorf("key %s read twice (offsets %d and %d)", r.Key, got[string(r.Key)], r.Offset)
+			fetches.EachRecord(func(r *kgo.Record) {
+				if r.Offset <= lastOffset {
+					t.Fatalf("offset %d after %d", r.Offset, lastOffset)
 				}
-				got[string(r.Key)] = r.Offset
-			}
-		})
+				lastOffset = r.Offset
+				if string(r.Key) != "filler" {
+					if previous, seen := got[string(r.Key)]; seen {
+						t.Errorf("key %s read twice (offsets %d and %d)", r.Key, previous.Offset, r.Offset)
+					}
+					got[string(r.Key)] = r
+				}
+			})
+		}
+		return got
 	}
-	for key, offset := range latest {
-		readAt, read := got[key]
-		switch {
-		case deleted[key] && read:
-			t.Errorf("tombstoned key %s still read at %d", key, readAt)
-		case !deleted[key] && (!read || readAt != offset):
-			t.Errorf("key %s read at %d (read: %v), want its latest offset %d", key, readAt, read, offset)
+	// check compares what read returns with each key's latest record;
+	// tombstones are read when kept.
+	check := func(what string, tombstonesKept bool) {
+		got := read()
+		for key, offset := range latest {
+			r, read := got[key]
+			switch {
+			case deleted[key] && tombstonesKept && (!read || r.Offset != offset || r.Value != nil):
+				t.Errorf("%s: tombstoned key %s: read %v, want its tombstone at %d", what, key, r, offset)
+			case deleted[key] && !tombstonesKept && read:
+				t.Errorf("%s: tombstoned key %s still read at %d", what, key, r.Offset)
+			case !deleted[key] && (!read || r.Offset != offset):
+				t.Errorf("%s: key %s read %v, want its latest offset %d", what, key, r, offset)
+			}
 		}
 	}
+	check("first pass", true)
+
+	// delete.retention.ms is 0: the next pass (new data makes the log
+	// dirty) is past the horizon.
+	roll()
+	n.Server.CleanPartition(p)
+	check("second pass", false)
 }

@@ -32,11 +32,11 @@ type CompactOptions struct {
 	// timestamps, its last modification) is at least this old.
 	MinCompactionLag time.Duration
 	// DeleteRetention is delete.retention.ms: a tombstone (null value) that
-	// is the latest record of its key is dropped once its timestamp is older
-	// than this (an approximation of Kafka, which counts from the time the
-	// tombstone's segment was first cleaned). A transaction marker is
-	// dropped this long after a pass first found no batch of its
-	// transaction left (Kafka's delete horizon, stamped into the marker).
+	// is the latest record of its key is dropped this long after the first
+	// pass that cleaned its batch, and a transaction marker this long after
+	// a pass first found no batch of its transaction left: that pass
+	// stamps the batch's delete horizon (now + DeleteRetention), as
+	// Kafka's cleaner does (KIP-534).
 	DeleteRetention time.Duration
 	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: the pass does
 	// nothing unless the bytes of cleanable segments not yet compacted are
@@ -85,6 +85,7 @@ type CompactStats struct {
 	AbortedRemoved     int64 // records of aborted transactions among RecordsRemoved
 	MarkersRemoved     int64 // transaction markers (control batches) removed
 	MarkersStamped     int64 // markers given their delete horizon (removable from then on plus DeleteRetention)
+	BatchesStamped     int64 // data batches holding tombstones given their delete horizon (likewise)
 	BatchesRemoved     int64 // batches left without a record
 	BatchesRecompacted int64 // batches rewritten with fewer records
 }
@@ -196,12 +197,11 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 	// Clean each group of cleanable segments aside into one, then swap it
 	// in, oldest first: a crash between two groups leaves a log where every
 	// record that was removed has its successor still present.
-	tombstoneHorizon := now.Add(-opts.DeleteRetention).UnixMilli()
-	markers := markerHorizon{now: now.UnixMilli(), horizon: now.Add(opts.DeleteRetention).UnixMilli()}
+	pass := passTime{now: now.UnixMilli(), horizon: now.Add(opts.DeleteRetention).UnixMilli()}
 	txns = newTxnCleaner(abortedTxns)
 	for _, group := range groupForCleaning(snapshot, cleanable, segmentBytes, maxIndexBytes) {
 		groupEnd := snapshot[slices.Index(snapshot, group[len(group)-1])+1].baseOffset
-		cleaned, removedMarkers, changed, err := l.cleanSegments(group, groupEnd, latest, txns, markers, tombstoneHorizon, intervalBytes, opts.Producers, &stats)
+		cleaned, removedMarkers, changed, err := l.cleanSegments(group, groupEnd, latest, txns, pass, intervalBytes, opts.Producers, &stats)
 		if err != nil {
 			return stats, fmt.Errorf("segment: compact: %w", err)
 		}
@@ -303,10 +303,10 @@ func groupForCleaning(segments []*segment, cleanable int, segmentBytes, maxIndex
 	return groups
 }
 
-// markerHorizon is what a pass needs to remove transaction markers: the
-// pass's time and the delete horizon it stamps (now + delete.retention.ms),
-// Unix milliseconds.
-type markerHorizon struct {
+// passTime is what a pass needs to remove tombstones and transaction
+// markers: the pass's time and the delete horizon it stamps (now +
+// delete.retention.ms), Unix milliseconds.
+type passTime struct {
 	now, horizon int64
 }
 
@@ -317,7 +317,7 @@ type markerHorizon struct {
 // written, when the group is one segment that loses no record. txns is
 // the cleaning walk's transaction state (groups are cleaned in offset
 // order); removedMarkers holds the offsets of the control batches removed.
-func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]int64, txns *txnCleaner, markers markerHorizon, tombstoneHorizon, intervalBytes int64, producers map[int64]ProducerLast, stats *CompactStats) (cleaned *segment, removedMarkers map[int64]bool, changed bool, err error) {
+func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]int64, txns *txnCleaner, pass passTime, intervalBytes int64, producers map[int64]ProducerLast, stats *CompactStats) (cleaned *segment, removedMarkers map[int64]bool, changed bool, err error) {
 	first := group[0]
 	var out []byte
 	var infos []batchInfo
@@ -375,7 +375,7 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 			}
 			horizon, stamped := h.DeleteHorizon()
 			switch {
-			case stamped && horizon <= markers.now:
+			case stamped && horizon <= pass.now:
 				batchStats.MarkersRemoved++
 				removedMarkers[h.BaseOffset] = true
 				drop(h)
@@ -385,7 +385,7 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 				if err != nil {
 					return corruptf(s.logPath, -1, "batch at offset %d: %v", h.BaseOffset, err)
 				}
-				if keep, err = rebuildBatch(h.WithDeleteHorizon(markers.horizon), records); err != nil {
+				if keep, err = rebuildBatch(h.WithDeleteHorizon(pass.horizon), records); err != nil {
 					return fmt.Errorf("stamp the delete horizon of the marker at offset %d: %w", h.BaseOffset, err)
 				}
 				batchStats.MarkersStamped++
@@ -411,6 +411,12 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 			if err != nil {
 				return corruptf(s.logPath, -1, "batch at offset %d: %v", h.BaseOffset, err)
 			}
+			// A tombstone goes once its batch's delete horizon passed;
+			// the first pass that keeps one stamps the horizon into its
+			// batch (Kafka's KIP-534), so a consumer reading the log
+			// within delete.retention.ms of that pass sees every delete.
+			horizon, stamped := h.DeleteHorizon()
+			tombstones := false
 			kept := records[:0:0]
 			for _, r := range records {
 				if r.Key != nil {
@@ -418,14 +424,16 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 						batchStats.RecordsRemoved++
 						continue
 					}
-					if r.Value == nil && r.Timestamp < tombstoneHorizon {
+					if r.Value == nil && stamped && horizon <= pass.now {
 						batchStats.RecordsRemoved++
 						batchStats.TombstonesRemoved++
 						continue
 					}
+					tombstones = tombstones || r.Value == nil
 				}
 				kept = append(kept, r)
 			}
+			stamp := tombstones && !stamped
 			switch {
 			case len(kept) == 0 && isLastOfProducer(producers, h):
 				// The producer's last batch: kept, emptied (Kafka's
@@ -443,9 +451,16 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 				}
 				drop(h)
 				return nil
-			case len(kept) < len(records):
-				batchStats.BatchesRecompacted++
-				if keep, err = rebuildBatch(h, kept); err != nil {
+			case len(kept) < len(records) || stamp:
+				rebuilt := h
+				if len(kept) < len(records) {
+					batchStats.BatchesRecompacted++
+				}
+				if stamp {
+					batchStats.BatchesStamped++
+					rebuilt = h.WithDeleteHorizon(pass.horizon)
+				}
+				if keep, err = rebuildBatch(rebuilt, kept); err != nil {
 					return fmt.Errorf("rebuild batch at offset %d: %w", h.BaseOffset, err)
 				}
 			}
@@ -470,7 +485,7 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 	if err = flushRun(); err != nil {
 		return nil, nil, false, err
 	}
-	if batchStats.RecordsRemoved == 0 && batchStats.MarkersRemoved == 0 && batchStats.MarkersStamped == 0 && len(group) == 1 {
+	if batchStats.RecordsRemoved == 0 && batchStats.MarkersRemoved == 0 && batchStats.MarkersStamped == 0 && batchStats.BatchesStamped == 0 && len(group) == 1 {
 		return nil, nil, false, nil
 	}
 	stats.RecordsRemoved += batchStats.RecordsRemoved
@@ -478,6 +493,7 @@ func (l *Log) cleanSegments(group []*segment, groupEnd int64, latest map[string]
 	stats.AbortedRemoved += batchStats.AbortedRemoved
 	stats.MarkersRemoved += batchStats.MarkersRemoved
 	stats.MarkersStamped += batchStats.MarkersStamped
+	stats.BatchesStamped += batchStats.BatchesStamped
 	stats.BatchesRemoved += batchStats.BatchesRemoved
 	stats.BatchesRecompacted += batchStats.BatchesRecompacted
 
@@ -823,9 +839,10 @@ func emptiedBatch(h recordbatch.Header) []byte {
 // rebuildBatch encodes the kept records of the batch with header h: same
 // base offset, lastOffsetDelta, producer id/epoch, base sequence,
 // attributes (so the same codec), partition leader epoch and first
-// timestamp; each record keeps its offset delta and timestamp. The max
-// timestamp is recomputed from the kept records (CreateTime) or kept
-// (LogAppendTime).
+// timestamp (the delete horizon once stamped: the records' timestamp
+// deltas are encoded against it); each record keeps its offset delta and
+// timestamp. The max timestamp is recomputed from the kept records
+// (CreateTime) or kept (LogAppendTime).
 func rebuildBatch(h recordbatch.Header, kept []recordbatch.Record) ([]byte, error) {
 	var raw []byte
 	maxTimestamp := int64(-1)

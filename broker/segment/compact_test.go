@@ -22,16 +22,19 @@ type compactRecord struct {
 	timestamp int64
 	key       []byte // nil: null key
 	value     []byte // nil: tombstone
+	batch     int64  // its batch's base offset (the model's; not read back)
 }
 
 func (r compactRecord) String() string {
 	return fmt.Sprintf("%d@%d %q=%q", r.offset, r.timestamp, r.key, r.value)
 }
 
-// compactModel tracks what was appended to a log.
+// compactModel tracks what was appended to a log and the delete horizons
+// the cleaner stamped.
 type compactModel struct {
-	records []compactRecord
-	codecs  map[int64]recordbatch.Codec // by batch base offset
+	records  []compactRecord
+	codecs   map[int64]recordbatch.Codec // by batch base offset
+	horizons map[int64]int64             // delete horizon (Unix ms) by batch base offset
 }
 
 var allCodecs = []recordbatch.Codec{recordbatch.None, recordbatch.Gzip, recordbatch.Snappy, recordbatch.LZ4, recordbatch.Zstd}
@@ -62,30 +65,72 @@ func (m *compactModel) appendRecords(t *testing.T, l *Log, codec recordbatch.Cod
 	}
 	m.codecs[base] = codec
 	for i, r := range records {
-		r.offset = base + int64(i)
+		r.offset, r.batch = base+int64(i), base
 		m.records = append(m.records, r)
 	}
 }
 
-// expected returns the records a compaction of offsets below cleanableEnd
-// must leave.
-func (m *compactModel) expected(cleanableEnd, tombstoneHorizon int64) []compactRecord {
+// compact applies a pass that cleaned the offsets below cleanableEnd at
+// now (Unix ms) with delete.retention.ms retention, and returns the records
+// the log must hold after it: a keyed record goes when a later record has
+// its key, a tombstone also once its batch's delete horizon is at or before
+// now; a batch that keeps a tombstone and has no horizon yet gets now +
+// retention (KIP-534: two passes remove a tombstone).
+func (m *compactModel) compact(cleanableEnd, now int64, retention time.Duration) []compactRecord {
 	latest := map[string]int64{}
 	for _, r := range m.records {
 		if r.key != nil {
 			latest[string(r.key)] = r.offset
 		}
 	}
+	if m.horizons == nil {
+		m.horizons = map[int64]int64{}
+	}
 	var out []compactRecord
+	stamp := map[int64]bool{}
 	for _, r := range m.records {
 		if r.offset < cleanableEnd && r.key != nil {
-			if latest[string(r.key)] != r.offset || (r.value == nil && r.timestamp < tombstoneHorizon) {
+			if latest[string(r.key)] != r.offset {
 				continue
+			}
+			if r.value == nil {
+				horizon, stamped := m.horizons[r.batch]
+				if stamped && horizon <= now {
+					continue
+				}
+				stamp[r.batch] = !stamped
 			}
 		}
 		out = append(out, r)
 	}
+	for batch, ok := range stamp {
+		if ok {
+			m.horizons[batch] = now + retention.Milliseconds()
+		}
+	}
 	return out
+}
+
+// checkHorizons checks that every batch of l holding records carries the
+// delete horizon the model stamped into it, or none.
+func (m *compactModel) checkHorizons(t *testing.T, l *Log) {
+	t.Helper()
+	data, err := l.Read(l.StartOffset(), 1<<30, l.EndOffset(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(data) > 0 {
+		h, err := recordbatch.ParseHeader(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = data[h.Size():]
+		got, stamped := h.DeleteHorizon()
+		want, ok := m.horizons[h.BaseOffset]
+		if h.NumRecords > 0 && (stamped != ok || (ok && got != want)) {
+			t.Fatalf("batch %d: delete horizon %d (%v), want %d (%v)", h.BaseOffset, got, stamped, want, ok)
+		}
+	}
 }
 
 // readRecords reads the whole log, checks batch framing, CRCs and offset
@@ -240,15 +285,17 @@ func TestCompactModel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			now := clock.Now()
-			cleanableEnd := before[0].BaseOffset
-			for _, s := range before[:len(before)-1] {
-				if now.Sub(time.UnixMilli(s.MaxTimestamp)) < test.lag {
-					break
+			cleanableEndAt := func(now time.Time) int64 {
+				end := before[0].BaseOffset
+				for _, s := range before[:len(before)-1] {
+					if now.Sub(time.UnixMilli(s.MaxTimestamp)) < test.lag {
+						break
+					}
+					end = s.EndOffset
 				}
-				cleanableEnd = s.EndOffset
+				return end
 			}
-			horizon := now.Add(-test.deleteRetention).UnixMilli()
+			cleanableEnd := cleanableEndAt(clock.Now())
 
 			stats, err := l.Compact(CompactOptions{MinCompactionLag: test.lag, DeleteRetention: test.deleteRetention, MinCleanableDirtyRatio: 0.5})
 			if err != nil {
@@ -262,13 +309,19 @@ func TestCompactModel(t *testing.T) {
 			} else if stats.Skipped || stats.CleanableEnd != cleanableEnd || stats.RecordsRemoved == 0 || stats.BytesAfter >= stats.BytesBefore {
 				t.Fatalf("stats %+v, want cleanable end %d and records removed", stats, cleanableEnd)
 			}
-			want := m.expected(cleanableEnd, horizon)
+			// The first pass keeps the latest tombstones, however old,
+			// and stamps their batches' delete horizon.
+			want := m.compact(cleanableEnd, clock.Millis(), test.deleteRetention)
+			if stats.TombstonesRemoved != 0 {
+				t.Fatalf("first pass removed tombstones: %+v", stats)
+			}
 			check := func(l *Log) {
 				t.Helper()
 				got, codecs := readRecords(t, l)
 				if problem := sameRecords(got, want); problem != "" {
 					t.Fatalf("after compaction: %s", problem)
 				}
+				m.checkHorizons(t, l)
 				for base, codec := range codecs {
 					if m.codecs[base] != codec {
 						t.Fatalf("batch %d has codec %v, was %v", base, codec, m.codecs[base])
@@ -334,13 +387,18 @@ func TestCompactModel(t *testing.T) {
 			if stats, err := l.Compact(CompactOptions{MinCompactionLag: test.lag, DeleteRetention: test.deleteRetention, MinCleanableDirtyRatio: 0.01}); err != nil || !stats.Skipped {
 				t.Fatalf("second pass: %+v %v", stats, err)
 			}
-			// A forced one removes nothing more (tombstones under the same
-			// horizon) and merges the now small cleaned segments.
+			// A forced one removes only the tombstones whose horizon is
+			// now (delete.retention.ms 0) and merges the now small
+			// cleaned segments.
 			segmentsBefore := len(l.Segments())
 			stats, err = l.Compact(CompactOptions{MinCompactionLag: test.lag, DeleteRetention: test.deleteRetention, Force: true})
-			if err != nil || stats.RecordsRemoved != 0 {
-				t.Fatalf("forced pass: %+v %v", stats, err)
+			previous := len(want)
+			want = m.compact(cleanableEnd, clock.Millis(), test.deleteRetention)
+			if err != nil || stats.RecordsRemoved != int64(previous-len(want)) || stats.TombstonesRemoved != stats.RecordsRemoved ||
+				(test.deleteRetention > 0 && stats.RecordsRemoved != 0) {
+				t.Fatalf("forced pass: %+v %v, want %d tombstones removed", stats, err, previous-len(want))
 			}
+			t.Logf("forced pass: %d tombstones removed", stats.TombstonesRemoved)
 			if segmentsAfter := len(l.Segments()); segmentsAfter != segmentsBefore-stats.SegmentsMerged || (stats.SegmentsRewritten > 2 && stats.SegmentsMerged == 0) {
 				t.Fatalf("forced pass: %d segments before, %d after, stats %+v", segmentsBefore, segmentsAfter, stats)
 			}
@@ -358,6 +416,24 @@ func TestCompactModel(t *testing.T) {
 			if stats, err := l.Compact(CompactOptions{MinCompactionLag: test.lag, DeleteRetention: test.deleteRetention, MinCleanableDirtyRatio: 0.01}); err != nil || !stats.Skipped {
 				t.Fatalf("pass after reopen (cleaner offset checkpoint): %+v %v", stats, err)
 			}
+
+			// Past the horizons stamped (kept across the reopen), a
+			// forced pass removes every tombstone they cover.
+			clock.Advance(test.deleteRetention)
+			cleanableEnd = cleanableEndAt(clock.Now())
+			stats, err = l.Compact(CompactOptions{MinCompactionLag: test.lag, DeleteRetention: test.deleteRetention, Force: true})
+			tombstones := 0
+			for _, r := range want {
+				if horizon, ok := m.horizons[r.batch]; ok && horizon <= clock.Millis() && r.key != nil && r.value == nil {
+					tombstones++
+				}
+			}
+			want = m.compact(cleanableEnd, clock.Millis(), test.deleteRetention)
+			if err != nil || stats.TombstonesRemoved != int64(tombstones) {
+				t.Fatalf("pass past the horizon: %+v %v, want %d tombstones removed", stats, err, tombstones)
+			}
+			t.Logf("past the horizon: %d tombstones removed", stats.TombstonesRemoved)
+			check(l)
 		})
 	}
 }
@@ -369,12 +445,14 @@ func TestCompactDirtyRatio(t *testing.T) {
 	m := &compactModel{}
 	rng := rand.New(rand.NewPCG(1, 2))
 	fillLog(t, l, clock, m, rng, 200, 20, []recordbatch.Codec{recordbatch.None})
-	if stats, err := l.Compact(CompactOptions{MinCleanableDirtyRatio: 0.5}); err != nil || stats.Skipped || stats.DirtyRatio != 1 {
+	stats, err := l.Compact(CompactOptions{MinCleanableDirtyRatio: 0.5})
+	if err != nil || stats.Skipped || stats.DirtyRatio != 1 {
 		t.Fatalf("first pass: %+v %v", stats, err)
 	}
+	m.compact(stats.CleanableEnd, clock.Millis(), 0)
 	// A little more: the dirty share is small.
 	fillLog(t, l, clock, m, rng, 15, 20, []recordbatch.Codec{recordbatch.None})
-	stats, err := l.Compact(CompactOptions{MinCleanableDirtyRatio: 0.9})
+	stats, err = l.Compact(CompactOptions{MinCleanableDirtyRatio: 0.9})
 	if err != nil || !stats.Skipped || stats.DirtyRatio <= 0 || stats.DirtyRatio >= 0.9 {
 		t.Fatalf("small dirty part: %+v %v", stats, err)
 	}
@@ -383,7 +461,7 @@ func TestCompactDirtyRatio(t *testing.T) {
 		t.Fatalf("forced: %+v %v", stats, err)
 	}
 	got, _ := readRecords(t, l)
-	if problem := sameRecords(got, m.expected(stats.CleanableEnd, clock.Millis())); problem != "" {
+	if problem := sameRecords(got, m.compact(stats.CleanableEnd, clock.Millis(), 0)); problem != "" {
 		t.Fatal(problem)
 	}
 }
@@ -437,13 +515,13 @@ func TestCompactCrashRecovery(t *testing.T) {
 	}
 	compactHook.Store(&hook)
 	defer compactHook.Store(nil)
-	stats, err := l.Compact(CompactOptions{Force: true})
+	stats, err := l.Compact(CompactOptions{Force: true, DeleteRetention: time.Hour})
 	compactHook.Store(nil)
 	if err != nil || stats.SegmentsRewritten < 2 {
 		t.Fatalf("compact: %+v %v", stats, err)
 	}
 	after, _ := readRecords(t, l)
-	want := m.expected(stats.CleanableEnd, clock.Millis())
+	want := m.compact(stats.CleanableEnd, clock.Millis(), time.Hour)
 	if problem := sameRecords(after, want); problem != "" {
 		t.Fatal(problem)
 	}
@@ -485,7 +563,7 @@ func TestCompactCrashRecovery(t *testing.T) {
 	// segments, never with a merged segment's offsets twice.
 	snapshots, steps = t.TempDir(), nil
 	compactHook.Store(&hook)
-	stats, err = l.Compact(CompactOptions{Force: true})
+	stats, err = l.Compact(CompactOptions{Force: true, DeleteRetention: time.Hour})
 	compactHook.Store(nil)
 	if err != nil || stats.SegmentsMerged == 0 || stats.RecordsRemoved != 0 {
 		t.Fatalf("merging pass: %+v %v", stats, err)
@@ -591,12 +669,19 @@ func TestCompactConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	stats, err := l.Compact(CompactOptions{Force: true})
-	if err != nil {
-		t.Fatal(err)
+	// Two passes at the same time with delete.retention.ms 0: the first
+	// stamps the tombstones the concurrent passes left unstamped, the
+	// second removes every latest tombstone, whatever those passes did.
+	var stats CompactStats
+	for range 2 {
+		var err error
+		if stats, err = l.Compact(CompactOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	got, _ := readRecords(t, l)
-	if problem := sameRecords(got, m.expected(stats.CleanableEnd, clock.Millis())); problem != "" {
+	m.compact(stats.CleanableEnd, clock.Millis(), 0)
+	if problem := sameRecords(got, m.compact(stats.CleanableEnd, clock.Millis(), 0)); problem != "" {
 		t.Fatal(problem)
 	}
 }
@@ -649,8 +734,9 @@ func TestCompactTruncateDuringPass(t *testing.T) {
 
 // TestCompactBatchRewrite checks one rebuilt batch field by field: kept
 // records keep offsets, producer fields, codec and base offset; control
-// batches and untouched batches stay byte for byte; young tombstones stay
-// and old ones go; null keys stay.
+// batches and untouched batches stay byte for byte; a tombstone's batch is
+// stamped with its delete horizon (only that changes) on the first pass
+// and the tombstone goes on a pass past it; null keys stay.
 func TestCompactBatchRewrite(t *testing.T) {
 	clock := newTestClock()
 	logger, _ := newTestLogger(t)
@@ -706,8 +792,27 @@ func TestCompactBatchRewrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	batches := readBatches()
-	if len(batches) != 4 || !bytes.Equal(batches[1], control) || !bytes.Equal(batches[2], b) {
-		t.Fatalf("control or young-tombstone batch changed: %d batches", len(batches))
+	if len(batches) != 4 || !bytes.Equal(batches[1], control) {
+		t.Fatalf("control batch changed: %d batches", len(batches))
+	}
+	// The tombstone's batch: its header but the horizon (attribute bit 6,
+	// firstTimestamp) and the CRC, its records, are the original's.
+	stamped, err := recordbatch.Validate(batches[2], recordbatch.Limits{Compacted: true})
+	if err != nil {
+		t.Fatalf("stamped batch: %v", err)
+	}
+	original, _ := recordbatch.ParseHeader(b)
+	wantStamped := original.WithDeleteHorizon(clock.Now().Add(time.Hour).UnixMilli())
+	stamped.CRC, stamped.Length, wantStamped.CRC, wantStamped.Length = 0, 0, 0, 0
+	if stamped != wantStamped {
+		t.Fatalf("stamped header %+v, want %+v", stamped, wantStamped)
+	}
+	originalRecords, err := recordbatch.Records(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := recordbatch.Records(batches[2]); err != nil || fmt.Sprint(got) != fmt.Sprint(originalRecords) {
+		t.Fatalf("stamped batch records %+v (%v), want %+v", got, err, originalRecords)
 	}
 	h, records, err := decodeRecords(batches[0])
 	if err != nil {

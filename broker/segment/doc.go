@@ -179,10 +179,18 @@
 //   - A record in the cleanable part is kept when it has no key (Kafka
 //     refuses null keys on compacted topics at produce time; here they are
 //     kept), or it is its key's latest record, except that a latest record
-//     with a null value (tombstone) is dropped once its timestamp is older
-//     than DeleteRetention (Kafka counts delete.retention.ms from when the
-//     tombstone's segment was first cleaned; the record timestamp is the
-//     documented approximation).
+//     with a null value (tombstone) is dropped once its batch's delete
+//     horizon passed. As in Kafka (KIP-534), the first pass that keeps a
+//     tombstone stamps its batch's delete horizon (now + DeleteRetention:
+//     attribute bit 6, the first timestamp holds the horizon, record
+//     timestamp deltas re-encoded against it, maxTimestamp and record
+//     timestamps unchanged, CRC recomputed); the first pass at or after
+//     the horizon removes it. So removing a tombstone takes two passes, and
+//     a consumer that reads the log to its end within DeleteRetention of
+//     the first sees every delete, however old the tombstone was then. A
+//     stamped batch keeps its horizon when rebuilt later. Readers of time
+//     (time index, FindTimestamp, retention, MaxTimestampBatch) use
+//     maxTimestamp only, never the first timestamp.
 //   - Transactions, as Kafka's cleaner (CleanedTransactionMetadata): the
 //     aborted-transaction entries of every segment say which transactional
 //     batches are aborted (producer P's batches at offsets first..last of
@@ -192,12 +200,10 @@
 //     transaction (an ABORT marker: an aborted batch of P since the entry's
 //     first offset; a COMMIT marker: a transactional batch of P since P's
 //     previous marker). The first pass that finds a marker's transaction
-//     without data stamps its delete horizon (now + DeleteRetention) into
-//     the batch as Kafka does (KIP-534: attribute bit 6, the first
-//     timestamp holds the horizon, record timestamp deltas re-encoded
-//     against it, CRC recomputed); the first pass at or after the horizon
-//     removes it. So removing an aborted transaction takes three passes:
-//     the data, then the stamp, then (DeleteRetention later) the marker.
+//     without data stamps its delete horizon into the batch, as for
+//     tombstones; the first pass at or after the horizon removes it. So
+//     removing an aborted transaction takes three passes: the data, then
+//     the stamp, then (DeleteRetention later) the marker.
 //     Control batches without records (never written here) go at once;
 //     control records of other types stay.
 //   - Aborted-transaction index: merged segments' entries are concatenated
@@ -216,7 +222,8 @@
 //     copied byte for byte. A batch that loses some is rebuilt: same base
 //     offset, lastOffsetDelta, attributes (so the same codec and
 //     timestamp type), partition leader epoch, producer id/epoch, base
-//     sequence and firstTimestamp; each kept record keeps its offset delta,
+//     sequence and firstTimestamp (the delete horizon once stamped, see
+//     above); each kept record keeps its offset delta,
 //     timestamp, key, value and headers; maxTimestamp is recomputed for
 //     CreateTime batches. The records are re-compressed with the batch's
 //     codec by recordbatch.Compress (the libraries recordbatch
