@@ -217,7 +217,9 @@ func describeSegment(file io.ReaderAt, size, baseOffset int64) (metadata.Segment
 			}
 			segment.EpochRanges = append(segment.EpochRanges, metadata.EpochRange{Epoch: h.PartitionLeaderEpoch, StartOffset: h.BaseOffset})
 		}
-		if h.NumRecords > 0 && h.FirstTimestamp >= 0 && (segment.FirstTimestamp < 0 || h.FirstTimestamp < segment.FirstTimestamp) {
+		// A batch the log cleaner stamped holds its delete horizon in
+		// firstTimestamp (KIP-534), not a record's time: skip it.
+		if _, stamped := h.DeleteHorizon(); !stamped && h.NumRecords > 0 && h.FirstTimestamp >= 0 && (segment.FirstTimestamp < 0 || h.FirstTimestamp < segment.FirstTimestamp) {
 			segment.FirstTimestamp = h.FirstTimestamp
 		}
 		segment.MaxTimestamp = max(segment.MaxTimestamp, h.MaxTimestamp)
