@@ -339,10 +339,11 @@ func handleDeleteTopics(c *clientConn, h requestHeader, req *kmsg.DeleteTopicsRe
 				}
 				break
 			}
+			// The pass also has the group coordinators drop the topic's
+			// committed offsets (onTopicsDeleted).
 			if err := s.partitions.reconcile(); err != nil {
 				s.log.Error("removing partitions of a deleted topic failed", "topic", topic.Name, "err", err)
 			}
-			s.groups.TopicsDeleted(topic.Name)
 			s.log.Info("deleted topic", "topic", topic.Name, "client", h.clientID)
 			deleted = append(deleted, len(resp.Topics))
 		}

@@ -47,6 +47,13 @@ type partitionManagerConfig struct {
 	// onReconciled after every reconcile pass (the replica fetchers).
 	onLeadership, onClose func(*partition.Partition)
 	onReconciled          func(*metadata.State, []*partition.Partition)
+	// onTopicsDeleted is called by the pass that first sees topics gone
+	// from the state (deleted, or re-created under a new id since the
+	// previous pass), with their names, before the pass counts as
+	// reconciled: the group coordinators drop their committed offsets,
+	// as Kafka's do from every broker's metadata (handleDeletedPartitions),
+	// whichever broker the DeleteTopics went to.
+	onTopicsDeleted func(names []string)
 	// active reports whether this process may act on the partitions the
 	// state assigns it: its own registration (this incarnation's) is in
 	// the state and unfenced. Until then (a restart replays metadata that
@@ -72,6 +79,9 @@ type partitionManager struct {
 	// reconciled receives a token after a pass that moved lastReconciled
 	// (the membership reports the new position to the controller).
 	reconciled chan struct{}
+	// topicIDs are the topics of the state the last pass reconciled, by
+	// name (guarded by reconcileMu; nil before the first pass).
+	topicIDs map[string][16]byte
 
 	mu         sync.RWMutex // guards partitions
 	partitions map[topicPartition]*partition.Partition
@@ -191,7 +201,8 @@ func (m *partitionManager) reconcile() error {
 	// produce and replica fetches, and no fetcher follows for it.
 	active := m.cfg.active == nil || m.cfg.active(state)
 	want := make(map[topicPartition]metadata.Topic)
-	for _, t := range state.Topics() {
+	topics := state.Topics()
+	for _, t := range topics {
 		if err := metadata.ValidateTopicName(t.Name); err != nil {
 			// Applied by a version that did not check names on apply: its
 			// partitions would be directories outside <topic>-<n> of the
@@ -299,6 +310,7 @@ func (m *partitionManager) reconcile() error {
 		errs = append(errs, fmt.Errorf("%d partitions (%s-%d among them) not opened: %d of the %d file descriptors (RLIMIT_NOFILE) are open and %d are kept free; raise the limit (ulimit -n, systemd LimitNOFILE=)",
 			notOpened, firstNotOpened.topic, firstNotOpened.index, files.open, files.limit, fdReserve))
 	}
+	m.topicsDeleted(topics)
 	if m.cfg.onReconciled != nil {
 		parts := m.all()
 		if !active {
@@ -307,6 +319,26 @@ func (m *partitionManager) reconcile() error {
 		m.cfg.onReconciled(state, parts)
 	}
 	return errors.Join(errs...)
+}
+
+// topicsDeleted calls onTopicsDeleted with the topics of the previous
+// pass's state that this pass's (topics) no longer has under the same id.
+// Called with reconcileMu held.
+func (m *partitionManager) topicsDeleted(topics []metadata.Topic) {
+	ids := make(map[string][16]byte, len(topics))
+	for _, t := range topics {
+		ids[t.Name] = t.ID
+	}
+	var deleted []string
+	for name, id := range m.topicIDs {
+		if current, ok := ids[name]; !ok || current != id {
+			deleted = append(deleted, name)
+		}
+	}
+	m.topicIDs = ids
+	if len(deleted) > 0 && m.cfg.onTopicsDeleted != nil {
+		m.cfg.onTopicsDeleted(deleted)
+	}
 }
 
 func (m *partitionManager) reconciledIndex() uint64 { return m.lastReconciled.Load() }

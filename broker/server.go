@@ -727,7 +727,8 @@ func New(cfg Config) (*Server, error) {
 			s.applyReplicationThrottles(state)
 			s.fetchers.Update(state, parts)
 		},
-		active: s.membership.active,
+		onTopicsDeleted: func(names []string) { s.groups.TopicsDeleted(names...) },
+		active:          s.membership.active,
 	})
 	if err != nil {
 		cancel()
