@@ -3,8 +3,13 @@ package broker_test
 import (
 	"context"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/broker/partition"
 )
 
 // TestOffsetsOfTopicDeletedElsewhereRemoved: a topic deleted through
@@ -32,5 +37,55 @@ func TestOffsetsOfTopicDeletedElsewhereRemoved(t *testing.T) {
 	}
 	if got := fetchOffset(t, cl, "g", "kept", 0); got != 7 {
 		t.Fatalf("offset of the other topic: %d, want 7", got)
+	}
+}
+
+// TestRemovedPartitionWritesNothingIntoItsSuccessorsDirectory: the
+// maintenance loop works on the partitions it listed before a concurrent
+// DeleteTopics and CreateTopics of the same name removed one and opened
+// its successor in the same directory <topic>-<n>; the removed partition
+// must not write its producer snapshot or high watermark checkpoint there,
+// where the new topic's log takes them for its own: here the old log's
+// snapshot replaces the new log's at the same offset, and after a restart
+// the new topic knows the old topic's producer instead of its own.
+func TestRemovedPartitionWritesNothingIntoItsSuccessorsDirectory(t *testing.T) {
+	n := brokertest.Start(t)
+	oldProducer := n.Client() // idempotent: the logs have producer state
+	createTopic(t, oldProducer, "t", 1, nil)
+	produceValues(t, oldProducer, "t", 5)
+	old := n.Server.OpenPartition("t", 0)
+
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	del.TopicNames = []string{"t"}
+	del.Topics = []kmsg.DeleteTopicsRequestTopic{{Topic: kmsg.StringPtr("t")}}
+	if r := request[*kmsg.DeleteTopicsResponse](t, oldProducer, del); r.Topics[0].ErrorCode != 0 {
+		t.Fatalf("delete topic: %+v", r)
+	}
+	createTopic(t, oldProducer, "t", 1, nil)
+	newProducer := n.Client()
+	produceValues(t, newProducer, "t", 5)
+	producers := func(cl *kgo.Client) []kmsg.DescribeProducersResponseTopicPartitionActiveProducer {
+		dp := kmsg.NewPtrDescribeProducersRequest()
+		dp.Topics = []kmsg.DescribeProducersRequestTopic{{Topic: "t", Partitions: []int32{0}}}
+		p := request[*kmsg.DescribeProducersResponse](t, cl, dp).Topics[0].Partitions[0]
+		if p.ErrorCode != 0 {
+			t.Fatalf("describe producers: %+v", p)
+		}
+		return p.ActiveProducers
+	}
+	want := producers(newProducer)
+	if len(want) != 1 {
+		t.Fatalf("producers of the re-created topic: %+v", want)
+	}
+	maintain := partition.Maintenance{ProducerIDExpiration: time.Hour, Retention: true, Snapshot: true, CheckpointHighWatermark: true}
+	n.Server.OpenPartition("t", 0).Maintain(time.Now(), maintain) // its snapshot at 5
+	// The old partition's turn of a maintenance round that listed it
+	// before the delete.
+	old.Maintain(time.Now(), maintain)
+	newProducer.Close()
+	oldProducer.Close()
+	n.Restart()
+	if got := producers(n.Client()); len(got) != 1 || got[0].ProducerID != want[0].ProducerID {
+		t.Fatalf("producers of the re-created topic after a restart: %+v, want %+v", got, want)
 	}
 }

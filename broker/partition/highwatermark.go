@@ -69,7 +69,7 @@ func (p *Partition) checkpointHighWatermark() error {
 	p.checkpointMu.Lock()
 	defer p.checkpointMu.Unlock()
 	highWatermark := p.highWatermark.Load()
-	if highWatermark == p.checkpointed {
+	if highWatermark == p.checkpointed || p.removed.Load() {
 		return nil
 	}
 	if err := atomicfile.WriteFile(filepath.Join(p.dir, highWatermarkCheckpoint), encodeHighWatermarkCheckpoint(p.topic, p.index, highWatermark), fsperm.File); err != nil {

@@ -128,7 +128,7 @@ func (p *Partition) TrimLeaderEpochs(currentState func() *metadata.State) {
 // and rewrites the checkpoint when it changed. appendMu is held.
 func (p *Partition) trimEpochsBelowLocked(logStart int64) {
 	if p.epochs.truncateFromStart(logStart) {
-		if err := p.epochs.write(p.dir); err != nil {
+		if err := p.writeEpochsLocked(); err != nil {
 			p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
 		}
 	}

@@ -58,6 +58,14 @@ type Partition struct {
 	// appendMu, never the other way round.
 	checkpointMu sync.Mutex
 	checkpointed int64
+	// removed is set by Remove (with appendMu and checkpointMu held): the
+	// directory is no longer this partition's (a topic re-created under
+	// the same name may have it now), so nothing is written to it any
+	// more: no producer snapshot, high watermark or leader epoch
+	// checkpoint of a removed partition's state, which a work in progress
+	// that listed the partition before (a maintenance round, a tier
+	// manager pass) would otherwise leave in its successor's directory.
+	removed atomic.Bool
 
 	// appendMu guards producers, txnVerified, snapshotEnd, seenRolls, epochs, assignment, followers,
 	// isrChanging, isrPending, isrInFlight, isrRetry, isrInFlightEpochs, isrRetryEpochs,
@@ -592,12 +600,21 @@ func (p *Partition) writeProducerSnapshotLocked() error {
 	return p.writeProducerSnapshotAtLocked(p.segments.EndOffset())
 }
 
+// writeEpochsLocked writes the leader epoch checkpoint, unless the
+// partition was removed. Called with appendMu held.
+func (p *Partition) writeEpochsLocked() error {
+	if p.removed.Load() {
+		return nil
+	}
+	return p.epochs.write(p.dir)
+}
+
 // writeProducerSnapshotAtLocked is writeProducerSnapshotLocked for a
 // producer state that covers the batches below end (which may be below
 // the log end: snapshotAtRollLocked). Called with appendMu held.
 func (p *Partition) writeProducerSnapshotAtLocked(end int64) error {
-	if end == p.snapshotEnd {
-		return nil // nothing appended since the last snapshot
+	if end == p.snapshotEnd || p.removed.Load() {
+		return nil // nothing appended since the last snapshot, or the directory is gone
 	}
 	if err := atomicfile.Write(p.producerSnapshotPath(end), fsperm.File, p.producers.WriteSnapshot); err != nil {
 		return err
@@ -1062,6 +1079,9 @@ func (p *Partition) Close() error {
 func (p *Partition) Remove() error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	p.checkpointMu.Lock() // a high watermark checkpoint under way ends first
+	p.removed.Store(true)
+	p.checkpointMu.Unlock()
 	// The directory is deleted recursively only when its partition.metadata
 	// still names this partition's topic: a directory that something else
 	// put in its place is left alone.

@@ -312,7 +312,7 @@ func (p *Partition) ApplyAssignmentAfterRemote(a metadata.Partition, now time.Ti
 				}
 			}
 			if p.epochs.assign(a.LeaderEpoch, p.segments.EndOffset()) {
-				if err := p.epochs.write(p.dir); err != nil {
+				if err := p.writeEpochsLocked(); err != nil {
 					p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
 				}
 			}
@@ -936,7 +936,7 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 			start = end
 		}
 		if checkpoint {
-			if err := p.epochs.write(p.dir); err != nil {
+			if err := p.writeEpochsLocked(); err != nil {
 				p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
 			}
 		}
@@ -964,7 +964,7 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 // the log". Called with appendMu held.
 func (p *Partition) dropEmptyEpochsLocked(end int64) {
 	if p.epochs.truncateFromEnd(end) {
-		if err := p.epochs.write(p.dir); err != nil {
+		if err := p.writeEpochsLocked(); err != nil {
 			p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
 		}
 	}
@@ -1008,7 +1008,7 @@ func (p *Partition) appendFillerLocked(from int64, h recordbatch.Header) error {
 		return err
 	}
 	if p.epochs.assign(h.PartitionLeaderEpoch, from) {
-		if err := p.epochs.write(p.dir); err != nil {
+		if err := p.writeEpochsLocked(); err != nil {
 			p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
 		}
 	}
@@ -1051,7 +1051,7 @@ func (p *Partition) truncateLocked(offset int64) error {
 		return err
 	}
 	if p.epochs.truncateFromEnd(p.segments.EndOffset()) {
-		if err := p.epochs.write(p.dir); err != nil {
+		if err := p.writeEpochsLocked(); err != nil {
 			p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
 		}
 	}
@@ -1080,7 +1080,7 @@ func (p *Partition) restartAtLocked(offset int64, epochs []metadata.EpochRange, 
 			p.epochs.assign(e.Epoch, e.StartOffset)
 		}
 	}
-	if err := p.epochs.write(p.dir); err != nil {
+	if err := p.writeEpochsLocked(); err != nil {
 		p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
 	}
 	p.lowerHighWatermarkLocked(offset)
