@@ -53,12 +53,14 @@ func (m *Manager) uploadEligible(ctx context.Context, p *partition.Partition, t 
 		}
 	}
 	uploadCtx, cancel := context.WithCancel(ctx)
-	var pipeline []*pendingUpload // oldest first
+	var pipeline []*pendingUpload   // oldest first
+	var unfinished []*pendingUpload // started, "copy finished" not committed
 	defer func() {
 		cancel()
 		for _, u := range pipeline {
 			<-u.done
 		}
+		m.deleteUploadsOfDeletedTopic(ctx, name, unfinished)
 	}()
 	window := max(m.tier.UploadConcurrency(), 1)
 	uploaded := 0
@@ -78,6 +80,7 @@ func (m *Manager) uploadEligible(ctx context.Context, p *partition.Partition, t 
 				break
 			}
 			pipeline = append(pipeline, u)
+			unfinished = append(unfinished, u)
 			next = candidate.EndOffset
 		}
 		if len(pipeline) == 0 {
@@ -98,7 +101,29 @@ func (m *Manager) uploadEligible(ctx context.Context, p *partition.Partition, t 
 		if err := m.finishUpload(ctx, p, head); err != nil {
 			return uploaded, err
 		}
+		unfinished = slices.DeleteFunc(unfinished, func(u *pendingUpload) bool { return u == head })
 		uploaded++
+	}
+}
+
+// deleteUploadsOfDeletedTopic deletes the objects of a pass's uploads
+// whose "copy finished" was not committed, once their topic is deleted:
+// the deleted-topics cleanup may have deleted their entries and listed
+// the partition's objects before they were written, and no later cleanup
+// looks for a topic without entries. (Its "copy finished" is refused: the
+// topic id never comes back.) Best effort: what a failure leaves is
+// reported by scrub.
+func (m *Manager) deleteUploadsOfDeletedTopic(ctx context.Context, name metadata.TopicPartition, unfinished []*pendingUpload) {
+	if len(unfinished) == 0 {
+		return
+	}
+	if _, exists := m.store.State().TopicByID(name.TopicID); exists {
+		return // the next pass deletes them with their "copy started" entries
+	}
+	for _, u := range unfinished {
+		if err := m.tier.DeleteSegment(ctx, name, u.entry); err != nil {
+			m.log.Warn("deleting an upload into a deleted topic failed", "topic", name.Topic, "partition", name.Partition, "base_offset", u.entry.BaseOffset, "err", err)
+		}
 	}
 }
 
