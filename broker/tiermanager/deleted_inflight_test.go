@@ -1,6 +1,7 @@
 package tiermanager
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -12,15 +13,19 @@ import (
 // whose "copy started" was committed before its topic was deleted goes on
 // writing objects after the deleted-topics cleanup has deleted the entry
 // and listed the partition's objects; once the upload ends (its "copy
-// finished" refused), nothing of the deleted topic may stay in the bucket,
-// where no later cleanup would look (its entries are gone).
+// finished" refused) and the pass has written its manifest snapshot,
+// nothing of the deleted topic may stay in the bucket, where no later
+// cleanup would look (its entries are gone).
 func TestUploadInFlightWhenTopicDeletedLeavesNoObjects(t *testing.T) {
 	f := newFixture(t, 10)
+	// The second segment's upload is held, after the first one's
+	// "copy finished": the pass then writes a manifest snapshot.
+	second := fmt.Sprintf("/%020d-", f.sealed()[1].BaseOffset)
 	reached, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	f.tier = f.newTier(&gateBucket{Bucket: f.faults,
 		before: func(key string) error {
-			if strings.HasSuffix(key, ".index") {
+			if strings.Contains(key, second) && strings.HasSuffix(key, ".index") {
 				once.Do(func() {
 					close(reached)
 					<-release

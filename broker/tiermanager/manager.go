@@ -347,6 +347,13 @@ func (m *Manager) work(ctx context.Context, p *partition.Partition, t *task) err
 			if err := m.putManifestSnapshot(ctx, name, epoch); err != nil {
 				p.Logger().Warn("writing the manifest snapshot to the bucket failed; retried after the next change", "err", err)
 			}
+			// Deleted meanwhile: the deleted-topics cleanup may have
+			// deleted the snapshots before this one was written.
+			if _, exists := m.store.State().TopicByID(name.TopicID); !exists {
+				if err := m.tier.DeleteManifestSnapshot(ctx, name); err != nil {
+					p.Logger().Warn("deleting the manifest snapshot of a deleted topic failed", "err", err)
+				}
+			}
 		}
 	}()
 

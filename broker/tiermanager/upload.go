@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -55,12 +56,13 @@ func (m *Manager) uploadEligible(ctx context.Context, p *partition.Partition, t 
 	uploadCtx, cancel := context.WithCancel(ctx)
 	var pipeline []*pendingUpload   // oldest first
 	var unfinished []*pendingUpload // started, "copy finished" not committed
+	var finishErr error
 	defer func() {
 		cancel()
 		for _, u := range pipeline {
 			<-u.done
 		}
-		m.deleteUploadsOfDeletedTopic(ctx, name, unfinished)
+		m.deleteUploadsOfDeletedTopic(ctx, name, unfinished, errors.Is(finishErr, metadata.ErrUnknownTopic))
 	}()
 	window := max(m.tier.UploadConcurrency(), 1)
 	uploaded := 0
@@ -98,8 +100,8 @@ func (m *Manager) uploadEligible(ctx context.Context, p *partition.Partition, t 
 			// uploads again.
 			return uploaded, head.err
 		}
-		if err := m.finishUpload(ctx, p, head); err != nil {
-			return uploaded, err
+		if finishErr = m.finishUpload(ctx, p, head); finishErr != nil {
+			return uploaded, finishErr
 		}
 		unfinished = slices.DeleteFunc(unfinished, func(u *pendingUpload) bool { return u == head })
 		uploaded++
@@ -107,17 +109,18 @@ func (m *Manager) uploadEligible(ctx context.Context, p *partition.Partition, t 
 }
 
 // deleteUploadsOfDeletedTopic deletes the objects of a pass's uploads
-// whose "copy finished" was not committed, once their topic is deleted:
-// the deleted-topics cleanup may have deleted their entries and listed
-// the partition's objects before they were written, and no later cleanup
-// looks for a topic without entries. (Its "copy finished" is refused: the
-// topic id never comes back.) Best effort: what a failure leaves is
-// reported by scrub.
-func (m *Manager) deleteUploadsOfDeletedTopic(ctx context.Context, name metadata.TopicPartition, unfinished []*pendingUpload) {
+// whose "copy finished" was not committed, once their topic is deleted
+// (refused: a "copy finished" was refused for it; else as this broker's
+// metadata says, read after the uploads ended): the deleted-topics cleanup
+// may have deleted their entries and listed the partition's objects before
+// they were written, and no later cleanup looks for a topic without
+// entries. (The topic id never comes back.) Best effort: what a failure
+// leaves is reported by scrub.
+func (m *Manager) deleteUploadsOfDeletedTopic(ctx context.Context, name metadata.TopicPartition, unfinished []*pendingUpload, refused bool) {
 	if len(unfinished) == 0 {
 		return
 	}
-	if _, exists := m.store.State().TopicByID(name.TopicID); exists {
+	if _, exists := m.store.State().TopicByID(name.TopicID); exists && !refused {
 		return // the next pass deletes them with their "copy started" entries
 	}
 	for _, u := range unfinished {
