@@ -20,7 +20,7 @@ import (
 // IncrementalAlterConfigs (or AlterConfigs) on a BROKER resource — a broker
 // id for that broker, the empty name for every broker — and stored in the
 // metadata quorum (metadata.State.BrokerConfig). They apply to the
-// replicas a reassignment adds (the leader counts what it sends them
+// replicas a reassignment adds while outside the ISR (the leader counts what it sends them
 // against leader.replication.throttled.rate, each adding replica what it
 // fetches against follower.replication.throttled.rate), and, as in Kafka,
 // to the replicas a topic's leader/follower.replication.throttled.replicas
@@ -44,14 +44,17 @@ var dynamicBrokerConfigDocs = map[string]string{
 
 // leaderThrottled reports whether the leader self counts what it sends
 // replica of topic's partition against leader.replication.throttled.rate:
-// replica is being added by a reassignment, or is outside the ISR while
-// the topic's leader.replication.throttled.replicas names partition:self.
+// replica is outside the ISR and being added by a reassignment, or the
+// topic's leader.replication.throttled.replicas names partition:self. An
+// in-sync replica is never throttled (Kafka's shouldLeaderThrottle), an
+// adding one either: it holds the high watermark from when it joins
+// until the reassignment finishes (which waits for every adding replica).
 func leaderThrottled(topic metadata.Topic, partition, self, replica int32) bool {
 	a := topic.Partitions[partition]
-	if slices.Contains(a.AddingReplicas, replica) {
-		return true
+	if slices.Contains(a.ISR, replica) {
+		return false
 	}
-	return !slices.Contains(a.ISR, replica) &&
+	return slices.Contains(a.AddingReplicas, replica) ||
 		topicconfig.ThrottledReplica(topic.Configs[topicconfig.LeaderReplicationThrottledReplicas], partition, self)
 }
 

@@ -219,16 +219,18 @@ func (f *Fetchers) Update(state *metadata.State, parts []*partition.Partition) {
 
 // followerThrottled reports whether this broker (self) counts what it
 // fetches of topic's partition against follower.replication.throttled.rate:
-// it is being added by a reassignment, or it is outside the ISR while the
-// topic's follower.replication.throttled.replicas names partition:self
-// (Kafka's follower-side throttle, set by kafka-reassign-partitions
-// --throttle).
+// it is outside the ISR and being added by a reassignment, or the topic's
+// follower.replication.throttled.replicas names partition:self (Kafka's
+// follower-side throttle, set by kafka-reassign-partitions --throttle).
+// An in-sync replica is never throttled (Kafka's shouldFollowerThrottle),
+// an adding one either: it holds the leader's high watermark from when it
+// joins until the reassignment finishes.
 func followerThrottled(t metadata.Topic, partition, self int32) bool {
 	a := t.Partitions[partition]
-	if slices.Contains(a.AddingReplicas, self) {
-		return true
+	if slices.Contains(a.ISR, self) {
+		return false
 	}
-	return !slices.Contains(a.ISR, self) &&
+	return slices.Contains(a.AddingReplicas, self) ||
 		topicconfig.ThrottledReplica(t.Configs[topicconfig.FollowerReplicationThrottledReplicas], partition, self)
 }
 

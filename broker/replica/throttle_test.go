@@ -166,3 +166,19 @@ func TestFollowerThrottledReplicas(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowerThrottleSparesInSyncAddingReplica: an adding replica that
+// has joined the ISR (the reassignment waits for another one) no longer
+// counts its fetching against follower.replication.throttled.rate: as in
+// Kafka (shouldFollowerThrottle), an in-sync replica is never throttled,
+// or it would hold the leader's high watermark to the throttled rate.
+func TestFollowerThrottleSparesInSyncAddingReplica(t *testing.T) {
+	inSync := metadata.Topic{Name: "t", Partitions: []metadata.Partition{{Replicas: []int32{1, 3, 4}, Leader: 1, ISR: []int32{1, 3},
+		AddingReplicas: []int32{3, 4}}}}
+	if followerThrottled(inSync, 0, 3) {
+		t.Error("the in-sync adding replica 3 is throttled")
+	}
+	if !followerThrottled(inSync, 0, 4) {
+		t.Error("the adding replica 4, not in sync, is not throttled")
+	}
+}
