@@ -341,7 +341,7 @@ func (c *controller) reconcile(stop chan struct{}) {
 	if ctx.Err() != nil {
 		return
 	}
-	c.finishReassignments(ctx, c.s.State(), eligible)
+	c.finishReassignments(ctx, c.s.State(), eligible, unavailable)
 	if ctx.Err() != nil {
 		return
 	}

@@ -9,16 +9,25 @@ import (
 // are all in the ISR: the replicas being removed leave, and leadership
 // moves to the first eligible target replica if the leader is being
 // removed (or is not eligible). A partition with no eligible target
-// replica waits. Each step is checked against the partition epoch it was
-// based on, so a step a failed-over controller computed from an older
-// state is rejected, and the next pass retries from the new one.
-func (c *controller) finishReassignments(ctx context.Context, state *State, eligible func(int32) bool) {
+// replica waits, and so does one with a target replica that is
+// unavailable (fenced, or in controlled shutdown) although still in the
+// ISR — leaveISR takes it out only under a leader this controller has
+// heard from (after a failover, not yet): Kafka's ISR never holds a
+// fenced broker, and finishing would drop the live replicas being removed
+// for one that is gone. Each step is checked against the partition epoch
+// it was based on, so a step a failed-over controller computed from an
+// older state is rejected, and the next pass retries from the new one.
+func (c *controller) finishReassignments(ctx context.Context, state *State, eligible, unavailable func(int32) bool) {
 	state.EachTopic(func(t Topic) bool {
 		for _, p := range t.Partitions {
 			if !p.ReassignmentComplete() {
 				continue
 			}
 			target := p.TargetReplicas()
+			if slices.ContainsFunc(target, unavailable) {
+				c.s.logger.Debug("controller: reassignment in sync but a target replica is fenced or shutting down; waiting", "topic", t.Name, "partition", p.Index, "target", target)
+				continue
+			}
 			leader := int32(-1)
 			if slices.Contains(target, p.Leader) && eligible(p.Leader) {
 				leader = p.Leader
