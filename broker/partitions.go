@@ -233,7 +233,8 @@ func (m *partitionManager) reconcile() error {
 		m.mu.Lock()
 		delete(m.partitions, topicPartition{p.Topic(), p.Index()})
 		m.mu.Unlock()
-		if err := p.Remove(); err != nil {
+		_, exists := state.TopicByID(p.TopicID())
+		if err := p.Remove(!exists); err != nil {
 			m.cfg.log.Error("removing partition failed", "topic", p.Topic(), "partition", p.Index(), "err", err)
 		} else {
 			m.cfg.log.Info("removed partition", "topic", p.Topic(), "partition", p.Index())

@@ -19,15 +19,21 @@ import (
 // away and taken another leader's at their offsets, which the high
 // watermark then passes (and it may lead again since, over those). The
 // leadership, ISR and high watermark are read together under appendMu,
-// so no leader change slips in between.
+// so no leader change slips in between. A removed partition's appends
+// fail as Kafka's delayed produce does once the partition is gone:
+// UNKNOWN_TOPIC_OR_PARTITION when its topic was deleted, else
+// NOT_LEADER_OR_FOLLOWER.
 func (p *Partition) CommitStatus(end int64, leaderEpoch int32) (done bool, code int16, msg string) {
 	p.appendMu.Lock()
 	isr, sameTerm := len(p.assignment.ISR), p.leadsAtLocked(leaderEpoch)
 	highWatermark := p.highWatermark.Load()
 	synced, failed := p.syncStatus(end)
+	removedCode, removedMsg := p.removedStatusLocked()
 	p.appendMu.Unlock()
 	need := int(p.config.Load().MinInsyncReplicas)
 	switch {
+	case removedCode != 0:
+		return false, removedCode, removedMsg
 	case failed:
 		return false, kerr.KafkaStorageError.Code, "written to the leader, but its fsync failed"
 	case !sameTerm:
@@ -45,6 +51,18 @@ func (p *Partition) CommitStatus(end int64, leaderEpoch int32) (done bool, code 
 // own log). Called with appendMu held.
 func (p *Partition) leadsAtLocked(leaderEpoch int32) bool {
 	return p.leading.Load() && p.leaderEpoch.Load() == leaderEpoch
+}
+
+// removedStatusLocked is the Kafka error of an append waiting on a
+// removed partition, or 0. Called with appendMu held.
+func (p *Partition) removedStatusLocked() (code int16, msg string) {
+	switch {
+	case !p.removed.Load():
+		return 0, ""
+	case p.topicDeleted:
+		return kerr.UnknownTopicOrPartition.Code, "the topic was deleted before the write was replicated"
+	}
+	return kerr.NotLeaderForPartition.Code, "this broker no longer hosts the partition"
 }
 
 // syncStatus tells whether records below end are fsynced here (always
@@ -65,8 +83,11 @@ func (p *Partition) leaderStatus(end int64, leaderEpoch int32) (done bool, code 
 	p.appendMu.Lock()
 	sameTerm := p.leadsAtLocked(leaderEpoch)
 	synced, failed := p.syncStatus(end)
+	removedCode, removedMsg := p.removedStatusLocked()
 	p.appendMu.Unlock()
 	switch {
+	case removedCode != 0:
+		return false, removedCode, removedMsg
 	case failed:
 		return false, kerr.KafkaStorageError.Code, "written to the leader, but its fsync failed"
 	case !sameTerm:

@@ -95,7 +95,7 @@ func TestUnrelatedDirectoriesAreLeftAlone(t *testing.T) {
 		if err := segment.WritePartitionMetadata(dir, [16]byte{9}); err != nil {
 			t.Fatal(err)
 		}
-		if err := p.Remove(); !errors.Is(err, ErrNotOurDirectory) {
+		if err := p.Remove(true); !errors.Is(err, ErrNotOurDirectory) {
 			t.Fatalf("Remove of a directory naming another topic: %v", err)
 		}
 		if _, err := os.Stat(dir); err != nil {
@@ -105,7 +105,7 @@ func TestUnrelatedDirectoriesAreLeftAlone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := q.Remove(); err != nil {
+		if err := q.Remove(true); err != nil {
 			t.Fatalf("Remove of its own directory: %v", err)
 		}
 		if _, err := os.Stat(q.dir); !errors.Is(err, os.ErrNotExist) {

@@ -66,6 +66,9 @@ type Partition struct {
 	// that listed the partition before (a maintenance round, a tier
 	// manager pass) would otherwise leave in its successor's directory.
 	removed atomic.Bool
+	// topicDeleted tells why the partition was removed (appendMu): its
+	// topic was deleted, rather than this broker no longer hosting it.
+	topicDeleted bool
 
 	// appendMu guards producers, txnVerified, snapshotEnd, seenRolls, epochs, assignment, followers,
 	// isrChanging, isrPending, isrInFlight, isrRetry, isrInFlightEpochs, isrRetryEpochs,
@@ -1075,12 +1078,16 @@ func (p *Partition) Close() error {
 	return errors.Join(err, snapErr, checkpointErr)
 }
 
-// Remove deletes the partition's directory (its topic was deleted).
-func (p *Partition) Remove() error {
+// Remove deletes the partition's directory: its topic was deleted
+// (topicDeleted), or this broker no longer hosts a replica of it. The
+// appends waiting to be committed fail at once (CommitStatus).
+func (p *Partition) Remove(topicDeleted bool) error {
+	defer p.notifyWaiters()
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	p.checkpointMu.Lock() // a high watermark checkpoint under way ends first
 	p.removed.Store(true)
+	p.topicDeleted = topicDeleted
 	p.checkpointMu.Unlock()
 	// The directory is deleted recursively only when its partition.metadata
 	// still names this partition's topic: a directory that something else

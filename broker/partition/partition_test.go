@@ -300,6 +300,42 @@ func TestWaitAllStops(t *testing.T) {
 	}
 }
 
+// TestRemoveFailsWaitingAppends: an acks=all append waiting for a
+// follower fails at once when its partition is removed, as Kafka's
+// delayed produce does once the partition is gone: UNKNOWN_TOPIC_OR_PARTITION
+// when the topic was deleted, NOT_LEADER_OR_FOLLOWER when this broker no
+// longer hosts the replica (reassigned away).
+func TestRemoveFailsWaitingAppends(t *testing.T) {
+	for _, tc := range []struct {
+		topicDeleted bool
+		want         *kerr.Error
+	}{{true, kerr.UnknownTopicOrPartition}, {false, kerr.NotLeaderForPartition}} {
+		p := replica(t, t.TempDir(), 1, nil)
+		p.ApplyAssignment(assignment(1, 1, []int32{1, 2}, []int32{1, 2}), t0)
+		end := mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 1)) + 1
+		waited := make(chan []Outcome, 1)
+		go func() {
+			waited <- WaitAll([]Pending{{Partition: p, End: end, LeaderEpoch: 1}}, time.Now().Add(time.Hour), nil)
+		}()
+		for registered := false; !registered; time.Sleep(time.Millisecond) { // the wait is asleep
+			p.waitersMu.Lock()
+			registered = len(p.waiters) > 0
+			p.waitersMu.Unlock()
+		}
+		if err := p.Remove(tc.topicDeleted); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case outcome := <-waited:
+			if outcome[0].Code != tc.want.Code {
+				t.Fatalf("removed (topic deleted %v): %v, want %v", tc.topicDeleted, kerr.ErrorForCode(outcome[0].Code), tc.want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("removed (topic deleted %v): the waiting append was not woken", tc.topicDeleted)
+		}
+	}
+}
+
 // TestISRProposals: a follower outside the ISR that reaches the high
 // watermark (and the current epoch's start) is proposed back; one proposal
 // at a time is in flight; a follower that stops catching up for the lag
@@ -542,7 +578,7 @@ func TestConfigAndRetention(t *testing.T) {
 	if p.LogStartOffset() == 0 || len(p.Segments()) != 1 {
 		t.Fatalf("after retention: start %d, %d segments", p.LogStartOffset(), len(p.Segments()))
 	}
-	if err := p.Remove(); err != nil {
+	if err := p.Remove(true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "partition.metadata")); !os.IsNotExist(err) {
