@@ -193,6 +193,17 @@ func (s *Set[S, L]) CoordinatorOf(key string) (int32, *kerr.Error) {
 	return leader, nil
 }
 
+// All returns every shard, loaded or still loading.
+func (s *Set[S, L]) All() []S {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]S, 0, len(s.shards))
+	for _, e := range s.shards {
+		out = append(out, e.shard)
+	}
+	return out
+}
+
 // Loaded returns the loaded shards in partition order, and whether every
 // shard is loaded.
 func (s *Set[S, L]) Loaded() ([]S, bool) {

@@ -132,14 +132,12 @@ func (m *Manager) ExpireOffsets(now time.Time) {
 
 // TopicsDeleted removes every group's committed offsets of deleted
 // topics, as Kafka does, so a topic re-created with the same name starts
-// without them.
+// without them: on every shard, those still loading once loaded
+// (Shard.TopicsDeleted).
 func (m *Manager) TopicsDeleted(names ...string) {
-	deleted := map[string]bool{}
-	for _, n := range names {
-		deleted[n] = true
+	for _, sh := range m.shards.All() {
+		sh.TopicsDeleted(names...)
 	}
-	// Only what belongs to the deleted topics, whatever its age.
-	m.expire(m.clock().Now(), -1, func(tp TopicPartition) bool { return !deleted[tp.Topic] })
 }
 
 func (m *Manager) expire(now time.Time, retention time.Duration, exists func(TopicPartition) bool) {
@@ -154,5 +152,3 @@ func (m *Manager) expire(now time.Time, retention time.Duration, exists func(Top
 		}
 	}
 }
-
-func (m *Manager) clock() Clock { return m.cfg.Coordinator.withDefaults().Clock }

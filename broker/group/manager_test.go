@@ -173,6 +173,81 @@ func TestManagerTopicsDeleted(t *testing.T) {
 	}
 }
 
+// TestManagerTopicDeletedWhileShardLoads: a topic deleted while a shard
+// is still loading (replaying its log, or waiting for the replayed records
+// to be committed) loses its committed offsets there too, before the
+// shard serves; other topics' stay.
+func TestManagerTopicDeletedWhileShardLoads(t *testing.T) {
+	for _, while := range []string{"replaying", "awaiting commit"} {
+		t.Run(while, func(t *testing.T) {
+			m := newTestManager(t, &fakeTopic{leaders: []int32{1}})
+			first := newMemLog()
+			if err := m.Lead(0, first); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now().UnixMilli()
+			if err := waitServing(t, m, "g").CommitOffsets(standalone("g"), map[TopicPartition]CommittedOffset{tp("keep", 0): {Offset: 1, Timestamp: now}, tp("drop", 0): {Offset: 2, Timestamp: now}}); err != nil {
+				t.Fatal(err)
+			}
+			// A new leadership term: the shard loads again.
+			next := first.copyOf(first.appends())
+			if while == "replaying" {
+				next.hold = make(chan struct{})
+			} else {
+				next.uncommitted, next.awaiting = 1, make(chan struct{})
+			}
+			if err := m.Lead(0, next); err != nil {
+				t.Fatal(err)
+			}
+			if while == "awaiting commit" {
+				<-next.awaiting
+			}
+			m.TopicsDeleted("drop")
+			if while == "replaying" {
+				close(next.hold)
+			} else {
+				next.set(func(l *memLog) { l.uncommitted = 0 })
+			}
+			if got := waitServing(t, m, "g").GroupOffsets("g"); len(got) != 1 || got[tp("keep", 0)].Offset != 1 {
+				t.Fatalf("offsets after the topic drop was deleted while the shard was %s: %v, want only keep-0", while, got)
+			}
+		})
+	}
+}
+
+// TestManagerTopicDeletedRemovalRetried: when the tombstones of a deleted
+// topic's offsets cannot be written, the next expiry pass removes them,
+// but not the offsets committed since (of the topic re-created under the
+// same name).
+func TestManagerTopicDeletedRemovalRetried(t *testing.T) {
+	m := newTestManager(t, &fakeTopic{leaders: []int32{1}})
+	log := newMemLog()
+	if err := m.Lead(0, log); err != nil {
+		t.Fatal(err)
+	}
+	sh := waitServing(t, m, "g")
+	now := time.Now().UnixMilli()
+	if err := sh.CommitOffsets(standalone("g"), map[TopicPartition]CommittedOffset{tp("keep", 0): {Offset: 1, Timestamp: now}, tp("drop", 0): {Offset: 2, Timestamp: now}}); err != nil {
+		t.Fatal(err)
+	}
+	log.set(func(l *memLog) { l.fail = kerr.CoordinatorNotAvailable })
+	m.TopicsDeleted("drop")
+	if got := sh.GroupOffsets("g"); len(got) != 2 {
+		t.Fatalf("offsets after a failed removal: %v, want both kept", got)
+	}
+	log.set(func(l *memLog) { l.fail = nil })
+	// The topic re-created: its offsets are committed anew.
+	if err := sh.CommitOffsets(standalone("g"), map[TopicPartition]CommittedOffset{tp("drop", 1): {Offset: 3, Timestamp: now}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		m.ExpireOffsets(time.Now())
+		if got := sh.GroupOffsets("g"); len(got) != 2 || got[tp("keep", 0)].Offset != 1 || got[tp("drop", 1)].Offset != 3 {
+			t.Fatalf("offsets after an expiry pass: %v, want keep-0 and the re-created drop-1", got)
+		}
+	}
+}
+
 // TestManagerExpiryPausedByClockJump: after a forward jump of the wall
 // clock, offset expiry removes nothing until an operator confirms the
 // clock (or it returns): a clock set a year ahead must not expire every

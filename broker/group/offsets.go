@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -123,6 +125,18 @@ type Shard struct {
 	mu      sync.Mutex
 	offsets map[string]map[TopicPartition]storedOffset // group → partition → commit
 	txns    txnOffsets                                 // pending transactional commits
+	// deletedTopics are the deleted topics whose committed offsets the
+	// shard has yet to remove (TopicsDeleted), each with the log offset
+	// below which its commits are the deleted topic's (those recorded
+	// since are of a topic re-created under its name). Every expiry pass
+	// removes them; one that succeeds for every group forgets them.
+	deletedTopics map[string]int64
+	// logEnd is the log's end as far as the shard replayed and wrote it
+	// (math.MaxInt64 until Load has replayed it: all it replays is older);
+	// restored is set once Load has restored the groups, after which
+	// TopicsDeleted removes the offsets itself.
+	logEnd   int64
+	restored bool
 
 	// beforeTombstones, if set, is called (tests only) when a group's
 	// deletion tombstones are about to be written.
@@ -157,6 +171,9 @@ func NewShard(cfg ShardConfig) (*Shard, error) {
 		logger:    cfg.Logger,
 		offsets:   map[string]map[TopicPartition]storedOffset{},
 		txns:      newTxnOffsets(),
+
+		deletedTopics: map[string]int64{},
+		logEnd:        math.MaxInt64,
 	}
 	sh.life = coordinator.NewLifecycle(&sh.mu, cfg.Log)
 	coordCfg := cfg.Coordinator
@@ -246,6 +263,10 @@ func (sh *Shard) Load() {
 			offsetGroups = append(offsetGroups, id)
 		}
 	}
+	sh.logEnd = end
+	for name, before := range sh.deletedTopics { // deleted while replaying
+		sh.deletedTopics[name] = min(before, end)
+	}
 	sh.mu.Unlock()
 	if err != nil {
 		sh.logger.Error("reading the offsets partition failed; its groups are incomplete", "err", err)
@@ -279,6 +300,46 @@ func (sh *Shard) Load() {
 	}
 	if records > 0 {
 		sh.logger.Info("loaded group coordinator shard", "records", records, "groups", restored, "took", time.Since(start).Round(time.Millisecond))
+	}
+	// Topics deleted while loading: their offsets go before the shard
+	// serves (a failure is retried by the next expiry pass).
+	sh.mu.Lock()
+	sh.restored = true
+	deleted := len(sh.deletedTopics) > 0
+	sh.mu.Unlock()
+	if deleted {
+		sh.removeDeletedTopics()
+	}
+}
+
+// TopicsDeleted removes every group's committed offsets of deleted topics
+// recorded so far, whatever their age, as Kafka does
+// (handleDeletedPartitions), so a topic re-created under the same name
+// starts without them: at once once the shard has loaded, else at the end
+// of its Load. A removal that fails is retried by each expiry pass
+// (ExpireOffsets) until one succeeds.
+func (sh *Shard) TopicsDeleted(names ...string) {
+	sh.mu.Lock()
+	for _, name := range names {
+		sh.deletedTopics[name] = sh.logEnd
+	}
+	restored := sh.restored
+	sh.mu.Unlock()
+	if restored {
+		sh.removeDeletedTopics()
+	}
+}
+
+// removeDeletedTopics runs an expiry pass that expires nothing by age:
+// it removes the deleted topics' offsets (and deletes the Empty groups it
+// leaves without offsets, as every pass does).
+func (sh *Shard) removeDeletedTopics() {
+	offsets, groups, err := sh.ExpireOffsets(sh.clock.Now(), -1, func(TopicPartition) bool { return true })
+	if err != nil {
+		sh.logger.Warn("removing committed offsets of deleted topics failed; retried next expiry pass", "err", err)
+	}
+	if offsets > 0 || groups > 0 {
+		sh.logger.Info("removed committed offsets of deleted topics", "offsets", offsets, "groups_deleted", groups)
 	}
 }
 
@@ -378,7 +439,11 @@ func (sh *Shard) writeLocked(records []recordbatch.Record, write func() (int64, 
 	for i := range records {
 		records[i].Timestamp = now
 	}
-	return write()
+	base, err := write()
+	if err == nil {
+		sh.logEnd = max(sh.logEnd, base+int64(len(records)))
+	}
+	return base, err
 }
 
 // StoreGroup implements Store: the group's metadata record is appended to
@@ -594,7 +659,9 @@ func (sh *Shard) deleteGroupData(groupID string, onlyWithoutOffsets bool) error 
 //   - offsets not committed for retention, of a group that never had
 //     members (standalone consumers committing with generation -1);
 //   - offsets of partitions that no longer exist, committed or pending in
-//     a transaction.
+//     a transaction;
+//   - offsets of deleted topics (TopicsDeleted) recorded before their
+//     deletion, whatever their age.
 //
 // Offsets of groups with members are kept (Kafka also expires, for Stable
 // consumer groups, offsets of topics the group no longer subscribes to;
@@ -630,6 +697,7 @@ func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists fu
 	for id := range sh.txns.held {
 		add(id)
 	}
+	deleted := maps.Clone(sh.deletedTopics)
 	sh.mu.Unlock()
 	// Empty groups without offsets too: Kafka deletes them at each pass.
 	for _, l := range sh.coord.List(StateEmpty) {
@@ -686,6 +754,11 @@ func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists fu
 			}
 		}
 	}
+	if failed == nil { // every group's offsets of the deleted topics are gone
+		sh.mu.Lock()
+		maps.DeleteFunc(sh.deletedTopics, func(name string, before int64) bool { return deleted[name] == before })
+		sh.mu.Unlock()
+	}
 	return offsets, groups, failed
 }
 
@@ -715,13 +788,18 @@ func (sh *Shard) expireGroupOffsets(groupID string, d Description, known bool, n
 	}
 	sortTopicPartitions(tps)
 	var gone []TopicPartition
+	// deleted: recorded before its topic was deleted (TopicsDeleted).
+	deleted := func(tp TopicPartition, at int64) bool {
+		before, ok := sh.deletedTopics[tp.Topic]
+		return ok && at < before
+	}
 	for _, tp := range tps {
-		if !exists(tp) || expiredByAge(tp, committed[tp].CommittedOffset) {
+		if !exists(tp) || deleted(tp, committed[tp].at) || expiredByAge(tp, committed[tp].CommittedOffset) {
 			gone = append(gone, tp)
 		}
 	}
 	for _, tp := range sh.txns.partitions(groupID) {
-		if _, ok := committed[tp]; !ok && !exists(tp) {
+		if _, ok := committed[tp]; !ok && (!exists(tp) || deleted(tp, sh.txns.firstAt(groupID, tp))) {
 			gone = append(gone, tp)
 		}
 	}

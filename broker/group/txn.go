@@ -2,6 +2,7 @@ package group
 
 import (
 	"encoding/binary"
+	"math"
 	"sort"
 
 	"github.com/strata-log/strata/broker/recordbatch"
@@ -137,6 +138,18 @@ func (t *txnOffsets) partitions(groupID string) []TopicPartition {
 	}
 	sortTopicPartitions(out)
 	return out
+}
+
+// firstAt is the log offset of the earliest pending commit of the group's
+// partition (math.MaxInt64 if none).
+func (t *txnOffsets) firstAt(groupID string, tp TopicPartition) int64 {
+	first := int64(math.MaxInt64)
+	for producerID := range t.byGroup[groupID] {
+		if pending := t.byProducer[producerID][groupID][tp]; len(pending) > 0 {
+			first = min(first, pending[0].at)
+		}
+	}
+	return first
 }
 
 // deletePartition drops every pending commit of the group's partition.
