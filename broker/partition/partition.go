@@ -740,14 +740,19 @@ func (p *Partition) appendBatch(records []byte, produceVersion int16, now time.T
 	if err != nil {
 		return 0, -1, &Error{Code: recordbatch.ErrorCode(err), Message: err.Error()}
 	}
-	if int64(len(batch)) > cfg.SegmentBytes {
-		return 0, -1, &Error{Code: kerr.RecordListTooLarge.Code, Message: fmt.Sprintf("batch of %d bytes is larger than segment.bytes (%d)", len(batch), cfg.SegmentBytes)}
-	}
 	if h.Codec() == recordbatch.Zstd && produceVersion < 7 {
 		return 0, -1, &Error{Code: kerr.UnsupportedCompressionType.Code, Message: "zstd-compressed batches need Produce v7 or later"}
 	}
 	if h.IsTransactional() && !h.HasProducerID() {
 		return 0, -1, &Error{Code: kerr.InvalidRecord.Code, Message: "a transactional batch needs a producer id"}
+	}
+	if codec, ok := storedCodec(cfg.Compression); ok && codec != h.Codec() && !h.IsControl() {
+		if batch, h, err = recode(batch, codec, cfg.MaxMessageBytes); err != nil {
+			return 0, -1, err
+		}
+	}
+	if int64(len(batch)) > cfg.SegmentBytes {
+		return 0, -1, &Error{Code: kerr.RecordListTooLarge.Code, Message: fmt.Sprintf("batch of %d bytes is larger than segment.bytes (%d)", len(batch), cfg.SegmentBytes)}
 	}
 	appendTime = -1
 	if cfg.LogAppendTime {
@@ -828,6 +833,46 @@ func (p *Partition) appendBatch(records []byte, produceVersion int16, now time.T
 	}
 	p.notifyAppended()
 	return base, appendTime, nil
+}
+
+// storedCodec is the codec compression.type makes the leader store
+// produced batches with; ok is false for "producer" (each batch keeps the
+// producer's codec).
+func storedCodec(compression string) (codec recordbatch.Codec, ok bool) {
+	switch compression {
+	case "uncompressed":
+		return recordbatch.None, true
+	case "gzip":
+		return recordbatch.Gzip, true
+	case "snappy":
+		return recordbatch.Snappy, true
+	case "lz4":
+		return recordbatch.LZ4, true
+	case "zstd":
+		return recordbatch.Zstd, true
+	default:
+		return 0, false
+	}
+}
+
+// recode re-encodes a validated produced batch with codec, as Kafka's
+// leader does when the topic's compression.type differs from the
+// producer's codec: same header (offsets, producer id, epoch, sequences,
+// attributes but the codec) and records. max.message.bytes applies to
+// the batch as stored, as in Kafka; a failure is an *Error.
+func recode(batch []byte, codec recordbatch.Codec, maxMessageBytes int32) ([]byte, recordbatch.Header, error) {
+	recoded, err := recordbatch.Recode(batch, codec)
+	if err != nil {
+		return nil, recordbatch.Header{}, &Error{Code: recordbatch.ErrorCode(err), Message: "re-encode with compression.type " + codec.String() + ": " + err.Error()}
+	}
+	if maxMessageBytes > 0 && len(recoded) > int(maxMessageBytes) {
+		return nil, recordbatch.Header{}, &Error{Code: kerr.MessageTooLarge.Code, Message: fmt.Sprintf("batch of %d bytes re-encoded with %v is larger than max.message.bytes (%d)", len(recoded), codec, maxMessageBytes)}
+	}
+	h, err := recordbatch.ParseHeader(recoded)
+	if err != nil {
+		return nil, recordbatch.Header{}, &Error{Code: recordbatch.ErrorCode(err), Message: err.Error()}
+	}
+	return recoded, h, nil
 }
 
 // HoldAppendWakeups defers the wakeups of Append (of long-polling fetches

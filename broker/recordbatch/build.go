@@ -41,24 +41,15 @@ type BuildOptions struct {
 // order (Record.Offset is ignored), firstTimestamp from the first record,
 // maxTimestamp the largest, compressed with opts.Codec using the same
 // libraries the broker decodes with. It is for tests and tools; the broker
-// itself never re-encodes a batch.
+// re-encodes batches with Rebuild and Recode.
 func Build(opts BuildOptions, records []Record) ([]byte, error) {
 	if len(records) == 0 {
 		return nil, fmt.Errorf("%w: build a batch of no records", ErrInvalidRecord)
 	}
-	if !opts.Codec.Valid() {
-		return nil, fmt.Errorf("%w: %v", ErrUnsupportedCodec, opts.Codec)
-	}
-	firstTimestamp := records[0].Timestamp
-	maxTimestamp := firstTimestamp
-	var raw []byte
+	numbered := make([]Record, len(records))
 	for index, record := range records {
-		maxTimestamp = max(maxTimestamp, record.Timestamp)
-		raw = AppendRecord(raw, record, int32(index), record.Timestamp-firstTimestamp)
-	}
-	payload, err := Compress(opts.Codec, raw, opts.XerialSnappy)
-	if err != nil {
-		return nil, err
+		record.Offset = opts.BaseOffset + int64(index)
+		numbered[index] = record
 	}
 	attributes := int16(opts.Codec)
 	if opts.LogAppendTime {
@@ -73,20 +64,81 @@ func Build(opts BuildOptions, records []Record) ([]byte, error) {
 	h := Header{
 		BaseOffset:           opts.BaseOffset,
 		PartitionLeaderEpoch: opts.PartitionLeaderEpoch,
-		Magic:                Magic,
 		Attributes:           attributes,
 		LastOffsetDelta:      int32(len(records) - 1),
-		FirstTimestamp:       firstTimestamp,
-		MaxTimestamp:         maxTimestamp,
+		FirstTimestamp:       records[0].Timestamp,
+		MaxTimestamp:         maxRecordTimestamp(records),
 		ProducerID:           noProducerID,
 		ProducerEpoch:        noProducerEpoch,
 		BaseSequence:         noSequence,
-		NumRecords:           int32(len(records)),
 	}
 	if opts.Idempotent {
 		h.ProducerID, h.ProducerEpoch, h.BaseSequence = opts.ProducerID, opts.ProducerEpoch, opts.BaseSequence
 	}
+	return rebuild(h, numbered, opts.XerialSnappy)
+}
+
+// Rebuild encodes records as the batch with header h: the base offset,
+// lastOffsetDelta, partition leader epoch, attributes (so the codec),
+// first timestamp, producer id, epoch and base sequence of h; each record
+// keeps its offset (encoded as its delta from h.BaseOffset, so offset gaps
+// stay) and its timestamp (encoded against h.FirstTimestamp). The record
+// count is len(records) and the CRC is computed; the max timestamp is the
+// records' largest, or h's under LogAppendTime. Snappy is written as one
+// raw block (librdkafka's and franz-go's shape), which every client reads.
+// The log cleaner rewrites the batches it compacts with it.
+func Rebuild(h Header, records []Record) ([]byte, error) {
+	return rebuild(h, records, false)
+}
+
+// Recode returns batch, one whole valid batch, re-encoded with codec, as
+// Kafka's compression.type makes the leader store it: the same header but
+// for the codec bits (and the CRC), the same records — keys, values,
+// headers, timestamps and offset deltas. The records are decoded within
+// the limits that Records applies to stored batches; the caller has
+// validated batch.
+func Recode(batch []byte, codec Codec) ([]byte, error) {
+	h, err := ParseHeader(batch)
+	if err != nil {
+		return nil, err
+	}
+	records, err := Records(batch)
+	if err != nil {
+		return nil, err
+	}
+	h.Attributes = h.Attributes&^codecMask | int16(codec)
+	return Rebuild(h, records)
+}
+
+func rebuild(h Header, records []Record, xerial bool) ([]byte, error) {
+	if codec := h.Codec(); !codec.Valid() {
+		return nil, fmt.Errorf("%w: %v", ErrUnsupportedCodec, codec)
+	}
+	var raw []byte
+	for _, r := range records {
+		raw = AppendRecord(raw, r, int32(r.Offset-h.BaseOffset), r.Timestamp-h.FirstTimestamp)
+	}
+	payload, err := Compress(h.Codec(), raw, xerial)
+	if err != nil {
+		return nil, err
+	}
+	if !h.LogAppendTime() {
+		h.MaxTimestamp = maxRecordTimestamp(records)
+	}
+	h.NumRecords = int32(len(records))
 	return Assemble(h, payload), nil
+}
+
+// maxRecordTimestamp is the largest record timestamp, -1 for no records.
+func maxRecordTimestamp(records []Record) int64 {
+	if len(records) == 0 {
+		return -1
+	}
+	maxTimestamp := records[0].Timestamp
+	for _, r := range records[1:] {
+		maxTimestamp = max(maxTimestamp, r.Timestamp)
+	}
+	return maxTimestamp
 }
 
 // Assemble writes a header and an already encoded (and compressed)

@@ -3,7 +3,9 @@
 // stores and a consumer fetches. The broker keeps the bytes a producer sent:
 // it checks them once here, writes the base offset and partition leader epoch
 // into the header (and, for LogAppendTime topics, the timestamps), and appends
-// the same bytes.
+// the same bytes — unless the topic's compression.type names another codec
+// than the batch's: the leader then re-encodes it with Recode (as Kafka
+// does), and followers copy the leader's bytes.
 //
 // # Batch
 //

@@ -836,32 +836,15 @@ func emptiedBatch(h recordbatch.Header) []byte {
 	}, nil)
 }
 
-// rebuildBatch encodes the kept records of the batch with header h: same
-// base offset, lastOffsetDelta, producer id/epoch, base sequence,
-// attributes (so the same codec), partition leader epoch and first
-// timestamp (the delete horizon once stamped: the records' timestamp
-// deltas are encoded against it); each record keeps its offset delta and
-// timestamp. The max timestamp is recomputed from the kept records
-// (CreateTime) or kept (LogAppendTime).
+// rebuildBatch encodes the kept records of the batch with header h
+// (recordbatch.Rebuild): same base offset, lastOffsetDelta, producer
+// id/epoch, base sequence, attributes (so the same codec), partition
+// leader epoch and first timestamp (the delete horizon once stamped: the
+// records' timestamp deltas are encoded against it); each record keeps its
+// offset delta and timestamp. The max timestamp is recomputed from the
+// kept records (CreateTime) or kept (LogAppendTime).
 func rebuildBatch(h recordbatch.Header, kept []recordbatch.Record) ([]byte, error) {
-	var raw []byte
-	maxTimestamp := int64(-1)
-	for _, r := range kept {
-		raw = recordbatch.AppendRecord(raw, r, int32(r.Offset-h.BaseOffset), r.Timestamp-h.FirstTimestamp)
-		maxTimestamp = max(maxTimestamp, r.Timestamp)
-	}
-	// Snappy is written as one raw block (librdkafka's and franz-go's shape)
-	// even when the original used the Java client's xerial framing; every
-	// client reads both.
-	payload, err := recordbatch.Compress(h.Codec(), raw, false)
-	if err != nil {
-		return nil, err
-	}
-	if !h.LogAppendTime() {
-		h.MaxTimestamp = maxTimestamp
-	}
-	h.NumRecords = int32(len(kept))
-	return recordbatch.Assemble(h, payload), nil
+	return recordbatch.Rebuild(h, kept)
 }
 
 // decodeRecords parses a stored batch's header and decodes its records,

@@ -157,13 +157,8 @@ var definitions = []Definition{
 			return nil
 		}},
 	{Name: CompressionType, Type: TypeString, BrokerName: "compression.type", Default: "producer",
-		Doc: "producer: batches are stored as the producer compressed them. Re-compression on the broker is not supported.",
-		validate: func(v string) error {
-			if v != "producer" {
-				return fmt.Errorf("%q is not supported: Strata stores batches as produced (compression.type=producer)", v)
-			}
-			return nil
-		}},
+		Doc:      "codec the leader stores batches with: producer keeps the producer's; uncompressed, gzip, snappy, lz4 or zstd re-encode every batch produced with another codec (as Kafka)",
+		validate: oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")},
 	{Name: DeleteRetentionMs, Type: TypeLong, BrokerName: "log.cleaner.delete.retention.ms", Default: "86400000",
 		Doc: "milliseconds a tombstone (null value) stays readable on a compacted topic before the cleaner drops it", validate: longAtLeast(0)},
 	{Name: MaxCompactionLagMs, Type: TypeLong, BrokerName: "log.cleaner.max.compaction.lag.ms", Default: strconv.FormatInt(math.MaxInt64, 10),
@@ -375,7 +370,12 @@ type Values struct {
 	FlushMessages      int64
 	FlushMs            int64
 	MaxMessageBytes    int32
-	LogAppendTime      bool
+	// Compression is compression.type: "producer" (batches are stored
+	// with the producer's codec) or the codec the leader re-encodes
+	// produced batches with ("uncompressed", "gzip", "snappy", "lz4",
+	// "zstd").
+	Compression   string
+	LogAppendTime bool
 	// TimestampBeforeMaxMs and TimestampAfterMaxMs bound a CreateTime
 	// record's timestamp around the broker's clock.
 	TimestampBeforeMaxMs int64
@@ -475,6 +475,7 @@ func Typed(defaults Defaults, topic map[string]string) Values {
 		FlushMessages:            long(FlushMessages),
 		FlushMs:                  long(FlushMs),
 		MaxMessageBytes:          int32(long(MaxMessageBytes)),
+		Compression:              resolve(CompressionType),
 		LogAppendTime:            ts == "LogAppendTime",
 		TimestampBeforeMaxMs:     long(MessageTimestampBeforeMaxMs),
 		TimestampAfterMaxMs:      long(MessageTimestampAfterMaxMs),

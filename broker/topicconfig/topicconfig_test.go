@@ -26,7 +26,14 @@ func TestValidate(t *testing.T) {
 		{"dirty ratio above 1", map[string]string{MinCleanableDirtyRatio: "1.5"}, false},
 		{"dirty ratio not a number", map[string]string{MinCleanableDirtyRatio: "NaN"}, false},
 		{"negative delete retention", map[string]string{DeleteRetentionMs: "-1"}, false},
-		{"recompression refused", map[string]string{CompressionType: "zstd"}, false},
+		{"compression zstd", map[string]string{CompressionType: "zstd"}, true},
+		{"compression uncompressed", map[string]string{CompressionType: "uncompressed"}, true},
+		{"compression gzip", map[string]string{CompressionType: "gzip"}, true},
+		{"compression snappy", map[string]string{CompressionType: "snappy"}, true},
+		{"compression lz4", map[string]string{CompressionType: "lz4"}, true},
+		{"compression producer", map[string]string{CompressionType: "producer"}, true},
+		{"compression none is the producer's name", map[string]string{CompressionType: "none"}, false},
+		{"compression level unknown", map[string]string{"compression.zstd.level": "3"}, false},
 		{"bad timestamp type", map[string]string{MessageTimestampType: "AppendTime"}, false},
 		{"deprecated format version", map[string]string{MessageFormatVersion: "2.8", MessageDownconversionEnable: "false"}, true},
 		{"deprecated format version with IV", map[string]string{MessageFormatVersion: "3.0-IV1"}, true},
@@ -63,6 +70,16 @@ func TestResolveSources(t *testing.T) {
 	if typed.RetentionMs != 1000 || typed.SegmentBytes != 2048 || !typed.LogAppendTime || typed.MaxMessageBytes != 1048588 || typed.MinInsyncReplicas != 1 {
 		t.Errorf("typed: %+v", typed)
 	}
+	if typed.Compression != "producer" {
+		t.Errorf("typed compression default: %q", typed.Compression)
+	}
+	if typed = Typed(Defaults{CompressionType: "gzip"}, map[string]string{CompressionType: "zstd"}); typed.Compression != "zstd" {
+		t.Errorf("typed compression: %q", typed.Compression)
+	}
+	if typed = Typed(Defaults{CompressionType: "gzip"}, nil); typed.Compression != "gzip" {
+		t.Errorf("typed compression from the broker default: %q", typed.Compression)
+	}
+	typed = Typed(defaults, map[string]string{MessageTimestampType: "LogAppendTime", SegmentBytes: "2048"})
 	if !typed.Delete || typed.Compact || typed.MinCleanableDirtyRatio != 0.5 || typed.DeleteRetentionMs != 86400000 {
 		t.Errorf("typed cleanup defaults: %+v", typed)
 	}
