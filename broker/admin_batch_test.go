@@ -3,6 +3,7 @@ package broker_test
 import (
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,7 +13,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
+	"github.com/strata-log/strata/broker/topicconfig"
 )
 
 // TestDeleteTopicsRefusesMalformedEntriesPerEntry: as Kafka's controller
@@ -426,6 +429,122 @@ func TestDescribeConfigsEmptyNamesListsAll(t *testing.T) {
 		}
 		if counts[true] != counts[false] {
 			t.Errorf("%s %s: %d configs for null names, %d for an empty list", c.kind, c.name, counts[true], counts[false])
+		}
+	}
+}
+
+// TestDescribeConfigsBrokerSources: DescribeConfigs of a broker reports
+// each config's source as Kafka does, with its synonyms in Kafka's
+// precedence order when asked (v1+): a config left at its built-in default
+// is DEFAULT_CONFIG and is_default; one the operator set (a serve flag:
+// Config.StaticConfigs, or a topic default) is STATIC_BROKER_CONFIG, then
+// its default; a dynamic one is DYNAMIC_BROKER_CONFIG or
+// DYNAMIC_DEFAULT_BROKER_CONFIG and not read-only. is_default (v0 only)
+// is true for DEFAULT_CONFIG. Every static broker config was
+// STATIC_BROKER_CONFIG, never is_default, and none had synonyms.
+func TestDescribeConfigsBrokerSources(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) {
+		c.NumPartitions = 3
+		c.StaticConfigs = []string{"num.partitions"}
+		c.TopicDefaults = topicconfig.Defaults{topicconfig.RetentionMs: "3600000"}
+	})
+	cl := n.Client()
+	for _, alter := range []struct{ broker, name, value string }{
+		{"1", "leader.replication.throttled.rate", "1024"},
+		{"", "leader.replication.throttled.rate", "4096"},
+		{"", "follower.replication.throttled.rate", "2048"},
+	} {
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		req.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeBroker, ResourceName: alter.broker,
+			Configs: []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: alter.name, Value: kmsg.StringPtr(alter.value)}}}}
+		if r := request[*kmsg.IncrementalAlterConfigsResponse](t, cl, req).Resources[0]; r.ErrorCode != 0 {
+			t.Fatalf("set %s on broker %q: %v", alter.name, alter.broker, kerr.ErrorForCode(r.ErrorCode))
+		}
+	}
+	const (
+		dynamic        = kmsg.ConfigSourceDynamicBrokerConfig
+		dynamicDefault = kmsg.ConfigSourceDynamicDefaultBrokerConfig
+		static         = kmsg.ConfigSourceStaticBrokerConfig
+		builtin        = kmsg.ConfigSourceDefaultConfig
+		unlimited      = "9223372036854775807"
+	)
+	type synonym struct {
+		value  string
+		source kmsg.ConfigSource
+	}
+	want := map[string]struct {
+		readOnly bool
+		synonyms []synonym // the first is the config's value and source
+	}{
+		"message.max.bytes":                   {true, []synonym{{"1048588", builtin}}},
+		"default.replication.factor":          {true, []synonym{{"1", builtin}}},
+		"num.partitions":                      {true, []synonym{{"3", static}, {"1", builtin}}},
+		"log.retention.ms":                    {true, []synonym{{"3600000", static}, {"604800000", builtin}}},
+		"leader.replication.throttled.rate":   {false, []synonym{{"1024", dynamic}, {"4096", dynamicDefault}, {unlimited, builtin}}},
+		"follower.replication.throttled.rate": {false, []synonym{{"2048", dynamicDefault}, {unlimited, builtin}}},
+	}
+	names := make([]string, 0, len(want))
+	for name := range want {
+		names = append(names, name)
+	}
+	// A topic's configs, described by the same code, keep theirs.
+	createTopic(t, cl, "sourced", 1, map[string]string{topicconfig.RetentionMs: "60000"})
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	req.IncludeSynonyms = true
+	req.Resources = []kmsg.DescribeConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "sourced", ConfigNames: []string{topicconfig.RetentionMs}}}
+	if r := request[*kmsg.DescribeConfigsResponse](t, cl, req).Resources[0]; r.ErrorCode != 0 || len(r.Configs) != 1 {
+		t.Errorf("describe topic: %v, %d configs", kerr.ErrorForCode(r.ErrorCode), len(r.Configs))
+	} else if c := r.Configs[0]; deref(c.Value) != "60000" || c.Source != kmsg.ConfigSourceDynamicTopicConfig || c.ReadOnly || len(c.ConfigSynonyms) != 3 ||
+		c.ConfigSynonyms[1].Name != "log.retention.ms" || deref(c.ConfigSynonyms[1].Value) != "3600000" || c.ConfigSynonyms[1].Source != static ||
+		deref(c.ConfigSynonyms[2].Value) != "604800000" || c.ConfigSynonyms[2].Source != builtin {
+		t.Errorf("topic retention.ms: %s %v read_only %v, synonyms %+v", deref(c.Value), c.Source, c.ReadOnly, c.ConfigSynonyms)
+	}
+
+	v0 := kversion.Stable()
+	v0.SetMaxKeyVersion(kmsg.DescribeConfigs.Int16(), 0)
+	for _, c := range []struct {
+		client          *kgo.Client
+		v0              bool // is_default, no source
+		includeSynonyms bool
+	}{{cl, false, true}, {cl, false, false}, {n.Client(kgo.MaxVersions(v0)), true, false}} {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		req.IncludeSynonyms = c.includeSynonyms
+		req.Resources = []kmsg.DescribeConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeBroker, ResourceName: "1", ConfigNames: names}}
+		r := request[*kmsg.DescribeConfigsResponse](t, c.client, req).Resources[0]
+		if r.ErrorCode != 0 || len(r.Configs) != len(want) {
+			t.Fatalf("describe broker 1 (v0 %v): %v, %d configs for %d names", c.v0, kerr.ErrorForCode(r.ErrorCode), len(r.Configs), len(want))
+		}
+		for _, entry := range r.Configs {
+			w := want[entry.Name]
+			first := w.synonyms[0]
+			if deref(entry.Value) != first.value || entry.ReadOnly != w.readOnly {
+				t.Errorf("%s (v0 %v): value %s read_only %v, want %s read_only %v", entry.Name, c.v0, deref(entry.Value), entry.ReadOnly, first.value, w.readOnly)
+			}
+			if c.v0 {
+				if entry.IsDefault != (first.source == builtin) {
+					t.Errorf("%s (v0): is_default %v, want %v", entry.Name, entry.IsDefault, first.source == builtin)
+				}
+				continue
+			}
+			if entry.Source != first.source {
+				t.Errorf("%s: source %v, want %v", entry.Name, entry.Source, first.source)
+			}
+			var got []synonym
+			for _, s := range entry.ConfigSynonyms {
+				if s.Name != entry.Name {
+					t.Errorf("%s: synonym named %s", entry.Name, s.Name)
+				}
+				got = append(got, synonym{deref(s.Value), s.Source})
+			}
+			if !c.includeSynonyms {
+				if len(got) != 0 {
+					t.Errorf("%s: synonyms %v not asked for", entry.Name, got)
+				}
+				continue
+			}
+			if !slices.Equal(got, w.synonyms) {
+				t.Errorf("%s: synonyms %v, want %v", entry.Name, got, w.synonyms)
+			}
 		}
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"maps"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -91,6 +93,50 @@ func (s *Server) UnsharedObjectStore() error {
 	return errors.New("remote.storage.enable=true needs an object store every broker shares, and this broker's is node-local (the default file://<data-dir>/bucket, or a file:// or mem:// store not declared shared) in a cluster of more than one node: the other replicas would drop their local copies of segments only this node's directory holds. Start every broker with the same --object-store s3://..., or a file:// directory all of them mount, with --object-store-shared")
 }
 
+// configSynonym is one source of a config's value (DescribeConfigs v1+).
+type configSynonym = kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
+
+func newSynonym(name, value string, source kmsg.ConfigSource) configSynonym {
+	return configSynonym{Name: name, Value: &value, Source: source}
+}
+
+// describedConfig is the DescribeConfigs entry of a config given the
+// sources that set it, its synonyms, in Kafka's precedence order: a topic's
+// own value; a broker's dynamic value, the dynamic cluster default, the
+// static config, the built-in default. As in Kafka (ConfigHelper), the
+// first one is the config's value and source, and a config without any is
+// fallback, DEFAULT_CONFIG. The synonyms are listed when asked for.
+func describedConfig(name string, synonyms []configSynonym, fallback string, includeSynonyms bool) kmsg.DescribeConfigsResponseResourceConfig {
+	entry := kmsg.NewDescribeConfigsResponseResourceConfig()
+	entry.Name = name
+	value, source := fallback, kmsg.ConfigSourceDefaultConfig
+	if len(synonyms) > 0 {
+		value, source = *synonyms[0].Value, synonyms[0].Source
+	}
+	entry.Value, entry.Source = &value, source
+	entry.IsDefault = source == kmsg.ConfigSourceDefaultConfig
+	if includeSynonyms {
+		entry.ConfigSynonyms = synonyms
+	}
+	return entry
+}
+
+// brokerSynonyms are the synonyms of a static broker config (a static
+// one of staticBrokerConfigs or a topic config's broker synonym): one
+// the operator did not set is its built-in default, DEFAULT_CONFIG; one
+// set is STATIC_BROKER_CONFIG, then its default (def, nil for none: this
+// broker's identity, as Kafka's node.id).
+func brokerSynonyms(name, value string, set bool, def *string) []configSynonym {
+	if !set {
+		return []configSynonym{newSynonym(name, value, kmsg.ConfigSourceDefaultConfig)}
+	}
+	out := []configSynonym{newSynonym(name, value, kmsg.ConfigSourceStaticBrokerConfig)}
+	if def != nil {
+		out = append(out, newSynonym(name, *def, kmsg.ConfigSourceDefaultConfig))
+	}
+	return out
+}
+
 // describeTopicConfigs lists a topic's effective configs (all, or the named
 // ones) with their sources and, when asked, synonyms and documentation.
 func (s *Server) describeTopicConfigs(topic map[string]string, names []string, synonyms, docs bool) []kmsg.DescribeConfigsResponseResourceConfig {
@@ -99,62 +145,117 @@ func (s *Server) describeTopicConfigs(topic map[string]string, names []string, s
 		if names != nil && !contains(names, def.Name) {
 			continue
 		}
-		value, source := topicconfig.Resolve(s.cfg.TopicDefaults, topic, def.Name)
-		entry := kmsg.NewDescribeConfigsResponseResourceConfig()
-		entry.Name = def.Name
-		entry.Value = &value
-		entry.Source = kmsg.ConfigSource(source)
-		entry.IsDefault = source == topicconfig.SourceDefault
+		var all []configSynonym
+		if v, ok := topic[def.Name]; ok {
+			all = append(all, newSynonym(def.Name, v, kmsg.ConfigSourceDynamicTopicConfig))
+		}
+		if def.BrokerName != "" { // topic-only configs have no broker synonym
+			v, set := s.cfg.TopicDefaults.Value(def.Name)
+			all = append(all, brokerSynonyms(def.BrokerName, v, set, &def.Default)...)
+		}
+		entry := describedConfig(def.Name, all, def.Default, synonyms)
 		entry.ConfigType = kmsg.ConfigType(def.Type)
 		if docs {
 			doc := def.Doc
 			entry.Documentation = &doc
-		}
-		if synonyms {
-			if v, ok := topic[def.Name]; ok {
-				entry.ConfigSynonyms = append(entry.ConfigSynonyms, kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{Name: def.Name, Value: &v, Source: kmsg.ConfigSource(topicconfig.SourceTopic)})
-			}
-			if v, ok := s.cfg.TopicDefaults[def.Name]; ok && def.BrokerName != "" {
-				entry.ConfigSynonyms = append(entry.ConfigSynonyms, kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{Name: def.BrokerName, Value: &v, Source: kmsg.ConfigSource(topicconfig.SourceStaticBroker)})
-			}
-			if def.BrokerName != "" { // topic-only configs have no broker synonym
-				d := def.Default
-				entry.ConfigSynonyms = append(entry.ConfigSynonyms, kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{Name: def.BrokerName, Value: &d, Source: kmsg.ConfigSource(topicconfig.SourceDefault)})
-			}
 		}
 		out = append(out, entry)
 	}
 	return out
 }
 
-// brokerConfigs are the read-only broker settings DescribeConfigs shows.
-func (s *Server) brokerConfigs() map[string]string {
-	m := map[string]string{
-		"node.id":                    strconv.Itoa(int(s.cfg.NodeID)),
-		"broker.id":                  strconv.Itoa(int(s.cfg.NodeID)),
-		"log.dirs":                   s.cfg.DataDir,
-		"num.partitions":             strconv.Itoa(int(s.cfg.NumPartitions)),
-		"default.replication.factor": strconv.Itoa(int(s.cfg.DefaultReplicationFactor)),
-		"auto.create.topics.enable":  strconv.FormatBool(!s.cfg.DisableAutoCreateTopics),
-		"socket.request.max.bytes":   strconv.Itoa(int(s.cfg.MaxRequestBytes)),
-		"connections.max.idle.ms":    strconv.FormatInt(s.cfg.IdleTimeout.Milliseconds(), 10),
-		"producer.id.expiration.ms":  strconv.FormatInt(s.cfg.ProducerIDExpiration.Milliseconds(), 10),
-	}
-	var listeners, advertised []string
-	for _, l := range s.listeners {
-		listeners = append(listeners, l.Name+"://"+l.Address)
-		advertised = append(advertised, l.Name+"://"+net.JoinHostPort(l.advertiseHost, strconv.Itoa(int(l.advertisePort))))
-	}
-	m["listeners"] = strings.Join(listeners, ",")
-	m["advertised.listeners"] = strings.Join(advertised, ",")
-	for _, def := range topicconfig.All() {
-		if def.BrokerName == "" {
-			continue // topic-only
+// staticBrokerConfigs are the static broker configs DescribeConfigs shows
+// besides the topic configs' broker synonyms (log.retention.ms, ...), each
+// with its value on a server. A config's built-in default is its value on
+// a server of a Config left zero (setDefaults); the identity of a broker
+// (noDefault) has none.
+var staticBrokerConfigs = map[string]struct {
+	value     func(s *Server) string
+	noDefault bool
+}{
+	"node.id":                    {func(s *Server) string { return strconv.Itoa(int(s.cfg.NodeID)) }, true},
+	"broker.id":                  {func(s *Server) string { return strconv.Itoa(int(s.cfg.NodeID)) }, true},
+	"log.dirs":                   {func(s *Server) string { return s.cfg.DataDir }, true},
+	"num.partitions":             {func(s *Server) string { return strconv.Itoa(int(s.cfg.NumPartitions)) }, false},
+	"default.replication.factor": {func(s *Server) string { return strconv.Itoa(int(s.cfg.DefaultReplicationFactor)) }, false},
+	"auto.create.topics.enable":  {func(s *Server) string { return strconv.FormatBool(!s.cfg.DisableAutoCreateTopics) }, false},
+	"socket.request.max.bytes":   {func(s *Server) string { return strconv.Itoa(int(s.cfg.MaxRequestBytes)) }, false},
+	"connections.max.idle.ms":    {func(s *Server) string { return strconv.FormatInt(s.cfg.IdleTimeout.Milliseconds(), 10) }, false},
+	"producer.id.expiration.ms":  {func(s *Server) string { return strconv.FormatInt(s.cfg.ProducerIDExpiration.Milliseconds(), 10) }, false},
+	"listeners": {func(s *Server) string {
+		var listeners []string
+		for _, l := range s.cfg.Listeners {
+			listeners = append(listeners, l.Name+"://"+l.Address)
 		}
-		v, _ := s.cfg.TopicDefaults.Value(def.Name)
-		m[def.BrokerName] = v
+		return strings.Join(listeners, ",")
+	}, false},
+	"advertised.listeners": {func(s *Server) string { // as bound: port 0 is the one picked
+		var advertised []string
+		for _, l := range s.listeners {
+			advertised = append(advertised, l.Name+"://"+net.JoinHostPort(l.advertiseHost, strconv.Itoa(int(l.advertisePort))))
+		}
+		return strings.Join(advertised, ",")
+	}, true},
+}
+
+// serverOfDefaults is a server of a Config left zero, whose values are the
+// built-in defaults of staticBrokerConfigs.
+var serverOfDefaults = sync.OnceValue(func() *Server {
+	var cfg Config
+	cfg.setDefaults()
+	return &Server{cfg: cfg}
+})
+
+// describeBrokerConfigs lists broker id's configs (all, or the named ones;
+// the dynamic cluster defaults for metadata.ClusterDefaultBroker) with
+// their sources and, when asked, synonyms and documentation. Only the
+// dynamic configs are not read-only.
+func (s *Server) describeBrokerConfigs(state *metadata.State, id int32, names []string, synonyms, docs bool) []kmsg.DescribeConfigsResponseResourceConfig {
+	type config struct {
+		synonyms []configSynonym
+		dynamic  bool
+		doc      string
 	}
-	return m
+	all := map[string]config{}
+	for name, doc := range dynamicBrokerConfigDocs {
+		all[name] = config{dynamicBrokerConfigSynonyms(state, id, name), true, doc}
+	}
+	if id != metadata.ClusterDefaultBroker {
+		for name, c := range staticBrokerConfigs {
+			var def *string
+			if !c.noDefault {
+				v := c.value(serverOfDefaults())
+				def = &v
+			}
+			all[name] = config{synonyms: brokerSynonyms(name, c.value(s), slices.Contains(s.cfg.StaticConfigs, name), def)}
+		}
+		for _, def := range topicconfig.All() {
+			if def.BrokerName == "" {
+				continue // topic-only
+			}
+			v, set := s.cfg.TopicDefaults.Value(def.Name)
+			all[def.BrokerName] = config{synonyms: brokerSynonyms(def.BrokerName, v, set, &def.Default)}
+		}
+	}
+	keys := make([]string, 0, len(all))
+	for name := range all {
+		if names == nil || contains(names, name) {
+			keys = append(keys, name)
+		}
+	}
+	sort.Strings(keys)
+	out := make([]kmsg.DescribeConfigsResponseResourceConfig, 0, len(keys))
+	for _, name := range keys {
+		c := all[name]
+		entry := describedConfig(name, c.synonyms, "", synonyms)
+		entry.ReadOnly = !c.dynamic
+		if docs && c.doc != "" {
+			doc := c.doc
+			entry.Documentation = &doc
+		}
+		out = append(out, entry)
+	}
+	return out
 }
 
 func contains(list []string, s string) bool {
@@ -202,34 +303,16 @@ func handleDescribeConfigs(c *clientConn, h requestHeader, req *kmsg.DescribeCon
 				setErr(kerr.ClusterAuthorizationFailed.Code, "not authorized to DESCRIBE_CONFIGS of the cluster")
 				break
 			}
+			id := s.cfg.NodeID
 			if r.ResourceName == "" {
 				// The cluster-wide dynamic defaults (kafka-configs
 				// --entity-default).
-				out.Configs = describeDynamicBrokerConfigs(state, metadata.ClusterDefaultBroker, names, req.IncludeDocumentation)
-				break
-			}
-			if r.ResourceName != strconv.Itoa(int(s.cfg.NodeID)) {
+				id = metadata.ClusterDefaultBroker
+			} else if r.ResourceName != strconv.Itoa(int(s.cfg.NodeID)) {
 				setErr(kerr.InvalidRequest.Code, "broker "+r.ResourceName+" is not this broker ("+strconv.Itoa(int(s.cfg.NodeID))+")")
 				break
 			}
-			out.Configs = describeDynamicBrokerConfigs(state, s.cfg.NodeID, names, req.IncludeDocumentation)
-			cfgs := s.brokerConfigs()
-			static := make([]string, 0, len(cfgs))
-			for n := range cfgs {
-				if names == nil || contains(names, n) {
-					static = append(static, n)
-				}
-			}
-			sort.Strings(static)
-			for _, n := range static {
-				v := cfgs[n]
-				entry := kmsg.NewDescribeConfigsResponseResourceConfig()
-				entry.Name = n
-				entry.Value = &v
-				entry.ReadOnly = true
-				entry.Source = kmsg.ConfigSource(topicconfig.SourceStaticBroker)
-				out.Configs = append(out.Configs, entry)
-			}
+			out.Configs = s.describeBrokerConfigs(state, id, names, req.IncludeSynonyms, req.IncludeDocumentation)
 		default:
 			setErr(kerr.InvalidRequest.Code, "unsupported resource type "+strconv.Itoa(int(r.ResourceType)))
 		}

@@ -5,7 +5,6 @@ import (
 	"maps"
 	"math"
 	"slices"
-	"sort"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -170,36 +169,20 @@ func incrementalBrokerConfigs(configs map[string]string, ops []kmsg.IncrementalA
 	return 0, ""
 }
 
-// describeDynamicBrokerConfigs adds the dynamic configs of broker id to a
-// DescribeConfigs answer: its own value (DYNAMIC_BROKER_CONFIG), else the
-// cluster default's (DYNAMIC_DEFAULT_BROKER_CONFIG), else Kafka's default.
-func describeDynamicBrokerConfigs(state *metadata.State, id int32, names []string, documentation bool) []kmsg.DescribeConfigsResponseResourceConfig {
-	var out []kmsg.DescribeConfigsResponseResourceConfig
-	keys := make([]string, 0, len(dynamicBrokerConfigDocs))
-	for name := range dynamicBrokerConfigDocs {
-		if names == nil || slices.Contains(names, name) {
-			keys = append(keys, name)
-		}
+// dynamicBrokerConfigSynonyms are the synonyms of dynamic config name of
+// broker id (metadata.ClusterDefaultBroker: the cluster default), in
+// Kafka's precedence order: the broker's own value (DYNAMIC_BROKER_CONFIG),
+// the cluster default's (DYNAMIC_DEFAULT_BROKER_CONFIG), Kafka's default.
+// They are never static (no serve flag).
+func dynamicBrokerConfigSynonyms(state *metadata.State, id int32, name string) []configSynonym {
+	var out []configSynonym
+	if v, ok := state.BrokerConfigs(id)[name]; ok && id != metadata.ClusterDefaultBroker {
+		out = append(out, newSynonym(name, v, kmsg.ConfigSourceDynamicBrokerConfig))
 	}
-	sort.Strings(keys)
-	for _, name := range keys {
-		entry := kmsg.NewDescribeConfigsResponseResourceConfig()
-		entry.Name = name
-		value := strconv.FormatInt(math.MaxInt64, 10)
-		entry.Source = kmsg.ConfigSource(topicconfig.SourceDefault)
-		if v, ok := state.BrokerConfigs(id)[name]; ok && id != metadata.ClusterDefaultBroker {
-			value, entry.Source = v, kmsg.ConfigSourceDynamicBrokerConfig
-		} else if v, ok := state.BrokerConfigs(metadata.ClusterDefaultBroker)[name]; ok {
-			value, entry.Source = v, kmsg.ConfigSourceDynamicDefaultBrokerConfig
-		}
-		entry.Value = &value
-		if documentation {
-			doc := dynamicBrokerConfigDocs[name]
-			entry.Documentation = &doc
-		}
-		out = append(out, entry)
+	if v, ok := state.BrokerConfigs(metadata.ClusterDefaultBroker)[name]; ok {
+		out = append(out, newSynonym(name, v, kmsg.ConfigSourceDynamicDefaultBrokerConfig))
 	}
-	return out
+	return append(out, newSynonym(name, strconv.FormatInt(math.MaxInt64, 10), kmsg.ConfigSourceDefaultConfig))
 }
 
 // registerReassignmentMetrics exports the partitions this broker leads

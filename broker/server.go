@@ -48,8 +48,16 @@ type Config struct {
 	// authorizer (--authorizer none).
 	Authorizer *authz.Authorizer
 
-	// TopicDefaults are the broker-level defaults of topic configs.
+	// TopicDefaults are the broker-level defaults of topic configs: the
+	// ones the operator set (DescribeConfigs reports them
+	// STATIC_BROKER_CONFIG, the others DEFAULT_CONFIG).
 	TopicDefaults topicconfig.Defaults
+	// StaticConfigs names (as Kafka does: num.partitions, listeners, ...)
+	// the other broker configs the operator set, by a serve flag, its
+	// STRATA_ environment variable or the config file. DescribeConfigs
+	// reports them STATIC_BROKER_CONFIG, every other one DEFAULT_CONFIG
+	// (its value is the built-in default).
+	StaticConfigs []string
 	// NumPartitions is the partition count of auto-created topics and of
 	// CreateTopics requests that leave it unset (num.partitions), default 1.
 	NumPartitions int32

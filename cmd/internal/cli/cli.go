@@ -240,6 +240,38 @@ func topicDefaultFlag(def topicconfig.Definition) string {
 	return strings.ReplaceAll(def.BrokerName, ".", "-")
 }
 
+// staticConfigFlags are the serve flags that set the broker configs
+// DescribeConfigs shows (besides the topic defaults), by Kafka name: one
+// the operator set (broker.Config.StaticConfigs) is STATIC_BROKER_CONFIG,
+// one left at its default DEFAULT_CONFIG.
+var staticConfigFlags = map[string][]string{
+	"node.id":                    {"node-id"},
+	"broker.id":                  {"node-id"},
+	"log.dirs":                   {"data-dir"},
+	"listeners":                  {"listen", "listeners"},
+	"advertised.listeners":       {"advertise"},
+	"num.partitions":             {"num-partitions"},
+	"default.replication.factor": {"default-replication-factor"},
+	"auto.create.topics.enable":  {"auto-create-topics"},
+	"socket.request.max.bytes":   {"socket-request-max-bytes"},
+	"connections.max.idle.ms":    {"connections-max-idle-ms"},
+	"producer.id.expiration.ms":  {"producer-id-expiration-ms"},
+}
+
+// staticConfigs names the broker configs of staticConfigFlags the operator
+// set: on the command line, by environment variable or in the config file
+// (applyOverrides sets those flags, so pflag counts them as changed).
+func staticConfigs(fs *pflag.FlagSet) []string {
+	var out []string
+	for name, flags := range staticConfigFlags {
+		if slices.ContainsFunc(flags, fs.Changed) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	f := &serveFlags{topicDefaults: map[string]*string{}}
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
@@ -828,6 +860,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 		Broker: broker.Config{
 			Listeners:                     listeners,
 			TopicDefaults:                 defaults,
+			StaticConfigs:                 staticConfigs(fs),
 			NumPartitions:                 f.numPartitions,
 			DefaultReplicationFactor:      f.replicationFactor,
 			DisableAutoCreateTopics:       !f.autoCreateTopics,

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -185,6 +186,38 @@ func TestPrecedenceFlagOverEnvOverFile(t *testing.T) {
 	}
 	if cfg.Broker.TopicDefaults[topicconfig.RetentionMs] != "1000" {
 		t.Errorf("retention default %q, want 1000 from the file", cfg.Broker.TopicDefaults[topicconfig.RetentionMs])
+	}
+	// Set by the operator, wherever from: DescribeConfigs reports them
+	// STATIC_BROKER_CONFIG, the others DEFAULT_CONFIG.
+	if want := []string{"broker.id", "log.dirs", "node.id", "num.partitions"}; !slices.Equal(cfg.Broker.StaticConfigs, want) {
+		t.Errorf("static configs %v, want %v", cfg.Broker.StaticConfigs, want)
+	}
+}
+
+// TestStaticConfigsNameSetFlags: broker.Config.StaticConfigs names the
+// broker configs whose serve flag was given, none by default.
+func TestStaticConfigsNameSetFlags(t *testing.T) {
+	fs, _ := newServeFlagSet(new(bytes.Buffer))
+	for name, flags := range staticConfigFlags {
+		for _, flag := range flags {
+			if fs.Lookup(flag) == nil {
+				t.Errorf("%s: no serve flag --%s", name, flag)
+			}
+		}
+	}
+	cfg, err := parseServe(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Broker.StaticConfigs) != 0 {
+		t.Errorf("static configs %v without flags", cfg.Broker.StaticConfigs)
+	}
+	cfg, err = parseServe(t, "--listeners", "CLIENT=127.0.0.1:9092", "--auto-create-topics=true", "--connections-max-idle-ms", "1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"auto.create.topics.enable", "connections.max.idle.ms", "listeners"}; !slices.Equal(cfg.Broker.StaticConfigs, want) {
+		t.Errorf("static configs %v, want %v", cfg.Broker.StaticConfigs, want)
 	}
 }
 
