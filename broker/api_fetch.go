@@ -16,6 +16,7 @@ import (
 	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/replica"
 	"github.com/strata-log/strata/broker/segment"
+	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -193,6 +194,15 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			name = topic.Name
 		}
 		allowed := replicaAllowed && (replicaID >= 0 || c.authorized(authz.OpRead, authz.ResourceTopic, name))
+		// As Kafka (KIP-110): a consumer's Fetch older than v10 cannot
+		// decode zstd, so a topic with compression.type=zstd answers it
+		// UNSUPPORTED_COMPRESSION_TYPE for each partition this broker
+		// leads, without reading. Followers fetch with v10+.
+		zstdRefused := false
+		if req.Version < 10 && replicaID < 0 {
+			compression, _ := topicconfig.Resolve(s.cfg.TopicDefaults, topic.Configs, topicconfig.CompressionType)
+			zstdRefused = compression == "zstd"
+		}
 		for pi, rp := range rt.Partitions {
 			p := kmsg.NewFetchResponseTopicPartition()
 			p.Partition = rp.Partition
@@ -204,6 +214,9 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 				t.errorCode = kerr.TopicAuthorizationFailed.Code
 			default:
 				t.part, t.errorCode = s.leaderPartition(topic, rp.Partition, rp.CurrentLeaderEpoch)
+				if t.part != nil && zstdRefused {
+					t.part, t.errorCode = nil, kerr.UnsupportedCompressionType.Code
+				}
 				if t.part != nil && replicaID >= 0 {
 					t.replica = true
 					if leaderThrottled(topic, rp.Partition, s.cfg.NodeID, replicaID) {

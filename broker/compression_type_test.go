@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/recordbatch"
@@ -239,5 +240,76 @@ func TestCompressionTypeMaxMessageBytesAppliesToStoredBatch(t *testing.T) {
 	}
 	if h := fetchStored(t, n, cl, "t", 0); len(h) != 1 || h[0].Codec() != recordbatch.None {
 		t.Fatalf("stored %+v, want one uncompressed batch", h)
+	}
+}
+
+// TestCompressionTypeZstdFetchBeforeV10: as Kafka (KIP-110), a consumer's
+// Fetch older than v10, which cannot decode zstd, is answered
+// UNSUPPORTED_COMPRESSION_TYPE for a partition of a topic with
+// compression.type=zstd, and not its zstd batches; v10 and later get them.
+// Other codecs are served to v9, and so is a zstd batch a producer topic
+// keeps (Kafka's rule is the topic's config).
+func TestCompressionTypeZstdFetchBeforeV10(t *testing.T) {
+	n := brokertest.Start(t)
+	cl := n.Client()
+	build := func(codec recordbatch.Codec) []byte {
+		b, err := recordbatch.Build(recordbatch.BuildOptions{Codec: codec}, []recordbatch.Record{
+			{Value: []byte("a"), Timestamp: time.Now().UnixMilli()}, {Value: []byte("b"), Timestamp: time.Now().UnixMilli()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	topics := []struct {
+		name, compression string
+		produced, stored  recordbatch.Codec
+	}{
+		{"zstd", "zstd", recordbatch.Gzip, recordbatch.Zstd},
+		{"gzip", "gzip", recordbatch.None, recordbatch.Gzip},
+		{"producer", "producer", recordbatch.Zstd, recordbatch.Zstd},
+	}
+	for _, tc := range topics {
+		createTopic(t, cl, tc.name, 1, map[string]string{"compression.type": tc.compression})
+		if p := produceRaw(t, n, cl, tc.name, build(tc.produced)); p.ErrorCode != 0 {
+			t.Fatalf("produce to %s: %v", tc.name, kerr.ErrorForCode(p.ErrorCode))
+		}
+	}
+	fetch := func(version int16, topic string) kmsg.FetchResponseTopicPartition {
+		t.Helper()
+		vs := kversion.Stable()
+		vs.SetMaxKeyVersion(kmsg.Fetch.Int16(), version)
+		meta, _ := n.Store.State().Topic(topic)
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID, req.MaxBytes, req.MinBytes = -1, 1<<20, 1
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic, ft.TopicID = topic, meta.ID
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.PartitionMaxBytes, fp.CurrentLeaderEpoch = 1<<20, -1
+		ft.Partitions = append(ft.Partitions, fp)
+		req.Topics = append(req.Topics, ft)
+		resp := request[*kmsg.FetchResponse](t, n.Client(kgo.MaxVersions(vs)), req)
+		if resp.Version != version {
+			t.Fatalf("fetch sent as v%d, want v%d", resp.Version, version)
+		}
+		return resp.Topics[0].Partitions[0]
+	}
+	for _, version := range []int16{4, 9, 10, 13, 18} {
+		for _, tc := range topics {
+			p := fetch(version, tc.name)
+			if version < 10 && tc.compression == "zstd" {
+				if p.ErrorCode != kerr.UnsupportedCompressionType.Code || len(p.RecordBatches) != 0 {
+					t.Errorf("v%d %s: %v with %d bytes of records, want UNSUPPORTED_COMPRESSION_TYPE without records", version, tc.name, kerr.ErrorForCode(p.ErrorCode), len(p.RecordBatches))
+				}
+				continue
+			}
+			if p.ErrorCode != 0 {
+				t.Errorf("v%d %s: %v", version, tc.name, kerr.ErrorForCode(p.ErrorCode))
+				continue
+			}
+			h, err := recordbatch.ParseHeader(p.RecordBatches)
+			if err != nil || h.Codec() != tc.stored || h.NumRecords != 2 {
+				t.Errorf("v%d %s: batch codec %v with %d records (%v), want %v with 2", version, tc.name, h.Codec(), h.NumRecords, err, tc.stored)
+			}
+		}
 	}
 }
