@@ -162,8 +162,10 @@ func (o *internalTopicManager) replicationFactor(state *metadata.State) (int, er
 	return configured, nil
 }
 
-// configs are the topic's configs: compacted, with its segment size (and
-// min.insync.replicas, where set), on top of configs already set.
+// configs are the topic's configs: compacted, with its segment size,
+// compression.type=producer (and min.insync.replicas, where set), on top
+// of configs already set. As Kafka, the coordinators' batches are stored
+// as written: a broker default compression.type does not apply.
 func (o *internalTopicManager) configs(set map[string]string, replicas int) map[string]string {
 	out := map[string]string{}
 	for k, v := range set {
@@ -177,6 +179,9 @@ func (o *internalTopicManager) configs(set map[string]string, replicas int) map[
 	out[topicconfig.CleanupPolicy] = "compact"
 	if _, ok := out[topicconfig.SegmentBytes]; !ok {
 		out[topicconfig.SegmentBytes] = strconv.Itoa(int(o.spec.segmentBytes))
+	}
+	if _, ok := out[topicconfig.CompressionType]; !ok {
+		out[topicconfig.CompressionType] = "producer"
 	}
 	if _, ok := out[topicconfig.MinInsyncReplicas]; !ok && o.spec.minInsyncReplicas > 0 && replicas > 0 {
 		out[topicconfig.MinInsyncReplicas] = strconv.Itoa(min(o.spec.minInsyncReplicas, replicas))

@@ -126,3 +126,28 @@ func TestTransactionStateTopicWaitsForItsReplicationFactor(t *testing.T) {
 		}
 	}
 }
+
+// TestInternalTopicsCompressionProducer: as Kafka, __consumer_offsets and
+// __transaction_state are created with compression.type=producer (and
+// compacted), whatever the broker default: a default of zstd would have
+// made the leader re-encode the coordinators' batches.
+func TestInternalTopicsCompressionProducer(t *testing.T) {
+	n := brokertest.Start(t, func(c *broker.Config) {
+		c.TopicDefaults = topicconfig.Defaults{topicconfig.CompressionType: "zstd"}
+	})
+	cl := n.Client()
+	for _, tc := range []struct {
+		coordinatorType int8
+		topic           string
+	}{{0, group.OffsetsTopic}, {1, txn.TopicName}} {
+		find := kmsg.NewPtrFindCoordinatorRequest()
+		find.CoordinatorType, find.CoordinatorKey = tc.coordinatorType, "key"
+		if r := request[*kmsg.FindCoordinatorResponse](t, cl, find); r.ErrorCode != 0 {
+			t.Fatalf("FindCoordinator for %s: %v", tc.topic, kerr.ErrorForCode(r.ErrorCode))
+		}
+		topic, ok := n.Store.State().Topic(tc.topic)
+		if !ok || topic.Configs[topicconfig.CompressionType] != "producer" || topic.Configs[topicconfig.CleanupPolicy] != "compact" {
+			t.Errorf("%s (exists: %v) configs %v, want compression.type=producer and cleanup.policy=compact", tc.topic, ok, topic.Configs)
+		}
+	}
+}
