@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker"
@@ -49,22 +48,8 @@ func TestRemoteQueueFullAnswersEmpty(t *testing.T) {
 	reader := &busyReader{RemoteReader: tier}
 	n := startTiered(t, reader)
 	cl := n.Client()
-	createTopic(t, cl, "replay", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
-	p := leadingTopic(t, n, "replay")
-	for i := range 20 {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "replay", Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer startTierManager(t, ctx, n, tier)()
-	waitLocalLogStart(t, ctx, p, 0, "offset 0")
-
-	fetch := kmsg.NewPtrFetchRequest()
-	fetch.ReplicaID, fetch.MaxBytes, fetch.MaxWaitMillis, fetch.MinBytes = -1, 1<<20, 0, 1
-	fp := kmsg.NewFetchRequestTopicPartition()
-	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1<<20
-	topic, _ := n.Store.State().Topic("replay")
-	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: "replay", TopicID: topic.ID, Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
+	fetch, stop := tieredReplay(t, ctx, n, tier, cl)
+	defer stop()
 	reader.busy.Store(true)
 	got := request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions[0]
 	if got.ErrorCode != 0 || len(got.RecordBatches) != 0 {

@@ -55,22 +55,8 @@ func TestRemoteFetchQuotaSkipsReads(t *testing.T) {
 		c.RemoteFetchQuota = limiter
 	})
 	cl := n.Client()
-	createTopic(t, cl, "replay", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
-	p := leadingTopic(t, n, "replay")
-	for i := range 20 {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "replay", Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer startTierManager(t, ctx, n, tier)()
-	waitLocalLogStart(t, ctx, p, 0, "offset 0")
-
-	fetch := kmsg.NewPtrFetchRequest()
-	fetch.ReplicaID, fetch.MaxBytes, fetch.MaxWaitMillis, fetch.MinBytes = -1, 1<<20, 0, 1
-	fp := kmsg.NewFetchRequestTopicPartition()
-	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1<<20
-	topic, _ := n.Store.State().Topic("replay")
-	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: "replay", TopicID: topic.ID, Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
+	fetch, stop := tieredReplay(t, ctx, n, tier, cl)
+	defer stop()
 	// Within the quota: read. The tier pays for what its reads take from
 	// the store (tiering.Tier.FetchQuota); this reader is not paced, so
 	// the test takes the read's bytes (a segment of ~600 B) itself.
@@ -120,22 +106,9 @@ func TestRemoteFetchQuotaLongPollReadsWhenTheQuotaHasRoom(t *testing.T) {
 		c.RemoteFetchQuota = limiter
 	})
 	cl := n.Client()
-	createTopic(t, cl, "replay", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
-	p := leadingTopic(t, n, "replay")
-	for i := range 20 {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "replay", Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer startTierManager(t, ctx, n, tier)()
-	waitLocalLogStart(t, ctx, p, 0, "offset 0")
-
-	fetch := kmsg.NewPtrFetchRequest()
-	fetch.ReplicaID, fetch.MaxBytes, fetch.MaxWaitMillis, fetch.MinBytes = -1, 1<<20, 10_000, 1
-	fp := kmsg.NewFetchRequestTopicPartition()
-	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1<<20
-	topic, _ := n.Store.State().Topic("replay")
-	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: "replay", TopicID: topic.ID, Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
+	fetch, stop := tieredReplay(t, ctx, n, tier, cl)
+	defer stop()
+	fetch.MaxWaitMillis = 10_000
 	// The reader is not paced (the tier pays for its reads' bytes): the
 	// test takes a first read's worth itself, about 0.3 s at 2000 B/s.
 	limiter.Record(600)
@@ -182,6 +155,30 @@ func TestRemoteReadsPlannedWithinTheResponseBudget(t *testing.T) {
 	if reads := reader.reads.Load(); reads != 4 || len(got[0].RecordBatches) == 0 || len(got[1].RecordBatches) == 0 || len(got[2].RecordBatches) == 0 {
 		t.Fatalf("max bytes 1 MiB: %d remote reads in all, %d/%d/%d bytes; want three more reads answering every partition", reads, len(got[0].RecordBatches), len(got[1].RecordBatches), len(got[2].RecordBatches))
 	}
+}
+
+// tieredReplay creates "replay" (1 partition of 600-byte segments, local
+// retention 1 byte), produces 20 records, starts the tier manager (stop
+// stops it) and waits until offset 0 is in the tier only; it returns a
+// consumer's Fetch of offset 0 (max wait 0, min bytes 1).
+func tieredReplay(t *testing.T, ctx context.Context, n *brokertest.Node, tier *tiering.Tier, cl *kgo.Client) (fetch *kmsg.FetchRequest, stop func()) {
+	t.Helper()
+	createTopic(t, cl, "replay", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
+	p := leadingTopic(t, n, "replay")
+	for i := range 20 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "replay", Value: []byte(fmt.Sprintf("record-%d", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop = startTierManager(t, ctx, n, tier)
+	waitLocalLogStart(t, ctx, p, 0, "offset 0")
+	fetch = kmsg.NewPtrFetchRequest()
+	fetch.ReplicaID, fetch.MaxBytes, fetch.MaxWaitMillis, fetch.MinBytes = -1, 1<<20, 0, 1
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1<<20
+	topic, _ := n.Store.State().Topic("replay")
+	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: "replay", TopicID: topic.ID, Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
+	return fetch, stop
 }
 
 // remoteOnlyFetch creates topic with three tiered partitions of 20 small
