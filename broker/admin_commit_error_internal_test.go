@@ -11,8 +11,8 @@ import (
 	"github.com/strata-log/strata/metadata"
 )
 
-// TestAdminCommitErrorCodeLeadershipIsRetriable: a client-quota or ACL
-// change the quorum did not commit because it was between leaders
+// TestAdminCommitErrorCodeLeadershipIsRetriable: a client-quota, ACL or
+// SCRAM credential change the quorum did not commit because it was between leaders
 // (metadata.ErrNotLeader, as the store returns it when this node is not
 // the leader and none is known, or when leadership was lost while the
 // command was being committed) is answered REQUEST_TIMED_OUT, retriable,
@@ -27,6 +27,7 @@ func TestAdminCommitErrorCodeLeadershipIsRetriable(t *testing.T) {
 	}{
 		{"AlterClientQuotas", metadata.ErrInvalidClientQuota},
 		{"CreateAcls/DeleteAcls", metadata.ErrInvalidACL},
+		{"AlterUserScramCredentials", nil},
 	} {
 		for _, c := range []struct {
 			err  error
@@ -36,11 +37,16 @@ func TestAdminCommitErrorCodeLeadershipIsRetriable(t *testing.T) {
 			{fmt.Errorf("%w: %w", metadata.ErrNotLeader, raft.ErrNotLeader), kerr.RequestTimedOut},
 			{fmt.Errorf("%w (no leader is known)", metadata.ErrNotLeader), kerr.RequestTimedOut},
 			{context.DeadlineExceeded, kerr.RequestTimedOut},
-			{fmt.Errorf("%w: bad", api.invalid), kerr.InvalidRequest},
 		} {
 			if got := adminCommitErrorCode(c.err, api.invalid); got != c.want.Code {
 				t.Errorf("%s, %q: %v, want %v", api.name, c.err, kerr.ErrorForCode(got), c.want)
 			}
+		}
+		if api.invalid == nil {
+			continue // the state machine refuses none of its changes as invalid
+		}
+		if got := adminCommitErrorCode(fmt.Errorf("%w: bad", api.invalid), api.invalid); got != kerr.InvalidRequest.Code {
+			t.Errorf("%s, invalid: %v, want INVALID_REQUEST", api.name, kerr.ErrorForCode(got))
 		}
 	}
 	if !kerr.IsRetriable(kerr.RequestTimedOut) {

@@ -162,7 +162,7 @@ func handleAlterUserScramCredentials(c *clientConn, _ requestHeader, req *kmsg.A
 		cancel()
 		if err != nil {
 			for _, user := range users {
-				fail(user, kerr.UnknownServerError, "storing the credentials failed: "+err.Error())
+				fail(user, kerr.ErrorForCode(adminCommitErrorCode(err, nil)).(*kerr.Error), "storing the credentials failed: "+err.Error())
 			}
 		}
 	}

@@ -29,8 +29,9 @@ func (s *Server) adminContext(timeoutMillis int32) (context.Context, context.Can
 }
 
 // adminCommitErrorCode is the answer to an admin change (client quotas,
-// ACLs) the quorum did not commit: INVALID_REQUEST when its state machine
-// refused the change as invalid (err is invalid), REQUEST_TIMED_OUT when
+// ACLs, SCRAM credentials) the quorum did not commit: INVALID_REQUEST when
+// its state machine refused the change as invalid (err is invalid; nil
+// when it refuses none), REQUEST_TIMED_OUT when
 // the request's time ran out or the quorum was between leaders
 // (metadata.ErrNotLeader) — retriable, as CreateTopics, DeleteTopics,
 // CreatePartitions and AlterConfigs answer it, and as Kafka's forwarding
