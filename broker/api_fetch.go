@@ -893,9 +893,14 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, 
 // waiting out its max wait for appends that cannot bring it.
 func movedToTier(targets []fetchTarget) bool {
 	return slices.ContainsFunc(targets, func(t fetchTarget) bool {
-		return t.part != nil && t.remote == nil && t.errorCode == 0 && t.diverging == nil &&
-			t.localStart <= t.offset && t.offset < t.part.LogStartOffset()
+		return t.part != nil && t.remote == nil && t.errorCode == 0 && t.diverging == nil && t.lostLocally(t.part.LogStartOffset())
 	})
+}
+
+// lostLocally reports whether the local log start, now start, has passed
+// the offset since the Fetch planned a local read of it.
+func (t *fetchTarget) lostLocally(start int64) bool {
+	return t.localStart <= t.offset && t.offset < start
 }
 
 // localOutOfRange is the error code for a local read of t's offset out of
@@ -906,7 +911,7 @@ func movedToTier(targets []fetchTarget) bool {
 // between: the next Fetch plans a read from the object store (or answers
 // OFFSET_OUT_OF_RANGE if retention or DeleteRecords deleted the records).
 func (t *fetchTarget) localOutOfRange(start int64) int16 {
-	if t.localStart <= t.offset && t.offset < start {
+	if t.lostLocally(start) {
 		return 0
 	}
 	return kerr.OffsetOutOfRange.Code
