@@ -192,17 +192,31 @@ func TestManagerTopicDeletedWhileShardLoads(t *testing.T) {
 			// A new leadership term: the shard loads again.
 			next := first.copyOf(first.appends())
 			if while == "replaying" {
-				next.hold = make(chan struct{})
+				next.hold, next.replaying = make(chan struct{}), make(chan struct{})
 			} else {
 				next.uncommitted, next.awaiting = 1, make(chan struct{})
 			}
 			if err := m.Lead(0, next); err != nil {
 				t.Fatal(err)
 			}
-			if while == "awaiting commit" {
+			// The deletion comes while Load is in Replay (holding the
+			// shard's state) or in AwaitCommitted: it must not wait for
+			// the load to end.
+			if while == "replaying" {
+				<-next.replaying
+			} else {
 				<-next.awaiting
 			}
-			m.TopicsDeleted("drop")
+			deleted := make(chan struct{})
+			go func() { m.TopicsDeleted("drop"); close(deleted) }()
+			select {
+			case <-deleted:
+			case <-time.After(10 * time.Second):
+				if while == "replaying" { // let the test's cleanup end
+					close(next.hold)
+				}
+				t.Fatalf("TopicsDeleted waited for the shard's load (%s) to end", while)
+			}
 			if while == "replaying" {
 				close(next.hold)
 			} else {

@@ -132,11 +132,19 @@ type Shard struct {
 	// removes them; one that succeeds for every group forgets them.
 	deletedTopics map[string]int64
 	// logEnd is the log's end as far as the shard replayed and wrote it
-	// (math.MaxInt64 until Load has replayed it: all it replays is older);
-	// restored is set once Load has restored the groups, after which
-	// TopicsDeleted removes the offsets itself.
-	logEnd   int64
-	restored bool
+	// (math.MaxInt64 until Load has replayed it: all it replays is older).
+	logEnd int64
+
+	// loadMu guards restored and deletedWhileLoading, apart from mu
+	// because Load holds mu for its whole replay and TopicsDeleted (called
+	// as metadata is applied) must not wait for it. restored is set once
+	// Load has restored the groups, after which TopicsDeleted removes the
+	// offsets itself; until then it records the topics in
+	// deletedWhileLoading, which Load moves to deletedTopics (everything
+	// it replayed is older than the deletion). Lock order: mu, then loadMu.
+	loadMu              sync.Mutex
+	restored            bool
+	deletedWhileLoading []string
 
 	// beforeTombstones, if set, is called (tests only) when a group's
 	// deletion tombstones are about to be written.
@@ -264,9 +272,6 @@ func (sh *Shard) Load() {
 		}
 	}
 	sh.logEnd = end
-	for name, before := range sh.deletedTopics { // deleted while replaying
-		sh.deletedTopics[name] = min(before, end)
-	}
 	sh.mu.Unlock()
 	if err != nil {
 		sh.logger.Error("reading the offsets partition failed; its groups are incomplete", "err", err)
@@ -304,7 +309,12 @@ func (sh *Shard) Load() {
 	// Topics deleted while loading: their offsets go before the shard
 	// serves (a failure is retried by the next expiry pass).
 	sh.mu.Lock()
-	sh.restored = true
+	sh.loadMu.Lock()
+	for _, name := range sh.deletedWhileLoading {
+		sh.deletedTopics[name] = sh.logEnd
+	}
+	sh.deletedWhileLoading, sh.restored = nil, true
+	sh.loadMu.Unlock()
 	deleted := len(sh.deletedTopics) > 0
 	sh.mu.Unlock()
 	if deleted {
@@ -319,15 +329,19 @@ func (sh *Shard) Load() {
 // of its Load. A removal that fails is retried by each expiry pass
 // (ExpireOffsets) until one succeeds.
 func (sh *Shard) TopicsDeleted(names ...string) {
+	sh.loadMu.Lock()
+	if !sh.restored {
+		sh.deletedWhileLoading = append(sh.deletedWhileLoading, names...)
+		sh.loadMu.Unlock()
+		return
+	}
+	sh.loadMu.Unlock()
 	sh.mu.Lock()
 	for _, name := range names {
 		sh.deletedTopics[name] = sh.logEnd
 	}
-	restored := sh.restored
 	sh.mu.Unlock()
-	if restored {
-		sh.removeDeletedTopics()
-	}
+	sh.removeDeletedTopics()
 }
 
 // removeDeletedTopics runs an expiry pass that expires nothing by age:

@@ -15,7 +15,8 @@ import (
 
 // memLog is an in-memory Log: each Append is one batch, numbered from
 // offset 0 on as a partition numbers them. fail makes appends fail; hold
-// makes Replay wait until released; corrupt batches and markers can be
+// makes Replay wait until released (closing replaying, if set, once it
+// waits); corrupt batches and markers can be
 // appended by hand (add). uncommitted is how many of the last batches are
 // above the high watermark (a previous leader's unacknowledged tail):
 // AwaitCommitted waits, signalling awaiting once, until set lowers it or
@@ -26,6 +27,7 @@ type memLog struct {
 	fail        error
 	leading     bool
 	hold        chan struct{}
+	replaying   chan struct{} // if not nil, closed when Replay waits on hold
 	uncommitted int
 	awaiting    chan struct{} // if not nil, closed when AwaitCommitted first waits
 	awaited     bool          // awaiting is closed
@@ -127,11 +129,14 @@ func (l *memLog) endLocked(n int) int64 {
 
 func (l *memLog) Replay(fn func([]byte) error) (int64, error) {
 	l.mu.Lock()
-	hold := l.hold
+	hold, replaying := l.hold, l.replaying
 	batches := append([][]byte(nil), l.batches...)
 	end := l.endLocked(len(batches))
 	l.mu.Unlock()
 	if hold != nil {
+		if replaying != nil {
+			close(replaying)
+		}
 		<-hold
 	}
 	for _, b := range batches {
