@@ -1,6 +1,16 @@
 package coordinator
 
-import "sync"
+import (
+	"errors"
+	"sync"
+)
+
+// ErrClosedWhileLoading is what a shard's replay callback returns once
+// the shard is closed (ClosedLocked): its Load stops there and the shard
+// never serves. A shard takes its mutex batch by batch while it replays,
+// never across the replay, so that Close (a leadership change, applied
+// with the cluster's metadata) does not wait for a long load.
+var ErrClosedWhileLoading = errors.New("coordinator: shard closed while loading")
 
 // Leader tells whether this broker still leads a shard's partition (the
 // shard's log).

@@ -144,6 +144,34 @@ func TestManagerCloseWaitsForLoaders(t *testing.T) {
 	<-closed
 }
 
+// TestManagerResignWhileShardReplays (forced interleaving): the offsets
+// partition's leadership moves (applied with the cluster's metadata) while
+// its shard replays the log. Load held the shard's mutex across the whole
+// replay, so Resign, and with it the broker's handling of every other
+// partition's metadata, waited for the replay to end. Resign returns at
+// once now, and the shard never serves.
+func TestManagerResignWhileShardReplays(t *testing.T) {
+	m := newTestManager(t, &fakeTopic{leaders: []int32{1}})
+	log := newMemLog()
+	log.hold, log.replaying = make(chan struct{}), make(chan struct{})
+	if err := m.Lead(0, log); err != nil {
+		t.Fatal(err)
+	}
+	<-log.replaying
+	resigned := make(chan struct{})
+	go func() { m.Resign(0, log); close(resigned) }()
+	select {
+	case <-resigned:
+	case <-time.After(10 * time.Second):
+		close(log.hold) // let the test end
+		t.Fatal("Resign waited for the shard's replay to end")
+	}
+	close(log.hold)
+	if _, err := m.ShardFor("g"); err != kerr.NotCoordinator {
+		t.Fatalf("ShardFor after the shard resigned while loading: %v, want NOT_COORDINATOR", err)
+	}
+}
+
 // TestManagerTopicsDeleted: a deleted topic's offsets go at once whatever
 // their age; other topics' stay. Offsets of partitions that are gone go
 // with the periodic expiry.

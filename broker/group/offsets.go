@@ -240,8 +240,13 @@ func (sh *Shard) Load() {
 	start := time.Now()
 	groups := map[string]*kmsg.GroupMetadataValue{}
 	records := 0
-	sh.mu.Lock()
+	// mu is taken batch by batch (coordinator.ErrClosedWhileLoading).
 	end, err := sh.log.Replay(func(batch []byte) error {
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		if sh.life.ClosedLocked() {
+			return coordinator.ErrClosedWhileLoading
+		}
 		h, _ := recordbatch.ParseHeader(batch)
 		recs, err := recordbatch.Records(batch)
 		if err != nil {
@@ -262,6 +267,11 @@ func (sh *Shard) Load() {
 		}
 		return nil
 	})
+	if errors.Is(err, coordinator.ErrClosedWhileLoading) {
+		sh.logger.Info("the offsets partition's shard closed while loading; not serving")
+		return
+	}
+	sh.mu.Lock()
 	offsetGroups := make([]string, 0, len(sh.offsets))
 	for id := range sh.offsets {
 		offsetGroups = append(offsetGroups, id)

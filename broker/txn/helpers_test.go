@@ -22,6 +22,9 @@ type memLog struct {
 	// gate, when set, stops the next Append before it writes: entered is
 	// closed, then the append waits for gate to be closed.
 	gate, entered chan struct{}
+	// replayGate, when set, stops Replay after its first batch: replaying
+	// is closed, then the replay waits for replayGate to be closed.
+	replayGate, replaying chan struct{}
 }
 
 var _ Log = (*memLog)(nil)
@@ -51,8 +54,13 @@ func (l *memLog) Append(records []recordbatch.Record) (int64, error) {
 func (l *memLog) Replay(fn func(batch []byte) error) (int64, error) {
 	l.mu.Lock()
 	batches := append([][]byte(nil), l.batches...)
+	gate, replaying := l.replayGate, l.replaying
 	l.mu.Unlock()
-	for _, b := range batches {
+	for i, b := range batches {
+		if i == 1 && gate != nil {
+			close(replaying)
+			<-gate
+		}
 		if err := fn(b); err != nil {
 			return int64(len(batches)), err
 		}

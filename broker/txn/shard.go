@@ -199,8 +199,13 @@ func (sh *Shard) Load() {
 	defer sh.life.SetLoaded()
 	start := time.Now()
 	records := 0
-	sh.mu.Lock()
+	// mu is taken batch by batch (coordinator.ErrClosedWhileLoading).
 	end, err := sh.log.Replay(func(batch []byte) error {
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		if sh.life.ClosedLocked() {
+			return coordinator.ErrClosedWhileLoading
+		}
 		h, err := recordbatch.ParseHeader(batch)
 		if err == nil && h.IsControl() {
 			return nil // a marker of a transaction written to this partition: not ours
@@ -225,7 +230,10 @@ func (sh *Shard) Load() {
 		}
 		return nil
 	})
-	sh.mu.Unlock()
+	if errors.Is(err, coordinator.ErrClosedWhileLoading) {
+		sh.logger.Info("the transaction state partition's shard closed while loading; not serving")
+		return
+	}
 	if err != nil {
 		sh.logger.Error("reading the transaction state partition failed; its transactions are incomplete", "err", err)
 	}

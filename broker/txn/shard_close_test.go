@@ -75,3 +75,40 @@ func (h *harness) newTermWhileHeld(release func()) (stillHeld bool) {
 	<-loaded
 	return false
 }
+
+// TestCloseDoesNotWaitForTheReplay (forced interleaving): a shard closed
+// (its partition's leadership moved, applied with the cluster's metadata)
+// while it replays its log. Load held the shard's mutex across the whole
+// replay, so Close, and with it the broker's handling of every other
+// partition's metadata, waited for the replay to end. Close returns at
+// once now, and the replay stops without the shard ever serving.
+func TestCloseDoesNotWaitForTheReplay(t *testing.T) {
+	h := newHarness(t, nil)
+	h.mustInit("a")
+	h.mustInit("b")
+	h.log.mu.Lock()
+	gate, replaying := make(chan struct{}), make(chan struct{})
+	h.log.replayGate, h.log.replaying = gate, replaying
+	h.log.mu.Unlock()
+	sh, err := NewShard(ShardConfig{Partition: 3, CoordinatorEpoch: coordinatorEpoch + 1, Log: h.log,
+		ProducerIDs: func(context.Context) (int64, error) { return 0, nil }, Markers: h.markers, workers: h.workers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded := make(chan struct{})
+	go func() { sh.Load(); close(loaded) }()
+	<-replaying
+	closed := make(chan struct{})
+	go func() { sh.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		close(gate) // let the test end
+		t.Fatal("Close waited for the shard's replay to end")
+	}
+	close(gate)
+	<-loaded
+	if _, err := sh.Describe("a"); err != kerr.NotCoordinator {
+		t.Fatalf("Describe on a shard closed while loading: %v, want NOT_COORDINATOR", err)
+	}
+}
