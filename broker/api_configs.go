@@ -551,6 +551,12 @@ func applyIncremental(s *Server, configs map[string]string, ops []kmsg.Increment
 		}
 		seen[op.Name] = true
 		def, known := topicconfig.Lookup(op.Name)
+		if !known && int8(op.Op) == opDelete {
+			// Kafka validates the configs a change leaves, so deleting a
+			// name that is not set (or not a config at all) is a no-op.
+			delete(configs, op.Name)
+			continue
+		}
 		if !known {
 			return kerr.InvalidConfig.Code, "unknown topic config '" + op.Name + "'"
 		}

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"maps"
 	"testing"
 	"time"
 
@@ -38,5 +39,31 @@ func TestTopicConfigSegmentIndexBytesBelowATimeIndexEntry(t *testing.T) {
 	defer cancel()
 	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
 		t.Fatalf("produce after segment.index.bytes=8 (answered %v) and a restart: %v", kerr.ErrorForCode(code), err)
+	}
+}
+
+// TestIncrementalAlterConfigsDeleteOfAnUnknownName: Kafka validates the
+// configs a change leaves, so an IncrementalAlterConfigs DELETE of a name
+// that is no topic config changes nothing and succeeds (the other
+// operations of the request apply), while a SET of it is INVALID_CONFIG.
+func TestIncrementalAlterConfigsDeleteOfAnUnknownName(t *testing.T) {
+	n := brokertest.Start(t)
+	cl := n.Client()
+	createTopic(t, cl, "cfg", 1, map[string]string{"retention.ms": "86400000"})
+	alter := func(configs ...kmsg.IncrementalAlterConfigsRequestResourceConfig) int16 {
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		req.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "cfg", Configs: configs}}
+		return request[*kmsg.IncrementalAlterConfigsResponse](t, cl, req).Resources[0].ErrorCode
+	}
+	if code := alter(kmsg.IncrementalAlterConfigsRequestResourceConfig{Name: "no.such.config", Op: kmsg.IncrementalAlterConfigOpDelete},
+		kmsg.IncrementalAlterConfigsRequestResourceConfig{Name: "segment.ms", Op: kmsg.IncrementalAlterConfigOpSet, Value: kmsg.StringPtr("3600000")}); code != 0 {
+		t.Fatalf("DELETE of an unknown name with a SET: %v, want no error", kerr.ErrorForCode(code))
+	}
+	got, _ := n.Store.State().Topic("cfg")
+	if want := map[string]string{"retention.ms": "86400000", "segment.ms": "3600000"}; !maps.Equal(got.Configs, want) {
+		t.Fatalf("configs %v, want %v", got.Configs, want)
+	}
+	if code := alter(kmsg.IncrementalAlterConfigsRequestResourceConfig{Name: "no.such.config", Op: kmsg.IncrementalAlterConfigOpSet, Value: kmsg.StringPtr("1")}); code != kerr.InvalidConfig.Code {
+		t.Fatalf("SET of an unknown name: %v, want INVALID_CONFIG", kerr.ErrorForCode(code))
 	}
 }
