@@ -63,6 +63,12 @@ func (s *Store) DescribeQuorum(ctx context.Context) (QuorumDescription, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	state := s.State()
+	// Members report the applied index of their State, which only command
+	// and configuration entries advance: the no-op of each new term and
+	// barriers are committed without reaching it. A member is caught up
+	// once it is where this leader's State is, not at the commit index,
+	// which it would not reach while the last entries are of those kinds.
+	caughtUp := int64(state.AppliedIndex())
 	describe := func(id int32, voter bool) QuorumReplica {
 		r := QuorumReplica{NodeID: id, Voter: voter, LogEndOffset: -1, LastFetchMillis: -1, LastCaughtUpMillis: -1}
 		if id == s.config.NodeID {
@@ -76,7 +82,7 @@ func (s *Store) DescribeQuorum(ctx context.Context) (QuorumDescription, error) {
 		}
 		if seen, ok := c.lastSeen[id]; ok {
 			r.LastFetchMillis = seen.UnixMilli()
-			if r.LogEndOffset >= d.HighWatermark {
+			if r.LogEndOffset >= caughtUp {
 				r.LastCaughtUpMillis = r.LastFetchMillis
 			}
 		}

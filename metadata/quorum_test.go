@@ -3,6 +3,7 @@ package metadata
 import (
 	"reflect"
 	"testing"
+	"time"
 )
 
 // TestQuorumDescriptionGolden pins the answer of controller RPC 9.
@@ -65,5 +66,40 @@ func TestDescribeQuorumFromAnyNode(t *testing.T) {
 	}
 	if forwarded.LeaderID != leaderID || len(forwarded.Voters) != 3 {
 		t.Fatalf("follower's description: %+v", forwarded)
+	}
+}
+
+// TestDescribeQuorumCaughtUpPastBarriers: a member that has applied every
+// committed command is caught up, although Raft committed entries after
+// the last command that never reach the state machine (a barrier here;
+// also each new term's no-op), so the applied index it reports stays
+// below the commit index.
+func TestDescribeQuorumCaughtUpPastBarriers(t *testing.T) {
+	config := formatTestDir(t)
+	config.BrokerSessionTimeout = time.Hour // no fencing command after the barrier
+	store := openReady(t, config)
+	ctx := testContext(t)
+	registerTestBrokers(t, ctx, store, 2)
+	if err := store.raft.Barrier(0).Error(); err != nil {
+		t.Fatal(err)
+	}
+	state := store.State()
+	if commit := store.raft.CommitIndex(); commit <= state.AppliedIndex() {
+		t.Fatalf("commit index %d, applied index %d: the barrier should be committed past the last command", commit, state.AppliedIndex())
+	}
+	broker, _ := state.Broker(2)
+	if err := store.Heartbeat(ctx, BrokerHeartbeat{ID: 2, BrokerEpoch: broker.Epoch, AppliedIndex: state.AppliedIndex()}); err != nil {
+		t.Fatal(err)
+	}
+	described, err := store.DescribeQuorum(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(described.Observers) != 1 {
+		t.Fatalf("observers %+v, want broker 2", described.Observers)
+	}
+	if observer := described.Observers[0]; observer.LastFetchMillis < 0 || observer.LastCaughtUpMillis != observer.LastFetchMillis {
+		t.Errorf("broker 2 reported every command applied (index %d, commit index %d) but is described as %+v: want caught up at its last heartbeat",
+			state.AppliedIndex(), described.HighWatermark, observer)
 	}
 }
