@@ -134,12 +134,16 @@
 //	                           int32, offset int64 (DeleteRecords; only moves
 //	                           forward; fenced by the leader epoch)
 //	38-47 reserved for tiered-segment manifests
-//	48-63 reserved for security (48 SCRAM credentials)
+//	48 AlterScramCredentials v1: uvarint count, then count scram
+//	                           credentials (upserts), uvarint count, then
+//	                           count (user string, mechanism uint8)
+//	                           (deletions); all or none apply (scram.go)
 //	49 CreateAcls          v1: acl bindings list
 //	50 DeleteAcls          v1: acl filters list
 //	51 AlterClientQuotas   v1: uvarint count, then count (quota entity,
 //	                       uvarint op count, then op count (key string,
 //	                       remove bool, value float64))
+//	52-63 reserved for security
 //
 // Topics: CreateTopic and CreatePartitions are checked when they are
 // applied, whoever proposed them, against the state they apply to: a name
@@ -330,6 +334,9 @@
 //	                       string if present), pattern type uint8,
 //	                       principal (likewise), host (likewise),
 //	                       operation uint8, permission uint8
+//	scram credential       user string, mechanism uint8 (1 SHA-256,
+//	                       2 SHA-512), salt string (raw bytes), iterations
+//	                       int32, stored key string, server key string
 //	acl bindings list      uvarint count, then count acl bindings
 //	acl filters list       uvarint count, then count acl filters
 //
@@ -384,6 +391,8 @@
 //	              then txn index uint8); written for every chunk since
 //	              entries record their txn index. Entries of 0x04 records
 //	              restore with txn index unknown
+//	0x06 scram    one per SCRAM credential, in (user, mechanism)
+//	              order: scram credential (as above)
 //	0x07 acl      one per ACL binding, in the order of their encodings:
 //	              acl binding (as above)
 //	0x08 quota    one per entity with client quotas, in the order of
