@@ -72,7 +72,8 @@ func (l *offsetsLog) write(batch []byte, n int) (int64, error) {
 	switch code := l.p.WaitCommitted(base+int64(n), leaderEpoch, offsetCommitTimeout); code {
 	case 0:
 		return base, nil
-	case kerr.NotLeaderForPartition.Code:
+	case kerr.NotLeaderForPartition.Code, kerr.UnknownTopicOrPartition.Code:
+		// The leadership moved, or the partition was removed here.
 		return 0, kerr.NotCoordinator
 	default:
 		l.log.Warn("internal topic write not replicated in time", "topic", l.p.Topic(), "partition", l.p.Index(), "err", kerr.ErrorForCode(code))

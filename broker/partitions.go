@@ -227,13 +227,18 @@ func (m *partitionManager) reconcile() error {
 	}
 	m.mu.RUnlock()
 	for _, p := range remove {
+		_, exists := state.TopicByID(p.TopicID())
+		// The appends waiting for its in-sync replicas fail first: those
+		// may follow another leader by now (a reassignment finishes with
+		// the leadership moved), and onClose closes the coordinator shards,
+		// which waits for their writes in flight.
+		p.Removing(!exists)
 		if m.cfg.onClose != nil {
 			m.cfg.onClose(p)
 		}
 		m.mu.Lock()
 		delete(m.partitions, topicPartition{p.Topic(), p.Index()})
 		m.mu.Unlock()
-		_, exists := state.TopicByID(p.TopicID())
 		if err := p.Remove(!exists); err != nil {
 			m.cfg.log.Error("removing partition failed", "topic", p.Topic(), "partition", p.Index(), "err", err)
 		} else {

@@ -58,10 +58,10 @@ type Partition struct {
 	// appendMu, never the other way round.
 	checkpointMu sync.Mutex
 	checkpointed int64
-	// removed is set by Remove (with appendMu and checkpointMu held): the
-	// directory is no longer this partition's (a topic re-created under
-	// the same name may have it now), so nothing is written to it any
-	// more: no producer snapshot, high watermark or leader epoch
+	// removed is set by Removing and Remove (with appendMu and
+	// checkpointMu held): the directory is no longer this partition's (a
+	// topic re-created under the same name may have it now, or will), so
+	// nothing is written to it any more: no producer snapshot, high watermark or leader epoch
 	// checkpoint of a removed partition's state, which a work in progress
 	// that listed the partition before (a maintenance round, a tier
 	// manager pass) would otherwise leave in its successor's directory.
@@ -1123,6 +1123,27 @@ func (p *Partition) Close() error {
 	return errors.Join(err, snapErr, checkpointErr)
 }
 
+// Removing marks the partition as being removed (Remove follows): its
+// topic was deleted (topicDeleted), or this broker no longer hosts a
+// replica of it. The appends waiting to be committed fail at once
+// (CommitStatus), and so do the waits of those made after it: the
+// replicas that would commit them may follow another leader already, so
+// that what waits for them (a coordinator shard's write, which its close
+// waits for) would wait for nothing until its timeout.
+func (p *Partition) Removing(topicDeleted bool) {
+	defer p.notifyWaiters()
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	p.removingLocked(topicDeleted)
+}
+
+func (p *Partition) removingLocked(topicDeleted bool) {
+	p.checkpointMu.Lock() // a high watermark checkpoint under way ends first
+	p.removed.Store(true)
+	p.topicDeleted = topicDeleted
+	p.checkpointMu.Unlock()
+}
+
 // Remove deletes the partition's directory: its topic was deleted
 // (topicDeleted), or this broker no longer hosts a replica of it. The
 // appends waiting to be committed fail at once (CommitStatus).
@@ -1130,10 +1151,7 @@ func (p *Partition) Remove(topicDeleted bool) error {
 	defer p.notifyWaiters()
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	p.checkpointMu.Lock() // a high watermark checkpoint under way ends first
-	p.removed.Store(true)
-	p.topicDeleted = topicDeleted
-	p.checkpointMu.Unlock()
+	p.removingLocked(topicDeleted)
 	// The directory is deleted recursively only when its partition.metadata
 	// still names this partition's topic: a directory that something else
 	// put in its place is left alone.

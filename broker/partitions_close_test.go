@@ -1,0 +1,120 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/strata-log/strata/broker/group"
+	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/metadata/metadatatest"
+)
+
+// leadersOnly is a group.Topic for a Manager whose shards are reached
+// directly (Shards), never by group id.
+type leadersOnly struct{}
+
+func (leadersOnly) Leaders() ([]int32, error)                 { return []int32{metadatatest.NodeID}, nil }
+func (leadersOnly) PartitionExists(group.TopicPartition) bool { return true }
+
+// TestReconcileRemovesLedOffsetsPartitionWithoutWaitingForCommit (forced
+// interleaving): a __consumer_offsets partition this broker leads goes
+// away in one metadata change (a reassignment moving it to other brokers
+// finishes with a new leader, or the topic is deleted) while its shard
+// waits for an offset commit to reach the in-sync replicas, with the
+// shard's mutex held. The pass closed the shard (onClose) before removing
+// the partition, so the close waited for that commit, and each one queued
+// behind it, until offsets.commit.timeout.ms: the replicas no longer
+// follow this broker, so the commit could not complete, and the whole
+// metadata reconcile stalled meanwhile. The partition's waiting appends
+// now fail before the shard is closed.
+func TestReconcileRemovesLedOffsetsPartitionWithoutWaitingForCommit(t *testing.T) {
+	store := metadatatest.Start(t)
+	metadatatest.ReportApplying(t, store, metadatatest.NodeID, metadatatest.RegisterBroker(t, store, metadatatest.NodeID))
+	const follower = metadatatest.NodeID + 1
+	metadatatest.ReportApplying(t, store, follower, metadatatest.RegisterBroker(t, store, follower))
+	logger := slog.New(slog.DiscardHandler)
+	s := &Server{log: logger, groups: group.NewManager(group.ManagerConfig{Topic: leadersOnly{}, Logger: logger})}
+	t.Cleanup(s.groups.Close)
+	follow := &groupsFollow{s: s, logs: map[*partition.Partition]*offsetsLog{}}
+	pm, err := newPartitionManager(partitionManagerConfig{
+		dataDir: t.TempDir(), nodeID: metadatatest.NodeID, store: store,
+		retentionInterval: time.Hour, cleanerBackoff: time.Hour,
+		metrics: newMetrics(nil), log: logger,
+		onLeadership: follow.leadership,
+		onClose:      follow.closing,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pm.close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// The follower is in the ISR and never fetches: a commit waits.
+	topic, err := store.CreateTopic(ctx, metadata.TopicSpec{Name: offsetsTopic, Internal: true,
+		Assignments: [][]int32{{metadatatest.NodeID, follower}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pm.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	p := pm.get(topic, 0)
+	if p == nil || !p.Leading() {
+		t.Fatal("the offsets partition is not open and led here")
+	}
+	var sh *group.Shard
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if shards, _ := s.groups.Shards(); len(shards) == 1 && shards[0].Serving() {
+			sh = shards[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the shard never served")
+		}
+	}
+
+	committed := make(chan error, 1)
+	go func() {
+		committed <- sh.CommitOffsets(group.OffsetCommitRequest{GroupID: "g", GenerationID: -1},
+			map[group.TopicPartition]group.CommittedOffset{{Topic: "t", Partition: 0}: {Offset: 1}})
+	}()
+	// Once appended, the commit waits for the follower with the shard's
+	// mutex held (until it is applied).
+	for deadline := time.Now().Add(10 * time.Second); p.LogEndOffset() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the commit was never appended")
+		}
+	}
+	if _, err := store.DeleteTopic(ctx, offsetsTopic); err != nil {
+		t.Fatal(err)
+	}
+	reconciled := make(chan error, 1)
+	go func() { reconciled <- pm.reconcile() }()
+	select {
+	case err := <-committed:
+		// REQUEST_TIMED_OUT (COORDINATOR_NOT_AVAILABLE) after
+		// offsets.commit.timeout.ms, had the pass waited for it.
+		if !errors.Is(err, kerr.NotCoordinator) {
+			t.Fatalf("the commit in flight when the partition went away ended with %v, want NOT_COORDINATOR at once", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the commit in flight never ended")
+	}
+	select {
+	case err := <-reconciled:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reconcile pass that removes the partition never ended")
+	}
+	if shards, _ := s.groups.Shards(); len(shards) != 0 {
+		t.Fatal("the removed partition's shard is still installed")
+	}
+}
