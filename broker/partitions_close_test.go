@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/strata-log/strata/broker/group"
 	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/metadata/metadatatest"
 )
@@ -116,5 +118,74 @@ func TestReconcileRemovesLedOffsetsPartitionWithoutWaitingForCommit(t *testing.T
 	}
 	if shards, _ := s.groups.Shards(); len(shards) != 0 {
 		t.Fatal("the removed partition's shard is still installed")
+	}
+}
+
+// TestReconcileRemovesPartitionWithoutFsyncingIt (forced interleaving): a
+// partition removed here (its topic deleted, or its replica reassigned
+// away) was closed as at shutdown before its directory went: every dirty
+// segment was fsynced first, on the reconcile pass — up to a whole active
+// segment of data written since the last roll (flush.ms is off by
+// default), for records about to be deleted — and the pass, with every
+// other partition's leadership change, waited for it. Nothing of a
+// removed partition is fsynced now but the removal itself.
+func TestReconcileRemovesPartitionWithoutFsyncingIt(t *testing.T) {
+	store := metadatatest.Start(t)
+	metadatatest.ReportApplying(t, store, metadatatest.NodeID, metadatatest.RegisterBroker(t, store, metadatatest.NodeID))
+	syncing, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	pm, err := newPartitionManager(partitionManagerConfig{
+		dataDir: t.TempDir(), nodeID: metadatatest.NodeID, store: store,
+		retentionInterval: time.Hour, cleanerBackoff: time.Hour,
+		metrics: newMetrics(nil), log: slog.New(slog.DiscardHandler),
+		// A slow disk: an fsync of the partition's log takes until
+		// release.
+		syncFault: func(topic string, index int32) error {
+			once.Do(func() { close(syncing) })
+			<-release
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pm.close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	topic, err := store.CreateTopic(ctx, metadata.TopicSpec{Name: "doomed", Assignments: [][]int32{{metadatatest.NodeID}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pm.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	p := pm.get(topic, 0)
+	if p == nil {
+		t.Fatal("the partition is not open")
+	}
+	batch, err := recordbatch.Build(recordbatch.BuildOptions{}, []recordbatch.Record{{Timestamp: time.Now().UnixMilli(), Value: []byte("unflushed")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.Append(batch, 9, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.DeleteTopic(ctx, "doomed"); err != nil {
+		t.Fatal(err)
+	}
+	reconciled := make(chan error, 1)
+	go func() { reconciled <- pm.reconcile() }()
+	select {
+	case err := <-reconciled:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-syncing:
+		close(release)
+		<-reconciled
+		t.Fatal("the reconcile pass fsynced the log of the partition it removes")
+	}
+	if pm.get(topic, 0) != nil {
+		t.Fatal("the deleted topic's partition is still open")
 	}
 }

@@ -775,19 +775,28 @@ func (l *Log) Close() error {
 	return l.close(true)
 }
 
-func (l *Log) close(writeMarker bool) error {
+// close closes the files; keep (Close, not Delete) fsyncs everything
+// first and writes the clean-shutdown marker. A log about to be deleted
+// is not fsynced: its dirty segments may hold a whole active segment's
+// data (flush.ms is off by default), which would be written out only to
+// be deleted, while the broker's metadata reconcile that removes the
+// partition waits.
+func (l *Log) close(keep bool) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if l.closed {
 		return nil
 	}
-	l.segments[len(l.segments)-1].finalizeTimeIndex()
-	err := l.flushLocked()
-	if err == nil && l.failure != nil {
-		err = l.failure
-	}
-	if err == nil && writeMarker {
-		err = writeOffsetCheckpoint(l.dir, cleanShutdownFileName, logEndOffsetKey, l.endOffset.Load())
+	var err error
+	if keep {
+		l.segments[len(l.segments)-1].finalizeTimeIndex()
+		err = l.flushLocked()
+		if err == nil && l.failure != nil {
+			err = l.failure
+		}
+		if err == nil {
+			err = writeOffsetCheckpoint(l.dir, cleanShutdownFileName, logEndOffsetKey, l.endOffset.Load())
+		}
 	}
 	l.mu.Lock()
 	segments := l.segments
