@@ -384,13 +384,15 @@ func (m *partitionManager) all() []*partition.Partition {
 // checkpointed (Kafka's replica.high.watermark.checkpoint.interval.ms).
 const highWatermarkCheckpointInterval = 5 * time.Second
 
-// run follows metadata changes and runs periodic maintenance until ctx ends.
+// run follows metadata changes and runs periodic maintenance until ctx
+// ends. The maintenance has a goroutine of its own: a round fsyncs
+// partition after partition (high watermark checkpoints, due flushes,
+// producer snapshots) and may take seconds, which leadership changes do
+// not wait for.
 func (m *partitionManager) run(ctx context.Context) {
-	maintenance := time.NewTicker(time.Second)
-	defer maintenance.Stop()
-	lastRetention := time.Now()
-	lastSnapshot := time.Now()
-	lastCheckpoint := time.Now()
+	var maintaining sync.WaitGroup
+	maintaining.Go(func() { m.runMaintenance(ctx) })
+	defer maintaining.Wait()
 	for {
 		// The state and its change channel are read together, so a change
 		// that lands while reconciling is not missed.
@@ -404,6 +406,23 @@ func (m *partitionManager) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-changed:
+		}
+	}
+}
+
+// runMaintenance runs the periodic maintenance of every partition until
+// ctx ends. A partition removed during a round (by a reconcile pass) is
+// left alone by its remaining steps (partition.Partition.Remove).
+func (m *partitionManager) runMaintenance(ctx context.Context) {
+	maintenance := time.NewTicker(time.Second)
+	defer maintenance.Stop()
+	lastRetention := time.Now()
+	lastSnapshot := time.Now()
+	lastCheckpoint := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
 		case now := <-maintenance.C:
 			retention := now.Sub(lastRetention) >= m.cfg.retentionInterval
 			snapshot := now.Sub(lastSnapshot) >= time.Minute

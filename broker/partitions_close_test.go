@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,5 +188,73 @@ func TestReconcileRemovesPartitionWithoutFsyncingIt(t *testing.T) {
 	}
 	if pm.get(topic, 0) != nil {
 		t.Fatal("the deleted topic's partition is still open")
+	}
+}
+
+// TestMaintenanceDoesNotHoldReconcile (forced interleaving): the periodic
+// maintenance (retention, due flushes, high watermark checkpoints and
+// producer snapshots: fsyncs, partition after partition) ran on the
+// goroutine that follows metadata changes, so a slow round — a slow disk,
+// or many partitions — held every leadership change back until it ended.
+// Metadata changes are followed while a round is in progress now.
+func TestMaintenanceDoesNotHoldReconcile(t *testing.T) {
+	store := metadatatest.Start(t)
+	metadatatest.ReportApplying(t, store, metadatatest.NodeID, metadatatest.RegisterBroker(t, store, metadatatest.NodeID))
+	var armed atomic.Bool
+	syncing, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	pm, err := newPartitionManager(partitionManagerConfig{
+		dataDir: t.TempDir(), nodeID: metadatatest.NodeID, store: store,
+		retentionInterval: time.Hour, cleanerBackoff: time.Hour,
+		metrics: newMetrics(nil), log: slog.New(slog.DiscardHandler),
+		// A slow disk: the due flush takes until release.
+		syncFault: func(topic string, index int32) error {
+			if topic == "flushed" && armed.Load() {
+				once.Do(func() { close(syncing) })
+				<-release
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pm.close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	topic, err := store.CreateTopic(ctx, metadata.TopicSpec{Name: "flushed", Assignments: [][]int32{{metadatatest.NodeID}},
+		Configs: map[string]string{"flush.ms": "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pm.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	p := pm.get(topic, 0)
+	if p == nil {
+		t.Fatal("the partition is not open")
+	}
+	batch, err := recordbatch.Build(recordbatch.BuildOptions{}, []recordbatch.Record{{Timestamp: time.Now().UnixMilli(), Value: []byte("to flush")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.Append(batch, 9, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	runCtx, stop := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { pm.run(runCtx); close(ran) }()
+	defer func() { stop(); <-ran }()
+	defer close(release)
+	<-syncing // a maintenance round is in the due flush
+	next, err := store.CreateTopic(ctx, metadata.TopicSpec{Name: "next", Assignments: [][]int32{{metadatatest.NodeID}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); pm.get(next, 0) == nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a topic created during a maintenance round was not opened before the round ended")
+		}
 	}
 }

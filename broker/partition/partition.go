@@ -963,10 +963,11 @@ func (p *Partition) Maintain(now time.Time, m Maintenance) {
 	if retention {
 		p.EnforceRetention()
 	}
-	if err := p.segments.FlushIfDue(); err != nil && !errors.Is(err, segment.ErrLogFailed) {
+	if err := p.segments.FlushIfDue(); err != nil && !errors.Is(err, segment.ErrLogFailed) && !errors.Is(err, segment.ErrClosed) {
 		// A failed fsync fails the log (LogFailed): a leader hands the
 		// partition over (StorageResignation); the due flushes after it
-		// answer ErrLogFailed, not logged again.
+		// answer ErrLogFailed, not logged again. A closed log was
+		// removed during the round.
 		p.log.Error("flush failed", "err", err)
 	}
 	if m.CheckpointHighWatermark {
@@ -1059,7 +1060,9 @@ func (p *Partition) SetConfig(v topicconfig.Values, state *metadata.State) error
 // As in Kafka, only segments below the high watermark go: records that
 // followers do not have yet stay until they do.
 func (p *Partition) EnforceRetention() {
-	if n, err := p.segments.EnforceRetentionBelow(p.HighWatermark()); err != nil {
+	if n, err := p.segments.EnforceRetentionBelow(p.HighWatermark()); errors.Is(err, segment.ErrClosed) {
+		return // removed meanwhile (Maintain runs apart from the removal)
+	} else if err != nil {
 		p.log.Error("retention failed", "err", err)
 	} else if n > 0 {
 		p.log.Info("retention deleted segments", "segments", n, "log_start_offset", p.segments.StartOffset())
