@@ -81,7 +81,10 @@
 //	                          "0" (version), then the entry count, then one
 //	                          "<epoch> <start offset>" line per entry, epochs
 //	                          and offsets increasing. Written atomically and
-//	                          durably on every change; missing or unreadable,
+//	                          durably on every change (a replicated batch's
+//	                          epoch before the batch is appended, so that a
+//	                          crash leaves entries past the log end, never
+//	                          batches without theirs); missing or unreadable,
 //	                          it is rebuilt from the batch headers, and cut
 //	                          to the log end at open.
 //	replication-offset-checkpoint

@@ -906,7 +906,22 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 		// One append may not exceed segment.bytes (a fetch brings up to
 		// its partition limit, which may be more): append in runs that fit.
 		segmentBytes := p.config.Load().SegmentBytes
+		// The batches' leader epochs are checkpointed before the batches
+		// reach the log, as Kafka's append assigns them first: a crash in
+		// between leaves entries past the log end, which loadEpochCache
+		// cuts. The other way round it left batches of an epoch the
+		// checkpoint lacked, which the restarted replica took for the
+		// previous epoch's (and answered OffsetForLeaderEpoch for that one
+		// with an end past its last batch).
 		checkpoint := false
+		for _, h := range headers {
+			checkpoint = p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) || checkpoint
+		}
+		if checkpoint {
+			if err := p.writeEpochsLocked(); err != nil {
+				p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
+			}
+		}
 		var appendErr error
 		for start := 0; start < len(descriptors) && appendErr == nil; {
 			end, size := start, int64(0)
@@ -928,19 +943,15 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 			p.snapshotAtRollLocked(runBase)
 			appended = true
 			for i, h := range headers[start:end] {
-				checkpoint = p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) || checkpoint
 				if appendErr = p.replicatedProducerBatchLocked(h, controls[start+i]); appendErr != nil {
 					break
 				}
 			}
 			start = end
 		}
-		if checkpoint {
-			if err := p.writeEpochsLocked(); err != nil {
-				p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
-			}
-		}
 		if appendErr != nil {
+			// The epochs of the batches the log did not take go again.
+			p.dropEmptyEpochsLocked(p.segments.EndOffset())
 			return appendErr
 		}
 	}
@@ -961,7 +972,9 @@ func (p *Partition) AppendReplicated(data []byte, leaderHighWatermark int64, fet
 // and DivergingEpoch for that earlier epoch with an end too low — making
 // followers truncate committed records once it leads. As Kafka's
 // UnifiedLog.truncateTo does with "a conflicting epoch entry at the end of
-// the log". Called with appendMu held.
+// the log". An append that failed drops the same way the epochs it
+// checkpointed for batches the log did not take. Called with appendMu
+// held.
 func (p *Partition) dropEmptyEpochsLocked(end int64) {
 	if p.epochs.truncateFromEnd(end) {
 		if err := p.writeEpochsLocked(); err != nil {
@@ -1004,13 +1017,15 @@ func (p *Partition) appendFillerLocked(from int64, h recordbatch.Header) error {
 		BaseOffset: from, PartitionLeaderEpoch: h.PartitionLeaderEpoch, LastOffsetDelta: int32(h.LastOffset() - from),
 		FirstTimestamp: -1, MaxTimestamp: -1, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
 	}, nil)
-	if _, _, err := p.segments.Append(filler, []segment.AppendBatch{{Length: int32(len(filler)), LastOffsetDelta: int32(h.LastOffset() - from), MaxTimestamp: -1}}); err != nil {
-		return err
-	}
+	// Its epoch is checkpointed first, as AppendReplicated's batches' are.
 	if p.epochs.assign(h.PartitionLeaderEpoch, from) {
 		if err := p.writeEpochsLocked(); err != nil {
 			p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
 		}
+	}
+	if _, _, err := p.segments.Append(filler, []segment.AppendBatch{{Length: int32(len(filler)), LastOffsetDelta: int32(h.LastOffset() - from), MaxTimestamp: -1}}); err != nil {
+		p.dropEmptyEpochsLocked(p.segments.EndOffset())
+		return err
 	}
 	return nil
 }
