@@ -13,7 +13,8 @@ import (
 // one). Followers truncate to it before fetching from a new leader; clients
 // use it to detect log truncation (KIP-320). Only the leader answers
 // (NOT_LEADER_OR_FOLLOWER elsewhere); an older current leader epoch is
-// FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH.
+// FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH; a failed log
+// (LogFailed) KAFKA_STORAGE_ERROR.
 func init() { register(0, 4, handleOffsetForLeaderEpoch) }
 
 func handleOffsetForLeaderEpoch(c *clientConn, h requestHeader, req *kmsg.OffsetForLeaderEpochRequest) (kmsg.Response, error) {
@@ -40,6 +41,11 @@ func handleOffsetForLeaderEpoch(c *clientConn, h requestHeader, req *kmsg.Offset
 				p.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case part == nil:
 				p.ErrorCode = code
+			case part.LogFailed() != nil:
+				// Offline on this broker, as ListOffsets answers: its log
+				// end may hold records that failed, and its metadata may
+				// be stalled by the same disk.
+				p.ErrorCode = kerr.KafkaStorageError.Code
 			default:
 				p.LeaderEpoch, p.EndOffset = part.EpochEndOffset(rp.LeaderEpoch)
 			}

@@ -140,6 +140,35 @@ func TestListOffsetsLatestNeverGoesBackAcrossRestart(t *testing.T) {
 // latest offset (1200) below the one the new leader had answered (1201).
 // Before, the failed leader answered its frozen high watermark.
 func TestListOffsetsRefusedOnAFailedLog(t *testing.T) {
+	n := failedLogLeader(t)
+	if offset, code := listLatest(t, n.Client()); code != kerr.KafkaStorageError.Code {
+		t.Fatalf("after the failure: latest %d (code %d), want KAFKA_STORAGE_ERROR", offset, code)
+	}
+}
+
+// TestOffsetForLeaderEpochRefusedOnAFailedLog: a leader whose log failed
+// answers OffsetForLeaderEpoch KAFKA_STORAGE_ERROR too, as Kafka does for a
+// replica in an offline log directory, not its epoch cache and log end:
+// that end holds a record whose produce failed and which the replica the
+// partition is handed to does not have, and a client validating its
+// position there (KIP-320) would be told the log ends past what was ever
+// committed. Before, it answered epoch 0 ending at 3.
+func TestOffsetForLeaderEpochRefusedOnAFailedLog(t *testing.T) {
+	n := failedLogLeader(t)
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.Topics = []kmsg.OffsetForLeaderEpochRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetForLeaderEpochRequestTopicPartition{{Partition: 0, CurrentLeaderEpoch: -1, LeaderEpoch: 0}}}}
+	rp := request[*kmsg.OffsetForLeaderEpochResponse](t, n.Client(), req).Topics[0].Partitions[0]
+	if rp.ErrorCode != kerr.KafkaStorageError.Code || rp.LeaderEpoch != -1 || rp.EndOffset != -1 {
+		t.Fatalf("after the failure: epoch %d ends at %d (code %d), want KAFKA_STORAGE_ERROR", rp.LeaderEpoch, rp.EndOffset, rp.ErrorCode)
+	}
+}
+
+// failedLogLeader starts a node leading t-0 (flush.messages=1) with
+// records 0..1 committed, whose log then failed: the fsync of a third
+// record's produce answered EIO (its produce failed, the record stays in
+// the log unsynced).
+func failedLogLeader(t *testing.T) *brokertest.Node {
+	t.Helper()
 	var failing atomic.Bool
 	n := brokertest.Start(t, func(c *broker.Config) {
 		c.SegmentSyncFault = func(topic string, _ int32) error {
@@ -172,7 +201,5 @@ func TestListOffsetsRefusedOnAFailedLog(t *testing.T) {
 	if p.LogFailed() == nil {
 		t.Fatal("the log did not fail")
 	}
-	if offset, code := listLatest(t, n.Client()); code != kerr.KafkaStorageError.Code {
-		t.Fatalf("after the failure: latest %d (code %d), want KAFKA_STORAGE_ERROR", offset, code)
-	}
+	return n
 }
