@@ -91,7 +91,7 @@ var commandTable = map[commandType]commandSpec{
 	commandAlterScramCredentials: {name: "AlterScramCredentials", version: 1, decode: decodeAlterScramCredentials},
 	commandUnregisterBroker:      {name: "UnregisterBroker", version: 1, decode: decodeUnregisterBroker},
 	commandSetBrokerFenced:       {name: "SetBrokerFenced", version: 1, decode: decodeSetBrokerFenced},
-	commandChangePartition:       {name: "ChangePartition", version: 3, decode: decodeChangePartition},
+	commandChangePartition:       {name: "ChangePartition", version: 4, decode: decodeChangePartition},
 	commandSegmentCopyStarted:    {name: "SegmentCopyStarted", version: 2, decode: decodeSegmentCopyStarted},
 	commandSegmentCopyFinished:   {name: "SegmentCopyFinished", version: 1, decode: decodeSegmentTransition(commandSegmentCopyFinished)},
 	commandSegmentDeleteStarted:  {name: "SegmentDeleteStarted", version: 1, decode: decodeSegmentTransition(commandSegmentDeleteStarted)},

@@ -238,6 +238,26 @@ func TestChangePartitionV2Golden(t *testing.T) {
 	}
 }
 
+// TestChangePartitionV3Golden: ChangePartition entries written by builds
+// that let fenced brokers lead keep decoding, as version 3 commands (which
+// apply as they did then).
+func TestChangePartitionV3Golden(t *testing.T) {
+	data := readGolden(t, "commands/change-partition-v3.bin")
+	if data[1] != 3 {
+		t.Fatalf("change-partition-v3.bin is version %d, want 3", data[1])
+	}
+	decoded, err := decodeCommand(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &changePartitionCommand{change: PartitionChange{
+		TopicID: goldenTopicID, Partition: 0, PartitionEpoch: 2, Leader: NoLeaderChange, ISR: []int32{1, 3}, ISRBrokerEpochs: []int64{-1, 17},
+	}, version: 3}
+	if !reflect.DeepEqual(decoded, want) {
+		t.Fatalf("decoded %#v\nwant    %#v", decoded, want)
+	}
+}
+
 // TestAlterPartitionReassignmentV1Golden: AlterPartitionReassignment
 // entries written by builds whose start applied against the union replica
 // set keep decoding, as version 1 commands (which apply as they did then).

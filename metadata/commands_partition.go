@@ -49,11 +49,19 @@ type PartitionChange struct {
 // registered broker that is fenced fails with ErrIneligibleReplica
 // (KIP-841): a leader whose view of the registrations is behind must not
 // put back a broker the controller has fenced (members that stay are not
-// checked, so a shrink never fails on one). Entries of earlier versions
-// apply as they did then.
+// checked, so a shrink never fails on one). From version 4 on, a fenced
+// broker does not lead either, as in Kafka's KRaft, which fences a broker
+// and moves its leaderships in one record: a change that makes a
+// registered, fenced broker the leader fails with ErrIneligibleReplica (an
+// election decided on a state from before the broker's fencing or new
+// registration), and so does an effective change that keeps a registered,
+// fenced leader (its own ISR change, proposed before it saw the fence: a
+// shrink to itself would leave the controller no live in-sync replica to
+// elect). Unregistered brokers are not checked, as for the ISR. Entries of
+// earlier versions apply as they did then.
 //
-// Payload, version 3 (version 2 has the same fields; version 1 ends after
-// the ISR, and has no broker epochs):
+// Payload, version 4 (versions 2 and 3 have the same fields; version 1
+// ends after the ISR, and has no broker epochs):
 //
 //	uuid topic id | int32 partition | int32 partition epoch | int32 leader |
 //	bool bump leader epoch | int32 list ISR | uvarint count, int64 each:
@@ -61,9 +69,15 @@ type PartitionChange struct {
 type changePartitionCommand struct {
 	change PartitionChange
 	// version is the payload version of a decoded entry written by an
-	// earlier build (1 or 2), which applies as it did then; 0 for the
+	// earlier build (1 to 3), which applies as it did then; 0 for the
 	// current version.
 	version uint8
+}
+
+// since reports whether the rules of payload version v apply to c: it is
+// of version v or later, or of the current version.
+func (c *changePartitionCommand) since(v uint8) bool {
+	return c.version == 0 || c.version >= v
 }
 
 func (c *changePartitionCommand) commandType() commandType { return commandChangePartition }
@@ -81,7 +95,7 @@ func (c *changePartitionCommand) encode(e *encoder) {
 }
 
 func decodeChangePartition(version uint8, d *decoder) (command, bool) {
-	if version < 1 || version > 3 {
+	if version < 1 || version > 4 {
 		return nil, false
 	}
 	c := &changePartitionCommand{change: PartitionChange{
@@ -92,7 +106,7 @@ func decodeChangePartition(version uint8, d *decoder) (command, bool) {
 		BumpLeaderEpoch: d.bool(),
 		ISR:             d.int32s(),
 	}}
-	if version < 3 {
+	if version < 4 {
 		c.version = version
 	}
 	if version >= 2 {
@@ -160,7 +174,7 @@ func (c *changePartitionCommand) apply(b *stateBuilder) (any, error) {
 			return nil, fmt.Errorf("%s: in-sync replica %d at broker epoch %d is not its current registration: %w", where(), change.ISR[i], epoch, ErrIneligibleReplica)
 		}
 	}
-	if c.version == 0 {
+	if c.since(3) {
 		for _, r := range change.ISR {
 			if broker, ok := b.broker(r); ok && broker.Fenced && !slices.Contains(current.ISR, r) {
 				return nil, fmt.Errorf("%s: broker %d is fenced and cannot join the ISR: %w", where(), r, ErrIneligibleReplica)
@@ -168,8 +182,20 @@ func (c *changePartitionCommand) apply(b *stateBuilder) (any, error) {
 		}
 	}
 	leaderChanged := leader != current.Leader
+	if c.since(4) && leaderChanged && leader >= 0 {
+		if broker, ok := b.broker(leader); ok && broker.Fenced {
+			return nil, fmt.Errorf("%s: broker %d is fenced and cannot lead: %w", where(), leader, ErrIneligibleReplica)
+		}
+	}
 	if !leaderChanged && !change.BumpLeaderEpoch && slices.Equal(change.ISR, current.ISR) {
 		return current, nil
+	}
+	if c.since(4) && !leaderChanged && leader >= 0 {
+		// Checked past the no-op: a change to what the partition already
+		// is changes nothing a fenced leader could do harm with.
+		if broker, ok := b.broker(leader); ok && broker.Fenced {
+			return nil, fmt.Errorf("%s: leader %d is fenced and cannot change the ISR or its leader epoch: %w", where(), leader, ErrIneligibleReplica)
+		}
 	}
 	if current.LeaderEpoch == math.MaxInt32 {
 		return nil, fmt.Errorf("%s: %w: epochs exhausted", where(), ErrInvalidPartitions)

@@ -100,14 +100,16 @@
 //	                       v1 (read, applied as before): up to rack
 //	17 UnregisterBroker    v1: broker id int32, broker epoch int64 (-1 = any)
 //	18 SetBrokerFenced     v1: broker id int32, broker epoch int64, fenced bool
-//	19 ChangePartition     v3: topic id uuid, partition int32,
+//	19 ChangePartition     v4: topic id uuid, partition int32,
 //	                           expected partition epoch int32,
 //	                           leader int32 (-1 = none, -2 = unchanged),
 //	                           bump leader epoch bool, ISR int32 list,
 //	                           ISR broker epochs int64 list (empty = none;
 //	                           else one per ISR member, -1 = not checked)
+//	                       v3 (read, applied as before): the same fields;
+//	                           fenced brokers could lead
 //	                       v2 (read, applied as before): the same fields;
-//	                           fenced brokers could join the ISR
+//	                           fenced brokers could also join the ISR
 //	                       v1 (read): up to the ISR, no broker epochs
 //	20 AlterPartitionReassignment v2: kind uint8 (1 start, 2 cancel,
 //	                           3 finish), topic id uuid, partition int32,
@@ -225,13 +227,26 @@
 // join an ISR (ErrIneligibleReplica, KIP-841: a leader whose metadata is
 // behind must not put back a broker the controller fenced); members that
 // stay are not checked (as at v2, a build before v3 stops at a v3 entry:
-// upgrade every controller first). A new leader always increases the leader
-// epoch; the bump flag increases it with the same leader. Any effective
-// change increases the partition epoch; a change to what the partition
-// already is is a no-op. The answer is the partition afterwards. Whether
-// the leader is a registered, unfenced broker is the controller's policy,
-// not checked here (a single node proposes no registrations before it
-// serves).
+// upgrade every controller first). From v4 on, a broker that is
+// registered and fenced does not lead either (ErrIneligibleReplica), as
+// Kafka's controller fences a broker and moves its leaderships in one
+// record: a new leader (a change to a broker id, not -1) must not be
+// fenced, so an election or preferred-leader move decided on a state from
+// before the broker's fencing or new registration is refused and decided
+// again; and an effective change that keeps the leader is refused while
+// that leader is fenced, so a leader that was paused past its fencing
+// cannot shrink the ISR to itself before the controller moves the
+// leadership (which would leave no live in-sync replica to elect). A
+// change away from a fenced leader (to another broker or -1) is accepted
+// (as at v3, a build before v4 stops at a v4 entry: upgrade every
+// controller first). A new leader always increases the leader epoch; the
+// bump flag increases it with the same leader. Any effective change
+// increases the partition epoch; a change to what the partition already
+// is is a no-op. The answer is the partition afterwards. Whether the
+// leader is registered at all is the controller's policy, not checked
+// here (a single node proposes no registrations before it serves, and
+// earlier builds created internal topics before their node registered);
+// only a registered leader is held to being unfenced, as ISR members are.
 //
 // Tiered-segment manifests: each partition has a manifest of the segments
 // copied to the object store, keyed by base offset. An entry moves only

@@ -65,7 +65,9 @@ var (
 	ErrStalePartitionEpoch = errors.New("metadata: stale partition epoch")
 	// ErrIneligibleReplica rejects a ChangePartition that names an ISR
 	// member at a broker epoch that is not its current registration's
-	// (Kafka's INELIGIBLE_REPLICA, KIP-903).
+	// (Kafka's INELIGIBLE_REPLICA, KIP-903), that adds a fenced broker to
+	// the ISR (KIP-841), or that makes a fenced broker the leader or keeps
+	// one (a fenced broker does not lead).
 	ErrIneligibleReplica = errors.New("metadata: ineligible replica")
 	// ErrInvalidReplicaAssignment rejects a reassignment target that is
 	// empty, repeats a broker or names an unregistered one, and a finish

@@ -230,8 +230,9 @@ func TestFSMCommands(t *testing.T) {
 			name:    "change partition",
 			brokers: []int32{1, 2},
 			steps: []fsmStep{
-				// Broker 2 (registered at index 2) is unfenced: it may join
-				// the ISR.
+				// Brokers 1 and 2 (registered at indexes 1 and 2) are
+				// unfenced: 1 may lead and change its ISR, 2 may join it.
+				{command: &setBrokerFencedCommand{id: 1, epoch: 1, fenced: false}},
 				{command: &setBrokerFencedCommand{id: 2, epoch: 2, fenced: false}},
 				{command: &createTopicCommand{topic: orders}, wantValue: orders},
 				{command: changePartition(orders.ID, 0, 0, NoLeaderChange, false, 1), wantValue: Partition{Replicas: []int32{1, 2}, Leader: 1, ISR: []int32{1}, PartitionEpoch: 1}},

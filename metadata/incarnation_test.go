@@ -29,7 +29,12 @@ func TestRegisterBrokerReleasesEarlierIncarnation(t *testing.T) {
 		first.registration.DirectoryID = directory
 		f := applySteps(t, append(steps, fsmStep{command: &createTopicCommand{topic: topic}}))
 		index := uint64(4)
-		// Partition 2: broker 1 has fallen out of the ISR.
+		// Partition 2: broker 1 has fallen out of the ISR, on a change by
+		// its leader, broker 2 (unfenced: a fenced leader changes no ISR).
+		index++
+		if result := applyCommand(f, index, &setBrokerFencedCommand{id: 2, epoch: 2, fenced: false}); result.err != nil {
+			t.Fatal(result.err)
+		}
 		index++
 		if result := applyCommand(f, index, changePartition(topic.ID, 2, 0, NoLeaderChange, false, 2, 3)); result.err != nil {
 			t.Fatal(result.err)
@@ -236,15 +241,17 @@ func TestForwardedRejectionsKeepTheirSentinel(t *testing.T) {
 // checked, and the current epoch is accepted.
 func TestChangePartitionRefusesIneligibleReplicas(t *testing.T) {
 	topic := testTopic("t", 1, []int32{1, 2})
-	f := applySteps(t, append(registerBrokers(1, 2), fsmStep{command: &createTopicCommand{topic: topic}}))
+	// The leader, broker 1, is unfenced: a fenced leader changes no ISR.
+	f := applySteps(t, append(registerBrokers(1, 2), fsmStep{command: &createTopicCommand{topic: topic}},
+		fsmStep{command: &setBrokerFencedCommand{id: 1, epoch: 1, fenced: false}}))
 	// Partition 0: broker 2 left the ISR.
-	if result := applyCommand(f, 4, changePartition(topic.ID, 0, 0, NoLeaderChange, false, 1)); result.err != nil {
+	if result := applyCommand(f, 5, changePartition(topic.ID, 0, 0, NoLeaderChange, false, 1)); result.err != nil {
 		t.Fatal(result.err)
 	}
-	// Broker 2 restarts: a new registration, epoch 5.
+	// Broker 2 restarts: a new registration, epoch 6.
 	restarted := testRegistration(2)
 	restarted.IncarnationID[0]++
-	if result := applyCommand(f, 5, &registerBrokerCommand{registration: restarted}); result.err != nil {
+	if result := applyCommand(f, 6, &registerBrokerCommand{registration: restarted}); result.err != nil {
 		t.Fatal(result.err)
 	}
 	expand := func(epochs ...int64) *changePartitionCommand {
@@ -252,10 +259,10 @@ func TestChangePartitionRefusesIneligibleReplicas(t *testing.T) {
 		c.change.ISRBrokerEpochs = epochs
 		return c
 	}
-	if result := applyCommand(f, 6, expand(-1, 2)); !errors.Is(result.err, ErrIneligibleReplica) {
+	if result := applyCommand(f, 7, expand(-1, 2)); !errors.Is(result.err, ErrIneligibleReplica) {
 		t.Fatalf("expansion with broker 2's earlier epoch: %v, want ErrIneligibleReplica", result.err)
 	}
-	if result := applyCommand(f, 7, expand(-1)); !errors.Is(result.err, ErrInvalidPartitions) {
+	if result := applyCommand(f, 8, expand(-1)); !errors.Is(result.err, ErrInvalidPartitions) {
 		t.Fatalf("expansion with one epoch for two members: %v, want ErrInvalidPartitions", result.err)
 	}
 	if tp, _ := f.state().Topic("t"); !slices.Equal(tp.Partitions[0].ISR, []int32{1}) {
@@ -263,13 +270,13 @@ func TestChangePartitionRefusesIneligibleReplicas(t *testing.T) {
 	}
 	// The new registration is fenced until the controller unfences it
 	// (KIP-841: TestChangePartitionRefusesFencedISRMembers).
-	if result := applyCommand(f, 8, expand(-1, 5)); !errors.Is(result.err, ErrIneligibleReplica) {
+	if result := applyCommand(f, 9, expand(-1, 6)); !errors.Is(result.err, ErrIneligibleReplica) {
 		t.Fatalf("expansion with broker 2's current epoch while it is fenced: %v, want ErrIneligibleReplica", result.err)
 	}
-	if result := applyCommand(f, 9, &setBrokerFencedCommand{id: 2, epoch: 5, fenced: false}); result.err != nil {
+	if result := applyCommand(f, 10, &setBrokerFencedCommand{id: 2, epoch: 6, fenced: false}); result.err != nil {
 		t.Fatal(result.err)
 	}
-	if result := applyCommand(f, 10, expand(-1, 5)); result.err != nil {
+	if result := applyCommand(f, 11, expand(-1, 6)); result.err != nil {
 		t.Fatalf("expansion with broker 2's current epoch: %v", result.err)
 	}
 	if tp, _ := f.state().Topic("t"); !slices.Equal(tp.Partitions[0].ISR, []int32{1, 2}) {
@@ -334,6 +341,141 @@ func TestChangePartitionRefusesFencedISRMembers(t *testing.T) {
 	}
 	if got := isr(); !slices.Equal(got, []int32{1, 3}) {
 		t.Fatalf("ISR %v, want [1 3]", got)
+	}
+}
+
+// fencedLeaderSetup applies steps to a new FSM and returns it with apply,
+// which applies a command as the next log entry, at version (0: the
+// current one), and partition, which reads topic t's partition 0.
+func fencedLeaderSetup(t *testing.T, steps []fsmStep) (apply func(c command, version uint8) applyResult, partition func() Partition) {
+	t.Helper()
+	f := applySteps(t, steps)
+	index := uint64(len(steps))
+	apply = func(c command, version uint8) applyResult {
+		index++
+		data := encodeCommand(c)
+		if version != 0 {
+			data[1] = version
+		}
+		return f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}).(applyResult)
+	}
+	partition = func() Partition { tp, _ := f.state().Topic("t"); return tp.Partitions[0] }
+	return apply, partition
+}
+
+// TestChangePartitionRefusesFencedNewLeader: a leader change to a broker
+// that is registered and fenced is refused with ErrIneligibleReplica
+// (ChangePartition v4). The controller decides its elections and
+// preferred-leader moves on a state read before its pass, so a new
+// registration applied meanwhile — here broker 2 restarting cleanly on
+// the same directory, which keeps its ISR memberships and leaves the
+// partition untouched, but is fenced until the controller hears from it —
+// went unseen, and the move to broker 2 made a fenced broker the leader.
+// A version 3 entry, from an earlier build, applies as it did then; a
+// change to no leader is accepted, and broker 2 leads once unfenced.
+func TestChangePartitionRefusesFencedNewLeader(t *testing.T) {
+	topic := testTopic("t", 1, []int32{1, 2})
+	directory := [16]byte{0xd1}
+	steps := registerBrokers(1, 2) // broker id's epoch is id
+	for _, step := range steps {
+		step.command.(*registerBrokerCommand).registration.DirectoryID = directory
+	}
+	steps = append(steps,
+		fsmStep{command: &setBrokerFencedCommand{id: 1, epoch: 1, fenced: false}},
+		fsmStep{command: &setBrokerFencedCommand{id: 2, epoch: 2, fenced: false}},
+		fsmStep{command: &createTopicCommand{topic: topic}})
+	restarted := testRegistration(2)
+	restarted.IncarnationID[0]++
+	restarted.DirectoryID, restarted.CleanShutdown = directory, true
+	steps = append(steps, fsmStep{command: &registerBrokerCommand{registration: restarted}, wantValue: int64(6)})
+	toBroker2 := changePartition(topic.ID, 0, 0, 2, false, 1, 2)
+
+	apply, partition := fencedLeaderSetup(t, steps)
+	if p := partition(); p.Leader != 1 || p.PartitionEpoch != 0 || !slices.Equal(p.ISR, []int32{1, 2}) {
+		t.Fatalf("after broker 2's clean restart: %+v, want leader 1, ISR [1 2], partition epoch 0 (untouched)", p)
+	}
+	if result := apply(toBroker2, 0); !errors.Is(result.err, ErrIneligibleReplica) {
+		t.Fatalf("moving the leadership to fenced broker 2: %v, want ErrIneligibleReplica", result.err)
+	}
+	if p := partition(); p.Leader != 1 || p.PartitionEpoch != 0 {
+		t.Fatalf("after the refused move: %+v, want leader 1 at partition epoch 0", p)
+	}
+	// Away from the leader to none is not a new leader.
+	if result := apply(changePartition(topic.ID, 0, 0, -1, false, 1, 2), 0); result.err != nil {
+		t.Fatalf("moving the leadership to none: %v", result.err)
+	}
+	if result := apply(&setBrokerFencedCommand{id: 2, epoch: 6, fenced: false}, 0); result.err != nil {
+		t.Fatal(result.err)
+	}
+	if result := apply(changePartition(topic.ID, 0, 1, 2, false, 1, 2), 0); result.err != nil {
+		t.Fatalf("moving the leadership to broker 2 once unfenced: %v", result.err)
+	}
+	if p := partition(); p.Leader != 2 {
+		t.Fatalf("leader %d, want 2", p.Leader)
+	}
+
+	// As a version 3 entry, written by an earlier build, it applies.
+	apply, partition = fencedLeaderSetup(t, steps)
+	if result := apply(toBroker2, 3); result.err != nil {
+		t.Fatalf("version 3 entry moving the leadership to fenced broker 2: %v", result.err)
+	}
+	if p := partition(); p.Leader != 2 || p.LeaderEpoch != 1 {
+		t.Fatalf("after the version 3 entry: %+v, want leader 2 at leader epoch 1", p)
+	}
+}
+
+// TestChangePartitionRefusesChangesKeepingAFencedLeader: while the leader
+// is registered and fenced, a change that keeps it is refused with
+// ErrIneligibleReplica (ChangePartition v4). SetBrokerFenced touches no
+// partition, and the controller moves the leadership in a later command;
+// in between, a leader that was paused (and fenced for it) and resumes
+// shrank the ISR to itself, leaving the controller no live in-sync replica
+// to elect: the partition was offline until the broker was unfenced. A
+// bump of the leader epoch is refused as well; a change to what the
+// partition is stays a no-op, and a change that moves the leadership away
+// is accepted. A version 3 entry applies as it did then.
+func TestChangePartitionRefusesChangesKeepingAFencedLeader(t *testing.T) {
+	topic := testTopic("t", 1, []int32{1, 2})
+	steps := append(registerBrokers(1, 2),
+		fsmStep{command: &setBrokerFencedCommand{id: 1, epoch: 1, fenced: false}},
+		fsmStep{command: &setBrokerFencedCommand{id: 2, epoch: 2, fenced: false}},
+		fsmStep{command: &createTopicCommand{topic: topic}},
+		// Broker 1, the leader of ISR [1 2], is paused; its session ends.
+		fsmStep{command: &setBrokerFencedCommand{id: 1, epoch: 1, fenced: true}})
+	shrink := changePartition(topic.ID, 0, 0, NoLeaderChange, false, 1)
+
+	apply, partition := fencedLeaderSetup(t, steps)
+	if p := partition(); p.Leader != 1 || !slices.Equal(p.ISR, []int32{1, 2}) {
+		t.Fatalf("before: %+v, want leader 1, ISR [1 2]", p)
+	}
+	if result := apply(shrink, 0); !errors.Is(result.err, ErrIneligibleReplica) {
+		t.Fatalf("fenced leader 1 shrinking the ISR to itself: %v, want ErrIneligibleReplica", result.err)
+	}
+	// Naming the leader it keeps is no leader change either.
+	if result := apply(changePartition(topic.ID, 0, 0, 1, false, 1), 0); !errors.Is(result.err, ErrIneligibleReplica) {
+		t.Fatalf("fenced leader 1 named as the leader, shrinking the ISR: %v, want ErrIneligibleReplica", result.err)
+	}
+	if result := apply(changePartition(topic.ID, 0, 0, NoLeaderChange, true, 1, 2), 0); !errors.Is(result.err, ErrIneligibleReplica) {
+		t.Fatalf("fenced leader 1 bumping its leader epoch: %v, want ErrIneligibleReplica", result.err)
+	}
+	if result := apply(changePartition(topic.ID, 0, 0, NoLeaderChange, false, 1, 2), 0); result.err != nil || result.value.(Partition).PartitionEpoch != 0 {
+		t.Fatalf("a change to what the partition is: %+v, %v; want a no-op", result.value, result.err)
+	}
+	if p := partition(); p.Leader != 1 || p.PartitionEpoch != 0 || !slices.Equal(p.ISR, []int32{1, 2}) {
+		t.Fatalf("after the refused changes: %+v, want leader 1, ISR [1 2] at partition epoch 0", p)
+	}
+	// The controller's election: broker 2, live and in sync, leads.
+	if result := apply(changePartition(topic.ID, 0, 0, 2, false, 2), 0); result.err != nil {
+		t.Fatalf("electing broker 2: %v", result.err)
+	}
+
+	// As a version 3 entry, written by an earlier build, it applies.
+	apply, partition = fencedLeaderSetup(t, steps)
+	if result := apply(shrink, 3); result.err != nil {
+		t.Fatalf("version 3 entry of fenced leader 1 shrinking the ISR: %v", result.err)
+	}
+	if p := partition(); !slices.Equal(p.ISR, []int32{1}) {
+		t.Fatalf("ISR %v after the version 3 entry, want [1]", p.ISR)
 	}
 }
 

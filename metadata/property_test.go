@@ -377,7 +377,9 @@ func (g *commandGenerator) olderEncoding(c command) []byte {
 			// v1 ends after the ISR: drop the empty epochs list.
 			return append([]byte{data[0], 1}, data[commandHeaderSize:len(data)-1]...)
 		}
-		data[1] = 2 // the same fields; fenced brokers could join the ISR
+		// The same fields: at v3 fenced brokers could lead; at v2 they
+		// could also join the ISR.
+		data[1] = uint8(2 + g.random.IntN(2))
 	case *registerBrokerCommand:
 		if g.chance(30) {
 			// v1 ends after the rack: drop the directory id and the flag.

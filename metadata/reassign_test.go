@@ -98,6 +98,9 @@ func TestReassignmentStateMachine(t *testing.T) {
 					AddingReplicas: []int32{3}, RemovingReplicas: []int32{1}}},
 				// Not in sync yet: the controller may not finish.
 				{command: finish(id, 0, 1, 2), wantErr: ErrInvalidReplicaAssignment},
+				// Broker 1 (registered at index 1) is unfenced: it leads,
+				// and a fenced leader changes no ISR.
+				{command: &setBrokerFencedCommand{id: 1, epoch: 1, fenced: false}},
 				// Replica 3 caught up: the leader adds it to the ISR.
 				{command: changePartition(id, 0, 1, NoLeaderChange, false, 1, 2, 3)},
 				{command: finish(id, 0, 2, 1), wantErr: ErrInvalidReplicaAssignment}, // 1 is being removed
@@ -147,6 +150,9 @@ func TestReassignmentStateMachine(t *testing.T) {
 			name: "the new replica crashes after joining the ISR: not finished; cancel reverts",
 			steps: []fsmStep{
 				{command: start(id, 0, 2, 3)},
+				// Broker 1 (registered at index 1) is unfenced: it leads,
+				// and a fenced leader changes no ISR.
+				{command: &setBrokerFencedCommand{id: 1, epoch: 1, fenced: false}},
 				{command: changePartition(id, 0, 1, NoLeaderChange, false, 1, 2, 3)},
 				// Broker 3 restarts after an unclean stop (a new
 				// incarnation): it leaves every ISR, what it had may be lost.
@@ -177,6 +183,9 @@ func TestReassignmentStateMachine(t *testing.T) {
 				{command: start(id, 0, 3, 4)},
 				{command: start(id, 0, 1, 3), wantValue: Partition{Replicas: []int32{1, 3, 2}, Leader: 1, LeaderEpoch: 1, ISR: []int32{1, 2}, PartitionEpoch: 2,
 					AddingReplicas: []int32{3}, RemovingReplicas: []int32{2}}},
+				// Broker 1 (registered at index 1) is unfenced: it leads,
+				// and a fenced leader changes no ISR.
+				{command: &setBrokerFencedCommand{id: 1, epoch: 1, fenced: false}},
 				{command: changePartition(id, 0, 2, NoLeaderChange, false, 1, 2, 3)},
 				{command: finish(id, 0, 3, 1)},
 			},
@@ -222,7 +231,8 @@ func TestReassignmentStateMachine(t *testing.T) {
 		t.Run(test.name, func(t *testing.T) {
 			steps := append(registerBrokers(1, 2, 3, 4), fsmStep{command: &createTopicCommand{topic: orders}},
 				// The brokers being added are unfenced (KIP-841: a fenced
-				// broker does not join an ISR); 1 and 2 stay fenced.
+				// broker does not join an ISR); 1 and 2 stay fenced
+				// unless a case unfences them.
 				fsmStep{command: &setBrokerFencedCommand{id: 3, epoch: 3, fenced: false}},
 				fsmStep{command: &setBrokerFencedCommand{id: 4, epoch: 4, fenced: false}})
 			f := applySteps(t, append(steps, test.steps...))

@@ -104,7 +104,9 @@ func TestFSMSegments(t *testing.T) {
 		{command: transition(commandSegmentCopyFinished, orders.ID, 0, a, 0), wantErr: ErrInvalidSegmentTransition},
 		{command: copyStarted(orders.ID, 0, b)},
 		{command: transition(commandSegmentCopyFinished, orders.ID, 0, b, 0)},
-		// A new leader: the old one is fenced.
+		// A new leader (unfenced, as a fenced broker does not lead): the
+		// old one is fenced.
+		{command: &setBrokerFencedCommand{id: 2, epoch: 2, fenced: false}},
 		{command: changePartition(orders.ID, 0, 0, 2, false, 2)},
 		{command: copyStarted(orders.ID, 0, testSegment(4, 200, 299, 0)), wantErr: ErrFencedLeaderEpoch},
 		{command: transition(commandSegmentDeleteStarted, orders.ID, 0, a, 0), wantErr: ErrFencedLeaderEpoch},
@@ -408,6 +410,8 @@ func TestFSMSegmentsImported(t *testing.T) {
 			name: "epochs of the imported data",
 			steps: []fsmStep{
 				{command: &createTopicCommand{topic: orders}},
+				// Broker 2 (registered at index 2) is unfenced: it may lead.
+				{command: &setBrokerFencedCommand{id: 2, epoch: 2, fenced: false}},
 				{command: changePartition(orders.ID, 0, 0, 2, false, 2)},
 				{command: changePartition(orders.ID, 0, 1, NoLeaderChange, true, 2)},
 				{command: changePartition(orders.ID, 0, 2, NoLeaderChange, true, 2)},

@@ -106,7 +106,9 @@ func (s *Store) SetBrokerFenced(ctx context.Context, id int32, brokerEpoch int64
 // partition changed since change.PartitionEpoch, ErrInvalidPartitions
 // when the ISR is not a subset of the replicas or lacks the leader, and
 // ErrIneligibleReplica when change.ISRBrokerEpochs names a registration a
-// member no longer has.
+// member no longer has, a fenced broker would join the ISR or become the
+// leader, or the leader is fenced and the change keeps it (nothing is
+// committed: the proposer decides again on a later state).
 func (s *Store) ChangePartition(ctx context.Context, change PartitionChange) (Partition, error) {
 	change.ISR = cloneInt32s(change.ISR)
 	if len(change.ISRBrokerEpochs) != 0 {
