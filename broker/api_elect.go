@@ -164,9 +164,9 @@ func (s *Server) electLeader(ctx context.Context, topicName string, index int32,
 			return kerr.UnknownTopicOrPartition.Code, err.Error()
 		case errors.Is(err, metadata.ErrIneligibleReplica):
 			// The chosen replica was fenced after the decision (the
-			// controller refuses a fenced broker joining the ISR): no
-			// replica is eligible, as Kafka's controller answers when its
-			// election finds none.
+			// controller refuses a fenced broker joining the ISR or
+			// becoming the leader): no replica is eligible, as Kafka's
+			// controller answers when its election finds none.
 			if electionType == electionPreferred {
 				return kerr.PreferredLeaderNotAvailable.Code, where + ": the preferred replica is not eligible: " + err.Error()
 			}

@@ -709,8 +709,10 @@ type ISROutcome struct {
 	// Ineligible, with Refused: the controller refused the change at the
 	// partition epoch it was computed from because a member it adds may
 	// not join (fenced, or registered again since its fetch: Kafka's
-	// INELIGIBLE_REPLICA). The partition stood at that epoch then, so no
-	// proposal made from it was committed.
+	// INELIGIBLE_REPLICA), or because this leader is fenced (it leads
+	// until the controller's election, and changes nothing meanwhile).
+	// The partition stood at that epoch then, so no proposal made from it
+	// was committed.
 	Ineligible bool
 }
 

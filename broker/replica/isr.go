@@ -224,6 +224,10 @@ func (m *ISR) resign(ctx context.Context, p *partition.Partition, isr []int32) {
 // that caught it up) is a refusal: proposed again as it was, the change
 // would be refused forever (and hold every other change of the
 // partition), or, without its broker epochs, admit the new incarnation.
+// So is a change refused because this leader is fenced (the same
+// sentinel): the controller's election moves the partition on, and until
+// this broker applies that, its lag check proposes afresh, and is refused
+// again, once per check.
 func refused(err error) bool {
 	for _, rejection := range []error{metadata.ErrStalePartitionEpoch, metadata.ErrInvalidPartitions, metadata.ErrUnknownTopic, metadata.ErrUnknownPartition, metadata.ErrIneligibleReplica} {
 		if errors.Is(err, rejection) {

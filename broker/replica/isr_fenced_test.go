@@ -3,7 +3,9 @@ package replica
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -107,5 +109,83 @@ func TestUnknownExpansionOfAFencedFollowerDoesNotHoldTheHighWatermark(t *testing
 			t.Fatalf("broker %d is in the ISR %v with its log ending at %d, below the high watermark %d: electing it loses acknowledged offsets %d..%d",
 				r, current().ISR, logEnd[r], p.HighWatermark(), logEnd[r], p.HighWatermark()-1)
 		}
+	}
+}
+
+// fencedLeaderStore is a controllerStore that, while fenced is set,
+// refuses a change keeping the current leader as the metadata state
+// machine does once that leader is fenced (ChangePartition v4), and
+// counts the changes it is asked.
+type fencedLeaderStore struct {
+	controllerStore
+	fenced bool // guarded by mu
+	asked  int  // guarded by mu
+}
+
+func (s *fencedLeaderStore) ChangePartition(ctx context.Context, change metadata.PartitionChange) (metadata.Partition, error) {
+	s.mu.Lock()
+	s.asked++
+	leader := s.current.Leader
+	refuse := s.fenced && change.PartitionEpoch == s.current.PartitionEpoch && (change.Leader == metadata.NoLeaderChange || change.Leader == leader)
+	s.mu.Unlock()
+	if refuse {
+		return metadata.Partition{}, fmt.Errorf("leader %d is fenced and cannot change the ISR or its leader epoch: %w", leader, metadata.ErrIneligibleReplica)
+	}
+	return s.controllerStore.ChangePartition(ctx, change)
+}
+
+// TestISRShrinkOfAFencedLeaderRefused (forced order): broker 1 leads with
+// the ISR [1 2]; it is paused, and its session ends (fenced, the
+// partition untouched until the controller's election). It resumes
+// before it sees the fence: follower 2 looks lagging, and the lag check
+// proposes the ISR [1], which the controller refuses (the leader is
+// fenced). The refusal is benign: nothing counts as committed, so the high
+// watermark stays held by follower 2, the committed ISR member; the next
+// check proposes the shrink again (refused again: one proposal per check,
+// no more); and once the controller's election is applied broker 1
+// proposes nothing more.
+func TestISRShrinkOfAFencedLeaderRefused(t *testing.T) {
+	const lag = 30 * time.Second
+	ctx := context.Background()
+	p := openReplica(t, 1)
+	led := metadata.Partition{Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 4, PartitionEpoch: 9, ISR: []int32{1, 2}}
+	p.ApplyAssignment(led, t0)
+	end := appendRecords(t, p, 3)
+	if _, err := p.FollowerFetched(2, end-1, t0); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != end-1 {
+		t.Fatalf("high watermark %d, want follower 2's end %d", hw, end-1)
+	}
+	store := &fencedLeaderStore{controllerStore: controllerStore{current: led}, fenced: true}
+	m := NewISR(ISRConfig{Store: store, Partitions: func() []*partition.Partition { return []*partition.Partition{p} },
+		ReplicaLagTimeMax: lag, Logger: slog.New(slog.DiscardHandler)})
+
+	for tick := 2; tick <= 3; tick++ {
+		m.CheckLagging(ctx, t0.Add(time.Duration(tick)*lag))
+		store.mu.Lock()
+		asked, current := store.asked, store.current
+		store.mu.Unlock()
+		if asked != tick-1 || !slices.Equal(current.ISR, []int32{1, 2}) || current.PartitionEpoch != 9 {
+			t.Fatalf("lag check %d: %d changes asked, controller's ISR %v at partition epoch %d; want %d asked, [1 2] at 9 (the shrink refused)",
+				tick-1, asked, current.ISR, current.PartitionEpoch, tick-1)
+		}
+		if hw := p.HighWatermark(); hw != end-1 {
+			t.Fatalf("high watermark %d after the refused shrink, want %d: follower 2 is in the committed ISR", hw, end-1)
+		}
+	}
+
+	// The controller's election: broker 2 leads; broker 1 applies it.
+	elected, err := store.controllerStore.ChangePartition(ctx, metadata.PartitionChange{PartitionEpoch: 9, Leader: 2, ISR: []int32{2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	elected.LeaderEpoch++
+	p.ApplyAssignment(elected, t0.Add(4*lag))
+	m.CheckLagging(ctx, t0.Add(5*lag))
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if store.asked != 2 {
+		t.Fatalf("%d changes asked after broker 1 was deposed, want the 2 refused shrinks", store.asked)
 	}
 }
