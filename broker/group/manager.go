@@ -133,7 +133,9 @@ func (m *Manager) ExpireOffsets(now time.Time) {
 // TopicsDeleted removes every group's committed offsets of deleted
 // topics, as Kafka does, so a topic re-created with the same name starts
 // without them: on every shard, those still loading once loaded
-// (Shard.TopicsDeleted).
+// (Shard.TopicsDeleted). It returns at once (the metadata reconcile pass
+// calls it): the offsets are gone for readers, and their tombstones are
+// written in the background.
 func (m *Manager) TopicsDeleted(names ...string) {
 	for _, sh := range m.shards.All() {
 		sh.TopicsDeleted(names...)

@@ -250,17 +250,22 @@ func TestManagerTopicDeletedWhileShardLoads(t *testing.T) {
 			} else {
 				next.set(func(l *memLog) { l.uncommitted = 0 })
 			}
-			if got := waitServing(t, m, "g").GroupOffsets("g"); len(got) != 1 || got[tp("keep", 0)].Offset != 1 {
+			sh := waitServing(t, m, "g")
+			if got := sh.GroupOffsets("g"); len(got) != 1 || got[tp("keep", 0)].Offset != 1 {
 				t.Fatalf("offsets after the topic drop was deleted while the shard was %s: %v, want only keep-0", while, got)
+			}
+			sh.awaitRemoval() // started by Load
+			if !next.tombstoned(t, "g", tp("drop", 0)) {
+				t.Fatalf("no tombstone of drop-0 written after the shard was %s", while)
 			}
 		})
 	}
 }
 
 // TestManagerTopicDeletedRemovalRetried: when the tombstones of a deleted
-// topic's offsets cannot be written, the next expiry pass removes them,
-// but not the offsets committed since (of the topic re-created under the
-// same name).
+// topic's offsets cannot be written, the offsets are gone for readers all
+// the same, and the next expiry pass writes them, but not those of the
+// offsets committed since (of the topic re-created under the same name).
 func TestManagerTopicDeletedRemovalRetried(t *testing.T) {
 	m := newTestManager(t, &fakeTopic{leaders: []int32{1}})
 	log := newMemLog()
@@ -274,8 +279,12 @@ func TestManagerTopicDeletedRemovalRetried(t *testing.T) {
 	}
 	log.set(func(l *memLog) { l.fail = kerr.CoordinatorNotAvailable })
 	m.TopicsDeleted("drop")
-	if got := sh.GroupOffsets("g"); len(got) != 2 {
-		t.Fatalf("offsets after a failed removal: %v, want both kept", got)
+	sh.awaitRemoval()
+	if got := sh.GroupOffsets("g"); len(got) != 1 || got[tp("keep", 0)].Offset != 1 {
+		t.Fatalf("offsets after a failed removal: %v, want only keep-0", got)
+	}
+	if log.tombstoned(t, "g", tp("drop", 0)) {
+		t.Fatal("tombstone of drop-0 written by a failed removal")
 	}
 	log.set(func(l *memLog) { l.fail = nil })
 	// The topic re-created: its offsets are committed anew.
@@ -287,6 +296,9 @@ func TestManagerTopicDeletedRemovalRetried(t *testing.T) {
 		if got := sh.GroupOffsets("g"); len(got) != 2 || got[tp("keep", 0)].Offset != 1 || got[tp("drop", 1)].Offset != 3 {
 			t.Fatalf("offsets after an expiry pass: %v, want keep-0 and the re-created drop-1", got)
 		}
+	}
+	if !log.tombstoned(t, "g", tp("drop", 0)) || log.tombstoned(t, "g", tp("drop", 1)) {
+		t.Fatal("after the expiry passes: want a tombstone of drop-0, none of the re-created drop-1")
 	}
 }
 

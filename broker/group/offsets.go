@@ -128,23 +128,37 @@ type Shard struct {
 	// deletedTopics are the deleted topics whose committed offsets the
 	// shard has yet to remove (TopicsDeleted), each with the log offset
 	// below which its commits are the deleted topic's (those recorded
-	// since are of a topic re-created under its name). Every expiry pass
-	// removes them; one that succeeds for every group forgets them.
+	// since are of a topic re-created under its name). They are gone for
+	// every reader at once (deletedLocked); the tombstones are written in
+	// the background (removeDeletedTopics), and every expiry pass writes
+	// them too; one that succeeds for every group forgets them.
 	deletedTopics map[string]int64
 	// logEnd is the log's end as far as the shard replayed and wrote it
 	// (math.MaxInt64 until Load has replayed it: all it replays is older).
 	logEnd int64
 
-	// loadMu guards restored and deletedWhileLoading, apart from mu
-	// because Load holds mu for its whole replay and TopicsDeleted (called
-	// as metadata is applied) must not wait for it. restored is set once
-	// Load has restored the groups, after which TopicsDeleted removes the
-	// offsets itself; until then it records the topics in
-	// deletedWhileLoading, which Load moves to deletedTopics (everything
-	// it replayed is older than the deletion). Lock order: mu, then loadMu.
-	loadMu              sync.Mutex
-	restored            bool
-	deletedWhileLoading []string
+	// deleteMu guards restored, unmarked and the background removal's
+	// state, apart from mu because mu is held across the shard's writes
+	// (each waiting for the in-sync replicas, up to
+	// offsets.commit.timeout.ms) and TopicsDeleted, called by the metadata reconcile pass that every
+	// other partition's leadership change waits behind, must not wait
+	// for them. TopicsDeleted records the topics in unmarked, which the
+	// next holder of mu moves to deletedTopics at the log's end
+	// (markDeletedLocked): every commit in memory then was recorded
+	// before the deletion (a write in flight holds mu), and every write
+	// after it lands above. restored is set once Load has restored the
+	// groups; until then the topics stay unmarked (the log's end is not
+	// known while replaying). Lock order: mu, then deleteMu.
+	deleteMu sync.Mutex
+	restored bool
+	unmarked []string
+	// removal is closed when the background removal of deleted topics'
+	// offsets (runRemoval) ends, nil when none runs; removeAgain asks it
+	// for another pass (topics deleted since its pass started); stopped
+	// (Close) keeps a new one from starting.
+	removal     chan struct{}
+	removeAgain bool
+	stopped     bool
 
 	// beforeTombstones, if set, is called (tests only) when a group's
 	// deletion tombstones are about to be written.
@@ -212,10 +226,15 @@ func (sh *Shard) Loaded() <-chan struct{} { return sh.life.Loaded() }
 func (sh *Shard) Serving() bool { return sh.life.Serving() }
 
 // Close stops the shard: its coordinator answers NOT_COORDINATOR and its
-// writes fail with NOT_COORDINATOR.
+// writes fail with NOT_COORDINATOR. It waits for the background removal
+// of deleted topics' offsets, if one runs, which its writes failing end.
 func (sh *Shard) Close() {
 	sh.life.Close()
 	sh.coord.Close()
+	sh.deleteMu.Lock()
+	sh.stopped = true
+	sh.deleteMu.Unlock()
+	sh.awaitRemoval()
 }
 
 // Load replays the log from its start: the latest commit per group and
@@ -316,47 +335,125 @@ func (sh *Shard) Load() {
 	if records > 0 {
 		sh.logger.Info("loaded group coordinator shard", "records", records, "groups", restored, "took", time.Since(start).Round(time.Millisecond))
 	}
-	// Topics deleted while loading: their offsets go before the shard
-	// serves (a failure is retried by the next expiry pass).
+	// Topics deleted while loading: their offsets are gone before the
+	// shard serves (everything replayed is older than the deletion); the
+	// tombstones are written in the background.
 	sh.mu.Lock()
-	sh.loadMu.Lock()
-	for _, name := range sh.deletedWhileLoading {
-		sh.deletedTopics[name] = sh.logEnd
-	}
-	sh.deletedWhileLoading, sh.restored = nil, true
-	sh.loadMu.Unlock()
+	sh.deleteMu.Lock()
+	sh.restored = true
+	sh.deleteMu.Unlock()
+	sh.markDeletedLocked()
 	deleted := len(sh.deletedTopics) > 0
 	sh.mu.Unlock()
 	if deleted {
-		sh.removeDeletedTopics()
+		sh.startRemoval()
 	}
 }
 
 // TopicsDeleted removes every group's committed offsets of deleted topics
 // recorded so far, whatever their age, as Kafka does
 // (handleDeletedPartitions), so a topic re-created under the same name
-// starts without them: at once once the shard has loaded, else at the end
-// of its Load. A removal that fails is retried by each expiry pass
-// (ExpireOffsets) until one succeeds.
+// starts without them. It returns at once, waiting for no write and no
+// lock held across one: the offsets are gone for every reader from now on
+// (deletedLocked; for a shard still loading, from when it serves), and
+// their tombstones are written in the background, one group after the
+// other, as Kafka's cleanupGroupMetadata removes them in memory and does
+// not wait for the replicas. A removal that fails is retried by each
+// expiry pass (ExpireOffsets) until one succeeds.
 func (sh *Shard) TopicsDeleted(names ...string) {
-	sh.loadMu.Lock()
+	sh.deleteMu.Lock()
+	sh.unmarked = append(sh.unmarked, names...)
+	restored := sh.restored
+	sh.deleteMu.Unlock()
+	if restored { // else Load starts the removal
+		sh.startRemoval()
+	}
+}
+
+// markDeletedLocked moves the topics TopicsDeleted recorded since the
+// last call to deletedTopics, at the log's end as the shard wrote it:
+// called with mu held, by every reader of the offsets, every write before
+// it writes and every expiry pass, so that what was recorded before the
+// deletion is below the mark and what is written after it, above. Until
+// Load has restored the groups it leaves them to Load.
+func (sh *Shard) markDeletedLocked() {
+	sh.deleteMu.Lock()
+	defer sh.deleteMu.Unlock()
 	if !sh.restored {
-		sh.deletedWhileLoading = append(sh.deletedWhileLoading, names...)
-		sh.loadMu.Unlock()
 		return
 	}
-	sh.loadMu.Unlock()
-	sh.mu.Lock()
-	for _, name := range names {
+	for _, name := range sh.unmarked {
 		sh.deletedTopics[name] = sh.logEnd
 	}
-	sh.mu.Unlock()
-	sh.removeDeletedTopics()
+	sh.unmarked = nil
+}
+
+// deletedLocked reports whether a group's offsets of tp are of a deleted
+// topic (TopicsDeleted): recorded before its deletion, judged by the
+// committed offset's record if there is one, else by the first pending
+// transactional commit's. They are gone for every reader, and an expiry
+// pass writes their tombstones (which drop both). Called with mu held,
+// after markDeletedLocked.
+func (sh *Shard) deletedLocked(groupID string, tp TopicPartition) bool {
+	before, ok := sh.deletedTopics[tp.Topic]
+	if !ok {
+		return false
+	}
+	if c, ok := sh.offsets[groupID][tp]; ok {
+		return c.at < before
+	}
+	return sh.txns.firstAt(groupID, tp) < before // math.MaxInt64: none pending
+}
+
+// startRemoval has the deleted topics' offsets removed in the background
+// (runRemoval): it starts the removal, or has the one running make
+// another pass, unless the shard is closed.
+func (sh *Shard) startRemoval() {
+	sh.deleteMu.Lock()
+	defer sh.deleteMu.Unlock()
+	switch {
+	case sh.stopped:
+	case sh.removal != nil:
+		sh.removeAgain = true
+	default:
+		sh.removal = make(chan struct{})
+		go sh.runRemoval(sh.removal)
+	}
+}
+
+// runRemoval removes the deleted topics' offsets until no topic was
+// deleted since its last pass began, then closes done.
+func (sh *Shard) runRemoval(done chan struct{}) {
+	for {
+		sh.removeDeletedTopics()
+		sh.deleteMu.Lock()
+		again := sh.removeAgain && !sh.stopped
+		sh.removeAgain = false
+		if !again {
+			sh.removal = nil
+			close(done)
+		}
+		sh.deleteMu.Unlock()
+		if !again {
+			return
+		}
+	}
+}
+
+// awaitRemoval waits for the background removal of deleted topics'
+// offsets, if one runs, to end.
+func (sh *Shard) awaitRemoval() {
+	sh.deleteMu.Lock()
+	done := sh.removal
+	sh.deleteMu.Unlock()
+	if done != nil {
+		<-done
+	}
 }
 
 // removeDeletedTopics runs an expiry pass that expires nothing by age:
-// it removes the deleted topics' offsets (and deletes the Empty groups it
-// leaves without offsets, as every pass does).
+// it writes the tombstones of the deleted topics' offsets (and deletes the
+// Empty groups it leaves without offsets, as every pass does).
 func (sh *Shard) removeDeletedTopics() {
 	offsets, groups, err := sh.ExpireOffsets(sh.clock.Now(), -1, func(TopicPartition) bool { return true })
 	if err != nil {
@@ -453,6 +550,7 @@ func (sh *Shard) appendLocked(records []recordbatch.Record) (int64, error) {
 // writeLocked stamps records now and writes them with write, unless the
 // shard is closed. Called with sh.mu held.
 func (sh *Shard) writeLocked(records []recordbatch.Record, write func() (int64, error)) (int64, error) {
+	sh.markDeletedLocked() // the records land above the deletions so far
 	if sh.life.ClosedLocked() {
 		return 0, kerr.NotCoordinator
 	}
@@ -525,22 +623,31 @@ func (sh *Shard) commitOffsets(groupID string, producerID int64, commits map[Top
 }
 
 // FetchOffset returns a group's committed offset of a partition (not a
-// pending transactional one).
+// pending transactional one, nor one of a deleted topic whose tombstone is
+// yet to be written).
 func (sh *Shard) FetchOffset(groupID string, tp TopicPartition) (CommittedOffset, bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	sh.markDeletedLocked()
 	c, ok := sh.offsets[groupID][tp]
-	return c.CommittedOffset, ok
+	if !ok || sh.deletedLocked(groupID, tp) {
+		return CommittedOffset{}, false
+	}
+	return c.CommittedOffset, true
 }
 
 // GroupOffsets returns every committed offset of a group (not the pending
-// transactional ones).
+// transactional ones, nor those of deleted topics whose tombstones are yet
+// to be written).
 func (sh *Shard) GroupOffsets(groupID string) map[TopicPartition]CommittedOffset {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	sh.markDeletedLocked()
 	out := make(map[TopicPartition]CommittedOffset, len(sh.offsets[groupID]))
 	for tp, c := range sh.offsets[groupID] {
-		out[tp] = c.CommittedOffset
+		if !sh.deletedLocked(groupID, tp) {
+			out[tp] = c.CommittedOffset
+		}
 	}
 	return out
 }
@@ -721,6 +828,7 @@ func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists fu
 	for id := range sh.txns.held {
 		add(id)
 	}
+	sh.markDeletedLocked()
 	deleted := maps.Clone(sh.deletedTopics)
 	sh.mu.Unlock()
 	// Empty groups without offsets too: Kafka deletes them at each pass.
@@ -812,18 +920,13 @@ func (sh *Shard) expireGroupOffsets(groupID string, d Description, known bool, n
 	}
 	sortTopicPartitions(tps)
 	var gone []TopicPartition
-	// deleted: recorded before its topic was deleted (TopicsDeleted).
-	deleted := func(tp TopicPartition, at int64) bool {
-		before, ok := sh.deletedTopics[tp.Topic]
-		return ok && at < before
-	}
 	for _, tp := range tps {
-		if !exists(tp) || deleted(tp, committed[tp].at) || expiredByAge(tp, committed[tp].CommittedOffset) {
+		if !exists(tp) || sh.deletedLocked(groupID, tp) || expiredByAge(tp, committed[tp].CommittedOffset) {
 			gone = append(gone, tp)
 		}
 	}
 	for _, tp := range sh.txns.partitions(groupID) {
-		if _, ok := committed[tp]; !ok && (!exists(tp) || deleted(tp, sh.txns.firstAt(groupID, tp))) {
+		if _, ok := committed[tp]; !ok && (!exists(tp) || sh.deletedLocked(groupID, tp)) {
 			gone = append(gone, tp)
 		}
 	}

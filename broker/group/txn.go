@@ -235,11 +235,13 @@ func (sh *Shard) CommitTxnOffsets(req OffsetCommitRequest, p TxnProducer, commit
 }
 
 // PendingTxnOffset reports whether a transaction has a commit of the
-// group's partition pending (OffsetFetch RequireStable).
+// group's partition pending (OffsetFetch RequireStable), not counting
+// those of a deleted topic whose tombstone is yet to be written.
 func (sh *Shard) PendingTxnOffset(groupID string, tp TopicPartition) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	return sh.txns.pending(groupID, tp)
+	sh.markDeletedLocked()
+	return sh.txns.pending(groupID, tp) && !sh.deletedLocked(groupID, tp)
 }
 
 // CompleteTransaction ends the producer's transaction in this shard, given
