@@ -214,7 +214,9 @@ func (m *Manager) record(src Source, kind Kind, c Client, n int64, undoIfThrottl
 	sensor.record(float64(n), now)
 	value, window := sensor.measure(now)
 	throttle := throttleTime(value, r.bound, window)
-	if value > r.bound && undoIfThrottled {
+	if throttle > 0 && undoIfThrottled {
+		// Only a throttled fetch is answered empty (a rate a hair over
+		// the quota may round to no throttle: its bytes are sent).
 		sensor.record(-float64(n), now)
 	}
 	m.mu.Unlock()

@@ -240,3 +240,24 @@ func TestGreedyProducerRate(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordUnlessThrottledRoundsToNoThrottle: a fetch that takes the rate
+// a hair over the quota, too little for a millisecond of throttle, is
+// answered with its data (throttle 0), so its bytes must count, as Kafka
+// unrecords a fetch only when it is throttled (throttle time > 0).
+func TestRecordUnlessThrottledRoundsToNoThrottle(t *testing.T) {
+	clock := &testClock{now: time.UnixMilli(5_000)}
+	m := newTestManager(t, clock, nil)
+	src := quotas{{ClientID: defaultTag}: {metadata.ConsumerByteRate: 1_000_000}}
+	client := Client{User: "ANONYMOUS", ClientID: "c"}
+	// 10 000 001 B over 10 s: 0.1 B/s over the quota, a throttle of
+	// 0.001 ms, rounded to 0: the response carries the bytes.
+	if got := m.RecordUnlessThrottled(src, Fetch, client, 10_000_001); got != 0 {
+		t.Fatalf("throttled %s", got)
+	}
+	// The bytes sent count: 10 000 000 more make 2 000 000.1 B/s, 10 s of
+	// throttle.
+	if got := m.RecordUnlessThrottled(src, Fetch, client, 10_000_000); got != 10*time.Second {
+		t.Fatalf("throttled %s after a fetch sent in full, want 10s", got)
+	}
+}
