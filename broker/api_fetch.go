@@ -301,12 +301,15 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 			maxBytes = int32(min(int64(maxBytes), max(window, 1)))
 		}
 	}
+	// As Kafka: min bytes beyond what the response may carry (its max
+	// bytes, the broker's or a quota's cap) would wait out every max wait.
+	minBytes := min(req.MinBytes, maxBytes)
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	reserved = s.readRemoteReserved(c.ctx, targets, maxBytes, !localDataBefore(targets, slices.IndexFunc(targets, func(t fetchTarget) bool { return t.remote != nil })), deadline)
 	wake := make(chan struct{}, 1)
 	// A diverging follower is answered at once (as Kafka does): it
 	// truncates before it can fetch anything.
-	waiting := req.MaxWaitMillis > 0 && req.MinBytes > 0 && !slices.ContainsFunc(targets, func(t fetchTarget) bool { return t.diverging != nil })
+	waiting := req.MaxWaitMillis > 0 && minBytes > 0 && !slices.ContainsFunc(targets, func(t fetchTarget) bool { return t.diverging != nil })
 	if waiting {
 		for _, t := range targets {
 			if t.part != nil {
@@ -326,7 +329,7 @@ func handleFetch(c *clientConn, h requestHeader, req *kmsg.FetchRequest) (kmsg.R
 		// delayed remote fetch completes: they are all the remote
 		// partitions can bring (read once), waiting for MinBytes adds
 		// nothing to them and would hold a replay for the max wait.
-		if !waiting || total >= int(req.MinBytes) || len(remote) > 0 || answersError(resp) || movedToTier(targets) || !time.Now().Before(deadline) {
+		if !waiting || total >= int(minBytes) || len(remote) > 0 || answersError(resp) || movedToTier(targets) || !time.Now().Before(deadline) {
 			if replicaID < 0 {
 				// A consumer over its quota is answered empty, as Kafka
 				// does, and its bytes are not counted.

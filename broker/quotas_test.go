@@ -465,3 +465,58 @@ func TestQuotaUserIsAuthenticatedPrincipal(t *testing.T) {
 	clock.awaitMute(t)
 	close(clock.release)
 }
+
+// TestQuotaFetchCapsMinBytes: a consumer whose quota caps its fetch below
+// its fetch.min.bytes is answered as soon as the capped fetch is full, as
+// Kafka caps min bytes to the fetch's max bytes; otherwise it could never
+// reach min bytes and every fetch would wait its whole max wait.
+func TestQuotaFetchCapsMinBytes(t *testing.T) {
+	clock := newMuteClock()
+	n := brokertest.Start(t, func(c *broker.Config) { c.Quotas.Clock = clock })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	producer := n.Client(kgo.DefaultProduceTopic("metered"), kgo.AllowAutoTopicCreation())
+	for range 20 {
+		if err := producer.ProduceSync(ctx, &kgo.Record{Value: make([]byte, 100)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw := dialRaw(t, n.Addr)
+	fetch := func(minBytes int32) *kmsg.FetchResponse {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.SetVersion(11)
+		req.ReplicaID, req.MaxBytes, req.SessionEpoch = -1, 1<<20, -1
+		req.MinBytes, req.MaxWaitMillis = minBytes, 3_600_000
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = "metered"
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.PartitionMaxBytes = 1 << 20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		raw.send(req)
+		raw.nc.SetReadDeadline(time.Now().Add(30 * time.Second)) // a hang guard, not a measure: the answer is due at once
+		resp := kmsg.NewPtrFetchResponse()
+		if err := raw.receive(resp, 11); err != nil {
+			t.Fatalf("no answer to a fetch of min bytes %d: %v", minBytes, err)
+		}
+		if len(resp.Topics) != 1 {
+			t.Fatalf("answered %+v, want the topic", resp)
+		}
+		return resp
+	}
+	// The batches are all of one size (no quota yet: nothing counted).
+	all := fetch(1).Topics[0].Partitions[0].RecordBatches
+	size := int(binary.BigEndian.Uint32(all[8:12])) + 12
+	if len(all) != 20*size {
+		t.Fatalf("fetched %d bytes, want 20 batches of %d", len(all), size)
+	}
+	// A quota of one batch per second caps fetches to the 10 batches of
+	// the 10-s window, far below min bytes; they are the quota exactly,
+	// so the fetch is not throttled.
+	setQuota(t, n, metadata.QuotaEntity{ClientID: metadata.DefaultQuota}, metadata.ConsumerByteRate, float64(size))
+	resp := fetch(1 << 20)
+	if got := len(resp.Topics[0].Partitions[0].RecordBatches); got != 10*size || resp.ThrottleMillis != 0 {
+		t.Fatalf("fetched %d bytes, throttle %d ms; want the %d bytes the quota allows, unthrottled", got, resp.ThrottleMillis, 10*size)
+	}
+}
