@@ -191,8 +191,8 @@ func (m *Manager) Record(src Source, kind Kind, c Client, n int64) time.Duration
 	return m.record(src, kind, c, n, false)
 }
 
-// RecordUnlessThrottled is Record, except that bytes that would exceed the
-// quota are not counted: Kafka answers a throttled Fetch empty, so its
+// RecordUnlessThrottled is Record, except that bytes that earn a throttle
+// time are not counted: Kafka answers a throttled Fetch empty, so its
 // bytes were never sent.
 func (m *Manager) RecordUnlessThrottled(src Source, kind Kind, c Client, n int64) time.Duration {
 	return m.record(src, kind, c, n, true)
