@@ -53,9 +53,10 @@ type Config struct {
 	// Logger receives membership events (members expired or removed,
 	// rebalances and their reasons). Default slog.Default().
 	Logger *slog.Logger
-	// NewMemberID makes the member id handed to a joining member. Default:
-	// the client id, "-" and a random UUID, as Kafka does.
-	NewMemberID func(clientID string) string
+	// NewMemberID makes the member id handed to a joining member from a
+	// prefix: the group instance id of a static member, else the client
+	// id. Default: the prefix, "-" and a random UUID, as Kafka does.
+	NewMemberID func(prefix string) string
 }
 
 // Validate reports the first field that is out of range.

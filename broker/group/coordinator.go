@@ -452,7 +452,7 @@ func (c *Coordinator) Close() {
 	fx.run()
 }
 
-func randomMemberID(clientID string) string { return clientID + "-" + uuid.NewString() }
+func randomMemberID(prefix string) string { return prefix + "-" + uuid.NewString() }
 
 func joinError(memberID string, err error) JoinResult {
 	return JoinResult{Err: err, MemberID: memberID, GenerationID: -1}

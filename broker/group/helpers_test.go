@@ -121,11 +121,11 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	var ids int
 	var idsMu sync.Mutex
-	cfg.NewMemberID = func(clientID string) string {
+	cfg.NewMemberID = func(prefix string) string {
 		idsMu.Lock()
 		defer idsMu.Unlock()
 		ids++
-		return fmt.Sprintf("%s-%d", clientID, ids)
+		return fmt.Sprintf("%s-%d", prefix, ids)
 	}
 	c, err := New(cfg)
 	if err != nil {

@@ -28,7 +28,13 @@ func (g *group) joinLocked(req JoinRequest, done func(JoinResult), fx *effects) 
 }
 
 func (g *group) joinNewMemberLocked(req JoinRequest, done func(JoinResult), fx *effects) {
-	memberID := g.c.cfg.NewMemberID(req.ClientID)
+	// Kafka names a static member after its instance id, a dynamic one
+	// after its client.
+	prefix := req.ClientID
+	if req.GroupInstanceID != "" {
+		prefix = req.GroupInstanceID
+	}
+	memberID := g.c.cfg.NewMemberID(prefix)
 	switch {
 	case req.GroupInstanceID != "":
 		if oldID, ok := g.static[req.GroupInstanceID]; ok {
