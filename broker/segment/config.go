@@ -73,9 +73,10 @@ type Config struct {
 	WriteFault func(size int) (written int, err error)
 	// SyncFault, when set (tests only), is asked before each fsync of the
 	// log's records: Sync, a flush (flush.messages, flush.ms, Flush,
-	// Close) and the fsync that seals a segment at a roll. An error it
-	// returns fails that fsync as a failing disk does (syscall.EIO): the
-	// log is failed from then on (ErrLogFailed).
+	// Close) and the fsync of a segment sealed by a roll, which runs on
+	// its own goroutine (so SyncFault must be safe for concurrent use). An
+	// error it returns fails that fsync as a failing disk does
+	// (syscall.EIO): the log is failed from then on (ErrLogFailed).
 	SyncFault func() error
 }
 

@@ -300,3 +300,12 @@ func crash(l *Log) {
 		s.release()
 	}
 }
+
+// awaitRollSync waits for the background fsync of the segment sealed by
+// the last roll, if one is pending, and publishes its outcome as its own
+// goroutine does (which may have done so first: then it returns nil).
+func awaitRollSync(l *Log) error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	return l.awaitRollSyncLocked()
+}

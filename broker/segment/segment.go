@@ -306,12 +306,22 @@ func (s *segment) sync() error {
 	if !s.dirty {
 		return nil
 	}
+	if err := s.syncFiles(); err != nil {
+		return err
+	}
+	s.dirty = false
+	return nil
+}
+
+// syncFiles fsyncs the .log and both index files, touching no writer state:
+// the background fsync of a sealed segment (Log.rollLocked) runs it
+// without Log.appendMu.
+func (s *segment) syncFiles() error {
 	for _, file := range []*os.File{s.logFile, s.offsetIndexFile, s.timeIndexFile} {
 		if err := file.Sync(); err != nil {
 			return fmt.Errorf("segment %s: %w %s: %w", s.name(), errFsync, filepath.Base(file.Name()), err)
 		}
 	}
-	s.dirty = false
 	return nil
 }
 

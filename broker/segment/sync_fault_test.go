@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// TestFailedFsyncIsNotRetried: an fsync that fails — sealing a segment at
-// a roll, a flush by time (flush.ms) or by count (flush.messages) — fails
-// the log. The kernel may have dropped the pages it could not write and
+// TestFailedFsyncIsNotRetried: an fsync that fails — sealing a segment
+// after a roll (in the background), a flush by time (flush.ms) or by count
+// (flush.messages) — fails the log. The kernel may have dropped the pages it could not write and
 // report the next fsync of the file as a success, so a retry proves
 // nothing: SyncedEnd stays where it was, and appends, flushes and syncs
 // answer ErrLogFailed even once fsync works again. A reopen recovers the
@@ -36,12 +36,15 @@ func TestFailedFsyncIsNotRetried(t *testing.T) {
 				}
 			},
 			fail: func(t *testing.T, l *Log, m *model, clock *testClock) error {
-				records, batches := appendRequest(makeBatch(1, clock.Millis(), 500, 9))
-				_, _, err := l.Append(records, batches)
-				if len(l.Segments()) != 1 {
-					t.Fatalf("the failed roll left %d segments", len(l.Segments()))
+				// The append that rolls does not wait for the sealed
+				// segment's fsync: it succeeds, and the fsync, failing in
+				// the background, fails the log.
+				m.append(t, l, makeBatch(1, clock.Millis(), 500, 9))
+				if len(l.Segments()) != 2 {
+					t.Fatalf("the roll left %d segments, want 2", len(l.Segments()))
 				}
-				return err
+				awaitRollSync(l)
+				return l.Failed()
 			},
 		},
 		{

@@ -28,6 +28,10 @@ func (l *Log) Truncate(offset int64) error {
 	if offset >= l.endOffset.Load() {
 		return nil
 	}
+	// The segment sealed by the last roll may be cut or removed: its
+	// background fsync finishes first (a failure fails the log, and is not
+	// hidden by the fsyncs of the cut that follow).
+	l.awaitRollSyncLocked()
 	l.rewriteMu.Lock()
 	defer l.rewriteMu.Unlock()
 	l.truncations++
@@ -90,6 +94,7 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	if offset < 0 {
 		return fmt.Errorf("segment: truncate fully: %w: negative offset %d", ErrOffsetOutOfRange, offset)
 	}
+	l.awaitRollSyncLocked() // as Truncate
 	l.rewriteMu.Lock()
 	defer l.rewriteMu.Unlock()
 	return l.truncateFullyLocked(offset)
