@@ -141,6 +141,10 @@ type Store interface {
 	// before StoreGroup returns. A failure should be the Kafka error the
 	// members are to see (COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, ...);
 	// any other error is reported to them as COORDINATOR_NOT_AVAILABLE.
+	// A group's records are passed in the order the group changed, one
+	// call at a time, and must be persisted in that order (the last one
+	// is what Coordinator.Restore loads); a call may come from within
+	// the done of an earlier one.
 	StoreGroup(rec Record, done func(error))
 	// DeleteGroupData deletes what is stored of a group (its metadata and
 	// its committed offsets) when the coordinator deletes it

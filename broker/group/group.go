@@ -89,6 +89,18 @@ type group struct {
 	// is loaded, for OffsetDelete; nil if not known. Never modified: a
 	// generation sets a new map.
 	subscribed map[string]bool
+	// stores are the group's records captured (storeLocked) and not yet
+	// handed to the Store, in capture order; storing is set while a
+	// goroutine hands them over (drainStores).
+	stores  []queuedStore
+	storing bool
+}
+
+// queuedStore is a record waiting to be handed to the Store, and what to
+// call when it is stored.
+type queuedStore struct {
+	rec  Record
+	done func(error)
 }
 
 func newGroup(c *Coordinator, id string) *group {
@@ -493,14 +505,12 @@ func (g *group) completeJoinLocked(fx *effects) {
 		g.setStateLocked(StateEmpty)
 		g.logf("generation %d is empty", g.generation)
 		rec := g.recordLocked(nil)
-		fx.add(func() {
-			g.c.cfg.Store.StoreGroup(rec, func(err error) {
-				if err != nil {
-					// As in Kafka: harmless, an empty generation has nobody to fence.
-					g.logf("storing empty generation %d failed: %v", rec.GenerationID, err)
-				}
-			})
-		})
+		g.storeLocked(rec, func(err error) {
+			if err != nil {
+				// As in Kafka: harmless, an empty generation has nobody to fence.
+				g.logf("storing empty generation %d failed: %v", rec.GenerationID, err)
+			}
+		}, fx)
 		return
 	}
 	g.protocolName = g.selectProtocolLocked()
@@ -594,6 +604,48 @@ func (g *group) killLocked(err error, fx *effects) {
 	g.syncTimer.stop()
 	g.syncTimer = nil
 	g.setStateLocked(StateDead)
+}
+
+// storeLocked hands rec, the group as it is now (recordLocked), to the
+// Store once the lock is released (with fx), after every record of the
+// group captured before it: the Store appends them to the log in the
+// order they are handed over, and the last one is what a coordinator
+// taking over the partition restores, so they must go in the order the
+// group changed. Kafka appends with the group's lock held; here the lock
+// is released first (a Store may complete at once and its done call back
+// into the coordinator, as may the answers run with fx), so a record
+// captured later could otherwise be handed over first, e.g. by a request
+// an earlier answer's callback makes: a failover would then restore
+// members that already left, and reuse a generation number. done is
+// called as Store.StoreGroup calls it.
+func (g *group) storeLocked(rec Record, done func(error), fx *effects) {
+	g.stores = append(g.stores, queuedStore{rec: rec, done: done})
+	fx.add(g.drainStores)
+}
+
+// drainStores hands the group's queued records to the Store in order,
+// unless another goroutine is doing so: that one hands over the records
+// queued meanwhile too, including those queued from within the Store's
+// callbacks it calls (which therefore never wait for it). The lock is
+// not held while the Store is called.
+func (g *group) drainStores() {
+	g.mu.Lock()
+	if g.storing {
+		g.mu.Unlock()
+		return
+	}
+	g.storing = true
+	for len(g.stores) > 0 {
+		s := g.stores[0]
+		g.stores[0] = queuedStore{}
+		g.stores = g.stores[1:]
+		g.mu.Unlock()
+		g.c.cfg.Store.StoreGroup(s.rec, s.done)
+		g.mu.Lock()
+	}
+	g.stores = nil
+	g.storing = false
+	g.mu.Unlock()
 }
 
 // recordLocked is the group as a Store persists it; assignments replace

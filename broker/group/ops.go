@@ -185,16 +185,13 @@ func (g *group) replaceStaticMemberLocked(oldID, newID string, req JoinRequest, 
 			return
 		}
 		generation := g.generation
-		rec := g.recordLocked(nil)
-		fx.add(func() {
-			g.c.cfg.Store.StoreGroup(rec, func(err error) {
-				var fx effects
-				g.mu.Lock()
-				g.staticReplacementStoredLocked(m, &old, oldID, newID, previousLeader, generation, err, req.SupportsSkipAssignment, &fx)
-				g.mu.Unlock()
-				fx.run()
-			})
-		})
+		g.storeLocked(g.recordLocked(nil), func(err error) {
+			var fx effects
+			g.mu.Lock()
+			g.staticReplacementStoredLocked(m, &old, oldID, newID, previousLeader, generation, err, req.SupportsSkipAssignment, &fx)
+			g.mu.Unlock()
+			fx.run()
+		}, fx)
 	case StateCompletingRebalance:
 		// The leader may already have assigned to the old member id.
 		g.prepareRebalanceLocked(fmt.Sprintf("static member %s rejoined during CompletingRebalance", m.instanceID), fx)
@@ -305,17 +302,14 @@ func (g *group) syncLocked(req SyncRequest, assignments map[string][]byte, done 
 			}
 		}
 		generation := g.generation
-		rec := g.recordLocked(assignments)
 		g.logf("assignment received from leader %s for generation %d", m.id, generation)
-		fx.add(func() {
-			g.c.cfg.Store.StoreGroup(rec, func(err error) {
-				var fx effects
-				g.mu.Lock()
-				g.assignmentStoredLocked(generation, assignments, err, &fx)
-				g.mu.Unlock()
-				fx.run()
-			})
-		})
+		g.storeLocked(g.recordLocked(assignments), func(err error) {
+			var fx effects
+			g.mu.Lock()
+			g.assignmentStoredLocked(generation, assignments, err, &fx)
+			g.mu.Unlock()
+			fx.run()
+		}, fx)
 	case StateStable:
 		g.dropPendingSyncLocked(m.id)
 		answer(SyncResult{ProtocolType: g.protocolType, ProtocolName: g.protocolName, Assignment: m.assignment})
