@@ -160,6 +160,15 @@ func handleHeartbeat(c *clientConn, h requestHeader, req *kmsg.HeartbeatRequest)
 		return resp, nil
 	}
 	sh, kerrCode := c.server.groups.ShardFor(req.Group)
+	if kerrCode == kerr.CoordinatorLoadInProgress {
+		// As Kafka's GroupCoordinator.handleHeartbeat: the group is still
+		// being loaded, so its members cannot be checked; answer NONE
+		// blindly rather than an error that makes a Java consumer mark
+		// the coordinator unknown and look it up again at every
+		// heartbeat while a large partition loads. The load restores each
+		// member with a fresh session timeout anyway.
+		return resp, nil
+	}
 	if kerrCode != nil {
 		resp.ErrorCode = kerrCode.Code
 		return resp, nil
