@@ -15,6 +15,10 @@ import (
 // a group (duplicate members, members without a protocol, ...).
 var ErrInvalidRecord = errors.New("group: invalid group record")
 
+// errStoresPending is deleteWith's answer for a group with a record not
+// yet stored: retriable, the record is stored shortly.
+var errStoresPending = kerr.CoordinatorLoadInProgress
+
 // ErrGroupExists is returned by Restore for a group that is already loaded.
 var ErrGroupExists = errors.New("group: group already loaded")
 
@@ -262,14 +266,22 @@ func (c *Coordinator) List(states ...State) []Listing {
 // meanwhile waits, finds the group Dead and is answered
 // COORDINATOR_NOT_AVAILABLE (its client retries and forms a new group),
 // so it can neither be tombstoned nor leave offsets behind for a group
-// the coordinator no longer has.
+// the coordinator no longer has. An Empty group whose last record (e.g.
+// its empty generation) is not yet stored is not deleted: Delete answers
+// COORDINATOR_LOAD_IN_PROGRESS (retriable), as the record would otherwise
+// reach the log after the tombstones and bring the group back on
+// failover (Kafka appends a group's records under its lock, so a
+// deletion never comes between).
 func (c *Coordinator) Delete(groupID string) error {
 	return c.deleteWith(groupID, func() error { return c.cfg.Store.DeleteGroupData(groupID) })
 }
 
 // deleteWith deletes an Empty group once deleteData, called with the
 // group's lock held, has deleted its stored data; an error from deleteData
-// leaves the group as it was.
+// leaves the group as it was. It refuses (errStoresPending) while a record
+// of the group is queued for the Store or being stored, rather than
+// waiting: a Store's done or an answer it makes may call it from the very
+// goroutine that is handing the group's records to the Store.
 func (c *Coordinator) deleteWith(groupID string, deleteData func() error) error {
 	g, err := c.lookup(groupID)
 	if err != nil {
@@ -292,6 +304,9 @@ func (c *Coordinator) deleteWith(groupID string, deleteData func() error) error 
 	case g.state != StateEmpty:
 		g.mu.Unlock()
 		return kerr.NonEmptyGroup
+	case g.storesPendingLocked():
+		g.mu.Unlock()
+		return errStoresPending
 	}
 	if err := deleteData(); err != nil {
 		g.mu.Unlock()

@@ -91,9 +91,11 @@ type group struct {
 	subscribed map[string]bool
 	// stores are the group's records captured (storeLocked) and not yet
 	// handed to the Store, in capture order; storing is set while a
-	// goroutine hands them over (drainStores).
-	stores  []queuedStore
-	storing bool
+	// goroutine hands them over (drainStores); unstored counts the records
+	// handed over whose done the Store has not called yet.
+	stores   []queuedStore
+	storing  bool
+	unstored int
 }
 
 // queuedStore is a record waiting to be handed to the Store, and what to
@@ -639,13 +641,28 @@ func (g *group) drainStores() {
 		s := g.stores[0]
 		g.stores[0] = queuedStore{}
 		g.stores = g.stores[1:]
+		g.unstored++
 		g.mu.Unlock()
-		g.c.cfg.Store.StoreGroup(s.rec, s.done)
+		g.c.cfg.Store.StoreGroup(s.rec, func(err error) {
+			g.mu.Lock()
+			g.unstored--
+			g.mu.Unlock()
+			s.done(err)
+		})
 		g.mu.Lock()
 	}
 	g.stores = nil
 	g.storing = false
 	g.mu.Unlock()
+}
+
+// storesPendingLocked reports whether a record of the group is queued,
+// being handed to the Store or not yet stored: the group's data must not
+// be deleted meanwhile (deleteWith), or the record would follow the
+// tombstones in the log and a coordinator taking over the partition would
+// bring the group back.
+func (g *group) storesPendingLocked() bool {
+	return len(g.stores) > 0 || g.storing || g.unstored > 0
 }
 
 // recordLocked is the group as a Store persists it; assignments replace

@@ -143,6 +143,14 @@ type fakeStore struct {
 	hold    bool
 	held    []func(error)
 	fail    error
+	// deletes is, for every DeleteGroupData, the group and how many
+	// records had been stored before it (the log order of its tombstones).
+	deletes []storeDelete
+}
+
+type storeDelete struct {
+	groupID string
+	after   int
 }
 
 func (s *fakeStore) StoreGroup(rec Record, done func(error)) {
@@ -158,7 +166,12 @@ func (s *fakeStore) StoreGroup(rec Record, done func(error)) {
 	done(fail)
 }
 
-func (s *fakeStore) DeleteGroupData(string) error { return nil }
+func (s *fakeStore) DeleteGroupData(groupID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deletes = append(s.deletes, storeDelete{groupID: groupID, after: len(s.records)})
+	return nil
+}
 
 func (s *fakeStore) setFail(err error) {
 	s.mu.Lock()

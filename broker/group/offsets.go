@@ -875,8 +875,11 @@ func (sh *Shard) ExpireOffsets(now time.Time, retention time.Duration, exists fu
 		switch {
 		case err == nil:
 			groups++
-		case errors.Is(err, kerr.NonEmptyGroup), errors.Is(err, kerr.GroupIDNotFound), errors.Is(err, errGroupHasOffsets):
-			// members joined or offsets were committed meanwhile, or already gone
+		case errors.Is(err, kerr.NonEmptyGroup), errors.Is(err, kerr.GroupIDNotFound), errors.Is(err, errGroupHasOffsets),
+			errors.Is(err, errStoresPending):
+			// members joined or offsets were committed meanwhile, or already
+			// gone; or a record of the group is still being stored (retried
+			// next pass if the group is still to be deleted then)
 		case errors.Is(err, kerr.NotCoordinator):
 			return offsets, groups, err
 		default:
