@@ -644,13 +644,19 @@ func TestAdminAlterConfigs(t *testing.T) {
 			{set("retention.ms", "abc")},
 			{set("segment.ms", "1"), set("message.timestamp.type", "Sometimes")},
 			{set("segment.ms", "1"), set("no.such.config", "1")},
-			{{Op: kadm.DeleteConfig, Name: "no.such.config"}},
 		} {
 			resps, err := adm.AlterTopicConfigs(ctx, bad, topic)
 			wantErr(t, fmt.Sprintf("incremental %s", bad[len(bad)-1].Name), alterErr(t, resps, err, topic), kerr.InvalidConfig)
 			requireConfigs(t, adm, topic, explicit) // segment.ms not applied either
 		}
-		resps, err := adm.ValidateAlterTopicConfigs(ctx, []kadm.AlterConfig{set("segment.ms", "1000")}, topic)
+		// A DELETE of a name that is no config is a no-op, as in Kafka
+		// (which validates the configs a change leaves).
+		resps, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.DeleteConfig, Name: "no.such.config"}}, topic)
+		if e := alterErr(t, resps, err, topic); e != nil {
+			t.Fatalf("DELETE of an unknown name: %v", e)
+		}
+		requireConfigs(t, adm, topic, explicit)
+		resps, err = adm.ValidateAlterTopicConfigs(ctx, []kadm.AlterConfig{set("segment.ms", "1000")}, topic)
 		if e := alterErr(t, resps, err, topic); e != nil {
 			t.Fatalf("validate-only incremental: %v", e)
 		}
