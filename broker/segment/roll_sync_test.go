@@ -353,35 +353,7 @@ func TestOpenRecoversTheSegmentSealedByTheLastRoll(t *testing.T) {
 // log where the sealed segment's data ends, at SyncedEnd as it was,
 // deleting the active segment after it, with the records before intact.
 func TestPowerLossWithTheRollSyncPending(t *testing.T) {
-	mount := lazyfstest.Mount(t)
-	dir := filepath.Join(mount.Dir, "orders-0")
-	clock := newTestClock()
-	cfg := smallConfig(t, clock)
-	gate := newFaultGate()
-	cfg.SyncFault = gate.fault
-	l, err := Open(dir, 0, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeOnLazyFS(t, l, gate)
-	var m model
-	for i := range 8 { // rolls at the 7th: segments of 6 batches
-		m.append(t, l, makeBatch(1, clock.Millis(), 100, byte(i)))
-	}
-	if err := awaitRollSync(l); err != nil {
-		t.Fatal(err)
-	}
-	syncedEnd := l.SyncedEnd()
-	if syncedEnd != 6 {
-		t.Fatalf("SyncedEnd after the first roll's fsync %d, want 6", syncedEnd)
-	}
-	gate.armed.Store(true)
-	within(t, gate, "appends through a roll", func() {
-		for i := range 6 { // rolls at the 5th
-			m.append(t, l, makeBatch(1, clock.Millis(), 100, byte(10+i)))
-		}
-	})
-	<-gate.entered
+	mount, dir, cfg, gate, l, m, syncedEnd := rollSyncBlockedOnLazyFS(t)
 	if len(l.Segments()) != 3 || l.SyncedEnd() != syncedEnd {
 		t.Fatalf("%d segments, SyncedEnd %d; want 3, %d", len(l.Segments()), l.SyncedEnd(), syncedEnd)
 	}
@@ -407,31 +379,7 @@ func TestPowerLossWithTheRollSyncPending(t *testing.T) {
 // open verifies it once another roll made it third to last. A power loss
 // after that Open keeps it whole (lost-page-cache file system).
 func TestUncleanOpenSyncsTheSegmentSealedByTheLastRoll(t *testing.T) {
-	mount := lazyfstest.Mount(t)
-	dir := filepath.Join(mount.Dir, "orders-0")
-	clock := newTestClock()
-	cfg := smallConfig(t, clock)
-	gate := newFaultGate()
-	cfg.SyncFault = gate.fault
-	first, err := Open(dir, 0, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeOnLazyFS(t, first, gate)
-	var m model
-	for i := range 8 {
-		m.append(t, first, makeBatch(1, clock.Millis(), 100, byte(i)))
-	}
-	if err := awaitRollSync(first); err != nil {
-		t.Fatal(err)
-	}
-	gate.armed.Store(true)
-	within(t, gate, "appends through a roll", func() {
-		for i := range 6 {
-			m.append(t, first, makeBatch(1, clock.Millis(), 100, byte(10+i)))
-		}
-	})
-	<-gate.entered
+	mount, dir, cfg, gate, first, m, _ := rollSyncBlockedOnLazyFS(t)
 	sealedEnd := first.Segments()[2].BaseOffset
 	crash(first) // its sealed segment's fsync still blocked
 
@@ -525,4 +473,41 @@ func TestRetentionDeletesTheSegmentWaitingForItsFsync(t *testing.T) {
 		}
 	}
 	kept.verifyAll(t, l)
+}
+
+// rollSyncBlockedOnLazyFS opens a log on the lost-page-cache file system
+// (internal/lazyfs), rolls it once with the fsync let through (SyncedEnd
+// 6, returned), then appends through a second roll whose background fsync
+// blocks in the returned gate. The log then has three segments.
+func rollSyncBlockedOnLazyFS(t *testing.T) (mount *lazyfstest.Mounted, dir string, cfg Config, gate *faultGate, l *Log, m *model, syncedEnd int64) {
+	t.Helper()
+	mount = lazyfstest.Mount(t)
+	dir = filepath.Join(mount.Dir, "orders-0")
+	clock := newTestClock()
+	cfg = smallConfig(t, clock)
+	gate = newFaultGate()
+	cfg.SyncFault = gate.fault
+	l, err := Open(dir, 0, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeOnLazyFS(t, l, gate)
+	m = &model{}
+	for i := range 8 { // rolls at the 7th: segments of 6 batches
+		m.append(t, l, makeBatch(1, clock.Millis(), 100, byte(i)))
+	}
+	if err := awaitRollSync(l); err != nil {
+		t.Fatal(err)
+	}
+	if syncedEnd = l.SyncedEnd(); syncedEnd != 6 {
+		t.Fatalf("SyncedEnd after the first roll's fsync %d, want 6", syncedEnd)
+	}
+	gate.armed.Store(true)
+	within(t, gate, "appends through a roll", func() {
+		for i := range 6 { // rolls at the 5th
+			m.append(t, l, makeBatch(1, clock.Millis(), 100, byte(10+i)))
+		}
+	})
+	<-gate.entered
+	return mount, dir, cfg, gate, l, m, syncedEnd
 }
