@@ -153,24 +153,7 @@ func TestReconcileRemovesPartitionWithoutFsyncingIt(t *testing.T) {
 	t.Cleanup(func() { pm.close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	topic, err := store.CreateTopic(ctx, metadata.TopicSpec{Name: "doomed", Assignments: [][]int32{{metadatatest.NodeID}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pm.reconcile(); err != nil {
-		t.Fatal(err)
-	}
-	p := pm.get(topic, 0)
-	if p == nil {
-		t.Fatal("the partition is not open")
-	}
-	batch, err := recordbatch.Build(recordbatch.BuildOptions{}, []recordbatch.Record{{Timestamp: time.Now().UnixMilli(), Value: []byte("unflushed")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := p.Append(batch, 9, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	topic := openWithARecord(t, ctx, pm, store, metadata.TopicSpec{Name: "doomed", Assignments: [][]int32{{metadatatest.NodeID}}}, "unflushed")
 	if _, err := store.DeleteTopic(ctx, "doomed"); err != nil {
 		t.Fatal(err)
 	}
@@ -222,25 +205,8 @@ func TestMaintenanceDoesNotHoldReconcile(t *testing.T) {
 	t.Cleanup(func() { pm.close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	topic, err := store.CreateTopic(ctx, metadata.TopicSpec{Name: "flushed", Assignments: [][]int32{{metadatatest.NodeID}},
-		Configs: map[string]string{"flush.ms": "1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pm.reconcile(); err != nil {
-		t.Fatal(err)
-	}
-	p := pm.get(topic, 0)
-	if p == nil {
-		t.Fatal("the partition is not open")
-	}
-	batch, err := recordbatch.Build(recordbatch.BuildOptions{}, []recordbatch.Record{{Timestamp: time.Now().UnixMilli(), Value: []byte("to flush")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := p.Append(batch, 9, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	openWithARecord(t, ctx, pm, store, metadata.TopicSpec{Name: "flushed", Assignments: [][]int32{{metadatatest.NodeID}},
+		Configs: map[string]string{"flush.ms": "1"}}, "to flush")
 	armed.Store(true)
 	runCtx, stop := context.WithCancel(context.Background())
 	ran := make(chan struct{})
@@ -257,4 +223,29 @@ func TestMaintenanceDoesNotHoldReconcile(t *testing.T) {
 			t.Fatal("a topic created during a maintenance round was not opened before the round ended")
 		}
 	}
+}
+
+// openWithARecord creates the topic spec names, has pm open its partition
+// 0 (a reconcile pass) and appends one unflushed record to it.
+func openWithARecord(t *testing.T, ctx context.Context, pm *partitionManager, store *metadata.Store, spec metadata.TopicSpec, value string) metadata.Topic {
+	t.Helper()
+	topic, err := store.CreateTopic(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pm.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	p := pm.get(topic, 0)
+	if p == nil {
+		t.Fatal("the partition is not open")
+	}
+	batch, err := recordbatch.Build(recordbatch.BuildOptions{}, []recordbatch.Record{{Timestamp: time.Now().UnixMilli(), Value: []byte(value)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.Append(batch, 9, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return topic
 }
