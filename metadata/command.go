@@ -102,7 +102,7 @@ var commandTable = map[commandType]commandSpec{
 	commandDeleteACLs:            {name: "DeleteAcls", version: 1, decode: decodeDeleteACLs},
 	commandAlterClientQuotas:     {name: "AlterClientQuotas", version: 1, decode: decodeAlterClientQuotas},
 
-	commandAlterPartitionReassignment: {name: "AlterPartitionReassignment", version: 2, decode: decodeAlterPartitionReassignment},
+	commandAlterPartitionReassignment: {name: "AlterPartitionReassignment", version: 3, decode: decodeAlterPartitionReassignment},
 	commandAlterBrokerConfigs:         {name: "AlterBrokerConfigs", version: 2, decode: decodeAlterBrokerConfigs},
 }
 

@@ -277,6 +277,25 @@ func TestAlterPartitionReassignmentV1Golden(t *testing.T) {
 	}
 }
 
+// TestAlterPartitionReassignmentV2Golden: AlterPartitionReassignment
+// entries written by builds whose finish did not check the brokers keep
+// decoding, as version 2 commands (which apply as they did then).
+func TestAlterPartitionReassignmentV2Golden(t *testing.T) {
+	data := readGolden(t, "commands/reassignment-finish-v2.bin")
+	if data[1] != 2 {
+		t.Fatalf("reassignment-finish-v2.bin is version %d, want 2", data[1])
+	}
+	decoded, err := decodeCommand(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := finish(goldenTopicID, 2, 9, 3)
+	want.version = 2
+	if !reflect.DeepEqual(decoded, want) {
+		t.Fatalf("decoded %#v\nwant    %#v", decoded, want)
+	}
+}
+
 // TestAlterTopicConfigsV1Golden: AlterTopicConfigs entries written before
 // changes carried the set they were computed from keep decoding,
 // unchecked.

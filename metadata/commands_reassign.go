@@ -79,10 +79,19 @@ func (p Partition) ReassignmentComplete() bool {
 // reassignment of one partition. Start and cancel are proposed by the
 // broker serving AlterPartitionReassignments and apply to the partition
 // as it is when applied (partition epoch -1); finish is proposed by the
-// controller and checks the partition epoch it was based on.
+// controller and checks the partition epoch it was based on. From version
+// 3 on, a finish also checks the brokers as they are when applied: the
+// leader it names must be eligible (registered, unfenced, in the ISR) and
+// no target replica may be registered and fenced, or it fails with
+// ErrIneligibleReplica. The controller decides on a state read before its
+// pass, and fencing a broker touches no partition, so the partition epoch
+// does not tell of a fence applied in between: the finish made the fenced
+// broker the leader, or dropped the live replicas being removed for a
+// fenced target replica. Refused, it is decided again on the next pass.
+// Entries of earlier versions apply as they did then.
 //
-// Payload, version 2 (version 1 has the same fields; its start applies
-// against the current replica set, see above):
+// Payload, version 3 (versions 1 and 2 have the same fields; a version 1
+// start applies against the current replica set, see above):
 //
 //	uint8 kind (1 start, 2 cancel, 3 finish) | uuid topic id |
 //	int32 partition | int32 partition epoch (-1: not checked) |
@@ -95,9 +104,15 @@ type alterPartitionReassignmentCommand struct {
 	target         []int32
 	leader         int32
 	// version is the payload version of a decoded entry written by an
-	// earlier build (1), which applies as it did then; 0 for the current
-	// version.
+	// earlier build (1 or 2), which applies as it did then; 0 for the
+	// current version.
 	version uint8
+}
+
+// since reports whether the rules of payload version v apply to c: it is
+// of version v or later, or of the current version.
+func (c *alterPartitionReassignmentCommand) since(v uint8) bool {
+	return c.version == 0 || c.version >= v
 }
 
 func (c *alterPartitionReassignmentCommand) commandType() commandType {
@@ -114,7 +129,7 @@ func (c *alterPartitionReassignmentCommand) encode(e *encoder) {
 }
 
 func decodeAlterPartitionReassignment(version uint8, d *decoder) (command, bool) {
-	if version != 1 && version != 2 {
+	if version < 1 || version > 3 {
 		return nil, false
 	}
 	c := &alterPartitionReassignmentCommand{
@@ -125,8 +140,8 @@ func decodeAlterPartitionReassignment(version uint8, d *decoder) (command, bool)
 		target:         d.int32s(),
 		leader:         d.int32(),
 	}
-	if version == 1 {
-		c.version = 1
+	if version < 3 {
+		c.version = version
 	}
 	return c, true
 }
@@ -147,7 +162,7 @@ func (c *alterPartitionReassignmentCommand) apply(b *stateBuilder) (any, error) 
 	var next Partition
 	switch c.kind {
 	case reassignStart:
-		if c.version == 1 {
+		if !c.since(2) {
 			next, err = startReassignment(b, current, c.target)
 			break
 		}
@@ -160,6 +175,9 @@ func (c *alterPartitionReassignmentCommand) apply(b *stateBuilder) (any, error) 
 		next, err = cancelReassignment(b, current)
 	case reassignFinish:
 		next, err = finishReassignment(current, c.leader)
+		if err == nil && c.since(3) {
+			err = finishBrokersAvailable(b, current, c.leader)
+		}
 	default:
 		err = fmt.Errorf("%w: unknown reassignment kind %d", ErrInvalidReplicaAssignment, c.kind)
 	}
@@ -253,12 +271,19 @@ func restartReassignment(b *stateBuilder, current Partition, target []int32) (ne
 	return next, true, nil
 }
 
+// eligibleLeader reports whether replica r may lead p as the state
+// machine sees it: it is in p's ISR, on a registered, unfenced broker.
+func eligibleLeader(b *stateBuilder, p Partition, r int32) bool {
+	broker, ok := b.broker(r)
+	return ok && !broker.Fenced && slices.Contains(p.ISR, r)
+}
+
 // firstEligibleLeader is the leader of p once its leader left it: the
-// first of its replicas in its ISR on a registered, unfenced broker; -1
-// for none (the controller elects once one is).
+// first of its replicas that is an eligibleLeader; -1 for none (the
+// controller elects once one is).
 func firstEligibleLeader(b *stateBuilder, p Partition) int32 {
 	for _, r := range p.Replicas {
-		if broker, ok := b.broker(r); ok && !broker.Fenced && slices.Contains(p.ISR, r) {
+		if eligibleLeader(b, p, r) {
 			return r
 		}
 	}
@@ -325,6 +350,23 @@ func finishReassignment(current Partition, leader int32) (Partition, error) {
 		next.LeaderEpoch++
 	}
 	return next, nil
+}
+
+// finishBrokersAvailable checks, for a finish of current with leader
+// leading (version 3 on), what the controller checked on the state it
+// read: leader is an eligibleLeader of current, and no target replica is
+// registered and fenced. A broker fenced since fails it with
+// ErrIneligibleReplica.
+func finishBrokersAvailable(b *stateBuilder, current Partition, leader int32) error {
+	if !eligibleLeader(b, current, leader) {
+		return fmt.Errorf("leader %d is not a registered, unfenced, in-sync replica: %w", leader, ErrIneligibleReplica)
+	}
+	for _, r := range current.TargetReplicas() {
+		if broker, ok := b.broker(r); ok && broker.Fenced {
+			return fmt.Errorf("target replica %d is fenced: %w", r, ErrIneligibleReplica)
+		}
+	}
+	return nil
 }
 
 // Reassignment is a partition reassignment in progress, as

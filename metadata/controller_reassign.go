@@ -15,8 +15,11 @@ import (
 // heard from (after a failover, not yet): Kafka's ISR never holds a
 // fenced broker, and finishing would drop the live replicas being removed
 // for one that is gone. Each step is checked against the partition epoch
-// it was based on, so a step a failed-over controller computed from an
-// older state is rejected, and the next pass retries from the new one.
+// it was based on, and against the brokers as they are when it applies
+// (the leader registered, unfenced and in sync, no target replica fenced:
+// a fence touches no partition), so a step computed from an older state —
+// by a failed-over controller, or before a broker's session ended — is
+// rejected, and the next pass retries from the new one.
 func (c *controller) finishReassignments(ctx context.Context, state *State, eligible, unavailable func(int32) bool) {
 	state.EachTopic(func(t Topic) bool {
 		for _, p := range t.Partitions {

@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -70,5 +71,78 @@ func TestControllerDoesNotFinishReassignmentOnAFencedTarget(t *testing.T) {
 	tp, _ = store.State().Topic("t")
 	if p := tp.Partitions[0]; !p.Reassigning() || !slices.Contains(p.Replicas, 1) {
 		t.Fatalf("the reassignment finished with target replica 3 fenced: %+v", p)
+	}
+}
+
+// TestControllerFinishRefusedForABrokerFencedMeanwhile: the controller
+// decides a reassignment's finish on a state read before its pass, and
+// fencing a broker touches no partition, so the finish's partition epoch
+// check passes over a fence applied in between. The finish then made the
+// fenced broker the leader (a target replica it elected, or the leader it
+// kept), or finished with a fenced target replica in the ISR, dropping the
+// live replica being removed for it (what the controller waits for, see
+// TestControllerDoesNotFinishReassignmentOnAFencedTarget). It is refused
+// (AlterPartitionReassignment v3), and the next pass decides again on the
+// new state: it waits while the broker is fenced and finishes once it is
+// back.
+func TestControllerFinishRefusedForABrokerFencedMeanwhile(t *testing.T) {
+	for _, test := range []struct {
+		name           string
+		target         []int32
+		fenced, leader int32 // fenced meanwhile; the leader the controller chooses
+	}{
+		{name: "the target replica it elects", target: []int32{3, 2}, fenced: 3, leader: 3},
+		{name: "the leader it keeps", target: []int32{1, 3}, fenced: 1, leader: 1},
+		{name: "another target replica", target: []int32{2, 3}, fenced: 3, leader: 2},
+	} {
+		t.Run(test.name, func(t *testing.T) {
+			config := formatTestDir(t)
+			config.withoutController = true
+			store := openReady(t, config)
+			ctx := testContext(t)
+			registerTestBrokers(t, ctx, store, 1, 2, 3)
+			topic := mustCreateTopic(t, store, TopicSpec{Name: "t", Assignments: [][]int32{{1, 2}}})
+			started, err := store.StartReassignment(ctx, topic.ID, 0, test.target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The leader, 1, adds 3 to the ISR: the reassignment is in sync.
+			if _, err := store.ChangePartition(ctx, PartitionChange{TopicID: topic.ID, Partition: 0, PartitionEpoch: started.PartitionEpoch,
+				Leader: NoLeaderChange, ISR: []int32{1, 2, 3}}); err != nil {
+				t.Fatal(err)
+			}
+			partition := func() Partition { tp, _ := store.State().Topic("t"); return tp.Partitions[0] }
+			before := partition()
+			// What the controller's pass read: every broker live, heard from.
+			read := store.State()
+			pass := func(state *State) {
+				unavailable := func(id int32) bool { b, ok := state.Broker(id); return ok && b.Fenced }
+				eligible := func(id int32) bool { b, ok := state.Broker(id); return ok && !b.Fenced }
+				store.controller.finishReassignments(ctx, state, eligible, unavailable)
+			}
+
+			// Meanwhile the broker's session ends.
+			broker, _ := store.State().Broker(test.fenced)
+			if err := store.SetBrokerFenced(ctx, test.fenced, broker.Epoch, true); err != nil {
+				t.Fatal(err)
+			}
+			pass(read)
+			if p := partition(); !reflect.DeepEqual(p, before) {
+				t.Fatalf("finished with broker %d fenced: %+v\nwant unchanged %+v", test.fenced, p, before)
+			}
+			// The next pass reads the fence: it waits.
+			pass(store.State())
+			if p := partition(); !reflect.DeepEqual(p, before) {
+				t.Fatalf("finished on the next pass with broker %d fenced: %+v", test.fenced, p)
+			}
+			// The broker is back: the reassignment finishes.
+			if err := store.SetBrokerFenced(ctx, test.fenced, broker.Epoch, false); err != nil {
+				t.Fatal(err)
+			}
+			pass(store.State())
+			if p := partition(); p.Reassigning() || !slices.Equal(p.Replicas, test.target) || p.Leader != test.leader {
+				t.Fatalf("after broker %d is back: %+v, want replicas %v led by %d", test.fenced, p, test.target, test.leader)
+			}
+		})
 	}
 }

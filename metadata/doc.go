@@ -111,14 +111,20 @@
 //	                       v2 (read, applied as before): the same fields;
 //	                           fenced brokers could also join the ISR
 //	                       v1 (read): up to the ISR, no broker epochs
-//	20 AlterPartitionReassignment v2: kind uint8 (1 start, 2 cancel,
+//	20 AlterPartitionReassignment v3: kind uint8 (1 start, 2 cancel,
 //	                           3 finish), topic id uuid, partition int32,
 //	                           expected partition epoch int32 (-1 = not
 //	                           checked), target replicas int32 list (start),
-//	                           leader int32 (finish); commands_reassign.go
+//	                           leader int32 (finish); a finish is refused
+//	                           (ErrIneligibleReplica) unless the leader is
+//	                           registered, unfenced and in the ISR and no
+//	                           target replica is registered and fenced;
+//	                           commands_reassign.go
+//	                       v2 (read, applied as before): the same fields;
+//	                           a finish did not check the brokers
 //	                       v1 (read, applied as before): the same fields;
-//	                           a start during a reassignment started from
-//	                           the union replica set
+//	                           a start during a reassignment also started
+//	                           from the union replica set
 //	21 AlterBrokerConfigs  v2: broker id int32 (-1 = every broker),
 //	                           configs string map (empty = none), checked
 //	                           bool, from map (checked: refused with

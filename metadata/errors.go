@@ -67,7 +67,9 @@ var (
 	// member at a broker epoch that is not its current registration's
 	// (Kafka's INELIGIBLE_REPLICA, KIP-903), that adds a fenced broker to
 	// the ISR (KIP-841), or that makes a fenced broker the leader or keeps
-	// one (a fenced broker does not lead).
+	// one (a fenced broker does not lead), and a reassignment's finish
+	// whose leader is not a registered, unfenced, in-sync replica or
+	// whose target replicas include a fenced broker.
 	ErrIneligibleReplica = errors.New("metadata: ineligible replica")
 	// ErrInvalidReplicaAssignment rejects a reassignment target that is
 	// empty, repeats a broker or names an unregistered one, and a finish

@@ -387,7 +387,9 @@ func (g *commandGenerator) olderEncoding(c command) []byte {
 		}
 		data[1] = 2 // the same fields; a clean shutdown of any directory
 	case *alterPartitionReassignmentCommand:
-		data[1] = 1 // the same fields; a start from the union replicas
+		// The same fields: at v2 a finish did not check the brokers; at v1
+		// a start also started from the union replicas.
+		data[1] = uint8(1 + g.random.IntN(2))
 	case *alterTopicConfigsCommand:
 		if !c.checked && len(c.from) == 0 {
 			return append([]byte{data[0], 1}, data[commandHeaderSize:len(data)-2]...)

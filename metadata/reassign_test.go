@@ -105,6 +105,9 @@ func TestReassignmentStateMachine(t *testing.T) {
 				{command: changePartition(id, 0, 1, NoLeaderChange, false, 1, 2, 3)},
 				{command: finish(id, 0, 2, 1), wantErr: ErrInvalidReplicaAssignment}, // 1 is being removed
 				{command: finish(id, 0, 1, 2), wantErr: ErrStalePartitionEpoch},
+				{command: finish(id, 0, 2, 2), wantErr: ErrIneligibleReplica}, // 2 is fenced
+				// Broker 2 (registered at index 2) is unfenced: it may lead.
+				{command: &setBrokerFencedCommand{id: 2, epoch: 2, fenced: false}},
 				{command: finish(id, 0, 2, 2)},
 				{command: cancelReassign(id, 0), wantErr: ErrNoReassignmentInProgress},
 			},
@@ -114,6 +117,8 @@ func TestReassignmentStateMachine(t *testing.T) {
 			name: "only removals are in sync at once; the leader stays",
 			steps: []fsmStep{
 				{command: start(id, 1, 2)},
+				// Broker 2 (registered at index 2) is unfenced: it may lead.
+				{command: &setBrokerFencedCommand{id: 2, epoch: 2, fenced: false}},
 				{command: finish(id, 1, 1, 2)},
 			},
 			want: Partition{Index: 1, Replicas: []int32{2}, Leader: 2, LeaderEpoch: 1, ISR: []int32{2}, PartitionEpoch: 2},
@@ -247,6 +252,61 @@ func TestReassignmentStateMachine(t *testing.T) {
 			}
 			requireStatesEqual(t, restored, f.state())
 		})
+	}
+}
+
+// TestReassignmentFinishRefusesFencedBrokers: a finish whose leader is
+// not a registered, unfenced, in-sync replica, or with a target replica
+// that is registered and fenced, is refused with ErrIneligibleReplica
+// (AlterPartitionReassignment v3): the controller decided it on a state
+// from before the fence, which touched no partition, so the partition
+// epoch it names is still current (see
+// TestControllerFinishRefusedForABrokerFencedMeanwhile). A version 2
+// entry, from an earlier build, applies as it did then.
+func TestReassignmentFinishRefusesFencedBrokers(t *testing.T) {
+	topic := testTopic("t", 1, []int32{1, 2})
+	steps := append(registerBrokers(1, 2, 3), // broker id's epoch is id
+		fsmStep{command: &setBrokerFencedCommand{id: 1, epoch: 1, fenced: false}},
+		fsmStep{command: &setBrokerFencedCommand{id: 2, epoch: 2, fenced: false}},
+		fsmStep{command: &setBrokerFencedCommand{id: 3, epoch: 3, fenced: false}},
+		fsmStep{command: &createTopicCommand{topic: topic}},
+		fsmStep{command: start(topic.ID, 0, 3, 2)},
+		// Replica 3 caught up: in sync, the controller may finish.
+		fsmStep{command: changePartition(topic.ID, 0, 1, NoLeaderChange, false, 1, 2, 3)},
+		// Then broker 3's session ends.
+		fsmStep{command: &setBrokerFencedCommand{id: 3, epoch: 3, fenced: true}})
+
+	apply, partition := fencedLeaderSetup(t, steps)
+	before := partition()
+	for _, test := range []struct {
+		name   string
+		leader int32
+	}{
+		{"fenced broker 3 leading", 3},
+		{"broker 2 leading, fenced broker 3 a target replica", 2},
+	} {
+		if result := apply(finish(topic.ID, 0, 2, test.leader), 0); !errors.Is(result.err, ErrIneligibleReplica) {
+			t.Fatalf("finish with %s: %v, want ErrIneligibleReplica", test.name, result.err)
+		}
+	}
+	// Gone altogether, broker 3 is not registered: it does not lead.
+	if result := apply(&unregisterBrokerCommand{id: 3, epoch: 3}, 0); result.err != nil {
+		t.Fatal(result.err)
+	}
+	if result := apply(finish(topic.ID, 0, 2, 3), 0); !errors.Is(result.err, ErrIneligibleReplica) {
+		t.Fatalf("finish with unregistered broker 3 leading: %v, want ErrIneligibleReplica", result.err)
+	}
+	if p := partition(); !reflect.DeepEqual(p, before) {
+		t.Fatalf("after the refused finishes: %+v\nwant unchanged %+v", p, before)
+	}
+
+	// As a version 2 entry, written by an earlier build, it applies.
+	apply, partition = fencedLeaderSetup(t, steps)
+	if result := apply(finish(topic.ID, 0, 2, 3), 2); result.err != nil {
+		t.Fatalf("version 2 entry of a finish with fenced broker 3 leading: %v", result.err)
+	}
+	if p := partition(); p.Reassigning() || p.Leader != 3 || !slices.Equal(p.ISR, []int32{2, 3}) {
+		t.Fatalf("after the version 2 entry: %+v, want leader 3, ISR [2 3], finished", p)
 	}
 }
 

@@ -26,7 +26,10 @@ func (s *Store) CancelReassignment(ctx context.Context, topicID [16]byte, partit
 }
 
 // finishReassignment completes the reassignment of a partition at
-// partitionEpoch with leader leading (the controller's step).
+// partitionEpoch with leader leading (the controller's step). It fails
+// with ErrStalePartitionEpoch when the partition changed since, and with
+// ErrIneligibleReplica when leader, or another target replica, was fenced
+// since (nothing is committed: the next pass decides again).
 func (s *Store) finishReassignment(ctx context.Context, topicID [16]byte, p Partition, leader int32) (Partition, error) {
 	return s.alterReassignment(ctx, &alterPartitionReassignmentCommand{kind: reassignFinish, topicID: topicID, partition: p.Index,
 		partitionEpoch: p.PartitionEpoch, leader: leader})
