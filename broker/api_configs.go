@@ -173,15 +173,17 @@ var staticBrokerConfigs = map[string]struct {
 	value     func(s *Server) string
 	noDefault bool
 }{
-	"node.id":                    {func(s *Server) string { return strconv.Itoa(int(s.cfg.NodeID)) }, true},
-	"broker.id":                  {func(s *Server) string { return strconv.Itoa(int(s.cfg.NodeID)) }, true},
-	"log.dirs":                   {func(s *Server) string { return s.cfg.DataDir }, true},
-	"num.partitions":             {func(s *Server) string { return strconv.Itoa(int(s.cfg.NumPartitions)) }, false},
-	"default.replication.factor": {func(s *Server) string { return strconv.Itoa(int(s.cfg.DefaultReplicationFactor)) }, false},
-	"auto.create.topics.enable":  {func(s *Server) string { return strconv.FormatBool(!s.cfg.DisableAutoCreateTopics) }, false},
-	"socket.request.max.bytes":   {func(s *Server) string { return strconv.Itoa(int(s.cfg.MaxRequestBytes)) }, false},
-	"connections.max.idle.ms":    {func(s *Server) string { return strconv.FormatInt(s.cfg.IdleTimeout.Milliseconds(), 10) }, false},
-	"producer.id.expiration.ms":  {func(s *Server) string { return strconv.FormatInt(s.cfg.ProducerIDExpiration.Milliseconds(), 10) }, false},
+	"node.id":                      {func(s *Server) string { return strconv.Itoa(int(s.cfg.NodeID)) }, true},
+	"broker.id":                    {func(s *Server) string { return strconv.Itoa(int(s.cfg.NodeID)) }, true},
+	"log.dirs":                     {func(s *Server) string { return s.cfg.DataDir }, true},
+	"num.partitions":               {func(s *Server) string { return strconv.Itoa(int(s.cfg.NumPartitions)) }, false},
+	"default.replication.factor":   {func(s *Server) string { return strconv.Itoa(int(s.cfg.DefaultReplicationFactor)) }, false},
+	"auto.create.topics.enable":    {func(s *Server) string { return strconv.FormatBool(!s.cfg.DisableAutoCreateTopics) }, false},
+	"socket.request.max.bytes":     {func(s *Server) string { return strconv.Itoa(int(s.cfg.MaxRequestBytes)) }, false},
+	"connections.max.idle.ms":      {func(s *Server) string { return strconv.FormatInt(s.cfg.IdleTimeout.Milliseconds(), 10) }, false},
+	"producer.id.expiration.ms":    {func(s *Server) string { return strconv.FormatInt(s.cfg.ProducerIDExpiration.Milliseconds(), 10) }, false},
+	"group.min.session.timeout.ms": {func(s *Server) string { return strconv.FormatInt(s.cfg.GroupMinSessionTimeout.Milliseconds(), 10) }, false},
+	"group.max.session.timeout.ms": {func(s *Server) string { return strconv.FormatInt(s.cfg.GroupMaxSessionTimeout.Milliseconds(), 10) }, false},
 	"listeners": {func(s *Server) string {
 		var listeners []string
 		for _, l := range s.cfg.Listeners {

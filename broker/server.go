@@ -185,6 +185,12 @@ type Config struct {
 	// GroupInitialRebalanceDelay is group.initial.rebalance.delay.ms,
 	// default 3 s; negative means no delay (Kafka's 0).
 	GroupInitialRebalanceDelay time.Duration
+	// GroupMinSessionTimeout and GroupMaxSessionTimeout are
+	// group.min.session.timeout.ms and group.max.session.timeout.ms: a
+	// JoinGroup asking for a session timeout outside them is answered
+	// INVALID_SESSION_TIMEOUT. Defaults 6 s and 30 minutes, as Kafka's.
+	GroupMinSessionTimeout time.Duration
+	GroupMaxSessionTimeout time.Duration
 	// RemoteReader reads tiered segments from the object store that topics
 	// with remote.storage.enable tier to; nil refuses
 	// remote.storage.enable=true. Closing it is the caller's job, after
@@ -393,6 +399,12 @@ func (c *Config) setDefaults() {
 	if c.GroupInitialRebalanceDelay == 0 {
 		c.GroupInitialRebalanceDelay = 3 * time.Second
 	}
+	if c.GroupMinSessionTimeout == 0 {
+		c.GroupMinSessionTimeout = group.DefaultMinSessionTimeout
+	}
+	if c.GroupMaxSessionTimeout == 0 {
+		c.GroupMaxSessionTimeout = group.DefaultMaxSessionTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -495,10 +507,22 @@ func (c Config) Validate() error {
 	if c.CleanerBackoff < 0 || c.OffsetsRetention < 0 || c.OffsetsRetentionCheckInterval < 0 {
 		return errors.New("broker: log cleaner backoff, offsets retention and its check interval must not be negative")
 	}
+	if err := c.groupConfig().Validate(); err != nil {
+		return fmt.Errorf("broker: group coordinator: %w", err)
+	}
 	if err := topicconfig.Validate(c.TopicDefaults); err != nil {
 		return fmt.Errorf("broker: topic defaults: %w", err)
 	}
 	return nil
+}
+
+// groupConfig is the configuration of every group coordinator shard.
+func (c Config) groupConfig() group.Config {
+	return group.Config{
+		InitialRebalanceDelay: c.GroupInitialRebalanceDelay,
+		MinSessionTimeout:     c.GroupMinSessionTimeout,
+		MaxSessionTimeout:     c.GroupMaxSessionTimeout,
+	}
 }
 
 // splitAdvertise checks an advertised address and splits it. Port 0 is
@@ -702,7 +726,7 @@ func New(cfg Config) (*Server, error) {
 	s.txns = txns
 	s.groups = group.NewManager(group.ManagerConfig{
 		Topic:                  s.offsets,
-		Coordinator:            group.Config{InitialRebalanceDelay: cfg.GroupInitialRebalanceDelay},
+		Coordinator:            cfg.groupConfig(),
 		OffsetsRetention:       cfg.OffsetsRetention,
 		RetentionCheckInterval: cfg.OffsetsRetentionCheckInterval,
 		ExpiryPause:            cfg.OffsetsExpiryPause,

@@ -215,6 +215,8 @@ type serveFlags struct {
 	sessionTimeoutMs     int64
 	rack                 string
 	groupInitialDelayMs  int64
+	groupMinSessionMs    int64
+	groupMaxSessionMs    int64
 	objectStore          string
 	objectStorePrefix    string
 	objectStoreShared    bool
@@ -245,17 +247,19 @@ func topicDefaultFlag(def topicconfig.Definition) string {
 // the operator set (broker.Config.StaticConfigs) is STATIC_BROKER_CONFIG,
 // one left at its default DEFAULT_CONFIG.
 var staticConfigFlags = map[string][]string{
-	"node.id":                    {"node-id"},
-	"broker.id":                  {"node-id"},
-	"log.dirs":                   {"data-dir"},
-	"listeners":                  {"listen", "listeners"},
-	"advertised.listeners":       {"advertise"},
-	"num.partitions":             {"num-partitions"},
-	"default.replication.factor": {"default-replication-factor"},
-	"auto.create.topics.enable":  {"auto-create-topics"},
-	"socket.request.max.bytes":   {"socket-request-max-bytes"},
-	"connections.max.idle.ms":    {"connections-max-idle-ms"},
-	"producer.id.expiration.ms":  {"producer-id-expiration-ms"},
+	"node.id":                      {"node-id"},
+	"broker.id":                    {"node-id"},
+	"log.dirs":                     {"data-dir"},
+	"listeners":                    {"listen", "listeners"},
+	"advertised.listeners":         {"advertise"},
+	"num.partitions":               {"num-partitions"},
+	"default.replication.factor":   {"default-replication-factor"},
+	"auto.create.topics.enable":    {"auto-create-topics"},
+	"socket.request.max.bytes":     {"socket-request-max-bytes"},
+	"connections.max.idle.ms":      {"connections-max-idle-ms"},
+	"producer.id.expiration.ms":    {"producer-id-expiration-ms"},
+	"group.min.session.timeout.ms": {"group-min-session-timeout-ms"},
+	"group.max.session.timeout.ms": {"group-max-session-timeout-ms"},
 }
 
 // staticConfigs names the broker configs of staticConfigFlags the operator
@@ -348,6 +352,8 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.superUsers, "super-users", "", "principals allowed everything with --authorizer acl, ';'-separated: User:admin;User:ops (super.users)")
 	fs.BoolVar(&f.allowEveryoneIfNoACL, "allow-everyone-if-no-acl-found", false, "with --authorizer acl, allow a request on a resource no ACL names (allow.everyone.if.no.acl.found)")
 	fs.Int64Var(&f.groupInitialDelayMs, "group-initial-rebalance-delay-ms", 3000, "how long the first rebalance of an empty group waits for more members (group.initial.rebalance.delay.ms)")
+	fs.Int64Var(&f.groupMinSessionMs, "group-min-session-timeout-ms", 6000, "the shortest session timeout a group member may ask for; shorter gets INVALID_SESSION_TIMEOUT (group.min.session.timeout.ms)")
+	fs.Int64Var(&f.groupMaxSessionMs, "group-max-session-timeout-ms", 1800000, "the longest session timeout a group member may ask for; longer gets INVALID_SESSION_TIMEOUT (group.max.session.timeout.ms)")
 	for _, def := range topicconfig.All() {
 		if def.BrokerName == "" {
 			continue // topic-only: no serve flag
@@ -771,12 +777,16 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if groupDelay == 0 {
 		groupDelay = -1 // broker.Config: negative is no delay, zero the default
 	}
+	if f.groupMinSessionMs > f.groupMaxSessionMs {
+		return node.Config{}, usageErrorf("--group-min-session-timeout-ms %d: must not be above --group-max-session-timeout-ms (%d)", f.groupMinSessionMs, f.groupMaxSessionMs)
+	}
 	if f.offsetsSegmentBytes < 1024 {
 		return node.Config{}, usageErrorf("--offsets-topic-segment-bytes %d: must be at least 1024", f.offsetsSegmentBytes)
 	}
 	for name, ms := range map[string]int64{"connections-max-idle-ms": f.idleMillis, "producer-id-expiration-ms": f.producerExpiryMs, "log-retention-check-interval-ms": f.retentionCheckMs,
 		"log-cleaner-backoff-ms": f.cleanerBackoffMs, "broker-heartbeat-interval-ms": f.heartbeatMs, "replica-lag-time-max-ms": f.replicaLagMs, "controller-quorum-timeout-ms": f.quorumTimeoutMs, "broker-session-timeout-ms": f.sessionTimeoutMs, "offsets-retention-minutes": f.offsetsRetentionMin, "offsets-retention-check-interval-ms": f.offsetsCheckMs, "remote-log-manager-task-interval-ms": f.tieringIntervalMs,
-		"transactional-id-expiration-ms": f.txnIDExpirationMs, "transaction-abort-timed-out-transaction-cleanup-interval-ms": f.txnAbortIntervalMs} {
+		"transactional-id-expiration-ms": f.txnIDExpirationMs, "transaction-abort-timed-out-transaction-cleanup-interval-ms": f.txnAbortIntervalMs,
+		"group-min-session-timeout-ms": f.groupMinSessionMs, "group-max-session-timeout-ms": f.groupMaxSessionMs} {
 		if ms < 1 {
 			return node.Config{}, usageErrorf("--%s %d: must be at least 1", name, ms)
 		}
@@ -877,6 +887,8 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			OffsetsTopicNumPartitions:     f.offsetsPartitions,
 			OffsetsTopicReplicationFactor: f.offsetsReplication,
 			GroupInitialRebalanceDelay:    groupDelay,
+			GroupMinSessionTimeout:        time.Duration(f.groupMinSessionMs) * time.Millisecond,
+			GroupMaxSessionTimeout:        time.Duration(f.groupMaxSessionMs) * time.Millisecond,
 			CleanerBackoff:                time.Duration(f.cleanerBackoffMs) * time.Millisecond,
 			HeartbeatInterval:             time.Duration(f.heartbeatMs) * time.Millisecond,
 			ReplicaLagTimeMax:             time.Duration(f.replicaLagMs) * time.Millisecond,

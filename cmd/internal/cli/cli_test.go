@@ -87,6 +87,30 @@ func TestTransactionFlags(t *testing.T) {
 	}
 }
 
+// TestGroupFlags: the group coordinator's limits default to Kafka's
+// (group.min.session.timeout.ms 6 s, group.max.session.timeout.ms 30
+// minutes) and pass through to the broker, which reports the ones set as
+// static broker configs.
+func TestGroupFlags(t *testing.T) {
+	cfg, err := parseServe(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := cfg.Broker; b.GroupMinSessionTimeout != 6*time.Second || b.GroupMaxSessionTimeout != 30*time.Minute {
+		t.Fatalf("defaults: min session %v, max session %v", b.GroupMinSessionTimeout, b.GroupMaxSessionTimeout)
+	}
+	cfg, err = parseServe(t, "--group-min-session-timeout-ms", "1000", "--group-max-session-timeout-ms", "60000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := cfg.Broker; b.GroupMinSessionTimeout != time.Second || b.GroupMaxSessionTimeout != time.Minute {
+		t.Fatalf("min session %v, max session %v; want 1s, 1m", b.GroupMinSessionTimeout, b.GroupMaxSessionTimeout)
+	}
+	if want := []string{"group.max.session.timeout.ms", "group.min.session.timeout.ms"}; !slices.Equal(cfg.Broker.StaticConfigs, want) {
+		t.Errorf("static configs %v, want %v", cfg.Broker.StaticConfigs, want)
+	}
+}
+
 // TestRemoteLogManagerQuotaFlags: KIP-956's quotas default to Kafka's
 // Long.MAX_VALUE (unlimited) and pass through to the node.
 func TestRemoteLogManagerQuotaFlags(t *testing.T) {
@@ -256,6 +280,8 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{args: []string{"--transactional-id-expiration-ms", "0"}, want: "--transactional-id-expiration-ms"},
 		{args: []string{"--transaction-abort-timed-out-transaction-cleanup-interval-ms", "0"}, want: "--transaction-abort-timed-out-transaction-cleanup-interval-ms"},
 		{args: []string{"--log-cleaner-backoff-ms", "0"}, want: "--log-cleaner-backoff-ms"},
+		{args: []string{"--group-min-session-timeout-ms", "0"}, want: "--group-min-session-timeout-ms"},
+		{args: []string{"--group-min-session-timeout-ms", "60000", "--group-max-session-timeout-ms", "30000"}, want: "--group-min-session-timeout-ms"},
 		{args: []string{"--num-partitions", "0"}, want: "--num-partitions"},
 		{args: []string{"--object-store", "ftp://host/bucket"}, want: "--object-store"},
 		{args: []string{"--object-store-prefix", "/a"}, want: "--object-store-prefix"},
