@@ -184,6 +184,7 @@ var staticBrokerConfigs = map[string]struct {
 	"producer.id.expiration.ms":    {func(s *Server) string { return strconv.FormatInt(s.cfg.ProducerIDExpiration.Milliseconds(), 10) }, false},
 	"group.min.session.timeout.ms": {func(s *Server) string { return strconv.FormatInt(s.cfg.GroupMinSessionTimeout.Milliseconds(), 10) }, false},
 	"group.max.session.timeout.ms": {func(s *Server) string { return strconv.FormatInt(s.cfg.GroupMaxSessionTimeout.Milliseconds(), 10) }, false},
+	"group.max.size":               {func(s *Server) string { return strconv.Itoa(int(s.cfg.GroupMaxSize)) }, false},
 	"listeners": {func(s *Server) string {
 		var listeners []string
 		for _, l := range s.cfg.Listeners {

@@ -191,6 +191,10 @@ type Config struct {
 	// INVALID_SESSION_TIMEOUT. Defaults 6 s and 30 minutes, as Kafka's.
 	GroupMinSessionTimeout time.Duration
 	GroupMaxSessionTimeout time.Duration
+	// GroupMaxSize is group.max.size: a new member joining a group that
+	// has this many members is answered GROUP_MAX_SIZE_REACHED (see
+	// group.Config.MaxSize). Default math.MaxInt32, Kafka's: unlimited.
+	GroupMaxSize int32
 	// RemoteReader reads tiered segments from the object store that topics
 	// with remote.storage.enable tier to; nil refuses
 	// remote.storage.enable=true. Closing it is the caller's job, after
@@ -405,6 +409,9 @@ func (c *Config) setDefaults() {
 	if c.GroupMaxSessionTimeout == 0 {
 		c.GroupMaxSessionTimeout = group.DefaultMaxSessionTimeout
 	}
+	if c.GroupMaxSize == 0 {
+		c.GroupMaxSize = group.DefaultMaxSize
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -522,6 +529,7 @@ func (c Config) groupConfig() group.Config {
 		InitialRebalanceDelay: c.GroupInitialRebalanceDelay,
 		MinSessionTimeout:     c.GroupMinSessionTimeout,
 		MaxSessionTimeout:     c.GroupMaxSessionTimeout,
+		MaxSize:               int(c.GroupMaxSize),
 	}
 }
 

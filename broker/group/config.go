@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 )
 
@@ -17,6 +18,9 @@ const (
 	// NewMemberJoinTimeoutMs): such a member has no member id to heartbeat
 	// with, and its client may have given up and retried.
 	DefaultNewMemberJoinTimeout = 5 * time.Minute
+	// DefaultMaxSize is Kafka's group.max.size default, Int.MaxValue: no
+	// limit in practice.
+	DefaultMaxSize = math.MaxInt32
 )
 
 // ErrInvalidConfig is returned by Config.Validate and New.
@@ -42,6 +46,15 @@ type Config struct {
 	// NewMemberJoinTimeout removes a member whose first JoinGroup is still
 	// waiting after this long. Default DefaultNewMemberJoinTimeout.
 	NewMemberJoinTimeout time.Duration
+	// MaxSize is group.max.size: the most members a group takes. A member
+	// joining a group that has MaxSize members (counting those still to
+	// rejoin a rebalance) is refused with GROUP_MAX_SIZE_REACHED; members
+	// already in the group are not, nor a static member replacing its
+	// instance's previous member, which does not grow the group. A group
+	// restored with more members (MaxSize was lowered) rebalances at
+	// once, and the members that rejoin after the first MaxSize are
+	// removed with GROUP_MAX_SIZE_REACHED. Default DefaultMaxSize.
+	MaxSize int
 	// Clock schedules every timeout. Default the real clock; tests inject a
 	// fake one so that no test sleeps.
 	Clock Clock
@@ -68,6 +81,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxSessionTimeout %v is negative", ErrInvalidConfig, c.MaxSessionTimeout)
 	case c.NewMemberJoinTimeout < 0:
 		return fmt.Errorf("%w: NewMemberJoinTimeout %v is negative", ErrInvalidConfig, c.NewMemberJoinTimeout)
+	case c.MaxSize < 0:
+		return fmt.Errorf("%w: MaxSize %d is negative", ErrInvalidConfig, c.MaxSize)
 	}
 	d := c.withDefaults()
 	if d.MinSessionTimeout > d.MaxSessionTimeout {
@@ -92,6 +107,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.NewMemberJoinTimeout == 0 {
 		c.NewMemberJoinTimeout = DefaultNewMemberJoinTimeout
+	}
+	if c.MaxSize == 0 {
+		c.MaxSize = DefaultMaxSize
 	}
 	if c.Clock == nil {
 		c.Clock = realClock{}

@@ -423,26 +423,39 @@ func (c *Coordinator) ValidateOffsetCommit(req OffsetCommitRequest) error {
 // Restore loads a group from its last stored record, when a coordinator
 // takes over a __consumer_offsets partition: Stable with the record's
 // members and assignments (each member's session timeout starts now), or
-// Empty when it has none.
+// Empty when it has none. A group with more members than
+// Config.MaxSize rebalances at once.
 func (c *Coordinator) Restore(rec Record) error {
 	g, err := restoredGroup(c, rec)
 	if err != nil {
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return kerr.NotCoordinator
 	}
 	if c.groups[rec.GroupID] != nil {
+		c.mu.Unlock()
 		return fmt.Errorf("%w: %q", ErrGroupExists, rec.GroupID)
 	}
+	var fx effects
 	g.mu.Lock()
+	if len(g.members) > c.cfg.MaxSize {
+		// As Kafka's onGroupLoaded: the members are asked to rejoin at
+		// once (giving them a chance to commit their offsets), and those
+		// beyond group.max.size are removed as they rejoin
+		// (joinCurrentMemberLocked) or when the join phase ends without
+		// them.
+		g.prepareRebalanceLocked(fmt.Sprintf("restored group has %d members, more than group.max.size %d", len(g.members), c.cfg.MaxSize), &fx)
+	}
 	for _, m := range g.membersInOrderLocked() {
 		g.scheduleHeartbeatLocked(m, m.sessionTimeout)
 	}
 	g.mu.Unlock()
 	c.groups[rec.GroupID] = g
+	c.mu.Unlock()
+	fx.run()
 	return nil
 }
 

@@ -83,6 +83,20 @@
 //     with it within its session timeout. Until it comes back it is no
 //     member, but a join phase waits for it (or its expiry).
 //
+// # Group size (group.max.size)
+//
+// A group takes at most Config.MaxSize members (default unlimited). A
+// member joining a group that has that many (members still to rejoin a
+// rebalance included) is answered GROUP_MAX_SIZE_REACHED, without a
+// member id and without a rebalance, both when it asks for a KIP-394
+// member id and when it comes back with one. Members rejoin whatever the
+// size, and a static member replacing its instance's previous member is
+// not new. A group restored with more members than MaxSize (the limit
+// was lowered) rebalances at once, as Kafka's onGroupLoaded does: once
+// MaxSize members have rejoined, each further member that rejoins is
+// removed with GROUP_MAX_SIZE_REACHED, and the dynamic members that do
+// not rejoin are dropped as always.
+//
 // # Static membership (KIP-345)
 //
 // A member with a group instance id that joins without a member id while
@@ -102,9 +116,9 @@
 // INCONSISTENT_GROUP_PROTOCOL (protocol type or no common protocol; empty
 // type or list for a new group), MEMBER_ID_REQUIRED, UNKNOWN_MEMBER_ID,
 // ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, FENCED_INSTANCE_ID,
-// GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, COORDINATOR_NOT_AVAILABLE (a group
-// deleted under a request, a Store failure), NOT_COORDINATOR (after
-// Close). Version differences (LeaveGroup v0–v2 carrying one member's error
+// GROUP_MAX_SIZE_REACHED, GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP,
+// COORDINATOR_NOT_AVAILABLE (a group deleted under a request, a Store
+// failure), NOT_COORDINATOR (after Close). Version differences (LeaveGroup v0–v2 carrying one member's error
 // at the top level, DescribeGroups before v6 answering an unknown group
 // without error) are the caller's.
 //

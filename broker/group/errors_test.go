@@ -255,6 +255,8 @@ func TestConfigValidate(t *testing.T) {
 		{Config{MinSessionTimeout: -1}, false},
 		{Config{MaxSessionTimeout: -1}, false},
 		{Config{NewMemberJoinTimeout: -1}, false},
+		{Config{MaxSize: 1}, true},
+		{Config{MaxSize: -1}, false},
 		{Config{MinSessionTimeout: time.Hour}, false}, // above the default maximum
 	}
 	for _, test := range tests {

@@ -461,6 +461,25 @@ func (g *group) initialJoinTimerLocked(delay, remaining time.Duration) *schedule
 	})
 }
 
+// fullLocked reports whether the group has no room for another member
+// (group.max.size). Members still to rejoin a rebalance count: a new
+// member does not take the place of one that is slow to rejoin. Kafka
+// counts only the members that rejoined during a rebalance, so there an
+// existing member can find its place taken and be refused.
+func (g *group) fullLocked() bool { return len(g.members) >= g.c.cfg.MaxSize }
+
+// awaitingJoinLocked is the number of members whose JoinGroup waits for
+// the join phase to end.
+func (g *group) awaitingJoinLocked() int {
+	n := 0
+	for _, m := range g.members {
+		if m.joinDone != nil {
+			n++
+		}
+	}
+	return n
+}
+
 func (g *group) allJoinedLocked() bool {
 	if len(g.pending) > 0 {
 		return false

@@ -34,13 +34,19 @@ func (g *group) joinNewMemberLocked(req JoinRequest, done func(JoinResult), fx *
 	if req.GroupInstanceID != "" {
 		prefix = req.GroupInstanceID
 	}
+	oldID, replaces := g.static[req.GroupInstanceID]
+	replaces = replaces && req.GroupInstanceID != ""
+	if !replaces && g.fullLocked() {
+		// Before a KIP-394 member id is handed out too, as Kafka does.
+		g.logf("refused a new member of client %q: the group has %d members (group.max.size)", req.ClientID, len(g.members))
+		fx.add(func() { done(joinError("", kerr.GroupMaxSizeReached)) })
+		return
+	}
 	memberID := g.c.cfg.NewMemberID(prefix)
 	switch {
+	case replaces:
+		g.replaceStaticMemberLocked(oldID, memberID, req, done, fx)
 	case req.GroupInstanceID != "":
-		if oldID, ok := g.static[req.GroupInstanceID]; ok {
-			g.replaceStaticMemberLocked(oldID, memberID, req, done, fx)
-			return
-		}
 		g.addMemberAndRebalanceLocked(memberID, req, done, fx)
 	case req.RequireKnownMemberID:
 		// KIP-394: hand out the id and wait for the member to come back
@@ -70,6 +76,14 @@ func (g *group) joinCurrentMemberLocked(req JoinRequest, done func(JoinResult), 
 			answer(joinError(req.MemberID, kerr.FencedInstanceID))
 			return
 		}
+		if g.fullLocked() {
+			// Others joined since the id was handed out.
+			g.pending[req.MemberID].stop()
+			delete(g.pending, req.MemberID)
+			g.logf("refused pending member %s: the group has %d members (group.max.size)", req.MemberID, len(g.members))
+			answer(joinError("", kerr.GroupMaxSizeReached))
+			return
+		}
 		g.addMemberAndRebalanceLocked(req.MemberID, req, done, fx)
 		return
 	}
@@ -90,6 +104,18 @@ func (g *group) joinCurrentMemberLocked(req JoinRequest, done func(JoinResult), 
 	}
 	switch g.state {
 	case StatePreparingRebalance:
+		if m.joinDone == nil && g.awaitingJoinLocked() >= g.c.cfg.MaxSize {
+			// The group has more members than group.max.size (it was
+			// lowered, and the group restored over it), and MaxSize of
+			// them have rejoined already: this one is shed, as in
+			// Kafka's acceptJoiningMember. A group within the limit
+			// never gets here: new members take no place of one still
+			// to rejoin (fullLocked).
+			g.logf("removing member %s: %d members rejoined already (group.max.size)", m.id, g.c.cfg.MaxSize)
+			g.removeLocked(m, fx)
+			answer(joinError("", kerr.GroupMaxSizeReached))
+			return
+		}
 		// Already rebalancing: the member waits with the others.
 		g.updateMemberLocked(m, req, done, fx)
 	case StateCompletingRebalance:

@@ -217,6 +217,7 @@ type serveFlags struct {
 	groupInitialDelayMs  int64
 	groupMinSessionMs    int64
 	groupMaxSessionMs    int64
+	groupMaxSize         int32
 	objectStore          string
 	objectStorePrefix    string
 	objectStoreShared    bool
@@ -260,6 +261,7 @@ var staticConfigFlags = map[string][]string{
 	"producer.id.expiration.ms":    {"producer-id-expiration-ms"},
 	"group.min.session.timeout.ms": {"group-min-session-timeout-ms"},
 	"group.max.session.timeout.ms": {"group-max-session-timeout-ms"},
+	"group.max.size":               {"group-max-size"},
 }
 
 // staticConfigs names the broker configs of staticConfigFlags the operator
@@ -354,6 +356,7 @@ func newServeFlagSet(stderr io.Writer) (*pflag.FlagSet, *serveFlags) {
 	fs.Int64Var(&f.groupInitialDelayMs, "group-initial-rebalance-delay-ms", 3000, "how long the first rebalance of an empty group waits for more members (group.initial.rebalance.delay.ms)")
 	fs.Int64Var(&f.groupMinSessionMs, "group-min-session-timeout-ms", 6000, "the shortest session timeout a group member may ask for; shorter gets INVALID_SESSION_TIMEOUT (group.min.session.timeout.ms)")
 	fs.Int64Var(&f.groupMaxSessionMs, "group-max-session-timeout-ms", 1800000, "the longest session timeout a group member may ask for; longer gets INVALID_SESSION_TIMEOUT (group.max.session.timeout.ms)")
+	fs.Int32Var(&f.groupMaxSize, "group-max-size", math.MaxInt32, "the most members a consumer group takes (group.max.size): a new member joining a group this large gets GROUP_MAX_SIZE_REACHED; a group over it after the limit was lowered sheds the members that rejoin last at its next rebalance (default Int.MAX_VALUE: unlimited)")
 	for _, def := range topicconfig.All() {
 		if def.BrokerName == "" {
 			continue // topic-only: no serve flag
@@ -777,6 +780,9 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 	if groupDelay == 0 {
 		groupDelay = -1 // broker.Config: negative is no delay, zero the default
 	}
+	if f.groupMaxSize < 1 {
+		return node.Config{}, usageErrorf("--group-max-size %d: must be at least 1 (default %d: unlimited)", f.groupMaxSize, int32(math.MaxInt32))
+	}
 	if f.groupMinSessionMs > f.groupMaxSessionMs {
 		return node.Config{}, usageErrorf("--group-min-session-timeout-ms %d: must not be above --group-max-session-timeout-ms (%d)", f.groupMinSessionMs, f.groupMaxSessionMs)
 	}
@@ -889,6 +895,7 @@ func serveConfig(fs *pflag.FlagSet, f *serveFlags, log *slog.Logger) (node.Confi
 			GroupInitialRebalanceDelay:    groupDelay,
 			GroupMinSessionTimeout:        time.Duration(f.groupMinSessionMs) * time.Millisecond,
 			GroupMaxSessionTimeout:        time.Duration(f.groupMaxSessionMs) * time.Millisecond,
+			GroupMaxSize:                  f.groupMaxSize,
 			CleanerBackoff:                time.Duration(f.cleanerBackoffMs) * time.Millisecond,
 			HeartbeatInterval:             time.Duration(f.heartbeatMs) * time.Millisecond,
 			ReplicaLagTimeMax:             time.Duration(f.replicaLagMs) * time.Millisecond,

@@ -89,24 +89,24 @@ func TestTransactionFlags(t *testing.T) {
 
 // TestGroupFlags: the group coordinator's limits default to Kafka's
 // (group.min.session.timeout.ms 6 s, group.max.session.timeout.ms 30
-// minutes) and pass through to the broker, which reports the ones set as
+// minutes, group.max.size Int.MAX_VALUE) and pass through to the broker, which reports the ones set as
 // static broker configs.
 func TestGroupFlags(t *testing.T) {
 	cfg, err := parseServe(t)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b := cfg.Broker; b.GroupMinSessionTimeout != 6*time.Second || b.GroupMaxSessionTimeout != 30*time.Minute {
-		t.Fatalf("defaults: min session %v, max session %v", b.GroupMinSessionTimeout, b.GroupMaxSessionTimeout)
+	if b := cfg.Broker; b.GroupMinSessionTimeout != 6*time.Second || b.GroupMaxSessionTimeout != 30*time.Minute || b.GroupMaxSize != math.MaxInt32 {
+		t.Fatalf("defaults: min session %v, max session %v, max size %d", b.GroupMinSessionTimeout, b.GroupMaxSessionTimeout, b.GroupMaxSize)
 	}
-	cfg, err = parseServe(t, "--group-min-session-timeout-ms", "1000", "--group-max-session-timeout-ms", "60000")
+	cfg, err = parseServe(t, "--group-min-session-timeout-ms", "1000", "--group-max-session-timeout-ms", "60000", "--group-max-size", "5")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b := cfg.Broker; b.GroupMinSessionTimeout != time.Second || b.GroupMaxSessionTimeout != time.Minute {
-		t.Fatalf("min session %v, max session %v; want 1s, 1m", b.GroupMinSessionTimeout, b.GroupMaxSessionTimeout)
+	if b := cfg.Broker; b.GroupMinSessionTimeout != time.Second || b.GroupMaxSessionTimeout != time.Minute || b.GroupMaxSize != 5 {
+		t.Fatalf("min session %v, max session %v, max size %d; want 1s, 1m, 5", b.GroupMinSessionTimeout, b.GroupMaxSessionTimeout, b.GroupMaxSize)
 	}
-	if want := []string{"group.max.session.timeout.ms", "group.min.session.timeout.ms"}; !slices.Equal(cfg.Broker.StaticConfigs, want) {
+	if want := []string{"group.max.session.timeout.ms", "group.max.size", "group.min.session.timeout.ms"}; !slices.Equal(cfg.Broker.StaticConfigs, want) {
 		t.Errorf("static configs %v, want %v", cfg.Broker.StaticConfigs, want)
 	}
 }
@@ -281,6 +281,7 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{args: []string{"--transaction-abort-timed-out-transaction-cleanup-interval-ms", "0"}, want: "--transaction-abort-timed-out-transaction-cleanup-interval-ms"},
 		{args: []string{"--log-cleaner-backoff-ms", "0"}, want: "--log-cleaner-backoff-ms"},
 		{args: []string{"--group-min-session-timeout-ms", "0"}, want: "--group-min-session-timeout-ms"},
+		{args: []string{"--group-max-size", "0"}, want: "--group-max-size"},
 		{args: []string{"--group-min-session-timeout-ms", "60000", "--group-max-session-timeout-ms", "30000"}, want: "--group-min-session-timeout-ms"},
 		{args: []string{"--num-partitions", "0"}, want: "--num-partitions"},
 		{args: []string{"--object-store", "ftp://host/bucket"}, want: "--object-store"},
