@@ -10,8 +10,10 @@ import (
 // OffsetForLeaderEpoch v0-v4: for each partition, the largest leader epoch
 // at or below the one asked for and the offset where it ends in the
 // leader's log (the next epoch's start, or the log end for the current
-// one). Followers truncate to it before fetching from a new leader; clients
-// use it to detect log truncation (KIP-320). Only the leader answers
+// one); -1 and -1 for an epoch newer than the leader's latest, which it
+// cannot end (as Kafka's leader-epoch cache answers). Followers truncate
+// to it before fetching from a new leader; clients use it to detect log
+// truncation (KIP-320). Only the leader answers
 // (NOT_LEADER_OR_FOLLOWER elsewhere); an older current leader epoch is
 // FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH; a failed log
 // (LogFailed) KAFKA_STORAGE_ERROR.

@@ -60,23 +60,27 @@ func (c *epochCache) latest() int32 {
 	return c.entries[len(c.entries)-1].epoch
 }
 
-// endOffsetFor answers OffsetForLeaderEpoch as Kafka does: the largest
-// epoch at or below requested, and the first offset after it (the next
-// epoch's start, or logEnd for the latest). A requested epoch older than
-// the oldest kept (trimmed below the log start) answers itself and the
-// oldest kept epoch's start, as Kafka's LeaderEpochFileCache.endOffsetFor:
-// whoever asks truncates there. (-1, -1) for an undefined epoch or an
-// empty cache.
+// endOffsetFor answers OffsetForLeaderEpoch as Kafka's
+// LeaderEpochFileCache.endOffsetFor does: the latest epoch ends at logEnd;
+// an older one answers the largest epoch at or below it and the start of
+// the first epoch above it (where that epoch's records end). A requested
+// epoch older than the oldest kept (trimmed below the log start) answers
+// itself and the oldest kept epoch's start: whoever asks truncates there.
+// (-1, -1) — unknown — for the undefined epoch (-1), an empty cache, and an
+// epoch newer than the latest: this log has no epoch ending after it, so
+// it cannot say where the asker's log stops agreeing with it (a Kafka
+// follower then truncates to its high watermark).
 func (c *epochCache) endOffsetFor(requested int32, logEnd int64) (int32, int64) {
+	n := len(c.entries)
+	switch {
+	case requested == -1 || n == 0 || requested > c.entries[n-1].epoch:
+		return -1, -1
+	case requested == c.entries[n-1].epoch:
+		return requested, logEnd
+	}
 	i := floorEpoch(c.entries, requested)
 	if i < 0 {
-		if requested >= 0 && len(c.entries) > 0 {
-			return requested, c.entries[0].start
-		}
-		return -1, -1
-	}
-	if i == len(c.entries)-1 {
-		return c.entries[i].epoch, logEnd
+		return requested, c.entries[0].start
 	}
 	return c.entries[i].epoch, c.entries[i+1].start
 }
@@ -447,10 +451,11 @@ func (p *Partition) FetchPosition() FetchPosition {
 // epoch and that epoch ends here at or past the fetch offset. Otherwise it
 // returns the largest epoch at or below the follower's and where it ends
 // here: the follower truncates to where both logs agree and fetches again.
-// It fails with segment.ErrOffsetOutOfRange when this leader has no epoch
-// at or below the follower's (as Kafka answers OFFSET_OUT_OF_RANGE; the
-// follower then truncates to its high watermark). A position without an
-// epoch is not checked.
+// It fails with segment.ErrOffsetOutOfRange when this leader cannot say
+// where the follower's last epoch ends (endOffsetFor answers (-1, -1): no
+// epochs, or the follower's is newer than this leader's latest), as Kafka
+// answers OFFSET_OUT_OF_RANGE; the follower then truncates to its high
+// watermark. A position without an epoch is not checked.
 func (p *Partition) DivergingEpoch(position FetchPosition) (*EpochEnd, error) {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
@@ -462,8 +467,8 @@ func (p *Partition) divergingEpochLocked(position FetchPosition) (*EpochEnd, err
 		return nil, nil
 	}
 	epoch, end := p.epochs.endOffsetFor(position.LastFetchedEpoch, p.segments.EndOffset())
-	if epoch < 0 { // an empty epoch cache
-		return nil, fmt.Errorf("%w: the follower's last fetched epoch %d is older than every epoch of this leader's log", segment.ErrOffsetOutOfRange, position.LastFetchedEpoch)
+	if epoch < 0 {
+		return nil, fmt.Errorf("%w: the end offset of the follower's last fetched epoch %d is unknown to this leader (latest epoch %d)", segment.ErrOffsetOutOfRange, position.LastFetchedEpoch, p.epochs.latest())
 	}
 	if epoch < position.LastFetchedEpoch || end < position.Offset {
 		return &EpochEnd{Epoch: epoch, EndOffset: end}, nil

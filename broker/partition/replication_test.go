@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/strata-log/strata/broker/recordbatch"
+	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/metadata"
 )
@@ -33,7 +34,9 @@ func TestEpochCache(t *testing.T) {
 		requested, epoch int32
 		end              int64
 	}{
-		{0, 0, 100}, {1, 0, 100}, {2, 2, 250}, {4, 2, 250}, {5, 5, 400}, {9, 5, 400}, {-1, -1, -1},
+		{0, 0, 100}, {1, 0, 100}, {2, 2, 250}, {4, 2, 250}, {5, 5, 400}, {-1, -1, -1},
+		// Newer than the latest: unknown, as Kafka's higherEntry == null.
+		{6, -1, -1}, {9, -1, -1},
 	} {
 		if epoch, end := c.endOffsetFor(tc.requested, 400); epoch != tc.epoch || end != tc.end {
 			t.Errorf("endOffsetFor(%d) = %d, %d; want %d, %d", tc.requested, epoch, end, tc.epoch, tc.end)
@@ -343,8 +346,9 @@ func TestRestartedFollowerProgressDoesNotCount(t *testing.T) {
 // follower's and where that epoch ends here when the follower's epoch is
 // one this leader does not have, or ends here before the fetch offset;
 // nothing when the logs agree below the fetch offset or the fetch states no
-// epoch; out of range when the leader has no epoch at or below the
-// follower's. A diverging fetch counts for nothing: it neither moves the
+// epoch; out of range when the leader cannot say where the follower's
+// epoch ends (no epochs, or the follower's is newer than the leader's
+// latest). A diverging fetch counts for nothing: it neither moves the
 // high watermark nor catches the follower up.
 func TestDivergingEpoch(t *testing.T) {
 	// The leader's log: epoch 2 at 0..3, epoch 4 at 4..6, epoch 6 from 7
@@ -378,7 +382,9 @@ func TestDivergingEpoch(t *testing.T) {
 		{"the first epoch, ending before the fetch offset", FetchPosition{Offset: 6, LastFetchedEpoch: 2}, &EpochEnd{Epoch: 2, EndOffset: 4}, nil},
 		{"an epoch this leader does not have", FetchPosition{Offset: 8, LastFetchedEpoch: 5}, &EpochEnd{Epoch: 4, EndOffset: 7}, nil},
 		{"an epoch this leader does not have, below the fetch offset's", FetchPosition{Offset: 3, LastFetchedEpoch: 3}, &EpochEnd{Epoch: 2, EndOffset: 4}, nil},
-		{"an epoch newer than this leader's", FetchPosition{Offset: 9, LastFetchedEpoch: 7}, &EpochEnd{Epoch: 6, EndOffset: 9}, nil},
+		// As Kafka: this leader cannot end an epoch newer than its
+		// latest (endOffsetFor's (-1, -1)): out of range.
+		{"an epoch newer than this leader's", FetchPosition{Offset: 9, LastFetchedEpoch: 7}, nil, segment.ErrOffsetOutOfRange},
 		// As Kafka: the follower's epoch itself, ending where this
 		// leader's oldest epoch starts (the follower truncates there).
 		{"an epoch older than every epoch here", FetchPosition{Offset: 2, LastFetchedEpoch: 1}, &EpochEnd{Epoch: 1, EndOffset: 0}, nil},

@@ -500,8 +500,9 @@ func (rf *fetcher) fetchOnce(ctx context.Context, parts []*followed) error {
 						fo.part.Logger().Error("restarting the log failed", "err", err)
 					}
 				case fo.ready == readyLeaderChecks:
-					// The leader has no epoch at or below this log's last
-					// (or, without epochs, this log ends past the
+					// The leader cannot end this log's last epoch (it has
+					// no epochs, or this one is newer than its latest;
+					// or, without epochs, this log ends past the
 					// leader's): keep only what is known committed, as
 					// OffsetForLeaderEpoch's "unknown epoch" answer does.
 					rf.diverged(fo, kmsg.FetchResponseTopicPartitionDivergingEpoch{Epoch: -1, EndOffset: -1})
@@ -768,15 +769,20 @@ func (rf *fetcher) pause(fo *followed) {
 // answered DivergingEpoch to a fetch, or OffsetForLeaderEpoch for the
 // follower's latest epoch, with (leaderEpoch, leaderEnd): the end of the largest epoch both have, capped
 // at both ends; a follower with no epochs, or whose epochs the leader does
-// not know at all, keeps only what it knows is committed (its high
-// watermark).
+// not know at all (the leader's (-1, -1)), keeps only what it knows is
+// committed (its high watermark), as Kafka's follower does. A leader's
+// epoch newer than this log's latest, which this log cannot end (its own
+// answer is (-1, -1)), is cut at the leader's end, as Kafka's follower
+// does when it has no end for the leader's epoch.
 func truncationTarget(p *partition.Partition, leaderEpoch int32, leaderEnd int64) int64 {
 	target := p.LogEndOffset()
 	if p.LatestEpoch() < 0 || leaderEpoch < 0 {
 		return min(target, p.HighWatermark())
 	}
-	_, localEnd := p.EpochEndOffset(leaderEpoch)
-	return min(target, leaderEnd, max(localEnd, 0))
+	if _, localEnd := p.EpochEndOffset(leaderEpoch); localEnd >= 0 {
+		target = min(target, localEnd)
+	}
+	return min(target, leaderEnd)
 }
 
 // Close stops every fetcher and waits for them.

@@ -230,6 +230,8 @@ func TestTruncationTarget(t *testing.T) {
 		{"the leader knows epoch 1 only, ending at 4", 1, 4, 4},
 		{"the leader's epoch 1 ends past ours", 1, 9, 4},
 		{"the leader knows none of our epochs", -1, -1, 5},
+		// Our own answer for epoch 3 is unknown (-1, -1), not offset 0.
+		{"the leader's epoch 3, newer than ours, ends at 5", 3, 5, 5},
 	} {
 		if got := truncationTarget(follower, c.leaderEpoch, c.leaderEnd); got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
