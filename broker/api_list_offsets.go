@@ -19,7 +19,8 @@ import (
 
 // ListOffsets v0 (the "offsets before" form older tools such as Burrow
 // still send) through v11, Kafka 4.2's newest: v1 a single offset and its
-// timestamp (kafka-python), v7 max timestamp (KIP-734), v8 earliest local
+// timestamp (kafka-python), v4 its leader epoch (KIP-320, as Kafka answers
+// it: offsetForTimestamp), v7 max timestamp (KIP-734), v8 earliest local
 // (-4), v9 latest tiered (-5) (KIP-405, KIP-1005), v10 a timeout for
 // remote lookups (KIP-1075; Strata's own bound, remoteFetchTimeout,
 // applies), v11 earliest pending upload (-6, KIP-1023).
@@ -69,7 +70,6 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 			case part == nil:
 				p.ErrorCode = code
 			default:
-				p.LeaderEpoch = part.LeaderEpoch()
 				// A failed log (an fsync or a write failed) is offline on
 				// this broker, as a replica in a failed log directory is in
 				// Kafka: its high watermark is frozen at what it had fsynced
@@ -97,7 +97,7 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 					p.OldStyleOffsets = legacyOffsets(part.Segments(), starts.Log, part.HighWatermark(), rp.Timestamp, rp.MaxNumOffsets, time.Now().UnixMilli())
 					break
 				}
-				offset, ts, err := s.offsetForTimestamp(starts, part, rp.Timestamp)
+				offset, ts, epoch, err := s.offsetForTimestamp(starts, part, rp.Timestamp)
 				if err != nil {
 					part.Logger().Error("list offsets failed", "timestamp", rp.Timestamp, "err", err)
 					p.ErrorCode = kerr.KafkaStorageError.Code
@@ -110,7 +110,10 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 				if req.Version >= 2 && req.IsolationLevel == 1 {
 					offset, ts = readCommittedOffset(part.LastStableOffset(), rp.Timestamp, offset, ts)
 				}
-				p.Offset, p.Timestamp = offset, ts
+				if offset < 0 {
+					epoch = -1 // nothing found, or not stable yet: no epoch, as Kafka
+				}
+				p.Offset, p.Timestamp, p.LeaderEpoch = offset, ts, epoch
 			}
 			out.Partitions = append(out.Partitions, p)
 		}
@@ -201,30 +204,36 @@ func legacyOffsets(segments []segment.SegmentInfo, logStart, highWatermark, time
 
 // offsetForTimestamp answers ListOffsets for one partition: the offset and
 // timestamp for the special values, else the first record with a timestamp
-// at or after ts below the high watermark, or (-1, -1) when there is none.
+// at or after ts below the high watermark, or (-1, -1) when there is none;
+// with the leader epoch Kafka answers (v4+): for the special offsets but
+// the latest, the epoch covering the offset in p's epoch cache
+// (Partition.EpochAt, Kafka's epochForOffset), which holds the epochs of
+// the remote records too; the latest's and a found record's as
+// Partition.OffsetForTimestamp — for a record in the object store, its
+// batch's partitionLeaderEpoch as read there.
 // Earliest and timestamps include the data in the object store. starts
 // are p's (ReadLogStarts); a timestamp is searched with log starts read
 // after its local search.
-func (s *Server) offsetForTimestamp(starts partition.LogStarts, p *partition.Partition, ts int64) (offset, timestamp int64, err error) {
+func (s *Server) offsetForTimestamp(starts partition.LogStarts, p *partition.Partition, ts int64) (offset, timestamp int64, epoch int32, err error) {
 	state := starts.State
 	switch ts {
 	case listEarliest:
-		return starts.Log, -1, nil
+		return starts.Log, -1, p.EpochAt(starts.Log), nil
 	case listEarliestLocal:
-		return starts.Local, -1, nil
+		return starts.Local, -1, p.EpochAt(starts.Local), nil
 	case listLatestTiered:
 		if _, end, ok := state.RemoteLogOffsets(p.TopicID(), p.Index()); ok {
-			return end, -1, nil
+			return end, -1, p.EpochAt(end), nil
 		}
-		return -1, -1, nil
+		return -1, -1, -1, nil
 	case listEarliestPendingUpload:
 		switch _, end, ok := state.RemoteLogOffsets(p.TopicID(), p.Index()); {
 		case !p.Config().RemoteStorage:
-			return -1, -1, nil
+			return -1, -1, -1, nil
 		case ok:
-			return end + 1, -1, nil
+			return end + 1, -1, p.EpochAt(end + 1), nil
 		default:
-			return starts.Local, -1, nil
+			return starts.Local, -1, p.EpochAt(starts.Local), nil
 		}
 	}
 	if ts >= 0 && s.cfg.RemoteReader != nil {
@@ -234,19 +243,20 @@ func (s *Server) offsetForTimestamp(starts partition.LogStarts, p *partition.Par
 		// in the state read after. The other way round (or with starts), a
 		// segment uploaded and deleted locally between the two searches
 		// was in neither, and a later offset was answered.
-		localOffset, localTimestamp, localErr := p.OffsetForTimestamp(ts)
-		if offset, timestamp, found, err := s.remoteOffsetForTimestamp(p.ReadLogStarts(s.cfg.Metadata.State), p, ts); err != nil || found {
-			return offset, timestamp, err
+		localOffset, localTimestamp, localEpoch, localErr := p.OffsetForTimestamp(ts)
+		if offset, timestamp, epoch, found, err := s.remoteOffsetForTimestamp(p.ReadLogStarts(s.cfg.Metadata.State), p, ts); err != nil || found {
+			return offset, timestamp, epoch, err
 		}
-		return localOffset, localTimestamp, localErr
+		return localOffset, localTimestamp, localEpoch, localErr
 	}
 	return p.OffsetForTimestamp(ts)
 }
 
 // remoteOffsetForTimestamp looks for ts in the remote segments below the
 // local log start: the first segment whose largest timestamp reaches ts,
-// read batch by batch from where its time index points.
-func (s *Server) remoteOffsetForTimestamp(starts partition.LogStarts, p *partition.Partition, ts int64) (offset, timestamp int64, found bool, err error) {
+// read batch by batch from where its time index points. epoch is the
+// found record's batch's partitionLeaderEpoch.
+func (s *Server) remoteOffsetForTimestamp(starts partition.LogStarts, p *partition.Partition, ts int64) (offset, timestamp int64, epoch int32, found bool, err error) {
 	localStart, logStart := starts.Local, starts.Log
 	var target *metadata.SegmentManifest
 	starts.State.EachSegment(p.TopicID(), p.Index(), 0, func(e metadata.SegmentManifest) bool {
@@ -261,7 +271,7 @@ func (s *Server) remoteOffsetForTimestamp(starts partition.LogStarts, p *partiti
 		return true
 	})
 	if target == nil {
-		return -1, -1, false, nil
+		return -1, -1, -1, false, nil
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, remoteFetchTimeout)
 	defer cancel()
@@ -269,13 +279,13 @@ func (s *Server) remoteOffsetForTimestamp(starts partition.LogStarts, p *partiti
 	// there, not from the segment's start.
 	next, err := s.cfg.RemoteReader.TimestampStart(ctx, p.Name(), *target, ts)
 	if err != nil {
-		return -1, -1, false, err
+		return -1, -1, -1, false, err
 	}
 	next = max(next, logStart)
 	for next <= target.LastOffset {
 		batches, err := s.cfg.RemoteReader.Read(ctx, p.Name(), *target, next, 1<<20, true)
 		if err != nil {
-			return -1, -1, false, err
+			return -1, -1, -1, false, err
 		}
 		// A search by timestamp is rare: one copy, so that each batch
 		// is one slice for RecordAtTimestamp.
@@ -283,13 +293,13 @@ func (s *Server) remoteOffsetForTimestamp(starts partition.LogStarts, p *partiti
 		batches.Release()
 		spans, err := recordbatch.Split(data)
 		if err != nil || len(spans) == 0 {
-			return -1, -1, false, fmt.Errorf("remote segment %d at offset %d: %d batches, %v", target.BaseOffset, next, len(spans), err)
+			return -1, -1, -1, false, fmt.Errorf("remote segment %d at offset %d: %d batches, %v", target.BaseOffset, next, len(spans), err)
 		}
 		for _, sp := range spans {
 			batch := data[sp.Position : sp.Position+sp.Length]
 			h, err := recordbatch.ParseHeader(batch)
 			if err != nil {
-				return -1, -1, false, err
+				return -1, -1, -1, false, err
 			}
 			next = h.LastOffset() + 1
 			if h.MaxTimestamp < ts {
@@ -298,9 +308,9 @@ func (s *Server) remoteOffsetForTimestamp(starts partition.LogStarts, p *partiti
 			offset, timestamp, err := recordbatch.RecordAtTimestamp(batch, h, ts, false)
 			if err != nil || offset >= 0 {
 				// A batch may straddle the log start: nothing below it.
-				return max(offset, logStart), timestamp, err == nil, err
+				return max(offset, logStart), timestamp, h.PartitionLeaderEpoch, err == nil, err
 			}
 		}
 	}
-	return -1, -1, false, nil
+	return -1, -1, -1, false, nil
 }

@@ -14,7 +14,11 @@ import (
 // for offsets held only in the object store as Kafka does: earliest is the
 // remote log start, earliest-local the local one, latest-tiered the remote
 // log end, a timestamp finds its record in a remote segment, and an epoch
-// whose records are all remote ends where the next epoch starts.
+// whose records are all remote ends where the next epoch starts. Each
+// ListOffsets answer carries Kafka's leader epoch: the current one for the
+// latest, the one covering the offset for the log starts and the latest
+// tiered, the found batch's for a timestamp or the max timestamp (read
+// from the remote batch for a remote record), -1 when nothing is found.
 func TestOffsetsOverTieredData(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -71,15 +75,19 @@ func TestOffsetsOverTieredData(t *testing.T) {
 		name      string
 		timestamp int64
 		want      int64
+		epoch     int32
 	}{
-		{"earliest", -2, remoteStart},
-		{"earliest local", -4, localStart},
-		{"latest tiered", -5, remoteEnd},
-		{"timestamp of offset 3", base + 3000, 3},
-		{"timestamp between offsets 11 and 12", base + 11500, 12},
+		{"earliest", -2, remoteStart, firstEpoch},
+		{"earliest local", -4, localStart, secondEpoch},
+		{"latest tiered", -5, remoteEnd, secondEpoch},
+		{"latest", -1, p.LogEndOffset(), secondEpoch},
+		{"max timestamp", -3, 29, secondEpoch},
+		{"timestamp of offset 3", base + 3000, 3, firstEpoch},
+		{"timestamp between offsets 11 and 12", base + 11500, 12, secondEpoch},
+		{"timestamp after every record", base + 99000, -1, -1},
 	} {
-		if got := list(tc.timestamp); got.ErrorCode != 0 || got.Offset != tc.want {
-			t.Errorf("ListOffsets %s: offset %d, error %d; want %d", tc.name, got.Offset, got.ErrorCode, tc.want)
+		if got := list(tc.timestamp); got.ErrorCode != 0 || got.Offset != tc.want || got.LeaderEpoch != tc.epoch {
+			t.Errorf("ListOffsets %s: offset %d, epoch %d, error %d; want %d, epoch %d", tc.name, got.Offset, got.LeaderEpoch, got.ErrorCode, tc.want, tc.epoch)
 		}
 	}
 
@@ -95,12 +103,20 @@ func TestOffsetsOverTieredData(t *testing.T) {
 	// And after a restart, whose local log holds none of the first
 	// epoch's records.
 	n.Restart()
-	leadingTopic(t, n, "offs")
+	p = leadingTopic(t, n, "offs")
 	got = request[*kmsg.OffsetForLeaderEpochResponse](t, n.Client(), req).Topics[0].Partitions[0]
 	if got.ErrorCode != 0 || got.LeaderEpoch != firstEpoch || got.EndOffset != secondStart {
 		t.Errorf("after a restart: OffsetForLeaderEpoch(%d): epoch %d end %d error %d; want epoch %d end %d", firstEpoch, got.LeaderEpoch, got.EndOffset, got.ErrorCode, firstEpoch, secondStart)
 	}
-	if got := list(base + 3000); got.ErrorCode != 0 || got.Offset != 3 {
-		t.Errorf("after a restart: ListOffsets by timestamp: offset %d error %d, want 3", got.Offset, got.ErrorCode)
+	if got := list(base + 3000); got.ErrorCode != 0 || got.Offset != 3 || got.LeaderEpoch != firstEpoch {
+		t.Errorf("after a restart: ListOffsets by timestamp: offset %d epoch %d error %d, want 3, epoch %d", got.Offset, got.LeaderEpoch, got.ErrorCode, firstEpoch)
+	}
+	// A third epoch, with nothing written in it: the latest answers it,
+	// the max timestamp its batch's.
+	if got := list(-1); got.ErrorCode != 0 || got.LeaderEpoch != p.LeaderEpoch() || p.LeaderEpoch() == secondEpoch {
+		t.Errorf("after a restart: ListOffsets latest: epoch %d error %d, want the current %d (not %d)", got.LeaderEpoch, got.ErrorCode, p.LeaderEpoch(), secondEpoch)
+	}
+	if got := list(-3); got.ErrorCode != 0 || got.Offset != 29 || got.LeaderEpoch != secondEpoch {
+		t.Errorf("after a restart: ListOffsets max timestamp: offset %d epoch %d error %d, want 29, epoch %d", got.Offset, got.LeaderEpoch, got.ErrorCode, secondEpoch)
 	}
 }

@@ -155,7 +155,7 @@ func TestLogAppendTimeAndLimits(t *testing.T) {
 	if err != nil || appendTime != now.UnixMilli() {
 		t.Fatalf("append time %d (%v), want %d", appendTime, err, now.UnixMilli())
 	}
-	offset, timestamp, err := p.OffsetForTimestamp(now.UnixMilli())
+	offset, timestamp, _, err := p.OffsetForTimestamp(now.UnixMilli())
 	if err != nil || offset != base || timestamp != now.UnixMilli() {
 		t.Fatalf("offset for the append time: %d at %d (%v)", offset, timestamp, err)
 	}
@@ -163,25 +163,29 @@ func TestLogAppendTimeAndLimits(t *testing.T) {
 }
 
 // TestOffsetForTimestamp: the special timestamps and a lookup, never past
-// the high watermark.
+// the high watermark, with the leader epoch Kafka answers: the current one
+// for the latest, the one covering the log start, a found record's
+// batch's.
 func TestOffsetForTimestamp(t *testing.T) {
 	p := replica(t, t.TempDir(), 1, nil)
-	p.ApplyAssignment(assignment(1, 0, []int32{1, 2}, []int32{1}), t0)
-	mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 4)) // timestamps t0 .. t0+3 ms
+	p.ApplyAssignment(assignment(1, 2, []int32{1, 2}, []int32{1}), t0)
+	mustAppend(t, p, batch(t, recordbatch.BuildOptions{}, "a", 4))     // timestamps t0 .. t0+3 ms, epoch 2
+	p.ApplyAssignment(assignment(1, 5, []int32{1, 2}, []int32{1}), t0) // epoch 5 from 4, nothing appended
 	for _, c := range []struct {
 		ts, offset, timestamp int64
+		epoch                 int32
 	}{
-		{LatestTimestamp, 4, -1},
-		{EarliestTimestamp, 0, -1},
-		{EarliestLocalOffset, 0, -1},
-		{MaxTimestamp, 3, t0.UnixMilli() + 3},
-		{t0.UnixMilli() + 2, 2, t0.UnixMilli() + 2},
-		{t0.UnixMilli() + 99, -1, -1},
-		{-7, -1, -1},
+		{LatestTimestamp, 4, -1, 5},
+		{EarliestTimestamp, 0, -1, 2},
+		{EarliestLocalOffset, 0, -1, 2},
+		{MaxTimestamp, 3, t0.UnixMilli() + 3, 2},
+		{t0.UnixMilli() + 2, 2, t0.UnixMilli() + 2, 2},
+		{t0.UnixMilli() + 99, -1, -1, -1},
+		{-7, -1, -1, -1},
 	} {
-		offset, timestamp, err := p.OffsetForTimestamp(c.ts)
-		if err != nil || offset != c.offset || timestamp != c.timestamp {
-			t.Errorf("OffsetForTimestamp(%d) = %d, %d, %v; want %d, %d", c.ts, offset, timestamp, err, c.offset, c.timestamp)
+		offset, timestamp, epoch, err := p.OffsetForTimestamp(c.ts)
+		if err != nil || offset != c.offset || timestamp != c.timestamp || epoch != c.epoch {
+			t.Errorf("OffsetForTimestamp(%d) = %d, %d, epoch %d, %v; want %d, %d, epoch %d", c.ts, offset, timestamp, epoch, err, c.offset, c.timestamp, c.epoch)
 		}
 	}
 }

@@ -78,20 +78,25 @@ const (
 // OffsetForTimestamp answers ListOffsets from the local log: the offset
 // (and its timestamp) for the special timestamps above, else the first
 // record with a timestamp at or after ts below the high watermark, or
-// (-1, -1) when there is none.
-func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, err error) {
+// (-1, -1) when there is none; with the leader epoch Kafka's ListOffsets
+// v4+ answers with it: the current leader epoch for the latest offset, the
+// epoch covering the offset for the log starts (EpochAt), and for a record
+// found by timestamp (or max timestamp) its batch's partitionLeaderEpoch
+// (-1 when not found).
+func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, epoch int32, err error) {
 	highWatermark := p.HighWatermark()
 	switch ts {
 	case LatestTimestamp:
-		return highWatermark, -1, nil
+		return highWatermark, -1, p.LeaderEpoch(), nil
 	case EarliestTimestamp, EarliestLocalOffset:
-		return p.segments.StartOffset(), -1, nil
+		start := p.segments.StartOffset()
+		return start, -1, p.EpochAt(start), nil
 	case MaxTimestamp:
 		batch, found, err := p.segments.MaxTimestampBatch()
 		return recordBelow(batch, found, err, highWatermark, -1, true)
 	}
 	if ts < 0 {
-		return -1, -1, nil
+		return -1, -1, -1, nil
 	}
 	batch, found, err := p.segments.FindTimestamp(ts)
 	return recordBelow(batch, found, err, highWatermark, ts, false)
@@ -99,20 +104,25 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, err e
 
 // recordBelow finds the record of a batch the log found (at timestamp ts,
 // or -1 for the batch's max timestamp; exact as RecordAtTimestamp) when
-// the batch starts below the high watermark, else (-1, -1).
-func recordBelow(batch []byte, found bool, err error, highWatermark, ts int64, exact bool) (offset, timestamp int64, _ error) {
+// the batch starts below the high watermark, with the batch's leader
+// epoch, else (-1, -1, -1).
+func recordBelow(batch []byte, found bool, err error, highWatermark, ts int64, exact bool) (offset, timestamp int64, epoch int32, _ error) {
 	if err != nil || !found {
-		return -1, -1, err
+		return -1, -1, -1, err
 	}
 	h, err := recordbatch.ParseHeader(batch)
 	if err != nil {
-		return -1, -1, err
+		return -1, -1, -1, err
 	}
 	if h.BaseOffset >= highWatermark {
-		return -1, -1, nil
+		return -1, -1, -1, nil
 	}
 	if ts < 0 {
 		ts = h.MaxTimestamp
 	}
-	return recordbatch.RecordAtTimestamp(batch, h, ts, exact)
+	offset, timestamp, err = recordbatch.RecordAtTimestamp(batch, h, ts, exact)
+	if offset < 0 {
+		return offset, timestamp, -1, err
+	}
+	return offset, timestamp, h.PartitionLeaderEpoch, err
 }

@@ -1130,6 +1130,18 @@ func (p *Partition) EpochEndOffset(requested int32) (int32, int64) {
 	return p.epochs.endOffsetFor(requested, p.segments.EndOffset())
 }
 
+// EpochAt is the leader epoch covering offset in this replica's cache
+// (the latest starting at or before it; -1: none), as Kafka's
+// LeaderEpochFileCache.epochForOffset: what ListOffsets answers for the
+// log starts. The cache keeps the epochs of the records in the object
+// store until they are deleted there (TrimLeaderEpochs), so it covers
+// remote offsets too.
+func (p *Partition) EpochAt(offset int64) int32 {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	return p.epochs.lastEpochBelow(offset + 1)
+}
+
 // LatestEpoch is the newest epoch in this replica's log.
 func (p *Partition) LatestEpoch() int32 {
 	p.appendMu.Lock()
