@@ -258,32 +258,46 @@ func (s *Server) offsetForTimestamp(starts partition.LogStarts, p *partition.Par
 // found record's batch's partitionLeaderEpoch.
 func (s *Server) remoteOffsetForTimestamp(starts partition.LogStarts, p *partition.Partition, ts int64) (offset, timestamp int64, epoch int32, found bool, err error) {
 	localStart, logStart := starts.Local, starts.Log
-	var target *metadata.SegmentManifest
-	starts.State.EachSegment(p.TopicID(), p.Index(), 0, func(e metadata.SegmentManifest) bool {
-		if e.BaseOffset >= localStart {
-			return false
-		}
-		// Records below the log start (DeleteRecords) are not searched.
-		if e.State == metadata.SegmentCopyFinished && e.MaxTimestamp >= ts && e.LastOffset >= logStart {
-			target = &e
-			return false
-		}
-		return true
-	})
-	if target == nil {
-		return -1, -1, -1, false, nil
-	}
 	ctx, cancel := context.WithTimeout(s.ctx, remoteFetchTimeout)
 	defer cancel()
+	// The first segment whose largest timestamp reaches ts holds the
+	// answer, unless only records below the log start reach it there:
+	// then the next such segment.
+	for from := logStart; ; {
+		var target *metadata.SegmentManifest
+		starts.State.EachSegment(p.TopicID(), p.Index(), from, func(e metadata.SegmentManifest) bool {
+			if e.BaseOffset >= localStart {
+				return false
+			}
+			// Records below the log start (DeleteRecords) are not searched.
+			if e.State == metadata.SegmentCopyFinished && e.MaxTimestamp >= ts && e.LastOffset >= from {
+				target = &e
+				return false
+			}
+			return true
+		})
+		if target == nil {
+			return -1, -1, -1, false, nil
+		}
+		if offset, timestamp, epoch, found, err = s.remoteSegmentOffsetForTimestamp(ctx, p, *target, logStart, ts); err != nil || found {
+			return offset, timestamp, epoch, found, err
+		}
+		from = target.LastOffset + 1
+	}
+}
+
+// remoteSegmentOffsetForTimestamp looks for ts in one remote segment, at
+// or after logStart.
+func (s *Server) remoteSegmentOffsetForTimestamp(ctx context.Context, p *partition.Partition, target metadata.SegmentManifest, logStart, ts int64) (offset, timestamp int64, epoch int32, found bool, err error) {
 	// The remote time index says where to start; batches are read from
 	// there, not from the segment's start.
-	next, err := s.cfg.RemoteReader.TimestampStart(ctx, p.Name(), *target, ts)
+	next, err := s.cfg.RemoteReader.TimestampStart(ctx, p.Name(), target, ts)
 	if err != nil {
 		return -1, -1, -1, false, err
 	}
 	next = max(next, logStart)
 	for next <= target.LastOffset {
-		batches, err := s.cfg.RemoteReader.Read(ctx, p.Name(), *target, next, 1<<20, true)
+		batches, err := s.cfg.RemoteReader.Read(ctx, p.Name(), target, next, 1<<20, true)
 		if err != nil {
 			return -1, -1, -1, false, err
 		}
@@ -305,10 +319,10 @@ func (s *Server) remoteOffsetForTimestamp(starts partition.LogStarts, p *partiti
 			if h.MaxTimestamp < ts {
 				continue
 			}
-			offset, timestamp, err := recordbatch.RecordAtTimestamp(batch, h, ts, false)
+			// A batch may straddle the log start: nothing below it.
+			offset, timestamp, err := recordbatch.RecordAtTimestamp(batch, h, ts, false, logStart)
 			if err != nil || offset >= 0 {
-				// A batch may straddle the log start: nothing below it.
-				return max(offset, logStart), timestamp, h.PartitionLeaderEpoch, err == nil, err
+				return offset, timestamp, h.PartitionLeaderEpoch, err == nil, err
 			}
 		}
 	}

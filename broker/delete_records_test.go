@@ -15,6 +15,7 @@ import (
 	"github.com/strata-log/strata/broker"
 	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/metadata"
 )
 
@@ -286,5 +287,83 @@ func TestDeleteRecordsTiered(t *testing.T) {
 	leadingTopic(t, n, "tiered")
 	if got := earliest(t, adm, "tiered"); got != target {
 		t.Fatalf("earliest offset %d after a restart, want %d", got, target)
+	}
+}
+
+// TestListOffsetsTimestampAfterDeleteRecordsInsideABatch: after
+// DeleteRecords to an offset inside a batch, ListOffsets by timestamp
+// answers no record below the log start, as Kafka (which searches from the
+// log start): the first record at or after it whose timestamp reaches the
+// one asked, with that record's timestamp, in the local log and in a
+// remote segment alike. (It answered the deleted record, below the log
+// start, from the local log, and the log start with the deleted record's
+// timestamp from a remote segment.)
+func TestListOffsetsTimestampAfterDeleteRecordsInsideABatch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tier := memoryTier(t)
+	n := startTiered(t, tier)
+	cl := n.Client()
+	adm := kadm.NewClient(cl)
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	// One batch of ten records, offsets 0-9 stamped base + offset seconds,
+	// then single records that roll the segment after it.
+	appendTen := func(p *partition.Partition) {
+		t.Helper()
+		var records []recordbatch.Record
+		for i := range 10 {
+			records = append(records, recordbatch.Record{Value: []byte("v"), Timestamp: base + int64(i)*1000})
+		}
+		batch, err := recordbatch.Build(recordbatch.BuildOptions{}, records)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := p.Append(batch, 9, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(topic string, timestamp int64) kmsg.ListOffsetsResponseTopicPartition {
+		t.Helper()
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.ReplicaID = -1
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = 0, timestamp, -1
+		req.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: topic, Partitions: []kmsg.ListOffsetsRequestTopicPartition{rp}}}
+		return request[*kmsg.ListOffsetsResponse](t, cl, req).Topics[0].Partitions[0]
+	}
+	for _, c := range []struct {
+		topic   string
+		configs map[string]string
+	}{
+		{"local", nil},
+		{"remote", map[string]string{"remote.storage.enable": "true", "segment.bytes": "300", "local.retention.bytes": "1"}},
+	} {
+		createTopic(t, cl, c.topic, 1, c.configs)
+		p := leadingTopic(t, n, c.topic)
+		appendTen(p)
+		if c.configs != nil {
+			produceValues(t, cl, c.topic, 6)
+			stop := startTierManager(t, ctx, n, tier)
+			waitLocalLogStart(t, ctx, p, 9, "the batch of ten")
+			stop()
+		}
+		for p.HighWatermark() < 10 {
+			if ctx.Err() != nil {
+				t.Fatalf("%s: high watermark %d, want 10", c.topic, p.HighWatermark())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if low, err := deleteRecords(t, adm, c.topic, 5); err != nil || low != 5 {
+			t.Fatalf("%s: DeleteRecords before 5: low watermark %d, %v", c.topic, low, err)
+		}
+		for _, ts := range []int64{base, base + 2000, base + 5000} {
+			if got := list(c.topic, ts); got.ErrorCode != 0 || got.Offset != 5 || got.Timestamp != base+5000 {
+				t.Errorf("%s: ListOffsets at timestamp base+%d ms: offset %d timestamp base+%d ms, error %d; want offset 5 at base+5000 ms",
+					c.topic, ts-base, got.Offset, got.Timestamp-base, got.ErrorCode)
+			}
+		}
+		if got := list(c.topic, base+7000); got.ErrorCode != 0 || got.Offset != 7 || got.Timestamp != base+7000 {
+			t.Errorf("%s: ListOffsets at timestamp base+7000 ms: offset %d timestamp base+%d ms, error %d; want offset 7", c.topic, got.Offset, got.Timestamp-base, got.ErrorCode)
+		}
 	}
 }

@@ -93,20 +93,35 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, epoch
 		return start, -1, p.EpochAt(start), nil
 	case MaxTimestamp:
 		batch, found, err := p.segments.MaxTimestampBatch()
-		return recordBelow(batch, found, err, highWatermark, -1, true)
+		return recordBelow(batch, found, err, highWatermark, -1, true, p.segments.StartOffset())
 	}
 	if ts < 0 {
 		return -1, -1, -1, nil
 	}
 	batch, found, err := p.segments.FindTimestamp(ts)
-	return recordBelow(batch, found, err, highWatermark, ts, false)
+	for {
+		// The log start read after the search (it only moves up): the
+		// batch found may straddle it (DeleteRecords inside a batch), and
+		// no record below it is answered, as in Kafka.
+		offset, timestamp, epoch, err = recordBelow(batch, found, err, highWatermark, ts, false, p.segments.StartOffset())
+		if err != nil || offset >= 0 || !found {
+			return offset, timestamp, epoch, err
+		}
+		var h recordbatch.Header
+		if h, err = recordbatch.ParseHeader(batch); err != nil || h.BaseOffset >= highWatermark {
+			return -1, -1, -1, err
+		}
+		// Only records below the log start reach ts in this batch: the
+		// search goes on after it.
+		batch, found, err = p.segments.FindTimestampFrom(ts, h.LastOffset()+1)
+	}
 }
 
 // recordBelow finds the record of a batch the log found (at timestamp ts,
 // or -1 for the batch's max timestamp; exact as RecordAtTimestamp) when
-// the batch starts below the high watermark, with the batch's leader
-// epoch, else (-1, -1, -1).
-func recordBelow(batch []byte, found bool, err error, highWatermark, ts int64, exact bool) (offset, timestamp int64, epoch int32, _ error) {
+// the batch starts below the high watermark, at or after logStart, with
+// the batch's leader epoch, else (-1, -1, -1).
+func recordBelow(batch []byte, found bool, err error, highWatermark, ts int64, exact bool, logStart int64) (offset, timestamp int64, epoch int32, _ error) {
 	if err != nil || !found {
 		return -1, -1, -1, err
 	}
@@ -120,7 +135,7 @@ func recordBelow(batch []byte, found bool, err error, highWatermark, ts int64, e
 	if ts < 0 {
 		ts = h.MaxTimestamp
 	}
-	offset, timestamp, err = recordbatch.RecordAtTimestamp(batch, h, ts, exact)
+	offset, timestamp, err = recordbatch.RecordAtTimestamp(batch, h, ts, exact, logStart)
 	if offset < 0 {
 		return offset, timestamp, -1, err
 	}

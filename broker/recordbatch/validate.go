@@ -151,16 +151,20 @@ func Iterate(batch []byte, visit func(offset, timestamp int64) bool) error {
 }
 
 // RecordAtTimestamp finds, inside one batch with header h, the first record
-// whose timestamp is at or after ts (exact: equal to ts) and returns its
-// offset and timestamp, or (-1, -1). With LogAppendTime every record
-// carries the batch's timestamp.
-func RecordAtTimestamp(batch []byte, h Header, ts int64, exact bool) (offset, timestamp int64, err error) {
+// at or after offset from (the log start: a batch may straddle it, and the
+// records below it are deleted) whose timestamp is at or after ts (exact:
+// equal to ts) and returns its offset and timestamp, or (-1, -1). With
+// LogAppendTime every record carries the batch's timestamp.
+func RecordAtTimestamp(batch []byte, h Header, ts int64, exact bool, from int64) (offset, timestamp int64, err error) {
 	if h.LogAppendTime() {
-		return h.BaseOffset, h.MaxTimestamp, nil
+		if h.LastOffset() < from {
+			return -1, -1, nil
+		}
+		return max(h.BaseOffset, from), h.MaxTimestamp, nil
 	}
 	offset, timestamp = -1, -1
 	err = Iterate(batch, func(o, t int64) bool {
-		if t == ts || (!exact && t > ts) {
+		if o >= from && (t == ts || (!exact && t > ts)) {
 			offset, timestamp = o, t
 			return false
 		}

@@ -149,9 +149,19 @@ func (l *Log) ReadBuffered(bufs Buffers, offset int64, maxBytes int32, upTo int6
 // of the first segment whose largest timestamp reaches it and scanning
 // forward from the indexed position. found is false when no batch does.
 func (l *Log) FindTimestamp(timestamp int64) (batch []byte, found bool, err error) {
+	return l.FindTimestampFrom(timestamp, 0)
+}
+
+// FindTimestampFrom is FindTimestamp over the batches ending at or after
+// offset from (or the log start, the higher): the search goes on past a
+// batch whose records at or after the log start are all older.
+func (l *Log) FindTimestampFrom(timestamp, from int64) (batch []byte, found bool, err error) {
 	l.rewriteMu.RLock()
 	defer l.rewriteMu.RUnlock()
-	end, start := l.endOffset.Load(), l.startOffset.Load()
+	end, start := l.endOffset.Load(), max(l.startOffset.Load(), from)
+	if start >= end {
+		return nil, false, nil
+	}
 	s, err := l.acquireSegment(start)
 	if err != nil {
 		return nil, false, err
