@@ -88,7 +88,16 @@ func (s *Server) deleteRecords(ctx context.Context, topicName string, index int3
 	// lack an upload whose local copies local retention has deleted since.
 	starts := part.ReadLogStarts(s.cfg.Metadata.State)
 	if offset <= starts.Log {
-		return starts.Log, 0 // nothing below it is left
+		// The quorum's log start may be above the local one: an earlier
+		// request's commit outlived it (REQUEST_TIMED_OUT, committed
+		// after), or its leader lost the partition right after the
+		// commit. The local log follows it now, as it would have then:
+		// no record below the log start stays, and the local log start
+		// (EARLIEST_LOCAL) is never below the log start.
+		offset = min(starts.Log, highWatermark)
+		if offset <= starts.Local {
+			return starts.Log, 0 // nothing below it is left
+		}
 	}
 	if cfg.RemoteStorage || starts.State.PartitionSegmentCount(topic.ID, index) > 0 {
 		if _, err := s.cfg.Metadata.SetLogStartOffset(ctx, topic.ID, index, part.LeaderEpoch(), offset); err != nil {

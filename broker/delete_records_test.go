@@ -367,3 +367,37 @@ func TestListOffsetsTimestampAfterDeleteRecordsInsideABatch(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteRecordsRetriedAfterTheQuorumCommit: a DeleteRecords whose
+// commit of the log start to the quorum outlived the request (answered
+// REQUEST_TIMED_OUT, committed after) or whose leader lost its leadership
+// right after the commit leaves the quorum's log start above the leader's
+// local log start. The client's retry still moves the local log start:
+// no record below the log start stays on the leader's disk, and
+// ListOffsets EARLIEST_LOCAL (-4) is never below EARLIEST, as in Kafka,
+// whose local log start never is below its log start. (The retry answered
+// at once from the quorum's log start, and the local log kept its records
+// below it.)
+func TestDeleteRecordsRetriedAfterTheQuorumCommit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := startTiered(t, memoryTier(t))
+	cl := n.Client()
+	adm := kadm.NewClient(cl)
+	createTopic(t, cl, "retried", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "200"})
+	p := leadingTopic(t, n, "retried")
+	produceValues(t, cl, "retried", 20)
+	// The first request's commit, its local move never made.
+	if _, err := n.Store.SetLogStartOffset(ctx, p.TopicID(), 0, p.LeaderEpoch(), 12); err != nil {
+		t.Fatal(err)
+	}
+	if low, err := deleteRecords(t, adm, "retried", 12); err != nil || low != 12 {
+		t.Fatalf("DeleteRecords before 12, retried: low watermark %d, %v", low, err)
+	}
+	if got := p.LogStartOffset(); got != 12 {
+		t.Errorf("local log start %d after the retried DeleteRecords, want 12", got)
+	}
+	if got := listSpecialOffset(t, cl, "retried", -4); got != 12 {
+		t.Errorf("earliest local offset %d after the retried DeleteRecords, want 12 (earliest: %d)", got, earliest(t, adm, "retried"))
+	}
+}
