@@ -1,6 +1,10 @@
 package authz
 
-import "github.com/twmb/franz-go/pkg/kerr"
+import (
+	"net/netip"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
 
 // Authorizer decides requests against a set of bindings, as Kafka's
 // StandardAuthorizer does:
@@ -44,7 +48,7 @@ func (a *Authorizer) Authorize(bindings []Binding, req Request) bool {
 		if e.Principal != req.Principal && e.Principal != WildcardPrincipal {
 			continue
 		}
-		if e.Host != req.Host && e.Host != Wildcard {
+		if !hostMatches(e.Host, req.Host) {
 			continue
 		}
 		switch e.Permission {
@@ -62,6 +66,30 @@ func (a *Authorizer) Authorize(bindings []Binding, req Request) bool {
 		return a.AllowEveryoneIfNoACLFound
 	}
 	return allowed
+}
+
+// hostMatches reports whether an entry's host applies to a request from
+// host (the client's IP address, as Go writes it): "*", or the same
+// address however it is written. Kafka compares the host with Java's
+// InetAddress.getHostAddress(), which writes an IPv6 address in full
+// ("0:0:0:0:0:0:0:1", where Go writes "::1"), so ACLs made for Kafka
+// name IPv6 clients that way; a DENY so written must refuse here too.
+// An IPv4-mapped IPv6 address is its IPv4 address (Java's, and Go's,
+// client address); a zone is not compared (the client's address has
+// none).
+func hostMatches(entryHost, host string) bool {
+	if entryHost == Wildcard || entryHost == host {
+		return true
+	}
+	a, err := netip.ParseAddr(entryHost)
+	if err != nil {
+		return false
+	}
+	b, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	return a.WithZone("").Unmap() == b.WithZone("").Unmap()
 }
 
 // implies reports whether an ALLOW of granted allows requested.

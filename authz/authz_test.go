@@ -244,3 +244,44 @@ func TestParse(t *testing.T) {
 		t.Fatalf("%v %v", pt, err)
 	}
 }
+
+// TestAuthorizeIPv6Hosts: an entry's host applies to a client connecting
+// from that address however it is written. Kafka compares the entry's
+// host with Java's InetAddress.getHostAddress(), which writes IPv6 in full
+// ("0:0:0:0:0:0:0:1"), so that is how ACLs migrated from Kafka name an
+// IPv6 client; the broker's client address is Go's compressed form
+// ("::1"). A DENY written either way must refuse, an ALLOW allow.
+func TestAuthorizeIPv6Hosts(t *testing.T) {
+	hostEntry := func(host string, perm Permission) Binding {
+		return Binding{Pattern{ResourceTopic, "t", PatternLiteral}, Entry{"User:alice", host, OpRead, perm}}
+	}
+	everyone := allow("User:alice", OpRead, ResourceTopic, PatternLiteral, "t")
+	tests := []struct {
+		name     string
+		bindings []Binding
+		host     string
+		want     bool
+	}{
+		{"deny in Java's form", []Binding{everyone, hostEntry("0:0:0:0:0:0:0:1", PermissionDeny)}, "::1", false},
+		{"deny in Java's form, global address", []Binding{everyone, hostEntry("2001:db8:0:0:0:0:0:5", PermissionDeny)}, "2001:db8::5", false},
+		{"deny in upper case", []Binding{everyone, hostEntry("2001:DB8::5", PermissionDeny)}, "2001:db8::5", false},
+		{"deny of another address", []Binding{everyone, hostEntry("2001:db8:0:0:0:0:0:6", PermissionDeny)}, "2001:db8::5", true},
+		{"allow in Java's form", []Binding{hostEntry("0:0:0:0:0:0:0:1", PermissionAllow)}, "::1", true},
+		{"allow of another address", []Binding{hostEntry("0:0:0:0:0:0:0:2", PermissionAllow)}, "::1", false},
+		{"IPv4-mapped deny", []Binding{everyone, hostEntry("::ffff:10.0.0.1", PermissionDeny)}, "10.0.0.1", false},
+		{"not an address", []Binding{hostEntry("localhost", PermissionAllow)}, "127.0.0.1", false},
+	}
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			a := Authorizer{}
+			req := Request{"User:alice", test.host, OpRead, Resource{ResourceTopic, "t"}}
+			if got := a.Authorize(test.bindings, req); got != test.want {
+				t.Fatalf("Authorize from %s = %t, want %t", test.host, got, test.want)
+			}
+			req.Resource = Resource{Type: ResourceTopic}
+			if got := a.AuthorizeByResourceType(test.bindings, req); got != test.want {
+				t.Fatalf("AuthorizeByResourceType from %s = %t, want %t", test.host, got, test.want)
+			}
+		})
+	}
+}

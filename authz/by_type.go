@@ -40,7 +40,7 @@ func (a *Authorizer) AuthorizeByResourceType(bindings []Binding, req Request) bo
 			continue
 		}
 		e := b.Entry
-		if (e.Principal != req.Principal && e.Principal != WildcardPrincipal) || (e.Host != req.Host && e.Host != Wildcard) ||
+		if (e.Principal != req.Principal && e.Principal != WildcardPrincipal) || !hostMatches(e.Host, req.Host) ||
 			(e.Operation != req.Operation && e.Operation != OpAll) {
 			continue
 		}
