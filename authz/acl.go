@@ -24,6 +24,11 @@ const (
 	ResourceGroup           ResourceType = 3
 	ResourceCluster         ResourceType = 4
 	ResourceTransactionalID ResourceType = 5
+	// Kafka's, for delegation tokens, which Strata does not have: no binding
+	// names them (Validate refuses them, and the metadata quorum applies
+	// only bindings Validate accepts).
+	ResourceDelegationToken ResourceType = 6
+	ResourceUser            ResourceType = 7
 )
 
 // PatternType is Kafka's resource pattern type (PatternType).
@@ -56,6 +61,12 @@ const (
 	OpDescribeConfigs Operation = 10
 	OpAlterConfigs    Operation = 11
 	OpIdempotentWrite Operation = 12
+	// Kafka's, for delegation tokens and KIP-939's two-phase commit, which
+	// Strata does not have: as with ResourceDelegationToken, no binding
+	// names them.
+	OpCreateTokens   Operation = 13
+	OpDescribeTokens Operation = 14
+	OpTwoPhaseCommit Operation = 15
 )
 
 // Permission is Kafka's ACL permission type (AclPermissionType).

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,5 +188,125 @@ func TestACLsInvalidRequests(t *testing.T) {
 	if len(dr.Results) != 2 || dr.Results[0].ErrorCode != kerr.InvalidRequest.Code || dr.Results[1].ErrorCode != 0 ||
 		len(dr.Results[1].MatchingACLs) != 1 || dr.Results[1].MatchingACLs[0].ResourceName != "g" {
 		t.Fatalf("delete results %+v", dr.Results)
+	}
+}
+
+// TestACLsAbsentFeatures: Kafka's resource types and operations of features
+// Strata lacks — DELEGATION_TOKEN and USER, CREATE_TOKENS, DESCRIBE_TOKENS
+// (delegation tokens) and TWO_PHASE_COMMIT (KIP-939) — are valid in
+// DescribeAcls and DeleteAcls filters, as in Kafka (kafka-acls --list
+// --principal User:alice names them), and select nothing. Creating a
+// binding with them is refused, per creation, saying why. UNKNOWN and
+// out-of-range values stay INVALID_REQUEST, as Kafka answers them.
+func TestACLsAbsentFeatures(t *testing.T) {
+	n := brokertest.Start(t)
+	cl := n.Client()
+	const (
+		twoPhaseCommit = kmsg.ACLOperation(15) // not in kmsg yet
+		outOfRangeType = kmsg.ACLResourceType(8)
+		outOfRangeOp   = kmsg.ACLOperation(16)
+	)
+
+	creation := func(rt kmsg.ACLResourceType, name string, op kmsg.ACLOperation) kmsg.CreateACLsRequestCreation {
+		c := kmsg.NewCreateACLsRequestCreation()
+		c.ResourceType, c.ResourceName, c.ResourcePatternType = rt, name, kmsg.ACLResourcePatternTypeLiteral
+		c.Principal, c.Host, c.Operation, c.PermissionType = "User:alice", "*", op, kmsg.ACLPermissionTypeAllow
+		return c
+	}
+	create := kmsg.NewPtrCreateACLsRequest()
+	create.Creations = []kmsg.CreateACLsRequestCreation{
+		creation(kmsg.ACLResourceTypeTopic, "t", kmsg.ACLOperationRead),
+		creation(kmsg.ACLResourceTypeUser, "User:bob", kmsg.ACLOperationCreateTokens),
+		creation(kmsg.ACLResourceTypeDelegationToken, "token", kmsg.ACLOperationDescribe),
+		creation(kmsg.ACLResourceTypeTopic, "t", kmsg.ACLOperationDescribeTokens),
+		creation(kmsg.ACLResourceTypeTransactionalId, "tx", twoPhaseCommit),
+		creation(outOfRangeType, "t", kmsg.ACLOperationRead),
+	}
+	wantCreate := []struct {
+		code int16
+		msg  string
+	}{
+		{0, ""},
+		{kerr.InvalidRequest.Code, "delegation tokens"},
+		{kerr.InvalidRequest.Code, "delegation tokens"},
+		{kerr.InvalidRequest.Code, "delegation tokens"},
+		{kerr.InvalidRequest.Code, "two-phase commit"},
+		{kerr.InvalidRequest.Code, "resource type UNKNOWN(8)"},
+	}
+	cr := request[*kmsg.CreateACLsResponse](t, cl, create)
+	if len(cr.Results) != len(wantCreate) {
+		t.Fatalf("%d results for %d creations", len(cr.Results), len(wantCreate))
+	}
+	for i, r := range cr.Results {
+		msg := ""
+		if r.ErrorMessage != nil {
+			msg = *r.ErrorMessage
+		}
+		if r.ErrorCode != wantCreate[i].code || !strings.Contains(msg, wantCreate[i].msg) {
+			t.Errorf("creation %d: error %d %q, want %d containing %q", i, r.ErrorCode, msg, wantCreate[i].code, wantCreate[i].msg)
+		}
+	}
+
+	describe := func(rt kmsg.ACLResourceType, principal *string, op kmsg.ACLOperation) *kmsg.DescribeACLsResponse {
+		req := kmsg.NewPtrDescribeACLsRequest()
+		req.ResourceType, req.ResourcePatternType = rt, kmsg.ACLResourcePatternTypeAny
+		req.Principal, req.Operation, req.PermissionType = principal, op, kmsg.ACLPermissionTypeAny
+		return request[*kmsg.DescribeACLsResponse](t, cl, req)
+	}
+	alice := "User:alice"
+	for _, tc := range []struct {
+		name      string
+		rt        kmsg.ACLResourceType
+		op        kmsg.ACLOperation
+		code      int16
+		resources int
+	}{
+		{"ANY", kmsg.ACLResourceTypeAny, kmsg.ACLOperationAny, 0, 1},
+		{"USER", kmsg.ACLResourceTypeUser, kmsg.ACLOperationAny, 0, 0},
+		{"DELEGATION_TOKEN", kmsg.ACLResourceTypeDelegationToken, kmsg.ACLOperationAny, 0, 0},
+		{"CREATE_TOKENS", kmsg.ACLResourceTypeAny, kmsg.ACLOperationCreateTokens, 0, 0},
+		{"DESCRIBE_TOKENS", kmsg.ACLResourceTypeTopic, kmsg.ACLOperationDescribeTokens, 0, 0},
+		{"TWO_PHASE_COMMIT", kmsg.ACLResourceTypeTransactionalId, twoPhaseCommit, 0, 0},
+		{"USER with UNKNOWN operation", kmsg.ACLResourceTypeUser, kmsg.ACLOperationUnknown, kerr.InvalidRequest.Code, 0},
+		{"UNKNOWN resource type", kmsg.ACLResourceTypeUnknown, kmsg.ACLOperationAny, kerr.InvalidRequest.Code, 0},
+		{"out-of-range resource type", outOfRangeType, kmsg.ACLOperationCreateTokens, kerr.InvalidRequest.Code, 0},
+		{"out-of-range operation", kmsg.ACLResourceTypeUser, outOfRangeOp, kerr.InvalidRequest.Code, 0},
+	} {
+		d := describe(tc.rt, &alice, tc.op)
+		if d.ErrorCode != tc.code || len(d.Resources) != tc.resources {
+			t.Errorf("describe %s: error %d, %d resources; want %d, %d", tc.name, d.ErrorCode, len(d.Resources), tc.code, tc.resources)
+		}
+	}
+
+	filter := func(rt kmsg.ACLResourceType, op kmsg.ACLOperation) kmsg.DeleteACLsRequestFilter {
+		f := kmsg.NewDeleteACLsRequestFilter()
+		f.ResourceType, f.ResourcePatternType = rt, kmsg.ACLResourcePatternTypeAny
+		f.Principal, f.Operation, f.PermissionType = &alice, op, kmsg.ACLPermissionTypeAny
+		return f
+	}
+	del := kmsg.NewPtrDeleteACLsRequest()
+	del.Filters = []kmsg.DeleteACLsRequestFilter{
+		filter(kmsg.ACLResourceTypeUser, kmsg.ACLOperationAny),
+		filter(kmsg.ACLResourceTypeAny, kmsg.ACLOperationCreateTokens),
+		filter(kmsg.ACLResourceTypeDelegationToken, twoPhaseCommit),
+		filter(outOfRangeType, kmsg.ACLOperationAny),
+		filter(kmsg.ACLResourceTypeUser, outOfRangeOp),
+		filter(kmsg.ACLResourceTypeAny, kmsg.ACLOperationAny),
+	}
+	wantDelete := []struct {
+		code    int16
+		matches int
+	}{{0, 0}, {0, 0}, {0, 0}, {kerr.InvalidRequest.Code, 0}, {kerr.InvalidRequest.Code, 0}, {0, 1}}
+	dr := request[*kmsg.DeleteACLsResponse](t, cl, del)
+	if len(dr.Results) != len(wantDelete) {
+		t.Fatalf("%d results for %d filters", len(dr.Results), len(wantDelete))
+	}
+	for i, r := range dr.Results {
+		if r.ErrorCode != wantDelete[i].code || len(r.MatchingACLs) != wantDelete[i].matches {
+			t.Errorf("delete filter %d: error %d, %d matches; want %d, %d", i, r.ErrorCode, len(r.MatchingACLs), wantDelete[i].code, wantDelete[i].matches)
+		}
+	}
+	if d := describe(kmsg.ACLResourceTypeAny, nil, kmsg.ACLOperationAny); d.ErrorCode != 0 || len(d.Resources) != 0 {
+		t.Fatalf("after delete: error %d, resources %+v", d.ErrorCode, d.Resources)
 	}
 }

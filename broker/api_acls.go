@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"fmt"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -26,6 +28,42 @@ func aclPatternType(version int16, patternType kmsg.ACLResourcePatternType) auth
 	return authz.PatternType(patternType)
 }
 
+// aclAbsent is a Kafka resource type or operation of a feature Strata does
+// not have: Kafka's name for it, and the feature.
+type aclAbsent struct{ name, feature string }
+
+// Kafka's resource types and operations of delegation tokens and KIP-939's
+// two-phase commit. authz refuses them in bindings and filters alike, and
+// the metadata quorum re-runs its checks when it applies a command (so
+// nodes of every build replay the log alike). The handlers below take a
+// filter naming them as Kafka does, as valid (it selects nothing here, no
+// binding naming them), and refuse to create a binding with them, where
+// Kafka would store one, saying which feature Strata lacks.
+var (
+	aclAbsentResourceTypes = map[authz.ResourceType]aclAbsent{
+		authz.ResourceDelegationToken: {"DELEGATION_TOKEN", "delegation tokens"},
+		authz.ResourceUser:            {"USER", "delegation tokens"},
+	}
+	aclAbsentOperations = map[authz.Operation]aclAbsent{
+		authz.OpCreateTokens:   {"CREATE_TOKENS", "delegation tokens"},
+		authz.OpDescribeTokens: {"DESCRIBE_TOKENS", "delegation tokens"},
+		authz.OpTwoPhaseCommit: {"TWO_PHASE_COMMIT", "two-phase commit (KIP-939)"},
+	}
+)
+
+// aclAbsentFeature says which feature Strata lacks a resource type or
+// operation is for ("resource type USER: Strata has no delegation
+// tokens"), or "" if neither is such.
+func aclAbsentFeature(rt authz.ResourceType, op authz.Operation) string {
+	if v, ok := aclAbsentResourceTypes[rt]; ok {
+		return fmt.Sprintf("resource type %s: Strata has no %s", v.name, v.feature)
+	}
+	if v, ok := aclAbsentOperations[op]; ok {
+		return fmt.Sprintf("operation %s: Strata has no %s", v.name, v.feature)
+	}
+	return ""
+}
+
 func handleCreateACLs(c *clientConn, h requestHeader, req *kmsg.CreateACLsRequest) (kmsg.Response, error) {
 	s := c.server
 	resp := req.ResponseKind().(*kmsg.CreateACLsResponse)
@@ -46,6 +84,14 @@ func handleCreateACLs(c *clientConn, h requestHeader, req *kmsg.CreateACLsReques
 			Pattern: authz.Pattern{Type: authz.ResourceType(cr.ResourceType), Name: cr.ResourceName, PatternType: aclPatternType(req.Version, cr.ResourcePatternType)},
 			Entry: authz.Entry{Principal: cr.Principal, Host: cr.Host, Operation: authz.Operation(cr.Operation),
 				Permission: authz.Permission(cr.PermissionType)},
+		}
+		// Kafka answers INVALID_REQUEST for the resource types and
+		// operations it refuses in a binding; so does Strata for those of
+		// its absent features, saying so.
+		if absent := aclAbsentFeature(b.Pattern.Type, b.Entry.Operation); absent != "" {
+			msg := "cannot create an ACL with " + absent
+			resp.Results[i].ErrorCode, resp.Results[i].ErrorMessage = kerr.InvalidRequest.Code, &msg
+			continue
 		}
 		if err := b.Validate(); err != nil {
 			msg := err.Error()
@@ -90,6 +136,22 @@ func aclFilter(version int16, rt kmsg.ACLResourceType, name *string, pt kmsg.ACL
 	}
 }
 
+// validateACLFilter is filter.Validate, except that, as in Kafka, the
+// filter may name the resource types and operations of Strata's absent
+// features: such a filter is valid if the rest of it is, and selects no
+// binding (none can name them). matchable is false for it; it must not
+// reach the metadata quorum, whose Validate refuses it.
+func validateACLFilter(filter authz.Filter) (matchable bool, err error) {
+	matchable = true
+	if _, ok := aclAbsentResourceTypes[filter.ResourceType]; ok {
+		filter.ResourceType, matchable = authz.ResourceAny, false
+	}
+	if _, ok := aclAbsentOperations[filter.Operation]; ok {
+		filter.Operation, matchable = authz.OpAny, false
+	}
+	return matchable, filter.Validate()
+}
+
 func handleDescribeACLs(c *clientConn, h requestHeader, req *kmsg.DescribeACLsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeACLsResponse)
 	if !c.authorizedCluster(authz.OpDescribe) {
@@ -98,9 +160,13 @@ func handleDescribeACLs(c *clientConn, h requestHeader, req *kmsg.DescribeACLsRe
 		return resp, nil
 	}
 	filter := aclFilter(req.Version, req.ResourceType, req.ResourceName, req.ResourcePatternType, req.Principal, req.Host, req.Operation, req.PermissionType)
-	if err := filter.Validate(); err != nil {
+	matchable, err := validateACLFilter(filter)
+	if err != nil {
 		msg := err.Error()
 		resp.ErrorCode, resp.ErrorMessage = kerr.InvalidRequest.Code, &msg
+		return resp, nil
+	}
+	if !matchable {
 		return resp, nil
 	}
 	// One resource entry per pattern, in the state's order.
@@ -144,10 +210,14 @@ func handleDeleteACLs(c *clientConn, h requestHeader, req *kmsg.DeleteACLsReques
 			continue
 		}
 		filter := aclFilter(req.Version, f.ResourceType, f.ResourceName, f.ResourcePatternType, f.Principal, f.Host, f.Operation, f.PermissionType)
-		if err := filter.Validate(); err != nil {
+		matchable, err := validateACLFilter(filter)
+		if err != nil {
 			msg := err.Error()
 			resp.Results[i].ErrorCode, resp.Results[i].ErrorMessage = kerr.InvalidRequest.Code, &msg
 			continue
+		}
+		if !matchable {
+			continue // deletes nothing
 		}
 		filters = append(filters, filter)
 		valid = append(valid, i)
