@@ -105,7 +105,9 @@ type SegmentManifest struct {
 	SizeBytes int64
 	// FirstTimestamp and MaxTimestamp are the first batch's and the largest
 	// record timestamps (Unix milliseconds), for time-based retention and
-	// ListOffsets by time.
+	// ListOffsets by time. A segment without timestamps has FirstTimestamp
+	// -1 and, as Kafka's largestTimestamp, its local copy's last
+	// modification at upload as MaxTimestamp (-1 from older builds).
 	FirstTimestamp int64
 	MaxTimestamp   int64
 	// LeaderEpoch is the leader epoch of the uploader.

@@ -391,14 +391,18 @@ func sizeOf(segments []*segment) int64 {
 
 // SegmentInfo describes one segment, for tiering and status pages.
 type SegmentInfo struct {
-	BaseOffset      int64
-	EndOffset       int64 // offset after the segment's last batch (the next segment's base offset)
-	Size            int64
-	MaxTimestamp    int64 // -1 when no batch has a timestamp
-	Active          bool  // the segment appends go to; the others are sealed (the newest of them fsynced in the background: SyncedEnd reaches its end once done)
-	LogPath         string
-	OffsetIndexPath string
-	TimeIndexPath   string
+	BaseOffset   int64
+	EndOffset    int64 // offset after the segment's last batch (the next segment's base offset)
+	Size         int64
+	MaxTimestamp int64 // -1 when no batch has a timestamp
+	// LargestTimestamp is what retention.ms compares with (Unix ms): the
+	// MaxTimestamp, or the last modification when no batch has a timestamp
+	// (Kafka's LogSegment.largestTimestamp).
+	LargestTimestamp int64
+	Active           bool // the segment appends go to; the others are sealed (the newest of them fsynced in the background: SyncedEnd reaches its end once done)
+	LogPath          string
+	OffsetIndexPath  string
+	TimeIndexPath    string
 }
 
 // Segments describes the current segments, oldest first.
@@ -408,12 +412,13 @@ func (l *Log) Segments() []SegmentInfo {
 	infos := make([]SegmentInfo, len(l.segments))
 	for i, s := range l.segments {
 		maxTimestamp, _ := s.timestampSummary()
+		largest := s.largestTime().UnixMilli()
 		end := l.endOffset.Load()
 		if i+1 < len(l.segments) {
 			end = l.segments[i+1].baseOffset
 		}
 		infos[i] = SegmentInfo{
-			BaseOffset: s.baseOffset, EndOffset: end, Size: s.size.Load(), MaxTimestamp: maxTimestamp,
+			BaseOffset: s.baseOffset, EndOffset: end, Size: s.size.Load(), MaxTimestamp: maxTimestamp, LargestTimestamp: largest,
 			Active: i == len(l.segments)-1, LogPath: s.logPath, OffsetIndexPath: s.offsetIndexPath, TimeIndexPath: s.timeIndexPath,
 		}
 	}
@@ -495,8 +500,8 @@ func (l *Log) Append(records []byte, batches []AppendBatch) (baseOffset, endOffs
 	}
 	active.size.Store(position + int64(len(records)))
 	l.endOffset.Store(next)
-	active.mu.Unlock()
 	active.lastModified = now
+	active.mu.Unlock()
 	if active.rollTime.IsZero() {
 		active.rollTime = now
 	}

@@ -41,12 +41,13 @@ type segment struct {
 	// names; lookups then scan from the start of the segment.
 	indexSuspect atomic.Bool
 
-	mu                   sync.RWMutex // guards offsetEntries, timeEntries, maxTimestamp, offsetOfMaxTimestamp, aborted
+	mu                   sync.RWMutex // guards offsetEntries, timeEntries, maxTimestamp, offsetOfMaxTimestamp, lastModified, aborted
 	offsetEntries        []index.OffsetEntry
 	aborted              []AbortedTxn // the .txnindex entries (txnindex.go), in marker order
 	timeEntries          []index.TimeEntry
-	maxTimestamp         int64 // largest batch max timestamp, -1 when none
-	offsetOfMaxTimestamp int64 // last offset of the first batch with maxTimestamp, -1 when none
+	maxTimestamp         int64     // largest batch max timestamp, -1 when none
+	offsetOfMaxTimestamp int64     // last offset of the first batch with maxTimestamp, -1 when none
+	lastModified         time.Time // of the last append; retention falls back to it when no batch has a timestamp
 
 	// Writer state (Log.appendMu).
 	nextOffset             int64     // offset after the last batch
@@ -54,7 +55,6 @@ type segment struct {
 	persistedOffsetEntries int       // entries already in the .index file
 	persistedTimeEntries   int       // entries already in the .timeindex file
 	rollTime               time.Time // when the first batch was appended; zero when empty
-	lastModified           time.Time // retention falls back to it when no batch has a timestamp
 	dirty                  bool      // written since the last fsync
 	// writtenBack is where the .log file's last writeback (Log.writeback)
 	// ended: the bytes below it were handed to the kernel to write.
@@ -336,8 +336,10 @@ func (s *segment) timestampSummary() (maxTimestamp, offsetOfMaxTimestamp int64) 
 // largestTime is the time retention.ms compares with: the largest batch
 // timestamp, or the last modification when no batch has one.
 func (s *segment) largestTime() time.Time {
-	if maxTimestamp, _ := s.timestampSummary(); maxTimestamp >= 0 {
-		return time.UnixMilli(maxTimestamp)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.maxTimestamp >= 0 {
+		return time.UnixMilli(s.maxTimestamp)
 	}
 	return s.lastModified
 }

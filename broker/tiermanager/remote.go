@@ -67,8 +67,12 @@ func (m *Manager) expireRemote(ctx context.Context, p *partition.Partition, epoc
 // oldest first: those whose newest record is older than retention.ms,
 // then, while the remote bytes and the local bytes past the remote data
 // (local, the local log's segments) exceed retention.bytes, as many more as
-// it takes to get under it. A segment without timestamps never expires by
-// age; a negative limit is no limit.
+// it takes to get under it. A negative limit is no limit. A segment
+// without timestamps is uploaded with its local copy's last modification
+// as its MaxTimestamp (startUpload); an entry with MaxTimestamp -1, which
+// older builds uploaded for such a segment, records no time to go by: it
+// never expires by age (nor do the segments after it), only by size or
+// DeleteRecords.
 func expiredSegments(finished []metadata.SegmentManifest, local []segment.SegmentInfo, cfg topicconfig.Values, now time.Time) int {
 	expire := 0
 	if cfg.RetentionMs >= 0 {

@@ -1,10 +1,12 @@
 package tiermanager
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/strata-log/strata/broker/recordbatch"
 	"github.com/strata-log/strata/broker/segment"
 	"github.com/strata-log/strata/broker/topicconfig"
 	"github.com/strata-log/strata/internal/clockwatch"
@@ -17,7 +19,9 @@ import (
 func TestExpiredSegments(t *testing.T) {
 	now := time.UnixMilli(1_000_000)
 	// Three remote segments of 100 bytes, newest records 900, 500 and 100
-	// ms old; one without timestamps.
+	// ms old; an entry without timestamps, as older builds uploaded a
+	// segment whose batches had none (now its modification time:
+	// TestRemoteRetentionWithoutTimestamps).
 	finished := []metadata.SegmentManifest{
 		{BaseOffset: 0, LastOffset: 9, SizeBytes: 100, MaxTimestamp: 1_000_000 - 900},
 		{BaseOffset: 10, LastOffset: 19, SizeBytes: 100, MaxTimestamp: 1_000_000 - 500},
@@ -47,7 +51,8 @@ func TestExpiredSegments(t *testing.T) {
 		{"by age", finished, retention(600, -1), 1},
 		{"by age, every segment", finished, retention(50, -1), 3},
 		{"by age, at the limit", finished, retention(500, -1), 1},
-		{"no timestamps never expire by age", noTimestamps, retention(50, -1), 0},
+		{"an older build's entry without timestamps never expires by age", noTimestamps, retention(50, -1), 0},
+		{"an older build's entry without timestamps expires by size", noTimestamps, retention(50, 250), 1},
 		{"by size: 350 bytes against 300, one less would undershoot", finished, retention(-1, 300), 0},
 		{"by size: 350 bytes against 250", finished, retention(-1, 250), 1},
 		{"by size: 350 bytes against 150", finished, retention(-1, 150), 2},
@@ -240,5 +245,51 @@ func TestRemoteRetentionTrimsLeaderEpochs(t *testing.T) {
 	}
 	if epoch, end := f.part.EpochEndOffset(1); epoch != 1 || end != f.part.LogEndOffset() {
 		t.Fatalf("OffsetForLeaderEpoch(1) = epoch %d, end offset %d; want epoch 1 ending at the log end %d", epoch, end, f.part.LogEndOffset())
+	}
+}
+
+// TestRemoteRetentionWithoutTimestamps: a segment whose batches carry no
+// timestamp (-1, legal with CreateTime) is uploaded with its local copy's
+// last modification as its largest timestamp, as Kafka copies
+// LogSegment.largestTimestamp into the remote segment's metadata, so
+// retention.ms expires the remote copy by it, and the segments after it
+// too, rather than never.
+func TestRemoteRetentionWithoutTimestamps(t *testing.T) {
+	f := newFixture(t, 0)
+	before := time.Now().UnixMilli()
+	for range 6 {
+		base := f.part.LogEndOffset()
+		records := make([]recordbatch.Record, 5)
+		for i := range records {
+			records[i] = recordbatch.Record{Timestamp: -1, Value: bytes.Repeat([]byte{byte(base)}, 400)}
+		}
+		batch, err := recordbatch.Build(recordbatch.BuildOptions{}, records)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := f.part.Append(batch, 9, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := time.Now().UnixMilli()
+	f.pass()
+	sealed := f.sealed()
+	f.checkCoversSealed(sealed, 0)
+	for i, e := range f.entries() {
+		if sealed[i].MaxTimestamp != -1 || e.MaxTimestamp < before || e.MaxTimestamp > after {
+			t.Fatalf("entry %d: max timestamp %d of a segment without timestamps (%d), want its modification time in [%d, %d]",
+				i, e.MaxTimestamp, sealed[i].MaxTimestamp, before, after)
+		}
+	}
+
+	f.setConfigs(tiered("retention.ms", "60000"))
+	if expired, err := f.manager.expireRemote(f.ctx, f.part, f.part.LeaderEpoch(), time.UnixMilli(after)); err != nil || expired != 0 {
+		t.Fatalf("expired %d, %v within retention.ms", expired, err)
+	}
+	if expired, err := f.manager.expireRemote(f.ctx, f.part, f.part.LeaderEpoch(), time.UnixMilli(after).Add(time.Hour)); err != nil || expired != len(sealed) {
+		t.Fatalf("expired %d of %d segments, %v, an hour past retention.ms", expired, len(sealed), err)
+	}
+	if entries := f.entries(); len(entries) != 0 {
+		t.Fatalf("entries after retention: %+v", entries)
 	}
 }

@@ -202,6 +202,13 @@ func (m *Manager) startUpload(ctx, uploadCtx context.Context, p *partition.Parti
 	if entry.LastOffset != info.EndOffset-1 {
 		return nil, fmt.Errorf("segment %d: its batches end at %d, the log says %d", info.BaseOffset, entry.LastOffset, info.EndOffset-1)
 	}
+	if entry.MaxTimestamp < 0 {
+		// Without timestamps the segment's age is its last modification,
+		// as for local retention: the remote copy expires by it too, as
+		// Kafka copies LogSegment.largestTimestamp into the remote
+		// segment's metadata.
+		entry.MaxTimestamp = info.LargestTimestamp
+	}
 	entry.LeaderEpoch = epoch
 	u := &pendingUpload{entry: entry, end: info.EndOffset, started: time.Now(), done: make(chan struct{})}
 	if err := m.store.StartSegmentCopy(ctx, name.TopicID, name.Partition, entry); err != nil {
