@@ -401,3 +401,46 @@ func TestDeleteRecordsRetriedAfterTheQuorumCommit(t *testing.T) {
 		t.Errorf("earliest local offset %d after the retried DeleteRecords, want 12 (earliest: %d)", got, earliest(t, adm, "retried"))
 	}
 }
+
+// TestNewLeaderLocalLogStartFollowsTheQuorum: a replica that missed a
+// DeleteRecords (down, or out of the ISR, when its leader moved the log
+// start, or its leader lost the partition right after the quorum commit)
+// starts a term with its local log start below the log start committed in
+// the quorum. Its local log start moves up to it when the term starts: no
+// record below the log start stays on its disk, and ListOffsets
+// EARLIEST_LOCAL (-4) is never below EARLIEST, as in Kafka, whose local log
+// start never is below its log start.
+func TestNewLeaderLocalLogStartFollowsTheQuorum(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := startTiered(t, memoryTier(t))
+	cl := n.Client()
+	createTopic(t, cl, "elected", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "200"})
+	p := leadingTopic(t, n, "elected")
+	produceValues(t, cl, "elected", 20)
+	// The previous term's commit, its local move never made here.
+	if _, err := n.Store.SetLogStartOffset(ctx, p.TopicID(), 0, p.LeaderEpoch(), 12); err != nil {
+		t.Fatal(err)
+	}
+	current, _ := n.Store.State().Topic("elected")
+	if _, err := n.Store.ChangePartition(ctx, metadata.PartitionChange{TopicID: current.ID, Partition: 0,
+		PartitionEpoch: current.Partitions[0].PartitionEpoch, Leader: metadata.NoLeaderChange,
+		ISR: current.Partitions[0].ISR, BumpLeaderEpoch: true}); err != nil {
+		t.Fatal(err)
+	}
+	for p.LeaderEpoch() <= current.Partitions[0].LeaderEpoch {
+		if ctx.Err() != nil {
+			t.Fatal("the leader epoch never moved")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The epoch moves inside the term's start, which holds the partition's
+	// append lock; LowWatermark takes it: the start is over once it returns.
+	p.LowWatermark()
+	if got := p.LogStartOffset(); got != 12 {
+		t.Errorf("local log start %d in the new term, want 12", got)
+	}
+	if got := listSpecialOffset(t, cl, "elected", -4); got != 12 {
+		t.Errorf("earliest local offset %d in the new term, want 12 (earliest: %d)", got, earliest(t, kadm.NewClient(cl), "elected"))
+	}
+}

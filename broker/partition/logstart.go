@@ -145,7 +145,38 @@ func (p *Partition) FollowLogStart(leaderLogStart int64) error {
 	if p.leading.Load() {
 		return nil
 	}
-	target := min(leaderLogStart, p.highWatermark.Load())
+	return p.raiseLogStartLocked(leaderLogStart)
+}
+
+// FollowQuorumLogStart advances the local log start offset to the log
+// start committed in the quorum (state: DeleteRecords on a tiered
+// partition), as far as the high watermark, as DeleteRecordsBefore would
+// have: a replica that missed the DeleteRecords (down, or out of the ISR,
+// then elected) would otherwise keep, and as leader serve, records below
+// the log start, and answer EARLIEST_LOCAL below EARLIEST. A leader does
+// it when its term starts (ApplyAssignmentAfterRemote), every replica on
+// each tier manager pass. A quorum log start at or below the local one
+// changes nothing.
+func (p *Partition) FollowQuorumLogStart(state *metadata.State) error {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	return p.followQuorumLogStartLocked(state)
+}
+
+func (p *Partition) followQuorumLogStartLocked(state *metadata.State) error {
+	quorumStart, ok := state.LogStartOffset(p.topicID, p.index)
+	if !ok {
+		return nil
+	}
+	return p.raiseLogStartLocked(quorumStart)
+}
+
+// raiseLogStartLocked moves the local log start up to target, as far as
+// the high watermark, keeping the producer state and trimming the leader
+// epochs as a DeleteRecords does; a target at or below the log start
+// changes nothing. appendMu is held.
+func (p *Partition) raiseLogStartLocked(target int64) error {
+	target = min(target, p.highWatermark.Load())
 	if target <= p.segments.StartOffset() {
 		return nil
 	}

@@ -283,6 +283,8 @@ func (p *Partition) ApplyAssignment(a metadata.Partition, now time.Time) (newTer
 // object store already holds. The restart is made in the same critical
 // section as the term's start: no produce of the term is appended (and
 // acknowledged) before it, only to be wiped by it.
+// A term starting here also moves the local log start up to the quorum's
+// (FollowQuorumLogStart): this replica may have missed a DeleteRecords.
 func (p *Partition) ApplyAssignmentAfterRemote(a metadata.Partition, now time.Time, state *metadata.State) (newTerm bool) {
 	p.appendMu.Lock()
 	self := p.self
@@ -334,7 +336,14 @@ func (p *Partition) ApplyAssignmentAfterRemote(a metadata.Partition, now time.Ti
 		}
 		p.advanceHighWatermarkLocked()
 	}
+	var logStartErr error
+	if newTerm && leading && state != nil {
+		logStartErr = p.followQuorumLogStartLocked(state)
+	}
 	p.appendMu.Unlock()
+	if logStartErr != nil {
+		p.log.Error("moving the local log start up to the quorum's failed", "err", logStartErr)
+	}
 	if restartedFrom >= 0 {
 		p.log.Warn("local log ends inside the tiered data; restarting it after the remote log end",
 			"local_log_end_offset", restartedFrom, "remote_log_end_offset", remoteEnd)

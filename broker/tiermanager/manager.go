@@ -239,6 +239,14 @@ func (m *Manager) tick(ctx context.Context, now time.Time) {
 			// the last pass go now, as the leader's did.
 			p.EnforceRetention()
 		}
+		// A replica that missed a DeleteRecords (down, or out of the ISR,
+		// when it moved the log start) drops its records below the log
+		// start committed in the quorum, as far as its high watermark; a
+		// leader did at the start of its term, unless its high watermark
+		// was short of it.
+		if err := p.FollowQuorumLogStart(state); err != nil {
+			p.Logger().Warn("moving the local log start up to the quorum's failed; retrying next pass", "err", err)
+		}
 		// A follower forgets the epochs of the remote segments its leader
 		// deleted since the last pass, as the leader did (from the
 		// metadata as it is now: state may predate an upload whose local
