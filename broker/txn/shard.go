@@ -602,6 +602,12 @@ func (sh *Shard) EndTxn(transactionalID string, producerID int64, epoch int16, c
 		// A retry of the EndTxn that bumped the epoch.
 		var answer *kerr.Error
 		switch {
+		case t.state == kmsg.TransactionStateOngoing || t.state == kmsg.TransactionStateEmpty:
+			// No EndTxn leaves these: the bump was another instance's
+			// InitProducerId (whose transaction may be open now), which
+			// a loaded coordinator cannot tell from lastProducerEpoch.
+			// Kafka takes Ongoing and Empty at the current epoch only.
+			answer = kerr.ProducerFenced
 		case t.pending:
 			answer = kerr.ConcurrentTransactions
 		case t.state == kmsg.TransactionStateCompleteCommit:

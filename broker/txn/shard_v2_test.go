@@ -185,3 +185,33 @@ func TestEndTxnVersionDecides(t *testing.T) {
 		t.Fatalf("answered %d/%d, marker %+v", npid, nepoch, m)
 	}
 }
+
+// TestV2EndTxnOfAFencedProducerAfterALoad: a coordinator that loaded the
+// state does not know the epoch before the last bump, and takes an EndTxn
+// v5 at the epoch just below for a retry. When another instance's
+// InitProducerId made that bump (Empty), or the other instance's
+// transaction is open (Ongoing), it is no retry: the old instance is
+// PRODUCER_FENCED, as Kafka answers (its V2 retry check takes Ongoing and
+// Empty only at the current epoch) and as this coordinator answers before
+// the load. INVALID_TXN_STATE would be a fatal error where a fenced
+// producer (Kafka Streams: a migrated task) expects PRODUCER_FENCED.
+func TestV2EndTxnOfAFencedProducerAfterALoad(t *testing.T) {
+	h := newHarness(t, nil)
+	pid, epoch := h.mustInit("t") // the old instance
+	if npid, nepoch := h.mustInit("t"); npid != pid || nepoch != epoch+1 {
+		t.Fatalf("second instance got %d/%d", npid, nepoch)
+	}
+	_, _, err := h.shard.EndTxn("t", pid, epoch, false, V2)
+	wantErr(t, "old instance's abort before a load", err, kerr.ProducerFenced)
+	h.load()
+	_, _, err = h.shard.EndTxn("t", pid, epoch, false, V2)
+	wantErr(t, "old instance's abort after a load (Empty)", err, kerr.ProducerFenced)
+
+	wantErr(t, "new instance's add", h.shard.AddPartitions("t", pid, epoch+1, tps("a", 0), V2), nil)
+	h.load()
+	_, _, err = h.shard.EndTxn("t", pid, epoch, true, V2)
+	wantErr(t, "old instance's commit after a load (Ongoing)", err, kerr.ProducerFenced)
+	if d := h.describe("t"); d.State != kmsg.TransactionStateOngoing || d.ProducerEpoch != epoch+1 {
+		t.Fatalf("the new instance's transaction: %+v", d)
+	}
+}
