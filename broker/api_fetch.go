@@ -795,7 +795,7 @@ func fillFetch(resp *kmsg.FetchResponse, targets []fetchTarget, maxBytes int32, 
 		}
 		// The last stable offset first: it is never above the high
 		// watermark read after it.
-		lastStable := t.part.LastStableOffset()
+		lastStable := t.part.LastStableOffsetFrom(t.logStart)
 		highWatermark := t.part.HighWatermark()
 		upTo := t.readUpTo(lastStable, highWatermark)
 		start := t.part.LogStartOffset()

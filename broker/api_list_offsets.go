@@ -108,7 +108,7 @@ func handleListOffsets(c *clientConn, h requestHeader, req *kmsg.ListOffsetsRequ
 					break
 				}
 				if req.Version >= 2 && req.IsolationLevel == 1 {
-					offset, ts = readCommittedOffset(part.LastStableOffset(), rp.Timestamp, offset, ts)
+					offset, ts = readCommittedOffset(part.LastStableOffsetFrom(starts.Log), rp.Timestamp, offset, ts)
 				}
 				if offset < 0 {
 					epoch = -1 // nothing found, or not stable yet: no epoch, as Kafka

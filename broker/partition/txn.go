@@ -261,7 +261,16 @@ func (p *Partition) checkTxnLocked(h recordbatch.Header) error {
 // LastStableOffset is the first offset of the earliest open transaction,
 // or the high watermark when none is open (never above it): what
 // read_committed consumers may read up to.
-func (p *Partition) LastStableOffset() int64 {
+func (p *Partition) LastStableOffset() int64 { return p.LastStableOffsetFrom(math.MinInt64) }
+
+// LastStableOffsetFrom is LastStableOffset never below logStart, the log
+// start (remote data included) a client is answered, as Kafka clamps its
+// first unstable offset to the log start
+// (UnifiedLog.maybeIncrementFirstUnstableOffset): DeleteRecords or
+// retention may move the log start past an open transaction's first
+// offset, and an LSO below the log would send a read_committed consumer
+// that resets to the latest offset out of range.
+func (p *Partition) LastStableOffsetFrom(logStart int64) int64 {
 	hw := p.HighWatermark()
 	lso := min(hw, p.firstUnstable.Load())
 	if held := p.held.Load(); held != nil {
@@ -271,7 +280,7 @@ func (p *Partition) LastStableOffset() int64 {
 			}
 		}
 	}
-	return lso
+	return min(max(lso, logStart), hw)
 }
 
 // OpenTransactions returns the transactions open on this replica, by first
