@@ -395,7 +395,7 @@ func (sh *Shard) InitProducerID(ctx context.Context, transactionalID string, tim
 		// abort markers. The caller retries once that is done, and then
 		// bumps the epoch again.
 		next := t.clone()
-		next.producerEpoch++
+		next.producerEpoch = fencedEpoch(t)
 		next.lastProducerEpoch = epochFenced
 		next.state = kmsg.TransactionStatePrepareAbort
 		next.lastUpdate = now
@@ -751,7 +751,7 @@ func (sh *Shard) AbortTimedOut(now time.Time) int {
 		sh.mu.Lock()
 		next := t.clone()
 		sh.mu.Unlock()
-		next.producerEpoch++
+		next.producerEpoch = fencedEpoch(next)
 		next.lastProducerEpoch = epochFenced
 		next.state = kmsg.TransactionStatePrepareAbort
 		next.lastUpdate = now.UnixMilli()
@@ -770,6 +770,22 @@ func (sh *Shard) AbortTimedOut(now time.Time) int {
 
 // maxEpoch is the largest producer epoch.
 const maxEpoch = 1<<15 - 1
+
+// fencedEpoch is the epoch a coordinator fence of t's open transaction (its
+// timeout, another instance's InitProducerId) writes: one above, and for a
+// Transactions V2 transaction two above, as Kafka's TV2 fence bumps once
+// for PrepareEpochFence and again as every V2 transaction end does. A
+// coordinator that loaded the state takes a V2 EndTxn at the epoch just
+// below the current one for a retry of the EndTxn that bumped it
+// (lastProducerEpoch, which says "fenced", is not in the record): the
+// fenced producer's epoch must not be that one. Near the largest epoch a
+// single bump (the next InitProducerId gives a new producer id).
+func fencedEpoch(t *transaction) int16 {
+	if t.version >= V2 && t.producerEpoch < maxEpoch-1 {
+		return t.producerEpoch + 2
+	}
+	return t.producerEpoch + 1
+}
 
 // ExpireTransactionalIDs removes every transactional id with no open
 // transaction that has not been used for Config.IDExpiration

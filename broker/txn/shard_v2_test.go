@@ -215,3 +215,45 @@ func TestV2EndTxnOfAFencedProducerAfterALoad(t *testing.T) {
 		t.Fatalf("the new instance's transaction: %+v", d)
 	}
 }
+
+// TestV2FencedProducerStaysFencedAfterALoad: a coordinator fence of a V2
+// transaction (its timeout, or another instance's InitProducerId) bumps
+// the epoch twice, as Kafka's TV2 fence does (PrepareEpochFence's bump,
+// then the bump of every V2 transaction end). The epoch just below the
+// current one is what a loaded coordinator takes for a retry of the
+// EndTxn that bumped it (lastProducerEpoch is not in the record): with a
+// single bump, the fenced producer's EndTxn(abort) after a load was
+// answered as that retry, NONE with the current epoch, and the producer
+// went on, where before the load (and in Kafka) it is PRODUCER_FENCED.
+func TestV2FencedProducerStaysFencedAfterALoad(t *testing.T) {
+	h := newHarness(t, nil)
+	pid, epoch := h.mustInit("t")
+	wantErr(t, "add", h.shard.AddPartitions("t", pid, epoch, tps("a", 0), V2), nil)
+	h.clock.Advance(2 * time.Minute)
+	if n := h.shard.AbortTimedOut(h.clock.Now()); n != 1 {
+		t.Fatalf("aborted %d", n)
+	}
+	h.settle()
+	if m := h.markers.written[len(h.markers.written)-1]; m.Commit || m.ProducerEpoch <= epoch || m.Version != V2 {
+		t.Fatalf("fence marker %+v", m)
+	}
+	h.load()
+	_, _, err := h.shard.EndTxn("t", pid, epoch, false, V2)
+	wantErr(t, "abort by the timed-out producer after a load", err, kerr.ProducerFenced)
+	wantErr(t, "add by the timed-out producer after a load", h.shard.AddPartitions("t", pid, epoch, tps("a", 0), V2), kerr.ProducerFenced)
+
+	// Another instance's InitProducerId fencing an open V2 transaction.
+	pid, epoch = h.mustInit("u")
+	wantErr(t, "add u", h.shard.AddPartitions("u", pid, epoch, tps("a", 1), V2), nil)
+	if _, _, err := h.init("u", 60_000, -1, -1); err != kerr.ConcurrentTransactions {
+		t.Fatalf("InitProducerId over an open transaction: %v", err)
+	}
+	h.settle()
+	h.load()
+	_, _, err = h.shard.EndTxn("u", pid, epoch, false, V2)
+	wantErr(t, "abort by the fenced instance after a load", err, kerr.ProducerFenced)
+	npid, nepoch := h.mustInit("u")
+	if npid != pid || nepoch <= epoch {
+		t.Fatalf("the new instance got %d/%d", npid, nepoch)
+	}
+}
