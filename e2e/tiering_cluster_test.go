@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-log/strata/tiering"
 )
 
 // envMiB reads a size knob in MiB from the environment.
@@ -59,6 +62,35 @@ func startTieredCluster(t *testing.T) *tieredCluster {
 // bucketLogs lists the .log objects of a topic with minio-go.
 func (tc *tieredCluster) bucketLogs(t *testing.T, topic string) (objects int, size int64) {
 	return listLogObjects(t, tc.s3.mc, tc.s3.bucket, tc.prefix+"/"+topic+"-")
+}
+
+// snapshotLogStart returns the log start offset in the newest manifest
+// snapshot object of the topic's partition 0 in the bucket (-1: none).
+func (tc *tieredCluster) snapshotLogStart(t *testing.T, topic string) int64 {
+	t.Helper()
+	newest := ""
+	for obj := range tc.s3.mc.ListObjects(context.Background(), tc.s3.bucket, minio.ListObjectsOptions{Prefix: tc.prefix + "/" + topic + "-", Recursive: true}) {
+		if strings.Contains(obj.Key, "/0/manifest-") && obj.Key > newest {
+			newest = obj.Key
+		}
+	}
+	if newest == "" {
+		return -1
+	}
+	object, err := tc.s3.mc.GetObject(context.Background(), tc.s3.bucket, newest, minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer object.Close()
+	data, err := io.ReadAll(object)
+	if err != nil {
+		return -1 // replaced meanwhile
+	}
+	snapshot, err := tiering.UnmarshalManifestSnapshot(newest, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snapshot.LogStartOffset
 }
 
 // offsets answers ListOffsets with a special timestamp for partition 0.
@@ -422,6 +454,23 @@ func TestTieringFaults(t *testing.T) {
 		// recovery from the bucket alone reads: once the remote end has
 		// stopped moving, the snapshot names it.
 		uploaded := int(untilStill(func() int64 { return offsetAt(t, tc.seeds(), g.topic, -5) }, func(a, b int64) bool { return a == b }))
+		// DeleteRecords into the remote data: the next pass rewrites the
+		// snapshot with the new log start, and the records below it stay
+		// deleted in the recovered cluster.
+		logStart := int64(3*perMiB + 7)
+		offsets := kadm.Offsets{}
+		offsets.AddOffset(g.topic, 0, logStart, -1)
+		if deleted, err := adm.DeleteRecords(testContext(t, 30*time.Second), offsets); err != nil {
+			t.Fatal(err)
+		} else if r, _ := deleted.Lookup(g.topic, 0); r.Err != nil || r.LowWatermark != logStart {
+			t.Fatalf("DeleteRecords before %d: low watermark %d, %v", logStart, r.LowWatermark, r.Err)
+		}
+		eventually(t, 30*time.Second, "the manifest snapshot holds the log start", func() error {
+			if got := tc.snapshotLogStart(t, g.topic); got != logStart {
+				return fmt.Errorf("log start %d in the bucket's manifest snapshot, want %d", got, logStart)
+			}
+			return nil
+		})
 		fresh := startBroker(t, "--object-store", tc.s3.url, "--object-store-prefix", tc.prefix, "--remote-log-manager-task-interval-ms", "200")
 		out, err := exec.Command(strataBin, "tiering", "recover", "--admin", fresh.admin).CombinedOutput()
 		if err != nil {
@@ -437,7 +486,10 @@ func TestTieringFaults(t *testing.T) {
 		if remoteEnd < uploaded {
 			t.Fatalf("recovered up to offset %d, the bucket held %d before", remoteEnd, uploaded)
 		}
-		g.requireReplay(t, []string{fresh.addr}, 0, remoteEnd+1)
+		if earliest := offsetAt(t, []string{fresh.addr}, g.topic, -2); earliest != logStart {
+			t.Fatalf("recovered partition's earliest offset %d, want the log start %d DeleteRecords set", earliest, logStart)
+		}
+		g.requireReplay(t, []string{fresh.addr}, int(logStart), remoteEnd+1)
 		// New records continue after the recovered ones.
 		fcl := newClient(t, fresh.addr, kgo.DefaultProduceTopic(g.topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 		r := fcl.ProduceSync(testContext(t, 30*time.Second), &kgo.Record{Value: []byte("after recovery")})

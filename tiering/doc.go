@@ -128,18 +128,35 @@
 // snapshot of the current leader, and scrub reports it as an orphan until
 // then. A recovery from the bucket gives the imported entries the epoch
 // of the snapshot they came from, so the recovered cluster's leader
-// epochs, and its snapshots, are above the old cluster's. An entry's LeaderEpoch and State are not in the object. Big
-// endian; part of the format, do not change:
+// epochs, and its snapshots, are above the old cluster's. An entry's LeaderEpoch and State are not in the object.
+//
+// Version 2 holds the partition's log start offset (the quorum's, moved by
+// DeleteRecords or retention; the first segment's base offset when none
+// was set): a recovery sets it in the recovered partition when it is above
+// the first segment imported, so the records deleted inside a segment stay
+// deleted. The tier manager rewrites the object when the log start moves,
+// not only when segments change. Version 1 objects (written before) have
+// no log start: it reads as -1 (unknown), and a recovery from one serves
+// each segment from its base offset. Writers write version 2; readers
+// read both. Big endian; part of the format, do not change:
 //
 //	 0        4        6          8
 //	+--------+--------+----------+--------------------+
-//	| "STRM" | version| topic    | topic name          |   version = 1
+//	| "STRM" | version| topic    | topic name          |   version = 2 (or 1)
 //	|        | uint16 | length   | (length bytes,      |
 //	|        |        | uint16   |  UTF-8)             |
 //	+--------+--------+----------+--------------------+
-//	+-----------------------------------+-----------------+-----------------+
-//	| topic id [16]byte                 | partition int32 | count uint32    |
-//	+-----------------------------------+-----------------+-----------------+
+//	+-----------------------------------+-----------------+
+//	| topic id [16]byte                 | partition int32 |
+//	+-----------------------------------+-----------------+
+//	version 2 only:
+//	+-----------------------------------+
+//	| log start offset int64 (-1 =      |
+//	| unknown)                          |
+//	+-----------------------------------+
+//	+-----------------+
+//	| count uint32    |
+//	+-----------------+
 //	then count entries, base offsets strictly increasing:
 //	 0                 16           24           32           40
 //	+-----------------+------------+------------+------------+
@@ -162,8 +179,9 @@
 // ManifestSnapshots lists and decodes every partition's manifest snapshot
 // under the prefix (disaster recovery). An object that fails any check
 // (magic, version, CRC, lengths, order) is reported as a *CorruptError;
-// nothing from it is used. testdata/*.golden pin both formats
-// (manifest.golden is the manifest snapshot object).
+// nothing from it is used. testdata/*.golden pin the formats
+// (manifest-v2.golden is the manifest snapshot object as written,
+// manifest.golden one of version 1, still read).
 //
 // # Upload
 //

@@ -15,7 +15,7 @@ import (
 // format, do not change (see doc.go).
 const (
 	manifestSnapshotMagic   = "STRM"
-	manifestSnapshotVersion = 1
+	manifestSnapshotVersion = 2 // written; 1 (no log start) is still read
 	epochsMagic             = "STRE"
 	epochsVersion           = 1
 
@@ -39,6 +39,11 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type ManifestSnapshot struct {
 	Partition metadata.TopicPartition
 	Segments  []metadata.SegmentManifest // sorted by BaseOffset
+	// LogStartOffset is the partition's log start offset when the
+	// snapshot was taken (DeleteRecords, retention): records below it are
+	// deleted, even inside a segment listed. -1: unknown (objects of
+	// version 1, written before the field).
+	LogStartOffset int64
 	// Epoch is the leader epoch of the snapshot's writer: it names the
 	// object (manifest-<epoch>), not in its bytes (Marshal ignores it,
 	// Unmarshal leaves it 0). Readers of the bucket set it from the name;
@@ -53,9 +58,12 @@ func MarshalManifestSnapshot(m ManifestSnapshot) ([]byte, error) {
 	if len(m.Partition.Topic) == 0 || len(m.Partition.Topic) > maxTopicNameLength {
 		return nil, fmt.Errorf("tiering: manifest snapshot: topic name length %d out of range", len(m.Partition.Topic))
 	}
+	if m.LogStartOffset < -1 {
+		return nil, fmt.Errorf("tiering: manifest snapshot of %s: log start offset %d", m.Partition, m.LogStartOffset)
+	}
 	segments := append([]metadata.SegmentManifest(nil), m.Segments...)
 	sort.Slice(segments, func(i, j int) bool { return segments[i].BaseOffset < segments[j].BaseOffset })
-	size := formatHeaderSize + 2 + len(m.Partition.Topic) + 16 + 4 + 4 + formatCRCSize
+	size := formatHeaderSize + 2 + len(m.Partition.Topic) + 16 + 4 + 8 + 4 + formatCRCSize
 	for i, s := range segments {
 		if s.LastOffset < s.BaseOffset {
 			return nil, fmt.Errorf("tiering: manifest snapshot of %s: segment %s: last offset %d below base offset %d", m.Partition, uuid.UUID(s.SegmentID), s.LastOffset, s.BaseOffset)
@@ -75,6 +83,7 @@ func MarshalManifestSnapshot(m ManifestSnapshot) ([]byte, error) {
 	out = append(out, m.Partition.Topic...)
 	out = append(out, m.Partition.TopicID[:]...)
 	out = binary.BigEndian.AppendUint32(out, uint32(m.Partition.Partition))
+	out = binary.BigEndian.AppendUint64(out, uint64(m.LogStartOffset))
 	out = binary.BigEndian.AppendUint32(out, uint32(len(segments)))
 	for _, s := range segments {
 		out = append(out, s.SegmentID[:]...)
@@ -86,20 +95,27 @@ func MarshalManifestSnapshot(m ManifestSnapshot) ([]byte, error) {
 	return binary.BigEndian.AppendUint32(out, crc32.Checksum(out, castagnoli)), nil
 }
 
-// UnmarshalManifestSnapshot decodes a manifest snapshot object; key names
-// the object in errors. Bytes that are not a valid manifest snapshot give a
+// UnmarshalManifestSnapshot decodes a manifest snapshot object of either
+// version (one of version 1 has LogStartOffset -1); key names the object
+// in errors. Bytes that are not a valid manifest snapshot give a
 // *CorruptError.
 func UnmarshalManifestSnapshot(key string, data []byte) (ManifestSnapshot, error) {
-	body, err := checkFraming(key, data, manifestSnapshotMagic, manifestSnapshotVersion)
+	body, version, err := checkFraming(key, data, manifestSnapshotMagic, manifestSnapshotVersion)
 	if err != nil {
 		return ManifestSnapshot{}, err
 	}
 	d := decoder{key: key, data: body, position: formatHeaderSize}
-	var m ManifestSnapshot
+	m := ManifestSnapshot{LogStartOffset: -1}
 	topicLength := int(d.uint16())
 	m.Partition.Topic = string(d.bytes(topicLength))
 	copy(m.Partition.TopicID[:], d.bytes(16))
 	m.Partition.Partition = int32(d.uint32())
+	if version >= 2 {
+		m.LogStartOffset = int64(d.uint64())
+		if d.err == nil && m.LogStartOffset < -1 {
+			return ManifestSnapshot{}, corruptf(key, int64(d.position-8), "log start offset %d", m.LogStartOffset)
+		}
+	}
 	count := d.uint32()
 	if d.err == nil && uint64(count)*manifestSnapshotEntrySize > uint64(len(body)) {
 		return ManifestSnapshot{}, corruptf(key, -1, "segment count %d larger than the object", count)
@@ -137,7 +153,7 @@ func marshalEpochs(ranges []metadata.EpochRange) []byte {
 
 // unmarshalEpochs decodes an .epochs object.
 func unmarshalEpochs(key string, data []byte) ([]metadata.EpochRange, error) {
-	body, err := checkFraming(key, data, epochsMagic, epochsVersion)
+	body, _, err := checkFraming(key, data, epochsMagic, epochsVersion)
 	if err != nil {
 		return nil, err
 	}
@@ -158,23 +174,24 @@ func appendEpochRanges(out []byte, ranges []metadata.EpochRange) []byte {
 	return out
 }
 
-// checkFraming checks magic, version and the trailing CRC-32C and returns
-// the bytes before the CRC.
-func checkFraming(key string, data []byte, magic string, version uint16) ([]byte, error) {
+// checkFraming checks magic, version (1 to maxVersion) and the trailing
+// CRC-32C and returns the bytes before the CRC and the version.
+func checkFraming(key string, data []byte, magic string, maxVersion uint16) ([]byte, uint16, error) {
 	if len(data) < formatHeaderSize+formatCRCSize {
-		return nil, corruptf(key, -1, "%d bytes, too short", len(data))
+		return nil, 0, corruptf(key, -1, "%d bytes, too short", len(data))
 	}
 	if string(data[:4]) != magic {
-		return nil, corruptf(key, 0, "magic %q, want %q", data[:4], magic)
+		return nil, 0, corruptf(key, 0, "magic %q, want %q", data[:4], magic)
 	}
-	if got := binary.BigEndian.Uint16(data[4:]); got != version {
-		return nil, corruptf(key, 4, "unsupported version %d", got)
+	version := binary.BigEndian.Uint16(data[4:])
+	if version < 1 || version > maxVersion {
+		return nil, 0, corruptf(key, 4, "unsupported version %d", version)
 	}
 	body := data[:len(data)-formatCRCSize]
 	if stored, computed := binary.BigEndian.Uint32(data[len(body):]), crc32.Checksum(body, castagnoli); stored != computed {
-		return nil, corruptf(key, int64(len(body)), "crc32c %08x, computed %08x", stored, computed)
+		return nil, 0, corruptf(key, int64(len(body)), "crc32c %08x, computed %08x", stored, computed)
 	}
-	return body, nil
+	return body, version, nil
 }
 
 // decoder reads big-endian fields, remembering the first error.

@@ -26,7 +26,7 @@ var goldenPartition = metadata.TopicPartition{
 }
 
 func goldenManifestSnapshot() ManifestSnapshot {
-	return ManifestSnapshot{Partition: goldenPartition, Segments: []metadata.SegmentManifest{
+	return ManifestSnapshot{Partition: goldenPartition, LogStartOffset: 4100, Segments: []metadata.SegmentManifest{
 		{
 			SegmentID:  uuid.MustParse("00112233-4455-6677-8899-aabbccddeeff"),
 			BaseOffset: 0, LastOffset: 4241, SizeBytes: 1048576, FirstTimestamp: 1700000000000, MaxTimestamp: 1700000099999,
@@ -63,23 +63,39 @@ func checkGolden(t *testing.T, name string, data []byte) {
 	}
 }
 
-func TestManifestSnapshotGolden(t *testing.T) {
-	m := goldenManifestSnapshot()
-	// Marshal sorts: hand the segments over in reverse.
-	reversed := ManifestSnapshot{Partition: m.Partition, Segments: []metadata.SegmentManifest{m.Segments[1], m.Segments[0]}}
-	data, err := MarshalManifestSnapshot(reversed)
+// readGolden returns the bytes of testdata/name (a hex dump).
+func readGolden(t *testing.T, name string) []byte {
+	t.Helper()
+	dump, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkGolden(t, "manifest.golden", data)
+	var data []byte
+	for _, line := range strings.Split(string(dump), "\n") {
+		if len(line) < 10 {
+			continue
+		}
+		hexPart, _, _ := strings.Cut(line[10:], "|")
+		b, err := hex.DecodeString(strings.Join(strings.Fields(hexPart), ""))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		data = append(data, b...)
+	}
+	return data
+}
+
+// checkManifestSnapshotDecodes checks that data decodes to want and that
+// every single damaged byte and every truncation of it is caught.
+func checkManifestSnapshotDecodes(t *testing.T, data []byte, want ManifestSnapshot) {
+	t.Helper()
 	decoded, err := UnmarshalManifestSnapshot("manifest", data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(decoded) != fmt.Sprint(m) {
-		t.Fatalf("decoded %+v\nwant %+v", decoded, m)
+	if fmt.Sprint(decoded) != fmt.Sprint(want) {
+		t.Fatalf("decoded %+v\nwant %+v", decoded, want)
 	}
-	// Every single damaged byte and every truncation is caught.
 	for i := range data {
 		damaged := append([]byte(nil), data...)
 		damaged[i] ^= 0x01
@@ -90,13 +106,36 @@ func TestManifestSnapshotGolden(t *testing.T) {
 			t.Fatalf("truncated to %d bytes: %v", i, err)
 		}
 	}
-	empty, err := MarshalManifestSnapshot(ManifestSnapshot{Partition: goldenPartition})
+}
+
+func TestManifestSnapshotGolden(t *testing.T) {
+	m := goldenManifestSnapshot()
+	// Marshal sorts: hand the segments over in reverse.
+	reversed := m
+	reversed.Segments = []metadata.SegmentManifest{m.Segments[1], m.Segments[0]}
+	data, err := MarshalManifestSnapshot(reversed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if decoded, err := UnmarshalManifestSnapshot("manifest", empty); err != nil || len(decoded.Segments) != 0 || decoded.Partition != goldenPartition {
-		t.Fatalf("empty manifest: %+v, %v", decoded, err)
+	checkGolden(t, "manifest-v2.golden", data)
+	checkManifestSnapshotDecodes(t, data, m)
+	for _, logStart := range []int64{-1, 0} {
+		empty, err := MarshalManifestSnapshot(ManifestSnapshot{Partition: goldenPartition, LogStartOffset: logStart})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if decoded, err := UnmarshalManifestSnapshot("manifest", empty); err != nil || len(decoded.Segments) != 0 || decoded.Partition != goldenPartition || decoded.LogStartOffset != logStart {
+			t.Fatalf("empty manifest, log start %d: %+v, %v", logStart, decoded, err)
+		}
 	}
+}
+
+// TestManifestSnapshotVersion1Golden: objects written before the log start
+// offset joined the format still decode, with the log start unknown.
+func TestManifestSnapshotVersion1Golden(t *testing.T) {
+	want := goldenManifestSnapshot()
+	want.LogStartOffset = -1
+	checkManifestSnapshotDecodes(t, readGolden(t, "manifest.golden"), want)
 }
 
 func TestManifestSnapshotRefusesInconsistentEntries(t *testing.T) {
@@ -105,6 +144,7 @@ func TestManifestSnapshotRefusesInconsistentEntries(t *testing.T) {
 		"last below base":       func(m *ManifestSnapshot) { m.Segments[0].LastOffset = -1 },
 		"epochs out of order":   func(m *ManifestSnapshot) { m.Segments[0].EpochRanges[1].Epoch = 0 },
 		"no topic":              func(m *ManifestSnapshot) { m.Partition.Topic = "" },
+		"log start below -1":    func(m *ManifestSnapshot) { m.LogStartOffset = -2 },
 	} {
 		t.Run(name, func(t *testing.T) {
 			m := goldenManifestSnapshot()

@@ -34,11 +34,13 @@ type RecoverProgress struct {
 }
 
 // RecoveryStore is what a recovery writes to the metadata store
-// (*metadata.Store): the topics it finds, and their segments.
+// (*metadata.Store): the topics it finds, their segments and log start
+// offsets.
 type RecoveryStore interface {
 	State() *metadata.State
 	CreateTopic(ctx context.Context, spec metadata.TopicSpec) (metadata.Topic, error)
 	ImportSegments(ctx context.Context, topicID [16]byte, partition int32, segments []metadata.SegmentManifest) error
+	SetLogStartOffset(ctx context.Context, topicID [16]byte, partition, leaderEpoch int32, offset int64) (int64, error)
 	ReserveProducerIDs(ctx context.Context, below int64) error
 }
 
@@ -72,7 +74,9 @@ const recoverImportBatch = 5000
 // bucket it creates the topic with its old topic id — configs
 // remote.storage.enable=true and retention.ms=-1, so nothing recovered
 // expires before the operator sets the retention — and imports the
-// segments into the Raft manifest. Consumers then replay all history; new
+// segments into the Raft manifest, and the partition's log start offset
+// when the snapshot has one inside them (records deleted by DeleteRecords
+// stay deleted). Consumers then replay all history; new
 // records continue after the recovered offsets. Before any topic is
 // created it reserves the producer ids of the recovered producer state
 // (reserveRecoveredProducerIDs), so no new producer is given one of them.
@@ -147,7 +151,8 @@ func Recover(ctx context.Context, cfg RecoverConfig, progress func(RecoverProgre
 			snapshot := t.partitions[index]
 			report := RecoverProgress{Topic: t.name, Partition: index, Total: total, Skipped: skip, FirstOffset: -1, NextOffset: -1}
 			if len(snapshot.Segments) > 0 {
-				report.FirstOffset, report.NextOffset = snapshot.Segments[0].BaseOffset, snapshot.Segments[len(snapshot.Segments)-1].LastOffset+1
+				report.NextOffset = snapshot.Segments[len(snapshot.Segments)-1].LastOffset + 1
+				report.FirstOffset = min(max(snapshot.Segments[0].BaseOffset, snapshot.LogStartOffset), report.NextOffset)
 			}
 			if skip == "" {
 				n, err := importPartition(ctx, cfg.Store, snapshot)
@@ -218,7 +223,13 @@ func reserveRecoveredProducerIDs(ctx context.Context, tier *tiering.Tier, store 
 }
 
 // importPartition imports the snapshot's segments past the partition's
-// remote log end, in batches of recoverImportBatch.
+// remote log end, in batches of recoverImportBatch, then moves the
+// partition's log start offset up to the snapshot's (as DeleteRecords
+// does) when it is above the first remote offset, at most to the remote
+// log end: the records below it, deleted in the old cluster, stay
+// deleted (ListOffsets EARLIEST answers it, a Fetch below it is
+// OFFSET_OUT_OF_RANGE). A snapshot of version 1 has no log start (-1):
+// the partition starts at its first segment.
 func importPartition(ctx context.Context, store RecoveryStore, snapshot tiering.ManifestSnapshot) (int, error) {
 	name := snapshot.Partition
 	entries := importedEntries(store.State(), snapshot)
@@ -227,6 +238,22 @@ func importPartition(ctx context.Context, store RecoveryStore, snapshot tiering.
 		if err := store.ImportSegments(ctx, name.TopicID, name.Partition, batch); err != nil {
 			return start, err
 		}
+	}
+	state := store.State()
+	remoteStart, remoteEnd, ok := state.RemoteLogOffsets(name.TopicID, name.Partition)
+	if !ok || snapshot.LogStartOffset <= remoteStart {
+		return len(entries), nil
+	}
+	logStart := min(snapshot.LogStartOffset, remoteEnd+1)
+	if current, set := state.LogStartOffset(name.TopicID, name.Partition); set && current >= logStart {
+		return len(entries), nil
+	}
+	topic, found := state.TopicByID(name.TopicID)
+	if !found || !topic.HasPartition(name.Partition) {
+		return len(entries), fmt.Errorf("setting the log start offset %d: partition not found", logStart)
+	}
+	if _, err := store.SetLogStartOffset(ctx, name.TopicID, name.Partition, topic.Partitions[name.Partition].LeaderEpoch, logStart); err != nil {
+		return len(entries), fmt.Errorf("setting the log start offset %d: %w", logStart, err)
 	}
 	return len(entries), nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/strata-log/strata/metadata"
 	"github.com/strata-log/strata/metadata/metadatatest"
 	"github.com/strata-log/strata/tiering"
+	"github.com/strata-log/strata/tiering/tieringtest"
 )
 
 // fakeCluster places every partition on node metadatatest.NodeID and
@@ -292,4 +293,64 @@ func TestRecoverProducerIDsAtTheTopOfTheRange(t *testing.T) {
 			t.Fatalf("the recovered cluster hands out producer id %d after recovering producer math.MaxInt64-1", first)
 		}
 	})
+}
+
+// TestRecoverKeepsTheLogStart: records deleted by DeleteRecords inside a
+// remote segment stay deleted after a recovery from the bucket. The
+// DeleteRecords alone (no upload, no expiry after it) rewrites the
+// manifest snapshot on the next pass, once; the recovered partition's log
+// start is the old one, so ListOffsets EARLIEST answers it and a Fetch
+// below it is OFFSET_OUT_OF_RANGE, as before the disaster.
+func TestRecoverKeepsTheLogStart(t *testing.T) {
+	f := newFixture(t, 20)
+	if err := f.work(); err != nil {
+		t.Fatal(err)
+	}
+	uploaded := f.entries()
+	logStart := uploaded[1].BaseOffset + 3 // inside the second segment
+	if _, err := f.store.SetLogStartOffset(f.ctx, f.topic.ID, 0, f.part.LeaderEpoch(), logStart); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.part.DeleteRecordsBefore(logStart); err != nil {
+		t.Fatal(err)
+	}
+	snapshotPuts := 0
+	f.faults.BeforeUpload(func(key string) {
+		if strings.Contains(key, "/manifest-") {
+			snapshotPuts++
+		}
+	})
+	// A failed write is retried by the next pass.
+	f.faults.FailNext(tieringtest.OpUpload, 1)
+	for range 3 {
+		if err := f.work(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snapshot, err := f.tier.GetManifestSnapshot(f.ctx, f.part.Name())
+	if err != nil || snapshot.LogStartOffset != logStart {
+		t.Fatalf("manifest snapshot after DeleteRecords to %d: log start %d, %v", logStart, snapshot.LogStartOffset, err)
+	}
+	if snapshotPuts != 2 {
+		t.Fatalf("%d manifest snapshot writes in 3 passes after DeleteRecords (the first failing), want 2", snapshotPuts)
+	}
+
+	fresh := metadatatest.Start(t)
+	metadatatest.RegisterBroker(t, fresh, metadatatest.NodeID)
+	if err := Recover(f.ctx, RecoverConfig{Tier: f.tier, Store: fresh, Cluster: &fakeCluster{}, Logger: testLogger(t)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	topic, _ := fresh.State().Topic(f.topic.Name)
+	if got, ok := fresh.State().LogStartOffset(topic.ID, 0); !ok || got != logStart {
+		t.Fatalf("recovered log start offset %d (set %t), want %d", got, ok, logStart)
+	}
+	recovered := openReplica(t, topic, tieredConfigs)
+	if starts := recovered.ReadLogStarts(fresh.State); starts.Log != logStart {
+		t.Fatalf("recovered partition's log start (ListOffsets EARLIEST) %d, want %d: the deleted offsets %d..%d are readable again",
+			starts.Log, logStart, uploaded[0].BaseOffset, logStart-1)
+	}
+	// A second run changes nothing.
+	if err := Recover(f.ctx, RecoverConfig{Tier: f.tier, Store: fresh, Cluster: &fakeCluster{}, Logger: testLogger(t)}, nil); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -190,6 +190,15 @@ type task struct {
 	// orphan sweep (sweepOrphans).
 	sweptEpoch int32
 	sweptAt    time.Time
+	// snapshotLogStart is the log start offset in the last manifest
+	// snapshot this task wrote (0 before the first); snapshotDue, that
+	// the last write failed. A pass writes one when its segments changed,
+	// when snapshotDue, and when the quorum's log start of a partition
+	// with remote segments differs from snapshotLogStart (DeleteRecords
+	// moved it; once after a restart), so a recovery from the bucket
+	// does not bring deleted records back.
+	snapshotLogStart int64
+	snapshotDue      bool
 }
 
 // New checks cfg and empties the staging directory. Run starts the
@@ -351,9 +360,18 @@ func (m *Manager) work(ctx context.Context, p *partition.Partition, t *task) err
 	name := p.Name()
 	changed := false
 	defer func() {
-		if changed {
-			if err := m.putManifestSnapshot(ctx, name, epoch); err != nil {
-				p.Logger().Warn("writing the manifest snapshot to the bucket failed; retried after the next change", "err", err)
+		state := m.store.State()
+		if logStart, ok := state.LogStartOffset(name.TopicID, name.Partition); ok && logStart != t.snapshotLogStart {
+			_, _, remote := state.RemoteLogOffsets(name.TopicID, name.Partition)
+			changed = changed || remote
+		}
+		if changed || t.snapshotDue {
+			logStart, err := m.putManifestSnapshot(ctx, name, epoch)
+			t.snapshotDue = err != nil
+			if err != nil {
+				p.Logger().Warn("writing the manifest snapshot to the bucket failed; retried next pass", "err", err)
+			} else {
+				t.snapshotLogStart = logStart
 			}
 			// Deleted meanwhile: the deleted-topics cleanup may have
 			// deleted the snapshots before this one was written.

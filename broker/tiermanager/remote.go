@@ -124,17 +124,24 @@ func (m *Manager) deleteRemote(ctx context.Context, name metadata.TopicPartition
 }
 
 // putManifestSnapshot writes the partition's manifest snapshot (its
-// readable segments) to the bucket under the leader epoch, for recovery
-// from the bucket alone.
-func (m *Manager) putManifestSnapshot(ctx context.Context, name metadata.TopicPartition, epoch int32) error {
-	snapshot := tiering.ManifestSnapshot{Partition: name, Epoch: epoch}
-	m.store.State().EachSegment(name.TopicID, name.Partition, 0, func(e metadata.SegmentManifest) bool {
+// readable segments and its log start offset: the quorum's, or else the
+// first segment's base offset) to the bucket under the leader epoch, for
+// recovery from the bucket alone, and returns the log start written.
+func (m *Manager) putManifestSnapshot(ctx context.Context, name metadata.TopicPartition, epoch int32) (int64, error) {
+	state := m.store.State()
+	snapshot := tiering.ManifestSnapshot{Partition: name, Epoch: epoch, LogStartOffset: -1}
+	state.EachSegment(name.TopicID, name.Partition, 0, func(e metadata.SegmentManifest) bool {
 		if e.State == metadata.SegmentCopyFinished {
 			snapshot.Segments = append(snapshot.Segments, e)
 		}
 		return true
 	})
-	return m.tier.PutManifestSnapshot(ctx, snapshot)
+	if logStart, ok := state.LogStartOffset(name.TopicID, name.Partition); ok {
+		snapshot.LogStartOffset = logStart
+	} else if len(snapshot.Segments) > 0 {
+		snapshot.LogStartOffset = snapshot.Segments[0].BaseOffset
+	}
+	return snapshot.LogStartOffset, m.tier.PutManifestSnapshot(ctx, snapshot)
 }
 
 // lowestLiveBroker reports whether nodeID is the lowest id among the
