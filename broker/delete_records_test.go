@@ -196,6 +196,24 @@ func leadingTopic(t *testing.T, n *brokertest.Node, topic string) *partition.Par
 	}
 }
 
+// bumpLeaderEpoch bumps topic-0's leader epoch (same leader, same ISR) and
+// waits until the node's replica p is in the new term.
+func bumpLeaderEpoch(ctx context.Context, t *testing.T, n *brokertest.Node, topic string, p *partition.Partition) {
+	t.Helper()
+	current, _ := n.Store.State().Topic(topic)
+	if _, err := n.Store.ChangePartition(ctx, metadata.PartitionChange{TopicID: current.ID, Partition: 0,
+		PartitionEpoch: current.Partitions[0].PartitionEpoch, Leader: metadata.NoLeaderChange,
+		ISR: current.Partitions[0].ISR, BumpLeaderEpoch: true}); err != nil {
+		t.Fatal(err)
+	}
+	for p.LeaderEpoch() <= current.Partitions[0].LeaderEpoch {
+		if ctx.Err() != nil {
+			t.Fatal("the leader epoch never moved")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestDeleteRecordsTiered: on a tiered partition whose oldest records are
 // only in the object store, DeleteRecords commits the log start to the
 // quorum: ListOffsets EARLIEST and Fetch follow it at once (the remote
@@ -422,18 +440,7 @@ func TestNewLeaderLocalLogStartFollowsTheQuorum(t *testing.T) {
 	if _, err := n.Store.SetLogStartOffset(ctx, p.TopicID(), 0, p.LeaderEpoch(), 12); err != nil {
 		t.Fatal(err)
 	}
-	current, _ := n.Store.State().Topic("elected")
-	if _, err := n.Store.ChangePartition(ctx, metadata.PartitionChange{TopicID: current.ID, Partition: 0,
-		PartitionEpoch: current.Partitions[0].PartitionEpoch, Leader: metadata.NoLeaderChange,
-		ISR: current.Partitions[0].ISR, BumpLeaderEpoch: true}); err != nil {
-		t.Fatal(err)
-	}
-	for p.LeaderEpoch() <= current.Partitions[0].LeaderEpoch {
-		if ctx.Err() != nil {
-			t.Fatal("the leader epoch never moved")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	bumpLeaderEpoch(ctx, t, n, "elected", p)
 	// The epoch moves inside the term's start, which holds the partition's
 	// append lock; LowWatermark takes it: the start is over once it returns.
 	p.LowWatermark()

@@ -42,18 +42,7 @@ func TestFetchNamesTheLeader(t *testing.T) {
 	}
 	p := leadingTopic(t, n, "here")
 	// A leader epoch above 0, so that a client can be behind it.
-	current, _ := n.Store.State().Topic("here")
-	if _, err := n.Store.ChangePartition(ctx, metadata.PartitionChange{TopicID: current.ID, Partition: 0,
-		PartitionEpoch: current.Partitions[0].PartitionEpoch, Leader: metadata.NoLeaderChange,
-		ISR: current.Partitions[0].ISR, BumpLeaderEpoch: true}); err != nil {
-		t.Fatal(err)
-	}
-	for p.LeaderEpoch() <= current.Partitions[0].LeaderEpoch {
-		if ctx.Err() != nil {
-			t.Fatal("the leader epoch never moved")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	bumpLeaderEpoch(ctx, t, n, "here", p)
 	state := n.Store.State()
 	elsewhere, _ := state.Topic("elsewhere")
 	here, _ := state.Topic("here")

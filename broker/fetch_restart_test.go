@@ -35,21 +35,10 @@ func TestFetchErrorAnsweredAtOnce(t *testing.T) {
 	leadingTopic(t, n, "restarted")
 	// A leader epoch above 0, so that a client can be behind it (as a
 	// restart leaves the consumers of the broker).
-	restarted, _ := n.Store.State().Topic("restarted")
-	if _, err := n.Store.ChangePartition(ctx, metadata.PartitionChange{TopicID: restarted.ID, Partition: 0,
-		PartitionEpoch: restarted.Partitions[0].PartitionEpoch, Leader: metadata.NoLeaderChange,
-		ISR: restarted.Partitions[0].ISR, BumpLeaderEpoch: true}); err != nil {
-		t.Fatal(err)
-	}
-	for p := n.Server.OpenPartition("restarted", 0); p.LeaderEpoch() <= restarted.Partitions[0].LeaderEpoch; {
-		if ctx.Err() != nil {
-			t.Fatal("the leader epoch never moved")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	bumpLeaderEpoch(ctx, t, n, "restarted", n.Server.OpenPartition("restarted", 0))
 	state := n.Store.State()
 	waits, _ := state.Topic("waits")
-	restarted, _ = state.Topic("restarted")
+	restarted, _ := state.Topic("restarted")
 	epoch := restarted.Partitions[0].LeaderEpoch
 	for _, c := range []struct {
 		name   string
