@@ -451,3 +451,32 @@ func TestNewLeaderLocalLogStartFollowsTheQuorum(t *testing.T) {
 		t.Errorf("earliest local offset %d in the new term, want 12 (earliest: %d)", got, earliest(t, kadm.NewClient(cl), "elected"))
 	}
 }
+
+// TestListOffsetsByTimestampNotBelowQuorumLogStart: on a tiered partition
+// whose local log start lags the log start committed in the quorum (a
+// DeleteRecords whose commit outlived its request, REQUEST_TIMED_OUT, and
+// was not retried yet; the tier manager's next pass closes the gap),
+// ListOffsets by timestamp answers no record below the log start (EARLIEST),
+// as in Kafka: a consumer seeking there would be OFFSET_OUT_OF_RANGE.
+func TestListOffsetsByTimestampNotBelowQuorumLogStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := startTiered(t, memoryTier(t))
+	cl := n.Client()
+	createTopic(t, cl, "lagging", 1, map[string]string{"remote.storage.enable": "true"})
+	p := leadingTopic(t, n, "lagging")
+	before := time.Now().Add(-time.Second).UnixMilli()
+	produceValues(t, cl, "lagging", 20)
+	if _, err := n.Store.SetLogStartOffset(ctx, p.TopicID(), 0, p.LeaderEpoch(), 12); err != nil {
+		t.Fatal(err)
+	}
+	if got := listSpecialOffset(t, cl, "lagging", -2); got != 12 {
+		t.Fatalf("earliest offset %d, want 12", got)
+	}
+	if got := listSpecialOffset(t, cl, "lagging", before); got != 12 {
+		t.Errorf("offset for a timestamp before every record %d, want the log start 12", got)
+	}
+	if got := listSpecialOffset(t, cl, "lagging", -3); got >= 0 && got < 12 {
+		t.Errorf("offset of the max timestamp %d, below the log start 12", got)
+	}
+}

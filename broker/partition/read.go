@@ -84,6 +84,14 @@ const (
 // found by timestamp (or max timestamp) its batch's partitionLeaderEpoch
 // (-1 when not found).
 func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, epoch int32, err error) {
+	return p.OffsetForTimestampFrom(ts, 0)
+}
+
+// OffsetForTimestampFrom is OffsetForTimestamp answering no record found
+// by timestamp (or max timestamp) below logStart either: the log start
+// committed in the quorum (ReadLogStarts), which this replica's local log
+// start may lag until it follows it (FollowQuorumLogStart).
+func (p *Partition) OffsetForTimestampFrom(ts, logStart int64) (offset, timestamp int64, epoch int32, err error) {
 	highWatermark := p.HighWatermark()
 	switch ts {
 	case LatestTimestamp:
@@ -93,17 +101,17 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, epoch
 		return start, -1, p.EpochAt(start), nil
 	case MaxTimestamp:
 		batch, found, err := p.segments.MaxTimestampBatch()
-		return recordBelow(batch, found, err, highWatermark, -1, true, p.segments.StartOffset())
+		return recordBelow(batch, found, err, highWatermark, -1, true, max(p.segments.StartOffset(), logStart))
 	}
 	if ts < 0 {
 		return -1, -1, -1, nil
 	}
-	batch, found, err := p.segments.FindTimestamp(ts)
+	batch, found, err := p.segments.FindTimestampFrom(ts, logStart)
 	for {
 		// The log start read after the search (it only moves up): the
 		// batch found may straddle it (DeleteRecords inside a batch), and
 		// no record below it is answered, as in Kafka.
-		offset, timestamp, epoch, err = recordBelow(batch, found, err, highWatermark, ts, false, p.segments.StartOffset())
+		offset, timestamp, epoch, err = recordBelow(batch, found, err, highWatermark, ts, false, max(p.segments.StartOffset(), logStart))
 		if err != nil || offset >= 0 || !found {
 			return offset, timestamp, epoch, err
 		}
