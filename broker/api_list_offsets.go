@@ -216,11 +216,15 @@ func legacyOffsets(segments []segment.SegmentInfo, logStart, highWatermark, time
 // after its local search.
 func (s *Server) offsetForTimestamp(starts partition.LogStarts, p *partition.Partition, ts int64) (offset, timestamp int64, epoch int32, err error) {
 	state := starts.State
+	// The local log start never below the log start, as Kafka's: a
+	// replica's may lag the quorum's until it follows it
+	// (FollowQuorumLogStart), and the records in between are deleted.
+	localStart := max(starts.Local, starts.Log)
 	switch ts {
 	case listEarliest:
 		return starts.Log, -1, p.EpochAt(starts.Log), nil
 	case listEarliestLocal:
-		return starts.Local, -1, p.EpochAt(starts.Local), nil
+		return localStart, -1, p.EpochAt(localStart), nil
 	case listLatestTiered:
 		if _, end, ok := state.RemoteLogOffsets(p.TopicID(), p.Index()); ok {
 			return end, -1, p.EpochAt(end), nil
@@ -233,7 +237,7 @@ func (s *Server) offsetForTimestamp(starts partition.LogStarts, p *partition.Par
 		case ok:
 			return end + 1, -1, p.EpochAt(end + 1), nil
 		default:
-			return starts.Local, -1, p.EpochAt(starts.Local), nil
+			return localStart, -1, p.EpochAt(localStart), nil
 		}
 	}
 	if ts >= 0 && s.cfg.RemoteReader != nil {

@@ -479,4 +479,7 @@ func TestListOffsetsByTimestampNotBelowQuorumLogStart(t *testing.T) {
 	if got := listSpecialOffset(t, cl, "lagging", -3); got >= 0 && got < 12 {
 		t.Errorf("offset of the max timestamp %d, below the log start 12", got)
 	}
+	if got := listSpecialOffset(t, cl, "lagging", -4); got != 12 {
+		t.Errorf("earliest local offset %d, want the log start 12 (never below EARLIEST)", got)
+	}
 }
