@@ -247,13 +247,13 @@ func (s *Server) offsetForTimestamp(starts partition.LogStarts, p *partition.Par
 		// in the state read after. The other way round (or with starts), a
 		// segment uploaded and deleted locally between the two searches
 		// was in neither, and a later offset was answered.
-		localOffset, localTimestamp, localEpoch, localErr := p.OffsetForTimestampFrom(ts, starts.Log)
+		localOffset, localTimestamp, localEpoch, localErr := p.OffsetForTimestamp(ts, starts.Log)
 		if offset, timestamp, epoch, found, err := s.remoteOffsetForTimestamp(p.ReadLogStarts(s.cfg.Metadata.State), p, ts); err != nil || found {
 			return offset, timestamp, epoch, err
 		}
 		return localOffset, localTimestamp, localEpoch, localErr
 	}
-	return p.OffsetForTimestampFrom(ts, starts.Log)
+	return p.OffsetForTimestamp(ts, starts.Log)
 }
 
 // remoteOffsetForTimestamp looks for ts in the remote segments below the

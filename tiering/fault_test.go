@@ -571,7 +571,7 @@ func TestTimestampStart(t *testing.T) {
 			if start < remote.BaseOffset || start > remote.LastOffset {
 				t.Fatalf("segment %d, timestamp %d: start %d outside the segment", s, ts, start)
 			}
-			want, found, err := local.log.FindTimestamp(ts)
+			want, found, err := local.log.FindTimestamp(ts, 0)
 			if err != nil || !found {
 				t.Fatalf("local FindTimestamp(%d): %v %v", ts, found, err)
 			}

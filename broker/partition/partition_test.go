@@ -155,7 +155,7 @@ func TestLogAppendTimeAndLimits(t *testing.T) {
 	if err != nil || appendTime != now.UnixMilli() {
 		t.Fatalf("append time %d (%v), want %d", appendTime, err, now.UnixMilli())
 	}
-	offset, timestamp, _, err := p.OffsetForTimestamp(now.UnixMilli())
+	offset, timestamp, _, err := p.OffsetForTimestamp(now.UnixMilli(), 0)
 	if err != nil || offset != base || timestamp != now.UnixMilli() {
 		t.Fatalf("offset for the append time: %d at %d (%v)", offset, timestamp, err)
 	}
@@ -183,7 +183,7 @@ func TestOffsetForTimestamp(t *testing.T) {
 		{t0.UnixMilli() + 99, -1, -1, -1},
 		{-7, -1, -1, -1},
 	} {
-		offset, timestamp, epoch, err := p.OffsetForTimestamp(c.ts)
+		offset, timestamp, epoch, err := p.OffsetForTimestamp(c.ts, 0)
 		if err != nil || offset != c.offset || timestamp != c.timestamp || epoch != c.epoch {
 			t.Errorf("OffsetForTimestamp(%d) = %d, %d, epoch %d, %v; want %d, %d, epoch %d", c.ts, offset, timestamp, epoch, err, c.offset, c.timestamp, c.epoch)
 		}

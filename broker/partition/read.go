@@ -77,21 +77,16 @@ const (
 
 // OffsetForTimestamp answers ListOffsets from the local log: the offset
 // (and its timestamp) for the special timestamps above, else the first
-// record with a timestamp at or after ts below the high watermark, or
-// (-1, -1) when there is none; with the leader epoch Kafka's ListOffsets
-// v4+ answers with it: the current leader epoch for the latest offset, the
-// epoch covering the offset for the log starts (EpochAt), and for a record
-// found by timestamp (or max timestamp) its batch's partitionLeaderEpoch
-// (-1 when not found).
-func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, epoch int32, err error) {
-	return p.OffsetForTimestampFrom(ts, 0)
-}
-
-// OffsetForTimestampFrom is OffsetForTimestamp answering no record found
-// by timestamp (or max timestamp) below logStart either: the log start
-// committed in the quorum (ReadLogStarts), which this replica's local log
-// start may lag until it follows it (FollowQuorumLogStart).
-func (p *Partition) OffsetForTimestampFrom(ts, logStart int64) (offset, timestamp int64, epoch int32, err error) {
+// record with a timestamp at or after ts below the high watermark and at
+// or after logStart, or (-1, -1) when there is none; with the leader epoch
+// Kafka's ListOffsets v4+ answers with it: the current leader epoch for the
+// latest offset, the epoch covering the offset for the log starts
+// (EpochAt), and for a record found by timestamp (or max timestamp) its
+// batch's partitionLeaderEpoch (-1 when not found). logStart is the log
+// start committed in the quorum (ReadLogStarts; 0 when none), which this
+// replica's local log start may lag until it follows it
+// (FollowQuorumLogStart): no record below either is answered.
+func (p *Partition) OffsetForTimestamp(ts, logStart int64) (offset, timestamp int64, epoch int32, err error) {
 	highWatermark := p.HighWatermark()
 	switch ts {
 	case LatestTimestamp:
@@ -106,7 +101,7 @@ func (p *Partition) OffsetForTimestampFrom(ts, logStart int64) (offset, timestam
 	if ts < 0 {
 		return -1, -1, -1, nil
 	}
-	batch, found, err := p.segments.FindTimestampFrom(ts, logStart)
+	batch, found, err := p.segments.FindTimestamp(ts, logStart)
 	for {
 		// The log start read after the search (it only moves up): the
 		// batch found may straddle it (DeleteRecords inside a batch), and
@@ -121,7 +116,7 @@ func (p *Partition) OffsetForTimestampFrom(ts, logStart int64) (offset, timestam
 		}
 		// Only records below the log start reach ts in this batch: the
 		// search goes on after it.
-		batch, found, err = p.segments.FindTimestampFrom(ts, h.LastOffset()+1)
+		batch, found, err = p.segments.FindTimestamp(ts, h.LastOffset()+1)
 	}
 }
 

@@ -372,7 +372,7 @@ func TestCompactModel(t *testing.T) {
 					t.Fatalf("max timestamp %d below the last record's %d", h.MaxTimestamp, want[len(want)-1].timestamp)
 				}
 				for _, r := range want[:min(len(want), 50)] {
-					batch, found, err := l.FindTimestamp(r.timestamp)
+					batch, found, err := l.FindTimestamp(r.timestamp, 0)
 					if err != nil || !found {
 						t.Fatalf("find timestamp %d: %v %v", r.timestamp, found, err)
 					}

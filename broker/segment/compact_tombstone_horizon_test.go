@@ -69,7 +69,7 @@ func TestCompactTombstoneDeleteHorizon(t *testing.T) {
 			t.Fatalf("%s: stamped header %+v", what, h)
 		}
 		for _, lookup := range []int64{ts + 5, ts + 20} {
-			batch, found, err := l.FindTimestamp(lookup)
+			batch, found, err := l.FindTimestamp(lookup, 0)
 			if err != nil || !found {
 				t.Fatalf("%s: find timestamp %d: %v %v", what, lookup, found, err)
 			}

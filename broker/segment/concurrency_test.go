@@ -107,7 +107,7 @@ func TestConcurrentReadersWhileAppending(t *testing.T) {
 				switch reads % 10 {
 				case 3:
 					timestamp := clock.Millis() + random.Int64N(600)
-					batch, found, err := l.FindTimestamp(timestamp)
+					batch, found, err := l.FindTimestamp(timestamp, 0)
 					if err == nil && found {
 						err = checkBatches(batch)
 						if info, _ := decodeBatchHeader(batch); err == nil && info.maxTimestamp < timestamp {

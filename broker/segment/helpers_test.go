@@ -214,7 +214,7 @@ func (m *model) verifyAll(t *testing.T, l *Log) {
 		timestamps = append(timestamps, batch.maxTimestamp-1, batch.maxTimestamp, batch.maxTimestamp+1)
 	}
 	for _, timestamp := range timestamps {
-		got, found, err := l.FindTimestamp(timestamp)
+		got, found, err := l.FindTimestamp(timestamp, 0)
 		if err != nil {
 			t.Fatalf("find timestamp %d: %v", timestamp, err)
 		}

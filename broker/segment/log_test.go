@@ -229,7 +229,7 @@ func TestFindTimestampAcrossSegments(t *testing.T) {
 				t.Fatalf("want several segments, got %d", len(l.Segments()))
 			}
 			m.verifyAll(t, l) // FindTimestamp and MaxTimestampBatch against the model
-			if _, found, err := l.FindTimestamp(clock.Millis() + 1_000_000); found || err != nil {
+			if _, found, err := l.FindTimestamp(clock.Millis()+1_000_000, 0); found || err != nil {
 				t.Fatalf("timestamp after everything: found=%v err=%v", found, err)
 			}
 		})
@@ -245,7 +245,7 @@ func TestEmptyLog(t *testing.T) {
 	if data, err := l.Read(42, 100, 42, true); err != nil || len(data) != 0 {
 		t.Fatalf("read at end: %d bytes, %v", len(data), err)
 	}
-	if _, found, err := l.FindTimestamp(0); found || err != nil {
+	if _, found, err := l.FindTimestamp(0, 0); found || err != nil {
 		t.Fatalf("find timestamp: found=%v err=%v", found, err)
 	}
 	if _, found, err := l.MaxTimestampBatch(); found || err != nil {

@@ -144,18 +144,14 @@ func (l *Log) ReadBuffered(bufs Buffers, offset int64, maxBytes int32, upTo int6
 	return out, nil
 }
 
-// FindTimestamp returns the first batch whose max timestamp is at least
-// timestamp (Kafka's ListOffsets by time), using the time and offset indexes
-// of the first segment whose largest timestamp reaches it and scanning
-// forward from the indexed position. found is false when no batch does.
-func (l *Log) FindTimestamp(timestamp int64) (batch []byte, found bool, err error) {
-	return l.FindTimestampFrom(timestamp, 0)
-}
-
-// FindTimestampFrom is FindTimestamp over the batches ending at or after
-// offset from (or the log start, the higher): the search goes on past a
-// batch whose records at or after the log start are all older.
-func (l *Log) FindTimestampFrom(timestamp, from int64) (batch []byte, found bool, err error) {
+// FindTimestamp returns the first batch ending at or after offset from (or
+// the log start, the higher) whose max timestamp is at least timestamp
+// (Kafka's ListOffsets by time), using the time and offset indexes of the
+// first segment whose largest timestamp reaches it and scanning forward
+// from the indexed position. found is false when no batch does. A caller
+// whose batch holds only records below its log start goes on from the
+// batch's end.
+func (l *Log) FindTimestamp(timestamp, from int64) (batch []byte, found bool, err error) {
 	l.rewriteMu.RLock()
 	defer l.rewriteMu.RUnlock()
 	end, start := l.endOffset.Load(), max(l.startOffset.Load(), from)
