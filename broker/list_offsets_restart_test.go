@@ -45,16 +45,7 @@ func listLatest(t *testing.T, cl *kgo.Client) (offset int64, code int16) {
 // leading waits until the node leads t-0 and returns its replica.
 func leading(t *testing.T, n *brokertest.Node) *partition.Partition {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if p := n.Server.OpenPartition("t", 0); p != nil && p.Leading() {
-			return p
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("t-0 not led by the node")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return leadingTopic(t, n, "t")
 }
 
 // TestListOffsetsLatestNeverGoesBackAcrossRestart: a leader whose follower

@@ -1,16 +1,13 @@
 package broker_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/recordbatch"
-	"github.com/strata-log/strata/metadata"
 )
 
 // TestLastStableOffsetNotBelowLogStart: DeleteRecords (or retention) may
@@ -23,19 +20,7 @@ import (
 // OFFSET_OUT_OF_RANGE, reset to it again, for as long as the transaction
 // stays open.
 func TestLastStableOffsetNotBelowLogStart(t *testing.T) {
-	n := brokertest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	created, err := n.Store.CreateTopic(ctx, metadata.TopicSpec{Name: "t", Assignments: [][]int32{{1}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := leading(t, n)
-	cl := n.Client()
-	if err := cl.Ping(ctx); err != nil {
-		t.Fatal(err)
-	}
-	broker := cl.SeedBrokers()[0]
+	_, _, created, p, broker := startLeadingT(t)
 
 	appendTransactional(t, p, 100, 0, "open-1", "open-2") // 0-1, open
 	plain, err := recordbatch.Build(recordbatch.BuildOptions{}, []recordbatch.Record{{Timestamp: time.Now().UnixMilli(), Value: []byte("plain")}})

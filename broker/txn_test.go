@@ -105,16 +105,14 @@ func batchOffsets(t *testing.T, records []byte) [][2]int64 {
 	return out
 }
 
-// TestReadCommitted: records of an open transaction are invisible to
-// read_committed (Fetch stops at the last stable offset, ListOffsets
-// READ_COMMITTED answers it); an aborted transaction is listed in
-// AbortedTransactions; a committed one is visible after its marker; a
-// long poll wakes when the LSO moves; kgo's read_committed consumer sees
-// exactly the committed records.
-func TestReadCommitted(t *testing.T) {
+// startLeadingT starts a node leading topic t (one partition, one
+// replica) and returns it, a context of 30 s, the topic, the node's
+// replica and a connection to it for hand-made requests.
+func startLeadingT(t *testing.T) (*brokertest.Node, context.Context, metadata.Topic, *partition.Partition, *kgo.Broker) {
+	t.Helper()
 	n := brokertest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	created, err := n.Store.CreateTopic(ctx, metadata.TopicSpec{Name: "t", Assignments: [][]int32{{1}}})
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +122,17 @@ func TestReadCommitted(t *testing.T) {
 	if err := cl.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	broker := cl.SeedBrokers()[0]
+	return n, ctx, created, p, cl.SeedBrokers()[0]
+}
+
+// TestReadCommitted: records of an open transaction are invisible to
+// read_committed (Fetch stops at the last stable offset, ListOffsets
+// READ_COMMITTED answers it); an aborted transaction is listed in
+// AbortedTransactions; a committed one is visible after its marker; a
+// long poll wakes when the LSO moves; kgo's read_committed consumer sees
+// exactly the committed records.
+func TestReadCommitted(t *testing.T) {
+	n, ctx, created, p, broker := startLeadingT(t)
 
 	appendTransactional(t, p, 100, 0, "aborted-1", "aborted-2") // 0-1
 	appendTransactional(t, p, 200, 0, "committed")              // 2
