@@ -158,6 +158,11 @@ func (p *Partition) FollowLogStart(leaderLogStart int64) error {
 // each tier manager pass. A quorum log start at or below the local one
 // changes nothing.
 func (p *Partition) FollowQuorumLogStart(state *metadata.State) error {
+	// Almost always nothing to do: the append lock is taken only when
+	// the quorum's log start is ahead (checked again under it).
+	if quorumStart, ok := state.LogStartOffset(p.topicID, p.index); !ok || min(quorumStart, p.highWatermark.Load()) <= p.segments.StartOffset() {
+		return nil
+	}
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	return p.followQuorumLogStartLocked(state)
