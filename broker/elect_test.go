@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,9 +47,18 @@ func TestUncleanElectionOfReplicaFencedMeanwhile(t *testing.T) {
 	if err := n.Store.SetBrokerFenced(ctx, 2, epoch2, false); err != nil {
 		t.Fatal(err)
 	}
-	p := mustTopic(t, n, "t").Partitions[0]
-	if _, err := n.Store.ChangePartition(ctx, metadata.PartitionChange{TopicID: topic.ID, PartitionEpoch: p.PartitionEpoch, Leader: -1, ISR: []int32{2}}); err != nil {
-		t.Fatal(err)
+	// The controller may change the partition meanwhile (it elects
+	// broker 2, just unfenced): the change is made on the partition as
+	// it is then.
+	for {
+		p := mustTopic(t, n, "t").Partitions[0]
+		_, err := n.Store.ChangePartition(ctx, metadata.PartitionChange{TopicID: topic.ID, PartitionEpoch: p.PartitionEpoch, Leader: -1, ISR: []int32{2}})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, metadata.ErrStalePartitionEpoch) {
+			t.Fatal(err)
+		}
 	}
 	if err := n.Store.SetBrokerFenced(ctx, 2, epoch2, true); err != nil {
 		t.Fatal(err)
