@@ -17,6 +17,7 @@ type oneOffsetsPartition struct{}
 
 func (oneOffsetsPartition) Leaders() ([]int32, error)                 { return []int32{1}, nil }
 func (oneOffsetsPartition) PartitionExists(group.TopicPartition) bool { return true }
+func (oneOffsetsPartition) TopicID(string) ([16]byte, bool)           { return [16]byte{}, false }
 
 // heldLog is an empty offsets partition whose replay waits for release;
 // the methods a load does not call are left to the nil group.Log.

@@ -75,6 +75,13 @@ func (o *internalTopicManager) PartitionExists(tp group.TopicPartition) bool {
 	return ok && t.HasPartition(tp.Partition)
 }
 
+// TopicID implements group.Topic: from the newest metadata applied here,
+// which only moves forward.
+func (o *internalTopicManager) TopicID(topic string) ([16]byte, bool) {
+	t, ok := o.s.cfg.Metadata.State().Topic(topic)
+	return t.ID, ok
+}
+
 // ensure returns the topic, creating it on first use with its partitions
 // of replicationFactor replicas each, or errInternalTopicReplicas while
 // fewer brokers are up.

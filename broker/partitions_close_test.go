@@ -24,6 +24,7 @@ type leadersOnly struct{}
 
 func (leadersOnly) Leaders() ([]int32, error)                 { return []int32{metadatatest.NodeID}, nil }
 func (leadersOnly) PartitionExists(group.TopicPartition) bool { return true }
+func (leadersOnly) TopicID(string) ([16]byte, bool)           { return [16]byte{}, false }
 
 // TestReconcileRemovesLedOffsetsPartitionWithoutWaitingForCommit (forced
 // interleaving): a __consumer_offsets partition this broker leads goes

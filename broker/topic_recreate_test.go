@@ -10,6 +10,8 @@ import (
 
 	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/partition"
+	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/metadata/metadatatest"
 )
 
 // TestOffsetsOfTopicDeletedElsewhereRemoved: a topic deleted through
@@ -87,5 +89,49 @@ func TestRemovedPartitionWritesNothingIntoItsSuccessorsDirectory(t *testing.T) {
 	n.Restart()
 	if got := producers(n.Client()); len(got) != 1 || got[0].ProducerID != want[0].ProducerID {
 		t.Fatalf("producers of the re-created topic after a restart: %+v, want %+v", got, want)
+	}
+}
+
+// TestOffsetsOfTopicReplacedWhileCoordinatorDownRemoved: a topic deleted
+// and re-created under the same name while the broker leading the group's
+// offsets partition is down reaches it, when it is back, as a topic that
+// exists under a new id; no pass of its own saw the old topic gone (the
+// first pass after a start has no previous state to compare with). The
+// group's committed offsets of the old topic must not be served for the
+// new one: a consumer would resume from the old topic's offset and skip
+// the new topic's first records.
+func TestOffsetsOfTopicReplacedWhileCoordinatorDownRemoved(t *testing.T) {
+	n := brokertest.Start(t)
+	cl := n.Client(offsetsByName())
+	createTopic(t, cl, "t", 1, nil)
+	createTopic(t, cl, "gone", 1, nil)
+	createTopic(t, cl, "kept", 1, nil)
+	commitOffset(t, cl, "g", -1, "", "t", 0, 42)
+	commitOffset(t, cl, "g", -1, "", "gone", 0, 5)
+	commitOffset(t, cl, "g", -1, "", "kept", 0, 7)
+
+	// What the other brokers commit meanwhile.
+	n.RestartAfter(func(store *metadata.Store) {
+		ctx := context.Background()
+		for _, name := range []string{"t", "gone"} {
+			if _, err := store.DeleteTopic(ctx, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := store.CreateTopic(ctx, metadata.TopicSpec{Name: "t", Assignments: [][]int32{{metadatatest.NodeID}}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	cl = n.Client(offsetsByName())
+	if got := fetchOffset(t, cl, "g", "t", 0); got != -1 {
+		t.Fatalf("committed offset of the re-created topic: %d (the deleted topic's), want -1", got)
+	}
+	// Deleted while down and re-created once back.
+	createTopic(t, cl, "gone", 1, nil)
+	if got := fetchOffset(t, cl, "g", "gone", 0); got != -1 {
+		t.Fatalf("committed offset of the topic re-created after the restart: %d (the deleted topic's), want -1", got)
+	}
+	if got := fetchOffset(t, cl, "g", "kept", 0); got != 7 {
+		t.Fatalf("offset of the other topic: %d, want 7", got)
 	}
 }

@@ -50,6 +50,19 @@ func (n *Node) Restart() {
 	n.open()
 }
 
+// RestartAfter stops the node gracefully, runs fn on its metadata store
+// alone (the broker down: no pass of its own sees what fn commits, as
+// for a broker that is down while other brokers change the metadata),
+// and starts the node again on the same data dir.
+func (n *Node) RestartAfter(fn func(store *metadata.Store)) {
+	n.t.Helper()
+	n.Stop()
+	store := metadatatest.Open(n.t, n.dir)
+	fn(store)
+	store.Close()
+	n.open()
+}
+
 // Stop stops the node gracefully; stopping a stopped node does nothing.
 func (n *Node) Stop() {
 	if n.Server == nil {

@@ -22,6 +22,9 @@ type Topic interface {
 	// PartitionExists reports whether a partition of a topic exists:
 	// committed offsets of partitions that are gone expire.
 	PartitionExists(tp TopicPartition) bool
+	// TopicID returns the id a topic has in the newest metadata this
+	// broker applied, false if it has none (ShardConfig.TopicID).
+	TopicID(topic string) (id [16]byte, ok bool)
 }
 
 // ManagerConfig configures a Manager. Topic is required; the other zero
@@ -75,7 +78,7 @@ func NewManager(cfg ManagerConfig) *Manager {
 // replacing (and closing) any shard it had: called when this broker starts
 // a leadership term of the partition.
 func (m *Manager) Lead(partition int32, log Log) error {
-	sh, err := NewShard(ShardConfig{Partition: partition, Log: log, Coordinator: m.cfg.Coordinator, Logger: m.cfg.Logger.With("shard", partition)})
+	sh, err := NewShard(ShardConfig{Partition: partition, Log: log, Coordinator: m.cfg.Coordinator, Logger: m.cfg.Logger.With("shard", partition), TopicID: m.cfg.Topic.TopicID})
 	if err != nil {
 		return err
 	}

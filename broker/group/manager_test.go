@@ -34,6 +34,9 @@ func (f *fakeTopic) PartitionExists(tp TopicPartition) bool {
 	return !f.gone[tp]
 }
 
+// TopicID: no ids (commits are judged by TopicsDeleted only).
+func (f *fakeTopic) TopicID(string) ([16]byte, bool) { return [16]byte{}, false }
+
 func newTestManager(t *testing.T, topic *fakeTopic) *Manager {
 	m := NewManager(ManagerConfig{Topic: topic, Coordinator: Config{Clock: newFakeClock(), InitialRebalanceDelay: -1}, Logger: quiet})
 	t.Cleanup(m.Close)

@@ -21,11 +21,22 @@ import (
 // metadata, in Kafka's own key/value schemas:
 //
 //	key version 0/1: OffsetCommitKey{group, topic, partition}
-//	                 value OffsetCommitValue (written as v3), null = deleted
-//	                 (in a transactional batch: pending until the
-//	                 producer's COMMIT or ABORT marker, see txn.go)
+//	                 value OffsetCommitValue, null = deleted (in a
+//	                 transactional batch: pending until the producer's
+//	                 COMMIT or ABORT marker, see txn.go); written as v4
+//	                 with the id the topic had when the commit was
+//	                 written (tagged field 0, TopicID, as Kafka 4.x
+//	                 writes it), as v3 (no id) for a topic the broker
+//	                 did not know then; v0-v3 values, and v4 ones
+//	                 without the tag, load with the id unknown
 //	key version 2:   GroupMetadataKey{group}
 //	                 value GroupMetadataValue (written as v3), null = deleted
+//
+// A commit whose topic id is known is of that topic only: once the topic
+// under its name has another id, or none, the commit is of a deleted
+// topic (Shard.TopicsDeleted), judged at every read, however the broker
+// learnt of the deletion (after a restart, or leading the partition only
+// since, it saw no pass with the old topic gone).
 //
 // Each partition of it is one coordinator shard (coordinator.Partition
 // maps a group id to its partition, as Kafka does). The topic is
@@ -99,6 +110,16 @@ type ShardConfig struct {
 	// the shard itself.
 	Coordinator Config
 	Logger      *slog.Logger
+	// TopicID returns the id a topic has in the newest metadata this
+	// broker applied, false if it has no such topic. It is to move only
+	// forward (each call sees the metadata of the calls before it, or
+	// newer), and the metadata to be at least as new as that of every
+	// commit in the log when the shard loads, as it is for a broker that
+	// leads the partition (its leadership is in that metadata). The id
+	// is written with each commit; a commit of another id than the
+	// topic's current one, or of a topic gone, is of a deleted topic.
+	// Nil: no ids (commits are judged only by TopicsDeleted).
+	TopicID func(topic string) (id [16]byte, ok bool)
 }
 
 // Shard is the coordinator of one __consumer_offsets partition: the group
@@ -113,7 +134,8 @@ type Shard struct {
 	coord     *Coordinator
 	clock     Clock
 	logger    *slog.Logger
-	life      *coordinator.Lifecycle // loaded, serving, closed (guarded by mu)
+	topicID   func(topic string) ([16]byte, bool) // ShardConfig.TopicID; nil: none
+	life      *coordinator.Lifecycle              // loaded, serving, closed (guarded by mu)
 
 	// mu guards offsets, the transactional state and life's closed flag,
 	// and serializes the shard's appends with the in-memory updates they
@@ -169,12 +191,14 @@ type Shard struct {
 	beforeExpiring func(groupID string)
 }
 
-// storedOffset is a commit with the log offset of its record: of a
+// storedOffset is a commit with the log offset of its record (of a
 // transactional and a plain commit of one partition, the later record
-// wins (txn.go).
+// wins, txn.go) and the id of its topic when it was written, zero if
+// unknown (written without one).
 type storedOffset struct {
 	CommittedOffset
-	at int64
+	at      int64
+	topicID [16]byte
 }
 
 var _ Store = (*Shard)(nil)
@@ -191,6 +215,7 @@ func NewShard(cfg ShardConfig) (*Shard, error) {
 		partition: cfg.Partition,
 		log:       cfg.Log,
 		logger:    cfg.Logger,
+		topicID:   cfg.TopicID,
 		offsets:   map[string]map[TopicPartition]storedOffset{},
 		txns:      newTxnOffsets(),
 
@@ -337,13 +362,15 @@ func (sh *Shard) Load() {
 	}
 	// Topics deleted while loading: their offsets are gone before the
 	// shard serves (everything replayed is older than the deletion); the
-	// tombstones are written in the background.
+	// tombstones are written in the background. So are those of topics
+	// that have another id now, or are gone, deleted while this broker
+	// was down or before it led the partition.
 	sh.mu.Lock()
 	sh.deleteMu.Lock()
 	sh.restored = true
 	sh.deleteMu.Unlock()
 	sh.markDeletedLocked()
-	deleted := len(sh.deletedTopics) > 0
+	deleted := len(sh.deletedTopics) > 0 || sh.anyDeletedLocked()
 	sh.mu.Unlock()
 	if deleted {
 		sh.startRemoval()
@@ -389,20 +416,62 @@ func (sh *Shard) markDeletedLocked() {
 }
 
 // deletedLocked reports whether a group's offsets of tp are of a deleted
-// topic (TopicsDeleted): recorded before its deletion, judged by the
-// committed offset's record if there is one, else by the first pending
-// transactional commit's. They are gone for every reader, and an expiry
-// pass writes their tombstones (which drop both). Called with mu held,
-// after markDeletedLocked.
+// topic, judged by the committed offset's record if there is one, else by
+// the first pending transactional commit's: written with the id of a
+// topic that has another one now, or is gone (replacedLocked), or
+// recorded before a deletion TopicsDeleted reported. They are gone for
+// every reader, and an expiry pass writes their tombstones (which drop
+// both). Called with mu held, after markDeletedLocked.
 func (sh *Shard) deletedLocked(groupID string, tp TopicPartition) bool {
-	before, ok := sh.deletedTopics[tp.Topic]
+	c, ok := sh.offsets[groupID][tp]
 	if !ok {
+		if c, ok = sh.txns.first(groupID, tp); !ok {
+			return false
+		}
+	}
+	if sh.replacedLocked(tp.Topic, c.topicID) {
+		return true
+	}
+	before, ok := sh.deletedTopics[tp.Topic]
+	return ok && c.at < before
+}
+
+// replacedLocked reports whether a commit written with the topic id id
+// is of a deleted topic: the topic has another id now, or is gone. The
+// metadata it is judged by is at least as new as the commit's
+// (ShardConfig.TopicID), so the other id is a newer topic's. A commit
+// without an id (written by an older version, or when the broker did not
+// know the topic) is never judged so.
+func (sh *Shard) replacedLocked(topic string, id [16]byte) bool {
+	if id == ([16]byte{}) || sh.topicID == nil {
 		return false
 	}
-	if c, ok := sh.offsets[groupID][tp]; ok {
-		return c.at < before
+	current, ok := sh.topicID(topic)
+	return !ok || current != id
+}
+
+// anyDeletedLocked reports whether some committed or pending offset is of
+// a topic that has another id now, or is gone (replacedLocked). Called
+// with mu held.
+func (sh *Shard) anyDeletedLocked() bool {
+	if sh.topicID == nil {
+		return false
 	}
-	return sh.txns.firstAt(groupID, tp) < before // math.MaxInt64: none pending
+	for groupID, offsets := range sh.offsets {
+		for tp := range offsets {
+			if sh.deletedLocked(groupID, tp) {
+				return true
+			}
+		}
+	}
+	for groupID := range sh.txns.byGroup {
+		for _, tp := range sh.txns.partitions(groupID) {
+			if sh.deletedLocked(groupID, tp) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // startRemoval has the deleted topics' offsets removed in the background
@@ -490,7 +559,9 @@ func (sh *Shard) applyRecordLocked(r recordbatch.Record, producerID int64, group
 		if v.Version >= 3 {
 			epoch = v.LeaderEpoch
 		}
-		sh.putOffsetLocked(k.Group, tp, producerID, storedOffset{CommittedOffset{Offset: v.Offset, LeaderEpoch: epoch, Metadata: v.Metadata, Timestamp: v.CommitTimestamp}, r.Offset})
+		// v.TopicID is zero for a value of v3 or older, and for a v4
+		// one without it: the id is unknown.
+		sh.putOffsetLocked(k.Group, tp, producerID, storedOffset{CommittedOffset{Offset: v.Offset, LeaderEpoch: epoch, Metadata: v.Metadata, Timestamp: v.CommitTimestamp}, r.Offset, v.TopicID})
 	case 2:
 		var k kmsg.GroupMetadataKey
 		if k.ReadFrom(key) != nil {
@@ -597,8 +668,10 @@ func (sh *Shard) CommitOffsets(req OffsetCommitRequest, commits map[TopicPartiti
 
 // commitOffsets writes commits as one batch with write and applies them
 // (committed, or pending for producerID) once written, at their records'
-// log offsets. mu is held from before the append until they are applied,
-// so the shard applies its writes in log order and a transaction's
+// log offsets, each with the id its topic has now (ShardConfig.TopicID,
+// asked with mu held: every later reader judges it by metadata as new or
+// newer). mu is held from before the append until they are applied, so
+// the shard applies its writes in log order and a transaction's
 // CompleteTransaction never sees a write in flight (txn.go).
 func (sh *Shard) commitOffsets(groupID string, producerID int64, commits map[TopicPartition]CommittedOffset, write func([]recordbatch.Record) (int64, error)) error {
 	tps := make([]TopicPartition, 0, len(commits))
@@ -606,18 +679,27 @@ func (sh *Shard) commitOffsets(groupID string, producerID int64, commits map[Top
 		tps = append(tps, tp)
 	}
 	sortTopicPartitions(tps)
-	records := make([]recordbatch.Record, 0, len(tps))
-	for _, tp := range tps {
-		records = append(records, recordbatch.Record{Key: offsetCommitKey(groupID, tp), Value: offsetCommitValue(commits[tp])})
-	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	ids := make(map[string][16]byte)
+	if sh.topicID != nil {
+		for _, tp := range tps {
+			if _, ok := ids[tp.Topic]; !ok {
+				id, _ := sh.topicID(tp.Topic) // zero if unknown
+				ids[tp.Topic] = id
+			}
+		}
+	}
+	records := make([]recordbatch.Record, 0, len(tps))
+	for _, tp := range tps {
+		records = append(records, recordbatch.Record{Key: offsetCommitKey(groupID, tp), Value: offsetCommitValue(commits[tp], ids[tp.Topic])})
+	}
 	base, err := sh.writeLocked(records, func() (int64, error) { return write(records) })
 	if err != nil {
 		return err
 	}
 	for i, tp := range tps {
-		sh.putOffsetLocked(groupID, tp, producerID, storedOffset{commits[tp], base + int64(i)})
+		sh.putOffsetLocked(groupID, tp, producerID, storedOffset{commits[tp], base + int64(i), ids[tp.Topic]})
 	}
 	return nil
 }
@@ -791,8 +873,9 @@ func (sh *Shard) deleteGroupData(groupID string, onlyWithoutOffsets bool) error 
 //     members (standalone consumers committing with generation -1);
 //   - offsets of partitions that no longer exist, committed or pending in
 //     a transaction;
-//   - offsets of deleted topics (TopicsDeleted) recorded before their
-//     deletion, whatever their age.
+//   - offsets of deleted topics, whatever their age: recorded before a
+//     deletion TopicsDeleted reported, or with the id of a topic that has
+//     another id now, or is gone (deletedLocked).
 //
 // Offsets of groups with members are kept (Kafka also expires, for Stable
 // consumer groups, offsets of topics the group no longer subscribes to;
@@ -1072,9 +1155,15 @@ func offsetCommitKey(groupID string, tp TopicPartition) []byte {
 	return k.AppendTo(nil)
 }
 
-func offsetCommitValue(c CommittedOffset) []byte {
+// offsetCommitValue encodes a commit: as v4 with the topic's id (tagged
+// field 0, as Kafka 4.x writes it) when it is known, else as v3.
+func offsetCommitValue(c CommittedOffset, topicID [16]byte) []byte {
 	v := kmsg.NewOffsetCommitValue()
 	v.Version = 3
+	if topicID != ([16]byte{}) {
+		v.Version = 4
+		v.TopicID = topicID
+	}
 	v.Offset = c.Offset
 	v.LeaderEpoch = c.LeaderEpoch
 	v.Metadata = c.Metadata

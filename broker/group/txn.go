@@ -140,16 +140,17 @@ func (t *txnOffsets) partitions(groupID string) []TopicPartition {
 	return out
 }
 
-// firstAt is the log offset of the earliest pending commit of the group's
-// partition (math.MaxInt64 if none).
-func (t *txnOffsets) firstAt(groupID string, tp TopicPartition) int64 {
-	first := int64(math.MaxInt64)
+// first is the earliest pending commit (by log offset) of the group's
+// partition; false if none.
+func (t *txnOffsets) first(groupID string, tp TopicPartition) (storedOffset, bool) {
+	first := storedOffset{at: math.MaxInt64}
+	found := false
 	for producerID := range t.byGroup[groupID] {
-		if pending := t.byProducer[producerID][groupID][tp]; len(pending) > 0 {
-			first = min(first, pending[0].at)
+		if pending := t.byProducer[producerID][groupID][tp]; len(pending) > 0 && pending[0].at < first.at {
+			first, found = pending[0], true
 		}
 	}
-	return first
+	return first, found
 }
 
 // deletePartition drops every pending commit of the group's partition.
