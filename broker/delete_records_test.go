@@ -483,3 +483,71 @@ func TestListOffsetsByTimestampNotBelowQuorumLogStart(t *testing.T) {
 		t.Errorf("earliest local offset %d, want the log start 12 (never below EARLIEST)", got)
 	}
 }
+
+// TestNewLeaderBehindTheQuorumLogStart: a replica elected with its log
+// ending below the log start committed in the quorum (it missed the
+// records and the DeleteRecords: an unclean election) restarts its log at
+// the log start when its term starts, as Kafka's log is truncated fully
+// when its log start passes its end. Its high watermark is the log start:
+// ListOffsets LATEST is not below EARLIEST, a Fetch at the log start
+// answers a high watermark and last stable offset not below its log start
+// (clients compute lag as high watermark − position), OffsetForLeaderEpoch
+// of the previous epoch answers no end below the log start, and the term's
+// first produce lands at the log start, readable — not below it, where no
+// consumer could ever fetch it.
+func TestNewLeaderBehindTheQuorumLogStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := startTiered(t, memoryTier(t))
+	cl := n.Client()
+	createTopic(t, cl, "behind", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "200"})
+	p := leadingTopic(t, n, "behind")
+	produceValues(t, cl, "behind", 20)
+	previous := p.LeaderEpoch()
+	// An earlier leader's commit, past this replica's log end.
+	if _, err := n.Store.SetLogStartOffset(ctx, p.TopicID(), 0, previous, 25); err != nil {
+		t.Fatal(err)
+	}
+	bumpLeaderEpoch(ctx, t, n, "behind", p)
+	p.LowWatermark() // the term's start is over once the append lock is free
+
+	if latest, first := listSpecialOffset(t, cl, "behind", -1), listSpecialOffset(t, cl, "behind", -2); latest != 25 || first != 25 {
+		t.Errorf("ListOffsets LATEST %d, EARLIEST %d; want 25 and 25", latest, first)
+	}
+	fetched := func(when string, wantHighWatermark int64) {
+		t.Helper()
+		described, _ := n.Store.State().Topic("behind")
+		fetch := kmsg.NewPtrFetchRequest()
+		fetch.ReplicaID, fetch.MaxBytes, fetch.IsolationLevel = -1, 1<<20, 1
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.FetchOffset, fp.PartitionMaxBytes = 25, 1<<20
+		fetch.Topics = []kmsg.FetchRequestTopic{{Topic: "behind", TopicID: described.ID, Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
+		got := request[*kmsg.FetchResponse](t, cl, fetch).Topics[0].Partitions[0]
+		if got.ErrorCode != 0 || got.LogStartOffset != 25 || got.HighWatermark != wantHighWatermark || got.LastStableOffset != wantHighWatermark {
+			t.Errorf("%s: Fetch at 25: %v, log start %d, high watermark %d, last stable offset %d; want log start 25, both %d",
+				when, kerr.ErrorForCode(got.ErrorCode), got.LogStartOffset, got.HighWatermark, got.LastStableOffset, wantHighWatermark)
+		}
+	}
+	fetched("in the new term", 25)
+
+	epochs := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	et := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	et.Topic = "behind"
+	ep := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+	ep.CurrentLeaderEpoch, ep.LeaderEpoch = -1, previous
+	et.Partitions = append(et.Partitions, ep)
+	epochs.Topics = append(epochs.Topics, et)
+	if got := request[*kmsg.OffsetForLeaderEpochResponse](t, cl, epochs).Topics[0].Partitions[0]; got.ErrorCode != 0 || got.EndOffset < 25 {
+		t.Errorf("OffsetForLeaderEpoch of the previous epoch %d: %v, epoch %d, end offset %d; want no end below the log start 25",
+			previous, kerr.ErrorForCode(got.ErrorCode), got.LeaderEpoch, got.EndOffset)
+	}
+
+	r, err := cl.ProduceSync(ctx, &kgo.Record{Topic: "behind", Value: []byte("after")}).First()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Offset != 25 {
+		t.Errorf("the term's first produce went to offset %d, want the log start 25", r.Offset)
+	}
+	fetched("after a produce", 26)
+}

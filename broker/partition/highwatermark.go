@@ -25,7 +25,8 @@ import (
 // Written atomically and durably (temp file, fsync, rename, directory
 // fsync) every few seconds when the high watermark moved
 // (Maintenance.CheckpointHighWatermark), at Close, and at once when a
-// truncation or a restart of the log lowers it. Open starts the high
+// truncation or a restart of the log lowers it or a log start moving past
+// it raises it. Open starts the high
 // watermark there, within the recovered log; a missing, unreadable or
 // foreign checkpoint starts it at the log start (nothing known to be
 // committed).
@@ -88,6 +89,20 @@ func (p *Partition) lowerHighWatermarkLocked(offset int64) {
 		return
 	}
 	p.highWatermark.Store(offset)
+	if err := p.checkpointHighWatermark(); err != nil {
+		p.log.Warn("writing the high watermark checkpoint failed", "err", err)
+	}
+}
+
+// raiseHighWatermarkLocked raises the high watermark to logStart, a log
+// start moving above it (raiseLogStartLocked, restartAtLocked; at most the
+// log end), and checkpoints it at once: the checkpoint is never left below
+// the log start the log persists. Called with appendMu held.
+func (p *Partition) raiseHighWatermarkLocked(logStart int64) {
+	if p.highWatermark.Load() >= logStart {
+		return
+	}
+	p.highWatermark.Store(logStart)
 	if err := p.checkpointHighWatermark(); err != nil {
 		p.log.Warn("writing the high watermark checkpoint failed", "err", err)
 	}

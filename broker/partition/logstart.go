@@ -135,9 +135,10 @@ func (p *Partition) trimEpochsBelowLocked(logStart int64) {
 }
 
 // FollowLogStart advances a follower's log start offset to its leader's
-// (leaderLogStart, from a Fetch response), as far as this replica's high
-// watermark: what the leader deleted (DeleteRecords, retention) goes here
-// too. A leader's log start below this replica's changes nothing (a tiered
+// (leaderLogStart, from a Fetch response), as far as this replica's log
+// end, and its high watermark with it when below (raiseLogStartLocked):
+// what the leader deleted (DeleteRecords, retention) goes here too. A
+// leader's log start below this replica's changes nothing (a tiered
 // partition's leader answers the log start of its remote data).
 func (p *Partition) FollowLogStart(leaderLogStart int64) error {
 	p.appendMu.Lock()
@@ -150,17 +151,20 @@ func (p *Partition) FollowLogStart(leaderLogStart int64) error {
 
 // FollowQuorumLogStart advances the local log start offset to the log
 // start committed in the quorum (state: DeleteRecords on a tiered
-// partition), as far as the high watermark, as DeleteRecordsBefore would
-// have: a replica that missed the DeleteRecords (down, or out of the ISR,
-// then elected) would otherwise keep, and as leader serve, records below
-// the log start, and answer EARLIEST_LOCAL below EARLIEST. A leader does
-// it when its term starts (ApplyAssignmentAfterRemote), every replica on
-// each tier manager pass. A quorum log start at or below the local one
-// changes nothing.
+// partition), as far as the log end, and the high watermark with it when
+// below (raiseLogStartLocked), as DeleteRecordsBefore would have: a
+// replica that missed the DeleteRecords (down, or out of the ISR, then
+// elected) would otherwise keep, and as leader serve, records below the
+// log start, answer EARLIEST_LOCAL below EARLIEST, and a high watermark
+// (Fetch, ListOffsets LATEST) below the log start. A leader does it when
+// its term starts (ApplyAssignmentAfterRemote, which first restarts a log
+// ending below the quorum's log start there), every replica on each tier
+// manager pass. A quorum log start at or below the local one changes
+// nothing.
 func (p *Partition) FollowQuorumLogStart(state *metadata.State) error {
 	// Almost always nothing to do: the append lock is taken only when
 	// the quorum's log start is ahead (checked again under it).
-	if quorumStart, ok := state.LogStartOffset(p.topicID, p.index); !ok || min(quorumStart, p.highWatermark.Load()) <= p.segments.StartOffset() {
+	if quorumStart, ok := state.LogStartOffset(p.topicID, p.index); !ok || min(quorumStart, p.segments.EndOffset()) <= p.segments.StartOffset() {
 		return nil
 	}
 	p.appendMu.Lock()
@@ -176,20 +180,40 @@ func (p *Partition) followQuorumLogStartLocked(state *metadata.State) error {
 	return p.raiseLogStartLocked(quorumStart)
 }
 
-// raiseLogStartLocked moves the local log start up to target, as far as
-// the high watermark, keeping the producer state and trimming the leader
-// epochs as a DeleteRecords does; a target at or below the log start
-// changes nothing. appendMu is held.
+// raiseLogStartLocked moves the local log start up to target, keeping the
+// producer state and trimming the leader epochs as a DeleteRecords does,
+// and the high watermark with it when it is below: the high watermark is
+// never below the log start, as Kafka's (UnifiedLog.updateLogStartOffset
+// raises it; a Fetch answering a high watermark below its log start, or
+// ListOffsets LATEST below EARLIEST, makes clients compute a negative lag).
+// Raising it exposes no record: those below the log start are deleted. A
+// target past the log end stops there, so the high watermark never passes
+// the records this replica has: a leader whose log ends below the quorum's
+// log start restarts its log there when its term starts
+// (ApplyAssignmentAfterRemote), a follower's fetcher restarts it at its
+// leader's log start (OFFSET_OUT_OF_RANGE). A target at or below the log
+// start changes nothing. Every move of the log start above the high
+// watermark goes through here (DeleteRecordsBefore never passes it,
+// retention deletes only below it, restartAtLocked sets both). appendMu
+// is held.
 func (p *Partition) raiseLogStartLocked(target int64) error {
-	target = min(target, p.highWatermark.Load())
+	target = min(target, p.segments.EndOffset())
 	if target <= p.segments.StartOffset() {
 		return nil
 	}
+	// The high watermark first: a reader that sees the new log start
+	// (it loads the log start, then the high watermark) sees it too.
+	p.raiseHighWatermarkLocked(target)
 	p.keepProducerSnapshotLocked(target)
 	if err := p.segments.SetStartOffset(target); err != nil {
 		return err
 	}
-	p.trimEpochsLocked()
+	// The target is a whole log start (the quorum's, or the leader's as
+	// its Fetch answers it: remote data included), so a tiered
+	// partition's epochs below it go too, as Kafka's
+	// maybeIncrementLogStartOffset trims them: OffsetForLeaderEpoch never
+	// answers an end below the log start.
+	p.trimEpochsBelowLocked(target)
 	return nil
 }
 

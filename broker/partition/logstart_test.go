@@ -12,8 +12,8 @@ import (
 
 // TestDeleteRecordsBefore: the leader moves its log start up to the high
 // watermark (-1: to it), never back, never past it; the new start survives
-// a restart; a follower follows its leader's log start as far as its own
-// high watermark, and a follower refuses DeleteRecords.
+// a restart; a follower follows its leader's log start, its high watermark
+// raised to it when below, and a follower refuses DeleteRecords.
 func TestDeleteRecordsBefore(t *testing.T) {
 	dir := t.TempDir()
 	leader := replica(t, dir, 1, map[string]string{"segment.bytes": "1"})
@@ -68,16 +68,17 @@ func TestDeleteRecordsBefore(t *testing.T) {
 	if err := follower.AppendReplicated(data, 4, 2); err != nil {
 		t.Fatal(err)
 	}
-	// The leader's log start is 6, this replica's high watermark 4: as far
-	// as 4 only, then the rest once the high watermark passes it.
-	if err := follower.FollowLogStart(6); err != nil || follower.LogStartOffset() != 4 {
-		t.Fatalf("follower log start %d (%v), want 4", follower.LogStartOffset(), err)
+	// The leader's log start is 6, this replica's high watermark 4: the
+	// log start moves to 6 and the high watermark with it (never below
+	// the log start, as Kafka's).
+	if err := follower.FollowLogStart(6); err != nil || follower.LogStartOffset() != 6 || follower.HighWatermark() != 6 {
+		t.Fatalf("follower log start %d, high watermark %d (%v), want 6 and 6", follower.LogStartOffset(), follower.HighWatermark(), err)
 	}
 	if err := follower.AppendReplicated(nil, 10, 2); err != nil {
 		t.Fatal(err)
 	}
-	if err := follower.FollowLogStart(6); err != nil || follower.LogStartOffset() != 6 {
-		t.Fatalf("follower log start %d (%v), want 6", follower.LogStartOffset(), err)
+	if err := follower.FollowLogStart(6); err != nil || follower.LogStartOffset() != 6 || follower.HighWatermark() != 10 {
+		t.Fatalf("follower log start %d, high watermark %d (%v), want 6 and 10", follower.LogStartOffset(), follower.HighWatermark(), err)
 	}
 	if err := follower.FollowLogStart(2); err != nil || follower.LogStartOffset() != 6 {
 		t.Fatalf("follower log start went back to %d (%v)", follower.LogStartOffset(), err)

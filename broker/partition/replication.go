@@ -284,18 +284,22 @@ func (p *Partition) ApplyAssignment(a metadata.Partition, now time.Time) (newTer
 // section as the term's start: no produce of the term is appended (and
 // acknowledged) before it, only to be wiped by it.
 // A term starting here also moves the local log start up to the quorum's
-// (FollowQuorumLogStart): this replica may have missed a DeleteRecords.
+// (FollowQuorumLogStart): this replica may have missed a DeleteRecords;
+// a log ending below it (an unclean election) restarts there, as Kafka's
+// is truncated fully when its log start passes its end, so that the
+// term's records are not written below the log start, where no consumer
+// could read them.
 func (p *Partition) ApplyAssignmentAfterRemote(a metadata.Partition, now time.Time, state *metadata.State) (newTerm bool) {
 	p.appendMu.Lock()
 	self := p.self
 	leading := a.Leader == self
 	newTerm = leading != p.leading.Load() || a.LeaderEpoch != p.leaderEpoch.Load() || !p.assigned
-	var restartedFrom, remoteEnd int64 = -1, -1
+	var restartedFrom, restartAt int64 = -1, -1
 	var restartErr error
 	if newTerm && leading && state != nil {
-		if _, end, ok := state.RemoteLogOffsets(p.topicID, p.index); ok && p.segments.EndOffset() <= end {
-			restartedFrom, remoteEnd = p.segments.EndOffset(), end
-			restartErr = p.restartAtLocked(end+1, p.RemoteEpochs(state, end+1), nil)
+		restartedFrom, restartAt = p.segments.EndOffset(), leaderRestartOffset(state, p.topicID, p.index, p.segments.EndOffset())
+		if restartAt >= 0 {
+			restartErr = p.restartAtLocked(restartAt, p.RemoteEpochs(state, restartAt), nil)
 		}
 	}
 	p.assigned = true
@@ -344,11 +348,11 @@ func (p *Partition) ApplyAssignmentAfterRemote(a metadata.Partition, now time.Ti
 	if logStartErr != nil {
 		p.log.Error("moving the local log start up to the quorum's failed", "err", logStartErr)
 	}
-	if restartedFrom >= 0 {
-		p.log.Warn("local log ends inside the tiered data; restarting it after the remote log end",
-			"local_log_end_offset", restartedFrom, "remote_log_end_offset", remoteEnd)
+	if restartAt >= 0 {
+		p.log.Warn("local log ends inside the tiered data or below the log start; restarting it past them",
+			"local_log_end_offset", restartedFrom, "restart_offset", restartAt)
 		if restartErr != nil {
-			p.log.Error("restarting the local log after the remote data failed", "err", restartErr)
+			p.log.Error("restarting the local log failed", "err", restartErr)
 		}
 	}
 	if leading && p.Durable() && p.segments.SyncedEnd() < p.segments.EndOffset() {
@@ -356,6 +360,21 @@ func (p *Partition) ApplyAssignmentAfterRemote(a metadata.Partition, now time.Ti
 	}
 	p.notifyWaiters() // long-polls and acks=all waits re-check
 	return newTerm
+}
+
+// leaderRestartOffset is where a leader whose local log ends at end
+// restarts it when its term starts (ApplyAssignmentAfterRemote), or -1 to
+// keep it: past the remote data when the log ends inside it, and at the
+// log start committed in the quorum when the log ends below it.
+func leaderRestartOffset(state *metadata.State, topicID [16]byte, index int32, end int64) int64 {
+	restartAt := int64(-1)
+	if _, remoteEnd, ok := state.RemoteLogOffsets(topicID, index); ok && end <= remoteEnd {
+		restartAt = remoteEnd + 1
+	}
+	if logStart, ok := state.LogStartOffset(topicID, index); ok && end < logStart {
+		restartAt = max(restartAt, logStart)
+	}
+	return restartAt
 }
 
 // advanceHighWatermarkLocked moves the high watermark to the smallest log
@@ -1115,7 +1134,7 @@ func (p *Partition) restartAtLocked(offset int64, epochs []metadata.EpochRange, 
 		p.log.Warn("writing the leader epoch checkpoint failed", "err", err)
 	}
 	p.lowerHighWatermarkLocked(offset)
-	p.highWatermark.Store(offset)
+	p.raiseHighWatermarkLocked(offset)
 	if len(producers) > 0 {
 		if err := atomicfile.WriteFile(p.producerSnapshotPath(offset), producers, fsperm.File); err != nil {
 			return err

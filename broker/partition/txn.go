@@ -269,7 +269,11 @@ func (p *Partition) LastStableOffset() int64 { return p.LastStableOffsetFrom(mat
 // (UnifiedLog.maybeIncrementFirstUnstableOffset): DeleteRecords or
 // retention may move the log start past an open transaction's first
 // offset, and an LSO below the log would send a read_committed consumer
-// that resets to the latest offset out of range.
+// that resets to the latest offset out of range. The log start wins over
+// the high watermark: the partition keeps its high watermark at or above
+// every log start it follows (raiseLogStartLocked), so it is above only
+// for a log start this replica has not followed yet, and no record is
+// read from below the log start anyway.
 func (p *Partition) LastStableOffsetFrom(logStart int64) int64 {
 	hw := p.HighWatermark()
 	lso := min(hw, p.firstUnstable.Load())
@@ -280,7 +284,7 @@ func (p *Partition) LastStableOffsetFrom(logStart int64) int64 {
 			}
 		}
 	}
-	return min(max(lso, logStart), hw)
+	return max(min(lso, hw), logStart)
 }
 
 // OpenTransactions returns the transactions open on this replica, by first

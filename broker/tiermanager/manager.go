@@ -250,9 +250,9 @@ func (m *Manager) tick(ctx context.Context, now time.Time) {
 		}
 		// A replica that missed a DeleteRecords (down, or out of the ISR,
 		// when it moved the log start) drops its records below the log
-		// start committed in the quorum, as far as its high watermark; a
-		// leader did at the start of its term, unless its high watermark
-		// was short of it.
+		// start committed in the quorum, as far as its log end, its high
+		// watermark raised with it; a leader did at the start of its
+		// term.
 		if err := p.FollowQuorumLogStart(state); err != nil {
 			p.Logger().Warn("moving the local log start up to the quorum's failed; retrying next pass", "err", err)
 		}
