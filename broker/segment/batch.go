@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"sync"
 )
 
 // Record batch v2 header layout, big endian. Part of the Kafka format, do
@@ -91,10 +92,19 @@ const (
 	scanWindowSize = 256 << 10
 )
 
+// seekWindows are the read-ahead buffers of seekWindowSize of the windows
+// that seek (fileWindow.release gives them back): a Fetch seeks in each
+// segment it reads, and a fresh 16 KiB per read was most of what a local
+// Fetch allocated.
+var seekWindows = sync.Pool{New: func() any {
+	b := make([]byte, seekWindowSize)
+	return &b
+}}
+
 // fileWindow reads a log file through a read-ahead buffer so that walking
 // many small batch headers costs few system calls. Bytes at or beyond limit
 // are never read. Not safe for concurrent use; slices it returns are valid
-// until its next call.
+// until its next call (and its release).
 type fileWindow struct {
 	file   *os.File
 	path   string
@@ -102,6 +112,18 @@ type fileWindow struct {
 	size   int    // read-ahead size
 	buffer []byte // bytes [start, start+len(buffer)) of the file
 	start  int64
+	// pooled is the buffer taken from seekWindows (nil: none), given
+	// back by release.
+	pooled *[]byte
+}
+
+// release gives the window's read-ahead buffer back to its pool when it
+// came from one; the window reads into a new one if used again.
+func (w *fileWindow) release() {
+	if w.pooled != nil {
+		seekWindows.Put(w.pooled)
+		w.pooled, w.buffer = nil, nil
+	}
 }
 
 func newFileWindow(file *os.File, path string, limit int64, size int) *fileWindow {
@@ -125,7 +147,12 @@ func (w *fileWindow) bytes(position, length int64) ([]byte, error) {
 		}
 		return out, nil
 	}
-	if cap(w.buffer) < w.size {
+	switch {
+	case cap(w.buffer) >= w.size:
+	case w.size == seekWindowSize:
+		w.pooled = seekWindows.Get().(*[]byte)
+		w.buffer = *w.pooled
+	default:
 		w.buffer = make([]byte, w.size)
 	}
 	readable := min(int64(w.size), w.limit-position)

@@ -237,7 +237,7 @@ func (l *Log) MaxTimestampBatch() (batch []byte, found bool, err error) {
 		return nil, false, nil
 	}
 	defer best.release()
-	position, info, found, err := best.seek(best.window(best.size.Load(), seekWindowSize), bestOffset)
+	position, info, found, err := best.seekReleased(best.size.Load(), bestOffset)
 	if err != nil || !found {
 		return nil, false, err
 	}

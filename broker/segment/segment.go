@@ -400,6 +400,14 @@ func (s *segment) seek(window *fileWindow, target int64) (position int64, info b
 	return position, batchInfo{}, false, nil
 }
 
+// seekReleased is seek in a window of seekWindowSize below limit, its
+// buffer given back once it has found the batch.
+func (s *segment) seekReleased(limit, target int64) (position int64, info batchInfo, found bool, err error) {
+	window := s.window(limit, seekWindowSize)
+	defer window.release()
+	return s.seek(window, target)
+}
+
 // positionBound returns a position at or before which every batch whose
 // last offset is at least limit starts (size when the index knows none), so
 // a read up to limit need not fetch bytes past it.
@@ -440,7 +448,7 @@ func (s *segment) readInto(bufs Buffers, position, length int64) ([]byte, error)
 // The bytes are read into a buffer from bufs (nil: a new one).
 func (s *segment) read(bufs Buffers, offset, limit, budget int64, minOneBatch bool) (data []byte, next int64, exhausted bool, err error) {
 	size := s.size.Load()
-	start, first, found, err := s.seek(s.window(size, seekWindowSize), offset)
+	start, first, found, err := s.seekReleased(size, offset)
 	switch {
 	case err != nil:
 		return nil, offset, false, err
@@ -492,6 +500,7 @@ func (s *segment) read(bufs Buffers, offset, limit, budget int64, minOneBatch bo
 // bytes, reading ahead windowSize bytes; fn returns false to stop. The header slice is valid during the call.
 func (s *segment) walk(from, limit int64, windowSize int, fn func(position int64, info batchInfo, header []byte) (bool, error)) error {
 	window := s.window(limit, windowSize)
+	defer window.release()
 	position, _, found, err := s.seek(window, from)
 	if err != nil || !found {
 		return err
@@ -603,6 +612,7 @@ func (s *segment) loadIndexes(nextBaseOffset, intervalBytes int64) (reason strin
 		return "offset index: " + err.Error(), nil
 	}
 	window := s.window(size, seekWindowSize)
+	defer window.release()
 	// Timestamps the time index must reach: those of the batches read here.
 	knownTimestamp := int64(-1)
 	if size > 0 {
@@ -729,7 +739,7 @@ func (s *segment) loadIndexes(nextBaseOffset, intervalBytes int64) (reason strin
 // position and base offset of the first batch whose last offset is at least
 // offset. found is false when nothing needs cutting.
 func (s *segment) findCut(offset int64) (position, newNextOffset int64, found bool, err error) {
-	position, info, found, err := s.seek(s.window(s.size.Load(), seekWindowSize), offset)
+	position, info, found, err := s.seekReleased(s.size.Load(), offset)
 	return position, info.baseOffset, found, err
 }
 
