@@ -63,7 +63,7 @@ func TestRemoteAlignmentKeepsAcknowledgedRecords(t *testing.T) {
 		appendErr error
 		hwAcked   int64
 	)
-	handler := onMessage{msg: "local log ends inside the tiered data; restarting it after the remote log end", once: &sync.Once{}, fn: func() {
+	handler := onMessage{msg: "local log ends inside the tiered data or below the log start; restarting it past them", once: &sync.Once{}, fn: func() {
 		// A producer's request, served meanwhile on its connection's
 		// goroutine; the test waits for its answer.
 		done := make(chan struct{})
