@@ -169,8 +169,10 @@ func allocatedPerByte(f *rawFetcher, end int64, passes int, what string) (float6
 
 // TestFetchAllocationsPerByte bounds what the broker allocates per byte
 // a consumer fetches with 1 MiB Fetches, from the local log and from the
-// tier once its chunks are warm (in the memory LRU, or in the disk cache
-// only), read_uncommitted and read_committed: the record bytes go from
+// tier once its chunks are warm (with the default memory LRU, which the
+// chunks a sequential reader passes leave once on disk, so the warm passes
+// load them ahead from the disk cache; or with none, each chunk read from
+// the disk cache on the read's path), read_uncommitted and read_committed: the record bytes go from
 // the segment's pooled read buffers and the tier's pooled chunk buffers
 // to the socket (writev), so a Fetch allocates per request, not per byte
 // (docs/performance.md, "Fetch path allocations"). Local: under 0.0125
@@ -180,9 +182,9 @@ func allocatedPerByte(f *rawFetcher, end int64, passes int, what string) (float6
 // which a copy of the records (1 byte per byte) or a buffer per chunk
 // read exceeds, and a chunk buffer or two the pool may still add on a
 // busy machine (1 MiB each, 0.015 each here) does not (0.005 measured).
-// The cold pass before, which fills the chunk pool and the memory LRU
-// (about a byte per byte while they fill, bounded by their sizes), is
-// logged, not bounded.
+// The cold pass before, which fills the chunk pool (about a byte per byte
+// while it fills: the read-ahead window's buffers and those waiting to be
+// written), is logged, not bounded.
 func TestFetchAllocationsPerByte(t *testing.T) {
 	// measure fetches [0, end) warm, read_uncommitted and read_committed,
 	// and fails when that allocates more than bound bytes per byte.
@@ -236,8 +238,8 @@ func TestFetchAllocationsPerByte(t *testing.T) {
 			// Below the local log start, in whole segments.
 			end := p.LogStartOffset()
 			f := newRawFetcher(t, n, "remote")
-			// Cold: the GETs fill the chunk pool (and the memory LRU),
-			// which the warm passes then reuse.
+			// Cold: the GETs fill the chunk pool, which the warm passes
+			// then reuse.
 			cold, coldFetched := allocatedPerByte(f, end, 1, t.Name()+"-cold")
 			t.Logf("%s: cold pass %.4f bytes allocated per byte fetched (%d bytes)", c.name, cold, coldFetched)
 			before := tier.Stats()

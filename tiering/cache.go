@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,7 +35,8 @@ type chunkKey struct {
 // chunkCache is the bounded on-disk LRU of .log chunks, with an in-memory
 // LRU of recently used chunks in front of it (read-ahead waits there for
 // its reader; a reader whose reads are not aligned to chunks touches each
-// chunk twice). One file per run of consecutive chunks of a segment put
+// chunk twice; a chunk a sequential reader has passed leaves it once it is
+// on disk: passed). One file per run of consecutive chunks of a segment put
 // together (the chunks of one ranged GET: cacheFile), written behind the
 // reader: put queues the run for a writer goroutine (a bounded queue;
 // a put waits for room until its context ends, then the run is just not
@@ -102,8 +104,13 @@ type chunkCache struct {
 	beforeWrite func()
 	beforeRead  func(chunkKey)
 	afterRemove func(chunkKey)
-	pending     sync.WaitGroup // writes queued and not done
-	writer      sync.WaitGroup // the writer goroutine
+	// keepPassed (tests) keeps the chunks sequential readers pass in the
+	// memory LRU (at its back, until it fills), as before they left it
+	// once on disk (passed): tests that need a replay to leave its chunks
+	// in memory.
+	keepPassed atomic.Bool
+	pending    sync.WaitGroup // writes queued and not done
+	writer     sync.WaitGroup // the writer goroutine
 }
 
 type cacheEntry struct {
@@ -398,6 +405,33 @@ func (c *chunkCache) loadDisk(key chunkKey, prepare func(*chunk)) (*chunk, bool)
 	return ch, true
 }
 
+// passed is a sequential reader done with key (it read past the chunk):
+// the chunk leaves the memory LRU as soon as it is safely in the disk
+// cache, at once when its file is written already, else when the writer
+// has written it (write), so its buffer goes back to the pool instead of
+// waiting at the LRU's back for the LRU to fill. A long replay then
+// neither allocates a buffer per chunk until the LRU is full nor pushes
+// the chunks other readers use out of it (scan resistance); a second
+// reader of the range reads it from the disk cache (loaded ahead of it
+// when sequential). A chunk not in the disk cache (not queued: the
+// cache too small, the queue full, a failed write) stays at the LRU's
+// back, as does one another reader gets before it leaves
+// (memoryLRU.get clears the mark).
+func (c *chunkCache) passed(key chunkKey) {
+	if c.keepPassed.Load() {
+		c.recent.demote(key)
+		return
+	}
+	c.recent.pass(key)
+	c.mu.Lock()
+	element, ok := c.entries[key]
+	written := ok && element.Value.(*cacheEntry).queued == nil
+	c.mu.Unlock()
+	if written {
+		c.recent.removePassed(key, nil)
+	}
+}
+
 // getMemory is get without the disk: the memory LRU or the write queue.
 func (c *chunkCache) getMemory(key chunkKey) (*chunk, bool) {
 	if ch, ok := c.recent.get(key); ok {
@@ -679,7 +713,12 @@ func (c *chunkCache) write(w cacheWrite) {
 		entry.queued = nil
 	}
 	c.mu.Unlock()
-	for _, ch := range queued {
+	for i, ch := range queued {
+		if err == nil && !dropped {
+			// On disk now: a chunk a sequential reader passed
+			// meanwhile leaves memory (passed).
+			c.recent.removePassed(file.entries[i].key, ch)
+		}
 		ch.release()
 	}
 	switch {
@@ -802,6 +841,10 @@ type memoryLRU struct {
 type memoryEntry struct {
 	key   chunkKey
 	chunk *chunk
+	// passed: a sequential reader is done with the chunk (pass) and no
+	// reader got it since; it leaves once the chunk is on disk
+	// (chunkCache.passed).
+	passed bool
 }
 
 func newMemoryLRU(capacity int64) *memoryLRU {
@@ -817,7 +860,9 @@ func (m *memoryLRU) get(key chunkKey) (*chunk, bool) {
 		return nil, false
 	}
 	m.lru.MoveToFront(element)
-	return element.Value.(*memoryEntry).chunk.retain(), true
+	entry := element.Value.(*memoryEntry)
+	entry.passed = false // a reader uses it again: it stays as any other chunk
+	return entry.chunk.retain(), true
 }
 
 // peek is get without making the chunk recent (a read-ahead looking at
@@ -870,13 +915,40 @@ func (m *memoryLRU) put(key chunkKey, ch *chunk) {
 	}
 }
 
-// demote makes key the first to leave (when held): its reader is done
-// with it.
+// demote makes key the first to leave (when held).
 func (m *memoryLRU) demote(key chunkKey) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if element, ok := m.entries[key]; ok {
 		m.lru.MoveToBack(element)
+	}
+}
+
+// pass makes key the first to leave (when held) and marks it passed: a
+// sequential reader is done with it.
+func (m *memoryLRU) pass(key chunkKey) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if element, ok := m.entries[key]; ok {
+		element.Value.(*memoryEntry).passed = true
+		m.lru.MoveToBack(element)
+	}
+}
+
+// removePassed removes key when it holds ch still marked passed (no
+// reader got it since a sequential reader passed it).
+func (m *memoryLRU) removePassed(key chunkKey, ch *chunk) {
+	m.mu.Lock()
+	element, ok := m.entries[key]
+	ok = ok && element.Value.(*memoryEntry).passed && (ch == nil || element.Value.(*memoryEntry).chunk == ch)
+	if ok {
+		m.lru.Remove(element)
+		delete(m.entries, key)
+		m.size -= int64(len(element.Value.(*memoryEntry).chunk.data))
+	}
+	m.mu.Unlock()
+	if ok {
+		element.Value.(*memoryEntry).chunk.release()
 	}
 }
 

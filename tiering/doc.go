@@ -371,11 +371,17 @@
 // (on AWS S3 every GET is billed), one that outruns the store about one
 // per run, and either fetches each byte once, plus one window for a
 // reader that stops (a caught-up reader's grown one), and a warm one finds its chunks in memory. The chunks a sequential reader has passed
-// (all those before the one its read ends in) go to the back of the
-// memory LRU, to leave it first: otherwise each chunk read would move to
-// the front and push out the windows loaded ahead of the readers, to be
-// read from disk again (another reader of the same partition trailing it
-// loads them again from the disk cache). Once the rest of a segment is in memory or
+// (all those before the one its read ends in, and the last one at a
+// segment's end) leave the memory LRU as soon as they are in the disk
+// cache (at once when written already, else when the writer has written
+// them; meanwhile they wait at the LRU's back, to leave it first), their
+// buffers back to the pool (chunkCache.passed): a long replay neither
+// allocates a buffer per chunk until the LRU is full (a cold pass uses
+// about its read-ahead window's buffers and those waiting to be written)
+// nor pushes out the windows loaded ahead of the readers and the chunks
+// random readers use (scan resistance). Another reader of the same
+// partition trailing it loads them again from the disk cache, ahead of
+// it; a chunk another reader gets before it leaves stays as any other. Once the rest of a segment is in memory or
 // on its way the window goes on into the next segment
 // (Config.NextSegment, the broker's manifest). The chunks fetched
 // ahead of all readers (past the one each waits for) stay within

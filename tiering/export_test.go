@@ -30,6 +30,15 @@ func WaitCacheWrites(t *Tier) {
 	t.cache.waitWrites()
 }
 
+// KeepPassedChunks makes the chunks sequential readers pass stay in the
+// memory LRU (at its back, until it is full) instead of leaving it once
+// they are on disk, until restore is called: a replay that is to leave
+// its chunks in memory for the test's next reads.
+func KeepPassedChunks(t *Tier) (restore func()) {
+	t.cache.keepPassed.Store(true)
+	return func() { t.cache.keepPassed.Store(false) }
+}
+
 // DropMemoryCache empties the memory LRU (as after the chunks aged out of
 // it): the chunks stay in the disk cache.
 func DropMemoryCache(t *Tier) { t.cache.recent.clear() }

@@ -232,16 +232,18 @@ func (t *Tier) read(ctx context.Context, p metadata.TopicPartition, segment meta
 	if reader.window > 0 {
 		// A sequential reader is done with the chunks before the one its
 		// read ends in, and with that one too when the read ends the
-		// segment (its next read is in the next segment): they go to the
-		// back of the memory LRU, so they leave it before the chunks
-		// loaded or fetched ahead of the readers (else every chunk read
-		// would push the windows ahead out, to be read from disk again).
+		// segment (its next read is in the next segment): they leave the
+		// memory LRU once they are in the disk cache, their buffers back
+		// to the pool (chunkCache.passed), and meanwhile wait at its
+		// back, so they leave it before the chunks loaded or fetched
+		// ahead of the readers (else every chunk read would push the
+		// windows ahead out, to be read from disk again).
 		passed := (end - 1) / t.config.ChunkBytes
 		if end < segment.SizeBytes {
 			passed-- // its next read starts in the chunk this one ends in
 		}
 		for index := start / t.config.ChunkBytes; index <= passed; index++ {
-			t.cache.recent.demote(chunkKey{segment: segment.SegmentID, index: index})
+			t.cache.passed(chunkKey{segment: segment.SegmentID, index: index})
 		}
 	}
 	return out, start, first.BaseOffset, cursor.caughtUp, nil

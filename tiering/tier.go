@@ -64,8 +64,10 @@ type Config struct {
 	// holds the chunks read recently already (see chunkCache).
 	CacheBufferedIO bool
 	// MemoryCacheBytes bounds the in-memory LRU of recently used and
-	// read-ahead chunks in front of the disk cache. Default 64 MiB (at
-	// least 8 chunks); negative disables.
+	// read-ahead chunks in front of the disk cache. The chunks a
+	// sequential reader has passed leave it once they are on disk (a
+	// replay does not fill it). Default 64 MiB (at least 8 chunks);
+	// negative disables.
 	MemoryCacheBytes int64
 	// IndexCacheBytes bounds the in-memory cache of offset indexes.
 	// Default 16 MiB.

@@ -38,11 +38,18 @@ func warmTier(t *testing.T, local *localLog, bucket tiering.Bucket, segments []m
 	// runs, which leave the batches spanning them for the reader to check
 	// (TestCaughtUpReaderReadsAheadInParallel), so what the tests below
 	// count as checked ahead would depend on the machine's timing.
+	// Without dropMemory the replay leaves its chunks in memory (a
+	// sequential reader's passed chunks leave it once on disk otherwise).
+	restore := func() {}
+	if !dropMemory {
+		restore = tiering.KeepPassedChunks(tier)
+	}
 	replaySegmentsPaced(t, tier, local, segments, 16<<10, func() { tiering.WaitFetches(tier) })
 	if tier.Stats().BatchBytesVerifiedAhead == 0 {
 		t.Fatal("the cold replay's read-ahead GETs verified no batch")
 	}
 	tiering.WaitCacheWrites(tier)
+	restore()
 	if dropMemory {
 		tiering.DropMemoryCache(tier)
 	}
@@ -243,8 +250,8 @@ func TestDamagedChunkVerifiedAheadNeverServed(t *testing.T) {
 // A chunk that left memory while the chunk after it stayed (the memory
 // LRU lets chunks go in any order) is checked, when loaded back ahead of
 // a reader, over that next chunk too: the batch spanning the two is not
-// checked again on the read's path. A cold replay leaves every chunk in
-// memory, verified ahead by its GETs (but the first, which the reader
+// checked again on the read's path. A cold replay (kept from dropping the
+// chunks it passes: KeepPassedChunks) leaves every chunk in memory, verified ahead by its GETs (but the first, which the reader
 // waited for); one chunk is dropped; a second replay of the segment
 // checks on its path only the batches of that first chunk and those
 // spanning more than two chunks.
