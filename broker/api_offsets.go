@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"slices"
 	"sort"
 	"time"
@@ -47,16 +48,24 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 	resp.Topics = make([]kmsg.OffsetCommitResponseTopic, 0, len(req.Topics)) // one per request entry: no regrowth
 	// v10 names topics by id: the request goes on by name, and the topics
-	// whose id is unknown are answered UNKNOWN_TOPIC_ID.
+	// whose id is unknown are answered UNKNOWN_TOPIC_ID. The shard writes
+	// the others only while each id is still its topic's (TopicIDs): one
+	// deleted and re-created under its name since is answered so too.
+	state := s.cfg.Metadata.State()
 	unknownIDs := map[int]bool{}
+	var namedIDs map[string][16]byte
 	if req.Version >= 10 {
 		ids := make([][16]byte, len(req.Topics))
 		for i, rt := range req.Topics {
 			ids[i] = rt.TopicID
 		}
-		for i, name := range resolveTopicIDs(s.cfg.Metadata.State(), ids) {
+		namedIDs = map[string][16]byte{}
+		for i, name := range resolveTopicIDs(state, ids) {
 			req.Topics[i].Topic = name
 			unknownIDs[i] = name == ""
+			if name != "" {
+				namedIDs[name] = ids[i]
+			}
 		}
 	}
 	// Every partition gets code unless it is 0, then its own check.
@@ -99,6 +108,7 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 		GenerationID:    generation,
 		MemberID:        memberID,
 		GroupInstanceID: deref(req.InstanceID),
+		TopicIDs:        namedIDs,
 	}
 	// Checked here for the whole request, and again as the commits are
 	// written: the group may rebalance in between.
@@ -106,7 +116,7 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 		return answer(group.ErrorCode(err), nil), nil
 	}
 	now := time.Now().UnixMilli()
-	commits := newOffsetCommits(c, s.cfg.Metadata.State())
+	commits := newOffsetCommits(c, state)
 	for i, rt := range req.Topics {
 		if unknownIDs[i] {
 			continue
@@ -122,12 +132,20 @@ func handleOffsetCommit(c *clientConn, h requestHeader, req *kmsg.OffsetCommitRe
 			commits.add(group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}, co)
 		}
 	}
+	// A refusal of topics named by ids no longer theirs wrote nothing: the
+	// others are committed again without them.
 	var writeCode int16
-	if len(commits.valid) > 0 {
+	for len(commits.valid) > 0 {
 		if s.beforeOffsetCommit != nil {
 			s.beforeOffsetCommit(req.Group)
 		}
-		writeCode = group.ErrorCode(sh.CommitOffsets(committer, commits.valid))
+		err := sh.CommitOffsets(committer, commits.valid)
+		var replaced *group.UnknownTopicIDError
+		if !errors.As(err, &replaced) {
+			writeCode = group.ErrorCode(err)
+			break
+		}
+		commits.refuseTopics(replaced.Topics, kerr.UnknownTopicID.Code)
 	}
 	return answer(0, func(rt kmsg.OffsetCommitRequestTopic, rp kmsg.OffsetCommitRequestTopicPartition) int16 {
 		return commits.code(group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}, writeCode)
@@ -162,6 +180,17 @@ func (o *offsetCommits) add(tp group.TopicPartition, co group.CommittedOffset) {
 		o.refused[tp] = kerr.OffsetMetadataTooLarge.Code
 	default:
 		o.valid[tp] = co
+	}
+}
+
+// refuseTopics moves the valid commits of topics to the refused ones,
+// with code.
+func (o *offsetCommits) refuseTopics(topics []string, code int16) {
+	for tp := range o.valid {
+		if slices.Contains(topics, tp.Topic) {
+			delete(o.valid, tp)
+			o.refused[tp] = code
+		}
 	}
 }
 

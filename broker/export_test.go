@@ -42,6 +42,11 @@ func (s *Server) HoldReconcile() (release func()) {
 	return s.partitions.reconcileMu.Unlock
 }
 
+// ReconciledIndex is the applied index of the metadata state the last
+// finished reconcile pass followed (its partitions opened and removed,
+// the deleted topics reported to the group coordinators).
+func (s *Server) ReconciledIndex() uint64 { return s.partitions.reconciledIndex() }
+
 // Registration is what the server registers (or would register next) with
 // its controller.
 func (s *Server) Registration() metadata.BrokerRegistration { return s.membership.registration() }

@@ -2,7 +2,9 @@ package broker_test
 
 import (
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/strata-log/strata/broker/brokertest"
 	"github.com/strata-log/strata/broker/group"
+	"github.com/strata-log/strata/metadata"
+	"github.com/strata-log/strata/metadata/metadatatest"
 )
 
 // TestOffsetCommitPartitionCodes: an OffsetCommit's partitions are checked
@@ -130,5 +134,88 @@ func TestOffsetCommitFetchByTopicID(t *testing.T) {
 	}
 	if got := fetchOffset(t, n.Client(kgo.MaxVersions(kversion.V3_0_0())), "ids", "byid", 0); got != 7 {
 		t.Fatalf("OffsetFetch by name: %d, want 7", got)
+	}
+}
+
+// TestOffsetCommitByTopicIDOfTopicReplacedMeanwhile: an OffsetCommit v10
+// names its topic by id; the topic is deleted and re-created under its
+// name (a new id) after the broker resolved the id to the name and before
+// the commit is written. The commit is of the old topic: it must be
+// refused with UNKNOWN_TOPIC_ID (as Kafka answers an id it does not know),
+// not stored with the new topic's id and served to the new topic's
+// consumers, while the request's other topic is committed.
+func TestOffsetCommitByTopicIDOfTopicReplacedMeanwhile(t *testing.T) {
+	n := brokertest.Start(t)
+	cl := n.Client()
+	createTopic(t, cl, "t", 1, nil)
+	createTopic(t, cl, "kept", 1, nil)
+	old, _ := n.Store.State().Topic("t")
+	kept, _ := n.Store.State().Topic("kept")
+
+	var replaced [16]byte
+	var fired atomic.Bool
+	n.Server.BeforeOffsetCommit(func(groupID string) {
+		if groupID != "g" || !fired.CompareAndSwap(false, true) {
+			return
+		}
+		if _, err := n.Store.DeleteTopic(t.Context(), "t"); err != nil {
+			t.Errorf("delete: %v", err)
+			return
+		}
+		topic, err := n.Store.CreateTopic(t.Context(), metadata.TopicSpec{Name: "t", Assignments: [][]int32{{metadatatest.NodeID}}})
+		if err != nil {
+			t.Errorf("re-create: %v", err)
+			return
+		}
+		replaced = topic.ID
+		// The reconcile pass has seen the change (and reported the old
+		// topic deleted to the group coordinators) before the commit is
+		// written: a commit written after it is not of the old topic by
+		// that judgement.
+		applied := n.Store.State().AppliedIndex()
+		for deadline := time.Now().Add(10 * time.Second); n.Server.ReconciledIndex() < applied; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Errorf("metadata index %d not reconciled", applied)
+				return
+			}
+		}
+	})
+	defer n.Server.BeforeOffsetCommit(nil)
+
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.SetVersion(10)
+	commit.Group, commit.Generation = "g", -1
+	p := kmsg.NewOffsetCommitRequestTopicPartition()
+	p.Offset = 42
+	commit.Topics = []kmsg.OffsetCommitRequestTopic{
+		{TopicID: old.ID, Partitions: []kmsg.OffsetCommitRequestTopicPartition{p}},
+		{TopicID: kept.ID, Partitions: []kmsg.OffsetCommitRequestTopicPartition{p}},
+	}
+	resp := request[*kmsg.OffsetCommitResponse](t, cl, commit)
+	if !fired.Load() || replaced == ([16]byte{}) {
+		t.Fatal("the topic was not re-created before the commit was written")
+	}
+	if len(resp.Topics) != 2 || resp.Topics[0].TopicID != old.ID || resp.Topics[0].Partitions[0].ErrorCode != kerr.UnknownTopicID.Code ||
+		resp.Topics[1].TopicID != kept.ID || resp.Topics[1].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("OffsetCommit v10 of the replaced topic and another: %+v, want UNKNOWN_TOPIC_ID and no error", resp.Topics)
+	}
+
+	fetch := kmsg.NewPtrOffsetFetchRequest()
+	group := kmsg.NewOffsetFetchRequestGroup()
+	group.Group = "g"
+	group.Topics = []kmsg.OffsetFetchRequestGroupTopic{{TopicID: replaced, Partitions: []int32{0}}, {TopicID: kept.ID, Partitions: []int32{0}}}
+	fetch.Groups = []kmsg.OffsetFetchRequestGroup{group}
+	fr := request[*kmsg.OffsetFetchResponse](t, cl, fetch)
+	if len(fr.Groups) != 1 || len(fr.Groups[0].Topics) != 2 {
+		t.Fatalf("OffsetFetch: %+v", fr.Groups)
+	}
+	if got := fr.Groups[0].Topics[0].Partitions[0].Offset; got != -1 {
+		t.Errorf("committed offset of the re-created topic: %d (the old topic's commit), want -1", got)
+	}
+	if got := fr.Groups[0].Topics[1].Partitions[0].Offset; got != 42 {
+		t.Errorf("committed offset of the other topic: %d, want 42", got)
+	}
+	if got := fetchOffset(t, n.Client(offsetsByName()), "g", "t", 0); got != -1 {
+		t.Errorf("committed offset of the re-created topic by name: %d, want -1", got)
 	}
 }

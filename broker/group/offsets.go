@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -660,20 +661,42 @@ func (sh *Shard) StoreGroup(rec Record, done func(error)) {
 // group cannot come between and leave them for a group the coordinator
 // does not know (a standalone commit creates the group, Empty, if the
 // coordinator has none, e.g. deleted since the commit was first checked).
+//
+// A topic named by id (req.TopicIDs) whose id is no longer its topic's
+// when the commits are written makes the call write nothing and return
+// *UnknownTopicIDError, naming every such topic: the caller answers their
+// partitions UNKNOWN_TOPIC_ID, as Kafka answers an id it does not know,
+// and may commit the others again.
 func (sh *Shard) CommitOffsets(req OffsetCommitRequest, commits map[TopicPartition]CommittedOffset) error {
 	return sh.coord.withGroup(req, func() error {
-		return sh.commitOffsets(req.GroupID, noProducerID, commits, sh.log.Append)
+		return sh.commitOffsets(req.GroupID, noProducerID, commits, req.TopicIDs, sh.log.Append)
 	})
 }
+
+// UnknownTopicIDError is CommitOffsets' refusal of commits whose topics
+// were named by ids that are no longer theirs (OffsetCommitRequest.TopicIDs):
+// nothing was written. It is Kafka's UNKNOWN_TOPIC_ID (ErrorCode).
+type UnknownTopicIDError struct {
+	Topics []string // sorted
+}
+
+func (e *UnknownTopicIDError) Error() string {
+	return fmt.Sprintf("topics %s: the id the commit named is no longer theirs", strings.Join(e.Topics, ", "))
+}
+
+func (e *UnknownTopicIDError) Unwrap() error { return kerr.UnknownTopicID }
 
 // commitOffsets writes commits as one batch with write and applies them
 // (committed, or pending for producerID) once written, at their records'
 // log offsets, each with the id its topic has now (ShardConfig.TopicID,
 // asked with mu held: every later reader judges it by metadata as new or
-// newer). mu is held from before the append until they are applied, so
-// the shard applies its writes in log order and a transaction's
+// newer). A topic the client named by id (named) is committed only if
+// that is the id it has now, else nothing is written
+// (*UnknownTopicIDError); without ShardConfig.TopicID ids are unknown and
+// not checked. mu is held from before the append until they are applied,
+// so the shard applies its writes in log order and a transaction's
 // CompleteTransaction never sees a write in flight (txn.go).
-func (sh *Shard) commitOffsets(groupID string, producerID int64, commits map[TopicPartition]CommittedOffset, write func([]recordbatch.Record) (int64, error)) error {
+func (sh *Shard) commitOffsets(groupID string, producerID int64, commits map[TopicPartition]CommittedOffset, named map[string][16]byte, write func([]recordbatch.Record) (int64, error)) error {
 	tps := make([]TopicPartition, 0, len(commits))
 	for tp := range commits {
 		tps = append(tps, tp)
@@ -682,13 +705,20 @@ func (sh *Shard) commitOffsets(groupID string, producerID int64, commits map[Top
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	ids := make(map[string][16]byte)
+	var replaced []string
 	if sh.topicID != nil {
 		for _, tp := range tps {
 			if _, ok := ids[tp.Topic]; !ok {
 				id, _ := sh.topicID(tp.Topic) // zero if unknown
 				ids[tp.Topic] = id
+				if want, ok := named[tp.Topic]; ok && want != id {
+					replaced = append(replaced, tp.Topic) // tps is sorted by topic
+				}
 			}
 		}
+	}
+	if len(replaced) > 0 {
+		return &UnknownTopicIDError{Topics: replaced}
 	}
 	records := make([]recordbatch.Record, 0, len(tps))
 	for _, tp := range tps {

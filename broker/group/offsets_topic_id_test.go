@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-log/strata/broker/recordbatch"
@@ -145,6 +148,58 @@ func TestOffsetsWithoutTopicIDKept(t *testing.T) {
 	wantOffset(t, sh, "g", tp("unknown", 0), 3)
 	sh.TopicsDeleted("t")
 	wantOffset(t, sh, "g", tp("t", 0), -1)
+}
+
+// TestCommitByTopicIDOfReplacedTopicRefused: an OffsetCommit v10 names
+// its topics by id, resolved to names before the shard writes the
+// commits; a topic deleted (or re-created under its name) in between no
+// longer has the id the client named. Its commits must not be written
+// with the new topic's id (and served to the new topic's consumers): the
+// shard writes nothing and names the topics (UNKNOWN_TOPIC_ID), and the
+// other commits go through again without them. A topic named by its
+// current id is written with it, as one named by name is.
+func TestCommitByTopicIDOfReplacedTopicRefused(t *testing.T) {
+	log := newMemLog()
+	clock := newFakeClock()
+	ids := newTopicIDs(map[string][16]byte{"t": topicID(1), "gone": topicID(2), "kept": topicID(3)})
+	sh := idShard(t, log, clock, ids)
+	now := clock.Now().UnixMilli()
+	// Resolved by the broker; then "t" is re-created, "gone" deleted.
+	req := standalone("g")
+	req.TopicIDs = map[string][16]byte{"t": topicID(1), "gone": topicID(2), "kept": topicID(3)}
+	ids.set("t", topicID(4))
+	ids.set("gone", [16]byte{})
+
+	commits := map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 42, Timestamp: now}, tp("gone", 0): {Offset: 5, Timestamp: now}, tp("kept", 0): {Offset: 7, Timestamp: now}}
+	batches := len(log.batches)
+	err := sh.CommitOffsets(req, commits)
+	var refused *UnknownTopicIDError
+	if !errors.As(err, &refused) || !slices.Equal(refused.Topics, []string{"gone", "t"}) || ErrorCode(err) != kerr.UnknownTopicID.Code {
+		t.Fatalf("commit naming replaced topics by their old ids: %v, want UnknownTopicIDError of gone, t", err)
+	}
+	if len(log.batches) != batches {
+		t.Fatal("a refused commit wrote records")
+	}
+	wantOffset(t, sh, "g", tp("t", 0), -1)
+	wantOffset(t, sh, "g", tp("kept", 0), -1)
+
+	delete(commits, tp("t", 0))
+	delete(commits, tp("gone", 0))
+	if err := sh.CommitOffsets(req, commits); err != nil {
+		t.Fatal(err)
+	}
+	wantOffset(t, sh, "g", tp("kept", 0), 7)
+	req.TopicIDs = map[string][16]byte{"t": topicID(4)}
+	if err := sh.CommitOffsets(req, map[TopicPartition]CommittedOffset{tp("t", 0): {Offset: 8, Timestamp: now}}); err != nil {
+		t.Fatal(err)
+	}
+	wantOffset(t, sh, "g", tp("t", 0), 8)
+	sh.mu.Lock()
+	stored := sh.offsets["g"][tp("t", 0)].topicID
+	sh.mu.Unlock()
+	if stored != topicID(4) {
+		t.Fatalf("commit by the current id stored with id %x, want %x", stored, topicID(4))
+	}
 }
 
 var updateOffsetGolden = flag.Bool("update-offset-golden", false, "rewrite testdata/offset-commit-batch-topic-id.golden")

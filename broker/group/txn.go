@@ -229,7 +229,7 @@ func (sh *Shard) CommitTxnOffsets(req OffsetCommitRequest, p TxnProducer, commit
 	// CommitOffsets.
 	req.Transactional = true
 	return sh.coord.withGroup(req, func() error {
-		return sh.commitOffsets(req.GroupID, p.ProducerID, commits, func(records []recordbatch.Record) (int64, error) {
+		return sh.commitOffsets(req.GroupID, p.ProducerID, commits, nil, func(records []recordbatch.Record) (int64, error) {
 			return sh.log.AppendTxn(records, p)
 		})
 	})

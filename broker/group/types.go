@@ -214,6 +214,14 @@ type OffsetCommitRequest struct {
 	// group, and a member's commit is accepted while the group completes
 	// a rebalance, as Kafka does.
 	Transactional bool
+	// TopicIDs holds the id each topic was named by, for an OffsetCommit
+	// that names its topics by id (v10+). Shard.CommitOffsets writes
+	// their commits only while the id is still the topic's
+	// (ShardConfig.TopicID), else refuses them all with
+	// *UnknownTopicIDError: the topic was deleted, maybe re-created under
+	// its name, since the id was resolved. Commits of other topics get
+	// the id their topic has as they are written.
+	TopicIDs map[string][16]byte
 }
 
 // Record is the group metadata a Store persists, field for field Kafka's
