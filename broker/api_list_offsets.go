@@ -226,6 +226,10 @@ func (s *Server) offsetForTimestamp(starts partition.LogStarts, p *partition.Par
 	case listEarliestLocal:
 		return localStart, -1, p.EpochAt(localStart), nil
 	case listLatestTiered:
+		// The end of the readable remote data, -1 without any: also once
+		// retention deleted every remote segment, where Kafka answers the
+		// highest offset it ever copied (docs/architecture.md, "Tiered
+		// storage"; replica.restartFromTier relies on this meaning).
 		if _, end, ok := state.RemoteLogOffsets(p.TopicID(), p.Index()); ok {
 			return end, -1, p.EpochAt(end), nil
 		}

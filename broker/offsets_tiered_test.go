@@ -120,3 +120,81 @@ func TestOffsetsOverTieredData(t *testing.T) {
 		t.Errorf("after a restart: ListOffsets max timestamp: offset %d epoch %d error %d, want 29, epoch %d", got.Offset, got.LeaderEpoch, got.ErrorCode, secondEpoch)
 	}
 }
+
+// TestLatestTieredAfterRemoteRetention: once total retention has deleted
+// every remote segment of a tiered partition, ListOffsets latest tiered
+// (-5) answers -1, as before anything was uploaded, and earliest pending
+// upload (-6) the local log start. Kafka answers -5 with the highest
+// offset it ever copied (UnifiedLog.highestOffsetInRemoteStorage, which
+// only moves up, and the remote log metadata's per-epoch highest offset,
+// which deleting a segment does not lower); Strata's metadata keeps no
+// such offset once the manifest entries are gone (docs/architecture.md,
+// "Tiered storage"), and its followers' restart from the tier relies on
+// -5 meaning the end of the readable remote data.
+func TestLatestTieredAfterRemoteRetention(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tier := memoryTier(t)
+	n := startTiered(t, tier)
+	createTopic(t, n.Client(), "expired", 1, map[string]string{"remote.storage.enable": "true", "segment.bytes": "600", "local.retention.bytes": "1"})
+	p := leadingTopic(t, n, "expired")
+	old := time.Now().Add(-time.Hour).UnixMilli()
+	for i := range 30 {
+		batch, err := recordbatch.Build(recordbatch.BuildOptions{}, []recordbatch.Record{{Value: []byte("v"), Timestamp: old + int64(i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := p.Append(batch, 9, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(timestamp int64) int64 {
+		t.Helper()
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.ReplicaID = -1
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = 0, timestamp, -1
+		req.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "expired", Partitions: []kmsg.ListOffsetsRequestTopicPartition{rp}}}
+		got := request[*kmsg.ListOffsetsResponse](t, n.Client(), req).Topics[0].Partitions[0]
+		if got.ErrorCode != 0 {
+			t.Fatalf("ListOffsets %d: error %d", timestamp, got.ErrorCode)
+		}
+		return got.Offset
+	}
+
+	stop := startTierManager(t, ctx, n, tier)
+	waitSealedUploaded(t, ctx, n, p)
+	stop()
+	_, remoteEnd, ok := n.Store.State().RemoteLogOffsets(p.TopicID(), p.Index())
+	if !ok {
+		t.Fatal("nothing uploaded")
+	}
+	if got := list(-5); got != remoteEnd {
+		t.Fatalf("latest tiered: %d, want the remote log end %d", got, remoteEnd)
+	}
+
+	// Total retention expires every remote segment (the records are an
+	// hour old); the active segment stays local, not uploaded.
+	topic, _ := n.Store.State().Topic("expired")
+	configs := map[string]string{"retention.ms": "60000"}
+	for k, v := range topic.Configs {
+		configs[k] = v
+	}
+	if err := n.Store.SetTopicConfigs(ctx, topic, configs); err != nil {
+		t.Fatal(err)
+	}
+	stop = startTierManager(t, ctx, n, tier)
+	for n.Store.State().PartitionSegmentCount(p.TopicID(), p.Index()) > 0 {
+		if ctx.Err() != nil {
+			t.Fatal("retention never deleted the remote segments")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	if got := list(-5); got != -1 {
+		t.Errorf("latest tiered with every remote segment deleted: %d, want -1 (Kafka: %d, the highest offset it copied)", got, remoteEnd)
+	}
+	if got, want := list(-6), p.LogStartOffset(); got != want {
+		t.Errorf("earliest pending upload with every remote segment deleted: %d, want the local log start %d", got, want)
+	}
+}
