@@ -431,6 +431,16 @@ func (c *clientConn) handleFrame(frame []byte) (responseFrame, error) {
 		return responseFrame{buffers: encodeFetchFrame(h.correlationID, fetch, nil)}, nil
 	}
 	buf := c.encode(h, resp)
+	if !resp.IsFlexible() && len(buf) > math.MaxInt16 {
+		// It may hold a string too long for its int16 length.
+		cut, err := fitResponseStrings(resp)
+		if err != nil {
+			return responseFrame{}, fmt.Errorf("%s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
+		}
+		if cut {
+			buf = c.encode(h, resp)
+		}
+	}
 	if err := checkResponseSize(len(buf) - 4); err != nil {
 		return responseFrame{}, fmt.Errorf("%s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
 	}
