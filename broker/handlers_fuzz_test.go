@@ -15,7 +15,9 @@ import (
 	"reflect"
 	"regexp"
 	"runtime/metrics"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,9 +68,12 @@ type handlerFuzzer struct {
 	node     *brokertest.Node
 	apis     []kmsg.ApiVersionsResponseApiKey
 	topicIDs [][16]byte
-	conn     net.Conn
-	id       int32
-	runs     int
+	// known are values seen in responses (producer ids and epochs,
+	// generations, member ids), so that requests can name them.
+	known *knownValues
+	conn  net.Conn
+	id    int32
+	runs  int
 	// outside are the entries, at start, of the directories a path
 	// escaping the data dir would land in.
 	outside map[string]map[string]bool
@@ -80,7 +85,7 @@ func startHandlerFuzzer(tb testing.TB) *handlerFuzzer {
 		c.GroupMinSessionTimeout = time.Millisecond
 		c.GroupMaxSessionTimeout = time.Second
 	})
-	hf := &handlerFuzzer{tb: tb, node: n}
+	hf := &handlerFuzzer{tb: tb, node: n, known: &knownValues{}}
 	tb.Cleanup(func() {
 		if hf.conn != nil {
 			hf.conn.Close()
@@ -89,6 +94,7 @@ func startHandlerFuzzer(tb testing.TB) *handlerFuzzer {
 	versions := hf.mustRoundTrip(kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse)
 	hf.apis = versions.ApiKeys
 	hf.setUpState()
+	hf.setUpMembers()
 	hf.outside = map[string]map[string]bool{}
 	for _, dir := range hf.outsideDirs() {
 		hf.outside[dir] = listDir(dir)
@@ -114,8 +120,8 @@ func listDir(dir string) map[string]bool {
 	return names
 }
 
-// setUpState creates what the fuzzed requests may name (again, if a fuzzed
-// request deleted it): topics "t" (3 partitions, some records) and
+// setUpState creates what the fuzzed requests may name (again, every 500
+// requests, if a fuzzed request deleted it): topics "t" (3 partitions, some records) and
 // "compacted", and group "g" with a committed offset.
 func (hf *handlerFuzzer) setUpState() {
 	ct := kmsg.NewPtrCreateTopicsRequest()
@@ -141,6 +147,22 @@ func (hf *handlerFuzzer) setUpState() {
 	hf.topicIDs = hf.topicIDs[:0]
 	for _, topic := range hf.mustRoundTrip(meta).(*kmsg.MetadataResponse).Topics {
 		hf.topicIDs = append(hf.topicIDs, topic.TopicID)
+	}
+}
+
+// setUpMembers makes values to name: a producer id and epoch, a member
+// id and generation (they reach known through the responses).
+func (hf *handlerFuzzer) setUpMembers() {
+	initPID := kmsg.NewPtrInitProducerIDRequest()
+	initPID.TransactionalID = kmsg.StringPtr("txn")
+	initPID.TransactionTimeoutMillis = 1000
+	hf.roundTrip(initPID)
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Group, join.ProtocolType, join.SessionTimeoutMillis, join.RebalanceTimeoutMillis = "g2", "consumer", 1000, 100
+	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range"}}
+	if r, ok := hf.roundTrip(join); ok && r != nil {
+		join.MemberID = r.(*kmsg.JoinGroupResponse).MemberID
+		hf.roundTrip(join)
 	}
 }
 
@@ -231,6 +253,9 @@ func (hf *handlerFuzzer) roundTrip(req kmsg.Request) (resp kmsg.Response, ok boo
 			}
 			if again := resp.AppendTo(nil); !bytes.Equal(again, body) {
 				tb.Fatalf("%s v%d: response of %d bytes decodes to one of %d bytes (trailing or invalid bytes)\n%s", kmsg.NameForKey(req.Key()), req.GetVersion(), len(body), len(again), describeRequest(req))
+			}
+			if hf.known != nil {
+				hf.known.harvest(reflect.ValueOf(resp).Elem(), "", 0)
 			}
 		default:
 			tb.Fatalf("%s v%d: response of correlation id %d, want %d or %d", kmsg.NameForKey(req.Key()), req.GetVersion(), id, reqID, pingID)
@@ -333,7 +358,7 @@ func (hf *handlerFuzzer) run(input []byte) {
 	version := a.MinVersion + int16(int(input[1])%int(a.MaxVersion-a.MinVersion+1))
 	req := kmsg.RequestForKey(a.ApiKey)
 	req.SetVersion(version)
-	f := &filler{in: input[2:], budget: 64, bytesBudget: 256 << 10, topicIDs: hf.topicIDs}
+	f := &filler{in: input[2:], budget: 64, bytesBudget: 256 << 10, topicIDs: hf.topicIDs, known: hf.known}
 	f.fill(reflect.ValueOf(req).Elem(), "")
 	req.SetVersion(version) // the filler skips Version; keep it anyway
 	resp, ok := hf.roundTrip(req)
@@ -382,6 +407,7 @@ type filler struct {
 	budget      int
 	bytesBudget int
 	topicIDs    [][16]byte
+	known       *knownValues
 }
 
 func (f *filler) byte() byte {
@@ -442,6 +468,9 @@ func (f *filler) string() string {
 		f.bytesBudget -= n
 		return strings.Repeat(string(rune('a'+f.byte()%26)), n)
 	case 6:
+		if len(f.known.strings) > 0 {
+			return f.known.strings[int(f.byte())%len(f.known.strings)]
+		}
 		return fmt.Sprint(int64(f.uint64()))
 	default:
 		return "t-" + fmt.Sprint(f.byte())
@@ -462,6 +491,12 @@ func (f *filler) int(bits int) int64 {
 		return -1 << (bits - 1)
 	case 6:
 		return int64(f.uint64()<<(64-bits)) >> (64 - bits)
+	case 7:
+		if sel := f.byte(); len(f.known.ints) > 0 && sel%2 == 0 {
+			x := f.known.ints[int(sel/2)%len(f.known.ints)]
+			return x << (64 - bits) >> (64 - bits)
+		}
+		return 1
 	default:
 		return 1
 	}
@@ -573,9 +608,11 @@ func (f *filler) fill(v reflect.Value, name string) {
 	}
 }
 
-// batches are one or two record batches, with their header's fields from
-// the input; most have their length, count and CRC set right (so the
-// broker reads their records), some compressed.
+// batches are one or two record batches, with their header's fields
+// from the input. Most have their CRC right (so that the broker reads
+// their records) and their length, count and last offset delta right;
+// some of those are left as the input set them. Their records are
+// encoded kmsg records or raw input bytes, compressed or not.
 func (f *filler) batches() []byte {
 	var out []byte
 	for range 1 + int(f.byte()%2) {
@@ -587,25 +624,112 @@ func (f *filler) batches() []byte {
 		if f.byte()%2 == 0 {
 			f.fill(reflect.ValueOf(&b).Elem(), "Batch")
 		}
-		var records [][]byte
-		for range int(f.byte() % 4) {
-			var r kmsg.Record
-			r.Value = []byte("v")
-			f.fill(reflect.ValueOf(&r).Elem(), "Record")
-			records = append(records, encodeRecord(&r))
-		}
-		fix := f.byte()%4 != 0
-		data := bytes.Join(records, nil)
-		if codec := b.Attributes & 7; fix && codec >= 1 && codec <= 4 {
-			c, err := kgo.DefaultCompressor([]kgo.CompressionCodec{kgo.GzipCompression(), kgo.SnappyCompression(), kgo.Lz4Compression(), kgo.ZstdCompression()}[codec-1])
-			if err != nil {
-				panic(err)
+		var data []byte
+		count := int(f.byte() % 4)
+		if mode := f.byte(); mode%4 == 0 {
+			data = f.bytes(int(mode / 4)) // raw: the record parser's input
+		} else {
+			for range count {
+				var r kmsg.Record
+				r.Value = []byte("v")
+				f.fill(reflect.ValueOf(&r).Elem(), "Record")
+				if mode%4 == 1 {
+					data = append(data, r.AppendTo(nil)...) // its Length as filled
+				} else {
+					data = append(data, encodeRecord(&r)...)
+				}
 			}
-			data, _ = c.Compress(new(bytes.Buffer), data)
 		}
-		out = append(out, encodeBatch(&b, data, len(records), fix)...)
+		fixes := f.byte()
+		if codec := b.Attributes & 7; codec >= 1 && codec <= 4 && fixes&8 == 0 {
+			compressed, _ := fuzzCompressors()[codec-1].Compress(new(bytes.Buffer), data)
+			data = append([]byte(nil), compressed...)
+		}
+		b.Records = data
+		if fixes&1 == 0 {
+			b.Magic = 2
+		}
+		if fixes&2 == 0 {
+			b.NumRecords = int32(count)
+		}
+		if fixes&4 == 0 {
+			b.LastOffsetDelta = max(int32(count)-1, 0)
+		}
+		enc := b.AppendTo(nil)
+		if fixes&16 == 0 {
+			binary.BigEndian.PutUint32(enc[8:], uint32(len(enc)-12))
+		}
+		if fixes&32 == 0 {
+			binary.BigEndian.PutUint32(enc[17:], crc32.Checksum(enc[21:], crc32.MakeTable(crc32.Castagnoli)))
+		}
+		out = append(out, enc...)
 	}
 	return out
+}
+
+// fuzzCompressors are gzip, snappy, lz4 and zstd (codecs 1-4), made once:
+// a zstd encoder is costly to make.
+var fuzzCompressors = sync.OnceValue(func() []kgo.Compressor {
+	var cs []kgo.Compressor
+	for _, codec := range []kgo.CompressionCodec{kgo.GzipCompression(), kgo.SnappyCompression(), kgo.Lz4Compression(), kgo.ZstdCompression()} {
+		c, err := kgo.DefaultCompressor(codec)
+		if err != nil {
+			panic(err)
+		}
+		cs = append(cs, c)
+	}
+	return cs
+})
+
+// knownValues are values harvested from responses, at most 32 of each
+// kind (the latest).
+type knownValues struct {
+	ints    []int64
+	strings []string
+}
+
+func (k *knownValues) harvest(v reflect.Value, name string, depth int) {
+	if depth > 6 {
+		return
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				k.harvest(v.Field(i), v.Type().Field(i).Name, depth+1)
+			}
+		}
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Struct {
+			for i := range min(v.Len(), 4) {
+				k.harvest(v.Index(i), name, depth+1)
+			}
+		}
+	case reflect.Int16, reflect.Int32, reflect.Int64:
+		switch name {
+		case "ProducerID", "ProducerEpoch", "Generation", "GenerationID", "HighWatermark", "LogStartOffset", "LeaderEpoch", "Offset", "BaseOffset", "LastStableOffset", "CoordinatorEpoch":
+			if x := v.Int(); x > 0 {
+				k.ints = appendKnown(k.ints, x)
+			}
+		}
+	case reflect.String:
+		switch name {
+		case "MemberID", "LeaderID", "Leader", "GroupInstanceID", "TransactionalID", "Group", "Protocol":
+			if x := v.String(); x != "" && len(x) < 300 {
+				k.strings = appendKnown(k.strings, x)
+			}
+		}
+	}
+}
+
+func appendKnown[T comparable](s []T, x T) []T {
+	if slices.Contains(s, x) {
+		return s
+	}
+	if len(s) == 32 {
+		s = s[1:]
+	}
+	return append(s, x)
 }
 
 // seeds are one input per served API key and version: the default
