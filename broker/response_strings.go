@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -55,8 +56,8 @@ func fitStrings(v reflect.Value, name string) (cut bool, err error) {
 			cut = cut || c
 		}
 	case reflect.Slice:
-		if k := v.Type().Elem().Kind(); k != reflect.Struct && k != reflect.String && k != reflect.Pointer {
-			return false, nil // []byte, []int32: no strings
+		if !holdsStrings(v.Type().Elem()) {
+			return false, nil // []byte, []int32, partitions of numbers only
 		}
 		for i := range v.Len() {
 			c, err := fitStrings(v.Index(i), name)
@@ -67,6 +68,34 @@ func fitStrings(v reflect.Value, name string) (cut bool, err error) {
 		}
 	}
 	return cut, nil
+}
+
+// stringTypes caches holdsStrings (reflect.Type → bool).
+var stringTypes sync.Map
+
+// holdsStrings reports whether a value of type t can hold a string, so
+// that the entries of a large response (a Metadata's partitions) that
+// cannot are not walked one by one.
+func holdsStrings(t reflect.Type) bool {
+	if known, ok := stringTypes.Load(t); ok {
+		return known.(bool)
+	}
+	var holds bool
+	switch t.Kind() {
+	case reflect.String:
+		holds = true
+	case reflect.Pointer, reflect.Slice:
+		holds = holdsStrings(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() && holdsStrings(f.Type) {
+				holds = true
+				break
+			}
+		}
+	}
+	stringTypes.Store(t, holds)
+	return holds
 }
 
 // truncateMessage cuts msg to at most n bytes, on a UTF-8 boundary.
