@@ -46,6 +46,14 @@ import (
 //     same bytes;
 //   - the broker's heap stays bounded and it creates no file outside its
 //     data dir (names such as "../strata-fuzz-escape" must not leave it).
+//
+// Fuzz with one worker (the broker runs in each):
+//
+//	go test ./broker -run XXX -fuzz 'FuzzHandlers$' -parallel 1
+//
+// FuzzHandlerSequences chains a few requests per input, FuzzSASL
+// (sasl_fuzz_test.go) fuzzes authentication. TestHandlersHostileRequests
+// runs a fixed set of inputs without -fuzz.
 
 // handlerFuzzTimeout bounds one request and its ping. The filler clamps
 // every wait a request may ask for (timeouts, max wait, session and
@@ -170,7 +178,7 @@ func (hf *handlerFuzzer) setUpMembers() {
 // validBatch is one record batch of one record.
 func validBatch(key, value []byte) []byte {
 	rec := kmsg.Record{Key: key, Value: value}
-	return encodeBatch(&kmsg.RecordBatch{Magic: 2, FirstTimestamp: time.Now().UnixMilli(), MaxTimestamp: time.Now().UnixMilli(), ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1}, encodeRecord(&rec), 1, true)
+	return encodeBatch(&kmsg.RecordBatch{Magic: 2, FirstTimestamp: time.Now().UnixMilli(), MaxTimestamp: time.Now().UnixMilli(), ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1}, encodeRecord(&rec), 1)
 }
 
 func encodeRecord(r *kmsg.Record) []byte {
@@ -179,20 +187,16 @@ func encodeRecord(r *kmsg.Record) []byte {
 	return append(binary.AppendVarint(nil, int64(len(body))), body...)
 }
 
-// encodeBatch encodes b with records (count of them, compressed or not);
-// fix sets its magic, length, count and CRC right.
-func encodeBatch(b *kmsg.RecordBatch, records []byte, count int, fix bool) []byte {
+// encodeBatch encodes b with records (count of them), its magic, length,
+// count and CRC right.
+func encodeBatch(b *kmsg.RecordBatch, records []byte, count int) []byte {
 	b.Records = records
-	if fix {
-		b.Magic = 2
-		b.NumRecords = int32(count)
-		b.LastOffsetDelta = max(int32(count)-1, 0)
-	}
+	b.Magic = 2
+	b.NumRecords = int32(count)
+	b.LastOffsetDelta = max(int32(count)-1, 0)
 	out := b.AppendTo(nil)
-	if fix && len(out) >= 61 {
-		binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
-		binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
-	}
+	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
+	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
 	return out
 }
 
@@ -787,4 +791,25 @@ func TestHandlersHostileRequests(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzHandlerSequences is FuzzHandlers of a few requests per input, so
+// that the fuzzer can chain them (a producer id, then a transaction's
+// requests): each is a length byte and that many bytes of input for run.
+func FuzzHandlerSequences(f *testing.F) {
+	hf := startHandlerFuzzer(f)
+	seeds := hf.seeds()
+	for i := range seeds {
+		next := seeds[(i*7+1)%len(seeds)]
+		f.Add(append(append([]byte{2}, seeds[i]...), append([]byte{2}, next...)...))
+	}
+	f.Fuzz(func(t *testing.T, input []byte) {
+		hf.tb = t
+		defer func() { hf.tb = f }()
+		for n := 0; n < 4 && len(input) > 0; n++ {
+			size := min(int(input[0]), len(input)-1)
+			hf.run(input[1 : 1+size])
+			input = input[1+size:]
+		}
+	})
 }
