@@ -126,3 +126,7 @@ func (s *Server) AfterRequestState(hook func(key int16)) { s.afterRequestState =
 // remote reads) and before it reads them, and ListOffsets once it has read
 // a partition's log starts and before it looks the offset up.
 func (s *Server) AfterLogStarts(hook func(key int16)) { s.afterLogStarts = hook }
+
+// SkipTaggedFields is skipTaggedFields: the fuzz tests skip a flexible
+// response header's tagged fields with the decoder the broker uses.
+var SkipTaggedFields = skipTaggedFields

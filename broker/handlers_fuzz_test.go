@@ -251,7 +251,7 @@ func (hf *handlerFuzzer) roundTrip(req kmsg.Request) (resp kmsg.Response, ok boo
 			resp = kmsg.ResponseForKey(req.Key())
 			resp.SetVersion(req.GetVersion())
 			if resp.IsFlexible() && req.Key() != int16(kmsg.ApiVersions) {
-				n, ok := skipTags(body)
+				n, ok := broker.SkipTaggedFields(body)
 				if !ok {
 					tb.Fatalf("%s v%d: malformed response header tags", kmsg.NameForKey(req.Key()), req.GetVersion())
 				}
@@ -321,27 +321,6 @@ func readResponseFrame(nc net.Conn) (int32, []byte, error) {
 		return 0, nil, err
 	}
 	return int32(binary.BigEndian.Uint32(buf)), buf[4:], nil
-}
-
-func skipTags(b []byte) (int, bool) {
-	count, n := binary.Uvarint(b)
-	if n <= 0 {
-		return 0, false
-	}
-	pos := n
-	for range count {
-		_, n := binary.Uvarint(b[pos:])
-		if n <= 0 {
-			return 0, false
-		}
-		pos += n
-		size, n := binary.Uvarint(b[pos:])
-		if n <= 0 || size > uint64(len(b)-pos-n) {
-			return 0, false
-		}
-		pos += n + int(size)
-	}
-	return pos, true
 }
 
 // longRuns are the long strings of the filler, shortened in messages.
