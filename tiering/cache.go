@@ -938,23 +938,18 @@ func (m *memoryLRU) pass(key chunkKey) {
 // removePassed removes key when it holds ch still marked passed (no
 // reader got it since a sequential reader passed it).
 func (m *memoryLRU) removePassed(key chunkKey, ch *chunk) {
-	m.mu.Lock()
-	element, ok := m.entries[key]
-	ok = ok && element.Value.(*memoryEntry).passed && (ch == nil || element.Value.(*memoryEntry).chunk == ch)
-	if ok {
-		m.lru.Remove(element)
-		delete(m.entries, key)
-		m.size -= int64(len(element.Value.(*memoryEntry).chunk.data))
-	}
-	m.mu.Unlock()
-	if ok {
-		element.Value.(*memoryEntry).chunk.release()
-	}
+	m.removeIf(key, func(e *memoryEntry) bool { return e.passed && (ch == nil || e.chunk == ch) })
 }
 
 func (m *memoryLRU) remove(key chunkKey) {
+	m.removeIf(key, func(*memoryEntry) bool { return true })
+}
+
+// removeIf removes key's entry, releasing its chunk, when remove says so.
+func (m *memoryLRU) removeIf(key chunkKey, remove func(*memoryEntry) bool) {
 	m.mu.Lock()
 	element, ok := m.entries[key]
+	ok = ok && remove(element.Value.(*memoryEntry))
 	if ok {
 		m.lru.Remove(element)
 		delete(m.entries, key)
