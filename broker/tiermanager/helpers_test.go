@@ -135,8 +135,6 @@ func tiered(more ...string) map[string]string {
 	return configs
 }
 
-// newManager returns a Manager of the fixture's partition, as after a
-// restart: no task state.
 // bumpLeaderEpoch starts a new leader epoch on the same leader (the
 // partition applies it): later appends belong to it.
 func (f *fixture) bumpLeaderEpoch() {
@@ -150,6 +148,23 @@ func (f *fixture) bumpLeaderEpoch() {
 	f.part.ApplyAssignment(topic.Partitions[0], time.Now())
 }
 
+// startTerm starts a new leader epoch of this replica with the ISR as it
+// is, applied as the partition manager applies a term's start
+// (ApplyAssignmentAfterRemote: the quorum's log start and remote data
+// followed).
+func (f *fixture) startTerm() {
+	f.t.Helper()
+	topic, _ := f.store.State().TopicByID(f.topic.ID)
+	if _, err := f.store.ChangePartition(f.ctx, metadata.PartitionChange{TopicID: f.topic.ID, Partition: 0,
+		PartitionEpoch: topic.Partitions[0].PartitionEpoch, Leader: metadatatest.NodeID, ISR: topic.Partitions[0].ISR, BumpLeaderEpoch: true}); err != nil {
+		f.t.Fatal(err)
+	}
+	topic, _ = f.store.State().TopicByID(f.topic.ID)
+	f.part.ApplyAssignmentAfterRemote(topic.Partitions[0], time.Now(), f.store.State())
+}
+
+// newManager returns a Manager of the fixture's partition, as after a
+// restart: no task state.
 func (f *fixture) newManager() *Manager {
 	f.t.Helper()
 	m, err := New(Config{

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/strata-log/strata/metadata"
-	"github.com/strata-log/strata/metadata/metadatatest"
 )
 
 // TestLocalLogStartFollowsTheQuorum: a replica that missed a DeleteRecords
@@ -38,13 +37,7 @@ func TestLocalLogStartFollowsTheQuorum(t *testing.T) {
 
 	// This replica's term starts: its local log start goes up to the
 	// quorum's, past its high watermark, which follows.
-	topic, _ := f.store.State().TopicByID(f.topic.ID)
-	if _, err := f.store.ChangePartition(f.ctx, metadata.PartitionChange{TopicID: f.topic.ID, Partition: 0,
-		PartitionEpoch: topic.Partitions[0].PartitionEpoch, Leader: metadatatest.NodeID, ISR: topic.Partitions[0].ISR, BumpLeaderEpoch: true}); err != nil {
-		t.Fatal(err)
-	}
-	topic, _ = f.store.State().TopicByID(f.topic.ID)
-	f.part.ApplyAssignmentAfterRemote(topic.Partitions[0], time.Now(), f.store.State())
+	f.startTerm()
 	check("at the start of the term, high watermark 30", 40)
 	if end := f.part.LogEndOffset(); end != 100 {
 		t.Fatalf("log end %d, want 100 (the records past the log start stay)", end)
@@ -70,13 +63,7 @@ func TestNewLeaderBehindTheQuorumLogStartRestartsThere(t *testing.T) {
 	if _, err := f.store.SetLogStartOffset(f.ctx, f.topic.ID, 0, f.part.LeaderEpoch(), 150); err != nil {
 		t.Fatal(err)
 	}
-	topic, _ := f.store.State().TopicByID(f.topic.ID)
-	if _, err := f.store.ChangePartition(f.ctx, metadata.PartitionChange{TopicID: f.topic.ID, Partition: 0,
-		PartitionEpoch: topic.Partitions[0].PartitionEpoch, Leader: metadatatest.NodeID, ISR: topic.Partitions[0].ISR, BumpLeaderEpoch: true}); err != nil {
-		t.Fatal(err)
-	}
-	topic, _ = f.store.State().TopicByID(f.topic.ID)
-	f.part.ApplyAssignmentAfterRemote(topic.Partitions[0], time.Now(), f.store.State())
+	f.startTerm()
 	starts := f.part.ReadLogStarts(f.store.State)
 	if starts.Local != 150 || starts.Log != 150 || f.part.LogEndOffset() != 150 || f.part.HighWatermark() != 150 {
 		t.Fatalf("local log start %d, log start %d, log end %d, high watermark %d; want 150 for all",
@@ -85,7 +72,7 @@ func TestNewLeaderBehindTheQuorumLogStartRestartsThere(t *testing.T) {
 	if lso := f.part.LastStableOffsetFrom(starts.Log); lso != 150 {
 		t.Fatalf("last stable offset %d, want 150", lso)
 	}
-	if epoch, end := f.part.EpochEndOffset(topic.Partitions[0].LeaderEpoch - 1); end < 150 {
+	if epoch, end := f.part.EpochEndOffset(f.part.LeaderEpoch() - 1); end < 150 {
 		t.Fatalf("OffsetForLeaderEpoch of the previous epoch: epoch %d end %d, below the log start 150", epoch, end)
 	}
 	appendBatches(t, f.part, 1, -1)
@@ -132,23 +119,13 @@ func TestNewLeaderTrimsEpochsBelowTheQuorumLogStart(t *testing.T) {
 	f := newFixture(t, 10, 2) // offsets 0..49, follower 2
 	f.followerAt(2, 50)
 	first := f.part.LeaderEpoch()
-	newTerm := func() {
-		t.Helper()
-		topic, _ := f.store.State().TopicByID(f.topic.ID)
-		if _, err := f.store.ChangePartition(f.ctx, metadata.PartitionChange{TopicID: f.topic.ID, Partition: 0,
-			PartitionEpoch: topic.Partitions[0].PartitionEpoch, Leader: metadatatest.NodeID, ISR: topic.Partitions[0].ISR, BumpLeaderEpoch: true}); err != nil {
-			t.Fatal(err)
-		}
-		topic, _ = f.store.State().TopicByID(f.topic.ID)
-		f.part.ApplyAssignmentAfterRemote(topic.Partitions[0], time.Now(), f.store.State())
-	}
-	newTerm()
+	f.startTerm()
 	appendBatches(t, f.part, 10, 42) // offsets 50..99, the second epoch
 	f.followerAt(2, 55)
 	if _, err := f.store.SetLogStartOffset(f.ctx, f.topic.ID, 0, f.part.LeaderEpoch(), 60); err != nil {
 		t.Fatal(err)
 	}
-	newTerm()
+	f.startTerm()
 	if start, hw := f.part.LogStartOffset(), f.part.HighWatermark(); start != 60 || hw != 60 {
 		t.Fatalf("local log start %d, high watermark %d; want 60 and 60", start, hw)
 	}
