@@ -204,7 +204,14 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // loadedShard makes a shard over log on clock and loads it.
 func loadedShard(t *testing.T, log Log, clock Clock) *Shard {
 	t.Helper()
-	sh, err := NewShard(ShardConfig{Partition: 3, Log: log, Coordinator: Config{Clock: clock, InitialRebalanceDelay: -1}, Logger: quiet})
+	return loadedShardWithIDs(t, log, clock, nil)
+}
+
+// loadedShardWithIDs is loadedShard with topic ids (ShardConfig.TopicID;
+// nil: none).
+func loadedShardWithIDs(t *testing.T, log Log, clock Clock, topicID func(string) ([16]byte, bool)) *Shard {
+	t.Helper()
+	sh, err := NewShard(ShardConfig{Partition: 3, Log: log, Coordinator: Config{Clock: clock, InitialRebalanceDelay: -1}, Logger: quiet, TopicID: topicID})
 	if err != nil {
 		t.Fatal(err)
 	}

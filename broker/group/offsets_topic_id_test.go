@@ -48,19 +48,10 @@ func (m *topicIDs) set(name string, id [16]byte) {
 
 func topicID(b byte) [16]byte { return [16]byte{15: b} }
 
-// idShard is loadedShard with topic ids.
+// idShard is loadedShard with the topic ids of ids.
 func idShard(t *testing.T, log Log, clock Clock, ids *topicIDs) *Shard {
 	t.Helper()
-	sh, err := NewShard(ShardConfig{Partition: 3, Log: log, Coordinator: Config{Clock: clock, InitialRebalanceDelay: -1}, Logger: quiet, TopicID: ids.TopicID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sh.Close)
-	sh.Load()
-	if !sh.Serving() {
-		t.Fatal("a loaded shard over a led log does not serve")
-	}
-	return sh
+	return loadedShardWithIDs(t, log, clock, ids.TopicID)
 }
 
 // TestOffsetsOfTopicReplacedUnseenGone: a topic deleted and re-created
