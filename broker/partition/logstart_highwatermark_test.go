@@ -12,15 +12,7 @@ import "testing"
 // (its fetcher restarts the log at its leader's log start).
 func TestLogStartRaisesTheHighWatermark(t *testing.T) {
 	dir := t.TempDir()
-	leader := replica(t, t.TempDir(), 1, map[string]string{"segment.bytes": "1"})
-	leader.ApplyAssignment(assignment(1, 2, []int32{1, 2}, []int32{1}), t0)
-	for i := range 5 {
-		mustAppend(t, leader, batch(t, idempotent(7, 0, int32(2*i)), "a", 2))
-	}
-	data, err := leader.Read(0, 1<<20, leader.LogEndOffset(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, data := leaderOfFiveSegments(t, t.TempDir())
 
 	follower := replica(t, dir, 2, map[string]string{"segment.bytes": "1"})
 	follower.ApplyAssignment(assignment(1, 2, []int32{1, 2}, []int32{1}), t0)

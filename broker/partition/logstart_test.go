@@ -16,15 +16,7 @@ import (
 // raised to it when below, and a follower refuses DeleteRecords.
 func TestDeleteRecordsBefore(t *testing.T) {
 	dir := t.TempDir()
-	leader := replica(t, dir, 1, map[string]string{"segment.bytes": "1"})
-	leader.ApplyAssignment(assignment(1, 2, []int32{1, 2}, []int32{1}), t0)
-	for i := range 5 {
-		mustAppend(t, leader, batch(t, idempotent(7, 0, int32(2*i)), "a", 2))
-	}
-	data, err := leader.Read(0, 1<<20, leader.LogEndOffset(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	leader, data := leaderOfFiveSegments(t, dir)
 	if leader.HighWatermark() != 10 {
 		t.Fatalf("high watermark %d, want 10", leader.HighWatermark())
 	}
@@ -199,4 +191,21 @@ func TestRetentionTrimsLeaderEpochs(t *testing.T) {
 	if want := []epochEntry{{3, 6}}; !reflect.DeepEqual(leader.epochs.entries, want) {
 		t.Fatalf("epochs %+v after retention, want %+v", leader.epochs.entries, want)
 	}
+}
+
+// leaderOfFiveSegments returns the leader (node 1, follower 2 out of the
+// ISR) of a partition in dir holding five idempotent batches of two
+// records, a segment each, and those batches as a follower fetches them.
+func leaderOfFiveSegments(t *testing.T, dir string) (*Partition, []byte) {
+	t.Helper()
+	leader := replica(t, dir, 1, map[string]string{"segment.bytes": "1"})
+	leader.ApplyAssignment(assignment(1, 2, []int32{1, 2}, []int32{1}), t0)
+	for i := range 5 {
+		mustAppend(t, leader, batch(t, idempotent(7, 0, int32(2*i)), "a", 2))
+	}
+	data, err := leader.Read(0, 1<<20, leader.LogEndOffset(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leader, data
 }
