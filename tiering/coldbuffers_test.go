@@ -2,6 +2,7 @@ package tiering_test
 
 import (
 	"context"
+	"os"
 	"runtime"
 	"testing"
 
@@ -139,5 +140,40 @@ func TestPassedChunkLeavesMemoryOnceOnDisk(t *testing.T) {
 	tiering.WaitCacheWrites(tier)
 	if held := memory(); len(held) == 0 {
 		t.Fatal("the chunk a random read loaded from the disk cache is not in memory")
+	}
+}
+
+// A chunk a sequential reader has passed whose disk cache write fails
+// (here the cache directory is gone when the writer gets to it) stays in
+// the memory LRU: it was to leave memory only once on disk, and a re-read
+// of it is served from memory, with no GET.
+func TestPassedChunkStaysInMemoryWhenItsWriteFails(t *testing.T) {
+	local, bucket, segments := uploadedLog(t, 250)
+	const chunk = 16 << 10
+	dir := t.TempDir()
+	tier := newTier(t, tiering.Config{Bucket: bucket, CacheDir: dir, ChunkBytes: chunk, PrefetchChunks: 8, MemoryCacheBytes: 64 * chunk})
+	remote := segments[0]
+	release := tiering.HoldCacheWrites(tier)
+	replaySegmentPaced(t, tier, local, 0, remote, 16<<10, func() { tiering.WaitFetches(tier) })
+	if err := os.RemoveAll(dir); err != nil {
+		release()
+		t.Fatal(err)
+	}
+	release()
+	tiering.WaitCacheWrites(tier)
+	chunks := (remote.SizeBytes + chunk - 1) / chunk
+	held := 0
+	for _, c := range tiering.MemoryChunks(tier) {
+		if c.Segment == remote.SegmentID {
+			held++
+		}
+	}
+	if int64(held) != chunks {
+		t.Fatalf("%d of the segment's %d chunks in memory after their cache writes failed, want all (not on disk: memory is their only copy)", held, chunks)
+	}
+	gets := tier.Stats().ChunkGETs
+	replaySegment(t, tier, local, 0, remote, chunk)
+	if more := tier.Stats().ChunkGETs - gets; more != 0 {
+		t.Fatalf("%d chunk GETs re-reading a segment whose chunks are in memory, want 0", more)
 	}
 }
